@@ -1,0 +1,394 @@
+//! The parsed form of a roll.
+//!
+//! Modifiers are stored by *stage* (rerolls, explosion, implosion, min/max,
+//! keep/drop, counting, sort) rather than in the order they were written:
+//! the stage order is fixed and documented in GRAMMAR.md, so the evaluator,
+//! the odds engine and the renderer all agree on what a pool means.
+
+use crate::num::Num;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Byte range in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+}
+
+/// Binary arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/` (floors for integers)
+    Div,
+    /// `//` (always floors)
+    FloorDiv,
+    /// `%` (sign of the divisor)
+    Rem,
+    /// `**`
+    Pow,
+}
+
+impl BinaryOp {
+    /// The symbol used when rendering.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::FloorDiv => "//",
+            BinaryOp::Rem => "%",
+            BinaryOp::Pow => "**",
+        }
+    }
+}
+
+/// Unary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `+x`
+    Pos,
+}
+
+/// Comparison operators. `>` and `<` are strict everywhere; `>=`/`<=` are
+/// inclusive everywhere (comparisons, compare points, selectors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareOp {
+    /// `=` or `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `>` (strict)
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<` (strict)
+    Lt,
+    /// `<=`
+    Le,
+}
+
+impl CompareOp {
+    /// The symbol used when rendering.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "=",
+            CompareOp::Ne => "!=",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+        }
+    }
+
+    /// Applies the comparison to an ordering of left against right.
+    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            CompareOp::Eq => ord == Equal,
+            CompareOp::Ne => ord != Equal,
+            CompareOp::Gt => ord == Greater,
+            CompareOp::Ge => ord != Less,
+            CompareOp::Lt => ord == Less,
+            CompareOp::Le => ord != Greater,
+        }
+    }
+}
+
+/// Functions callable as `name(expr)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Func {
+    /// Round down.
+    Floor,
+    /// Round up.
+    Ceil,
+    /// Round half away from zero.
+    Round,
+    /// Absolute value.
+    Abs,
+}
+
+impl Func {
+    /// The name used when rendering.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Floor => "floor",
+            Func::Ceil => "ceil",
+            Func::Round => "round",
+            Func::Abs => "abs",
+        }
+    }
+}
+
+/// A condition on a single die value (or set element total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cond {
+    /// Compare the value with a constant.
+    Cmp(CompareOp, i64),
+    /// The value equals the die's highest face (default for explosions).
+    IsMax,
+    /// The value equals the die's lowest face (default for implosion,
+    /// failures and botches).
+    IsMin,
+}
+
+/// Face range of a die, needed to resolve [`Cond::IsMax`] / [`Cond::IsMin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Faces {
+    pub min: i64,
+    pub max: i64,
+    pub fate: bool,
+}
+
+impl Cond {
+    pub fn matches(self, value: i64, faces: Faces) -> bool {
+        match self {
+            Cond::Cmp(op, n) => op.holds(value.cmp(&n)),
+            Cond::IsMax => value == faces.max,
+            Cond::IsMin => value == faces.min,
+        }
+    }
+
+    /// Matching on set element totals, which may be decimals. `IsMax`/`IsMin`
+    /// never occur on sets (the parser does not produce them there).
+    pub fn matches_num(self, value: Num) -> bool {
+        match self {
+            Cond::Cmp(op, n) => op.holds(value.compare(Num::Int(n))),
+            Cond::IsMax | Cond::IsMin => false,
+        }
+    }
+}
+
+/// Which dice a keep/drop step selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selector {
+    Highest(u64),
+    Lowest(u64),
+    Middle(u64),
+    Match(Cond),
+}
+
+/// One keep or drop operation; consecutive operators of the same kind are
+/// merged into one step whose selection is the union (`k1k2`, `kh1kl1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SelectStep {
+    pub keep: bool,
+    pub selectors: Vec<Selector>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RerollMode {
+    /// Reroll once, keep the new value (`r`, `rg`, `ro`).
+    Once,
+    /// Reroll while the condition holds, capped (`ir`, `irg`, `rr`).
+    Indefinite,
+    /// Keep the die and add one more die if it matches (`ra`).
+    Add,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reroll {
+    pub mode: RerollMode,
+    pub cond: Cond,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExplodeMode {
+    /// Extra dice that explode again, capped (`e`, `ie`, `!`).
+    Chain,
+    /// One extra die per matching die; extra dice never explode (`eo`).
+    Once,
+    /// Extra dice are added into the original die (`!!`).
+    Compound,
+    /// Like `Chain`, but every extra die counts one less (`!p`).
+    Penetrate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Explode {
+    pub mode: ExplodeMode,
+    /// A die explodes if any condition matches.
+    pub conds: Vec<Cond>,
+}
+
+impl Explode {
+    pub fn matches(&self, value: i64, faces: Faces) -> bool {
+        self.conds.iter().any(|c| c.matches(value, faces))
+    }
+}
+
+/// Success counting rules. A die scores 2 if a `double` rule matches, else
+/// 1 if a `success` rule matches; a `failure` match subtracts 1; botches are
+/// only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Counting {
+    pub success: Vec<Cond>,
+    pub double: Vec<Cond>,
+    pub failure: Vec<Cond>,
+    pub botch: Vec<Cond>,
+}
+
+impl Counting {
+    /// Whether the pool's value is a success count instead of a sum.
+    pub fn counts(&self) -> bool {
+        !(self.success.is_empty() && self.double.is_empty() && self.failure.is_empty())
+    }
+
+    pub fn any(&self) -> bool {
+        self.counts() || !self.botch.is_empty()
+    }
+
+    pub fn has_target(&self) -> bool {
+        !self.success.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SortOrder {
+    Ascending,
+    Descending,
+}
+
+/// All modifiers of one pool, by stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Mods {
+    pub rerolls: Vec<Reroll>,
+    pub explode: Option<Explode>,
+    pub implode: Vec<Cond>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub select: Vec<SelectStep>,
+    pub counting: Counting,
+    pub sort: Option<SortOrder>,
+}
+
+impl Mods {
+    /// True when the pool may contain more dice than it started with.
+    pub fn adds_dice(&self) -> bool {
+        self.rerolls.iter().any(|r| r.mode == RerollMode::Add)
+            || self
+                .explode
+                .as_ref()
+                .is_some_and(|e| e.mode != ExplodeMode::Compound)
+            || !self.implode.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Count {
+    Lit(i64),
+    Expr(Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SidesSpec {
+    Lit(i64),
+    Fate,
+    Expr(Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DiceSpec {
+    pub count: Count,
+    pub sides: SidesSpec,
+    pub mods: Mods,
+    /// How the term is shown: the source text, or the expansion of an alias.
+    /// Shared with every outcome rolled from it.
+    pub notation: Arc<str>,
+    /// Wrath & Glory: the first die is the Wrath die.
+    pub wrath: bool,
+}
+
+/// `(a, b, c)` or `{a, b}`: keep/drop and counting act on element totals.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SetSpec {
+    pub items: Vec<Expr>,
+    pub mods: Mods,
+    pub brace: bool,
+    /// Modifiers as written, for display.
+    pub suffix: Arc<str>,
+}
+
+/// `{4d6+3d8}k4`: keep/drop and counting act on the individual dice inside.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GroupSpec {
+    pub inner: Expr,
+    pub mods: Mods,
+    pub suffix: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExprKind {
+    Num(Num),
+    Dice(Box<DiceSpec>),
+    Set(Box<SetSpec>),
+    Group(Box<GroupSpec>),
+    Paren(Box<Expr>),
+    Unary(UnaryOp, Box<Expr>),
+    /// Operator, its byte offset, operands.
+    Binary(BinaryOp, usize, Box<Expr>, Box<Expr>),
+    Compare(CompareOp, usize, Box<Expr>, Box<Expr>),
+    Then(usize, Box<Expr>, Box<Expr>),
+    Call(Func, Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+    pub annotations: Vec<String>,
+}
+
+impl Expr {
+    pub fn new(kind: ExprKind, span: Span) -> Self {
+        Expr {
+            kind,
+            span,
+            annotations: Vec::new(),
+        }
+    }
+}
+
+/// Dice Maiden's message flags, written before the roll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Flags {
+    /// `p`: the caller should reply privately.
+    pub private: bool,
+    /// `s`: show the expression and total, without the dice.
+    pub simple: bool,
+    /// `nr`: show only the total.
+    pub no_results: bool,
+    /// `ul`: accepted for compatibility; dice are shown unsorted anyway.
+    pub unsorted: bool,
+}
+
+/// One `;`-separated roll.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RollSpec {
+    pub span: Span,
+    /// This roll's text, trimmed.
+    pub text: Arc<str>,
+    pub expr: Expr,
+    pub label: Option<String>,
+    pub comment: Option<String>,
+    pub repeat: u32,
+}

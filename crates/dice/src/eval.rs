@@ -1,0 +1,995 @@
+//! Evaluation: rolls the dice of a parsed expression and builds the result
+//! tree.
+//!
+//! A dice pool goes through fixed stages, whatever order the modifiers were
+//! written in: roll -> rerolls -> reroll-and-add -> explosions -> implosion
+//! -> min/max -> keep/drop -> success counting -> sort (display only). The
+//! odds engine in `odds.rs` follows exactly the same stages.
+
+use crate::ast::{
+    BinaryOp, Cond, Count, Counting, DiceSpec, Explode, ExplodeMode, Expr, ExprKind, Faces, Func,
+    GroupSpec, Reroll, RerollMode, SelectStep, Selector, SetSpec, SidesSpec, SortOrder, UnaryOp,
+};
+use crate::error::{DiceError, ErrorKind};
+use crate::limits::{MAX_DICE, MAX_EXPLOSIONS, MAX_REROLLS_PER_DIE, MAX_ROLLS, MAX_SIDES};
+use crate::num::{Num, NumError};
+use crate::outcome::{DiceRoll, Die, DieOrigin, ExprResult, Node, SetItem, Tally};
+use crate::rng::Rng;
+
+type EResult<T> = Result<T, DiceError>;
+
+const NOTE_EXPLOSION_CAP: &str = "explosions stopped at the cap of 100 per die";
+const NOTE_REROLL_CAP: &str = "rerolls stopped at the cap of 100 per die";
+
+pub(crate) struct Evaluator<'a> {
+    src: &'a str,
+    rng: &'a mut Rng,
+    rolls: usize,
+    notes: Vec<String>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(src: &'a str, rng: &'a mut Rng) -> Self {
+        Evaluator {
+            src,
+            rng,
+            rolls: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Dice rolled so far, including rerolls and explosions.
+    pub fn rolls_used(&self) -> usize {
+        self.rolls
+    }
+
+    /// Starts a fresh roll budget (the odds simulation evaluates the same
+    /// expression many times; the limit is per evaluation).
+    pub fn reset_budget(&mut self) {
+        self.rolls = 0;
+        self.notes.clear();
+    }
+
+    pub fn eval_result(&mut self, expr: &Expr) -> EResult<ExprResult> {
+        self.notes.clear();
+        let tree = self.eval(expr)?;
+        Ok(finish(tree, std::mem::take(&mut self.notes)))
+    }
+
+    fn error(&self, kind: ErrorKind, at: usize) -> DiceError {
+        DiceError::new(kind, self.src, at)
+    }
+
+    fn num_error(&self, e: NumError, at: usize) -> DiceError {
+        self.error(num_error_kind(e), at)
+    }
+
+    fn note(&mut self, text: &str) {
+        if !self.notes.iter().any(|n| n == text) {
+            self.notes.push(text.to_owned());
+        }
+    }
+
+    fn roll_face(&mut self, faces: Faces, at: usize) -> EResult<i64> {
+        self.rolls += 1;
+        if self.rolls > MAX_ROLLS {
+            return Err(self.error(ErrorKind::TooManyRolls { max: MAX_ROLLS }, at));
+        }
+        Ok(if faces.fate {
+            #[allow(clippy::cast_possible_wrap)]
+            let v = self.rng.below(3) as i64;
+            v - 1
+        } else {
+            self.rng.range_inclusive(1, faces.max)
+        })
+    }
+
+    /// A whole number for a dice count or side count.
+    fn whole(&self, value: Num, what: &'static str, at: usize) -> EResult<i64> {
+        value
+            .as_int()
+            .ok_or_else(|| self.error(ErrorKind::NotWhole { what }, at))
+    }
+
+    pub fn eval(&mut self, expr: &Expr) -> EResult<Node> {
+        match &expr.kind {
+            ExprKind::Num(n) => Ok(Node::Number {
+                value: *n,
+                annotations: expr.annotations.clone(),
+            }),
+            ExprKind::Dice(spec) => self.eval_dice(spec, expr),
+            ExprKind::Set(set) => self.eval_set(set, expr),
+            ExprKind::Group(g) => self.eval_group(g, expr),
+            ExprKind::Paren(inner) => {
+                let node = self.eval(inner)?;
+                Ok(Node::Paren {
+                    value: node.value(),
+                    inner: Box::new(node),
+                    annotations: expr.annotations.clone(),
+                })
+            }
+            ExprKind::Unary(op, operand) => {
+                let node = self.eval(operand)?;
+                let value = apply_unary(*op, node.value())
+                    .map_err(|e| self.num_error(e, expr.span.start))?;
+                Ok(Node::Unary {
+                    op: *op,
+                    operand: Box::new(node),
+                    value,
+                })
+            }
+            ExprKind::Binary(op, at, l, r) => {
+                let left = self.eval(l)?;
+                let right = self.eval(r)?;
+                let value = apply_binary(*op, left.value(), right.value())
+                    .map_err(|e| self.num_error(e, *at))?;
+                Ok(Node::Binary {
+                    op: *op,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    value,
+                })
+            }
+            ExprKind::Compare(op, _, l, r) => {
+                let left = self.eval(l)?;
+                let right = self.eval(r)?;
+                let passed = op.holds(left.value().compare(right.value()));
+                Ok(Node::Compare {
+                    op: *op,
+                    left: Box::new(left),
+                    right: Box::new(right),
+                    passed,
+                    value: Num::Int(i64::from(passed)),
+                })
+            }
+            ExprKind::Then(_, c, e) => {
+                let condition = self.eval(c)?;
+                let passed = condition.value().is_positive();
+                let (effect, value) = if passed {
+                    let node = self.eval(e)?;
+                    let v = node.value();
+                    (Some(Box::new(node)), v)
+                } else {
+                    (None, Num::Int(0))
+                };
+                Ok(Node::Then {
+                    condition: Box::new(condition),
+                    passed,
+                    effect,
+                    value,
+                })
+            }
+            ExprKind::Call(func, arg) => {
+                let node = self.eval(arg)?;
+                let value = apply_func(*func, node.value())
+                    .map_err(|e| self.num_error(e, expr.span.start))?;
+                Ok(Node::Call {
+                    func: *func,
+                    arg: Box::new(node),
+                    value,
+                    annotations: expr.annotations.clone(),
+                })
+            }
+        }
+    }
+
+    fn eval_dice(&mut self, spec: &DiceSpec, expr: &Expr) -> EResult<Node> {
+        let at = expr.span.start;
+        let (count, count_roll) = match &spec.count {
+            Count::Lit(n) => (*n, None),
+            Count::Expr(e) => {
+                let node = self.eval(e)?;
+                let n = self.whole(node.value(), "the number of dice", e.span.start)?;
+                (n, Some(Box::new(node)))
+            }
+        };
+        if count < 0 {
+            return Err(self.error(ErrorKind::NegativeDiceCount { count }, at));
+        }
+        if count > MAX_DICE {
+            return Err(self.error(
+                ErrorKind::TooManyDice {
+                    count,
+                    max: MAX_DICE,
+                },
+                at,
+            ));
+        }
+        let (faces, sides_roll) = match &spec.sides {
+            SidesSpec::Lit(s) => (numbered(*s), None),
+            SidesSpec::Fate => (FATE, None),
+            SidesSpec::Expr(e) => {
+                let node = self.eval(e)?;
+                let s = self.whole(node.value(), "the number of sides", e.span.start)?;
+                if s < 1 {
+                    return Err(self.error(ErrorKind::ZeroSides, e.span.start));
+                }
+                if s > MAX_SIDES {
+                    return Err(self.error(
+                        ErrorKind::TooManySides {
+                            sides: s,
+                            max: MAX_SIDES,
+                        },
+                        e.span.start,
+                    ));
+                }
+                (numbered(s), Some(Box::new(node)))
+            }
+        };
+        let n = usize::try_from(count).unwrap_or(0);
+        if self.rolls.saturating_add(n) > MAX_ROLLS {
+            return Err(self.error(ErrorKind::TooManyRolls { max: MAX_ROLLS }, at));
+        }
+        let mut dice = Vec::with_capacity(n);
+        for _ in 0..n {
+            let face = self.roll_face(faces, at)?;
+            dice.push(Die::rolled(face));
+        }
+        let mods = &spec.mods;
+        if !mods.rerolls.is_empty() {
+            self.apply_rerolls(&mut dice, &mods.rerolls, faces, at)?;
+        }
+        if let Some(ex) = &mods.explode {
+            dice = self.apply_explode(dice, ex, faces, at)?;
+        }
+        if !mods.implode.is_empty() {
+            dice = self.apply_implode(dice, &mods.implode, faces, at)?;
+        }
+        if mods.min.is_some() || mods.max.is_some() {
+            clamp(&mut dice, mods.min, mods.max);
+        }
+        if !mods.select.is_empty() {
+            select(
+                &mods.select,
+                &mut DicePool {
+                    dice: &mut dice,
+                    faces,
+                },
+            );
+        }
+        let tally = mods
+            .counting
+            .any()
+            .then(|| count_dice(&mods.counting, dice.iter_mut().map(|d| (d, faces))));
+        match mods.sort {
+            Some(SortOrder::Ascending) => dice.sort_by_key(|d| d.value),
+            Some(SortOrder::Descending) => dice.sort_by_key(|d| std::cmp::Reverse(d.value)),
+            None => {}
+        }
+        if !faces.fate {
+            for die in &mut dice {
+                die.critical = die.face == faces.max;
+                die.fumble = die.face == 1 && !die.critical;
+            }
+        }
+        if spec.wrath
+            && let Some(first) = dice.first()
+        {
+            let text = match first.face {
+                6 => "Wrath die: 6 (critical)".to_owned(),
+                1 => "Wrath die: 1 (complication)".to_owned(),
+                f => format!("Wrath die: {f}"),
+            };
+            self.note(&text);
+        }
+        let value = match tally {
+            Some(t) if mods.counting.counts() => t.net(),
+            _ => sum_kept(&dice),
+        };
+        Ok(Node::Dice(DiceRoll {
+            notation: spec.notation.clone(),
+            count,
+            sides: faces.max,
+            fate: faces.fate,
+            dice,
+            value: Num::Int(value),
+            tally,
+            annotations: expr.annotations.clone(),
+            count_roll,
+            sides_roll,
+            counts: mods.counting.counts(),
+        }))
+    }
+
+    fn apply_rerolls(
+        &mut self,
+        dice: &mut Vec<Die>,
+        rerolls: &[Reroll],
+        faces: Faces,
+        at: usize,
+    ) -> EResult<()> {
+        let matches = |mode: RerollMode, v: i64| {
+            rerolls
+                .iter()
+                .any(|r| r.mode == mode && r.cond.matches(v, faces))
+        };
+        if rerolls.iter().any(|r| r.mode != RerollMode::Add) {
+            for die in dice.iter_mut() {
+                let mut once_used = false;
+                let mut n = 0;
+                loop {
+                    let v = die.face;
+                    let indefinite = matches(RerollMode::Indefinite, v);
+                    let once = !once_used && matches(RerollMode::Once, v);
+                    if !indefinite && !once {
+                        break;
+                    }
+                    if n >= MAX_REROLLS_PER_DIE {
+                        die.capped = true;
+                        self.note(NOTE_REROLL_CAP);
+                        break;
+                    }
+                    if !indefinite {
+                        once_used = true;
+                    }
+                    let f = self.roll_face(faces, at)?;
+                    die.rerolled_from.push(v);
+                    die.face = f;
+                    die.value = f;
+                    n += 1;
+                }
+            }
+        }
+        if rerolls.iter().any(|r| r.mode == RerollMode::Add) {
+            let mut out = Vec::with_capacity(dice.len().saturating_mul(2));
+            for die in dice.drain(..) {
+                let add = matches(RerollMode::Add, die.face);
+                out.push(die);
+                if add {
+                    let mut extra = Die::rolled(self.roll_face(faces, at)?);
+                    extra.origin = Some(DieOrigin::RerollAdd);
+                    out.push(extra);
+                }
+            }
+            *dice = out;
+        }
+        Ok(())
+    }
+
+    fn apply_explode(
+        &mut self,
+        dice: Vec<Die>,
+        ex: &Explode,
+        faces: Faces,
+        at: usize,
+    ) -> EResult<Vec<Die>> {
+        let mut out = Vec::with_capacity(dice.len() + dice.len() / 2 + 1);
+        for mut die in dice {
+            if !ex.matches(die.face, faces) {
+                out.push(die);
+                continue;
+            }
+            die.exploded = true;
+            match ex.mode {
+                ExplodeMode::Compound => {
+                    let mut n = 0;
+                    loop {
+                        if n >= MAX_EXPLOSIONS {
+                            die.capped = true;
+                            self.note(NOTE_EXPLOSION_CAP);
+                            break;
+                        }
+                        let f = self.roll_face(faces, at)?;
+                        n += 1;
+                        die.compounded.push(f);
+                        die.value = die.value.saturating_add(f);
+                        if !ex.matches(f, faces) {
+                            break;
+                        }
+                    }
+                    out.push(die);
+                }
+                ExplodeMode::Once => {
+                    out.push(die);
+                    let mut extra = Die::rolled(self.roll_face(faces, at)?);
+                    extra.origin = Some(DieOrigin::Explosion);
+                    out.push(extra);
+                }
+                ExplodeMode::Chain | ExplodeMode::Penetrate => {
+                    out.push(die);
+                    let mut n = 0;
+                    loop {
+                        if n >= MAX_EXPLOSIONS {
+                            if let Some(last) = out.last_mut() {
+                                last.capped = true;
+                            }
+                            self.note(NOTE_EXPLOSION_CAP);
+                            break;
+                        }
+                        let f = self.roll_face(faces, at)?;
+                        n += 1;
+                        let mut extra = Die::rolled(f);
+                        extra.origin = Some(DieOrigin::Explosion);
+                        if ex.mode == ExplodeMode::Penetrate {
+                            extra.value = f - 1;
+                        }
+                        let again = ex.matches(f, faces);
+                        extra.exploded = again;
+                        out.push(extra);
+                        if !again {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply_implode(
+        &mut self,
+        dice: Vec<Die>,
+        conds: &[Cond],
+        faces: Faces,
+        at: usize,
+    ) -> EResult<Vec<Die>> {
+        let mut out = Vec::with_capacity(dice.len() + 1);
+        for die in dice {
+            let implodes = die.origin.is_none() && conds.iter().any(|c| c.matches(die.face, faces));
+            out.push(die);
+            if implodes {
+                let f = self.roll_face(faces, at)?;
+                let mut extra = Die::rolled(f);
+                extra.value = -f;
+                extra.origin = Some(DieOrigin::Implosion);
+                out.push(extra);
+            }
+        }
+        Ok(out)
+    }
+
+    fn eval_set(&mut self, set: &SetSpec, expr: &Expr) -> EResult<Node> {
+        let mut items = Vec::with_capacity(set.items.len());
+        for e in &set.items {
+            items.push(SetItem {
+                node: self.eval(e)?,
+                dropped: false,
+                success: false,
+            });
+        }
+        if !set.mods.select.is_empty() {
+            select(&set.mods.select, &mut SetPool { items: &mut items });
+        }
+        let counting = &set.mods.counting;
+        let mut tally = None;
+        let value = if counting.any() {
+            let mut t = Tally::default();
+            for item in items.iter_mut().filter(|i| !i.dropped) {
+                let v = item.node.value();
+                let any = |conds: &[Cond]| conds.iter().any(|c| c.matches_num(v));
+                let score = if any(&counting.double) {
+                    2
+                } else {
+                    i64::from(any(&counting.success))
+                };
+                item.success = score > 0;
+                t.successes += score;
+                t.failures += i64::from(any(&counting.failure));
+                t.botches += i64::from(any(&counting.botch));
+            }
+            tally = Some(t);
+            if counting.counts() {
+                Num::Int(t.net())
+            } else {
+                sum_items(&items).map_err(|e| self.num_error(e, expr.span.start))?
+            }
+        } else {
+            sum_items(&items).map_err(|e| self.num_error(e, expr.span.start))?
+        };
+        Ok(Node::Set {
+            items,
+            brace: set.brace,
+            suffix: set.suffix.clone(),
+            value,
+            tally,
+            annotations: expr.annotations.clone(),
+        })
+    }
+
+    fn eval_group(&mut self, g: &GroupSpec, expr: &Expr) -> EResult<Node> {
+        let mut inner = self.eval(&g.inner)?;
+        let mods = &g.mods;
+        let mut tally = None;
+        let value = if mods.select.is_empty() && !mods.counting.any() {
+            inner.value()
+        } else {
+            {
+                let mut refs: Vec<(&mut Die, Faces)> = Vec::new();
+                collect_dice(&mut inner, &mut refs);
+                if !mods.select.is_empty() {
+                    select(&mods.select, &mut GroupPool { dice: &mut refs });
+                }
+                if mods.counting.any() {
+                    tally = Some(count_dice(&mods.counting, refs.into_iter()));
+                }
+            }
+            recompute(&mut inner).map_err(|e| self.num_error(e, expr.span.start))?;
+            match tally {
+                Some(t) if mods.counting.counts() => Num::Int(t.net()),
+                _ => inner.value(),
+            }
+        };
+        Ok(Node::Group {
+            inner: Box::new(inner),
+            suffix: g.suffix.clone(),
+            value,
+            tally,
+            annotations: expr.annotations.clone(),
+        })
+    }
+}
+
+pub(crate) const FATE: Faces = Faces {
+    min: -1,
+    max: 1,
+    fate: true,
+};
+
+pub(crate) fn numbered(sides: i64) -> Faces {
+    Faces {
+        min: 1,
+        max: sides,
+        fate: false,
+    }
+}
+
+pub(crate) fn num_error_kind(e: NumError) -> ErrorKind {
+    match e {
+        NumError::Overflow => ErrorKind::Overflow,
+        NumError::DivisionByZero => ErrorKind::DivisionByZero,
+        NumError::NotReal => ErrorKind::NotReal,
+    }
+}
+
+pub(crate) fn apply_binary(op: BinaryOp, a: Num, b: Num) -> Result<Num, NumError> {
+    match op {
+        BinaryOp::Add => a.add(b),
+        BinaryOp::Sub => a.sub(b),
+        BinaryOp::Mul => a.mul(b),
+        BinaryOp::Div => a.div(b),
+        BinaryOp::FloorDiv => a.floor_div(b),
+        BinaryOp::Rem => a.rem(b),
+        BinaryOp::Pow => a.pow(b),
+    }
+}
+
+pub(crate) fn apply_unary(op: UnaryOp, a: Num) -> Result<Num, NumError> {
+    match op {
+        UnaryOp::Neg => a.neg(),
+        UnaryOp::Pos => Ok(a),
+    }
+}
+
+pub(crate) fn apply_func(func: Func, a: Num) -> Result<Num, NumError> {
+    match func {
+        Func::Floor => a.floor(),
+        Func::Ceil => a.ceil(),
+        Func::Round => a.round(),
+        Func::Abs => a.abs(),
+    }
+}
+
+fn clamp(dice: &mut [Die], min: Option<i64>, max: Option<i64>) {
+    for die in dice
+        .iter_mut()
+        .filter(|d| d.origin != Some(DieOrigin::Implosion))
+    {
+        let mut v = die.value;
+        if let Some(m) = min
+            && v < m
+        {
+            v = m;
+        }
+        if let Some(m) = max
+            && v > m
+        {
+            v = m;
+        }
+        if v != die.value {
+            die.clamped_from = Some(die.value);
+            die.value = v;
+        }
+    }
+}
+
+fn sum_kept(dice: &[Die]) -> i64 {
+    dice.iter()
+        .filter(|d| !d.dropped)
+        .fold(0i64, |acc, d| acc.saturating_add(d.value))
+}
+
+fn sum_items(items: &[SetItem]) -> Result<Num, NumError> {
+    items
+        .iter()
+        .filter(|i| !i.dropped)
+        .try_fold(Num::Int(0), |acc, i| acc.add(i.node.value()))
+}
+
+/// Scores kept dice: 2 for a double success, else 1 for a success; a
+/// failure subtracts one (via the tally); botches are only counted.
+fn count_dice<'d>(counting: &Counting, dice: impl Iterator<Item = (&'d mut Die, Faces)>) -> Tally {
+    let mut t = Tally::default();
+    for (die, faces) in dice {
+        if die.dropped {
+            continue;
+        }
+        let v = die.value;
+        let any = |conds: &[Cond]| conds.iter().any(|c| c.matches(v, faces));
+        die.successes = if any(&counting.double) {
+            2
+        } else {
+            i64::from(any(&counting.success))
+        };
+        die.failure = any(&counting.failure);
+        die.botch = any(&counting.botch);
+        t.successes += die.successes;
+        t.failures += i64::from(die.failure);
+        t.botches += i64::from(die.botch);
+    }
+    t
+}
+
+/// Something keep/drop can act on: dice of a pool, elements of a set, or
+/// the dice inside a group.
+pub(crate) trait Pool {
+    fn size(&self) -> usize;
+    fn value(&self, i: usize) -> Num;
+    fn matches(&self, i: usize, cond: Cond) -> bool;
+    fn is_dropped(&self, i: usize) -> bool;
+    fn drop_at(&mut self, i: usize);
+}
+
+struct DicePool<'a> {
+    dice: &'a mut [Die],
+    faces: Faces,
+}
+
+impl Pool for DicePool<'_> {
+    fn size(&self) -> usize {
+        self.dice.len()
+    }
+    fn value(&self, i: usize) -> Num {
+        Num::Int(self.dice.get(i).map_or(0, |d| d.value))
+    }
+    fn matches(&self, i: usize, cond: Cond) -> bool {
+        self.dice
+            .get(i)
+            .is_some_and(|d| cond.matches(d.value, self.faces))
+    }
+    fn is_dropped(&self, i: usize) -> bool {
+        self.dice.get(i).is_none_or(|d| d.dropped)
+    }
+    fn drop_at(&mut self, i: usize) {
+        if let Some(d) = self.dice.get_mut(i) {
+            d.dropped = true;
+        }
+    }
+}
+
+struct SetPool<'a> {
+    items: &'a mut [SetItem],
+}
+
+impl Pool for SetPool<'_> {
+    fn size(&self) -> usize {
+        self.items.len()
+    }
+    fn value(&self, i: usize) -> Num {
+        self.items.get(i).map_or(Num::Int(0), |x| x.node.value())
+    }
+    fn matches(&self, i: usize, cond: Cond) -> bool {
+        self.items
+            .get(i)
+            .is_some_and(|x| cond.matches_num(x.node.value()))
+    }
+    fn is_dropped(&self, i: usize) -> bool {
+        self.items.get(i).is_none_or(|x| x.dropped)
+    }
+    fn drop_at(&mut self, i: usize) {
+        if let Some(x) = self.items.get_mut(i) {
+            x.dropped = true;
+        }
+    }
+}
+
+struct GroupPool<'a, 'n> {
+    dice: &'a mut [(&'n mut Die, Faces)],
+}
+
+impl Pool for GroupPool<'_, '_> {
+    fn size(&self) -> usize {
+        self.dice.len()
+    }
+    fn value(&self, i: usize) -> Num {
+        Num::Int(self.dice.get(i).map_or(0, |(d, _)| d.value))
+    }
+    fn matches(&self, i: usize, cond: Cond) -> bool {
+        self.dice
+            .get(i)
+            .is_some_and(|(d, f)| cond.matches(d.value, *f))
+    }
+    fn is_dropped(&self, i: usize) -> bool {
+        self.dice.get(i).is_none_or(|(d, _)| d.dropped)
+    }
+    fn drop_at(&mut self, i: usize) {
+        if let Some((d, _)) = self.dice.get_mut(i) {
+            d.dropped = true;
+        }
+    }
+}
+
+/// Pools up to this size are selected without touching the heap.
+const INLINE_POOL: usize = 64;
+
+/// A scratch buffer on the stack for small pools, on the heap otherwise.
+enum Scratch<T: Copy + Default> {
+    Inline([T; INLINE_POOL]),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy + Default> Scratch<T> {
+    fn new(len: usize) -> Self {
+        if len <= INLINE_POOL {
+            Scratch::Inline([T::default(); INLINE_POOL])
+        } else {
+            Scratch::Heap(vec![T::default(); len])
+        }
+    }
+
+    fn slice(&mut self, len: usize) -> &mut [T] {
+        match self {
+            Scratch::Inline(a) => a.get_mut(..len).unwrap_or_default(),
+            Scratch::Heap(v) => v.get_mut(..len).unwrap_or_default(),
+        }
+    }
+}
+
+/// Keep/drop: each step selects among the dice still kept; a keep step drops
+/// everything it did not select, a drop step drops what it selected. Ties
+/// are broken by position, so the earlier die of two equal ones is kept by
+/// "highest" and "lowest" alike.
+pub(crate) fn select(steps: &[SelectStep], pool: &mut dyn Pool) {
+    let len = pool.size();
+    let mut kept_buf = Scratch::<usize>::new(len);
+    let mut order_buf = Scratch::<usize>::new(len);
+    let mut chosen_buf = Scratch::<bool>::new(len);
+    for step in steps {
+        let kept_all = kept_buf.slice(len);
+        let mut k = 0;
+        for i in 0..len {
+            if !pool.is_dropped(i)
+                && let Some(slot) = kept_all.get_mut(k)
+            {
+                *slot = i;
+                k += 1;
+            }
+        }
+        let kept = kept_all.get(..k).unwrap_or_default();
+        let chosen = chosen_buf.slice(len);
+        chosen.fill(false);
+        for sel in &step.selectors {
+            let (n, highest) = match *sel {
+                Selector::Match(cond) => {
+                    for &i in kept {
+                        if pool.matches(i, cond)
+                            && let Some(c) = chosen.get_mut(i)
+                        {
+                            *c = true;
+                        }
+                    }
+                    continue;
+                }
+                Selector::Highest(n) => (n, true),
+                Selector::Lowest(n) | Selector::Middle(n) => (n, false),
+            };
+            let order = order_buf.slice(len).get_mut(..k).unwrap_or_default();
+            order.copy_from_slice(kept);
+            // (value, position) is a total order, so an unstable sort is
+            // deterministic and needs no buffer.
+            order.sort_unstable_by(|&a, &b| {
+                let by_value = pool.value(a).compare(pool.value(b));
+                let by_value = if highest {
+                    by_value.reverse()
+                } else {
+                    by_value
+                };
+                by_value.then(a.cmp(&b))
+            });
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(k);
+            let skip = if matches!(sel, Selector::Middle(_)) {
+                (k - n) / 2
+            } else {
+                0
+            };
+            for &i in order.iter().skip(skip).take(n) {
+                if let Some(c) = chosen.get_mut(i) {
+                    *c = true;
+                }
+            }
+        }
+        for &i in kept {
+            if step.keep != chosen.get(i).copied().unwrap_or(false) {
+                pool.drop_at(i);
+            }
+        }
+    }
+}
+
+fn dice_faces(d: &DiceRoll) -> Faces {
+    if d.fate { FATE } else { numbered(d.sides) }
+}
+
+/// Every kept die under `node`, with its faces.
+fn collect_dice<'n>(node: &'n mut Node, out: &mut Vec<(&'n mut Die, Faces)>) {
+    match node {
+        Node::Number { .. } => {}
+        Node::Dice(d) => {
+            let faces = dice_faces(d);
+            out.extend(
+                d.dice
+                    .iter_mut()
+                    .filter(|d| !d.dropped)
+                    .map(|die| (die, faces)),
+            );
+        }
+        Node::Set { items, .. } => {
+            for item in items.iter_mut().filter(|i| !i.dropped) {
+                collect_dice(&mut item.node, out);
+            }
+        }
+        Node::Group { inner, .. } | Node::Paren { inner, .. } => collect_dice(inner, out),
+        Node::Unary { operand, .. } => collect_dice(operand, out),
+        Node::Call { arg, .. } => collect_dice(arg, out),
+        Node::Binary { left, right, .. } | Node::Compare { left, right, .. } => {
+            collect_dice(left, out);
+            collect_dice(right, out);
+        }
+        Node::Then {
+            condition, effect, ..
+        } => {
+            collect_dice(condition, out);
+            if let Some(e) = effect {
+                collect_dice(e, out);
+            }
+        }
+    }
+}
+
+/// Recomputes values bottom-up after a group dropped dice inside its tree.
+/// Nothing is rolled again; a `then` keeps its original decision.
+fn recompute(node: &mut Node) -> Result<(), NumError> {
+    match node {
+        Node::Number { .. } => {}
+        Node::Dice(d) => {
+            let value = match &mut d.tally {
+                Some(t) => {
+                    let kept = || d.dice.iter().filter(|x| !x.dropped);
+                    t.successes = kept().map(|x| x.successes).sum();
+                    t.failures = kept().map(|x| i64::from(x.failure)).sum();
+                    t.botches = kept().map(|x| i64::from(x.botch)).sum();
+                    if d.counts { t.net() } else { sum_kept(&d.dice) }
+                }
+                None => sum_kept(&d.dice),
+            };
+            d.value = Num::Int(value);
+        }
+        Node::Set {
+            items,
+            value,
+            tally,
+            ..
+        } => {
+            for item in items.iter_mut() {
+                recompute(&mut item.node)?;
+            }
+            if tally.is_none() {
+                *value = sum_items(items)?;
+            }
+        }
+        Node::Group {
+            inner,
+            value,
+            tally,
+            ..
+        } => {
+            recompute(inner)?;
+            if tally.is_none() {
+                *value = inner.value();
+            }
+        }
+        Node::Paren { inner, value, .. } => {
+            recompute(inner)?;
+            *value = inner.value();
+        }
+        Node::Unary { op, operand, value } => {
+            recompute(operand)?;
+            *value = apply_unary(*op, operand.value())?;
+        }
+        Node::Binary {
+            op,
+            left,
+            right,
+            value,
+        } => {
+            recompute(left)?;
+            recompute(right)?;
+            *value = apply_binary(*op, left.value(), right.value())?;
+        }
+        Node::Compare {
+            op,
+            left,
+            right,
+            passed,
+            value,
+        } => {
+            recompute(left)?;
+            recompute(right)?;
+            *passed = op.holds(left.value().compare(right.value()));
+            *value = Num::Int(i64::from(*passed));
+        }
+        Node::Then {
+            condition,
+            effect,
+            value,
+            ..
+        } => {
+            recompute(condition)?;
+            if let Some(e) = effect {
+                recompute(e)?;
+                *value = e.value();
+            }
+        }
+        Node::Call {
+            func, arg, value, ..
+        } => {
+            recompute(arg)?;
+            *value = apply_func(*func, arg.value())?;
+        }
+    }
+    Ok(())
+}
+
+/// Pass/fail of the expression: its top-level comparison or `then`.
+pub(crate) fn root_check(node: &Node) -> Option<bool> {
+    match node {
+        Node::Compare { passed, .. } | Node::Then { passed, .. } => Some(*passed),
+        Node::Paren { inner, .. } => root_check(inner),
+        _ => None,
+    }
+}
+
+fn finish(tree: Node, notes: Vec<String>) -> ExprResult {
+    let mut tally: Option<Tally> = None;
+    let mut d20: Option<&DiceRoll> = None;
+    tree.walk(&mut |n| {
+        let t = match n {
+            Node::Dice(d) => {
+                if d20.is_none() && d.sides == 20 && !d.fate {
+                    d20 = Some(d);
+                }
+                d.tally
+            }
+            Node::Set { tally, .. } | Node::Group { tally, .. } => *tally,
+            _ => None,
+        };
+        if let Some(t) = t {
+            tally.get_or_insert_with(Tally::default).add(t);
+        }
+    });
+    let natural = d20.and_then(|d| {
+        d.dice
+            .iter()
+            .find(|x| !x.dropped && x.origin.is_none())
+            .or_else(|| d.dice.first())
+            .map(|x| x.face)
+    });
+    ExprResult {
+        total: tree.value(),
+        check: root_check(&tree),
+        tally,
+        critical: natural == Some(20),
+        fumble: natural == Some(1),
+        notes,
+        tree,
+    }
+}

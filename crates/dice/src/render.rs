@@ -1,0 +1,488 @@
+//! Text output: Discord Markdown and plain text.
+//!
+//! Markdown follows the conventions Discord players know from Avrae: dropped
+//! dice struck through (`~~1~~`), natural max faces and 1s in bold,
+//! exploded dice marked `!`, changed values as `1 -> 4`, the total in
+//! backticks. Plain text uses the same layout without markup: a dropped die
+//! is written `~1~`. Player-written text (labels, comments, annotations) is
+//! escaped in Markdown so it cannot break the formatting.
+
+use crate::ast::UnaryOp;
+use crate::num::Num;
+use crate::outcome::{DiceRoll, Die, DieOrigin, ExprResult, Node, Outcome, Tally};
+use std::fmt::Write;
+
+/// Discord messages are limited to 2000 characters; long pools are cut in
+/// Markdown after this many dice (the plain text and JSON keep them all).
+pub const MARKDOWN_MAX_DICE: usize = 40;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Markdown,
+    Plain,
+}
+
+impl Outcome {
+    /// Discord Markdown, one line per result.
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::with_capacity(64);
+        self.write_markdown(&mut out);
+        out
+    }
+
+    /// Plain text, one line per result.
+    pub fn render_plain(&self) -> String {
+        let mut out = String::with_capacity(64);
+        self.write_plain(&mut out);
+        out
+    }
+
+    /// Appends the Markdown rendering to `out` (lets callers reuse buffers).
+    pub fn write_markdown(&self, out: &mut String) {
+        write_outcome(out, self, Style::Markdown);
+    }
+
+    /// Appends the plain rendering to `out` (lets callers reuse buffers).
+    pub fn write_plain(&self, out: &mut String) {
+        write_outcome(out, self, Style::Plain);
+    }
+}
+
+fn write_outcome(out: &mut String, o: &Outcome, style: Style) {
+    let md = style == Style::Markdown;
+    let mut first = true;
+    for roll in &o.rolls {
+        let many = roll.results.len() > 1;
+        for (i, r) in roll.results.iter().enumerate() {
+            if !first {
+                out.push('\n');
+            }
+            first = false;
+            if let Some(label) = &roll.label {
+                if md {
+                    out.push_str("**");
+                    escape_into(out, label);
+                    out.push_str("**");
+                } else {
+                    out.push_str(label);
+                }
+                if many {
+                    let _ = write!(out, " #{}", i + 1);
+                }
+                out.push_str(": ");
+            } else if many {
+                let _ = write!(out, "#{}: ", i + 1);
+            }
+            if o.flags.no_results {
+                write_total(out, r, style);
+            } else {
+                write_result(out, r, style, !o.flags.simple);
+            }
+            if let Some(c) = &roll.comment {
+                if md {
+                    out.push_str(" — *");
+                    escape_into(out, c);
+                    out.push('*');
+                } else {
+                    out.push_str(" # ");
+                    out.push_str(c);
+                }
+            }
+            if r.critical {
+                out.push_str(if md { " **(critical)**" } else { " (critical)" });
+            } else if r.fumble {
+                out.push_str(if md { " **(fumble)**" } else { " (fumble)" });
+            }
+            for note in &r.notes {
+                if md {
+                    out.push_str("\n-# ");
+                    escape_into(out, note);
+                } else {
+                    out.push_str(" [");
+                    out.push_str(note);
+                    out.push(']');
+                }
+            }
+        }
+    }
+}
+
+/// Just the total (the `nr` flag).
+fn write_total(out: &mut String, r: &ExprResult, style: Style) {
+    let md = style == Style::Markdown;
+    tick(out, md, |o| push_num(o, r.total));
+    if let Some(passed) = r.check {
+        out.push(' ');
+        verdict(out, md, passed);
+    }
+}
+
+fn write_result(out: &mut String, r: &ExprResult, style: Style, dice: bool) {
+    let md = style == Style::Markdown;
+    let arrow = if md { " → " } else { " -> " };
+    match &r.tree {
+        Node::Compare {
+            op,
+            left,
+            right,
+            passed,
+            ..
+        } => {
+            write_node(out, left, style, dice);
+            out.push(' ');
+            out.push_str(op.symbol());
+            out.push(' ');
+            write_node(out, right, style, dice);
+            out.push_str(arrow);
+            tick(out, md, |o| push_num(o, left.value()));
+            if !matches!(**right, Node::Number { .. }) {
+                out.push_str(" vs ");
+                push_num(out, right.value());
+            }
+            out.push(' ');
+            verdict(out, md, *passed);
+        }
+        Node::Then {
+            condition,
+            passed,
+            effect,
+            value,
+        } => {
+            write_check(out, condition, style, dice);
+            out.push_str(arrow);
+            verdict(out, md, *passed);
+            if let Some(e) = effect {
+                out.push_str(if md { " ⇒ " } else { " => " });
+                write_node(out, e, style, dice);
+            }
+            out.push_str(" = ");
+            tick(out, md, |o| push_num(o, *value));
+        }
+        tree => {
+            write_node(out, tree, style, dice);
+            out.push_str(" = ");
+            tick(out, md, |o| push_num(o, r.total));
+        }
+    }
+    if let Some(t) = &r.tally {
+        write_tally(out, t);
+    }
+}
+
+/// The condition of a `then`, with the total it compared.
+fn write_check(out: &mut String, node: &Node, style: Style, dice: bool) {
+    match node {
+        Node::Compare {
+            op, left, right, ..
+        } => {
+            write_node(out, left, style, dice);
+            out.push(' ');
+            out.push_str(op.symbol());
+            out.push(' ');
+            write_node(out, right, style, dice);
+            out.push_str(" (");
+            push_num(out, left.value());
+            out.push(')');
+        }
+        other => {
+            write_node(out, other, style, dice);
+            out.push_str(" (");
+            push_num(out, other.value());
+            out.push(')');
+        }
+    }
+}
+
+fn write_tally(out: &mut String, t: &Tally) {
+    let plural = |n: i64, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    out.push_str(" (");
+    out.push_str(&plural(t.successes, "success", "successes"));
+    if t.failures != 0 {
+        out.push_str(", ");
+        out.push_str(&plural(t.failures, "failure", "failures"));
+    }
+    if t.botches != 0 {
+        out.push_str(", ");
+        out.push_str(&plural(t.botches, "botch", "botches"));
+    }
+    out.push(')');
+}
+
+fn verdict(out: &mut String, md: bool, passed: bool) {
+    let word = if passed { "pass" } else { "fail" };
+    if md {
+        out.push_str("**");
+        out.push_str(word);
+        out.push_str("**");
+    } else {
+        out.push_str(word);
+    }
+}
+
+fn tick(out: &mut String, md: bool, f: impl FnOnce(&mut String)) {
+    if md {
+        out.push('`');
+    }
+    f(out);
+    if md {
+        out.push('`');
+    }
+}
+
+fn write_annotations(out: &mut String, annotations: &[String], style: Style) {
+    for a in annotations {
+        out.push_str(" [");
+        if style == Style::Markdown {
+            escape_into(out, a);
+        } else {
+            out.push_str(a);
+        }
+        out.push(']');
+    }
+}
+
+fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
+    let md = style == Style::Markdown;
+    match node {
+        Node::Number { value, annotations } => {
+            push_num(out, *value);
+            write_annotations(out, annotations, style);
+        }
+        Node::Dice(d) => {
+            write_dice(out, d, style, dice);
+            write_annotations(out, &d.annotations, style);
+        }
+        Node::Set {
+            items,
+            brace,
+            suffix,
+            annotations,
+            ..
+        } => {
+            out.push(if *brace { '{' } else { '(' });
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if item.dropped {
+                    out.push_str(if md { "~~" } else { "~" });
+                }
+                write_node(out, &item.node, style, dice);
+                if item.dropped {
+                    out.push_str(if md { "~~" } else { "~" });
+                }
+            }
+            if !*brace && items.len() == 1 {
+                out.push(',');
+            }
+            out.push(if *brace { '}' } else { ')' });
+            text(out, suffix, md);
+            write_annotations(out, annotations, style);
+        }
+        Node::Group {
+            inner,
+            suffix,
+            annotations,
+            ..
+        } => {
+            out.push('{');
+            write_node(out, inner, style, dice);
+            out.push('}');
+            text(out, suffix, md);
+            write_annotations(out, annotations, style);
+        }
+        Node::Paren {
+            inner, annotations, ..
+        } => {
+            out.push('(');
+            write_node(out, inner, style, dice);
+            out.push(')');
+            write_annotations(out, annotations, style);
+        }
+        Node::Unary { op, operand, .. } => {
+            out.push(if *op == UnaryOp::Neg { '-' } else { '+' });
+            write_node(out, operand, style, dice);
+        }
+        Node::Binary {
+            op, left, right, ..
+        } => {
+            write_node(out, left, style, dice);
+            out.push(' ');
+            text(out, op.symbol(), md);
+            out.push(' ');
+            write_node(out, right, style, dice);
+        }
+        Node::Compare {
+            op, left, right, ..
+        } => {
+            write_node(out, left, style, dice);
+            out.push(' ');
+            out.push_str(op.symbol());
+            out.push(' ');
+            write_node(out, right, style, dice);
+        }
+        Node::Then {
+            condition, effect, ..
+        } => {
+            write_node(out, condition, style, dice);
+            out.push_str(" then ");
+            match effect {
+                Some(e) => write_node(out, e, style, dice),
+                None => out.push_str("(not rolled)"),
+            }
+        }
+        Node::Call {
+            func,
+            arg,
+            annotations,
+            ..
+        } => {
+            out.push_str(func.name());
+            out.push('(');
+            write_node(out, arg, style, dice);
+            out.push(')');
+            write_annotations(out, annotations, style);
+        }
+    }
+}
+
+/// Appends an integer without going through `core::fmt` (rendering is on
+/// the hot path of bulk rolling).
+pub(crate) fn push_int(out: &mut String, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            // n % 10 < 10, so the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (n % 10) as u8;
+            *slot = b'0' + digit;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+/// Appends a number: integers fast, decimals through `Display`.
+pub(crate) fn push_num(out: &mut String, v: Num) {
+    match v {
+        Num::Int(i) => push_int(out, i),
+        Num::Dec(_) => {
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+fn text(out: &mut String, s: &str, md: bool) {
+    if md {
+        escape_into(out, s);
+    } else {
+        out.push_str(s);
+    }
+}
+
+fn write_dice(out: &mut String, d: &DiceRoll, style: Style, show: bool) {
+    let md = style == Style::Markdown;
+    text(out, &d.notation, md);
+    if !show {
+        return;
+    }
+    out.push_str(" (");
+    let limit = if md { MARKDOWN_MAX_DICE } else { usize::MAX };
+    for (i, die) in d.dice.iter().enumerate() {
+        if i == limit {
+            let _ = write!(out, ", … +{} more", d.dice.len() - limit);
+            break;
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_die(out, die, d.fate, md);
+    }
+    out.push(')');
+}
+
+fn face_text(out: &mut String, v: i64, fate: bool) {
+    if fate {
+        out.push_str(match v {
+            1 => "+",
+            -1 => "-",
+            0 => "0",
+            _ => "",
+        });
+        if !(-1..=1).contains(&v) {
+            push_int(out, v);
+        }
+    } else {
+        push_int(out, v);
+    }
+}
+
+fn write_die(out: &mut String, die: &Die, fate: bool, md: bool) {
+    if die.dropped {
+        out.push_str(if md { "~~" } else { "~" });
+    }
+    for f in &die.rerolled_from {
+        face_text(out, *f, fate);
+        out.push_str(" -> ");
+    }
+    if let Some(before) = die.clamped_from {
+        face_text(out, before, fate);
+        out.push_str(" -> ");
+    }
+    let bold = md && (die.critical || die.fumble);
+    if bold {
+        out.push_str("**");
+    }
+    face_text(out, die.value, fate);
+    if bold {
+        out.push_str("**");
+    }
+    if die.exploded {
+        out.push('!');
+    }
+    if die.origin == Some(DieOrigin::RerollAdd) {
+        out.push('+');
+    }
+    if die.dropped {
+        out.push_str(if md { "~~" } else { "~" });
+    }
+}
+
+/// Escapes Discord Markdown control characters in player-written text.
+pub(crate) fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_print_like_display() {
+        for v in [0, 1, -1, 9, 10, -10, 123_456, i64::MAX, i64::MIN] {
+            let mut s = String::new();
+            push_int(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+    }
+}

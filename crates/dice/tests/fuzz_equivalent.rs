@@ -1,0 +1,54 @@
+//! The same work as the cargo-fuzz target `fuzz/fuzz_targets/parse.rs`
+//! (parse, roll with a fixed seed, render, serialise), driven by proptest
+//! so it runs on stable Rust in CI. Raise the number of cases with
+//! `DICE_FUZZ_CASES=200000 cargo test -p dice --release --test fuzz_equivalent`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use dice::Rng;
+use proptest::prelude::*;
+
+fn cases() -> u32 {
+    std::env::var("DICE_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3_000)
+}
+
+/// Bytes biased toward the characters the grammar cares about.
+fn dice_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let alphabet: Vec<u8> =
+        b"0123456789dDfF%+-*/()[]{},;<>=!khlmpreiosatbcwngx. \t#\xc3\xa9".to_vec();
+    prop::collection::vec(
+        prop_oneof![
+            8 => prop::sample::select(alphabet),
+            1 => any::<u8>(),
+        ],
+        0..64,
+    )
+}
+
+fn run_one(data: &[u8]) {
+    let input = String::from_utf8_lossy(data);
+    if let Ok(program) = dice::parse(&input)
+        && let Ok(outcome) = program.roll(&mut Rng::seeded(0))
+    {
+        let _ = outcome.render_plain();
+        let _ = outcome.render_markdown();
+        let _ = serde_json::to_string(&outcome);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn parse_and_roll_never_panic(data in dice_bytes()) {
+        run_one(&data);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..128)) {
+        run_one(&data);
+    }
+}

@@ -1,0 +1,712 @@
+//! A fake Discord on loopback that speaks the real wire protocol (API v10): REST under
+//! `/api/v10` and the gateway WebSocket on every other path of the same port.
+//!
+//! Our end-to-end tests and the offline sandbox point the real bot (twilight) at it:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), discord_sim::SimError> {
+//! use discord_sim::{Sim, SimConfig};
+//! let sim = Sim::start(SimConfig::default())?;
+//! let demo = sim.seed_demo();
+//! // twilight_http::Client::builder().token(sim.token().into())
+//! //     .proxy(sim.addr().to_string(), true).ratelimiter(None).build();
+//! // twilight_gateway::ConfigBuilder::new(sim.token().into(), intents)
+//! //     .proxy_url(sim.gateway_url()).build();
+//! let roll = sim.run_command(demo.alice, demo.dice, "roll",
+//!     serde_json::json!([{"name": "expression", "value": "1d20"}]))?;
+//! let reply = roll.response(std::time::Duration::from_secs(3)).await?;
+//! assert!(reply.content.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! Design in one paragraph: all state is in one `State` behind one mutex; REST
+//! handlers, the seeding API and the gateway all mutate it through the same methods,
+//! and every mutation Discord would announce is dispatched to the gateway sessions
+//! while the lock is held, so sequence numbers match the order of changes. Payloads
+//! are built as `serde_json::Value` in Discord's documented shape (including the
+//! fields twilight-model requires) and serialised once per dispatch. What the sim
+//! simplifies is listed in the crate's README-style notes on [`Sim`].
+
+mod config;
+mod error;
+mod fault;
+mod gateway;
+mod interaction;
+pub mod model;
+mod rest;
+mod snowflake;
+mod state;
+mod time;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub use config::SimConfig;
+pub use error::SimError;
+pub use fault::{Fault, RouteMatch};
+pub use gateway::intents;
+pub use interaction::{Interaction, InteractionReply, ReplySource};
+pub use model::{
+    Attachment, AttachmentSpec, Channel, ChannelKind, ChannelSpec, Command, ComponentSummary, Demo,
+    Guild, Member, Message, MessageInteractionMetadata, MessageReference, OverwriteKind,
+    PermissionOverwrite, RequestRecord, Role, RoleSpec, User,
+};
+pub use snowflake::Snowflake;
+
+use crate::error::ApiError;
+use crate::fault::FaultRule;
+use crate::state::{MessageEdit, NewMessage, Shared};
+
+/// A running fake Discord. Cheap to clone; all clones share one server and state.
+///
+/// Simplifications relative to Discord (deliberate, for tests):
+/// - Permissions are computed for interaction payloads but not enforced on REST: the
+///   bot owns every guild the sim creates.
+/// - Intents filter which dispatches a session receives; message content is always
+///   included (as if MESSAGE_CONTENT were granted).
+/// - No heartbeat timeout and no session expiry: a session lives until a new
+///   IDENTIFY for the same shard replaces it while detached, or its replay buffer
+///   overflows.
+/// - Rate limits are counted per route and major parameter with one generous limit;
+///   there is no global 50 req/s limit unless injected with [`Fault::RateLimited`].
+#[derive(Clone)]
+pub struct Sim {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.shared.ctx.addr)
+            .field("application_id", &self.shared.ctx.app_id)
+            .field("bot_user_id", &self.shared.ctx.bot_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves a sim on `listener` until `shutdown` resolves or [`Sim::shutdown`] is
+/// called. `sim` must have been made with [`Sim::new`] for this listener's address.
+pub async fn run(
+    listener: TcpListener,
+    sim: Sim,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let shared = sim.shared;
+    let app = rest::router(Arc::clone(&shared));
+    let mut stop = shared.shutdown.subscribe();
+    let flag = Arc::clone(&shared);
+    tracing::info!(addr = %shared.ctx.addr, "discord-sim listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => {}
+            }
+            // Tell gateway connections to end so graceful shutdown can finish.
+            flag.shutdown.send_replace(true);
+        })
+        .await
+}
+
+impl Sim {
+    /// Binds `config.bind` and serves in a background task. Must be called inside a
+    /// Tokio runtime.
+    pub fn start(config: SimConfig) -> io::Result<Sim> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let std_listener = std::net::TcpListener::bind(config.bind)?;
+        std_listener.set_nonblocking(true)?;
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(std_listener)?
+        };
+        let sim = Sim::new(config, listener.local_addr()?);
+        let served = sim.clone();
+        runtime.spawn(async move {
+            if let Err(error) = run(listener, served, std::future::pending()).await {
+                tracing::error!(%error, "discord-sim server failed");
+            }
+        });
+        Ok(sim)
+    }
+
+    /// A sim's state without a server, for use with [`run`] on a listener bound to
+    /// `addr` (the address appears in gateway and attachment URLs).
+    pub fn new(config: SimConfig, addr: SocketAddr) -> Sim {
+        Sim {
+            shared: Shared::new(config, addr),
+        }
+    }
+
+    /// Stops the server and closes every gateway connection.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    // ---- identity ----------------------------------------------------------------
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.ctx.addr
+    }
+
+    /// `ws://127.0.0.1:PORT`, for `ConfigBuilder::proxy_url`.
+    pub fn gateway_url(&self) -> String {
+        self.shared.ctx.gateway_url()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        self.shared.ctx.http_url()
+    }
+
+    /// `http://127.0.0.1:PORT/api/v10`.
+    pub fn api_url(&self) -> String {
+        format!("{}{}", self.shared.ctx.http_url(), rest::API_PREFIX)
+    }
+
+    /// The bot token the sim accepts.
+    pub fn token(&self) -> &str {
+        &self.shared.ctx.config.token
+    }
+
+    pub fn application_id(&self) -> Snowflake {
+        self.shared.ctx.app_id
+    }
+
+    pub fn bot_user_id(&self) -> Snowflake {
+        self.shared.ctx.bot_id
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.ctx.config
+    }
+
+    // ---- seeding -----------------------------------------------------------------
+
+    /// Creates a guild owned by the bot (dispatches GUILD_CREATE).
+    pub fn create_guild(&self, name: &str) -> Snowflake {
+        self.shared
+            .with(|s, ctx, ids| s.create_guild(ctx, ids, name))
+    }
+
+    /// Creates a user who is not yet a member of any guild.
+    pub fn create_user(&self, name: &str) -> Snowflake {
+        self.shared.with(|s, _, ids| s.create_user(ids, name))
+    }
+
+    /// Creates a channel (dispatches CHANNEL_CREATE).
+    pub fn create_channel(
+        &self,
+        guild: impl Into<Snowflake>,
+        name: &str,
+        kind: ChannelKind,
+    ) -> Result<Snowflake, SimError> {
+        self.create_channel_with(guild, ChannelSpec::new(name, kind))
+    }
+
+    /// Creates a channel with topic, parent, overwrites etc.
+    pub fn create_channel_with(
+        &self,
+        guild: impl Into<Snowflake>,
+        spec: ChannelSpec,
+    ) -> Result<Snowflake, SimError> {
+        let guild = guild.into();
+        self.shared.with(|s, _, ids| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.create_channel(ids, guild, spec).map_err(rejected)
+        })
+    }
+
+    /// The bot's DM channel with `user`, created on first use.
+    pub fn dm_channel(&self, user: impl Into<Snowflake>) -> Result<Snowflake, SimError> {
+        let user = user.into();
+        self.shared.with(|s, _, ids| {
+            s.dm_channel(ids, user)
+                .map_err(|_| SimError::UnknownUser(user))
+        })
+    }
+
+    /// Creates a role (dispatches GUILD_ROLE_CREATE).
+    pub fn create_role(
+        &self,
+        guild: impl Into<Snowflake>,
+        spec: RoleSpec,
+    ) -> Result<Snowflake, SimError> {
+        let guild = guild.into();
+        self.shared.with(|s, _, ids| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.create_role(ids, guild, spec).map_err(rejected)
+        })
+    }
+
+    /// Adds a user to a guild (dispatches GUILD_MEMBER_ADD). Idempotent.
+    pub fn add_member(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (guild, user) = (guild.into(), user.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.user(user).map_err(|_| SimError::UnknownUser(user))?;
+            s.add_member(guild, user).map_err(rejected)
+        })
+    }
+
+    /// Removes a user from a guild (dispatches GUILD_MEMBER_REMOVE).
+    pub fn remove_member(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (guild, user) = (guild.into(), user.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.remove_member(guild, user)
+                .map_err(|_| SimError::NotAMember { guild, user })
+        })
+    }
+
+    /// Gives a member a role (dispatches GUILD_MEMBER_UPDATE).
+    pub fn add_member_role(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+        role: impl Into<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (guild, user, role) = (guild.into(), user.into(), role.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.member(guild, user)
+                .map_err(|_| SimError::NotAMember { guild, user })?;
+            s.add_member_role(guild, user, role)
+                .map_err(|_| SimError::UnknownRole(role))
+        })
+    }
+
+    /// A user posts a message (stored, MESSAGE_CREATE dispatched). Attachments are
+    /// served by the sim at their `url`.
+    pub fn post_user_message(
+        &self,
+        channel: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+        content: &str,
+        attachments: Vec<AttachmentSpec>,
+    ) -> Result<Snowflake, SimError> {
+        let (channel, user) = (channel.into(), user.into());
+        self.shared.with(|s, ctx, ids| {
+            check_poster(s, channel, user)?;
+            let mut stored = Vec::with_capacity(attachments.len());
+            for spec in attachments {
+                let id = ids.next();
+                let url = format!(
+                    "{}/attachments/{channel}/{id}/{}",
+                    ctx.http_url(),
+                    spec.filename
+                );
+                let size = spec.size.unwrap_or(spec.data.len() as u64);
+                if !spec.data.is_empty() {
+                    s.attachment_data.insert(id, Arc::from(spec.data));
+                }
+                stored.push(Attachment {
+                    id,
+                    filename: spec.filename,
+                    content_type: spec.content_type,
+                    size,
+                    proxy_url: url.clone(),
+                    url,
+                    width: spec.width,
+                    height: spec.height,
+                    duration_secs: spec.duration_secs,
+                    description: None,
+                });
+            }
+            let new = NewMessage {
+                channel_id: channel,
+                author_id: user,
+                content: content.to_owned(),
+                attachments: stored,
+                ..NewMessage::default()
+            };
+            s.create_message(ids, new).map_err(rejected)
+        })
+    }
+
+    /// A user edits their message (MESSAGE_UPDATE).
+    pub fn edit_user_message(
+        &self,
+        channel: impl Into<Snowflake>,
+        message: impl Into<Snowflake>,
+        content: &str,
+    ) -> Result<(), SimError> {
+        let (channel, message) = (channel.into(), message.into());
+        self.shared.with(|s, _, _| {
+            s.message(channel, message)
+                .map_err(|_| SimError::UnknownMessage(message))?;
+            let edit = MessageEdit {
+                content: Some(content.to_owned()),
+                mark_edited: true,
+                ..MessageEdit::default()
+            };
+            s.edit_message(channel, message, edit).map_err(rejected)
+        })
+    }
+
+    /// A message is deleted by its author or a moderator (MESSAGE_DELETE).
+    pub fn delete_user_message(
+        &self,
+        channel: impl Into<Snowflake>,
+        message: impl Into<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (channel, message) = (channel.into(), message.into());
+        self.shared.with(|s, _, _| {
+            s.channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?;
+            s.delete_message(channel, message)
+                .map_err(|_| SimError::UnknownMessage(message))
+        })
+    }
+
+    /// Seeds the sandbox world: guild "Tavern Demo" with a "Tavern" category holding
+    /// #general, #dice, #drinking, #campaigns and the voice channel "Table", and the
+    /// members demo-player, alice, bob and carol.
+    pub fn seed_demo(&self) -> Demo {
+        self.shared.with(|s, ctx, ids| {
+            let guild = s.create_guild(ctx, ids, "Tavern Demo");
+            let mut channel = |spec: ChannelSpec| {
+                s.create_channel(ids, guild, spec)
+                    .unwrap_or_else(|_| Snowflake::new(0))
+            };
+            let category = channel(ChannelSpec::new("Tavern", ChannelKind::Category));
+            let general = channel(
+                ChannelSpec::new("general", ChannelKind::Text)
+                    .parent(category)
+                    .topic("Talk about anything"),
+            );
+            let dice = channel(
+                ChannelSpec::new("dice", ChannelKind::Text)
+                    .parent(category)
+                    .topic("Roll dice with /roll"),
+            );
+            let drinking = channel(
+                ChannelSpec::new("drinking", ChannelKind::Text)
+                    .parent(category)
+                    .topic("The dice drinking game"),
+            );
+            let campaigns = channel(
+                ChannelSpec::new("campaigns", ChannelKind::Text)
+                    .parent(category)
+                    .topic("Campaign announcements"),
+            );
+            let voice = channel(ChannelSpec::new("Table", ChannelKind::Voice).parent(category));
+            let mut user = |name: &str| {
+                let id = s.create_user(ids, name);
+                if let Err(error) = s.add_member(guild, id) {
+                    tracing::error!(?error, "seeding demo member failed");
+                }
+                id
+            };
+            Demo {
+                guild,
+                category,
+                general,
+                dice,
+                drinking,
+                campaigns,
+                voice,
+                demo_player: user("demo-player"),
+                alice: user("alice"),
+                bob: user("bob"),
+                carol: user("carol"),
+            }
+        })
+    }
+
+    // ---- queries -----------------------------------------------------------------
+
+    pub fn guilds(&self) -> Vec<Guild> {
+        self.shared
+            .lock()
+            .guilds
+            .values()
+            .map(|g| g.guild.clone())
+            .collect()
+    }
+
+    pub fn guild(&self, id: impl Into<Snowflake>) -> Option<Guild> {
+        self.shared
+            .lock()
+            .guilds
+            .get(&id.into())
+            .map(|g| g.guild.clone())
+    }
+
+    /// The guild's channels ordered by position, then id.
+    pub fn channels(&self, guild: impl Into<Snowflake>) -> Vec<Channel> {
+        let state = self.shared.lock();
+        let Some(g) = state.guilds.get(&guild.into()) else {
+            return Vec::new();
+        };
+        let mut channels: Vec<Channel> = g
+            .channels
+            .iter()
+            .filter_map(|c| state.channels.get(c))
+            .map(|c| c.channel.clone())
+            .collect();
+        channels.sort_by_key(|c| (c.position, c.id));
+        channels
+    }
+
+    pub fn channel(&self, id: impl Into<Snowflake>) -> Option<Channel> {
+        self.shared
+            .lock()
+            .channels
+            .get(&id.into())
+            .map(|c| c.channel.clone())
+    }
+
+    /// The first channel of the guild with this name.
+    pub fn channel_by_name(&self, guild: impl Into<Snowflake>, name: &str) -> Option<Channel> {
+        self.channels(guild).into_iter().find(|c| c.name == name)
+    }
+
+    /// Roles ordered by position (`@everyone` first).
+    pub fn roles(&self, guild: impl Into<Snowflake>) -> Vec<Role> {
+        let state = self.shared.lock();
+        let mut roles: Vec<Role> = state
+            .guilds
+            .get(&guild.into())
+            .map(|g| g.roles.values().cloned().collect())
+            .unwrap_or_default();
+        roles.sort_by_key(|r| (r.position, r.id));
+        roles
+    }
+
+    pub fn member(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+    ) -> Option<Member> {
+        self.shared
+            .lock()
+            .member(guild.into(), user.into())
+            .ok()
+            .cloned()
+    }
+
+    pub fn members(&self, guild: impl Into<Snowflake>) -> Vec<Member> {
+        self.shared
+            .lock()
+            .guilds
+            .get(&guild.into())
+            .map(|g| g.members.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn user(&self, id: impl Into<Snowflake>) -> Option<User> {
+        self.shared.lock().users.get(&id.into()).cloned()
+    }
+
+    /// Every message of a channel, oldest first, ephemeral ones included (see
+    /// [`Message::visible_to`]).
+    pub fn messages(&self, channel: impl Into<Snowflake>) -> Vec<Message> {
+        self.shared
+            .lock()
+            .channels
+            .get(&channel.into())
+            .map(|c| c.messages.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn message(
+        &self,
+        channel: impl Into<Snowflake>,
+        id: impl Into<Snowflake>,
+    ) -> Option<Message> {
+        self.shared
+            .lock()
+            .message(channel.into(), id.into())
+            .ok()
+            .cloned()
+    }
+
+    /// Global and guild commands, in registration order.
+    pub fn registered_commands(&self) -> Vec<Command> {
+        self.shared.lock().commands.clone()
+    }
+
+    /// Every REST request served (up to `request_log_capacity`), oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().requests.iter().cloned().collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// How many callbacks the interaction accepted (0 or 1; a correct bot makes it 1).
+    pub fn interaction_count_answered(&self, id: impl Into<Snowflake>) -> usize {
+        self.shared
+            .lock()
+            .interactions
+            .get(&id.into())
+            .map_or(0, |i| i.answered as usize)
+    }
+
+    /// How many callback requests arrived for the interaction, rejected ones included.
+    pub fn interaction_callback_attempts(&self, id: impl Into<Snowflake>) -> usize {
+        self.shared
+            .lock()
+            .interactions
+            .get(&id.into())
+            .map_or(0, |i| i.callback_attempts as usize)
+    }
+
+    /// Every reply to the interaction so far: callback, edits, follow-ups.
+    pub fn interaction_replies(&self, id: impl Into<Snowflake>) -> Vec<InteractionReply> {
+        self.shared
+            .lock()
+            .interactions
+            .get(&id.into())
+            .map(|i| i.replies.iter().map(|r| (**r).clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Gateway sessions alive (attached or waiting for RESUME).
+    pub fn gateway_session_count(&self) -> usize {
+        self.shared.lock().gateway.session_count()
+    }
+
+    /// Open gateway WebSockets.
+    pub fn gateway_connection_count(&self) -> usize {
+        self.shared.lock().gateway.connection_count()
+    }
+
+    // ---- acting as a user --------------------------------------------------------
+
+    /// `user` runs slash command `name` in `channel`. `options` uses Discord's shape
+    /// (`[{"name": "expression", "value": "1d20"}]`, subcommands nested under
+    /// `options`); each option's `type` may be omitted and is taken from the
+    /// registered command. Fails if no such command is registered for the channel's
+    /// guild or globally.
+    pub fn run_command(
+        &self,
+        user: impl Into<Snowflake>,
+        channel: impl Into<Snowflake>,
+        name: &str,
+        options: Value,
+    ) -> Result<Interaction, SimError> {
+        let (user, channel) = (user.into(), channel.into());
+        self.shared
+            .with(|s, ctx, ids| s.run_command(ctx, ids, user, channel, name, options))
+    }
+
+    /// `user` clicks the button `custom_id` on `message`.
+    pub fn click_button(
+        &self,
+        user: impl Into<Snowflake>,
+        channel: impl Into<Snowflake>,
+        message: impl Into<Snowflake>,
+        custom_id: &str,
+    ) -> Result<Interaction, SimError> {
+        let (user, channel, message) = (user.into(), channel.into(), message.into());
+        self.shared
+            .with(|s, ctx, ids| s.use_component(ctx, ids, user, channel, message, custom_id, None))
+    }
+
+    /// `user` picks `values` in the select menu `custom_id` on `message`.
+    pub fn select(
+        &self,
+        user: impl Into<Snowflake>,
+        channel: impl Into<Snowflake>,
+        message: impl Into<Snowflake>,
+        custom_id: &str,
+        values: Vec<String>,
+    ) -> Result<Interaction, SimError> {
+        let (user, channel, message) = (user.into(), channel.into(), message.into());
+        self.shared.with(|s, ctx, ids| {
+            s.use_component(ctx, ids, user, channel, message, custom_id, Some(values))
+        })
+    }
+
+    /// `user` submits the modal `custom_id` the bot showed them in `channel`, with
+    /// text input values by custom id.
+    pub fn submit_modal(
+        &self,
+        user: impl Into<Snowflake>,
+        channel: impl Into<Snowflake>,
+        custom_id: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Interaction, SimError> {
+        let (user, channel) = (user.into(), channel.into());
+        self.shared
+            .with(|s, ctx, ids| s.submit_modal(ctx, ids, user, channel, custom_id, fields))
+    }
+
+    // ---- fault injection ---------------------------------------------------------
+
+    /// The next `times` REST requests matching `route` get `fault`. Rules are
+    /// checked in the order they were added.
+    pub fn inject_fault(&self, route: RouteMatch, fault: Fault, times: usize) {
+        if times == 0 {
+            return;
+        }
+        self.shared.lock().faults.push(FaultRule {
+            matcher: route,
+            fault,
+            remaining: times,
+        });
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Drops every gateway WebSocket without a close frame (the client sees 1006).
+    /// Sessions stay, buffering dispatches for RESUME. Returns how many were open.
+    pub fn drop_gateway_connections(&self) -> usize {
+        self.shared.lock().gateway.drop_connections()
+    }
+
+    /// While `false`, gateway upgrade requests get 503, so a client's reconnects fail
+    /// until it is `true` again.
+    pub fn set_gateway_accepting(&self, accepting: bool) {
+        self.shared.lock().gateway.accepting = accepting;
+    }
+}
+
+fn rejected(error: ApiError) -> SimError {
+    SimError::Rejected {
+        status: error.status,
+        code: error.code,
+        message: error.message,
+    }
+}
+
+fn check_poster(s: &state::State, channel: Snowflake, user: Snowflake) -> Result<(), SimError> {
+    s.user(user).map_err(|_| SimError::UnknownUser(user))?;
+    let c = &s
+        .channel(channel)
+        .map_err(|_| SimError::UnknownChannel(channel))?
+        .channel;
+    if !c.kind.is_textual() {
+        return Err(SimError::NotTextChannel(channel));
+    }
+    match c.guild_id {
+        Some(guild) => {
+            s.member(guild, user)
+                .map_err(|_| SimError::NotAMember { guild, user })?;
+        }
+        None => {
+            if !c.recipients.contains(&user) {
+                return Err(SimError::UnknownChannel(channel));
+            }
+        }
+    }
+    Ok(())
+}

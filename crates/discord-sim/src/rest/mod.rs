@@ -1,0 +1,548 @@
+//! The HTTP side: REST under `/api/v10`, attachment downloads, and the gateway
+//! upgrade on every other path.
+//!
+//! One handler serves every REST request: it consumes an injected fault if one
+//! matches, checks the bot token, counts the rate-limit bucket, runs the route and
+//! logs the request, all under a single acquisition of the state lock (a `Delay`
+//! fault sleeps before taking it).
+
+mod channels;
+mod commands;
+mod guilds;
+mod interactions;
+mod misc;
+mod route;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::fault::{BucketStatus, Fault, take_fault};
+use crate::model::RequestRecord;
+use crate::snowflake::{Snowflake, SnowflakeGen, now_unix_ms};
+use crate::state::{Ctx, Shared, State};
+
+pub(crate) use route::Route;
+
+/// Every REST path starts with this.
+pub(crate) const API_PREFIX: &str = "/api/v10";
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v10", any(rest))
+        .route("/api/v10/{*rest}", any(rest))
+        .route(
+            "/attachments/{channel}/{attachment}/{filename}",
+            get(attachment),
+        )
+        .fallback(gateway_or_not_found)
+        .with_state(shared)
+}
+
+/// A file part of a multipart request.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub data: Vec<u8>,
+}
+
+/// What a route handler gets besides the state.
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// The JSON body (`payload_json` for multipart), `Null` if empty.
+    pub body: Value,
+    pub files: Vec<Upload>,
+    pub query: Vec<(String, String)>,
+    pub received: Instant,
+}
+
+impl Request {
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a route produced.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Json(u16, Value),
+    NoContent,
+}
+
+impl Reply {
+    pub fn ok(value: Value) -> Self {
+        Self::Json(200, value)
+    }
+
+    fn status(&self) -> u16 {
+        match self {
+            Self::Json(status, _) => *status,
+            Self::NoContent => 204,
+        }
+    }
+}
+
+/// Everything a route handler may touch.
+pub(crate) struct Call<'a> {
+    pub state: &'a mut State,
+    pub ctx: &'a Ctx,
+    pub ids: &'a SnowflakeGen,
+    pub req: Request,
+}
+
+async fn rest(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received = Instant::now();
+    let unix_ms = now_unix_ms();
+    let path = uri.path().to_owned();
+    let relative = path.strip_prefix(API_PREFIX).unwrap_or(&path);
+    let route = Route::parse(&method, relative);
+    let parsed_body = parse_body(&headers, &body);
+    let query = parse_query(uri.query());
+
+    let fault = take_fault(&mut shared.lock().faults, method.as_str(), &path);
+    let faulted = fault.is_some();
+    let fault = match fault {
+        Some(Fault::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        other => other,
+    };
+
+    let config = &shared.ctx.config;
+    let mut state = shared.lock();
+    let (template, major) = match &route {
+        Ok(route) => route.bucket(),
+        Err(_) => ("unknown", String::new()),
+    };
+    let bucket = state.buckets.hit(
+        template,
+        &major,
+        config.rate_limit_per_window,
+        config.rate_limit_window,
+        received,
+    );
+    let outcome: Result<Reply, Response> = 'outcome: {
+        match fault {
+            Some(Fault::RateLimited {
+                retry_after_secs,
+                global,
+            }) => break 'outcome Err(rate_limited(&bucket, retry_after_secs, global)),
+            Some(Fault::Status(status)) => {
+                break 'outcome Err(error_response(&status_error(status), &bucket));
+            }
+            _ => {}
+        }
+        let route = match route {
+            Ok(route) => route,
+            Err(error) => break 'outcome Err(error_response(&error, &bucket)),
+        };
+        if route.needs_bot_token() && !authorized(&headers, &config.token) {
+            break 'outcome Err(error_response(&ApiError::unauthorized(), &bucket));
+        }
+        if bucket.exceeded {
+            let retry = bucket.reset_after.as_secs_f64();
+            break 'outcome Err(rate_limited(&bucket, retry, false));
+        }
+        let (body, files) = match parsed_body {
+            Ok(parsed) => parsed,
+            Err(error) => break 'outcome Err(error_response(&error, &bucket)),
+        };
+        let call = Call {
+            state: &mut state,
+            ctx: &shared.ctx,
+            ids: &shared.ids,
+            req: Request {
+                body,
+                files,
+                query,
+                received,
+            },
+        };
+        match execute(route, call) {
+            Ok(reply) => Ok(reply),
+            Err(error) => Err(error_response(&error, &bucket)),
+        }
+    };
+    let response = match outcome {
+        Ok(reply) => success_response(reply, &bucket),
+        Err(response) => response,
+    };
+    state.log_request(
+        RequestRecord {
+            method: method.to_string(),
+            path,
+            query: uri.query().map(str::to_owned),
+            status: response.status().as_u16(),
+            at: received,
+            unix_ms,
+            faulted,
+        },
+        config.request_log_capacity,
+    );
+    drop(state);
+    tracing::trace!(%method, %uri, status = response.status().as_u16(), "rest request");
+    response
+}
+
+fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
+    use Route::*;
+    match route {
+        GetGateway
+        | GetGatewayBot
+        | GetCurrentUser
+        | GetUser(_)
+        | GetCurrentUserGuilds
+        | CreateDm
+        | GetCurrentApplication => misc::handle(route, call),
+        GetCommands { .. }
+        | SetCommands { .. }
+        | CreateCommand { .. }
+        | GetCommand { .. }
+        | EditCommand { .. }
+        | DeleteCommand { .. } => commands::handle(route, call),
+        InteractionCallback { .. }
+        | GetOriginal { .. }
+        | EditOriginal { .. }
+        | DeleteOriginal { .. }
+        | CreateFollowup { .. }
+        | GetFollowup { .. }
+        | EditFollowup { .. }
+        | DeleteFollowup { .. } => interactions::handle(route, call),
+        GetChannel(_) | EditChannel(_) | DeleteChannel(_) | GetMessages(_) | CreateMessage(_)
+        | GetMessage(..) | EditMessage(..) | DeleteMessage(..) | SetPermission(..)
+        | DeletePermission(..) | Typing(_) => channels::handle(route, call),
+        GetGuild(_)
+        | GetGuildChannels(_)
+        | CreateGuildChannel(_)
+        | GetRoles(_)
+        | CreateRole(_)
+        | EditRole(..)
+        | DeleteRole(..)
+        | ListMembers(_)
+        | GetMember(..)
+        | EditMember(..)
+        | RemoveMember(..)
+        | AddMemberRole(..)
+        | RemoveMemberRole(..) => guilds::handle(route, call),
+    }
+}
+
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bot "))
+        .is_some_and(|t| t == token)
+}
+
+fn status_error(status: u16) -> ApiError {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    ApiError::new(status, 0, format!("{status}: {reason}"))
+}
+
+/// Parses a JSON or multipart body. Discord answers malformed bodies with 400 and
+/// code 50035 (Invalid Form Body).
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<(Value, Vec<Upload>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("multipart/form-data") {
+        return parse_multipart(content_type, body);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((Value::Null, Vec::new()));
+    }
+    serde_json::from_slice(body)
+        .map(|value| (value, Vec::new()))
+        .map_err(|error| {
+            ApiError::invalid_form(
+                "_body",
+                "JSON_INVALID",
+                format!("The request body contains invalid JSON: {error}"),
+            )
+        })
+}
+
+/// Enough multipart parsing for Discord's file uploads: a `payload_json` part and
+/// `files[n]` parts.
+fn parse_multipart(content_type: &str, body: &[u8]) -> Result<(Value, Vec<Upload>), ApiError> {
+    let invalid = || ApiError::invalid_form("_body", "MULTIPART_INVALID", "Invalid multipart body");
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"'))
+        .ok_or_else(invalid)?;
+    let delimiter = format!("--{boundary}");
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    for part in split_bytes(body, delimiter.as_bytes()).into_iter().skip(1) {
+        if part.starts_with(b"--") {
+            break;
+        }
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let Some(split) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let mut content = &part[split + 4..];
+        content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        let param = |name: &str| {
+            head.split(';')
+                .filter_map(|p| p.trim().strip_prefix(&format!("{name}=")))
+                .next()
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        let name = param("name").unwrap_or_default();
+        let part_type = head.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.trim().to_owned())
+        });
+        if name == "payload_json" {
+            payload = serde_json::from_slice(content).map_err(|_| invalid())?;
+        } else if let Some(filename) = param("filename") {
+            files.push(Upload {
+                filename,
+                content_type: part_type,
+                data: content.to_vec(),
+            });
+        }
+    }
+    Ok((payload, files))
+}
+
+fn split_bytes<'a>(haystack: &'a [u8], needle: &[u8]) -> Vec<&'a [u8]> {
+    let mut parts = Vec::new();
+    let mut rest = haystack;
+    while let Some(index) = find(rest, needle) {
+        parts.push(&rest[..index]);
+        rest = &rest[index + needle.len()..];
+    }
+    parts.push(rest);
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn ratelimit_headers(response: &mut Response, bucket: &BucketStatus, remaining: u32) {
+    let reset_after = bucket.reset_after.as_secs_f64();
+    let reset = now_unix_ms() as f64 / 1000.0 + reset_after;
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("x-ratelimit-limit", bucket.limit.to_string());
+    set("x-ratelimit-remaining", remaining.to_string());
+    set("x-ratelimit-reset", format!("{reset:.3}"));
+    set("x-ratelimit-reset-after", format!("{reset_after:.3}"));
+    set("x-ratelimit-bucket", bucket.hash.clone());
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn success_response(reply: Reply, bucket: &BucketStatus) -> Response {
+    let status = reply.status();
+    let mut response = match reply {
+        Reply::Json(status, body) => json_response(status, &body),
+        Reply::NoContent => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+    };
+    debug_assert!(status < 300);
+    ratelimit_headers(&mut response, bucket, bucket.remaining);
+    response
+}
+
+fn error_response(error: &ApiError, bucket: &BucketStatus) -> Response {
+    let mut response = json_response(error.status, &error.body());
+    ratelimit_headers(&mut response, bucket, bucket.remaining);
+    response
+}
+
+fn rate_limited(bucket: &BucketStatus, retry_after: f64, global: bool) -> Response {
+    let body = json!({
+        "message": "You are being rate limited.",
+        "retry_after": retry_after,
+        "global": global,
+    });
+    let mut response = json_response(429, &body);
+    let reset_bucket = BucketStatus {
+        reset_after: Duration::from_secs_f64(retry_after.max(0.0)),
+        ..bucket.clone()
+    };
+    ratelimit_headers(&mut response, &reset_bucket, 0);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("{}", retry_after.ceil().max(0.0) as u64)) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    headers.insert(
+        "x-ratelimit-scope",
+        HeaderValue::from_static(if global { "global" } else { "user" }),
+    );
+    if global {
+        headers.insert("x-ratelimit-global", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Serves the bytes of an attachment seeded with data.
+async fn attachment(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path((channel, attachment, _filename)): Path<(u64, u64, String)>,
+) -> Response {
+    let state = shared.lock();
+    let found = state
+        .channels
+        .get(&Snowflake::new(channel))
+        .and_then(|c| {
+            c.messages
+                .values()
+                .flat_map(|m| &m.attachments)
+                .find(|a| a.id == Snowflake::new(attachment))
+        })
+        .map(|a| a.content_type.clone());
+    let data = state
+        .attachment_data
+        .get(&Snowflake::new(attachment))
+        .cloned();
+    drop(state);
+    match (found, data) {
+        (Some(content_type), Some(data)) => {
+            let mut response = Response::new(Body::from(data.to_vec()));
+            let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            response
+        }
+        _ => json_response(404, &ApiError::not_found().body()),
+    }
+}
+
+/// Any path that is not REST: a gateway connection if it is a WebSocket upgrade,
+/// else Discord's 404. Query parameters (`v`, `encoding`, `compress`) are ignored;
+/// frames are always uncompressed JSON text.
+async fn gateway_or_not_found(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return json_response(404, &ApiError::not_found().body());
+    };
+    if !shared.lock().gateway.accepting {
+        tracing::debug!("gateway connection refused: not accepting");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway not accepting connections",
+        )
+            .into_response();
+    }
+    upgrade.on_upgrade(move |socket| crate::gateway::serve_connection(shared, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            parse_query(Some("limit=5&before=12&name=a%20b+c")),
+            vec![
+                ("limit".to_owned(), "5".to_owned()),
+                ("before".to_owned(), "12".to_owned()),
+                ("name".to_owned(), "a b c".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn multipart_payload_and_files() {
+        let body = b"--XYZ\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{\"content\":\"hi\"}\r\n--XYZ\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\nDATA\r\n--XYZ--\r\n";
+        let (payload, files) =
+            parse_multipart("multipart/form-data; boundary=XYZ", body).expect("parses");
+        assert_eq!(payload, json!({"content": "hi"}));
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].filename, "clip.mp4");
+        assert_eq!(files[0].content_type.as_deref(), Some("video/mp4"));
+        assert_eq!(files[0].data, b"DATA");
+    }
+}

@@ -1,0 +1,248 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use twilight_gateway::{CloseFrame, ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
+
+use crate::handler::EventHandler;
+use crate::rest::{Discord, DiscordConfig};
+use crate::router::Router;
+use crate::wire;
+
+/// How the bot connects.
+#[derive(Clone)]
+pub struct BotConfig {
+    pub rest: DiscordConfig,
+    /// WebSocket URL of a stand-in gateway (discord-sim); `None` for Discord's.
+    pub gateway: Option<String>,
+    /// Number of shards; `None` asks Discord (`GET /gateway/bot`).
+    pub shards: Option<u32>,
+    /// How long shutdown waits for in-flight interactions.
+    pub drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for BotConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotConfig")
+            .field("rest", &self.rest)
+            .field("gateway", &self.gateway)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+/// Live gateway facts for `/ping` and readiness. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayStatus {
+    inner: Arc<StatusInner>,
+}
+
+#[derive(Debug, Default)]
+struct StatusInner {
+    ready: AtomicBool,
+    latency_us: AtomicU64,
+    resumes: AtomicU64,
+}
+
+impl GatewayStatus {
+    /// At least one shard has received READY (or RESUMED) and is connected.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Relaxed)
+    }
+    /// Average heartbeat round trip of the shards.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.inner.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+    /// How many times a shard resumed a session.
+    pub fn resumes(&self) -> u64 {
+        self.inner.resumes.load(Ordering::Relaxed)
+    }
+}
+
+/// The Discord side of Tavern: shards, routing and event fan-out.
+pub struct Bot {
+    config: BotConfig,
+    router: Arc<Router>,
+    events: Vec<Arc<dyn EventHandler>>,
+    status: GatewayStatus,
+    registered: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot").field("config", &self.config).field("router", &self.router).finish()
+    }
+}
+
+/// Why the bot stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("asking Discord for the shard count: {0}")]
+    ShardCount(String),
+}
+
+impl Bot {
+    pub fn new(config: BotConfig, router: Router, events: Vec<Arc<dyn EventHandler>>) -> Bot {
+        Bot {
+            config,
+            router: Arc::new(router),
+            events,
+            status: GatewayStatus::default(),
+            registered: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Shares `status` (created earlier, e.g. for a `/ping` handler) instead of a new one.
+    pub fn with_status(mut self, status: GatewayStatus) -> Bot {
+        self.status = status;
+        self
+    }
+
+    pub fn status(&self) -> GatewayStatus {
+        self.status.clone()
+    }
+
+    pub fn discord(&self) -> &Discord {
+        self.router.discord()
+    }
+
+    fn intents() -> Intents {
+        Intents::GUILDS | Intents::GUILD_MEMBERS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::DIRECT_MESSAGES
+    }
+
+    async fn shard_count(&self) -> Result<u32, BotError> {
+        if let Some(n) = self.config.shards {
+            return Ok(n.max(1));
+        }
+        let client = crate::rest::http_client(&self.config.rest);
+        let info = client
+            .gateway()
+            .authed()
+            .await
+            .map_err(|e| BotError::ShardCount(e.to_string()))?
+            .model()
+            .await
+            .map_err(|e| BotError::ShardCount(e.to_string()))?;
+        Ok(info.shards.max(1))
+    }
+
+    /// Runs every shard until `shutdown` is cancelled, then closes the shards (no new
+    /// work), waits for in-flight interactions and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BotError> {
+        let count = self.shard_count().await?;
+        tracing::info!(shards = count, gateway = self.config.gateway.as_deref().unwrap_or("discord"), "starting shards");
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in 0..count {
+            let mut builder = ConfigBuilder::new(self.config.rest.token.clone(), Self::intents());
+            if let Some(url) = &self.config.gateway {
+                builder = builder.proxy_url(url.clone());
+            }
+            let shard = Shard::with_config(ShardId::new(index, count), builder.build());
+            let runner = ShardRunner {
+                router: Arc::clone(&self.router),
+                events: self.events.clone(),
+                status: self.status.clone(),
+                registered: Arc::clone(&self.registered),
+            };
+            tasks.spawn(runner.run(shard, shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        self.status.inner.ready.store(false, Ordering::Relaxed);
+        if !self.router.wait_in_flight(self.config.drain_timeout).await {
+            tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight interactions did not finish before the drain timeout");
+        }
+        tracing::info!("discord connection closed");
+        Ok(())
+    }
+}
+
+struct ShardRunner {
+    router: Arc<Router>,
+    events: Vec<Arc<dyn EventHandler>>,
+    status: GatewayStatus,
+    registered: Arc<AtomicBool>,
+}
+
+impl ShardRunner {
+    async fn run(self, mut shard: Shard, shutdown: CancellationToken) {
+        let id = shard.id();
+        let mut closing = false;
+        loop {
+            let next = tokio::select! {
+                next = shard.next_event(EventTypeFlags::all()) => next,
+                () = shutdown.cancelled(), if !closing => {
+                    tracing::info!(shard = %id, "closing shard");
+                    closing = true;
+                    shard.close(CloseFrame::NORMAL);
+                    continue;
+                }
+            };
+            let event = match next {
+                None => break,
+                Some(Ok(event)) => event,
+                Some(Err(error)) => {
+                    tracing::warn!(shard = %id, %error, "gateway receive error; the shard reconnects");
+                    continue;
+                }
+            };
+            if let Some(avg) = shard.latency().average() {
+                self.status.inner.latency_us.store(avg.as_micros().max(1) as u64, Ordering::Relaxed);
+            }
+            if closing {
+                if matches!(event, Event::GatewayClose(_)) {
+                    break;
+                }
+                continue;
+            }
+            self.on_event(id, event).await;
+        }
+        tracing::info!(shard = %id, "shard stopped");
+    }
+
+    async fn on_event(&self, shard: ShardId, event: Event) {
+        match event {
+            Event::Ready(ready) => {
+                tracing::info!(%shard, session = %ready.session_id, guilds = ready.guilds.len(), "gateway ready");
+                self.router.discord().set_application_id(ready.application.id);
+                self.status.inner.ready.store(true, Ordering::Relaxed);
+                if !self.registered.swap(true, Ordering::SeqCst) {
+                    let discord = self.router.discord().clone();
+                    let specs = self.router.specs().to_vec();
+                    let registered = Arc::clone(&self.registered);
+                    tokio::spawn(async move {
+                        match discord.register_commands(&specs).await {
+                            Ok(()) => tracing::info!(commands = specs.len(), "slash commands registered"),
+                            Err(error) => {
+                                registered.store(false, Ordering::SeqCst);
+                                tracing::error!(%error, "registering slash commands failed; will retry on next READY");
+                            }
+                        }
+                    });
+                }
+            }
+            Event::Resumed => {
+                tracing::info!(%shard, "gateway session resumed");
+                self.status.inner.resumes.fetch_add(1, Ordering::Relaxed);
+                self.status.inner.ready.store(true, Ordering::Relaxed);
+            }
+            Event::GatewayClose(frame) => {
+                tracing::warn!(%shard, ?frame, "gateway connection closed; reconnecting");
+            }
+            Event::InteractionCreate(interaction) => self.router.dispatch(interaction.0),
+            other => {
+                if self.events.is_empty() {
+                    return;
+                }
+                if let Some(event) = wire::event(&other) {
+                    for handler in &self.events {
+                        tokio::spawn(handler.on_event(event.clone()));
+                    }
+                }
+            }
+        }
+    }
+}

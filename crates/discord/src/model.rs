@@ -1,0 +1,414 @@
+//! Tavern's own view of Discord: what a feature declares (commands, components) and what
+//! it receives and answers. Features never see the wire format; [`crate::wire`] converts.
+
+use std::collections::BTreeMap;
+
+pub use twilight_model::id::Id;
+pub use twilight_model::id::marker::{
+    ApplicationMarker, ChannelMarker, GuildMarker, InteractionMarker, MessageMarker, RoleMarker,
+    UserMarker,
+};
+
+pub type ApplicationId = Id<ApplicationMarker>;
+pub type ChannelId = Id<ChannelMarker>;
+pub type GuildId = Id<GuildMarker>;
+pub type InteractionId = Id<InteractionMarker>;
+pub type MessageId = Id<MessageMarker>;
+pub type RoleId = Id<RoleMarker>;
+pub type UserId = Id<UserMarker>;
+
+/// A slash command a feature registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSpec {
+    pub name: String,
+    pub description: String,
+    pub options: Vec<OptionSpec>,
+}
+
+impl CommandSpec {
+    pub fn new(name: &str, description: &str) -> CommandSpec {
+        CommandSpec {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            options: Vec::new(),
+        }
+    }
+
+    pub fn option(mut self, option: OptionSpec) -> CommandSpec {
+        self.options.push(option);
+        self
+    }
+}
+
+/// The type of a command option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    SubCommand,
+    String,
+    Integer,
+    Boolean,
+    User,
+    Channel,
+    Number,
+}
+
+/// One option (or subcommand) of a slash command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionSpec {
+    pub kind: OptionKind,
+    pub name: String,
+    pub description: String,
+    pub required: bool,
+    /// `(label, value)` pairs for string choices.
+    pub choices: Vec<(String, String)>,
+    /// Options of a subcommand.
+    pub options: Vec<OptionSpec>,
+    pub min_value: Option<i64>,
+    pub max_value: Option<i64>,
+}
+
+impl OptionSpec {
+    fn new(kind: OptionKind, name: &str, description: &str) -> OptionSpec {
+        OptionSpec {
+            kind,
+            name: name.to_owned(),
+            description: description.to_owned(),
+            required: false,
+            choices: Vec::new(),
+            options: Vec::new(),
+            min_value: None,
+            max_value: None,
+        }
+    }
+
+    pub fn subcommand(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::SubCommand, name, description)
+    }
+    pub fn string(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::String, name, description)
+    }
+    pub fn integer(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::Integer, name, description)
+    }
+    pub fn number(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::Number, name, description)
+    }
+    pub fn boolean(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::Boolean, name, description)
+    }
+    pub fn user(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::User, name, description)
+    }
+    pub fn channel(name: &str, description: &str) -> OptionSpec {
+        Self::new(OptionKind::Channel, name, description)
+    }
+    pub fn required(mut self) -> OptionSpec {
+        self.required = true;
+        self
+    }
+    pub fn choice(mut self, label: &str, value: &str) -> OptionSpec {
+        self.choices.push((label.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn range(mut self, min: i64, max: i64) -> OptionSpec {
+        self.min_value = Some(min);
+        self.max_value = Some(max);
+        self
+    }
+    /// Adds an option to a subcommand.
+    pub fn option(mut self, option: OptionSpec) -> OptionSpec {
+        self.options.push(option);
+        self
+    }
+}
+
+/// A value a user gave for an option.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    String(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    User(UserId),
+    Channel(ChannelId),
+}
+
+/// The options of an invoked command, flattened: `subcommand` is the path of nested
+/// subcommand names (`["join"]` for `/init join`), `values` the leaf options by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub subcommand: Vec<String>,
+    pub values: BTreeMap<String, OptionValue>,
+}
+
+impl Options {
+    /// The first subcommand name, if any.
+    pub fn sub(&self) -> Option<&str> {
+        self.subcommand.first().map(String::as_str)
+    }
+    pub fn str(&self, name: &str) -> Option<&str> {
+        match self.values.get(name) {
+            Some(OptionValue::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.values.get(name) {
+            Some(OptionValue::Integer(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.values.get(name) {
+            Some(OptionValue::Boolean(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    pub fn user(&self, name: &str) -> Option<UserId> {
+        match self.values.get(name) {
+            Some(OptionValue::User(v)) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// Who pressed or typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    pub id: UserId,
+    /// Display name (global name, or username).
+    pub name: String,
+}
+
+/// What the user did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A slash command.
+    Command { name: String, options: Options },
+    /// A button press (`values` empty) or a select-menu pick.
+    Component {
+        custom_id: String,
+        values: Vec<String>,
+        /// The message the component is attached to.
+        message_id: MessageId,
+    },
+}
+
+/// An interaction, as a feature sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub id: InteractionId,
+    pub action: Action,
+    pub actor: Actor,
+    pub guild_id: Option<GuildId>,
+    pub channel_id: ChannelId,
+}
+
+impl Invocation {
+    /// The options of a command; empty for a component.
+    pub fn options(&self) -> Options {
+        match &self.action {
+            Action::Command { options, .. } => options.clone(),
+            Action::Component { .. } => Options::default(),
+        }
+    }
+
+    /// Convention: a boolean command option named `private` makes the reply, and the
+    /// deferral that may precede it, visible only to the user.
+    pub fn wants_private(&self) -> bool {
+        match &self.action {
+            Action::Command { options, .. } => options.bool("private").unwrap_or(false),
+            Action::Component { .. } => false,
+        }
+    }
+
+    /// The component's custom id, split at `:` (`"ronnied:join:42"` -> `["ronnied", "join", "42"]`).
+    pub fn custom_id_parts(&self) -> Vec<&str> {
+        match &self.action {
+            Action::Component { custom_id, .. } => custom_id.split(':').collect(),
+            Action::Command { .. } => Vec::new(),
+        }
+    }
+}
+
+/// Button colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ButtonStyle {
+    Primary,
+    Secondary,
+    Success,
+    Danger,
+}
+
+/// One option of a select menu.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectOption {
+    pub label: String,
+    pub value: String,
+    pub description: Option<String>,
+}
+
+/// A message component.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Component {
+    Button {
+        custom_id: String,
+        label: String,
+        style: ButtonStyle,
+        disabled: bool,
+    },
+    Select {
+        custom_id: String,
+        placeholder: String,
+        options: Vec<SelectOption>,
+    },
+}
+
+impl Component {
+    pub fn button(custom_id: impl Into<String>, label: impl Into<String>, style: ButtonStyle) -> Component {
+        Component::Button {
+            custom_id: custom_id.into(),
+            label: label.into(),
+            style,
+            disabled: false,
+        }
+    }
+}
+
+/// A row of components (Discord allows 5 buttons or 1 select menu per row, 5 rows).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Row(pub Vec<Component>);
+
+/// A message Tavern sends: text and components.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reply {
+    pub content: String,
+    pub rows: Vec<Row>,
+    /// Visible only to the user who triggered the interaction.
+    pub ephemeral: bool,
+}
+
+impl Reply {
+    pub fn text(content: impl Into<String>) -> Reply {
+        Reply {
+            content: content.into(),
+            ..Reply::default()
+        }
+    }
+    pub fn private(content: impl Into<String>) -> Reply {
+        Reply {
+            content: content.into(),
+            ephemeral: true,
+            ..Reply::default()
+        }
+    }
+    pub fn row(mut self, components: Vec<Component>) -> Reply {
+        self.rows.push(Row(components));
+        self
+    }
+}
+
+/// How a handler answers an interaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// A new message in the channel (or a private one if `ephemeral`).
+    Message(Reply),
+    /// Edit the message the pressed component is attached to (components only).
+    Update(Reply),
+}
+
+/// An event from the gateway that features may react to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    MessageCreate {
+        guild_id: Option<GuildId>,
+        channel_id: ChannelId,
+        message_id: MessageId,
+        author: Actor,
+        author_is_bot: bool,
+        content: String,
+        attachments: Vec<Attachment>,
+    },
+    MessageUpdate {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        content: Option<String>,
+        attachments: Vec<Attachment>,
+    },
+    MessageDelete {
+        channel_id: ChannelId,
+        message_id: MessageId,
+    },
+    GuildAvailable {
+        guild_id: GuildId,
+        name: String,
+    },
+    MemberAdd {
+        guild_id: GuildId,
+        user: Actor,
+    },
+}
+
+/// A file on a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub id: u64,
+    pub filename: String,
+    pub url: String,
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+/// A message read from a channel's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryMessage {
+    pub id: MessageId,
+    pub author: Actor,
+    pub content: String,
+    pub attachments: Vec<Attachment>,
+    pub timestamp_ms: i64,
+}
+
+/// What a feature wants when it creates a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub topic: Option<String>,
+    pub parent_id: Option<ChannelId>,
+    pub overwrites: Vec<Overwrite>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    Text,
+    Voice,
+    Category,
+}
+
+/// A permission overwrite on a channel, for a role or a member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overwrite {
+    pub target: OverwriteTarget,
+    /// Discord permission bits.
+    pub allow: u64,
+    pub deny: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OverwriteTarget {
+    Role(RoleId),
+    Member(UserId),
+}
+
+/// Commonly used permission bits.
+pub mod permissions {
+    pub const VIEW_CHANNEL: u64 = 1 << 10;
+    pub const SEND_MESSAGES: u64 = 1 << 11;
+    pub const MANAGE_MESSAGES: u64 = 1 << 13;
+    pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+    pub const CONNECT: u64 = 1 << 20;
+    pub const SPEAK: u64 = 1 << 21;
+    pub const MANAGE_CHANNELS: u64 = 1 << 4;
+    pub const MANAGE_ROLES: u64 = 1 << 28;
+}

@@ -1,0 +1,243 @@
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::task::TaskTracker;
+use twilight_model::application::interaction::Interaction;
+
+use crate::handler::{Handler, HandlerError};
+use crate::model::{Action, CommandSpec, Invocation, Reply, Response};
+use crate::rest::Discord;
+use crate::wire;
+
+/// A handler slower than this gets a deferral ("thinking...") first, well inside
+/// Discord's 3 s deadline for the first callback; its answer then edits the original.
+pub const DEFER_AFTER: Duration = Duration::from_secs(1);
+
+/// How many recent interaction ids are remembered to drop a duplicate delivery.
+const DEDUPE_WINDOW: usize = 4096;
+
+#[derive(Default)]
+struct Dedupe {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl Dedupe {
+    /// True the first time `id` is offered.
+    fn first(&mut self, id: u64) -> bool {
+        if !self.seen.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > DEDUPE_WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Routes interactions to feature handlers: slash commands by name, components by the
+/// part of their `custom_id` before the first `:` (each feature owns one prefix).
+pub struct Router {
+    discord: Discord,
+    specs: Vec<CommandSpec>,
+    commands: HashMap<String, Arc<dyn Handler>>,
+    prefixes: HashMap<String, Arc<dyn Handler>>,
+    in_flight: TaskTracker,
+    dedupe: Mutex<Dedupe>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("commands", &self.commands.keys().collect::<Vec<_>>())
+            .field("prefixes", &self.prefixes.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A command or prefix registered twice.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} `{name}` is registered twice")]
+pub struct DuplicateRoute {
+    pub what: &'static str,
+    pub name: String,
+}
+
+impl Router {
+    pub fn new(discord: Discord) -> Router {
+        Router {
+            discord,
+            specs: Vec::new(),
+            commands: HashMap::new(),
+            prefixes: HashMap::new(),
+            in_flight: TaskTracker::new(),
+            dedupe: Mutex::new(Dedupe::default()),
+        }
+    }
+
+    /// Routes the slash command `spec.name` to `handler` and registers it at start.
+    pub fn command(&mut self, spec: CommandSpec, handler: Arc<dyn Handler>) -> Result<&mut Self, DuplicateRoute> {
+        if self.commands.contains_key(&spec.name) {
+            return Err(DuplicateRoute { what: "command", name: spec.name });
+        }
+        self.commands.insert(spec.name.clone(), handler);
+        self.specs.push(spec);
+        Ok(self)
+    }
+
+    /// Routes every component whose `custom_id` starts with `prefix:` to `handler`.
+    pub fn components(&mut self, prefix: &str, handler: Arc<dyn Handler>) -> Result<&mut Self, DuplicateRoute> {
+        if self.prefixes.insert(prefix.to_owned(), handler).is_some() {
+            return Err(DuplicateRoute { what: "component prefix", name: prefix.to_owned() });
+        }
+        Ok(self)
+    }
+
+    pub fn specs(&self) -> &[CommandSpec] {
+        &self.specs
+    }
+
+    pub fn discord(&self) -> &Discord {
+        &self.discord
+    }
+
+    /// Handles `interaction` on a tracked task (see [`Router::wait_in_flight`]).
+    pub(crate) fn dispatch(self: &Arc<Self>, interaction: Interaction) {
+        let fresh = self
+            .dedupe
+            .lock()
+            .map(|mut d| d.first(interaction.id.get()))
+            .unwrap_or(true);
+        if !fresh {
+            tracing::warn!(interaction = %interaction.id, "duplicate interaction delivery dropped");
+            return;
+        }
+        let router = Arc::clone(self);
+        self.in_flight.spawn(async move { router.handle(interaction).await });
+    }
+
+    /// Waits until every interaction already dispatched has been answered, or `limit`.
+    pub async fn wait_in_flight(&self, limit: Duration) -> bool {
+        self.in_flight.close();
+        tokio::time::timeout(limit, self.in_flight.wait()).await.is_ok()
+    }
+
+    fn handler_for(&self, invocation: &Invocation) -> Option<&Arc<dyn Handler>> {
+        match &invocation.action {
+            Action::Command { name, .. } => self.commands.get(name),
+            Action::Component { custom_id, .. } => {
+                let prefix = custom_id.split(':').next().unwrap_or_default();
+                self.prefixes.get(prefix)
+            }
+        }
+    }
+
+    async fn handle(&self, interaction: Interaction) {
+        let received = Instant::now();
+        let Some(invocation) = wire::invocation(&interaction) else {
+            tracing::debug!(interaction = %interaction.id, kind = ?interaction.kind, "interaction not handled");
+            return;
+        };
+        let (kind, route) = match &invocation.action {
+            Action::Command { name, .. } => ("command", name.clone()),
+            Action::Component { custom_id, .. } => (
+                "component",
+                custom_id.split(':').next().unwrap_or_default().to_owned(),
+            ),
+        };
+        let span = tracing::info_span!("interaction", id = %invocation.id, kind, route = %route, user = %invocation.actor.id);
+        let _enter = span.enter();
+        drop(_enter);
+        let is_component = matches!(invocation.action, Action::Component { .. });
+        let private = invocation.wants_private();
+        let id = invocation.id;
+        let token = interaction.token;
+
+        let outcome = match self.handler_for(&invocation) {
+            None => {
+                tracing::warn!(parent: &span, "no handler for interaction");
+                self.answer(id, &token, Ok(Response::Message(Reply::private("This command is not available right now.")))).await
+            }
+            Some(handler) => {
+                let work = handler.handle(invocation);
+                tokio::pin!(work);
+                tokio::select! {
+                    result = &mut work => self.answer(id, &token, result).await,
+                    () = tokio::time::sleep(DEFER_AFTER) => {
+                        tracing::debug!(parent: &span, "handler is slow; deferring");
+                        let deferred = self.discord.respond(id, &token, &wire::deferral(is_component, private)).await;
+                        let result = work.await;
+                        match deferred {
+                            Ok(()) => self.finish_deferred(id, &token, result).await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            }
+        };
+        let elapsed = received.elapsed();
+        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("tavern_interactions_total", "kind" => kind, "outcome" => label).increment(1);
+        metrics::histogram!("tavern_interaction_seconds", "kind" => kind).record(elapsed.as_secs_f64());
+        match outcome {
+            Ok(()) => tracing::info!(parent: &span, ms = elapsed.as_secs_f64() * 1000.0, "interaction answered"),
+            Err(error) => tracing::error!(parent: &span, %error, "could not answer interaction"),
+        }
+    }
+
+    fn error_reply(id: crate::InteractionId, error: HandlerError) -> Response {
+        match error {
+            HandlerError::User(message) => Response::Message(Reply::private(format!("⚠️ {message}"))),
+            HandlerError::Internal(source) => {
+                tracing::error!(interaction = %id, error = %source, "handler failed");
+                Response::Message(Reply::private(format!(
+                    "Something went wrong on our side. Reference: `{id}`."
+                )))
+            }
+        }
+    }
+
+    async fn answer(
+        &self,
+        id: crate::InteractionId,
+        token: &str,
+        result: Result<Response, HandlerError>,
+    ) -> Result<(), crate::RestError> {
+        let response = result.unwrap_or_else(|e| Self::error_reply(id, e));
+        let wire = wire::interaction_response(&response).map_err(|e| crate::RestError::Build(e.to_string()))?;
+        self.discord.respond(id, token, &wire).await
+    }
+
+    async fn finish_deferred(
+        &self,
+        id: crate::InteractionId,
+        token: &str,
+        result: Result<Response, HandlerError>,
+    ) -> Result<(), crate::RestError> {
+        let response = result.unwrap_or_else(|e| Self::error_reply(id, e));
+        match response {
+            Response::Update(reply) => self.discord.edit_original(token, &reply).await,
+            Response::Message(reply) => self.discord.edit_original(token, &reply).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedupe_accepts_each_id_once_and_forgets_old_ones() {
+        let mut d = Dedupe::default();
+        assert!(d.first(1));
+        assert!(!d.first(1));
+        for id in 2..(DEDUPE_WINDOW as u64 + 2) {
+            assert!(d.first(id));
+        }
+        assert!(d.first(1), "id 1 fell out of the window");
+    }
+}

@@ -1,0 +1,347 @@
+//! Conversions between Tavern's [`crate::model`] and Discord's wire types (twilight-model).
+//!
+//! Commands and components are built as Discord-shaped JSON and deserialised into the
+//! twilight types: the JSON shape is what Discord documents, so this keeps the mapping
+//! readable and lets twilight validate it.
+
+use serde_json::{Value, json};
+use twilight_model::application::command::Command;
+use twilight_model::application::interaction::application_command::{
+    CommandDataOption, CommandOptionValue,
+};
+use twilight_model::application::interaction::{Interaction, InteractionData};
+use twilight_model::channel::message::Component as WireComponent;
+use twilight_model::channel::message::MessageFlags;
+use twilight_model::http::interaction::{
+    InteractionResponse, InteractionResponseData, InteractionResponseType,
+};
+
+use crate::model::*;
+
+fn option_kind_code(kind: OptionKind) -> u8 {
+    match kind {
+        OptionKind::SubCommand => 1,
+        OptionKind::String => 3,
+        OptionKind::Integer => 4,
+        OptionKind::Boolean => 5,
+        OptionKind::User => 6,
+        OptionKind::Channel => 7,
+        OptionKind::Number => 10,
+    }
+}
+
+fn option_json(option: &OptionSpec) -> Value {
+    let mut value = json!({
+        "type": option_kind_code(option.kind),
+        "name": option.name,
+        "description": option.description,
+    });
+    if option.kind != OptionKind::SubCommand {
+        value["required"] = json!(option.required);
+    }
+    if !option.choices.is_empty() {
+        value["choices"] = option
+            .choices
+            .iter()
+            .map(|(name, v)| json!({"name": name, "value": v}))
+            .collect();
+    }
+    if !option.options.is_empty() {
+        value["options"] = option.options.iter().map(option_json).collect();
+    }
+    if let Some(min) = option.min_value {
+        value["min_value"] = json!(min);
+    }
+    if let Some(max) = option.max_value {
+        value["max_value"] = json!(max);
+    }
+    value
+}
+
+/// The Discord JSON of a command, as sent in a bulk overwrite.
+pub(crate) fn command_json(spec: &CommandSpec) -> Value {
+    json!({
+        "type": 1,
+        "name": spec.name,
+        "description": spec.description,
+        "default_member_permissions": null,
+        "options": spec.options.iter().map(option_json).collect::<Vec<_>>(),
+        "version": "1",
+    })
+}
+
+pub(crate) fn command(spec: &CommandSpec) -> Result<Command, serde_json::Error> {
+    serde_json::from_value(command_json(spec))
+}
+
+fn button_style_code(style: ButtonStyle) -> u8 {
+    match style {
+        ButtonStyle::Primary => 1,
+        ButtonStyle::Secondary => 2,
+        ButtonStyle::Success => 3,
+        ButtonStyle::Danger => 4,
+    }
+}
+
+fn component_json(component: &Component) -> Value {
+    match component {
+        Component::Button {
+            custom_id,
+            label,
+            style,
+            disabled,
+        } => json!({
+            "type": 2,
+            "custom_id": custom_id,
+            "label": label,
+            "style": button_style_code(*style),
+            "disabled": disabled,
+        }),
+        Component::Select {
+            custom_id,
+            placeholder,
+            options,
+        } => json!({
+            "type": 3,
+            "custom_id": custom_id,
+            "placeholder": placeholder,
+            "options": options.iter().map(|o| {
+                let mut v = json!({"label": o.label, "value": o.value, "default": false});
+                if let Some(d) = &o.description { v["description"] = json!(d); }
+                v
+            }).collect::<Vec<_>>(),
+            "min_values": 1,
+            "max_values": 1,
+            "disabled": false,
+        }),
+    }
+}
+
+pub(crate) fn components(reply: &Reply) -> Result<Vec<WireComponent>, serde_json::Error> {
+    reply
+        .rows
+        .iter()
+        .map(|row| {
+            serde_json::from_value(json!({
+                "type": 1,
+                "components": row.0.iter().map(component_json).collect::<Vec<_>>(),
+            }))
+        })
+        .collect()
+}
+
+fn flags(ephemeral: bool) -> Option<MessageFlags> {
+    ephemeral.then_some(MessageFlags::EPHEMERAL)
+}
+
+/// The callback body answering an interaction with `response`.
+pub(crate) fn interaction_response(
+    response: &Response,
+) -> Result<InteractionResponse, serde_json::Error> {
+    let (kind, reply) = match response {
+        Response::Message(reply) => (InteractionResponseType::ChannelMessageWithSource, reply),
+        Response::Update(reply) => (InteractionResponseType::UpdateMessage, reply),
+    };
+    Ok(InteractionResponse {
+        kind,
+        data: Some(InteractionResponseData {
+            content: Some(reply.content.clone()),
+            components: Some(components(reply)?),
+            flags: flags(reply.ephemeral),
+            ..InteractionResponseData::default()
+        }),
+    })
+}
+
+/// The "thinking..." (or deferred update) callback sent when a handler is slow.
+pub(crate) fn deferral(is_component: bool, ephemeral: bool) -> InteractionResponse {
+    if is_component {
+        InteractionResponse {
+            kind: InteractionResponseType::DeferredUpdateMessage,
+            data: None,
+        }
+    } else {
+        InteractionResponse {
+            kind: InteractionResponseType::DeferredChannelMessageWithSource,
+            data: Some(InteractionResponseData {
+                flags: flags(ephemeral),
+                ..InteractionResponseData::default()
+            }),
+        }
+    }
+}
+
+fn flatten_options(options: &[CommandDataOption], out: &mut Options) {
+    for option in options {
+        let value = match &option.value {
+            CommandOptionValue::SubCommand(inner) | CommandOptionValue::SubCommandGroup(inner) => {
+                out.subcommand.push(option.name.clone());
+                flatten_options(inner, out);
+                continue;
+            }
+            CommandOptionValue::String(s) => OptionValue::String(s.clone()),
+            CommandOptionValue::Integer(i) => OptionValue::Integer(*i),
+            CommandOptionValue::Number(n) => OptionValue::Number(*n),
+            CommandOptionValue::Boolean(b) => OptionValue::Boolean(*b),
+            CommandOptionValue::User(u) => OptionValue::User(*u),
+            CommandOptionValue::Channel(c) => OptionValue::Channel(*c),
+            _ => continue,
+        };
+        out.values.insert(option.name.clone(), value);
+    }
+}
+
+/// Tavern's view of an interaction; `None` for kinds Tavern does not handle (ping,
+/// autocomplete, modals) or one without a channel or user.
+pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
+    let user = interaction
+        .member
+        .as_ref()
+        .and_then(|m| m.user.as_ref())
+        .or(interaction.user.as_ref())?;
+    let actor = Actor {
+        id: user.id,
+        name: user.global_name.clone().unwrap_or_else(|| user.name.clone()),
+    };
+    let channel_id = interaction.channel.as_ref().map(|c| c.id)?;
+    let action = match interaction.data.as_ref()? {
+        InteractionData::ApplicationCommand(data) => {
+            let mut options = Options::default();
+            flatten_options(&data.options, &mut options);
+            Action::Command {
+                name: data.name.clone(),
+                options,
+            }
+        }
+        InteractionData::MessageComponent(data) => Action::Component {
+            custom_id: data.custom_id.clone(),
+            values: data.values.clone(),
+            message_id: interaction.message.as_ref()?.id,
+        },
+        _ => return None,
+    };
+    Some(Invocation {
+        id: interaction.id,
+        action,
+        actor,
+        guild_id: interaction.guild_id,
+        channel_id,
+    })
+}
+
+fn attachments(list: &[twilight_model::channel::Attachment]) -> Vec<Attachment> {
+    list.iter()
+        .map(|a| Attachment {
+            id: a.id.get(),
+            filename: a.filename.clone(),
+            url: a.url.clone(),
+            size: a.size,
+            content_type: a.content_type.clone(),
+        })
+        .collect()
+}
+
+pub(crate) fn history_message(message: &twilight_model::channel::Message) -> HistoryMessage {
+    HistoryMessage {
+        id: message.id,
+        author: Actor {
+            id: message.author.id,
+            name: message
+                .author
+                .global_name
+                .clone()
+                .unwrap_or_else(|| message.author.name.clone()),
+        },
+        content: message.content.clone(),
+        attachments: attachments(&message.attachments),
+        timestamp_ms: message.timestamp.as_micros() / 1000,
+    }
+}
+
+/// Tavern's view of a gateway event, for the kinds features subscribe to.
+pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
+    use twilight_gateway::Event as E;
+    Some(match event {
+        E::MessageCreate(m) => Event::MessageCreate {
+            guild_id: m.guild_id,
+            channel_id: m.channel_id,
+            message_id: m.id,
+            author: Actor {
+                id: m.author.id,
+                name: m.author.global_name.clone().unwrap_or_else(|| m.author.name.clone()),
+            },
+            author_is_bot: m.author.bot,
+            content: m.content.clone(),
+            attachments: attachments(&m.attachments),
+        },
+        E::MessageUpdate(m) => Event::MessageUpdate {
+            channel_id: m.channel_id,
+            message_id: m.id,
+            content: Some(m.content.clone()),
+            attachments: attachments(&m.attachments),
+        },
+        E::MessageDelete(m) => Event::MessageDelete {
+            channel_id: m.channel_id,
+            message_id: m.id,
+        },
+        E::GuildCreate(g) => match g.as_ref() {
+            twilight_model::gateway::payload::incoming::GuildCreate::Available(g) => {
+                Event::GuildAvailable {
+                    guild_id: g.id,
+                    name: g.name.clone(),
+                }
+            }
+            _ => return None,
+        },
+        E::MemberAdd(m) => Event::MemberAdd {
+            guild_id: m.guild_id,
+            user: Actor {
+                id: m.user.id,
+                name: m.user.global_name.clone().unwrap_or_else(|| m.user.name.clone()),
+            },
+        },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_with_subcommands_and_choices_is_valid_wire_json() {
+        let spec = CommandSpec::new("init", "Initiative tracker")
+            .option(
+                OptionSpec::subcommand("join", "Join the order")
+                    .option(OptionSpec::integer("roll", "Your roll").range(-10, 100)),
+            )
+            .option(OptionSpec::subcommand("mode", "Mode").option(
+                OptionSpec::string("kind", "Kind").required().choice("Fast", "fast"),
+            ));
+        let cmd = command(&spec).expect("valid command");
+        assert_eq!(cmd.name, "init");
+        assert_eq!(cmd.options.len(), 2);
+        let back = serde_json::to_value(&cmd).expect("serialise");
+        assert_eq!(back["options"][0]["options"][0]["min_value"], json!(-10));
+        assert_eq!(back["options"][1]["options"][0]["choices"][0]["value"], json!("fast"));
+    }
+
+    #[test]
+    fn replies_become_action_rows_of_buttons_and_selects() {
+        let reply = Reply::text("pick")
+            .row(vec![Component::button("x:join", "Join", ButtonStyle::Primary)])
+            .row(vec![Component::Select {
+                custom_id: "x:assign".into(),
+                placeholder: "Who drinks?".into(),
+                options: vec![SelectOption {
+                    label: "alice".into(),
+                    value: "1".into(),
+                    description: None,
+                }],
+            }]);
+        let rows = components(&reply).expect("components");
+        let json = serde_json::to_value(&rows).expect("json");
+        assert_eq!(json[0]["components"][0]["custom_id"], json!("x:join"));
+        assert_eq!(json[1]["components"][0]["options"][0]["label"], json!("alice"));
+    }
+}

@@ -1,0 +1,221 @@
+//! `tavern check` for the drinking game: finds data that breaks the invariants the
+//! repositories keep.
+//!
+//! - a game in `active_games` that does not exist (or is already completed);
+//! - a `channel:{channelID}` pointing at a missing or completed game;
+//! - a `player_games:{playerID}` naming a missing game;
+//! - `player_drinks:{playerID}` counters that disagree with the ledgers (`drinks:*`);
+//! - unreadable documents or ledger entries.
+//!
+//! The check reads with `SCAN`, so it does not block the server; on a Redis Cluster it
+//! sees the keys of the node it is connected to only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use feature::{BoxFuture, Check, Finding};
+use store::{Redis, StoreError};
+
+use crate::schema::{
+    self, ACTIVE_GAMES, CHANNEL_PATTERN, DRINKS_PATTERN, DrinkRecord, FIELD_ASSIGNED,
+    FIELD_RECEIVED, Game, PLAYER_DRINKS_PATTERN, PLAYER_GAMES_PATTERN, PlayerId,
+};
+
+/// The drinking game's [`Check`].
+#[derive(Debug, Clone)]
+pub struct DrinkingCheck {
+    redis: Redis,
+}
+
+impl DrinkingCheck {
+    pub fn new(redis: Redis) -> Arc<dyn Check> {
+        Arc::new(DrinkingCheck { redis })
+    }
+}
+
+impl Check for DrinkingCheck {
+    fn name(&self) -> &'static str {
+        "drinking"
+    }
+
+    fn run(&self) -> BoxFuture<'static, Result<Vec<Finding>, StoreError>> {
+        let redis = self.redis.clone();
+        Box::pin(async move { check(&redis).await })
+    }
+}
+
+fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {
+    Finding {
+        subject: subject.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Every key matching `pattern`, via `SCAN`.
+async fn scan(redis: &Redis, pattern: &str) -> Result<Vec<String>, StoreError> {
+    let mut conn = redis.conn();
+    let mut cursor: u64 = 0;
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(&mut conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// What the store knows about one game id.
+enum GameState {
+    Missing,
+    Unreadable(String),
+    Running,
+    Completed,
+}
+
+async fn game_states(redis: &Redis, ids: &[String]) -> Result<HashMap<String, GameState>, StoreError> {
+    let mut out = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let keys: Vec<String> = ids
+        .iter()
+        .map(|id| schema::game_key_unchecked(id))
+        .collect();
+    let mut conn = redis.conn();
+    let mut docs: Vec<Option<Vec<u8>>> = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let part: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
+        docs.extend(part);
+    }
+    for (id, doc) in ids.iter().zip(docs) {
+        let state = match doc {
+            None => GameState::Missing,
+            Some(raw) => match schema::decode::<Game>("game", &raw) {
+                Err(error) => GameState::Unreadable(error.to_string()),
+                Ok(game) if game.is_completed() => GameState::Completed,
+                Ok(_) => GameState::Running,
+            },
+        };
+        out.insert(id.clone(), state);
+    }
+    Ok(out)
+}
+
+/// Runs every check and returns what is wrong, in a stable order.
+pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
+    let mut findings = Vec::new();
+    let mut conn = redis.conn();
+
+    // Games that are not running should not be indexed as running.
+    let active: Vec<String> = redis::cmd("SMEMBERS").arg(ACTIVE_GAMES).query_async(&mut conn).await?;
+    let states = game_states(redis, &active).await?;
+    let mut active_sorted = active.clone();
+    active_sorted.sort();
+    for id in &active_sorted {
+        match states.get(id) {
+            Some(GameState::Missing) | None => {
+                findings.push(finding(ACTIVE_GAMES, format!("names game {id}, which does not exist")))
+            }
+            Some(GameState::Completed) => findings.push(finding(
+                ACTIVE_GAMES,
+                format!("names game {id}, which is completed"),
+            )),
+            Some(GameState::Unreadable(e)) => findings.push(finding(schema::game_key_unchecked(id), format!("unreadable game: {e}"))),
+            Some(GameState::Running) => {}
+        }
+    }
+
+    // Channels point at their running game only.
+    let channel_keys = scan(redis, CHANNEL_PATTERN).await?;
+    if !channel_keys.is_empty() {
+        let targets: Vec<Option<String>> = redis::cmd("MGET").arg(&channel_keys).query_async(&mut conn).await?;
+        let ids: Vec<String> = targets.iter().flatten().cloned().collect();
+        let states = game_states(redis, &ids).await?;
+        for (key, target) in channel_keys.iter().zip(targets) {
+            let Some(id) = target else { continue };
+            match states.get(&id) {
+                Some(GameState::Missing) | None => {
+                    findings.push(finding(key, format!("points at game {id}, which does not exist")))
+                }
+                Some(GameState::Completed) => {
+                    findings.push(finding(key, format!("points at game {id}, which is completed")))
+                }
+                Some(GameState::Unreadable(_)) | Some(GameState::Running) => {}
+            }
+        }
+    }
+
+    // Player indexes name existing games.
+    for key in scan(redis, PLAYER_GAMES_PATTERN).await? {
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await?;
+        let states = game_states(redis, &ids).await?;
+        let mut ids = ids;
+        ids.sort();
+        for id in ids {
+            if matches!(states.get(&id), Some(GameState::Missing) | None) {
+                findings.push(finding(&key, format!("names game {id}, which does not exist")));
+            }
+        }
+    }
+
+    // Counters agree with the ledgers.
+    let mut expected: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
+    for key in scan(redis, DRINKS_PATTERN).await? {
+        let members: Vec<String> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await?;
+        for member in members {
+            match DrinkRecord::from_json(&member) {
+                Ok(record) => {
+                    expected.entry(record.to).or_default().1 += 1;
+                    if let Some(from) = record.assigned_by() {
+                        expected.entry(from).or_default().0 += 1;
+                    }
+                }
+                Err(error) => findings.push(finding(&key, format!("unreadable drink record: {error}"))),
+            }
+        }
+    }
+    let mut counted: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
+    for key in scan(redis, PLAYER_DRINKS_PATTERN).await? {
+        let Some(player) = schema::key_suffix(&key, "player_drinks").and_then(|s| PlayerId::parse(s).ok()) else {
+            findings.push(finding(&key, "does not name a player"));
+            continue;
+        };
+        let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await?;
+        let number = |field: &str| -> Result<i64, String> {
+            fields.get(field).map_or(Ok(0), |v| v.parse::<i64>().map_err(|_| format!("`{field}` is `{v}`, not a number")))
+        };
+        match (number(FIELD_ASSIGNED), number(FIELD_RECEIVED)) {
+            (Ok(a), Ok(r)) => {
+                counted.insert(player, (a, r));
+            }
+            (Err(e), _) | (_, Err(e)) => findings.push(finding(&key, e)),
+        }
+    }
+    let players: std::collections::BTreeSet<PlayerId> = expected.keys().chain(counted.keys()).copied().collect();
+    for player in players {
+        let want = expected.get(&player).copied().unwrap_or_default();
+        let have = counted.get(&player).copied().unwrap_or_default();
+        if want != have {
+            findings.push(finding(
+                schema::player_drinks_key(player),
+                format!(
+                    "counts assigned={} received={}, but the ledgers say assigned={} received={}",
+                    have.0, have.1, want.0, want.1
+                ),
+            ));
+        }
+    }
+    Ok(findings)
+}

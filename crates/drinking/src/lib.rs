@@ -1,0 +1,189 @@
+//! The dice drinking game ("Ronnied"): games with roll-offs, a drink ledger, sessions and
+//! leaderboards, stored in Redis exactly as the seed `ronnied-redis-design.md` lays out.
+//!
+//! # Rooms
+//! - [`schema`]: the seed's keys (and Tavern's two additions), typed ids, the JSON
+//!   documents. No other module formats a key.
+//! - [`domain`]: the rules, pure: join, begin (or force-start), roll, hand out a drink,
+//!   roll-offs, abandon, leaderboard, paying. Time and dice are injected.
+//! - [`store`]: repositories over the schema. Each button press is one read and one
+//!   guarded write of `game:{gameID}` (two round trips), retried when it loses a race.
+//! - [`commands`]: the `/ronnied` command, the buttons and the select menu.
+//! - [`check`]: the consistency check run by `tavern check`.
+//!
+//! # How a game is driven (for tests and benchmarks through discord-sim)
+//! 1. A user runs `/ronnied start` (options `[{"name":"start","type":1,"options":[]}]`).
+//!    The interaction's response is the public game message, with the buttons
+//!    `ronnied:join:<game>` and `ronnied:begin:<game>`; its `message_id` is the message
+//!    every later button is pressed on.
+//! 2. Other users press `ronnied:join:<game>` (private "you're in" reply).
+//! 3. The creator presses `ronnied:begin:<game>` (anyone in the game may after
+//!    [`DrinkingConfig::force_start_after`]; the creator then owes a `delayed_start` drink).
+//! 4. Every player presses `ronnied:roll:<game>`; the private reply shows the roll. On a
+//!    6 it carries the select menu `ronnied:assign:<game>` whose option values are player
+//!    ids: pick one with `Sim::select` on that private message to hand out the drink.
+//! 5. On a tie the players named in the reply ("roll-off") press `ronnied:roll:<game>`
+//!    again, on the same game message, until the tie is broken.
+//! 6. The game message reads "game over" once completed. `ronnied:pay:<game>` marks the
+//!    presser's oldest unpaid drink of that game as paid. `/ronnied leaderboard`,
+//!    `/ronnied newsession` and `/ronnied abandon` work at any time.
+//!
+//! After every press the public message is edited in the background; wait for its
+//! content rather than for the press's response when asserting on it.
+//!
+//! # Choices where the seed and the rules leave room
+//! - **Sessions** are per guild (per channel in DMs), stored under Tavern's own key
+//!   `session:{scopeID}` (JSON: id, start time, who started it); the games started in a
+//!   session are indexed in `session_games:{sessionID}` (a set). Every game and every
+//!   drink record carries its `session_id`. `/ronnied newsession` replaces the session
+//!   document; old ledgers stay. The seed names no key for sessions, and neither
+//!   addition reuses a seed key's pattern.
+//! - **Roll-offs** are child games (own id, participants, status, `parent_id`,
+//!   `roll_off_kind`) nested inside the parent's `game:{gameID}` JSON rather than keys of
+//!   their own: the seed stores a game as one JSON document "with nested participants"
+//!   for atomic reads and writes, and nesting keeps a press on any part of the game tree
+//!   one compare-and-set on one key. Indexes (`active_games`, `player_games`) name
+//!   top-level games only.
+//! - **Ties**: a tie for lowest starts a roll-off deciding who takes the `lowest_roll`
+//!   drink; a tie for highest starts one deciding the winner (shown on the message, no
+//!   drink). Roll-offs follow the normal 6/1 rules. Everyone tied: only the lowest
+//!   roll-off. A 6 hands a drink to any other player of the game, even from a roll-off.
+//! - **Ledger**: `drinks:{gameID}` of the top-level game holds every drink of the game
+//!   and its roll-offs (each record names its `roll_off_id`). Paying replaces the member
+//!   with its paid version (same score) through a compare-and-set script. Ledgers are
+//!   kept when games expire: leaderboards read them.
+//! - **Counters**: `player_drinks:{playerID}` `received` counts every drink a player
+//!   got; `assigned` counts drinks they handed to *somebody else* (a 6, a force start),
+//!   not drinks poured by a rule or to themselves. Paid counts come from the ledger.
+//! - **Lifecycle**: on completion (or abandon) `game:{gameID}` gets the configured TTL
+//!   (24 h by default), `channel:{channelID}` is deleted, and the game leaves
+//!   `active_games` and every `player_games:{playerID}`, so the indexes only name games
+//!   that exist.
+//! - **Who may**: join only while waiting; begin: the creator, or any player after 5 min;
+//!   abandon: the creator, or anyone once the game has been idle for 5 min.
+//! - **Redis Cluster**: the seed's exact key names carry no hash tags, so the multi-key
+//!   guarded write needs a single Redis server (or a cluster with one shard).
+
+pub mod check;
+pub mod commands;
+pub mod domain;
+pub mod schema;
+pub mod store;
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use check::DrinkingCheck;
+pub use commands::{ComponentId, Press, command_spec, custom_id};
+pub use domain::{Clock, DiceSource, GameError, RandomDice, Rules, SystemClock};
+pub use crate::store::{Repo, RepoError};
+
+/// Settings of the drinking game.
+#[derive(Clone)]
+pub struct DrinkingConfig {
+    /// Most players in one game.
+    pub player_limit: usize,
+    /// How long a completed game stays in Redis.
+    pub completed_ttl: Duration,
+    /// When players other than the creator may begin (and abandon an idle game).
+    pub force_start_after: Duration,
+    pub clock: Arc<dyn Clock>,
+    pub dice: Arc<dyn DiceSource>,
+}
+
+impl Default for DrinkingConfig {
+    fn default() -> DrinkingConfig {
+        let rules = Rules::default();
+        DrinkingConfig {
+            player_limit: rules.player_limit,
+            completed_ttl: Duration::from_secs(24 * 60 * 60),
+            force_start_after: rules.force_start_after,
+            clock: Arc::new(SystemClock),
+            dice: Arc::new(RandomDice),
+        }
+    }
+}
+
+impl std::fmt::Debug for DrinkingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrinkingConfig")
+            .field("player_limit", &self.player_limit)
+            .field("completed_ttl", &self.completed_ttl)
+            .field("force_start_after", &self.force_start_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DrinkingConfig {
+    pub fn rules(&self) -> Rules {
+        Rules {
+            player_limit: self.player_limit.max(1),
+            force_start_after: self.force_start_after,
+        }
+    }
+}
+
+/// The drinking game, built once; hand [`Drinking::feature`] to the binary.
+#[derive(Debug, Clone)]
+pub struct Drinking {
+    commands: Arc<commands::Commands>,
+    repo: Repo,
+}
+
+impl Drinking {
+    pub fn new(redis: store_crate::Redis, discord: discord::Discord, config: DrinkingConfig) -> Drinking {
+        let repo = Repo::new(redis, config.rules(), config.completed_ttl);
+        let commands = Arc::new(commands::Commands::new(
+            repo.clone(),
+            discord,
+            Arc::clone(&config.clock),
+            Arc::clone(&config.dice),
+        ));
+        Drinking { commands, repo }
+    }
+
+    /// The handlers, to call them without a gateway (tests, benchmarks).
+    pub fn commands(&self) -> &Arc<commands::Commands> {
+        &self.commands
+    }
+
+    /// The repository (shared with the handlers).
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// Redis round trips made by the game so far; divide by presses for the per-press
+    /// figure.
+    pub fn round_trips(&self) -> u64 {
+        self.repo.round_trips()
+    }
+
+    /// The consistency check of this feature's data.
+    pub fn check(&self) -> Arc<dyn feature::Check> {
+        DrinkingCheck::new(self.repo.redis().clone())
+    }
+
+    /// Commands, components and checks for the binary.
+    pub fn feature(&self) -> feature::Feature {
+        let mut feature = feature::Feature::new("drinking");
+        feature.commands = vec![(
+            command_spec(),
+            Arc::new(commands::CommandHandler(Arc::clone(&self.commands))) as Arc<dyn discord::Handler>,
+        )];
+        feature.components = Some((
+            commands::PREFIX,
+            Arc::new(commands::ComponentHandler(Arc::clone(&self.commands))) as Arc<dyn discord::Handler>,
+        ));
+        feature.checks = vec![self.check()];
+        feature
+    }
+}
+
+/// The drinking game as a [`feature::Feature`].
+pub fn feature(redis: store_crate::Redis, discord: discord::Discord, config: DrinkingConfig) -> feature::Feature {
+    Drinking::new(redis, discord, config).feature()
+}
+
+/// The storage crate under an unambiguous name (this crate has its own `store` module).
+use ::store as store_crate;

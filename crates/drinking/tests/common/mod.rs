@@ -1,0 +1,152 @@
+//! Helpers shared by the drinking game's integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use discord::{Action, Actor, ChannelId, GuildId, Id, Invocation, MessageId, Options, Reply, Response, UserId};
+use drinking::schema::{Die, PlayerId};
+use drinking::testing::{ManualClock, ScriptedDice};
+use drinking::{Drinking, DrinkingConfig};
+use store::harness::TestRedis;
+
+pub const GUILD: u64 = 900;
+pub const CHANNEL: u64 = 700;
+/// The message the game's buttons are on (a stand-in: no Discord here).
+pub const MESSAGE: u64 = 5000;
+
+pub struct Env {
+    pub server: TestRedis,
+    pub redis: store::Redis,
+    pub game: Drinking,
+    pub clock: Arc<ManualClock>,
+    pub dice: Arc<ScriptedDice>,
+}
+
+static NEXT_INTERACTION: AtomicU64 = AtomicU64::new(1);
+
+pub fn player(n: u64) -> PlayerId {
+    PlayerId::new(n).expect("player id")
+}
+
+pub fn name(n: u64) -> String {
+    match n {
+        1 => "alice".into(),
+        2 => "bob".into(),
+        3 => "carol".into(),
+        n => format!("player{n}"),
+    }
+}
+
+/// A Discord handle that points nowhere: edits of the public message fail quietly.
+pub fn offline_discord() -> discord::Discord {
+    let mut config = discord::DiscordConfig::new("test-token", Some("127.0.0.1:9".into()));
+    config.max_retries = 0;
+    discord::Discord::new(&config)
+}
+
+pub async fn env_with(tweak: impl FnOnce(&mut DrinkingConfig)) -> Env {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let clock = Arc::new(ManualClock::new(
+        chrono::DateTime::from_timestamp(1_750_000_000, 0).expect("time"),
+    ));
+    let dice = Arc::new(ScriptedDice::new(Some(Die::new(3).expect("die"))));
+    let mut config = DrinkingConfig {
+        clock: clock.clone(),
+        dice: dice.clone(),
+        ..DrinkingConfig::default()
+    };
+    tweak(&mut config);
+    let game = Drinking::new(redis.clone(), offline_discord(), config);
+    Env { server, redis, game, clock, dice }
+}
+
+pub async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+fn invocation(user: u64, channel: u64, action: Action) -> Invocation {
+    Invocation {
+        id: Id::new(NEXT_INTERACTION.fetch_add(1, Ordering::Relaxed)),
+        action,
+        actor: Actor {
+            id: UserId::new(user),
+            name: name(user),
+        },
+        guild_id: Some(GuildId::new(GUILD)),
+        channel_id: ChannelId::new(channel),
+    }
+}
+
+impl Env {
+    pub async fn command(&self, user: u64, sub: &str) -> Result<Response, discord::HandlerError> {
+        self.command_in(user, CHANNEL, sub).await
+    }
+
+    pub async fn command_in(&self, user: u64, channel: u64, sub: &str) -> Result<Response, discord::HandlerError> {
+        let action = Action::Command {
+            name: "ronnied".into(),
+            options: Options {
+                subcommand: vec![sub.into()],
+                values: BTreeMap::new(),
+            },
+        };
+        self.game.commands().command(invocation(user, channel, action)).await
+    }
+
+    pub async fn press(&self, user: u64, custom_id: &str) -> Result<Response, discord::HandlerError> {
+        self.press_values(user, custom_id, Vec::new()).await
+    }
+
+    pub async fn press_values(&self, user: u64, custom_id: &str, values: Vec<String>) -> Result<Response, discord::HandlerError> {
+        let action = Action::Component {
+            custom_id: custom_id.into(),
+            values,
+            message_id: MessageId::new(MESSAGE),
+        };
+        self.game.commands().component(invocation(user, CHANNEL, action)).await
+    }
+
+    /// Starts a game by `creator`, has `others` join, and returns the game id.
+    pub async fn started_game(&self, creator: u64, others: &[u64]) -> drinking::schema::GameId {
+        let reply = reply_of(self.command(creator, "start").await.expect("start"));
+        let id = game_id_of(&reply);
+        for n in others {
+            self.press(*n, &drinking::custom_id(drinking::Press::Join, &id)).await.expect("join");
+        }
+        id
+    }
+
+    pub async fn load(&self, id: &drinking::schema::GameId) -> drinking::schema::Game {
+        self.game.repo().load_game(id).await.expect("load").expect("game exists").0
+    }
+
+    pub async fn redis_type(&self, key: &str) -> String {
+        let mut conn = self.redis.conn();
+        redis::cmd("TYPE").arg(key).query_async(&mut conn).await.expect("TYPE")
+    }
+
+    pub async fn ttl(&self, key: &str) -> i64 {
+        let mut conn = self.redis.conn();
+        redis::cmd("TTL").arg(key).query_async(&mut conn).await.expect("TTL")
+    }
+}
+
+pub fn reply_of(response: Response) -> Reply {
+    match response {
+        Response::Message(r) | Response::Update(r) => r,
+    }
+}
+
+/// The game id in the first button of a reply.
+pub fn game_id_of(reply: &Reply) -> drinking::schema::GameId {
+    let discord::Component::Button { custom_id, .. } = &reply.rows[0].0[0] else {
+        panic!("the first component is a button");
+    };
+    drinking::ComponentId::parse(custom_id).expect("our custom id").game
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);

@@ -1,0 +1,40 @@
+use std::time::Duration;
+
+/// Errors from the storage layer. Feature crates wrap these in their own error types.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("postgres migration of schema `{schema}`: {source}")]
+    Migrate {
+        schema: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("invalid {what} url: {reason}")]
+    BadUrl { what: &'static str, reason: String },
+    #[error("optimistic transaction on {keys:?} gave up after {attempts} attempts")]
+    Contention { keys: Vec<String>, attempts: u32 },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// True when retrying the same operation later can succeed (the server was
+    /// unreachable or the connection dropped), as opposed to a bad command or bad data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+            }
+            StoreError::Postgres(e) => matches!(
+                e,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            StoreError::Timeout(_) | StoreError::Contention { .. } => true,
+            StoreError::Migrate { .. } | StoreError::BadUrl { .. } => false,
+        }
+    }
+}

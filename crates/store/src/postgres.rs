@@ -1,0 +1,116 @@
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, SqlStr};
+
+use crate::StoreError;
+
+/// One feature's PostgreSQL migrations, applied inside the feature's own schema.
+///
+/// Two seeds both define a `users` table, so each feature lives in a schema of its own
+/// (`clips`, `meet`, ...). The migration SQL is written as in the seed, unqualified: it
+/// runs with `search_path` set to the feature's schema, and the bookkeeping table
+/// `_sqlx_migrations` lives in that schema too, so features migrate independently.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureMigrations {
+    /// The PostgreSQL schema, e.g. `clips`. Must be a plain lowercase identifier.
+    pub schema: &'static str,
+    /// `(version, description, sql)`, in version order. Usually `include_str!`ed files.
+    pub steps: &'static [(i64, &'static str, &'static str)],
+}
+
+impl FeatureMigrations {
+    fn migrator(&self) -> Migrator {
+        let migrations = self
+            .steps
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect();
+        let mut migrator = Migrator::with_migrations(migrations);
+        migrator.create_schema(self.schema);
+        migrator.dangerous_set_table_name(format!("{}._sqlx_migrations", self.schema));
+        migrator
+    }
+
+    fn schema_is_plain_identifier(&self) -> bool {
+        !self.schema.is_empty()
+            && self
+                .schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }
+}
+
+/// The shared PostgreSQL pool.
+#[derive(Clone, Debug)]
+pub struct Postgres {
+    pool: PgPool,
+}
+
+impl Postgres {
+    /// Connects and checks the server answers. Fails fast so the caller can report an
+    /// unreachable database and retry with backoff.
+    pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+            what: "postgres",
+            reason: e.to_string(),
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await?;
+        Ok(Postgres { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `SELECT 1`, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Applies `migrations` in their schema; already-applied steps are skipped.
+    pub async fn migrate(&self, migrations: &FeatureMigrations) -> Result<(), StoreError> {
+        let schema = migrations.schema;
+        if !migrations.schema_is_plain_identifier() {
+            return Err(StoreError::Migrate {
+                schema: schema.to_owned(),
+                source: sqlx::migrate::MigrateError::Source(
+                    format!("schema name `{schema}` is not a plain lowercase identifier").into(),
+                ),
+            });
+        }
+        let mut conn = self.pool.acquire().await?;
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut *conn).await?;
+        let search_path = format!("SET search_path TO {schema}, public");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(search_path))
+            .execute(&mut *conn)
+            .await?;
+        // `run_direct` rather than `run`: `run` is generic over `Acquire` and its future is not
+        // provably `Send` inside a spawned task.
+        let result = migrations.migrator().run_direct(None, &mut *conn, false).await;
+        // The connection goes back to the pool: do not leak the search path.
+        sqlx::raw_sql("RESET search_path").execute(&mut *conn).await?;
+        result.map_err(|source| StoreError::Migrate {
+            schema: schema.to_owned(),
+            source,
+        })?;
+        tracing::info!(schema, steps = migrations.steps.len(), "postgres schema migrated");
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use crate::{StoreError, Writes};
+
+/// How long one Redis command may take before it fails with a timeout instead of hanging
+/// a Discord interaction.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// `WATCH` transactions retry this many times when a watched key changed under them.
+const MAX_WATCH_ATTEMPTS: u32 = 32;
+
+/// A Redis connection: a self-healing single-server connection or a cluster connection.
+///
+/// Both are multiplexed, so clones share one socket (per node) and can be used from many
+/// tasks at once. Never run `WATCH` on it: use [`Redis::watch`], which takes a dedicated
+/// connection.
+#[derive(Clone)]
+pub enum RedisConn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    /// A connection owned by one `WATCH` transaction at a time (see [`Redis::watch`]).
+    Dedicated(MultiplexedConnection),
+}
+
+impl std::fmt::Debug for RedisConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisConn::Single(_) => f.write_str("RedisConn::Single"),
+            RedisConn::Cluster(_) => f.write_str("RedisConn::Cluster"),
+            RedisConn::Dedicated(_) => f.write_str("RedisConn::Dedicated"),
+        }
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Dedicated(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Single(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Dedicated(c) => c.get_db(),
+        }
+    }
+}
+
+/// Where dedicated (non-shared) connections for `WATCH` transactions come from.
+enum Dedicated {
+    Single {
+        client: redis::Client,
+        idle: Mutex<Vec<MultiplexedConnection>>,
+    },
+    /// A cluster routes a transaction by its first key; the caller keeps every key of one
+    /// transaction in one hash slot.
+    Cluster,
+}
+
+/// The shared Redis handle every feature receives. Cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    conn: RedisConn,
+    dedicated: Arc<Dedicated>,
+    url_for_logs: Arc<str>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("url", &self.url_for_logs).finish()
+    }
+}
+
+/// Removes a password from a URL before it is shown anywhere.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Redis {
+    /// Connects to `url`. A plain `redis://host:port/db` URL is one server; several URLs
+    /// separated by commas (or one URL with the scheme `redis+cluster://`) are the seed
+    /// nodes of a Redis Cluster.
+    ///
+    /// Fails fast when the server is unreachable so the caller can report it and retry
+    /// with backoff; once connected, the connection reconnects by itself.
+    pub async fn connect(url: &str) -> Result<Redis, StoreError> {
+        let redacted: Arc<str> = redact_url(url).into();
+        let is_cluster = url.contains(',') || url.starts_with("redis+cluster://");
+        if is_cluster {
+            let nodes: Vec<String> = url
+                .split(',')
+                .map(|u| u.trim().replacen("redis+cluster://", "redis://", 1))
+                .collect();
+            let client = redis::cluster::ClusterClient::builder(nodes)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .build()?;
+            let conn = client.get_async_connection().await?;
+            return Ok(Redis {
+                conn: RedisConn::Cluster(conn),
+                dedicated: Arc::new(Dedicated::Cluster),
+                url_for_logs: redacted,
+            });
+        }
+        let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl {
+            what: "redis",
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(2));
+        let manager = tokio::time::timeout(
+            CONNECT_TIMEOUT * 2,
+            ConnectionManager::new_with_config(client.clone(), config),
+        )
+        .await
+        .map_err(|_| StoreError::Timeout(CONNECT_TIMEOUT * 2))??;
+        Ok(Redis {
+            conn: RedisConn::Single(manager),
+            dedicated: Arc::new(Dedicated::Single {
+                client,
+                idle: Mutex::new(Vec::new()),
+            }),
+            url_for_logs: redacted,
+        })
+    }
+
+    /// A clone of the shared multiplexed connection.
+    pub fn conn(&self) -> RedisConn {
+        self.conn.clone()
+    }
+
+    /// The URL with any password removed, for logs.
+    pub fn redacted_url(&self) -> &str {
+        &self.url_for_logs
+    }
+
+    /// `PING`, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Applies `writes` atomically in one round trip (`MULTI` ... `EXEC`).
+    pub async fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = writes.to_pipeline();
+        pipe.atomic();
+        let mut conn = self.conn();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Applies `writes` atomically only if the string at `guard` still holds `expected`
+    /// (`None`: the key must not exist). One round trip (a Lua script).
+    ///
+    /// This is optimistic concurrency for the common shape "read one document, decide,
+    /// write it back with its indexes": read `guard`, compute, `apply_if`; on `false`
+    /// somebody else won the race, so read again and retry.
+    pub async fn apply_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        writes: &Writes,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = crate::writes::guarded_script().key(guard);
+        // ARGV[1] = "1" if a value is expected, "0" for "absent"; ARGV[2] = expected bytes.
+        match expected {
+            Some(bytes) => invocation.arg("1").arg(bytes),
+            None => invocation.arg("0").arg(""),
+        };
+        writes.append_script_args(&mut invocation);
+        let mut conn = self.conn();
+        let applied: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(applied == 1)
+    }
+
+    /// Runs a classic `WATCH`/`MULTI`/`EXEC` transaction over `keys` on a dedicated
+    /// connection, retrying while a watched key changes under it.
+    ///
+    /// `body` reads what it needs through the connection it is given and returns the
+    /// writes to commit plus a value; it may run several times, so it must not have side
+    /// effects outside Redis.
+    pub async fn watch<T, F, Fut>(&self, keys: &[String], mut body: F) -> Result<T, StoreError>
+    where
+        F: FnMut(RedisConn) -> Fut,
+        Fut: std::future::Future<Output = Result<(Writes, T), StoreError>>,
+    {
+        let (mut conn, single) = self.dedicated_connection().await?;
+        let mut result = Err(StoreError::Contention {
+            keys: keys.to_vec(),
+            attempts: MAX_WATCH_ATTEMPTS,
+        });
+        for attempt in 1..=MAX_WATCH_ATTEMPTS {
+            redis::cmd("WATCH").arg(keys).exec_async(&mut conn).await?;
+            let (writes, value) = match body(conn.clone()).await {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = redis::cmd("UNWATCH").exec_async(&mut conn).await;
+                    result = Err(e);
+                    break;
+                }
+            };
+            let mut pipe = writes.to_pipeline();
+            pipe.atomic();
+            let committed: Option<Value> = pipe.query_async(&mut conn).await?;
+            if committed.is_some() {
+                result = Ok(value);
+                break;
+            }
+            tracing::debug!(?keys, attempt, "watched key changed; retrying transaction");
+        }
+        if let (Some(single), Dedicated::Single { idle, .. }) = (single, self.dedicated.as_ref()) {
+            if let Ok(mut idle) = idle.lock() {
+                idle.push(single);
+            }
+        }
+        result
+    }
+
+    async fn dedicated_connection(
+        &self,
+    ) -> Result<(RedisConn, Option<MultiplexedConnection>), StoreError> {
+        match self.dedicated.as_ref() {
+            Dedicated::Cluster => Ok((self.conn(), None)),
+            Dedicated::Single { client, idle } => {
+                let pooled = idle.lock().ok().and_then(|mut v| v.pop());
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => client.get_multiplexed_async_connection().await?,
+                };
+                Ok((RedisConn::Dedicated(conn.clone()), Some(conn)))
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The Redis helpers against a real redis-server.
+
+use store::harness::TestRedis;
+use store::redis::AsyncCommands;
+use store::{Writes, updated_time};
+
+#[tokio::test]
+async fn apply_writes_every_command_in_one_step() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+
+    let mut writes = Writes::new();
+    writes.set("a", "1").sadd("members", "x").hincrby("counts", "n", 2).zadd("ledger", 5.0, "e");
+    redis.apply(&writes).await.expect("apply");
+
+    let mut conn = redis.conn();
+    let a: String = conn.get("a").await.expect("get");
+    let members: Vec<String> = conn.smembers("members").await.expect("smembers");
+    let n: i64 = conn.hget("counts", "n").await.expect("hget");
+    let ledger: Vec<(String, f64)> = conn.zrange_withscores("ledger", 0, -1).await.expect("zrange");
+    assert_eq!((a.as_str(), members, n), ("1", vec!["x".to_owned()], 2));
+    assert_eq!(ledger, vec![("e".to_owned(), 5.0)]);
+}
+
+#[tokio::test]
+async fn a_failing_command_is_reported() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut conn = redis.conn();
+    let _: () = conn.set("s", "text").await.expect("set");
+    let mut writes = Writes::new();
+    writes.hincrby("s", "f", 1);
+    assert!(redis.apply(&writes).await.is_err(), "HINCRBY on a string must fail");
+}
+
+#[tokio::test]
+async fn apply_if_writes_only_when_the_guard_is_unchanged() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut conn = redis.conn();
+
+    let mut create = Writes::new();
+    create.set("doc", "v1").sadd("index", "doc");
+    assert!(redis.apply_if("doc", None, &create).await.expect("create"));
+    // A second create loses: the key exists now.
+    assert!(!redis.apply_if("doc", None, &create).await.expect("second create"));
+
+    let mut update = Writes::new();
+    update.set("doc", "v2").set("other", "side");
+    assert!(!redis.apply_if("doc", Some(b"stale"), &update).await.expect("stale update"));
+    let other: Option<String> = conn.get("other").await.expect("get");
+    assert_eq!(other, None, "a lost compare-and-set writes nothing");
+    assert!(redis.apply_if("doc", Some(b"v1"), &update).await.expect("update"));
+    let doc: String = conn.get("doc").await.expect("get");
+    assert_eq!(doc, "v2");
+}
+
+#[tokio::test]
+async fn concurrent_watch_transactions_never_lose_an_update() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move {
+                redis
+                    .watch(&["counter".to_owned()], |mut conn| async move {
+                        let current: Option<i64> = conn.get("counter").await?;
+                        let mut writes = Writes::new();
+                        writes.set("counter", current.unwrap_or(0) + 1);
+                        Ok((writes, ()))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("transaction");
+    }
+    let mut conn = redis.conn();
+    let counter: i64 = conn.get("counter").await.expect("get");
+    assert_eq!(counter, 20);
+}
+
+#[tokio::test]
+async fn set_with_time_writes_the_key_and_its_timestamp() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let at = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).expect("time");
+
+    let mut writes = Writes::new();
+    updated_time::set_with_time(&mut writes, "user_1", "{}", at);
+    redis.apply(&writes).await.expect("apply");
+
+    let mut conn = redis.conn();
+    let stamp: String = conn.get("user_1:updated_time").await.expect("get");
+    assert_eq!(updated_time::decode(&stamp), Some(at));
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port_fails_fast_with_a_transient_error() {
+    let port = store::harness::free_port();
+    let err = store::Redis::connect(&format!("redis://127.0.0.1:{port}/"))
+        .await
+        .expect_err("nothing listens there");
+    assert!(err.is_transient(), "{err}");
+}

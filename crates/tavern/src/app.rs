@@ -1,0 +1,315 @@
+//! `tavern serve`: wires the stores, the features, Discord (or the sandbox) and the web
+//! server together, and takes them down gracefully.
+//!
+//! Start-up order matters for operators: the HTTP listener comes first so `/healthz` and
+//! `/readyz` answer while the stores are still being reached; Redis and PostgreSQL are
+//! retried with backoff (one clear error line, then quieter retries) rather than
+//! crashing, because a database that starts a few seconds after Tavern is normal.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use discord::{Bot, BotConfig, DiscordConfig, GatewayStatus};
+use feature::{Feature, JobRunner};
+use metrics_exporter_prometheus::PrometheusHandle;
+use store::{Postgres, Redis};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use web::{AppState, Component, Readiness};
+
+use crate::config::Config;
+
+/// The Prometheus recorder, installed once per process.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// What `/readyz` looks at.
+#[derive(Default)]
+struct Health {
+    redis: OnceLock<Redis>,
+    postgres: OnceLock<Postgres>,
+    gateway: OnceLock<GatewayStatus>,
+    /// The last connection error per store while still connecting.
+    connecting: Mutex<Vec<(&'static str, String)>>,
+    serving: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    fn set_connecting(&self, name: &'static str, error: Option<String>) {
+        if let Ok(mut list) = self.connecting.lock() {
+            list.retain(|(n, _)| *n != name);
+            if let Some(error) = error {
+                list.push((name, error));
+            }
+        }
+    }
+
+    fn connecting_error(&self, name: &'static str) -> Option<String> {
+        self.connecting
+            .lock()
+            .ok()
+            .and_then(|list| list.iter().find(|(n, _)| *n == name).map(|(_, e)| e.clone()))
+    }
+}
+
+struct HealthProbe(Arc<Health>);
+
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+impl Readiness for HealthProbe {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<Component>> {
+        let health = Arc::clone(&self.0);
+        Box::pin(async move {
+            let redis = match health.redis.get() {
+                Some(redis) => match tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
+                    Ok(Ok(())) => Component { name: "redis", ready: true, detail: None },
+                    Ok(Err(e)) => Component { name: "redis", ready: false, detail: Some(e.to_string()) },
+                    Err(_) => Component { name: "redis", ready: false, detail: Some("ping timed out".into()) },
+                },
+                None => Component {
+                    name: "redis",
+                    ready: false,
+                    detail: Some(health.connecting_error("redis").unwrap_or_else(|| "connecting".into())),
+                },
+            };
+            let postgres = match health.postgres.get() {
+                Some(pg) => match tokio::time::timeout(PROBE_TIMEOUT, pg.ping()).await {
+                    Ok(Ok(())) => Component { name: "postgres", ready: true, detail: None },
+                    Ok(Err(e)) => Component { name: "postgres", ready: false, detail: Some(e.to_string()) },
+                    Err(_) => Component { name: "postgres", ready: false, detail: Some("ping timed out".into()) },
+                },
+                None => Component {
+                    name: "postgres",
+                    ready: false,
+                    detail: Some(health.connecting_error("postgres").unwrap_or_else(|| "connecting".into())),
+                },
+            };
+            let gateway_ready = health.gateway.get().map(|g| g.is_ready()).unwrap_or(false);
+            let discord = Component {
+                name: "discord",
+                ready: gateway_ready,
+                detail: (!gateway_ready).then(|| "gateway not connected".to_owned()),
+            };
+            let serving = health.serving.load(std::sync::atomic::Ordering::Relaxed);
+            let features = Component {
+                name: "features",
+                ready: serving,
+                detail: (!serving).then(|| "starting".to_owned()),
+            };
+            vec![redis, postgres, discord, features]
+        })
+    }
+}
+
+/// Connects with exponential backoff (0.5 s doubling to 30 s) until it works or shutdown.
+/// The first failure is one clear ERROR line; later ones are DEBUG so the log stays
+/// readable during a long outage.
+async fn connect_with_backoff<T, F, Fut>(
+    name: &'static str,
+    shown_url: String,
+    health: &Health,
+    shutdown: &CancellationToken,
+    mut connect: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1u32;
+    loop {
+        match connect().await {
+            Ok(value) => {
+                health.set_connecting(name, None);
+                if attempt > 1 {
+                    tracing::info!(store = name, url = %shown_url, attempts = attempt, "connected after retrying");
+                } else {
+                    tracing::info!(store = name, url = %shown_url, "connected");
+                }
+                return Some(value);
+            }
+            Err(error) => {
+                health.set_connecting(name, Some(error.to_string()));
+                if attempt == 1 {
+                    tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+                } else {
+                    tracing::debug!(store = name, attempt, %error, "still unreachable");
+                }
+                if !error.is_transient() && !matches!(error, store::StoreError::Postgres(_)) {
+                    tracing::error!(store = name, %error, "this error will not go away by retrying; fix the configuration");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+        attempt += 1;
+    }
+}
+
+/// A running Tavern.
+#[derive(Debug)]
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    /// The in-process fake Discord of sandbox mode.
+    pub sim: Option<discord_sim::Sim>,
+    pub demo: Option<discord_sim::Demo>,
+    shutdown: CancellationToken,
+    main: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Asks everything to stop (same as SIGTERM).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until Tavern has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let main = self.main.await.context("main task panicked")?;
+        self.shutdown.cancel();
+        self.http.await.context("http task panicked")?.context("http server")?;
+        main
+    }
+}
+
+/// The features Tavern runs. One line per feature.
+pub fn features(redis: &Redis, postgres: &Postgres, discord: &discord::Discord, gateway: &GatewayStatus) -> Vec<Feature> {
+    let _ = (redis, postgres);
+    vec![crate::core::feature(discord.clone(), gateway.clone())]
+}
+
+/// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.
+pub fn migrations() -> Vec<store::FeatureMigrations> {
+    Vec::new()
+}
+
+/// Starts Tavern: binds its listeners at once and brings up the rest in the background.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let shutdown = CancellationToken::new();
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on TAVERN_HTTP_ADDR {}", config.http_addr))?;
+    let http_addr = http_listener.local_addr()?;
+    let metrics = metrics_handle();
+
+    let health = Arc::new(Health::default());
+    let state = AppState {
+        readiness: Arc::new(HealthProbe(Arc::clone(&health))),
+        metrics: metrics.clone(),
+    };
+
+    let mut metrics_addr = None;
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on TAVERN_METRICS_ADDR {addr}"))?;
+        metrics_addr = Some(listener.local_addr()?);
+        let app = web::metrics_router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move { web::serve(listener, app, async move { stop.cancelled().await }).await });
+    }
+
+    let (sim, demo, bot_config) = if let Some(token) = &config.discord_token {
+        let mut rest = DiscordConfig::new(token.expose(), config.discord_api.clone());
+        rest.max_retries = 4;
+        let bot = BotConfig {
+            rest,
+            gateway: config.discord_gateway.clone(),
+            shards: config.shards,
+            drain_timeout: Duration::from_secs(10),
+        };
+        (None, None, bot)
+    } else {
+        let sim = discord_sim::Sim::start(discord_sim::SimConfig::default()).context("starting the sandbox's fake Discord")?;
+        let demo = sim.seed_demo();
+        let bot = feature::sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+        tracing::info!(api = %sim.addr(), "sandbox mode: no TAVERN_DISCORD_TOKEN, so Tavern talks to an in-process fake Discord");
+        (Some(sim), Some(demo), bot)
+    };
+
+    let mut extra = Vec::new();
+    if let (Some(sim), Some(demo)) = (&sim, &demo) {
+        extra.push(web::sandbox::routes(sim.clone(), demo.clone()));
+    }
+    let app = web::router(state, extra);
+    let stop = shutdown.clone();
+    let http = tokio::spawn(async move { web::serve(http_listener, app, async move { stop.cancelled().await }).await });
+
+    let main = tokio::spawn(run(config, bot_config, health, shutdown.clone()));
+    Ok(Running { http_addr, metrics_addr, sim, demo, shutdown, main, http })
+}
+
+async fn run(config: Config, bot_config: BotConfig, health: Arc<Health>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let redis_url = config.redis_url.clone();
+    let redis = connect_with_backoff("redis", redis_url.to_string(), &health, &shutdown, || {
+        let url = redis_url.expose().to_owned();
+        async move { Redis::connect(&url).await }
+    });
+    let pg_url = config.database_url.clone();
+    let postgres = connect_with_backoff("postgres", pg_url.to_string(), &health, &shutdown, || {
+        let url = pg_url.expose().to_owned();
+        async move { Postgres::connect(&url).await }
+    });
+    let (redis, postgres) = tokio::join!(redis, postgres);
+    let (Some(redis), Some(postgres)) = (redis, postgres) else {
+        tracing::info!("shut down before the stores were reachable");
+        return Ok(());
+    };
+    let _ = health.redis.set(redis.clone());
+    let _ = health.postgres.set(postgres.clone());
+
+    for migrations in migrations() {
+        postgres.migrate(&migrations).await.context("migrating PostgreSQL")?;
+    }
+
+    let discord = discord::Discord::new(&bot_config.rest);
+    let gateway = GatewayStatus::default();
+    let _ = health.gateway.set(gateway.clone());
+    let mut features = features(&redis, &postgres, &discord, &gateway);
+    for feature in &features {
+        if let Some(startup) = &feature.startup {
+            tracing::info!(feature = feature.name, "running start-up work");
+            startup().await.with_context(|| format!("start-up work of feature {}", feature.name))?;
+        }
+    }
+    let jobs: Vec<_> = features.iter_mut().flat_map(|f| std::mem::take(&mut f.jobs)).collect();
+    let (router, events) = feature::route(discord.clone(), &mut features).context("routing feature commands")?;
+    let bot = Bot::new(bot_config, router, events).with_status(gateway);
+    health.serving.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let instance = format!("{}:{}", hostname(), std::process::id());
+    let jobs_task = tokio::spawn(JobRunner::new(redis.clone(), instance).run(jobs, shutdown.clone()));
+    let result = bot.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = jobs_task.await;
+    result.context("discord")?;
+    tracing::info!("tavern stopped");
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "tavern".into())
+}

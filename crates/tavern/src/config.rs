@@ -1,0 +1,349 @@
+//! Configuration: an optional `tavern.toml`, then `TAVERN_*` environment variables on top.
+//!
+//! Every value is parsed into its final type here, so the rest of Tavern never sees a
+//! malformed address or URL. A bad value is a [`ConfigError`] naming the key and what is
+//! wrong; the binary prints it on one line and exits with code 2.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret string: shown as `<redacted>` by `Debug` and never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A connection URL that may carry a password; `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.0[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}://{user}:***@{}", &self.0[..scheme_end], &self.0[at + 1..])
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl std::fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Tavern's settings, fully parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub redis_url: ServiceUrl,
+    pub database_url: ServiceUrl,
+    /// `None`: sandbox mode (an in-process fake Discord).
+    pub discord_token: Option<Secret>,
+    /// `host:port` of a plain-HTTP stand-in for Discord's REST API; `None` for Discord's.
+    pub discord_api: Option<String>,
+    /// WebSocket URL of a stand-in gateway; `None` for Discord's.
+    pub discord_gateway: Option<String>,
+    pub shards: Option<u32>,
+    pub http_addr: SocketAddr,
+    /// A separate listener for `/metrics`; it is also served on `http_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where local state lives (object-store snapshots, sandbox data).
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable or `tavern.toml` key, as the user wrote it.
+    pub key: String,
+    pub problem: String,
+}
+
+/// The keys Tavern understands: (toml key, environment variable).
+const KEYS: &[(&str, &str)] = &[
+    ("redis_url", "TAVERN_REDIS_URL"),
+    ("database_url", "TAVERN_DATABASE_URL"),
+    ("discord_token", "TAVERN_DISCORD_TOKEN"),
+    ("discord_api", "TAVERN_DISCORD_API"),
+    ("discord_gateway", "TAVERN_DISCORD_GATEWAY"),
+    ("shards", "TAVERN_SHARDS"),
+    ("http_addr", "TAVERN_HTTP_ADDR"),
+    ("metrics_addr", "TAVERN_METRICS_ADDR"),
+    ("data_dir", "TAVERN_DATA_DIR"),
+    ("log_format", "TAVERN_LOG_FORMAT"),
+];
+
+/// Raw values and where each came from (to name the right key in an error).
+struct Raw {
+    values: BTreeMap<&'static str, (String, String)>,
+}
+
+impl Raw {
+    fn get(&self, key: &str) -> Option<(&str, &str)> {
+        self.values
+            .get(key)
+            .map(|(source, value)| (source.as_str(), value.as_str()))
+            .filter(|(_, v)| !v.trim().is_empty())
+    }
+}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn parse_addr(source: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.trim().parse().map_err(|_| {
+        err(
+            source,
+            format!("`{value}` is not a socket address (expected IP:port, e.g. 127.0.0.1:8080)"),
+        )
+    })
+}
+
+fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, ConfigError> {
+    let value = value.trim();
+    let scheme_ok = schemes
+        .iter()
+        .any(|s| value.starts_with(&format!("{s}://")));
+    if !scheme_ok {
+        let shown = ServiceUrl(value.to_owned()).redacted();
+        return Err(err(
+            source,
+            format!("`{shown}` must start with {}", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")),
+        ));
+    }
+    Ok(ServiceUrl(value.to_owned()))
+}
+
+fn parse_host_port(source: &str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let bad = || err(source, format!("`{value}` is not host:port (e.g. 127.0.0.1:5000)"));
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || host.contains('/') || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    Ok(value.to_owned())
+}
+
+impl Config {
+    /// Loads `file` (if given, or `./tavern.toml` if present) and then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TAVERN_")).collect();
+        let default_file = PathBuf::from("tavern.toml");
+        let file = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None if default_file.exists() => Some(default_file),
+            None => None,
+        };
+        let toml_text = match &file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?),
+            None => None,
+        };
+        Config::from_sources(toml_text.as_deref(), file.as_deref(), &env)
+    }
+
+    /// Builds the configuration from a TOML text and environment variables (pure, for tests).
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        toml_path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let file_label = toml_path.map(|p| p.display().to_string()).unwrap_or_else(|| "tavern.toml".into());
+        let mut raw = Raw { values: BTreeMap::new() };
+        if let Some(text) = toml_text {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                err(&file_label, e.message().to_owned())
+            })?;
+            for (key, value) in table {
+                let Some((name, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
+                    let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    return Err(err(&format!("{file_label}: {key}"), format!("unknown key (known keys: {})", known.join(", "))));
+                };
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    other => return Err(err(&format!("{file_label}: {key}"), format!("expected a string, found {}", other.type_str()))),
+                };
+                raw.values.insert(name, (format!("{file_label}: {key}"), text));
+            }
+        }
+        for (name, var) in KEYS {
+            if let Some(value) = env.get(*var) {
+                raw.values.insert(name, ((*var).to_owned(), value.clone()));
+            }
+        }
+        for var in env.keys() {
+            let known = KEYS.iter().any(|(_, v)| v == var)
+                || matches!(var.as_str(), "TAVERN_CONFIG" | "TAVERN_LOG" | "TAVERN_REDIS_SERVER" | "TAVERN_PG_BINDIR");
+            if !known && var.starts_with("TAVERN_") && !var.starts_with("TAVERN_TEST_") {
+                return Err(err(var, "unknown setting (see README: Configuration)"));
+            }
+        }
+
+        let redis_url = match raw.get("redis_url") {
+            Some((src, v)) => parse_url(src, v, &["redis", "rediss", "redis+cluster"])?,
+            None => ServiceUrl("redis://127.0.0.1:6379/".into()),
+        };
+        let database_url = match raw.get("database_url") {
+            Some((src, v)) => parse_url(src, v, &["postgres", "postgresql"])?,
+            None => ServiceUrl("postgres://tavern@127.0.0.1:5432/tavern".into()),
+        };
+        let discord_token = raw.get("discord_token").map(|(_, v)| Secret::new(v.trim()));
+        let discord_api = raw.get("discord_api").map(|(s, v)| parse_host_port(s, v)).transpose()?;
+        let discord_gateway = match raw.get("discord_gateway") {
+            Some((src, v)) => Some(parse_url(src, v, &["ws", "wss"])?.0),
+            None => None,
+        };
+        let shards = match raw.get("shards") {
+            Some((src, v)) => Some(
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| err(src, format!("`{v}` is not a shard count (a whole number >= 1)")))?,
+            ),
+            None => None,
+        };
+        let http_addr = match raw.get("http_addr") {
+            Some((src, v)) => parse_addr(src, v)?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let metrics_addr = raw.get("metrics_addr").map(|(s, v)| parse_addr(s, v)).transpose()?;
+        let data_dir = raw.get("data_dir").map(|(_, v)| PathBuf::from(v.trim())).unwrap_or_else(|| PathBuf::from(".tavern"));
+        let log_format = match raw.get("log_format") {
+            None => LogFormat::Text,
+            Some((_, "text")) => LogFormat::Text,
+            Some((_, "json")) => LogFormat::Json,
+            Some((src, v)) => return Err(err(src, format!("`{v}` is not a log format (text or json)"))),
+        };
+        if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
+            return Err(err("TAVERN_DISCORD_TOKEN", "is required when TAVERN_DISCORD_API or TAVERN_DISCORD_GATEWAY is set"));
+        }
+        Ok(Config {
+            redis_url,
+            database_url,
+            discord_token,
+            discord_api,
+            discord_gateway,
+            shards,
+            http_addr,
+            metrics_addr,
+            data_dir,
+            log_format,
+        })
+    }
+
+    /// Sandbox mode: no Discord token was given.
+    pub fn sandbox(&self) -> bool {
+        self.discord_token.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_local_and_sandbox() {
+        let c = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert!(c.sandbox());
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.redis_url.expose(), "redis://127.0.0.1:6379/");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::from_sources(
+            Some("http_addr = \"127.0.0.1:9000\"\nredis_url = \"redis://file:1/\""),
+            None,
+            &env(&[("TAVERN_REDIS_URL", "redis://env:2/")]),
+        )
+        .expect("config");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.redis_url.expose(), "redis://env:2/");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADDR", "localhost")])).expect_err("bad");
+        assert_eq!(e.key, "TAVERN_HTTP_ADDR");
+        assert!(e.problem.contains("`localhost` is not a socket address"), "{e}");
+
+        let e = Config::from_sources(Some("http_addr = \"nope\""), None, &env(&[])).expect_err("bad");
+        assert_eq!(e.key, "tavern.toml: http_addr");
+
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DATABASE_URL", "mysql://x")])).expect_err("bad");
+        assert_eq!(e.key, "TAVERN_DATABASE_URL");
+
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DISCORD_API", "http://x:1")])).expect_err("bad");
+        assert_eq!(e.key, "TAVERN_DISCORD_API");
+
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADR", "1")])).expect_err("typo");
+        assert_eq!(e.key, "TAVERN_HTTP_ADR");
+
+        let e = Config::from_sources(Some("colour = \"red\""), None, &env(&[])).expect_err("unknown key");
+        assert!(e.key.ends_with("colour"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_DISCORD_TOKEN", "super-secret-token"),
+                ("TAVERN_DATABASE_URL", "postgres://tavern:hunter2@db:5432/tavern"),
+                ("TAVERN_REDIS_URL", "redis://:redispw@cache:6379/"),
+            ]),
+        )
+        .expect("config");
+        let shown = format!("{c:?}");
+        for secret in ["super-secret-token", "hunter2", "redispw"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert!(shown.contains("db:5432"), "the rest of the URL stays visible: {shown}");
+    }
+}

@@ -1,0 +1,158 @@
+//! `tavern`: the command-line entry point.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tavern::config::{Config, LogFormat};
+
+/// Tavern: a self-hosted home for tabletop-gaming communities on Discord.
+#[derive(Debug, Parser)]
+#[command(name = "tavern", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: ./tavern.toml if it exists). TAVERN_* variables override it.
+    #[arg(long, global = true, env = "TAVERN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run Tavern: the bot, the web server and the scheduled jobs. Without a Discord token
+    /// it runs in sandbox mode with an in-process fake Discord and a web console.
+    Serve,
+    /// Apply every feature's PostgreSQL migrations and exit.
+    Migrate,
+    /// Check the stored data for inconsistencies; exit code 1 if any are found.
+    Check,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("tavern: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    discord::install_crypto_provider();
+    let running = tavern::start(config).await?;
+    if running.sim.is_some() {
+        let url = format!("http://{}/sandbox", running.http_addr);
+        tracing::info!(%url, "sandbox console ready");
+        println!("Tavern sandbox console: {url}");
+    }
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight work");
+        token.cancel();
+    });
+    running.wait().await
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let pg = store::Postgres::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
+    let all = tavern::app::migrations();
+    for m in &all {
+        pg.migrate(m).await?;
+        println!("migrated schema {}", m.schema);
+    }
+    if all.is_empty() {
+        println!("no PostgreSQL migrations to apply");
+    }
+    Ok(())
+}
+
+async fn check(config: Config) -> anyhow::Result<ExitCode> {
+    let redis = store::Redis::connect(config.redis_url.expose())
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
+    let pg = store::Postgres::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
+    let discord = discord::Discord::new(&discord::DiscordConfig::new("unused-by-check", None));
+    let features = tavern::app::features(&redis, &pg, &discord, &discord::GatewayStatus::default());
+    let mut problems = 0usize;
+    for feature in &features {
+        for check in &feature.checks {
+            let findings = check.run().await.with_context(|| format!("check {}", check.name()))?;
+            for finding in &findings {
+                println!("{}: {}: {}", check.name(), finding.subject, finding.problem);
+            }
+            problems += findings.len();
+        }
+    }
+    if problems == 0 {
+        println!("no inconsistencies found");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{problems} inconsistencies found");
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tavern: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Check => check(config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("tavern: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Quick start, step 2: run every test. Installs what the tests need (Redis, PostgreSQL,
+# Chromium and ChromeDriver for the browser tests); the tests start their own servers on
+# free loopback ports, so nothing else needs to be running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_packages redis-server postgresql chromium chromium-driver ca-certificates gcc
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+export TAVERN_PG_BINDIR="${TAVERN_PG_BINDIR:-$(pg_bindir)}"
+cargo nextest run --workspace --no-fail-fast "$@"
