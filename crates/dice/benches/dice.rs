@@ -43,6 +43,22 @@ fn parse_roll_render(c: &mut Criterion) {
     group.finish();
 }
 
+fn roll_plain(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roll_plain (cached parse, streamed text)");
+    for expr in EXPRESSIONS {
+        let program = dice::parse(expr).expect("benchmark expressions parse");
+        let mut rng = Rng::seeded(1);
+        let mut out = String::new();
+        group.bench_function(*expr, |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(&program).roll_plain(&mut rng, &mut out)
+            })
+        });
+    }
+    group.finish();
+}
+
 fn odds(c: &mut Criterion) {
     let mut group = c.benchmark_group("odds");
     for expr in EXPRESSIONS {
@@ -51,5 +67,12 @@ fn odds(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, evaluate, parse_roll_render, odds);
+criterion_group!(
+    benches,
+    parse,
+    evaluate,
+    parse_roll_render,
+    roll_plain,
+    odds
+);
 criterion_main!(benches);

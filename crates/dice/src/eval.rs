@@ -13,7 +13,9 @@ use crate::ast::{
 use crate::error::{DiceError, ErrorKind};
 use crate::limits::{MAX_DICE, MAX_EXPLOSIONS, MAX_REROLLS_PER_DIE, MAX_ROLLS, MAX_SIDES};
 use crate::num::{Num, NumError};
-use crate::outcome::{DiceRoll, Die, DieOrigin, ExprResult, Node, SetItem, Tally};
+use crate::outcome::{
+    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, Node, SetItem, SetRoll, Tally,
+};
 use crate::rng::Rng;
 
 type EResult<T> = Result<T, DiceError>;
@@ -25,7 +27,7 @@ pub(crate) struct Evaluator<'a> {
     src: &'a str,
     rng: &'a mut Rng,
     rolls: usize,
-    notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -56,11 +58,11 @@ impl<'a> Evaluator<'a> {
         Ok(finish(tree, std::mem::take(&mut self.notes)))
     }
 
-    fn error(&self, kind: ErrorKind, at: usize) -> DiceError {
+    pub(crate) fn error(&self, kind: ErrorKind, at: usize) -> DiceError {
         DiceError::new(kind, self.src, at)
     }
 
-    fn num_error(&self, e: NumError, at: usize) -> DiceError {
+    pub(crate) fn num_error(&self, e: NumError, at: usize) -> DiceError {
         self.error(num_error_kind(e), at)
     }
 
@@ -97,7 +99,7 @@ impl<'a> Evaluator<'a> {
                 value: *n,
                 annotations: expr.annotations.clone(),
             }),
-            ExprKind::Dice(spec) => self.eval_dice(spec, expr),
+            ExprKind::Dice(spec) => Ok(Node::Dice(Box::new(self.roll_pool(spec, expr)?))),
             ExprKind::Set(set) => self.eval_set(set, expr),
             ExprKind::Group(g) => self.eval_group(g, expr),
             ExprKind::Paren(inner) => {
@@ -173,7 +175,8 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_dice(&mut self, spec: &DiceSpec, expr: &Expr) -> EResult<Node> {
+    /// Rolls one dice term through every stage.
+    pub(crate) fn roll_pool(&mut self, spec: &DiceSpec, expr: &Expr) -> EResult<DiceRoll> {
         let at = expr.span.start;
         let (count, count_roll) = match &spec.count {
             Count::Lit(n) => (*n, None),
@@ -276,7 +279,7 @@ impl<'a> Evaluator<'a> {
             Some(t) if mods.counting.counts() => t.net(),
             _ => sum_kept(&dice),
         };
-        Ok(Node::Dice(DiceRoll {
+        Ok(DiceRoll {
             notation: spec.notation.clone(),
             count,
             sides: faces.max,
@@ -288,7 +291,7 @@ impl<'a> Evaluator<'a> {
             count_roll,
             sides_roll,
             counts: mods.counting.counts(),
-        }))
+        })
     }
 
     fn apply_rerolls(
@@ -476,14 +479,14 @@ impl<'a> Evaluator<'a> {
         } else {
             sum_items(&items).map_err(|e| self.num_error(e, expr.span.start))?
         };
-        Ok(Node::Set {
+        Ok(Node::Set(Box::new(SetRoll {
             items,
             brace: set.brace,
             suffix: set.suffix.clone(),
             value,
             tally,
             annotations: expr.annotations.clone(),
-        })
+        })))
     }
 
     fn eval_group(&mut self, g: &GroupSpec, expr: &Expr) -> EResult<Node> {
@@ -509,13 +512,13 @@ impl<'a> Evaluator<'a> {
                 _ => inner.value(),
             }
         };
-        Ok(Node::Group {
-            inner: Box::new(inner),
+        Ok(Node::Group(Box::new(GroupRoll {
+            inner,
             suffix: g.suffix.clone(),
             value,
             tally,
             annotations: expr.annotations.clone(),
-        })
+        })))
     }
 }
 
@@ -746,8 +749,8 @@ impl<T: Copy + Default> Scratch<T> {
 
 /// Keep/drop: each step selects among the dice still kept; a keep step drops
 /// everything it did not select, a drop step drops what it selected. Ties
-/// are broken by position, so the earlier die of two equal ones is kept by
-/// "highest" and "lowest" alike.
+/// are broken by position: of two equal dice the earlier is selected first,
+/// by "highest" and "lowest" alike.
 pub(crate) fn select(steps: &[SelectStep], pool: &mut dyn Pool) {
     let len = pool.size();
     let mut kept_buf = Scratch::<usize>::new(len);
@@ -832,12 +835,13 @@ fn collect_dice<'n>(node: &'n mut Node, out: &mut Vec<(&'n mut Die, Faces)>) {
                     .map(|die| (die, faces)),
             );
         }
-        Node::Set { items, .. } => {
-            for item in items.iter_mut().filter(|i| !i.dropped) {
+        Node::Set(s) => {
+            for item in s.items.iter_mut().filter(|i| !i.dropped) {
                 collect_dice(&mut item.node, out);
             }
         }
-        Node::Group { inner, .. } | Node::Paren { inner, .. } => collect_dice(inner, out),
+        Node::Group(g) => collect_dice(&mut g.inner, out),
+        Node::Paren { inner, .. } => collect_dice(inner, out),
         Node::Unary { operand, .. } => collect_dice(operand, out),
         Node::Call { arg, .. } => collect_dice(arg, out),
         Node::Binary { left, right, .. } | Node::Compare { left, right, .. } => {
@@ -873,28 +877,18 @@ fn recompute(node: &mut Node) -> Result<(), NumError> {
             };
             d.value = Num::Int(value);
         }
-        Node::Set {
-            items,
-            value,
-            tally,
-            ..
-        } => {
-            for item in items.iter_mut() {
+        Node::Set(s) => {
+            for item in &mut s.items {
                 recompute(&mut item.node)?;
             }
-            if tally.is_none() {
-                *value = sum_items(items)?;
+            if s.tally.is_none() {
+                s.value = sum_items(&s.items)?;
             }
         }
-        Node::Group {
-            inner,
-            value,
-            tally,
-            ..
-        } => {
-            recompute(inner)?;
-            if tally.is_none() {
-                *value = inner.value();
+        Node::Group(g) => {
+            recompute(&mut g.inner)?;
+            if g.tally.is_none() {
+                g.value = g.inner.value();
             }
         }
         Node::Paren { inner, value, .. } => {
@@ -958,37 +952,62 @@ pub(crate) fn root_check(node: &Node) -> Option<bool> {
     }
 }
 
-fn finish(tree: Node, notes: Vec<String>) -> ExprResult {
-    let mut tally: Option<Tally> = None;
-    let mut d20: Option<&DiceRoll> = None;
-    tree.walk(&mut |n| {
-        let t = match n {
-            Node::Dice(d) => {
-                if d20.is_none() && d.sides == 20 && !d.fate {
-                    d20 = Some(d);
-                }
-                d.tally
-            }
-            Node::Set { tally, .. } | Node::Group { tally, .. } => *tally,
-            _ => None,
-        };
+/// Success tallies and the leftmost d20, gathered in the tree's walk order
+/// (parents first, left to right; computed dice counts are not part of it).
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub tally: Option<Tally>,
+    /// `None` until a d20 term is seen; then its natural face, if it has dice.
+    pub natural: Option<Option<i64>>,
+}
+
+impl Scan {
+    fn add(&mut self, t: Option<Tally>) {
         if let Some(t) = t {
-            tally.get_or_insert_with(Tally::default).add(t);
+            self.tally.get_or_insert_with(Tally::default).add(t);
         }
-    });
-    let natural = d20.and_then(|d| {
-        d.dice
-            .iter()
-            .find(|x| !x.dropped && x.origin.is_none())
-            .or_else(|| d.dice.first())
-            .map(|x| x.face)
-    });
+    }
+
+    pub fn dice(&mut self, d: &DiceRoll) {
+        if self.natural.is_none() && d.sides == 20 && !d.fate {
+            self.natural = Some(
+                d.dice
+                    .iter()
+                    .find(|x| !x.dropped && x.origin.is_none())
+                    .or_else(|| d.dice.first())
+                    .map(|x| x.face),
+            );
+        }
+        self.add(d.tally);
+    }
+
+    pub fn node(&mut self, node: &Node) {
+        node.walk(&mut |n| match n {
+            Node::Dice(d) => self.dice(d),
+            Node::Set(s) => self.add(s.tally),
+            Node::Group(g) => self.add(g.tally),
+            _ => {}
+        });
+    }
+
+    pub fn critical(&self) -> bool {
+        self.natural == Some(Some(20))
+    }
+
+    pub fn fumble(&self) -> bool {
+        self.natural == Some(Some(1))
+    }
+}
+
+fn finish(tree: Node, notes: Vec<String>) -> ExprResult {
+    let mut scan = Scan::default();
+    scan.node(&tree);
     ExprResult {
         total: tree.value(),
         check: root_check(&tree),
-        tally,
-        critical: natural == Some(20),
-        fumble: natural == Some(1),
+        tally: scan.tally,
+        critical: scan.critical(),
+        fumble: scan.fumble(),
         notes,
         tree,
     }

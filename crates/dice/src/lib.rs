@@ -35,6 +35,14 @@
 //! // Errors say where the problem is.
 //! let err = dice::parse("1d20 + x").unwrap_err();
 //! assert_eq!(err.column(), 8);
+//! assert_eq!(err.pointer("1d20 + x"), "1d20 + x\n       ^");
+//!
+//! // When only the text and total are needed, skip the result tree: same
+//! // seed, same text as `roll(..).render_plain()`.
+//! let mut text = String::new();
+//! let summary = program.roll_plain(&mut Rng::seeded(42), &mut text).unwrap();
+//! assert_eq!(text, program.roll(&mut Rng::seeded(42)).unwrap().render_plain());
+//! assert!(matches!(summary.total, Num::Int(3..=18)));
 //! ```
 //!
 //! Main entry points:
@@ -43,8 +51,14 @@
 //! - [`roll`] and [`odds`]: parse and run in one call.
 //! - [`Outcome::total`], [`Outcome::check`], [`Outcome::is_critical`],
 //!   [`Outcome::is_fumble`], [`Outcome::render_markdown`],
-//!   [`Outcome::render_plain`]; the full tree is in [`Outcome::rolls`].
+//!   [`Outcome::render_plain`]; the full tree is in [`Outcome::rolls`]
+//!   (a [`Node`] per value, a [`Die`] per die) and serialises to JSON.
+//! - [`Program::roll_plain`] / [`Program::roll_markdown`]: the rendered
+//!   text and a [`Summary`] without building the tree (bulk rolling).
+//! - [`Odds::render_plain`], [`Odds::render_markdown`].
+//! - [`DiceError::column`], [`DiceError::kind`], [`DiceError::pointer`].
 //! - [`Rng::seeded`], [`Rng::from_seed_bytes`], [`Rng::from_random_state`].
+//! - [`limits`]: every limit and the odds engine's budgets.
 
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
 #![warn(missing_docs)]
@@ -58,16 +72,19 @@ mod outcome;
 mod parser;
 mod render;
 mod rng;
+mod stream;
 
 pub use ast::{BinaryOp, CompareOp, Flags, Func, UnaryOp};
 pub use error::{DiceError, ErrorKind};
 pub use num::Num;
-pub use odds::{CheckOdds, Method, Odds, Percentiles};
+pub use odds::{Chance, CheckOdds, Method, Odds, Percentiles};
 pub use outcome::{
-    DiceRoll, Die, DieOrigin, ExprResult, Node, Outcome, RollResult, SetItem, Tally,
+    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, Node, Outcome, RollResult, SetItem, SetRoll,
+    Tally,
 };
 pub use render::MARKDOWN_MAX_DICE;
 pub use rng::Rng;
+pub use stream::Summary;
 
 /// Hard limits. They keep a single message from tying up the bot and every
 /// one of them has its own error with a position.

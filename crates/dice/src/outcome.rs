@@ -174,6 +174,44 @@ pub struct SetItem {
     pub success: bool,
 }
 
+/// `(a, b)` or `{a, b}`: keep/drop and counting act on element totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetRoll {
+    /// Elements.
+    pub items: Vec<SetItem>,
+    /// `{}` rather than `()`.
+    pub brace: bool,
+    /// Modifiers as written, e.g. `kh1`.
+    #[serde(serialize_with = "shared_str")]
+    pub suffix: Arc<str>,
+    /// Sum of kept elements, or the number of successes.
+    pub value: Num,
+    /// Present when the set counts successes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tally: Option<Tally>,
+    /// Annotations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+}
+
+/// `{4d6+3d8}k4`: keep/drop and counting act on the dice inside.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupRoll {
+    /// The grouped expression (its dice carry the dropped marks).
+    pub inner: Node,
+    /// Modifiers as written.
+    #[serde(serialize_with = "shared_str")]
+    pub suffix: Arc<str>,
+    /// The group's value.
+    pub value: Num,
+    /// Present when the group counts successes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tally: Option<Tally>,
+    /// Annotations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+}
+
 /// A node of the result tree. Every node knows its value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -187,41 +225,11 @@ pub enum Node {
         annotations: Vec<String>,
     },
     /// A dice term.
-    Dice(DiceRoll),
+    Dice(Box<DiceRoll>),
     /// `(a, b)` or `{a, b}`: keep/drop and counting on element totals.
-    Set {
-        /// Elements.
-        items: Vec<SetItem>,
-        /// `{}` rather than `()`.
-        brace: bool,
-        /// Modifiers as written, e.g. `kh1`.
-        #[serde(serialize_with = "shared_str")]
-        suffix: Arc<str>,
-        /// Sum of kept elements, or the number of successes.
-        value: Num,
-        /// Present when the set counts successes.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tally: Option<Tally>,
-        /// Annotations.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        annotations: Vec<String>,
-    },
+    Set(Box<SetRoll>),
     /// `{4d6+3d8}k4`: keep/drop and counting on the dice inside.
-    Group {
-        /// The grouped expression (its dice carry the dropped marks).
-        inner: Box<Node>,
-        /// Modifiers as written.
-        #[serde(serialize_with = "shared_str")]
-        suffix: Arc<str>,
-        /// The group's value.
-        value: Num,
-        /// Present when the group counts successes.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tally: Option<Tally>,
-        /// Annotations.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        annotations: Vec<String>,
-    },
+    Group(Box<GroupRoll>),
     /// `( ... )`.
     Paren {
         /// The bracketed expression.
@@ -297,8 +305,6 @@ impl Node {
     pub fn value(&self) -> Num {
         match self {
             Node::Number { value, .. }
-            | Node::Set { value, .. }
-            | Node::Group { value, .. }
             | Node::Paren { value, .. }
             | Node::Unary { value, .. }
             | Node::Binary { value, .. }
@@ -306,6 +312,8 @@ impl Node {
             | Node::Then { value, .. }
             | Node::Call { value, .. } => *value,
             Node::Dice(d) => d.value,
+            Node::Set(s) => s.value,
+            Node::Group(g) => g.value,
         }
     }
 
@@ -314,7 +322,7 @@ impl Node {
         let mut out = Vec::new();
         self.walk(&mut |n| {
             if let Node::Dice(d) = n {
-                out.push(d);
+                out.push(&**d);
             }
         });
         out
@@ -325,12 +333,13 @@ impl Node {
         f(self);
         match self {
             Node::Number { .. } | Node::Dice(_) => {}
-            Node::Set { items, .. } => {
-                for item in items {
+            Node::Set(s) => {
+                for item in &s.items {
                     item.node.walk(f);
                 }
             }
-            Node::Group { inner, .. } | Node::Paren { inner, .. } => inner.walk(f),
+            Node::Group(g) => g.inner.walk(f),
+            Node::Paren { inner, .. } => inner.walk(f),
             Node::Unary { operand, .. } => operand.walk(f),
             Node::Call { arg, .. } => arg.walk(f),
             Node::Binary { left, right, .. } | Node::Compare { left, right, .. } => {

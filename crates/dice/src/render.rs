@@ -17,7 +17,7 @@ use std::fmt::Write;
 pub const MARKDOWN_MAX_DICE: usize = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
+pub(crate) enum Style {
     Markdown,
     Plain,
 }
@@ -58,60 +58,86 @@ fn write_outcome(out: &mut String, o: &Outcome, style: Style) {
                 out.push('\n');
             }
             first = false;
-            if let Some(label) = &roll.label {
-                if md {
-                    out.push_str("**");
-                    escape_into(out, label);
-                    out.push_str("**");
-                } else {
-                    out.push_str(label);
-                }
-                if many {
-                    let _ = write!(out, " #{}", i + 1);
-                }
-                out.push_str(": ");
-            } else if many {
-                let _ = write!(out, "#{}: ", i + 1);
-            }
+            write_prefix(out, roll.label.as_deref(), many, i, md);
             if o.flags.no_results {
-                write_total(out, r, style);
+                write_total(out, r.total, r.check, md);
             } else {
                 write_result(out, r, style, !o.flags.simple);
             }
-            if let Some(c) = &roll.comment {
-                if md {
-                    out.push_str(" — *");
-                    escape_into(out, c);
-                    out.push('*');
-                } else {
-                    out.push_str(" # ");
-                    out.push_str(c);
-                }
-            }
-            if r.critical {
-                out.push_str(if md { " **(critical)**" } else { " (critical)" });
-            } else if r.fumble {
-                out.push_str(if md { " **(fumble)**" } else { " (fumble)" });
-            }
-            for note in &r.notes {
-                if md {
-                    out.push_str("\n-# ");
-                    escape_into(out, note);
-                } else {
-                    out.push_str(" [");
-                    out.push_str(note);
-                    out.push(']');
-                }
-            }
+            write_suffix(
+                out,
+                roll.comment.as_deref(),
+                r.critical,
+                r.fumble,
+                &r.notes,
+                md,
+            );
+        }
+    }
+}
+
+/// Label and repetition number in front of a result line.
+pub(crate) fn write_prefix(out: &mut String, label: Option<&str>, many: bool, i: usize, md: bool) {
+    if let Some(label) = label {
+        if md {
+            out.push_str("**");
+            escape_into(out, label);
+            out.push_str("**");
+        } else {
+            out.push_str(label);
+        }
+        if many {
+            out.push_str(" #");
+            push_int(out, i64::try_from(i + 1).unwrap_or(i64::MAX));
+        }
+        out.push_str(": ");
+    } else if many {
+        out.push('#');
+        push_int(out, i64::try_from(i + 1).unwrap_or(i64::MAX));
+        out.push_str(": ");
+    }
+}
+
+/// Comment, critical/fumble and notes after a result line.
+pub(crate) fn write_suffix(
+    out: &mut String,
+    comment: Option<&str>,
+    critical: bool,
+    fumble: bool,
+    notes: &[String],
+    md: bool,
+) {
+    if let Some(c) = comment {
+        if md {
+            out.push_str(" — *");
+            escape_into(out, c);
+            out.push('*');
+        } else {
+            out.push_str(" # ");
+            out.push_str(c);
+        }
+    }
+    if critical {
+        out.push_str(if md { " **(critical)**" } else { " (critical)" });
+    } else if fumble {
+        out.push_str(if md { " **(fumble)**" } else { " (fumble)" });
+    }
+    for note in notes {
+        if md {
+            out.push_str("\n-# ");
+            escape_into(out, note);
+        } else {
+            out.push_str(" [");
+            out.push_str(note);
+            out.push(']');
         }
     }
 }
 
 /// Just the total (the `nr` flag).
-fn write_total(out: &mut String, r: &ExprResult, style: Style) {
-    let md = style == Style::Markdown;
-    tick(out, md, |o| push_num(o, r.total));
-    if let Some(passed) = r.check {
+pub(crate) fn write_total(out: &mut String, total: Num, check: Option<bool>, md: bool) {
+    tick(out, md, |o| push_num(o, total));
+    if let Some(passed) = check {
         out.push(' ');
         verdict(out, md, passed);
     }
@@ -193,7 +219,7 @@ fn write_check(out: &mut String, node: &Node, style: Style, dice: bool) {
     }
 }
 
-fn write_tally(out: &mut String, t: &Tally) {
+pub(crate) fn write_tally(out: &mut String, t: &Tally) {
     let plural = |n: i64, one: &str, many: &str| {
         if n == 1 {
             format!("{n} {one}")
@@ -214,7 +240,7 @@ fn write_tally(out: &mut String, t: &Tally) {
     out.push(')');
 }
 
-fn verdict(out: &mut String, md: bool, passed: bool) {
+pub(crate) fn verdict(out: &mut String, md: bool, passed: bool) {
     let word = if passed { "pass" } else { "fail" };
     if md {
         out.push_str("**");
@@ -225,7 +251,7 @@ fn verdict(out: &mut String, md: bool, passed: bool) {
     }
 }
 
-fn tick(out: &mut String, md: bool, f: impl FnOnce(&mut String)) {
+pub(crate) fn tick(out: &mut String, md: bool, f: impl FnOnce(&mut String)) {
     if md {
         out.push('`');
     }
@@ -235,7 +261,7 @@ fn tick(out: &mut String, md: bool, f: impl FnOnce(&mut String)) {
     }
 }
 
-fn write_annotations(out: &mut String, annotations: &[String], style: Style) {
+pub(crate) fn write_annotations(out: &mut String, annotations: &[String], style: Style) {
     for a in annotations {
         out.push_str(" [");
         if style == Style::Markdown {
@@ -247,7 +273,7 @@ fn write_annotations(out: &mut String, annotations: &[String], style: Style) {
     }
 }
 
-fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
+pub(crate) fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
     let md = style == Style::Markdown;
     match node {
         Node::Number { value, annotations } => {
@@ -258,15 +284,9 @@ fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
             write_dice(out, d, style, dice);
             write_annotations(out, &d.annotations, style);
         }
-        Node::Set {
-            items,
-            brace,
-            suffix,
-            annotations,
-            ..
-        } => {
-            out.push(if *brace { '{' } else { '(' });
-            for (i, item) in items.iter().enumerate() {
+        Node::Set(s) => {
+            out.push(if s.brace { '{' } else { '(' });
+            for (i, item) in s.items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
@@ -278,24 +298,19 @@ fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
                     out.push_str(if md { "~~" } else { "~" });
                 }
             }
-            if !*brace && items.len() == 1 {
+            if !s.brace && s.items.len() == 1 {
                 out.push(',');
             }
-            out.push(if *brace { '}' } else { ')' });
-            text(out, suffix, md);
-            write_annotations(out, annotations, style);
+            out.push(if s.brace { '}' } else { ')' });
+            text(out, &s.suffix, md);
+            write_annotations(out, &s.annotations, style);
         }
-        Node::Group {
-            inner,
-            suffix,
-            annotations,
-            ..
-        } => {
+        Node::Group(g) => {
             out.push('{');
-            write_node(out, inner, style, dice);
+            write_node(out, &g.inner, style, dice);
             out.push('}');
-            text(out, suffix, md);
-            write_annotations(out, annotations, style);
+            text(out, &g.suffix, md);
+            write_annotations(out, &g.annotations, style);
         }
         Node::Paren {
             inner, annotations, ..
@@ -355,6 +370,11 @@ fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
 /// Appends an integer without going through `core::fmt` (rendering is on
 /// the hot path of bulk rolling).
 pub(crate) fn push_int(out: &mut String, v: i64) {
+    // Most numbers in a roll are single faces and small totals.
+    if (0..10).contains(&v) {
+        out.push(char::from(b'0' + v.to_le_bytes()[0]));
+        return;
+    }
     let mut buf = [0u8; 20];
     let mut n = v.unsigned_abs();
     let mut i = buf.len();
@@ -374,7 +394,9 @@ pub(crate) fn push_int(out: &mut String, v: i64) {
     if v < 0 {
         out.push('-');
     }
-    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or_default()).unwrap_or_default());
+    let digits = buf.get(i..).unwrap_or_default();
+    // The buffer holds ASCII digits only.
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 /// Appends a number: integers fast, decimals through `Display`.
@@ -387,7 +409,7 @@ pub(crate) fn push_num(out: &mut String, v: Num) {
     }
 }
 
-fn text(out: &mut String, s: &str, md: bool) {
+pub(crate) fn text(out: &mut String, s: &str, md: bool) {
     if md {
         escape_into(out, s);
     } else {
@@ -395,7 +417,7 @@ fn text(out: &mut String, s: &str, md: bool) {
     }
 }
 
-fn write_dice(out: &mut String, d: &DiceRoll, style: Style, show: bool) {
+pub(crate) fn write_dice(out: &mut String, d: &DiceRoll, style: Style, show: bool) {
     let md = style == Style::Markdown;
     text(out, &d.notation, md);
     if !show {

@@ -1,5 +1,6 @@
 //! The same work as the cargo-fuzz target `fuzz/fuzz_targets/parse.rs`
-//! (parse, roll with a fixed seed, render, serialise), driven by proptest
+//! (parse, roll with a fixed seed, render, compare the streamed text with
+//! the tree's, serialise), driven by proptest
 //! so it runs on stable Rust in CI. Raise the number of cases with
 //! `DICE_FUZZ_CASES=200000 cargo test -p dice --release --test fuzz_equivalent`.
 
@@ -30,12 +31,21 @@ fn dice_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 fn run_one(data: &[u8]) {
     let input = String::from_utf8_lossy(data);
-    if let Ok(program) = dice::parse(&input)
-        && let Ok(outcome) = program.roll(&mut Rng::seeded(0))
-    {
-        let _ = outcome.render_plain();
-        let _ = outcome.render_markdown();
-        let _ = serde_json::to_string(&outcome);
+    let Ok(program) = dice::parse(&input) else {
+        return;
+    };
+    let tree = program.roll(&mut Rng::seeded(0));
+    let mut streamed = String::new();
+    let summary = program.roll_plain(&mut Rng::seeded(0), &mut streamed);
+    match (tree, summary) {
+        (Ok(outcome), Ok(summary)) => {
+            assert_eq!(streamed, outcome.render_plain(), "{input}");
+            assert_eq!(summary.total, outcome.total());
+            let _ = outcome.render_markdown();
+            let _ = serde_json::to_string(&outcome);
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("{input}: tree and stream disagree on success"),
     }
 }
 

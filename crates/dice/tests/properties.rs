@@ -254,6 +254,225 @@ proptest! {
     }
 }
 
+/// Streams a roll and rolls it into a tree with the same seed; both must
+/// agree on everything, byte for byte.
+fn assert_stream_matches(input: &str, seed: u64) {
+    let Ok(program) = dice::parse(input) else {
+        return;
+    };
+    let tree = program.roll(&mut Rng::seeded(seed));
+    let mut plain = String::new();
+    let streamed = program.roll_plain(&mut Rng::seeded(seed), &mut plain);
+    match (tree, streamed) {
+        (Ok(o), Ok(s)) => {
+            assert_eq!(plain, o.render_plain(), "{input} seed {seed}");
+            assert_eq!(s.total, o.total(), "{input}");
+            assert_eq!(s.check, o.check(), "{input}");
+            assert_eq!(s.critical, o.is_critical(), "{input}");
+            assert_eq!(s.fumble, o.is_fumble(), "{input}");
+            assert_eq!(s.results, o.results().count(), "{input}");
+            if s.results > 1 {
+                let totals: Vec<Num> = o.results().map(|r| r.total).collect();
+                assert_eq!(s.totals, totals, "{input}");
+            }
+            let mut md = String::new();
+            program
+                .roll_markdown(&mut Rng::seeded(seed), &mut md)
+                .unwrap();
+            assert_eq!(md, o.render_markdown(), "{input} seed {seed}");
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "{input}"),
+        (a, b) => panic!(
+            "{input}: tree {:?} vs stream {:?}",
+            a.map(|_| ()),
+            b.map(|_| ())
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn streaming_matches_the_tree(s in tokens(), seed in any::<u64>()) {
+        assert_stream_matches(&s, seed);
+    }
+}
+
+#[test]
+fn streaming_matches_the_tree_on_every_golden_input() {
+    let inputs = [
+        "1d20",
+        "d20",
+        "1d20+5",
+        "4d6kh3",
+        "4d6k3",
+        "4d6kl1",
+        "4d6km2",
+        "4d6d1",
+        "4d6dl1",
+        "4d6dh1",
+        "4d6ph1",
+        "4d6pl1",
+        "4d6p1",
+        "4d6k1k2",
+        "4d6kh1kl1",
+        "4d6k>3",
+        "4d6p=1",
+        "2d20kh1",
+        "2d20kl1+3",
+        "3d6!",
+        "3d6!5",
+        "3d6!>4",
+        "3d6!!",
+        "3d6!p",
+        "3d6e",
+        "3d6e5",
+        "3d6ie",
+        "3d6eo6",
+        "3d6eo>4",
+        "1d6!!!",
+        "4d6r2",
+        "4d6ir2",
+        "4d6rg5",
+        "4d6irg5",
+        "4d6rr1",
+        "4d6ro1",
+        "4d6r<3",
+        "4d6ra6",
+        "4d6mi3",
+        "4d6ma4",
+        "4d6i",
+        "4d6i2",
+        "4d6s",
+        "4d6sa",
+        "4d6sd",
+        "10d10t7",
+        "10d10tl3",
+        "10d10>=7f1",
+        "10d10>7",
+        "10d10<3",
+        "10d10=10",
+        "6d10t7ds10",
+        "5d10t8b1",
+        "4dF",
+        "dF",
+        "df",
+        "2dF+1",
+        "d%",
+        "1d%",
+        "(1d4+1)*2",
+        "(1d4+1)d6",
+        "1d(2*3)",
+        "{4d6+3d8}k4",
+        "{3d6, 3d6}kh1",
+        "(1d20, 1d20)kh1",
+        "(3d6,)",
+        "()",
+        "(1,2,3)",
+        "(1d6,1d6,1d6)>3",
+        "{2d6}>3",
+        "2d6 + 1d4[fire] + 3 [bonus]",
+        "1d20+5 to hit the goblin",
+        "1d20 ! attack",
+        "1d20 # attack",
+        "(Fireball) 8d6",
+        "(Attack roll) 1d20+5 vs AC",
+        "3 4d6k3",
+        "4d6k3c2",
+        "1d20; 2d6",
+        "+d20+5",
+        "-d20",
+        "adv 1d20+5",
+        "1d20+5 adv",
+        "advantage 1d20",
+        "dis 1d20",
+        "1d20 dis",
+        "1d20+5>15t2d6+4",
+        "1d20+5>15t2d6+4",
+        "1d20+5>15 then 2d6+4",
+        "1d20>15t2d6",
+        "1d20+5 >= 15",
+        "1d20+5 >= 15",
+        "1d20 >= 1d20",
+        "4d6 k3",
+        "4d6 keep 3",
+        "4d6 keep highest 3",
+        "4d6 keep lowest 1",
+        "4d6 drop 1",
+        "4d6 drop highest 1",
+        "3d6 explode",
+        "3d6 explode 5",
+        "4d6 reroll 1",
+        "5d10 t8 f1",
+        "3d6 e6",
+        "1d20 plus 5",
+        "1d20 minus 1",
+        "2 times 1d6",
+        "wng 4d6",
+        "4cod",
+        "4cod8",
+        "4cod9",
+        "4codr",
+        "4wod8",
+        "ex5",
+        "fitd2",
+        "fitd0",
+        "sw8",
+        "sr6",
+        "cpr",
+        "cpr",
+        "p 1d20",
+        "s 4d6k3",
+        "nr 4d6k3",
+        "ul 4d6",
+        "1d20",
+        "1d20",
+        "2d20kh1",
+        "1d6!=3",
+        "4d6kh3 [str]",
+        "1d20 [to hit] + 5",
+        "floor(1d6/2)",
+        "1d20*2+1d4",
+        "-(1d6)",
+        "1d6**2",
+        "1d20 % 7",
+        "1d20 // 3",
+        "3 - 1d4 - 1",
+        "1d4 - -1",
+        "2d6>7",
+        "(2d6)>7",
+        "2d6 > 7",
+        "4D6KH3",
+        "3D6!",
+        "10d6t5t6",
+        "8d6!",
+        "1d1!",
+        "(1d20>10)",
+        "((1d20+5>15 then 2d6))",
+        "(1d20 > 5 then 1d1-5)",
+        "1d20 > 5 then (1d6 > 3 then 2)",
+        "s 1d20+5>10",
+        "nr 4d6k3; 1d20 > 10",
+        "3 1d20>10 then 1d6",
+        "(Hit) 2 1d20+5 ! sneak",
+        "{2d6, 1d20}kh1 + 1d20",
+        "{4d6}k3 > 10",
+        "(1d4)d20",
+        "1d20 + (1d20, 2d10)kl1",
+        "floor(1d20/3) [x] * -2",
+        "wng 6d6 + 1d20",
+        "1d20c3",
+        "10000d1",
+        "1d1!+1d1!",
+    ];
+    for input in inputs {
+        for seed in 0..25 {
+            assert_stream_matches(input, seed);
+        }
+    }
+}
+
 #[test]
 fn result_tree_values_are_consistent() {
     // A binary node's value is its operator applied to its children.

@@ -66,7 +66,12 @@ async fn run(rate: u64, seconds: u64) {
             .unwrap();
         waiters.push(tokio::spawn(async move {
             let reply = interaction.response(Duration::from_secs(10)).await;
-            reply.map(|r| (r.callback_at - interaction.dispatched_at, interaction.dispatched_at.elapsed()))
+            reply.map(|r| {
+                (
+                    r.callback_at - interaction.dispatched_at,
+                    interaction.dispatched_at.elapsed(),
+                )
+            })
         }));
     }
     let dispatch_time = started.elapsed();
@@ -93,8 +98,16 @@ async fn run(rate: u64, seconds: u64) {
             .unwrap_or_default()
     };
     println!("target rate        {rate}/s for {seconds} s ({total} interactions)");
-    println!("dispatched in      {:.2} s ({:.0}/s)", dispatch_time.as_secs_f64(), total as f64 / dispatch_time.as_secs_f64());
-    println!("all answered after {:.2} s ({:.0}/s)", finished.as_secs_f64(), latencies.len() as f64 / finished.as_secs_f64());
+    println!(
+        "dispatched in      {:.2} s ({:.0}/s)",
+        dispatch_time.as_secs_f64(),
+        total as f64 / dispatch_time.as_secs_f64()
+    );
+    println!(
+        "all answered after {:.2} s ({:.0}/s)",
+        finished.as_secs_f64(),
+        latencies.len() as f64 / finished.as_secs_f64()
+    );
     println!("unanswered         {failed}");
     println!(
         "dispatch->callback p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
@@ -108,9 +121,10 @@ async fn run(rate: u64, seconds: u64) {
 
 /// A minimal bot: IDENTIFY, then answer every INTERACTION_CREATE with a message.
 async fn bot(sim: Sim, http: reqwest::Client) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/?v=10&encoding=json", sim.gateway_url()))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/?v=10&encoding=json", sim.gateway_url()))
+            .await
+            .unwrap();
     ws.next().await.unwrap().unwrap();
     ws.send(Message::Text(
         json!({"op": 2, "d": {"token": sim.token(), "intents": 1, "properties": {}}})
@@ -121,7 +135,9 @@ async fn bot(sim: Sim, http: reqwest::Client) {
     .unwrap();
     let api = sim.api_url();
     while let Some(Ok(message)) = ws.next().await {
-        let Message::Text(text) = message else { continue };
+        let Message::Text(text) = message else {
+            continue;
+        };
         let frame: Value = serde_json::from_str(&text).unwrap();
         if frame["t"] != "INTERACTION_CREATE" {
             continue;

@@ -321,6 +321,11 @@ struct RequestMembers {
 
 fn handle_frame(shared: &Shared, conn: u64, text: &str) {
     let mut state = shared.lock();
+    // A connection dropped by the sim may still deliver a frame it had read; it
+    // must not create or attach a session.
+    if !state.gateway.connections.contains_key(&conn) {
+        return;
+    }
     let Ok(payload) = serde_json::from_str::<Payload>(text) else {
         state.gateway.send(
             conn,

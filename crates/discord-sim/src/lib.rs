@@ -25,7 +25,23 @@
 //! while the lock is held, so sequence numbers match the order of changes. Payloads
 //! are built as `serde_json::Value` in Discord's documented shape (including the
 //! fields twilight-model requires) and serialised once per dispatch. What the sim
-//! simplifies is listed in the crate's README-style notes on [`Sim`].
+//! simplifies is listed on [`Sim`].
+//!
+//! Codemap:
+//! - `state`: the world (users, guilds, channels, roles, members, messages) and its
+//!   Discord-shaped JSON rendering; every mutation that Discord announces dispatches.
+//! - `gateway`: sessions, sequence numbers, replay buffers, one task per WebSocket.
+//! - `rest`: one handler for all of `/api/v10` (faults, auth, buckets, request log),
+//!   `route` parses the closed set of routes, one module per route family.
+//! - `interaction`: building INTERACTION_CREATE for simulated users and the
+//!   [`Interaction`] handle tests wait on.
+//! - `fault`: [`RouteMatch`]/[`Fault`] rules and rate-limit buckets.
+//! - `model`: the plain structs tests seed and inspect.
+//!
+//! Invariants: ids are unique and increase in creation order; a dispatch's sequence
+//! number is assigned under the state lock, so per-session order equals the order of
+//! state changes; ephemeral messages never leave the sim except through the
+//! interaction webhook.
 
 mod config;
 mod error;
@@ -44,6 +60,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -102,6 +119,13 @@ pub async fn run(
     let mut stop = shared.shutdown.subscribe();
     let flag = Arc::clone(&shared);
     tracing::info!(addr = %shared.ctx.addr, "discord-sim listening");
+    // Small frames (gateway dispatches, 204s) must not wait for Nagle's algorithm:
+    // with the peer's delayed ACKs that adds up to 40 ms per message.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {

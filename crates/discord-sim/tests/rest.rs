@@ -692,3 +692,95 @@ async fn command_bulk_overwrite_validates_and_keeps_ids() {
         .await;
     assert_eq!((status, body["code"].as_u64()), (404, Some(10004)));
 }
+
+#[tokio::test]
+async fn attachments_are_stored_and_served() {
+    let sim = common::start();
+    let demo = sim.seed_demo();
+    let rest = Rest::new(&sim);
+
+    // Seeded by a user (what the clips scanner finds in history).
+    let clip = discord_sim::AttachmentSpec {
+        width: Some(1280),
+        height: Some(720),
+        duration_secs: Some(12.5),
+        ..discord_sim::AttachmentSpec::new(
+            "session-1.mp4",
+            "video/mp4",
+            b"not really a video".to_vec(),
+        )
+    };
+    let message = sim
+        .post_user_message(demo.campaigns, demo.alice, "last night", vec![clip])
+        .unwrap();
+    let (_, fetched) = rest
+        .get(&format!("/channels/{}/messages/{message}", demo.campaigns))
+        .await;
+    let attachment = &fetched["attachments"][0];
+    assert_eq!(attachment["content_type"], "video/mp4");
+    assert_eq!(attachment["size"], 18);
+    assert_eq!(attachment["width"], 1280);
+    let url = attachment["url"].as_str().unwrap();
+    assert!(url.starts_with(&sim.http_url()));
+    let download = reqwest::get(url).await.unwrap();
+    assert_eq!(download.headers()["content-type"], "video/mp4");
+    assert_eq!(
+        download.bytes().await.unwrap().as_ref(),
+        b"not really a video"
+    );
+
+    // Uploaded by the bot as multipart/form-data, as twilight does with files.
+    let body = "--BOUNDARY\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{\"content\":\"the map\",\"attachments\":[{\"id\":0,\"filename\":\"map.png\"}]}\r\n--BOUNDARY\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"map.png\"\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n--BOUNDARY--\r\n";
+    let response = rest
+        .request(
+            Method::POST,
+            &format!("/channels/{}/messages", demo.campaigns),
+        )
+        .header("Content-Type", "multipart/form-data; boundary=BOUNDARY")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["content"], "the map");
+    assert_eq!(created["attachments"][0]["filename"], "map.png");
+    let png = reqwest::get(created["attachments"][0]["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(png.as_ref(), b"PNGDATA");
+}
+
+#[tokio::test]
+async fn run_serves_until_shutdown() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = discord_sim::Sim::new(
+        discord_sim::SimConfig::default(),
+        listener.local_addr().unwrap(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(discord_sim::run(listener, sim.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let rest = Rest::new(&sim);
+    assert_eq!(rest.get("/users/@me").await.0, 200);
+    let mut gateway = common::RawGateway::connect(&sim).await;
+    gateway.identify(&sim, 1, [0, 1]).await;
+
+    stop.send(()).unwrap();
+    assert!(
+        gateway
+            .next()
+            .await
+            .is_none_or(|f| f.get("close").is_some())
+    );
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops")
+        .unwrap()
+        .unwrap();
+    assert!(rest.client.get(sim.api_url()).send().await.is_err());
+}

@@ -178,3 +178,60 @@ async fn twilight_shard_and_client_work_against_the_sim() {
     next_matching(&mut shard, |e| matches!(e, Event::Resumed)).await;
     assert_eq!(sim.gateway_session_count(), 1, "resumed, not re-identified");
 }
+
+#[tokio::test]
+async fn twilight_ratelimiter_reads_the_sims_headers() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let demo = sim.seed_demo();
+    // The default client keeps twilight's rate limiter, which parses every
+    // response's X-RateLimit-* headers.
+    let http = twilight_http::Client::builder()
+        .token(sim.token().to_owned())
+        .proxy(sim.addr().to_string(), true)
+        .build();
+    let channel = Id::new(demo.general.get());
+    for i in 0..3 {
+        http.create_message(channel)
+            .content(&format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    sim.inject_fault(
+        discord_sim::RouteMatch::new("POST", "/channels/"),
+        discord_sim::Fault::RateLimited {
+            retry_after_secs: 0.2,
+            global: false,
+        },
+        1,
+    );
+    // twilight waits `Retry-After` and retries a 429 by itself.
+    let started = std::time::Instant::now();
+    let after = http
+        .create_message(channel)
+        .content("after the limit")
+        .await
+        .unwrap()
+        .model()
+        .await
+        .unwrap();
+    assert_eq!(after.content, "after the limit");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let statuses: Vec<u16> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![200, 200, 200, 429, 200]);
+    let messages = http
+        .channel_messages(channel)
+        .limit(10)
+        .await
+        .unwrap()
+        .models()
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(messages[0].content, "after the limit");
+}

@@ -3,12 +3,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use twilight_gateway::{CloseFrame, ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _};
+use twilight_gateway::{
+    CloseFrame, ConfigBuilder, Event, EventTypeFlags, Intents, Shard, ShardId, StreamExt as _,
+};
 
 use crate::handler::EventHandler;
 use crate::rest::{Discord, DiscordConfig};
 use crate::router::Router;
 use crate::wire;
+
+/// How long a closing shard waits for the gateway to acknowledge the close.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How the bot connects.
 #[derive(Clone)]
@@ -74,7 +79,10 @@ pub struct Bot {
 
 impl std::fmt::Debug for Bot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bot").field("config", &self.config).field("router", &self.router).finish()
+        f.debug_struct("Bot")
+            .field("config", &self.config)
+            .field("router", &self.router)
+            .finish()
     }
 }
 
@@ -111,7 +119,11 @@ impl Bot {
     }
 
     fn intents() -> Intents {
-        Intents::GUILDS | Intents::GUILD_MEMBERS | Intents::GUILD_MESSAGES | Intents::MESSAGE_CONTENT | Intents::DIRECT_MESSAGES
+        Intents::GUILDS
+            | Intents::GUILD_MEMBERS
+            | Intents::GUILD_MESSAGES
+            | Intents::MESSAGE_CONTENT
+            | Intents::DIRECT_MESSAGES
     }
 
     async fn shard_count(&self) -> Result<u32, BotError> {
@@ -134,7 +146,11 @@ impl Bot {
     /// work), waits for in-flight interactions and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BotError> {
         let count = self.shard_count().await?;
-        tracing::info!(shards = count, gateway = self.config.gateway.as_deref().unwrap_or("discord"), "starting shards");
+        tracing::info!(
+            shards = count,
+            gateway = self.config.gateway.as_deref().unwrap_or("discord"),
+            "starting shards"
+        );
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..count {
             let mut builder = ConfigBuilder::new(self.config.rest.token.clone(), Self::intents());
@@ -170,16 +186,18 @@ struct ShardRunner {
 impl ShardRunner {
     async fn run(self, mut shard: Shard, shutdown: CancellationToken) {
         let id = shard.id();
-        let mut closing = false;
+        let mut closing: Option<tokio::time::Instant> = None;
         loop {
             let next = tokio::select! {
                 next = shard.next_event(EventTypeFlags::all()) => next,
-                () = shutdown.cancelled(), if !closing => {
+                () = shutdown.cancelled(), if closing.is_none() => {
                     tracing::info!(shard = %id, "closing shard");
-                    closing = true;
+                    closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                     shard.close(CloseFrame::NORMAL);
                     continue;
                 }
+                // A peer that never completes the close handshake must not hold shutdown.
+                () = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => break,
             };
             let event = match next {
                 None => break,
@@ -190,9 +208,12 @@ impl ShardRunner {
                 }
             };
             if let Some(avg) = shard.latency().average() {
-                self.status.inner.latency_us.store(avg.as_micros().max(1) as u64, Ordering::Relaxed);
+                self.status
+                    .inner
+                    .latency_us
+                    .store(avg.as_micros().max(1) as u64, Ordering::Relaxed);
             }
-            if closing {
+            if closing.is_some() {
                 if matches!(event, Event::GatewayClose(_)) {
                     break;
                 }
@@ -207,7 +228,9 @@ impl ShardRunner {
         match event {
             Event::Ready(ready) => {
                 tracing::info!(%shard, session = %ready.session_id, guilds = ready.guilds.len(), "gateway ready");
-                self.router.discord().set_application_id(ready.application.id);
+                self.router
+                    .discord()
+                    .set_application_id(ready.application.id);
                 self.status.inner.ready.store(true, Ordering::Relaxed);
                 if !self.registered.swap(true, Ordering::SeqCst) {
                     let discord = self.router.discord().clone();
@@ -215,7 +238,9 @@ impl ShardRunner {
                     let registered = Arc::clone(&self.registered);
                     tokio::spawn(async move {
                         match discord.register_commands(&specs).await {
-                            Ok(()) => tracing::info!(commands = specs.len(), "slash commands registered"),
+                            Ok(()) => {
+                                tracing::info!(commands = specs.len(), "slash commands registered")
+                            }
                             Err(error) => {
                                 registered.store(false, Ordering::SeqCst);
                                 tracing::error!(%error, "registering slash commands failed; will retry on next READY");

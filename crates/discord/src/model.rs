@@ -265,7 +265,11 @@ pub enum Component {
 }
 
 impl Component {
-    pub fn button(custom_id: impl Into<String>, label: impl Into<String>, style: ButtonStyle) -> Component {
+    pub fn button(
+        custom_id: impl Into<String>,
+        label: impl Into<String>,
+        style: ButtonStyle,
+    ) -> Component {
         Component::Button {
             custom_id: custom_id.into(),
             label: label.into(),

@@ -7,10 +7,8 @@ use twilight_http::api_error::ApiError;
 use twilight_http::error::ErrorType;
 use twilight_model::channel::ChannelType;
 use twilight_model::channel::message::MessageFlags;
+use twilight_model::channel::permission_overwrite::{PermissionOverwrite, PermissionOverwriteType};
 use twilight_model::guild::Permissions;
-use twilight_model::channel::permission_overwrite::{
-    PermissionOverwrite, PermissionOverwriteType,
-};
 
 use crate::model::*;
 use crate::wire;
@@ -68,7 +66,10 @@ pub enum RestError {
         source: twilight_http::Error,
     },
     #[error("discord {route}: bad response body: {message}")]
-    Decode { route: &'static str, message: String },
+    Decode {
+        route: &'static str,
+        message: String,
+    },
     #[error("discord: bad request built by tavern: {0}")]
     Build(String),
     #[error("discord: the application id is not known yet (no READY received)")]
@@ -176,13 +177,21 @@ impl Discord {
     fn record_latency(&self, took: Duration) {
         let sample = took.as_micros().clamp(1, u64::MAX as u128) as u64;
         let old = self.inner.latency_us.load(Ordering::Relaxed);
-        let new = if old == 0 { sample } else { (old * 7 + sample) / 8 };
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
         self.inner.latency_us.store(new.max(1), Ordering::Relaxed);
     }
 
     /// Sends the request `make` builds, retrying as the type's docs describe. `make` is
     /// called again for every attempt because a twilight request is consumed when sent.
-    async fn call<T, F, R>(&self, route: &'static str, make: F) -> Result<twilight_http::Response<T>, RestError>
+    async fn call<T, F, R>(
+        &self,
+        route: &'static str,
+        make: F,
+    ) -> Result<twilight_http::Response<T>, RestError>
     where
         F: Fn() -> R,
         R: IntoFuture<Output = Result<twilight_http::Response<T>, twilight_http::Error>>,
@@ -193,7 +202,8 @@ impl Discord {
             let started = Instant::now();
             let result = make().into_future().await;
             let took = started.elapsed();
-            metrics::histogram!("tavern_discord_rest_seconds", "route" => route).record(took.as_secs_f64());
+            metrics::histogram!("tavern_discord_rest_seconds", "route" => route)
+                .record(took.as_secs_f64());
             let error = match result {
                 Ok(response) => {
                     metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "ok").increment(1);
@@ -203,11 +213,16 @@ impl Discord {
                 Err(error) => error,
             };
             let wait = match error.kind() {
-                ErrorType::Response { status, error: api, .. } if status.get() == 429 => {
+                ErrorType::Response {
+                    status, error: api, ..
+                } if status.get() == 429 => {
                     metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "429").increment(1);
                     rate_limited += 1;
                     if rate_limited > 5 {
-                        return Err(RestError::RateLimited { route, attempts: rate_limited });
+                        return Err(RestError::RateLimited {
+                            route,
+                            attempts: rate_limited,
+                        });
                     }
                     let retry_after = match api {
                         ApiError::Ratelimited(r) => r.retry_after,
@@ -217,25 +232,45 @@ impl Discord {
                     tracing::warn!(route, ?wait, "discord rate limited; waiting retry_after");
                     wait
                 }
-                ErrorType::Response { status, error: api, .. } if status.is_server_error() => {
+                ErrorType::Response {
+                    status, error: api, ..
+                } if status.is_server_error() => {
                     metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "5xx").increment(1);
                     failures += 1;
                     if failures > self.inner.max_retries {
-                        return Err(RestError::Status { route, status: status.get(), message: api.to_string() });
+                        return Err(RestError::Status {
+                            route,
+                            status: status.get(),
+                            message: api.to_string(),
+                        });
                     }
                     let wait = self.inner.base_backoff * 2u32.pow(failures - 1);
-                    tracing::warn!(route, status = status.get(), ?wait, "discord server error; retrying");
+                    tracing::warn!(
+                        route,
+                        status = status.get(),
+                        ?wait,
+                        "discord server error; retrying"
+                    );
                     wait
                 }
-                ErrorType::Response { status, error: api, .. } => {
+                ErrorType::Response {
+                    status, error: api, ..
+                } => {
                     metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "4xx").increment(1);
-                    return Err(RestError::Status { route, status: status.get(), message: api.to_string() });
+                    return Err(RestError::Status {
+                        route,
+                        status: status.get(),
+                        message: api.to_string(),
+                    });
                 }
                 ErrorType::RequestError | ErrorType::RequestTimedOut => {
                     metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "transport").increment(1);
                     failures += 1;
                     if failures > self.inner.max_retries {
-                        return Err(RestError::Transport { route, source: error });
+                        return Err(RestError::Transport {
+                            route,
+                            source: error,
+                        });
                     }
                     let wait = self.inner.base_backoff * 2u32.pow(failures - 1);
                     tracing::warn!(route, %error, ?wait, "discord unreachable; retrying");
@@ -244,7 +279,12 @@ impl Discord {
                 ErrorType::Validation { .. } | ErrorType::BuildingRequest | ErrorType::Json => {
                     return Err(RestError::Build(error.to_string()));
                 }
-                _ => return Err(RestError::Transport { route, source: error }),
+                _ => {
+                    return Err(RestError::Transport {
+                        route,
+                        source: error,
+                    });
+                }
             };
             tokio::time::sleep(wait).await;
         }
@@ -254,7 +294,10 @@ impl Discord {
         route: &'static str,
         response: twilight_http::Response<T>,
     ) -> Result<T, RestError> {
-        response.model().await.map_err(|e| RestError::Decode { route, message: e.to_string() })
+        response.model().await.map_err(|e| RestError::Decode {
+            route,
+            message: e.to_string(),
+        })
     }
 
     /// Replaces the application's global commands (bulk overwrite).
@@ -266,7 +309,10 @@ impl Discord {
             .collect::<Result<_, _>>()
             .map_err(|e| RestError::Build(e.to_string()))?;
         let client = self.inner.http.interaction(app);
-        self.call("commands.bulk_overwrite", || client.set_global_commands(&wire)).await?;
+        self.call("commands.bulk_overwrite", || {
+            client.set_global_commands(&wire)
+        })
+        .await?;
         Ok(())
     }
 
@@ -279,7 +325,10 @@ impl Discord {
     ) -> Result<(), RestError> {
         let app = self.app()?;
         let client = self.inner.http.interaction(app);
-        self.call("interaction.callback", || client.create_response(id, token, response)).await?;
+        self.call("interaction.callback", || {
+            client.create_response(id, token, response)
+        })
+        .await?;
         Ok(())
     }
 
@@ -325,14 +374,21 @@ impl Discord {
         let http = &self.inner.http;
         let response = self
             .call("channel.message.create", || {
-                http.create_message(channel).content(&reply.content).components(&components)
+                http.create_message(channel)
+                    .content(&reply.content)
+                    .components(&components)
             })
             .await?;
         Ok(Self::model("channel.message.create", response).await?.id)
     }
 
     /// Replaces a message's content and components.
-    pub async fn edit(&self, channel: ChannelId, message: MessageId, reply: &Reply) -> Result<(), RestError> {
+    pub async fn edit(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        reply: &Reply,
+    ) -> Result<(), RestError> {
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
         let http = &self.inner.http;
         self.call("channel.message.edit", || {
@@ -344,9 +400,16 @@ impl Discord {
         Ok(())
     }
 
-    pub async fn delete_message(&self, channel: ChannelId, message: MessageId) -> Result<(), RestError> {
+    pub async fn delete_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> Result<(), RestError> {
         let http = &self.inner.http;
-        self.call("channel.message.delete", || http.delete_message(channel, message)).await?;
+        self.call("channel.message.delete", || {
+            http.delete_message(channel, message)
+        })
+        .await?;
         Ok(())
     }
 
@@ -361,15 +424,22 @@ impl Discord {
         let limit = limit.clamp(1, 100);
         let response = match before {
             Some(before) => {
-                self.call("channel.messages", || http.channel_messages(channel).before(before).limit(limit))
-                    .await?
+                self.call("channel.messages", || {
+                    http.channel_messages(channel).before(before).limit(limit)
+                })
+                .await?
             }
-            None => self.call("channel.messages", || http.channel_messages(channel).limit(limit)).await?,
+            None => {
+                self.call("channel.messages", || {
+                    http.channel_messages(channel).limit(limit)
+                })
+                .await?
+            }
         };
-        let messages = response
-            .models()
-            .await
-            .map_err(|e| RestError::Decode { route: "channel.messages", message: e.to_string() })?;
+        let messages = response.models().await.map_err(|e| RestError::Decode {
+            route: "channel.messages",
+            message: e.to_string(),
+        })?;
         Ok(messages.iter().map(wire::history_message).collect())
     }
 
@@ -383,16 +453,22 @@ impl Discord {
         let http = &self.inner.http;
         let limit = limit.clamp(1, 100);
         let response = self
-            .call("channel.messages", || http.channel_messages(channel).after(after).limit(limit))
+            .call("channel.messages", || {
+                http.channel_messages(channel).after(after).limit(limit)
+            })
             .await?;
-        let messages = response
-            .models()
-            .await
-            .map_err(|e| RestError::Decode { route: "channel.messages", message: e.to_string() })?;
+        let messages = response.models().await.map_err(|e| RestError::Decode {
+            route: "channel.messages",
+            message: e.to_string(),
+        })?;
         Ok(messages.iter().map(wire::history_message).collect())
     }
 
-    pub async fn create_channel(&self, guild: GuildId, spec: &ChannelSpec) -> Result<ChannelId, RestError> {
+    pub async fn create_channel(
+        &self,
+        guild: GuildId,
+        spec: &ChannelSpec,
+    ) -> Result<ChannelId, RestError> {
         let http = &self.inner.http;
         let overwrites: Vec<_> = spec.overwrites.iter().map(overwrite).collect();
         let kind = match spec.kind {
@@ -418,53 +494,82 @@ impl Discord {
         Ok(Self::model("guild.channel.create", response).await?.id)
     }
 
-    pub async fn set_channel_topic(&self, channel: ChannelId, topic: &str) -> Result<(), RestError> {
+    pub async fn set_channel_topic(
+        &self,
+        channel: ChannelId,
+        topic: &str,
+    ) -> Result<(), RestError> {
         let http = &self.inner.http;
-        self.call("channel.update", || http.update_channel(channel).topic(topic)).await?;
+        self.call("channel.update", || {
+            http.update_channel(channel).topic(topic)
+        })
+        .await?;
         Ok(())
     }
 
     pub async fn rename_channel(&self, channel: ChannelId, name: &str) -> Result<(), RestError> {
         let http = &self.inner.http;
-        self.call("channel.update", || http.update_channel(channel).name(name)).await?;
+        self.call("channel.update", || http.update_channel(channel).name(name))
+            .await?;
         Ok(())
     }
 
     pub async fn delete_channel(&self, channel: ChannelId) -> Result<(), RestError> {
         let http = &self.inner.http;
-        self.call("channel.delete", || http.delete_channel(channel)).await?;
+        self.call("channel.delete", || http.delete_channel(channel))
+            .await?;
         Ok(())
     }
 
     pub async fn create_role(&self, guild: GuildId, name: &str) -> Result<RoleId, RestError> {
         let http = &self.inner.http;
-        let response = self.call("guild.role.create", || http.create_role(guild).name(name)).await?;
+        let response = self
+            .call("guild.role.create", || http.create_role(guild).name(name))
+            .await?;
         Ok(Self::model("guild.role.create", response).await?.id)
     }
 
     pub async fn delete_role(&self, guild: GuildId, role: RoleId) -> Result<(), RestError> {
         let http = &self.inner.http;
-        self.call("guild.role.delete", || http.delete_role(guild, role)).await?;
-        Ok(())
-    }
-
-    pub async fn add_role(&self, guild: GuildId, user: UserId, role: RoleId) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("guild.member.role.add", || http.add_guild_member_role(guild, user, role)).await?;
-        Ok(())
-    }
-
-    pub async fn remove_role(&self, guild: GuildId, user: UserId, role: RoleId) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("guild.member.role.remove", || http.remove_guild_member_role(guild, user, role))
+        self.call("guild.role.delete", || http.delete_role(guild, role))
             .await?;
+        Ok(())
+    }
+
+    pub async fn add_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+    ) -> Result<(), RestError> {
+        let http = &self.inner.http;
+        self.call("guild.member.role.add", || {
+            http.add_guild_member_role(guild, user, role)
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+    ) -> Result<(), RestError> {
+        let http = &self.inner.http;
+        self.call("guild.member.role.remove", || {
+            http.remove_guild_member_role(guild, user, role)
+        })
+        .await?;
         Ok(())
     }
 
     /// Sends a direct message, opening the DM channel first.
     pub async fn dm(&self, user: UserId, reply: &Reply) -> Result<MessageId, RestError> {
         let http = &self.inner.http;
-        let response = self.call("user.dm.create", || http.create_private_channel(user)).await?;
+        let response = self
+            .call("user.dm.create", || http.create_private_channel(user))
+            .await?;
         let channel = Self::model("user.dm.create", response).await?.id;
         self.send(channel, reply).await
     }

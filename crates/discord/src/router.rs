@@ -80,9 +80,16 @@ impl Router {
     }
 
     /// Routes the slash command `spec.name` to `handler` and registers it at start.
-    pub fn command(&mut self, spec: CommandSpec, handler: Arc<dyn Handler>) -> Result<&mut Self, DuplicateRoute> {
+    pub fn command(
+        &mut self,
+        spec: CommandSpec,
+        handler: Arc<dyn Handler>,
+    ) -> Result<&mut Self, DuplicateRoute> {
         if self.commands.contains_key(&spec.name) {
-            return Err(DuplicateRoute { what: "command", name: spec.name });
+            return Err(DuplicateRoute {
+                what: "command",
+                name: spec.name,
+            });
         }
         self.commands.insert(spec.name.clone(), handler);
         self.specs.push(spec);
@@ -90,9 +97,16 @@ impl Router {
     }
 
     /// Routes every component whose `custom_id` starts with `prefix:` to `handler`.
-    pub fn components(&mut self, prefix: &str, handler: Arc<dyn Handler>) -> Result<&mut Self, DuplicateRoute> {
+    pub fn components(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<&mut Self, DuplicateRoute> {
         if self.prefixes.insert(prefix.to_owned(), handler).is_some() {
-            return Err(DuplicateRoute { what: "component prefix", name: prefix.to_owned() });
+            return Err(DuplicateRoute {
+                what: "component prefix",
+                name: prefix.to_owned(),
+            });
         }
         Ok(self)
     }
@@ -117,13 +131,16 @@ impl Router {
             return;
         }
         let router = Arc::clone(self);
-        self.in_flight.spawn(async move { router.handle(interaction).await });
+        self.in_flight
+            .spawn(async move { router.handle(interaction).await });
     }
 
     /// Waits until every interaction already dispatched has been answered, or `limit`.
     pub async fn wait_in_flight(&self, limit: Duration) -> bool {
         self.in_flight.close();
-        tokio::time::timeout(limit, self.in_flight.wait()).await.is_ok()
+        tokio::time::timeout(limit, self.in_flight.wait())
+            .await
+            .is_ok()
     }
 
     fn handler_for(&self, invocation: &Invocation) -> Option<&Arc<dyn Handler>> {
@@ -160,7 +177,14 @@ impl Router {
         let outcome = match self.handler_for(&invocation) {
             None => {
                 tracing::warn!(parent: &span, "no handler for interaction");
-                self.answer(id, &token, Ok(Response::Message(Reply::private("This command is not available right now.")))).await
+                self.answer(
+                    id,
+                    &token,
+                    Ok(Response::Message(Reply::private(
+                        "This command is not available right now.",
+                    ))),
+                )
+                .await
             }
             Some(handler) => {
                 let work = handler.handle(invocation);
@@ -181,17 +205,23 @@ impl Router {
         };
         let elapsed = received.elapsed();
         let label = if outcome.is_ok() { "ok" } else { "failed" };
-        metrics::counter!("tavern_interactions_total", "kind" => kind, "outcome" => label).increment(1);
-        metrics::histogram!("tavern_interaction_seconds", "kind" => kind).record(elapsed.as_secs_f64());
+        metrics::counter!("tavern_interactions_total", "kind" => kind, "outcome" => label)
+            .increment(1);
+        metrics::histogram!("tavern_interaction_seconds", "kind" => kind)
+            .record(elapsed.as_secs_f64());
         match outcome {
-            Ok(()) => tracing::info!(parent: &span, ms = elapsed.as_secs_f64() * 1000.0, "interaction answered"),
+            Ok(()) => {
+                tracing::info!(parent: &span, ms = elapsed.as_secs_f64() * 1000.0, "interaction answered")
+            }
             Err(error) => tracing::error!(parent: &span, %error, "could not answer interaction"),
         }
     }
 
     fn error_reply(id: crate::InteractionId, error: HandlerError) -> Response {
         match error {
-            HandlerError::User(message) => Response::Message(Reply::private(format!("⚠️ {message}"))),
+            HandlerError::User(message) => {
+                Response::Message(Reply::private(format!("⚠️ {message}")))
+            }
             HandlerError::Internal(source) => {
                 tracing::error!(interaction = %id, error = %source, "handler failed");
                 Response::Message(Reply::private(format!(
@@ -208,7 +238,8 @@ impl Router {
         result: Result<Response, HandlerError>,
     ) -> Result<(), crate::RestError> {
         let response = result.unwrap_or_else(|e| Self::error_reply(id, e));
-        let wire = wire::interaction_response(&response).map_err(|e| crate::RestError::Build(e.to_string()))?;
+        let wire = wire::interaction_response(&response)
+            .map_err(|e| crate::RestError::Build(e.to_string()))?;
         self.discord.respond(id, token, &wire).await
     }
 

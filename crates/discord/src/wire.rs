@@ -201,7 +201,10 @@ pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
         .or(interaction.user.as_ref())?;
     let actor = Actor {
         id: user.id,
-        name: user.global_name.clone().unwrap_or_else(|| user.name.clone()),
+        name: user
+            .global_name
+            .clone()
+            .unwrap_or_else(|| user.name.clone()),
     };
     let channel_id = interaction.channel.as_ref().map(|c| c.id)?;
     let action = match interaction.data.as_ref()? {
@@ -268,7 +271,11 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
             message_id: m.id,
             author: Actor {
                 id: m.author.id,
-                name: m.author.global_name.clone().unwrap_or_else(|| m.author.name.clone()),
+                name: m
+                    .author
+                    .global_name
+                    .clone()
+                    .unwrap_or_else(|| m.author.name.clone()),
             },
             author_is_bot: m.author.bot,
             content: m.content.clone(),
@@ -297,7 +304,11 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
             guild_id: m.guild_id,
             user: Actor {
                 id: m.user.id,
-                name: m.user.global_name.clone().unwrap_or_else(|| m.user.name.clone()),
+                name: m
+                    .user
+                    .global_name
+                    .clone()
+                    .unwrap_or_else(|| m.user.name.clone()),
             },
         },
         _ => return None,
@@ -315,21 +326,32 @@ mod tests {
                 OptionSpec::subcommand("join", "Join the order")
                     .option(OptionSpec::integer("roll", "Your roll").range(-10, 100)),
             )
-            .option(OptionSpec::subcommand("mode", "Mode").option(
-                OptionSpec::string("kind", "Kind").required().choice("Fast", "fast"),
-            ));
+            .option(
+                OptionSpec::subcommand("mode", "Mode").option(
+                    OptionSpec::string("kind", "Kind")
+                        .required()
+                        .choice("Fast", "fast"),
+                ),
+            );
         let cmd = command(&spec).expect("valid command");
         assert_eq!(cmd.name, "init");
         assert_eq!(cmd.options.len(), 2);
         let back = serde_json::to_value(&cmd).expect("serialise");
         assert_eq!(back["options"][0]["options"][0]["min_value"], json!(-10));
-        assert_eq!(back["options"][1]["options"][0]["choices"][0]["value"], json!("fast"));
+        assert_eq!(
+            back["options"][1]["options"][0]["choices"][0]["value"],
+            json!("fast")
+        );
     }
 
     #[test]
     fn replies_become_action_rows_of_buttons_and_selects() {
         let reply = Reply::text("pick")
-            .row(vec![Component::button("x:join", "Join", ButtonStyle::Primary)])
+            .row(vec![Component::button(
+                "x:join",
+                "Join",
+                ButtonStyle::Primary,
+            )])
             .row(vec![Component::Select {
                 custom_id: "x:assign".into(),
                 placeholder: "Who drinks?".into(),
@@ -342,6 +364,9 @@ mod tests {
         let rows = components(&reply).expect("components");
         let json = serde_json::to_value(&rows).expect("json");
         assert_eq!(json[0]["components"][0]["custom_id"], json!("x:join"));
-        assert_eq!(json[1]["components"][0]["options"][0]["label"], json!("alice"));
+        assert_eq!(
+            json[1]["components"][0]["options"][0]["label"],
+            json!("alice")
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct DrinkingCheck {
 }
 
 impl DrinkingCheck {
-    pub fn new(redis: Redis) -> Arc<dyn Check> {
+    pub fn shared(redis: Redis) -> Arc<dyn Check> {
         Arc::new(DrinkingCheck { redis })
     }
 }
@@ -84,7 +84,10 @@ enum GameState {
     Completed,
 }
 
-async fn game_states(redis: &Redis, ids: &[String]) -> Result<HashMap<String, GameState>, StoreError> {
+async fn game_states(
+    redis: &Redis,
+    ids: &[String],
+) -> Result<HashMap<String, GameState>, StoreError> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -96,7 +99,8 @@ async fn game_states(redis: &Redis, ids: &[String]) -> Result<HashMap<String, Ga
     let mut conn = redis.conn();
     let mut docs: Vec<Option<Vec<u8>>> = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
-        let part: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
+        let part: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
         docs.extend(part);
     }
     for (id, doc) in ids.iter().zip(docs) {
@@ -119,20 +123,27 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     let mut conn = redis.conn();
 
     // Games that are not running should not be indexed as running.
-    let active: Vec<String> = redis::cmd("SMEMBERS").arg(ACTIVE_GAMES).query_async(&mut conn).await?;
+    let active: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(ACTIVE_GAMES)
+        .query_async(&mut conn)
+        .await?;
     let states = game_states(redis, &active).await?;
     let mut active_sorted = active.clone();
     active_sorted.sort();
     for id in &active_sorted {
         match states.get(id) {
-            Some(GameState::Missing) | None => {
-                findings.push(finding(ACTIVE_GAMES, format!("names game {id}, which does not exist")))
-            }
+            Some(GameState::Missing) | None => findings.push(finding(
+                ACTIVE_GAMES,
+                format!("names game {id}, which does not exist"),
+            )),
             Some(GameState::Completed) => findings.push(finding(
                 ACTIVE_GAMES,
                 format!("names game {id}, which is completed"),
             )),
-            Some(GameState::Unreadable(e)) => findings.push(finding(schema::game_key_unchecked(id), format!("unreadable game: {e}"))),
+            Some(GameState::Unreadable(e)) => findings.push(finding(
+                schema::game_key_unchecked(id),
+                format!("unreadable game: {e}"),
+            )),
             Some(GameState::Running) => {}
         }
     }
@@ -140,18 +151,23 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     // Channels point at their running game only.
     let channel_keys = scan(redis, CHANNEL_PATTERN).await?;
     if !channel_keys.is_empty() {
-        let targets: Vec<Option<String>> = redis::cmd("MGET").arg(&channel_keys).query_async(&mut conn).await?;
+        let targets: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&channel_keys)
+            .query_async(&mut conn)
+            .await?;
         let ids: Vec<String> = targets.iter().flatten().cloned().collect();
         let states = game_states(redis, &ids).await?;
         for (key, target) in channel_keys.iter().zip(targets) {
             let Some(id) = target else { continue };
             match states.get(&id) {
-                Some(GameState::Missing) | None => {
-                    findings.push(finding(key, format!("points at game {id}, which does not exist")))
-                }
-                Some(GameState::Completed) => {
-                    findings.push(finding(key, format!("points at game {id}, which is completed")))
-                }
+                Some(GameState::Missing) | None => findings.push(finding(
+                    key,
+                    format!("points at game {id}, which does not exist"),
+                )),
+                Some(GameState::Completed) => findings.push(finding(
+                    key,
+                    format!("points at game {id}, which is completed"),
+                )),
                 Some(GameState::Unreadable(_)) | Some(GameState::Running) => {}
             }
         }
@@ -159,13 +175,19 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
 
     // Player indexes name existing games.
     for key in scan(redis, PLAYER_GAMES_PATTERN).await? {
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await?;
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
         let states = game_states(redis, &ids).await?;
         let mut ids = ids;
         ids.sort();
         for id in ids {
             if matches!(states.get(&id), Some(GameState::Missing) | None) {
-                findings.push(finding(&key, format!("names game {id}, which does not exist")));
+                findings.push(finding(
+                    &key,
+                    format!("names game {id}, which does not exist"),
+                ));
             }
         }
     }
@@ -173,7 +195,12 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     // Counters agree with the ledgers.
     let mut expected: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
     for key in scan(redis, DRINKS_PATTERN).await? {
-        let members: Vec<String> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await?;
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
         for member in members {
             match DrinkRecord::from_json(&member) {
                 Ok(record) => {
@@ -182,19 +209,29 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
                         expected.entry(from).or_default().0 += 1;
                     }
                 }
-                Err(error) => findings.push(finding(&key, format!("unreadable drink record: {error}"))),
+                Err(error) => {
+                    findings.push(finding(&key, format!("unreadable drink record: {error}")))
+                }
             }
         }
     }
     let mut counted: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
     for key in scan(redis, PLAYER_DRINKS_PATTERN).await? {
-        let Some(player) = schema::key_suffix(&key, "player_drinks").and_then(|s| PlayerId::parse(s).ok()) else {
+        let Some(player) =
+            schema::key_suffix(&key, "player_drinks").and_then(|s| PlayerId::parse(s).ok())
+        else {
             findings.push(finding(&key, "does not name a player"));
             continue;
         };
-        let fields: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await?;
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
         let number = |field: &str| -> Result<i64, String> {
-            fields.get(field).map_or(Ok(0), |v| v.parse::<i64>().map_err(|_| format!("`{field}` is `{v}`, not a number")))
+            fields.get(field).map_or(Ok(0), |v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("`{field}` is `{v}`, not a number"))
+            })
         };
         match (number(FIELD_ASSIGNED), number(FIELD_RECEIVED)) {
             (Ok(a), Ok(r)) => {
@@ -203,7 +240,8 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
             (Err(e), _) | (_, Err(e)) => findings.push(finding(&key, e)),
         }
     }
-    let players: std::collections::BTreeSet<PlayerId> = expected.keys().chain(counted.keys()).copied().collect();
+    let players: std::collections::BTreeSet<PlayerId> =
+        expected.keys().chain(counted.keys()).copied().collect();
     for player in players {
         let want = expected.get(&player).copied().unwrap_or_default();
         let have = counted.get(&player).copied().unwrap_or_default();

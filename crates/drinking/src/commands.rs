@@ -33,7 +33,10 @@ const LEADERBOARD_ROWS: usize = 20;
 /// `/ronnied` and its subcommands.
 pub fn command_spec() -> CommandSpec {
     CommandSpec::new(COMMAND, "The dice drinking game")
-        .option(OptionSpec::subcommand("start", "Start a game in this channel"))
+        .option(OptionSpec::subcommand(
+            "start",
+            "Start a game in this channel",
+        ))
         .option(OptionSpec::subcommand(
             "leaderboard",
             "Drinks owed, handed out and paid this session",
@@ -195,13 +198,17 @@ impl Publisher {
             let Some((version, channel, message, reply)) = next else {
                 return;
             };
-            if let Err(error) = self.discord.edit(channel.into(), message.into(), &reply).await {
+            if let Err(error) = self
+                .discord
+                .edit(channel.into(), message.into(), &reply)
+                .await
+            {
                 tracing::warn!(game = %id, %error, "could not edit the game message");
             }
-            if let Ok(mut slots) = self.slots.lock() {
-                if let Some(slot) = slots.get_mut(&id) {
-                    slot.shown = version;
-                }
+            if let Ok(mut slots) = self.slots.lock()
+                && let Some(slot) = slots.get_mut(&id)
+            {
+                slot.shown = version;
             }
         }
     }
@@ -217,15 +224,21 @@ pub struct Commands {
 
 impl std::fmt::Debug for Commands {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Commands").field("repo", &self.repo).finish_non_exhaustive()
+        f.debug_struct("Commands")
+            .field("repo", &self.repo)
+            .finish_non_exhaustive()
     }
 }
 
 fn refusal(error: RepoError) -> HandlerError {
     match error {
         RepoError::Rule(rule) => HandlerError::user(sentence(&rule.to_string())),
-        RepoError::GameNotFound(_) => HandlerError::user("This game is over and cleared away. Start a new one with /ronnied start."),
-        RepoError::NoGameInChannel => HandlerError::user("No game is running in this channel. Start one with /ronnied start."),
+        RepoError::GameNotFound(_) => HandlerError::user(
+            "This game is over and cleared away. Start a new one with /ronnied start.",
+        ),
+        RepoError::NoGameInChannel => {
+            HandlerError::user("No game is running in this channel. Start one with /ronnied start.")
+        }
         other => HandlerError::internal(other),
     }
 }
@@ -233,7 +246,10 @@ fn refusal(error: RepoError) -> HandlerError {
 /// Capitalises a refusal and ends it with a full stop.
 fn sentence(text: &str) -> String {
     let mut chars = text.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     out.push_str(chars.as_str());
     if !out.ends_with(['.', '!', '?']) {
         out.push('.');
@@ -242,7 +258,12 @@ fn sentence(text: &str) -> String {
 }
 
 impl Commands {
-    pub fn new(repo: Repo, discord: Discord, clock: Arc<dyn Clock>, dice: Arc<dyn DiceSource>) -> Commands {
+    pub fn new(
+        repo: Repo,
+        discord: Discord,
+        clock: Arc<dyn Clock>,
+        dice: Arc<dyn DiceSource>,
+    ) -> Commands {
         Commands {
             repo,
             clock,
@@ -277,7 +298,10 @@ impl Commands {
                 Ok(Response::Message(render_leaderboard(&board)))
             }
             Some("newsession") => {
-                self.repo.new_session(scope, player, now).await.map_err(refusal)?;
+                self.repo
+                    .new_session(scope, player, now)
+                    .await
+                    .map_err(refusal)?;
                 Ok(Response::Message(Reply::text(format!(
                     "🆕 **New session** started by **{name}**. The leaderboard starts from zero."
                 ))))
@@ -321,7 +345,8 @@ impl Commands {
         else {
             return Err(HandlerError::user("This only works from a button."));
         };
-        let id = ComponentId::parse(custom_id).map_err(|_| HandlerError::user("That button is not known any more."))?;
+        let id = ComponentId::parse(custom_id)
+            .map_err(|_| HandlerError::user("That button is not known any more."))?;
         let player = PlayerId::from(invocation.actor.id);
         let name = schema::clean_name(&invocation.actor.name);
         let message = MessageRef::from(*message_id);
@@ -361,7 +386,10 @@ impl Commands {
                 let mut text = String::from("🎲 Game on! Everyone can press **Roll** now.");
                 if updated.game.force_started_by == Some(player) {
                     let creator = participant_name(&updated.game, updated.game.creator_id);
-                    let _ = write!(text, "\nYou force-started it, so **{creator}** owes a drink for the delay 🍺");
+                    let _ = write!(
+                        text,
+                        "\nYou force-started it, so **{creator}** owes a drink for the delay 🍺"
+                    );
                 }
                 Ok(Response::Message(Reply::private(text)))
             }
@@ -382,7 +410,11 @@ impl Commands {
                     .await
                     .map_err(refusal)?;
                 self.publisher.publish(&updated.game);
-                Ok(Response::Message(roll_reply(&updated.game, player, &updated.value)))
+                Ok(Response::Message(roll_reply(
+                    &updated.game,
+                    player,
+                    &updated.value,
+                )))
             }
             Press::Assign => {
                 let target = values
@@ -391,7 +423,9 @@ impl Commands {
                     .ok_or_else(|| HandlerError::user("Pick a player from the list."))?;
                 let updated = self
                     .repo
-                    .update_game(&id.game, None, |game| Ok(Step::new((), game.assign(player, target, now)?)))
+                    .update_game(&id.game, None, |game| {
+                        Ok(Step::new((), game.assign(player, target, now)?))
+                    })
                     .await
                     .map_err(refusal)?;
                 self.publisher.publish(&updated.game);
@@ -403,7 +437,11 @@ impl Commands {
                 Ok(Response::Update(Reply::private(text)))
             }
             Press::Pay => {
-                let (drink, still_owed) = self.repo.pay(&id.game, player, now).await.map_err(refusal)?;
+                let (drink, still_owed) = self
+                    .repo
+                    .pay(&id.game, player, now)
+                    .await
+                    .map_err(refusal)?;
                 let owed = match still_owed {
                     0 => "You're all square in this game 🎉".to_owned(),
                     1 => "You still owe 1 drink here.".to_owned(),
@@ -433,7 +471,10 @@ fn participant_name(game: &Game, player: PlayerId) -> String {
 }
 
 fn names(game: &Game, players: &[PlayerId]) -> String {
-    let names: Vec<String> = players.iter().map(|p| format!("**{}**", participant_name(game, *p))).collect();
+    let names: Vec<String> = players
+        .iter()
+        .map(|p| format!("**{}**", participant_name(game, *p)))
+        .collect();
     match names.as_slice() {
         [] => String::new(),
         [one] => one.clone(),
@@ -460,7 +501,10 @@ fn roll_reply(game: &Game, player: PlayerId, outcome: &RollOutcome) -> Reply {
             let _ = write!(text, "💥 You rolled **6**! Pick who drinks:");
         }
         6 => {
-            let _ = write!(text, "💥 You rolled **6**, and you're alone, so you drink it yourself 🍺");
+            let _ = write!(
+                text,
+                "💥 You rolled **6**, and you're alone, so you drink it yourself 🍺"
+            );
         }
         1 => {
             let _ = write!(text, "💀 You rolled **1**: critical fail, drink up 🍺");
@@ -494,7 +538,11 @@ fn roll_reply(game: &Game, player: PlayerId, outcome: &RollOutcome) -> Reply {
 /// Adds what the action set in motion: roll-offs, who drinks, the end of the game.
 fn summarize(text: &mut String, game: &Game, player: PlayerId, effects: &Effects) {
     for (kind, players) in &effects.roll_offs_started {
-        let you = if players.contains(&player) { " You're in it: press **Roll** again." } else { "" };
+        let you = if players.contains(&player) {
+            " You're in it: press **Roll** again."
+        } else {
+            ""
+        };
         let _ = write!(
             text,
             "\n⚔️ Tie for {} between {}: roll-off!{you}",
@@ -503,13 +551,19 @@ fn summarize(text: &mut String, game: &Game, player: PlayerId, effects: &Effects
         );
     }
     if !effects.lowest.is_empty() {
-        let _ = write!(text, "\n🍺 {} rolled lowest and drinks.", names(game, &effects.lowest));
+        let _ = write!(
+            text,
+            "\n🍺 {} rolled lowest and drinks.",
+            names(game, &effects.lowest)
+        );
     }
     if let Some(winner) = effects.winner {
         let _ = write!(text, "\n🏆 {} wins the round.", names(game, &[winner]));
     }
     if effects.completed {
-        text.push_str("\n🏁 Game over. Press **Pay** on the game message once you've had a drink you owe.");
+        text.push_str(
+            "\n🏁 Game over. Press **Pay** on the game message once you've had a drink you owe.",
+        );
     }
 }
 
@@ -526,7 +580,11 @@ fn roll_cell(p: &schema::Participant) -> String {
 fn render_roll_offs(out: &mut String, game: &Game, depth: usize) {
     for child in &game.roll_offs {
         let kind = child.roll_off_kind.map_or("", kind_text);
-        let state = if child.is_completed() { "done" } else { "press **Roll**" };
+        let state = if child.is_completed() {
+            "done"
+        } else {
+            "press **Roll**"
+        };
         let indent = "  ".repeat(depth);
         let _ = write!(out, "\n{indent}⚔️ **Roll-off for {kind}** ({state})");
         for p in &child.participants {
@@ -559,7 +617,11 @@ fn lowest_loser(game: &Game) -> Option<PlayerId> {
 pub fn render_game(game: &Game) -> Reply {
     let creator = participant_name(game, game.creator_id);
     let mut text = String::new();
-    let rolled = game.participants.iter().filter(|p| p.roll.is_some()).count();
+    let rolled = game
+        .participants
+        .iter()
+        .filter(|p| p.roll.is_some())
+        .count();
     match game.status {
         GameStatus::Waiting => {
             let count = game.participants.len();
@@ -596,10 +658,18 @@ pub fn render_game(game: &Game) -> Reply {
     render_roll_offs(&mut text, game, 0);
     if game.status == GameStatus::Completed && !game.abandoned {
         if let Some(winner) = game.winner {
-            let _ = write!(text, "\n\n🏆 Winner: **{}**", participant_name(game, winner));
+            let _ = write!(
+                text,
+                "\n\n🏆 Winner: **{}**",
+                participant_name(game, winner)
+            );
         }
         if let Some(loser) = lowest_loser(game) {
-            let _ = write!(text, "\n🍺 Lowest roll: **{}** drinks.", participant_name(game, loser));
+            let _ = write!(
+                text,
+                "\n🍺 Lowest roll: **{}** drinks.",
+                participant_name(game, loser)
+            );
         }
         text.push_str("\nPress **Pay** once you've had a drink you owe.");
     }
@@ -612,14 +682,34 @@ pub fn render_game(game: &Game) -> Reply {
     }
     let row = match game.status {
         GameStatus::Waiting => vec![
-            Component::button(custom_id(Press::Join, &game.id), "Join", ButtonStyle::Primary),
-            Component::button(custom_id(Press::Begin, &game.id), "Begin", ButtonStyle::Success),
+            Component::button(
+                custom_id(Press::Join, &game.id),
+                "Join",
+                ButtonStyle::Primary,
+            ),
+            Component::button(
+                custom_id(Press::Begin, &game.id),
+                "Begin",
+                ButtonStyle::Success,
+            ),
         ],
         GameStatus::Active | GameStatus::RollOff => vec![
-            Component::button(custom_id(Press::Roll, &game.id), "Roll", ButtonStyle::Primary),
-            Component::button(custom_id(Press::Pay, &game.id), "Pay", ButtonStyle::Secondary),
+            Component::button(
+                custom_id(Press::Roll, &game.id),
+                "Roll",
+                ButtonStyle::Primary,
+            ),
+            Component::button(
+                custom_id(Press::Pay, &game.id),
+                "Pay",
+                ButtonStyle::Secondary,
+            ),
         ],
-        GameStatus::Completed => vec![Component::button(custom_id(Press::Pay, &game.id), "Pay", ButtonStyle::Secondary)],
+        GameStatus::Completed => vec![Component::button(
+            custom_id(Press::Pay, &game.id),
+            "Pay",
+            ButtonStyle::Secondary,
+        )],
     };
     Reply::text(text).row(row)
 }
@@ -654,7 +744,11 @@ pub fn render_leaderboard(board: &store::Board) -> Reply {
         );
     }
     if board.standings.len() > LEADERBOARD_ROWS {
-        let _ = write!(text, "\n…and {} more.", board.standings.len() - LEADERBOARD_ROWS);
+        let _ = write!(
+            text,
+            "\n…and {} more.",
+            board.standings.len() - LEADERBOARD_ROWS
+        );
     }
     Reply::text(text)
 }
@@ -676,14 +770,20 @@ impl std::fmt::Debug for ComponentHandler {
 }
 
 impl Handler for CommandHandler {
-    fn handle(&self, invocation: Invocation) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
+    fn handle(
+        &self,
+        invocation: Invocation,
+    ) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
         let commands = Arc::clone(&self.0);
         Box::pin(async move { commands.command(invocation).await })
     }
 }
 
 impl Handler for ComponentHandler {
-    fn handle(&self, invocation: Invocation) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
+    fn handle(
+        &self,
+        invocation: Invocation,
+    ) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
         let commands = Arc::clone(&self.0);
         Box::pin(async move { commands.component(invocation).await })
     }
@@ -696,10 +796,19 @@ mod tests {
     #[test]
     fn component_ids_round_trip() {
         let game = GameId::parse("abc").expect("id");
-        for press in [Press::Join, Press::Begin, Press::Roll, Press::Pay, Press::Assign] {
+        for press in [
+            Press::Join,
+            Press::Begin,
+            Press::Roll,
+            Press::Pay,
+            Press::Assign,
+        ] {
             let id = custom_id(press, &game);
             assert!(id.len() <= 100);
-            assert_eq!(ComponentId::parse(&id).expect("parse"), ComponentId::new(press, &game));
+            assert_eq!(
+                ComponentId::parse(&id).expect("parse"),
+                ComponentId::new(press, &game)
+            );
         }
         assert!(ComponentId::parse("ronnied:dance:abc").is_err());
         assert!(ComponentId::parse("other:roll:abc").is_err());
@@ -709,6 +818,9 @@ mod tests {
 
     #[test]
     fn refusals_read_as_sentences() {
-        assert_eq!(sentence("you have already rolled"), "You have already rolled.");
+        assert_eq!(
+            sentence("you have already rolled"),
+            "You have already rolled."
+        );
     }
 }

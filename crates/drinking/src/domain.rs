@@ -77,7 +77,9 @@ pub struct StickyDice<'a> {
 
 impl std::fmt::Debug for StickyDice<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StickyDice").field("rolled", &self.rolled).finish_non_exhaustive()
+        f.debug_struct("StickyDice")
+            .field("rolled", &self.rolled)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,7 +201,13 @@ struct Pour<'a> {
 }
 
 impl Pour<'_> {
-    fn drink(&mut self, roll_off: Option<&GameId>, from: Option<PlayerId>, to: PlayerId, reason: DrinkReason) {
+    fn drink(
+        &mut self,
+        roll_off: Option<&GameId>,
+        from: Option<PlayerId>,
+        to: PlayerId,
+        reason: DrinkReason,
+    ) {
         self.effects.drinks.push(DrinkRecord {
             id: DrinkId::random(),
             game_id: self.root_id.clone(),
@@ -343,7 +351,13 @@ impl Game {
     }
 
     /// Adds `player` to a waiting game.
-    pub fn join(&mut self, player: PlayerId, name: &str, rules: &Rules, now: DateTime<Utc>) -> Result<(), GameError> {
+    pub fn join(
+        &mut self,
+        player: PlayerId,
+        name: &str,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<(), GameError> {
         match self.status {
             GameStatus::Waiting => {}
             GameStatus::Completed => return Err(GameError::GameOver),
@@ -364,7 +378,12 @@ impl Game {
 
     /// Starts the game. The creator may always; anyone else in the game once it is
     /// `force_start_after` old, and then the creator owes a `delayed_start` drink.
-    pub fn begin(&mut self, player: PlayerId, rules: &Rules, now: DateTime<Utc>) -> Result<Effects, GameError> {
+    pub fn begin(
+        &mut self,
+        player: PlayerId,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<Effects, GameError> {
         match self.status {
             GameStatus::Waiting => {}
             GameStatus::Completed => return Err(GameError::GameOver),
@@ -385,7 +404,12 @@ impl Game {
             if let Some(remaining) = remaining(now - self.created_at, rules.force_start_after) {
                 return Err(GameError::OnlyCreatorMayBeginYet { remaining });
             }
-            pour.drink(None, Some(player), self.creator_id, DrinkReason::DelayedStart);
+            pour.drink(
+                None,
+                Some(player),
+                self.creator_id,
+                DrinkReason::DelayedStart,
+            );
             self.force_started_by = Some(player);
         }
         self.status = GameStatus::Active;
@@ -394,7 +418,12 @@ impl Game {
     }
 
     /// `player` rolls 1d6 in the (sub)game where it is their turn.
-    pub fn roll(&mut self, player: PlayerId, dice: &dyn DiceSource, now: DateTime<Utc>) -> Result<RollOutcome, GameError> {
+    pub fn roll(
+        &mut self,
+        player: PlayerId,
+        dice: &dyn DiceSource,
+        now: DateTime<Utc>,
+    ) -> Result<RollOutcome, GameError> {
         match self.status {
             GameStatus::Waiting => return Err(GameError::NotStarted),
             GameStatus::Completed => return Err(GameError::GameOver),
@@ -437,7 +466,12 @@ impl Game {
         let mut must_assign = false;
         participant.status = if die == Die::CRITICAL_HIT {
             if alone {
-                pour.drink(roll_off_id.as_ref(), Some(player), player, DrinkReason::CriticalHit);
+                pour.drink(
+                    roll_off_id.as_ref(),
+                    Some(player),
+                    player,
+                    DrinkReason::CriticalHit,
+                );
                 ParticipantStatus::Done
             } else {
                 must_assign = true;
@@ -445,7 +479,12 @@ impl Game {
             }
         } else {
             if die == Die::CRITICAL_FAIL {
-                pour.drink(roll_off_id.as_ref(), None, player, DrinkReason::CriticalFail);
+                pour.drink(
+                    roll_off_id.as_ref(),
+                    None,
+                    player,
+                    DrinkReason::CriticalFail,
+                );
             }
             ParticipantStatus::Done
         };
@@ -460,7 +499,12 @@ impl Game {
     }
 
     /// `from`, who rolled a 6, hands the drink to `to` (any other player of the game).
-    pub fn assign(&mut self, from: PlayerId, to: PlayerId, now: DateTime<Utc>) -> Result<Effects, GameError> {
+    pub fn assign(
+        &mut self,
+        from: PlayerId,
+        to: PlayerId,
+        now: DateTime<Utc>,
+    ) -> Result<Effects, GameError> {
         match self.status {
             GameStatus::Waiting => return Err(GameError::NotStarted),
             GameStatus::Completed => return Err(GameError::GameOver),
@@ -494,7 +538,12 @@ impl Game {
             return Err(GameError::NothingToAssign);
         }
         participant.status = ParticipantStatus::Done;
-        pour.drink(roll_off_id.as_ref(), Some(from), to, DrinkReason::CriticalHit);
+        pour.drink(
+            roll_off_id.as_ref(),
+            Some(from),
+            to,
+            DrinkReason::CriticalHit,
+        );
         let mut effects = pour.effects;
         self.settle(&path, now, &mut effects);
         Ok(effects)
@@ -503,14 +552,19 @@ impl Game {
     /// Ends the game where it stands; drinks already poured stay owed. The creator may
     /// always; anyone else once the game has been idle for `force_start_after`, so a
     /// game whose players left cannot block the channel.
-    pub fn abandon(&mut self, player: PlayerId, rules: &Rules, now: DateTime<Utc>) -> Result<(), GameError> {
+    pub fn abandon(
+        &mut self,
+        player: PlayerId,
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) -> Result<(), GameError> {
         if self.status == GameStatus::Completed {
             return Err(GameError::GameOver);
         }
-        if player != self.creator_id {
-            if let Some(remaining) = remaining(now - self.updated_at, rules.force_start_after) {
-                return Err(GameError::OnlyCreatorMayAbandonYet { remaining });
-            }
+        if player != self.creator_id
+            && let Some(remaining) = remaining(now - self.updated_at, rules.force_start_after)
+        {
+            return Err(GameError::OnlyCreatorMayAbandonYet { remaining });
         }
         self.close_all();
         self.abandoned = true;
@@ -626,12 +680,17 @@ impl Game {
             updated_at: pour.now,
             version: 0,
         });
-        pour.effects.roll_offs_started.push((kind, players.to_vec()));
+        pour.effects
+            .roll_offs_started
+            .push((kind, players.to_vec()));
     }
 
     /// Checks the invariants of a stored game; run before every write.
     pub fn validate(&self, rules: &Rules) -> Result<(), InvalidData> {
-        let bad = |reason: String| InvalidData::Document { what: "game", reason };
+        let bad = |reason: String| InvalidData::Document {
+            what: "game",
+            reason,
+        };
         if self.parent_id.is_some() || self.roll_off_kind.is_some() {
             return Err(bad("a top-level game has no parent".into()));
         }
@@ -645,7 +704,9 @@ impl Game {
         if self.participant(self.creator_id).is_none() {
             return Err(bad("the creator is not a participant".into()));
         }
-        if self.status == GameStatus::Waiting && (self.participants.iter().any(|p| p.roll.is_some()) || !self.roll_offs.is_empty()) {
+        if self.status == GameStatus::Waiting
+            && (self.participants.iter().any(|p| p.roll.is_some()) || !self.roll_offs.is_empty())
+        {
             return Err(bad("nobody rolls before the game begins".into()));
         }
         if self.winner.is_some_and(|w| self.participant(w).is_none()) {
@@ -657,7 +718,11 @@ impl Game {
     fn validate_node(&self, root: &Game, depth: usize) -> Result<(), InvalidData> {
         let bad = |reason: String| InvalidData::Document {
             what: "game",
-            reason: format!("{} {}: {reason}", if depth == 0 { "game" } else { "roll-off" }, self.id),
+            reason: format!(
+                "{} {}: {reason}",
+                if depth == 0 { "game" } else { "roll-off" },
+                self.id
+            ),
         };
         if self.participants.is_empty() {
             return Err(bad("no participants".into()));
@@ -677,7 +742,10 @@ impl Game {
                 ParticipantStatus::Done => rolled,
             };
             if !consistent {
-                return Err(bad(format!("player {} has status {:?} with roll {:?}", p.player_id, p.status, p.roll)));
+                return Err(bad(format!(
+                    "player {} has status {:?} with roll {:?}",
+                    p.player_id, p.status, p.roll
+                )));
             }
         }
         if depth > 0 {
@@ -726,7 +794,8 @@ impl Standing {
 /// The leaderboard of a set of drinks: most owed first, then most received, then by id
 /// so the order is stable.
 pub fn leaderboard<'a>(records: impl IntoIterator<Item = &'a DrinkRecord>) -> Vec<Standing> {
-    let mut rows: std::collections::BTreeMap<PlayerId, Standing> = std::collections::BTreeMap::new();
+    let mut rows: std::collections::BTreeMap<PlayerId, Standing> =
+        std::collections::BTreeMap::new();
     let blank = |player| Standing {
         player,
         received: 0,
@@ -834,14 +903,16 @@ mod tests {
             t0(),
         );
         for n in &players[1..] {
-            game.join(p(*n), &format!("p{n}"), &Rules::default(), t0()).expect("join");
+            game.join(p(*n), &format!("p{n}"), &Rules::default(), t0())
+                .expect("join");
         }
         game
     }
 
     fn begun(players: &[u64]) -> Game {
         let mut game = game_with(players);
-        game.begin(p(players[0]), &Rules::default(), t0()).expect("begin");
+        game.begin(p(players[0]), &Rules::default(), t0())
+            .expect("begin");
         game
     }
 
@@ -860,10 +931,15 @@ mod tests {
     #[test]
     fn the_creator_begins_at_once_without_a_drink() {
         let mut game = game_with(&[ALICE, BOB]);
-        let effects = game.begin(p(ALICE), &Rules::default(), at(1)).expect("begin");
+        let effects = game
+            .begin(p(ALICE), &Rules::default(), at(1))
+            .expect("begin");
         assert_eq!(game.status, GameStatus::Active);
         assert!(effects.drinks.is_empty());
-        assert_eq!(game.begin(p(ALICE), &Rules::default(), at(2)), Err(GameError::AlreadyStarted));
+        assert_eq!(
+            game.begin(p(ALICE), &Rules::default(), at(2)),
+            Err(GameError::AlreadyStarted)
+        );
         valid(&game);
     }
 
@@ -871,14 +947,27 @@ mod tests {
     fn others_may_force_start_after_five_minutes_and_the_creator_drinks() {
         let mut game = game_with(&[ALICE, BOB]);
         let early = game.begin(p(BOB), &Rules::default(), at(299));
-        assert_eq!(early, Err(GameError::OnlyCreatorMayBeginYet { remaining: Duration::from_secs(1) }));
+        assert_eq!(
+            early,
+            Err(GameError::OnlyCreatorMayBeginYet {
+                remaining: Duration::from_secs(1)
+            })
+        );
         assert_eq!(game.status, GameStatus::Waiting);
-        assert_eq!(game.begin(p(CAROL), &Rules::default(), at(400)), Err(GameError::NotInGame));
+        assert_eq!(
+            game.begin(p(CAROL), &Rules::default(), at(400)),
+            Err(GameError::NotInGame)
+        );
 
-        let effects = game.begin(p(BOB), &Rules::default(), at(300)).expect("force start");
+        let effects = game
+            .begin(p(BOB), &Rules::default(), at(300))
+            .expect("force start");
         assert_eq!(game.status, GameStatus::Active);
         assert_eq!(game.force_started_by, Some(p(BOB)));
-        assert_eq!(reasons(&effects), vec![(Some(BOB), ALICE, DrinkReason::DelayedStart)]);
+        assert_eq!(
+            reasons(&effects),
+            vec![(Some(BOB), ALICE, DrinkReason::DelayedStart)]
+        );
         valid(&game);
     }
 
@@ -902,20 +991,36 @@ mod tests {
         let mut game = game_with(&[ALICE]);
         game.join(p(BOB), "bob", &rules, t0()).expect("2nd");
         game.join(p(CAROL), "carol", &rules, t0()).expect("3rd");
-        assert_eq!(game.join(p(DAVE), "dave", &rules, t0()), Err(GameError::GameFull { limit: 3 }));
+        assert_eq!(
+            game.join(p(DAVE), "dave", &rules, t0()),
+            Err(GameError::GameFull { limit: 3 })
+        );
         assert_eq!(game.participants.len(), 3);
 
         let mut ten = game_with(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-        assert_eq!(ten.join(p(11), "eleven", &Rules::default(), t0()), Err(GameError::GameFull { limit: 10 }));
-        assert!(ten.validate(&rules).is_err(), "a stored game over the limit is rejected");
+        assert_eq!(
+            ten.join(p(11), "eleven", &Rules::default(), t0()),
+            Err(GameError::GameFull { limit: 10 })
+        );
+        assert!(
+            ten.validate(&rules).is_err(),
+            "a stored game over the limit is rejected"
+        );
     }
 
     #[test]
     fn joining_is_refused_twice_or_after_the_start() {
         let mut game = game_with(&[ALICE, BOB]);
-        assert_eq!(game.join(p(BOB), "bob", &Rules::default(), t0()), Err(GameError::AlreadyJoined));
-        game.begin(p(ALICE), &Rules::default(), t0()).expect("begin");
-        assert_eq!(game.join(p(CAROL), "carol", &Rules::default(), t0()), Err(GameError::AlreadyStarted));
+        assert_eq!(
+            game.join(p(BOB), "bob", &Rules::default(), t0()),
+            Err(GameError::AlreadyJoined)
+        );
+        game.begin(p(ALICE), &Rules::default(), t0())
+            .expect("begin");
+        assert_eq!(
+            game.join(p(CAROL), "carol", &Rules::default(), t0()),
+            Err(GameError::AlreadyStarted)
+        );
     }
 
     #[test]
@@ -923,10 +1028,14 @@ mod tests {
         let dice = Scripted::new(&[(p(ALICE), &[3, 4]), (p(BOB), &[5])]);
         let mut game = game_with(&[ALICE, BOB]);
         assert_eq!(game.roll(p(ALICE), &dice, t0()), Err(GameError::NotStarted));
-        game.begin(p(ALICE), &Rules::default(), t0()).expect("begin");
+        game.begin(p(ALICE), &Rules::default(), t0())
+            .expect("begin");
         assert_eq!(game.roll(p(CAROL), &dice, t0()), Err(GameError::NotInGame));
         game.roll(p(ALICE), &dice, t0()).expect("roll");
-        assert_eq!(game.roll(p(ALICE), &dice, t0()), Err(GameError::AlreadyRolled));
+        assert_eq!(
+            game.roll(p(ALICE), &dice, t0()),
+            Err(GameError::AlreadyRolled)
+        );
         game.roll(p(BOB), &dice, t0()).expect("roll");
         assert_eq!(game.roll(p(BOB), &dice, t0()), Err(GameError::GameOver));
     }
@@ -940,7 +1049,10 @@ mod tests {
         game.roll(p(BOB), &dice, at(2)).expect("roll");
         let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
         assert!(c.effects.completed);
-        assert_eq!(reasons(&c.effects), vec![(None, BOB, DrinkReason::LowestRoll)]);
+        assert_eq!(
+            reasons(&c.effects),
+            vec![(None, BOB, DrinkReason::LowestRoll)]
+        );
         assert_eq!(c.effects.lowest, vec![p(BOB)]);
         assert_eq!(game.winner, Some(p(CAROL)));
         assert_eq!(game.status, GameStatus::Completed);
@@ -952,10 +1064,16 @@ mod tests {
         let dice = Scripted::new(&[(p(ALICE), &[1]), (p(BOB), &[3])]);
         let mut game = begun(&[ALICE, BOB]);
         let a = game.roll(p(ALICE), &dice, at(1)).expect("roll");
-        assert_eq!(reasons(&a.effects), vec![(None, ALICE, DrinkReason::CriticalFail)]);
+        assert_eq!(
+            reasons(&a.effects),
+            vec![(None, ALICE, DrinkReason::CriticalFail)]
+        );
         let b = game.roll(p(BOB), &dice, at(2)).expect("roll");
         // Alice is also the single lowest roller.
-        assert_eq!(reasons(&b.effects), vec![(None, ALICE, DrinkReason::LowestRoll)]);
+        assert_eq!(
+            reasons(&b.effects),
+            vec![(None, ALICE, DrinkReason::LowestRoll)]
+        );
         assert!(b.effects.completed);
     }
 
@@ -965,22 +1083,40 @@ mod tests {
         let mut game = begun(&[ALICE, BOB, CAROL]);
         let a = game.roll(p(ALICE), &dice, at(1)).expect("roll");
         assert!(a.must_assign);
-        assert_eq!(game.roll(p(ALICE), &dice, at(1)), Err(GameError::MustAssignFirst));
+        assert_eq!(
+            game.roll(p(ALICE), &dice, at(1)),
+            Err(GameError::MustAssignFirst)
+        );
         game.roll(p(BOB), &dice, at(2)).expect("roll");
         let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
         assert!(!c.effects.completed, "alice still has to pick");
         assert_eq!(game.status, GameStatus::Active);
 
-        assert_eq!(game.assign(p(ALICE), p(ALICE), at(4)), Err(GameError::CannotAssignToSelf));
-        assert_eq!(game.assign(p(ALICE), p(DAVE), at(4)), Err(GameError::TargetNotInGame));
-        assert_eq!(game.assign(p(BOB), p(CAROL), at(4)), Err(GameError::NothingToAssign));
+        assert_eq!(
+            game.assign(p(ALICE), p(ALICE), at(4)),
+            Err(GameError::CannotAssignToSelf)
+        );
+        assert_eq!(
+            game.assign(p(ALICE), p(DAVE), at(4)),
+            Err(GameError::TargetNotInGame)
+        );
+        assert_eq!(
+            game.assign(p(BOB), p(CAROL), at(4)),
+            Err(GameError::NothingToAssign)
+        );
         let done = game.assign(p(ALICE), p(CAROL), at(4)).expect("assign");
         assert_eq!(
             reasons(&done),
-            vec![(Some(ALICE), CAROL, DrinkReason::CriticalHit), (None, BOB, DrinkReason::LowestRoll)]
+            vec![
+                (Some(ALICE), CAROL, DrinkReason::CriticalHit),
+                (None, BOB, DrinkReason::LowestRoll)
+            ]
         );
         assert!(done.completed);
-        assert_eq!(game.assign(p(ALICE), p(CAROL), at(5)), Err(GameError::GameOver));
+        assert_eq!(
+            game.assign(p(ALICE), p(CAROL), at(5)),
+            Err(GameError::GameOver)
+        );
         valid(&game);
     }
 
@@ -992,9 +1128,15 @@ mod tests {
         assert!(!a.must_assign);
         assert_eq!(
             reasons(&a.effects),
-            vec![(Some(ALICE), ALICE, DrinkReason::CriticalHit), (None, ALICE, DrinkReason::LowestRoll)]
+            vec![
+                (Some(ALICE), ALICE, DrinkReason::CriticalHit),
+                (None, ALICE, DrinkReason::LowestRoll)
+            ]
         );
-        assert!(a.effects.drinks[0].assigned_by().is_none(), "a drink to yourself is not 'assigned'");
+        assert!(
+            a.effects.drinks[0].assigned_by().is_none(),
+            "a drink to yourself is not 'assigned'"
+        );
         assert!(a.effects.completed);
         valid(&game);
     }
@@ -1008,23 +1150,38 @@ mod tests {
         let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
         assert!(!c.effects.completed);
         assert!(c.effects.drinks.is_empty());
-        assert_eq!(c.effects.roll_offs_started, vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]);
+        assert_eq!(
+            c.effects.roll_offs_started,
+            vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]
+        );
         assert_eq!(c.effects.winner, Some(p(CAROL)));
         assert_eq!(game.status, GameStatus::RollOff);
         valid(&game);
 
-        assert!(matches!(game.roll(p(CAROL), &dice, at(4)), Err(GameError::NotYourTurn { .. })));
+        assert!(matches!(
+            game.roll(p(CAROL), &dice, at(4)),
+            Err(GameError::NotYourTurn { .. })
+        ));
         let a = game.roll(p(ALICE), &dice, at(5)).expect("roll-off roll");
         assert_eq!(a.roll_off, Some(RollOffKind::Lowest));
         let b = game.roll(p(BOB), &dice, at(6)).expect("roll-off roll");
-        assert_eq!(reasons(&b.effects), vec![(None, BOB, DrinkReason::LowestRoll)]);
+        assert_eq!(
+            reasons(&b.effects),
+            vec![(None, BOB, DrinkReason::LowestRoll)]
+        );
         let drink = &b.effects.drinks[0];
-        assert_eq!(drink.game_id, game.id, "roll-off drinks count for the parent game");
+        assert_eq!(
+            drink.game_id, game.id,
+            "roll-off drinks count for the parent game"
+        );
         assert_eq!(drink.roll_off_id.as_ref(), Some(&game.roll_offs[0].id));
         assert!(b.effects.completed);
         assert_eq!(game.status, GameStatus::Completed);
         // Every player's first roll stays recorded in the top-level game.
-        assert_eq!(game.participant(p(BOB)).and_then(|x| x.roll).map(Die::get), Some(2));
+        assert_eq!(
+            game.participant(p(BOB)).and_then(|x| x.roll).map(Die::get),
+            Some(2)
+        );
         valid(&game);
     }
 
@@ -1035,13 +1192,22 @@ mod tests {
         game.roll(p(ALICE), &dice, at(1)).expect("roll");
         game.roll(p(BOB), &dice, at(2)).expect("roll");
         let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
-        assert_eq!(reasons(&c.effects), vec![(None, CAROL, DrinkReason::LowestRoll)]);
-        assert_eq!(c.effects.roll_offs_started, vec![(RollOffKind::Highest, vec![p(ALICE), p(BOB)])]);
+        assert_eq!(
+            reasons(&c.effects),
+            vec![(None, CAROL, DrinkReason::LowestRoll)]
+        );
+        assert_eq!(
+            c.effects.roll_offs_started,
+            vec![(RollOffKind::Highest, vec![p(ALICE), p(BOB)])]
+        );
         assert_eq!(game.winner, None);
         game.roll(p(ALICE), &dice, at(4)).expect("roll-off");
         let b = game.roll(p(BOB), &dice, at(5)).expect("roll-off");
         assert_eq!(b.effects.winner, Some(p(BOB)));
-        assert!(b.effects.drinks.is_empty(), "winning a roll-off pours nothing");
+        assert!(
+            b.effects.drinks.is_empty(),
+            "winning a roll-off pours nothing"
+        );
         assert!(b.effects.completed);
         assert_eq!(game.winner, Some(p(BOB)));
         valid(&game);
@@ -1065,30 +1231,47 @@ mod tests {
         let a = game.roll(p(ALICE), &dice, at(2)).expect("roll-off");
         assert!(a.must_assign);
         let b = game.roll(p(BOB), &dice, at(3)).expect("roll-off");
-        assert_eq!(reasons(&b.effects), vec![(None, BOB, DrinkReason::CriticalFail)]);
+        assert_eq!(
+            reasons(&b.effects),
+            vec![(None, BOB, DrinkReason::CriticalFail)]
+        );
         let assigned = game.assign(p(ALICE), p(DAVE), at(4)).expect("assign");
         assert_eq!(assigned.winner, Some(p(ALICE)));
         assert!(!assigned.completed, "the lowest roll-off is still running");
         game.roll(p(CAROL), &dice, at(5)).expect("roll-off");
         let d = game.roll(p(DAVE), &dice, at(6)).expect("roll-off");
-        assert_eq!(reasons(&d.effects), vec![(None, CAROL, DrinkReason::LowestRoll)]);
+        assert_eq!(
+            reasons(&d.effects),
+            vec![(None, CAROL, DrinkReason::LowestRoll)]
+        );
         assert!(d.effects.completed);
         valid(&game);
     }
 
     #[test]
     fn roll_offs_nest_until_the_tie_is_broken() {
-        let dice = Scripted::new(&[(p(ALICE), &[3, 2, 4]), (p(BOB), &[3, 2, 1]), (p(CAROL), &[5])]);
+        let dice = Scripted::new(&[
+            (p(ALICE), &[3, 2, 4]),
+            (p(BOB), &[3, 2, 1]),
+            (p(CAROL), &[5]),
+        ]);
         let mut game = begun(&[ALICE, BOB, CAROL]);
         for n in [ALICE, BOB, CAROL] {
             game.roll(p(n), &dice, at(1)).expect("roll");
         }
         game.roll(p(ALICE), &dice, at(2)).expect("roll-off 1");
         let tie = game.roll(p(BOB), &dice, at(3)).expect("roll-off 1");
-        assert_eq!(tie.effects.roll_offs_started, vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]);
+        assert_eq!(
+            tie.effects.roll_offs_started,
+            vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]
+        );
         let first = &game.roll_offs[0];
         assert_eq!(first.status, GameStatus::RollOff);
-        assert_eq!(first.roll_offs.len(), 1, "the second roll-off nests in the first");
+        assert_eq!(
+            first.roll_offs.len(),
+            1,
+            "the second roll-off nests in the first"
+        );
         assert_eq!(first.roll_offs[0].parent_id.as_ref(), Some(&first.id));
         valid(&game);
 
@@ -1096,7 +1279,10 @@ mod tests {
         let end = game.roll(p(BOB), &dice, at(5)).expect("roll-off 2");
         assert_eq!(
             reasons(&end.effects),
-            vec![(None, BOB, DrinkReason::CriticalFail), (None, BOB, DrinkReason::LowestRoll)]
+            vec![
+                (None, BOB, DrinkReason::CriticalFail),
+                (None, BOB, DrinkReason::LowestRoll)
+            ]
         );
         assert!(end.effects.drinks.iter().all(|d| d.game_id == game.id));
         assert!(end.effects.completed);
@@ -1110,10 +1296,16 @@ mod tests {
         let mut game = begun(&[ALICE, BOB]);
         game.roll(p(ALICE), &dice, at(1)).expect("roll");
         let b = game.roll(p(BOB), &dice, at(1)).expect("roll");
-        assert_eq!(b.effects.roll_offs_started, vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]);
+        assert_eq!(
+            b.effects.roll_offs_started,
+            vec![(RollOffKind::Lowest, vec![p(ALICE), p(BOB)])]
+        );
         game.roll(p(ALICE), &dice, at(2)).expect("roll-off");
         let end = game.roll(p(BOB), &dice, at(2)).expect("roll-off");
-        assert_eq!(reasons(&end.effects), vec![(None, ALICE, DrinkReason::LowestRoll)]);
+        assert_eq!(
+            reasons(&end.effects),
+            vec![(None, ALICE, DrinkReason::LowestRoll)]
+        );
         assert!(end.effects.completed);
         assert_eq!(game.winner, None);
     }
@@ -1125,20 +1317,29 @@ mod tests {
             game.abandon(p(BOB), &Rules::default(), at(60)),
             Err(GameError::OnlyCreatorMayAbandonYet { .. })
         ));
-        game.abandon(p(BOB), &Rules::default(), at(300)).expect("idle long enough");
+        game.abandon(p(BOB), &Rules::default(), at(300))
+            .expect("idle long enough");
         assert!(game.abandoned && game.is_completed());
-        assert_eq!(game.abandon(p(ALICE), &Rules::default(), at(301)), Err(GameError::GameOver));
+        assert_eq!(
+            game.abandon(p(ALICE), &Rules::default(), at(301)),
+            Err(GameError::GameOver)
+        );
         valid(&game);
 
         let mut other = begun(&[ALICE, BOB]);
-        other.abandon(p(ALICE), &Rules::default(), at(1)).expect("creator");
+        other
+            .abandon(p(ALICE), &Rules::default(), at(1))
+            .expect("creator");
     }
 
     #[test]
     fn validation_rejects_inconsistent_documents() {
         let mut game = begun(&[ALICE, BOB]);
         game.participants[1].roll = Some(Die::new(3).expect("die"));
-        assert!(game.validate(&Rules::default()).is_err(), "a roll without a roll time and status");
+        assert!(
+            game.validate(&Rules::default()).is_err(),
+            "a roll without a roll time and status"
+        );
         let mut dup = begun(&[ALICE, BOB]);
         dup.participants.push(dup.participants[1].clone());
         assert!(dup.validate(&Rules::default()).is_err());
@@ -1152,21 +1353,49 @@ mod tests {
         let dice = Scripted::new(&[(p(ALICE), &[6]), (p(BOB), &[1]), (p(CAROL), &[4])]);
         let mut game = begun(&[ALICE, BOB, CAROL]);
         let mut drinks = Vec::new();
-        drinks.extend(game.roll(p(ALICE), &dice, at(1)).expect("roll").effects.drinks);
-        drinks.extend(game.roll(p(BOB), &dice, at(2)).expect("roll").effects.drinks);
-        drinks.extend(game.roll(p(CAROL), &dice, at(3)).expect("roll").effects.drinks);
+        drinks.extend(
+            game.roll(p(ALICE), &dice, at(1))
+                .expect("roll")
+                .effects
+                .drinks,
+        );
+        drinks.extend(
+            game.roll(p(BOB), &dice, at(2))
+                .expect("roll")
+                .effects
+                .drinks,
+        );
+        drinks.extend(
+            game.roll(p(CAROL), &dice, at(3))
+                .expect("roll")
+                .effects
+                .drinks,
+        );
         drinks.extend(game.assign(p(ALICE), p(BOB), at(4)).expect("assign").drinks);
         // bob: critical fail, critical hit from alice, lowest roll.
         assert_eq!(drinks.len(), 3);
         let first = drink_to_pay(&drinks, p(BOB)).expect("bob owes").clone();
-        assert_eq!(first.reason, DrinkReason::CriticalFail, "the oldest is paid first");
-        let index = drinks.iter().position(|d| d.id == first.id).expect("present");
+        assert_eq!(
+            first.reason,
+            DrinkReason::CriticalFail,
+            "the oldest is paid first"
+        );
+        let index = drinks
+            .iter()
+            .position(|d| d.id == first.id)
+            .expect("present");
         drinks[index] = paid(&first, at(5));
-        assert_eq!(drink_to_pay(&drinks, p(CAROL)), Err(GameError::NothingToPay));
+        assert_eq!(
+            drink_to_pay(&drinks, p(CAROL)),
+            Err(GameError::NothingToPay)
+        );
 
         let board = leaderboard(&drinks);
         assert_eq!(board[0].player, p(BOB));
-        assert_eq!((board[0].received, board[0].paid, board[0].owed()), (3, 1, 2));
+        assert_eq!(
+            (board[0].received, board[0].paid, board[0].owed()),
+            (3, 1, 2)
+        );
         let alice = board.iter().find(|s| s.player == p(ALICE)).expect("alice");
         assert_eq!((alice.assigned, alice.owed()), (1, 0));
     }

@@ -74,10 +74,10 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::store::{Repo, RepoError};
 pub use check::DrinkingCheck;
 pub use commands::{ComponentId, Press, command_spec, custom_id};
 pub use domain::{Clock, DiceSource, GameError, RandomDice, Rules, SystemClock};
-pub use crate::store::{Repo, RepoError};
 
 /// Settings of the drinking game.
 #[derive(Clone)]
@@ -132,7 +132,11 @@ pub struct Drinking {
 }
 
 impl Drinking {
-    pub fn new(redis: store_crate::Redis, discord: discord::Discord, config: DrinkingConfig) -> Drinking {
+    pub fn new(
+        redis: store_crate::Redis,
+        discord: discord::Discord,
+        config: DrinkingConfig,
+    ) -> Drinking {
         let repo = Repo::new(redis, config.rules(), config.completed_ttl);
         let commands = Arc::new(commands::Commands::new(
             repo.clone(),
@@ -161,7 +165,7 @@ impl Drinking {
 
     /// The consistency check of this feature's data.
     pub fn check(&self) -> Arc<dyn feature::Check> {
-        DrinkingCheck::new(self.repo.redis().clone())
+        DrinkingCheck::shared(self.repo.redis().clone())
     }
 
     /// Commands, components and checks for the binary.
@@ -169,11 +173,13 @@ impl Drinking {
         let mut feature = feature::Feature::new("drinking");
         feature.commands = vec![(
             command_spec(),
-            Arc::new(commands::CommandHandler(Arc::clone(&self.commands))) as Arc<dyn discord::Handler>,
+            Arc::new(commands::CommandHandler(Arc::clone(&self.commands)))
+                as Arc<dyn discord::Handler>,
         )];
         feature.components = Some((
             commands::PREFIX,
-            Arc::new(commands::ComponentHandler(Arc::clone(&self.commands))) as Arc<dyn discord::Handler>,
+            Arc::new(commands::ComponentHandler(Arc::clone(&self.commands)))
+                as Arc<dyn discord::Handler>,
         ));
         feature.checks = vec![self.check()];
         feature
@@ -181,7 +187,11 @@ impl Drinking {
 }
 
 /// The drinking game as a [`feature::Feature`].
-pub fn feature(redis: store_crate::Redis, discord: discord::Discord, config: DrinkingConfig) -> feature::Feature {
+pub fn feature(
+    redis: store_crate::Redis,
+    discord: discord::Discord,
+    config: DrinkingConfig,
+) -> feature::Feature {
     Drinking::new(redis, discord, config).feature()
 }
 

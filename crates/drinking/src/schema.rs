@@ -105,7 +105,9 @@ macro_rules! minted_id {
             pub fn parse(value: &str) -> Result<$name, InvalidData> {
                 let ok = !value.is_empty()
                     && value.len() <= 32
-                    && value.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
                 if ok {
                     Ok($name(value.to_owned()))
                 } else {
@@ -494,7 +496,10 @@ pub fn encode<T: Serialize>(what: &'static str, doc: &T) -> Result<String, Inval
 }
 
 /// Reads a document; a malformed one is an error naming what it was.
-pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, raw: &[u8]) -> Result<T, InvalidData> {
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    raw: &[u8],
+) -> Result<T, InvalidData> {
     serde_json::from_slice(raw).map_err(|e| InvalidData::Document {
         what,
         reason: e.to_string(),

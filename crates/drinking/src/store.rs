@@ -184,7 +184,12 @@ impl Repo {
         }
     }
 
-    async fn apply_if(&self, guard: &str, expected: Option<&[u8]>, writes: &Writes) -> Result<bool, StoreError> {
+    async fn apply_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        writes: &Writes,
+    ) -> Result<bool, StoreError> {
         self.trip("apply_if", |_| self.redis.apply_if(guard, expected, writes))
             .await
     }
@@ -215,7 +220,11 @@ impl Repo {
 
     /// The guild's current session, creating the first one atomically if there is none
     /// (`SET NX GET`: of two concurrent creators, both end up with the same session).
-    pub async fn current_session(&self, scope: ScopeId, now: DateTime<Utc>) -> Result<SessionDoc, RepoError> {
+    pub async fn current_session(
+        &self,
+        scope: ScopeId,
+        now: DateTime<Utc>,
+    ) -> Result<SessionDoc, RepoError> {
         if let Some(raw) = self.get_bytes(&schema::session_key(scope)).await? {
             return Ok(schema::decode("session", &raw)?);
         }
@@ -248,7 +257,12 @@ impl Repo {
     }
 
     /// Starts a new session (leaderboard period) for the guild.
-    pub async fn new_session(&self, scope: ScopeId, by: PlayerId, now: DateTime<Utc>) -> Result<SessionDoc, RepoError> {
+    pub async fn new_session(
+        &self,
+        scope: ScopeId,
+        by: PlayerId,
+        now: DateTime<Utc>,
+    ) -> Result<SessionDoc, RepoError> {
         let doc = SessionDoc {
             id: SessionId::random(),
             scope,
@@ -256,8 +270,12 @@ impl Repo {
             started_by: Some(by),
         };
         let mut writes = Writes::new();
-        writes.set(&schema::session_key(scope), schema::encode("session", &doc)?);
-        self.trip("new_session", |_| self.redis.apply(&writes)).await?;
+        writes.set(
+            &schema::session_key(scope),
+            schema::encode("session", &doc)?,
+        );
+        self.trip("new_session", |_| self.redis.apply(&writes))
+            .await?;
         Ok(doc)
     }
 
@@ -277,13 +295,21 @@ impl Repo {
             let current = self.get_bytes(&channel_key).await?;
             if let Some(raw) = &current {
                 let id = GameId::parse(&String::from_utf8_lossy(raw))?;
-                if let Some((game, _)) = self.load_game(&id).await? {
-                    if !game.is_completed() {
-                        return Err(GameError::GameAlreadyRunning.into());
-                    }
+                if let Some((game, _)) = self.load_game(&id).await?
+                    && !game.is_completed()
+                {
+                    return Err(GameError::GameAlreadyRunning.into());
                 }
             }
-            let game = Game::new(GameId::random(), channel, scope, session.id.clone(), creator, creator_name, now);
+            let game = Game::new(
+                GameId::random(),
+                channel,
+                scope,
+                session.id.clone(),
+                creator,
+                creator_name,
+                now,
+            );
             game.validate(&self.rules)?;
             let player = PlayerDoc {
                 id: creator,
@@ -299,9 +325,15 @@ impl Repo {
                 .set(&channel_key, game.id.as_str())
                 .sadd(ACTIVE_GAMES, game.id.as_str())
                 .sadd(&schema::player_games_key(creator), game.id.as_str())
-                .set(&schema::player_key(creator), schema::encode("player", &player)?)
+                .set(
+                    &schema::player_key(creator),
+                    schema::encode("player", &player)?,
+                )
                 .sadd(&schema::session_games_key(&session.id), game.id.as_str());
-            if self.apply_if(&channel_key, current.as_deref(), &writes).await? {
+            if self
+                .apply_if(&channel_key, current.as_deref(), &writes)
+                .await?
+            {
                 tracing::info!(game = %game.id, %channel, %creator, "game created");
                 return Ok(game);
             }
@@ -357,30 +389,49 @@ impl Repo {
     }
 
     /// Every write that turns `before` into `after`, validated first.
-    fn writes_for<T>(&self, before: &Game, after: &Game, step: &Step<T>) -> Result<Writes, RepoError> {
+    fn writes_for<T>(
+        &self,
+        before: &Game,
+        after: &Game,
+        step: &Step<T>,
+    ) -> Result<Writes, RepoError> {
         after.validate(&self.rules)?;
         let id = after.id.as_str();
         let mut writes = Writes::new();
         let json = schema::encode("game", after)?;
         let completes = after.is_completed() && !before.is_completed();
         if after.is_completed() {
-            writes.set_ex(&schema::game_key(&after.id), json, ttl_secs(self.completed_ttl));
+            writes.set_ex(
+                &schema::game_key(&after.id),
+                json,
+                ttl_secs(self.completed_ttl),
+            );
         } else {
             writes.set(&schema::game_key(&after.id), json);
         }
         let known: BTreeSet<PlayerId> = before.participants.iter().map(|p| p.player_id).collect();
-        for joined in after.participants.iter().filter(|p| !known.contains(&p.player_id)) {
+        for joined in after
+            .participants
+            .iter()
+            .filter(|p| !known.contains(&p.player_id))
+        {
             writes.sadd(&schema::player_games_key(joined.player_id), id);
         }
         if let Some(player) = &step.player {
-            writes.set(&schema::player_key(player.id), schema::encode("player", player)?);
+            writes.set(
+                &schema::player_key(player.id),
+                schema::encode("player", player)?,
+            );
         }
         let ledger = schema::drinks_key(&after.id);
         for drink in &step.effects.drinks {
             if drink.game_id != after.id {
                 return Err(InvalidData::Document {
                     what: "drink record",
-                    reason: format!("drink of game {} written to the ledger of {}", drink.game_id, after.id),
+                    reason: format!(
+                        "drink of game {} written to the ledger of {}",
+                        drink.game_id, after.id
+                    ),
                 }
                 .into());
             }
@@ -421,7 +472,12 @@ impl Repo {
 
     /// Marks `player`'s oldest unpaid drink of game `id` as paid; returns it and how
     /// many they still owe in that game. Two round trips when uncontended.
-    pub async fn pay(&self, id: &GameId, player: PlayerId, now: DateTime<Utc>) -> Result<(DrinkRecord, usize), RepoError> {
+    pub async fn pay(
+        &self,
+        id: &GameId,
+        player: PlayerId,
+        now: DateTime<Utc>,
+    ) -> Result<(DrinkRecord, usize), RepoError> {
         let key = schema::drinks_key(id);
         for _ in 0..MAX_CONFLICTS {
             let ledger = self.ledger(id).await?;
@@ -435,7 +491,10 @@ impl Repo {
             let replaced: i64 = self
                 .trip("pay", |mut conn| {
                     let mut invocation = replace_member_script().key(&key);
-                    invocation.arg(old_member.as_str()).arg(paid.score()).arg(new_member.as_str());
+                    invocation
+                        .arg(old_member.as_str())
+                        .arg(paid.score())
+                        .arg(new_member.as_str());
                     async move { Ok(invocation.invoke_async(&mut conn).await?) }
                 })
                 .await?;
@@ -458,7 +517,12 @@ impl Repo {
         let ids: Vec<String> = self
             .trip("session_games", |mut conn| {
                 let key = games_key.clone();
-                async move { Ok(redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await?) }
+                async move {
+                    Ok(redis::cmd("SMEMBERS")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await?)
+                }
             })
             .await?;
         let ids: Vec<GameId> = ids.iter().filter_map(|s| GameId::parse(s).ok()).collect();
@@ -468,7 +532,10 @@ impl Repo {
                 .trip("ledgers", |mut conn| {
                     let mut pipe = redis::pipe();
                     for id in &ids {
-                        pipe.cmd("ZRANGE").arg(schema::drinks_key(id)).arg(0).arg(-1);
+                        pipe.cmd("ZRANGE")
+                            .arg(schema::drinks_key(id))
+                            .arg(0)
+                            .arg(-1);
                     }
                     async move { Ok(pipe.query_async(&mut conn).await?) }
                 })
@@ -488,7 +555,10 @@ impl Repo {
     }
 
     /// Display names from `player:{playerID}` documents.
-    pub async fn names(&self, players: impl Iterator<Item = PlayerId>) -> Result<HashMap<PlayerId, String>, RepoError> {
+    pub async fn names(
+        &self,
+        players: impl Iterator<Item = PlayerId>,
+    ) -> Result<HashMap<PlayerId, String>, RepoError> {
         let players: Vec<PlayerId> = players.collect();
         if players.is_empty() {
             return Ok(HashMap::new());
@@ -528,7 +598,12 @@ fn parse_ledger(id: &GameId, members: Vec<String>) -> Vec<(DrinkRecord, String)>
 }
 
 /// The player document written when `player` acts in `game`.
-pub fn player_doc(game: &Game, player: PlayerId, last_roll: Option<schema::Die>, now: DateTime<Utc>) -> Option<PlayerDoc> {
+pub fn player_doc(
+    game: &Game,
+    player: PlayerId,
+    last_roll: Option<schema::Die>,
+    now: DateTime<Utc>,
+) -> Option<PlayerDoc> {
     let participant = game.participant(player)?;
     Some(PlayerDoc {
         id: player,

@@ -48,8 +48,14 @@ impl JobRunner {
     async fn run_once(job: &Job) {
         let started = std::time::Instant::now();
         match (job.run)().await {
-            Ok(()) => tracing::info!(job = job.name, ms = started.elapsed().as_millis() as u64, "job done"),
-            Err(error) => tracing::error!(job = job.name, %error, "job failed; will run again next period"),
+            Ok(()) => tracing::info!(
+                job = job.name,
+                ms = started.elapsed().as_millis() as u64,
+                "job done"
+            ),
+            Err(error) => {
+                tracing::error!(job = job.name, %error, "job failed; will run again next period")
+            }
         }
     }
 

@@ -93,7 +93,14 @@ impl std::fmt::Debug for Feature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feature")
             .field("name", &self.name)
-            .field("commands", &self.commands.iter().map(|(c, _)| &c.name).collect::<Vec<_>>())
+            .field(
+                "commands",
+                &self
+                    .commands
+                    .iter()
+                    .map(|(c, _)| &c.name)
+                    .collect::<Vec<_>>(),
+            )
             .field("components", &self.components.as_ref().map(|(p, _)| p))
             .field("jobs", &self.jobs)
             .field("migrations", &self.migrations.map(|m| m.schema))

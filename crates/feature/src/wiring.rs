@@ -56,8 +56,13 @@ impl TestBot {
     }
 
     /// Routes `features` and connects. Returns once the gateway is ready.
-    pub async fn start(config: BotConfig, discord: discord::Discord, mut features: Vec<Feature>) -> TestBot {
-        let (router, events) = route(discord.clone(), &mut features).expect("features route without clashes");
+    pub async fn start(
+        config: BotConfig,
+        discord: discord::Discord,
+        mut features: Vec<Feature>,
+    ) -> TestBot {
+        let (router, events) =
+            route(discord.clone(), &mut features).expect("features route without clashes");
         let bot = Bot::new(config, router, events);
         let status = bot.status();
         let shutdown = CancellationToken::new();
@@ -69,10 +74,18 @@ impl TestBot {
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !status.is_ready() {
-            assert!(std::time::Instant::now() < deadline, "bot did not become ready within 10 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "bot did not become ready within 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        TestBot { discord, status, shutdown, task }
+        TestBot {
+            discord,
+            status,
+            shutdown,
+            task,
+        }
     }
 
     /// Closes the shards and waits for in-flight interactions.

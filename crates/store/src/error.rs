@@ -27,7 +27,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Redis(e) => {
-                e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
             }
             StoreError::Postgres(e) => matches!(
                 e,

@@ -49,7 +49,9 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) -> bool {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// A `redis-server` process of this test's own. Killed on drop.
@@ -73,7 +75,8 @@ impl TestRedis {
 
     /// Starts on a given port; used to bring a server up where the app already expects it.
     pub async fn start_on(port: u16) -> TestRedis {
-        Self::try_start_on(port).unwrap_or_else(|| panic!("redis-server could not listen on {port}"))
+        Self::try_start_on(port)
+            .unwrap_or_else(|| panic!("redis-server could not listen on {port}"))
     }
 
     fn try_start_on(port: u16) -> Option<TestRedis> {
@@ -91,7 +94,11 @@ impl TestRedis {
                 panic!("cannot run `{binary}` ({e}); install Debian's redis-server package")
             });
         if wait_for_port(port, &mut child, "redis-server") {
-            Some(TestRedis { child, port, _dir: dir })
+            Some(TestRedis {
+                child,
+                port,
+                _dir: dir,
+            })
         } else {
             let _ = child.kill();
             let _ = child.wait();
@@ -108,7 +115,9 @@ impl TestRedis {
     }
 
     pub async fn connect(&self) -> Redis {
-        Redis::connect(&self.url()).await.expect("connect to test redis")
+        Redis::connect(&self.url())
+            .await
+            .expect("connect to test redis")
     }
 
     /// Kills the server now (to test outages); dropping afterwards is fine.
@@ -138,7 +147,11 @@ fn pg_bindir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     versions.retain(|p| p.join("postgres").exists());
     versions.sort();
@@ -149,7 +162,10 @@ fn pg_bindir() -> PathBuf {
 
 fn postgres_ids() -> (u32, u32) {
     let out = |flag: &str| -> u32 {
-        let o = Command::new("id").args([flag, "postgres"]).output().expect("run id");
+        let o = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("run id");
         String::from_utf8_lossy(&o.stdout)
             .trim()
             .parse()
@@ -207,7 +223,10 @@ fn template_dir() -> PathBuf {
                 if stale {
                     let _ = std::fs::remove_dir_all(&lock);
                 }
-                assert!(Instant::now() < deadline, "timed out waiting for the PostgreSQL template");
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for the PostgreSQL template"
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -225,7 +244,15 @@ fn template_dir() -> PathBuf {
     let output = as_server_user(&mut Command::new(pg_bindir().join("initdb")))
         .arg("-D")
         .arg(building.join("data"))
-        .args(["-U", "tavern", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        .args([
+            "-U",
+            "tavern",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()))
         .output()
         .expect("run initdb");
@@ -250,7 +277,9 @@ impl TestPostgres {
             let port = free_port();
             if let Some(pg) = Self::try_start(&template, port) {
                 let admin = format!("postgres://tavern:tavern@127.0.0.1:{port}/postgres");
-                let pool = Postgres::connect(&admin).await.expect("connect to test postgres");
+                let pool = Postgres::connect(&admin)
+                    .await
+                    .expect("connect to test postgres");
                 sqlx::raw_sql("CREATE DATABASE tavern")
                     .execute(pool.pool())
                     .await
@@ -281,7 +310,14 @@ impl TestPostgres {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-k")
             .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
             .args(["-c", "max_connections=50", "-c", "shared_buffers=16MB"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -306,7 +342,9 @@ impl TestPostgres {
     }
 
     pub async fn connect(&self) -> Postgres {
-        Postgres::connect(&self.url()).await.expect("connect to test postgres")
+        Postgres::connect(&self.url())
+            .await
+            .expect("connect to test postgres")
     }
 
     /// Stops the server at once (SIGQUIT: immediate shutdown).

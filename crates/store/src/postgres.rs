@@ -61,10 +61,11 @@ impl Postgres {
     /// Connects and checks the server answers. Fails fast so the caller can report an
     /// unreachable database and retry with backoff.
     pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
-            what: "postgres",
-            reason: e.to_string(),
-        })?;
+        let options: PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+                what: "postgres",
+                reason: e.to_string(),
+            })?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
@@ -96,21 +97,32 @@ impl Postgres {
         }
         let mut conn = self.pool.acquire().await?;
         let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut *conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await?;
         let search_path = format!("SET search_path TO {schema}, public");
         sqlx::raw_sql(sqlx::AssertSqlSafe(search_path))
             .execute(&mut *conn)
             .await?;
         // `run_direct` rather than `run`: `run` is generic over `Acquire` and its future is not
         // provably `Send` inside a spawned task.
-        let result = migrations.migrator().run_direct(None, &mut *conn, false).await;
+        let result = migrations
+            .migrator()
+            .run_direct(None, &mut *conn, false)
+            .await;
         // The connection goes back to the pool: do not leak the search path.
-        sqlx::raw_sql("RESET search_path").execute(&mut *conn).await?;
+        sqlx::raw_sql("RESET search_path")
+            .execute(&mut *conn)
+            .await?;
         result.map_err(|source| StoreError::Migrate {
             schema: schema.to_owned(),
             source,
         })?;
-        tracing::info!(schema, steps = migrations.steps.len(), "postgres schema migrated");
+        tracing::info!(
+            schema,
+            steps = migrations.steps.len(),
+            "postgres schema migrated"
+        );
         Ok(())
     }
 }

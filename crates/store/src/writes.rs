@@ -55,7 +55,11 @@ impl Writes {
 
     /// `SET key value EX seconds`.
     pub fn set_ex<V: ToRedisArgs>(&mut self, key: &str, value: V, seconds: u64) -> &mut Self {
-        self.command("SET").arg(key).arg(value).arg("EX").arg(seconds);
+        self.command("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(seconds);
         self
     }
 

@@ -5,7 +5,11 @@ use store::harness::TestPostgres;
 
 const A: FeatureMigrations = FeatureMigrations {
     schema: "alpha",
-    steps: &[(1, "users", "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL);")],
+    steps: &[(
+        1,
+        "users",
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL);",
+    )],
 };
 const B: FeatureMigrations = FeatureMigrations {
     schema: "beta",
@@ -32,12 +36,23 @@ async fn two_features_each_get_their_own_users_table_and_migrate_idempotently() 
     .fetch_all(pg.pool())
     .await
     .expect("columns");
-    let expected = [("alpha", "id"), ("alpha", "name"), ("beta", "id"), ("beta", "email")];
-    let columns: Vec<(&str, &str)> = columns.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
+    let expected = [
+        ("alpha", "id"),
+        ("alpha", "name"),
+        ("beta", "id"),
+        ("beta", "email"),
+    ];
+    let columns: Vec<(&str, &str)> = columns
+        .iter()
+        .map(|(s, c)| (s.as_str(), c.as_str()))
+        .collect();
     assert_eq!(columns, expected);
 
     // The search path used for migrations does not leak into pooled connections.
-    let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(pg.pool()).await.expect("show");
+    let path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(pg.pool())
+        .await
+        .expect("show");
     assert!(!path.contains("alpha") && !path.contains("beta"), "{path}");
 }
 

@@ -10,14 +10,21 @@ async fn apply_writes_every_command_in_one_step() {
     let redis = server.connect().await;
 
     let mut writes = Writes::new();
-    writes.set("a", "1").sadd("members", "x").hincrby("counts", "n", 2).zadd("ledger", 5.0, "e");
+    writes
+        .set("a", "1")
+        .sadd("members", "x")
+        .hincrby("counts", "n", 2)
+        .zadd("ledger", 5.0, "e");
     redis.apply(&writes).await.expect("apply");
 
     let mut conn = redis.conn();
     let a: String = conn.get("a").await.expect("get");
     let members: Vec<String> = conn.smembers("members").await.expect("smembers");
     let n: i64 = conn.hget("counts", "n").await.expect("hget");
-    let ledger: Vec<(String, f64)> = conn.zrange_withscores("ledger", 0, -1).await.expect("zrange");
+    let ledger: Vec<(String, f64)> = conn
+        .zrange_withscores("ledger", 0, -1)
+        .await
+        .expect("zrange");
     assert_eq!((a.as_str(), members, n), ("1", vec!["x".to_owned()], 2));
     assert_eq!(ledger, vec![("e".to_owned(), 5.0)]);
 }
@@ -30,7 +37,10 @@ async fn a_failing_command_is_reported() {
     let _: () = conn.set("s", "text").await.expect("set");
     let mut writes = Writes::new();
     writes.hincrby("s", "f", 1);
-    assert!(redis.apply(&writes).await.is_err(), "HINCRBY on a string must fail");
+    assert!(
+        redis.apply(&writes).await.is_err(),
+        "HINCRBY on a string must fail"
+    );
 }
 
 #[tokio::test]
@@ -43,14 +53,29 @@ async fn apply_if_writes_only_when_the_guard_is_unchanged() {
     create.set("doc", "v1").sadd("index", "doc");
     assert!(redis.apply_if("doc", None, &create).await.expect("create"));
     // A second create loses: the key exists now.
-    assert!(!redis.apply_if("doc", None, &create).await.expect("second create"));
+    assert!(
+        !redis
+            .apply_if("doc", None, &create)
+            .await
+            .expect("second create")
+    );
 
     let mut update = Writes::new();
     update.set("doc", "v2").set("other", "side");
-    assert!(!redis.apply_if("doc", Some(b"stale"), &update).await.expect("stale update"));
+    assert!(
+        !redis
+            .apply_if("doc", Some(b"stale"), &update)
+            .await
+            .expect("stale update")
+    );
     let other: Option<String> = conn.get("other").await.expect("get");
     assert_eq!(other, None, "a lost compare-and-set writes nothing");
-    assert!(redis.apply_if("doc", Some(b"v1"), &update).await.expect("update"));
+    assert!(
+        redis
+            .apply_if("doc", Some(b"v1"), &update)
+            .await
+            .expect("update")
+    );
     let doc: String = conn.get("doc").await.expect("get");
     assert_eq!(doc, "v2");
 }

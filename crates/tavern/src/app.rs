@@ -27,7 +27,9 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .ok()?
                 .install_recorder()
                 .ok()
@@ -57,10 +59,11 @@ impl Health {
     }
 
     fn connecting_error(&self, name: &'static str) -> Option<String> {
-        self.connecting
-            .lock()
-            .ok()
-            .and_then(|list| list.iter().find(|(n, _)| *n == name).map(|(_, e)| e.clone()))
+        self.connecting.lock().ok().and_then(|list| {
+            list.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, e)| e.clone())
+        })
     }
 }
 
@@ -74,26 +77,58 @@ impl Readiness for HealthProbe {
         Box::pin(async move {
             let redis = match health.redis.get() {
                 Some(redis) => match tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
-                    Ok(Ok(())) => Component { name: "redis", ready: true, detail: None },
-                    Ok(Err(e)) => Component { name: "redis", ready: false, detail: Some(e.to_string()) },
-                    Err(_) => Component { name: "redis", ready: false, detail: Some("ping timed out".into()) },
+                    Ok(Ok(())) => Component {
+                        name: "redis",
+                        ready: true,
+                        detail: None,
+                    },
+                    Ok(Err(e)) => Component {
+                        name: "redis",
+                        ready: false,
+                        detail: Some(e.to_string()),
+                    },
+                    Err(_) => Component {
+                        name: "redis",
+                        ready: false,
+                        detail: Some("ping timed out".into()),
+                    },
                 },
                 None => Component {
                     name: "redis",
                     ready: false,
-                    detail: Some(health.connecting_error("redis").unwrap_or_else(|| "connecting".into())),
+                    detail: Some(
+                        health
+                            .connecting_error("redis")
+                            .unwrap_or_else(|| "connecting".into()),
+                    ),
                 },
             };
             let postgres = match health.postgres.get() {
                 Some(pg) => match tokio::time::timeout(PROBE_TIMEOUT, pg.ping()).await {
-                    Ok(Ok(())) => Component { name: "postgres", ready: true, detail: None },
-                    Ok(Err(e)) => Component { name: "postgres", ready: false, detail: Some(e.to_string()) },
-                    Err(_) => Component { name: "postgres", ready: false, detail: Some("ping timed out".into()) },
+                    Ok(Ok(())) => Component {
+                        name: "postgres",
+                        ready: true,
+                        detail: None,
+                    },
+                    Ok(Err(e)) => Component {
+                        name: "postgres",
+                        ready: false,
+                        detail: Some(e.to_string()),
+                    },
+                    Err(_) => Component {
+                        name: "postgres",
+                        ready: false,
+                        detail: Some("ping timed out".into()),
+                    },
                 },
                 None => Component {
                     name: "postgres",
                     ready: false,
-                    detail: Some(health.connecting_error("postgres").unwrap_or_else(|| "connecting".into())),
+                    detail: Some(
+                        health
+                            .connecting_error("postgres")
+                            .unwrap_or_else(|| "connecting".into()),
+                    ),
                 },
             };
             let gateway_ready = health.gateway.get().map(|g| g.is_ready()).unwrap_or(false);
@@ -188,13 +223,21 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         let main = self.main.await.context("main task panicked")?;
         self.shutdown.cancel();
-        self.http.await.context("http task panicked")?.context("http server")?;
+        self.http
+            .await
+            .context("http task panicked")?
+            .context("http server")?;
         main
     }
 }
 
 /// The features Tavern runs. One line per feature.
-pub fn features(redis: &Redis, postgres: &Postgres, discord: &discord::Discord, gateway: &GatewayStatus) -> Vec<Feature> {
+pub fn features(
+    redis: &Redis,
+    postgres: &Postgres,
+    discord: &discord::Discord,
+    gateway: &GatewayStatus,
+) -> Vec<Feature> {
     let _ = (redis, postgres);
     vec![crate::core::feature(discord.clone(), gateway.clone())]
 }
@@ -227,7 +270,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_addr = Some(listener.local_addr()?);
         let app = web::metrics_router(state.clone());
         let stop = shutdown.clone();
-        tokio::spawn(async move { web::serve(listener, app, async move { stop.cancelled().await }).await });
+        tokio::spawn(async move {
+            web::serve(listener, app, async move { stop.cancelled().await }).await
+        });
     }
 
     let (sim, demo, bot_config) = if let Some(token) = &config.discord_token {
@@ -241,7 +286,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         };
         (None, None, bot)
     } else {
-        let sim = discord_sim::Sim::start(discord_sim::SimConfig::default()).context("starting the sandbox's fake Discord")?;
+        let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
+            .context("starting the sandbox's fake Discord")?;
         let demo = sim.seed_demo();
         let bot = feature::sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
         tracing::info!(api = %sim.addr(), "sandbox mode: no TAVERN_DISCORD_TOKEN, so Tavern talks to an in-process fake Discord");
@@ -254,13 +300,28 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let app = web::router(state, extra);
     let stop = shutdown.clone();
-    let http = tokio::spawn(async move { web::serve(http_listener, app, async move { stop.cancelled().await }).await });
+    let http = tokio::spawn(async move {
+        web::serve(http_listener, app, async move { stop.cancelled().await }).await
+    });
 
     let main = tokio::spawn(run(config, bot_config, health, shutdown.clone()));
-    Ok(Running { http_addr, metrics_addr, sim, demo, shutdown, main, http })
+    Ok(Running {
+        http_addr,
+        metrics_addr,
+        sim,
+        demo,
+        shutdown,
+        main,
+        http,
+    })
 }
 
-async fn run(config: Config, bot_config: BotConfig, health: Arc<Health>, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn run(
+    config: Config,
+    bot_config: BotConfig,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let redis_url = config.redis_url.clone();
     let redis = connect_with_backoff("redis", redis_url.to_string(), &health, &shutdown, || {
         let url = redis_url.expose().to_owned();
@@ -280,7 +341,10 @@ async fn run(config: Config, bot_config: BotConfig, health: Arc<Health>, shutdow
     let _ = health.postgres.set(postgres.clone());
 
     for migrations in migrations() {
-        postgres.migrate(&migrations).await.context("migrating PostgreSQL")?;
+        postgres
+            .migrate(&migrations)
+            .await
+            .context("migrating PostgreSQL")?;
     }
 
     let discord = discord::Discord::new(&bot_config.rest);
@@ -290,16 +354,25 @@ async fn run(config: Config, bot_config: BotConfig, health: Arc<Health>, shutdow
     for feature in &features {
         if let Some(startup) = &feature.startup {
             tracing::info!(feature = feature.name, "running start-up work");
-            startup().await.with_context(|| format!("start-up work of feature {}", feature.name))?;
+            startup()
+                .await
+                .with_context(|| format!("start-up work of feature {}", feature.name))?;
         }
     }
-    let jobs: Vec<_> = features.iter_mut().flat_map(|f| std::mem::take(&mut f.jobs)).collect();
-    let (router, events) = feature::route(discord.clone(), &mut features).context("routing feature commands")?;
+    let jobs: Vec<_> = features
+        .iter_mut()
+        .flat_map(|f| std::mem::take(&mut f.jobs))
+        .collect();
+    let (router, events) =
+        feature::route(discord.clone(), &mut features).context("routing feature commands")?;
     let bot = Bot::new(bot_config, router, events).with_status(gateway);
-    health.serving.store(true, std::sync::atomic::Ordering::Relaxed);
+    health
+        .serving
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let instance = format!("{}:{}", hostname(), std::process::id());
-    let jobs_task = tokio::spawn(JobRunner::new(redis.clone(), instance).run(jobs, shutdown.clone()));
+    let jobs_task =
+        tokio::spawn(JobRunner::new(redis.clone(), instance).run(jobs, shutdown.clone()));
     let result = bot.run(shutdown.clone()).await;
     shutdown.cancel();
     let _ = jobs_task.await;

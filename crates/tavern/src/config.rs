@@ -41,7 +41,11 @@ impl ServiceUrl {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
                 let userinfo = &self.0[scheme_end + 3..at];
                 let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{}://{user}:***@{}", &self.0[..scheme_end], &self.0[at + 1..])
+                format!(
+                    "{}://{user}:***@{}",
+                    &self.0[..scheme_end],
+                    &self.0[at + 1..]
+                )
             }
             _ => self.0.clone(),
         }
@@ -148,7 +152,14 @@ fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, 
         let shown = ServiceUrl(value.to_owned()).redacted();
         return Err(err(
             source,
-            format!("`{shown}` must start with {}", schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ")),
+            format!(
+                "`{shown}` must start with {}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
         ));
     }
     Ok(ServiceUrl(value.to_owned()))
@@ -156,7 +167,12 @@ fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, 
 
 fn parse_host_port(source: &str, value: &str) -> Result<String, ConfigError> {
     let value = value.trim();
-    let bad = || err(source, format!("`{value}` is not host:port (e.g. 127.0.0.1:5000)"));
+    let bad = || {
+        err(
+            source,
+            format!("`{value}` is not host:port (e.g. 127.0.0.1:5000)"),
+        )
+    };
     let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || host.contains('/') || port.parse::<u16>().is_err() {
         return Err(bad());
@@ -167,7 +183,9 @@ fn parse_host_port(source: &str, value: &str) -> Result<String, ConfigError> {
 impl Config {
     /// Loads `file` (if given, or `./tavern.toml` if present) and then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TAVERN_")).collect();
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TAVERN_"))
+            .collect();
         let default_file = PathBuf::from("tavern.toml");
         let file = match file {
             Some(f) => Some(f.to_path_buf()),
@@ -175,7 +193,10 @@ impl Config {
             None => None,
         };
         let toml_text = match &file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?),
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| err(&path.display().to_string(), format!("cannot read: {e}")))?,
+            ),
             None => None,
         };
         Config::from_sources(toml_text.as_deref(), file.as_deref(), &env)
@@ -187,23 +208,36 @@ impl Config {
         toml_path: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let file_label = toml_path.map(|p| p.display().to_string()).unwrap_or_else(|| "tavern.toml".into());
-        let mut raw = Raw { values: BTreeMap::new() };
+        let file_label = toml_path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "tavern.toml".into());
+        let mut raw = Raw {
+            values: BTreeMap::new(),
+        };
         if let Some(text) = toml_text {
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-                err(&file_label, e.message().to_owned())
-            })?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| err(&file_label, e.message().to_owned()))?;
             for (key, value) in table {
                 let Some((name, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
                     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-                    return Err(err(&format!("{file_label}: {key}"), format!("unknown key (known keys: {})", known.join(", "))));
+                    return Err(err(
+                        &format!("{file_label}: {key}"),
+                        format!("unknown key (known keys: {})", known.join(", ")),
+                    ));
                 };
                 let text = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Integer(i) => i.to_string(),
-                    other => return Err(err(&format!("{file_label}: {key}"), format!("expected a string, found {}", other.type_str()))),
+                    other => {
+                        return Err(err(
+                            &format!("{file_label}: {key}"),
+                            format!("expected a string, found {}", other.type_str()),
+                        ));
+                    }
                 };
-                raw.values.insert(name, (format!("{file_label}: {key}"), text));
+                raw.values
+                    .insert(name, (format!("{file_label}: {key}"), text));
             }
         }
         for (name, var) in KEYS {
@@ -213,7 +247,10 @@ impl Config {
         }
         for var in env.keys() {
             let known = KEYS.iter().any(|(_, v)| v == var)
-                || matches!(var.as_str(), "TAVERN_CONFIG" | "TAVERN_LOG" | "TAVERN_REDIS_SERVER" | "TAVERN_PG_BINDIR");
+                || matches!(
+                    var.as_str(),
+                    "TAVERN_CONFIG" | "TAVERN_LOG" | "TAVERN_REDIS_SERVER" | "TAVERN_PG_BINDIR"
+                );
             if !known && var.starts_with("TAVERN_") && !var.starts_with("TAVERN_TEST_") {
                 return Err(err(var, "unknown setting (see README: Configuration)"));
             }
@@ -228,7 +265,10 @@ impl Config {
             None => ServiceUrl("postgres://tavern@127.0.0.1:5432/tavern".into()),
         };
         let discord_token = raw.get("discord_token").map(|(_, v)| Secret::new(v.trim()));
-        let discord_api = raw.get("discord_api").map(|(s, v)| parse_host_port(s, v)).transpose()?;
+        let discord_api = raw
+            .get("discord_api")
+            .map(|(s, v)| parse_host_port(s, v))
+            .transpose()?;
         let discord_gateway = match raw.get("discord_gateway") {
             Some((src, v)) => Some(parse_url(src, v, &["ws", "wss"])?.0),
             None => None,
@@ -239,7 +279,12 @@ impl Config {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| *n >= 1)
-                    .ok_or_else(|| err(src, format!("`{v}` is not a shard count (a whole number >= 1)")))?,
+                    .ok_or_else(|| {
+                        err(
+                            src,
+                            format!("`{v}` is not a shard count (a whole number >= 1)"),
+                        )
+                    })?,
             ),
             None => None,
         };
@@ -247,16 +292,30 @@ impl Config {
             Some((src, v)) => parse_addr(src, v)?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
-        let metrics_addr = raw.get("metrics_addr").map(|(s, v)| parse_addr(s, v)).transpose()?;
-        let data_dir = raw.get("data_dir").map(|(_, v)| PathBuf::from(v.trim())).unwrap_or_else(|| PathBuf::from(".tavern"));
+        let metrics_addr = raw
+            .get("metrics_addr")
+            .map(|(s, v)| parse_addr(s, v))
+            .transpose()?;
+        let data_dir = raw
+            .get("data_dir")
+            .map(|(_, v)| PathBuf::from(v.trim()))
+            .unwrap_or_else(|| PathBuf::from(".tavern"));
         let log_format = match raw.get("log_format") {
             None => LogFormat::Text,
             Some((_, "text")) => LogFormat::Text,
             Some((_, "json")) => LogFormat::Json,
-            Some((src, v)) => return Err(err(src, format!("`{v}` is not a log format (text or json)"))),
+            Some((src, v)) => {
+                return Err(err(
+                    src,
+                    format!("`{v}` is not a log format (text or json)"),
+                ));
+            }
         };
         if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
-            return Err(err("TAVERN_DISCORD_TOKEN", "is required when TAVERN_DISCORD_API or TAVERN_DISCORD_GATEWAY is set"));
+            return Err(err(
+                "TAVERN_DISCORD_TOKEN",
+                "is required when TAVERN_DISCORD_API or TAVERN_DISCORD_GATEWAY is set",
+            ));
         }
         Ok(Config {
             redis_url,
@@ -283,7 +342,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -308,23 +370,32 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADDR", "localhost")])).expect_err("bad");
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADDR", "localhost")]))
+            .expect_err("bad");
         assert_eq!(e.key, "TAVERN_HTTP_ADDR");
-        assert!(e.problem.contains("`localhost` is not a socket address"), "{e}");
+        assert!(
+            e.problem.contains("`localhost` is not a socket address"),
+            "{e}"
+        );
 
-        let e = Config::from_sources(Some("http_addr = \"nope\""), None, &env(&[])).expect_err("bad");
+        let e =
+            Config::from_sources(Some("http_addr = \"nope\""), None, &env(&[])).expect_err("bad");
         assert_eq!(e.key, "tavern.toml: http_addr");
 
-        let e = Config::from_sources(None, None, &env(&[("TAVERN_DATABASE_URL", "mysql://x")])).expect_err("bad");
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DATABASE_URL", "mysql://x")]))
+            .expect_err("bad");
         assert_eq!(e.key, "TAVERN_DATABASE_URL");
 
-        let e = Config::from_sources(None, None, &env(&[("TAVERN_DISCORD_API", "http://x:1")])).expect_err("bad");
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DISCORD_API", "http://x:1")]))
+            .expect_err("bad");
         assert_eq!(e.key, "TAVERN_DISCORD_API");
 
-        let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADR", "1")])).expect_err("typo");
+        let e =
+            Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADR", "1")])).expect_err("typo");
         assert_eq!(e.key, "TAVERN_HTTP_ADR");
 
-        let e = Config::from_sources(Some("colour = \"red\""), None, &env(&[])).expect_err("unknown key");
+        let e = Config::from_sources(Some("colour = \"red\""), None, &env(&[]))
+            .expect_err("unknown key");
         assert!(e.key.ends_with("colour"), "{e}");
     }
 
@@ -335,7 +406,10 @@ mod tests {
             None,
             &env(&[
                 ("TAVERN_DISCORD_TOKEN", "super-secret-token"),
-                ("TAVERN_DATABASE_URL", "postgres://tavern:hunter2@db:5432/tavern"),
+                (
+                    "TAVERN_DATABASE_URL",
+                    "postgres://tavern:hunter2@db:5432/tavern",
+                ),
                 ("TAVERN_REDIS_URL", "redis://:redispw@cache:6379/"),
             ]),
         )
@@ -344,6 +418,9 @@ mod tests {
         for secret in ["super-secret-token", "hunter2", "redispw"] {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
-        assert!(shown.contains("db:5432"), "the rest of the URL stays visible: {shown}");
+        assert!(
+            shown.contains("db:5432"),
+            "the rest of the URL stays visible: {shown}"
+        );
     }
 }

@@ -11,9 +11,16 @@ fn ms(d: Duration) -> String {
 }
 
 /// `/ping`: the gateway heartbeat round trip and a fresh REST round trip.
-async fn ping(discord: Discord, gateway: GatewayStatus, _invocation: Invocation) -> Result<Response, HandlerError> {
+async fn ping(
+    discord: Discord,
+    gateway: GatewayStatus,
+    _invocation: Invocation,
+) -> Result<Response, HandlerError> {
     let rest = discord.probe().await.map_err(HandlerError::internal)?;
-    let gateway = gateway.latency().map(ms).unwrap_or_else(|| "not measured yet".into());
+    let gateway = gateway
+        .latency()
+        .map(ms)
+        .unwrap_or_else(|| "not measured yet".into());
     Ok(Response::Message(Reply::text(format!(
         "🏓 Pong! Gateway: {gateway} · REST: {}",
         ms(rest)
@@ -25,7 +32,10 @@ pub fn feature(discord: Discord, gateway: GatewayStatus) -> Feature {
     let mut feature = Feature::new("core");
     let handler = move |invocation: Invocation| ping(discord.clone(), gateway.clone(), invocation);
     feature.commands.push((
-        CommandSpec::new("ping", "Check that Tavern is alive: gateway and REST latency"),
+        CommandSpec::new(
+            "ping",
+            "Check that Tavern is alive: gateway and REST latency",
+        ),
         Arc::new(handler),
     ));
     feature

@@ -2,6 +2,7 @@
 //! kept in a library so end-to-end tests start the real thing in-process on port 0.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 mod core;
 

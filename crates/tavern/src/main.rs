@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tavern::config::{Config, LogFormat};
 
+mod roll_cmd;
+
 /// Tavern: a self-hosted home for tabletop-gaming communities on Discord.
 #[derive(Debug, Parser)]
 #[command(name = "tavern", version, about, long_about = None)]
@@ -27,12 +29,33 @@ enum Command {
     Migrate,
     /// Check the stored data for inconsistencies; exit code 1 if any are found.
     Check,
+    /// Roll dice: `tavern roll 4d6kh3`, `--json`, `--seed N`; `tavern roll -` reads one
+    /// expression per line from stdin and prints one JSON line each.
+    Roll(roll_cmd::RollArgs),
+    /// The odds of a dice expression: mean, range, percentiles, chance of success.
+    Odds(roll_cmd::OddsArgs),
+    /// Benchmarks (figures printed, nothing asserted).
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Slash commands through discord-sim at a fixed rate: latency and CPU per interaction.
+    Interactions {
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -50,13 +73,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -110,7 +134,10 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
     let mut problems = 0usize;
     for feature in &features {
         for check in &feature.checks {
-            let findings = check.run().await.with_context(|| format!("check {}", check.name()))?;
+            let findings = check
+                .run()
+                .await
+                .with_context(|| format!("check {}", check.name()))?;
             for finding in &findings {
                 println!("{}: {}: {}", check.name(), finding.subject, finding.problem);
             }
@@ -128,12 +155,21 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Dice need no configuration, stores or runtime.
+    match &cli.command {
+        Command::Roll(args) => return finish(roll_cmd::run_roll(args)),
+        Command::Odds(args) => return finish(roll_cmd::run_odds(args)),
+        _ => {}
+    }
     let config = match load_config(cli.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
     init_tracing(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tavern: cannot start the async runtime: {e}");
@@ -145,8 +181,18 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
+            Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
+            Command::Bench(Bench::Interactions { rate, seconds }) => {
+                tavern::bench::interactions(rate, seconds)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
         }
     });
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {

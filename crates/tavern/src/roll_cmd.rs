@@ -4,10 +4,11 @@
 //! object; `--seed N` makes the roll reproducible. `tavern roll -` reads one
 //! expression per line from stdin and writes one JSON line per expression.
 //! That mode is built for bulk use (benchmarks, audits, other tools): stdin
-//! and stdout are locked once, output is buffered, and the text and line
-//! buffers are reused, and parsed expressions are cached (bulk input repeats
-//! itself: a few hundred distinct rolls make up most of any log), so the
-//! cost per line is mostly the dice work itself. With
+//! and stdout are locked once, output is buffered, the text and line buffers
+//! are reused, parsed expressions are cached (bulk input repeats itself: a
+//! few hundred distinct rolls make up most of any log), and rolls are
+//! rendered as they are evaluated (`Program::roll_plain`) instead of through
+//! a result tree, so the cost per line is mostly the dice work itself. With
 //! `--seed` the generator is seeded once for the whole run, so a file of
 //! expressions always yields the same output.
 //!
@@ -19,6 +20,7 @@ use anyhow::{Context, Result};
 use dice::{DiceError, Num, Outcome, Rng};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
@@ -69,6 +71,123 @@ impl From<&DiceError> for ErrorJson {
             column: e.column(),
         }
     }
+}
+
+/// FNV-1a for the parse cache: keys are short expressions hashed once per
+/// input line, and a local command has no use for SipHash's resistance to
+/// crafted collisions.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type ParseCache = HashMap<Box<str>, dice::Program, BuildHasherDefault<Fnv>>;
+
+/// Appends `s` as a JSON string. Runs of plain characters are copied in one
+/// go; only quotes, backslashes and control characters are escaped.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
+    out.push(b'"');
+}
+
+fn push_json_num(out: &mut Vec<u8>, n: Num) -> io::Result<()> {
+    match n {
+        Num::Int(i) => {
+            // Integer to decimal without `core::fmt`, which shows up in
+            // profiles of the bulk mode.
+            let mut buf = [0u8; 20];
+            let mut rest = i.unsigned_abs();
+            let mut at = buf.len();
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (rest % 10).to_le_bytes()[0];
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            if i < 0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(&buf[at..]);
+            Ok(())
+        }
+        Num::Dec(_) => serde_json::to_writer(&mut *out, &n).map_err(io::Error::from),
+    }
+}
+
+/// The stdin mode's line for a valid expression, written directly: this is
+/// the hot loop of bulk rolling. Same fields as [`RollLine`].
+fn push_roll_line(out: &mut Vec<u8>, line: &RollLine<'_>) -> io::Result<()> {
+    out.extend_from_slice(b"{\"expression\":");
+    push_json_str(out, line.expression);
+    out.extend_from_slice(b",\"total\":");
+    push_json_num(out, line.total)?;
+    out.extend_from_slice(b",\"text\":");
+    push_json_str(out, line.text);
+    if let Some(check) = line.check {
+        out.extend_from_slice(if check {
+            b",\"check\":true"
+        } else {
+            b",\"check\":false"
+        });
+    }
+    if line.critical {
+        out.extend_from_slice(b",\"critical\":true");
+    }
+    if line.fumble {
+        out.extend_from_slice(b",\"fumble\":true");
+    }
+    if !line.totals.is_empty() {
+        out.extend_from_slice(b",\"totals\":[");
+        for (i, t) in line.totals.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_num(out, *t)?;
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 /// One line of `tavern roll -` output for a valid expression.
@@ -186,29 +305,40 @@ pub fn run_roll(args: &RollArgs) -> Result<ExitCode> {
 fn roll_lines(input: &mut impl BufRead, out: &mut impl Write, rng: &mut Rng) -> io::Result<()> {
     let mut line = String::with_capacity(256);
     let mut text = String::with_capacity(256);
-    let mut cache: HashMap<Box<str>, dice::Program> = HashMap::new();
+    let mut json = Vec::with_capacity(512);
+    let mut cache = ParseCache::default();
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
             break;
         }
         let expression = line.trim_end_matches(['\n', '\r']);
+        text.clear();
         let rolled = match cache.get(expression) {
-            Some(program) => program.roll(rng),
+            Some(program) => program.roll_plain(rng, &mut text),
             None => dice::parse(expression).and_then(|program| {
-                let outcome = program.roll(rng);
+                let rolled = program.roll_plain(rng, &mut text);
                 if cache.len() >= PARSE_CACHE {
                     cache.clear();
                 }
                 cache.insert(expression.into(), program);
-                outcome
+                rolled
             }),
         };
         match rolled {
-            Ok(outcome) => {
-                text.clear();
-                outcome.write_plain(&mut text);
-                serde_json::to_writer(&mut *out, &summary(expression, &outcome, &text))?;
+            Ok(s) => {
+                json.clear();
+                let line = RollLine {
+                    expression,
+                    total: s.total,
+                    text: &text,
+                    check: s.check,
+                    critical: s.critical,
+                    fumble: s.fumble,
+                    totals: s.totals,
+                };
+                push_roll_line(&mut json, &line)?;
+                out.write_all(&json)?;
             }
             Err(e) => {
                 let line = ErrorLine {
@@ -216,9 +346,9 @@ fn roll_lines(input: &mut impl BufRead, out: &mut impl Write, rng: &mut Rng) -> 
                     error: ErrorJson::from(&e),
                 };
                 serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
             }
         }
-        out.write_all(b"\n")?;
     }
     out.flush()
 }
@@ -284,6 +414,29 @@ mod tests {
         );
         assert!(lines[3]["error"].is_object());
         assert_eq!(lines[4]["totals"], serde_json::json!([1, 1]));
+    }
+
+    #[test]
+    fn json_lines_escape_like_serde() {
+        for s in [
+            "plain",
+            "quote \" and \\ backslash",
+            "tab\tnew\nline\u{1}",
+            "é ✓ 🎲",
+            "",
+        ] {
+            let mut out = Vec::new();
+            push_json_str(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+        // A comment with quotes survives the round trip.
+        let lines = run("1d1 \"sneak\" \\ attack\n1.5*2\n-1234567*1000\n", 1);
+        assert_eq!(lines[2]["total"], -1_234_567_000);
+        assert_eq!(lines[0]["text"], "1d1 (1) = 1 # \"sneak\" \\ attack");
+        assert_eq!(lines[1]["total"], serde_json::json!(3.0));
     }
 
     #[test]

@@ -59,7 +59,11 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> Response {
     let components = state.readiness.check().await;
     let ready = components.iter().all(|c| c.ready);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(ReadyBody { ready, components })).into_response()
 }
 
@@ -76,7 +80,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `/metrics` alone, for a separate metrics listener.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 /// The whole site: health, readiness, metrics, plus `extra` (sandbox, feature routes).
@@ -100,5 +106,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "http server listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

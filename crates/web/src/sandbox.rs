@@ -42,7 +42,11 @@ async fn page() -> Html<&'static str> {
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.into() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
 }
 
 fn parse_id(raw: &str, what: &str) -> Result<Snowflake, Response> {
@@ -78,14 +82,19 @@ async fn state(State(console): State<Console>) -> Json<Value> {
             voice: c.kind == ChannelKind::Voice,
         })
         .collect();
-    let users: Vec<UserView> = [console.demo.demo_player, console.demo.alice, console.demo.bob, console.demo.carol]
-        .into_iter()
-        .filter_map(|id| console.sim.user(id))
-        .map(|u| UserView {
-            id: u.id.get().to_string(),
-            name: u.global_name.unwrap_or(u.name),
-        })
-        .collect();
+    let users: Vec<UserView> = [
+        console.demo.demo_player,
+        console.demo.alice,
+        console.demo.bob,
+        console.demo.carol,
+    ]
+    .into_iter()
+    .filter_map(|id| console.sim.user(id))
+    .map(|u| UserView {
+        id: u.id.get().to_string(),
+        name: u.global_name.unwrap_or(u.name),
+    })
+    .collect();
     let commands: Vec<Value> = console
         .sim
         .registered_commands()
@@ -115,7 +124,11 @@ fn usage(name: &str, options: &[Value]) -> String {
         .iter()
         .filter_map(|o| {
             let n = o["name"].as_str()?;
-            Some(if o["required"].as_bool() == Some(true) { format!("<{n}>") } else { format!("[{n}]") })
+            Some(if o["required"].as_bool() == Some(true) {
+                format!("<{n}>")
+            } else {
+                format!("[{n}]")
+            })
         })
         .collect();
     format!("/{name} {}", args.join(" ")).trim_end().to_owned()
@@ -172,12 +185,21 @@ async fn messages(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let viewer = match query.user.as_deref().map(|u| parse_id(u, "user")).transpose() {
+    let viewer = match query
+        .user
+        .as_deref()
+        .map(|u| parse_id(u, "user"))
+        .transpose()
+    {
         Ok(v) => v.unwrap_or(console.demo.demo_player),
         Err(r) => return r,
     };
     if console.sim.channel(channel).is_none() {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such channel"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such channel"})),
+        )
+            .into_response();
     }
     let list: Vec<MessageView> = console
         .sim
@@ -196,7 +218,10 @@ async fn messages(
                 content: m.content,
                 edited: m.edited_timestamp.is_some(),
                 private: m.visible_to.is_some(),
-                components: ComponentSummary::flatten(&m.components).into_iter().filter_map(component_view).collect(),
+                components: ComponentSummary::flatten(&m.components)
+                    .into_iter()
+                    .filter_map(component_view)
+                    .collect(),
             }
         })
         .collect();
@@ -229,13 +254,21 @@ fn actor(console: &Console, user: Option<&str>) -> Result<Snowflake, Response> {
 
 async fn answered(interaction: discord_sim::Interaction) -> Response {
     match interaction.response(ANSWER_WAIT).await {
-        Ok(reply) => Json(json!({ "ok": true, "callback_type": reply.callback_type })).into_response(),
-        Err(e) => Json(json!({ "ok": false, "error": format!("the bot has not answered yet: {e}") })).into_response(),
+        Ok(reply) => {
+            Json(json!({ "ok": true, "callback_type": reply.callback_type })).into_response()
+        }
+        Err(e) => {
+            Json(json!({ "ok": false, "error": format!("the bot has not answered yet: {e}") }))
+                .into_response()
+        }
     }
 }
 
 async fn command(State(console): State<Console>, Json(body): Json<CommandBody>) -> Response {
-    let (channel, user) = match (parse_id(&body.channel, "channel"), actor(&console, body.user.as_deref())) {
+    let (channel, user) = match (
+        parse_id(&body.channel, "channel"),
+        actor(&console, body.user.as_deref()),
+    ) {
         (Ok(c), Ok(u)) => (c, u),
         (Err(r), _) | (_, Err(r)) => return r,
     };
@@ -281,9 +314,13 @@ async fn component(console: Console, body: ClickBody, is_select: bool) -> Respon
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     let result = if is_select {
-        console.sim.select(user, channel, message, &body.custom_id, body.values)
+        console
+            .sim
+            .select(user, channel, message, &body.custom_id, body.values)
     } else {
-        console.sim.click_button(user, channel, message, &body.custom_id)
+        console
+            .sim
+            .click_button(user, channel, message, &body.custom_id)
     };
     match result {
         Ok(interaction) => answered(interaction).await,
@@ -368,21 +405,38 @@ pub fn parse_command_line(
         return Err("a command starts with `/`, e.g. `/ping`".into());
     };
     let mut tokens = words(rest)?.into_iter().peekable();
-    let name = tokens.next().ok_or("type a command name after `/`")?.to_lowercase();
+    let name = tokens
+        .next()
+        .ok_or("type a command name after `/`")?
+        .to_lowercase();
     let Some((_, mut options)) = commands.iter().find(|(n, _)| *n == name).cloned() else {
         let known: Vec<String> = commands.iter().map(|(n, _)| format!("/{n}")).collect();
-        return Err(format!("unknown command `/{name}`; available: {}", known.join(", ")));
+        return Err(format!(
+            "unknown command `/{name}`; available: {}",
+            known.join(", ")
+        ));
     };
     let mut path: Vec<String> = Vec::new();
     loop {
-        let subs: Vec<&Value> = options.iter().filter(|o| matches!(o["type"].as_u64(), Some(1 | 2))).collect();
+        let subs: Vec<&Value> = options
+            .iter()
+            .filter(|o| matches!(o["type"].as_u64(), Some(1 | 2)))
+            .collect();
         if subs.is_empty() {
             break;
         }
         let names: Vec<&str> = subs.iter().filter_map(|o| o["name"].as_str()).collect();
         let next = tokens.next().map(|t| t.to_lowercase());
-        let Some(sub) = next.as_deref().and_then(|t| subs.iter().find(|o| o["name"].as_str() == Some(t))) else {
-            return Err(format!("`/{name} {}` needs one of: {}", path.join(" "), names.join(", ")).replace("  ", " "));
+        let Some(sub) = next
+            .as_deref()
+            .and_then(|t| subs.iter().find(|o| o["name"].as_str() == Some(t)))
+        else {
+            return Err(format!(
+                "`/{name} {}` needs one of: {}",
+                path.join(" "),
+                names.join(", ")
+            )
+            .replace("  ", " "));
         };
         path.push(sub["name"].as_str().unwrap_or_default().to_owned());
         options = sub["options"].as_array().cloned().unwrap_or_default();
@@ -390,10 +444,16 @@ pub fn parse_command_line(
     let mut given: Vec<(String, Value)> = Vec::new();
     let mut loose: Vec<String> = Vec::new();
     for token in tokens {
-        let named = token.split_once(':').filter(|(k, _)| options.iter().any(|o| o["name"].as_str() == Some(k)));
+        let named = token
+            .split_once(':')
+            .filter(|(k, _)| options.iter().any(|o| o["name"].as_str() == Some(k)));
         match named {
             Some((key, value)) => {
-                let option = options.iter().find(|o| o["name"].as_str() == Some(key)).cloned().unwrap_or_default();
+                let option = options
+                    .iter()
+                    .find(|o| o["name"].as_str() == Some(key))
+                    .cloned()
+                    .unwrap_or_default();
                 given.push((key.to_owned(), typed_value(&option, value, users)?));
             }
             None => loose.push(token),
@@ -403,13 +463,22 @@ pub fn parse_command_line(
         let target = options
             .iter()
             .filter(|o| o["type"].as_u64() == Some(3))
-            .find(|o| !given.iter().any(|(k, _)| Some(k.as_str()) == o["name"].as_str()));
+            .find(|o| {
+                !given
+                    .iter()
+                    .any(|(k, _)| Some(k.as_str()) == o["name"].as_str())
+            });
         match target {
             Some(option) => {
                 let key = option["name"].as_str().unwrap_or_default().to_owned();
                 given.push((key, Value::String(loose.join(" "))));
             }
-            None => return Err(format!("`{}` is not an option of /{name}; write name:value", loose.join(" "))),
+            None => {
+                return Err(format!(
+                    "`{}` is not an option of /{name}; write name:value",
+                    loose.join(" ")
+                ));
+            }
         }
     }
     for option in &options {
@@ -421,7 +490,11 @@ pub fn parse_command_line(
     let mut leaf: Vec<Value> = given
         .into_iter()
         .map(|(key, value)| {
-            let kind = options.iter().find(|o| o["name"].as_str() == Some(key.as_str())).and_then(|o| o["type"].as_u64()).unwrap_or(3);
+            let kind = options
+                .iter()
+                .find(|o| o["name"].as_str() == Some(key.as_str()))
+                .and_then(|o| o["type"].as_u64())
+                .unwrap_or(3);
             json!({ "name": key, "type": kind, "value": value })
         })
         .collect();
@@ -447,16 +520,20 @@ mod tests {
             ),
             (
                 "init".into(),
-                vec![json!({"type": 1, "name": "join", "options": [
-                    {"type": 3, "name": "character"}, {"type": 4, "name": "roll"}
-                ]}), json!({"type": 1, "name": "next", "options": []})],
+                vec![
+                    json!({"type": 1, "name": "join", "options": [
+                        {"type": 3, "name": "character"}, {"type": 4, "name": "roll"}
+                    ]}),
+                    json!({"type": 1, "name": "next", "options": []}),
+                ],
             ),
         ]
     }
 
     #[test]
     fn loose_words_fill_the_first_text_option() {
-        let (name, options) = parse_command_line("/roll 2d6 + 3 private:yes", &commands(), &[]).expect("parse");
+        let (name, options) =
+            parse_command_line("/roll 2d6 + 3 private:yes", &commands(), &[]).expect("parse");
         assert_eq!(name, "roll");
         assert_eq!(
             options,
@@ -466,7 +543,9 @@ mod tests {
 
     #[test]
     fn subcommands_nest_their_options() {
-        let (_, options) = parse_command_line("/init join character:\"Sir Bob\" roll:15", &commands(), &[]).expect("parse");
+        let (_, options) =
+            parse_command_line("/init join character:\"Sir Bob\" roll:15", &commands(), &[])
+                .expect("parse");
         assert_eq!(
             options,
             json!([{"name": "join", "type": 1, "options": [
@@ -479,12 +558,40 @@ mod tests {
     #[test]
     fn mistakes_say_what_is_wrong() {
         let c = commands();
-        assert!(parse_command_line("ping", &c, &[]).unwrap_err().contains("starts with `/`"));
-        assert!(parse_command_line("/pong", &c, &[]).unwrap_err().contains("available: /ping, /roll, /init"));
-        assert!(parse_command_line("/roll", &c, &[]).unwrap_err().contains("`expression` is required"));
-        assert!(parse_command_line("/init", &c, &[]).unwrap_err().contains("join, next"));
-        assert!(parse_command_line("/init join roll:high", &c, &[]).unwrap_err().contains("whole number"));
-        assert!(parse_command_line("/roll \"1d6", &c, &[]).unwrap_err().contains("closing"));
-        assert!(parse_command_line("/ping now", &c, &[]).unwrap_err().contains("not an option"));
+        assert!(
+            parse_command_line("ping", &c, &[])
+                .unwrap_err()
+                .contains("starts with `/`")
+        );
+        assert!(
+            parse_command_line("/pong", &c, &[])
+                .unwrap_err()
+                .contains("available: /ping, /roll, /init")
+        );
+        assert!(
+            parse_command_line("/roll", &c, &[])
+                .unwrap_err()
+                .contains("`expression` is required")
+        );
+        assert!(
+            parse_command_line("/init", &c, &[])
+                .unwrap_err()
+                .contains("join, next")
+        );
+        assert!(
+            parse_command_line("/init join roll:high", &c, &[])
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(
+            parse_command_line("/roll \"1d6", &c, &[])
+                .unwrap_err()
+                .contains("closing")
+        );
+        assert!(
+            parse_command_line("/ping now", &c, &[])
+                .unwrap_err()
+                .contains("not an option")
+        );
     }
 }

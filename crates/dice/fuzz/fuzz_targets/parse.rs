@@ -1,5 +1,7 @@
 //! Fuzzes the whole pipeline a chat message goes through: parse, roll with
-//! a fixed seed, render both ways and serialise. Any panic is a bug.
+//! a fixed seed, render both ways. Any panic is a bug, and so is any
+//! difference between the streamed text (`roll_plain`) and the rendering
+//! of the result tree.
 
 #![no_main]
 
@@ -7,11 +9,19 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let input = String::from_utf8_lossy(data);
-    if let Ok(program) = dice::parse(&input)
-        && let Ok(outcome) = program.roll(&mut dice::Rng::seeded(0))
-    {
-        let _ = outcome.render_plain();
-        let _ = outcome.render_markdown();
-        let _ = outcome.total();
+    let Ok(program) = dice::parse(&input) else {
+        return;
+    };
+    let tree = program.roll(&mut dice::Rng::seeded(0));
+    let mut streamed = String::new();
+    let summary = program.roll_plain(&mut dice::Rng::seeded(0), &mut streamed);
+    match (tree, summary) {
+        (Ok(outcome), Ok(summary)) => {
+            assert_eq!(streamed, outcome.render_plain());
+            assert_eq!(summary.total, outcome.total());
+            let _ = outcome.render_markdown();
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("tree and stream disagree on success"),
     }
 });

@@ -117,9 +117,11 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
             if m.author_id != ctx.bot_id {
                 return Err(ApiError::not_author());
             }
-            let existing = m.attachments.clone();
+            let (existing, old_flags) = (m.attachments.clone(), m.flags);
             let body = MessageBody::parse(&req.body)?;
-            let edit = body.into_edit(state, ctx, ids, channel, existing, &req.files, true);
+            let edit = body.into_edit(
+                state, ctx, ids, channel, existing, old_flags, &req.files, true,
+            );
             state.edit_message(channel, message, edit)?;
             let m = state.message(channel, message)?;
             Ok(Reply::ok(state.message_json(m, false)))
@@ -401,9 +403,16 @@ impl MessageBody {
         ids: &SnowflakeGen,
         channel: Snowflake,
         existing: Vec<Attachment>,
+        old_flags: u64,
         files: &[Upload],
         mark_edited: bool,
     ) -> MessageEdit {
+        // Only these flags can be changed by an edit; ephemeral, loading etc. are
+        // fixed when the message is created.
+        const EDITABLE: u64 = message_flags::SUPPRESS_EMBEDS | message_flags::IS_COMPONENTS_V2;
+        let flags = self
+            .flags
+            .map(|requested| (old_flags & !EDITABLE) | (requested & EDITABLE));
         let attachments = if self.keep_attachments.is_some() || !files.is_empty() {
             let keep = self
                 .keep_attachments
@@ -422,7 +431,7 @@ impl MessageBody {
             embeds: self.embeds,
             components: self.components,
             attachments,
-            flags: self.flags,
+            flags,
             mark_edited,
         }
     }

@@ -270,9 +270,19 @@ fn callback(call: Call<'_>, id: Snowflake, token: &str) -> Result<Reply, ApiErro
             let source = target
                 .source_message
                 .ok_or_else(ApiError::unknown_message)?;
-            let existing = state.message(target.channel, source)?.attachments.clone();
+            let source_message = state.message(target.channel, source)?;
+            let (existing, old_flags) = (source_message.attachments.clone(), source_message.flags);
             let body = MessageBody::parse(&data)?;
-            let edit = body.into_edit(state, ctx, ids, target.channel, existing, &req.files, true);
+            let edit = body.into_edit(
+                state,
+                ctx,
+                ids,
+                target.channel,
+                existing,
+                old_flags,
+                &req.files,
+                true,
+            );
             state.edit_message(target.channel, source, edit)?;
             Some(source)
         }
@@ -406,23 +416,18 @@ fn edit_response(
     let old_flags = existing.flags;
     let attachments = existing.attachments.clone();
     let body = MessageBody::parse(&req.body)?;
-    let requested_flags = body.flags;
     let mut edit = body.into_edit(
         state,
         ctx,
         ids,
         channel,
         attachments,
+        old_flags,
         &req.files,
         !was_loading,
     );
-    // Ephemerality is fixed at creation; the loading flag goes away with the first
-    // edit.
-    let keep = old_flags & message_flags::EPHEMERAL;
-    let new_flags = requested_flags.map_or(old_flags & !message_flags::LOADING, |f| {
-        (f & RESPONSE_FLAGS & !message_flags::EPHEMERAL) | keep
-    });
-    edit.flags = Some(new_flags & !message_flags::LOADING);
+    // The loading flag goes away with the first edit of a deferred response.
+    edit.flags = Some(edit.flags.unwrap_or(old_flags) & !message_flags::LOADING);
     state.edit_message(channel, target, edit)?;
     let m = state.message(channel, target)?;
     let rendered = state.message_json(m, false);

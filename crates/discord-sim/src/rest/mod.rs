@@ -311,8 +311,13 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> Result<(Value, Vec<Upload
         let head = String::from_utf8_lossy(&part[..split]);
         let mut content = &part[split + 4..];
         content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        let disposition = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
+            .unwrap_or_default();
         let param = |name: &str| {
-            head.split(';')
+            disposition
+                .split(';')
                 .filter_map(|p| p.trim().strip_prefix(&format!("{name}=")))
                 .next()
                 .map(|v| v.trim_matches('"').to_owned())

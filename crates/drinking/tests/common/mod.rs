@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use discord::{Action, Actor, ChannelId, GuildId, Id, Invocation, MessageId, Options, Reply, Response, UserId};
+use discord::{
+    Action, Actor, ChannelId, GuildId, Id, Invocation, MessageId, Options, Reply, Response, UserId,
+};
 use drinking::schema::{Die, PlayerId};
 use drinking::testing::{ManualClock, ScriptedDice};
 use drinking::{Drinking, DrinkingConfig};
@@ -61,7 +63,13 @@ pub async fn env_with(tweak: impl FnOnce(&mut DrinkingConfig)) -> Env {
     };
     tweak(&mut config);
     let game = Drinking::new(redis.clone(), offline_discord(), config);
-    Env { server, redis, game, clock, dice }
+    Env {
+        server,
+        redis,
+        game,
+        clock,
+        dice,
+    }
 }
 
 pub async fn env() -> Env {
@@ -86,7 +94,12 @@ impl Env {
         self.command_in(user, CHANNEL, sub).await
     }
 
-    pub async fn command_in(&self, user: u64, channel: u64, sub: &str) -> Result<Response, discord::HandlerError> {
+    pub async fn command_in(
+        &self,
+        user: u64,
+        channel: u64,
+        sub: &str,
+    ) -> Result<Response, discord::HandlerError> {
         let action = Action::Command {
             name: "ronnied".into(),
             options: Options {
@@ -94,20 +107,35 @@ impl Env {
                 values: BTreeMap::new(),
             },
         };
-        self.game.commands().command(invocation(user, channel, action)).await
+        self.game
+            .commands()
+            .command(invocation(user, channel, action))
+            .await
     }
 
-    pub async fn press(&self, user: u64, custom_id: &str) -> Result<Response, discord::HandlerError> {
+    pub async fn press(
+        &self,
+        user: u64,
+        custom_id: &str,
+    ) -> Result<Response, discord::HandlerError> {
         self.press_values(user, custom_id, Vec::new()).await
     }
 
-    pub async fn press_values(&self, user: u64, custom_id: &str, values: Vec<String>) -> Result<Response, discord::HandlerError> {
+    pub async fn press_values(
+        &self,
+        user: u64,
+        custom_id: &str,
+        values: Vec<String>,
+    ) -> Result<Response, discord::HandlerError> {
         let action = Action::Component {
             custom_id: custom_id.into(),
             values,
             message_id: MessageId::new(MESSAGE),
         };
-        self.game.commands().component(invocation(user, CHANNEL, action)).await
+        self.game
+            .commands()
+            .component(invocation(user, CHANNEL, action))
+            .await
     }
 
     /// Starts a game by `creator`, has `others` join, and returns the game id.
@@ -115,23 +143,39 @@ impl Env {
         let reply = reply_of(self.command(creator, "start").await.expect("start"));
         let id = game_id_of(&reply);
         for n in others {
-            self.press(*n, &drinking::custom_id(drinking::Press::Join, &id)).await.expect("join");
+            self.press(*n, &drinking::custom_id(drinking::Press::Join, &id))
+                .await
+                .expect("join");
         }
         id
     }
 
     pub async fn load(&self, id: &drinking::schema::GameId) -> drinking::schema::Game {
-        self.game.repo().load_game(id).await.expect("load").expect("game exists").0
+        self.game
+            .repo()
+            .load_game(id)
+            .await
+            .expect("load")
+            .expect("game exists")
+            .0
     }
 
     pub async fn redis_type(&self, key: &str) -> String {
         let mut conn = self.redis.conn();
-        redis::cmd("TYPE").arg(key).query_async(&mut conn).await.expect("TYPE")
+        redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("TYPE")
     }
 
     pub async fn ttl(&self, key: &str) -> i64 {
         let mut conn = self.redis.conn();
-        redis::cmd("TTL").arg(key).query_async(&mut conn).await.expect("TTL")
+        redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("TTL")
     }
 }
 
@@ -146,7 +190,9 @@ pub fn game_id_of(reply: &Reply) -> drinking::schema::GameId {
     let discord::Component::Button { custom_id, .. } = &reply.rows[0].0[0] else {
         panic!("the first component is a button");
     };
-    drinking::ComponentId::parse(custom_id).expect("our custom id").game
+    drinking::ComponentId::parse(custom_id)
+        .expect("our custom id")
+        .game
 }
 
 pub const WAIT: Duration = Duration::from_secs(10);

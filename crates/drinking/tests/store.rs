@@ -1,0 +1,474 @@
+//! The repositories and handlers against a real redis-server: exact keys, types, TTLs,
+//! round trips per press, and racing presses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use drinking::schema::{self, DrinkReason, DrinkRecord, GameStatus, PlayerDoc, SessionDoc};
+use drinking::{Press, custom_id};
+use redis::AsyncCommands;
+
+async fn ledger(env: &Env, id: &schema::GameId) -> Vec<(DrinkRecord, f64)> {
+    let mut conn = env.redis.conn();
+    let raw: Vec<(String, f64)> = conn
+        .zrange_withscores(format!("drinks:{id}"), 0, -1)
+        .await
+        .expect("zrange");
+    raw.into_iter()
+        .map(|(m, s)| (DrinkRecord::from_json(&m).expect("record"), s))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_game_lives_under_the_seed_keys_with_their_types_and_ttl() {
+    let env = env().await;
+    env.dice.script(player(1), &[6]);
+    env.dice.script(player(2), &[4]);
+    env.dice.script(player(3), &[2]);
+    let id = env.started_game(1, &[2, 3]).await;
+    let mut conn = env.redis.conn();
+
+    // While the game runs.
+    assert_eq!(env.redis_type(&format!("game:{id}")).await, "string");
+    assert_eq!(
+        env.redis_type(&format!("channel:{CHANNEL}")).await,
+        "string"
+    );
+    let pointed: String = conn.get(format!("channel:{CHANNEL}")).await.expect("get");
+    assert_eq!(pointed, id.as_str());
+    assert_eq!(env.redis_type("active_games").await, "set");
+    assert!(
+        conn.sismember::<_, _, bool>("active_games", id.as_str())
+            .await
+            .expect("sismember")
+    );
+    for n in [1, 2, 3] {
+        assert_eq!(env.redis_type(&format!("player:{n}")).await, "string");
+        let doc: String = conn.get(format!("player:{n}")).await.expect("get");
+        let doc: PlayerDoc = serde_json::from_str(&doc).expect("player json");
+        assert_eq!(doc.name, name(n));
+        assert_eq!(env.redis_type(&format!("player_games:{n}")).await, "set");
+        let games: Vec<String> = conn
+            .smembers(format!("player_games:{n}"))
+            .await
+            .expect("smembers");
+        assert_eq!(games, vec![id.to_string()]);
+    }
+    assert_eq!(
+        env.ttl(&format!("game:{id}")).await,
+        -1,
+        "a running game does not expire"
+    );
+    let raw: String = conn.get(format!("game:{id}")).await.expect("get");
+    let json: serde_json::Value = serde_json::from_str(&raw).expect("json");
+    assert_eq!(json["status"], "waiting");
+    assert_eq!(json["participants"].as_array().map(Vec::len), Some(3));
+
+    // Play it out: alice hands bob a drink, carol rolls lowest.
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    for n in [1, 2, 3] {
+        env.press(n, &custom_id(Press::Roll, &id))
+            .await
+            .expect("roll");
+    }
+    env.press_values(1, &custom_id(Press::Assign, &id), vec!["2".into()])
+        .await
+        .expect("assign");
+
+    let game = env.load(&id).await;
+    assert_eq!(game.status, GameStatus::Completed);
+    assert_eq!(env.redis_type(&format!("drinks:{id}")).await, "zset");
+    let drinks = ledger(&env, &id).await;
+    let mut reasons: Vec<(Option<u64>, u64, DrinkReason)> = drinks
+        .iter()
+        .map(|(d, _)| (d.from.map(|p| p.get()), d.to.get(), d.reason))
+        .collect();
+    // Same score (the test clock stands still): order within it is by member, so sort.
+    reasons.sort_by_key(|r| r.1);
+    assert_eq!(
+        reasons,
+        vec![
+            (Some(1), 2, DrinkReason::CriticalHit),
+            (None, 3, DrinkReason::LowestRoll)
+        ]
+    );
+    for (drink, score) in &drinks {
+        assert_eq!(
+            *score,
+            drink.at.timestamp_millis() as f64,
+            "scored by timestamp"
+        );
+        assert_eq!(drink.session_id, game.session_id);
+    }
+    assert_eq!(env.redis_type("player_drinks:1").await, "hash");
+    let counts = |n: u64| {
+        let mut conn = env.redis.conn();
+        async move {
+            let h: HashMap<String, i64> = conn
+                .hgetall(format!("player_drinks:{n}"))
+                .await
+                .expect("hgetall");
+            h
+        }
+    };
+    assert_eq!(counts(1).await, HashMap::from([("assigned".to_owned(), 1)]));
+    assert_eq!(counts(2).await, HashMap::from([("received".to_owned(), 1)]));
+    assert_eq!(counts(3).await, HashMap::from([("received".to_owned(), 1)]));
+
+    // Completion: TTL on the game, indexes cleared, ledger kept.
+    let ttl = env.ttl(&format!("game:{id}")).await;
+    assert!((86_390..=86_400).contains(&ttl), "24 h TTL, got {ttl}");
+    assert_eq!(
+        env.ttl(&format!("drinks:{id}")).await,
+        -1,
+        "the ledger is kept for leaderboards"
+    );
+    let exists: bool = conn
+        .exists(format!("channel:{CHANNEL}"))
+        .await
+        .expect("exists");
+    assert!(!exists, "the channel is free again");
+    assert!(
+        !conn
+            .sismember::<_, _, bool>("active_games", id.as_str())
+            .await
+            .expect("sismember")
+    );
+    for n in [1, 2, 3] {
+        let games: Vec<String> = conn
+            .smembers(format!("player_games:{n}"))
+            .await
+            .expect("smembers");
+        assert!(games.is_empty(), "player_games:{n} = {games:?}");
+    }
+
+    // Tavern's session keys.
+    assert_eq!(env.redis_type(&format!("session:{GUILD}")).await, "string");
+    let session: String = conn.get(format!("session:{GUILD}")).await.expect("get");
+    let session: SessionDoc = serde_json::from_str(&session).expect("session json");
+    assert_eq!(session.id, game.session_id);
+    assert_eq!(
+        env.redis_type(&format!("session_games:{}", session.id))
+            .await,
+        "set"
+    );
+
+    // Nothing else was written.
+    let mut keys: Vec<String> = conn.keys("*").await.expect("keys");
+    keys.sort();
+    let mut expected = vec![
+        format!("game:{id}"),
+        format!("drinks:{id}"),
+        format!("session:{GUILD}"),
+        format!("session_games:{}", session.id),
+    ];
+    for n in [1, 2, 3] {
+        expected.push(format!("player:{n}"));
+        expected.push(format!("player_drinks:{n}"));
+    }
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_completed_ttl_is_configurable() {
+    let env = env_with(|c| c.completed_ttl = Duration::from_secs(60)).await;
+    let id = env.started_game(1, &[]).await;
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &id))
+        .await
+        .expect("roll");
+    let ttl = env.ttl(&format!("game:{id}")).await;
+    assert!((55..=60).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn every_press_costs_at_most_two_round_trips() {
+    let env = env().await;
+    env.dice.script(player(1), &[6]);
+    env.dice.script(player(2), &[1]);
+    let id = env.started_game(1, &[]).await;
+    let repo = env.game.repo();
+    let mut measured = Vec::new();
+    let mut measure = async |label: &str, user: u64, press: Press, values: Vec<String>| {
+        let before = repo.round_trips();
+        let result = env.press_values(user, &custom_id(press, &id), values).await;
+        let trips = repo.round_trips() - before;
+        measured.push((label.to_owned(), trips, result.is_ok()));
+    };
+    measure("join", 2, Press::Join, vec![]).await;
+    measure("begin", 1, Press::Begin, vec![]).await;
+    measure("roll (6)", 1, Press::Roll, vec![]).await;
+    measure("roll refused", 1, Press::Roll, vec![]).await;
+    measure("roll (1)", 2, Press::Roll, vec![]).await;
+    measure("assign, ends the game", 1, Press::Assign, vec!["2".into()]).await;
+    measure("pay", 2, Press::Pay, vec![]).await;
+    measure("pay again", 2, Press::Pay, vec![]).await;
+    println!("round trips per press: {measured:?}");
+    for (label, trips, _) in &measured {
+        assert!(*trips <= 2, "{label}: {trips} round trips");
+    }
+    let refused: Vec<&str> = measured
+        .iter()
+        .filter(|m| !m.2)
+        .map(|m| m.0.as_str())
+        .collect();
+    assert_eq!(refused, vec!["roll refused"]);
+}
+
+#[tokio::test]
+async fn ten_players_pressing_roll_at_once_roll_once_each_and_end_the_game_once() {
+    let env = env().await;
+    // One single lowest (player 1) and one single highest (player 10): no roll-off.
+    let values = [2u8, 3, 3, 3, 4, 4, 4, 4, 4, 5];
+    for (i, v) in values.iter().enumerate() {
+        env.dice.script(player(i as u64 + 1), &[*v]);
+    }
+    let others: Vec<u64> = (2..=10).collect();
+    let id = env.started_game(1, &others).await;
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+
+    let env = Arc::new(env);
+    let barrier = Arc::new(tokio::sync::Barrier::new(10));
+    let tasks: Vec<_> = (1..=10u64)
+        .map(|n| {
+            let (env, barrier, id) = (Arc::clone(&env), Arc::clone(&barrier), id.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                env.press(n, &custom_id(Press::Roll, &id)).await
+            })
+        })
+        .collect();
+    let mut endings = 0;
+    for task in tasks {
+        let reply = reply_of(task.await.expect("join").expect("every roll is accepted"));
+        assert!(reply.ephemeral, "roll results are private");
+        if reply.content.contains("Game over") {
+            endings += 1;
+        }
+    }
+    assert_eq!(endings, 1, "exactly one press ended the game");
+
+    let game = env.load(&id).await;
+    assert_eq!(game.status, GameStatus::Completed);
+    for (i, v) in values.iter().enumerate() {
+        let p = game.participant(player(i as u64 + 1)).expect("participant");
+        assert_eq!(
+            p.roll.map(|d| d.get()),
+            Some(*v),
+            "each roll recorded once, as rolled"
+        );
+    }
+    assert_eq!(game.winner, Some(player(10)));
+    let drinks = ledger(&env, &id).await;
+    assert_eq!(
+        drinks.len(),
+        1,
+        "one lowest-roll drink, poured once: {drinks:?}"
+    );
+    assert_eq!(
+        (drinks[0].0.to, drinks[0].0.reason),
+        (player(1), DrinkReason::LowestRoll)
+    );
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn one_game_per_channel_until_it_ends() {
+    let env = env().await;
+    let id = env.started_game(1, &[]).await;
+    let err = env.command(2, "start").await.expect_err("a game runs here");
+    assert!(err.to_string().contains("already running"), "{err}");
+    // Another channel is fine.
+    env.command_in(2, CHANNEL + 1, "start")
+        .await
+        .expect("other channel");
+    env.command(1, "abandon").await.expect("creator abandons");
+    assert!(env.load(&id).await.abandoned);
+    env.command(2, "start").await.expect("channel free again");
+}
+
+#[tokio::test]
+async fn the_player_limit_holds_in_storage() {
+    let env = env_with(|c| c.player_limit = 2).await;
+    let id = env.started_game(1, &[2]).await;
+    let err = env
+        .press(3, &custom_id(Press::Join, &id))
+        .await
+        .expect_err("full");
+    assert!(err.to_string().contains("full (2 players)"), "{err}");
+    assert_eq!(env.load(&id).await.participants.len(), 2);
+}
+
+#[tokio::test]
+async fn force_start_after_five_minutes_pours_a_delayed_start_drink() {
+    let env = env().await;
+    let id = env.started_game(1, &[2]).await;
+    let err = env
+        .press(2, &custom_id(Press::Begin, &id))
+        .await
+        .expect_err("too early");
+    assert!(err.to_string().contains("5 min"), "{err}");
+    env.clock.advance(Duration::from_secs(300));
+    env.press(2, &custom_id(Press::Begin, &id))
+        .await
+        .expect("force start");
+    let drinks = ledger(&env, &id).await;
+    assert_eq!(drinks.len(), 1);
+    assert_eq!(
+        (drinks[0].0.from, drinks[0].0.to, drinks[0].0.reason),
+        (Some(player(2)), player(1), DrinkReason::DelayedStart)
+    );
+    let mut conn = env.redis.conn();
+    let assigned: i64 = conn
+        .hget("player_drinks:2", "assigned")
+        .await
+        .expect("hget");
+    assert_eq!(assigned, 1);
+}
+
+#[tokio::test]
+async fn pay_leaderboard_and_new_session() {
+    let env = env().await;
+    env.dice.script(player(1), &[1]);
+    env.dice.script(player(2), &[5]);
+    let id = env.started_game(1, &[2]).await;
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &id))
+        .await
+        .expect("roll");
+    env.clock.advance(Duration::from_secs(1));
+    env.press(2, &custom_id(Press::Roll, &id))
+        .await
+        .expect("roll");
+    // alice: critical fail + lowest roll.
+    let board = reply_of(env.command(2, "leaderboard").await.expect("leaderboard"));
+    assert!(
+        board.content.contains("1. **alice** — owes 2 · paid 0"),
+        "{}",
+        board.content
+    );
+
+    let paid = reply_of(
+        env.press(1, &custom_id(Press::Pay, &id))
+            .await
+            .expect("pay"),
+    );
+    assert!(
+        paid.content.contains("rolled a 1") && paid.content.contains("still owe 1"),
+        "{}",
+        paid.content
+    );
+    let board = reply_of(env.command(2, "leaderboard").await.expect("leaderboard"));
+    assert!(
+        board.content.contains("owes 1 · paid 1"),
+        "{}",
+        board.content
+    );
+    let err = env
+        .press(2, &custom_id(Press::Pay, &id))
+        .await
+        .expect_err("bob owes nothing");
+    assert!(err.to_string().contains("no unpaid drinks"), "{err}");
+
+    env.command(2, "newsession").await.expect("new session");
+    let board = reply_of(env.command(2, "leaderboard").await.expect("leaderboard"));
+    assert!(board.content.contains("No drinks yet"), "{}", board.content);
+    // Counters and the ledger are history: the check still agrees.
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_payments_never_pay_a_drink_twice() {
+    let env = env().await;
+    env.dice.script(player(1), &[1]);
+    let id = env.started_game(1, &[]).await;
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &id))
+        .await
+        .expect("roll");
+    // alice owes two drinks (critical fail, lowest roll); five presses race for them.
+    let env = Arc::new(env);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (env, id) = (Arc::clone(&env), id.clone());
+            tokio::spawn(async move { env.press(1, &custom_id(Press::Pay, &id)).await.is_ok() })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("join") {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 2);
+    let drinks = ledger(&env, &id).await;
+    assert_eq!(drinks.len(), 2);
+    assert!(drinks.iter().all(|(d, _)| d.paid));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let mut env = env().await;
+    let id = env.started_game(1, &[]).await;
+    let port = env.server.port();
+    env.server.kill();
+    let restarted = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        store::harness::TestRedis::start_on(port).await
+    });
+    // The new server is empty: the game is gone, but the call gets an answer instead
+    // of a connection error.
+    let result = env.game.repo().load_game(&id).await;
+    let _server = restarted.await.expect("restart");
+    assert!(matches!(result, Ok(None)), "{result:?}");
+}
+
+#[tokio::test]
+async fn unreadable_documents_are_refused_not_overwritten() {
+    let env = env().await;
+    let id = env.started_game(1, &[2]).await;
+    let mut conn = env.redis.conn();
+    let _: () = conn
+        .set(format!("game:{id}"), "{\"not\":\"a game\"}")
+        .await
+        .expect("set");
+    let err = env
+        .press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect_err("bad data");
+    assert!(matches!(err, discord::HandlerError::Internal(_)), "{err}");
+    let raw: String = conn.get(format!("game:{id}")).await.expect("get");
+    assert_eq!(raw, "{\"not\":\"a game\"}");
+}

@@ -1,0 +1,138 @@
+//! `tavern bench interactions`: slash commands through discord-sim at a fixed rate, the
+//! production bot answering, latency measured from the sim's dispatch to the callback it
+//! receives. Prints figures; asserts nothing (speed is measured, not asserted).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use discord::{CommandSpec, Invocation, Reply, Response};
+use feature::{Feature, TestBot, sim_config};
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks of 1/100 s on every mainstream configuration.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn bench_feature() -> Feature {
+    let mut feature = Feature::new("bench");
+    feature.commands.push((
+        CommandSpec::new("bench", "Answers at once"),
+        Arc::new(|inv: Invocation| async move {
+            Ok(Response::Message(Reply::text(format!(
+                "ok {}",
+                inv.actor.name
+            ))))
+        }),
+    ));
+    feature
+}
+
+/// Runs the interaction benchmark and prints its figures.
+pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
+    discord::install_crypto_provider();
+    let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
+        .context("starting discord-sim")?;
+    let demo = sim.seed_demo();
+    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = TestBot::discord_for(&config);
+    let bot = TestBot::start(config, discord, vec![bench_feature()]).await;
+    while sim.registered_commands().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let users = [demo.alice, demo.bob, demo.carol, demo.demo_player];
+
+    // Warm up connections and caches.
+    for _ in 0..200 {
+        let i = sim.run_command(demo.alice, demo.general, "bench", serde_json::json!([]))?;
+        i.response(Duration::from_secs(5)).await?;
+    }
+
+    let total = (rate as u64 * seconds as u64) as usize;
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let mut waiters = tokio::task::JoinSet::new();
+    for n in 0..total {
+        ticker.tick().await;
+        let user = users[n % users.len()];
+        let interaction = sim.run_command(user, demo.general, "bench", serde_json::json!([]))?;
+        waiters.spawn(async move {
+            interaction
+                .response(Duration::from_secs(10))
+                .await
+                .map(|reply| reply.callback_at.duration_since(interaction.dispatched_at))
+        });
+    }
+    let dispatch_time = started.elapsed();
+    let mut latencies = Vec::with_capacity(total);
+    let mut failures = 0usize;
+    while let Some(result) = waiters.join_next().await {
+        match result {
+            Ok(Ok(latency)) => latencies.push(latency),
+            _ => failures += 1,
+        }
+    }
+    let wall = started.elapsed();
+    let cpu_after = process_cpu();
+    bot.stop().await;
+
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "interactions through discord-sim (bot and sim in this process, release build recommended)"
+    );
+    println!("  target rate        {rate}/s for {seconds} s = {total} interactions");
+    println!(
+        "  achieved dispatch  {:.0}/s",
+        total as f64 / dispatch_time.as_secs_f64()
+    );
+    println!(
+        "  answered           {} ({} failed or timed out)",
+        latencies.len(),
+        failures
+    );
+    println!(
+        "  latency dispatch->callback  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 90.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let cpu = after.saturating_sub(before);
+        println!(
+            "  CPU                {:.2} s over {:.2} s wall = {:.1} us per interaction (bot + sim together)",
+            cpu.as_secs_f64(),
+            wall.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / total.max(1) as f64
+        );
+    }
+    let goal = Duration::from_millis(5);
+    println!(
+        "  goal p99 <= 5 ms   {}",
+        if percentile(&latencies, 99.0) <= goal {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Shared test plumbing: a whole Tavern on port 0 with its own Redis and PostgreSQL.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use store::harness::{TestPostgres, TestRedis};
+use tavern::Config;
+
+pub struct TestApp {
+    pub running: tavern::Running,
+    pub redis: TestRedis,
+    pub postgres: TestPostgres,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.http_addr, path)
+    }
+
+    pub fn sim(&self) -> &discord_sim::Sim {
+        self.running.sim.as_ref().expect("sandbox mode has a sim")
+    }
+
+    pub fn demo(&self) -> &discord_sim::Demo {
+        self.running
+            .demo
+            .as_ref()
+            .expect("sandbox mode has a demo guild")
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub async fn wait_ready(&self) {
+        wait_ready(&self.http, &self.url("/readyz"), Duration::from_secs(20)).await;
+    }
+}
+
+pub async fn wait_ready(http: &reqwest::Client, url: &str, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} not ready within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn config(pairs: &[(&str, String)]) -> Config {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("TAVERN_HTTP_ADDR".into(), "127.0.0.1:0".into());
+    for (k, v) in pairs {
+        env.insert((*k).to_owned(), v.clone());
+    }
+    Config::from_sources(None, None, &env).expect("test config")
+}
+
+/// Tavern in sandbox mode against fresh servers, ready to serve.
+pub async fn spawn_app() -> TestApp {
+    discord::install_crypto_provider();
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+    let config = config(&[
+        ("TAVERN_REDIS_URL", redis.url()),
+        ("TAVERN_DATABASE_URL", postgres.url()),
+    ]);
+    let running = tavern::start(config).await.expect("tavern starts");
+    let app = TestApp {
+        running,
+        redis,
+        postgres,
+        http: reqwest::Client::new(),
+    };
+    app.wait_ready().await;
+    app
+}

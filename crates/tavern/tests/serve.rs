@@ -1,0 +1,186 @@
+//! `tavern serve` end to end: the real bot against discord-sim, real Redis and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config, spawn_app, wait_ready};
+use serde_json::json;
+use store::harness::{TestPostgres, TestRedis, free_port};
+
+#[tokio::test]
+async fn ping_is_answered_through_the_interaction_callback() {
+    let app = spawn_app().await;
+    let demo = app.demo().clone();
+
+    let ping = app
+        .sim()
+        .run_command(demo.alice, demo.general, "ping", json!([]))
+        .expect("dispatch /ping");
+    let reply = ping
+        .response(Duration::from_secs(3))
+        .await
+        .expect("callback");
+
+    assert_eq!(reply.callback_type, 4, "answered directly, not deferred");
+    let content = reply.content.expect("content");
+    assert!(content.contains("Pong"), "{content}");
+    assert!(
+        content.contains("Gateway:") && content.contains("REST:"),
+        "{content}"
+    );
+    assert_eq!(app.sim().interaction_count_answered(ping.id()), 1);
+    let posted = app.sim().messages(demo.general);
+    assert!(
+        posted.iter().any(|m| m.content == content),
+        "the reply is a message in the channel"
+    );
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics_endpoints_report() {
+    let app = spawn_app().await;
+    let demo = app.demo().clone();
+    let health = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["ready"], json!(true));
+
+    let ping = app
+        .sim()
+        .run_command(demo.bob, demo.general, "ping", json!([]))
+        .expect("dispatch");
+    ping.response(Duration::from_secs(3))
+        .await
+        .expect("callback");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tavern_interactions_total{kind=\"command\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tavern_interaction_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tavern_discord_rest_requests_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear() {
+    discord::install_crypto_provider();
+    let redis_port = free_port();
+    let pg_port_holder = TestPostgres::start().await;
+    // PostgreSQL is reachable but Redis is not at start.
+    let config = config(&[
+        (
+            "TAVERN_REDIS_URL",
+            format!("redis://127.0.0.1:{redis_port}/"),
+        ),
+        ("TAVERN_DATABASE_URL", pg_port_holder.url()),
+    ]);
+    let running = tavern::start(config)
+        .await
+        .expect("starts even without redis");
+    let http = reqwest::Client::new();
+    let readyz = format!("http://{}/readyz", running.http_addr);
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let response = http
+        .get(&readyz)
+        .send()
+        .await
+        .expect("readyz answers while not ready");
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.expect("json");
+    let redis = body["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["name"] == "redis")
+        .cloned()
+        .expect("redis");
+    assert_eq!(redis["ready"], json!(false));
+    assert!(
+        redis["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "says why: {redis}"
+    );
+
+    let _redis = TestRedis::start_on(redis_port).await;
+    wait_ready(&http, &readyz, Duration::from_secs(20)).await;
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn shutdown_before_the_stores_appear_is_clean() {
+    discord::install_crypto_provider();
+    let config = config(&[
+        (
+            "TAVERN_REDIS_URL",
+            format!("redis://127.0.0.1:{}/", free_port()),
+        ),
+        (
+            "TAVERN_DATABASE_URL",
+            format!("postgres://tavern@127.0.0.1:{}/tavern", free_port()),
+        ),
+    ]);
+    let running = tavern::start(config).await.expect("starts");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), running.wait())
+        .await
+        .expect("stops promptly")
+        .expect("clean stop");
+}
+
+#[test]
+fn a_bad_config_value_exits_2_with_one_line_naming_the_key() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env("TAVERN_HTTP_ADDR", "not-an-address")
+        .env("TAVERN_DISCORD_TOKEN", "secret-token-value")
+        .output()
+        .expect("run tavern");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("TAVERN_HTTP_ADDR"), "{stderr}");
+    assert!(!stderr.contains("secret-token-value"), "{stderr}");
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("--version")
+        .output()
+        .expect("run tavern");
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("tavern {}", env!("CARGO_PKG_VERSION"))
+    );
+}
