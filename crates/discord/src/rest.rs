@@ -276,7 +276,7 @@ impl Discord {
                     tracing::warn!(route, %error, ?wait, "discord unreachable; retrying");
                     wait
                 }
-                ErrorType::Validation { .. } | ErrorType::BuildingRequest | ErrorType::Json => {
+                ErrorType::Validation | ErrorType::BuildingRequest | ErrorType::Json => {
                     return Err(RestError::Build(error.to_string()));
                 }
                 _ => {

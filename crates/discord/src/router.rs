@@ -30,10 +30,10 @@ impl Dedupe {
             return false;
         }
         self.order.push_back(id);
-        if self.order.len() > DEDUPE_WINDOW {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.order.len() > DEDUPE_WINDOW
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         true
     }

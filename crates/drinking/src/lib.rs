@@ -28,16 +28,21 @@
 //!    presser's oldest unpaid drink of that game as paid. `/ronnied leaderboard`,
 //!    `/ronnied newsession` and `/ronnied abandon` work at any time.
 //!
-//! After every press the public message is edited in the background; wait for its
-//! content rather than for the press's response when asserting on it.
+//! After every press the public message is edited in the background (ordered by the
+//! game's version, bursts coalesced), so the press's own answer comes first. discord-sim
+//! only accepts clicks on buttons the message currently has: after Begin, wait until the
+//! message shows `ronnied:roll:<game>` before pressing Roll. Button presses are answered
+//! after two Redis round trips when uncontended ([`Drinking::round_trips`] counts them);
+//! [`testing::ScriptedDice`] scripts each player's dice for reproducible runs.
 //!
 //! # Choices where the seed and the rules leave room
 //! - **Sessions** are per guild (per channel in DMs), stored under Tavern's own key
 //!   `session:{scopeID}` (JSON: id, start time, who started it); the games started in a
 //!   session are indexed in `session_games:{sessionID}` (a set). Every game and every
 //!   drink record carries its `session_id`. `/ronnied newsession` replaces the session
-//!   document; old ledgers stay. The seed names no key for sessions, and neither
-//!   addition reuses a seed key's pattern.
+//!   document; old ledgers stay. A game counts for the session it started in, even if
+//!   a new session begins while it runs. The seed names no key for sessions, and
+//!   neither addition reuses a seed key's pattern.
 //! - **Roll-offs** are child games (own id, participants, status, `parent_id`,
 //!   `roll_off_kind`) nested inside the parent's `game:{gameID}` JSON rather than keys of
 //!   their own: the seed stores a game as one JSON document "with nested participants"

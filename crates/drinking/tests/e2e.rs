@@ -125,10 +125,10 @@ impl World {
         let deadline = Instant::now() + WAIT;
         loop {
             let current = self.sim.message(channel, message);
-            if let Some(m) = &current {
-                if ready(m) {
-                    return m.clone();
-                }
+            if let Some(m) = &current
+                && ready(m)
+            {
+                return m.clone();
             }
             assert!(
                 Instant::now() < deadline,

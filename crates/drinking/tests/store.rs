@@ -472,3 +472,84 @@ async fn unreadable_documents_are_refused_not_overwritten() {
     let raw: String = conn.get(format!("game:{id}")).await.expect("get");
     assert_eq!(raw, "{\"not\":\"a game\"}");
 }
+
+#[tokio::test]
+async fn a_tie_is_rolled_off_through_the_buttons_and_counts_for_the_parent_game() {
+    let env = env().await;
+    env.dice.script(player(1), &[2, 3, 1]);
+    env.dice.script(player(2), &[2, 3, 4]);
+    env.dice.script(player(3), &[5]);
+    let id = env.started_game(1, &[2, 3]).await;
+    let roll = custom_id(Press::Roll, &id);
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    env.press(1, &roll).await.expect("roll");
+    env.press(2, &roll).await.expect("roll");
+    let third = reply_of(env.press(3, &roll).await.expect("roll"));
+    assert!(
+        third
+            .content
+            .contains("Tie for lowest between **alice** and **bob**"),
+        "{}",
+        third.content
+    );
+    let err = env
+        .press(3, &roll)
+        .await
+        .expect_err("carol is not in the roll-off");
+    assert!(err.to_string().contains("Not your turn"), "{err}");
+
+    // The roll-off ties again and nests; the second one breaks the tie.
+    env.press(1, &roll).await.expect("roll-off 1");
+    let again = reply_of(env.press(2, &roll).await.expect("roll-off 1"));
+    assert!(
+        again.content.starts_with("**Roll-off (lowest)**"),
+        "{}",
+        again.content
+    );
+    assert!(
+        again.content.contains("Tie for lowest"),
+        "{}",
+        again.content
+    );
+    env.press(1, &roll).await.expect("roll-off 2");
+    let last = reply_of(env.press(2, &roll).await.expect("roll-off 2"));
+    assert!(
+        last.content.contains("**alice** rolled lowest") && last.content.contains("Game over"),
+        "{}",
+        last.content
+    );
+
+    let game = env.load(&id).await;
+    assert_eq!(game.status, GameStatus::Completed);
+    assert_eq!(game.roll_offs.len(), 1);
+    assert_eq!(game.roll_offs[0].roll_offs.len(), 1);
+    let drinks = ledger(&env, &id).await;
+    let mut reasons: Vec<DrinkReason> = drinks.iter().map(|(d, _)| d.reason).collect();
+    reasons.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        reasons,
+        vec![DrinkReason::CriticalFail, DrinkReason::LowestRoll]
+    );
+    assert!(
+        drinks
+            .iter()
+            .all(|(d, _)| d.game_id == id && d.roll_off_id.is_some() && d.to == player(1))
+    );
+    // Only the top-level game is a key.
+    let mut conn = env.redis.conn();
+    let games: Vec<String> = conn.keys("game:*").await.expect("keys");
+    assert_eq!(games, vec![format!("game:{id}")]);
+    let public = drinking::commands::render_game(&game);
+    assert!(
+        public.content.contains("Roll-off for lowest"),
+        "{}",
+        public.content
+    );
+    assert!(
+        public.content.contains("Lowest roll: **alice** drinks"),
+        "{}",
+        public.content
+    );
+}

@@ -28,6 +28,49 @@ pub use postgres::{FeatureMigrations, Postgres};
 pub use redis_conn::{Redis, RedisConn};
 pub use writes::Writes;
 
+/// A connection URL with its password (if any) replaced by `***`, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    // The userinfo ends at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => {
+            format!("{}://{user}:***@{}", &url[..scheme_end], &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden_and_nothing_else() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://u:pw@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("redis://:secret@cache:6379/"),
+            "redis://:***@cache:6379/"
+        );
+        assert_eq!(
+            redact_url("postgres://tavern@db/tavern"),
+            "postgres://tavern@db/tavern"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+    }
+}
+
 /// Re-exported so feature crates name one version of the client libraries.
 pub use redis;
 pub use sqlx;

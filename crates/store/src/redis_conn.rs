@@ -97,16 +97,6 @@ impl std::fmt::Debug for Redis {
     }
 }
 
-/// Removes a password from a URL before it is shown anywhere.
-pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl Redis {
     /// Connects to `url`. A plain `redis://host:port/db` URL is one server; several URLs
     /// separated by commas (or one URL with the scheme `redis+cluster://`) are the seed
@@ -115,7 +105,7 @@ impl Redis {
     /// Fails fast when the server is unreachable so the caller can report it and retry
     /// with backoff; once connected, the connection reconnects by itself.
     pub async fn connect(url: &str) -> Result<Redis, StoreError> {
-        let redacted: Arc<str> = redact_url(url).into();
+        let redacted: Arc<str> = crate::redact_url(url).into();
         let is_cluster = url.contains(',') || url.starts_with("redis+cluster://");
         if is_cluster {
             let nodes: Vec<String> = url

@@ -238,8 +238,15 @@ pub fn features(
     discord: &discord::Discord,
     gateway: &GatewayStatus,
 ) -> Vec<Feature> {
-    let _ = (redis, postgres);
-    vec![crate::core::feature(discord.clone(), gateway.clone())]
+    let _ = postgres;
+    vec![
+        crate::core::feature(discord.clone(), gateway.clone()),
+        drinking::feature(
+            redis.clone(),
+            discord.clone(),
+            drinking::DrinkingConfig::default(),
+        ),
+    ]
 }
 
 /// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.

@@ -136,3 +136,188 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// One game of the drinking benchmark: start, two joins, begin, three rolls, one pay.
+/// Returns the dispatch->callback latency of each button press.
+async fn drinking_game(
+    sim: discord_sim::Sim,
+    channel: discord_sim::Snowflake,
+    players: [discord_sim::Snowflake; 3],
+) -> anyhow::Result<Vec<Duration>> {
+    let wait = Duration::from_secs(20);
+    let start = sim
+        .run_command(
+            players[0],
+            channel,
+            "ronnied",
+            serde_json::json!([{"name": "start", "type": 1, "options": []}]),
+        )?
+        .response(wait)
+        .await?;
+    let message = start
+        .message_id
+        .context("the start reply is the game message")?;
+    let id_of = |label: &str, components: &[discord_sim::ComponentSummary]| {
+        components
+            .iter()
+            .find(|c| c.label.as_deref() == Some(label))
+            .and_then(|c| c.custom_id.clone())
+    };
+    let join = id_of("Join", &start.components).context("Join button")?;
+    let begin = id_of("Begin", &start.components).context("Begin button")?;
+    let mut latencies = Vec::with_capacity(7);
+    let mut press = async |user, custom_id: &str| -> anyhow::Result<()> {
+        let i = sim.click_button(user, channel, message, custom_id)?;
+        let reply = i.response(wait).await?;
+        latencies.push(reply.callback_at.duration_since(i.dispatched_at));
+        Ok(())
+    };
+    press(players[1], &join).await?;
+    press(players[2], &join).await?;
+    press(players[0], &begin).await?;
+    // The public message is edited in the background; Roll appears once it is.
+    let deadline = Instant::now() + wait;
+    let roll = loop {
+        let summaries = sim
+            .message(channel, message)
+            .map(|m| discord_sim::ComponentSummary::flatten(&m.components))
+            .unwrap_or_default();
+        if let Some(id) = id_of("Roll", &summaries) {
+            break id;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "Roll never offered");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    for player in players {
+        press(player, &roll).await?;
+    }
+    let deadline = Instant::now() + wait;
+    let pay = loop {
+        let summaries = sim
+            .message(channel, message)
+            .map(|m| discord_sim::ComponentSummary::flatten(&m.components))
+            .unwrap_or_default();
+        if let Some(id) = id_of("Pay", &summaries) {
+            break id;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "Pay never offered");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    press(players[0], &pay).await?;
+    Ok(latencies)
+}
+
+/// Runs `games` drinking games at once through discord-sim against the Redis at
+/// `redis_url`, three players each, and prints presses per second and latency.
+pub async fn drinking(redis_url: &str, games: usize) -> anyhow::Result<()> {
+    use drinking::schema::PlayerId;
+    discord::install_crypto_provider();
+    let redis = store::Redis::connect(redis_url)
+        .await
+        .with_context(|| format!("connecting to {}", store::redact_url(redis_url)))?;
+    let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
+        .context("starting discord-sim")?;
+    let guild = sim.create_guild("Bench");
+    let dice = Arc::new(drinking::testing::ScriptedDice::new(None));
+    let mut tables = Vec::with_capacity(games);
+    for g in 0..games {
+        let channel =
+            sim.create_channel(guild, &format!("table-{g}"), discord_sim::ChannelKind::Text)?;
+        let mut players = [discord_sim::Snowflake::new(0); 3];
+        for (p, slot) in players.iter_mut().enumerate() {
+            let user = sim.create_user(&format!("p{g}-{p}"));
+            sim.add_member(guild, user)?;
+            // Distinct rolls without 1s and 6s: one lowest roller, no roll-off, no assignment.
+            dice.script(
+                PlayerId::new(user.get()).context("player id")?,
+                &[2 + p as u8],
+            );
+            *slot = user;
+        }
+        tables.push((channel, players));
+    }
+    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = TestBot::discord_for(&config);
+    let game = drinking::Drinking::new(
+        redis,
+        discord.clone(),
+        drinking::DrinkingConfig {
+            dice,
+            ..drinking::DrinkingConfig::default()
+        },
+    );
+    let bot = TestBot::start(config, discord, vec![game.feature()]).await;
+    while sim.registered_commands().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let trips_before = game.round_trips();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for (channel, players) in tables {
+        runs.spawn(drinking_game(sim.clone(), channel, players));
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0usize;
+    while let Some(result) = runs.join_next().await {
+        match result {
+            Ok(Ok(mut l)) => latencies.append(&mut l),
+            Ok(Err(error)) => {
+                failed += 1;
+                tracing::warn!(%error, "a benchmark game failed");
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    let wall = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
+    let trips = game.round_trips() - trips_before;
+    bot.stop().await;
+
+    latencies.sort();
+    let presses = latencies.len();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "drinking game through discord-sim with real Redis ({games} games at once, 3 players, 7 presses each)"
+    );
+    println!(
+        "  games completed    {} ({} failed)",
+        games - failed,
+        failed
+    );
+    println!(
+        "  presses            {presses} in {:.2} s = {:.0} presses/s",
+        wall.as_secs_f64(),
+        presses as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "  press latency dispatch->callback  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 90.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+    println!(
+        "  redis round trips  {trips} ({:.2} per interaction incl. /ronnied start)",
+        trips as f64 / (presses + games).max(1) as f64
+    );
+    if let Some(cpu) = cpu {
+        println!(
+            "  CPU                {:.2} s = {:.0} us per press (bot + sim + bench driver)",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / presses.max(1) as f64
+        );
+    }
+    println!(
+        "  goal p99 <= 5 ms   {}",
+        if percentile(&latencies, 99.0) <= Duration::from_millis(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}

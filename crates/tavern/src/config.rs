@@ -37,18 +37,7 @@ impl ServiceUrl {
         &self.0
     }
     fn redacted(&self) -> String {
-        match (self.0.find("://"), self.0.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                let userinfo = &self.0[scheme_end + 3..at];
-                let user = userinfo.split(':').next().unwrap_or_default();
-                format!(
-                    "{}://{user}:***@{}",
-                    &self.0[..scheme_end],
-                    &self.0[at + 1..]
-                )
-            }
-            _ => self.0.clone(),
-        }
+        store::redact_url(&self.0)
     }
 }
 

@@ -48,6 +48,11 @@ enum Bench {
         #[arg(long, default_value_t = 30)]
         seconds: u32,
     },
+    /// Drinking games played at once through discord-sim against TAVERN_REDIS_URL.
+    Drinking {
+        #[arg(long, default_value_t = 500)]
+        games: usize,
+    },
 }
 
 fn init_tracing(format: LogFormat) {
@@ -184,6 +189,11 @@ fn main() -> ExitCode {
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
             Command::Bench(Bench::Interactions { rate, seconds }) => {
                 tavern::bench::interactions(rate, seconds)
+                    .await
+                    .map(|()| ExitCode::SUCCESS)
+            }
+            Command::Bench(Bench::Drinking { games }) => {
+                tavern::bench::drinking(config.redis_url.expose(), games)
                     .await
                     .map(|()| ExitCode::SUCCESS)
             }

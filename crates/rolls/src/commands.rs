@@ -1,0 +1,367 @@
+//! Discord handlers: parse options, run an operation through the controller, render
+//! its model. The initiative tracker is a message per channel that is edited in
+//! place; its id lives in `init_{channel}`.
+
+use std::sync::Arc;
+
+use discord::{
+    Action, ButtonStyle, CommandSpec, Component, Discord, Handler, HandlerError, Invocation,
+    OptionSpec, Reply, Response,
+};
+
+use crate::RollsError;
+use crate::ops::{
+    CharacterOp, CharactersModel, Controller, HelpOp, InitOp, OddsOp, RollOp, StatsOp,
+    TrackerModel, set_tracker_message,
+};
+use crate::schema::{ChannelId, MessageId, UserId};
+
+/// The component prefix (`rolls:...`).
+pub const PREFIX: &str = "rolls";
+const JOIN: &str = "rolls:init:join";
+const NEXT: &str = "rolls:init:next";
+/// `rolls:active:{owner}:{name}`.
+const ACTIVE: &str = "rolls:active";
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub controller: Controller,
+    pub discord: Discord,
+}
+
+fn to_handler_error(error: RollsError) -> HandlerError {
+    if error.is_user() {
+        HandlerError::user(error.user_message())
+    } else {
+        HandlerError::internal(error)
+    }
+}
+
+fn user_of(inv: &Invocation) -> UserId {
+    UserId(inv.actor.id.get())
+}
+
+fn channel_of(inv: &Invocation) -> ChannelId {
+    ChannelId(inv.channel_id.get())
+}
+
+/// The slash commands with their handlers.
+pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
+    fn wrap<F, Fut>(ctx: &Ctx, f: F) -> Arc<dyn Handler>
+    where
+        F: Fn(Ctx, Invocation) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Response, RollsError>> + Send + 'static,
+    {
+        let ctx = ctx.clone();
+        Arc::new(move |inv: Invocation| {
+            let fut = f(ctx.clone(), inv);
+            async move { fut.await.map_err(to_handler_error) }
+        })
+    }
+    let expression =
+        || OptionSpec::string("expression", "A dice expression, e.g. 4d6kh3").required();
+    vec![
+        (
+            CommandSpec::new("roll", "Roll dice")
+                .option(expression())
+                .option(OptionSpec::boolean(
+                    "private",
+                    "Show the result only to you",
+                )),
+            wrap(ctx, roll),
+        ),
+        (
+            CommandSpec::new("odds", "The odds of a dice expression").option(expression()),
+            wrap(ctx, odds),
+        ),
+        (
+            CommandSpec::new("init", "This channel's initiative tracker")
+                .option(
+                    OptionSpec::subcommand("join", "Join initiative")
+                        .option(OptionSpec::string(
+                            "character",
+                            "Which character (default: your active one)",
+                        ))
+                        .option(OptionSpec::string(
+                            "roll",
+                            "Your roll or an expression (default: 1d20 + modifier)",
+                        )),
+                )
+                .option(OptionSpec::subcommand("get", "Show the tracker"))
+                .option(
+                    OptionSpec::subcommand("remove", "Leave initiative")
+                        .option(OptionSpec::string("character", "Which of your entries")),
+                )
+                .option(OptionSpec::subcommand("reset", "Clear the tracker"))
+                .option(OptionSpec::subcommand("next", "Next turn")),
+            wrap(ctx, init),
+        ),
+        (
+            CommandSpec::new("character", "Your characters")
+                .option(
+                    OptionSpec::subcommand("add", "Add or update a character")
+                        .option(OptionSpec::string("name", "Name").required())
+                        .option(
+                            OptionSpec::integer(
+                                "initiative-modifier",
+                                "Added to your initiative roll",
+                            )
+                            .required()
+                            .range(-100, 100),
+                        ),
+                )
+                .option(
+                    OptionSpec::subcommand("remove", "Remove a character")
+                        .option(OptionSpec::string("name", "Name").required()),
+                )
+                .option(OptionSpec::subcommand(
+                    "list",
+                    "List your characters and pick the active one",
+                )),
+            wrap(ctx, character),
+        ),
+        (
+            CommandSpec::new("stats", "Command usage")
+                .option(OptionSpec::boolean("all", "Also list unused commands")),
+            wrap(ctx, stats),
+        ),
+        (
+            CommandSpec::new("help", "How to use the dice commands")
+                .option(OptionSpec::string("command", "A command name")),
+            wrap(ctx, help),
+        ),
+    ]
+}
+
+/// The component handler for the `rolls` prefix.
+pub fn components(ctx: &Ctx) -> Arc<dyn Handler> {
+    let ctx = ctx.clone();
+    Arc::new(move |inv: Invocation| {
+        let ctx = ctx.clone();
+        async move { component(ctx, inv).await.map_err(to_handler_error) }
+    })
+}
+
+async fn roll(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let expression = inv
+        .options()
+        .str("expression")
+        .unwrap_or_default()
+        .to_owned();
+    let model = ctx
+        .controller
+        .run(user_of(&inv), &RollOp { expression })
+        .await?;
+    let mut text = model.markdown.clone();
+    if model.critical {
+        text.push_str("\n**Critical!**");
+    } else if model.fumble {
+        text.push_str("\n*Fumble.*");
+    }
+    let reply = if inv.wants_private() || model.private {
+        Reply::private(text)
+    } else {
+        Reply::text(format!("<@{}> {text}", inv.actor.id))
+    };
+    Ok(Response::Message(reply))
+}
+
+async fn odds(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let expression = inv
+        .options()
+        .str("expression")
+        .unwrap_or_default()
+        .to_owned();
+    let model = ctx
+        .controller
+        .run(user_of(&inv), &OddsOp { expression })
+        .await?;
+    Ok(Response::Message(Reply::text(model.markdown)))
+}
+
+async fn stats(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let all = inv.options().bool("all").unwrap_or(false);
+    let model = ctx.controller.run(user_of(&inv), &StatsOp { all }).await?;
+    Ok(Response::Message(Reply::text(model.render())))
+}
+
+async fn help(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let command = inv.options().str("command").map(str::to_owned);
+    let model = ctx
+        .controller
+        .run(user_of(&inv), &HelpOp { command })
+        .await?;
+    Ok(Response::Message(Reply::private(model.text)))
+}
+
+fn characters_reply(model: &CharactersModel) -> Reply {
+    let mut text = model.markdown.clone();
+    if !model.message.is_empty() {
+        text = format!("{}\n{text}", model.message);
+    }
+    let mut reply = Reply::text(text);
+    let buttons: Vec<Component> = model
+        .characters
+        .keys()
+        .map(|name| {
+            let style = if model.active.as_deref() == Some(name.as_str()) {
+                ButtonStyle::Success
+            } else {
+                ButtonStyle::Secondary
+            };
+            Component::button(format!("{ACTIVE}:{}:{name}", model.user.0), name, style)
+        })
+        .collect();
+    for chunk in buttons.chunks(5) {
+        reply = reply.row(chunk.to_vec());
+    }
+    reply
+}
+
+async fn character(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let options = inv.options();
+    let user = user_of(&inv);
+    let name = options.str("name").unwrap_or_default().to_owned();
+    let op = match options.sub() {
+        Some("add") => CharacterOp::Add {
+            user,
+            name,
+            initiative_modifier: options.int("initiative-modifier").unwrap_or(0),
+        },
+        Some("remove") => CharacterOp::Remove { user, name },
+        _ => CharacterOp::List { user },
+    };
+    let model = ctx.controller.run(user, &op).await?;
+    Ok(Response::Message(match op {
+        CharacterOp::List { .. } => characters_reply(&model),
+        _ => Reply::private(model.message),
+    }))
+}
+
+pub(crate) fn tracker_reply(model: &TrackerModel) -> Reply {
+    Reply::text(model.markdown.clone()).row(vec![
+        Component::button(JOIN, "Join", ButtonStyle::Primary),
+        Component::button(NEXT, "Next", ButtonStyle::Secondary),
+    ])
+}
+
+/// Shows the tracker: edits its message in place, or posts a new one (and records its
+/// id) when there is none, it was deleted, or `repost` asks for it at the bottom.
+async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(), RollsError> {
+    let reply = tracker_reply(model);
+    let channel = discord::ChannelId::new_checked(model.channel.0)
+        .ok_or_else(|| RollsError::refused("Not a channel."))?;
+    let existing = model
+        .tracker
+        .message_id
+        .and_then(|m| discord::MessageId::new_checked(m.0))
+        .filter(|_| !repost);
+    if let Some(message) = existing {
+        match ctx.discord.edit(channel, message, &reply).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, channel = %model.channel, "tracker message not editable; posting a new one");
+            }
+        }
+    }
+    let message = ctx.discord.send(channel, &reply).await?;
+    set_tracker_message(
+        ctx.controller.repo(),
+        model.channel,
+        MessageId(message.get()),
+    )
+    .await
+}
+
+async fn init(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let options = inv.options();
+    let channel = channel_of(&inv);
+    let user = user_of(&inv);
+    let character = options.str("character").map(str::to_owned);
+    let op = match options.sub() {
+        Some("join") => InitOp::Join {
+            channel,
+            user,
+            character,
+            roll: options.str("roll").map(str::to_owned),
+            display_name: inv.actor.name.clone(),
+        },
+        Some("remove") => InitOp::Remove {
+            channel,
+            user,
+            character,
+        },
+        Some("next") => InitOp::Next { channel },
+        Some("reset") => InitOp::Reset { channel },
+        _ => InitOp::Get { channel },
+    };
+    let model = ctx.controller.run(user, &op).await?;
+    let repost = matches!(op, InitOp::Get { .. });
+    show_tracker(&ctx, &model, repost).await?;
+    Ok(Response::Message(if repost {
+        Reply::private("The initiative tracker is posted below.")
+    } else {
+        Reply::text(model.message)
+    }))
+}
+
+async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
+    let Action::Component {
+        custom_id,
+        message_id,
+        ..
+    } = &inv.action
+    else {
+        return Err(RollsError::refused("Not a button."));
+    };
+    let user = user_of(&inv);
+    let channel = channel_of(&inv);
+    match custom_id.as_str() {
+        JOIN | NEXT => {
+            let op = if custom_id == JOIN {
+                InitOp::Join {
+                    channel,
+                    user,
+                    character: None,
+                    roll: None,
+                    display_name: inv.actor.name.clone(),
+                }
+            } else {
+                InitOp::Next { channel }
+            };
+            let model = ctx.controller.run(user, &op).await?;
+            let pressed = MessageId(message_id.get());
+            if model.tracker.message_id != Some(pressed) {
+                set_tracker_message(ctx.controller.repo(), channel, pressed).await?;
+            }
+            Ok(Response::Update(tracker_reply(&model)))
+        }
+        other => {
+            // rolls:active:{owner}:{name}; the name may itself contain ':'.
+            let rest = other
+                .strip_prefix(ACTIVE)
+                .and_then(|r| r.strip_prefix(':'))
+                .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
+            let (owner, name) = rest
+                .split_once(':')
+                .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
+            if owner != user.0.to_string() {
+                return Err(RollsError::refused(
+                    "These are someone else's characters; use `/character list` for yours.",
+                ));
+            }
+            let model = ctx
+                .controller
+                .run(
+                    user,
+                    &CharacterOp::Activate {
+                        user,
+                        name: name.to_owned(),
+                    },
+                )
+                .await?;
+            Ok(Response::Update(characters_reply(&model)))
+        }
+    }
+}

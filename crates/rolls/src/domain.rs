@@ -1,0 +1,344 @@
+//! Pure logic: characters, the initiative tracker, and the text users see. No I/O, so
+//! every rule here is tested without Redis or Discord.
+
+use crate::schema::{Character, Entry, MAX_CHARACTERS, Tracker, UserDoc, UserId};
+
+/// Longest character name; keeps button labels and custom ids within Discord's limits.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// A request the user can fix: shown to them as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+fn refuse<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal(message.into()))
+}
+
+/// Trims and checks a character name.
+pub fn clean_name(name: &str) -> Result<String, Refusal> {
+    let name = name.trim();
+    if name.is_empty() {
+        return refuse("A character needs a name.");
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return refuse(format!(
+            "Character names are at most {MAX_NAME_LEN} characters."
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return refuse("Character names cannot contain control characters.");
+    }
+    Ok(name.to_owned())
+}
+
+/// The stored name matching `name`, ignoring case (users type names loosely).
+pub fn find_character<'d>(doc: &'d UserDoc, name: &str) -> Option<(&'d str, &'d Character)> {
+    let wanted = name.trim().to_lowercase();
+    doc.characters
+        .iter()
+        .find(|(n, _)| n.to_lowercase() == wanted)
+        .map(|(n, c)| (n.as_str(), c))
+}
+
+/// Adds (or updates) a character. The first character becomes the active one.
+pub fn add_character(doc: &mut UserDoc, name: &str, modifier: i64) -> Result<String, Refusal> {
+    let name = clean_name(name)?;
+    if !(-100..=100).contains(&modifier) {
+        return refuse("The initiative modifier must be between -100 and 100.");
+    }
+    let existing = find_character(doc, &name).map(|(n, _)| n.to_owned());
+    let key = match existing {
+        Some(existing) => existing,
+        None => {
+            if doc.characters.len() >= MAX_CHARACTERS {
+                return refuse(format!(
+                    "You already have {MAX_CHARACTERS} characters, the most allowed. Remove one with `/character remove` first."
+                ));
+            }
+            name
+        }
+    };
+    doc.characters.insert(
+        key.clone(),
+        Character {
+            initiative_modifier: modifier,
+        },
+    );
+    if doc.active_character.is_none() {
+        doc.active_character = Some(key.clone());
+    }
+    Ok(key)
+}
+
+/// Removes a character; the active one falls back to the first remaining.
+pub fn remove_character(doc: &mut UserDoc, name: &str) -> Result<String, Refusal> {
+    let Some((key, _)) = find_character(doc, name) else {
+        return refuse(format!("You have no character called `{}`.", name.trim()));
+    };
+    let key = key.to_owned();
+    doc.characters.remove(&key);
+    if doc.active_character.as_deref() == Some(key.as_str()) {
+        doc.active_character = doc.characters.keys().next().cloned();
+    }
+    Ok(key)
+}
+
+/// Makes `name` the active character.
+pub fn set_active(doc: &mut UserDoc, name: &str) -> Result<String, Refusal> {
+    let Some((key, _)) = find_character(doc, name) else {
+        return refuse(format!("You have no character called `{}`.", name.trim()));
+    };
+    let key = key.to_owned();
+    doc.active_character = Some(key.clone());
+    Ok(key)
+}
+
+/// The active character with its modifier, if any.
+pub fn active(doc: &UserDoc) -> Option<(&str, &Character)> {
+    doc.active_character
+        .as_deref()
+        .and_then(|name| find_character(doc, name))
+}
+
+/// Adds `entry` to the tracker, or replaces the same user's entry of the same name.
+/// Once the fight has started (someone pressed Next) the current turn stays on the same
+/// combatant; before that, the highest initiative is first up.
+pub fn join(tracker: &mut Tracker, entry: Entry) {
+    let started = tracker.round > 1 || tracker.turn > 0;
+    let current = if started { current_key(tracker) } else { None };
+    tracker
+        .entries
+        .retain(|e| !(e.user == entry.user && e.name.eq_ignore_ascii_case(&entry.name)));
+    tracker.entries.push(entry);
+    // Stable: ties keep join order.
+    tracker
+        .entries
+        .sort_by_key(|e| std::cmp::Reverse(e.initiative));
+    restore_turn(tracker, current);
+}
+
+/// Removes `user`'s entry called `name` (any of theirs if `name` is `None`: the most
+/// recently sorted last). Returns the removed entry's name.
+pub fn leave(tracker: &mut Tracker, user: UserId, name: Option<&str>) -> Result<String, Refusal> {
+    let position = tracker.entries.iter().rposition(|e| {
+        e.user == user && name.is_none_or(|n| e.name.eq_ignore_ascii_case(n.trim()))
+    });
+    let Some(position) = position else {
+        return refuse(match name {
+            Some(n) => format!("`{}` is not in this channel's initiative.", n.trim()),
+            None => "You are not in this channel's initiative.".to_owned(),
+        });
+    };
+    let removed = tracker.entries.remove(position);
+    if position < tracker.turn {
+        tracker.turn -= 1;
+    }
+    if tracker.turn >= tracker.entries.len() {
+        tracker.turn = 0;
+    }
+    Ok(removed.name)
+}
+
+/// Moves to the next turn; wrapping starts a new round.
+pub fn next_turn(tracker: &mut Tracker) -> Result<(), Refusal> {
+    if tracker.entries.is_empty() {
+        return refuse("Nobody has joined initiative in this channel yet.");
+    }
+    tracker.turn += 1;
+    if tracker.turn >= tracker.entries.len() {
+        tracker.turn = 0;
+        tracker.round = tracker.round.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Clears the tracker, keeping the message it is shown in.
+pub fn reset(tracker: &mut Tracker) {
+    let message_id = tracker.message_id;
+    *tracker = Tracker {
+        message_id,
+        ..Tracker::default()
+    };
+}
+
+fn current_key(tracker: &Tracker) -> Option<(UserId, String)> {
+    tracker
+        .entries
+        .get(tracker.turn)
+        .map(|e| (e.user, e.name.clone()))
+}
+
+fn restore_turn(tracker: &mut Tracker, current: Option<(UserId, String)>) {
+    tracker.turn = current
+        .and_then(|(user, name)| {
+            tracker
+                .entries
+                .iter()
+                .position(|e| e.user == user && e.name == name)
+        })
+        .unwrap_or(0);
+}
+
+/// The tracker as Discord Markdown: sorted, the current turn marked with ▶.
+pub fn render_tracker(tracker: &Tracker) -> String {
+    let mut out = format!("**Initiative** — round {}\n", tracker.round);
+    if tracker.entries.is_empty() {
+        out.push_str("_Nobody has joined yet. Press **Join** or use `/init join`._");
+        return out;
+    }
+    for (i, e) in tracker.entries.iter().enumerate() {
+        let marker = if i == tracker.turn { "▶" } else { "•" };
+        out.push_str(&format!(
+            "{marker} `{:>3}` {} (<@{}>)\n",
+            e.initiative, e.name, e.user
+        ));
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The character list as Markdown; the active one is marked with ★.
+pub fn render_characters(doc: &UserDoc) -> String {
+    if doc.characters.is_empty() {
+        return "You have no characters yet. Add one with `/character add`.".to_owned();
+    }
+    let active = active(doc).map(|(n, _)| n.to_owned());
+    let mut out = format!(
+        "**Your characters** ({}/{MAX_CHARACTERS})\n",
+        doc.characters.len()
+    );
+    for (name, c) in &doc.characters {
+        let marker = if Some(name) == active.as_ref() {
+            "★"
+        } else {
+            "•"
+        };
+        out.push_str(&format!(
+            "{marker} {name} (initiative {:+})\n",
+            c.initiative_modifier
+        ));
+    }
+    out.push_str("Pick the active character with the buttons below.");
+    out
+}
+
+/// The commands `/help` knows, with their usage and a description.
+pub const HELP: &[(&str, &str, &str)] = &[
+    (
+        "roll",
+        "/roll expression [private]",
+        "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4`. `private` shows the result only to you. A natural 20 on a d20 is a critical, a natural 1 a fumble.",
+    ),
+    (
+        "odds",
+        "/odds expression",
+        "The odds of an expression: mean, spread, percentiles and the chance a comparison succeeds.",
+    ),
+    (
+        "init",
+        "/init join [character] [roll] | get | remove [character] | reset | next",
+        "A per-channel initiative tracker with **Join** and **Next** buttons. Joining without a roll rolls 1d20 plus your active character's initiative modifier; `roll` takes a number or an expression.",
+    ),
+    (
+        "character",
+        "/character add name initiative-modifier | remove name | list",
+        "Your characters (at most 9). `list` shows buttons to pick the active character used by `/init join`.",
+    ),
+    (
+        "stats",
+        "/stats [all]",
+        "How often each command was used, the total and the number of users. `all` also lists unused commands.",
+    ),
+    ("help", "/help [command]", "This help."),
+];
+
+/// `/help` or `/help command`.
+pub fn help(command: Option<&str>) -> Result<String, Refusal> {
+    match command.map(|c| c.trim().trim_start_matches('/').to_lowercase()) {
+        None => {
+            let mut out = "**Dice and initiative**\n".to_owned();
+            for (_, usage, _) in HELP {
+                out.push_str(&format!("`{usage}`\n"));
+            }
+            out.push_str("Use `/help command` for details.");
+            Ok(out)
+        }
+        Some(name) => match HELP.iter().find(|(n, _, _)| *n == name) {
+            Some((_, usage, text)) => Ok(format!("`{usage}`\n{text}")),
+            None => refuse(format!(
+                "There is no command `{name}`. Try one of: {}.",
+                HELP.iter()
+                    .map(|(n, _, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, user: u64, initiative: i64) -> Entry {
+        Entry {
+            name: name.into(),
+            user: UserId(user),
+            initiative,
+        }
+    }
+
+    #[test]
+    fn characters_are_limited_to_nine_and_the_first_is_active() {
+        let mut doc = UserDoc::default();
+        for i in 0..MAX_CHARACTERS {
+            add_character(&mut doc, &format!("c{i}"), 1).expect("room");
+        }
+        assert_eq!(doc.active_character.as_deref(), Some("c0"));
+        let err = add_character(&mut doc, "tenth", 0).expect_err("full");
+        assert!(err.0.contains("9 characters"), "{err}");
+        // Updating an existing one is still allowed.
+        add_character(&mut doc, "C3", 5).expect("update");
+        assert_eq!(doc.characters["c3"].initiative_modifier, 5);
+        remove_character(&mut doc, "c0").expect("remove");
+        assert_eq!(doc.active_character.as_deref(), Some("c1"));
+        assert!(remove_character(&mut doc, "nobody").is_err());
+        assert!(clean_name(&"x".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn tracker_sorts_keeps_the_current_turn_and_counts_rounds() {
+        let mut t = Tracker::default();
+        join(&mut t, entry("A", 1, 10));
+        join(&mut t, entry("B", 2, 15));
+        // Not started yet: the highest initiative is up.
+        assert_eq!((t.entries[0].name.as_str(), t.turn), ("B", 0));
+        next_turn(&mut t).expect("next");
+        assert_eq!(t.entries[t.turn].name, "A");
+        // Started: a higher roll joins ahead and it is still A's turn.
+        join(&mut t, entry("C", 3, 20));
+        assert_eq!(t.entries[t.turn].name, "A");
+        next_turn(&mut t).expect("next");
+        assert_eq!((t.turn, t.round), (0, 2));
+        // Re-joining replaces.
+        join(&mut t, entry("a", 1, 1));
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.entries[2].initiative, 1);
+        assert_eq!(leave(&mut t, UserId(1), None).expect("leave"), "a");
+        assert!(leave(&mut t, UserId(1), None).is_err());
+        let text = render_tracker(&t);
+        assert!(text.starts_with("**Initiative** — round 2"), "{text}");
+        assert!(text.contains("▶ ` 20` C"), "{text}");
+        reset(&mut t);
+        assert!(t.entries.is_empty());
+        assert!(next_turn(&mut t).is_err());
+    }
+
+    #[test]
+    fn help_knows_every_command() {
+        assert!(help(None).expect("help").contains("/init join"));
+        assert!(help(Some("/roll")).expect("roll").contains("critical"));
+        assert!(help(Some("dance")).is_err());
+    }
+}

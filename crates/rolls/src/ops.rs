@@ -1,0 +1,531 @@
+//! The seed's controller / operation / model split.
+//!
+//! Every Discord command, button and REST request goes through [`Controller::run`]:
+//! the operation reads what it needs and *plans* its writes, the controller adds its
+//! bookkeeping (`SADD user_set`, `INCR c_{command}` and both timestamps) to the same
+//! [`Writes`] and commits everything in one atomic step. Operations that change a
+//! document name it as a guard, so the commit is a compare-and-set
+//! ([`store::Redis::apply_if`]) retried on a lost race; read-only operations commit the
+//! bookkeeping with a plain `MULTI/EXEC`. A failed operation writes nothing, so only
+//! requests that did something are counted.
+//!
+//! Models are plain `Serialize` structs: the REST API returns them as JSON and the
+//! Discord handlers render them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use store::Writes;
+
+use crate::RollsError;
+use crate::domain;
+use crate::schema::{self, ChannelId, Character, Entry, MAX_CHARACTERS, Tracker, UserId};
+use crate::store::{Repo, bookkeeping, put_tracker, put_user};
+
+/// How often a compare-and-set commit is retried before giving up.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// What an operation wants committed, and what it answers.
+#[derive(Debug)]
+pub struct Plan<M> {
+    /// `(key, bytes read)`: commit only if `key` still holds these bytes.
+    pub guard: Option<(String, Option<Vec<u8>>)>,
+    pub writes: Writes,
+    pub model: M,
+}
+
+impl<M> Plan<M> {
+    /// A plan with no writes of its own.
+    pub fn read_only(model: M) -> Plan<M> {
+        Plan {
+            guard: None,
+            writes: Writes::new(),
+            model,
+        }
+    }
+}
+
+/// One kind of request. `COMMAND` names its counter (`c_{COMMAND}`).
+pub trait Operation: Send + Sync {
+    type Model: Serialize + Send;
+    const COMMAND: &'static str;
+    /// Reads and decides; may run more than once if a guarded commit loses a race, so it
+    /// must not have side effects.
+    fn plan(
+        &self,
+        repo: &Repo,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Plan<Self::Model>, RollsError>> + Send;
+}
+
+/// The controller: the one way requests reach Redis.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    repo: Repo,
+}
+
+impl Controller {
+    pub fn new(repo: Repo) -> Controller {
+        Controller { repo }
+    }
+
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// Runs `op` for `user`: plan, add bookkeeping, commit atomically, return the model.
+    pub async fn run<O: Operation>(&self, user: UserId, op: &O) -> Result<O::Model, RollsError> {
+        let mut last_guard = String::new();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let at = Utc::now();
+            let plan = op.plan(&self.repo, at).await?;
+            let mut writes = Writes::new();
+            bookkeeping(&mut writes, user, O::COMMAND, at);
+            writes.extend(plan.writes);
+            match plan.guard {
+                None => {
+                    self.repo.redis().apply(&writes).await?;
+                    return Ok(plan.model);
+                }
+                Some((key, expected)) => {
+                    if self
+                        .repo
+                        .redis()
+                        .apply_if(&key, expected.as_deref(), &writes)
+                        .await?
+                    {
+                        return Ok(plan.model);
+                    }
+                    tracing::debug!(%key, attempt, command = O::COMMAND, "document changed; replanning");
+                    last_guard = key;
+                }
+            }
+        }
+        Err(RollsError::Contention { key: last_guard })
+    }
+}
+
+// ---- roll -------------------------------------------------------------------------
+
+/// `/roll`, `GET /api/rolls/roll`.
+#[derive(Debug, Clone)]
+pub struct RollOp {
+    pub expression: String,
+}
+
+/// The result of a roll.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollModel {
+    pub expression: String,
+    pub total: dice::Num,
+    /// Discord Markdown (dropped dice struck through, crits bold).
+    pub markdown: String,
+    pub text: String,
+    pub critical: bool,
+    pub fumble: bool,
+    /// Pass/fail for comparisons and `then`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<bool>,
+    /// The expression asked for a private reply (Dice Maiden's `p` flag).
+    pub private: bool,
+    /// The full result tree.
+    pub outcome: dice::Outcome,
+}
+
+impl Operation for RollOp {
+    type Model = RollModel;
+    const COMMAND: &'static str = "roll";
+
+    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<RollModel>, RollsError> {
+        let outcome = dice::roll(&self.expression, &mut dice::Rng::from_random_state())
+            .map_err(|e| RollsError::dice(&self.expression, &e))?;
+        Ok(Plan::read_only(RollModel {
+            expression: self.expression.clone(),
+            total: outcome.total(),
+            markdown: outcome.render_markdown(),
+            text: outcome.render_plain(),
+            critical: outcome.is_critical(),
+            fumble: outcome.is_fumble(),
+            check: outcome.check(),
+            private: outcome.is_private(),
+            outcome,
+        }))
+    }
+}
+
+// ---- odds -------------------------------------------------------------------------
+
+/// `/odds`, `GET /api/rolls/odds`.
+#[derive(Debug, Clone)]
+pub struct OddsOp {
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OddsModel {
+    pub markdown: String,
+    pub odds: dice::Odds,
+}
+
+impl Operation for OddsOp {
+    type Model = OddsModel;
+    const COMMAND: &'static str = "odds";
+
+    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<OddsModel>, RollsError> {
+        let odds =
+            dice::odds(&self.expression).map_err(|e| RollsError::dice(&self.expression, &e))?;
+        Ok(Plan::read_only(OddsModel {
+            markdown: odds.render_markdown(),
+            odds,
+        }))
+    }
+}
+
+// ---- stats / help -------------------------------------------------------------------
+
+/// `/stats [all]`, `GET /api/rolls/stats`.
+#[derive(Debug, Clone)]
+pub struct StatsOp {
+    /// Also list this feature's commands that were never used.
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsModel {
+    /// `c_{command}` values by command, as they were before this request.
+    pub counters: BTreeMap<String, i64>,
+    pub total: i64,
+    /// Members of `user_set`.
+    pub users: u64,
+}
+
+impl StatsModel {
+    pub fn render(&self) -> String {
+        let mut out = "**Command usage**\n".to_owned();
+        for (command, count) in &self.counters {
+            out.push_str(&format!("`/{command}` {count}\n"));
+        }
+        out.push_str(&format!(
+            "**Total** {}\n**Users** {}",
+            self.total, self.users
+        ));
+        out
+    }
+}
+
+impl Operation for StatsOp {
+    type Model = StatsModel;
+    const COMMAND: &'static str = "stats";
+
+    async fn plan(&self, repo: &Repo, _: DateTime<Utc>) -> Result<Plan<StatsModel>, RollsError> {
+        let mut counters = repo.counters().await?;
+        if self.all {
+            for (command, _, _) in domain::HELP {
+                counters.entry((*command).to_owned()).or_insert(0);
+            }
+        } else {
+            counters.retain(|_, v| *v != 0);
+        }
+        let total = counters.values().sum();
+        let users = repo.user_count().await?;
+        Ok(Plan::read_only(StatsModel {
+            counters,
+            total,
+            users,
+        }))
+    }
+}
+
+/// `/help [command]`.
+#[derive(Debug, Clone)]
+pub struct HelpOp {
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HelpModel {
+    pub text: String,
+}
+
+impl Operation for HelpOp {
+    type Model = HelpModel;
+    const COMMAND: &'static str = "help";
+
+    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<HelpModel>, RollsError> {
+        let text = domain::help(self.command.as_deref())?;
+        Ok(Plan::read_only(HelpModel { text }))
+    }
+}
+
+// ---- characters ---------------------------------------------------------------------
+
+/// `/character ...`, `/api/rolls/characters`. Always about the requesting user.
+#[derive(Debug, Clone)]
+pub enum CharacterOp {
+    List {
+        user: UserId,
+    },
+    Add {
+        user: UserId,
+        name: String,
+        initiative_modifier: i64,
+    },
+    Remove {
+        user: UserId,
+        name: String,
+    },
+    /// The active-character buttons of `/character list`.
+    Activate {
+        user: UserId,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CharactersModel {
+    pub user: UserId,
+    pub characters: BTreeMap<String, Character>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<String>,
+    pub max: usize,
+    /// What changed, in a sentence (empty for `list`).
+    pub message: String,
+    pub markdown: String,
+}
+
+impl Operation for CharacterOp {
+    type Model = CharactersModel;
+    const COMMAND: &'static str = "character";
+
+    async fn plan(
+        &self,
+        repo: &Repo,
+        at: DateTime<Utc>,
+    ) -> Result<Plan<CharactersModel>, RollsError> {
+        let user = match self {
+            CharacterOp::List { user }
+            | CharacterOp::Add { user, .. }
+            | CharacterOp::Remove { user, .. }
+            | CharacterOp::Activate { user, .. } => *user,
+        };
+        let read = repo.user(user).await?;
+        let mut doc = read.value;
+        let message = match self {
+            CharacterOp::List { .. } => String::new(),
+            CharacterOp::Add {
+                name,
+                initiative_modifier,
+                ..
+            } => {
+                let name = domain::add_character(&mut doc, name, *initiative_modifier)?;
+                format!("Saved **{name}** (initiative {initiative_modifier:+}).")
+            }
+            CharacterOp::Remove { name, .. } => {
+                let name = domain::remove_character(&mut doc, name)?;
+                format!("Removed **{name}**.")
+            }
+            CharacterOp::Activate { name, .. } => {
+                let name = domain::set_active(&mut doc, name)?;
+                format!("**{name}** is now your active character.")
+            }
+        };
+        let model = CharactersModel {
+            user,
+            active: domain::active(&doc).map(|(n, _)| n.to_owned()),
+            characters: doc.characters.clone(),
+            max: MAX_CHARACTERS,
+            markdown: domain::render_characters(&doc),
+            message,
+        };
+        if matches!(self, CharacterOp::List { .. }) {
+            return Ok(Plan::read_only(model));
+        }
+        let mut writes = Writes::new();
+        put_user(&mut writes, user, &doc, at)?;
+        Ok(Plan {
+            guard: Some((schema::user_key(user), read.raw)),
+            writes,
+            model,
+        })
+    }
+}
+
+// ---- initiative ---------------------------------------------------------------------
+
+/// `/init ...`, `/api/rolls/initiative/{channel}`.
+#[derive(Debug, Clone)]
+pub enum InitOp {
+    Get {
+        channel: ChannelId,
+    },
+    Join {
+        channel: ChannelId,
+        user: UserId,
+        /// One of the user's characters; default: the active one, else `display_name`.
+        character: Option<String>,
+        /// A number or a dice expression; default: 1d20 + the character's modifier.
+        roll: Option<String>,
+        display_name: String,
+    },
+    Remove {
+        channel: ChannelId,
+        user: UserId,
+        character: Option<String>,
+    },
+    Next {
+        channel: ChannelId,
+    },
+    Reset {
+        channel: ChannelId,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackerModel {
+    pub channel: ChannelId,
+    pub tracker: Tracker,
+    /// What happened, in a sentence (empty for `get`).
+    pub message: String,
+    pub markdown: String,
+}
+
+impl InitOp {
+    fn channel(&self) -> ChannelId {
+        match self {
+            InitOp::Get { channel }
+            | InitOp::Join { channel, .. }
+            | InitOp::Remove { channel, .. }
+            | InitOp::Next { channel }
+            | InitOp::Reset { channel } => *channel,
+        }
+    }
+}
+
+/// Rolls (or reads) an initiative: `(value, how it was obtained)`.
+fn initiative(roll: Option<&str>, modifier: i64) -> Result<(i64, String), RollsError> {
+    let expression = match roll.map(str::trim) {
+        Some(text) if !text.is_empty() => {
+            if let Ok(value) = text.parse::<i64>() {
+                return Ok((value, value.to_string()));
+            }
+            text.to_owned()
+        }
+        _ if modifier == 0 => "1d20".to_owned(),
+        _ => format!("1d20{modifier:+}"),
+    };
+    let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
+        .map_err(|e| RollsError::dice(&expression, &e))?;
+    let value = outcome
+        .total()
+        .as_int()
+        .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
+    Ok((value, outcome.render_markdown()))
+}
+
+impl Operation for InitOp {
+    type Model = TrackerModel;
+    const COMMAND: &'static str = "init";
+
+    async fn plan(&self, repo: &Repo, at: DateTime<Utc>) -> Result<Plan<TrackerModel>, RollsError> {
+        let channel = self.channel();
+        let read = repo.tracker(channel).await?;
+        let mut tracker = read.value;
+        let message = match self {
+            InitOp::Get { .. } => String::new(),
+            InitOp::Join {
+                user,
+                character,
+                roll,
+                display_name,
+                ..
+            } => {
+                let doc = repo.user(*user).await?.value;
+                let (name, modifier) = match character {
+                    Some(wanted) => match domain::find_character(&doc, wanted) {
+                        Some((n, c)) => (n.to_owned(), c.initiative_modifier),
+                        // Not a saved character: join under that name (e.g. a monster
+                        // the GM runs) with no modifier.
+                        None => (domain::clean_name(wanted)?, 0),
+                    },
+                    None => match domain::active(&doc) {
+                        Some((n, c)) => (n.to_owned(), c.initiative_modifier),
+                        None => (domain::clean_name(display_name)?, 0),
+                    },
+                };
+                let (value, how) = initiative(roll.as_deref(), modifier)?;
+                domain::join(
+                    &mut tracker,
+                    Entry {
+                        name: name.clone(),
+                        user: *user,
+                        initiative: value,
+                    },
+                );
+                format!("**{name}** joined initiative with {value}: {how}")
+            }
+            InitOp::Remove {
+                user, character, ..
+            } => {
+                let name = domain::leave(&mut tracker, *user, character.as_deref())?;
+                format!("**{name}** left initiative.")
+            }
+            InitOp::Next { .. } => {
+                domain::next_turn(&mut tracker)?;
+                match tracker.entries.get(tracker.turn) {
+                    Some(e) => format!("It is **{}**'s turn (<@{}>).", e.name, e.user),
+                    None => String::new(),
+                }
+            }
+            InitOp::Reset { .. } => {
+                domain::reset(&mut tracker);
+                "Initiative was reset.".to_owned()
+            }
+        };
+        let model = TrackerModel {
+            channel,
+            markdown: domain::render_tracker(&tracker),
+            tracker: tracker.clone(),
+            message,
+        };
+        if matches!(self, InitOp::Get { .. }) {
+            return Ok(Plan::read_only(model));
+        }
+        let mut writes = Writes::new();
+        put_tracker(&mut writes, channel, &tracker, at)?;
+        Ok(Plan {
+            guard: Some((schema::init_key(channel), read.raw)),
+            writes,
+            model,
+        })
+    }
+}
+
+/// Records which message shows `channel`'s tracker. Not a user request, so not
+/// counted; compare-and-set like every document write.
+pub async fn set_tracker_message(
+    repo: &Repo,
+    channel: ChannelId,
+    message: schema::MessageId,
+) -> Result<(), RollsError> {
+    let key = schema::init_key(channel);
+    for _ in 0..MAX_ATTEMPTS {
+        let read = repo.tracker(channel).await?;
+        if read.value.message_id == Some(message) {
+            return Ok(());
+        }
+        let mut tracker = read.value;
+        tracker.message_id = Some(message);
+        let mut writes = Writes::new();
+        put_tracker(&mut writes, channel, &tracker, Utc::now())?;
+        if repo
+            .redis()
+            .apply_if(&key, read.raw.as_deref(), &writes)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(RollsError::Contention { key })
+}

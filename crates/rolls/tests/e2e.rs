@@ -1,0 +1,383 @@
+//! Every command and button end to end: discord-sim, the real router and real Redis.
+
+use std::time::{Duration, Instant};
+
+use discord_sim::{InteractionReply, Sim, SimConfig};
+use feature::{TestBot, sim_config};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use store::harness::TestRedis;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct World {
+    sim: Sim,
+    demo: discord_sim::Demo,
+    bot: TestBot,
+    redis: store::Redis,
+    _server: TestRedis,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> World {
+    discord::install_crypto_provider();
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let sim = Sim::start(SimConfig::default()).expect("sim");
+    let demo = sim.seed_demo();
+    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = TestBot::discord_for(&config);
+    let feature = rolls::feature(
+        redis.clone(),
+        discord.clone(),
+        rolls::RollsConfig::new(dir.path()),
+    );
+    let bot = TestBot::start(config, discord, vec![feature]).await;
+    let deadline = Instant::now() + WAIT;
+    while sim.registered_commands().is_empty() {
+        assert!(Instant::now() < deadline, "commands not registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    World {
+        sim,
+        demo,
+        bot,
+        redis,
+        _server: server,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn run(
+        &self,
+        user: discord_sim::Snowflake,
+        name: &str,
+        options: Value,
+    ) -> InteractionReply {
+        self.sim
+            .run_command(user, self.demo.dice, name, options)
+            .expect("run")
+            .final_response(WAIT)
+            .await
+            .expect("reply")
+    }
+
+    async fn click(
+        &self,
+        user: discord_sim::Snowflake,
+        message: discord_sim::Snowflake,
+        id: &str,
+    ) -> InteractionReply {
+        self.sim
+            .click_button(user, self.demo.dice, message, id)
+            .expect("click")
+            .final_response(WAIT)
+            .await
+            .expect("reply")
+    }
+
+    async fn counter(&self, command: &str) -> i64 {
+        let mut conn = self.redis.conn();
+        let v: Option<i64> = conn.get(format!("c_{command}")).await.expect("get");
+        v.unwrap_or(0)
+    }
+
+    /// The channel's tracker message (the latest one with a Join button).
+    fn tracker(&self) -> discord_sim::Message {
+        self.sim
+            .messages(self.demo.dice)
+            .into_iter()
+            .rev()
+            .find(|m| m.content.starts_with("**Initiative**"))
+            .expect("tracker message")
+    }
+}
+
+fn content(reply: &InteractionReply) -> &str {
+    reply.content.as_deref().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn roll_public_private_and_errors() {
+    let w = start().await;
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": "2d6+3"}]),
+        )
+        .await;
+    assert!(content(&reply).contains("2d6"), "{reply:?}");
+    assert!(!reply.ephemeral);
+
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": "1d20"}, {"name": "private", "value": true}]),
+        )
+        .await;
+    assert!(reply.ephemeral, "{reply:?}");
+
+    let reply = w
+        .run(
+            w.demo.bob,
+            "roll",
+            json!([{"name": "expression", "value": "1d20 + x"}]),
+        )
+        .await;
+    assert!(reply.ephemeral);
+    assert!(content(&reply).contains("1d20 + x\n       ^"), "{reply:?}");
+
+    assert_eq!(w.counter("roll").await, 2, "the failed roll is not counted");
+    w.bot.stop().await;
+}
+
+#[tokio::test]
+async fn odds_stats_and_help() {
+    let w = start().await;
+    let reply = w
+        .run(
+            w.demo.alice,
+            "odds",
+            json!([{"name": "expression", "value": "1d20+5 >= 15"}]),
+        )
+        .await;
+    assert!(content(&reply).contains("55.00%"), "{reply:?}");
+    let reply = w.run(w.demo.bob, "help", json!([])).await;
+    assert!(content(&reply).contains("/init join"), "{reply:?}");
+    let reply = w
+        .run(
+            w.demo.bob,
+            "help",
+            json!([{"name": "command", "value": "character"}]),
+        )
+        .await;
+    assert!(content(&reply).contains("at most 9"), "{reply:?}");
+    let reply = w
+        .run(
+            w.demo.bob,
+            "help",
+            json!([{"name": "command", "value": "dance"}]),
+        )
+        .await;
+    assert!(
+        reply.ephemeral && content(&reply).contains("no command"),
+        "{reply:?}"
+    );
+
+    let reply = w.run(w.demo.carol, "stats", json!([])).await;
+    let text = content(&reply);
+    assert!(
+        text.contains("`/odds` 1") && text.contains("`/help` 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("**Total** 3") && text.contains("**Users** 2"),
+        "{text}"
+    );
+    assert!(!text.contains("`/roll`"), "{text}");
+    let reply = w
+        .run(
+            w.demo.carol,
+            "stats",
+            json!([{"name": "all", "value": true}]),
+        )
+        .await;
+    assert!(content(&reply).contains("`/roll` 0"), "{reply:?}");
+    assert!(content(&reply).contains("**Users** 3"), "{reply:?}");
+    w.bot.stop().await;
+}
+
+#[tokio::test]
+async fn characters_and_the_active_character_buttons() {
+    let w = start().await;
+    for (name, modifier) in [("Vex", 3), ("Vax", 4)] {
+        let reply = w
+            .run(
+                w.demo.alice,
+                "character",
+                json!([{"name": "add", "options": [{"name": "name", "value": name}, {"name": "initiative-modifier", "value": modifier}]}]),
+            )
+            .await;
+        assert!(content(&reply).contains(name), "{reply:?}");
+    }
+    let list = w
+        .run(w.demo.alice, "character", json!([{"name": "list"}]))
+        .await;
+    assert!(content(&list).contains("★ Vex"), "{list:?}");
+    let alice = u64::from(w.demo.alice);
+    let ids: Vec<String> = list
+        .components
+        .iter()
+        .filter_map(|c| c.custom_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            format!("rolls:active:{alice}:Vax"),
+            format!("rolls:active:{alice}:Vex")
+        ]
+    );
+    let message = list.message_id.expect("message");
+
+    let pressed = w
+        .click(w.demo.alice, message, &format!("rolls:active:{alice}:Vax"))
+        .await;
+    assert_eq!(pressed.callback_type, 7);
+    assert!(content(&pressed).contains("★ Vax"), "{pressed:?}");
+    let other = w
+        .click(w.demo.bob, message, &format!("rolls:active:{alice}:Vex"))
+        .await;
+    assert!(
+        other.ephemeral && content(&other).contains("someone else"),
+        "{other:?}"
+    );
+
+    let removed = w
+        .run(
+            w.demo.alice,
+            "character",
+            json!([{"name": "remove", "options": [{"name": "name", "value": "vax"}]}]),
+        )
+        .await;
+    assert!(content(&removed).contains("Removed **Vax**"), "{removed:?}");
+
+    for i in 0..8 {
+        w.run(
+            w.demo.bob,
+            "character",
+            json!([{"name": "add", "options": [{"name": "name", "value": format!("b{i}")}, {"name": "initiative-modifier", "value": 0}]}]),
+        )
+        .await;
+    }
+    let ninth = w
+        .run(w.demo.bob, "character", json!([{"name": "add", "options": [{"name": "name", "value": "b8"}, {"name": "initiative-modifier", "value": 0}]}]))
+        .await;
+    assert!(!content(&ninth).contains("at most"), "{ninth:?}");
+    let tenth = w
+        .run(w.demo.bob, "character", json!([{"name": "add", "options": [{"name": "name", "value": "b9"}, {"name": "initiative-modifier", "value": 0}]}]))
+        .await;
+    assert!(
+        tenth.ephemeral && content(&tenth).contains("9 characters"),
+        "{tenth:?}"
+    );
+    w.bot.stop().await;
+}
+
+#[tokio::test]
+async fn initiative_tracker_with_buttons() {
+    let w = start().await;
+    w.run(
+        w.demo.alice,
+        "character",
+        json!([{"name": "add", "options": [{"name": "name", "value": "Vex"}, {"name": "initiative-modifier", "value": 50}]}]),
+    )
+    .await;
+    // Alice joins without a roll: 1d20 + 50 for her active character.
+    let reply = w.run(w.demo.alice, "init", json!([{"name": "join"}])).await;
+    assert!(content(&reply).contains("**Vex** joined"), "{reply:?}");
+    let tracker = w.tracker();
+    assert!(tracker.content.contains("▶"), "{}", tracker.content);
+    let value: i64 = {
+        let mut conn = w.redis.conn();
+        let raw: String = conn
+            .get(format!("init_{}", u64::from(w.demo.dice)))
+            .await
+            .expect("init");
+        let json: Value = serde_json::from_str(&raw).expect("json");
+        assert_eq!(json["message_id"], tracker.id.to_string());
+        json["entries"][0]["initiative"].as_i64().expect("int")
+    };
+    assert!((51..=70).contains(&value));
+
+    // Bob presses Join on the tracker: it is updated in place.
+    let pressed = w.click(w.demo.bob, tracker.id, "rolls:init:join").await;
+    assert_eq!(pressed.callback_type, 7, "{pressed:?}");
+    assert!(content(&pressed).contains("bob"), "{pressed:?}");
+    let ids: Vec<String> = pressed
+        .components
+        .iter()
+        .filter_map(|c| c.custom_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["rolls:init:join".to_owned(), "rolls:init:next".to_owned()]
+    );
+
+    // Carol joins by command with a fixed roll; the same message is edited.
+    w.run(w.demo.carol, "init", json!([{"name": "join", "options": [{"name": "character", "value": "Goblin"}, {"name": "roll", "value": "-5"}]}]))
+        .await;
+    let edited = w.sim.message(w.demo.dice, tracker.id).expect("message");
+    assert!(edited.content.contains("Goblin"), "{}", edited.content);
+    assert!(
+        edited
+            .content
+            .lines()
+            .nth(1)
+            .expect("line")
+            .starts_with("▶"),
+        "{}",
+        edited.content
+    );
+
+    // Next by button, then by command.
+    let pressed = w.click(w.demo.alice, tracker.id, "rolls:init:next").await;
+    assert!(
+        content(&pressed)
+            .lines()
+            .nth(2)
+            .expect("line")
+            .starts_with("▶"),
+        "{pressed:?}"
+    );
+    let reply = w.run(w.demo.alice, "init", json!([{"name": "next"}])).await;
+    assert!(content(&reply).contains("Goblin"), "{reply:?}");
+    let reply = w.run(w.demo.alice, "init", json!([{"name": "next"}])).await;
+    assert!(content(&reply).contains("Vex"), "{reply:?}");
+    let edited = w.sim.message(w.demo.dice, tracker.id).expect("message");
+    assert!(edited.content.contains("round 2"), "{}", edited.content);
+
+    // Get reposts the tracker at the bottom of the channel.
+    let reply = w.run(w.demo.bob, "init", json!([{"name": "get"}])).await;
+    assert!(reply.ephemeral, "{reply:?}");
+    let reposted = w.tracker();
+    assert_ne!(reposted.id, tracker.id);
+
+    let reply = w
+        .run(
+            w.demo.carol,
+            "init",
+            json!([{"name": "remove", "options": [{"name": "character", "value": "goblin"}]}]),
+        )
+        .await;
+    assert!(content(&reply).contains("left"), "{reply:?}");
+    let reply = w
+        .run(w.demo.carol, "init", json!([{"name": "remove"}]))
+        .await;
+    assert!(reply.ephemeral, "{reply:?}");
+    let reply = w
+        .run(w.demo.alice, "init", json!([{"name": "reset"}]))
+        .await;
+    assert!(content(&reply).contains("reset"), "{reply:?}");
+    let latest = w.sim.message(w.demo.dice, reposted.id).expect("message");
+    assert!(
+        latest.content.contains("Nobody has joined"),
+        "{}",
+        latest.content
+    );
+    let pressed = w.click(w.demo.alice, reposted.id, "rolls:init:next").await;
+    assert!(
+        pressed.ephemeral && content(&pressed).contains("Nobody"),
+        "{pressed:?}"
+    );
+
+    assert_eq!(
+        w.counter("init").await,
+        9,
+        "failed requests are not counted"
+    );
+    w.bot.stop().await;
+}

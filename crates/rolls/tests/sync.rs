@@ -1,0 +1,156 @@
+//! The sync service against real Redis and a local temp-dir object store.
+
+use redis::AsyncCommands;
+use rolls::ops::{CharacterOp, Controller, InitOp, RollOp};
+use rolls::schema::{ChannelId, UserId};
+use rolls::store::Repo;
+use rolls::{RollsConfig, jobs, sync_once};
+use store::harness::TestRedis;
+
+async fn seed(redis: &store::Redis) {
+    let c = Controller::new(Repo::new(redis.clone()));
+    let user = UserId(42);
+    c.run(
+        user,
+        &RollOp {
+            expression: "1d6".into(),
+        },
+    )
+    .await
+    .expect("roll");
+    c.run(
+        user,
+        &CharacterOp::Add {
+            user,
+            name: "Bo".into(),
+            initiative_modifier: 1,
+        },
+    )
+    .await
+    .expect("add");
+    c.run(
+        user,
+        &InitOp::Join {
+            channel: ChannelId(77),
+            user,
+            character: None,
+            roll: Some("5".into()),
+            display_name: "x".into(),
+        },
+    )
+    .await
+    .expect("join");
+}
+
+async fn get(redis: &store::Redis, key: &str) -> Option<String> {
+    let mut conn = redis.conn();
+    conn.get(key).await.expect("get")
+}
+
+#[tokio::test]
+async fn a_snapshot_restores_into_an_empty_redis() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let a = TestRedis::start().await;
+    let ra = a.connect().await;
+    seed(&ra).await;
+    let report = sync_once(&ra, &config).await.expect("sync");
+    assert_eq!(report.written, 4, "user_set, user_42, init_77, counters");
+    assert!(dir.path().join("rolls-sync/rolls/user_set.json").exists());
+    assert!(dir.path().join("rolls-sync/rolls/c_.json").exists());
+
+    let b = TestRedis::start().await;
+    let rb = b.connect().await;
+    let objects = jobs::open_store(&config).expect("store");
+    let report = jobs::restore(&rb, objects.as_ref()).await.expect("restore");
+    assert_eq!(report.restored, 4);
+    for key in [
+        "user_42",
+        "user_42:updated_time",
+        "init_77",
+        "init_77:updated_time",
+        "c_roll",
+        "c_init",
+        "c_character",
+        "c_:updated_time",
+        "user_set:updated_time",
+    ] {
+        assert_eq!(get(&rb, key).await, get(&ra, key).await, "{key}");
+    }
+    let mut conn = rb.conn();
+    let members: Vec<String> = conn.smembers("user_set").await.expect("members");
+    assert_eq!(members, vec!["42".to_owned()]);
+    // A second restore finds Redis as new as the snapshot and keeps it.
+    let report = jobs::restore(&rb, objects.as_ref()).await.expect("restore");
+    assert_eq!((report.restored, report.kept), (0, 4));
+}
+
+#[tokio::test]
+async fn newer_data_in_redis_wins_and_older_is_replaced() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    seed(&redis).await;
+    let objects = jobs::open_store(&config).expect("store");
+    jobs::snapshot(&redis, objects.as_ref())
+        .await
+        .expect("snapshot");
+    let snap_user = get(&redis, "user_42").await.expect("doc");
+    let snap_ts: i64 = get(&redis, "user_42:updated_time")
+        .await
+        .expect("ts")
+        .parse()
+        .expect("int");
+
+    let mut conn = redis.conn();
+    // user_42 changed after the snapshot (newer): must be kept.
+    let _: () = conn
+        .set("user_42", r#"{"characters":{}}"#)
+        .await
+        .expect("set");
+    let _: () = conn
+        .set("user_42:updated_time", (snap_ts + 1000).to_string())
+        .await
+        .expect("set");
+    // init_77 is older than the snapshot (e.g. restored from an old backup): replaced.
+    let _: () = conn.set("init_77", r#"{"entries":[]}"#).await.expect("set");
+    let _: () = conn.set("init_77:updated_time", "1000").await.expect("set");
+    let snap_init = {
+        let bytes = std::fs::read(dir.path().join("rolls-sync/rolls/init_77.json")).expect("read");
+        let snap: jobs::Snapshot = serde_json::from_slice(&bytes).expect("json");
+        snap
+    };
+    // The counters lost their timestamp: replaced too.
+    let _: () = conn.del("c_:updated_time").await.expect("del");
+    let _: () = conn.set("c_roll", 99).await.expect("set");
+
+    let report = jobs::restore(&redis, objects.as_ref())
+        .await
+        .expect("restore");
+    assert_eq!(report.restored, 2, "{report:?}");
+    assert_eq!(report.kept, 2, "{report:?}");
+    assert_eq!(
+        get(&redis, "user_42").await.as_deref(),
+        Some(r#"{"characters":{}}"#)
+    );
+    assert_ne!(get(&redis, "user_42").await, Some(snap_user));
+    let jobs::Value::String(init) = snap_init.value else {
+        panic!("string")
+    };
+    assert_eq!(get(&redis, "init_77").await, Some(init));
+    assert_eq!(
+        get(&redis, "init_77:updated_time").await,
+        Some(snap_init.updated_time.to_string())
+    );
+    assert_eq!(get(&redis, "c_roll").await.as_deref(), Some("1"));
+}
+
+#[test]
+fn cloud_urls_are_refused_without_leaking_credentials() {
+    let mut config = RollsConfig::new("/tmp");
+    config.object_store_url = Some("s3://KEY:SECRET@bucket/prefix".into());
+    let err = jobs::open_store(&config).expect_err("refused").to_string();
+    assert!(!err.contains("SECRET"), "{err}");
+    assert!(!format!("{config:?}").contains("SECRET"));
+}
