@@ -51,31 +51,6 @@ fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {
     }
 }
 
-/// Every key matching `pattern`, via `SCAN`.
-async fn scan(redis: &Redis, pattern: &str) -> Result<Vec<String>, StoreError> {
-    let mut conn = redis.conn();
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(500)
-            .query_async(&mut conn)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
-}
-
 /// What the store knows about one game id.
 enum GameState {
     Missing,
@@ -149,7 +124,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     }
 
     // Channels point at their running game only.
-    let channel_keys = scan(redis, CHANNEL_PATTERN).await?;
+    let channel_keys = redis.scan(CHANNEL_PATTERN).await?;
     if !channel_keys.is_empty() {
         let targets: Vec<Option<String>> = redis::cmd("MGET")
             .arg(&channel_keys)
@@ -174,7 +149,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     }
 
     // Player indexes name existing games.
-    for key in scan(redis, PLAYER_GAMES_PATTERN).await? {
+    for key in redis.scan(PLAYER_GAMES_PATTERN).await? {
         let ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(&key)
             .query_async(&mut conn)
@@ -194,7 +169,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
 
     // Counters agree with the ledgers.
     let mut expected: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
-    for key in scan(redis, DRINKS_PATTERN).await? {
+    for key in redis.scan(DRINKS_PATTERN).await? {
         let members: Vec<String> = redis::cmd("ZRANGE")
             .arg(&key)
             .arg(0)
@@ -216,7 +191,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
         }
     }
     let mut counted: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
-    for key in scan(redis, PLAYER_DRINKS_PATTERN).await? {
+    for key in redis.scan(PLAYER_DRINKS_PATTERN).await? {
         let Some(player) =
             schema::key_suffix(&key, "player_drinks").and_then(|s| PlayerId::parse(s).ok())
         else {

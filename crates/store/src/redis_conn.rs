@@ -165,6 +165,32 @@ impl Redis {
         Ok(())
     }
 
+    /// Every key matching `pattern`, sorted, via `SCAN` (never `KEYS`, which blocks the
+    /// server). On a cluster this sees the node the connection routes `SCAN` to.
+    pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
     /// Applies `writes` atomically in one round trip (`MULTI` ... `EXEC`).
     pub async fn apply(&self, writes: &Writes) -> Result<(), StoreError> {
         if writes.is_empty() {

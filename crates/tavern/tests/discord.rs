@@ -65,6 +65,24 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
     feature
 }
 
+/// Records the text of every message event it sees.
+struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl discord::EventHandler for Recorder {
+    fn on_event(&self, event: discord::Event) -> discord::BoxFuture<'static, ()> {
+        if let discord::Event::MessageCreate {
+            content,
+            author_is_bot: false,
+            ..
+        } = event
+            && let Ok(mut seen) = self.0.lock()
+        {
+            seen.push(content);
+        }
+        Box::pin(async {})
+    }
+}
+
 async fn start(
     sim_config_override: Option<SimConfig>,
 ) -> (Sim, discord_sim::Demo, TestBot, Arc<AtomicUsize>) {
@@ -378,4 +396,42 @@ async fn shutdown_finishes_in_flight_interactions() {
         .await
         .expect("already answered");
     assert_eq!(reply.content.as_deref(), Some("slept 500 ms"));
+}
+
+#[tokio::test]
+async fn gateway_events_fan_out_to_feature_event_handlers() {
+    discord::install_crypto_provider();
+    let sim = Sim::start(SimConfig::default()).expect("sim");
+    let demo = sim.seed_demo();
+    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = TestBot::discord_for(&config);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut first = Feature::new("first");
+    first.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
+    let mut second = Feature::new("second");
+    second.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
+    let bot = TestBot::start(config, discord, vec![first, second]).await;
+
+    sim.post_user_message(
+        demo.general,
+        demo.alice,
+        "a clip: https://example.invalid/v.mp4",
+        vec![],
+    )
+    .expect("post");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let count = seen.lock().map(|s| s.len()).unwrap_or(0);
+        if count == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "each handler sees the message once; saw {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.iter().all(|c| c.starts_with("a clip")), "{seen:?}");
+    bot.stop().await;
 }

@@ -184,3 +184,38 @@ fn version_prints_the_crate_version() {
         format!("tavern {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly() {
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env("TAVERN_REDIS_URL", redis.url())
+        .env("TAVERN_DATABASE_URL", postgres.url())
+        .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("TAVERN_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tavern serve");
+    let http = reqwest::Client::new();
+    wait_ready(
+        &http,
+        &format!("http://127.0.0.1:{port}/readyz"),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}

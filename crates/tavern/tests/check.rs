@@ -1,0 +1,39 @@
+//! `tavern check` as an operator runs it, against real Redis and PostgreSQL.
+
+use store::harness::{TestPostgres, TestRedis};
+use store::redis::AsyncCommands;
+
+fn run_check(redis: &TestRedis, postgres: &TestPostgres) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("check")
+        .env("TAVERN_REDIS_URL", redis.url())
+        .env("TAVERN_DATABASE_URL", postgres.url())
+        .env("TAVERN_LOG", "error")
+        .output()
+        .expect("run tavern check")
+}
+
+#[tokio::test]
+async fn check_is_quiet_on_clean_data_and_reports_a_dangling_active_game() {
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+
+    let clean = run_check(&redis, &postgres);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("no inconsistencies found"));
+
+    let mut conn = redis.connect().await.conn();
+    let _: () = conn.sadd("active_games", "ghost-game").await.expect("sadd");
+    let dirty = run_check(&redis, &postgres);
+    let stdout = String::from_utf8_lossy(&dirty.stdout);
+    assert_eq!(dirty.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("active_games") && stdout.contains("ghost-game"),
+        "{stdout}"
+    );
+}
