@@ -153,12 +153,7 @@ async fn roll(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         .controller
         .run(user_of(&inv), &RollOp { expression })
         .await?;
-    let mut text = model.markdown.clone();
-    if model.critical {
-        text.push_str("\n**Critical!**");
-    } else if model.fumble {
-        text.push_str("\n*Fumble.*");
-    }
+    let text = model.render();
     let reply = if inv.wants_private() || model.private {
         Reply::private(text)
     } else {

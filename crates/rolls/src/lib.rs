@@ -32,7 +32,20 @@
 //! - **`/init join` without a roll** rolls `1d20` plus the active character's modifier;
 //!   a `character` that is not one of the user's joins under that name with no modifier
 //!   (a GM adding a monster). `roll` takes a number or a dice expression.
-//! - **`/stats`** lists used commands; `/stats all` also lists unused ones.
+//! - **`/stats`** lists used commands; `/stats all` also lists unused ones. The numbers
+//!   are those before the request itself is counted.
+//! - **Turn order before the fight starts**: until someone presses Next, the highest
+//!   initiative is first up (late joiners can take the top); after that the current
+//!   turn stays with its combatant when someone joins or leaves.
+//! - **The tracker message**: commands edit the stored message in place (posting a new
+//!   one if it was deleted); `/init get` reposts it at the bottom of the channel; the
+//!   buttons answer with an in-place update. REST changes edit it best effort.
+//!
+//! # Limits
+//! - The sync scan (`SCAN`) and the multi-key reads (`MGET` of counters, the atomic
+//!   read of a key with its timestamp) assume a single Redis server; on a Redis
+//!   Cluster they would need per-node scans and hash tags, which the seed's key names
+//!   do not allow.
 
 pub mod commands;
 pub mod domain;

@@ -141,8 +141,14 @@ impl Operation for RollOp {
     async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<RollModel>, RollsError> {
         let outcome = dice::roll(&self.expression, &mut dice::Rng::from_random_state())
             .map_err(|e| RollsError::dice(&self.expression, &e))?;
-        Ok(Plan::read_only(RollModel {
-            expression: self.expression.clone(),
+        Ok(Plan::read_only(RollModel::new(&self.expression, outcome)))
+    }
+}
+
+impl RollModel {
+    pub fn new(expression: &str, outcome: dice::Outcome) -> RollModel {
+        RollModel {
+            expression: expression.to_owned(),
             total: outcome.total(),
             markdown: outcome.render_markdown(),
             text: outcome.render_plain(),
@@ -151,7 +157,18 @@ impl Operation for RollOp {
             check: outcome.check(),
             private: outcome.is_private(),
             outcome,
-        }))
+        }
+    }
+
+    /// The Discord text: the rendered roll with a critical or fumble noted.
+    pub fn render(&self) -> String {
+        let mut text = self.markdown.clone();
+        if self.critical {
+            text.push_str("\n**Critical!** (natural 20)");
+        } else if self.fumble {
+            text.push_str("\n*Fumble.* (natural 1)");
+        }
+        text
     }
 }
 
@@ -528,4 +545,35 @@ pub async fn set_tracker_message(
         }
     }
     Err(RollsError::Contention { key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_seed(expression: &str, wanted: impl Fn(&dice::Outcome) -> bool) -> RollModel {
+        (0..10_000)
+            .map(|seed| dice::roll(expression, &mut dice::Rng::seeded(seed)).expect("roll"))
+            .find(|o| wanted(o))
+            .map(|o| RollModel::new(expression, o))
+            .expect("a seed gives it")
+    }
+
+    #[test]
+    fn criticals_and_fumbles_are_noted() {
+        let crit = first_seed("1d20+3", dice::Outcome::is_critical);
+        assert!(
+            crit.render().ends_with("**Critical!** (natural 20)"),
+            "{}",
+            crit.render()
+        );
+        let fumble = first_seed("1d20+3", dice::Outcome::is_fumble);
+        assert!(
+            fumble.render().ends_with("*Fumble.* (natural 1)"),
+            "{}",
+            fumble.render()
+        );
+        let plain = first_seed("1d20", |o| !o.is_critical() && !o.is_fumble());
+        assert_eq!(plain.render(), plain.markdown);
+    }
 }

@@ -154,3 +154,40 @@ fn cloud_urls_are_refused_without_leaking_credentials() {
     assert!(!err.contains("SECRET"), "{err}");
     assert!(!format!("{config:?}").contains("SECRET"));
 }
+
+#[tokio::test]
+async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
+    discord::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("dir");
+    let discord = discord::Discord::new(&discord::DiscordConfig::new(
+        "token",
+        Some("127.0.0.1:9".to_owned()),
+    ));
+    let a = TestRedis::start().await;
+    let ra = a.connect().await;
+    seed(&ra).await;
+    let feature = rolls::feature(ra.clone(), discord.clone(), RollsConfig::new(dir.path()));
+    assert_eq!(feature.name, "rolls");
+    let names: Vec<&str> = feature
+        .commands
+        .iter()
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["roll", "odds", "init", "character", "stats", "help"]
+    );
+    assert_eq!(feature.components.as_ref().map(|(p, _)| *p), Some("rolls"));
+    let job = &feature.jobs[0];
+    assert_eq!(job.name, "rolls-sync");
+    assert_eq!(job.every, std::time::Duration::from_secs(3600));
+    assert!(job.on_shutdown);
+    (job.run)().await.expect("snapshot job");
+
+    let b = TestRedis::start().await;
+    let rb = b.connect().await;
+    let fresh = rolls::feature(rb.clone(), discord, RollsConfig::new(dir.path()));
+    (fresh.startup.expect("startup"))().await.expect("restore");
+    assert_eq!(get(&rb, "user_42").await, get(&ra, "user_42").await);
+    assert_eq!(get(&rb, "c_roll").await.as_deref(), Some("1"));
+}

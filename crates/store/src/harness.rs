@@ -65,8 +65,13 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts `redis-server` (from `PATH`, or `TAVERN_REDIS_SERVER`) on a free port.
     pub async fn start() -> TestRedis {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `redis-server` arguments (e.g. `--cluster-enabled yes`).
+    pub async fn start_with(extra: &[&str]) -> TestRedis {
         for _ in 0..5 {
-            if let Some(redis) = Self::try_start_on(free_port()) {
+            if let Some(redis) = Self::try_start_on(free_port(), extra) {
                 return redis;
             }
         }
@@ -75,11 +80,11 @@ impl TestRedis {
 
     /// Starts on a given port; used to bring a server up where the app already expects it.
     pub async fn start_on(port: u16) -> TestRedis {
-        Self::try_start_on(port)
+        Self::try_start_on(port, &[])
             .unwrap_or_else(|| panic!("redis-server could not listen on {port}"))
     }
 
-    fn try_start_on(port: u16) -> Option<TestRedis> {
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<TestRedis> {
         let dir = tempfile::tempdir().expect("temp dir for redis");
         let binary = std::env::var("TAVERN_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut child = Command::new(&binary)
@@ -87,6 +92,7 @@ impl TestRedis {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -233,6 +233,7 @@ impl Running {
 
 /// The features Tavern runs. One line per feature.
 pub fn features(
+    config: &Config,
     redis: &Redis,
     postgres: &Postgres,
     discord: &discord::Discord,
@@ -241,12 +242,18 @@ pub fn features(
     let _ = postgres;
     vec![
         crate::core::feature(discord.clone(), gateway.clone()),
+        rolls::feature(redis.clone(), discord.clone(), rolls_config(config)),
         drinking::feature(
             redis.clone(),
             discord.clone(),
             drinking::DrinkingConfig::default(),
         ),
     ]
+}
+
+/// The rolls feature's settings, from Tavern's configuration.
+pub fn rolls_config(config: &Config) -> rolls::RollsConfig {
+    rolls::RollsConfig::new(&config.data_dir)
 }
 
 /// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.
@@ -305,13 +312,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let (Some(sim), Some(demo)) = (&sim, &demo) {
         extra.push(web::sandbox::routes(sim.clone(), demo.clone()));
     }
-    let app = web::router(state, extra);
+    let late = web::LateRoutes::default();
+    let app = web::router(state, extra, late.clone());
     let stop = shutdown.clone();
     let http = tokio::spawn(async move {
         web::serve(http_listener, app, async move { stop.cancelled().await }).await
     });
 
-    let main = tokio::spawn(run(config, bot_config, health, shutdown.clone()));
+    let main = tokio::spawn(run(config, bot_config, health, late, shutdown.clone()));
     Ok(Running {
         http_addr,
         metrics_addr,
@@ -327,6 +335,7 @@ async fn run(
     config: Config,
     bot_config: BotConfig,
     health: Arc<Health>,
+    late: web::LateRoutes,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let redis_url = config.redis_url.clone();
@@ -357,7 +366,7 @@ async fn run(
     let discord = discord::Discord::new(&bot_config.rest);
     let gateway = GatewayStatus::default();
     let _ = health.gateway.set(gateway.clone());
-    let mut features = features(&redis, &postgres, &discord, &gateway);
+    let mut features = features(&config, &redis, &postgres, &discord, &gateway);
     for feature in &features {
         if let Some(startup) = &feature.startup {
             tracing::info!(feature = feature.name, "running start-up work");
@@ -370,6 +379,13 @@ async fn run(
         .iter_mut()
         .flat_map(|f| std::mem::take(&mut f.jobs))
         .collect();
+    let mut routes = axum::Router::new();
+    for feature in &mut features {
+        if let Some(r) = feature.routes.take() {
+            routes = routes.merge(r);
+        }
+    }
+    late.set(routes);
     let (router, events) =
         feature::route(discord.clone(), &mut features).context("routing feature commands")?;
     let bot = Bot::new(bot_config, router, events).with_status(gateway);

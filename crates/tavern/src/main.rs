@@ -34,6 +34,13 @@ enum Command {
     Roll(roll_cmd::RollArgs),
     /// The odds of a dice expression: mean, range, percentiles, chance of success.
     Odds(roll_cmd::OddsArgs),
+    /// One round of the rolls sync: restore from object storage where it is newer than
+    /// Redis, then snapshot Redis to it. `tavern serve` does this hourly and at shutdown.
+    Sync {
+        /// Run one round and exit (the only mode; the schedule lives in `tavern serve`).
+        #[arg(long)]
+        once: bool,
+    },
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -135,7 +142,13 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
     let discord = discord::Discord::new(&discord::DiscordConfig::new("unused-by-check", None));
-    let features = tavern::app::features(&redis, &pg, &discord, &discord::GatewayStatus::default());
+    let features = tavern::app::features(
+        &config,
+        &redis,
+        &pg,
+        &discord,
+        &discord::GatewayStatus::default(),
+    );
     let mut problems = 0usize;
     for feature in &features {
         for check in &feature.checks {
@@ -156,6 +169,21 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
         println!("{problems} inconsistencies found");
         Ok(ExitCode::from(1))
     }
+}
+
+async fn sync(config: Config, once: bool) -> anyhow::Result<ExitCode> {
+    if !once {
+        eprintln!(
+            "tavern: sync runs inside `tavern serve`; use `tavern sync --once` for one round"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let redis = store::Redis::connect(config.redis_url.expose())
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
+    let report = rolls::sync_once(&redis, &tavern::app::rolls_config(&config)).await?;
+    println!("{report:?}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -187,6 +215,7 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
+            Command::Sync { once } => sync(config, once).await,
             Command::Bench(Bench::Interactions { rate, seconds }) => {
                 tavern::bench::interactions(rate, seconds)
                     .await

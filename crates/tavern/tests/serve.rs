@@ -219,3 +219,40 @@ async fn sigterm_stops_the_binary_cleanly() {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn feature_routes_are_served_and_roll_works_end_to_end() {
+    let app = spawn_app().await;
+    let demo = app.demo().clone();
+    let rolled: serde_json::Value = app
+        .http
+        .get(app.url(&format!(
+            "/api/rolls/roll?user={}&expression=2d6%2B3",
+            demo.alice.get()
+        )))
+        .send()
+        .await
+        .expect("rest roll")
+        .json()
+        .await
+        .expect("json");
+    let total = rolled["total"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a total in {rolled}"));
+    assert!((5..=15).contains(&total), "{rolled}");
+
+    let roll = app
+        .sim()
+        .run_command(
+            demo.bob,
+            demo.dice,
+            "roll",
+            json!([{"name": "expression", "value": "1d20+5"}]),
+        )
+        .expect("dispatch");
+    let reply = roll
+        .response(Duration::from_secs(5))
+        .await
+        .expect("callback");
+    assert!(reply.content.unwrap_or_default().contains("1d20"));
+}

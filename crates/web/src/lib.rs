@@ -85,8 +85,45 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The whole site: health, readiness, metrics, plus `extra` (sandbox, feature routes).
-pub fn router(state: AppState, extra: Vec<Router>) -> Router {
+/// Routes that exist only once Tavern has started (the features' routes): the server
+/// listens before the stores are reachable, so until [`LateRoutes::set`] is called those
+/// paths answer 503 with a JSON error instead of 404.
+#[derive(Clone, Default)]
+pub struct LateRoutes(Arc<std::sync::OnceLock<Router>>);
+
+impl std::fmt::Debug for LateRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateRoutes")
+            .field("set", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl LateRoutes {
+    /// Installs the routes; a second call is ignored.
+    pub fn set(&self, routes: Router) {
+        let _ = self.0.set(routes);
+    }
+
+    async fn serve(self, request: axum::extract::Request) -> Response {
+        use tower::ServiceExt as _;
+        match self.0.get() {
+            Some(routes) => match routes.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"error": "Tavern is starting; try again shortly"})),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The whole site: health, readiness, metrics, plus `extra` (the sandbox console), with
+/// every other path handed to `late` (the features' routes).
+pub fn router(state: AppState, extra: Vec<Router>, late: LateRoutes) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -95,7 +132,8 @@ pub fn router(state: AppState, extra: Vec<Router>) -> Router {
     for routes in extra {
         app = app.merge(routes);
     }
-    app.layer(tower_http::trace::TraceLayer::new_for_http())
+    app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
