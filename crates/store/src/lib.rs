@@ -28,6 +28,10 @@ pub use postgres::{FeatureMigrations, Postgres};
 pub use redis_conn::{Redis, RedisConn};
 pub use writes::Writes;
 
+/// Re-exported so feature crates name one version of the client libraries.
+pub use redis;
+pub use sqlx;
+
 /// A connection URL with its password (if any) replaced by `***`, for logs and `Debug`.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -70,7 +74,3 @@ mod tests {
         );
     }
 }
-
-/// Re-exported so feature crates name one version of the client libraries.
-pub use redis;
-pub use sqlx;

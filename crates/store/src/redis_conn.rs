@@ -262,10 +262,10 @@ impl Redis {
             }
             tracing::debug!(?keys, attempt, "watched key changed; retrying transaction");
         }
-        if let (Some(single), Dedicated::Single { idle, .. }) = (single, self.dedicated.as_ref()) {
-            if let Ok(mut idle) = idle.lock() {
-                idle.push(single);
-            }
+        if let (Some(single), Dedicated::Single { idle, .. }) = (single, self.dedicated.as_ref())
+            && let Ok(mut idle) = idle.lock()
+        {
+            idle.push(single);
         }
         result
     }

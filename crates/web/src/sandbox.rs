@@ -49,11 +49,20 @@ fn bad_request(message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn parse_id(raw: &str, what: &str) -> Result<Snowflake, Response> {
+/// A malformed id in a request: answered 400 with what was wrong.
+struct BadId(String);
+
+impl IntoResponse for BadId {
+    fn into_response(self) -> Response {
+        bad_request(self.0)
+    }
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Snowflake, BadId> {
     raw.trim()
         .parse::<u64>()
         .map(Snowflake::new)
-        .map_err(|_| bad_request(format!("`{raw}` is not a {what} id")))
+        .map_err(|_| BadId(format!("`{raw}` is not a {what} id")))
 }
 
 #[derive(Serialize)]
@@ -183,7 +192,7 @@ async fn messages(
 ) -> Response {
     let channel = match parse_id(&channel, "channel") {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let viewer = match query
         .user
@@ -192,7 +201,7 @@ async fn messages(
         .transpose()
     {
         Ok(v) => v.unwrap_or(console.demo.demo_player),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if console.sim.channel(channel).is_none() {
         return (
@@ -245,7 +254,7 @@ struct ClickBody {
     values: Vec<String>,
 }
 
-fn actor(console: &Console, user: Option<&str>) -> Result<Snowflake, Response> {
+fn actor(console: &Console, user: Option<&str>) -> Result<Snowflake, BadId> {
     match user {
         Some(u) => parse_id(u, "user"),
         None => Ok(console.demo.demo_player),
@@ -270,7 +279,7 @@ async fn command(State(console): State<Console>, Json(body): Json<CommandBody>) 
         actor(&console, body.user.as_deref()),
     ) {
         (Ok(c), Ok(u)) => (c, u),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let commands: Vec<(String, Vec<Value>)> = console
         .sim
@@ -311,7 +320,7 @@ async fn component(console: Console, body: ClickBody, is_select: bool) -> Respon
     );
     let (channel, message, user) = match ids {
         (Ok(c), Ok(m), Ok(u)) => (c, m, u),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
     };
     let result = if is_select {
         console

@@ -39,10 +39,10 @@ impl TestApp {
 pub async fn wait_ready(http: &reqwest::Client, url: &str, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
