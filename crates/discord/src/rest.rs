@@ -24,6 +24,9 @@ pub struct DiscordConfig {
     pub max_retries: u32,
     /// First backoff after a 5xx; doubles each retry.
     pub base_backoff: Duration,
+    /// Requests per second allowed across all routes (interaction callbacks are exempt).
+    /// Discord's default is 50; large bots are granted more on request.
+    pub global_rate_limit: u16,
 }
 
 impl std::fmt::Debug for DiscordConfig {
@@ -33,6 +36,7 @@ impl std::fmt::Debug for DiscordConfig {
             .field("api", &self.api)
             .field("max_retries", &self.max_retries)
             .field("base_backoff", &self.base_backoff)
+            .field("global_rate_limit", &self.global_rate_limit)
             .finish()
     }
 }
@@ -44,6 +48,7 @@ impl DiscordConfig {
             api,
             max_retries: 4,
             base_backoff: Duration::from_millis(200),
+            global_rate_limit: 50,
         }
     }
 }
@@ -120,7 +125,10 @@ impl std::fmt::Debug for Discord {
 pub(crate) fn http_client(config: &DiscordConfig) -> twilight_http::Client {
     let mut builder = twilight_http::Client::builder()
         .token(config.token.clone())
-        .timeout(Duration::from_secs(10));
+        .timeout(Duration::from_secs(10))
+        .ratelimiter(Some(twilight_http_ratelimiting::RateLimiter::new(
+            config.global_rate_limit.max(1),
+        )));
     if let Some(api) = &config.api {
         builder = builder.proxy(api.clone(), true);
     }

@@ -186,7 +186,7 @@ async fn drinking_game(
             break id;
         }
         anyhow::ensure!(Instant::now() < deadline, "Roll never offered");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     for player in players {
         press(player, &roll).await?;
@@ -201,7 +201,7 @@ async fn drinking_game(
             break id;
         }
         anyhow::ensure!(Instant::now() < deadline, "Pay never offered");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     press(players[0], &pay).await?;
     Ok(latencies)
@@ -209,7 +209,11 @@ async fn drinking_game(
 
 /// Runs `games` drinking games at once through discord-sim against the Redis at
 /// `redis_url`, three players each, and prints presses per second and latency.
-pub async fn drinking(redis_url: &str, games: usize) -> anyhow::Result<()> {
+///
+/// Every press edits the public game message in the background; at Discord's default
+/// global limit of 50 requests/s, 500 games' edits would queue for over a minute, so
+/// `global_rate_limit` sets the limit the bot assumes (a large bot's raised limit).
+pub async fn drinking(redis_url: &str, games: usize, global_rate_limit: u16) -> anyhow::Result<()> {
     use drinking::schema::PlayerId;
     discord::install_crypto_provider();
     let redis = store::Redis::connect(redis_url)
@@ -236,7 +240,8 @@ pub async fn drinking(redis_url: &str, games: usize) -> anyhow::Result<()> {
         }
         tables.push((channel, players));
     }
-    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let mut config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    config.rest.global_rate_limit = global_rate_limit;
     let discord = TestBot::discord_for(&config);
     let game = drinking::Drinking::new(
         redis,

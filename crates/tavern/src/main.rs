@@ -59,6 +59,9 @@ enum Bench {
     Drinking {
         #[arg(long, default_value_t = 500)]
         games: usize,
+        /// REST requests per second the bot allows itself (Discord's default is 50).
+        #[arg(long, default_value_t = 50)]
+        global_rate_limit: u16,
     },
 }
 
@@ -221,11 +224,12 @@ fn main() -> ExitCode {
                     .await
                     .map(|()| ExitCode::SUCCESS)
             }
-            Command::Bench(Bench::Drinking { games }) => {
-                tavern::bench::drinking(config.redis_url.expose(), games)
-                    .await
-                    .map(|()| ExitCode::SUCCESS)
-            }
+            Command::Bench(Bench::Drinking {
+                games,
+                global_rate_limit,
+            }) => tavern::bench::drinking(config.redis_url.expose(), games, global_rate_limit)
+                .await
+                .map(|()| ExitCode::SUCCESS),
         }
     });
     finish(result)
