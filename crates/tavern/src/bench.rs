@@ -137,14 +137,37 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A player's "thinking time" before each press: spread deterministically over
+/// `0..max` by game and step, so games interleave as real tables do instead of every
+/// table pressing in the same millisecond.
+#[derive(Clone, Copy)]
+struct Think {
+    game: u64,
+    max_ms: u64,
+}
+
+impl Think {
+    async fn pause(self, step: u64) {
+        if self.max_ms == 0 {
+            return;
+        }
+        let spread = (self.game.wrapping_mul(7919) ^ step.wrapping_mul(104_729))
+            .wrapping_mul(2_654_435_761)
+            % self.max_ms;
+        tokio::time::sleep(Duration::from_millis(spread)).await;
+    }
+}
+
 /// One game of the drinking benchmark: start, two joins, begin, three rolls, one pay.
 /// Returns the dispatch->callback latency of each button press.
 async fn drinking_game(
     sim: discord_sim::Sim,
     channel: discord_sim::Snowflake,
     players: [discord_sim::Snowflake; 3],
+    think: Think,
 ) -> anyhow::Result<Vec<Duration>> {
     let wait = Duration::from_secs(20);
+    think.pause(0).await;
     let start = sim
         .run_command(
             players[0],
@@ -166,7 +189,10 @@ async fn drinking_game(
     let join = id_of("Join", &start.components).context("Join button")?;
     let begin = id_of("Begin", &start.components).context("Begin button")?;
     let mut latencies = Vec::with_capacity(7);
+    let mut step = 0u64;
     let mut press = async |user, custom_id: &str| -> anyhow::Result<()> {
+        step += 1;
+        think.pause(step).await;
         let i = sim.click_button(user, channel, message, custom_id)?;
         let reply = i.response(wait).await?;
         latencies.push(reply.callback_at.duration_since(i.dispatched_at));
@@ -213,7 +239,13 @@ async fn drinking_game(
 /// Every press edits the public game message in the background; at Discord's default
 /// global limit of 50 requests/s, 500 games' edits would queue for over a minute, so
 /// `global_rate_limit` sets the limit the bot assumes (a large bot's raised limit).
-pub async fn drinking(redis_url: &str, games: usize, global_rate_limit: u16) -> anyhow::Result<()> {
+/// `think_ms` is the most a player waits before a press (0: every table presses at once).
+pub async fn drinking(
+    redis_url: &str,
+    games: usize,
+    global_rate_limit: u16,
+    think_ms: u64,
+) -> anyhow::Result<()> {
     use drinking::schema::PlayerId;
     discord::install_crypto_provider();
     let redis = store::Redis::connect(redis_url)
@@ -260,8 +292,12 @@ pub async fn drinking(redis_url: &str, games: usize, global_rate_limit: u16) -> 
     let cpu_before = process_cpu();
     let started = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
-    for (channel, players) in tables {
-        runs.spawn(drinking_game(sim.clone(), channel, players));
+    for (g, (channel, players)) in tables.into_iter().enumerate() {
+        let think = Think {
+            game: g as u64,
+            max_ms: think_ms,
+        };
+        runs.spawn(drinking_game(sim.clone(), channel, players, think));
     }
     let mut latencies = Vec::new();
     let mut failed = 0usize;
@@ -286,7 +322,7 @@ pub async fn drinking(redis_url: &str, games: usize, global_rate_limit: u16) -> 
     let presses = latencies.len();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "drinking game through discord-sim with real Redis ({games} games at once, 3 players, 7 presses each)"
+        "drinking game through discord-sim with real Redis ({games} games at once, 3 players, 7 presses each, think time up to {think_ms} ms, global REST limit {global_rate_limit}/s)"
     );
     println!(
         "  games completed    {} ({} failed)",

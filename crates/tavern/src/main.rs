@@ -62,6 +62,9 @@ enum Bench {
         /// REST requests per second the bot allows itself (Discord's default is 50).
         #[arg(long, default_value_t = 50)]
         global_rate_limit: u16,
+        /// Longest pause of a player before a press, in ms (0: all tables press at once).
+        #[arg(long, default_value_t = 2000)]
+        think_ms: u64,
     },
 }
 
@@ -227,9 +230,15 @@ fn main() -> ExitCode {
             Command::Bench(Bench::Drinking {
                 games,
                 global_rate_limit,
-            }) => tavern::bench::drinking(config.redis_url.expose(), games, global_rate_limit)
-                .await
-                .map(|()| ExitCode::SUCCESS),
+                think_ms,
+            }) => tavern::bench::drinking(
+                config.redis_url.expose(),
+                games,
+                global_rate_limit,
+                think_ms,
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
         }
     });
     finish(result)
