@@ -93,27 +93,7 @@ impl Repo {
 
     /// Every key matching `pattern` (SCAN, so Redis is never blocked by `KEYS`).
     pub async fn scan(&self, pattern: &str) -> Result<Vec<String>, RollsError> {
-        let mut conn = self.redis.conn();
-        let mut cursor: u64 = 0;
-        let mut out = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            out.extend(keys);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        Ok(self.redis.scan(pattern).await?)
     }
 }
 
