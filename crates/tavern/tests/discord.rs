@@ -83,16 +83,21 @@ impl discord::EventHandler for Recorder {
     }
 }
 
-async fn start(
-    sim_config_override: Option<SimConfig>,
-) -> (Sim, discord_sim::Demo, TestBot, Arc<AtomicUsize>) {
+/// A sim with the demo guild and a bot running `features`, ready.
+async fn start_with(features: Vec<Feature>) -> (Sim, discord_sim::Demo, TestBot) {
     discord::install_crypto_provider();
-    let sim = Sim::start(sim_config_override.unwrap_or_default()).expect("sim");
+    let sim = Sim::start(SimConfig::default()).expect("sim");
     let demo = sim.seed_demo();
     let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
     let discord = TestBot::discord_for(&config);
+    let bot = TestBot::start(config, discord, features).await;
+    (sim, demo, bot)
+}
+
+/// [`start_with`] the test feature, once its two commands are registered.
+async fn start() -> (Sim, discord_sim::Demo, TestBot, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    let bot = TestBot::start(config, discord, vec![test_feature(Arc::clone(&calls))]).await;
+    let (sim, demo, bot) = start_with(vec![test_feature(Arc::clone(&calls))]).await;
     // Commands are registered right after READY.
     let deadline = Instant::now() + WAIT;
     while sim.registered_commands().len() < 2 {
@@ -104,7 +109,7 @@ async fn start(
 
 #[tokio::test]
 async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let names: Vec<String> = sim
         .registered_commands()
         .into_iter()
@@ -133,7 +138,7 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
 
 #[tokio::test]
 async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let i = sim
         .run_command(
             demo.alice,
@@ -161,7 +166,7 @@ async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
 
 #[tokio::test]
 async fn a_refusal_is_shown_privately_to_the_user() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let i = sim
         .run_command(
             demo.alice,
@@ -178,7 +183,7 @@ async fn a_refusal_is_shown_privately_to_the_user() {
 
 #[tokio::test]
 async fn a_slow_handler_is_deferred_then_its_answer_edits_the_original() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let i = sim
         .run_command(
             demo.alice,
@@ -211,7 +216,7 @@ async fn a_slow_handler_is_deferred_then_its_answer_edits_the_original() {
 
 #[tokio::test]
 async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answered_once() {
-    let (sim, demo, bot, calls) = start(None).await;
+    let (sim, demo, bot, calls) = start().await;
     // One interaction in flight (its handler takes 600 ms) when the connection drops.
     let in_flight = sim
         .run_command(
@@ -260,7 +265,7 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
 
 #[tokio::test]
 async fn a_429_waits_retry_after_and_posts_once() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(
         RouteMatch::new("POST", route.clone()),
@@ -306,7 +311,7 @@ async fn a_429_waits_retry_after_and_posts_once() {
 
 #[tokio::test]
 async fn a_5xx_is_retried_with_backoff_and_a_404_is_not() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(
         RouteMatch::new("POST", route.clone()),
@@ -361,7 +366,7 @@ async fn a_5xx_is_retried_with_backoff_and_a_404_is_not() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_with_an_error() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(RouteMatch::new("POST", route), Fault::Status(503), 100);
     let error = bot
@@ -375,7 +380,7 @@ async fn persistent_5xx_gives_up_with_an_error() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_interactions() {
-    let (sim, demo, bot, _) = start(None).await;
+    let (sim, demo, bot, _) = start().await;
     let i = sim
         .run_command(
             demo.alice,
@@ -400,17 +405,12 @@ async fn shutdown_finishes_in_flight_interactions() {
 
 #[tokio::test]
 async fn gateway_events_fan_out_to_feature_event_handlers() {
-    discord::install_crypto_provider();
-    let sim = Sim::start(SimConfig::default()).expect("sim");
-    let demo = sim.seed_demo();
-    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
-    let discord = TestBot::discord_for(&config);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut first = Feature::new("first");
     first.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
     let mut second = Feature::new("second");
     second.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
-    let bot = TestBot::start(config, discord, vec![first, second]).await;
+    let (sim, demo, bot) = start_with(vec![first, second]).await;
 
     sim.post_user_message(
         demo.general,
