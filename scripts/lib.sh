@@ -23,3 +23,27 @@ pg_bindir() {
 as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+# Where test tools that Debian does not package are installed (reused across runs).
+TAVERN_TOOLS_DIR="${TAVERN_TOOLS_DIR:-/var/tmp/tavern-tools}"
+MOTO_VERSION=5.2.5
+AZURITE_VERSION=3.35.0
+
+# The object-storage fakes for the rolls sync tests: moto's S3 server (PyPI, in a venv)
+# and Azurite's Blob service (npm). Skipped when the pinned versions are already there.
+ensure_object_store_fakes() {
+  local venv="$TAVERN_TOOLS_DIR/venv" npm_dir="$TAVERN_TOOLS_DIR/npm"
+  if ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+    echo "==> installing moto $MOTO_VERSION (S3 for tests) into $venv"
+    command -v python3 >/dev/null || ensure_packages python3
+    python3 -m venv "$venv" 2>/dev/null || { ensure_packages python3-venv; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  if ! grep -qs "\"version\": \"$AZURITE_VERSION\"" "$npm_dir/node_modules/azurite/package.json"; then
+    echo "==> installing Azurite $AZURITE_VERSION (Azure Blob for tests) into $npm_dir"
+    command -v npm >/dev/null || ensure_packages nodejs npm
+    mkdir -p "$npm_dir"
+    npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+  fi
+  export TAVERN_TOOLS_DIR
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, step 2: run every test. Installs what the tests need (Redis, PostgreSQL,
-# Chromium and ChromeDriver for the browser tests); the tests start their own servers on
-# free loopback ports, so nothing else needs to be running.
+# Chromium and ChromeDriver for the browser tests, moto and Azurite as S3 and Azure Blob
+# for the sync tests); the tests start their own servers on free loopback ports, so
+# nothing else needs to be running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -12,6 +13,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+
+ensure_object_store_fakes
 
 export TAVERN_PG_BINDIR="${TAVERN_PG_BINDIR:-$(pg_bindir)}"
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -34,8 +34,8 @@ pub enum RollsError {
     ObjectStore(#[from] object_store::Error),
     #[error("snapshot `{path}` is not valid: {reason}")]
     BadSnapshot { path: String, reason: String },
-    #[error("object store url `{0}` is not supported by this build (only file:// and plain paths)")]
-    UnsupportedStore(String),
+    #[error("object store setting `{key}`: {reason}")]
+    BadStoreOption { key: String, reason: String },
 }
 
 impl RollsError {

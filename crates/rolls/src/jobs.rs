@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 use redis::AsyncCommands;
@@ -31,6 +30,7 @@ use crate::schema::{
     self, COUNTER_PREFIX, COUNTERS_UPDATED_TIME, INIT_PREFIX, KeyKind, USER_PREFIX,
 };
 use crate::store::Repo;
+use crate::sync_target::SyncTarget;
 
 /// Folder of the snapshot objects inside the store.
 const FOLDER: &str = "rolls";
@@ -67,33 +67,12 @@ pub struct SyncReport {
     pub kept: usize,
 }
 
-/// Opens the configured object store: `object_store_url` if set, else a local folder
+/// Opens the configured object store: `sync_target` if set, else a local folder
 /// `{data_dir}/rolls-sync`.
 pub fn open_store(config: &RollsConfig) -> Result<Arc<dyn ObjectStore>, RollsError> {
-    let dir = match config.object_store_url.as_deref() {
-        None => config.data_dir.join("rolls-sync"),
-        Some(url) => match url.strip_prefix("file://") {
-            Some(path) => path.into(),
-            None if !url.contains("://") => url.into(),
-            None => return Err(RollsError::UnsupportedStore(redact(url))),
-        },
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| RollsError::BadSnapshot {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?))
-}
-
-/// The scheme and host of a URL only (no credentials in errors or logs).
-pub(crate) fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            let host = host.split('/').next().unwrap_or_default();
-            format!("{scheme}://{host}/…")
-        }
-        None => "…".to_owned(),
+    match &config.sync_target {
+        Some(target) => target.open(&config.store_options),
+        None => SyncTarget::local(config.data_dir.join("rolls-sync")).open(&config.store_options),
     }
 }
 

@@ -54,6 +54,7 @@ pub mod jobs;
 pub mod ops;
 pub mod schema;
 pub mod store;
+pub mod sync_target;
 pub mod web;
 
 use std::path::PathBuf;
@@ -62,16 +63,18 @@ use std::time::Duration;
 
 pub use error::RollsError;
 pub use jobs::{SyncReport, sync_once};
+pub use sync_target::{BadSyncTarget, StoreOptions, SyncTarget};
 
 /// How the feature is configured.
 #[derive(Clone)]
 pub struct RollsConfig {
     /// Tavern's data directory; the default sync target is `{data_dir}/rolls-sync`.
     pub data_dir: PathBuf,
-    /// Where snapshots go instead of the local folder. `file:///path` or a plain path
-    /// work in this build; `s3://bucket` and `az://container` need `object_store`'s
-    /// `aws` / `azure` features (left off for build time) and are refused for now.
-    pub object_store_url: Option<String>,
+    /// Where snapshots go instead of `{data_dir}/rolls-sync`: a folder, an S3 bucket or
+    /// an Azure container (see [`SyncTarget`]).
+    pub sync_target: Option<SyncTarget>,
+    /// Object-store settings over the environment's (endpoint, credentials, …).
+    pub store_options: StoreOptions,
     /// Snapshot period (the seed: hourly).
     pub sync_every: Duration,
 }
@@ -81,7 +84,8 @@ impl RollsConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> RollsConfig {
         RollsConfig {
             data_dir: data_dir.into(),
-            object_store_url: None,
+            sync_target: None,
+            store_options: StoreOptions::default(),
             sync_every: Duration::from_secs(60 * 60),
         }
     }
@@ -91,10 +95,8 @@ impl std::fmt::Debug for RollsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RollsConfig")
             .field("data_dir", &self.data_dir)
-            .field(
-                "object_store_url",
-                &self.object_store_url.as_deref().map(jobs::redact),
-            )
+            .field("sync_target", &self.sync_target)
+            .field("store_options", &self.store_options)
             .field("sync_every", &self.sync_every)
             .finish()
     }

@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 
 use crate::{Postgres, Redis};
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+mod object_stores;
+pub use object_stores::{AZURITE_ACCOUNT, AZURITE_KEY, TestAzurite, TestS3};
+
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free TCP port on 127.0.0.1 (free when this returns; a server started on it right
 /// away almost always gets it, and the starters here retry when it does not).
@@ -32,7 +35,7 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port on 127.0.0.1")
 }
 
-fn wait_for_port(port: u16, child: &mut Child, what: &str) -> bool {
+pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str) -> bool {
     let deadline = Instant::now() + START_TIMEOUT;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {

@@ -13,7 +13,8 @@
 //!   together).
 //! - [`Postgres`]: a sqlx pool plus per-feature migrations, each feature in its own
 //!   PostgreSQL schema.
-//! - `harness` (feature `harness`): real `redis-server` and PostgreSQL processes for tests.
+//! - `harness` (feature `harness`): real `redis-server`, PostgreSQL, S3 and Azure Blob
+//!   servers for tests.
 
 mod error;
 #[cfg(feature = "harness")]

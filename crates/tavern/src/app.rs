@@ -253,7 +253,9 @@ pub fn features(
 
 /// The rolls feature's settings, from Tavern's configuration.
 pub fn rolls_config(config: &Config) -> rolls::RollsConfig {
-    rolls::RollsConfig::new(&config.data_dir)
+    let mut rolls = rolls::RollsConfig::new(&config.data_dir);
+    rolls.sync_target = config.rolls_sync_url.clone();
+    rolls
 }
 
 /// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.

@@ -70,6 +70,9 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Where local state lives (object-store snapshots, sandbox data).
     pub data_dir: PathBuf,
+    /// Where the rolls sync keeps its snapshots; `None`: `{data_dir}/rolls-sync`.
+    /// Credentials come from the cloud's own environment variables (`AWS_*`, `AZURE_*`).
+    pub rolls_sync_url: Option<rolls::SyncTarget>,
     pub log_format: LogFormat,
 }
 
@@ -99,6 +102,7 @@ const KEYS: &[(&str, &str)] = &[
     ("http_addr", "TAVERN_HTTP_ADDR"),
     ("metrics_addr", "TAVERN_METRICS_ADDR"),
     ("data_dir", "TAVERN_DATA_DIR"),
+    ("rolls_sync_url", "TAVERN_ROLLS_SYNC_URL"),
     ("log_format", "TAVERN_LOG_FORMAT"),
 ];
 
@@ -289,6 +293,17 @@ impl Config {
             .get("data_dir")
             .map(|(_, v)| PathBuf::from(v.trim()))
             .unwrap_or_else(|| PathBuf::from(".tavern"));
+        let rolls_sync_url = raw
+            .get("rolls_sync_url")
+            .map(|(src, v)| {
+                rolls::SyncTarget::parse(v).map_err(|e| {
+                    err(
+                        src,
+                        format!("{e} (a folder, file:///path, s3://bucket/prefix or az://container/prefix)"),
+                    )
+                })
+            })
+            .transpose()?;
         let log_format = match raw.get("log_format") {
             None => LogFormat::Text,
             Some((_, "text")) => LogFormat::Text,
@@ -316,6 +331,7 @@ impl Config {
             http_addr,
             metrics_addr,
             data_dir,
+            rolls_sync_url,
             log_format,
         })
     }
@@ -382,6 +398,15 @@ mod tests {
         let e =
             Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADR", "1")])).expect_err("typo");
         assert_eq!(e.key, "TAVERN_HTTP_ADR");
+
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_ROLLS_SYNC_URL", "gs://KEY:SECRET@bucket")]),
+        )
+        .expect_err("bad sync url");
+        assert_eq!(e.key, "TAVERN_ROLLS_SYNC_URL");
+        assert!(!e.problem.contains("SECRET"), "{e}");
 
         let e = Config::from_sources(Some("colour = \"red\""), None, &env(&[]))
             .expect_err("unknown key");

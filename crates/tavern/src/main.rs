@@ -187,8 +187,18 @@ async fn sync(config: Config, once: bool) -> anyhow::Result<ExitCode> {
     let redis = store::Redis::connect(config.redis_url.expose())
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
-    let report = rolls::sync_once(&redis, &tavern::app::rolls_config(&config)).await?;
-    println!("{report:?}");
+    let rolls = tavern::app::rolls_config(&config);
+    let target = rolls
+        .sync_target
+        .clone()
+        .unwrap_or_else(|| rolls::SyncTarget::local(rolls.data_dir.join("rolls-sync")));
+    let report = rolls::sync_once(&redis, &rolls)
+        .await
+        .with_context(|| format!("rolls sync with {target}"))?;
+    println!(
+        "rolls sync with {target}: {} restored, {} kept (Redis as new or newer), {} written",
+        report.restored, report.kept, report.written
+    );
     Ok(ExitCode::SUCCESS)
 }
 
