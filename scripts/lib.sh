@@ -25,15 +25,18 @@ as_pg() {
 }
 
 # Where test tools that Debian does not package are installed (reused across runs).
-TAVERN_TOOLS_DIR="${TAVERN_TOOLS_DIR:-/var/tmp/tavern-tools}"
+TAVERN_TEST_TOOLS_DIR="${TAVERN_TEST_TOOLS_DIR:-/var/tmp/tavern-tools}"
 MOTO_VERSION=5.2.5
 AZURITE_VERSION=3.35.0
 
 # The object-storage fakes for the rolls sync tests: moto's S3 server (PyPI, in a venv)
 # and Azurite's Blob service (npm). Skipped when the pinned versions are already there.
 ensure_object_store_fakes() {
-  local venv="$TAVERN_TOOLS_DIR/venv" npm_dir="$TAVERN_TOOLS_DIR/npm"
-  if ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+  local venv="$TAVERN_TEST_TOOLS_DIR/venv" npm_dir="$TAVERN_TEST_TOOLS_DIR/npm"
+  # (Read the whole answer first: `grep -q` closing the pipe early fails under pipefail.)
+  local installed
+  installed="$("$venv/bin/pip" show moto 2>/dev/null || true)"
+  if ! grep -qx "Version: $MOTO_VERSION" <<<"$installed"; then
     echo "==> installing moto $MOTO_VERSION (S3 for tests) into $venv"
     command -v python3 >/dev/null || ensure_packages python3
     python3 -m venv "$venv" 2>/dev/null || { ensure_packages python3-venv; python3 -m venv "$venv"; }
@@ -45,5 +48,5 @@ ensure_object_store_fakes() {
     mkdir -p "$npm_dir"
     npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
   fi
-  export TAVERN_TOOLS_DIR
+  export TAVERN_TEST_TOOLS_DIR
 }

@@ -108,6 +108,12 @@ impl GatewayState {
     /// Sends a dispatch to every session that should see it (right shard, intent
     /// granted). `intent == 0` means "always" (INTERACTION_CREATE). The payload is
     /// serialised once; only the envelope differs per session.
+    /// Whether any session would receive a dispatch for `guild` under `intent` (so a
+    /// caller can skip building a payload nobody gets).
+    pub fn wanted(&self, guild: Option<Snowflake>, intent: u64) -> bool {
+        self.sessions.values().any(|s| s.wants(guild, intent))
+    }
+
     pub fn dispatch(
         &mut self,
         event: &'static str,
@@ -115,7 +121,7 @@ impl GatewayState {
         intent: u64,
         data: &Value,
     ) {
-        if !self.sessions.values().any(|s| s.wants(guild, intent)) {
+        if !self.wanted(guild, intent) {
             tracing::trace!(event, "no gateway session wants this dispatch");
             return;
         }

@@ -839,6 +839,9 @@ impl State {
         } else {
             intents::DIRECT_MESSAGES
         };
+        if !self.gateway.wanted(guild, intent) {
+            return Ok(());
+        }
         let message = self.message(channel, id)?;
         let payload = self.message_json(message, true);
         self.gateway.dispatch(event, guild, intent, &payload);

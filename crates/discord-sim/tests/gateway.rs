@@ -324,7 +324,7 @@ async fn request_guild_members_answers_with_a_chunk() {
 #[tokio::test]
 async fn non_websocket_requests_off_the_api_get_404() {
     let sim = common::start();
-    let response = reqwest::get(format!("{}/?v=10&encoding=json", sim.http_url()))
+    let response = common::get(format!("{}/?v=10&encoding=json", sim.http_url()))
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);

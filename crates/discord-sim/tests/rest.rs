@@ -26,7 +26,7 @@ async fn auth_unknown_routes_and_error_shapes() {
     let demo = sim.seed_demo();
     let rest = Rest::new(&sim);
 
-    let no_auth = reqwest::get(format!("{}/users/@me", sim.api_url()))
+    let no_auth = common::get(format!("{}/users/@me", sim.api_url()))
         .await
         .unwrap();
     assert_eq!(no_auth.status().as_u16(), 401);
@@ -40,7 +40,7 @@ async fn auth_unknown_routes_and_error_shapes() {
     };
     assert_eq!(wrong.get("/users/@me").await.0, 401);
     // Gateway discovery needs no token.
-    let gateway = reqwest::get(format!("{}/gateway", sim.api_url()))
+    let gateway = common::get(format!("{}/gateway", sim.api_url()))
         .await
         .unwrap();
     assert_eq!(gateway.status().as_u16(), 200);
@@ -722,7 +722,7 @@ async fn attachments_are_stored_and_served() {
     assert_eq!(attachment["width"], 1280);
     let url = attachment["url"].as_str().unwrap();
     assert!(url.starts_with(&sim.http_url()));
-    let download = reqwest::get(url).await.unwrap();
+    let download = common::get(url).await.unwrap();
     assert_eq!(download.headers()["content-type"], "video/mp4");
     assert_eq!(
         download.bytes().await.unwrap().as_ref(),
@@ -745,7 +745,7 @@ async fn attachments_are_stored_and_served() {
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["content"], "the map");
     assert_eq!(created["attachments"][0]["filename"], "map.png");
-    let png = reqwest::get(created["attachments"][0]["url"].as_str().unwrap())
+    let png = common::get(created["attachments"][0]["url"].as_str().unwrap())
         .await
         .unwrap()
         .bytes()

@@ -8,6 +8,7 @@ use twilight_gateway::{
 };
 
 use crate::handler::EventHandler;
+use crate::model::EventKind;
 use crate::rest::{Discord, DiscordConfig};
 use crate::router::Router;
 use crate::wire;
@@ -118,14 +119,6 @@ impl Bot {
         self.router.discord()
     }
 
-    fn intents() -> Intents {
-        Intents::GUILDS
-            | Intents::GUILD_MEMBERS
-            | Intents::GUILD_MESSAGES
-            | Intents::MESSAGE_CONTENT
-            | Intents::DIRECT_MESSAGES
-    }
-
     async fn shard_count(&self) -> Result<u32, BotError> {
         if let Some(n) = self.config.shards {
             return Ok(n.max(1));
@@ -153,13 +146,15 @@ impl Bot {
         );
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..count {
-            let mut builder = ConfigBuilder::new(self.config.rest.token.clone(), Self::intents());
+            let mut builder =
+                ConfigBuilder::new(self.config.rest.token.clone(), intents(&self.events));
             if let Some(url) = &self.config.gateway {
                 builder = builder.proxy_url(url.clone());
             }
             let shard = Shard::with_config(ShardId::new(index, count), builder.build());
             let runner = ShardRunner {
                 router: Arc::clone(&self.router),
+                wanted: wanted_events(&self.events),
                 events: self.events.clone(),
                 status: self.status.clone(),
                 registered: Arc::clone(&self.registered),
@@ -176,8 +171,46 @@ impl Bot {
     }
 }
 
+/// The intents to ask for: `GUILDS` always, the rest only when a handler wants the
+/// events behind them, so Discord does not send (and the bot does not read) every message
+/// of every guild for nothing, and privileged intents are asked for only when used.
+fn intents(handlers: &[Arc<dyn EventHandler>]) -> Intents {
+    let mut intents = Intents::GUILDS;
+    for kind in handlers.iter().flat_map(|h| h.kinds().iter()) {
+        intents |= match kind {
+            EventKind::MessageCreate | EventKind::MessageUpdate | EventKind::MessageDelete => {
+                Intents::GUILD_MESSAGES | Intents::DIRECT_MESSAGES | Intents::MESSAGE_CONTENT
+            }
+            EventKind::GuildAvailable => Intents::GUILDS,
+            EventKind::MemberAdd => Intents::GUILD_MEMBERS,
+        };
+    }
+    intents
+}
+
+/// The gateway events to decode: what the bot itself needs plus what the handlers want.
+/// Everything else (the bot's own message edits coming back as MESSAGE_UPDATE, say) is
+/// skipped after reading its type, without decoding the payload.
+fn wanted_events(handlers: &[Arc<dyn EventHandler>]) -> EventTypeFlags {
+    // Close frames come back as `Event::GatewayClose` whatever the flags.
+    let mut flags =
+        EventTypeFlags::READY | EventTypeFlags::RESUMED | EventTypeFlags::INTERACTION_CREATE;
+    for kind in handlers.iter().flat_map(|h| h.kinds().iter()) {
+        flags |= match kind {
+            EventKind::MessageCreate => EventTypeFlags::MESSAGE_CREATE,
+            EventKind::MessageUpdate => EventTypeFlags::MESSAGE_UPDATE,
+            EventKind::MessageDelete => EventTypeFlags::MESSAGE_DELETE,
+            EventKind::GuildAvailable => EventTypeFlags::GUILD_CREATE,
+            EventKind::MemberAdd => EventTypeFlags::MEMBER_ADD,
+        };
+    }
+    flags
+}
+
 struct ShardRunner {
     router: Arc<Router>,
+    /// Decoded event types (see [`wanted_events`]).
+    wanted: EventTypeFlags,
     events: Vec<Arc<dyn EventHandler>>,
     status: GatewayStatus,
     registered: Arc<AtomicBool>,
@@ -189,7 +222,7 @@ impl ShardRunner {
         let mut closing: Option<tokio::time::Instant> = None;
         loop {
             let next = tokio::select! {
-                next = shard.next_event(EventTypeFlags::all()) => next,
+                next = shard.next_event(self.wanted) => next,
                 () = shutdown.cancelled(), if closing.is_none() => {
                     tracing::info!(shard = %id, "closing shard");
                     closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
@@ -263,11 +296,65 @@ impl ShardRunner {
                     return;
                 }
                 if let Some(event) = wire::event(&other) {
-                    for handler in &self.events {
+                    let kind = event.kind();
+                    for handler in self.events.iter().filter(|h| h.kinds().contains(&kind)) {
                         tokio::spawn(handler.on_event(event.clone()));
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::BoxFuture;
+    use crate::model::Event;
+
+    struct Wants(Vec<EventKind>);
+
+    impl EventHandler for Wants {
+        fn on_event(&self, _event: Event) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn kinds(&self) -> &[EventKind] {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn only_wanted_events_are_decoded() {
+        let base =
+            EventTypeFlags::READY | EventTypeFlags::RESUMED | EventTypeFlags::INTERACTION_CREATE;
+        assert_eq!(
+            wanted_events(&[]),
+            base,
+            "interactions and session events only"
+        );
+        assert_eq!(intents(&[]), Intents::GUILDS);
+
+        let members: Arc<dyn EventHandler> = Arc::new(Wants(vec![EventKind::MemberAdd]));
+        let flags = wanted_events(std::slice::from_ref(&members));
+        assert_eq!(flags, base | EventTypeFlags::MEMBER_ADD);
+        assert!(!flags.contains(EventTypeFlags::MESSAGE_UPDATE));
+        assert_eq!(
+            intents(&[members]),
+            Intents::GUILDS | Intents::GUILD_MEMBERS,
+            "no message intents, privileged or not"
+        );
+
+        let all: Arc<dyn EventHandler> = Arc::new(Wants(EventKind::ALL.to_vec()));
+        assert!(intents(std::slice::from_ref(&all)).contains(Intents::MESSAGE_CONTENT));
+        let flags = wanted_events(&[all]);
+        for flag in [
+            EventTypeFlags::MESSAGE_CREATE,
+            EventTypeFlags::MESSAGE_UPDATE,
+            EventTypeFlags::MESSAGE_DELETE,
+            EventTypeFlags::GUILD_CREATE,
+            EventTypeFlags::MEMBER_ADD,
+        ] {
+            assert!(flags.contains(flag), "{flag:?}");
         }
     }
 }

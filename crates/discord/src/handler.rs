@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::model::{Event, Invocation, Response};
+use crate::model::{Event, EventKind, Invocation, Response};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -45,4 +45,10 @@ where
 /// Reacts to gateway events (messages, guilds, members).
 pub trait EventHandler: Send + Sync + 'static {
     fn on_event(&self, event: Event) -> BoxFuture<'static, ()>;
+
+    /// The kinds of event this handler receives. The gateway decodes only the kinds some
+    /// handler wants, so narrowing this saves work on every message in every guild.
+    fn kinds(&self) -> &[EventKind] {
+        &EventKind::ALL
+    }
 }

@@ -353,6 +353,38 @@ pub enum Event {
     },
 }
 
+/// What an [`Event`] is about, for handlers to say what they want to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    MessageCreate,
+    MessageUpdate,
+    MessageDelete,
+    GuildAvailable,
+    MemberAdd,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 5] = [
+        EventKind::MessageCreate,
+        EventKind::MessageUpdate,
+        EventKind::MessageDelete,
+        EventKind::GuildAvailable,
+        EventKind::MemberAdd,
+    ];
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::MessageCreate { .. } => EventKind::MessageCreate,
+            Event::MessageUpdate { .. } => EventKind::MessageUpdate,
+            Event::MessageDelete { .. } => EventKind::MessageDelete,
+            Event::GuildAvailable { .. } => EventKind::GuildAvailable,
+            Event::MemberAdd { .. } => EventKind::MemberAdd,
+        }
+    }
+}
+
 /// A file on a message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {

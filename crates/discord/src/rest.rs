@@ -94,6 +94,10 @@ impl RestError {
 
 struct Inner {
     http: twilight_http::Client,
+    /// For interaction callbacks only: Discord does not count them against the global
+    /// limit and each interaction is its own route, so they skip the limiter (and the
+    /// queue behind a burst of message edits). A 429 is still honoured by `call`.
+    callbacks: twilight_http::Client,
     application_id: OnceLock<ApplicationId>,
     /// Smoothed latency of successful REST calls, in microseconds (0 = none yet).
     latency_us: AtomicU64,
@@ -123,12 +127,22 @@ impl std::fmt::Debug for Discord {
 
 /// Builds the twilight client behind [`Discord`] and the gateway's own.
 pub(crate) fn http_client(config: &DiscordConfig) -> twilight_http::Client {
+    client_with(
+        config,
+        Some(twilight_http_ratelimiting::RateLimiter::new(
+            config.global_rate_limit.max(1),
+        )),
+    )
+}
+
+fn client_with(
+    config: &DiscordConfig,
+    limiter: Option<twilight_http_ratelimiting::RateLimiter>,
+) -> twilight_http::Client {
     let mut builder = twilight_http::Client::builder()
         .token(config.token.clone())
         .timeout(Duration::from_secs(10))
-        .ratelimiter(Some(twilight_http_ratelimiting::RateLimiter::new(
-            config.global_rate_limit.max(1),
-        )));
+        .ratelimiter(limiter);
     if let Some(api) = &config.api {
         builder = builder.proxy(api.clone(), true);
     }
@@ -153,6 +167,7 @@ impl Discord {
         Discord {
             inner: Arc::new(Inner {
                 http: http_client(config),
+                callbacks: client_with(config, None),
                 application_id: OnceLock::new(),
                 latency_us: AtomicU64::new(0),
                 max_retries: config.max_retries,
@@ -332,7 +347,7 @@ impl Discord {
         response: &twilight_model::http::interaction::InteractionResponse,
     ) -> Result<(), RestError> {
         let app = self.app()?;
-        let client = self.inner.http.interaction(app);
+        let client = self.inner.callbacks.interaction(app);
         self.call("interaction.callback", || {
             client.create_response(id, token, response)
         })

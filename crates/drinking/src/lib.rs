@@ -6,8 +6,9 @@
 //!   documents. No other module formats a key.
 //! - [`domain`]: the rules, pure: join, begin (or force-start), roll, hand out a drink,
 //!   roll-offs, abandon, leaderboard, paying. Time and dice are injected.
-//! - [`store`]: repositories over the schema. Each button press is one read and one
-//!   guarded write of `game:{gameID}` (two round trips), retried when it loses a race.
+//! - [`store`]: repositories over the schema. Each button press is one guarded write of
+//!   `game:{gameID}` against the document this process last saw (one round trip; a read
+//!   first when it saw none), redone on the stored document when it loses a race.
 //! - [`commands`]: the `/ronnied` command, the buttons and the select menu.
 //! - [`check`]: the consistency check run by `tavern check`.
 //!
@@ -32,7 +33,8 @@
 //! game's version, bursts coalesced), so the press's own answer comes first. discord-sim
 //! only accepts clicks on buttons the message currently has: after Begin, wait until the
 //! message shows `ronnied:roll:<game>` before pressing Roll. Button presses are answered
-//! after two Redis round trips when uncontended ([`Drinking::round_trips`] counts them);
+//! after one Redis round trip when uncontended (two for Pay, and for a game this process
+//! has not seen yet; [`Drinking::round_trips`] counts them);
 //! [`testing::ScriptedDice`] scripts each player's dice for reproducible runs.
 //!
 //! # Choices where the seed and the rules leave room

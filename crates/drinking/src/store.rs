@@ -1,15 +1,18 @@
 //! Repositories over [`crate::schema`]: every read and write of the game's Redis data.
 //!
-//! Concurrency: a button press reads `game:{gameID}` (one round trip), applies a rule of
+//! Concurrency: a button press takes the last `game:{gameID}` document this process saw
+//! (the [`Recent`] cache; a read, one round trip, when it has none), applies a rule of
 //! [`crate::domain`] to it, and writes the document back together with everything that
 //! follows from it (ledger entries, counters, indexes, TTL) in one guarded step
-//! ([`store::Redis::apply_if`], one round trip) that only succeeds if the document is
-//! still the one that was read. When another press won the race the whole step is
-//! redone on the fresh document. So a press costs two round trips, ten players pressing
-//! Roll at once each get their roll recorded exactly once, and the game is completed by
-//! exactly one of them. A write whose answer was lost to a dropped connection is retried
-//! safely for the same reason: if it had been applied, the guard no longer matches and
-//! the retry re-reads the result.
+//! ([`store::Redis::apply_or_read`], one round trip) that only succeeds if the stored
+//! document is byte for byte the one the rule saw. When it is not (another press, another
+//! instance, a stale cache) the step hands back the stored document and the rule is
+//! redone on it, with no extra read. So a press costs one round trip when the game was
+//! seen before and two when not; ten players pressing Roll at once each get their roll
+//! recorded exactly once, and the game is completed by exactly one of them. A write
+//! whose answer was lost to a dropped connection is retried safely for the same reason:
+//! if it had been applied, the guard no longer matches and the retry sees the result.
+//! The cache is only ever a guess: correctness rests on the guard alone.
 //!
 //! Transient connection errors are retried with backoff ([`RETRIES`]); every round trip
 //! is counted ([`Repo::round_trips`]) so tests and benchmarks can check the budget.
@@ -21,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use store::{Redis, StoreError, Writes};
+use store::{Guarded, Redis, StoreError, Writes};
 
 use crate::domain::{self, Effects, GameError, Rules, Standing};
 use crate::schema::{
@@ -111,6 +114,39 @@ return 0
     &SCRIPT
 }
 
+/// The last stored bytes of recently pressed games, by id: the guess that saves the read
+/// of a press. Bounded; when full, an arbitrary entry makes room (a miss costs one read).
+#[derive(Default)]
+struct Recent {
+    games: std::sync::Mutex<HashMap<GameId, Arc<[u8]>>>,
+}
+
+impl Recent {
+    const CAPACITY: usize = 10_000;
+
+    fn get(&self, id: &GameId) -> Option<Arc<[u8]>> {
+        self.games.lock().ok()?.get(id).cloned()
+    }
+
+    fn put(&self, id: &GameId, raw: Arc<[u8]>) {
+        if let Ok(mut games) = self.games.lock() {
+            if games.len() >= Self::CAPACITY
+                && !games.contains_key(id)
+                && let Some(evicted) = games.keys().next().cloned()
+            {
+                games.remove(&evicted);
+            }
+            games.insert(id.clone(), raw);
+        }
+    }
+
+    fn forget(&self, id: &GameId) {
+        if let Ok(mut games) = self.games.lock() {
+            games.remove(id);
+        }
+    }
+}
+
 /// The game's repository. Cheap to clone.
 #[derive(Clone)]
 pub struct Repo {
@@ -118,6 +154,7 @@ pub struct Repo {
     rules: Rules,
     completed_ttl: Duration,
     round_trips: Arc<AtomicU64>,
+    recent: Arc<Recent>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -142,6 +179,7 @@ impl Repo {
             rules,
             completed_ttl,
             round_trips: Arc::new(AtomicU64::new(0)),
+            recent: Arc::new(Recent::default()),
         }
     }
 
@@ -192,6 +230,18 @@ impl Repo {
     ) -> Result<bool, StoreError> {
         self.trip("apply_if", |_| self.redis.apply_if(guard, expected, writes))
             .await
+    }
+
+    async fn apply_or_read(
+        &self,
+        guard: &str,
+        expected: &[u8],
+        writes: &Writes,
+    ) -> Result<Guarded, StoreError> {
+        self.trip("apply_or_read", |_| {
+            self.redis.apply_or_read(guard, Some(expected), writes)
+        })
+        .await
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -319,9 +369,10 @@ impl Repo {
                 last_roll_at: None,
                 updated_at: now,
             };
+            let stored = schema::encode("game", &game)?;
             let mut writes = Writes::new();
             writes
-                .set(&schema::game_key(&game.id), schema::encode("game", &game)?)
+                .set(&schema::game_key(&game.id), stored.as_str())
                 .set(&channel_key, game.id.as_str())
                 .sadd(ACTIVE_GAMES, game.id.as_str())
                 .sadd(&schema::player_games_key(creator), game.id.as_str())
@@ -335,6 +386,7 @@ impl Repo {
                 .await?
             {
                 tracing::info!(game = %game.id, %channel, %creator, "game created");
+                self.recent.put(&game.id, Arc::from(stored.into_bytes()));
                 return Ok(game);
             }
         }
@@ -342,7 +394,8 @@ impl Repo {
     }
 
     /// Applies `rule` to the stored game and writes the result with everything that
-    /// follows from it, in two round trips when uncontended (see the module docs).
+    /// follows from it: one round trip when this process saw the game last, two when it
+    /// must read it first (see the module docs).
     ///
     /// `rule` may run several times (once per lost race) and must have no side effects.
     /// A refusal by the rules costs one round trip and writes nothing. `message` is the
@@ -357,26 +410,61 @@ impl Repo {
         F: FnMut(&mut Game) -> Result<Step<T>, GameError>,
     {
         let key = schema::game_key(id);
+        // The document to try: a guess from the cache, or what Redis just said.
+        let mut known: Option<(Arc<[u8]>, bool)> = self.recent.get(id).map(|raw| (raw, true));
         for attempt in 1..=MAX_CONFLICTS {
-            let Some((before, raw)) = self.load_game(id).await? else {
-                return Err(RepoError::GameNotFound(id.clone()));
+            let (raw, guessed) = match known.take() {
+                Some(known) => known,
+                None => match self.get_bytes(&key).await? {
+                    Some(raw) => (Arc::from(raw), false),
+                    None => {
+                        self.recent.forget(id);
+                        return Err(RepoError::GameNotFound(id.clone()));
+                    }
+                },
             };
-            let mut game = before.clone();
-            let step = rule(&mut game)?;
-            if game.message_id.is_none() {
-                game.message_id = message;
-            }
-            game.version = before.version + 1;
-            let writes = self.writes_for(&before, &game, &step)?;
-            if self.apply_if(&key, Some(&raw), &writes).await? {
-                if step.effects.completed || (game.is_completed() && !before.is_completed()) {
-                    tracing::info!(game = %game.id, abandoned = game.abandoned, "game completed");
-                }
-                return Ok(Updated {
-                    game,
-                    value: step.value,
-                    effects: step.effects,
+            let attempt_step = schema::decode::<Game>("game", &raw)
+                .map_err(RepoError::from)
+                .and_then(|before| {
+                    let mut game = before.clone();
+                    let step = rule(&mut game)?;
+                    if game.message_id.is_none() {
+                        game.message_id = message;
+                    }
+                    game.version = before.version + 1;
+                    let (writes, stored) = self.writes_for(&before, &game, &step)?;
+                    Ok((before, game, step, writes, stored))
                 });
+            let (before, game, step, writes, stored) = match attempt_step {
+                Ok(parts) => parts,
+                // A refusal must come from the stored game, never from a stale guess.
+                Err(_) if guessed => {
+                    self.recent.forget(id);
+                    continue;
+                }
+                Err(error) => {
+                    // Refused on the stored game: remember it, the next press starts there.
+                    self.recent.put(id, raw);
+                    return Err(error);
+                }
+            };
+            match self.apply_or_read(&key, &raw, &writes).await? {
+                Guarded::Applied => {
+                    self.recent.put(id, Arc::from(stored.into_bytes()));
+                    if step.effects.completed || (game.is_completed() && !before.is_completed()) {
+                        tracing::info!(game = %game.id, abandoned = game.abandoned, "game completed");
+                    }
+                    return Ok(Updated {
+                        game,
+                        value: step.value,
+                        effects: step.effects,
+                    });
+                }
+                Guarded::Changed(None) => {
+                    self.recent.forget(id);
+                    return Err(RepoError::GameNotFound(id.clone()));
+                }
+                Guarded::Changed(Some(current)) => known = Some((Arc::from(current), false)),
             }
             tracing::debug!(game = %id, attempt, "lost a race on the game; retrying");
             if attempt % 8 == 0 {
@@ -394,7 +482,7 @@ impl Repo {
         before: &Game,
         after: &Game,
         step: &Step<T>,
-    ) -> Result<Writes, RepoError> {
+    ) -> Result<(Writes, String), RepoError> {
         after.validate(&self.rules)?;
         let id = after.id.as_str();
         let mut writes = Writes::new();
@@ -403,11 +491,11 @@ impl Repo {
         if after.is_completed() {
             writes.set_ex(
                 &schema::game_key(&after.id),
-                json,
+                json.as_str(),
                 ttl_secs(self.completed_ttl),
             );
         } else {
-            writes.set(&schema::game_key(&after.id), json);
+            writes.set(&schema::game_key(&after.id), json.as_str());
         }
         let known: BTreeSet<PlayerId> = before.participants.iter().map(|p| p.player_id).collect();
         for joined in after
@@ -448,7 +536,7 @@ impl Repo {
                 writes.srem(&schema::player_games_key(p.player_id), id);
             }
         }
-        Ok(writes)
+        Ok((writes, json))
     }
 
     /// Every drink of a game's ledger with its exact stored member.

@@ -19,6 +19,8 @@ pub enum StoreError {
     Contention { keys: Vec<String>, attempts: u32 },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    #[error("redis answered with something unexpected: {0}")]
+    UnexpectedReply(String),
 }
 
 impl StoreError {
@@ -37,7 +39,9 @@ impl StoreError {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
             ),
             StoreError::Timeout(_) | StoreError::Contention { .. } => true,
-            StoreError::Migrate { .. } | StoreError::BadUrl { .. } => false,
+            StoreError::Migrate { .. }
+            | StoreError::BadUrl { .. }
+            | StoreError::UnexpectedReply(_) => false,
         }
     }
 }

@@ -26,7 +26,7 @@ mod writes;
 
 pub use error::StoreError;
 pub use postgres::{FeatureMigrations, Postgres};
-pub use redis_conn::{Redis, RedisConn};
+pub use redis_conn::{Guarded, Redis, RedisConn};
 pub use writes::Writes;
 
 /// Re-exported so feature crates name one version of the client libraries.

@@ -9,6 +9,15 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use crate::{StoreError, Writes};
 
+/// What [`Redis::apply_or_read`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guarded {
+    /// The guard held the expected value; every write was applied.
+    Applied,
+    /// The guard held something else (`None`: the key is absent); nothing was written.
+    Changed(Option<Vec<u8>>),
+}
+
 /// How long one Redis command may take before it fails with a timeout instead of hanging
 /// a Discord interaction.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -215,6 +224,21 @@ impl Redis {
         expected: Option<&[u8]>,
         writes: &Writes,
     ) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.apply_or_read(guard, expected, writes).await?,
+            Guarded::Applied
+        ))
+    }
+
+    /// [`Redis::apply_if`] that, when `guard` no longer holds `expected`, hands back what
+    /// it holds instead, in the same round trip: a caller that guessed the current value
+    /// (from a cache, say) retries with the truth without reading it first.
+    pub async fn apply_or_read(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        writes: &Writes,
+    ) -> Result<Guarded, StoreError> {
         let mut invocation = crate::writes::guarded_script().key(guard);
         // ARGV[1] = "1" if a value is expected, "0" for "absent"; ARGV[2] = expected bytes.
         match expected {
@@ -223,8 +247,18 @@ impl Redis {
         };
         writes.append_script_args(&mut invocation);
         let mut conn = self.conn();
-        let applied: i64 = invocation.invoke_async(&mut conn).await?;
-        Ok(applied == 1)
+        let reply: Value = invocation.invoke_async(&mut conn).await?;
+        match reply {
+            Value::Int(1) => Ok(Guarded::Applied),
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(0)] | [Value::Int(0), Value::Nil] => Ok(Guarded::Changed(None)),
+                [Value::Int(0), Value::BulkString(current)] => {
+                    Ok(Guarded::Changed(Some(current.clone())))
+                }
+                other => Err(StoreError::UnexpectedReply(format!("{other:?}"))),
+            },
+            other => Err(StoreError::UnexpectedReply(format!("{other:?}"))),
+        }
     }
 
     /// Runs a classic `WATCH`/`MULTI`/`EXEC` transaction over `keys` on a dedicated

@@ -142,15 +142,17 @@ impl Writes {
 }
 
 /// Compare-and-set on `KEYS[1]`, then run every encoded command; all or nothing.
+/// Returns 1 when applied, otherwise `{0, current value or nil}` so the caller can
+/// retry without another read.
 pub(crate) fn guarded_script() -> &'static redis::Script {
     static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
         redis::Script::new(
             r"
 local current = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return 0 end
+  if current ~= ARGV[2] then return {0, current} end
 elseif current then
-  return 0
+  return {0, current}
 end
 local i = 3
 while i <= #ARGV do

@@ -2,7 +2,7 @@
 
 use store::harness::TestRedis;
 use store::redis::AsyncCommands;
-use store::{Writes, updated_time};
+use store::{Guarded, Writes, updated_time};
 
 #[tokio::test]
 async fn apply_writes_every_command_in_one_step() {
@@ -75,6 +75,46 @@ async fn apply_if_writes_only_when_the_guard_is_unchanged() {
             .apply_if("doc", Some(b"v1"), &update)
             .await
             .expect("update")
+    );
+    let doc: String = conn.get("doc").await.expect("get");
+    assert_eq!(doc, "v2");
+}
+
+#[tokio::test]
+async fn a_failed_compare_and_set_hands_back_the_current_value() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut conn = redis.conn();
+
+    let mut update = Writes::new();
+    update.set("doc", "v2").sadd("index", "doc");
+    assert_eq!(
+        redis
+            .apply_or_read("doc", Some(b"v1"), &update)
+            .await
+            .expect("absent"),
+        Guarded::Changed(None),
+        "the guard key does not exist"
+    );
+    let _: () = conn.set("doc", "v1-by-someone-else").await.expect("set");
+    assert_eq!(
+        redis
+            .apply_or_read("doc", Some(b"v1"), &update)
+            .await
+            .expect("stale"),
+        Guarded::Changed(Some(b"v1-by-someone-else".to_vec()))
+    );
+    let members: Vec<String> = conn.smembers("index").await.expect("smembers");
+    assert!(
+        members.is_empty(),
+        "nothing written on a lost compare-and-set"
+    );
+    assert_eq!(
+        redis
+            .apply_or_read("doc", Some(b"v1-by-someone-else"), &update)
+            .await
+            .expect("retry with what it handed back"),
+        Guarded::Applied
     );
     let doc: String = conn.get("doc").await.expect("get");
     assert_eq!(doc, "v2");

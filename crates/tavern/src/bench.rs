@@ -21,6 +21,41 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The machine's CPU time counters from `/proc/stat`: (all, stolen), in clock ticks.
+/// "Stolen" is time a virtual machine's CPUs were ready to run but the hypervisor ran
+/// someone else; a run with much of it measures the neighbours as much as Tavern.
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice: inside user].
+    let all = fields.iter().take(8).sum();
+    Some((all, *fields.get(7)?))
+}
+
+/// The share of the machine's CPU time stolen by the hypervisor between two readings.
+fn stolen_share(before: Option<(u64, u64)>) -> Option<f64> {
+    let (all0, steal0) = before?;
+    let (all1, steal1) = machine_cpu()?;
+    let all = all1.checked_sub(all0)?;
+    (all > 0).then(|| steal1.saturating_sub(steal0) as f64 * 100.0 / all as f64)
+}
+
+/// Prints the stolen share, with a warning when it is high enough to distort latency.
+fn print_stolen(share: Option<f64>) {
+    if let Some(share) = share {
+        let note = if share >= 5.0 {
+            " (high: the host is busy; latency figures are inflated, run again later)"
+        } else {
+            ""
+        };
+        println!("  CPU stolen by host {share:.1}%{note}");
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -67,6 +102,7 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let machine_before = machine_cpu();
     let cpu_before = process_cpu();
     let started = Instant::now();
     let mut waiters = tokio::task::JoinSet::new();
@@ -92,6 +128,7 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     let cpu_after = process_cpu();
+    let stolen = stolen_share(machine_before);
     bot.stop().await;
 
     latencies.sort();
@@ -125,6 +162,7 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
             cpu.as_secs_f64() * 1e6 / total.max(1) as f64
         );
     }
+    print_stolen(stolen);
     let goal = Duration::from_millis(5);
     println!(
         "  goal p99 <= 5 ms   {}",
@@ -289,6 +327,7 @@ pub async fn drinking(
     }
 
     let trips_before = game.round_trips();
+    let machine_before = machine_cpu();
     let cpu_before = process_cpu();
     let started = Instant::now();
     let mut runs = tokio::task::JoinSet::new();
@@ -316,6 +355,7 @@ pub async fn drinking(
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
     let trips = game.round_trips() - trips_before;
+    let stolen = stolen_share(machine_before);
     bot.stop().await;
 
     latencies.sort();
@@ -352,6 +392,7 @@ pub async fn drinking(
             cpu.as_secs_f64() * 1e6 / presses.max(1) as f64
         );
     }
+    print_stolen(stolen);
     println!(
         "  goal p99 <= 5 ms   {}",
         if percentile(&latencies, 99.0) <= Duration::from_millis(5) {

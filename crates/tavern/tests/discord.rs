@@ -65,21 +65,27 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
     feature
 }
 
-/// Records the text of every message event it sees.
-struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+/// Records every event it receives, as `kind: detail`; receives only `kinds`.
+struct Recorder {
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    kinds: Vec<discord::EventKind>,
+}
 
 impl discord::EventHandler for Recorder {
     fn on_event(&self, event: discord::Event) -> discord::BoxFuture<'static, ()> {
-        if let discord::Event::MessageCreate {
-            content,
-            author_is_bot: false,
-            ..
-        } = event
-            && let Ok(mut seen) = self.0.lock()
-        {
-            seen.push(content);
+        let line = match &event {
+            discord::Event::MessageCreate { content, .. } => format!("message: {content}"),
+            discord::Event::MemberAdd { user, .. } => format!("member: {}", user.name),
+            other => format!("{:?}", other.kind()),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(line);
         }
         Box::pin(async {})
+    }
+
+    fn kinds(&self) -> &[discord::EventKind] {
+        &self.kinds
     }
 }
 
@@ -404,12 +410,19 @@ async fn shutdown_finishes_in_flight_interactions() {
 }
 
 #[tokio::test]
-async fn gateway_events_fan_out_to_feature_event_handlers() {
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+async fn gateway_events_fan_out_to_the_handlers_that_want_them() {
+    let everything = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let members_only = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut first = Feature::new("first");
-    first.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
+    first.events = Some(Arc::new(Recorder {
+        seen: Arc::clone(&everything),
+        kinds: discord::EventKind::ALL.to_vec(),
+    }));
     let mut second = Feature::new("second");
-    second.events = Some(Arc::new(Recorder(Arc::clone(&seen))));
+    second.events = Some(Arc::new(Recorder {
+        seen: Arc::clone(&members_only),
+        kinds: vec![discord::EventKind::MemberAdd],
+    }));
     let (sim, demo, bot) = start_with(vec![first, second]).await;
 
     sim.post_user_message(
@@ -419,19 +432,32 @@ async fn gateway_events_fan_out_to_feature_event_handlers() {
         vec![],
     )
     .expect("post");
+    let newcomer = sim.create_user("newcomer");
+    sim.add_member(demo.guild, newcomer).expect("add member");
     let deadline = Instant::now() + WAIT;
+    let wanted = |seen: &[String]| seen.iter().any(|l| l == "member: newcomer");
     loop {
-        let count = seen.lock().map(|s| s.len()).unwrap_or(0);
-        if count == 2 {
+        let first_done = everything.lock().map(|s| wanted(&s)).unwrap_or(false);
+        let second_done = members_only.lock().map(|s| wanted(&s)).unwrap_or(false);
+        if first_done && second_done {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "each handler sees the message once; saw {count}"
+            "both handlers see the new member"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let seen = seen.lock().expect("lock").clone();
-    assert!(seen.iter().all(|c| c.starts_with("a clip")), "{seen:?}");
+    let everything = everything.lock().expect("lock").clone();
+    let members_only = members_only.lock().expect("lock").clone();
+    assert_eq!(
+        everything
+            .iter()
+            .filter(|l| l.starts_with("message: a clip"))
+            .count(),
+        1,
+        "{everything:?}"
+    );
+    assert_eq!(members_only, ["member: newcomer"], "only what it asked for");
     bot.stop().await;
 }

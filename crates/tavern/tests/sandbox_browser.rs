@@ -36,6 +36,7 @@ impl Driver {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run `{binary}` ({e}); install Debian's chromium-driver (scripts/test.sh does)"));
         let base = format!("http://127.0.0.1:{port}");
+        discord::install_crypto_provider();
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while http.get(format!("{base}/status")).send().await.is_err() {

@@ -105,6 +105,7 @@ async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear(
     let running = tavern::start(config)
         .await
         .expect("starts even without redis");
+    discord::install_crypto_provider();
     let http = reqwest::Client::new();
     let readyz = format!("http://{}/readyz", running.http_addr);
 
@@ -199,6 +200,7 @@ async fn sigterm_stops_the_binary_cleanly() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn tavern serve");
+    discord::install_crypto_provider();
     let http = reqwest::Client::new();
     wait_ready(
         &http,

@@ -134,7 +134,7 @@ pub struct Rest {
 impl Rest {
     pub fn new(sim: &Sim) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client: http(),
             base: sim.api_url(),
             token: sim.token().to_owned(),
         }
@@ -224,4 +224,16 @@ pub async fn register_commands(rest: &Rest, sim: &Sim, guild: discord_sim::Snowf
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A plain HTTP client. The workspace build compiles reqwest's TLS without a default
+/// provider (for object storage elsewhere), so one is installed first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// `GET url` with [`http`].
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
 }

@@ -127,15 +127,35 @@ impl Env {
         custom_id: &str,
         values: Vec<String>,
     ) -> Result<Response, discord::HandlerError> {
+        self.press_on(&self.game, user, custom_id, values).await
+    }
+
+    /// A press handled by `game` (another instance of the bot, say).
+    pub async fn press_on(
+        &self,
+        game: &Drinking,
+        user: u64,
+        custom_id: &str,
+        values: Vec<String>,
+    ) -> Result<Response, discord::HandlerError> {
         let action = Action::Component {
             custom_id: custom_id.into(),
             values,
             message_id: MessageId::new(MESSAGE),
         };
-        self.game
-            .commands()
+        game.commands()
             .component(invocation(user, CHANNEL, action))
             .await
+    }
+
+    /// A second bot instance over the same Redis, clock and dice (its own caches).
+    pub fn other_instance(&self) -> Drinking {
+        let config = DrinkingConfig {
+            clock: self.clock.clone(),
+            dice: self.dice.clone(),
+            ..DrinkingConfig::default()
+        };
+        Drinking::new(self.redis.clone(), offline_discord(), config)
     }
 
     /// Starts a game by `creator`, has `others` join, and returns the game id.

@@ -2,7 +2,7 @@
 //! (Azurite), each a process of the test's own on a free port, killed on drop.
 //!
 //! Neither comes from Debian: `scripts/test.sh` installs them under the tools folder
-//! (`TAVERN_TOOLS_DIR`, default `/var/tmp/tavern-tools`): moto into a Python venv from
+//! (`TAVERN_TEST_TOOLS_DIR`, default `/var/tmp/tavern-tools`): moto into a Python venv from
 //! PyPI, Azurite from the npm registry. `TAVERN_TEST_MOTO_SERVER` and
 //! `TAVERN_TEST_AZURITE_BLOB` point at other binaries.
 
@@ -25,7 +25,7 @@ pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn tools_dir() -> PathBuf {
-    std::env::var_os("TAVERN_TOOLS_DIR")
+    std::env::var_os("TAVERN_TEST_TOOLS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/tavern-tools"))
 }
