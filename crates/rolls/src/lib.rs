@@ -8,7 +8,8 @@
 //! - [`store`]: repositories over `schema`.
 //! - [`ops`]: the seed's controller / operation / model split; every command, button
 //!   and REST request goes through [`ops::Controller::run`].
-//! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service.
+//! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service,
+//!   writing to the [`SyncTarget`] of [`sync_target`] (a folder, S3 or Azure Blob).
 //!
 //! # Choices where the seed is vague
 //! - **`init_{channel_id}`** ("Not sure what this will look like yet"): a JSON
@@ -28,7 +29,9 @@
 //!   sets `c_:updated_time` only, as the seed says.
 //! - **Sync**: one object per key set (`rolls/{key}.json`; all counters together in
 //!   `rolls/c_.json`); restore never deletes keys; ties keep Redis. The job runs hourly
-//!   (the seed's "once per hour", not the original code's 2 h) and at shutdown.
+//!   (the seed's "once per hour", not the original code's 2 h) and at shutdown. The
+//!   store is a local folder by default, or S3 / Azure Blob Storage by URL; credentials
+//!   only ever come from the environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
 //! - **`/init join` without a roll** rolls `1d20` plus the active character's modifier;
 //!   a `character` that is not one of the user's joins under that name with no modifier
 //!   (a GM adding a monster). `roll` takes a number or a dice expression.
