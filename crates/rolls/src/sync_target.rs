@@ -19,12 +19,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::ObjectStore;
-use object_store::ObjectStoreScheme;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 use crate::RollsError;
@@ -120,7 +119,9 @@ impl SyncTarget {
             }
             SyncTarget::S3(url) => {
                 discord::install_crypto_provider();
-                let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(retries());
                 for (key, value) in &options.0 {
                     let key: AmazonS3ConfigKey =
                         key.parse().map_err(|_| RollsError::BadStoreOption {
@@ -133,7 +134,9 @@ impl SyncTarget {
             }
             SyncTarget::Azure(url) => {
                 discord::install_crypto_provider();
-                let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                let mut builder = MicrosoftAzureBuilder::from_env()
+                    .with_url(url.as_str())
+                    .with_retry(retries());
                 for (key, value) in &options.0 {
                     let key: AzureConfigKey =
                         key.parse().map_err(|_| RollsError::BadStoreOption {
@@ -145,6 +148,18 @@ impl SyncTarget {
                 with_prefix(builder.build()?, url)
             }
         }
+    }
+}
+
+/// How long one request keeps retrying inside the client before the sync sees the error:
+/// a few attempts within 30 s (object_store's default is 10 within 3 minutes). The
+/// callers retry on their own schedule: the start-up restore with backoff, the snapshot
+/// at the next hour.
+fn retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..RetryConfig::default()
     }
 }
 

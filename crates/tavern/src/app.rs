@@ -43,7 +43,8 @@ struct Health {
     redis: OnceLock<Redis>,
     postgres: OnceLock<Postgres>,
     gateway: OnceLock<GatewayStatus>,
-    /// The last connection error per store while still connecting.
+    /// The last connection error per store (and of the features' start-up work) while
+    /// still connecting.
     connecting: Mutex<Vec<(&'static str, String)>>,
     serving: std::sync::atomic::AtomicBool,
 }
@@ -141,7 +142,11 @@ impl Readiness for HealthProbe {
             let features = Component {
                 name: "features",
                 ready: serving,
-                detail: (!serving).then(|| "starting".to_owned()),
+                detail: (!serving).then(|| {
+                    health
+                        .connecting_error("features")
+                        .unwrap_or_else(|| "starting".to_owned())
+                }),
             };
             vec![redis, postgres, discord, features]
         })
@@ -190,6 +195,57 @@ where
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+        attempt += 1;
+    }
+}
+
+/// Runs a feature's start-up work (the rolls restore, say) until it succeeds, the way
+/// the stores are connected: the first failure is logged as an error and shown on
+/// `/readyz` under `features`, then it is retried with backoff (0.5 s doubling to 30 s).
+/// Serving waits for it. `false` when shut down first.
+async fn start_up_with_backoff(
+    name: &'static str,
+    startup: &feature::Startup,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> bool {
+    tracing::info!(feature = name, "running start-up work");
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1u32;
+    loop {
+        let result = tokio::select! {
+            result = startup() => result,
+            () = shutdown.cancelled() => return false,
+        };
+        match result {
+            Ok(()) => {
+                health.set_connecting("features", None);
+                if attempt > 1 {
+                    tracing::info!(
+                        feature = name,
+                        attempts = attempt,
+                        "start-up work done after retrying"
+                    );
+                }
+                return true;
+            }
+            Err(error) => {
+                health.set_connecting(
+                    "features",
+                    Some(format!("start-up work of {name}: {error}")),
+                );
+                if attempt == 1 {
+                    tracing::error!(feature = name, %error, "start-up work failed; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+                } else {
+                    tracing::debug!(feature = name, attempt, %error, "start-up work still failing");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return false,
         }
         delay = (delay * 2).min(Duration::from_secs(30));
         attempt += 1;
@@ -370,11 +426,11 @@ async fn run(
     let _ = health.gateway.set(gateway.clone());
     let mut features = features(&config, &redis, &postgres, &discord, &gateway);
     for feature in &features {
-        if let Some(startup) = &feature.startup {
-            tracing::info!(feature = feature.name, "running start-up work");
-            startup()
-                .await
-                .with_context(|| format!("start-up work of feature {}", feature.name))?;
+        if let Some(startup) = &feature.startup
+            && !start_up_with_backoff(feature.name, startup, &health, &shutdown).await
+        {
+            tracing::info!("shut down before the start-up work finished");
+            return Ok(());
         }
     }
     let jobs: Vec<_> = features

@@ -105,7 +105,6 @@ async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear(
     let running = tavern::start(config)
         .await
         .expect("starts even without redis");
-    discord::install_crypto_provider();
     let http = reqwest::Client::new();
     let readyz = format!("http://{}/readyz", running.http_addr);
 

@@ -1,7 +1,10 @@
-//! `tavern sync --once` as an operator runs it: configured by `TAVERN_ROLLS_SYNC_URL` and
-//! the cloud's own environment variables, against real Redis and a real S3 (moto).
+//! The rolls sync as an operator runs it (`tavern sync --once`, `tavern serve`):
+//! configured by `TAVERN_ROLLS_SYNC_URL` and the cloud's own environment variables,
+//! against real Redis, PostgreSQL and S3 (moto).
 
-use store::harness::{TestRedis, TestS3};
+use std::time::Duration;
+
+use store::harness::{TestPostgres, TestRedis, TestS3, free_port};
 use store::redis::AsyncCommands;
 
 fn sync_once(redis: &TestRedis, envs: &[(&str, String)]) -> std::process::Output {
@@ -68,4 +71,99 @@ async fn an_unusable_sync_url_is_refused_before_anything_runs() {
         stderr.contains("TAVERN_ROLLS_SYNC_URL") && stderr.contains("is not supported"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn serving_waits_for_an_unreachable_sync_store_and_starts_once_it_answers() {
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+    let mut conn = redis.connect().await.conn();
+    let _: () = conn.sadd("user_set", "1234").await.expect("sadd");
+    let _: () = conn
+        .set("user_set:updated_time", "1790000000123")
+        .await
+        .expect("set");
+    let (http_port, s3_port) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env("TAVERN_REDIS_URL", redis.url())
+        .env("TAVERN_DATABASE_URL", postgres.url())
+        .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("TAVERN_ROLLS_SYNC_URL", "s3://community/tavern")
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{s3_port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "eu-central-1")
+        .env("AWS_ACCESS_KEY_ID", "operator")
+        .env("AWS_SECRET_ACCESS_KEY", "operator-secret")
+        .env("TAVERN_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn tavern serve");
+    discord::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let readyz = format!("http://127.0.0.1:{http_port}/readyz");
+
+    // Not ready while the restore cannot reach S3, and /readyz says why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let detail = loop {
+        if let Ok(response) = http.get(&readyz).send().await {
+            assert_eq!(response.status(), 503, "ready without its restore");
+            let body: serde_json::Value = response.json().await.expect("json");
+            let features = body["components"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "features"))
+                .cloned()
+                .expect("features component");
+            let detail = features["detail"].as_str().unwrap_or_default().to_owned();
+            if detail.contains("start-up work of rolls") {
+                break detail;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failing restore never showed on /readyz"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!detail.contains("operator-secret"), "{detail}");
+    assert!(child.try_wait().expect("poll").is_none(), "still running");
+
+    // S3 comes up with the bucket: the retried restore succeeds and Tavern serves.
+    let s3 = TestS3::start_on(s3_port);
+    s3.create_bucket("community");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = http.get(&readyz).send().await
+            && response.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after S3 appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        s3.get("community", "tavern/rolls/user_set.json").is_none(),
+        "nothing written before shutdown"
+    );
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    // The snapshot job runs at shutdown: what Redis held is in the bucket.
+    let object = s3
+        .get("community", "tavern/rolls/user_set.json")
+        .expect("snapshot written at shutdown");
+    assert!(object.contains("1234"), "{object}");
 }

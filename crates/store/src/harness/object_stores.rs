@@ -54,8 +54,20 @@ struct Server {
 impl Server {
     fn start(what: &str, build: impl Fn(u16, &std::path::Path) -> Command) -> Server {
         for _ in 0..5 {
+            if let Some(server) = Self::try_start_on(free_port(), what, &build) {
+                return server;
+            }
+        }
+        panic!("could not start {what} on a free port after 5 attempts");
+    }
+
+    fn try_start_on(
+        port: u16,
+        what: &str,
+        build: &impl Fn(u16, &std::path::Path) -> Command,
+    ) -> Option<Server> {
+        {
             let dir = tempfile::tempdir().expect("temp dir for an object-store server");
-            let port = free_port();
             let mut child = build(port, dir.path())
                 .process_group(0)
                 .stdin(Stdio::null())
@@ -64,16 +76,16 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
             if wait_for_port(port, &mut child, what) {
-                return Server {
+                return Some(Server {
                     child,
                     port,
                     _dir: dir,
-                };
+                });
             }
             let _ = child.kill();
             let _ = child.wait();
+            None
         }
-        panic!("could not start {what} on a free port after 5 attempts");
     }
 
     fn kill(&mut self) {
@@ -145,17 +157,27 @@ pub struct TestS3 {
 
 impl TestS3 {
     pub fn start() -> TestS3 {
+        TestS3 {
+            server: Server::start("moto_server", Self::command),
+        }
+    }
+
+    /// Starts on a given port; used to bring S3 up where the app already expects it.
+    pub fn start_on(port: u16) -> TestS3 {
+        let server = Server::try_start_on(port, "moto_server", &Self::command)
+            .unwrap_or_else(|| panic!("moto_server could not listen on {port}"));
+        TestS3 { server }
+    }
+
+    fn command(port: u16, _dir: &std::path::Path) -> Command {
         let binary = tool(
             "TAVERN_TEST_MOTO_SERVER",
             "venv/bin/moto_server",
             "moto_server",
         );
-        let server = Server::start("moto_server", |port, _| {
-            let mut cmd = Command::new(&binary);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-            cmd
-        });
-        TestS3 { server }
+        let mut cmd = Command::new(binary);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd
     }
 
     /// `http://127.0.0.1:{port}`, the S3 endpoint.
