@@ -53,7 +53,7 @@ impl SyncTarget {
     pub fn parse(text: &str) -> Result<SyncTarget, BadSyncTarget> {
         let text = text.trim();
         let bad = |problem: &str| BadSyncTarget {
-            url: redact(text),
+            url: ::store::redact_url(text),
             problem: problem.to_owned(),
         };
         if text.is_empty() {
@@ -119,32 +119,28 @@ impl SyncTarget {
             }
             SyncTarget::S3(url) => {
                 discord::install_crypto_provider();
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_url(url.as_str())
-                    .with_retry(retries());
-                for (key, value) in &options.0 {
-                    let key: AmazonS3ConfigKey =
-                        key.parse().map_err(|_| RollsError::BadStoreOption {
-                            key: key.clone(),
-                            reason: "not an S3 setting (e.g. aws_endpoint, aws_region, aws_access_key_id)".into(),
-                        })?;
-                    builder = builder.with_config(key, value.clone());
-                }
+                let keys = options.parsed::<AmazonS3ConfigKey>(
+                    "not an S3 setting (e.g. aws_endpoint, aws_region, aws_access_key_id)",
+                )?;
+                let builder = keys.into_iter().fold(
+                    AmazonS3Builder::from_env()
+                        .with_url(url.as_str())
+                        .with_retry(retries()),
+                    |builder, (key, value)| builder.with_config(key, value),
+                );
                 with_prefix(builder.build()?, url)
             }
             SyncTarget::Azure(url) => {
                 discord::install_crypto_provider();
-                let mut builder = MicrosoftAzureBuilder::from_env()
-                    .with_url(url.as_str())
-                    .with_retry(retries());
-                for (key, value) in &options.0 {
-                    let key: AzureConfigKey =
-                        key.parse().map_err(|_| RollsError::BadStoreOption {
-                            key: key.clone(),
-                            reason: "not an Azure setting (e.g. azure_storage_account_name, azure_storage_account_key, azure_storage_endpoint)".into(),
-                        })?;
-                    builder = builder.with_config(key, value.clone());
-                }
+                let keys = options.parsed::<AzureConfigKey>(
+                    "not an Azure setting (e.g. azure_storage_account_name, azure_storage_account_key, azure_storage_endpoint)",
+                )?;
+                let builder = keys.into_iter().fold(
+                    MicrosoftAzureBuilder::from_env()
+                        .with_url(url.as_str())
+                        .with_retry(retries()),
+                    |builder, (key, value)| builder.with_config(key, value),
+                );
                 with_prefix(builder.build()?, url)
             }
         }
@@ -202,6 +198,21 @@ impl StoreOptions {
         self.0.push((key.to_owned(), value.into()));
         self
     }
+
+    /// Every key parsed as one backend's setting; the first that is not one is an error
+    /// naming it, with `hint` saying what would be.
+    fn parsed<K: std::str::FromStr>(&self, hint: &str) -> Result<Vec<(K, String)>, RollsError> {
+        self.0
+            .iter()
+            .map(|(key, value)| {
+                let parsed = key.parse().map_err(|_| RollsError::BadStoreOption {
+                    key: key.clone(),
+                    reason: hint.to_owned(),
+                })?;
+                Ok((parsed, value.clone()))
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -209,18 +220,6 @@ impl std::fmt::Debug for StoreOptions {
         f.debug_list()
             .entries(self.0.iter().map(|(k, _)| format!("{k}=<redacted>")))
             .finish()
-    }
-}
-
-/// The scheme and host of a URL only: what a refusal may show.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            let host = host.split('/').next().unwrap_or_default();
-            format!("{scheme}://{host}/…")
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -153,58 +153,77 @@ impl Readiness for HealthProbe {
     }
 }
 
-/// Connects with exponential backoff (0.5 s doubling to 30 s) until it works or shutdown.
-/// The first failure is one clear ERROR line; later ones are DEBUG so the log stays
-/// readable during a long outage.
-async fn connect_with_backoff<T, F, Fut>(
-    name: &'static str,
-    shown_url: String,
-    health: &Health,
+/// Runs `attempt` until it succeeds, waiting 0.5 s doubling to 30 s between tries;
+/// `on_error` sees each failure with its attempt number. Returns the value and how many
+/// attempts it took, or `None` when shut down first (also mid-attempt).
+async fn retry_with_backoff<T, E, F, Fut>(
     shutdown: &CancellationToken,
-    mut connect: F,
-) -> Option<T>
+    mut attempt: F,
+    mut on_error: impl FnMut(u32, &E),
+) -> Option<(T, u32)>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut delay = Duration::from_millis(500);
-    let mut attempt = 1u32;
+    let mut attempts = 1u32;
     loop {
-        match connect().await {
-            Ok(value) => {
-                health.set_connecting(name, None);
-                if attempt > 1 {
-                    tracing::info!(store = name, url = %shown_url, attempts = attempt, "connected after retrying");
-                } else {
-                    tracing::info!(store = name, url = %shown_url, "connected");
-                }
-                return Some(value);
-            }
-            Err(error) => {
-                health.set_connecting(name, Some(error.to_string()));
-                if attempt == 1 {
-                    tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
-                } else {
-                    tracing::debug!(store = name, attempt, %error, "still unreachable");
-                }
-                if !error.is_transient() && !matches!(error, store::StoreError::Postgres(_)) {
-                    tracing::error!(store = name, %error, "this error will not go away by retrying; fix the configuration");
-                }
-            }
+        let result = tokio::select! {
+            result = attempt() => result,
+            () = shutdown.cancelled() => return None,
+        };
+        match result {
+            Ok(value) => return Some((value, attempts)),
+            Err(error) => on_error(attempts, &error),
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = shutdown.cancelled() => return None,
         }
         delay = (delay * 2).min(Duration::from_secs(30));
-        attempt += 1;
+        attempts += 1;
     }
 }
 
-/// Runs a feature's start-up work (the rolls restore, say) until it succeeds, the way
-/// the stores are connected: the first failure is logged as an error and shown on
-/// `/readyz` under `features`, then it is retried with backoff (0.5 s doubling to 30 s).
-/// Serving waits for it. `false` when shut down first.
+/// Connects with [`retry_with_backoff`] until it works or shutdown. The first failure is
+/// one clear ERROR line; later ones are DEBUG so the log stays readable during a long
+/// outage.
+async fn connect_with_backoff<T, F, Fut>(
+    name: &'static str,
+    shown_url: String,
+    health: &Health,
+    shutdown: &CancellationToken,
+    connect: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+{
+    let (value, attempts) = retry_with_backoff(shutdown, connect, |attempt, error: &store::StoreError| {
+        health.set_connecting(name, Some(error.to_string()));
+        if attempt == 1 {
+            tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+        } else {
+            tracing::debug!(store = name, attempt, %error, "still unreachable");
+        }
+        if !error.is_transient() && !matches!(error, store::StoreError::Postgres(_)) {
+            tracing::error!(store = name, %error, "this error will not go away by retrying; fix the configuration");
+        }
+    })
+    .await?;
+    health.set_connecting(name, None);
+    if attempts > 1 {
+        tracing::info!(store = name, url = %shown_url, attempts, "connected after retrying");
+    } else {
+        tracing::info!(store = name, url = %shown_url, "connected");
+    }
+    Some(value)
+}
+
+/// Runs a feature's start-up work (the rolls restore, say) the way the stores are
+/// connected: the first failure is logged as an error and shown on `/readyz` under
+/// `features`, then it is retried with [`retry_with_backoff`]. Serving waits for it.
+/// `false` when shut down first.
 async fn start_up_with_backoff(
     name: &'static str,
     startup: &feature::Startup,
@@ -212,44 +231,27 @@ async fn start_up_with_backoff(
     shutdown: &CancellationToken,
 ) -> bool {
     tracing::info!(feature = name, "running start-up work");
-    let mut delay = Duration::from_millis(500);
-    let mut attempt = 1u32;
-    loop {
-        let result = tokio::select! {
-            result = startup() => result,
-            () = shutdown.cancelled() => return false,
-        };
-        match result {
-            Ok(()) => {
-                health.set_connecting("features", None);
-                if attempt > 1 {
-                    tracing::info!(
-                        feature = name,
-                        attempts = attempt,
-                        "start-up work done after retrying"
-                    );
-                }
-                return true;
-            }
-            Err(error) => {
-                health.set_connecting(
-                    "features",
-                    Some(format!("start-up work of {name}: {error}")),
-                );
-                if attempt == 1 {
-                    tracing::error!(feature = name, %error, "start-up work failed; /readyz reports not ready; retrying with backoff (up to every 30 s)");
-                } else {
-                    tracing::debug!(feature = name, attempt, %error, "start-up work still failing");
-                }
-            }
+    let done = retry_with_backoff(shutdown, || startup(), |attempt, error: &feature::JobError| {
+        health.set_connecting("features", Some(format!("start-up work of {name}: {error}")));
+        if attempt == 1 {
+            tracing::error!(feature = name, %error, "start-up work failed; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+        } else {
+            tracing::debug!(feature = name, attempt, %error, "start-up work still failing");
         }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => return false,
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
-        attempt += 1;
+    })
+    .await;
+    let Some(((), attempts)) = done else {
+        return false;
+    };
+    health.set_connecting("features", None);
+    if attempts > 1 {
+        tracing::info!(
+            feature = name,
+            attempts,
+            "start-up work done after retrying"
+        );
     }
+    true
 }
 
 /// A running Tavern.

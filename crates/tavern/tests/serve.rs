@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{config, spawn_app, wait_ready};
+use common::{config, spawn_app, spawn_serve, stop_with_sigterm, wait_ready};
 use serde_json::json;
 use store::harness::{TestPostgres, TestRedis, free_port};
 
@@ -190,15 +190,7 @@ async fn sigterm_stops_the_binary_cleanly() {
     let redis = TestRedis::start().await;
     let postgres = TestPostgres::start().await;
     let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
-        .arg("serve")
-        .env("TAVERN_REDIS_URL", redis.url())
-        .env("TAVERN_DATABASE_URL", postgres.url())
-        .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("TAVERN_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn tavern serve");
+    let mut child = spawn_serve(&redis, &postgres, port, &[]);
     discord::install_crypto_provider();
     let http = reqwest::Client::new();
     wait_ready(
@@ -207,18 +199,7 @@ async fn sigterm_stops_the_binary_cleanly() {
         Duration::from_secs(30),
     )
     .await;
-
-    let pid = child.id().expect("pid").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .expect("wait");
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut child).await;
 }
 
 #[tokio::test]

@@ -2,10 +2,35 @@
 //! configured by `TAVERN_ROLLS_SYNC_URL` and the cloud's own environment variables,
 //! against real Redis, PostgreSQL and S3 (moto).
 
+mod common;
+
 use std::time::Duration;
 
+use common::{spawn_serve, stop_with_sigterm, wait_ready};
 use store::harness::{TestPostgres, TestRedis, TestS3, free_port};
 use store::redis::AsyncCommands;
+
+/// One member in `user_set`, stamped at a fixed time.
+async fn seed_user_set(redis: &TestRedis) {
+    let mut conn = redis.connect().await.conn();
+    let _: () = conn.sadd("user_set", "1234").await.expect("sadd");
+    let _: () = conn
+        .set("user_set:updated_time", "1790000000123")
+        .await
+        .expect("set");
+}
+
+/// What an operator sets for an S3-compatible service at `endpoint`.
+fn s3_env(endpoint: String) -> [(&'static str, String); 6] {
+    [
+        ("TAVERN_ROLLS_SYNC_URL", "s3://community/tavern".to_owned()),
+        ("AWS_ENDPOINT", endpoint),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ("AWS_REGION", "eu-central-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "operator".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "operator-secret".to_owned()),
+    ]
+}
 
 fn sync_once(redis: &TestRedis, envs: &[(&str, String)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
@@ -22,21 +47,8 @@ async fn sync_once_writes_snapshots_to_the_configured_s3_bucket() {
     let redis = TestRedis::start().await;
     let s3 = TestS3::start();
     s3.create_bucket("community");
-    let mut conn = redis.connect().await.conn();
-    let _: () = conn.sadd("user_set", "1234").await.expect("sadd");
-    let _: () = conn
-        .set("user_set:updated_time", "1790000000123")
-        .await
-        .expect("set");
-
-    let envs = [
-        ("TAVERN_ROLLS_SYNC_URL", "s3://community/tavern".to_owned()),
-        ("AWS_ENDPOINT", s3.endpoint()),
-        ("AWS_ALLOW_HTTP", "true".to_owned()),
-        ("AWS_REGION", "eu-central-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "operator".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "operator-secret".to_owned()),
-    ];
+    seed_user_set(&redis).await;
+    let envs = s3_env(s3.endpoint());
     let out = sync_once(&redis, &envs);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -77,30 +89,10 @@ async fn an_unusable_sync_url_is_refused_before_anything_runs() {
 async fn serving_waits_for_an_unreachable_sync_store_and_starts_once_it_answers() {
     let redis = TestRedis::start().await;
     let postgres = TestPostgres::start().await;
-    let mut conn = redis.connect().await.conn();
-    let _: () = conn.sadd("user_set", "1234").await.expect("sadd");
-    let _: () = conn
-        .set("user_set:updated_time", "1790000000123")
-        .await
-        .expect("set");
+    seed_user_set(&redis).await;
     let (http_port, s3_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
-        .arg("serve")
-        .env("TAVERN_REDIS_URL", redis.url())
-        .env("TAVERN_DATABASE_URL", postgres.url())
-        .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("TAVERN_ROLLS_SYNC_URL", "s3://community/tavern")
-        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{s3_port}"))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_REGION", "eu-central-1")
-        .env("AWS_ACCESS_KEY_ID", "operator")
-        .env("AWS_SECRET_ACCESS_KEY", "operator-secret")
-        .env("TAVERN_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn tavern serve");
+    let envs = s3_env(format!("http://127.0.0.1:{s3_port}"));
+    let mut child = spawn_serve(&redis, &postgres, http_port, &envs);
     discord::install_crypto_provider();
     let http = reqwest::Client::new();
     let readyz = format!("http://127.0.0.1:{http_port}/readyz");
@@ -133,34 +125,12 @@ async fn serving_waits_for_an_unreachable_sync_store_and_starts_once_it_answers(
     // S3 comes up with the bucket: the retried restore succeeds and Tavern serves.
     let s3 = TestS3::start_on(s3_port);
     s3.create_bucket("community");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(response) = http.get(&readyz).send().await
-            && response.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not ready after S3 appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&http, &readyz, Duration::from_secs(60)).await;
     assert!(
         s3.get("community", "tavern/rolls/user_set.json").is_none(),
         "nothing written before shutdown"
     );
-    let pid = child.id().expect("pid").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .expect("wait");
-    assert!(exit.success(), "{exit:?}");
+    stop_with_sigterm(&mut child).await;
     // The snapshot job runs at shutdown: what Redis held is in the bucket.
     let object = s3
         .get("community", "tavern/rolls/user_set.json")

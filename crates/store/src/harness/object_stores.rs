@@ -66,26 +66,24 @@ impl Server {
         what: &str,
         build: &impl Fn(u16, &std::path::Path) -> Command,
     ) -> Option<Server> {
-        {
-            let dir = tempfile::tempdir().expect("temp dir for an object-store server");
-            let mut child = build(port, dir.path())
-                .process_group(0)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-            if wait_for_port(port, &mut child, what) {
-                return Some(Server {
-                    child,
-                    port,
-                    _dir: dir,
-                });
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            None
+        let dir = tempfile::tempdir().expect("temp dir for an object-store server");
+        let mut child = build(port, dir.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        if wait_for_port(port, &mut child, what) {
+            return Some(Server {
+                child,
+                port,
+                _dir: dir,
+            });
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     fn kill(&mut self) {

@@ -80,3 +80,40 @@ pub async fn spawn_app() -> TestApp {
     app.wait_ready().await;
     app
 }
+
+/// `tavern serve` as its own process on `127.0.0.1:{port}` against these stores, with
+/// extra environment; killed if the test drops it.
+pub fn spawn_serve(
+    redis: &TestRedis,
+    postgres: &TestPostgres,
+    port: u16,
+    envs: &[(&str, String)],
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env("TAVERN_REDIS_URL", redis.url())
+        .env("TAVERN_DATABASE_URL", postgres.url())
+        .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("TAVERN_LOG", "error")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn tavern serve")
+}
+
+/// Sends SIGTERM and asserts the process exits successfully within 30 s.
+pub async fn stop_with_sigterm(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}
