@@ -1,1 +1,208 @@
-//! meetings
+//! Meetings ("Dark Tower"): video meetings for a community's sessions. This crate is the
+//! feature's foundation: the seed `dark-tower-database-schema.md` implemented as written
+//! (PostgreSQL tables, Redis structures with their TTLs, the two data flows, the migration
+//! steps, the retention table), the pure rules, the repositories and the scheduled jobs.
+//! Commands, routes and the WebTransport meeting controller come later, on top of it.
+//!
+//! # Rooms
+//! - [`schema`]: the seed's tables (the migrations in `migrations/`, included as
+//!   [`MIGRATIONS`], PostgreSQL schema `meet`) and its Redis keys, hash fields and TTLs.
+//!   No other module spells a table or formats a key.
+//! - [`domain`]: pure rules: typed ids, the seed's enumerated values, meeting codes, the
+//!   weighted choice of a meeting controller or media handler, the retention rules, TTL
+//!   arithmetic.
+//! - [`store`]: [`Repo`], repositories over both stores, including the seed's Data Flow
+//!   Example 1 ([`Repo::join`]) and Example 2 ([`Repo::end_meeting`]).
+//! - [`jobs`]: the retention batch and the `audit_logs` partitions made ahead, wired by
+//!   [`feature()`] as start-up work and two jobs.
+//!
+//! # PostgreSQL
+//! Three migration steps as the seed's strategy names them: `1 initial_schema` (every
+//! `CREATE TABLE`), `2 add_indexes` (every `CREATE INDEX`, the seed's names),
+//! `3 add_triggers` (a `BEFORE UPDATE` trigger keeping `updated_at` current on each of the
+//! seven tables that have it, and the partition function below). Columns, types,
+//! defaults, constraints and `ON DELETE` rules are the seed's, checked against the live
+//! catalog by `tests/catalog.rs`. Queries from the pool name tables schema-qualified
+//! (`meet.meetings`) through `schema::table!`: pooled connections do not have `meet` on
+//! their search path.
+//!
+//! # Redis
+//!
+//! | key | type | TTL |
+//! |---|---|---|
+//! | `meeting:{meeting_id}` | hash: `meeting_id`, `display_name`, `status`, `participant_count`, `started_at`, `controller_id`, `media_handler_id` | none while running; 24 h once ended |
+//! | `participant:{participant_id}` | hash: `participant_id`, `meeting_id`, `user_id`, `display_name`, `joined_at`, `connection_state`, `last_heartbeat`, `streams` | 5 min, refreshed on heartbeat |
+//! | `meeting:{meeting_id}:participants` | set of participant ids | as the meeting |
+//! | `stream:{stream_id}` | hash: `stream_id`, `participant_id`, `meeting_id`, `stream_type`, `codec`, `max_bitrate`, `subscribers`, `created_at` | none while live; 1 h after the stream ends |
+//! | `participant:{participant_id}:subscriptions` | set of stream ids | as the session (5 min, refreshed) |
+//! | `ratelimit:{endpoint}:{identifier}:{window}` | string counter | 60 s |
+//! | `presence:{participant_id}` | string: last heartbeat (Unix s) | 30 s |
+//! | `controller:{controller_id}:capacity` | hash: `max_meetings`, `current_meetings`, `max_participants`, `current_participants`, `health`, `last_update` | 5 min, refreshed on heartbeat |
+//! | `token:blacklist:{token_hash}` | string: the reason | until the token expires |
+//! | `wt:token:{token}` | hash: `participant_id`, `meeting_id`, `created_at`, `connection_type` | 5 min, used once |
+//! | `cache:{entity_type}:{entity_id}` | string: JSON of the row | 5 min (meeting, controller), 15 min (recording), 60 min (user) |
+//!
+//! Every multi-key change is one atomic step: `MULTI`/`EXEC` (end, token issue and
+//! redeem, capacity, rate limit) or one Lua script where the change depends on what is
+//! there (join, leave, heartbeat, stream publish and end, subscriptions). The seed's key
+//! names carry no hash tag, so on a Redis Cluster a join's keys may live on different
+//! shards: like the drinking game, these multi-key steps need a single Redis server (or
+//! a one-shard cluster).
+//!
+//! # Choices where the seed is silent or contradicts itself
+//! - **`audit_logs` partitioning.** The seed creates `audit_logs` as a plain table, then
+//!   `audit_logs_y2025m01 PARTITION OF audit_logs`, which PostgreSQL only allows on a
+//!   partitioned table. Kept intent: `audit_logs` is `PARTITION BY RANGE (created_at)`,
+//!   monthly, and its primary key is `(id, created_at)` (a partitioned table's key must
+//!   contain the partition key; `id` stays a `BIGSERIAL`, unique in practice). Month
+//!   bounds are UTC midnights, written with an explicit `+00` (the seed's bare
+//!   `'2025-01-01'` would depend on the migrating session's time zone). Besides the
+//!   seed's `audit_logs_y2025m01` there is a DEFAULT partition, `audit_logs_default`, so
+//!   an insert never fails for want of a partition. The seed's "add more partitions as
+//!   needed" is the function `audit_logs_ensure_partition(date)` (step 3): it creates the
+//!   month's partition, moving that month's rows out of the default partition first, under
+//!   an advisory lock so replicas may race. The feature calls it for this month and the
+//!   next at start-up and daily ([`PARTITIONS_JOB`]); migrations themselves create no
+//!   date-dependent partition, so migrating is the same in any month.
+//! - **Retention.** Meetings: deleted by batch ([`RETENTION_JOB`], hourly) 90 days after
+//!   `ended_at`; their participants go by the seed's cascade. Meetings never ended are
+//!   never due. Recordings: deleted one year (configurable) after `created_at`. The seed
+//!   cascades recordings with their meeting, which would cut a recording's year to the
+//!   meeting's 90 days; to keep both periods, a meeting is kept while it still has a
+//!   recording, and goes at the first run after its last recording did. The job removes
+//!   recording rows only: the media object stays in storage and its bucket and path are
+//!   logged (deleting objects waits for the recording pipeline's storage client). Audit
+//!   logs: a month's partition is dropped once its whole month is a year old (so no row
+//!   goes early: the seed's January 2025 partition is dropped from February 2026 on),
+//!   and rows older than a year in the default partition are deleted.
+//! - **Join** (Example 1): the meeting must exist and not have ended. One Lua script
+//!   (one atomic step, like `MULTI`/`EXEC`, but able to refuse) checks the meeting is not
+//!   full (`SCARD` of the set below `max_participants`: the seed's setting, enforced
+//!   here), writes the participant hash (TTL 5 min) and its presence (the join counts as
+//!   the first heartbeat), `SADD`s the set, and on the meeting hash sets `meeting_id`,
+//!   `display_name`, `status` `active`, `started_at` (first join only), `controller_id`
+//!   (when assigned) and `HINCRBY participant_count 1`. Then one PostgreSQL transaction
+//!   inserts the `meeting_participants` row and marks a `scheduled` meeting `active` with
+//!   `actual_start_time`. The seed writes PostgreSQL "async"; here it is awaited, and if
+//!   it fails the Redis step is undone (a leave) so no session exists without its row.
+//!   A guest's participant hash has no `user_id` field. `streams` starts as `[]`.
+//! - **Leave** counts down only a participant still in the set (one script), so repeated
+//!   leaves never drive the count below the truth; the row gets `left_at`, the reason and
+//!   `total_duration_seconds`. The caller ends the meeting when 0 remain, as the meeting
+//!   controller does.
+//! - **End** (Example 2): `status = 'ended'`, `ended_at = NOW()`, and every participant
+//!   still in gets `left_at` with `meeting_ended`, in one transaction; then one
+//!   `MULTI`/`EXEC` sets `status` `ended` and the 24 h TTL on the meeting hash and the
+//!   participants set. Ending twice keeps the first `ended_at` and re-applies the Redis
+//!   step (repairing a crash between the two stores).
+//! - **Heartbeat** refreshes the session (5 min), its subscriptions set and presence
+//!   (30 s) only while the session exists: a late heartbeat never resurrects half a hash.
+//! - **Registration**: a controller or media handler that registers again (after a
+//!   restart) starts healthy with zero current load; its heartbeats then report the truth.
+//! - **Streams**: `stream_type` is `video_camera` (the seed's), `video_screen` or
+//!   `audio_microphone`. Publishing writes the stream hash and appends its id to the
+//!   session's `streams` JSON array (only while the session exists); ending it sets the
+//!   1 h TTL and removes the id. `subscribers` counts distinct subscribers.
+//! - **Controller assignment**: among controllers of the region that reported within the
+//!   capacity TTL (5 min) and are `healthy`, weighted by free meeting slots, gated on free
+//!   participant room. The counts are the controllers' own reports (heartbeats), not
+//!   incremented on assignment. Media handlers likewise, weighted by free stream slots,
+//!   gated on free bitrate; the seed keeps a meeting's handler only in Redis
+//!   (`media_handler_id`), written once the meeting hash exists (after the first join).
+//! - **Meeting codes**: `ABC-DEFG-HJK`, ten symbols from `2-9` and the capital letters
+//!   without `I L O U` (30^10 codes), twelve characters (fits `VARCHAR(20)`); parsing
+//!   ignores case, spaces and hyphens. A taken code is detected with
+//!   `ON CONFLICT (meeting_code) DO NOTHING` and redrawn, at most 5 times.
+//! - **Tokens**: WebTransport tokens are 32 random bytes in hex, redeemed by `HGETALL` +
+//!   `DEL` in one `MULTI`/`EXEC` (exactly one redeemer wins); `connection_type` is `media`
+//!   (the seed's) or `signaling`. A token blacklisted after its expiry is not stored.
+//! - **Rate limits** use fixed windows: `{window}` is the Unix second the minute starts
+//!   (the seed's example, `1705411200`, is one); `INCR` and `EXPIRE 60` go in one
+//!   `MULTI`/`EXEC`.
+//! - **Subscriptions** (`participant:{id}:subscriptions`): the seed gives no TTL; the set
+//!   lives as long as the session it belongs to.
+//! - **Cache** TTLs by entity type within the seed's 5-60 minutes, see
+//!   [`schema::CacheEntity`].
+
+pub mod domain;
+pub mod jobs;
+pub mod schema;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::domain::Retention;
+pub use crate::schema::MIGRATIONS;
+pub use crate::store::{MeetingsError, Repo};
+
+/// Settings of the meetings feature.
+#[derive(Debug, Clone)]
+pub struct MeetingsConfig {
+    /// The seed's retention table (recordings' period is the configurable one).
+    pub retention: Retention,
+    /// How often the retention batch runs.
+    pub retention_every: Duration,
+    /// How often the `audit_logs` partitions ahead are ensured.
+    pub partitions_every: Duration,
+}
+
+impl Default for MeetingsConfig {
+    fn default() -> MeetingsConfig {
+        MeetingsConfig {
+            retention: Retention::default(),
+            retention_every: Duration::from_secs(60 * 60),
+            partitions_every: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+type JobFuture = feature::BoxFuture<'static, Result<(), feature::JobError>>;
+
+/// Name of the retention job (its lock is `tavern:lock:job:meetings-retention`).
+pub const RETENTION_JOB: &str = "meetings-retention";
+/// Name of the job that creates `audit_logs` partitions ahead.
+pub const PARTITIONS_JOB: &str = "meetings-audit-partitions";
+
+/// The meetings feature for the binary: its migrations, the start-up work that makes
+/// sure this month's and next month's `audit_logs` partitions exist, and two jobs: the
+/// retention batch ([`RETENTION_JOB`]) and the partitions ahead ([`PARTITIONS_JOB`]).
+pub fn feature(postgres: ::store::Postgres, config: MeetingsConfig) -> feature::Feature {
+    let mut feature = feature::Feature::new("meetings");
+    feature.migrations = Some(MIGRATIONS);
+    let rules = config.retention;
+
+    let pg = postgres.clone();
+    let ensure = Arc::new(move || -> JobFuture {
+        let pg = pg.clone();
+        Box::pin(async move {
+            jobs::ensure_audit_partitions(&pg, &rules, chrono::Utc::now())
+                .await
+                .map(|_| ())
+                .map_err(feature::JobError::new)
+        })
+    });
+    feature.startup = Some(ensure.clone());
+    feature.jobs.push(feature::Job {
+        name: PARTITIONS_JOB,
+        every: config.partitions_every,
+        on_shutdown: false,
+        run: ensure,
+    });
+
+    feature.jobs.push(feature::Job {
+        name: RETENTION_JOB,
+        every: config.retention_every,
+        on_shutdown: false,
+        run: Arc::new(move || -> JobFuture {
+            let pg = postgres.clone();
+            Box::pin(async move {
+                jobs::run_retention(&pg, &rules, chrono::Utc::now())
+                    .await
+                    .map(|_| ())
+                    .map_err(feature::JobError::new)
+            })
+        }),
+    });
+    feature
+}

@@ -297,7 +297,6 @@ pub fn features(
     discord: &discord::Discord,
     gateway: &GatewayStatus,
 ) -> Vec<Feature> {
-    let _ = postgres;
     vec![
         crate::core::feature(discord.clone(), gateway.clone()),
         rolls::feature(redis.clone(), discord.clone(), rolls_config(config)),
@@ -306,6 +305,9 @@ pub fn features(
             discord.clone(),
             drinking::DrinkingConfig::default(),
         ),
+        campaigns::feature(redis.clone()),
+        clips::feature(postgres),
+        meetings::feature(postgres.clone(), meetings::MeetingsConfig::default()),
     ]
 }
 
@@ -318,7 +320,7 @@ pub fn rolls_config(config: &Config) -> rolls::RollsConfig {
 
 /// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.
 pub fn migrations() -> Vec<store::FeatureMigrations> {
-    Vec::new()
+    vec![clips::MIGRATIONS, meetings::MIGRATIONS]
 }
 
 /// Starts Tavern: binds its listeners at once and brings up the rest in the background.

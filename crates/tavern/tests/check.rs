@@ -37,3 +37,27 @@ async fn check_is_quiet_on_clean_data_and_reports_a_dangling_active_game() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn check_reports_a_campaigns_link_without_its_inverse() {
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+
+    // A Meetup user that points at a Discord user who does not point back: half a link.
+    let mut conn = redis.connect().await.conn();
+    let _: () = conn.sadd("meetup_users", 7u64).await.expect("sadd");
+    let _: () = conn
+        .set("meetup_user:7:discord_user", 42u64)
+        .await
+        .expect("set");
+
+    let dirty = run_check(&redis, &postgres);
+    let stdout = String::from_utf8_lossy(&dirty.stdout);
+    assert_eq!(dirty.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("campaigns") && l.contains("meetup_user:7:discord_user")),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,478 @@
+//! The one place that knows the seed's Redis keys (`hyperion-redis-schema.md`), exactly
+//! as written there. Nothing outside this module formats a key or names a hash field.
+//!
+//! Each key's doc comment gives its Redis type, what it relates and the key holding the
+//! inverse relation, so the repositories ([`crate::store`]) and the check
+//! ([`crate::check`]) can be read against it. `u64` values are stored in decimal.
+
+use discord::model::{ChannelId, RoleId, UserId};
+
+use crate::domain::{EventSeriesId, LinkingId, MeetupEventId, MeetupUserId, TransientUserId};
+
+// ---- Meetup events -------------------------------------------------------------------
+
+/// Set of string: every tracked Meetup event id. Each member has a
+/// [`meetup_event`] hash.
+pub const MEETUP_EVENTS: &str = "meetup_events";
+
+/// Set of u64 (Meetup user ids): guests who RSVP'd "yes" to the event (1:N).
+pub fn meetup_event_meetup_users(event: &MeetupEventId) -> String {
+    format!("meetup_event:{event}:meetup_users")
+}
+
+/// Set of u64 (Meetup user ids): the event's hosts (1:N).
+pub fn meetup_event_meetup_hosts(event: &MeetupEventId) -> String {
+    format!("meetup_event:{event}:meetup_hosts")
+}
+
+/// String (event series id): the series the event belongs to (N:1). Inverse:
+/// [`event_series_meetup_events`].
+pub fn meetup_event_event_series(event: &MeetupEventId) -> String {
+    format!("meetup_event:{event}:event_series")
+}
+
+/// Hash: the event itself; fields [`EVENT_NAME`], [`EVENT_TIME`], [`EVENT_LINK`],
+/// [`EVENT_URLNAME`] and the optional [`EVENT_IS_ONLINE`].
+pub fn meetup_event(event: &MeetupEventId) -> String {
+    format!("meetup_event:{event}")
+}
+
+/// [`meetup_event`] field: the title as it appears on Meetup.
+pub const EVENT_NAME: &str = "name";
+/// [`meetup_event`] field: date and time of the event, RFC 3339.
+pub const EVENT_TIME: &str = "time";
+/// [`meetup_event`] field: URL of the event page.
+pub const EVENT_LINK: &str = "link";
+/// [`meetup_event`] field: `urlname` of the event's Meetup group.
+pub const EVENT_URLNAME: &str = "urlname";
+/// [`meetup_event`] field, optional: `"true"` or `"false"`.
+pub const EVENT_IS_ONLINE: &str = "is_online";
+
+// ---- Meetup users --------------------------------------------------------------------
+
+/// Set of u64: every linked Meetup user. Its counterpart is [`DISCORD_USERS`]; each
+/// member has a [`meetup_user_discord_user`].
+pub const MEETUP_USERS: &str = "meetup_users";
+
+/// u64 (Discord user id): the Discord user this Meetup user is linked to (1:1).
+/// Inverse: [`discord_user_meetup_user`].
+pub fn meetup_user_discord_user(user: MeetupUserId) -> String {
+    format!("meetup_user:{user}:discord_user")
+}
+
+/// Hash: the Meetup user's own OAuth2 tokens, fields [`OAUTH2_ACCESS_TOKEN`] and
+/// [`OAUTH2_REFRESH_TOKEN`] (only with the extra consent scope).
+pub fn meetup_user_oauth2_tokens(user: MeetupUserId) -> String {
+    format!("meetup_user:{user}:oauth2_tokens")
+}
+
+/// [`meetup_user_oauth2_tokens`] field.
+pub const OAUTH2_ACCESS_TOKEN: &str = "access_token";
+/// [`meetup_user_oauth2_tokens`] field.
+pub const OAUTH2_REFRESH_TOKEN: &str = "refresh_token";
+
+/// String, optional (RFC 3339): when [`meetup_user_oauth2_tokens`] were last refreshed.
+pub fn meetup_user_oauth2_tokens_last_refresh_time(user: MeetupUserId) -> String {
+    format!("meetup_user:{user}:oauth2_tokens:last_refresh_time")
+}
+
+// ---- Discord users -------------------------------------------------------------------
+
+/// Set of u64: every linked Discord user. Counterpart of [`MEETUP_USERS`].
+pub const DISCORD_USERS: &str = "discord_users";
+
+/// u64 (Meetup user id): the Meetup user this Discord user is linked to (1:1).
+/// Inverse: [`meetup_user_discord_user`].
+pub fn discord_user_meetup_user(user: UserId) -> String {
+    format!("discord_user:{user}:meetup_user")
+}
+
+// ---- Event series --------------------------------------------------------------------
+
+/// Set of string: every tracked event series.
+pub const EVENT_SERIES: &str = "event_series";
+
+/// Set of string (Meetup event ids): the tracked events of the series (1:N). Inverse:
+/// [`meetup_event_event_series`] of each member.
+pub fn event_series_meetup_events(series: &EventSeriesId) -> String {
+    format!("event_series:{series}:meetup_events")
+}
+
+/// u64 (channel id): the series' bot-controlled text channel (1:1). Inverse:
+/// [`discord_channel_event_series`].
+pub fn event_series_discord_channel(series: &EventSeriesId) -> String {
+    format!("event_series:{series}:discord_channel")
+}
+
+/// u64 (channel id), optional: the series' voice channel (1:1). Inverse:
+/// [`discord_voice_channel_event_series`].
+pub fn event_series_discord_voice_channel(series: &EventSeriesId) -> String {
+    format!("event_series:{series}:discord_voice_channel")
+}
+
+/// String: `campaign` or `adventure` (see [`crate::domain::SeriesType`]). A key of its
+/// own, as the seed writes it (the seed muses it belongs in a hash; we keep its names).
+pub fn event_series_type(series: &EventSeriesId) -> String {
+    format!("event_series:{series}:type")
+}
+
+/// Bool: [`TRUE`] for online series; absent (or anything else) otherwise.
+pub fn event_series_is_online(series: &EventSeriesId) -> String {
+    format!("event_series:{series}:is_online")
+}
+
+/// How a true bool is stored ([`event_series_is_online`], [`EVENT_IS_ONLINE`]).
+pub const TRUE: &str = "true";
+/// How a false bool is stored ([`EVENT_IS_ONLINE`]).
+pub const FALSE: &str = "false";
+
+// ---- Discord channels ----------------------------------------------------------------
+
+/// Set of u64: every bot-controlled game text channel.
+pub const DISCORD_CHANNELS: &str = "discord_channels";
+
+/// String (event series id): the series the channel belongs to (1:1). Inverse:
+/// [`event_series_discord_channel`].
+pub fn discord_channel_event_series(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:event_series")
+}
+
+/// u64 (role id): the channel's guest role (1:1). Inverse:
+/// [`discord_role_discord_channel`].
+pub fn discord_channel_discord_role(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:discord_role")
+}
+
+/// u64 (role id): the channel's host role (1:1). Inverse:
+/// [`discord_host_role_discord_channel`].
+pub fn discord_channel_discord_host_role(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:discord_host_role")
+}
+
+/// Set of u64 (Discord user ids): hosts removed by hand, never promoted again by sync.
+pub fn discord_channel_removed_hosts(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:removed_hosts")
+}
+
+/// Set of u64 (Discord user ids): users removed by hand, never added back by sync.
+pub fn discord_channel_removed_users(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:removed_users")
+}
+
+/// String (RFC 3339): when the channel expires.
+pub fn discord_channel_expiration_time(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:expiration_time")
+}
+
+/// String (RFC 3339): when the channel was last reminded of its expiration.
+pub fn discord_channel_last_expiration_reminder_time(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:last_expiration_reminder_time")
+}
+
+/// String (RFC 3339): no expiration reminders before this time.
+pub fn discord_channel_snooze_until(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:snooze_until")
+}
+
+/// String (RFC 3339): the channel is deleted after this time.
+pub fn discord_channel_deletion_time(channel: ChannelId) -> String {
+    format!("discord_channel:{channel}:deletion_time")
+}
+
+/// Set of u64: text channels created by the bot that could not be deleted; retried.
+pub const ORPHANED_DISCORD_CHANNELS: &str = "orphaned_discord_channels";
+
+// ---- Discord voice channels ----------------------------------------------------------
+
+/// Set of u64: every bot-controlled voice channel.
+pub const DISCORD_VOICE_CHANNELS: &str = "discord_voice_channels";
+
+/// String (event series id): the series the voice channel belongs to (1:1). Inverse:
+/// [`event_series_discord_voice_channel`].
+pub fn discord_voice_channel_event_series(channel: ChannelId) -> String {
+    format!("discord_voice_channel:{channel}:event_series")
+}
+
+/// String (RFC 3339): the voice channel is deleted after this time.
+pub fn discord_voice_channel_deletion_time(channel: ChannelId) -> String {
+    format!("discord_voice_channel:{channel}:deletion_time")
+}
+
+/// Set of u64: voice channels created by the bot that could not be deleted; retried.
+pub const ORPHANED_DISCORD_VOICE_CHANNELS: &str = "orphaned_discord_voice_channels";
+
+/// String (RFC 3339): when the topic of the shared user-topic voice channel was set.
+pub const USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME: &str = "user_topic_voice_channel_topic_time";
+
+// ---- Managed Discord channels --------------------------------------------------------
+
+/// Set of u64: bot-managed channels that are not game channels.
+pub const MANAGED_DISCORD_CHANNELS: &str = "managed_discord_channels";
+
+// ---- Discord roles -------------------------------------------------------------------
+
+/// Set of u64 (the seed's "set of 64" read as u64, like every other id set): every
+/// bot-controlled guest role.
+pub const DISCORD_ROLES: &str = "discord_roles";
+
+/// Set of u64: every bot-controlled host role.
+pub const DISCORD_HOST_ROLES: &str = "discord_host_roles";
+
+/// u64 (channel id): the channel a guest role belongs to (1:1). Inverse:
+/// [`discord_channel_discord_role`].
+pub fn discord_role_discord_channel(role: RoleId) -> String {
+    format!("discord_role:{role}:discord_channel")
+}
+
+/// u64 (channel id): the channel a host role belongs to (1:1). Inverse:
+/// [`discord_channel_discord_host_role`].
+pub fn discord_host_role_discord_channel(role: RoleId) -> String {
+    format!("discord_host_role:{role}:discord_channel")
+}
+
+/// Set of u64: roles created by the bot that could not be deleted; retried. The seed's
+/// name (the original code wrote `orphaned_roles`).
+pub const ORPHANED_DISCORD_ROLES: &str = "orphaned_discord_roles";
+
+// ---- Linking -------------------------------------------------------------------------
+
+/// u64 (Discord user id), short-lived: the Discord user a one-time linking id stands
+/// for (N:1: a user may hold several links).
+pub fn meetup_linking_discord_user(linking: &LinkingId) -> String {
+    format!("meetup_linking:{linking}:discord_user")
+}
+
+/// String, short-lived: the CSRF token of a transient browser "user id".
+pub fn csrf(user: &TransientUserId) -> String {
+    format!("csrf:{user}")
+}
+
+// ---- OAuth2 organiser token ----------------------------------------------------------
+
+/// String: access token of someone who organises every configured Meetup group.
+pub const MEETUP_ACCESS_TOKEN: &str = "meetup_access_token";
+/// String: that organiser's refresh token.
+pub const MEETUP_REFRESH_TOKEN: &str = "meetup_refresh_token";
+/// String (RFC 3339): when the organiser token is next refreshed.
+pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_time";
+
+// ---- Reading keys back (the check) ---------------------------------------------------
+
+/// One family of per-id keys, `{prefix}:{id}:{suffix}`, for `SCAN` and for reading the
+/// id back out of a key the scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFamily {
+    prefix: &'static str,
+    suffix: &'static str,
+}
+
+impl KeyFamily {
+    /// The `SCAN MATCH` pattern of the family.
+    pub fn pattern(self) -> String {
+        format!("{}:*:{}", self.prefix, self.suffix)
+    }
+
+    /// The id part of `key`, if `key` belongs to the family (the id itself may be
+    /// anything; the caller parses it).
+    pub fn id_of(self, key: &str) -> Option<&str> {
+        key.strip_prefix(self.prefix)?
+            .strip_prefix(':')?
+            .strip_suffix(self.suffix)?
+            .strip_suffix(':')
+    }
+
+    /// The family's key for an id the check read from a value that may hold anything (so
+    /// it cannot be typed).
+    pub fn key_for_raw(self, id: &str) -> String {
+        format!("{}:{id}:{}", self.prefix, self.suffix)
+    }
+}
+
+/// `meetup_user:{}:discord_user`.
+pub const MEETUP_USER_DISCORD_USER: KeyFamily = KeyFamily {
+    prefix: "meetup_user",
+    suffix: "discord_user",
+};
+/// `discord_user:{}:meetup_user`.
+pub const DISCORD_USER_MEETUP_USER: KeyFamily = KeyFamily {
+    prefix: "discord_user",
+    suffix: "meetup_user",
+};
+/// `meetup_event:{}:event_series`.
+pub const MEETUP_EVENT_EVENT_SERIES: KeyFamily = KeyFamily {
+    prefix: "meetup_event",
+    suffix: "event_series",
+};
+/// `event_series:{}:meetup_events`.
+pub const EVENT_SERIES_MEETUP_EVENTS: KeyFamily = KeyFamily {
+    prefix: "event_series",
+    suffix: "meetup_events",
+};
+/// `event_series:{}:discord_channel`.
+pub const EVENT_SERIES_DISCORD_CHANNEL: KeyFamily = KeyFamily {
+    prefix: "event_series",
+    suffix: "discord_channel",
+};
+/// `event_series:{}:discord_voice_channel`.
+pub const EVENT_SERIES_DISCORD_VOICE_CHANNEL: KeyFamily = KeyFamily {
+    prefix: "event_series",
+    suffix: "discord_voice_channel",
+};
+/// `discord_channel:{}:event_series`.
+pub const DISCORD_CHANNEL_EVENT_SERIES: KeyFamily = KeyFamily {
+    prefix: "discord_channel",
+    suffix: "event_series",
+};
+/// `discord_voice_channel:{}:event_series`.
+pub const DISCORD_VOICE_CHANNEL_EVENT_SERIES: KeyFamily = KeyFamily {
+    prefix: "discord_voice_channel",
+    suffix: "event_series",
+};
+/// `discord_role:{}:discord_channel`.
+pub const DISCORD_ROLE_DISCORD_CHANNEL: KeyFamily = KeyFamily {
+    prefix: "discord_role",
+    suffix: "discord_channel",
+};
+/// `discord_host_role:{}:discord_channel`.
+pub const DISCORD_HOST_ROLE_DISCORD_CHANNEL: KeyFamily = KeyFamily {
+    prefix: "discord_host_role",
+    suffix: "discord_channel",
+};
+/// `discord_channel:{}:discord_role`.
+pub const DISCORD_CHANNEL_DISCORD_ROLE: KeyFamily = KeyFamily {
+    prefix: "discord_channel",
+    suffix: "discord_role",
+};
+/// `discord_channel:{}:discord_host_role`.
+pub const DISCORD_CHANNEL_DISCORD_HOST_ROLE: KeyFamily = KeyFamily {
+    prefix: "discord_channel",
+    suffix: "discord_host_role",
+};
+
+/// Every set of the seed with a fixed name, for the check's type test.
+pub const GLOBAL_SETS: [&str; 12] = [
+    MEETUP_EVENTS,
+    MEETUP_USERS,
+    DISCORD_USERS,
+    EVENT_SERIES,
+    DISCORD_CHANNELS,
+    ORPHANED_DISCORD_CHANNELS,
+    DISCORD_VOICE_CHANNELS,
+    ORPHANED_DISCORD_VOICE_CHANNELS,
+    MANAGED_DISCORD_CHANNELS,
+    DISCORD_ROLES,
+    DISCORD_HOST_ROLES,
+    ORPHANED_DISCORD_ROLES,
+];
+
+/// `meetup_event:{}` for an id read from `meetup_events`, which may hold anything.
+pub fn meetup_event_raw(id: &str) -> String {
+    format!("meetup_event:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn keys_are_spelled_as_in_the_seed() {
+        let e = MeetupEventId::parse("276754274").unwrap();
+        let s = EventSeriesId::parse("abc").unwrap();
+        let m = MeetupUserId::new(11).unwrap();
+        let u = UserId::new(22);
+        let c = ChannelId::new(33);
+        let r = RoleId::new(44);
+        let l = LinkingId::parse("lnk").unwrap();
+        let t = TransientUserId::parse("tmp").unwrap();
+        let keys = [
+            meetup_event_meetup_users(&e),
+            meetup_event_meetup_hosts(&e),
+            meetup_event_event_series(&e),
+            meetup_event(&e),
+            meetup_user_discord_user(m),
+            meetup_user_oauth2_tokens(m),
+            meetup_user_oauth2_tokens_last_refresh_time(m),
+            discord_user_meetup_user(u),
+            event_series_meetup_events(&s),
+            event_series_discord_channel(&s),
+            event_series_discord_voice_channel(&s),
+            event_series_type(&s),
+            event_series_is_online(&s),
+            discord_channel_event_series(c),
+            discord_channel_discord_role(c),
+            discord_channel_discord_host_role(c),
+            discord_channel_removed_hosts(c),
+            discord_channel_removed_users(c),
+            discord_channel_expiration_time(c),
+            discord_channel_last_expiration_reminder_time(c),
+            discord_channel_snooze_until(c),
+            discord_channel_deletion_time(c),
+            discord_voice_channel_event_series(c),
+            discord_voice_channel_deletion_time(c),
+            discord_role_discord_channel(r),
+            discord_host_role_discord_channel(r),
+            meetup_linking_discord_user(&l),
+            csrf(&t),
+        ];
+        let expected = [
+            "meetup_event:276754274:meetup_users",
+            "meetup_event:276754274:meetup_hosts",
+            "meetup_event:276754274:event_series",
+            "meetup_event:276754274",
+            "meetup_user:11:discord_user",
+            "meetup_user:11:oauth2_tokens",
+            "meetup_user:11:oauth2_tokens:last_refresh_time",
+            "discord_user:22:meetup_user",
+            "event_series:abc:meetup_events",
+            "event_series:abc:discord_channel",
+            "event_series:abc:discord_voice_channel",
+            "event_series:abc:type",
+            "event_series:abc:is_online",
+            "discord_channel:33:event_series",
+            "discord_channel:33:discord_role",
+            "discord_channel:33:discord_host_role",
+            "discord_channel:33:removed_hosts",
+            "discord_channel:33:removed_users",
+            "discord_channel:33:expiration_time",
+            "discord_channel:33:last_expiration_reminder_time",
+            "discord_channel:33:snooze_until",
+            "discord_channel:33:deletion_time",
+            "discord_voice_channel:33:event_series",
+            "discord_voice_channel:33:deletion_time",
+            "discord_role:44:discord_channel",
+            "discord_host_role:44:discord_channel",
+            "meetup_linking:lnk:discord_user",
+            "csrf:tmp",
+        ];
+        assert_eq!(keys.as_slice(), expected.as_slice());
+    }
+
+    #[test]
+    fn key_families_scan_and_read_back_their_ids() {
+        assert_eq!(
+            MEETUP_USER_DISCORD_USER.pattern(),
+            "meetup_user:*:discord_user"
+        );
+        assert_eq!(
+            MEETUP_USER_DISCORD_USER.id_of("meetup_user:42:discord_user"),
+            Some("42")
+        );
+        assert_eq!(
+            MEETUP_USER_DISCORD_USER.id_of("meetup_user:42:oauth2_tokens"),
+            None
+        );
+        assert_eq!(
+            DISCORD_CHANNEL_EVENT_SERIES.key_for_raw("7"),
+            "discord_channel:7:event_series"
+        );
+        assert_eq!(
+            EVENT_SERIES_DISCORD_CHANNEL.id_of(&event_series_discord_channel(
+                &EventSeriesId::parse("s1").unwrap()
+            )),
+            Some("s1")
+        );
+        assert_eq!(meetup_event_raw("x"), "meetup_event:x");
+    }
+}

@@ -1,0 +1,206 @@
+//! Helpers shared by the campaigns' integration tests: a real `redis-server` per test and
+//! small readers of what it holds.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use campaigns::store::{EventUpsert, MeetupEvent};
+use campaigns::{CampaignStore, EventSeriesId, MeetupEventId, MeetupUserId};
+use chrono::{DateTime, Utc};
+use discord::model::{ChannelId, RoleId, UserId};
+use store::harness::TestRedis;
+
+pub struct Env {
+    pub server: TestRedis,
+    pub redis: store::Redis,
+    pub store: CampaignStore,
+}
+
+pub async fn env() -> Env {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let store = CampaignStore::new(redis.clone());
+    Env {
+        server,
+        redis,
+        store,
+    }
+}
+
+pub fn meetup(n: u64) -> MeetupUserId {
+    MeetupUserId::new(n).unwrap()
+}
+pub fn user(n: u64) -> UserId {
+    UserId::new(n)
+}
+pub fn channel(n: u64) -> ChannelId {
+    ChannelId::new(n)
+}
+pub fn role(n: u64) -> RoleId {
+    RoleId::new(n)
+}
+pub fn event_id(s: &str) -> MeetupEventId {
+    MeetupEventId::parse(s).unwrap()
+}
+pub fn series_id(s: &str) -> EventSeriesId {
+    EventSeriesId::parse(s).unwrap()
+}
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+pub fn event(id: &str, time: &str) -> MeetupEvent {
+    MeetupEvent {
+        id: event_id(id),
+        name: format!("Session of {id}"),
+        time: at(time),
+        link: format!("https://www.meetup.com/dragons/events/{id}/"),
+        urlname: "dragons".into(),
+        is_online: None,
+    }
+}
+
+pub fn upsert(id: &str, series: &str) -> EventUpsert {
+    EventUpsert {
+        event: event(id, "2026-03-01T18:00:00Z"),
+        series: series_id(series),
+        series_type: None,
+        series_online: false,
+        hosts: vec![meetup(1)],
+        rsvps: Some(vec![meetup(2), meetup(3)]),
+    }
+}
+
+impl Env {
+    pub fn conn(&self) -> store::RedisConn {
+        self.redis.conn()
+    }
+
+    pub async fn redis_type(&self, key: &str) -> String {
+        redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .unwrap()
+    }
+
+    pub async fn ttl(&self, key: &str) -> i64 {
+        redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .unwrap()
+    }
+
+    pub async fn set(&self, key: &str, value: &str) {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .exec_async(&mut self.conn())
+            .await
+            .unwrap();
+    }
+
+    pub async fn del(&self, key: &str) {
+        redis::cmd("DEL")
+            .arg(key)
+            .exec_async(&mut self.conn())
+            .await
+            .unwrap();
+    }
+
+    pub async fn sadd(&self, key: &str, member: &str) {
+        redis::cmd("SADD")
+            .arg(key)
+            .arg(member)
+            .exec_async(&mut self.conn())
+            .await
+            .unwrap();
+    }
+
+    pub async fn srem(&self, key: &str, member: &str) {
+        redis::cmd("SREM")
+            .arg(key)
+            .arg(member)
+            .exec_async(&mut self.conn())
+            .await
+            .unwrap();
+    }
+
+    /// A set's members, sorted.
+    pub async fn members(&self, key: &str) -> Vec<String> {
+        let mut m: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .unwrap();
+        m.sort();
+        m
+    }
+
+    /// A hash's fields and values, sorted by field.
+    pub async fn hash(&self, key: &str) -> Vec<(String, String)> {
+        let map: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await
+            .unwrap();
+        map.into_iter().collect()
+    }
+
+    /// Every key in the server, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        self.redis.scan("*").await.unwrap()
+    }
+
+    /// Every key with its type, sorted: a snapshot to compare before and after.
+    pub async fn snapshot(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for key in self.keys().await {
+            let kind = self.redis_type(&key).await;
+            let value = match kind.as_str() {
+                "string" => self.get(&key).await.unwrap_or_default(),
+                "set" => self.members(&key).await.join(","),
+                "hash" => format!("{:?}", self.hash(&key).await),
+                other => other.to_owned(),
+            };
+            out.push((key, kind, value));
+        }
+        out
+    }
+
+    /// A series with one event, a text channel, both roles and a voice channel.
+    pub async fn full_series(
+        &self,
+        series: &str,
+        event: &str,
+        text: u64,
+        voice: u64,
+        guest: u64,
+        host: u64,
+    ) {
+        let mut up = upsert(event, series);
+        up.series_type = Some(campaigns::SeriesType::Adventure);
+        up.series_online = true;
+        self.store.upsert_event(&up).await.unwrap();
+        let s = series_id(series);
+        self.store
+            .register_channel(&s, channel(text))
+            .await
+            .unwrap();
+        self.store
+            .register_roles(channel(text), role(guest), role(host))
+            .await
+            .unwrap();
+        self.store
+            .register_voice_channel(&s, channel(voice))
+            .await
+            .unwrap();
+    }
+}

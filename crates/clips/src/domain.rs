@@ -1,0 +1,1248 @@
+//! The clip archive's rules, pure: ids, settings and what makes a message a clip, scan runs
+//! (their status machine and how a scan pages through a channel's history), and the
+//! install intents of the OAuth flow. No I/O; time and randomness come from the caller.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use serde_json::{Map, Value};
+
+use crate::schema::settings_keys;
+
+pub use discord::{ChannelId, GuildId, Id, MessageId, UserId};
+
+// ---------------------------------------------------------------------------------------
+// Ids
+
+/// A value read from text (a database row, a request) that is not what it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {what}")]
+pub struct ParseIdError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// Parses a Discord snowflake stored as text (the seed keeps every Discord id as `text`).
+pub fn parse_snowflake<M>(what: &'static str, raw: &str) -> Result<Id<M>, ParseIdError> {
+    raw.parse::<u64>()
+        .ok()
+        .and_then(Id::new_checked)
+        .ok_or_else(|| ParseIdError {
+            what,
+            value: raw.to_owned(),
+        })
+}
+
+/// `users.id`: Tavern's own number for a user (the seed's `serial`), distinct from the
+/// Discord id so the two can never be mixed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InternalUserId(i32);
+
+impl InternalUserId {
+    pub fn new(id: i32) -> InternalUserId {
+        InternalUserId(id)
+    }
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// `bot_channel_scan_runs.id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScanRunId(uuid::Uuid);
+
+impl ScanRunId {
+    pub fn parse(raw: &str) -> Result<ScanRunId, ParseIdError> {
+        uuid::Uuid::parse_str(raw)
+            .map(ScanRunId)
+            .map_err(|_| ParseIdError {
+                what: "scan run id",
+                value: raw.to_owned(),
+            })
+    }
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl FromStr for ScanRunId {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<ScanRunId, ParseIdError> {
+        ScanRunId::parse(s)
+    }
+}
+
+impl fmt::Display for ScanRunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings
+
+/// Why settings could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings must be a JSON object, not {found}")]
+    NotAnObject { found: &'static str },
+    #[error("setting `{setting}` must be {expected}, not {found}")]
+    WrongType {
+        setting: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("setting `video_formats` has an unusable entry `{entry}`: {reason}")]
+    BadFormat { entry: String, reason: &'static str },
+    #[error("setting `{setting}` is not a valid regular expression: {reason}")]
+    BadPattern {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A settings document: `guild_settings.settings` or `bot_channels.settings`. Always a
+/// JSON object (parse, don't validate: a row holding anything else is refused once, here).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Settings(Map<String, Value>);
+
+impl Settings {
+    pub fn empty() -> Settings {
+        Settings::default()
+    }
+
+    pub fn from_json(value: Value) -> Result<Settings, SettingsError> {
+        match value {
+            Value::Object(map) => Ok(Settings(map)),
+            other => Err(SettingsError::NotAnObject {
+                found: json_kind(&other),
+            }),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+
+    /// The value of `key`; a JSON `null` reads as absent (so the default applies).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    /// `auto_scan` (default `false`): whether the scheduler to come queues catch-up scans
+    /// of the channel by itself.
+    pub fn auto_scan(&self) -> Result<bool, SettingsError> {
+        match self.get(settings_keys::AUTO_SCAN) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(SettingsError::WrongType {
+                setting: settings_keys::AUTO_SCAN,
+                expected: "a boolean",
+                found: json_kind(other),
+            }),
+        }
+    }
+
+    /// These settings with `overrides` applied as a JSON merge patch (RFC 7396): an
+    /// override replaces the value under its key, objects merge key by key recursively,
+    /// arrays are replaced whole (a channel's `video_formats` is its list, not an
+    /// addition to the guild's), and an override of `null` removes the key, so the
+    /// built-in default applies in that channel.
+    pub fn merged_with(&self, overrides: &Settings) -> Settings {
+        let mut target = self.0.clone();
+        merge_object(&mut target, &overrides.0);
+        Settings(target)
+    }
+}
+
+fn merge_object(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(key);
+            }
+            Value::Object(inner) => {
+                let slot = target
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(slot) = slot {
+                    merge_object(slot, inner);
+                }
+            }
+            other => {
+                target.insert(key.clone(), other.clone());
+            }
+        }
+    }
+}
+
+/// The allow-list used when `video_formats` is absent: the containers Discord plays
+/// inline (MP4, WebM) and QuickTime, what phones record.
+pub const DEFAULT_VIDEO_FORMATS: [&str; 3] = ["mp4", "webm", "mov"];
+
+/// MIME types of the formats whose MIME subtype is not their extension.
+const MIME_ALIASES: [(&str, &str); 5] = [
+    ("mov", "video/quicktime"),
+    ("mkv", "video/x-matroska"),
+    ("avi", "video/x-msvideo"),
+    ("m4v", "video/x-m4v"),
+    ("wmv", "video/x-ms-wmv"),
+];
+
+/// The most a pattern may compile to; settings are typed by admins, but one bad pattern
+/// must not cost the worker unbounded memory.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// One allowed format: an extension (`mp4`) and the MIME types that mean it
+/// (`video/mp4`), or a MIME type alone when the entry was written as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VideoFormat {
+    extension: Option<String>,
+    mimes: Vec<String>,
+}
+
+impl VideoFormat {
+    fn parse(entry: &str) -> Result<VideoFormat, SettingsError> {
+        let bad = |reason| SettingsError::BadFormat {
+            entry: entry.to_owned(),
+            reason,
+        };
+        let normalized = entry.trim().trim_start_matches('.').to_ascii_lowercase();
+        if normalized.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if normalized.contains(char::is_whitespace) {
+            return Err(bad("it contains a space"));
+        }
+        if normalized.contains('/') {
+            return Ok(VideoFormat {
+                extension: None,
+                mimes: vec![normalized],
+            });
+        }
+        if normalized.contains('.') {
+            return Err(bad("an extension has no dot inside"));
+        }
+        let mut mimes = vec![format!("video/{normalized}")];
+        mimes.extend(
+            MIME_ALIASES
+                .iter()
+                .filter(|(ext, _)| *ext == normalized)
+                .map(|(_, mime)| (*mime).to_owned()),
+        );
+        Ok(VideoFormat {
+            extension: Some(normalized),
+            mimes,
+        })
+    }
+}
+
+/// An attachment of a message, as far as matching cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attachment<'a> {
+    pub filename: &'a str,
+    /// Discord's `content_type`, e.g. `video/mp4`; absent for some uploads.
+    pub content_type: Option<&'a str>,
+}
+
+/// Decides which messages are clips, built once from a channel's effective settings
+/// (guild settings merged with the channel's overrides, see [`Settings::merged_with`]).
+///
+/// Settings read, and their defaults when absent or `null`:
+/// - `video_formats` (array of strings, default [`DEFAULT_VIDEO_FORMATS`]): an entry is an
+///   extension (`mp4`, `.MP4`; matched case-insensitively against the file name's last
+///   extension, and as the MIME type `video/mp4`, plus the usual MIME type where it
+///   differs, e.g. `mov` = `video/quicktime`) or a full MIME type (`video/x-flv`). An
+///   empty array allows nothing.
+/// - `include_pattern` (string, default none): when set, the attachment's file name must
+///   match this regular expression.
+/// - `exclude_pattern` (string, default none): when set, an attachment whose file name
+///   matches it is skipped (e.g. `^SPOILER_`).
+/// - `scan_nsfw` (boolean, default `false`): whether NSFW channels are scanned at all.
+///
+/// An empty pattern string counts as absent.
+#[derive(Debug, Clone)]
+pub struct ClipMatcher {
+    formats: Vec<VideoFormat>,
+    include: Option<regex::Regex>,
+    exclude: Option<regex::Regex>,
+    scan_nsfw: bool,
+}
+
+impl ClipMatcher {
+    pub fn from_settings(settings: &Settings) -> Result<ClipMatcher, SettingsError> {
+        let formats = match settings.get(settings_keys::VIDEO_FORMATS) {
+            None => DEFAULT_VIDEO_FORMATS
+                .iter()
+                .map(|f| VideoFormat::parse(f))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .map(|entry| match entry {
+                    Value::String(s) => VideoFormat::parse(s),
+                    other => Err(SettingsError::WrongType {
+                        setting: settings_keys::VIDEO_FORMATS,
+                        expected: "an array of strings",
+                        found: json_kind(other),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(other) => {
+                return Err(SettingsError::WrongType {
+                    setting: settings_keys::VIDEO_FORMATS,
+                    expected: "an array of strings",
+                    found: json_kind(other),
+                });
+            }
+        };
+        let scan_nsfw = match settings.get(settings_keys::SCAN_NSFW) {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(SettingsError::WrongType {
+                    setting: settings_keys::SCAN_NSFW,
+                    expected: "a boolean",
+                    found: json_kind(other),
+                });
+            }
+        };
+        Ok(ClipMatcher {
+            formats,
+            include: pattern(settings, settings_keys::INCLUDE_PATTERN)?,
+            exclude: pattern(settings, settings_keys::EXCLUDE_PATTERN)?,
+            scan_nsfw,
+        })
+    }
+
+    /// Whether a channel is scanned at all.
+    pub fn scans_channel(&self, is_nsfw: bool) -> bool {
+        !is_nsfw || self.scan_nsfw
+    }
+
+    /// Whether one attachment is a clip.
+    pub fn matches(&self, attachment: &Attachment<'_>) -> bool {
+        let name = attachment.filename;
+        if self.include.as_ref().is_some_and(|re| !re.is_match(name)) {
+            return false;
+        }
+        if self.exclude.as_ref().is_some_and(|re| re.is_match(name)) {
+            return false;
+        }
+        let extension = name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .filter(|ext| !ext.is_empty());
+        let mime = attachment.content_type.map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        self.formats.iter().any(|format| {
+            (format.extension.is_some() && format.extension == extension)
+                || mime
+                    .as_ref()
+                    .is_some_and(|m| format.mimes.iter().any(|f| f == m))
+        })
+    }
+
+    /// Whether a message counts as matched: its channel is scanned and at least one of
+    /// its attachments is a clip.
+    pub fn message_matches<'a>(
+        &self,
+        channel_is_nsfw: bool,
+        attachments: impl IntoIterator<Item = &'a Attachment<'a>>,
+    ) -> bool {
+        self.scans_channel(channel_is_nsfw) && attachments.into_iter().any(|a| self.matches(a))
+    }
+}
+
+fn pattern(
+    settings: &Settings,
+    setting: &'static str,
+) -> Result<Option<regex::Regex>, SettingsError> {
+    match settings.get(setting) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => regex::RegexBuilder::new(s)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map(Some)
+            .map_err(|e| SettingsError::BadPattern {
+                setting,
+                reason: e.to_string(),
+            }),
+        Some(other) => Err(SettingsError::WrongType {
+            setting,
+            expected: "a string",
+            found: json_kind(other),
+        }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scan runs
+
+/// `scan_status`, in the enum's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScanStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+/// A status change the rules do not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a scan run cannot go from {from} to {to}")]
+pub struct IllegalTransition {
+    pub from: ScanStatus,
+    pub to: ScanStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a scan status")]
+pub struct UnknownStatus(pub String);
+
+impl ScanStatus {
+    /// Every status, in the order of the SQL enum's labels.
+    pub const ALL: [ScanStatus; 5] = [
+        ScanStatus::Queued,
+        ScanStatus::Running,
+        ScanStatus::Succeeded,
+        ScanStatus::Failed,
+        ScanStatus::Canceled,
+    ];
+
+    /// The SQL enum label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Queued => "queued",
+            ScanStatus::Running => "running",
+            ScanStatus::Succeeded => "succeeded",
+            ScanStatus::Failed => "failed",
+            ScanStatus::Canceled => "canceled",
+        }
+    }
+
+    /// A run in a final status never changes again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ScanStatus::Succeeded | ScanStatus::Failed | ScanStatus::Canceled
+        )
+    }
+
+    /// queued -> running | canceled; running -> succeeded | failed | canceled. A queued
+    /// run cannot fail or succeed: it has done nothing yet.
+    pub fn can_become(self, next: ScanStatus) -> bool {
+        use ScanStatus::*;
+        matches!(
+            (self, next),
+            (Queued, Running)
+                | (Queued, Canceled)
+                | (Running, Succeeded)
+                | (Running, Failed)
+                | (Running, Canceled)
+        )
+    }
+
+    pub fn transition(self, next: ScanStatus) -> Result<ScanStatus, IllegalTransition> {
+        if self.can_become(next) {
+            Ok(next)
+        } else {
+            Err(IllegalTransition {
+                from: self,
+                to: next,
+            })
+        }
+    }
+}
+
+impl FromStr for ScanStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<ScanStatus, UnknownStatus> {
+        ScanStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Messages per history request: Discord's maximum for "get channel messages".
+pub const PAGE_SIZE: usize = 100;
+
+/// Which way a scan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanDirection {
+    /// Deep scan: from the newest message (or `before`) back to the channel's start.
+    Backward,
+    /// Catch-up: from `after` (the channel's `last_message_id`) towards the present.
+    Forward,
+}
+
+/// The part of a channel's history a run still has to read: the messages strictly
+/// between `after` and `before` (the run's `after_message_id` and `before_message_id`,
+/// both exclusive as the seed says; absent = unbounded).
+///
+/// A run's row always holds its remaining window: each page moves one bound, so a run
+/// interrupted anywhere resumes from its row. The direction is not stored (the seed has
+/// no column for it); it follows from the window: a run with a lower bound walks forward
+/// from it, a run without one walks backward from the upper bound (or the newest
+/// message). Either way the same messages get read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanWindow {
+    after: Option<MessageId>,
+    before: Option<MessageId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a scan window needs `after` ({after}) below `before` ({before})")]
+pub struct EmptyWindow {
+    pub after: MessageId,
+    pub before: MessageId,
+}
+
+/// Where the next page of history starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAnchor {
+    /// The newest messages of the channel.
+    Latest,
+    /// Messages older than this one (`before=`).
+    Before(MessageId),
+    /// Messages newer than this one (`after=`).
+    After(MessageId),
+}
+
+/// One history request: where it starts and how many messages it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub anchor: PageAnchor,
+    pub limit: usize,
+}
+
+impl ScanWindow {
+    /// A deep scan of everything older than `before` (everything, when `None`).
+    pub fn deep(before: Option<MessageId>) -> ScanWindow {
+        ScanWindow {
+            after: None,
+            before,
+        }
+    }
+
+    /// A catch-up scan of everything newer than the channel's `last_message_id`; a
+    /// channel never scanned has none, and then catching up means a deep scan.
+    pub fn catch_up(last_message_id: Option<MessageId>) -> ScanWindow {
+        ScanWindow {
+            after: last_message_id,
+            before: None,
+        }
+    }
+
+    /// A window from stored bounds.
+    pub fn between(
+        after: Option<MessageId>,
+        before: Option<MessageId>,
+    ) -> Result<ScanWindow, EmptyWindow> {
+        match (after, before) {
+            (Some(after), Some(before)) if after >= before => Err(EmptyWindow { after, before }),
+            _ => Ok(ScanWindow { after, before }),
+        }
+    }
+
+    pub fn after(&self) -> Option<MessageId> {
+        self.after
+    }
+
+    pub fn before(&self) -> Option<MessageId> {
+        self.before
+    }
+
+    pub fn direction(&self) -> ScanDirection {
+        if self.after.is_some() {
+            ScanDirection::Forward
+        } else {
+            ScanDirection::Backward
+        }
+    }
+
+    /// The next request to make.
+    pub fn request(&self) -> PageRequest {
+        let anchor = match (self.direction(), self.after, self.before) {
+            (ScanDirection::Forward, Some(after), _) => PageAnchor::After(after),
+            (_, _, Some(before)) => PageAnchor::Before(before),
+            _ => PageAnchor::Latest,
+        };
+        PageRequest {
+            anchor,
+            limit: PAGE_SIZE,
+        }
+    }
+
+    /// Whether a message lies inside the window (a forward page can run past `before`).
+    pub fn contains(&self, id: MessageId) -> bool {
+        self.after.is_none_or(|a| id > a) && self.before.is_none_or(|b| id < b)
+    }
+
+    /// The window left after reading `page` (the ids of the messages the request
+    /// returned, in any order), or `None` when the scan is complete: the page was short
+    /// (the history has no more), or it reached the far bound.
+    pub fn after_page(&self, page: &[MessageId]) -> Option<ScanWindow> {
+        if page.len() < PAGE_SIZE {
+            return None;
+        }
+        match self.direction() {
+            ScanDirection::Forward => {
+                let newest = page.iter().copied().max()?;
+                if self.before.is_some_and(|b| newest >= b) {
+                    return None;
+                }
+                Some(ScanWindow {
+                    after: Some(newest),
+                    before: self.before,
+                })
+            }
+            ScanDirection::Backward => {
+                let oldest = page.iter().copied().min()?;
+                if self.after.is_some_and(|a| oldest <= a) {
+                    return None;
+                }
+                Some(ScanWindow {
+                    after: self.after,
+                    before: Some(oldest),
+                })
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Install intents
+
+/// How long an install intent is valid.
+pub const INTENT_TTL: TimeDelta = TimeDelta::minutes(10);
+/// How long after expiry an intent is kept before the purge job deletes it, so a
+/// callback arriving at the edge sees "expired" rather than "unknown".
+pub const PURGE_GRACE: TimeDelta = TimeDelta::minutes(5);
+/// Random bytes in a state token: 256 bits, far beyond guessing.
+pub const STATE_BYTES: usize = 32;
+
+/// The OAuth `state` of an install: random, URL-safe (base64url without padding, 43
+/// characters), so it goes into the authorize URL as it is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IntentState(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an install state token")]
+pub struct BadState;
+
+impl IntentState {
+    /// A fresh token from the thread's CSPRNG (seeded from the operating system).
+    pub fn generate() -> IntentState {
+        let mut bytes = [0u8; STATE_BYTES];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes);
+        IntentState::from_entropy(bytes)
+    }
+
+    /// The token of given random bytes (for tests; production uses [`Self::generate`]).
+    pub fn from_entropy(bytes: [u8; STATE_BYTES]) -> IntentState {
+        IntentState(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A token as it comes back in a callback. Anything that cannot be one of ours is
+    /// refused before touching the database.
+    pub fn parse(raw: &str) -> Result<IntentState, BadState> {
+        let ok = (16..=128).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(IntentState(raw.to_owned()))
+        } else {
+            Err(BadState)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The token is a credential: keep it out of logs.
+impl fmt::Debug for IntentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IntentState(***)")
+    }
+}
+
+/// An install in progress: `user` asked to add the bot to `guild`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallIntent {
+    pub state: IntentState,
+    pub user: UserId,
+    pub guild: GuildId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a callback's state was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("unknown install state")]
+    Unknown,
+    #[error("the install request has expired")]
+    Expired,
+    #[error("the install was started by another user")]
+    Forbidden,
+}
+
+impl ConsumeError {
+    /// `Forbidden` is the 403 of the flow; the others are a rejected (bad) request.
+    pub fn is_forbidden(self) -> bool {
+        self == ConsumeError::Forbidden
+    }
+}
+
+impl InstallIntent {
+    /// A new intent, valid for [`INTENT_TTL`] from `now`. Times are cut to microseconds,
+    /// PostgreSQL's precision, so what is stored reads back equal.
+    pub fn new(state: IntentState, user: UserId, guild: GuildId, now: DateTime<Utc>) -> Self {
+        let created_at = now.trunc_subsecs(6);
+        InstallIntent {
+            state,
+            user,
+            guild,
+            created_at,
+            expires_at: created_at + INTENT_TTL,
+        }
+    }
+
+    /// Expired from `expires_at` on.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Whether `user` may finish this install at `now`. An expired intent is refused as
+    /// expired whoever asks, so the answer says nothing about whose it was.
+    pub fn check(&self, user: UserId, now: DateTime<Utc>) -> Result<(), ConsumeError> {
+        if self.is_expired(now) {
+            Err(ConsumeError::Expired)
+        } else if self.user != user {
+            Err(ConsumeError::Forbidden)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The verdict on a callback: `found` is the intent stored under its state, if any.
+pub fn consume_verdict(
+    found: Option<&InstallIntent>,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(), ConsumeError> {
+    found.ok_or(ConsumeError::Unknown)?.check(user, now)
+}
+
+/// Intents that expired before this instant are purged.
+pub fn purge_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - PURGE_GRACE
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn settings(v: Value) -> Settings {
+        Settings::from_json(v).expect("object")
+    }
+
+    fn mid(n: u64) -> MessageId {
+        MessageId::new(n)
+    }
+
+    fn clip(name: &str, mime: Option<&'static str>) -> (String, Option<&'static str>) {
+        (name.to_owned(), mime)
+    }
+
+    fn matches(m: &ClipMatcher, (name, mime): (String, Option<&str>)) -> bool {
+        m.matches(&Attachment {
+            filename: &name,
+            content_type: mime,
+        })
+    }
+
+    // ---- ids
+
+    #[test]
+    fn snowflakes_parse_from_text_and_zero_or_junk_is_refused() {
+        let id: UserId = parse_snowflake("user id", "80351110224678912").unwrap();
+        assert_eq!(id.get(), 80351110224678912);
+        for bad in ["0", "", "-1", "12a", "99999999999999999999"] {
+            let err = parse_snowflake::<discord::model::UserMarker>("user id", bad).unwrap_err();
+            assert_eq!(err.what, "user id");
+            assert_eq!(err.value, bad);
+        }
+    }
+
+    #[test]
+    fn scan_run_ids_round_trip_through_text() {
+        let raw = "6f1c2a7e-3b4d-4c5e-8f90-a1b2c3d4e5f6";
+        let id: ScanRunId = raw.parse().unwrap();
+        assert_eq!(id.to_string(), raw);
+        assert!(ScanRunId::parse("not-a-uuid").is_err());
+    }
+
+    // ---- settings
+
+    #[test]
+    fn settings_must_be_an_object() {
+        assert_eq!(
+            Settings::from_json(json!([1])),
+            Err(SettingsError::NotAnObject { found: "an array" })
+        );
+        assert_eq!(Settings::from_json(json!({})), Ok(Settings::empty()));
+    }
+
+    #[test]
+    fn channel_overrides_merge_into_guild_settings_as_a_merge_patch() {
+        let guild = settings(json!({
+            "prefix": "!",
+            "scan_nsfw": false,
+            "video_formats": ["mp4", "webm"],
+            "limits": {"max_mb": 50, "min_s": 1},
+            "include_pattern": "clip"
+        }));
+        let channel = settings(json!({
+            "scan_nsfw": true,
+            "video_formats": ["mkv"],
+            "limits": {"max_mb": 500, "note": null},
+            "include_pattern": null,
+            "new_key": 1
+        }));
+
+        let merged = guild.merged_with(&channel);
+
+        assert_eq!(
+            merged.to_json(),
+            json!({
+                "prefix": "!",
+                "scan_nsfw": true,
+                "video_formats": ["mkv"],
+                "limits": {"max_mb": 500, "min_s": 1},
+                "new_key": 1
+            })
+        );
+    }
+
+    #[test]
+    fn an_object_override_replaces_a_scalar_and_empty_overrides_change_nothing() {
+        let guild = settings(json!({"a": 1, "b": {"c": 2}}));
+        assert_eq!(guild.merged_with(&Settings::empty()), guild);
+        let merged = guild.merged_with(&settings(json!({"a": {"x": null, "y": 3}})));
+        assert_eq!(merged.to_json(), json!({"a": {"y": 3}, "b": {"c": 2}}));
+    }
+
+    #[test]
+    fn auto_scan_defaults_to_off_and_must_be_a_boolean() {
+        assert_eq!(Settings::empty().auto_scan(), Ok(false));
+        assert_eq!(settings(json!({"auto_scan": true})).auto_scan(), Ok(true));
+        let err = settings(json!({"auto_scan": 1})).auto_scan().unwrap_err();
+        assert!(err.to_string().contains("auto_scan"), "{err}");
+    }
+
+    #[test]
+    fn a_null_setting_reads_as_absent() {
+        let s = settings(json!({"scan_nsfw": null}));
+        assert_eq!(s.get("scan_nsfw"), None);
+    }
+
+    // ---- matcher
+
+    #[test]
+    fn defaults_allow_mp4_webm_and_mov_and_skip_nsfw_channels() {
+        let m = ClipMatcher::from_settings(&Settings::empty()).unwrap();
+        assert!(matches(&m, clip("a.mp4", None)));
+        assert!(matches(&m, clip("a.WEBM", None)));
+        assert!(matches(&m, clip("IMG_0001.MOV", None)));
+        assert!(matches(&m, clip("noext", Some("video/quicktime"))));
+        assert!(!matches(&m, clip("a.mkv", Some("video/x-matroska"))));
+        assert!(!matches(&m, clip("a.png", Some("image/png"))));
+        assert!(m.scans_channel(false));
+        assert!(!m.scans_channel(true));
+    }
+
+    #[test]
+    fn formats_match_by_mime_type_or_case_insensitive_extension() {
+        let m = ClipMatcher::from_settings(&settings(json!({
+            "video_formats": ["MP4", ".mkv", "video/x-flv"]
+        })))
+        .unwrap();
+        assert!(matches(&m, clip("clip.mp4", None)));
+        assert!(matches(&m, clip("clip.Mp4", None)));
+        assert!(matches(&m, clip("clip", Some("video/mp4"))));
+        assert!(matches(
+            &m,
+            clip("clip.bin", Some("VIDEO/MP4; codecs=avc1"))
+        ));
+        assert!(matches(&m, clip("clip.MKV", None)));
+        assert!(matches(&m, clip("x", Some("video/x-matroska"))));
+        assert!(matches(&m, clip("x", Some("video/x-flv"))));
+        assert!(
+            !matches(&m, clip("x.flv", None)),
+            "a MIME entry is no extension"
+        );
+        assert!(!matches(&m, clip("clip.webm", Some("video/webm"))));
+        assert!(!matches(&m, clip("mp4", None)), "no extension at all");
+        assert!(!matches(&m, clip("clip.mp4.txt", Some("text/plain"))));
+    }
+
+    #[test]
+    fn an_empty_allow_list_allows_nothing() {
+        let m = ClipMatcher::from_settings(&settings(json!({"video_formats": []}))).unwrap();
+        assert!(!matches(&m, clip("a.mp4", Some("video/mp4"))));
+    }
+
+    #[test]
+    fn include_and_exclude_patterns_filter_file_names() {
+        let m = ClipMatcher::from_settings(&settings(json!({
+            "include_pattern": "(?i)highlight",
+            "exclude_pattern": "^SPOILER_"
+        })))
+        .unwrap();
+        assert!(matches(&m, clip("Highlight-boss.mp4", None)));
+        assert!(!matches(&m, clip("random.mp4", None)));
+        assert!(!matches(&m, clip("SPOILER_highlight.mp4", None)));
+        let empty = ClipMatcher::from_settings(&settings(json!({"include_pattern": ""}))).unwrap();
+        assert!(matches(&empty, clip("random.mp4", None)));
+    }
+
+    #[test]
+    fn nsfw_channels_are_scanned_only_with_scan_nsfw() {
+        let m = ClipMatcher::from_settings(&settings(json!({"scan_nsfw": true}))).unwrap();
+        assert!(m.scans_channel(true));
+        let a = Attachment {
+            filename: "a.mp4",
+            content_type: None,
+        };
+        assert!(m.message_matches(true, [&a]));
+        let strict = ClipMatcher::from_settings(&Settings::empty()).unwrap();
+        assert!(!strict.message_matches(true, [&a]));
+        assert!(strict.message_matches(false, [&a]));
+        assert!(!strict.message_matches(false, []));
+    }
+
+    #[test]
+    fn bad_settings_are_errors_naming_the_setting() {
+        let err = ClipMatcher::from_settings(&settings(json!({"include_pattern": "(unclosed"})))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SettingsError::BadPattern {
+                    setting: "include_pattern",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("include_pattern"));
+        let err = ClipMatcher::from_settings(&settings(json!({"exclude_pattern": 3}))).unwrap_err();
+        assert_eq!(
+            err,
+            SettingsError::WrongType {
+                setting: "exclude_pattern",
+                expected: "a string",
+                found: "a number"
+            }
+        );
+        let err =
+            ClipMatcher::from_settings(&settings(json!({"video_formats": "mp4"}))).unwrap_err();
+        assert!(err.to_string().contains("video_formats"), "{err}");
+        let err = ClipMatcher::from_settings(&settings(json!({"video_formats": ["mp4", 4]})))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SettingsError::WrongType {
+                setting: "video_formats",
+                ..
+            }
+        ));
+        let err =
+            ClipMatcher::from_settings(&settings(json!({"video_formats": [" "]}))).unwrap_err();
+        assert!(matches!(err, SettingsError::BadFormat { .. }), "{err:?}");
+        let err = ClipMatcher::from_settings(&settings(json!({"scan_nsfw": "yes"}))).unwrap_err();
+        assert!(matches!(
+            err,
+            SettingsError::WrongType {
+                setting: "scan_nsfw",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_channel_override_is_what_the_matcher_sees() {
+        let guild = settings(json!({"video_formats": ["mp4"], "scan_nsfw": false}));
+        let channel = settings(json!({"video_formats": ["webm"], "scan_nsfw": true}));
+        let m = ClipMatcher::from_settings(&guild.merged_with(&channel)).unwrap();
+        assert!(!matches(&m, clip("a.mp4", None)));
+        assert!(matches(&m, clip("a.webm", None)));
+        assert!(m.scans_channel(true));
+    }
+
+    // ---- scan status
+
+    #[test]
+    fn status_labels_round_trip_in_the_enum_order() {
+        let labels: Vec<&str> = ScanStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["queued", "running", "succeeded", "failed", "canceled"]
+        );
+        for s in ScanStatus::ALL {
+            assert_eq!(s.as_str().parse::<ScanStatus>(), Ok(s));
+        }
+        assert!("done".parse::<ScanStatus>().is_err());
+    }
+
+    #[test]
+    fn only_the_documented_transitions_are_allowed() {
+        use ScanStatus::*;
+        let allowed = [
+            (Queued, Running),
+            (Queued, Canceled),
+            (Running, Succeeded),
+            (Running, Failed),
+            (Running, Canceled),
+        ];
+        for from in ScanStatus::ALL {
+            for to in ScanStatus::ALL {
+                let expected = allowed.contains(&(from, to));
+                assert_eq!(from.can_become(to), expected, "{from} -> {to}");
+                match from.transition(to) {
+                    Ok(next) => assert_eq!(next, to),
+                    Err(e) => assert_eq!(e, IllegalTransition { from, to }),
+                }
+            }
+        }
+        assert!(Succeeded.is_final() && Failed.is_final() && Canceled.is_final());
+        assert!(!Queued.is_final() && !Running.is_final());
+        assert_eq!(
+            Queued.transition(Succeeded).unwrap_err().to_string(),
+            "a scan run cannot go from queued to succeeded"
+        );
+    }
+
+    // ---- paging
+
+    fn full_page(from: u64) -> Vec<MessageId> {
+        (from..from + PAGE_SIZE as u64).map(mid).collect()
+    }
+
+    #[test]
+    fn a_deep_scan_walks_backward_from_the_newest_message() {
+        let w = ScanWindow::deep(None);
+        assert_eq!(w.direction(), ScanDirection::Backward);
+        assert_eq!(
+            w.request(),
+            PageRequest {
+                anchor: PageAnchor::Latest,
+                limit: 100
+            }
+        );
+
+        let mut page = full_page(1000);
+        page.reverse(); // Discord lists newest first; order must not matter.
+        let next = w.after_page(&page).expect("a full page means more history");
+
+        assert_eq!(next.before(), Some(mid(1000)));
+        assert_eq!(next.after(), None);
+        assert_eq!(next.request().anchor, PageAnchor::Before(mid(1000)));
+        assert_eq!(
+            next.after_page(&full_page(900)[..40]),
+            None,
+            "a short page ends it"
+        );
+        assert_eq!(next.after_page(&[]), None);
+    }
+
+    #[test]
+    fn a_catch_up_walks_forward_from_last_message_id() {
+        let w = ScanWindow::catch_up(Some(mid(500)));
+        assert_eq!(w.direction(), ScanDirection::Forward);
+        assert_eq!(w.request().anchor, PageAnchor::After(mid(500)));
+
+        let next = w.after_page(&full_page(501)).expect("more");
+
+        assert_eq!(next.after(), Some(mid(600)));
+        assert_eq!(next.request().anchor, PageAnchor::After(mid(600)));
+        assert_eq!(next.after_page(&full_page(601)[..99]), None);
+    }
+
+    #[test]
+    fn catching_up_a_channel_never_scanned_is_a_deep_scan() {
+        assert_eq!(ScanWindow::catch_up(None), ScanWindow::deep(None));
+    }
+
+    #[test]
+    fn a_bounded_window_stops_at_its_far_bound_and_filters_the_overshoot() {
+        let w = ScanWindow::between(Some(mid(100)), Some(mid(250))).unwrap();
+        assert_eq!(w.direction(), ScanDirection::Forward);
+        let first = w.after_page(&full_page(101)).expect("not at 250 yet");
+        assert_eq!(first.after(), Some(mid(200)));
+        assert_eq!(first.before(), Some(mid(250)));
+        let page = full_page(201); // 201..=300 runs past 250
+        assert_eq!(first.after_page(&page), None);
+        let inside: Vec<u64> = page
+            .iter()
+            .filter(|id| first.contains(**id))
+            .map(|id| id.get())
+            .collect();
+        assert_eq!(inside, (201..250).collect::<Vec<_>>());
+        assert!(
+            !w.contains(mid(100)) && !w.contains(mid(250)),
+            "bounds are exclusive"
+        );
+    }
+
+    #[test]
+    fn a_window_resumes_from_its_stored_bounds() {
+        // A deep scan interrupted after two pages resumes with `before` where it stopped.
+        let w = ScanWindow::deep(None);
+        let after_two = w
+            .after_page(&full_page(900))
+            .and_then(|w| w.after_page(&full_page(800)))
+            .unwrap();
+        let resumed = ScanWindow::between(after_two.after(), after_two.before()).unwrap();
+        assert_eq!(resumed, after_two);
+        assert_eq!(resumed.request().anchor, PageAnchor::Before(mid(800)));
+    }
+
+    #[test]
+    fn an_empty_window_is_refused() {
+        assert_eq!(
+            ScanWindow::between(Some(mid(5)), Some(mid(5))),
+            Err(EmptyWindow {
+                after: mid(5),
+                before: mid(5)
+            })
+        );
+        assert!(ScanWindow::between(Some(mid(4)), Some(mid(5))).is_ok());
+    }
+
+    // ---- install intents
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn state_tokens_are_url_safe_random_and_long() {
+        let a = IntentState::generate();
+        let b = IntentState::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 43, "32 bytes in unpadded base64url");
+        assert!(
+            a.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        assert_eq!(IntentState::parse(a.as_str()), Ok(a.clone()));
+        assert_eq!(format!("{a:?}"), "IntentState(***)");
+        let fixed = IntentState::from_entropy([0xfb; STATE_BYTES]);
+        assert!(fixed.as_str().starts_with("-_v7"));
+    }
+
+    #[test]
+    fn foreign_states_are_refused_before_any_lookup() {
+        for bad in [
+            "",
+            "short",
+            "has space in it!!",
+            "a/b+c=ddddddddddddddd",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(IntentState::parse(bad), Err(BadState), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_intent_lives_ten_minutes_and_only_its_user_may_consume_it() {
+        let alice = UserId::new(1);
+        let bob = UserId::new(2);
+        let intent = InstallIntent::new(
+            IntentState::from_entropy([1; STATE_BYTES]),
+            alice,
+            GuildId::new(9),
+            at(0),
+        );
+        assert_eq!(intent.expires_at, at(600));
+
+        assert_eq!(consume_verdict(Some(&intent), alice, at(599)), Ok(()));
+        assert_eq!(
+            consume_verdict(Some(&intent), bob, at(10)),
+            Err(ConsumeError::Forbidden)
+        );
+        assert_eq!(
+            consume_verdict(Some(&intent), alice, at(600)),
+            Err(ConsumeError::Expired)
+        );
+        assert_eq!(
+            consume_verdict(Some(&intent), bob, at(601)),
+            Err(ConsumeError::Expired),
+            "an expired intent reveals nothing about its owner"
+        );
+        assert_eq!(
+            consume_verdict(None, alice, at(0)),
+            Err(ConsumeError::Unknown)
+        );
+        assert!(ConsumeError::Forbidden.is_forbidden());
+        assert!(!ConsumeError::Expired.is_forbidden() && !ConsumeError::Unknown.is_forbidden());
+    }
+
+    #[test]
+    fn intent_times_are_cut_to_microseconds() {
+        let now = DateTime::from_timestamp(1_790_000_000, 123_456_789).unwrap();
+        let intent = InstallIntent::new(
+            IntentState::from_entropy([2; STATE_BYTES]),
+            UserId::new(1),
+            GuildId::new(2),
+            now,
+        );
+        assert_eq!(intent.created_at.timestamp_subsec_nanos(), 123_456_000);
+    }
+
+    #[test]
+    fn the_purge_keeps_intents_for_five_minutes_after_expiry() {
+        assert_eq!(purge_cutoff(at(900)), at(600));
+    }
+}

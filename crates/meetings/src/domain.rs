@@ -1,0 +1,1041 @@
+//! The pure rules of meetings: typed ids, the seed's enumerated values, meeting codes, the
+//! choice of a meeting controller and the retention rules. No I/O, no clock, no global
+//! randomness: time and random numbers come in as arguments, so every rule is unit-tested.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Months, TimeDelta, TimeZone, Utc};
+use rand::Rng;
+use uuid::Uuid;
+
+/// A value that could not be read as what it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {what}: {reason}")]
+pub struct ParseError {
+    pub what: &'static str,
+    /// The offending input, cut to 64 characters (it may come from a client).
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl ParseError {
+    fn new(what: &'static str, value: &str, reason: &'static str) -> ParseError {
+        ParseError {
+            what,
+            value: value.chars().take(64).collect(),
+            reason,
+        }
+    }
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh random (v4) id.
+            pub fn random() -> $name {
+                $name(Uuid::new_v4())
+            }
+
+            pub fn from_uuid(id: Uuid) -> $name {
+                $name(id)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+
+            pub fn parse(s: &str) -> Result<$name, ParseError> {
+                Uuid::parse_str(s)
+                    .map($name)
+                    .map_err(|_| ParseError::new($what, s, "expected a UUID"))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<$name, ParseError> {
+                $name::parse(s)
+            }
+        }
+
+        /// The hyphenated lowercase form, as PostgreSQL prints a UUID and as the seed's
+        /// Redis keys and fields show it.
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// `meetings.meeting_id`.
+    MeetingId,
+    "meeting id"
+);
+uuid_id!(
+    /// `meeting_participants.participant_id`: one session of one person in one meeting
+    /// (a person who joins twice gets two).
+    ParticipantId,
+    "participant id"
+);
+uuid_id!(
+    /// `users.user_id`.
+    UserId,
+    "user id"
+);
+uuid_id!(
+    /// `recordings.recording_id`.
+    RecordingId,
+    "recording id"
+);
+uuid_id!(
+    /// `stream:{stream_id}`: one published media stream.
+    StreamId,
+    "stream id"
+);
+
+/// Checks a name that becomes part of a Redis key and a `VARCHAR(max)` column: non-empty,
+/// at most `max` bytes, only ASCII letters, digits, `.`, `_` and `-` (no `:` that would
+/// blur the key's structure, no braces that would act as a cluster hash tag).
+fn check_name(what: &'static str, s: &str, max: usize) -> Result<(), ParseError> {
+    if s.is_empty() {
+        return Err(ParseError::new(what, s, "empty"));
+    }
+    if s.len() > max {
+        return Err(ParseError::new(what, s, "too long"));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(ParseError::new(
+            what,
+            s,
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<$name, ParseError> {
+                check_name($what, s, $max)?;
+                Ok($name(s.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<$name, ParseError> {
+                $name::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_id!(
+    /// `meeting_controllers.controller_id` (`VARCHAR(255)`), e.g. `mc-us-west-1-001`.
+    ControllerId,
+    "controller id",
+    255
+);
+name_id!(
+    /// `media_handlers.handler_id` (`VARCHAR(255)`), e.g. `mh-us-west-1-003`.
+    HandlerId,
+    "media handler id",
+    255
+);
+name_id!(
+    /// A region (`VARCHAR(50)`), e.g. `us-west-1`.
+    Region,
+    "region",
+    50
+);
+
+/// A person's or a meeting's display name (`VARCHAR(255)`): trimmed, 1 to 255
+/// characters, no control characters (it is shown to everyone in the meeting).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 255;
+
+    pub fn parse(s: &str) -> Result<DisplayName, ParseError> {
+        const WHAT: &str = "display name";
+        let trimmed = s.trim();
+        if trimmed.is_empty() {
+            return Err(ParseError::new(WHAT, s, "empty"));
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(ParseError::new(WHAT, s, "longer than 255 characters"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(ParseError::new(
+                WHAT,
+                s,
+                "control characters are not allowed",
+            ));
+        }
+        Ok(DisplayName(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DisplayName {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<DisplayName, ParseError> {
+        DisplayName::parse(s)
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! seed_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            /// Every value, in the seed's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value as stored (exactly the seed's spelling).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Result<$name, ParseError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseError::new($what, s, "not one of the seed's values")),
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<$name, ParseError> {
+                $name::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+seed_enum!(
+    /// `meetings.status`; also the `status` field of the `meeting:{meeting_id}` hash.
+    MeetingStatus, "meeting status" {
+        Scheduled => "scheduled",
+        Active => "active",
+        Ended => "ended",
+    }
+);
+seed_enum!(
+    /// `meeting_participants.leave_reason`.
+    LeaveReason, "leave reason" {
+        Voluntary => "voluntary",
+        Kicked => "kicked",
+        ConnectionLost => "connection_lost",
+        MeetingEnded => "meeting_ended",
+    }
+);
+seed_enum!(
+    /// `recordings.status`.
+    RecordingStatus, "recording status" {
+        Recording => "recording",
+        Processing => "processing",
+        Ready => "ready",
+        Failed => "failed",
+    }
+);
+seed_enum!(
+    /// `meeting_controllers.health_status`, `media_handlers.health_status` and the
+    /// `health` field of `controller:{controller_id}:capacity`.
+    HealthStatus, "health status" {
+        Healthy => "healthy",
+        Degraded => "degraded",
+        Unhealthy => "unhealthy",
+    }
+);
+seed_enum!(
+    /// `audit_logs.actor_type`.
+    ActorType, "actor type" {
+        User => "user",
+        System => "system",
+        Api => "api",
+    }
+);
+seed_enum!(
+    /// `audit_logs.result`.
+    AuditResult, "audit result" {
+        Success => "success",
+        Failure => "failure",
+    }
+);
+seed_enum!(
+    /// The `connection_type` field of `wt:token:{token}`. The seed shows `media`; Dark
+    /// Tower's meeting controller also takes a signalling connection.
+    ConnectionType, "connection type" {
+        Media => "media",
+        Signaling => "signaling",
+    }
+);
+
+seed_enum!(
+    /// The `stream_type` field of `stream:{stream_id}`. The seed shows `video_camera`; the
+    /// other two are the other things a participant publishes (microphone, shared screen).
+    StreamType, "stream type" {
+        VideoCamera => "video_camera",
+        VideoScreen => "video_screen",
+        AudioMicrophone => "audio_microphone",
+    }
+);
+
+impl MeetingStatus {
+    /// Whether people may still join: not once the meeting has ended.
+    pub fn is_joinable(self) -> bool {
+        !matches!(self, MeetingStatus::Ended)
+    }
+}
+
+/// The short human-readable code of a meeting (`meetings.meeting_code`, `VARCHAR(20)`).
+///
+/// Format: ten symbols from a 30-symbol alphabet, shown in groups of three, four and three
+/// (`ABC-DEFG-HJK`, twelve characters). The alphabet is the digits 2-9 and the capital
+/// letters without `I`, `L`, `O` and `U`, so nothing reads as something else (0/O, 1/I/L)
+/// and no accidental words form around `U`. 30^10 ≈ 5.9e14 codes: a collision among
+/// millions of meetings is rare, and creation retries on one. Parsing is forgiving
+/// (case, spaces and hyphens anywhere); the stored form is always the canonical one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MeetingCode(String);
+
+impl MeetingCode {
+    /// The symbols codes are made of.
+    pub const ALPHABET: &'static [u8; 30] = b"23456789ABCDEFGHJKMNPQRSTVWXYZ";
+    /// Symbols in a code (without separators).
+    pub const SYMBOLS: usize = 10;
+    /// Group sizes of the canonical form.
+    const GROUPS: [usize; 3] = [3, 4, 3];
+
+    /// A random code.
+    pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> MeetingCode {
+        let symbols: Vec<u8> = (0..Self::SYMBOLS)
+            .map(|_| Self::ALPHABET[rng.random_range(0..Self::ALPHABET.len())])
+            .collect();
+        MeetingCode::from_symbols(&symbols)
+    }
+
+    fn from_symbols(symbols: &[u8]) -> MeetingCode {
+        let mut out = String::with_capacity(Self::SYMBOLS + Self::GROUPS.len() - 1);
+        let mut rest = symbols;
+        for (i, size) in Self::GROUPS.iter().enumerate() {
+            if i > 0 {
+                out.push('-');
+            }
+            let (group, tail) = rest.split_at((*size).min(rest.len()));
+            out.extend(group.iter().map(|&b| char::from(b)));
+            rest = tail;
+        }
+        MeetingCode(out)
+    }
+
+    /// Reads a code as a person may type it: `abc-defg-hjk`, `ABCDEFGHJK`, `abc defg hjk`.
+    pub fn parse(s: &str) -> Result<MeetingCode, ParseError> {
+        const WHAT: &str = "meeting code";
+        let mut symbols = Vec::with_capacity(Self::SYMBOLS);
+        for c in s.chars() {
+            if c == '-' || c.is_whitespace() {
+                continue;
+            }
+            let upper = c.to_ascii_uppercase();
+            if !upper.is_ascii() || !Self::ALPHABET.contains(&(upper as u8)) {
+                return Err(ParseError::new(
+                    WHAT,
+                    s,
+                    "only 2-9 and letters other than I, L, O, U are used",
+                ));
+            }
+            symbols.push(upper as u8);
+            if symbols.len() > Self::SYMBOLS {
+                return Err(ParseError::new(WHAT, s, "too long"));
+            }
+        }
+        if symbols.len() != Self::SYMBOLS {
+            return Err(ParseError::new(WHAT, s, "a code has 10 symbols"));
+        }
+        Ok(MeetingCode::from_symbols(&symbols))
+    }
+
+    /// The canonical form, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for MeetingCode {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<MeetingCode, ParseError> {
+        MeetingCode::parse(s)
+    }
+}
+
+impl fmt::Display for MeetingCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the assignment needs to know of one registered meeting controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerLoad {
+    pub controller_id: ControllerId,
+    pub region: Region,
+    pub health: HealthStatus,
+    pub max_meetings: i32,
+    pub current_meetings: i32,
+    pub max_participants: i32,
+    pub current_participants: i32,
+}
+
+impl ControllerLoad {
+    /// The weight of this controller in the choice: its free meeting slots, or 0 when it
+    /// cannot take a meeting (full on meetings or on participants). Participants are a
+    /// gate, not a weight: a meeting's size is unknown when it is assigned.
+    pub fn free_capacity(&self) -> u64 {
+        let free_meetings = i64::from(self.max_meetings) - i64::from(self.current_meetings);
+        let free_participants =
+            i64::from(self.max_participants) - i64::from(self.current_participants);
+        if free_participants <= 0 {
+            return 0;
+        }
+        u64::try_from(free_meetings).unwrap_or(0)
+    }
+}
+
+/// Picks the meeting controller for a new meeting: among the `healthy` controllers of
+/// `region` with free capacity, one at random with probability proportional to its free
+/// meeting slots. Spreading by weight (rather than always the emptiest) keeps replicas of
+/// the global controller that decide at the same moment from piling onto one controller.
+/// `None` when no controller in the region can take it.
+pub fn choose_controller<'a, R: Rng + ?Sized>(
+    candidates: &'a [ControllerLoad],
+    region: &Region,
+    rng: &mut R,
+) -> Option<&'a ControllerLoad> {
+    weighted_choice(
+        candidates
+            .iter()
+            .filter(|c| &c.region == region && c.health == HealthStatus::Healthy)
+            .map(|c| (c, c.free_capacity())),
+        rng,
+    )
+}
+
+/// What the assignment needs to know of one registered media handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerLoad {
+    pub handler_id: HandlerId,
+    pub region: Region,
+    pub health: HealthStatus,
+    pub max_streams: i32,
+    pub current_streams: i32,
+    pub max_bitrate_mbps: i32,
+    pub current_bitrate_mbps: i32,
+}
+
+impl HandlerLoad {
+    /// Free stream slots, or 0 when the handler has no bitrate left: streams are the
+    /// weight, bandwidth the gate (as for controllers, meetings and participants).
+    pub fn free_capacity(&self) -> u64 {
+        let free_streams = i64::from(self.max_streams) - i64::from(self.current_streams);
+        let free_bitrate = i64::from(self.max_bitrate_mbps) - i64::from(self.current_bitrate_mbps);
+        if free_bitrate <= 0 {
+            return 0;
+        }
+        u64::try_from(free_streams).unwrap_or(0)
+    }
+}
+
+/// Picks the media handler of a meeting, as [`choose_controller`] does: a `healthy` one of
+/// `region`, weighted by free stream slots.
+pub fn choose_media_handler<'a, R: Rng + ?Sized>(
+    candidates: &'a [HandlerLoad],
+    region: &Region,
+    rng: &mut R,
+) -> Option<&'a HandlerLoad> {
+    weighted_choice(
+        candidates
+            .iter()
+            .filter(|h| &h.region == region && h.health == HealthStatus::Healthy)
+            .map(|h| (h, h.free_capacity())),
+        rng,
+    )
+}
+
+/// One item at random, with probability proportional to its weight; items of weight 0
+/// are never chosen. `None` when every weight is 0.
+fn weighted_choice<T, R: Rng + ?Sized>(
+    items: impl Iterator<Item = (T, u64)>,
+    rng: &mut R,
+) -> Option<T> {
+    let eligible: Vec<(T, u64)> = items.filter(|(_, w)| *w > 0).collect();
+    let total = eligible
+        .iter()
+        .try_fold(0u64, |sum, (_, w)| sum.checked_add(*w))?;
+    if total == 0 {
+        return None;
+    }
+    let mut ticket = rng.random_range(0..total);
+    for (item, weight) in eligible {
+        if ticket < weight {
+            return Some(item);
+        }
+        ticket -= weight;
+    }
+    None
+}
+
+/// One calendar month in UTC: the unit of `audit_logs` partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    /// `month` is 1..=12; the year is limited to four digits (partition names carry four).
+    pub fn new(year: i32, month: u32) -> Option<Month> {
+        ((1..=12).contains(&month) && (1..=9999).contains(&year)).then_some(Month { year, month })
+    }
+
+    /// The month containing `at` (in UTC).
+    pub fn containing(at: DateTime<Utc>) -> Month {
+        Month {
+            year: at.year(),
+            month: at.month(),
+        }
+    }
+
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    pub fn month(self) -> u32 {
+        self.month
+    }
+
+    pub fn next(self) -> Month {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+
+    /// Midnight UTC on the 1st.
+    pub fn start(self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The start of the next month: the exclusive upper bound of this month's partition.
+    pub fn end(self) -> DateTime<Utc> {
+        self.next().start()
+    }
+
+    /// The 1st, as a date (what `audit_logs_ensure_partition` takes).
+    pub fn first_day(self) -> chrono::NaiveDate {
+        self.start().date_naive()
+    }
+}
+
+/// How long each kind of data is kept: the seed's retention table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Meetings: 90 days after they end (their participants go with them, by cascade).
+    pub meetings_after_end: TimeDelta,
+    /// Recordings: configurable, one year by default, counted from `created_at`.
+    pub recordings: Months,
+    /// Audit logs: one year, by dropping whole month partitions.
+    pub audit_logs: Months,
+    /// How many months of `audit_logs` partitions exist ahead of the current one.
+    pub audit_partitions_ahead: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            meetings_after_end: TimeDelta::days(90),
+            recordings: Months::new(12),
+            audit_logs: Months::new(12),
+            audit_partitions_ahead: 1,
+        }
+    }
+}
+
+impl Retention {
+    /// Meetings that ended at or before this instant are due for deletion at `now`.
+    pub fn meetings_ended_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.meetings_after_end
+    }
+
+    /// Whether a meeting in `status` that ended at `ended_at` is due at `now`. A meeting
+    /// that has not ended is never due, whatever its age.
+    pub fn meeting_due(
+        &self,
+        status: MeetingStatus,
+        ended_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        status == MeetingStatus::Ended
+            && ended_at.is_some_and(|at| at <= self.meetings_ended_before(now))
+    }
+
+    /// Recordings created at or before this instant are due at `now`.
+    pub fn recordings_created_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_sub_months(self.recordings)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    pub fn recording_due(&self, created_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        created_at <= self.recordings_created_before(now)
+    }
+
+    /// Audit rows written before this instant are due at `now`.
+    pub fn audit_logs_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now.checked_sub_months(self.audit_logs)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// A month's partition is dropped once its *newest* possible row is past retention,
+    /// so no row is deleted early.
+    pub fn audit_partition_due(&self, month: Month, now: DateTime<Utc>) -> bool {
+        month.end() <= self.audit_logs_before(now)
+    }
+
+    /// The months whose partitions should exist at `now`: this one and the next
+    /// [`Retention::audit_partitions_ahead`].
+    pub fn audit_partitions_needed(&self, now: DateTime<Utc>) -> Vec<Month> {
+        let mut month = Month::containing(now);
+        let mut months = vec![month];
+        for _ in 0..self.audit_partitions_ahead {
+            month = month.next();
+            months.push(month);
+        }
+        months
+    }
+}
+
+/// The TTL (whole seconds, at least 1) a key must get to live until `expires_at`, or
+/// `None` when that moment has passed (nothing to store).
+pub fn seconds_until(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<u64> {
+    let left = expires_at - now;
+    if left <= TimeDelta::zero() {
+        return None;
+    }
+    // Round up: a key must not expire before the token does.
+    let millis = u64::try_from(left.num_milliseconds()).ok()?;
+    Some(millis.div_ceil(1000).max(1))
+}
+
+/// The start (Unix seconds) of the fixed window of `window_seconds` containing `now`: the
+/// `{window}` part of `ratelimit:{endpoint}:{identifier}:{window}`.
+pub fn rate_limit_window(now: DateTime<Utc>, window_seconds: u64) -> i64 {
+    let width = i64::try_from(window_seconds.max(1)).unwrap_or(i64::MAX);
+    now.timestamp().div_euclid(width) * width
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn uuid_ids_round_trip_in_the_hyphenated_lowercase_form() {
+        let text = "550e8400-e29b-41d4-a716-446655440000";
+        let id = MeetingId::parse(text).unwrap();
+        assert_eq!(id.to_string(), text);
+        assert_eq!(
+            MeetingId::parse("550E8400-E29B-41D4-A716-446655440000")
+                .unwrap()
+                .to_string(),
+            text
+        );
+        let err = ParticipantId::parse("stream1").unwrap_err();
+        assert_eq!(err.what, "participant id");
+        assert_ne!(StreamId::random(), StreamId::random());
+    }
+
+    #[test]
+    fn names_used_in_keys_reject_separators_braces_and_excess_length() {
+        assert_eq!(
+            ControllerId::parse("mc-us-west-1-001").unwrap().as_str(),
+            "mc-us-west-1-001"
+        );
+        for bad in ["", "mc:1", "mc{1}", "mc 1", "mç"] {
+            assert!(ControllerId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(HandlerId::parse(&"h".repeat(255)).is_ok());
+        assert!(HandlerId::parse(&"h".repeat(256)).is_err());
+        assert!(Region::parse(&"r".repeat(50)).is_ok());
+        assert!(Region::parse(&"r".repeat(51)).is_err());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_bounded_and_printable() {
+        assert_eq!(DisplayName::parse("  Alice ").unwrap().as_str(), "Alice");
+        assert!(DisplayName::parse(&"é".repeat(255)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(256)).is_err());
+        for bad in ["", "   ", "a\u{7}b"] {
+            assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn enums_speak_exactly_the_seed_values() {
+        let spelled = |all: Vec<&'static str>| all.join(",");
+        assert_eq!(
+            spelled(MeetingStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            "scheduled,active,ended"
+        );
+        assert_eq!(
+            spelled(LeaveReason::ALL.iter().map(|s| s.as_str()).collect()),
+            "voluntary,kicked,connection_lost,meeting_ended"
+        );
+        assert_eq!(
+            spelled(RecordingStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            "recording,processing,ready,failed"
+        );
+        assert_eq!(
+            spelled(HealthStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            "healthy,degraded,unhealthy"
+        );
+        assert_eq!(
+            spelled(ActorType::ALL.iter().map(|s| s.as_str()).collect()),
+            "user,system,api"
+        );
+        assert_eq!(
+            spelled(AuditResult::ALL.iter().map(|s| s.as_str()).collect()),
+            "success,failure"
+        );
+        for s in LeaveReason::ALL {
+            assert_eq!(LeaveReason::parse(s.as_str()).unwrap(), *s);
+        }
+        assert!(MeetingStatus::parse("Active").is_err());
+        assert!(MeetingStatus::Active.is_joinable());
+        assert!(!MeetingStatus::Ended.is_joinable());
+    }
+
+    #[test]
+    fn generated_codes_are_canonical_fit_the_column_and_parse_back() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let code = MeetingCode::generate(&mut rng);
+            let s = code.as_str();
+            assert_eq!(s.len(), 12);
+            assert!(s.len() <= 20, "fits VARCHAR(20)");
+            let groups: Vec<&str> = s.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [3, 4, 3]
+            );
+            assert!(
+                s.bytes()
+                    .all(|b| b == b'-' || MeetingCode::ALPHABET.contains(&b))
+            );
+            assert_eq!(MeetingCode::parse(s).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn codes_parse_as_people_type_them_and_reject_ambiguous_symbols() {
+        let canonical = MeetingCode::parse("ABC-DEFG-HJK").unwrap();
+        assert_eq!(canonical.as_str(), "ABC-DEFG-HJK");
+        for typed in ["abcdefghjk", " abc defg hjk ", "ab-cd-ef-gh-jk"] {
+            assert_eq!(MeetingCode::parse(typed).unwrap(), canonical, "{typed:?}");
+        }
+        for bad in [
+            "ABC-DEFG-HJ",
+            "ABC-DEFG-HJKM",
+            "OBC-DEFG-HJK",
+            "1BC-DEFG-HJK",
+            "ABC_DEFG_HJK",
+            "",
+        ] {
+            assert!(MeetingCode::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_code_alphabet_has_no_look_alikes_and_no_duplicates() {
+        let alphabet = MeetingCode::ALPHABET;
+        for ambiguous in b"01ILOU" {
+            assert!(!alphabet.contains(ambiguous));
+        }
+        let mut sorted = alphabet.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), alphabet.len());
+    }
+
+    fn load(
+        id: &str,
+        region: &str,
+        health: HealthStatus,
+        max: i32,
+        current: i32,
+    ) -> ControllerLoad {
+        ControllerLoad {
+            controller_id: ControllerId::parse(id).unwrap(),
+            region: Region::parse(region).unwrap(),
+            health,
+            max_meetings: max,
+            current_meetings: current,
+            max_participants: 10_000,
+            current_participants: 0,
+        }
+    }
+
+    #[test]
+    fn only_healthy_controllers_of_the_region_with_room_are_chosen() {
+        let region = Region::parse("us-west-1").unwrap();
+        let candidates = vec![
+            load("elsewhere", "eu-west-1", HealthStatus::Healthy, 1000, 0),
+            load("degraded", "us-west-1", HealthStatus::Degraded, 1000, 0),
+            load("unhealthy", "us-west-1", HealthStatus::Unhealthy, 1000, 0),
+            load("full", "us-west-1", HealthStatus::Healthy, 1000, 1000),
+            load("overfull", "us-west-1", HealthStatus::Healthy, 10, 12),
+            load("good", "us-west-1", HealthStatus::Healthy, 1000, 999),
+        ];
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..200 {
+            let chosen = choose_controller(&candidates, &region, &mut rng).unwrap();
+            assert_eq!(chosen.controller_id.as_str(), "good");
+        }
+        let mut no_participant_room = load("p", "us-west-1", HealthStatus::Healthy, 10, 0);
+        no_participant_room.current_participants = 10_000;
+        assert_eq!(no_participant_room.free_capacity(), 0);
+        assert!(choose_controller(&[no_participant_room], &region, &mut rng).is_none());
+        assert!(choose_controller(&[], &region, &mut rng).is_none());
+    }
+
+    #[test]
+    fn the_choice_is_weighted_by_free_meeting_slots() {
+        let region = Region::parse("r1").unwrap();
+        // Free slots 300 and 100: about three picks of `big` for one of `small`.
+        let candidates = vec![
+            load("big", "r1", HealthStatus::Healthy, 1000, 700),
+            load("small", "r1", HealthStatus::Healthy, 1000, 900),
+        ];
+        let mut rng = StdRng::seed_from_u64(42);
+        let big = (0..4000)
+            .filter(|_| {
+                choose_controller(&candidates, &region, &mut rng)
+                    .unwrap()
+                    .controller_id
+                    .as_str()
+                    == "big"
+            })
+            .count();
+        assert!((2800..=3200).contains(&big), "big chosen {big} of 4000");
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_choices() {
+        let region = Region::parse("r1").unwrap();
+        let candidates: Vec<ControllerLoad> = (0..5)
+            .map(|i| load(&format!("mc-{i}"), "r1", HealthStatus::Healthy, 100, i * 10))
+            .collect();
+        let picks = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..50)
+                .map(|_| {
+                    choose_controller(&candidates, &region, &mut rng)
+                        .unwrap()
+                        .controller_id
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(picks(9), picks(9));
+    }
+
+    #[test]
+    fn media_handlers_are_chosen_among_healthy_ones_of_the_region_by_free_streams() {
+        let region = Region::parse("r1").unwrap();
+        let handler =
+            |id: &str, region: &str, health, streams: (i32, i32), mbps: (i32, i32)| HandlerLoad {
+                handler_id: HandlerId::parse(id).unwrap(),
+                region: Region::parse(region).unwrap(),
+                health,
+                max_streams: streams.0,
+                current_streams: streams.1,
+                max_bitrate_mbps: mbps.0,
+                current_bitrate_mbps: mbps.1,
+            };
+        let candidates = vec![
+            handler(
+                "other-region",
+                "r2",
+                HealthStatus::Healthy,
+                (100, 0),
+                (100, 0),
+            ),
+            handler("degraded", "r1", HealthStatus::Degraded, (100, 0), (100, 0)),
+            handler(
+                "no-bandwidth",
+                "r1",
+                HealthStatus::Healthy,
+                (100, 0),
+                (100, 100),
+            ),
+            handler(
+                "no-slots",
+                "r1",
+                HealthStatus::Healthy,
+                (100, 100),
+                (100, 0),
+            ),
+            handler("ok", "r1", HealthStatus::Healthy, (100, 99), (100, 99)),
+        ];
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..100 {
+            let chosen = choose_media_handler(&candidates, &region, &mut rng).unwrap();
+            assert_eq!(chosen.handler_id.as_str(), "ok");
+        }
+        assert!(choose_media_handler(&candidates[..4], &region, &mut rng).is_none());
+    }
+
+    #[test]
+    fn meetings_are_due_ninety_days_after_they_end_and_never_before() {
+        let rules = Retention::default();
+        let now = at("2026-06-01T12:00:00Z");
+        let ended = |s| Some(at(s));
+        assert!(rules.meeting_due(MeetingStatus::Ended, ended("2026-03-03T12:00:00Z"), now));
+        assert!(!rules.meeting_due(MeetingStatus::Ended, ended("2026-03-03T12:00:01Z"), now));
+        assert!(!rules.meeting_due(MeetingStatus::Ended, None, now));
+        assert!(!rules.meeting_due(MeetingStatus::Active, ended("2020-01-01T00:00:00Z"), now));
+        assert!(!rules.meeting_due(MeetingStatus::Scheduled, ended("2020-01-01T00:00:00Z"), now));
+        assert_eq!(rules.meetings_ended_before(now), at("2026-03-03T12:00:00Z"));
+    }
+
+    #[test]
+    fn recordings_are_due_after_a_year_by_default_and_the_period_is_configurable() {
+        let now = at("2026-06-01T00:00:00Z");
+        let rules = Retention::default();
+        assert!(rules.recording_due(at("2025-06-01T00:00:00Z"), now));
+        assert!(!rules.recording_due(at("2025-06-01T00:00:01Z"), now));
+        let short = Retention {
+            recordings: Months::new(1),
+            ..Retention::default()
+        };
+        assert!(short.recording_due(at("2026-05-01T00:00:00Z"), now));
+        assert!(!short.recording_due(at("2026-05-15T00:00:00Z"), now));
+    }
+
+    #[test]
+    fn an_audit_partition_is_dropped_only_once_its_whole_month_is_a_year_old() {
+        let rules = Retention::default();
+        let jan_2025 = Month::new(2025, 1).unwrap();
+        assert_eq!(jan_2025.start(), at("2025-01-01T00:00:00Z"));
+        assert_eq!(jan_2025.end(), at("2025-02-01T00:00:00Z"));
+        assert!(!rules.audit_partition_due(jan_2025, at("2026-01-31T23:59:59Z")));
+        assert!(rules.audit_partition_due(jan_2025, at("2026-02-01T00:00:00Z")));
+        let dec = Month::new(2025, 12).unwrap();
+        assert_eq!(dec.next(), Month::new(2026, 1).unwrap());
+        assert_eq!(dec.end(), at("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn partitions_are_wanted_for_this_month_and_the_ones_ahead() {
+        let rules = Retention::default();
+        assert_eq!(
+            rules.audit_partitions_needed(at("2026-12-31T23:59:59Z")),
+            vec![Month::new(2026, 12).unwrap(), Month::new(2027, 1).unwrap()]
+        );
+        assert!(Month::new(2026, 13).is_none());
+        assert!(Month::new(2026, 0).is_none());
+        assert_eq!(
+            Month::new(2026, 3).unwrap().first_day().to_string(),
+            "2026-03-01"
+        );
+    }
+
+    #[test]
+    fn ttl_until_expiry_rounds_up_and_is_absent_for_the_past() {
+        let now = at("2026-01-01T00:00:00Z");
+        assert_eq!(
+            seconds_until(now + TimeDelta::milliseconds(1500), now),
+            Some(2)
+        );
+        assert_eq!(
+            seconds_until(now + TimeDelta::seconds(3600), now),
+            Some(3600)
+        );
+        assert_eq!(seconds_until(now, now), None);
+        assert_eq!(seconds_until(now - TimeDelta::seconds(1), now), None);
+    }
+
+    #[test]
+    fn rate_limit_windows_start_on_the_minute() {
+        let t = at("2024-01-16T13:20:59Z");
+        assert_eq!(rate_limit_window(t, 60), 1_705_411_200);
+        assert_eq!(
+            rate_limit_window(at("2024-01-16T13:21:00Z"), 60),
+            1_705_411_260
+        );
+    }
+}

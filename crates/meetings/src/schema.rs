@@ -1,0 +1,538 @@
+//! The one place that knows the seed's tables and Redis keys (`dark-tower-database-schema.md`).
+//!
+//! PostgreSQL: [`MIGRATIONS`], the seed's three migration steps, run inside the schema
+//! [`SCHEMA`]. Queries elsewhere name tables only through `table!`, which yields the
+//! schema-qualified name as a literal (so queries stay `&'static str`).
+//!
+//! Redis: one function per key pattern, the field names of the hashes and the TTLs, as
+//! named constants. No other module formats a key or spells a table.
+
+use std::time::Duration;
+
+use crate::domain::{ControllerId, MeetingId, Month, ParseError, ParticipantId, StreamId};
+
+/// The PostgreSQL schema of this feature (the seeds of two features define `users`).
+pub const SCHEMA: &str = "meet";
+
+/// The seed's migration strategy, step for step: `001_initial_schema` (every `CREATE
+/// TABLE`), `002_add_indexes` (every `CREATE INDEX`), `003_add_triggers` (the `updated_at`
+/// triggers and the audit partition function).
+pub const MIGRATIONS: store::FeatureMigrations = store::FeatureMigrations {
+    schema: SCHEMA,
+    steps: &[
+        (
+            1,
+            "initial_schema",
+            include_str!("../migrations/001_initial_schema.sql"),
+        ),
+        (
+            2,
+            "add_indexes",
+            include_str!("../migrations/002_add_indexes.sql"),
+        ),
+        (
+            3,
+            "add_triggers",
+            include_str!("../migrations/003_add_triggers.sql"),
+        ),
+    ],
+};
+
+/// The schema-qualified name of one of the seed's tables, as a string literal usable in
+/// `concat!` (pooled connections do not have `meet` on their search path).
+macro_rules! table {
+    (users) => {
+        "meet.users"
+    };
+    (oauth_providers) => {
+        "meet.oauth_providers"
+    };
+    (meetings) => {
+        "meet.meetings"
+    };
+    (meeting_participants) => {
+        "meet.meeting_participants"
+    };
+    (recordings) => {
+        "meet.recordings"
+    };
+    (meeting_controllers) => {
+        "meet.meeting_controllers"
+    };
+    (media_handlers) => {
+        "meet.media_handlers"
+    };
+    (audit_logs) => {
+        "meet.audit_logs"
+    };
+    (audit_logs_default) => {
+        "meet.audit_logs_default"
+    };
+    (api_keys) => {
+        "meet.api_keys"
+    };
+    (audit_logs_ensure_partition) => {
+        "meet.audit_logs_ensure_partition"
+    };
+}
+pub(crate) use table;
+
+/// Every table of the seed, unqualified, in the seed's order (for checks and tests).
+pub const TABLES: [&str; 9] = [
+    "users",
+    "oauth_providers",
+    "meetings",
+    "meeting_participants",
+    "recordings",
+    "meeting_controllers",
+    "media_handlers",
+    "audit_logs",
+    "api_keys",
+];
+
+/// The `audit_logs` partition of `month`: `audit_logs_y2025m01` as in the seed.
+pub fn audit_partition_name(month: Month) -> String {
+    format!("audit_logs_y{:04}m{:02}", month.year(), month.month())
+}
+
+/// The month of an `audit_logs` partition name, or `None` for any other table (the
+/// default partition, say).
+pub fn audit_partition_month(name: &str) -> Option<Month> {
+    let rest = name.strip_prefix("audit_logs_y")?;
+    let (year, month) = rest.split_once('m')?;
+    if year.len() != 4 || month.len() != 2 {
+        return None;
+    }
+    if !year
+        .bytes()
+        .chain(month.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Month::new(year.parse().ok()?, month.parse().ok()?)
+}
+
+/// The schema-qualified partition name for DDL; built from a [`Month`], never from raw
+/// text, so it is always a plain identifier.
+pub(crate) fn qualified_audit_partition(month: Month) -> String {
+    format!("{SCHEMA}.{}", audit_partition_name(month))
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------------
+
+/// `meeting:{meeting_id}` (hash): the active meeting's state.
+pub fn meeting_key(id: MeetingId) -> String {
+    format!("meeting:{id}")
+}
+
+/// `participant:{participant_id}` (hash): one participant session.
+pub fn participant_key(id: ParticipantId) -> String {
+    format!("participant:{id}")
+}
+
+/// `meeting:{meeting_id}:participants` (set of participant ids).
+pub fn meeting_participants_key(id: MeetingId) -> String {
+    format!("meeting:{id}:participants")
+}
+
+/// `stream:{stream_id}` (hash): one media stream's metadata.
+pub fn stream_key(id: StreamId) -> String {
+    format!("stream:{id}")
+}
+
+/// `participant:{participant_id}:subscriptions` (set of stream ids).
+pub fn participant_subscriptions_key(id: ParticipantId) -> String {
+    format!("participant:{id}:subscriptions")
+}
+
+/// `ratelimit:{endpoint}:{identifier}:{window}` (string counter). The endpoint and the
+/// identifier may themselves contain `:` (the seed's example is
+/// `ratelimit:api:meetings:create:user:123:1705411200`).
+pub fn rate_limit_key(endpoint: &RateLimitPart, identifier: &RateLimitPart, window: i64) -> String {
+    format!("ratelimit:{}:{}:{window}", endpoint.0, identifier.0)
+}
+
+/// `presence:{participant_id}` (string: the last heartbeat, Unix seconds).
+pub fn presence_key(id: ParticipantId) -> String {
+    format!("presence:{id}")
+}
+
+/// `controller:{controller_id}:capacity` (hash).
+pub fn controller_capacity_key(id: &ControllerId) -> String {
+    format!("controller:{id}:capacity")
+}
+
+/// `token:blacklist:{token_hash}` (string: the reason).
+pub fn token_blacklist_key(hash: &TokenHash) -> String {
+    format!("token:blacklist:{}", hash.0)
+}
+
+/// `wt:token:{token}` (hash): a one-time WebTransport connection token.
+pub fn wt_token_key(token: &WtToken) -> String {
+    format!("wt:token:{}", token.0)
+}
+
+/// `cache:{entity_type}:{entity_id}` (string: JSON of the row).
+pub fn cache_key(entity: CacheEntity, id: &str) -> String {
+    format!("cache:{}:{id}", entity.as_str())
+}
+
+/// Fields of `meeting:{meeting_id}`.
+pub mod meeting_fields {
+    pub const MEETING_ID: &str = "meeting_id";
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const STATUS: &str = "status";
+    pub const PARTICIPANT_COUNT: &str = "participant_count";
+    /// Unix seconds, as a string.
+    pub const STARTED_AT: &str = "started_at";
+    pub const CONTROLLER_ID: &str = "controller_id";
+    pub const MEDIA_HANDLER_ID: &str = "media_handler_id";
+}
+
+/// Fields of `participant:{participant_id}`.
+pub mod participant_fields {
+    pub const PARTICIPANT_ID: &str = "participant_id";
+    pub const MEETING_ID: &str = "meeting_id";
+    /// Absent for guests (`meeting_participants.user_id` is NULL for them).
+    pub const USER_ID: &str = "user_id";
+    pub const DISPLAY_NAME: &str = "display_name";
+    /// Unix seconds.
+    pub const JOINED_AT: &str = "joined_at";
+    /// `connected` once joined (see [`super::CONNECTION_STATE_CONNECTED`]).
+    pub const CONNECTION_STATE: &str = "connection_state";
+    /// Unix seconds.
+    pub const LAST_HEARTBEAT: &str = "last_heartbeat";
+    /// A JSON array of stream ids, as the seed shows.
+    pub const STREAMS: &str = "streams";
+}
+
+/// Fields of `stream:{stream_id}`.
+pub mod stream_fields {
+    pub const STREAM_ID: &str = "stream_id";
+    pub const PARTICIPANT_ID: &str = "participant_id";
+    pub const MEETING_ID: &str = "meeting_id";
+    pub const STREAM_TYPE: &str = "stream_type";
+    pub const CODEC: &str = "codec";
+    pub const MAX_BITRATE: &str = "max_bitrate";
+    pub const SUBSCRIBERS: &str = "subscribers";
+    pub const CREATED_AT: &str = "created_at";
+}
+
+/// Fields of `controller:{controller_id}:capacity`.
+pub mod controller_capacity_fields {
+    pub const MAX_MEETINGS: &str = "max_meetings";
+    pub const CURRENT_MEETINGS: &str = "current_meetings";
+    pub const MAX_PARTICIPANTS: &str = "max_participants";
+    pub const CURRENT_PARTICIPANTS: &str = "current_participants";
+    pub const HEALTH: &str = "health";
+    /// Unix seconds.
+    pub const LAST_UPDATE: &str = "last_update";
+}
+
+/// Fields of `wt:token:{token}`.
+pub mod wt_token_fields {
+    pub const PARTICIPANT_ID: &str = "participant_id";
+    pub const MEETING_ID: &str = "meeting_id";
+    /// Unix seconds.
+    pub const CREATED_AT: &str = "created_at";
+    pub const CONNECTION_TYPE: &str = "connection_type";
+}
+
+/// The `connection_state` of a participant session once joined.
+pub const CONNECTION_STATE_CONNECTED: &str = "connected";
+
+/// `meeting:{meeting_id}` and `meeting:{meeting_id}:participants`: kept 24 h after the
+/// meeting ends (no TTL while it runs).
+pub const MEETING_TTL_AFTER_END: Duration = Duration::from_secs(24 * 60 * 60);
+/// `participant:{participant_id}`: 5 minutes, refreshed on every heartbeat.
+pub const PARTICIPANT_TTL: Duration = Duration::from_secs(5 * 60);
+/// `stream:{stream_id}`: kept 1 hour after the stream ends (no TTL while it runs).
+pub const STREAM_TTL_AFTER_END: Duration = Duration::from_secs(60 * 60);
+/// `participant:{participant_id}:subscriptions`: the seed gives none; it lives as long as
+/// the session it belongs to (5 minutes, refreshed with it).
+pub const SUBSCRIPTIONS_TTL: Duration = PARTICIPANT_TTL;
+/// `ratelimit:...`: 60 seconds, for per-minute windows.
+pub const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
+/// `presence:{participant_id}`: 30 seconds; without a heartbeat the participant counts
+/// as disconnected.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
+/// `controller:{controller_id}:capacity`: 5 minutes, refreshed on heartbeat.
+pub const CONTROLLER_CAPACITY_TTL: Duration = Duration::from_secs(5 * 60);
+/// `wt:token:{token}`: 5 minutes, and used once.
+pub const WT_TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
+// `token:blacklist:{token_hash}` lives until the token expires: its TTL is computed per
+// token (`domain::seconds_until`), never a constant.
+
+/// `cache:...`: between these bounds, by entity type ([`CacheEntity::ttl`]).
+pub const CACHE_TTL_MIN: Duration = Duration::from_secs(5 * 60);
+/// The upper bound of cache TTLs.
+pub const CACHE_TTL_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// The `{entity_type}` of `cache:{entity_type}:{entity_id}`, with its TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheEntity {
+    /// Meetings change state (status, assignment): the shortest TTL.
+    Meeting,
+    /// Controllers report every heartbeat; a cached one is a few minutes old at most.
+    Controller,
+    Recording,
+    /// Users change rarely: the longest TTL.
+    User,
+}
+
+impl CacheEntity {
+    pub const ALL: [CacheEntity; 4] = [
+        CacheEntity::Meeting,
+        CacheEntity::Controller,
+        CacheEntity::Recording,
+        CacheEntity::User,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheEntity::Meeting => "meeting",
+            CacheEntity::Controller => "controller",
+            CacheEntity::Recording => "recording",
+            CacheEntity::User => "user",
+        }
+    }
+
+    /// Within the seed's 5-60 minutes.
+    pub fn ttl(self) -> Duration {
+        match self {
+            CacheEntity::Meeting | CacheEntity::Controller => CACHE_TTL_MIN,
+            CacheEntity::Recording => Duration::from_secs(15 * 60),
+            CacheEntity::User => CACHE_TTL_MAX,
+        }
+    }
+}
+
+/// Checks a key component given by a caller: non-empty, at most `max` bytes, printable
+/// ASCII without spaces or braces (braces would act as a Redis Cluster hash tag).
+fn check_key_part(
+    what: &'static str,
+    s: &str,
+    max: usize,
+    allow_colon: bool,
+) -> Result<(), ParseError> {
+    let bad = |reason| ParseError {
+        what,
+        value: s.chars().take(64).collect(),
+        reason,
+    };
+    if s.is_empty() {
+        return Err(bad("empty"));
+    }
+    if s.len() > max {
+        return Err(bad("too long"));
+    }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}' && (allow_colon || b != b':'));
+    if !ok {
+        return Err(bad(
+            "only printable ASCII without spaces or braces is allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// The `{endpoint}` or `{identifier}` of a rate-limit key, e.g. `api:meetings:create` or
+/// `user:123` (`:` allowed, as in the seed's example).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitPart(String);
+
+impl RateLimitPart {
+    pub fn parse(s: &str) -> Result<RateLimitPart, ParseError> {
+        check_key_part("rate-limit key part", s, 200, true)?;
+        Ok(RateLimitPart(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The hash of a JWT (`{token_hash}`), never the token itself: a leaked Redis dump then
+/// holds no usable token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn parse(s: &str) -> Result<TokenHash, ParseError> {
+        check_key_part("token hash", s, 256, false)?;
+        Ok(TokenHash(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A WebTransport connection token (`{token}`): 32 random bytes in lowercase hex.
+/// `Debug` hides it: it grants a connection.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WtToken(String);
+
+impl std::fmt::Debug for WtToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WtToken(***)")
+    }
+}
+
+impl WtToken {
+    pub const HEX_LEN: usize = 64;
+
+    /// A fresh token from `rng`.
+    pub fn generate<R: rand::Rng + ?Sized>(rng: &mut R) -> WtToken {
+        let bytes: [u8; 32] = rng.random();
+        WtToken(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn parse(s: &str) -> Result<WtToken, ParseError> {
+        let ok = s.len() == Self::HEX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(ParseError {
+                what: "connection token",
+                value: String::new(),
+                reason: "expected 64 lowercase hex digits",
+            });
+        }
+        Ok(WtToken(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use rand::SeedableRng;
+
+    const M: &str = "550e8400-e29b-41d4-a716-446655440000";
+    const P: &str = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+
+    #[test]
+    fn keys_are_spelled_as_in_the_seed() {
+        let m = MeetingId::parse(M).unwrap();
+        let p = ParticipantId::parse(P).unwrap();
+        let s = StreamId::parse("b8f3c5a2-1234-5678-9abc-def012345678").unwrap();
+        assert_eq!(meeting_key(m), format!("meeting:{M}"));
+        assert_eq!(participant_key(p), format!("participant:{P}"));
+        assert_eq!(
+            meeting_participants_key(m),
+            format!("meeting:{M}:participants")
+        );
+        assert_eq!(stream_key(s), "stream:b8f3c5a2-1234-5678-9abc-def012345678");
+        assert_eq!(
+            participant_subscriptions_key(p),
+            format!("participant:{P}:subscriptions")
+        );
+        assert_eq!(
+            rate_limit_key(
+                &RateLimitPart::parse("api:meetings:create").unwrap(),
+                &RateLimitPart::parse("user:123").unwrap(),
+                1_705_411_200
+            ),
+            "ratelimit:api:meetings:create:user:123:1705411200"
+        );
+        assert_eq!(presence_key(p), format!("presence:{P}"));
+        assert_eq!(
+            controller_capacity_key(&ControllerId::parse("mc-us-west-1-001").unwrap()),
+            "controller:mc-us-west-1-001:capacity"
+        );
+        assert_eq!(
+            token_blacklist_key(&TokenHash::parse("ab12").unwrap()),
+            "token:blacklist:ab12"
+        );
+        let token = WtToken::parse(&"a".repeat(64)).unwrap();
+        assert_eq!(wt_token_key(&token), format!("wt:token:{}", "a".repeat(64)));
+        assert_eq!(
+            cache_key(CacheEntity::Meeting, M),
+            format!("cache:meeting:{M}")
+        );
+    }
+
+    #[test]
+    fn ttls_are_the_seeds() {
+        assert_eq!(MEETING_TTL_AFTER_END.as_secs(), 86_400);
+        assert_eq!(PARTICIPANT_TTL.as_secs(), 300);
+        assert_eq!(STREAM_TTL_AFTER_END.as_secs(), 3_600);
+        assert_eq!(RATE_LIMIT_TTL.as_secs(), 60);
+        assert_eq!(PRESENCE_TTL.as_secs(), 30);
+        assert_eq!(CONTROLLER_CAPACITY_TTL.as_secs(), 300);
+        assert_eq!(WT_TOKEN_TTL.as_secs(), 300);
+        for entity in CacheEntity::ALL {
+            let ttl = entity.ttl();
+            assert!(CACHE_TTL_MIN <= ttl && ttl <= CACHE_TTL_MAX, "{entity:?}");
+        }
+    }
+
+    #[test]
+    fn key_parts_reject_what_would_break_a_key() {
+        for bad in ["", "a b", "a{b}", "a\nb"] {
+            assert!(RateLimitPart::parse(bad).is_err(), "{bad:?}");
+            assert!(TokenHash::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(TokenHash::parse("a:b").is_err());
+        assert!(WtToken::parse(&"A".repeat(64)).is_err());
+        assert!(WtToken::parse("abc").is_err());
+    }
+
+    #[test]
+    fn connection_tokens_are_64_hex_digits_hidden_from_debug() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let token = WtToken::generate(&mut rng);
+        assert_eq!(WtToken::parse(token.as_str()).unwrap(), token);
+        assert_ne!(WtToken::generate(&mut rng), token);
+        assert!(!format!("{token:?}").contains(token.as_str()));
+    }
+
+    #[test]
+    fn audit_partition_names_round_trip_and_other_tables_are_not_months() {
+        let jan = Month::new(2025, 1).unwrap();
+        assert_eq!(audit_partition_name(jan), "audit_logs_y2025m01");
+        assert_eq!(audit_partition_month("audit_logs_y2025m01"), Some(jan));
+        assert_eq!(qualified_audit_partition(jan), "meet.audit_logs_y2025m01");
+        for other in [
+            "audit_logs_default",
+            "audit_logs_y2025m13",
+            "audit_logs_y25m01",
+            "audit_logs_y2025m1x",
+        ] {
+            assert_eq!(audit_partition_month(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn qualified_table_names_live_in_the_migrated_schema() {
+        let prefix = format!("{SCHEMA}.");
+        for name in [
+            table!(users),
+            table!(meetings),
+            table!(audit_logs),
+            table!(api_keys),
+        ] {
+            assert!(name.starts_with(&prefix), "{name}");
+            assert!(TABLES.contains(&&name[prefix.len()..]), "{name}");
+        }
+        let steps: Vec<(i64, &str)> = MIGRATIONS.steps.iter().map(|(v, d, _)| (*v, *d)).collect();
+        assert_eq!(
+            steps,
+            [
+                (1, "initial_schema"),
+                (2, "add_indexes"),
+                (3, "add_triggers")
+            ]
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! The retention rules and partition upkeep against a real PostgreSQL, and the feature
+//! value handed to the binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::migrated;
+use meetings::domain::{Month, Retention};
+use meetings::jobs;
+use store::Postgres;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A meeting with the given status, ended `ended_days_ago` days ago (if any), with one
+/// participant row; returns its id.
+async fn meeting(
+    pg: &Postgres,
+    code: &str,
+    status: &str,
+    ended_days_ago: Option<i32>,
+) -> uuid::Uuid {
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO meet.meetings (display_name, meeting_code, status, ended_at) \
+         VALUES ($1, $1, $2, NOW() - make_interval(days => $3)) RETURNING meeting_id",
+    )
+    .bind(code)
+    .bind(status)
+    .bind(ended_days_ago)
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO meet.meeting_participants (meeting_id, participant_id, display_name) \
+         VALUES ($1, gen_random_uuid(), 'p')",
+    )
+    .bind(id)
+    .execute(pg.pool())
+    .await
+    .unwrap();
+    id
+}
+
+async fn recording(pg: &Postgres, meeting: uuid::Uuid, created_days_ago: i32) {
+    sqlx::query(
+        "INSERT INTO meet.recordings (meeting_id, started_at, storage_path, storage_bucket, created_at) \
+         VALUES ($1, NOW(), 'r/1.webm', 'recordings', NOW() - make_interval(days => $2))",
+    )
+    .bind(meeting)
+    .bind(created_days_ago)
+    .execute(pg.pool())
+    .await
+    .unwrap();
+}
+
+async fn codes(pg: &Postgres) -> Vec<String> {
+    sqlx::query_scalar("SELECT meeting_code::text FROM meet.meetings ORDER BY meeting_code")
+        .fetch_all(pg.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retention_deletes_meetings_ninety_days_after_their_end_with_their_participants_and_old_recordings()
+ {
+    let env = migrated().await;
+    let pg = &env.pg;
+    meeting(pg, "old-ended", "ended", Some(91)).await;
+    meeting(pg, "recent-ended", "ended", Some(89)).await;
+    meeting(pg, "running", "active", None).await;
+    let kept_for_recording = meeting(pg, "old-with-recording", "ended", Some(200)).await;
+    recording(pg, kept_for_recording, 30).await;
+    let recording_expired = meeting(pg, "old-rec-expired", "ended", Some(400)).await;
+    recording(pg, recording_expired, 370).await;
+
+    let report = jobs::run_retention(pg, &Retention::default(), Utc::now())
+        .await
+        .unwrap();
+
+    assert_eq!(report.recordings, 1);
+    assert_eq!(
+        report.meetings, 2,
+        "old-ended, and old-rec-expired once its recording went"
+    );
+    assert_eq!(
+        codes(pg).await,
+        ["old-with-recording", "recent-ended", "running"]
+    );
+    let participants: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(participants, 3, "participant rows went with their meetings");
+    let recordings: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.recordings")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(recordings, 1);
+
+    let again = jobs::run_retention(pg, &Retention::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again, jobs::RetentionReport::default());
+}
+
+async fn audit_row(pg: &Postgres, created_at: &str) -> String {
+    sqlx::query_scalar(
+        "INSERT INTO meet.audit_logs (event_type, actor_type, action, result, created_at) \
+         VALUES ('user_login', 'user', 'login', 'success', $1::timestamptz) \
+         RETURNING tableoid::regclass::text",
+    )
+    .bind(created_at)
+    .fetch_one(pg.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn partitions_are_made_ahead_and_dropped_once_their_month_is_a_year_old() {
+    let env = migrated().await;
+    let pg = &env.pg;
+    let rules = Retention::default();
+    assert_eq!(
+        audit_row(pg, "2025-01-15T00:00:00Z").await,
+        "meet.audit_logs_y2025m01"
+    );
+    assert_eq!(
+        audit_row(pg, "2024-12-01T00:00:00Z").await,
+        "meet.audit_logs_default"
+    );
+    assert_eq!(
+        audit_row(pg, "2025-06-20T00:00:00Z").await,
+        "meet.audit_logs_default"
+    );
+
+    let made = jobs::ensure_audit_partitions(pg, &rules, at("2025-06-10T00:00:00Z"))
+        .await
+        .unwrap();
+
+    assert_eq!(made, ["audit_logs_y2025m06", "audit_logs_y2025m07"]);
+    let month = |y, m| Month::new(y, m).unwrap();
+    assert_eq!(
+        jobs::audit_partitions(pg).await.unwrap(),
+        [month(2025, 1), month(2025, 6), month(2025, 7)]
+    );
+    assert_eq!(
+        audit_row(pg, "2025-07-31T12:00:00Z").await,
+        "meet.audit_logs_y2025m07"
+    );
+
+    // A day before January 2025 is a year old as a whole, nothing goes.
+    let early = jobs::drop_expired_audit_logs(pg, &rules, at("2026-01-31T23:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        early,
+        (vec![], 1),
+        "only the December 2024 row in the default partition"
+    );
+    let (dropped, _) = jobs::drop_expired_audit_logs(pg, &rules, at("2026-02-01T00:00:00Z"))
+        .await
+        .unwrap();
+
+    assert_eq!(dropped, ["audit_logs_y2025m01"]);
+    assert_eq!(
+        jobs::audit_partitions(pg).await.unwrap(),
+        [month(2025, 6), month(2025, 7)]
+    );
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM meet.audit_logs ORDER BY created_at",
+    )
+    .fetch_all(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, ["2025-06-20", "2025-07-31"]);
+}
+
+#[tokio::test]
+async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_months_partition() {
+    let env = migrated().await;
+
+    let feature = meetings::feature(env.pg.clone(), meetings::MeetingsConfig::default());
+
+    assert_eq!(feature.name, "meetings");
+    assert_eq!(feature.migrations.map(|m| m.schema), Some("meet"));
+    let mut names: Vec<&str> = feature.jobs.iter().map(|j| j.name).collect();
+    names.sort_unstable();
+    assert_eq!(names, [meetings::PARTITIONS_JOB, meetings::RETENTION_JOB]);
+    let startup = feature.startup.expect("start-up work");
+    startup().await.unwrap();
+    let this_month = Month::containing(Utc::now());
+    assert!(
+        jobs::audit_partitions(&env.pg)
+            .await
+            .unwrap()
+            .contains(&this_month)
+    );
+    let retention = feature
+        .jobs
+        .iter()
+        .find(|j| j.name == meetings::RETENTION_JOB)
+        .unwrap();
+    (retention.run)().await.unwrap();
+}

@@ -1,0 +1,90 @@
+//! The GraphQL documents the client sends, as constants.
+//!
+//! `build.rs` validates every document in [`ALL`] against `schema/meetup.graphql` with
+//! the `validate` module and fails the build naming the bad field, so a typo or a field
+//! Meetup removed never reaches production. The fake server validates them again on
+//! every request. Field names and argument types here were checked against the schema,
+//! not against older documentation (`upcomingEvents`, `tickets`, `isOnline` are gone).
+
+/// The event fields the client decodes into [`crate::Event`] (a macro because `concat!`
+/// takes only literals).
+macro_rules! event_fields {
+    () => {
+        "
+fragment EventFields on Event {
+  id
+  title
+  description
+  eventUrl
+  dateTime
+  endTime
+  duration
+  status
+  eventType
+  maxTickets
+  group { urlname }
+  eventHosts { member { id name } name }
+}
+"
+    };
+}
+
+/// One page of a group's events within a window, oldest first.
+pub const GROUP_EVENTS: &str = concat!(
+    "query GroupEvents($urlname: String!, $first: Int!, $after: String, ",
+    "$statuses: [EventStatus!], $afterDateTime: DateTime, $beforeDateTime: DateTime) {
+  groupByUrlname(urlname: $urlname) {
+    urlname
+    events(
+      first: $first
+      after: $after
+      filter: { status: $statuses, afterDateTime: $afterDateTime, beforeDateTime: $beforeDateTime }
+      sort: ASC
+    ) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { ...EventFields } }
+    }
+  }
+}
+",
+    event_fields!()
+);
+
+/// One event by id.
+pub const EVENT: &str = concat!(
+    "query Event($eventId: ID!) {
+  event(id: $eventId) { ...EventFields }
+}
+",
+    event_fields!()
+);
+
+/// One page of an event's RSVPs with the given statuses.
+pub const EVENT_RSVPS: &str =
+    "query EventRsvps($eventId: ID!, $first: Int!, $after: String, $statuses: [RsvpStatus!]) {
+  event(id: $eventId) {
+    id
+    rsvps(first: $first, after: $after, filter: { rsvpStatus: $statuses }) {
+      totalCount
+      yesCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { id status isHost guestsCount member { id name } } }
+    }
+  }
+}
+";
+
+/// The member the access token belongs to.
+pub const SELF_MEMBER: &str = "query SelfMember {
+  self { id name }
+}
+";
+
+/// Every document the client sends, with its operation name (checked by `build.rs`).
+pub const ALL: [(&str, &str); 4] = [
+    ("GroupEvents", GROUP_EVENTS),
+    ("Event", EVENT),
+    ("EventRsvps", EVENT_RSVPS),
+    ("SelfMember", SELF_MEMBER),
+];

@@ -1,0 +1,67 @@
+//! `tavern migrate` as an operator runs it, against a real PostgreSQL.
+
+use store::harness::TestPostgres;
+
+fn run_migrate(postgres: &TestPostgres) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("migrate")
+        .env("TAVERN_DATABASE_URL", postgres.url())
+        .env("TAVERN_LOG", "error")
+        .output()
+        .expect("run tavern migrate")
+}
+
+#[tokio::test]
+async fn migrate_creates_every_feature_schema_and_running_it_again_changes_nothing() {
+    let postgres = TestPostgres::start().await;
+
+    let first = run_migrate(&postgres);
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for schema in tavern::app::migrations().iter().map(|m| m.schema) {
+        assert!(
+            stdout.contains(&format!("migrated schema {schema}")),
+            "{stdout}"
+        );
+    }
+
+    let pg = postgres.connect().await;
+    let versions = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_tables WHERE tablename = '_sqlx_migrations'",
+        )
+        .fetch_one(pg.pool())
+        .await
+        .expect("count migration tables")
+    };
+    let histories = versions().await;
+    assert_eq!(histories, tavern::app::migrations().len() as i64);
+    for migrations in tavern::app::migrations() {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_tables \
+             WHERE schemaname = $1 AND tablename <> '_sqlx_migrations'",
+        )
+        .bind(migrations.schema)
+        .fetch_one(pg.pool())
+        .await
+        .expect("count tables");
+        assert!(tables > 0, "schema {} has no tables", migrations.schema);
+    }
+    for table in clips::schema::TABLES {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("clips.{table}"))
+            .fetch_one(pg.pool())
+            .await
+            .expect("to_regclass");
+        assert!(exists, "clips.{table} is missing");
+    }
+
+    let second = run_migrate(&postgres);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(versions().await, histories);
+}
