@@ -118,6 +118,18 @@ token_id!(
     "event series id",
     random_len = 16
 );
+impl EventSeriesId {
+    /// The id of the series an event starts with `[new adventure]` / `[new campaign]`:
+    /// the event's own id. Deterministic, so every sync (and every replica) names the
+    /// series the same way without storing a mapping, and `[campaign <eventId>]` still
+    /// finds the series by the id organisers write after that first event was cancelled
+    /// (the series lives on while it has events or a channel). Both ids have the same
+    /// form (1 to 64 ASCII letters or digits), so the conversion cannot fail.
+    pub fn started_by(event: &MeetupEventId) -> EventSeriesId {
+        EventSeriesId(event.as_str().to_owned())
+    }
+}
+
 token_id!(
     /// The one-time id in a linking URL (`meetup_linking:{}:discord_user`). A bearer
     /// secret: whoever holds it may link a Meetup account to that Discord user.

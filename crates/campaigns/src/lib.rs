@@ -5,8 +5,10 @@
 //! `reference/campaigns.md`.
 //!
 //! This crate is the feature's foundation: the keys, the rules and the repositories,
-//! and the consistency check. The Discord commands, the web flows (organiser OAuth2,
-//! user linking) and the jobs (sync, lifecycle) build on it and are still to come.
+//! and the consistency check, plus the first step of the sync (Meetup → Redis). The
+//! Discord commands, the web flows (organiser OAuth2, user linking), the second step
+//! of the sync (Redis → Discord) and the lifecycle job build on it and are still to
+//! come.
 //!
 //! # Rooms
 //! - [`schema`]: every key of the seed, in one place, named as in the seed: functions
@@ -21,6 +23,12 @@
 //!   is one atomic step (see the module docs).
 //! - [`check`]: [`CampaignsCheck`], run by `tavern check`: every broken inverse
 //!   relation of the seed.
+//! - [`config`]: [`CampaignsConfig`], the OAuth2 app, Meetup endpoints, group urlnames,
+//!   the sync's horizon and period.
+//! - [`sync`]: the Meetup sync, step 1 (Meetup → Redis): [`sync::plan`] decides
+//!   without I/O what to store, delete and skip; [`sync_once`] gathers, plans and
+//!   writes through [`CampaignStore`], refreshing the organiser token once if Meetup
+//!   refuses it; [`sync::sync_job`] runs it every 15 minutes (`campaigns-meetup-sync`).
 //!
 //! # Choices where the seed is silent or contradicts itself
 //! - **`discord_roles: set of 64`** is read as a set of u64, like every other id set.
@@ -76,6 +84,10 @@
 //!   more than one word is prose, not a shortcode; a keyword with a missing or malformed
 //!   id is an error naming the shortcode and its byte offset. `[role]` applies to any
 //!   event, tracked or not; `[channel]` only with `[new adventure]` / `[new campaign]`.
+//! - **The Meetup sync** names a series after the event that started it, deletes only
+//!   events of the groups Meetup answered for whose stored time lies in the window it
+//!   asked about, keeps skipped events as stored, and refreshes a refused organiser
+//!   token once; every rule is in [`sync`]'s docs.
 //!
 //! # Redis Cluster
 //! The seed's key names carry no hash tags, so the keys of one relation (say
@@ -86,23 +98,40 @@
 //! migration to hash-tagged names, decided in the seed first.
 
 pub mod check;
+pub mod config;
 pub mod domain;
 pub mod schema;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 
 pub use check::CampaignsCheck;
+pub use config::CampaignsConfig;
 pub use domain::{
     ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, InvalidId, LinkingId,
     MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays,
     SnoozeError, TopicError, TransientUserId, VoiceChannelTopic, end_adventure, parse_shortcodes,
 };
 pub use store::{CampaignStore, RepoError};
+pub use sync::{SyncError, SyncReport, sync_once};
 
-/// The campaigns as a [`feature::Feature`]: for now, the consistency check of their data.
-pub fn feature(redis: ::store::Redis) -> feature::Feature {
+/// The campaigns as a [`feature::Feature`]: the consistency check of their data and,
+/// given a [`CampaignsConfig`] with at least one group, the Meetup sync job
+/// ([`sync::SYNC_JOB`], every [`CampaignsConfig::sync_every`]). Without a config (or
+/// without groups) there is nothing to sync, and Tavern runs without the job rather
+/// than failing every 15 minutes.
+pub fn feature(redis: ::store::Redis, config: Option<CampaignsConfig>) -> feature::Feature {
     let mut feature = feature::Feature::new("campaigns");
-    feature.checks = vec![CampaignsCheck::shared(redis) as Arc<dyn feature::Check>];
+    feature.checks = vec![CampaignsCheck::shared(redis.clone()) as Arc<dyn feature::Check>];
+    match config {
+        Some(config) if config.has_groups() => {
+            feature
+                .jobs
+                .push(sync::sync_job(CampaignStore::new(redis), config));
+        }
+        Some(_) => tracing::info!("no Meetup group configured: the Meetup sync is off"),
+        None => {}
+    }
     feature
 }

@@ -176,6 +176,35 @@ pub struct EventUpsert {
     pub rsvps: Option<Vec<MeetupUserId>>,
 }
 
+/// A tracked event as the Meetup sync sees it ([`CampaignStore::sync_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedEvent {
+    /// The `urlname` of its Meetup group.
+    pub urlname: String,
+    /// When it starts.
+    pub time: DateTime<Utc>,
+    /// Its series (`None` when the relation is missing).
+    pub series: Option<EventSeriesId>,
+}
+
+/// A tracked series as the Meetup sync sees it ([`CampaignStore::sync_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackedSeries {
+    /// The stored type, if any.
+    pub series_type: Option<SeriesType>,
+    /// Its tracked events (`event_series:{}:meetup_events`).
+    pub events: std::collections::BTreeSet<MeetupEventId>,
+}
+
+/// Every tracked event and series, read for one sync ([`CampaignStore::sync_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncView {
+    pub events: std::collections::BTreeMap<MeetupEventId, TrackedEvent>,
+    pub series: std::collections::BTreeMap<EventSeriesId, TrackedSeries>,
+    /// What could not be read and was left out, for the log.
+    pub unreadable: Vec<String>,
+}
+
 /// What [`CampaignStore::delete_event`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDeletion {
@@ -640,6 +669,40 @@ impl CampaignStore {
         }))
     }
 
+    /// Stores a refreshed organiser token pair and the next refresh time, in one
+    /// transaction, only if the stored refresh token is still `spent` (the one the
+    /// refresh used). Returns whether it stored them.
+    ///
+    /// Meetup rotates both tokens on a refresh, so whoever refreshed second with the
+    /// same refresh token got an error; and an organiser who authorised Tavern again
+    /// meanwhile stored a newer pair. In both cases what is stored is newer than what
+    /// the caller holds, so it is left alone (the caller may still use its own fresh
+    /// access token for the request at hand).
+    pub async fn replace_organizer_tokens(
+        &self,
+        spent: &Secret,
+        tokens: &Tokens,
+        next_refresh: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let keys = [schema::MEETUP_REFRESH_TOKEN.to_owned()];
+        self.transact(&keys, move |mut conn| async move {
+            let stored = get(&mut conn, schema::MEETUP_REFRESH_TOKEN).await?;
+            if stored.as_deref() != Some(spent.expose()) {
+                return Ok((Writes::new(), Ok(false)));
+            }
+            let mut writes = Writes::new();
+            writes
+                .set(schema::MEETUP_ACCESS_TOKEN, tokens.access.expose())
+                .set(schema::MEETUP_REFRESH_TOKEN, tokens.refresh.expose())
+                .set(
+                    schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME,
+                    rfc3339(next_refresh),
+                );
+            Ok((writes, Ok(true)))
+        })
+        .await
+    }
+
     // ---- Events ------------------------------------------------------------------
 
     /// Stores an event with its hosts, RSVPs and series membership (both directions,
@@ -770,6 +833,85 @@ impl CampaignStore {
             .into_iter()
             .map(|v| parse(&v).map_err(|e| corrupt(key, &v, e)))
             .collect()
+    }
+
+    /// What the Meetup sync compares Meetup's answer with: every tracked event with its
+    /// group, time and series, and every tracked series with its type and events.
+    ///
+    /// Lenient on purpose: an id or value that cannot be read is left out of the view
+    /// and named in [`SyncView::unreadable`] instead of failing, so one corrupt key
+    /// never stops every sync, and the sync never deletes an event it could not read
+    /// (`tavern check` reports such keys). Not a snapshot: the sync's writes are each
+    /// checked again in their own transaction.
+    pub async fn sync_view(&self) -> Result<SyncView, RepoError> {
+        let mut conn = self.redis.conn();
+        let mut view = SyncView::default();
+        for raw in members(&mut conn, schema::MEETUP_EVENTS).await? {
+            let Ok(id) = MeetupEventId::parse(&raw) else {
+                view.unreadable
+                    .push(format!("`{}` member `{raw}`", schema::MEETUP_EVENTS));
+                continue;
+            };
+            let hash = schema::meetup_event(&id);
+            let (urlname, raw_time): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(&hash)
+                .arg(schema::EVENT_URLNAME)
+                .arg(schema::EVENT_TIME)
+                .query_async(&mut conn)
+                .await
+                .map_err(store::StoreError::from)?;
+            let series_key = schema::meetup_event_event_series(&id);
+            let series = series_id(&series_key, get(&mut conn, &series_key).await?);
+            let time = time(&hash, raw_time);
+            let (Some(urlname), Ok(Some(time)), Ok(series)) = (urlname, time, series) else {
+                view.unreadable.push(format!("event `{id}`"));
+                continue;
+            };
+            view.events.insert(
+                id,
+                TrackedEvent {
+                    urlname,
+                    time,
+                    series,
+                },
+            );
+        }
+        for raw in members(&mut conn, schema::EVENT_SERIES).await? {
+            let Ok(id) = EventSeriesId::parse(&raw) else {
+                view.unreadable
+                    .push(format!("`{}` member `{raw}`", schema::EVENT_SERIES));
+                continue;
+            };
+            let type_key = schema::event_series_type(&id);
+            let series_type = parse_at(
+                &type_key,
+                get(&mut conn, &type_key).await?,
+                SeriesType::parse,
+            );
+            let mut events = std::collections::BTreeSet::new();
+            let events_key = schema::event_series_meetup_events(&id);
+            let mut readable = true;
+            for raw in members(&mut conn, &events_key).await? {
+                match MeetupEventId::parse(&raw) {
+                    Ok(event) => {
+                        events.insert(event);
+                    }
+                    Err(_) => readable = false,
+                }
+            }
+            let (true, Ok(series_type)) = (readable, series_type) else {
+                view.unreadable.push(format!("event series `{id}`"));
+                continue;
+            };
+            view.series.insert(
+                id,
+                TrackedSeries {
+                    series_type,
+                    events,
+                },
+            );
+        }
+        Ok(view)
     }
 
     /// Deletes an event with all its keys and relations, in one transaction. A series

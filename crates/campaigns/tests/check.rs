@@ -39,9 +39,10 @@ async fn data_written_by_the_repositories_is_clean() {
 
     assert_eq!(check.name(), "campaigns");
     assert!(found.is_empty(), "{found:#?}");
-    let feature = campaigns::feature(env.redis.clone());
+    let feature = campaigns::feature(env.redis.clone(), None);
     assert_eq!(feature.name, "campaigns");
     assert_eq!(feature.checks.len(), 1);
+    assert!(feature.jobs.is_empty(), "no config, no sync job");
 }
 
 #[tokio::test]

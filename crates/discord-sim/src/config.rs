@@ -39,6 +39,14 @@ pub struct SimConfig {
     pub rate_limit_per_window: u32,
     /// Length of a rate-limit window.
     pub rate_limit_window: Duration,
+    /// The OAuth2 client secret of the sim's application (its client id is the
+    /// application id).
+    pub oauth_client_secret: String,
+    /// `expires_in` of the OAuth2 access tokens the sim issues (Discord: 7 days).
+    pub oauth_token_lifetime: Duration,
+    /// Redirect URIs registered for the application at start; more can be added with
+    /// [`crate::Sim::register_redirect_uri`].
+    pub oauth_redirect_uris: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -57,11 +65,14 @@ impl Default for SimConfig {
             request_log_capacity: 100_000,
             rate_limit_per_window: 10_000,
             rate_limit_window: Duration::from_secs(1),
+            oauth_client_secret: "sim-client-secret".to_owned(),
+            oauth_token_lifetime: Duration::from_secs(7 * 24 * 3600),
+            oauth_redirect_uris: Vec::new(),
         }
     }
 }
 
-/// The token is redacted: configs end up in logs.
+/// The token and the client secret are redacted: configs end up in logs.
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimConfig")
@@ -78,6 +89,9 @@ impl fmt::Debug for SimConfig {
             .field("request_log_capacity", &self.request_log_capacity)
             .field("rate_limit_per_window", &self.rate_limit_per_window)
             .field("rate_limit_window", &self.rate_limit_window)
+            .field("oauth_client_secret", &"<redacted>")
+            .field("oauth_token_lifetime", &self.oauth_token_lifetime)
+            .field("oauth_redirect_uris", &self.oauth_redirect_uris)
             .finish()
     }
 }

@@ -80,6 +80,11 @@ impl ApiError {
         Self::new(401, 0, "401: Unauthorized")
     }
 
+    /// What Discord answers a bearer token that lacks the scope a route needs.
+    pub fn missing_access() -> Self {
+        Self::new(403, 50001, "Missing Access")
+    }
+
     pub fn unknown_guild() -> Self {
         Self::new(404, 10004, "Unknown Guild")
     }

@@ -7,7 +7,7 @@
 //! against, so it is modelled faithfully; timing-related closes (missed heartbeats,
 //! session expiry) are not.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -93,6 +93,10 @@ pub(crate) struct GatewayState {
     sessions: HashMap<String, Session>,
     connections: HashMap<u64, Connection>,
     buffer_capacity: usize,
+    /// Guilds the bot is not a member of (made with `Sim::create_user_guild` and not
+    /// yet joined through the OAuth2 bot-install flow). Discord sends a bot nothing
+    /// about a guild it is not in, so dispatches for these are dropped.
+    pub bot_absent: HashSet<Snowflake>,
 }
 
 impl GatewayState {
@@ -102,6 +106,7 @@ impl GatewayState {
             sessions: HashMap::new(),
             connections: HashMap::new(),
             buffer_capacity: buffer_capacity.max(1),
+            bot_absent: HashSet::new(),
         }
     }
 
@@ -111,6 +116,9 @@ impl GatewayState {
     /// Whether any session would receive a dispatch for `guild` under `intent` (so a
     /// caller can skip building a payload nobody gets).
     pub fn wanted(&self, guild: Option<Snowflake>, intent: u64) -> bool {
+        if guild.is_some_and(|g| self.bot_absent.contains(&g)) {
+            return false;
+        }
         self.sessions.values().any(|s| s.wants(guild, intent))
     }
 
@@ -453,7 +461,7 @@ fn identify(shared: &Shared, state: &mut State, conn: u64, identify: Identify) {
         .guilds
         .keys()
         .copied()
-        .filter(|g| g.shard(shard[1]) == shard[0])
+        .filter(|g| g.shard(shard[1]) == shard[0] && !state.gateway.bot_absent.contains(g))
         .collect();
     let ready = json!({
         "v": 10,

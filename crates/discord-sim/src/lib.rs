@@ -36,6 +36,10 @@
 //! - `interaction`: building INTERACTION_CREATE for simulated users and the
 //!   [`Interaction`] handle tests wait on.
 //! - `fault`: [`RouteMatch`]/[`Fault`] rules and rate-limit buckets.
+//! - `oauth`: OAuth2 (authorization codes, tokens, refresh, revocation) for logging
+//!   people in with Discord and for the bot-install flow; `rest::oauth` serves
+//!   `GET /oauth2/authorize` and the token endpoints. How a test says who is
+//!   "logged in to Discord" is described there and on [`Sim::sign_in`].
 //! - `model`: the plain structs tests seed and inspect.
 //!
 //! Invariants: ids are unique and increase in creation order; a dispatch's sequence
@@ -49,6 +53,7 @@ mod fault;
 mod gateway;
 mod interaction;
 pub mod model;
+mod oauth;
 mod rest;
 mod snowflake;
 mod state;
@@ -92,6 +97,11 @@ use crate::state::{MessageEdit, NewMessage, Shared};
 ///   overflows.
 /// - Rate limits are counted per route and major parameter with one generous limit;
 ///   there is no global 50 req/s limit unless injected with [`Fault::RateLimited`].
+/// - OAuth2 has no login or consent page: `GET /oauth2/authorize` approves at once for
+///   the user named by `sim_user_id` (or [`Sim::sign_in`]), or denies with
+///   `sim_decision=deny`. The bot scope needs `guild_id` (no guild picker) and the
+///   user's Manage Server permission; the bot joins as a plain member (no managed role
+///   carrying `permissions`), and the token response has no `guild` object.
 #[derive(Clone)]
 pub struct Sim {
     shared: Arc<Shared>,
@@ -216,6 +226,36 @@ impl Sim {
     pub fn create_guild(&self, name: &str) -> Snowflake {
         self.shared
             .with(|s, ctx, ids| s.create_guild(ctx, ids, name))
+    }
+
+    /// Creates a guild owned by `owner` (a person) that the bot is not in, for the
+    /// bot-install flow: nothing about it reaches the gateway until the bot joins
+    /// through `GET /oauth2/authorize?scope=bot&guild_id=...`.
+    pub fn create_user_guild(
+        &self,
+        name: &str,
+        owner: impl Into<Snowflake>,
+    ) -> Result<Snowflake, SimError> {
+        let owner = owner.into();
+        self.shared.with(|s, _, ids| {
+            s.create_user_guild(ids, name, owner)
+                .map_err(|_| SimError::UnknownUser(owner))
+        })
+    }
+
+    /// Makes `owner`, a member, the guild's owner (its `owner` flag in
+    /// `GET /users/@me/guilds`, all permissions).
+    pub fn set_guild_owner(
+        &self,
+        guild: impl Into<Snowflake>,
+        owner: impl Into<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (guild, owner) = (guild.into(), owner.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.set_guild_owner(guild, owner)
+                .map_err(|_| SimError::NotAMember { guild, user: owner })
+        })
     }
 
     /// Creates a user who is not yet a member of any guild.
@@ -670,6 +710,38 @@ impl Sim {
         let (user, channel) = (user.into(), channel.into());
         self.shared
             .with(|s, ctx, ids| s.submit_modal(ctx, ids, user, channel, custom_id, fields))
+    }
+
+    // ---- OAuth2 ------------------------------------------------------------------
+
+    /// Registers a redirect URI for the application (Discord's developer portal
+    /// "Redirects" list). `GET /oauth2/authorize` with any other `redirect_uri` shows
+    /// an error page and never redirects. The URI must match exactly.
+    pub fn register_redirect_uri(&self, uri: &str) {
+        self.shared
+            .lock()
+            .oauth
+            .redirect_uris
+            .insert(uri.to_owned());
+    }
+
+    /// The user "logged in to Discord in the browser": who `GET /oauth2/authorize`
+    /// authorises when the URL has no `sim_user_id` (the sandbox, a headless
+    /// browser). `None` signs out. The sim has no consent screen: it approves at
+    /// once unless the URL says `sim_decision=deny`.
+    pub fn sign_in(&self, user: Option<Snowflake>) {
+        self.shared.lock().oauth.signed_in = user;
+    }
+
+    /// The OAuth2 client secret (the client id is [`Sim::application_id`]).
+    pub fn client_secret(&self) -> &str {
+        &self.shared.ctx.config.oauth_client_secret
+    }
+
+    /// Revokes an OAuth2 access or refresh token, as if the user removed the app's
+    /// authorisation in Discord's settings.
+    pub fn revoke_oauth_token(&self, token: &str) {
+        self.shared.lock().oauth.revoke(token);
     }
 
     // ---- fault injection ---------------------------------------------------------

@@ -23,6 +23,7 @@ use crate::model::{
     MessageInteractionMetadata, MessageReference, OverwriteKind, PermissionOverwrite,
     RequestRecord, Role, RoleSpec, User, message_flags, permissions,
 };
+use crate::oauth::OAuthState;
 use crate::snowflake::{Snowflake, SnowflakeGen};
 use crate::time;
 
@@ -198,6 +199,7 @@ pub(crate) struct State {
     pub faults: Vec<FaultRule>,
     pub buckets: Buckets,
     pub requests: VecDeque<RequestRecord>,
+    pub oauth: OAuthState,
 }
 
 impl State {
@@ -225,6 +227,10 @@ impl State {
             faults: Vec::new(),
             buckets: Buckets::default(),
             requests: VecDeque::new(),
+            oauth: OAuthState {
+                redirect_uris: ctx.config.oauth_redirect_uris.iter().cloned().collect(),
+                ..OAuthState::default()
+            },
         }
     }
 
@@ -324,6 +330,89 @@ impl State {
         self.gateway
             .dispatch("GUILD_CREATE", Some(id), intents::GUILDS, &payload);
         id
+    }
+
+    /// Creates a guild owned by `owner`, a person, which the bot is not in: the
+    /// starting point of the bot-install flow. Nothing is dispatched, because Discord
+    /// tells a bot nothing about guilds it is not in (`GatewayState::bot_absent`).
+    pub fn create_user_guild(
+        &mut self,
+        ids: &SnowflakeGen,
+        name: &str,
+        owner: Snowflake,
+    ) -> Result<Snowflake, ApiError> {
+        self.user(owner)?;
+        let id = ids.next();
+        let everyone = Role {
+            id,
+            guild_id: id,
+            name: "@everyone".to_owned(),
+            permissions: permissions::EVERYONE_DEFAULT,
+            color: 0,
+            hoist: false,
+            mentionable: false,
+            managed: false,
+            position: 0,
+            unicode_emoji: None,
+        };
+        let owner_member = Member {
+            guild_id: id,
+            user_id: owner,
+            nick: None,
+            roles: Vec::new(),
+            joined_at: time::now_iso(),
+        };
+        self.gateway.bot_absent.insert(id);
+        self.guilds.insert(
+            id,
+            GuildState {
+                guild: Guild {
+                    id,
+                    name: name.to_owned(),
+                    owner_id: owner,
+                    preferred_locale: "en-US".to_owned(),
+                },
+                roles: BTreeMap::from([(id, everyone)]),
+                members: BTreeMap::from([(owner, owner_member)]),
+                channels: BTreeSet::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The bot joins `guild` (the end of the bot-install flow): it becomes a member
+    /// and receives GUILD_CREATE, as on Discord. Idempotent.
+    pub fn bot_join(&mut self, ctx: &Ctx, guild: Snowflake) -> Result<(), ApiError> {
+        let state = self.guild_mut(guild)?;
+        if state.members.contains_key(&ctx.bot_id) {
+            return Ok(());
+        }
+        state.members.insert(
+            ctx.bot_id,
+            Member {
+                guild_id: guild,
+                user_id: ctx.bot_id,
+                nick: None,
+                roles: Vec::new(),
+                joined_at: time::now_iso(),
+            },
+        );
+        self.gateway.bot_absent.remove(&guild);
+        let payload = self.guild_create_json(guild);
+        self.gateway
+            .dispatch("GUILD_CREATE", Some(guild), intents::GUILDS, &payload);
+        Ok(())
+    }
+
+    /// Hands a guild to another member (Discord's ownership transfer). No
+    /// GUILD_UPDATE is sent: nothing in Tavern watches for it yet.
+    pub fn set_guild_owner(&mut self, guild: Snowflake, owner: Snowflake) -> Result<(), ApiError> {
+        let state = self.guild_mut(guild)?;
+        if !state.members.contains_key(&owner) {
+            return Err(ApiError::unknown_member());
+        }
+        state.guild.owner_id = owner;
+        Ok(())
     }
 
     pub fn add_member(&mut self, guild: Snowflake, user: Snowflake) -> Result<(), ApiError> {
@@ -1304,6 +1393,46 @@ impl State {
         map.insert("locale".into(), json!("en-US"));
         map.insert("email".into(), Value::Null);
         user
+    }
+
+    /// `GET /users/@me` for an OAuth2 bearer token: the user the token was issued
+    /// to; `email` stays null (sim users have none) and is only present with the
+    /// `email` scope, as on Discord.
+    pub fn oauth_user_json(&self, user: Snowflake, with_email: bool) -> Value {
+        let mut value = self.user_json(user);
+        let map = object(&mut value);
+        map.insert("verified".into(), json!(true));
+        map.insert("mfa_enabled".into(), json!(false));
+        map.insert("flags".into(), json!(0));
+        map.insert("premium_type".into(), json!(0));
+        map.insert("locale".into(), json!("en-US"));
+        if with_email {
+            map.insert("email".into(), Value::Null);
+        }
+        value
+    }
+
+    /// `GET /users/@me/guilds`: the partial guilds `user` is a member of, with
+    /// `owner` and the user's guild-level `permissions`, ordered by id as Discord
+    /// pages them.
+    pub fn user_guilds_json(&self, user: Snowflake) -> Value {
+        let guilds: Vec<Value> = self
+            .guilds
+            .values()
+            .filter(|g| g.members.contains_key(&user))
+            .map(|g| {
+                json!({
+                    "id": g.guild.id,
+                    "name": g.guild.name,
+                    "icon": null,
+                    "banner": null,
+                    "owner": g.guild.owner_id == user,
+                    "permissions": self.permissions(g.guild.id, user, None).to_string(),
+                    "features": [],
+                })
+            })
+            .collect();
+        Value::Array(guilds)
     }
 
     pub fn log_request(&mut self, record: RequestRecord, capacity: usize) {

@@ -11,10 +11,13 @@
 //!   the original response.
 //! - [`Bot`]: the gateway runner: shards that resume after a drop, event fan-out,
 //!   command registration at start, graceful shutdown that finishes in-flight work.
+//! - [`oauth`]: OAuth2 with Discord ("Log in with Discord", the bot-install flow):
+//!   authorize URLs, code exchange, refresh, and the user's own `@me` and guilds.
 
 mod gateway;
 mod handler;
 pub mod model;
+pub mod oauth;
 mod rest;
 mod router;
 mod wire;

@@ -305,7 +305,7 @@ pub fn features(
             discord.clone(),
             drinking::DrinkingConfig::default(),
         ),
-        campaigns::feature(redis.clone()),
+        campaigns::feature(redis.clone(), config.meetup.clone()),
         clips::feature(postgres),
         meetings::feature(postgres.clone(), meetings::MeetingsConfig::default()),
     ]
@@ -370,6 +370,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         (Some(sim), Some(demo), bot)
     };
 
+    let public_url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => url::Url::parse(&format!("http://{http_addr}"))
+            .with_context(|| format!("http://{http_addr} as the public URL"))?,
+    };
+    let login = login_setup(&config, public_url, sim.as_ref(), demo.as_ref())?;
+
     let mut extra = Vec::new();
     if let (Some(sim), Some(demo)) = (&sim, &demo) {
         extra.push(web::sandbox::routes(sim.clone(), demo.clone()));
@@ -381,7 +388,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         web::serve(http_listener, app, async move { stop.cancelled().await }).await
     });
 
-    let main = tokio::spawn(run(config, bot_config, health, late, shutdown.clone()));
+    let main = tokio::spawn(run(
+        config,
+        bot_config,
+        login,
+        health,
+        late,
+        shutdown.clone(),
+    ));
     Ok(Running {
         http_addr,
         metrics_addr,
@@ -393,9 +407,52 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// What the web login needs once Redis is up.
+struct LoginSetup {
+    public_url: url::Url,
+    client_id: String,
+    client_secret: discord::oauth::ClientSecret,
+    endpoints: discord::oauth::OAuthEndpoints,
+}
+
+/// The Discord login: in sandbox mode against the fake Discord (its own OAuth2 client,
+/// the callback registered, the demo player signed in), otherwise with the configured
+/// client; `None` when there is none.
+fn login_setup(
+    config: &Config,
+    public_url: url::Url,
+    sim: Option<&discord_sim::Sim>,
+    demo: Option<&discord_sim::Demo>,
+) -> anyhow::Result<Option<LoginSetup>> {
+    let callback = web::login::callback_url(&public_url).context("the login callback URL")?;
+    let setup = match (sim, demo, &config.discord_login) {
+        (Some(sim), Some(demo), _) => {
+            sim.register_redirect_uri(callback.as_str());
+            sim.sign_in(Some(demo.demo_player));
+            LoginSetup {
+                public_url,
+                client_id: sim.application_id().to_string(),
+                client_secret: discord::oauth::ClientSecret::new(sim.client_secret()),
+                endpoints: discord::oauth::OAuthEndpoints::at(&sim.http_url())
+                    .context("the fake Discord's OAuth2 URLs")?,
+            }
+        }
+        (_, _, Some(login)) => LoginSetup {
+            public_url,
+            client_id: login.client_id.clone(),
+            client_secret: discord::oauth::ClientSecret::new(login.client_secret.expose()),
+            endpoints: discord::oauth::OAuthEndpoints::at(login.base_url.as_str())
+                .context("TAVERN_DISCORD_OAUTH_URL")?,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(setup))
+}
+
 async fn run(
     config: Config,
     bot_config: BotConfig,
+    login: Option<LoginSetup>,
     health: Arc<Health>,
     late: web::LateRoutes,
     shutdown: CancellationToken,
@@ -446,6 +503,22 @@ async fn run(
         if let Some(r) = feature.routes.take() {
             routes = routes.merge(r);
         }
+    }
+    if let Some(login) = login {
+        let sessions = web::session::Sessions::new(
+            redis.clone(),
+            web::session::SessionConfig::for_public_url(&login.public_url),
+        );
+        let callback =
+            web::login::callback_url(&login.public_url).context("the login callback URL")?;
+        tracing::info!(%callback, "logging in with Discord on the web is on");
+        let app = discord::oauth::OAuthApp::new(
+            login.client_id,
+            login.client_secret,
+            callback,
+            login.endpoints,
+        );
+        routes = routes.merge(web::login::routes(sessions, app));
     }
     late.set(routes);
     let (router, events) =

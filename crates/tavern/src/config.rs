@@ -73,7 +73,26 @@ pub struct Config {
     /// Where the rolls sync keeps its snapshots; `None`: `{data_dir}/rolls-sync`.
     /// Credentials come from the cloud's own environment variables (`AWS_*`, `AZURE_*`).
     pub rolls_sync_url: Option<rolls::SyncTarget>,
+    /// Where people reach Tavern's web server (`https://tavern.example`): the base of
+    /// the login callback and the origin state-changing requests must come from.
+    /// `None`: `http://{http_addr}`.
+    pub public_url: Option<url::Url>,
+    /// Log in with Discord on the web: `None` unless the OAuth2 client is configured
+    /// (sandbox mode uses the fake Discord's own client instead).
+    pub discord_login: Option<DiscordLogin>,
+    /// Meetup for the campaigns: `None` when no group is configured (no sync runs).
+    pub meetup: Option<campaigns::config::CampaignsConfig>,
     pub log_format: LogFormat,
+}
+
+/// Tavern's OAuth2 client at Discord, for logging in on the web.
+#[derive(Debug, Clone)]
+pub struct DiscordLogin {
+    /// The application id.
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Discord's web base (`https://discord.com`), or a stand-in's.
+    pub base_url: url::Url,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +122,16 @@ const KEYS: &[(&str, &str)] = &[
     ("metrics_addr", "TAVERN_METRICS_ADDR"),
     ("data_dir", "TAVERN_DATA_DIR"),
     ("rolls_sync_url", "TAVERN_ROLLS_SYNC_URL"),
+    ("public_url", "TAVERN_PUBLIC_URL"),
+    ("discord_client_id", "TAVERN_DISCORD_CLIENT_ID"),
+    ("discord_client_secret", "TAVERN_DISCORD_CLIENT_SECRET"),
+    ("discord_oauth_url", "TAVERN_DISCORD_OAUTH_URL"),
+    ("meetup_groups", "TAVERN_MEETUP_GROUPS"),
+    ("meetup_client_id", "TAVERN_MEETUP_CLIENT_ID"),
+    ("meetup_client_secret", "TAVERN_MEETUP_CLIENT_SECRET"),
+    ("meetup_graphql_url", "TAVERN_MEETUP_GRAPHQL_URL"),
+    ("meetup_authorize_url", "TAVERN_MEETUP_AUTHORIZE_URL"),
+    ("meetup_token_url", "TAVERN_MEETUP_TOKEN_URL"),
     ("log_format", "TAVERN_LOG_FORMAT"),
 ];
 
@@ -125,6 +154,104 @@ fn err(key: &str, problem: impl Into<String>) -> ConfigError {
         key: key.to_owned(),
         problem: problem.into(),
     }
+}
+
+/// An `http` or `https` URL.
+fn web_url(source: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value.trim())
+        .map_err(|e| err(source, format!("`{value}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(err(source, format!("`{value}` is not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+/// The Discord login client: id and secret together, or neither.
+fn discord_login(raw: &Raw) -> Result<Option<DiscordLogin>, ConfigError> {
+    let id = raw.get("discord_client_id");
+    let secret = raw.get("discord_client_secret");
+    let base_url = match raw.get("discord_oauth_url") {
+        Some((src, v)) => web_url(src, v)?,
+        None => url::Url::parse("https://discord.com")
+            .map_err(|e| err("discord_oauth_url", e.to_string()))?,
+    };
+    match (id, secret) {
+        (None, None) => Ok(None),
+        (Some((_, id)), Some((_, secret))) => Ok(Some(DiscordLogin {
+            client_id: id.trim().to_owned(),
+            client_secret: Secret::new(secret.trim()),
+            base_url,
+        })),
+        (Some((src, _)), None) => Err(err(
+            "TAVERN_DISCORD_CLIENT_SECRET",
+            format!("is required when {src} is set"),
+        )),
+        (None, Some((src, _))) => Err(err(
+            "TAVERN_DISCORD_CLIENT_ID",
+            format!("is required when {src} is set"),
+        )),
+    }
+}
+
+/// The campaigns' Meetup settings. Groups switch the sync on; then the OAuth client id and
+/// secret are required (the sync refreshes the organiser's token with them). The three
+/// Meetup URLs default to Meetup's own and exist so the sandbox and tests can point at a
+/// fake.
+fn meetup_config(raw: &Raw) -> Result<Option<campaigns::config::CampaignsConfig>, ConfigError> {
+    use campaigns::config::{
+        CampaignsConfig, ClientId, ClientSecret, GroupUrlname, MeetupEndpoints,
+    };
+    let Some((groups_src, groups)) = raw.get("meetup_groups") else {
+        return Ok(None);
+    };
+    let groups = groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(|g| GroupUrlname::parse(g).map_err(|e| err(groups_src, format!("`{g}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let required = |key: &str, var: &str| {
+        raw.get(key)
+            .map(|(_, v)| v.trim().to_owned())
+            .ok_or_else(|| err(var, format!("is required when {groups_src} is set")))
+    };
+    let client_id = ClientId::new(required("meetup_client_id", "TAVERN_MEETUP_CLIENT_ID")?);
+    let client_secret = ClientSecret::new(required(
+        "meetup_client_secret",
+        "TAVERN_MEETUP_CLIENT_SECRET",
+    )?);
+    let production = MeetupEndpoints::production()
+        .map_err(|e| err("meetup_graphql_url", format!("Meetup's own URLs: {e}")))?;
+    // Each configured URL is parsed with Meetup's own for the other two, so an error
+    // names the key (and the endpoint) that is wrong.
+    let mut endpoints = production.clone();
+    let chosen = |key: &str| raw.get(key).map(|(src, v)| (src, v.trim()));
+    let own = (
+        production.graphql.as_str(),
+        production.authorize.as_str(),
+        production.token.as_str(),
+    );
+    if let Some((src, v)) = chosen("meetup_graphql_url") {
+        endpoints.graphql = MeetupEndpoints::parse(v, own.1, own.2)
+            .map_err(|e| err(src, e.to_string()))?
+            .graphql;
+    }
+    if let Some((src, v)) = chosen("meetup_authorize_url") {
+        endpoints.authorize = MeetupEndpoints::parse(own.0, v, own.2)
+            .map_err(|e| err(src, e.to_string()))?
+            .authorize;
+    }
+    if let Some((src, v)) = chosen("meetup_token_url") {
+        endpoints.token = MeetupEndpoints::parse(own.0, own.1, v)
+            .map_err(|e| err(src, e.to_string()))?
+            .token;
+    }
+    Ok(Some(CampaignsConfig::new(
+        client_id,
+        client_secret,
+        endpoints,
+        groups,
+    )))
 }
 
 fn parse_addr(source: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -304,6 +431,12 @@ impl Config {
                 })
             })
             .transpose()?;
+        let public_url = raw
+            .get("public_url")
+            .map(|(src, v)| web_url(src, v))
+            .transpose()?;
+        let discord_login = discord_login(&raw)?;
+        let meetup = meetup_config(&raw)?;
         let log_format = match raw.get("log_format") {
             None => LogFormat::Text,
             Some((_, "text")) => LogFormat::Text,
@@ -332,6 +465,9 @@ impl Config {
             metrics_addr,
             data_dir,
             rolls_sync_url,
+            public_url,
+            discord_login,
+            meetup,
             log_format,
         })
     }
@@ -411,6 +547,95 @@ mod tests {
         let e = Config::from_sources(Some("colour = \"red\""), None, &env(&[]))
             .expect_err("unknown key");
         assert!(e.key.ends_with("colour"), "{e}");
+    }
+
+    #[test]
+    fn meetup_groups_switch_the_campaigns_sync_on_and_need_the_oauth_client() {
+        let off = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert!(off.meetup.is_none());
+
+        let on = Config::from_sources(
+            Some("meetup_groups = \"swiss-rpg, zurich-dnd,swiss-rpg\""),
+            None,
+            &env(&[
+                ("TAVERN_MEETUP_CLIENT_ID", "tavern-app"),
+                ("TAVERN_MEETUP_CLIENT_SECRET", "meetup-secret"),
+                ("TAVERN_MEETUP_GRAPHQL_URL", "http://127.0.0.1:9/gql-ext"),
+            ]),
+        )
+        .expect("meetup config");
+        let meetup = on.meetup.as_ref().expect("sync on");
+        let groups: Vec<_> = meetup.groups.iter().map(|g| g.to_string()).collect();
+        assert_eq!(groups, ["swiss-rpg", "zurich-dnd"]);
+        assert_eq!(meetup.client_id.as_str(), "tavern-app");
+        assert_eq!(
+            meetup.endpoints.graphql.as_str(),
+            "http://127.0.0.1:9/gql-ext"
+        );
+        assert_eq!(
+            meetup.endpoints.token.as_str(),
+            "https://secure.meetup.com/oauth2/access"
+        );
+        assert!(!format!("{on:?}").contains("meetup-secret"));
+
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_MEETUP_GROUPS", "swiss-rpg"),
+                ("TAVERN_MEETUP_CLIENT_ID", "tavern-app"),
+            ]),
+        )
+        .expect_err("no secret");
+        assert_eq!(e.key, "TAVERN_MEETUP_CLIENT_SECRET");
+        assert!(e.problem.contains("TAVERN_MEETUP_GROUPS"), "{e}");
+
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_MEETUP_GROUPS", "swiss-rpg"),
+                ("TAVERN_MEETUP_CLIENT_ID", "tavern-app"),
+                ("TAVERN_MEETUP_CLIENT_SECRET", "s"),
+                ("TAVERN_MEETUP_TOKEN_URL", "ftp://example.org/token"),
+            ]),
+        )
+        .expect_err("bad url");
+        assert_eq!(e.key, "TAVERN_MEETUP_TOKEN_URL");
+        assert!(e.problem.contains("ftp"), "{e}");
+    }
+
+    #[test]
+    fn the_discord_login_needs_its_id_and_secret_together() {
+        let off = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert!(off.discord_login.is_none() && off.public_url.is_none());
+
+        let on = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_DISCORD_CLIENT_ID", "1234"),
+                ("TAVERN_DISCORD_CLIENT_SECRET", "oauth-secret"),
+                ("TAVERN_PUBLIC_URL", "https://tavern.example"),
+            ]),
+        )
+        .expect("login config");
+        let login = on.discord_login.as_ref().expect("login on");
+        assert_eq!(login.client_id, "1234");
+        assert_eq!(login.base_url.as_str(), "https://discord.com/");
+        assert_eq!(
+            on.public_url.as_ref().map(|u| u.as_str()),
+            Some("https://tavern.example/")
+        );
+        assert!(!format!("{on:?}").contains("oauth-secret"));
+
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DISCORD_CLIENT_ID", "1234")]))
+            .expect_err("no secret");
+        assert_eq!(e.key, "TAVERN_DISCORD_CLIENT_SECRET");
+
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_PUBLIC_URL", "tavern.example")]))
+            .expect_err("not a URL");
+        assert_eq!(e.key, "TAVERN_PUBLIC_URL");
     }
 
     #[test]

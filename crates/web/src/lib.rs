@@ -4,6 +4,10 @@
 //! `/healthz` answers as soon as the process listens (liveness); `/readyz` answers 200
 //! only once the stores are reachable and the bot is connected, so a load balancer or
 //! an operator can tell "up" from "able to serve".
+//!
+//! People log in with Discord: [`session`] keeps server-side sessions in Redis and
+//! guards state-changing requests against CSRF; [`login`] serves the OAuth2 login
+//! routes on top of it (see each module for the flow and the choices).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,9 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+pub mod login;
 pub mod sandbox;
+pub mod session;
 
 /// One dependency's state, as `/readyz` reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! Gateway discovery, users, DMs and the current application.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Call, Reply, Route};
+use super::{Call, Caller, Reply, Route};
 use crate::Snowflake;
 use crate::error::ApiError;
 use crate::state::user_json;
@@ -27,27 +27,22 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
                 "max_concurrency": 1,
             },
         }))),
-        Route::GetCurrentUser => Ok(Reply::ok(state.current_user_json(ctx))),
+        Route::GetCurrentUser => match &req.caller {
+            // `identify` is what `/users/@me` needs; `email` adds the address.
+            Caller::Bearer(grant) if !grant.has("identify") && !grant.has("email") => {
+                Err(ApiError::missing_access())
+            }
+            Caller::Bearer(grant) => Ok(Reply::ok(
+                state.oauth_user_json(grant.user, grant.has("email")),
+            )),
+            _ => Ok(Reply::ok(state.current_user_json(ctx))),
+        },
         Route::GetUser(user) => Ok(Reply::ok(user_json(state.user(user)?))),
-        Route::GetCurrentUserGuilds => {
-            let guilds: Vec<Value> = state
-                .guilds
-                .values()
-                .filter(|g| g.members.contains_key(&ctx.bot_id))
-                .map(|g| {
-                    json!({
-                        "id": g.guild.id,
-                        "name": g.guild.name,
-                        "icon": null,
-                        "banner": null,
-                        "owner": g.guild.owner_id == ctx.bot_id,
-                        "permissions": state.permissions(g.guild.id, ctx.bot_id, None).to_string(),
-                        "features": [],
-                    })
-                })
-                .collect();
-            Ok(Reply::ok(Value::Array(guilds)))
-        }
+        Route::GetCurrentUserGuilds => match &req.caller {
+            Caller::Bearer(grant) if !grant.has("guilds") => Err(ApiError::missing_access()),
+            Caller::Bearer(grant) => Ok(Reply::ok(state.user_guilds_json(grant.user))),
+            _ => Ok(Reply::ok(state.user_guilds_json(ctx.bot_id))),
+        },
         Route::CreateDm => {
             let recipient: Snowflake = req
                 .body

@@ -11,6 +11,7 @@ mod commands;
 mod guilds;
 mod interactions;
 mod misc;
+mod oauth;
 mod route;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::fault::{BucketStatus, Fault, take_fault};
 use crate::model::RequestRecord;
+use crate::oauth::Grant;
 use crate::snowflake::{Snowflake, SnowflakeGen, now_unix_ms};
 use crate::state::{Ctx, Shared, State};
 
@@ -40,6 +42,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v10", any(rest))
         .route("/api/v10/{*rest}", any(rest))
+        .route("/oauth2/authorize", get(oauth::authorize))
         .route(
             "/attachments/{channel}/{attachment}/{filename}",
             get(attachment),
@@ -64,6 +67,56 @@ pub(crate) struct Request {
     pub files: Vec<Upload>,
     pub query: Vec<(String, String)>,
     pub received: Instant,
+    /// Who is calling, from the `Authorization` header.
+    pub caller: Caller,
+}
+
+/// Who a REST request comes from, by its `Authorization` header.
+#[derive(Debug)]
+pub(crate) enum Caller {
+    /// `Bot <token>` with the sim's bot token.
+    Bot,
+    /// `Bearer <token>` with a live OAuth2 access token.
+    Bearer(Grant),
+    /// `Basic base64(client_id:client_secret)`, checked by the token endpoint.
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Anonymous,
+}
+
+impl Caller {
+    fn from_headers(headers: &HeaderMap, bot_token: &str, state: &State, now: Instant) -> Caller {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Caller::Anonymous;
+        };
+        if let Some(token) = value.strip_prefix("Bot ") {
+            if token == bot_token {
+                return Caller::Bot;
+            }
+        } else if let Some(token) = value.strip_prefix("Bearer ") {
+            if let Some(grant) = state.oauth.bearer(token, now) {
+                return Caller::Bearer(grant.clone());
+            }
+        } else if let Some(encoded) = value.strip_prefix("Basic ") {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            if let Some((id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                return Caller::Basic {
+                    client_id: percent_decode(id),
+                    secret: percent_decode(secret),
+                };
+            }
+        }
+        Caller::Anonymous
+    }
 }
 
 impl Request {
@@ -85,13 +138,6 @@ pub(crate) enum Reply {
 impl Reply {
     pub fn ok(value: Value) -> Self {
         Self::Json(200, value)
-    }
-
-    fn status(&self) -> u16 {
-        match self {
-            Self::Json(status, _) => *status,
-            Self::NoContent => 204,
-        }
     }
 }
 
@@ -156,7 +202,13 @@ async fn rest(
             Ok(route) => route,
             Err(error) => break 'outcome Err(error_response(&error, &bucket)),
         };
-        if route.needs_bot_token() && !authorized(&headers, &config.token) {
+        let caller = Caller::from_headers(&headers, &config.token, &state, received);
+        let allowed = match caller {
+            Caller::Bot => true,
+            Caller::Bearer(_) => route.accepts_bearer() || !route.needs_bot_token(),
+            Caller::Basic { .. } | Caller::Anonymous => !route.needs_bot_token(),
+        };
+        if !allowed {
             break 'outcome Err(error_response(&ApiError::unauthorized(), &bucket));
         }
         if bucket.exceeded {
@@ -176,6 +228,7 @@ async fn rest(
                 files,
                 query,
                 received,
+                caller,
             },
         };
         match execute(route, call) {
@@ -207,6 +260,7 @@ async fn rest(
 fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
     use Route::*;
     match route {
+        OAuthToken | OAuthRevoke => oauth::handle(route, call),
         GetGateway
         | GetGatewayBot
         | GetCurrentUser
@@ -247,14 +301,6 @@ fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
     }
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bot "))
-        .is_some_and(|t| t == token)
-}
-
 fn status_error(status: u16) -> ApiError {
     let reason = StatusCode::from_u16(status)
         .ok()
@@ -272,6 +318,15 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<(Value, Vec<Upload>),
         .unwrap_or("");
     if content_type.starts_with("multipart/form-data") {
         return parse_multipart(content_type, body);
+    }
+    // OAuth2's token endpoint takes forms (RFC 6749); fields become JSON strings.
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(body);
+        let fields: serde_json::Map<String, Value> = parse_query(Some(&text))
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        return Ok((Value::Object(fields), Vec::new()));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((Value::Null, Vec::new()));
@@ -422,7 +477,6 @@ fn json_response(status: u16, body: &Value) -> Response {
 }
 
 fn success_response(reply: Reply, bucket: &BucketStatus) -> Response {
-    let status = reply.status();
     let mut response = match reply {
         Reply::Json(status, body) => json_response(status, &body),
         Reply::NoContent => {
@@ -431,7 +485,6 @@ fn success_response(reply: Reply, bucket: &BucketStatus) -> Response {
             response
         }
     };
-    debug_assert!(status < 300);
     ratelimit_headers(&mut response, bucket, bucket.remaining);
     response
 }

@@ -20,6 +20,8 @@ pub(crate) enum Route {
     GetCurrentUserGuilds,
     CreateDm,
     GetCurrentApplication,
+    OAuthToken,
+    OAuthRevoke,
     GetCommands {
         app: S,
         guild: Option<S>,
@@ -140,6 +142,8 @@ impl Route {
             ("GET", ["users", "@me", "guilds"]) => GetCurrentUserGuilds,
             ("POST", ["users", "@me", "channels"]) => CreateDm,
             ("GET", ["users", user]) => GetUser(id(user)?),
+            ("POST", ["oauth2", "token"]) => OAuthToken,
+            ("POST", ["oauth2", "token", "revoke"]) => OAuthRevoke,
             ("GET", ["applications", "@me"] | ["oauth2", "applications", "@me"]) => {
                 GetCurrentApplication
             }
@@ -323,12 +327,19 @@ impl Route {
         })
     }
 
-    /// Routes authenticated by the interaction token in the path (or not at all)
-    /// rather than by the bot token.
+    /// Routes a user's OAuth2 bearer token may call (as well as the bot).
+    pub fn accepts_bearer(&self) -> bool {
+        matches!(self, Route::GetCurrentUser | Route::GetCurrentUserGuilds)
+    }
+
+    /// Routes authenticated by the interaction token in the path, by the OAuth2
+    /// client credentials, or not at all, rather than by the bot token.
     pub fn needs_bot_token(&self) -> bool {
         !matches!(
             self,
             Route::GetGateway
+                | Route::OAuthToken
+                | Route::OAuthRevoke
                 | Route::InteractionCallback { .. }
                 | Route::GetOriginal { .. }
                 | Route::EditOriginal { .. }
@@ -352,6 +363,8 @@ impl Route {
             GetCurrentUserGuilds => ("GET /users/@me/guilds", String::new()),
             CreateDm => ("POST /users/@me/channels", String::new()),
             GetCurrentApplication => ("GET /applications/@me", String::new()),
+            OAuthToken => ("POST /oauth2/token", String::new()),
+            OAuthRevoke => ("POST /oauth2/token/revoke", String::new()),
             GetCommands { app, .. } => ("GET /applications/{id}/commands", app.to_string()),
             SetCommands { app, .. } => ("PUT /applications/{id}/commands", app.to_string()),
             CreateCommand { app, .. } => ("POST /applications/{id}/commands", app.to_string()),

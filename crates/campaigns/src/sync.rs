@@ -1,0 +1,1035 @@
+//! The Meetup sync, step 1 of the behaviour doc ("Meetup → Redis"): each configured
+//! group's upcoming events become tracked events and series in Redis, with their hosts
+//! and, for each series' next event, the players who RSVP'd yes. Step 2 (Redis →
+//! Discord: channels, roles, announcements) reads what this step stores and is still to
+//! come.
+//!
+//! # One run ([`sync_once`])
+//! 1. Read the organiser's token ([`CampaignStore::organizer_tokens`]). None stored:
+//!    the run ends with [`SyncError::NoOrganizerToken`] ("no organiser token: an
+//!    organiser must authorise Tavern"), logged once, nothing written.
+//! 2. **Gather** (reads only): for each group, every `ACTIVE` event starting in the
+//!    window `[now, now + horizon)` ([`MeetupClient::group_events`], all pages); what
+//!    Redis tracks ([`CampaignStore::sync_view`]); the [`plan`]; then the YES RSVPs of
+//!    each series' next event ([`MeetupClient::event_rsvps`]).
+//! 3. **Apply**: each planned event is one [`CampaignStore::upsert_event`] transaction
+//!    (hash, hosts, RSVPs, both directions of the series relation, `meetup_events`,
+//!    `event_series`, the series' type and online flag), then each planned deletion is
+//!    one [`CampaignStore::delete_event`] transaction. Upserts come first, so a series
+//!    never looks empty halfway through a run.
+//! 4. One `info` line with the counts ([`SyncReport`]).
+//!
+//! # Choices
+//! - **Series ids** are the id of the event that started the series
+//!   ([`EventSeriesId::started_by`]): deterministic, nothing to store to map them.
+//! - **`[campaign <eventId>]`** joins the series of that event, looked up in this
+//!   order: the event in this very answer (following chains `[campaign B]` →
+//!   `[campaign A]` → `[new campaign]`, refusing cycles); the event's stored series
+//!   (an earlier session, now in the past, is still tracked as history); a tracked
+//!   series named by that id (the first session was cancelled, the series lives on).
+//!   Otherwise the event is skipped with a warning naming it and the id it names.
+//! - **Skipped, never fatal**: a malformed shortcode, an unknown `[campaign]` target,
+//!   a missing start time or an event now claiming another series than the one stored
+//!   (the store refuses moving an event) skips that event with a `warn` naming it. A
+//!   skipped event keeps whatever Redis has for it: an organiser fixing a typo must not
+//!   cost the players their channel.
+//! - **Which events a sync deletes**: exactly the tracked events whose stored group is
+//!   one of the groups Meetup answered for in this run, whose stored time lies in this
+//!   run's window `[now, now + horizon)`, and that Meetup's answer no longer holds as a
+//!   tracked event (cancelled, deleted, moved out of the window, or its series
+//!   shortcode was removed). Events in the past stay (history, until the lifecycle
+//!   removes their series); events beyond the horizon stay (Meetup was not asked about
+//!   them); events of a group whose request failed stay (an error is not an answer);
+//!   skipped events stay (see above). A deletion removes the event's hash, hosts,
+//!   RSVPs and series relation; its series goes too only when it was the last event
+//!   and the series has no channel (the store's rule).
+//! - **Series type**: the type the starting event declares (`[new adventure]` /
+//!   `[new campaign]`) when it is in this answer, else the stored type, then
+//!   [`SeriesType::after_sync`] over the series' events after this run (stored history
+//!   included): more than one event makes a campaign.
+//! - **Online**: `[online]` marks the series online (never unmarked by a sync, the
+//!   store's rule). The event hash's `is_online` is `"true"` when the description says
+//!   `[online]` or Meetup's `eventType` is `ONLINE` or `HYBRID` (the old `isOnline`
+//!   field is gone), `"false"` for `PHYSICAL`, absent for a type Meetup added since.
+//! - **The next event** of a series is its earliest event in this answer; only its YES
+//!   RSVPs are fetched (that is who gets into the channel next). Other events' stored
+//!   RSVP sets are left as they are. A failed RSVP request leaves the stored set too.
+//! - **Hosts and RSVPs** are Meetup member ids; a host Meetup hides (no member) or an
+//!   id that is not a positive integer is left out with a `warn`.
+//! - **Token**: a [`MeetupError::Unauthorized`] anywhere in the gather refreshes the
+//!   token once with the stored refresh token, stores the new pair atomically (only if
+//!   nobody replaced it meanwhile: [`CampaignStore::replace_organizer_tokens`]), with
+//!   the next refresh [`TOKEN_REFRESH_INTERVAL`] later, and gathers again. Refused
+//!   again: [`SyncError::StillUnauthorized`]. A refused refresh grant is
+//!   [`SyncError::RefreshRefused`] (an organiser must authorise again), a refresh that
+//!   could not be made (network, 5xx) is [`SyncError::Refresh`] (the next run retries);
+//!   in both cases, if another party stored a new access token meanwhile, that one is
+//!   used instead. Nothing is written before the gather succeeded.
+//! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
+//!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
+//!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
+//! - `[channel]` and `[role]` shortcodes are not stored (the seed has no key for them);
+//!   step 2 reads them from Meetup.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use meetup::{
+    AccessToken, EventType, EventWindow, GroupUrlname, MeetupClient, MeetupError, RefreshToken,
+};
+
+use crate::config::CampaignsConfig;
+use crate::domain::{
+    EventSeriesId, InvalidId, MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType,
+    ShortcodeError, parse_shortcodes,
+};
+use crate::store::{CampaignStore, EventUpsert, MeetupEvent, RepoError, Secret, SyncView, Tokens};
+
+/// The job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
+pub const SYNC_JOB: &str = "campaigns-meetup-sync";
+
+/// When the organiser token is next due for a refresh after the sync refreshed it: the
+/// behaviour doc refreshes every 2 days.
+pub const TOKEN_REFRESH_INTERVAL: TimeDelta = TimeDelta::days(2);
+
+/// Why a sync did not run (or not completely).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no Meetup group is configured: nothing to sync")]
+    NoGroups,
+    #[error("no organiser token: an organiser must authorise Tavern")]
+    NoOrganizerToken,
+    /// Meetup refused the refresh grant itself (`invalid_grant`, ...): only a new
+    /// authorisation helps.
+    #[error(
+        "Meetup refused the organiser token and refused to refresh it ({0}): an organiser \
+         must authorise Tavern again"
+    )]
+    RefreshRefused(#[source] MeetupError),
+    /// The refresh could not be done (Meetup unreachable, 5xx, ...): the next run tries
+    /// again.
+    #[error("Meetup refused the organiser token and refreshing it failed: {0}")]
+    Refresh(#[source] MeetupError),
+    #[error(
+        "Meetup refused the organiser token even after a refresh ({0}): an organiser must \
+         authorise Tavern again"
+    )]
+    StillUnauthorized(#[source] MeetupError),
+    #[error("could not build the Meetup client: {0}")]
+    Client(#[source] MeetupError),
+    #[error("the Meetup sync could not read {}", list_failures(.0))]
+    GroupsFailed(Vec<GroupFailure>),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+fn list_failures(failures: &[GroupFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A group whose events could not be read in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFailure {
+    pub group: GroupUrlname,
+    /// The error, as text (the [`MeetupError`] itself is not `Clone`).
+    pub error: String,
+}
+
+impl fmt::Display for GroupFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "group `{}`: {}", self.group, self.error)
+    }
+}
+
+/// What one run did, also logged as one `info` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Groups Meetup answered for.
+    pub groups: usize,
+    /// Groups it did not; their events were left alone.
+    pub failed_groups: Vec<GroupFailure>,
+    /// Distinct events in Meetup's answers.
+    pub seen: usize,
+    /// Events without a series shortcode.
+    pub untracked: usize,
+    /// Events skipped with a warning.
+    pub skipped: usize,
+    /// Events stored (created or updated).
+    pub stored: usize,
+    /// Events whose YES RSVPs were fetched and stored (each series' next event).
+    pub rsvps_fetched: usize,
+    /// Events deleted.
+    pub deleted: usize,
+    /// Series that went with their last event.
+    pub series_removed: usize,
+    /// The organiser token was refreshed during the run.
+    pub token_refreshed: bool,
+}
+
+/// The window of one run: events starting in `[start, end)`, as Meetup's filter reads
+/// it (`afterDateTime` inclusive, `beforeDateTime` exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl SyncWindow {
+    /// `[now, now + horizon)`; a horizon too large for chrono ends at its last day.
+    pub fn new(now: DateTime<Utc>, horizon: TimeDelta) -> SyncWindow {
+        SyncWindow {
+            start: now,
+            end: now
+                .checked_add_signed(horizon)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }
+    }
+
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    fn meetup(&self) -> EventWindow {
+        EventWindow::between(self.start.fixed_offset(), self.end.fixed_offset())
+    }
+}
+
+/// One group's events as Meetup returned them.
+#[derive(Debug, Clone)]
+pub struct GroupEvents {
+    pub group: GroupUrlname,
+    pub events: Vec<meetup::Event>,
+}
+
+/// Why an event was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("malformed shortcode: {0}")]
+    Shortcode(#[source] ShortcodeError),
+    #[error("unusable event id: {0}")]
+    Id(#[source] InvalidId),
+    #[error("Meetup gives it no start time")]
+    NoStartTime,
+    #[error("`[campaign {0}]`: Tavern tracks no event or series {0}")]
+    UnknownEvent(MeetupEventId),
+    #[error("its `[campaign ...]` shortcodes go round in a circle through event {0}")]
+    Cycle(MeetupEventId),
+    #[error("it belongs to series {current}, but its shortcodes now say series {requested}")]
+    OtherSeries {
+        current: EventSeriesId,
+        requested: EventSeriesId,
+    },
+}
+
+/// An event the sync skipped, with what to tell the organisers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEvent {
+    /// Meetup's id, as Meetup wrote it.
+    pub event: String,
+    pub title: String,
+    pub group: GroupUrlname,
+    pub reason: SkipReason,
+}
+
+/// A host left out of an event's hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedHost {
+    pub event: MeetupEventId,
+    /// Why (a hidden member or an id that is not a positive integer).
+    pub reason: String,
+}
+
+/// What a run will write, decided without I/O by [`plan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncPlan {
+    /// Events to store, oldest first. `rsvps` is `None`: the run fills it in for
+    /// [`SyncPlan::next_events`] once it has fetched them.
+    pub upserts: Vec<EventUpsert>,
+    /// Each series' next event, whose YES RSVPs are fetched.
+    pub next_events: Vec<MeetupEventId>,
+    /// Tracked events Meetup no longer reports (see the module docs for which).
+    pub deletions: Vec<MeetupEventId>,
+    pub skipped: Vec<SkippedEvent>,
+    pub dropped_hosts: Vec<DroppedHost>,
+    /// Distinct events in the answers.
+    pub seen: usize,
+    /// Events without a series shortcode.
+    pub untracked: usize,
+}
+
+/// An event with a series shortcode and a start time, before its series is known.
+struct Candidate<'a> {
+    id: MeetupEventId,
+    event: &'a meetup::Event,
+    group: &'a GroupUrlname,
+    time: DateTime<Utc>,
+    online: bool,
+}
+
+/// Decides what a run writes: which events to store in which series (with the series'
+/// type), whose RSVPs to fetch, which events to delete and which to skip. `groups`
+/// holds only the groups Meetup answered for; `view` is what Redis tracks; `window` is
+/// the window the events were fetched for. See the module docs for every rule.
+pub fn plan(groups: &[GroupEvents], view: &SyncView, window: SyncWindow) -> SyncPlan {
+    let mut plan = SyncPlan::default();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // Returned events that must not be deleted: tracked ones and skipped ones.
+    let mut keep: BTreeSet<MeetupEventId> = BTreeSet::new();
+    let mut shortcodes: HashMap<MeetupEventId, SeriesShortcode> = HashMap::new();
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+
+    for group in groups {
+        for event in &group.events {
+            if !seen.insert(event.id.as_str().to_owned()) {
+                continue;
+            }
+            plan.seen += 1;
+            let skip = |reason| SkippedEvent {
+                event: event.id.as_str().to_owned(),
+                title: event.title.clone(),
+                group: group.group.clone(),
+                reason,
+            };
+            let id = match MeetupEventId::parse(event.id.as_str()) {
+                Ok(id) => id,
+                Err(e) => {
+                    plan.skipped.push(skip(SkipReason::Id(e)));
+                    continue;
+                }
+            };
+            let codes = match parse_shortcodes(&event.description) {
+                Ok(codes) => codes,
+                Err(e) => {
+                    keep.insert(id);
+                    plan.skipped.push(skip(SkipReason::Shortcode(e)));
+                    continue;
+                }
+            };
+            let Some(series) = codes.series else {
+                plan.untracked += 1;
+                continue;
+            };
+            keep.insert(id.clone());
+            shortcodes.insert(id.clone(), series);
+            let Some(starts) = event.starts_at else {
+                plan.skipped.push(skip(SkipReason::NoStartTime));
+                continue;
+            };
+            candidates.push(Candidate {
+                id,
+                event,
+                group: &group.group,
+                time: starts.with_timezone(&Utc),
+                online: codes.online,
+            });
+        }
+    }
+
+    // Deletions: see the module docs.
+    let answered: BTreeSet<&str> = groups.iter().map(|g| g.group.as_str()).collect();
+    plan.deletions = view
+        .events
+        .iter()
+        .filter(|(id, tracked)| {
+            answered.contains(tracked.urlname.as_str())
+                && window.contains(tracked.time)
+                && !keep.contains(*id)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    let deleted: BTreeSet<&MeetupEventId> = plan.deletions.iter().collect();
+
+    // Series of each candidate.
+    let mut accepted: Vec<(Candidate<'_>, EventSeriesId)> = Vec::new();
+    for candidate in candidates {
+        let resolved =
+            resolve_series(&candidate.id, &shortcodes, view).and_then(|series| {
+                match view
+                    .events
+                    .get(&candidate.id)
+                    .and_then(|e| e.series.as_ref())
+                {
+                    Some(current) if *current != series => Err(SkipReason::OtherSeries {
+                        current: current.clone(),
+                        requested: series,
+                    }),
+                    _ => Ok(series),
+                }
+            });
+        match resolved {
+            Ok(series) => accepted.push((candidate, series)),
+            Err(reason) => plan.skipped.push(SkippedEvent {
+                event: candidate.id.as_str().to_owned(),
+                title: candidate.event.title.clone(),
+                group: candidate.group.clone(),
+                reason,
+            }),
+        }
+    }
+    accepted.sort_by(|(a, _), (b, _)| (a.time, &a.id).cmp(&(b.time, &b.id)));
+
+    // Each touched series: its events after this run, its declared type, its next event.
+    let mut members: BTreeMap<EventSeriesId, BTreeSet<MeetupEventId>> = BTreeMap::new();
+    let mut declared: BTreeMap<EventSeriesId, SeriesType> = BTreeMap::new();
+    let mut next: BTreeMap<EventSeriesId, MeetupEventId> = BTreeMap::new();
+    for (candidate, series) in &accepted {
+        let events = members.entry(series.clone()).or_insert_with(|| {
+            view.series
+                .get(series)
+                .map(|s| {
+                    s.events
+                        .iter()
+                        .filter(|e| !deleted.contains(e))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        events.insert(candidate.id.clone());
+        if let Some(series_type) = shortcodes
+            .get(&candidate.id)
+            .and_then(SeriesShortcode::new_series_type)
+        {
+            declared.insert(series.clone(), series_type);
+        }
+        // `accepted` is oldest first, so the first event seen is the next one.
+        next.entry(series.clone())
+            .or_insert_with(|| candidate.id.clone());
+    }
+    let types: BTreeMap<&EventSeriesId, SeriesType> = members
+        .iter()
+        .map(|(series, events)| {
+            let base = declared
+                .get(series)
+                .copied()
+                .or_else(|| view.series.get(series).and_then(|s| s.series_type));
+            (series, SeriesType::after_sync(base, events.len()))
+        })
+        .collect();
+
+    for (candidate, series) in &accepted {
+        let mut hosts: Vec<MeetupUserId> = Vec::new();
+        for host in &candidate.event.hosts {
+            let parsed = match &host.member {
+                None => Err(format!(
+                    "Meetup hides the member of host {:?}",
+                    host.name.as_deref().unwrap_or("(no name)")
+                )),
+                Some(member) => {
+                    MeetupUserId::parse(member.id.as_str()).map_err(|e| format!("host {e}"))
+                }
+            };
+            match parsed {
+                Ok(user) if !hosts.contains(&user) => hosts.push(user),
+                Ok(_) => {}
+                Err(reason) => plan.dropped_hosts.push(DroppedHost {
+                    event: candidate.id.clone(),
+                    reason,
+                }),
+            }
+        }
+        hosts.sort();
+        let is_online = match candidate.event.event_type {
+            _ if candidate.online => Some(true),
+            EventType::Online | EventType::Hybrid => Some(true),
+            EventType::Physical => Some(false),
+            EventType::Other(_) => None,
+        };
+        plan.upserts.push(EventUpsert {
+            event: MeetupEvent {
+                id: candidate.id.clone(),
+                name: candidate.event.title.clone(),
+                time: candidate.time,
+                link: candidate.event.url.clone(),
+                urlname: candidate.group.as_str().to_owned(),
+                is_online,
+            },
+            series: series.clone(),
+            series_type: types.get(series).copied(),
+            series_online: candidate.online,
+            hosts,
+            rsvps: None,
+        });
+    }
+    plan.next_events = next.into_values().collect();
+    plan.next_events.sort();
+    plan
+}
+
+/// The series `event` belongs to: see "`[campaign <eventId>]`" in the module docs.
+fn resolve_series(
+    event: &MeetupEventId,
+    shortcodes: &HashMap<MeetupEventId, SeriesShortcode>,
+    view: &SyncView,
+) -> Result<EventSeriesId, SkipReason> {
+    let mut current = event.clone();
+    let mut visited: BTreeSet<MeetupEventId> = BTreeSet::new();
+    loop {
+        if !visited.insert(current.clone()) {
+            return Err(SkipReason::Cycle(current));
+        }
+        match shortcodes.get(&current) {
+            Some(SeriesShortcode::NewAdventure | SeriesShortcode::NewCampaign) => {
+                return Ok(EventSeriesId::started_by(&current));
+            }
+            Some(SeriesShortcode::Join(target)) => current = target.clone(),
+            None => {
+                if let Some(series) = view.events.get(&current).and_then(|e| e.series.clone()) {
+                    return Ok(series);
+                }
+                let named = EventSeriesId::started_by(&current);
+                if view.series.contains_key(&named) {
+                    return Ok(named);
+                }
+                return Err(SkipReason::UnknownEvent(current));
+            }
+        }
+    }
+}
+
+/// Everything a run read, before it writes.
+struct Gathered {
+    plan: SyncPlan,
+    rsvps: HashMap<MeetupEventId, Vec<MeetupUserId>>,
+    groups: usize,
+    failed_groups: Vec<GroupFailure>,
+}
+
+/// Why a gather stopped: the token (refresh and try again) or Redis.
+enum GatherError {
+    Unauthorized(MeetupError),
+    Repo(RepoError),
+}
+
+impl From<RepoError> for GatherError {
+    fn from(e: RepoError) -> GatherError {
+        GatherError::Repo(e)
+    }
+}
+
+/// Runs the sync once (the job every [`CampaignsConfig::sync_every`], and the admin
+/// "sync now" command). `now` is the start of the window. See the module docs.
+pub async fn sync_once(
+    store: &CampaignStore,
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    now: DateTime<Utc>,
+) -> Result<SyncReport, SyncError> {
+    if !config.has_groups() {
+        return Err(SyncError::NoGroups);
+    }
+    let Some(stored) = store.organizer_tokens().await? else {
+        tracing::warn!("Meetup sync skipped: {}", SyncError::NoOrganizerToken);
+        return Err(SyncError::NoOrganizerToken);
+    };
+    let window = SyncWindow::new(now, config.horizon);
+    let access = AccessToken::new(stored.tokens.access.expose());
+    let mut token_refreshed = false;
+    let gathered = match gather(store, client, config, &access, window).await {
+        Ok(gathered) => gathered,
+        Err(GatherError::Repo(e)) => return Err(e.into()),
+        Err(GatherError::Unauthorized(error)) => {
+            tracing::info!(%error, "Meetup refused the organiser token; refreshing it");
+            let access = refresh(store, client, config, &stored.tokens, now).await?;
+            token_refreshed = true;
+            match gather(store, client, config, &access, window).await {
+                Ok(gathered) => gathered,
+                Err(GatherError::Repo(e)) => return Err(e.into()),
+                Err(GatherError::Unauthorized(e)) => return Err(SyncError::StillUnauthorized(e)),
+            }
+        }
+    };
+    let mut report = apply(store, gathered).await?;
+    report.token_refreshed = token_refreshed;
+    tracing::info!(
+        groups = report.groups,
+        failed_groups = report.failed_groups.len(),
+        seen = report.seen,
+        untracked = report.untracked,
+        skipped = report.skipped,
+        stored = report.stored,
+        rsvps_fetched = report.rsvps_fetched,
+        deleted = report.deleted,
+        series_removed = report.series_removed,
+        token_refreshed = report.token_refreshed,
+        "Meetup sync done"
+    );
+    Ok(report)
+}
+
+/// Every read of a run: Meetup's events, Redis' view, the plan, the next events' RSVPs.
+async fn gather(
+    store: &CampaignStore,
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    access: &AccessToken,
+    window: SyncWindow,
+) -> Result<Gathered, GatherError> {
+    let mut answers = Vec::with_capacity(config.groups.len());
+    let mut failed_groups = Vec::new();
+    for group in &config.groups {
+        match client.group_events(access, group, &window.meetup()).await {
+            Ok(events) => answers.push(GroupEvents {
+                group: group.clone(),
+                events,
+            }),
+            Err(e) if e.is_unauthorized() => return Err(GatherError::Unauthorized(e)),
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "could not read the group's Meetup events; leaving its events as they are");
+                failed_groups.push(GroupFailure {
+                    group: group.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    let view = store.sync_view().await?;
+    for what in &view.unreadable {
+        tracing::warn!(%what, "unreadable campaign data left out of the Meetup sync (see `tavern check`)");
+    }
+    let plan = plan(&answers, &view, window);
+    let mut rsvps = HashMap::new();
+    for event in &plan.next_events {
+        let meetup_id = match meetup::EventId::parse(event.as_str()) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(%event, error = %e, "cannot ask Meetup for this event's RSVPs");
+                continue;
+            }
+        };
+        match client.event_rsvps(access, &meetup_id).await {
+            Ok(answer) => {
+                let mut users: Vec<MeetupUserId> = Vec::with_capacity(answer.len());
+                for rsvp in answer {
+                    match MeetupUserId::parse(rsvp.member.id.as_str()) {
+                        Ok(user) if !users.contains(&user) => users.push(user),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(%event, error = %e, "left an RSVP out: its member id is not usable");
+                        }
+                    }
+                }
+                users.sort();
+                rsvps.insert(event.clone(), users);
+            }
+            Err(e) if e.is_unauthorized() => return Err(GatherError::Unauthorized(e)),
+            Err(e) => {
+                tracing::warn!(%event, error = %e, "could not read the event's RSVPs; keeping the stored ones");
+            }
+        }
+    }
+    Ok(Gathered {
+        plan,
+        rsvps,
+        groups: answers.len(),
+        failed_groups,
+    })
+}
+
+/// Refreshes the organiser token once and stores the new pair. Returns the access
+/// token to use.
+async fn refresh(
+    store: &CampaignStore,
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    tokens: &Tokens,
+    now: DateTime<Utc>,
+) -> Result<AccessToken, SyncError> {
+    let spent = RefreshToken::new(tokens.refresh.expose());
+    match client.refresh(&config.refresh_app(), &spent).await {
+        Ok(fresh) => {
+            let pair = Tokens {
+                access: Secret::new(fresh.access_token.expose()),
+                refresh: Secret::new(fresh.refresh_token.expose()),
+            };
+            let next = now
+                .checked_add_signed(TOKEN_REFRESH_INTERVAL)
+                .unwrap_or(now);
+            if store
+                .replace_organizer_tokens(&tokens.refresh, &pair, next)
+                .await?
+            {
+                tracing::info!(next_refresh = %next, "organiser token refreshed and stored");
+            } else {
+                tracing::info!(
+                    "organiser token refreshed, but a newer one was stored meanwhile; keeping that one"
+                );
+            }
+            Ok(fresh.access_token)
+        }
+        Err(error) => {
+            // Someone else (another replica, the refresh job, an organiser authorising
+            // again) may have rotated the tokens under us: use theirs.
+            match store.organizer_tokens().await? {
+                Some(now_stored) if now_stored.tokens.access != tokens.access => {
+                    tracing::info!(%error, "refresh refused, but another token was stored meanwhile; using it");
+                    Ok(AccessToken::new(now_stored.tokens.access.expose()))
+                }
+                _ if matches!(error, MeetupError::OAuth { .. }) => {
+                    Err(SyncError::RefreshRefused(error))
+                }
+                _ => Err(SyncError::Refresh(error)),
+            }
+        }
+    }
+}
+
+/// The writes of a run, each one store transaction.
+async fn apply(store: &CampaignStore, gathered: Gathered) -> Result<SyncReport, SyncError> {
+    let Gathered {
+        plan,
+        mut rsvps,
+        groups,
+        failed_groups,
+    } = gathered;
+    let mut report = SyncReport {
+        groups,
+        failed_groups,
+        seen: plan.seen,
+        untracked: plan.untracked,
+        skipped: plan.skipped.len(),
+        ..SyncReport::default()
+    };
+    for skipped in &plan.skipped {
+        tracing::warn!(
+            event = %skipped.event,
+            title = %skipped.title,
+            group = %skipped.group,
+            reason = %skipped.reason,
+            "skipped a Meetup event"
+        );
+    }
+    for dropped in &plan.dropped_hosts {
+        tracing::warn!(event = %dropped.event, reason = %dropped.reason, "left a host out");
+    }
+    for mut upsert in plan.upserts {
+        upsert.rsvps = rsvps.remove(&upsert.event.id);
+        let fetched = upsert.rsvps.is_some();
+        match store.upsert_event(&upsert).await {
+            Ok(()) => {
+                report.stored += 1;
+                if fetched {
+                    report.rsvps_fetched += 1;
+                }
+            }
+            // A concurrent change moved the event meanwhile; the store refused it.
+            Err(e @ RepoError::EventInOtherSeries { .. }) => {
+                tracing::warn!(event = %upsert.event.id, title = %upsert.event.name, reason = %e, "skipped a Meetup event");
+                report.skipped += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for event in &plan.deletions {
+        let deletion = store.delete_event(event).await?;
+        report.deleted += 1;
+        if deletion.series_removed {
+            report.series_removed += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// The sync as a scheduled job, every [`CampaignsConfig::sync_every`]. The job runner's
+/// Redis lock keeps two replicas from running it in the same period.
+///
+/// A client is built per run: it is cheap next to a 15-minute period, and building it
+/// there keeps [`crate::feature`] infallible. No organiser token is not a failure of the
+/// job (it waits for an organiser; [`sync_once`] logged it once); failed groups are,
+/// after the other groups were synced.
+pub fn sync_job(store: CampaignStore, config: CampaignsConfig) -> feature::Job {
+    let config = Arc::new(config);
+    feature::Job {
+        name: SYNC_JOB,
+        every: config.sync_every,
+        on_shutdown: false,
+        run: Arc::new(
+            move || -> feature::BoxFuture<'static, Result<(), feature::JobError>> {
+                let (store, config) = (store.clone(), Arc::clone(&config));
+                Box::pin(async move {
+                    let client = MeetupClient::new(config.endpoints.clone())
+                        .map_err(|e| feature::JobError::new(SyncError::Client(e)))?;
+                    match sync_once(&store, &client, &config, Utc::now()).await {
+                        Ok(report) if report.failed_groups.is_empty() => Ok(()),
+                        Ok(report) => Err(feature::JobError::new(SyncError::GroupsFailed(
+                            report.failed_groups,
+                        ))),
+                        Err(SyncError::NoOrganizerToken) => Ok(()),
+                        Err(e) => Err(feature::JobError::new(e)),
+                    }
+                })
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::store::{TrackedEvent, TrackedSeries};
+    use meetup::{EventHost, EventId, EventStatus, Member, MemberId};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn window() -> SyncWindow {
+        SyncWindow::new(t("2026-01-01T00:00:00Z"), TimeDelta::days(60))
+    }
+
+    fn group() -> GroupUrlname {
+        GroupUrlname::parse("dragons").unwrap()
+    }
+
+    fn ev(id: &str, day: u32, description: &str, hosts: &[&str]) -> meetup::Event {
+        meetup::Event {
+            id: EventId::parse(id).unwrap(),
+            title: format!("Event {id}"),
+            description: description.into(),
+            url: format!("https://www.meetup.com/dragons/events/{id}/"),
+            starts_at: Some(t(&format!("2026-01-{day:02}T18:00:00Z")).fixed_offset()),
+            ends_at: None,
+            duration: None,
+            status: EventStatus::Active,
+            event_type: EventType::Physical,
+            max_tickets: None,
+            group: Some(group()),
+            hosts: hosts
+                .iter()
+                .map(|h| EventHost {
+                    member: Some(Member {
+                        id: MemberId::parse(h).unwrap(),
+                        name: None,
+                    }),
+                    name: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn answer(events: Vec<meetup::Event>) -> Vec<GroupEvents> {
+        vec![GroupEvents {
+            group: group(),
+            events,
+        }]
+    }
+
+    fn eid(s: &str) -> MeetupEventId {
+        MeetupEventId::parse(s).unwrap()
+    }
+
+    fn sid(s: &str) -> EventSeriesId {
+        EventSeriesId::parse(s).unwrap()
+    }
+
+    fn series_of(plan: &SyncPlan) -> Vec<(String, String, Option<SeriesType>)> {
+        plan.upserts
+            .iter()
+            .map(|u| (u.event.id.to_string(), u.series.to_string(), u.series_type))
+            .collect()
+    }
+
+    #[test]
+    fn new_series_are_named_after_their_first_event_and_joins_follow_chains() {
+        let plan = plan(
+            &answer(vec![
+                ev("3", 9, "[campaign 2]", &["7"]),
+                ev("1", 3, "[new adventure]", &["7", "8", "7"]),
+                ev("2", 5, "[campaign 1]", &[]),
+                ev("4", 4, "[NEW CAMPAIGN] [online]", &[]),
+            ]),
+            &SyncView::default(),
+            window(),
+        );
+        assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+        assert_eq!(
+            series_of(&plan),
+            vec![
+                ("1".into(), "1".into(), Some(SeriesType::Campaign)),
+                ("4".into(), "4".into(), Some(SeriesType::Campaign)),
+                ("2".into(), "1".into(), Some(SeriesType::Campaign)),
+                ("3".into(), "1".into(), Some(SeriesType::Campaign)),
+            ],
+            "oldest first; an adventure with three sessions is a campaign"
+        );
+        assert_eq!(plan.next_events, vec![eid("1"), eid("4")]);
+        assert_eq!(
+            plan.upserts[0].hosts,
+            vec![MeetupUserId::new(7).unwrap(), MeetupUserId::new(8).unwrap()]
+        );
+        let online = &plan.upserts[1];
+        assert!(online.series_online);
+        assert_eq!(online.event.is_online, Some(true));
+        assert_eq!(plan.upserts[0].event.is_online, Some(false));
+        assert!(plan.upserts.iter().all(|u| u.rsvps.is_none()));
+    }
+
+    #[test]
+    fn cycles_unknown_targets_and_malformed_shortcodes_are_skipped() {
+        let mut hidden = ev("6", 6, "[new adventure]", &[]);
+        hidden.hosts.push(EventHost {
+            member: None,
+            name: Some("Ghost".into()),
+        });
+        let mut no_time = ev("7", 7, "[new adventure]", &[]);
+        no_time.starts_at = None;
+        let plan = plan(
+            &answer(vec![
+                ev("1", 3, "[campaign 2]", &[]),
+                ev("2", 4, "[campaign 1]", &[]),
+                ev("3", 5, "[campaign 99]", &[]),
+                ev("4", 5, "[campaign 4-4]", &[]),
+                ev("5", 5, "no shortcode at all", &[]),
+                hidden,
+                no_time,
+            ]),
+            &SyncView::default(),
+            window(),
+        );
+        let reasons: Vec<(String, String)> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.event.clone(), s.reason.to_string()))
+            .collect();
+        assert_eq!(reasons.len(), 5, "{reasons:#?}");
+        assert!(matches!(plan.skipped[0].reason, SkipReason::Shortcode(_)));
+        assert_eq!(plan.skipped[1].reason, SkipReason::NoStartTime);
+        assert_eq!(plan.skipped[2].reason, SkipReason::Cycle(eid("1")));
+        assert_eq!(plan.skipped[3].reason, SkipReason::Cycle(eid("2")));
+        assert_eq!(plan.skipped[4].reason, SkipReason::UnknownEvent(eid("99")));
+        assert!(reasons[4].1.contains("99"), "{reasons:?}");
+        assert_eq!(plan.untracked, 1);
+        assert_eq!(plan.seen, 7);
+        assert_eq!(
+            series_of(&plan),
+            vec![("6".into(), "6".into(), Some(SeriesType::Adventure))]
+        );
+        assert_eq!(plan.dropped_hosts.len(), 1);
+        assert!(plan.dropped_hosts[0].reason.contains("Ghost"));
+    }
+
+    fn tracked(urlname: &str, time: &str, series: &str) -> TrackedEvent {
+        TrackedEvent {
+            urlname: urlname.into(),
+            time: t(time),
+            series: Some(sid(series)),
+        }
+    }
+
+    #[test]
+    fn deletes_only_unreported_events_of_answered_groups_inside_the_window() {
+        let mut view = SyncView::default();
+        for (id, urlname, time) in [
+            ("10", "dragons", "2025-12-31T23:59:59Z"), // past: history
+            ("11", "dragons", "2026-01-01T00:00:00Z"), // window start: asked about
+            ("12", "dragons", "2026-03-02T00:00:00Z"), // window end (exclusive)
+            ("13", "goblins", "2026-01-10T00:00:00Z"), // group not answered
+            ("14", "dragons", "2026-01-10T00:00:00Z"), // still reported, malformed now
+            ("15", "dragons", "2026-01-10T00:00:00Z"), // reported, shortcode removed
+            ("16", "dragons", "2026-01-10T00:00:00Z"), // still reported and tracked
+        ] {
+            view.events.insert(eid(id), tracked(urlname, time, id));
+        }
+        let plan = plan(
+            &answer(vec![
+                ev("14", 10, "[campaign ?]", &[]),
+                ev("15", 10, "plain", &[]),
+                ev("16", 10, "[new adventure]", &[]),
+            ]),
+            &view,
+            window(),
+        );
+        assert_eq!(plan.deletions, vec![eid("11"), eid("15")]);
+    }
+
+    #[test]
+    fn joins_fall_back_to_stored_events_and_series_and_types_count_history() {
+        let mut view = SyncView::default();
+        view.events
+            .insert(eid("50"), tracked("dragons", "2025-12-01T18:00:00Z", "50"));
+        view.series.insert(
+            sid("50"),
+            TrackedSeries {
+                series_type: Some(SeriesType::Adventure),
+                events: [eid("50")].into(),
+            },
+        );
+        // A series whose first event is gone.
+        view.series.insert(
+            sid("60"),
+            TrackedSeries {
+                series_type: Some(SeriesType::Campaign),
+                events: BTreeSet::new(),
+            },
+        );
+        // An event stored in another series than its shortcode now says.
+        view.events
+            .insert(eid("70"), tracked("dragons", "2026-01-20T18:00:00Z", "60"));
+        let plan = plan(
+            &answer(vec![
+                ev("51", 5, "[campaign 50]", &[]),
+                ev("61", 6, "[campaign 60]", &[]),
+                ev("70", 20, "[new adventure]", &[]),
+            ]),
+            &view,
+            window(),
+        );
+        assert_eq!(
+            series_of(&plan),
+            vec![
+                ("51".into(), "50".into(), Some(SeriesType::Campaign)),
+                ("61".into(), "60".into(), Some(SeriesType::Campaign)),
+            ]
+        );
+        assert_eq!(
+            plan.skipped[0].reason,
+            SkipReason::OtherSeries {
+                current: sid("60"),
+                requested: sid("70"),
+            }
+        );
+        assert_eq!(plan.deletions, Vec::<MeetupEventId>::new());
+    }
+
+    #[test]
+    fn the_declared_type_wins_over_the_stored_one_for_a_single_event() {
+        let mut view = SyncView::default();
+        view.events
+            .insert(eid("1"), tracked("dragons", "2026-01-03T18:00:00Z", "1"));
+        view.series.insert(
+            sid("1"),
+            TrackedSeries {
+                series_type: Some(SeriesType::Campaign),
+                events: [eid("1"), eid("2")].into(),
+            },
+        );
+        view.events
+            .insert(eid("2"), tracked("dragons", "2026-01-05T18:00:00Z", "1"));
+        // Session 2 was cancelled: one event left, declared an adventure.
+        let plan = plan(
+            &answer(vec![ev("1", 3, "[new adventure]", &[])]),
+            &view,
+            window(),
+        );
+        assert_eq!(plan.deletions, vec![eid("2")]);
+        assert_eq!(
+            series_of(&plan),
+            vec![("1".into(), "1".into(), Some(SeriesType::Adventure))]
+        );
+    }
+
+    #[test]
+    fn a_horizon_beyond_chrono_saturates() {
+        let w = SyncWindow::new(t("2026-01-01T00:00:00Z"), TimeDelta::MAX);
+        assert!(w.contains(t("9999-01-01T00:00:00Z")));
+        assert!(!w.contains(t("2025-12-31T00:00:00Z")));
+    }
+}

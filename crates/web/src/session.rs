@@ -1,0 +1,694 @@
+//! Server-side sessions in Redis, the cookie that names them, and CSRF protection.
+//!
+//! Choices, and why:
+//! - **Server-side, not signed cookies.** The cookie holds only a random 256-bit id
+//!   (64 hex characters); everything else (the user, the CSRF token, the user's Discord
+//!   tokens) lives in Redis under `tavern:session:{id}` as JSON. Logout and expiry are
+//!   then real (the key is gone, a copied cookie is worthless) and no signing key has
+//!   to be managed or rotated.
+//! - **Fixed lifetime.** A logged-in session lives [`SessionConfig::ttl`] (7 days) from
+//!   login and is never extended, so a stolen cookie cannot be kept alive forever and
+//!   no request pays a write to slide the expiry. Sessions made before login (only to
+//!   bind the OAuth2 `state` to the browser) live [`SessionConfig::anonymous_ttl`]
+//!   (10 minutes, the `state`'s own lifetime).
+//! - **New id at login.** Logging in replaces the pre-login session with a new id, so
+//!   an id planted in a victim's browser before login (session fixation) never becomes
+//!   a logged-in session.
+//! - **Cookie** `tavern_session`: `HttpOnly` (scripts cannot read it), `SameSite=Lax`
+//!   (sent on top-level navigations, which the redirect back from Discord is, but not
+//!   on cross-site POSTs), `Path=/`, `Max-Age` = the session's TTL, and `Secure` when
+//!   the public URL is https.
+//! - **CSRF.** Each session has its own random token ([`Session::csrf_token`],
+//!   returned by `GET /api/me`). Every POST, PUT, PATCH and DELETE through
+//!   [`Sessions::protect`] must carry it in the `X-CSRF-Token` header or, for HTML
+//!   forms, an `application/x-www-form-urlencoded` field `csrf_token`; it is compared in
+//!   constant time. Such a request must also not come from another origin: an
+//!   `Origin` header other than the public URL's origin, or `Sec-Fetch-Site:
+//!   cross-site`, is refused even with a token. Failures are 403 with a JSON sentence.
+//! - **Who may see a page.** [`CurrentUser`] rejects a visitor who is not logged in
+//!   with 401 JSON when the request is for the API (path under `/api/`, an `Accept`
+//!   that asks for JSON and not HTML, or any method but GET), and otherwise with a 303
+//!   redirect to `/login/discord?next=<the page>`, so a person lands back where they
+//!   were.
+//! - **The user's Discord tokens** are kept in the session record (Redis only, never in
+//!   the cookie, never in `Debug`), so a feature can call Discord as the user
+//!   ([`Session::discord_access_token`], e.g. for their guild list). Discord's access
+//!   tokens live 7 days, as long as the session, so no refresh is needed within one.
+//!
+//! [`Sessions::protect`] wraps a router with the middleware that loads the session
+//! once per request (one Redis `GET`) and enforces CSRF; the extractors [`Session`],
+//! `Option<Session>` and [`CurrentUser`] read what it loaded. Using them on a route
+//! that is not protected is a programming error, answered 500.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, OriginalUri, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use discord::model::UserId;
+use discord::oauth::{AccessToken, TokenGrant};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::Redis;
+use store::redis;
+use url::Url;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "tavern_session";
+/// Redis key prefix of sessions: `tavern:session:{id}`.
+pub const KEY_PREFIX: &str = "tavern:session:";
+/// The header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The form field carrying the CSRF token in HTML forms.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// The biggest form body read to look for the CSRF field. Our forms are small; a
+/// bigger body without the header is refused rather than buffered.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Why the session store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("session store: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("session record is not valid JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// How sessions behave; see the module docs for the why.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Lifetime of a logged-in session, from login (fixed, not sliding).
+    pub ttl: Duration,
+    /// Lifetime of a pre-login session.
+    pub anonymous_ttl: Duration,
+    /// Add `Secure` to the cookie (the site is served over https).
+    pub secure_cookie: bool,
+    /// The site's origin (`https://tavern.example`); state-changing requests from any
+    /// other `Origin` are refused.
+    pub origin: String,
+}
+
+impl SessionConfig {
+    /// Defaults for a site at `public_url`: 7-day sessions, 10-minute pre-login
+    /// sessions, `Secure` cookies when it is https.
+    pub fn for_public_url(public_url: &Url) -> SessionConfig {
+        SessionConfig {
+            ttl: Duration::from_secs(7 * 24 * 3600),
+            anonymous_ttl: Duration::from_secs(10 * 60),
+            secure_cookie: public_url.scheme() == "https",
+            origin: public_url.origin().ascii_serialization(),
+        }
+    }
+}
+
+/// A session id: 64 lowercase hex characters (256 random bits). It is a credential, so
+/// its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId(String);
+
+impl SessionId {
+    fn random() -> SessionId {
+        SessionId(random_hex())
+    }
+
+    /// Accepts exactly what [`SessionId::random`] makes; anything else in a cookie is
+    /// ignored without a Redis round trip.
+    pub fn parse(raw: &str) -> Option<SessionId> {
+        (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| SessionId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn key(&self) -> String {
+        format!("{KEY_PREFIX}{}", self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+/// 256 random bits from the OS-seeded CSPRNG, as 64 hex characters.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The logged-in Discord user, as kept in the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionUser {
+    pub id: UserId,
+    pub username: String,
+    pub global_name: Option<String>,
+    pub avatar: Option<String>,
+}
+
+impl From<discord::oauth::OAuthUser> for SessionUser {
+    fn from(user: discord::oauth::OAuthUser) -> SessionUser {
+        SessionUser {
+            id: user.id,
+            username: user.username,
+            global_name: user.global_name,
+            avatar: user.avatar,
+        }
+    }
+}
+
+/// The user's Discord tokens, kept so features can call Discord as the user (their
+/// guild list, for instance). Server-side only; `Debug` is redacted.
+#[derive(Clone, Serialize, Deserialize)]
+struct DiscordTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+impl fmt::Debug for DiscordTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordTokens")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    csrf: String,
+    user: Option<SessionUser>,
+    discord: Option<DiscordTokens>,
+    /// Unix seconds.
+    created_at: i64,
+}
+
+/// One browser's session: anonymous (before login) or logged in.
+#[derive(Clone)]
+pub struct Session {
+    id: SessionId,
+    record: Record,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.record.user)
+            .field("created_at", &self.record.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The token state-changing requests must carry (see the module docs).
+    pub fn csrf_token(&self) -> &str {
+        &self.record.csrf
+    }
+
+    /// The logged-in user, `None` before login.
+    pub fn user(&self) -> Option<&SessionUser> {
+        self.record.user.as_ref()
+    }
+
+    /// The user's Discord access token while it is valid, to call Discord as them.
+    pub fn discord_access_token(&self) -> Option<AccessToken> {
+        self.record
+            .discord
+            .as_ref()
+            .filter(|t| t.expires_at > chrono::Utc::now().timestamp())
+            .map(|t| AccessToken::new(t.access_token.clone()))
+    }
+}
+
+/// The session store. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    redis: Redis,
+    config: Arc<SessionConfig>,
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    pub fn new(redis: Redis, config: SessionConfig) -> Sessions {
+        Sessions {
+            redis,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    pub(crate) fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// The session `id` names, if it exists and has not expired.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, SessionError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(id.key())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => Ok(Some(Session {
+                id: id.clone(),
+                record: serde_json::from_str(&raw)?,
+            })),
+        }
+    }
+
+    /// A new session for a visitor who is not logged in (to bind an OAuth2 `state`).
+    pub async fn create_anonymous(&self) -> Result<Session, SessionError> {
+        let session = Session {
+            id: SessionId::random(),
+            record: Record {
+                csrf: random_hex(),
+                user: None,
+                discord: None,
+                created_at: chrono::Utc::now().timestamp(),
+            },
+        };
+        self.save(&session, self.config.anonymous_ttl).await?;
+        Ok(session)
+    }
+
+    /// Logs `user` in: a new session (new id, new CSRF token) replaces `previous`.
+    /// Two single-key commands rather than one transaction, so it works on a Redis
+    /// Cluster; if the delete fails the old pre-login session just expires.
+    pub async fn log_in(
+        &self,
+        previous: Option<&Session>,
+        user: SessionUser,
+        grant: &TokenGrant,
+    ) -> Result<Session, SessionError> {
+        let now = chrono::Utc::now().timestamp();
+        let expires_in = i64::try_from(grant.expires_in.as_secs()).unwrap_or(i64::MAX);
+        let session = Session {
+            id: SessionId::random(),
+            record: Record {
+                csrf: random_hex(),
+                user: Some(user),
+                discord: Some(DiscordTokens {
+                    access_token: grant.access_token.expose().to_owned(),
+                    refresh_token: grant.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+                    expires_at: now.saturating_add(expires_in),
+                }),
+                created_at: now,
+            },
+        };
+        self.save(&session, self.config.ttl).await?;
+        if let Some(previous) = previous {
+            self.destroy(previous).await?;
+        }
+        Ok(session)
+    }
+
+    /// Ends a session (logout): its key is deleted, so its cookie is worthless.
+    pub async fn destroy(&self, session: &Session) -> Result<(), SessionError> {
+        redis::cmd("DEL")
+            .arg(session.id.key())
+            .query_async::<()>(&mut self.redis.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn save(&self, session: &Session, ttl: Duration) -> Result<(), SessionError> {
+        let json = serde_json::to_string(&session.record)?;
+        redis::cmd("SET")
+            .arg(session.id.key())
+            .arg(json)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1))
+            .query_async::<()>(&mut self.redis.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// `Set-Cookie` naming `session`, for the TTL it was stored with.
+    pub fn cookie(&self, session: &Session) -> HeaderValue {
+        let ttl = if session.user().is_some() {
+            self.config.ttl
+        } else {
+            self.config.anonymous_ttl
+        };
+        self.cookie_value(session.id.as_str(), ttl.as_secs())
+    }
+
+    /// `Set-Cookie` that makes the browser forget the session cookie.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        self.cookie_value("", 0)
+    }
+
+    fn cookie_value(&self, value: &str, max_age: u64) -> HeaderValue {
+        cookie_header(&self.config, value, max_age)
+    }
+
+    /// Wraps `router` with the session middleware: loads the request's session and
+    /// enforces CSRF on POST/PUT/PATCH/DELETE (see the module docs). Every router whose
+    /// handlers use [`Session`] or [`CurrentUser`] must go through this.
+    pub fn protect<S>(&self, router: Router<S>) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            session_middleware,
+        ))
+    }
+}
+
+fn cookie_header(config: &SessionConfig, value: &str, max_age: u64) -> HeaderValue {
+    let secure = if config.secure_cookie { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    // Only hex, digits and fixed ASCII: always a valid header value.
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// What the middleware found, for the extractors.
+#[derive(Clone)]
+struct Loaded(Option<Session>);
+
+fn cookie_session_id(headers: &HeaderMap) -> Option<SessionId> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == COOKIE)
+        .find_map(|(_, value)| SessionId::parse(value.trim()))
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+fn forbidden(reason: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({ "error": reason })),
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Refuses state-changing requests from another site (when the browser says so).
+fn cross_origin(headers: &HeaderMap, origin: &str) -> bool {
+    let other_origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o != origin);
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s == "cross-site");
+    other_origin || cross_site
+}
+
+async fn session_middleware(
+    State(sessions): State<Sessions>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let session = match cookie_session_id(request.headers()) {
+        None => None,
+        Some(id) => match sessions.load(&id).await {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::error!(%error, "could not load a session");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"error": "sessions are unavailable; try again shortly"})),
+                )
+                    .into_response();
+            }
+        },
+    };
+    let mut request = request;
+    if is_state_changing(request.method()) {
+        if cross_origin(request.headers(), &sessions.config.origin) {
+            return forbidden("cross-origin request refused");
+        }
+        let Some(session) = &session else {
+            return forbidden("no session: log in and send the CSRF token");
+        };
+        let header_token = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let token = match header_token {
+            Some(token) => Some(token),
+            None if is_form(request.headers()) => {
+                let (parts, body) = request.into_parts();
+                let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+                    return forbidden("CSRF token missing (form too large to inspect)");
+                };
+                let field = url::form_urlencoded::parse(&bytes)
+                    .find(|(k, _)| k == CSRF_FIELD)
+                    .map(|(_, v)| v.into_owned());
+                request = Request::from_parts(parts, Body::from(bytes));
+                field
+            }
+            None => None,
+        };
+        match token {
+            Some(token) if constant_time_eq(&token, session.csrf_token()) => {}
+            Some(_) => return forbidden("CSRF token does not match this session"),
+            None => return forbidden("CSRF token missing: send the X-CSRF-Token header"),
+        }
+    }
+    request.extensions_mut().insert(Loaded(session));
+    next.run(request).await
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Why a [`Session`] or [`CurrentUser`] extractor refused the request.
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// Not logged in, on an API route: 401 JSON.
+    Unauthorized,
+    /// Not logged in, on a page: 303 to the login with `next` = this page.
+    LoginFirst { next: String },
+    /// The route was not wrapped with [`Sessions::protect`] (a bug): 500.
+    MissingLayer,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "not logged in", "login": "/login/discord"})),
+            )
+                .into_response(),
+            AuthRejection::LoginFirst { next } => {
+                let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                let target = format!("/login/discord?next={next}");
+                match HeaderValue::from_str(&target) {
+                    Ok(value) => {
+                        (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response()
+                    }
+                    Err(_) => AuthRejection::Unauthorized.into_response(),
+                }
+            }
+            AuthRejection::MissingLayer => {
+                tracing::error!("a session extractor ran on a route without Sessions::protect");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({"error": "sessions are not set up for this route"})),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+fn not_logged_in(parts: &Parts) -> AuthRejection {
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0);
+    let wants_json = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if uri.path().starts_with("/api/") || wants_json || parts.method != Method::GET {
+        AuthRejection::Unauthorized
+    } else {
+        let next = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        AuthRejection::LoginFirst { next }
+    }
+}
+
+fn loaded(parts: &Parts) -> Result<Option<Session>, AuthRejection> {
+    parts
+        .extensions
+        .get::<Loaded>()
+        .map(|l| l.0.clone())
+        .ok_or(AuthRejection::MissingLayer)
+}
+
+/// The request's session, logged in or not; rejected (see [`AuthRejection`]) when the
+/// browser has none. Use `Option<Session>` to accept visitors without one.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        loaded(parts)?.ok_or_else(|| not_logged_in(parts))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        loaded(parts)
+    }
+}
+
+/// The logged-in user (and their session). Rejects visitors who are not logged in: 401
+/// JSON for the API, a redirect to the login for pages.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: SessionUser,
+    pub session: Session,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let session = loaded(parts)?;
+        match session {
+            Some(session) => match session.user().cloned() {
+                Some(user) => Ok(CurrentUser { user, session }),
+                None => Err(not_logged_in(parts)),
+            },
+            None => Err(not_logged_in(parts)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_parse_only_our_shape() {
+        let id = SessionId::random();
+        assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(SessionId::parse(&id.as_str().to_uppercase()), None);
+        assert_eq!(SessionId::parse("abc"), None);
+        assert_eq!(SessionId::parse(&format!("{}x", &id.as_str()[1..])), None);
+        assert_ne!(SessionId::random(), id);
+        assert!(!format!("{id:?}").contains(id.as_str()));
+    }
+
+    #[test]
+    fn cookie_header_parsing_finds_ours() {
+        let id = SessionId::random();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=1; {COOKIE}={}; b=2", id.as_str())).unwrap(),
+        );
+        assert_eq!(cookie_session_id(&headers), Some(id));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tavern_session=nope"),
+        );
+        assert_eq!(cookie_session_id(&headers), None);
+    }
+
+    #[test]
+    fn https_sites_get_secure_cookies() {
+        let https = SessionConfig::for_public_url(&Url::parse("https://t.example/x").unwrap());
+        assert_eq!(https.origin, "https://t.example");
+        let cookie = cookie_header(&https, "ab", 60);
+        assert_eq!(
+            cookie,
+            "tavern_session=ab; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
+        let http = SessionConfig::for_public_url(&Url::parse("http://127.0.0.1:8080").unwrap());
+        assert_eq!(http.origin, "http://127.0.0.1:8080");
+        assert!(
+            !cookie_header(&http, "ab", 60)
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+
+    #[test]
+    fn cross_origin_detection() {
+        let mut headers = HeaderMap::new();
+        assert!(!cross_origin(&headers, "https://t.example"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://t.example"),
+        );
+        assert!(!cross_origin(&headers, "https://t.example"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(cross_origin(&headers, "https://t.example"));
+        headers.remove(header::ORIGIN);
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_origin(&headers, "https://t.example"));
+    }
+}

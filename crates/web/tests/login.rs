@@ -1,0 +1,476 @@
+//! The login flow end to end over real HTTP: Tavern's routes on a loopback port,
+//! discord-sim as Discord, a real redis-server for sessions. The test plays the browser
+//! and follows every redirect by hand, carrying the cookie itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::routing::{get, post};
+use discord::oauth::{ClientSecret, OAuthApp, OAuthEndpoints};
+use discord_sim::{Demo, Sim, SimConfig, Snowflake};
+use serde_json::Value;
+use store::harness::TestRedis;
+use store::redis;
+use url::Url;
+use web::session::{COOKIE, CurrentUser, KEY_PREFIX, SessionConfig, Sessions};
+
+struct App {
+    base: Url,
+    sim: Sim,
+    demo: Demo,
+    redis: store::Redis,
+    _server: TestRedis,
+    http: reqwest::Client,
+}
+
+/// A route a feature would add: a state-changing API call for logged-in users.
+async fn create_thing(user: CurrentUser) -> String {
+    format!("created by {}", user.user.username)
+}
+
+/// A page a feature would add.
+async fn library(user: CurrentUser) -> String {
+    format!("library of {}", user.user.username)
+}
+
+async fn spawn() -> App {
+    discord::install_crypto_provider();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let demo = sim.seed_demo();
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let callback = web::login::callback_url(&base).unwrap();
+    sim.register_redirect_uri(callback.as_str());
+    let app = OAuthApp::new(
+        sim.application_id().to_string(),
+        ClientSecret::new(sim.client_secret()),
+        callback,
+        OAuthEndpoints::at(&sim.http_url()).unwrap(),
+    );
+    let sessions = Sessions::new(redis.clone(), SessionConfig::for_public_url(&base));
+    let feature = Router::new()
+        .route("/api/things", post(create_thing))
+        .route("/library", get(library));
+    // A route someone forgot to protect: its extractor must fail loudly, not let
+    // everyone in.
+    let unprotected = Router::new().route("/unprotected", get(library));
+    let router = web::login::routes(sessions.clone(), app)
+        .merge(sessions.protect(feature))
+        .merge(unprotected);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    App {
+        base,
+        sim,
+        demo,
+        redis,
+        _server: server,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+/// One HTTP exchange as the browser sees it.
+struct Hop {
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Hop {
+    /// The session id the `Set-Cookie` header sets.
+    fn cookie(&self) -> String {
+        let header = self.set_cookie.as_deref().expect("a Set-Cookie header");
+        let value = header
+            .split(';')
+            .next()
+            .and_then(|pair| pair.strip_prefix(&format!("{COOKIE}=")))
+            .expect("our cookie");
+        value.to_owned()
+    }
+
+    fn location(&self) -> &str {
+        self.location.as_deref().expect("a Location header")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+impl App {
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).unwrap()
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, cookie: Option<&str>) -> Hop {
+        let request = match cookie {
+            Some(cookie) => request.header("cookie", format!("{COOKIE}={cookie}")),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        Hop {
+            status: response.status().as_u16(),
+            location,
+            set_cookie,
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, url: impl reqwest::IntoUrl, cookie: Option<&str>) -> Hop {
+        self.send(self.http.get(url), cookie).await
+    }
+
+    /// `/login/discord?next=..` up to Discord's redirect back; returns the pre-login
+    /// cookie and the callback URL.
+    async fn to_discord_and_back(
+        &self,
+        next: &str,
+        user: Snowflake,
+        extra: &str,
+    ) -> (String, String) {
+        let mut start = self.url("/login/discord");
+        start.query_pairs_mut().append_pair("next", next);
+        let hop = self.get(start, None).await;
+        assert_eq!(hop.status, 303, "{}", hop.body);
+        let anonymous = hop.cookie();
+        let authorize = format!("{}&sim_user_id={user}{extra}", hop.location());
+        assert!(authorize.starts_with(&self.sim.http_url()), "{authorize}");
+        let hop = self.get(&authorize, None).await;
+        assert_eq!(hop.status, 302, "{}", hop.body);
+        (anonymous, hop.location().to_owned())
+    }
+
+    /// The whole login as `user`; returns the logged-in cookie and where it landed.
+    async fn log_in(&self, user: Snowflake, next: &str) -> (String, String) {
+        let (anonymous, callback) = self.to_discord_and_back(next, user, "").await;
+        let hop = self.get(&callback, Some(&anonymous)).await;
+        assert_eq!(hop.status, 303, "{}", hop.body);
+        (hop.cookie(), hop.location().to_owned())
+    }
+
+    async fn me(&self, cookie: &str) -> Hop {
+        self.get(self.url("/api/me"), Some(cookie)).await
+    }
+
+    async fn ttl(&self, cookie: &str) -> i64 {
+        redis::cmd("TTL")
+            .arg(format!("{KEY_PREFIX}{cookie}"))
+            .query_async(&mut self.redis.conn())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn login_lands_back_and_api_me_shows_the_user() {
+    let app = spawn().await;
+    let (anonymous, callback) = app
+        .to_discord_and_back("/library?tab=recent", app.demo.alice, "")
+        .await;
+    let hop = app.get(&callback, Some(&anonymous)).await;
+    assert_eq!(hop.status, 303, "{}", hop.body);
+    assert_eq!(hop.location(), "/library?tab=recent");
+    let set_cookie = hop.set_cookie.clone().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=604800"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain-http site: {set_cookie}"
+    );
+    let cookie = hop.cookie();
+    assert_ne!(cookie, anonymous, "login must rotate the session id");
+
+    let me = app.me(&cookie).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let me = me.json();
+    assert_eq!(me["id"], app.demo.alice.to_string());
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["csrf_token"].as_str().unwrap().len(), 64);
+
+    // The pre-login session is gone; the page is served to the logged-in user.
+    assert_eq!(app.ttl(&anonymous).await, -2);
+    assert_eq!(app.me(&anonymous).await.status, 401);
+    let page = app.get(app.url("/library"), Some(&cookie)).await;
+    assert_eq!((page.status, page.body.as_str()), (200, "library of alice"));
+    let page = app.get(app.url("/unprotected"), Some(&cookie)).await;
+    assert_eq!(page.status, 500);
+}
+
+#[tokio::test]
+async fn sessions_expire_after_seven_days_and_pre_login_ones_after_ten_minutes() {
+    let app = spawn().await;
+    let (anonymous, _) = app.to_discord_and_back("/", app.demo.bob, "").await;
+    let ttl = app.ttl(&anonymous).await;
+    assert!((1..=600).contains(&ttl), "pre-login TTL {ttl}");
+    let (cookie, _) = app.log_in(app.demo.bob, "/").await;
+    let ttl = app.ttl(&cookie).await;
+    assert!(
+        (7 * 24 * 3600 - 60..=7 * 24 * 3600).contains(&ttl),
+        "TTL {ttl}"
+    );
+    // A request does not extend it (fixed lifetime).
+    assert_eq!(app.me(&cookie).await.status, 200);
+    assert!(app.ttl(&cookie).await <= ttl);
+    // When Redis drops the key, the cookie is worthless.
+    redis::cmd("DEL")
+        .arg(format!("{KEY_PREFIX}{cookie}"))
+        .query_async::<()>(&mut app.redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(app.me(&cookie).await.status, 401);
+}
+
+#[tokio::test]
+async fn forged_reused_and_foreign_states_are_refused() {
+    let app = spawn().await;
+    let (anonymous, callback) = app.to_discord_and_back("/", app.demo.alice, "").await;
+
+    // A state Tavern never issued.
+    let mut forged = Url::parse(&callback).unwrap();
+    let code = forged
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    forged
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", "forged");
+    let hop = app.get(forged, Some(&anonymous)).await;
+    assert_eq!(hop.status, 400);
+    assert!(
+        hop.body.contains("expired or was already used"),
+        "{}",
+        hop.body
+    );
+
+    // No state at all.
+    let hop = app
+        .get(
+            app.url("/login/discord/callback?code=abc"),
+            Some(&anonymous),
+        )
+        .await;
+    assert_eq!(hop.status, 400);
+    assert!(hop.body.contains("no state"), "{}", hop.body);
+
+    // The real one works once...
+    let hop = app.get(&callback, Some(&anonymous)).await;
+    assert_eq!(hop.status, 303, "{}", hop.body);
+    // ...and never again.
+    let hop = app.get(&callback, Some(&anonymous)).await;
+    assert_eq!(hop.status, 400);
+    assert!(
+        hop.body.contains("expired or was already used"),
+        "{}",
+        hop.body
+    );
+
+    // A callback started by another browser (login CSRF): refused, even though the
+    // state and code are genuine.
+    let (_attacker, planted) = app.to_discord_and_back("/", app.demo.bob, "").await;
+    let (victim, _) = app.log_in(app.demo.carol, "/").await;
+    let hop = app.get(&planted, Some(&victim)).await;
+    assert_eq!(hop.status, 400);
+    assert!(hop.body.contains("another browser"), "{}", hop.body);
+    let hop = app.get(&planted, None).await;
+    assert_eq!(hop.status, 400);
+    assert_eq!(app.me(&victim).await.json()["username"], "carol");
+}
+
+#[tokio::test]
+async fn cancelling_on_discord_and_refused_codes_explain_themselves() {
+    let app = spawn().await;
+    let (anonymous, callback) = app
+        .to_discord_and_back("/library", app.demo.alice, "&sim_decision=deny")
+        .await;
+    assert!(callback.contains("error=access_denied"), "{callback}");
+    let hop = app.get(&callback, Some(&anonymous)).await;
+    assert_eq!(hop.status, 403);
+    assert!(hop.body.contains("cancelled"), "{}", hop.body);
+    assert!(hop.body.contains("next=%2Flibrary"), "{}", hop.body);
+    assert_eq!(app.me(&anonymous).await.status, 401);
+
+    // Someone spent the code before Tavern could (a reload racing, a leak): Discord
+    // refuses it and the user is told to start again.
+    let (anonymous, callback) = app.to_discord_and_back("/", app.demo.alice, "").await;
+    let code = Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let spent = reqwest::Client::new()
+        .post(format!("{}/oauth2/token", app.sim.api_url()))
+        .basic_auth(
+            app.sim.application_id().to_string(),
+            Some(app.sim.client_secret()),
+        )
+        .body(format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}",
+            url::form_urlencoded::byte_serialize(
+                web::login::callback_url(&app.base)
+                    .unwrap()
+                    .as_str()
+                    .as_bytes()
+            )
+            .collect::<String>()
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status().as_u16(), 200);
+    let hop = app.get(&callback, Some(&anonymous)).await;
+    assert_eq!(hop.status, 400);
+    assert!(
+        hop.body.contains("Discord refused the login code"),
+        "{}",
+        hop.body
+    );
+}
+
+#[tokio::test]
+async fn state_changing_requests_need_the_csrf_token() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.alice, "/").await;
+    let token = app.me(&cookie).await.json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let things = app.url("/api/things");
+
+    let hop = app.send(app.http.post(things.clone()), Some(&cookie)).await;
+    assert_eq!(hop.status, 403, "no token");
+    assert!(hop.json()["error"].as_str().unwrap().contains("CSRF"));
+
+    let wrong = "0".repeat(64);
+    let hop = app
+        .send(
+            app.http.post(things.clone()).header("x-csrf-token", wrong),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(hop.status, 403, "wrong token");
+
+    let hop = app
+        .send(
+            app.http.post(things.clone()).header("x-csrf-token", &token),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!((hop.status, hop.body.as_str()), (200, "created by alice"));
+
+    // An HTML form carries it as a field.
+    let hop = app
+        .send(
+            app.http
+                .post(things.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("name=dice&csrf_token={token}")),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!((hop.status, hop.body.as_str()), (200, "created by alice"));
+
+    // Another site's page, even holding the token, is refused by origin.
+    let hop = app
+        .send(
+            app.http
+                .post(things.clone())
+                .header("x-csrf-token", &token)
+                .header("origin", "https://evil.example"),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(hop.status, 403);
+    let own_origin = app.base.origin().ascii_serialization();
+    let hop = app
+        .send(
+            app.http
+                .post(things.clone())
+                .header("x-csrf-token", &token)
+                .header("origin", own_origin),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(hop.status, 200);
+
+    // Another session's token is not this session's token.
+    let (other, _) = app.log_in(app.demo.bob, "/").await;
+    let hop = app
+        .send(
+            app.http.post(things).header("x-csrf-token", &token),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(hop.status, 403);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.carol, "/").await;
+    let token = app.me(&cookie).await.json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hop = app
+        .send(app.http.post(app.url("/logout")), Some(&cookie))
+        .await;
+    assert_eq!(hop.status, 403, "logout is a POST and needs the token too");
+    assert_eq!(app.me(&cookie).await.status, 200);
+
+    let hop = app
+        .send(
+            app.http
+                .post(app.url("/logout"))
+                .header("x-csrf-token", &token),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(hop.status, 303);
+    assert_eq!(hop.location(), "/");
+    assert!(hop.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(app.ttl(&cookie).await, -2);
+    let me = app.me(&cookie).await;
+    assert_eq!(me.status, 401);
+    assert_eq!(me.json()["error"], "not logged in");
+    // A page sends the browser to the login, remembering where it was.
+    let page = app.get(app.url("/library?tab=all"), Some(&cookie)).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location(),
+        "/login/discord?next=%2Flibrary%3Ftab%3Dall"
+    );
+}
+
+#[tokio::test]
+async fn next_never_leaves_the_site() {
+    let app = spawn().await;
+    for evil in [
+        "https://evil.example",
+        "//evil.example/x",
+        "/\\evil.example",
+    ] {
+        let (_, landed) = app.log_in(app.demo.alice, evil).await;
+        assert_eq!(landed, "/", "{evil}");
+    }
+    let (_, landed) = app.log_in(app.demo.alice, "/library?tab=1").await;
+    assert_eq!(landed, "/library?tab=1");
+}
