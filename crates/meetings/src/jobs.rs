@@ -8,7 +8,7 @@ use store::Postgres;
 
 use crate::domain::{Month, Retention};
 use crate::schema::{self, table};
-use crate::store::MeetingsError;
+use crate::store::{MeetingsError, Repo};
 
 /// Rows deleted per statement: keeps each transaction (and its locks) short when a
 /// backlog is cleared.
@@ -179,4 +179,26 @@ pub async fn ensure_audit_partitions(
         names.push(name);
     }
     Ok(names)
+}
+
+/// Runs [`Repo::reap_absent`] over every meeting that has a participants set; returns how
+/// many participants left for want of a heartbeat. One meeting's failure is logged and
+/// the others are still reaped.
+pub async fn reap_absent_participants(
+    repo: &Repo,
+    redis: &store::Redis,
+) -> Result<usize, MeetingsError> {
+    let keys = redis.scan(schema::MEETING_PARTICIPANTS_PATTERN).await?;
+    let mut left = 0;
+    for key in keys {
+        let Some(meeting) = schema::meeting_of_participants_key(&key) else {
+            tracing::warn!(key, "a participants key that names no meeting");
+            continue;
+        };
+        match repo.reap_absent(meeting).await {
+            Ok(reaped) => left += reaped.left.len(),
+            Err(error) => tracing::warn!(%meeting, %error, "could not remove absent participants"),
+        }
+    }
+    Ok(left)
 }

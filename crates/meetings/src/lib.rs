@@ -95,6 +95,11 @@
 //!   `MULTI`/`EXEC` sets `status` `ended` and the 24 h TTL on the meeting hash and the
 //!   participants set. Ending twice keeps the first `ended_at` and re-applies the Redis
 //!   step (repairing a crash between the two stores).
+//! - **Absent participants**: every 30 s ([`PRESENCE_JOB`], the presence TTL) each
+//!   participant whose `presence:{participant_id}` expired leaves with
+//!   `connection_lost` ([`Repo::reap_absent`]); if that empties the meeting, it ends, as
+//!   on the last voluntary leave. Otherwise a crashed browser would hold its seat
+//!   against `max_participants` and keep the meeting open.
 //! - **Heartbeat** refreshes the session (5 min), its subscriptions set and presence
 //!   (30 s) only while the session exists: a late heartbeat never resurrects half a hash.
 //! - **Registration**: a controller or media handler that registers again (after a
@@ -163,11 +168,18 @@ type JobFuture = feature::BoxFuture<'static, Result<(), feature::JobError>>;
 pub const RETENTION_JOB: &str = "meetings-retention";
 /// Name of the job that creates `audit_logs` partitions ahead.
 pub const PARTITIONS_JOB: &str = "meetings-audit-partitions";
+/// Name of the job that removes participants whose heartbeat stopped (every 30 s, the
+/// presence TTL).
+pub const PRESENCE_JOB: &str = "meetings-presence";
 
 /// The meetings feature for the binary: its migrations, the start-up work that makes
 /// sure this month's and next month's `audit_logs` partitions exist, and two jobs: the
 /// retention batch ([`RETENTION_JOB`]) and the partitions ahead ([`PARTITIONS_JOB`]).
-pub fn feature(postgres: ::store::Postgres, config: MeetingsConfig) -> feature::Feature {
+pub fn feature(
+    redis: ::store::Redis,
+    postgres: ::store::Postgres,
+    config: MeetingsConfig,
+) -> feature::Feature {
     let mut feature = feature::Feature::new("meetings");
     feature.migrations = Some(MIGRATIONS);
     let rules = config.retention;
@@ -188,6 +200,22 @@ pub fn feature(postgres: ::store::Postgres, config: MeetingsConfig) -> feature::
         every: config.partitions_every,
         on_shutdown: false,
         run: ensure,
+    });
+
+    let repo = Repo::new(redis.clone(), postgres.clone());
+    feature.jobs.push(feature::Job {
+        name: PRESENCE_JOB,
+        every: schema::PRESENCE_TTL,
+        on_shutdown: false,
+        run: Arc::new(move || -> JobFuture {
+            let (repo, redis) = (repo.clone(), redis.clone());
+            Box::pin(async move {
+                jobs::reap_absent_participants(&repo, &redis)
+                    .await
+                    .map(|_| ())
+                    .map_err(feature::JobError::new)
+            })
+        }),
     });
 
     feature.jobs.push(feature::Job {

@@ -138,6 +138,17 @@ pub fn meeting_participants_key(id: MeetingId) -> String {
     format!("meeting:{id}:participants")
 }
 
+/// SCAN pattern matching every `meeting:{meeting_id}:participants` set.
+pub const MEETING_PARTICIPANTS_PATTERN: &str = "meeting:*:participants";
+
+/// The meeting of a `meeting:{meeting_id}:participants` key; `None` for any other key.
+pub fn meeting_of_participants_key(key: &str) -> Option<MeetingId> {
+    let id = key
+        .strip_prefix("meeting:")?
+        .strip_suffix(":participants")?;
+    MeetingId::parse(id).ok()
+}
+
 /// `stream:{stream_id}` (hash): one media stream's metadata.
 pub fn stream_key(id: StreamId) -> String {
     format!("stream:{id}")

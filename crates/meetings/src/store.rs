@@ -276,6 +276,15 @@ pub struct AuditEntry {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// What [`Repo::reap_absent`] did to one meeting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// The participants removed for want of a heartbeat.
+    pub left: Vec<ParticipantId>,
+    /// Whether that left the meeting empty, so it ended.
+    pub ended: bool,
+}
+
 /// The seed's tables and keys, over the shared stores. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -964,6 +973,55 @@ impl Repo {
             .query_async(&mut conn)
             .await?;
         Ok(n == 1)
+    }
+
+    /// Participants of `meeting` whose presence expired (no heartbeat for
+    /// [`schema::PRESENCE_TTL`]: the browser closed or the network dropped without a
+    /// leave) leave with `connection_lost`; when that leaves nobody, the meeting ends, as
+    /// it does on the last voluntary leave. Without this a crashed client would hold its
+    /// seat (the set counts toward `max_participants`) and keep the meeting open forever.
+    pub async fn reap_absent(&self, meeting: MeetingId) -> Result<Reaped, MeetingsError> {
+        let mut conn = self.redis.conn();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(schema::meeting_participants_key(meeting))
+            .query_async(&mut conn)
+            .await?;
+        let mut participants = Vec::with_capacity(members.len());
+        for member in &members {
+            match ParticipantId::parse(member) {
+                Ok(p) => participants.push(p),
+                Err(error) => {
+                    tracing::warn!(%meeting, member, %error, "participant set holds a member that is not a participant id");
+                }
+            }
+        }
+        let mut reaped = Reaped::default();
+        if participants.is_empty() {
+            return Ok(reaped);
+        }
+        let mut pipe = redis::pipe();
+        for p in &participants {
+            pipe.cmd("EXISTS").arg(schema::presence_key(*p));
+        }
+        let present: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let mut remaining = None;
+        for (participant, present) in participants.into_iter().zip(present) {
+            if present == 0 {
+                remaining = Some(
+                    self.leave(meeting, participant, LeaveReason::ConnectionLost)
+                        .await?,
+                );
+                reaped.left.push(participant);
+            }
+        }
+        if remaining == Some(0) {
+            self.end_meeting(meeting).await?;
+            reaped.ended = true;
+        }
+        if !reaped.left.is_empty() {
+            tracing::info!(%meeting, left = reaped.left.len(), ended = reaped.ended, "participants without a heartbeat removed");
+        }
+        Ok(reaped)
     }
 
     /// A participant leaves: removed from the set and counted down (once), its session,

@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::migrated;
+use common::{env, migrated};
 use meetings::domain::{Month, Retention};
 use meetings::jobs;
 use store::Postgres;
@@ -179,15 +179,26 @@ async fn partitions_are_made_ahead_and_dropped_once_their_month_is_a_year_old() 
 
 #[tokio::test]
 async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_months_partition() {
-    let env = migrated().await;
+    let env = env().await;
 
-    let feature = meetings::feature(env.pg.clone(), meetings::MeetingsConfig::default());
+    let feature = meetings::feature(
+        env.redis.clone(),
+        env.pg.clone(),
+        meetings::MeetingsConfig::default(),
+    );
 
     assert_eq!(feature.name, "meetings");
     assert_eq!(feature.migrations.map(|m| m.schema), Some("meet"));
     let mut names: Vec<&str> = feature.jobs.iter().map(|j| j.name).collect();
     names.sort_unstable();
-    assert_eq!(names, [meetings::PARTITIONS_JOB, meetings::RETENTION_JOB]);
+    assert_eq!(
+        names,
+        [
+            meetings::PARTITIONS_JOB,
+            meetings::PRESENCE_JOB,
+            meetings::RETENTION_JOB
+        ]
+    );
     let startup = feature.startup.expect("start-up work");
     startup().await.unwrap();
     let this_month = Month::containing(Utc::now());

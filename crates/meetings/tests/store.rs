@@ -373,6 +373,73 @@ async fn leaving_counts_down_once_removes_the_session_and_closes_the_row() {
 }
 
 #[tokio::test]
+async fn participants_whose_heartbeat_stopped_are_removed_and_the_last_one_ends_the_meeting() {
+    let env = env().await;
+    let repo = repo(&env);
+    let m = repo
+        .create_meeting(&new_meeting("m"))
+        .await
+        .unwrap()
+        .meeting_id;
+    let a = repo
+        .join(&join_request(m, "A"))
+        .await
+        .unwrap()
+        .participant_id;
+    let b = repo
+        .join(&join_request(m, "B"))
+        .await
+        .unwrap()
+        .participant_id;
+    let mut conn = env.redis.conn();
+
+    // Everybody is present: nothing to do.
+    let none = meetings::jobs::reap_absent_participants(&repo, &env.redis)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+
+    // A's presence expires (its 30 s TTL ran out: the browser crashed).
+    let _: () = conn.del(format!("presence:{a}")).await.unwrap();
+    let left = meetings::jobs::reap_absent_participants(&repo, &env.redis)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+    let set: Vec<String> = conn
+        .smembers(format!("meeting:{m}:participants"))
+        .await
+        .unwrap();
+    assert_eq!(set, [b.to_string()]);
+    assert_eq!(
+        hash(&env, &format!("meeting:{m}")).await["participant_count"],
+        "1"
+    );
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(a.as_uuid())
+    .fetch_one(env.pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("connection_lost"));
+    assert_eq!(
+        repo.meeting(m).await.unwrap().status,
+        meetings::domain::MeetingStatus::Active
+    );
+
+    // B goes quiet too: nobody is left, so the meeting ends.
+    let _: () = conn.del(format!("presence:{b}")).await.unwrap();
+    let reaped = repo.reap_absent(m).await.unwrap();
+    assert_eq!(reaped.left, [b]);
+    assert!(reaped.ended);
+    assert_eq!(
+        repo.meeting(m).await.unwrap().status,
+        meetings::domain::MeetingStatus::Ended
+    );
+    assert_eq!(hash(&env, &format!("meeting:{m}")).await["status"], "ended");
+}
+
+#[tokio::test]
 async fn a_heartbeat_refreshes_the_session_and_presence_but_never_revives_an_expired_one() {
     let env = env().await;
     let repo = repo(&env);

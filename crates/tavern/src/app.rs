@@ -307,7 +307,11 @@ pub fn features(
         ),
         campaigns::feature(redis.clone(), config.meetup.clone()),
         clips::feature(postgres),
-        meetings::feature(postgres.clone(), meetings::MeetingsConfig::default()),
+        meetings::feature(
+            redis.clone(),
+            postgres.clone(),
+            meetings::MeetingsConfig::default(),
+        ),
     ]
 }
 
