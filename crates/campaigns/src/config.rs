@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use meetup::OAuthApp;
 /// The `meetup` types a config is made of, re-exported so the binary can build a
 /// [`CampaignsConfig`] without depending on `meetup` itself.
 pub use meetup::{ClientId, ClientSecret, EndpointError, GroupUrlname, MeetupEndpoints};
@@ -72,21 +71,6 @@ impl CampaignsConfig {
     pub fn has_groups(&self) -> bool {
         !self.groups.is_empty()
     }
-
-    /// The app as [`meetup::MeetupClient::refresh`] wants it.
-    ///
-    /// Workaround: `meetup`'s `refresh` takes a whole [`OAuthApp`], redirect URI
-    /// included, although the refresh grant never sends one (only the authorization-code
-    /// grant does). The organiser's authorisation web flow, which will own the real
-    /// callback URL, does not exist yet, so this app carries the token endpoint as a
-    /// stand-in that is never sent anywhere.
-    pub(crate) fn refresh_app(&self) -> OAuthApp {
-        OAuthApp {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            redirect_uri: self.endpoints.token.clone(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -112,7 +96,6 @@ mod tests {
         let printed = format!("{:?}", config(&["dragons"]));
         assert!(!printed.contains("s3cret-value"), "{printed}");
         assert!(printed.contains("redacted"), "{printed}");
-        assert!(!format!("{:?}", config(&[]).refresh_app()).contains("s3cret-value"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use discord::model::{ChannelId, RoleId, UserId};
+use meetup::{AccessToken, RefreshToken};
 use store::{Redis, RedisConn, Writes};
 
 use crate::domain::{
@@ -96,7 +97,7 @@ fn corrupt(key: &str, value: &str, reason: impl ToString) -> RepoError {
     }
 }
 
-/// A secret string (OAuth2 token) that never shows in logs or `Debug` output.
+/// A secret string (a CSRF token) that never shows in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -116,11 +117,11 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// OAuth2 tokens (a user's own, or the organiser's).
+/// OAuth2 tokens (a user's own, or the organiser's), as the Meetup client takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tokens {
-    pub access: Secret,
-    pub refresh: Secret,
+    pub access: AccessToken,
+    pub refresh: RefreshToken,
 }
 
 /// A linked Meetup user's own tokens and when they were last refreshed.
@@ -552,8 +553,8 @@ impl CampaignStore {
         let last_refresh = time(&time_key, get(&mut conn, &time_key).await?)?;
         Ok(Some(UserTokens {
             tokens: Tokens {
-                access: Secret(access),
-                refresh: Secret(refresh),
+                access: AccessToken::new(access),
+                refresh: RefreshToken::new(refresh),
             },
             last_refresh,
         }))
@@ -662,8 +663,8 @@ impl CampaignStore {
         };
         Ok(Some(OrganizerTokens {
             tokens: Tokens {
-                access: Secret(access),
-                refresh: Secret(refresh),
+                access: AccessToken::new(access),
+                refresh: RefreshToken::new(refresh),
             },
             next_refresh: time(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, next)?,
         }))
@@ -680,7 +681,7 @@ impl CampaignStore {
     /// access token for the request at hand).
     pub async fn replace_organizer_tokens(
         &self,
-        spent: &Secret,
+        spent: &RefreshToken,
         tokens: &Tokens,
         next_refresh: DateTime<Utc>,
     ) -> Result<bool, RepoError> {

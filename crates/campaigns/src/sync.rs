@@ -76,16 +76,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use meetup::{
-    AccessToken, EventType, EventWindow, GroupUrlname, MeetupClient, MeetupError, RefreshToken,
-};
+use meetup::{AccessToken, EventType, EventWindow, GroupUrlname, MeetupClient, MeetupError};
 
 use crate::config::CampaignsConfig;
 use crate::domain::{
     EventSeriesId, InvalidId, MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType,
     ShortcodeError, parse_shortcodes,
 };
-use crate::store::{CampaignStore, EventUpsert, MeetupEvent, RepoError, Secret, SyncView, Tokens};
+use crate::store::{CampaignStore, EventUpsert, MeetupEvent, RepoError, SyncView, Tokens};
 
 /// The job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
 pub const SYNC_JOB: &str = "campaigns-meetup-sync";
@@ -529,7 +527,7 @@ pub async fn sync_once(
         return Err(SyncError::NoOrganizerToken);
     };
     let window = SyncWindow::new(now, config.horizon);
-    let access = AccessToken::new(stored.tokens.access.expose());
+    let access = stored.tokens.access.clone();
     let mut token_refreshed = false;
     let gathered = match gather(store, client, config, &access, window).await {
         Ok(gathered) => gathered,
@@ -641,12 +639,14 @@ async fn refresh(
     tokens: &Tokens,
     now: DateTime<Utc>,
 ) -> Result<AccessToken, SyncError> {
-    let spent = RefreshToken::new(tokens.refresh.expose());
-    match client.refresh(&config.refresh_app(), &spent).await {
+    match client
+        .refresh(&config.client_id, &config.client_secret, &tokens.refresh)
+        .await
+    {
         Ok(fresh) => {
             let pair = Tokens {
-                access: Secret::new(fresh.access_token.expose()),
-                refresh: Secret::new(fresh.refresh_token.expose()),
+                access: fresh.access_token.clone(),
+                refresh: fresh.refresh_token,
             };
             let next = now
                 .checked_add_signed(TOKEN_REFRESH_INTERVAL)
@@ -669,7 +669,7 @@ async fn refresh(
             match store.organizer_tokens().await? {
                 Some(now_stored) if now_stored.tokens.access != tokens.access => {
                     tracing::info!(%error, "refresh refused, but another token was stored meanwhile; using it");
-                    Ok(AccessToken::new(now_stored.tokens.access.expose()))
+                    Ok(now_stored.tokens.access)
                 }
                 _ if matches!(error, MeetupError::OAuth { .. }) => {
                     Err(SyncError::RefreshRefused(error))

@@ -73,8 +73,8 @@ async fn linking_with_consent_stores_the_users_tokens_in_the_same_step() {
     let env = env().await;
     let tokens = UserTokens {
         tokens: Tokens {
-            access: Secret::new("acc"),
-            refresh: Secret::new("ref"),
+            access: meetup::AccessToken::new("acc"),
+            refresh: meetup::RefreshToken::new("ref"),
         },
         last_refresh: Some(at("2026-03-01T10:00:00Z")),
     };
@@ -147,8 +147,8 @@ async fn unlinking_removes_the_pair_its_set_memberships_and_the_users_tokens() {
     let env = env().await;
     let tokens = UserTokens {
         tokens: Tokens {
-            access: Secret::new("a"),
-            refresh: Secret::new("r"),
+            access: meetup::AccessToken::new("a"),
+            refresh: meetup::RefreshToken::new("r"),
         },
         last_refresh: None,
     };
@@ -369,8 +369,8 @@ async fn organiser_tokens_are_three_plain_strings() {
     let env = env().await;
     assert_eq!(env.store.organizer_tokens().await.unwrap(), None);
     let tokens = Tokens {
-        access: Secret::new("s3cr3t-a"),
-        refresh: Secret::new("s3cr3t-r"),
+        access: meetup::AccessToken::new("s3cr3t-a"),
+        refresh: meetup::RefreshToken::new("s3cr3t-r"),
     };
 
     env.store

@@ -59,8 +59,8 @@ impl World {
             .store
             .set_organizer_tokens(
                 &Tokens {
-                    access: campaigns::store::Secret::new(tokens.access_token.expose()),
-                    refresh: campaigns::store::Secret::new(tokens.refresh_token.expose()),
+                    access: tokens.access_token.clone(),
+                    refresh: tokens.refresh_token.clone(),
                 },
                 at("2026-01-03T00:00:00Z"),
             )
@@ -828,12 +828,12 @@ async fn refreshed_tokens_replace_only_the_pair_they_were_refreshed_from() {
     w.authorise().await;
     let stored = w.env.store.organizer_tokens().await.unwrap().unwrap();
     let fresh = Tokens {
-        access: campaigns::store::Secret::new("access-2"),
-        refresh: campaigns::store::Secret::new("refresh-2"),
+        access: meetup::AccessToken::new("access-2"),
+        refresh: meetup::RefreshToken::new("refresh-2"),
     };
     let next = at("2026-01-05T00:00:00Z");
 
-    let stale = campaigns::store::Secret::new("some-older-refresh-token");
+    let stale = meetup::RefreshToken::new("some-older-refresh-token");
     assert!(
         !w.env
             .store

@@ -18,7 +18,8 @@ use crate::model::{
     MemberId, Rsvp, RsvpId, RsvpStatus,
 };
 use crate::oauth::{
-    AccessToken, AuthorizationCode, MeetupEndpoints, OAuthApp, RefreshToken, Tokens,
+    AccessToken, AuthorizationCode, ClientId, ClientSecret, MeetupEndpoints, OAuthApp,
+    RefreshToken, Tokens,
 };
 use crate::queries;
 
@@ -256,16 +257,18 @@ impl MeetupClient {
     }
 
     /// Trades a refresh token for new tokens (`grant_type=refresh_token`). Meetup
-    /// rotates both: store the new refresh token, the old one is spent.
+    /// rotates both: store the new refresh token, the old one is spent. Only the client
+    /// credentials are sent (no redirect URI: that belongs to the code grant).
     pub async fn refresh(
         &self,
-        app: &OAuthApp,
+        client_id: &ClientId,
+        client_secret: &ClientSecret,
         refresh_token: &RefreshToken,
     ) -> Result<Tokens, MeetupError> {
         let form = [
             ("grant_type", "refresh_token"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.expose()),
+            ("client_id", client_id.as_str()),
+            ("client_secret", client_secret.expose()),
             ("refresh_token", refresh_token.expose()),
         ];
         self.token_grant("refresh_token", &form).await

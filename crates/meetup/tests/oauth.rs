@@ -138,7 +138,11 @@ async fn refresh_rotates_both_tokens() {
     let code = code_of(&authorize(&w, &app, "s").await);
     let old = w.client.exchange_code(&app, &code).await.unwrap();
 
-    let new = w.client.refresh(&app, &old.refresh_token).await.unwrap();
+    let new = w
+        .client
+        .refresh(&app.client_id, &app.client_secret, &old.refresh_token)
+        .await
+        .unwrap();
     assert_ne!(new.access_token, old.access_token);
     assert_ne!(new.refresh_token, old.refresh_token);
     assert_eq!(
@@ -150,7 +154,7 @@ async fn refresh_rotates_both_tokens() {
     assert!(matches!(err, MeetupError::Unauthorized { .. }), "{err}");
     let err = w
         .client
-        .refresh(&app, &old.refresh_token)
+        .refresh(&app.client_id, &app.client_secret, &old.refresh_token)
         .await
         .unwrap_err();
     assert_eq!(oauth_error(&err), "invalid_grant");

@@ -14,14 +14,7 @@ async fn setup() -> (TestRedis, store::Redis, Controller) {
     (server, redis, controller)
 }
 
-async fn key_type(redis: &store::Redis, key: &str) -> String {
-    let mut conn = redis.conn();
-    redis::cmd("TYPE")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .expect("type")
-}
+use store::harness::key_type;
 
 #[tokio::test]
 async fn a_roll_adds_the_user_and_counts_with_timestamps() {

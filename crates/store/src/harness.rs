@@ -385,3 +385,22 @@ impl Drop for TestPostgres {
         self.kill();
     }
 }
+
+/// `TYPE key`: what a test asserts a seed's key is (`string`, `hash`, `set`, `zset`, or
+/// `none` when it does not exist).
+pub async fn key_type(redis: &Redis, key: &str) -> String {
+    redis::cmd("TYPE")
+        .arg(key)
+        .query_async(&mut redis.conn())
+        .await
+        .expect("TYPE")
+}
+
+/// `TTL key` in seconds: -1 without an expiry, -2 when the key does not exist.
+pub async fn ttl(redis: &Redis, key: &str) -> i64 {
+    redis::cmd("TTL")
+        .arg(key)
+        .query_async(&mut redis.conn())
+        .await
+        .expect("TTL")
+}

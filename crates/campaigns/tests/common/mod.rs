@@ -75,19 +75,11 @@ impl Env {
     }
 
     pub async fn redis_type(&self, key: &str) -> String {
-        redis::cmd("TYPE")
-            .arg(key)
-            .query_async(&mut self.conn())
-            .await
-            .unwrap()
+        store::harness::key_type(&self.redis, key).await
     }
 
     pub async fn ttl(&self, key: &str) -> i64 {
-        redis::cmd("TTL")
-            .arg(key)
-            .query_async(&mut self.conn())
-            .await
-            .unwrap()
+        store::harness::ttl(&self.redis, key).await
     }
 
     pub async fn get(&self, key: &str) -> Option<String> {

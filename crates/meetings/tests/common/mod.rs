@@ -41,20 +41,10 @@ pub async fn env() -> Env {
 
 impl Env {
     pub async fn redis_type(&self, key: &str) -> String {
-        let mut conn = self.redis.conn();
-        redis::cmd("TYPE")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .expect("TYPE")
+        store::harness::key_type(&self.redis, key).await
     }
 
     pub async fn ttl(&self, key: &str) -> i64 {
-        let mut conn = self.redis.conn();
-        redis::cmd("TTL")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .expect("TTL")
+        store::harness::ttl(&self.redis, key).await
     }
 }
