@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start, step 2: run every test. Installs what the tests need (Redis, PostgreSQL,
+# Quick start, step 2: check formatting and lints, then run every test. Installs what the tests need (Redis, PostgreSQL,
 # Chromium and ChromeDriver for the browser tests, moto and Azurite as S3 and Azure Blob
 # for the sync tests); the tests start their own servers on free loopback ports, so
 # nothing else needs to be running.
@@ -16,5 +16,16 @@ fi
 
 ensure_object_store_fakes
 
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  echo "==> installing rustfmt and clippy"
+  rustup component add rustfmt clippy
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
 export TAVERN_PG_BINDIR="${TAVERN_PG_BINDIR:-$(pg_bindir)}"
+echo "==> tests"
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -20,42 +20,26 @@
 //! reports. On a Redis Cluster it sees the keys of the node it is connected to only.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use feature::{BoxFuture, Check, Finding};
-use store::{Redis, RedisConn, StoreError};
+use feature::Finding;
+use store::{Redis, RedisConn, StorageError};
 
 use crate::domain::{EventSeriesId, MeetupEventId};
 use crate::schema::{self, KeyFamily};
 
-/// The campaigns' [`Check`].
-#[derive(Debug, Clone)]
-pub struct CampaignsCheck {
-    redis: Redis,
-}
+/// The check's name in `tavern check`.
+pub const NAME: &str = "campaigns";
 
-impl CampaignsCheck {
-    pub fn shared(redis: Redis) -> Arc<dyn Check> {
-        Arc::new(CampaignsCheck { redis })
-    }
-}
-
-impl Check for CampaignsCheck {
-    fn name(&self) -> &'static str {
-        "campaigns"
-    }
-
-    fn run(&self) -> BoxFuture<'static, Result<Vec<Finding>, StoreError>> {
-        let redis = self.redis.clone();
-        Box::pin(async move { check(&redis).await })
-    }
+/// The campaigns' consistency check, for [`crate::feature`].
+pub fn campaigns_check(redis: Redis) -> feature::Check {
+    feature::Check::new(NAME, move || {
+        let redis = redis.clone();
+        async move { check(&redis).await }
+    })
 }
 
 fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {
-    Finding {
-        subject: subject.into(),
-        problem: problem.into(),
-    }
+    Finding::new(subject, problem)
 }
 
 /// What kind of id a relation holds, to spot values that are no id at all.
@@ -87,7 +71,7 @@ impl IdKind {
 async fn get_many(
     conn: &mut RedisConn,
     keys: &[String],
-) -> Result<Vec<Option<String>>, StoreError> {
+) -> Result<Vec<Option<String>>, StorageError> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let part: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query_async(conn).await?;
@@ -96,12 +80,12 @@ async fn get_many(
     Ok(out)
 }
 
-async fn members(conn: &mut RedisConn, key: &str) -> Result<BTreeSet<String>, StoreError> {
+async fn members(conn: &mut RedisConn, key: &str) -> Result<BTreeSet<String>, StorageError> {
     let list: Vec<String> = redis::cmd("SMEMBERS").arg(key).query_async(conn).await?;
     Ok(list.into_iter().collect())
 }
 
-async fn key_type(conn: &mut RedisConn, key: &str) -> Result<String, StoreError> {
+async fn key_type(conn: &mut RedisConn, key: &str) -> Result<String, StorageError> {
     Ok(redis::cmd("TYPE").arg(key).query_async(conn).await?)
 }
 
@@ -109,7 +93,7 @@ async fn key_type(conn: &mut RedisConn, key: &str) -> Result<String, StoreError>
 async fn family_values(
     redis: &Redis,
     family: KeyFamily,
-) -> Result<Vec<(String, String, String)>, StoreError> {
+) -> Result<Vec<(String, String, String)>, StorageError> {
     let keys: Vec<String> = redis
         .scan(&family.pattern())
         .await?
@@ -135,7 +119,7 @@ async fn one_to_one(
     holds: IdKind,
     backward: KeyFamily,
     findings: &mut Vec<Finding>,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let entries = family_values(redis, forward).await?;
     let mut valid = Vec::new();
     for (key, id, value) in entries {
@@ -177,7 +161,7 @@ async fn set_and_family(
     set: &str,
     family: KeyFamily,
     findings: &mut Vec<Finding>,
-) -> Result<(), StoreError> {
+) -> Result<(), StorageError> {
     let mut conn = redis.conn();
     let in_set = members(&mut conn, set).await?;
     let keyed: BTreeMap<String, String> = family_values(redis, family)
@@ -205,7 +189,7 @@ async fn set_and_family(
 }
 
 /// Runs every check and returns what is wrong, sorted by subject.
-pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
+pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StorageError> {
     let mut findings = Vec::new();
     let mut conn = redis.conn();
 

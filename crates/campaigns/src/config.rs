@@ -22,7 +22,7 @@ pub const DEFAULT_SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// The campaigns' settings for Meetup.
 ///
-/// `Debug` is safe to log: the client secret prints as `ClientSecret([redacted])`.
+/// `Debug` is safe to log: the client secret prints as `Secret([redacted])`.
 #[derive(Debug, Clone)]
 pub struct CampaignsConfig {
     /// Tavern's OAuth2 client id at Meetup.
@@ -82,7 +82,7 @@ mod tests {
     fn config(groups: &[&str]) -> CampaignsConfig {
         CampaignsConfig::new(
             ClientId::new("tavern"),
-            ClientSecret::new("s3cret-value"),
+            ClientSecret::from("s3cret-value"),
             MeetupEndpoints::production().unwrap(),
             groups
                 .iter()

@@ -8,116 +8,33 @@
 use std::fmt;
 use std::str::FromStr;
 
+use base::InvalidId;
 use chrono::{DateTime, TimeDelta, Utc};
-use discord::model::{ChannelId, Id, RoleId};
-use rand::Rng;
+use discord::model::{ChannelId, RoleId};
 
 // ---------------------------------------------------------------------------------------
 // Ids
 // ---------------------------------------------------------------------------------------
+//
+// Every string id becomes part of a Redis key, so it is 1 to 64 ASCII letters or digits:
+// never the `:` that separates a key's parts, nor the `*`, `?`, `[` of a `SCAN` pattern.
+// The bound keeps a hostile value from producing huge keys (Meetup's ids are far shorter).
 
-/// Why a value could not be read as an id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {what}: {reason}")]
-pub struct InvalidId {
-    /// What was expected, e.g. "Meetup event id".
-    pub what: &'static str,
-    /// The offending value (at most 64 characters of it).
-    pub value: String,
-    /// Why it was refused.
-    pub reason: &'static str,
-}
-
-fn invalid(what: &'static str, value: &str, reason: &'static str) -> InvalidId {
-    InvalidId {
-        what,
-        value: value.chars().take(64).collect(),
-        reason,
+base::key_id! {
+    /// A Meetup event's id (Meetup hands out digits or, in its newer API, letters and
+    /// digits).
+    pub struct MeetupEventId(String) {
+        what: "Meetup event id", chars: base::id::ALNUM, max: 64, random: 12,
     }
 }
 
-/// Longest string id accepted. Meetup's ids are far shorter; the bound keeps a hostile
-/// value from producing huge keys.
-const MAX_TOKEN_LEN: usize = 64;
-
-/// A random string of `len` ASCII letters and digits from the thread's CSPRNG (the
-/// linking and CSRF ids are bearer secrets, so they must not be guessable).
-fn random_token(len: usize) -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
-/// String ids that become part of a Redis key: 1 to 64 ASCII letters or digits, so they
-/// never contain the `:` that separates a key's parts (nor the `*`, `?`, `[` of a `SCAN`
-/// pattern).
-macro_rules! token_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, random_len = $len:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Reads an id, refusing anything that is not 1 to 64 ASCII letters or digits.
-            pub fn parse(value: &str) -> Result<$name, InvalidId> {
-                if value.is_empty() {
-                    return Err(invalid($what, value, "it is empty"));
-                }
-                if value.len() > MAX_TOKEN_LEN {
-                    return Err(invalid($what, value, "it is longer than 64 characters"));
-                }
-                if !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(invalid($what, value, "only ASCII letters and digits are allowed"));
-                }
-                Ok($name(value.to_owned()))
-            }
-
-            /// A fresh random id.
-            pub fn random() -> $name {
-                $name(random_token($len))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = InvalidId;
-            fn from_str(s: &str) -> Result<$name, InvalidId> {
-                $name::parse(s)
-            }
-        }
-    };
-}
-
-token_id!(
-    /// A Meetup event's id (Meetup hands out digits or, in its newer API, letters and
-    /// digits).
-    MeetupEventId,
-    "Meetup event id",
-    random_len = 12
-);
-token_id!(
+base::key_id! {
     /// An event series' id, minted by Tavern when an event starts a new series.
-    EventSeriesId,
-    "event series id",
-    random_len = 16
-);
+    pub struct EventSeriesId(String) {
+        what: "event series id", chars: base::id::ALNUM, max: 64, random: 16,
+    }
+}
+
 impl EventSeriesId {
     /// The id of the series an event starts with `[new adventure]` / `[new campaign]`:
     /// the event's own id. Deterministic, so every sync (and every replica) names the
@@ -130,81 +47,31 @@ impl EventSeriesId {
     }
 }
 
-token_id!(
+base::key_id! {
     /// The one-time id in a linking URL (`meetup_linking:{}:discord_user`). A bearer
-    /// secret: whoever holds it may link a Meetup account to that Discord user.
-    LinkingId,
-    "linking id",
-    random_len = 32
-);
-token_id!(
+    /// secret: whoever holds it may link a Meetup account to that Discord user, so its
+    /// `Debug` is redacted and only [`LinkingId::expose`] gives it (to the key and the
+    /// URL).
+    pub secret struct LinkingId(String) {
+        what: "linking id", chars: base::id::ALNUM, max: 64, random: 32,
+    }
+}
+
+base::key_id! {
     /// The transient "user id" a browser carries in a cookie during linking; it names
-    /// the CSRF token under `csrf:{}`.
-    TransientUserId,
-    "transient user id",
-    random_len = 32
-);
-
-/// A Meetup member's id: a positive integer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MeetupUserId(u64);
-
-impl MeetupUserId {
-    /// Zero is refused: Meetup never hands it out, and a zero usually means a default
-    /// value slipped through.
-    pub fn new(value: u64) -> Result<MeetupUserId, InvalidId> {
-        if value == 0 {
-            Err(invalid("Meetup user id", "0", "it must not be zero"))
-        } else {
-            Ok(MeetupUserId(value))
-        }
-    }
-
-    /// Reads the decimal form stored in Redis.
-    pub fn parse(value: &str) -> Result<MeetupUserId, InvalidId> {
-        parse_u64("Meetup user id", value).and_then(MeetupUserId::new)
-    }
-
-    pub fn get(self) -> u64 {
-        self.0
+    /// the CSRF token under `csrf:{}`. A bearer secret like [`LinkingId`].
+    pub secret struct TransientUserId(String) {
+        what: "transient user id", chars: base::id::ALNUM, max: 64, random: 32,
     }
 }
 
-impl fmt::Display for MeetupUserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+base::key_id! {
+    /// A Meetup member's id: a positive integer (Meetup never hands out zero), stored
+    /// in decimal.
+    pub struct MeetupUserId(u64) { what: "Meetup user id" }
 }
 
-impl fmt::Debug for MeetupUserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MeetupUserId({})", self.0)
-    }
-}
-
-impl FromStr for MeetupUserId {
-    type Err = InvalidId;
-    fn from_str(s: &str) -> Result<MeetupUserId, InvalidId> {
-        MeetupUserId::parse(s)
-    }
-}
-
-/// Plain decimal digits only: `u64::from_str` would also take a leading `+`, which would
-/// let two spellings of one id name two different keys.
-fn parse_u64(what: &'static str, value: &str) -> Result<u64, InvalidId> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(what, value, "it is not a decimal number"));
-    }
-    value
-        .parse::<u64>()
-        .map_err(|_| invalid(what, value, "it does not fit in 64 bits"))
-}
-
-/// Reads a Discord snowflake (channel, role, user) from its decimal form.
-pub fn parse_snowflake<T>(what: &'static str, value: &str) -> Result<Id<T>, InvalidId> {
-    let n = parse_u64(what, value)?;
-    Id::new_checked(n).ok_or_else(|| invalid(what, value, "it must not be zero"))
-}
+pub use discord::model::parse_id as parse_snowflake;
 
 // ---------------------------------------------------------------------------------------
 // Series type
@@ -233,7 +100,7 @@ impl SeriesType {
         match value {
             "campaign" => Ok(SeriesType::Campaign),
             "adventure" => Ok(SeriesType::Adventure),
-            other => Err(invalid(
+            other => Err(InvalidId::new(
                 "series type",
                 other,
                 "expected `campaign` or `adventure`",
@@ -369,7 +236,7 @@ fn read_shortcode(inner: &str) -> Result<Option<Found>, InvalidId> {
         _ => return Ok(None),
     };
     let argument = match words.as_slice() {
-        [_] => return Err(invalid(what, "", "it is missing")),
+        [_] => return Err(InvalidId::new(what, "", "it is missing")),
         [_, argument] => *argument,
         // More words: prose such as "[campaign setting: Eberron]", not a shortcode.
         _ => return Ok(None),
@@ -721,9 +588,20 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(EventSeriesId::parse(a.as_str()).unwrap(), a);
         let l = LinkingId::random();
-        assert_eq!(l.as_str().len(), 32);
-        assert_eq!(LinkingId::parse(l.as_str()).unwrap(), l);
-        assert!(TransientUserId::parse(TransientUserId::random().as_str()).is_ok());
+        assert_eq!(l.expose().len(), 32);
+        assert_eq!(LinkingId::parse(l.expose()).unwrap(), l);
+        assert!(TransientUserId::parse(TransientUserId::random().expose()).is_ok());
+    }
+
+    #[test]
+    fn bearer_ids_are_redacted_in_debug() {
+        let l = LinkingId::parse("SeCrEt123").unwrap();
+        assert_eq!(format!("{l:?}"), "LinkingId([redacted])");
+        let t = TransientUserId::parse("br0wser").unwrap();
+        assert_eq!(format!("{t:?}"), "TransientUserId([redacted])");
+        let err = LinkingId::parse("Se:cret").unwrap_err();
+        assert!(!err.to_string().contains("Se:cret"), "{err}");
+        assert!(l.matches("SeCrEt123") && !l.matches("SeCrEt124"));
     }
 
     #[test]

@@ -5,30 +5,49 @@
 //! `reference/campaigns.md`.
 //!
 //! This crate is the feature's foundation: the keys, the rules and the repositories,
-//! and the consistency check, plus the first step of the sync (Meetup → Redis). The
-//! Discord commands, the web flows (organiser OAuth2, user linking), the second step
-//! of the sync (Redis → Discord) and the lifecycle job build on it and are still to
-//! come.
+//! the consistency check, and the first step of the sync (Meetup → Redis) with its
+//! job. The Discord commands, the web flows (organiser OAuth2, user linking), the
+//! second step of the sync (Redis → Discord) and the lifecycle job build on it and are
+//! still to come.
+//!
+//! # Built from the kit
+//! [`feature()`] is the one entry point the binary calls:
+//! `campaigns::feature(&ctx, config.meetup.clone())` with the shared
+//! [`feature::Context`] and an optional [`CampaignsConfig`]. It hands back the check
+//! ([`feature::Check`] named `campaigns`) and, with at least one Meetup group, the
+//! sync job ([`jobs::SYNC_JOB`], a [`feature::Job`] that also runs right after
+//! start-up). Ids are made with [`base::key_id!`] (the linking and transient browser
+//! ids as redacted `secret` ids), tokens are [`base::Secret`]s, Discord ids are
+//! `discord::model`'s, storage failures are [`store::StorageError`]s inside
+//! [`RepoError`], and [`RepoError::handler_error`] is the one mapping of the
+//! campaigns' errors to a Discord reply (the storage part through
+//! [`feature::reply`]).
 //!
 //! # Rooms
+//! - [`domain`]: typed ids ([`MeetupEventId`], [`EventSeriesId`], [`MeetupUserId`],
+//!   the one-time [`LinkingId`] and [`TransientUserId`]; Discord ids are
+//!   `discord::model`'s) and pure rules: the shortcode parser ([`parse_shortcodes`]),
+//!   series types, the channel lifecycle ([`ChannelLifecycle`], [`end_adventure`],
+//!   [`SnoozeDays`]) and the user-topic voice channel's name ([`VoiceChannelTopic`]).
+//!   No I/O, and nothing from the other rooms.
 //! - [`schema`]: every key of the seed, in one place, named as in the seed: functions
-//!   taking typed ids for the per-id keys, constants for the fixed keys and hash fields,
-//!   each documented with its Redis type and inverse. No other module spells a key.
-//! - [`domain`]: pure rules. Typed ids ([`MeetupEventId`], [`EventSeriesId`],
-//!   [`MeetupUserId`], the one-time [`LinkingId`] and [`TransientUserId`]; Discord ids
-//!   are `discord::model`'s), the shortcode parser ([`parse_shortcodes`]), series types,
-//!   the channel lifecycle ([`ChannelLifecycle`], [`end_adventure`], [`SnoozeDays`]) and
-//!   the user-topic voice channel's name ([`VoiceChannelTopic`]).
-//! - [`store`]: [`CampaignStore`], the repositories. Every change to more than one key
-//!   is one atomic step (see the module docs).
-//! - [`check`]: [`CampaignsCheck`], run by `tavern check`: every broken inverse
+//!   taking [`domain`]'s typed ids for the per-id keys, constants for the fixed keys
+//!   and hash fields, each documented with its Redis type and inverse. No other module
+//!   spells a key. It depends on [`domain`], never the reverse.
+//! - [`repo`]: [`Repo`], the repositories over [`schema`], one file per aggregate
+//!   (links, linking ids and CSRF tokens, organiser tokens, events, series, channels
+//!   and roles, lifecycle, removals, orphans, managed channels). Every change to more
+//!   than one key is one atomic step (see the module docs).
+//! - [`check`]: the consistency check run by `tavern check`: every broken inverse
 //!   relation of the seed.
-//! - [`config`]: [`CampaignsConfig`], the OAuth2 app, Meetup endpoints, group urlnames,
-//!   the sync's horizon and period.
 //! - [`sync`]: the Meetup sync, step 1 (Meetup → Redis): [`sync::plan`] decides
 //!   without I/O what to store, delete and skip; [`sync_once`] gathers, plans and
-//!   writes through [`CampaignStore`], refreshing the organiser token once if Meetup
-//!   refuses it; [`sync::sync_job`] runs it every 15 minutes (`campaigns-meetup-sync`).
+//!   writes through [`Repo`], refreshing the organiser token once if Meetup refuses
+//!   it.
+//! - [`jobs`]: [`jobs::meetup_sync`] runs [`sync_once`] every 15 minutes
+//!   ([`CampaignsConfig::sync_every`]) and at start-up.
+//! - [`config`]: [`CampaignsConfig`], the OAuth2 app, Meetup endpoints, group urlnames,
+//!   the sync's horizon and period.
 //!
 //! # Choices where the seed is silent or contradicts itself
 //! - **`discord_roles: set of 64`** is read as a set of u64, like every other id set.
@@ -57,7 +76,7 @@
 //!   directions. Its series goes with it only when that was its last event and the
 //!   series has no text or voice channel; a series with a channel stays, so the channel
 //!   expires "now" and goes through the reminders and deletion like any other
-//!   ([`CampaignStore::remove_series`] then removes every key of the series).
+//!   ([`Repo::remove_series`] then removes every key of the series).
 //! - **Registering a channel, voice channel or roles** is refused when the series is no
 //!   longer tracked, already has another channel, or the channel / role belongs to
 //!   someone else: the caller that just created the Discord object lost a race and
@@ -100,35 +119,35 @@
 pub mod check;
 pub mod config;
 pub mod domain;
+pub mod jobs;
+pub mod repo;
 pub mod schema;
-pub mod store;
 pub mod sync;
 
-use std::sync::Arc;
-
-pub use check::CampaignsCheck;
 pub use config::CampaignsConfig;
 pub use domain::{
-    ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, InvalidId, LinkingId,
-    MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays,
-    SnoozeError, TopicError, TransientUserId, VoiceChannelTopic, end_adventure, parse_shortcodes,
+    ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, LinkingId, MeetupEventId,
+    MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays, SnoozeError, TopicError,
+    TransientUserId, VoiceChannelTopic, end_adventure, parse_shortcodes,
 };
-pub use store::{CampaignStore, RepoError};
+pub use repo::{Repo, RepoError};
 pub use sync::{SyncError, SyncReport, sync_once};
 
 /// The campaigns as a [`feature::Feature`]: the consistency check of their data and,
 /// given a [`CampaignsConfig`] with at least one group, the Meetup sync job
-/// ([`sync::SYNC_JOB`], every [`CampaignsConfig::sync_every`]). Without a config (or
-/// without groups) there is nothing to sync, and Tavern runs without the job rather
-/// than failing every 15 minutes.
-pub fn feature(redis: ::store::Redis, config: Option<CampaignsConfig>) -> feature::Feature {
-    let mut feature = feature::Feature::new("campaigns");
-    feature.checks = vec![CampaignsCheck::shared(redis.clone()) as Arc<dyn feature::Check>];
+/// ([`jobs::SYNC_JOB`], every [`CampaignsConfig::sync_every`] and once right after
+/// start-up). Without a config (or without groups) there is nothing to sync, and
+/// Tavern runs without the job rather than failing every 15 minutes.
+pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> feature::Feature {
+    let mut feature =
+        feature::Feature::new("campaigns").check(check::campaigns_check(ctx.redis.clone()));
     match config {
         Some(config) if config.has_groups() => {
-            feature
-                .jobs
-                .push(sync::sync_job(CampaignStore::new(redis), config));
+            feature = feature.job(jobs::meetup_sync(
+                Repo::new(ctx.redis.clone()),
+                config,
+                ctx.clock.clone(),
+            ));
         }
         Some(_) => tracing::info!("no Meetup group configured: the Meetup sync is off"),
         None => {}

@@ -2,8 +2,11 @@
 //! as written there. Nothing outside this module formats a key or names a hash field.
 //!
 //! Each key's doc comment gives its Redis type, what it relates and the key holding the
-//! inverse relation, so the repositories ([`crate::store`]) and the check
+//! inverse relation, so the repositories ([`crate::repo`]) and the check
 //! ([`crate::check`]) can be read against it. `u64` values are stored in decimal.
+//!
+//! This module depends on [`crate::domain`] (the typed ids the key functions take),
+//! never the reverse.
 
 use discord::model::{ChannelId, RoleId, UserId};
 
@@ -239,12 +242,14 @@ pub const ORPHANED_DISCORD_ROLES: &str = "orphaned_discord_roles";
 /// u64 (Discord user id), short-lived: the Discord user a one-time linking id stands
 /// for (N:1: a user may hold several links).
 pub fn meetup_linking_discord_user(linking: &LinkingId) -> String {
-    format!("meetup_linking:{linking}:discord_user")
+    // The one place a linking id is exposed: it is part of its key.
+    format!("meetup_linking:{}:discord_user", linking.expose())
 }
 
 /// String, short-lived: the CSRF token of a transient browser "user id".
 pub fn csrf(user: &TransientUserId) -> String {
-    format!("csrf:{user}")
+    // The one place a transient user id is exposed: it is part of its key.
+    format!("csrf:{}", user.expose())
 }
 
 // ---- OAuth2 organiser token ----------------------------------------------------------

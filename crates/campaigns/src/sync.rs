@@ -5,17 +5,17 @@
 //! come.
 //!
 //! # One run ([`sync_once`])
-//! 1. Read the organiser's token ([`CampaignStore::organizer_tokens`]). None stored:
+//! 1. Read the organiser's token ([`Repo::organizer_tokens`]). None stored:
 //!    the run ends with [`SyncError::NoOrganizerToken`] ("no organiser token: an
 //!    organiser must authorise Tavern"), logged once, nothing written.
 //! 2. **Gather** (reads only): for each group, every `ACTIVE` event starting in the
 //!    window `[now, now + horizon)` ([`MeetupClient::group_events`], all pages); what
-//!    Redis tracks ([`CampaignStore::sync_view`]); the [`plan`]; then the YES RSVPs of
+//!    Redis tracks ([`Repo::sync_view`]); the [`plan`]; then the YES RSVPs of
 //!    each series' next event ([`MeetupClient::event_rsvps`]).
-//! 3. **Apply**: each planned event is one [`CampaignStore::upsert_event`] transaction
+//! 3. **Apply**: each planned event is one [`Repo::upsert_event`] transaction
 //!    (hash, hosts, RSVPs, both directions of the series relation, `meetup_events`,
 //!    `event_series`, the series' type and online flag), then each planned deletion is
-//!    one [`CampaignStore::delete_event`] transaction. Upserts come first, so a series
+//!    one [`Repo::delete_event`] transaction. Upserts come first, so a series
 //!    never looks empty halfway through a run.
 //! 4. One `info` line with the counts ([`SyncReport`]).
 //!
@@ -30,7 +30,7 @@
 //!   Otherwise the event is skipped with a warning naming it and the id it names.
 //! - **Skipped, never fatal**: a malformed shortcode, an unknown `[campaign]` target,
 //!   a missing start time or an event now claiming another series than the one stored
-//!   (the store refuses moving an event) skips that event with a `warn` naming it. A
+//!   (the repository refuses moving an event) skips that event with a `warn` naming it. A
 //!   skipped event keeps whatever Redis has for it: an organiser fixing a typo must not
 //!   cost the players their channel.
 //! - **Which events a sync deletes**: exactly the tracked events whose stored group is
@@ -42,13 +42,13 @@
 //!   them); events of a group whose request failed stay (an error is not an answer);
 //!   skipped events stay (see above). A deletion removes the event's hash, hosts,
 //!   RSVPs and series relation; its series goes too only when it was the last event
-//!   and the series has no channel (the store's rule).
+//!   and the series has no channel (the repository's rule).
 //! - **Series type**: the type the starting event declares (`[new adventure]` /
 //!   `[new campaign]`) when it is in this answer, else the stored type, then
 //!   [`SeriesType::after_sync`] over the series' events after this run (stored history
 //!   included): more than one event makes a campaign.
 //! - **Online**: `[online]` marks the series online (never unmarked by a sync, the
-//!   store's rule). The event hash's `is_online` is `"true"` when the description says
+//!   repository's rule). The event hash's `is_online` is `"true"` when the description says
 //!   `[online]` or Meetup's `eventType` is `ONLINE` or `HYBRID` (the old `isOnline`
 //!   field is gone), `"false"` for `PHYSICAL`, absent for a type Meetup added since.
 //! - **The next event** of a series is its earliest event in this answer; only its YES
@@ -58,7 +58,7 @@
 //!   id that is not a positive integer is left out with a `warn`.
 //! - **Token**: a [`MeetupError::Unauthorized`] anywhere in the gather refreshes the
 //!   token once with the stored refresh token, stores the new pair atomically (only if
-//!   nobody replaced it meanwhile: [`CampaignStore::replace_organizer_tokens`]), with
+//!   nobody replaced it meanwhile: [`Repo::replace_organizer_tokens`]), with
 //!   the next refresh [`TOKEN_REFRESH_INTERVAL`] later, and gathers again. Refused
 //!   again: [`SyncError::StillUnauthorized`]. A refused refresh grant is
 //!   [`SyncError::RefreshRefused`] (an organiser must authorise again), a refresh that
@@ -73,20 +73,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::Arc;
 
+use base::InvalidId;
 use chrono::{DateTime, TimeDelta, Utc};
 use meetup::{AccessToken, EventType, EventWindow, GroupUrlname, MeetupClient, MeetupError};
 
 use crate::config::CampaignsConfig;
 use crate::domain::{
-    EventSeriesId, InvalidId, MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType,
-    ShortcodeError, parse_shortcodes,
+    EventSeriesId, MeetupEventId, MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError,
+    parse_shortcodes,
 };
-use crate::store::{CampaignStore, EventUpsert, MeetupEvent, RepoError, SyncView, Tokens};
-
-/// The job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
-pub const SYNC_JOB: &str = "campaigns-meetup-sync";
+use crate::repo::{EventUpsert, MeetupEvent, Repo, RepoError, SyncView, Tokens};
 
 /// When the organiser token is next due for a refresh after the sync refreshed it: the
 /// behaviour doc refreshes every 2 days.
@@ -514,7 +511,7 @@ impl From<RepoError> for GatherError {
 /// Runs the sync once (the job every [`CampaignsConfig::sync_every`], and the admin
 /// "sync now" command). `now` is the start of the window. See the module docs.
 pub async fn sync_once(
-    store: &CampaignStore,
+    repo: &Repo,
     client: &MeetupClient,
     config: &CampaignsConfig,
     now: DateTime<Utc>,
@@ -522,28 +519,28 @@ pub async fn sync_once(
     if !config.has_groups() {
         return Err(SyncError::NoGroups);
     }
-    let Some(stored) = store.organizer_tokens().await? else {
+    let Some(stored) = repo.organizer_tokens().await? else {
         tracing::warn!("Meetup sync skipped: {}", SyncError::NoOrganizerToken);
         return Err(SyncError::NoOrganizerToken);
     };
     let window = SyncWindow::new(now, config.horizon);
     let access = stored.tokens.access.clone();
     let mut token_refreshed = false;
-    let gathered = match gather(store, client, config, &access, window).await {
+    let gathered = match gather(repo, client, config, &access, window).await {
         Ok(gathered) => gathered,
         Err(GatherError::Repo(e)) => return Err(e.into()),
         Err(GatherError::Unauthorized(error)) => {
             tracing::info!(%error, "Meetup refused the organiser token; refreshing it");
-            let access = refresh(store, client, config, &stored.tokens, now).await?;
+            let access = refresh(repo, client, config, &stored.tokens, now).await?;
             token_refreshed = true;
-            match gather(store, client, config, &access, window).await {
+            match gather(repo, client, config, &access, window).await {
                 Ok(gathered) => gathered,
                 Err(GatherError::Repo(e)) => return Err(e.into()),
                 Err(GatherError::Unauthorized(e)) => return Err(SyncError::StillUnauthorized(e)),
             }
         }
     };
-    let mut report = apply(store, gathered).await?;
+    let mut report = apply(repo, gathered).await?;
     report.token_refreshed = token_refreshed;
     tracing::info!(
         groups = report.groups,
@@ -563,7 +560,7 @@ pub async fn sync_once(
 
 /// Every read of a run: Meetup's events, Redis' view, the plan, the next events' RSVPs.
 async fn gather(
-    store: &CampaignStore,
+    repo: &Repo,
     client: &MeetupClient,
     config: &CampaignsConfig,
     access: &AccessToken,
@@ -587,7 +584,7 @@ async fn gather(
             }
         }
     }
-    let view = store.sync_view().await?;
+    let view = repo.sync_view().await?;
     for what in &view.unreadable {
         tracing::warn!(%what, "unreadable campaign data left out of the Meetup sync (see `tavern check`)");
     }
@@ -633,7 +630,7 @@ async fn gather(
 /// Refreshes the organiser token once and stores the new pair. Returns the access
 /// token to use.
 async fn refresh(
-    store: &CampaignStore,
+    repo: &Repo,
     client: &MeetupClient,
     config: &CampaignsConfig,
     tokens: &Tokens,
@@ -651,7 +648,7 @@ async fn refresh(
             let next = now
                 .checked_add_signed(TOKEN_REFRESH_INTERVAL)
                 .unwrap_or(now);
-            if store
+            if repo
                 .replace_organizer_tokens(&tokens.refresh, &pair, next)
                 .await?
             {
@@ -666,7 +663,7 @@ async fn refresh(
         Err(error) => {
             // Someone else (another replica, the refresh job, an organiser authorising
             // again) may have rotated the tokens under us: use theirs.
-            match store.organizer_tokens().await? {
+            match repo.organizer_tokens().await? {
                 Some(now_stored) if now_stored.tokens.access != tokens.access => {
                     tracing::info!(%error, "refresh refused, but another token was stored meanwhile; using it");
                     Ok(now_stored.tokens.access)
@@ -680,8 +677,8 @@ async fn refresh(
     }
 }
 
-/// The writes of a run, each one store transaction.
-async fn apply(store: &CampaignStore, gathered: Gathered) -> Result<SyncReport, SyncError> {
+/// The writes of a run, each one repository transaction.
+async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError> {
     let Gathered {
         plan,
         mut rsvps,
@@ -711,14 +708,14 @@ async fn apply(store: &CampaignStore, gathered: Gathered) -> Result<SyncReport, 
     for mut upsert in plan.upserts {
         upsert.rsvps = rsvps.remove(&upsert.event.id);
         let fetched = upsert.rsvps.is_some();
-        match store.upsert_event(&upsert).await {
+        match repo.upsert_event(&upsert).await {
             Ok(()) => {
                 report.stored += 1;
                 if fetched {
                     report.rsvps_fetched += 1;
                 }
             }
-            // A concurrent change moved the event meanwhile; the store refused it.
+            // A concurrent change moved the event meanwhile; the repository refused it.
             Err(e @ RepoError::EventInOtherSeries { .. }) => {
                 tracing::warn!(event = %upsert.event.id, title = %upsert.event.name, reason = %e, "skipped a Meetup event");
                 report.skipped += 1;
@@ -727,7 +724,7 @@ async fn apply(store: &CampaignStore, gathered: Gathered) -> Result<SyncReport, 
         }
     }
     for event in &plan.deletions {
-        let deletion = store.delete_event(event).await?;
+        let deletion = repo.delete_event(event).await?;
         report.deleted += 1;
         if deletion.series_removed {
             report.series_removed += 1;
@@ -736,45 +733,12 @@ async fn apply(store: &CampaignStore, gathered: Gathered) -> Result<SyncReport, 
     Ok(report)
 }
 
-/// The sync as a scheduled job, every [`CampaignsConfig::sync_every`]. The job runner's
-/// Redis lock keeps two replicas from running it in the same period.
-///
-/// A client is built per run: it is cheap next to a 15-minute period, and building it
-/// there keeps [`crate::feature`] infallible. No organiser token is not a failure of the
-/// job (it waits for an organiser; [`sync_once`] logged it once); failed groups are,
-/// after the other groups were synced.
-pub fn sync_job(store: CampaignStore, config: CampaignsConfig) -> feature::Job {
-    let config = Arc::new(config);
-    feature::Job {
-        name: SYNC_JOB,
-        every: config.sync_every,
-        on_shutdown: false,
-        run: Arc::new(
-            move || -> feature::BoxFuture<'static, Result<(), feature::JobError>> {
-                let (store, config) = (store.clone(), Arc::clone(&config));
-                Box::pin(async move {
-                    let client = MeetupClient::new(config.endpoints.clone())
-                        .map_err(|e| feature::JobError::new(SyncError::Client(e)))?;
-                    match sync_once(&store, &client, &config, Utc::now()).await {
-                        Ok(report) if report.failed_groups.is_empty() => Ok(()),
-                        Ok(report) => Err(feature::JobError::new(SyncError::GroupsFailed(
-                            report.failed_groups,
-                        ))),
-                        Err(SyncError::NoOrganizerToken) => Ok(()),
-                        Err(e) => Err(feature::JobError::new(e)),
-                    }
-                })
-            },
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::store::{TrackedEvent, TrackedSeries};
+    use crate::repo::{TrackedEvent, TrackedSeries};
     use meetup::{EventHost, EventId, EventStatus, Member, MemberId};
 
     fn t(s: &str) -> DateTime<Utc> {

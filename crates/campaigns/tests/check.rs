@@ -9,7 +9,10 @@ use common::*;
 
 /// Two links and one complete series, written through the repositories.
 async fn clean_env() -> Env {
-    let env = env().await;
+    clean(env().await).await
+}
+
+async fn clean(env: Env) -> Env {
     env.store.link(meetup(11), user(22), None).await.unwrap();
     env.store.link(meetup(12), user(23), None).await.unwrap();
     env.full_series("s1", "e1", 500, 501, 600, 601).await;
@@ -32,14 +35,14 @@ fn subjects(findings: &[(String, String)]) -> Vec<&str> {
 
 #[tokio::test]
 async fn data_written_by_the_repositories_is_clean() {
-    let env = clean_env().await;
-    let check = campaigns::CampaignsCheck::shared(env.redis.clone());
+    let env = clean(world_env().await).await;
+    let feature = campaigns::feature(env.ctx(), None);
+    let check = &feature.checks[0];
 
     let found = check.run().await.unwrap();
 
     assert_eq!(check.name(), "campaigns");
     assert!(found.is_empty(), "{found:#?}");
-    let feature = campaigns::feature(env.redis.clone(), None);
     assert_eq!(feature.name, "campaigns");
     assert_eq!(feature.checks.len(), 1);
     assert!(feature.jobs.is_empty(), "no config, no sync job");

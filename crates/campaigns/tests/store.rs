@@ -7,11 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
-use campaigns::store::{
-    LinkOutcome, Orphan, Registration, Removal, RemovedSeries, Secret, Tokens, UserTokens,
+use base::Secret;
+use campaigns::repo::{
+    LinkOutcome, Orphan, Registration, Removal, RemovedSeries, Tokens, UserTokens,
 };
 use campaigns::{EndAdventureError, LinkingId, RepoError, SeriesType, TransientUserId};
 use common::*;
+use store::StorageError;
 
 // ---- Linking --------------------------------------------------------------------------
 
@@ -73,8 +75,8 @@ async fn linking_with_consent_stores_the_users_tokens_in_the_same_step() {
     let env = env().await;
     let tokens = UserTokens {
         tokens: Tokens {
-            access: meetup::AccessToken::new("acc"),
-            refresh: meetup::RefreshToken::new("ref"),
+            access: meetup::AccessToken::from("acc"),
+            refresh: meetup::RefreshToken::from("ref"),
         },
         last_refresh: Some(at("2026-03-01T10:00:00Z")),
     };
@@ -101,7 +103,7 @@ async fn linking_with_consent_stores_the_users_tokens_in_the_same_step() {
         env.store.user_tokens(meetup(11)).await.unwrap(),
         Some(tokens)
     );
-    assert!(!format!("{:?}", Secret::new("acc")).contains("acc"));
+    assert!(!format!("{:?}", Secret::from("acc")).contains("acc"));
 }
 
 #[tokio::test]
@@ -147,8 +149,8 @@ async fn unlinking_removes_the_pair_its_set_memberships_and_the_users_tokens() {
     let env = env().await;
     let tokens = UserTokens {
         tokens: Tokens {
-            access: meetup::AccessToken::new("a"),
-            refresh: meetup::RefreshToken::new("r"),
+            access: meetup::AccessToken::from("a"),
+            refresh: meetup::RefreshToken::from("r"),
         },
         last_refresh: None,
     };
@@ -319,7 +321,8 @@ async fn a_linking_id_lives_a_day_then_ten_minutes_once_opened_and_is_used_once(
     let env = env().await;
 
     let id = env.store.create_linking_id(user(22)).await.unwrap();
-    let key = format!("meetup_linking:{id}:discord_user");
+    assert!(!format!("{id:?}").contains(id.expose()), "a bearer secret");
+    let key = format!("meetup_linking:{}:discord_user", id.expose());
     assert_eq!(env.redis_type(&key).await, "string");
     assert_eq!(env.get(&key).await.as_deref(), Some("22"));
     let ttl = env.ttl(&key).await;
@@ -349,7 +352,7 @@ async fn a_csrf_token_lives_an_hour_and_answers_once() {
     let browser = TransientUserId::parse("browser1").unwrap();
 
     env.store
-        .set_csrf(&browser, &Secret::new("tok"))
+        .set_csrf(&browser, &Secret::from("tok"))
         .await
         .unwrap();
 
@@ -359,7 +362,7 @@ async fn a_csrf_token_lives_an_hour_and_answers_once() {
     assert!(ttl > 600 && ttl <= 3600, "{ttl}");
     assert_eq!(
         env.store.take_csrf(&browser).await.unwrap(),
-        Some(Secret::new("tok"))
+        Some(Secret::from("tok"))
     );
     assert_eq!(env.store.take_csrf(&browser).await.unwrap(), None);
 }
@@ -369,8 +372,8 @@ async fn organiser_tokens_are_three_plain_strings() {
     let env = env().await;
     assert_eq!(env.store.organizer_tokens().await.unwrap(), None);
     let tokens = Tokens {
-        access: meetup::AccessToken::new("s3cr3t-a"),
-        refresh: meetup::RefreshToken::new("s3cr3t-r"),
+        access: meetup::AccessToken::from("s3cr3t-a"),
+        refresh: meetup::RefreshToken::from("s3cr3t-r"),
     };
 
     env.store
@@ -1003,7 +1006,7 @@ async fn the_lifecycle_reads_back_what_was_stored() {
         .await;
     let err = env.store.channel_lifecycle(c).await.unwrap_err();
     assert!(
-        matches!(&err, RepoError::Corrupt { key, .. } if key == "discord_channel:500:expiration_time"),
+        matches!(&err, RepoError::Storage(StorageError::Corrupt { what: key, .. }) if key == "discord_channel:500:expiration_time"),
         "{err:?}"
     );
 }

@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use campaigns::store::{EventUpsert, MeetupEvent, Tokens};
+use campaigns::repo::{EventUpsert, MeetupEvent, Tokens};
 use campaigns::{CampaignsConfig, SeriesType, SyncError};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use common::{Env, at, channel, env, event_id, meetup, series_id};
+use common::{Env, at, channel, event_id, meetup, series_id, world_env};
 use meetup::fake::{FakeMeetup, NewEvent};
 use meetup::{
     ClientId, ClientSecret, EventId, EventStatus, EventType, GroupUrlname, MeetupClient, MemberId,
@@ -81,13 +81,13 @@ fn stored_day(n: i64) -> String {
 }
 
 async fn world() -> World {
-    let env = env().await;
+    let env = world_env().await;
     let fake = FakeMeetup::start().await.unwrap();
     let group = GroupUrlname::parse("dragons").unwrap();
     fake.add_group(&group, "Dragons and Dice").unwrap();
     let organiser = fake.add_member("Olivia Organiser");
     let client_id = ClientId::new("tavern");
-    let secret = ClientSecret::new("tavern-secret");
+    let secret = ClientSecret::from("tavern-secret");
     fake.add_oauth_client(
         &client_id,
         &secret,
@@ -387,7 +387,7 @@ async fn one_sync_stores_the_tracked_events_as_the_seed_lays_them_out() {
     );
 
     // And `tavern check` finds nothing.
-    let check = campaigns::CampaignsCheck::shared(w.env.redis.clone());
+    let check = campaigns::check::campaigns_check(w.env.redis.clone());
     let found = check.run().await.unwrap();
     assert!(found.is_empty(), "{found:#?}");
 }
@@ -445,7 +445,7 @@ async fn a_cancelled_session_goes_with_its_relations_and_nothing_else() {
         Some("campaign"),
         "two sessions left: still a campaign"
     );
-    let check = campaigns::CampaignsCheck::shared(w.env.redis.clone());
+    let check = campaigns::check::campaigns_check(w.env.redis.clone());
     assert!(check.run().await.unwrap().is_empty());
 }
 
@@ -494,7 +494,7 @@ async fn a_cancelled_adventure_takes_its_series_unless_it_has_a_channel() {
             .unwrap()
             .is_empty()
     );
-    let check = campaigns::CampaignsCheck::shared(w.env.redis.clone());
+    let check = campaigns::check::campaigns_check(w.env.redis.clone());
     assert!(check.run().await.unwrap().is_empty());
 }
 
@@ -701,15 +701,15 @@ async fn an_expired_access_token_is_refreshed_once_and_stored() {
     );
     let access = w.env.get("meetup_access_token").await.unwrap();
     let refresh = w.env.get("meetup_refresh_token").await.unwrap();
-    assert_ne!(access, old.access_token.expose());
-    assert_ne!(refresh, old.refresh_token.expose());
+    assert_ne!(access, old.access_token.expose_str());
+    assert_ne!(refresh, old.refresh_token.expose_str());
     assert!(
         w.fake
-            .is_access_token_valid(&meetup::AccessToken::new(access))
+            .is_access_token_valid(&meetup::AccessToken::from(access))
     );
     assert!(
         w.fake
-            .is_refresh_token_valid(&meetup::RefreshToken::new(refresh))
+            .is_refresh_token_valid(&meetup::RefreshToken::from(refresh))
     );
     assert!(!w.fake.is_refresh_token_valid(&old.refresh_token));
     assert_eq!(
@@ -776,46 +776,46 @@ async fn a_group_meetup_does_not_know_is_reported_and_the_others_are_synced() {
 #[tokio::test]
 async fn the_feature_schedules_the_sync_only_with_groups() {
     let w = world().await;
-    let feature = campaigns::feature(w.env.redis.clone(), Some(w.config.clone()));
+    let feature = campaigns::feature(w.env.ctx(), Some(w.config.clone()));
     assert_eq!(feature.jobs.len(), 1);
-    assert_eq!(feature.jobs[0].name, "campaigns-meetup-sync");
-    assert_eq!(feature.jobs[0].every, Duration::from_secs(15 * 60));
+    assert_eq!(feature.jobs[0].name(), "campaigns-meetup-sync");
+    assert_eq!(feature.jobs[0].period(), Duration::from_secs(15 * 60));
+    assert!(
+        feature.jobs[0].runs_at_startup(),
+        "the first sync runs right after start-up, not a period later"
+    );
 
     let mut no_groups = w.config.clone();
     no_groups.groups.clear();
     assert!(
-        campaigns::feature(w.env.redis.clone(), Some(no_groups))
+        campaigns::feature(w.env.ctx(), Some(no_groups))
             .jobs
             .is_empty()
     );
-    assert!(
-        campaigns::feature(w.env.redis.clone(), None)
-            .jobs
-            .is_empty()
-    );
+    assert!(campaigns::feature(w.env.ctx(), None).jobs.is_empty());
 }
 
 #[tokio::test]
 async fn the_job_syncs_and_waits_quietly_for_an_organiser() {
     let w = world().await;
-    // The job's window starts at the real clock: an event tomorrow is in it.
+    // The job's window starts at the world's clock: an event a day later is in it.
     let (host, _) = w.member("Hana Host");
     let mut e = NewEvent::new(
         &w.group,
         "Tomorrow",
-        (Utc::now() + TimeDelta::days(1)).fixed_offset(),
+        (w.env.ctx().now() + TimeDelta::days(1)).fixed_offset(),
     );
     e.description = "[new adventure]".into();
     e.hosts = vec![host];
     let id = w.fake.add_event(e).unwrap();
-    let feature = campaigns::feature(w.env.redis.clone(), Some(w.config.clone()));
+    let feature = campaigns::feature(w.env.ctx(), Some(w.config.clone()));
     let job = &feature.jobs[0];
 
-    (job.run)().await.expect("no token is not a job failure");
+    job.run_now().await.expect("no token is not a job failure");
     assert!(w.env.keys().await.is_empty());
 
     w.authorise().await;
-    (job.run)().await.unwrap();
+    job.run_now().await.unwrap();
     assert_eq!(
         w.env.members("meetup_events").await,
         vec![id.as_str().to_owned()]
@@ -828,12 +828,12 @@ async fn refreshed_tokens_replace_only_the_pair_they_were_refreshed_from() {
     w.authorise().await;
     let stored = w.env.store.organizer_tokens().await.unwrap().unwrap();
     let fresh = Tokens {
-        access: meetup::AccessToken::new("access-2"),
-        refresh: meetup::RefreshToken::new("refresh-2"),
+        access: meetup::AccessToken::from("access-2"),
+        refresh: meetup::RefreshToken::from("refresh-2"),
     };
     let next = at("2026-01-05T00:00:00Z");
 
-    let stale = meetup::RefreshToken::new("some-older-refresh-token");
+    let stale = meetup::RefreshToken::from("some-older-refresh-token");
     assert!(
         !w.env
             .store

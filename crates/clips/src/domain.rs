@@ -1,6 +1,9 @@
 //! The clip archive's rules, pure: ids, settings and what makes a message a clip, scan runs
 //! (their status machine and how a scan pages through a channel's history), and the
 //! install intents of the OAuth flow. No I/O; time and randomness come from the caller.
+//!
+//! Nothing here knows a table: [`crate::schema`] builds on these types, never the
+//! reverse.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,34 +12,16 @@ use base64::Engine as _;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
-use crate::schema::settings_keys;
-
-pub use discord::{ChannelId, GuildId, Id, MessageId, UserId};
+pub use discord::model::{ChannelId, GuildId, Id, MessageId, UserId};
 
 // ---------------------------------------------------------------------------------------
 // Ids
 
-/// A value read from text (a database row, a request) that is not what it should be.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {what}")]
-pub struct ParseIdError {
-    pub what: &'static str,
-    pub value: String,
-}
+pub use discord::model::parse_id as parse_snowflake;
 
-/// Parses a Discord snowflake stored as text (the seed keeps every Discord id as `text`).
-pub fn parse_snowflake<M>(what: &'static str, raw: &str) -> Result<Id<M>, ParseIdError> {
-    raw.parse::<u64>()
-        .ok()
-        .and_then(Id::new_checked)
-        .ok_or_else(|| ParseIdError {
-            what,
-            value: raw.to_owned(),
-        })
-}
-
-/// `users.id`: Tavern's own number for a user (the seed's `serial`), distinct from the
-/// Discord id so the two can never be mixed up.
+/// `users.id`: Tavern's own number for a user (the seed's `serial`, a 32-bit integer),
+/// distinct from the Discord id so the two can never be mixed up. A plain newtype:
+/// [`base::key_id!`] has no form for `i32`, and this id never becomes part of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InternalUserId(i32);
 
@@ -49,35 +34,23 @@ impl InternalUserId {
     }
 }
 
-/// `bot_channel_scan_runs.id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ScanRunId(uuid::Uuid);
-
-impl ScanRunId {
-    pub fn parse(raw: &str) -> Result<ScanRunId, ParseIdError> {
-        uuid::Uuid::parse_str(raw)
-            .map(ScanRunId)
-            .map_err(|_| ParseIdError {
-                what: "scan run id",
-                value: raw.to_owned(),
-            })
-    }
-    pub fn as_uuid(&self) -> uuid::Uuid {
-        self.0
-    }
+base::key_id! {
+    /// `bot_channel_scan_runs.id`: a UUID, written hyphenated.
+    pub struct ScanRunId(Uuid) { what: "scan run id" }
 }
 
-impl FromStr for ScanRunId {
-    type Err = ParseIdError;
-    fn from_str(s: &str) -> Result<ScanRunId, ParseIdError> {
-        ScanRunId::parse(s)
-    }
-}
-
-impl fmt::Display for ScanRunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
+/// Keys of the settings documents (`guild_settings.settings`, `bot_channels.settings`).
+///
+/// The first four are the seed's example; the two patterns are Tavern's (the behaviour
+/// asks for optional include/exclude regexes and the seed names no key for them). They
+/// are the vocabulary of [`Settings`], so they live with its rules.
+pub mod settings_keys {
+    pub const PREFIX: &str = "prefix";
+    pub const AUTO_SCAN: &str = "auto_scan";
+    pub const SCAN_NSFW: &str = "scan_nsfw";
+    pub const VIDEO_FORMATS: &str = "video_formats";
+    pub const INCLUDE_PATTERN: &str = "include_pattern";
+    pub const EXCLUDE_PATTERN: &str = "exclude_pattern";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -646,16 +619,28 @@ impl ScanWindow {
 /// How long an install intent is valid.
 pub const INTENT_TTL: TimeDelta = TimeDelta::minutes(10);
 /// How long after expiry an intent is kept before the purge job deletes it, so a
-/// callback arriving at the edge sees "expired" rather than "unknown".
+/// callback arriving at the edge sees "expired" rather than "unknown". The default of
+/// `ClipsConfig::intent_grace`.
 pub const PURGE_GRACE: TimeDelta = TimeDelta::minutes(5);
 /// Random bytes in a state token: 256 bits, far beyond guessing.
 pub const STATE_BYTES: usize = 32;
+/// The shortest text taken for a state token: ours are 43 characters, and anything much
+/// shorter cannot be one of them.
+pub const STATE_MIN_LEN: usize = 16;
 
-/// The OAuth `state` of an install: random, URL-safe (base64url without padding, 43
-/// characters), so it goes into the authorize URL as it is.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct IntentState(String);
+base::key_id! {
+    /// The OAuth `state` of an install: random, URL-safe (base64url without padding, 43
+    /// characters), so it goes into the authorize URL as it is. A bearer credential:
+    /// `Debug` is redacted and only [`IntentState::expose`] gives the text.
+    ///
+    /// Read presented tokens with [`IntentState::parse_token`], which also refuses
+    /// anything shorter than [`STATE_MIN_LEN`].
+    pub secret struct IntentState(String) {
+        what: "install state", chars: base::id::URL_SAFE, max: 128,
+    }
+}
 
+/// A text that cannot be one of our state tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not an install state token")]
 pub struct BadState;
@@ -670,32 +655,19 @@ impl IntentState {
 
     /// The token of given random bytes (for tests; production uses [`Self::generate`]).
     pub fn from_entropy(bytes: [u8; STATE_BYTES]) -> IntentState {
-        IntentState(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+        IntentState(base::Secret::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
     }
 
-    /// A token as it comes back in a callback. Anything that cannot be one of ours is
-    /// refused before touching the database.
-    pub fn parse(raw: &str) -> Result<IntentState, BadState> {
-        let ok = (16..=128).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(IntentState(raw.to_owned()))
-        } else {
-            Err(BadState)
+    /// A token as it comes back in a callback (or out of a row). Anything that cannot be
+    /// one of ours is refused before touching the database: the id rules (URL-safe, at
+    /// most 128 characters) and at least [`STATE_MIN_LEN`] characters.
+    pub fn parse_token(raw: &str) -> Result<IntentState, BadState> {
+        if raw.len() < STATE_MIN_LEN {
+            return Err(BadState);
         }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The token is a credential: keep it out of logs.
-impl fmt::Debug for IntentState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IntentState(***)")
+        IntentState::parse(raw).map_err(|_| BadState)
     }
 }
 
@@ -768,9 +740,11 @@ pub fn consume_verdict(
     found.ok_or(ConsumeError::Unknown)?.check(user, now)
 }
 
-/// Intents that expired before this instant are purged.
-pub fn purge_cutoff(now: DateTime<Utc>) -> DateTime<Utc> {
-    now - PURGE_GRACE
+/// Intents that expired before this instant are purged: `grace` before `now` (the
+/// start of time for a grace too long to subtract).
+pub fn purge_cutoff(now: DateTime<Utc>, grace: TimeDelta) -> DateTime<Utc> {
+    now.checked_sub_signed(grace)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 #[cfg(test)]
@@ -1170,16 +1144,16 @@ mod tests {
         let a = IntentState::generate();
         let b = IntentState::generate();
         assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), 43, "32 bytes in unpadded base64url");
+        assert_eq!(a.expose().len(), 43, "32 bytes in unpadded base64url");
         assert!(
-            a.as_str()
+            a.expose()
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         );
-        assert_eq!(IntentState::parse(a.as_str()), Ok(a.clone()));
-        assert_eq!(format!("{a:?}"), "IntentState(***)");
+        assert_eq!(IntentState::parse_token(a.expose()), Ok(a.clone()));
+        assert_eq!(format!("{a:?}"), "IntentState([redacted])");
         let fixed = IntentState::from_entropy([0xfb; STATE_BYTES]);
-        assert!(fixed.as_str().starts_with("-_v7"));
+        assert!(fixed.expose().starts_with("-_v7"));
     }
 
     #[test]
@@ -1191,7 +1165,7 @@ mod tests {
             "a/b+c=ddddddddddddddd",
             &"x".repeat(129),
         ] {
-            assert_eq!(IntentState::parse(bad), Err(BadState), "{bad}");
+            assert_eq!(IntentState::parse_token(bad), Err(BadState), "{bad}");
         }
     }
 
@@ -1243,6 +1217,6 @@ mod tests {
 
     #[test]
     fn the_purge_keeps_intents_for_five_minutes_after_expiry() {
-        assert_eq!(purge_cutoff(at(900)), at(600));
+        assert_eq!(purge_cutoff(at(900), PURGE_GRACE), at(600));
     }
 }

@@ -4,18 +4,27 @@
 //!
 //! This crate is the feature's foundation: the tables, the rules and the repositories,
 //! plus the job that purges stale install intents. The Discord commands, the gateway
-//! handlers, the scan worker and the web dashboard are built on it later.
+//! handlers, the scan worker and the web dashboard are built on it later. The binary
+//! calls [`feature()`] with a [`ClipsConfig`] and gets the migrations and the job.
 //!
 //! # Rooms
-//! - [`schema`]: the migration ([`MIGRATIONS`]), every SQL statement over the tables, the
-//!   rows they return, and the settings keys. No other module names a table or column.
-//! - [`domain`]: pure rules. Typed ids; [`Settings`] and their merge; [`ClipMatcher`] (is
-//!   this attachment a clip?); [`ScanStatus`] and its transitions; [`ScanWindow`] (how a
-//!   scan pages through history); install intents ([`IntentState`], [`InstallIntent`],
-//!   the consume verdict and the purge cutoff).
-//! - [`store`]: [`Repo`], the repositories: users, guilds, settings, channels, scan runs,
-//!   install intents. Each race-prone change is one guarded statement.
-//! - [`jobs`]: `purge_install_intents`, every 30 minutes.
+//! - [`domain`]: ids and pure rules. Discord's ids (`discord::model`) for guilds,
+//!   channels, users and messages (stored as text, read back with
+//!   [`domain::parse_snowflake`]); [`domain::ScanRunId`] (a UUID) and the redacted
+//!   [`IntentState`] from `base::key_id!`; [`domain::InternalUserId`], the `serial` of
+//!   a user row. [`Settings`], their keys and their merge; [`ClipMatcher`] (is this
+//!   attachment a clip?); [`ScanStatus`] and its transitions; [`ScanWindow`] (how a scan
+//!   pages through history); install intents ([`InstallIntent`], the consume verdict and
+//!   the purge cutoff). No I/O.
+//! - [`schema`]: the migration ([`MIGRATIONS`]), every SQL statement over the tables,
+//!   the rows they return and the constraint names. No other module names a table or a
+//!   column, or writes SQL. It builds on `domain`, never the reverse.
+//! - [`repo`]: [`Repo`], the repositories over `schema`, one file per aggregate: users,
+//!   guilds, settings, channels, scan runs, install intents. Each race-prone change is
+//!   one guarded statement. Failures are [`RepoError`]: the storage vocabulary
+//!   ([`store::StorageError`]) next to the domain's refusals.
+//! - [`jobs`]: `purge_install_intents`, every [`ClipsConfig::purge_every`] (30 minutes
+//!   by default), by the context's clock.
 //!
 //! # Choices where the seed leaves room
 //! - **pgcrypto** is created `IF NOT EXISTS ... WITH SCHEMA public`. An extension lives
@@ -63,7 +72,8 @@
 //!   characters). Consuming deletes the row only for its own user before expiry (one
 //!   `DELETE ... RETURNING`); an unknown or expired state is rejected, another user's
 //!   is forbidden (403) and stays in place for its owner. Expiry is 10 minutes; the
-//!   purge job deletes intents 5 minutes after they expired.
+//!   purge job deletes intents [`ClipsConfig::intent_grace`] (5 minutes by default)
+//!   after they expired.
 //! - **No owner ⇒ bare user row**: `bot_guilds.owner_user_id` references
 //!   `users(discord_user_id)`, so recording a guild whose owner never logged in creates
 //!   that user's row with only the id.
@@ -81,22 +91,48 @@
 
 pub mod domain;
 pub mod jobs;
+pub mod repo;
 pub mod schema;
-pub mod store;
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
 
 pub use domain::{
     Attachment, ClipMatcher, ConsumeError, InstallIntent, IntentState, ScanDirection, ScanStatus,
     ScanWindow, Settings, SettingsError,
 };
+pub use repo::{Repo, RepoError};
 pub use schema::MIGRATIONS;
-pub use store::{Repo, RepoError};
 
-/// The clip archive as a [`feature::Feature`]: its migrations and its job.
-pub fn feature(postgres: &::store::Postgres) -> feature::Feature {
-    let mut feature = feature::Feature::new("clips");
-    feature.migrations = Some(MIGRATIONS);
-    feature
-        .jobs
-        .push(jobs::purge_install_intents_job(Repo::new(postgres)));
-    feature
+/// Settings of the clip archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipsConfig {
+    /// How often expired install intents are purged.
+    pub purge_every: Duration,
+    /// How long after expiry an install intent is kept before the purge deletes it, so
+    /// a callback arriving at the edge hears "expired" rather than "unknown".
+    pub intent_grace: TimeDelta,
+}
+
+impl Default for ClipsConfig {
+    fn default() -> ClipsConfig {
+        ClipsConfig {
+            purge_every: jobs::PURGE_EVERY,
+            intent_grace: domain::PURGE_GRACE,
+        }
+    }
+}
+
+/// The clip archive as a [`feature::Feature`]: its migrations and the purge job, over
+/// the context's PostgreSQL and clock.
+pub fn feature(ctx: &feature::Context, config: ClipsConfig) -> feature::Feature {
+    let repo = Repo::new(&ctx.postgres);
+    feature::Feature::new("clips")
+        .migrations(MIGRATIONS)
+        .job(jobs::purge_install_intents_job(
+            repo,
+            ctx.clock.clone(),
+            &config,
+        ))
 }

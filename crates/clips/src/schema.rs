@@ -1,6 +1,8 @@
 //! The one place that knows the seed's tables (`clip-archive-tables.md`): the migration
-//! that creates them, the SQL statements the repositories run over them, the rows those
-//! statements return, and the names of the settings keys the seed shows.
+//! that creates them, every SQL statement the repositories run over them, the rows those
+//! statements return, and the names of their constraints. The keys inside the settings
+//! documents are the domain's vocabulary ([`crate::domain::settings_keys`]): this module
+//! builds on [`crate::domain`], never the reverse.
 //!
 //! | table | holds |
 //! |---|---|
@@ -15,7 +17,7 @@
 //! [`store::FeatureMigrations`]), so it is written unqualified, as in the seed. The
 //! statements below run on the shared pool, whose `search_path` is the server default, so
 //! they name every table as `clips.<table>`. Nothing outside this module writes a table or
-//! column name.
+//! column name, or a line of SQL.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use store::FeatureMigrations;
@@ -137,19 +139,6 @@ CREATE TABLE install_intents (
     expires_at timestamp NOT NULL
 );
 "#;
-
-/// Keys of the settings documents (`guild_settings.settings`, `bot_channels.settings`).
-///
-/// The first four are the seed's example; the two patterns are Tavern's (the behaviour
-/// asks for optional include/exclude regexes and the seed names no key for them).
-pub mod settings_keys {
-    pub const PREFIX: &str = "prefix";
-    pub const AUTO_SCAN: &str = "auto_scan";
-    pub const SCAN_NSFW: &str = "scan_nsfw";
-    pub const VIDEO_FORMATS: &str = "video_formats";
-    pub const INCLUDE_PATTERN: &str = "include_pattern";
-    pub const EXCLUDE_PATTERN: &str = "exclude_pattern";
-}
 
 /// A `users` row.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]

@@ -2,51 +2,66 @@
 //! the trigger fires, pgcrypto is shared, and migrating again changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
+use clips::ClipsConfig;
 use store::harness::TestPostgres;
 use store::{FeatureMigrations, Postgres};
+use testkit::World;
+use testkit::catalog::Catalog;
 
 type Column = (String, String, String, bool, Option<String>);
 
-/// Every column of the schema: (table, column, type, NOT NULL, default).
-async fn columns(pg: &Postgres) -> Vec<Column> {
-    sqlx::query_as(
-        "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod),
-                a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
-         FROM pg_attribute a
-         JOIN pg_class c ON c.oid = a.attrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE n.nspname = 'clips' AND c.relkind = 'r' AND a.attnum > 0
-           AND NOT a.attisdropped AND c.relname <> '_sqlx_migrations'
-         ORDER BY c.relname, a.attnum",
-    )
-    .fetch_all(pg.pool())
-    .await
-    .expect("columns")
+/// The schema as the catalog holds it.
+async fn catalog(pg: &Postgres) -> Catalog {
+    Catalog::read(pg, clips::schema::SCHEMA).await
 }
 
-/// Every constraint: (table, name, definition).
+/// Every column of the schema: (table, column, type, NOT NULL, default).
+async fn columns(pg: &Postgres) -> Vec<Column> {
+    catalog(pg)
+        .await
+        .columns
+        .into_iter()
+        .map(|c| (c.table, c.name, c.ty, c.not_null, c.default))
+        .collect()
+}
+
+/// Every constraint: (schema-qualified table, name, definition).
 async fn constraints(pg: &Postgres) -> Vec<(String, String, String)> {
-    sqlx::query_as(
-        "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)
-         FROM pg_constraint
-         WHERE connamespace = 'clips'::regnamespace AND conrelid::regclass::text <> 'clips._sqlx_migrations'
-         ORDER BY 1, 2",
-    )
-    .fetch_all(pg.pool())
-    .await
-    .expect("constraints")
+    let catalog = catalog(pg).await;
+    catalog
+        .constraints
+        .into_iter()
+        .map(|k| {
+            (
+                format!("{}.{}", catalog.schema, k.table),
+                k.name,
+                k.definition,
+            )
+        })
+        .collect()
 }
 
 /// Every index: (name, definition).
 async fn indexes(pg: &Postgres) -> Vec<(String, String)> {
-    sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes
-         WHERE schemaname = 'clips' AND tablename <> '_sqlx_migrations' ORDER BY 1",
-    )
-    .fetch_all(pg.pool())
-    .await
-    .expect("indexes")
+    catalog(pg)
+        .await
+        .indexes
+        .into_iter()
+        .map(|i| (i.name, i.definition))
+        .collect()
+}
+
+/// The user triggers of `table`: (name, definition).
+async fn triggers(pg: &Postgres, table: &str) -> Vec<(String, String)> {
+    catalog(pg)
+        .await
+        .triggers
+        .into_iter()
+        .filter(|t| t.table == table)
+        .map(|t| (t.name, t.definition))
+        .collect()
 }
 
 async fn migrated() -> (TestPostgres, Postgres) {
@@ -354,13 +369,7 @@ async fn scan_status_has_the_seeds_labels_in_order_and_matches_the_domain() {
 #[tokio::test]
 async fn the_trigger_moves_updated_at_on_every_update_of_a_channel() {
     let (_server, pg) = migrated().await;
-    let triggers: Vec<(String, String)> = sqlx::query_as(
-        "SELECT tgname::text, pg_get_triggerdef(oid) FROM pg_trigger
-         WHERE tgrelid = 'clips.bot_channels'::regclass AND NOT tgisinternal",
-    )
-    .fetch_all(pg.pool())
-    .await
-    .expect("triggers");
+    let triggers = triggers(&pg, "bot_channels").await;
     assert_eq!(
         triggers,
         [(
@@ -463,6 +472,7 @@ async fn migrating_twice_is_a_no_op() {
         columns(&pg).await,
         constraints(&pg).await,
         indexes(&pg).await,
+        catalog(&pg).await.triggers,
     );
 
     pg.migrate(&clips::MIGRATIONS).await.expect("migrate again");
@@ -471,6 +481,7 @@ async fn migrating_twice_is_a_no_op() {
         columns(&pg).await,
         constraints(&pg).await,
         indexes(&pg).await,
+        catalog(&pg).await.triggers,
     );
     assert_eq!(before, after);
     let applied: Vec<i64> =
@@ -483,15 +494,17 @@ async fn migrating_twice_is_a_no_op() {
 
 #[tokio::test]
 async fn the_feature_carries_the_migrations_and_the_purge_job() {
-    let server = TestPostgres::start().await;
-    let pg = server.connect().await;
+    let world = World::new().await;
 
-    let feature = clips::feature(&pg);
+    let feature = clips::feature(&world.ctx, ClipsConfig::default());
 
     assert_eq!(feature.name, "clips");
     assert_eq!(feature.migrations.map(|m| m.schema), Some("clips"));
-    let jobs: Vec<(&str, std::time::Duration)> =
-        feature.jobs.iter().map(|j| (j.name, j.every)).collect();
+    let jobs: Vec<(&str, Duration)> = feature
+        .jobs
+        .iter()
+        .map(|j| (j.name(), j.period()))
+        .collect();
     assert_eq!(
         jobs,
         [(

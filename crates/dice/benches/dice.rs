@@ -1,5 +1,6 @@
 //! Criterion benchmarks: parsing, evaluating a cached parse, rendering and
 //! odds for a handful of everyday expressions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use dice::Rng;

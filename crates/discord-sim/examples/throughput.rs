@@ -4,7 +4,7 @@
 //! reply. Prints achieved rate and dispatch -> callback latency percentiles.
 //!
 //! `cargo run --release -p discord-sim --example throughput -- [rate_per_sec] [seconds]`
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

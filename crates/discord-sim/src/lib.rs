@@ -599,6 +599,16 @@ impl Sim {
             .cloned()
     }
 
+    /// The bytes served at an attachment's `url`, when it was made with data (a
+    /// user's upload seeded with bytes, or a file the bot sent).
+    pub fn attachment_data(&self, attachment: impl Into<Snowflake>) -> Option<Arc<[u8]>> {
+        self.shared
+            .lock()
+            .attachment_data
+            .get(&attachment.into())
+            .cloned()
+    }
+
     /// Global and guild commands, in registration order.
     pub fn registered_commands(&self) -> Vec<Command> {
         self.shared.lock().commands.clone()

@@ -1,7 +1,7 @@
 //! The gateway protocol, driven by a raw WebSocket client: HELLO, IDENTIFY, READY,
 //! heartbeats, RESUME with replay, sharding, intents, close codes, dropped
 //! connections and refused reconnects.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Interactions: what a simulated user triggers, and the rules of the bot's answers
 //! (one callback, 3 s to give it, deferrals completed by edits or follow-ups,
 //! component updates, modals, ephemeral messages).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

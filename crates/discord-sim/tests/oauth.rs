@@ -1,7 +1,7 @@
 //! OAuth2 as Discord plays it, over real HTTP: authorize redirects, the token
 //! endpoint, refresh, revocation, bearer calls (bodies parsed with twilight-model),
 //! and the bot-install flow.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

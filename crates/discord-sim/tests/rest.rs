@@ -1,6 +1,6 @@
 //! REST behaviour through a plain HTTP client: auth, errors, messages, channels,
 //! roles, members, commands, rate-limit headers and fault injection.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

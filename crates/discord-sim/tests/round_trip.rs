@@ -1,6 +1,6 @@
 //! Every payload the sim produces must deserialize with twilight-model 0.18, the
 //! library the bot uses: gateway frames of every kind and REST response bodies.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

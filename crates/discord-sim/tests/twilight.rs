@@ -1,7 +1,7 @@
 //! The real twilight 0.18 shard and HTTP client, pointed at the sim: READY, an
 //! interaction answered through twilight, the bot's own message coming back as
 //! MESSAGE_CREATE, and a dropped connection resumed with the missed interaction.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

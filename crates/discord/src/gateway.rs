@@ -38,6 +38,22 @@ impl std::fmt::Debug for BotConfig {
     }
 }
 
+impl BotConfig {
+    /// A bot on a stand-in Discord (discord-sim) at `api_addr` (`host:port`, plain HTTP)
+    /// and `gateway_url`: one shard, quick retries, a short drain. Sandbox mode, tests
+    /// and benchmarks use it.
+    pub fn stand_in(token: &str, api_addr: &str, gateway_url: &str) -> BotConfig {
+        let mut rest = DiscordConfig::new(token, Some(api_addr.to_owned()));
+        rest.base_backoff = Duration::from_millis(50);
+        BotConfig {
+            rest,
+            gateway: Some(gateway_url.to_owned()),
+            shards: Some(1),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Live gateway facts for `/ping` and readiness. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct GatewayStatus {

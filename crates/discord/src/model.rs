@@ -17,6 +17,14 @@ pub type MessageId = Id<MessageMarker>;
 pub type RoleId = Id<RoleMarker>;
 pub type UserId = Id<UserMarker>;
 
+/// Reads a Discord snowflake from its decimal text (a stored value, an option, a URL):
+/// plain digits only (`u64::from_str` would also take `+5`, so one id could be spelled
+/// two ways and name two keys), not zero, within 64 bits. `what` names it in the error.
+pub fn parse_id<M>(what: &'static str, text: &str) -> Result<Id<M>, base::InvalidId> {
+    let n = base::id::parse_positive(what, text)?;
+    Id::new_checked(n).ok_or_else(|| base::InvalidId::new(what, text, "it must not be zero"))
+}
+
 /// A slash command a feature registers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandSpec {

@@ -18,8 +18,8 @@
 //! `CurrentUserGuild`, the same types the bot trusts, so a field Discord stopped sending
 //! fails here and in discord-sim's own tests rather than in a feature.
 //!
-//! Secrets (client secret, codes, access and refresh tokens) are newtypes whose `Debug`
-//! prints `[redacted]`; only `expose()` gives the text, for the request that sends it.
+//! Secrets (client secret, codes, access and refresh tokens) are `base::Secret`s, whose
+//! `Debug` prints `[redacted]`; only `expose()` gives the text, for the request that sends it.
 //! Errors never include a secret either: they carry Discord's status and its short
 //! `error` code, not the request.
 
@@ -31,48 +31,16 @@ use url::Url;
 
 use crate::model::{GuildId, UserId};
 
-macro_rules! secret {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
+pub use base::Secret;
 
-        impl $name {
-            /// Wraps the secret text.
-            pub fn new(value: impl Into<String>) -> $name {
-                $name(value.into())
-            }
-
-            /// The secret text, for the one request that sends it. Never log it.
-            pub fn expose(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}([redacted])", stringify!($name))
-            }
-        }
-    };
-}
-
-secret!(
-    /// The application's OAuth2 client secret (developer portal, "OAuth2").
-    ClientSecret
-);
-secret!(
-    /// A one-time authorization code from the redirect back to us.
-    AuthorizationCode
-);
-secret!(
-    /// An access token: `Authorization: Bearer <token>` on the user's behalf.
-    AccessToken
-);
-secret!(
-    /// A refresh token: trades for a new access token (and a new refresh token).
-    RefreshToken
-);
+/// The application's OAuth2 client secret (developer portal, "OAuth2").
+pub type ClientSecret = Secret;
+/// A one-time authorization code from the redirect back to us.
+pub type AuthorizationCode = Secret;
+/// An access token: `Authorization: Bearer <token>` on the user's behalf.
+pub type AccessToken = Secret;
+/// A refresh token: trades for a new access token (and a new refresh token).
+pub type RefreshToken = Secret;
 
 /// Where Discord's OAuth2 endpoints are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,8 +374,8 @@ impl OAuthApp {
                 message: error.to_string(),
             })?;
         Ok(TokenGrant {
-            access_token: AccessToken(body.access_token),
-            refresh_token: body.refresh_token.map(RefreshToken),
+            access_token: AccessToken::from(body.access_token),
+            refresh_token: body.refresh_token.map(RefreshToken::from),
             expires_in: Duration::from_secs(body.expires_in),
             scopes: body.scope.split_whitespace().map(str::to_owned).collect(),
         })
@@ -496,7 +464,7 @@ mod tests {
     fn app() -> OAuthApp {
         OAuthApp::new(
             "42",
-            ClientSecret::new("hunter2"),
+            ClientSecret::from("hunter2"),
             Url::parse("https://tavern.example/login/discord/callback").unwrap(),
             OAuthEndpoints::discord().unwrap(),
         )
@@ -547,7 +515,7 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let text = format!("{:?} {:?}", app(), AccessToken::new("tok-123"));
+        let text = format!("{:?} {:?}", app(), AccessToken::from("tok-123"));
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("tok-123"), "{text}");
     }

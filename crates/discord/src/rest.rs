@@ -79,6 +79,8 @@ pub enum RestError {
     Build(String),
     #[error("discord: the application id is not known yet (no READY received)")]
     NoApplicationId,
+    #[error("discord {route}: no bot token is configured (TAVERN_DISCORD_TOKEN)")]
+    NoToken { route: &'static str },
 }
 
 impl RestError {
@@ -103,6 +105,8 @@ struct Inner {
     latency_us: AtomicU64,
     max_retries: u32,
     base_backoff: Duration,
+    /// False for [`Discord::without_token`]: every call fails at once.
+    has_token: bool,
 }
 
 /// Discord's REST API, as features use it. Cheap to clone.
@@ -172,8 +176,26 @@ impl Discord {
                 latency_us: AtomicU64::new(0),
                 max_retries: config.max_retries,
                 base_backoff: config.base_backoff,
+                has_token: true,
             }),
         }
+    }
+
+    /// A handle for commands that run without a bot token (`tavern check`, `tavern
+    /// migrate`): every call fails at once with [`RestError::NoToken`], without a
+    /// request. [`Discord::has_token`] tells a caller to skip what needs Discord.
+    pub fn without_token() -> Discord {
+        let config = DiscordConfig::new("", Some("127.0.0.1:9".to_owned()));
+        let mut discord = Discord::new(&config);
+        if let Some(inner) = Arc::get_mut(&mut discord.inner) {
+            inner.has_token = false;
+        }
+        discord
+    }
+
+    /// False for a handle made by [`Discord::without_token`].
+    pub fn has_token(&self) -> bool {
+        self.inner.has_token
     }
 
     /// Records the application id (from READY); interactions need it.
@@ -219,6 +241,9 @@ impl Discord {
         F: Fn() -> R,
         R: IntoFuture<Output = Result<twilight_http::Response<T>, twilight_http::Error>>,
     {
+        if !self.inner.has_token {
+            return Err(RestError::NoToken { route });
+        }
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {

@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use twilight_model::application::interaction::Interaction;
 
 use crate::handler::{Handler, HandlerError};
@@ -167,16 +168,28 @@ impl Router {
             ),
         };
         let span = tracing::info_span!("interaction", id = %invocation.id, kind, route = %route, user = %invocation.actor.id);
-        let _enter = span.enter();
-        drop(_enter);
+        self.answer_invocation(invocation, interaction.token, kind, received)
+            .instrument(span)
+            .await;
+    }
+
+    /// Runs the handler and answers, inside the interaction's span: everything the
+    /// handler logs (and every task it spawns with `in_current_span`) carries the
+    /// interaction id, the route and the user.
+    async fn answer_invocation(
+        &self,
+        invocation: Invocation,
+        token: String,
+        kind: &'static str,
+        received: Instant,
+    ) {
         let is_component = matches!(invocation.action, Action::Component { .. });
         let private = invocation.wants_private();
         let id = invocation.id;
-        let token = interaction.token;
 
         let outcome = match self.handler_for(&invocation) {
             None => {
-                tracing::warn!(parent: &span, "no handler for interaction");
+                tracing::warn!("no handler for interaction");
                 self.answer(
                     id,
                     &token,
@@ -192,7 +205,7 @@ impl Router {
                 tokio::select! {
                     result = &mut work => self.answer(id, &token, result).await,
                     () = tokio::time::sleep(DEFER_AFTER) => {
-                        tracing::debug!(parent: &span, "handler is slow; deferring");
+                        tracing::debug!("handler is slow; deferring");
                         let deferred = self.discord.respond(id, &token, &wire::deferral(is_component, private)).await;
                         let result = work.await;
                         match deferred {
@@ -211,9 +224,9 @@ impl Router {
             .record(elapsed.as_secs_f64());
         match outcome {
             Ok(()) => {
-                tracing::info!(parent: &span, ms = elapsed.as_secs_f64() * 1000.0, "interaction answered")
+                tracing::info!(ms = elapsed.as_secs_f64() * 1000.0, "interaction answered")
             }
-            Err(error) => tracing::error!(parent: &span, %error, "could not answer interaction"),
+            Err(error) => tracing::error!(%error, "could not answer interaction"),
         }
     }
 

@@ -23,7 +23,7 @@ fn world() -> World {
     sim.register_redirect_uri(CALLBACK);
     let app = OAuthApp::new(
         sim.application_id().to_string(),
-        ClientSecret::new(sim.client_secret()),
+        ClientSecret::from(sim.client_secret()),
         Url::parse(CALLBACK).unwrap(),
         OAuthEndpoints::at(&sim.http_url()).unwrap(),
     );
@@ -62,7 +62,7 @@ async fn login_round_trip_gives_typed_user_and_guilds() {
     let back = consent(url, demo.alice).await;
     assert!(back.as_str().starts_with(CALLBACK));
     assert_eq!(param(&back, "state").as_deref(), Some("xyz"));
-    let code = AuthorizationCode::new(param(&back, "code").unwrap());
+    let code = AuthorizationCode::from(param(&back, "code").unwrap());
 
     let grant = app.exchange_code(&code).await.unwrap();
     assert_eq!(grant.scopes, vec!["identify", "guilds"]);
@@ -100,7 +100,7 @@ async fn login_round_trip_gives_typed_user_and_guilds() {
         Err(OAuthError::Unauthorized)
     ));
     assert!(matches!(
-        app.current_user_guilds(&AccessToken::new("nope")).await,
+        app.current_user_guilds(&AccessToken::from("nope")).await,
         Err(OAuthError::Unauthorized)
     ));
 }
@@ -111,12 +111,12 @@ async fn wrong_secret_is_invalid_client_and_dead_server_is_transport() {
     let demo = sim.seed_demo();
     let wrong = OAuthApp::new(
         app.client_id(),
-        ClientSecret::new("wrong"),
+        ClientSecret::from("wrong"),
         app.redirect_uri().clone(),
         app.endpoints().clone(),
     );
     let back = consent(wrong.authorize_url("s", &[Scope::Identify], None), demo.bob).await;
-    let code = AuthorizationCode::new(param(&back, "code").unwrap());
+    let code = AuthorizationCode::from(param(&back, "code").unwrap());
     assert!(matches!(
         wrong.exchange_code(&code).await,
         Err(OAuthError::InvalidClient)
@@ -124,7 +124,7 @@ async fn wrong_secret_is_invalid_client_and_dead_server_is_transport() {
 
     let nowhere = OAuthApp::new(
         "1",
-        ClientSecret::new("x"),
+        ClientSecret::from("x"),
         Url::parse(CALLBACK).unwrap(),
         // Port 9 (discard) on loopback: nothing listens there.
         OAuthEndpoints::at("http://127.0.0.1:9").unwrap(),

@@ -10,45 +10,23 @@
 //! The check reads with `SCAN`, so it does not block the server; on a Redis Cluster it
 //! sees the keys of the node it is connected to only.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use feature::{BoxFuture, Check, Finding};
-use store::{Redis, StoreError};
+use feature::{Check, Finding};
+use store::{Redis, StorageError};
 
+use crate::domain::{DrinkRecord, Game, UserId};
 use crate::schema::{
-    self, ACTIVE_GAMES, CHANNEL_PATTERN, DRINKS_PATTERN, DrinkRecord, FIELD_ASSIGNED,
-    FIELD_RECEIVED, Game, PLAYER_DRINKS_PATTERN, PLAYER_GAMES_PATTERN, PlayerId,
+    self, ACTIVE_GAMES, CHANNEL_PATTERN, DRINKS_PATTERN, FIELD_ASSIGNED, FIELD_RECEIVED,
+    PLAYER_DRINKS_PATTERN, PLAYER_GAMES_PATTERN,
 };
 
-/// The drinking game's [`Check`].
-#[derive(Debug, Clone)]
-pub struct DrinkingCheck {
-    redis: Redis,
-}
-
-impl DrinkingCheck {
-    pub fn shared(redis: Redis) -> Arc<dyn Check> {
-        Arc::new(DrinkingCheck { redis })
-    }
-}
-
-impl Check for DrinkingCheck {
-    fn name(&self) -> &'static str {
-        "drinking"
-    }
-
-    fn run(&self) -> BoxFuture<'static, Result<Vec<Finding>, StoreError>> {
-        let redis = self.redis.clone();
-        Box::pin(async move { check(&redis).await })
-    }
-}
-
-fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {
-    Finding {
-        subject: subject.into(),
-        problem: problem.into(),
-    }
+/// The drinking game's check, named `drinking`, over the data in `redis`.
+pub fn check_of(redis: Redis) -> Check {
+    Check::new("drinking", move || {
+        let redis = redis.clone();
+        async move { check(&redis).await }
+    })
 }
 
 /// What the store knows about one game id.
@@ -62,7 +40,7 @@ enum GameState {
 async fn game_states(
     redis: &Redis,
     ids: &[String],
-) -> Result<HashMap<String, GameState>, StoreError> {
+) -> Result<HashMap<String, GameState>, StorageError> {
     let mut out = HashMap::new();
     if ids.is_empty() {
         return Ok(out);
@@ -78,10 +56,10 @@ async fn game_states(
             redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
         docs.extend(part);
     }
-    for (id, doc) in ids.iter().zip(docs) {
+    for ((id, key), doc) in ids.iter().zip(&keys).zip(docs) {
         let state = match doc {
             None => GameState::Missing,
-            Some(raw) => match schema::decode::<Game>("game", &raw) {
+            Some(raw) => match schema::decode::<Game>(key, &raw) {
                 Err(error) => GameState::Unreadable(error.to_string()),
                 Ok(game) if game.is_completed() => GameState::Completed,
                 Ok(_) => GameState::Running,
@@ -93,7 +71,7 @@ async fn game_states(
 }
 
 /// Runs every check and returns what is wrong, in a stable order.
-pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
+pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StorageError> {
     let mut findings = Vec::new();
     let mut conn = redis.conn();
 
@@ -107,15 +85,15 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     active_sorted.sort();
     for id in &active_sorted {
         match states.get(id) {
-            Some(GameState::Missing) | None => findings.push(finding(
+            Some(GameState::Missing) | None => findings.push(Finding::new(
                 ACTIVE_GAMES,
                 format!("names game {id}, which does not exist"),
             )),
-            Some(GameState::Completed) => findings.push(finding(
+            Some(GameState::Completed) => findings.push(Finding::new(
                 ACTIVE_GAMES,
                 format!("names game {id}, which is completed"),
             )),
-            Some(GameState::Unreadable(e)) => findings.push(finding(
+            Some(GameState::Unreadable(e)) => findings.push(Finding::new(
                 schema::game_key_unchecked(id),
                 format!("unreadable game: {e}"),
             )),
@@ -135,11 +113,11 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
         for (key, target) in channel_keys.iter().zip(targets) {
             let Some(id) = target else { continue };
             match states.get(&id) {
-                Some(GameState::Missing) | None => findings.push(finding(
+                Some(GameState::Missing) | None => findings.push(Finding::new(
                     key,
                     format!("points at game {id}, which does not exist"),
                 )),
-                Some(GameState::Completed) => findings.push(finding(
+                Some(GameState::Completed) => findings.push(Finding::new(
                     key,
                     format!("points at game {id}, which is completed"),
                 )),
@@ -159,7 +137,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
         ids.sort();
         for id in ids {
             if matches!(states.get(&id), Some(GameState::Missing) | None) {
-                findings.push(finding(
+                findings.push(Finding::new(
                     &key,
                     format!("names game {id}, which does not exist"),
                 ));
@@ -168,7 +146,7 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
     }
 
     // Counters agree with the ledgers.
-    let mut expected: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
+    let mut expected: BTreeMap<UserId, (i64, i64)> = BTreeMap::new();
     for key in redis.scan(DRINKS_PATTERN).await? {
         let members: Vec<String> = redis::cmd("ZRANGE")
             .arg(&key)
@@ -184,18 +162,17 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
                         expected.entry(from).or_default().0 += 1;
                     }
                 }
-                Err(error) => {
-                    findings.push(finding(&key, format!("unreadable drink record: {error}")))
-                }
+                Err(error) => findings.push(Finding::new(
+                    &key,
+                    format!("unreadable drink record: {error}"),
+                )),
             }
         }
     }
-    let mut counted: BTreeMap<PlayerId, (i64, i64)> = BTreeMap::new();
+    let mut counted: BTreeMap<UserId, (i64, i64)> = BTreeMap::new();
     for key in redis.scan(PLAYER_DRINKS_PATTERN).await? {
-        let Some(player) =
-            schema::key_suffix(&key, "player_drinks").and_then(|s| PlayerId::parse(s).ok())
-        else {
-            findings.push(finding(&key, "does not name a player"));
+        let Some(player) = schema::player_of_drinks_key(&key) else {
+            findings.push(Finding::new(&key, "does not name a player"));
             continue;
         };
         let fields: HashMap<String, String> = redis::cmd("HGETALL")
@@ -212,16 +189,15 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StoreError> {
             (Ok(a), Ok(r)) => {
                 counted.insert(player, (a, r));
             }
-            (Err(e), _) | (_, Err(e)) => findings.push(finding(&key, e)),
+            (Err(e), _) | (_, Err(e)) => findings.push(Finding::new(&key, e)),
         }
     }
-    let players: std::collections::BTreeSet<PlayerId> =
-        expected.keys().chain(counted.keys()).copied().collect();
+    let players: BTreeSet<UserId> = expected.keys().chain(counted.keys()).copied().collect();
     for player in players {
         let want = expected.get(&player).copied().unwrap_or_default();
         let have = counted.get(&player).copied().unwrap_or_default();
         if want != have {
-            findings.push(finding(
+            findings.push(Finding::new(
                 schema::player_drinks_key(player),
                 format!(
                     "counts assigned={} received={}, but the ledgers say assigned={} received={}",

@@ -11,17 +11,18 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use base::{Clock, InvalidId};
 use discord::{
-    Action, ButtonStyle, CommandSpec, Component, Discord, Handler, HandlerError, Invocation,
-    OptionSpec, Reply, Response, SelectOption,
+    Action, ButtonStyle, ChannelId, CommandSpec, Component, Discord, Handler, HandlerError,
+    Invocation, MessageId, OptionSpec, Reply, Response, SelectOption, UserId,
 };
+use store::StorageError;
 
-use crate::domain::{Clock, DiceSource, Effects, RollOutcome, StickyDice};
-use crate::schema::{
-    self, ChannelRef, DrinkReason, Game, GameId, GameStatus, InvalidData, MessageRef,
-    ParticipantStatus, PlayerId, RollOffKind, ScopeId,
+use crate::domain::{
+    self, DiceSource, DrinkReason, Effects, Game, GameId, GameStatus, Participant,
+    ParticipantStatus, RollOffKind, RollOutcome, ScopeId, StickyDice,
 };
-use crate::store::{self, Repo, RepoError, Step};
+use crate::repo::{Board, Repo, RepoError, Step};
 
 /// The slash command and the component prefix.
 pub const COMMAND: &str = "ronnied";
@@ -86,10 +87,13 @@ impl ComponentId {
         }
     }
 
-    pub fn parse(custom_id: &str) -> Result<ComponentId, InvalidData> {
-        let bad = || InvalidData::Id {
-            what: "component id",
-            value: custom_id.chars().take(100).collect(),
+    pub fn parse(custom_id: &str) -> Result<ComponentId, InvalidId> {
+        let bad = || {
+            InvalidId::new(
+                "component id",
+                custom_id,
+                "not `ronnied:<action>:<game>` with a known action",
+            )
         };
         let mut parts = custom_id.split(':');
         if parts.next() != Some(PREFIX) {
@@ -131,7 +135,7 @@ pub struct Publisher {
 
 struct Slot {
     /// The newest rendering: version, where, what.
-    latest: (u64, ChannelRef, MessageRef, Reply),
+    latest: (u64, ChannelId, MessageId, Reply),
     shown: u64,
 }
 
@@ -198,11 +202,7 @@ impl Publisher {
             let Some((version, channel, message, reply)) = next else {
                 return;
             };
-            if let Err(error) = self
-                .discord
-                .edit(channel.into(), message.into(), &reply)
-                .await
-            {
+            if let Err(error) = self.discord.edit(channel, message, &reply).await {
                 tracing::warn!(game = %id, %error, "could not edit the game message");
             }
             if let Ok(mut slots) = self.slots.lock()
@@ -230,7 +230,11 @@ impl std::fmt::Debug for Commands {
     }
 }
 
-fn refusal(error: RepoError) -> HandlerError {
+/// The one place a [`RepoError`] becomes what the user sees. The rules' refusals and a
+/// vanished game are explained; storage failures are worded by [`feature::reply`],
+/// except data that cannot be read, which is an internal error (logged with the
+/// interaction's id, which the user is shown), as is a document that failed validation.
+fn handler_error(error: RepoError) -> HandlerError {
     match error {
         RepoError::Rule(rule) => HandlerError::user(sentence(&rule.to_string())),
         RepoError::GameNotFound(_) => HandlerError::user(
@@ -239,7 +243,11 @@ fn refusal(error: RepoError) -> HandlerError {
         RepoError::NoGameInChannel => {
             HandlerError::user("No game is running in this channel. Start one with /ronnied start.")
         }
-        other => HandlerError::internal(other),
+        RepoError::Storage(corrupt @ StorageError::Corrupt { .. }) => {
+            HandlerError::internal(corrupt)
+        }
+        RepoError::Storage(storage) => feature::reply::handler_error(&storage),
+        invalid @ RepoError::Invalid(_) => HandlerError::internal(invalid),
     }
 }
 
@@ -279,10 +287,10 @@ impl Commands {
     /// `/ronnied <subcommand>`.
     pub async fn command(&self, invocation: Invocation) -> Result<Response, HandlerError> {
         let options = invocation.options();
-        let channel = ChannelRef::from(invocation.channel_id);
+        let channel = invocation.channel_id;
         let scope = ScopeId::of(invocation.guild_id, invocation.channel_id);
-        let player = PlayerId::from(invocation.actor.id);
-        let name = schema::clean_name(&invocation.actor.name);
+        let player = invocation.actor.id;
+        let name = domain::clean_name(&invocation.actor.name);
         let now = self.clock.now();
         match options.sub() {
             Some("start") => {
@@ -290,18 +298,18 @@ impl Commands {
                     .repo
                     .create_game(channel, scope, player, &name, now)
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 Ok(Response::Message(render_game(&game)))
             }
             Some("leaderboard") => {
-                let board = self.repo.leaderboard(scope).await.map_err(refusal)?;
+                let board = self.repo.leaderboard(scope).await.map_err(handler_error)?;
                 Ok(Response::Message(render_leaderboard(&board)))
             }
             Some("newsession") => {
                 self.repo
                     .new_session(scope, player, now)
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 Ok(Response::Message(Reply::text(format!(
                     "🆕 **New session** started by **{name}**. The leaderboard starts from zero."
                 ))))
@@ -311,9 +319,9 @@ impl Commands {
                     .repo
                     .channel_game(channel)
                     .await
-                    .map_err(refusal)?
+                    .map_err(handler_error)?
                     .ok_or(RepoError::NoGameInChannel)
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 let rules = *self.repo.rules();
                 let updated = self
                     .repo
@@ -322,7 +330,7 @@ impl Commands {
                         Ok(Step::new((), Effects::default()))
                     })
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
                 Ok(Response::Message(Reply::text(format!(
                     "🛑 **{name}** abandoned the game. Drinks already poured are still owed."
@@ -347,9 +355,9 @@ impl Commands {
         };
         let id = ComponentId::parse(custom_id)
             .map_err(|_| HandlerError::user("That button is not known any more."))?;
-        let player = PlayerId::from(invocation.actor.id);
-        let name = schema::clean_name(&invocation.actor.name);
-        let message = MessageRef::from(*message_id);
+        let player = invocation.actor.id;
+        let name = domain::clean_name(&invocation.actor.name);
+        let message = *message_id;
         let now = self.clock.now();
         let rules = *self.repo.rules();
         match id.press {
@@ -358,15 +366,11 @@ impl Commands {
                     .repo
                     .update_game(&id.game, Some(message), |game| {
                         game.join(player, &name, &rules, now)?;
-                        let doc = store::player_doc(game, player, None, now);
-                        let step = Step::new(game.participants.len(), Effects::default());
-                        Ok(match doc {
-                            Some(doc) => step.with_player(doc),
-                            None => step,
-                        })
+                        let doc = domain::player_doc(game, player, None, now);
+                        Ok(Step::new(game.participants.len(), Effects::default()).with_player(doc))
                     })
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
                 Ok(Response::Message(Reply::private(format!(
                     "✅ You're in ({}/{} players). Wait for **Begin**, then press **Roll**.",
@@ -381,7 +385,7 @@ impl Commands {
                         Ok(Step::new((), effects))
                     })
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
                 let mut text = String::from("🎲 Game on! Everyone can press **Roll** now.");
                 if updated.game.force_started_by == Some(player) {
@@ -400,15 +404,11 @@ impl Commands {
                     .update_game(&id.game, Some(message), |game| {
                         let outcome = game.roll(player, &dice, now)?;
                         let effects = outcome.effects.clone();
-                        let doc = store::player_doc(game, player, Some(outcome.die), now);
-                        let step = Step::new(outcome, effects);
-                        Ok(match doc {
-                            Some(doc) => step.with_player(doc),
-                            None => step,
-                        })
+                        let doc = domain::player_doc(game, player, Some(outcome.die), now);
+                        Ok(Step::new(outcome, effects).with_player(doc))
                     })
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
                 Ok(Response::Message(roll_reply(
                     &updated.game,
@@ -419,7 +419,7 @@ impl Commands {
             Press::Assign => {
                 let target = values
                     .first()
-                    .and_then(|v| PlayerId::parse(v).ok())
+                    .and_then(|v| domain::parse_player(v).ok())
                     .ok_or_else(|| HandlerError::user("Pick a player from the list."))?;
                 let updated = self
                     .repo
@@ -427,7 +427,7 @@ impl Commands {
                         Ok(Step::new((), game.assign(player, target, now)?))
                     })
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
                 let mut text = format!(
                     "🍺 You handed a drink to **{}**.",
@@ -441,7 +441,7 @@ impl Commands {
                     .repo
                     .pay(&id.game, player, now)
                     .await
-                    .map_err(refusal)?;
+                    .map_err(handler_error)?;
                 let owed = match still_owed {
                     0 => "You're all square in this game 🎉".to_owned(),
                     1 => "You still owe 1 drink here.".to_owned(),
@@ -465,12 +465,12 @@ fn reason_text(reason: DrinkReason) -> &'static str {
     }
 }
 
-fn participant_name(game: &Game, player: PlayerId) -> String {
+fn participant_name(game: &Game, player: UserId) -> String {
     game.participant(player)
         .map_or_else(|| format!("player {player}"), |p| p.name.clone())
 }
 
-fn names(game: &Game, players: &[PlayerId]) -> String {
+fn names(game: &Game, players: &[UserId]) -> String {
     let names: Vec<String> = players
         .iter()
         .map(|p| format!("**{}**", participant_name(game, *p)))
@@ -490,7 +490,7 @@ fn kind_text(kind: RollOffKind) -> &'static str {
 }
 
 /// The private answer to a Roll press.
-fn roll_reply(game: &Game, player: PlayerId, outcome: &RollOutcome) -> Reply {
+fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome) -> Reply {
     let mut text = String::new();
     if let Some(kind) = outcome.roll_off {
         let _ = write!(text, "**Roll-off ({})** · ", kind_text(kind));
@@ -536,7 +536,7 @@ fn roll_reply(game: &Game, player: PlayerId, outcome: &RollOutcome) -> Reply {
 }
 
 /// Adds what the action set in motion: roll-offs, who drinks, the end of the game.
-fn summarize(text: &mut String, game: &Game, player: PlayerId, effects: &Effects) {
+fn summarize(text: &mut String, game: &Game, player: UserId, effects: &Effects) {
     for (kind, players) in &effects.roll_offs_started {
         let you = if players.contains(&player) {
             " You're in it: press **Roll** again."
@@ -567,7 +567,7 @@ fn summarize(text: &mut String, game: &Game, player: PlayerId, effects: &Effects
     }
 }
 
-fn roll_cell(p: &schema::Participant) -> String {
+fn roll_cell(p: &Participant) -> String {
     match (p.roll, p.status) {
         (None, _) => "⏳ to roll".to_owned(),
         (Some(d), ParticipantStatus::NeedsToAssign) => format!("🎲 {d} 💥 picking who drinks…"),
@@ -596,9 +596,9 @@ fn render_roll_offs(out: &mut String, game: &Game, depth: usize) {
 
 /// Who took the `lowest_roll` drink, read from the tree: the single lowest roller of the
 /// game, or of its lowest roll-off, recursively.
-fn lowest_loser(game: &Game) -> Option<PlayerId> {
+fn lowest_loser(game: &Game) -> Option<UserId> {
     let low = game.participants.iter().filter_map(|p| p.roll).min()?;
-    let lowest: Vec<PlayerId> = game
+    let lowest: Vec<UserId> = game
         .participants
         .iter()
         .filter(|p| p.roll == Some(low))
@@ -715,7 +715,7 @@ pub fn render_game(game: &Game) -> Reply {
 }
 
 /// The public leaderboard message.
-pub fn render_leaderboard(board: &store::Board) -> Reply {
+pub fn render_leaderboard(board: &Board) -> Reply {
     let Some(session) = &board.session else {
         return Reply::text("🏆 **Leaderboard** · no games yet. Start one with /ronnied start.");
     };

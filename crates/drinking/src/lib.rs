@@ -1,16 +1,30 @@
 //! The dice drinking game ("Ronnied"): games with roll-offs, a drink ledger, sessions and
 //! leaderboards, stored in Redis exactly as the seed `ronnied-redis-design.md` lays out.
 //!
+//! Built like every feature, from the kit: [`feature()`] takes the shared
+//! [`feature::Context`] (Redis, Discord, the clock) and a [`DrinkingConfig`] and hands
+//! back the [`feature::Feature`] (the `/ronnied` command, the `ronnied:` components and
+//! the `drinking` check). [`Drinking`] is the same, kept whole for tests and the
+//! `tavern bench drinking` command, which also want its handlers and its round-trip
+//! count.
+//!
 //! # Rooms
-//! - [`schema`]: the seed's keys (and Tavern's two additions), typed ids, the JSON
-//!   documents. No other module formats a key.
-//! - [`domain`]: the rules, pure: join, begin (or force-start), roll, hand out a drink,
-//!   roll-offs, abandon, leaderboard, paying. Time and dice are injected.
-//! - [`store`]: repositories over the schema. Each button press is one guarded write of
+//! - [`domain`]: ids ([`domain::GameId`], [`domain::SessionId`], [`domain::DrinkId`]
+//!   from `key_id!`; players, channels and messages are Discord's own ids), the
+//!   documents and the rules, pure: join, begin (or force-start), roll, hand out a
+//!   drink, roll-offs, abandon, leaderboard, paying. Time and dice are injected.
+//! - [`schema`]: the seed's keys (and Tavern's two additions) and how documents are
+//!   encoded under them. No other module formats or names a key. It depends on
+//!   [`domain`], never the reverse.
+//! - [`repo`]: repositories over the schema. Each button press is one guarded write of
 //!   `game:{gameID}` against the document this process last saw (one round trip; a read
-//!   first when it saw none), redone on the stored document when it loses a race.
-//! - [`commands`]: the `/ronnied` command, the buttons and the select menu.
+//!   first when it saw none), redone on the stored document when it loses a race, in
+//!   the kit's one retry loop ([`store::optimistic()`]). Failures are [`RepoError`]: the
+//!   rules' refusals next to the kit's [`store::StorageError`].
+//! - [`commands`]: the `/ronnied` command, the buttons and the select menu; the one
+//!   place a [`RepoError`] becomes a reply.
 //! - [`check`]: the consistency check run by `tavern check`.
+//! - [`testing`]: scripted dice for tests and benchmarks.
 //!
 //! # How a game is driven (for tests and benchmarks through discord-sim)
 //! 1. A user runs `/ronnied start` (options `[{"name":"start","type":1,"options":[]}]`).
@@ -57,8 +71,9 @@
 //!   roll-off. A 6 hands a drink to any other player of the game, even from a roll-off.
 //! - **Ledger**: `drinks:{gameID}` of the top-level game holds every drink of the game
 //!   and its roll-offs (each record names its `roll_off_id`). Paying replaces the member
-//!   with its paid version (same score) through a compare-and-set script. Ledgers are
-//!   kept when games expire: leaderboards read them.
+//!   with its paid version (same score) in one step applied only while the unpaid
+//!   member is still there (`Redis::apply_when`). Ledgers are kept when games expire:
+//!   leaderboards read them.
 //! - **Counters**: `player_drinks:{playerID}` `received` counts every drink a player
 //!   got; `assigned` counts drinks they handed to *somebody else* (a 6, a force start),
 //!   not drinks poured by a rule or to themselves. Paid counts come from the ledger.
@@ -74,19 +89,18 @@
 pub mod check;
 pub mod commands;
 pub mod domain;
+pub mod repo;
 pub mod schema;
-pub mod store;
 pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::store::{Repo, RepoError};
-pub use check::DrinkingCheck;
 pub use commands::{ComponentId, Press, command_spec, custom_id};
-pub use domain::{Clock, DiceSource, GameError, RandomDice, Rules, SystemClock};
+pub use domain::{DiceSource, GameError, RandomDice, Rules};
+pub use repo::{Repo, RepoError};
 
-/// Settings of the drinking game.
+/// Settings of the drinking game. (The clock is the [`feature::Context`]'s.)
 #[derive(Clone)]
 pub struct DrinkingConfig {
     /// Most players in one game.
@@ -95,7 +109,6 @@ pub struct DrinkingConfig {
     pub completed_ttl: Duration,
     /// When players other than the creator may begin (and abandon an idle game).
     pub force_start_after: Duration,
-    pub clock: Arc<dyn Clock>,
     pub dice: Arc<dyn DiceSource>,
 }
 
@@ -106,7 +119,6 @@ impl Default for DrinkingConfig {
             player_limit: rules.player_limit,
             completed_ttl: Duration::from_secs(24 * 60 * 60),
             force_start_after: rules.force_start_after,
-            clock: Arc::new(SystemClock),
             dice: Arc::new(RandomDice),
         }
     }
@@ -131,7 +143,14 @@ impl DrinkingConfig {
     }
 }
 
-/// The drinking game, built once; hand [`Drinking::feature`] to the binary.
+/// The drinking game as a [`feature::Feature`]: what the binary calls.
+pub fn feature(ctx: &feature::Context, config: DrinkingConfig) -> feature::Feature {
+    Drinking::new(ctx, config).feature()
+}
+
+/// The drinking game, built once from the [`feature::Context`]; [`Drinking::feature`]
+/// is what [`feature()`] hands the binary. Tests and benchmarks keep the whole value for
+/// its handlers ([`Drinking::commands`]) and its round-trip count.
 #[derive(Debug, Clone)]
 pub struct Drinking {
     commands: Arc<commands::Commands>,
@@ -139,16 +158,12 @@ pub struct Drinking {
 }
 
 impl Drinking {
-    pub fn new(
-        redis: store_crate::Redis,
-        discord: discord::Discord,
-        config: DrinkingConfig,
-    ) -> Drinking {
-        let repo = Repo::new(redis, config.rules(), config.completed_ttl);
+    pub fn new(ctx: &feature::Context, config: DrinkingConfig) -> Drinking {
+        let repo = Repo::new(ctx.redis.clone(), config.rules(), config.completed_ttl);
         let commands = Arc::new(commands::Commands::new(
             repo.clone(),
-            discord,
-            Arc::clone(&config.clock),
+            ctx.discord.clone(),
+            Arc::clone(&ctx.clock),
             Arc::clone(&config.dice),
         ));
         Drinking { commands, repo }
@@ -170,37 +185,22 @@ impl Drinking {
         self.repo.round_trips()
     }
 
-    /// The consistency check of this feature's data.
-    pub fn check(&self) -> Arc<dyn feature::Check> {
-        DrinkingCheck::shared(self.repo.redis().clone())
+    /// The consistency check of this feature's data, named `drinking`.
+    pub fn check(&self) -> feature::Check {
+        check::check_of(self.repo.redis().clone())
     }
 
-    /// Commands, components and checks for the binary.
+    /// Commands, components and the check, for the binary.
     pub fn feature(&self) -> feature::Feature {
-        let mut feature = feature::Feature::new("drinking");
-        feature.commands = vec![(
-            command_spec(),
-            Arc::new(commands::CommandHandler(Arc::clone(&self.commands)))
-                as Arc<dyn discord::Handler>,
-        )];
-        feature.components = Some((
-            commands::PREFIX,
-            Arc::new(commands::ComponentHandler(Arc::clone(&self.commands)))
-                as Arc<dyn discord::Handler>,
-        ));
-        feature.checks = vec![self.check()];
-        feature
+        feature::Feature::new("drinking")
+            .command(
+                command_spec(),
+                Arc::new(commands::CommandHandler(Arc::clone(&self.commands))),
+            )
+            .components(
+                commands::PREFIX,
+                Arc::new(commands::ComponentHandler(Arc::clone(&self.commands))),
+            )
+            .check(self.check())
     }
 }
-
-/// The drinking game as a [`feature::Feature`].
-pub fn feature(
-    redis: store_crate::Redis,
-    discord: discord::Discord,
-    config: DrinkingConfig,
-) -> feature::Feature {
-    Drinking::new(redis, discord, config).feature()
-}
-
-/// The storage crate under an unambiguous name (this crate has its own `store` module).
-use ::store as store_crate;

@@ -1,46 +1,17 @@
-//! Deterministic time and dice for tests and benchmarks of the drinking game.
+//! Deterministic dice for tests and benchmarks of the drinking game. (Time comes from
+//! the [`feature::Context`]'s clock: tests hand in a [`base::ManualClock`].)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
-use crate::domain::{Clock, DiceSource, RandomDice};
-use crate::schema::{Die, PlayerId};
-
-/// A clock that only moves when told to.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> ManualClock {
-        ManualClock(Mutex::new(start))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        if let Ok(mut now) = self.0.lock() {
-            *now += chrono::TimeDelta::from_std(by).unwrap_or(chrono::TimeDelta::MAX);
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-            .lock()
-            .map(|t| *t)
-            .unwrap_or_else(|e| *e.into_inner())
-    }
-}
+use crate::domain::{DiceSource, Die, RandomDice, UserId};
 
 /// Dice scripted per player: each player's rolls come from their own queue, so the
 /// result does not depend on the order in which racing presses are handled. A player
 /// whose queue is empty rolls `fallback` (or fair dice when it is `None`).
 #[derive(Debug, Default)]
 pub struct ScriptedDice {
-    queues: Mutex<HashMap<PlayerId, VecDeque<Die>>>,
+    queues: Mutex<HashMap<UserId, VecDeque<Die>>>,
     fallback: Option<Die>,
 }
 
@@ -53,7 +24,7 @@ impl ScriptedDice {
     }
 
     /// Queues `rolls` (values 1 to 6; others are ignored) for `player`.
-    pub fn script(&self, player: PlayerId, rolls: &[u8]) {
+    pub fn script(&self, player: UserId, rolls: &[u8]) {
         if let Ok(mut queues) = self.queues.lock() {
             queues
                 .entry(player)
@@ -64,7 +35,7 @@ impl ScriptedDice {
 }
 
 impl DiceSource for ScriptedDice {
-    fn d6(&self, player: PlayerId) -> Die {
+    fn d6(&self, player: UserId) -> Die {
         let scripted = self
             .queues
             .lock()

@@ -3,75 +3,45 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use discord_sim::{ComponentSummary, InteractionReply, Sim, SimConfig, Snowflake};
-use drinking::schema::{DrinkReason, DrinkRecord, GameId, GameStatus, PlayerId};
+use discord::UserId;
+use discord_sim::{ComponentSummary, InteractionReply, Snowflake};
+use drinking::domain::{DrinkReason, DrinkRecord, GameId, GameStatus};
 use drinking::testing::ScriptedDice;
 use drinking::{Drinking, DrinkingConfig};
 use redis::AsyncCommands;
 use serde_json::json;
-use store::harness::TestRedis;
+use testkit::{TestBot, WAIT, World, eventually};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-struct World {
-    sim: Sim,
-    _server: TestRedis,
-    redis: store::Redis,
+/// The bot with the drinking game on a fresh [`World`].
+struct Table {
+    world: World,
     game: Drinking,
     dice: Arc<ScriptedDice>,
-    bot: feature::TestBot,
+    bot: TestBot,
 }
 
-async fn world() -> World {
-    discord::install_crypto_provider();
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
-    let sim = Sim::start(SimConfig::default()).expect("sim starts");
-    let config = feature::sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
-    let discord = feature::TestBot::discord_for(&config);
+async fn table() -> Table {
+    let world = World::new().await;
     let dice = Arc::new(ScriptedDice::new(None));
     let game = Drinking::new(
-        redis.clone(),
-        discord.clone(),
+        &world.ctx,
         DrinkingConfig {
             dice: dice.clone(),
             ..DrinkingConfig::default()
         },
     );
-    let bot = feature::TestBot::start(config, discord, vec![game.feature()]).await;
-    let deadline = Instant::now() + WAIT;
-    while !sim
-        .registered_commands()
-        .iter()
-        .any(|c| c.name == "ronnied")
-    {
-        assert!(Instant::now() < deadline, "/ronnied was not registered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    World {
-        sim,
-        _server: server,
-        redis,
+    let bot = TestBot::spawn(&world, vec![game.feature()]).await;
+    Table {
+        world,
         game,
         dice,
         bot,
     }
 }
 
-/// Stops the bot, bounded: a shutdown that hangs must not hang the test run.
-async fn stop(bot: feature::TestBot) {
-    if tokio::time::timeout(Duration::from_secs(15), bot.stop())
-        .await
-        .is_err()
-    {
-        eprintln!("the test bot did not stop within 15 s");
-    }
-}
-
-fn pid(user: Snowflake) -> PlayerId {
-    PlayerId::new(user.get()).expect("player id")
+fn pid(user: Snowflake) -> UserId {
+    UserId::new(user.get())
 }
 
 fn button(reply: &InteractionReply, label: &str) -> String {
@@ -86,9 +56,10 @@ fn find(components: &[ComponentSummary], label: &str) -> String {
         .unwrap_or_else(|| panic!("no {label} button in {components:?}"))
 }
 
-impl World {
+impl Table {
     async fn command(&self, user: Snowflake, channel: Snowflake, sub: &str) -> InteractionReply {
         let interaction = self
+            .world
             .sim
             .run_command(
                 user,
@@ -108,6 +79,7 @@ impl World {
         custom_id: &str,
     ) -> InteractionReply {
         let interaction = self
+            .world
             .sim
             .click_button(user, channel, message, custom_id)
             .expect("click dispatched");
@@ -122,25 +94,19 @@ impl World {
         what: &str,
         ready: impl Fn(&discord_sim::Message) -> bool,
     ) -> discord_sim::Message {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let current = self.sim.message(channel, message);
-            if let Some(m) = &current
-                && ready(m)
-            {
-                return m.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "game message never {what}: {:?}",
-                current.map(|m| m.content)
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(&format!("the game message {what}"), || {
+            let shown = self
+                .world
+                .sim
+                .message(channel, message)
+                .filter(|m| ready(m));
+            async move { shown }
+        })
+        .await
     }
 
     async fn ledger(&self, game: &GameId) -> Vec<DrinkRecord> {
-        let mut conn = self.redis.conn();
+        let mut conn = self.world.redis.conn();
         let raw: Vec<String> = conn
             .zrange(format!("drinks:{game}"), 0, -1)
             .await
@@ -153,8 +119,8 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_game_with_three_users() {
-    let w = world().await;
-    let demo = w.sim.seed_demo();
+    let w = table().await;
+    let demo = w.world.demo.clone();
     let channel = demo.drinking;
     w.dice.script(pid(demo.alice), &[6]);
     w.dice.script(pid(demo.bob), &[4]);
@@ -240,6 +206,7 @@ async fn a_whole_game_with_three_users() {
 
     // alice hands her drink to bob; that completes the game.
     let picked = w
+        .world
         .sim
         .select(
             demo.alice,
@@ -343,23 +310,23 @@ async fn a_whole_game_with_three_users() {
     .await;
 
     assert!(
-        drinking::check::check(&w.redis)
+        drinking::check::check(&w.world.redis)
             .await
             .expect("check")
             .is_empty()
     );
-    stop(w.bot).await;
+    w.bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_players_press_roll_at_the_same_moment() {
-    let w = world().await;
-    let demo = w.sim.seed_demo();
+    let w = table().await;
+    let demo = w.world.demo.clone();
     let channel = demo.drinking;
     let mut users = vec![demo.alice, demo.bob, demo.carol];
     for n in 4..=10 {
-        let user = w.sim.create_user(&format!("player{n}"));
-        w.sim.add_member(demo.guild, user).expect("member");
+        let user = w.world.sim.create_user(&format!("player{n}"));
+        w.world.sim.add_member(demo.guild, user).expect("member");
         users.push(user);
     }
     let values = [2u8, 3, 3, 3, 4, 4, 4, 4, 4, 5];
@@ -373,7 +340,8 @@ async fn ten_players_press_roll_at_the_same_moment() {
     let joins: Vec<_> = users[1..]
         .iter()
         .map(|u| {
-            w.sim
+            w.world
+                .sim
                 .click_button(*u, channel, message, &join)
                 .expect("click")
         })
@@ -402,7 +370,8 @@ async fn ten_players_press_roll_at_the_same_moment() {
     let presses: Vec<_> = users
         .iter()
         .map(|u| {
-            w.sim
+            w.world
+                .sim
                 .click_button(*u, channel, message, &roll)
                 .expect("click")
         })
@@ -458,10 +427,10 @@ async fn ten_players_press_roll_at_the_same_moment() {
         over.content
     );
     assert!(
-        drinking::check::check(&w.redis)
+        drinking::check::check(&w.world.redis)
             .await
             .expect("check")
             .is_empty()
     );
-    stop(w.bot).await;
+    w.bot.stop().await;
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use drinking::schema::{self, DrinkReason, DrinkRecord, GameStatus, PlayerDoc, SessionDoc};
+use drinking::domain::{DrinkReason, DrinkRecord, GameId, GameStatus, PlayerDoc, SessionDoc};
 use drinking::{Press, custom_id};
 use redis::AsyncCommands;
 
-async fn ledger(env: &Env, id: &schema::GameId) -> Vec<(DrinkRecord, f64)> {
+async fn ledger(env: &Env, id: &GameId) -> Vec<(DrinkRecord, f64)> {
     let mut conn = env.redis.conn();
     let raw: Vec<(String, f64)> = conn
         .zrange_withscores(format!("drinks:{id}"), 0, -1)
@@ -515,16 +515,21 @@ async fn concurrent_payments_never_pay_a_drink_twice() {
 async fn a_dropped_connection_is_retried() {
     let mut env = env().await;
     let id = env.started_game(1, &[]).await;
-    let port = env.server.port();
-    env.server.kill();
-    let restarted = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        store::harness::TestRedis::start_on(port).await
-    });
+    let port = env.world.redis_server().port();
+    env.world.redis_server().kill();
+    let before = env.game.round_trips();
+    let repo = env.game.repo().clone();
+    let loading = tokio::spawn(async move { repo.load_game(&id).await });
+    // The server comes back once the first attempt has failed and a retry has begun.
+    testkit::eventually("a failed round trip is retried", || {
+        let trips = env.game.round_trips();
+        async move { (trips >= before + 2).then_some(()) }
+    })
+    .await;
+    let _server = store::harness::TestRedis::start_on(port).await;
     // The new server is empty: the game is gone, but the call gets an answer instead
     // of a connection error.
-    let result = env.game.repo().load_game(&id).await;
-    let _server = restarted.await.expect("restart");
+    let result = loading.await.expect("the load task");
     assert!(matches!(result, Ok(None)), "{result:?}");
 }
 

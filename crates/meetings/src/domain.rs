@@ -1,178 +1,52 @@
-//! The pure rules of meetings: typed ids, the seed's enumerated values, meeting codes, the
-//! choice of a meeting controller and the retention rules. No I/O, no clock, no global
-//! randomness: time and random numbers come in as arguments, so every rule is unit-tested.
+//! The pure rules of meetings: typed ids, the seed's enumerated values, meeting codes,
+//! connection tokens and the other values that become parts of keys, the choice of a
+//! meeting controller and the retention rules. No I/O, no clock, no global randomness:
+//! time and random numbers come in as arguments, so every rule is unit-tested.
 
 use std::fmt;
 use std::str::FromStr;
 
+use base::{InvalidId, Secret};
 use chrono::{DateTime, Datelike, Months, TimeDelta, TimeZone, Utc};
 use rand::Rng;
-use uuid::Uuid;
 
-/// A value that could not be read as what it claims to be.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{value}` is not a valid {what}: {reason}")]
-pub struct ParseError {
-    pub what: &'static str,
-    /// The offending input, cut to 64 characters (it may come from a client).
-    pub value: String,
-    pub reason: &'static str,
-}
-
-impl ParseError {
-    fn new(what: &'static str, value: &str, reason: &'static str) -> ParseError {
-        ParseError {
-            what,
-            value: value.chars().take(64).collect(),
-            reason,
-        }
-    }
-}
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            /// A fresh random (v4) id.
-            pub fn random() -> $name {
-                $name(Uuid::new_v4())
-            }
-
-            pub fn from_uuid(id: Uuid) -> $name {
-                $name(id)
-            }
-
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-
-            pub fn parse(s: &str) -> Result<$name, ParseError> {
-                Uuid::parse_str(s)
-                    .map($name)
-                    .map_err(|_| ParseError::new($what, s, "expected a UUID"))
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<$name, ParseError> {
-                $name::parse(s)
-            }
-        }
-
-        /// The hyphenated lowercase form, as PostgreSQL prints a UUID and as the seed's
-        /// Redis keys and fields show it.
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.hyphenated().fmt(f)
-            }
-        }
-    };
-}
-
-uuid_id!(
+base::key_id! {
     /// `meetings.meeting_id`.
-    MeetingId,
-    "meeting id"
-);
-uuid_id!(
+    pub struct MeetingId(Uuid) { what: "meeting id" }
+}
+base::key_id! {
     /// `meeting_participants.participant_id`: one session of one person in one meeting
     /// (a person who joins twice gets two).
-    ParticipantId,
-    "participant id"
-);
-uuid_id!(
+    pub struct ParticipantId(Uuid) { what: "participant id" }
+}
+base::key_id! {
     /// `users.user_id`.
-    UserId,
-    "user id"
-);
-uuid_id!(
+    pub struct UserId(Uuid) { what: "user id" }
+}
+base::key_id! {
     /// `recordings.recording_id`.
-    RecordingId,
-    "recording id"
-);
-uuid_id!(
+    pub struct RecordingId(Uuid) { what: "recording id" }
+}
+base::key_id! {
     /// `stream:{stream_id}`: one published media stream.
-    StreamId,
-    "stream id"
-);
-
-/// Checks a name that becomes part of a Redis key and a `VARCHAR(max)` column: non-empty,
-/// at most `max` bytes, only ASCII letters, digits, `.`, `_` and `-` (no `:` that would
-/// blur the key's structure, no braces that would act as a cluster hash tag).
-fn check_name(what: &'static str, s: &str, max: usize) -> Result<(), ParseError> {
-    if s.is_empty() {
-        return Err(ParseError::new(what, s, "empty"));
-    }
-    if s.len() > max {
-        return Err(ParseError::new(what, s, "too long"));
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(ParseError::new(
-            what,
-            s,
-            "only ASCII letters, digits, '.', '_' and '-' are allowed",
-        ));
-    }
-    Ok(())
+    pub struct StreamId(Uuid) { what: "stream id" }
 }
 
-macro_rules! name_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn parse(s: &str) -> Result<$name, ParseError> {
-                check_name($what, s, $max)?;
-                Ok($name(s.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<$name, ParseError> {
-                $name::parse(s)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-name_id!(
+// Names that become part of a Redis key and a `VARCHAR(max)` column: ASCII letters,
+// digits, `.`, `_` and `-` only (no `:` that would blur the key's structure, no braces
+// that would act as a cluster hash tag).
+base::key_id! {
     /// `meeting_controllers.controller_id` (`VARCHAR(255)`), e.g. `mc-us-west-1-001`.
-    ControllerId,
-    "controller id",
-    255
-);
-name_id!(
+    pub struct ControllerId(String) { what: "controller id", chars: base::id::NAME, max: 255 }
+}
+base::key_id! {
     /// `media_handlers.handler_id` (`VARCHAR(255)`), e.g. `mh-us-west-1-003`.
-    HandlerId,
-    "media handler id",
-    255
-);
-name_id!(
+    pub struct HandlerId(String) { what: "media handler id", chars: base::id::NAME, max: 255 }
+}
+base::key_id! {
     /// A region (`VARCHAR(50)`), e.g. `us-west-1`.
-    Region,
-    "region",
-    50
-);
+    pub struct Region(String) { what: "region", chars: base::id::NAME, max: 50 }
+}
 
 /// A person's or a meeting's display name (`VARCHAR(255)`): trimmed, 1 to 255
 /// characters, no control characters (it is shown to everyone in the meeting).
@@ -182,17 +56,17 @@ pub struct DisplayName(String);
 impl DisplayName {
     pub const MAX_CHARS: usize = 255;
 
-    pub fn parse(s: &str) -> Result<DisplayName, ParseError> {
+    pub fn parse(s: &str) -> Result<DisplayName, InvalidId> {
         const WHAT: &str = "display name";
         let trimmed = s.trim();
         if trimmed.is_empty() {
-            return Err(ParseError::new(WHAT, s, "empty"));
+            return Err(InvalidId::new(WHAT, s, "empty"));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(ParseError::new(WHAT, s, "longer than 255 characters"));
+            return Err(InvalidId::new(WHAT, s, "longer than 255 characters"));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(ParseError::new(
+            return Err(InvalidId::new(
                 WHAT,
                 s,
                 "control characters are not allowed",
@@ -207,8 +81,8 @@ impl DisplayName {
 }
 
 impl FromStr for DisplayName {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<DisplayName, ParseError> {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<DisplayName, InvalidId> {
         DisplayName::parse(s)
     }
 }
@@ -238,17 +112,17 @@ macro_rules! seed_enum {
                 }
             }
 
-            pub fn parse(s: &str) -> Result<$name, ParseError> {
+            pub fn parse(s: &str) -> Result<$name, InvalidId> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(ParseError::new($what, s, "not one of the seed's values")),
+                    _ => Err(InvalidId::new($what, s, "not one of the seed's values")),
                 }
             }
         }
 
         impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(s: &str) -> Result<$name, ParseError> {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<$name, InvalidId> {
                 $name::parse(s)
             }
         }
@@ -379,7 +253,7 @@ impl MeetingCode {
     }
 
     /// Reads a code as a person may type it: `abc-defg-hjk`, `ABCDEFGHJK`, `abc defg hjk`.
-    pub fn parse(s: &str) -> Result<MeetingCode, ParseError> {
+    pub fn parse(s: &str) -> Result<MeetingCode, InvalidId> {
         const WHAT: &str = "meeting code";
         let mut symbols = Vec::with_capacity(Self::SYMBOLS);
         for c in s.chars() {
@@ -388,7 +262,7 @@ impl MeetingCode {
             }
             let upper = c.to_ascii_uppercase();
             if !upper.is_ascii() || !Self::ALPHABET.contains(&(upper as u8)) {
-                return Err(ParseError::new(
+                return Err(InvalidId::new(
                     WHAT,
                     s,
                     "only 2-9 and letters other than I, L, O, U are used",
@@ -396,11 +270,11 @@ impl MeetingCode {
             }
             symbols.push(upper as u8);
             if symbols.len() > Self::SYMBOLS {
-                return Err(ParseError::new(WHAT, s, "too long"));
+                return Err(InvalidId::new(WHAT, s, "too long"));
             }
         }
         if symbols.len() != Self::SYMBOLS {
-            return Err(ParseError::new(WHAT, s, "a code has 10 symbols"));
+            return Err(InvalidId::new(WHAT, s, "a code has 10 symbols"));
         }
         Ok(MeetingCode::from_symbols(&symbols))
     }
@@ -412,8 +286,8 @@ impl MeetingCode {
 }
 
 impl FromStr for MeetingCode {
-    type Err = ParseError;
-    fn from_str(s: &str) -> Result<MeetingCode, ParseError> {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<MeetingCode, InvalidId> {
         MeetingCode::parse(s)
     }
 }
@@ -421,6 +295,116 @@ impl FromStr for MeetingCode {
 impl fmt::Display for MeetingCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Checks a key component given by a caller: non-empty, at most `max` bytes, printable
+/// ASCII without spaces or braces (braces would act as a Redis Cluster hash tag), and
+/// without `:` unless `allow_colon`.
+fn check_key_part(
+    what: &'static str,
+    s: &str,
+    max: usize,
+    allow_colon: bool,
+) -> Result<(), InvalidId> {
+    if s.is_empty() {
+        return Err(InvalidId::new(what, s, "empty"));
+    }
+    if s.len() > max {
+        return Err(InvalidId::new(what, s, "too long"));
+    }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}' && (allow_colon || b != b':'));
+    if !ok {
+        return Err(InvalidId::new(
+            what,
+            s,
+            "only printable ASCII without spaces or braces is allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// The `{endpoint}` or `{identifier}` of a rate-limit key, e.g. `api:meetings:create` or
+/// `user:123` (`:` allowed, as in the seed's example).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitPart(String);
+
+impl RateLimitPart {
+    pub fn parse(s: &str) -> Result<RateLimitPart, InvalidId> {
+        check_key_part("rate-limit key part", s, 200, true)?;
+        Ok(RateLimitPart(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The hash of a JWT (`{token_hash}`), never the token itself: a leaked Redis dump then
+/// holds no usable token (so the hash itself is not a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(String);
+
+impl TokenHash {
+    pub fn parse(s: &str) -> Result<TokenHash, InvalidId> {
+        check_key_part("token hash", s, 256, false)?;
+        Ok(TokenHash(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A WebTransport connection token (`{token}`): 32 random bytes in lowercase hex. It
+/// grants a connection to whoever presents it, so it is a [`Secret`]: `Debug` is
+/// redacted, there is no `Display`, and only [`WtToken::expose`] gives the value (for
+/// its key and for the client it is issued to).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WtToken(Secret);
+
+impl fmt::Debug for WtToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WtToken([redacted])")
+    }
+}
+
+impl WtToken {
+    pub const HEX_LEN: usize = 64;
+
+    /// A fresh token from `rng` (give it a cryptographically secure one).
+    pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> WtToken {
+        let bytes: [u8; 32] = rng.random();
+        WtToken(Secret::new(
+            bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        ))
+    }
+
+    /// Reads a presented token. The error shows no part of it.
+    pub fn parse(s: &str) -> Result<WtToken, InvalidId> {
+        let ok = s.len() == Self::HEX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(InvalidId::new(
+                "connection token",
+                "[redacted]",
+                "expected 64 lowercase hex digits",
+            ));
+        }
+        Ok(WtToken(Secret::from(s)))
+    }
+
+    /// The token, for its key and for the client it is issued to. Never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_str()
+    }
+
+    /// True when `presented` is this token (constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0.matches(presented)
     }
 }
 
@@ -732,6 +716,26 @@ mod tests {
         assert!(HandlerId::parse(&"h".repeat(256)).is_err());
         assert!(Region::parse(&"r".repeat(50)).is_ok());
         assert!(Region::parse(&"r".repeat(51)).is_err());
+    }
+
+    #[test]
+    fn key_parts_reject_what_would_break_a_key() {
+        for bad in ["", "a b", "a{b}", "a\nb"] {
+            assert!(RateLimitPart::parse(bad).is_err(), "{bad:?}");
+            assert!(TokenHash::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(TokenHash::parse("a:b").is_err());
+        assert!(WtToken::parse(&"A".repeat(64)).is_err());
+        assert!(WtToken::parse("abc").is_err());
+    }
+
+    #[test]
+    fn connection_tokens_are_64_hex_digits_hidden_from_debug() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let token = WtToken::generate(&mut rng);
+        assert_eq!(WtToken::parse(token.expose()).unwrap(), token);
+        assert_ne!(WtToken::generate(&mut rng), token);
+        assert!(!format!("{token:?}").contains(token.expose()));
     }
 
     #[test]

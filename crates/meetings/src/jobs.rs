@@ -2,13 +2,14 @@
 //! partitions made ahead of time.
 //!
 //! Each function takes `now` so tests decide the date; the jobs pass the clock's.
+//! Every statement comes from [`crate::schema`].
 
 use chrono::{DateTime, Utc};
 use store::Postgres;
 
 use crate::domain::{Month, Retention};
-use crate::schema::{self, table};
-use crate::store::{MeetingsError, Repo};
+use crate::repo::{MeetingsError, Repo};
+use crate::schema;
 
 /// Rows deleted per statement: keeps each transaction (and its locks) short when a
 /// backlog is cleared.
@@ -52,20 +53,10 @@ pub async fn delete_expired_meetings(
     rules: &Retention,
     now: DateTime<Utc>,
 ) -> Result<u64, MeetingsError> {
-    const SQL: &str = concat!(
-        "DELETE FROM ",
-        table!(meetings),
-        " WHERE meeting_id IN (SELECT m.meeting_id FROM ",
-        table!(meetings),
-        " m WHERE m.status = 'ended' AND m.ended_at <= $1 AND NOT EXISTS \
-           (SELECT 1 FROM ",
-        table!(recordings),
-        " r WHERE r.meeting_id = m.meeting_id) LIMIT $2)"
-    );
     let cutoff = rules.meetings_ended_before(now);
     let mut total = 0;
     loop {
-        let done = sqlx::query(SQL)
+        let done = sqlx::query(schema::DELETE_EXPIRED_MEETINGS)
             .bind(cutoff)
             .bind(BATCH)
             .execute(pg.pool())
@@ -85,21 +76,15 @@ pub async fn delete_expired_recordings(
     rules: &Retention,
     now: DateTime<Utc>,
 ) -> Result<u64, MeetingsError> {
-    const SQL: &str = concat!(
-        "DELETE FROM ",
-        table!(recordings),
-        " WHERE recording_id IN (SELECT recording_id FROM ",
-        table!(recordings),
-        " WHERE created_at <= $1 LIMIT $2) RETURNING recording_id, storage_bucket, storage_path"
-    );
     let cutoff = rules.recordings_created_before(now);
     let mut total = 0;
     loop {
-        let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(SQL)
-            .bind(cutoff)
-            .bind(BATCH)
-            .fetch_all(pg.pool())
-            .await?;
+        let rows: Vec<(uuid::Uuid, String, String)> =
+            sqlx::query_as(schema::DELETE_EXPIRED_RECORDINGS)
+                .bind(cutoff)
+                .bind(BATCH)
+                .fetch_all(pg.pool())
+                .await?;
         for (id, bucket, path) in &rows {
             tracing::info!(recording = %id, bucket, path, "recording metadata past retention deleted; its object remains");
         }
@@ -112,13 +97,9 @@ pub async fn delete_expired_recordings(
 
 /// The months that have their own `audit_logs` partition.
 pub async fn audit_partitions(pg: &Postgres) -> Result<Vec<Month>, MeetingsError> {
-    const SQL: &str = concat!(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         WHERE i.inhparent = '",
-        table!(audit_logs),
-        "'::regclass"
-    );
-    let names: Vec<String> = sqlx::query_scalar(SQL).fetch_all(pg.pool()).await?;
+    let names: Vec<String> = sqlx::query_scalar(schema::SELECT_AUDIT_PARTITIONS)
+        .fetch_all(pg.pool())
+        .await?;
     let mut months: Vec<Month> = names
         .iter()
         .filter_map(|n| schema::audit_partition_month(n))
@@ -135,18 +116,12 @@ pub async fn drop_expired_audit_logs(
     rules: &Retention,
     now: DateTime<Utc>,
 ) -> Result<(Vec<String>, u64), MeetingsError> {
-    const DEFAULT_ROWS: &str = concat!(
-        "DELETE FROM ",
-        table!(audit_logs_default),
-        " WHERE created_at < $1"
-    );
     let mut dropped = Vec::new();
     for month in audit_partitions(pg).await? {
         if rules.audit_partition_due(month, now) {
             // The name comes from a parsed `Month`, never from catalog text: a plain
             // identifier by construction.
-            let ddl = format!("DROP TABLE {}", schema::qualified_audit_partition(month));
-            sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+            sqlx::raw_sql(sqlx::AssertSqlSafe(schema::drop_audit_partition(month)))
                 .execute(pg.pool())
                 .await?;
             let name = schema::audit_partition_name(month);
@@ -154,7 +129,7 @@ pub async fn drop_expired_audit_logs(
             dropped.push(name);
         }
     }
-    let rows = sqlx::query(DEFAULT_ROWS)
+    let rows = sqlx::query(schema::DELETE_DEFAULT_AUDIT_ROWS)
         .bind(rules.audit_logs_before(now))
         .execute(pg.pool())
         .await?
@@ -169,10 +144,9 @@ pub async fn ensure_audit_partitions(
     rules: &Retention,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, MeetingsError> {
-    const SQL: &str = concat!("SELECT ", table!(audit_logs_ensure_partition), "($1)");
     let mut names = Vec::new();
     for month in rules.audit_partitions_needed(now) {
-        let name: String = sqlx::query_scalar(SQL)
+        let name: String = sqlx::query_scalar(schema::ENSURE_AUDIT_PARTITION)
             .bind(month.first_day())
             .fetch_one(pg.pool())
             .await?;
@@ -184,11 +158,11 @@ pub async fn ensure_audit_partitions(
 /// Runs [`Repo::reap_absent`] over every meeting that has a participants set; returns how
 /// many participants left for want of a heartbeat. One meeting's failure is logged and
 /// the others are still reaped.
-pub async fn reap_absent_participants(
-    repo: &Repo,
-    redis: &store::Redis,
-) -> Result<usize, MeetingsError> {
-    let keys = redis.scan(schema::MEETING_PARTICIPANTS_PATTERN).await?;
+pub async fn reap_absent_participants(repo: &Repo) -> Result<usize, MeetingsError> {
+    let keys = repo
+        .redis()
+        .scan(schema::MEETING_PARTICIPANTS_PATTERN)
+        .await?;
     let mut left = 0;
     for key in keys {
         let Some(meeting) = schema::meeting_of_participants_key(&key) else {

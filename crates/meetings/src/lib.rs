@@ -5,16 +5,23 @@
 //! Commands, routes and the WebTransport meeting controller come later, on top of it.
 //!
 //! # Rooms
+//! - [`domain`]: ids (made with `base::key_id!`; the connection token a
+//!   [`base::Secret`]), the seed's enumerated values, meeting codes, the weighted choice
+//!   of a meeting controller or media handler, the retention rules, TTL arithmetic. Pure:
+//!   no I/O, no clock.
 //! - [`schema`]: the seed's tables (the migrations in `migrations/`, included as
-//!   [`MIGRATIONS`], PostgreSQL schema `meet`) and its Redis keys, hash fields and TTLs.
-//!   No other module spells a table or formats a key.
-//! - [`domain`]: pure rules: typed ids, the seed's enumerated values, meeting codes, the
-//!   weighted choice of a meeting controller or media handler, the retention rules, TTL
-//!   arithmetic.
-//! - [`store`]: [`Repo`], repositories over both stores, including the seed's Data Flow
-//!   Example 1 ([`Repo::join`]) and Example 2 ([`Repo::end_meeting`]).
-//! - [`jobs`]: the retention batch and the `audit_logs` partitions made ahead, wired by
-//!   [`feature()`] as start-up work and two jobs.
+//!   [`MIGRATIONS`], PostgreSQL schema `meet`), every SQL statement with the rows it
+//!   returns, and its Redis keys, hash fields and TTLs. No other module spells a table,
+//!   writes SQL or formats a key. It depends on `domain`, never the reverse.
+//! - [`repo`]: [`Repo`], repositories over both stores, one file per aggregate
+//!   (meetings, participants, streams, the controller and handler registry, tokens,
+//!   rate limits, cache, audit), including the seed's Data Flow Example 1
+//!   ([`Repo::join`]) and Example 2 ([`Repo::end_meeting`]).
+//! - [`jobs`]: the retention batch, the `audit_logs` partitions made ahead and the
+//!   removal of absent participants, wired by [`feature()`] as start-up work and three
+//!   jobs.
+//! - Errors: [`MeetingsError`], the feature's refusals next to [`store::StorageError`],
+//!   worded for people in one place ([`MeetingsError::user_message`]).
 //!
 //! # PostgreSQL
 //! Three migration steps as the seed's strategy names them: `1 initial_schema` (every
@@ -42,12 +49,17 @@
 //! | `wt:token:{token}` | hash: `participant_id`, `meeting_id`, `created_at`, `connection_type` | 5 min, used once |
 //! | `cache:{entity_type}:{entity_id}` | string: JSON of the row | 5 min (meeting, controller), 15 min (recording), 60 min (user) |
 //!
-//! Every multi-key change is one atomic step: `MULTI`/`EXEC` (end, token issue and
-//! redeem, capacity, rate limit) or one Lua script where the change depends on what is
-//! there (join, leave, heartbeat, stream publish and end, subscriptions). The seed's key
-//! names carry no hash tag, so on a Redis Cluster a join's keys may live on different
-//! shards: like the drinking game, these multi-key steps need a single Redis server (or
-//! a one-shard cluster).
+//! Every multi-key change is one atomic step: a `store::Writes` batch through
+//! `MULTI`/`EXEC` (end, token issue and redeem, capacity, rate limit), or through
+//! `Redis::apply_when` under conditions where the change depends on what is there
+//! (join: the set has room; leave: the participant is still a member; heartbeat and
+//! media handler assignment: the hash exists; subscriptions: the stream exists and the
+//! membership changes). The feature writes no Lua: the one script behind `apply_when`
+//! lives in `store::lua`. The session's `streams` JSON array (publish, stream end) is
+//! read and edited in Rust and written back only if unchanged, retried by
+//! `store::optimistic`. The seed's key names carry no hash tag, so on a Redis Cluster a
+//! join's keys may live on different shards: like the drinking game, these multi-key
+//! steps need a single Redis server (or a one-shard cluster).
 //!
 //! # Choices where the seed is silent or contradicts itself
 //! - **`audit_logs` partitioning.** The seed creates `audit_logs` as a plain table, then
@@ -75,8 +87,8 @@
 //!   logs: a month's partition is dropped once its whole month is a year old (so no row
 //!   goes early: the seed's January 2025 partition is dropped from February 2026 on),
 //!   and rows older than a year in the default partition are deleted.
-//! - **Join** (Example 1): the meeting must exist and not have ended. One Lua script
-//!   (one atomic step, like `MULTI`/`EXEC`, but able to refuse) checks the meeting is not
+//! - **Join** (Example 1): the meeting must exist and not have ended. One conditional
+//!   step (atomic, like `MULTI`/`EXEC`, but able to refuse) checks the meeting is not
 //!   full (`SCARD` of the set below `max_participants`: the seed's setting, enforced
 //!   here), writes the participant hash (TTL 5 min) and its presence (the join counts as
 //!   the first heartbeat), `SADD`s the set, and on the meeting hash sets `meeting_id`,
@@ -86,9 +98,9 @@
 //!   `actual_start_time`. The seed writes PostgreSQL "async"; here it is awaited, and if
 //!   it fails the Redis step is undone (a leave) so no session exists without its row.
 //!   A guest's participant hash has no `user_id` field. `streams` starts as `[]`.
-//! - **Leave** counts down only a participant still in the set (one script), so repeated
-//!   leaves never drive the count below the truth; the row gets `left_at`, the reason and
-//!   `total_duration_seconds`. The caller ends the meeting when 0 remain, as the meeting
+//! - **Leave** counts down only a participant still in the set (one conditional step),
+//!   so repeated leaves never drive the count below the truth; the row gets `left_at`,
+//!   the reason and `total_duration_seconds`. The caller ends the meeting when 0 remain, as the meeting
 //!   controller does.
 //! - **End** (Example 2): `status = 'ended'`, `ended_at = NOW()`, and every participant
 //!   still in gets `left_at` with `meeting_ended`, in one transaction; then one
@@ -118,9 +130,11 @@
 //!   without `I L O U` (30^10 codes), twelve characters (fits `VARCHAR(20)`); parsing
 //!   ignores case, spaces and hyphens. A taken code is detected with
 //!   `ON CONFLICT (meeting_code) DO NOTHING` and redrawn, at most 5 times.
-//! - **Tokens**: WebTransport tokens are 32 random bytes in hex, redeemed by `HGETALL` +
-//!   `DEL` in one `MULTI`/`EXEC` (exactly one redeemer wins); `connection_type` is `media`
-//!   (the seed's) or `signaling`. A token blacklisted after its expiry is not stored.
+//! - **Tokens**: WebTransport tokens are 32 random bytes in hex, bearer secrets (never
+//!   in logs or `Debug`), redeemed by `HGETALL` + `DEL` in one `MULTI`/`EXEC` (exactly
+//!   one redeemer wins); `connection_type` is `media` (the seed's) or `signaling`. A
+//!   token blacklisted after its expiry is not stored; the blacklist holds JWT hashes,
+//!   never tokens.
 //! - **Rate limits** use fixed windows: `{window}` is the Unix second the minute starts
 //!   (the seed's example, `1705411200`, is one); `INCR` and `EXPIRE 60` go in one
 //!   `MULTI`/`EXEC`.
@@ -130,16 +144,19 @@
 //!   [`schema::CacheEntity`].
 
 pub mod domain;
+mod error;
 pub mod jobs;
+pub mod repo;
 pub mod schema;
-pub mod store;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use feature::{Feature, Job, Startup};
+
 pub use crate::domain::Retention;
+pub use crate::error::MeetingsError;
+pub use crate::repo::Repo;
 pub use crate::schema::MIGRATIONS;
-pub use crate::store::{MeetingsError, Repo};
 
 /// Settings of the meetings feature.
 #[derive(Debug, Clone)]
@@ -162,75 +179,57 @@ impl Default for MeetingsConfig {
     }
 }
 
-type JobFuture = feature::BoxFuture<'static, Result<(), feature::JobError>>;
-
 /// Name of the retention job (its lock is `tavern:lock:job:meetings-retention`).
 pub const RETENTION_JOB: &str = "meetings-retention";
-/// Name of the job that creates `audit_logs` partitions ahead.
+/// Name of the job (and of the start-up work) that creates `audit_logs` partitions ahead.
 pub const PARTITIONS_JOB: &str = "meetings-audit-partitions";
 /// Name of the job that removes participants whose heartbeat stopped (every 30 s, the
 /// presence TTL).
 pub const PRESENCE_JOB: &str = "meetings-presence";
 
-/// The meetings feature for the binary: its migrations, the start-up work that makes
-/// sure this month's and next month's `audit_logs` partitions exist, and two jobs: the
-/// retention batch ([`RETENTION_JOB`]) and the partitions ahead ([`PARTITIONS_JOB`]).
-pub fn feature(
-    redis: ::store::Redis,
-    postgres: ::store::Postgres,
-    config: MeetingsConfig,
-) -> feature::Feature {
-    let mut feature = feature::Feature::new("meetings");
-    feature.migrations = Some(MIGRATIONS);
+/// The meetings feature: its migrations, the start-up work that makes sure this month's
+/// and next month's `audit_logs` partitions exist, and three jobs: the partitions ahead
+/// ([`PARTITIONS_JOB`]), the removal of absent participants ([`PRESENCE_JOB`]) and the
+/// retention batch ([`RETENTION_JOB`]). "Now" is the context's clock.
+pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
     let rules = config.retention;
+    let repo = Repo::from_context(ctx);
 
-    let pg = postgres.clone();
-    let ensure = Arc::new(move || -> JobFuture {
-        let pg = pg.clone();
-        Box::pin(async move {
-            jobs::ensure_audit_partitions(&pg, &rules, chrono::Utc::now())
-                .await
-                .map(|_| ())
-                .map_err(feature::JobError::new)
-        })
-    });
-    feature.startup = Some(ensure.clone());
-    feature.jobs.push(feature::Job {
-        name: PARTITIONS_JOB,
-        every: config.partitions_every,
-        on_shutdown: false,
-        run: ensure,
-    });
-
-    let repo = Repo::new(redis.clone(), postgres.clone());
-    feature.jobs.push(feature::Job {
-        name: PRESENCE_JOB,
-        every: schema::PRESENCE_TTL,
-        on_shutdown: false,
-        run: Arc::new(move || -> JobFuture {
-            let (repo, redis) = (repo.clone(), redis.clone());
-            Box::pin(async move {
-                jobs::reap_absent_participants(&repo, &redis)
+    let ensure_partitions = {
+        let (pg, clock) = (ctx.postgres.clone(), ctx.clock.clone());
+        move || {
+            let (pg, clock) = (pg.clone(), clock.clone());
+            async move {
+                jobs::ensure_audit_partitions(&pg, &rules, clock.now())
                     .await
-                    .map(|_| ())
-                    .map_err(feature::JobError::new)
-            })
-        }),
-    });
-
-    feature.jobs.push(feature::Job {
-        name: RETENTION_JOB,
-        every: config.retention_every,
-        on_shutdown: false,
-        run: Arc::new(move || -> JobFuture {
-            let pg = postgres.clone();
-            Box::pin(async move {
-                jobs::run_retention(&pg, &rules, chrono::Utc::now())
+                    .map(drop)
+            }
+        }
+    };
+    let reap_absent = move || {
+        let repo = repo.clone();
+        async move { jobs::reap_absent_participants(&repo).await.map(drop) }
+    };
+    let retention = {
+        let (pg, clock) = (ctx.postgres.clone(), ctx.clock.clone());
+        move || {
+            let (pg, clock) = (pg.clone(), clock.clone());
+            async move {
+                jobs::run_retention(&pg, &rules, clock.now())
                     .await
-                    .map(|_| ())
-                    .map_err(feature::JobError::new)
-            })
-        }),
-    });
-    feature
+                    .map(drop)
+            }
+        }
+    };
+
+    Feature::new("meetings")
+        .migrations(MIGRATIONS)
+        .startup(Startup::new(PARTITIONS_JOB, ensure_partitions.clone()))
+        .job(Job::every(
+            PARTITIONS_JOB,
+            config.partitions_every,
+            ensure_partitions,
+        ))
+        .job(Job::every(PRESENCE_JOB, schema::PRESENCE_TTL, reap_absent))
+        .job(Job::every(RETENTION_JOB, config.retention_every, retention))
 }

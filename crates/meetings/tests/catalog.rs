@@ -6,43 +6,12 @@
 mod common;
 
 use common::migrated;
-use sqlx::Row;
 use store::Postgres;
+use testkit::catalog::Catalog;
 
-/// One line per column: `name type [NOT NULL] [DEFAULT expr]`, in column order.
-async fn columns(pg: &Postgres, table: &str) -> String {
-    let rows = sqlx::query(
-        "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS ty, \
-                a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS def \
-         FROM pg_attribute a \
-         JOIN pg_class c ON c.oid = a.attrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-         WHERE n.nspname = 'meet' AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY a.attnum",
-    )
-    .bind(table)
-    .fetch_all(pg.pool())
-    .await
-    .expect("columns");
-    rows.iter()
-        .map(|r| {
-            let mut line = format!(
-                "{} {}",
-                r.get::<String, _>("name"),
-                r.get::<String, _>("ty")
-            );
-            if r.get::<bool, _>("not_null") {
-                line.push_str(" NOT NULL");
-            }
-            if let Some(def) = r.get::<Option<String>, _>("def") {
-                line.push_str(" DEFAULT ");
-                line.push_str(&def);
-            }
-            line
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The migrated `meet` schema, read back from the catalog.
+async fn catalog(pg: &Postgres) -> Catalog {
+    Catalog::read(pg, "meet").await
 }
 
 fn lines(s: &str) -> String {
@@ -56,6 +25,7 @@ fn lines(s: &str) -> String {
 #[tokio::test]
 async fn every_table_has_the_seeds_columns_types_nullability_and_defaults() {
     let env = migrated().await;
+    let catalog = catalog(&env.pg).await;
     let expected: [(&str, &str); 9] = [
         (
             "users",
@@ -208,24 +178,20 @@ async fn every_table_has_the_seeds_columns_types_nullability_and_defaults() {
         meetings::schema::TABLES
     );
     for (table, want) in expected {
-        assert_eq!(columns(&env.pg, table).await, lines(want), "table {table}");
+        assert_eq!(catalog.column_lines(table), lines(want), "table {table}");
     }
 }
 
 /// `(table, definition)` of every PK, UNIQUE and FK constraint in `meet`, sorted.
-async fn constraints(pg: &Postgres) -> Vec<(String, String)> {
-    sqlx::query_as(
-        "SELECT c.relname::text, pg_get_constraintdef(k.oid) \
-         FROM pg_constraint k \
-         JOIN pg_class c ON c.oid = k.conrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'meet' AND k.contype IN ('p', 'u', 'f') \
-           AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> '_sqlx_migrations' \
-         ORDER BY 1, 2",
-    )
-    .fetch_all(pg.pool())
-    .await
-    .expect("constraints")
+fn constraints(catalog: &Catalog) -> Vec<(String, String)> {
+    let mut constraints: Vec<(String, String)> = catalog
+        .constraints
+        .iter()
+        .filter(|k| matches!(k.kind.as_str(), "p" | "u" | "f"))
+        .map(|k| (k.table.clone(), k.definition.clone()))
+        .collect();
+    constraints.sort();
+    constraints
 }
 
 #[tokio::test]
@@ -286,19 +252,20 @@ async fn keys_uniques_and_foreign_keys_carry_the_seeds_delete_rules() {
     .map(|(t, d)| (t.to_string(), d.to_string()))
     .collect();
     want.sort();
-    assert_eq!(constraints(&env.pg).await, want);
+    assert_eq!(constraints(&catalog(&env.pg).await), want);
 }
 
 #[tokio::test]
 async fn the_seeds_indexes_exist_under_their_names_on_their_columns() {
     let env = migrated().await;
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes \
-         WHERE schemaname = 'meet' AND indexname LIKE 'idx\\_%' ORDER BY indexname",
-    )
-    .fetch_all(env.pg.pool())
-    .await
-    .expect("indexes");
+    let mut rows: Vec<(String, String)> = catalog(&env.pg)
+        .await
+        .indexes
+        .into_iter()
+        .filter(|i| i.name.starts_with("idx_"))
+        .map(|i| (i.name, i.definition))
+        .collect();
+    rows.sort();
     let mut want = vec![
         ("idx_users_email", "users", "email"),
         ("idx_users_created_at", "users", "created_at"),
@@ -628,21 +595,18 @@ async fn ensuring_a_month_partition_moves_its_rows_out_of_the_default_and_is_ide
 async fn updated_at_triggers_fire_on_every_table_that_has_the_column() {
     let env = migrated().await;
     let pool = env.pg.pool();
-    let with_updated_at: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.columns \
-         WHERE table_schema = 'meet' AND column_name = 'updated_at' ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    let triggered: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT c.relname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'meet' AND NOT t.tgisinternal ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+    let catalog = catalog(&env.pg).await;
+    let mut with_updated_at: Vec<String> = catalog
+        .columns
+        .iter()
+        .filter(|c| c.name == "updated_at")
+        .map(|c| c.table.clone())
+        .collect();
+    with_updated_at.sort();
+    with_updated_at.dedup();
+    let mut triggered: Vec<String> = catalog.triggers.iter().map(|t| t.table.clone()).collect();
+    triggered.sort();
+    triggered.dedup();
     assert_eq!(
         with_updated_at,
         [
@@ -721,8 +685,7 @@ async fn updated_at_triggers_fire_on_every_table_that_has_the_column() {
 #[tokio::test]
 async fn migrating_twice_is_a_no_op() {
     let env = migrated().await;
-    let before = constraints(&env.pg).await;
-    let columns_before = columns(&env.pg, "meetings").await;
+    let before = catalog(&env.pg).await;
 
     env.pg
         .migrate(&meetings::MIGRATIONS)
@@ -742,6 +705,10 @@ async fn migrating_twice_is_a_no_op() {
             (3, "add_triggers".to_owned()),
         ]
     );
-    assert_eq!(constraints(&env.pg).await, before);
-    assert_eq!(columns(&env.pg, "meetings").await, columns_before);
+    let after = catalog(&env.pg).await;
+    assert_eq!(constraints(&after), constraints(&before));
+    assert_eq!(
+        after.column_lines("meetings"),
+        before.column_lines("meetings")
+    );
 }

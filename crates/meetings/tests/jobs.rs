@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::{env, migrated};
+use common::migrated;
 use meetings::domain::{Month, Retention};
 use meetings::jobs;
 use store::Postgres;
@@ -179,17 +179,15 @@ async fn partitions_are_made_ahead_and_dropped_once_their_month_is_a_year_old() 
 
 #[tokio::test]
 async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_months_partition() {
-    let env = env().await;
+    let world = testkit::World::with_postgres().await;
+    world.clock.set(Utc::now());
 
-    let feature = meetings::feature(
-        env.redis.clone(),
-        env.pg.clone(),
-        meetings::MeetingsConfig::default(),
-    );
+    let feature = meetings::feature(&world.ctx, meetings::MeetingsConfig::default());
+    world.migrate(std::slice::from_ref(&feature)).await;
 
     assert_eq!(feature.name, "meetings");
     assert_eq!(feature.migrations.map(|m| m.schema), Some("meet"));
-    let mut names: Vec<&str> = feature.jobs.iter().map(|j| j.name).collect();
+    let mut names: Vec<&str> = feature.jobs.iter().map(|j| j.name()).collect();
     names.sort_unstable();
     assert_eq!(
         names,
@@ -199,11 +197,11 @@ async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_m
             meetings::RETENTION_JOB
         ]
     );
-    let startup = feature.startup.expect("start-up work");
-    startup().await.unwrap();
+    let startup = feature.startup.first().expect("start-up work");
+    startup.run().await.unwrap();
     let this_month = Month::containing(Utc::now());
     assert!(
-        jobs::audit_partitions(&env.pg)
+        jobs::audit_partitions(&world.postgres)
             .await
             .unwrap()
             .contains(&this_month)
@@ -211,7 +209,28 @@ async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_m
     let retention = feature
         .jobs
         .iter()
-        .find(|j| j.name == meetings::RETENTION_JOB)
+        .find(|j| j.name() == meetings::RETENTION_JOB)
         .unwrap();
-    (retention.run)().await.unwrap();
+    retention.run_now().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_features_jobs_take_now_from_the_contexts_clock() {
+    let world = testkit::World::with_postgres().await;
+    world.clock.set(at("2031-11-20T08:00:00Z"));
+    let feature = meetings::feature(&world.ctx, meetings::MeetingsConfig::default());
+    world.migrate(std::slice::from_ref(&feature)).await;
+
+    let partitions = feature
+        .jobs
+        .iter()
+        .find(|j| j.name() == meetings::PARTITIONS_JOB)
+        .unwrap();
+    partitions.run_now().await.unwrap();
+
+    let month = |y, m| Month::new(y, m).unwrap();
+    assert_eq!(
+        jobs::audit_partitions(&world.postgres).await.unwrap(),
+        [month(2025, 1), month(2031, 11), month(2031, 12)]
+    );
 }

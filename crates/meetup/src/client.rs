@@ -316,8 +316,8 @@ impl MeetupClient {
         let expires_at = Utc::now()
             + chrono::TimeDelta::from_std(expires_in).unwrap_or(chrono::TimeDelta::zero());
         let tokens = Tokens {
-            access_token: AccessToken::new(root.get("access_token").string()?),
-            refresh_token: RefreshToken::new(root.get("refresh_token").string()?),
+            access_token: AccessToken::from(root.get("access_token").string()?),
+            refresh_token: RefreshToken::from(root.get("refresh_token").string()?),
             expires_in,
             expires_at,
             token_type: root.get("token_type").string()?,

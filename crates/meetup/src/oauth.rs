@@ -1,7 +1,7 @@
 //! OAuth2 values: the app's credentials, tokens, and where Meetup's endpoints are.
 //!
-//! Secrets (client secret, authorization codes, access and refresh tokens) are newtypes
-//! whose `Debug` prints `[redacted]`, so a `tracing` field or a `{:?}` of a config or an
+//! Secrets (client secret, authorization codes, access and refresh tokens) are
+//! `base::Secret`s, whose `Debug` prints `[redacted]`, so a `tracing` field or a `{:?}` of a config or an
 //! error never leaks one. Only [`expose`](AccessToken::expose) gives the text, for the
 //! one place that sends it.
 
@@ -11,48 +11,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-macro_rules! secret {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash)]
-        pub struct $name(String);
+pub use base::Secret;
 
-        impl $name {
-            /// Wraps the secret text.
-            pub fn new(value: impl Into<String>) -> $name {
-                $name(value.into())
-            }
-
-            /// The secret text, for the request that sends it. Never log it.
-            pub fn expose(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}([redacted])", stringify!($name))
-            }
-        }
-    };
-}
-
-secret!(
-    /// An OAuth2 access token (`Authorization: Bearer ...`).
-    AccessToken
-);
-secret!(
-    /// An OAuth2 refresh token.
-    RefreshToken
-);
-secret!(
-    /// The app's OAuth2 client secret.
-    ClientSecret
-);
-secret!(
-    /// A one-time authorization code from the redirect.
-    AuthorizationCode
-);
+/// An OAuth2 access token (`Authorization: Bearer ...`).
+pub type AccessToken = Secret;
+/// An OAuth2 refresh token.
+pub type RefreshToken = Secret;
+/// The app's OAuth2 client secret.
+pub type ClientSecret = Secret;
+/// A one-time authorization code from the redirect.
+pub type AuthorizationCode = Secret;
 
 /// The app's OAuth2 client id (public: it appears in the authorize URL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -192,8 +160,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         let tokens = Tokens {
-            access_token: AccessToken::new("acc-123"),
-            refresh_token: RefreshToken::new("ref-456"),
+            access_token: AccessToken::from("acc-123"),
+            refresh_token: RefreshToken::from("ref-456"),
             expires_in: Duration::from_secs(3600),
             expires_at: Utc::now(),
             token_type: "bearer".into(),
@@ -206,7 +174,7 @@ mod tests {
         assert!(printed.contains("[redacted]"));
         let app = OAuthApp {
             client_id: ClientId::new("tavern"),
-            client_secret: ClientSecret::new("s3cret"),
+            client_secret: ClientSecret::from("s3cret"),
             redirect_uri: Url::parse("http://localhost/cb").unwrap(),
         };
         assert!(!format!("{app:?}").contains("s3cret"));
@@ -220,7 +188,7 @@ mod tests {
         assert!(MeetupEndpoints::parse("not a url", "http://a", "http://b").is_err());
         let app = OAuthApp {
             client_id: ClientId::new("tavern"),
-            client_secret: ClientSecret::new("s3cret"),
+            client_secret: ClientSecret::from("s3cret"),
             redirect_uri: Url::parse("http://localhost/cb?x=1").unwrap(),
         };
         let url = endpoints.authorize_url(&app, "st&ate", Some("basic"));

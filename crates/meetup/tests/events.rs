@@ -199,7 +199,7 @@ async fn self_and_single_event_and_missing_things() {
 #[tokio::test]
 async fn a_missing_or_revoked_token_is_the_unauthorized_variant() {
     let w = world().await;
-    let unknown = meetup::AccessToken::new("not-a-token");
+    let unknown = meetup::AccessToken::from("not-a-token");
     let err = w.client.self_member(&unknown).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
 

@@ -12,7 +12,7 @@ use url::Url;
 fn app() -> OAuthApp {
     OAuthApp {
         client_id: ClientId::new("tavern"),
-        client_secret: ClientSecret::new("tavern-secret"),
+        client_secret: ClientSecret::from("tavern-secret"),
         redirect_uri: Url::parse("http://localhost:8080/meetup/callback").unwrap(),
     }
 }
@@ -36,7 +36,7 @@ fn code_of(pairs: &[(String, String)]) -> AuthorizationCode {
         .iter()
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.clone());
-    AuthorizationCode::new(code.unwrap())
+    AuthorizationCode::from(code.unwrap())
 }
 
 fn oauth_error(err: &MeetupError) -> &str {
@@ -101,14 +101,14 @@ async fn wrong_secret_unknown_code_and_nobody_signed_in_are_refused() {
     w.fake.sign_in(&gm).unwrap();
     let code = code_of(&authorize(&w, &app, "s").await);
     let wrong = OAuthApp {
-        client_secret: ClientSecret::new("guess"),
+        client_secret: ClientSecret::from("guess"),
         ..app.clone()
     };
     let err = w.client.exchange_code(&wrong, &code).await.unwrap_err();
     assert_eq!(oauth_error(&err), "invalid_client");
     let err = w
         .client
-        .exchange_code(&app, &AuthorizationCode::new("made-up"))
+        .exchange_code(&app, &AuthorizationCode::from("made-up"))
         .await
         .unwrap_err();
     assert_eq!(oauth_error(&err), "invalid_grant");

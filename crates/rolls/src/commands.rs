@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use discord::{
-    Action, ButtonStyle, CommandSpec, Component, Discord, Handler, HandlerError, Invocation,
-    OptionSpec, Reply, Response,
+    Action, ButtonStyle, CommandSpec, Component, Discord, Handler, Invocation, OptionSpec, Reply,
+    Response,
 };
 
 use crate::RollsError;
+use crate::domain::{ChannelId, UserId};
 use crate::ops::{
-    CharacterOp, CharactersModel, Controller, HelpOp, InitOp, OddsOp, RollOp, StatsOp,
-    TrackerModel, set_tracker_message,
+    CharacterOp, CharactersModel, Controller, HelpOp, InitOp, OddsOp, RollOp, StatsOp, TrackerModel,
 };
-use crate::schema::{ChannelId, MessageId, UserId};
 
 /// The component prefix (`rolls:...`).
 pub const PREFIX: &str = "rolls";
@@ -30,20 +29,12 @@ pub struct Ctx {
     pub discord: Discord,
 }
 
-fn to_handler_error(error: RollsError) -> HandlerError {
-    if error.is_user() {
-        HandlerError::user(error.user_message())
-    } else {
-        HandlerError::internal(error)
-    }
-}
-
 fn user_of(inv: &Invocation) -> UserId {
-    UserId(inv.actor.id.get())
+    inv.actor.id
 }
 
 fn channel_of(inv: &Invocation) -> ChannelId {
-    ChannelId(inv.channel_id.get())
+    inv.channel_id
 }
 
 /// The slash commands with their handlers.
@@ -56,7 +47,7 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
         let ctx = ctx.clone();
         Arc::new(move |inv: Invocation| {
             let fut = f(ctx.clone(), inv);
-            async move { fut.await.map_err(to_handler_error) }
+            async move { fut.await.map_err(RollsError::into_handler_error) }
         })
     }
     let expression =
@@ -139,7 +130,11 @@ pub fn components(ctx: &Ctx) -> Arc<dyn Handler> {
     let ctx = ctx.clone();
     Arc::new(move |inv: Invocation| {
         let ctx = ctx.clone();
-        async move { component(ctx, inv).await.map_err(to_handler_error) }
+        async move {
+            component(ctx, inv)
+                .await
+                .map_err(RollsError::into_handler_error)
+        }
     })
 }
 
@@ -205,7 +200,7 @@ fn characters_reply(model: &CharactersModel) -> Reply {
             } else {
                 ButtonStyle::Secondary
             };
-            Component::button(format!("{ACTIVE}:{}:{name}", model.user.0), name, style)
+            Component::button(format!("{ACTIVE}:{}:{name}", model.user), name, style)
         })
         .collect();
     for chunk in buttons.chunks(5) {
@@ -245,13 +240,8 @@ pub(crate) fn tracker_reply(model: &TrackerModel) -> Reply {
 /// id) when there is none, it was deleted, or `repost` asks for it at the bottom.
 async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(), RollsError> {
     let reply = tracker_reply(model);
-    let channel = discord::ChannelId::new_checked(model.channel.0)
-        .ok_or_else(|| RollsError::refused("Not a channel."))?;
-    let existing = model
-        .tracker
-        .message_id
-        .and_then(|m| discord::MessageId::new_checked(m.0))
-        .filter(|_| !repost);
+    let channel = model.channel;
+    let existing = model.tracker.message_id.filter(|_| !repost);
     if let Some(message) = existing {
         match ctx.discord.edit(channel, message, &reply).await {
             Ok(()) => return Ok(()),
@@ -261,12 +251,7 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
         }
     }
     let message = ctx.discord.send(channel, &reply).await?;
-    set_tracker_message(
-        ctx.controller.repo(),
-        model.channel,
-        MessageId(message.get()),
-    )
-    .await
+    ctx.controller.set_tracker_message(channel, message).await
 }
 
 async fn init(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
@@ -326,9 +311,9 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
                 InitOp::Next { channel }
             };
             let model = ctx.controller.run(user, &op).await?;
-            let pressed = MessageId(message_id.get());
+            let pressed = *message_id;
             if model.tracker.message_id != Some(pressed) {
-                set_tracker_message(ctx.controller.repo(), channel, pressed).await?;
+                ctx.controller.set_tracker_message(channel, pressed).await?;
             }
             Ok(Response::Update(tracker_reply(&model)))
         }
@@ -341,7 +326,7 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             let (owner, name) = rest
                 .split_once(':')
                 .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
-            if owner != user.0.to_string() {
+            if owner != user.to_string() {
                 return Err(RollsError::refused(
                     "These are someone else's characters; use `/character list` for yours.",
                 ));

@@ -1,7 +1,104 @@
-//! Pure logic: characters, the initiative tracker, and the text users see. No I/O, so
-//! every rule here is tested without Redis or Discord.
+//! Ids, documents and pure rules: characters, the initiative tracker, and the text
+//! users see. No I/O, so every rule here is tested without Redis or Discord. Where the
+//! documents are stored, and under which key, is [`crate::schema`]'s business.
 
-use crate::schema::{Character, Entry, MAX_CHARACTERS, Tracker, UserDoc, UserId};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Discord snowflakes, typed. They serialise as decimal strings (so JavaScript clients
+/// do not lose precision) and read numbers too.
+pub use discord::model::{ChannelId, MessageId, UserId};
+
+/// Most characters one user may have (the original's limit).
+pub const MAX_CHARACTERS: usize = 9;
+
+/// A user's personal data: characters, the active one, saved rolls.
+///
+/// ```json
+/// {
+///   "characters": { "Aragorn": { "initiative_modifier": 2 } },
+///   "active_character": "Aragorn",
+///   "saved_rolls": { "attack": "1d20+5" }
+/// }
+/// ```
+///
+/// `characters` is an object keyed by name, as in the seed's example. Fields this
+/// version does not know are kept as they are (`extra`), so an older or newer writer's
+/// data survives a round trip.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserDoc {
+    #[serde(default)]
+    pub characters: BTreeMap<String, Character>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_character: Option<String>,
+    /// Named expressions. Stored and synced; no command edits them yet.
+    #[serde(default)]
+    pub saved_rolls: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One character of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Character {
+    /// Added to the d20 when joining initiative without a roll.
+    pub initiative_modifier: i64,
+}
+
+/// A channel's initiative tracker. The seed left its shape open ("Not sure what this
+/// will look like yet"); this is it:
+///
+/// ```json
+/// {
+///   "entries": [
+///     { "name": "Aragorn", "user": "107624977066381312", "initiative": 19 },
+///     { "name": "Goblin",  "user": "414560806764675074", "initiative": 12 }
+///   ],
+///   "turn": 0,
+///   "round": 1,
+///   "message_id": "1180000000000000000"
+/// }
+/// ```
+///
+/// `entries` is kept sorted by initiative, highest first (ties keep join order);
+/// `turn` indexes into it; `round` starts at 1 and grows when the turn wraps;
+/// `message_id` is the tracker message in the channel (absent until it is posted).
+/// Snowflakes are strings so JavaScript clients do not lose precision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracker {
+    #[serde(default)]
+    pub entries: Vec<Entry>,
+    #[serde(default)]
+    pub turn: usize,
+    #[serde(default = "first_round")]
+    pub round: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+}
+
+fn first_round() -> u32 {
+    1
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            entries: Vec::new(),
+            turn: 0,
+            round: 1,
+            message_id: None,
+        }
+    }
+}
+
+/// One combatant in a tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub user: UserId,
+    pub initiative: i64,
+}
 
 /// Longest character name; keeps button labels and custom ids within Discord's limits.
 pub const MAX_NAME_LEN: usize = 32;
@@ -284,7 +381,7 @@ mod tests {
     fn entry(name: &str, user: u64, initiative: i64) -> Entry {
         Entry {
             name: name.into(),
-            user: UserId(user),
+            user: UserId::new(user),
             initiative,
         }
     }
@@ -325,8 +422,8 @@ mod tests {
         join(&mut t, entry("a", 1, 1));
         assert_eq!(t.entries.len(), 3);
         assert_eq!(t.entries[2].initiative, 1);
-        assert_eq!(leave(&mut t, UserId(1), None).expect("leave"), "a");
-        assert!(leave(&mut t, UserId(1), None).is_err());
+        assert_eq!(leave(&mut t, UserId::new(1), None).expect("leave"), "a");
+        assert!(leave(&mut t, UserId::new(1), None).is_err());
         let text = render_tracker(&t);
         assert!(text.starts_with("**Initiative** — round 2"), "{text}");
         assert!(text.contains("▶ ` 20` C"), "{text}");

@@ -1,4 +1,13 @@
-//! The crate's one error type: user mistakes (shown to them) and our failures (logged).
+//! The crate's one error type: user mistakes (shown to them), storage failures (in
+//! the kit's words, [`feature::reply`]) and our other failures (logged). Each way out
+//! is one function: [`RollsError::into_handler_error`] for Discord,
+//! [`RollsError::into_http`] for the REST API.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use discord::HandlerError;
+use serde_json::json;
+use store::StorageError;
 
 use crate::domain::Refusal;
 
@@ -15,19 +24,10 @@ pub enum RollsError {
     /// Any other request the user can fix.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// Redis could not do what was asked: down, a document that does not parse, or
+    /// too many concurrent changes of one document.
     #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    /// A stored document that does not parse; never overwritten silently.
-    #[error("stored `{key}` is not valid JSON: {source}")]
-    Corrupt {
-        key: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("`{key}` kept changing under us; try again")]
-    Contention { key: String },
+    Storage(#[from] StorageError),
     #[error("discord: {0}")]
     Discord(#[from] discord::RestError),
     #[error("object store: {0}")]
@@ -36,6 +36,18 @@ pub enum RollsError {
     BadSnapshot { path: String, reason: String },
     #[error("object store setting `{key}`: {reason}")]
     BadStoreOption { key: String, reason: String },
+}
+
+impl From<store::StoreError> for RollsError {
+    fn from(error: store::StoreError) -> RollsError {
+        RollsError::Storage(error.into())
+    }
+}
+
+impl From<redis::RedisError> for RollsError {
+    fn from(error: redis::RedisError) -> RollsError {
+        RollsError::Storage(error.into())
+    }
 }
 
 impl RollsError {
@@ -50,7 +62,49 @@ impl RollsError {
             RollsError::Dice {
                 message, pointer, ..
             } => format!("{message}\n```\n{pointer}\n```"),
+            RollsError::Storage(error) => feature::reply::user_message(error),
             other => other.to_string(),
+        }
+    }
+
+    /// The answer of a Discord handler: the user's mistakes as they are, storage
+    /// failures in the kit's words, anything else internal (logged by the router).
+    pub fn into_handler_error(self) -> HandlerError {
+        match self {
+            RollsError::Storage(error) => feature::reply::handler_error(&error),
+            error if error.is_user() => HandlerError::user(error.user_message()),
+            error => HandlerError::internal(error),
+        }
+    }
+
+    /// The answer of the REST API: 400 `{"error"}` for the user's mistakes (dice
+    /// errors add `column` and `pointer`), storage failures in the kit's words and
+    /// status, anything else a logged 500.
+    pub fn into_http(self) -> Response {
+        match self {
+            RollsError::Dice {
+                message,
+                column,
+                pointer,
+            } => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": message, "column": column, "pointer": pointer})),
+            )
+                .into_response(),
+            RollsError::Storage(error) => feature::reply::http_error(&error),
+            error if error.is_user() => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": error.to_string()})),
+            )
+                .into_response(),
+            error => {
+                tracing::error!(%error, "rolls api request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    axum::Json(json!({"error": "internal error; see the server log"})),
+                )
+                    .into_response()
+            }
         }
     }
 

@@ -2,20 +2,31 @@
 //! seed's REST backend and sync service (`shared/seeds/feyre-overview.md`).
 //!
 //! # Rooms
+//! - [`domain`]: the ids (Discord's typed snowflakes: `UserId`, `ChannelId`,
+//!   `MessageId`), the documents ([`domain::UserDoc`], [`domain::Tracker`]) and the pure
+//!   rules (characters, the tracker, help text). No I/O.
 //! - [`schema`]: the seed's Redis keys (`user_set`, `user_{id}`, `c_{command}`,
-//!   `c_:updated_time`, `init_{channel_id}`, `{key}:updated_time`) and their JSON shapes.
-//! - [`domain`]: pure rules (characters, the tracker, help text).
-//! - [`store`]: repositories over `schema`.
+//!   `c_:updated_time`, `init_{channel_id}`, `{key}:updated_time`); the only module
+//!   that spells them. It depends on `domain`, never the reverse.
+//! - [`repo`]: repositories over `schema`, one file per aggregate (user documents,
+//!   trackers, usage counters, whole key sets for the sync); every failure a
+//!   [`store::StorageError`].
 //! - [`ops`]: the seed's controller / operation / model split; every command, button
-//!   and REST request goes through [`ops::Controller::run`].
+//!   and REST request goes through [`ops::Controller::run`], whose compare-and-set
+//!   commits retry through [`store::optimistic()`].
 //! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service,
 //!   writing to the [`SyncTarget`] of [`sync_target`] (a folder, S3 or Azure Blob).
+//! - [`RollsError`]: domain refusals and dice errors next to the wrapped
+//!   [`store::StorageError`]; [`RollsError::into_handler_error`] and
+//!   [`RollsError::into_http`] are the one way each out, the storage part in
+//!   [`feature::reply`]'s words.
+//! - [`feature()`]: the whole feature as one [`feature::Feature`].
 //!
 //! # Choices where the seed is vague
 //! - **`init_{channel_id}`** ("Not sure what this will look like yet"): a JSON
-//!   [`schema::Tracker`] — entries (name, user, initiative) sorted by initiative, the
+//!   [`domain::Tracker`] — entries (name, user, initiative) sorted by initiative, the
 //!   current turn index, the round, and the tracker message's id.
-//! - **`user_{id}`** ("characters, saved rolls, etc."): a JSON [`schema::UserDoc`] with
+//! - **`user_{id}`** ("characters, saved rolls, etc."): a JSON [`domain::UserDoc`] with
 //!   `characters` keyed by name (`{"initiative_modifier": n}`), `active_character` and
 //!   `saved_rolls`; unknown fields are preserved. At most 9 characters (the original's
 //!   limit). Character names match case-insensitively.
@@ -24,12 +35,15 @@
 //!   requests count like the command they mirror. Only requests that succeed are
 //!   counted, because the count is committed in the same atomic step as the
 //!   operation's own writes.
-//! - **`user_set` members** are decimal strings (what the original stored).
-//! - **Timestamps** are Unix milliseconds (`store::updated_time`). Every counter write
-//!   sets `c_:updated_time` only, as the seed says.
+//! - **`user_set` members** are decimal strings (what the original stored); the ids in
+//!   the JSON documents are decimal strings too (numbers are read as well).
+//! - **Timestamps** are Unix milliseconds (`store::updated_time`), by the context's
+//!   clock. Every counter write sets `c_:updated_time` only, as the seed says.
 //! - **Sync**: one object per key set (`rolls/{key}.json`; all counters together in
-//!   `rolls/c_.json`); restore never deletes keys; ties keep Redis. The job runs hourly
-//!   (the seed's "once per hour", not the original code's 2 h) and at shutdown. The
+//!   `rolls/c_.json`); restore never deletes keys; ties keep Redis. The snapshot job
+//!   (`rolls-sync`) runs hourly (the seed's "once per hour", not the original code's
+//!   2 h) and at shutdown; the restore (`rolls-restore`) is start-up work that serving
+//!   waits for. The
 //!   store is a local folder by default, or S3 / Azure Blob Storage by URL; credentials
 //!   only ever come from the environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
 //! - **`/init join` without a roll** rolls `1d20` plus the active character's modifier;
@@ -55,14 +69,16 @@ pub mod domain;
 mod error;
 pub mod jobs;
 pub mod ops;
+pub mod repo;
 pub mod schema;
-pub mod store;
 pub mod sync_target;
 pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use feature::{Feature, Job, Startup};
 
 pub use error::RollsError;
 pub use jobs::{SyncReport, sync_once};
@@ -105,50 +121,36 @@ impl std::fmt::Debug for RollsConfig {
     }
 }
 
-type SyncFuture = discord::BoxFuture<'static, Result<(), feature::JobError>>;
-
 /// The feature: commands, the `rolls` component prefix, `/api/rolls/` routes, the hourly
-/// `rolls-sync` job (also at shutdown) and the start-up restore that serving waits for.
-pub fn feature(
-    redis: ::store::Redis,
-    discord: discord::Discord,
-    config: RollsConfig,
-) -> feature::Feature {
-    let ctx = commands::Ctx {
-        controller: ops::Controller::new(store::Repo::new(redis.clone())),
-        discord,
+/// `rolls-sync` job (also at shutdown) and the `rolls-restore` start-up work that
+/// serving waits for.
+pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
+    let handlers = commands::Ctx {
+        controller: ops::Controller::new(repo::Repo::new(ctx.redis.clone()), ctx.clock.clone()),
+        discord: ctx.discord.clone(),
     };
-    let mut feature = feature::Feature::new("rolls");
-    feature.commands = commands::commands(&ctx);
-    feature.components = Some((commands::PREFIX, commands::components(&ctx)));
-    feature.routes = Some(web::router(ctx));
-
     let config = Arc::new(config);
-    let (r, c) = (redis.clone(), Arc::clone(&config));
-    feature.jobs.push(feature::Job {
-        name: "rolls-sync",
-        every: config.sync_every,
-        on_shutdown: true,
-        run: Arc::new(move || -> SyncFuture {
-            let (redis, config) = (r.clone(), Arc::clone(&c));
-            Box::pin(async move {
-                let objects = jobs::open_store(&config).map_err(feature::JobError::new)?;
-                jobs::snapshot(&redis, objects.as_ref())
-                    .await
-                    .map(|_| ())
-                    .map_err(feature::JobError::new)
-            })
-        }),
+
+    let (redis, sync_config) = (ctx.redis.clone(), Arc::clone(&config));
+    let sync = Job::every("rolls-sync", config.sync_every, move || {
+        let (redis, config) = (redis.clone(), Arc::clone(&sync_config));
+        async move { jobs::snapshot_job(&redis, &config).await }
+    })
+    .on_shutdown();
+
+    let (redis, restore_config) = (ctx.redis.clone(), config);
+    let restore = Startup::new("rolls-restore", move || {
+        let (redis, config) = (redis.clone(), Arc::clone(&restore_config));
+        async move { jobs::restore_startup(&redis, &config).await }
     });
-    feature.startup = Some(Arc::new(move || -> SyncFuture {
-        let (redis, config) = (redis.clone(), Arc::clone(&config));
-        Box::pin(async move {
-            let objects = jobs::open_store(&config).map_err(feature::JobError::new)?;
-            jobs::restore(&redis, objects.as_ref())
-                .await
-                .map(|_| ())
-                .map_err(feature::JobError::new)
+
+    commands::commands(&handlers)
+        .into_iter()
+        .fold(Feature::new("rolls"), |feature, (spec, handler)| {
+            feature.command(spec, handler)
         })
-    }));
-    feature
+        .components(commands::PREFIX, commands::components(&handlers))
+        .routes(web::router(handlers))
+        .job(sync)
+        .startup(restore)
 }

@@ -5,8 +5,9 @@
 //! bookkeeping (`SADD user_set`, `INCR c_{command}` and both timestamps) to the same
 //! [`Writes`] and commits everything in one atomic step. Operations that change a
 //! document name it as a guard, so the commit is a compare-and-set
-//! ([`store::Redis::apply_if`]) retried on a lost race; read-only operations commit the
-//! bookkeeping with a plain `MULTI/EXEC`. A failed operation writes nothing, so only
+//! ([`store::Redis::apply_if`]) planned again on a lost race ([`store::optimistic()`],
+//! which gives up with [`store::StorageError::Conflict`]); read-only operations commit
+//! the bookkeeping with a plain `MULTI/EXEC`. A failed operation writes nothing, so only
 //! requests that did something are counted.
 //!
 //! Models are plain `Serialize` structs: the REST API returns them as JSON and the
@@ -14,18 +15,19 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
+use base::Clock;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use store::Writes;
+use store::{Attempt, Writes, optimistic};
 
 use crate::RollsError;
-use crate::domain;
-use crate::schema::{self, ChannelId, Character, Entry, MAX_CHARACTERS, Tracker, UserId};
-use crate::store::{Repo, bookkeeping, put_tracker, put_user};
-
-/// How often a compare-and-set commit is retried before giving up.
-const MAX_ATTEMPTS: u32 = 16;
+use crate::domain::{
+    self, ChannelId, Character, Entry, MAX_CHARACTERS, MessageId, Tracker, UserId,
+};
+use crate::repo::{Repo, bookkeeping, put_tracker, put_user};
+use crate::schema;
 
 /// What an operation wants committed, and what it answers.
 #[derive(Debug)]
@@ -64,11 +66,13 @@ pub trait Operation: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Controller {
     repo: Repo,
+    clock: Arc<dyn Clock>,
 }
 
 impl Controller {
-    pub fn new(repo: Repo) -> Controller {
-        Controller { repo }
+    /// Requests over `repo`, their timestamps from `clock`.
+    pub fn new(repo: Repo, clock: Arc<dyn Clock>) -> Controller {
+        Controller { repo, clock }
     }
 
     pub fn repo(&self) -> &Repo {
@@ -76,34 +80,66 @@ impl Controller {
     }
 
     /// Runs `op` for `user`: plan, add bookkeeping, commit atomically, return the model.
+    /// A guarded commit that loses a race is planned again ([`store::optimistic()`]);
+    /// running out of attempts is a [`store::StorageError::Conflict`] named after the command.
     pub async fn run<O: Operation>(&self, user: UserId, op: &O) -> Result<O::Model, RollsError> {
-        let mut last_guard = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
-            let at = Utc::now();
+        optimistic(O::COMMAND, |_| async move {
+            let at = self.clock.now();
             let plan = op.plan(&self.repo, at).await?;
             let mut writes = Writes::new();
             bookkeeping(&mut writes, user, O::COMMAND, at);
             writes.extend(plan.writes);
-            match plan.guard {
+            let committed = match &plan.guard {
                 None => {
                     self.repo.redis().apply(&writes).await?;
-                    return Ok(plan.model);
+                    true
                 }
                 Some((key, expected)) => {
-                    if self
-                        .repo
+                    self.repo
                         .redis()
-                        .apply_if(&key, expected.as_deref(), &writes)
+                        .apply_if(key, expected.as_deref(), &writes)
                         .await?
-                    {
-                        return Ok(plan.model);
-                    }
-                    tracing::debug!(%key, attempt, command = O::COMMAND, "document changed; replanning");
-                    last_guard = key;
                 }
+            };
+            Ok::<_, RollsError>(if committed {
+                Attempt::Done(plan.model)
+            } else {
+                Attempt::Retry
+            })
+        })
+        .await
+    }
+
+    /// Records which message shows `channel`'s tracker. Not a user request, so not
+    /// counted; compare-and-set like every document write.
+    pub async fn set_tracker_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> Result<(), RollsError> {
+        let key = schema::init_key(channel);
+        let key = key.as_str();
+        optimistic(key, |_| async move {
+            let read = self.repo.tracker(channel).await?;
+            if read.value.message_id == Some(message) {
+                return Ok(Attempt::Done(()));
             }
-        }
-        Err(RollsError::Contention { key: last_guard })
+            let mut tracker = read.value;
+            tracker.message_id = Some(message);
+            let mut writes = Writes::new();
+            put_tracker(&mut writes, channel, &tracker, self.clock.now())?;
+            let written = self
+                .repo
+                .redis()
+                .apply_if(key, read.raw.as_deref(), &writes)
+                .await?;
+            Ok::<_, RollsError>(if written {
+                Attempt::Done(())
+            } else {
+                Attempt::Retry
+            })
+        })
+        .await
     }
 }
 
@@ -517,34 +553,6 @@ impl Operation for InitOp {
             model,
         })
     }
-}
-
-/// Records which message shows `channel`'s tracker. Not a user request, so not
-/// counted; compare-and-set like every document write.
-pub async fn set_tracker_message(
-    repo: &Repo,
-    channel: ChannelId,
-    message: schema::MessageId,
-) -> Result<(), RollsError> {
-    let key = schema::init_key(channel);
-    for _ in 0..MAX_ATTEMPTS {
-        let read = repo.tracker(channel).await?;
-        if read.value.message_id == Some(message) {
-            return Ok(());
-        }
-        let mut tracker = read.value;
-        tracker.message_id = Some(message);
-        let mut writes = Writes::new();
-        put_tracker(&mut writes, channel, &tracker, Utc::now())?;
-        if repo
-            .redis()
-            .apply_if(&key, read.raw.as_deref(), &writes)
-            .await?
-        {
-            return Ok(());
-        }
-    }
-    Err(RollsError::Contention { key })
 }
 
 #[cfg(test)]

@@ -4,20 +4,21 @@
 //! |-----------------------------|---------|---------------------------------------------|
 //! | `user_set`                  | set     | every user id that made a request           |
 //! | `user_set:updated_time`     | string  | Unix millis of the last write of `user_set` |
-//! | `user_{id}`                 | string  | [`UserDoc`] as JSON                          |
+//! | `user_{id}`                 | string  | [`UserDoc`] as JSON                         |
 //! | `user_{id}:updated_time`    | string  | Unix millis                                  |
 //! | `c_{command}`               | string  | integer counter (`INCR`)                     |
 //! | `c_:updated_time`           | string  | Unix millis of the last write of any counter |
-//! | `init_{channel_id}`         | string  | [`Tracker`] as JSON                          |
+//! | `init_{channel_id}`         | string  | [`Tracker`] as JSON                         |
 //! | `init_{channel_id}:updated_time` | string | Unix millis                            |
 //!
-//! No other module spells these names; everything else goes through the functions
-//! here.
+//! The JSON shapes are the documents of [`crate::domain`] (`serde` as declared there;
+//! snowflakes as decimal strings). No other module spells these names; everything
+//! else goes through the functions here.
+//!
+//! [`UserDoc`]: crate::domain::UserDoc
+//! [`Tracker`]: crate::domain::Tracker
 
-use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use crate::domain::{ChannelId, UserId};
 
 /// The set of every user id.
 pub const USER_SET: &str = "user_set";
@@ -32,37 +33,18 @@ pub const INIT_PREFIX: &str = "init_";
 pub const COUNTERS_UPDATED_TIME: &str = "c_:updated_time";
 /// Suffix of every timestamp key.
 pub const UPDATED_TIME_SUFFIX: &str = ":updated_time";
-
-/// A Discord user id (a snowflake). Stored in `user_set` as its decimal string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(#[serde(with = "snowflake")] pub u64);
-
-/// A Discord channel id (a snowflake).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ChannelId(#[serde(with = "snowflake")] pub u64);
-
-/// A Discord message id (a snowflake).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MessageId(#[serde(with = "snowflake")] pub u64);
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+/// The name of the key set of all counters (they share one timestamp, so the sync
+/// keeps them together): the prefix of their timestamp key.
+pub const COUNTERS_SET: &str = COUNTER_PREFIX;
 
 /// `user_{id}`.
 pub fn user_key(user: UserId) -> String {
-    format!("{USER_PREFIX}{}", user.0)
+    format!("{USER_PREFIX}{user}")
+}
+
+/// How a user is written into `user_set`: its decimal string.
+pub fn user_set_member(user: UserId) -> String {
+    user.to_string()
 }
 
 /// `c_{command}`.
@@ -72,12 +54,23 @@ pub fn counter_key(command: &str) -> String {
 
 /// `init_{channel_id}`.
 pub fn init_key(channel: ChannelId) -> String {
-    format!("{INIT_PREFIX}{}", channel.0)
+    format!("{INIT_PREFIX}{channel}")
 }
 
 /// The timestamp key of `key` (`{key}:updated_time`).
 pub fn updated_time_key(key: &str) -> String {
     store::updated_time::key_for(key)
+}
+
+/// `SCAN` pattern of every counter.
+pub fn counters_pattern() -> String {
+    format!("{COUNTER_PREFIX}*")
+}
+
+/// `SCAN` patterns that together cover every seed key (and a few timestamps, which
+/// [`classify`] leaves out).
+pub fn seed_key_patterns() -> [String; 3] {
+    [USER_PREFIX, COUNTER_PREFIX, INIT_PREFIX].map(|prefix| format!("{prefix}*"))
 }
 
 /// What kind of seed key `key` is, for the sync service's scans. `None` for keys that
@@ -90,13 +83,10 @@ pub fn classify(key: &str) -> Option<KeyKind> {
         return Some(KeyKind::UserSet);
     }
     if let Some(id) = key.strip_prefix(USER_PREFIX) {
-        return id.parse::<u64>().ok().map(|id| KeyKind::User(UserId(id)));
+        return id.parse::<UserId>().ok().map(KeyKind::User);
     }
     if let Some(id) = key.strip_prefix(INIT_PREFIX) {
-        return id
-            .parse::<u64>()
-            .ok()
-            .map(|id| KeyKind::Init(ChannelId(id)));
+        return id.parse::<ChannelId>().ok().map(KeyKind::Init);
     }
     key.strip_prefix(COUNTER_PREFIX)
         .filter(|command| !command.is_empty())
@@ -112,138 +102,34 @@ pub enum KeyKind {
     Init(ChannelId),
 }
 
-/// Most characters one user may have (the original's limit).
-pub const MAX_CHARACTERS: usize = 9;
-
-/// `user_{id}`: the user's personal data.
-///
-/// ```json
-/// {
-///   "characters": { "Aragorn": { "initiative_modifier": 2 } },
-///   "active_character": "Aragorn",
-///   "saved_rolls": { "attack": "1d20+5" }
-/// }
-/// ```
-///
-/// `characters` is an object keyed by name, as in the seed's example. Fields this
-/// version does not know are kept as they are (`extra`), so an older or newer writer's
-/// data survives a round trip.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UserDoc {
-    #[serde(default)]
-    pub characters: BTreeMap<String, Character>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_character: Option<String>,
-    /// Named expressions. Stored and synced; no command edits them yet.
-    #[serde(default)]
-    pub saved_rolls: BTreeMap<String, String>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One character of a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Character {
-    /// Added to the d20 when joining initiative without a roll.
-    pub initiative_modifier: i64,
-}
-
-/// `init_{channel_id}`: the channel's initiative tracker. The seed left this open
-/// ("Not sure what this will look like yet"); this is the shape:
-///
-/// ```json
-/// {
-///   "entries": [
-///     { "name": "Aragorn", "user": "107624977066381312", "initiative": 19 },
-///     { "name": "Goblin",  "user": "414560806764675074", "initiative": 12 }
-///   ],
-///   "turn": 0,
-///   "round": 1,
-///   "message_id": "1180000000000000000"
-/// }
-/// ```
-///
-/// `entries` is kept sorted by initiative, highest first (ties keep join order);
-/// `turn` indexes into it; `round` starts at 1 and grows when the turn wraps;
-/// `message_id` is the tracker message in the channel (absent until it is posted).
-/// Snowflakes are strings so JavaScript clients do not lose precision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tracker {
-    #[serde(default)]
-    pub entries: Vec<Entry>,
-    #[serde(default)]
-    pub turn: usize,
-    #[serde(default = "first_round")]
-    pub round: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<MessageId>,
-}
-
-fn first_round() -> u32 {
-    1
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Tracker {
-            entries: Vec::new(),
-            turn: 0,
-            round: 1,
-            message_id: None,
-        }
-    }
-}
-
-/// One combatant in a tracker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub name: String,
-    pub user: UserId,
-    pub initiative: i64,
-}
-
-/// Snowflakes as JSON strings (and accepting numbers on read).
-mod snowflake {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&value.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(u64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(n),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Entry, MessageId, Tracker, UserDoc};
 
     #[test]
     fn key_names_are_the_seeds() {
         assert_eq!(
-            user_key(UserId(107624977066381312)),
+            user_key(UserId::new(107624977066381312)),
             "user_107624977066381312"
         );
         assert_eq!(counter_key("roll"), "c_roll");
-        assert_eq!(init_key(ChannelId(42)), "init_42");
+        assert_eq!(init_key(ChannelId::new(42)), "init_42");
         assert_eq!(updated_time_key(USER_SET), "user_set:updated_time");
         assert_eq!(classify("user_set"), Some(KeyKind::UserSet));
-        assert_eq!(classify("user_7"), Some(KeyKind::User(UserId(7))));
+        assert_eq!(classify("user_7"), Some(KeyKind::User(UserId::new(7))));
         assert_eq!(classify("c_roll"), Some(KeyKind::Counter("roll".into())));
         assert_eq!(classify("c_:updated_time"), None);
-        assert_eq!(classify("init_9"), Some(KeyKind::Init(ChannelId(9))));
+        assert_eq!(classify("init_9"), Some(KeyKind::Init(ChannelId::new(9))));
         assert_eq!(classify("user_7:updated_time"), None);
         assert_eq!(classify("drinking:game"), None);
+        assert_eq!(user_set_member(UserId::new(42)), "42");
+        assert_eq!(
+            seed_key_patterns(),
+            ["user_*".to_owned(), "c_*".to_owned(), "init_*".to_owned()]
+        );
+        assert_eq!(counters_pattern(), "c_*");
+        assert_eq!(updated_time_key(COUNTERS_SET), COUNTERS_UPDATED_TIME);
     }
 
     #[test]
@@ -259,5 +145,37 @@ mod tests {
         assert_eq!(t.round, 1);
         let json = serde_json::to_value(&t).expect("serialise");
         assert_eq!(json["entries"][0]["user"], "5");
+    }
+
+    /// The stored bytes are exactly what the bare `u64` ids with their string
+    /// serialiser wrote before the ids became Discord's typed ids.
+    #[test]
+    fn stored_documents_keep_their_bytes() {
+        let tracker = Tracker {
+            entries: vec![Entry {
+                name: "Aragorn".into(),
+                user: UserId::new(107624977066381312),
+                initiative: 19,
+            }],
+            turn: 0,
+            round: 1,
+            message_id: Some(MessageId::new(1180000000000000000)),
+        };
+        let json = serde_json::to_string(&tracker).expect("serialise");
+        assert_eq!(
+            json,
+            r#"{"entries":[{"name":"Aragorn","user":"107624977066381312","initiative":19}],"turn":0,"round":1,"message_id":"1180000000000000000"}"#
+        );
+        let back: Tracker = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, tracker);
+        let numbers: Tracker = serde_json::from_str(
+            r#"{"entries":[{"name":"A","user":107624977066381312,"initiative":1}],"message_id":1180000000000000000}"#,
+        )
+        .expect("numbers are read too");
+        assert_eq!(numbers.entries[0].user, UserId::new(107624977066381312));
+        assert_eq!(
+            numbers.message_id,
+            Some(MessageId::new(1180000000000000000))
+        );
     }
 }

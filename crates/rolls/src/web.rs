@@ -3,7 +3,8 @@
 //! Every request names its user with `?user=ID` (the seed: "All REST requests will
 //! have user=? in the query parameters"); the controller adds it to `user_set` and
 //! counts the request. Bad input answers 400 with `{"error": "..."}` (plus `column`
-//! and `pointer` for dice errors); our failures answer 500 with a short message and
+//! and `pointer` for dice errors); storage failures answer in the kit's words and
+//! status (`feature::reply`); our other failures answer 500 with a short message and
 //! are logged.
 //!
 //! | method | path                                        | body                        |
@@ -24,21 +25,19 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::RollsError;
 use crate::commands::Ctx;
+use crate::domain::{ChannelId, UserId};
 use crate::ops::{CharacterOp, HelpOp, InitOp, OddsOp, Operation, RollOp, StatsOp, TrackerModel};
-use crate::schema::{ChannelId, UserId};
 
 type Params = Query<BTreeMap<String, String>>;
 
-/// A 400 or 500 answer.
+/// An error answer, as [`RollsError::into_http`] words it.
 #[derive(Debug)]
 pub struct ApiError(RollsError);
 
@@ -50,30 +49,7 @@ impl From<RollsError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self.0 {
-            RollsError::Dice {
-                message,
-                column,
-                pointer,
-            } => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": message, "column": column, "pointer": pointer})),
-            )
-                .into_response(),
-            e if e.is_user() => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.to_string()})),
-            )
-                .into_response(),
-            e => {
-                tracing::error!(error = %e, "rolls api request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"error": "internal error; see the server log"})),
-                )
-                    .into_response()
-            }
-        }
+        self.0.into_http()
     }
 }
 
@@ -86,11 +62,8 @@ fn user(params: &BTreeMap<String, String>) -> Result<UserId, ApiError> {
         .get("user")
         .ok_or_else(|| bad("`user` is required: add ?user=<discord user id>"))?;
     raw.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|id| *id != 0)
-        .map(UserId)
-        .ok_or_else(|| bad(format!("`user` must be a Discord user id, not `{raw}`")))
+        .parse::<UserId>()
+        .map_err(|_| bad(format!("`user` must be a Discord user id, not `{raw}`")))
 }
 
 fn required<'p>(params: &'p BTreeMap<String, String>, name: &str) -> Result<&'p str, ApiError> {
@@ -101,11 +74,8 @@ fn required<'p>(params: &'p BTreeMap<String, String>, name: &str) -> Result<&'p 
 }
 
 fn channel(raw: &str) -> Result<ChannelId, ApiError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|id| *id != 0)
-        .map(ChannelId)
-        .ok_or_else(|| bad(format!("`{raw}` is not a channel id")))
+    raw.parse::<ChannelId>()
+        .map_err(|_| bad(format!("`{raw}` is not a channel id")))
 }
 
 fn body<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -221,15 +191,9 @@ async fn characters_remove(
 /// channel shows what REST clients did.
 async fn init_change(ctx: &Ctx, user: UserId, op: InitOp) -> Result<Response, ApiError> {
     let model: TrackerModel = ctx.controller.run(user, &op).await?;
-    if let (Some(message), Some(channel)) = (
-        model
-            .tracker
-            .message_id
-            .and_then(|m| discord::MessageId::new_checked(m.0)),
-        discord::ChannelId::new_checked(model.channel.0),
-    ) {
+    if let Some(message) = model.tracker.message_id {
         let reply = crate::commands::tracker_reply(&model);
-        if let Err(error) = ctx.discord.edit(channel, message, &reply).await {
+        if let Err(error) = ctx.discord.edit(model.channel, message, &reply).await {
             tracing::warn!(%error, channel = %model.channel, "could not update the tracker message");
         }
     }

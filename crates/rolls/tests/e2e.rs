@@ -1,55 +1,40 @@
 //! Every command and button end to end: discord-sim, the real router and real Redis.
 
-use std::time::{Duration, Instant};
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-use discord_sim::{InteractionReply, Sim, SimConfig};
-use feature::{TestBot, sim_config};
+use discord_sim::InteractionReply;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use store::harness::TestRedis;
+use testkit::{TestBot, WAIT, World};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-struct World {
-    sim: Sim,
-    demo: discord_sim::Demo,
-    bot: TestBot,
-    redis: store::Redis,
-    _server: TestRedis,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> World {
-    discord::install_crypto_provider();
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
+/// The world with the bot serving the rolls feature (its sync folder in `_dir`).
+async fn start() -> (World, TestBot, tempfile::TempDir) {
+    let world = World::new().await;
     let dir = tempfile::tempdir().expect("dir");
-    let sim = Sim::start(SimConfig::default()).expect("sim");
-    let demo = sim.seed_demo();
-    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
-    let discord = TestBot::discord_for(&config);
-    let feature = rolls::feature(
-        redis.clone(),
-        discord.clone(),
-        rolls::RollsConfig::new(dir.path()),
-    );
-    let bot = TestBot::start(config, discord, vec![feature]).await;
-    let deadline = Instant::now() + WAIT;
-    while sim.registered_commands().is_empty() {
-        assert!(Instant::now() < deadline, "commands not registered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    World {
-        sim,
-        demo,
-        bot,
-        redis,
-        _server: server,
-        _dir: dir,
-    }
+    let feature = rolls::feature(&world.ctx, rolls::RollsConfig::new(dir.path()));
+    let bot = TestBot::spawn(&world, vec![feature]).await;
+    (world, bot, dir)
 }
 
-impl World {
+/// What these tests do in the world: commands, clicks, and reading back.
+trait Play {
+    async fn run(
+        &self,
+        user: discord_sim::Snowflake,
+        name: &str,
+        options: Value,
+    ) -> InteractionReply;
+    async fn click(
+        &self,
+        user: discord_sim::Snowflake,
+        message: discord_sim::Snowflake,
+        id: &str,
+    ) -> InteractionReply;
+    async fn counter(&self, command: &str) -> i64;
+    fn tracker(&self) -> discord_sim::Message;
+}
+
+impl Play for World {
     async fn run(
         &self,
         user: discord_sim::Snowflake,
@@ -101,7 +86,7 @@ fn content(reply: &InteractionReply) -> &str {
 
 #[tokio::test]
 async fn roll_public_private_and_errors() {
-    let w = start().await;
+    let (w, bot, _dir) = start().await;
     let reply = w
         .run(
             w.demo.alice,
@@ -132,12 +117,12 @@ async fn roll_public_private_and_errors() {
     assert!(content(&reply).contains("1d20 + x\n       ^"), "{reply:?}");
 
     assert_eq!(w.counter("roll").await, 2, "the failed roll is not counted");
-    w.bot.stop().await;
+    bot.stop().await;
 }
 
 #[tokio::test]
 async fn odds_stats_and_help() {
-    let w = start().await;
+    let (w, bot, _dir) = start().await;
     let reply = w
         .run(
             w.demo.alice,
@@ -188,12 +173,12 @@ async fn odds_stats_and_help() {
         .await;
     assert!(content(&reply).contains("`/roll` 0"), "{reply:?}");
     assert!(content(&reply).contains("**Users** 3"), "{reply:?}");
-    w.bot.stop().await;
+    bot.stop().await;
 }
 
 #[tokio::test]
 async fn characters_and_the_active_character_buttons() {
-    let w = start().await;
+    let (w, bot, _dir) = start().await;
     for (name, modifier) in [("Vex", 3), ("Vax", 4)] {
         let reply = w
             .run(
@@ -264,12 +249,12 @@ async fn characters_and_the_active_character_buttons() {
         tenth.ephemeral && content(&tenth).contains("9 characters"),
         "{tenth:?}"
     );
-    w.bot.stop().await;
+    bot.stop().await;
 }
 
 #[tokio::test]
 async fn initiative_tracker_with_buttons() {
-    let w = start().await;
+    let (w, bot, _dir) = start().await;
     w.run(
         w.demo.alice,
         "character",
@@ -379,5 +364,5 @@ async fn initiative_tracker_with_buttons() {
         9,
         "failed requests are not counted"
     );
-    w.bot.stop().await;
+    bot.stop().await;
 }

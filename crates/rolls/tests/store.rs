@@ -1,25 +1,28 @@
 //! The seed's keys with real Redis: exact names, types and timestamps written by the
 //! controller and the operations.
 
-use redis::AsyncCommands;
-use rolls::ops::{CharacterOp, Controller, InitOp, RollOp, StatsOp};
-use rolls::schema::{ChannelId, UserId};
-use rolls::store::Repo;
-use store::harness::TestRedis;
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-async fn setup() -> (TestRedis, store::Redis, Controller) {
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
-    let controller = Controller::new(Repo::new(redis.clone()));
-    (server, redis, controller)
+use redis::AsyncCommands;
+use rolls::domain::{ChannelId, UserId};
+use rolls::ops::{CharacterOp, Controller, InitOp, RollOp, StatsOp};
+use rolls::repo::Repo;
+use testkit::World;
+
+/// The world (kept alive by the caller), its Redis and a controller over it.
+async fn setup() -> (World, store::Redis, Controller) {
+    let world = World::new().await;
+    let redis = world.redis.clone();
+    let controller = Controller::new(Repo::new(redis.clone()), world.ctx.clock.clone());
+    (world, redis, controller)
 }
 
 use store::harness::key_type;
 
 #[tokio::test]
 async fn a_roll_adds_the_user_and_counts_with_timestamps() {
-    let (_server, redis, controller) = setup().await;
-    let user = UserId(107624977066381312);
+    let (_world, redis, controller) = setup().await;
+    let user = UserId::new(107624977066381312);
     let model = controller
         .run(
             user,
@@ -56,10 +59,10 @@ async fn a_roll_adds_the_user_and_counts_with_timestamps() {
 
 #[tokio::test]
 async fn a_bad_expression_writes_nothing() {
-    let (_server, redis, controller) = setup().await;
+    let (_world, redis, controller) = setup().await;
     let err = controller
         .run(
-            UserId(1),
+            UserId::new(1),
             &RollOp {
                 expression: "1d20 + x".into(),
             },
@@ -79,8 +82,8 @@ async fn a_bad_expression_writes_nothing() {
 
 #[tokio::test]
 async fn characters_live_in_the_user_document() {
-    let (_server, redis, controller) = setup().await;
-    let user = UserId(7);
+    let (_world, redis, controller) = setup().await;
+    let user = UserId::new(7);
     controller
         .run(
             user,
@@ -132,9 +135,9 @@ async fn characters_live_in_the_user_document() {
 
 #[tokio::test]
 async fn the_tracker_lives_in_init_channel() {
-    let (_server, redis, controller) = setup().await;
-    let (a, b) = (UserId(1), UserId(2));
-    let channel = ChannelId(555);
+    let (_world, redis, controller) = setup().await;
+    let (a, b) = (UserId::new(1), UserId::new(2));
+    let channel = ChannelId::new(555);
     controller
         .run(
             a,
@@ -189,17 +192,17 @@ async fn the_tracker_lives_in_init_channel() {
 
 #[tokio::test]
 async fn concurrent_joins_are_not_lost() {
-    let (_server, _redis, controller) = setup().await;
-    let channel = ChannelId(9);
+    let (_world, _redis, controller) = setup().await;
+    let channel = ChannelId::new(9);
     let mut tasks = Vec::new();
     for i in 1..=8u64 {
         let c = controller.clone();
         tasks.push(tokio::spawn(async move {
             c.run(
-                UserId(i),
+                UserId::new(i),
                 &InitOp::Join {
                     channel,
-                    user: UserId(i),
+                    user: UserId::new(i),
                     character: None,
                     roll: Some(i.to_string()),
                     display_name: format!("p{i}"),
@@ -213,12 +216,12 @@ async fn concurrent_joins_are_not_lost() {
         t.await.expect("task");
     }
     let model = controller
-        .run(UserId(1), &InitOp::Get { channel })
+        .run(UserId::new(1), &InitOp::Get { channel })
         .await
         .expect("get");
     assert_eq!(model.tracker.entries.len(), 8);
     let stats = controller
-        .run(UserId(1), &StatsOp { all: false })
+        .run(UserId::new(1), &StatsOp { all: false })
         .await
         .expect("stats");
     assert_eq!(stats.counters["init"], 9);

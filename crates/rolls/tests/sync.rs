@@ -1,16 +1,20 @@
 //! The sync service against real Redis and real object stores: a temp-dir folder, S3
 //! (moto's server) and Azure Blob Storage (Azurite).
 
-use redis::AsyncCommands;
-use rolls::ops::{CharacterOp, Controller, InitOp, RollOp};
-use rolls::schema::{ChannelId, UserId};
-use rolls::store::Repo;
-use rolls::{RollsConfig, StoreOptions, SyncTarget, jobs, sync_once};
-use store::harness::{AZURITE_ACCOUNT, AZURITE_KEY, TestAzurite, TestRedis, TestS3};
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-async fn seed(redis: &store::Redis) {
-    let c = Controller::new(Repo::new(redis.clone()));
-    let user = UserId(42);
+use redis::AsyncCommands;
+use rolls::domain::{ChannelId, UserId};
+use rolls::ops::{CharacterOp, Controller, InitOp, RollOp};
+use rolls::repo::Repo;
+use rolls::{RollsConfig, StoreOptions, SyncTarget, jobs, sync_once};
+use store::harness::{AZURITE_ACCOUNT, AZURITE_KEY, TestAzurite, TestS3};
+use testkit::World;
+
+/// A roll, a character and an initiative entry for user 42 in channel 77.
+async fn seed(world: &World) {
+    let c = Controller::new(Repo::new(world.redis.clone()), world.ctx.clock.clone());
+    let user = UserId::new(42);
     c.run(
         user,
         &RollOp {
@@ -32,7 +36,7 @@ async fn seed(redis: &store::Redis) {
     c.run(
         user,
         &InitOp::Join {
-            channel: ChannelId(77),
+            channel: ChannelId::new(77),
             user,
             character: None,
             roll: Some("5".into()),
@@ -51,14 +55,14 @@ async fn get(redis: &store::Redis, key: &str) -> Option<String> {
 /// Seeds one Redis, syncs it to `config`'s store, restores into an empty Redis and
 /// compares every key; a second restore keeps everything.
 async fn round_trip(config: &RollsConfig) {
-    let a = TestRedis::start().await;
-    let ra = a.connect().await;
-    seed(&ra).await;
+    let a = World::new().await;
+    let ra = a.redis.clone();
+    seed(&a).await;
     let report = sync_once(&ra, config).await.expect("sync");
     assert_eq!(report.written, 4, "user_set, user_42, init_77, counters");
 
-    let b = TestRedis::start().await;
-    let rb = b.connect().await;
+    let b = World::new().await;
+    let rb = b.redis.clone();
     let objects = jobs::open_store(config).expect("store");
     let report = jobs::restore(&rb, objects.as_ref()).await.expect("restore");
     assert_eq!(report.restored, 4);
@@ -124,9 +128,9 @@ async fn snapshots_round_trip_through_s3_under_a_prefix() {
 async fn a_missing_s3_bucket_is_an_error_that_names_it() {
     let s3 = TestS3::start();
     let config = s3_config(&s3, "s3://no-such-bucket");
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
-    seed(&redis).await;
+    let world = World::new().await;
+    let redis = world.redis.clone();
+    seed(&world).await;
     let err = sync_once(&redis, &config).await.expect_err("no bucket");
     assert!(err.to_string().contains("no-such-bucket"), "{err}");
 }
@@ -180,8 +184,8 @@ async fn a_wrong_azure_key_is_refused_and_redis_is_untouched() {
     // A well-formed key that is not the account's.
     let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==";
     let config = azure_config(&azurite, "az://tavern", wrong);
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
+    let world = World::new().await;
+    let redis = world.redis.clone();
     let err = sync_once(&redis, &config).await.expect_err("bad key");
     assert!(!err.to_string().contains(wrong), "the key leaked: {err}");
     assert!(
@@ -197,9 +201,9 @@ async fn a_wrong_azure_key_is_refused_and_redis_is_untouched() {
 async fn newer_data_in_redis_wins_and_older_is_replaced() {
     let dir = tempfile::tempdir().expect("dir");
     let config = RollsConfig::new(dir.path());
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
-    seed(&redis).await;
+    let world = World::new().await;
+    let redis = world.redis.clone();
+    seed(&world).await;
     let objects = jobs::open_store(&config).expect("store");
     jobs::snapshot(&redis, objects.as_ref())
         .await
@@ -256,16 +260,11 @@ async fn newer_data_in_redis_wins_and_older_is_replaced() {
 
 #[tokio::test]
 async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
-    discord::install_crypto_provider();
     let dir = tempfile::tempdir().expect("dir");
-    let discord = discord::Discord::new(&discord::DiscordConfig::new(
-        "token",
-        Some("127.0.0.1:9".to_owned()),
-    ));
-    let a = TestRedis::start().await;
-    let ra = a.connect().await;
-    seed(&ra).await;
-    let feature = rolls::feature(ra.clone(), discord.clone(), RollsConfig::new(dir.path()));
+    let a = World::new().await;
+    let ra = a.redis.clone();
+    seed(&a).await;
+    let feature = rolls::feature(&a.ctx, RollsConfig::new(dir.path()));
     assert_eq!(feature.name, "rolls");
     let names: Vec<&str> = feature
         .commands
@@ -278,15 +277,17 @@ async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
     );
     assert_eq!(feature.components.as_ref().map(|(p, _)| *p), Some("rolls"));
     let job = &feature.jobs[0];
-    assert_eq!(job.name, "rolls-sync");
-    assert_eq!(job.every, std::time::Duration::from_secs(3600));
-    assert!(job.on_shutdown);
-    (job.run)().await.expect("snapshot job");
+    assert_eq!(job.name(), "rolls-sync");
+    assert_eq!(job.period(), std::time::Duration::from_secs(3600));
+    assert!(job.runs_on_shutdown());
+    job.run_now().await.expect("snapshot job");
 
-    let b = TestRedis::start().await;
-    let rb = b.connect().await;
-    let fresh = rolls::feature(rb.clone(), discord, RollsConfig::new(dir.path()));
-    (fresh.startup.expect("startup"))().await.expect("restore");
+    let b = World::new().await;
+    let rb = b.redis.clone();
+    let fresh = rolls::feature(&b.ctx, RollsConfig::new(dir.path()));
+    let startup = fresh.startup.first().expect("startup");
+    assert_eq!(startup.name(), "rolls-restore");
+    startup.run().await.expect("restore");
     assert_eq!(get(&rb, "user_42").await, get(&ra, "user_42").await);
     assert_eq!(get(&rb, "c_roll").await.as_deref(), Some("1"));
 }

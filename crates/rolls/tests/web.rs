@@ -1,28 +1,28 @@
 //! The REST backend over a real listener with real Redis.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-use store::harness::TestRedis;
+use testkit::World;
 
+/// The feature's routes on a real listener, over the world's Redis.
 struct Api {
     base: String,
     http: reqwest::Client,
-    redis: store::Redis,
-    _server: TestRedis,
+    world: World,
     _dir: tempfile::TempDir,
 }
 
 async fn start() -> Api {
-    discord::install_crypto_provider();
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
+    let world = World::new().await;
     let dir = tempfile::tempdir().expect("dir");
-    // Nothing listens here: the API must not need Discord except for best-effort edits.
-    let discord = discord::Discord::new(&discord::DiscordConfig::new(
-        "token",
-        Some("127.0.0.1:9".to_owned()),
-    ));
-    let feature = rolls::feature(redis.clone(), discord, rolls::RollsConfig::new(dir.path()));
+    // No bot token: the API must not need Discord except for best-effort edits.
+    let ctx = feature::Context {
+        discord: discord::Discord::without_token(),
+        ..world.ctx.clone()
+    };
+    let feature = rolls::feature(&ctx, rolls::RollsConfig::new(dir.path()));
     let router = feature.routes.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -34,8 +34,7 @@ async fn start() -> Api {
     Api {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
-        redis,
-        _server: server,
+        world,
         _dir: dir,
     }
 }
@@ -106,7 +105,7 @@ async fn roll_odds_and_stats() {
         "stats sees the state before its own request"
     );
 
-    let mut conn = api.redis.conn();
+    let mut conn = api.world.redis.conn();
     let members: Vec<String> = conn.smembers("user_set").await.expect("members");
     assert_eq!(members.len(), 2);
     let stats: i64 = conn.get("c_stats").await.expect("c_stats");

@@ -8,7 +8,12 @@
 //!   one key ([`Redis::apply_if`], one Lua round trip) — the building block for optimistic
 //!   concurrency without `WATCH` on a shared multiplexed connection. [`Redis::watch`] runs a
 //!   classic `WATCH`/`MULTI` transaction with retries on a dedicated connection when the
-//!   read set is several keys.
+//!   read set is several keys; [`Redis::apply_when`] applies a batch under
+//!   [`Condition`]s (a set has room, a member is still there, a hash field is
+//!   unchanged). [`lua`] is the one home of Lua.
+//! - [`optimistic()`]: the one read-decide-write-retry loop.
+//! - [`StorageError`]: the one error vocabulary of repositories (`NotFound`,
+//!   `Conflict`, `Corrupt`, `Unavailable`).
 //! - [`updated_time`]: the `{key}:updated_time` convention (write a key and its timestamp
 //!   together).
 //! - [`Postgres`]: a sqlx pool plus per-feature migrations, each feature in its own
@@ -19,14 +24,20 @@
 mod error;
 #[cfg(feature = "harness")]
 pub mod harness;
+pub mod lua;
+pub mod optimistic;
 mod postgres;
 mod redis_conn;
 pub mod updated_time;
+mod vocabulary;
 mod writes;
 
 pub use error::StoreError;
+pub use lua::{Condition, Conditional};
+pub use optimistic::{Attempt, optimistic};
 pub use postgres::{FeatureMigrations, Postgres};
 pub use redis_conn::{Guarded, Redis, RedisConn};
+pub use vocabulary::StorageError;
 pub use writes::Writes;
 
 /// Re-exported so feature crates name one version of the client libraries.

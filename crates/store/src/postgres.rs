@@ -74,6 +74,21 @@ impl Postgres {
         Ok(Postgres { pool })
     }
 
+    /// A pool that connects on first use: for commands and tests that may never touch
+    /// PostgreSQL. A bad URL is still refused here.
+    pub fn lazy(url: &str) -> Result<Postgres, StoreError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+                what: "postgres",
+                reason: e.to_string(),
+            })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(options);
+        Ok(Postgres { pool })
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

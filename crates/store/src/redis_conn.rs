@@ -7,6 +7,7 @@ use redis::aio::{
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use crate::lua::{CONDITIONAL, Condition, Conditional};
 use crate::{StoreError, Writes};
 
 /// What [`Redis::apply_or_read`] did.
@@ -90,6 +91,21 @@ enum Dedicated {
     Cluster,
 }
 
+fn single_client(url: &str) -> Result<redis::Client, StoreError> {
+    redis::Client::open(url).map_err(|e| StoreError::BadUrl {
+        what: "redis",
+        reason: e.to_string(),
+    })
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2))
+}
+
 /// The shared Redis handle every feature receives. Cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
@@ -132,18 +148,10 @@ impl Redis {
                 url_for_logs: redacted,
             });
         }
-        let client = redis::Client::open(url).map_err(|e| StoreError::BadUrl {
-            what: "redis",
-            reason: e.to_string(),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
+        let client = single_client(url)?;
         let manager = tokio::time::timeout(
             CONNECT_TIMEOUT * 2,
-            ConnectionManager::new_with_config(client.clone(), config),
+            ConnectionManager::new_with_config(client.clone(), manager_config()),
         )
         .await
         .map_err(|_| StoreError::Timeout(CONNECT_TIMEOUT * 2))??;
@@ -154,6 +162,28 @@ impl Redis {
                 idle: Mutex::new(Vec::new()),
             }),
             url_for_logs: redacted,
+        })
+    }
+
+    /// A handle that connects on first use, for commands that may never touch Redis
+    /// (`tavern migrate` builds every feature but only needs PostgreSQL). Only a
+    /// single server: for a cluster URL it names the first node.
+    pub fn lazy(url: &str) -> Result<Redis, StoreError> {
+        let first =
+            url.split(',')
+                .next()
+                .unwrap_or(url)
+                .trim()
+                .replacen("redis+cluster://", "redis://", 1);
+        let client = single_client(&first)?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())?;
+        Ok(Redis {
+            conn: RedisConn::Single(manager),
+            dedicated: Arc::new(Dedicated::Single {
+                client,
+                idle: Mutex::new(Vec::new()),
+            }),
+            url_for_logs: crate::redact_url(url).into(),
         })
     }
 
@@ -239,7 +269,7 @@ impl Redis {
         expected: Option<&[u8]>,
         writes: &Writes,
     ) -> Result<Guarded, StoreError> {
-        let mut invocation = crate::writes::guarded_script().key(guard);
+        let mut invocation = crate::lua::COMPARE_AND_SET.key(guard);
         // ARGV[1] = "1" if a value is expected, "0" for "absent"; ARGV[2] = expected bytes.
         match expected {
             Some(bytes) => invocation.arg("1").arg(bytes),
@@ -258,6 +288,46 @@ impl Redis {
                 other => Err(StoreError::UnexpectedReply(format!("{other:?}"))),
             },
             other => Err(StoreError::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+
+    /// Applies `writes` atomically only if every condition holds, in one round trip
+    /// (see [`crate::lua`]). Returns the replies of the batch's commands, or which
+    /// condition failed (nothing written then).
+    ///
+    /// For steps that decide on the server: "join unless the meeting is full"
+    /// ([`Condition::FewerThan`]), "count down only a member still in the set"
+    /// ([`Condition::Member`]), "refresh only a session that still exists"
+    /// ([`Condition::Exists`]), "write back a hash field only if unchanged"
+    /// ([`Condition::HashField`]).
+    pub async fn apply_when(
+        &self,
+        conditions: &[Condition],
+        writes: &Writes,
+    ) -> Result<Conditional, StoreError> {
+        let mut invocation = CONDITIONAL.prepare_invoke();
+        for condition in conditions {
+            invocation.key(condition.key());
+        }
+        invocation.arg(conditions.len());
+        for condition in conditions {
+            condition.append_args(&mut invocation);
+        }
+        writes.append_script_args(&mut invocation);
+        let mut conn = self.conn();
+        let reply: Value = invocation.invoke_async(&mut conn).await?;
+        let unexpected = |reply: &Value| StoreError::UnexpectedReply(format!("{reply:?}"));
+        match &reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(1), Value::Array(replies)] => Ok(Conditional::Applied(replies.clone())),
+                // Lua turns an empty table into an empty array (no commands ran).
+                [Value::Int(1)] => Ok(Conditional::Applied(Vec::new())),
+                [Value::Int(0), Value::Int(c)] if *c >= 1 => {
+                    Ok(Conditional::Refused((*c - 1) as usize))
+                }
+                _ => Err(unexpected(&reply)),
+            },
+            _ => Err(unexpected(&reply)),
         }
     }
 

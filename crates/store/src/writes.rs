@@ -1,5 +1,3 @@
-use std::sync::LazyLock;
-
 use redis::{Pipeline, ScriptInvocation, ToRedisArgs};
 
 /// A batch of Redis write commands, applied together by [`crate::Redis::apply`] or
@@ -129,7 +127,7 @@ impl Writes {
         pipe
     }
 
-    /// Encodes the commands for [`guarded_script`]: for each command its argument count,
+    /// Encodes the commands for the scripts of [`crate::lua`]: for each command its argument count,
     /// then its arguments.
     pub(crate) fn append_script_args(&self, invocation: &mut ScriptInvocation<'_>) {
         for command in &self.commands {
@@ -139,30 +137,4 @@ impl Writes {
             }
         }
     }
-}
-
-/// Compare-and-set on `KEYS[1]`, then run every encoded command; all or nothing.
-/// Returns 1 when applied, otherwise `{0, current value or nil}` so the caller can
-/// retry without another read.
-pub(crate) fn guarded_script() -> &'static redis::Script {
-    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
-        redis::Script::new(
-            r"
-local current = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if current ~= ARGV[2] then return {0, current} end
-elseif current then
-  return {0, current}
-end
-local i = 3
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return 1
-",
-        )
-    });
-    &SCRIPT
 }

@@ -1,4 +1,5 @@
 //! A Redis Cluster URL works: three real cluster nodes, slots assigned by redis-cli.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,5 @@
 //! Per-feature migrations against a real PostgreSQL server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use store::FeatureMigrations;
 use store::harness::TestPostgres;

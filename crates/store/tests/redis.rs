@@ -1,4 +1,5 @@
 //! The Redis helpers against a real redis-server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use store::harness::TestRedis;
 use store::redis::AsyncCommands;
@@ -170,4 +171,81 @@ async fn connect_to_a_closed_port_fails_fast_with_a_transient_error() {
         .await
         .expect_err("nothing listens there");
     assert!(err.is_transient(), "{err}");
+}
+
+#[tokio::test]
+async fn apply_when_writes_only_when_every_condition_holds() {
+    use store::{Condition, Conditional};
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut conn = redis.conn();
+    let _: () = conn.sadd("room", "a").await.expect("sadd");
+    let _: () = conn.hset("doc", "v", "1").await.expect("hset");
+
+    // Room for a second member: applied, with the replies of each command.
+    let mut join = Writes::new();
+    join.sadd("room", "b").hincrby("doc", "count", 1);
+    let outcome = redis
+        .apply_when(
+            &[
+                Condition::fewer_than("room", 2),
+                Condition::hash_field("doc", "v", Some("1")),
+            ],
+            &join,
+        )
+        .await
+        .expect("apply_when");
+    assert_eq!(outcome.int(0), Some(1));
+    assert_eq!(outcome.int(1), Some(1));
+
+    // Full now: refused at the first condition, nothing written.
+    let mut third = Writes::new();
+    third.sadd("room", "c").hincrby("doc", "count", 1);
+    let outcome = redis
+        .apply_when(&[Condition::fewer_than("room", 2)], &third)
+        .await
+        .expect("apply_when");
+    assert_eq!(outcome, Conditional::Refused(0));
+    let members: Vec<String> = conn.smembers("room").await.expect("smembers");
+    assert_eq!(members.len(), 2);
+
+    // Every other kind, holding and failing.
+    let cases: Vec<(Condition, bool)> = vec![
+        (Condition::exists("doc"), true),
+        (Condition::exists("nothing"), false),
+        (Condition::absent("nothing"), true),
+        (Condition::absent("doc"), false),
+        (Condition::member("room", "a"), true),
+        (Condition::member("room", "z"), false),
+        (Condition::not_member("room", "z"), true),
+        (Condition::not_member("room", "a"), false),
+        (Condition::hash_field::<&str>("doc", "missing", None), true),
+        (Condition::hash_field("doc", "v", Some("2")), false),
+        (Condition::equals::<&str>("nothing", None), true),
+        (Condition::equals("nothing", Some("x")), false),
+        (Condition::sorted_member("ledger", "m"), false),
+    ];
+    for (condition, holds) in cases {
+        let mut writes = Writes::new();
+        writes.incr("probe");
+        let outcome = redis
+            .apply_when(std::slice::from_ref(&condition), &writes)
+            .await
+            .expect("apply_when");
+        assert_eq!(outcome.applied(), holds, "{condition:?}");
+    }
+    let _: () = conn.zadd("ledger", "m", 1.0).await.expect("zadd");
+    let mut writes = Writes::new();
+    writes.command("ZREM").arg("ledger").arg("m");
+    let outcome = redis
+        .apply_when(&[Condition::sorted_member("ledger", "m")], &writes)
+        .await
+        .expect("apply_when");
+    assert_eq!(outcome.int(0), Some(1));
+    // With no writes at all, the conditions alone are answered.
+    let outcome = redis
+        .apply_when(&[Condition::exists("doc")], &Writes::new())
+        .await
+        .expect("apply_when");
+    assert_eq!(outcome, Conditional::Applied(Vec::new()));
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use discord::{Bot, BotConfig, DiscordConfig, GatewayStatus};
-use feature::{Feature, JobRunner};
+use discord::{BotConfig, DiscordConfig, GatewayStatus};
+use feature::{Context, Feature, JobRunner, ServiceRunner, ServiceState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use store::{Postgres, Redis};
 use tokio::net::TcpListener;
@@ -43,6 +43,7 @@ struct Health {
     redis: OnceLock<Redis>,
     postgres: OnceLock<Postgres>,
     gateway: OnceLock<GatewayStatus>,
+    services: OnceLock<ServiceRunner>,
     /// The last connection error per store (and of the features' start-up work) while
     /// still connecting.
     connecting: Mutex<Vec<(&'static str, String)>>,
@@ -148,44 +149,28 @@ impl Readiness for HealthProbe {
                         .unwrap_or_else(|| "starting".to_owned())
                 }),
             };
-            vec![redis, postgres, discord, features]
+            let mut components = vec![redis, postgres, discord, features];
+            if let Some(services) = health.services.get() {
+                components.extend(services.states().into_iter().map(|(name, state)| {
+                    let detail = match state {
+                        ServiceState::Running => None,
+                        ServiceState::Starting => Some("starting".to_owned()),
+                        ServiceState::Restarting { error } => Some(format!("restarting: {error}")),
+                        ServiceState::Stopped => Some("stopped".to_owned()),
+                    };
+                    Component {
+                        name,
+                        ready: detail.is_none(),
+                        detail,
+                    }
+                }));
+            }
+            components
         })
     }
 }
 
-/// Runs `attempt` until it succeeds, waiting 0.5 s doubling to 30 s between tries;
-/// `on_error` sees each failure with its attempt number. Returns the value and how many
-/// attempts it took, or `None` when shut down first (also mid-attempt).
-async fn retry_with_backoff<T, E, F, Fut>(
-    shutdown: &CancellationToken,
-    mut attempt: F,
-    mut on_error: impl FnMut(u32, &E),
-) -> Option<(T, u32)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut delay = Duration::from_millis(500);
-    let mut attempts = 1u32;
-    loop {
-        let result = tokio::select! {
-            result = attempt() => result,
-            () = shutdown.cancelled() => return None,
-        };
-        match result {
-            Ok(value) => return Some((value, attempts)),
-            Err(error) => on_error(attempts, &error),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => return None,
-        }
-        delay = (delay * 2).min(Duration::from_secs(30));
-        attempts += 1;
-    }
-}
-
-/// Connects with [`retry_with_backoff`] until it works or shutdown. The first failure is
+/// Connects with [`feature::backoff::retry`] until it works or shutdown. The first failure is
 /// one clear ERROR line; later ones are DEBUG so the log stays readable during a long
 /// outage.
 async fn connect_with_backoff<T, F, Fut>(
@@ -199,7 +184,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, store::StoreError>>,
 {
-    let (value, attempts) = retry_with_backoff(shutdown, connect, |attempt, error: &store::StoreError| {
+    let (value, attempts) = feature::backoff::retry(shutdown, connect, |attempt, error: &store::StoreError| {
         health.set_connecting(name, Some(error.to_string()));
         if attempt == 1 {
             tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
@@ -222,17 +207,18 @@ where
 
 /// Runs a feature's start-up work (the rolls restore, say) the way the stores are
 /// connected: the first failure is logged as an error and shown on `/readyz` under
-/// `features`, then it is retried with [`retry_with_backoff`]. Serving waits for it.
-/// `false` when shut down first.
+/// `features`, then it is retried with [`feature::backoff::retry`]. Serving waits for
+/// it. `false` when shut down first.
 async fn start_up_with_backoff(
     name: &'static str,
     startup: &feature::Startup,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> bool {
-    tracing::info!(feature = name, "running start-up work");
-    let done = retry_with_backoff(shutdown, || startup(), |attempt, error: &feature::JobError| {
-        health.set_connecting("features", Some(format!("start-up work of {name}: {error}")));
+    let work = startup.name();
+    tracing::info!(feature = name, work, "running start-up work");
+    let done = feature::backoff::retry(shutdown, || startup.run(), |attempt, error: &feature::TaskError| {
+        health.set_connecting("features", Some(format!("start-up work of {name} ({work}): {error}")));
         if attempt == 1 {
             tracing::error!(feature = name, %error, "start-up work failed; /readyz reports not ready; retrying with backoff (up to every 30 s)");
         } else {
@@ -289,29 +275,16 @@ impl Running {
     }
 }
 
-/// The features Tavern runs. One line per feature.
-pub fn features(
-    config: &Config,
-    redis: &Redis,
-    postgres: &Postgres,
-    discord: &discord::Discord,
-    gateway: &GatewayStatus,
-) -> Vec<Feature> {
+/// The features Tavern runs, built from one [`Context`]. One line per feature; `serve`,
+/// `migrate` and `check` all read this list.
+pub fn features(ctx: &Context, config: &Config, gateway: &GatewayStatus) -> Vec<Feature> {
     vec![
-        crate::core::feature(discord.clone(), gateway.clone()),
-        rolls::feature(redis.clone(), discord.clone(), rolls_config(config)),
-        drinking::feature(
-            redis.clone(),
-            discord.clone(),
-            drinking::DrinkingConfig::default(),
-        ),
-        campaigns::feature(redis.clone(), config.meetup.clone()),
-        clips::feature(postgres),
-        meetings::feature(
-            redis.clone(),
-            postgres.clone(),
-            meetings::MeetingsConfig::default(),
-        ),
+        crate::core::feature(ctx, gateway.clone()),
+        rolls::feature(ctx, rolls_config(config)),
+        drinking::feature(ctx, drinking::DrinkingConfig::default()),
+        campaigns::feature(ctx, config.meetup.clone()),
+        clips::feature(ctx, clips::ClipsConfig::default()),
+        meetings::feature(ctx, meetings::MeetingsConfig::default()),
     ]
 }
 
@@ -322,9 +295,57 @@ pub fn rolls_config(config: &Config) -> rolls::RollsConfig {
     rolls
 }
 
-/// Every feature's PostgreSQL migrations, for `tavern migrate` and start-up.
-pub fn migrations() -> Vec<store::FeatureMigrations> {
-    vec![clips::MIGRATIONS, meetings::MIGRATIONS]
+/// The public URL: the configured one, or `http://{http_addr}`.
+pub fn public_url(config: &Config, http_addr: SocketAddr) -> anyhow::Result<url::Url> {
+    match &config.public_url {
+        Some(url) => Ok(url.clone()),
+        None => url::Url::parse(&format!("http://{http_addr}"))
+            .with_context(|| format!("http://{http_addr} as the public URL")),
+    }
+}
+
+/// The [`Context`] every feature is built from.
+pub fn context(
+    redis: Redis,
+    postgres: Postgres,
+    discord: discord::Discord,
+    public_url: url::Url,
+) -> Context {
+    let sessions = web::session::Sessions::new(
+        redis.clone(),
+        web::session::SessionConfig::for_public_url(&public_url),
+    );
+    Context {
+        redis,
+        postgres,
+        discord,
+        sessions,
+        clock: Arc::new(feature::SystemClock),
+        public_url,
+    }
+}
+
+/// The Discord REST handle of a one-shot command (`check`, `migrate`, `sync --once`):
+/// the configured bot when there is a token, otherwise one that refuses every call.
+pub fn command_discord(config: &Config) -> discord::Discord {
+    match &config.discord_token {
+        Some(token) => discord::Discord::new(&DiscordConfig::new(
+            token.expose(),
+            config.discord_api.clone(),
+        )),
+        None => discord::Discord::without_token(),
+    }
+}
+
+/// The features as a one-shot command sees them, built from the given stores.
+pub fn command_features(
+    config: &Config,
+    redis: Redis,
+    postgres: Postgres,
+) -> anyhow::Result<Vec<Feature>> {
+    let public_url = public_url(config, config.http_addr)?;
+    let ctx = context(redis, postgres, command_discord(config), public_url);
+    Ok(features(&ctx, config, &GatewayStatus::default()))
 }
 
 /// Starts Tavern: binds its listeners at once and brings up the rest in the background.
@@ -369,32 +390,44 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
             .context("starting the sandbox's fake Discord")?;
         let demo = sim.seed_demo();
-        let bot = feature::sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+        let bot = BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
         tracing::info!(api = %sim.addr(), "sandbox mode: no TAVERN_DISCORD_TOKEN, so Tavern talks to an in-process fake Discord");
         (Some(sim), Some(demo), bot)
     };
 
-    let public_url = match &config.public_url {
-        Some(url) => url.clone(),
-        None => url::Url::parse(&format!("http://{http_addr}"))
-            .with_context(|| format!("http://{http_addr} as the public URL"))?,
-    };
-    let login = login_setup(&config, public_url, sim.as_ref(), demo.as_ref())?;
+    let public_url = public_url(&config, http_addr)?;
+    let login = login_setup(&config, public_url.clone(), sim.as_ref(), demo.as_ref())?;
 
-    let mut extra = Vec::new();
+    // The web sessions exist before Redis answers (the console and the home page are
+    // served at once); a visitor without a cookie never touches Redis.
+    let session_redis = Redis::lazy(config.redis_url.expose())
+        .with_context(|| format!("the Redis URL {}", config.redis_url))?;
+    let sessions = web::session::Sessions::new(
+        session_redis,
+        web::session::SessionConfig::for_public_url(&public_url),
+    );
+    let site = web::page::Site::default().with_login(login.is_some());
+    let mut extra = vec![web::page::home(&sessions)];
     if let (Some(sim), Some(demo)) = (&sim, &demo) {
-        extra.push(web::sandbox::routes(sim.clone(), demo.clone()));
+        extra.push(web::sandbox::routes(sim.clone(), demo.clone(), &sessions));
     }
     let late = web::LateRoutes::default();
-    let app = web::router(state, extra, late.clone());
+    let app = web::router(state, site.clone(), extra, late.clone());
     let stop = shutdown.clone();
     let http = tokio::spawn(async move {
         web::serve(http_listener, app, async move { stop.cancelled().await }).await
     });
 
+    let web = Web {
+        public_url,
+        sessions,
+        site,
+        sandbox: sim.is_some(),
+    };
     let main = tokio::spawn(run(
         config,
         bot_config,
+        web,
         login,
         health,
         late,
@@ -411,9 +444,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// The web side that exists before the stores: where Tavern is reached, the sessions
+/// and the site's navigation (filled once the features are built).
+struct Web {
+    public_url: url::Url,
+    sessions: web::session::Sessions,
+    site: web::page::Site,
+    sandbox: bool,
+}
+
 /// What the web login needs once Redis is up.
 struct LoginSetup {
-    public_url: url::Url,
     client_id: String,
     client_secret: discord::oauth::ClientSecret,
     endpoints: discord::oauth::OAuthEndpoints,
@@ -434,17 +475,15 @@ fn login_setup(
             sim.register_redirect_uri(callback.as_str());
             sim.sign_in(Some(demo.demo_player));
             LoginSetup {
-                public_url,
                 client_id: sim.application_id().to_string(),
-                client_secret: discord::oauth::ClientSecret::new(sim.client_secret()),
+                client_secret: discord::oauth::ClientSecret::from(sim.client_secret()),
                 endpoints: discord::oauth::OAuthEndpoints::at(&sim.http_url())
                     .context("the fake Discord's OAuth2 URLs")?,
             }
         }
         (_, _, Some(login)) => LoginSetup {
-            public_url,
             client_id: login.client_id.clone(),
-            client_secret: discord::oauth::ClientSecret::new(login.client_secret.expose()),
+            client_secret: login.client_secret.clone(),
             endpoints: discord::oauth::OAuthEndpoints::at(login.base_url.as_str())
                 .context("TAVERN_DISCORD_OAUTH_URL")?,
         },
@@ -453,9 +492,11 @@ fn login_setup(
     Ok(Some(setup))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     config: Config,
     bot_config: BotConfig,
+    web: Web,
     login: Option<LoginSetup>,
     health: Arc<Health>,
     late: web::LateRoutes,
@@ -479,28 +520,46 @@ async fn run(
     let _ = health.redis.set(redis.clone());
     let _ = health.postgres.set(postgres.clone());
 
-    for migrations in migrations() {
-        postgres
-            .migrate(&migrations)
-            .await
-            .context("migrating PostgreSQL")?;
-    }
-
     let discord = discord::Discord::new(&bot_config.rest);
     let gateway = GatewayStatus::default();
     let _ = health.gateway.set(gateway.clone());
-    let mut features = features(&config, &redis, &postgres, &discord, &gateway);
+    let ctx = Context {
+        redis: redis.clone(),
+        postgres: postgres.clone(),
+        discord: discord.clone(),
+        sessions: web.sessions.clone(),
+        clock: Arc::new(feature::SystemClock),
+        public_url: web.public_url.clone(),
+    };
+    let mut features = features(&ctx, &config, &gateway);
+    web.site.set_nav(
+        features
+            .iter()
+            .flat_map(|f| f.nav.iter().cloned())
+            .chain(web.sandbox.then_some(web::sandbox::NAV)),
+    );
+
+    for migrations in features.iter().filter_map(|f| f.migrations) {
+        postgres
+            .migrate(&migrations)
+            .await
+            .with_context(|| format!("migrating PostgreSQL schema {}", migrations.schema))?;
+    }
     for feature in &features {
-        if let Some(startup) = &feature.startup
-            && !start_up_with_backoff(feature.name, startup, &health, &shutdown).await
-        {
-            tracing::info!("shut down before the start-up work finished");
-            return Ok(());
+        for startup in &feature.startup {
+            if !start_up_with_backoff(feature.name, startup, &health, &shutdown).await {
+                tracing::info!("shut down before the start-up work finished");
+                return Ok(());
+            }
         }
     }
     let jobs: Vec<_> = features
         .iter_mut()
         .flat_map(|f| std::mem::take(&mut f.jobs))
+        .collect();
+    let services: Vec<_> = features
+        .iter_mut()
+        .flat_map(|f| std::mem::take(&mut f.services))
         .collect();
     let mut routes = axum::Router::new();
     for feature in &mut features {
@@ -509,12 +568,8 @@ async fn run(
         }
     }
     if let Some(login) = login {
-        let sessions = web::session::Sessions::new(
-            redis.clone(),
-            web::session::SessionConfig::for_public_url(&login.public_url),
-        );
         let callback =
-            web::login::callback_url(&login.public_url).context("the login callback URL")?;
+            web::login::callback_url(&ctx.public_url).context("the login callback URL")?;
         tracing::info!(%callback, "logging in with Discord on the web is on");
         let app = discord::oauth::OAuthApp::new(
             login.client_id,
@@ -522,22 +577,29 @@ async fn run(
             callback,
             login.endpoints,
         );
-        routes = routes.merge(web::login::routes(sessions, app));
+        routes = routes.merge(web::login::routes(ctx.sessions.clone(), app));
     }
     late.set(routes);
-    let (router, events) =
-        feature::route(discord.clone(), &mut features).context("routing feature commands")?;
-    let bot = Bot::new(bot_config, router, events).with_status(gateway);
-    health
-        .serving
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let bot = feature::bot(bot_config, discord, &mut features)
+        .context("routing feature commands")?
+        .with_status(gateway);
 
     let instance = format!("{}:{}", hostname(), std::process::id());
     let jobs_task =
         tokio::spawn(JobRunner::new(redis.clone(), instance).run(jobs, shutdown.clone()));
+    let service_runner = ServiceRunner::new();
+    let _ = health.services.set(service_runner.clone());
+    let services_task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { service_runner.run(services, shutdown).await }
+    });
+    health
+        .serving
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
     let result = bot.run(shutdown.clone()).await;
     shutdown.cancel();
-    let _ = jobs_task.await;
+    let _ = tokio::join!(jobs_task, services_task);
     result.context("discord")?;
     tracing::info!("tavern stopped");
     Ok(())

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use discord::BotConfig;
 use discord::{CommandSpec, Invocation, Reply, Response};
-use feature::{Feature, TestBot, sim_config};
+use feature::Feature;
+use tokio_util::sync::CancellationToken;
 
 /// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
 fn process_cpu() -> Option<Duration> {
@@ -65,8 +67,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn bench_feature() -> Feature {
-    let mut feature = Feature::new("bench");
-    feature.commands.push((
+    Feature::new("bench").command(
         CommandSpec::new("bench", "Answers at once"),
         Arc::new(|inv: Invocation| async move {
             Ok(Response::Message(Reply::text(format!(
@@ -74,8 +75,53 @@ fn bench_feature() -> Feature {
                 inv.actor.name
             ))))
         }),
-    ));
-    feature
+    )
+}
+
+/// The production bot on the bench's discord-sim.
+struct BenchBot {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), discord::BotError>>,
+}
+
+impl BenchBot {
+    /// Routes `features` and connects; returns once the gateway is ready and the
+    /// commands are registered (or fails after 10 s).
+    async fn start(
+        sim: &discord_sim::Sim,
+        config: BotConfig,
+        discord: discord::Discord,
+        mut features: Vec<Feature>,
+    ) -> anyhow::Result<BenchBot> {
+        let bot = feature::bot(config, discord, &mut features).context("routing")?;
+        let status = bot.status();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(bot.run(shutdown.clone()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !status.is_ready() || sim.registered_commands().is_empty() {
+            if Instant::now() > deadline {
+                anyhow::bail!("the bot did not connect to discord-sim within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(BenchBot { shutdown, task })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.context("bot task")?.context("bot")?;
+        Ok(())
+    }
+}
+
+/// A [`feature::Context`] for a benchmark: this Redis, discord-sim, no PostgreSQL.
+fn bench_context(
+    redis: store::Redis,
+    discord: discord::Discord,
+) -> anyhow::Result<feature::Context> {
+    let postgres = store::Postgres::lazy("postgres://bench@127.0.0.1:9/unused")?;
+    let public_url = url::Url::parse("http://127.0.0.1:8080/")?;
+    Ok(crate::app::context(redis, postgres, discord, public_url))
 }
 
 /// Runs the interaction benchmark and prints its figures.
@@ -84,12 +130,9 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
         .context("starting discord-sim")?;
     let demo = sim.seed_demo();
-    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
-    let discord = TestBot::discord_for(&config);
-    let bot = TestBot::start(config, discord, vec![bench_feature()]).await;
-    while sim.registered_commands().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let config = BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = discord::Discord::new(&config.rest);
+    let bot = BenchBot::start(&sim, config, discord, vec![bench_feature()]).await?;
     let users = [demo.alice, demo.bob, demo.carol, demo.demo_player];
 
     // Warm up connections and caches.
@@ -129,7 +172,7 @@ pub async fn interactions(rate: u32, seconds: u32) -> anyhow::Result<()> {
     let wall = started.elapsed();
     let cpu_after = process_cpu();
     let stolen = stolen_share(machine_before);
-    bot.stop().await;
+    bot.stop().await?;
 
     latencies.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -284,7 +327,6 @@ pub async fn drinking(
     global_rate_limit: u16,
     think_ms: u64,
 ) -> anyhow::Result<()> {
-    use drinking::schema::PlayerId;
     discord::install_crypto_provider();
     let redis = store::Redis::connect(redis_url)
         .await
@@ -303,28 +345,25 @@ pub async fn drinking(
             sim.add_member(guild, user)?;
             // Distinct rolls without 1s and 6s: one lowest roller, no roll-off, no assignment.
             dice.script(
-                PlayerId::new(user.get()).context("player id")?,
+                discord::UserId::new_checked(user.get()).context("player id")?,
                 &[2 + p as u8],
             );
             *slot = user;
         }
         tables.push((channel, players));
     }
-    let mut config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let mut config = BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
     config.rest.global_rate_limit = global_rate_limit;
-    let discord = TestBot::discord_for(&config);
+    let discord = discord::Discord::new(&config.rest);
+    let ctx = bench_context(redis, discord.clone())?;
     let game = drinking::Drinking::new(
-        redis,
-        discord.clone(),
+        &ctx,
         drinking::DrinkingConfig {
             dice,
             ..drinking::DrinkingConfig::default()
         },
     );
-    let bot = TestBot::start(config, discord, vec![game.feature()]).await;
-    while sim.registered_commands().is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let bot = BenchBot::start(&sim, config, discord, vec![game.feature()]).await?;
 
     let trips_before = game.round_trips();
     let machine_before = machine_cpu();
@@ -356,7 +395,7 @@ pub async fn drinking(
         .map(|(a, b)| a.saturating_sub(b));
     let trips = game.round_trips() - trips_before;
     let stolen = stolen_share(machine_before);
-    bot.stop().await;
+    bot.stop().await?;
 
     latencies.sort();
     let presses = latencies.len();

@@ -8,25 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// A secret string: shown as `<redacted>` by `Debug` and never logged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use feature::Secret;
 
 /// A connection URL that may carry a password; `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,7 +161,7 @@ fn discord_login(raw: &Raw) -> Result<Option<DiscordLogin>, ConfigError> {
         (None, None) => Ok(None),
         (Some((_, id)), Some((_, secret))) => Ok(Some(DiscordLogin {
             client_id: id.trim().to_owned(),
-            client_secret: Secret::new(secret.trim()),
+            client_secret: Secret::from(secret.trim()),
             base_url,
         })),
         (Some((src, _)), None) => Err(err(
@@ -216,7 +198,7 @@ fn meetup_config(raw: &Raw) -> Result<Option<campaigns::config::CampaignsConfig>
             .ok_or_else(|| err(var, format!("is required when {groups_src} is set")))
     };
     let client_id = ClientId::new(required("meetup_client_id", "TAVERN_MEETUP_CLIENT_ID")?);
-    let client_secret = ClientSecret::new(required(
+    let client_secret = ClientSecret::from(required(
         "meetup_client_secret",
         "TAVERN_MEETUP_CLIENT_SECRET",
     )?);
@@ -384,7 +366,9 @@ impl Config {
             Some((src, v)) => parse_url(src, v, &["postgres", "postgresql"])?,
             None => ServiceUrl("postgres://tavern@127.0.0.1:5432/tavern".into()),
         };
-        let discord_token = raw.get("discord_token").map(|(_, v)| Secret::new(v.trim()));
+        let discord_token = raw
+            .get("discord_token")
+            .map(|(_, v)| Secret::from(v.trim()));
         let discord_api = raw
             .get("discord_api")
             .map(|(s, v)| parse_host_port(s, v))

@@ -28,15 +28,14 @@ async fn ping(
 }
 
 /// The core feature. `gateway` is filled in once the bot exists.
-pub fn feature(discord: Discord, gateway: GatewayStatus) -> Feature {
-    let mut feature = Feature::new("core");
+pub fn feature(ctx: &feature::Context, gateway: GatewayStatus) -> Feature {
+    let discord = ctx.discord.clone();
     let handler = move |invocation: Invocation| ping(discord.clone(), gateway.clone(), invocation);
-    feature.commands.push((
+    Feature::new("core").command(
         CommandSpec::new(
             "ping",
             "Check that Tavern is alive: gateway and REST latency",
         ),
         Arc::new(handler),
-    ));
-    feature
+    )
 }

@@ -129,12 +129,17 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     let pg = store::Postgres::connect(config.database_url.expose())
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
-    let all = tavern::app::migrations();
-    for m in &all {
-        pg.migrate(m).await?;
+    // Migrating needs no Redis: the features get a handle that never connects.
+    let redis = store::Redis::lazy(config.redis_url.expose())
+        .with_context(|| format!("the Redis URL {}", config.redis_url))?;
+    let features = tavern::app::command_features(&config, redis, pg.clone())?;
+    let mut migrated = 0;
+    for m in features.iter().filter_map(|f| f.migrations) {
+        pg.migrate(&m).await?;
         println!("migrated schema {}", m.schema);
+        migrated += 1;
     }
-    if all.is_empty() {
+    if migrated == 0 {
         println!("no PostgreSQL migrations to apply");
     }
     Ok(())
@@ -147,26 +152,17 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
     let pg = store::Postgres::connect(config.database_url.expose())
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
-    let discord = discord::Discord::new(&discord::DiscordConfig::new("unused-by-check", None));
-    let features = tavern::app::features(
-        &config,
-        &redis,
-        &pg,
-        &discord,
-        &discord::GatewayStatus::default(),
-    );
+    let features = tavern::app::command_features(&config, redis, pg)?;
     let mut problems = 0usize;
-    for feature in &features {
-        for check in &feature.checks {
-            let findings = check
-                .run()
-                .await
-                .with_context(|| format!("check {}", check.name()))?;
-            for finding in &findings {
-                println!("{}: {}: {}", check.name(), finding.subject, finding.problem);
-            }
-            problems += findings.len();
+    for check in features.iter().flat_map(|f| &f.checks) {
+        let findings = check
+            .run()
+            .await
+            .with_context(|| format!("check {}", check.name()))?;
+        for finding in &findings {
+            println!("{}: {}: {}", check.name(), finding.subject, finding.problem);
         }
+        problems += findings.len();
     }
     if problems == 0 {
         println!("no inconsistencies found");

@@ -1,4 +1,5 @@
 //! `tavern check` as an operator runs it, against real Redis and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use store::harness::{TestPostgres, TestRedis};
 use store::redis::AsyncCommands;

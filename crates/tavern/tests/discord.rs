@@ -1,5 +1,6 @@
 //! The Discord runtime against discord-sim: routing, deferral, resume, rate limits,
 //! retries and graceful shutdown. A small test feature stands in for the real ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,17 +9,17 @@ use std::time::{Duration, Instant};
 use discord::{
     ButtonStyle, CommandSpec, Component, HandlerError, Invocation, OptionSpec, Reply, Response,
 };
-use discord_sim::{Fault, RouteMatch, Sim, SimConfig};
-use feature::{Feature, TestBot, sim_config};
+use discord_sim::{Fault, RouteMatch};
+use feature::Feature;
 use serde_json::json;
+use testkit::{TestBot, World, eventually};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 /// A feature with a fast command, a slow command and buttons, counting its calls.
 fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
-    let mut feature = Feature::new("test");
     let c = Arc::clone(&calls);
-    feature.commands.push((
+    let feature = Feature::new("test").command(
         CommandSpec::new("echo", "Echo text back")
             .option(OptionSpec::string("text", "What to say").required()),
         Arc::new(move |inv: Invocation| {
@@ -37,32 +38,32 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
                 )))
             }
         }),
-    ));
+    );
     let c = Arc::clone(&calls);
-    feature.commands.push((
-        CommandSpec::new("slow", "Takes a while")
-            .option(OptionSpec::integer("ms", "How long").required())
-            .option(OptionSpec::boolean("private", "Only you see it")),
-        Arc::new(move |inv: Invocation| {
-            c.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let ms = inv.options().int("ms").unwrap_or(0).max(0) as u64;
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(Response::Message(Reply::text(format!("slept {ms} ms"))))
-            }
-        }),
-    ));
-    feature.components = Some((
-        "test",
-        Arc::new(|inv: Invocation| async move {
-            Ok(Response::Update(Reply::text(format!(
-                "pressed {} by {}",
-                inv.custom_id_parts().join("/"),
-                inv.actor.name
-            ))))
-        }),
-    ));
     feature
+        .command(
+            CommandSpec::new("slow", "Takes a while")
+                .option(OptionSpec::integer("ms", "How long").required())
+                .option(OptionSpec::boolean("private", "Only you see it")),
+            Arc::new(move |inv: Invocation| {
+                c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let ms = inv.options().int("ms").unwrap_or(0).max(0) as u64;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(Response::Message(Reply::text(format!("slept {ms} ms"))))
+                }
+            }),
+        )
+        .components(
+            "test",
+            Arc::new(|inv: Invocation| async move {
+                Ok(Response::Update(Reply::text(format!(
+                    "pressed {} by {}",
+                    inv.custom_id_parts().join("/"),
+                    inv.actor.name
+                ))))
+            }),
+        )
 }
 
 /// Records every event it receives, as `kind: detail`; receives only `kinds`.
@@ -89,33 +90,33 @@ impl discord::EventHandler for Recorder {
     }
 }
 
-/// A sim with the demo guild and a bot running `features`, ready.
-async fn start_with(features: Vec<Feature>) -> (Sim, discord_sim::Demo, TestBot) {
-    discord::install_crypto_provider();
-    let sim = Sim::start(SimConfig::default()).expect("sim");
-    let demo = sim.seed_demo();
-    let config = sim_config(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
-    let discord = TestBot::discord_for(&config);
-    let bot = TestBot::start(config, discord, features).await;
-    (sim, demo, bot)
+/// A world (discord-sim with the demo guild) and a bot running `features`, ready.
+async fn start_with(features: Vec<Feature>) -> (World, TestBot) {
+    let world = World::new().await;
+    let bot = TestBot::spawn(&world, features).await;
+    (world, bot)
 }
 
-/// [`start_with`] the test feature, once its two commands are registered.
-async fn start() -> (Sim, discord_sim::Demo, TestBot, Arc<AtomicUsize>) {
+/// [`start_with`] the test feature.
+async fn start() -> (World, TestBot, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (sim, demo, bot) = start_with(vec![test_feature(Arc::clone(&calls))]).await;
-    // Commands are registered right after READY.
-    let deadline = Instant::now() + WAIT;
-    while sim.registered_commands().len() < 2 {
-        assert!(Instant::now() < deadline, "commands not registered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (sim, demo, bot, calls)
+    let (world, bot) = start_with(vec![test_feature(Arc::clone(&calls))]).await;
+    (world, bot, calls)
+}
+
+/// Waits until the handlers have been called `n` times in all.
+async fn called(calls: &AtomicUsize, n: usize) {
+    eventually("the handler was called", || {
+        let done = calls.load(Ordering::SeqCst) >= n;
+        async move { done.then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let names: Vec<String> = sim
         .registered_commands()
         .into_iter()
@@ -144,7 +145,8 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
 
 #[tokio::test]
 async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let i = sim
         .run_command(
             demo.alice,
@@ -172,7 +174,8 @@ async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
 
 #[tokio::test]
 async fn a_refusal_is_shown_privately_to_the_user() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let i = sim
         .run_command(
             demo.alice,
@@ -189,7 +192,8 @@ async fn a_refusal_is_shown_privately_to_the_user() {
 
 #[tokio::test]
 async fn a_slow_handler_is_deferred_then_its_answer_edits_the_original() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let i = sim
         .run_command(
             demo.alice,
@@ -222,7 +226,8 @@ async fn a_slow_handler_is_deferred_then_its_answer_edits_the_original() {
 
 #[tokio::test]
 async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answered_once() {
-    let (sim, demo, bot, calls) = start().await;
+    let (world, bot, calls) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     // One interaction in flight (its handler takes 600 ms) when the connection drops.
     let in_flight = sim
         .run_command(
@@ -232,7 +237,7 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
             json!([{"name":"ms","type":4,"value":600}]),
         )
         .expect("run");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    called(&calls, 1).await;
     sim.set_gateway_accepting(false);
     assert!(sim.drop_gateway_connections() >= 1, "the bot was connected");
     // Another is sent while the bot is disconnected: it is buffered for RESUME.
@@ -244,7 +249,6 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
             json!([{"name":"text","type":3,"value":"during"}]),
         )
         .expect("run");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     sim.set_gateway_accepting(true);
 
     let a = in_flight
@@ -257,21 +261,34 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
         .expect("buffered one answered after resume");
     assert_eq!(a.content.as_deref(), Some("slept 600 ms"));
     assert_eq!(b.content.as_deref(), Some("echo: during"));
-    // Give a duplicate delivery time to show up, then count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A duplicate delivery would come with the replayed events, before anything sent
+    // now: once this barrier is answered and the bot has drained every interaction it
+    // received, a duplicate would have been handled and counted below.
+    let barrier = sim
+        .run_command(
+            demo.carol,
+            demo.general,
+            "echo",
+            json!([{"name":"text","type":3,"value":"barrier"}]),
+        )
+        .expect("run");
+    barrier.response(WAIT).await.expect("barrier answered");
+    let resumes = bot.status.resumes();
+    bot.stop().await;
     assert_eq!(sim.interaction_callback_attempts(in_flight.id()), 1);
     assert_eq!(sim.interaction_callback_attempts(during_drop.id()), 1);
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "each handler ran once");
-    assert!(
-        bot.status.resumes() >= 1,
-        "the session was resumed, not re-identified"
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2 + 1,
+        "each handler ran once (and the barrier)"
     );
-    bot.stop().await;
+    assert!(resumes >= 1, "the session was resumed, not re-identified");
 }
 
 #[tokio::test]
 async fn a_429_waits_retry_after_and_posts_once() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(
         RouteMatch::new("POST", route.clone()),
@@ -317,7 +334,8 @@ async fn a_429_waits_retry_after_and_posts_once() {
 
 #[tokio::test]
 async fn a_5xx_is_retried_with_backoff_and_a_404_is_not() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(
         RouteMatch::new("POST", route.clone()),
@@ -372,7 +390,8 @@ async fn a_5xx_is_retried_with_backoff_and_a_404_is_not() {
 
 #[tokio::test]
 async fn persistent_5xx_gives_up_with_an_error() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let route = format!("/channels/{}/messages", demo.general.get());
     sim.inject_fault(RouteMatch::new("POST", route), Fault::Status(503), 100);
     let error = bot
@@ -386,7 +405,8 @@ async fn persistent_5xx_gives_up_with_an_error() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_interactions() {
-    let (sim, demo, bot, _) = start().await;
+    let (world, bot, calls) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
     let i = sim
         .run_command(
             demo.alice,
@@ -395,7 +415,7 @@ async fn shutdown_finishes_in_flight_interactions() {
             json!([{"name":"ms","type":4,"value":500}]),
         )
         .expect("run");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    called(&calls, 1).await;
     bot.stop().await;
     assert_eq!(
         sim.interaction_count_answered(i.id()),
@@ -413,17 +433,16 @@ async fn shutdown_finishes_in_flight_interactions() {
 async fn gateway_events_fan_out_to_the_handlers_that_want_them() {
     let everything = Arc::new(std::sync::Mutex::new(Vec::new()));
     let members_only = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut first = Feature::new("first");
-    first.events = Some(Arc::new(Recorder {
+    let first = Feature::new("first").events(Arc::new(Recorder {
         seen: Arc::clone(&everything),
         kinds: discord::EventKind::ALL.to_vec(),
     }));
-    let mut second = Feature::new("second");
-    second.events = Some(Arc::new(Recorder {
+    let second = Feature::new("second").events(Arc::new(Recorder {
         seen: Arc::clone(&members_only),
         kinds: vec![discord::EventKind::MemberAdd],
     }));
-    let (sim, demo, bot) = start_with(vec![first, second]).await;
+    let (world, bot) = start_with(vec![first, second]).await;
+    let (sim, demo) = (&world.sim, &world.demo);
 
     sim.post_user_message(
         demo.general,
@@ -434,20 +453,13 @@ async fn gateway_events_fan_out_to_the_handlers_that_want_them() {
     .expect("post");
     let newcomer = sim.create_user("newcomer");
     sim.add_member(demo.guild, newcomer).expect("add member");
-    let deadline = Instant::now() + WAIT;
     let wanted = |seen: &[String]| seen.iter().any(|l| l == "member: newcomer");
-    loop {
+    eventually("both handlers see the new member", || {
         let first_done = everything.lock().map(|s| wanted(&s)).unwrap_or(false);
         let second_done = members_only.lock().map(|s| wanted(&s)).unwrap_or(false);
-        if first_done && second_done {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "both handlers see the new member"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        async move { (first_done && second_done).then_some(()) }
+    })
+    .await;
     let everything = everything.lock().expect("lock").clone();
     let members_only = members_only.lock().expect("lock").clone();
     assert_eq!(
@@ -460,4 +472,65 @@ async fn gateway_events_fan_out_to_the_handlers_that_want_them() {
     );
     assert_eq!(members_only, ["member: newcomer"], "only what it asked for");
     bot.stop().await;
+}
+
+/// Collects what the fmt subscriber writes, for reading back in a test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+// A current-thread runtime: the subscriber set for this thread sees every task.
+#[tokio::test(flavor = "current_thread")]
+async fn what_a_handler_logs_carries_the_interactions_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let traced = Feature::new("traced").command(
+        CommandSpec::new("traced", "Logs from inside its handler"),
+        Arc::new(|_inv: Invocation| async move {
+            tracing::info!("inside the handler");
+            tokio::task::yield_now().await;
+            tracing::info!("still inside after an await");
+            Ok(Response::Message(Reply::text("logged")))
+        }),
+    );
+    let (world, bot) = start_with(vec![traced]).await;
+    let i = world
+        .sim
+        .run_command(world.demo.alice, world.demo.general, "traced", json!([]))
+        .expect("run");
+    i.response(WAIT).await.expect("reply");
+    bot.stop().await;
+
+    let logs = captured.text();
+    let span = format!("interaction{{id={}", i.id().get());
+    for message in ["inside the handler", "still inside after an await"] {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no log line {message:?} in:\n{logs}"));
+        assert!(line.contains(&span), "{line}");
+        assert!(line.contains("route=traced"), "{line}");
+    }
 }

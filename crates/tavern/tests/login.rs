@@ -1,5 +1,6 @@
 //! Logging in on the web with Discord, in sandbox mode: the whole Tavern, its fake
 //! Discord's OAuth2, and sessions in a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,10 +1,12 @@
 //! The sandbox console in headless Chromium, driven through ChromeDriver (WebDriver).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use discord_sim::ChannelKind;
 use serde_json::{Value, json};
 
 struct Driver {
@@ -38,11 +40,11 @@ impl Driver {
         let base = format!("http://127.0.0.1:{port}");
         discord::install_crypto_provider();
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        testkit::eventually_within(Duration::from_secs(20), "chromedriver starts", || {
+            let status = http.get(format!("{base}/status")).send();
+            async move { status.await.ok().map(|_| ()) }
+        })
+        .await;
         let profile = tempfile::tempdir().expect("profile dir");
         let chromium =
             std::env::var("TAVERN_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -93,9 +95,14 @@ impl Driver {
         response["value"].clone()
     }
 
+    async fn open(&self, url: String) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    /// The element `css` selects, once the page shows it.
     async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        testkit::eventually(&format!("the page shows {css}"), move || async move {
             let found = self
                 .call(
                     reqwest::Method::POST,
@@ -103,12 +110,27 @@ impl Driver {
                     json!({"using": "css selector", "value": css}),
                 )
                 .await;
-            if let Some(id) = found[ELEMENT].as_str() {
-                return id.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no element {css}: {found}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            found[ELEMENT].as_str().map(str::to_owned)
+        })
+        .await
+    }
+
+    async fn click(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn type_into(&self, element: &str, text: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     async fn script(&self, script: &str) -> Value {
@@ -119,54 +141,48 @@ impl Driver {
         )
         .await
     }
+
+    /// What the script returns as text, once `ready` accepts it.
+    async fn text_when(
+        &self,
+        what: &str,
+        limit: Duration,
+        script: &str,
+        ready: impl Fn(&str) -> bool,
+    ) -> String {
+        let ready = &ready;
+        testkit::eventually_within(limit, what, move || async move {
+            let text = self.script(script).await;
+            let text = text.as_str().unwrap_or_default().to_owned();
+            ready(&text).then_some(text)
+        })
+        .await
+    }
 }
+
+const MESSAGES: &str = "return document.getElementById('messages').innerText";
 
 #[tokio::test]
 async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     let app = common::spawn_app().await;
     let driver = Driver::start().await;
 
-    driver
-        .call(
-            reqwest::Method::POST,
-            "/url",
-            json!({"url": app.url("/sandbox")}),
-        )
-        .await;
+    driver.open(app.url("/sandbox")).await;
     // The console lists the demo guild's channels once it has loaded.
     driver.find("button.channel.active").await;
     let input = driver.find("#command").await;
-    driver
-        .call(
-            reqwest::Method::POST,
-            &format!("/element/{input}/value"),
-            json!({"text": "/ping"}),
-        )
-        .await;
+    driver.type_into(&input, "/ping").await;
     let send = driver.find("#send").await;
-    driver
-        .call(
-            reqwest::Method::POST,
-            &format!("/element/{send}/click"),
-            json!({}),
+    driver.click(&send).await;
+
+    let text = driver
+        .text_when(
+            "the reply to /ping is shown",
+            Duration::from_secs(15),
+            MESSAGES,
+            |text| text.contains("Pong"),
         )
         .await;
-
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let text = loop {
-        let text = driver
-            .script("return document.getElementById('messages').innerText")
-            .await;
-        let text = text.as_str().unwrap_or_default().to_owned();
-        if text.contains("Pong") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no reply shown; page says: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
     assert!(
         text.contains("Gateway:") && text.contains("REST:"),
         "{text}"
@@ -178,34 +194,95 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
 
     // A mistake is explained on the page, not swallowed.
     let input = driver.find("#command").await;
+    driver.type_into(&input, "/nope").await;
+    driver.click(&send).await;
     driver
-        .call(
-            reqwest::Method::POST,
-            &format!("/element/{input}/value"),
-            json!({"text": "/nope"}),
+        .text_when(
+            "the status shows the error",
+            Duration::from_secs(10),
+            "return document.getElementById('status').innerText",
+            |status| status.contains("unknown command `/nope`"),
         )
         .await;
-    driver
-        .call(
-            reqwest::Method::POST,
-            &format!("/element/{send}/click"),
-            json!({}),
+    driver.call(reqwest::Method::DELETE, "", json!({})).await;
+}
+
+#[tokio::test]
+async fn the_console_shows_what_discord_would() {
+    let app = common::spawn_app().await;
+    let (sim, demo) = (app.sim(), app.demo());
+    sim.post_user_message(
+        demo.general,
+        demo.alice,
+        &format!(
+            "<@{}>, ||the innkeeper did it|| in <#{}>",
+            demo.bob, demo.dice
+        ),
+        vec![],
+    )
+    .expect("alice posts");
+    let quiet = sim
+        .create_channel(demo.guild, "quiet", ChannelKind::Text)
+        .expect("a new channel");
+    let driver = Driver::start().await;
+
+    driver.open(app.url("/sandbox")).await;
+    // Voice channels are listed, marked as voice.
+    driver.find("button.channel.voice").await;
+    let voice = driver
+        .script(
+            "return Array.from(document.querySelectorAll('button.channel.voice'))\
+             .map(b => b.textContent).join('|')",
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = driver
-            .script("return document.getElementById('status').innerText")
-            .await;
-        if status
-            .as_str()
-            .unwrap_or_default()
-            .contains("unknown command `/nope`")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "status shows no error: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        voice.as_str().unwrap_or_default().contains("Table"),
+        "{voice}"
+    );
+
+    // Mentions show as names, and the spoiler stays hidden until clicked.
+    let general = driver
+        .find(&format!("button.channel[data-id=\"{}\"]", demo.general))
+        .await;
+    driver.click(&general).await;
+    let text = driver
+        .text_when(
+            "#general's messages are shown",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| text.contains("the innkeeper did it"),
+        )
+        .await;
+    assert!(text.contains("@bob"), "{text}");
+    assert!(text.contains("#dice"), "{text}");
+    assert!(!text.contains("<@"), "{text}");
+    let spoiler = driver.find("#messages .spoiler").await;
+    let class = driver
+        .script("return document.querySelector('#messages .spoiler').className")
+        .await;
+    assert_eq!(class, "spoiler");
+    driver.click(&spoiler).await;
+    let class = driver
+        .script("return document.querySelector('#messages .spoiler').className")
+        .await;
+    assert_eq!(class, "spoiler revealed");
+
+    // An empty channel opens with its welcome.
+    driver
+        .open(app.url(&format!("/sandbox?channel={quiet}")))
+        .await;
+    let text = driver
+        .text_when(
+            "#quiet's welcome is shown",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| text.contains("This is the beginning of #quiet"),
+        )
+        .await;
+    assert!(text.contains("Welcome to #quiet!"), "{text}");
+    let messages = driver
+        .script("return document.querySelectorAll('#messages .message').length")
+        .await;
+    assert_eq!(messages, 0);
     driver.call(reqwest::Method::DELETE, "", json!({})).await;
 }

@@ -1,10 +1,11 @@
 //! `tavern serve` end to end: the real bot against discord-sim, real Redis and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{config, spawn_app, spawn_serve, stop_with_sigterm, wait_ready};
+use common::{config, spawn_app, spawn_serve, stop_with_sigterm, wait_ready, wait_store_failed};
 use serde_json::json;
 use store::harness::{TestPostgres, TestRedis, free_port};
 
@@ -108,7 +109,7 @@ async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear(
     let http = reqwest::Client::new();
     let readyz = format!("http://{}/readyz", running.http_addr);
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_store_failed(&http, &readyz, "redis").await;
     let response = http
         .get(&readyz)
         .send()
@@ -149,7 +150,8 @@ async fn shutdown_before_the_stores_appear_is_clean() {
         ),
     ]);
     let running = tavern::start(config).await.expect("starts");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let readyz = format!("http://{}/readyz", running.http_addr);
+    wait_store_failed(&reqwest::Client::new(), &readyz, "postgres").await;
     running.shutdown();
     tokio::time::timeout(Duration::from_secs(10), running.wait())
         .await

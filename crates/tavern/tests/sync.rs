@@ -1,6 +1,7 @@
 //! The rolls sync as an operator runs it (`tavern sync --once`, `tavern serve`):
 //! configured by `TAVERN_ROLLS_SYNC_URL` and the cloud's own environment variables,
 //! against real Redis, PostgreSQL and S3 (moto).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -98,9 +99,11 @@ async fn serving_waits_for_an_unreachable_sync_store_and_starts_once_it_answers(
     let readyz = format!("http://127.0.0.1:{http_port}/readyz");
 
     // Not ready while the restore cannot reach S3, and /readyz says why.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let detail = loop {
-        if let Ok(response) = http.get(&readyz).send().await {
+    let detail = testkit::eventually_within(
+        Duration::from_secs(30),
+        "the failing restore shows on /readyz",
+        || async {
+            let response = http.get(&readyz).send().await.ok()?;
             assert_eq!(response.status(), 503, "ready without its restore");
             let body: serde_json::Value = response.json().await.expect("json");
             let features = body["components"]
@@ -109,16 +112,10 @@ async fn serving_waits_for_an_unreachable_sync_store_and_starts_once_it_answers(
                 .cloned()
                 .expect("features component");
             let detail = features["detail"].as_str().unwrap_or_default().to_owned();
-            if detail.contains("start-up work of rolls") {
-                break detail;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the failing restore never showed on /readyz"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            detail.contains("start-up work of rolls").then_some(detail)
+        },
+    )
+    .await;
     assert!(!detail.contains("operator-secret"), "{detail}");
     assert!(child.try_wait().expect("poll").is_none(), "still running");
 

@@ -8,6 +8,11 @@
 //! People log in with Discord: [`session`] keeps server-side sessions in Redis and
 //! guards state-changing requests against CSRF; [`login`] serves the OAuth2 login
 //! routes on top of it (see each module for the flow and the choices).
+//!
+//! Pages: [`page`] is the one way to serve one (the [`page::Page`] extractor, one
+//! layout, one stylesheet, assets compiled in); [`markdown`] shows Discord's message
+//! text as a Discord client would; [`sandbox`] is the console of sandbox mode, built
+//! on both.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +26,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 pub mod login;
+pub mod markdown;
+pub mod page;
 pub mod sandbox;
 pub mod session;
 
@@ -127,18 +134,26 @@ impl LateRoutes {
     }
 }
 
-/// The whole site: health, readiness, metrics, plus `extra` (the sandbox console), with
-/// every other path handed to `late` (the features' routes).
-pub fn router(state: AppState, extra: Vec<Router>, late: LateRoutes) -> Router {
+/// The whole site: health, readiness, metrics, the site's assets (`/assets/...`), plus
+/// `extra` (the sandbox console, the home page), with every other path handed to
+/// `late` (the features' routes). `site` (the navigation every page shows) is
+/// installed over all of it, so a [`page::Page`] anywhere finds it.
+pub fn router(state: AppState, site: page::Site, extra: Vec<Router>, late: LateRoutes) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state);
+        .with_state(state)
+        .merge(page::assets(&[
+            &page::STYLESHEET,
+            &page::SCRIPT,
+            &page::ICON,
+        ]));
     for routes in extra {
         app = app.merge(routes);
     }
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
+        .layer(axum::Extension(site))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

@@ -26,7 +26,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use discord::oauth::{AuthorizationCode, OAuthApp, OAuthError, Scope};
@@ -35,7 +35,12 @@ use serde_json::json;
 use store::redis;
 use url::Url;
 
-use crate::session::{CurrentUser, Session, SessionError, SessionUser, Sessions, random_hex};
+use base::Secret;
+
+use crate::page;
+use crate::session::{
+    CurrentUser, Session, SessionError, SessionUser, Sessions, parse_hex, random_hex,
+};
 
 /// Redis key prefix of pending OAuth2 states: `tavern:oauth_state:{state}`.
 pub const STATE_KEY_PREFIX: &str = "tavern:oauth_state:";
@@ -90,11 +95,31 @@ pub fn safe_next(raw: Option<&str>) -> String {
     }
 }
 
+/// An OAuth2 `state`: 64 lowercase hex characters (256 random bits), a bearer secret
+/// for the ten minutes a login may take, so it lives in a [`Secret`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LoginState(Secret);
+
+impl LoginState {
+    fn random() -> LoginState {
+        LoginState(random_hex())
+    }
+
+    /// Only what [`LoginState::random`] makes; anything else was never issued.
+    fn parse(raw: &str) -> Option<LoginState> {
+        parse_hex(raw).map(LoginState)
+    }
+
+    fn key(&self) -> String {
+        format!("{STATE_KEY_PREFIX}{}", self.0.expose_str())
+    }
+}
+
 /// What the callback needs to know about the login it finishes.
 #[derive(Debug, Serialize, Deserialize)]
 struct PendingLogin {
     /// Id of the session that started the login.
-    session: String,
+    session: Secret,
     next: String,
 }
 
@@ -103,26 +128,18 @@ struct StartQuery {
     next: Option<String>,
 }
 
+/// A page that says what went wrong, with a link to start the login again when
+/// `retry` names where the person was going.
 fn page(status: StatusCode, title: &str, sentence: &str, retry: Option<&str>) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let retry = retry.map_or_else(String::new, |next| {
+    let retry = retry.map(|next| {
         let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        format!(
-            "<p><a href=\"/login/discord?next={}\">Log in again</a></p>",
-            escape(&next)
-        )
+        format!("/login/discord?next={next}")
     });
-    let body = format!(
-        "<!doctype html><meta charset=utf-8><title>{t}</title><h1>{t}</h1><p>{s}</p>{retry}\n",
-        t = escape(title),
-        s = escape(sentence)
-    );
-    (status, Html(body)).into_response()
+    let problem = page::Problem::new(status, title, sentence);
+    match retry {
+        Some(to) => problem.link("Log in again", to).into_response(),
+        None => problem.into_response(),
+    }
 }
 
 fn unavailable(error: &SessionError) -> Response {
@@ -162,15 +179,15 @@ async fn start(
             Err(error) => return unavailable(&error),
         },
     };
-    let state = random_hex();
+    let state = LoginState::random();
     let pending = PendingLogin {
-        session: session.id().as_str().to_owned(),
+        session: Secret::from(session.id().expose()),
         next,
     };
     let stored: Result<(), SessionError> = async {
         let json = serde_json::to_string(&pending)?;
         redis::cmd("SET")
-            .arg(format!("{STATE_KEY_PREFIX}{state}"))
+            .arg(state.key())
             .arg(json)
             .arg("EX")
             .arg(STATE_TTL_SECS)
@@ -182,7 +199,9 @@ async fn start(
     if let Err(error) = stored {
         return unavailable(&error);
     }
-    let url = login.app.authorize_url(&state, LOGIN_SCOPES, None);
+    let url = login
+        .app
+        .authorize_url(state.0.expose_str(), LOGIN_SCOPES, None);
     redirect(url.as_str(), cookie)
 }
 
@@ -209,9 +228,13 @@ async fn callback(
             Some("/"),
         );
     };
+    // A state of another shape was never issued: no Redis round trip for it.
+    let Some(state) = LoginState::parse(&state) else {
+        return page(StatusCode::BAD_REQUEST, "Login failed", EXPIRED, Some("/"));
+    };
     // Consumed before anything else: a state is good for one attempt only.
     let taken: Result<Option<String>, redis::RedisError> = redis::cmd("GETDEL")
-        .arg(format!("{STATE_KEY_PREFIX}{state}"))
+        .arg(state.key())
         .query_async(&mut login.sessions.redis().conn())
         .await;
     let pending = match taken {
@@ -222,7 +245,7 @@ async fn callback(
     let Some(pending) = pending else {
         return page(StatusCode::BAD_REQUEST, "Login failed", EXPIRED, Some("/"));
     };
-    let Some(session) = session.filter(|s| s.id().as_str() == pending.session) else {
+    let Some(session) = session.filter(|s| pending.session.matches(s.id().expose())) else {
         return page(
             StatusCode::BAD_REQUEST,
             "Login failed",
@@ -257,7 +280,11 @@ async fn callback(
             Some(&pending.next),
         );
     };
-    let grant = match login.app.exchange_code(&AuthorizationCode::new(code)).await {
+    let grant = match login
+        .app
+        .exchange_code(&AuthorizationCode::from(code))
+        .await
+    {
         Ok(grant) => grant,
         Err(error) => return discord_failed(&error, &pending.next),
     };

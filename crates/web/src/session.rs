@@ -35,10 +35,17 @@
 //!   ([`Session::discord_access_token`], e.g. for their guild list). Discord's access
 //!   tokens live 7 days, as long as the session, so no refresh is needed within one.
 //!
+//! - **Ids and tokens are [`base::Secret`]s** (session ids, CSRF tokens, the Discord
+//!   tokens): their `Debug` is redacted; the cookie and the Redis record hold the bare
+//!   values, exactly as before.
+//!
 //! [`Sessions::protect`] wraps a router with the middleware that loads the session
-//! once per request (one Redis `GET`) and enforces CSRF; the extractors [`Session`],
-//! `Option<Session>` and [`CurrentUser`] read what it loaded. Using them on a route
-//! that is not protected is a programming error, answered 500.
+//! once per request (one Redis `GET`; none for a browser without our cookie) and
+//! enforces CSRF; the extractors [`Session`], `Option<Session>`, [`CurrentUser`] and
+//! [`crate::page::Page`] read what it loaded. Using them on a route that is not
+//! protected is a programming error, answered 500. When the session store is down, a
+//! page request gets a page saying so (503), an API request a JSON sentence; an HTML
+//! answer made for a session is marked `Cache-Control: private, no-cache`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,6 +58,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base::Secret;
 use discord::model::UserId;
 use discord::oauth::{AccessToken, TokenGrant};
 use rand::RngCore;
@@ -111,42 +119,43 @@ impl SessionConfig {
 }
 
 /// A session id: 64 lowercase hex characters (256 random bits). It is a credential, so
-/// its `Debug` is redacted.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionId(String);
+/// it lives in a [`Secret`] and its `Debug` is redacted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionId(Secret);
 
 impl SessionId {
     fn random() -> SessionId {
         SessionId(random_hex())
     }
 
-    /// Accepts exactly what [`SessionId::random`] makes; anything else in a cookie is
+    /// Accepts exactly what Tavern makes (64 lowercase hex); anything else in a cookie is
     /// ignored without a Redis round trip.
     pub fn parse(raw: &str) -> Option<SessionId> {
-        (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| SessionId(raw.to_owned()))
+        parse_hex(raw).map(SessionId)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The id, for the cookie and the Redis key that carry it. Never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_str()
     }
 
     fn key(&self) -> String {
-        format!("{KEY_PREFIX}{}", self.0)
+        format!("{KEY_PREFIX}{}", self.expose())
     }
 }
 
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionId([redacted])")
-    }
-}
-
-/// 256 random bits from the OS-seeded CSPRNG, as 64 hex characters.
-pub(crate) fn random_hex() -> String {
+/// 256 random bits from the OS-seeded CSPRNG, as 64 lowercase hex characters: the
+/// shape of session ids, CSRF tokens and login states.
+pub(crate) fn random_hex() -> Secret {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Secret::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// `raw` if it has the shape [`random_hex`] makes (64 lowercase hex characters).
+pub(crate) fn parse_hex(raw: &str) -> Option<Secret> {
+    (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| Secret::from(raw))
 }
 
 /// The logged-in Discord user, as kept in the session.
@@ -170,26 +179,18 @@ impl From<discord::oauth::OAuthUser> for SessionUser {
 }
 
 /// The user's Discord tokens, kept so features can call Discord as the user (their
-/// guild list, for instance). Server-side only; `Debug` is redacted.
-#[derive(Clone, Serialize, Deserialize)]
+/// guild list, for instance). Server-side only; the tokens are [`Secret`]s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct DiscordTokens {
-    access_token: String,
-    refresh_token: Option<String>,
+    access_token: Secret,
+    refresh_token: Option<Secret>,
     /// Unix seconds.
     expires_at: i64,
 }
 
-impl fmt::Debug for DiscordTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DiscordTokens")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
-    csrf: String,
+    csrf: Secret,
     user: Option<SessionUser>,
     discord: Option<DiscordTokens>,
     /// Unix seconds.
@@ -197,19 +198,10 @@ struct Record {
 }
 
 /// One browser's session: anonymous (before login) or logged in.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Session {
     id: SessionId,
     record: Record,
-}
-
-impl fmt::Debug for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("user", &self.record.user)
-            .field("created_at", &self.record.created_at)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Session {
@@ -219,7 +211,12 @@ impl Session {
 
     /// The token state-changing requests must carry (see the module docs).
     pub fn csrf_token(&self) -> &str {
-        &self.record.csrf
+        self.record.csrf.expose_str()
+    }
+
+    /// True when `presented` is this session's CSRF token (constant time).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        self.record.csrf.matches(presented)
     }
 
     /// The logged-in user, `None` before login.
@@ -233,7 +230,7 @@ impl Session {
             .discord
             .as_ref()
             .filter(|t| t.expires_at > chrono::Utc::now().timestamp())
-            .map(|t| AccessToken::new(t.access_token.clone()))
+            .map(|t| t.access_token.clone())
     }
 }
 
@@ -315,8 +312,8 @@ impl Sessions {
                 csrf: random_hex(),
                 user: Some(user),
                 discord: Some(DiscordTokens {
-                    access_token: grant.access_token.expose().to_owned(),
-                    refresh_token: grant.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+                    access_token: grant.access_token.clone(),
+                    refresh_token: grant.refresh_token.clone(),
                     expires_at: now.saturating_add(expires_in),
                 }),
                 created_at: now,
@@ -357,7 +354,7 @@ impl Sessions {
         } else {
             self.config.anonymous_ttl
         };
-        self.cookie_value(session.id.as_str(), ttl.as_secs())
+        self.cookie_value(session.id.expose(), ttl.as_secs())
     }
 
     /// `Set-Cookie` that makes the browser forget the session cookie.
@@ -421,11 +418,6 @@ fn forbidden(reason: &str) -> Response {
         .into_response()
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq as _;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 /// Refuses state-changing requests from another site (when the browser says so).
 fn cross_origin(headers: &HeaderMap, origin: &str) -> bool {
     let other_origin = headers
@@ -450,6 +442,15 @@ async fn session_middleware(
             Ok(session) => session,
             Err(error) => {
                 tracing::error!(%error, "could not load a session");
+                if crate::page::wants_page(request.method(), request.headers()) {
+                    return crate::page::Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Tavern is unavailable",
+                        "Tavern cannot reach its session store right now, so it cannot tell \
+                         who you are. Try again in a moment.",
+                    )
+                    .into_response();
+                }
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     axum::Json(json!({"error": "sessions are unavailable; try again shortly"})),
@@ -487,13 +488,26 @@ async fn session_middleware(
             None => None,
         };
         match token {
-            Some(token) if constant_time_eq(&token, session.csrf_token()) => {}
+            Some(token) if session.csrf_matches(&token) => {}
             Some(_) => return forbidden("CSRF token does not match this session"),
             None => return forbidden("CSRF token missing: send the X-CSRF-Token header"),
         }
     }
     request.extensions_mut().insert(Loaded(session));
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // A page rendered for a session (its user, its CSRF token) is for this browser only.
+    let headers = response.headers_mut();
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    response
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -564,7 +578,7 @@ fn not_logged_in(parts: &Parts) -> AuthRejection {
     }
 }
 
-fn loaded(parts: &Parts) -> Result<Option<Session>, AuthRejection> {
+pub(crate) fn loaded(parts: &Parts) -> Result<Option<Session>, AuthRejection> {
     parts
         .extensions
         .get::<Loaded>()
@@ -623,12 +637,12 @@ mod tests {
     #[test]
     fn session_ids_parse_only_our_shape() {
         let id = SessionId::random();
-        assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
-        assert_eq!(SessionId::parse(&id.as_str().to_uppercase()), None);
+        assert_eq!(SessionId::parse(id.expose()), Some(id.clone()));
+        assert_eq!(SessionId::parse(&id.expose().to_uppercase()), None);
         assert_eq!(SessionId::parse("abc"), None);
-        assert_eq!(SessionId::parse(&format!("{}x", &id.as_str()[1..])), None);
+        assert_eq!(SessionId::parse(&format!("{}x", &id.expose()[1..])), None);
         assert_ne!(SessionId::random(), id);
-        assert!(!format!("{id:?}").contains(id.as_str()));
+        assert!(!format!("{id:?}").contains(id.expose()));
     }
 
     #[test]
@@ -637,7 +651,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("a=1; {COOKIE}={}; b=2", id.as_str())).unwrap(),
+            HeaderValue::from_str(&format!("a=1; {COOKIE}={}; b=2", id.expose())).unwrap(),
         );
         assert_eq!(cookie_session_id(&headers), Some(id));
         headers.insert(
@@ -668,6 +682,7 @@ mod tests {
 
     #[test]
     fn tokens_compare_exactly() {
+        let constant_time_eq = |a: &str, b: &str| Secret::from(a).matches(b);
         assert!(constant_time_eq("abc", "abc"));
         assert!(!constant_time_eq("abc", "abd"));
         assert!(!constant_time_eq("abc", "ab"));

@@ -44,7 +44,7 @@ async fn spawn() -> App {
     sim.register_redirect_uri(callback.as_str());
     let app = OAuthApp::new(
         sim.application_id().to_string(),
-        ClientSecret::new(sim.client_secret()),
+        ClientSecret::from(sim.client_secret()),
         callback,
         OAuthEndpoints::at(&sim.http_url()).unwrap(),
     );

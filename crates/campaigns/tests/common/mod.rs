@@ -1,27 +1,47 @@
-//! Helpers shared by the campaigns' integration tests: a real `redis-server` per test and
-//! small readers of what it holds.
+//! Helpers shared by the campaigns' integration tests: a real `redis-server` per test
+//! (alone for the repositories, or inside a [`testkit::World`] where the feature is
+//! built from a `Context`) and small readers of what it holds.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use campaigns::store::{EventUpsert, MeetupEvent};
-use campaigns::{CampaignStore, EventSeriesId, MeetupEventId, MeetupUserId};
+use campaigns::Repo;
+use campaigns::repo::{EventUpsert, MeetupEvent};
+use campaigns::{EventSeriesId, MeetupEventId, MeetupUserId};
 use chrono::{DateTime, Utc};
 use discord::model::{ChannelId, RoleId, UserId};
 use store::harness::TestRedis;
 
-pub struct Env {
-    pub server: TestRedis,
-    pub redis: store::Redis,
-    pub store: CampaignStore,
+/// What keeps the test's servers running.
+enum Servers {
+    Redis(TestRedis),
+    World(Box<testkit::World>),
 }
 
+pub struct Env {
+    pub redis: store::Redis,
+    pub store: Repo,
+    servers: Servers,
+}
+
+/// A `redis-server` for this test alone: enough for the repositories and the check.
 pub async fn env() -> Env {
     let server = TestRedis::start().await;
     let redis = server.connect().await;
-    let store = CampaignStore::new(redis.clone());
     Env {
-        server,
+        store: Repo::new(redis.clone()),
         redis,
-        store,
+        servers: Servers::Redis(server),
+    }
+}
+
+/// The test world (its Redis, discord-sim, clock and `Context`), for tests that build
+/// the feature.
+pub async fn world_env() -> Env {
+    let world = testkit::World::new().await;
+    let redis = world.redis.clone();
+    Env {
+        store: Repo::new(redis.clone()),
+        redis,
+        servers: Servers::World(Box::new(world)),
     }
 }
 
@@ -70,6 +90,19 @@ pub fn upsert(id: &str, series: &str) -> EventUpsert {
 }
 
 impl Env {
+    /// The test world; only for an [`world_env`].
+    pub fn world(&self) -> &testkit::World {
+        match &self.servers {
+            Servers::World(world) => world,
+            Servers::Redis(_) => panic!("this test needs `world_env()`"),
+        }
+    }
+
+    /// The `Context` the feature is built from; only for an [`world_env`].
+    pub fn ctx(&self) -> &feature::Context {
+        &self.world().ctx
+    }
+
     pub fn conn(&self) -> store::RedisConn {
         self.redis.conn()
     }

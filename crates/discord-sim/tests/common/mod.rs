@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a raw gateway client and an
 //! authenticated REST client.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,18 +1,20 @@
-//! Helpers shared by the drinking game's integration tests.
+//! Helpers shared by the drinking game's integration tests that drive the handlers
+//! directly (no gateway): a [`testkit::World`] for the servers, the clock and the
+//! context, and hand-made invocations.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
+use base::ManualClock;
 use discord::{
     Action, Actor, ChannelId, GuildId, Id, Invocation, MessageId, Options, Reply, Response, UserId,
 };
-use drinking::schema::{Die, PlayerId};
-use drinking::testing::{ManualClock, ScriptedDice};
+use drinking::domain::{Die, Game, GameId};
+use drinking::testing::ScriptedDice;
 use drinking::{Drinking, DrinkingConfig};
-use store::harness::TestRedis;
+use testkit::World;
 
 pub const GUILD: u64 = 900;
 pub const CHANNEL: u64 = 700;
@@ -20,7 +22,7 @@ pub const CHANNEL: u64 = 700;
 pub const MESSAGE: u64 = 5000;
 
 pub struct Env {
-    pub server: TestRedis,
+    pub world: World,
     pub redis: store::Redis,
     pub game: Drinking,
     pub clock: Arc<ManualClock>,
@@ -29,8 +31,8 @@ pub struct Env {
 
 static NEXT_INTERACTION: AtomicU64 = AtomicU64::new(1);
 
-pub fn player(n: u64) -> PlayerId {
-    PlayerId::new(n).expect("player id")
+pub fn player(n: u64) -> UserId {
+    UserId::new(n)
 }
 
 pub fn name(n: u64) -> String {
@@ -42,32 +44,23 @@ pub fn name(n: u64) -> String {
     }
 }
 
-/// A Discord handle that points nowhere: edits of the public message fail quietly.
-pub fn offline_discord() -> discord::Discord {
-    let mut config = discord::DiscordConfig::new("test-token", Some("127.0.0.1:9".into()));
-    config.max_retries = 0;
-    discord::Discord::new(&config)
-}
-
+/// A game built from a fresh [`World`]'s context. The invocations below name a guild,
+/// channel and message of their own (no gateway delivers them), so the background edits
+/// of the public message are refused by discord-sim and logged, as offline.
 pub async fn env_with(tweak: impl FnOnce(&mut DrinkingConfig)) -> Env {
-    let server = TestRedis::start().await;
-    let redis = server.connect().await;
-    let clock = Arc::new(ManualClock::new(
-        chrono::DateTime::from_timestamp(1_750_000_000, 0).expect("time"),
-    ));
+    let world = World::new().await;
     let dice = Arc::new(ScriptedDice::new(Some(Die::new(3).expect("die"))));
     let mut config = DrinkingConfig {
-        clock: clock.clone(),
         dice: dice.clone(),
         ..DrinkingConfig::default()
     };
     tweak(&mut config);
-    let game = Drinking::new(redis.clone(), offline_discord(), config);
+    let game = Drinking::new(&world.ctx, config);
     Env {
-        server,
-        redis,
+        redis: world.redis.clone(),
+        clock: world.clock.clone(),
+        world,
         game,
-        clock,
         dice,
     }
 }
@@ -151,15 +144,14 @@ impl Env {
     /// A second bot instance over the same Redis, clock and dice (its own caches).
     pub fn other_instance(&self) -> Drinking {
         let config = DrinkingConfig {
-            clock: self.clock.clone(),
             dice: self.dice.clone(),
             ..DrinkingConfig::default()
         };
-        Drinking::new(self.redis.clone(), offline_discord(), config)
+        Drinking::new(&self.world.ctx, config)
     }
 
     /// Starts a game by `creator`, has `others` join, and returns the game id.
-    pub async fn started_game(&self, creator: u64, others: &[u64]) -> drinking::schema::GameId {
+    pub async fn started_game(&self, creator: u64, others: &[u64]) -> GameId {
         let reply = reply_of(self.command(creator, "start").await.expect("start"));
         let id = game_id_of(&reply);
         for n in others {
@@ -170,7 +162,7 @@ impl Env {
         id
     }
 
-    pub async fn load(&self, id: &drinking::schema::GameId) -> drinking::schema::Game {
+    pub async fn load(&self, id: &GameId) -> Game {
         self.game
             .repo()
             .load_game(id)
@@ -196,7 +188,7 @@ pub fn reply_of(response: Response) -> Reply {
 }
 
 /// The game id in the first button of a reply.
-pub fn game_id_of(reply: &Reply) -> drinking::schema::GameId {
+pub fn game_id_of(reply: &Reply) -> GameId {
     let discord::Component::Button { custom_id, .. } = &reply.rows[0].0[0] else {
         panic!("the first component is a button");
     };
@@ -204,5 +196,3 @@ pub fn game_id_of(reply: &Reply) -> drinking::schema::GameId {
         .expect("our custom id")
         .game
 }
-
-pub const WAIT: Duration = Duration::from_secs(10);

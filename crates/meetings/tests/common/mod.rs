@@ -1,6 +1,10 @@
-//! Shared set-up of the integration tests: real servers, migrated.
+//! Shared set-up of the repository tests: real servers, migrated, no Discord.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
+use feature::SystemClock;
+use meetings::Repo;
 use store::harness::{TestPostgres, TestRedis};
 use store::{Postgres, Redis};
 
@@ -40,6 +44,11 @@ pub async fn env() -> Env {
 }
 
 impl Env {
+    /// The repository over this environment, on the system clock.
+    pub fn repo(&self) -> Repo {
+        Repo::new(self.redis.clone(), self.pg.clone(), Arc::new(SystemClock))
+    }
+
     pub async fn redis_type(&self, key: &str) -> String {
         store::harness::key_type(&self.redis, key).await
     }

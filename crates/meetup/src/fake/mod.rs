@@ -425,8 +425,8 @@ fn id_number(n: u64) -> u64 {
 fn tokens(access: String, refresh: String) -> Tokens {
     let expires_in = std::time::Duration::from_secs(TOKEN_LIFETIME_SECS);
     Tokens {
-        access_token: AccessToken::new(access),
-        refresh_token: RefreshToken::new(refresh),
+        access_token: AccessToken::from(access),
+        refresh_token: RefreshToken::from(refresh),
         expires_in,
         expires_at: Utc::now() + TimeDelta::seconds(TOKEN_LIFETIME_SECS as i64),
         token_type: "bearer".to_owned(),

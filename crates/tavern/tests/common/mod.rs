@@ -1,5 +1,5 @@
 //! Shared test plumbing: a whole Tavern on port 0 with its own Redis and PostgreSQL.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,19 +37,35 @@ impl TestApp {
 }
 
 pub async fn wait_ready(http: &reqwest::Client, url: &str, limit: Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
+    testkit::eventually_within(limit, &format!("{url} ready"), || async move {
+        match http.get(url).send().await {
+            Ok(r) if r.status().is_success() => Some(()),
+            _ => None,
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{url} not ready within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+}
+
+/// Waits until `/readyz` reports the store `name` not ready with a reason other than
+/// "connecting": a connection attempt has failed.
+pub async fn wait_store_failed(http: &reqwest::Client, readyz: &str, name: &str) {
+    testkit::eventually(
+        &format!("{name} shows a failed attempt on /readyz"),
+        || async move {
+            let body: serde_json::Value = http.get(readyz).send().await.ok()?.json().await.ok()?;
+            let component = body["components"]
+                .as_array()?
+                .iter()
+                .find(|c| c["name"] == name)?
+                .clone();
+            let detail = component["detail"].as_str().unwrap_or_default();
+            (component["ready"] == serde_json::json!(false)
+                && !detail.is_empty()
+                && detail != "connecting")
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 pub fn config(pairs: &[(&str, String)]) -> Config {

@@ -1,0 +1,28 @@
+//! The leaf of Tavern's kit: the few types every crate shares, below the Discord, Meetup
+//! and storage layers, so that each exists once.
+//!
+//! - [`Secret`]: the one redacting wrapper for tokens, client secrets, session ids,
+//!   linking ids and intent states. `Debug` prints `[redacted]`; there is no `Display`;
+//!   only [`Secret::expose`] gives the value, at the one place that sends or stores it.
+//! - [`key_id!`]: the one macro for ids that become parts of Redis keys (or rows):
+//!   a newtype with a private field, `parse` that refuses anything that could blur a
+//!   key's structure, `Display`, `FromStr`, serde as a string, and on request a random
+//!   constructor or a redacting `Debug` (for ids that are bearer secrets). Discord
+//!   snowflakes are not made here: they are `discord::model` ids.
+//! - [`Clock`]: what "now" is, so tests can move time ([`ManualClock`]).
+
+mod clock;
+pub mod id;
+mod secret;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use id::InvalidId;
+pub use secret::Secret;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What the [`key_id!`](crate::key_id) expansion names; not an API.
+    pub use rand;
+    pub use serde;
+    pub use uuid;
+}

@@ -1,0 +1,45 @@
+//! The bot's channels outside the games: `managed_discord_channels`, and the time the
+//! shared user-topic voice channel's topic was last set
+//! (`user_topic_voice_channel_topic_time`, for its rate limit).
+
+use chrono::{DateTime, Utc};
+use discord::model::ChannelId;
+use store::Writes;
+
+use super::{Repo, RepoError, rfc3339, time};
+use crate::schema;
+
+impl Repo {
+    /// Marks a (non-game) channel as managed by the bot, or not.
+    pub async fn set_managed_channel(
+        &self,
+        channel: ChannelId,
+        managed: bool,
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        if managed {
+            writes.sadd(schema::MANAGED_DISCORD_CHANNELS, channel.get());
+        } else {
+            writes.srem(schema::MANAGED_DISCORD_CHANNELS, channel.get());
+        }
+        self.apply(&writes).await
+    }
+
+    /// Every managed (non-game) channel.
+    pub async fn managed_channels(&self) -> Result<Vec<ChannelId>, RepoError> {
+        self.snowflake_set(schema::MANAGED_DISCORD_CHANNELS).await
+    }
+
+    /// Records when the user-topic voice channel's topic was set (for the rate limit).
+    pub async fn set_topic_time(&self, at: DateTime<Utc>) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.set(schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME, rfc3339(at));
+        self.apply(&writes).await
+    }
+
+    /// When the user-topic voice channel's topic was last set.
+    pub async fn topic_time(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let key = schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME;
+        time(key, self.read(key).await?)
+    }
+}

@@ -1,0 +1,95 @@
+//! The organiser's OAuth2 tokens (`meetup_access_token`, `meetup_refresh_token`,
+//! `meetup_access_token_refresh_time`): someone who organises every configured Meetup
+//! group authorised Tavern, and the sync reads Meetup with their token.
+
+use chrono::{DateTime, Utc};
+use meetup::{AccessToken, RefreshToken};
+use store::Writes;
+
+use super::{Repo, RepoError, Tokens, rfc3339, time};
+use crate::schema;
+
+/// The organiser's tokens and when they are next refreshed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizerTokens {
+    pub tokens: Tokens,
+    pub next_refresh: Option<DateTime<Utc>>,
+}
+
+/// The writes that store a token pair and the next refresh time.
+fn organizer_writes(tokens: &Tokens, next_refresh: DateTime<Utc>) -> Writes {
+    let mut writes = Writes::new();
+    writes
+        .set(schema::MEETUP_ACCESS_TOKEN, tokens.access.expose_str())
+        .set(schema::MEETUP_REFRESH_TOKEN, tokens.refresh.expose_str())
+        .set(
+            schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME,
+            rfc3339(next_refresh),
+        );
+    writes
+}
+
+impl Repo {
+    /// Stores the organiser's tokens and the next refresh time in one step.
+    pub async fn set_organizer_tokens(
+        &self,
+        tokens: &Tokens,
+        next_refresh: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        self.apply(&organizer_writes(tokens, next_refresh)).await
+    }
+
+    /// Moves the next refresh (e.g. retry in an hour after a failed refresh).
+    pub async fn set_next_token_refresh(&self, at: DateTime<Utc>) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.set(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, rfc3339(at));
+        self.apply(&writes).await
+    }
+
+    /// The organiser's tokens, if an organiser has authorised Tavern.
+    pub async fn organizer_tokens(&self) -> Result<Option<OrganizerTokens>, RepoError> {
+        let (access, refresh, next): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("MGET")
+                .arg(schema::MEETUP_ACCESS_TOKEN)
+                .arg(schema::MEETUP_REFRESH_TOKEN)
+                .arg(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME)
+                .query_async(&mut self.redis.conn())
+                .await?;
+        let (Some(access), Some(refresh)) = (access, refresh) else {
+            return Ok(None);
+        };
+        Ok(Some(OrganizerTokens {
+            tokens: Tokens {
+                access: AccessToken::from(access),
+                refresh: RefreshToken::from(refresh),
+            },
+            next_refresh: time(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, next)?,
+        }))
+    }
+
+    /// Stores a refreshed organiser token pair and the next refresh time, in one
+    /// transaction, only if the stored refresh token is still `spent` (the one the
+    /// refresh used). Returns whether it stored them.
+    ///
+    /// Meetup rotates both tokens on a refresh, so whoever refreshed second with the
+    /// same refresh token got an error; and an organiser who authorised Tavern again
+    /// meanwhile stored a newer pair. In both cases what is stored is newer than what
+    /// the caller holds, so it is left alone (the caller may still use its own fresh
+    /// access token for the request at hand).
+    pub async fn replace_organizer_tokens(
+        &self,
+        spent: &RefreshToken,
+        tokens: &Tokens,
+        next_refresh: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        // One compare-and-set round trip on the refresh token.
+        Ok(self
+            .redis
+            .apply_if(
+                schema::MEETUP_REFRESH_TOKEN,
+                Some(spent.expose_str().as_bytes()),
+                &organizer_writes(tokens, next_refresh),
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,959 @@
+//! The repositories against a real PostgreSQL: what each writes, the cascades of the
+//! seed's foreign keys, and the races the single-statement changes are there to win.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clips::domain::{
+    ChannelId, GuildId, InstallIntent, IntentState, MessageId, PURGE_GRACE, STATE_BYTES,
+    ScanStatus, ScanWindow, Settings, UserId,
+};
+use clips::repo::{ChannelInfo, GuildInfo, Progress, Repo, RepoError, UserProfile};
+use clips::{ClipsConfig, ConsumeError, jobs};
+use feature::{Clock, Feature, ManualClock, SystemClock};
+use serde_json::json;
+use store::harness::TestPostgres;
+use testkit::World;
+
+struct Env {
+    /// What keeps the servers up: a [`TestPostgres`], or a whole [`World`].
+    _servers: Box<dyn std::any::Any>,
+    pg: store::Postgres,
+    repo: Repo,
+}
+
+/// A migrated PostgreSQL of its own: enough for the repositories.
+async fn env() -> Env {
+    let server = TestPostgres::start().await;
+    let pg = server.connect().await;
+    pg.migrate(&clips::MIGRATIONS).await.expect("migrate");
+    let repo = Repo::new(&pg);
+    Env {
+        _servers: Box::new(server),
+        pg,
+        repo,
+    }
+}
+
+/// A [`World`] with PostgreSQL and the feature built from its context (with the
+/// system's clock when `system_clock`, else the world's manual clock, returned) and
+/// migrated as `tavern migrate` does.
+async fn env_with_feature(system_clock: bool) -> (Env, Arc<ManualClock>, Feature) {
+    let world = World::with_postgres().await;
+    let mut ctx = world.ctx.clone();
+    if system_clock {
+        ctx.clock = Arc::new(SystemClock);
+    }
+    let clips = clips::feature(&ctx, ClipsConfig::default());
+    world.migrate(std::slice::from_ref(&clips)).await;
+    let (pg, clock) = (world.postgres.clone(), world.clock.clone());
+    let repo = Repo::new(&pg);
+    let env = Env {
+        _servers: Box::new(world),
+        pg,
+        repo,
+    };
+    (env, clock, clips)
+}
+
+/// The feature's purge job.
+fn purge_job(clips: &Feature) -> &feature::Job {
+    clips
+        .jobs
+        .iter()
+        .find(|j| j.name() == jobs::PURGE_INSTALL_INTENTS)
+        .expect("the purge job")
+}
+
+const GUILD: u64 = 500;
+const CHANNEL: u64 = 600;
+
+fn user(n: u64) -> UserId {
+    UserId::new(n)
+}
+fn guild(n: u64) -> GuildId {
+    GuildId::new(n)
+}
+fn channel(n: u64) -> ChannelId {
+    ChannelId::new(n)
+}
+fn mid(n: u64) -> MessageId {
+    MessageId::new(n)
+}
+fn settings(v: serde_json::Value) -> Settings {
+    Settings::from_json(v).expect("object")
+}
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap()
+}
+
+fn profile(n: u64, name: &str) -> UserProfile {
+    UserProfile {
+        id: user(n),
+        username: Some(name.into()),
+        global_name: Some(name.to_uppercase()),
+        avatar: None,
+    }
+}
+
+fn guild_info(owner: Option<u64>) -> GuildInfo {
+    GuildInfo {
+        id: guild(GUILD),
+        name: "The Tavern".into(),
+        icon: Some("abc".into()),
+        owner: owner.map(user),
+    }
+}
+
+fn channel_info(n: u64) -> ChannelInfo {
+    ChannelInfo {
+        id: channel(n),
+        guild: guild(GUILD),
+        name: Some(format!("clips-{n}")),
+        kind: Some("text".into()),
+        is_nsfw: false,
+    }
+}
+
+impl Env {
+    /// A guild with one channel.
+    async fn with_channel(&self) {
+        self.repo
+            .upsert_guild(&guild_info(None))
+            .await
+            .expect("guild");
+        self.repo
+            .upsert_channel(&channel_info(CHANNEL))
+            .await
+            .expect("channel");
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.pg.pool())
+            .await
+            .expect("count")
+    }
+
+    async fn intent_of(&self, owner: u64, now: DateTime<Utc>) -> InstallIntent {
+        self.repo
+            .upsert_user(&profile(owner, "owner"))
+            .await
+            .expect("user");
+        let intent = InstallIntent::new(IntentState::generate(), user(owner), guild(GUILD), now);
+        self.repo
+            .create_intent(&intent)
+            .await
+            .expect("create intent");
+        intent
+    }
+}
+
+// ---- users and guilds
+
+#[tokio::test]
+async fn upserting_a_user_refreshes_the_profile_and_keeps_the_row() {
+    let env = env().await;
+
+    let first = env
+        .repo
+        .upsert_user(&profile(42, "ann"))
+        .await
+        .expect("insert");
+    let second = env
+        .repo
+        .upsert_user(&profile(42, "anne"))
+        .await
+        .expect("update");
+    env.repo.record_login(user(42), at(0)).await.expect("login");
+
+    assert_eq!(first.id, second.id, "same users.id");
+    assert_eq!(second.profile.username.as_deref(), Some("anne"));
+    let stored = env
+        .repo
+        .user(user(42))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.profile, profile(42, "anne"));
+    assert_eq!(stored.last_login_at, Some(at(0)));
+    assert_eq!(env.count("SELECT count(*) FROM clips.users").await, 1);
+    assert!(matches!(
+        env.repo.record_login(user(7), at(0)).await,
+        Err(RepoError::UnknownUser(u)) if u == user(7)
+    ));
+}
+
+#[tokio::test]
+async fn a_guild_is_recorded_with_its_owner_who_gets_a_bare_user_row() {
+    let env = env().await;
+
+    env.repo
+        .upsert_guild(&guild_info(Some(9)))
+        .await
+        .expect("guild");
+
+    let stored = env
+        .repo
+        .guild(guild(GUILD))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.info, guild_info(Some(9)));
+    assert!(stored.joined_at.is_some() && stored.last_seen_at.is_some());
+    let owner = env
+        .repo
+        .user(user(9))
+        .await
+        .expect("read")
+        .expect("owner row");
+    assert_eq!(owner.profile.username, None);
+
+    // Refreshing keeps joined_at and takes the new name and owner.
+    let mut renamed = guild_info(Some(10));
+    renamed.name = "New name".into();
+    env.repo.upsert_guild(&renamed).await.expect("refresh");
+    let again = env
+        .repo
+        .guild(guild(GUILD))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(again.info, renamed);
+    assert_eq!(again.joined_at, stored.joined_at);
+}
+
+#[tokio::test]
+async fn deleting_the_owner_leaves_the_guild_without_one_and_removes_their_intents() {
+    let env = env().await;
+    env.repo
+        .upsert_guild(&guild_info(Some(9)))
+        .await
+        .expect("guild");
+    env.intent_of(9, Utc::now()).await;
+
+    assert!(env.repo.delete_user(user(9)).await.expect("delete"));
+
+    let stored = env
+        .repo
+        .guild(guild(GUILD))
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(stored.info.owner, None, "ON DELETE SET NULL");
+    assert_eq!(
+        env.count("SELECT count(*) FROM clips.install_intents")
+            .await,
+        0,
+        "ON DELETE CASCADE"
+    );
+    assert!(!env.repo.delete_user(user(9)).await.expect("delete again"));
+}
+
+#[tokio::test]
+async fn deleting_a_guild_removes_its_channels_and_their_runs_but_not_its_settings() {
+    let env = env().await;
+    env.with_channel().await;
+    env.repo
+        .upsert_channel(&channel_info(CHANNEL + 1))
+        .await
+        .expect("channel");
+    env.repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .expect("run");
+    env.repo
+        .update_guild_settings(guild(GUILD), &settings(json!({"scan_nsfw": true})))
+        .await
+        .expect("settings");
+
+    assert!(env.repo.delete_guild(guild(GUILD)).await.expect("delete"));
+
+    assert_eq!(
+        env.count("SELECT count(*) FROM clips.bot_channels").await,
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM clips.bot_channel_scan_runs")
+            .await,
+        0
+    );
+    assert_eq!(
+        env.repo
+            .guild_settings(guild(GUILD))
+            .await
+            .expect("settings"),
+        settings(json!({"scan_nsfw": true}))
+    );
+}
+
+#[tokio::test]
+async fn claiming_sets_an_owner_only_where_there_is_none() {
+    let env = env().await;
+    env.repo
+        .upsert_user(&profile(1, "first"))
+        .await
+        .expect("user");
+    env.repo
+        .upsert_user(&profile(2, "second"))
+        .await
+        .expect("user");
+
+    let new = env
+        .repo
+        .claim_guild(guild(GUILD), "g", user(1))
+        .await
+        .expect("claim");
+    let taken = env
+        .repo
+        .claim_guild(guild(GUILD), "g", user(2))
+        .await
+        .expect("claim");
+
+    assert_eq!(new, Some(user(1)));
+    assert_eq!(taken, Some(user(1)), "an owned guild keeps its owner");
+
+    env.repo.delete_user(user(1)).await.expect("delete");
+    let orphan = env
+        .repo
+        .claim_guild(guild(GUILD), "g", user(2))
+        .await
+        .expect("claim");
+    assert_eq!(orphan, Some(user(2)), "an ownerless guild is claimed");
+    assert!(matches!(
+        env.repo.claim_guild(guild(GUILD + 1), "h", user(3)).await,
+        Err(RepoError::UnknownUser(u)) if u == user(3)
+    ));
+}
+
+// ---- settings
+
+#[tokio::test]
+async fn guild_settings_update_partially_and_null_removes_a_key() {
+    let env = env().await;
+    assert_eq!(
+        env.repo
+            .guild_settings(guild(GUILD))
+            .await
+            .expect("none yet"),
+        Settings::empty()
+    );
+
+    let first = env
+        .repo
+        .update_guild_settings(
+            guild(GUILD),
+            &settings(json!({"prefix": "!", "video_formats": ["mp4"], "gone": null})),
+        )
+        .await
+        .expect("create");
+    let second = env
+        .repo
+        .update_guild_settings(
+            guild(GUILD),
+            &settings(json!({"video_formats": ["webm"], "scan_nsfw": true, "prefix": null})),
+        )
+        .await
+        .expect("patch");
+
+    assert_eq!(
+        first,
+        settings(json!({"prefix": "!", "video_formats": ["mp4"]}))
+    );
+    assert_eq!(
+        second,
+        settings(json!({"video_formats": ["webm"], "scan_nsfw": true}))
+    );
+    assert_eq!(
+        env.repo.guild_settings(guild(GUILD)).await.expect("read"),
+        second
+    );
+    let updated_at: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT updated_at FROM clips.guild_settings")
+            .fetch_one(env.pg.pool())
+            .await
+            .expect("updated_at");
+    assert!(updated_at.is_some());
+}
+
+#[tokio::test]
+async fn a_channels_effective_settings_are_its_overrides_merged_over_the_guilds() {
+    let env = env().await;
+    env.with_channel().await;
+    assert_eq!(
+        env.repo
+            .effective_settings(channel(CHANNEL))
+            .await
+            .expect("defaults"),
+        Settings::empty()
+    );
+    env.repo
+        .update_guild_settings(
+            guild(GUILD),
+            &settings(json!({"video_formats": ["mp4"], "scan_nsfw": false, "prefix": "!"})),
+        )
+        .await
+        .expect("guild");
+
+    env.repo
+        .update_channel_settings(
+            channel(CHANNEL),
+            &settings(json!({"video_formats": ["mkv"], "prefix": null, "scan_nsfw": true})),
+        )
+        .await
+        .expect("channel");
+    let effective = env
+        .repo
+        .effective_settings(channel(CHANNEL))
+        .await
+        .expect("merged");
+
+    assert_eq!(
+        effective,
+        settings(json!({"video_formats": ["mkv"], "scan_nsfw": true, "prefix": "!"})),
+        "a null override is not stored, so the guild's value shows through"
+    );
+    let m = clips::ClipMatcher::from_settings(&effective).expect("matcher");
+    assert!(m.matches(&clips::Attachment {
+        filename: "a.mkv",
+        content_type: None
+    }));
+    assert!(matches!(
+        env.repo
+            .update_channel_settings(channel(1), &Settings::empty())
+            .await,
+        Err(RepoError::UnknownChannel(_))
+    ));
+}
+
+// ---- channels
+
+#[tokio::test]
+async fn channels_are_upserted_enabled_and_disabled() {
+    let env = env().await;
+    assert!(matches!(
+        env.repo.upsert_channel(&channel_info(CHANNEL)).await,
+        Err(RepoError::UnknownGuild(g)) if g == guild(GUILD)
+    ));
+    env.with_channel().await;
+    env.repo
+        .upsert_channel(&channel_info(CHANNEL + 1))
+        .await
+        .expect("second");
+    env.repo
+        .update_channel_settings(channel(CHANNEL), &settings(json!({"scan_nsfw": true})))
+        .await
+        .expect("settings");
+
+    env.repo
+        .set_reading(channel(CHANNEL), true)
+        .await
+        .expect("enable");
+    let mut renamed = channel_info(CHANNEL);
+    renamed.name = Some("renamed".into());
+    renamed.is_nsfw = true;
+    env.repo.upsert_channel(&renamed).await.expect("refresh");
+
+    let stored = env
+        .repo
+        .channel(channel(CHANNEL))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.info, renamed);
+    assert!(stored.is_reading, "a refresh keeps the reading state");
+    assert_eq!(stored.settings, settings(json!({"scan_nsfw": true})));
+    assert_eq!(stored.message_count, 0);
+    let reading = env.repo.reading_channels(guild(GUILD)).await.expect("list");
+    assert_eq!(
+        reading.iter().map(|c| c.info.id).collect::<Vec<_>>(),
+        [channel(CHANNEL)]
+    );
+
+    env.repo
+        .set_reading(channel(CHANNEL), false)
+        .await
+        .expect("disable");
+    assert!(
+        env.repo
+            .reading_channels(guild(GUILD))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(matches!(
+        env.repo.set_reading(channel(1), true).await,
+        Err(RepoError::UnknownChannel(_))
+    ));
+}
+
+// ---- scan runs
+
+#[tokio::test]
+async fn a_run_is_queued_started_and_finished_with_its_timestamps() {
+    let env = env().await;
+    env.with_channel().await;
+
+    let queued = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::catch_up(Some(mid(1000))))
+        .await
+        .expect("queue");
+    assert_eq!(queued.status, ScanStatus::Queued);
+    assert_eq!(queued.window, ScanWindow::catch_up(Some(mid(1000))));
+    assert_eq!((queued.messages_scanned, queued.messages_matched), (0, 0));
+    assert_eq!((queued.started_at, queued.finished_at), (None, None));
+
+    let running = env.repo.start_run(queued.id).await.expect("start");
+    assert_eq!(running.status, ScanStatus::Running);
+    assert!(running.started_at.is_some() && running.finished_at.is_none());
+
+    let failed = env
+        .repo
+        .fail_run(queued.id, "discord said 403")
+        .await
+        .expect("fail");
+    assert_eq!(failed.status, ScanStatus::Failed);
+    assert_eq!(failed.error_message.as_deref(), Some("discord said 403"));
+    assert!(failed.finished_at.is_some());
+    assert_eq!(failed.started_at, running.started_at);
+    assert_eq!(env.repo.run(queued.id).await.expect("read"), Some(failed));
+}
+
+#[tokio::test]
+async fn illegal_and_stale_transitions_are_refused_and_change_nothing() {
+    let env = env().await;
+    env.with_channel().await;
+    let run = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .expect("queue");
+
+    let illegal = env
+        .repo
+        .transition_run(run.id, ScanStatus::Queued, ScanStatus::Succeeded, None)
+        .await;
+    let stale = env.repo.succeed_run(run.id).await;
+
+    assert!(
+        matches!(illegal, Err(RepoError::IllegalTransition(_))),
+        "{illegal:?}"
+    );
+    assert!(
+        matches!(
+            stale,
+            Err(RepoError::StaleStatus {
+                expected: ScanStatus::Running,
+                actual: ScanStatus::Queued,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(env.repo.run(run.id).await.expect("read"), Some(run));
+}
+
+#[tokio::test]
+async fn of_two_workers_starting_the_same_run_exactly_one_wins() {
+    let env = env().await;
+    env.with_channel().await;
+    for _ in 0..10 {
+        let run = env
+            .repo
+            .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+            .await
+            .expect("queue");
+        let (a, b) = (env.repo.clone(), env.repo.clone());
+
+        let (first, second) = tokio::join!(
+            tokio::spawn(async move { a.start_run(run.id).await }),
+            tokio::spawn(async move { b.start_run(run.id).await }),
+        );
+
+        let results = [first.expect("task"), second.expect("task")];
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{results:?}");
+        let loser = results.iter().find(|r| r.is_err()).expect("a loser");
+        assert!(
+            matches!(
+                loser,
+                Err(RepoError::StaleStatus {
+                    actual: ScanStatus::Running,
+                    ..
+                })
+            ),
+            "{loser:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn canceling_works_from_queued_and_from_running_but_not_after_the_end() {
+    let env = env().await;
+    env.with_channel().await;
+    let queued = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .expect("queue");
+    let running = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .expect("queue");
+    env.repo.start_run(running.id).await.expect("start");
+
+    let a = env.repo.cancel_run(queued.id).await.expect("cancel queued");
+    let b = env
+        .repo
+        .cancel_run(running.id)
+        .await
+        .expect("cancel running");
+
+    assert_eq!(a.status, ScanStatus::Canceled);
+    assert_eq!(b.status, ScanStatus::Canceled);
+    assert!(a.finished_at.is_some() && b.finished_at.is_some());
+    assert!(matches!(
+        env.repo.cancel_run(a.id).await,
+        Err(RepoError::StaleStatus {
+            actual: ScanStatus::Canceled,
+            ..
+        })
+    ));
+    let unknown = clips::domain::ScanRunId::parse("00000000-0000-4000-8000-000000000000").unwrap();
+    assert!(matches!(
+        env.repo.start_run(unknown).await,
+        Err(RepoError::UnknownRun(id)) if id == unknown
+    ));
+    assert!(matches!(
+        env.repo.queue_run(channel(1), ScanWindow::deep(None)).await,
+        Err(RepoError::UnknownChannel(_))
+    ));
+}
+
+#[tokio::test]
+async fn progress_moves_the_run_and_its_channel_together_until_the_run_stops() {
+    let env = env().await;
+    env.with_channel().await;
+    let run = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .expect("queue");
+    assert!(matches!(
+        env.repo
+            .record_progress(
+                run.id,
+                &Progress {
+                    scanned: 1,
+                    matched: 0,
+                    remaining: run.window,
+                    newest: None
+                }
+            )
+            .await,
+        Err(RepoError::NotRunning {
+            actual: ScanStatus::Queued,
+            ..
+        })
+    ));
+    env.repo.start_run(run.id).await.expect("start");
+
+    // First page of a deep scan: the newest messages, 901..=1000.
+    let page1: Vec<MessageId> = (901..=1000).map(mid).collect();
+    let after1 = run.window.after_page(&page1).expect("more");
+    let step1 = env
+        .repo
+        .record_progress(
+            run.id,
+            &Progress {
+                scanned: 100,
+                matched: 3,
+                remaining: after1,
+                newest: page1.iter().copied().max(),
+            },
+        )
+        .await
+        .expect("step 1");
+    // Second page, older: 801..=900; its newest (900) must not move last_message_id
+    // back (and "900" > "1000" as text: the comparison is numeric).
+    let page2: Vec<MessageId> = (801..=900).map(mid).collect();
+    let after2 = after1.after_page(&page2).expect("more");
+    let step2 = env
+        .repo
+        .record_progress(
+            run.id,
+            &Progress {
+                scanned: 100,
+                matched: 2,
+                remaining: after2,
+                newest: page2.iter().copied().max(),
+            },
+        )
+        .await
+        .expect("step 2");
+
+    assert_eq!(step1.window.before(), Some(mid(901)));
+    assert_eq!((step2.messages_scanned, step2.messages_matched), (200, 5));
+    assert_eq!(step2.window, after2);
+    assert_eq!(
+        env.repo
+            .run(run.id)
+            .await
+            .expect("read")
+            .expect("run")
+            .window
+            .before(),
+        Some(mid(801))
+    );
+    let ch = env
+        .repo
+        .channel(channel(CHANNEL))
+        .await
+        .expect("read")
+        .expect("channel");
+    assert_eq!(ch.message_count, 200);
+    assert_eq!(ch.last_message_id, Some(mid(1000)));
+    assert!(ch.last_scanned_at.is_some());
+
+    // Canceled: the worker's next progress is refused, and nothing moves.
+    env.repo.cancel_run(run.id).await.expect("cancel");
+    let refused = env
+        .repo
+        .record_progress(
+            run.id,
+            &Progress {
+                scanned: 100,
+                matched: 1,
+                remaining: after2,
+                newest: Some(mid(5000)),
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(RepoError::NotRunning {
+                actual: ScanStatus::Canceled,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let ch = env
+        .repo
+        .channel(channel(CHANNEL))
+        .await
+        .expect("read")
+        .expect("channel");
+    assert_eq!(
+        (ch.message_count, ch.last_message_id),
+        (200, Some(mid(1000)))
+    );
+}
+
+#[tokio::test]
+async fn a_channels_runs_list_newest_first() {
+    let env = env().await;
+    env.with_channel().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        // Separate statements: separate created_at values.
+        ids.push(
+            env.repo
+                .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+                .await
+                .expect("queue")
+                .id,
+        );
+    }
+
+    let runs = env.repo.runs(channel(CHANNEL), 2).await.expect("list");
+
+    ids.reverse();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
+}
+
+// ---- install intents
+
+#[tokio::test]
+async fn an_intent_is_stored_in_utc_and_consumed_once_by_its_user() {
+    let env = env().await;
+    let now = Utc::now();
+    let intent = env.intent_of(1, now).await;
+    let stored: (chrono::NaiveDateTime, chrono::NaiveDateTime) =
+        sqlx::query_as("SELECT created_at, expires_at FROM clips.install_intents")
+            .fetch_one(env.pg.pool())
+            .await
+            .expect("row");
+    assert_eq!(
+        stored,
+        (intent.created_at.naive_utc(), intent.expires_at.naive_utc()),
+        "UTC wall-clock times"
+    );
+
+    let first = env.repo.consume_intent(&intent.state, user(1), now).await;
+    let second = env.repo.consume_intent(&intent.state, user(1), now).await;
+
+    assert_eq!(first.expect("consumed"), intent);
+    assert!(
+        matches!(second, Err(RepoError::Intent(ConsumeError::Unknown))),
+        "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn another_users_callback_is_forbidden_and_leaves_the_intent_to_its_owner() {
+    let env = env().await;
+    let now = at(0);
+    let intent = env.intent_of(1, now).await;
+    env.repo
+        .upsert_user(&profile(2, "mallory"))
+        .await
+        .expect("user");
+
+    let stolen = env.repo.consume_intent(&intent.state, user(2), now).await;
+
+    assert!(
+        matches!(stolen, Err(RepoError::Intent(ConsumeError::Forbidden))),
+        "{stolen:?}"
+    );
+    assert_eq!(
+        env.repo
+            .consume_intent(&intent.state, user(1), now + TimeDelta::minutes(9))
+            .await
+            .expect("owner consumes"),
+        intent
+    );
+}
+
+#[tokio::test]
+async fn an_expired_or_unknown_state_is_rejected() {
+    let env = env().await;
+    let intent = env.intent_of(1, at(0)).await;
+
+    let late = env
+        .repo
+        .consume_intent(&intent.state, user(1), at(0) + TimeDelta::minutes(10))
+        .await;
+    let unknown = env
+        .repo
+        .consume_intent(&IntentState::from_entropy([7; STATE_BYTES]), user(1), at(0))
+        .await;
+
+    assert!(
+        matches!(late, Err(RepoError::Intent(ConsumeError::Expired))),
+        "{late:?}"
+    );
+    assert!(
+        matches!(unknown, Err(RepoError::Intent(ConsumeError::Unknown))),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM clips.install_intents")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callbacks_consume_an_intent_once() {
+    let env = env().await;
+    let now = Utc::now();
+    let intent = env.intent_of(1, now).await;
+    let (a, b) = (env.repo.clone(), env.repo.clone());
+    let (sa, sb) = (intent.state.clone(), intent.state.clone());
+
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move { a.consume_intent(&sa, user(1), now).await }),
+        tokio::spawn(async move { b.consume_intent(&sb, user(1), now).await }),
+    );
+
+    let results = [x.expect("task"), y.expect("task")];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_intent_for_an_unknown_user_is_refused() {
+    let env = env().await;
+    let intent = InstallIntent::new(IntentState::generate(), user(3), guild(GUILD), at(0));
+
+    let result = env.repo.create_intent(&intent).await;
+
+    assert!(
+        matches!(result, Err(RepoError::UnknownUser(u)) if u == user(3)),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_purge_deletes_intents_five_minutes_after_they_expired() {
+    let env = env().await;
+    let now = at(10_000);
+    // Expired 6 minutes ago, expired 4 minutes ago, still valid.
+    let old = env.intent_of(1, now - TimeDelta::minutes(16)).await;
+    let recent = env.intent_of(1, now - TimeDelta::minutes(14)).await;
+    let live = env.intent_of(1, now - TimeDelta::minutes(1)).await;
+
+    let purged = env
+        .repo
+        .purge_install_intents(now, PURGE_GRACE)
+        .await
+        .expect("purge");
+
+    assert_eq!(purged, 1);
+    let mut left: Vec<String> = sqlx::query_scalar("SELECT state FROM clips.install_intents")
+        .fetch_all(env.pg.pool())
+        .await
+        .expect("left");
+    left.sort();
+    let mut expected = vec![
+        recent.state.expose().to_owned(),
+        live.state.expose().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(!left.contains(&old.state.expose().to_owned()));
+}
+
+#[tokio::test]
+async fn the_purge_job_purges_with_the_real_clock() {
+    let (env, _clock, clips) = env_with_feature(true).await;
+    let stale = env.intent_of(1, Utc::now() - TimeDelta::hours(1)).await;
+    let fresh = env.intent_of(1, Utc::now()).await;
+    let job = purge_job(&clips);
+
+    job.run_now().await.expect("job runs");
+
+    let left: Vec<String> = sqlx::query_scalar("SELECT state FROM clips.install_intents")
+        .fetch_all(env.pg.pool())
+        .await
+        .expect("left");
+    assert_eq!(left, [fresh.state.expose().to_owned()]);
+    assert_ne!(stale.state, fresh.state);
+}
+
+#[tokio::test]
+async fn the_purge_job_goes_by_the_contexts_clock() {
+    let (env, clock, clips) = env_with_feature(false).await;
+    env.intent_of(1, clock.now()).await;
+    let job = purge_job(&clips);
+    let left = || env.count("SELECT count(*) FROM clips.install_intents");
+
+    // Expired 4 minutes ago: still within the grace.
+    clock.advance(Duration::from_secs(14 * 60));
+    job.run_now().await.expect("job runs");
+    assert_eq!(left().await, 1);
+
+    // Expired 6 minutes ago: purged.
+    clock.advance(Duration::from_secs(2 * 60));
+    job.run_now().await.expect("job runs");
+    assert_eq!(left().await, 0);
+}

@@ -1,0 +1,228 @@
+//! Running what features hand over: [`JobRunner`] (scheduled jobs under Redis locks)
+//! and [`ServiceRunner`] (long-running services, restarted with backoff, reported to
+//! `/readyz`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use store::Redis;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::{Job, Service};
+
+/// The Redis key that holds the lock of job `name`. Tavern's own key, not a seed's.
+pub fn lock_key(name: &str) -> String {
+    format!("tavern:lock:job:{name}")
+}
+
+/// Runs jobs on their schedules until shutdown.
+#[derive(Debug)]
+pub struct JobRunner {
+    redis: Redis,
+    instance: String,
+}
+
+impl JobRunner {
+    /// `instance` names this process in the lock value (for operators reading Redis).
+    pub fn new(redis: Redis, instance: String) -> JobRunner {
+        JobRunner { redis, instance }
+    }
+
+    /// Takes the lock of `job` for one period: `SET key instance NX PX period`. The lock is
+    /// never released early, so a second replica cannot run the job again in the same
+    /// period even if the first finished quickly.
+    async fn acquire(&self, job: &Job) -> bool {
+        let mut conn = self.redis.conn();
+        let ttl_ms = job.period().as_millis().clamp(1000, u64::MAX as u128) as u64;
+        let reply: Result<Option<String>, _> = store::redis::cmd("SET")
+            .arg(lock_key(job.name()))
+            .arg(&self.instance)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await;
+        match reply {
+            Ok(v) => v.is_some(),
+            Err(error) => {
+                tracing::warn!(%error, "could not take the job lock; skipping this period");
+                false
+            }
+        }
+    }
+
+    async fn run_once(job: &Job) {
+        let started = Instant::now();
+        match job.run_now().await {
+            Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "job done"),
+            Err(error) => tracing::error!(%error, "job failed; it runs again next period"),
+        }
+    }
+
+    /// Schedules every job; returns after shutdown once the `on_shutdown` jobs ran.
+    pub async fn run(self, jobs: Vec<Job>, shutdown: CancellationToken) {
+        let runner = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for job in jobs {
+            let runner = Arc::clone(&runner);
+            let shutdown = shutdown.clone();
+            let span = tracing::info_span!("job", job = job.name());
+            tasks.spawn(
+                async move {
+                    let mut ticker = tokio::time::interval(job.period());
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    // The first tick fires at once: it is the start-up run when asked for.
+                    ticker.tick().await;
+                    if job.runs_at_startup() && runner.acquire(&job).await {
+                        Self::run_once(&job).await;
+                    }
+                    loop {
+                        tokio::select! {
+                            _ = ticker.tick() => {
+                                if runner.acquire(&job).await {
+                                    Self::run_once(&job).await;
+                                }
+                            }
+                            () = shutdown.cancelled() => break,
+                        }
+                    }
+                    if job.runs_on_shutdown() {
+                        Self::run_once(&job).await;
+                    }
+                }
+                .instrument(span),
+            );
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// How a service is doing, as `/readyz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceState {
+    Starting,
+    Running,
+    /// It failed (or returned before shutdown) and is being started again.
+    Restarting {
+        error: String,
+    },
+    Stopped,
+}
+
+/// Runs the features' services and remembers how each is doing.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceRunner {
+    states: Arc<Mutex<BTreeMap<&'static str, ServiceState>>>,
+}
+
+impl ServiceRunner {
+    pub fn new() -> ServiceRunner {
+        ServiceRunner::default()
+    }
+
+    fn set(&self, name: &'static str, state: ServiceState) {
+        if let Ok(mut states) = self.states.lock() {
+            states.insert(name, state);
+        }
+    }
+
+    /// Every service by name with its state.
+    pub fn states(&self) -> Vec<(&'static str, ServiceState)> {
+        self.states
+            .lock()
+            .map(|s| s.iter().map(|(n, st)| (*n, st.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Starts every service; returns once all stopped after `shutdown`. A service that
+    /// fails, or returns while Tavern is not shutting down, is logged and started again
+    /// after 0.5 s doubling to 30 s.
+    pub async fn run(&self, services: Vec<Service>, shutdown: CancellationToken) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for service in services {
+            self.set(service.name(), ServiceState::Starting);
+            let runner = self.clone();
+            let shutdown = shutdown.clone();
+            let span = tracing::info_span!("service", service = service.name());
+            tasks.spawn(
+                async move {
+                    let name = service.name();
+                    let mut delay = crate::backoff::FIRST_DELAY;
+                    loop {
+                        runner.set(name, ServiceState::Running);
+                        tracing::info!("service started");
+                        let started = Instant::now();
+                        let result = service.start(shutdown.clone()).await;
+                        if shutdown.is_cancelled() {
+                            if let Err(error) = result {
+                                tracing::warn!(%error, "service failed while stopping");
+                            }
+                            break;
+                        }
+                        let error = match result {
+                            Ok(()) => "it stopped by itself".to_owned(),
+                            Err(error) => error.to_string(),
+                        };
+                        // A service that ran a good while before failing starts over
+                        // with a short wait; one that keeps failing waits longer.
+                        if started.elapsed() > Duration::from_secs(60) {
+                            delay = crate::backoff::FIRST_DELAY;
+                        }
+                        tracing::error!(%error, retry_in = ?delay, "service failed; starting it again");
+                        runner.set(name, ServiceState::Restarting { error });
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = shutdown.cancelled() => break,
+                        }
+                        delay = (delay * 2).min(crate::backoff::MAX_DELAY);
+                    }
+                    runner.set(name, ServiceState::Stopped);
+                    tracing::info!("service stopped");
+                }
+                .instrument(span),
+            );
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_failing_service_is_restarted_and_reported_then_stops_on_shutdown() {
+        let starts = Arc::new(AtomicU32::new(0));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let counted = Arc::clone(&starts);
+        let service = Service::new("flaky", move |shutdown: CancellationToken| {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(n);
+                if n == 1 {
+                    return Err::<(), _>("first start fails");
+                }
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        });
+        let runner = ServiceRunner::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let runner = runner.clone();
+            let shutdown = shutdown.clone();
+            async move { runner.run(vec![service], shutdown).await }
+        });
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.recv().await, Some(2), "restarted after the failure");
+        assert_eq!(runner.states(), vec![("flaky", ServiceState::Running)]);
+        shutdown.cancel();
+        task.await.expect("runner");
+        assert_eq!(runner.states(), vec![("flaky", ServiceState::Stopped)]);
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,93 @@
+//! [`MeetingsError`]: the feature's refusals next to the one storage vocabulary, and the
+//! one place they become what a person sees.
+
+use store::{StorageError, StoreError};
+
+use crate::domain::MeetingId;
+
+/// Why a meetings operation did not happen: one of the feature's own refusals, or a
+/// [`StorageError`] (not found, conflict, corrupt data, storage down).
+#[derive(Debug, thiserror::Error)]
+pub enum MeetingsError {
+    #[error("meeting {0} has ended")]
+    MeetingEnded(MeetingId),
+    #[error("meeting {meeting} is full ({max_participants} participants)")]
+    MeetingFull {
+        meeting: MeetingId,
+        max_participants: i32,
+    },
+    #[error("no free meeting code after {0} attempts")]
+    CodesExhausted(usize),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<StoreError> for MeetingsError {
+    fn from(e: StoreError) -> MeetingsError {
+        MeetingsError::Storage(e.into())
+    }
+}
+
+impl From<sqlx::Error> for MeetingsError {
+    fn from(e: sqlx::Error) -> MeetingsError {
+        MeetingsError::Storage(e.into())
+    }
+}
+
+impl From<redis::RedisError> for MeetingsError {
+    fn from(e: redis::RedisError) -> MeetingsError {
+        MeetingsError::Storage(e.into())
+    }
+}
+
+impl MeetingsError {
+    /// The sentence a person sees (the meeting page, a Discord reply). The storage part
+    /// is worded by [`feature::reply::user_message`], as for every feature.
+    pub fn user_message(&self) -> String {
+        match self {
+            MeetingsError::MeetingEnded(_) => "This meeting has ended.".to_owned(),
+            MeetingsError::MeetingFull {
+                max_participants, ..
+            } => format!("This meeting is full ({max_participants} participants)."),
+            MeetingsError::CodesExhausted(_) => {
+                "No meeting code is free right now; please try again.".to_owned()
+            }
+            MeetingsError::Storage(e) => feature::reply::user_message(e),
+        }
+    }
+
+    /// As a Discord handler's answer: a private message in the words of
+    /// [`MeetingsError::user_message`].
+    pub fn handler_error(&self) -> feature::HandlerError {
+        match self {
+            MeetingsError::Storage(e) => feature::reply::handler_error(e),
+            refusal => feature::HandlerError::user(refusal.user_message()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_have_their_words_and_storage_failures_the_kits() {
+        let full = MeetingsError::MeetingFull {
+            meeting: MeetingId::random(),
+            max_participants: 2,
+        };
+        assert_eq!(
+            full.user_message(),
+            "This meeting is full (2 participants)."
+        );
+        let missing = MeetingsError::from(StorageError::not_found("meeting m1"));
+        assert_eq!(
+            missing.user_message(),
+            feature::reply::user_message(&StorageError::not_found("meeting m1"))
+        );
+        assert!(matches!(
+            full.handler_error(),
+            feature::HandlerError::User(_)
+        ));
+    }
+}

@@ -1,0 +1,214 @@
+//! Meetings: created under a fresh code, read by id or code, and ended (the seed's Data
+//! Flow Example 2) in PostgreSQL and Redis.
+
+use chrono::{DateTime, Utc};
+use store::{StorageError, Writes};
+
+use super::{MeetingsError, Repo, corrupt};
+use crate::domain::{
+    ControllerId, DisplayName, MeetingCode, MeetingId, MeetingStatus, Region, UserId,
+};
+use crate::schema::{self, MeetingRow, meeting_fields};
+
+/// How many codes [`Repo::create_meeting`] tries before giving up. With 30^10 codes a
+/// second attempt is already rare; five failures in a row mean something else is wrong.
+pub const CODE_ATTEMPTS: usize = 5;
+
+/// The settings columns of `meetings`, with the seed's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeetingSettings {
+    pub max_participants: i32,
+    pub enable_e2e_encryption: bool,
+    pub require_auth: bool,
+    pub allow_recording: bool,
+    pub waiting_room_enabled: bool,
+}
+
+impl Default for MeetingSettings {
+    fn default() -> MeetingSettings {
+        MeetingSettings {
+            max_participants: 100,
+            enable_e2e_encryption: true,
+            require_auth: false,
+            allow_recording: false,
+            waiting_room_enabled: false,
+        }
+    }
+}
+
+/// What a new meeting is made of.
+#[derive(Debug, Clone)]
+pub struct NewMeeting {
+    pub display_name: DisplayName,
+    pub created_by: Option<UserId>,
+    pub settings: MeetingSettings,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+}
+
+/// A row of `meetings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meeting {
+    pub meeting_id: MeetingId,
+    pub created_by_user_id: Option<UserId>,
+    pub display_name: String,
+    pub meeting_code: MeetingCode,
+    pub settings: MeetingSettings,
+    pub status: MeetingStatus,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    pub actual_start_time: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub assigned_controller_id: Option<ControllerId>,
+    pub assigned_region: Option<Region>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl TryFrom<MeetingRow> for Meeting {
+    type Error = StorageError;
+
+    fn try_from(row: MeetingRow) -> Result<Meeting, StorageError> {
+        Ok(Meeting {
+            meeting_id: MeetingId::from_uuid(row.meeting_id),
+            created_by_user_id: row.created_by_user_id.map(UserId::from_uuid),
+            display_name: row.display_name,
+            meeting_code: MeetingCode::parse(&row.meeting_code).map_err(corrupt)?,
+            settings: MeetingSettings {
+                max_participants: row.max_participants,
+                enable_e2e_encryption: row.enable_e2e_encryption,
+                require_auth: row.require_auth,
+                allow_recording: row.allow_recording,
+                waiting_room_enabled: row.waiting_room_enabled,
+            },
+            status: MeetingStatus::parse(&row.status).map_err(corrupt)?,
+            scheduled_start_time: row.scheduled_start_time,
+            actual_start_time: row.actual_start_time,
+            ended_at: row.ended_at,
+            assigned_controller_id: row
+                .assigned_controller_id
+                .as_deref()
+                .map(ControllerId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            assigned_region: row
+                .assigned_region
+                .as_deref()
+                .map(Region::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            metadata: row.metadata,
+        })
+    }
+}
+
+impl Repo {
+    /// Creates a meeting under a fresh random code.
+    pub async fn create_meeting(&self, new: &NewMeeting) -> Result<Meeting, MeetingsError> {
+        self.create_meeting_with_codes(new, || MeetingCode::generate(&mut rand::rng()))
+            .await
+    }
+
+    /// Creates a meeting, taking codes from `next_code` until one is free (at most
+    /// [`CODE_ATTEMPTS`]). A taken code is detected by `ON CONFLICT DO NOTHING`, not by an
+    /// error, so a collision costs one statement and no aborted transaction.
+    pub async fn create_meeting_with_codes(
+        &self,
+        new: &NewMeeting,
+        mut next_code: impl FnMut() -> MeetingCode,
+    ) -> Result<Meeting, MeetingsError> {
+        for attempt in 1..=CODE_ATTEMPTS {
+            let code = next_code();
+            let s = &new.settings;
+            let row: Option<MeetingRow> = sqlx::query_as(schema::INSERT_MEETING)
+                .bind(new.created_by.map(|u| u.as_uuid()))
+                .bind(new.display_name.as_str())
+                .bind(code.as_str())
+                .bind(s.max_participants)
+                .bind(s.enable_e2e_encryption)
+                .bind(s.require_auth)
+                .bind(s.allow_recording)
+                .bind(s.waiting_room_enabled)
+                .bind(new.scheduled_start_time)
+                .fetch_optional(self.pg.pool())
+                .await?;
+            match row {
+                Some(row) => {
+                    let meeting = Meeting::try_from(row)?;
+                    tracing::info!(meeting = %meeting.meeting_id, code = %meeting.meeting_code, "meeting created");
+                    return Ok(meeting);
+                }
+                None => tracing::warn!(attempt, "meeting code already taken; drawing another"),
+            }
+        }
+        Err(MeetingsError::CodesExhausted(CODE_ATTEMPTS))
+    }
+
+    /// The meeting `id`; `NotFound` when there is none.
+    pub async fn meeting(&self, id: MeetingId) -> Result<Meeting, MeetingsError> {
+        let row: MeetingRow = sqlx::query_as(schema::SELECT_MEETING)
+            .bind(id.as_uuid())
+            .fetch_optional(self.pg.pool())
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("meeting {id}")))?;
+        Ok(Meeting::try_from(row)?)
+    }
+
+    /// The meeting with `code`; `NotFound` when there is none.
+    pub async fn meeting_by_code(&self, code: &MeetingCode) -> Result<Meeting, MeetingsError> {
+        let row: MeetingRow = sqlx::query_as(schema::SELECT_MEETING_BY_CODE)
+            .bind(code.as_str())
+            .fetch_optional(self.pg.pool())
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("meeting code {code}")))?;
+        Ok(Meeting::try_from(row)?)
+    }
+
+    /// Data Flow Example 2, a meeting ends: `status = 'ended'`, `ended_at = NOW()` in
+    /// `meetings` (and every participant still in it gets `left_at` and `meeting_ended`),
+    /// then, in one `MULTI`/`EXEC`, `status` `ended` on `meeting:{id}` and the 24-hour TTL
+    /// on it and on `meeting:{id}:participants`. Ending an ended meeting changes nothing in
+    /// PostgreSQL and re-applies the Redis step (so a crash between the two is repaired by
+    /// calling it again). Returns `ended_at`.
+    pub async fn end_meeting(&self, meeting: MeetingId) -> Result<DateTime<Utc>, MeetingsError> {
+        let mut tx = self.pg.pool().begin().await?;
+        let ended: Option<DateTime<Utc>> = sqlx::query_scalar(schema::END_MEETING)
+            .bind(meeting.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let ended_at = match ended {
+            Some(at) => {
+                sqlx::query(schema::CLOSE_SESSIONS)
+                    .bind(meeting.as_uuid())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                at
+            }
+            None => {
+                tx.rollback().await?;
+                let existing = self.meeting(meeting).await?;
+                existing.ended_at.ok_or_else(|| {
+                    StorageError::not_found(format!("the end of meeting {meeting}"))
+                })?
+            }
+        };
+        let meeting_key = schema::meeting_key(meeting);
+        let mut writes = Writes::new();
+        writes
+            .hset(
+                &meeting_key,
+                meeting_fields::STATUS,
+                MeetingStatus::Ended.as_str(),
+            )
+            .expire(&meeting_key, schema::MEETING_TTL_AFTER_END.as_secs())
+            .expire(
+                &schema::meeting_participants_key(meeting),
+                schema::MEETING_TTL_AFTER_END.as_secs(),
+            );
+        self.redis.apply(&writes).await?;
+        tracing::info!(%meeting, "meeting ended");
+        Ok(ended_at)
+    }
+}

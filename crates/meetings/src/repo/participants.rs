@@ -1,0 +1,384 @@
+//! Participants: the seed's Data Flow Example 1 (a join), the session hashes with their
+//! presence and heartbeats, leaving, and the removal of participants whose heartbeat
+//! stopped.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use store::{Condition, Conditional, StorageError, Writes};
+
+use super::{MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
+use crate::domain::{DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId, UserId};
+use crate::schema::{
+    self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields,
+};
+
+/// Someone joining a meeting (the seed's Data Flow Example 1, step 2).
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub meeting_id: MeetingId,
+    /// `None` for guests.
+    pub user_id: Option<UserId>,
+    pub display_name: DisplayName,
+    pub ip_address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub client_version: Option<String>,
+}
+
+/// The outcome of a join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub participant_id: ParticipantId,
+    /// `participant_count` of `meeting:{meeting_id}` after this join.
+    pub participant_count: i64,
+}
+
+/// A `participant:{participant_id}` hash, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantSession {
+    pub participant_id: ParticipantId,
+    pub meeting_id: MeetingId,
+    pub user_id: Option<UserId>,
+    pub display_name: String,
+    pub joined_at: i64,
+    pub connection_state: String,
+    pub last_heartbeat: i64,
+    pub streams: String,
+}
+
+/// What [`Repo::reap_absent`] did to one meeting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// The participants removed for want of a heartbeat.
+    pub left: Vec<ParticipantId>,
+    /// Whether that left the meeting empty, so it ended.
+    pub ended: bool,
+}
+
+impl Repo {
+    /// Data Flow Example 1, a join: in one atomic step, the `participant:{id}` hash
+    /// (TTL 5 min), its presence (30 s), `SADD meeting:{id}:participants`, and on
+    /// `meeting:{id}` the state fields, `started_at` (first join only) and `HINCRBY
+    /// participant_count 1`, all only while the set has fewer members than
+    /// `max_participants` (else [`MeetingsError::MeetingFull`], nothing written); then
+    /// the `meeting_participants` row (and the meeting becomes `active` on its first
+    /// join), in one PostgreSQL transaction.
+    ///
+    /// The seed writes PostgreSQL after Redis ("async"). If that write fails, the Redis
+    /// step is undone (the participant leaves again), so no session lives without its row.
+    pub async fn join(&self, req: &JoinRequest) -> Result<Joined, MeetingsError> {
+        let meeting = self.meeting(req.meeting_id).await?;
+        if !meeting.status.is_joinable() {
+            return Err(MeetingsError::MeetingEnded(meeting.meeting_id));
+        }
+        let participant = ParticipantId::random();
+        let now = self.now_secs();
+
+        let mut session: Vec<(&str, String)> = {
+            use participant_fields as f;
+            vec![
+                (f::PARTICIPANT_ID, participant.to_string()),
+                (f::MEETING_ID, meeting.meeting_id.to_string()),
+                (f::DISPLAY_NAME, req.display_name.to_string()),
+                (f::JOINED_AT, now.to_string()),
+                (f::CONNECTION_STATE, CONNECTION_STATE_CONNECTED.to_owned()),
+                (f::LAST_HEARTBEAT, now.to_string()),
+                (f::STREAMS, NO_STREAMS.to_owned()),
+            ]
+        };
+        if let Some(user) = req.user_id {
+            session.push((participant_fields::USER_ID, user.to_string()));
+        }
+        let mut state: Vec<(&str, String)> = {
+            use meeting_fields as f;
+            vec![
+                (f::MEETING_ID, meeting.meeting_id.to_string()),
+                (f::DISPLAY_NAME, meeting.display_name.clone()),
+                (f::STATUS, MeetingStatus::Active.as_str().to_owned()),
+            ]
+        };
+        if let Some(controller) = &meeting.assigned_controller_id {
+            state.push((meeting_fields::CONTROLLER_ID, controller.to_string()));
+        }
+
+        let participant_key = schema::participant_key(participant);
+        let set_key = schema::meeting_participants_key(meeting.meeting_id);
+        let meeting_key = schema::meeting_key(meeting.meeting_id);
+        let mut writes = Writes::new();
+        hset_all(&mut writes, &participant_key, &session);
+        writes
+            .expire(&participant_key, ttl_secs(schema::PARTICIPANT_TTL))
+            .set_ex(
+                &schema::presence_key(participant),
+                now,
+                ttl_secs(schema::PRESENCE_TTL),
+            )
+            .sadd(&set_key, participant.to_string());
+        hset_all(&mut writes, &meeting_key, &state);
+        writes
+            .command("HSETNX")
+            .arg(&meeting_key)
+            .arg(meeting_fields::STARTED_AT)
+            .arg(now);
+        writes.hincrby(&meeting_key, meeting_fields::PARTICIPANT_COUNT, 1);
+        let count_reply = writes.len() - 1;
+
+        let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
+        let joined = self
+            .redis
+            .apply_when(&[Condition::fewer_than(&set_key, room)], &writes)
+            .await?;
+        let participant_count = match joined {
+            Conditional::Refused(_) => {
+                return Err(MeetingsError::MeetingFull {
+                    meeting: meeting.meeting_id,
+                    max_participants: meeting.settings.max_participants,
+                });
+            }
+            applied => applied.int(count_reply).ok_or_else(|| {
+                StorageError::corrupt(&meeting_key, "participant_count is not an integer")
+            })?,
+        };
+
+        if let Err(error) = self.record_join(req, participant).await {
+            tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
+                "participant row not written; undoing the Redis session");
+            if let Err(undo) = self.leave_redis(meeting.meeting_id, participant).await {
+                tracing::error!(meeting = %meeting.meeting_id, %participant, error = %undo,
+                    "could not undo the Redis session; it expires with its TTL");
+            }
+            return Err(error);
+        }
+        tracing::debug!(meeting = %meeting.meeting_id, %participant, participant_count, "joined");
+        Ok(Joined {
+            participant_id: participant,
+            participant_count,
+        })
+    }
+
+    async fn record_join(
+        &self,
+        req: &JoinRequest,
+        participant: ParticipantId,
+    ) -> Result<(), MeetingsError> {
+        let mut tx = self.pg.pool().begin().await?;
+        sqlx::query(schema::INSERT_PARTICIPANT)
+            .bind(req.meeting_id.as_uuid())
+            .bind(participant.as_uuid())
+            .bind(req.user_id.map(|u| u.as_uuid()))
+            .bind(req.display_name.as_str())
+            .bind(req.ip_address.map(|ip| ip.to_string()))
+            .bind(req.user_agent.as_deref())
+            .bind(req.client_version.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(schema::ACTIVATE_MEETING)
+            .bind(req.meeting_id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The sessions of a meeting's participants (Example 1, step 3: the `JoinResponse`),
+    /// ordered by join time. Members whose session hash has expired are left out.
+    pub async fn participants(
+        &self,
+        meeting: MeetingId,
+    ) -> Result<Vec<ParticipantSession>, MeetingsError> {
+        let mut conn = self.redis.conn();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(schema::meeting_participants_key(meeting))
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for member in &members {
+            let id = ParticipantId::parse(member).map_err(corrupt)?;
+            pipe.hgetall(schema::participant_key(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let mut sessions = hashes
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .map(|h| session_from_hash(&h))
+            .collect::<Result<Vec<_>, _>>()?;
+        sessions.sort_by_key(|s| (s.joined_at, s.participant_id));
+        Ok(sessions)
+    }
+
+    /// A participant's heartbeat: refreshes the session hash (5 min) and its
+    /// subscriptions, and sets `presence:{id}` (30 s), only while the session exists.
+    /// `false` when it has already expired (the client must join again); nothing is
+    /// written then, so a late heartbeat never resurrects half a hash.
+    pub async fn heartbeat(&self, participant: ParticipantId) -> Result<bool, MeetingsError> {
+        let key = schema::participant_key(participant);
+        let now = self.now_secs();
+        let mut writes = Writes::new();
+        writes
+            .hset(&key, participant_fields::LAST_HEARTBEAT, now)
+            .expire(&key, ttl_secs(schema::PARTICIPANT_TTL))
+            .expire(
+                &schema::participant_subscriptions_key(participant),
+                ttl_secs(schema::SUBSCRIPTIONS_TTL),
+            )
+            .set_ex(
+                &schema::presence_key(participant),
+                now,
+                ttl_secs(schema::PRESENCE_TTL),
+            );
+        let beat = self
+            .redis
+            .apply_when(&[Condition::exists(&key)], &writes)
+            .await?;
+        Ok(beat.applied())
+    }
+
+    /// Whether the participant sent a heartbeat within the presence TTL.
+    pub async fn is_present(&self, participant: ParticipantId) -> Result<bool, MeetingsError> {
+        let mut conn = self.redis.conn();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(schema::presence_key(participant))
+            .query_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Participants of `meeting` whose presence expired (no heartbeat for
+    /// [`schema::PRESENCE_TTL`]: the browser closed or the network dropped without a
+    /// leave) leave with `connection_lost`; when that leaves nobody, the meeting ends, as
+    /// it does on the last voluntary leave. Without this a crashed client would hold its
+    /// seat (the set counts toward `max_participants`) and keep the meeting open forever.
+    pub async fn reap_absent(&self, meeting: MeetingId) -> Result<Reaped, MeetingsError> {
+        let mut conn = self.redis.conn();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(schema::meeting_participants_key(meeting))
+            .query_async(&mut conn)
+            .await?;
+        let mut participants = Vec::with_capacity(members.len());
+        for member in &members {
+            match ParticipantId::parse(member) {
+                Ok(p) => participants.push(p),
+                Err(error) => {
+                    tracing::warn!(%meeting, member, %error, "participant set holds a member that is not a participant id");
+                }
+            }
+        }
+        let mut reaped = Reaped::default();
+        if participants.is_empty() {
+            return Ok(reaped);
+        }
+        let mut pipe = redis::pipe();
+        for p in &participants {
+            pipe.cmd("EXISTS").arg(schema::presence_key(*p));
+        }
+        let present: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let mut remaining = None;
+        for (participant, present) in participants.into_iter().zip(present) {
+            if present == 0 {
+                remaining = Some(
+                    self.leave(meeting, participant, LeaveReason::ConnectionLost)
+                        .await?,
+                );
+                reaped.left.push(participant);
+            }
+        }
+        if remaining == Some(0) {
+            self.end_meeting(meeting).await?;
+            reaped.ended = true;
+        }
+        if !reaped.left.is_empty() {
+            tracing::info!(%meeting, left = reaped.left.len(), ended = reaped.ended, "participants without a heartbeat removed");
+        }
+        Ok(reaped)
+    }
+
+    /// A participant leaves: removed from the set and counted down (once), its session,
+    /// presence and subscriptions deleted, in one atomic step; then its row gets
+    /// `left_at`, the reason and the duration. Returns how many participants remain: at 0
+    /// the caller ends the meeting ([`Repo::end_meeting`]), as the meeting controller
+    /// does.
+    pub async fn leave(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        reason: LeaveReason,
+    ) -> Result<i64, MeetingsError> {
+        let remaining = self.leave_redis(meeting, participant).await?;
+        sqlx::query(schema::LEAVE_PARTICIPANT)
+            .bind(meeting.as_uuid())
+            .bind(participant.as_uuid())
+            .bind(reason.as_str())
+            .execute(self.pg.pool())
+            .await?;
+        Ok(remaining)
+    }
+
+    /// The Redis half of a leave. Only a participant still in the set is counted down,
+    /// so a repeated or late leave never drives `participant_count` below the truth:
+    /// while it is a member, one step removes it, counts down, deletes its keys and
+    /// counts the rest; otherwise one step only deletes its keys and counts.
+    async fn leave_redis(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+    ) -> Result<i64, MeetingsError> {
+        let set_key = schema::meeting_participants_key(meeting);
+        let member = participant.to_string();
+        let session_gone = |writes: &mut Writes| {
+            writes
+                .command("DEL")
+                .arg(schema::participant_key(participant))
+                .arg(schema::presence_key(participant))
+                .arg(schema::participant_subscriptions_key(participant));
+            writes.command("SCARD").arg(&set_key);
+            writes.len() - 1
+        };
+
+        let mut counted = Writes::new();
+        counted.srem(&set_key, &member).hincrby(
+            &schema::meeting_key(meeting),
+            meeting_fields::PARTICIPANT_COUNT,
+            -1,
+        );
+        let mut reply = session_gone(&mut counted);
+        let mut outcome = self
+            .redis
+            .apply_when(&[Condition::member(&set_key, &member)], &counted)
+            .await?;
+        if !outcome.applied() {
+            let mut uncounted = Writes::new();
+            reply = session_gone(&mut uncounted);
+            outcome = self.redis.apply_when(&[], &uncounted).await?;
+        }
+        let remaining = outcome
+            .int(reply)
+            .ok_or_else(|| StorageError::corrupt(&set_key, "SCARD gave no integer"))?;
+        Ok(remaining)
+    }
+}
+
+fn session_from_hash(h: &HashMap<String, String>) -> Result<ParticipantSession, StorageError> {
+    use participant_fields as f;
+    let get = |name: &'static str| -> Result<&str, StorageError> {
+        h.get(name)
+            .map(String::as_str)
+            .ok_or_else(|| StorageError::corrupt("a participant session", format!("no `{name}`")))
+    };
+    Ok(ParticipantSession {
+        participant_id: ParticipantId::parse(get(f::PARTICIPANT_ID)?).map_err(corrupt)?,
+        meeting_id: MeetingId::parse(get(f::MEETING_ID)?).map_err(corrupt)?,
+        user_id: h
+            .get(f::USER_ID)
+            .map(|s| UserId::parse(s))
+            .transpose()
+            .map_err(corrupt)?,
+        display_name: get(f::DISPLAY_NAME)?.to_owned(),
+        joined_at: parse_seconds(f::JOINED_AT, get(f::JOINED_AT)?)?,
+        connection_state: get(f::CONNECTION_STATE)?.to_owned(),
+        last_heartbeat: parse_seconds(f::LAST_HEARTBEAT, get(f::LAST_HEARTBEAT)?)?,
+        streams: get(f::STREAMS)?.to_owned(),
+    })
+}

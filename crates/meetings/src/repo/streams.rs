@@ -1,0 +1,227 @@
+//! Media streams (`stream:{stream_id}`) and subscriptions
+//! (`participant:{participant_id}:subscriptions`).
+//!
+//! A session's `streams` field is a JSON array (the seed's shape), which Redis cannot
+//! edit by itself: publishing and ending read it here, change it, and write it back only
+//! if it is still what was read ([`Condition::hash_field`]), retried by
+//! [`store::optimistic()`] when somebody else changed it meanwhile.
+
+use serde_json::Value;
+use store::{Attempt, Condition, Conditional, StorageError, Writes};
+
+use super::{MeetingsError, Repo, hset_all, ttl_secs};
+use crate::domain::{MeetingId, ParticipantId, StreamId, StreamType};
+use crate::schema::{self, participant_fields, stream_fields};
+
+/// A stream being published (`stream:{stream_id}`).
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    pub stream_id: StreamId,
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub stream_type: StreamType,
+    /// e.g. `VP9`, `Opus`.
+    pub codec: String,
+    /// Bits per second.
+    pub max_bitrate: u64,
+}
+
+/// The stream ids of a session's `streams` field.
+fn stream_ids(key: &str, raw: &str) -> Result<Vec<Value>, StorageError> {
+    serde_json::from_str(raw).map_err(|e| StorageError::corrupt(format!("`streams` of {key}"), e))
+}
+
+fn encode(key: &str, ids: &[Value]) -> Result<String, StorageError> {
+    serde_json::to_string(ids).map_err(|e| StorageError::corrupt(format!("`streams` of {key}"), e))
+}
+
+impl Repo {
+    /// A participant publishes a stream: `stream:{stream_id}` (no TTL while live) and the
+    /// id appended to the session's `streams`, in one step. `false` (nothing written)
+    /// when the publisher's session has expired.
+    pub async fn publish_stream(&self, stream: &NewStream) -> Result<bool, MeetingsError> {
+        use stream_fields as f;
+        let session = schema::participant_key(stream.participant_id);
+        let stream_key = schema::stream_key(stream.stream_id);
+        let fields: [(&str, String); 8] = [
+            (f::STREAM_ID, stream.stream_id.to_string()),
+            (f::PARTICIPANT_ID, stream.participant_id.to_string()),
+            (f::MEETING_ID, stream.meeting_id.to_string()),
+            (f::STREAM_TYPE, stream.stream_type.as_str().to_owned()),
+            (f::CODEC, stream.codec.clone()),
+            (f::MAX_BITRATE, stream.max_bitrate.to_string()),
+            (f::SUBSCRIBERS, 0.to_string()),
+            (f::CREATED_AT, self.now_secs().to_string()),
+        ];
+        let (session, stream_key, fields) = (&session, &stream_key, &fields);
+        store::optimistic(session, |_| async move {
+            let current = self.session_streams(session).await?;
+            let mut ids = match &current {
+                Some(raw) => stream_ids(session, raw)?,
+                None => Vec::new(),
+            };
+            ids.push(Value::String(stream.stream_id.to_string()));
+            let mut writes = Writes::new();
+            writes.hset(session, participant_fields::STREAMS, encode(session, &ids)?);
+            hset_all(&mut writes, stream_key, fields);
+            let guard = [
+                Condition::exists(session),
+                Condition::hash_field(session, participant_fields::STREAMS, current),
+            ];
+            Ok::<_, MeetingsError>(match self.redis.apply_when(&guard, &writes).await? {
+                Conditional::Applied(_) => Attempt::Done(true),
+                Conditional::Refused(0) => Attempt::Done(false),
+                Conditional::Refused(_) => Attempt::Retry,
+            })
+        })
+        .await
+    }
+
+    /// A stream ends: its hash is kept one more hour (the seed's TTL after end) and it
+    /// leaves the publisher's `streams`. `false` for an unknown stream.
+    pub async fn end_stream(
+        &self,
+        stream: StreamId,
+        publisher: ParticipantId,
+    ) -> Result<bool, MeetingsError> {
+        let session = schema::participant_key(publisher);
+        let stream_key = schema::stream_key(stream);
+        let gone = Value::String(stream.to_string());
+        let (session, stream_key, gone) = (&session, &stream_key, &gone);
+        store::optimistic(stream_key, |_| async move {
+            let current = self.session_streams(session).await?;
+            let mut writes = Writes::new();
+            writes.expire(stream_key, ttl_secs(schema::STREAM_TTL_AFTER_END));
+            if let Some(raw) = &current {
+                let kept: Vec<Value> = stream_ids(session, raw)?
+                    .into_iter()
+                    .filter(|id| id != gone)
+                    .collect();
+                writes.hset(
+                    session,
+                    participant_fields::STREAMS,
+                    encode(session, &kept)?,
+                );
+            }
+            let guard = [
+                Condition::exists(stream_key),
+                Condition::hash_field(session, participant_fields::STREAMS, current),
+            ];
+            Ok::<_, MeetingsError>(match self.redis.apply_when(&guard, &writes).await? {
+                Conditional::Applied(_) => Attempt::Done(true),
+                Conditional::Refused(0) => Attempt::Done(false),
+                Conditional::Refused(_) => Attempt::Retry,
+            })
+        })
+        .await
+    }
+
+    /// The `streams` field of a session, `None` when the field (or the session) is absent.
+    async fn session_streams(&self, session: &str) -> Result<Option<String>, MeetingsError> {
+        let mut conn = self.redis.conn();
+        Ok(redis::cmd("HGET")
+            .arg(session)
+            .arg(participant_fields::STREAMS)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Subscribes a participant to a stream; returns the stream's subscriber count, or
+    /// `None` for an unknown stream. Subscribing twice counts once (and refreshes the
+    /// subscriptions set's TTL).
+    pub async fn subscribe(
+        &self,
+        participant: ParticipantId,
+        stream: StreamId,
+    ) -> Result<Option<i64>, MeetingsError> {
+        let subscriptions = schema::participant_subscriptions_key(participant);
+        let stream_key = schema::stream_key(stream);
+        let member = stream.to_string();
+        let ttl = ttl_secs(schema::SUBSCRIPTIONS_TTL);
+        let mut new = Writes::new();
+        new.sadd(&subscriptions, &member)
+            .expire(&subscriptions, ttl)
+            .hincrby(&stream_key, stream_fields::SUBSCRIBERS, 1);
+        let added = self
+            .redis
+            .apply_when(
+                &[
+                    Condition::exists(&stream_key),
+                    Condition::not_member(&subscriptions, &member),
+                ],
+                &new,
+            )
+            .await?;
+        match added {
+            Conditional::Refused(0) => Ok(None),
+            Conditional::Refused(_) => {
+                let mut again = Writes::new();
+                again.expire(&subscriptions, ttl);
+                self.subscribers(&stream_key, again).await
+            }
+            applied => Ok(Some(subscribers_reply(&stream_key, applied.int(2))?)),
+        }
+    }
+
+    /// Undoes [`Repo::subscribe`]; unsubscribing twice counts once.
+    pub async fn unsubscribe(
+        &self,
+        participant: ParticipantId,
+        stream: StreamId,
+    ) -> Result<Option<i64>, MeetingsError> {
+        let subscriptions = schema::participant_subscriptions_key(participant);
+        let stream_key = schema::stream_key(stream);
+        let member = stream.to_string();
+        let mut gone = Writes::new();
+        gone.srem(&subscriptions, &member)
+            .hincrby(&stream_key, stream_fields::SUBSCRIBERS, -1);
+        let removed = self
+            .redis
+            .apply_when(
+                &[
+                    Condition::exists(&stream_key),
+                    Condition::member(&subscriptions, &member),
+                ],
+                &gone,
+            )
+            .await?;
+        match removed {
+            Conditional::Refused(0) => Ok(None),
+            Conditional::Refused(_) => self.subscribers(&stream_key, Writes::new()).await,
+            applied => Ok(Some(subscribers_reply(&stream_key, applied.int(1))?)),
+        }
+    }
+
+    /// Applies `writes` and reads the stream's subscriber count in one step, while the
+    /// stream exists (`None` otherwise). A missing count reads as 0.
+    async fn subscribers(
+        &self,
+        stream_key: &str,
+        mut writes: Writes,
+    ) -> Result<Option<i64>, MeetingsError> {
+        writes
+            .command("HGET")
+            .arg(stream_key)
+            .arg(stream_fields::SUBSCRIBERS);
+        let read = writes.len() - 1;
+        match self
+            .redis
+            .apply_when(&[Condition::exists(stream_key)], &writes)
+            .await?
+        {
+            Conditional::Applied(replies) => {
+                let count = match replies.get(read) {
+                    Some(reply) => redis::from_redis_value_ref::<Option<i64>>(reply)
+                        .map_err(|e| StorageError::corrupt(stream_key, e))?,
+                    None => None,
+                };
+                Ok(Some(count.unwrap_or(0)))
+            }
+            Conditional::Refused(_) => Ok(None),
+        }
+    }
+}
+
+fn subscribers_reply(stream_key: &str, count: Option<i64>) -> Result<i64, StorageError> {
+    count.ok_or_else(|| StorageError::corrupt(stream_key, "`subscribers` is not an integer"))
+}

@@ -1,0 +1,105 @@
+//! Tokens: one-time WebTransport connection tokens (`wt:token:{token}`) and the JWT
+//! blacklist (`token:blacklist:{token_hash}`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use store::{StorageError, Writes};
+
+use super::{MeetingsError, Repo, corrupt, parse_seconds, ttl_secs};
+use crate::domain::{self, ConnectionType, MeetingId, ParticipantId, TokenHash, WtToken};
+use crate::schema::{self, wt_token_fields};
+
+/// What a redeemed `wt:token:{token}` grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionGrant {
+    pub participant_id: ParticipantId,
+    pub meeting_id: MeetingId,
+    pub created_at: i64,
+    pub connection_type: ConnectionType,
+}
+
+impl Repo {
+    /// Issues a one-time WebTransport connection token (`wt:token:{token}`, 5 minutes).
+    pub async fn issue_connection_token(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        connection_type: ConnectionType,
+    ) -> Result<WtToken, MeetingsError> {
+        use wt_token_fields as f;
+        let token = WtToken::generate(&mut rand::rng());
+        let key = schema::wt_token_key(&token);
+        let mut writes = Writes::new();
+        writes
+            .command("HSET")
+            .arg(&key)
+            .arg(f::PARTICIPANT_ID)
+            .arg(participant.to_string())
+            .arg(f::MEETING_ID)
+            .arg(meeting.to_string())
+            .arg(f::CREATED_AT)
+            .arg(self.now_secs())
+            .arg(f::CONNECTION_TYPE)
+            .arg(connection_type.as_str());
+        writes.expire(&key, ttl_secs(schema::WT_TOKEN_TTL));
+        self.redis.apply(&writes).await?;
+        Ok(token)
+    }
+
+    /// Redeems a connection token: read and deleted in one `MULTI`/`EXEC`, so of two
+    /// connections presenting the same token exactly one gets the grant. `None` for an
+    /// unknown, expired or already used token.
+    pub async fn redeem_connection_token(
+        &self,
+        token: &WtToken,
+    ) -> Result<Option<ConnectionGrant>, MeetingsError> {
+        use wt_token_fields as f;
+        let key = schema::wt_token_key(token);
+        let mut pipe = redis::pipe();
+        pipe.atomic().hgetall(&key).del(&key).ignore();
+        let mut conn = self.redis.conn();
+        let (fields,): (HashMap<String, String>,) = pipe.query_async(&mut conn).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &'static str| -> Result<&str, StorageError> {
+            fields
+                .get(name)
+                .map(String::as_str)
+                .ok_or_else(|| StorageError::corrupt("a connection token", format!("no `{name}`")))
+        };
+        Ok(Some(ConnectionGrant {
+            participant_id: ParticipantId::parse(field(f::PARTICIPANT_ID)?).map_err(corrupt)?,
+            meeting_id: MeetingId::parse(field(f::MEETING_ID)?).map_err(corrupt)?,
+            created_at: parse_seconds(f::CREATED_AT, field(f::CREATED_AT)?)?,
+            connection_type: ConnectionType::parse(field(f::CONNECTION_TYPE)?).map_err(corrupt)?,
+        }))
+    }
+
+    /// Blacklists a JWT by its hash until `expires_at` (the key's TTL), with a reason.
+    /// `false` (nothing stored) when the token has already expired: it is dead anyway.
+    pub async fn blacklist_token(
+        &self,
+        hash: &TokenHash,
+        reason: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, MeetingsError> {
+        let Some(ttl) = domain::seconds_until(expires_at, self.clock.now()) else {
+            return Ok(false);
+        };
+        let mut writes = Writes::new();
+        writes.set_ex(&schema::token_blacklist_key(hash), reason, ttl);
+        self.redis.apply(&writes).await?;
+        Ok(true)
+    }
+
+    /// The reason a token was blacklisted, or `None` if it is not.
+    pub async fn blacklisted(&self, hash: &TokenHash) -> Result<Option<String>, MeetingsError> {
+        let mut conn = self.redis.conn();
+        Ok(redis::cmd("GET")
+            .arg(schema::token_blacklist_key(hash))
+            .query_async(&mut conn)
+            .await?)
+    }
+}

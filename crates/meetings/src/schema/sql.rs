@@ -1,0 +1,347 @@
+//! Every SQL statement of the feature, one constant each (named for what it does), and
+//! the shapes of the rows they return. Tables are named through [`table!`], so the
+//! statements stay `&'static str` and schema-qualified (pooled connections do not have
+//! `meet` on their search path). Each statement documents its parameters and what it
+//! returns; the repositories bind and read them, and never spell a column.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{qualified_audit_partition, table};
+use crate::domain::Month;
+
+// ---------------------------------------------------------------------------------------
+// meetings
+
+/// The columns of `meetings`, in the order of the seed, for `SELECT` and `RETURNING`;
+/// read as a [`MeetingRow`].
+macro_rules! meeting_columns {
+    () => {
+        "meeting_id, created_by_user_id, display_name, meeting_code, max_participants, \
+         enable_e2e_encryption, require_auth, allow_recording, waiting_room_enabled, status, \
+         scheduled_start_time, actual_start_time, ended_at, assigned_controller_id, \
+         assigned_region, created_at, updated_at, metadata"
+    };
+}
+
+/// A row of `meetings`, as [`SELECT_MEETING`] and its kin return it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct MeetingRow {
+    pub meeting_id: Uuid,
+    pub created_by_user_id: Option<Uuid>,
+    pub display_name: String,
+    pub meeting_code: String,
+    pub max_participants: i32,
+    pub enable_e2e_encryption: bool,
+    pub require_auth: bool,
+    pub allow_recording: bool,
+    pub waiting_room_enabled: bool,
+    pub status: String,
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    pub actual_start_time: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub assigned_controller_id: Option<String>,
+    pub assigned_region: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `$1` created_by_user_id, `$2` display_name, `$3` meeting_code, `$4` max_participants,
+/// `$5` enable_e2e_encryption, `$6` require_auth, `$7` allow_recording, `$8`
+/// waiting_room_enabled, `$9` scheduled_start_time. A taken code inserts nothing and
+/// returns no row (no error, no aborted transaction); otherwise a [`MeetingRow`].
+pub(crate) const INSERT_MEETING: &str = concat!(
+    "INSERT INTO ",
+    table!(meetings),
+    " (created_by_user_id, display_name, meeting_code, max_participants, \
+      enable_e2e_encryption, require_auth, allow_recording, waiting_room_enabled, \
+      scheduled_start_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (meeting_code) DO NOTHING RETURNING ",
+    meeting_columns!()
+);
+
+/// `$1` meeting_id. A [`MeetingRow`].
+pub(crate) const SELECT_MEETING: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    " FROM ",
+    table!(meetings),
+    " WHERE meeting_id = $1"
+);
+
+/// `$1` meeting_code (canonical form). A [`MeetingRow`].
+pub(crate) const SELECT_MEETING_BY_CODE: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    " FROM ",
+    table!(meetings),
+    " WHERE meeting_code = $1"
+);
+
+/// `$1` meeting_id. Ends a meeting that has not ended; returns its `ended_at`, or no row
+/// when it had already ended (or does not exist).
+pub(crate) const END_MEETING: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET status = 'ended', ended_at = NOW() \
+     WHERE meeting_id = $1 AND status <> 'ended' RETURNING ended_at"
+);
+
+/// `$1` meeting_id. Every participant still in gets `left_at`, `meeting_ended` and its
+/// duration.
+pub(crate) const CLOSE_SESSIONS: &str = concat!(
+    "UPDATE ",
+    table!(meeting_participants),
+    " SET left_at = NOW(), leave_reason = 'meeting_ended', \
+       total_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM NOW() - joined_at))::integer \
+     WHERE meeting_id = $1 AND left_at IS NULL"
+);
+
+/// `$1` meeting_id, `$2` assigned_controller_id, `$3` assigned_region. Affects no row for
+/// an unknown meeting.
+pub(crate) const ASSIGN_CONTROLLER: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET assigned_controller_id = $2, assigned_region = $3 WHERE meeting_id = $1"
+);
+
+// ---------------------------------------------------------------------------------------
+// meeting_participants
+
+/// `$1` meeting_id, `$2` participant_id, `$3` user_id, `$4` display_name, `$5` ip_address
+/// (text), `$6` user_agent, `$7` client_version.
+pub(crate) const INSERT_PARTICIPANT: &str = concat!(
+    "INSERT INTO ",
+    table!(meeting_participants),
+    " (meeting_id, participant_id, user_id, display_name, ip_address, user_agent, \
+       client_version) VALUES ($1, $2, $3, $4, $5::inet, $6, $7)"
+);
+
+/// `$1` meeting_id. A `scheduled` meeting becomes `active` with its `actual_start_time`.
+pub(crate) const ACTIVATE_MEETING: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET status = 'active', actual_start_time = COALESCE(actual_start_time, NOW()) \
+     WHERE meeting_id = $1 AND status = 'scheduled'"
+);
+
+/// `$1` meeting_id, `$2` participant_id, `$3` leave_reason. Only a session still open.
+pub(crate) const LEAVE_PARTICIPANT: &str = concat!(
+    "UPDATE ",
+    table!(meeting_participants),
+    " SET left_at = NOW(), leave_reason = $3, \
+       total_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM NOW() - joined_at))::integer \
+     WHERE meeting_id = $1 AND participant_id = $2 AND left_at IS NULL"
+);
+
+// ---------------------------------------------------------------------------------------
+// meeting_controllers and media_handlers
+
+/// `$1` controller_id, `$2` region, `$3` endpoint, `$4` max_meetings, `$5`
+/// max_participants, `$6` version. A controller registering again starts healthy with
+/// zero load. Returns `(current_meetings, current_participants)`.
+pub(crate) const UPSERT_CONTROLLER: &str = concat!(
+    "INSERT INTO ",
+    table!(meeting_controllers),
+    " (controller_id, region, endpoint, max_meetings, max_participants, version) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (controller_id) DO UPDATE SET region = EXCLUDED.region, \
+       endpoint = EXCLUDED.endpoint, max_meetings = EXCLUDED.max_meetings, \
+       max_participants = EXCLUDED.max_participants, version = EXCLUDED.version, \
+       current_meetings = 0, current_participants = 0, \
+       health_status = 'healthy', last_heartbeat_at = NOW() \
+     RETURNING current_meetings, current_participants"
+);
+
+/// `$1` controller_id, `$2` current_meetings, `$3` current_participants, `$4`
+/// health_status. Returns `(max_meetings, max_participants)`, or no row for a controller
+/// that never registered.
+pub(crate) const HEARTBEAT_CONTROLLER: &str = concat!(
+    "UPDATE ",
+    table!(meeting_controllers),
+    " SET current_meetings = $2, current_participants = $3, health_status = $4, \
+       last_heartbeat_at = NOW() \
+     WHERE controller_id = $1 RETURNING max_meetings, max_participants"
+);
+
+/// One controller's load, as [`SELECT_CONTROLLER_LOADS`] returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ControllerLoadRow {
+    pub controller_id: String,
+    pub region: String,
+    pub health_status: String,
+    pub max_meetings: i32,
+    pub current_meetings: i32,
+    pub max_participants: i32,
+    pub current_participants: i32,
+}
+
+/// `$1` region, `$2` seconds (the capacity TTL). The controllers of the region that
+/// reported within that time, as [`ControllerLoadRow`]s ordered by id.
+pub(crate) const SELECT_CONTROLLER_LOADS: &str = concat!(
+    "SELECT controller_id, region, health_status, max_meetings, current_meetings, \
+       max_participants, current_participants FROM ",
+    table!(meeting_controllers),
+    " WHERE region = $1 AND last_heartbeat_at >= NOW() - make_interval(secs => $2) \
+     ORDER BY controller_id"
+);
+
+/// `$1` handler_id, `$2` region, `$3` endpoint, `$4` max_streams, `$5` max_bitrate_mbps,
+/// `$6` supports_transcoding, `$7` supports_mixing, `$8` supported_codecs. A handler
+/// registering again starts healthy with zero load.
+pub(crate) const UPSERT_HANDLER: &str = concat!(
+    "INSERT INTO ",
+    table!(media_handlers),
+    " (handler_id, region, endpoint, max_streams, max_bitrate_mbps, \
+       supports_transcoding, supports_mixing, supported_codecs) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (handler_id) DO UPDATE SET region = EXCLUDED.region, \
+       endpoint = EXCLUDED.endpoint, max_streams = EXCLUDED.max_streams, \
+       max_bitrate_mbps = EXCLUDED.max_bitrate_mbps, \
+       supports_transcoding = EXCLUDED.supports_transcoding, \
+       supports_mixing = EXCLUDED.supports_mixing, \
+       supported_codecs = EXCLUDED.supported_codecs, \
+       current_streams = 0, current_bitrate_mbps = 0, \
+       health_status = 'healthy', last_heartbeat_at = NOW()"
+);
+
+/// `$1` handler_id, `$2` current_streams, `$3` current_bitrate_mbps, `$4` health_status.
+/// Affects no row for a handler that never registered.
+pub(crate) const HEARTBEAT_HANDLER: &str = concat!(
+    "UPDATE ",
+    table!(media_handlers),
+    " SET current_streams = $2, current_bitrate_mbps = $3, health_status = $4, \
+       last_heartbeat_at = NOW() WHERE handler_id = $1"
+);
+
+/// One media handler's load, as [`SELECT_HANDLER_LOADS`] returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct HandlerLoadRow {
+    pub handler_id: String,
+    pub region: String,
+    pub health_status: String,
+    pub max_streams: i32,
+    pub current_streams: i32,
+    pub max_bitrate_mbps: i32,
+    pub current_bitrate_mbps: i32,
+}
+
+/// `$1` region, `$2` seconds (the capacity TTL). The handlers of the region that reported
+/// within that time, as [`HandlerLoadRow`]s ordered by id.
+pub(crate) const SELECT_HANDLER_LOADS: &str = concat!(
+    "SELECT handler_id, region, health_status, max_streams, current_streams, \
+       max_bitrate_mbps, current_bitrate_mbps FROM ",
+    table!(media_handlers),
+    " WHERE region = $1 AND last_heartbeat_at >= NOW() - make_interval(secs => $2) \
+     ORDER BY handler_id"
+);
+
+// ---------------------------------------------------------------------------------------
+// audit_logs
+
+/// `$1` event_type, `$2` actor_user_id, `$3` actor_type, `$4` target_type, `$5`
+/// target_id, `$6` action, `$7` result, `$8` error_message, `$9` ip_address (text), `$10`
+/// user_agent, `$11` metadata (NULL: the column's default, `{}`). Returns `id`.
+pub(crate) const INSERT_AUDIT: &str = concat!(
+    "INSERT INTO ",
+    table!(audit_logs),
+    " (event_type, actor_user_id, actor_type, target_type, target_id, action, result, \
+       error_message, ip_address, user_agent, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10, COALESCE($11, '{}'::jsonb)) \
+     RETURNING id"
+);
+
+/// The names of `audit_logs`' partitions (the month ones and the default one).
+pub(crate) const SELECT_AUDIT_PARTITIONS: &str = concat!(
+    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = '",
+    table!(audit_logs),
+    "'::regclass"
+);
+
+/// `$1` the cut-off instant. Deletes the default partition's rows written before it.
+pub(crate) const DELETE_DEFAULT_AUDIT_ROWS: &str = concat!(
+    "DELETE FROM ",
+    table!(audit_logs_default),
+    " WHERE created_at < $1"
+);
+
+/// `$1` a date in the month. Makes that month's partition (moving its rows out of the
+/// default partition) unless it exists; returns the partition's name.
+pub(crate) const ENSURE_AUDIT_PARTITION: &str =
+    concat!("SELECT ", table!(audit_logs_ensure_partition), "($1)");
+
+/// `DROP TABLE` of `month`'s partition. Built from a [`Month`], never from catalog text,
+/// so the name is a plain identifier by construction.
+pub(crate) fn drop_audit_partition(month: Month) -> String {
+    format!("DROP TABLE {}", qualified_audit_partition(month))
+}
+
+// ---------------------------------------------------------------------------------------
+// retention
+
+/// `$1` the cut-off (`ended_at` at or before it), `$2` the batch size. Deletes up to a
+/// batch of meetings ended by then that have no recording left; their
+/// `meeting_participants` rows go by cascade.
+pub(crate) const DELETE_EXPIRED_MEETINGS: &str = concat!(
+    "DELETE FROM ",
+    table!(meetings),
+    " WHERE meeting_id IN (SELECT m.meeting_id FROM ",
+    table!(meetings),
+    " m WHERE m.status = 'ended' AND m.ended_at <= $1 AND NOT EXISTS \
+       (SELECT 1 FROM ",
+    table!(recordings),
+    " r WHERE r.meeting_id = m.meeting_id) LIMIT $2)"
+);
+
+/// `$1` the cut-off (`created_at` at or before it), `$2` the batch size. Deletes up to a
+/// batch of recordings; returns `(recording_id, storage_bucket, storage_path)` of each.
+pub(crate) const DELETE_EXPIRED_RECORDINGS: &str = concat!(
+    "DELETE FROM ",
+    table!(recordings),
+    " WHERE recording_id IN (SELECT recording_id FROM ",
+    table!(recordings),
+    " WHERE created_at <= $1 LIMIT $2) RETURNING recording_id, storage_bucket, storage_path"
+);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn statements_name_tables_schema_qualified() {
+        for sql in [
+            INSERT_MEETING,
+            SELECT_MEETING,
+            SELECT_MEETING_BY_CODE,
+            END_MEETING,
+            CLOSE_SESSIONS,
+            ASSIGN_CONTROLLER,
+            INSERT_PARTICIPANT,
+            ACTIVATE_MEETING,
+            LEAVE_PARTICIPANT,
+            UPSERT_CONTROLLER,
+            HEARTBEAT_CONTROLLER,
+            SELECT_CONTROLLER_LOADS,
+            UPSERT_HANDLER,
+            HEARTBEAT_HANDLER,
+            SELECT_HANDLER_LOADS,
+            INSERT_AUDIT,
+            SELECT_AUDIT_PARTITIONS,
+            DELETE_DEFAULT_AUDIT_ROWS,
+            ENSURE_AUDIT_PARTITION,
+            DELETE_EXPIRED_MEETINGS,
+            DELETE_EXPIRED_RECORDINGS,
+        ] {
+            assert!(sql.contains("meet."), "{sql}");
+        }
+        assert_eq!(
+            drop_audit_partition(Month::new(2025, 1).unwrap()),
+            "DROP TABLE meet.audit_logs_y2025m01"
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The one test world every feature's tests stand on. Test code only: it panics (with
+//! a sentence) instead of returning errors, and no production crate depends on it.
+//!
+//! - [`World`]: a real `redis-server` (and, on request, PostgreSQL) for this test
+//!   alone, a discord-sim with its demo guild, a [`ManualClock`], and the
+//!   [`feature::Context`] built from them, exactly as the binary builds it.
+//! - [`TestBot::spawn`]: the real bot (twilight) connected to the world's discord-sim,
+//!   routing the given features; it returns once the gateway is ready and every
+//!   command of those features is registered.
+//! - [`eventually`]: waits for a condition with a deadline, for what happens
+//!   asynchronously (a message edit, a Redis write by a job). Never sleep to wait.
+//! - [`catalog`]: reads a PostgreSQL schema's tables, columns, constraints, indexes and
+//!   triggers back from the catalog, for the tests that hold a schema to its seed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod catalog;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use base::ManualClock;
+use discord::BotConfig;
+use discord_sim::{Demo, Sim, SimConfig};
+use feature::{Context, Feature};
+use store::harness::{TestPostgres, TestRedis};
+use store::{Postgres, Redis};
+use tokio_util::sync::CancellationToken;
+
+/// How long [`eventually`] and [`TestBot::spawn`] wait before they fail the test.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The instant every [`World`]'s clock starts at: 2025-06-15 16:53:20 UTC.
+pub fn epoch() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_750_006_400, 0).expect("a valid time")
+}
+
+/// Waits until `probe` returns `Some`, and returns what it returned. Polls quickly at
+/// first, then every 50 ms; fails the test with `what` after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(WAIT, what, probe).await
+}
+
+/// [`eventually`] with another deadline.
+pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: did not happen within {limit:?}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Real servers and a fake Discord for one test; everything stops when it is dropped.
+pub struct World {
+    pub sim: Sim,
+    pub demo: Demo,
+    pub redis: Redis,
+    /// A lazy pool pointing nowhere unless the world was made [`World::with_postgres`].
+    pub postgres: Postgres,
+    pub clock: Arc<ManualClock>,
+    pub ctx: Context,
+    bot_config: BotConfig,
+    redis_server: TestRedis,
+    postgres_server: Option<TestPostgres>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("redis", &self.redis)
+            .field("sim", &self.sim.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// Redis, discord-sim with its demo guild, and the clock at [`epoch`].
+    pub async fn new() -> World {
+        World::build(None).await
+    }
+
+    /// [`World::new`] plus a fresh PostgreSQL server (nothing migrated yet).
+    pub async fn with_postgres() -> World {
+        let server = TestPostgres::start().await;
+        World::build(Some(server)).await
+    }
+
+    async fn build(postgres_server: Option<TestPostgres>) -> World {
+        discord::install_crypto_provider();
+        let redis_server = TestRedis::start().await;
+        let redis = redis_server.connect().await;
+        let postgres = match &postgres_server {
+            Some(server) => server.connect().await,
+            None => Postgres::lazy("postgres://nobody@127.0.0.1:9/none")
+                .expect("a lazy pool for tests without PostgreSQL"),
+        };
+        let sim = Sim::start(SimConfig::default()).expect("discord-sim starts");
+        let demo = sim.seed_demo();
+        let bot_config =
+            BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+        let discord = discord::Discord::new(&bot_config.rest);
+        let clock = Arc::new(ManualClock::new(epoch()));
+        let public_url = url::Url::parse("http://127.0.0.1:8080/").expect("a valid URL for tests");
+        let sessions = web::session::Sessions::new(
+            redis.clone(),
+            web::session::SessionConfig::for_public_url(&public_url),
+        );
+        let ctx = Context {
+            redis: redis.clone(),
+            postgres: postgres.clone(),
+            discord,
+            sessions,
+            clock: clock.clone(),
+            public_url,
+        };
+        World {
+            sim,
+            demo,
+            redis,
+            postgres,
+            clock,
+            ctx,
+            bot_config,
+            redis_server,
+            postgres_server,
+        }
+    }
+
+    /// The Redis server, to stop or restart it mid-test.
+    pub fn redis_server(&mut self) -> &mut TestRedis {
+        &mut self.redis_server
+    }
+
+    /// The PostgreSQL server, when the world has one.
+    pub fn postgres_server(&mut self) -> Option<&mut TestPostgres> {
+        self.postgres_server.as_mut()
+    }
+
+    /// Migrates every feature's schema, as `tavern migrate` does.
+    pub async fn migrate(&self, features: &[Feature]) {
+        for migrations in features.iter().filter_map(|f| f.migrations) {
+            self.postgres
+                .migrate(&migrations)
+                .await
+                .unwrap_or_else(|e| panic!("migrating schema {}: {e}", migrations.schema));
+        }
+    }
+
+    /// The settings that point a bot at this world's discord-sim.
+    pub fn bot_config(&self) -> BotConfig {
+        self.bot_config.clone()
+    }
+}
+
+/// The real bot on a [`World`]'s discord-sim, routing some features.
+#[derive(Debug)]
+pub struct TestBot {
+    pub discord: discord::Discord,
+    pub status: discord::GatewayStatus,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestBot {
+    /// Routes `features` (built from `world.ctx`) and connects; returns once the
+    /// gateway is ready and every command of `features` is registered.
+    pub async fn spawn(world: &World, mut features: Vec<Feature>) -> TestBot {
+        let wanted: Vec<String> = features
+            .iter()
+            .flat_map(|f| f.commands.iter().map(|(spec, _)| spec.name.clone()))
+            .collect();
+        let discord = world.ctx.discord.clone();
+        let bot = feature::bot(world.bot_config(), discord.clone(), &mut features)
+            .expect("features route without clashes");
+        let status = bot.status();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = bot.run(token).await {
+                panic!("test bot stopped: {error}");
+            }
+        });
+        eventually("the test bot's gateway is ready", || {
+            let ready = status.is_ready();
+            async move { ready.then_some(()) }
+        })
+        .await;
+        eventually("every command is registered", || {
+            let registered = world.sim.registered_commands();
+            let all = wanted
+                .iter()
+                .all(|name| registered.iter().any(|c| &c.name == name));
+            async move { all.then_some(()) }
+        })
+        .await;
+        TestBot {
+            discord,
+            status,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Closes the shards and waits for in-flight interactions.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("the test bot task");
+    }
+}

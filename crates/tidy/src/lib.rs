@@ -1,0 +1,587 @@
+//! The workspace's rules, as pure functions over file text, so that each rule is tested
+//! on a planted violation here and run over the real tree by `tests/tidy.rs`.
+//!
+//! | rule | why |
+//! |---|---|
+//! | [`seed_names_outside_schema`] | a seed's key or table name, and every SQL statement, lives in one module: the feature's `schema` |
+//! | [`twilight_outside_discord`] | only `discord` knows Discord's wire format |
+//! | [`unwrap_allowed_outside_tests`] | no `unwrap`/`expect` outside tests (clippy denies them; an `allow` must not sneak them back) |
+//! | [`lua_outside_store`] | `store::lua` is the one home of Lua |
+//! | [`missing_workspace_lints`] | every crate inherits `[workspace.lints]` |
+//! | [`test_script_gaps`] | `scripts/test.sh` runs `cargo fmt --check` and clippy with `-D warnings` |
+
+use regex::Regex;
+
+/// One broken rule: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub file: String,
+    pub line: usize,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.problem)
+    }
+}
+
+/// A string literal of a Rust file: the line it starts on and its text (escapes kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Literal {
+    pub line: usize,
+    pub text: String,
+}
+
+/// The part of a Rust file before its `#[cfg(test)]` module(s): production code. Test
+/// modules sit at the end of a file by convention here.
+pub fn production_part(source: &str) -> &str {
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            return &source[..offset];
+        }
+        offset += line.len();
+    }
+    source
+}
+
+/// Every string literal in `source` (plain, raw, byte), skipping comments and char
+/// literals. Lines are 1-based.
+pub fn string_literals(source: &str) -> Vec<Literal> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut line = 1;
+    let count_lines =
+        |from: usize, to: usize| bytes[from..to].iter().filter(|b| **b == b'\n').count();
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\n' {
+            line += 1;
+            i += 1;
+        } else if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            let start = i;
+            let mut depth = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            line += count_lines(start, i.min(bytes.len()));
+        } else if b == b'r'
+            && (bytes.get(i + 1) == Some(&b'"') || bytes.get(i + 1) == Some(&b'#'))
+            && (i == 0 || !is_ident(bytes[i - 1]))
+        {
+            // A raw string: r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while bytes.get(j) == Some(&b'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'"') {
+                i += 1;
+                continue;
+            }
+            let start = j + 1;
+            let mut end = start;
+            let closing: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
+            while end < bytes.len() && !bytes[end..].starts_with(&closing) {
+                end += 1;
+            }
+            out.push(Literal {
+                line,
+                text: source[start..end.min(bytes.len())].to_owned(),
+            });
+            line += count_lines(i, end.min(bytes.len()));
+            i = (end + closing.len()).min(bytes.len());
+        } else if b == b'"' {
+            let start = i + 1;
+            let mut end = start;
+            while end < bytes.len() && bytes[end] != b'"' {
+                if bytes[end] == b'\\' {
+                    end += 1;
+                }
+                end += 1;
+            }
+            let end = end.min(bytes.len());
+            out.push(Literal {
+                line,
+                text: source[start..end].to_owned(),
+            });
+            line += count_lines(i, end);
+            i = end + 1;
+        } else if b == b'\'' {
+            // A char literal ('a', '\n', '\'', '"') or a lifetime ('a): skip a char
+            // literal whole so its quote is not taken for a string.
+            if bytes.get(i + 1) == Some(&b'\\') {
+                let mut j = i + 2;
+                while j < bytes.len() && bytes[j] != b'\'' {
+                    j += 1;
+                }
+                i = j + 1;
+            } else if bytes.get(i + 2) == Some(&b'\'') {
+                i += 3;
+            } else {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The seed names of one feature crate: patterns a string literal of its production
+/// code may match only inside its `schema` module.
+#[derive(Debug)]
+pub struct SeedNames {
+    pub krate: &'static str,
+    pub patterns: Vec<Regex>,
+}
+
+fn regexes(patterns: &[&str]) -> Vec<Regex> {
+    patterns
+        .iter()
+        .map(|p| Regex::new(p).unwrap_or_else(|e| panic!("tidy pattern {p}: {e}")))
+        .collect()
+}
+
+/// A table named by SQL: `FROM t`, `INTO t`, `UPDATE t`, `JOIN t`, `TABLE t`, or the
+/// schema-qualified `schema.t`.
+fn sql_tables(schema: &str, tables: &[&str]) -> Vec<String> {
+    let list = tables.join("|");
+    vec![
+        format!(r"(?i)\b(from|into|update|join|table)\s+({schema}\.)?({list})\b"),
+        format!(r"\b{schema}\.({list})\b"),
+    ]
+}
+
+/// SQL statements: a feature's SQL lives in its `schema` module with its tables.
+const SQL: &str = r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|DELETE\s+FROM|UPDATE\s+\S+\s+SET)\b";
+
+/// The seed names of every feature, from the five seed documents.
+pub fn seed_names() -> Vec<SeedNames> {
+    let clips_tables = sql_tables(
+        "clips",
+        &[
+            "users",
+            "bot_guilds",
+            "guild_settings",
+            "bot_channels",
+            "bot_channel_scan_runs",
+            "install_intents",
+        ],
+    );
+    let meet_tables = sql_tables(
+        "meet",
+        &[
+            "users",
+            "oauth_providers",
+            "meetings",
+            "meeting_participants",
+            "recordings",
+            "meeting_controllers",
+            "media_handlers",
+            "audit_logs",
+            "api_keys",
+        ],
+    );
+    let mut clips: Vec<&str> = clips_tables.iter().map(String::as_str).collect();
+    clips.push(SQL);
+    let mut meetings: Vec<&str> = meet_tables.iter().map(String::as_str).collect();
+    meetings.push(SQL);
+    meetings.extend([
+        r"^(meeting|participant|stream|ratelimit|presence|controller|cache):",
+        r"^(token:blacklist|wt:token):",
+    ]);
+    vec![
+        SeedNames {
+            krate: "rolls",
+            patterns: regexes(&[
+                r"^user_set$",
+                r"^user_\{",
+                r"^c_(\{|:updated_time)",
+                r"^init_\{",
+                r":updated_time$",
+            ]),
+        },
+        SeedNames {
+            krate: "drinking",
+            patterns: regexes(&[
+                r"^(game|channel|player|player_games|drinks|player_drinks|session|session_games):",
+                r"^active_games$",
+            ]),
+        },
+        SeedNames {
+            krate: "campaigns",
+            patterns: regexes(&[
+                r"^(meetup_event|meetup_user|discord_user|event_series|discord_channel|discord_voice_channel|discord_role|discord_host_role|meetup_linking|csrf):",
+                r"^(meetup_events|meetup_users|discord_users|event_series|discord_channels|orphaned_discord_channels|discord_voice_channels|orphaned_discord_voice_channels|user_topic_voice_channel_topic_time|managed_discord_channels|discord_roles|discord_host_roles|orphaned_discord_roles|meetup_access_token|meetup_refresh_token|meetup_access_token_refresh_time)$",
+            ]),
+        },
+        SeedNames {
+            krate: "clips",
+            patterns: regexes(&clips),
+        },
+        SeedNames {
+            krate: "meetings",
+            patterns: regexes(&meetings),
+        },
+    ]
+}
+
+/// True for a path inside a feature's `schema` module (`src/schema.rs`, `src/schema/…`).
+pub fn is_schema_module(path: &str) -> bool {
+    path.contains("/src/schema.rs") || path.contains("/src/schema/")
+}
+
+/// Seed key and table names in the production code of `path` (a file of crate
+/// `names.krate` outside its `schema` module).
+pub fn seed_names_outside_schema(path: &str, source: &str, names: &SeedNames) -> Vec<Violation> {
+    if is_schema_module(path) {
+        return Vec::new();
+    }
+    string_literals(production_part(source))
+        .into_iter()
+        .filter_map(|lit| {
+            names
+                .patterns
+                .iter()
+                .find(|p| p.is_match(&lit.text))
+                .map(|p| Violation {
+                    file: path.to_owned(),
+                    line: lit.line,
+                    problem: format!(
+                        "seed name `{}` (rule {}) outside the `schema` module of {}",
+                        lit.text,
+                        p.as_str(),
+                        names.krate
+                    ),
+                })
+        })
+        .collect()
+}
+
+/// `twilight` named in a Rust file of a crate other than `discord`.
+pub fn twilight_outside_discord(path: &str, source: &str) -> Vec<Violation> {
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or_default();
+            code.contains("twilight_") || code.contains("twilight::")
+        })
+        .map(|(n, _)| Violation {
+            file: path.to_owned(),
+            line: n + 1,
+            problem: "twilight is only for the `discord` crate; use `discord::model`".to_owned(),
+        })
+        .collect()
+}
+
+/// A `twilight-*` dependency in a manifest other than `discord`'s (discord-sim's
+/// dev-dependencies may use it: its tests prove the fake speaks to the real client).
+pub fn twilight_dependency(path: &str, manifest: &str, dev_allowed: bool) -> Vec<Violation> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for (n, line) in manifest.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed.to_owned();
+            continue;
+        }
+        if trimmed.starts_with("twilight") {
+            let dev = section.contains("dev-dependencies");
+            if !(dev && dev_allowed) {
+                out.push(Violation {
+                    file: path.to_owned(),
+                    line: n + 1,
+                    problem: format!(
+                        "twilight dependency in {section}: only `discord` speaks twilight"
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// An `allow` of `clippy::unwrap_used`/`expect_used` in production code (before the
+/// file's `#[cfg(test)]` module).
+pub fn unwrap_allowed_outside_tests(path: &str, source: &str) -> Vec<Violation> {
+    production_part(source)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let l = l.trim_start();
+            (l.starts_with("#[allow(")
+                || l.starts_with("#![allow(")
+                || l.starts_with("#[expect(")
+                || l.starts_with("#![expect("))
+                && (l.contains("clippy::unwrap_used") || l.contains("clippy::expect_used"))
+        })
+        .map(|(n, _)| Violation {
+            file: path.to_owned(),
+            line: n + 1,
+            problem: "unwrap/expect allowed in production code: return an error instead".to_owned(),
+        })
+        .collect()
+}
+
+/// `redis::Script` (hand-written Lua) anywhere but `store::lua`.
+pub fn lua_outside_store(path: &str, source: &str) -> Vec<Violation> {
+    if path.ends_with("crates/store/src/lua.rs") {
+        return Vec::new();
+    }
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or_default();
+            code.contains("Script::new") || code.contains("redis::Script")
+        })
+        .map(|(n, _)| Violation {
+            file: path.to_owned(),
+            line: n + 1,
+            problem: "Lua belongs in `store::lua`: use Writes, apply_if or apply_when".to_owned(),
+        })
+        .collect()
+}
+
+/// A crate manifest without `[lints] workspace = true`.
+pub fn missing_workspace_lints(path: &str, manifest: &str) -> Vec<Violation> {
+    let mut in_lints = false;
+    for line in manifest.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_lints = trimmed == "[lints]";
+            continue;
+        }
+        if in_lints && trimmed.replace(' ', "") == "workspace=true" {
+            return Vec::new();
+        }
+    }
+    vec![Violation {
+        file: path.to_owned(),
+        line: 1,
+        problem: "the crate does not inherit the workspace lints (`[lints]` `workspace = true`)"
+            .to_owned(),
+    }]
+}
+
+/// What `scripts/test.sh` must run besides the tests.
+pub fn test_script_gaps(path: &str, script: &str) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let code: Vec<&str> = script
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let has = |needle: &[&str]| code.iter().any(|l| needle.iter().all(|n| l.contains(n)));
+    if !has(&["cargo fmt", "--check"]) {
+        out.push(Violation {
+            file: path.to_owned(),
+            line: 1,
+            problem: "does not run `cargo fmt --all -- --check`".to_owned(),
+        });
+    }
+    if !has(&[
+        "cargo clippy",
+        "--workspace",
+        "--all-targets",
+        "-D warnings",
+    ]) {
+        out.push(Violation {
+            file: path.to_owned(),
+            line: 1,
+            problem: "does not run `cargo clippy --workspace --all-targets -- -D warnings`"
+                .to_owned(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(krate: &str) -> SeedNames {
+        seed_names()
+            .into_iter()
+            .find(|n| n.krate == krate)
+            .expect("known crate")
+    }
+
+    #[test]
+    fn literals_skip_comments_and_chars_and_read_raw_strings() {
+        let source = "let a = \"one\"; // \"not this\"\n/* \"nor this\" */ let c = '\"'; let d = r#\"raw \"x\"\"#;\nlet e = \"esc \\\" q\";";
+        let texts: Vec<(usize, String)> = string_literals(source)
+            .into_iter()
+            .map(|l| (l.line, l.text))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                (1, "one".to_owned()),
+                (2, "raw \"x\"".to_owned()),
+                (3, "esc \\\" q".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_planted_seed_key_outside_schema_is_found_and_schema_is_exempt() {
+        let planted = "fn key(id: &str) -> String { format!(\"game:{id}\") }\n";
+        let found = seed_names_outside_schema(
+            "crates/drinking/src/repo/mod.rs",
+            planted,
+            &names("drinking"),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 1);
+        assert!(
+            seed_names_outside_schema("crates/drinking/src/schema.rs", planted, &names("drinking"))
+                .is_empty()
+        );
+        // A comment or a test module may name keys.
+        let fine = "// game:{id} is the game\nfn f() {}\n#[cfg(test)]\nmod tests { const K: &str = \"game:1\"; }\n";
+        assert!(
+            seed_names_outside_schema("crates/drinking/src/repo/mod.rs", fine, &names("drinking"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_planted_sql_table_outside_schema_is_found() {
+        let planted = "const Q: &str = \"SELECT * FROM meet.meetings WHERE x = $1\";";
+        assert_eq!(
+            seed_names_outside_schema(
+                "crates/meetings/src/repo/meetings.rs",
+                planted,
+                &names("meetings")
+            )
+            .len(),
+            1
+        );
+        let planted = "const Q: &str = \"delete from install_intents where expires_at < now()\";";
+        assert_eq!(
+            seed_names_outside_schema("crates/clips/src/jobs.rs", planted, &names("clips")).len(),
+            1
+        );
+        // The feature's own name is not a table reference.
+        let fine = "Feature::new(\"meetings\")";
+        assert!(
+            seed_names_outside_schema("crates/meetings/src/lib.rs", fine, &names("meetings"))
+                .is_empty()
+        );
+        let planted = "const Q: &str = concat!(\"SELECT id, name FROM \", table!(users));";
+        assert_eq!(
+            seed_names_outside_schema(
+                "crates/meetings/src/repo/users.rs",
+                planted,
+                &names("meetings")
+            )
+            .len(),
+            1
+        );
+        let planted = "format!(\"user_{}\", id)";
+        assert_eq!(
+            seed_names_outside_schema("crates/rolls/src/ops.rs", planted, &names("rolls")).len(),
+            1
+        );
+        let planted = "format!(\"event_series:{series}:type\")";
+        assert_eq!(
+            seed_names_outside_schema("crates/campaigns/src/sync.rs", planted, &names("campaigns"))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn planted_twilight_is_found_outside_discord() {
+        assert_eq!(
+            twilight_outside_discord("crates/rolls/src/x.rs", "use twilight_model::id::Id;").len(),
+            1
+        );
+        assert!(
+            twilight_outside_discord("crates/rolls/src/x.rs", "// twilight_model is not ours")
+                .is_empty()
+        );
+        let manifest = "[dependencies]\ntwilight-model = \"0.18\"\n[dev-dependencies]\ntwilight-http = \"0.18\"\n";
+        assert_eq!(
+            twilight_dependency("crates/rolls/Cargo.toml", manifest, false).len(),
+            2
+        );
+        assert_eq!(
+            twilight_dependency("crates/discord-sim/Cargo.toml", manifest, true).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_planted_unwrap_allow_in_production_code_is_found() {
+        let planted = "#![allow(clippy::unwrap_used)]\nfn f() {}\n";
+        assert_eq!(
+            unwrap_allowed_outside_tests("crates/x/src/lib.rs", planted).len(),
+            1
+        );
+        let fine = "fn f() {}\n#[cfg(test)]\n#[allow(clippy::unwrap_used)]\nmod tests {}\n";
+        assert!(unwrap_allowed_outside_tests("crates/x/src/lib.rs", fine).is_empty());
+    }
+
+    #[test]
+    fn planted_lua_outside_store_is_found() {
+        let planted = "static S: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(\"return 1\"));";
+        assert_eq!(
+            lua_outside_store("crates/meetings/src/repo/x.rs", planted).len(),
+            1
+        );
+        assert!(lua_outside_store("crates/store/src/lua.rs", planted).is_empty());
+    }
+
+    #[test]
+    fn a_manifest_without_workspace_lints_is_found() {
+        assert_eq!(
+            missing_workspace_lints("crates/x/Cargo.toml", "[package]\nname = \"x\"\n").len(),
+            1
+        );
+        assert!(
+            missing_workspace_lints(
+                "crates/x/Cargo.toml",
+                "[package]\n[lints]\nworkspace = true\n"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_test_script_without_fmt_or_clippy_is_found() {
+        assert_eq!(
+            test_script_gaps("scripts/test.sh", "cargo nextest run\n").len(),
+            2
+        );
+        let good =
+            "cargo fmt --all -- --check\ncargo clippy --workspace --all-targets -- -D warnings\n";
+        assert!(test_script_gaps("scripts/test.sh", good).is_empty());
+    }
+}

@@ -1,0 +1,131 @@
+// The sandbox console: shows the open channel as the server renders it (polling),
+// sends slash commands, button clicks and menu picks as the chosen user, and says
+// on the page what went wrong.
+(function () {
+  'use strict';
+  var app = document.querySelector('[data-console]');
+  if (!app) return;
+  var $ = function (id) { return document.getElementById(id); };
+  var messages = $('messages'), sidebar = $('sidebar'), input = $('command');
+  var channel = app.dataset.channel;
+  var lastView = null, lastSidebar = null, loading = false;
+  var history = [], back = 0;
+
+  function user() { return $('user').value; }
+  function status(text) { $('status').textContent = text || ''; }
+
+  function failure(response) {
+    return response.json().catch(function () { return {}; }).then(function (body) {
+      throw new Error(body.error || response.statusText || 'the request failed');
+    });
+  }
+
+  function post(path, body) {
+    return fetch('/sandbox/api/' + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body)
+    }).then(function (r) { return r.ok ? r.json() : failure(r); });
+  }
+
+  function fragment(path) {
+    return fetch('/sandbox/api/' + path, { cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.text() : failure(r); });
+  }
+
+  function remember() {
+    var url = '?channel=' + encodeURIComponent(channel) + '&user=' + encodeURIComponent(user());
+    window.history.replaceState(null, '', url);
+  }
+
+  function refresh() {
+    if (loading) return Promise.resolve();
+    loading = true;
+    var asked = channel;
+    return fragment('channels/' + encodeURIComponent(asked) + '?user=' + encodeURIComponent(user()))
+      .then(function (html) {
+        if (asked !== channel || html === lastView) return;
+        var atBottom = lastView === null ||
+          messages.scrollHeight - messages.scrollTop - messages.clientHeight < 60;
+        messages.innerHTML = html;
+        lastView = html;
+        if (atBottom) messages.scrollTop = messages.scrollHeight;
+      })
+      .catch(function (e) { status(e.message); })
+      .then(function () { loading = false; });
+  }
+
+  function refreshSidebar() {
+    return fragment('sidebar?channel=' + encodeURIComponent(channel))
+      .then(function (html) {
+        if (html !== lastSidebar) { sidebar.innerHTML = html; lastSidebar = html; }
+      })
+      .catch(function () { /* the next round tries again */ });
+  }
+
+  function pick(id) {
+    channel = id;
+    lastView = null;
+    sidebar.querySelectorAll('button.channel').forEach(function (b) {
+      b.classList.toggle('active', b.dataset.id === id);
+    });
+    remember();
+    loading = false;
+    refresh();
+  }
+
+  function act(kind, message, customId, values) {
+    status('…');
+    return post(kind, { channel: channel, user: user(), message: message, custom_id: customId, values: values })
+      .then(function (r) { status(r.ok ? '' : r.error); })
+      .catch(function (e) { status(e.message); })
+      .then(refresh);
+  }
+
+  sidebar.addEventListener('click', function (ev) {
+    var button = ev.target.closest('button.channel');
+    if (button) pick(button.dataset.id);
+  });
+
+  messages.addEventListener('click', function (ev) {
+    var button = ev.target.closest('button[data-custom]');
+    if (button && !button.disabled) act('click', button.dataset.message, button.dataset.custom, []);
+  });
+
+  messages.addEventListener('change', function (ev) {
+    var select = ev.target.closest('select[data-custom]');
+    if (select && select.value) act('select', select.dataset.message, select.dataset.custom, [select.value]);
+  });
+
+  $('user').addEventListener('change', function () { lastView = null; remember(); refresh(); });
+
+  $('composer').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    status('…');
+    post('command', { channel: channel, user: user(), text: text })
+      .then(function (r) {
+        history.push(text);
+        back = 0;
+        input.value = '';
+        status(r.ok ? '' : r.error);
+      })
+      .catch(function (e) { status(e.message); })
+      .then(refresh);
+  });
+
+  // Up and down walk through the commands sent before.
+  input.addEventListener('keydown', function (ev) {
+    if (ev.key !== 'ArrowUp' && ev.key !== 'ArrowDown') return;
+    if (!history.length) return;
+    back = Math.max(0, Math.min(history.length, back + (ev.key === 'ArrowUp' ? 1 : -1)));
+    input.value = back ? history[history.length - back] : '';
+    ev.preventDefault();
+  });
+
+  messages.scrollTop = messages.scrollHeight;
+  refresh();
+  setInterval(function () { if (!document.hidden) refresh(); }, 700);
+  setInterval(function () { if (!document.hidden) refreshSidebar(); }, 15000);
+})();

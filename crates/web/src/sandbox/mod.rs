@@ -1,0 +1,485 @@
+//! The sandbox console: a web page where a person plays with Tavern without Discord.
+//!
+//! It talks to the in-process fake Discord (discord-sim) as a user would talk to
+//! Discord: pick a channel, read its messages, type a slash command as one of the demo
+//! users, press the buttons and pick from the menus on messages. The bot on the other
+//! side is the production bot, unchanged.
+//!
+//! The page is rendered on the server inside the site's layout ([`crate::page`]); so
+//! are the messages (the `view` module: mentions as names, Discord's markdown,
+//! attachments, embeds), and the console's script ([`SCRIPT`]) only fetches fragments,
+//! sends what the person does and shows the answer. The routes:
+//! - `GET /sandbox?channel=&user=`: the console (session-aware: it shows who is signed in);
+//! - `GET /sandbox/api/channels/{channel}?user=`: that channel's messages, as HTML;
+//! - `GET /sandbox/api/sidebar?channel=`: the channels and commands, as HTML;
+//! - `GET /sandbox/attachments/{channel}/{attachment}/{filename}`: an attachment's bytes;
+//! - `POST /sandbox/api/{command,click,select}` (JSON): act as a user.
+
+mod command_line;
+mod view;
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use discord_sim::{Channel, Demo, Sim, Snowflake};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use command_line::{Directory, parse_command_line, usage};
+
+use crate::page::{self, Asset, NavLink, Page, Problem};
+use crate::session::Sessions;
+
+/// The console's script: polling, sending commands, clicks and picks.
+pub static SCRIPT: Asset = Asset::new(
+    "sandbox.js",
+    "text/javascript; charset=utf-8",
+    include_bytes!("../../assets/sandbox.js"),
+);
+
+/// The console's entry in the site's navigation.
+pub const NAV: NavLink = NavLink::new("Sandbox", "/sandbox");
+
+#[derive(Clone)]
+struct Console {
+    sim: Sim,
+    demo: Demo,
+}
+
+/// How long an action waits for the bot's first answer before returning anyway.
+const ANSWER_WAIT: Duration = Duration::from_millis(3500);
+
+/// The console's routes, under `/sandbox` (its page wrapped with
+/// [`Sessions::protect`], so it knows who is signed in) and its script under
+/// `/assets/`.
+pub fn routes(sim: Sim, demo: Demo, sessions: &Sessions) -> Router {
+    let console = Console { sim, demo };
+    let page = sessions.protect(
+        Router::new()
+            .route("/sandbox", get(console_page))
+            .with_state(console.clone()),
+    );
+    Router::new()
+        .route("/sandbox/api/channels/{channel}", get(channel_fragment))
+        .route("/sandbox/api/sidebar", get(sidebar_fragment))
+        .route(
+            "/sandbox/attachments/{channel}/{attachment}/{filename}",
+            get(attachment),
+        )
+        .route("/sandbox/api/command", post(command))
+        .route("/sandbox/api/click", post(click))
+        .route("/sandbox/api/select", post(select))
+        .with_state(console)
+        .merge(page)
+        .merge(page::assets(&[&SCRIPT]))
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// A malformed id in a request: answered 400 with what was wrong.
+struct BadId(String);
+
+impl IntoResponse for BadId {
+    fn into_response(self) -> Response {
+        bad_request(self.0)
+    }
+}
+
+fn parse_id(raw: &str, what: &str) -> Result<Snowflake, BadId> {
+    raw.trim()
+        .parse::<u64>()
+        .map(Snowflake::new)
+        .map_err(|_| BadId(format!("`{raw}` is not a {what} id")))
+}
+
+impl Console {
+    /// The people the console can act as: the demo guild's members who are not bots.
+    fn people(&self) -> Vec<(Snowflake, String)> {
+        let names = view::SimNames {
+            sim: &self.sim,
+            guild: self.demo.guild,
+        };
+        let mut people: Vec<(Snowflake, String)> = [
+            self.demo.demo_player,
+            self.demo.alice,
+            self.demo.bob,
+            self.demo.carol,
+        ]
+        .into_iter()
+        .filter_map(|id| Some((id, names.display(id)?)))
+        .collect();
+        for member in self.sim.members(self.demo.guild) {
+            let human = self.sim.user(member.user_id).is_some_and(|u| !u.bot);
+            if human
+                && !people.iter().any(|(id, _)| *id == member.user_id)
+                && let Some(name) = names.display(member.user_id)
+            {
+                people.push((member.user_id, name));
+            }
+        }
+        people
+    }
+
+    /// A channel of the demo guild the console lists.
+    fn channel(&self, id: Snowflake) -> Option<Channel> {
+        self.sim
+            .channel(id)
+            .filter(|c| c.guild_id == Some(self.demo.guild) && view::listed(c.kind))
+    }
+
+    fn directory(&self) -> Directory {
+        let guild = self.demo.guild;
+        let mut users = Vec::new();
+        for member in self.sim.members(guild) {
+            let Some(user) = self.sim.user(member.user_id) else {
+                continue;
+            };
+            let id = user.id.get();
+            for name in [Some(user.name), user.global_name, member.nick]
+                .into_iter()
+                .flatten()
+            {
+                users.push((name.to_lowercase(), id));
+            }
+        }
+        Directory {
+            users,
+            roles: self
+                .sim
+                .roles(guild)
+                .into_iter()
+                .map(|r| (r.name.to_lowercase(), r.id.get()))
+                .collect(),
+            channels: self
+                .sim
+                .channels(guild)
+                .into_iter()
+                .map(|c| (c.name.to_lowercase(), c.id.get()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsoleQuery {
+    channel: Option<String>,
+    user: Option<String>,
+}
+
+async fn console_page(
+    State(console): State<Console>,
+    page: Page,
+    Query(query): Query<ConsoleQuery>,
+) -> Response {
+    let problem = |sentence: String| {
+        page.problem(
+            Problem::new(StatusCode::BAD_REQUEST, "No such channel", sentence)
+                .link("Open the console", "/sandbox"),
+        )
+    };
+    let channel = match query.channel.as_deref().map(|c| parse_id(c, "channel")) {
+        None => console.demo.dice,
+        Some(Ok(id)) => id,
+        Some(Err(BadId(why))) => return problem(why),
+    };
+    let Some(channel) = console.channel(channel) else {
+        return problem(format!(
+            "The sandbox's guild has no channel {channel}: it may have been deleted."
+        ));
+    };
+    let people = console.people();
+    // Act as the signed-in person when they are one of the guild's members.
+    let signed_in = page
+        .user()
+        .map(|u| Snowflake::new(u.id.get()))
+        .filter(|id| people.iter().any(|(p, _)| p == id));
+    let viewer = query
+        .user
+        .as_deref()
+        .and_then(|u| u.parse::<u64>().ok())
+        .map(Snowflake::new)
+        .filter(|id| people.iter().any(|(p, _)| p == id))
+        .or(signed_in)
+        .unwrap_or(console.demo.demo_player);
+    let guild = console
+        .sim
+        .guild(console.demo.guild)
+        .map(|g| g.name)
+        .unwrap_or_default();
+    let commands = console.sim.registered_commands();
+    let main = html! {
+        div.console-app data-console data-channel=(channel.id.get()) {
+            div.console-bar {
+                h1 { "Sandbox " span.guild #guild { (guild) } }
+                label {
+                    "Acting as "
+                    select #user {
+                        @for (id, name) in &people {
+                            option value=(id.get()) selected[*id == viewer] { (name) }
+                        }
+                    }
+                }
+                p.hint { "A local fake Discord: type a slash command below, press the buttons on messages." }
+            }
+            div.console-body {
+                aside.console-side #sidebar {
+                    (view::sidebar(&console.sim, console.demo.guild, channel.id))
+                }
+                section.console-chat aria-label="Messages" {
+                    div #messages aria-live="polite" {
+                        (view::channel(&console.sim, console.demo.guild, &channel, viewer))
+                    }
+                    div #status role="status" {}
+                    form #composer autocomplete="off" {
+                        input #command list="command-list" placeholder="/roll 2d6 + 3"
+                            aria-label="Slash command" enterkeyhint="send";
+                        datalist #command-list {
+                            @for command in &commands {
+                                option value=(format!("/{}", command.name)) { (command.description) }
+                            }
+                        }
+                        button #send type="submit" { "Send" }
+                    }
+                }
+            }
+        }
+    };
+    page.script(&SCRIPT)
+        .class("console")
+        .render("Sandbox", main)
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct AsUser {
+    user: Option<String>,
+}
+
+/// A fragment of HTML for the console's script.
+fn fragment(markup: Markup) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        markup,
+    )
+        .into_response()
+}
+
+async fn channel_fragment(
+    State(console): State<Console>,
+    Path(channel): Path<String>,
+    Query(query): Query<AsUser>,
+) -> Response {
+    let channel = match parse_id(&channel, "channel") {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let viewer = match query
+        .user
+        .as_deref()
+        .map(|u| parse_id(u, "user"))
+        .transpose()
+    {
+        Ok(v) => v.unwrap_or(console.demo.demo_player),
+        Err(r) => return r.into_response(),
+    };
+    let Some(channel) = console.channel(channel) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such channel"})),
+        )
+            .into_response();
+    };
+    fragment(view::channel(
+        &console.sim,
+        console.demo.guild,
+        &channel,
+        viewer,
+    ))
+}
+
+#[derive(Deserialize)]
+struct SidebarQuery {
+    channel: Option<String>,
+}
+
+async fn sidebar_fragment(
+    State(console): State<Console>,
+    Query(query): Query<SidebarQuery>,
+) -> Response {
+    let active = match query.channel.as_deref().map(|c| parse_id(c, "channel")) {
+        None => console.demo.dice,
+        Some(Ok(id)) => id,
+        Some(Err(r)) => return r.into_response(),
+    };
+    fragment(view::sidebar(&console.sim, console.demo.guild, active))
+}
+
+/// An attachment's bytes. Only images, video and audio are shown as what they are;
+/// anything else is a download, and nothing served here may run a script on this site.
+async fn attachment(
+    State(console): State<Console>,
+    Path((channel, attachment, _filename)): Path<(String, String, String)>,
+) -> Response {
+    let (channel, attachment) = match (
+        parse_id(&channel, "channel"),
+        parse_id(&attachment, "attachment"),
+    ) {
+        (Ok(c), Ok(a)) => (c, a),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let found = console
+        .sim
+        .messages(channel)
+        .into_iter()
+        .flat_map(|m| m.attachments)
+        .find(|a| a.id == attachment);
+    let (Some(found), Some(data)) = (found, console.sim.attachment_data(attachment)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such attachment, or it has no content"})),
+        )
+            .into_response();
+    };
+    let shown = view::media(found.content_type.as_deref(), &found.filename) != view::Media::File;
+    let content_type = found
+        .content_type
+        .filter(|_| shown)
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=3600"),
+            ),
+        ],
+        data.to_vec(),
+    )
+        .into_response();
+    if !shown {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct CommandBody {
+    channel: String,
+    user: Option<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct ClickBody {
+    channel: String,
+    user: Option<String>,
+    message: String,
+    custom_id: String,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+fn actor(console: &Console, user: Option<&str>) -> Result<Snowflake, BadId> {
+    match user {
+        Some(u) => parse_id(u, "user"),
+        None => Ok(console.demo.demo_player),
+    }
+}
+
+async fn answered(interaction: discord_sim::Interaction) -> Response {
+    match interaction.response(ANSWER_WAIT).await {
+        Ok(reply) if reply.callback_type == 9 => Json(json!({
+            "ok": false,
+            "callback_type": reply.callback_type,
+            "error": "the bot answered with a form (a modal), which the sandbox console cannot show",
+        }))
+        .into_response(),
+        Ok(reply) => {
+            Json(json!({ "ok": true, "callback_type": reply.callback_type })).into_response()
+        }
+        Err(e) => {
+            Json(json!({ "ok": false, "error": format!("the bot has not answered yet: {e}") }))
+                .into_response()
+        }
+    }
+}
+
+async fn command(State(console): State<Console>, Json(body): Json<CommandBody>) -> Response {
+    let (channel, user) = match (
+        parse_id(&body.channel, "channel"),
+        actor(&console, body.user.as_deref()),
+    ) {
+        (Ok(c), Ok(u)) => (c, u),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let commands: Vec<(String, Vec<Value>)> = console
+        .sim
+        .registered_commands()
+        .into_iter()
+        .map(|c| (c.name, c.options))
+        .collect();
+    let (name, options) = match parse_command_line(&body.text, &commands, &console.directory()) {
+        Ok(parsed) => parsed,
+        Err(message) => return bad_request(message),
+    };
+    match console.sim.run_command(user, channel, &name, options) {
+        Ok(interaction) => answered(interaction).await,
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+async fn click(State(console): State<Console>, Json(body): Json<ClickBody>) -> Response {
+    component(console, body, false).await
+}
+
+async fn select(State(console): State<Console>, Json(body): Json<ClickBody>) -> Response {
+    component(console, body, true).await
+}
+
+async fn component(console: Console, body: ClickBody, is_select: bool) -> Response {
+    let ids = (
+        parse_id(&body.channel, "channel"),
+        parse_id(&body.message, "message"),
+        actor(&console, body.user.as_deref()),
+    );
+    let (channel, message, user) = match ids {
+        (Ok(c), Ok(m), Ok(u)) => (c, m, u),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
+    };
+    let result = if is_select {
+        console
+            .sim
+            .select(user, channel, message, &body.custom_id, body.values)
+    } else {
+        console
+            .sim
+            .click_button(user, channel, message, &body.custom_id)
+    };
+    match result {
+        Ok(interaction) => answered(interaction).await,
+        Err(e) => bad_request(e.to_string()),
+    }
+}

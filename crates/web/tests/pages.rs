@@ -1,0 +1,418 @@
+//! The site's pages over real HTTP: the layout, the assets, the home page and the
+//! sandbox console, on a loopback port with discord-sim as Discord and a real
+//! redis-server for sessions. No bot runs here: the console shows what the sim holds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use discord::model::UserId;
+use discord::oauth::{AccessToken, TokenGrant};
+use discord_sim::{AttachmentSpec, ChannelKind, Demo, RoleSpec, Sim, SimConfig, Snowflake};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use store::harness::TestRedis;
+use url::Url;
+use web::page::{NavLink, Site};
+use web::session::{COOKIE as SESSION_COOKIE, SessionConfig, SessionUser, Sessions};
+use web::{AppState, Component, LateRoutes, Readiness};
+
+struct AlwaysReady;
+
+impl Readiness for AlwaysReady {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<Component>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+struct TestSite {
+    base: Url,
+    sim: Sim,
+    demo: Demo,
+    sessions: Sessions,
+    redis: TestRedis,
+    http: reqwest::Client,
+}
+
+/// A 1×1 PNG.
+const PIXEL: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+async fn spawn() -> TestSite {
+    discord::install_crypto_provider();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let demo = sim.seed_demo();
+    let redis = TestRedis::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let sessions = Sessions::new(redis.connect().await, SessionConfig::for_public_url(&base));
+    let site = Site::default();
+    let state = AppState {
+        readiness: std::sync::Arc::new(AlwaysReady),
+        metrics: None,
+    };
+    let app = web::router(
+        state,
+        site.clone(),
+        vec![
+            web::sandbox::routes(sim.clone(), demo.clone(), &sessions),
+            web::page::home(&sessions),
+        ],
+        LateRoutes::default(),
+    );
+    // The navigation arrives once the features exist, after the server listens.
+    site.set_nav([web::sandbox::NAV, NavLink::new("Clips", "/clips")]);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestSite {
+        base,
+        sim,
+        demo,
+        sessions,
+        redis,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestSite {
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).unwrap()
+    }
+
+    /// A page as a browser asks for it; `(status, headers, body)`.
+    async fn page(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut request = self.http.get(self.url(path)).header(ACCEPT, "text/html");
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, format!("{SESSION_COOKIE}={cookie}"));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.unwrap())
+    }
+
+    async fn fragment(&self, channel: Snowflake) -> String {
+        let response = self
+            .http
+            .get(self.url(&format!("/sandbox/api/channels/{channel}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// Logs `user` in without the OAuth dance; returns the session cookie's value and
+    /// the CSRF token.
+    async fn log_in(&self, user: Snowflake, name: &str) -> (String, String) {
+        let grant = TokenGrant {
+            access_token: AccessToken::from("token"),
+            refresh_token: None,
+            expires_in: Duration::from_secs(3600),
+            scopes: vec!["identify".into()],
+        };
+        let user = SessionUser {
+            id: UserId::new(user.get()),
+            username: name.into(),
+            global_name: None,
+            avatar: None,
+        };
+        let session = self.sessions.log_in(None, user, &grant).await.unwrap();
+        let cookie = self.sessions.cookie(&session);
+        let value = cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_owned();
+        (value, session.csrf_token().to_owned())
+    }
+}
+
+#[tokio::test]
+async fn the_console_is_a_page_of_the_site() {
+    let site = spawn().await;
+    let (status, headers, page) = site.page("/sandbox", None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        headers[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("<meta name=\"viewport\""), "{page}");
+    assert!(page.contains("<title>Sandbox · Tavern</title>"), "{page}");
+    assert!(page.contains(&web::page::STYLESHEET.url()), "{page}");
+    assert!(page.contains(&web::sandbox::SCRIPT.url()), "{page}");
+    // The navigation, with the console marked as the current page.
+    assert!(
+        page.contains("<a href=\"/sandbox\" aria-current=\"page\">Sandbox</a>"),
+        "{page}"
+    );
+    assert!(page.contains("<a href=\"/clips\">Clips</a>"), "{page}");
+    // Nobody is signed in: the header offers the login, coming back here.
+    assert!(
+        page.contains("href=\"/login/discord?next=%2Fsandbox\">Log in with Discord</a>"),
+        "{page}"
+    );
+    // The channels, the voice one marked as such, #dice open and its welcome.
+    assert!(page.contains("class=\"channel active\""), "{page}");
+    assert!(page.contains("class=\"channel voice\""), "{page}");
+    assert!(page.contains("<span class=\"name\">Table</span>"), "{page}");
+    assert!(page.contains("This is the beginning of #dice."), "{page}");
+    assert!(page.contains("Roll dice with /roll"), "{page}");
+}
+
+#[tokio::test]
+async fn the_console_shows_messages_as_discord_would() {
+    let site = spawn().await;
+    let (sim, demo) = (&site.sim, &site.demo);
+    let gm = sim
+        .create_role(demo.guild, RoleSpec::new("Game Master", 0))
+        .unwrap();
+    sim.post_user_message(
+        demo.general,
+        demo.alice,
+        &format!(
+            "hey <@{}>, <@&{gm}> says roll in <#{}>: ||it's a trap|| `1d20` **now** \
+             <script>alert(1)</script>\n-# whispered\n> quoted",
+            demo.bob, demo.dice
+        ),
+        vec![
+            AttachmentSpec::new("map.png", "image/png", PIXEL.to_vec()),
+            AttachmentSpec::new(
+                "evil.html",
+                "text/html",
+                b"<script>alert(1)</script>".to_vec(),
+            ),
+        ],
+    )
+    .unwrap();
+    let html = site.fragment(demo.general).await;
+    assert!(
+        html.contains("<span class=\"mention\">@bob</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span class=\"mention\">@Game Master</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span class=\"mention\">#dice</span>"),
+        "{html}"
+    );
+    assert!(html.contains("class=\"spoiler\""), "{html}");
+    assert!(html.contains("it&#39;s a trap</span>"), "{html}");
+    assert!(html.contains("<code>1d20</code>"), "{html}");
+    assert!(html.contains("<strong>now</strong>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("<div class=\"subtext\">whispered</div>"),
+        "{html}"
+    );
+    assert!(html.contains("<blockquote>quoted</blockquote>"), "{html}");
+    assert!(
+        html.contains("<span class=\"author\">alice</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("This is the beginning of #general."),
+        "{html}"
+    );
+
+    // The image is previewed through the console, which serves it.
+    let prefix = "<img src=\"";
+    let start = html.find(prefix).expect("an image preview") + prefix.len();
+    let src = &html[start..start + html[start..].find('"').unwrap()];
+    assert!(src.starts_with("/sandbox/attachments/"), "{src}");
+    let image = site.http.get(site.url(src)).send().await.unwrap();
+    assert_eq!(image.status(), 200);
+    assert_eq!(image.headers()[CONTENT_TYPE], "image/png");
+    assert!(
+        image.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox"),
+    );
+    assert_eq!(image.bytes().await.unwrap().as_ref(), PIXEL);
+
+    // Anything else is a download that cannot run on this site.
+    let evil = html
+        .split("href=\"")
+        .find(|s| s.starts_with("/sandbox/attachments/") && s.contains("evil.html"))
+        .and_then(|s| s.split('"').next())
+        .expect("a link to the html file");
+    let file = site.http.get(site.url(evil)).send().await.unwrap();
+    assert_eq!(file.headers()[CONTENT_TYPE], "application/octet-stream");
+    assert_eq!(file.headers()["content-disposition"], "attachment");
+    assert_eq!(file.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn an_empty_channel_is_welcomed_and_voice_channels_are_listed() {
+    let site = spawn().await;
+    let (sim, demo) = (&site.sim, &site.demo);
+    let quiet = sim
+        .create_channel(demo.guild, "quiet", ChannelKind::Text)
+        .unwrap();
+    let html = site.fragment(quiet).await;
+    assert!(html.contains("Welcome to #quiet!"), "{html}");
+    assert!(html.contains("This is the beginning of #quiet."), "{html}");
+    assert!(!html.contains("class=\"message"), "{html}");
+
+    let voice = site.fragment(demo.voice).await;
+    assert!(
+        voice.contains("This is the beginning of 🔊Table."),
+        "{voice}"
+    );
+
+    let sidebar = site
+        .http
+        .get(site.url(&format!("/sandbox/api/sidebar?channel={quiet}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sidebar.contains("<h2 class=\"category\">Tavern</h2>"),
+        "{sidebar}"
+    );
+    assert!(
+        sidebar.contains(&format!("data-id=\"{quiet}\"")),
+        "{sidebar}"
+    );
+    assert!(sidebar.contains("class=\"channel active\""), "{sidebar}");
+    assert!(
+        sidebar.contains("<span class=\"visually-hidden\"> (voice)</span>"),
+        "{sidebar}"
+    );
+
+    // A channel that does not exist is a page that says so.
+    let (status, _, page) = site.page("/sandbox?channel=42", None).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("has no channel 42"), "{page}");
+    let (status, _, page) = site.page("/sandbox?channel=general", None).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("`general` is not a channel id"), "{page}");
+}
+
+#[tokio::test]
+async fn signed_in_pages_show_the_user_and_a_log_out_form() {
+    let site = spawn().await;
+    let (cookie, csrf) = site.log_in(site.demo.alice, "alice").await;
+    let (status, headers, page) = site.page("/sandbox", Some(&cookie)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Signed in as <strong>alice</strong>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<form class=\"logout\" method=\"post\" action=\"/logout\">\
+             <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">"
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!("<meta name=\"csrf-token\" content=\"{csrf}\">")));
+    assert!(!page.contains("Log in with Discord"), "{page}");
+    // The console acts as the signed-in member.
+    assert!(
+        page.contains(&format!(
+            "<option value=\"{}\" selected>alice</option>",
+            site.demo.alice
+        )),
+        "{page}"
+    );
+    // A page made for one session is not kept by shared caches.
+    assert_eq!(headers[CACHE_CONTROL], "private, no-cache");
+
+    let (status, _, home) = site.page("/", Some(&cookie)).await;
+    assert_eq!(status, 200, "{home}");
+    assert!(home.contains("Welcome back, alice!"), "{home}");
+    assert!(
+        home.contains("<li><a href=\"/clips\">Clips</a></li>"),
+        "{home}"
+    );
+}
+
+#[tokio::test]
+async fn assets_are_served_with_their_version() {
+    let site = spawn().await;
+    for asset in [
+        &web::page::STYLESHEET,
+        &web::page::SCRIPT,
+        &web::sandbox::SCRIPT,
+    ] {
+        let response = site.http.get(site.url(&asset.url())).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", asset.url());
+        assert_eq!(
+            response.headers()[CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(
+            response.headers()["etag"].to_str().unwrap(),
+            format!("\"{}\"", asset.version())
+        );
+        assert!(!response.bytes().await.unwrap().is_empty());
+    }
+    let css = site
+        .http
+        .get(site.url("/assets/site.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    assert_eq!(css.headers()[CACHE_CONTROL], "no-cache");
+}
+
+#[tokio::test]
+async fn console_commands_explain_their_mistakes() {
+    let site = spawn().await;
+    let response = site
+        .http
+        .post(site.url("/sandbox/api/command"))
+        .json(&serde_json::json!({"channel": site.demo.dice.to_string(), "text": "/nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown command `/nope`"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn pages_say_in_words_when_sessions_are_down() {
+    let mut site = spawn().await;
+    let (cookie, _) = site.log_in(site.demo.bob, "bob").await;
+    site.redis.kill();
+    let (status, _, page) = site.page("/sandbox", Some(&cookie)).await;
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("cannot reach its session store"), "{page}");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+}
