@@ -226,3 +226,51 @@ mod tests {
         assert_eq!(starts.load(Ordering::SeqCst), 2);
     }
 }
+
+#[cfg(test)]
+mod job_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn counting(
+        name: &'static str,
+        runs: &Arc<AtomicU32>,
+        tx: &tokio::sync::mpsc::UnboundedSender<&'static str>,
+    ) -> Job {
+        let (runs, tx) = (Arc::clone(runs), tx.clone());
+        Job::every(name, Duration::from_secs(3600), move || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send(name);
+            async { Ok::<(), std::io::Error>(()) }
+        })
+    }
+
+    #[tokio::test]
+    async fn an_at_startup_job_runs_at_once_under_its_lock_and_the_others_wait_a_period() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (eager, patient) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let jobs = vec![
+            counting("eager", &eager, &tx).at_startup(),
+            counting("patient", &patient, &tx).on_shutdown(),
+        ];
+        let shutdown = CancellationToken::new();
+        let runner =
+            tokio::spawn(JobRunner::new(redis.clone(), "test".into()).run(jobs, shutdown.clone()));
+        assert_eq!(rx.recv().await, Some("eager"), "ran right after start-up");
+        // The start-up run took the period's lock, so a second replica would not run it.
+        let mut conn = redis.conn();
+        let holder: Option<String> = store::redis::cmd("GET")
+            .arg(lock_key("eager"))
+            .query_async(&mut conn)
+            .await
+            .expect("GET lock");
+        assert_eq!(holder.as_deref(), Some("test"));
+        shutdown.cancel();
+        runner.await.expect("runner");
+        assert_eq!(eager.load(Ordering::SeqCst), 1);
+        assert_eq!(patient.load(Ordering::SeqCst), 1, "only its shutdown run");
+        assert_eq!(rx.recv().await, Some("patient"));
+    }
+}

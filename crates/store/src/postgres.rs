@@ -51,6 +51,19 @@ impl FeatureMigrations {
     }
 }
 
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+        what: "postgres",
+        reason: e.to_string(),
+    })
+}
+
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(3))
+}
+
 /// The shared PostgreSQL pool.
 #[derive(Clone, Debug)]
 pub struct Postgres {
@@ -61,31 +74,14 @@ impl Postgres {
     /// Connects and checks the server answers. Fails fast so the caller can report an
     /// unreachable database and retry with backoff.
     pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let options: PgConnectOptions =
-            url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
-                what: "postgres",
-                reason: e.to_string(),
-            })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
-            .await?;
+        let pool = pool_options().connect_with(connect_options(url)?).await?;
         Ok(Postgres { pool })
     }
 
     /// A pool that connects on first use: for commands and tests that may never touch
     /// PostgreSQL. A bad URL is still refused here.
     pub fn lazy(url: &str) -> Result<Postgres, StoreError> {
-        let options: PgConnectOptions =
-            url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
-                what: "postgres",
-                reason: e.to_string(),
-            })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(options);
+        let pool = pool_options().connect_lazy_with(connect_options(url)?);
         Ok(Postgres { pool })
     }
 

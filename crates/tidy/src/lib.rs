@@ -4,6 +4,7 @@
 //! | rule | why |
 //! |---|---|
 //! | [`seed_names_outside_schema`] | a seed's key or table name, and every SQL statement, lives in one module: the feature's `schema` |
+//! | [`domain_depends_on_storage`] | `schema` depends on `domain`, never the reverse |
 //! | [`twilight_outside_discord`] | only `discord` knows Discord's wire format |
 //! | [`unwrap_allowed_outside_tests`] | no `unwrap`/`expect` outside tests (clippy denies them; an `allow` must not sneak them back) |
 //! | [`lua_outside_store`] | `store::lua` is the one home of Lua |
@@ -33,17 +34,64 @@ pub struct Literal {
     pub text: String,
 }
 
-/// The part of a Rust file before its `#[cfg(test)]` module(s): production code. Test
-/// modules sit at the end of a file by convention here.
-pub fn production_part(source: &str) -> &str {
-    let mut offset = 0;
-    for line in source.split_inclusive('\n') {
-        if line.trim_start().starts_with("#[cfg(test)]") {
-            return &source[..offset];
-        }
-        offset += line.len();
+/// `source` with every `#[cfg(test)]` item blanked out (its lines kept, empty, so line
+/// numbers stay true): production code. Braces inside strings, chars and comments do
+/// not count.
+pub fn production_part(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = String::with_capacity(source.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = source[search..].find("#[cfg(test)]") {
+        let start = search + found;
+        let Some(end) = item_end(bytes, start) else {
+            break;
+        };
+        out.push_str(&source[copied..start]);
+        out.extend(source[start..end].chars().filter(|c| *c == '\n'));
+        copied = end;
+        search = end;
     }
-    source
+    out.push_str(&source[copied..]);
+    out
+}
+
+/// Where the item after the attribute at `start` ends: after its matching `}` (or its
+/// `;` for an item without a body).
+fn item_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + "#[cfg(test)]".len();
+    let mut depth = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'\'' if bytes.get(i + 2) == Some(&b'\'') => i += 2,
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b';' if depth == 0 => return Some(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Every string literal in `source` (plain, raw, byte), skipping comments and char
@@ -262,7 +310,7 @@ pub fn seed_names_outside_schema(path: &str, source: &str, names: &SeedNames) ->
     if is_schema_module(path) {
         return Vec::new();
     }
-    string_literals(production_part(source))
+    string_literals(&production_part(source))
         .into_iter()
         .filter_map(|lit| {
             names
@@ -279,6 +327,40 @@ pub fn seed_names_outside_schema(path: &str, source: &str, names: &SeedNames) ->
                         names.krate
                     ),
                 })
+        })
+        .collect()
+}
+
+/// True for a path inside a feature's `domain` module (`src/domain.rs`, `src/domain/…`).
+pub fn is_domain_module(path: &str) -> bool {
+    path.contains("/src/domain.rs") || path.contains("/src/domain/")
+}
+
+/// `domain` naming `schema` (or a repository): the rules must not depend on the
+/// storage layout; `schema` depends on `domain`, never the reverse.
+pub fn domain_depends_on_storage(path: &str, source: &str) -> Vec<Violation> {
+    if !is_domain_module(path) {
+        return Vec::new();
+    }
+    production_part(source)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or_default();
+            [
+                "crate::schema",
+                "crate::repo",
+                "super::schema",
+                "super::repo",
+            ]
+            .iter()
+            .any(|p| code.contains(p))
+        })
+        .map(|(n, _)| Violation {
+            file: path.to_owned(),
+            line: n + 1,
+            problem: "`domain` depends on `schema` or `repo`: the dependency points the other way"
+                .to_owned(),
         })
         .collect()
 }
@@ -515,6 +597,18 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn a_planted_schema_import_in_domain_is_found() {
+        let planted = "use crate::schema::game_key;\nfn f() {}\n";
+        assert_eq!(
+            domain_depends_on_storage("crates/drinking/src/domain/mod.rs", planted).len(),
+            1
+        );
+        assert!(domain_depends_on_storage("crates/drinking/src/repo.rs", planted).is_empty());
+        let fine = "use crate::domain::GameId;\n// crate::schema is not ours to name\n";
+        assert!(domain_depends_on_storage("crates/drinking/src/domain.rs", fine).is_empty());
     }
 
     #[test]

@@ -92,6 +92,21 @@ fn seed_names_only_in_schema_modules() {
 }
 
 #[test]
+fn domain_never_depends_on_schema_or_repo() {
+    let mut violations = Vec::new();
+    for names in tidy::seed_names() {
+        let src = root().join("crates").join(names.krate).join("src");
+        for file in rust_files(&src) {
+            violations.extend(tidy::domain_depends_on_storage(
+                &relative(&file),
+                &read(&file),
+            ));
+        }
+    }
+    report("`domain` depending on `schema` or `repo`", violations);
+}
+
+#[test]
 fn twilight_only_in_discord() {
     let mut violations = Vec::new();
     for (name, dir) in crates() {
