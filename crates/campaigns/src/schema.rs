@@ -261,6 +261,14 @@ pub const MEETUP_REFRESH_TOKEN: &str = "meetup_refresh_token";
 /// String (RFC 3339): when the organiser token is next refreshed.
 pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_time";
 
+// ---- Tavern's own keys (not in the seed) ---------------------------------------------
+
+/// Set of string (Meetup event ids): tracked events a Meetup sync found gone but did
+/// not delete, because together they were more than half of the tracked events it
+/// asked Meetup about; the next run deletes those it still finds gone and forgets the
+/// rest. Tavern's own key: the seed has none for it.
+pub const PENDING_DELETIONS: &str = "tavern:campaigns:pending_deletions";
+
 // ---- Reading keys back (the check) ---------------------------------------------------
 
 /// One family of per-id keys, `{prefix}:{id}:{suffix}`, for `SCAN` and for reading the

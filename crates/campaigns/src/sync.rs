@@ -16,7 +16,8 @@
 //!    (hash, hosts, RSVPs, both directions of the series relation, `meetup_events`,
 //!    `event_series`, the series' type and online flag), then each planned deletion is
 //!    one [`Repo::delete_event`] transaction. Upserts come first, so a series
-//!    never looks empty halfway through a run.
+//!    never looks empty halfway through a run. Last, the deletions held back for the
+//!    next run are recorded ([`Repo::set_pending_deletions`]; "Mass deletions" below).
 //! 4. One `info` line with the counts ([`SyncReport`]).
 //!
 //! # Choices
@@ -43,6 +44,17 @@
 //!   skipped events stay (see above). A deletion removes the event's hash, hosts,
 //!   RSVPs and series relation; its series goes too only when it was the last event
 //!   and the series has no channel (the repository's rule).
+//! - **Mass deletions**: a run that would delete more than half of the tracked events
+//!   it asked Meetup about (stored in a group Meetup answered for, with a time in the
+//!   window) deletes only those the previous run already found gone, logs a warning
+//!   with the counts and the ids, and records the rest ([`SyncReport::held`], Tavern's
+//!   own key `schema::PENDING_DELETIONS`); the next run deletes those it still finds
+//!   gone and forgets the ones Meetup lists again. A Meetup answer that suddenly
+//!   lacks most events (an outage, a permissions change, a bug on either side) thus
+//!   costs nothing unless it is confirmed 15 minutes later, and a real mass
+//!   cancellation only waits one run. Counting against the events asked about, not
+//!   against every tracked event, keeps past sessions (history) from diluting the
+//!   count. Up to half go at once.
 //! - **Series type**: the type the starting event declares (`[new adventure]` /
 //!   `[new campaign]`) when it is in this answer, else the stored type, then
 //!   [`SeriesType::after_sync`] over the series' events after this run (stored history
@@ -163,6 +175,9 @@ pub struct SyncReport {
     pub deleted: usize,
     /// Series that went with their last event.
     pub series_removed: usize,
+    /// Deletions held back for the next run to confirm (see "Mass deletions" in the
+    /// module docs).
+    pub held: usize,
     /// The organiser token was refreshed during the run.
     pub token_refreshed: bool,
 }
@@ -248,8 +263,17 @@ pub struct SyncPlan {
     pub upserts: Vec<EventUpsert>,
     /// Each series' next event, whose YES RSVPs are fetched.
     pub next_events: Vec<MeetupEventId>,
-    /// Tracked events Meetup no longer reports (see the module docs for which).
+    /// Tracked events Meetup no longer reports (see the module docs for which), to
+    /// delete in this run.
     pub deletions: Vec<MeetupEventId>,
+    /// Tracked events Meetup no longer reports whose deletion waits for the next run to
+    /// confirm it: this run would otherwise delete more than half of [`SyncPlan::asked`]
+    /// (see "Mass deletions" in the module docs). The run records them in place of the
+    /// previous run's.
+    pub held: Vec<MeetupEventId>,
+    /// Tracked events this run asked Meetup about: of a group Meetup answered for,
+    /// stored with a time inside the window. Only these can be deleted.
+    pub asked: usize,
     pub skipped: Vec<SkippedEvent>,
     pub dropped_hosts: Vec<DroppedHost>,
     /// Distinct events in the answers.
@@ -328,16 +352,21 @@ pub fn plan(groups: &[GroupEvents], view: &SyncView, window: SyncWindow) -> Sync
 
     // Deletions: see the module docs.
     let answered: BTreeSet<&str> = groups.iter().map(|g| g.group.as_str()).collect();
-    plan.deletions = view
+    let asked: Vec<&MeetupEventId> = view
         .events
         .iter()
-        .filter(|(id, tracked)| {
-            answered.contains(tracked.urlname.as_str())
-                && window.contains(tracked.time)
-                && !keep.contains(*id)
+        .filter(|(_, tracked)| {
+            answered.contains(tracked.urlname.as_str()) && window.contains(tracked.time)
         })
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id)
         .collect();
+    let gone: Vec<MeetupEventId> = asked
+        .iter()
+        .filter(|id| !keep.contains(**id))
+        .map(|id| (*id).clone())
+        .collect();
+    plan.asked = asked.len();
+    (plan.deletions, plan.held) = hold_mass_deletions(gone, plan.asked, &view.pending_deletions);
     let deleted: BTreeSet<&MeetupEventId> = plan.deletions.iter().collect();
 
     // Series of each candidate.
@@ -457,6 +486,21 @@ pub fn plan(groups: &[GroupEvents], view: &SyncView, window: SyncWindow) -> Sync
     plan
 }
 
+/// Splits the tracked events a run found gone into those it deletes and those it holds
+/// back: when they are more than half of the `asked` tracked events, only the ones the
+/// previous run already held (`pending`) are deleted; the others wait for the next run.
+/// Otherwise all go. See "Mass deletions" in the module docs.
+pub fn hold_mass_deletions(
+    gone: Vec<MeetupEventId>,
+    asked: usize,
+    pending: &BTreeSet<MeetupEventId>,
+) -> (Vec<MeetupEventId>, Vec<MeetupEventId>) {
+    if gone.len().saturating_mul(2) <= asked {
+        return (gone, Vec::new());
+    }
+    gone.into_iter().partition(|id| pending.contains(id))
+}
+
 /// The series `event` belongs to: see "`[campaign <eventId>]`" in the module docs.
 fn resolve_series(
     event: &MeetupEventId,
@@ -552,6 +596,7 @@ pub async fn sync_once(
         rsvps_fetched = report.rsvps_fetched,
         deleted = report.deleted,
         series_removed = report.series_removed,
+        held = report.held,
         token_refreshed = report.token_refreshed,
         "Meetup sync done"
     );
@@ -723,6 +768,23 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
             Err(e) => return Err(e.into()),
         }
     }
+    if !plan.held.is_empty() {
+        let events = plan
+            .held
+            .iter()
+            .map(MeetupEventId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::warn!(
+            held = plan.held.len(),
+            asked = plan.asked,
+            %events,
+            "Meetup no longer lists {} of the {} tracked events it was asked about; not \
+             deleting them until the next run finds them gone too",
+            plan.held.len(),
+            plan.asked,
+        );
+    }
     for event in &plan.deletions {
         let deletion = repo.delete_event(event).await?;
         report.deleted += 1;
@@ -730,6 +792,8 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
             report.series_removed += 1;
         }
     }
+    repo.set_pending_deletions(&plan.held).await?;
+    report.held = plan.held.len();
     Ok(report)
 }
 
@@ -988,6 +1052,61 @@ mod tests {
             series_of(&plan),
             vec![("1".into(), "1".into(), Some(SeriesType::Adventure))]
         );
+    }
+
+    #[test]
+    fn more_than_half_gone_waits_for_a_second_run_to_confirm() {
+        let mut view = SyncView::default();
+        for (id, day) in [("1", 3), ("2", 4), ("3", 5), ("4", 6)] {
+            view.events.insert(
+                eid(id),
+                tracked("dragons", &format!("2026-01-{day:02}T18:00:00Z"), id),
+            );
+        }
+        // History outside the window does not dilute the count.
+        for id in ["90", "91", "92", "93", "94"] {
+            view.events
+                .insert(eid(id), tracked("dragons", "2025-12-01T18:00:00Z", id));
+        }
+        let only_one = answer(vec![ev("4", 6, "[new adventure]", &[])]);
+
+        let first = plan(&only_one, &view, window());
+        assert_eq!(first.asked, 4);
+        assert_eq!(first.deletions, Vec::<MeetupEventId>::new());
+        assert_eq!(first.held, vec![eid("1"), eid("2"), eid("3")]);
+
+        // The next run confirms what it still finds gone; a newly gone event waits.
+        view.pending_deletions = [eid("1"), eid("2"), eid("9")].into();
+        let second = plan(&only_one, &view, window());
+        assert_eq!(second.deletions, vec![eid("1"), eid("2")]);
+        assert_eq!(second.held, vec![eid("3")]);
+
+        // Half or fewer go at once, whatever is pending.
+        let half = answer(vec![
+            ev("3", 5, "[new adventure]", &[]),
+            ev("4", 6, "[new adventure]", &[]),
+        ]);
+        let third = plan(&half, &view, window());
+        assert_eq!(third.deletions, vec![eid("1"), eid("2")]);
+        assert!(third.held.is_empty());
+    }
+
+    #[test]
+    fn hold_mass_deletions_splits_on_more_than_half() {
+        let pending: BTreeSet<MeetupEventId> = [eid("a")].into();
+        assert_eq!(
+            hold_mass_deletions(vec![eid("a")], 2, &pending),
+            (vec![eid("a")], vec![])
+        );
+        assert_eq!(
+            hold_mass_deletions(vec![eid("a"), eid("b")], 3, &pending),
+            (vec![eid("a")], vec![eid("b")])
+        );
+        assert_eq!(
+            hold_mass_deletions(vec![eid("b")], 1, &BTreeSet::new()),
+            (vec![], vec![eid("b")])
+        );
+        assert_eq!(hold_mass_deletions(vec![], 0, &pending), (vec![], vec![]));
     }
 
     #[test]

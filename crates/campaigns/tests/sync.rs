@@ -470,6 +470,8 @@ async fn a_cancelled_adventure_takes_its_series_unless_it_has_a_channel() {
     w.fake
         .set_event_status(&kept, EventStatus::CancelledPerm)
         .unwrap();
+    // Both tracked events gone: more than half, so the first run only holds them.
+    assert_eq!(w.sync().await.unwrap().held, 2);
     let report = w.sync().await.unwrap();
 
     assert_eq!((report.deleted, report.series_removed), (2, 1));
@@ -496,6 +498,115 @@ async fn a_cancelled_adventure_takes_its_series_unless_it_has_a_channel() {
     );
     let check = campaigns::check::campaigns_check(w.env.redis.clone());
     assert!(check.run().await.unwrap().is_empty());
+}
+
+/// Where a run records the deletions it holds back for a confirming run.
+const PENDING: &str = campaigns::schema::PENDING_DELETIONS;
+
+fn cancel(w: &World, ids: &[&String]) {
+    for id in ids {
+        w.fake
+            .set_event_status(&EventId::parse(id).unwrap(), EventStatus::Cancelled)
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_would_delete_most_tracked_events_waits_for_a_second_run_to_confirm() {
+    let w = world().await;
+    let c = community(&w);
+    w.authorise().await;
+    w.sync().await.unwrap();
+    let before = w.env.snapshot().await;
+    // Three of the four tracked events in the window are gone from Meetup's answer.
+    cancel(&w, &[&c.adventure, &c.session2, &c.session3]);
+    let logs = Logs::default();
+
+    let first = {
+        let _guard = logs.capture();
+        w.sync().await.unwrap()
+    };
+
+    assert_eq!((first.deleted, first.held), (0, 3), "{first:?}");
+    let kept: Vec<(String, String, String)> = w
+        .env
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|(key, _, _)| key != PENDING)
+        .collect();
+    assert_eq!(kept, before, "the first run deletes nothing");
+    let held = sorted(vec![
+        c.adventure.clone(),
+        c.session2.clone(),
+        c.session3.clone(),
+    ]);
+    assert_eq!(
+        w.env.members(PENDING).await,
+        held,
+        "the pending deletion is recorded"
+    );
+    let warning: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("WARN") && l.contains("3 of the 4 tracked events"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{:#?}", logs.lines());
+
+    let second = w.sync().await.unwrap();
+
+    assert_eq!(
+        (second.deleted, second.series_removed, second.held),
+        (3, 1, 0),
+        "{second:?}"
+    );
+    assert_eq!(
+        w.env.members("meetup_events").await,
+        vec![c.session1.clone()]
+    );
+    assert!(w.env.members(PENDING).await.is_empty());
+    let check = campaigns::check::campaigns_check(w.env.redis.clone());
+    assert!(check.run().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn held_deletions_are_forgotten_when_the_events_come_back() {
+    let w = world().await;
+    let c = community(&w);
+    w.authorise().await;
+    w.sync().await.unwrap();
+    let before = w.env.snapshot().await;
+    cancel(&w, &[&c.adventure, &c.session2, &c.session3]);
+    assert_eq!(w.sync().await.unwrap().deleted, 0);
+
+    // Meetup lists them again (a glitch on its side): nothing is deleted, nothing stays
+    // pending, and a later disappearance needs its own confirmation again.
+    for id in [&c.adventure, &c.session2, &c.session3] {
+        w.fake
+            .set_event_status(&EventId::parse(id).unwrap(), EventStatus::Active)
+            .unwrap();
+    }
+    let report = w.sync().await.unwrap();
+
+    assert_eq!(report.deleted, 0);
+    assert_eq!(w.env.snapshot().await, before);
+    cancel(&w, &[&c.adventure, &c.session2, &c.session3]);
+    assert_eq!(w.sync().await.unwrap().deleted, 0);
+    assert_eq!(w.env.members(PENDING).await.len(), 3);
+}
+
+#[tokio::test]
+async fn up_to_half_of_the_tracked_events_are_deleted_in_one_run() {
+    let w = world().await;
+    let c = community(&w);
+    w.authorise().await;
+    w.sync().await.unwrap();
+    cancel(&w, &[&c.session2, &c.session3]);
+
+    let report = w.sync().await.unwrap();
+
+    assert_eq!(report.deleted, 2, "two of four is not more than half");
+    assert!(w.env.members(PENDING).await.is_empty());
 }
 
 /// Stores an event as an earlier sync would have.
@@ -529,7 +640,18 @@ async fn only_events_meetup_was_asked_about_are_deleted() {
     // removed; both were tracked before.
     let malformed = w.event("Typo", 3, "[new adventur] [campaign x-y]", &[&host]);
     let dropped = w.event("No longer a game", 4, "just a meetup", &[&host]);
+    // And one still listed as it was, so that the two deletions are not more than half
+    // of the events asked about (which would wait for a confirming run).
+    let still = w.event("Still on", 6, "[new adventure]", &[&host]);
     w.authorise().await;
+    stored_event(
+        &w,
+        still.as_str(),
+        still.as_str(),
+        "dragons",
+        "2026-01-07T18:00:00Z",
+    )
+    .await;
     stored_event(
         &w,
         malformed.as_str(),
@@ -561,6 +683,7 @@ async fn only_events_meetup_was_asked_about_are_deleted() {
         w.env.members("meetup_events").await,
         sorted(vec![
             malformed.as_str().into(),
+            still.as_str().into(),
             "900".into(),
             "901".into(),
             "902".into()

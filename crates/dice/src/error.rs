@@ -117,6 +117,18 @@ pub enum ErrorKind {
     },
     /// `odds` was given several rolls separated by `;`.
     OddsOfSeveralRolls,
+    /// The odds would roll more dice than the simulation's budget
+    /// ([`crate::limits::SIMULATION_DICE_BUDGET`]): even the fewest simulated
+    /// rolls ([`crate::limits::SIMULATION_MIN_SAMPLES`]) of this expression
+    /// need more.
+    OddsOverBudget {
+        /// Dice one roll of the expression needs (at least, or on average).
+        dice_per_roll: u64,
+        /// The fewest simulated rolls that make odds worth showing.
+        samples: usize,
+        /// The budget, in dice.
+        budget: usize,
+    },
 }
 
 /// A dice error: what went wrong and where.
@@ -186,6 +198,19 @@ pub(crate) fn column_of(source: &str, offset: usize) -> usize {
     source.get(..end).map_or(0, |s| s.chars().count()) + 1
 }
 
+/// `10000000` as `10,000,000`, for numbers players read.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn describe(kind: &ErrorKind) -> String {
     use ErrorKind as K;
     match kind {
@@ -210,7 +235,7 @@ fn describe(kind: &ErrorKind) -> String {
         K::ZeroSides => "dice need at least one side".to_owned(),
         K::NotWhole { what } => format!("{what} must be a whole number"),
         K::TooManyRolls { max } => format!(
-            "this roll needs more than {max} dice (rerolls and explosions count); try fewer dice"
+            "this roll needs more than {max} dice (rerolls and explosions count), the budget of one roll; try fewer dice"
         ),
         K::TooDeep { max } => format!("too much nesting; at most {max} levels of brackets"),
         K::BadRepeat { count, max } => {
@@ -230,6 +255,16 @@ fn describe(kind: &ErrorKind) -> String {
         K::OddsOfSeveralRolls => {
             "odds work on one roll at a time; remove the `;`-separated parts".to_owned()
         }
+        K::OddsOverBudget {
+            dice_per_roll,
+            samples,
+            budget,
+        } => format!(
+            "the odds of this roll need {} simulated rolls of about {} dice each, over the odds budget of {} dice; try fewer dice",
+            grouped(u64::try_from(*samples).unwrap_or(u64::MAX)),
+            grouped(*dice_per_roll),
+            grouped(u64::try_from(*budget).unwrap_or(u64::MAX)),
+        ),
     }
 }
 

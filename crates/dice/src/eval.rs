@@ -27,6 +27,12 @@ pub(crate) struct Evaluator<'a> {
     src: &'a str,
     rng: &'a mut Rng,
     rolls: usize,
+    /// Most dice this evaluation may roll: [`MAX_ROLLS`], or less when a
+    /// caller's budget has less left (the odds simulation).
+    limit: usize,
+    /// The last evaluation stopped at `limit` where [`MAX_ROLLS`] would have
+    /// let it go on.
+    budget_hit: bool,
     pub(crate) notes: Vec<String>,
 }
 
@@ -36,8 +42,32 @@ impl<'a> Evaluator<'a> {
             src,
             rng,
             rolls: 0,
+            limit: MAX_ROLLS,
+            budget_hit: false,
             notes: Vec::new(),
         }
+    }
+
+    /// Lets the next evaluations roll at most `limit` dice (never more than
+    /// [`MAX_ROLLS`]); going over is the usual [`ErrorKind::TooManyRolls`],
+    /// and [`Evaluator::budget_hit`] tells the caller it was its own limit.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_ROLLS);
+    }
+
+    /// Whether the last error was the caller's limit rather than [`MAX_ROLLS`].
+    pub fn budget_hit(&self) -> bool {
+        self.budget_hit
+    }
+
+    /// Refuses `more` dice past the limit.
+    fn charge(&mut self, more: usize, at: usize) -> EResult<()> {
+        let after = self.rolls.saturating_add(more);
+        if after > self.limit {
+            self.budget_hit = after <= MAX_ROLLS;
+            return Err(self.error(ErrorKind::TooManyRolls { max: MAX_ROLLS }, at));
+        }
+        Ok(())
     }
 
     /// Dice rolled so far, including rerolls and explosions.
@@ -49,6 +79,7 @@ impl<'a> Evaluator<'a> {
     /// expression many times; the limit is per evaluation).
     pub fn reset_budget(&mut self) {
         self.rolls = 0;
+        self.budget_hit = false;
         self.notes.clear();
     }
 
@@ -73,10 +104,8 @@ impl<'a> Evaluator<'a> {
     }
 
     fn roll_face(&mut self, faces: Faces, at: usize) -> EResult<i64> {
+        self.charge(1, at)?;
         self.rolls += 1;
-        if self.rolls > MAX_ROLLS {
-            return Err(self.error(ErrorKind::TooManyRolls { max: MAX_ROLLS }, at));
-        }
         Ok(if faces.fate {
             #[allow(clippy::cast_possible_wrap)]
             let v = self.rng.below(3) as i64;
@@ -220,9 +249,7 @@ impl<'a> Evaluator<'a> {
             }
         };
         let n = usize::try_from(count).unwrap_or(0);
-        if self.rolls.saturating_add(n) > MAX_ROLLS {
-            return Err(self.error(ErrorKind::TooManyRolls { max: MAX_ROLLS }, at));
-        }
+        self.charge(n, at)?;
         let mut dice = Vec::with_capacity(n);
         for _ in 0..n {
             let face = self.roll_face(faces, at)?;
@@ -754,7 +781,7 @@ impl<T: Copy + Default> Scratch<T> {
 pub(crate) fn select(steps: &[SelectStep], pool: &mut dyn Pool) {
     let len = pool.size();
     let mut kept_buf = Scratch::<usize>::new(len);
-    let mut order_buf = Scratch::<usize>::new(len);
+    let mut keyed: Vec<(Num, usize)> = Vec::new();
     let mut chosen_buf = Scratch::<bool>::new(len);
     for step in steps {
         let kept_all = kept_buf.slice(len);
@@ -785,26 +812,32 @@ pub(crate) fn select(steps: &[SelectStep], pool: &mut dyn Pool) {
                 Selector::Highest(n) => (n, true),
                 Selector::Lowest(n) | Selector::Middle(n) => (n, false),
             };
-            let order = order_buf.slice(len).get_mut(..k).unwrap_or_default();
-            order.copy_from_slice(kept);
-            // (value, position) is a total order, so an unstable sort is
-            // deterministic and needs no buffer.
-            order.sort_unstable_by(|&a, &b| {
-                let by_value = pool.value(a).compare(pool.value(b));
+            // Each value is read once; (value, position) is a total order, so
+            // the selection is deterministic whatever algorithm finds it.
+            keyed.clear();
+            keyed.extend(kept.iter().map(|&i| (pool.value(i), i)));
+            let by = |a: &(Num, usize), b: &(Num, usize)| {
+                let by_value = a.0.compare(b.0);
                 let by_value = if highest {
                     by_value.reverse()
                 } else {
                     by_value
                 };
-                by_value.then(a.cmp(&b))
-            });
-            let n = usize::try_from(n).unwrap_or(usize::MAX).min(k);
-            let skip = if matches!(sel, Selector::Middle(_)) {
-                (k - n) / 2
-            } else {
-                0
+                by_value.then(a.1.cmp(&b.1))
             };
-            for &i in order.iter().skip(skip).take(n) {
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(k);
+            let picked = if matches!(sel, Selector::Middle(_)) {
+                keyed.sort_unstable_by(by);
+                let skip = (k - n) / 2;
+                keyed.get(skip..skip + n).unwrap_or_default()
+            } else {
+                // Only which `n` come first matters, not their order.
+                if n > 0 && n < k {
+                    keyed.select_nth_unstable_by(n - 1, by);
+                }
+                keyed.get(..n).unwrap_or_default()
+            };
+            for &(_, i) in picked {
                 if let Some(c) = chosen.get_mut(i) {
                     *c = true;
                 }

@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 mod ast;
+mod cost;
 mod error;
 mod eval;
 mod num;
@@ -167,7 +168,12 @@ impl Program {
     /// Rolls every part (with its repetitions). Fails only on limits and
     /// arithmetic errors discovered while rolling (too many rolls, division
     /// by zero, a computed dice count that is negative, ...).
+    ///
+    /// An input sure to roll more than [`limits::MAX_ROLLS`] dice (by its
+    /// literal dice counts, repetitions and parts) is refused before a single
+    /// die is rolled.
     pub fn roll(&self, rng: &mut Rng) -> Result<Outcome, DiceError> {
+        self.check_roll_budget()?;
         let mut ev = eval::Evaluator::new(&self.source, rng);
         let mut rolls = Vec::with_capacity(self.rolls.len());
         for spec in &self.rolls {
@@ -187,6 +193,22 @@ impl Program {
             flags: self.flags,
             rolls,
         })
+    }
+
+    /// Refuses, before any die is rolled, an input sure to roll more than
+    /// [`limits::MAX_ROLLS`] dice.
+    pub(crate) fn check_roll_budget(&self) -> Result<(), DiceError> {
+        let max = u64::try_from(limits::MAX_ROLLS).unwrap_or(u64::MAX);
+        match cost::first_term_over(&self.rolls, max) {
+            None => Ok(()),
+            Some(at) => Err(DiceError::new(
+                ErrorKind::TooManyRolls {
+                    max: limits::MAX_ROLLS,
+                },
+                &self.source,
+                at,
+            )),
+        }
     }
 
     /// The probability distribution of the (single) roll; see [`Odds`].

@@ -34,8 +34,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
 
-/// Most multiply-add steps the exact engine may spend (a few tens of
-/// milliseconds).
+/// Most steps the exact engine may spend: multiply-adds, copies and
+/// binomial terms (well under a second, release build).
 pub const EXACT_WORK_BUDGET: u64 = 40_000_000;
 /// Most distinct outcomes one exact distribution may hold.
 pub const EXACT_MAX_OUTCOMES: usize = 1_000_000;
@@ -47,8 +47,10 @@ pub const SIMULATION_SEED: u64 = 0x0DD5_5EED;
 pub const SIMULATION_MAX_SAMPLES: usize = 100_000;
 /// Fewest simulated rolls (even for very expensive expressions).
 pub const SIMULATION_MIN_SAMPLES: usize = 2_000;
-/// Dice the simulation may roll in total; expensive expressions get fewer
-/// samples (never fewer than [`SIMULATION_MIN_SAMPLES`]).
+/// Dice the simulation may roll in total, the odds' work budget: expensive
+/// expressions get fewer samples, and one that needs more than this for
+/// [`SIMULATION_MIN_SAMPLES`] rolls is refused
+/// ([`crate::ErrorKind::OddsOverBudget`]).
 pub const SIMULATION_DICE_BUDGET: usize = 10_000_000;
 /// Exact distributions with at most this many outcomes are listed in full.
 pub const LISTED_OUTCOMES: usize = 1_000;
@@ -294,6 +296,8 @@ impl Dist {
         let hi = self.max().max(other.max());
         let len = size_ok(hi.abs_diff(lo).saturating_add(1))?;
         if lo != self.min || len != self.p.len() {
+            // Widening copies the whole of `self`: work too.
+            budget.spend(as_u64(len))?;
             let mut p = vec![0.0; len];
             let off = usize::try_from(self.min.abs_diff(lo)).map_err(|_| GiveUp)?;
             if let Some(dst) = p.get_mut(off..) {
@@ -911,12 +915,16 @@ fn keep_extreme(
                 done.add_scaled(&dist, 1.0, budget)?;
                 continue;
             }
+            // One binomial term per count, each a step even when it is zero.
+            budget.spend(as_u64(r + 1))?;
             for k in 0..=r {
                 let pk = binomial(&ln_fact, r, k, q);
                 if pk == 0.0 {
                     continue;
                 }
                 let t = k.min(c);
+                // The shifted copy is as much work as adding it.
+                budget.spend(as_u64(dist.p.len()))?;
                 let shifted = dist.shift(wv.checked_mul(idx(t)).ok_or(GiveUp)?)?;
                 match next.get_mut(&(r - k, c - t)) {
                     Some(d) => d.add_scaled(&shifted, pk, budget)?,
@@ -1268,9 +1276,38 @@ struct Simulation {
     at_least_one: f64,
 }
 
+/// Monte-Carlo over the seeded roller, within [`SIMULATION_DICE_BUDGET`]
+/// dice in all.
+///
+/// The budget is kept three ways: an expression whose literal dice already
+/// make [`SIMULATION_MIN_SAMPLES`] rolls too many is refused before the first
+/// sample; after 200 samples the measured average sets the sample count (or
+/// refuses, when even the fewest samples would not fit); and every sample may
+/// roll only what is left, so explosions that run long stop the simulation at
+/// the budget (refused if that leaves fewer than the fewest samples).
 fn simulate(program: &Program, expr: &Expr) -> Result<Simulation, DiceError> {
+    let src = program.source();
+    let budget = SIMULATION_DICE_BUDGET;
+    let over_budget = |dice_per_roll: u64| {
+        DiceError::new(
+            ErrorKind::OddsOverBudget {
+                dice_per_roll,
+                samples: SIMULATION_MIN_SAMPLES,
+                budget,
+            },
+            src,
+            expr.span.start,
+        )
+    };
+    let fits = |dice_per_roll: u64| {
+        dice_per_roll.saturating_mul(as_u64(SIMULATION_MIN_SAMPLES)) <= as_u64(budget)
+    };
+    let least = crate::cost::dice_per_roll(expr);
+    if !fits(least) {
+        return Err(over_budget(least));
+    }
     let mut rng = Rng::seeded(SIMULATION_SEED);
-    let mut ev = Evaluator::new(program.source(), &mut rng);
+    let mut ev = Evaluator::new(src, &mut rng);
     let mut values = Vec::new();
     let mut integral = true;
     let mut passes = 0usize;
@@ -1281,8 +1318,13 @@ fn simulate(program: &Program, expr: &Expr) -> Result<Simulation, DiceError> {
     let mut i = 0usize;
     while i < target {
         ev.reset_budget();
-        let node = ev.eval(expr)?;
-        dice_used = dice_used.saturating_add(ev.rolls_used().max(1));
+        ev.set_limit(budget.saturating_sub(dice_used));
+        let node = match ev.eval(expr) {
+            Ok(node) => node,
+            Err(_) if ev.budget_hit() => break,
+            Err(error) => return Err(error),
+        };
+        dice_used = dice_used.saturating_add(ev.rolls_used());
         let (value, check) = subject_of(&node);
         if let Some(passed) = check {
             has_check = true;
@@ -1299,10 +1341,18 @@ fn simulate(program: &Program, expr: &Expr) -> Result<Simulation, DiceError> {
         if i == 200 {
             // Expensive expressions get fewer samples.
             let per = (dice_used / 200).max(1);
-            target = (SIMULATION_DICE_BUDGET / per)
-                .clamp(SIMULATION_MIN_SAMPLES, SIMULATION_MAX_SAMPLES);
+            if !fits(as_u64(per)) {
+                return Err(over_budget(as_u64(per)));
+            }
+            target = (budget / per).clamp(SIMULATION_MIN_SAMPLES, SIMULATION_MAX_SAMPLES);
             values.reserve(target.saturating_sub(values.len()));
         }
+    }
+    if i < SIMULATION_MIN_SAMPLES.min(target) {
+        let per = dice_used / i.max(1);
+        return Err(over_budget(as_u64(
+            per.max(budget / SIMULATION_MIN_SAMPLES + 1),
+        )));
     }
     #[allow(clippy::cast_precision_loss)]
     let frac = |k: usize| k as f64 / i.max(1) as f64;

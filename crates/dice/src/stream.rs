@@ -65,6 +65,7 @@ impl Program {
     }
 
     fn roll_text(&self, rng: &mut Rng, out: &mut String, style: Style) -> SResult<Summary> {
+        self.check_roll_budget()?;
         let md = style == Style::Markdown;
         let flags = self.flags;
         let mut s = Streamer {

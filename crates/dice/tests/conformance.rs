@@ -723,7 +723,7 @@ fn error_messages_read_well() {
     );
     assert_eq!(
         msg("10000d6e1"),
-        "this roll needs more than 20000 dice (rerolls and explosions count); try fewer dice at column 1"
+        "this roll needs more than 20000 dice (rerolls and explosions count), the budget of one roll; try fewer dice at column 1"
     );
 }
 

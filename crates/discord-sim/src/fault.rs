@@ -1,7 +1,8 @@
 //! Fault injection and rate-limit bookkeeping for REST.
 //!
 //! Faults are how tests exercise the bot's error handling (429 with `retry_after`,
-//! 5xx, slow responses) deterministically: a rule answers the next `times` matching
+//! Cloudflare's HTML 429, 401/403/404 and 5xx, slow responses, a timeout after the
+//! request took effect) deterministically: a rule answers the next `times` matching
 //! requests and then disappears. The per-route buckets exist so every response
 //! carries plausible `X-RateLimit-*` headers; their limit is generous enough that
 //! ordinary tests never hit it.
@@ -59,10 +60,18 @@ pub enum Fault {
     /// Answer 429 with Discord's rate-limit body and headers (`remaining` 0,
     /// `Retry-After`, `X-RateLimit-Scope`, and `X-RateLimit-Global` when global).
     RateLimited { retry_after_secs: f64, global: bool },
-    /// Answer with this status and a Discord-shaped error body.
+    /// Answer 429 the way Cloudflare does when it bans an address for too many
+    /// invalid requests: an HTML page, no JSON body and no `X-RateLimit-*` headers.
+    HtmlRateLimited,
+    /// Answer with this status and a Discord-shaped error body (401 Unauthorized,
+    /// 403 Missing Access, 404 Not Found, 5xx ...).
     Status(u16),
     /// Wait this long, then handle the request normally.
     Delay(Duration),
+    /// Handle the request normally (a message, channel or role is created), then hold
+    /// the answer back this long: a client with a shorter timeout sees a timeout for a
+    /// request that took effect.
+    TimeoutAfterCommit(Duration),
 }
 
 #[derive(Debug)]

@@ -40,6 +40,27 @@ mod close {
     pub const INVALID_SEQ: u16 = 4007;
     pub const INVALID_SHARD: u16 = 4010;
     pub const INVALID_INTENTS: u16 = 4013;
+
+    /// The reason Discord sends with a close code.
+    pub fn reason(code: u16) -> &'static str {
+        match code {
+            4000 => "Unknown error.",
+            UNKNOWN_OPCODE => "Unknown opcode.",
+            DECODE_ERROR => "Error while decoding payload.",
+            NOT_AUTHENTICATED => "Not authenticated.",
+            AUTHENTICATION_FAILED => "Authentication failed.",
+            ALREADY_AUTHENTICATED => "Already authenticated.",
+            INVALID_SEQ => "Invalid seq.",
+            4008 => "Rate limited.",
+            4009 => "Session timed out.",
+            INVALID_SHARD => "Invalid shard.",
+            4011 => "Sharding required.",
+            4012 => "Invalid API version.",
+            INVALID_INTENTS => "Invalid intent(s).",
+            4014 => "Disallowed intent(s).",
+            _ => "",
+        }
+    }
 }
 
 /// What a connection task is told to do.
@@ -182,6 +203,36 @@ impl GatewayState {
             let _ = conn.tx.send(Outbound::Abort);
         }
         count
+    }
+
+    /// Closes the connections of the sessions of `shard` (every connection when
+    /// `None`, identified or not) with a close frame carrying `code`. Sessions stay,
+    /// so a client allowed to reconnect may RESUME. Returns how many were closed.
+    pub fn close_connections(&mut self, shard: Option<u32>, code: u16) -> usize {
+        let closing: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| match shard {
+                None => true,
+                Some(shard) => c
+                    .session
+                    .as_ref()
+                    .and_then(|s| self.sessions.get(s))
+                    .is_some_and(|s| s.shard[0] == shard),
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &closing {
+            if let Some(conn) = self.connections.remove(id) {
+                if let Some(session) = conn.session.and_then(|s| self.sessions.get_mut(&s))
+                    && session.conn == Some(*id)
+                {
+                    session.conn = None;
+                }
+                let _ = conn.tx.send(Outbound::Close(code, close::reason(code)));
+            }
+        }
+        closing.len()
     }
 
     pub fn session_count(&self) -> usize {

@@ -57,6 +57,12 @@ pub struct InteractionReply {
     pub raw_components: Vec<Value>,
     pub flags: u64,
     pub ephemeral: bool,
+    /// `allowed_mentions` as the bot sent it with this reply (`None`: absent, so every
+    /// mention in the content pings).
+    pub allowed_mentions: Option<Value>,
+    /// Who the message notifies after this reply (nobody for a reply without a
+    /// message).
+    pub pings: crate::model::Pings,
     /// The request's `data` (callback) or body (webhook), as sent by the bot. For a
     /// modal (type 9) this holds `custom_id`, `title` and `components`.
     pub data: Value,
@@ -85,6 +91,11 @@ impl InteractionReply {
                 raw_components: m.components.clone(),
                 flags: m.flags,
                 ephemeral: m.is_ephemeral(),
+                allowed_mentions: data
+                    .get("allowed_mentions")
+                    .filter(|a| !a.is_null())
+                    .cloned(),
+                pings: m.pings.clone(),
                 data,
                 callback_at,
             },
@@ -106,6 +117,11 @@ impl InteractionReply {
                     raw_components,
                     flags,
                     ephemeral: flags & message_flags::EPHEMERAL != 0,
+                    allowed_mentions: data
+                        .get("allowed_mentions")
+                        .filter(|a| !a.is_null())
+                        .cloned(),
+                    pings: crate::model::Pings::default(),
                     data,
                     callback_at,
                 }

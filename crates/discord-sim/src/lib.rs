@@ -77,7 +77,7 @@ pub use interaction::{Interaction, InteractionReply, ReplySource};
 pub use model::{
     Attachment, AttachmentSpec, Channel, ChannelKind, ChannelSpec, Command, ComponentSummary, Demo,
     Guild, Member, Message, MessageInteractionMetadata, MessageReference, OverwriteKind,
-    PermissionOverwrite, RequestRecord, Role, RoleSpec, User,
+    PermissionOverwrite, Pings, RequestRecord, Role, RoleSpec, User,
 };
 pub use snowflake::Snowflake;
 
@@ -777,6 +777,15 @@ impl Sim {
     /// Sessions stay, buffering dispatches for RESUME. Returns how many were open.
     pub fn drop_gateway_connections(&self) -> usize {
         self.shared.lock().gateway.drop_connections()
+    }
+
+    /// Closes the gateway connections of shard `shard` (all of them when `None`) with
+    /// a close frame carrying `code`, as Discord does: 4000 and the other resumable
+    /// codes make a client reconnect, 4004 (authentication failed), 4010-4014 (invalid
+    /// shard, sharding required, invalid API version, invalid or disallowed intents)
+    /// are fatal. Sessions stay for RESUME. Returns how many connections were closed.
+    pub fn close_gateway_connections(&self, shard: Option<u32>, code: u16) -> usize {
+        self.shared.lock().gateway.close_connections(shard, code)
     }
 
     /// While `false`, gateway upgrade requests get 503, so a client's reconnects fail

@@ -330,9 +330,19 @@ pub struct Message {
     pub edited_timestamp: Option<String>,
     pub tts: bool,
     pub pinned: bool,
+    /// Users mentioned in the content (`<@id>`), whether or not they were pinged.
     pub mentions: Vec<Snowflake>,
     pub mention_roles: Vec<Snowflake>,
+    /// The content says `@everyone` or `@here`.
     pub mention_everyone: bool,
+    /// `allowed_mentions` as the sender sent it with the message or its last edit
+    /// (`None`: absent, so Discord parsed every mention).
+    pub allowed_mentions: Option<Value>,
+    /// Who was notified: the mentions in the content that `allowed_mentions` let
+    /// through.
+    pub pings: Pings,
+    /// The `nonce` the sender attached, as text.
+    pub nonce: Option<String>,
     pub message_reference: Option<MessageReference>,
     pub interaction_metadata: Option<MessageInteractionMetadata>,
     pub webhook_id: Option<Snowflake>,
@@ -356,6 +366,23 @@ impl Message {
     /// Custom ids, labels etc. of every interactive component, flattened.
     pub fn component_summaries(&self) -> Vec<ComponentSummary> {
         ComponentSummary::flatten(&self.components)
+    }
+}
+
+/// Who a message notifies: the mentions in its content that its `allowed_mentions`
+/// let through (all of them when the sender sent no `allowed_mentions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pings {
+    pub users: Vec<Snowflake>,
+    pub roles: Vec<Snowflake>,
+    /// `@everyone` / `@here` went through.
+    pub everyone: bool,
+}
+
+impl Pings {
+    /// Nobody is notified.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.roles.is_empty() && !self.everyone
     }
 }
 

@@ -143,6 +143,9 @@ pub(crate) struct NewMessage {
     pub webhook_id: Option<Snowflake>,
     pub application_id: Option<Snowflake>,
     pub visible_to: Option<Snowflake>,
+    /// `allowed_mentions` as sent (`None`: absent).
+    pub allowed_mentions: Option<Value>,
+    pub nonce: Option<String>,
 }
 
 /// Changes to a stored message; `None` leaves a field alone.
@@ -155,6 +158,8 @@ pub(crate) struct MessageEdit {
     pub flags: Option<u64>,
     /// Set `edited_timestamp`. Not done when a deferred placeholder gets its content.
     pub mark_edited: bool,
+    /// `allowed_mentions` sent with the edit (`None`: absent); applies to new content.
+    pub allowed_mentions: Option<Value>,
 }
 
 /// Changes to a channel; the outer `None` leaves a field alone.
@@ -200,6 +205,15 @@ pub(crate) struct State {
     pub buckets: Buckets,
     pub requests: VecDeque<RequestRecord>,
     pub oauth: OAuthState,
+    /// `(author, nonce)` -> the message created with it and when, for `enforce_nonce`.
+    pub nonces: HashMap<(Snowflake, String), (Snowflake, Channelled)>,
+}
+
+/// Where and when a nonce was used.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Channelled {
+    pub channel: Snowflake,
+    pub at: std::time::Instant,
 }
 
 impl State {
@@ -231,6 +245,7 @@ impl State {
                 redirect_uris: ctx.config.oauth_redirect_uris.iter().cloned().collect(),
                 ..OAuthState::default()
             },
+            nonces: HashMap::new(),
         }
     }
 
@@ -882,6 +897,12 @@ impl State {
         let id = ids.next();
         let (mentions, mention_roles, mention_everyone) =
             self.parse_mentions(guild_id, &new.content);
+        let pings = pings(
+            &mentions,
+            &mention_roles,
+            mention_everyone,
+            new.allowed_mentions.as_ref(),
+        );
         let message = Message {
             id,
             channel_id: new.channel_id,
@@ -900,6 +921,9 @@ impl State {
             mentions,
             mention_roles,
             mention_everyone,
+            allowed_mentions: new.allowed_mentions,
+            pings,
+            nonce: new.nonce,
             message_reference: new.message_reference,
             interaction_metadata: new.interaction_metadata,
             webhook_id: new.webhook_id,
@@ -957,6 +981,8 @@ impl State {
             message.content = content;
         }
         if let Some((users, roles, everyone)) = mentions {
+            message.pings = pings(&users, &roles, everyone, edit.allowed_mentions.as_ref());
+            message.allowed_mentions = edit.allowed_mentions;
             message.mentions = users;
             message.mention_roles = roles;
             message.mention_everyone = everyone;
@@ -1006,6 +1032,34 @@ impl State {
                 .dispatch("MESSAGE_DELETE", guild, intent, &payload);
         }
         Ok(())
+    }
+
+    /// The message `author` created with `nonce` in the last few minutes, if any
+    /// (Discord's `enforce_nonce`).
+    pub fn message_by_nonce(
+        &self,
+        author: Snowflake,
+        nonce: &str,
+    ) -> Option<(Snowflake, Snowflake)> {
+        let (message, used) = self.nonces.get(&(author, nonce.to_owned()))?;
+        (used.at.elapsed() < NONCE_MEMORY).then_some((used.channel, *message))
+    }
+
+    /// Remembers that `author` created `message` with `nonce`.
+    pub fn remember_nonce(
+        &mut self,
+        author: Snowflake,
+        nonce: String,
+        channel: Snowflake,
+        message: Snowflake,
+    ) {
+        let now = std::time::Instant::now();
+        if self.nonces.len() > 4096 {
+            self.nonces
+                .retain(|_, (_, used)| now.duration_since(used.at) < NONCE_MEMORY);
+        }
+        self.nonces
+            .insert((author, nonce), (message, Channelled { channel, at: now }));
     }
 
     /// `<@id>`/`<@!id>` user mentions, `<@&id>` role mentions and `@everyone`.
@@ -1309,6 +1363,9 @@ impl State {
         if let Some(app) = m.application_id {
             map.insert("application_id".into(), json!(app));
         }
+        if let Some(nonce) = &m.nonce {
+            map.insert("nonce".into(), json!(nonce));
+        }
         if let Some(reference) = &m.message_reference {
             map.insert(
                 "message_reference".into(),
@@ -1558,4 +1615,55 @@ pub(crate) fn object(value: &mut Value) -> &mut Map<String, Value> {
 
 pub(crate) fn insert(value: &mut Value, key: &str, field: Value) {
     object(value).insert(key.to_owned(), field);
+}
+
+/// How long `enforce_nonce` remembers a nonce ("the past few minutes").
+const NONCE_MEMORY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Who a message notifies, by Discord's rules for `allowed_mentions`: absent, every
+/// mention in the content pings; present, `parse` names the kinds that ping
+/// (`users`, `roles`, `everyone`) and `users` / `roles` list the only ids that may.
+pub(crate) fn pings(
+    users: &[Snowflake],
+    roles: &[Snowflake],
+    everyone: bool,
+    allowed: Option<&Value>,
+) -> crate::model::Pings {
+    let Some(allowed) = allowed.filter(|a| !a.is_null()) else {
+        return crate::model::Pings {
+            users: users.to_vec(),
+            roles: roles.to_vec(),
+            everyone,
+        };
+    };
+    let parse: Vec<&str> = allowed
+        .get("parse")
+        .and_then(Value::as_array)
+        .map(|kinds| kinds.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let listed = |key: &str| -> Vec<Snowflake> {
+        allowed
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| serde_json::from_value(id.clone()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (allowed_users, allowed_roles) = (listed("users"), listed("roles"));
+    crate::model::Pings {
+        users: users
+            .iter()
+            .copied()
+            .filter(|u| parse.contains(&"users") || allowed_users.contains(u))
+            .collect(),
+        roles: roles
+            .iter()
+            .copied()
+            .filter(|r| parse.contains(&"roles") || allowed_roles.contains(r))
+            .collect(),
+        everyone: everyone && parse.contains(&"everyone"),
+    }
 }

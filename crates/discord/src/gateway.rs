@@ -1,5 +1,6 @@
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -9,12 +10,96 @@ use twilight_gateway::{
 
 use crate::handler::EventHandler;
 use crate::model::EventKind;
-use crate::rest::{Discord, DiscordConfig};
+use crate::rest::{Discord, DiscordConfig, RestError};
 use crate::router::Router;
 use crate::wire;
 
 /// How long a closing shard waits for the gateway to acknowledge the close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// First wait after a failed `GET /gateway/bot`; doubles up to [`SHARD_COUNT_MAX_DELAY`].
+const SHARD_COUNT_FIRST_DELAY: Duration = Duration::from_millis(500);
+const SHARD_COUNT_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// Which of the bot's gateway shards this process runs: `first..=last` of `total`.
+/// Several processes split one bot by running disjoint ranges of the same total;
+/// Discord sends each shard the events of the guilds whose `(id >> 22) % total` is
+/// its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardRange {
+    first: u32,
+    last: u32,
+    total: u32,
+}
+
+/// A shard range that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidShards {
+    #[error("the shard total must be at least 1")]
+    NoShards,
+    #[error("the range {first}-{last} is backwards (write the lower number first)")]
+    Backwards { first: u32, last: u32 },
+    #[error("shard {last} does not exist when there are {total} shards (they are numbered 0-{})", total - 1)]
+    Beyond { last: u32, total: u32 },
+}
+
+impl ShardRange {
+    /// Every shard of `total`.
+    pub fn all(total: u32) -> Result<ShardRange, InvalidShards> {
+        if total == 0 {
+            return Err(InvalidShards::NoShards);
+        }
+        Ok(ShardRange {
+            first: 0,
+            last: total - 1,
+            total,
+        })
+    }
+
+    /// Shards `first..=last` of `total`.
+    pub fn new(first: u32, last: u32, total: u32) -> Result<ShardRange, InvalidShards> {
+        if total == 0 {
+            return Err(InvalidShards::NoShards);
+        }
+        if first > last {
+            return Err(InvalidShards::Backwards { first, last });
+        }
+        if last >= total {
+            return Err(InvalidShards::Beyond { last, total });
+        }
+        Ok(ShardRange { first, last, total })
+    }
+
+    pub fn first(&self) -> u32 {
+        self.first
+    }
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+    /// How many shards this process runs.
+    pub fn len(&self) -> u32 {
+        self.last - self.first + 1
+    }
+    /// Never: a range holds at least one shard.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    pub fn contains(&self, shard: u32) -> bool {
+        (self.first..=self.last).contains(&shard)
+    }
+    pub fn ids(&self) -> std::ops::RangeInclusive<u32> {
+        self.first..=self.last
+    }
+}
+
+impl std::fmt::Display for ShardRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{} of {}", self.first, self.last, self.total)
+    }
+}
 
 /// How the bot connects.
 #[derive(Clone)]
@@ -22,8 +107,9 @@ pub struct BotConfig {
     pub rest: DiscordConfig,
     /// WebSocket URL of a stand-in gateway (discord-sim); `None` for Discord's.
     pub gateway: Option<String>,
-    /// Number of shards; `None` asks Discord (`GET /gateway/bot`).
-    pub shards: Option<u32>,
+    /// The shards this process runs; `None`: all of the count Discord recommends
+    /// (`GET /gateway/bot`, retried with backoff until it answers).
+    pub shards: Option<ShardRange>,
     /// How long shutdown waits for in-flight interactions.
     pub drain_timeout: Duration,
 }
@@ -48,8 +134,29 @@ impl BotConfig {
         BotConfig {
             rest,
             gateway: Some(gateway_url.to_owned()),
-            shards: Some(1),
+            shards: ShardRange::all(1).ok(),
             drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How one shard is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardHealth {
+    /// Connecting, identifying or resuming; no session yet.
+    Connecting,
+    /// A session is live (READY or RESUMED received).
+    Ready,
+    /// The connection is gone (the reason); the shard reconnects unless it was fatal.
+    Down(String),
+}
+
+impl std::fmt::Display for ShardHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardHealth::Connecting => f.write_str("connecting"),
+            ShardHealth::Ready => f.write_str("ready"),
+            ShardHealth::Down(why) => write!(f, "down: {why}"),
         }
     }
 }
@@ -62,16 +169,53 @@ pub struct GatewayStatus {
 
 #[derive(Debug, Default)]
 struct StatusInner {
-    ready: AtomicBool,
+    /// The shards this process runs, once known.
+    shards: Mutex<BTreeMap<u32, ShardHealth>>,
+    total: AtomicU64,
+    /// Why the shards have not started yet (a failing `GET /gateway/bot`).
+    startup: Mutex<Option<String>>,
     latency_us: AtomicU64,
     resumes: AtomicU64,
 }
 
 impl GatewayStatus {
-    /// At least one shard has received READY (or RESUMED) and is connected.
+    /// Every shard this process runs has a live session. False until the shards are
+    /// known, and as soon as any of them is down.
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Relaxed)
+        self.inner
+            .shards
+            .lock()
+            .map(|shards| !shards.is_empty() && shards.values().all(|s| *s == ShardHealth::Ready))
+            .unwrap_or(false)
     }
+
+    /// Each shard this process runs, by number.
+    pub fn shards(&self) -> Vec<(u32, ShardHealth)> {
+        self.inner
+            .shards
+            .lock()
+            .map(|shards| shards.iter().map(|(n, h)| (*n, h.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Why the gateway is not ready, in words for `/readyz`; `None` when it is.
+    pub fn detail(&self) -> Option<String> {
+        if let Some(startup) = self.inner.startup.lock().ok().and_then(|s| s.clone()) {
+            return Some(startup);
+        }
+        let shards = self.shards();
+        if shards.is_empty() {
+            return Some("gateway not connected".to_owned());
+        }
+        let total = self.inner.total.load(Ordering::Relaxed);
+        let not_ready: Vec<String> = shards
+            .iter()
+            .filter(|(_, h)| *h != ShardHealth::Ready)
+            .map(|(n, h)| format!("shard {n} of {total} {h}"))
+            .collect();
+        (!not_ready.is_empty()).then(|| not_ready.join("; "))
+    }
+
     /// Average heartbeat round trip of the shards.
     pub fn latency(&self) -> Option<Duration> {
         match self.inner.latency_us.load(Ordering::Relaxed) {
@@ -82,6 +226,38 @@ impl GatewayStatus {
     /// How many times a shard resumed a session.
     pub fn resumes(&self) -> u64 {
         self.inner.resumes.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, shard: u32, health: ShardHealth) {
+        if let Ok(mut shards) = self.inner.shards.lock() {
+            shards.insert(shard, health);
+        }
+    }
+
+    fn set_startup(&self, problem: Option<String>) {
+        if let Ok(mut startup) = self.inner.startup.lock() {
+            *startup = problem;
+        }
+    }
+
+    fn start(&self, range: ShardRange) {
+        self.inner
+            .total
+            .store(u64::from(range.total()), Ordering::Relaxed);
+        if let Ok(mut shards) = self.inner.shards.lock() {
+            shards.clear();
+            for id in range.ids() {
+                shards.insert(id, ShardHealth::Connecting);
+            }
+        }
+    }
+
+    fn stop_all(&self) {
+        if let Ok(mut shards) = self.inner.shards.lock() {
+            for health in shards.values_mut() {
+                *health = ShardHealth::Down("stopped".to_owned());
+            }
+        }
     }
 }
 
@@ -106,8 +282,51 @@ impl std::fmt::Debug for Bot {
 /// Why the bot stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
-    #[error("asking Discord for the shard count: {0}")]
+    #[error("asking Discord for the shard count (GET /gateway/bot): {0}")]
     ShardCount(String),
+    /// The gateway closed a shard with a code after which reconnecting cannot help.
+    #[error("the gateway closed shard {shard} of {total} with code {code} ({cause}): {fix}")]
+    Fatal {
+        shard: u32,
+        total: u32,
+        code: u16,
+        cause: &'static str,
+        fix: &'static str,
+    },
+    #[error("the gateway connection of shard {shard} of {total} ended and will not reconnect")]
+    Ended { shard: u32, total: u32 },
+}
+
+/// What a close code after which the gateway refuses to go on means, and what the
+/// operator can do about it; `None` for codes a shard recovers from.
+pub fn fatal_close_code(code: u16) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        4004 => (
+            "authentication failed",
+            "the bot token is wrong or was reset; set TAVERN_DISCORD_TOKEN to the token on the Bot page of the Discord developer portal",
+        ),
+        4010 => (
+            "invalid shard",
+            "the shard numbers do not fit the shard total; check TAVERN_SHARDS and TAVERN_SHARD_TOTAL",
+        ),
+        4011 => (
+            "sharding required",
+            "the bot is in too many guilds for this shard total; raise TAVERN_SHARD_TOTAL (or leave TAVERN_SHARDS unset so Discord's recommendation is used)",
+        ),
+        4012 => (
+            "invalid API version",
+            "the gateway no longer accepts the API version this Tavern speaks; upgrade Tavern",
+        ),
+        4013 => (
+            "invalid intents",
+            "the gateway refused the intents Tavern asked for; this is a bug in Tavern, please report it",
+        ),
+        4014 => (
+            "disallowed intents",
+            "the bot asks for a privileged intent it is not allowed (Server Members or Message Content); enable it under Bot > Privileged Gateway Intents in the Discord developer portal",
+        ),
+        _ => return None,
+    })
 }
 
 impl Bot {
@@ -135,55 +354,120 @@ impl Bot {
         self.router.discord()
     }
 
-    async fn shard_count(&self) -> Result<u32, BotError> {
-        if let Some(n) = self.config.shards {
-            return Ok(n.max(1));
+    /// The shards to run: the configured range, or all of what Discord recommends,
+    /// asked until it answers (0.5 s doubling to 30 s between tries; readiness shows
+    /// the error meanwhile). `Ok(None)` when shut down first. A refused token is fatal.
+    async fn shard_range(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<ShardRange>, BotError> {
+        if let Some(range) = self.config.shards {
+            return Ok(Some(range));
         }
-        let client = crate::rest::http_client(&self.config.rest);
-        let info = client
-            .gateway()
-            .authed()
-            .await
-            .map_err(|e| BotError::ShardCount(e.to_string()))?
-            .model()
-            .await
-            .map_err(|e| BotError::ShardCount(e.to_string()))?;
-        Ok(info.shards.max(1))
+        let mut delay = SHARD_COUNT_FIRST_DELAY;
+        let mut attempt = 1u32;
+        loop {
+            let asked = tokio::select! {
+                asked = self.discord().recommended_shards() => asked,
+                () = shutdown.cancelled() => return Ok(None),
+            };
+            match asked {
+                Ok(count) => {
+                    self.status.set_startup(None);
+                    if attempt > 1 {
+                        tracing::info!(
+                            attempts = attempt,
+                            shards = count,
+                            "Discord answered the shard count after retrying"
+                        );
+                    }
+                    return ShardRange::all(count)
+                        .map(Some)
+                        .map_err(|e| BotError::ShardCount(e.to_string()));
+                }
+                Err(
+                    error @ (RestError::NoToken { .. } | RestError::Status { status: 401, .. }),
+                ) => {
+                    return Err(BotError::ShardCount(format!(
+                        "{error}; the bot token was refused: set TAVERN_DISCORD_TOKEN to the token on the Bot page of the Discord developer portal"
+                    )));
+                }
+                Err(error) => {
+                    let problem = format!(
+                        "asking Discord for the shard count (GET /gateway/bot) failed: {error}; retrying in {delay:?}"
+                    );
+                    if attempt == 1 {
+                        tracing::error!(%error, "asking Discord for the shard count failed; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+                    } else {
+                        tracing::debug!(%error, attempt, "asking Discord for the shard count still fails");
+                    }
+                    self.status.set_startup(Some(problem));
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return Ok(None),
+            }
+            delay = (delay * 2).min(SHARD_COUNT_MAX_DELAY);
+            attempt += 1;
+        }
     }
 
-    /// Runs every shard until `shutdown` is cancelled, then closes the shards (no new
-    /// work), waits for in-flight interactions and returns.
+    /// Runs this process's shards until `shutdown` is cancelled, then closes them (no
+    /// new work), waits for in-flight interactions and returns. A shard the gateway
+    /// closes for good (a refused token, disallowed intents: see [`fatal_close_code`])
+    /// stops every shard and is returned as [`BotError::Fatal`].
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), BotError> {
-        let count = self.shard_count().await?;
+        let Some(range) = self.shard_range(&shutdown).await? else {
+            tracing::info!("shut down before the shards started");
+            return Ok(());
+        };
         tracing::info!(
-            shards = count,
+            shards = %range,
             gateway = self.config.gateway.as_deref().unwrap_or("discord"),
+            registers_commands = range.contains(0),
             "starting shards"
         );
+        self.status.start(range);
+        let stop = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
-        for index in 0..count {
+        for index in range.ids() {
             let mut builder =
                 ConfigBuilder::new(self.config.rest.token.clone(), intents(&self.events));
             if let Some(url) = &self.config.gateway {
                 builder = builder.proxy_url(url.clone());
             }
-            let shard = Shard::with_config(ShardId::new(index, count), builder.build());
+            let shard = Shard::with_config(ShardId::new(index, range.total()), builder.build());
             let runner = ShardRunner {
                 router: Arc::clone(&self.router),
                 wanted: wanted_events(&self.events),
                 events: self.events.clone(),
                 status: self.status.clone(),
                 registered: Arc::clone(&self.registered),
+                total: range.total(),
             };
-            tasks.spawn(runner.run(shard, shutdown.clone()));
+            tasks.spawn(runner.run(shard, stop.clone()));
         }
-        while tasks.join_next().await.is_some() {}
-        self.status.inner.ready.store(false, Ordering::Relaxed);
+        let mut fatal = None;
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(error)) = joined
+                && fatal.is_none()
+            {
+                // One shard can no longer run: stop the others rather than serve part
+                // of the guilds in silence.
+                fatal = Some(error);
+                stop.cancel();
+            }
+        }
+        self.status.stop_all();
         if !self.router.wait_in_flight(self.config.drain_timeout).await {
             tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight interactions did not finish before the drain timeout");
         }
         tracing::info!("discord connection closed");
-        Ok(())
+        match fatal {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 }
 
@@ -230,12 +514,17 @@ struct ShardRunner {
     events: Vec<Arc<dyn EventHandler>>,
     status: GatewayStatus,
     registered: Arc<AtomicBool>,
+    total: u32,
 }
 
 impl ShardRunner {
-    async fn run(self, mut shard: Shard, shutdown: CancellationToken) {
+    async fn run(self, mut shard: Shard, shutdown: CancellationToken) -> Result<(), BotError> {
         let id = shard.id();
+        let number = id.number();
         let mut closing: Option<tokio::time::Instant> = None;
+        let mut last_close: Option<u16> = None;
+        // Why the connection went down, until a session is live again.
+        let mut last_down: Option<String> = None;
         loop {
             let next = tokio::select! {
                 next = shard.next_event(self.wanted) => next,
@@ -252,6 +541,16 @@ impl ShardRunner {
                 None => break,
                 Some(Ok(event)) => event,
                 Some(Err(error)) => {
+                    if matches!(
+                        error.kind(),
+                        twilight_gateway::error::ReceiveMessageErrorType::Reconnect
+                    ) {
+                        let why = match &last_down {
+                            Some(closed) => format!("{closed}; reconnecting failed: {error}"),
+                            None => format!("reconnecting failed: {error}"),
+                        };
+                        self.status.set(number, ShardHealth::Down(why));
+                    }
                     tracing::warn!(shard = %id, %error, "gateway receive error; the shard reconnects");
                     continue;
                 }
@@ -262,6 +561,26 @@ impl ShardRunner {
                     .latency_us
                     .store(avg.as_micros().max(1) as u64, Ordering::Relaxed);
             }
+            if let Event::GatewayClose(frame) = &event {
+                last_close = frame.as_ref().map(|f| f.code);
+                let why = match frame {
+                    Some(frame) if frame.reason.is_empty() => {
+                        format!("connection closed with code {}", frame.code)
+                    }
+                    Some(frame) => {
+                        format!(
+                            "connection closed with code {} ({})",
+                            frame.code, frame.reason
+                        )
+                    }
+                    None => "connection closed".to_owned(),
+                };
+                self.status.set(number, ShardHealth::Down(why.clone()));
+                last_down = Some(why);
+            }
+            if matches!(event, Event::Ready(_) | Event::Resumed) {
+                last_down = None;
+            }
             if closing.is_some() {
                 if matches!(event, Event::GatewayClose(_)) {
                     break;
@@ -271,6 +590,25 @@ impl ShardRunner {
             self.on_event(id, event).await;
         }
         tracing::info!(shard = %id, "shard stopped");
+        if closing.is_some() || shutdown.is_cancelled() {
+            return Ok(());
+        }
+        // The stream ended without being asked to: the gateway closed it for good.
+        Err(
+            match last_close.and_then(|code| fatal_close_code(code).map(|f| (code, f))) {
+                Some((code, (cause, fix))) => BotError::Fatal {
+                    shard: number,
+                    total: self.total,
+                    code,
+                    cause,
+                    fix,
+                },
+                None => BotError::Ended {
+                    shard: number,
+                    total: self.total,
+                },
+            },
+        )
     }
 
     async fn on_event(&self, shard: ShardId, event: Event) {
@@ -280,8 +618,10 @@ impl ShardRunner {
                 self.router
                     .discord()
                     .set_application_id(ready.application.id);
-                self.status.inner.ready.store(true, Ordering::Relaxed);
-                if !self.registered.swap(true, Ordering::SeqCst) {
+                self.status.set(shard.number(), ShardHealth::Ready);
+                // Commands are global: the process that runs shard 0 registers them,
+                // once, so processes that split the shards do not all overwrite them.
+                if shard.number() == 0 && !self.registered.swap(true, Ordering::SeqCst) {
                     let discord = self.router.discord().clone();
                     let specs = self.router.specs().to_vec();
                     let registered = Arc::clone(&self.registered);
@@ -301,8 +641,11 @@ impl ShardRunner {
             Event::Resumed => {
                 tracing::info!(%shard, "gateway session resumed");
                 self.status.inner.resumes.fetch_add(1, Ordering::Relaxed);
-                self.status.inner.ready.store(true, Ordering::Relaxed);
+                self.status.set(shard.number(), ShardHealth::Ready);
             }
+            // A fatal close is not logged here: it ends the bot with an error that says
+            // what happened and what to do, in one line.
+            Event::GatewayClose(Some(frame)) if fatal_close_code(frame.code).is_some() => {}
             Event::GatewayClose(frame) => {
                 tracing::warn!(%shard, ?frame, "gateway connection closed; reconnecting");
             }

@@ -291,6 +291,18 @@ impl Component {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row(pub Vec<Component>);
 
+/// Who a message may notify. The default notifies nobody: a mention written in the
+/// content (`<@id>`, `@everyone`, a role), whoever wrote it, is shown but pings no one
+/// unless it is named here. Dice output and anything that repeats what a user typed
+/// keep the default.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mentions {
+    /// Users pinged when the content mentions them.
+    pub users: Vec<UserId>,
+    /// Roles pinged when the content mentions them.
+    pub roles: Vec<RoleId>,
+}
+
 /// A message Tavern sends: text and components.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reply {
@@ -298,6 +310,8 @@ pub struct Reply {
     pub rows: Vec<Row>,
     /// Visible only to the user who triggered the interaction.
     pub ephemeral: bool,
+    /// Who the message notifies; nobody unless named (see [`Reply::ping`]).
+    pub mentions: Mentions,
 }
 
 impl Reply {
@@ -316,6 +330,20 @@ impl Reply {
     }
     pub fn row(mut self, components: Vec<Component>) -> Reply {
         self.rows.push(Row(components));
+        self
+    }
+    /// Lets the message notify `user` (whom the content mentions as `<@id>`).
+    pub fn ping(mut self, user: UserId) -> Reply {
+        if !self.mentions.users.contains(&user) {
+            self.mentions.users.push(user);
+        }
+        self
+    }
+    /// Lets the message notify the members of `role` (mentioned as `<@&id>`).
+    pub fn ping_role(mut self, role: RoleId) -> Reply {
+        if !self.mentions.roles.contains(&role) {
+            self.mentions.roles.push(role);
+        }
         self
     }
 }

@@ -1,17 +1,34 @@
-use std::future::IntoFuture;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use twilight_http::api_error::ApiError;
-use twilight_http::error::ErrorType;
+use serde_json::json;
+use twilight_http::request::TryIntoRequest;
+use twilight_http_ratelimiting::{Endpoint, RateLimitHeaders, RateLimiter};
 use twilight_model::channel::ChannelType;
 use twilight_model::channel::message::MessageFlags;
 use twilight_model::channel::permission_overwrite::{PermissionOverwrite, PermissionOverwriteType};
 use twilight_model::guild::Permissions;
 
+use crate::breaker::{BreakerConfig, Breakers, Change};
+use crate::handler::BoxFuture;
 use crate::model::*;
 use crate::wire;
+
+/// The bot's global request limit shared by every process of one bot.
+///
+/// Discord allows a bot 50 requests per second in all (interaction callbacks apart),
+/// whatever the number of processes it runs in. Each process already keeps its own
+/// requests within [`DiscordConfig::global_rate_limit`]; with several processes, one
+/// implementation of this trait, backed by a store they share, makes them keep within it
+/// together. [`Discord`] awaits [`GlobalLimiter::acquire`] before every request it
+/// counts against the global limit.
+pub trait GlobalLimiter: Send + Sync + 'static {
+    /// Waits until one more request may be sent. An implementation whose store is
+    /// unreachable lets the request go (each process still keeps its own limit, and a
+    /// 429 is still honoured) rather than stopping the bot.
+    fn acquire(&self) -> BoxFuture<'static, ()>;
+}
 
 /// How to reach Discord's REST API.
 #[derive(Clone)]
@@ -27,7 +44,24 @@ pub struct DiscordConfig {
     /// Requests per second allowed across all routes (interaction callbacks are exempt).
     /// Discord's default is 50; large bots are granted more on request.
     pub global_rate_limit: u16,
+    /// How long one request may take, connecting included, before it counts as timed
+    /// out.
+    pub request_timeout: Duration,
+    /// First wait after a 429 that is not Discord's (no JSON body: Cloudflare refusing
+    /// this address). Doubles with each one in a row, up to [`MAX_BAN_BACKOFF`]; every
+    /// request of this handle waits it out.
+    pub ban_backoff: Duration,
+    /// When a request target that keeps answering 401, 403 or 404 is no longer called.
+    pub breaker: BreakerConfig,
+    /// The global limit shared with the bot's other processes, if any.
+    pub global_limiter: Option<Arc<dyn GlobalLimiter>>,
 }
+
+/// The longest wait after Cloudflare's 429s in a row.
+pub const MAX_BAN_BACKOFF: Duration = Duration::from_secs(600);
+
+/// A 429 is waited out this many times before the call gives up.
+const MAX_RATE_LIMITED: u32 = 5;
 
 impl std::fmt::Debug for DiscordConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,6 +71,10 @@ impl std::fmt::Debug for DiscordConfig {
             .field("max_retries", &self.max_retries)
             .field("base_backoff", &self.base_backoff)
             .field("global_rate_limit", &self.global_rate_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("ban_backoff", &self.ban_backoff)
+            .field("breaker", &self.breaker)
+            .field("global_limiter", &self.global_limiter.is_some())
             .finish()
     }
 }
@@ -49,6 +87,10 @@ impl DiscordConfig {
             max_retries: 4,
             base_backoff: Duration::from_millis(200),
             global_rate_limit: 50,
+            request_timeout: Duration::from_secs(10),
+            ban_backoff: Duration::from_secs(2),
+            breaker: BreakerConfig::default(),
+            global_limiter: None,
         }
     }
 }
@@ -60,6 +102,8 @@ pub enum RestError {
     Status {
         route: &'static str,
         status: u16,
+        /// Discord's JSON error code (`10008` Unknown Message, ...); 0 when absent.
+        code: u64,
         message: String,
     },
     #[error("discord {route}: still rate limited after {attempts} attempts")]
@@ -68,7 +112,23 @@ pub enum RestError {
     Transport {
         route: &'static str,
         #[source]
-        source: twilight_http::Error,
+        source: reqwest::Error,
+    },
+    /// No answer came (a timeout, a connection lost after sending, a 5xx) to a request
+    /// that creates something, so it may have taken effect: it is not sent again blindly.
+    #[error(
+        "discord {route}: no answer ({reason}); the request may have taken effect, so it was not repeated"
+    )]
+    Unconfirmed { route: &'static str, reason: String },
+    /// The target kept answering 401, 403 or 404, so it is not called for a while.
+    #[error(
+        "discord {route}: not calling {target} for {retry_in:.0?}: it kept answering HTTP {status} (circuit breaker open)"
+    )]
+    CircuitOpen {
+        route: &'static str,
+        target: String,
+        status: u16,
+        retry_in: Duration,
     },
     #[error("discord {route}: bad response body: {message}")]
     Decode {
@@ -84,38 +144,148 @@ pub enum RestError {
 }
 
 impl RestError {
-    /// The HTTP status, when Discord answered with an error status.
+    /// The HTTP status, when Discord answered with an error status (for an open
+    /// circuit breaker, the status the target kept answering).
     pub fn status(&self) -> Option<u16> {
         match self {
-            RestError::Status { status, .. } => Some(*status),
+            RestError::Status { status, .. } | RestError::CircuitOpen { status, .. } => {
+                Some(*status)
+            }
             RestError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// Discord's JSON error code, when it sent one.
+    pub fn code(&self) -> Option<u64> {
+        match self {
+            RestError::Status { code, .. } if *code != 0 => Some(*code),
             _ => None,
         }
     }
 }
 
+/// What may be done after a failure that leaves a request's effect unknown (a
+/// timeout, a connection lost after sending, a 5xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Sending it again does no harm: reads, edits, deletes, PUTs, and a message whose
+    /// nonce Discord enforces.
+    Safe,
+    /// It creates something: the failure is returned as [`RestError::Unconfirmed`] for
+    /// the caller to check before it tries again.
+    Create,
+}
+
+/// How one route is called.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    route: &'static str,
+    /// Counted against the global limit and the route's bucket (everything except
+    /// interaction callbacks, which Discord exempts).
+    limited: bool,
+    repeat: Repeat,
+    /// Whether 5xx and transport failures are retried here at all.
+    retries: bool,
+    /// A 404 is an answer ("no such thing"), not a refusal the circuit breaker counts.
+    absent_ok: bool,
+}
+
+impl Spec {
+    const fn new(route: &'static str) -> Spec {
+        Spec {
+            route,
+            limited: true,
+            repeat: Repeat::Safe,
+            retries: true,
+            absent_ok: false,
+        }
+    }
+    const fn absent_ok(mut self) -> Spec {
+        self.absent_ok = true;
+        self
+    }
+    const fn creates(mut self) -> Spec {
+        self.repeat = Repeat::Create;
+        self
+    }
+    const fn unlimited(mut self) -> Spec {
+        self.limited = false;
+        self
+    }
+    const fn once(mut self) -> Spec {
+        self.retries = false;
+        self
+    }
+}
+
+/// A successful answer: its body.
+struct Answer {
+    body: Vec<u8>,
+}
+
+/// Discord's JSON error body.
+#[derive(serde::Deserialize)]
+struct ApiErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: u64,
+}
+
+/// Discord's 429 body.
+#[derive(serde::Deserialize)]
+struct RateLimitedBody {
+    retry_after: f64,
+    #[serde(default)]
+    global: bool,
+}
+
 struct Inner {
-    http: twilight_http::Client,
-    /// For interaction callbacks only: Discord does not count them against the global
-    /// limit and each interaction is its own route, so they skip the limiter (and the
-    /// queue behind a burst of message edits). A 429 is still honoured by `call`.
-    callbacks: twilight_http::Client,
+    /// Builds requests (paths, validated JSON bodies); never sends them.
+    factory: twilight_http::Client,
+    http: reqwest::Client,
+    /// `https://discord.com/api/v10/` or the stand-in's.
+    base: String,
+    /// `Bot <token>`.
+    authorization: String,
+    limiter: RateLimiter,
+    global: Option<Arc<dyn GlobalLimiter>>,
+    breakers: Mutex<Breakers>,
+    /// Requests under the global limit wait until then (a global 429).
+    paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// Every request waits until then, interaction callbacks too (Cloudflare's 429:
+    /// the whole address is refused).
+    banned_until: Mutex<Option<tokio::time::Instant>>,
+    /// Cloudflare 429s in a row (doubles the wait).
+    bans_in_a_row: AtomicU32,
     application_id: OnceLock<ApplicationId>,
     /// Smoothed latency of successful REST calls, in microseconds (0 = none yet).
     latency_us: AtomicU64,
     max_retries: u32,
     base_backoff: Duration,
+    ban_backoff: Duration,
     /// False for [`Discord::without_token`]: every call fails at once.
     has_token: bool,
 }
 
 /// Discord's REST API, as features use it. Cheap to clone.
 ///
-/// Every call goes through one retry policy: twilight's limiter keeps within the
-/// per-route buckets it learns from `X-RateLimit-*` headers and the global 50/s; a 429
-/// that still happens waits `retry_after` and retries; a 5xx or a connection failure
-/// retries with exponential backoff; any other 4xx is returned at once (retrying a 404
-/// cannot help, and invalid requests count against the ban threshold).
+/// Every call goes through one policy:
+/// - each process keeps within the per-route buckets it learns from `X-RateLimit-*`
+///   headers and the global limit (and, with a [`GlobalLimiter`], within the limit
+///   shared with the bot's other processes);
+/// - a 429 waits `retry_after` (a global one pauses every request) and retries, at most
+///   5 times; a 429 without Discord's JSON (Cloudflare refusing this address) pauses
+///   every request with a backoff that doubles each time instead;
+/// - a 5xx or a connection failure retries with exponential backoff, except for a
+///   request that creates something, which is never sent twice blindly (messages carry
+///   a nonce Discord enforces; channels and roles are looked for first; follow-ups are
+///   not repeated);
+/// - 401, 403 and 404 are returned at once and counted per target: one that keeps
+///   answering them is not called for a while (circuit breaker), since invalid requests
+///   count towards Discord's ban;
+/// - any other 4xx is returned at once.
 #[derive(Clone)]
 pub struct Discord {
     inner: Arc<Inner>,
@@ -127,30 +297,6 @@ impl std::fmt::Debug for Discord {
             .field("application_id", &self.inner.application_id.get())
             .finish_non_exhaustive()
     }
-}
-
-/// Builds the twilight client behind [`Discord`] and the gateway's own.
-pub(crate) fn http_client(config: &DiscordConfig) -> twilight_http::Client {
-    client_with(
-        config,
-        Some(twilight_http_ratelimiting::RateLimiter::new(
-            config.global_rate_limit.max(1),
-        )),
-    )
-}
-
-fn client_with(
-    config: &DiscordConfig,
-    limiter: Option<twilight_http_ratelimiting::RateLimiter>,
-) -> twilight_http::Client {
-    let mut builder = twilight_http::Client::builder()
-        .token(config.token.clone())
-        .timeout(Duration::from_secs(10))
-        .ratelimiter(limiter);
-    if let Some(api) = &config.api {
-        builder = builder.proxy(api.clone(), true);
-    }
-    builder.build()
 }
 
 fn overwrite(o: &Overwrite) -> PermissionOverwrite {
@@ -166,17 +312,109 @@ fn overwrite(o: &Overwrite) -> PermissionOverwrite {
     }
 }
 
+/// The metric label of an answer's status.
+fn outcome(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        401 => "401",
+        403 => "403",
+        429 => "429",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The bucket facts of an answer, whatever its scope.
+fn rate_limit_headers(headers: &reqwest::header::HeaderMap) -> Option<RateLimitHeaders> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if get(RateLimitHeaders::SCOPE) == Some("global") {
+        return None;
+    }
+    let reset_after: f64 = get(RateLimitHeaders::RESET_AFTER)?.parse().ok()?;
+    Some(RateLimitHeaders {
+        bucket: get(RateLimitHeaders::BUCKET)?.as_bytes().to_vec(),
+        limit: get(RateLimitHeaders::LIMIT)?.parse().ok()?,
+        remaining: get(RateLimitHeaders::REMAINING)?.parse().ok()?,
+        reset_at: Instant::now() + Duration::from_secs_f64(reset_after.clamp(0.0, 3600.0)),
+    })
+}
+
+/// A nonce for a message, unique within this process and unlikely across processes.
+fn message_nonce() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let pid = u64::from(std::process::id());
+    // At most 25 characters, as Discord requires.
+    format!(
+        "{:x}",
+        (nanos ^ (pid << 40)).wrapping_add(n.wrapping_mul(0x9e37_79b9))
+    )
+}
+
 impl Discord {
     pub fn new(config: &DiscordConfig) -> Discord {
+        Discord::build(config, true)
+    }
+
+    fn build(config: &DiscordConfig, has_token: bool) -> Discord {
+        // The HTTP client's TLS needs the process-wide provider; installing it twice is
+        // harmless, forgetting it would fail every request.
+        crate::install_crypto_provider();
+        let token = config.token.trim();
+        let authorization = if token.starts_with("Bot ") {
+            token.to_owned()
+        } else {
+            format!("Bot {token}")
+        };
+        let mut factory = twilight_http::Client::builder()
+            .token(authorization.clone())
+            .ratelimiter(None)
+            // Whatever a request forgets, it pings nobody.
+            .default_allowed_mentions(twilight_model::channel::message::AllowedMentions::default());
+        if let Some(api) = &config.api {
+            factory = factory.proxy(api.clone(), true);
+        }
+        let base = match &config.api {
+            Some(api) => format!("http://{api}/api/v10/"),
+            None => "https://discord.com/api/v10/".to_owned(),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            // Discord asks for `DiscordBot ($url, $version)`.
+            .user_agent(concat!(
+                "DiscordBot (tavern, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ))
+            .build()
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not build the Discord HTTP client; using defaults");
+                reqwest::Client::new()
+            });
         Discord {
             inner: Arc::new(Inner {
-                http: http_client(config),
-                callbacks: client_with(config, None),
+                factory: factory.build(),
+                http,
+                base,
+                authorization,
+                limiter: RateLimiter::new(config.global_rate_limit.max(1)),
+                global: config.global_limiter.clone(),
+                breakers: Mutex::new(Breakers::new(config.breaker)),
+                paused_until: Mutex::new(None),
+                banned_until: Mutex::new(None),
+                bans_in_a_row: AtomicU32::new(0),
                 application_id: OnceLock::new(),
                 latency_us: AtomicU64::new(0),
                 max_retries: config.max_retries,
                 base_backoff: config.base_backoff,
-                has_token: true,
+                ban_backoff: config.ban_backoff,
+                has_token,
             }),
         }
     }
@@ -186,11 +424,7 @@ impl Discord {
     /// request. [`Discord::has_token`] tells a caller to skip what needs Discord.
     pub fn without_token() -> Discord {
         let config = DiscordConfig::new("", Some("127.0.0.1:9".to_owned()));
-        let mut discord = Discord::new(&config);
-        if let Some(inner) = Arc::get_mut(&mut discord.inner) {
-            inner.has_token = false;
-        }
-        discord
+        Discord::build(&config, false)
     }
 
     /// False for a handle made by [`Discord::without_token`].
@@ -230,91 +464,173 @@ impl Discord {
         self.inner.latency_us.store(new.max(1), Ordering::Relaxed);
     }
 
-    /// Sends the request `make` builds, retrying as the type's docs describe. `make` is
-    /// called again for every attempt because a twilight request is consumed when sent.
-    async fn call<T, F, R>(
-        &self,
-        route: &'static str,
-        make: F,
-    ) -> Result<twilight_http::Response<T>, RestError>
+    /// How long the requests of this handle still wait before they are sent (after a
+    /// global 429, or Cloudflare's); `None` when nothing holds them.
+    pub fn paused(&self) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        [&self.inner.paused_until, &self.inner.banned_until]
+            .into_iter()
+            .filter_map(|slot| slot.lock().ok().and_then(|p| *p))
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|left| !left.is_zero())
+            .max()
+    }
+
+    fn count(route: &'static str, outcome: &'static str) {
+        metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Waits out the pauses a request honours: Cloudflare's always, a global 429's
+    /// unless the request is exempt from the global limit (interactions).
+    async fn wait_for_pause(&self, exempt: bool) {
+        loop {
+            let slots = if exempt {
+                vec![&self.inner.banned_until]
+            } else {
+                vec![&self.inner.banned_until, &self.inner.paused_until]
+            };
+            let until = slots
+                .into_iter()
+                .filter_map(|slot| slot.lock().ok().and_then(|p| *p))
+                .max();
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn pause(slot: &Mutex<Option<tokio::time::Instant>>, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        if let Ok(mut paused) = slot.lock()
+            && paused.is_none_or(|p| p < until)
+        {
+            *paused = Some(until);
+        }
+    }
+
+    fn breaker_admit(&self, spec: &Spec, path: &str) -> Result<(), RestError> {
+        if !guarded(path) {
+            return Ok(());
+        }
+        let Ok(mut breakers) = self.inner.breakers.lock() else {
+            return Ok(());
+        };
+        breakers
+            .admit(path, Instant::now())
+            .map_err(|open| RestError::CircuitOpen {
+                route: spec.route,
+                target: open.target,
+                status: open.status,
+                retry_in: open.retry_in,
+            })
+    }
+
+    fn breaker_record(&self, spec: &Spec, path: &str, status: Option<u16>) {
+        if !guarded(path) {
+            return;
+        }
+        let change = match self.inner.breakers.lock() {
+            Ok(mut breakers) => breakers.record(path, status, Instant::now()),
+            Err(_) => return,
+        };
+        let route = spec.route;
+        match change {
+            Change::None => {}
+            Change::Opened {
+                target,
+                status,
+                refusals,
+            } => tracing::warn!(
+                route,
+                %target,
+                status,
+                refusals,
+                "discord keeps refusing this target; not calling it for a while (circuit breaker open)"
+            ),
+            Change::Reopened { target, status } => tracing::warn!(
+                route,
+                %target,
+                status,
+                "discord still refuses this target; circuit breaker open again"
+            ),
+            Change::Closed { target } => tracing::info!(
+                route,
+                %target,
+                "discord answers this target again; circuit breaker closed"
+            ),
+        }
+    }
+
+    /// Sends the request `make` builds, as [`Discord`]'s docs describe. `make` is
+    /// called again for every attempt.
+    async fn call<R, F>(&self, spec: Spec, make: F) -> Result<Answer, RestError>
     where
         F: Fn() -> R,
-        R: IntoFuture<Output = Result<twilight_http::Response<T>, twilight_http::Error>>,
+        R: TryIntoRequest,
     {
+        let route = spec.route;
         if !self.inner.has_token {
             return Err(RestError::NoToken { route });
         }
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
+            let request = make()
+                .try_into_request()
+                .map_err(|e| RestError::Build(e.to_string()))?;
+            let path = request.path().to_owned();
+            if let Err(open) = self.breaker_admit(&spec, &path) {
+                Self::count(route, "circuit_open");
+                return Err(open);
+            }
+            // Discord exempts interaction callbacks and webhooks from the global limit.
+            let exempt = !spec.limited || !guarded(&path);
+            self.wait_for_pause(exempt).await;
+            if !exempt && let Some(global) = &self.inner.global {
+                global.acquire().await;
+            }
+            let permit = if spec.limited {
+                let endpoint = Endpoint {
+                    method: request.method(),
+                    path: path.split('?').next().unwrap_or_default().to_owned(),
+                };
+                Some(self.inner.limiter.acquire(endpoint).await)
+            } else {
+                None
+            };
             let started = Instant::now();
-            let result = make().into_future().await;
+            let sent = self.exchange(request).await;
             let took = started.elapsed();
             metrics::histogram!("tavern_discord_rest_seconds", "route" => route)
                 .record(took.as_secs_f64());
-            let error = match result {
-                Ok(response) => {
-                    metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "ok").increment(1);
-                    self.record_latency(took);
-                    return Ok(response);
-                }
-                Err(error) => error,
-            };
-            let wait = match error.kind() {
-                ErrorType::Response {
-                    status, error: api, ..
-                } if status.get() == 429 => {
-                    metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "429").increment(1);
-                    rate_limited += 1;
-                    if rate_limited > 5 {
-                        return Err(RestError::RateLimited {
+
+            let wait = match sent {
+                Err(error) => {
+                    if let Some(permit) = permit {
+                        permit.complete(None);
+                    }
+                    let timeout = error.is_timeout();
+                    Self::count(route, if timeout { "timeout" } else { "transport" });
+                    self.breaker_record(&spec, &path, None);
+                    // A refused connection never carried the request; anything later may
+                    // have.
+                    let unsent = error.is_connect() && !timeout;
+                    if !unsent && spec.repeat == Repeat::Create {
+                        return Err(RestError::Unconfirmed {
                             route,
-                            attempts: rate_limited,
+                            reason: if timeout {
+                                "timed out".to_owned()
+                            } else {
+                                error.to_string()
+                            },
                         });
                     }
-                    let retry_after = match api {
-                        ApiError::Ratelimited(r) => r.retry_after,
-                        _ => 1.0,
-                    };
-                    let wait = Duration::from_secs_f64(retry_after.clamp(0.0, 60.0));
-                    tracing::warn!(route, ?wait, "discord rate limited; waiting retry_after");
-                    wait
-                }
-                ErrorType::Response {
-                    status, error: api, ..
-                } if status.is_server_error() => {
-                    metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "5xx").increment(1);
                     failures += 1;
-                    if failures > self.inner.max_retries {
-                        return Err(RestError::Status {
-                            route,
-                            status: status.get(),
-                            message: api.to_string(),
-                        });
-                    }
-                    let wait = self.inner.base_backoff * 2u32.pow(failures - 1);
-                    tracing::warn!(
-                        route,
-                        status = status.get(),
-                        ?wait,
-                        "discord server error; retrying"
-                    );
-                    wait
-                }
-                ErrorType::Response {
-                    status, error: api, ..
-                } => {
-                    metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "4xx").increment(1);
-                    return Err(RestError::Status {
-                        route,
-                        status: status.get(),
-                        message: api.to_string(),
-                    });
-                }
-                ErrorType::RequestError | ErrorType::RequestTimedOut => {
-                    metrics::counter!("tavern_discord_rest_requests_total", "route" => route, "outcome" => "transport").increment(1);
-                    failures += 1;
-                    if failures > self.inner.max_retries {
+                    if !spec.retries || failures > self.inner.max_retries {
                         return Err(RestError::Transport {
                             route,
                             source: error,
@@ -324,25 +640,146 @@ impl Discord {
                     tracing::warn!(route, %error, ?wait, "discord unreachable; retrying");
                     wait
                 }
-                ErrorType::Validation | ErrorType::BuildingRequest | ErrorType::Json => {
-                    return Err(RestError::Build(error.to_string()));
-                }
-                _ => {
-                    return Err(RestError::Transport {
-                        route,
-                        source: error,
-                    });
+                Ok((status, headers, body)) => {
+                    let bucket = rate_limit_headers(&headers);
+                    if let Some(permit) = permit {
+                        permit.complete(bucket);
+                    }
+                    Self::count(route, outcome(status));
+                    if status == 429 {
+                        rate_limited += 1;
+                        let wait = self.rate_limit_wait(route, &body);
+                        if rate_limited > MAX_RATE_LIMITED {
+                            return Err(RestError::RateLimited {
+                                route,
+                                attempts: rate_limited,
+                            });
+                        }
+                        wait
+                    } else if (200..300).contains(&status) {
+                        self.inner.bans_in_a_row.store(0, Ordering::Relaxed);
+                        self.breaker_record(&spec, &path, Some(status));
+                        self.record_latency(took);
+                        return Ok(Answer { body });
+                    } else {
+                        if !(spec.absent_ok && status == 404) {
+                            self.breaker_record(&spec, &path, Some(status));
+                        }
+                        let (message, code) = match serde_json::from_slice::<ApiErrorBody>(&body) {
+                            Ok(api) => (api.message, api.code),
+                            Err(_) => (
+                                String::from_utf8_lossy(&body).chars().take(200).collect(),
+                                0,
+                            ),
+                        };
+                        let error = RestError::Status {
+                            route,
+                            status,
+                            code,
+                            message,
+                        };
+                        if status < 500 {
+                            return Err(error);
+                        }
+                        if spec.repeat == Repeat::Create {
+                            return Err(RestError::Unconfirmed {
+                                route,
+                                reason: format!("HTTP {status}"),
+                            });
+                        }
+                        failures += 1;
+                        if !spec.retries || failures > self.inner.max_retries {
+                            return Err(error);
+                        }
+                        let wait = self.inner.base_backoff * 2u32.pow(failures - 1);
+                        tracing::warn!(route, status, ?wait, "discord server error; retrying");
+                        wait
+                    }
                 }
             };
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn model<T: serde::de::DeserializeOwned + Unpin + Send>(
+    /// How long to wait after a 429. Discord's own (JSON with `retry_after`) names the
+    /// wait, and a global one pauses every request; one without that body is Cloudflare
+    /// refusing this address, which only more requests would prolong: every request
+    /// pauses with a backoff that doubles each time it happens again.
+    fn rate_limit_wait(&self, route: &'static str, body: &[u8]) -> Duration {
+        match serde_json::from_slice::<RateLimitedBody>(body) {
+            Ok(limited) => {
+                let wait = Duration::from_secs_f64(limited.retry_after.clamp(0.0, 60.0));
+                if limited.global {
+                    Self::pause(&self.inner.paused_until, wait);
+                }
+                tracing::warn!(
+                    route,
+                    ?wait,
+                    global = limited.global,
+                    "discord rate limited; waiting retry_after"
+                );
+                wait
+            }
+            Err(_) => {
+                let in_a_row = self.inner.bans_in_a_row.fetch_add(1, Ordering::Relaxed);
+                let wait = self
+                    .inner
+                    .ban_backoff
+                    .saturating_mul(2u32.saturating_pow(in_a_row.min(20)))
+                    .min(MAX_BAN_BACKOFF);
+                Self::pause(&self.inner.banned_until, wait);
+                tracing::error!(
+                    route,
+                    ?wait,
+                    in_a_row = in_a_row + 1,
+                    "HTTP 429 without Discord's rate-limit body: Cloudflare is refusing this address (too many invalid requests?); pausing every request"
+                );
+                wait
+            }
+        }
+    }
+
+    /// One HTTP exchange: the status, headers and body, or why there was none.
+    async fn exchange(
+        &self,
+        request: twilight_http::request::Request,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), reqwest::Error> {
+        let url = format!("{}{}", self.inner.base, request.path());
+        let method = reqwest::Method::from_bytes(request.method().name().as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+        let mut builder = self.inner.http.request(method, url);
+        if request.use_authorization_token() {
+            builder = builder.header(reqwest::header::AUTHORIZATION, &self.inner.authorization);
+        }
+        if let Some(headers) = request.headers() {
+            for (name, value) in headers {
+                builder = builder.header(name.as_str(), value.as_bytes());
+            }
+        }
+        if let Some(body) = request.body() {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        } else if matches!(
+            request.method(),
+            twilight_http_ratelimiting::Method::Post
+                | twilight_http_ratelimiting::Method::Put
+                | twilight_http_ratelimiting::Method::Patch
+        ) {
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
+        }
+        let response = builder.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        Ok((status, headers, body.into()))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
         route: &'static str,
-        response: twilight_http::Response<T>,
+        answer: &Answer,
     ) -> Result<T, RestError> {
-        response.model().await.map_err(|e| RestError::Decode {
+        serde_json::from_slice(&answer.body).map_err(|e| RestError::Decode {
             route,
             message: e.to_string(),
         })
@@ -356,8 +793,8 @@ impl Discord {
             .map(wire::command)
             .collect::<Result<_, _>>()
             .map_err(|e| RestError::Build(e.to_string()))?;
-        let client = self.inner.http.interaction(app);
-        self.call("commands.bulk_overwrite", || {
+        let client = self.inner.factory.interaction(app);
+        self.call(Spec::new("commands.bulk_overwrite"), || {
             client.set_global_commands(&wire)
         })
         .await?;
@@ -365,6 +802,10 @@ impl Discord {
     }
 
     /// The first (and only) callback of an interaction.
+    ///
+    /// It creates a message, so an attempt without an answer is not repeated blindly:
+    /// the next one either lands, or Discord says the interaction was already
+    /// acknowledged (40060), which means the earlier one did.
     pub(crate) async fn respond(
         &self,
         id: InteractionId,
@@ -372,12 +813,29 @@ impl Discord {
         response: &twilight_model::http::interaction::InteractionResponse,
     ) -> Result<(), RestError> {
         let app = self.app()?;
-        let client = self.inner.callbacks.interaction(app);
-        self.call("interaction.callback", || {
-            client.create_response(id, token, response)
-        })
-        .await?;
-        Ok(())
+        let client = self.inner.factory.interaction(app);
+        let spec = Spec::new("interaction.callback").unlimited().creates();
+        let mut unconfirmed = 0u32;
+        loop {
+            match self
+                .call(spec, || client.create_response(id, token, response))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(RestError::Unconfirmed { reason, .. })
+                    if unconfirmed < self.inner.max_retries =>
+                {
+                    unconfirmed += 1;
+                    tracing::warn!(interaction = %id, %reason, "interaction callback unconfirmed; sending it again (a duplicate is refused by Discord)");
+                    tokio::time::sleep(self.inner.base_backoff).await;
+                }
+                Err(error) if unconfirmed > 0 && error.code() == Some(40060) => {
+                    tracing::info!(interaction = %id, "the unconfirmed interaction callback had landed");
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Replaces the original response of an interaction (after a deferral, or the
@@ -385,49 +843,63 @@ impl Discord {
     pub async fn edit_original(&self, token: &str, reply: &Reply) -> Result<(), RestError> {
         let app = self.app()?;
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
-        let client = self.inner.http.interaction(app);
-        self.call("interaction.edit_original", || {
+        let mentions = wire::allowed_mentions(reply);
+        let client = self.inner.factory.interaction(app);
+        self.call(Spec::new("interaction.edit_original"), || {
             client
                 .update_response(token)
                 .content(Some(&reply.content))
                 .components(Some(&components))
+                .allowed_mentions(Some(&mentions))
         })
         .await?;
         Ok(())
     }
 
-    /// A follow-up message for an interaction (valid for 15 minutes).
+    /// A follow-up message for an interaction (valid for 15 minutes). Discord offers
+    /// no nonce for these, so one that got no answer is not sent again
+    /// ([`RestError::Unconfirmed`]).
     pub async fn follow_up(&self, token: &str, reply: &Reply) -> Result<MessageId, RestError> {
         let app = self.app()?;
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
-        let client = self.inner.http.interaction(app);
-        let response = self
-            .call("interaction.follow_up", || {
+        let mentions = wire::allowed_mentions(reply);
+        let client = self.inner.factory.interaction(app);
+        let answer = self
+            .call(Spec::new("interaction.follow_up").creates(), || {
                 let mut request = client
                     .create_followup(token)
                     .content(&reply.content)
-                    .components(&components);
+                    .components(&components)
+                    .allowed_mentions(Some(&mentions));
                 if reply.ephemeral {
                     request = request.flags(MessageFlags::EPHEMERAL);
                 }
                 request
             })
             .await?;
-        Ok(Self::model("interaction.follow_up", response).await?.id)
+        Ok(Self::decode::<twilight_model::channel::Message>("interaction.follow_up", &answer)?.id)
     }
 
-    /// Posts a message in a channel.
+    /// Posts a message in a channel. It carries a nonce that Discord enforces, so a
+    /// retry after a timeout returns the message the first attempt created instead of
+    /// posting it twice.
     pub async fn send(&self, channel: ChannelId, reply: &Reply) -> Result<MessageId, RestError> {
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
-        let http = &self.inner.http;
-        let response = self
-            .call("channel.message.create", || {
-                http.create_message(channel)
-                    .content(&reply.content)
-                    .components(&components)
+        let body = serde_json::to_vec(&json!({
+            "content": reply.content,
+            "components": components,
+            "allowed_mentions": wire::allowed_mentions(reply),
+            "nonce": message_nonce(),
+            "enforce_nonce": true,
+        }))
+        .map_err(|e| RestError::Build(e.to_string()))?;
+        let http = &self.inner.factory;
+        let answer = self
+            .call(Spec::new("channel.message.create"), || {
+                http.create_message(channel).payload_json(&body)
             })
             .await?;
-        Ok(Self::model("channel.message.create", response).await?.id)
+        Ok(Self::decode::<twilight_model::channel::Message>("channel.message.create", &answer)?.id)
     }
 
     /// Replaces a message's content and components.
@@ -438,11 +910,13 @@ impl Discord {
         reply: &Reply,
     ) -> Result<(), RestError> {
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
-        let http = &self.inner.http;
-        self.call("channel.message.edit", || {
+        let mentions = wire::allowed_mentions(reply);
+        let http = &self.inner.factory;
+        self.call(Spec::new("channel.message.edit"), || {
             http.update_message(channel, message)
                 .content(Some(&reply.content))
                 .components(Some(&components))
+                .allowed_mentions(Some(&mentions))
         })
         .await?;
         Ok(())
@@ -453,8 +927,8 @@ impl Discord {
         channel: ChannelId,
         message: MessageId,
     ) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("channel.message.delete", || {
+        let http = &self.inner.factory;
+        self.call(Spec::new("channel.message.delete"), || {
             http.delete_message(channel, message)
         })
         .await?;
@@ -468,26 +942,23 @@ impl Discord {
         before: Option<MessageId>,
         limit: u16,
     ) -> Result<Vec<HistoryMessage>, RestError> {
-        let http = &self.inner.http;
+        let http = &self.inner.factory;
         let limit = limit.clamp(1, 100);
-        let response = match before {
+        let spec = Spec::new("channel.messages");
+        let answer = match before {
             Some(before) => {
-                self.call("channel.messages", || {
+                self.call(spec, || {
                     http.channel_messages(channel).before(before).limit(limit)
                 })
                 .await?
             }
             None => {
-                self.call("channel.messages", || {
-                    http.channel_messages(channel).limit(limit)
-                })
-                .await?
+                self.call(spec, || http.channel_messages(channel).limit(limit))
+                    .await?
             }
         };
-        let messages = response.models().await.map_err(|e| RestError::Decode {
-            route: "channel.messages",
-            message: e.to_string(),
-        })?;
+        let messages: Vec<twilight_model::channel::Message> =
+            Self::decode("channel.messages", &answer)?;
         Ok(messages.iter().map(wire::history_message).collect())
     }
 
@@ -498,48 +969,82 @@ impl Discord {
         after: MessageId,
         limit: u16,
     ) -> Result<Vec<HistoryMessage>, RestError> {
-        let http = &self.inner.http;
+        let http = &self.inner.factory;
         let limit = limit.clamp(1, 100);
-        let response = self
-            .call("channel.messages", || {
+        let answer = self
+            .call(Spec::new("channel.messages"), || {
                 http.channel_messages(channel).after(after).limit(limit)
             })
             .await?;
-        let messages = response.models().await.map_err(|e| RestError::Decode {
-            route: "channel.messages",
-            message: e.to_string(),
-        })?;
+        let messages: Vec<twilight_model::channel::Message> =
+            Self::decode("channel.messages", &answer)?;
         Ok(messages.iter().map(wire::history_message).collect())
     }
 
+    /// Creates a channel. One that got no answer is looked for among the guild's
+    /// channels (same name, kind and parent, created since the first attempt) before
+    /// it is asked for again, so a timeout never leaves two.
     pub async fn create_channel(
         &self,
         guild: GuildId,
         spec: &ChannelSpec,
     ) -> Result<ChannelId, RestError> {
-        let http = &self.inner.http;
+        let http = &self.inner.factory;
         let overwrites: Vec<_> = spec.overwrites.iter().map(overwrite).collect();
         let kind = match spec.kind {
             ChannelKind::Text => ChannelType::GuildText,
             ChannelKind::Voice => ChannelType::GuildVoice,
             ChannelKind::Category => ChannelType::GuildCategory,
         };
-        let response = self
-            .call("guild.channel.create", || {
-                let mut request = http
-                    .create_guild_channel(guild, &spec.name)
-                    .kind(kind)
-                    .permission_overwrites(&overwrites);
-                if let Some(topic) = &spec.topic {
-                    request = request.topic(topic);
+        let route = "guild.channel.create";
+        let since = std::time::SystemTime::now();
+        let mut attempts = 0u32;
+        loop {
+            let result = self
+                .call(Spec::new(route).creates(), || {
+                    let mut request = http
+                        .create_guild_channel(guild, &spec.name)
+                        .kind(kind)
+                        .permission_overwrites(&overwrites);
+                    if let Some(topic) = &spec.topic {
+                        request = request.topic(topic);
+                    }
+                    if let Some(parent) = spec.parent_id {
+                        request = request.parent_id(parent);
+                    }
+                    request
+                })
+                .await;
+            match result {
+                Ok(answer) => {
+                    return Ok(
+                        Self::decode::<twilight_model::channel::Channel>(route, &answer)?.id,
+                    );
                 }
-                if let Some(parent) = spec.parent_id {
-                    request = request.parent_id(parent);
+                Err(RestError::Unconfirmed { reason, .. }) if attempts < self.inner.max_retries => {
+                    attempts += 1;
+                    tokio::time::sleep(self.inner.base_backoff * 2u32.pow(attempts - 1)).await;
+                    let channels: Vec<twilight_model::channel::Channel> = Self::decode(
+                        "guild.channels",
+                        &self
+                            .call(Spec::new("guild.channels"), || http.guild_channels(guild))
+                            .await?,
+                    )?;
+                    let created = channels.into_iter().find(|c| {
+                        c.name.as_deref() == Some(spec.name.as_str())
+                            && c.kind == kind
+                            && c.parent_id == spec.parent_id
+                            && created_since(c.id.get(), since)
+                    });
+                    if let Some(channel) = created {
+                        tracing::info!(route, channel = %channel.id, %reason, "the unconfirmed channel creation had landed");
+                        return Ok(channel.id);
+                    }
+                    tracing::warn!(route, %reason, "channel creation unconfirmed and no such channel exists; asking again");
                 }
-                request
-            })
-            .await?;
-        Ok(Self::model("guild.channel.create", response).await?.id)
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     pub async fn set_channel_topic(
@@ -547,8 +1052,8 @@ impl Discord {
         channel: ChannelId,
         topic: &str,
     ) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("channel.update", || {
+        let http = &self.inner.factory;
+        self.call(Spec::new("channel.update"), || {
             http.update_channel(channel).topic(topic)
         })
         .await?;
@@ -556,31 +1061,67 @@ impl Discord {
     }
 
     pub async fn rename_channel(&self, channel: ChannelId, name: &str) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("channel.update", || http.update_channel(channel).name(name))
-            .await?;
+        let http = &self.inner.factory;
+        self.call(Spec::new("channel.update"), || {
+            http.update_channel(channel).name(name)
+        })
+        .await?;
         Ok(())
     }
 
     pub async fn delete_channel(&self, channel: ChannelId) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("channel.delete", || http.delete_channel(channel))
+        let http = &self.inner.factory;
+        self.call(Spec::new("channel.delete"), || http.delete_channel(channel))
             .await?;
         Ok(())
     }
 
+    /// Creates a role. One that got no answer is looked for among the guild's roles
+    /// (same name, created since the first attempt) before it is asked for again.
     pub async fn create_role(&self, guild: GuildId, name: &str) -> Result<RoleId, RestError> {
-        let http = &self.inner.http;
-        let response = self
-            .call("guild.role.create", || http.create_role(guild).name(name))
-            .await?;
-        Ok(Self::model("guild.role.create", response).await?.id)
+        let http = &self.inner.factory;
+        let route = "guild.role.create";
+        let since = std::time::SystemTime::now();
+        let mut attempts = 0u32;
+        loop {
+            let result = self
+                .call(Spec::new(route).creates(), || {
+                    http.create_role(guild).name(name)
+                })
+                .await;
+            match result {
+                Ok(answer) => {
+                    return Ok(Self::decode::<twilight_model::guild::Role>(route, &answer)?.id);
+                }
+                Err(RestError::Unconfirmed { reason, .. }) if attempts < self.inner.max_retries => {
+                    attempts += 1;
+                    tokio::time::sleep(self.inner.base_backoff * 2u32.pow(attempts - 1)).await;
+                    let roles: Vec<twilight_model::guild::Role> = Self::decode(
+                        "guild.roles",
+                        &self
+                            .call(Spec::new("guild.roles"), || http.roles(guild))
+                            .await?,
+                    )?;
+                    if let Some(role) = roles
+                        .into_iter()
+                        .find(|r| r.name == name && created_since(r.id.get(), since))
+                    {
+                        tracing::info!(route, role = %role.id, %reason, "the unconfirmed role creation had landed");
+                        return Ok(role.id);
+                    }
+                    tracing::warn!(route, %reason, "role creation unconfirmed and no such role exists; asking again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     pub async fn delete_role(&self, guild: GuildId, role: RoleId) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("guild.role.delete", || http.delete_role(guild, role))
-            .await?;
+        let http = &self.inner.factory;
+        self.call(Spec::new("guild.role.delete"), || {
+            http.delete_role(guild, role)
+        })
+        .await?;
         Ok(())
     }
 
@@ -590,8 +1131,8 @@ impl Discord {
         user: UserId,
         role: RoleId,
     ) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("guild.member.role.add", || {
+        let http = &self.inner.factory;
+        self.call(Spec::new("guild.member.role.add"), || {
             http.add_guild_member_role(guild, user, role)
         })
         .await?;
@@ -604,29 +1145,128 @@ impl Discord {
         user: UserId,
         role: RoleId,
     ) -> Result<(), RestError> {
-        let http = &self.inner.http;
-        self.call("guild.member.role.remove", || {
+        let http = &self.inner.factory;
+        self.call(Spec::new("guild.member.role.remove"), || {
             http.remove_guild_member_role(guild, user, role)
         })
         .await?;
         Ok(())
     }
 
-    /// Sends a direct message, opening the DM channel first.
-    pub async fn dm(&self, user: UserId, reply: &Reply) -> Result<MessageId, RestError> {
-        let http = &self.inner.http;
-        let response = self
-            .call("user.dm.create", || http.create_private_channel(user))
+    /// The guild `channel` belongs to: `None` for a direct message or group DM, and
+    /// [`RestError::Status`] 404 for a channel the bot cannot see.
+    pub async fn channel_guild(&self, channel: ChannelId) -> Result<Option<GuildId>, RestError> {
+        let http = &self.inner.factory;
+        let route = "channel.get";
+        let answer = self
+            .call(Spec::new(route), || http.channel(channel))
             .await?;
-        let channel = Self::model("user.dm.create", response).await?.id;
+        Ok(Self::decode::<twilight_model::channel::Channel>(route, &answer)?.guild_id)
+    }
+
+    /// Whether `user` is a member of `guild`. Discord's 404 (Unknown Member or Unknown
+    /// User) is a plain no, not counted by the circuit breaker.
+    pub async fn is_member(&self, guild: GuildId, user: UserId) -> Result<bool, RestError> {
+        let http = &self.inner.factory;
+        match self
+            .call(Spec::new("guild.member.get").absent_ok(), || {
+                http.guild_member(guild, user)
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RestError::Status { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Sends a direct message, opening the DM channel first (opening it twice gives
+    /// the same channel).
+    pub async fn dm(&self, user: UserId, reply: &Reply) -> Result<MessageId, RestError> {
+        let http = &self.inner.factory;
+        let answer = self
+            .call(Spec::new("user.dm.create"), || {
+                http.create_private_channel(user)
+            })
+            .await?;
+        let channel =
+            Self::decode::<twilight_model::channel::Channel>("user.dm.create", &answer)?.id;
         self.send(channel, reply).await
     }
 
     /// A cheap authenticated call (`GET /users/@me`), used to measure REST latency.
     pub async fn probe(&self) -> Result<Duration, RestError> {
-        let http = &self.inner.http;
+        let http = &self.inner.factory;
         let started = Instant::now();
-        self.call("user.current", || http.current_user()).await?;
+        self.call(Spec::new("user.current"), || http.current_user())
+            .await?;
         Ok(started.elapsed())
+    }
+
+    /// How many shards Discord recommends (`GET /gateway/bot`), asked once: the
+    /// gateway retries it with its own, longer backoff.
+    pub(crate) async fn recommended_shards(&self) -> Result<u32, RestError> {
+        let http = &self.inner.factory;
+        let answer = self
+            .call(Spec::new("gateway.bot").once(), || http.gateway().authed())
+            .await?;
+        let info: twilight_model::gateway::connection_info::BotConnectionInfo =
+            Self::decode("gateway.bot", &answer)?;
+        Ok(info.shards.max(1))
+    }
+}
+
+/// Whether a path is watched by the circuit breaker: not interaction callbacks and
+/// webhooks, which are per interaction and whose paths carry tokens that must not end
+/// up in a long-lived map, an error or a log line.
+fn guarded(path: &str) -> bool {
+    !(path.starts_with("interactions/") || path.starts_with("webhooks/"))
+}
+
+/// Whether the snowflake `id` was minted at or after `since` (less a minute for the
+/// difference between our clock and Discord's).
+fn created_since(id: u64, since: std::time::SystemTime) -> bool {
+    const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+    let created_ms = (id >> 22) + DISCORD_EPOCH_MS;
+    let since_ms = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    created_ms + 60_000 >= since_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_count_401_and_403_apart() {
+        assert_eq!(outcome(204), "ok");
+        assert_eq!(outcome(401), "401");
+        assert_eq!(outcome(403), "403");
+        assert_eq!(outcome(404), "4xx");
+        assert_eq!(outcome(429), "429");
+        assert_eq!(outcome(502), "5xx");
+    }
+
+    #[test]
+    fn nonces_are_short_and_distinct() {
+        let a = message_nonce();
+        let b = message_nonce();
+        assert!(a.len() <= 25 && b.len() <= 25);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_snowflake_tells_when_it_was_made() {
+        let now = std::time::SystemTime::now();
+        let ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64;
+        let id_now = (ms - 1_420_070_400_000) << 22;
+        assert!(created_since(id_now, now));
+        let an_hour_ago = (ms - 3_600_000 - 1_420_070_400_000) << 22;
+        assert!(!created_since(an_hour_ago, now));
     }
 }

@@ -11,7 +11,7 @@ use twilight_model::application::interaction::application_command::{
 };
 use twilight_model::application::interaction::{Interaction, InteractionData};
 use twilight_model::channel::message::Component as WireComponent;
-use twilight_model::channel::message::MessageFlags;
+use twilight_model::channel::message::{AllowedMentions, MessageFlags};
 use twilight_model::http::interaction::{
     InteractionResponse, InteractionResponseData, InteractionResponseType,
 };
@@ -130,6 +130,18 @@ pub(crate) fn components(reply: &Reply) -> Result<Vec<WireComponent>, serde_json
         .collect()
 }
 
+/// The `allowed_mentions` of a reply: parse nothing from the content, ping only the
+/// users and roles the reply names. Always sent: without it Discord pings every
+/// mention in the content, `@everyone` included.
+pub(crate) fn allowed_mentions(reply: &Reply) -> AllowedMentions {
+    AllowedMentions {
+        parse: Vec::new(),
+        replied_user: false,
+        roles: reply.mentions.roles.clone(),
+        users: reply.mentions.users.clone(),
+    }
+}
+
 fn flags(ephemeral: bool) -> Option<MessageFlags> {
     ephemeral.then_some(MessageFlags::EPHEMERAL)
 }
@@ -148,6 +160,7 @@ pub(crate) fn interaction_response(
             content: Some(reply.content.clone()),
             components: Some(components(reply)?),
             flags: flags(reply.ephemeral),
+            allowed_mentions: Some(allowed_mentions(reply)),
             ..InteractionResponseData::default()
         }),
     })
@@ -342,6 +355,26 @@ mod tests {
             back["options"][1]["options"][0]["choices"][0]["value"],
             json!("fast")
         );
+    }
+
+    #[test]
+    fn replies_ping_nobody_unless_they_name_whom() {
+        let quiet = Reply::text("<@1> rolled 20 @everyone");
+        let json = serde_json::to_value(allowed_mentions(&quiet)).expect("json");
+        assert_eq!(
+            json,
+            json!({"parse": []}),
+            "an empty parse list, never absent"
+        );
+        let response = interaction_response(&Response::Message(quiet)).expect("response");
+        let data = serde_json::to_value(&response).expect("json");
+        assert_eq!(data["data"]["allowed_mentions"], json!({"parse": []}));
+
+        let turn = Reply::text("<@7>, your turn")
+            .ping(Id::new(7))
+            .ping(Id::new(7));
+        let json = serde_json::to_value(allowed_mentions(&turn)).expect("json");
+        assert_eq!(json, json!({"parse": [], "users": ["7"]}));
     }
 
     #[test]

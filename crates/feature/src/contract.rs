@@ -5,6 +5,7 @@ use store::FeatureMigrations;
 
 use crate::{Check, Job, Service, Startup};
 
+pub use web::access::{Access, Manifest, RouteSpec, Routes};
 pub use web::page::NavLink;
 
 /// Everything a feature contributes. Built with [`Feature::new`] and the builder
@@ -16,9 +17,13 @@ pub struct Feature {
     /// `(prefix, handler)`: components whose `custom_id` starts with `prefix:`.
     pub components: Option<(&'static str, Arc<dyn Handler>)>,
     pub events: Option<Arc<dyn EventHandler>>,
-    /// HTTP routes (pages and APIs). Wrap them with `ctx.sessions.protect(..)` where a
-    /// handler needs the signed-in user or changes state.
+    /// HTTP routes (pages and APIs), declared with [`Feature::web`] so each says who
+    /// may call it.
     pub routes: Option<axum::Router>,
+    /// Every route [`Feature::web`] declared: method, path and [`Access`].
+    pub manifest: Vec<RouteSpec>,
+    /// Routes were added with [`Feature::routes`], without saying who may call them.
+    pub undeclared_routes: bool,
     /// Pages linked from the site's navigation.
     pub nav: Vec<NavLink>,
     pub jobs: Vec<Job>,
@@ -41,6 +46,7 @@ impl std::fmt::Debug for Feature {
                     .collect::<Vec<_>>(),
             )
             .field("components", &self.components.as_ref().map(|(p, _)| p))
+            .field("manifest", &self.manifest)
             .field("nav", &self.nav)
             .field("jobs", &self.jobs)
             .field("services", &self.services)
@@ -77,8 +83,33 @@ impl Feature {
         self
     }
 
-    /// HTTP routes, merged with any given before.
-    pub fn routes(mut self, routes: axum::Router) -> Feature {
+    /// HTTP routes declared with their access (`web::access::Routes`), merged with
+    /// any given before; their manifest goes to [`Feature::manifest`]. The way to add
+    /// routes:
+    ///
+    /// ```ignore
+    /// let routes = Routes::new(&ctx.sessions)
+    ///     .get("/api/x", Access::user_or_token("x:read"), read)
+    ///     .post("/api/x", Access::user_or_token("x:write"), write)
+    ///     .with_state(state);
+    /// Feature::new("x").web(routes)
+    /// ```
+    pub fn web(self, routes: Routes) -> Feature {
+        let (router, manifest) = routes.into_parts();
+        let mut feature = self.merge_router(router);
+        feature.manifest.extend(manifest);
+        feature
+    }
+
+    /// HTTP routes that do not say who may call them, merged with any given before.
+    /// Prefer [`Feature::web`]: Tavern's route walk fails for a feature that uses this.
+    pub fn routes(self, routes: axum::Router) -> Feature {
+        let mut feature = self.merge_router(routes);
+        feature.undeclared_routes = true;
+        feature
+    }
+
+    fn merge_router(mut self, routes: axum::Router) -> Feature {
         self.routes = Some(match self.routes.take() {
             Some(existing) => existing.merge(routes),
             None => routes,
@@ -116,6 +147,19 @@ impl Feature {
         self.checks.push(check);
         self
     }
+}
+
+/// The manifest of `features`' routes: every declared route, and the features that
+/// added routes without declaring them.
+pub fn manifest(features: &[Feature]) -> Manifest {
+    let mut manifest = Manifest::default();
+    for feature in features {
+        manifest.extend(feature.manifest.iter().cloned());
+        if feature.undeclared_routes {
+            manifest.undeclared.push(feature.name.to_owned());
+        }
+    }
+    manifest
 }
 
 /// Routes every feature's commands and components through one [`Router`], and collects

@@ -20,19 +20,27 @@
 //! - retrying with backoff ([`backoff::retry`]), for start-up work, services and the
 //!   stores.
 //!
+//! - who may call each HTTP route: [`Feature::web`] takes routes declared with
+//!   `web::access::Routes` (method, path, [`Access`]), and [`manifest`] collects them
+//!   for the binary and its tests.
+//!
 //! A feature that needs something the kit lacks adds it to the kit, not to itself.
 
 pub mod backoff;
 mod context;
 mod contract;
+pub mod discord_limit;
 pub mod reply;
 mod runner;
 mod tasks;
 
 pub use base::{Clock, InvalidId, ManualClock, Secret, SystemClock, key_id};
 pub use context::Context;
-pub use contract::{Feature, NavLink, bot, route};
+pub use contract::{Access, Feature, Manifest, NavLink, RouteSpec, Routes, bot, manifest, route};
 pub use discord::{BoxFuture, CommandSpec, Discord, EventHandler, Handler, HandlerError};
 pub use runner::{JobRunner, ServiceRunner, ServiceState, lock_key};
 pub use store::{FeatureMigrations, Postgres, Redis, StorageError, StoreError};
 pub use tasks::{Check, Finding, Job, Service, Startup, TaskError};
+/// Declaring routes with who may call them, and learning who did: `Routes`, `Access`,
+/// the `Caller` extractor, `JsonBody`, `Denied` (see `web::access`).
+pub use web::access;

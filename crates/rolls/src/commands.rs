@@ -10,7 +10,7 @@ use discord::{
 };
 
 use crate::RollsError;
-use crate::domain::{ChannelId, UserId};
+use crate::domain::{self, Authenticated, ChannelId, UserId};
 use crate::ops::{
     CharacterOp, CharactersModel, Controller, HelpOp, InitOp, OddsOp, RollOp, StatsOp, TrackerModel,
 };
@@ -27,10 +27,39 @@ const ACTIVE: &str = "rolls:active";
 pub struct Ctx {
     pub controller: Controller,
     pub discord: Discord,
+    /// Who may change a tracker over REST (members of the channel's guild).
+    pub membership: crate::membership::Membership,
 }
 
 fn user_of(inv: &Invocation) -> UserId {
     inv.actor.id
+}
+
+/// The one who acted: Discord authenticated them.
+fn caller(inv: &Invocation) -> Authenticated {
+    Authenticated::by_discord(inv)
+}
+
+/// Said under a reply that was cut to fit Discord.
+pub const CUT_NOTE: &str =
+    "✂️ *Cut to fit Discord's 2,000 characters; the REST API under `/api/rolls/` answers in full.*";
+/// Said under a roll that was cut: its dice cannot be fetched again, but a shorter
+/// form or the REST API can show a whole roll.
+pub const CUT_ROLL_NOTE: &str = "✂️ *Cut to fit Discord's 2,000 characters. Put `s` before the roll for totals only; the REST API (`GET /api/rolls/roll`) answers with every die.*";
+
+/// `text` cut to one Discord message, with `note` when it was cut.
+pub fn fit(text: &str, note: &str) -> String {
+    domain::fit_message(text, domain::DISCORD_MESSAGE_MAX, note)
+}
+
+/// A public reply that fits in one message.
+fn public(text: &str) -> Reply {
+    Reply::text(fit(text, CUT_NOTE))
+}
+
+/// A private reply that fits in one message.
+fn private(text: &str) -> Reply {
+    Reply::private(fit(text, CUT_NOTE))
 }
 
 fn channel_of(inv: &Invocation) -> ChannelId {
@@ -146,13 +175,13 @@ async fn roll(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         .to_owned();
     let model = ctx
         .controller
-        .run(user_of(&inv), &RollOp { expression })
+        .run(caller(&inv), &RollOp { expression })
         .await?;
     let text = model.render();
     let reply = if inv.wants_private() || model.private {
-        Reply::private(text)
+        Reply::private(fit(&text, CUT_ROLL_NOTE))
     } else {
-        Reply::text(format!("<@{}> {text}", inv.actor.id))
+        Reply::text(fit(&format!("<@{}> {text}", inv.actor.id), CUT_ROLL_NOTE))
     };
     Ok(Response::Message(reply))
 }
@@ -165,24 +194,24 @@ async fn odds(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         .to_owned();
     let model = ctx
         .controller
-        .run(user_of(&inv), &OddsOp { expression })
+        .run(caller(&inv), &OddsOp { expression })
         .await?;
-    Ok(Response::Message(Reply::text(model.markdown)))
+    Ok(Response::Message(public(&model.markdown)))
 }
 
 async fn stats(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     let all = inv.options().bool("all").unwrap_or(false);
-    let model = ctx.controller.run(user_of(&inv), &StatsOp { all }).await?;
-    Ok(Response::Message(Reply::text(model.render())))
+    let model = ctx.controller.run(caller(&inv), &StatsOp { all }).await?;
+    Ok(Response::Message(public(&model.render())))
 }
 
 async fn help(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     let command = inv.options().str("command").map(str::to_owned);
     let model = ctx
         .controller
-        .run(user_of(&inv), &HelpOp { command })
+        .run(caller(&inv), &HelpOp { command })
         .await?;
-    Ok(Response::Message(Reply::private(model.text)))
+    Ok(Response::Message(private(&model.text)))
 }
 
 fn characters_reply(model: &CharactersModel) -> Reply {
@@ -190,7 +219,7 @@ fn characters_reply(model: &CharactersModel) -> Reply {
     if !model.message.is_empty() {
         text = format!("{}\n{text}", model.message);
     }
-    let mut reply = Reply::text(text);
+    let mut reply = public(&text);
     let buttons: Vec<Component> = model
         .characters
         .keys()
@@ -222,15 +251,15 @@ async fn character(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         Some("remove") => CharacterOp::Remove { user, name },
         _ => CharacterOp::List { user },
     };
-    let model = ctx.controller.run(user, &op).await?;
+    let model = ctx.controller.run(caller(&inv), &op).await?;
     Ok(Response::Message(match op {
         CharacterOp::List { .. } => characters_reply(&model),
-        _ => Reply::private(model.message),
+        _ => private(&model.message),
     }))
 }
 
 pub(crate) fn tracker_reply(model: &TrackerModel) -> Reply {
-    Reply::text(model.markdown.clone()).row(vec![
+    public(&model.markdown).row(vec![
         Component::button(JOIN, "Join", ButtonStyle::Primary),
         Component::button(NEXT, "Next", ButtonStyle::Secondary),
     ])
@@ -276,13 +305,18 @@ async fn init(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         Some("reset") => InitOp::Reset { channel },
         _ => InitOp::Get { channel },
     };
-    let model = ctx.controller.run(user, &op).await?;
+    let model = ctx.controller.run(caller(&inv), &op).await?;
     let repost = matches!(op, InitOp::Get { .. });
     show_tracker(&ctx, &model, repost).await?;
     Ok(Response::Message(if repost {
         Reply::private("The initiative tracker is posted below.")
+    } else if let (InitOp::Next { .. }, Some(turn)) =
+        (&op, model.tracker.entries.get(model.tracker.turn))
+    {
+        // "It is X's turn (<@X>)": the one message meant to notify someone.
+        public(&model.message).ping(turn.user)
     } else {
-        Reply::text(model.message)
+        public(&model.message)
     }))
 }
 
@@ -310,7 +344,7 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             } else {
                 InitOp::Next { channel }
             };
-            let model = ctx.controller.run(user, &op).await?;
+            let model = ctx.controller.run(caller(&inv), &op).await?;
             let pressed = *message_id;
             if model.tracker.message_id != Some(pressed) {
                 ctx.controller.set_tracker_message(channel, pressed).await?;
@@ -334,7 +368,7 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             let model = ctx
                 .controller
                 .run(
-                    user,
+                    caller(&inv),
                     &CharacterOp::Activate {
                         user,
                         name: name.to_owned(),

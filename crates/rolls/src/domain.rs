@@ -13,6 +13,80 @@ pub use discord::model::{ChannelId, MessageId, UserId};
 /// Most characters one user may have (the original's limit).
 pub const MAX_CHARACTERS: usize = 9;
 
+/// Most entries in one channel's initiative tracker. Twenty keeps the tracker
+/// message within Discord's 2,000 characters even at its longest (32-character
+/// names, 20-digit initiatives and user ids): see `a_full_tracker_fits_one_message`.
+pub const MAX_TRACKER_ENTRIES: usize = 20;
+
+/// Discord's limit on the content of one message, in characters.
+pub const DISCORD_MESSAGE_MAX: usize = 2000;
+
+/// A user whose identity was proven, and so may be added to `user_set`.
+///
+/// Only proof makes one: Discord signs every interaction it delivers, so the actor
+/// of an [`Invocation`] is authenticated ([`Authenticated::by_discord`]); a web
+/// session was signed in through Discord's OAuth2, so its user is too
+/// ([`Authenticated::signed_in`]). A user id a request merely names (an API token's
+/// `?user=`) is a [`Caller::Claimed`], which the repositories never add to `user_set`.
+///
+/// [`Invocation`]: discord::Invocation
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    user: UserId,
+}
+
+impl Authenticated {
+    /// The user who acted in a Discord interaction.
+    pub fn by_discord(invocation: &discord::Invocation) -> Authenticated {
+        Authenticated {
+            user: invocation.actor.id,
+        }
+    }
+
+    /// The user of a signed-in web session (logged in through Discord's OAuth2);
+    /// `None` for a program's API token, which proves no user.
+    pub fn signed_in(caller: &feature::access::Caller) -> Option<Authenticated> {
+        caller.user().map(|user| Authenticated { user: user.id })
+    }
+
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+}
+
+/// Who a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Proven (a Discord interaction): counted and added to `user_set`.
+    Authenticated(Authenticated),
+    /// Only named by the request: counted, never added to `user_set`.
+    Claimed(UserId),
+}
+
+impl Caller {
+    /// The user the request is for, proven or not.
+    pub fn user(&self) -> UserId {
+        match self {
+            Caller::Authenticated(who) => who.user(),
+            Caller::Claimed(user) => *user,
+        }
+    }
+
+    /// The proven user, if any.
+    pub fn authenticated(&self) -> Option<Authenticated> {
+        match self {
+            Caller::Authenticated(who) => Some(*who),
+            Caller::Claimed(_) => None,
+        }
+    }
+}
+
+impl From<Authenticated> for Caller {
+    fn from(who: Authenticated) -> Caller {
+        Caller::Authenticated(who)
+    }
+}
+
 /// A user's personal data: characters, the active one, saved rolls.
 ///
 /// ```json
@@ -200,19 +274,25 @@ pub fn active(doc: &UserDoc) -> Option<(&str, &Character)> {
 
 /// Adds `entry` to the tracker, or replaces the same user's entry of the same name.
 /// Once the fight has started (someone pressed Next) the current turn stays on the same
-/// combatant; before that, the highest initiative is first up.
-pub fn join(tracker: &mut Tracker, entry: Entry) {
+/// combatant; before that, the highest initiative is first up. A tracker already
+/// holding [`MAX_TRACKER_ENTRIES`] takes no new entry (replacing one is fine).
+pub fn join(tracker: &mut Tracker, entry: Entry) -> Result<(), Refusal> {
+    let replaces = |e: &Entry| e.user == entry.user && e.name.eq_ignore_ascii_case(&entry.name);
+    if tracker.entries.len() >= MAX_TRACKER_ENTRIES && !tracker.entries.iter().any(replaces) {
+        return refuse(format!(
+            "This channel's initiative already has {MAX_TRACKER_ENTRIES} entries, the most it can show. Remove one with `/init remove` or start over with `/init reset`."
+        ));
+    }
     let started = tracker.round > 1 || tracker.turn > 0;
     let current = if started { current_key(tracker) } else { None };
-    tracker
-        .entries
-        .retain(|e| !(e.user == entry.user && e.name.eq_ignore_ascii_case(&entry.name)));
+    tracker.entries.retain(|e| !replaces(e));
     tracker.entries.push(entry);
     // Stable: ties keep join order.
     tracker
         .entries
         .sort_by_key(|e| std::cmp::Reverse(e.initiative));
     restore_turn(tracker, current);
+    Ok(())
 }
 
 /// Removes `user`'s entry called `name` (any of theirs if `name` is `None`: the most
@@ -320,6 +400,38 @@ pub fn render_characters(doc: &UserDoc) -> String {
     out
 }
 
+/// `text` as one Discord message of at most `limit` characters: as it is when it
+/// fits; otherwise cut, at the last line break when there is one (else at the last
+/// space), marked with `…`, an unclosed code block closed, and `note` (which says
+/// it was cut and where the whole answer is) on a line of its own at the end.
+pub fn fit_message(text: &str, limit: usize, note: &str) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    // Room for "…", a possible "\n```", the line break and the note.
+    let room = limit.saturating_sub(note.chars().count() + 6);
+    let end = text
+        .char_indices()
+        .nth(room)
+        .map_or(text.len(), |(at, _)| at);
+    let kept = text.get(..end).unwrap_or_default();
+    let kept = match kept.rfind('\n') {
+        Some(at) if at > 0 => kept.get(..at).unwrap_or_default(),
+        _ => match kept.rfind(' ') {
+            Some(at) if at > 0 => kept.get(..at).unwrap_or_default(),
+            _ => kept,
+        },
+    };
+    let mut out = kept.trim_end().to_owned();
+    out.push('…');
+    if out.matches("```").count() % 2 == 1 {
+        out.push_str("\n```");
+    }
+    out.push('\n');
+    out.push_str(note);
+    out
+}
+
 /// The commands `/help` knows, with their usage and a description.
 pub const HELP: &[(&str, &str, &str)] = &[
     (
@@ -407,19 +519,19 @@ mod tests {
     #[test]
     fn tracker_sorts_keeps_the_current_turn_and_counts_rounds() {
         let mut t = Tracker::default();
-        join(&mut t, entry("A", 1, 10));
-        join(&mut t, entry("B", 2, 15));
+        join(&mut t, entry("A", 1, 10)).expect("room");
+        join(&mut t, entry("B", 2, 15)).expect("room");
         // Not started yet: the highest initiative is up.
         assert_eq!((t.entries[0].name.as_str(), t.turn), ("B", 0));
         next_turn(&mut t).expect("next");
         assert_eq!(t.entries[t.turn].name, "A");
         // Started: a higher roll joins ahead and it is still A's turn.
-        join(&mut t, entry("C", 3, 20));
+        join(&mut t, entry("C", 3, 20)).expect("room");
         assert_eq!(t.entries[t.turn].name, "A");
         next_turn(&mut t).expect("next");
         assert_eq!((t.turn, t.round), (0, 2));
         // Re-joining replaces.
-        join(&mut t, entry("a", 1, 1));
+        join(&mut t, entry("a", 1, 1)).expect("room");
         assert_eq!(t.entries.len(), 3);
         assert_eq!(t.entries[2].initiative, 1);
         assert_eq!(leave(&mut t, UserId::new(1), None).expect("leave"), "a");
@@ -430,6 +542,73 @@ mod tests {
         reset(&mut t);
         assert!(t.entries.is_empty());
         assert!(next_turn(&mut t).is_err());
+    }
+
+    #[test]
+    fn a_tracker_takes_at_most_its_cap_of_entries() {
+        let mut t = Tracker::default();
+        for i in 0..MAX_TRACKER_ENTRIES {
+            join(&mut t, entry(&format!("c{i}"), 1, i as i64)).expect("room");
+        }
+        let err = join(&mut t, entry("one too many", 2, 30)).expect_err("full");
+        assert!(err.0.contains("already has 20 entries"), "{err}");
+        assert!(err.0.contains("/init remove"), "{err}");
+        assert_eq!(t.entries.len(), MAX_TRACKER_ENTRIES);
+        // Re-rolling an entry that is already there still works.
+        join(&mut t, entry("C3", 1, 99)).expect("replaces");
+        assert_eq!(t.entries.len(), MAX_TRACKER_ENTRIES);
+        assert_eq!(t.entries[0].initiative, 99);
+    }
+
+    #[test]
+    fn a_full_tracker_fits_one_message() {
+        let mut t = Tracker {
+            round: u32::MAX,
+            ..Tracker::default()
+        };
+        for i in 0..MAX_TRACKER_ENTRIES {
+            let name: String = std::iter::repeat_n('W', MAX_NAME_LEN - 2)
+                .chain(format!("{i:02}").chars())
+                .collect();
+            join(
+                &mut t,
+                Entry {
+                    name,
+                    user: UserId::new(u64::MAX - i as u64),
+                    initiative: i64::MIN,
+                },
+            )
+            .expect("room");
+        }
+        let text = render_tracker(&t);
+        assert!(
+            text.chars().count() <= DISCORD_MESSAGE_MAX,
+            "{} characters",
+            text.chars().count()
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_to_the_limit_with_the_note() {
+        let note = "*(cut)*";
+        assert_eq!(fit_message("short", 2000, note), "short");
+        let lines: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        let cut = fit_message(&lines, 2000, note);
+        assert!(cut.chars().count() <= 2000, "{}", cut.chars().count());
+        assert!(cut.ends_with("…\n*(cut)*"), "{cut}");
+        assert!(cut.starts_with("line 0\nline 1\n"));
+        // Cut at a line break: the last kept line is whole.
+        let last = cut.lines().rev().nth(1).expect("a kept line");
+        assert!(last.starts_with("line ") && last.ends_with('…'), "{last}");
+        // One long line of multi-byte characters is cut at a character boundary.
+        let wide = "é".repeat(5000);
+        let cut = fit_message(&wide, 2000, note);
+        assert!(cut.chars().count() <= 2000);
+        // An open code block is closed.
+        let code = format!("```\n{}", "x ".repeat(3000));
+        let cut = fit_message(&code, 2000, note);
+        assert_eq!(cut.matches("```").count(), 2, "{cut}");
+        assert!(cut.chars().count() <= 2000);
     }
 
     #[test]

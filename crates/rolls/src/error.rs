@@ -36,6 +36,18 @@ pub enum RollsError {
     BadSnapshot { path: String, reason: String },
     #[error("object store setting `{key}`: {reason}")]
     BadStoreOption { key: String, reason: String },
+    /// The dice pool could not run the work (it panicked, or the runtime is
+    /// shutting down).
+    #[error("dice work failed: {0}")]
+    DiceWork(String),
+    /// A REST answer could not be built.
+    #[error("answer not built: {0}")]
+    Answer(String),
+    /// Too many dice requests are already waiting for the pool.
+    #[error(
+        "the dice are busy right now ({waiting} requests are waiting for their turn); try again in a minute"
+    )]
+    Busy { waiting: usize },
 }
 
 impl From<store::StoreError> for RollsError {
@@ -53,7 +65,10 @@ impl From<redis::RedisError> for RollsError {
 impl RollsError {
     /// Whether the user caused it (and can read about it) rather than us.
     pub fn is_user(&self) -> bool {
-        matches!(self, RollsError::Dice { .. } | RollsError::Refused(_))
+        matches!(
+            self,
+            RollsError::Dice { .. } | RollsError::Refused(_) | RollsError::Busy { .. }
+        )
     }
 
     /// The text shown to a user: with the caret pointer for dice errors.
@@ -67,12 +82,18 @@ impl RollsError {
         }
     }
 
-    /// The answer of a Discord handler: the user's mistakes as they are, storage
-    /// failures in the kit's words, anything else internal (logged by the router).
+    /// The answer of a Discord handler: the user's mistakes as they are (cut to fit
+    /// one message with the router's warning sign in front: a 1,000-character
+    /// expression with its caret line is longer than that), storage failures in the
+    /// kit's words, anything else internal (logged by the router).
     pub fn into_handler_error(self) -> HandlerError {
         match self {
             RollsError::Storage(error) => feature::reply::handler_error(&error),
-            error if error.is_user() => HandlerError::user(error.user_message()),
+            error if error.is_user() => HandlerError::user(crate::domain::fit_message(
+                &error.user_message(),
+                crate::domain::DISCORD_MESSAGE_MAX - 4,
+                crate::commands::CUT_NOTE,
+            )),
             error => HandlerError::internal(error),
         }
     }
@@ -92,6 +113,12 @@ impl RollsError {
             )
                 .into_response(),
             RollsError::Storage(error) => feature::reply::http_error(&error),
+            RollsError::Busy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "60")],
+                axum::Json(json!({"error": self.to_string()})),
+            )
+                .into_response(),
             error if error.is_user() => (
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({"error": error.to_string()})),

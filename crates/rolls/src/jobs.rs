@@ -1,7 +1,10 @@
-//! The seed's Sync Service: mirrors every seed key to object storage and restores it.
+//! The seed's Sync Service: mirrors every seed key to object storage and restores it,
+//! without ever losing data on either side.
 //!
-//! One object per key set, `rolls/{key}.json`: `user_set`, each `user_{id}`, each
-//! `init_{channel}`, and `rolls/c_.json` for all counters together (they share
+//! # Layout
+//!
+//! One object per key set and version: `user_set`, each `user_{id}`, each
+//! `init_{channel}`, and `c_` for all counters together (they share
 //! `c_:updated_time`, so they are one set). Each object holds the key, its
 //! `:updated_time` (Unix millis) and the value ([`Snapshot`]):
 //!
@@ -9,38 +12,108 @@
 //! {"key": "user_set", "updated_time": 1790000000123, "value": {"type": "set", "data": ["1", "2"]}}
 //! ```
 //!
-//! *Snapshot* (hourly and at shutdown, the `rolls-sync` job) writes every set.
-//! *Restore* (at start-up, before serving: `rolls-restore`) rewrites a set in Redis
-//! only when Redis's `:updated_time` is older than the object's or absent: if the bot
-//! kept writing while the snapshot was stale, Redis wins. The restore of one set is a
-//! compare-and-set on its timestamp key, so a write racing the restore also wins. Keys
-//! are never deleted by a restore. The Redis side is [`crate::repo::key_sets`].
+//! | object                                   | what                                              |
+//! |------------------------------------------|---------------------------------------------------|
+//! | `rolls/versions/{key}/{updated_time}.json` | every version of a key set ever snapshotted, never overwritten |
+//! | `rolls/{key}.json`                       | the latest accepted version of the set, the plain mirror |
+//! | `rolls/snapshots/{taken_at}.json`        | one per snapshot, dated (`2025-06-15T16-53-20.000Z`): every key set with the version it had then ([`Manifest`]) |
+//!
+//! A snapshot (a dated version) is its manifest: the state at that hour is every
+//! `versions/{key}/{updated_time}` it lists. The last [`RollsConfig::sync_keep`]
+//! snapshots are kept; an older one is deleted with the versions no kept snapshot
+//! lists.
+//!
+//! # Snapshot (`rolls-sync`, hourly and at shutdown)
+//!
+//! - **Only what changed.** The set's timestamp and size are read first
+//!   ([`Repo::heads`]); a set whose timestamp and size are those of the last
+//!   snapshot is listed again without being read or written.
+//! - **No shrinking backup.** `user_set` and the counters only ever grow. When one
+//!   would shrink by more than half, or go from populated to empty, the new version
+//!   is written beside the previous one (in `versions/`) but not taken: the mirror
+//!   and the manifest keep the previous version, the manifest lists the new one under
+//!   `held_back`, and a warning is logged. A key set the last snapshot has and Redis
+//!   no longer has is carried over the same way (Tavern never deletes one), with a
+//!   warning.
+//! - **Restore first.** The hourly job compares Redis with the last snapshot before
+//!   writing: when Redis holds less (a set is missing, or `user_set` or the counters
+//!   are smaller), Redis lost its data, and the job restores from the snapshot first
+//!   (see below), then snapshots the result, instead of overwriting the backup.
+//!
+//! # Restore (`rolls-restore`, start-up work that serving waits for)
+//!
+//! From the last snapshot (or, for a store written before snapshots had manifests,
+//! every `rolls/{key}.json`), by the rules of [`crate::repo::key_sets`]: `user_set`
+//! gets the members it lacks, counters are brought up to the snapshot's, a document
+//! is written when Redis has none or an older one (the seed: "UNLESS the data stored
+//! in Redis is more up-to-date"). Documents Redis holds as new are not even fetched.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use base::Clock;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
-use serde::Serialize;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
 use store::Redis;
 
 use crate::RollsConfig;
 use crate::RollsError;
 use crate::repo::Repo;
+use crate::repo::key_sets::{Head, SetKind};
 pub use crate::repo::{Snapshot, Value};
 use crate::sync_target::SyncTarget;
 
-/// Folder of the snapshot objects inside the store.
+/// Folder of every object inside the store.
 const FOLDER: &str = "rolls";
+/// Folder of the manifests.
+const SNAPSHOTS: &str = "rolls/snapshots";
+/// Object-store requests in flight at once.
+const PARALLEL: usize = 16;
 
 /// What one round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
-    /// Key sets written to the object store.
+    /// Key sets written to the object store (new versions taken).
     pub written: usize,
+    /// Key sets listed again as they were in the last snapshot, not written.
+    pub unchanged: usize,
+    /// New versions written beside the previous one and not taken: they would
+    /// have shrunk a set that only grows.
+    pub held_back: usize,
+    /// Key sets the last snapshot has and Redis no longer has, carried over.
+    pub carried: usize,
     /// Key sets restored into Redis.
     pub restored: usize,
-    /// Key sets left alone because Redis was as new or newer.
+    /// Key sets left alone by a restore because Redis was as new or newer.
     pub kept: usize,
+    /// The hourly job found Redis holding less than the last snapshot and restored
+    /// before snapshotting.
+    pub restored_first: bool,
+    /// Snapshots deleted past the retention count.
+    pub deleted: usize,
+}
+
+/// One snapshot: every key set with the version it had. `rolls/snapshots/{name}.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// When it was taken, Unix millis; also its name.
+    pub taken_at: i64,
+    /// The version of each key set: `rolls/versions/{key}/{updated_time}.json`.
+    pub sets: BTreeMap<String, Version>,
+    /// New versions written beside the listed ones but not taken (they would have
+    /// shrunk a set that only grows), for an operator to look at.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held_back: BTreeMap<String, Version>,
+}
+
+/// One version of a key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub updated_time: i64,
+    /// Members of `user_set`, the sum of the counters, the bytes of a document.
+    pub size: u64,
 }
 
 /// Opens the configured object store: `sync_target` if set, else a local folder
@@ -52,97 +125,495 @@ pub fn open_store(config: &RollsConfig) -> Result<Arc<dyn ObjectStore>, RollsErr
     }
 }
 
-fn object_path(key: &str) -> ObjectPath {
+/// `rolls/{key}.json`: the latest accepted version.
+pub fn mirror_path(key: &str) -> ObjectPath {
     ObjectPath::from(format!("{FOLDER}/{key}.json"))
 }
 
-/// Reads every seed key set from Redis.
-pub async fn read_all(redis: &Redis) -> Result<Vec<Snapshot>, RollsError> {
-    Ok(Repo::new(redis.clone()).key_sets().await?)
+/// `rolls/versions/{key}/{updated_time}.json`.
+pub fn version_path(key: &str, updated_time: i64) -> ObjectPath {
+    ObjectPath::from(format!("{FOLDER}/versions/{key}/{updated_time}.json"))
 }
 
-/// Writes every seed key set to the object store.
-pub async fn snapshot(redis: &Redis, objects: &dyn ObjectStore) -> Result<SyncReport, RollsError> {
-    let mut report = SyncReport::default();
-    for snap in read_all(redis).await? {
-        let bytes = serde_json::to_vec(&snap).map_err(|e| RollsError::BadSnapshot {
-            path: snap.key.clone(),
-            reason: e.to_string(),
-        })?;
-        objects
-            .put_opts(
-                &object_path(&snap.key),
-                PutPayload::from(bytes),
-                PutOptions::default(),
-            )
-            .await?;
-        report.written += 1;
+/// `rolls/snapshots/{2025-06-15T16-53-20.000Z}.json`: dated, and sorted by name
+/// as by time.
+pub fn manifest_path(taken_at: i64) -> ObjectPath {
+    let stamp = chrono::DateTime::from_timestamp_millis(taken_at)
+        .map(|t| t.format("%Y-%m-%dT%H-%M-%S%.3fZ").to_string())
+        .unwrap_or_else(|| format!("{taken_at}"));
+    ObjectPath::from(format!("{SNAPSHOTS}/{stamp}.json"))
+}
+
+fn bad(path: &ObjectPath, reason: impl std::fmt::Display) -> RollsError {
+    RollsError::BadSnapshot {
+        path: path.to_string(),
+        reason: reason.to_string(),
     }
-    tracing::info!(written = report.written, "rolls snapshot written");
-    Ok(report)
 }
 
-/// Restores every key set from the object store unless Redis is as new or newer.
-pub async fn restore(redis: &Redis, objects: &dyn ObjectStore) -> Result<SyncReport, RollsError> {
-    let repo = Repo::new(redis.clone());
-    let mut report = SyncReport::default();
-    let listing = objects
-        .list_with_delimiter(Some(&ObjectPath::from(FOLDER)))
-        .await?;
-    for meta in listing.objects {
-        let path = meta.location.to_string();
-        let bytes = objects
-            .get_opts(&meta.location, GetOptions::default())
-            .await?
-            .bytes()
-            .await?;
-        let snap: Snapshot =
-            serde_json::from_slice(&bytes).map_err(|e| RollsError::BadSnapshot {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        let ts_key = snap
-            .updated_time_key()
-            .ok_or_else(|| RollsError::BadSnapshot {
-                path: path.clone(),
-                reason: "not a rolls key set".to_owned(),
-            })?;
-        if repo.restore_key_set(&snap, &ts_key).await? {
-            tracing::debug!(key = %snap.key, "restored from snapshot");
-            report.restored += 1;
-        } else {
-            report.kept += 1;
+/// Whether `now` (the size in Redis) is less than half of `before`, or nothing where
+/// there was something.
+fn shrinks(before: u64, now: u64) -> bool {
+    now.saturating_mul(2) < before || (now == 0 && before > 0)
+}
+
+/// The sync of one Redis with one object store.
+#[derive(Clone)]
+pub struct SyncService {
+    repo: Repo,
+    objects: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    keep: usize,
+}
+
+impl std::fmt::Debug for SyncService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncService")
+            .field("objects", &self.objects.to_string())
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SyncService {
+    /// Snapshots of `redis` in `objects`, dated by `clock`, the last `keep` (at
+    /// least one) kept.
+    pub fn new(
+        redis: &Redis,
+        objects: Arc<dyn ObjectStore>,
+        clock: Arc<dyn Clock>,
+        keep: usize,
+    ) -> SyncService {
+        SyncService {
+            repo: Repo::new(redis.clone()),
+            objects,
+            clock,
+            keep: keep.max(1),
         }
     }
-    tracing::info!(
-        restored = report.restored,
-        kept = report.kept,
-        "rolls restore finished"
-    );
+
+    /// The configured store ([`open_store`]) and retention.
+    pub fn open(
+        redis: &Redis,
+        config: &RollsConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SyncService, RollsError> {
+        Ok(SyncService::new(
+            redis,
+            open_store(config)?,
+            clock,
+            config.sync_keep,
+        ))
+    }
+
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+
+    /// The paths of every manifest, oldest first.
+    pub async fn snapshots(&self) -> Result<Vec<ObjectPath>, RollsError> {
+        let listing = self
+            .objects
+            .list_with_delimiter(Some(&ObjectPath::from(SNAPSHOTS)))
+            .await?;
+        let mut paths: Vec<ObjectPath> = listing
+            .objects
+            .into_iter()
+            .map(|meta| meta.location)
+            .filter(|p| p.as_ref().ends_with(".json"))
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &ObjectPath,
+    ) -> Result<T, RollsError> {
+        let bytes = self.objects.get(path).await?.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(path, e))
+    }
+
+    async fn write<T: Serialize>(&self, path: &ObjectPath, value: &T) -> Result<(), RollsError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| bad(path, e))?;
+        self.objects.put(path, PutPayload::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// The manifest at `path` (one of [`SyncService::snapshots`]).
+    pub async fn manifest(&self, path: &ObjectPath) -> Result<Manifest, RollsError> {
+        self.read(path).await
+    }
+
+    /// The last snapshot's manifest, if there is one.
+    pub async fn last_manifest(&self) -> Result<Option<Manifest>, RollsError> {
+        match self.snapshots().await?.last() {
+            None => Ok(None),
+            Some(path) => Ok(Some(self.read(path).await?)),
+        }
+    }
+
+    /// One object of a key set: the listed version, else the mirror when it is that
+    /// version.
+    async fn fetch(&self, key: &str, version: Version) -> Result<Snapshot, RollsError> {
+        let path = version_path(key, version.updated_time);
+        let snap: Snapshot = match self.read(&path).await {
+            Err(RollsError::ObjectStore(object_store::Error::NotFound { .. })) => {
+                self.read(&mirror_path(key)).await?
+            }
+            other => other?,
+        };
+        if snap.key != key {
+            return Err(bad(&path, format!("holds `{}`, not `{key}`", snap.key)));
+        }
+        Ok(snap)
+    }
+
+    /// Restores `snaps` into Redis, some at once; `(restored, kept)`.
+    async fn restore_all(&self, snaps: Vec<Snapshot>) -> Result<(usize, usize), RollsError> {
+        let results: Vec<bool> = futures_util::stream::iter(snaps)
+            .map(|snap| async move {
+                let restored = self.repo.restore_key_set(&snap).await?;
+                if restored {
+                    tracing::debug!(key = %snap.key, "restored from snapshot");
+                }
+                Ok::<_, RollsError>(restored)
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        let restored = results.iter().filter(|r| **r).count();
+        Ok((restored, results.len() - restored))
+    }
+
+    /// Fetches and restores the key sets `keys` of `manifest`; `(restored, kept)`.
+    async fn restore_from(
+        &self,
+        manifest: &Manifest,
+        keys: &[&String],
+    ) -> Result<(usize, usize), RollsError> {
+        let wanted: Vec<(String, Version)> = keys
+            .iter()
+            .filter_map(|key| manifest.sets.get(*key).map(|v| ((*key).clone(), *v)))
+            .collect();
+        let snaps: Vec<Snapshot> = futures_util::stream::iter(wanted)
+            .map(|(key, version)| async move { self.fetch(&key, version).await })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        self.restore_all(snaps).await
+    }
+
+    /// Restores from the last snapshot every key set Redis holds less of or older;
+    /// the rest is kept without being fetched. Without a manifest, every
+    /// `rolls/{key}.json` is restored (a store from before manifests).
+    pub async fn restore(&self) -> Result<SyncReport, RollsError> {
+        let mut report = SyncReport::default();
+        match self.last_manifest().await? {
+            Some(manifest) => {
+                let heads: BTreeMap<String, Head> = self
+                    .repo
+                    .heads()
+                    .await?
+                    .into_iter()
+                    .map(|h| (h.key.clone(), h))
+                    .collect();
+                let (wanted, fresh): (Vec<&String>, Vec<&String>) =
+                    manifest.sets.keys().partition(|key| {
+                        let newer_in_redis = match (heads.get(*key), manifest.sets.get(*key)) {
+                            (Some(head), Some(version)) => {
+                                head.kind == SetKind::Document
+                                    && head.updated_time >= version.updated_time
+                            }
+                            _ => false,
+                        };
+                        !newer_in_redis
+                    });
+                let (restored, kept) = self.restore_from(&manifest, &wanted).await?;
+                report.restored = restored;
+                report.kept = kept + fresh.len();
+            }
+            None => {
+                let listing = self
+                    .objects
+                    .list_with_delimiter(Some(&ObjectPath::from(FOLDER)))
+                    .await?;
+                let snaps: Vec<Snapshot> = futures_util::stream::iter(listing.objects)
+                    .map(|meta| async move { self.read::<Snapshot>(&meta.location).await })
+                    .buffer_unordered(PARALLEL)
+                    .try_collect()
+                    .await?;
+                let (restored, kept) = self.restore_all(snaps).await?;
+                report.restored = restored;
+                report.kept = kept;
+            }
+        }
+        tracing::info!(
+            restored = report.restored,
+            kept = report.kept,
+            "rolls restore finished"
+        );
+        Ok(report)
+    }
+
+    /// The hourly job: restores first when Redis holds less than the last snapshot
+    /// (it lost data), then snapshots.
+    pub async fn hourly(&self) -> Result<SyncReport, RollsError> {
+        let last = self.last_manifest().await?;
+        let mut heads = self.repo.heads().await?;
+        let mut restored = (0, 0);
+        let mut restored_first = false;
+        if let Some(manifest) = &last {
+            let lost = losses(manifest, &heads);
+            if !lost.is_empty() {
+                tracing::warn!(
+                    key_sets = lost.len(),
+                    first = %lost.first().map(|k| k.as_str()).unwrap_or_default(),
+                    "Redis holds less than the last rolls snapshot (it lost data): restoring before snapshotting"
+                );
+                restored = self.restore_from(manifest, &lost).await?;
+                restored_first = true;
+                heads = self.repo.heads().await?;
+            }
+        }
+        let mut report = self.snapshot_over(last, heads).await?;
+        report.restored = restored.0;
+        report.kept = restored.1;
+        report.restored_first = restored_first;
+        Ok(report)
+    }
+
+    /// A snapshot of Redis as it is (no restore first; see [`SyncService::hourly`]).
+    pub async fn snapshot(&self) -> Result<SyncReport, RollsError> {
+        let last = self.last_manifest().await?;
+        let heads = self.repo.heads().await?;
+        self.snapshot_over(last, heads).await
+    }
+
+    async fn snapshot_over(
+        &self,
+        last: Option<Manifest>,
+        heads: Vec<Head>,
+    ) -> Result<SyncReport, RollsError> {
+        let mut report = SyncReport::default();
+        let last = last.unwrap_or_default();
+        let now = self.clock.now().timestamp_millis();
+        let mut next = Manifest {
+            taken_at: now.max(last.taken_at.saturating_add(1)),
+            ..Manifest::default()
+        };
+        let mut changed = Vec::new();
+        for head in &heads {
+            let version = Version {
+                updated_time: head.updated_time,
+                size: head.size,
+            };
+            if last.sets.get(&head.key) == Some(&version) {
+                next.sets.insert(head.key.clone(), version);
+                report.unchanged += 1;
+            } else {
+                changed.push(head.key.clone());
+            }
+        }
+        let snaps = self.repo.read_key_sets(&changed).await?;
+        let taken: Vec<(Snapshot, bool)> = futures_util::stream::iter(snaps)
+            .map(|snap| {
+                let before = last.sets.get(&snap.key).copied();
+                async move {
+                    let size = snap.size();
+                    let grows_only = SetKind::of(&snap.key).is_some_and(SetKind::grows_only);
+                    let held = grows_only && before.is_some_and(|b| shrinks(b.size, size));
+                    self.write(&version_path(&snap.key, snap.updated_time), &snap)
+                        .await?;
+                    if !held {
+                        self.write(&mirror_path(&snap.key), &snap).await?;
+                    }
+                    Ok::<_, RollsError>((snap, held))
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await?;
+        for (snap, held) in taken {
+            let version = Version {
+                updated_time: snap.updated_time,
+                size: snap.size(),
+            };
+            match (held, last.sets.get(&snap.key)) {
+                (true, Some(before)) => {
+                    tracing::warn!(
+                        key = %snap.key,
+                        before = before.size,
+                        now = version.size,
+                        kept = %version_path(&snap.key, before.updated_time),
+                        beside = %version_path(&snap.key, version.updated_time),
+                        "a rolls key set would shrink by more than half: the previous snapshot is kept and the new one written beside it"
+                    );
+                    next.sets.insert(snap.key.clone(), *before);
+                    next.held_back.insert(snap.key, version);
+                    report.held_back += 1;
+                }
+                _ => {
+                    next.sets.insert(snap.key, version);
+                    report.written += 1;
+                }
+            }
+        }
+        let missing: Vec<(&String, &Version)> = last
+            .sets
+            .iter()
+            .filter(|(key, _)| !next.sets.contains_key(*key))
+            .collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                key_sets = missing.len(),
+                first = %missing.first().map(|(k, _)| k.as_str()).unwrap_or_default(),
+                "rolls key sets of the last snapshot are missing from Redis: their last version is kept"
+            );
+        }
+        for (key, version) in missing {
+            next.sets.insert(key.clone(), *version);
+            report.carried += 1;
+        }
+        self.write(&manifest_path(next.taken_at), &next).await?;
+        report.deleted = self.retain().await?;
+        tracing::info!(
+            written = report.written,
+            unchanged = report.unchanged,
+            held_back = report.held_back,
+            carried = report.carried,
+            deleted = report.deleted,
+            "rolls snapshot written"
+        );
+        Ok(report)
+    }
+
+    /// Deletes the snapshots past the retention count, with every version that only
+    /// they list. Returns how many snapshots went.
+    async fn retain(&self) -> Result<usize, RollsError> {
+        let paths = self.snapshots().await?;
+        if paths.len() <= self.keep {
+            return Ok(0);
+        }
+        let (doomed, kept) = paths.split_at(paths.len() - self.keep);
+        let Some(oldest_kept) = kept.first() else {
+            return Ok(0);
+        };
+        let oldest: Manifest = self.read(oldest_kept).await?;
+        // Versions of a set only move forward, and every snapshot after the oldest
+        // kept one lists versions at least as new: what the oldest kept one does not
+        // list, no kept one does.
+        let listed: BTreeSet<(String, i64)> = oldest
+            .sets
+            .iter()
+            .chain(&oldest.held_back)
+            .map(|(k, v)| (k.clone(), v.updated_time))
+            .collect();
+        for path in doomed {
+            let manifest: Manifest = self.read(path).await?;
+            let superseded = manifest.sets.iter().filter(|(key, version)| {
+                oldest
+                    .sets
+                    .get(*key)
+                    .is_some_and(|kept| kept.updated_time > version.updated_time)
+            });
+            let stale: Vec<ObjectPath> = superseded
+                .chain(&manifest.held_back)
+                .filter(|(key, version)| !listed.contains(&((*key).clone(), version.updated_time)))
+                .map(|(key, version)| version_path(key, version.updated_time))
+                .collect();
+            futures_util::stream::iter(stale)
+                .map(|stale| async move {
+                    match self.objects.delete(&stale).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                        Err(error) => Err(RollsError::from(error)),
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .try_collect::<Vec<()>>()
+                .await?;
+            match self.objects.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(doomed.len())
+    }
+}
+
+/// The key sets of `manifest` that Redis (`heads`) holds less of: missing, or, for a
+/// set that only grows, smaller.
+fn losses<'m>(manifest: &'m Manifest, heads: &[Head]) -> Vec<&'m String> {
+    let heads: BTreeMap<&str, &Head> = heads.iter().map(|h| (h.key.as_str(), h)).collect();
+    manifest
+        .sets
+        .iter()
+        .filter(|(key, version)| match heads.get(key.as_str()) {
+            None => true,
+            Some(head) => head.kind.grows_only() && head.size < version.size,
+        })
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The `rolls-sync` job: restore first if Redis lost data, then a snapshot.
+pub async fn snapshot_job(
+    redis: &Redis,
+    config: &RollsConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RollsError> {
+    SyncService::open(redis, config, clock)?
+        .hourly()
+        .await
+        .map(|_| ())
+}
+
+/// The `rolls-restore` start-up work: every key set the store has newer.
+pub async fn restore_startup(
+    redis: &Redis,
+    config: &RollsConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RollsError> {
+    SyncService::open(redis, config, clock)?
+        .restore()
+        .await
+        .map(|_| ())
+}
+
+/// One round, for `tavern sync --once`: restore what the store has newer, then
+/// snapshot.
+pub async fn sync_once(redis: &Redis, config: &RollsConfig) -> Result<SyncReport, RollsError> {
+    let sync = SyncService::open(redis, config, Arc::new(base::SystemClock))?;
+    let restored = sync.restore().await?;
+    let mut report = sync.snapshot().await?;
+    report.restored = restored.restored;
+    report.kept = restored.kept;
     Ok(report)
 }
 
-/// The `rolls-sync` job: a snapshot of every key set into the configured store.
-pub async fn snapshot_job(redis: &Redis, config: &RollsConfig) -> Result<(), RollsError> {
-    let objects = open_store(config)?;
-    snapshot(redis, objects.as_ref()).await.map(|_| ())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The `rolls-restore` start-up work: every key set the configured store has newer.
-pub async fn restore_startup(redis: &Redis, config: &RollsConfig) -> Result<(), RollsError> {
-    let objects = open_store(config)?;
-    restore(redis, objects.as_ref()).await.map(|_| ())
-}
+    #[test]
+    fn manifests_are_dated_and_sort_by_time() {
+        let a = manifest_path(1_750_006_400_000);
+        assert_eq!(a.as_ref(), "rolls/snapshots/2025-06-15T16-53-20.000Z.json");
+        let b = manifest_path(1_750_006_400_001);
+        assert!(a < b);
+        assert_eq!(
+            version_path("user_set", 17).as_ref(),
+            "rolls/versions/user_set/17.json"
+        );
+        assert_eq!(mirror_path("c_").as_ref(), "rolls/c_.json");
+    }
 
-/// One round, for `tavern sync --once`: restore what is newer in the store, then
-/// snapshot everything.
-pub async fn sync_once(redis: &Redis, config: &RollsConfig) -> Result<SyncReport, RollsError> {
-    let objects = open_store(config)?;
-    let restored = restore(redis, objects.as_ref()).await?;
-    let written = snapshot(redis, objects.as_ref()).await?;
-    Ok(SyncReport {
-        written: written.written,
-        restored: restored.restored,
-        kept: restored.kept,
-    })
+    #[test]
+    fn shrinking_is_more_than_half_or_to_nothing() {
+        assert!(!shrinks(10, 5));
+        assert!(shrinks(10, 4));
+        assert!(shrinks(1, 0));
+        assert!(!shrinks(0, 0));
+        assert!(!shrinks(3, 30));
+    }
 }

@@ -14,8 +14,11 @@
 //! - [`ops`]: the seed's controller / operation / model split; every command, button
 //!   and REST request goes through [`ops::Controller::run`], whose compare-and-set
 //!   commits retry through [`store::optimistic()`].
-//! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service,
-//!   writing to the [`SyncTarget`] of [`sync_target`] (a folder, S3 or Azure Blob).
+//! - [`pool`]: the [`DicePool`], where every roll and odds computation runs, off the
+//!   async workers.
+//! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service
+//!   ([`SyncService`]), writing to the [`SyncTarget`] of [`sync_target`] (a folder, S3
+//!   or Azure Blob).
 //! - [`RollsError`]: domain refusals and dice errors next to the wrapped
 //!   [`store::StorageError`]; [`RollsError::into_handler_error`] and
 //!   [`RollsError::into_http`] are the one way each out, the storage part in
@@ -37,15 +40,50 @@
 //!   operation's own writes.
 //! - **`user_set` members** are decimal strings (what the original stored); the ids in
 //!   the JSON documents are decimal strings too (numbers are read as well).
+//! - **Who is added to `user_set`**: only an authenticated caller
+//!   ([`domain::Authenticated`], today the actor of a Discord interaction, whom Discord
+//!   vouches for). The seed adds every REST `?user=`; here that id is only claimed
+//!   ([`domain::Caller::Claimed`]): the request is counted, nobody is added, so an
+//!   anonymous client cannot grow the set. The repository's bookkeeping takes the
+//!   proof, not an id ([`repo::bookkeeping`]).
+//! - **`/stats` and `/api/rolls/stats`** read the counters of the feature's own
+//!   commands by name (one `MGET`), never by scanning the keyspace: the cost does not
+//!   grow with the data. Counters of other commands (there are none) are not shown.
 //! - **Timestamps** are Unix milliseconds (`store::updated_time`), by the context's
 //!   clock. Every counter write sets `c_:updated_time` only, as the seed says.
-//! - **Sync**: one object per key set (`rolls/{key}.json`; all counters together in
-//!   `rolls/c_.json`); restore never deletes keys; ties keep Redis. The snapshot job
-//!   (`rolls-sync`) runs hourly (the seed's "once per hour", not the original code's
-//!   2 h) and at shutdown; the restore (`rolls-restore`) is start-up work that serving
-//!   waits for. The
-//!   store is a local folder by default, or S3 / Azure Blob Storage by URL; credentials
-//!   only ever come from the environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
+//! - **Sync** ([`jobs`] has the whole story): one object per key set and version
+//!   (`rolls/versions/{key}/{updated_time}.json`; all counters together as `c_`), the
+//!   latest mirrored at `rolls/{key}.json`, and one dated manifest per snapshot
+//!   (`rolls/snapshots/…`), the last [`RollsConfig::sync_keep`] kept (default
+//!   [`DEFAULT_SYNC_KEEP`], two days of hourly ones). A snapshot writes only the sets
+//!   whose timestamp or size changed. `user_set` and the counters only ever grow, so a
+//!   snapshot that would shrink one by more than half (or empty it) is written beside
+//!   the previous one, which stays current, with a warning; a set Redis lost is carried
+//!   over. The hourly job (`rolls-sync`, also at shutdown; the seed's "once per hour",
+//!   not the original code's 2 h) first compares Redis with the last snapshot and,
+//!   when Redis holds less (it lost data), restores before it snapshots. A restore
+//!   never removes a key, a member or a count: `user_set` gets the members it lacks (chunked
+//!   into a scratch key, joined in one step, so a set of any size works), counters are
+//!   raised to the snapshot's (added to, when Redis counted again from zero), a
+//!   document is written when Redis has none or an older one (ties keep Redis). The
+//!   restore (`rolls-restore`) is start-up work that serving waits for. The store is a
+//!   local folder by default, or S3 / Azure Blob Storage by URL; credentials only ever
+//!   come from the environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
+//! - **Dice work** (parse, roll, render, odds) runs in the [`DicePool`]: on tokio's
+//!   blocking threads, at most half the cores' worth of rolls and as many odds at
+//!   once (two lanes, so a queue of slow odds never holds a quick roll), never on the
+//!   async workers that answer everything else. Each expression has a work budget
+//!   (the dice crate's `GRAMMAR.md`, "The work budget of one expression": 20,000 dice
+//!   a roll; 40 million exact steps and 10 million simulated dice for odds), and what
+//!   is over it is refused with the budget named, before the work where the literal
+//!   dice already show it.
+//! - **Long answers**: a Discord reply is cut to Discord's 2,000 characters (at a line
+//!   break when there is one) with a note that says so and where the whole answer is
+//!   ([`commands::CUT_NOTE`], [`commands::CUT_ROLL_NOTE`]); a REST answer is at most
+//!   [`web::MAX_ANSWER_BYTES`] (a roll over it leaves out its result tree and says so).
+//! - **Tracker size**: at most [`domain::MAX_TRACKER_ENTRIES`] (20) entries per
+//!   channel, so the tracker message always fits one Discord message; the next join
+//!   is refused in words (re-rolling an entry that is there still works).
 //! - **`/init join` without a roll** rolls `1d20` plus the active character's modifier;
 //!   a `character` that is not one of the user's joins under that name with no modifier
 //!   (a GM adding a monster). `roll` takes a number or a dice expression.
@@ -63,12 +101,18 @@
 //!   read of a key with its timestamp) assume a single Redis server; on a Redis
 //!   Cluster they would need per-node scans and hash tags, which the seed's key names
 //!   do not allow.
+//! - A set held back as shrunk stays held back while it stays small: the app never
+//!   removes users or lowers counters, so only an operator does that on purpose, and
+//!   then also removes the old versions from the store. Versions left behind by a
+//!   snapshot that died before writing its manifest are not swept.
 
 pub mod commands;
 pub mod domain;
 mod error;
 pub mod jobs;
+pub mod membership;
 pub mod ops;
+pub mod pool;
 pub mod repo;
 pub mod schema;
 pub mod sync_target;
@@ -81,8 +125,12 @@ use std::time::Duration;
 use feature::{Feature, Job, Startup};
 
 pub use error::RollsError;
-pub use jobs::{SyncReport, sync_once};
+pub use jobs::{SyncReport, SyncService, sync_once};
+pub use pool::DicePool;
 pub use sync_target::{BadSyncTarget, StoreOptions, SyncTarget};
+
+/// How many snapshots the sync keeps by default: two days of hourly ones.
+pub const DEFAULT_SYNC_KEEP: usize = 48;
 
 /// How the feature is configured.
 #[derive(Clone)]
@@ -96,16 +144,23 @@ pub struct RollsConfig {
     pub store_options: StoreOptions,
     /// Snapshot period (the seed: hourly).
     pub sync_every: Duration,
+    /// How many dated snapshots to keep (at least one).
+    pub sync_keep: usize,
+    /// Where dice work runs.
+    pub dice: DicePool,
 }
 
 impl RollsConfig {
-    /// Local snapshots under `data_dir`, hourly.
+    /// Local snapshots under `data_dir`, hourly, the last [`DEFAULT_SYNC_KEEP`] kept;
+    /// dice work on a pool sized for this machine.
     pub fn new(data_dir: impl Into<PathBuf>) -> RollsConfig {
         RollsConfig {
             data_dir: data_dir.into(),
             sync_target: None,
             store_options: StoreOptions::default(),
             sync_every: Duration::from_secs(60 * 60),
+            sync_keep: DEFAULT_SYNC_KEEP,
+            dice: DicePool::for_this_machine(),
         }
     }
 }
@@ -117,6 +172,8 @@ impl std::fmt::Debug for RollsConfig {
             .field("sync_target", &self.sync_target)
             .field("store_options", &self.store_options)
             .field("sync_every", &self.sync_every)
+            .field("sync_keep", &self.sync_keep)
+            .field("dice", &self.dice.sizes())
             .finish()
     }
 }
@@ -126,22 +183,27 @@ impl std::fmt::Debug for RollsConfig {
 /// serving waits for.
 pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
     let handlers = commands::Ctx {
-        controller: ops::Controller::new(repo::Repo::new(ctx.redis.clone()), ctx.clock.clone()),
+        controller: ops::Controller::new(
+            repo::Repo::new(ctx.redis.clone()),
+            config.dice.clone(),
+            ctx.clock.clone(),
+        ),
         discord: ctx.discord.clone(),
+        membership: membership::Membership::new(ctx.discord.clone()),
     };
     let config = Arc::new(config);
 
-    let (redis, sync_config) = (ctx.redis.clone(), Arc::clone(&config));
+    let (redis, clock, sync_config) = (ctx.redis.clone(), ctx.clock.clone(), Arc::clone(&config));
     let sync = Job::every("rolls-sync", config.sync_every, move || {
-        let (redis, config) = (redis.clone(), Arc::clone(&sync_config));
-        async move { jobs::snapshot_job(&redis, &config).await }
+        let (redis, clock, config) = (redis.clone(), clock.clone(), Arc::clone(&sync_config));
+        async move { jobs::snapshot_job(&redis, &config, clock).await }
     })
     .on_shutdown();
 
-    let (redis, restore_config) = (ctx.redis.clone(), config);
+    let (redis, clock, restore_config) = (ctx.redis.clone(), ctx.clock.clone(), config);
     let restore = Startup::new("rolls-restore", move || {
-        let (redis, config) = (redis.clone(), Arc::clone(&restore_config));
-        async move { jobs::restore_startup(&redis, &config).await }
+        let (redis, clock, config) = (redis.clone(), clock.clone(), Arc::clone(&restore_config));
+        async move { jobs::restore_startup(&redis, &config, clock).await }
     });
 
     commands::commands(&handlers)
@@ -150,7 +212,7 @@ pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
             feature.command(spec, handler)
         })
         .components(commands::PREFIX, commands::components(&handlers))
-        .routes(web::router(handlers))
+        .web(web::routes(ctx, handlers))
         .job(sync)
         .startup(restore)
 }

@@ -2,8 +2,10 @@
 //!
 //! Every Discord command, button and REST request goes through [`Controller::run`]:
 //! the operation reads what it needs and *plans* its writes, the controller adds its
-//! bookkeeping (`SADD user_set`, `INCR c_{command}` and both timestamps) to the same
-//! [`Writes`] and commits everything in one atomic step. Operations that change a
+//! bookkeeping (`INCR c_{command}`, and `SADD user_set` for an authenticated
+//! caller, with their timestamps) to the same [`Writes`] and commits everything in
+//! one atomic step. Dice work (parse, roll, render, odds) runs in the [`DicePool`],
+//! never on the async workers. Operations that change a
 //! document name it as a guard, so the commit is a compare-and-set
 //! ([`store::Redis::apply_if`]) planned again on a lost race ([`store::optimistic()`],
 //! which gives up with [`store::StorageError::Conflict`]); read-only operations commit
@@ -24,8 +26,9 @@ use store::{Attempt, Writes, optimistic};
 
 use crate::RollsError;
 use crate::domain::{
-    self, ChannelId, Character, Entry, MAX_CHARACTERS, MessageId, Tracker, UserId,
+    self, Caller, ChannelId, Character, Entry, MAX_CHARACTERS, MessageId, Tracker, UserId,
 };
+use crate::pool::DicePool;
 use crate::repo::{Repo, bookkeeping, put_tracker, put_user};
 use crate::schema;
 
@@ -49,6 +52,13 @@ impl<M> Plan<M> {
     }
 }
 
+/// What an operation may use: the repositories and the dice pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Env<'a> {
+    pub repo: &'a Repo,
+    pub dice: &'a DicePool,
+}
+
 /// One kind of request. `COMMAND` names its counter (`c_{COMMAND}`).
 pub trait Operation: Send + Sync {
     type Model: Serialize + Send;
@@ -57,7 +67,7 @@ pub trait Operation: Send + Sync {
     /// must not have side effects.
     fn plan(
         &self,
-        repo: &Repo,
+        env: Env<'_>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Plan<Self::Model>, RollsError>> + Send;
 }
@@ -66,28 +76,44 @@ pub trait Operation: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Controller {
     repo: Repo,
+    dice: DicePool,
     clock: Arc<dyn Clock>,
 }
 
 impl Controller {
-    /// Requests over `repo`, their timestamps from `clock`.
-    pub fn new(repo: Repo, clock: Arc<dyn Clock>) -> Controller {
-        Controller { repo, clock }
+    /// Requests over `repo`, dice work in `dice`, timestamps from `clock`.
+    pub fn new(repo: Repo, dice: DicePool, clock: Arc<dyn Clock>) -> Controller {
+        Controller { repo, dice, clock }
     }
 
     pub fn repo(&self) -> &Repo {
         &self.repo
     }
 
-    /// Runs `op` for `user`: plan, add bookkeeping, commit atomically, return the model.
+    pub fn dice(&self) -> &DicePool {
+        &self.dice
+    }
+
+    /// Runs `op` for `caller`: plan, add bookkeeping, commit atomically, return the
+    /// model. Only an [`Authenticated`](crate::domain::Authenticated) caller is added
+    /// to `user_set`.
     /// A guarded commit that loses a race is planned again ([`store::optimistic()`]);
     /// running out of attempts is a [`store::StorageError::Conflict`] named after the command.
-    pub async fn run<O: Operation>(&self, user: UserId, op: &O) -> Result<O::Model, RollsError> {
+    pub async fn run<O: Operation>(
+        &self,
+        caller: impl Into<Caller>,
+        op: &O,
+    ) -> Result<O::Model, RollsError> {
+        let caller = caller.into();
+        let env = Env {
+            repo: &self.repo,
+            dice: &self.dice,
+        };
         optimistic(O::COMMAND, |_| async move {
             let at = self.clock.now();
-            let plan = op.plan(&self.repo, at).await?;
+            let plan = op.plan(env, at).await?;
             let mut writes = Writes::new();
-            bookkeeping(&mut writes, user, O::COMMAND, at);
+            bookkeeping(&mut writes, caller.authenticated(), O::COMMAND, at);
             writes.extend(plan.writes);
             let committed = match &plan.guard {
                 None => {
@@ -174,10 +200,17 @@ impl Operation for RollOp {
     type Model = RollModel;
     const COMMAND: &'static str = "roll";
 
-    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<RollModel>, RollsError> {
-        let outcome = dice::roll(&self.expression, &mut dice::Rng::from_random_state())
-            .map_err(|e| RollsError::dice(&self.expression, &e))?;
-        Ok(Plan::read_only(RollModel::new(&self.expression, outcome)))
+    async fn plan(&self, env: Env<'_>, _: DateTime<Utc>) -> Result<Plan<RollModel>, RollsError> {
+        let expression = self.expression.clone();
+        let model = env
+            .dice
+            .roll(move || {
+                let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
+                    .map_err(|e| RollsError::dice(&expression, &e))?;
+                Ok::<_, RollsError>(RollModel::new(&expression, outcome))
+            })
+            .await??;
+        Ok(Plan::read_only(model))
     }
 }
 
@@ -226,13 +259,20 @@ impl Operation for OddsOp {
     type Model = OddsModel;
     const COMMAND: &'static str = "odds";
 
-    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<OddsModel>, RollsError> {
-        let odds =
-            dice::odds(&self.expression).map_err(|e| RollsError::dice(&self.expression, &e))?;
-        Ok(Plan::read_only(OddsModel {
-            markdown: odds.render_markdown(),
-            odds,
-        }))
+    async fn plan(&self, env: Env<'_>, _: DateTime<Utc>) -> Result<Plan<OddsModel>, RollsError> {
+        let expression = self.expression.clone();
+        let model = env
+            .dice
+            .odds(move || {
+                let odds =
+                    dice::odds(&expression).map_err(|e| RollsError::dice(&expression, &e))?;
+                Ok::<_, RollsError>(OddsModel {
+                    markdown: odds.render_markdown(),
+                    odds,
+                })
+            })
+            .await??;
+        Ok(Plan::read_only(model))
     }
 }
 
@@ -272,8 +312,13 @@ impl Operation for StatsOp {
     type Model = StatsModel;
     const COMMAND: &'static str = "stats";
 
-    async fn plan(&self, repo: &Repo, _: DateTime<Utc>) -> Result<Plan<StatsModel>, RollsError> {
-        let mut counters = repo.counters().await?;
+    async fn plan(&self, env: Env<'_>, _: DateTime<Utc>) -> Result<Plan<StatsModel>, RollsError> {
+        let repo = env.repo;
+        let commands: Vec<&str> = domain::HELP
+            .iter()
+            .map(|(command, _, _)| *command)
+            .collect();
+        let mut counters = repo.counters(&commands).await?;
         if self.all {
             for (command, _, _) in domain::HELP {
                 counters.entry((*command).to_owned()).or_insert(0);
@@ -306,7 +351,7 @@ impl Operation for HelpOp {
     type Model = HelpModel;
     const COMMAND: &'static str = "help";
 
-    async fn plan(&self, _: &Repo, _: DateTime<Utc>) -> Result<Plan<HelpModel>, RollsError> {
+    async fn plan(&self, _: Env<'_>, _: DateTime<Utc>) -> Result<Plan<HelpModel>, RollsError> {
         let text = domain::help(self.command.as_deref())?;
         Ok(Plan::read_only(HelpModel { text }))
     }
@@ -354,9 +399,10 @@ impl Operation for CharacterOp {
 
     async fn plan(
         &self,
-        repo: &Repo,
+        env: Env<'_>,
         at: DateTime<Utc>,
     ) -> Result<Plan<CharactersModel>, RollsError> {
+        let repo = env.repo;
         let user = match self {
             CharacterOp::List { user }
             | CharacterOp::Add { user, .. }
@@ -445,7 +491,7 @@ pub struct TrackerModel {
 }
 
 impl InitOp {
-    fn channel(&self) -> ChannelId {
+    pub fn channel(&self) -> ChannelId {
         match self {
             InitOp::Get { channel }
             | InitOp::Join { channel, .. }
@@ -457,7 +503,11 @@ impl InitOp {
 }
 
 /// Rolls (or reads) an initiative: `(value, how it was obtained)`.
-fn initiative(roll: Option<&str>, modifier: i64) -> Result<(i64, String), RollsError> {
+async fn initiative(
+    dice: &DicePool,
+    roll: Option<&str>,
+    modifier: i64,
+) -> Result<(i64, String), RollsError> {
     let expression = match roll.map(str::trim) {
         Some(text) if !text.is_empty() => {
             if let Ok(value) = text.parse::<i64>() {
@@ -468,20 +518,28 @@ fn initiative(roll: Option<&str>, modifier: i64) -> Result<(i64, String), RollsE
         _ if modifier == 0 => "1d20".to_owned(),
         _ => format!("1d20{modifier:+}"),
     };
-    let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
-        .map_err(|e| RollsError::dice(&expression, &e))?;
-    let value = outcome
-        .total()
-        .as_int()
-        .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
-    Ok((value, outcome.render_markdown()))
+    dice.roll(move || {
+        let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
+            .map_err(|e| RollsError::dice(&expression, &e))?;
+        let value = outcome
+            .total()
+            .as_int()
+            .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
+        Ok((value, outcome.render_markdown()))
+    })
+    .await?
 }
 
 impl Operation for InitOp {
     type Model = TrackerModel;
     const COMMAND: &'static str = "init";
 
-    async fn plan(&self, repo: &Repo, at: DateTime<Utc>) -> Result<Plan<TrackerModel>, RollsError> {
+    async fn plan(
+        &self,
+        env: Env<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<Plan<TrackerModel>, RollsError> {
+        let repo = env.repo;
         let channel = self.channel();
         let read = repo.tracker(channel).await?;
         let mut tracker = read.value;
@@ -507,7 +565,7 @@ impl Operation for InitOp {
                         None => (domain::clean_name(display_name)?, 0),
                     },
                 };
-                let (value, how) = initiative(roll.as_deref(), modifier)?;
+                let (value, how) = initiative(env.dice, roll.as_deref(), modifier).await?;
                 domain::join(
                     &mut tracker,
                     Entry {
@@ -515,7 +573,7 @@ impl Operation for InitOp {
                         user: *user,
                         initiative: value,
                     },
-                );
+                )?;
                 format!("**{name}** joined initiative with {value}: {how}")
             }
             InitOp::Remove {

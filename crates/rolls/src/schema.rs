@@ -10,6 +10,7 @@
 //! | `c_:updated_time`           | string  | Unix millis of the last write of any counter |
 //! | `init_{channel_id}`         | string  | [`Tracker`] as JSON                         |
 //! | `init_{channel_id}:updated_time` | string | Unix millis                            |
+//! | `user_set:restoring:{nonce}` | set   | not in the seed: members a restore is adding, joined into `user_set` in one step once whole; expires after an hour |
 //!
 //! The JSON shapes are the documents of [`crate::domain`] (`serde` as declared there;
 //! snowflakes as decimal strings). No other module spells these names; everything
@@ -55,6 +56,12 @@ pub fn counter_key(command: &str) -> String {
 /// `init_{channel_id}`.
 pub fn init_key(channel: ChannelId) -> String {
     format!("{INIT_PREFIX}{channel}")
+}
+
+/// Where a restore gathers the members it adds to the set `of` before joining them
+/// in (`{of}:restoring:{nonce}`). Not a seed key: [`classify`] leaves it out.
+pub fn restore_scratch_key(of: &str, nonce: u64) -> String {
+    format!("{of}:restoring:{nonce}")
 }
 
 /// The timestamp key of `key` (`{key}:updated_time`).
@@ -130,6 +137,9 @@ mod tests {
         );
         assert_eq!(counters_pattern(), "c_*");
         assert_eq!(updated_time_key(COUNTERS_SET), COUNTERS_UPDATED_TIME);
+        let scratch = restore_scratch_key(USER_SET, 7);
+        assert_eq!(scratch, "user_set:restoring:7");
+        assert_eq!(classify(&scratch), None);
     }
 
     #[test]

@@ -1,11 +1,30 @@
 //! The seed's Backend Service as JSON over HTTP, under `/api/rolls/`.
 //!
-//! Every request names its user with `?user=ID` (the seed: "All REST requests will
-//! have user=? in the query parameters"); the controller adds it to `user_set` and
-//! counts the request. Bad input answers 400 with `{"error": "..."}` (plus `column`
-//! and `pointer` for dice errors); storage failures answer in the kit's words and
-//! status (`feature::reply`); our other failures answer 500 with a short message and
-//! are logged.
+//! Nobody calls it anonymously (the kit's `web::access`): a browser is the signed-in
+//! user of its session (state-changing requests carry the session's CSRF token) and
+//! acts only for itself; a program sends an API token (`tavern tokens create NAME
+//! --scopes rolls:read,rolls:write`) and acts for the user `?user=ID` names (the seed:
+//! "All REST requests will have user=? in the query parameters"). Reading takes
+//! `rolls:read`, changing `rolls:write`; a body must be JSON (415 otherwise).
+//! Anonymous requests get 401, another user's data 403.
+//!
+//! A signed-in user is authenticated (Discord's OAuth2 proved who they are) and is
+//! added to `user_set` like a Discord user; the user a token's `?user=` names is
+//! only *claimed* ([`Caller::Claimed`]): the controller counts the request but does
+//! not add the id to `user_set`.
+//!
+//! A channel's initiative tracker is changed only for members of the channel's guild
+//! (Discord is asked and its answer remembered: [`crate::membership`]); someone else
+//! gets 403, an unknown channel 404, a direct message's tracker 403 (it is changed
+//! from Discord only). Bad input answers 400 with
+//! `{"error": "..."}` (plus `column` and `pointer` for dice errors); storage failures
+//! answer in the kit's words and status (`feature::reply`); our other failures answer
+//! 500 with a short message and are logged.
+//!
+//! An answer is at most [`MAX_ANSWER_BYTES`] of JSON. Only a roll can be larger (its
+//! result tree holds every die: 20,000 dice are about 1 MB); such an answer leaves
+//! out `outcome`, cuts `text` and `markdown` to [`MAX_ANSWER_TEXT`] characters each
+//! and says so in `"cut"`.
 //!
 //! | method | path                                        | body                        |
 //! |--------|---------------------------------------------|-----------------------------|
@@ -23,47 +42,56 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use feature::access::{Access, Caller as WebCaller, Denied, JsonBody, Routes};
 use serde::Deserialize;
 
 use crate::RollsError;
 use crate::commands::Ctx;
-use crate::domain::{ChannelId, UserId};
+use crate::domain::{Authenticated, Caller, ChannelId};
+use crate::membership::{Membership, Verdict};
 use crate::ops::{CharacterOp, HelpOp, InitOp, OddsOp, Operation, RollOp, StatsOp, TrackerModel};
 
 type Params = Query<BTreeMap<String, String>>;
 
-/// An error answer, as [`RollsError::into_http`] words it.
+/// An error answer: as [`RollsError::into_http`] words it, or the kit's refusal of
+/// the caller ([`Denied`]).
 #[derive(Debug)]
-pub struct ApiError(RollsError);
+pub enum ApiError {
+    Rolls(RollsError),
+    Denied(Denied),
+}
 
 impl From<RollsError> for ApiError {
     fn from(e: RollsError) -> Self {
-        ApiError(e)
+        ApiError::Rolls(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.0.into_http()
+        match self {
+            ApiError::Rolls(e) => e.into_http(),
+            ApiError::Denied(denied) => denied.into_response(),
+        }
     }
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    ApiError(RollsError::refused(message))
+    ApiError::Rolls(RollsError::refused(message))
 }
 
-fn user(params: &BTreeMap<String, String>) -> Result<UserId, ApiError> {
-    let raw = params
-        .get("user")
-        .ok_or_else(|| bad("`user` is required: add ?user=<discord user id>"))?;
-    raw.trim()
-        .parse::<UserId>()
-        .map_err(|_| bad(format!("`user` must be a Discord user id, not `{raw}`")))
+/// Who the request acts for: the signed-in user of a session, authenticated (naming
+/// anyone else is 403), or whoever an API token's `?user=` names, claimed.
+fn user(caller: &WebCaller, params: &BTreeMap<String, String>) -> Result<Caller, ApiError> {
+    let user = caller
+        .acts_for(params.get("user").map(String::as_str))
+        .map_err(ApiError::Denied)?;
+    Ok(match Authenticated::signed_in(caller) {
+        Some(who) if who.user() == user => who.into(),
+        _ => Caller::Claimed(user),
+    })
 }
 
 fn required<'p>(params: &'p BTreeMap<String, String>, name: &str) -> Result<&'p str, ApiError> {
@@ -78,78 +106,147 @@ fn channel(raw: &str) -> Result<ChannelId, ApiError> {
         .map_err(|_| bad(format!("`{raw}` is not a channel id")))
 }
 
-fn body<T: Default>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    match body {
-        Ok(Json(v)) => Ok(v),
-        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
-        Err(e) => Err(bad(format!("bad JSON body: {}", e.body_text()))),
+/// Most bytes of JSON in one answer.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+/// Most characters of `text` and of `markdown` in an answer that had to be cut.
+pub const MAX_ANSWER_TEXT: usize = 64 * 1024;
+
+async fn run<O: Operation>(ctx: &Ctx, caller: Caller, op: O) -> Result<Response, ApiError> {
+    let model = ctx.controller.run(caller, &op).await?;
+    Ok(capped(&model))
+}
+
+/// `model` as JSON of at most [`MAX_ANSWER_BYTES`]: whole when it fits, else
+/// without its result tree and with its texts cut (see the module docs).
+fn capped<M: serde::Serialize>(model: &M) -> Response {
+    let internal = |what: String| ApiError::Rolls(RollsError::Answer(what)).into_response();
+    let body = match serde_json::to_vec(model) {
+        Ok(body) => body,
+        Err(error) => return internal(format!("answer not serialisable: {error}")),
+    };
+    if body.len() <= MAX_ANSWER_BYTES {
+        return json_body(body);
+    }
+    let mut value = match serde_json::to_value(model) {
+        Ok(value) => value,
+        Err(error) => return internal(format!("answer not serialisable: {error}")),
+    };
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("outcome");
+        for name in ["text", "markdown"] {
+            if let Some(serde_json::Value::String(text)) = fields.get_mut(name)
+                && text.chars().count() > MAX_ANSWER_TEXT
+            {
+                *text = text.chars().take(MAX_ANSWER_TEXT).collect::<String>() + "…";
+            }
+        }
+        fields.insert(
+            "cut".to_owned(),
+            serde_json::Value::String(format!(
+                "the whole answer is {} bytes, over the limit of {MAX_ANSWER_BYTES}: `outcome` is left out and `text` and `markdown` are cut to {MAX_ANSWER_TEXT} characters",
+                body.len()
+            )),
+        );
+    }
+    match serde_json::to_vec(&value) {
+        Ok(body) if body.len() <= MAX_ANSWER_BYTES => json_body(body),
+        Ok(body) => internal(format!(
+            "answer of {} bytes still over the limit after cutting",
+            body.len()
+        )),
+        Err(error) => internal(format!("answer not serialisable: {error}")),
     }
 }
 
-async fn run<O: Operation>(ctx: &Ctx, user: UserId, op: O) -> Result<Json<O::Model>, ApiError> {
-    Ok(Json(ctx.controller.run(user, &op).await?))
+fn json_body(body: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
-/// The router, to be merged at the root (paths start with `/api/rolls/`).
-pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/api/rolls/roll", get(roll))
-        .route("/api/rolls/odds", get(odds))
-        .route("/api/rolls/stats", get(stats))
-        .route("/api/rolls/help", get(help))
-        .route(
-            "/api/rolls/characters",
-            get(characters_list).post(characters_add),
+/// The routes, to be merged at the root (paths start with `/api/rolls/`): reading
+/// takes a signed-in user or a token with `rolls:read`, changing takes a signed-in
+/// user (with the session's CSRF token) or a token with `rolls:write`.
+pub fn routes(context: &feature::Context, ctx: Ctx) -> Routes {
+    let read = || Access::user_or_token("rolls:read");
+    let write = || Access::user_or_token("rolls:write");
+    Routes::new(&context.sessions)
+        .get("/api/rolls/roll", read(), roll)
+        .get("/api/rolls/odds", read(), odds)
+        .get("/api/rolls/stats", read(), stats)
+        .get("/api/rolls/help", read(), help)
+        .get("/api/rolls/characters", read(), characters_list)
+        .post("/api/rolls/characters", write(), characters_add)
+        .delete("/api/rolls/characters/{name}", write(), characters_remove)
+        .get("/api/rolls/initiative/{channel}", read(), init_get)
+        .post("/api/rolls/initiative/{channel}/join", write(), init_join)
+        .post(
+            "/api/rolls/initiative/{channel}/remove",
+            write(),
+            init_remove,
         )
-        .route(
-            "/api/rolls/characters/{name}",
-            axum::routing::delete(characters_remove),
-        )
-        .route("/api/rolls/initiative/{channel}", get(init_get))
-        .route("/api/rolls/initiative/{channel}/join", post(init_join))
-        .route("/api/rolls/initiative/{channel}/remove", post(init_remove))
-        .route("/api/rolls/initiative/{channel}/next", post(init_next))
-        .route("/api/rolls/initiative/{channel}/reset", post(init_reset))
+        .post("/api/rolls/initiative/{channel}/next", write(), init_next)
+        .post("/api/rolls/initiative/{channel}/reset", write(), init_reset)
         .with_state(ctx)
 }
 
-async fn roll(State(ctx): State<Ctx>, Query(p): Params) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+async fn roll(
+    State(ctx): State<Ctx>,
+    caller: WebCaller,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let who = user(&caller, &p)?;
     let expression = required(&p, "expression")?.to_owned();
-    Ok(run(&ctx, user, RollOp { expression })
-        .await?
-        .into_response())
+    run(&ctx, who, RollOp { expression }).await
 }
 
-async fn odds(State(ctx): State<Ctx>, Query(p): Params) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+async fn odds(
+    State(ctx): State<Ctx>,
+    caller: WebCaller,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let who = user(&caller, &p)?;
     let expression = required(&p, "expression")?.to_owned();
-    Ok(run(&ctx, user, OddsOp { expression })
-        .await?
-        .into_response())
+    run(&ctx, who, OddsOp { expression }).await
 }
 
-async fn stats(State(ctx): State<Ctx>, Query(p): Params) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+async fn stats(
+    State(ctx): State<Ctx>,
+    caller: WebCaller,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let who = user(&caller, &p)?;
     let all = match p.get("all").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(other) => return Err(bad(format!("`all` must be true or false, not `{other}`"))),
     };
-    Ok(run(&ctx, user, StatsOp { all }).await?.into_response())
+    run(&ctx, who, StatsOp { all }).await
 }
 
-async fn help(State(ctx): State<Ctx>, Query(p): Params) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+async fn help(
+    State(ctx): State<Ctx>,
+    caller: WebCaller,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let who = user(&caller, &p)?;
     let command = p.get("command").cloned();
-    Ok(run(&ctx, user, HelpOp { command }).await?.into_response())
+    run(&ctx, who, HelpOp { command }).await
 }
 
-async fn characters_list(State(ctx): State<Ctx>, Query(p): Params) -> Result<Response, ApiError> {
-    let user = user(&p)?;
-    Ok(run(&ctx, user, CharacterOp::List { user })
-        .await?
-        .into_response())
+async fn characters_list(
+    State(ctx): State<Ctx>,
+    caller: WebCaller,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let who = user(&caller, &p)?;
+    let user = who.user();
+    run(&ctx, who, CharacterOp::List { user }).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,53 +260,82 @@ struct AddCharacter {
 
 async fn characters_add(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Query(p): Params,
-    b: Result<Json<AddCharacter>, JsonRejection>,
+    JsonBody(b): JsonBody<AddCharacter>,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
-    let b = body(b)?;
+    let who = user(&caller, &p)?;
+    let user = who.user();
     let op = CharacterOp::Add {
         user,
         name: b.name,
         initiative_modifier: b.initiative_modifier,
     };
-    Ok(run(&ctx, user, op).await?.into_response())
+    run(&ctx, who, op).await
 }
 
 async fn characters_remove(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(name): Path<String>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
-    Ok(run(&ctx, user, CharacterOp::Remove { user, name })
-        .await?
-        .into_response())
+    let who = user(&caller, &p)?;
+    let user = who.user();
+    run(&ctx, who, CharacterOp::Remove { user, name }).await
 }
 
-/// Runs a tracker change and, best effort, edits the Discord tracker message so the
-/// channel shows what REST clients did.
-async fn init_change(ctx: &Ctx, user: UserId, op: InitOp) -> Result<Response, ApiError> {
-    let model: TrackerModel = ctx.controller.run(user, &op).await?;
+/// Refuses a tracker change by someone who is not a member of the channel's guild.
+async fn member_of(
+    membership: &Membership,
+    channel: ChannelId,
+    caller: Caller,
+) -> Result<(), ApiError> {
+    let verdict = membership.check(channel, caller.user()).await.map_err(|error| {
+        tracing::warn!(%error, %channel, "could not check who may change this tracker");
+        ApiError::Denied(Denied::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "could not ask Discord whether you are a member of this channel's server; try again shortly",
+        ))
+    })?;
+    match verdict {
+        Verdict::Member => Ok(()),
+        Verdict::NotMember => Err(ApiError::Denied(Denied::forbidden(
+            "only members of this channel's server may change its initiative tracker",
+        ))),
+        Verdict::NoGuild => Err(ApiError::Denied(Denied::forbidden(
+            "a direct message's initiative tracker is changed from Discord only",
+        ))),
+        Verdict::UnknownChannel => Err(ApiError::Denied(Denied::new(
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no channel {channel} that Tavern can see"),
+        ))),
+    }
+}
+
+/// Runs a tracker change for a member of the channel's guild and, best effort,
+/// edits the Discord tracker message so the channel shows what REST clients did.
+async fn init_change(ctx: &Ctx, caller: Caller, op: InitOp) -> Result<Response, ApiError> {
+    member_of(&ctx.membership, op.channel(), caller).await?;
+    let model: TrackerModel = ctx.controller.run(caller, &op).await?;
     if let Some(message) = model.tracker.message_id {
         let reply = crate::commands::tracker_reply(&model);
         if let Err(error) = ctx.discord.edit(model.channel, message, &reply).await {
             tracing::warn!(%error, channel = %model.channel, "could not update the tracker message");
         }
     }
-    Ok(Json(model).into_response())
+    Ok(capped(&model))
 }
 
 async fn init_get(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+    let who = user(&caller, &p)?;
     let channel = channel(&c)?;
-    Ok(run(&ctx, user, InitOp::Get { channel })
-        .await?
-        .into_response())
+    run(&ctx, who, InitOp::Get { channel }).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -223,13 +349,14 @@ struct JoinBody {
 
 async fn init_join(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
-    b: Result<Json<JoinBody>, JsonRejection>,
+    JsonBody(b): JsonBody<JoinBody>,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+    let who = user(&caller, &p)?;
+    let user = who.user();
     let channel = channel(&c)?;
-    let b = body(b)?;
     let op = InitOp::Join {
         channel,
         user,
@@ -237,7 +364,7 @@ async fn init_join(
         roll: b.roll,
         display_name: b.name.unwrap_or_else(|| format!("user {user}")),
     };
-    init_change(&ctx, user, op).await
+    init_change(&ctx, who, op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,37 +375,40 @@ struct RemoveBody {
 
 async fn init_remove(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
-    b: Result<Json<RemoveBody>, JsonRejection>,
+    JsonBody(b): JsonBody<RemoveBody>,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+    let who = user(&caller, &p)?;
+    let user = who.user();
     let channel = channel(&c)?;
-    let b = body(b)?;
     let op = InitOp::Remove {
         channel,
         user,
         character: b.character,
     };
-    init_change(&ctx, user, op).await
+    init_change(&ctx, who, op).await
 }
 
 async fn init_next(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+    let who = user(&caller, &p)?;
     let channel = channel(&c)?;
-    init_change(&ctx, user, InitOp::Next { channel }).await
+    init_change(&ctx, who, InitOp::Next { channel }).await
 }
 
 async fn init_reset(
     State(ctx): State<Ctx>,
+    caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let user = user(&p)?;
+    let who = user(&caller, &p)?;
     let channel = channel(&c)?;
-    init_change(&ctx, user, InitOp::Reset { channel }).await
+    init_change(&ctx, who, InitOp::Reset { channel }).await
 }

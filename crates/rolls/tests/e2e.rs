@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
+use std::time::Duration;
+
 use discord_sim::InteractionReply;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
@@ -365,4 +367,151 @@ async fn initiative_tracker_with_buttons() {
         "failed requests are not counted"
     );
     bot.stop().await;
+}
+
+/// A roll longer than a Discord message is cut to 2,000 characters with a note that
+/// says so and where a whole roll can be had.
+#[tokio::test]
+async fn a_roll_longer_than_a_message_is_cut_with_a_note() {
+    let (w, bot, _dir) = start().await;
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": "100 40d6"}]),
+        )
+        .await;
+    let text = content(&reply);
+    assert!(
+        text.chars().count() <= 2000,
+        "{} characters",
+        text.chars().count()
+    );
+    assert!(text.ends_with(rolls::commands::CUT_ROLL_NOTE), "{text}");
+    assert!(
+        text.contains("Cut to fit Discord's 2,000 characters"),
+        "{text}"
+    );
+    assert!(text.contains("/api/rolls/roll"), "{text}");
+    assert!(
+        text.starts_with(&format!("<@{}>", u64::from(w.demo.alice))),
+        "{text}"
+    );
+    // A short roll is whole.
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": "2d6"}]),
+        )
+        .await;
+    assert!(!content(&reply).contains("Cut to fit"), "{reply:?}");
+    bot.stop().await;
+}
+
+/// Dice over their work budget are refused at once, the budget named.
+#[tokio::test]
+async fn over_budget_rolls_and_odds_are_refused_naming_the_budget() {
+    let (w, bot, _dir) = start().await;
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": "3 10000d6"}]),
+        )
+        .await;
+    assert!(reply.ephemeral, "{reply:?}");
+    assert!(
+        content(&reply).contains("more than 20000 dice")
+            && content(&reply).contains("the budget of one roll"),
+        "{reply:?}"
+    );
+    let reply = w
+        .run(
+            w.demo.alice,
+            "odds",
+            json!([{"name": "expression", "value": "5001d6km1"}]),
+        )
+        .await;
+    assert!(reply.ephemeral, "{reply:?}");
+    assert!(
+        content(&reply).contains("over the odds budget of 10,000,000 dice"),
+        "{reply:?}"
+    );
+    bot.stop().await;
+}
+
+/// Dice work runs off the async workers: with 50 heavy odds in flight, a command that
+/// needs no dice and a roll (the other lane) are both answered before the first of
+/// the heavy ones, and the heavy ones are answered too, one at a time.
+#[tokio::test]
+async fn quick_commands_are_answered_while_fifty_heavy_ones_are_in_flight() {
+    let world = World::new().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = rolls::RollsConfig::new(dir.path());
+    config.dice = rolls::DicePool::new(1, 1);
+    let feature = rolls::feature(&world.ctx, config);
+    let bot = TestBot::spawn(&world, vec![feature]).await;
+    let w = &world;
+    // Decimals: the odds are simulated, 100,000 rolls of 100 dice each: the whole
+    // odds budget of 10 million dice.
+    let heavy: Vec<discord_sim::Interaction> = (0..50)
+        .map(|_| {
+            w.sim
+                .run_command(
+                    w.demo.alice,
+                    w.demo.dice,
+                    "odds",
+                    json!([{"name": "expression", "value": "100d6 * 1.5"}]),
+                )
+                .expect("run")
+        })
+        .collect();
+    let help = w
+        .sim
+        .run_command(w.demo.bob, w.demo.dice, "help", json!([]))
+        .expect("run");
+    let roll = w
+        .sim
+        .run_command(
+            w.demo.bob,
+            w.demo.dice,
+            "roll",
+            json!([{"name": "expression", "value": "1d20"}]),
+        )
+        .expect("run");
+    let help = help.final_response(WAIT).await.expect("help is answered");
+    assert!(content(&help).contains("/init join"), "{help:?}");
+    let roll = roll
+        .final_response(WAIT)
+        .await
+        .expect("the roll is answered");
+    assert!(content(&roll).contains("1d20"), "{roll:?}");
+    let mut done = 0;
+    for h in &heavy {
+        if h.final_response(Duration::ZERO).await.is_ok() {
+            done += 1;
+        }
+    }
+    assert_eq!(
+        done, 0,
+        "a heavy odds was answered before the quick commands"
+    );
+    let first = testkit::eventually("a heavy odds is answered", || {
+        let heavy = &heavy;
+        async move {
+            for h in heavy {
+                if let Ok(reply) = h.final_response(Duration::ZERO).await {
+                    return Some(reply);
+                }
+            }
+            None
+        }
+    })
+    .await;
+    assert!(
+        content(&first).contains("simulated: 100000 rolls"),
+        "{first:?}"
+    );
+    drop(bot);
 }

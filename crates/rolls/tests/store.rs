@@ -3,17 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
+mod common;
+
+use common::me;
 use redis::AsyncCommands;
 use rolls::domain::{ChannelId, UserId};
 use rolls::ops::{CharacterOp, Controller, InitOp, RollOp, StatsOp};
-use rolls::repo::Repo;
 use testkit::World;
 
 /// The world (kept alive by the caller), its Redis and a controller over it.
 async fn setup() -> (World, store::Redis, Controller) {
     let world = World::new().await;
     let redis = world.redis.clone();
-    let controller = Controller::new(Repo::new(redis.clone()), world.ctx.clock.clone());
+    let controller = common::controller(&world);
     (world, redis, controller)
 }
 
@@ -25,7 +27,7 @@ async fn a_roll_adds_the_user_and_counts_with_timestamps() {
     let user = UserId::new(107624977066381312);
     let model = controller
         .run(
-            user,
+            me(user),
             &RollOp {
                 expression: "2d6+1".into(),
             },
@@ -35,7 +37,7 @@ async fn a_roll_adds_the_user_and_counts_with_timestamps() {
     assert!((3..=13).contains(&model.total.as_int().expect("int")));
     controller
         .run(
-            user,
+            me(user),
             &RollOp {
                 expression: "1d4".into(),
             },
@@ -62,7 +64,7 @@ async fn a_bad_expression_writes_nothing() {
     let (_world, redis, controller) = setup().await;
     let err = controller
         .run(
-            UserId::new(1),
+            me(UserId::new(1)),
             &RollOp {
                 expression: "1d20 + x".into(),
             },
@@ -86,7 +88,7 @@ async fn characters_live_in_the_user_document() {
     let user = UserId::new(7);
     controller
         .run(
-            user,
+            me(user),
             &CharacterOp::Add {
                 user,
                 name: "Aragorn".into(),
@@ -109,7 +111,7 @@ async fn characters_live_in_the_user_document() {
     for i in 1..9 {
         controller
             .run(
-                user,
+                me(user),
                 &CharacterOp::Add {
                     user,
                     name: format!("c{i}"),
@@ -121,7 +123,7 @@ async fn characters_live_in_the_user_document() {
     }
     let err = controller
         .run(
-            user,
+            me(user),
             &CharacterOp::Add {
                 user,
                 name: "tenth".into(),
@@ -140,7 +142,7 @@ async fn the_tracker_lives_in_init_channel() {
     let channel = ChannelId::new(555);
     controller
         .run(
-            a,
+            me(a),
             &InitOp::Join {
                 channel,
                 user: a,
@@ -153,7 +155,7 @@ async fn the_tracker_lives_in_init_channel() {
         .expect("join");
     let model = controller
         .run(
-            b,
+            me(b),
             &InitOp::Join {
                 channel,
                 user: b,
@@ -180,11 +182,11 @@ async fn the_tracker_lives_in_init_channel() {
     assert_eq!(count, 2);
 
     controller
-        .run(a, &InitOp::Next { channel })
+        .run(me(a), &InitOp::Next { channel })
         .await
         .expect("next");
     let model = controller
-        .run(a, &InitOp::Next { channel })
+        .run(me(a), &InitOp::Next { channel })
         .await
         .expect("next");
     assert_eq!((model.tracker.turn, model.tracker.round), (0, 2));
@@ -199,7 +201,7 @@ async fn concurrent_joins_are_not_lost() {
         let c = controller.clone();
         tasks.push(tokio::spawn(async move {
             c.run(
-                UserId::new(i),
+                me(UserId::new(i)),
                 &InitOp::Join {
                     channel,
                     user: UserId::new(i),
@@ -216,12 +218,12 @@ async fn concurrent_joins_are_not_lost() {
         t.await.expect("task");
     }
     let model = controller
-        .run(UserId::new(1), &InitOp::Get { channel })
+        .run(me(UserId::new(1)), &InitOp::Get { channel })
         .await
         .expect("get");
     assert_eq!(model.tracker.entries.len(), 8);
     let stats = controller
-        .run(UserId::new(1), &StatsOp { all: false })
+        .run(me(UserId::new(1)), &StatsOp { all: false })
         .await
         .expect("stats");
     assert_eq!(stats.counters["init"], 9);

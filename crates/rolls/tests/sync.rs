@@ -3,20 +3,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base::Clock;
+use common::me;
 use redis::AsyncCommands;
 use rolls::domain::{ChannelId, UserId};
-use rolls::ops::{CharacterOp, Controller, InitOp, RollOp};
-use rolls::repo::Repo;
-use rolls::{RollsConfig, StoreOptions, SyncTarget, jobs, sync_once};
+use rolls::jobs::Manifest;
+use rolls::ops::{CharacterOp, InitOp, RollOp};
+use rolls::{RollsConfig, StoreOptions, SyncService, SyncTarget, jobs, sync_once};
 use store::harness::{AZURITE_ACCOUNT, AZURITE_KEY, TestAzurite, TestS3};
 use testkit::World;
 
+/// The sync of `world`'s Redis with `config`'s store, dated by the world's clock.
+fn service(world: &World, config: &RollsConfig) -> SyncService {
+    SyncService::open(&world.redis, config, Arc::clone(&world.ctx.clock)).expect("store")
+}
+
 /// A roll, a character and an initiative entry for user 42 in channel 77.
 async fn seed(world: &World) {
-    let c = Controller::new(Repo::new(world.redis.clone()), world.ctx.clock.clone());
+    let c = common::controller(world);
     let user = UserId::new(42);
     c.run(
-        user,
+        me(user),
         &RollOp {
             expression: "1d6".into(),
         },
@@ -24,7 +36,7 @@ async fn seed(world: &World) {
     .await
     .expect("roll");
     c.run(
-        user,
+        me(user),
         &CharacterOp::Add {
             user,
             name: "Bo".into(),
@@ -34,7 +46,7 @@ async fn seed(world: &World) {
     .await
     .expect("add");
     c.run(
-        user,
+        me(user),
         &InitOp::Join {
             channel: ChannelId::new(77),
             user,
@@ -63,8 +75,8 @@ async fn round_trip(config: &RollsConfig) {
 
     let b = World::new().await;
     let rb = b.redis.clone();
-    let objects = jobs::open_store(config).expect("store");
-    let report = jobs::restore(&rb, objects.as_ref()).await.expect("restore");
+    let restorer = service(&b, config);
+    let report = restorer.restore().await.expect("restore");
     assert_eq!(report.restored, 4);
     for key in [
         "user_42",
@@ -83,7 +95,7 @@ async fn round_trip(config: &RollsConfig) {
     let members: Vec<String> = conn.smembers("user_set").await.expect("members");
     assert_eq!(members, vec!["42".to_owned()]);
     // A second restore finds Redis as new as the snapshot and keeps it.
-    let report = jobs::restore(&rb, objects.as_ref()).await.expect("restore");
+    let report = restorer.restore().await.expect("restore");
     assert_eq!((report.restored, report.kept), (0, 4));
 }
 
@@ -204,10 +216,8 @@ async fn newer_data_in_redis_wins_and_older_is_replaced() {
     let world = World::new().await;
     let redis = world.redis.clone();
     seed(&world).await;
-    let objects = jobs::open_store(&config).expect("store");
-    jobs::snapshot(&redis, objects.as_ref())
-        .await
-        .expect("snapshot");
+    let sync = service(&world, &config);
+    sync.snapshot().await.expect("snapshot");
     let snap_user = get(&redis, "user_42").await.expect("doc");
     let snap_ts: i64 = get(&redis, "user_42:updated_time")
         .await
@@ -233,13 +243,12 @@ async fn newer_data_in_redis_wins_and_older_is_replaced() {
         let snap: jobs::Snapshot = serde_json::from_slice(&bytes).expect("json");
         snap
     };
-    // The counters lost their timestamp: replaced too.
+    // The counters lost their timestamp: an older state, replaced too.
     let _: () = conn.del("c_:updated_time").await.expect("del");
-    let _: () = conn.set("c_roll", 99).await.expect("set");
+    let _: () = conn.set("c_roll", 0).await.expect("set");
 
-    let report = jobs::restore(&redis, objects.as_ref())
-        .await
-        .expect("restore");
+    let report = sync.restore().await.expect("restore");
+    // user_set (nothing missing) and user_42 (newer) kept; init_77 and c_ restored.
     assert_eq!(report.restored, 2, "{report:?}");
     assert_eq!(report.kept, 2, "{report:?}");
     assert_eq!(
@@ -290,4 +299,338 @@ async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
     startup.run().await.expect("restore");
     assert_eq!(get(&rb, "user_42").await, get(&ra, "user_42").await);
     assert_eq!(get(&rb, "c_roll").await.as_deref(), Some("1"));
+}
+
+async fn members(redis: &store::Redis) -> usize {
+    let mut conn = redis.conn();
+    conn.scard("user_set").await.expect("scard")
+}
+
+fn read_object(dir: &std::path::Path, path: &str) -> jobs::Snapshot {
+    let bytes = std::fs::read(dir.join("rolls-sync").join(path)).expect(path);
+    serde_json::from_slice(&bytes).expect("snapshot JSON")
+}
+
+fn set_size(snap: &jobs::Snapshot) -> usize {
+    match &snap.value {
+        jobs::Value::Set(members) => members.len(),
+        other => panic!("not a set: {other:?}"),
+    }
+}
+
+/// A set of 10,000 members is more than one Redis command can take from a Lua
+/// script; the restore adds it in chunks and joins it in one step.
+#[tokio::test]
+async fn a_user_set_of_ten_thousand_restores_into_an_empty_redis() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let a = World::new().await;
+    common::seed_users(&a.redis, 10_000, 1_750_000_000_000).await;
+    service(&a, &config).snapshot().await.expect("snapshot");
+
+    let b = World::new().await;
+    let report = service(&b, &config).restore().await.expect("restore");
+    assert_eq!(
+        report.restored, 10_002,
+        "user_set, 10,000 documents, counters"
+    );
+    assert_eq!(members(&b.redis).await, 10_000);
+    assert_eq!(
+        get(&b.redis, "user_set:updated_time").await.as_deref(),
+        Some("1750000000000")
+    );
+    assert_eq!(get(&b.redis, "c_roll").await.as_deref(), Some("10000"));
+    assert!(get(&b.redis, "user_1009999").await.is_some());
+    let mut conn = b.redis.conn();
+    let scratch: Vec<String> = conn.keys("user_set:restoring:*").await.expect("keys");
+    assert!(scratch.is_empty(), "{scratch:?}");
+}
+
+/// The restore joins what it adds with what Redis gained meanwhile: nothing in Redis
+/// is lost, and the newer timestamp stays.
+#[tokio::test]
+async fn a_restore_adds_to_user_set_and_counters_and_keeps_what_redis_has() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    common::seed_users(&world.redis, 3, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    sync.snapshot().await.expect("snapshot");
+    let mut conn = world.redis.conn();
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    // After the loss, one new user rolled twice.
+    let _: () = conn.sadd("user_set", "77").await.expect("sadd");
+    let _: () = conn
+        .set("user_set:updated_time", "1750000009999")
+        .await
+        .expect("set");
+    let _: () = conn.set("c_roll", 2).await.expect("set");
+    let _: () = conn
+        .set("c_:updated_time", "1750000009999")
+        .await
+        .expect("set");
+
+    let report = sync.restore().await.expect("restore");
+    assert_eq!(report.restored, 5, "{report:?}");
+    assert_eq!(members(&world.redis).await, 4);
+    assert_eq!(
+        get(&world.redis, "user_set:updated_time").await.as_deref(),
+        Some("1750000009999")
+    );
+    assert_eq!(
+        get(&world.redis, "c_roll").await.as_deref(),
+        Some("5"),
+        "3 + 2"
+    );
+}
+
+/// The second snapshot writes the one set that changed and lists the rest again.
+#[tokio::test]
+async fn a_snapshot_writes_only_what_changed_since_the_last_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    common::seed_users(&world.redis, 50, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    let first = sync.snapshot().await.expect("snapshot");
+    assert_eq!(first.written, 52, "{first:?}");
+
+    let mut conn = world.redis.conn();
+    let _: () = conn
+        .set("user_1000007", r#"{"characters":{}}"#)
+        .await
+        .expect("set");
+    let _: () = conn
+        .set("user_1000007:updated_time", "1750000005000")
+        .await
+        .expect("set");
+    world.clock.advance(Duration::from_secs(3600));
+    let second = sync.snapshot().await.expect("snapshot");
+    assert_eq!((second.written, second.unchanged), (1, 51), "{second:?}");
+    let versions = dir.path().join("rolls-sync/rolls/versions/user_1000007");
+    let mut names: Vec<String> = std::fs::read_dir(&versions)
+        .expect("versions")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["1750000000000.json", "1750000005000.json"]);
+    let untouched = dir.path().join("rolls-sync/rolls/versions/user_1000008");
+    assert_eq!(std::fs::read_dir(untouched).expect("dir").count(), 1);
+    // The second snapshot still lists every set.
+    let paths = sync.snapshots().await.expect("list");
+    let last = sync
+        .manifest(paths.last().expect("two"))
+        .await
+        .expect("manifest");
+    assert_eq!(last.sets.len(), 52);
+}
+
+/// `user_set` only grows: a snapshot of a much smaller one is written beside the
+/// previous one, which stays the current one, and the operator is warned.
+#[tokio::test]
+async fn a_shrinking_set_is_written_beside_the_previous_snapshot_with_a_warning() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    common::seed_users(&world.redis, 10, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    sync.snapshot().await.expect("snapshot");
+
+    // Redis lost user_set and counters; two users came back since.
+    let mut conn = world.redis.conn();
+    let _: () = conn.del(&["user_set", "c_roll"]).await.expect("del");
+    let _: () = conn.sadd("user_set", &["1", "2"]).await.expect("sadd");
+    let _: () = conn
+        .set("user_set:updated_time", "1750000009000")
+        .await
+        .expect("set");
+    let _: () = conn.set("c_roll", 1).await.expect("set");
+    let _: () = conn
+        .set("c_:updated_time", "1750000009000")
+        .await
+        .expect("set");
+    world.clock.advance(Duration::from_secs(3600));
+    let logs = common::Logs::default();
+    let report = {
+        let _guard = logs.capture();
+        sync.snapshot().await.expect("snapshot")
+    };
+    assert_eq!(report.held_back, 2, "{report:?}");
+    assert_eq!(
+        set_size(&read_object(dir.path(), "rolls/user_set.json")),
+        10
+    );
+    let beside = read_object(dir.path(), "rolls/versions/user_set/1750000009000.json");
+    assert_eq!(set_size(&beside), 2);
+    let warnings = logs.warnings("would shrink by more than half");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("key=user_set")),
+        "{warnings:?}"
+    );
+
+    let paths = sync.snapshots().await.expect("list");
+    let last: Manifest = sync
+        .manifest(paths.last().expect("two"))
+        .await
+        .expect("manifest");
+    assert_eq!(last.sets["user_set"].size, 10);
+    assert_eq!(last.held_back["user_set"].size, 2);
+    // A restore from it gives the ten back, and the two new ones stay.
+    sync.restore().await.expect("restore");
+    assert_eq!(members(&world.redis).await, 12);
+}
+
+/// Every snapshot is a dated manifest; past the retention count the oldest go, with
+/// the versions only they listed.
+#[tokio::test]
+async fn snapshots_are_dated_versions_and_only_the_last_ones_are_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = RollsConfig::new(dir.path());
+    config.sync_keep = 3;
+    let world = World::new().await;
+    common::seed_users(&world.redis, 2, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    let mut conn = world.redis.conn();
+    let mut deleted = 0;
+    for hour in 0..5i64 {
+        // user_1000000 changes every hour.
+        let at = 1_750_000_000_000 + (hour + 1) * 3_600_000;
+        let doc = format!(r#"{{"characters":{{"H{hour}":{{"initiative_modifier":0}}}}}}"#);
+        let _: () = conn.set("user_1000000", doc).await.expect("set");
+        let _: () = conn
+            .set("user_1000000:updated_time", at.to_string())
+            .await
+            .expect("set");
+        deleted += sync.snapshot().await.expect("snapshot").deleted;
+        world.clock.advance(Duration::from_secs(3600));
+    }
+    assert_eq!(deleted, 2);
+    let names: Vec<String> = sync
+        .snapshots()
+        .await
+        .expect("list")
+        .iter()
+        .map(|p| p.filename().expect("name").to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "2025-06-15T18-53-20.000Z.json",
+            "2025-06-15T19-53-20.000Z.json",
+            "2025-06-15T20-53-20.000Z.json"
+        ]
+    );
+    let versions = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir.path().join("rolls-sync/rolls/versions").join(key))
+                .expect("versions")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+        v.sort();
+        v
+    };
+    // The versions of hours 1 and 2 went with their snapshots; 3 to 5 stay.
+    assert_eq!(
+        versions("user_1000000"),
+        [
+            "1750010800000.json",
+            "1750014400000.json",
+            "1750018000000.json"
+        ]
+    );
+    // Unchanged sets keep their one version.
+    assert_eq!(versions("user_1000001"), ["1750000000000.json"]);
+    assert_eq!(versions("user_set"), ["1750000000000.json"]);
+}
+
+/// The hourly job with 10,000 users and Redis flushed between two runs: the second
+/// run finds Redis holding less than the last snapshot, restores it first and then
+/// snapshots the whole, so neither Redis nor the backup loses anything.
+#[tokio::test]
+async fn the_hourly_job_restores_first_when_redis_lost_its_data() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    let at = world.clock.now().timestamp_millis() - 60_000;
+    common::seed_users(&world.redis, 10_000, at).await;
+    let feature = rolls::feature(&world.ctx, config.clone());
+    let job = &feature.jobs[0];
+    job.run_now().await.expect("first snapshot");
+
+    let mut conn = world.redis.conn();
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    world.clock.advance(Duration::from_secs(1800));
+    // Life goes on after the loss: a new player rolls.
+    common::controller(&world)
+        .run(
+            me(UserId::new(5)),
+            &RollOp {
+                expression: "1d20".into(),
+            },
+        )
+        .await
+        .expect("roll");
+    world.clock.advance(Duration::from_secs(1800));
+
+    let logs = common::Logs::default();
+    {
+        let _guard = logs.capture();
+        job.run_now().await.expect("second snapshot");
+    }
+    assert_eq!(
+        logs.warnings("Redis holds less than the last rolls snapshot")
+            .len(),
+        1
+    );
+    assert_eq!(members(&world.redis).await, 10_001);
+    assert!(get(&world.redis, "user_1009999").await.is_some());
+    assert!(get(&world.redis, "user_1000000").await.is_some());
+    assert_eq!(get(&world.redis, "c_roll").await.as_deref(), Some("10001"));
+    // The backup was not overwritten by the emptied Redis: it has everything.
+    assert_eq!(
+        set_size(&read_object(dir.path(), "rolls/user_set.json")),
+        10_001
+    );
+    let sync = service(&world, &config);
+    let paths = sync.snapshots().await.expect("list");
+    assert_eq!(paths.len(), 2);
+    let last = sync.manifest(&paths[1]).await.expect("manifest");
+    assert_eq!(last.sets.len(), 10_002);
+    assert_eq!(last.sets["user_set"].size, 10_001);
+    assert!(last.held_back.is_empty());
+}
+
+/// The same against S3 (moto), with fewer users.
+#[tokio::test]
+async fn the_hourly_job_restores_first_through_s3() {
+    let s3 = TestS3::start();
+    s3.create_bucket("tavern-backups");
+    let config = s3_config(&s3, "s3://tavern-backups/prod");
+    let world = World::new().await;
+    let at = world.clock.now().timestamp_millis() - 60_000;
+    common::seed_users(&world.redis, 200, at).await;
+    let sync = service(&world, &config);
+    sync.hourly().await.expect("first snapshot");
+    let mut conn = world.redis.conn();
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
+    world.clock.advance(Duration::from_secs(3600));
+    let report = sync.hourly().await.expect("second snapshot");
+    assert!(report.restored_first, "{report:?}");
+    assert_eq!(report.restored, 202, "{report:?}");
+    assert_eq!(members(&world.redis).await, 200);
+    let object = s3
+        .get("tavern-backups", "prod/rolls/user_set.json")
+        .expect("the mirror");
+    let snap: jobs::Snapshot = serde_json::from_str(&object).expect("JSON");
+    assert_eq!(set_size(&snap), 200);
 }

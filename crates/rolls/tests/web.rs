@@ -17,12 +17,8 @@ struct Api {
 async fn start() -> Api {
     let world = World::new().await;
     let dir = tempfile::tempdir().expect("dir");
-    // No bot token: the API must not need Discord except for best-effort edits.
-    let ctx = feature::Context {
-        discord: discord::Discord::without_token(),
-        ..world.ctx.clone()
-    };
-    let feature = rolls::feature(&ctx, rolls::RollsConfig::new(dir.path()));
+    // The world's discord-sim answers who is a member of which guild.
+    let feature = rolls::feature(&world.ctx, rolls::RollsConfig::new(dir.path()));
     let router = feature.routes.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -31,15 +27,99 @@ async fn start() -> Api {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
+    // A program's API token, acting for whoever `?user=` names.
+    let token = web::tokens::ApiTokens::new(world.redis.clone())
+        .create(
+            &web::tokens::TokenName::parse("rolls-tests").unwrap(),
+            web::tokens::Scope::parse_list("rolls:read,rolls:write").unwrap(),
+            testkit::epoch(),
+        )
+        .await
+        .expect("token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.token.expose_str())
+            .parse()
+            .unwrap(),
+    );
     Api {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
         world,
         _dir: dir,
     }
 }
 
 impl Api {
+    /// A new Discord user who is a member of the demo guild: their id.
+    fn member(&self, name: &str) -> u64 {
+        let user = self.world.sim.create_user(name);
+        self.world
+            .sim
+            .add_member(self.world.demo.guild, user)
+            .expect("member");
+        user.get()
+    }
+
+    /// The demo guild's dice channel, as a path segment.
+    fn table(&self) -> String {
+        self.world.demo.dice.to_string()
+    }
+
+    /// A signed-in session of `user`: its cookie header and CSRF token.
+    async fn session(&self, user: u64) -> (String, String) {
+        let sessions = &self.world.ctx.sessions;
+        let session = sessions
+            .log_in(
+                None,
+                web::session::SessionUser {
+                    id: discord::model::UserId::new(user),
+                    username: format!("user{user}"),
+                    global_name: None,
+                    avatar: None,
+                },
+                &discord::oauth::TokenGrant {
+                    access_token: "discord-access".into(),
+                    refresh_token: None,
+                    expires_in: std::time::Duration::from_secs(3600),
+                    scopes: vec![],
+                },
+            )
+            .await
+            .expect("log in");
+        (
+            format!(
+                "{}={}",
+                sessions.config().cookie_name(),
+                session.id().expose()
+            ),
+            session.csrf_token().to_owned(),
+        )
+    }
+
+    /// A request without the API token, with these headers.
+    async fn as_browser(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.expect("send");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -100,16 +180,155 @@ async fn roll_odds_and_stats() {
     assert_eq!(body["counters"]["odds"], 1);
     assert_eq!(body["counters"]["help"], 0);
     assert_eq!(body["total"], 2);
-    assert_eq!(
-        body["users"], 1,
-        "stats sees the state before its own request"
-    );
+    assert_eq!(body["users"], 0, "REST callers are not authenticated yet");
 
     let mut conn = api.world.redis.conn();
-    let members: Vec<String> = conn.smembers("user_set").await.expect("members");
-    assert_eq!(members.len(), 2);
     let stats: i64 = conn.get("c_stats").await.expect("c_stats");
     assert_eq!(stats, 1);
+}
+
+/// `?user=` only claims a user: the request is counted, but nobody is added to
+/// `user_set` on the strength of a query parameter.
+#[tokio::test]
+async fn a_user_named_by_the_query_is_not_added_to_user_set() {
+    let api = start().await;
+    for user in ["5", "6", "107624977066381312"] {
+        let (status, body) = api
+            .get(&format!("/api/rolls/roll?user={user}&expression=1d6"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut conn = api.world.redis.conn();
+    let members: Vec<String> = conn.smembers("user_set").await.expect("members");
+    assert!(members.is_empty(), "{members:?}");
+    let rolls: i64 = conn.get("c_roll").await.expect("c_roll");
+    assert_eq!(rolls, 3);
+    let (_, body) = api.get("/api/rolls/stats?user=5").await;
+    assert_eq!(body["users"], 0, "{body}");
+}
+
+/// A channel's tracker takes at most 20 entries; the 21st is refused in words.
+#[tokio::test]
+async fn the_tracker_refuses_entries_past_its_cap() {
+    let api = start().await;
+    let table = api.table();
+    let players: Vec<u64> = (1..=21).map(|n| api.member(&format!("p{n}"))).collect();
+    for (n, user) in players.iter().take(20).enumerate() {
+        let (status, body) = api
+            .post(
+                &format!("/api/rolls/initiative/{table}/join?user={user}"),
+                json!({"roll": "10", "name": format!("p{}", n + 1)}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={}", players[20]),
+            json!({"roll": "10", "name": "late"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("error");
+    assert!(error.contains("already has 20 entries"), "{error}");
+    // Someone already in it may still roll again.
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={}", players[2]),
+            json!({"roll": "18", "name": "p3"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["entries"][0]["name"], "p3");
+    assert_eq!(
+        body["tracker"]["entries"]
+            .as_array()
+            .expect("entries")
+            .len(),
+        20
+    );
+}
+
+/// The command-stats redis reports: how many times each command ran since `reset`.
+async fn command_calls(redis: &store::Redis) -> String {
+    let mut conn = redis.conn();
+    redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("info")
+}
+
+/// `/api/rolls/stats` reads the counters by name: however many keys Redis holds, it
+/// never walks the keyspace.
+#[tokio::test]
+async fn stats_are_read_from_the_counters_without_a_keyspace_scan() {
+    let api = start().await;
+    let (status, _) = api.get("/api/rolls/roll?user=5&expression=1d6").await;
+    assert_eq!(status, 200);
+    let mut conn = api.world.redis.conn();
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .expect("resetstat");
+    let (status, body) = api.get("/api/rolls/stats?user=5&all=true").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["counters"]["roll"], 1);
+    assert_eq!(body["counters"]["odds"], 0);
+    let calls = command_calls(&api.world.redis).await;
+    assert!(!calls.contains("cmdstat_scan"), "{calls}");
+    assert!(!calls.contains("cmdstat_keys"), "{calls}");
+}
+
+/// A roll whose answer would be over the size cap leaves out its result tree and
+/// says so; the answer is still JSON with the total.
+#[tokio::test]
+async fn a_roll_answer_over_the_size_cap_is_cut_and_says_so() {
+    let api = start().await;
+    let r = api
+        .http
+        .get(format!(
+            "{}/api/rolls/roll?user=5&expression=2%2010000d6",
+            api.base
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let bytes = r.bytes().await.expect("body");
+    assert!(
+        bytes.len() <= rolls::web::MAX_ANSWER_BYTES,
+        "{} bytes",
+        bytes.len()
+    );
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert!(body.get("outcome").is_none(), "the tree is left out");
+    assert!(body["total"].as_i64().is_some(), "{body:?}");
+    let cut = body["cut"].as_str().expect("cut");
+    assert!(cut.contains("262144"), "{cut}");
+    // A small roll is whole.
+    let (_, body) = api.get("/api/rolls/roll?user=5&expression=3d6").await;
+    assert!(body.get("outcome").is_some() && body.get("cut").is_none());
+}
+
+/// Over-budget dice are refused with the budget named, by the REST API too.
+#[tokio::test]
+async fn over_budget_rolls_and_odds_are_refused_naming_the_budget() {
+    let api = start().await;
+    let (status, body) = api
+        .get("/api/rolls/roll?user=5&expression=3%2010000d6")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("error");
+    assert!(
+        error.contains("20000 dice") && error.contains("budget"),
+        "{error}"
+    );
+    let (status, body) = api.get("/api/rolls/odds?user=5&expression=5001d6km1").await;
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("error");
+    assert!(error.contains("odds budget of 10,000,000 dice"), "{error}");
 }
 
 #[tokio::test]
@@ -145,8 +364,12 @@ async fn bad_input_is_a_400_with_a_clear_error() {
         .post("/api/rolls/initiative/0/next?user=1", json!({}))
         .await;
     assert_eq!(status, 400);
+    let gm = api.member("gm");
     let (status, body) = api
-        .post("/api/rolls/initiative/3/next?user=1", json!({}))
+        .post(
+            &format!("/api/rolls/initiative/{}/next?user={gm}", api.table()),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().expect("error").contains("Nobody"));
@@ -155,9 +378,11 @@ async fn bad_input_is_a_400_with_a_clear_error() {
 #[tokio::test]
 async fn characters_and_initiative() {
     let api = start().await;
+    let table = api.table();
+    let (vex, pike) = (api.member("vex"), api.member("pike"));
     let (status, body) = api
         .post(
-            "/api/rolls/characters?user=9",
+            &format!("/api/rolls/characters?user={vex}"),
             json!({"name": "Vex", "initiative_modifier": 100}),
         )
         .await;
@@ -165,18 +390,21 @@ async fn characters_and_initiative() {
     assert_eq!(body["active"], "Vex");
     let (status, body) = api
         .post(
-            "/api/rolls/characters?user=9",
+            &format!("/api/rolls/characters?user={vex}"),
             json!({"name": "Vax", "initiative_modifier": -1}),
         )
         .await;
     assert_eq!(status, 200);
     assert_eq!(body["characters"]["Vax"]["initiative_modifier"], -1);
-    let (_, body) = api.get("/api/rolls/characters?user=9").await;
+    let (_, body) = api.get(&format!("/api/rolls/characters?user={vex}")).await;
     assert_eq!(body["characters"].as_object().expect("obj").len(), 2);
 
     // No roll: 1d20 + 100 for the active character.
     let (status, body) = api
-        .post("/api/rolls/initiative/12/join?user=9", json!({}))
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={vex}"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let first = body["tracker"]["entries"][0].clone();
@@ -184,16 +412,21 @@ async fn characters_and_initiative() {
     assert!((101..=120).contains(&first["initiative"].as_i64().expect("int")));
     let (_, body) = api
         .post(
-            "/api/rolls/initiative/12/join?user=10",
+            &format!("/api/rolls/initiative/{table}/join?user={pike}"),
             json!({"roll": "3", "name": "Pike"}),
         )
         .await;
     assert_eq!(body["tracker"]["entries"][1]["name"], "Pike");
     let (_, body) = api
-        .post("/api/rolls/initiative/12/next?user=9", json!({}))
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}"),
+            json!({}),
+        )
         .await;
     assert_eq!(body["tracker"]["turn"], 1);
-    let (_, body) = api.get("/api/rolls/initiative/12?user=9").await;
+    let (_, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={vex}"))
+        .await;
     assert!(
         body["markdown"]
             .as_str()
@@ -202,16 +435,156 @@ async fn characters_and_initiative() {
         "{body}"
     );
     let (_, body) = api
-        .post("/api/rolls/initiative/12/remove?user=10", json!({}))
+        .post(
+            &format!("/api/rolls/initiative/{table}/remove?user={pike}"),
+            json!({}),
+        )
         .await;
     assert_eq!(body["tracker"]["entries"].as_array().expect("arr").len(), 1);
     let (_, body) = api
-        .post("/api/rolls/initiative/12/reset?user=9", json!({}))
+        .post(
+            &format!("/api/rolls/initiative/{table}/reset?user={vex}"),
+            json!({}),
+        )
         .await;
     assert_eq!(body["tracker"]["entries"].as_array().expect("arr").len(), 0);
 
-    let (status, _) = api.delete("/api/rolls/characters/vex?user=9").await;
+    let (status, _) = api
+        .delete(&format!("/api/rolls/characters/vex?user={vex}"))
+        .await;
     assert_eq!(status, 200);
-    let (status, body) = api.delete("/api/rolls/characters/vex?user=9").await;
+    let (status, body) = api
+        .delete(&format!("/api/rolls/characters/vex?user={vex}"))
+        .await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// A browser is its signed-in user: authenticated, so added to `user_set`; it acts
+/// only for itself (naming another user is 403), changes nothing without the
+/// session's CSRF token, and without a session or token it is 401.
+#[tokio::test]
+async fn a_signed_in_user_acts_only_for_themselves_and_is_counted_as_a_user() {
+    let api = start().await;
+    let (me, other) = (api.member("me"), api.member("other"));
+    let (cookie, csrf) = api.session(me).await;
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+
+    let (status, body) = api
+        .as_browser(get.clone(), "/api/rolls/roll?expression=1d6", &[], None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+
+    let (status, body) = api
+        .as_browser(
+            get.clone(),
+            "/api/rolls/roll?expression=1d6",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut conn = api.world.redis.conn();
+    let members: Vec<String> = conn.smembers("user_set").await.expect("members");
+    assert_eq!(members, vec![me.to_string()]);
+
+    let character = json!({"name": "Vex", "initiative_modifier": 2});
+    let (status, body) = api
+        .as_browser(
+            post.clone(),
+            &format!("/api/rolls/characters?user={other}"),
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(character.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("yourself"),
+        "{body}"
+    );
+    let stored: Option<String> = conn.get(format!("user_{other}")).await.expect("get");
+    assert_eq!(stored, None, "nothing was written for the other user");
+
+    let (status, body) = api
+        .as_browser(
+            post.clone(),
+            "/api/rolls/characters",
+            &[("cookie", &cookie)],
+            Some(character.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "no CSRF token: {body}");
+
+    let (status, body) = api
+        .as_browser(
+            post,
+            "/api/rolls/characters",
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(character),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stored: Option<String> = conn.get(format!("user_{me}")).await.expect("get");
+    assert!(stored.expect("stored").contains("Vex"));
+}
+
+/// Only members of the channel's guild change its tracker, through a session or a
+/// token acting for them; a channel Discord does not know is 404.
+#[tokio::test]
+async fn only_members_of_the_channels_guild_change_its_tracker() {
+    let api = start().await;
+    let table = api.table();
+    let member = api.member("member");
+    let stranger = api.world.sim.create_user("stranger").get();
+
+    let join = json!({"roll": "12", "name": "x"});
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={stranger}"),
+            join.clone(),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("members"),
+        "{body}"
+    );
+
+    let (cookie, csrf) = api.session(stranger).await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::POST,
+            &format!("/api/rolls/initiative/{table}/join"),
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(join.clone()),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={member}"))
+        .await;
+    assert_eq!(
+        body["tracker"]["entries"]
+            .as_array()
+            .expect("entries")
+            .len(),
+        0,
+        "{body}"
+    );
+
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={member}"),
+            join.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/424242/join?user={member}"),
+            join,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
 }

@@ -29,10 +29,24 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Redis(e) => {
+                use redis::ErrorKind;
                 e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_timeout()
+                    // A failover in progress: Sentinel names no master yet, the server
+                    // written to became a replica, a replica is still loading, or the
+                    // primary has no replica in sync (`min-replicas-to-write`).
+                    || matches!(
+                        e.kind(),
+                        ErrorKind::MasterNameNotFoundBySentinel
+                            | ErrorKind::NoValidReplicasFoundBySentinel
+                    )
+                    || matches!(
+                        e.code(),
+                        Some("READONLY" | "MASTERDOWN" | "LOADING" | "NOREPLICAS")
+                    )
+                    || crate::sentinel::is_readonly(e)
             }
             StoreError::Postgres(e) => matches!(
                 e,
@@ -42,6 +56,30 @@ impl StoreError {
             StoreError::Migrate { .. }
             | StoreError::BadUrl { .. }
             | StoreError::UnexpectedReply(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    fn server(code: &str) -> StoreError {
+        StoreError::Redis(redis::make_extension_error(code.into(), Some("...".into())))
+    }
+
+    #[test]
+    fn what_a_failover_answers_is_worth_retrying_and_a_bad_command_is_not() {
+        let no_master = StoreError::Redis(redis::RedisError::from((
+            redis::ErrorKind::MasterNameNotFoundBySentinel,
+            "Master with given name not found in sentinel",
+        )));
+        assert!(no_master.is_transient());
+        for code in ["READONLY", "MASTERDOWN", "LOADING", "NOREPLICAS"] {
+            assert!(server(code).is_transient(), "{code}");
+        }
+        for code in ["WRONGTYPE", "ERR", "NOSCRIPT"] {
+            assert!(!server(code).is_transient(), "{code}");
         }
     }
 }

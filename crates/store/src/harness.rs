@@ -1,5 +1,6 @@
 //! Real servers for tests: every test gets its own `redis-server` and its own PostgreSQL
-//! server on free loopback ports, in a temporary directory removed on drop.
+//! server on free loopback ports, in a temporary directory removed on drop. A failover
+//! test gets a master, a replica and three Sentinels ([`TestSentinel`]).
 //!
 //! Why a server per test rather than a shared one: tests stay isolated whatever they do
 //! (FLUSHALL, killing the server to test outages, DDL), and nextest runs every test in its
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 use crate::{Postgres, Redis};
 
 mod object_stores;
+mod sentinel;
 pub use object_stores::{AZURITE_ACCOUNT, AZURITE_KEY, TestAzurite, TestS3};
+pub use sentinel::{MASTER_NAME as SENTINEL_MASTER_NAME, TestSentinel};
 
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,8 +1,9 @@
 //! Storage plumbing shared by every feature.
 //!
-//! - [`Redis`]: one handle over a single Redis server or a Redis Cluster, cheap to clone,
-//!   reconnecting by itself ([`RedisConn`] implements [`redis::aio::ConnectionLike`], so
-//!   every `redis` command and pipeline works on it).
+//! - [`Redis`]: one handle over a single Redis server, a Redis Cluster or the master
+//!   behind Sentinel (`redis+sentinel://`, followed across failovers: [`SentinelUrl`]),
+//!   cheap to clone, reconnecting by itself ([`RedisConn`] implements
+//!   [`redis::aio::ConnectionLike`], so every `redis` command and pipeline works on it).
 //! - [`Writes`]: a batch of Redis writes applied atomically, either unconditionally
 //!   ([`Redis::apply`], one `MULTI`/`EXEC` round trip) or guarded by a compare-and-set on
 //!   one key ([`Redis::apply_if`], one Lua round trip) — the building block for optimistic
@@ -28,6 +29,7 @@ pub mod lua;
 pub mod optimistic;
 mod postgres;
 mod redis_conn;
+mod sentinel;
 pub mod updated_time;
 mod vocabulary;
 mod writes;
@@ -37,6 +39,7 @@ pub use lua::{Condition, Conditional};
 pub use optimistic::{Attempt, optimistic};
 pub use postgres::{FeatureMigrations, Postgres};
 pub use redis_conn::{Guarded, Redis, RedisConn};
+pub use sentinel::{FAILOVER_WAIT, SentinelConn, SentinelUrl};
 pub use vocabulary::StorageError;
 pub use writes::Writes;
 
@@ -44,8 +47,46 @@ pub use writes::Writes;
 pub use redis;
 pub use sqlx;
 
-/// A connection URL with its password (if any) replaced by `***`, for logs and `Debug`.
+/// A connection URL with its password (if any) replaced by `***`, for logs and `Debug`:
+/// the password of the userinfo and the value of every credential-looking query
+/// parameter (`password`, `sslpassword`, `secret`, `token`, `sig`, `api_key`, ...).
 pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => format!("{}?{}", redact_userinfo(base), redact_query(query)),
+        None => redact_userinfo(url),
+    }
+}
+
+/// Whether a query parameter named `name` holds a credential.
+fn is_credential_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "signature",
+        "credential",
+        "apikey",
+        "api_key",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+        || ["pass", "pwd", "sig", "key", "auth"].contains(&name.as_str())
+}
+
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_credential_param(name) => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
@@ -83,6 +124,32 @@ mod tests {
         assert_eq!(
             redact_url("redis://127.0.0.1:6379/"),
             "redis://127.0.0.1:6379/"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://:secret@s1:26379,s2:26379/tavern/2"),
+            "redis+sentinel://:***@s1:26379,s2:26379/tavern/2"
+        );
+    }
+
+    #[test]
+    fn credential_query_parameters_are_hidden_too() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://db/tavern?user=t&password=hunter2&sslmode=require"),
+            "postgres://db/tavern?user=t&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://u:pw@db/x?sslpassword=s3&application_name=tavern"),
+            "postgres://u:***@db/x?sslpassword=***&application_name=tavern"
+        );
+        assert_eq!(
+            redact_url("az://c/p?sv=2024&sig=abc%2Bdef&PWD=x&api_key=k&token=t"),
+            "az://c/p?sv=2024&sig=***&PWD=***&api_key=***&token=***"
+        );
+        // An `@` in a query is not a password separator.
+        assert_eq!(
+            redact_url("redis://cache:6379/0?client_name=a@b"),
+            "redis://cache:6379/0?client_name=a@b"
         );
     }
 }

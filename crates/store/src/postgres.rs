@@ -64,6 +64,10 @@ fn pool_options() -> PgPoolOptions {
         .acquire_timeout(Duration::from_secs(3))
 }
 
+/// The advisory lock every Tavern process takes while it migrates (any number that no
+/// other program on the database uses; these are the bytes of "tavernmg").
+const MIGRATION_LOCK: i64 = 0x7461_7665_726e_6d67;
+
 /// The shared PostgreSQL pool.
 #[derive(Clone, Debug)]
 pub struct Postgres {
@@ -107,6 +111,37 @@ impl Postgres {
             });
         }
         let mut conn = self.pool.acquire().await?;
+        // Several processes starting together migrate the same schemas: one at a time,
+        // or two `CREATE SCHEMA IF NOT EXISTS` collide in the catalog.
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        let result = Self::migrate_locked(&mut conn, migrations).await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // Never hand a connection that may still hold the lock back to the pool:
+            // closing it releases the lock.
+            drop(conn.detach());
+        }
+        result?;
+        unlocked?;
+        tracing::info!(
+            schema,
+            steps = migrations.steps.len(),
+            "postgres schema migrated"
+        );
+        Ok(())
+    }
+
+    async fn migrate_locked(
+        conn: &mut sqlx::PgConnection,
+        migrations: &FeatureMigrations,
+    ) -> Result<(), StoreError> {
+        let schema = migrations.schema;
         let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
         sqlx::raw_sql(sqlx::AssertSqlSafe(create))
             .execute(&mut *conn)
@@ -128,12 +163,6 @@ impl Postgres {
         result.map_err(|source| StoreError::Migrate {
             schema: schema.to_owned(),
             source,
-        })?;
-        tracing::info!(
-            schema,
-            steps = migrations.steps.len(),
-            "postgres schema migrated"
-        );
-        Ok(())
+        })
     }
 }

@@ -4,10 +4,12 @@ use std::time::Duration;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::lua::{CONDITIONAL, Condition, Conditional};
+use crate::sentinel::{DedicatedSentinel, SentinelConn, SentinelUrl, is_readonly};
 use crate::{StoreError, Writes};
 
 /// What [`Redis::apply_or_read`] did.
@@ -26,17 +28,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `WATCH` transactions retry this many times when a watched key changed under them.
 const MAX_WATCH_ATTEMPTS: u32 = 32;
 
-/// A Redis connection: a self-healing single-server connection or a cluster connection.
+/// A Redis connection: a self-healing single-server connection, a cluster connection or
+/// a connection to the master behind Sentinel.
 ///
-/// Both are multiplexed, so clones share one socket (per node) and can be used from many
+/// All are multiplexed, so clones share one socket (per node) and can be used from many
 /// tasks at once. Never run `WATCH` on it: use [`Redis::watch`], which takes a dedicated
 /// connection.
 #[derive(Clone)]
 pub enum RedisConn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// The master Sentinel names, followed across failovers.
+    Sentinel(SentinelConn),
     /// A connection owned by one `WATCH` transaction at a time (see [`Redis::watch`]).
     Dedicated(MultiplexedConnection),
+    /// A cluster connection owned by one `WATCH` transaction at a time.
+    DedicatedCluster(ClusterConnection),
 }
 
 impl std::fmt::Debug for RedisConn {
@@ -44,7 +51,9 @@ impl std::fmt::Debug for RedisConn {
         match self {
             RedisConn::Single(_) => f.write_str("RedisConn::Single"),
             RedisConn::Cluster(_) => f.write_str("RedisConn::Cluster"),
+            RedisConn::Sentinel(c) => write!(f, "RedisConn::{c:?}"),
             RedisConn::Dedicated(_) => f.write_str("RedisConn::Dedicated"),
+            RedisConn::DedicatedCluster(_) => f.write_str("RedisConn::DedicatedCluster"),
         }
     }
 }
@@ -54,7 +63,9 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
+            RedisConn::Sentinel(c) => c.req_packed_command(cmd),
             RedisConn::Dedicated(c) => c.req_packed_command(cmd),
+            RedisConn::DedicatedCluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -67,7 +78,9 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::DedicatedCluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -75,20 +88,63 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Single(c) => c.get_db(),
             RedisConn::Cluster(c) => c.get_db(),
+            RedisConn::Sentinel(c) => c.get_db(),
             RedisConn::Dedicated(c) => c.get_db(),
+            RedisConn::DedicatedCluster(c) => c.get_db(),
         }
     }
 }
 
 /// Where dedicated (non-shared) connections for `WATCH` transactions come from.
+///
+/// `WATCH` state belongs to a connection: on the shared multiplexed one, a second
+/// transaction's `EXEC` would clear the first one's watch (a lost update), and a plain
+/// `MULTI`/`EXEC` from elsewhere in the process would be aborted by a watched key it never
+/// asked about. So each transaction borrows a connection of its own, returned to a small
+/// idle pool afterwards.
 enum Dedicated {
     Single {
         client: redis::Client,
         idle: Mutex<Vec<MultiplexedConnection>>,
     },
-    /// A cluster routes a transaction by its first key; the caller keeps every key of one
-    /// transaction in one hash slot.
-    Cluster,
+    /// A cluster connection of its own per transaction (it routes the transaction by its
+    /// first key; the caller keeps every key of one transaction in one hash slot).
+    Cluster {
+        client: Box<ClusterClient>,
+        idle: Mutex<Vec<ClusterConnection>>,
+    },
+    /// A connection of its own to the master Sentinel names now.
+    Sentinel {
+        conn: SentinelConn,
+        idle: Mutex<Vec<DedicatedSentinel>>,
+    },
+}
+
+/// A dedicated connection borrowed by one `WATCH` transaction.
+enum Lease {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+    Sentinel(DedicatedSentinel),
+}
+
+impl Lease {
+    fn conn(&self) -> RedisConn {
+        match self {
+            Lease::Single(c) => RedisConn::Dedicated(c.clone()),
+            Lease::Cluster(c) => RedisConn::DedicatedCluster(c.clone()),
+            Lease::Sentinel(d) => RedisConn::Dedicated(d.conn.clone()),
+        }
+    }
+}
+
+/// An error after which a transaction's connection is not used again, though nothing was
+/// written: a refused write on a demoted master, or a broken connection.
+fn needs_new_connection(error: &RedisError) -> bool {
+    is_readonly(error)
+        || error.is_unrecoverable_error()
+        || error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
 }
 
 fn single_client(url: &str) -> Result<redis::Client, StoreError> {
@@ -125,12 +181,19 @@ impl std::fmt::Debug for Redis {
 impl Redis {
     /// Connects to `url`. A plain `redis://host:port/db` URL is one server; several URLs
     /// separated by commas (or one URL with the scheme `redis+cluster://`) are the seed
-    /// nodes of a Redis Cluster.
+    /// nodes of a Redis Cluster;
+    /// `redis+sentinel://host:port[,host:port...]/<master-name>[/<db>]` is the master
+    /// that these Sentinels name, found again through them after a failover.
     ///
     /// Fails fast when the server is unreachable so the caller can report it and retry
     /// with backoff; once connected, the connection reconnects by itself.
     pub async fn connect(url: &str) -> Result<Redis, StoreError> {
         let redacted: Arc<str> = crate::redact_url(url).into();
+        if url.trim_start().starts_with(crate::sentinel::SCHEME) {
+            let redis = Self::sentinel(url, redacted)?;
+            redis.ping().await?;
+            return Ok(redis);
+        }
         let is_cluster = url.contains(',') || url.starts_with("redis+cluster://");
         if is_cluster {
             let nodes: Vec<String> = url
@@ -144,7 +207,10 @@ impl Redis {
             let conn = client.get_async_connection().await?;
             return Ok(Redis {
                 conn: RedisConn::Cluster(conn),
-                dedicated: Arc::new(Dedicated::Cluster),
+                dedicated: Arc::new(Dedicated::Cluster {
+                    client: Box::new(client),
+                    idle: Mutex::new(Vec::new()),
+                }),
                 url_for_logs: redacted,
             });
         }
@@ -165,10 +231,26 @@ impl Redis {
         })
     }
 
+    /// A handle over the master behind Sentinel; nothing is contacted yet.
+    fn sentinel(url: &str, redacted: Arc<str>) -> Result<Redis, StoreError> {
+        let conn = SentinelConn::new(SentinelUrl::parse(url)?)?;
+        Ok(Redis {
+            conn: RedisConn::Sentinel(conn.clone()),
+            dedicated: Arc::new(Dedicated::Sentinel {
+                conn,
+                idle: Mutex::new(Vec::new()),
+            }),
+            url_for_logs: redacted,
+        })
+    }
+
     /// A handle that connects on first use, for commands that may never touch Redis
-    /// (`tavern migrate` builds every feature but only needs PostgreSQL). Only a
-    /// single server: for a cluster URL it names the first node.
+    /// (`tavern migrate` builds every feature but only needs PostgreSQL). A single
+    /// server or Sentinel's master: for a cluster URL it names the first node.
     pub fn lazy(url: &str) -> Result<Redis, StoreError> {
+        if url.trim_start().starts_with(crate::sentinel::SCHEME) {
+            return Self::sentinel(url, crate::redact_url(url).into());
+        }
         let first =
             url.split(',')
                 .next()
@@ -337,56 +419,129 @@ impl Redis {
     /// `body` reads what it needs through the connection it is given and returns the
     /// writes to commit plus a value; it may run several times, so it must not have side
     /// effects outside Redis.
+    ///
+    /// When the connection breaks before `EXEC` is sent, or the server refuses the
+    /// transaction because it is a replica now (a failover behind Sentinel), nothing was
+    /// written: the transaction starts again on a fresh connection (to the new master).
+    /// A connection lost while `EXEC` is in flight is an error: the transaction may or
+    /// may not have been applied.
     pub async fn watch<T, F, Fut>(&self, keys: &[String], mut body: F) -> Result<T, StoreError>
     where
         F: FnMut(RedisConn) -> Fut,
         Fut: std::future::Future<Output = Result<(Writes, T), StoreError>>,
     {
-        let (mut conn, single) = self.dedicated_connection().await?;
-        let mut result = Err(StoreError::Contention {
-            keys: keys.to_vec(),
-            attempts: MAX_WATCH_ATTEMPTS,
-        });
+        let mut lease = self.lease().await?;
         for attempt in 1..=MAX_WATCH_ATTEMPTS {
-            redis::cmd("WATCH").arg(keys).exec_async(&mut conn).await?;
+            let mut conn = lease.conn();
+            if let Err(error) = redis::cmd("WATCH").arg(keys).exec_async(&mut conn).await {
+                lease = self.replace_lease(lease, error).await?;
+                continue;
+            }
             let (writes, value) = match body(conn.clone()).await {
                 Ok(v) => v,
+                Err(StoreError::Redis(error)) if needs_new_connection(&error) => {
+                    lease = self.replace_lease(lease, error).await?;
+                    continue;
+                }
                 Err(e) => {
                     let _ = redis::cmd("UNWATCH").exec_async(&mut conn).await;
-                    result = Err(e);
-                    break;
+                    self.give_back(lease);
+                    return Err(e);
                 }
             };
             let mut pipe = writes.to_pipeline();
             pipe.atomic();
-            let committed: Option<Value> = pipe.query_async(&mut conn).await?;
-            if committed.is_some() {
-                result = Ok(value);
-                break;
+            match pipe.query_async::<Option<Value>>(&mut conn).await {
+                Ok(Some(_)) => {
+                    self.give_back(lease);
+                    return Ok(value);
+                }
+                Ok(None) => {
+                    tracing::debug!(?keys, attempt, "watched key changed; retrying transaction");
+                }
+                // Refused by a replica: nothing ran.
+                Err(error) if is_readonly(&error) => {
+                    lease = self.replace_lease(lease, error).await?;
+                }
+                Err(error) => return Err(error.into()),
             }
-            tracing::debug!(?keys, attempt, "watched key changed; retrying transaction");
         }
-        if let (Some(single), Dedicated::Single { idle, .. }) = (single, self.dedicated.as_ref())
-            && let Ok(mut idle) = idle.lock()
-        {
-            idle.push(single);
-        }
-        result
+        self.give_back(lease);
+        Err(StoreError::Contention {
+            keys: keys.to_vec(),
+            attempts: MAX_WATCH_ATTEMPTS,
+        })
     }
 
-    async fn dedicated_connection(
-        &self,
-    ) -> Result<(RedisConn, Option<MultiplexedConnection>), StoreError> {
+    /// A dedicated connection: an idle one still good, or a new one.
+    async fn lease(&self) -> Result<Lease, StoreError> {
         match self.dedicated.as_ref() {
-            Dedicated::Cluster => Ok((self.conn(), None)),
             Dedicated::Single { client, idle } => {
                 let pooled = idle.lock().ok().and_then(|mut v| v.pop());
-                let conn = match pooled {
+                Ok(Lease::Single(match pooled {
                     Some(c) => c,
                     None => client.get_multiplexed_async_connection().await?,
-                };
-                Ok((RedisConn::Dedicated(conn.clone()), Some(conn)))
+                }))
             }
+            Dedicated::Cluster { client, idle } => {
+                let pooled = idle.lock().ok().and_then(|mut v| v.pop());
+                Ok(Lease::Cluster(match pooled {
+                    Some(c) => c,
+                    None => client.get_async_connection().await?,
+                }))
+            }
+            Dedicated::Sentinel { conn, idle } => {
+                loop {
+                    let pooled = idle.lock().ok().and_then(|mut v| v.pop());
+                    match pooled {
+                        // One to a master that has since been replaced is dropped.
+                        Some(d) if conn.still_current(&d) => return Ok(Lease::Sentinel(d)),
+                        Some(_) => continue,
+                        None => return Ok(Lease::Sentinel(conn.dedicated().await?)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops `lease` after `error` and takes a fresh connection, when nothing was written
+    /// and a fresh connection may succeed; otherwise hands back the error.
+    async fn replace_lease(&self, lease: Lease, error: RedisError) -> Result<Lease, StoreError> {
+        if !needs_new_connection(&error) {
+            return Err(error.into());
+        }
+        if let (Lease::Sentinel(d), Dedicated::Sentinel { conn, .. }) =
+            (&lease, self.dedicated.as_ref())
+        {
+            conn.saw_error(d, &error);
+        }
+        tracing::debug!(%error, "transaction connection unusable; taking a fresh one");
+        drop(lease);
+        self.lease().await
+    }
+
+    /// Returns a connection whose transaction finished (committed, or unwatched) to the
+    /// idle pool.
+    fn give_back(&self, lease: Lease) {
+        match (lease, self.dedicated.as_ref()) {
+            (Lease::Single(c), Dedicated::Single { idle, .. }) => {
+                if let Ok(mut idle) = idle.lock() {
+                    idle.push(c);
+                }
+            }
+            (Lease::Cluster(c), Dedicated::Cluster { idle, .. }) => {
+                if let Ok(mut idle) = idle.lock() {
+                    idle.push(c);
+                }
+            }
+            (Lease::Sentinel(d), Dedicated::Sentinel { conn, idle }) => {
+                if conn.still_current(&d)
+                    && let Ok(mut idle) = idle.lock()
+                {
+                    idle.push(d);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -7,31 +7,20 @@ use store::harness::TestRedis;
 use store::redis::AsyncCommands;
 use store::{Redis, Writes};
 
-#[tokio::test]
-async fn a_comma_separated_url_connects_to_a_cluster_and_writes_atomically_within_a_slot() {
-    let nodes = [
-        TestRedis::start_with(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ])
-        .await,
-        TestRedis::start_with(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ])
-        .await,
-        TestRedis::start_with(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-        ])
-        .await,
-    ];
+/// Three real cluster nodes with every slot assigned, and the comma-separated URL of them.
+async fn start_cluster() -> (Vec<TestRedis>, String) {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(
+            TestRedis::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])
+            .await,
+        );
+    }
     let addrs: Vec<String> = nodes
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port()))
@@ -76,6 +65,12 @@ async fn a_comma_separated_url_connects_to_a_cluster_and_writes_atomically_withi
         .map(|a| format!("redis://{a}"))
         .collect::<Vec<_>>()
         .join(",");
+    (nodes, url)
+}
+
+#[tokio::test]
+async fn a_comma_separated_url_connects_to_a_cluster_and_writes_atomically_within_a_slot() {
+    let (_nodes, url) = start_cluster().await;
     let redis = Redis::connect(&url).await.expect("connect to the cluster");
     redis.ping().await.expect("ping");
 
@@ -99,4 +94,121 @@ async fn a_comma_separated_url_connects_to_a_cluster_and_writes_atomically_withi
     );
     let members: Vec<String> = conn.smembers("{game:1}:index").await.expect("smembers");
     assert_eq!(members, vec!["a".to_owned()]);
+}
+
+/// One increment of `key` as a WATCH transaction; on its first attempt it waits at
+/// `barrier` after reading, so two of them have both read the same value before either
+/// commits.
+async fn increment_after_meeting(
+    redis: Redis,
+    key: &'static str,
+    barrier: std::sync::Arc<tokio::sync::Barrier>,
+) -> Result<(), store::StoreError> {
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    redis
+        .watch(&[key.to_owned()], |mut conn| {
+            let barrier = barrier.clone();
+            let attempts = attempts.clone();
+            async move {
+                let current: Option<i64> = conn.get(key).await?;
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    barrier.wait().await;
+                }
+                let mut writes = Writes::new();
+                writes.set(key, current.unwrap_or(0) + 1);
+                Ok((writes, ()))
+            }
+        })
+        .await
+}
+
+#[tokio::test]
+async fn two_concurrent_watch_transactions_on_a_cluster_never_lose_an_update() {
+    let (_nodes, url) = start_cluster().await;
+    let redis = Redis::connect(&url).await.expect("connect to the cluster");
+
+    // Both read 0 before either commits: the second commit must notice the first.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let first = tokio::spawn(increment_after_meeting(
+        redis.clone(),
+        "{count}:n",
+        barrier.clone(),
+    ));
+    let second = tokio::spawn(increment_after_meeting(redis.clone(), "{count}:n", barrier));
+    first.await.expect("join").expect("first transaction");
+    second.await.expect("join").expect("second transaction");
+    let n: i64 = redis.conn().get("{count}:n").await.expect("get");
+    assert_eq!(n, 2, "an update was lost");
+
+    // And many at once, without a barrier.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let redis = redis.clone();
+            tokio::spawn(async move {
+                redis
+                    .watch(&["{count}:m".to_owned()], |mut conn| async move {
+                        let current: Option<i64> = conn.get("{count}:m").await?;
+                        let mut writes = Writes::new();
+                        writes.set("{count}:m", current.unwrap_or(0) + 1);
+                        Ok((writes, ()))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("transaction");
+    }
+    let m: i64 = redis.conn().get("{count}:m").await.expect("get");
+    assert_eq!(m, 20);
+}
+
+#[tokio::test]
+async fn a_watch_on_a_cluster_does_not_disturb_other_commands_on_the_shared_connection() {
+    let (_nodes, url) = start_cluster().await;
+    let redis = Redis::connect(&url).await.expect("connect to the cluster");
+    let other_client = Redis::connect(&url).await.expect("a second client");
+
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    redis
+        .watch(&["{room}:watched".to_owned()], |mut conn| {
+            let redis = redis.clone();
+            let other_client = other_client.clone();
+            let attempts = attempts.clone();
+            async move {
+                let current: Option<i64> = conn.get("{room}:watched").await?;
+                if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    // Somebody else changes the watched key while the transaction is open ...
+                    let _: () = other_client.conn().incr("{room}:watched", 100).await?;
+                    // ... and meanwhile the rest of the process writes through the shared
+                    // connection, to the same node: that write must happen whatever the
+                    // open transaction watches.
+                    let mut unrelated = Writes::new();
+                    unrelated.set("{room}:unrelated", "written");
+                    redis.apply(&unrelated).await?;
+                    let seen: Option<String> = redis.conn().get("{room}:unrelated").await?;
+                    assert_eq!(
+                        seen.as_deref(),
+                        Some("written"),
+                        "a write on the shared connection was swallowed by the open WATCH"
+                    );
+                }
+                let mut writes = Writes::new();
+                writes.set("{room}:watched", current.unwrap_or(0) + 1);
+                Ok((writes, ()))
+            }
+        })
+        .await
+        .expect("the transaction commits on its second attempt");
+
+    let watched: i64 = redis.conn().get("{room}:watched").await.expect("get");
+    assert_eq!(
+        watched, 101,
+        "the transaction saw the outside change and retried"
+    );
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the outside change aborted the first attempt"
+    );
 }

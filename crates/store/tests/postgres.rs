@@ -73,3 +73,33 @@ async fn a_broken_migration_is_an_error_naming_its_schema_and_leaves_nothing_hal
         .expect("query");
     assert!(!exists, "a failed migration step rolls back");
 }
+
+#[tokio::test]
+async fn processes_starting_together_migrate_the_same_schemas_at_once_without_failing() {
+    let server = TestPostgres::start().await;
+    // Each `tavern serve` migrates at start; several processes start together.
+    let mut processes = Vec::new();
+    for _ in 0..6 {
+        processes.push(store::Postgres::connect(&server.url()).await.expect("pool"));
+    }
+    let runs: Vec<_> = processes
+        .iter()
+        .cloned()
+        .map(|pg| {
+            tokio::spawn(async move {
+                pg.migrate(&A).await?;
+                pg.migrate(&B).await
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await
+            .expect("join")
+            .expect("migrating at the same time succeeds");
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM beta._sqlx_migrations")
+        .fetch_one(processes[0].pool())
+        .await
+        .expect("count");
+    assert_eq!(versions, 2, "each step applied once");
+}

@@ -133,11 +133,19 @@ impl Readiness for HealthProbe {
                     ),
                 },
             };
+            // Ready only while every shard this process runs has a live session; the
+            // detail names the shards that do not (or why they have not started).
             let gateway_ready = health.gateway.get().map(|g| g.is_ready()).unwrap_or(false);
             let discord = Component {
                 name: "discord",
                 ready: gateway_ready,
-                detail: (!gateway_ready).then(|| "gateway not connected".to_owned()),
+                detail: (!gateway_ready).then(|| {
+                    health
+                        .gateway
+                        .get()
+                        .and_then(|g| g.detail())
+                        .unwrap_or_else(|| "gateway not connected".to_owned())
+                }),
             };
             let serving = health.serving.load(std::sync::atomic::Ordering::Relaxed);
             let features = Component {
@@ -251,6 +259,8 @@ pub struct Running {
     shutdown: CancellationToken,
     main: tokio::task::JoinHandle<anyhow::Result<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Every route the site serves and who may call it, once the features are routed.
+    manifest: Arc<OnceLock<web::access::Manifest>>,
 }
 
 impl Running {
@@ -261,6 +271,12 @@ impl Running {
 
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// The manifest of the routes the site serves (the features' and the login's),
+    /// once they are routed; `None` before.
+    pub fn manifest(&self) -> Option<&web::access::Manifest> {
+        self.manifest.get()
     }
 
     /// Waits until Tavern has stopped.
@@ -292,6 +308,7 @@ pub fn features(ctx: &Context, config: &Config, gateway: &GatewayStatus) -> Vec<
 pub fn rolls_config(config: &Config) -> rolls::RollsConfig {
     let mut rolls = rolls::RollsConfig::new(&config.data_dir);
     rolls.sync_target = config.rolls_sync_url.clone();
+    rolls.sync_keep = config.rolls_sync_keep;
     rolls
 }
 
@@ -343,6 +360,8 @@ pub fn command_features(
     redis: Redis,
     postgres: Postgres,
 ) -> anyhow::Result<Vec<Feature>> {
+    // The features' Discord handle has an HTTP client, which needs TLS set up.
+    discord::install_crypto_provider();
     let public_url = public_url(config, config.http_addr)?;
     let ctx = context(redis, postgres, command_discord(config), public_url);
     Ok(features(&ctx, config, &GatewayStatus::default()))
@@ -350,7 +369,12 @@ pub fn command_features(
 
 /// Starts Tavern: binds its listeners at once and brings up the rest in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config.check_serve()?;
     let shutdown = CancellationToken::new();
+    let server = web::ServerConfig {
+        trusted_proxies: config.trusted_proxies.clone(),
+        ..web::ServerConfig::default()
+    };
     let http_listener = TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on TAVERN_HTTP_ADDR {}", config.http_addr))?;
@@ -371,8 +395,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_addr = Some(listener.local_addr()?);
         let app = web::metrics_router(state.clone());
         let stop = shutdown.clone();
+        let server = server.clone();
         tokio::spawn(async move {
-            web::serve(listener, app, async move { stop.cancelled().await }).await
+            web::serve_with(listener, app, server, async move { stop.cancelled().await }).await
         });
     }
 
@@ -415,7 +440,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let app = web::router(state, site.clone(), extra, late.clone());
     let stop = shutdown.clone();
     let http = tokio::spawn(async move {
-        web::serve(http_listener, app, async move { stop.cancelled().await }).await
+        web::serve_with(
+            http_listener,
+            app,
+            server,
+            async move { stop.cancelled().await },
+        )
+        .await
     });
 
     let web = Web {
@@ -424,13 +455,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         site,
         sandbox: sim.is_some(),
     };
+    let manifest = Arc::new(OnceLock::new());
     let main = tokio::spawn(run(
         config,
         bot_config,
         web,
         login,
         health,
-        late,
+        (late, Arc::clone(&manifest)),
         shutdown.clone(),
     ));
     Ok(Running {
@@ -441,6 +473,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         shutdown,
         main,
         http,
+        manifest,
     })
 }
 
@@ -499,7 +532,7 @@ async fn run(
     web: Web,
     login: Option<LoginSetup>,
     health: Arc<Health>,
-    late: web::LateRoutes,
+    (late, manifest_slot): (web::LateRoutes, Arc<OnceLock<web::access::Manifest>>),
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let redis_url = config.redis_url.clone();
@@ -520,7 +553,14 @@ async fn run(
     let _ = health.redis.set(redis.clone());
     let _ = health.postgres.set(postgres.clone());
 
-    let discord = discord::Discord::new(&bot_config.rest);
+    // Every process of the bot takes its turn in Discord's global request limit
+    // through this Redis, so N processes together stay within it.
+    let mut rest = bot_config.rest.clone();
+    rest.global_limiter = Some(Arc::new(feature::discord_limit::RedisGlobalLimiter::new(
+        redis.clone(),
+        rest.global_rate_limit,
+    )));
+    let discord = discord::Discord::new(&rest);
     let gateway = GatewayStatus::default();
     let _ = health.gateway.set(gateway.clone());
     let ctx = Context {
@@ -545,6 +585,12 @@ async fn run(
             .await
             .with_context(|| format!("migrating PostgreSQL schema {}", migrations.schema))?;
     }
+    let mode = if web.sandbox {
+        crate::instance::Mode::Sandbox
+    } else {
+        crate::instance::Mode::Discord
+    };
+    crate::instance::mark(&redis, &postgres, mode).await;
     for feature in &features {
         for startup in &feature.startup {
             if !start_up_with_backoff(feature.name, startup, &health, &shutdown).await {
@@ -561,6 +607,7 @@ async fn run(
         .iter_mut()
         .flat_map(|f| std::mem::take(&mut f.services))
         .collect();
+    let mut manifest = feature::manifest(&features);
     let mut routes = axum::Router::new();
     for feature in &mut features {
         if let Some(r) = feature.routes.take() {
@@ -577,9 +624,23 @@ async fn run(
             callback,
             login.endpoints,
         );
-        routes = routes.merge(web::login::routes(ctx.sessions.clone(), app));
+        let (login, declared) = web::login::routes(
+            ctx.sessions.clone(),
+            app,
+            web::login::LoginRateLimit::default(),
+        )
+        .into_parts();
+        routes = routes.merge(login);
+        manifest.extend(declared);
+    }
+    for undeclared in &manifest.undeclared {
+        tracing::warn!(
+            feature = %undeclared,
+            "a feature serves routes that do not say who may call them"
+        );
     }
     late.set(routes);
+    let _ = manifest_slot.set(manifest);
     let bot = feature::bot(bot_config, discord, &mut features)
         .context("routing feature commands")?
         .with_status(gateway);

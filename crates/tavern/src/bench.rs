@@ -94,6 +94,11 @@ impl BenchBot {
         mut features: Vec<Feature>,
     ) -> anyhow::Result<BenchBot> {
         let bot = feature::bot(config, discord, &mut features).context("routing")?;
+        BenchBot::run(sim, bot).await
+    }
+
+    /// Connects a bot already routed.
+    async fn run(sim: &discord_sim::Sim, bot: discord::Bot) -> anyhow::Result<BenchBot> {
         let status = bot.status();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(bot.run(shutdown.clone()));
@@ -435,6 +440,168 @@ pub async fn drinking(
     println!(
         "  goal p99 <= 5 ms   {}",
         if percentile(&latencies, 99.0) <= Duration::from_millis(5) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}
+
+/// The worst `/odds` found: keep-highest on a large pool spends the exact engine's
+/// whole budget (40 million steps) before giving up, then the simulation's whole
+/// budget (2,000 rolls of 5,000 dice, each sorted).
+pub const WORST_ODDS: &str = "5000d6kh2500";
+/// The worst `/roll` found: the most dice one roll may roll (20,000), each pool
+/// sorted to keep half, and both renderings of 20,000 dice.
+pub const WORST_ROLL: &str = "2 10000d6kh5000";
+
+/// What `tavern bench dice-load` does.
+#[derive(Debug, Clone)]
+pub struct DiceLoad {
+    /// How many of the worst `/odds` and, as many again, of the worst `/roll`.
+    pub heavy: usize,
+    /// `/ping`s per phase.
+    pub pings: usize,
+    /// Between two `/ping`s.
+    pub interval: Duration,
+    pub odds: String,
+    pub roll: String,
+}
+
+/// `/ping` latencies, dispatch to callback, sent every `interval`.
+async fn ping_series(
+    sim: &discord_sim::Sim,
+    user: discord_sim::Snowflake,
+    channel: discord_sim::Snowflake,
+    count: usize,
+    interval: Duration,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut waiters = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        ticker.tick().await;
+        let interaction = sim.run_command(user, channel, "ping", serde_json::json!([]))?;
+        waiters.spawn(async move {
+            interaction
+                .response(Duration::from_secs(30))
+                .await
+                .map(|reply| reply.callback_at.duration_since(interaction.dispatched_at))
+        });
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut failed = 0;
+    while let Some(result) = waiters.join_next().await {
+        match result {
+            Ok(Ok(latency)) => latencies.push(latency),
+            _ => failed += 1,
+        }
+    }
+    latencies.sort();
+    Ok((latencies, failed))
+}
+
+/// `/ping` latency on an idle bot, then with `heavy` of the worst `/odds` and as many
+/// of the worst `/roll` sent at once, side by side. The rolls feature runs as in
+/// production (its dice pool sized for this machine) against the Redis at
+/// `redis_url`.
+pub async fn dice_load(redis_url: &str, load: DiceLoad) -> anyhow::Result<()> {
+    discord::install_crypto_provider();
+    let redis = store::Redis::connect(redis_url)
+        .await
+        .with_context(|| format!("connecting to {}", store::redact_url(redis_url)))?;
+    let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
+        .context("starting discord-sim")?;
+    let demo = sim.seed_demo();
+    let config = BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
+    let discord = discord::Discord::new(&config.rest);
+    let ctx = bench_context(redis, discord.clone())?;
+    let gateway = discord::GatewayStatus::default();
+    let rolls_config = rolls::RollsConfig::new(std::env::temp_dir().join("tavern-bench-dice"));
+    let (roll_lane, odds_lane) = rolls_config.dice.sizes();
+    let mut features = vec![
+        crate::core::feature(&ctx, gateway.clone()),
+        rolls::feature(&ctx, rolls_config),
+    ];
+    let bot = feature::bot(config, discord, &mut features)
+        .context("routing")?
+        .with_status(gateway);
+    let bot = BenchBot::run(&sim, bot).await?;
+
+    // Warm up connections.
+    ping_series(&sim, demo.bob, demo.general, 20, load.interval).await?;
+    let (idle, idle_failed) =
+        ping_series(&sim, demo.bob, demo.general, load.pings, load.interval).await?;
+
+    let machine_before = machine_cpu();
+    let started = Instant::now();
+    let mut heavy = Vec::with_capacity(load.heavy * 2);
+    for _ in 0..load.heavy {
+        for (command, expression) in [("odds", &load.odds), ("roll", &load.roll)] {
+            heavy.push(sim.run_command(
+                demo.alice,
+                demo.dice,
+                command,
+                serde_json::json!([{"name": "expression", "value": expression}]),
+            )?);
+        }
+    }
+    let (loaded, loaded_failed) =
+        ping_series(&sim, demo.bob, demo.general, load.pings, load.interval).await?;
+    let window = started.elapsed();
+    let mut answered = [0usize; 2];
+    for (i, h) in heavy.iter().enumerate() {
+        if h.final_response(Duration::ZERO).await.is_ok() {
+            answered[i % 2] += 1;
+        }
+    }
+    let stolen = stolen_share(machine_before);
+    bot.stop().await?;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "/ping through discord-sim, idle and with heavy dice in flight (bot and sim in this process, release build recommended)"
+    );
+    println!(
+        "  heavy load         {n} x /odds {odds}  +  {n} x /roll {roll}, sent at once",
+        n = load.heavy,
+        odds = load.odds,
+        roll = load.roll
+    );
+    println!(
+        "  dice pool          {roll_lane} roll(s) and {odds_lane} odds at a time, on {} core(s)",
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    );
+    println!(
+        "  pings              {} per phase, one every {:.0} ms",
+        load.pings,
+        ms(load.interval)
+    );
+    println!("                     p50 ms     p99 ms     max ms   failed");
+    for (label, latencies, failed) in [
+        ("idle", &idle, idle_failed),
+        ("under load", &loaded, loaded_failed),
+    ] {
+        println!(
+            "  {label:<17} {:>7.3}    {:>7.3}    {:>7.3}   {failed}",
+            ms(percentile(latencies, 50.0)),
+            ms(percentile(latencies, 99.0)),
+            ms(latencies.last().copied().unwrap_or_default()),
+        );
+    }
+    println!(
+        "  heavy answered     {} of {} /odds and {} of {} /roll within the {:.1} s of pings under load",
+        answered[0],
+        load.heavy,
+        answered[1],
+        load.heavy,
+        window.as_secs_f64()
+    );
+    print_stolen(stolen);
+    println!(
+        "  goal p99 <= 50 ms under load   {}",
+        if percentile(&loaded, 99.0) <= Duration::from_millis(50) {
             "met"
         } else {
             "NOT met"

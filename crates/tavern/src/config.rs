@@ -46,7 +46,9 @@ pub struct Config {
     pub discord_api: Option<String>,
     /// WebSocket URL of a stand-in gateway; `None` for Discord's.
     pub discord_gateway: Option<String>,
-    pub shards: Option<u32>,
+    /// The gateway shards this process runs (`shards`, `shard_total`); `None`: all of
+    /// the count Discord recommends.
+    pub shards: Option<discord::ShardRange>,
     pub http_addr: SocketAddr,
     /// A separate listener for `/metrics`; it is also served on `http_addr`.
     pub metrics_addr: Option<SocketAddr>,
@@ -55,6 +57,8 @@ pub struct Config {
     /// Where the rolls sync keeps its snapshots; `None`: `{data_dir}/rolls-sync`.
     /// Credentials come from the cloud's own environment variables (`AWS_*`, `AZURE_*`).
     pub rolls_sync_url: Option<rolls::SyncTarget>,
+    /// How many dated rolls snapshots to keep (`rolls_sync_keep`, at least 1).
+    pub rolls_sync_keep: usize,
     /// Where people reach Tavern's web server (`https://tavern.example`): the base of
     /// the login callback and the origin state-changing requests must come from.
     /// `None`: `http://{http_addr}`.
@@ -65,6 +69,12 @@ pub struct Config {
     /// Meetup for the campaigns: `None` when no group is configured (no sync runs).
     pub meetup: Option<campaigns::config::CampaignsConfig>,
     pub log_format: LogFormat,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the login rate
+    /// limit): addresses or networks. Empty: the socket's peer is the client.
+    pub trusted_proxies: web::client::TrustedProxies,
+    /// `tavern serve --sandbox-public`: sandbox mode may listen on a non-loopback
+    /// address. A flag of the command, not a setting of the file or environment.
+    pub sandbox_public: bool,
 }
 
 /// Tavern's OAuth2 client at Discord, for logging in on the web.
@@ -100,10 +110,12 @@ const KEYS: &[(&str, &str)] = &[
     ("discord_api", "TAVERN_DISCORD_API"),
     ("discord_gateway", "TAVERN_DISCORD_GATEWAY"),
     ("shards", "TAVERN_SHARDS"),
+    ("shard_total", "TAVERN_SHARD_TOTAL"),
     ("http_addr", "TAVERN_HTTP_ADDR"),
     ("metrics_addr", "TAVERN_METRICS_ADDR"),
     ("data_dir", "TAVERN_DATA_DIR"),
     ("rolls_sync_url", "TAVERN_ROLLS_SYNC_URL"),
+    ("rolls_sync_keep", "TAVERN_ROLLS_SYNC_KEEP"),
     ("public_url", "TAVERN_PUBLIC_URL"),
     ("discord_client_id", "TAVERN_DISCORD_CLIENT_ID"),
     ("discord_client_secret", "TAVERN_DISCORD_CLIENT_SECRET"),
@@ -115,6 +127,7 @@ const KEYS: &[(&str, &str)] = &[
     ("meetup_authorize_url", "TAVERN_MEETUP_AUTHORIZE_URL"),
     ("meetup_token_url", "TAVERN_MEETUP_TOKEN_URL"),
     ("log_format", "TAVERN_LOG_FORMAT"),
+    ("trusted_proxies", "TAVERN_TRUSTED_PROXIES"),
 ];
 
 /// Raw values and where each came from (to name the right key in an error).
@@ -234,6 +247,73 @@ fn meetup_config(raw: &Raw) -> Result<Option<campaigns::config::CampaignsConfig>
         endpoints,
         groups,
     )))
+}
+
+/// The shards this process runs. `shards` is a count (`4`: shards 0-3 of 4, all of
+/// them) or a range of `shard_total` (`0-7` with `shard_total = 16`: half the bot, the
+/// other half in another process); `shard_total` alone runs all of them.
+fn shard_range(raw: &Raw) -> Result<Option<discord::ShardRange>, ConfigError> {
+    let whole = |src: &str, v: &str, what: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| err(src, format!("`{v}` is not {what}")))
+    };
+    let total = match raw.get("shard_total") {
+        Some((src, v)) => Some((src, whole(src, v, "a shard total (a whole number >= 1)")?)),
+        None => None,
+    };
+    let range = match (raw.get("shards"), total) {
+        (None, None) => return Ok(None),
+        (None, Some((src, total))) => {
+            discord::ShardRange::all(total).map_err(|e| err(src, format!("`{total}`: {e}")))?
+        }
+        (Some((src, v)), total) => match v.split_once('-') {
+            None => {
+                let count = whole(
+                    src,
+                    v,
+                    "a shard count (a whole number >= 1) or a range such as 0-7",
+                )?;
+                let all = discord::ShardRange::all(count)
+                    .map_err(|e| err(src, format!("`{v}` is not a shard count: {e}")))?;
+                if let Some((total_src, total)) = total
+                    && total != count
+                {
+                    return Err(err(
+                        total_src,
+                        format!(
+                            "`{total}` does not match {src} = {count}, which runs all of {count} shards; \
+                             to run part of {total} shards, write {src} as a range such as 0-{}",
+                            count.min(total).saturating_sub(1)
+                        ),
+                    ));
+                }
+                all
+            }
+            Some((first, last)) => {
+                let Some((_, total)) = total else {
+                    return Err(err(
+                        "TAVERN_SHARD_TOTAL",
+                        format!(
+                            "is required when {src} is a range (`{}`): how many shards the bot has in all",
+                            v.trim()
+                        ),
+                    ));
+                };
+                let bound = |n: &str| {
+                    n.trim().parse::<u32>().map_err(|_| {
+                        err(
+                            src,
+                            format!("`{}` is not a shard range (first-last, e.g. 0-7)", v.trim()),
+                        )
+                    })
+                };
+                discord::ShardRange::new(bound(first)?, bound(last)?, total)
+                    .map_err(|e| err(src, format!("`{}`: {e}", v.trim())))?
+            }
+        },
+    };
+    Ok(Some(range))
 }
 
 fn parse_addr(source: &str, value: &str) -> Result<SocketAddr, ConfigError> {
@@ -359,13 +439,33 @@ impl Config {
         }
 
         let redis_url = match raw.get("redis_url") {
-            Some((src, v)) => parse_url(src, v, &["redis", "rediss", "redis+cluster"])?,
+            Some((src, v)) => {
+                let url = parse_url(
+                    src,
+                    v,
+                    &["redis", "rediss", "redis+cluster", "redis+sentinel"],
+                )?;
+                if url.expose().starts_with("redis+sentinel://") {
+                    store::SentinelUrl::parse(url.expose()).map_err(|e| err(src, e.to_string()))?;
+                }
+                url
+            }
             None => ServiceUrl("redis://127.0.0.1:6379/".into()),
         };
         let database_url = match raw.get("database_url") {
             Some((src, v)) => parse_url(src, v, &["postgres", "postgresql"])?,
             None => ServiceUrl("postgres://tavern@127.0.0.1:5432/tavern".into()),
         };
+        // Set but empty is a mistake (an unset variable in a deployment template, say),
+        // never a request for sandbox mode: leave the key out for that.
+        if let Some((src, value)) = raw.values.get("discord_token")
+            && value.trim().is_empty()
+        {
+            return Err(err(
+                src,
+                "is empty; set the bot token, or leave the setting out for sandbox mode",
+            ));
+        }
         let discord_token = raw
             .get("discord_token")
             .map(|(_, v)| Secret::from(v.trim()));
@@ -377,21 +477,7 @@ impl Config {
             Some((src, v)) => Some(parse_url(src, v, &["ws", "wss"])?.0),
             None => None,
         };
-        let shards = match raw.get("shards") {
-            Some((src, v)) => Some(
-                v.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| {
-                        err(
-                            src,
-                            format!("`{v}` is not a shard count (a whole number >= 1)"),
-                        )
-                    })?,
-            ),
-            None => None,
-        };
+        let shards = shard_range(&raw)?;
         let http_addr = match raw.get("http_addr") {
             Some((src, v)) => parse_addr(src, v)?,
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -415,6 +501,18 @@ impl Config {
                 })
             })
             .transpose()?;
+        let rolls_sync_keep = match raw.get("rolls_sync_keep") {
+            None => rolls::DEFAULT_SYNC_KEEP,
+            Some((src, v)) => match v.trim().parse::<usize>() {
+                Ok(keep) if keep >= 1 => keep,
+                _ => {
+                    return Err(err(
+                        src,
+                        format!("`{v}` is not a number of snapshots to keep (a whole number >= 1)"),
+                    ));
+                }
+            },
+        };
         let public_url = raw
             .get("public_url")
             .map(|(src, v)| web_url(src, v))
@@ -432,6 +530,11 @@ impl Config {
                 ));
             }
         };
+        let trusted_proxies = raw
+            .get("trusted_proxies")
+            .map(|(src, v)| web::client::TrustedProxies::parse(v).map_err(|e| err(src, e)))
+            .transpose()?
+            .unwrap_or_default();
         if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
             return Err(err(
                 "TAVERN_DISCORD_TOKEN",
@@ -449,11 +552,32 @@ impl Config {
             metrics_addr,
             data_dir,
             rolls_sync_url,
+            rolls_sync_keep,
             public_url,
             discord_login,
             meetup,
             log_format,
+            trusted_proxies,
+            sandbox_public: false,
         })
+    }
+
+    /// What `tavern serve` refuses before starting: sandbox mode (anyone who reaches
+    /// the console acts as the demo users, and nothing asks who they are) on an
+    /// address other people can reach, unless `--sandbox-public` says it is meant.
+    pub fn check_serve(&self) -> Result<(), ConfigError> {
+        if self.sandbox() && !self.http_addr.ip().is_loopback() && !self.sandbox_public {
+            return Err(err(
+                "TAVERN_HTTP_ADDR",
+                format!(
+                    "sandbox mode (no TAVERN_DISCORD_TOKEN) refuses to listen on {}, which \
+                     others can reach; listen on 127.0.0.1, set the bot token, or pass \
+                     --sandbox-public to `tavern serve`",
+                    self.http_addr
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Sandbox mode: no Discord token was given.
@@ -491,6 +615,39 @@ mod tests {
         .expect("config");
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:9000");
         assert_eq!(c.redis_url.expose(), "redis://env:2/");
+    }
+
+    #[test]
+    fn a_sentinel_redis_url_is_taken_and_a_malformed_one_named() {
+        let url = "redis+sentinel://:pw@s1:26379,s2:26379/tavern/1";
+        let c = Config::from_sources(None, None, &env(&[("TAVERN_REDIS_URL", url)]))
+            .expect("a sentinel url");
+        assert_eq!(c.redis_url.expose(), url);
+        assert!(!format!("{c:?}").contains(":pw@"), "the password is hidden");
+
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_REDIS_URL", "redis+sentinel://:pw@s1:26379")]),
+        )
+        .expect_err("no master name");
+        assert_eq!(e.key, "TAVERN_REDIS_URL");
+        assert!(e.problem.contains("no master name"), "{e}");
+        assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn rolls_sync_keep_is_a_count_of_at_least_one() {
+        let c = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert_eq!(c.rolls_sync_keep, rolls::DEFAULT_SYNC_KEEP);
+        let c = Config::from_sources(Some("rolls_sync_keep = 5"), None, &env(&[])).expect("file");
+        assert_eq!(c.rolls_sync_keep, 5);
+        for bad in ["0", "-1", "many"] {
+            let e = Config::from_sources(None, None, &env(&[("TAVERN_ROLLS_SYNC_KEEP", bad)]))
+                .expect_err(bad);
+            assert_eq!(e.key, "TAVERN_ROLLS_SYNC_KEEP");
+            assert!(e.problem.contains("a whole number >= 1"), "{e}");
+        }
     }
 
     #[test]
@@ -590,6 +747,70 @@ mod tests {
     }
 
     #[test]
+    fn shards_are_a_count_of_all_or_a_range_of_the_total() {
+        let shards = |pairs: &[(&str, &str)]| {
+            Config::from_sources(None, None, &env(pairs))
+                .map(|c| c.shards.map(|r| (r.first(), r.last(), r.total())))
+        };
+        assert_eq!(shards(&[]), Ok(None), "unset: what Discord recommends");
+        assert_eq!(shards(&[("TAVERN_SHARDS", "4")]), Ok(Some((0, 3, 4))));
+        assert_eq!(
+            shards(&[("TAVERN_SHARDS", "0-7"), ("TAVERN_SHARD_TOTAL", "16")]),
+            Ok(Some((0, 7, 16)))
+        );
+        assert_eq!(
+            shards(&[("TAVERN_SHARDS", " 8 - 15 "), ("TAVERN_SHARD_TOTAL", "16")]),
+            Ok(Some((8, 15, 16)))
+        );
+        assert_eq!(shards(&[("TAVERN_SHARD_TOTAL", "2")]), Ok(Some((0, 1, 2))));
+        assert_eq!(
+            shards(&[("TAVERN_SHARDS", "2"), ("TAVERN_SHARD_TOTAL", "2")]),
+            Ok(Some((0, 1, 2)))
+        );
+        let file = Config::from_sources(Some("shards = \"1-1\"\nshard_total = 2"), None, &env(&[]))
+            .expect("from the file");
+        assert_eq!(file.shards.map(|r| (r.first(), r.total())), Some((1, 2)));
+
+        for (pairs, key, says) in [
+            (
+                vec![("TAVERN_SHARDS", "0-7")],
+                "TAVERN_SHARD_TOTAL",
+                "TAVERN_SHARDS",
+            ),
+            (
+                vec![("TAVERN_SHARDS", "0-16"), ("TAVERN_SHARD_TOTAL", "16")],
+                "TAVERN_SHARDS",
+                "0-15",
+            ),
+            (
+                vec![("TAVERN_SHARDS", "7-3"), ("TAVERN_SHARD_TOTAL", "16")],
+                "TAVERN_SHARDS",
+                "backwards",
+            ),
+            (
+                vec![("TAVERN_SHARDS", "0-x"), ("TAVERN_SHARD_TOTAL", "16")],
+                "TAVERN_SHARDS",
+                "0-x",
+            ),
+            (vec![("TAVERN_SHARDS", "0")], "TAVERN_SHARDS", "`0`"),
+            (
+                vec![("TAVERN_SHARD_TOTAL", "none")],
+                "TAVERN_SHARD_TOTAL",
+                "`none`",
+            ),
+            (
+                vec![("TAVERN_SHARDS", "4"), ("TAVERN_SHARD_TOTAL", "16")],
+                "TAVERN_SHARD_TOTAL",
+                "range",
+            ),
+        ] {
+            let e = Config::from_sources(None, None, &env(&pairs)).expect_err("bad shards");
+            assert_eq!(e.key, key, "{pairs:?}: {e}");
+            assert!(e.problem.contains(says), "{pairs:?}: {e}");
+        }
+    }
+
+    #[test]
     fn the_discord_login_needs_its_id_and_secret_together() {
         let off = Config::from_sources(None, None, &env(&[])).expect("defaults");
         assert!(off.discord_login.is_none() && off.public_url.is_none());
@@ -620,6 +841,80 @@ mod tests {
         let e = Config::from_sources(None, None, &env(&[("TAVERN_PUBLIC_URL", "tavern.example")]))
             .expect_err("not a URL");
         assert_eq!(e.key, "TAVERN_PUBLIC_URL");
+    }
+
+    #[test]
+    fn an_empty_discord_token_is_an_error_not_sandbox_mode() {
+        for blank in ["", "  "] {
+            let e = Config::from_sources(None, None, &env(&[("TAVERN_DISCORD_TOKEN", blank)]))
+                .expect_err("empty token");
+            assert_eq!(e.key, "TAVERN_DISCORD_TOKEN");
+            assert!(e.problem.contains("empty"), "{e}");
+        }
+        let e = Config::from_sources(Some("discord_token = \"\""), None, &env(&[]))
+            .expect_err("empty token in the file");
+        assert_eq!(e.key, "tavern.toml: discord_token");
+        assert!(
+            Config::from_sources(None, None, &env(&[]))
+                .expect("no token")
+                .sandbox()
+        );
+    }
+
+    #[test]
+    fn sandbox_mode_stays_on_loopback_unless_told_otherwise() {
+        let local = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert!(local.check_serve().is_ok());
+        let mut public =
+            Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADDR", "0.0.0.0:8080")]))
+                .expect("config");
+        let e = public.check_serve().expect_err("sandbox on 0.0.0.0");
+        assert_eq!(e.key, "TAVERN_HTTP_ADDR");
+        assert!(e.problem.contains("--sandbox-public"), "{e}");
+        public.sandbox_public = true;
+        assert!(public.check_serve().is_ok());
+        let bot = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_HTTP_ADDR", "0.0.0.0:8080"),
+                ("TAVERN_DISCORD_TOKEN", "token"),
+            ]),
+        )
+        .expect("config");
+        assert!(bot.check_serve().is_ok(), "with a bot, any address");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]),
+        )
+        .expect("config");
+        assert!(c.trusted_proxies.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!c.trusted_proxies.trusts("192.0.2.1".parse().unwrap()));
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_TRUSTED_PROXIES", "proxy.lan")]))
+            .expect_err("not an address");
+        assert_eq!(e.key, "TAVERN_TRUSTED_PROXIES");
+        assert!(e.problem.contains("proxy.lan"), "{e}");
+    }
+
+    #[test]
+    fn passwords_in_url_queries_never_show() {
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[(
+                "TAVERN_DATABASE_URL",
+                "postgres://db:5432/tavern?user=t&password=hunter2",
+            )]),
+        )
+        .expect("config");
+        let shown = format!("{c:?} {}", c.database_url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("user=t"), "{shown}");
     }
 
     #[test]

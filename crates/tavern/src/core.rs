@@ -1,4 +1,5 @@
-//! Tavern's own commands, present whatever features are enabled: `/ping`.
+//! Tavern's own commands, present whatever features are enabled: `/ping`; and its
+//! own PostgreSQL schema `tavern` (the mode mark of [`crate::instance`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +32,13 @@ async fn ping(
 pub fn feature(ctx: &feature::Context, gateway: GatewayStatus) -> Feature {
     let discord = ctx.discord.clone();
     let handler = move |invocation: Invocation| ping(discord.clone(), gateway.clone(), invocation);
-    Feature::new("core").command(
-        CommandSpec::new(
-            "ping",
-            "Check that Tavern is alive: gateway and REST latency",
-        ),
-        Arc::new(handler),
-    )
+    Feature::new("core")
+        .migrations(crate::instance::MIGRATIONS)
+        .command(
+            CommandSpec::new(
+                "ping",
+                "Check that Tavern is alive: gateway and REST latency",
+            ),
+            Arc::new(handler),
+        )
 }

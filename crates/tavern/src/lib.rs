@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 mod core;
+pub mod instance;
 
 pub use app::{Running, start};
 pub use config::{Config, ConfigError};

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tavern::config::{Config, LogFormat};
 
 mod roll_cmd;
+mod tokens_cmd;
 
 /// Tavern: a self-hosted home for tabletop-gaming communities on Discord.
 #[derive(Debug, Parser)]
@@ -24,7 +25,12 @@ struct Cli {
 enum Command {
     /// Run Tavern: the bot, the web server and the scheduled jobs. Without a Discord token
     /// it runs in sandbox mode with an in-process fake Discord and a web console.
-    Serve,
+    Serve {
+        /// Let sandbox mode listen on an address other than loopback (a public demo):
+        /// anyone who reaches it acts as the demo users.
+        #[arg(long)]
+        sandbox_public: bool,
+    },
     /// Apply every feature's PostgreSQL migrations and exit.
     Migrate,
     /// Check the stored data for inconsistencies; exit code 1 if any are found.
@@ -41,6 +47,9 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// API tokens for programs calling the REST API: create, revoke, list.
+    #[command(subcommand)]
+    Tokens(tokens_cmd::TokensCommand),
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -65,6 +74,26 @@ enum Bench {
         /// Longest pause of a player before a press, in ms (0: all tables press at once).
         #[arg(long, default_value_t = 2000)]
         think_ms: u64,
+    },
+    /// /ping latency idle and with the worst /odds and /roll in flight, side by side
+    /// (against TAVERN_REDIS_URL).
+    DiceLoad {
+        /// How many of the worst /odds, and as many of the worst /roll, sent at once.
+        #[arg(long, default_value_t = 50)]
+        heavy: usize,
+        /// /pings measured in each phase.
+        #[arg(long, default_value_t = 300)]
+        pings: usize,
+        /// Time between two /pings, in ms (each /ping makes a REST call, and the bot
+        /// keeps to Discord's 50 requests/s, so below 20 ms /ping measures that limit).
+        #[arg(long, default_value_t = 50)]
+        interval_ms: u64,
+        /// The odds expression of the load.
+        #[arg(long, default_value = tavern::bench::WORST_ODDS)]
+        odds: String,
+        /// The roll expression of the load.
+        #[arg(long, default_value = tavern::bench::WORST_ROLL)]
+        roll: String,
     },
 }
 
@@ -192,9 +221,15 @@ async fn sync(config: Config, once: bool) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("rolls sync with {target}"))?;
     println!(
-        "rolls sync with {target}: {} restored, {} kept (Redis as new or newer), {} written",
-        report.restored, report.kept, report.written
+        "rolls sync with {target}: {} restored, {} kept (Redis as new or newer), {} written, {} unchanged",
+        report.restored, report.kept, report.written, report.unchanged
     );
+    if report.held_back > 0 || report.carried > 0 {
+        println!(
+            "  {} key set(s) would have shrunk and were written beside the previous snapshot; {} missing from Redis kept from it",
+            report.held_back, report.carried
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -206,10 +241,17 @@ fn main() -> ExitCode {
         Command::Odds(args) => return finish(roll_cmd::run_odds(args)),
         _ => {}
     }
-    let config = match load_config(cli.config.as_deref()) {
+    let mut config = match load_config(cli.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Command::Serve { sandbox_public } = &cli.command {
+        config.sandbox_public = *sandbox_public;
+        if let Err(e) = config.check_serve() {
+            eprintln!("tavern: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     init_tracing(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,7 +265,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve { .. } => serve(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Tokens(command) => tokens_cmd::run(&config, command).await,
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
@@ -242,6 +285,24 @@ fn main() -> ExitCode {
                 games,
                 global_rate_limit,
                 think_ms,
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
+            Command::Bench(Bench::DiceLoad {
+                heavy,
+                pings,
+                interval_ms,
+                odds,
+                roll,
+            }) => tavern::bench::dice_load(
+                config.redis_url.expose(),
+                tavern::bench::DiceLoad {
+                    heavy,
+                    pings,
+                    interval: std::time::Duration::from_millis(interval_ms.max(1)),
+                    odds,
+                    roll,
+                },
             )
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -208,12 +208,27 @@ async fn sigterm_stops_the_binary_cleanly() {
 async fn feature_routes_are_served_and_roll_works_end_to_end() {
     let app = spawn_app().await;
     let demo = app.demo().clone();
+    let url = app.url(&format!(
+        "/api/rolls/roll?user={}&expression=2d6%2B3",
+        demo.alice.get()
+    ));
+    let anonymous = app.http.get(&url).send().await.expect("rest roll");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let redis = store::Redis::connect(&app.redis.url())
+        .await
+        .expect("redis");
+    let token = web::tokens::ApiTokens::new(redis)
+        .create(
+            &web::tokens::TokenName::parse("e2e").expect("name"),
+            web::tokens::Scope::parse_list("rolls:read").expect("scopes"),
+            feature::Clock::now(&feature::SystemClock),
+        )
+        .await
+        .expect("token");
     let rolled: serde_json::Value = app
         .http
-        .get(app.url(&format!(
-            "/api/rolls/roll?user={}&expression=2d6%2B3",
-            demo.alice.get()
-        )))
+        .get(&url)
+        .bearer_auth(token.token.expose_str())
         .send()
         .await
         .expect("rest roll")

@@ -9,6 +9,21 @@
 //! guards state-changing requests against CSRF; [`login`] serves the OAuth2 login
 //! routes on top of it (see each module for the flow and the choices).
 //!
+//! Who may call what: [`access`] declares each route with its [`access::Access`]
+//! (public, signed-in user, API token scope, or either) and records the manifest the
+//! binary collects; [`tokens`] issues and checks the API tokens; [`client`] tells the
+//! client's address (through trusted proxies only) and whether it is local.
+//!
+//! The server ([`serve_with`]) has limits, so no client can hold it: headers must
+//! arrive within [`ServerConfig::header_read_timeout`] (an idle keep-alive connection
+//! is closed after the same time), a request is answered within
+//! [`ServerConfig::request_timeout`] (408 otherwise), a body is at most
+//! [`ServerConfig::max_body_bytes`] (413), and at most
+//! [`ServerConfig::max_connections`] connections are open at once (the next one is
+//! answered 503 and closed). `/readyz` tells which component is not ready, and
+//! `/metrics` answers at all, only to a local client (see [`client`]) or on the
+//! metrics listener ([`metrics_router`]); anyone else gets the bare status.
+//!
 //! Pages: [`page`] is the one way to serve one (the [`page::Page`] extractor, one
 //! layout, one stylesheet, assets compiled in); [`markdown`] shows Discord's message
 //! text as a Discord client would; [`sandbox`] is the console of sandbox mode, built
@@ -16,6 +31,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,11 +41,14 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+pub mod access;
+pub mod client;
 pub mod login;
 pub mod markdown;
 pub mod page;
 pub mod sandbox;
 pub mod session;
+pub mod tokens;
 
 /// One dependency's state, as `/readyz` reports it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,7 +88,31 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+/// Whether the request comes from this machine, with no proxy in between.
+fn is_local(client: Option<&axum::Extension<client::ClientAddr>>) -> bool {
+    client.is_some_and(|c| c.local)
+}
+
+/// `/readyz` on the public listener: the components only for a local client; anyone
+/// else learns ready or not (200 or 503) and nothing about the parts.
+async fn readyz(
+    State(state): State<AppState>,
+    client: Option<axum::Extension<client::ClientAddr>>,
+) -> Response {
+    if is_local(client.as_ref()) {
+        return readyz_details(State(state)).await;
+    }
+    let ready = state.readiness.check().await.iter().all(|c| c.ready);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(serde_json::json!({ "ready": ready }))).into_response()
+}
+
+/// `/readyz` with every component and why it is not ready.
+async fn readyz_details(State(state): State<AppState>) -> Response {
     let components = state.readiness.check().await;
     let ready = components.iter().all(|c| c.ready);
     let status = if ready {
@@ -78,6 +121,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(ReadyBody { ready, components })).into_response()
+}
+
+/// `/metrics` on the public listener: only for a local client.
+async fn public_metrics(
+    State(state): State<AppState>,
+    client: Option<axum::Extension<client::ClientAddr>>,
+) -> Response {
+    if is_local(client.as_ref()) {
+        metrics(State(state)).await
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -91,10 +146,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `/metrics` alone, for a separate metrics listener.
+/// The separate metrics listener (`metrics_addr`): `/metrics`, and `/readyz` and
+/// `/healthz` with every detail, for whoever can reach it (operators firewall it).
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz_details))
+        .route("/healthz", get(healthz))
         .with_state(state)
 }
 
@@ -142,7 +200,7 @@ pub fn router(state: AppState, site: page::Site, extra: Vec<Router>, late: LateR
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(public_metrics))
         .with_state(state)
         .merge(page::assets(&[
             &page::STYLESHEET,
@@ -154,18 +212,191 @@ pub fn router(state: AppState, site: page::Site, extra: Vec<Router>, late: LateR
     }
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
         .layer(axum::Extension(site))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// The span of one request. Its URI is shown without what may be a secret: the query
+/// of the login routes (OAuth `code`, `state` and `error`) is left out entirely, and
+/// elsewhere the value of any credential-looking parameter is `***`.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %loggable_uri(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// Query parameters whose values never reach a log.
+const SECRET_PARAMS: &[&str] = &[
+    "code",
+    "state",
+    "error",
+    "error_description",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "key",
+    "sig",
+    "signature",
+    "csrf_token",
+];
+
+/// `uri` as it may be logged (see [`request_span`]).
+pub fn loggable_uri(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    if path.starts_with("/login/") {
+        return format!("{path}?<redacted>");
+    }
+    let shown: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if SECRET_PARAMS.iter().any(|s| name.eq_ignore_ascii_case(s)) => {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", shown.join("&"))
+}
+
+/// The HTTP server's limits, and whom it believes about client addresses.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a request may take until its response starts: 408 after that.
+    /// Default 30 s (streamed bodies, like server-sent events, run on after it).
+    pub request_timeout: Duration,
+    /// The largest request body: 413 beyond. Default 1 MiB (Tavern takes small JSON
+    /// documents and forms).
+    pub max_body_bytes: usize,
+    /// Connections open at once; the next is answered 503 and closed. Default 1024.
+    pub max_connections: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`client`]).
+    pub trusted_proxies: client::TrustedProxies,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+            max_connections: 1024,
+            trusted_proxies: client::TrustedProxies::default(),
+        }
+    }
+}
+
+/// Serves `app` on `listener` with the default [`ServerConfig`] until `shutdown`
+/// resolves, then lets open requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, ServerConfig::default(), shutdown).await
+}
+
+/// Serves `app` on `listener` within `config`'s limits until `shutdown` resolves,
+/// then lets open requests finish. Every request carries its [`client::ClientAddr`].
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "http server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let app = tower::ServiceBuilder::new()
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.max_body_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .service(app);
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let trusted = Arc::new(config.trusted_proxies);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait a moment, go on.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let io = TokioIo::new(stream);
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            // Full: say so in HTTP and close, rather than leave the client waiting.
+            let builder = Arc::clone(&builder);
+            tokio::spawn(async move {
+                let busy = hyper::service::service_fn(|_request| async {
+                    let mut response = axum::http::Response::new(axum::body::Body::from(
+                        "too many connections; try again\n",
+                    ));
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                let _ = builder.serve_connection(io, busy).await;
+            });
+            continue;
+        };
+        let trusted = Arc::clone(&trusted);
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                let client = client::ClientAddr::resolve(peer, request.headers(), &trusted);
+                request.extensions_mut().insert(client);
+                request
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

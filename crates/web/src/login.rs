@@ -20,15 +20,30 @@
 //! 4. `POST /logout` (CSRF token required, like every POST) deletes the session and
 //!    the cookie, then 303 to `/`.
 //!
+//! `/login/discord` is rate-limited per client address ([`LoginRateLimit`], 10 a
+//! minute by default; the address as [`crate::client`] tells it): each start writes a
+//! state to Redis, so an unbounded stream of them would fill it. The count lives in
+//! Redis (`tavern:ratelimit:login:{address}`, a fixed window that expires by itself),
+//! so every replica counts the same; past the limit the answer is 429 with
+//! `Retry-After` (the seconds left in the window).
+//!
+//! The callback's `code`, `state` and `error` never reach a log: the request span
+//! leaves the query of `/login/...` out (see [`crate::loggable_uri`]), and an
+//! `error` Discord reports is logged (and shown) only when it is one of OAuth2's own
+//! codes, never as the text the request carried.
+//!
+//! `/api/me` is `Cache-Control: no-store`: it carries the CSRF token.
+//!
 //! `next` only ever names a path on this site (`/` followed by anything but `/` or
 //! `\`, no control characters); anything else, `https://evil.example` or
 //! `//evil.example` included, becomes `/`, so the login is never an open redirect.
 
+use std::time::Duration;
+
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use discord::oauth::{AuthorizationCode, OAuthApp, OAuthError, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,6 +52,8 @@ use url::Url;
 
 use base::Secret;
 
+use crate::access::{Access, Routes};
+use crate::client::ClientAddr;
 use crate::page;
 use crate::session::{
     CurrentUser, Session, SessionError, SessionUser, Sessions, parse_hex, random_hex,
@@ -57,25 +74,76 @@ pub fn callback_url(public_url: &Url) -> Result<Url, url::ParseError> {
     public_url.join(CALLBACK_PATH)
 }
 
+/// Redis key prefix of the login rate limit: `tavern:ratelimit:login:{address}`.
+pub const RATE_KEY_PREFIX: &str = "tavern:ratelimit:login:";
+
+/// How many logins one client address may start per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Default for LoginRateLimit {
+    /// 10 a minute: plenty for a person (a few retries), nothing for a flood.
+    fn default() -> LoginRateLimit {
+        LoginRateLimit {
+            max: 10,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Login {
     sessions: Sessions,
     app: OAuthApp,
+    limit: LoginRateLimit,
 }
 
 /// The login routes (`/login/discord`, `/login/discord/callback`, `/logout`,
-/// `/api/me`), already wrapped with [`Sessions::protect`], for the binary to merge.
-pub fn routes(sessions: Sessions, app: OAuthApp) -> Router {
-    let router = Router::new()
-        .route("/login/discord", get(start))
-        .route(CALLBACK_PATH, get(callback))
-        .route("/logout", post(logout))
-        .route("/api/me", get(me))
+/// `/api/me`), declared with their access, for the binary to merge.
+pub fn routes(sessions: Sessions, app: OAuthApp, limit: LoginRateLimit) -> Routes {
+    Routes::new(&sessions)
+        .get("/login/discord", Access::Public, start)
+        .get(CALLBACK_PATH, Access::Public, callback)
+        .post("/logout", Access::User, logout)
+        .get("/api/me", Access::User, me)
         .with_state(Login {
-            sessions: sessions.clone(),
+            sessions,
             app,
-        });
-    sessions.protect(router)
+            limit,
+        })
+}
+
+/// Counts a login start from `client`; `Some(seconds)` to wait when over the limit.
+async fn over_limit(
+    login: &Login,
+    client: Option<&ClientAddr>,
+) -> Result<Option<u64>, redis::RedisError> {
+    let who = client.map_or_else(|| "unknown".to_owned(), |c| c.ip.to_string());
+    let key = format!("{RATE_KEY_PREFIX}{who}");
+    let window = login.limit.window.as_secs().max(1);
+    let (count, ttl): (u64, i64) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&key)
+        .arg(0)
+        .arg("EX")
+        .arg(window)
+        .arg("NX")
+        .ignore()
+        .cmd("INCR")
+        .arg(&key)
+        .cmd("TTL")
+        .arg(&key)
+        .query_async(&mut login.sessions.redis().conn())
+        .await?;
+    if count > u64::from(login.limit.max) {
+        Ok(Some(u64::try_from(ttl).unwrap_or(window).max(1)))
+    } else {
+        Ok(None)
+    }
 }
 
 /// Only a path on this site, or `/`.
@@ -165,9 +233,27 @@ fn redirect(location: &str, cookie: Option<HeaderValue>) -> Response {
 
 async fn start(
     State(login): State<Login>,
+    client: Option<Extension<ClientAddr>>,
     session: Option<Session>,
     Query(query): Query<StartQuery>,
 ) -> Response {
+    match over_limit(&login, client.as_deref()).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
+            let mut response = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many logins",
+                "Too many logins were started from your address. Wait a minute, then try \
+                 again.",
+                None,
+            );
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+        Err(error) => return unavailable(&error.into()),
+    }
     let next = safe_next(query.next.as_deref());
     let (session, cookie) = match session {
         Some(session) => (session, None),
@@ -263,11 +349,14 @@ async fn callback(
                 Some(&pending.next),
             )
         } else {
-            tracing::warn!(%error, "discord refused the authorization request");
+            // Only OAuth2's own codes are repeated; any other text came from whoever
+            // sent the browser here and goes nowhere.
+            let code = oauth_error_code(&error);
+            tracing::warn!(error = code, "discord refused the authorization request");
             page(
                 StatusCode::BAD_GATEWAY,
                 "Login failed",
-                &format!("Discord refused the login request ({error})."),
+                &format!("Discord refused the login request ({code})."),
                 Some(&pending.next),
             )
         };
@@ -298,6 +387,25 @@ async fn callback(
         Ok(new) => redirect(&pending.next, Some(login.sessions.cookie(&new))),
         Err(error) => unavailable(&error),
     }
+}
+
+/// `error` if it is one of the codes OAuth2 defines for the authorization endpoint
+/// (RFC 6749, 4.1.2.1), otherwise `"other"`.
+fn oauth_error_code(error: &str) -> &'static str {
+    const CODES: &[&str] = &[
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    CODES
+        .iter()
+        .find(|code| **code == error)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn discord_failed(error: &OAuthError, next: &str) -> Response {
@@ -331,15 +439,20 @@ async fn logout(State(login): State<Login>, session: Option<Session>) -> Respons
     redirect("/", Some(login.sessions.clear_cookie()))
 }
 
-async fn me(current: CurrentUser) -> Json<serde_json::Value> {
+/// The signed-in user and the session's CSRF token; never stored by a cache.
+async fn me(current: CurrentUser) -> Response {
     let CurrentUser { user, session } = current;
-    Json(json!({
-        "id": user.id.to_string(),
-        "username": user.username,
-        "global_name": user.global_name,
-        "avatar": user.avatar,
-        "csrf_token": session.csrf_token(),
-    }))
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "id": user.id.to_string(),
+            "username": user.username,
+            "global_name": user.global_name,
+            "avatar": user.avatar,
+            "csrf_token": session.csrf_token(),
+        })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -364,6 +477,12 @@ mod tests {
             assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
         }
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn only_oauth_error_codes_are_repeated() {
+        assert_eq!(oauth_error_code("invalid_scope"), "invalid_scope");
+        assert_eq!(oauth_error_code("<script>\nforged log line"), "other");
     }
 
     #[test]

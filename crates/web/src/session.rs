@@ -68,8 +68,12 @@ use store::Redis;
 use store::redis;
 use url::Url;
 
-/// The session cookie's name.
+/// The session cookie's name on a site served over plain http.
 pub const COOKIE: &str = "tavern_session";
+/// The session cookie's name on a site served over https. Browsers accept a
+/// `__Host-` cookie only with `Secure`, `Path=/` and no `Domain`, so neither a
+/// plain-http page nor a sibling subdomain can plant or overwrite it.
+pub const SECURE_COOKIE: &str = "__Host-tavern_session";
 /// Redis key prefix of sessions: `tavern:session:{id}`.
 pub const KEY_PREFIX: &str = "tavern:session:";
 /// The header carrying the CSRF token.
@@ -106,6 +110,15 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
+    /// The cookie's name: [`SECURE_COOKIE`] on https, [`COOKIE`] on http.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure_cookie {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
     /// Defaults for a site at `public_url`: 7-day sessions, 10-minute pre-login
     /// sessions, `Secure` cookies when it is https.
     pub fn for_public_url(public_url: &Url) -> SessionConfig {
@@ -261,7 +274,8 @@ impl Sessions {
         &self.config
     }
 
-    pub(crate) fn redis(&self) -> &Redis {
+    /// The Redis the sessions live in (Tavern's own keys: logins, API tokens).
+    pub fn redis(&self) -> &Redis {
         &self.redis
     }
 
@@ -382,35 +396,36 @@ impl Sessions {
 
 fn cookie_header(config: &SessionConfig, value: &str, max_age: u64) -> HeaderValue {
     let secure = if config.secure_cookie { "; Secure" } else { "" };
+    let name = config.cookie_name();
     let cookie =
-        format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     // Only hex, digits and fixed ASCII: always a valid header value.
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// What the middleware found, for the extractors.
 #[derive(Clone)]
-struct Loaded(Option<Session>);
+pub(crate) struct Loaded(pub(crate) Option<Session>);
 
-fn cookie_session_id(headers: &HeaderMap) -> Option<SessionId> {
+fn cookie_session_id(headers: &HeaderMap, cookie: &str) -> Option<SessionId> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == COOKIE)
+        .filter(|(name, _)| *name == cookie)
         .find_map(|(_, value)| SessionId::parse(value.trim()))
 }
 
-fn is_state_changing(method: &Method) -> bool {
+pub(crate) fn is_state_changing(method: &Method) -> bool {
     matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     )
 }
 
-fn forbidden(reason: &str) -> Response {
+pub(crate) fn forbidden(reason: &str) -> Response {
     (
         StatusCode::FORBIDDEN,
         axum::Json(json!({ "error": reason })),
@@ -436,37 +451,77 @@ async fn session_middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    let session = match cookie_session_id(request.headers()) {
-        None => None,
-        Some(id) => match sessions.load(&id).await {
-            Ok(session) => session,
+    let session = match sessions
+        .session_of(request.method(), request.headers())
+        .await
+    {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let request = if is_state_changing(request.method()) {
+        match sessions.check_csrf(session.as_ref(), request).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        }
+    } else {
+        request
+    };
+    let mut request = request;
+    request.extensions_mut().insert(Loaded(session));
+    let mut response = next.run(request).await;
+    mark_private(&mut response);
+    response
+}
+
+impl Sessions {
+    /// The session the request's cookie names (`None` without one, or for an unknown
+    /// or expired id). When the store is down, the answer to send instead: a page for
+    /// a browser, a JSON sentence for the API.
+    pub(crate) async fn session_of(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Session>, Response> {
+        let Some(id) = cookie_session_id(headers, self.config.cookie_name()) else {
+            return Ok(None);
+        };
+        match self.load(&id).await {
+            Ok(session) => Ok(session),
             Err(error) => {
                 tracing::error!(%error, "could not load a session");
-                if crate::page::wants_page(request.method(), request.headers()) {
-                    return crate::page::Problem::new(
+                if crate::page::wants_page(method, headers) {
+                    return Err(crate::page::Problem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "Tavern is unavailable",
                         "Tavern cannot reach its session store right now, so it cannot tell \
                          who you are. Try again in a moment.",
                     )
-                    .into_response();
+                    .into_response());
                 }
-                return (
+                Err((
                     StatusCode::SERVICE_UNAVAILABLE,
                     axum::Json(json!({"error": "sessions are unavailable; try again shortly"})),
                 )
-                    .into_response();
+                    .into_response())
             }
-        },
-    };
-    let mut request = request;
-    if is_state_changing(request.method()) {
-        if cross_origin(request.headers(), &sessions.config.origin) {
-            return forbidden("cross-origin request refused");
         }
-        let Some(session) = &session else {
-            return forbidden("no session: log in and send the CSRF token");
+    }
+
+    /// The CSRF check of a state-changing request made with `session`: same origin,
+    /// and the session's token in the header or the form. Hands the request back
+    /// (its form body re-attached when it was read) or the 403 to answer.
+    pub(crate) async fn check_csrf(
+        &self,
+        session: Option<&Session>,
+        request: Request,
+    ) -> Result<Request, Response> {
+        if cross_origin(request.headers(), &self.config.origin) {
+            return Err(forbidden("cross-origin request refused"));
+        }
+        let Some(session) = session else {
+            return Err(forbidden("no session: log in and send the CSRF token"));
         };
+        let mut request = request;
         let header_token = request
             .headers()
             .get(CSRF_HEADER)
@@ -477,7 +532,7 @@ async fn session_middleware(
             None if is_form(request.headers()) => {
                 let (parts, body) = request.into_parts();
                 let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-                    return forbidden("CSRF token missing (form too large to inspect)");
+                    return Err(forbidden("CSRF token missing (form too large to inspect)"));
                 };
                 let field = url::form_urlencoded::parse(&bytes)
                     .find(|(k, _)| k == CSRF_FIELD)
@@ -488,14 +543,17 @@ async fn session_middleware(
             None => None,
         };
         match token {
-            Some(token) if session.csrf_matches(&token) => {}
-            Some(_) => return forbidden("CSRF token does not match this session"),
-            None => return forbidden("CSRF token missing: send the X-CSRF-Token header"),
+            Some(token) if session.csrf_matches(&token) => Ok(request),
+            Some(_) => Err(forbidden("CSRF token does not match this session")),
+            None => Err(forbidden(
+                "CSRF token missing: send the X-CSRF-Token header",
+            )),
         }
     }
-    request.extensions_mut().insert(Loaded(session));
-    let mut response = next.run(request).await;
-    // A page rendered for a session (its user, its CSRF token) is for this browser only.
+}
+
+/// A page rendered for a session (its user, its CSRF token) is for this browser only.
+pub(crate) fn mark_private(response: &mut Response) {
     let headers = response.headers_mut();
     let html = headers
         .get(header::CONTENT_TYPE)
@@ -507,7 +565,6 @@ async fn session_middleware(
             HeaderValue::from_static("private, no-cache"),
         );
     }
-    response
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -558,7 +615,7 @@ impl IntoResponse for AuthRejection {
     }
 }
 
-fn not_logged_in(parts: &Parts) -> AuthRejection {
+pub(crate) fn not_logged_in(parts: &Parts) -> AuthRejection {
     let uri = parts
         .extensions
         .get::<OriginalUri>()
@@ -653,12 +710,18 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("a=1; {COOKIE}={}; b=2", id.expose())).unwrap(),
         );
-        assert_eq!(cookie_session_id(&headers), Some(id));
+        assert_eq!(cookie_session_id(&headers, COOKIE), Some(id.clone()));
+        assert_eq!(cookie_session_id(&headers, SECURE_COOKIE), None);
         headers.insert(
             header::COOKIE,
             HeaderValue::from_static("tavern_session=nope"),
         );
-        assert_eq!(cookie_session_id(&headers), None);
+        assert_eq!(cookie_session_id(&headers, COOKIE), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{SECURE_COOKIE}={}", id.expose())).unwrap(),
+        );
+        assert_eq!(cookie_session_id(&headers, SECURE_COOKIE), Some(id));
     }
 
     #[test]
@@ -668,16 +731,14 @@ mod tests {
         let cookie = cookie_header(&https, "ab", 60);
         assert_eq!(
             cookie,
-            "tavern_session=ab; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+            "__Host-tavern_session=ab; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
         );
         let http = SessionConfig::for_public_url(&Url::parse("http://127.0.0.1:8080").unwrap());
         assert_eq!(http.origin, "http://127.0.0.1:8080");
-        assert!(
-            !cookie_header(&http, "ab", 60)
-                .to_str()
-                .unwrap()
-                .contains("Secure")
-        );
+        let plain = cookie_header(&http, "ab", 60);
+        let plain = plain.to_str().unwrap();
+        assert!(plain.starts_with("tavern_session=ab;"), "{plain}");
+        assert!(!plain.contains("Secure"), "{plain}");
     }
 
     #[test]

@@ -33,6 +33,10 @@ async fn library(user: CurrentUser) -> String {
 }
 
 async fn spawn() -> App {
+    spawn_with(web::ServerConfig::default()).await
+}
+
+async fn spawn_with(config: web::ServerConfig) -> App {
     discord::install_crypto_provider();
     let sim = Sim::start(SimConfig::default()).unwrap();
     let demo = sim.seed_demo();
@@ -55,10 +59,26 @@ async fn spawn() -> App {
     // A route someone forgot to protect: its extractor must fail loudly, not let
     // everyone in.
     let unprotected = Router::new().route("/unprotected", get(library));
-    let router = web::login::routes(sessions.clone(), app)
-        .merge(sessions.protect(feature))
-        .merge(unprotected);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (login, _) =
+        web::login::routes(sessions.clone(), app, web::login::LoginRateLimit::default())
+            .into_parts();
+    let routes = login.merge(sessions.protect(feature)).merge(unprotected);
+    // Composed as Tavern composes its site (its trace layer included).
+    let router = web::router(
+        web::AppState {
+            readiness: std::sync::Arc::new(NeverReady),
+            metrics: None,
+        },
+        web::page::Site::default(),
+        vec![routes],
+        web::LateRoutes::default(),
+    );
+    tokio::spawn(web::serve_with(
+        listener,
+        router,
+        config,
+        std::future::pending(),
+    ));
     App {
         base,
         sim,
@@ -473,4 +493,156 @@ async fn next_never_leaves_the_site() {
     }
     let (_, landed) = app.log_in(app.demo.alice, "/library?tab=1").await;
     assert_eq!(landed, "/library?tab=1");
+}
+
+#[tokio::test]
+async fn api_me_is_never_cached() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.alice, "/").await;
+    let response = app
+        .http
+        .get(app.url("/api/me"))
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers().get("cache-control").unwrap(),
+        "no-store",
+        "the answer carries the CSRF token"
+    );
+}
+
+#[tokio::test]
+async fn starting_logins_is_rate_limited_per_client_address() {
+    let app = spawn().await;
+    let start = app.url("/login/discord");
+    for n in 1..=10 {
+        let hop = app.get(start.clone(), None).await;
+        assert_eq!(hop.status, 303, "login {n}: {}", hop.body);
+    }
+    let response = app.http.get(start.clone()).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    // Without a trusted proxy, claiming another address changes nothing.
+    let spoofed = app
+        .http
+        .get(start.clone())
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status().as_u16(), 429);
+    // The count is in Redis, where every replica sees it.
+    let keys = app.redis.scan("tavern:ratelimit:login:*").await.unwrap();
+    assert_eq!(keys, ["tavern:ratelimit:login:127.0.0.1"]);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = spawn_with(web::ServerConfig {
+        trusted_proxies: web::client::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..web::ServerConfig::default()
+    })
+    .await;
+    let start = app.url("/login/discord");
+    let from = |ip: &'static str| {
+        app.http
+            .get(start.clone())
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    for _ in 0..10 {
+        assert_eq!(from("203.0.113.1").await.unwrap().status().as_u16(), 303);
+    }
+    assert_eq!(from("203.0.113.1").await.unwrap().status().as_u16(), 429);
+    assert_eq!(from("203.0.113.2").await.unwrap().status().as_u16(), 303);
+}
+
+/// Everything logged while `body` runs on this thread, at every level.
+async fn logged<F: std::future::Future<Output = ()>>(body: F) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    body.await;
+    drop(guard);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[tokio::test]
+async fn oauth_codes_and_errors_never_reach_the_logs() {
+    // The requests go through the whole site (its trace layer), served on this thread.
+    let app = spawn().await;
+    let (anonymous, callback) = app.to_discord_and_back("/", app.demo.alice, "").await;
+    let state = Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let base = app.base.clone();
+    let cookie = format!("{COOKIE}={anonymous}");
+    let log = logged(async {
+        let url = format!(
+            "{base}login/discord/callback?code=SECRETCODE123&state={state}&error=FORGED%20LINE%0Ainjected"
+        );
+        let response = app
+            .http
+            .get(&url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 502);
+        // A query elsewhere keeps what is not a credential.
+        let answer = app
+            .http
+            .get(format!("{base}healthz?password=hunter2&code=SECRETCODE123&page=2"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    })
+    .await;
+    assert!(
+        log.contains("discord refused the authorization request"),
+        "{log}"
+    );
+    assert!(log.contains("page=2"), "the rest of the URI is kept: {log}");
+    for secret in ["SECRETCODE123", "FORGED", "injected", "hunter2"] {
+        assert!(!log.contains(secret), "{secret} was logged:\n{log}");
+    }
+}
+
+struct NeverReady;
+
+impl web::Readiness for NeverReady {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<web::Component>> {
+        Box::pin(async { Vec::new() })
+    }
 }

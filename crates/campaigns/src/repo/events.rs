@@ -69,6 +69,9 @@ pub struct TrackedSeries {
 pub struct SyncView {
     pub events: BTreeMap<MeetupEventId, TrackedEvent>,
     pub series: BTreeMap<EventSeriesId, TrackedSeries>,
+    /// Deletions the previous run held back for this one to confirm
+    /// ([`Repo::set_pending_deletions`]).
+    pub pending_deletions: BTreeSet<MeetupEventId>,
     /// What could not be read and was left out, for the log.
     pub unreadable: Vec<String>,
 }
@@ -253,7 +256,32 @@ impl Repo {
                 },
             );
         }
+        for raw in members(&mut conn, schema::PENDING_DELETIONS).await? {
+            match MeetupEventId::parse(&raw) {
+                Ok(id) => {
+                    view.pending_deletions.insert(id);
+                }
+                // Left out: an unreadable member never confirms a deletion.
+                Err(_) => view
+                    .unreadable
+                    .push(format!("`{}` member `{raw}`", schema::PENDING_DELETIONS)),
+            }
+        }
         Ok(view)
+    }
+
+    /// Records the deletions a sync held back for the next run to confirm, replacing
+    /// the previous ones (none: the record goes). One `MULTI`/`EXEC`.
+    pub async fn set_pending_deletions(&self, events: &[MeetupEventId]) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(schema::PENDING_DELETIONS);
+        if !events.is_empty() {
+            writes.sadd(
+                schema::PENDING_DELETIONS,
+                events.iter().map(MeetupEventId::as_str).collect::<Vec<_>>(),
+            );
+        }
+        self.apply(&writes).await
     }
 
     /// Deletes an event with all its keys and relations, in one transaction. A series

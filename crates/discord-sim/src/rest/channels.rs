@@ -83,6 +83,16 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
             let c = &state.channel(channel)?.channel;
             let guild = c.guild_id;
             let body = MessageBody::parse(&req.body)?;
+            // `enforce_nonce`: the same author's earlier message with this nonce is
+            // returned instead of a second one.
+            if body.enforce_nonce
+                && let Some(nonce) = &body.nonce
+                && let Some((first_channel, first)) = state.message_by_nonce(ctx.bot_id, nonce)
+                && let Ok(m) = state.message(first_channel, first)
+            {
+                return Ok(Reply::ok(state.message_json(m, false)));
+            }
+            let nonce = body.nonce.clone();
             let reference = body.reference(state, channel, guild)?;
             let attachments = store_uploads(state, ctx, ids, channel, &req.files);
             let new = NewMessage {
@@ -99,6 +109,8 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
                 kind: if reference.is_some() { 19 } else { 0 },
                 tts: body.tts,
                 message_reference: reference,
+                allowed_mentions: body.allowed_mentions,
+                nonce: nonce.clone(),
                 ..NewMessage::default()
             };
             if new.content.is_empty()
@@ -109,6 +121,9 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
                 return Err(ApiError::empty_message());
             }
             let id = state.create_message(ids, new)?;
+            if let Some(nonce) = nonce {
+                state.remember_nonce(ctx.bot_id, nonce, channel, id);
+            }
             let m = state.message(channel, id)?;
             Ok(Reply::ok(state.message_json(m, false)))
         }
@@ -260,6 +275,11 @@ pub(super) struct MessageBody {
     pub message_reference: Option<Value>,
     /// `attachments` listed in the body (ids of attachments to keep on edit).
     pub keep_attachments: Option<Vec<Snowflake>>,
+    /// `allowed_mentions` as sent, checked (`None`: absent or `null`).
+    pub allowed_mentions: Option<Value>,
+    /// `nonce` (a string or an integer), as text.
+    pub nonce: Option<String>,
+    pub enforce_nonce: bool,
 }
 
 impl MessageBody {
@@ -339,7 +359,29 @@ impl MessageBody {
                 .filter_map(|id| serde_json::from_value(id).ok())
                 .collect()
         });
+        let allowed_mentions = match body.get("allowed_mentions") {
+            None | Some(Value::Null) => None,
+            Some(allowed) => Some(check_allowed_mentions(allowed)?),
+        };
+        let nonce = match body.get("nonce") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() <= 25 => Some(s.clone()),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+            Some(_) => {
+                return Err(ApiError::invalid_form(
+                    "nonce",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "Must be an integer or a string of 25 or fewer characters.",
+                ));
+            }
+        };
         Ok(Self {
+            allowed_mentions,
+            nonce,
+            enforce_nonce: body
+                .get("enforce_nonce")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             content,
             embeds,
             components,
@@ -433,8 +475,85 @@ impl MessageBody {
             attachments,
             flags,
             mark_edited,
+            allowed_mentions: self.allowed_mentions,
         }
     }
+}
+
+/// Discord's rules for `allowed_mentions`: an object whose `parse` lists only
+/// `users`, `roles` and `everyone`, whose `users` and `roles` hold at most 100 ids, and
+/// that does not both parse a kind and list ids of it.
+fn check_allowed_mentions(allowed: &Value) -> Result<Value, ApiError> {
+    let Some(map) = allowed.as_object() else {
+        return Err(ApiError::invalid_form(
+            "allowed_mentions",
+            "DICT_TYPE_CONVERT",
+            "Only dictionaries may be used in a DictType",
+        ));
+    };
+    let mut parse = Vec::new();
+    match map.get("parse") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(kinds)) => {
+            for (i, kind) in kinds.iter().enumerate() {
+                match kind.as_str() {
+                    Some(k @ ("users" | "roles" | "everyone")) => parse.push(k),
+                    _ => {
+                        return Err(ApiError::invalid_form(
+                            &format!("allowed_mentions.parse.{i}"),
+                            "BASE_TYPE_CHOICES",
+                            "Value must be one of ('roles', 'users', 'everyone').",
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_form(
+                "allowed_mentions.parse",
+                "LIST_TYPE_CONVERT",
+                "Only iterables may be used in a ListType",
+            ));
+        }
+    }
+    for key in ["users", "roles"] {
+        let ids = match map.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(ids)) => ids,
+            Some(_) => {
+                return Err(ApiError::invalid_form(
+                    &format!("allowed_mentions.{key}"),
+                    "LIST_TYPE_CONVERT",
+                    "Only iterables may be used in a ListType",
+                ));
+            }
+        };
+        if ids.len() > 100 {
+            return Err(ApiError::invalid_form(
+                &format!("allowed_mentions.{key}"),
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 100 or fewer in length.",
+            ));
+        }
+        if let Some(bad) = ids
+            .iter()
+            .position(|id| serde_json::from_value::<Snowflake>(id.clone()).is_err())
+        {
+            return Err(ApiError::invalid_form(
+                &format!("allowed_mentions.{key}.{bad}"),
+                "NUMBER_TYPE_COERCE",
+                "Value is not snowflake.",
+            ));
+        }
+        if !ids.is_empty() && parse.contains(&key) {
+            return Err(ApiError::invalid_form(
+                "allowed_mentions",
+                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                format!("parse:[\"{key}\"] and {key}: [ids...] are mutually exclusive."),
+            ));
+        }
+    }
+    Ok(allowed.clone())
 }
 
 /// Discord's component limits: without components v2, at most 5 action rows; at

@@ -238,6 +238,8 @@ fn callback(call: Call<'_>, id: Snowflake, token: &str) -> Result<Reply, ApiErro
                 webhook_id: Some(ctx.app_id),
                 application_id: Some(ctx.app_id),
                 visible_to: (flags & message_flags::EPHEMERAL != 0).then_some(target.user),
+                allowed_mentions: body.allowed_mentions,
+                nonce: None,
             };
             if new.content.is_empty()
                 && new.embeds.is_empty()
@@ -505,6 +507,8 @@ fn followup(call: Call<'_>, app: Snowflake, token: &str) -> Result<Reply, ApiErr
         webhook_id: Some(ctx.app_id),
         application_id: Some(ctx.app_id),
         visible_to: (flags & message_flags::EPHEMERAL != 0).then_some(user),
+        allowed_mentions: body.allowed_mentions,
+        nonce: None,
     };
     if new.content.is_empty()
         && new.embeds.is_empty()

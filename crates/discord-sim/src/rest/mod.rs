@@ -166,94 +166,106 @@ async fn rest(
 
     let fault = take_fault(&mut shared.lock().faults, method.as_str(), &path);
     let faulted = fault.is_some();
+    let mut hold = None;
     let fault = match fault {
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
+            None
+        }
+        Some(Fault::TimeoutAfterCommit(delay)) => {
+            hold = Some(delay);
             None
         }
         other => other,
     };
 
     let config = &shared.ctx.config;
-    let mut state = shared.lock();
-    let (template, major) = match &route {
-        Ok(route) => route.bucket(),
-        Err(_) => ("unknown", String::new()),
-    };
-    let bucket = state.buckets.hit(
-        template,
-        &major,
-        config.rate_limit_per_window,
-        config.rate_limit_window,
-        received,
-    );
-    let outcome: Result<Reply, Response> = 'outcome: {
-        match fault {
-            Some(Fault::RateLimited {
-                retry_after_secs,
-                global,
-            }) => break 'outcome Err(rate_limited(&bucket, retry_after_secs, global)),
-            Some(Fault::Status(status)) => {
-                break 'outcome Err(error_response(&status_error(status), &bucket));
+    let response = {
+        let mut state = shared.lock();
+        let (template, major) = match &route {
+            Ok(route) => route.bucket(),
+            Err(_) => ("unknown", String::new()),
+        };
+        let bucket = state.buckets.hit(
+            template,
+            &major,
+            config.rate_limit_per_window,
+            config.rate_limit_window,
+            received,
+        );
+        let outcome: Result<Reply, Response> = 'outcome: {
+            match fault {
+                Some(Fault::RateLimited {
+                    retry_after_secs,
+                    global,
+                }) => break 'outcome Err(rate_limited(&bucket, retry_after_secs, global)),
+                Some(Fault::Status(status)) => {
+                    break 'outcome Err(error_response(&status_error(status), &bucket));
+                }
+                Some(Fault::HtmlRateLimited) => break 'outcome Err(cloudflare_ban()),
+                _ => {}
             }
-            _ => {}
-        }
-        let route = match route {
-            Ok(route) => route,
-            Err(error) => break 'outcome Err(error_response(&error, &bucket)),
+            let route = match route {
+                Ok(route) => route,
+                Err(error) => break 'outcome Err(error_response(&error, &bucket)),
+            };
+            let caller = Caller::from_headers(&headers, &config.token, &state, received);
+            let allowed = match caller {
+                Caller::Bot => true,
+                Caller::Bearer(_) => route.accepts_bearer() || !route.needs_bot_token(),
+                Caller::Basic { .. } | Caller::Anonymous => !route.needs_bot_token(),
+            };
+            if !allowed {
+                break 'outcome Err(error_response(&ApiError::unauthorized(), &bucket));
+            }
+            if bucket.exceeded {
+                let retry = bucket.reset_after.as_secs_f64();
+                break 'outcome Err(rate_limited(&bucket, retry, false));
+            }
+            let (body, files) = match parsed_body {
+                Ok(parsed) => parsed,
+                Err(error) => break 'outcome Err(error_response(&error, &bucket)),
+            };
+            let call = Call {
+                state: &mut state,
+                ctx: &shared.ctx,
+                ids: &shared.ids,
+                req: Request {
+                    body,
+                    files,
+                    query,
+                    received,
+                    caller,
+                },
+            };
+            match execute(route, call) {
+                Ok(reply) => Ok(reply),
+                Err(error) => Err(error_response(&error, &bucket)),
+            }
         };
-        let caller = Caller::from_headers(&headers, &config.token, &state, received);
-        let allowed = match caller {
-            Caller::Bot => true,
-            Caller::Bearer(_) => route.accepts_bearer() || !route.needs_bot_token(),
-            Caller::Basic { .. } | Caller::Anonymous => !route.needs_bot_token(),
+        let response = match outcome {
+            Ok(reply) => success_response(reply, &bucket),
+            Err(response) => response,
         };
-        if !allowed {
-            break 'outcome Err(error_response(&ApiError::unauthorized(), &bucket));
-        }
-        if bucket.exceeded {
-            let retry = bucket.reset_after.as_secs_f64();
-            break 'outcome Err(rate_limited(&bucket, retry, false));
-        }
-        let (body, files) = match parsed_body {
-            Ok(parsed) => parsed,
-            Err(error) => break 'outcome Err(error_response(&error, &bucket)),
-        };
-        let call = Call {
-            state: &mut state,
-            ctx: &shared.ctx,
-            ids: &shared.ids,
-            req: Request {
-                body,
-                files,
-                query,
-                received,
-                caller,
+        state.log_request(
+            RequestRecord {
+                method: method.to_string(),
+                path,
+                query: uri.query().map(str::to_owned),
+                status: response.status().as_u16(),
+                at: received,
+                unix_ms,
+                faulted,
             },
-        };
-        match execute(route, call) {
-            Ok(reply) => Ok(reply),
-            Err(error) => Err(error_response(&error, &bucket)),
-        }
+            config.request_log_capacity,
+        );
+        response
     };
-    let response = match outcome {
-        Ok(reply) => success_response(reply, &bucket),
-        Err(response) => response,
-    };
-    state.log_request(
-        RequestRecord {
-            method: method.to_string(),
-            path,
-            query: uri.query().map(str::to_owned),
-            status: response.status().as_u16(),
-            at: received,
-            unix_ms,
-            faulted,
-        },
-        config.request_log_capacity,
-    );
-    drop(state);
     tracing::trace!(%method, %uri, status = response.status().as_u16(), "rest request");
+    if let Some(delay) = hold {
+        // The change is made and logged; only the answer is late.
+        tokio::time::sleep(delay).await;
+    }
     response
 }
 
@@ -302,6 +314,12 @@ fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
 }
 
 fn status_error(status: u16) -> ApiError {
+    match status {
+        401 => return ApiError::unauthorized(),
+        403 => return ApiError::missing_access(),
+        404 => return ApiError::not_found(),
+        _ => {}
+    }
     let reason = StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -518,6 +536,19 @@ fn rate_limited(bucket: &BucketStatus, retry_after: f64, global: bool) -> Respon
     if global {
         headers.insert("x-ratelimit-global", HeaderValue::from_static("true"));
     }
+    response
+}
+
+/// Cloudflare's answer to an address it banned for too many invalid requests: 429
+/// with an HTML page, none of Discord's rate-limit headers and no JSON.
+fn cloudflare_ban() -> Response {
+    let body = "<!DOCTYPE html>\n<html><head><title>Access denied | discord.com used Cloudflare to restrict access</title></head>\n<body><h1>Error 1015</h1><p>You are being rate limited.</p></body></html>\n";
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
     response
 }
 

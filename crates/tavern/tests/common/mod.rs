@@ -68,9 +68,21 @@ pub async fn wait_store_failed(http: &reqwest::Client, readyz: &str, name: &str)
     .await;
 }
 
+/// A fresh directory under cargo's scratch space, for one Tavern's data (local rolls
+/// snapshots, ...), so tests never write into the source tree or share files.
+pub fn scratch_dir() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("tavern-data-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.to_string_lossy().into_owned()
+}
+
 pub fn config(pairs: &[(&str, String)]) -> Config {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("TAVERN_HTTP_ADDR".into(), "127.0.0.1:0".into());
+    env.insert("TAVERN_DATA_DIR".into(), scratch_dir());
     for (k, v) in pairs {
         env.insert((*k).to_owned(), v.clone());
     }
@@ -111,6 +123,7 @@ pub fn spawn_serve(
         .env("TAVERN_DATABASE_URL", postgres.url())
         .env("TAVERN_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("TAVERN_LOG", "error")
+        .env("TAVERN_DATA_DIR", scratch_dir())
         .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -398,8 +398,10 @@ pub fn parse_command_line(
             json!({ "name": key, "type": kind, "value": value })
         })
         .collect();
-    for sub in path.iter().rev() {
-        leaf = vec![json!({ "name": sub, "type": 1, "options": leaf })];
+    // The innermost name is a subcommand (type 1), every one around it a group (2).
+    for (depth, sub) in path.iter().rev().enumerate() {
+        let kind = if depth == 0 { 1 } else { 2 };
+        leaf = vec![json!({ "name": sub, "type": kind, "options": leaf })];
     }
     Ok((name, Value::Array(leaf)))
 }
@@ -679,6 +681,26 @@ mod tests {
         assert_eq!(
             parse("/character add \"Sir Vex\" three").unwrap_err(),
             "option `initiative-modifier` wants a whole number, not `three`"
+        );
+    }
+
+    #[test]
+    fn a_subcommand_group_keeps_its_type() {
+        let commands = vec![(
+            "init".to_owned(),
+            vec![json!({"type": 2, "name": "admin", "options": [
+                {"type": 1, "name": "clear", "options": [{"type": 5, "name": "confirm"}]}
+            ]})],
+        )];
+        let (_, options) =
+            parse_command_line("/init admin clear confirm:yes", &commands, &none()).expect("parse");
+        assert_eq!(
+            options,
+            json!([{"name": "admin", "type": 2, "options": [
+                {"name": "clear", "type": 1, "options": [
+                    {"name": "confirm", "type": 5, "value": true}
+                ]}
+            ]}])
         );
     }
 

@@ -1,0 +1,177 @@
+//! Which kind of Tavern wrote the data in its stores, so sandbox mode can tell when it
+//! was pointed at a real community's Redis or PostgreSQL.
+//!
+//! Every start marks the stores with its mode: the Redis key `tavern:mode` and the row
+//! of `tavern.instance` in PostgreSQL (the core feature's schema) hold `discord` or
+//! `sandbox`. A Tavern connected to Discord always writes `discord`. Sandbox mode
+//! writes `sandbox` only into stores that are empty or already its own; it warns,
+//! in one log line, when a store holds `discord`, or holds data but no mark (written
+//! before marks existed, or by something else). In PostgreSQL "data" means a row in
+//! any table of any schema but Tavern's own bookkeeping; in Redis, any key outside
+//! `tavern:` (sessions, logins, locks) the sandbox itself may have written first.
+
+use std::fmt;
+
+use store::{Postgres, Redis, StoreError, redis, sqlx};
+
+/// The Redis key of the mark.
+pub const MODE_KEY: &str = "tavern:mode";
+
+/// The core feature's PostgreSQL schema: the mark.
+pub const MIGRATIONS: store::FeatureMigrations = store::FeatureMigrations {
+    schema: "tavern",
+    steps: &[(
+        1,
+        "instance",
+        "CREATE TABLE instance (
+            id boolean PRIMARY KEY DEFAULT true CHECK (id),
+            mode text NOT NULL CHECK (mode IN ('sandbox', 'discord')),
+            marked_at timestamptz NOT NULL DEFAULT now()
+        );",
+    )],
+};
+
+const READ_MODE: &str = "SELECT mode FROM tavern.instance";
+const MARK_SANDBOX: &str =
+    "INSERT INTO tavern.instance (mode) VALUES ('sandbox') ON CONFLICT (id) DO NOTHING";
+const MARK_DISCORD: &str = "INSERT INTO tavern.instance (mode) VALUES ('discord') \
+     ON CONFLICT (id) DO UPDATE SET mode = 'discord', marked_at = now()";
+const DATA_TABLES: &str = "SELECT schemaname, tablename FROM pg_catalog.pg_tables \
+     WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tavern') \
+     AND tablename <> '_sqlx_migrations'";
+
+/// How this Tavern runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Against the in-process fake Discord.
+    Sandbox,
+    /// Connected to Discord with a bot token.
+    Discord,
+}
+
+/// A store that holds data sandbox mode did not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Foreign {
+    /// Marked by a Tavern connected to Discord.
+    Discord(&'static str),
+    /// Not marked, but not empty either.
+    Unmarked(&'static str),
+}
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Foreign::Discord(store) => {
+                write!(f, "{store} holds data of a Tavern connected to Discord")
+            }
+            Foreign::Unmarked(store) => write!(f, "{store} holds data sandbox mode did not write"),
+        }
+    }
+}
+
+/// Marks Redis with `mode`; in sandbox mode, reports Redis if its data is not the
+/// sandbox's own.
+pub async fn mark_redis(redis: &Redis, mode: Mode) -> Result<Option<Foreign>, StoreError> {
+    let mut conn = redis.conn();
+    if mode == Mode::Discord {
+        redis::cmd("SET")
+            .arg(MODE_KEY)
+            .arg("discord")
+            .query_async::<()>(&mut conn)
+            .await?;
+        return Ok(None);
+    }
+    let mark: Option<String> = redis::cmd("GET")
+        .arg(MODE_KEY)
+        .query_async(&mut conn)
+        .await?;
+    match mark.as_deref() {
+        Some("sandbox") => return Ok(None),
+        Some(_) => return Ok(Some(Foreign::Discord("Redis"))),
+        None => {}
+    }
+    // Any key of a feature (outside `tavern:`) means someone was here before.
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if keys.iter().any(|k| !k.starts_with("tavern:")) {
+            return Ok(Some(Foreign::Unmarked("Redis")));
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    redis::cmd("SET")
+        .arg(MODE_KEY)
+        .arg("sandbox")
+        .arg("NX")
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(None)
+}
+
+/// Marks PostgreSQL (migrated, so `tavern.instance` exists) with `mode`; in sandbox
+/// mode, reports PostgreSQL if its data is not the sandbox's own.
+pub async fn mark_postgres(pg: &Postgres, mode: Mode) -> Result<Option<Foreign>, StoreError> {
+    let pool = pg.pool();
+    if mode == Mode::Discord {
+        sqlx::query(MARK_DISCORD).execute(pool).await?;
+        return Ok(None);
+    }
+    let mark: Option<String> = sqlx::query_scalar(READ_MODE).fetch_optional(pool).await?;
+    match mark.as_deref() {
+        Some("sandbox") => return Ok(None),
+        Some(_) => return Ok(Some(Foreign::Discord("PostgreSQL"))),
+        None => {}
+    }
+    let tables: Vec<(String, String)> = sqlx::query_as(DATA_TABLES).fetch_all(pool).await?;
+    for (schema, table) in tables {
+        let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let any_row = format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.{})",
+            quoted(&schema),
+            quoted(&table)
+        );
+        let has_rows: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(any_row))
+            .fetch_one(pool)
+            .await?;
+        if has_rows {
+            return Ok(Some(Foreign::Unmarked("PostgreSQL")));
+        }
+    }
+    sqlx::query(MARK_SANDBOX).execute(pool).await?;
+    Ok(None)
+}
+
+/// Marks both stores and, in sandbox mode, logs one warning line when either holds
+/// data the sandbox did not write. A store that cannot be read is logged, not fatal:
+/// the mark is a safety net, not a reason to stay down.
+pub async fn mark(redis: &Redis, pg: &Postgres, mode: Mode) -> Vec<Foreign> {
+    let mut foreign = Vec::new();
+    for (store, result) in [
+        ("Redis", mark_redis(redis, mode).await),
+        ("PostgreSQL", mark_postgres(pg, mode).await),
+    ] {
+        match result {
+            Ok(Some(found)) => foreign.push(found),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(store, %error, "could not mark the store with Tavern's mode")
+            }
+        }
+    }
+    if !foreign.is_empty() {
+        let found: Vec<String> = foreign.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            "sandbox mode on a real community's data? {}; the sandbox's fake Discord and its demo users will act on it: point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at stores of their own",
+            found.join("; ")
+        );
+    }
+    foreign
+}

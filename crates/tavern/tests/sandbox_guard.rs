@@ -1,0 +1,178 @@
+//! Sandbox mode is never an accident: an empty token is a configuration error, a
+//! public address needs `--sandbox-public`, and stores a Tavern connected to Discord
+//! wrote make the sandbox warn.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use store::harness::{TestPostgres, TestRedis};
+use tavern::instance::{self, Foreign, Mode};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn tavern() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"));
+    command
+        .env_remove("TAVERN_DISCORD_TOKEN")
+        .env("TAVERN_REDIS_URL", "redis://127.0.0.1:9/")
+        .env("TAVERN_DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
+        .env("TAVERN_LOG", "error");
+    command
+}
+
+/// Runs `command` to its end, which must come within a deadline (a Tavern that
+/// started serving instead never ends by itself).
+async fn finished(command: std::process::Command) -> std::process::Output {
+    let child = tokio::process::Command::from(command)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), child)
+        .await
+        .expect("tavern refused to start rather than serving")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_empty_discord_token_exits_2_with_one_line() {
+    let mut command = tavern();
+    command
+        .arg("serve")
+        .env("TAVERN_DISCORD_TOKEN", "")
+        .env("TAVERN_HTTP_ADDR", "127.0.0.1:0");
+    let out = finished(command).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("TAVERN_DISCORD_TOKEN") && stderr.contains("empty"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sandbox_mode_refuses_a_public_address_without_the_flag() {
+    let mut command = tavern();
+    command.arg("serve").env("TAVERN_HTTP_ADDR", "0.0.0.0:0");
+    let out = finished(command).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--sandbox-public"), "{stderr}");
+}
+
+#[tokio::test]
+async fn with_sandbox_public_it_serves_on_a_public_address() {
+    let mut child = tokio::process::Command::from(tavern())
+        .args(["serve", "--sandbox-public"])
+        .env("TAVERN_HTTP_ADDR", "0.0.0.0:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // It prints the console's URL once it listens.
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the console URL is printed")
+        .unwrap()
+        .expect("a line");
+    let url = line.rsplit(' ').next().unwrap();
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    discord::install_crypto_provider();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sandbox_tells_stores_of_a_real_community_from_its_own() {
+    // Stores a Tavern connected to Discord used.
+    let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
+    let (redis, pg) = (redis_server.connect().await, pg_server.connect().await);
+    pg.migrate(&instance::MIGRATIONS).await.unwrap();
+    assert!(instance::mark(&redis, &pg, Mode::Discord).await.is_empty());
+    assert_eq!(
+        instance::mark(&redis, &pg, Mode::Sandbox).await,
+        [Foreign::Discord("Redis"), Foreign::Discord("PostgreSQL")]
+    );
+
+    // Fresh stores become the sandbox's own, and stay quiet on the next start.
+    let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
+    let (redis, pg) = (redis_server.connect().await, pg_server.connect().await);
+    pg.migrate(&instance::MIGRATIONS).await.unwrap();
+    assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
+    store::redis::cmd("SET")
+        .arg("drinking:game:1")
+        .arg("{}")
+        .query_async::<()>(&mut redis.conn())
+        .await
+        .unwrap();
+    assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
+
+    // Data without a mark (older than the marks, or someone else's) is not the sandbox's.
+    let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
+    let (redis, pg) = (redis_server.connect().await, pg_server.connect().await);
+    pg.migrate(&instance::MIGRATIONS).await.unwrap();
+    store::redis::cmd("SET")
+        .arg("meetup_user:1:discord_user")
+        .arg("2")
+        .query_async::<()>(&mut redis.conn())
+        .await
+        .unwrap();
+    store::sqlx::raw_sql(
+        "CREATE SCHEMA old; CREATE TABLE old.t (x int); INSERT INTO old.t VALUES (1);",
+    )
+    .execute(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        instance::mark(&redis, &pg, Mode::Sandbox).await,
+        [Foreign::Unmarked("Redis"), Foreign::Unmarked("PostgreSQL")]
+    );
+}
+
+#[tokio::test]
+async fn serving_the_sandbox_on_a_communitys_stores_logs_one_warning_line() {
+    let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
+    let (redis, pg) = (redis_server.connect().await, pg_server.connect().await);
+    pg.migrate(&instance::MIGRATIONS).await.unwrap();
+    instance::mark(&redis, &pg, Mode::Discord).await;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env_remove("TAVERN_DISCORD_TOKEN")
+        .env("TAVERN_REDIS_URL", redis_server.url())
+        .env("TAVERN_DATABASE_URL", pg_server.url())
+        .env("TAVERN_HTTP_ADDR", "127.0.0.1:0")
+        .env("TAVERN_LOG", "warn")
+        .env("TAVERN_DATA_DIR", env!("CARGO_TARGET_TMPDIR"))
+        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let warning = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("sandbox mode on a real community's data") {
+                return line;
+            }
+        }
+        panic!("tavern ended without the warning")
+    })
+    .await
+    .expect("the warning is logged");
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("Redis holds data of a Tavern connected to Discord")
+            && warning.contains("PostgreSQL holds data of a Tavern connected to Discord"),
+        "{warning}"
+    );
+    child.kill().await.unwrap();
+}

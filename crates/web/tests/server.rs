@@ -1,0 +1,241 @@
+//! The HTTP server's limits and what it tells strangers, over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use web::client::TrustedProxies;
+use web::{AppState, Component, LateRoutes, Readiness, ServerConfig};
+
+/// A dependency that is never ready, with a detail that must stay private.
+struct Down;
+
+impl Readiness for Down {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<Component>> {
+        Box::pin(async {
+            vec![Component {
+                name: "postgres",
+                ready: false,
+                detail: Some("connection refused at db.internal:5432".into()),
+            }]
+        })
+    }
+}
+
+fn state() -> AppState {
+    AppState {
+        readiness: Arc::new(Down),
+        metrics: None,
+    }
+}
+
+/// The site with two extra routes: one that never answers and one that takes a body.
+async fn spawn(config: ServerConfig) -> SocketAddr {
+    discord::install_crypto_provider();
+    let extra = Router::new()
+        .route("/stall", get(std::future::pending::<String>))
+        .route(
+            "/echo",
+            post(|body: String| async move { body.len().to_string() }),
+        );
+    let app = web::router(
+        state(),
+        web::page::Site::default(),
+        vec![extra],
+        LateRoutes::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(web::serve_with(
+        listener,
+        app,
+        config,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Reads until the server closes the connection (or the deadline, a failure).
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// One request on an open keep-alive connection; returns the status line.
+async fn exchange(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let addr = spawn(ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .await
+        .unwrap();
+    read_to_close(&mut stream).await;
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_answered_408() {
+    let addr = spawn(ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/stall"))
+        .send()
+        .await
+        .expect("an answer before the client gives up");
+    assert_eq!(answer.status().as_u16(), 408);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let addr = spawn(ServerConfig {
+        max_body_bytes: 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let small = http
+        .post(format!("http://{addr}/echo"))
+        .body("x".repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.text().await.unwrap(), "1000");
+    let big = http
+        .post(format!("http://{addr}/echo"))
+        .body("x".repeat(64 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_answered_503_until_one_closes() {
+    let addr = spawn(ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    assert!(exchange(&mut first, "/healthz").await.contains("200"));
+    assert!(exchange(&mut second, "/healthz").await.contains("200"));
+
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let status = exchange(&mut third, "/healthz").await;
+    assert!(status.contains("503"), "{status}");
+    read_to_close(&mut third).await;
+
+    drop(first);
+    // Polls (with a deadline) until the server has noticed the close.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        if exchange(&mut next, "/healthz").await.contains("200") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no slot was freed by closing a connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(exchange(&mut second, "/healthz").await.contains("200"));
+}
+
+#[tokio::test]
+async fn readiness_details_and_metrics_are_for_local_clients_only() {
+    let addr = spawn(ServerConfig::default()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    let local = http.get(url("/readyz")).send().await.unwrap();
+    assert_eq!(local.status().as_u16(), 503);
+    let body = local.text().await.unwrap();
+    assert!(body.contains("db.internal"), "local: {body}");
+
+    // Through a proxy (any forwarding header), the caller is not local.
+    let remote = http
+        .get(url("/readyz"))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(remote.status().as_u16(), 503);
+    let body: serde_json::Value = remote.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"ready": false}));
+
+    let metrics = http
+        .get(url("/metrics"))
+        .header("forwarded", "for=203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 404);
+
+    // The metrics listener tells everything to whoever reaches it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = listener.local_addr().unwrap();
+    tokio::spawn(web::serve(
+        listener,
+        web::metrics_router(state()),
+        std::future::pending(),
+    ));
+    let details = http
+        .get(format!("http://{metrics_addr}/readyz"))
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(details.text().await.unwrap().contains("db.internal"));
+}
+
+#[tokio::test]
+async fn trusted_proxies_parse_from_text() {
+    let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+    assert!(proxies.trusts("10.9.8.7".parse().unwrap()));
+    assert!(TrustedProxies::parse("10.0.0.0/99").is_err());
+}
