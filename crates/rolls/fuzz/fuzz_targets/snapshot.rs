@@ -32,9 +32,9 @@ where
     assert_eq!(&again, value, "{what} changed in a round trip");
 }
 
-/// Equal JSON, numbers that are no `i64` or `u64` within a rounding error:
-/// serde_json (without its `float_roundtrip` feature, which the workspace does
-/// not enable) may read back a written float one unit in the last place off.
+/// Equal JSON, numbers that are no `i64` or `u64` within a rounding error. The
+/// workspace enables serde_json's `float_roundtrip`, so stored floats come back
+/// bit for bit and the tolerance is only a guard should that feature go away.
 fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (a, b) {
