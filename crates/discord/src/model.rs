@@ -31,6 +31,9 @@ pub struct CommandSpec {
     pub name: String,
     pub description: String,
     pub options: Vec<OptionSpec>,
+    /// Its answers are for the caller alone: a slow handler is deferred privately
+    /// (see [`CommandSpec::private`]).
+    pub private: bool,
 }
 
 impl CommandSpec {
@@ -39,7 +42,16 @@ impl CommandSpec {
             name: name.to_owned(),
             description: description.to_owned(),
             options: Vec::new(),
+            private: false,
         }
+    }
+
+    /// Marks every answer of this command private (a one-time link, a lookup): when
+    /// the handler is slow the deferral Discord shows meanwhile is private too. Other
+    /// commands defer privately only when called with `private: true`.
+    pub fn private(mut self) -> CommandSpec {
+        self.private = true;
+        self
     }
 
     pub fn option(mut self, option: OptionSpec) -> CommandSpec {

@@ -856,6 +856,17 @@ impl Discord {
         Ok(())
     }
 
+    /// Deletes the original response of an interaction.
+    pub async fn delete_original(&self, token: &str) -> Result<(), RestError> {
+        let app = self.app()?;
+        let client = self.inner.factory.interaction(app);
+        self.call(Spec::new("interaction.delete_original"), || {
+            client.delete_response(token)
+        })
+        .await?;
+        Ok(())
+    }
+
     /// A follow-up message for an interaction (valid for 15 minutes). Discord offers
     /// no nonce for these, so one that got no answer is not sent again
     /// ([`RestError::Unconfirmed`]).

@@ -46,6 +46,8 @@ pub struct Router {
     discord: Discord,
     specs: Vec<CommandSpec>,
     commands: HashMap<String, Arc<dyn Handler>>,
+    /// Commands whose answers are all private ([`CommandSpec::private`]).
+    private: HashSet<String>,
     prefixes: HashMap<String, Arc<dyn Handler>>,
     in_flight: TaskTracker,
     dedupe: Mutex<Dedupe>,
@@ -74,6 +76,7 @@ impl Router {
             discord,
             specs: Vec::new(),
             commands: HashMap::new(),
+            private: HashSet::new(),
             prefixes: HashMap::new(),
             in_flight: TaskTracker::new(),
             dedupe: Mutex::new(Dedupe::default()),
@@ -93,6 +96,9 @@ impl Router {
             });
         }
         self.commands.insert(spec.name.clone(), handler);
+        if spec.private {
+            self.private.insert(spec.name.clone());
+        }
         self.specs.push(spec);
         Ok(self)
     }
@@ -184,7 +190,8 @@ impl Router {
         received: Instant,
     ) {
         let is_component = matches!(invocation.action, Action::Component { .. });
-        let private = invocation.wants_private();
+        let private = invocation.wants_private()
+            || matches!(&invocation.action, Action::Command { name, .. } if self.private.contains(name));
         let id = invocation.id;
 
         let outcome = match self.handler_for(&invocation) {
@@ -209,7 +216,10 @@ impl Router {
                         let deferred = self.discord.respond(id, &token, &wire::deferral(is_component, private)).await;
                         let result = work.await;
                         match deferred {
-                            Ok(()) => self.finish_deferred(id, &token, result).await,
+                            Ok(()) => {
+                                self.finish_deferred(id, &token, result, is_component, private)
+                                    .await
+                            }
                             Err(e) => Err(e),
                         }
                     }
@@ -261,10 +271,27 @@ impl Router {
         id: crate::InteractionId,
         token: &str,
         result: Result<Response, HandlerError>,
+        is_component: bool,
+        deferred_privately: bool,
     ) -> Result<(), crate::RestError> {
         let response = result.unwrap_or_else(|e| Self::error_reply(id, e));
         match response {
             Response::Update(reply) => self.discord.edit_original(token, &reply).await,
+            // A component's deferral (a deferred update) made no message of its own:
+            // its original is the clicked message, which a new message (a refusal, a
+            // private note) must not replace.
+            Response::Message(reply) if is_component => {
+                self.discord.follow_up(token, &reply).await.map(|_| ())
+            }
+            // A private answer (a refusal, a one-time link) after a public deferral:
+            // Discord cannot make the public placeholder private, so it is deleted and
+            // the answer goes out as a private follow-up.
+            Response::Message(reply) if reply.ephemeral && !deferred_privately => {
+                if let Err(error) = self.discord.delete_original(token).await {
+                    tracing::warn!(%error, "could not delete the public placeholder of a private answer");
+                }
+                self.discord.follow_up(token, &reply).await.map(|_| ())
+            }
             Response::Message(reply) => self.discord.edit_original(token, &reply).await,
         }
     }

@@ -30,11 +30,14 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
                     return Err(HandlerError::user("I won't say that."));
                 }
                 Ok(Response::Message(Reply::text(format!("echo: {text}")).row(
-                    vec![Component::button(
-                        "test:again",
-                        "Again",
-                        ButtonStyle::Primary,
-                    )],
+                    vec![
+                        Component::button("test:again", "Again", ButtonStyle::Primary),
+                        Component::button(
+                            "test:slow-refusal",
+                            "Refuse slowly",
+                            ButtonStyle::Secondary,
+                        ),
+                    ],
                 )))
             }
         }),
@@ -44,19 +47,36 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
         .command(
             CommandSpec::new("slow", "Takes a while")
                 .option(OptionSpec::integer("ms", "How long").required())
-                .option(OptionSpec::boolean("private", "Only you see it")),
+                .option(OptionSpec::boolean("private", "Only you see it"))
+                .option(OptionSpec::boolean("refuse", "Refuse after the wait")),
             Arc::new(move |inv: Invocation| {
                 c.fetch_add(1, Ordering::SeqCst);
                 async move {
                     let ms = inv.options().int("ms").unwrap_or(0).max(0) as u64;
+                    // The handler's own work takes this long (not a synchronisation).
                     tokio::time::sleep(Duration::from_millis(ms)).await;
+                    if inv.options().bool("refuse").unwrap_or(false) {
+                        return Err(HandlerError::user("Not now."));
+                    }
                     Ok(Response::Message(Reply::text(format!("slept {ms} ms"))))
                 }
+            }),
+        )
+        .command(
+            CommandSpec::new("whisper", "A slow private answer").private(),
+            Arc::new(|_inv: Invocation| async move {
+                // Slower than the deferral deadline.
+                tokio::time::sleep(discord::DEFER_AFTER + Duration::from_millis(300)).await;
+                Ok(Response::Message(Reply::private("only for you")))
             }),
         )
         .components(
             "test",
             Arc::new(|inv: Invocation| async move {
+                if inv.custom_id_parts().get(1) == Some(&"slow-refusal") {
+                    tokio::time::sleep(discord::DEFER_AFTER + Duration::from_millis(300)).await;
+                    return Err(HandlerError::user("Not your game."));
+                }
                 Ok(Response::Update(Reply::text(format!(
                     "pressed {} by {}",
                     inv.custom_id_parts().join("/"),
@@ -122,7 +142,10 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
         .into_iter()
         .map(|c| c.name)
         .collect();
-    assert_eq!(names, vec!["echo".to_owned(), "slow".to_owned()]);
+    assert_eq!(
+        names,
+        vec!["echo".to_owned(), "slow".to_owned(), "whisper".to_owned()]
+    );
     assert!(
         sim.requests()
             .iter()
@@ -221,6 +244,85 @@ async fn a_slow_handler_is_deferred_then_its_answer_edits_the_original() {
         1,
         "one callback, then an edit"
     );
+    bot.stop().await;
+}
+
+/// A slow command that ends in a refusal after a public deferral: the public
+/// placeholder goes away and the refusal reaches only the caller.
+#[tokio::test]
+async fn a_slow_refusal_after_a_public_deferral_is_shown_only_to_the_caller() {
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
+    let i = sim
+        .run_command(
+            demo.alice,
+            demo.general,
+            "slow",
+            json!([{"name":"ms","type":4,"value":1300}, {"name":"refuse","type":5,"value":true}]),
+        )
+        .expect("run");
+    let first = i.response(WAIT).await.expect("first callback");
+    assert_eq!(first.callback_type, 5);
+    assert!(!first.ephemeral, "a public command defers publicly");
+    let placeholder = first.message_id.expect("the deferral's message");
+    let last = i.final_response(WAIT).await.expect("final");
+    assert_eq!(last.source, discord_sim::ReplySource::Followup);
+    assert!(last.ephemeral, "{last:?}");
+    assert_eq!(last.content.as_deref(), Some("⚠️ Not now."));
+    assert!(
+        sim.message(demo.general, placeholder).is_none(),
+        "the public placeholder was deleted"
+    );
+    bot.stop().await;
+}
+
+/// A command marked private defers privately without a `private` option.
+#[tokio::test]
+async fn a_private_command_defers_privately() {
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
+    let i = sim
+        .run_command(demo.alice, demo.general, "whisper", json!([]))
+        .expect("run");
+    let first = i.response(WAIT).await.expect("first callback");
+    assert_eq!(first.callback_type, 5);
+    assert!(first.ephemeral, "deferred privately");
+    let last = i.final_response(WAIT).await.expect("final");
+    assert_eq!(last.content.as_deref(), Some("only for you"));
+    bot.stop().await;
+}
+
+/// A slow button that refuses: the refusal is a private follow-up, and the message
+/// with the button stays as it was.
+#[tokio::test]
+async fn a_slow_button_refusal_never_replaces_the_message_it_was_clicked_on() {
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
+    let i = sim
+        .run_command(
+            demo.alice,
+            demo.general,
+            "echo",
+            json!([{"name":"text","type":3,"value":"board"}]),
+        )
+        .expect("run");
+    let message = i
+        .response(WAIT)
+        .await
+        .expect("reply")
+        .message_id
+        .expect("message id");
+    let press = sim
+        .click_button(demo.bob, demo.general, message, "test:slow-refusal")
+        .expect("click");
+    let first = press.response(WAIT).await.expect("deferral");
+    assert_eq!(first.callback_type, 6, "DEFERRED_UPDATE_MESSAGE");
+    let last = press.final_response(WAIT).await.expect("final");
+    assert_eq!(last.source, discord_sim::ReplySource::Followup);
+    assert!(last.ephemeral);
+    assert_eq!(last.content.as_deref(), Some("⚠️ Not your game."));
+    let board = sim.message(demo.general, message).expect("still there");
+    assert_eq!(board.content, "echo: board");
     bot.stop().await;
 }
 
