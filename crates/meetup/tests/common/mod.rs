@@ -1,7 +1,7 @@
 //! Shared arrangement for the client-against-fake tests: a fake Meetup on a loopback
 //! port, one group, an organiser with tokens, and a client pointed at the fake.
 
-#![allow(dead_code)] // each test file uses a different pa, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a different part
 
 use std::time::Duration;
 
