@@ -14,6 +14,8 @@
 //!   there names that series back; every series with keys is in `event_series`.
 //! - Types: the seed's global sets are sets.
 //! - Values that are not ids at all.
+//! - With a Discord bot token ([`check_discord`]): game text and voice channels that
+//!   Discord no longer has (deleted by hand).
 //!
 //! The check reads with `SCAN`, so it does not block the server; it is not a snapshot,
 //! so a change made while it runs can show up as a finding that a second run no longer
@@ -21,8 +23,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use discord::Discord;
+use discord::model::ChannelId;
 use feature::Finding;
 use store::{Redis, RedisConn, StorageError};
+
+use crate::repo::Repo;
 
 use crate::domain::{EventSeriesId, MeetupEventId};
 use crate::schema::{self, KeyFamily};
@@ -30,12 +36,83 @@ use crate::schema::{self, KeyFamily};
 /// The check's name in `tavern check`.
 pub const NAME: &str = "campaigns";
 
-/// The campaigns' consistency check, for [`crate::feature`].
+/// The campaigns' consistency check of Redis alone.
 pub fn campaigns_check(redis: Redis) -> feature::Check {
     feature::Check::new(NAME, move || {
         let redis = redis.clone();
         async move { check(&redis).await }
     })
+}
+
+/// The campaigns' consistency check, for [`crate::feature`]: Redis ([`check`]) and,
+/// when `discord` has a bot token, the game channels Discord no longer has
+/// ([`check_discord`]).
+pub fn campaigns_check_with(redis: Redis, discord: Discord) -> feature::Check {
+    feature::Check::new(NAME, move || {
+        let (redis, discord) = (redis.clone(), discord.clone());
+        async move {
+            let mut findings = check(&redis).await.map_err(CheckError::Storage)?;
+            if discord.has_token() {
+                let repo = Repo::new(redis);
+                findings.extend(check_discord(&repo, &discord).await?);
+                findings.sort_by(|a, b| (&a.subject, &a.problem).cmp(&(&b.subject, &b.problem)));
+            }
+            Ok::<_, CheckError>(findings)
+        }
+    })
+}
+
+/// Why the check could not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Repo(#[from] crate::RepoError),
+    #[error("asking Discord about channel {channel}: {source}")]
+    Discord {
+        channel: ChannelId,
+        #[source]
+        source: discord::RestError,
+    },
+}
+
+/// Every game text channel and voice channel (`discord_channels`,
+/// `discord_voice_channels`) that Discord says no longer exists (404), one request per
+/// channel. The subject is the channel's `event_series` key, the relation that points
+/// at nothing.
+pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding>, CheckError> {
+    let mut findings = Vec::new();
+    let text = repo.game_channels().await?;
+    let voice = repo.voice_channels().await?;
+    for (channel, is_voice) in text
+        .into_iter()
+        .map(|c| (c, false))
+        .chain(voice.into_iter().map(|c| (c, true)))
+    {
+        match discord.channel_guild(channel).await {
+            Ok(_) => {}
+            Err(e) if e.status() == Some(404) => {
+                let (subject, what) = if is_voice {
+                    (
+                        schema::discord_voice_channel_event_series(channel),
+                        "voice channel",
+                    )
+                } else {
+                    (
+                        schema::discord_channel_event_series(channel),
+                        "game channel",
+                    )
+                };
+                findings.push(finding(
+                    subject,
+                    format!("the {what} {channel} no longer exists on Discord"),
+                ));
+            }
+            Err(source) => return Err(CheckError::Discord { channel, source }),
+        }
+    }
+    Ok(findings)
 }
 
 fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {

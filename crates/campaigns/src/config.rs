@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use discord::model::{ChannelId, GuildId, RoleId};
 /// The `meetup` types a config is made of, re-exported so the binary can build a
 /// [`CampaignsConfig`] without depending on `meetup` itself.
 pub use meetup::{ClientId, ClientSecret, EndpointError, GroupUrlname, MeetupEndpoints};
@@ -19,6 +20,55 @@ pub const DEFAULT_HORIZON: TimeDelta = TimeDelta::days(60);
 /// How often the sync runs (the behaviour doc's 15 minutes): RSVPs reach the players'
 /// channels soon enough, and Meetup sees a handful of requests per group an hour.
 pub const DEFAULT_SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// The name the user-topic voice channel goes back to after two minutes empty, unless
+/// `campaigns_topic_default_name` says otherwise.
+pub const DEFAULT_TOPIC_NAME: &str = "Topic of your choice";
+
+/// Where the campaigns live in Discord and who may do what there (`campaigns_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscordSettings {
+    /// The community's guild: every game channel and role is made there
+    /// (`campaigns_guild_id`, required once Meetup groups are configured).
+    pub guild: GuildId,
+    /// Categories for campaign channels, filled in order: when one holds Discord's 50
+    /// channels the next is used (`campaigns_categories`). Empty: channels are made at
+    /// the top level.
+    pub categories: Vec<ChannelId>,
+    /// Categories for one-shot (adventure) channels (`campaigns_one_shot_categories`);
+    /// empty: the campaign categories.
+    pub one_shot_categories: Vec<ChannelId>,
+    /// Organisers see every game channel (`campaigns_organiser_role`).
+    pub organiser_role: Option<RoleId>,
+    /// Members with this role may use the admin commands (`campaigns_admin_role`).
+    pub admin_role: Option<RoleId>,
+    /// Where alerts for the organisers go (`campaigns_alerts_channel`).
+    pub alerts_channel: Option<ChannelId>,
+    /// Where the free-spots message lives, edited in place
+    /// (`campaigns_free_spots_channel`).
+    pub free_spots_channel: Option<ChannelId>,
+    /// The voice channel `/topic` renames (`campaigns_topic_voice_channel`).
+    pub topic_voice_channel: Option<ChannelId>,
+    /// Its name when nobody set a topic (`campaigns_topic_default_name`).
+    pub topic_default_name: String,
+}
+
+impl DiscordSettings {
+    /// Settings for `guild` with nothing else configured.
+    pub fn new(guild: GuildId) -> DiscordSettings {
+        DiscordSettings {
+            guild,
+            categories: Vec::new(),
+            one_shot_categories: Vec::new(),
+            organiser_role: None,
+            admin_role: None,
+            alerts_channel: None,
+            free_spots_channel: None,
+            topic_voice_channel: None,
+            topic_default_name: DEFAULT_TOPIC_NAME.to_owned(),
+        }
+    }
+}
 
 /// The campaigns' settings for Meetup.
 ///
@@ -39,6 +89,8 @@ pub struct CampaignsConfig {
     pub horizon: TimeDelta,
     /// The sync job's period.
     pub sync_every: Duration,
+    /// The Discord side (channels, roles, commands); `None`: Meetup -> Redis only.
+    pub discord: Option<DiscordSettings>,
 }
 
 impl CampaignsConfig {
@@ -64,6 +116,7 @@ impl CampaignsConfig {
             groups: unique,
             horizon: DEFAULT_HORIZON,
             sync_every: DEFAULT_SYNC_EVERY,
+            discord: None,
         }
     }
 

@@ -4,11 +4,9 @@
 //! `hyperion-redis-schema.md` lays it out; the behaviour follows
 //! `reference/campaigns.md`.
 //!
-//! This crate is the feature's foundation: the keys, the rules and the repositories,
-//! the consistency check, and the first step of the sync (Meetup → Redis) with its
-//! job. The Discord commands, the web flows (organiser OAuth2, user linking), the
-//! second step of the sync (Redis → Discord) and the lifecycle job build on it and are
-//! still to come.
+//! The crate holds the keys, the rules and the repositories, the consistency check, the
+//! sync (Meetup → Redis, then Redis → Discord) with its job, and the Discord commands,
+//! web flows and lifecycle job built on them.
 //!
 //! # Built from the kit
 //! [`feature()`] is the one entry point the binary calls:
@@ -44,10 +42,25 @@
 //!   without I/O what to store, delete and skip; [`sync_once`] gathers, plans and
 //!   writes through [`Repo`], refreshing the organiser token once if Meetup refuses
 //!   it.
-//! - [`jobs`]: [`jobs::meetup_sync`] runs [`sync_once`] every 15 minutes
-//!   ([`CampaignsConfig::sync_every`]) and at start-up.
+//! - [`discord_sync`]: the sync, step 2 (Redis → Discord): [`discord_sync::plan_series`]
+//!   decides without I/O what a series needs (create, edit, grant, revoke, announce,
+//!   or nothing); [`sync_discord`] reads Redis ([`Repo::discord_view`], pipelined) and
+//!   the guild, deletes orphans, applies the plans (undoing creations whose
+//!   registration is refused) and keeps the free-spots message up to date.
+//! - [`jobs`]: [`jobs::sync_job`] runs [`jobs::sync_all`] (step 1, then step 2 with
+//!   Discord settings) every 15 minutes ([`CampaignsConfig::sync_every`]) and at
+//!   start-up, one run at a time across replicas (the job's Redis lock).
 //! - [`config`]: [`CampaignsConfig`], the OAuth2 app, Meetup endpoints, group urlnames,
 //!   the sync's horizon and period.
+//! - [`web`]: the web flows on Tavern's sessions and pages: the organiser's Meetup
+//!   authorisation with the token refresh job ([`web::organiser::token_refresh`]),
+//!   linking a Meetup account with the one-time id ([`web::linking`]), and the
+//!   schedule-next-session form of a game channel ([`web::schedule`]).
+//! - [`commands`]: the slash commands (everybody, the hosts of a game in its channel,
+//!   admins), each refusing privately whoever may not use it.
+//! - [`lifecycle`]: the daily, locked [`lifecycle::lifecycle_job`]: expiration,
+//!   reminders, deletion of ended games, alerts to the organisers.
+//! - [`topic`]: `/topic` and the periodic reset of the user-topic voice channel.
 //!
 //! # Choices where the seed is silent or contradicts itself
 //! - **`discord_roles: set of 64`** is read as a set of u64, like every other id set.
@@ -103,10 +116,80 @@
 //!   more than one word is prose, not a shortcode; a keyword with a missing or malformed
 //!   id is an error naming the shortcode and its byte offset. `[role]` applies to any
 //!   event, tracked or not; `[channel]` only with `[new adventure]` / `[new campaign]`.
+//! - **The Discord sync** (step 2) makes a game channel private, names channels and
+//!   roles after the next session's title once, places channels in the first
+//!   configured category with room (50 channels), revokes the guest role only from
+//!   those it gave it to, never revokes the host role, and makes no Discord request
+//!   for a series whose state did not change; every rule is in [`discord_sync`]'s
+//!   docs. Its additions to the seed are Tavern's own keys, in [`schema`]:
+//!   `tavern:campaigns:free_spots_message` (the free-spots message, edited in place)
+//!   and `tavern:campaigns:synced_guests:{channel}` (who got the guest role from an
+//!   RSVP). `[channel]`, `[role]` and Meetup's RSVP limit are not stored (the seed has
+//!   no key for them): step 1 hands them to step 2 ([`SyncReport::extras`]), so step 2
+//!   runs only after a step 1 that ran. Listing the guild's members needs the bot's
+//!   Server Members intent.
 //! - **The Meetup sync** names a series after the event that started it, deletes only
 //!   events of the groups Meetup answered for whose stored time lies in the window it
 //!   asked about, keeps skipped events as stored, and refreshes a refused organiser
 //!   token once; every rule is in [`sync`]'s docs.
+//! - **Who is a host** of a game: a member holding its host role, or a member linked
+//!   to a Meetup host of one of the series' events; admins may use the host commands
+//!   too. Admins are the holders of `campaigns_admin_role`; without one configured,
+//!   nobody is (the admin commands say so). The interaction carries no roles, so a
+//!   command that needs them asks Discord for the member.
+//! - **`/players`** works on the guest role: `add` gives it and forgets a manual
+//!   removal, `remove` records the removal (`removed_users`) and takes the role;
+//!   `/hosts` the same with the host role and `removed_hosts`. `/players list` is
+//!   private and read from Redis (RSVPs, Meetup hosts, manual removals): Discord
+//!   cannot list a role's members without the privileged member intent.
+//! - **Mentions**: refusals and look-ups are private; a public answer notifies only
+//!   the person it adds, a reminder only the game's host role, an alert nobody.
+//! - **The lifecycle job** (daily, and once at start-up) keeps each channel's
+//!   expiration at its series' last event; a series without events keeps the
+//!   expiration it has (setting "now" every day would move it daily, and a moved
+//!   expiration clears a scheduled deletion). A deletion removes the text and voice
+//!   channel and both roles on Discord first (a 404 counts as done; other failures go
+//!   to the `orphaned_*` sets), then every key of the series in one step, and tells
+//!   the organisers. `/end-adventure` also alerts them.
+//! - **`/sync`** runs the whole sync job at once, without the job's lock: its writes
+//!   are transactions, so overlapping a scheduled run is safe.
+//! - **`/link-meetup`** is refused for a user already linked (unlink first), matching
+//!   the repository's refusal to move a link silently.
+//! - **The topic voice channel** is reset by a periodic check (every minute, locked):
+//!   the `discord` crate delivers no voice states and Discord's REST API cannot list a
+//!   voice channel's members. Not knowing who is connected, a custom topic counts as
+//!   in use for an hour after it was set; a source of voice states plugs in through
+//!   [`topic::VoiceOccupancy`] and makes the rule exact (in use while anyone is
+//!   connected, reset once empty and two minutes old). `/topic` is refused within 5
+//!   minutes of the last one (Discord allows two renames per 10 minutes; one is kept
+//!   for the reset).
+//! - **One Meetup callback for both web flows** (`/campaigns/meetup/callback`, the one
+//!   redirect URI an OAuth client registers). The flow cookie says which flow it is
+//!   (a transient browser id, plus the linking id when linking); the OAuth `state` is
+//!   the CSRF token stored under `csrf:{transient id}`. It is compared in constant
+//!   time and only then taken (a compare-and-delete on the value read, so one token
+//!   answers one callback); a forged `state` writes nothing, not even the genuine
+//!   token's deletion.
+//! - **Who counts as an organiser**: the organiser, co-organisers and assistant
+//!   organisers of a group (they see every RSVP and may create events); an event
+//!   organiser or a member is refused. Any signed-in Tavern user may start the
+//!   authorisation: Meetup's answer about the groups is the gate.
+//! - **The organiser token's refresh** is a job that looks every 10 minutes (and at
+//!   start-up) at `meetup_access_token_refresh_time`; due, it refreshes and stores the
+//!   new pair with the next time 2 days on, only if the spent refresh token is still
+//!   the stored one (a newer authorisation wins); failed, the next try is 1 hour on.
+//! - **Linking keeps no user tokens**: only who the Meetup account is matters, so
+//!   `meetup_user:{}:oauth2_tokens` is not written by the web flow. Opening the linking
+//!   page starts the id's 10 minutes (the button only checks it again).
+//! - **Scheduling the next session** is for a signed-in user whose linked Meetup
+//!   account hosts one of the series' events, or who holds the admin role (Discord is
+//!   asked at each request). It copies the series' latest event as Meetup has it
+//!   (hosts, duration, seats, online), as "Session N+1" (the number after "Session" in
+//!   the title, else the number of tracked events plus one), with `[campaign
+//!   <series>]` replacing the series shortcode and without `[channel]`; the date and
+//!   time are read in the latest event's offset. The event is created published,
+//!   without an RSVP of the organiser, and sent once (no retry after a server error,
+//!   which could create it twice); the next sync stores it like any other.
 //!
 //! # Redis Cluster
 //! The seed's key names carry no hash tags, so the keys of one relation (say
@@ -117,37 +200,75 @@
 //! migration to hash-tagged names, decided in the seed first.
 
 pub mod check;
+pub mod commands;
 pub mod config;
+pub mod discord_sync;
 pub mod domain;
 pub mod jobs;
+pub mod lifecycle;
 pub mod repo;
 pub mod schema;
 pub mod sync;
+pub mod topic;
+pub mod web;
 
 pub use config::CampaignsConfig;
+pub use discord_sync::{DiscordReport, DiscordSyncError, sync_discord};
 pub use domain::{
     ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, LinkingId, MeetupEventId,
     MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays, SnoozeError, TopicError,
     TransientUserId, VoiceChannelTopic, end_adventure, parse_shortcodes,
 };
 pub use repo::{Repo, RepoError};
-pub use sync::{SyncError, SyncReport, sync_once};
+pub use sync::{EventExtras, SyncError, SyncReport, sync_once};
 
 /// The campaigns as a [`feature::Feature`]: the consistency check of their data and,
 /// given a [`CampaignsConfig`] with at least one group, the Meetup sync job
 /// ([`jobs::SYNC_JOB`], every [`CampaignsConfig::sync_every`] and once right after
 /// start-up). Without a config (or without groups) there is nothing to sync, and
-/// Tavern runs without the job rather than failing every 15 minutes.
+/// Tavern runs without the job rather than failing every 15 minutes. With
+/// [`CampaignsConfig::discord`] it also hands back the slash commands
+/// ([`commands`]), the daily [`lifecycle::lifecycle_job`] and, with a topic voice
+/// channel, the [`topic::reset_job`].
 pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> feature::Feature {
-    let mut feature =
-        feature::Feature::new("campaigns").check(check::campaigns_check(ctx.redis.clone()));
+    let mut feature = feature::Feature::new("campaigns").check(check::campaigns_check_with(
+        ctx.redis.clone(),
+        ctx.discord.clone(),
+    ));
+    // The Discord side: the commands, the daily lifecycle and the topic channel's reset.
+    if let Some((config, settings)) = config
+        .as_ref()
+        .and_then(|c| c.discord.clone().map(|s| (c, s)))
+    {
+        let repo = Repo::new(ctx.redis.clone());
+        feature = commands::add(feature, ctx, config, settings.clone());
+        if let Some(job) = topic::reset_job(
+            repo.clone(),
+            ctx.discord.clone(),
+            &settings,
+            std::sync::Arc::new(topic::NoVoiceStates),
+            ctx.clock.clone(),
+        ) {
+            feature = feature.job(job);
+        }
+        feature = feature.job(lifecycle::lifecycle_job(
+            repo,
+            ctx.discord.clone(),
+            settings,
+            ctx.clock.clone(),
+        ));
+    }
     match config {
         Some(config) if config.has_groups() => {
-            feature = feature.job(jobs::meetup_sync(
+            let web_config = config.clone();
+            feature = feature.job(jobs::sync_job(
                 Repo::new(ctx.redis.clone()),
                 config,
                 ctx.clock.clone(),
+                ctx.discord.clone(),
             ));
+            // The web flows and the organiser token's refresh job, after the sync job.
+            feature = web::add(feature, ctx, &web_config);
         }
         Some(_) => tracing::info!("no Meetup group configured: the Meetup sync is off"),
         None => {}

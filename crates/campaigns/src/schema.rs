@@ -269,6 +269,25 @@ pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_
 /// rest. Tavern's own key: the seed has none for it.
 pub const PENDING_DELETIONS: &str = "tavern:campaigns:pending_deletions";
 
+/// Hash: the free-spots message Tavern keeps up to date in the configured channel,
+/// fields [`FREE_SPOTS_CHANNEL`], [`FREE_SPOTS_MESSAGE_ID`] and [`FREE_SPOTS_CONTENT`]
+/// (what it last said, so an unchanged list costs no Discord request). Tavern's own
+/// key: the seed has none for it.
+pub const FREE_SPOTS_MESSAGE: &str = "tavern:campaigns:free_spots_message";
+/// [`FREE_SPOTS_MESSAGE`] field: the channel id.
+pub const FREE_SPOTS_CHANNEL: &str = "channel";
+/// [`FREE_SPOTS_MESSAGE`] field: the message id.
+pub const FREE_SPOTS_MESSAGE_ID: &str = "message";
+/// [`FREE_SPOTS_MESSAGE`] field: the message's content.
+pub const FREE_SPOTS_CONTENT: &str = "content";
+
+/// Set of u64 (Discord user ids): the members the sync gave this game channel's guest
+/// role because they RSVP'd yes. Only they lose it again when their RSVP goes; people
+/// a host added by hand keep it. Tavern's own key: the seed has none for it.
+pub fn synced_guests(channel: ChannelId) -> String {
+    format!("tavern:campaigns:synced_guests:{channel}")
+}
+
 // ---- Reading keys back (the check) ---------------------------------------------------
 
 /// One family of per-id keys, `{prefix}:{id}:{suffix}`, for `SCAN` and for reading the

@@ -1,8 +1,8 @@
 //! The Meetup sync, step 1 of the behaviour doc ("Meetup → Redis"): each configured
 //! group's upcoming events become tracked events and series in Redis, with their hosts
 //! and, for each series' next event, the players who RSVP'd yes. Step 2 (Redis →
-//! Discord: channels, roles, announcements) reads what this step stores and is still to
-//! come.
+//! Discord: channels, roles, announcements, [`crate::discord_sync`]) reads what this
+//! step stores.
 //!
 //! # One run ([`sync_once`])
 //! 1. Read the organiser's token ([`Repo::organizer_tokens`]). None stored:
@@ -80,8 +80,8 @@
 //! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
-//! - `[channel]` and `[role]` shortcodes are not stored (the seed has no key for them);
-//!   step 2 reads them from Meetup.
+//! - `[channel]` and `[role]` shortcodes and the RSVP limit are not stored (the seed has
+//!   no key for them); the run hands them to step 2 in [`SyncReport::extras`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -180,6 +180,46 @@ pub struct SyncReport {
     pub held: usize,
     /// The organiser token was refreshed during the run.
     pub token_refreshed: bool,
+    /// What Meetup's answer said about each tracked event that Redis does not keep
+    /// (the seed has no key for it): `[channel]` and `[role]` shortcodes and the RSVP
+    /// limit, for step 2 ([`crate::discord_sync`]).
+    pub extras: BTreeMap<MeetupEventId, EventExtras>,
+}
+
+/// What a Meetup event says beyond what step 1 stores (see [`SyncReport::extras`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventExtras {
+    /// `[channel <id>]`: the series takes over this channel instead of getting a new one.
+    pub channel: Option<discord::model::ChannelId>,
+    /// `[role <id>]`: roles for everyone who RSVP'd yes.
+    pub roles: Vec<discord::model::RoleId>,
+    /// Meetup's RSVP limit (`maxTickets`), for the free-spots message.
+    pub max_tickets: Option<u32>,
+}
+
+/// The [`EventExtras`] of every event in Meetup's answers whose shortcodes read.
+fn extras_of(answers: &[GroupEvents]) -> BTreeMap<MeetupEventId, EventExtras> {
+    let mut out = BTreeMap::new();
+    for event in answers.iter().flat_map(|g| &g.events) {
+        let (Ok(id), Ok(codes)) = (
+            MeetupEventId::parse(event.id.as_str()),
+            parse_shortcodes(&event.description),
+        ) else {
+            continue;
+        };
+        if codes.series.is_none() {
+            continue;
+        }
+        out.insert(
+            id,
+            EventExtras {
+                channel: codes.channel,
+                roles: codes.roles,
+                max_tickets: event.max_tickets.filter(|n| *n > 0),
+            },
+        );
+    }
+    out
 }
 
 /// The window of one run: events starting in `[start, end)`, as Meetup's filter reads
@@ -535,6 +575,7 @@ fn resolve_series(
 /// Everything a run read, before it writes.
 struct Gathered {
     plan: SyncPlan,
+    extras: BTreeMap<MeetupEventId, EventExtras>,
     rsvps: HashMap<MeetupEventId, Vec<MeetupUserId>>,
     groups: usize,
     failed_groups: Vec<GroupFailure>,
@@ -666,6 +707,7 @@ async fn gather(
     }
     Ok(Gathered {
         plan,
+        extras: extras_of(&answers),
         rsvps,
         groups: answers.len(),
         failed_groups,
@@ -726,6 +768,7 @@ async fn refresh(
 async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError> {
     let Gathered {
         plan,
+        extras,
         mut rsvps,
         groups,
         failed_groups,
@@ -736,6 +779,7 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
         seen: plan.seen,
         untracked: plan.untracked,
         skipped: plan.skipped.len(),
+        extras,
         ..SyncReport::default()
     };
     for skipped in &plan.skipped {

@@ -36,7 +36,11 @@ fn subjects(findings: &[(String, String)]) -> Vec<&str> {
 #[tokio::test]
 async fn data_written_by_the_repositories_is_clean() {
     let env = clean(world_env().await).await;
-    let feature = campaigns::feature(env.ctx(), None);
+    // Redis alone: the channels written here are made up, so Discord (asked when the
+    // context has a bot token) would not know them.
+    let mut ctx = env.ctx().clone();
+    ctx.discord = discord::Discord::without_token();
+    let feature = campaigns::feature(&ctx, None);
     let check = &feature.checks[0];
 
     let found = check.run().await.unwrap();

@@ -900,8 +900,10 @@ async fn a_group_meetup_does_not_know_is_reported_and_the_others_are_synced() {
 async fn the_feature_schedules_the_sync_only_with_groups() {
     let w = world().await;
     let feature = campaigns::feature(w.env.ctx(), Some(w.config.clone()));
-    assert_eq!(feature.jobs.len(), 1);
+    // The sync, and the organiser token's refresh (the web flows' job).
+    assert_eq!(feature.jobs.len(), 2);
     assert_eq!(feature.jobs[0].name(), "campaigns-meetup-sync");
+    assert_eq!(feature.jobs[1].name(), "campaigns-meetup-token-refresh");
     assert_eq!(feature.jobs[0].period(), Duration::from_secs(15 * 60));
     assert!(
         feature.jobs[0].runs_at_startup(),

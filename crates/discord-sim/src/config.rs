@@ -47,6 +47,8 @@ pub struct SimConfig {
     /// Redirect URIs registered for the application at start; more can be added with
     /// [`crate::Sim::register_redirect_uri`].
     pub oauth_redirect_uris: Vec<String>,
+    /// Roles a guild may hold (Discord: 250). Benchmarks raise it.
+    pub guild_role_limit: usize,
 }
 
 impl Default for SimConfig {
@@ -68,6 +70,7 @@ impl Default for SimConfig {
             oauth_client_secret: "sim-client-secret".to_owned(),
             oauth_token_lifetime: Duration::from_secs(7 * 24 * 3600),
             oauth_redirect_uris: Vec::new(),
+            guild_role_limit: 250,
         }
     }
 }
@@ -92,6 +95,7 @@ impl fmt::Debug for SimConfig {
             .field("oauth_client_secret", &"<redacted>")
             .field("oauth_token_lifetime", &self.oauth_token_lifetime)
             .field("oauth_redirect_uris", &self.oauth_redirect_uris)
+            .field("guild_role_limit", &self.guild_role_limit)
             .finish()
     }
 }

@@ -207,6 +207,8 @@ pub(crate) struct State {
     pub oauth: OAuthState,
     /// `(author, nonce)` -> the message created with it and when, for `enforce_nonce`.
     pub nonces: HashMap<(Snowflake, String), (Snowflake, Channelled)>,
+    /// Roles a guild may hold ([`crate::SimConfig::guild_role_limit`]).
+    pub role_limit: usize,
 }
 
 /// Where and when a nonce was used.
@@ -246,6 +248,7 @@ impl State {
                 ..OAuthState::default()
             },
             nonces: HashMap::new(),
+            role_limit: ctx.config.guild_role_limit,
         }
     }
 
@@ -573,12 +576,13 @@ impl State {
         guild: Snowflake,
         spec: RoleSpec,
     ) -> Result<Snowflake, ApiError> {
+        let limit = self.role_limit;
         let state = self.guild_mut(guild)?;
-        if state.roles.len() >= 250 {
+        if state.roles.len() >= limit {
             return Err(ApiError::new(
                 400,
                 30005,
-                "Maximum number of guild roles reached (250)",
+                format!("Maximum number of guild roles reached ({limit})"),
             ));
         }
         let id = ids.next();

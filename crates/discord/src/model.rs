@@ -485,6 +485,42 @@ pub enum OverwriteTarget {
     Member(UserId),
 }
 
+/// A channel of a guild, as the guild's channel list gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuildChannel {
+    pub id: ChannelId,
+    pub name: String,
+    /// `None` for a kind features do not make (forum, stage, ...).
+    pub kind: Option<ChannelKind>,
+    pub parent_id: Option<ChannelId>,
+    pub topic: Option<String>,
+    pub overwrites: Vec<Overwrite>,
+}
+
+/// A member of a guild with the roles it holds (without `@everyone`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuildMember {
+    pub user: UserId,
+    pub roles: Vec<RoleId>,
+}
+
+/// A change to a guild channel: each `Some` field is set, `None` fields are left alone.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChannelEdit {
+    pub topic: Option<String>,
+    /// `Some(None)` moves the channel to the top level.
+    pub parent_id: Option<Option<ChannelId>>,
+    /// Replaces every permission overwrite of the channel.
+    pub overwrites: Option<Vec<Overwrite>>,
+}
+
+impl ChannelEdit {
+    /// Whether the edit changes nothing (and need not be sent).
+    pub fn is_empty(&self) -> bool {
+        self.topic.is_none() && self.parent_id.is_none() && self.overwrites.is_none()
+    }
+}
+
 /// Commonly used permission bits.
 pub mod permissions {
     pub const VIEW_CHANNEL: u64 = 1 << 10;

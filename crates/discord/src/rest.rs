@@ -1164,6 +1164,121 @@ impl Discord {
         Ok(())
     }
 
+    /// Every channel of a guild (one request), with its kind, parent, topic and
+    /// permission overwrites.
+    pub async fn guild_channels(&self, guild: GuildId) -> Result<Vec<GuildChannel>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.channels";
+        let answer = self
+            .call(Spec::new(route), || http.guild_channels(guild))
+            .await?;
+        let channels: Vec<twilight_model::channel::Channel> = Self::decode(route, &answer)?;
+        Ok(channels
+            .into_iter()
+            .map(|c| GuildChannel {
+                id: c.id,
+                name: c.name.unwrap_or_default(),
+                kind: match c.kind {
+                    ChannelType::GuildText => Some(ChannelKind::Text),
+                    ChannelType::GuildVoice => Some(ChannelKind::Voice),
+                    ChannelType::GuildCategory => Some(ChannelKind::Category),
+                    _ => None,
+                },
+                parent_id: c.parent_id,
+                topic: c.topic,
+                overwrites: c
+                    .permission_overwrites
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| Overwrite {
+                        target: match o.kind {
+                            PermissionOverwriteType::Member => OverwriteTarget::Member(o.id.cast()),
+                            _ => OverwriteTarget::Role(o.id.cast()),
+                        },
+                        allow: o.allow.bits(),
+                        deny: o.deny.bits(),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Every member of a guild with its roles, 1,000 per request. Discord answers this
+    /// only to a bot with the Server Members intent enabled.
+    pub async fn guild_members(&self, guild: GuildId) -> Result<Vec<GuildMember>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.members";
+        let mut out: Vec<GuildMember> = Vec::new();
+        let mut after: Option<UserId> = None;
+        loop {
+            let answer = self
+                .call(Spec::new(route), || {
+                    let request = http.guild_members(guild).limit(1000);
+                    match after {
+                        Some(after) => request.after(after),
+                        None => request,
+                    }
+                })
+                .await?;
+            let page: Vec<twilight_model::guild::Member> = Self::decode(route, &answer)?;
+            let full = page.len() >= 1000;
+            after = page.iter().map(|m| m.user.id).max();
+            out.extend(page.into_iter().map(|m| GuildMember {
+                user: m.user.id,
+                roles: m.roles,
+            }));
+            if !full || after.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The ids of a guild's roles (one request).
+    pub async fn guild_role_ids(&self, guild: GuildId) -> Result<Vec<RoleId>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.roles";
+        let answer = self.call(Spec::new(route), || http.roles(guild)).await?;
+        let roles: Vec<twilight_model::guild::Role> = Self::decode(route, &answer)?;
+        Ok(roles.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Changes a channel's topic, parent and permission overwrites in one request (the
+    /// fields of `edit` that are set).
+    pub async fn edit_channel(
+        &self,
+        channel: ChannelId,
+        edit: &ChannelEdit,
+    ) -> Result<(), RestError> {
+        let http = &self.inner.factory;
+        let overwrites: Option<Vec<PermissionOverwrite>> = edit
+            .overwrites
+            .as_ref()
+            .map(|list| list.iter().map(overwrite).collect());
+        self.call(Spec::new("channel.update"), || {
+            let mut request = http.update_channel(channel);
+            if let Some(topic) = &edit.topic {
+                request = request.topic(topic);
+            }
+            if let Some(parent) = edit.parent_id {
+                request = request.parent_id(parent);
+            }
+            if let Some(overwrites) = &overwrites {
+                request = request.permission_overwrites(overwrites);
+            }
+            request
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The bot's own user id (`GET /users/@me`).
+    pub async fn current_user_id(&self) -> Result<UserId, RestError> {
+        let http = &self.inner.factory;
+        let route = "user.current";
+        let answer = self.call(Spec::new(route), || http.current_user()).await?;
+        Ok(Self::decode::<twilight_model::user::CurrentUser>(route, &answer)?.id)
+    }
+
     /// The guild `channel` belongs to: `None` for a direct message or group DM, and
     /// [`RestError::Status`] 404 for a channel the bot cannot see.
     pub async fn channel_guild(&self, channel: ChannelId) -> Result<Option<GuildId>, RestError> {
@@ -1187,6 +1302,29 @@ impl Discord {
         {
             Ok(_) => Ok(true),
             Err(RestError::Status { status: 404, .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The roles of `user` in `guild` (without `@everyone`); `None` when they are not
+    /// a member. Discord's 404 is a plain answer, not counted by the circuit breaker.
+    pub async fn member_roles(
+        &self,
+        guild: GuildId,
+        user: UserId,
+    ) -> Result<Option<Vec<RoleId>>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.member.get";
+        match self
+            .call(Spec::new(route).absent_ok(), || {
+                http.guild_member(guild, user)
+            })
+            .await
+        {
+            Ok(answer) => Ok(Some(
+                Self::decode::<twilight_model::guild::Member>(route, &answer)?.roles,
+            )),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -1244,6 +1382,20 @@ fn created_since(id: u64, since: std::time::SystemTime) -> bool {
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     created_ms + 60_000 >= since_ms
+}
+
+/// Channel look-ups for the campaigns' commands (what the user-topic voice channel is
+/// called now).
+impl Discord {
+    /// A channel's current name (`None` for a channel without one, such as a DM).
+    pub async fn channel_name(&self, channel: ChannelId) -> Result<Option<String>, RestError> {
+        let http = &self.inner.factory;
+        let route = "channel.get";
+        let answer = self
+            .call(Spec::new(route), || http.channel(channel))
+            .await?;
+        Ok(Self::decode::<twilight_model::channel::Channel>(route, &answer)?.name)
+    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use tracing::{debug, warn};
 
 use crate::error::{GraphQlError, MeetupError, PathSegment};
 use crate::model::{
-    self, Event, EventHost, EventId, EventStatus, EventType, EventWindow, GroupUrlname, Member,
-    MemberId, Rsvp, RsvpId, RsvpStatus,
+    self, Event, EventDraft, EventHost, EventId, EventStatus, EventType, EventWindow, GroupRole,
+    GroupUrlname, Member, MemberId, Rsvp, RsvpId, RsvpStatus,
 };
 use crate::oauth::{
     AccessToken, AuthorizationCode, ClientId, ClientSecret, MeetupEndpoints, OAuthApp,
@@ -87,7 +87,8 @@ impl fmt::Debug for MeetupClient {
 enum Idempotence {
     /// A read: retry 429, 5xx and connection failures.
     Read,
-    /// A grant that consumes something (a code, a refresh token): retry only 429,
+    /// A grant that consumes something (a code, a refresh token), or a mutation that
+    /// creates something: retry only 429,
     /// which means the server did not process it. After a 5xx or a lost connection
     /// the code may be spent, and a retry would only turn the real error into
     /// `invalid_grant`.
@@ -239,6 +240,110 @@ impl MeetupClient {
         decode_member(&At::root(&data, op).get("self"))
     }
 
+    /// The token owner's role in `group`: `None` when they are not a member (or
+    /// their membership has no active role). [`MeetupError::GroupNotFound`] when
+    /// Meetup has no such group.
+    pub async fn group_role(
+        &self,
+        token: &AccessToken,
+        group: &GroupUrlname,
+    ) -> Result<Option<GroupRole>, MeetupError> {
+        let op = "GroupRole";
+        let data = self
+            .graphql(
+                token,
+                op,
+                queries::GROUP_ROLE,
+                json!({ "urlname": group.as_str() }),
+            )
+            .await?;
+        let Some(group_node) = At::root(&data, op).get("groupByUrlname").non_null() else {
+            return Err(MeetupError::GroupNotFound(group.clone()));
+        };
+        group_node
+            .get("membershipMetadata")
+            .non_null()
+            .and_then(|m| m.get("role").non_null())
+            .map(|role| role.str().map(GroupRole::from_wire))
+            .transpose()
+    }
+
+    /// Creates and publishes `draft` as a new event (the token owner must be allowed
+    /// to create events in the group) and returns it as Meetup stored it. Sent once:
+    /// only a 429 (not processed) is retried, since a retry after a 5xx or a lost
+    /// answer could create the event twice. Payload errors are
+    /// [`MeetupError::Refused`].
+    pub async fn create_event(
+        &self,
+        token: &AccessToken,
+        draft: &EventDraft,
+    ) -> Result<Event, MeetupError> {
+        let op = "CreateEvent";
+        let hosts: Vec<i64> = draft
+            .hosts
+            .iter()
+            .filter_map(|h| h.as_str().parse::<i64>().ok())
+            .take(5)
+            .collect();
+        let mut input = serde_json::Map::new();
+        input.insert("groupUrlname".into(), json!(draft.group.as_str()));
+        input.insert("title".into(), json!(draft.title));
+        input.insert("description".into(), json!(draft.description));
+        input.insert(
+            "startDateTime".into(),
+            json!(model::format_date_time(&draft.starts_at)),
+        );
+        input.insert("publishStatus".into(), json!("PUBLISHED"));
+        input.insert("selfRsvp".into(), json!(false));
+        input.insert("isCopy".into(), json!(true));
+        if let Some(duration) = &draft.duration {
+            input.insert("duration".into(), json!(model::format_duration(duration)));
+        }
+        if !hosts.is_empty() {
+            input.insert("eventHosts".into(), json!(hosts));
+        }
+        if draft.online {
+            input.insert("venueId".into(), json!("online"));
+        }
+        if let Some(max) = draft.max_tickets {
+            input.insert("rsvpSettings".into(), json!({ "rsvpLimit": max }));
+        }
+        let data = self
+            .graphql_as(
+                token,
+                op,
+                queries::CREATE_EVENT,
+                json!({ "input": Value::Object(input) }),
+                Idempotence::Grant,
+            )
+            .await?;
+        let payload = At::root(&data, op).get("createEvent");
+        if let Some(errors) = payload.get("errors").non_null() {
+            let errors: Vec<String> = errors
+                .items()?
+                .iter()
+                .map(|e| {
+                    let code = e.get("code").str().unwrap_or("ERROR");
+                    let message = e.get("message").str().unwrap_or("(no message)");
+                    match e.get("field").non_null().and_then(|f| f.str().ok()) {
+                        Some(field) => format!("{code} ({field}): {message}"),
+                        None => format!("{code}: {message}"),
+                    }
+                })
+                .collect();
+            if !errors.is_empty() {
+                return Err(MeetupError::Refused {
+                    operation: op.to_owned(),
+                    errors,
+                });
+            }
+        }
+        match payload.get("event").non_null() {
+            Some(event) => decode_event(&event),
+            None => Err(payload.get("event").expected("the created event")),
+        }
+    }
+
     /// Exchanges the `code` from the authorize redirect for tokens
     /// (`grant_type=authorization_code`).
     pub async fn exchange_code(
@@ -339,13 +444,27 @@ impl MeetupClient {
         document: &str,
         variables: Value,
     ) -> Result<Value, MeetupError> {
+        self.graphql_as(token, operation, document, variables, Idempotence::Read)
+            .await
+    }
+
+    /// [`MeetupClient::graphql`] with the retries `idempotence` allows (a mutation is
+    /// sent as a [`Idempotence::Grant`]: retried only after a 429).
+    async fn graphql_as(
+        &self,
+        token: &AccessToken,
+        operation: &str,
+        document: &str,
+        variables: Value,
+        idempotence: Idempotence,
+    ) -> Result<Value, MeetupError> {
         let body = json!({
             "query": document,
             "operationName": operation,
             "variables": variables,
         });
         let (status, text) = self
-            .send(operation, Idempotence::Read, || {
+            .send(operation, idempotence, || {
                 self.http
                     .post(self.endpoints.graphql.clone())
                     .bearer_auth(token.expose())

@@ -109,6 +109,14 @@ pub enum MeetupError {
     /// No event has this id (or the token may not see it).
     #[error("Meetup has no event `{0}`")]
     EventNotFound(EventId),
+    /// A mutation was refused: its payload's `errors` (`code: message` each).
+    #[error("Meetup refused {operation}: {}", .errors.join("; "))]
+    Refused {
+        /// The GraphQL operation.
+        operation: String,
+        /// Every payload error, as `code (field): message`.
+        errors: Vec<String>,
+    },
     /// The request could not be sent or the answer not read (after retries).
     #[error("could not reach Meetup: {0}")]
     Transport(#[source] reqwest::Error),

@@ -49,10 +49,11 @@
 //! - `oauth`: [`OAuthApp`], [`Tokens`] and the secret newtypes (redacted in `Debug`),
 //!   [`MeetupEndpoints`] (every base URL is configuration) and the authorize URL.
 //! - `client` ([`MeetupClient`]): `group_events` (all pages), `event`, `event_rsvps`
-//!   (YES only, all pages), `self_member`, `exchange_code`, `refresh`; errors are
+//!   (YES only, all pages), `self_member`, `group_role` (the token owner's role in a
+//!   group), `create_event` (the one mutation), `exchange_code`, `refresh`; errors are
 //!   [`MeetupError`].
 //! - [`fake`]: the fake Meetup server ([`fake::FakeMeetup`]); what it supports and what
-//!   it does not is listed on that type.
+//!   it does not is listed on that type. [`fake::demo`] seeds the sandbox's demo group.
 //!
 //! # Choices
 //! - **A small parser and our own validator** (`graphql-parser` only), not a GraphQL
@@ -114,8 +115,8 @@ mod validate_tests;
 pub use client::{DEFAULT_PAGE_SIZE, MeetupClient, RetryPolicy};
 pub use error::{GraphQlError, MeetupError, PathSegment};
 pub use model::{
-    Event, EventHost, EventId, EventStatus, EventType, EventWindow, GroupId, GroupUrlname, Member,
-    MemberId, ParseError, Rsvp, RsvpId, RsvpStatus,
+    Event, EventDraft, EventHost, EventId, EventStatus, EventType, EventWindow, GroupId, GroupRole,
+    GroupUrlname, Member, MemberId, ParseError, Rsvp, RsvpId, RsvpStatus,
 };
 pub use oauth::{
     AccessToken, AuthorizationCode, ClientId, ClientSecret, EndpointError, MeetupEndpoints,

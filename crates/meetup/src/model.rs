@@ -225,6 +225,56 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// `Role`: a member's role in a group.
+    GroupRole {
+        /// The group's (primary) organiser.
+        Organizer = "ORGANIZER",
+        /// A co-organiser.
+        Coorganizer = "COORGANIZER",
+        /// An assistant organiser.
+        AssistantOrganizer = "ASST_ORGANIZER",
+        /// May create and manage events only.
+        EventOrganizer = "EVENT_ORGANIZER",
+        /// A plain member.
+        Member = "MEMBER",
+    }
+);
+
+impl GroupRole {
+    /// Whether this role organises the group: organiser, co-organiser or assistant
+    /// organiser. These see every RSVP and may create events; an event organiser
+    /// manages only events and a member nothing.
+    pub fn organises(&self) -> bool {
+        matches!(
+            self,
+            GroupRole::Organizer | GroupRole::Coorganizer | GroupRole::AssistantOrganizer
+        )
+    }
+}
+
+/// A new event to create on Meetup ([`crate::MeetupClient::create_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    /// The group it is created in.
+    pub group: GroupUrlname,
+    /// Title (1 to 80 characters on Meetup).
+    pub title: String,
+    /// Description (simple HTML; where the campaign shortcodes live).
+    pub description: String,
+    /// Start, with the group's offset.
+    pub starts_at: DateTime<FixedOffset>,
+    /// Duration, if known.
+    pub duration: Option<TimeDelta>,
+    /// Hosts (at most 5 on Meetup). Meetup wants their numeric ids; an id that is not
+    /// a number is left out.
+    pub hosts: Vec<MemberId>,
+    /// An online event (venue `online`).
+    pub online: bool,
+    /// Maximum RSVPs, if limited.
+    pub max_tickets: Option<u32>,
+}
+
 /// A member as seen in an event or RSVP: id and display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {

@@ -81,10 +81,34 @@ pub const SELF_MEMBER: &str = "query SelfMember {
 }
 ";
 
+/// The authenticated member's role in a group (`membershipMetadata` is the viewer's
+/// own membership; null when they are not a member).
+pub const GROUP_ROLE: &str = "query GroupRole($urlname: String!) {
+  groupByUrlname(urlname: $urlname) {
+    urlname
+    membershipMetadata { role }
+  }
+}
+";
+
+/// Creates (and publishes) an event; Meetup answers the event or payload errors.
+pub const CREATE_EVENT: &str = concat!(
+    "mutation CreateEvent($input: CreateEventInput!) {
+  createEvent(input: $input) {
+    errors { code field message }
+    event { ...EventFields }
+  }
+}
+",
+    event_fields!()
+);
+
 /// Every document the client sends, with its operation name (checked by `build.rs`).
-pub const ALL: [(&str, &str); 4] = [
+pub const ALL: [(&str, &str); 6] = [
     ("GroupEvents", GROUP_EVENTS),
     ("Event", EVENT),
     ("EventRsvps", EVENT_RSVPS),
     ("SelfMember", SELF_MEMBER),
+    ("GroupRole", GROUP_ROLE),
+    ("CreateEvent", CREATE_EVENT),
 ];

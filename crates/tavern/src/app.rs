@@ -256,6 +256,8 @@ pub struct Running {
     /// The in-process fake Discord of sandbox mode.
     pub sim: Option<discord_sim::Sim>,
     pub demo: Option<discord_sim::Demo>,
+    /// The in-process fake Meetup of sandbox mode, with its demo group.
+    pub meetup: Option<Arc<crate::sandbox::SandboxMeetup>>,
     shutdown: CancellationToken,
     main: tokio::task::JoinHandle<anyhow::Result<()>>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -421,6 +423,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
 
     let public_url = public_url(&config, http_addr)?;
+    // Sandbox mode: the campaigns sync a fake Meetup too (unless Meetup is configured).
+    let mut config = config;
+    let sandbox_meetup = match (&sim, &demo) {
+        (Some(sim), Some(demo)) if config.meetup.is_none() => {
+            let (meetup, campaigns) = crate::sandbox::start_meetup(sim, demo, &public_url).await?;
+            config.meetup = Some(campaigns);
+            Some(Arc::new(meetup))
+        }
+        _ => None,
+    };
     let login = login_setup(&config, public_url.clone(), sim.as_ref(), demo.as_ref())?;
 
     // The web sessions exist before Redis answers (the console and the home page are
@@ -454,6 +466,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sessions,
         site,
         sandbox: sim.is_some(),
+        sandbox_meetup: sandbox_meetup.clone(),
+        sandbox_demo: demo.clone(),
     };
     let manifest = Arc::new(OnceLock::new());
     let main = tokio::spawn(run(
@@ -470,6 +484,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics_addr,
         sim,
         demo,
+        meetup: sandbox_meetup,
         shutdown,
         main,
         http,
@@ -484,6 +499,8 @@ struct Web {
     sessions: web::session::Sessions,
     site: web::page::Site,
     sandbox: bool,
+    sandbox_meetup: Option<Arc<crate::sandbox::SandboxMeetup>>,
+    sandbox_demo: Option<discord_sim::Demo>,
 }
 
 /// What the web login needs once Redis is up.
@@ -552,6 +569,9 @@ async fn run(
     };
     let _ = health.redis.set(redis.clone());
     let _ = health.postgres.set(postgres.clone());
+    if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
+        crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
+    }
 
     // Every process of the bot takes its turn in Discord's global request limit
     // through this Redis, so N processes together stay within it.

@@ -609,3 +609,255 @@ pub async fn dice_load(redis_url: &str, load: DiceLoad) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The size of `tavern bench campaigns`.
+#[derive(Debug, Clone, Copy)]
+pub struct CampaignsLoad {
+    pub series: usize,
+    pub events_per_series: usize,
+    pub rsvps_per_event: usize,
+    /// Distinct Meetup members (each linked to a Discord member of the guild).
+    pub members: usize,
+}
+
+/// `redis-cli INFO stats`' `total_commands_processed`.
+async fn redis_commands(redis: &store::Redis) -> anyhow::Result<u64> {
+    let info: String = store::redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut redis.conn())
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("INFO stats has no total_commands_processed")
+}
+
+/// What one measured sync did.
+struct SyncFigures {
+    meetup: Duration,
+    discord: Duration,
+    cpu: Option<Duration>,
+    requests: usize,
+    writes: usize,
+    redis_commands: u64,
+    view_round_trips: usize,
+    series: usize,
+    failed: usize,
+}
+
+async fn measured_sync(
+    repo: &campaigns::Repo,
+    client: &meetup::MeetupClient,
+    discord: &discord::Discord,
+    config: &campaigns::CampaignsConfig,
+    sim: &discord_sim::Sim,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<SyncFigures> {
+    let settings = config.discord.as_ref().context("discord settings")?;
+    sim.clear_requests();
+    let commands_before = redis_commands(repo.redis()).await?;
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    let meetup = campaigns::sync_once(repo, client, config, now)
+        .await
+        .context("Meetup → Redis")?;
+    let meetup_took = started.elapsed();
+    let started = Instant::now();
+    let report = campaigns::sync_discord(repo, discord, settings, &meetup.extras, now)
+        .await
+        .context("Redis → Discord")?;
+    let discord_took = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
+    // Less the INFO call itself.
+    let redis_commands = redis_commands(repo.redis())
+        .await?
+        .saturating_sub(commands_before + 1);
+    let requests = sim.requests();
+    Ok(SyncFigures {
+        meetup: meetup_took,
+        discord: discord_took,
+        cpu,
+        writes: requests.iter().filter(|r| r.method != "GET").count(),
+        requests: requests.len(),
+        redis_commands,
+        view_round_trips: report.redis_round_trips,
+        series: report.series,
+        failed: report.failed.len(),
+    })
+}
+
+/// `tavern bench campaigns`: one campaigns sync of `load` against the fake Meetup and
+/// discord-sim (no added latency, Discord's limits off) and real Redis at `redis_url`,
+/// then a second sync right after. Prints wall time, Redis commands and Discord
+/// requests per series; the second sync must make no Discord write.
+pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<()> {
+    use campaigns::config::DiscordSettings;
+    use meetup::fake::{FakeMeetup, NewEvent};
+    discord::install_crypto_provider();
+    let redis = store::Redis::connect(redis_url)
+        .await
+        .with_context(|| format!("connecting to {}", store::redact_url(redis_url)))?;
+    let repo = campaigns::Repo::new(redis);
+    if !repo.tracked_series().await?.is_empty() {
+        anyhow::bail!(
+            "{} already holds campaigns data; the benchmark writes its own, so point TAVERN_REDIS_URL at a scratch Redis",
+            store::redact_url(redis_url)
+        );
+    }
+    let sim = discord_sim::Sim::start(discord_sim::SimConfig {
+        rate_limit_per_window: u32::MAX,
+        guild_role_limit: usize::MAX,
+        request_log_capacity: 1_000_000,
+        ..discord_sim::SimConfig::default()
+    })
+    .context("starting discord-sim")?;
+    let guild = sim.create_guild("Bench");
+    let fake = FakeMeetup::start()
+        .await
+        .context("starting the fake Meetup")?;
+    let group = meetup::GroupUrlname::parse("bench-group")?;
+    fake.add_group(&group, "Bench")?;
+    let organiser = fake.add_member("Organiser");
+    let client_id = meetup::ClientId::new("tavern");
+    let secret = meetup::ClientSecret::from("bench-secret");
+    fake.add_oauth_client(
+        &client_id,
+        &secret,
+        &url::Url::parse("http://127.0.0.1/organiser/callback")?,
+    );
+    let tokens = fake.issue_tokens(&organiser)?;
+    let now = chrono::Utc::now();
+    repo.set_organizer_tokens(
+        &campaigns::repo::Tokens {
+            access: tokens.access_token,
+            refresh: tokens.refresh_token,
+        },
+        now + chrono::TimeDelta::days(2),
+    )
+    .await?;
+
+    // Members: Meetup i is Discord member i, linked.
+    let mut members = Vec::with_capacity(load.members);
+    for i in 0..load.members {
+        let member = fake.add_member(&format!("player {i}"));
+        let user = sim.create_user(&format!("player-{i}"));
+        sim.add_member(guild, user)?;
+        repo.link(
+            campaigns::MeetupUserId::parse(member.as_str())?,
+            discord::UserId::new_checked(user.get()).context("user id")?,
+            None,
+        )
+        .await?;
+        members.push(member);
+    }
+    // Series: a `[new campaign]` event and `[campaign <first>]` sessions a week apart,
+    // every fifth online; `rsvps_per_event` members answer yes to each event.
+    let mut event_number = 0usize;
+    for s in 0..load.series {
+        let mut first: Option<meetup::EventId> = None;
+        for e in 0..load.events_per_series {
+            let starts = (now
+                + chrono::TimeDelta::hours(1 + (s % 24) as i64)
+                + chrono::TimeDelta::days(7 * e as i64))
+            .fixed_offset();
+            let mut event = NewEvent::new(&group, &format!("Campaign {s}"), starts);
+            event.description = match &first {
+                None if s % 5 == 0 => "[new campaign] [online]".to_owned(),
+                None => "[new campaign]".to_owned(),
+                Some(first) => format!("[campaign {first}]"),
+            };
+            event.max_tickets = Some(load.rsvps_per_event as u32 + 2);
+            if let Some(host) = members.get(s % load.members.max(1)) {
+                event.hosts = vec![host.clone()];
+            }
+            let id = fake.add_event(event)?;
+            for r in 0..load.rsvps_per_event {
+                let member = &members[(event_number * load.rsvps_per_event + r) % members.len()];
+                fake.add_rsvp(&id, member, meetup::RsvpStatus::Yes, 0)?;
+            }
+            event_number += 1;
+            first.get_or_insert(id);
+        }
+    }
+    let mut settings =
+        DiscordSettings::new(discord::GuildId::new_checked(guild.get()).context("guild")?);
+    let categories_needed = (load.series * 2).div_ceil(campaigns::discord_sync::CATEGORY_LIMIT);
+    for c in 0..categories_needed {
+        let category = sim.create_channel(
+            guild,
+            &format!("Campaigns {c}"),
+            discord_sim::ChannelKind::Category,
+        )?;
+        settings
+            .categories
+            .push(discord::ChannelId::new_checked(category.get()).context("category")?);
+    }
+    let spots = sim.create_channel(guild, "free-spots", discord_sim::ChannelKind::Text)?;
+    settings.free_spots_channel = discord::ChannelId::new_checked(spots.get());
+    let mut config =
+        campaigns::CampaignsConfig::new(client_id, secret, fake.endpoints(), vec![group]);
+    config.discord = Some(settings);
+    let client = meetup::MeetupClient::new(fake.endpoints())?;
+    let mut rest = discord::DiscordConfig::new(sim.token(), Some(sim.addr().to_string()));
+    rest.global_rate_limit = u16::MAX;
+    let discord = discord::Discord::new(&rest);
+
+    let first = measured_sync(&repo, &client, &discord, &config, &sim, now).await?;
+    let second = measured_sync(&repo, &client, &discord, &config, &sim, now).await?;
+
+    let events = load.series * load.events_per_series;
+    println!(
+        "campaigns sync against the fake Meetup and discord-sim (no added latency, Discord's limits off) and Redis at {}",
+        store::redact_url(redis_url)
+    );
+    println!(
+        "  load              {} series, {events} events, {} RSVPs, {} linked members",
+        load.series,
+        events * load.rsvps_per_event,
+        load.members
+    );
+    for (name, f) in [("first sync ", &first), ("second sync", &second)] {
+        let per = |n: f64| n / f.series.max(1) as f64;
+        println!(
+            "  {name}       wall {:.3} s (Meetup → Redis {:.3} s, Redis → Discord {:.3} s); {} series, {} failed",
+            (f.meetup + f.discord).as_secs_f64(),
+            f.meetup.as_secs_f64(),
+            f.discord.as_secs_f64(),
+            f.series,
+            f.failed
+        );
+        println!(
+            "                    Discord requests {} ({:.2}/series), writes {} ({:.2}/series); Redis commands {} ({:.1}/series), the Discord step's read {} round trips",
+            f.requests,
+            per(f.requests as f64),
+            f.writes,
+            per(f.writes as f64),
+            f.redis_commands,
+            per(f.redis_commands as f64),
+            f.view_round_trips
+        );
+        if let Some(cpu) = f.cpu {
+            println!(
+                "                    CPU {:.3} s (Tavern, discord-sim and the fake Meetup together: an upper bound of Tavern's own work)",
+                cpu.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "  zero Discord writes on the second sync: {}",
+        if second.writes == 0 { "yes" } else { "NO" }
+    );
+    let own = second.cpu.unwrap_or(second.meetup + second.discord);
+    println!(
+        "  goal: Tavern's own work <= 1 s: {} (second sync, upper bound {:.3} s)",
+        if own <= Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        },
+        own.as_secs_f64()
+    );
+    Ok(())
+}

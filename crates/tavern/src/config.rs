@@ -126,6 +126,33 @@ const KEYS: &[(&str, &str)] = &[
     ("meetup_graphql_url", "TAVERN_MEETUP_GRAPHQL_URL"),
     ("meetup_authorize_url", "TAVERN_MEETUP_AUTHORIZE_URL"),
     ("meetup_token_url", "TAVERN_MEETUP_TOKEN_URL"),
+    ("campaigns_guild_id", "TAVERN_CAMPAIGNS_GUILD_ID"),
+    ("campaigns_categories", "TAVERN_CAMPAIGNS_CATEGORIES"),
+    (
+        "campaigns_one_shot_categories",
+        "TAVERN_CAMPAIGNS_ONE_SHOT_CATEGORIES",
+    ),
+    (
+        "campaigns_organiser_role",
+        "TAVERN_CAMPAIGNS_ORGANISER_ROLE",
+    ),
+    ("campaigns_admin_role", "TAVERN_CAMPAIGNS_ADMIN_ROLE"),
+    (
+        "campaigns_alerts_channel",
+        "TAVERN_CAMPAIGNS_ALERTS_CHANNEL",
+    ),
+    (
+        "campaigns_free_spots_channel",
+        "TAVERN_CAMPAIGNS_FREE_SPOTS_CHANNEL",
+    ),
+    (
+        "campaigns_topic_voice_channel",
+        "TAVERN_CAMPAIGNS_TOPIC_VOICE_CHANNEL",
+    ),
+    (
+        "campaigns_topic_default_name",
+        "TAVERN_CAMPAIGNS_TOPIC_DEFAULT_NAME",
+    ),
     ("log_format", "TAVERN_LOG_FORMAT"),
     ("trusted_proxies", "TAVERN_TRUSTED_PROXIES"),
 ];
@@ -247,6 +274,84 @@ fn meetup_config(raw: &Raw) -> Result<Option<campaigns::config::CampaignsConfig>
         endpoints,
         groups,
     )))
+}
+
+/// The campaigns' Discord side (`campaigns_*` keys): where game channels and roles are
+/// made and who may do what. `campaigns_guild_id` is required once Meetup groups are
+/// configured (`groups_src` names the key that configured them); every other key is
+/// optional. Every id is checked even without groups, so a typo is found at start.
+fn campaigns_settings(
+    raw: &Raw,
+    groups_src: Option<&str>,
+) -> Result<Option<campaigns::config::DiscordSettings>, ConfigError> {
+    use discord::model::{ChannelId, RoleId, parse_id};
+    fn one<M>(
+        raw: &Raw,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Option<discord::model::Id<M>>, ConfigError> {
+        raw.get(key)
+            .map(|(src, v)| parse_id(what, v.trim()).map_err(|e| err(src, e.to_string())))
+            .transpose()
+    }
+    fn list(raw: &Raw, key: &str) -> Result<Vec<ChannelId>, ConfigError> {
+        let Some((src, v)) = raw.get(key) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<ChannelId> = Vec::new();
+        for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = parse_id("category id", part).map_err(|e| err(src, e.to_string()))?;
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+    let guild = one(raw, "campaigns_guild_id", "guild id")?;
+    let categories = list(raw, "campaigns_categories")?;
+    let one_shot_categories = list(raw, "campaigns_one_shot_categories")?;
+    let organiser_role: Option<RoleId> = one(raw, "campaigns_organiser_role", "role id")?;
+    let admin_role: Option<RoleId> = one(raw, "campaigns_admin_role", "role id")?;
+    let alerts_channel: Option<ChannelId> = one(raw, "campaigns_alerts_channel", "channel id")?;
+    let free_spots_channel: Option<ChannelId> =
+        one(raw, "campaigns_free_spots_channel", "channel id")?;
+    let topic_voice_channel: Option<ChannelId> =
+        one(raw, "campaigns_topic_voice_channel", "channel id")?;
+    let topic_default_name = match raw.get("campaigns_topic_default_name") {
+        None => None,
+        Some((src, v)) => {
+            let name = v.trim();
+            let length = name.chars().count();
+            if !(1..=100).contains(&length) {
+                return Err(err(
+                    src,
+                    format!("`{name}` is not a channel name (1 to 100 characters)"),
+                ));
+            }
+            Some(name.to_owned())
+        }
+    };
+    let Some(guild) = guild else {
+        if let Some(groups_src) = groups_src {
+            return Err(err(
+                "TAVERN_CAMPAIGNS_GUILD_ID",
+                format!("is required when {groups_src} is set"),
+            ));
+        }
+        return Ok(None);
+    };
+    let mut settings = campaigns::config::DiscordSettings::new(guild);
+    settings.categories = categories;
+    settings.one_shot_categories = one_shot_categories;
+    settings.organiser_role = organiser_role;
+    settings.admin_role = admin_role;
+    settings.alerts_channel = alerts_channel;
+    settings.free_spots_channel = free_spots_channel;
+    settings.topic_voice_channel = topic_voice_channel;
+    if let Some(name) = topic_default_name {
+        settings.topic_default_name = name;
+    }
+    Ok(Some(settings))
 }
 
 /// The shards this process runs. `shards` is a count (`4`: shards 0-3 of 4, all of
@@ -518,7 +623,12 @@ impl Config {
             .map(|(src, v)| web_url(src, v))
             .transpose()?;
         let discord_login = discord_login(&raw)?;
-        let meetup = meetup_config(&raw)?;
+        let mut meetup = meetup_config(&raw)?;
+        let groups_src = raw.get("meetup_groups").map(|(src, _)| src.to_owned());
+        let campaigns_discord = campaigns_settings(&raw, groups_src.as_deref())?;
+        if let Some(meetup) = &mut meetup {
+            meetup.discord = campaigns_discord;
+        }
         let log_format = match raw.get("log_format") {
             None => LogFormat::Text,
             Some((_, "text")) => LogFormat::Text,
@@ -690,6 +800,106 @@ mod tests {
         assert!(e.key.ends_with("colour"), "{e}");
     }
 
+    fn with_groups(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let mut pairs = vec![
+            ("TAVERN_MEETUP_GROUPS", "swiss-rpg"),
+            ("TAVERN_MEETUP_CLIENT_ID", "tavern-app"),
+            ("TAVERN_MEETUP_CLIENT_SECRET", "s"),
+        ];
+        pairs.extend_from_slice(extra);
+        Config::from_sources(None, None, &env(&pairs))
+    }
+
+    #[test]
+    fn the_campaigns_guild_is_required_once_meetup_groups_are_set() {
+        let e = with_groups(&[]).expect_err("no guild");
+        assert_eq!(e.key, "TAVERN_CAMPAIGNS_GUILD_ID");
+        assert!(e.problem.contains("TAVERN_MEETUP_GROUPS"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "TAVERN_CAMPAIGNS_GUILD_ID: is required when TAVERN_MEETUP_GROUPS is set"
+        );
+
+        let c = with_groups(&[("TAVERN_CAMPAIGNS_GUILD_ID", "4242")]).expect("guild only");
+        let d = c.meetup.unwrap().discord.expect("discord settings");
+        assert_eq!(d.guild.get(), 4242);
+        assert!(d.categories.is_empty() && d.one_shot_categories.is_empty());
+        assert_eq!(d.organiser_role, None);
+        assert_eq!(d.free_spots_channel, None);
+        assert_eq!(d.topic_default_name, campaigns::config::DEFAULT_TOPIC_NAME);
+    }
+
+    #[test]
+    fn every_campaigns_key_is_read_from_the_file_and_the_environment() {
+        let c = Config::from_sources(
+            Some(
+                "meetup_groups = \"swiss-rpg\"\nmeetup_client_id = \"a\"\n\
+                 meetup_client_secret = \"s\"\ncampaigns_guild_id = 10\n\
+                 campaigns_categories = \"11, 12,11\"\n\
+                 campaigns_one_shot_categories = \"13\"\n\
+                 campaigns_organiser_role = \"14\"\ncampaigns_admin_role = \"15\"\n\
+                 campaigns_alerts_channel = \"16\"\ncampaigns_free_spots_channel = \"17\"\n\
+                 campaigns_topic_voice_channel = \"18\"\n",
+            ),
+            None,
+            &env(&[(
+                "TAVERN_CAMPAIGNS_TOPIC_DEFAULT_NAME",
+                "  Chat about anything ",
+            )]),
+        )
+        .expect("config");
+        let d = c.meetup.unwrap().discord.unwrap();
+        let ids = |v: &[discord::model::ChannelId]| v.iter().map(|c| c.get()).collect::<Vec<_>>();
+        assert_eq!(d.guild.get(), 10);
+        assert_eq!(ids(&d.categories), [11, 12]);
+        assert_eq!(ids(&d.one_shot_categories), [13]);
+        assert_eq!(d.organiser_role.map(|r| r.get()), Some(14));
+        assert_eq!(d.admin_role.map(|r| r.get()), Some(15));
+        assert_eq!(d.alerts_channel.map(|r| r.get()), Some(16));
+        assert_eq!(d.free_spots_channel.map(|r| r.get()), Some(17));
+        assert_eq!(d.topic_voice_channel.map(|r| r.get()), Some(18));
+        assert_eq!(d.topic_default_name, "Chat about anything");
+    }
+
+    #[test]
+    fn a_bad_campaigns_value_names_its_key() {
+        for (key, value, problem) in [
+            ("TAVERN_CAMPAIGNS_GUILD_ID", "guild", "guild id"),
+            ("TAVERN_CAMPAIGNS_GUILD_ID", "0", "zero"),
+            ("TAVERN_CAMPAIGNS_CATEGORIES", "1,x", "category id"),
+            ("TAVERN_CAMPAIGNS_ONE_SHOT_CATEGORIES", "-3", "category id"),
+            ("TAVERN_CAMPAIGNS_ORGANISER_ROLE", "@organisers", "role id"),
+            ("TAVERN_CAMPAIGNS_ADMIN_ROLE", "1.5", "role id"),
+            ("TAVERN_CAMPAIGNS_ALERTS_CHANNEL", "#alerts", "channel id"),
+            ("TAVERN_CAMPAIGNS_FREE_SPOTS_CHANNEL", "spots", "channel id"),
+            (
+                "TAVERN_CAMPAIGNS_TOPIC_VOICE_CHANNEL",
+                "voice",
+                "channel id",
+            ),
+        ] {
+            let e =
+                with_groups(&[("TAVERN_CAMPAIGNS_GUILD_ID", "4242"), (key, value)]).expect_err(key);
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.problem.contains(problem), "{key}: {e}");
+        }
+        let long: &'static str = Box::leak("x".repeat(101).into_boxed_str());
+        let e = with_groups(&[
+            ("TAVERN_CAMPAIGNS_GUILD_ID", "4242"),
+            ("TAVERN_CAMPAIGNS_TOPIC_DEFAULT_NAME", long),
+        ])
+        .expect_err("too long");
+        assert_eq!(e.key, "TAVERN_CAMPAIGNS_TOPIC_DEFAULT_NAME");
+        // Checked even without Meetup groups, so a typo shows at start.
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_CAMPAIGNS_ADMIN_ROLE", "admins")]),
+        )
+        .expect_err("checked without groups");
+        assert_eq!(e.key, "TAVERN_CAMPAIGNS_ADMIN_ROLE");
+    }
+
     #[test]
     fn meetup_groups_switch_the_campaigns_sync_on_and_need_the_oauth_client() {
         let off = Config::from_sources(None, None, &env(&[])).expect("defaults");
@@ -702,6 +912,7 @@ mod tests {
                 ("TAVERN_MEETUP_CLIENT_ID", "tavern-app"),
                 ("TAVERN_MEETUP_CLIENT_SECRET", "meetup-secret"),
                 ("TAVERN_MEETUP_GRAPHQL_URL", "http://127.0.0.1:9/gql-ext"),
+                ("TAVERN_CAMPAIGNS_GUILD_ID", "4242"),
             ]),
         )
         .expect("meetup config");

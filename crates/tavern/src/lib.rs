@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 mod core;
 pub mod instance;
+pub mod sandbox;
 
 pub use app::{Running, start};
 pub use config::{Config, ConfigError};

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tavern::config::{Config, LogFormat};
 
+mod campaigns_cmd;
 mod roll_cmd;
 mod tokens_cmd;
 
@@ -50,6 +51,10 @@ enum Command {
     /// API tokens for programs calling the REST API: create, revoke, list.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
+    /// The campaigns: `tavern campaigns sync --once` runs one whole sync (Meetup →
+    /// Redis → Discord, REST only) and prints what it created, changed and deleted.
+    #[command(subcommand)]
+    Campaigns(campaigns_cmd::CampaignsCommand),
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -74,6 +79,20 @@ enum Bench {
         /// Longest pause of a player before a press, in ms (0: all tables press at once).
         #[arg(long, default_value_t = 2000)]
         think_ms: u64,
+    },
+    /// One campaigns sync of 200 series, 1,000 events and 10,000 RSVPs against the fake
+    /// Meetup and discord-sim, then a second one right after, against TAVERN_REDIS_URL
+    /// (a scratch Redis: it refuses one holding campaigns data).
+    Campaigns {
+        #[arg(long, default_value_t = 200)]
+        series: usize,
+        #[arg(long, default_value_t = 5)]
+        events_per_series: usize,
+        #[arg(long, default_value_t = 10)]
+        rsvps_per_event: usize,
+        /// Distinct Meetup members, each linked to a Discord member.
+        #[arg(long, default_value_t = 2000)]
+        members: usize,
     },
     /// /ping latency idle and with the worst /odds and /roll in flight, side by side
     /// (against TAVERN_REDIS_URL).
@@ -267,6 +286,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { .. } => serve(config).await.map(|()| ExitCode::SUCCESS),
             Command::Tokens(command) => tokens_cmd::run(&config, command).await,
+            Command::Campaigns(command) => campaigns_cmd::run(&config, command).await,
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
@@ -285,6 +305,22 @@ fn main() -> ExitCode {
                 games,
                 global_rate_limit,
                 think_ms,
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
+            Command::Bench(Bench::Campaigns {
+                series,
+                events_per_series,
+                rsvps_per_event,
+                members,
+            }) => tavern::bench::campaigns(
+                config.redis_url.expose(),
+                tavern::bench::CampaignsLoad {
+                    series,
+                    events_per_series,
+                    rsvps_per_event,
+                    members: members.max(1),
+                },
             )
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -20,6 +20,17 @@ pub const OPENED_LINKING_ID_TTL_SECS: u64 = 10 * 60;
 /// How long a CSRF token lives (the behaviour doc's 1 hour).
 pub const CSRF_TTL_SECS: u64 = 60 * 60;
 
+/// What [`Repo::take_csrf_if_matches`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsrfCheck {
+    /// No token is stored (expired, used, or never issued).
+    Missing,
+    /// A token is stored, but not the one presented; it stays.
+    Mismatch,
+    /// The presented token was the stored one, and is now used up.
+    Taken,
+}
+
 impl Repo {
     /// Mints a one-time linking id for a Discord user (the URL in the "link meetup" DM);
     /// it lives [`LINKING_ID_TTL_SECS`] until opened.
@@ -66,6 +77,36 @@ impl Repo {
         let mut writes = Writes::new();
         writes.set_ex(&schema::csrf(user), token.expose_str(), CSRF_TTL_SECS);
         self.apply(&writes).await
+    }
+
+    /// Checks a CSRF token presented for a browser's transient id and, when it is the
+    /// stored one, takes it (each token answers one callback only). The comparison is
+    /// constant-time; the delete is a compare-and-delete on the value read, so of two
+    /// callbacks racing with one token only one gets [`CsrfCheck::Taken`]. A token
+    /// that does not match (or none stored) writes nothing.
+    pub async fn take_csrf_if_matches(
+        &self,
+        user: &TransientUserId,
+        presented: &str,
+    ) -> Result<CsrfCheck, RepoError> {
+        let key = schema::csrf(user);
+        let Some(stored) = self.read(&key).await? else {
+            return Ok(CsrfCheck::Missing);
+        };
+        if !Secret::from(stored.as_str()).matches(presented) {
+            return Ok(CsrfCheck::Mismatch);
+        }
+        let mut writes = Writes::new();
+        writes.del(&key);
+        let taken = self
+            .redis
+            .apply_if(&key, Some(stored.as_bytes()), &writes)
+            .await?;
+        Ok(if taken {
+            CsrfCheck::Taken
+        } else {
+            CsrfCheck::Missing
+        })
     }
 
     /// Takes the CSRF token (read and delete, `GETDEL`): each token answers one

@@ -10,6 +10,10 @@
 //! - [`channels`]: a series' text and voice channel and a channel's guest and host
 //!   roles;
 //! - [`lifecycle`]: a game channel's expiration, reminders, snooze and deletion;
+//! - [`discord_view`]: what the Discord step of the sync reads, pipelined, and the
+//!   free-spots message's record;
+//! - [`topic`]: claiming the user-topic voice channel (its topic time, compared and
+//!   set in one step);
 //! - [`removals`], [`orphans`], [`managed`]: the small sets and strings (manual
 //!   removals, Discord objects the bot failed to delete, managed channels, the
 //!   user-topic voice channel's topic time).
@@ -28,6 +32,7 @@
 //! values that cannot be read, are [`StorageError`]s inside [`RepoError::Storage`].
 
 pub mod channels;
+pub mod discord_view;
 pub mod events;
 pub mod lifecycle;
 pub mod linking;
@@ -37,6 +42,7 @@ pub mod organiser;
 pub mod orphans;
 pub mod removals;
 pub mod series;
+pub mod topic;
 
 use std::future::Future;
 
@@ -49,13 +55,15 @@ use crate::domain::{self, EndAdventureError, EventSeriesId, MeetupEventId, Meetu
 use base::InvalidId;
 
 pub use channels::Registration;
+pub use discord_view::{DiscordView, EventState, FreeSpotsMessage, SeriesState};
 pub use events::{EventDeletion, EventUpsert, MeetupEvent, SyncView, TrackedEvent, TrackedSeries};
-pub use linking::{CSRF_TTL_SECS, LINKING_ID_TTL_SECS, OPENED_LINKING_ID_TTL_SECS};
+pub use linking::{CSRF_TTL_SECS, CsrfCheck, LINKING_ID_TTL_SECS, OPENED_LINKING_ID_TTL_SECS};
 pub use links::{LinkOutcome, UserTokens};
 pub use organiser::OrganizerTokens;
 pub use orphans::Orphan;
 pub use removals::Removal;
 pub use series::RemovedSeries;
+pub use topic::TopicClaim;
 
 /// Errors of the campaigns' repositories: a storage failure, or a refusal the rules
 /// of the seed's relations make.

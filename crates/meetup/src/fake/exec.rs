@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use graphql_parser::query as q;
 use serde_json::{Map, Value, json};
 
-use crate::model::{self, MemberId, RsvpStatus};
+use crate::model::{
+    self, EventId, EventStatus, EventType, GroupRole, GroupUrlname, MemberId, RsvpStatus,
+};
 use crate::schema::{Schema, TypeDef, TypeKind, TypeRef};
 use crate::validate::{self, Document, Operation, OperationKind, SelectionSet};
 
@@ -28,7 +30,7 @@ type Field = q::Field<'static, String>;
 /// whole response body (`data` and, if any, `errors`).
 pub(crate) fn execute(
     schema: &Schema,
-    state: &State,
+    state: &mut State,
     viewer: &MemberId,
     doc: &Document,
     operation_name: Option<&str>,
@@ -48,17 +50,33 @@ pub(crate) fn execute(
             return json!({ "errors": errors });
         }
     };
-    if operation.kind != OperationKind::Query {
-        return json!({
-            "data": null,
-            "errors": [{
-                "message": "the fake Meetup server validates mutations but does not execute them",
-                "locations": [location(operation.position)],
-            }],
-        });
-    }
+    let root_node = match operation.kind {
+        OperationKind::Query => Node::Query,
+        OperationKind::Mutation => match mutate(state, viewer, &operation, &variables) {
+            Ok(outcome) => Node::Mutation(outcome),
+            Err(message) => {
+                return json!({
+                    "data": null,
+                    "errors": [{
+                        "message": message,
+                        "locations": [location(operation.position)],
+                    }],
+                });
+            }
+        },
+        OperationKind::Subscription => {
+            return json!({
+                "data": null,
+                "errors": [{
+                    "message": "the fake Meetup server does not execute subscriptions",
+                    "locations": [location(operation.position)],
+                }],
+            });
+        }
+    };
+    let state: &State = state;
     let Some(root) = operation.root_type(schema) else {
-        return json!({ "errors": [{ "message": "the schema has no query type" }] });
+        return json!({ "errors": [{ "message": "the schema has no root type for this operation" }] });
     };
     let mut exec = Executor {
         schema,
@@ -70,7 +88,7 @@ pub(crate) fn execute(
     };
     let mut path = Vec::new();
     let data = exec
-        .selection_set(&Node::Query, root, &[operation.selection_set], &mut path)
+        .selection_set(&root_node, root, &[operation.selection_set], &mut path)
         .map(Value::Object)
         .unwrap_or(Value::Null);
     let mut response = Map::new();
@@ -83,6 +101,190 @@ pub(crate) fn execute(
 
 fn location(pos: graphql_parser::Pos) -> Value {
     json!({ "line": pos.line, "column": pos.column })
+}
+
+/// One error of a mutation's payload (`PayloadError`).
+#[derive(Clone, Debug)]
+struct PayloadError {
+    code: &'static str,
+    field: Option<&'static str>,
+    message: String,
+}
+
+impl PayloadError {
+    fn new(code: &'static str, field: Option<&'static str>, message: String) -> PayloadError {
+        PayloadError {
+            code,
+            field,
+            message,
+        }
+    }
+}
+
+/// What `createEvent` did: the new event's id, or the payload errors.
+type Created = Result<EventId, Vec<PayloadError>>;
+
+/// Runs the side effect of a mutation document: its one `createEvent` field. Anything
+/// else is an error message for the whole request.
+fn mutate(
+    state: &mut State,
+    viewer: &MemberId,
+    operation: &Operation<'_>,
+    variables: &Map<String, Value>,
+) -> Result<Created, String> {
+    let mut fields = operation
+        .selection_set
+        .items
+        .iter()
+        .filter_map(|s| match s {
+            q::Selection::Field(field) if field.name != "__typename" => Some(field),
+            _ => None,
+        });
+    let Some(field) = fields.next() else {
+        return Err("the fake Meetup server executes a mutation's fields only when they are written out (no fragments at the root)".to_owned());
+    };
+    if fields.next().is_some() {
+        return Err("the fake Meetup server executes one mutation field per document".to_owned());
+    }
+    if field.name != "createEvent" {
+        return Err(format!(
+            "the fake Meetup server validates `Mutation.{}` but does not execute it",
+            field.name
+        ));
+    }
+    let input = field
+        .arguments
+        .iter()
+        .find(|(name, _)| name == "input")
+        .and_then(|(_, v)| value_to_json(v, variables))
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    Ok(create_event(state, viewer, &input))
+}
+
+/// `createEvent(input: CreateEventInput!)` over the fake's state.
+fn create_event(state: &mut State, viewer: &MemberId, input: &Map<String, Value>) -> Created {
+    let text = |name: &str| input.get(name).and_then(Value::as_str);
+    let fail = |code, field, message: String| Err(vec![PayloadError::new(code, field, message)]);
+    let Some(group) = text("groupUrlname").and_then(|g| GroupUrlname::parse(g).ok()) else {
+        return fail(
+            "INVALID_ARGUMENT",
+            Some("groupUrlname"),
+            "not a group urlname".to_owned(),
+        );
+    };
+    if !state.groups.contains_key(&group) {
+        return fail(
+            "GROUP_NOT_FOUND",
+            Some("groupUrlname"),
+            format!("no group `{group}`"),
+        );
+    }
+    let may_create = state
+        .roles
+        .get(&(group.clone(), viewer.clone()))
+        .is_some_and(|r| r.organises() || *r == GroupRole::EventOrganizer);
+    if !may_create {
+        return fail(
+            "FORBIDDEN",
+            None,
+            format!("member {viewer} may not create events in `{group}`"),
+        );
+    }
+    let title = text("title").unwrap_or_default();
+    let title_len = title.chars().count();
+    if title_len == 0 || title_len > 80 {
+        return fail(
+            "INVALID_ARGUMENT",
+            Some("title"),
+            format!("the title must be 1 to 80 characters, not {title_len}"),
+        );
+    }
+    let description = text("description").unwrap_or_default();
+    if description.chars().count() > 50_000 {
+        return fail(
+            "INVALID_ARGUMENT",
+            Some("description"),
+            "the description is longer than 50000 characters".to_owned(),
+        );
+    }
+    let Some(starts_at) = text("startDateTime").and_then(model::parse_date_time) else {
+        return fail(
+            "INVALID_ARGUMENT",
+            Some("startDateTime"),
+            "not a date and time".to_owned(),
+        );
+    };
+    let duration = match text("duration") {
+        None => Some(chrono::TimeDelta::hours(3)),
+        Some(raw) => match model::parse_duration(raw) {
+            Some(d) => Some(d),
+            None => {
+                return fail(
+                    "INVALID_ARGUMENT",
+                    Some("duration"),
+                    format!("`{raw}` is not an ISO 8601 duration"),
+                );
+            }
+        },
+    };
+    let mut hosts: Vec<MemberId> = Vec::new();
+    if input.get("selfRsvp").and_then(Value::as_bool) != Some(false) {
+        hosts.push(viewer.clone());
+    }
+    for host in input
+        .get("eventHosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = host
+            .as_i64()
+            .and_then(|n| MemberId::parse(&n.to_string()).ok());
+        match id {
+            Some(id) if state.members.contains_key(&id) => {
+                if !hosts.contains(&id) {
+                    hosts.push(id);
+                }
+            }
+            _ => {
+                return fail(
+                    "INVALID_ARGUMENT",
+                    Some("eventHosts"),
+                    format!("{host} is not a member"),
+                );
+            }
+        }
+    }
+    let event_type = if text("venueId") == Some("online") {
+        EventType::Online
+    } else {
+        EventType::Physical
+    };
+    let status = if text("publishStatus") == Some("DRAFT") {
+        EventStatus::Draft
+    } else {
+        EventStatus::Active
+    };
+    let max_tickets = input
+        .get("rsvpSettings")
+        .and_then(|r| r.get("rsvpLimit"))
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    let id = EventId::from_number(100_000_000 + state.next_number());
+    state.events.push(EventRecord {
+        id: id.clone(),
+        group,
+        title: title.to_owned(),
+        description: description.to_owned(),
+        starts_at,
+        duration,
+        status,
+        event_type,
+        max_tickets,
+        hosts,
+    });
+    Ok(id)
 }
 
 /// A null that must propagate to the parent (a non-null field had no value).
@@ -133,6 +335,11 @@ struct RsvpCounts {
 #[derive(Clone)]
 enum Node<'s> {
     Query,
+    /// The mutation root, with what its one `createEvent` did.
+    Mutation(Created),
+    CreateEventPayload(Created),
+    PayloadError(PayloadError),
+    Membership(&'s GroupRole),
     Group(&'s GroupRecord),
     Event(&'s EventRecord),
     Member(&'s MemberRecord),
@@ -415,6 +622,46 @@ impl<'s, 'd> Executor<'s, 'd> {
                 "link" => Ok(leaf(&format!("https://www.meetup.com/{}/", group.urlname))),
                 "isPrivate" => Ok(Out::Leaf(Value::Bool(false))),
                 "events" => self.group_events(group, args).map(Out::Node),
+                "membershipMetadata" => Ok(state
+                    .roles
+                    .get(&(group.urlname.clone(), self.viewer.clone()))
+                    .map_or(Out::Null, |role| Out::Node(Node::Membership(role)))),
+                _ => Err(Missing::NoData),
+            },
+            Node::Membership(role) => match field {
+                "role" => Ok(leaf(role.as_str())),
+                "status" => Ok(leaf(
+                    if role.organises() || **role == GroupRole::EventOrganizer {
+                        "LEADER"
+                    } else {
+                        "ACTIVE"
+                    },
+                )),
+                _ => Err(Missing::NoData),
+            },
+            Node::Mutation(created) => match field {
+                "createEvent" => Ok(Out::Node(Node::CreateEventPayload(created.clone()))),
+                other => Err(Missing::Error(format!(
+                    "the fake Meetup server does not implement `{type_name}.{other}`"
+                ))),
+            },
+            Node::CreateEventPayload(created) => match (field, created) {
+                ("event", Ok(id)) => Ok(state
+                    .event(id.as_str())
+                    .map_or(Out::Null, |e| Out::Node(Node::Event(e)))),
+                ("errors", Err(errors)) => Ok(Out::List(
+                    errors
+                        .iter()
+                        .map(|e| Out::Node(Node::PayloadError(e.clone())))
+                        .collect(),
+                )),
+                ("event" | "errors", _) => Ok(Out::Null),
+                _ => Err(Missing::NoData),
+            },
+            Node::PayloadError(error) => match field {
+                "code" => Ok(leaf(error.code)),
+                "field" => Ok(error.field.map_or(Out::Null, leaf)),
+                "message" => Ok(leaf(&error.message)),
                 _ => Err(Missing::NoData),
             },
             Node::Event(event) => self.event_field(event, field, args),

@@ -7,6 +7,7 @@
 //! production), a request needs a known bearer token, codes are single-use and a
 //! refresh rotates both tokens. What it does not model is listed on [`FakeMeetup`].
 
+pub mod demo;
 mod exec;
 mod state;
 
@@ -30,7 +31,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::model::{
-    EventId, EventStatus, EventType, GroupId, GroupUrlname, MemberId, RsvpId, RsvpStatus,
+    EventId, EventStatus, EventType, GroupId, GroupRole, GroupUrlname, MemberId, RsvpId, RsvpStatus,
 };
 use crate::oauth::{AccessToken, ClientId, ClientSecret, MeetupEndpoints, RefreshToken, Tokens};
 use crate::schema::Schema;
@@ -164,7 +165,19 @@ impl Shared {
 /// guestsCount }`; connections with `first`/`after`, `pageInfo` and `totalCount`;
 /// aliases, fragments, `@skip`/`@include`, `__typename`, variables with defaults.
 ///
-/// Not modelled: mutations (validated, then refused with a GraphQL error); other query
+/// On `Group`, `membershipMetadata { role status }` is the viewer's role as
+/// [`FakeMeetup::set_role`] gave it (null for a non-member).
+///
+/// Mutations: `createEvent` (one per document) creates an event when the viewer holds
+/// a role that may (organiser, co-organiser, assistant or event organiser) and answers
+/// `CreateEventPayload { event errors }`; `groupUrlname`, `title` (1-80 characters),
+/// `description` (at most 50,000), `startDateTime` (RFC 3339, or a local time read as
+/// UTC), `duration`, `eventHosts` (existing members; the viewer too unless
+/// `selfRsvp: false`), `venueId: "online"` (an online event), `publishStatus` and
+/// `rsvpSettings.rsvpLimit` are honoured, a bad value is a payload error naming the
+/// field.
+///
+/// Not modelled: other mutations (validated, then refused with a GraphQL error); other query
 /// roots (a GraphQL error naming the field); fields without seeded data (null where
 /// the schema allows, else a field error naming the field); introspection; venues,
 /// photos, fees, series; `last`/`before` paging; token expiry by the clock; scopes;
@@ -303,6 +316,52 @@ impl FakeMeetup {
             hosts: event.hosts,
         });
         Ok(id)
+    }
+
+    /// Gives `member` a role in `group` (organiser, member, ...): what
+    /// `Group.membershipMetadata.role` answers when `member` asks, and whether they may
+    /// create events there (any organiser role, event organiser included).
+    pub fn set_role(
+        &self,
+        group: &GroupUrlname,
+        member: &MemberId,
+        role: GroupRole,
+    ) -> Result<(), FakeError> {
+        let mut state = self.shared.lock();
+        if !state.groups.contains_key(group) {
+            return Err(FakeError::UnknownGroup(group.clone()));
+        }
+        if !state.members.contains_key(member) {
+            return Err(FakeError::UnknownMember(member.clone()));
+        }
+        state.roles.insert((group.clone(), member.clone()), role);
+        Ok(())
+    }
+
+    /// Every event, in creation order (seeded or created through `createEvent`), as
+    /// its seed would describe it.
+    pub fn events(&self) -> Vec<(EventId, NewEvent)> {
+        self.shared
+            .lock()
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.id.clone(),
+                    NewEvent {
+                        group: e.group.clone(),
+                        title: e.title.clone(),
+                        description: e.description.clone(),
+                        starts_at: e.starts_at,
+                        duration: e.duration,
+                        status: e.status.clone(),
+                        event_type: e.event_type.clone(),
+                        max_tickets: e.max_tickets,
+                        hosts: e.hosts.clone(),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Changes an event's status (e.g. cancels it).
@@ -511,7 +570,7 @@ async fn graphql(
         ),
         (None, Some(viewer)) => match (query, variables) {
             (Some(query), Some(variables)) => answer(
-                &state,
+                &mut state,
                 &viewer,
                 &query,
                 operation_name.as_deref(),
@@ -536,7 +595,7 @@ async fn graphql(
 }
 
 fn answer(
-    state: &state::State,
+    state: &mut state::State,
     viewer: &MemberId,
     query: &str,
     operation_name: Option<&str>,

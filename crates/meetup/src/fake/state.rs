@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use chrono::{DateTime, FixedOffset, TimeDelta};
 
 use crate::model::{
-    EventId, EventStatus, EventType, GroupId, GroupUrlname, MemberId, RsvpId, RsvpStatus,
+    EventId, EventStatus, EventType, GroupId, GroupRole, GroupUrlname, MemberId, RsvpId, RsvpStatus,
 };
 
 use super::{FakeFault, GraphQlRequest, TokenRequest};
@@ -74,6 +74,9 @@ pub(crate) struct State {
     next_id: u64,
     pub groups: BTreeMap<GroupUrlname, GroupRecord>,
     pub members: BTreeMap<MemberId, MemberRecord>,
+    /// Members' roles in groups (`Group.membershipMetadata.role`); no entry: not a
+    /// member of that group.
+    pub roles: BTreeMap<(GroupUrlname, MemberId), GroupRole>,
     /// In creation order.
     pub events: Vec<EventRecord>,
     /// In creation order (the default RSVP order, like Meetup's `RSVP_ID`).

@@ -1,0 +1,194 @@
+//! The admins' commands: `/snooze`, `/manage-channel`, `/link`, `/unlink`, `/whois`
+//! and `/sync`.
+
+use std::sync::Arc;
+
+use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
+
+use super::{CommandError, CommandResult, Commands, handler, private_handler, when};
+use crate::domain::{MeetupUserId, SnoozeDays};
+use crate::repo::LinkOutcome;
+
+pub const SNOOZE: &str = "snooze";
+pub const MANAGE_CHANNEL: &str = "manage-channel";
+pub const LINK: &str = "link";
+pub const UNLINK: &str = "unlink";
+pub const WHOIS: &str = "whois";
+pub const SYNC: &str = "sync";
+
+pub(super) fn specs() -> Vec<CommandSpec> {
+    vec![
+        CommandSpec::new(
+            SNOOZE,
+            "Pause this game channel's expiration reminders (admins only)",
+        )
+        .option(
+            OptionSpec::integer(
+                "days",
+                "For how many days: 0 clears the snooze, at most 180",
+            )
+            .required()
+            .range(0, i64::from(SnoozeDays::MAX)),
+        ),
+        CommandSpec::new(
+            MANAGE_CHANNEL,
+            "Mark this channel as managed by the bot, or not (admins only)",
+        )
+        .option(OptionSpec::boolean(
+            "managed",
+            "Managed (the default) or not any more",
+        )),
+        CommandSpec::new(
+            LINK,
+            "Link a member to a Meetup account by hand (admins only)",
+        )
+        .option(OptionSpec::user("user", "The Discord member").required())
+        .option(OptionSpec::string("meetup-id", "Their Meetup member id").required()),
+        CommandSpec::new(UNLINK, "Unlink a member's Meetup account (admins only)")
+            .option(OptionSpec::user("user", "The Discord member").required()),
+        CommandSpec::new(
+            WHOIS,
+            "Whose Meetup account is whose: give a member or a Meetup id (admins only)",
+        )
+        .option(OptionSpec::user("user", "A Discord member"))
+        .option(OptionSpec::string("meetup-id", "A Meetup member id")),
+        CommandSpec::new(SYNC, "Sync Meetup events now (admins only)"),
+    ]
+}
+
+pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
+    // In the order of `specs`.
+    let run = [
+        handler(c, snooze),
+        handler(c, manage_channel),
+        handler(c, link),
+        handler(c, unlink),
+        // Who is whom stays between the admin and Tavern.
+        private_handler(c, whois),
+        handler(c, sync),
+    ];
+    specs().into_iter().zip(run).collect()
+}
+
+fn meetup_id(inv: &Invocation) -> Result<Option<MeetupUserId>, CommandError> {
+    inv.options()
+        .str("meetup-id")
+        .map(|raw| {
+            MeetupUserId::parse(raw.trim())
+                .map_err(|e| CommandError::refused(format!("That is not a Meetup member id: {e}.")))
+        })
+        .transpose()
+}
+
+/// `/snooze days`: no reminders in this game channel for that many days.
+async fn snooze(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, SNOOZE).await?;
+    let game = c.game_channel(&inv, SNOOZE).await?;
+    let days = inv.options().int("days").unwrap_or(-1);
+    let days = SnoozeDays::new(days).map_err(|e| CommandError::refused(e.to_string()))?;
+    let until = days.until(c.now());
+    c.repo().set_snooze(game.channel, until).await?;
+    tracing::info!(channel = %game.channel, days = days.days(), by = %inv.actor.id, "reminders snoozed");
+    let text = match until {
+        Some(until) => format!("Expiration reminders are snoozed until {}.", when(until)),
+        None => "The snooze is cleared: expiration reminders are back.".to_owned(),
+    };
+    Ok(Response::Message(Reply::text(text)))
+}
+
+/// `/manage-channel [managed]`: adds this channel to `managed_discord_channels` or
+/// takes it out.
+async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, MANAGE_CHANNEL).await?;
+    let managed = inv.options().bool("managed").unwrap_or(true);
+    c.repo()
+        .set_managed_channel(inv.channel_id, managed)
+        .await?;
+    tracing::info!(channel = %inv.channel_id, managed, by = %inv.actor.id, "managed channel changed");
+    let text = if managed {
+        format!("<#{}> is now managed by the bot.", inv.channel_id)
+    } else {
+        format!("<#{}> is no longer managed by the bot.", inv.channel_id)
+    };
+    Ok(Response::Message(Reply::private(text)))
+}
+
+/// `/link user meetup-id`.
+async fn link(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, LINK).await?;
+    let user = inv
+        .options()
+        .user("user")
+        .ok_or_else(|| CommandError::refused("Say whom: the `user` option is missing."))?;
+    let meetup = meetup_id(&inv)?.ok_or_else(|| {
+        CommandError::refused("Say which Meetup account: the `meetup-id` option is missing.")
+    })?;
+    let text = match c.repo().link(meetup, user, None).await? {
+        LinkOutcome::Linked => format!("<@{user}> is now linked to Meetup member {meetup}."),
+        LinkOutcome::AlreadyLinked => {
+            format!("<@{user}> was already linked to Meetup member {meetup}.")
+        }
+    };
+    Ok(Response::Message(Reply::private(text)))
+}
+
+/// `/unlink user`.
+async fn unlink(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, UNLINK).await?;
+    let user = inv
+        .options()
+        .user("user")
+        .ok_or_else(|| CommandError::refused("Say whom: the `user` option is missing."))?;
+    let text = match c.repo().unlink_discord_user(user).await? {
+        Some(meetup) => format!("<@{user}> is no longer linked to Meetup member {meetup}."),
+        None => format!("<@{user}> was not linked to a Meetup account."),
+    };
+    Ok(Response::Message(Reply::private(text)))
+}
+
+/// `/whois user` or `/whois meetup-id`.
+async fn whois(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, WHOIS).await?;
+    let user = inv.options().user("user");
+    let meetup = meetup_id(&inv)?;
+    let text = match (user, meetup) {
+        (Some(user), None) => match c.repo().meetup_user_of(user).await? {
+            Some(meetup) => format!("<@{user}> is Meetup member {meetup} ({}).", profile(meetup)),
+            None => format!("<@{user}> has not linked a Meetup account."),
+        },
+        (None, Some(meetup)) => match c.repo().discord_user_of(meetup).await? {
+            Some(user) => format!("Meetup member {meetup} ({}) is <@{user}>.", profile(meetup)),
+            None => format!("Meetup member {meetup} is not linked to a Discord account."),
+        },
+        _ => {
+            return Err(CommandError::refused(
+                "Give exactly one of `user` or `meetup-id`.",
+            ));
+        }
+    };
+    Ok(Response::Message(Reply::private(text)))
+}
+
+fn profile(meetup: MeetupUserId) -> String {
+    format!("https://www.meetup.com/members/{meetup}/")
+}
+
+/// `/sync`: runs the campaigns' sync now and says how it went.
+async fn sync(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_admin(&inv, SYNC).await?;
+    let Some(job) = c.sync_job() else {
+        return Err(CommandError::refused(
+            "No Meetup group is configured, so there is nothing to sync.",
+        ));
+    };
+    tracing::info!(by = %inv.actor.id, "sync asked for by hand");
+    match job.run_now().await {
+        Ok(()) => Ok(Response::Message(Reply::private("The sync is done."))),
+        Err(error) => {
+            tracing::error!(%error, "sync asked for by hand failed");
+            Ok(Response::Message(Reply::private(format!(
+                "The sync failed: {error}"
+            ))))
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The hosts' commands, in their own game channel: `/players add|remove|list`,
+//! `/hosts add|remove`, `/end-adventure` and `/schedule-session`.
+//!
+//! Adding someone by hand forgets an earlier manual removal; removing someone records
+//! it (`removed_users` / `removed_hosts`), so the sync does not undo it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response, UserId};
+
+use super::{CommandError, CommandResult, Commands, GameChannel, handler, when};
+use crate::lifecycle::{alert_organisers, refresh_expiration};
+use crate::repo::Removal;
+
+pub const PLAYERS: &str = "players";
+pub const HOSTS: &str = "hosts";
+pub const END_ADVENTURE: &str = "end-adventure";
+pub const SCHEDULE_SESSION: &str = "schedule-session";
+
+fn user_sub(name: &str, description: &str) -> OptionSpec {
+    OptionSpec::subcommand(name, description).option(OptionSpec::user("user", "Who").required())
+}
+
+pub(super) fn specs() -> Vec<CommandSpec> {
+    vec![
+        CommandSpec::new(PLAYERS, "The players of this game (hosts only)")
+            .option(user_sub("add", "Give someone access to this game"))
+            .option(user_sub(
+                "remove",
+                "Take someone's access to this game; the sync will not add them back",
+            ))
+            .option(OptionSpec::subcommand(
+                "list",
+                "Who RSVP'd, who hosts, who was removed",
+            )),
+        CommandSpec::new(HOSTS, "The hosts of this game (hosts only)")
+            .option(user_sub("add", "Make someone a host of this game"))
+            .option(user_sub(
+                "remove",
+                "Take someone's host role; the sync will not give it back",
+            )),
+        CommandSpec::new(
+            END_ADVENTURE,
+            "End this game: its channels are deleted 8 hours later (hosts only)",
+        ),
+        CommandSpec::new(
+            SCHEDULE_SESSION,
+            "Schedule the next session of this game on Meetup (hosts only)",
+        ),
+    ]
+}
+
+pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
+    // In the order of `specs`.
+    let run = [
+        handler(c, players),
+        handler(c, hosts),
+        handler(c, end_adventure),
+        handler(c, schedule_session),
+    ];
+    specs().into_iter().zip(run).collect()
+}
+
+/// The `user` option of an `add` / `remove` subcommand.
+fn target(inv: &Invocation) -> Result<UserId, CommandError> {
+    inv.options()
+        .user("user")
+        .ok_or_else(|| CommandError::refused("Say whom: the `user` option is missing."))
+}
+
+async fn players(c: Commands, inv: Invocation) -> CommandResult {
+    let game = c.require_host(&inv, PLAYERS).await?;
+    let options = inv.options();
+    match options.sub() {
+        Some("add") => {
+            let user = target(&inv)?;
+            let role = guest_role(&game)?;
+            c.set_role(user, role, true).await?;
+            c.repo()
+                .unmark_removed(game.channel, Removal::User, user)
+                .await?;
+            tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "player added by hand");
+            Ok(Response::Message(
+                Reply::text(format!(
+                    "<@{user}> joins this game (added by <@{}>).",
+                    inv.actor.id
+                ))
+                .ping(user),
+            ))
+        }
+        Some("remove") => {
+            let user = target(&inv)?;
+            let role = guest_role(&game)?;
+            c.repo()
+                .mark_removed(game.channel, Removal::User, user)
+                .await?;
+            c.set_role(user, role, false).await?;
+            tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "player removed by hand");
+            Ok(Response::Message(Reply::text(format!(
+                "<@{user}> was removed from this game; the sync will not add them back."
+            ))))
+        }
+        Some("list") => list(&c, &game).await,
+        _ => Err(CommandError::refused(
+            "Use `/players add`, `/players remove` or `/players list`.",
+        )),
+    }
+}
+
+async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
+    let game = c.require_host(&inv, HOSTS).await?;
+    let Some(role) = game.host else {
+        return Err(CommandError::refused(
+            "This game has no host role yet; the next sync makes it.",
+        ));
+    };
+    let options = inv.options();
+    match options.sub() {
+        Some("add") => {
+            let user = target(&inv)?;
+            c.set_role(user, role, true).await?;
+            c.repo()
+                .unmark_removed(game.channel, Removal::Host, user)
+                .await?;
+            tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "host added by hand");
+            Ok(Response::Message(
+                Reply::text(format!(
+                    "<@{user}> is now a host of this game (added by <@{}>).",
+                    inv.actor.id
+                ))
+                .ping(user),
+            ))
+        }
+        Some("remove") => {
+            let user = target(&inv)?;
+            c.repo()
+                .mark_removed(game.channel, Removal::Host, user)
+                .await?;
+            c.set_role(user, role, false).await?;
+            tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "host removed by hand");
+            Ok(Response::Message(Reply::text(format!(
+                "<@{user}> is no longer a host of this game; the sync will not make them one again."
+            ))))
+        }
+        _ => Err(CommandError::refused(
+            "Use `/hosts add` or `/hosts remove`.",
+        )),
+    }
+}
+
+fn guest_role(game: &GameChannel) -> Result<discord::RoleId, CommandError> {
+    game.guest.ok_or_else(|| {
+        CommandError::refused("This game has no player role yet; the next sync makes it.")
+    })
+}
+
+/// `/players list`: a private summary from what the sync stored (RSVPs, hosts) and
+/// the manual removals. It mentions people without notifying them.
+async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
+    let repo = c.repo();
+    let mut rsvps = Vec::new();
+    for event in repo.series_events(&game.series).await? {
+        for user in repo.event_users(&event).await? {
+            if !rsvps.contains(&user) {
+                rsvps.push(user);
+            }
+        }
+    }
+    let hosts = c.series_hosts(&game.series).await?;
+    let mut text = String::new();
+    for (title, people) in [
+        ("Players (RSVP'd yes)", &rsvps),
+        ("Hosts on Meetup", &hosts),
+    ] {
+        let mut names = Vec::new();
+        for meetup in people {
+            names.push(match repo.discord_user_of(*meetup).await? {
+                Some(user) => format!("<@{user}>"),
+                None => format!("Meetup member {meetup} (not linked)"),
+            });
+        }
+        let names = if names.is_empty() {
+            "nobody".to_owned()
+        } else {
+            names.join(", ")
+        };
+        let _ = writeln!(text, "**{title}**: {names}");
+    }
+    for (title, kind) in [
+        ("Removed as players", Removal::User),
+        ("Removed as hosts", Removal::Host),
+    ] {
+        let removed = repo.removed(game.channel, kind).await?;
+        if !removed.is_empty() {
+            let names: Vec<String> = removed.iter().map(|u| format!("<@{u}>")).collect();
+            let _ = writeln!(text, "**{title}**: {}", names.join(", "));
+        }
+    }
+    Ok(Response::Message(Reply::private(text.trim_end())))
+}
+
+/// `/end-adventure`: schedules the deletion of the channels 8 hours from now.
+async fn end_adventure(c: Commands, inv: Invocation) -> CommandResult {
+    let game = c.require_host(&inv, END_ADVENTURE).await?;
+    let now = c.now();
+    refresh_expiration(c.repo(), game.channel, &game.series, now).await?;
+    let at = c.repo().end_adventure(game.channel, now).await?;
+    let voice = c.repo().series_voice_channel(&game.series).await?;
+    let what = if voice.is_some() {
+        "This channel and its voice channel"
+    } else {
+        "This channel"
+    };
+    alert_organisers(
+        c.discord(),
+        c.settings(),
+        &format!(
+            "<@{}> ended the game in <#{}>; its channels will be deleted at {}.",
+            inv.actor.id,
+            game.channel,
+            when(at)
+        ),
+    )
+    .await;
+    Ok(Response::Message(Reply::text(format!(
+        "This game is over. {what} will be deleted at {} (<t:{}:R>): save what you want to \
+         keep. Thanks for playing!",
+        when(at),
+        at.timestamp()
+    ))))
+}
+
+/// `/schedule-session`: a private link to the form that schedules the next session.
+async fn schedule_session(c: Commands, inv: Invocation) -> CommandResult {
+    let game = c.require_host(&inv, SCHEDULE_SESSION).await?;
+    let url = c.link(&format!("/campaigns/schedule/{}", game.channel));
+    Ok(Response::Message(Reply::private(format!(
+        "Schedule the next session here:\n{url}"
+    ))))
+}

@@ -1,0 +1,375 @@
+//! The campaigns' slash commands, with who may use each:
+//!
+//! - everybody (`everyone`): `/link-meetup` (a private one-time link to the linking
+//!   page), `/unlink-meetup`, and `/topic` ([`crate::topic`]);
+//! - the hosts of a game, in its channel (`hosts`): `/players add|remove|list`,
+//!   `/hosts add|remove`, `/end-adventure`, `/schedule-session`;
+//! - admins, the holders of [`DiscordSettings::admin_role`] (`admin`): `/snooze`,
+//!   `/manage-channel`, `/link`, `/unlink`, `/whois`, `/sync`.
+//!
+//! A host is a member holding the channel's host role, or a member linked to a Meetup
+//! host of one of the series' events; admins may use the host commands too. Whoever
+//! may not use a command gets a private refusal that says who may. The interaction
+//! carries no roles, so they are asked of Discord ([`Discord::member_roles`]) when a
+//! command needs them.
+//!
+//! Every answer notifies only whom it is about: refusals and look-ups are private,
+//! public messages ping the person added and nobody else.
+//!
+//! `/link-meetup` and `/whois` answer before the router's deferral or say that Tavern
+//! is slow (`private_handler`): the router's deferral is public for a command
+//! without a `private` option, and a late answer would edit that public placeholder,
+//! showing a one-time link or who is whom to the whole channel.
+
+mod admin;
+mod everyone;
+mod hosts;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base::Clock;
+use chrono::{DateTime, Utc};
+use discord::{
+    ChannelId, CommandSpec, DEFER_AFTER, Discord, GuildId, Handler, HandlerError, Invocation,
+    Response, RestError, RoleId, UserId,
+};
+use feature::{Feature, Job};
+
+use crate::config::{CampaignsConfig, DiscordSettings};
+use crate::domain::{EventSeriesId, MeetupUserId};
+use crate::repo::{Repo, RepoError};
+use crate::topic::{NoVoiceStates, VoiceOccupancy};
+
+/// Why a command did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The user may not, or asked for something the rules refuse; shown as is.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("Discord refused the change: {0}")]
+    Discord(#[from] RestError),
+}
+
+impl CommandError {
+    pub(crate) fn refused(message: impl Into<String>) -> CommandError {
+        CommandError::Refused(message.into())
+    }
+
+    /// This error as the handler's (private) answer.
+    pub fn into_handler_error(self) -> HandlerError {
+        match self {
+            CommandError::Refused(message) => HandlerError::user(message),
+            CommandError::Repo(error) => error.handler_error(),
+            CommandError::Discord(RestError::Status { status: 403, .. }) => HandlerError::user(
+                "Discord did not let me do that: I lack a permission there. An admin can check \
+                 my role's permissions.",
+            ),
+            CommandError::Discord(error) => HandlerError::internal(error),
+        }
+    }
+}
+
+pub(crate) type CommandResult = Result<Response, CommandError>;
+
+/// What every command handler works with. Cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("guild", &self.inner.settings.guild)
+            .field("sync", &self.inner.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    repo: Repo,
+    discord: Discord,
+    settings: DiscordSettings,
+    clock: Arc<dyn Clock>,
+    /// Tavern's public URL without its trailing `/`, for links.
+    public_url: String,
+    /// The campaigns' sync, run by `/sync` (`None` without Meetup groups).
+    sync: Option<Job>,
+    /// Who is in the topic voice channel, for `/topic`.
+    occupancy: Arc<dyn VoiceOccupancy>,
+}
+
+impl Commands {
+    /// The commands' shared state. `sync` is the job `/sync` runs.
+    pub fn new(ctx: &feature::Context, settings: DiscordSettings, sync: Option<Job>) -> Commands {
+        Commands {
+            inner: Arc::new(Inner {
+                repo: Repo::new(ctx.redis.clone()),
+                discord: ctx.discord.clone(),
+                settings,
+                clock: ctx.clock.clone(),
+                public_url: ctx.public_url.as_str().trim_end_matches('/').to_owned(),
+                sync,
+                occupancy: Arc::new(NoVoiceStates),
+            }),
+        }
+    }
+
+    pub(crate) fn repo(&self) -> &Repo {
+        &self.inner.repo
+    }
+    pub(crate) fn discord(&self) -> &Discord {
+        &self.inner.discord
+    }
+    pub(crate) fn settings(&self) -> &DiscordSettings {
+        &self.inner.settings
+    }
+    pub(crate) fn guild(&self) -> GuildId {
+        self.inner.settings.guild
+    }
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+    pub(crate) fn sync_job(&self) -> Option<&Job> {
+        self.inner.sync.as_ref()
+    }
+    pub(crate) fn occupancy(&self) -> &dyn VoiceOccupancy {
+        self.inner.occupancy.as_ref()
+    }
+    /// `{public url}{path}`; `path` starts with `/`.
+    pub(crate) fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.public_url)
+    }
+
+    /// Refuses an interaction outside the community's guild.
+    pub(crate) fn require_guild(
+        &self,
+        inv: &Invocation,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        if inv.guild_id == Some(self.guild()) {
+            Ok(())
+        } else {
+            Err(CommandError::refused(format!(
+                "`/{command}` works only in the community's server."
+            )))
+        }
+    }
+
+    /// The roles `user` holds in the community's guild (none when not a member).
+    pub(crate) async fn roles_of(&self, user: UserId) -> Result<Vec<RoleId>, CommandError> {
+        Ok(self
+            .discord()
+            .member_roles(self.guild(), user)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Whether `user` holds the admin role (nobody does when none is configured).
+    pub(crate) async fn is_admin(&self, user: UserId) -> Result<bool, CommandError> {
+        let Some(admin) = self.settings().admin_role else {
+            return Ok(false);
+        };
+        Ok(self.roles_of(user).await?.contains(&admin))
+    }
+
+    /// Refuses whoever is not an admin.
+    pub(crate) async fn require_admin(
+        &self,
+        inv: &Invocation,
+        command: &str,
+    ) -> Result<(), CommandError> {
+        self.require_guild(inv, command)?;
+        if self.is_admin(inv.actor.id).await? {
+            return Ok(());
+        }
+        Err(CommandError::refused(match self.settings().admin_role {
+            Some(role) => format!("`/{command}` is for admins: members with the <@&{role}> role."),
+            None => format!("`/{command}` is for admins, and no admin role is configured."),
+        }))
+    }
+
+    /// The game channel the command was used in; refused anywhere else.
+    pub(crate) async fn game_channel(
+        &self,
+        inv: &Invocation,
+        command: &str,
+    ) -> Result<GameChannel, CommandError> {
+        self.require_guild(inv, command)?;
+        let channel = inv.channel_id;
+        let Some(series) = self.repo().channel_series(channel).await? else {
+            return Err(CommandError::refused(format!(
+                "`/{command}` works only in a game channel."
+            )));
+        };
+        let (guest, host) = self.repo().channel_roles(channel).await?;
+        Ok(GameChannel {
+            channel,
+            series,
+            guest,
+            host,
+        })
+    }
+
+    /// The game channel the command was used in, if the user is one of its hosts (or
+    /// an admin); refused otherwise.
+    pub(crate) async fn require_host(
+        &self,
+        inv: &Invocation,
+        command: &str,
+    ) -> Result<GameChannel, CommandError> {
+        let game = self.game_channel(inv, command).await?;
+        let user = inv.actor.id;
+        let roles = self.roles_of(user).await?;
+        let holds = |role: Option<RoleId>| role.is_some_and(|r| roles.contains(&r));
+        if holds(game.host) || holds(self.settings().admin_role) {
+            return Ok(game);
+        }
+        if let Some(meetup) = self.repo().meetup_user_of(user).await?
+            && self.series_hosts(&game.series).await?.contains(&meetup)
+        {
+            return Ok(game);
+        }
+        Err(CommandError::refused(format!(
+            "`/{command}` is for the hosts of this game (and admins)."
+        )))
+    }
+
+    /// The Meetup hosts of every event of a series.
+    pub(crate) async fn series_hosts(
+        &self,
+        series: &EventSeriesId,
+    ) -> Result<Vec<MeetupUserId>, CommandError> {
+        let mut hosts = Vec::new();
+        for event in self.repo().series_events(series).await? {
+            for host in self.repo().event_hosts(&event).await? {
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
+        Ok(hosts)
+    }
+
+    /// Gives or takes a role, with "not a member" as a refusal in words.
+    pub(crate) async fn set_role(
+        &self,
+        user: UserId,
+        role: RoleId,
+        give: bool,
+    ) -> Result<(), CommandError> {
+        let result = if give {
+            self.discord().add_role(self.guild(), user, role).await
+        } else {
+            self.discord().remove_role(self.guild(), user, role).await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(RestError::Status { status: 404, .. }) => Err(CommandError::refused(format!(
+                "<@{user}> is not a member of the server."
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// A game channel and what belongs to it.
+#[derive(Debug, Clone)]
+pub(crate) struct GameChannel {
+    pub channel: ChannelId,
+    pub series: EventSeriesId,
+    pub guest: Option<RoleId>,
+    pub host: Option<RoleId>,
+}
+
+/// A handler that runs `run` with the commands' state.
+fn handler<F, Fut>(commands: &Commands, run: F) -> Arc<dyn Handler>
+where
+    F: Fn(Commands, Invocation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CommandResult> + Send + 'static,
+{
+    let commands = commands.clone();
+    Arc::new(move |inv: Invocation| {
+        let future = run(commands.clone(), inv);
+        async move { future.await.map_err(CommandError::into_handler_error) }
+    })
+}
+
+/// How long a command whose answer must stay private may take. The router answers a
+/// slower handler with a deferral that is public unless the command has a `private`
+/// option set, and the answer then edits that public placeholder; a one-time link or
+/// an account look-up must never land there, so such a command gives up in time.
+fn private_deadline() -> Duration {
+    DEFER_AFTER.saturating_sub(Duration::from_millis(250))
+}
+
+/// A handler like [`handler`] whose answer is never shown publicly: past
+/// [`private_deadline`] it answers, privately, that Tavern is slow.
+fn private_handler<F, Fut>(commands: &Commands, run: F) -> Arc<dyn Handler>
+where
+    F: Fn(Commands, Invocation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CommandResult> + Send + 'static,
+{
+    let commands = commands.clone();
+    Arc::new(move |inv: Invocation| {
+        let future = run(commands.clone(), inv);
+        async move {
+            match tokio::time::timeout(private_deadline(), future).await {
+                Ok(result) => result.map_err(CommandError::into_handler_error),
+                Err(_) => {
+                    tracing::warn!("a private command ran out of time");
+                    Err(HandlerError::user(
+                        "Tavern is slow right now; please try again in a moment.",
+                    ))
+                }
+            }
+        }
+    })
+}
+
+/// Every command, in the order they are registered.
+pub fn specs() -> Vec<CommandSpec> {
+    let mut specs = everyone::specs();
+    specs.extend(hosts::specs());
+    specs.extend(admin::specs());
+    specs
+}
+
+/// Adds every campaigns command to `feature`. `/sync` runs the campaigns' whole sync
+/// ([`crate::jobs::sync_job`]: Meetup → Redis → Discord) built from `config`, at
+/// once and without the job's lock (the sync's writes are transactions, so a run that
+/// overlaps the scheduled one is safe); there is none without Meetup groups.
+pub fn add(
+    feature: Feature,
+    ctx: &feature::Context,
+    config: &CampaignsConfig,
+    settings: DiscordSettings,
+) -> Feature {
+    let sync = config.has_groups().then(|| {
+        crate::jobs::sync_job(
+            Repo::new(ctx.redis.clone()),
+            config.clone(),
+            ctx.clock.clone(),
+            ctx.discord.clone(),
+        )
+    });
+    let commands = Commands::new(ctx, settings, sync);
+    let mut feature = feature;
+    for (spec, run) in everyone::handlers(&commands)
+        .into_iter()
+        .chain(hosts::handlers(&commands))
+        .chain(admin::handlers(&commands))
+    {
+        feature = feature.command(spec, run);
+    }
+    feature
+}
+
+/// `<t:…:f>`: a time every reader sees in their own time zone.
+pub(crate) fn when(t: DateTime<Utc>) -> String {
+    format!("<t:{}:f>", t.timestamp())
+}

@@ -1,0 +1,1184 @@
+//! The sync, step 2 (Redis → Discord): every tracked series with an upcoming event
+//! gets its private text channel, guest role, host role and, when online, its voice
+//! channel; the people who RSVP'd and the hosts get the roles; newcomers are announced;
+//! the channel's topic links the next session; the free-spots message is kept up to
+//! date. It runs right after every Meetup → Redis step ([`crate::jobs`], `tavern
+//! campaigns sync --once`), REST only.
+//!
+//! # One run ([`sync_discord`])
+//! 1. **Read**: Redis ([`Repo::discord_view`], a few pipelined round trips) and
+//!    Discord (the guild's channels, roles and members: three to a few requests, not
+//!    one per series).
+//! 2. **Orphans**: every channel or role in the `orphaned_*` sets is deleted from
+//!    Discord; deleted (or already gone) ones leave the set.
+//! 3. **Each series**, planned without I/O by [`plan_series`]:
+//!    - [`Step::Create`]: what is missing (text channel, voice channel, the two roles)
+//!      is created on Discord, then registered in Redis, each relation in one
+//!      transaction ([`Repo::register_channel`], [`Repo::register_roles`],
+//!      [`Repo::register_voice_channel`]). An object whose registration is refused (a
+//!      concurrent run won, the series went) or fails (Redis is gone), and everything
+//!      created with it when one create fails, is deleted again; what cannot be
+//!      deleted goes to the `orphaned_*` sets for the next run. Then the series is
+//!      planned again with what now exists.
+//!    - [`Step::Update`]: the edits that bring Discord in line, each only when it
+//!      differs from what Discord has: the channels' permission overwrites, topic and
+//!      category; the roles to grant and revoke; the announcement.
+//!    - [`Step::Skip`]: the series cannot be synced (its channel or a role was deleted
+//!      by hand; `tavern check` reports it).
+//! 4. **Free spots**: the message in `campaigns_free_spots_channel` is edited in
+//!    place when its text changed (posted once, its id kept in Tavern's own key
+//!    `schema::FREE_SPOTS_MESSAGE`).
+//!
+//! A series whose state did not change costs no Discord request at all: a second run
+//! right after the first makes zero writes.
+//!
+//! # Choices
+//! - **Which series**: those with at least one event at or after "now". A series whose
+//!   events are all past is left to the lifecycle (expiration, reminders, deletion).
+//! - **Names**: the channel is named after the title of the series' next event when
+//!   it is made (lower case, letters, digits and dashes, at most 100 characters), the
+//!   guest role is that title, the host role the title and "(host)". Names are never
+//!   changed afterwards (organisers may rename). The seed keeps no host names, so the
+//!   original's `[Host names] Series` role name is not rebuilt.
+//! - **Who gets what**: the guest role goes to the linked members who RSVP'd yes to any
+//!   upcoming event of the series, minus `removed_users`; the host role to linked hosts
+//!   of those events, minus `removed_hosts`. People who are not members of the guild are
+//!   skipped. The guest role is revoked from a member who holds it without such an RSVP
+//!   and is not a host only when the sync gave it (a withdrawn RSVP): Tavern keeps who
+//!   it gave the role in its own key `schema::synced_guests`, so people a host added by
+//!   hand (`/players add`) keep it. The host role is
+//!   never revoked by the sync (hosts keep theirs; `/hosts remove` does it). `[role
+//!   <id>]` roles go to the linked members who RSVP'd yes to that event and are never
+//!   revoked (the sync cannot tell who got them otherwise).
+//! - **Permissions**: a game channel is private: `@everyone` may not view it; the guest
+//!   role, the host role (also managing messages), the organiser role and the bot (also
+//!   managing the channel) may. The voice channel has the same overwrites with connect
+//!   and speak. The overwrites are set to exactly this list; an overwrite added by hand
+//!   is removed by the next run.
+//! - **Categories**: campaign channels go to `campaigns_categories`, one-shots to
+//!   `campaigns_one_shot_categories` (or the campaign categories when none are set),
+//!   the first that holds fewer than Discord's 50 channels. A channel already in one of
+//!   its categories stays there; an adventure that became a campaign moves. With every
+//!   category full, a new channel is made at the top level and an existing one stays
+//!   (with a warning). The voice channel goes beside its text channel, or to the next
+//!   category with room when that one is full, and is moved only out of a category that
+//!   is not one of its own. Without categories channels stay where they are (new ones
+//!   at the top level).
+//! - **Topic**: "Next session: <time> <link>" of the next upcoming event.
+//! - **`[channel <id>]`**: the series takes over that existing channel (registered,
+//!   never deleted by the sync if the registration is refused). A channel that does not
+//!   exist is a skip.
+//! - **Announcements**: one message per run and series naming the players and hosts
+//!   who just got a role, pinging exactly them (allowed mentions name those users).
+//! - **Free spots**: upcoming tracked events whose Meetup RSVP limit is known
+//!   (`maxTickets`, read in step 1) and not reached, soonest first; the limit is not in
+//!   the seed, so only the events of this run's Meetup answer are listed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use discord::model::{
+    ChannelEdit, ChannelId, ChannelKind, ChannelSpec, GuildChannel, GuildId, GuildMember,
+    Overwrite, OverwriteTarget, Reply, RoleId, UserId, permissions,
+};
+use discord::{Discord, RestError};
+
+use crate::config::DiscordSettings;
+use crate::domain::{MeetupEventId, MeetupUserId, SeriesType};
+use crate::repo::{
+    DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
+};
+use crate::sync::EventExtras;
+
+/// Discord's limit of channels in one category.
+pub const CATEGORY_LIMIT: usize = 50;
+
+/// Why a run could not start (each series' own failures are in [`DiscordReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordSyncError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("could not read the guild from Discord: {0}")]
+    Discord(RestError),
+}
+
+impl From<RestError> for DiscordSyncError {
+    fn from(e: RestError) -> DiscordSyncError {
+        DiscordSyncError::Discord(e)
+    }
+}
+
+/// What a run did, for the log and `tavern campaigns sync --once`: one line per thing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscordReport {
+    pub created: Vec<String>,
+    pub changed: Vec<String>,
+    pub deleted: Vec<String>,
+    /// Series left alone, with why.
+    pub skipped: Vec<String>,
+    /// What failed, with why; the next run tries again.
+    pub failed: Vec<String>,
+    /// Series with an upcoming event.
+    pub series: usize,
+    /// Redis round trips of the read.
+    pub redis_round_trips: usize,
+}
+
+/// Discord as one run sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscordState {
+    pub guild: GuildId,
+    pub bot: UserId,
+    pub channels: BTreeMap<ChannelId, GuildChannel>,
+    pub roles: BTreeSet<RoleId>,
+    pub members: BTreeMap<UserId, BTreeSet<RoleId>>,
+}
+
+impl DiscordState {
+    /// Builds the state from what Discord answered.
+    pub fn new(
+        guild: GuildId,
+        bot: UserId,
+        channels: Vec<GuildChannel>,
+        roles: Vec<RoleId>,
+        members: Vec<GuildMember>,
+    ) -> DiscordState {
+        DiscordState {
+            guild,
+            bot,
+            channels: channels.into_iter().map(|c| (c.id, c)).collect(),
+            roles: roles.into_iter().collect(),
+            members: members
+                .into_iter()
+                .map(|m| (m.user, m.roles.into_iter().collect()))
+                .collect(),
+        }
+    }
+
+    fn children(&self, category: ChannelId) -> usize {
+        self.channels
+            .values()
+            .filter(|c| c.parent_id == Some(category))
+            .count()
+    }
+}
+
+/// A channel to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChannel {
+    pub name: String,
+    pub parent: Option<ChannelId>,
+}
+
+/// What is missing for a series and is created (then registered) first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Creation {
+    /// A new text channel.
+    pub text: Option<NewChannel>,
+    /// `[channel <id>]`: an existing channel to register as the series' channel.
+    pub reuse: Option<ChannelId>,
+    /// The guest and host roles' names, when the channel has no roles yet.
+    pub roles: Option<(String, String)>,
+    /// A new voice channel (online series).
+    pub voice: Option<NewChannel>,
+}
+
+/// The edits that bring a set-up series in line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub edits: Vec<(ChannelId, ChannelEdit)>,
+    pub grants: Vec<(UserId, RoleId)>,
+    pub revokes: Vec<(UserId, RoleId)>,
+    /// The announcement to post in the text channel.
+    pub announce: Option<Reply>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+            && self.grants.is_empty()
+            && self.revokes.is_empty()
+            && self.announce.is_none()
+    }
+}
+
+/// What [`plan_series`] decides for one series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Create(Creation),
+    Update(Changes),
+    Skip(String),
+}
+
+/// Room left in the categories during one run (channels made or moved in this run
+/// count).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Categories {
+    counts: BTreeMap<ChannelId, usize>,
+}
+
+impl Categories {
+    pub fn new(settings: &DiscordSettings, discord: &DiscordState) -> Categories {
+        let counts = settings
+            .categories
+            .iter()
+            .chain(&settings.one_shot_categories)
+            .map(|c| (*c, discord.children(*c)))
+            .collect();
+        Categories { counts }
+    }
+
+    /// The first of `candidates` with room, counted as taken.
+    fn take(&mut self, candidates: &[ChannelId]) -> Option<ChannelId> {
+        let chosen = candidates
+            .iter()
+            .copied()
+            .find(|c| self.counts.get(c).copied().unwrap_or(0) < CATEGORY_LIMIT)?;
+        *self.counts.entry(chosen).or_insert(0) += 1;
+        Some(chosen)
+    }
+
+    /// `preferred` (the text channel's category) when it has room, else the first of
+    /// `candidates` with room; counted as taken. `None` (the top level) when
+    /// `preferred` is `None` or nothing has room.
+    fn take_beside(
+        &mut self,
+        preferred: Option<ChannelId>,
+        candidates: &[ChannelId],
+    ) -> Option<ChannelId> {
+        let preferred = preferred?;
+        match self.counts.get_mut(&preferred) {
+            Some(count) if *count < CATEGORY_LIMIT => {
+                *count += 1;
+                Some(preferred)
+            }
+            Some(_) => self.take(candidates),
+            // Not a configured category: Tavern does not count it, so it goes there.
+            None => Some(preferred),
+        }
+    }
+
+    fn release(&mut self, category: Option<ChannelId>) {
+        if let Some(count) = category.and_then(|c| self.counts.get_mut(&c)) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+/// The categories a series' channel belongs in.
+pub fn categories_for(settings: &DiscordSettings, series_type: SeriesType) -> &[ChannelId] {
+    match series_type {
+        SeriesType::Adventure if !settings.one_shot_categories.is_empty() => {
+            &settings.one_shot_categories
+        }
+        _ => &settings.categories,
+    }
+}
+
+/// A channel name Discord accepts, from an event title: lower case letters and digits,
+/// dashes between words, at most 100 characters; `fallback` when nothing is left.
+pub fn channel_name(title: &str, fallback: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let mut out: String = out.trim_end_matches('-').chars().take(100).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        fallback.chars().take(100).collect()
+    } else {
+        out
+    }
+}
+
+/// `s` cut to at most `max` characters.
+fn cut(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The permission overwrites of a game channel (see "Permissions" in the module docs),
+/// in a fixed order.
+pub fn overwrites(
+    settings: &DiscordSettings,
+    bot: UserId,
+    guest: Option<RoleId>,
+    host: Option<RoleId>,
+    kind: ChannelKind,
+) -> Vec<Overwrite> {
+    use permissions::*;
+    let base = match kind {
+        ChannelKind::Voice => VIEW_CHANNEL | CONNECT | SPEAK,
+        _ => VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+    };
+    let role = |id: RoleId, allow: u64| Overwrite {
+        target: OverwriteTarget::Role(id),
+        allow,
+        deny: 0,
+    };
+    let mut out = vec![Overwrite {
+        target: OverwriteTarget::Role(settings.guild.cast()),
+        allow: 0,
+        deny: VIEW_CHANNEL,
+    }];
+    if let Some(guest) = guest {
+        out.push(role(guest, base));
+    }
+    if let Some(host) = host {
+        out.push(role(host, base | MANAGE_MESSAGES));
+    }
+    if let Some(organiser) = settings.organiser_role {
+        out.push(role(organiser, base));
+    }
+    out.push(Overwrite {
+        target: OverwriteTarget::Member(bot),
+        allow: base | MANAGE_CHANNELS | MANAGE_MESSAGES,
+        deny: 0,
+    });
+    out
+}
+
+/// Overwrites in a comparable form (Discord returns them in any order).
+fn overwrite_key(list: &[Overwrite]) -> Vec<(u8, u64, u64, u64)> {
+    let mut keys: Vec<(u8, u64, u64, u64)> = list
+        .iter()
+        .map(|o| match o.target {
+            OverwriteTarget::Role(r) => (0, r.get(), o.allow, o.deny),
+            OverwriteTarget::Member(u) => (1, u.get(), o.allow, o.deny),
+        })
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The topic of a game channel: its next session.
+pub fn topic(time: DateTime<Utc>, link: &str) -> String {
+    cut(
+        &format!(
+            "Next session: {} {link}",
+            time.format("%a %-d %b %Y, %H:%M UTC")
+        ),
+        1024,
+    )
+}
+
+/// Everything [`plan_series`] looks at besides the series itself.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub settings: &'a DiscordSettings,
+    pub discord: &'a DiscordState,
+    pub links: &'a BTreeMap<MeetupUserId, UserId>,
+    pub extras: &'a BTreeMap<MeetupEventId, EventExtras>,
+    pub now: DateTime<Utc>,
+}
+
+/// Decides what one series needs, without I/O (see the module docs). `categories`
+/// carries the room left in the categories from one series to the next. `None`: the
+/// series has no upcoming event.
+pub fn plan_series(
+    series: &SeriesState,
+    input: PlanInput<'_>,
+    categories: &mut Categories,
+) -> Option<Step> {
+    let PlanInput {
+        settings,
+        discord,
+        links,
+        extras,
+        now,
+    } = input;
+    let upcoming: Vec<_> = series.events.iter().filter(|e| e.time >= now).collect();
+    let next = upcoming.first()?;
+    let series_type = series.series_type.unwrap_or(SeriesType::Adventure);
+    let wanted_categories = categories_for(settings, series_type);
+
+    // What exists.
+    let text = match series.channel {
+        Some(channel) => match discord.channels.get(&channel) {
+            Some(c) => Some(c),
+            None => {
+                return Some(Step::Skip(format!(
+                    "its channel {channel} no longer exists on Discord"
+                )));
+            }
+        },
+        None => None,
+    };
+    for role in [series.guest_role, series.host_role].into_iter().flatten() {
+        if !discord.roles.contains(&role) {
+            return Some(Step::Skip(format!(
+                "its role {role} no longer exists on Discord"
+            )));
+        }
+    }
+    let voice = match series.voice_channel {
+        Some(channel) => match discord.channels.get(&channel) {
+            Some(c) => Some(c),
+            None => {
+                return Some(Step::Skip(format!(
+                    "its voice channel {channel} no longer exists on Discord"
+                )));
+            }
+        },
+        None => None,
+    };
+
+    // What is missing.
+    let mut creation = Creation::default();
+    let text_parent = match text {
+        Some(text) => text.parent_id,
+        None => {
+            let reuse = upcoming
+                .iter()
+                .chain(series.events.iter().collect::<Vec<_>>().iter())
+                .find_map(|e| extras.get(&e.id).and_then(|x| x.channel));
+            match reuse {
+                Some(channel) => match discord.channels.get(&channel) {
+                    Some(c) if c.kind == Some(ChannelKind::Text) => {
+                        creation.reuse = Some(channel);
+                        c.parent_id
+                    }
+                    _ => {
+                        return Some(Step::Skip(format!(
+                            "its `[channel {channel}]` is not a text channel of the guild"
+                        )));
+                    }
+                },
+                None => {
+                    let parent = categories.take(wanted_categories);
+                    creation.text = Some(NewChannel {
+                        name: channel_name(&next.name, &format!("game-{}", series.id)),
+                        parent,
+                    });
+                    parent
+                }
+            }
+        }
+    };
+    if series.guest_role.is_none() || series.host_role.is_none() {
+        if series.guest_role.is_some() || series.host_role.is_some() {
+            return Some(Step::Skip(
+                "its channel has only one of its two roles".to_owned(),
+            ));
+        }
+        creation.roles = Some((
+            cut(&next.name, 100),
+            cut(&format!("{} (host)", next.name), 100),
+        ));
+    }
+    if series.is_online && voice.is_none() {
+        creation.voice = Some(NewChannel {
+            name: cut(&next.name, 100),
+            parent: categories.take_beside(text_parent, wanted_categories),
+        });
+    }
+    if creation != Creation::default() {
+        return Some(Step::Create(creation));
+    }
+    let (Some(text), Some(guest), Some(host)) = (text, series.guest_role, series.host_role) else {
+        return Some(Step::Skip("its channel or roles are missing".to_owned()));
+    };
+
+    // Edits.
+    let mut changes = Changes::default();
+    let mut parent = text.parent_id;
+    if !wanted_categories.is_empty()
+        && !parent.is_some_and(|p| wanted_categories.contains(&p))
+        && let Some(chosen) = categories.take(wanted_categories)
+    {
+        categories.release(parent);
+        parent = Some(chosen);
+    }
+    let wanted_topic = topic(next.time, &next.link);
+    let wanted = overwrites(
+        settings,
+        discord.bot,
+        Some(guest),
+        Some(host),
+        ChannelKind::Text,
+    );
+    let mut edit = ChannelEdit::default();
+    if text.topic.as_deref() != Some(wanted_topic.as_str()) {
+        edit.topic = Some(wanted_topic);
+    }
+    if parent != text.parent_id {
+        edit.parent_id = Some(parent);
+    }
+    if overwrite_key(&text.overwrites) != overwrite_key(&wanted) {
+        edit.overwrites = Some(wanted);
+    }
+    if !edit.is_empty() {
+        changes.edits.push((text.id, edit));
+    }
+    if let Some(voice) = voice {
+        let wanted = overwrites(
+            settings,
+            discord.bot,
+            Some(guest),
+            Some(host),
+            ChannelKind::Voice,
+        );
+        let mut edit = ChannelEdit::default();
+        // The voice channel follows its text channel into a configured category with
+        // room (moving it into a full one would only be refused).
+        if voice.parent_id != parent
+            && !wanted_categories.is_empty()
+            && !voice
+                .parent_id
+                .is_some_and(|p| wanted_categories.contains(&p))
+            && let Some(chosen) = categories.take_beside(parent, wanted_categories)
+        {
+            categories.release(voice.parent_id);
+            edit.parent_id = Some(Some(chosen));
+        }
+        if overwrite_key(&voice.overwrites) != overwrite_key(&wanted) {
+            edit.overwrites = Some(wanted);
+        }
+        if !edit.is_empty() {
+            changes.edits.push((voice.id, edit));
+        }
+    }
+
+    // Roles.
+    let linked = |u: &MeetupUserId| links.get(u).copied();
+    let is_member = |u: &UserId| discord.members.contains_key(u);
+    let holds = |u: &UserId, r: RoleId| {
+        discord
+            .members
+            .get(u)
+            .is_some_and(|roles| roles.contains(&r))
+    };
+    let players: BTreeSet<UserId> = upcoming
+        .iter()
+        .flat_map(|e| e.users.iter())
+        .filter_map(linked)
+        .filter(|u| !series.removed_users.contains(u) && is_member(u))
+        .collect();
+    let hosts: BTreeSet<UserId> = upcoming
+        .iter()
+        .flat_map(|e| e.hosts.iter())
+        .filter_map(linked)
+        .filter(|u| !series.removed_hosts.contains(u) && is_member(u))
+        .collect();
+    let new_players: Vec<UserId> = players
+        .iter()
+        .copied()
+        .filter(|u| !holds(u, guest))
+        .collect();
+    let new_hosts: Vec<UserId> = hosts.iter().copied().filter(|u| !holds(u, host)).collect();
+    changes
+        .grants
+        .extend(new_players.iter().map(|u| (*u, guest)));
+    changes.grants.extend(new_hosts.iter().map(|u| (*u, host)));
+    for (user, roles) in &discord.members {
+        if roles.contains(&guest)
+            && series.synced_guests.contains(user)
+            && !players.contains(user)
+            && !hosts.contains(user)
+        {
+            changes.revokes.push((*user, guest));
+        }
+    }
+    for event in &upcoming {
+        let Some(extra) = extras.get(&event.id) else {
+            continue;
+        };
+        for role in extra.roles.iter().filter(|r| discord.roles.contains(r)) {
+            for user in event.users.iter().filter_map(linked) {
+                if is_member(&user)
+                    && !holds(&user, *role)
+                    && !changes.grants.contains(&(user, *role))
+                {
+                    changes.grants.push((user, *role));
+                }
+            }
+        }
+    }
+    changes.announce = announcement(&new_players, &new_hosts);
+    Some(Step::Update(changes))
+}
+
+/// The announcement of newly added players and hosts, pinging exactly them.
+pub fn announcement(players: &[UserId], hosts: &[UserId]) -> Option<Reply> {
+    if players.is_empty() && hosts.is_empty() {
+        return None;
+    }
+    let list = |users: &[UserId]| {
+        users
+            .iter()
+            .map(|u| format!("<@{u}>"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = Vec::new();
+    if !players.is_empty() {
+        lines.push(format!("Welcome to the table, {}!", list(players)));
+    }
+    if !hosts.is_empty() {
+        lines.push(format!("Your hosts: {}.", list(hosts)));
+    }
+    let mut reply = Reply::text(lines.join("\n"));
+    for user in players.iter().chain(hosts) {
+        reply = reply.ping(*user);
+    }
+    Some(reply)
+}
+
+/// The free-spots message's text: upcoming events with a known RSVP limit not yet
+/// reached, soonest first (at most 2,000 characters, Discord's limit).
+pub fn free_spots(
+    series: &[SeriesState],
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut open: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for event in series.iter().flat_map(|s| &s.events) {
+        let Some(max) = extras.get(&event.id).and_then(|x| x.max_tickets) else {
+            continue;
+        };
+        let taken = u32::try_from(event.users.len()).unwrap_or(u32::MAX);
+        if event.time < now || taken >= max {
+            continue;
+        }
+        let free = max - taken;
+        open.push((
+            event.time,
+            format!(
+                "- **{}** ({}): {free} of {max} seat{} free <{}>",
+                event.name,
+                event.time.format("%a %-d %b, %H:%M UTC"),
+                if max == 1 { "" } else { "s" },
+                event.link
+            ),
+        ));
+    }
+    open.sort();
+    let mut text = String::from("**Free spots**\n");
+    if open.is_empty() {
+        text.push_str("No open seats right now.");
+    }
+    for (_, line) in open {
+        if text.len() + line.len() + 1 > 1990 {
+            text.push('…');
+            break;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.trim_end().to_owned()
+}
+
+/// Reads Discord for one run.
+pub async fn discord_state(discord: &Discord, guild: GuildId) -> Result<DiscordState, RestError> {
+    let bot = discord.current_user_id().await?;
+    let channels = discord.guild_channels(guild).await?;
+    let roles = discord.guild_role_ids(guild).await?;
+    let members = discord.guild_members(guild).await?;
+    Ok(DiscordState::new(guild, bot, channels, roles, members))
+}
+
+/// Runs step 2 once (see the module docs). `extras` is what step 1 read from Meetup
+/// ([`crate::SyncReport::extras`]).
+pub async fn sync_discord(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+    now: DateTime<Utc>,
+) -> Result<DiscordReport, DiscordSyncError> {
+    let view = repo.discord_view().await?;
+    for what in &view.unreadable {
+        tracing::warn!(%what, "unreadable campaign data left out of the Discord sync (see `tavern check`)");
+    }
+    let mut state = discord_state(discord, settings.guild).await?;
+    let mut report = DiscordReport {
+        redis_round_trips: view.round_trips,
+        ..DiscordReport::default()
+    };
+    delete_orphans(repo, discord, settings.guild, &view.orphans, &mut report).await;
+
+    let DiscordView {
+        series,
+        links,
+        free_spots: stored_free_spots,
+        ..
+    } = view;
+    let mut categories = Categories::new(settings, &state);
+    let mut synced: Vec<SeriesState> = Vec::with_capacity(series.len());
+    for mut current in series {
+        let mut created_once = false;
+        loop {
+            let input = PlanInput {
+                settings,
+                discord: &state,
+                links: &links,
+                extras,
+                now,
+            };
+            let Some(step) = plan_series(&current, input, &mut categories) else {
+                break;
+            };
+            if !created_once {
+                report.series += 1;
+            }
+            match step {
+                Step::Skip(why) => {
+                    tracing::warn!(series = %current.id, %why, "series not synced to Discord");
+                    report.skipped.push(format!("series {}: {why}", current.id));
+                    break;
+                }
+                Step::Create(creation) if !created_once => {
+                    created_once = true;
+                    match create(
+                        repo,
+                        discord,
+                        settings,
+                        &mut state,
+                        &mut current,
+                        &creation,
+                        &mut report,
+                    )
+                    .await
+                    {
+                        Ok(()) => continue,
+                        Err(why) => {
+                            tracing::warn!(series = %current.id, %why, "could not set up the series on Discord");
+                            report.failed.push(format!("series {}: {why}", current.id));
+                            break;
+                        }
+                    }
+                }
+                Step::Create(_) => {
+                    report.failed.push(format!(
+                        "series {}: still incomplete after creating",
+                        current.id
+                    ));
+                    break;
+                }
+                Step::Update(changes) => {
+                    update(
+                        repo,
+                        discord,
+                        settings,
+                        &mut state,
+                        &current,
+                        changes,
+                        &mut report,
+                    )
+                    .await;
+                    break;
+                }
+            }
+        }
+        synced.push(current);
+    }
+
+    if let Some(channel) = settings.free_spots_channel {
+        let content = free_spots(&synced, extras, now);
+        if let Err(why) = refresh_free_spots(
+            repo,
+            discord,
+            channel,
+            content,
+            stored_free_spots,
+            &mut report,
+        )
+        .await
+        {
+            tracing::warn!(%why, "could not update the free-spots message");
+            report.failed.push(format!("free-spots message: {why}"));
+        }
+    }
+    tracing::info!(
+        series = report.series,
+        created = report.created.len(),
+        changed = report.changed.len(),
+        deleted = report.deleted.len(),
+        skipped = report.skipped.len(),
+        failed = report.failed.len(),
+        "Discord sync done"
+    );
+    Ok(report)
+}
+
+/// Whether a failed delete means the object is gone anyway.
+fn already_gone(error: &RestError) -> bool {
+    error.status() == Some(404)
+}
+
+async fn delete_orphans(
+    repo: &Repo,
+    discord: &Discord,
+    guild: GuildId,
+    orphans: &[Orphan],
+    report: &mut DiscordReport,
+) {
+    for orphan in orphans {
+        let deleted = match orphan {
+            Orphan::Channel(c) | Orphan::VoiceChannel(c) => discord.delete_channel(*c).await,
+            Orphan::Role(r) => discord.delete_role(guild, *r).await,
+        };
+        match deleted {
+            Ok(()) => report.deleted.push(format!("orphan {orphan:?}")),
+            Err(e) if already_gone(&e) => {}
+            Err(e) => {
+                tracing::warn!(?orphan, error = %e, "could not delete an orphan; the next run tries again");
+                report.failed.push(format!("orphan {orphan:?}: {e}"));
+                continue;
+            }
+        }
+        if let Err(e) = repo.remove_orphan(*orphan).await {
+            tracing::warn!(?orphan, error = %e, "deleted an orphan but could not forget it");
+        }
+    }
+}
+
+/// Deletes what this run created and could not register; records what cannot be
+/// deleted as an orphan.
+async fn undo(
+    repo: &Repo,
+    discord: &Discord,
+    guild: GuildId,
+    created: &[Orphan],
+    report: &mut DiscordReport,
+) {
+    for orphan in created {
+        let deleted = match orphan {
+            Orphan::Channel(c) | Orphan::VoiceChannel(c) => discord.delete_channel(*c).await,
+            Orphan::Role(r) => discord.delete_role(guild, *r).await,
+        };
+        match deleted {
+            Ok(()) => report.deleted.push(format!("unregistered {orphan:?}")),
+            Err(e) if already_gone(&e) => {}
+            Err(e) => {
+                tracing::warn!(?orphan, error = %e, "could not delete an object the sync created; recording it as an orphan");
+                match repo.add_orphan(*orphan).await {
+                    Ok(()) => report
+                        .failed
+                        .push(format!("{orphan:?} left as an orphan: {e}")),
+                    Err(r) => {
+                        tracing::error!(?orphan, error = %r, "could not record an orphan either; it stays on Discord");
+                        report
+                            .failed
+                            .push(format!("{orphan:?} left on Discord, unrecorded: {e}; {r}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Creates what `creation` names and registers it; see [`Step::Create`].
+async fn create(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    state: &mut DiscordState,
+    series: &mut SeriesState,
+    creation: &Creation,
+    report: &mut DiscordReport,
+) -> Result<(), String> {
+    let guild = settings.guild;
+    let bot = state.bot;
+    let mut created: Vec<Orphan> = Vec::new();
+    let made = async {
+        let mut text = series.channel;
+        if let Some(new) = &creation.text {
+            let spec = ChannelSpec {
+                name: new.name.clone(),
+                kind: ChannelKind::Text,
+                topic: None,
+                parent_id: new.parent,
+                overwrites: overwrites(settings, bot, None, None, ChannelKind::Text),
+            };
+            let id = discord.create_channel(guild, &spec).await?;
+            created.push(Orphan::Channel(id));
+            state.channels.insert(id, guild_channel(id, &spec));
+            text = Some(id);
+        }
+        let mut voice = None;
+        if let Some(new) = &creation.voice {
+            let spec = ChannelSpec {
+                name: new.name.clone(),
+                kind: ChannelKind::Voice,
+                topic: None,
+                parent_id: new.parent,
+                overwrites: overwrites(settings, bot, None, None, ChannelKind::Voice),
+            };
+            let id = discord.create_channel(guild, &spec).await?;
+            created.push(Orphan::VoiceChannel(id));
+            state.channels.insert(id, guild_channel(id, &spec));
+            voice = Some(id);
+        }
+        let mut roles = None;
+        if let Some((guest_name, host_name)) = &creation.roles {
+            let guest = discord.create_role(guild, guest_name).await?;
+            created.push(Orphan::Role(guest));
+            let host = discord.create_role(guild, host_name).await?;
+            created.push(Orphan::Role(host));
+            state.roles.insert(guest);
+            state.roles.insert(host);
+            roles = Some((guest, host));
+        }
+        Ok::<_, RestError>((text, voice, roles))
+    }
+    .await;
+    let (text, voice, roles) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            undo(repo, discord, guild, &created, report).await;
+            return Err(format!("creating its Discord objects failed: {e}"));
+        }
+    };
+    // Register, each relation in one transaction; whatever is refused is undone.
+    let mut unregistered: Vec<Orphan> = Vec::new();
+    let mut refusal: Option<String> = None;
+    if let Some(channel) = creation.reuse.or(creation.text.as_ref().and(text)) {
+        match repo.register_channel(&series.id, channel).await {
+            Ok(_) => {
+                series.channel = Some(channel);
+                report
+                    .created
+                    .push(format!("series {}: channel {channel}", series.id));
+            }
+            Err(e) => {
+                refusal = Some(format!("registering channel {channel}: {e}"));
+                unregistered.extend(created.iter().copied());
+            }
+        }
+    }
+    if refusal.is_none()
+        && let Some((guest, host)) = roles
+        && let Some(channel) = series.channel
+    {
+        match repo.register_roles(channel, guest, host).await {
+            Ok(Registration::Registered | Registration::AlreadyRegistered) => {
+                series.guest_role = Some(guest);
+                series.host_role = Some(host);
+                report
+                    .created
+                    .push(format!("series {}: roles {guest} and {host}", series.id));
+            }
+            Err(e) => {
+                refusal = Some(format!("registering roles: {e}"));
+                unregistered.extend([Orphan::Role(guest), Orphan::Role(host)]);
+            }
+        }
+    }
+    if refusal.is_none()
+        && let Some(voice) = voice
+    {
+        match repo.register_voice_channel(&series.id, voice).await {
+            Ok(_) => {
+                series.voice_channel = Some(voice);
+                report
+                    .created
+                    .push(format!("series {}: voice channel {voice}", series.id));
+            }
+            Err(e) => {
+                refusal = Some(format!("registering voice channel {voice}: {e}"));
+                unregistered.push(Orphan::VoiceChannel(voice));
+            }
+        }
+    } else if refusal.is_some()
+        && let Some(voice) = voice
+        && !unregistered.contains(&Orphan::VoiceChannel(voice))
+    {
+        unregistered.push(Orphan::VoiceChannel(voice));
+    }
+    if refusal.is_some()
+        && let Some((guest, host)) = roles
+    {
+        for role in [Orphan::Role(guest), Orphan::Role(host)] {
+            if !unregistered.contains(&role) {
+                unregistered.push(role);
+            }
+        }
+    }
+    match refusal {
+        None => Ok(()),
+        Some(why) => {
+            undo(repo, discord, guild, &unregistered, report).await;
+            Err(why)
+        }
+    }
+}
+
+/// What Discord now holds for a channel this run created.
+fn guild_channel(id: ChannelId, spec: &ChannelSpec) -> GuildChannel {
+    GuildChannel {
+        id,
+        name: spec.name.clone(),
+        kind: Some(spec.kind),
+        parent_id: spec.parent_id,
+        topic: spec.topic.clone(),
+        overwrites: spec.overwrites.clone(),
+    }
+}
+
+/// Applies a series' [`Changes`], keeping `state` in line for the next series.
+async fn update(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    state: &mut DiscordState,
+    series: &SeriesState,
+    changes: Changes,
+    report: &mut DiscordReport,
+) {
+    let id = &series.id;
+    for (channel, edit) in changes.edits {
+        match discord.edit_channel(channel, &edit).await {
+            Ok(()) => {
+                report.changed.push(format!(
+                    "series {id}: channel {channel} ({})",
+                    describe(&edit)
+                ));
+                if let Some(c) = state.channels.get_mut(&channel) {
+                    if let Some(topic) = edit.topic {
+                        c.topic = Some(topic);
+                    }
+                    if let Some(parent) = edit.parent_id {
+                        c.parent_id = parent;
+                    }
+                    if let Some(overwrites) = edit.overwrites {
+                        c.overwrites = overwrites;
+                    }
+                }
+            }
+            Err(e) => report
+                .failed
+                .push(format!("series {id}: editing channel {channel}: {e}")),
+        }
+    }
+    let guest = series.guest_role;
+    let mut granted: BTreeSet<UserId> = BTreeSet::new();
+    let (mut synced, mut unsynced) = (Vec::new(), Vec::new());
+    for (user, role) in changes.grants {
+        match discord.add_role(settings.guild, user, role).await {
+            Ok(()) => {
+                granted.insert(user);
+                if Some(role) == guest {
+                    synced.push(user);
+                }
+                state.members.entry(user).or_default().insert(role);
+                report
+                    .changed
+                    .push(format!("series {id}: role {role} to user {user}"));
+            }
+            Err(e) => report.failed.push(format!(
+                "series {id}: giving role {role} to user {user}: {e}"
+            )),
+        }
+    }
+    for (user, role) in changes.revokes {
+        match discord.remove_role(settings.guild, user, role).await {
+            Ok(()) => {
+                if let Some(roles) = state.members.get_mut(&user) {
+                    roles.remove(&role);
+                }
+                unsynced.push(user);
+                report
+                    .changed
+                    .push(format!("series {id}: role {role} taken from user {user}"));
+            }
+            Err(e) => report.failed.push(format!(
+                "series {id}: taking role {role} from user {user}: {e}"
+            )),
+        }
+    }
+    if let Some(channel) = series.channel
+        && let Err(e) = repo.record_synced_guests(channel, &synced, &unsynced).await
+    {
+        report.failed.push(format!(
+            "series {id}: recording who got the guest role: {e}"
+        ));
+    }
+    if let (Some(mut reply), Some(channel)) = (changes.announce, series.channel) {
+        // Only those who really got their role are announced.
+        reply.mentions.users.retain(|u| granted.contains(u));
+        if !reply.mentions.users.is_empty() {
+            match discord.send(channel, &reply).await {
+                Ok(_) => report
+                    .changed
+                    .push(format!("series {id}: announced newcomers in {channel}")),
+                Err(e) => report
+                    .failed
+                    .push(format!("series {id}: announcing newcomers: {e}")),
+            }
+        }
+    }
+}
+
+fn describe(edit: &ChannelEdit) -> String {
+    let mut parts = Vec::new();
+    if edit.topic.is_some() {
+        parts.push("topic");
+    }
+    if edit.parent_id.is_some() {
+        parts.push("category");
+    }
+    if edit.overwrites.is_some() {
+        parts.push("permissions");
+    }
+    parts.join(", ")
+}
+
+async fn refresh_free_spots(
+    repo: &Repo,
+    discord: &Discord,
+    channel: ChannelId,
+    content: String,
+    stored: Option<FreeSpotsMessage>,
+    report: &mut DiscordReport,
+) -> Result<(), String> {
+    if let Some(stored) = &stored
+        && stored.channel == channel
+        && stored.content == content
+    {
+        return Ok(());
+    }
+    let reply = Reply::text(content.clone());
+    let mut message = None;
+    if let Some(stored) = stored.filter(|s| s.channel == channel) {
+        match discord.edit(channel, stored.message, &reply).await {
+            Ok(()) => {
+                message = Some(stored.message);
+                report
+                    .changed
+                    .push(format!("free-spots message {}", stored.message));
+            }
+            Err(e) if already_gone(&e) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let message = match message {
+        Some(m) => m,
+        None => {
+            let m = discord
+                .send(channel, &reply)
+                .await
+                .map_err(|e| e.to_string())?;
+            report
+                .created
+                .push(format!("free-spots message {m} in {channel}"));
+            m
+        }
+    };
+    repo.set_free_spots_message(&FreeSpotsMessage {
+        channel,
+        message,
+        content,
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,0 +1,502 @@
+//! The planner, without I/O.
+
+use super::*;
+use crate::domain::EventSeriesId;
+use crate::repo::EventState;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const NOW: &str = "2026-01-01T12:00:00Z";
+
+fn settings() -> DiscordSettings {
+    let mut s = DiscordSettings::new(GuildId::new(1));
+    s.organiser_role = Some(RoleId::new(2));
+    s
+}
+
+fn event(id: &str, time: &str, users: &[u64], hosts: &[u64]) -> EventState {
+    EventState {
+        id: MeetupEventId::parse(id).unwrap(),
+        name: format!("Tomb of {id}"),
+        time: t(time),
+        link: format!("https://meetup.example/{id}"),
+        users: users
+            .iter()
+            .map(|u| MeetupUserId::new(*u).unwrap())
+            .collect(),
+        hosts: hosts
+            .iter()
+            .map(|u| MeetupUserId::new(*u).unwrap())
+            .collect(),
+    }
+}
+
+fn series(events: Vec<EventState>) -> SeriesState {
+    SeriesState {
+        id: EventSeriesId::parse("s1").unwrap(),
+        series_type: Some(SeriesType::Adventure),
+        is_online: false,
+        events,
+        channel: None,
+        voice_channel: None,
+        guest_role: None,
+        host_role: None,
+        removed_users: BTreeSet::new(),
+        removed_hosts: BTreeSet::new(),
+        synced_guests: BTreeSet::new(),
+    }
+}
+
+fn discord() -> DiscordState {
+    DiscordState::new(
+        GuildId::new(1),
+        UserId::new(99),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )
+}
+
+fn links(pairs: &[(u64, u64)]) -> BTreeMap<MeetupUserId, UserId> {
+    pairs
+        .iter()
+        .map(|(m, d)| (MeetupUserId::new(*m).unwrap(), UserId::new(*d)))
+        .collect()
+}
+
+fn plan(
+    s: &SeriesState,
+    settings: &DiscordSettings,
+    discord: &DiscordState,
+    links: &BTreeMap<MeetupUserId, UserId>,
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+) -> Option<Step> {
+    let mut categories = Categories::new(settings, discord);
+    plan_series(
+        s,
+        PlanInput {
+            settings,
+            discord,
+            links,
+            extras,
+            now: t(NOW),
+        },
+        &mut categories,
+    )
+}
+
+/// A series set up with channel 10, guest role 20 and host role 21, as the planner
+/// would leave it (topic and overwrites in line).
+fn set_up(s: &mut SeriesState, d: &mut DiscordState, settings: &DiscordSettings) {
+    s.channel = Some(ChannelId::new(10));
+    s.guest_role = Some(RoleId::new(20));
+    s.host_role = Some(RoleId::new(21));
+    let next = s.events.iter().find(|e| e.time >= t(NOW)).unwrap();
+    d.channels.insert(
+        ChannelId::new(10),
+        GuildChannel {
+            id: ChannelId::new(10),
+            name: "tomb".into(),
+            kind: Some(ChannelKind::Text),
+            parent_id: None,
+            topic: Some(topic(next.time, &next.link)),
+            overwrites: overwrites(
+                settings,
+                d.bot,
+                Some(RoleId::new(20)),
+                Some(RoleId::new(21)),
+                ChannelKind::Text,
+            ),
+        },
+    );
+    d.roles.extend([RoleId::new(20), RoleId::new(21)]);
+}
+
+#[test]
+fn a_new_series_gets_a_channel_and_roles_and_a_past_one_nothing() {
+    let s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    let step = plan(&s, &settings(), &discord(), &links(&[]), &BTreeMap::new());
+    assert_eq!(
+        step,
+        Some(Step::Create(Creation {
+            text: Some(NewChannel {
+                name: "tomb-of-e1".into(),
+                parent: None
+            }),
+            reuse: None,
+            roles: Some(("Tomb of e1".into(), "Tomb of e1 (host)".into())),
+            voice: None,
+        }))
+    );
+    let past = series(vec![event("e1", "2025-12-05T18:00:00Z", &[], &[])]);
+    assert_eq!(
+        plan(
+            &past,
+            &settings(),
+            &discord(),
+            &links(&[]),
+            &BTreeMap::new()
+        ),
+        None
+    );
+}
+
+#[test]
+fn online_series_get_a_voice_channel_and_channel_shortcodes_are_reused() {
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    s.is_online = true;
+    let mut d = discord();
+    d.channels.insert(
+        ChannelId::new(7),
+        GuildChannel {
+            id: ChannelId::new(7),
+            name: "old".into(),
+            kind: Some(ChannelKind::Text),
+            parent_id: Some(ChannelId::new(3)),
+            topic: None,
+            overwrites: Vec::new(),
+        },
+    );
+    let extras = BTreeMap::from([(
+        MeetupEventId::parse("e1").unwrap(),
+        EventExtras {
+            channel: Some(ChannelId::new(7)),
+            ..EventExtras::default()
+        },
+    )]);
+    let Some(Step::Create(c)) = plan(&s, &settings(), &d, &links(&[]), &extras) else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.reuse, Some(ChannelId::new(7)));
+    assert_eq!(c.text, None);
+    assert_eq!(
+        c.voice,
+        Some(NewChannel {
+            name: "Tomb of e1".into(),
+            parent: Some(ChannelId::new(3))
+        })
+    );
+    // A shortcode naming no channel of the guild is a skip.
+    let gone = BTreeMap::from([(
+        MeetupEventId::parse("e1").unwrap(),
+        EventExtras {
+            channel: Some(ChannelId::new(8)),
+            ..EventExtras::default()
+        },
+    )]);
+    assert!(matches!(
+        plan(&s, &settings(), &d, &links(&[]), &gone),
+        Some(Step::Skip(_))
+    ));
+}
+
+#[test]
+fn roles_go_to_linked_rsvps_and_hosts_except_removed_and_withdrawn_lose_theirs() {
+    let settings = settings();
+    let mut d = discord();
+    // Meetup 1..=4 linked to Discord 101..=104; 5 is not linked.
+    let l = links(&[(1, 101), (2, 102), (3, 103), (4, 104)]);
+    let mut s = series(vec![event(
+        "e1",
+        "2026-01-05T18:00:00Z",
+        &[1, 2, 3, 5],
+        &[4],
+    )]);
+    set_up(&mut s, &mut d, &settings);
+    s.removed_users.insert(UserId::new(103));
+    for u in [101, 102, 103, 104, 105, 106] {
+        d.members.insert(UserId::new(u), BTreeSet::new());
+    }
+    // 102 already has the role; 105 has it without being linked (added by hand); 106
+    // is linked... no: 106 is not linked either. 104 (the host) holds the guest role.
+    d.members
+        .get_mut(&UserId::new(102))
+        .unwrap()
+        .insert(RoleId::new(20));
+    d.members
+        .get_mut(&UserId::new(105))
+        .unwrap()
+        .insert(RoleId::new(20));
+    d.members
+        .get_mut(&UserId::new(104))
+        .unwrap()
+        .insert(RoleId::new(20));
+    // 107 is linked (Meetup 7), got the role from the sync and withdrew; 108 is
+    // linked too and holds the role without an RSVP, but a host added them by hand.
+    let mut l = l;
+    l.insert(MeetupUserId::new(7).unwrap(), UserId::new(107));
+    l.insert(MeetupUserId::new(8).unwrap(), UserId::new(108));
+    s.synced_guests.insert(UserId::new(107));
+    d.members
+        .insert(UserId::new(107), BTreeSet::from([RoleId::new(20)]));
+    d.members
+        .insert(UserId::new(108), BTreeSet::from([RoleId::new(20)]));
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.edits, Vec::new());
+    assert_eq!(
+        changes.grants,
+        vec![
+            (UserId::new(101), RoleId::new(20)),
+            (UserId::new(104), RoleId::new(21))
+        ]
+    );
+    assert_eq!(changes.revokes, vec![(UserId::new(107), RoleId::new(20))]);
+    let announce = changes.announce.unwrap();
+    assert_eq!(
+        announce.mentions.users,
+        vec![UserId::new(101), UserId::new(104)]
+    );
+    assert!(announce.content.contains("<@101>") && announce.content.contains("<@104>"));
+}
+
+#[test]
+fn an_unchanged_series_plans_nothing() {
+    let settings = settings();
+    let mut d = discord();
+    let l = links(&[(1, 101), (4, 104)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[4])]);
+    set_up(&mut s, &mut d, &settings);
+    d.members
+        .insert(UserId::new(101), BTreeSet::from([RoleId::new(20)]));
+    d.members
+        .insert(UserId::new(104), BTreeSet::from([RoleId::new(21)]));
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn topic_and_permissions_are_corrected_only_when_they_differ() {
+    let settings = settings();
+    let mut d = discord();
+    let mut s = series(vec![
+        event("e1", "2025-12-20T18:00:00Z", &[], &[]),
+        event("e2", "2026-01-05T18:00:00Z", &[], &[]),
+    ]);
+    set_up(&mut s, &mut d, &settings);
+    let channel = d.channels.get_mut(&ChannelId::new(10)).unwrap();
+    channel.topic = Some("old".into());
+    channel.overwrites.reverse(); // the order does not matter
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.edits.len(), 1);
+    let (_, edit) = &changes.edits[0];
+    assert_eq!(
+        edit.topic.as_deref(),
+        Some("Next session: Mon 5 Jan 2026, 18:00 UTC https://meetup.example/e2")
+    );
+    assert_eq!(edit.overwrites, None);
+    assert_eq!(edit.parent_id, None);
+}
+
+#[test]
+fn categories_fill_in_order_and_fall_back_at_fifty() {
+    let mut settings = settings();
+    let (full, spare) = (ChannelId::new(30), ChannelId::new(31));
+    settings.categories = vec![full, spare];
+    let mut d = discord();
+    for i in 0..CATEGORY_LIMIT as u64 {
+        d.channels.insert(
+            ChannelId::new(1000 + i),
+            GuildChannel {
+                id: ChannelId::new(1000 + i),
+                name: format!("c{i}"),
+                kind: Some(ChannelKind::Text),
+                parent_id: Some(full),
+                topic: None,
+                overwrites: Vec::new(),
+            },
+        );
+    }
+    let s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    let Some(Step::Create(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.text.unwrap().parent, Some(spare));
+    // One-shot categories win for adventures when set.
+    settings.one_shot_categories = vec![ChannelId::new(40)];
+    assert_eq!(
+        categories_for(&settings, SeriesType::Adventure),
+        &[ChannelId::new(40)]
+    );
+    assert_eq!(
+        categories_for(&settings, SeriesType::Campaign),
+        &[full, spare]
+    );
+    // Room is counted across series of one run.
+    let mut categories = Categories::new(&settings, &d);
+    assert_eq!(categories.take(&[full, spare]), Some(spare));
+    for _ in 1..CATEGORY_LIMIT {
+        assert_eq!(categories.take(&[full, spare]), Some(spare));
+    }
+    assert_eq!(categories.take(&[full, spare]), None);
+}
+
+#[test]
+fn a_campaign_moves_out_of_the_one_shot_category() {
+    let mut settings = settings();
+    settings.categories = vec![ChannelId::new(30)];
+    settings.one_shot_categories = vec![ChannelId::new(40)];
+    let mut d = discord();
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    set_up(&mut s, &mut d, &settings);
+    d.channels.get_mut(&ChannelId::new(10)).unwrap().parent_id = Some(ChannelId::new(40));
+    let Some(Step::Update(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert!(c.edits.is_empty(), "an adventure stays: {c:?}");
+    s.series_type = Some(SeriesType::Campaign);
+    let Some(Step::Update(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(c.edits[0].1.parent_id, Some(Some(ChannelId::new(30))));
+}
+
+#[test]
+fn a_channel_deleted_by_hand_is_skipped() {
+    let settings = settings();
+    let mut d = discord();
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    set_up(&mut s, &mut d, &settings);
+    d.channels.clear();
+    assert!(matches!(
+        plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()),
+        Some(Step::Skip(_))
+    ));
+}
+
+#[test]
+fn game_channels_are_private() {
+    let o = overwrites(
+        &settings(),
+        UserId::new(99),
+        Some(RoleId::new(20)),
+        Some(RoleId::new(21)),
+        ChannelKind::Text,
+    );
+    let everyone = o
+        .iter()
+        .find(|o| o.target == OverwriteTarget::Role(RoleId::new(1)))
+        .unwrap();
+    assert_eq!(
+        everyone.deny & permissions::VIEW_CHANNEL,
+        permissions::VIEW_CHANNEL
+    );
+    for target in [
+        OverwriteTarget::Role(RoleId::new(20)),
+        OverwriteTarget::Role(RoleId::new(21)),
+        OverwriteTarget::Role(RoleId::new(2)),
+        OverwriteTarget::Member(UserId::new(99)),
+    ] {
+        let o = o.iter().find(|o| o.target == target).unwrap();
+        assert_ne!(o.allow & permissions::VIEW_CHANNEL, 0, "{target:?}");
+    }
+}
+
+#[test]
+fn names_topics_and_free_spots_read_well() {
+    assert_eq!(channel_name("Tomb of Horrors!", "x"), "tomb-of-horrors");
+    assert_eq!(channel_name("  ***  ", "game-s1"), "game-s1");
+    assert_eq!(channel_name(&"a".repeat(300), "x").len(), 100);
+    let mut s = series(vec![
+        event("e1", "2026-01-05T18:00:00Z", &[1, 2], &[]),
+        event("e2", "2026-01-06T18:00:00Z", &[1, 2], &[]),
+        event("e3", "2025-12-06T18:00:00Z", &[], &[]),
+    ]);
+    s.events[0].name = "Open".into();
+    let extras = BTreeMap::from([
+        (
+            MeetupEventId::parse("e1").unwrap(),
+            EventExtras {
+                max_tickets: Some(5),
+                ..EventExtras::default()
+            },
+        ),
+        (
+            MeetupEventId::parse("e2").unwrap(),
+            EventExtras {
+                max_tickets: Some(2),
+                ..EventExtras::default()
+            },
+        ),
+    ]);
+    let text = free_spots(&[s], &extras, t(NOW));
+    assert_eq!(
+        text,
+        "**Free spots**\n- **Open** (Mon 5 Jan, 18:00 UTC): 3 of 5 seats free <https://meetup.example/e1>"
+    );
+    assert_eq!(
+        free_spots(&[], &extras, t(NOW)),
+        "**Free spots**\nNo open seats right now."
+    );
+}
+
+#[test]
+fn role_shortcodes_go_to_linked_rsvps_of_their_event_once() {
+    let settings = settings();
+    let mut d = discord();
+    let l = links(&[(1, 101), (2, 102)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1, 2], &[])]);
+    set_up(&mut s, &mut d, &settings);
+    let extra_role = RoleId::new(50);
+    d.roles.insert(extra_role);
+    d.members.insert(
+        UserId::new(101),
+        BTreeSet::from([RoleId::new(20), extra_role]),
+    );
+    d.members
+        .insert(UserId::new(102), BTreeSet::from([RoleId::new(20)]));
+    let extras = BTreeMap::from([(
+        MeetupEventId::parse("e1").unwrap(),
+        EventExtras {
+            roles: vec![extra_role, RoleId::new(51)], // 51 is not a role of the guild
+            ..EventExtras::default()
+        },
+    )]);
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &extras) else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.grants, vec![(UserId::new(102), extra_role)]);
+    assert_eq!(changes.announce, None, "a shortcode role is not a newcomer");
+}
+
+#[test]
+fn a_voice_channel_goes_beside_its_text_channel_unless_that_category_is_full() {
+    let mut settings = settings();
+    let (almost_full, spare) = (ChannelId::new(30), ChannelId::new(31));
+    settings.categories = vec![almost_full, spare];
+    let mut d = discord();
+    for i in 0..(CATEGORY_LIMIT as u64 - 1) {
+        d.channels.insert(
+            ChannelId::new(1000 + i),
+            GuildChannel {
+                id: ChannelId::new(1000 + i),
+                name: format!("c{i}"),
+                kind: Some(ChannelKind::Text),
+                parent_id: Some(almost_full),
+                topic: None,
+                overwrites: Vec::new(),
+            },
+        );
+    }
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    s.is_online = true;
+    let Some(Step::Create(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.text.unwrap().parent, Some(almost_full));
+    assert_eq!(c.voice.unwrap().parent, Some(spare));
+    // With room, both go together.
+    d.channels.remove(&ChannelId::new(1000));
+    let Some(Step::Create(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.text.unwrap().parent, Some(almost_full));
+    assert_eq!(c.voice.unwrap().parent, Some(almost_full));
+}

@@ -1,0 +1,279 @@
+//! The daily lifecycle of the game channels: keep each channel's expiration at its
+//! series' last session, remind the channel once it has expired (unless snoozed or
+//! already ending), and delete what `end adventure` scheduled: the text and voice
+//! channel, both roles and every key of the series. Organisers hear about deletions in
+//! the alerts channel.
+//!
+//! The rules are [`crate::domain`]'s ([`ChannelLifecycle`], [`expiration_time`]); this
+//! module reads what they need, acts on Discord and stores the outcome through
+//! [`Repo`]. [`run_lifecycle`] is one run with "now" passed in, so tests drive it with
+//! the `ManualClock`; [`lifecycle_job`] wraps it in the kit's daily [`Job`], whose
+//! Redis lock keeps two replicas from running it on the same day.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base::Clock;
+use chrono::{DateTime, Utc};
+use discord::{ChannelId, Discord, Reply, RestError, RoleId};
+use feature::Job;
+
+use crate::config::DiscordSettings;
+use crate::domain::{ChannelLifecycle, EventSeriesId, SeriesType, expiration_time};
+use crate::repo::{Orphan, Repo, RepoError};
+
+/// The job's name (and so its lock, `tavern:lock:job:campaigns-lifecycle`).
+pub const LIFECYCLE_JOB: &str = "campaigns-lifecycle";
+
+/// How often the job runs: daily, as the reminders' 2 and 4 day rhythm was made for.
+pub const LIFECYCLE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Why a run failed. A run goes on past a failing channel (logged, counted); only a
+/// failure to read the list of channels stops it.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("reading the game channels: {0}")]
+    Repo(#[from] RepoError),
+    #[error("{failed} of {channels} game channels failed; see the log")]
+    Channels { failed: usize, channels: usize },
+}
+
+/// What one run did, for the log and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleReport {
+    pub channels: usize,
+    /// Channels whose expiration moved (a new last session).
+    pub expirations_set: usize,
+    pub reminded: Vec<ChannelId>,
+    /// Series whose channels and keys were deleted.
+    pub deleted: Vec<EventSeriesId>,
+    /// Discord objects that could not be deleted and went to the `orphaned_*` sets.
+    pub orphaned: Vec<Orphan>,
+    pub failed: usize,
+}
+
+/// The daily job: [`run_lifecycle`] with the clock's "now", right after start-up and
+/// then every [`LIFECYCLE_EVERY`].
+pub fn lifecycle_job(
+    repo: Repo,
+    discord: Discord,
+    settings: DiscordSettings,
+    clock: Arc<dyn Clock>,
+) -> Job {
+    let settings = Arc::new(settings);
+    Job::every(LIFECYCLE_JOB, LIFECYCLE_EVERY, move || {
+        let (repo, discord, settings, clock) = (
+            repo.clone(),
+            discord.clone(),
+            Arc::clone(&settings),
+            Arc::clone(&clock),
+        );
+        async move {
+            let report = run_lifecycle(&repo, &discord, &settings, clock.now()).await?;
+            if report.failed > 0 {
+                return Err(LifecycleError::Channels {
+                    failed: report.failed,
+                    channels: report.channels,
+                });
+            }
+            Ok(())
+        }
+    })
+    .at_startup()
+}
+
+/// One run over every game channel at `now`.
+pub async fn run_lifecycle(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    now: DateTime<Utc>,
+) -> Result<LifecycleReport, LifecycleError> {
+    let channels = repo.game_channels().await?;
+    let mut report = LifecycleReport {
+        channels: channels.len(),
+        ..LifecycleReport::default()
+    };
+    for channel in channels {
+        if let Err(error) = one_channel(repo, discord, settings, channel, now, &mut report).await {
+            report.failed += 1;
+            tracing::error!(%channel, %error, "lifecycle of a game channel failed");
+        }
+    }
+    tracing::info!(
+        channels = report.channels,
+        expirations_set = report.expirations_set,
+        reminded = report.reminded.len(),
+        deleted = report.deleted.len(),
+        orphaned = report.orphaned.len(),
+        failed = report.failed,
+        "channel lifecycle run done"
+    );
+    Ok(report)
+}
+
+/// Why one channel failed.
+#[derive(Debug, thiserror::Error)]
+enum ChannelError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("Discord: {0}")]
+    Discord(#[from] RestError),
+}
+
+async fn one_channel(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    channel: ChannelId,
+    now: DateTime<Utc>,
+    report: &mut LifecycleReport,
+) -> Result<(), ChannelError> {
+    let Some(series) = repo.channel_series(channel).await? else {
+        // Listed without its series relation: `tavern check` reports it; nothing to do.
+        return Ok(());
+    };
+    if refresh_expiration(repo, channel, &series, now).await? {
+        report.expirations_set += 1;
+    }
+    let Some(lifecycle) = repo.channel_lifecycle(channel).await? else {
+        return Ok(());
+    };
+    if let Some(deletion) = lifecycle.deletion {
+        if deletion <= now {
+            delete_series(repo, discord, settings, &series, channel, report).await?;
+        }
+        return Ok(());
+    }
+    if lifecycle.reminder_due(now) {
+        let (_, host_role) = repo.channel_roles(channel).await?;
+        discord
+            .send(channel, &reminder(&lifecycle, host_role))
+            .await?;
+        repo.record_reminder(channel, now).await?;
+        report.reminded.push(channel);
+        tracing::info!(%channel, %series, "expiration reminder sent");
+    }
+    Ok(())
+}
+
+/// Keeps the stored expiration at the series' last session; returns whether it moved.
+/// A series without events keeps the expiration it has (setting "now" every day would
+/// move it every day, and a moved expiration clears a scheduled deletion); one that
+/// never had any gets "now". Also called by `/end-adventure`, which decides on the
+/// expiration and should not wait for the daily run to see a new or moved session.
+pub(crate) async fn refresh_expiration(
+    repo: &Repo,
+    channel: ChannelId,
+    series: &EventSeriesId,
+    now: DateTime<Utc>,
+) -> Result<bool, RepoError> {
+    let mut last: Option<DateTime<Utc>> = None;
+    for event in repo.series_events(series).await? {
+        if let Some(event) = repo.event(&event).await? {
+            last = Some(last.map_or(event.time, |t| t.max(event.time)));
+        }
+    }
+    if last.is_none() {
+        let stored = repo.channel_lifecycle(channel).await?;
+        if stored.and_then(|l| l.expiration).is_some() {
+            return Ok(false);
+        }
+    }
+    repo.set_expiration(channel, expiration_time(last, now))
+        .await
+}
+
+/// The reminder posted in an expired channel; it pings the channel's hosts (whom it
+/// addresses) and nobody else.
+pub fn reminder(lifecycle: &ChannelLifecycle, host_role: Option<RoleId>) -> Reply {
+    let hosts = host_role.map_or_else(|| "Hosts".to_owned(), |r| format!("<@&{r}>"));
+    let since = lifecycle
+        .expiration
+        .map(|t| format!(" (the last session was <t:{}:R>)", t.timestamp()))
+        .unwrap_or_default();
+    let content = match lifecycle.series_type {
+        SeriesType::Adventure => format!(
+            "{hosts}: this adventure has no session coming up{since}. If it is over, end it \
+             with `/end-adventure` (the channel is deleted 8 hours later); if it goes on, \
+             schedule the next session with `/schedule-session`."
+        ),
+        SeriesType::Campaign => format!(
+            "{hosts}: this campaign has no session coming up{since}. Schedule the next one \
+             with `/schedule-session`, or ask an organiser to `/snooze` these reminders \
+             during a break."
+        ),
+    };
+    let reply = Reply::text(content);
+    match host_role {
+        Some(role) => reply.ping_role(role),
+        None => reply,
+    }
+}
+
+/// Deletes a series whose deletion time has come: its text and voice channel and both
+/// roles on Discord (what cannot be deleted is recorded as an orphan, to retry), then
+/// every key of the series in one step; the organisers are told.
+async fn delete_series(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    series: &EventSeriesId,
+    channel: ChannelId,
+    report: &mut LifecycleReport,
+) -> Result<(), ChannelError> {
+    let (guest, host) = repo.channel_roles(channel).await?;
+    let voice = repo.series_voice_channel(series).await?;
+    // Its name, for the organisers: once deleted, a `<#id>` mention shows nothing.
+    let name = match discord.channel_name(channel).await {
+        Ok(Some(name)) => format!("#{name}"),
+        _ => format!("channel {channel}"),
+    };
+    let mut targets = vec![Orphan::Channel(channel)];
+    targets.extend(voice.map(Orphan::VoiceChannel));
+    targets.extend(guest.map(Orphan::Role));
+    targets.extend(host.map(Orphan::Role));
+    let mut orphaned = Vec::new();
+    for target in targets {
+        let result = match target {
+            Orphan::Channel(c) | Orphan::VoiceChannel(c) => discord.delete_channel(c).await,
+            Orphan::Role(r) => discord.delete_role(settings.guild, r).await,
+        };
+        match result {
+            Ok(()) => {}
+            // Already gone (deleted by hand): nothing left to retry.
+            Err(RestError::Status { status: 404, .. }) => {}
+            Err(error) => {
+                tracing::warn!(?target, %error, "could not delete; recorded as an orphan");
+                repo.add_orphan(target).await?;
+                orphaned.push(target);
+            }
+        }
+    }
+    let removed = repo.remove_series(series).await?;
+    tracing::info!(%series, %channel, ?removed, "game channel deleted");
+    let mut alert = format!("The game channel {name} (series `{series}`) was deleted");
+    if orphaned.is_empty() {
+        alert.push('.');
+    } else {
+        alert.push_str(&format!(
+            "; {} Discord object(s) could not be deleted and will be retried.",
+            orphaned.len()
+        ));
+    }
+    alert_organisers(discord, settings, &alert).await;
+    report.orphaned.extend(orphaned);
+    report.deleted.push(series.clone());
+    Ok(())
+}
+
+/// Posts `text` in the organisers' alerts channel, if one is configured. It pings
+/// nobody. A failure is logged, never fatal: the alert is a courtesy, the work is done.
+pub async fn alert_organisers(discord: &Discord, settings: &DiscordSettings, text: &str) {
+    let Some(alerts) = settings.alerts_channel else {
+        return;
+    };
+    if let Err(error) = discord.send(alerts, &Reply::text(text)).await {
+        tracing::warn!(channel = %alerts, %error, "could not alert the organisers");
+    }
+}

@@ -1,0 +1,63 @@
+//! Claiming the user-topic voice channel (`user_topic_voice_channel_topic_time`):
+//! `/topic` records its time only if nobody set a topic since it read the stored one
+//! (compare-and-set), so two people renaming at once cannot both pass the rate limit.
+
+use chrono::{DateTime, Utc};
+use store::Writes;
+
+use super::{Repo, RepoError, rfc3339, time};
+use crate::schema;
+
+/// The topic time as `/topic` read it: raw (to compare against) and parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicClaim {
+    raw: Option<String>,
+    /// When a topic was last set.
+    pub set_at: Option<DateTime<Utc>>,
+}
+
+impl Repo {
+    /// Reads the topic time for a later [`Repo::claim_topic`].
+    pub async fn read_topic_claim(&self) -> Result<TopicClaim, RepoError> {
+        let key = schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME;
+        let raw = self.read(key).await?;
+        let set_at = time(key, raw.clone())?;
+        Ok(TopicClaim { raw, set_at })
+    }
+
+    /// Records `at` as the topic time if it still is what `claim` read; `false` when
+    /// somebody set a topic meanwhile (nothing is written then).
+    pub async fn claim_topic(
+        &self,
+        claim: &TopicClaim,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let key = schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME;
+        let mut writes = Writes::new();
+        writes.set(key, rfc3339(at));
+        Ok(self
+            .redis
+            .apply_if(key, claim.raw.as_deref().map(str::as_bytes), &writes)
+            .await?)
+    }
+
+    /// Gives a claim back (the rename it was for failed): the topic time returns to
+    /// what `claim` read, if it still is `at`.
+    pub async fn release_topic(
+        &self,
+        claim: &TopicClaim,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let key = schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME;
+        let mut writes = Writes::new();
+        match &claim.raw {
+            Some(raw) => writes.set(key, raw.as_str()),
+            None => writes.del(key),
+        };
+        let ours = rfc3339(at);
+        self.redis
+            .apply_if(key, Some(ours.as_bytes()), &writes)
+            .await?;
+        Ok(())
+    }
+}

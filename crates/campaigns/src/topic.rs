@@ -1,0 +1,348 @@
+//! The user-topic voice channel: anyone may rename the shared voice channel
+//! ([`DiscordSettings::topic_voice_channel`]) to what they want to talk about with
+//! `/topic`, and it goes back to [`DiscordSettings::topic_default_name`] once it has
+//! been left empty.
+//!
+//! The rules ([`TopicState`]) are pure: a name is 2 to 100 characters
+//! ([`VoiceChannelTopic`]); a rename is refused within [`RATE_LIMIT`] of the last one
+//! (`user_topic_voice_channel_topic_time`; Discord allows two renames of a channel per
+//! ten minutes, and one is kept for the reset) and while the channel carries a custom
+//! name and is in use; the name is reset when the channel is not in use and the topic
+//! is at least [`RESET_AFTER`] old.
+//!
+//! **Who is in the channel.** The `discord` crate delivers no voice states from the
+//! gateway, and Discord's REST API cannot list a channel's members, so the reset is a
+//! periodic check ([`reset_job`], every minute, under the kit's job lock) and occupancy
+//! comes through [`VoiceOccupancy`]. Until voice states reach the features, Tavern
+//! uses [`NoVoiceStates`], which does not know ([`Occupancy::Unknown`]): a custom
+//! topic then counts as in use for [`ASSUMED_IN_USE`] after it was set, and is reset
+//! after that. A source that knows ([`Occupancy::Known`]) makes the rules exact: in use
+//! while anybody is connected, reset once it is empty and the topic is two minutes old.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base::Clock;
+use chrono::{DateTime, TimeDelta, Utc};
+use discord::{BoxFuture, ChannelId, Discord, Invocation, Reply, Response, RestError};
+use feature::Job;
+
+use crate::commands::{CommandError, CommandResult, Commands};
+use crate::config::DiscordSettings;
+use crate::domain::VoiceChannelTopic;
+use crate::repo::{Repo, RepoError};
+
+/// A topic is reset once the channel is not in use and the topic is this old.
+pub const RESET_AFTER: TimeDelta = TimeDelta::minutes(2);
+/// At most one `/topic` per this long.
+pub const RATE_LIMIT: TimeDelta = TimeDelta::minutes(5);
+/// Without knowing who is connected, how long a custom topic counts as in use.
+pub const ASSUMED_IN_USE: TimeDelta = TimeDelta::hours(1);
+/// The reset job's name (and lock).
+pub const RESET_JOB: &str = "campaigns-topic-reset";
+/// How often the reset job looks.
+pub const RESET_EVERY: Duration = Duration::from_secs(60);
+
+/// How many people are connected to a voice channel, if known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupancy {
+    Known(usize),
+    Unknown,
+}
+
+/// Tells who is connected to a voice channel.
+pub trait VoiceOccupancy: Send + Sync + 'static {
+    fn occupancy(&self, channel: ChannelId) -> BoxFuture<'static, Occupancy>;
+}
+
+/// The occupancy source while the gateway delivers no voice states: always
+/// [`Occupancy::Unknown`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoVoiceStates;
+
+impl VoiceOccupancy for NoVoiceStates {
+    fn occupancy(&self, _channel: ChannelId) -> BoxFuture<'static, Occupancy> {
+        Box::pin(async { Occupancy::Unknown })
+    }
+}
+
+/// What the rules look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    /// The channel's name now.
+    pub name: String,
+    /// Its name without a topic.
+    pub default_name: String,
+    pub occupancy: Occupancy,
+    /// When `/topic` last renamed it (`user_topic_voice_channel_topic_time`).
+    pub set_at: Option<DateTime<Utc>>,
+}
+
+/// Why `/topic` is refused now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicRefusal {
+    #[error("a topic was set a moment ago; the next one can be set <t:{}:R>", .until.timestamp())]
+    TooSoon { until: DateTime<Utc> },
+    #[error("the channel is in use with the topic “{name}”; try again once it is empty")]
+    InUse { name: String },
+}
+
+impl TopicState {
+    /// Whether the channel carries a name other than its default.
+    pub fn is_custom(&self) -> bool {
+        self.name != self.default_name
+    }
+
+    /// Whether people are (or, not knowing, may be) talking in it.
+    pub fn in_use(&self, now: DateTime<Utc>) -> bool {
+        match self.occupancy {
+            Occupancy::Known(n) => n > 0,
+            Occupancy::Unknown => self.set_at.is_some_and(|t| now < t + ASSUMED_IN_USE),
+        }
+    }
+
+    /// Whether `/topic` may rename the channel now.
+    pub fn may_rename(&self, now: DateTime<Utc>) -> Result<(), TopicRefusal> {
+        if let Some(set) = self.set_at {
+            let until = set + RATE_LIMIT;
+            if now < until {
+                return Err(TopicRefusal::TooSoon { until });
+            }
+        }
+        if self.is_custom() && self.in_use(now) {
+            return Err(TopicRefusal::InUse {
+                name: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the reset should give the channel its default name back now.
+    pub fn reset_due(&self, now: DateTime<Utc>) -> bool {
+        self.is_custom() && !self.in_use(now) && self.set_at.is_none_or(|t| now >= t + RESET_AFTER)
+    }
+}
+
+/// Reads the state of the topic channel (`set_at` is the stored topic time).
+async fn state(
+    discord: &Discord,
+    occupancy: &dyn VoiceOccupancy,
+    channel: ChannelId,
+    default_name: &str,
+    set_at: Option<DateTime<Utc>>,
+) -> Result<TopicState, RestError> {
+    let name = discord.channel_name(channel).await?.unwrap_or_default();
+    Ok(TopicState {
+        name,
+        default_name: default_name.to_owned(),
+        occupancy: occupancy.occupancy(channel).await,
+        set_at,
+    })
+}
+
+/// Why the reset failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicResetError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("Discord: {0}")]
+    Discord(#[from] RestError),
+}
+
+/// `/topic text`: renames the topic voice channel.
+pub(crate) async fn topic_command(c: Commands, inv: Invocation) -> CommandResult {
+    c.require_guild(&inv, "topic")?;
+    let Some(channel) = c.settings().topic_voice_channel else {
+        return Err(CommandError::refused(
+            "There is no topic voice channel on this server.",
+        ));
+    };
+    let raw = inv.options().str("topic").unwrap_or_default().to_owned();
+    let topic = VoiceChannelTopic::parse(&raw)
+        .map_err(|e| CommandError::refused(format!("That topic can't be used: {e}.")))?;
+    let default_name = &c.settings().topic_default_name;
+    let now = c.now();
+    let claim = c.repo().read_topic_claim().await?;
+    let current = state(
+        c.discord(),
+        c.occupancy(),
+        channel,
+        default_name,
+        claim.set_at,
+    )
+    .await?;
+    current
+        .may_rename(now)
+        .map_err(|e| CommandError::refused(format!("Sorry, {e}.")))?;
+    // Claim the channel first: of two people renaming at once, one wins.
+    if !c.repo().claim_topic(&claim, now).await? {
+        return Err(CommandError::refused(
+            "Sorry, somebody set a topic just now; try again in a few minutes.",
+        ));
+    }
+    if let Err(error) = c.discord().rename_channel(channel, topic.as_str()).await {
+        // The rename did not happen: give the claim back, so the rate limit does not
+        // count it.
+        if let Err(release) = c.repo().release_topic(&claim, now).await {
+            tracing::warn!(%release, "could not give back the topic claim");
+        }
+        return Err(error.into());
+    }
+    tracing::info!(%channel, by = %inv.actor.id, "topic voice channel renamed");
+    Ok(Response::Message(Reply::text(format!(
+        "<#{channel}> is yours: its topic is now “{}”.",
+        topic.as_str()
+    ))))
+}
+
+/// One look at the topic channel: gives it its default name back when the rules say
+/// so. Returns whether it did.
+pub async fn reset_topic(
+    repo: &Repo,
+    discord: &Discord,
+    occupancy: &dyn VoiceOccupancy,
+    channel: ChannelId,
+    default_name: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, TopicResetError> {
+    let set_at = repo.topic_time().await?;
+    let current = state(discord, occupancy, channel, default_name, set_at).await?;
+    if !current.reset_due(now) {
+        return Ok(false);
+    }
+    discord.rename_channel(channel, default_name).await?;
+    tracing::info!(%channel, "topic voice channel reset to its default name");
+    Ok(true)
+}
+
+/// The periodic reset ([`reset_topic`] every [`RESET_EVERY`]); `None` without a topic
+/// voice channel.
+pub fn reset_job(
+    repo: Repo,
+    discord: Discord,
+    settings: &DiscordSettings,
+    occupancy: Arc<dyn VoiceOccupancy>,
+    clock: Arc<dyn Clock>,
+) -> Option<Job> {
+    let channel = settings.topic_voice_channel?;
+    let default_name: Arc<str> = Arc::from(settings.topic_default_name.as_str());
+    Some(Job::every(RESET_JOB, RESET_EVERY, move || {
+        let (repo, discord, occupancy, clock, default_name) = (
+            repo.clone(),
+            discord.clone(),
+            Arc::clone(&occupancy),
+            Arc::clone(&clock),
+            Arc::clone(&default_name),
+        );
+        async move {
+            reset_topic(
+                &repo,
+                &discord,
+                occupancy.as_ref(),
+                channel,
+                &default_name,
+                clock.now(),
+            )
+            .await
+            .map(|_| ())
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn state(name: &str, occupancy: Occupancy, set_at: Option<&str>) -> TopicState {
+        TopicState {
+            name: name.into(),
+            default_name: "Topic of your choice".into(),
+            occupancy,
+            set_at: set_at.map(at),
+        }
+    }
+
+    #[test]
+    fn a_rename_waits_five_minutes_after_the_last() {
+        let s = state(
+            "Topic of your choice",
+            Occupancy::Known(0),
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert_eq!(
+            s.may_rename(at("2026-01-01T10:04:59Z")),
+            Err(TopicRefusal::TooSoon {
+                until: at("2026-01-01T10:05:00Z")
+            })
+        );
+        assert_eq!(s.may_rename(at("2026-01-01T10:05:00Z")), Ok(()));
+    }
+
+    #[test]
+    fn a_custom_topic_in_use_is_not_taken_over() {
+        let now = at("2026-01-01T12:00:00Z");
+        let busy = state(
+            "Mörk Borg",
+            Occupancy::Known(2),
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert!(matches!(
+            busy.may_rename(now),
+            Err(TopicRefusal::InUse { .. })
+        ));
+        let empty = state(
+            "Mörk Borg",
+            Occupancy::Known(0),
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert_eq!(empty.may_rename(now), Ok(()));
+        // The default name may be replaced even with people inside.
+        let default = state("Topic of your choice", Occupancy::Known(3), None);
+        assert_eq!(default.may_rename(now), Ok(()));
+    }
+
+    #[test]
+    fn the_reset_comes_when_empty_and_two_minutes_old() {
+        let s = state(
+            "Mörk Borg",
+            Occupancy::Known(0),
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert!(!s.reset_due(at("2026-01-01T10:01:59Z")));
+        assert!(s.reset_due(at("2026-01-01T10:02:00Z")));
+        let busy = state(
+            "Mörk Borg",
+            Occupancy::Known(1),
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert!(!busy.reset_due(at("2026-01-01T18:00:00Z")));
+        let default = state("Topic of your choice", Occupancy::Known(0), None);
+        assert!(!default.reset_due(at("2026-01-01T18:00:00Z")));
+        // Renamed by hand, never by `/topic`: reset when empty.
+        let by_hand = state("Whatever", Occupancy::Known(0), None);
+        assert!(by_hand.reset_due(at("2026-01-01T18:00:00Z")));
+    }
+
+    #[test]
+    fn not_knowing_who_is_inside_holds_a_topic_for_an_hour() {
+        let s = state(
+            "Mörk Borg",
+            Occupancy::Unknown,
+            Some("2026-01-01T10:00:00Z"),
+        );
+        assert!(s.in_use(at("2026-01-01T10:59:59Z")));
+        assert!(matches!(
+            s.may_rename(at("2026-01-01T10:30:00Z")),
+            Err(TopicRefusal::InUse { .. })
+        ));
+        assert!(!s.reset_due(at("2026-01-01T10:59:59Z")));
+        assert!(s.reset_due(at("2026-01-01T11:00:00Z")));
+        assert_eq!(s.may_rename(at("2026-01-01T11:00:00Z")), Ok(()));
+    }
+}

@@ -1,0 +1,165 @@
+//! Linking a Discord user's Meetup account: the page behind the one-time link of
+//! `/link-meetup` (`/link-meetup/{linking id}`), the start of the round trip to Meetup,
+//! and its end (called by the shared callback).
+//!
+//! 1. `GET /link-meetup/{id}` opens the id (it now lives 10 more minutes, `GETEX`) and
+//!    shows whom it links, with a button to Meetup. An unknown, expired or used id is
+//!    a 404 page saying to ask for a new link.
+//! 2. `GET /link-meetup/{id}/start` checks the id again and leaves for Meetup (see
+//!    [`super`]: CSRF token under `csrf:{}`, the flow cookie with the transient and the
+//!    linking id).
+//! 3. The callback, once its CSRF check passed and Meetup said who signed in, consumes
+//!    the linking id (`GETDEL`: one link per id) and links the two accounts in one
+//!    transaction ([`crate::Repo::link`]). A Meetup or Discord account linked to somebody else
+//!    is refused in words (409), as the repository decides.
+//!
+//! The user's own Meetup tokens are not kept: linking needs only who they are.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use web::page::{Page, Problem};
+
+use super::{WebState, leave_for_meetup, storage_problem};
+use crate::domain::{LinkingId, MeetupUserId};
+use crate::repo::{LinkOutcome, RepoError};
+
+fn unknown_link() -> Problem {
+    Problem::not_found(
+        "This link is unknown, has expired or was already used. Links from /link-meetup \
+         work once, for a day (ten minutes once opened). Type /link-meetup in Discord for \
+         a new one.",
+    )
+}
+
+/// `GET /link-meetup/{linking id}`.
+pub(crate) async fn page(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    page: Page,
+) -> Response {
+    let Ok(id) = LinkingId::parse(&raw) else {
+        return page.problem(unknown_link());
+    };
+    let discord = match state.repo.open_linking_id(&id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return page.problem(unknown_link()),
+        Err(e) => return page.problem(storage_problem(&e)),
+    };
+    let linked = match state.repo.meetup_user_of(discord).await {
+        Ok(linked) => linked,
+        Err(e) => return page.problem(storage_problem(&e)),
+    };
+    let start = format!("/link-meetup/{}/start", id.expose());
+    page.render(
+        "Link your Meetup account",
+        html! {
+            section.content {
+                h1 { "Link your Meetup account" }
+                p {
+                    "This links the Discord account " strong { (discord.to_string()) }
+                    " to the Meetup account you sign in with next. Once linked, Tavern gives "
+                    "you access to the game channels of the Meetup events you RSVP to."
+                }
+                @if let Some(meetup) = linked {
+                    p.muted {
+                        "This Discord account is already linked to Meetup member "
+                        strong { (meetup.to_string()) } ". Linking it again to the same "
+                        "member changes nothing; to link another one, use /unlink-meetup first."
+                    }
+                }
+                p { a.button href=(start) { "Continue to Meetup" } }
+                p.muted { "The link works for ten minutes from now." }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// `GET /link-meetup/{linking id}/start`.
+pub(crate) async fn start(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    page: Page,
+) -> Response {
+    let Ok(id) = LinkingId::parse(&raw) else {
+        return page.problem(unknown_link());
+    };
+    match state.repo.open_linking_id(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return page.problem(unknown_link()),
+        Err(e) => return page.problem(storage_problem(&e)),
+    }
+    match leave_for_meetup(&state, Some(id)).await {
+        Ok(response) => response,
+        Err(e) => page.problem(storage_problem(&e)),
+    }
+}
+
+/// The end of the linking round trip (after the callback's checks).
+pub(crate) async fn finish(
+    state: &WebState,
+    page: &Page,
+    id: LinkingId,
+    member: meetup::Member,
+) -> Response {
+    let meetup_user = match MeetupUserId::parse(member.id.as_str()) {
+        Ok(m) => m,
+        Err(e) => {
+            return page.problem(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "Meetup did not answer as expected",
+                format!("Meetup named your account with an id Tavern cannot use: {e}."),
+            ));
+        }
+    };
+    let discord = match state.repo.consume_linking_id(&id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return page.problem(Problem::new(
+                StatusCode::GONE,
+                "This link has expired",
+                "The link expired while you were on Meetup (ten minutes) or was used in \
+                 another tab. Nothing was linked. Type /link-meetup in Discord for a new one.",
+            ));
+        }
+        Err(e) => return page.problem(storage_problem(&e)),
+    };
+    let name = member.name.clone().unwrap_or_else(|| member.id.to_string());
+    match state.repo.link(meetup_user, discord, None).await {
+        Ok(outcome) => page
+            .render(
+                "Meetup account linked",
+                html! {
+                    section.content {
+                        h1 { "Linked" }
+                        p {
+                            "Your Discord account is now linked to the Meetup account "
+                            strong { (name) } "."
+                            @if outcome == LinkOutcome::AlreadyLinked { " (It already was.)" }
+                        }
+                        p {
+                            "Game channels of the events you RSVP to on Meetup appear in "
+                            "Discord after the next sync (every 15 minutes). You can close "
+                            "this page."
+                        }
+                    }
+                },
+            )
+            .into_response(),
+        Err(
+            error @ (RepoError::MeetupUserLinkedElsewhere { .. }
+            | RepoError::DiscordUserLinkedElsewhere { .. }),
+        ) => page.problem(Problem::new(
+            StatusCode::CONFLICT,
+            "Already linked to someone else",
+            format!(
+                "{}. Nothing was changed. Unlink it first (/unlink-meetup in Discord, or \
+                 ask an admin), then ask for a new link.",
+                error.user_message()
+            ),
+        )),
+        Err(e) => page.problem(storage_problem(&e)),
+    }
+}

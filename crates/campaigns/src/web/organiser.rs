@@ -1,0 +1,258 @@
+//! The organiser's authorisation: someone who organises every configured Meetup group
+//! lets Tavern read Meetup (and create the sessions the hosts schedule) as them.
+//!
+//! 1. `GET /campaigns/organiser` (signed-in users) says whether an organiser has
+//!    authorised Tavern, when the token is next refreshed, and offers the button.
+//! 2. `POST /campaigns/organiser` (with the session's CSRF token) leaves for Meetup
+//!    (see [`super`]: `csrf:{}`, the flow cookie, `state`).
+//! 3. The callback, once its CSRF check passed, asks Meetup for the token owner's role
+//!    in every configured group. Unless they organise each of them (organiser,
+//!    co-organiser or assistant organiser: [`meetup::GroupRole::organises`]), the page
+//!    names the groups they do not organise and nothing is stored (403). Otherwise the
+//!    tokens go to `meetup_access_token` / `meetup_refresh_token` with the next
+//!    refresh two days later (`meetup_access_token_refresh_time`), in one step.
+//!
+//! [`token_refresh`] is the job that keeps the token alive: every
+//! [`CHECK_EVERY`] it refreshes the token when its refresh time has come, and
+//! after a failure tries again [`RETRY_AFTER`] later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base::Clock;
+use chrono::{DateTime, TimeDelta, Utc};
+use feature::Job;
+use maud::html;
+use meetup::{ClientId, ClientSecret, MeetupClient, MeetupError};
+use web::page::{Page, Problem};
+
+use super::{WebState, leave_for_meetup, meetup_problem, storage_problem};
+use crate::repo::{Repo, RepoError, Tokens};
+
+/// How long an organiser token is used before it is refreshed (the original's 2 days).
+pub const REFRESH_EVERY: TimeDelta = TimeDelta::days(2);
+/// How soon a failed refresh is tried again.
+pub const RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
+/// How often the refresh job looks at the refresh time. Short next to both delays, so
+/// a refresh is at most this late.
+pub const CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
+/// The refresh job's name (and lock).
+pub const REFRESH_JOB: &str = "campaigns-meetup-token-refresh";
+
+/// `GET /campaigns/organiser`.
+pub(crate) async fn page(State(state): State<WebState>, page: Page) -> Response {
+    let tokens = match state.repo.organizer_tokens().await {
+        Ok(tokens) => tokens,
+        Err(e) => return page.problem(storage_problem(&e)),
+    };
+    let groups: Vec<String> = state.config.groups.iter().map(|g| g.to_string()).collect();
+    let csrf = page.csrf_field();
+    page.render(
+        "Meetup organiser",
+        html! {
+            section.content {
+                h1 { "Authorise Tavern on Meetup" }
+                p {
+                    "Tavern reads the events and RSVPs of the Meetup groups it syncs, and "
+                    "creates the sessions hosts schedule, as one organiser. That organiser "
+                    "must organise every one of these groups: "
+                    @for (i, group) in groups.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        code { (group) }
+                    }
+                    "."
+                }
+                @match &tokens {
+                    Some(tokens) => {
+                        p {
+                            "An organiser has authorised Tavern."
+                            @if let Some(next) = tokens.next_refresh {
+                                " The token is next refreshed on "
+                                (next.format("%Y-%m-%d %H:%M UTC").to_string()) "."
+                            }
+                        }
+                    }
+                    None => {
+                        p.muted { "Nobody has authorised Tavern yet: the Meetup sync waits." }
+                    }
+                }
+                form method="post" action=(super::ORGANISER_PATH) {
+                    (csrf)
+                    button type="submit" { "Authorise with my Meetup account" }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// `POST /campaigns/organiser`.
+pub(crate) async fn start(State(state): State<WebState>, page: Page) -> Response {
+    match leave_for_meetup(&state, None).await {
+        Ok(response) => response,
+        Err(e) => page.problem(storage_problem(&e)),
+    }
+}
+
+/// The end of the organiser's round trip (after the callback's checks).
+pub(crate) async fn finish(
+    state: &WebState,
+    page: &Page,
+    tokens: meetup::Tokens,
+    member: meetup::Member,
+) -> Response {
+    let name = member.name.clone().unwrap_or_else(|| member.id.to_string());
+    let mut not_organised: Vec<String> = Vec::new();
+    for group in &state.config.groups {
+        match state.meetup.group_role(&tokens.access_token, group).await {
+            Ok(Some(role)) if role.organises() => {}
+            Ok(Some(role)) => not_organised.push(format!("{group} (you are {role})")),
+            Ok(None) => not_organised.push(format!("{group} (you are not a member)")),
+            Err(MeetupError::GroupNotFound(_)) => {
+                not_organised.push(format!("{group} (Meetup has no such group)"));
+            }
+            Err(e) => {
+                return page.problem(meetup_problem(
+                    &format!("Asking Meetup for your role in {group} failed"),
+                    &e,
+                ));
+            }
+        }
+    }
+    if !not_organised.is_empty() {
+        tracing::info!(
+            member = %member.id,
+            groups = not_organised.len(),
+            "organiser authorisation refused: not an organiser of every group"
+        );
+        return page.problem(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Not an organiser of every group",
+            format!(
+                "The Meetup account {name} does not organise every group Tavern syncs: {}. \
+                 Nothing was stored; an organiser of all of them must authorise Tavern.",
+                not_organised.join(", ")
+            ),
+        ));
+    }
+    let next = state.clock.now() + REFRESH_EVERY;
+    let stored = Tokens {
+        access: tokens.access_token,
+        refresh: tokens.refresh_token,
+    };
+    if let Err(e) = state.repo.set_organizer_tokens(&stored, next).await {
+        return page.problem(storage_problem(&e));
+    }
+    tracing::info!(member = %member.id, "a Meetup organiser authorised Tavern");
+    page.render(
+        "Tavern authorised",
+        html! {
+            section.content {
+                h1 { "Tavern is authorised" }
+                p {
+                    "Tavern now reads Meetup as " strong { (name) } ", who organises every "
+                    "group it syncs. The token is refreshed every two days, next on "
+                    (next.format("%Y-%m-%d %H:%M UTC").to_string()) "."
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// What one run of the refresh did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// No organiser has authorised Tavern.
+    NoToken,
+    /// Not yet: the next refresh is at this time.
+    NotDue(DateTime<Utc>),
+    /// Refreshed and stored; the next refresh is at this time.
+    Refreshed(DateTime<Utc>),
+    /// Refreshed, but somebody stored newer tokens meanwhile (another refresh, or an
+    /// organiser authorising again); theirs were kept.
+    Superseded,
+}
+
+/// Why a refresh failed (it is tried again [`RETRY_AFTER`] later).
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("refreshing the Meetup organiser token failed (next try at {retry_at}): {error}")]
+    Meetup {
+        error: MeetupError,
+        retry_at: DateTime<Utc>,
+    },
+    #[error(transparent)]
+    Storage(#[from] RepoError),
+}
+
+/// Refreshes the organiser token if its refresh time has come (a token without a
+/// refresh time is refreshed at once). On success the new pair replaces the one the
+/// refresh spent (only if it is still stored) with the next refresh [`REFRESH_EVERY`]
+/// later; on failure the next try is [`RETRY_AFTER`] later.
+pub async fn refresh_if_due(
+    repo: &Repo,
+    client: &MeetupClient,
+    client_id: &ClientId,
+    client_secret: &ClientSecret,
+    now: DateTime<Utc>,
+) -> Result<RefreshOutcome, RefreshError> {
+    let Some(stored) = repo.organizer_tokens().await? else {
+        return Ok(RefreshOutcome::NoToken);
+    };
+    if let Some(next) = stored.next_refresh.filter(|next| *next > now) {
+        return Ok(RefreshOutcome::NotDue(next));
+    }
+    match client
+        .refresh(client_id, client_secret, &stored.tokens.refresh)
+        .await
+    {
+        Ok(fresh) => {
+            let next = now + REFRESH_EVERY;
+            let tokens = Tokens {
+                access: fresh.access_token,
+                refresh: fresh.refresh_token,
+            };
+            if repo
+                .replace_organizer_tokens(&stored.tokens.refresh, &tokens, next)
+                .await?
+            {
+                tracing::info!(next = %next.to_rfc3339(), "refreshed the Meetup organiser token");
+                Ok(RefreshOutcome::Refreshed(next))
+            } else {
+                Ok(RefreshOutcome::Superseded)
+            }
+        }
+        Err(error) => {
+            let retry_at = now + RETRY_AFTER;
+            repo.set_next_token_refresh(retry_at).await?;
+            Err(RefreshError::Meetup { error, retry_at })
+        }
+    }
+}
+
+/// The refresh as a [`Job`]: every [`CHECK_EVERY`], and right after start-up (a token
+/// whose time came while Tavern was down is refreshed at once). The clock decides
+/// what "now" is, so tests move time with a `ManualClock`.
+pub fn token_refresh(
+    repo: Repo,
+    client: MeetupClient,
+    client_id: ClientId,
+    client_secret: ClientSecret,
+    clock: Arc<dyn Clock>,
+) -> Job {
+    let shared = Arc::new((repo, client, client_id, client_secret, clock));
+    Job::every(REFRESH_JOB, CHECK_EVERY, move || {
+        let shared = Arc::clone(&shared);
+        async move {
+            let (repo, client, id, secret, clock) = &*shared;
+            refresh_if_due(repo, client, id, secret, clock.now())
+                .await
+                .map(|_| ())
+        }
+    })
+    .at_startup()
+}

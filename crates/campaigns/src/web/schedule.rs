@@ -1,0 +1,542 @@
+//! The schedule-next-session form of a game channel (`/campaigns/schedule/{channel}`).
+//!
+//! Only a host of the channel's series or an admin gets it: the signed-in user's
+//! Meetup link (`discord_user:{}:meetup_user`) must be among the hosts
+//! (`meetup_event:{}:meetup_hosts`) of one of the series' events, or the user must
+//! hold the configured admin role in the community's guild (Discord is asked). Anyone
+//! else gets a 403 page saying so; a channel that is not a game channel is a 404.
+//!
+//! The form shows the next session's title and asks for its date and time, in the
+//! time zone of the series' latest event (as Meetup gives it). Sending it, with the
+//! session's CSRF token, clones that latest event on Meetup with the organiser's token:
+//! the title becomes "Session N+1" ([`next_session_title`]), the description carries
+//! the series shortcode `[campaign <series>]` instead of the one it had
+//! ([`next_session_description`]), and hosts, duration, RSVP limit and online-ness are
+//! copied. Then the channel's snooze is cleared and the new session is announced in
+//! the channel. The sync picks the event up like any other.
+
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeDelta};
+use discord::model::{ChannelId, Reply, UserId};
+use feature::access::Caller;
+use maud::html;
+use meetup::{EventDraft, EventId, EventType, MeetupError};
+use web::page::{Page, Problem};
+
+use super::{WebState, meetup_problem, storage_problem};
+use crate::domain::{EventSeriesId, MeetupEventId};
+use crate::repo::MeetupEvent;
+
+/// Who may schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    Host,
+    Admin,
+}
+
+/// What the form is about: the channel, its series and the event to clone.
+struct Target {
+    channel: ChannelId,
+    series: EventSeriesId,
+    latest: meetup::Event,
+    events: usize,
+}
+
+/// The next session's title: "Session N" in the latest title becomes "Session N+1";
+/// a title without a session number gets " - Session {events + 1}". At most 80
+/// characters (Meetup's limit), cut before the session part if need be.
+pub fn next_session_title(latest: &str, events: usize) -> String {
+    let lower = latest.to_ascii_lowercase();
+    if let Some(at) = lower.rfind("session") {
+        let after = &latest[at + "session".len()..];
+        let spaces = after.len() - after.trim_start().len();
+        let digits: String = after
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let (false, Ok(n)) = (digits.is_empty(), digits.parse::<u64>()) {
+            let end = at + "session".len() + spaces + digits.len();
+            let title = format!(
+                "{}{}{}{}",
+                &latest[..at + "session".len()],
+                &after[..spaces],
+                n.saturating_add(1),
+                &latest[end..]
+            );
+            return cut(&title, 80);
+        }
+    }
+    let suffix = format!(" - Session {}", events.saturating_add(1));
+    let keep = 80usize.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", cut(latest.trim_end(), keep))
+}
+
+fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// The next session's description: the latest one without its series shortcode
+/// (`[new adventure]`, `[new campaign]`, `[campaign <id>]`) and without `[channel <id>]`
+/// (which only a new series may carry), starting with `[campaign <series>]`, so the
+/// sync files it under the same series. Other text and shortcodes (`[online]`,
+/// `[role <id>]`) stay.
+pub fn next_session_description(latest: &str, series: &EventSeriesId) -> String {
+    let mut kept = String::with_capacity(latest.len());
+    let mut rest = latest;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']') else {
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        kept.push_str(&rest[..open]);
+        if !is_series_or_channel(inner) {
+            kept.push_str(&rest[open..=open + close]);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    kept.push_str(rest);
+    let kept = kept.trim();
+    if kept.is_empty() {
+        format!("[campaign {series}]")
+    } else {
+        format!("[campaign {series}] {kept}")
+    }
+}
+
+fn is_series_or_channel(inner: &str) -> bool {
+    let words: Vec<&str> = inner.split_whitespace().collect();
+    let compact = words.concat().to_ascii_lowercase();
+    if compact == "newadventure" || compact == "newcampaign" {
+        return true;
+    }
+    matches!(
+        words.as_slice(),
+        [keyword, _] if keyword.eq_ignore_ascii_case("campaign") || keyword.eq_ignore_ascii_case("channel")
+    )
+}
+
+/// Whether `user` may schedule for `channel`'s series.
+async fn allowed(
+    state: &WebState,
+    user: UserId,
+    series: &EventSeriesId,
+    events: &[MeetupEventId],
+) -> Result<Option<Allowed>, Problem> {
+    if let Some(meetup) = state
+        .repo
+        .meetup_user_of(user)
+        .await
+        .map_err(|e| storage_problem(&e))?
+    {
+        for event in events {
+            let hosts = state
+                .repo
+                .event_hosts(event)
+                .await
+                .map_err(|e| storage_problem(&e))?;
+            if hosts.contains(&meetup) {
+                return Ok(Some(Allowed::Host));
+            }
+        }
+    }
+    let admin = state
+        .config
+        .discord
+        .as_ref()
+        .and_then(|d| d.admin_role.map(|role| (d.guild, role)));
+    if let Some((guild, role)) = admin {
+        match state.discord.member_roles(guild, user).await {
+            Ok(Some(roles)) if roles.contains(&role) => return Ok(Some(Allowed::Admin)),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, %series, "could not ask Discord for a member's roles");
+                return Err(Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "Discord did not answer",
+                    "Tavern could not ask Discord whether you are an admin; try again in a moment.",
+                ));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn forbidden() -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "Not a host of this game",
+        "Only a host of this game's series (with a Meetup account linked through \
+         /link-meetup) or an admin may schedule its next session.",
+    )
+}
+
+/// The channel, its series, the permission check and the latest event, from Meetup.
+async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, Problem> {
+    let not_game = || {
+        Problem::not_found(format!(
+            "`{raw}` is not a game channel Tavern manages: open this form from the link in \
+             the game's channel."
+        ))
+    };
+    let channel: ChannelId = discord::model::parse_id("channel id", raw).map_err(|_| not_game())?;
+    let Some(user) = caller.user().map(|u| u.id) else {
+        return Err(forbidden());
+    };
+    let series = state
+        .repo
+        .channel_series(channel)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .ok_or_else(not_game)?;
+    let events = state
+        .repo
+        .series_events(&series)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    if allowed(state, user, &series, &events).await?.is_none() {
+        tracing::info!(%channel, %user, "schedule form refused: not a host or admin");
+        return Err(forbidden());
+    }
+    let mut latest: Option<MeetupEvent> = None;
+    for id in &events {
+        if let Some(event) = state
+            .repo
+            .event(id)
+            .await
+            .map_err(|e| storage_problem(&e))?
+            && latest.as_ref().is_none_or(|l| event.time > l.time)
+        {
+            latest = Some(event);
+        }
+    }
+    let Some(latest) = latest else {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "No session to copy",
+            "This game has no session on Meetup any more, so there is nothing to copy. \
+             Create the next one on Meetup with the series shortcode instead.",
+        ));
+    };
+    let token = organiser_token(state).await?;
+    let id = EventId::parse(latest.id.as_str()).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            format!("The stored event id cannot be sent to Meetup: {e}"),
+        )
+    })?;
+    let event = match state.meetup.event(&token, &id).await {
+        Ok(Some(event)) => event,
+        Ok(None) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "The latest session is gone",
+                format!(
+                    "Meetup no longer has the latest session ({}), so there is nothing to copy.",
+                    latest.name
+                ),
+            ));
+        }
+        Err(e) => return Err(organiser_problem("Reading the latest session", &e)),
+    };
+    Ok(Target {
+        channel,
+        series,
+        latest: event,
+        events: events.len(),
+    })
+}
+
+async fn organiser_token(state: &WebState) -> Result<meetup::AccessToken, Problem> {
+    match state.repo.organizer_tokens().await {
+        Ok(Some(tokens)) => Ok(tokens.tokens.access),
+        Ok(None) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Meetup is not connected",
+            "No organiser has authorised Tavern on Meetup yet, so it cannot create events. \
+             An organiser can do so on the organiser page.",
+        )
+        .link("Organiser page", super::ORGANISER_PATH)),
+        Err(e) => Err(storage_problem(&e)),
+    }
+}
+
+fn organiser_problem(what: &str, error: &MeetupError) -> Problem {
+    if error.is_unauthorized() {
+        return Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "Meetup refused the organiser's token",
+            format!(
+                "{what} failed: Meetup no longer accepts the organiser's authorisation. An \
+                 organiser should authorise Tavern again."
+            ),
+        )
+        .link("Organiser page", super::ORGANISER_PATH);
+    }
+    meetup_problem(what, error)
+}
+
+/// The offset of the latest event's start (UTC when Meetup gave no start).
+fn offset_of(event: &meetup::Event) -> FixedOffset {
+    event
+        .starts_at
+        .map(|t| *t.offset())
+        .unwrap_or_else(|| chrono::Utc.fix())
+}
+
+/// `GET /campaigns/schedule/{channel}`.
+pub(crate) async fn form(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    caller: Caller,
+    page: Page,
+) -> Response {
+    let target = match target(&state, &caller, &raw).await {
+        Ok(target) => target,
+        Err(problem) => return page.problem(problem),
+    };
+    let title = next_session_title(&target.latest.title, target.events);
+    let offset = offset_of(&target.latest);
+    let suggested = target
+        .latest
+        .starts_at
+        .map(|t| t + TimeDelta::days(7))
+        .unwrap_or_else(|| state.clock.now().with_timezone(&offset) + TimeDelta::days(7));
+    let action = format!("/campaigns/schedule/{}", target.channel);
+    let csrf = page.csrf_field();
+    page.render(
+        "Schedule the next session",
+        html! {
+            section.content {
+                h1 { "Schedule the next session" }
+                p {
+                    "This creates " strong { (title) } " on Meetup, a copy of "
+                    em { (target.latest.title) } " with the same hosts, description and "
+                    "seats, announces it in the game's channel and stops the channel's "
+                    "expiry reminders."
+                }
+                form method="post" action=(action) {
+                    (csrf)
+                    p {
+                        label for="date" { "Date" } br;
+                        input #date type="date" name="date" required
+                            value=(suggested.format("%Y-%m-%d").to_string());
+                    }
+                    p {
+                        label for="time" { "Time (UTC" (offset.to_string()) ")" } br;
+                        input #time type="time" name="time" required
+                            value=(suggested.format("%H:%M").to_string());
+                    }
+                    p { button type="submit" { "Create the session on Meetup" } }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The form's fields (the CSRF token is checked before the handler runs).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ScheduleForm {
+    date: String,
+    time: String,
+}
+
+fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<FixedOffset>, Problem> {
+    let bad = |sentence: String| Problem::new(StatusCode::BAD_REQUEST, "Check the date", sentence);
+    let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").map_err(|_| {
+        bad(format!(
+            "`{}` is not a date; write it as YYYY-MM-DD.",
+            cut(&form.date, 40)
+        ))
+    })?;
+    let time = NaiveTime::parse_from_str(form.time.trim(), "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(form.time.trim(), "%H:%M:%S"))
+        .map_err(|_| {
+            bad(format!(
+                "`{}` is not a time of day; write it as HH:MM.",
+                cut(&form.time, 40)
+            ))
+        })?;
+    NaiveDateTime::new(date, time)
+        .and_local_timezone(offset)
+        .single()
+        .ok_or_else(|| bad("That date and time do not exist in this time zone.".to_owned()))
+}
+
+/// `POST /campaigns/schedule/{channel}`.
+pub(crate) async fn submit(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    caller: Caller,
+    page: Page,
+    Form(form): Form<ScheduleForm>,
+) -> Response {
+    let target = match target(&state, &caller, &raw).await {
+        Ok(target) => target,
+        Err(problem) => return page.problem(problem),
+    };
+    let starts_at = match parse_start(&form, offset_of(&target.latest)) {
+        Ok(t) => t,
+        Err(problem) => return page.problem(problem),
+    };
+    if starts_at <= state.clock.now() {
+        return page.problem(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Check the date",
+            "The next session must start in the future.",
+        ));
+    }
+    let Some(group) = target.latest.group.clone() else {
+        return page.problem(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "Meetup did not answer as expected",
+            "Meetup did not say which group the latest session belongs to.",
+        ));
+    };
+    let title = next_session_title(&target.latest.title, target.events);
+    let draft = EventDraft {
+        group,
+        title: title.clone(),
+        description: next_session_description(&target.latest.description, &target.series),
+        starts_at,
+        duration: target.latest.duration,
+        hosts: target
+            .latest
+            .hosts
+            .iter()
+            .filter_map(|h| h.member.as_ref().map(|m| m.id.clone()))
+            .collect(),
+        online: target.latest.event_type == EventType::Online,
+        max_tickets: target.latest.max_tickets,
+    };
+    let token = match organiser_token(&state).await {
+        Ok(token) => token,
+        Err(problem) => return page.problem(problem),
+    };
+    let created = match state.meetup.create_event(&token, &draft).await {
+        Ok(event) => event,
+        Err(e) => return page.problem(organiser_problem("Creating the session on Meetup", &e)),
+    };
+    tracing::info!(
+        channel = %target.channel,
+        series = %target.series,
+        event = %created.id,
+        "scheduled the next session on Meetup"
+    );
+    let mut notes: Vec<&str> = Vec::new();
+    if let Err(e) = state.repo.set_snooze(target.channel, None).await {
+        tracing::warn!(error = %e, channel = %target.channel, "could not clear the snooze");
+        notes.push("The channel's snooze could not be cleared; an admin can do it with /snooze 0.");
+    }
+    let when = starts_at.format("%A %-d %B %Y, %H:%M").to_string();
+    let announcement = Reply::text(format!(
+        "📅 The next session is scheduled: **{title}**, {when} (UTC{offset}). RSVP on Meetup to keep your seat: {url}",
+        offset = starts_at.offset(),
+        url = created.url
+    ));
+    if let Err(e) = state.discord.send(target.channel, &announcement).await {
+        tracing::warn!(error = %e, channel = %target.channel, "could not announce the new session");
+        notes.push("The announcement in the channel failed; please tell your players yourself.");
+    }
+    page.render(
+        "Session scheduled",
+        html! {
+            section.content {
+                h1 { "Scheduled" }
+                p {
+                    strong { (title) } " is on Meetup for " (when) ": "
+                    a href=(created.url) { (created.url) }
+                }
+                p { "It was announced in the game's channel; players see it after the next sync." }
+                @for note in &notes { p.muted { (note) } }
+            }
+        },
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_session_number_goes_up_or_is_added() {
+        assert_eq!(
+            next_session_title("Curse of Strahd - Session 3", 3),
+            "Curse of Strahd - Session 4"
+        );
+        assert_eq!(
+            next_session_title("Session 9: the crypt", 1),
+            "Session 10: the crypt"
+        );
+        assert_eq!(
+            next_session_title("The Sunless Citadel", 1),
+            "The Sunless Citadel - Session 2"
+        );
+        assert_eq!(
+            next_session_title("A session to remember", 2),
+            "A session to remember - Session 3"
+        );
+        let long = "x".repeat(90);
+        let title = next_session_title(&long, 1);
+        assert_eq!(title.chars().count(), 80);
+        assert!(title.ends_with(" - Session 2"));
+    }
+
+    #[test]
+    fn the_description_carries_the_series_shortcode() {
+        let series = EventSeriesId::parse("12345").unwrap();
+        assert_eq!(
+            next_session_description("[new campaign] [online] Dark times.", &series),
+            "[campaign 12345] [online] Dark times."
+        );
+        assert_eq!(
+            next_session_description("[ New Adventure ][channel 42] x [role 7]", &series),
+            "[campaign 12345] x [role 7]"
+        );
+        assert_eq!(
+            next_session_description("[campaign 999] [campaign setting: Eberron]", &series),
+            "[campaign 12345] [campaign setting: Eberron]"
+        );
+        assert_eq!(next_session_description("", &series), "[campaign 12345]");
+        let parsed = crate::parse_shortcodes(&next_session_description(
+            "[new adventure] [online]",
+            &series,
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed.series,
+            Some(crate::SeriesShortcode::Join(
+                MeetupEventId::parse("12345").unwrap()
+            ))
+        );
+        assert!(parsed.online);
+    }
+
+    #[test]
+    fn the_form_reads_date_and_time_in_the_series_offset() {
+        let offset = FixedOffset::east_opt(3600).unwrap();
+        let form = ScheduleForm {
+            date: "2026-03-01".into(),
+            time: "19:30".into(),
+        };
+        let t = parse_start(&form, offset).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-01T19:30:00+01:00");
+        let bad = ScheduleForm {
+            date: "1 March".into(),
+            time: "19:30".into(),
+        };
+        assert!(
+            parse_start(&bad, offset)
+                .unwrap_err()
+                .sentence
+                .contains("YYYY-MM-DD")
+        );
+    }
+}

@@ -1,0 +1,931 @@
+//! The campaigns' slash commands end to end: the real bot against discord-sim, real
+//! Redis, the `ManualClock`. Each command's happy path, and each refusing whoever may
+//! not use it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::time::Duration;
+
+use campaigns::config::DiscordSettings;
+use campaigns::repo::Removal;
+use campaigns::topic::{Occupancy, VoiceOccupancy};
+use campaigns::{CampaignsConfig, SeriesType};
+use chrono::TimeDelta;
+use common::{Env, meetup, series_id, upsert, world_env};
+use discord::model::{ChannelId, GuildId, RoleId, UserId};
+use discord_sim::{ChannelKind, InteractionReply, RoleSpec, Snowflake};
+use serde_json::{Value, json};
+use testkit::{TestBot, WAIT, World};
+
+/// A community with one game: `#dragon-hunt` (series `s1`, event `e1` hosted by Meetup
+/// member 1 with RSVPs 2 and 3), its guest and host roles, and an admin role.
+///
+/// - alice is linked to Meetup member 1: a host through Meetup;
+/// - bob is linked to Meetup member 2: a player;
+/// - carol is nobody in particular;
+/// - demo-player holds the admin role.
+struct Game {
+    env: Env,
+    bot: Option<TestBot>,
+    channel: Snowflake,
+    guest: Snowflake,
+    host: Snowflake,
+    admin: Snowflake,
+}
+
+fn id(s: Snowflake) -> u64 {
+    u64::from(s)
+}
+
+fn settings(w: &World, admin: Snowflake) -> DiscordSettings {
+    let mut settings = DiscordSettings::new(GuildId::new(id(w.demo.guild)));
+    settings.admin_role = Some(RoleId::new(id(admin)));
+    settings.alerts_channel = Some(ChannelId::new(id(w.demo.campaigns)));
+    settings.topic_voice_channel = Some(ChannelId::new(id(w.demo.voice)));
+    settings.topic_default_name = "Table".into();
+    settings
+}
+
+fn config(settings: DiscordSettings) -> CampaignsConfig {
+    let mut config = CampaignsConfig::new(
+        meetup::ClientId::new("tavern"),
+        meetup::ClientSecret::from("tavern-secret"),
+        meetup::MeetupEndpoints::production().unwrap(),
+        Vec::new(),
+    );
+    config.discord = Some(settings);
+    config
+}
+
+async fn game() -> Game {
+    game_with(|c| c).await
+}
+
+async fn game_with(adjust: impl FnOnce(CampaignsConfig) -> CampaignsConfig) -> Game {
+    let env = world_env().await;
+    let w = env.world();
+    let guild = w.demo.guild;
+    let channel = w
+        .sim
+        .create_channel(guild, "dragon-hunt", ChannelKind::Text)
+        .unwrap();
+    let guest = w
+        .sim
+        .create_role(guild, RoleSpec::new("Dragon Hunt", 0))
+        .unwrap();
+    let host = w
+        .sim
+        .create_role(guild, RoleSpec::new("Dragon Hunt hosts", 0))
+        .unwrap();
+    let admin = w
+        .sim
+        .create_role(guild, RoleSpec::new("Admins", 0))
+        .unwrap();
+    w.sim
+        .add_member_role(guild, w.demo.demo_player, admin)
+        .unwrap();
+
+    let mut up = upsert("e1", "s1");
+    up.series_type = Some(SeriesType::Adventure);
+    env.store.upsert_event(&up).await.unwrap();
+    let c = ChannelId::new(id(channel));
+    env.store
+        .register_channel(&series_id("s1"), c)
+        .await
+        .unwrap();
+    env.store
+        .register_roles(c, RoleId::new(id(guest)), RoleId::new(id(host)))
+        .await
+        .unwrap();
+    env.store
+        .link(meetup(1), UserId::new(id(w.demo.alice)), None)
+        .await
+        .unwrap();
+    env.store
+        .link(meetup(2), UserId::new(id(w.demo.bob)), None)
+        .await
+        .unwrap();
+
+    let feature = campaigns::feature(&w.ctx, Some(adjust(config(settings(w, admin)))));
+    let bot = TestBot::spawn(w, vec![feature]).await;
+    Game {
+        env,
+        bot: Some(bot),
+        channel,
+        guest,
+        host,
+        admin,
+    }
+}
+
+impl Game {
+    fn w(&self) -> &World {
+        self.env.world()
+    }
+
+    async fn run_in(
+        &self,
+        user: Snowflake,
+        channel: Snowflake,
+        name: &str,
+        options: Value,
+    ) -> InteractionReply {
+        self.w()
+            .sim
+            .run_command(user, channel, name, options)
+            .expect("the command runs")
+            .final_response(WAIT)
+            .await
+            .expect("a reply")
+    }
+
+    /// Runs a command in the game channel.
+    async fn run(&self, user: Snowflake, name: &str, options: Value) -> InteractionReply {
+        self.run_in(user, self.channel, name, options).await
+    }
+
+    fn roles_of(&self, user: Snowflake) -> Vec<Snowflake> {
+        self.w()
+            .sim
+            .member(self.w().demo.guild, user)
+            .map(|m| m.roles)
+            .unwrap_or_default()
+    }
+
+    fn channel_id(&self) -> ChannelId {
+        ChannelId::new(id(self.channel))
+    }
+
+    async fn stop(mut self) {
+        if let Some(bot) = self.bot.take() {
+            bot.stop().await;
+        }
+    }
+}
+
+fn text(reply: &InteractionReply) -> &str {
+    reply.content.as_deref().unwrap_or_default()
+}
+
+/// A private refusal saying `words`.
+#[track_caller]
+fn refused(reply: &InteractionReply, words: &str) {
+    assert!(reply.ephemeral, "a refusal is private: {reply:?}");
+    assert!(text(reply).contains(words), "expected “{words}”: {reply:?}");
+}
+
+fn user_option(user: Snowflake) -> Value {
+    json!({"name": "user", "value": user.to_string()})
+}
+
+// --- everybody -------------------------------------------------------------------
+
+#[tokio::test]
+async fn link_meetup_gives_a_private_one_time_link() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g
+        .run_in(w.demo.carol, w.demo.general, "link-meetup", json!([]))
+        .await;
+    assert!(reply.ephemeral, "{reply:?}");
+    assert!(reply.pings.users.is_empty() && reply.pings.roles.is_empty());
+    let content = text(&reply);
+    let start = content
+        .find("http://127.0.0.1:8080/link-meetup/")
+        .expect("the link");
+    let linking = content[start..]
+        .trim()
+        .trim_start_matches("http://127.0.0.1:8080/link-meetup/");
+    assert_eq!(linking.len(), 32, "{content}");
+    assert_eq!(
+        g.env
+            .get(&format!("meetup_linking:{linking}:discord_user"))
+            .await,
+        Some(w.demo.carol.to_string())
+    );
+
+    // Somebody already linked is told to unlink first.
+    let reply = g
+        .run_in(w.demo.alice, w.demo.general, "link-meetup", json!([]))
+        .await;
+    refused(&reply, "already linked to Meetup member 1");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn unlink_meetup_removes_the_callers_link() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "unlink-meetup", json!([]))
+        .await;
+    assert!(reply.ephemeral);
+    assert!(
+        text(&reply).contains("no longer linked to Meetup member 2"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        g.env
+            .get(&format!("discord_user:{}:meetup_user", w.demo.bob))
+            .await,
+        None
+    );
+    assert_eq!(g.env.get("meetup_user:2:discord_user").await, None);
+    assert!(
+        !g.env
+            .members("meetup_users")
+            .await
+            .contains(&"2".to_owned())
+    );
+
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "unlink-meetup", json!([]))
+        .await;
+    assert!(text(&reply).contains("was not linked"), "{reply:?}");
+    g.stop().await;
+}
+
+// --- hosts -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_meetup_host_adds_lists_and_removes_players() {
+    let g = game().await;
+    let w = g.w();
+    let carol = w.demo.carol;
+    g.env
+        .store
+        .mark_removed(g.channel_id(), Removal::User, UserId::new(id(carol)))
+        .await
+        .unwrap();
+
+    let reply = g
+        .run(
+            w.demo.alice,
+            "players",
+            json!([{"name": "add", "options": [user_option(carol)]}]),
+        )
+        .await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    assert!(
+        text(&reply).contains(&format!("<@{carol}> joins this game")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.pings.users,
+        vec![carol],
+        "only the added player is notified"
+    );
+    assert!(g.roles_of(carol).contains(&g.guest));
+    let removed_key = format!("discord_channel:{}:removed_users", g.channel);
+    assert!(
+        g.env.members(&removed_key).await.is_empty(),
+        "the removal is forgotten"
+    );
+
+    let reply = g
+        .run(w.demo.alice, "players", json!([{"name": "list"}]))
+        .await;
+    assert!(reply.ephemeral);
+    assert!(reply.pings.users.is_empty());
+    let list = text(&reply);
+    assert!(list.contains(&format!("<@{}>", w.demo.bob)), "{list}");
+    assert!(list.contains("Meetup member 3 (not linked)"), "{list}");
+    assert!(
+        list.contains(&format!("**Hosts on Meetup**: <@{}>", w.demo.alice)),
+        "{list}"
+    );
+
+    let reply = g
+        .run(
+            w.demo.alice,
+            "players",
+            json!([{"name": "remove", "options": [user_option(carol)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("will not add them back"), "{reply:?}");
+    assert!(reply.pings.users.is_empty());
+    assert!(!g.roles_of(carol).contains(&g.guest));
+    assert_eq!(g.env.members(&removed_key).await, vec![carol.to_string()]);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_host_role_holder_adds_and_removes_hosts() {
+    let g = game().await;
+    let w = g.w();
+    w.sim
+        .add_member_role(w.demo.guild, w.demo.carol, g.host)
+        .unwrap();
+    let bob = w.demo.bob;
+
+    let reply = g
+        .run(
+            w.demo.carol,
+            "hosts",
+            json!([{"name": "add", "options": [user_option(bob)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("is now a host"), "{reply:?}");
+    assert_eq!(reply.pings.users, vec![bob]);
+    assert!(g.roles_of(bob).contains(&g.host));
+
+    let reply = g
+        .run(
+            w.demo.carol,
+            "hosts",
+            json!([{"name": "remove", "options": [user_option(bob)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("no longer a host"), "{reply:?}");
+    assert!(!g.roles_of(bob).contains(&g.host));
+    assert_eq!(
+        g.env
+            .members(&format!("discord_channel:{}:removed_hosts", g.channel))
+            .await,
+        vec![bob.to_string()]
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn host_commands_refuse_players_and_work_only_in_game_channels() {
+    let g = game().await;
+    let w = g.w();
+    let carol = w.demo.carol;
+    for (name, options) in [
+        (
+            "players",
+            json!([{"name": "add", "options": [user_option(carol)]}]),
+        ),
+        (
+            "players",
+            json!([{"name": "remove", "options": [user_option(carol)]}]),
+        ),
+        ("players", json!([{"name": "list"}])),
+        (
+            "hosts",
+            json!([{"name": "add", "options": [user_option(carol)]}]),
+        ),
+        (
+            "hosts",
+            json!([{"name": "remove", "options": [user_option(carol)]}]),
+        ),
+        ("end-adventure", json!([])),
+        ("schedule-session", json!([])),
+    ] {
+        // bob is a player, not a host.
+        let reply = g.run(w.demo.bob, name, options.clone()).await;
+        refused(&reply, "is for the hosts of this game");
+        // A host outside a game channel.
+        let reply = g.run_in(w.demo.alice, w.demo.general, name, options).await;
+        refused(&reply, "works only in a game channel");
+    }
+    assert!(!g.roles_of(carol).contains(&g.guest));
+    assert!(!g.roles_of(carol).contains(&g.host));
+    assert_eq!(
+        g.env
+            .get(&format!("discord_channel:{}:deletion_time", g.channel))
+            .await,
+        None
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn end_adventure_schedules_the_deletion_and_alerts_the_organisers() {
+    let g = game().await;
+    let w = g.w();
+    // The event is at 2026-03-01T18:00Z. No lifecycle run has stored the expiration
+    // yet: the command reads it from the series' events itself.
+    assert_eq!(
+        g.env
+            .get(&format!("discord_channel:{}:expiration_time", g.channel))
+            .await,
+        None
+    );
+    w.clock.set(common::at("2026-03-01T12:00:00Z"));
+    let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
+    refused(&reply, "has not ended yet");
+
+    w.clock.set(common::at("2026-03-01T22:00:00Z"));
+    let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    assert!(text(&reply).contains("will be deleted"), "{reply:?}");
+    assert!(reply.pings.users.is_empty() && reply.pings.roles.is_empty());
+    let deletion = g
+        .env
+        .get(&format!("discord_channel:{}:deletion_time", g.channel))
+        .await
+        .unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&deletion).unwrap(),
+        common::at("2026-03-02T06:00:00Z")
+    );
+    let alert = testkit::eventually("the organisers are alerted", || {
+        let found = w
+            .sim
+            .messages(w.demo.campaigns)
+            .into_iter()
+            .find(|m| m.content.contains("ended the game"));
+        async move { found }
+    })
+    .await;
+    assert!(
+        alert.content.contains(&format!("<#{}>", g.channel)),
+        "{alert:?}"
+    );
+
+    let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
+    refused(&reply, "already scheduled for deletion");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn schedule_session_links_the_form_privately() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g.run(w.demo.alice, "schedule-session", json!([])).await;
+    assert!(reply.ephemeral);
+    assert!(
+        text(&reply).contains(&format!(
+            "http://127.0.0.1:8080/campaigns/schedule/{}",
+            g.channel
+        )),
+        "{reply:?}"
+    );
+    g.stop().await;
+}
+
+// --- admins ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn admin_commands_refuse_everybody_else() {
+    let g = game().await;
+    let w = g.w();
+    for (name, options) in [
+        ("snooze", json!([{"name": "days", "value": 7}])),
+        ("manage-channel", json!([])),
+        (
+            "link",
+            json!([user_option(w.demo.carol), {"name": "meetup-id", "value": "9"}]),
+        ),
+        ("unlink", json!([user_option(w.demo.bob)])),
+        ("whois", json!([user_option(w.demo.bob)])),
+        ("sync", json!([])),
+    ] {
+        // alice hosts the game, but is no admin.
+        let reply = g.run(w.demo.alice, name, options).await;
+        refused(&reply, "is for admins");
+        assert!(
+            text(&reply).contains(&format!("<@&{}>", g.admin)),
+            "{reply:?}"
+        );
+        assert!(reply.pings.roles.is_empty(), "a refusal pings nobody");
+    }
+    assert_eq!(g.env.get("meetup_user:9:discord_user").await, None);
+    assert!(g.env.members("managed_discord_channels").await.is_empty());
+    assert_eq!(
+        g.env.get("meetup_user:2:discord_user").await,
+        Some(w.demo.bob.to_string())
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn snooze_sets_and_clears_the_reminders_pause() {
+    let g = game().await;
+    let w = g.w();
+    let admin = w.demo.demo_player;
+    let key = format!("discord_channel:{}:snooze_until", g.channel);
+    let reply = g
+        .run(admin, "snooze", json!([{"name": "days", "value": 7}]))
+        .await;
+    assert!(text(&reply).contains("snoozed until"), "{reply:?}");
+    let until = g.env.get(&key).await.unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&until).unwrap(),
+        testkit::epoch() + TimeDelta::days(7)
+    );
+    let reply = g
+        .run(admin, "snooze", json!([{"name": "days", "value": 0}]))
+        .await;
+    assert!(text(&reply).contains("cleared"), "{reply:?}");
+    assert_eq!(g.env.get(&key).await, None);
+
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "snooze",
+            json!([{"name": "days", "value": 3}]),
+        )
+        .await;
+    refused(&reply, "works only in a game channel");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn manage_channel_marks_and_unmarks_a_channel() {
+    let g = game().await;
+    let w = g.w();
+    let admin = w.demo.demo_player;
+    let reply = g
+        .run_in(admin, w.demo.general, "manage-channel", json!([]))
+        .await;
+    assert!(
+        reply.ephemeral && text(&reply).contains("is now managed"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        g.env.members("managed_discord_channels").await,
+        vec![w.demo.general.to_string()]
+    );
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "manage-channel",
+            json!([{"name": "managed", "value": false}]),
+        )
+        .await;
+    assert!(text(&reply).contains("no longer managed"), "{reply:?}");
+    assert!(g.env.members("managed_discord_channels").await.is_empty());
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_links_looks_up_and_unlinks_by_hand() {
+    let g = game().await;
+    let w = g.w();
+    let (admin, carol) = (w.demo.demo_player, w.demo.carol);
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(carol), {"name": "meetup-id", "value": "9"}]),
+        )
+        .await;
+    assert!(
+        reply.ephemeral && text(&reply).contains("is now linked to Meetup member 9"),
+        "{reply:?}"
+    );
+    assert!(reply.pings.users.is_empty());
+    assert_eq!(
+        g.env.get("meetup_user:9:discord_user").await,
+        Some(carol.to_string())
+    );
+    assert_eq!(
+        g.env
+            .get(&format!("discord_user:{carol}:meetup_user"))
+            .await,
+        Some("9".into())
+    );
+
+    let reply = g
+        .run_in(admin, w.demo.general, "whois", json!([user_option(carol)]))
+        .await;
+    assert!(text(&reply).contains("is Meetup member 9"), "{reply:?}");
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "whois",
+            json!([{"name": "meetup-id", "value": "1"}]),
+        )
+        .await;
+    assert!(
+        text(&reply).contains(&format!("is <@{}>", w.demo.alice)),
+        "{reply:?}"
+    );
+    assert!(reply.pings.users.is_empty());
+    let reply = g.run_in(admin, w.demo.general, "whois", json!([])).await;
+    refused(&reply, "exactly one of");
+
+    // Bad input names what was wrong; a link to somebody else's account is refused.
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(carol), {"name": "meetup-id", "value": "abc"}]),
+        )
+        .await;
+    refused(&reply, "not a Meetup member id");
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(carol), {"name": "meetup-id", "value": "2"}]),
+        )
+        .await;
+    refused(&reply, "already linked");
+
+    let reply = g
+        .run_in(admin, w.demo.general, "unlink", json!([user_option(carol)]))
+        .await;
+    assert!(
+        text(&reply).contains("no longer linked to Meetup member 9"),
+        "{reply:?}"
+    );
+    assert_eq!(g.env.get("meetup_user:9:discord_user").await, None);
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn sync_runs_the_campaigns_sync_now() {
+    let fake = meetup::fake::FakeMeetup::start().await.unwrap();
+    let group = meetup::GroupUrlname::parse("dragons").unwrap();
+    fake.add_group(&group, "Dragons and Dice").unwrap();
+    let organiser = fake.add_member("Olivia Organiser");
+    let endpoints = fake.endpoints();
+    let g = game_with(|mut c| {
+        c.groups = vec![group.clone()];
+        c.endpoints = endpoints;
+        c
+    })
+    .await;
+    let w = g.w();
+    let tokens = fake.issue_tokens(&organiser).unwrap();
+    g.env
+        .store
+        .set_organizer_tokens(
+            &campaigns::repo::Tokens {
+                access: tokens.access_token.clone(),
+                refresh: tokens.refresh_token.clone(),
+            },
+            testkit::epoch() + TimeDelta::days(2),
+        )
+        .await
+        .unwrap();
+    let mut event = meetup::fake::NewEvent::new(
+        &group,
+        "Dragon Night",
+        (testkit::epoch() + TimeDelta::days(3)).fixed_offset(),
+    );
+    event.description = "[new adventure]".into();
+    event.hosts = vec![organiser.clone()];
+    let event = fake.add_event(event).unwrap();
+
+    let reply = g
+        .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
+        .await;
+    assert!(reply.ephemeral);
+    assert!(text(&reply).contains("The sync is done"), "{reply:?}");
+    assert!(
+        g.env
+            .members("meetup_events")
+            .await
+            .contains(&event.as_str().to_owned())
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn sync_without_groups_says_there_is_nothing_to_sync() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g
+        .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
+        .await;
+    refused(&reply, "No Meetup group is configured");
+    g.stop().await;
+}
+
+// --- the topic voice channel ---------------------------------------------------
+
+#[tokio::test]
+async fn topic_renames_the_voice_channel_with_its_rules() {
+    let g = game().await;
+    let w = g.w();
+    let voice = w.demo.voice;
+    let topic = |t: &str| json!([{"name": "topic", "value": t}]);
+
+    let reply = g
+        .run_in(w.demo.carol, w.demo.general, "topic", topic("a"))
+        .await;
+    refused(&reply, "at least 2");
+    let reply = g
+        .run_in(
+            w.demo.carol,
+            w.demo.general,
+            "topic",
+            topic(&"x".repeat(101)),
+        )
+        .await;
+    refused(&reply, "at most 100");
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Table");
+
+    let reply = g
+        .run_in(
+            w.demo.carol,
+            w.demo.general,
+            "topic",
+            topic("  Mörk Borg  "),
+        )
+        .await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    assert!(text(&reply).contains("Mörk Borg"), "{reply:?}");
+    assert!(reply.pings.users.is_empty() && reply.pings.roles.is_empty());
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
+    let set = g
+        .env
+        .get("user_topic_voice_channel_topic_time")
+        .await
+        .unwrap();
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(&set).unwrap(),
+        testkit::epoch()
+    );
+
+    // Rate-limited, then held while (presumably) in use.
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
+        .await;
+    refused(&reply, "a moment ago");
+    w.clock.advance(Duration::from_secs(10 * 60));
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
+        .await;
+    refused(&reply, "in use with the topic");
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
+
+    // The periodic reset gives the default name back once it is free again.
+    let job = campaigns::feature(&w.ctx, Some(config(settings(w, g.admin))))
+        .jobs
+        .into_iter()
+        .find(|j| j.name() == campaigns::topic::RESET_JOB)
+        .expect("the reset job");
+    job.run_now().await.unwrap();
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
+    w.clock.advance(Duration::from_secs(50 * 60));
+    job.run_now().await.unwrap();
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Table");
+
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
+        .await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Blades");
+    g.stop().await;
+}
+
+/// An occupancy source for the test: a fixed number of people.
+struct People(usize);
+
+impl VoiceOccupancy for People {
+    fn occupancy(&self, _channel: ChannelId) -> discord::BoxFuture<'static, Occupancy> {
+        let n = self.0;
+        Box::pin(async move { Occupancy::Known(n) })
+    }
+}
+
+#[tokio::test]
+async fn the_topic_resets_two_minutes_after_the_channel_is_empty() {
+    let env = world_env().await;
+    let w = env.world();
+    let voice = ChannelId::new(id(w.demo.voice));
+    w.ctx
+        .discord
+        .rename_channel(voice, "Mörk Borg")
+        .await
+        .unwrap();
+    env.store.set_topic_time(w.ctx.now()).await.unwrap();
+    let reset = |occupancy: usize| {
+        let store = env.store.clone();
+        async move {
+            campaigns::topic::reset_topic(
+                &store,
+                &w.ctx.discord,
+                &People(occupancy),
+                voice,
+                "Table",
+                w.ctx.now(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(!reset(0).await, "set a moment ago");
+    w.clock.advance(Duration::from_secs(2 * 60));
+    assert!(!reset(2).await, "people are talking");
+    assert_eq!(w.sim.channel(w.demo.voice).unwrap().name, "Mörk Borg");
+    assert!(reset(0).await);
+    assert_eq!(w.sim.channel(w.demo.voice).unwrap().name, "Table");
+    assert!(!reset(0).await, "already the default");
+}
+
+#[tokio::test]
+async fn a_slow_look_up_is_never_answered_in_public() {
+    let g = game().await;
+    let w = g.w();
+    // Discord takes two seconds to say who holds which role: past the router's
+    // deferral, whose placeholder would be public.
+    w.sim.inject_fault(
+        discord_sim::RouteMatch::new("GET", format!("/guilds/{}/members/", w.demo.guild)),
+        discord_sim::Fault::Delay(Duration::from_secs(2)),
+        1,
+    );
+    let reply = g
+        .run_in(
+            w.demo.demo_player,
+            w.demo.general,
+            "whois",
+            json!([user_option(w.demo.bob)]),
+        )
+        .await;
+    refused(&reply, "Tavern is slow");
+    assert!(!text(&reply).contains("Meetup member 2"), "{reply:?}");
+    assert_eq!(reply.callback_type, 4, "answered before any deferral");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn a_topic_is_claimed_once_and_given_back_when_the_rename_fails() {
+    let g = game().await;
+    let w = g.w();
+    let key = "user_topic_voice_channel_topic_time";
+    // Two people read the same state: only the first claim wins.
+    let claim = g.env.store.read_topic_claim().await.unwrap();
+    let now = testkit::epoch();
+    assert!(g.env.store.claim_topic(&claim, now).await.unwrap());
+    assert!(!g.env.store.claim_topic(&claim, now).await.unwrap());
+    g.env.store.release_topic(&claim, now).await.unwrap();
+    assert_eq!(g.env.get(key).await, None);
+
+    // Discord refusing the rename leaves no topic time behind.
+    w.sim.inject_fault(
+        discord_sim::RouteMatch::new("PATCH", format!("/channels/{}", w.demo.voice)),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+    let reply = g
+        .run_in(
+            w.demo.carol,
+            w.demo.general,
+            "topic",
+            json!([{"name": "topic", "value": "Blades"}]),
+        )
+        .await;
+    refused(&reply, "lack a permission");
+    assert_eq!(g.env.get(key).await, None);
+    assert_eq!(w.sim.channel(w.demo.voice).unwrap().name, "Table");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_may_use_the_host_commands() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g
+        .run(w.demo.demo_player, "schedule-session", json!([]))
+        .await;
+    assert!(text(&reply).contains("/campaigns/schedule/"), "{reply:?}");
+    let reply = g
+        .run(
+            w.demo.demo_player,
+            "players",
+            json!([{"name": "add", "options": [user_option(w.demo.carol)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("joins this game"), "{reply:?}");
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn the_commands_exist_only_with_the_discord_settings() {
+    let env = world_env().await;
+    let w = env.world();
+    let mut without = config(settings(w, w.demo.general));
+    without.discord = None;
+    let feature = campaigns::feature(&w.ctx, Some(without));
+    assert!(feature.commands.is_empty());
+    let feature = campaigns::feature(&w.ctx, Some(config(settings(w, w.demo.general))));
+    let mut names: Vec<&str> = feature
+        .commands
+        .iter()
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "end-adventure",
+            "hosts",
+            "link",
+            "link-meetup",
+            "manage-channel",
+            "players",
+            "schedule-session",
+            "snooze",
+            "sync",
+            "topic",
+            "unlink",
+            "unlink-meetup",
+            "whois"
+        ]
+    );
+}

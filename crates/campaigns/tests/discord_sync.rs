@@ -1,0 +1,603 @@
+//! The sync, step 2 (Redis → Discord), end to end: the fake Meetup over loopback
+//! through the production `MeetupClient`, a real `redis-server`, and discord-sim as
+//! Discord through the production REST client (no gateway).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use std::time::Duration;
+
+use campaigns::config::DiscordSettings;
+use campaigns::jobs::{FullReport, sync_all};
+use campaigns::repo::{Removal, Tokens};
+use campaigns::{CampaignsConfig, MeetupUserId, Repo, SeriesType, schema};
+use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
+use discord::model::{ChannelId, GuildId, RoleId, UserId};
+use discord_sim::{ChannelKind, ChannelSpec, Fault, RouteMatch, Snowflake};
+use meetup::fake::{FakeMeetup, NewEvent};
+use meetup::{
+    ClientId, ClientSecret, EventId, GroupUrlname, MeetupClient, MemberId, RetryPolicy, RsvpStatus,
+};
+
+struct World {
+    world: testkit::World,
+    store: Repo,
+    fake: FakeMeetup,
+    client: MeetupClient,
+    config: CampaignsConfig,
+    group: GroupUrlname,
+    now: DateTime<Utc>,
+}
+
+fn snowflake_user(s: Snowflake) -> UserId {
+    UserId::new(s.get())
+}
+
+impl World {
+    async fn new() -> World {
+        let world = testkit::World::new().await;
+        let store = Repo::new(world.redis.clone());
+        let fake = FakeMeetup::start().await.unwrap();
+        let group = GroupUrlname::parse("dragons").unwrap();
+        fake.add_group(&group, "Dragons and Dice").unwrap();
+        let organiser = fake.add_member("Olivia Organiser");
+        let client_id = ClientId::new("tavern");
+        let secret = ClientSecret::from("tavern-secret");
+        fake.add_oauth_client(
+            &client_id,
+            &secret,
+            &"http://127.0.0.1/organiser/callback".parse().unwrap(),
+        );
+        let client = MeetupClient::new(fake.endpoints())
+            .unwrap()
+            .with_retry(RetryPolicy {
+                max_retries: 1,
+                initial_backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+            });
+        let mut config =
+            CampaignsConfig::new(client_id, secret, fake.endpoints(), vec![group.clone()]);
+        let mut settings = DiscordSettings::new(GuildId::new(world.demo.guild.get()));
+        settings.free_spots_channel = Some(ChannelId::new(world.demo.campaigns.get()));
+        config.discord = Some(settings);
+        let tokens = fake.issue_tokens(&organiser).unwrap();
+        store
+            .set_organizer_tokens(
+                &Tokens {
+                    access: tokens.access_token.clone(),
+                    refresh: tokens.refresh_token.clone(),
+                },
+                testkit::epoch() + TimeDelta::days(2),
+            )
+            .await
+            .unwrap();
+        World {
+            now: testkit::epoch(),
+            world,
+            store,
+            fake,
+            client,
+            config,
+            group,
+        }
+    }
+
+    fn settings(&mut self) -> &mut DiscordSettings {
+        self.config.discord.as_mut().unwrap()
+    }
+
+    async fn sync(&self) -> FullReport {
+        sync_all(
+            &self.store,
+            &self.client,
+            &self.world.ctx.discord,
+            &self.config,
+            self.now,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A Meetup member linked to a Discord member of the demo guild.
+    async fn linked(&self, name: &str, discord: Snowflake) -> MemberId {
+        let member = self.fake.add_member(name);
+        self.store
+            .link(
+                MeetupUserId::parse(member.as_str()).unwrap(),
+                snowflake_user(discord),
+                None,
+            )
+            .await
+            .unwrap();
+        member
+    }
+
+    fn event(&self, title: &str, days: i64, description: &str, hosts: &[&MemberId]) -> EventId {
+        let mut e = NewEvent::new(&self.group, title, day(self.now, days));
+        e.description = description.to_owned();
+        e.hosts = hosts.iter().map(|h| (*h).clone()).collect();
+        e.max_tickets = Some(6);
+        self.fake.add_event(e).unwrap()
+    }
+
+    fn rsvp(&self, event: &EventId, member: &MemberId) {
+        self.fake
+            .add_rsvp(event, member, RsvpStatus::Yes, 0)
+            .unwrap();
+    }
+
+    /// The series' text channel, guest role and host role, from Redis.
+    async fn series_objects(&self, event: &EventId) -> (ChannelId, RoleId, RoleId) {
+        let series = campaigns::EventSeriesId::parse(event.as_str()).unwrap();
+        let channel = self.store.series_channel(&series).await.unwrap().unwrap();
+        let (guest, host) = self.store.channel_roles(channel).await.unwrap();
+        (channel, guest.unwrap(), host.unwrap())
+    }
+
+    fn roles_of(&self, user: Snowflake) -> Vec<u64> {
+        self.world
+            .sim
+            .member(self.world.demo.guild, user)
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Discord requests that change something since the last `clear_requests`.
+    fn writes(&self) -> Vec<String> {
+        self.world
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    async fn check(&self) -> Vec<feature::Finding> {
+        campaigns::check::check(&self.world.redis).await.unwrap()
+    }
+}
+
+/// `n` days after `now`, in the group's offset (+01:00).
+fn day(now: DateTime<Utc>, n: i64) -> DateTime<FixedOffset> {
+    (now + TimeDelta::days(n)).with_timezone(&FixedOffset::east_opt(3600).unwrap())
+}
+
+fn has(roles: &[u64], role: RoleId) -> bool {
+    roles.contains(&role.get())
+}
+
+#[tokio::test]
+async fn a_new_campaign_gets_its_channel_roles_members_and_an_announcement() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let stranger = w.fake.add_member("Sam Unlinked");
+    let first = w.event(
+        "Curse of Strahd",
+        3,
+        "Gothic horror.\n[new campaign]",
+        &[&host],
+    );
+    for m in [&alice, &bob, &stranger] {
+        w.rsvp(&first, m);
+    }
+
+    let report = w.sync().await;
+    let discord = report.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+
+    let (channel, guest, host_role) = w.series_objects(&first).await;
+    let sim_channel = w
+        .world
+        .sim
+        .channel(channel.get())
+        .expect("the channel exists");
+    assert_eq!(sim_channel.name, "curse-of-strahd");
+    assert_eq!(sim_channel.kind, ChannelKind::Text);
+    assert!(
+        sim_channel
+            .topic
+            .as_deref()
+            .is_some_and(|t| t.starts_with("Next session:") && t.contains("/events/")),
+        "{:?}",
+        sim_channel.topic
+    );
+    // Private: @everyone may not view it; the roles and the bot may.
+    let everyone = sim_channel
+        .permission_overwrites
+        .iter()
+        .find(|o| o.id == demo.guild)
+        .expect("an @everyone overwrite");
+    assert_ne!(everyone.deny & discord::model::permissions::VIEW_CHANNEL, 0);
+    for id in [
+        guest.get(),
+        host_role.get(),
+        w.world.sim.bot_user_id().get(),
+    ] {
+        let o = sim_channel
+            .permission_overwrites
+            .iter()
+            .find(|o| o.id.get() == id)
+            .unwrap_or_else(|| panic!("an overwrite for {id}"));
+        assert_ne!(o.allow & discord::model::permissions::VIEW_CHANNEL, 0);
+    }
+    let roles: Vec<u64> = w
+        .world
+        .sim
+        .roles(demo.guild)
+        .iter()
+        .map(|r| r.id.get())
+        .collect();
+    assert!(roles.contains(&guest.get()) && roles.contains(&host_role.get()));
+    assert!(has(&w.roles_of(demo.alice), guest));
+    assert!(has(&w.roles_of(demo.bob), guest));
+    assert!(has(&w.roles_of(demo.carol), host_role));
+    assert!(!has(&w.roles_of(demo.demo_player), guest));
+
+    let messages = w.world.sim.messages(channel.get());
+    assert_eq!(messages.len(), 1, "one announcement");
+    let announcement = &messages[0];
+    for u in [demo.alice, demo.bob, demo.carol] {
+        assert!(announcement.content.contains(&format!("<@{u}>")));
+    }
+    let mut pinged = announcement.pings.users.clone();
+    pinged.sort();
+    let mut expected = vec![demo.alice, demo.bob, demo.carol];
+    expected.sort();
+    assert_eq!(pinged, expected, "exactly the newcomers are pinged");
+
+    // A second session keeps the series a campaign, in the same channel.
+    let second = w.event(
+        "Curse of Strahd, session 2",
+        10,
+        &format!("[campaign {first}]"),
+        &[&host],
+    );
+    w.sync().await;
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    assert_eq!(
+        w.store.series_type(&series).await.unwrap(),
+        Some(SeriesType::Campaign)
+    );
+    let second = campaigns::MeetupEventId::parse(second.as_str()).unwrap();
+    assert_eq!(
+        w.store.series_of_event(&second).await.unwrap(),
+        Some(series.clone())
+    );
+    assert_eq!(w.series_objects(&first).await.0, channel);
+    assert_eq!(w.store.game_channels().await.unwrap(), vec![channel]);
+
+    // A second sync right after makes no Discord write at all.
+    w.world.sim.clear_requests();
+    w.sync().await;
+    assert_eq!(w.writes(), Vec::<String>::new());
+    assert_eq!(w.check().await, Vec::new());
+}
+
+#[tokio::test]
+async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
+    w.rsvp(&first, &alice);
+    let report = w.sync().await;
+    let (_, guest, host_role) = w.series_objects(&first).await;
+    assert!(has(&w.roles_of(demo.alice), guest));
+    assert!(has(&w.roles_of(demo.carol), host_role));
+
+    // A host adds a linked member who never RSVP'd by hand, as `/players add` does.
+    w.linked("Dora", demo.demo_player).await;
+    w.world
+        .ctx
+        .discord
+        .add_role(
+            GuildId::new(demo.guild.get()),
+            snowflake_user(demo.demo_player),
+            guest,
+        )
+        .await
+        .unwrap();
+    // Alice withdraws and Carol no longer hosts: what the next Meetup step stores.
+    let e = campaigns::MeetupEventId::parse(first.as_str()).unwrap();
+    let mut conn = w.world.redis.conn();
+    for key in [
+        schema::meetup_event_meetup_users(&e),
+        schema::meetup_event_meetup_hosts(&e),
+    ] {
+        redis::cmd("DEL")
+            .arg(key)
+            .exec_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let settings = w.config.discord.clone().unwrap();
+    let extras = report.meetup.extras;
+    let again = campaigns::sync_discord(&w.store, &w.world.ctx.discord, &settings, &extras, w.now)
+        .await
+        .unwrap();
+    assert!(again.failed.is_empty(), "{:?}", again.failed);
+    assert!(
+        !has(&w.roles_of(demo.alice), guest),
+        "the withdrawn RSVP lost the role"
+    );
+    assert!(
+        has(&w.roles_of(demo.carol), host_role),
+        "the host keeps hers"
+    );
+}
+
+#[tokio::test]
+async fn removed_users_stay_removed_across_syncs() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    w.rsvp(&first, &alice);
+    w.rsvp(&first, &bob);
+    w.sync().await;
+    let (channel, guest, _) = w.series_objects(&first).await;
+    assert!(has(&w.roles_of(demo.bob), guest));
+    // A host removes Bob, as `/players remove` does.
+    w.store
+        .mark_removed(channel, Removal::User, snowflake_user(demo.bob))
+        .await
+        .unwrap();
+    w.world
+        .ctx
+        .discord
+        .remove_role(
+            GuildId::new(demo.guild.get()),
+            snowflake_user(demo.bob),
+            guest,
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        w.sync().await;
+        assert!(!has(&w.roles_of(demo.bob), guest), "Bob stays removed");
+        assert!(has(&w.roles_of(demo.alice), guest));
+    }
+}
+
+#[tokio::test]
+async fn an_online_series_also_gets_a_voice_channel() {
+    let w = World::new().await;
+    let first = w.event("Starfinder", 3, "[new campaign] [online]", &[]);
+    w.sync().await;
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let voice = w
+        .store
+        .series_voice_channel(&series)
+        .await
+        .unwrap()
+        .expect("a voice channel");
+    let sim_voice = w.world.sim.channel(voice.get()).unwrap();
+    assert_eq!(sim_voice.kind, ChannelKind::Voice);
+    let (channel, guest, _) = w.series_objects(&first).await;
+    assert_eq!(
+        sim_voice.parent_id,
+        w.world.sim.channel(channel.get()).unwrap().parent_id
+    );
+    assert!(
+        sim_voice
+            .permission_overwrites
+            .iter()
+            .any(|o| o.id.get() == guest.get())
+    );
+    w.world.sim.clear_requests();
+    w.sync().await;
+    assert_eq!(w.writes(), Vec::<String>::new());
+    assert_eq!(w.check().await, Vec::new());
+}
+
+#[tokio::test]
+async fn a_failed_role_creation_leaves_an_orphan_that_the_next_run_deletes() {
+    let w = World::new().await;
+    let guild = w.world.demo.guild;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    w.world.sim.inject_fault(
+        RouteMatch::new("POST", format!("/guilds/{guild}/roles")),
+        Fault::Status(502),
+        50,
+    );
+    w.world.sim.inject_fault(
+        RouteMatch::new("DELETE", "/channels/"),
+        Fault::Status(502),
+        50,
+    );
+    let report = w.sync().await.discord.unwrap();
+    assert_eq!(report.failed.len(), 2, "{:?}", report.failed);
+    let orphans = w.store.orphans().await.unwrap();
+    let [campaigns::repo::Orphan::Channel(orphan)] = orphans.as_slice() else {
+        panic!("expected one orphaned channel: {orphans:?}");
+    };
+    assert!(
+        w.world.sim.channel(orphan.get()).is_some(),
+        "still on Discord"
+    );
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    assert_eq!(w.store.series_channel(&series).await.unwrap(), None);
+
+    w.world.sim.clear_faults();
+    let report = w.sync().await.discord.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(
+        w.world.sim.channel(orphan.get()).is_none(),
+        "the orphan is deleted"
+    );
+    assert_eq!(w.store.orphans().await.unwrap(), Vec::new());
+    let (channel, _, _) = w.series_objects(&first).await;
+    assert_ne!(channel, *orphan);
+    assert_eq!(w.check().await, Vec::new());
+    let with_discord = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
+        .await
+        .unwrap();
+    assert_eq!(with_discord, Vec::new());
+}
+
+#[tokio::test]
+async fn redis_restarted_mid_sync_leaves_no_half_relation() {
+    let mut w = World::new().await;
+    let guild = w.world.demo.guild;
+    w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    // Step 1 alone, then step 2 with its role creation held back long enough to stop
+    // Redis while the channel exists on Discord and nothing is registered.
+    let settings = w.config.discord.take().unwrap();
+    let report = w.sync().await;
+    w.world.sim.inject_fault(
+        RouteMatch::new("POST", format!("/guilds/{guild}/roles")),
+        Fault::Delay(Duration::from_millis(1500)),
+        1,
+    );
+    let (store, discord, extras, now) = (
+        w.store.clone(),
+        w.world.ctx.discord.clone(),
+        report.meetup.extras.clone(),
+        w.now,
+    );
+    let task = tokio::spawn(async move {
+        campaigns::sync_discord(&store, &discord, &settings, &extras, now).await
+    });
+    let sim = &w.world.sim;
+    let created = testkit::eventually("the game channel is created", || {
+        let found = sim.channel_by_name(guild, "tomb-of-horrors").map(|c| c.id);
+        async move { found }
+    })
+    .await;
+    let port = w.world.redis_server().port();
+    w.world.redis_server().kill();
+    let outcome = task.await.unwrap();
+    if let Ok(report) = &outcome {
+        assert!(
+            !report.failed.is_empty(),
+            "registration cannot have succeeded"
+        );
+    }
+    *w.world.redis_server() = store::harness::TestRedis::start_on(port).await;
+    // What was created on Discord went again; Redis holds no half relation.
+    assert!(
+        w.world.sim.channel(created).is_none(),
+        "the channel was deleted again"
+    );
+    let guild_roles: Vec<String> = w
+        .world
+        .sim
+        .roles(guild)
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert!(
+        !guild_roles.iter().any(|n| n.starts_with("Tomb of Horrors")),
+        "{guild_roles:?}"
+    );
+    testkit::eventually("Redis answers again", || {
+        let redis = w.world.redis.clone();
+        async move { redis.scan("*").await.ok() }
+    })
+    .await;
+    assert_eq!(w.check().await, Vec::new());
+}
+
+#[tokio::test]
+async fn a_full_category_falls_back_to_the_next_one() {
+    let mut w = World::new().await;
+    let guild = w.world.demo.guild;
+    let full = w
+        .world
+        .sim
+        .create_channel(guild, "Campaigns I", ChannelKind::Category)
+        .unwrap();
+    for i in 0..50 {
+        w.world
+            .sim
+            .create_channel_with(
+                guild,
+                ChannelSpec::new(format!("old-{i}"), ChannelKind::Text).parent(full),
+            )
+            .unwrap();
+    }
+    let spare = w
+        .world
+        .sim
+        .create_channel(guild, "Campaigns II", ChannelKind::Category)
+        .unwrap();
+    w.settings().categories = vec![ChannelId::new(full.get()), ChannelId::new(spare.get())];
+    let first = w.event("Tomb of Horrors", 3, "[new campaign]", &[]);
+    w.sync().await;
+    let (channel, _, _) = w.series_objects(&first).await;
+    assert_eq!(
+        w.world.sim.channel(channel.get()).unwrap().parent_id,
+        Some(spare)
+    );
+}
+
+#[tokio::test]
+async fn the_free_spots_message_is_edited_in_place() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    w.rsvp(&first, &alice);
+    w.sync().await;
+    let spots = ChannelId::new(demo.campaigns.get());
+    let messages = w.world.sim.messages(spots.get());
+    assert_eq!(messages.len(), 1);
+    assert!(
+        messages[0].content.contains("5 of 6 seats free"),
+        "{}",
+        messages[0].content
+    );
+    let bob = w.linked("Bob", demo.bob).await;
+    w.rsvp(&first, &bob);
+    w.sync().await;
+    let messages = w.world.sim.messages(spots.get());
+    assert_eq!(messages.len(), 1, "edited, not posted again");
+    assert!(
+        messages[0].content.contains("4 of 6 seats free"),
+        "{}",
+        messages[0].content
+    );
+}
+
+#[tokio::test]
+async fn the_check_reports_a_game_channel_deleted_on_discord_and_the_sync_leaves_it_alone() {
+    let w = World::new().await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    w.sync().await;
+    let (channel, _, _) = w.series_objects(&first).await;
+    w.world.ctx.discord.delete_channel(channel).await.unwrap();
+    let findings = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
+        .await
+        .unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0].subject,
+        schema::discord_channel_event_series(channel)
+    );
+    assert!(findings[0].problem.contains("no longer exists on Discord"));
+    let report = w.sync().await.discord.unwrap();
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert!(report.created.is_empty(), "{:?}", report.created);
+}
+
+#[tokio::test]
+async fn the_feature_s_sync_job_runs_both_steps_at_start_up_and_every_15_minutes() {
+    let w = World::new().await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let feature = campaigns::feature(&w.world.ctx, Some(w.config.clone()));
+    let job = feature
+        .jobs
+        .iter()
+        .find(|j| j.name() == campaigns::jobs::SYNC_JOB)
+        .expect("the sync job");
+    assert!(job.runs_at_startup());
+    assert_eq!(job.period(), Duration::from_secs(15 * 60));
+    job.run_now().await.unwrap();
+    let (channel, _, _) = w.series_objects(&first).await;
+    assert!(w.world.sim.channel(channel.get()).is_some());
+}

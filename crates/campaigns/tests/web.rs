@@ -1,0 +1,717 @@
+//! The campaigns' web flows over a real listener: organiser authorisation, linking's
+//! CSRF checks, the organiser token's refresh job and the schedule-next-session form,
+//! against FakeMeetup, discord-sim and a real Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::time::Duration;
+
+use base::Clock as _;
+use campaigns::config::DiscordSettings;
+use campaigns::repo::{EventUpsert, MeetupEvent, Tokens};
+use campaigns::web::organiser::{REFRESH_EVERY, RETRY_AFTER, RefreshOutcome, refresh_if_due};
+use campaigns::{CampaignsConfig, EventSeriesId, MeetupEventId, MeetupUserId, Repo};
+use chrono::TimeDelta;
+use discord::model::{ChannelId, RoleId, UserId};
+use meetup::fake::{FakeMeetup, NewEvent};
+use meetup::{
+    ClientId, ClientSecret, EventType, GroupRole, GroupUrlname, MeetupClient, MemberId,
+    RefreshToken,
+};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use testkit::World;
+
+/// The campaigns' web flows served on a port of their own, with a fake Meetup.
+struct Site {
+    world: World,
+    ctx: feature::Context,
+    fake: FakeMeetup,
+    base: String,
+    groups: Vec<GroupUrlname>,
+    config: CampaignsConfig,
+    repo: Repo,
+    http: reqwest::Client,
+    admin_role: RoleId,
+}
+
+async fn site(groups: &[&str]) -> Site {
+    let world = World::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+    // The sessions check the origin of state-changing requests against the public URL.
+    let ctx = feature::Context {
+        sessions: web::session::Sessions::new(
+            world.redis.clone(),
+            web::session::SessionConfig::for_public_url(&public_url),
+        ),
+        public_url: public_url.clone(),
+        ..world.ctx.clone()
+    };
+    let fake = FakeMeetup::start().await.unwrap();
+    let groups: Vec<GroupUrlname> = groups
+        .iter()
+        .map(|g| GroupUrlname::parse(g).unwrap())
+        .collect();
+    for group in &groups {
+        fake.add_group(group, group.as_str()).unwrap();
+    }
+    let client_id = ClientId::new("tavern-tests");
+    let secret = ClientSecret::from("tavern-tests-secret");
+    fake.add_oauth_client(
+        &client_id,
+        &secret,
+        &campaigns::web::callback_url(&public_url).unwrap(),
+    );
+    let admin_role = RoleId::new(u64::from(
+        world
+            .sim
+            .create_role(
+                world.demo.guild,
+                discord_sim::RoleSpec::new("Campaign admins", 0),
+            )
+            .unwrap(),
+    ));
+    let mut config = CampaignsConfig::new(client_id, secret, fake.endpoints(), groups.clone());
+    let mut settings =
+        DiscordSettings::new(discord::model::GuildId::new(u64::from(world.demo.guild)));
+    settings.admin_role = Some(admin_role);
+    config.discord = Some(settings);
+    let feature = campaigns::web::add(feature::Feature::new("campaigns"), &ctx, &config);
+    let router = feature.routes.expect("the web flows have routes");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Site {
+        repo: Repo::new(world.redis.clone()),
+        world,
+        ctx,
+        fake,
+        base: format!("http://{addr}"),
+        groups,
+        config,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        admin_role,
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+/// The `name=value` of the flow cookie a response sets.
+fn flow_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with(campaigns::web::FLOW_COOKIE))
+        .expect("the flow cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn state_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state")
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A Meetup member with `role` in every group.
+    fn member(&self, name: &str, role: GroupRole) -> MemberId {
+        let member = self.fake.add_member(name);
+        for group in &self.groups {
+            self.fake.set_role(group, &member, role.clone()).unwrap();
+        }
+        member
+    }
+
+    /// A Discord user in the demo guild.
+    fn discord_user(&self, name: &str) -> UserId {
+        let user = self.world.sim.create_user(name);
+        self.world
+            .sim
+            .add_member(self.world.demo.guild, user)
+            .unwrap();
+        UserId::new(u64::from(user))
+    }
+
+    /// A signed-in session of `user`: its cookie and CSRF token.
+    async fn session(&self, user: UserId) -> (String, String) {
+        let sessions = &self.ctx.sessions;
+        let session = sessions
+            .log_in(
+                None,
+                web::session::SessionUser {
+                    id: user,
+                    username: format!("user{user}"),
+                    global_name: None,
+                    avatar: None,
+                },
+                &discord::oauth::TokenGrant {
+                    access_token: "discord-access".into(),
+                    refresh_token: None,
+                    expires_in: Duration::from_secs(3600),
+                    scopes: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        (
+            format!(
+                "{}={}",
+                sessions.config().cookie_name(),
+                session.id().expose()
+            ),
+            session.csrf_token().to_owned(),
+        )
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Meetup's authorize page approves (as the signed-in fake member) and points
+    /// back at the callback.
+    async fn meetup_approves(&self, authorize: &str) -> String {
+        let answer = self.http.get(authorize).send().await.unwrap();
+        assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
+        let back = location(&answer);
+        assert!(
+            back.starts_with(&self.url("/campaigns/meetup/callback")),
+            "{back}"
+        );
+        back
+    }
+
+    /// The organiser flow up to Meetup's answer: the callback URL and the flow cookie.
+    async fn organiser_round_trip(&self, member: &MemberId) -> (String, String) {
+        let user = self.discord_user("Olivia");
+        let (session, csrf) = self.session(user).await;
+        let page = self.get("/campaigns/organiser", Some(&session)).await;
+        assert_eq!(page.status(), 200);
+        let started = self
+            .http
+            .post(self.url("/campaigns/organiser"))
+            .header(COOKIE, &session)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 303, "{}", started.text().await.unwrap());
+        let flow = flow_cookie(&started);
+        self.fake.sign_in(member).unwrap();
+        let back = self.meetup_approves(&location(&started)).await;
+        (back, flow)
+    }
+
+    async fn stored_access_token(&self) -> Option<String> {
+        redis::cmd("GET")
+            .arg(campaigns::schema::MEETUP_ACCESS_TOKEN)
+            .query_async(&mut self.world.redis.conn())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_organiser_of_every_group_authorises_tavern_and_the_tokens_are_stored() {
+    let site = site(&["dragons", "goblins"]).await;
+    let organiser = site.member("Olivia", GroupRole::Coorganizer);
+    let (callback, flow) = site.organiser_round_trip(&organiser).await;
+
+    let done = site
+        .http
+        .get(&callback)
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let page = done.text().await.unwrap();
+    assert!(page.contains("Tavern is authorised"), "{page}");
+
+    let stored = site.repo.organizer_tokens().await.unwrap().expect("tokens");
+    assert!(site.fake.is_access_token_valid(&stored.tokens.access));
+    assert!(site.fake.is_refresh_token_valid(&stored.tokens.refresh));
+    assert_eq!(
+        stored.next_refresh,
+        Some(site.world.clock.now() + REFRESH_EVERY)
+    );
+    // The CSRF token was used up with the answer.
+    assert!(site.world.redis.scan("csrf:*").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_member_who_does_not_organise_every_group_is_refused_and_nothing_is_stored() {
+    let site = site(&["dragons", "goblins"]).await;
+    let member = site.fake.add_member("Eve");
+    site.fake
+        .set_role(&site.groups[0], &member, GroupRole::Organizer)
+        .unwrap();
+    site.fake
+        .set_role(&site.groups[1], &member, GroupRole::Member)
+        .unwrap();
+    let (callback, flow) = site.organiser_round_trip(&member).await;
+
+    let refused = site
+        .http
+        .get(&callback)
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("does not organise every group"), "{page}");
+    assert!(page.contains("goblins (you are MEMBER)"), "{page}");
+    assert!(!page.contains("dragons ("), "{page}");
+    assert_eq!(site.stored_access_token().await, None);
+    assert!(site.repo.organizer_tokens().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_organiser_page_needs_a_signed_in_user_and_its_post_the_csrf_token() {
+    let site = site(&["dragons"]).await;
+    let anonymous = site.get("/campaigns/organiser", None).await;
+    assert_eq!(anonymous.status(), 303);
+    assert!(location(&anonymous).starts_with("/login/discord"));
+    let user = site.discord_user("Mallory");
+    let (session, _csrf) = site.session(user).await;
+    let forged = site
+        .http
+        .post(site.url("/campaigns/organiser"))
+        .header(COOKIE, &session)
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(site.world.redis.scan("csrf:*").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_linking_callback_refuses_a_forged_or_missing_csrf_token_and_writes_nothing() {
+    let site = site(&["dragons"]).await;
+    let player = site.member("Pat", GroupRole::Member);
+    site.fake.sign_in(&player).unwrap();
+    let discord = site.discord_user("Pat");
+    let id = site.repo.create_linking_id(discord).await.unwrap();
+
+    let page = site
+        .get(&format!("/link-meetup/{}", id.expose()), None)
+        .await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Continue to Meetup"));
+    let started = site
+        .get(&format!("/link-meetup/{}/start", id.expose()), None)
+        .await;
+    assert_eq!(started.status(), 303);
+    let flow = flow_cookie(&started);
+    let callback = site.meetup_approves(&location(&started)).await;
+
+    // A forged state: 403, the link is not made, the linking id still works.
+    let keys_before = site.world.redis.scan("*").await.unwrap();
+    let forged = callback.replace(&state_of(&callback), "forgedstate123");
+    let refused = site
+        .http
+        .get(&forged)
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("does not match"));
+    assert_eq!(site.repo.meetup_user_of(discord).await.unwrap(), None);
+    assert!(site.repo.open_linking_id(&id).await.unwrap().is_some());
+
+    // The forgery wrote nothing: the same keys, the browser's genuine token still there.
+    assert_eq!(site.world.redis.scan("*").await.unwrap(), keys_before);
+    assert_eq!(site.world.redis.scan("csrf:*").await.unwrap().len(), 1);
+
+    // No cookie at all: 403.
+    let no_cookie = site.http.get(&callback).send().await.unwrap();
+    assert_eq!(no_cookie.status(), 403);
+    assert!(
+        no_cookie
+            .text()
+            .await
+            .unwrap()
+            .contains("cookie is missing")
+    );
+    assert_eq!(site.repo.meetup_user_of(discord).await.unwrap(), None);
+
+    // And the genuine answer links both accounts and uses up the linking id.
+    let linked = site
+        .http
+        .get(&callback)
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 200);
+    assert!(linked.text().await.unwrap().contains("Linked"));
+    let meetup_user = MeetupUserId::parse(player.as_str()).unwrap();
+    assert_eq!(
+        site.repo.meetup_user_of(discord).await.unwrap(),
+        Some(meetup_user)
+    );
+    assert_eq!(
+        site.repo.discord_user_of(meetup_user).await.unwrap(),
+        Some(discord)
+    );
+    assert!(site.repo.open_linking_id(&id).await.unwrap().is_none());
+    assert!(site.world.redis.scan("csrf:*").await.unwrap().is_empty());
+    // Replayed: the token is used up.
+    let replayed = site
+        .http
+        .get(&callback)
+        .header(COOKIE, &flow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 403);
+    assert!(replayed.text().await.unwrap().contains("already used"));
+    let gone = site
+        .get(&format!("/link-meetup/{}", id.expose()), None)
+        .await;
+    assert_eq!(gone.status(), 404);
+}
+
+/// Stores `tokens` as the organiser's, next refreshed at `next`.
+async fn store_tokens(
+    site: &Site,
+    access: &str,
+    refresh: &str,
+    next: chrono::DateTime<chrono::Utc>,
+) {
+    site.repo
+        .set_organizer_tokens(
+            &Tokens {
+                access: access.into(),
+                refresh: refresh.into(),
+            },
+            next,
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure() {
+    let site = site(&["dragons"]).await;
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let issued = site.fake.issue_tokens(&organiser).unwrap();
+    let clock = site.world.clock.clone();
+    let start = clock.now();
+    store_tokens(
+        &site,
+        issued.access_token.expose(),
+        issued.refresh_token.expose(),
+        start + TimeDelta::hours(1),
+    )
+    .await;
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let refresh = || {
+        refresh_if_due(
+            &site.repo,
+            &client,
+            &site.config.client_id,
+            &site.config.client_secret,
+            clock.now(),
+        )
+    };
+
+    // Not due yet: nothing is asked of Meetup.
+    assert_eq!(
+        refresh().await.unwrap(),
+        RefreshOutcome::NotDue(start + TimeDelta::hours(1))
+    );
+    assert!(site.fake.token_requests().is_empty());
+
+    // Due: refreshed, rotated, stored, next in two days.
+    clock.advance(Duration::from_secs(3600));
+    let now = clock.now();
+    assert_eq!(
+        refresh().await.unwrap(),
+        RefreshOutcome::Refreshed(now + REFRESH_EVERY)
+    );
+    let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
+    assert!(!site.fake.is_refresh_token_valid(&issued.refresh_token));
+    assert!(site.fake.is_refresh_token_valid(&stored.tokens.refresh));
+    assert_eq!(stored.next_refresh, Some(now + REFRESH_EVERY));
+
+    // The job itself, two days later, with a refresh token Meetup no longer knows:
+    // it fails and moves the next try an hour on.
+    let dead: RefreshToken = "dead-refresh-token".into();
+    store_tokens(&site, "dead-access", dead.expose(), now + REFRESH_EVERY).await;
+    clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let failed_at = clock.now();
+    let job = campaigns::web::organiser::token_refresh(
+        site.repo.clone(),
+        client.clone(),
+        site.config.client_id.clone(),
+        site.config.client_secret.clone(),
+        clock.clone(),
+    );
+    assert!(job.run_now().await.is_err());
+    let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
+    assert_eq!(stored.next_refresh, Some(failed_at + RETRY_AFTER));
+    let asked = site.fake.token_requests().len();
+
+    // Half an hour later the job does not ask again; an hour later it does.
+    clock.advance(Duration::from_secs(30 * 60));
+    job.run_now().await.unwrap();
+    assert_eq!(site.fake.token_requests().len(), asked);
+    clock.advance(Duration::from_secs(30 * 60));
+    // Meanwhile an organiser authorised again (a valid pair): the retry succeeds.
+    let again = site.fake.issue_tokens(&organiser).unwrap();
+    store_tokens(
+        &site,
+        again.access_token.expose(),
+        again.refresh_token.expose(),
+        failed_at + RETRY_AFTER,
+    )
+    .await;
+    job.run_now().await.unwrap();
+    assert_eq!(site.fake.token_requests().len(), asked + 1);
+    let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
+    assert_eq!(stored.next_refresh, Some(clock.now() + REFRESH_EVERY));
+    assert!(site.fake.is_access_token_valid(&stored.tokens.access));
+}
+
+/// A series on Meetup and in Redis with the demo guild's campaigns channel as its
+/// game channel, hosted by `host` (linked to `host_discord`); the organiser authorised.
+struct Game {
+    channel: ChannelId,
+    series: EventSeriesId,
+    first: meetup::EventId,
+}
+
+async fn game(site: &Site, host: &MemberId, host_discord: UserId) -> Game {
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let tokens = site.fake.issue_tokens(&organiser).unwrap();
+    store_tokens(
+        site,
+        tokens.access_token.expose(),
+        tokens.refresh_token.expose(),
+        site.world.clock.now() + REFRESH_EVERY,
+    )
+    .await;
+    let starts = (site.world.clock.now() + TimeDelta::days(3))
+        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap());
+    let mut event = NewEvent::new(&site.groups[0], "Curse of Strahd - Session 1", starts);
+    event.description = "[new campaign] [online] Gothic horror.".into();
+    event.hosts = vec![host.clone()];
+    event.event_type = EventType::Online;
+    event.max_tickets = Some(5);
+    let first = site.fake.add_event(event).unwrap();
+    let id = MeetupEventId::parse(first.as_str()).unwrap();
+    let series = EventSeriesId::started_by(&id);
+    let host_id = MeetupUserId::parse(host.as_str()).unwrap();
+    site.repo
+        .upsert_event(&EventUpsert {
+            event: MeetupEvent {
+                id: id.clone(),
+                name: "Curse of Strahd - Session 1".into(),
+                time: starts.to_utc(),
+                link: format!("https://www.meetup.com/dragons/events/{first}/"),
+                urlname: site.groups[0].to_string(),
+                is_online: Some(true),
+            },
+            series: series.clone(),
+            series_type: Some(campaigns::SeriesType::Campaign),
+            series_online: true,
+            hosts: vec![host_id],
+            rsvps: Some(vec![]),
+        })
+        .await
+        .unwrap();
+    let channel = ChannelId::new(u64::from(site.world.demo.campaigns));
+    site.repo.register_channel(&series, channel).await.unwrap();
+    site.repo.link(host_id, host_discord, None).await.unwrap();
+    Game {
+        channel,
+        series,
+        first,
+    }
+}
+
+#[tokio::test]
+async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_and_announced() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    site.repo
+        .set_snooze(
+            game.channel,
+            Some(site.world.clock.now() + TimeDelta::days(30)),
+        )
+        .await
+        .unwrap();
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+
+    let form = site.get(&path, Some(&session)).await;
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 2"), "{html}");
+    assert!(html.contains("UTC+01:00"), "{html}");
+
+    let date = (site.world.clock.now() + TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let done = site
+        .http
+        .post(site.url(&path))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", date.as_str()),
+            ("time", "19:30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("Scheduled"));
+
+    // On Meetup: a copy with the next number, the series shortcode, the same hosts.
+    let events = site.fake.events();
+    assert_eq!(events.len(), 2);
+    let (_, created) = &events[1];
+    assert_eq!(created.title, "Curse of Strahd - Session 2");
+    assert_eq!(
+        created.description,
+        format!("[campaign {}] [online] Gothic horror.", game.series)
+    );
+    assert!(created.hosts.contains(&host));
+    assert_eq!(created.event_type, EventType::Online);
+    assert_eq!(created.max_tickets, Some(5));
+    assert_eq!(
+        created.starts_at.to_rfc3339(),
+        format!("{date}T19:30:00+01:00")
+    );
+    let parsed = campaigns::parse_shortcodes(&created.description).unwrap();
+    assert_eq!(
+        parsed.series,
+        Some(campaigns::SeriesShortcode::Join(
+            MeetupEventId::parse(game.first.as_str()).unwrap()
+        ))
+    );
+    // The snooze is gone, and the channel heard of it.
+    let lifecycle = site
+        .repo
+        .channel_lifecycle(game.channel)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lifecycle.snooze_until, None);
+    let messages = site.world.sim.messages(site.world.demo.campaigns);
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.content.contains("Curse of Strahd - Session 2")),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_non_host_is_refused_and_nothing_is_created_while_an_admin_may_schedule() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let snooze = site.world.clock.now() + TimeDelta::days(30);
+    site.repo
+        .set_snooze(game.channel, Some(snooze))
+        .await
+        .unwrap();
+
+    // A linked player who does not host, and an unlinked user.
+    let player = site.member("Pat", GroupRole::Member);
+    let player_discord = site.discord_user("Pat");
+    site.repo
+        .link(
+            MeetupUserId::parse(player.as_str()).unwrap(),
+            player_discord,
+            None,
+        )
+        .await
+        .unwrap();
+    for user in [player_discord, site.discord_user("Stranger")] {
+        let (session, csrf) = site.session(user).await;
+        let form = site.get(&path, Some(&session)).await;
+        assert_eq!(form.status(), 403);
+        assert!(form.text().await.unwrap().contains("Only a host"));
+        let post = site
+            .http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", "2030-01-01"),
+                ("time", "19:00"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 403);
+    }
+    assert_eq!(site.fake.events().len(), 1);
+    let lifecycle = site
+        .repo
+        .channel_lifecycle(game.channel)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lifecycle.snooze_until, Some(snooze));
+    assert!(
+        site.world
+            .sim
+            .messages(site.world.demo.campaigns)
+            .is_empty()
+    );
+
+    // Not a game channel: 404 in words.
+    let (session, _) = site.session(host_discord).await;
+    let other = site
+        .get(
+            &format!("/campaigns/schedule/{}", u64::from(site.world.demo.general)),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(other.status(), 404);
+    assert!(other.text().await.unwrap().contains("not a game channel"));
+
+    // An admin (the configured role) gets the form.
+    let admin = site.discord_user("Ada Admin");
+    site.world
+        .sim
+        .add_member_role(site.world.demo.guild, admin.get(), site.admin_role.get())
+        .unwrap();
+    let (session, _) = site.session(admin).await;
+    assert_eq!(site.get(&path, Some(&session)).await.status(), 200);
+}

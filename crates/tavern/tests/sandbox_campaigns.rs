@@ -1,0 +1,149 @@
+//! Sandbox mode's campaigns: without a Discord token, `tavern serve` runs a fake Meetup
+//! with a demo group, configured against the demo guild; the first sync fills Redis,
+//! and the demo player links their Meetup account through the web flow.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use campaigns::{MeetupEventId, MeetupUserId, Repo};
+use discord::model::UserId;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_sandbox_syncs_a_demo_meetup_and_links_the_demo_player_on_the_web() {
+    let app = common::spawn_app().await;
+    let meetup = app
+        .running
+        .meetup
+        .clone()
+        .expect("sandbox mode has a fake Meetup");
+    let demo = &meetup.demo;
+
+    // Configured: the organiser's tokens are stored, the demo guild is set up.
+    let redis = app.redis.connect().await;
+    let repo = Repo::new(redis.clone());
+    let tokens = repo
+        .organizer_tokens()
+        .await
+        .unwrap()
+        .expect("organiser tokens");
+    assert!(meetup.fake.is_access_token_valid(&tokens.tokens.access));
+    let alice = UserId::new(u64::from(app.demo().alice));
+    assert_eq!(
+        repo.meetup_user_of(alice).await.unwrap(),
+        Some(MeetupUserId::parse(demo.game_master.as_str()).unwrap()),
+        "the demo game master is Alice, who so hosts two games"
+    );
+    let roles: Vec<String> = app
+        .sim()
+        .roles(app.demo().guild)
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(roles.iter().any(|r| r == "Campaign admins"), "{roles:?}");
+
+    // The sync right after start-up fills Redis with the demo's events and series.
+    let mut expected: Vec<MeetupEventId> = demo
+        .campaign
+        .iter()
+        .chain([&demo.one_shot, &demo.online])
+        .map(|e| MeetupEventId::parse(e.as_str()).unwrap())
+        .collect();
+    expected.sort();
+    testkit::eventually("the first sync stores the demo events", || {
+        let repo = repo.clone();
+        let expected = expected.clone();
+        async move {
+            let mut tracked = repo.tracked_events().await.ok()?;
+            tracked.sort();
+            (tracked == expected).then_some(())
+        }
+    })
+    .await;
+    let series = repo.tracked_series().await.unwrap();
+    assert_eq!(series.len(), 3, "{series:?}");
+    let campaign = campaigns::EventSeriesId::started_by(&expected_first(demo));
+    assert_eq!(repo.series_events(&campaign).await.unwrap().len(), 2);
+    assert_eq!(
+        repo.series_type(&campaign).await.unwrap(),
+        Some(campaigns::SeriesType::Campaign)
+    );
+    let online =
+        campaigns::EventSeriesId::started_by(&MeetupEventId::parse(demo.online.as_str()).unwrap());
+    assert!(repo.series_is_online(&online).await.unwrap());
+
+    // The Discord side of the same sync: a game channel per series in the sandbox's
+    // categories (the campaigns in "Campaigns", the one-shot in "One-shots"), which
+    // the console shows.
+    let sim = app.sim();
+    let guild = app.demo().guild;
+    let category = |name: &str| {
+        sim.channels(guild)
+            .into_iter()
+            .find(|c| c.kind == discord_sim::ChannelKind::Category && c.name == name)
+            .map(|c| c.id)
+            .expect("the sandbox's category")
+    };
+    let (campaigns_category, one_shots) = (category("Campaigns"), category("One-shots"));
+    testkit::eventually("the sync makes the game channels", || async move {
+        let channels = sim.channels(guild);
+        let under = |parent| {
+            channels
+                .iter()
+                .filter(|c| c.kind == discord_sim::ChannelKind::Text && c.parent_id == Some(parent))
+                .count()
+        };
+        (under(campaigns_category) == 2 && under(one_shots) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(repo.game_channels().await.unwrap().len(), 3);
+
+    // The demo player links their Meetup account through the web flow, with the
+    // one-time link `/link-meetup` hands out.
+    let player = UserId::new(u64::from(app.demo().demo_player));
+    let id = repo.create_linking_id(player).await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(app.url(&format!("/link-meetup/{}", id.expose())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let started = http
+        .get(app.url(&format!("/link-meetup/{}/start", id.expose())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let cookie = started.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let approved = http.get(location(&started)).send().await.unwrap();
+    assert_eq!(approved.status(), 302);
+    let done = http
+        .get(location(&approved))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        repo.meetup_user_of(player).await.unwrap(),
+        Some(MeetupUserId::parse(demo.player.as_str()).unwrap())
+    );
+}
+
+fn expected_first(demo: &meetup::fake::demo::Demo) -> MeetupEventId {
+    MeetupEventId::parse(demo.campaign[0].as_str()).unwrap()
+}
