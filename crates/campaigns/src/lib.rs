@@ -156,11 +156,12 @@
 //! - **`/link-meetup`** is refused for a user already linked (unlink first), matching
 //!   the repository's refusal to move a link silently.
 //! - **The topic voice channel** is reset by a periodic check (every minute, locked):
-//!   the `discord` crate delivers no voice states and Discord's REST API cannot list a
-//!   voice channel's members. Not knowing who is connected, a custom topic counts as
-//!   in use for an hour after it was set; a source of voice states plugs in through
-//!   [`topic::VoiceOccupancy`] and makes the rule exact (in use while anyone is
-//!   connected, reset once empty and two minutes old). `/topic` is refused within 5
+//!   who is connected comes from the gateway's voice states ([`topic::VoiceTracker`]
+//!   keeps them in Tavern's key `tavern:campaigns:topic_voice_channel:connected`, so
+//!   the replica holding the job lock knows, whichever runs the guild's shard); in use
+//!   while anyone is connected, reset once empty and two minutes old. Should Redis not
+//!   answer, a custom topic counts as in use for an hour after it was set. `/topic` is
+//!   refused within 5
 //!   minutes of the last one (Discord allows two renames per 10 minutes; one is kept
 //!   for the reset).
 //! - **One Meetup callback for both web flows** (`/campaigns/meetup/callback`, the one
@@ -208,6 +209,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod repo;
 pub mod schema;
+pub mod standing;
 pub mod sync;
 pub mod topic;
 pub mod web;
@@ -246,10 +248,13 @@ pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> featu
             repo.clone(),
             ctx.discord.clone(),
             &settings,
-            std::sync::Arc::new(topic::NoVoiceStates),
+            std::sync::Arc::new(topic::GatewayVoice::new(repo.clone())),
             ctx.clock.clone(),
         ) {
             feature = feature.job(job);
+        }
+        if let Some(tracker) = topic::VoiceTracker::new(repo.clone(), &settings) {
+            feature = feature.events(std::sync::Arc::new(tracker));
         }
         feature = feature.job(lifecycle::lifecycle_job(
             repo,

@@ -288,6 +288,11 @@ pub fn synced_guests(channel: ChannelId) -> String {
     format!("tavern:campaigns:synced_guests:{channel}")
 }
 
+/// Set of u64 (Discord user ids): who is connected to the user-topic voice channel
+/// (`campaigns_topic_voice_channel`), from the gateway's voice states, so the reset
+/// job on any replica knows when it is empty. Tavern's own key: the seed has none.
+pub const TOPIC_VOICE_CONNECTED: &str = "tavern:campaigns:topic_voice_channel:connected";
+
 // ---- Reading keys back (the check) ---------------------------------------------------
 
 /// One family of per-id keys, `{prefix}:{id}:{suffix}`, for `SCAN` and for reading the

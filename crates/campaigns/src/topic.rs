@@ -10,21 +10,25 @@
 //! name and is in use; the name is reset when the channel is not in use and the topic
 //! is at least [`RESET_AFTER`] old.
 //!
-//! **Who is in the channel.** The `discord` crate delivers no voice states from the
-//! gateway, and Discord's REST API cannot list a channel's members, so the reset is a
-//! periodic check ([`reset_job`], every minute, under the kit's job lock) and occupancy
-//! comes through [`VoiceOccupancy`]. Until voice states reach the features, Tavern
-//! uses [`NoVoiceStates`], which does not know ([`Occupancy::Unknown`]): a custom
-//! topic then counts as in use for [`ASSUMED_IN_USE`] after it was set, and is reset
-//! after that. A source that knows ([`Occupancy::Known`]) makes the rules exact: in use
-//! while anybody is connected, reset once it is empty and the topic is two minutes old.
+//! **Who is in the channel.** Discord's REST API cannot list a voice channel's
+//! members; the gateway's voice states can. [`VoiceTracker`] keeps who is connected to
+//! the topic channel in Redis (the list in GUILD_CREATE, then every
+//! VOICE_STATE_UPDATE), so [`GatewayVoice`] answers on any replica, whichever process
+//! runs the guild's shard. The reset is a periodic check ([`reset_job`], every minute,
+//! under the kit's job lock): in use while anybody is connected, reset once it is empty
+//! and the topic is two minutes old. A source that does not know
+//! ([`Occupancy::Unknown`]: Redis unreadable, or [`NoVoiceStates`]) makes a custom
+//! topic count as in use for [`ASSUMED_IN_USE`] after it was set.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base::Clock;
 use chrono::{DateTime, TimeDelta, Utc};
-use discord::{BoxFuture, ChannelId, Discord, Invocation, Reply, Response, RestError};
+use discord::{
+    BoxFuture, ChannelId, Discord, Event, EventHandler, EventKind, GuildId, Invocation, Reply,
+    Response, RestError, UserId,
+};
 use feature::Job;
 
 use crate::commands::{CommandError, CommandResult, Commands};
@@ -55,14 +59,93 @@ pub trait VoiceOccupancy: Send + Sync + 'static {
     fn occupancy(&self, channel: ChannelId) -> BoxFuture<'static, Occupancy>;
 }
 
-/// The occupancy source while the gateway delivers no voice states: always
-/// [`Occupancy::Unknown`].
+/// An occupancy source that never knows ([`Occupancy::Unknown`]): for a Tavern that
+/// reads no voice states.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoVoiceStates;
 
 impl VoiceOccupancy for NoVoiceStates {
     fn occupancy(&self, _channel: ChannelId) -> BoxFuture<'static, Occupancy> {
         Box::pin(async { Occupancy::Unknown })
+    }
+}
+
+/// Who is connected to the topic voice channel, as [`VoiceTracker`] recorded it.
+#[derive(Debug, Clone)]
+pub struct GatewayVoice {
+    repo: Repo,
+}
+
+impl GatewayVoice {
+    pub fn new(repo: Repo) -> GatewayVoice {
+        GatewayVoice { repo }
+    }
+}
+
+impl VoiceOccupancy for GatewayVoice {
+    fn occupancy(&self, channel: ChannelId) -> BoxFuture<'static, Occupancy> {
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            match repo.topic_voice_count().await {
+                Ok(count) => Occupancy::Known(count),
+                Err(error) => {
+                    tracing::warn!(%error, %channel, "could not read who is in the topic voice channel");
+                    Occupancy::Unknown
+                }
+            }
+        })
+    }
+}
+
+/// Keeps who is connected to the topic voice channel of the community's guild from
+/// the gateway's voice states.
+#[derive(Debug, Clone)]
+pub struct VoiceTracker {
+    repo: Repo,
+    guild: GuildId,
+    channel: ChannelId,
+}
+
+impl VoiceTracker {
+    /// `None` without a topic voice channel.
+    pub fn new(repo: Repo, settings: &DiscordSettings) -> Option<VoiceTracker> {
+        Some(VoiceTracker {
+            repo,
+            guild: settings.guild,
+            channel: settings.topic_voice_channel?,
+        })
+    }
+}
+
+impl EventHandler for VoiceTracker {
+    fn on_event(&self, event: Event) -> BoxFuture<'static, ()> {
+        let (repo, guild, channel) = (self.repo.clone(), self.guild, self.channel);
+        Box::pin(async move {
+            let written = match event {
+                Event::GuildAvailable {
+                    guild_id, voice, ..
+                } if guild_id == guild => {
+                    let users: Vec<UserId> = voice
+                        .iter()
+                        .filter(|v| v.channel_id == Some(channel))
+                        .map(|v| v.user)
+                        .collect();
+                    repo.reset_topic_voice(&users).await
+                }
+                Event::VoiceStateUpdate { guild_id, state } if guild_id == guild => {
+                    repo.set_topic_voice(state.user, state.channel_id == Some(channel))
+                        .await
+                }
+                _ => return,
+            };
+            if let Err(error) = written {
+                tracing::warn!(%error, %channel, "could not record who is in the topic voice channel");
+            }
+        })
+    }
+
+    fn kinds(&self) -> &[EventKind] {
+        &[EventKind::GuildAvailable, EventKind::VoiceStateUpdate]
     }
 }
 

@@ -146,6 +146,18 @@ impl Game {
         self.run_in(user, self.channel, name, options).await
     }
 
+    /// Waits until Tavern has recorded `n` people in the topic voice channel.
+    async fn connected(&self, n: usize) {
+        testkit::eventually("the topic channel's occupancy is recorded", || async {
+            let members = self
+                .env
+                .members("tavern:campaigns:topic_voice_channel:connected")
+                .await;
+            (members.len() == n).then_some(())
+        })
+        .await;
+    }
+
     fn roles_of(&self, user: Snowflake) -> Vec<Snowflake> {
         self.w()
             .sim
@@ -741,11 +753,15 @@ async fn topic_renames_the_voice_channel_with_its_rules() {
         testkit::epoch()
     );
 
-    // Rate-limited, then held while (presumably) in use.
+    // Rate-limited, then held while someone is connected.
     let reply = g
         .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
         .await;
     refused(&reply, "a moment ago");
+    w.sim
+        .set_voice(w.demo.guild, w.demo.carol, Some(voice))
+        .unwrap();
+    g.connected(1).await;
     w.clock.advance(Duration::from_secs(10 * 60));
     let reply = g
         .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
@@ -753,15 +769,16 @@ async fn topic_renames_the_voice_channel_with_its_rules() {
     refused(&reply, "in use with the topic");
     assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
 
-    // The periodic reset gives the default name back once it is free again.
+    // The periodic reset gives the default name back once the channel is empty.
     let job = campaigns::feature(&w.ctx, Some(config(settings(w, g.admin))))
         .jobs
         .into_iter()
         .find(|j| j.name() == campaigns::topic::RESET_JOB)
         .expect("the reset job");
     job.run_now().await.unwrap();
-    assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
-    w.clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg", "in use");
+    w.sim.set_voice(w.demo.guild, w.demo.carol, None).unwrap();
+    g.connected(0).await;
     job.run_now().await.unwrap();
     assert_eq!(w.sim.channel(voice).unwrap().name, "Table");
 
@@ -837,9 +854,15 @@ async fn a_slow_look_up_is_never_answered_in_public() {
             json!([user_option(w.demo.bob)]),
         )
         .await;
-    refused(&reply, "Tavern is slow");
-    assert!(!text(&reply).contains("Meetup member 2"), "{reply:?}");
-    assert_eq!(reply.callback_type, 4, "answered before any deferral");
+    assert!(reply.ephemeral, "{reply:?}");
+    let interaction = w
+        .sim
+        .interaction_replies(reply.interaction_id)
+        .into_iter()
+        .next()
+        .expect("the first callback");
+    assert_eq!(interaction.callback_type, 5, "deferred");
+    assert!(interaction.ephemeral, "the deferral is private too");
     g.stop().await;
 }
 
@@ -928,4 +951,79 @@ async fn the_commands_exist_only_with_the_discord_settings() {
             "whois"
         ]
     );
+}
+
+/// A Meetup host whom another host removed with `/hosts remove` no longer runs the
+/// game, though Meetup still lists them as host.
+#[tokio::test]
+async fn a_removed_host_no_longer_runs_the_game() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g
+        .run(w.demo.alice, "players", json!([{"name": "list"}]))
+        .await;
+    assert!(!text(&reply).starts_with("⚠️"), "a host before: {reply:?}");
+    g.env
+        .store
+        .mark_removed(g.channel_id(), Removal::Host, UserId::new(id(w.demo.alice)))
+        .await
+        .unwrap();
+    let reply = g
+        .run(w.demo.alice, "players", json!([{"name": "list"}]))
+        .await;
+    refused(&reply, "for the hosts of this game");
+    g.stop().await;
+}
+
+/// Who is in the topic voice channel comes from the gateway: the list when the guild
+/// becomes available, then every join, move and leave.
+#[tokio::test]
+async fn the_topic_channels_occupancy_comes_from_the_gateway() {
+    let env = world_env().await;
+    let w = env.world();
+    let guild = w.demo.guild;
+    let key = "tavern:campaigns:topic_voice_channel:connected";
+    let other = w
+        .sim
+        .create_channel(guild, "Lounge", ChannelKind::Voice)
+        .unwrap();
+    // Connected before the bot starts: GUILD_CREATE lists them.
+    w.sim
+        .set_voice(guild, w.demo.demo_player, Some(w.demo.voice))
+        .unwrap();
+    w.sim.set_voice(guild, w.demo.bob, Some(other)).unwrap();
+    let admin = w
+        .sim
+        .create_role(guild, RoleSpec::new("Admins", 0))
+        .unwrap();
+    let feature = campaigns::feature(&w.ctx, Some(config(settings(w, admin))));
+    let bot = TestBot::spawn(w, vec![feature]).await;
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let wait_for = |want: Vec<Snowflake>| {
+        let env = &env;
+        async move {
+            let want = sorted(want.iter().map(|u| u.to_string()).collect());
+            testkit::eventually("the recorded occupancy", || {
+                let want = want.clone();
+                async move { (sorted(env.members(key).await) == want).then_some(()) }
+            })
+            .await;
+        }
+    };
+    wait_for(vec![w.demo.demo_player]).await;
+    w.sim
+        .set_voice(guild, w.demo.alice, Some(w.demo.voice))
+        .unwrap();
+    wait_for(vec![w.demo.demo_player, w.demo.alice]).await;
+    // Moving to another channel is leaving this one.
+    w.sim
+        .set_voice(guild, w.demo.demo_player, Some(other))
+        .unwrap();
+    wait_for(vec![w.demo.alice]).await;
+    w.sim.set_voice(guild, w.demo.alice, None).unwrap();
+    wait_for(vec![]).await;
+    bot.stop().await;
 }

@@ -322,6 +322,21 @@ impl Sim {
         })
     }
 
+    /// Connects a member to a voice channel of the guild, or disconnects them with
+    /// `None` (dispatches VOICE_STATE_UPDATE; GUILD_CREATE lists who is connected).
+    pub fn set_voice(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+        channel: Option<Snowflake>,
+    ) -> Result<(), SimError> {
+        let (guild, user) = (guild.into(), user.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.set_voice(guild, user, channel).map_err(rejected)
+        })
+    }
+
     /// Removes a user from a guild (dispatches GUILD_MEMBER_REMOVE).
     pub fn remove_member(
         &self,

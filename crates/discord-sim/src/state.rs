@@ -117,6 +117,8 @@ pub(crate) struct GuildState {
     pub roles: BTreeMap<Snowflake, Role>,
     pub members: BTreeMap<Snowflake, Member>,
     pub channels: BTreeSet<Snowflake>,
+    /// Who is connected to which voice channel.
+    pub voice: BTreeMap<Snowflake, Snowflake>,
 }
 
 #[derive(Debug)]
@@ -342,6 +344,7 @@ impl State {
                 roles: BTreeMap::from([(id, everyone)]),
                 members: BTreeMap::from([(ctx.bot_id, bot_member)]),
                 channels: BTreeSet::new(),
+                voice: BTreeMap::new(),
             },
         );
         let payload = self.guild_create_json(id);
@@ -393,6 +396,7 @@ impl State {
                 roles: BTreeMap::from([(id, everyone)]),
                 members: BTreeMap::from([(owner, owner_member)]),
                 channels: BTreeSet::new(),
+                voice: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -455,6 +459,43 @@ impl State {
             "GUILD_MEMBER_ADD",
             Some(guild),
             intents::GUILD_MEMBERS,
+            &payload,
+        );
+        Ok(())
+    }
+
+    /// Connects `user` to the voice channel `channel` of `guild`, or disconnects them
+    /// (`None`), and announces VOICE_STATE_UPDATE.
+    pub fn set_voice(
+        &mut self,
+        guild: Snowflake,
+        user: Snowflake,
+        channel: Option<Snowflake>,
+    ) -> Result<(), ApiError> {
+        self.member(guild, user)?;
+        if let Some(channel) = channel {
+            let kind = self.channel(channel)?.channel.kind;
+            if kind != ChannelKind::Voice || !self.guild(guild)?.channels.contains(&channel) {
+                return Err(ApiError::new(
+                    400,
+                    50024,
+                    format!("{channel} is not a voice channel of guild {guild}"),
+                ));
+            }
+        }
+        let voice = &mut self.guild_mut(guild)?.voice;
+        match channel {
+            Some(channel) => voice.insert(user, channel),
+            None => voice.remove(&user),
+        };
+        let mut payload = voice_state_json(guild, user, channel);
+        if let Ok(member) = self.member_json(guild, user, true) {
+            insert(&mut payload, "member", member);
+        }
+        self.gateway.dispatch(
+            "VOICE_STATE_UPDATE",
+            Some(guild),
+            intents::GUILD_VOICE_STATES,
             &payload,
         );
         Ok(())
@@ -1312,7 +1353,12 @@ impl State {
         map.insert("large".into(), json!(false));
         map.insert("unavailable".into(), json!(false));
         map.insert("member_count".into(), json!(g.members.len()));
-        map.insert("voice_states".into(), json!([]));
+        let voice: Vec<Value> = g
+            .voice
+            .iter()
+            .map(|(user, channel)| voice_state_json(id, *user, Some(*channel)))
+            .collect();
+        map.insert("voice_states".into(), Value::Array(voice));
         map.insert("members".into(), Value::Array(members));
         map.insert("channels".into(), Value::Array(channels));
         map.insert("threads".into(), json!([]));
@@ -1670,4 +1716,22 @@ pub(crate) fn pings(
             .collect(),
         everyone: everyone && parse.contains(&"everyone"),
     }
+}
+
+/// A voice state as the gateway sends it.
+fn voice_state_json(guild: Snowflake, user: Snowflake, channel: Option<Snowflake>) -> Value {
+    json!({
+        "guild_id": guild,
+        "channel_id": channel,
+        "user_id": user,
+        "session_id": format!("voice-{user}"),
+        "deaf": false,
+        "mute": false,
+        "self_deaf": false,
+        "self_mute": false,
+        "self_stream": false,
+        "self_video": false,
+        "suppress": false,
+        "request_to_speak_timestamp": null,
+    })
 }

@@ -483,6 +483,7 @@ fn intents(handlers: &[Arc<dyn EventHandler>]) -> Intents {
             }
             EventKind::GuildAvailable => Intents::GUILDS,
             EventKind::MemberAdd => Intents::GUILD_MEMBERS,
+            EventKind::VoiceStateUpdate => Intents::GUILD_VOICE_STATES,
         };
     }
     intents
@@ -502,6 +503,7 @@ fn wanted_events(handlers: &[Arc<dyn EventHandler>]) -> EventTypeFlags {
             EventKind::MessageDelete => EventTypeFlags::MESSAGE_DELETE,
             EventKind::GuildAvailable => EventTypeFlags::GUILD_CREATE,
             EventKind::MemberAdd => EventTypeFlags::MEMBER_ADD,
+            EventKind::VoiceStateUpdate => EventTypeFlags::VOICE_STATE_UPDATE,
         };
     }
     flags

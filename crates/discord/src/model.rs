@@ -394,11 +394,27 @@ pub enum Event {
     GuildAvailable {
         guild_id: GuildId,
         name: String,
+        /// Who is connected to which voice channel now (empty unless a handler wants
+        /// [`EventKind::VoiceStateUpdate`], whose intent Discord needs for this list).
+        voice: Vec<VoiceState>,
     },
     MemberAdd {
         guild_id: GuildId,
         user: Actor,
     },
+    /// Someone joined, moved between or left voice channels.
+    VoiceStateUpdate {
+        guild_id: GuildId,
+        state: VoiceState,
+    },
+}
+
+/// A member's voice connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoiceState {
+    pub user: UserId,
+    /// The voice channel they are connected to; `None` once they left.
+    pub channel_id: Option<ChannelId>,
 }
 
 /// What an [`Event`] is about, for handlers to say what they want to receive.
@@ -409,15 +425,17 @@ pub enum EventKind {
     MessageDelete,
     GuildAvailable,
     MemberAdd,
+    VoiceStateUpdate,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::MessageCreate,
         EventKind::MessageUpdate,
         EventKind::MessageDelete,
         EventKind::GuildAvailable,
         EventKind::MemberAdd,
+        EventKind::VoiceStateUpdate,
     ];
 }
 
@@ -429,6 +447,7 @@ impl Event {
             Event::MessageDelete { .. } => EventKind::MessageDelete,
             Event::GuildAvailable { .. } => EventKind::GuildAvailable,
             Event::MemberAdd { .. } => EventKind::MemberAdd,
+            Event::VoiceStateUpdate { .. } => EventKind::VoiceStateUpdate,
         }
     }
 }

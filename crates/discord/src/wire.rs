@@ -309,9 +309,24 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
                 Event::GuildAvailable {
                     guild_id: g.id,
                     name: g.name.clone(),
+                    voice: g
+                        .voice_states
+                        .iter()
+                        .map(|v| VoiceState {
+                            user: v.user_id,
+                            channel_id: v.channel_id,
+                        })
+                        .collect(),
                 }
             }
             _ => return None,
+        },
+        E::VoiceStateUpdate(v) => Event::VoiceStateUpdate {
+            guild_id: v.guild_id?,
+            state: VoiceState {
+                user: v.user_id,
+                channel_id: v.channel_id,
+            },
         },
         E::MemberAdd(m) => Event::MemberAdd {
             guild_id: m.guild_id,

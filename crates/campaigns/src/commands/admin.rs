@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
 
-use super::{CommandError, CommandResult, Commands, handler, private_handler, when};
+use super::{CommandError, CommandResult, Commands, handler, when};
 use crate::domain::{MeetupUserId, SnoozeDays};
 use crate::repo::LinkOutcome;
 
@@ -51,7 +51,9 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             "Whose Meetup account is whose: give a member or a Meetup id (admins only)",
         )
         .option(OptionSpec::user("user", "A Discord member"))
-        .option(OptionSpec::string("meetup-id", "A Meetup member id")),
+        .option(OptionSpec::string("meetup-id", "A Meetup member id"))
+        // Who is whom stays between the admin and Tavern, even when Discord is slow.
+        .private(),
         CommandSpec::new(SYNC, "Sync Meetup events now (admins only)"),
     ]
 }
@@ -63,8 +65,7 @@ pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
         handler(c, manage_channel),
         handler(c, link),
         handler(c, unlink),
-        // Who is whom stays between the admin and Tavern.
-        private_handler(c, whois),
+        handler(c, whois),
         handler(c, sync),
     ];
     specs().into_iter().zip(run).collect()

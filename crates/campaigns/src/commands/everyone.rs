@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
 
-use super::{CommandError, CommandResult, Commands, handler, private_handler};
+use super::{CommandError, CommandResult, Commands, handler};
 use crate::repo::LINKING_ID_TTL_SECS;
 
 pub const LINK_MEETUP: &str = "link-meetup";
@@ -13,10 +13,12 @@ pub const TOPIC: &str = "topic";
 
 pub(super) fn specs() -> Vec<CommandSpec> {
     vec![
+        // The one-time link must never be shown publicly, even when Tavern is slow.
         CommandSpec::new(
             LINK_MEETUP,
             "Link your Meetup account, so your RSVPs open your games' channels",
-        ),
+        )
+        .private(),
         CommandSpec::new(UNLINK_MEETUP, "Unlink your Meetup account"),
         CommandSpec::new(
             TOPIC,
@@ -29,8 +31,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
 pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
     // In the order of `specs`.
     let run = [
-        // The one-time link must never be shown publicly.
-        private_handler(c, link_meetup),
+        handler(c, link_meetup),
         handler(c, unlink_meetup),
         handler(c, crate::topic::topic_command),
     ];

@@ -16,10 +16,9 @@
 //! Every answer notifies only whom it is about: refusals and look-ups are private,
 //! public messages ping the person added and nobody else.
 //!
-//! `/link-meetup` and `/whois` answer before the router's deferral or say that Tavern
-//! is slow (`private_handler`): the router's deferral is public for a command
-//! without a `private` option, and a late answer would edit that public placeholder,
-//! showing a one-time link or who is whom to the whole channel.
+//! `/link-meetup` and `/whois` are private commands ([`CommandSpec::private`]): when
+//! Tavern is slow, even the deferral Discord shows meanwhile is private, so a one-time
+//! link or who is whom never reaches the channel.
 
 mod admin;
 mod everyone;
@@ -27,20 +26,20 @@ mod hosts;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base::Clock;
 use chrono::{DateTime, Utc};
 use discord::{
-    ChannelId, CommandSpec, DEFER_AFTER, Discord, GuildId, Handler, HandlerError, Invocation,
-    Response, RestError, RoleId, UserId,
+    ChannelId, CommandSpec, Discord, GuildId, Handler, HandlerError, Invocation, Response,
+    RestError, RoleId, UserId,
 };
 use feature::{Feature, Job};
 
 use crate::config::{CampaignsConfig, DiscordSettings};
 use crate::domain::{EventSeriesId, MeetupUserId};
 use crate::repo::{Repo, RepoError};
-use crate::topic::{NoVoiceStates, VoiceOccupancy};
+use crate::standing;
+use crate::topic::{GatewayVoice, VoiceOccupancy};
 
 /// Why a command did not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +113,7 @@ impl Commands {
                 clock: ctx.clock.clone(),
                 public_url: ctx.public_url.as_str().trim_end_matches('/').to_owned(),
                 sync,
-                occupancy: Arc::new(NoVoiceStates),
+                occupancy: Arc::new(GatewayVoice::new(Repo::new(ctx.redis.clone()))),
             }),
         }
     }
@@ -162,11 +161,7 @@ impl Commands {
 
     /// The roles `user` holds in the community's guild (none when not a member).
     pub(crate) async fn roles_of(&self, user: UserId) -> Result<Vec<RoleId>, CommandError> {
-        Ok(self
-            .discord()
-            .member_roles(self.guild(), user)
-            .await?
-            .unwrap_or_default())
+        Ok(standing::roles_of(self.discord(), self.settings(), user).await?)
     }
 
     /// Whether `user` holds the admin role (nobody does when none is configured).
@@ -216,22 +211,24 @@ impl Commands {
     }
 
     /// The game channel the command was used in, if the user is one of its hosts (or
-    /// an admin); refused otherwise.
+    /// an admin: [`crate::standing`]); refused otherwise.
     pub(crate) async fn require_host(
         &self,
         inv: &Invocation,
         command: &str,
     ) -> Result<GameChannel, CommandError> {
         let game = self.game_channel(inv, command).await?;
-        let user = inv.actor.id;
-        let roles = self.roles_of(user).await?;
-        let holds = |role: Option<RoleId>| role.is_some_and(|r| roles.contains(&r));
-        if holds(game.host) || holds(self.settings().admin_role) {
-            return Ok(game);
-        }
-        if let Some(meetup) = self.repo().meetup_user_of(user).await?
-            && self.series_hosts(&game.series).await?.contains(&meetup)
-        {
+        let roles = self.roles_of(inv.actor.id).await?;
+        let standing = standing::standing(
+            self.repo(),
+            self.settings().admin_role,
+            game.channel,
+            &game.series,
+            inv.actor.id,
+            &roles,
+        )
+        .await?;
+        if standing.runs_the_game() {
             return Ok(game);
         }
         Err(CommandError::refused(format!(
@@ -244,15 +241,7 @@ impl Commands {
         &self,
         series: &EventSeriesId,
     ) -> Result<Vec<MeetupUserId>, CommandError> {
-        let mut hosts = Vec::new();
-        for event in self.repo().series_events(series).await? {
-            for host in self.repo().event_hosts(&event).await? {
-                if !hosts.contains(&host) {
-                    hosts.push(host);
-                }
-            }
-        }
-        Ok(hosts)
+        Ok(standing::series_hosts(self.repo(), series).await?)
     }
 
     /// Gives or takes a role, with "not a member" as a refusal in words.
@@ -296,38 +285,6 @@ where
     Arc::new(move |inv: Invocation| {
         let future = run(commands.clone(), inv);
         async move { future.await.map_err(CommandError::into_handler_error) }
-    })
-}
-
-/// How long a command whose answer must stay private may take. The router answers a
-/// slower handler with a deferral that is public unless the command has a `private`
-/// option set, and the answer then edits that public placeholder; a one-time link or
-/// an account look-up must never land there, so such a command gives up in time.
-fn private_deadline() -> Duration {
-    DEFER_AFTER.saturating_sub(Duration::from_millis(250))
-}
-
-/// A handler like [`handler`] whose answer is never shown publicly: past
-/// [`private_deadline`] it answers, privately, that Tavern is slow.
-fn private_handler<F, Fut>(commands: &Commands, run: F) -> Arc<dyn Handler>
-where
-    F: Fn(Commands, Invocation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = CommandResult> + Send + 'static,
-{
-    let commands = commands.clone();
-    Arc::new(move |inv: Invocation| {
-        let future = run(commands.clone(), inv);
-        async move {
-            match tokio::time::timeout(private_deadline(), future).await {
-                Ok(result) => result.map_err(CommandError::into_handler_error),
-                Err(_) => {
-                    tracing::warn!("a private command ran out of time");
-                    Err(HandlerError::user(
-                        "Tavern is slow right now; please try again in a moment.",
-                    ))
-                }
-            }
-        }
     })
 }
 

@@ -1,8 +1,11 @@
 //! Claiming the user-topic voice channel (`user_topic_voice_channel_topic_time`):
 //! `/topic` records its time only if nobody set a topic since it read the stored one
 //! (compare-and-set), so two people renaming at once cannot both pass the rate limit.
+//! And who is connected to the channel (Tavern's own key
+//! [`schema::TOPIC_VOICE_CONNECTED`]), kept from the gateway's voice states.
 
 use chrono::{DateTime, Utc};
+use discord::UserId;
 use store::Writes;
 
 use super::{Repo, RepoError, rfc3339, time};
@@ -59,5 +62,35 @@ impl Repo {
             .apply_if(key, Some(ours.as_bytes()), &writes)
             .await?;
         Ok(())
+    }
+
+    /// Records that `user` is connected to the topic voice channel (`true`) or not.
+    pub async fn set_topic_voice(&self, user: UserId, connected: bool) -> Result<(), RepoError> {
+        let key = schema::TOPIC_VOICE_CONNECTED;
+        let mut writes = Writes::new();
+        if connected {
+            writes.sadd(key, user.get());
+        } else {
+            writes.srem(key, user.get());
+        }
+        self.apply(&writes).await
+    }
+
+    /// Replaces who is connected to the topic voice channel (the gateway's list when
+    /// the guild becomes available), in one step.
+    pub async fn reset_topic_voice(&self, users: &[UserId]) -> Result<(), RepoError> {
+        let key = schema::TOPIC_VOICE_CONNECTED;
+        let mut writes = Writes::new();
+        writes.del(key);
+        for user in users {
+            writes.sadd(key, user.get());
+        }
+        self.apply(&writes).await
+    }
+
+    /// How many are connected to the topic voice channel.
+    pub async fn topic_voice_count(&self) -> Result<usize, RepoError> {
+        let users: Vec<UserId> = self.snowflake_set(schema::TOPIC_VOICE_CONNECTED).await?;
+        Ok(users.len())
     }
 }

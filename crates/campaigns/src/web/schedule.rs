@@ -1,10 +1,9 @@
 //! The schedule-next-session form of a game channel (`/campaigns/schedule/{channel}`).
 //!
-//! Only a host of the channel's series or an admin gets it: the signed-in user's
-//! Meetup link (`discord_user:{}:meetup_user`) must be among the hosts
-//! (`meetup_event:{}:meetup_hosts`) of one of the series' events, or the user must
-//! hold the configured admin role in the community's guild (Discord is asked). Anyone
-//! else gets a 403 page saying so; a channel that is not a game channel is a 404.
+//! Only a host of the channel's series or an admin gets it, by the same rule as the
+//! host commands ([`crate::standing`]: the host role, or a linked Meetup host not
+//! removed with `/hosts remove`; the admin role). Anyone else gets a 403 page saying
+//! so; a channel that is not a game channel is a 404.
 //!
 //! The form shows the next session's title and asks for its date and time, in the
 //! time zone of the series' latest event (as Meetup gives it). Sending it, with the
@@ -26,15 +25,9 @@ use meetup::{EventDraft, EventId, EventType, MeetupError};
 use web::page::{Page, Problem};
 
 use super::{WebState, meetup_problem, storage_problem};
-use crate::domain::{EventSeriesId, MeetupEventId};
+use crate::domain::EventSeriesId;
 use crate::repo::MeetupEvent;
-
-/// Who may schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Allowed {
-    Host,
-    Admin,
-}
+use crate::standing;
 
 /// What the form is about: the channel, its series and the event to clone.
 struct Target {
@@ -118,50 +111,34 @@ fn is_series_or_channel(inner: &str) -> bool {
     )
 }
 
-/// Whether `user` may schedule for `channel`'s series.
+/// Whether `user` may schedule for `channel`'s series: a host or an admin
+/// ([`crate::standing`]). Without the Discord settings nobody holds a role, so only
+/// the Meetup hosts may.
 async fn allowed(
     state: &WebState,
     user: UserId,
+    channel: ChannelId,
     series: &EventSeriesId,
-    events: &[MeetupEventId],
-) -> Result<Option<Allowed>, Problem> {
-    if let Some(meetup) = state
-        .repo
-        .meetup_user_of(user)
-        .await
-        .map_err(|e| storage_problem(&e))?
-    {
-        for event in events {
-            let hosts = state
-                .repo
-                .event_hosts(event)
-                .await
-                .map_err(|e| storage_problem(&e))?;
-            if hosts.contains(&meetup) {
-                return Ok(Some(Allowed::Host));
-            }
-        }
-    }
-    let admin = state
-        .config
-        .discord
-        .as_ref()
-        .and_then(|d| d.admin_role.map(|role| (d.guild, role)));
-    if let Some((guild, role)) = admin {
-        match state.discord.member_roles(guild, user).await {
-            Ok(Some(roles)) if roles.contains(&role) => return Ok(Some(Allowed::Admin)),
-            Ok(_) => {}
+) -> Result<bool, Problem> {
+    let (roles, admin_role) = match state.config.discord.as_ref() {
+        Some(settings) => match standing::roles_of(&state.discord, settings, user).await {
+            Ok(roles) => (roles, settings.admin_role),
             Err(error) => {
                 tracing::warn!(%error, %series, "could not ask Discord for a member's roles");
                 return Err(Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "Discord did not answer",
-                    "Tavern could not ask Discord whether you are an admin; try again in a moment.",
+                    "Tavern could not ask Discord whether you host this game; try again in a \
+                     moment.",
                 ));
             }
-        }
-    }
-    Ok(None)
+        },
+        None => (Vec::new(), None),
+    };
+    let standing = standing::standing(&state.repo, admin_role, channel, series, user, &roles)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    Ok(standing.runs_the_game())
 }
 
 fn forbidden() -> Problem {
@@ -196,7 +173,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         .series_events(&series)
         .await
         .map_err(|e| storage_problem(&e))?;
-    if allowed(state, user, &series, &events).await?.is_none() {
+    if !allowed(state, user, channel, &series).await? {
         tracing::info!(%channel, %user, "schedule form refused: not a host or admin");
         return Err(forbidden());
     }
@@ -464,6 +441,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::domain::MeetupEventId;
 
     #[test]
     fn the_session_number_goes_up_or_is_added() {

@@ -58,6 +58,9 @@ pub enum FakeError {
     /// A group with this urlname exists already.
     #[error("the fake already has a group `{0}`")]
     DuplicateGroup(GroupUrlname),
+    /// The member never answered the event.
+    #[error("member `{member}` never answered event `{event}`")]
+    NoRsvp { event: EventId, member: MemberId },
 }
 
 /// A fault the next GraphQL requests answer with instead of executing.
@@ -399,6 +402,37 @@ impl FakeMeetup {
             guests,
         });
         Ok(id)
+    }
+
+    /// Changes `member`'s answer to `event` (a withdrawn RSVP is `No`, as Meetup shows
+    /// it); the member must have answered before.
+    pub fn change_rsvp(
+        &self,
+        event: &EventId,
+        member: &MemberId,
+        status: RsvpStatus,
+    ) -> Result<(), FakeError> {
+        let mut state = self.shared.lock();
+        let rsvp = state
+            .rsvps
+            .iter_mut()
+            .find(|r| &r.event == event && &r.member == member)
+            .ok_or_else(|| FakeError::NoRsvp {
+                event: event.clone(),
+                member: member.clone(),
+            })?;
+        rsvp.status = status;
+        Ok(())
+    }
+
+    /// Replaces an event's hosts.
+    pub fn set_event_hosts(&self, id: &EventId, hosts: Vec<MemberId>) -> Result<(), FakeError> {
+        let mut state = self.shared.lock();
+        let event = state
+            .event_mut(id)
+            .ok_or_else(|| FakeError::UnknownEvent(id.clone()))?;
+        event.hosts = hosts;
+        Ok(())
     }
 
     /// Registers an OAuth client with its secret and its one redirect URI.
