@@ -2,10 +2,11 @@
 //! both of its steps in one job: Meetup → Redis ([`sync_once`]), then, with
 //! [`crate::config::DiscordSettings`], Redis → Discord ([`sync_discord`]). The job
 //! runner's Redis lock (`tavern:lock:job:{name}`) keeps two replicas from running it
-//! in the same period, so one sync runs at a time across replicas.
+//! in the same period, and every whole sync, however started, takes the sync guard
+//! ([`crate::schema::SYNC_RUNNING`]), so one sync runs at a time across replicas.
 //!
-//! [`sync_all`] is one whole sync, for the job, the admin `/sync` command and `tavern
-//! campaigns sync --once`.
+//! [`sync_all`] is one whole sync, for the job ([`Syncer`]), the admin `/sync` command
+//! and `tavern campaigns sync --once`.
 
 use std::sync::Arc;
 
@@ -23,9 +24,17 @@ use crate::sync::{SyncError, SyncReport, sync_once};
 /// The sync job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
 pub const SYNC_JOB: &str = "campaigns-meetup-sync";
 
+/// Longest a whole sync may hold the guard (it expires then, should its process die).
+pub const SYNC_GUARD_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// Why a whole sync failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FullSyncError {
+    /// Another sync is running (here or on another replica); nothing was done.
+    #[error("another campaigns sync is running right now")]
+    Busy,
+    #[error("the sync guard: {0}")]
+    Guard(crate::repo::RepoError),
     #[error("Meetup → Redis: {0}")]
     Meetup(SyncError),
     #[error("Redis → Discord: {0}")]
@@ -58,7 +67,46 @@ pub struct FullReport {
 /// Discord step runs only after a Meetup step that ran (it needs what Meetup said
 /// about `[channel]` shortcodes; a run without it could make a channel a shortcode
 /// meant to reuse). Groups Meetup failed to answer fail the sync after both steps.
+///
+/// One sync runs at a time across replicas, however it was started: this takes the
+/// sync guard ([`Repo::start_sync`]) and answers [`FullSyncError::Busy`] when another
+/// run holds it.
 pub async fn sync_all(
+    repo: &Repo,
+    client: &MeetupClient,
+    discord: &Discord,
+    config: &CampaignsConfig,
+    now: DateTime<Utc>,
+) -> Result<FullReport, FullSyncError> {
+    with_guard(repo, sync_guarded(repo, client, discord, config, now)).await
+}
+
+/// Runs `sync` holding the sync guard; [`FullSyncError::Busy`] without running it when
+/// another run holds the guard.
+async fn with_guard<T>(
+    repo: &Repo,
+    sync: impl std::future::Future<Output = Result<T, FullSyncError>>,
+) -> Result<T, FullSyncError> {
+    let holder = format!(
+        "{}:{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    if !repo
+        .start_sync(&holder, SYNC_GUARD_TTL)
+        .await
+        .map_err(FullSyncError::Guard)?
+    {
+        return Err(FullSyncError::Busy);
+    }
+    let outcome = sync.await;
+    if let Err(error) = repo.end_sync(&holder).await {
+        tracing::warn!(%error, "could not give the sync guard back; it expires by itself");
+    }
+    outcome
+}
+
+async fn sync_guarded(
     repo: &Repo,
     client: &MeetupClient,
     discord: &Discord,
@@ -73,39 +121,89 @@ pub async fn sync_all(
     Ok(FullReport { meetup, discord })
 }
 
-/// The sync ([`sync_all`]) every [`CampaignsConfig::sync_every`], and once right after
-/// start-up: players should not wait a whole period for the first round. "Now" (the
-/// start of the sync's window) is the clock's.
+/// Runs the whole sync on demand or on a schedule: what the job, the admin `/sync`
+/// and the tests share. Cheap to clone.
+#[derive(Clone)]
+pub struct Syncer {
+    repo: Repo,
+    config: Arc<CampaignsConfig>,
+    clock: Arc<dyn Clock>,
+    /// `None`: the Meetup → Redis step alone.
+    discord: Option<Discord>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("groups", &self.config.groups)
+            .field("discord", &self.discord.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Syncer {
+    pub fn new(
+        repo: Repo,
+        config: CampaignsConfig,
+        clock: Arc<dyn Clock>,
+        discord: Option<Discord>,
+    ) -> Syncer {
+        Syncer {
+            repo,
+            config: Arc::new(config),
+            clock,
+            discord,
+        }
+    }
+
+    /// One whole sync now ("now" is the clock's), under the sync guard.
+    pub async fn run(&self) -> Result<(), FullSyncError> {
+        run_sync(
+            &self.repo,
+            self.discord.as_ref(),
+            &self.config,
+            self.clock.now(),
+        )
+        .await
+    }
+
+    /// The sync every [`CampaignsConfig::sync_every`], and once right after start-up:
+    /// players should not wait a whole period for the first round. A period that finds
+    /// another sync running (an admin's `/sync`) leaves it be.
+    pub fn job(self) -> Job {
+        let every = self.config.sync_every;
+        Job::every(SYNC_JOB, every, move || {
+            let syncer = self.clone();
+            async move {
+                match syncer.run().await {
+                    Err(FullSyncError::Busy) => {
+                        tracing::info!(
+                            "another campaigns sync is running; this period leaves it be"
+                        );
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+        })
+        .at_startup()
+    }
+}
+
+/// The sync ([`sync_all`]) as a job: see [`Syncer::job`].
 pub fn sync_job(
     repo: Repo,
     config: CampaignsConfig,
     clock: Arc<dyn Clock>,
     discord: Discord,
 ) -> Job {
-    let every = config.sync_every;
-    let config = Arc::new(config);
-    Job::every(SYNC_JOB, every, move || {
-        let (repo, config, clock, discord) = (
-            repo.clone(),
-            Arc::clone(&config),
-            Arc::clone(&clock),
-            discord.clone(),
-        );
-        async move { run_sync(&repo, Some(&discord), &config, clock.now()).await }
-    })
-    .at_startup()
+    Syncer::new(repo, config, clock, Some(discord)).job()
 }
 
 /// The Meetup → Redis step alone as the same job (same name and lock), for callers
 /// without a Discord handle. [`sync_job`] is the whole sync.
 pub fn meetup_sync(repo: Repo, config: CampaignsConfig, clock: Arc<dyn Clock>) -> Job {
-    let every = config.sync_every;
-    let config = Arc::new(config);
-    Job::every(SYNC_JOB, every, move || {
-        let (repo, config, clock) = (repo.clone(), Arc::clone(&config), Arc::clone(&clock));
-        async move { run_sync(&repo, None, &config, clock.now()).await }
-    })
-    .at_startup()
+    Syncer::new(repo, config, clock, None).job()
 }
 
 /// One run of the job. A client is built per run: it is cheap next to a 15-minute
@@ -123,13 +221,18 @@ async fn run_sync(
         .map_err(|e| FullSyncError::Meetup(SyncError::Client(e)))?;
     let outcome = match discord {
         Some(discord) => sync_all(repo, &client, discord, config, now).await,
-        None => sync_once(repo, &client, config, now)
-            .await
-            .map(|meetup| FullReport {
-                meetup,
-                discord: None,
+        None => {
+            with_guard(repo, async {
+                sync_once(repo, &client, config, now)
+                    .await
+                    .map(|meetup| FullReport {
+                        meetup,
+                        discord: None,
+                    })
+                    .map_err(FullSyncError::from)
             })
-            .map_err(FullSyncError::from),
+            .await
+        }
     };
     match outcome {
         Ok(report) => {

@@ -288,6 +288,10 @@ pub fn synced_guests(channel: ChannelId) -> String {
     format!("tavern:campaigns:synced_guests:{channel}")
 }
 
+/// String: the holder of the sync guard while a whole sync runs (one at a time across
+/// replicas, whoever started it), with an expiry. Tavern's own key.
+pub const SYNC_RUNNING: &str = "tavern:campaigns:sync:running";
+
 /// Set of u64 (Discord user ids): who is connected to the user-topic voice channel
 /// (`campaigns_topic_voice_channel`), from the gateway's voice states, so the reset
 /// job on any replica knows when it is empty. Tavern's own key: the seed has none.

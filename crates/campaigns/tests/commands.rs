@@ -682,6 +682,21 @@ async fn sync_runs_the_campaigns_sync_now() {
     event.hosts = vec![organiser.clone()];
     let event = fake.add_event(event).unwrap();
 
+    // While another sync holds the guard, `/sync` says so and does nothing.
+    let ttl = Duration::from_secs(60);
+    assert!(g.env.store.start_sync("another run", ttl).await.unwrap());
+    let reply = g
+        .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
+        .await;
+    assert!(reply.ephemeral);
+    assert!(text(&reply).contains("running right now"), "{reply:?}");
+    assert_eq!(
+        g.env.get("tavern:campaigns:sync:running").await.as_deref(),
+        Some("another run"),
+        "the other run's guard is left alone"
+    );
+    g.env.store.end_sync("another run").await.unwrap();
+
     let reply = g
         .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
         .await;
@@ -692,6 +707,11 @@ async fn sync_runs_the_campaigns_sync_now() {
             .members("meetup_events")
             .await
             .contains(&event.as_str().to_owned())
+    );
+    assert_eq!(
+        g.env.get("tavern:campaigns:sync:running").await,
+        None,
+        "the guard is given back"
     );
     g.stop().await;
 }

@@ -177,14 +177,18 @@ fn profile(meetup: MeetupUserId) -> String {
 /// `/sync`: runs the campaigns' sync now and says how it went.
 async fn sync(c: Commands, inv: Invocation) -> CommandResult {
     c.require_admin(&inv, SYNC).await?;
-    let Some(job) = c.sync_job() else {
+    let Some(syncer) = c.syncer() else {
         return Err(CommandError::refused(
             "No Meetup group is configured, so there is nothing to sync.",
         ));
     };
     tracing::info!(by = %inv.actor.id, "sync asked for by hand");
-    match job.run_now().await {
+    match syncer.run().await {
         Ok(()) => Ok(Response::Message(Reply::private("The sync is done."))),
+        Err(crate::jobs::FullSyncError::Busy) => Ok(Response::Message(Reply::private(
+            "A sync is running right now (the schedule's, or another admin's); its changes \
+             show in a moment.",
+        ))),
         Err(error) => {
             tracing::error!(%error, "sync asked for by hand failed");
             Ok(Response::Message(Reply::private(format!(

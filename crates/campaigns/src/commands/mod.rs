@@ -33,10 +33,11 @@ use discord::{
     ChannelId, CommandSpec, Discord, GuildId, Handler, HandlerError, Invocation, Response,
     RestError, RoleId, UserId,
 };
-use feature::{Feature, Job};
+use feature::Feature;
 
 use crate::config::{CampaignsConfig, DiscordSettings};
 use crate::domain::{EventSeriesId, MeetupUserId};
+use crate::jobs::Syncer;
 use crate::repo::{Repo, RepoError};
 use crate::standing;
 use crate::topic::{GatewayVoice, VoiceOccupancy};
@@ -97,14 +98,18 @@ struct Inner {
     /// Tavern's public URL without its trailing `/`, for links.
     public_url: String,
     /// The campaigns' sync, run by `/sync` (`None` without Meetup groups).
-    sync: Option<Job>,
+    sync: Option<Syncer>,
     /// Who is in the topic voice channel, for `/topic`.
     occupancy: Arc<dyn VoiceOccupancy>,
 }
 
 impl Commands {
     /// The commands' shared state. `sync` is the job `/sync` runs.
-    pub fn new(ctx: &feature::Context, settings: DiscordSettings, sync: Option<Job>) -> Commands {
+    pub fn new(
+        ctx: &feature::Context,
+        settings: DiscordSettings,
+        sync: Option<Syncer>,
+    ) -> Commands {
         Commands {
             inner: Arc::new(Inner {
                 repo: Repo::new(ctx.redis.clone()),
@@ -133,7 +138,7 @@ impl Commands {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
-    pub(crate) fn sync_job(&self) -> Option<&Job> {
+    pub(crate) fn syncer(&self) -> Option<&Syncer> {
         self.inner.sync.as_ref()
     }
     pub(crate) fn occupancy(&self) -> &dyn VoiceOccupancy {
@@ -297,9 +302,8 @@ pub fn specs() -> Vec<CommandSpec> {
 }
 
 /// Adds every campaigns command to `feature`. `/sync` runs the campaigns' whole sync
-/// ([`crate::jobs::sync_job`]: Meetup → Redis → Discord) built from `config`, at
-/// once and without the job's lock (the sync's writes are transactions, so a run that
-/// overlaps the scheduled one is safe); there is none without Meetup groups.
+/// ([`Syncer`]: Meetup → Redis → Discord) built from `config`, at once, under the
+/// sync guard that keeps one sync at a time; there is none without Meetup groups.
 pub fn add(
     feature: Feature,
     ctx: &feature::Context,
@@ -307,11 +311,11 @@ pub fn add(
     settings: DiscordSettings,
 ) -> Feature {
     let sync = config.has_groups().then(|| {
-        crate::jobs::sync_job(
+        Syncer::new(
             Repo::new(ctx.redis.clone()),
             config.clone(),
             ctx.clock.clone(),
-            ctx.discord.clone(),
+            Some(ctx.discord.clone()),
         )
     });
     let commands = Commands::new(ctx, settings, sync);

@@ -42,6 +42,7 @@ pub mod organiser;
 pub mod orphans;
 pub mod removals;
 pub mod series;
+pub mod sync_guard;
 pub mod topic;
 
 use std::future::Future;
