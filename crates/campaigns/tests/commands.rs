@@ -1047,3 +1047,52 @@ async fn the_topic_channels_occupancy_comes_from_the_gateway() {
     wait_for(vec![]).await;
     bot.stop().await;
 }
+
+/// The `meetup-id` options of `/link` and `/whois` suggest the Meetup members Tavern
+/// knows, to admins only: `/link` the ones not linked yet first, `/whois` the linked.
+#[tokio::test]
+async fn link_and_whois_suggest_meetup_ids_to_admins_only() {
+    let g = game().await;
+    let w = g.w();
+    let suggest = |user: Snowflake, command: &'static str, typed: &'static str| {
+        let sim = &w.sim;
+        let channel = w.demo.general;
+        async move {
+            let i = sim
+                .autocomplete(
+                    user,
+                    channel,
+                    command,
+                    json!([{"name": "meetup-id", "value": typed}]),
+                    "meetup-id",
+                )
+                .expect("autocomplete");
+            let reply = i.response(WAIT).await.expect("choices");
+            assert_eq!(reply.callback_type, 8);
+            reply.data["choices"]
+                .as_array()
+                .expect("choices")
+                .iter()
+                .map(|c| c["name"].as_str().expect("name").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Meetup member 1 (alice) and 2 (bob) are linked; 3 RSVP'd and is not.
+    assert_eq!(
+        suggest(w.demo.demo_player, "link", "").await,
+        vec!["3 (not linked)", "1 (linked)", "2 (linked)"]
+    );
+    assert_eq!(
+        suggest(w.demo.demo_player, "whois", "").await,
+        vec!["1 (linked)", "2 (linked)", "3 (not linked)"]
+    );
+    assert_eq!(
+        suggest(w.demo.demo_player, "whois", "2").await,
+        vec!["2 (linked)"]
+    );
+    assert!(
+        suggest(w.demo.carol, "whois", "").await.is_empty(),
+        "nobody else sees members' Meetup ids"
+    );
+    g.stop().await;
+}

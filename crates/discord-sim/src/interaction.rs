@@ -22,6 +22,7 @@ use crate::state::{ATTACHMENT_SIZE_LIMIT, Ctx, State, insert, object, role_json}
 pub(crate) mod kind {
     pub const APPLICATION_COMMAND: u8 = 2;
     pub const MESSAGE_COMPONENT: u8 = 3;
+    pub const APPLICATION_COMMAND_AUTOCOMPLETE: u8 = 4;
     pub const MODAL_SUBMIT: u8 = 5;
 }
 
@@ -454,6 +455,37 @@ impl State {
         name: &str,
         options: Value,
     ) -> Result<Interaction, SimError> {
+        self.command_interaction(ctx, ids, user, channel, name, options, None)
+    }
+
+    /// `user` types into the option `focused` of command `name` (its text so far in
+    /// `options`, as a string): an autocomplete interaction. The option must have been
+    /// registered with `autocomplete: true`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn autocomplete(
+        &mut self,
+        ctx: &Ctx,
+        ids: &SnowflakeGen,
+        user: Snowflake,
+        channel: Snowflake,
+        name: &str,
+        options: Value,
+        focused: &str,
+    ) -> Result<Interaction, SimError> {
+        self.command_interaction(ctx, ids, user, channel, name, options, Some(focused))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn command_interaction(
+        &mut self,
+        ctx: &Ctx,
+        ids: &SnowflakeGen,
+        user: Snowflake,
+        channel: Snowflake,
+        name: &str,
+        options: Value,
+        focused: Option<&str>,
+    ) -> Result<Interaction, SimError> {
         let guild = self.interaction_actor(user, channel)?;
         let command = self
             .commands
@@ -476,7 +508,22 @@ impl State {
             }
         };
         let mut resolved = Resolved::default();
-        let options = normalize_options(given, &command.options, &mut resolved, name)?;
+        // While typing (autocomplete), Discord sends what is filled in so far: required
+        // options may still be missing.
+        let partial = focused.is_some();
+        let mut options = normalize_options(given, &command.options, &mut resolved, name, partial)?;
+        if let Some(focused) = focused {
+            if !autocompletes(&command.options, focused) {
+                return Err(SimError::InvalidOptions(format!(
+                    "{name}: no option {focused:?} registered with autocomplete"
+                )));
+            }
+            if !mark_focused(&mut options, focused) {
+                return Err(SimError::InvalidOptions(format!(
+                    "{name}: the focused option {focused:?} is not among the options given"
+                )));
+            }
+        }
         let mut data = json!({
             "id": command.id,
             "name": command.name,
@@ -493,10 +540,15 @@ impl State {
             insert(&mut data, "resolved", resolved);
         }
         let name = command.name.clone();
+        let interaction_kind = if focused.is_some() {
+            kind::APPLICATION_COMMAND_AUTOCOMPLETE
+        } else {
+            kind::APPLICATION_COMMAND
+        };
         self.dispatch_interaction(
             ctx,
             ids,
-            kind::APPLICATION_COMMAND,
+            interaction_kind,
             user,
             channel,
             data,
@@ -749,11 +801,39 @@ impl Resolved {
 /// option's `type` from the schema (so tests may omit it), and collects ids to
 /// resolve. A typo in a test's option name fails loudly here instead of reaching the
 /// bot as something Discord would never send.
+/// Whether an option named `name` anywhere in `schema` has `autocomplete: true`.
+fn autocompletes(schema: &[Value], name: &str) -> bool {
+    schema.iter().any(|o| {
+        (o.get("name").and_then(Value::as_str) == Some(name)
+            && o.get("autocomplete").and_then(Value::as_bool) == Some(true))
+            || o.get("options")
+                .and_then(Value::as_array)
+                .is_some_and(|inner| autocompletes(inner, name))
+    })
+}
+
+/// Marks the option named `name` (at any depth) `focused`; whether it was there.
+fn mark_focused(options: &mut [Value], name: &str) -> bool {
+    for option in options {
+        if option.get("name").and_then(Value::as_str) == Some(name) {
+            insert(option, "focused", json!(true));
+            return true;
+        }
+        if let Some(Value::Array(inner)) = option.get_mut("options")
+            && mark_focused(inner, name)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 fn normalize_options(
     given: Vec<Value>,
     schema: &[Value],
     resolved: &mut Resolved,
     path: &str,
+    partial: bool,
 ) -> Result<Vec<Value>, SimError> {
     let mut out = Vec::with_capacity(given.len());
     for mut option in given {
@@ -786,7 +866,7 @@ fn normalize_options(
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let nested = normalize_options(nested, nested_schema, resolved, &here)?;
+            let nested = normalize_options(nested, nested_schema, resolved, &here, partial)?;
             insert(&mut option, "options", Value::Array(nested));
         } else {
             let value = option
@@ -812,6 +892,7 @@ fn normalize_options(
             .unwrap_or(false);
         let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
         if required
+            && !partial
             && !out
                 .iter()
                 .any(|o| o.get("name").and_then(Value::as_str) == Some(name))

@@ -695,6 +695,23 @@ impl Sim {
             .with(|s, ctx, ids| s.run_command(ctx, ids, user, channel, name, options))
     }
 
+    /// `user` types into the option `focused` of slash command `name` in `channel`:
+    /// `options` as for [`Sim::run_command`], with the focused option's text so far as
+    /// its (string) value. The bot answers with choices (callback type 8; the reply's
+    /// `data["choices"]`). The option must be registered with `autocomplete`.
+    pub fn autocomplete(
+        &self,
+        user: impl Into<Snowflake>,
+        channel: impl Into<Snowflake>,
+        name: &str,
+        options: Value,
+        focused: &str,
+    ) -> Result<Interaction, SimError> {
+        let (user, channel) = (user.into(), channel.into());
+        self.shared
+            .with(|s, ctx, ids| s.autocomplete(ctx, ids, user, channel, name, options, focused))
+    }
+
     /// `user` clicks the button `custom_id` on `message`.
     pub fn click_button(
         &self,

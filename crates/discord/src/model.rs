@@ -85,6 +85,9 @@ pub struct OptionSpec {
     pub options: Vec<OptionSpec>,
     pub min_value: Option<i64>,
     pub max_value: Option<i64>,
+    /// Discord asks the handler for suggestions while the user types
+    /// ([`Action::Autocomplete`], answered with [`Response::Choices`]).
+    pub autocomplete: bool,
 }
 
 impl OptionSpec {
@@ -98,7 +101,16 @@ impl OptionSpec {
             options: Vec::new(),
             min_value: None,
             max_value: None,
+            autocomplete: false,
         }
+    }
+
+    /// Suggestions while the user types (string, integer and number options): the
+    /// command's handler gets an [`Action::Autocomplete`] and answers
+    /// [`Response::Choices`].
+    pub fn autocomplete(mut self) -> OptionSpec {
+        self.autocomplete = true;
+        self
     }
 
     pub fn subcommand(name: &str, description: &str) -> OptionSpec {
@@ -205,6 +217,14 @@ pub struct Actor {
 pub enum Action {
     /// A slash command.
     Command { name: String, options: Options },
+    /// The user is typing an option with [`OptionSpec::autocomplete`]: `focused` names
+    /// it, and its text so far is in `options` as a string. Answered with
+    /// [`Response::Choices`] within Discord's 3 seconds, never deferred.
+    Autocomplete {
+        name: String,
+        options: Options,
+        focused: String,
+    },
     /// A button press (`values` empty) or a select-menu pick.
     Component {
         custom_id: String,
@@ -228,8 +248,20 @@ impl Invocation {
     /// The options of a command; empty for a component.
     pub fn options(&self) -> Options {
         match &self.action {
-            Action::Command { options, .. } => options.clone(),
+            Action::Command { options, .. } | Action::Autocomplete { options, .. } => {
+                options.clone()
+            }
             Action::Component { .. } => Options::default(),
+        }
+    }
+
+    /// While the user types an autocomplete option: its name and the text so far.
+    pub fn autocompleting(&self) -> Option<(&str, &str)> {
+        match &self.action {
+            Action::Autocomplete {
+                options, focused, ..
+            } => Some((focused.as_str(), options.str(focused).unwrap_or_default())),
+            _ => None,
         }
     }
 
@@ -238,7 +270,7 @@ impl Invocation {
     pub fn wants_private(&self) -> bool {
         match &self.action {
             Action::Command { options, .. } => options.bool("private").unwrap_or(false),
-            Action::Component { .. } => false,
+            Action::Autocomplete { .. } | Action::Component { .. } => false,
         }
     }
 
@@ -246,7 +278,7 @@ impl Invocation {
     pub fn custom_id_parts(&self) -> Vec<&str> {
         match &self.action {
             Action::Component { custom_id, .. } => custom_id.split(':').collect(),
-            Action::Command { .. } => Vec::new(),
+            Action::Command { .. } | Action::Autocomplete { .. } => Vec::new(),
         }
     }
 }
@@ -367,6 +399,24 @@ pub enum Response {
     Message(Reply),
     /// Edit the message the pressed component is attached to (components only).
     Update(Reply),
+    /// Suggestions for an [`Action::Autocomplete`] (Discord shows at most 25).
+    Choices(Vec<Choice>),
+}
+
+/// One autocomplete suggestion: what the user sees and what the option gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub name: String,
+    pub value: String,
+}
+
+impl Choice {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Choice {
+        Choice {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
 }
 
 /// An event from the gateway that features may react to.

@@ -15,6 +15,10 @@ use crate::wire;
 /// Discord's 3 s deadline for the first callback; its answer then edits the original.
 pub const DEFER_AFTER: Duration = Duration::from_secs(1);
 
+/// How long an autocomplete handler may take: suggestions cannot be deferred, so what
+/// is not ready well inside Discord's 3 s is answered with none.
+pub const AUTOCOMPLETE_WITHIN: Duration = Duration::from_millis(2000);
+
 /// How many recent interaction ids are remembered to drop a duplicate delivery.
 const DEDUPE_WINDOW: usize = 4096;
 
@@ -152,7 +156,9 @@ impl Router {
 
     fn handler_for(&self, invocation: &Invocation) -> Option<&Arc<dyn Handler>> {
         match &invocation.action {
-            Action::Command { name, .. } => self.commands.get(name),
+            Action::Command { name, .. } | Action::Autocomplete { name, .. } => {
+                self.commands.get(name)
+            }
             Action::Component { custom_id, .. } => {
                 let prefix = custom_id.split(':').next().unwrap_or_default();
                 self.prefixes.get(prefix)
@@ -168,6 +174,7 @@ impl Router {
         };
         let (kind, route) = match &invocation.action {
             Action::Command { name, .. } => ("command", name.clone()),
+            Action::Autocomplete { name, .. } => ("autocomplete", name.clone()),
             Action::Component { custom_id, .. } => (
                 "component",
                 custom_id.split(':').next().unwrap_or_default().to_owned(),
@@ -190,6 +197,7 @@ impl Router {
         received: Instant,
     ) {
         let is_component = matches!(invocation.action, Action::Component { .. });
+        let is_autocomplete = matches!(invocation.action, Action::Autocomplete { .. });
         let private = invocation.wants_private()
             || matches!(&invocation.action, Action::Command { name, .. } if self.private.contains(name));
         let id = invocation.id;
@@ -205,6 +213,33 @@ impl Router {
                     ))),
                 )
                 .await
+            }
+            // Suggestions are answered within Discord's deadline or not at all: no
+            // deferral exists for them, so a slow or failing handler suggests nothing.
+            Some(handler) if is_autocomplete => {
+                let choices = match tokio::time::timeout(
+                    AUTOCOMPLETE_WITHIN,
+                    handler.handle(invocation),
+                )
+                .await
+                {
+                    Ok(Ok(response @ Response::Choices(_))) => response,
+                    Ok(Ok(_)) => {
+                        tracing::warn!(
+                            "an autocomplete handler answered something else than choices"
+                        );
+                        Response::Choices(Vec::new())
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "autocomplete handler failed; suggesting nothing");
+                        Response::Choices(Vec::new())
+                    }
+                    Err(_) => {
+                        tracing::warn!("autocomplete handler too slow; suggesting nothing");
+                        Response::Choices(Vec::new())
+                    }
+                };
+                self.answer(id, &token, Ok(choices)).await
             }
             Some(handler) => {
                 let work = handler.handle(invocation);
@@ -276,6 +311,10 @@ impl Router {
     ) -> Result<(), crate::RestError> {
         let response = result.unwrap_or_else(|e| Self::error_reply(id, e));
         match response {
+            Response::Choices(_) => {
+                tracing::warn!("choices are no answer to a command or a component");
+                Ok(())
+            }
             Response::Update(reply) => self.discord.edit_original(token, &reply).await,
             // A component's deferral (a deferred update) made no message of its own:
             // its original is the clicked message, which a new message (a refusal, a

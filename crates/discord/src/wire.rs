@@ -5,11 +5,13 @@
 //! readable and lets twilight validate it.
 
 use serde_json::{Value, json};
-use twilight_model::application::command::Command;
+use twilight_model::application::command::{
+    Command, CommandOptionChoice, CommandOptionChoiceValue,
+};
 use twilight_model::application::interaction::application_command::{
     CommandDataOption, CommandOptionValue,
 };
-use twilight_model::application::interaction::{Interaction, InteractionData};
+use twilight_model::application::interaction::{Interaction, InteractionData, InteractionType};
 use twilight_model::channel::message::Component as WireComponent;
 use twilight_model::channel::message::{AllowedMentions, MessageFlags};
 use twilight_model::http::interaction::{
@@ -54,6 +56,9 @@ fn option_json(option: &OptionSpec) -> Value {
     }
     if let Some(max) = option.max_value {
         value["max_value"] = json!(max);
+    }
+    if option.autocomplete {
+        value["autocomplete"] = json!(true);
     }
     value
 }
@@ -153,6 +158,27 @@ pub(crate) fn interaction_response(
     let (kind, reply) = match response {
         Response::Message(reply) => (InteractionResponseType::ChannelMessageWithSource, reply),
         Response::Update(reply) => (InteractionResponseType::UpdateMessage, reply),
+        Response::Choices(choices) => {
+            return Ok(InteractionResponse {
+                kind: InteractionResponseType::ApplicationCommandAutocompleteResult,
+                data: Some(InteractionResponseData {
+                    choices: Some(
+                        choices
+                            .iter()
+                            .take(25)
+                            .map(|c| CommandOptionChoice {
+                                name: c.name.chars().take(100).collect(),
+                                name_localizations: None,
+                                value: CommandOptionChoiceValue::String(
+                                    c.value.chars().take(100).collect(),
+                                ),
+                            })
+                            .collect(),
+                    ),
+                    ..InteractionResponseData::default()
+                }),
+            });
+        }
     };
     Ok(InteractionResponse {
         kind,
@@ -184,13 +210,20 @@ pub(crate) fn deferral(is_component: bool, ephemeral: bool) -> InteractionRespon
     }
 }
 
-fn flatten_options(options: &[CommandDataOption], out: &mut Options) {
+/// Flattens `options` into `out`; the name of the focused option (autocomplete), if
+/// any, whose text so far becomes a string value.
+fn flatten_options(options: &[CommandDataOption], out: &mut Options) -> Option<String> {
+    let mut focused = None;
     for option in options {
         let value = match &option.value {
             CommandOptionValue::SubCommand(inner) | CommandOptionValue::SubCommandGroup(inner) => {
                 out.subcommand.push(option.name.clone());
-                flatten_options(inner, out);
+                focused = focused.or(flatten_options(inner, out));
                 continue;
+            }
+            CommandOptionValue::Focused(text, _) => {
+                focused = Some(option.name.clone());
+                OptionValue::String(text.clone())
             }
             CommandOptionValue::String(s) => OptionValue::String(s.clone()),
             CommandOptionValue::Integer(i) => OptionValue::Integer(*i),
@@ -202,6 +235,7 @@ fn flatten_options(options: &[CommandDataOption], out: &mut Options) {
         };
         out.values.insert(option.name.clone(), value);
     }
+    focused
 }
 
 /// Tavern's view of an interaction; `None` for kinds Tavern does not handle (ping,
@@ -221,6 +255,17 @@ pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
     };
     let channel_id = interaction.channel.as_ref().map(|c| c.id)?;
     let action = match interaction.data.as_ref()? {
+        InteractionData::ApplicationCommand(data)
+            if interaction.kind == InteractionType::ApplicationCommandAutocomplete =>
+        {
+            let mut options = Options::default();
+            let focused = flatten_options(&data.options, &mut options)?;
+            Action::Autocomplete {
+                name: data.name.clone(),
+                options,
+                focused,
+            }
+        }
         InteractionData::ApplicationCommand(data) => {
             let mut options = Options::default();
             flatten_options(&data.options, &mut options);

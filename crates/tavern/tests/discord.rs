@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use discord::{
-    ButtonStyle, CommandSpec, Component, HandlerError, Invocation, OptionSpec, Reply, Response,
+    ButtonStyle, Choice, CommandSpec, Component, HandlerError, Invocation, OptionSpec, Reply,
+    Response,
 };
 use discord_sim::{Fault, RouteMatch};
 use feature::Feature;
@@ -60,6 +61,34 @@ fn test_feature(calls: Arc<AtomicUsize>) -> Feature {
                     }
                     Ok(Response::Message(Reply::text(format!("slept {ms} ms"))))
                 }
+            }),
+        )
+        .command(
+            CommandSpec::new("pick", "Pick a dragon").option(
+                OptionSpec::string("dragon", "Which one")
+                    .required()
+                    .autocomplete(),
+            ),
+            Arc::new(|inv: Invocation| async move {
+                if let Some((_, typed)) = inv.autocompleting() {
+                    if typed == "slow" {
+                        // Slower than Discord allows for suggestions.
+                        tokio::time::sleep(
+                            discord::AUTOCOMPLETE_WITHIN + Duration::from_millis(300),
+                        )
+                        .await;
+                    }
+                    let choices = ["Bahamut", "Tiamat", "Tiamat the Younger"]
+                        .into_iter()
+                        .filter(|d| d.to_lowercase().starts_with(&typed.to_lowercase()))
+                        .map(|d| Choice::new(d, d))
+                        .collect();
+                    return Ok(Response::Choices(choices));
+                }
+                let dragon = inv.options().str("dragon").unwrap_or_default().to_owned();
+                Ok(Response::Message(Reply::text(format!(
+                    "you picked {dragon}"
+                ))))
             }),
         )
         .command(
@@ -144,7 +173,12 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
         .collect();
     assert_eq!(
         names,
-        vec!["echo".to_owned(), "slow".to_owned(), "whisper".to_owned()]
+        vec![
+            "echo".to_owned(),
+            "slow".to_owned(),
+            "pick".to_owned(),
+            "whisper".to_owned()
+        ]
     );
     assert!(
         sim.requests()
@@ -323,6 +357,52 @@ async fn a_slow_button_refusal_never_replaces_the_message_it_was_clicked_on() {
     assert_eq!(last.content.as_deref(), Some("⚠️ Not your game."));
     let board = sim.message(demo.general, message).expect("still there");
     assert_eq!(board.content, "echo: board");
+    bot.stop().await;
+}
+
+/// While a user types an autocomplete option, the handler's suggestions come back as
+/// choices; a handler too slow for Discord's deadline suggests nothing rather than
+/// letting the interaction fail.
+#[tokio::test]
+async fn autocomplete_suggests_choices_and_a_slow_handler_suggests_none() {
+    let (world, bot, _) = start().await;
+    let (sim, demo) = (&world.sim, &world.demo);
+    let registered = sim
+        .registered_commands()
+        .into_iter()
+        .find(|c| c.name == "pick")
+        .expect("pick");
+    assert_eq!(registered.options[0]["autocomplete"], json!(true));
+
+    let typed = |text: &str| json!([{"name": "dragon", "value": text}]);
+    let i = sim
+        .autocomplete(demo.alice, demo.general, "pick", typed("tia"), "dragon")
+        .expect("autocomplete");
+    let reply = i.response(WAIT).await.expect("choices");
+    assert_eq!(
+        reply.callback_type, 8,
+        "APPLICATION_COMMAND_AUTOCOMPLETE_RESULT"
+    );
+    assert_eq!(
+        reply.data["choices"],
+        json!([
+            {"name": "Tiamat", "value": "Tiamat"},
+            {"name": "Tiamat the Younger", "value": "Tiamat the Younger"}
+        ])
+    );
+
+    let i = sim
+        .autocomplete(demo.alice, demo.general, "pick", typed("slow"), "dragon")
+        .expect("autocomplete");
+    let reply = i.response(WAIT).await.expect("choices");
+    assert_eq!(reply.callback_type, 8);
+    assert_eq!(reply.data["choices"], json!([]));
+
+    let i = sim
+        .run_command(demo.alice, demo.general, "pick", typed("Bahamut"))
+        .expect("run");
+    let reply = i.response(WAIT).await.expect("reply");
+    assert_eq!(reply.content.as_deref(), Some("you picked Bahamut"));
     bot.stop().await;
 }
 

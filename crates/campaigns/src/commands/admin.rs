@@ -1,9 +1,10 @@
 //! The admins' commands: `/snooze`, `/manage-channel`, `/link`, `/unlink`, `/whois`
-//! and `/sync`.
+//! and `/sync`. The `meetup-id` options of `/link` and `/whois` autocomplete from the
+//! Meetup members Tavern knows (for admins only).
 
 use std::sync::Arc;
 
-use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
+use discord::{Choice, CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
 
 use super::{CommandError, CommandResult, Commands, handler, when};
 use crate::domain::{MeetupUserId, SnoozeDays};
@@ -43,7 +44,11 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             "Link a member to a Meetup account by hand (admins only)",
         )
         .option(OptionSpec::user("user", "The Discord member").required())
-        .option(OptionSpec::string("meetup-id", "Their Meetup member id").required()),
+        .option(
+            OptionSpec::string("meetup-id", "Their Meetup member id")
+                .required()
+                .autocomplete(),
+        ),
         CommandSpec::new(UNLINK, "Unlink a member's Meetup account (admins only)")
             .option(OptionSpec::user("user", "The Discord member").required()),
         CommandSpec::new(
@@ -51,7 +56,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             "Whose Meetup account is whose: give a member or a Meetup id (admins only)",
         )
         .option(OptionSpec::user("user", "A Discord member"))
-        .option(OptionSpec::string("meetup-id", "A Meetup member id"))
+        .option(OptionSpec::string("meetup-id", "A Meetup member id").autocomplete())
         // Who is whom stays between the admin and Tavern, even when Discord is slow.
         .private(),
         CommandSpec::new(SYNC, "Sync Meetup events now (admins only)"),
@@ -114,8 +119,48 @@ async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
     Ok(Response::Message(Reply::private(text)))
 }
 
+/// Most suggestions Discord shows.
+const MAX_CHOICES: usize = 25;
+
+/// Suggestions for a `meetup-id` being typed: Meetup members whose id starts with
+/// what was typed, `linked` ones first when `linked_first` (for `/whois`), else the
+/// unlinked ones (`/link`: who RSVP'd or hosts and has no Discord account linked yet).
+/// Only admins get any (the ids are members' data).
+async fn meetup_id_choices(
+    c: &Commands,
+    inv: &Invocation,
+    typed: &str,
+    linked_first: bool,
+) -> CommandResult {
+    if !c.is_admin(inv.actor.id).await? {
+        return Ok(Response::Choices(Vec::new()));
+    }
+    let directory = c.repo().meetup_directory().await?;
+    let typed = typed.trim();
+    let label = |user: &MeetupUserId, linked: bool| {
+        let what = if linked { "linked" } else { "not linked" };
+        Choice::new(format!("{user} ({what})"), user.to_string())
+    };
+    let (first, second) = if linked_first {
+        (&directory.linked, &directory.unlinked)
+    } else {
+        (&directory.unlinked, &directory.linked)
+    };
+    let choices = first
+        .iter()
+        .map(|u| label(u, linked_first))
+        .chain(second.iter().map(|u| label(u, !linked_first)))
+        .filter(|choice| choice.value.starts_with(typed))
+        .take(MAX_CHOICES)
+        .collect();
+    Ok(Response::Choices(choices))
+}
+
 /// `/link user meetup-id`.
 async fn link(c: Commands, inv: Invocation) -> CommandResult {
+    if let Some((_, typed)) = inv.autocompleting() {
+        return meetup_id_choices(&c, &inv, typed, false).await;
+    }
     c.require_admin(&inv, LINK).await?;
     let user = inv
         .options()
@@ -149,6 +194,9 @@ async fn unlink(c: Commands, inv: Invocation) -> CommandResult {
 
 /// `/whois user` or `/whois meetup-id`.
 async fn whois(c: Commands, inv: Invocation) -> CommandResult {
+    if let Some((_, typed)) = inv.autocompleting() {
+        return meetup_id_choices(&c, &inv, typed, true).await;
+    }
     c.require_admin(&inv, WHOIS).await?;
     let user = inv.options().user("user");
     let meetup = meetup_id(&inv)?;

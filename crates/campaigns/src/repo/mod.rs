@@ -32,6 +32,7 @@
 //! values that cannot be read, are [`StorageError`]s inside [`RepoError::Storage`].
 
 pub mod channels;
+pub mod directory;
 pub mod discord_view;
 pub mod events;
 pub mod lifecycle;
@@ -56,6 +57,7 @@ use crate::domain::{self, EndAdventureError, EventSeriesId, MeetupEventId, Meetu
 use base::InvalidId;
 
 pub use channels::Registration;
+pub use directory::MeetupDirectory;
 pub use discord_view::{DiscordView, EventState, FreeSpotsMessage, SeriesState};
 pub use events::{EventDeletion, EventUpsert, MeetupEvent, SyncView, TrackedEvent, TrackedSeries};
 pub use linking::{CSRF_TTL_SECS, CsrfCheck, LINKING_ID_TTL_SECS, OPENED_LINKING_ID_TTL_SECS};

@@ -403,6 +403,20 @@ fn check_options(options: &[Value], path: &str, depth: u8) -> Result<(), ApiErro
             .and_then(Value::as_str)
             .unwrap_or_default();
         check_description(description, &here)?;
+        if option.get("autocomplete").and_then(Value::as_bool) == Some(true) {
+            let has_choices = option
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| !c.is_empty());
+            if !matches!(kind, 3 | 4 | 10) || has_choices {
+                return Err(invalid(
+                    &here,
+                    "autocomplete",
+                    "APPLICATION_COMMAND_OPTION_AUTOCOMPLETE_INVALID",
+                    "Autocomplete is for string, integer and number options without choices",
+                ));
+            }
+        }
         if !names.insert(name.to_owned()) {
             return Err(invalid(
                 &here,

@@ -189,7 +189,10 @@ fn callback(call: Call<'_>, id: Snowflake, token: &str) -> Result<Reply, ApiErro
         .ok_or_else(|| {
             ApiError::invalid_form("type", "BASE_TYPE_REQUIRED", "This field is required")
         })?;
+    let autocomplete = target.kind == kind::APPLICATION_COMMAND_AUTOCOMPLETE;
     let allowed = match callback_type {
+        8 => autocomplete,
+        _ if autocomplete => false,
         4 | 5 => true,
         6 | 7 => target.source_message.is_some(),
         9 => target.kind != kind::MODAL_SUBMIT,
@@ -314,11 +317,36 @@ fn callback(call: Call<'_>, id: Snowflake, token: &str) -> Result<Reply, ApiErro
             modal = Some(data.clone());
             None
         }
+        8 => {
+            let choices = data
+                .get("choices")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ApiError::invalid_form(
+                        "data.choices",
+                        "BASE_TYPE_REQUIRED",
+                        "This field is required",
+                    )
+                })?;
+            let valid = choices.len() <= 25
+                && choices.iter().all(|c| {
+                    let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                    (1..=100).contains(&name.chars().count()) && c.get("value").is_some()
+                });
+            if !valid {
+                return Err(ApiError::invalid_form(
+                    "data.choices",
+                    "BASE_TYPE_BAD_LENGTH",
+                    "At most 25 choices, each with a name of 1-100 characters and a value",
+                ));
+            }
+            None
+        }
         _ => None,
     };
     // The message the reply describes: none for 6 (nothing visible changed yet).
     let shown = match callback_type {
-        6 | 9 => None,
+        6 | 8 | 9 => None,
         _ => message.and_then(|m| state.message(target.channel, m).ok()),
     };
     let reply = InteractionReply::from_message(
