@@ -184,6 +184,7 @@ impl Env {
 pub fn reply_of(response: Response) -> Reply {
     match response {
         Response::Message(r) | Response::Update(r) => r,
+        Response::Choices(choices) => panic!("a message, not suggestions: {choices:?}"),
     }
 }
 
