@@ -41,7 +41,7 @@ impl Repo {
                 .await?;
             for raw in members {
                 let user = MeetupUserId::parse(&raw)
-                    .map_err(|e| corrupt("meetup_event:*:meetup_users", &raw, e))?;
+                    .map_err(|e| corrupt("the tracked events' RSVPs and hosts", &raw, e))?;
                 if !linked.contains(&user) {
                     unlinked.insert(user);
                 }
