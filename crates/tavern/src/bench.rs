@@ -23,6 +23,33 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The name of the threads the benchmarks' fakes run on (a runtime of their own), so
+/// their CPU time can be told from Tavern's.
+const FAKES_THREAD: &str = "bench-fakes";
+
+/// CPU time (user + system) of this process's threads named [`FAKES_THREAD`], from
+/// `/proc/self/task/*/stat`.
+fn fakes_cpu() -> Option<Duration> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = match std::fs::read_to_string(task.path().join("stat")) {
+            Ok(stat) => stat,
+            // The thread ended meanwhile.
+            Err(_) => continue,
+        };
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        if stat.get(open + 1..close) != Some(FAKES_THREAD) {
+            continue;
+        }
+        let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        ticks += utime + stime;
+    }
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// The machine's CPU time counters from `/proc/stat`: (all, stolen), in clock ticks.
 /// "Stolen" is time a virtual machine's CPUs were ready to run but the hypervisor ran
 /// someone else; a run with much of it measures the neighbours as much as Tavern.
@@ -637,6 +664,8 @@ struct SyncFigures {
     meetup: Duration,
     discord: Duration,
     cpu: Option<Duration>,
+    /// CPU of Tavern's own threads (the process less the fakes' runtime).
+    own_cpu: Option<Duration>,
     requests: usize,
     writes: usize,
     redis_commands: u64,
@@ -657,6 +686,7 @@ async fn measured_sync(
     sim.clear_requests();
     let commands_before = redis_commands(repo.redis()).await?;
     let cpu_before = process_cpu();
+    let fakes_before = fakes_cpu();
     let started = Instant::now();
     let meetup = campaigns::sync_once(repo, client, config, now)
         .await
@@ -670,6 +700,12 @@ async fn measured_sync(
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
+    let fakes = fakes_cpu()
+        .zip(fakes_before)
+        .map(|(a, b)| a.saturating_sub(b));
+    // Everything but the fakes' threads: Tavern's runtime (a fakes' thread that ended
+    // meanwhile would count here, so this errs on Tavern's side).
+    let own_cpu = cpu.zip(fakes).map(|(all, fakes)| all.saturating_sub(fakes));
     // Less the INFO call itself.
     let redis_commands = redis_commands(repo.redis())
         .await?
@@ -679,6 +715,7 @@ async fn measured_sync(
         meetup: meetup_took,
         discord: discord_took,
         cpu,
+        own_cpu,
         writes: requests.iter().filter(|r| r.method != "GET").count(),
         requests: requests.len(),
         redis_commands,
@@ -706,16 +743,29 @@ pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<(
             store::redact_url(redis_url)
         );
     }
-    let sim = discord_sim::Sim::start(discord_sim::SimConfig {
-        rate_limit_per_window: u32::MAX,
-        guild_role_limit: usize::MAX,
-        request_log_capacity: 1_000_000,
-        ..discord_sim::SimConfig::default()
-    })
-    .context("starting discord-sim")?;
+    // The fakes run on a runtime of their own (threads named `FAKES_THREAD`), so the
+    // CPU they use answering Tavern can be told from Tavern's own.
+    let fakes_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(FAKES_THREAD)
+        .enable_all()
+        .build()
+        .context("starting the fakes' runtime")?;
+    let sim = {
+        let _on_fakes = fakes_runtime.enter();
+        discord_sim::Sim::start(discord_sim::SimConfig {
+            rate_limit_per_window: u32::MAX,
+            guild_role_limit: usize::MAX,
+            request_log_capacity: 1_000_000,
+            ..discord_sim::SimConfig::default()
+        })
+        .context("starting discord-sim")?
+    };
     let guild = sim.create_guild("Bench");
-    let fake = FakeMeetup::start()
+    let fake = fakes_runtime
+        .spawn(FakeMeetup::start())
         .await
+        .context("starting the fake Meetup")?
         .context("starting the fake Meetup")?;
     let group = meetup::GroupUrlname::parse("bench-group")?;
     fake.add_group(&group, "Bench")?;
@@ -838,10 +888,11 @@ pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<(
             per(f.redis_commands as f64),
             f.view_round_trips
         );
-        if let Some(cpu) = f.cpu {
+        if let (Some(cpu), Some(own)) = (f.cpu, f.own_cpu) {
             println!(
-                "                    CPU {:.3} s (Tavern, discord-sim and the fake Meetup together: an upper bound of Tavern's own work)",
-                cpu.as_secs_f64()
+                "                    CPU {:.3} s in all, Tavern's own {:.3} s (the rest is discord-sim and the fake Meetup answering it)",
+                cpu.as_secs_f64(),
+                own.as_secs_f64()
             );
         }
     }
@@ -849,9 +900,11 @@ pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<(
         "  zero Discord writes on the second sync: {}",
         if second.writes == 0 { "yes" } else { "NO" }
     );
-    let own = second.cpu.unwrap_or(second.meetup + second.discord);
+    // The first sync is the one with the work (every channel, role and member); the
+    // goal is judged on it, by Tavern's own CPU (or its wall time when unmeasured).
+    let own = first.own_cpu.unwrap_or(first.meetup + first.discord);
     println!(
-        "  goal: Tavern's own work <= 1 s: {} (second sync, upper bound {:.3} s)",
+        "  goal: Tavern's own work <= 1 s: {} (first sync, {:.3} s of CPU)",
         if own <= Duration::from_secs(1) {
             "met"
         } else {
@@ -859,5 +912,6 @@ pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<(
         },
         own.as_secs_f64()
     );
+    fakes_runtime.shutdown_background();
     Ok(())
 }
