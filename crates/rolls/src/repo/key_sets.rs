@@ -348,16 +348,8 @@ impl Repo {
             }
             let mut writes = Writes::new();
             writes.set(&snap.key, value);
-            writes.set(ts_key, newer(current, snap.updated_time));
-            let written = self
-                .redis()
-                .apply_if(ts_key, raw.as_deref(), &writes)
-                .await?;
-            Ok::<_, StorageError>(if written {
-                Attempt::Done(true)
-            } else {
-                Attempt::Retry
-            })
+            self.stamped(ts_key, raw.as_deref(), current, snap, writes)
+                .await
         })
         .await
     }
@@ -401,16 +393,8 @@ impl Repo {
                 if writes.is_empty() {
                     return Ok(Attempt::Done(false));
                 }
-                writes.set(ts_key, newer(current, snap.updated_time));
-                let written = self
-                    .redis()
-                    .apply_if(ts_key, raw.as_deref(), &writes)
-                    .await?;
-                Ok::<_, StorageError>(if written {
-                    Attempt::Done(true)
-                } else {
-                    Attempt::Retry
-                })
+                self.stamped(ts_key, raw.as_deref(), current, snap, writes)
+                    .await
             }
         })
         .await
@@ -458,16 +442,8 @@ impl Repo {
                 .arg(USER_SET)
                 .arg(scratch);
             writes.del(scratch);
-            writes.set(ts_key, newer(current, snap.updated_time));
-            let written = self
-                .redis()
-                .apply_if(ts_key, raw.as_deref(), &writes)
-                .await?;
-            Ok::<_, StorageError>(if written {
-                Attempt::Done(true)
-            } else {
-                Attempt::Retry
-            })
+            self.stamped(ts_key, raw.as_deref(), current, snap, writes)
+                .await
         })
         .await
     }
@@ -477,6 +453,26 @@ impl Repo {
 const SCRATCH_TTL_SECONDS: u64 = 60 * 60;
 
 /// The later of Redis's timestamp and the snapshot's, as stored.
+impl Repo {
+    /// Writes a restore step with the key set's timestamp moved up to the snapshot's,
+    /// if the timestamp is still `raw` (what the step read); else the step is retried.
+    async fn stamped(
+        &self,
+        ts_key: &str,
+        raw: Option<&[u8]>,
+        current: Option<i64>,
+        snap: &Snapshot,
+        mut writes: Writes,
+    ) -> Result<Attempt<bool>, StorageError> {
+        writes.set(ts_key, newer(current, snap.updated_time));
+        Ok(if self.redis().apply_if(ts_key, raw, &writes).await? {
+            Attempt::Done(true)
+        } else {
+            Attempt::Retry
+        })
+    }
+}
+
 fn newer(current: Option<i64>, snapshot: i64) -> String {
     current.map_or(snapshot, |ms| ms.max(snapshot)).to_string()
 }
