@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
+mod common;
+
 use std::time::Duration;
 
 use campaigns::config::DiscordSettings;
@@ -14,9 +16,7 @@ use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use discord::model::{ChannelId, GuildId, RoleId, UserId};
 use discord_sim::{ChannelKind, ChannelSpec, Fault, RouteMatch, Snowflake};
 use meetup::fake::{FakeMeetup, NewEvent};
-use meetup::{
-    ClientId, ClientSecret, EventId, GroupUrlname, MeetupClient, MemberId, RetryPolicy, RsvpStatus,
-};
+use meetup::{EventId, GroupUrlname, MeetupClient, MemberId, RsvpStatus};
 
 struct World {
     world: testkit::World,
@@ -36,26 +36,13 @@ impl World {
     async fn new() -> World {
         let world = testkit::World::new().await;
         let store = Repo::new(world.redis.clone());
-        let fake = FakeMeetup::start().await.unwrap();
-        let group = GroupUrlname::parse("dragons").unwrap();
-        fake.add_group(&group, "Dragons and Dice").unwrap();
-        let organiser = fake.add_member("Olivia Organiser");
-        let client_id = ClientId::new("tavern");
-        let secret = ClientSecret::from("tavern-secret");
-        fake.add_oauth_client(
-            &client_id,
-            &secret,
-            &"http://127.0.0.1/organiser/callback".parse().unwrap(),
-        );
-        let client = MeetupClient::new(fake.endpoints())
-            .unwrap()
-            .with_retry(RetryPolicy {
-                max_retries: 1,
-                initial_backoff: Duration::from_millis(1),
-                max_backoff: Duration::from_millis(2),
-            });
-        let mut config =
-            CampaignsConfig::new(client_id, secret, fake.endpoints(), vec![group.clone()]);
+        let common::MeetupSide {
+            fake,
+            group,
+            organiser,
+            client,
+            mut config,
+        } = common::meetup_side().await;
         let mut settings = DiscordSettings::new(GuildId::new(world.demo.guild.get()));
         settings.free_spots_channel = Some(ChannelId::new(world.demo.campaigns.get()));
         config.discord = Some(settings);

@@ -12,10 +12,7 @@ use campaigns::{CampaignsConfig, SeriesType, SyncError};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use common::{Env, at, channel, event_id, meetup, series_id, world_env};
 use meetup::fake::{FakeMeetup, NewEvent};
-use meetup::{
-    ClientId, ClientSecret, EventId, EventStatus, EventType, GroupUrlname, MeetupClient, MemberId,
-    RetryPolicy, RsvpStatus,
-};
+use meetup::{EventId, EventStatus, EventType, GroupUrlname, MeetupClient, MemberId, RsvpStatus};
 
 /// "Now" for every sync: the window is `[NOW, NOW + 60 days)`.
 const NOW: &str = "2026-01-01T12:00:00Z";
@@ -82,25 +79,13 @@ fn stored_day(n: i64) -> String {
 
 async fn world() -> World {
     let env = world_env().await;
-    let fake = FakeMeetup::start().await.unwrap();
-    let group = GroupUrlname::parse("dragons").unwrap();
-    fake.add_group(&group, "Dragons and Dice").unwrap();
-    let organiser = fake.add_member("Olivia Organiser");
-    let client_id = ClientId::new("tavern");
-    let secret = ClientSecret::from("tavern-secret");
-    fake.add_oauth_client(
-        &client_id,
-        &secret,
-        &"http://127.0.0.1/organiser/callback".parse().unwrap(),
-    );
-    let client = MeetupClient::new(fake.endpoints())
-        .unwrap()
-        .with_retry(RetryPolicy {
-            max_retries: 1,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(2),
-        });
-    let config = CampaignsConfig::new(client_id, secret, fake.endpoints(), vec![group.clone()]);
+    let common::MeetupSide {
+        fake,
+        group,
+        organiser,
+        client,
+        config,
+    } = common::meetup_side().await;
     World {
         env,
         fake,

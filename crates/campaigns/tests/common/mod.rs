@@ -229,3 +229,44 @@ impl Env {
             .unwrap();
     }
 }
+
+/// Meetup's side of a sync test: a fake Meetup with the group `dragons` and its
+/// organiser, Tavern's OAuth client registered, a client that retries quickly, and a
+/// campaigns configuration for the group (no Discord side).
+pub struct MeetupSide {
+    pub fake: meetup::fake::FakeMeetup,
+    pub group: meetup::GroupUrlname,
+    pub organiser: meetup::MemberId,
+    pub client: meetup::MeetupClient,
+    pub config: campaigns::CampaignsConfig,
+}
+
+pub async fn meetup_side() -> MeetupSide {
+    let fake = meetup::fake::FakeMeetup::start().await.unwrap();
+    let group = meetup::GroupUrlname::parse("dragons").unwrap();
+    fake.add_group(&group, "Dragons and Dice").unwrap();
+    let organiser = fake.add_member("Olivia Organiser");
+    let client_id = meetup::ClientId::new("tavern");
+    let secret = meetup::ClientSecret::from("tavern-secret");
+    fake.add_oauth_client(
+        &client_id,
+        &secret,
+        &"http://127.0.0.1/organiser/callback".parse().unwrap(),
+    );
+    let client = meetup::MeetupClient::new(fake.endpoints())
+        .unwrap()
+        .with_retry(meetup::RetryPolicy {
+            max_retries: 1,
+            initial_backoff: std::time::Duration::from_millis(1),
+            max_backoff: std::time::Duration::from_millis(2),
+        });
+    let config =
+        campaigns::CampaignsConfig::new(client_id, secret, fake.endpoints(), vec![group.clone()]);
+    MeetupSide {
+        fake,
+        group,
+        organiser,
+        client,
+        config,
+    }
+}
