@@ -1290,22 +1290,6 @@ impl Discord {
         Ok(Self::decode::<twilight_model::channel::Channel>(route, &answer)?.guild_id)
     }
 
-    /// Whether `user` is a member of `guild`. Discord's 404 (Unknown Member or Unknown
-    /// User) is a plain no, not counted by the circuit breaker.
-    pub async fn is_member(&self, guild: GuildId, user: UserId) -> Result<bool, RestError> {
-        let http = &self.inner.factory;
-        match self
-            .call(Spec::new("guild.member.get").absent_ok(), || {
-                http.guild_member(guild, user)
-            })
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(RestError::Status { status: 404, .. }) => Ok(false),
-            Err(error) => Err(error),
-        }
-    }
-
     /// The roles of `user` in `guild` (without `@everyone`); `None` when they are not
     /// a member. Discord's 404 is a plain answer, not counted by the circuit breaker.
     pub async fn member_roles(

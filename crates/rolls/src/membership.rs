@@ -94,7 +94,8 @@ impl Membership {
         let member = match recall(&self.memory.members, &(guild, user)) {
             Some(member) => member,
             None => {
-                let member = self.discord.is_member(guild, user).await?;
+                // Discord's 404 (not a member) is an answer, not a refusal.
+                let member = self.discord.member_roles(guild, user).await?.is_some();
                 let keep = if member { MEMBER_FOR } else { NOT_MEMBER_FOR };
                 remember(&self.memory.members, (guild, user), member, keep);
                 member
