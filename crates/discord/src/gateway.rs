@@ -478,10 +478,18 @@ fn intents(handlers: &[Arc<dyn EventHandler>]) -> Intents {
     let mut intents = Intents::GUILDS;
     for kind in handlers.iter().flat_map(|h| h.kinds().iter()) {
         intents |= match kind {
-            EventKind::MessageCreate | EventKind::MessageUpdate | EventKind::MessageDelete => {
+            EventKind::MessageCreate
+            | EventKind::MessageUpdate
+            | EventKind::MessageDelete
+            | EventKind::MessageDeleteBulk => {
                 Intents::GUILD_MESSAGES | Intents::DIRECT_MESSAGES | Intents::MESSAGE_CONTENT
             }
-            EventKind::GuildAvailable => Intents::GUILDS,
+            EventKind::GuildAvailable
+            | EventKind::GuildUpdate
+            | EventKind::GuildRemoved
+            | EventKind::ChannelCreate
+            | EventKind::ChannelUpdate
+            | EventKind::ChannelDelete => Intents::GUILDS,
             EventKind::MemberAdd => Intents::GUILD_MEMBERS,
             EventKind::VoiceStateUpdate => Intents::GUILD_VOICE_STATES,
         };
@@ -501,7 +509,13 @@ fn wanted_events(handlers: &[Arc<dyn EventHandler>]) -> EventTypeFlags {
             EventKind::MessageCreate => EventTypeFlags::MESSAGE_CREATE,
             EventKind::MessageUpdate => EventTypeFlags::MESSAGE_UPDATE,
             EventKind::MessageDelete => EventTypeFlags::MESSAGE_DELETE,
+            EventKind::MessageDeleteBulk => EventTypeFlags::MESSAGE_DELETE_BULK,
             EventKind::GuildAvailable => EventTypeFlags::GUILD_CREATE,
+            EventKind::GuildUpdate => EventTypeFlags::GUILD_UPDATE,
+            EventKind::GuildRemoved => EventTypeFlags::GUILD_DELETE,
+            EventKind::ChannelCreate => EventTypeFlags::CHANNEL_CREATE,
+            EventKind::ChannelUpdate => EventTypeFlags::CHANNEL_UPDATE,
+            EventKind::ChannelDelete => EventTypeFlags::CHANNEL_DELETE,
             EventKind::MemberAdd => EventTypeFlags::MEMBER_ADD,
             EventKind::VoiceStateUpdate => EventTypeFlags::VOICE_STATE_UPDATE,
         };

@@ -242,9 +242,20 @@ pub struct Invocation {
     pub actor: Actor,
     pub guild_id: Option<GuildId>,
     pub channel_id: ChannelId,
+    /// The caller's permission bits in the channel, as Discord computed them for this
+    /// interaction (guild roles and channel overwrites); `None` outside a guild.
+    pub member_permissions: Option<u64>,
 }
 
 impl Invocation {
+    /// Whether the caller may manage the guild the command ran in: Administrator or
+    /// Manage Server (an owner has every permission). False outside a guild.
+    pub fn can_manage_guild(&self) -> bool {
+        self.member_permissions.is_some_and(|bits| {
+            bits & (permissions::ADMINISTRATOR | permissions::MANAGE_GUILD) != 0
+        })
+    }
+
     /// The options of a command; empty for a component.
     pub fn options(&self) -> Options {
         match &self.action {
@@ -430,24 +441,57 @@ pub enum Event {
         author_is_bot: bool,
         content: String,
         attachments: Vec<Attachment>,
+        /// When it was posted (Unix milliseconds).
+        timestamp_ms: i64,
     },
+    /// A message was edited. Discord sends the whole message, so `attachments` is the
+    /// full list after the edit (an edit can remove attachments, or a bot add some).
     MessageUpdate {
+        guild_id: Option<GuildId>,
         channel_id: ChannelId,
         message_id: MessageId,
+        author: Option<Actor>,
         content: Option<String>,
         attachments: Vec<Attachment>,
+        /// When it was first posted (Unix milliseconds).
+        timestamp_ms: Option<i64>,
     },
     MessageDelete {
+        guild_id: Option<GuildId>,
         channel_id: ChannelId,
         message_id: MessageId,
     },
+    /// Many messages of one channel deleted at once (a moderator's bulk delete).
+    MessageDeleteBulk {
+        guild_id: Option<GuildId>,
+        channel_id: ChannelId,
+        message_ids: Vec<MessageId>,
+    },
+    /// A guild became available: at connection, after an outage, or when the bot was
+    /// added to it.
     GuildAvailable {
         guild_id: GuildId,
         name: String,
         /// Who is connected to which voice channel now (empty unless a handler wants
         /// [`EventKind::VoiceStateUpdate`], whose intent Discord needs for this list).
         voice: Vec<VoiceState>,
+        /// The icon hash.
+        icon: Option<String>,
+        owner_id: Option<UserId>,
+        /// Every channel of the guild (threads excepted).
+        channels: Vec<ChannelInfo>,
     },
+    /// The guild's name, icon or owner changed.
+    GuildUpdate(GuildInfo),
+    /// The bot left or was removed from the guild, or (`unavailable`) the guild is in an
+    /// outage and will come back with a [`Event::GuildAvailable`].
+    GuildRemoved {
+        guild_id: GuildId,
+        unavailable: bool,
+    },
+    ChannelCreate(ChannelInfo),
+    ChannelUpdate(ChannelInfo),
+    ChannelDelete(ChannelInfo),
     MemberAdd {
         guild_id: GuildId,
         user: Actor,
@@ -473,17 +517,29 @@ pub enum EventKind {
     MessageCreate,
     MessageUpdate,
     MessageDelete,
+    MessageDeleteBulk,
     GuildAvailable,
+    GuildUpdate,
+    GuildRemoved,
+    ChannelCreate,
+    ChannelUpdate,
+    ChannelDelete,
     MemberAdd,
     VoiceStateUpdate,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::MessageCreate,
         EventKind::MessageUpdate,
         EventKind::MessageDelete,
+        EventKind::MessageDeleteBulk,
         EventKind::GuildAvailable,
+        EventKind::GuildUpdate,
+        EventKind::GuildRemoved,
+        EventKind::ChannelCreate,
+        EventKind::ChannelUpdate,
+        EventKind::ChannelDelete,
         EventKind::MemberAdd,
         EventKind::VoiceStateUpdate,
     ];
@@ -495,7 +551,13 @@ impl Event {
             Event::MessageCreate { .. } => EventKind::MessageCreate,
             Event::MessageUpdate { .. } => EventKind::MessageUpdate,
             Event::MessageDelete { .. } => EventKind::MessageDelete,
+            Event::MessageDeleteBulk { .. } => EventKind::MessageDeleteBulk,
             Event::GuildAvailable { .. } => EventKind::GuildAvailable,
+            Event::GuildUpdate(_) => EventKind::GuildUpdate,
+            Event::GuildRemoved { .. } => EventKind::GuildRemoved,
+            Event::ChannelCreate(_) => EventKind::ChannelCreate,
+            Event::ChannelUpdate(_) => EventKind::ChannelUpdate,
+            Event::ChannelDelete(_) => EventKind::ChannelDelete,
             Event::MemberAdd { .. } => EventKind::MemberAdd,
             Event::VoiceStateUpdate { .. } => EventKind::VoiceStateUpdate,
         }
@@ -507,9 +569,17 @@ impl Event {
 pub struct Attachment {
     pub id: u64,
     pub filename: String,
+    /// Discord's signed CDN URL; it expires (its `ex` query parameter).
     pub url: String,
+    /// The media proxy's URL of the same file.
+    pub proxy_url: String,
     pub size: u64,
     pub content_type: Option<String>,
+    /// Pixels, for images and videos.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Seconds, for voice messages (and videos where Discord gives it).
+    pub duration_secs: Option<f64>,
 }
 
 /// A message read from a channel's history.
@@ -517,9 +587,81 @@ pub struct Attachment {
 pub struct HistoryMessage {
     pub id: MessageId,
     pub author: Actor,
+    pub author_is_bot: bool,
     pub content: String,
     pub attachments: Vec<Attachment>,
     pub timestamp_ms: i64,
+}
+
+/// What a channel is, as Discord says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelType {
+    Text,
+    Voice,
+    Category,
+    Announcement,
+    Stage,
+    Forum,
+    Media,
+    /// Any kind of thread.
+    Thread,
+    /// A kind this version does not know, by Discord's number.
+    Other(u8),
+}
+
+impl ChannelType {
+    /// A short lowercase name: `text`, `voice`, `category`, `announcement`, `stage`,
+    /// `forum`, `media`, `thread`, or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelType::Text => "text",
+            ChannelType::Voice => "voice",
+            ChannelType::Category => "category",
+            ChannelType::Announcement => "announcement",
+            ChannelType::Stage => "stage",
+            ChannelType::Forum => "forum",
+            ChannelType::Media => "media",
+            ChannelType::Thread => "thread",
+            ChannelType::Other(_) => "other",
+        }
+    }
+
+    /// Whether the channel itself holds messages (text, announcement, the text chat of
+    /// voice and stage channels, threads); categories, forums and media channels hold
+    /// threads or channels, not messages.
+    pub fn has_messages(self) -> bool {
+        matches!(
+            self,
+            ChannelType::Text
+                | ChannelType::Announcement
+                | ChannelType::Voice
+                | ChannelType::Stage
+                | ChannelType::Thread
+        )
+    }
+}
+
+/// A channel as Discord describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: ChannelId,
+    /// `None` for direct messages.
+    pub guild_id: Option<GuildId>,
+    pub name: String,
+    pub kind: ChannelType,
+    /// Age-restricted.
+    pub nsfw: bool,
+    pub parent_id: Option<ChannelId>,
+}
+
+/// A guild as Discord describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuildInfo {
+    pub id: GuildId,
+    pub name: String,
+    /// The icon hash.
+    pub icon: Option<String>,
+    pub owner_id: Option<UserId>,
 }
 
 /// What a feature wants when it creates a channel.
@@ -592,6 +734,8 @@ impl ChannelEdit {
 
 /// Commonly used permission bits.
 pub mod permissions {
+    pub const ADMINISTRATOR: u64 = 1 << 3;
+    pub const MANAGE_GUILD: u64 = 1 << 5;
     pub const VIEW_CHANNEL: u64 = 1 << 10;
     pub const SEND_MESSAGES: u64 = 1 << 11;
     pub const MANAGE_MESSAGES: u64 = 1 << 13;

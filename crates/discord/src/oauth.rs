@@ -280,6 +280,15 @@ impl OAuthApp {
         &self.redirect_uri
     }
 
+    /// The same application with another registered redirect URI (a second flow,
+    /// such as adding the bot to a guild, that comes back to its own callback).
+    pub fn with_redirect_uri(&self, redirect_uri: Url) -> OAuthApp {
+        OAuthApp {
+            redirect_uri,
+            ..self.clone()
+        }
+    }
+
     pub fn endpoints(&self) -> &OAuthEndpoints {
         &self.endpoints
     }

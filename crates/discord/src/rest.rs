@@ -570,7 +570,7 @@ impl Discord {
     async fn call<R, F>(&self, spec: Spec, make: F) -> Result<Answer, RestError>
     where
         F: Fn() -> R,
-        R: TryIntoRequest,
+        R: MakeRequest,
     {
         let route = spec.route;
         if !self.inner.has_token {
@@ -579,9 +579,7 @@ impl Discord {
         let mut failures = 0u32;
         let mut rate_limited = 0u32;
         loop {
-            let request = make()
-                .try_into_request()
-                .map_err(|e| RestError::Build(e.to_string()))?;
+            let request = make().make().map_err(RestError::Build)?;
             let path = request.path().to_owned();
             if let Err(open) = self.breaker_admit(&spec, &path) {
                 Self::count(route, "circuit_open");
@@ -1366,6 +1364,154 @@ fn created_since(id: u64, since: std::time::SystemTime) -> bool {
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     created_ms + 60_000 >= since_ms
+}
+
+/// A request twilight builds: its typed requests, or a [`Raw`] one for a route it
+/// does not know.
+trait MakeRequest {
+    fn make(self) -> Result<twilight_http::request::Request, String>;
+}
+
+impl<T: TryIntoRequest> MakeRequest for T {
+    fn make(self) -> Result<twilight_http::request::Request, String> {
+        self.try_into_request().map_err(|e| e.to_string())
+    }
+}
+
+/// A request for a route twilight has no builder for.
+struct Raw(Result<twilight_http::request::Request, twilight_http::Error>);
+
+impl MakeRequest for Raw {
+    fn make(self) -> Result<twilight_http::request::Request, String> {
+        self.0.map_err(|e| e.to_string())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct RefreshUrls<'a> {
+    attachment_urls: &'a [String],
+}
+
+#[derive(serde::Deserialize)]
+struct RefreshedUrls {
+    refreshed_urls: Vec<RefreshedUrl>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefreshedUrl {
+    original: String,
+    refreshed: String,
+}
+
+/// What the clip archive reads: channels, guilds and messages as Discord describes
+/// them, and fresh CDN URLs for attachments whose signed URLs expired.
+impl Discord {
+    /// A channel (`None` when Discord says it does not exist or the bot cannot see
+    /// it: 404). A 404 is an answer here, not counted by the circuit breaker.
+    pub async fn channel(&self, channel: ChannelId) -> Result<Option<ChannelInfo>, RestError> {
+        let http = &self.inner.factory;
+        let route = "channel.get";
+        match self
+            .call(Spec::new(route).absent_ok(), || http.channel(channel))
+            .await
+        {
+            Ok(answer) => Ok(Some(wire::channel_info(&Self::decode::<
+                twilight_model::channel::Channel,
+            >(route, &answer)?))),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A guild the bot is in (`None` on 404: unknown, or the bot is not a member).
+    pub async fn guild(&self, guild: GuildId) -> Result<Option<GuildInfo>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.get";
+        match self
+            .call(Spec::new(route).absent_ok(), || http.guild(guild))
+            .await
+        {
+            Ok(answer) => Ok(Some(wire::guild_info(&Self::decode::<
+                twilight_model::guild::PartialGuild,
+            >(route, &answer)?))),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every channel of a guild as Discord describes it (one request).
+    pub async fn guild_channel_infos(&self, guild: GuildId) -> Result<Vec<ChannelInfo>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.channels";
+        let answer = self
+            .call(Spec::new(route), || http.guild_channels(guild))
+            .await?;
+        let channels: Vec<twilight_model::channel::Channel> = Self::decode(route, &answer)?;
+        Ok(channels
+            .iter()
+            .map(|c| {
+                let mut info = wire::channel_info(c);
+                info.guild_id.get_or_insert(guild);
+                info
+            })
+            .collect())
+    }
+
+    /// One message (`None` on 404: deleted, or never there).
+    pub async fn message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> Result<Option<HistoryMessage>, RestError> {
+        let http = &self.inner.factory;
+        let route = "channel.message.get";
+        match self
+            .call(Spec::new(route).absent_ok(), || {
+                http.message(channel, message)
+            })
+            .await
+        {
+            Ok(answer) => Ok(Some(wire::history_message(&Self::decode::<
+                twilight_model::channel::Message,
+            >(route, &answer)?))),
+            Err(RestError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Fresh signed URLs for attachment URLs (Discord's CDN URLs expire): pairs of
+    /// (original, refreshed), in Discord's order. At most 50 URLs go in one request;
+    /// more are sent in several.
+    pub async fn refresh_attachment_urls(
+        &self,
+        urls: &[String],
+    ) -> Result<Vec<(String, String)>, RestError> {
+        let route = "attachments.refresh";
+        let mut out = Vec::with_capacity(urls.len());
+        for chunk in urls.chunks(50) {
+            let body = RefreshUrls {
+                attachment_urls: chunk,
+            };
+            let answer = self
+                .call(Spec::new(route), || {
+                    Raw(twilight_http::request::RequestBuilder::raw(
+                        twilight_http::request::Method::Post,
+                        "attachments/refresh-urls".to_owned(),
+                    )
+                    .json(&body)
+                    .build())
+                })
+                .await?;
+            let refreshed: RefreshedUrls = Self::decode(route, &answer)?;
+            out.extend(
+                refreshed
+                    .refreshed_urls
+                    .into_iter()
+                    .map(|r| (r.original, r.refreshed)),
+            );
+        }
+        Ok(out)
+    }
 }
 
 /// Channel look-ups for the campaigns' commands (what the user-topic voice channel is

@@ -287,6 +287,11 @@ pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
         actor,
         guild_id: interaction.guild_id,
         channel_id,
+        member_permissions: interaction
+            .member
+            .as_ref()
+            .and_then(|m| m.permissions)
+            .map(|p| p.bits()),
     })
 }
 
@@ -296,23 +301,66 @@ fn attachments(list: &[twilight_model::channel::Attachment]) -> Vec<Attachment> 
             id: a.id.get(),
             filename: a.filename.clone(),
             url: a.url.clone(),
+            proxy_url: a.proxy_url.clone(),
             size: a.size,
             content_type: a.content_type.clone(),
+            width: a.width.and_then(|w| u32::try_from(w).ok()),
+            height: a.height.and_then(|h| u32::try_from(h).ok()),
+            duration_secs: a.duration_secs,
         })
         .collect()
+}
+
+fn actor(user: &twilight_model::user::User) -> Actor {
+    Actor {
+        id: user.id,
+        name: user
+            .global_name
+            .clone()
+            .unwrap_or_else(|| user.name.clone()),
+    }
+}
+
+pub(crate) fn channel_type(kind: twilight_model::channel::ChannelType) -> ChannelType {
+    use twilight_model::channel::ChannelType as W;
+    match kind {
+        W::GuildText => ChannelType::Text,
+        W::GuildVoice => ChannelType::Voice,
+        W::GuildCategory => ChannelType::Category,
+        W::GuildAnnouncement => ChannelType::Announcement,
+        W::GuildStageVoice => ChannelType::Stage,
+        W::GuildForum => ChannelType::Forum,
+        W::GuildMedia => ChannelType::Media,
+        W::AnnouncementThread | W::PublicThread | W::PrivateThread => ChannelType::Thread,
+        other => ChannelType::Other(u8::from(other)),
+    }
+}
+
+pub(crate) fn channel_info(channel: &twilight_model::channel::Channel) -> ChannelInfo {
+    ChannelInfo {
+        id: channel.id,
+        guild_id: channel.guild_id,
+        name: channel.name.clone().unwrap_or_default(),
+        kind: channel_type(channel.kind),
+        nsfw: channel.nsfw.unwrap_or(false),
+        parent_id: channel.parent_id,
+    }
+}
+
+pub(crate) fn guild_info(guild: &twilight_model::guild::PartialGuild) -> GuildInfo {
+    GuildInfo {
+        id: guild.id,
+        name: guild.name.clone(),
+        icon: guild.icon.map(|i| i.to_string()),
+        owner_id: Some(guild.owner_id),
+    }
 }
 
 pub(crate) fn history_message(message: &twilight_model::channel::Message) -> HistoryMessage {
     HistoryMessage {
         id: message.id,
-        author: Actor {
-            id: message.author.id,
-            name: message
-                .author
-                .global_name
-                .clone()
-                .unwrap_or_else(|| message.author.name.clone()),
-        },
+        author: actor(&message.author),
+        author_is_bot: message.author.bot,
         content: message.content.clone(),
         attachments: attachments(&message.attachments),
         timestamp_ms: message.timestamp.as_micros() / 1000,
@@ -327,27 +375,30 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
             guild_id: m.guild_id,
             channel_id: m.channel_id,
             message_id: m.id,
-            author: Actor {
-                id: m.author.id,
-                name: m
-                    .author
-                    .global_name
-                    .clone()
-                    .unwrap_or_else(|| m.author.name.clone()),
-            },
+            author: actor(&m.author),
             author_is_bot: m.author.bot,
             content: m.content.clone(),
             attachments: attachments(&m.attachments),
+            timestamp_ms: m.timestamp.as_micros() / 1000,
         },
         E::MessageUpdate(m) => Event::MessageUpdate {
+            guild_id: m.guild_id,
             channel_id: m.channel_id,
             message_id: m.id,
+            author: Some(actor(&m.author)),
             content: Some(m.content.clone()),
             attachments: attachments(&m.attachments),
+            timestamp_ms: Some(m.timestamp.as_micros() / 1000),
         },
         E::MessageDelete(m) => Event::MessageDelete {
+            guild_id: m.guild_id,
             channel_id: m.channel_id,
             message_id: m.id,
+        },
+        E::MessageDeleteBulk(m) => Event::MessageDeleteBulk {
+            guild_id: m.guild_id,
+            channel_id: m.channel_id,
+            message_ids: m.ids.clone(),
         },
         E::GuildCreate(g) => match g.as_ref() {
             twilight_model::gateway::payload::incoming::GuildCreate::Available(g) => {
@@ -362,10 +413,30 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
                             channel_id: v.channel_id,
                         })
                         .collect(),
+                    icon: g.icon.map(|i| i.to_string()),
+                    owner_id: Some(g.owner_id),
+                    channels: g
+                        .channels
+                        .iter()
+                        .map(|c| {
+                            let mut info = channel_info(c);
+                            // GUILD_CREATE's channels leave out their guild id.
+                            info.guild_id = Some(g.id);
+                            info
+                        })
+                        .collect(),
                 }
             }
             _ => return None,
         },
+        E::GuildUpdate(g) => Event::GuildUpdate(guild_info(g)),
+        E::GuildDelete(g) => Event::GuildRemoved {
+            guild_id: g.id,
+            unavailable: g.unavailable.unwrap_or(false),
+        },
+        E::ChannelCreate(c) => Event::ChannelCreate(channel_info(c)),
+        E::ChannelUpdate(c) => Event::ChannelUpdate(channel_info(c)),
+        E::ChannelDelete(c) => Event::ChannelDelete(channel_info(c)),
         E::VoiceStateUpdate(v) => Event::VoiceStateUpdate {
             guild_id: v.guild_id?,
             state: VoiceState {
@@ -461,5 +532,93 @@ mod tests {
             json[1]["components"][0]["options"][0]["label"],
             json!("alice")
         );
+    }
+
+    fn gateway_event(kind: &str, data: Value) -> Option<Event> {
+        use serde::de::DeserializeSeed;
+        let payload = json!({"op": 0, "s": 1, "t": kind, "d": data}).to_string();
+        let mut de = serde_json::Deserializer::from_str(&payload);
+        let seed = twilight_model::gateway::event::GatewayEventDeserializer::from_json(&payload)
+            .expect("a dispatch");
+        let event = seed.deserialize(&mut de).expect("twilight reads it");
+        match event {
+            twilight_model::gateway::event::GatewayEvent::Dispatch(_, e) => {
+                event_of(&twilight_gateway::Event::from(e))
+            }
+            _ => None,
+        }
+    }
+
+    fn event_of(event: &twilight_gateway::Event) -> Option<Event> {
+        super::event(event)
+    }
+
+    #[test]
+    fn bulk_deletes_guild_removals_and_channel_changes_reach_features() {
+        assert_eq!(
+            gateway_event(
+                "MESSAGE_DELETE_BULK",
+                json!({"ids": ["10", "11"], "channel_id": "5", "guild_id": "1"})
+            ),
+            Some(Event::MessageDeleteBulk {
+                guild_id: Some(GuildId::new(1)),
+                channel_id: ChannelId::new(5),
+                message_ids: vec![MessageId::new(10), MessageId::new(11)],
+            })
+        );
+        assert_eq!(
+            gateway_event("GUILD_DELETE", json!({"id": "1"})),
+            Some(Event::GuildRemoved {
+                guild_id: GuildId::new(1),
+                unavailable: false,
+            })
+        );
+        assert_eq!(
+            gateway_event("GUILD_DELETE", json!({"id": "1", "unavailable": true})),
+            Some(Event::GuildRemoved {
+                guild_id: GuildId::new(1),
+                unavailable: true,
+            })
+        );
+        let channel = json!({
+            "id": "5", "guild_id": "1", "type": 0, "name": "clips", "nsfw": true,
+            "parent_id": "4", "position": 1, "permission_overwrites": []
+        });
+        assert_eq!(
+            gateway_event("CHANNEL_UPDATE", channel),
+            Some(Event::ChannelUpdate(ChannelInfo {
+                id: ChannelId::new(5),
+                guild_id: Some(GuildId::new(1)),
+                name: "clips".into(),
+                kind: ChannelType::Text,
+                nsfw: true,
+                parent_id: Some(ChannelId::new(4)),
+            }))
+        );
+    }
+
+    #[test]
+    fn manage_server_or_administrator_may_manage_the_guild() {
+        let mut invocation = Invocation {
+            id: InteractionId::new(1),
+            action: Action::Command {
+                name: "clips".into(),
+                options: Options::default(),
+            },
+            actor: Actor {
+                id: UserId::new(2),
+                name: "x".into(),
+            },
+            guild_id: Some(GuildId::new(3)),
+            channel_id: ChannelId::new(4),
+            member_permissions: None,
+        };
+        assert!(!invocation.can_manage_guild());
+        invocation.member_permissions = Some(permissions::SEND_MESSAGES);
+        assert!(!invocation.can_manage_guild());
+        invocation.member_permissions = Some(permissions::MANAGE_GUILD);
+        assert!(invocation.can_manage_guild());
+        invocation.member_permissions = Some(permissions::ADMINISTRATOR);
+        assert!(invocation.can_manage_guild());
     }
 }

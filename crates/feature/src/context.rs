@@ -22,6 +22,10 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Where people reach Tavern's web server (links in messages, OAuth callbacks).
     pub public_url: url::Url,
+    /// Tavern's OAuth2 application at Discord, the one the web login uses (for flows
+    /// that act with a signed-in user's token or add the bot to a guild); `None` when
+    /// logging in with Discord is not configured.
+    pub discord_login: Option<discord::oauth::OAuthApp>,
 }
 
 impl Context {

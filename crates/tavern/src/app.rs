@@ -341,6 +341,7 @@ pub fn context(
         sessions,
         clock: Arc::new(feature::SystemClock),
         public_url,
+        discord_login: None,
     }
 }
 
@@ -417,6 +418,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let sim = discord_sim::Sim::start(discord_sim::SimConfig::default())
             .context("starting the sandbox's fake Discord")?;
         let demo = sim.seed_demo();
+        crate::sandbox::seed_clips(&sim, &demo)?;
         let bot = BotConfig::stand_in(sim.token(), &sim.addr().to_string(), &sim.gateway_url());
         tracing::info!(api = %sim.addr(), "sandbox mode: no TAVERN_DISCORD_TOKEN, so Tavern talks to an in-process fake Discord");
         (Some(sim), Some(demo), bot)
@@ -583,6 +585,20 @@ async fn run(
     let discord = discord::Discord::new(&rest);
     let gateway = GatewayStatus::default();
     let _ = health.gateway.set(gateway.clone());
+    let login_app = match login {
+        Some(login) => {
+            let callback =
+                web::login::callback_url(&web.public_url).context("the login callback URL")?;
+            tracing::info!(%callback, "logging in with Discord on the web is on");
+            Some(discord::oauth::OAuthApp::new(
+                login.client_id,
+                login.client_secret,
+                callback,
+                login.endpoints,
+            ))
+        }
+        None => None,
+    };
     let ctx = Context {
         redis: redis.clone(),
         postgres: postgres.clone(),
@@ -590,6 +606,7 @@ async fn run(
         sessions: web.sessions.clone(),
         clock: Arc::new(feature::SystemClock),
         public_url: web.public_url.clone(),
+        discord_login: login_app.clone(),
     };
     let mut features = features(&ctx, &config, &gateway);
     web.site.set_nav(
@@ -634,16 +651,7 @@ async fn run(
             routes = routes.merge(r);
         }
     }
-    if let Some(login) = login {
-        let callback =
-            web::login::callback_url(&ctx.public_url).context("the login callback URL")?;
-        tracing::info!(%callback, "logging in with Discord on the web is on");
-        let app = discord::oauth::OAuthApp::new(
-            login.client_id,
-            login.client_secret,
-            callback,
-            login.endpoints,
-        );
+    if let Some(app) = login_app {
         let (login, declared) = web::login::routes(
             ctx.sessions.clone(),
             app,

@@ -123,6 +123,17 @@ impl World {
             redis.clone(),
             web::session::SessionConfig::for_public_url(&public_url),
         );
+        // The web login's OAuth2 application at discord-sim, calling back to the public
+        // URL's login callback (a flow with another callback uses `with_redirect_uri`,
+        // after `sim.register_redirect_uri`).
+        let callback = web::login::callback_url(&public_url).expect("the login callback URL");
+        sim.register_redirect_uri(callback.as_str());
+        let discord_login = discord::oauth::OAuthApp::new(
+            sim.application_id().to_string(),
+            discord::oauth::ClientSecret::from(sim.client_secret()),
+            callback,
+            discord::oauth::OAuthEndpoints::at(&sim.http_url()).expect("discord-sim's OAuth2 URLs"),
+        );
         let ctx = Context {
             redis: redis.clone(),
             postgres: postgres.clone(),
@@ -130,6 +141,7 @@ impl World {
             sessions,
             clock: clock.clone(),
             public_url,
+            discord_login: Some(discord_login),
         };
         World {
             sim,

@@ -79,6 +79,7 @@ fn invocation(user: u64, channel: u64, action: Action) -> Invocation {
         },
         guild_id: Some(GuildId::new(GUILD)),
         channel_id: ChannelId::new(channel),
+        member_permissions: None,
     }
 }
 

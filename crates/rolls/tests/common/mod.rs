@@ -25,6 +25,7 @@ pub fn me(user: UserId) -> Authenticated {
         },
         guild_id: None,
         channel_id: ChannelId::new(1),
+        member_permissions: None,
     })
 }
 
