@@ -441,7 +441,7 @@ impl Bot {
             let runner = ShardRunner {
                 router: Arc::clone(&self.router),
                 wanted: wanted_events(&self.events),
-                events: self.events.clone(),
+                events: self.events.iter().cloned().map(EventQueue::spawn).collect(),
                 status: self.status.clone(),
                 registered: Arc::clone(&self.registered),
                 total: range.total(),
@@ -523,11 +523,38 @@ fn wanted_events(handlers: &[Arc<dyn EventHandler>]) -> EventTypeFlags {
     flags
 }
 
+/// One handler's events of one shard, delivered in the order the gateway sent them:
+/// a task per handler awaits each event before the next, so a message's edit never
+/// overtakes its creation and a deletion never comes before either. Handlers stay
+/// independent of each other (each has its own queue). The task ends once the shard
+/// stops and the queue is drained; a handler that panics loses that one event.
+struct EventQueue {
+    handler: Arc<dyn EventHandler>,
+    queue: tokio::sync::mpsc::UnboundedSender<crate::model::Event>,
+}
+
+impl EventQueue {
+    fn spawn(handler: Arc<dyn EventHandler>) -> EventQueue {
+        let (queue, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let deliver = Arc::clone(&handler);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                // Its own task, awaited: a handler that panics loses that event
+                // only, and the queue goes on.
+                if let Err(error) = tokio::spawn(deliver.on_event(event)).await {
+                    tracing::error!(%error, "an event handler failed");
+                }
+            }
+        });
+        EventQueue { handler, queue }
+    }
+}
+
 struct ShardRunner {
     router: Arc<Router>,
     /// Decoded event types (see [`wanted_events`]).
     wanted: EventTypeFlags,
-    events: Vec<Arc<dyn EventHandler>>,
+    events: Vec<EventQueue>,
     status: GatewayStatus,
     registered: Arc<AtomicBool>,
     total: u32,
@@ -672,8 +699,14 @@ impl ShardRunner {
                 }
                 if let Some(event) = wire::event(&other) {
                     let kind = event.kind();
-                    for handler in self.events.iter().filter(|h| h.kinds().contains(&kind)) {
-                        tokio::spawn(handler.on_event(event.clone()));
+                    for queue in self
+                        .events
+                        .iter()
+                        .filter(|q| q.handler.kinds().contains(&kind))
+                    {
+                        // Fails only when the delivery task is gone (a panicking
+                        // handler): nothing is left to deliver to.
+                        let _ = queue.queue.send(event.clone());
                     }
                 }
             }

@@ -656,6 +656,53 @@ async fn gateway_events_fan_out_to_the_handlers_that_want_them() {
     bot.stop().await;
 }
 
+/// Records the content of each message inside its future, after yielding more often
+/// for earlier messages: delivered concurrently, later ones would overtake them.
+struct Lagging {
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl discord::EventHandler for Lagging {
+    fn on_event(&self, event: discord::Event) -> discord::BoxFuture<'static, ()> {
+        let seen = Arc::clone(&self.seen);
+        Box::pin(async move {
+            if let discord::Event::MessageCreate { content, .. } = event {
+                let n: usize = content.parse().unwrap_or(0);
+                for _ in 0..(50 - n) * 20 {
+                    tokio::task::yield_now().await;
+                }
+                seen.lock().expect("lock").push(content);
+            }
+        })
+    }
+
+    fn kinds(&self) -> &[discord::EventKind] {
+        &[discord::EventKind::MessageCreate]
+    }
+}
+
+#[tokio::test]
+async fn a_handler_receives_its_events_in_the_order_discord_sent_them() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let feature = Feature::new("lagging").events(Arc::new(Lagging {
+        seen: Arc::clone(&seen),
+    }));
+    let (world, bot) = start_with(vec![feature]).await;
+    let (sim, demo) = (&world.sim, &world.demo);
+    let sent: Vec<String> = (0..50).map(|n| n.to_string()).collect();
+    for content in &sent {
+        sim.post_user_message(demo.general, demo.alice, content, vec![])
+            .expect("post");
+    }
+    eventually("every message is handled", || {
+        let count = seen.lock().map(|s| s.len()).unwrap_or(0);
+        async move { (count == 50).then_some(()) }
+    })
+    .await;
+    assert_eq!(*seen.lock().expect("lock"), sent);
+    bot.stop().await;
+}
+
 /// Collects what the fmt subscriber writes, for reading back in a test.
 #[derive(Clone, Default)]
 struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
