@@ -34,11 +34,19 @@ pub struct SimConfig {
     pub resume_buffer: usize,
     /// How many REST requests [`crate::Sim::requests`] remembers.
     pub request_log_capacity: usize,
-    /// Requests allowed per rate-limit bucket and window. Generous on purpose:
-    /// tests exercise rate limits through fault injection, not by volume.
+    /// Requests allowed per rate-limit bucket (route and major parameter: channel,
+    /// guild or webhook) and window. Generous by default, so ordinary tests never meet
+    /// it; set it (with [`SimConfig::rate_limit_window`] and
+    /// [`SimConfig::global_rate_limit`]) to play Discord's limits, e.g. 5 per 5 s.
     pub rate_limit_per_window: u32,
     /// Length of a rate-limit window.
     pub rate_limit_window: Duration,
+    /// Requests per second the bot token may make across all routes (Discord: 50);
+    /// `None` (the default) has no global limit. Interaction callbacks are exempt,
+    /// as on Discord. Exceeding it answers 429 with `"global": true`.
+    pub global_rate_limit: Option<u32>,
+    /// How long a signed attachment URL stays valid (Discord: 24 hours).
+    pub attachment_url_lifetime: Duration,
     /// The OAuth2 client secret of the sim's application (its client id is the
     /// application id).
     pub oauth_client_secret: String,
@@ -67,6 +75,8 @@ impl Default for SimConfig {
             request_log_capacity: 100_000,
             rate_limit_per_window: 10_000,
             rate_limit_window: Duration::from_secs(1),
+            global_rate_limit: None,
+            attachment_url_lifetime: Duration::from_secs(24 * 3600),
             oauth_client_secret: "sim-client-secret".to_owned(),
             oauth_token_lifetime: Duration::from_secs(7 * 24 * 3600),
             oauth_redirect_uris: Vec::new(),
@@ -92,6 +102,8 @@ impl fmt::Debug for SimConfig {
             .field("request_log_capacity", &self.request_log_capacity)
             .field("rate_limit_per_window", &self.rate_limit_per_window)
             .field("rate_limit_window", &self.rate_limit_window)
+            .field("global_rate_limit", &self.global_rate_limit)
+            .field("attachment_url_lifetime", &self.attachment_url_lifetime)
             .field("oauth_client_secret", &"<redacted>")
             .field("oauth_token_lifetime", &self.oauth_token_lifetime)
             .field("oauth_redirect_uris", &self.oauth_redirect_uris)

@@ -3,9 +3,10 @@
 //! Faults are how tests exercise the bot's error handling (429 with `retry_after`,
 //! Cloudflare's HTML 429, 401/403/404 and 5xx, slow responses, a timeout after the
 //! request took effect) deterministically: a rule answers the next `times` matching
-//! requests and then disappears. The per-route buckets exist so every response
-//! carries plausible `X-RateLimit-*` headers; their limit is generous enough that
-//! ordinary tests never hit it.
+//! requests and then disappears. The per-route buckets give every response exact
+//! `X-RateLimit-*` headers; their default limit is generous enough that ordinary
+//! tests never hit it, and a test or bench may lower it (and turn on the global
+//! limit) to play Discord's limits by volume.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -118,9 +119,30 @@ struct Window {
 #[derive(Debug, Default)]
 pub(crate) struct Buckets {
     windows: HashMap<String, Window>,
+    /// The bot token's one-second window across all routes.
+    global: Option<Window>,
 }
 
 impl Buckets {
+    /// Counts a request against the global limit of `limit` per second; `Some(wait)`
+    /// when it exceeds it (the request is refused and not counted).
+    pub fn hit_global(&mut self, limit: u32, now: Instant) -> Option<Duration> {
+        const SECOND: Duration = Duration::from_secs(1);
+        let window = self.global.get_or_insert(Window {
+            started: now,
+            used: 0,
+        });
+        if now.duration_since(window.started) >= SECOND {
+            window.started = now;
+            window.used = 0;
+        }
+        if window.used >= limit {
+            return Some(SECOND.saturating_sub(now.duration_since(window.started)));
+        }
+        window.used += 1;
+        None
+    }
+
     pub fn hit(
         &mut self,
         template: &str,
@@ -195,6 +217,17 @@ mod tests {
         );
         assert_eq!(take_fault(&mut rules, "GET", "/api/v10/x"), None);
         assert!(rules.is_empty());
+    }
+
+    #[test]
+    fn the_global_window_refuses_past_its_limit() {
+        let mut buckets = Buckets::default();
+        let now = Instant::now();
+        assert_eq!(buckets.hit_global(2, now), None);
+        assert_eq!(buckets.hit_global(2, now), None);
+        let wait = buckets.hit_global(2, now + Duration::from_millis(300));
+        assert_eq!(wait, Some(Duration::from_millis(700)));
+        assert_eq!(buckets.hit_global(2, now + Duration::from_secs(1)), None);
     }
 
     #[test]

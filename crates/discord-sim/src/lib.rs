@@ -30,6 +30,9 @@
 //! Codemap:
 //! - `state`: the world (users, guilds, channels, roles, members, messages) and its
 //!   Discord-shaped JSON rendering; every mutation that Discord announces dispatches.
+//! - `history`: message lists written straight to bytes, because a history scan
+//!   reads hundreds of 100-message pages a second.
+//! - `cdn`: signed, expiring attachment URLs and byte ranges, as Discord's CDN.
 //! - `gateway`: sessions, sequence numbers, replay buffers, one task per WebSocket.
 //! - `rest`: one handler for all of `/api/v10` (faults, auth, buckets, request log),
 //!   `route` parses the closed set of routes, one module per route family.
@@ -47,10 +50,12 @@
 //! state changes; ephemeral messages never leave the sim except through the
 //! interaction webhook.
 
+mod cdn;
 mod config;
 mod error;
 mod fault;
 mod gateway;
+mod history;
 mod interaction;
 pub mod model;
 mod oauth;
@@ -77,26 +82,41 @@ pub use interaction::{Interaction, InteractionReply, ReplySource};
 pub use model::{
     Attachment, AttachmentSpec, Channel, ChannelKind, ChannelSpec, Command, ComponentSummary, Demo,
     Guild, Member, Message, MessageInteractionMetadata, MessageReference, OverwriteKind,
-    PermissionOverwrite, Pings, RequestRecord, Role, RoleSpec, User,
+    PermissionOverwrite, Pings, RequestRecord, Role, RoleSpec, SeedMessage, User,
 };
 pub use snowflake::Snowflake;
 
 use crate::error::ApiError;
 use crate::fault::FaultRule;
-use crate::state::{MessageEdit, NewMessage, Shared};
+use crate::state::{ChannelPatch, MessageEdit, NewMessage, Shared};
 
 /// A running fake Discord. Cheap to clone; all clones share one server and state.
 ///
 /// Simplifications relative to Discord (deliberate, for tests):
 /// - Permissions are computed for interaction payloads but not enforced on REST: the
-///   bot owns every guild the sim creates.
+///   bot owns every guild [`Sim::create_guild`] makes. Membership is enforced: about
+///   a guild the bot is not in ([`Sim::create_user_guild`] before the install flow,
+///   or after [`Sim::remove_bot_from_guild`]) REST answers 403 Missing Access and
+///   the gateway says nothing.
 /// - Intents filter which dispatches a session receives; message content is always
 ///   included (as if MESSAGE_CONTENT were granted).
 /// - No heartbeat timeout and no session expiry: a session lives until a new
 ///   IDENTIFY for the same shard replaces it while detached, or its replay buffer
 ///   overflows.
-/// - Rate limits are counted per route and major parameter with one generous limit;
-///   there is no global 50 req/s limit unless injected with [`Fault::RateLimited`].
+/// - Rate limits are fixed windows per route and major parameter with one limit for
+///   every route ([`SimConfig::rate_limit_per_window`], generous by default), plus an
+///   optional global per-second limit for the bot token
+///   ([`SimConfig::global_rate_limit`], off by default); Discord's per-route limits
+///   differ and its buckets may span routes. The headers are exact (rounded up to the
+///   millisecond), so a client that follows them meets no 429.
+/// - Seeded history ([`Sim::seed_history`]) gets ids minted at seeding time: its
+///   timestamps are the moment of seeding, not spread over the past, so the 14-day
+///   rule of bulk deletes only bites ids a test makes up. `around` returns the anchor
+///   and the older half (rounded up), then the newer messages.
+/// - Attachment URLs are signed with a keyed hash (not Discord's HMAC) and
+///   [`Sim::expire_attachment_urls`] expires them all at once; `refresh-urls` leaves
+///   out URLs that name no attachment of the sim. Attachments made without bytes
+///   ([`AttachmentSpec::sized`]) are listed with their size but the CDN answers 404.
 /// - OAuth2 has no login or consent page: `GET /oauth2/authorize` approves at once for
 ///   the user named by `sim_user_id` (or [`Sim::sign_in`]), or denies with
 ///   `sim_decision=deny`. The bot scope needs `guild_id` (no guild picker) and the
@@ -258,6 +278,100 @@ impl Sim {
         })
     }
 
+    /// Renames a guild and/or changes its icon (`Some(None)` removes it; an icon is
+    /// a hash of 32 hex digits, `a_` first when animated). Dispatches GUILD_UPDATE.
+    pub fn update_guild(
+        &self,
+        guild: impl Into<Snowflake>,
+        name: Option<&str>,
+        icon: Option<Option<&str>>,
+    ) -> Result<(), SimError> {
+        let guild = guild.into();
+        if let Some(Some(hash)) = icon {
+            let digits = hash.strip_prefix("a_").unwrap_or(hash);
+            if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(SimError::Rejected {
+                    status: 400,
+                    code: 50035,
+                    message: format!("icon {hash:?} is not an image hash"),
+                });
+            }
+        }
+        if name.is_some_and(|n| !(2..=100).contains(&n.trim().chars().count())) {
+            return Err(SimError::Rejected {
+                status: 400,
+                code: 50035,
+                message: "a guild name is 2-100 characters".to_owned(),
+            });
+        }
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.update_guild(
+                guild,
+                name.map(|n| n.trim().to_owned()),
+                icon.map(|i| i.map(str::to_owned)),
+            )
+            .map_err(rejected)
+        })
+    }
+
+    /// The bot is removed from `guild` (kicked, or the guild was deleted): it gets
+    /// GUILD_DELETE without `unavailable`, nothing more about the guild reaches the
+    /// gateway, and REST calls about the guild and its channels answer 403 Missing
+    /// Access, as on Discord. The bot-install flow adds it back.
+    pub fn remove_bot_from_guild(&self, guild: impl Into<Snowflake>) -> Result<(), SimError> {
+        let guild = guild.into();
+        self.shared.with(|s, ctx, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.remove_bot(ctx, guild).map_err(|_| SimError::NotAMember {
+                guild,
+                user: ctx.bot_id,
+            })
+        })
+    }
+
+    /// Adds the bot to a guild it is not in, as the end of the bot-install flow does
+    /// (`GET /oauth2/authorize?scope=bot&guild_id=...`), without the OAuth2 round
+    /// trip: it becomes a member and its sessions get GUILD_CREATE. Idempotent.
+    pub fn add_bot_to_guild(&self, guild: impl Into<Snowflake>) -> Result<(), SimError> {
+        let guild = guild.into();
+        self.shared.with(|s, ctx, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.bot_join(ctx, guild).map_err(rejected)
+        })
+    }
+
+    /// Renames a channel and/or flips its NSFW flag (dispatches CHANNEL_UPDATE).
+    pub fn update_channel(
+        &self,
+        channel: impl Into<Snowflake>,
+        name: Option<&str>,
+        nsfw: Option<bool>,
+    ) -> Result<(), SimError> {
+        let channel = channel.into();
+        self.shared.with(|s, _, _| {
+            s.channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?;
+            let patch = ChannelPatch {
+                name: name.map(str::to_owned),
+                nsfw,
+                ..ChannelPatch::default()
+            };
+            s.update_channel(channel, patch).map_err(rejected)
+        })
+    }
+
+    /// Deletes a channel and its messages (dispatches CHANNEL_DELETE; children of a
+    /// deleted category get CHANNEL_UPDATE without a parent).
+    pub fn delete_channel(&self, channel: impl Into<Snowflake>) -> Result<(), SimError> {
+        let channel = channel.into();
+        self.shared.with(|s, _, _| {
+            s.channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?;
+            s.delete_channel(channel).map(|_| ()).map_err(rejected)
+        })
+    }
+
     /// Creates a user who is not yet a member of any guild.
     pub fn create_user(&self, name: &str) -> Snowflake {
         self.shared.with(|s, _, ids| s.create_user(ids, name))
@@ -380,31 +494,10 @@ impl Sim {
         let (channel, user) = (channel.into(), user.into());
         self.shared.with(|s, ctx, ids| {
             check_poster(s, channel, user)?;
-            let mut stored = Vec::with_capacity(attachments.len());
-            for spec in attachments {
-                let id = ids.next();
-                let url = format!(
-                    "{}/attachments/{channel}/{id}/{}",
-                    ctx.http_url(),
-                    spec.filename
-                );
-                let size = spec.size.unwrap_or(spec.data.len() as u64);
-                if !spec.data.is_empty() {
-                    s.attachment_data.insert(id, Arc::from(spec.data));
-                }
-                stored.push(Attachment {
-                    id,
-                    filename: spec.filename,
-                    content_type: spec.content_type,
-                    size,
-                    proxy_url: url.clone(),
-                    url,
-                    width: spec.width,
-                    height: spec.height,
-                    duration_secs: spec.duration_secs,
-                    description: None,
-                });
-            }
+            let stored: Vec<Attachment> = attachments
+                .into_iter()
+                .map(|spec| s.new_attachment(ctx, ids, channel, spec))
+                .collect();
             let new = NewMessage {
                 channel_id: channel,
                 author_id: user,
@@ -433,6 +526,109 @@ impl Sim {
                 ..MessageEdit::default()
             };
             s.edit_message(channel, message, edit).map_err(rejected)
+        })
+    }
+
+    /// A user edits their message: new `content` if given, and if `attachments` is
+    /// given the message's files become exactly those (people can only remove files
+    /// from a sent message; bots and webhooks can add them). A current file whose
+    /// name, type and size match a spec stays, with its id; the others are new. One
+    /// full MESSAGE_UPDATE is dispatched.
+    pub fn edit_user_message_with(
+        &self,
+        channel: impl Into<Snowflake>,
+        message: impl Into<Snowflake>,
+        content: Option<&str>,
+        attachments: Option<Vec<AttachmentSpec>>,
+    ) -> Result<(), SimError> {
+        let (channel, message) = (channel.into(), message.into());
+        self.shared.with(|s, ctx, ids| {
+            let current = s
+                .message(channel, message)
+                .map_err(|_| SimError::UnknownMessage(message))?
+                .attachments
+                .clone();
+            let attachments = attachments.map(|specs| {
+                let mut unused = current;
+                specs
+                    .into_iter()
+                    .map(|spec| {
+                        let size = spec.size.unwrap_or(spec.data.len() as u64);
+                        let same = unused.iter().position(|a| {
+                            a.filename == spec.filename
+                                && a.content_type == spec.content_type
+                                && a.size == size
+                        });
+                        match same {
+                            Some(index) => unused.remove(index),
+                            None => s.new_attachment(ctx, ids, channel, spec),
+                        }
+                    })
+                    .collect()
+            });
+            let edit = MessageEdit {
+                content: content.map(str::to_owned),
+                attachments,
+                mark_edited: true,
+                ..MessageEdit::default()
+            };
+            s.edit_message(channel, message, edit).map_err(rejected)
+        })
+    }
+
+    /// A moderator deletes several messages at once (one MESSAGE_DELETE_BULK, as
+    /// Discord sends for `POST /channels/{id}/messages/bulk-delete`). Every id must
+    /// be a message of the channel.
+    pub fn bulk_delete_messages(
+        &self,
+        channel: impl Into<Snowflake>,
+        messages: &[Snowflake],
+    ) -> Result<(), SimError> {
+        let channel = channel.into();
+        self.shared.with(|s, _, _| {
+            let stored = &s
+                .channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?
+                .messages;
+            if let Some(unknown) = messages.iter().find(|m| !stored.contains_key(m)) {
+                return Err(SimError::UnknownMessage(*unknown));
+            }
+            s.bulk_delete(channel, messages).map_err(rejected)?;
+            Ok(())
+        })
+    }
+
+    /// Stores `messages` as the channel's history, oldest first, without dispatching
+    /// anything (they were posted before the bot looked), and returns their ids:
+    /// strictly increasing, newer than the channel and its messages so far, older
+    /// than anything created afterwards. Authors must be users the sim knows; they
+    /// need not be members. Checked before anything is stored: on error nothing is.
+    /// Cheap enough for 200,000 messages (use [`AttachmentSpec::sized`] for files
+    /// whose bytes do not matter).
+    pub fn seed_history(
+        &self,
+        channel: impl Into<Snowflake>,
+        messages: impl IntoIterator<Item = SeedMessage>,
+    ) -> Result<Vec<Snowflake>, SimError> {
+        let channel = channel.into();
+        let messages: Vec<SeedMessage> = messages.into_iter().collect();
+        self.shared.with(|s, ctx, ids| {
+            let c = &s
+                .channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?
+                .channel;
+            if !c.kind.is_textual() {
+                return Err(SimError::NotTextChannel(channel));
+            }
+            let mut known = std::collections::HashSet::new();
+            for message in &messages {
+                if known.insert(message.author) {
+                    s.user(message.author)
+                        .map_err(|_| SimError::UnknownUser(message.author))?;
+                }
+            }
+            s.seed_history(ctx, ids, channel, messages)
+                .map_err(rejected)
         })
     }
 
@@ -594,11 +790,16 @@ impl Sim {
     /// Every message of a channel, oldest first, ephemeral ones included (see
     /// [`Message::visible_to`]).
     pub fn messages(&self, channel: impl Into<Snowflake>) -> Vec<Message> {
-        self.shared
-            .lock()
+        let state = self.shared.lock();
+        state
             .channels
             .get(&channel.into())
-            .map(|c| c.messages.values().cloned().collect())
+            .map(|c| {
+                c.messages
+                    .values()
+                    .map(|m| state.signed_message(m))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -607,11 +808,21 @@ impl Sim {
         channel: impl Into<Snowflake>,
         id: impl Into<Snowflake>,
     ) -> Option<Message> {
-        self.shared
-            .lock()
+        let state = self.shared.lock();
+        state
             .message(channel.into(), id.into())
             .ok()
-            .cloned()
+            .map(|m| state.signed_message(m))
+    }
+
+    /// How many messages the channel holds (ephemeral ones included), without
+    /// copying them.
+    pub fn message_count(&self, channel: impl Into<Snowflake>) -> usize {
+        self.shared
+            .lock()
+            .channels
+            .get(&channel.into())
+            .map_or(0, |c| c.messages.len())
     }
 
     /// The bytes served at an attachment's `url`, when it was made with data (a
@@ -622,6 +833,19 @@ impl Sim {
             .attachment_data
             .get(&attachment.into())
             .cloned()
+    }
+
+    /// Makes every attachment URL issued so far expired, as if a day had passed:
+    /// the CDN answers them 404 until they are refreshed (`POST
+    /// /attachments/refresh-urls`) or the message is fetched again.
+    pub fn expire_attachment_urls(&self) {
+        self.shared.lock().cdn.expire_all();
+    }
+
+    /// 429s answered because a rate-limit bucket or the global limit was exceeded
+    /// (injected [`Fault::RateLimited`] answers are not counted).
+    pub fn rate_limited_count(&self) -> u64 {
+        self.shared.lock().rate_limited
     }
 
     /// Global and guild commands, in registration order.

@@ -87,6 +87,8 @@ pub struct Guild {
     pub name: String,
     pub owner_id: Snowflake,
     pub preferred_locale: String,
+    /// The icon's hash (32 hex digits, `a_` first when animated), if it has one.
+    pub icon: Option<String>,
 }
 
 /// Channel types the sim models (Discord's numeric `type`).
@@ -244,8 +246,12 @@ pub struct Attachment {
     pub filename: String,
     pub content_type: Option<String>,
     pub size: u64,
-    /// Points back at the sim (`/attachments/...`), which serves the bytes if the
-    /// attachment was seeded with data.
+    /// Points back at the sim (`/attachments/{channel}/{id}/{filename}`), which
+    /// serves the bytes if the attachment was made with data. As on Discord's CDN the
+    /// URL is signed and expires (`?ex=&is=&hm=`): every view of a message (REST,
+    /// gateway, [`crate::Sim::message`]) carries a freshly signed one, valid for
+    /// [`crate::SimConfig::attachment_url_lifetime`] or until
+    /// [`crate::Sim::expire_attachment_urls`].
     pub url: String,
     pub proxy_url: String,
     pub width: Option<u64>,
@@ -282,6 +288,46 @@ impl AttachmentSpec {
             data,
             ..Self::default()
         }
+    }
+
+    /// An attachment that reports `size` bytes but has none to serve (a large video in
+    /// a seeded history, where only the metadata matters).
+    pub fn sized(filename: impl Into<String>, content_type: impl Into<String>, size: u64) -> Self {
+        Self {
+            filename: filename.into(),
+            content_type: Some(content_type.into()),
+            size: Some(size),
+            ..Self::default()
+        }
+    }
+}
+
+/// A historical message for [`crate::Sim::seed_history`]: who wrote it, what it says
+/// and what it carries. Nothing is dispatched for it; its id (and so its timestamp) is
+/// minted when it is seeded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeedMessage {
+    /// A user (person or bot) the sim knows; membership of the guild is not needed
+    /// (people leave servers, their messages stay).
+    pub author: Snowflake,
+    pub content: String,
+    pub attachments: Vec<AttachmentSpec>,
+}
+
+impl SeedMessage {
+    /// A text message without attachments.
+    pub fn new(author: impl Into<Snowflake>, content: impl Into<String>) -> Self {
+        Self {
+            author: author.into(),
+            content: content.into(),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// Adds an attachment.
+    pub fn attachment(mut self, attachment: AttachmentSpec) -> Self {
+        self.attachments.push(attachment);
+        self
     }
 }
 

@@ -13,15 +13,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use crate::cdn::Cdn;
 use crate::config::SimConfig;
 use crate::error::ApiError;
 use crate::fault::{Buckets, FaultRule};
 use crate::gateway::{GatewayState, intents};
 use crate::interaction::InteractionState;
 use crate::model::{
-    Attachment, Channel, ChannelKind, ChannelSpec, Command, Guild, Member, Message,
+    Attachment, AttachmentSpec, Channel, ChannelKind, ChannelSpec, Command, Guild, Member, Message,
     MessageInteractionMetadata, MessageReference, OverwriteKind, PermissionOverwrite,
-    RequestRecord, Role, RoleSpec, User, message_flags, permissions,
+    RequestRecord, Role, RoleSpec, SeedMessage, User, message_flags, permissions,
 };
 use crate::oauth::OAuthState;
 use crate::snowflake::{Snowflake, SnowflakeGen};
@@ -202,6 +203,14 @@ pub(crate) struct State {
     pub interaction_tokens: HashMap<String, Snowflake>,
     /// Attachment id -> bytes served under `/attachments/`.
     pub attachment_data: HashMap<Snowflake, Arc<[u8]>>,
+    /// Attachment id -> `(channel, message)` holding it, so the CDN finds a file
+    /// without scanning a channel's history.
+    pub attachment_index: HashMap<Snowflake, (Snowflake, Snowflake)>,
+    /// Signs and checks attachment URLs.
+    pub cdn: Cdn,
+    /// 429s answered because a bucket or the global limit was exceeded (injected
+    /// faults not counted).
+    pub rate_limited: u64,
     pub gateway: GatewayState,
     pub faults: Vec<FaultRule>,
     pub buckets: Buckets,
@@ -241,6 +250,9 @@ impl State {
             interactions: HashMap::new(),
             interaction_tokens: HashMap::new(),
             attachment_data: HashMap::new(),
+            attachment_index: HashMap::new(),
+            cdn: Cdn::new(ctx.secret, ctx.config.attachment_url_lifetime),
+            rate_limited: 0,
             gateway: GatewayState::new(ctx.config.resume_buffer),
             faults: Vec::new(),
             buckets: Buckets::default(),
@@ -340,6 +352,7 @@ impl State {
                     name: name.to_owned(),
                     owner_id: ctx.bot_id,
                     preferred_locale: "en-US".to_owned(),
+                    icon: None,
                 },
                 roles: BTreeMap::from([(id, everyone)]),
                 members: BTreeMap::from([(ctx.bot_id, bot_member)]),
@@ -392,6 +405,7 @@ impl State {
                     name: name.to_owned(),
                     owner_id: owner,
                     preferred_locale: "en-US".to_owned(),
+                    icon: None,
                 },
                 roles: BTreeMap::from([(id, everyone)]),
                 members: BTreeMap::from([(owner, owner_member)]),
@@ -860,6 +874,9 @@ impl State {
         let Some(state) = self.channels.remove(&id) else {
             return Err(ApiError::unknown_channel());
         };
+        for message in state.messages.values() {
+            self.forget_attachments(&message.attachments);
+        }
         let guild = state.channel.guild_id;
         match guild {
             Some(guild) => {
@@ -976,6 +993,10 @@ impl State {
             visible_to: new.visible_to,
         };
         let ephemeral = message.is_ephemeral();
+        for attachment in &message.attachments {
+            self.attachment_index
+                .insert(attachment.id, (new.channel_id, id));
+        }
         let state = self.channel_mut(new.channel_id)?;
         state.messages.insert(id, message);
         if !ephemeral {
@@ -1018,7 +1039,9 @@ impl State {
             .as_deref()
             .map(|content| self.parse_mentions(guild, content));
         let message = self
-            .channel_mut(channel)?
+            .channels
+            .get_mut(&channel)
+            .ok_or_else(ApiError::unknown_channel)?
             .messages
             .get_mut(&id)
             .ok_or_else(ApiError::unknown_message)?;
@@ -1038,8 +1061,17 @@ impl State {
         if let Some(components) = edit.components {
             message.components = components;
         }
+        let mut dropped = Vec::new();
         if let Some(attachments) = edit.attachments {
-            message.attachments = attachments;
+            let old = std::mem::replace(&mut message.attachments, attachments);
+            dropped.extend(
+                old.iter()
+                    .map(|a| a.id)
+                    .filter(|old| !message.attachments.iter().any(|a| a.id == *old)),
+            );
+            for attachment in &message.attachments {
+                self.attachment_index.insert(attachment.id, (channel, id));
+            }
         }
         if let Some(flags) = edit.flags {
             message.flags = flags;
@@ -1047,10 +1079,23 @@ impl State {
         if edit.mark_edited {
             message.edited_timestamp = Some(time::now_iso());
         }
-        if !message.is_ephemeral() {
+        let ephemeral = message.is_ephemeral();
+        for old in dropped {
+            self.attachment_index.remove(&old);
+            self.attachment_data.remove(&old);
+        }
+        if !ephemeral {
             self.announce_message("MESSAGE_UPDATE", channel, id)?;
         }
         Ok(())
+    }
+
+    /// Drops the bytes and the index entries of attachments whose message is gone.
+    fn forget_attachments(&mut self, attachments: &[Attachment]) {
+        for attachment in attachments {
+            self.attachment_data.remove(&attachment.id);
+            self.attachment_index.remove(&attachment.id);
+        }
     }
 
     pub fn delete_message(&mut self, channel: Snowflake, id: Snowflake) -> Result<(), ApiError> {
@@ -1060,9 +1105,7 @@ impl State {
             .messages
             .remove(&id)
             .ok_or_else(ApiError::unknown_message)?;
-        for attachment in &message.attachments {
-            self.attachment_data.remove(&attachment.id);
-        }
+        self.forget_attachments(&message.attachments);
         if !message.is_ephemeral() {
             let mut payload = json!({"id": id, "channel_id": channel});
             if let Some(guild) = guild {
@@ -1077,6 +1120,218 @@ impl State {
                 .dispatch("MESSAGE_DELETE", guild, intent, &payload);
         }
         Ok(())
+    }
+
+    /// A new attachment of a message in `channel`, its bytes stored if it has any.
+    /// The caller stores the message, which indexes the attachment.
+    pub fn new_attachment(
+        &mut self,
+        ctx: &Ctx,
+        ids: &SnowflakeGen,
+        channel: Snowflake,
+        spec: AttachmentSpec,
+    ) -> Attachment {
+        let id = ids.next();
+        let url = format!(
+            "{}/attachments/{channel}/{id}/{}",
+            ctx.http_url(),
+            spec.filename
+        );
+        let size = spec.size.unwrap_or(spec.data.len() as u64);
+        if !spec.data.is_empty() {
+            self.attachment_data.insert(id, Arc::from(spec.data));
+        }
+        Attachment {
+            id,
+            filename: spec.filename,
+            content_type: spec.content_type,
+            size,
+            proxy_url: url.clone(),
+            url,
+            width: spec.width,
+            height: spec.height,
+            duration_secs: spec.duration_secs,
+            description: None,
+        }
+    }
+
+    /// Stores `messages` as the newest part of `channel`'s history, oldest first,
+    /// without announcing anything (they were sent before the bot looked). The
+    /// caller has checked the channel and the authors. Ids are minted in order, so
+    /// they are newer than the channel and everything in it, and older than anything
+    /// created afterwards.
+    pub fn seed_history(
+        &mut self,
+        ctx: &Ctx,
+        ids: &SnowflakeGen,
+        channel: Snowflake,
+        messages: Vec<SeedMessage>,
+    ) -> Result<Vec<Snowflake>, ApiError> {
+        let guild_id = self.channel(channel)?.channel.guild_id;
+        let mut minted = Vec::with_capacity(messages.len());
+        // Collected, then built into a tree at once: inserting in order one by one
+        // would leave every node half empty (twice the memory).
+        let mut batch = Vec::with_capacity(messages.len());
+        // Formatting a timestamp is the costly part of a message; ids minted in the
+        // same millisecond share one.
+        let mut stamp = (u64::MAX, String::new());
+        for seed in messages {
+            let id = ids.next();
+            let ms = id.timestamp_ms();
+            if ms != stamp.0 {
+                stamp = (ms, time::iso_from_unix_ms(ms));
+            }
+            let attachments: Vec<Attachment> = seed
+                .attachments
+                .into_iter()
+                .map(|spec| self.new_attachment(ctx, ids, channel, spec))
+                .collect();
+            for attachment in &attachments {
+                self.attachment_index.insert(attachment.id, (channel, id));
+            }
+            let (mentions, mention_roles, mention_everyone) =
+                self.parse_mentions(guild_id, &seed.content);
+            let pings = pings(&mentions, &mention_roles, mention_everyone, None);
+            batch.push((
+                id,
+                Message {
+                    id,
+                    channel_id: channel,
+                    guild_id,
+                    author_id: seed.author,
+                    content: seed.content,
+                    embeds: Vec::new(),
+                    components: Vec::new(),
+                    attachments,
+                    flags: 0,
+                    kind: 0,
+                    timestamp: stamp.1.clone(),
+                    edited_timestamp: None,
+                    tts: false,
+                    pinned: false,
+                    mentions,
+                    mention_roles,
+                    mention_everyone,
+                    allowed_mentions: None,
+                    pings,
+                    nonce: None,
+                    message_reference: None,
+                    interaction_metadata: None,
+                    webhook_id: None,
+                    application_id: None,
+                    visible_to: None,
+                },
+            ));
+            minted.push(id);
+        }
+        let mut batch: BTreeMap<Snowflake, Message> = batch.into_iter().collect();
+        let state = self.channel_mut(channel)?;
+        state.messages.append(&mut batch);
+        if let Some(last) = minted.last() {
+            state.channel.last_message_id = Some(*last);
+        }
+        Ok(minted)
+    }
+
+    /// Deletes those of `ids` that are messages of `channel` and announces them in
+    /// one MESSAGE_DELETE_BULK. Returns the ids deleted (unknown ones are skipped,
+    /// as Discord does).
+    pub fn bulk_delete(
+        &mut self,
+        channel: Snowflake,
+        ids: &[Snowflake],
+    ) -> Result<Vec<Snowflake>, ApiError> {
+        let state = self.channel_mut(channel)?;
+        let guild = state.channel.guild_id;
+        let mut removed = Vec::new();
+        for id in ids {
+            if state.messages.get(id).is_some_and(|m| !m.is_ephemeral())
+                && let Some(message) = state.messages.remove(id)
+            {
+                removed.push(message);
+            }
+        }
+        let deleted: Vec<Snowflake> = removed.iter().map(|m| m.id).collect();
+        for message in &removed {
+            self.forget_attachments(&message.attachments);
+        }
+        if !deleted.is_empty() {
+            let mut payload = json!({"ids": deleted, "channel_id": channel});
+            if let Some(guild) = guild {
+                insert(&mut payload, "guild_id", json!(guild));
+            }
+            let intent = if guild.is_some() {
+                intents::GUILD_MESSAGES
+            } else {
+                intents::DIRECT_MESSAGES
+            };
+            self.gateway
+                .dispatch("MESSAGE_DELETE_BULK", guild, intent, &payload);
+        }
+        Ok(deleted)
+    }
+
+    /// Renames a guild or changes its icon and announces GUILD_UPDATE.
+    pub fn update_guild(
+        &mut self,
+        guild: Snowflake,
+        name: Option<String>,
+        icon: Option<Option<String>>,
+    ) -> Result<(), ApiError> {
+        let state = self.guild_mut(guild)?;
+        if let Some(name) = name {
+            state.guild.name = name;
+        }
+        if let Some(icon) = icon {
+            state.guild.icon = icon;
+        }
+        let payload = self.guild_json(guild)?;
+        self.gateway
+            .dispatch("GUILD_UPDATE", Some(guild), intents::GUILDS, &payload);
+        Ok(())
+    }
+
+    /// The bot is kicked from (or leaves) `guild`: it stops being a member, gets
+    /// GUILD_DELETE without `unavailable` (Discord's sign of a removal rather than an
+    /// outage), and hears nothing more about the guild until it is added again.
+    pub fn remove_bot(&mut self, ctx: &Ctx, guild: Snowflake) -> Result<(), ApiError> {
+        let state = self.guild_mut(guild)?;
+        if state.members.remove(&ctx.bot_id).is_none() {
+            return Err(ApiError::unknown_member());
+        }
+        state.voice.remove(&ctx.bot_id);
+        let payload = json!({"id": guild});
+        self.gateway
+            .dispatch("GUILD_DELETE", Some(guild), intents::GUILDS, &payload);
+        self.gateway.bot_absent.insert(guild);
+        Ok(())
+    }
+
+    /// Whether the bot may not see `guild` (it is not a member).
+    pub fn bot_absent(&self, guild: Snowflake) -> bool {
+        self.gateway.bot_absent.contains(&guild)
+    }
+
+    /// A copy of `message` whose attachment URLs are freshly signed, as every view
+    /// of a message on Discord is.
+    pub fn signed_message(&self, message: &Message) -> Message {
+        let mut copy = message.clone();
+        for attachment in &mut copy.attachments {
+            attachment.url = self
+                .cdn
+                .sign(&attachment.url, message.channel_id, attachment.id);
+            attachment.proxy_url =
+                self.cdn
+                    .sign(&attachment.proxy_url, message.channel_id, attachment.id);
+        }
+        copy
+    }
+
+    /// An attachment object with freshly signed URLs.
+    pub fn attachment_json(&self, channel: Snowflake, a: &Attachment) -> Value {
+        let url = self.cdn.sign(&a.url, channel, a.id);
+        let proxy_url = self.cdn.sign(&a.proxy_url, channel, a.id);
+        attachment_json_with(a, &url, &proxy_url)
     }
 
     /// The message `author` created with `nonce` in the last few minutes, if any
@@ -1286,8 +1541,8 @@ impl State {
         Ok(json!({
             "id": g.guild.id,
             "name": g.guild.name,
-            "icon": null,
-            "icon_hash": null,
+            "icon": g.guild.icon,
+            "icon_hash": g.guild.icon,
             "splash": null,
             "discovery_splash": null,
             "owner_id": g.guild.owner_id,
@@ -1399,7 +1654,7 @@ impl State {
             "mention_everyone": m.mention_everyone,
             "mentions": mentions,
             "mention_roles": m.mention_roles,
-            "attachments": m.attachments.iter().map(attachment_json).collect::<Vec<_>>(),
+            "attachments": m.attachments.iter().map(|a| self.attachment_json(m.channel_id, a)).collect::<Vec<_>>(),
             "embeds": embeds,
             "components": m.components,
             "pinned": m.pinned,
@@ -1531,7 +1786,7 @@ impl State {
                 json!({
                     "id": g.guild.id,
                     "name": g.guild.name,
-                    "icon": null,
+                    "icon": g.guild.icon,
                     "banner": null,
                     "owner": g.guild.owner_id == user,
                     "permissions": self.permissions(g.guild.id, user, None).to_string(),
@@ -1596,13 +1851,14 @@ pub(crate) fn overwrite_json(o: &PermissionOverwrite) -> Value {
     })
 }
 
-pub(crate) fn attachment_json(a: &Attachment) -> Value {
+/// An attachment object with the given (signed) URLs.
+fn attachment_json_with(a: &Attachment, url: &str, proxy_url: &str) -> Value {
     let mut value = json!({
         "id": a.id,
         "filename": a.filename,
         "size": a.size,
-        "url": a.url,
-        "proxy_url": a.proxy_url,
+        "url": url,
+        "proxy_url": proxy_url,
         "content_type": a.content_type,
     });
     let map = object(&mut value);

@@ -145,6 +145,7 @@ pub(super) fn handle(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
             state.delete_message(channel, message)?;
             Ok(Reply::NoContent)
         }
+        Route::BulkDeleteMessages(channel) => bulk_delete(state, channel, &req),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -220,11 +221,59 @@ fn list_messages(state: &State, channel: Snowflake, req: &Request) -> Result<Rep
             .collect()
     };
     picked.sort_by_key(|m| std::cmp::Reverse(m.id));
-    let rendered: Vec<Value> = picked
-        .into_iter()
-        .map(|m| state.message_json(m, false))
-        .collect();
-    Ok(Reply::ok(Value::Array(rendered)))
+    Ok(Reply::Raw(200, state.message_list_json(&picked)))
+}
+
+/// How old a message may be for bulk deletion (Discord: two weeks).
+const BULK_DELETE_MAX_AGE_MS: u64 = 14 * 24 * 3600 * 1000;
+
+/// `POST /channels/{id}/messages/bulk-delete` `{"messages": [ids]}`, validated as
+/// Discord does: 2-100 ids, no duplicates, none older than two weeks. Ids of
+/// messages that do not exist count towards the limits and are skipped.
+fn bulk_delete(state: &mut State, channel: Snowflake, req: &Request) -> Result<Reply, ApiError> {
+    state.channel(channel)?;
+    let Some(items) = req.body.get("messages").and_then(Value::as_array) else {
+        return Err(ApiError::invalid_form(
+            "messages",
+            "BASE_TYPE_REQUIRED",
+            "This field is required",
+        ));
+    };
+    if !(2..=100).contains(&items.len()) {
+        return Err(ApiError::invalid_form(
+            "messages",
+            "BASE_TYPE_BAD_LENGTH",
+            "Must be between 2 and 100 in length.",
+        ));
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let id: Snowflake = serde_json::from_value(item.clone()).map_err(|_| {
+            ApiError::invalid_form(
+                &format!("messages.{index}"),
+                "NUMBER_TYPE_COERCE",
+                "Value is not snowflake.",
+            )
+        })?;
+        if ids.contains(&id) {
+            return Err(ApiError::invalid_form(
+                &format!("messages.{index}"),
+                "BASE_TYPE_DUPLICATE",
+                "Duplicate message ids are not allowed.",
+            ));
+        }
+        ids.push(id);
+    }
+    let oldest_allowed = crate::snowflake::now_unix_ms().saturating_sub(BULK_DELETE_MAX_AGE_MS);
+    if ids.iter().any(|id| id.timestamp_ms() < oldest_allowed) {
+        return Err(ApiError::new(
+            400,
+            50034,
+            "You can only bulk delete messages that are under 14 days old.",
+        ));
+    }
+    state.bulk_delete(channel, &ids)?;
+    Ok(Reply::NoContent)
 }
 
 /// Turns uploaded files into attachments served by the sim.

@@ -6,6 +6,7 @@
 //! logs the request, all under a single acquisition of the state lock (a `Delay`
 //! fault sleeps before taking it).
 
+mod attachments;
 mod channels;
 mod commands;
 mod guilds;
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::State as AxumState;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Path, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -30,7 +31,7 @@ use crate::error::ApiError;
 use crate::fault::{BucketStatus, Fault, take_fault};
 use crate::model::RequestRecord;
 use crate::oauth::Grant;
-use crate::snowflake::{Snowflake, SnowflakeGen, now_unix_ms};
+use crate::snowflake::{SnowflakeGen, now_unix_ms};
 use crate::state::{Ctx, Shared, State};
 
 pub(crate) use route::Route;
@@ -45,7 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/oauth2/authorize", get(oauth::authorize))
         .route(
             "/attachments/{channel}/{attachment}/{filename}",
-            get(attachment),
+            get(attachments::serve),
         )
         .fallback(gateway_or_not_found)
         .with_state(shared)
@@ -132,6 +133,8 @@ impl Request {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Json(u16, Value),
+    /// JSON already serialised (large lists, see `history`).
+    Raw(u16, Vec<u8>),
     NoContent,
 }
 
@@ -218,9 +221,25 @@ async fn rest(
             if !allowed {
                 break 'outcome Err(error_response(&ApiError::unauthorized(), &bucket));
             }
+            if matches!(caller, Caller::Bot)
+                && route.counts_globally()
+                && let Some(limit) = config.global_rate_limit
+                && let Some(retry) = state.buckets.hit_global(limit, received)
+            {
+                state.rate_limited += 1;
+                break 'outcome Err(globally_rate_limited(retry));
+            }
             if bucket.exceeded {
+                state.rate_limited += 1;
                 let retry = bucket.reset_after.as_secs_f64();
                 break 'outcome Err(rate_limited(&bucket, retry, false));
+            }
+            if matches!(caller, Caller::Bot)
+                && let Some(guild) =
+                    route.guild_scope(|c| state.channels.get(&c).and_then(|c| c.channel.guild_id))
+                && state.bot_absent(guild)
+            {
+                break 'outcome Err(error_response(&ApiError::missing_access(), &bucket));
             }
             let (body, files) = match parsed_body {
                 Ok(parsed) => parsed,
@@ -294,9 +313,19 @@ fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
         | GetFollowup { .. }
         | EditFollowup { .. }
         | DeleteFollowup { .. } => interactions::handle(route, call),
-        GetChannel(_) | EditChannel(_) | DeleteChannel(_) | GetMessages(_) | CreateMessage(_)
-        | GetMessage(..) | EditMessage(..) | DeleteMessage(..) | SetPermission(..)
-        | DeletePermission(..) | Typing(_) => channels::handle(route, call),
+        GetChannel(_)
+        | EditChannel(_)
+        | DeleteChannel(_)
+        | GetMessages(_)
+        | CreateMessage(_)
+        | GetMessage(..)
+        | EditMessage(..)
+        | DeleteMessage(..)
+        | BulkDeleteMessages(_)
+        | SetPermission(..)
+        | DeletePermission(..)
+        | Typing(_) => channels::handle(route, call),
+        RefreshAttachmentUrls => attachments::refresh_urls(call),
         GetGuild(_)
         | GetGuildChannels(_)
         | CreateGuildChannel(_)
@@ -466,9 +495,12 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Discord's `X-RateLimit-*` headers. Times are rounded up to the millisecond, so a
+/// client that waits as long as they say never arrives before the window resets.
 fn ratelimit_headers(response: &mut Response, bucket: &BucketStatus, remaining: u32) {
-    let reset_after = bucket.reset_after.as_secs_f64();
-    let reset = now_unix_ms() as f64 / 1000.0 + reset_after;
+    let reset_after_ms = bucket.reset_after.as_micros().div_ceil(1000);
+    let reset_after = reset_after_ms as f64 / 1000.0;
+    let reset = (u128::from(now_unix_ms()) + reset_after_ms + 1) as f64 / 1000.0;
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -497,6 +529,16 @@ fn json_response(status: u16, body: &Value) -> Response {
 fn success_response(reply: Reply, bucket: &BucketStatus) -> Response {
     let mut response = match reply {
         Reply::Json(status, body) => json_response(status, &body),
+        Reply::Raw(status, bytes) => {
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         Reply::NoContent => {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NO_CONTENT;
@@ -539,6 +581,26 @@ fn rate_limited(bucket: &BucketStatus, retry_after: f64, global: bool) -> Respon
     response
 }
 
+/// Discord's answer when the bot token exceeded the global limit: no bucket headers
+/// (no bucket is at fault), `X-RateLimit-Global` and `X-RateLimit-Scope: global`.
+fn globally_rate_limited(retry_after: std::time::Duration) -> Response {
+    let retry_ms = retry_after.as_micros().div_ceil(1000);
+    let retry = retry_ms as f64 / 1000.0;
+    let body = json!({
+        "message": "You are being rate limited.",
+        "retry_after": retry,
+        "global": true,
+    });
+    let mut response = json_response(429, &body);
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("{}", retry.ceil().max(0.0) as u64)) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    headers.insert("x-ratelimit-global", HeaderValue::from_static("true"));
+    headers.insert("x-ratelimit-scope", HeaderValue::from_static("global"));
+    response
+}
+
 /// Cloudflare's answer to an address it banned for too many invalid requests: 429
 /// with an HTML page, none of Discord's rate-limit headers and no JSON.
 fn cloudflare_ban() -> Response {
@@ -550,40 +612,6 @@ fn cloudflare_ban() -> Response {
         HeaderValue::from_static("text/html; charset=UTF-8"),
     );
     response
-}
-
-/// Serves the bytes of an attachment seeded with data.
-async fn attachment(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    Path((channel, attachment, _filename)): Path<(u64, u64, String)>,
-) -> Response {
-    let state = shared.lock();
-    let found = state
-        .channels
-        .get(&Snowflake::new(channel))
-        .and_then(|c| {
-            c.messages
-                .values()
-                .flat_map(|m| &m.attachments)
-                .find(|a| a.id == Snowflake::new(attachment))
-        })
-        .map(|a| a.content_type.clone());
-    let data = state
-        .attachment_data
-        .get(&Snowflake::new(attachment))
-        .cloned();
-    drop(state);
-    match (found, data) {
-        (Some(content_type), Some(data)) => {
-            let mut response = Response::new(Body::from(data.to_vec()));
-            let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
-            if let Ok(value) = HeaderValue::from_str(&content_type) {
-                response.headers_mut().insert(header::CONTENT_TYPE, value);
-            }
-            response
-        }
-        _ => json_response(404, &ApiError::not_found().body()),
-    }
 }
 
 /// Any path that is not REST: a gateway connection if it is a WebSocket upgrade,

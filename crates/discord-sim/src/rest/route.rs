@@ -92,6 +92,8 @@ pub(crate) enum Route {
     GetMessage(S, S),
     EditMessage(S, S),
     DeleteMessage(S, S),
+    BulkDeleteMessages(S),
+    RefreshAttachmentUrls,
     SetPermission(S, S),
     DeletePermission(S, S),
     Typing(S),
@@ -262,6 +264,10 @@ impl Route {
                     _ => return None,
                 }
             }
+            ("POST", ["channels", channel, "messages", "bulk-delete"]) => {
+                BulkDeleteMessages(id(channel)?)
+            }
+            ("POST", ["attachments", "refresh-urls"]) => RefreshAttachmentUrls,
             (m, ["channels", channel, "messages", message]) => {
                 let (channel, message) = (id(channel)?, id(message)?);
                 match m {
@@ -325,6 +331,46 @@ impl Route {
             }
             _ => return None,
         })
+    }
+
+    /// The guild a route touches, directly or through its channel, for the check
+    /// that the bot is a member (Discord answers 403 Missing Access otherwise).
+    pub fn guild_scope(&self, channel_guild: impl Fn(S) -> Option<S>) -> Option<S> {
+        use Route::*;
+        match self {
+            GetGuild(g)
+            | GetGuildChannels(g)
+            | CreateGuildChannel(g)
+            | GetRoles(g)
+            | CreateRole(g)
+            | EditRole(g, _)
+            | DeleteRole(g, _)
+            | ListMembers(g)
+            | GetMember(g, _)
+            | EditMember(g, _)
+            | RemoveMember(g, _)
+            | AddMemberRole(g, _, _)
+            | RemoveMemberRole(g, _, _) => Some(*g),
+            GetChannel(c)
+            | EditChannel(c)
+            | DeleteChannel(c)
+            | GetMessages(c)
+            | CreateMessage(c)
+            | GetMessage(c, _)
+            | EditMessage(c, _)
+            | DeleteMessage(c, _)
+            | BulkDeleteMessages(c)
+            | SetPermission(c, _)
+            | DeletePermission(c, _)
+            | Typing(c) => channel_guild(*c),
+            _ => None,
+        }
+    }
+
+    /// Whether the bot token's global rate limit counts this route: interaction
+    /// callbacks and the interaction webhooks are exempt, as on Discord.
+    pub fn counts_globally(&self) -> bool {
+        self.needs_bot_token()
     }
 
     /// Routes a user's OAuth2 bearer token may call (as well as the bot).
@@ -406,6 +452,8 @@ impl Route {
             GetMessage(c, _) => ("GET /channels/{id}/messages/{id}", c.to_string()),
             EditMessage(c, _) => ("PATCH /channels/{id}/messages/{id}", c.to_string()),
             DeleteMessage(c, _) => ("DELETE /channels/{id}/messages/{id}", c.to_string()),
+            BulkDeleteMessages(c) => ("POST /channels/{id}/messages/bulk-delete", c.to_string()),
+            RefreshAttachmentUrls => ("POST /attachments/refresh-urls", String::new()),
             SetPermission(c, _) => ("PUT /channels/{id}/permissions/{id}", c.to_string()),
             DeletePermission(c, _) => ("DELETE /channels/{id}/permissions/{id}", c.to_string()),
             Typing(c) => ("POST /channels/{id}/typing", c.to_string()),
@@ -452,6 +500,22 @@ mod tests {
                 Snowflake::new(2),
                 Snowflake::new(3)
             ))
+        );
+    }
+
+    #[test]
+    fn bulk_delete_and_refresh_urls() {
+        assert_eq!(
+            Route::parse(&Method::POST, "/channels/12/messages/bulk-delete"),
+            Ok(Route::BulkDeleteMessages(Snowflake::new(12)))
+        );
+        assert_eq!(
+            Route::parse(&Method::POST, "/attachments/refresh-urls"),
+            Ok(Route::RefreshAttachmentUrls)
+        );
+        assert_eq!(
+            Route::parse(&Method::GET, "/channels/12/messages/bulk-delete").map_err(|e| e.status),
+            Err(405)
         );
     }
 

@@ -237,3 +237,28 @@ pub fn http() -> reqwest::Client {
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     http().get(url).send().await
 }
+
+/// Deserializes a gateway frame with twilight-model, the library the bot uses, with
+/// a readable failure.
+pub fn twilight_event(frame: &Value) -> twilight_model::gateway::event::GatewayEvent {
+    use serde::de::DeserializeSeed;
+    let text = frame.to_string();
+    let deserializer = twilight_model::gateway::event::GatewayEventDeserializer::from_json(&text)
+        .unwrap_or_else(|| panic!("frame lacks op/t: {text}"));
+    let mut json = serde_json::Deserializer::from_str(&text);
+    deserializer
+        .deserialize(&mut json)
+        .unwrap_or_else(|error| panic!("frame does not deserialize with twilight: {error}\n{text}"))
+}
+
+/// Deserializes a REST body into a twilight type, with a readable failure.
+pub fn twilight<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap_or_else(|error| {
+        panic!("{what} does not deserialize with twilight-model: {error}\n{value:#}")
+    })
+}
+
+/// The URL without its query (signatures differ between two renderings).
+pub fn unsigned(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
