@@ -166,8 +166,9 @@ fn merge_object(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
 }
 
 /// The allow-list used when `video_formats` is absent: the containers Discord plays
-/// inline (MP4, WebM) and QuickTime, what phones record.
-pub const DEFAULT_VIDEO_FORMATS: [&str; 3] = ["mp4", "webm", "mov"];
+/// inline (MP4, WebM), QuickTime (what phones record), Matroska (what OBS records) and
+/// iTunes' M4V.
+pub const DEFAULT_VIDEO_FORMATS: [&str; 5] = ["mp4", "webm", "mov", "mkv", "m4v"];
 
 /// MIME types of the formats whose MIME subtype is not their extension.
 const MIME_ALIASES: [(&str, &str); 5] = [
@@ -177,6 +178,10 @@ const MIME_ALIASES: [(&str, &str); 5] = [
     ("m4v", "video/x-m4v"),
     ("wmv", "video/x-ms-wmv"),
 ];
+
+/// The MIME type that says nothing about a file: an attachment carrying it is judged by
+/// its extension alone, like one without a type.
+const GENERIC_MIME: &str = "application/octet-stream";
 
 /// The most a pattern may compile to; settings are typed by admins, but one bad pattern
 /// must not cost the worker unbounded memory.
@@ -236,6 +241,16 @@ pub struct Attachment<'a> {
 
 /// Decides which messages are clips, built once from a channel's effective settings
 /// (guild settings merged with the channel's overrides, see [`Settings::merged_with`]).
+///
+/// An attachment is a clip when its type says video and its format is allowed:
+/// - its MIME type (Discord's `content_type`, case-insensitive, parameters ignored) is
+///   `video/*` and either that MIME type or the file's extension is on the allow-list;
+/// - or it has no MIME type (or the generic `application/octet-stream`) and its
+///   extension is on the allow-list.
+///
+/// Any other MIME type (images, audio, text, documents) is never a clip, whatever the
+/// file is called: `image/png` named `x.mp4` is not one. The extension is the part after
+/// the file name's last dot, so `video.mp4.txt` is a `txt`.
 ///
 /// Settings read, and their defaults when absent or `null`:
 /// - `video_formats` (array of strings, default [`DEFAULT_VIDEO_FORMATS`]): an entry is an
@@ -321,13 +336,19 @@ impl ClipMatcher {
             .rsplit_once('.')
             .map(|(_, ext)| ext.to_ascii_lowercase())
             .filter(|ext| !ext.is_empty());
-        let mime = attachment.content_type.map(|m| {
-            m.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+        let mime = attachment
+            .content_type
+            .map(|m| {
+                m.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .filter(|m| !m.is_empty() && m != GENERIC_MIME);
+        if mime.as_ref().is_some_and(|m| !m.starts_with("video/")) {
+            return false;
+        }
         self.formats.iter().any(|format| {
             (format.extension.is_some() && format.extension == extension)
                 || mime
@@ -368,6 +389,26 @@ fn pattern(
             found: json_kind(other),
         }),
     }
+}
+
+/// Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds: snowflakes count from it.
+pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The time a snowflake was made (its top 42 bits): a message's posting time.
+pub fn snowflake_time<T>(id: Id<T>) -> DateTime<Utc> {
+    let ms = i64::try_from(id.get() >> 22).unwrap_or(0) + DISCORD_EPOCH_MS;
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// When a Discord CDN attachment URL stops working: its `ex` query parameter, the
+/// expiry as hexadecimal Unix seconds. `None` for a URL without one (it does not
+/// expire, or is not Discord's).
+pub fn cdn_url_expiry(url: &str) -> Option<DateTime<Utc>> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    let hex = query.split('&').find_map(|pair| pair.strip_prefix("ex="))?;
+    let secs = i64::from_str_radix(hex, 16).ok()?;
+    DateTime::from_timestamp(secs, 0)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -611,6 +652,32 @@ impl ScanWindow {
             }
         }
     }
+}
+
+/// Splits the history strictly between `floor` and `before` (a deep scan's remaining
+/// window down to the channel's start: the channel's own id, older than any of its
+/// messages) into at most `parts` windows of equal snowflake span (equal time), each
+/// read forward, together covering every id in between exactly once. Fewer parts when
+/// the span is too small to share.
+pub fn split_history(floor: MessageId, before: MessageId, parts: usize) -> Vec<ScanWindow> {
+    let (lo, hi) = (u128::from(floor.get()), u128::from(before.get()));
+    if hi <= lo + 1 {
+        return Vec::new();
+    }
+    let parts = u128::try_from(parts.max(1))
+        .unwrap_or(1)
+        .min((hi - lo - 1) / 2)
+        .max(1);
+    // Part i reads the ids in [start_i, start_{i+1}): its window is
+    // (start_i - 1, start_{i+1}), both exclusive.
+    let start = |i: u128| lo + 1 + (hi - lo - 1) * i / parts;
+    (0..parts)
+        .filter_map(|i| {
+            let after = u64::try_from(start(i) - 1).ok()?;
+            let before = u64::try_from(start(i + 1)).ok()?;
+            ScanWindow::between(Some(MessageId::new(after)), Some(MessageId::new(before))).ok()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -862,16 +929,81 @@ mod tests {
     // ---- matcher
 
     #[test]
-    fn defaults_allow_mp4_webm_and_mov_and_skip_nsfw_channels() {
+    fn defaults_allow_mp4_webm_mov_mkv_and_m4v_and_skip_nsfw_channels() {
         let m = ClipMatcher::from_settings(&Settings::empty()).unwrap();
         assert!(matches(&m, clip("a.mp4", None)));
         assert!(matches(&m, clip("a.WEBM", None)));
         assert!(matches(&m, clip("IMG_0001.MOV", None)));
         assert!(matches(&m, clip("noext", Some("video/quicktime"))));
-        assert!(!matches(&m, clip("a.mkv", Some("video/x-matroska"))));
+        assert!(matches(&m, clip("a.mkv", Some("video/x-matroska"))));
+        assert!(matches(&m, clip("a.M4V", None)));
+        assert!(!matches(&m, clip("a.avi", None)));
         assert!(!matches(&m, clip("a.png", Some("image/png"))));
         assert!(m.scans_channel(false));
         assert!(!m.scans_channel(true));
+    }
+
+    #[test]
+    fn images_audio_and_documents_are_never_clips_whatever_their_name() {
+        let m = ClipMatcher::from_settings(&Settings::empty()).unwrap();
+        for (name, mime) in [
+            ("x.mp4", Some("image/png")),
+            ("shot.png", Some("image/png")),
+            ("shot.gif", None),
+            ("song.webm", Some("audio/webm")),
+            ("voice.m4a", Some("audio/mp4")),
+            ("notes.pdf", Some("application/pdf")),
+            ("video.mp4.txt", Some("text/plain; charset=utf-8")),
+            ("video.mp4.txt", None),
+            ("video.mp4.", None),
+            ("mp4", Some("application/octet-stream")),
+        ] {
+            assert!(!matches(&m, clip(name, mime)), "{name} ({mime:?})");
+        }
+    }
+
+    #[test]
+    fn a_video_mime_type_or_an_allowed_extension_makes_a_clip() {
+        let m = ClipMatcher::from_settings(&Settings::empty()).unwrap();
+        // The type says video and the extension is allowed.
+        assert!(matches(&m, clip("clip.mp4", Some("video/quicktime"))));
+        // The type is an allowed video type, whatever the name.
+        assert!(matches(&m, clip("download", Some("Video/MP4"))));
+        // No type, or a type that says nothing: the extension decides.
+        assert!(matches(&m, clip("clip.MkV", None)));
+        assert!(matches(
+            &m,
+            clip("clip.webm", Some("application/octet-stream"))
+        ));
+        assert!(matches(&m, clip("clip.webm", Some(""))));
+        // A video type of a format not allowed, with a name not allowed.
+        assert!(!matches(&m, clip("clip.flv", Some("video/x-flv"))));
+        let narrow =
+            ClipMatcher::from_settings(&settings(json!({"video_formats": ["webm"]}))).unwrap();
+        assert!(!matches(&narrow, clip("a.mp4", Some("video/mp4"))));
+        assert!(matches(&narrow, clip("a.webm", Some("video/webm"))));
+        let wide = ClipMatcher::from_settings(&settings(json!({
+            "video_formats": ["mp4", "avi", "video/x-flv"]
+        })))
+        .unwrap();
+        assert!(matches(&wide, clip("a.avi", None)));
+        assert!(matches(&wide, clip("a.bin", Some("video/x-msvideo"))));
+        assert!(matches(&wide, clip("stream", Some("video/x-flv"))));
+    }
+
+    #[test]
+    fn cdn_urls_expire_at_their_ex_parameter() {
+        let url = "https://cdn.discordapp.com/attachments/1/2/a.mp4?ex=6841f3c0&is=68409f40&hm=ab";
+        assert_eq!(
+            cdn_url_expiry(url),
+            DateTime::from_timestamp(0x6841_f3c0, 0)
+        );
+        assert_eq!(cdn_url_expiry("https://cdn.discordapp.com/a.mp4"), None);
+        assert_eq!(cdn_url_expiry("https://x/a.mp4?ex=zz"), None);
+        assert_eq!(
+            cdn_url_expiry("https://x/a.mp4?hm=1&ex=10#f"),
+            DateTime::from_timestamp(16, 0)
+        );
     }
 
     #[test]
@@ -1119,6 +1251,39 @@ mod tests {
         let resumed = ScanWindow::between(after_two.after(), after_two.before()).unwrap();
         assert_eq!(resumed, after_two);
         assert_eq!(resumed.request().anchor, PageAnchor::Before(mid(800)));
+    }
+
+    #[test]
+    fn a_history_splits_into_windows_that_cover_every_id_once() {
+        let parts = split_history(mid(100), mid(200), 4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].after(), Some(mid(100)));
+        assert_eq!(parts[3].before(), Some(mid(200)));
+        for id in 101..200 {
+            let holders = parts.iter().filter(|w| w.contains(mid(id))).count();
+            assert_eq!(holders, 1, "id {id}");
+        }
+        assert!(
+            !parts
+                .iter()
+                .any(|w| w.contains(mid(100)) || w.contains(mid(200)))
+        );
+        assert!(
+            parts
+                .iter()
+                .all(|w| w.direction() == ScanDirection::Forward)
+        );
+        assert_eq!(
+            split_history(mid(100), mid(104), 8).len(),
+            1,
+            "too small to share"
+        );
+        assert!(
+            split_history(mid(100), mid(101), 4).is_empty(),
+            "nothing in between"
+        );
+        let huge = split_history(mid(1), mid(u64::MAX), 3);
+        assert_eq!(huge.len(), 3);
     }
 
     #[test]

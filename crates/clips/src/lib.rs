@@ -2,10 +2,13 @@
 //! enable, and keeps what it needs to find them again in PostgreSQL, in the tables of the
 //! seed `clip-archive-tables.md`, exactly as written there, in the schema `clips`.
 //!
-//! This crate is the feature's foundation: the tables, the rules and the repositories,
-//! plus the job that purges stale install intents. The Discord commands, the gateway
-//! handlers, the scan worker and the web dashboard are built on it later. The binary
-//! calls [`feature()`] with a [`ClipsConfig`] and gets the migrations and the job.
+//! Admins enable channels (`/clips enable`, or the web page's toggles); a scan reads a
+//! channel's history over Discord's REST API and indexes every video attachment in
+//! Tavern's clip index (table `clips`, an addition next to the seed's tables); the
+//! gateway keeps the index and the guild and channel rows current in real time; the web
+//! library shows the clips. The binary calls [`feature()`] with a [`ClipsConfig`] and
+//! gets the command, the pages, the gateway handler, the scan worker, the purge job and
+//! the migrations; `tavern clips scan` drives a [`scan::Scanner`] on its own.
 //!
 //! # Rooms
 //! - [`domain`]: ids and pure rules. Discord's ids (`discord::model`) for guilds,
@@ -23,8 +26,15 @@
 //!   guilds, settings, channels, scan runs, install intents. Each race-prone change is
 //!   one guarded statement. Failures are [`RepoError`]: the storage vocabulary
 //!   ([`store::StorageError`]) next to the domain's refusals.
+//!   Also the clip index (`repo::clips`: a page's clips and progress in one
+//!   statement, live messages, edits, deletes) and the library (`repo::library`: keyset
+//!   pages with filters and search, purges, refreshed CDN URLs).
+//! - [`scan`]: the [`scan::Scanner`] (request, run, cancel, report scans; the channel's
+//!   cross-process lock). [`services`]: the scan worker. [`events`]: the gateway
+//!   handler. [`commands`]: `/clips`. [`web`]: the install flow, the guild pages and the
+//!   library.
 //! - [`jobs`]: `purge_install_intents`, every [`ClipsConfig::purge_every`] (30 minutes
-//!   by default), by the context's clock.
+//!   by default), by the context's clock, once across replicas (the job runner's lock).
 //!
 //! # Choices where the seed leaves room
 //! - **pgcrypto** is created `IF NOT EXISTS ... WITH SCHEMA public`. An extension lives
@@ -47,8 +57,8 @@
 //!   whole, and `null` removes a key (the default applies again). The stored partial
 //!   update uses the seed's JSONB `||` (top-level keys replace), with a `null` in the
 //!   patch deleting that key, which is the same patch semantics one level deep.
-//! - **Settings keys and defaults**: `video_formats` (default `["mp4", "webm", "mov"]`;
-//!   entries are extensions or full MIME types), `scan_nsfw` (default `false`), and
+//! - **Settings keys and defaults**: `video_formats` (default `["mp4", "webm", "mov",
+//!   "mkv", "m4v"]`; entries are extensions or full MIME types), `scan_nsfw` (default `false`), and
 //!   Tavern's `include_pattern` / `exclude_pattern` (regular expressions on the
 //!   attachment's file name; default none; the seed names no key for the behaviour's
 //!   include/exclude regexes), `auto_scan` (default `false`, read by
@@ -84,15 +94,69 @@
 //! - **`updated_at`** of `bot_channels` is the trigger's; `guild_settings.updated_at`
 //!   has no trigger in the seed, so its update statement sets it.
 //!
-//! # Left to the clips issue
-//! The index of the clips themselves (message, attachment URL, size, type, author,
-//! time) is not among the seed's tables; its table is decided with the ingestion work,
-//! not invented here.
+//!
+//! # Choices of the working feature
+//! - **The clip index is Tavern's table `clips`** ([`schema::index`]), one row per video
+//!   attachment, keyed by Discord's attachment id: every write is `ON CONFLICT DO
+//!   NOTHING` or an update of that row, so no scan, rescan or gateway event indexes one
+//!   twice. `scan_run_parts` (also an addition) holds the windows of a deep scan split
+//!   into parts. The seed's tables are untouched.
+//! - **What is a clip**: a `video/*` MIME type that is allowed (by its MIME type or its
+//!   extension), or no MIME type (or `application/octet-stream`) with an allowed
+//!   extension; any other MIME type is never a clip whatever the file is called
+//!   (`image/png` named `x.mp4` is not), and the extension is the part after the last
+//!   dot (`video.mp4.txt` is a `txt`). NSFW channels only with `scan_nsfw`.
+//! - **One statement per history page**: its clips, the run's counters and window, and
+//!   the channel's `message_count`, `last_message_id` (moving forward only, compared as
+//!   numbers), `last_scanned_at` and `last_activity_at`, written only while the run is
+//!   `running`: a kill between pages loses nothing and counts nothing twice.
+//! - **`message_count` is the seed's "total messages processed"**: every message a scan
+//!   page or a live event processed. A second deep scan counts the channel's messages
+//!   again; `messages_matched` counts messages with at least one clip.
+//! - **One scan per channel across processes**: a PostgreSQL session advisory lock on a
+//!   connection detached from the pool, held for the whole run; a killed process's lock
+//!   dies with its connection. A `running` run whose channel's lock is free was
+//!   abandoned: requesting a scan of that channel continues it from its row, and the
+//!   worker picks it up. Two racing requests queue one run (a transaction-level advisory
+//!   lock), so no index was added to the seed's tables.
+//! - **Failures**: Discord refusing the channel (401, 403, 404) fails the run at once
+//!   with the reason in `error_message`; other errors get three attempts with a pause
+//!   that doubles from 0.5 s; a database error leaves the run `running`, to be continued.
+//!   Shutdown (and Ctrl-C in `tavern clips scan`) stops after the page in hand and
+//!   leaves the run `running`, resumable; cancel makes it `canceled`.
+//! - **Speed**: the next page is requested while the current one is written. A deep
+//!   scan may be split by snowflake time into parts read concurrently
+//!   ([`ClipsConfig::scan_parts`]); it is off by default, since on two cores one part
+//!   was as fast, and Discord's 50 requests a second cap a real scan far below either.
+//! - **Real time**: a guild becoming available replaces its stored channel list with
+//!   Discord's and queues a catch-up of each reading channel already scanned (messages
+//!   missed while the bot was away); only channels that hold messages are stored.
+//! - **`/clips`** is one command with subcommands (with our `cancel`), for Manage
+//!   Server or Administrator as Discord computed them for the interaction; every answer
+//!   is private. `scan` refuses a channel that is not enabled; `disable` also cancels
+//!   its unfinished run and keeps its clips.
+//! - **Web**: membership and management rights come from the user's Discord guild list
+//!   (owner, Administrator or Manage Server manage), kept 60 s in Redis under
+//!   `tavern:clips:user_guilds:{user}` (an addition; a Redis failure asks Discord
+//!   again). The install asks for View Channel, Send Messages and Read Message History;
+//!   the callback does not exchange the code: reading the guild as the bot proves Tavern
+//!   is in it. A purge needs the name typed (checked on the server), is refused while a
+//!   scan is unfinished, and resets the channel's scan position. The library shows 24
+//!   clips a page with a `{microseconds}-{attachment id}` cursor (never `OFFSET`), whole
+//!   UTC days for dates, search as a case-insensitive substring (trigram index), the
+//!   poster as the video's first frame (`preload="metadata"`), and refreshes CDN URLs
+//!   that expire within 5 minutes before rendering. Progress is polled once a second
+//!   while a run is unfinished.
 
+pub mod commands;
 pub mod domain;
+pub mod events;
 pub mod jobs;
 pub mod repo;
+pub mod scan;
 pub mod schema;
+pub mod services;
+pub mod web;
 
 use std::time::Duration;
 
@@ -113,6 +177,12 @@ pub struct ClipsConfig {
     /// How long after expiry an install intent is kept before the purge deletes it, so
     /// a callback arriving at the edge hears "expired" rather than "unknown".
     pub intent_grace: TimeDelta,
+    /// The scan worker: how many channels it scans at once, how often it looks for
+    /// runs queued by other processes.
+    pub worker: services::WorkerConfig,
+    /// Parts a deep scan is split into after its first page, read concurrently (1: not
+    /// split; see [`scan::Scanner::with_parts`]).
+    pub scan_parts: usize,
 }
 
 impl Default for ClipsConfig {
@@ -120,6 +190,8 @@ impl Default for ClipsConfig {
         ClipsConfig {
             purge_every: jobs::PURGE_EVERY,
             intent_grace: domain::PURGE_GRACE,
+            worker: services::WorkerConfig::default(),
+            scan_parts: 1,
         }
     }
 }
@@ -128,8 +200,18 @@ impl Default for ClipsConfig {
 /// the context's PostgreSQL and clock.
 pub fn feature(ctx: &feature::Context, config: ClipsConfig) -> feature::Feature {
     let repo = Repo::new(&ctx.postgres);
-    feature::Feature::new("clips")
+    let scanner = scan::Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone())
+        .with_parts(config.scan_parts);
+    commands::add(feature::Feature::new("clips"), ctx)
+        .web(web::routes_for(ctx))
+        .nav("Clips", web::CLIPS_PATH)
         .migrations(MIGRATIONS)
+        .events(events::handler(
+            repo.clone(),
+            ctx.discord.clone(),
+            scanner.clone(),
+        ))
+        .service(services::scan_worker(scanner, config.worker))
         .job(jobs::purge_install_intents_job(
             repo,
             ctx.clock.clone(),

@@ -15,7 +15,7 @@ use clips::{ClipsConfig, ConsumeError, jobs};
 use feature::{Clock, Feature, ManualClock, SystemClock};
 use serde_json::json;
 use store::harness::TestPostgres;
-use testkit::World;
+use testkit::{World, eventually};
 
 struct Env {
     /// What keeps the servers up: a [`TestPostgres`], or a whole [`World`].
@@ -956,4 +956,348 @@ async fn the_purge_job_goes_by_the_contexts_clock() {
     clock.advance(Duration::from_secs(2 * 60));
     job.run_now().await.expect("job runs");
     assert_eq!(left().await, 0);
+}
+
+// ---- the clip index and scan coordination
+
+fn new_clip(attachment: u64, message: u64) -> clips::repo::NewClip {
+    clips::repo::NewClip {
+        attachment_id: attachment,
+        message_id: mid(message),
+        author_id: user(9),
+        author_name: "alice".into(),
+        posted_at: at(message as i64),
+        filename: format!("{attachment}.mp4"),
+        content_type: Some("video/mp4".into()),
+        size_bytes: 1_000,
+        width: Some(1920),
+        height: Some(1080),
+        duration_secs: Some(12.5),
+        url: format!("https://cdn.example/{attachment}.mp4?ex=6841f3c0"),
+        proxy_url: None,
+        url_expires_at: Some(at(100)),
+        message_text: format!("message {message}"),
+    }
+}
+
+#[tokio::test]
+async fn two_requests_racing_queue_one_run() {
+    let env = env().await;
+    env.with_channel().await;
+    let (a, b) = tokio::join!(
+        env.repo
+            .request_run(channel(CHANNEL), ScanWindow::deep(None)),
+        env.repo
+            .request_run(channel(CHANNEL), ScanWindow::catch_up(Some(mid(5)))),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let queued = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, clips::repo::RunRequest::Queued(_)))
+        .count();
+    assert_eq!(queued, 1, "{a:?} {b:?}");
+    assert_eq!(env.repo.runs(channel(CHANNEL), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        env.repo
+            .request_run(channel(CHANNEL), ScanWindow::deep(None))
+            .await
+            .unwrap(),
+        clips::repo::RunRequest::Existing(
+            env.repo
+                .unfinished_run(channel(CHANNEL))
+                .await
+                .unwrap()
+                .unwrap()
+        )
+    );
+    assert!(matches!(
+        env.repo
+            .request_run(channel(404), ScanWindow::deep(None))
+            .await,
+        Err(RepoError::UnknownChannel(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_page_writes_its_clips_once_and_a_canceled_run_takes_none() {
+    let env = env().await;
+    env.with_channel().await;
+    let run = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+        .await
+        .unwrap();
+    env.repo.start_run(run.id).await.unwrap();
+    let page = clips::repo::Page {
+        progress: Progress {
+            scanned: 100,
+            matched: 2,
+            remaining: ScanWindow::deep(Some(mid(10))),
+            newest: Some(mid(109)),
+        },
+        newest_at: Some(at(109)),
+        clips: vec![new_clip(1, 50), new_clip(2, 50), new_clip(3, 60)],
+    };
+    let after = env.repo.record_page(run.id, &page).await.unwrap();
+    assert_eq!((after.messages_scanned, after.messages_matched), (100, 2));
+    assert_eq!(after.window.before(), Some(mid(10)));
+    // The same page again (a retry): counted again, indexed once.
+    env.repo.record_page(run.id, &page).await.unwrap();
+    assert_eq!(
+        env.repo.clips_in_channel(channel(CHANNEL)).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        env.repo
+            .message_clip_ids(channel(CHANNEL), mid(50))
+            .await
+            .unwrap(),
+        [1, 2]
+    );
+    let stored = env.repo.channel(channel(CHANNEL)).await.unwrap().unwrap();
+    assert_eq!(stored.last_message_id, Some(mid(109)));
+    assert_eq!(stored.last_activity_at, Some(at(109)));
+    assert_eq!(stored.message_count, 200);
+
+    env.repo.cancel_run(run.id).await.unwrap();
+    let later = clips::repo::Page {
+        clips: vec![new_clip(4, 5)],
+        ..page
+    };
+    assert!(matches!(
+        env.repo.record_page(run.id, &later).await,
+        Err(RepoError::NotRunning {
+            actual: ScanStatus::Canceled,
+            ..
+        })
+    ));
+    assert_eq!(
+        env.repo.clips_in_channel(channel(CHANNEL)).await.unwrap(),
+        3,
+        "nothing written"
+    );
+    assert_eq!(
+        env.repo
+            .channel(channel(CHANNEL))
+            .await
+            .unwrap()
+            .unwrap()
+            .message_count,
+        200
+    );
+}
+
+#[tokio::test]
+async fn live_messages_edits_and_deletes_keep_the_index_current() {
+    let env = env().await;
+    env.with_channel().await;
+    let ch = channel(CHANNEL);
+    // Not reading: nothing.
+    let (reading, added) = env
+        .repo
+        .index_live_message(ch, mid(70), at(70), &[new_clip(7, 70)])
+        .await
+        .unwrap();
+    assert_eq!((reading, added), (false, 0));
+    assert_eq!(env.repo.clips_in_channel(ch).await.unwrap(), 0);
+
+    env.repo.set_reading(ch, true).await.unwrap();
+    let (reading, added) = env
+        .repo
+        .index_live_message(ch, mid(70), at(70), &[new_clip(7, 70), new_clip(8, 70)])
+        .await
+        .unwrap();
+    assert_eq!((reading, added), (true, 2));
+    let stored = env.repo.channel(ch).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.message_count, stored.last_message_id),
+        (1, Some(mid(70)))
+    );
+    // An older message arriving late does not move last_message_id back.
+    env.repo
+        .index_live_message(ch, mid(65), at(65), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        env.repo.channel(ch).await.unwrap().unwrap().last_message_id,
+        Some(mid(70))
+    );
+
+    // Edit: attachment 8 removed, 9 added, text changed.
+    let (removed, added) = env
+        .repo
+        .replace_message_clips(
+            ch,
+            mid(70),
+            Some("edited"),
+            &[7, 9, 99],
+            &[new_clip(7, 70), new_clip(9, 70)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((removed, added), (1, 1));
+    assert_eq!(
+        env.repo.message_clip_ids(ch, mid(70)).await.unwrap(),
+        [7, 9]
+    );
+    let text: String =
+        sqlx::query_scalar("SELECT message_text FROM clips.clips WHERE attachment_id = '7'")
+            .fetch_one(env.pg.pool())
+            .await
+            .unwrap();
+    assert_eq!(text, "edited");
+
+    env.repo
+        .index_live_message(ch, mid(80), at(80), &[new_clip(10, 80)])
+        .await
+        .unwrap();
+    env.repo
+        .index_live_message(ch, mid(90), at(90), &[new_clip(11, 90)])
+        .await
+        .unwrap();
+    assert_eq!(env.repo.delete_message_clips(ch, mid(70)).await.unwrap(), 2);
+    assert_eq!(
+        env.repo
+            .delete_messages_clips(ch, &[mid(80), mid(90), mid(95)])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(env.repo.clips_in_channel(ch).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_guilds_channels_are_synced_to_discords_list() {
+    let env = env().await;
+    env.with_channel().await;
+    env.repo.upsert_channel(&channel_info(601)).await.unwrap();
+    env.repo.set_reading(channel(601), true).await.unwrap();
+    let mut renamed = channel_info(601);
+    renamed.name = Some("renamed".into());
+    env.repo
+        .sync_guild_channels(guild(GUILD), &[renamed, channel_info(602)])
+        .await
+        .unwrap();
+    let channels = env.repo.guild_channels(guild(GUILD)).await.unwrap();
+    let ids: Vec<u64> = channels.iter().map(|c| c.info.id.get()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&601) && ids.contains(&602) && !ids.contains(&CHANNEL));
+    let kept = channels.iter().find(|c| c.info.id.get() == 601).unwrap();
+    assert_eq!(kept.info.name.as_deref(), Some("renamed"));
+    assert!(kept.is_reading, "Tavern's state survives a sync");
+    assert!(env.repo.delete_channel(channel(602)).await.unwrap());
+    assert!(!env.repo.delete_channel(channel(602)).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_channels_scan_lock_is_held_by_one_connection_and_dies_with_it() {
+    let env = env().await;
+    let first = env
+        .repo
+        .try_lock_channel(channel(CHANNEL))
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(
+        env.repo
+            .try_lock_channel(channel(CHANNEL))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.repo
+            .try_lock_channel(channel(601))
+            .await
+            .unwrap()
+            .is_some(),
+        "per channel"
+    );
+    drop(first); // the connection closes: the lock goes with it
+    let again = eventually("the lock is free again", || async {
+        env.repo.try_lock_channel(channel(CHANNEL)).await.unwrap()
+    })
+    .await;
+    again.release().await;
+    assert!(
+        env.repo
+            .try_lock_channel(channel(CHANNEL))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn pending_runs_are_the_queued_and_the_abandoned_not_those_a_live_worker_holds() {
+    let env = env().await;
+    env.repo.upsert_guild(&guild_info(None)).await.unwrap();
+    // Channel ids whose lock keys differ in their high bits (the sign bit included).
+    let ids: Vec<u64> = (0..8)
+        .map(|i| 1_300_000_000_000_000_000 + i * 7_919)
+        .collect();
+    let mut runs = Vec::new();
+    for id in &ids {
+        env.repo.upsert_channel(&channel_info(*id)).await.unwrap();
+        let run = env
+            .repo
+            .queue_run(channel(*id), ScanWindow::deep(None))
+            .await
+            .unwrap();
+        env.repo.start_run(run.id).await.unwrap();
+        runs.push(run.id);
+    }
+    let queued_channel = 1_299_999_999_999_999_999;
+    env.repo
+        .upsert_channel(&channel_info(queued_channel))
+        .await
+        .unwrap();
+    let queued = env
+        .repo
+        .queue_run(channel(queued_channel), ScanWindow::deep(None))
+        .await
+        .unwrap();
+
+    let pending = |env: &Env| {
+        let repo = env.repo.clone();
+        async move {
+            let mut ids: Vec<_> = repo
+                .pending_runs(100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            ids.sort_by_key(|id| id.to_string());
+            ids
+        }
+    };
+    let mut all = runs.clone();
+    all.push(queued.id);
+    all.sort_by_key(|id| id.to_string());
+    assert_eq!(
+        pending(&env).await,
+        all,
+        "nobody holds anything: all abandoned or queued"
+    );
+
+    let mut locks = Vec::new();
+    for id in &ids {
+        locks.push(
+            env.repo
+                .try_lock_channel(channel(*id))
+                .await
+                .unwrap()
+                .expect("free"),
+        );
+    }
+    assert_eq!(
+        pending(&env).await,
+        [queued.id],
+        "held by a live worker: not pending"
+    );
+    for lock in locks {
+        lock.release().await;
+    }
+    assert_eq!(pending(&env).await, all);
 }

@@ -1,5 +1,6 @@
 //! The migration against a real PostgreSQL: the catalog holds the seed's tables exactly,
-//! the trigger fires, pgcrypto is shared, and migrating again changes nothing.
+//! plus Tavern's one addition (the clip index, table `clips`) as designed; the trigger
+//! fires, pgcrypto is shared, and migrating again changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -11,6 +12,16 @@ use testkit::World;
 use testkit::catalog::Catalog;
 
 type Column = (String, String, String, bool, Option<String>);
+
+/// Tavern's addition to the seed's tables: the clip index.
+const INDEX_TABLE: &str = "clips";
+/// Tavern's second addition: the parts of a deep scan read concurrently.
+const PARTS_TABLE: &str = "scan_run_parts";
+
+fn is_addition(table: &str) -> bool {
+    let table = table.strip_prefix("clips.").unwrap_or(table);
+    table == INDEX_TABLE || table == PARTS_TABLE
+}
 
 /// The schema as the catalog holds it.
 async fn catalog(pg: &Postgres) -> Catalog {
@@ -85,7 +96,8 @@ fn col(table: &str, column: &str, ty: &str, not_null: bool, default: Option<&str
 async fn every_table_has_the_seeds_columns_types_nullability_and_defaults() {
     let (_server, pg) = migrated().await;
 
-    let actual = columns(&pg).await;
+    let all = columns(&pg).await;
+    let actual: Vec<Column> = all.iter().filter(|c| !is_addition(&c.0)).cloned().collect();
 
     const TZ: &str = "timestamp with time zone";
     const NO_TZ: &str = "timestamp without time zone";
@@ -218,13 +230,23 @@ async fn every_table_has_the_seeds_columns_types_nullability_and_defaults() {
         .collect();
     seed.sort();
     assert_eq!(tables, seed, "exactly the seed's tables");
+    let mut every: Vec<String> = all.iter().map(|c| c.0.clone()).collect();
+    every.dedup();
+    seed.push(INDEX_TABLE.to_owned());
+    seed.push(PARTS_TABLE.to_owned());
+    seed.sort();
+    assert_eq!(every, seed, "and the two additions, nothing else");
 }
 
 #[tokio::test]
 async fn keys_uniques_and_foreign_keys_with_their_delete_rules_are_the_seeds() {
     let (_server, pg) = migrated().await;
 
-    let actual = constraints(&pg).await;
+    let actual: Vec<(String, String, String)> = constraints(&pg)
+        .await
+        .into_iter()
+        .filter(|(table, _, _)| !is_addition(table))
+        .collect();
 
     let expected: Vec<(String, String, String)> = [
         (
@@ -264,7 +286,8 @@ async fn keys_uniques_and_foreign_keys_with_their_delete_rules_are_the_seeds() {
     let rules: Vec<(String, String)> = sqlx::query_as(
         "SELECT constraint_name::text, delete_rule::text
          FROM information_schema.referential_constraints
-         WHERE constraint_schema = 'clips' ORDER BY 1",
+         WHERE constraint_schema = 'clips' AND constraint_name NOT LIKE 'clips\\_%'
+           AND constraint_name NOT LIKE 'scan\\_run\\_parts\\_%' ORDER BY 1",
     )
     .fetch_all(pg.pool())
     .await
@@ -288,7 +311,14 @@ async fn keys_uniques_and_foreign_keys_with_their_delete_rules_are_the_seeds() {
 async fn indexes_have_the_seeds_names_and_definitions() {
     let (_server, pg) = migrated().await;
 
-    let actual = indexes(&pg).await;
+    let actual: Vec<(String, String)> = indexes(&pg)
+        .await
+        .into_iter()
+        .filter(|(_, definition)| {
+            !definition.contains(&format!(" ON clips.{INDEX_TABLE} "))
+                && !definition.contains(&format!(" ON clips.{PARTS_TABLE} "))
+        })
+        .collect();
 
     let expected: Vec<(String, String)> = [
         (
@@ -489,7 +519,11 @@ async fn migrating_twice_is_a_no_op() {
             .fetch_all(pg.pool())
             .await
             .expect("history");
-    assert_eq!(applied, [1]);
+    assert_eq!(
+        applied,
+        [1, 2, 3],
+        "the seed's tables, the clip index, the scan parts"
+    );
 }
 
 #[tokio::test]
@@ -511,5 +545,162 @@ async fn the_feature_carries_the_migrations_and_the_purge_job() {
             "purge_install_intents",
             std::time::Duration::from_secs(1800)
         )]
+    );
+    let services: Vec<&str> = feature.services.iter().map(|s| s.name()).collect();
+    assert_eq!(services, [clips::services::SCAN_WORKER]);
+    let kinds = feature
+        .events
+        .as_ref()
+        .expect("the gateway handler")
+        .kinds()
+        .to_vec();
+    assert_eq!(kinds, clips::events::KINDS);
+}
+
+#[tokio::test]
+async fn the_clip_index_is_the_documented_addition_unique_per_attachment() {
+    let (_server, pg) = migrated().await;
+
+    let actual: Vec<Column> = columns(&pg)
+        .await
+        .into_iter()
+        .filter(|c| c.0 == INDEX_TABLE)
+        .collect();
+    const TZ: &str = "timestamp with time zone";
+    let t = INDEX_TABLE;
+    assert_eq!(
+        actual,
+        [
+            col(t, "attachment_id", "text", true, None),
+            col(t, "message_id", "text", true, None),
+            col(t, "channel_id", "text", true, None),
+            col(t, "guild_id", "text", true, None),
+            col(t, "author_id", "text", true, None),
+            col(t, "author_name", "text", true, Some("''::text")),
+            col(t, "posted_at", TZ, true, None),
+            col(t, "filename", "text", true, None),
+            col(t, "content_type", "text", false, None),
+            col(t, "size_bytes", "bigint", true, None),
+            col(t, "width", "integer", false, None),
+            col(t, "height", "integer", false, None),
+            col(t, "duration_secs", "double precision", false, None),
+            col(t, "url", "text", true, None),
+            col(t, "proxy_url", "text", false, None),
+            col(t, "url_expires_at", TZ, false, None),
+            col(t, "message_text", "text", true, Some("''::text")),
+            col(t, "indexed_at", TZ, true, Some("now()")),
+        ]
+    );
+
+    let keys: Vec<(String, String, String)> = constraints(&pg)
+        .await
+        .into_iter()
+        .filter(|(table, _, _)| table == "clips.clips")
+        .collect();
+    let keys: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|(_, n, d)| (n.as_str(), d.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                "clips_channel_id_fkey",
+                "FOREIGN KEY (channel_id) REFERENCES clips.bot_channels(channel_id) ON DELETE CASCADE"
+            ),
+            (
+                "clips_guild_id_fkey",
+                "FOREIGN KEY (guild_id) REFERENCES clips.bot_guilds(guild_id) ON DELETE CASCADE"
+            ),
+            ("clips_pkey", "PRIMARY KEY (attachment_id)"),
+        ]
+    );
+
+    let names: Vec<String> = indexes(&pg)
+        .await
+        .into_iter()
+        .filter(|(_, d)| d.contains(" ON clips.clips "))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "clips_pkey",
+            "idx_clips_author_posted",
+            "idx_clips_channel_posted",
+            "idx_clips_guild_posted",
+            "idx_clips_message",
+            "idx_clips_search",
+        ]
+    );
+
+    // One row per attachment, whatever inserts it.
+    sqlx::raw_sql(
+        "INSERT INTO clips.bot_guilds (guild_id, name) VALUES ('1', 'g');
+         INSERT INTO clips.bot_channels (channel_id, guild_id) VALUES ('2', '1');
+         INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
+             posted_at, filename, size_bytes, url)
+         VALUES ('9', '8', '2', '1', '7', now(), 'a.mp4', 1, 'u')",
+    )
+    .execute(pg.pool())
+    .await
+    .expect("a clip");
+    let again = sqlx::query(
+        "INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
+             posted_at, filename, size_bytes, url)
+         VALUES ('9', '8', '2', '1', '7', now(), 'a.mp4', 1, 'u')",
+    )
+    .execute(pg.pool())
+    .await;
+    assert!(again.is_err(), "a second row for one attachment is refused");
+    // Deleting the channel deletes its clips.
+    sqlx::query("DELETE FROM clips.bot_channels WHERE channel_id = '2'")
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM clips.clips")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn the_scan_parts_are_the_documented_addition_and_go_with_their_run() {
+    let (_server, pg) = migrated().await;
+    let actual: Vec<Column> = columns(&pg)
+        .await
+        .into_iter()
+        .filter(|c| c.0 == PARTS_TABLE)
+        .collect();
+    let t = PARTS_TABLE;
+    assert_eq!(
+        actual,
+        [
+            col(t, "run_id", "uuid", true, None),
+            col(t, "part", "integer", true, None),
+            col(t, "after_message_id", "text", true, None),
+            col(t, "before_message_id", "text", true, None),
+            col(t, "done", "boolean", true, Some("false")),
+        ]
+    );
+    let keys: Vec<(String, String, String)> = constraints(&pg)
+        .await
+        .into_iter()
+        .filter(|(table, _, _)| table == "clips.scan_run_parts")
+        .collect();
+    let keys: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|(_, n, d)| (n.as_str(), d.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("scan_run_parts_pkey", "PRIMARY KEY (run_id, part)"),
+            (
+                "scan_run_parts_run_id_fkey",
+                "FOREIGN KEY (run_id) REFERENCES clips.bot_channel_scan_runs(id) ON DELETE CASCADE"
+            ),
+        ]
     );
 }

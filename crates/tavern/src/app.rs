@@ -525,6 +525,11 @@ fn login_setup(
     let setup = match (sim, demo, &config.discord_login) {
         (Some(sim), Some(demo), _) => {
             sim.register_redirect_uri(callback.as_str());
+            // Adding the bot to a guild from the clips pages comes back to its own
+            // callback, which the fake Discord must know too.
+            let install = clips::web::install_callback_url(&public_url)
+                .context("the clips install callback URL")?;
+            sim.register_redirect_uri(install.as_str());
             sim.sign_in(Some(demo.demo_player));
             LoginSetup {
                 client_id: sim.application_id().to_string(),

@@ -2,6 +2,8 @@
 //! production bot answering, latency measured from the sim's dispatch to the callback it
 //! receives. Prints figures; asserts nothing (speed is measured, not asserted).
 
+pub mod clips;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

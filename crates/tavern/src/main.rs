@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tavern::config::{Config, LogFormat};
 
 mod campaigns_cmd;
+mod clips_cmd;
 mod roll_cmd;
 mod tokens_cmd;
 
@@ -55,6 +56,10 @@ enum Command {
     /// Redis → Discord, REST only) and prints what it created, changed and deleted.
     #[command(subcommand)]
     Campaigns(campaigns_cmd::CampaignsCommand),
+    /// The clip archive: `tavern clips scan CHANNEL_ID [--deep] [--json]` scans one
+    /// channel's history for videos to the end, over REST (no gateway).
+    #[command(subcommand)]
+    Clips(clips_cmd::ClipsCommand),
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -94,6 +99,32 @@ enum Bench {
         #[arg(long, default_value_t = 2000)]
         members: usize,
     },
+    /// The clip archive against discord-sim and TAVERN_DATABASE_URL (a scratch database):
+    /// a deep scan of 200,000 messages with Discord's limits off (messages ingested per
+    /// second), one at Discord's limits (request rate, 429s), and the library's pages at
+    /// 100,000 clips (p95).
+    Clips {
+        #[arg(long, default_value_t = 200_000)]
+        messages: usize,
+        /// Percent of the messages with a video.
+        #[arg(long, default_value_t = 5)]
+        video_percent: u32,
+        /// Messages of the scan at Discord's limits.
+        #[arg(long, default_value_t = 2_000)]
+        limited_messages: usize,
+        /// Requests per window of the message route's bucket at Discord's limits.
+        #[arg(long, default_value_t = 5)]
+        bucket_limit: u32,
+        /// The bucket's window, in seconds.
+        #[arg(long, default_value_t = 5)]
+        bucket_window_secs: u64,
+        /// Clips in the library.
+        #[arg(long, default_value_t = 100_000)]
+        library_clips: usize,
+        /// Timed calls per library query.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
     /// /ping latency idle and with the worst /odds and /roll in flight, side by side
     /// (against TAVERN_REDIS_URL).
     DiceLoad {
@@ -116,15 +147,20 @@ enum Bench {
     },
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to standard output, except for commands whose standard output is their
+/// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
+/// progress bar a log line would tear).
+fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, to_stderr) {
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).init(),
     }
 }
 
@@ -271,7 +307,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    init_tracing(config.log_format);
+    init_tracing(config.log_format, matches!(cli.command, Command::Clips(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -287,6 +323,7 @@ fn main() -> ExitCode {
             Command::Serve { .. } => serve(config).await.map(|()| ExitCode::SUCCESS),
             Command::Tokens(command) => tokens_cmd::run(&config, command).await,
             Command::Campaigns(command) => campaigns_cmd::run(&config, command).await,
+            Command::Clips(command) => clips_cmd::run(&config, command).await,
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),
@@ -320,6 +357,29 @@ fn main() -> ExitCode {
                     events_per_series,
                     rsvps_per_event,
                     members: members.max(1),
+                },
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
+            Command::Bench(Bench::Clips {
+                messages,
+                video_percent,
+                limited_messages,
+                bucket_limit,
+                bucket_window_secs,
+                library_clips,
+                queries,
+            }) => tavern::bench::clips::run(
+                config.database_url.expose(),
+                tavern::bench::clips::ClipsLoad {
+                    messages,
+                    video_percent,
+                    limited_messages,
+                    bucket_limit,
+                    bucket_window: std::time::Duration::from_secs(bucket_window_secs.max(1)),
+                    library_clips,
+                    queries,
+                    ..tavern::bench::clips::ClipsLoad::default()
                 },
             )
             .await

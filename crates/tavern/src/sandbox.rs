@@ -14,11 +14,19 @@
 //! demo guild's Alice, who so hosts the campaign and the online series. The demo player links their Meetup account through the
 //! real web flow: `/link-meetup` in the console, then the link (the fake Meetup has
 //! the demo player signed in).
+//!
+//! The clip archive's demo ([`seed_clips`]): a `#clips` channel in the demo guild
+//! with a few hundred messages of history (chatter, a few screenshots, and game
+//! highlights as real tiny WebM videos that play inline in the library), and a
+//! "Moderators" role with Manage Server given to the demo player, so a newcomer can
+//! `/clips enable` the channel, `/clips scan` it and browse the library at once.
 
 use anyhow::Context as _;
 use campaigns::config::{CampaignsConfig, DiscordSettings};
 use discord::model::{ChannelId, GuildId, RoleId};
-use discord_sim::{ChannelKind, ChannelSpec, Demo, RoleSpec, Sim};
+use discord_sim::{
+    AttachmentSpec, ChannelKind, ChannelSpec, Demo, RoleSpec, SeedMessage, Sim, Snowflake,
+};
 use feature::Clock as _;
 use meetup::fake::FakeMeetup;
 use store::Redis;
@@ -127,4 +135,120 @@ pub async fn authorise_organiser(
     )
     .await
     .context("storing the sandbox organiser's Meetup tokens")
+}
+
+/// The demo highlights: 2-second, 160x90 VP8 WebM clips (about 12 KB each), made once
+/// with ffmpeg's test sources and kept in `assets/sandbox/`.
+const DEMO_VIDEOS: [(&str, &[u8]); 3] = [
+    (
+        "dragon-fight",
+        include_bytes!("../assets/sandbox/dragon-fight.webm"),
+    ),
+    (
+        "critical-hit",
+        include_bytes!("../assets/sandbox/critical-hit.webm"),
+    ),
+    (
+        "table-setup",
+        include_bytes!("../assets/sandbox/table-setup.webm"),
+    ),
+];
+/// A screenshot (a PNG, never a clip).
+const DEMO_IMAGE: &[u8] = include_bytes!("../assets/sandbox/dungeon-map.png");
+
+/// Messages in the demo `#clips` channel.
+pub const CLIPS_MESSAGES: usize = 300;
+/// Every this many messages one carries a video.
+const VIDEO_EVERY: usize = 15;
+/// Every this many messages (when not a video) one carries a screenshot.
+const IMAGE_EVERY: usize = 11;
+
+/// What the demo community says between highlights.
+const CHATTER: [&str; 12] = [
+    "who's in for Friday's session?",
+    "I'll bring the snacks",
+    "did anyone write down the innkeeper's name?",
+    "my bard is definitely not trustworthy",
+    "rolling for initiative in my dreams now",
+    "the new map tiles arrived!",
+    "can we start 30 minutes later this week?",
+    "that puzzle door took us an hour",
+    "gg everyone, great session",
+    "who has the party's gold?",
+    "I still think the lich is the butler",
+    "recap is up in #campaigns",
+];
+
+/// What a highlight's message says.
+const HIGHLIGHTS: [&str; 5] = [
+    "the dragon fight, from the table cam",
+    "NAT 20. on the last hit.",
+    "setting up the table for the campaign finale",
+    "clip of the goblin ambush, it went so wrong",
+    "when the rogue tried to pickpocket the king",
+];
+
+/// Adds the clip archive's demo to the demo guild: a "Moderators" role with Manage
+/// Server for the demo player, and `#clips` with [`CLIPS_MESSAGES`] messages of
+/// history by the demo members (nothing announced: they were posted before Tavern
+/// looked). Returns the channel. Every message is the same at each start.
+pub fn seed_clips(sim: &Sim, demo: &Demo) -> anyhow::Result<Snowflake> {
+    let guild = demo.guild;
+    let sim_error =
+        |what: &'static str| move |e: discord_sim::SimError| anyhow::anyhow!("{what}: {e}");
+    let moderators = sim
+        .create_role(
+            guild,
+            RoleSpec::new("Moderators", discord::model::permissions::MANAGE_GUILD),
+        )
+        .map_err(sim_error("the moderators' role"))?;
+    sim.add_member_role(guild, demo.demo_player, moderators)
+        .map_err(sim_error("the demo player's moderator role"))?;
+    let channel = sim
+        .create_channel_with(
+            guild,
+            ChannelSpec::new("clips", ChannelKind::Text)
+                .parent(demo.category)
+                .topic("Game highlights: /clips enable, then /clips scan, then the library"),
+        )
+        .map_err(sim_error("the clips channel"))?;
+    let authors = [demo.alice, demo.bob, demo.carol, demo.demo_player];
+    let messages: Vec<SeedMessage> = (0..CLIPS_MESSAGES)
+        .map(|i| {
+            let author = authors[i % authors.len()];
+            if i % VIDEO_EVERY == VIDEO_EVERY - 1 {
+                let n = i / VIDEO_EVERY;
+                let (name, data) = DEMO_VIDEOS[n % DEMO_VIDEOS.len()];
+                let mut video = AttachmentSpec::new(
+                    format!("{name}-{}.webm", n + 1),
+                    "video/webm",
+                    data.to_vec(),
+                );
+                video.width = Some(160);
+                video.height = Some(90);
+                video.duration_secs = Some(2.0);
+                SeedMessage::new(author, HIGHLIGHTS[n % HIGHLIGHTS.len()]).attachment(video)
+            } else if i % IMAGE_EVERY == IMAGE_EVERY - 1 {
+                let mut image = AttachmentSpec::new(
+                    format!("map-{}.png", i + 1),
+                    "image/png",
+                    DEMO_IMAGE.to_vec(),
+                );
+                image.width = Some(160);
+                image.height = Some(90);
+                SeedMessage::new(author, "tonight's dungeon map").attachment(image)
+            } else {
+                SeedMessage::new(author, CHATTER[i % CHATTER.len()])
+            }
+        })
+        .collect();
+    sim.seed_history(channel, messages)
+        .map_err(sim_error("the clips channel's history"))?;
+    tracing::info!(%channel, messages = CLIPS_MESSAGES, "sandbox: #clips seeded with a history of game highlights");
+    Ok(channel)
+}
+
+/// The videos in the demo `#clips` history.
+pub const fn clips_videos() -> usize {
+    CLIPS_MESSAGES / VIDEO_EVERY
 }

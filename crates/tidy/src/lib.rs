@@ -239,6 +239,9 @@ pub fn seed_names() -> Vec<SeedNames> {
             "bot_channels",
             "bot_channel_scan_runs",
             "install_intents",
+            // Tavern's additions, held to the same rule.
+            "clips",
+            "scan_run_parts",
         ],
     );
     let meet_tables = sql_tables(

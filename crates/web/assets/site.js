@@ -1,6 +1,6 @@
 // Every page's script: the saved theme (applied before the page is painted, which
-// is why this file is not deferred), the header's theme switch, and spoilers that a
-// click or Enter reveals.
+// is why this file is not deferred), the header's theme switch, spoilers that a
+// click or Enter reveals, and live parts of a page kept up to date from a JSON URL.
 (function () {
   'use strict';
   var root = document.documentElement;
@@ -39,5 +39,35 @@
 
   document.addEventListener('keydown', function (ev) {
     if ((ev.key === 'Enter' || ev.key === ' ') && reveal(ev.target)) ev.preventDefault();
+  });
+
+  // Live parts of a page (the clips' scan progress): an element with
+  // data-live="<JSON URL>" and data-live-active="true" is refreshed from that URL every
+  // second. Each [data-field] inside shows the field of that name, the element's
+  // data-status takes `status`, and [data-live-only] / [data-idle-only] show while
+  // `live` is true / false. Polling stops once `live` is false.
+  function refreshLive(el) {
+    fetch(el.getAttribute('data-live'), {
+      credentials: 'same-origin',
+      headers: { 'Accept': 'application/json' }
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data) { setTimeout(function () { refreshLive(el); }, 3000); return; }
+        el.querySelectorAll('[data-field]').forEach(function (field) {
+          var value = data[field.getAttribute('data-field')];
+          if (value !== undefined) field.textContent = value === null ? '' : String(value);
+        });
+        if (data.status) el.setAttribute('data-status', data.status);
+        el.querySelectorAll('[data-live-only]').forEach(function (x) { x.hidden = !data.live; });
+        el.querySelectorAll('[data-idle-only]').forEach(function (x) { x.hidden = !!data.live; });
+        el.setAttribute('data-live-active', data.live ? 'true' : 'false');
+        if (data.live) setTimeout(function () { refreshLive(el); }, 1000);
+      }, function () { setTimeout(function () { refreshLive(el); }, 3000); });
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    document.querySelectorAll('[data-live][data-live-active="true"]').forEach(function (el) {
+      setTimeout(function () { refreshLive(el); }, 1000);
+    });
   });
 })();

@@ -114,3 +114,88 @@ impl Repo {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 }
+
+/// What reading one message of a channel needs to know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingContext {
+    pub is_reading: bool,
+    pub is_nsfw: bool,
+    /// The guild's settings merged with the channel's overrides.
+    pub settings: Settings,
+}
+
+impl Repo {
+    /// Every channel of a guild, by name.
+    pub async fn guild_channels(&self, guild: GuildId) -> Result<Vec<StoredChannel>, RepoError> {
+        let rows: Vec<ChannelRow> = sqlx::query_as(schema::SELECT_GUILD_CHANNELS)
+            .bind(guild.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Deletes a channel; its scan runs and its clips go with it. Returns whether it
+    /// existed.
+    pub async fn delete_channel(&self, channel: ChannelId) -> Result<bool, RepoError> {
+        let done = sqlx::query(schema::DELETE_CHANNEL)
+            .bind(channel.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Makes a guild's stored channels exactly `channels` (what Discord lists now):
+    /// each is created or refreshed, the others deleted, in one transaction. The guild
+    /// must be known.
+    pub async fn sync_guild_channels(
+        &self,
+        guild: GuildId,
+        channels: &[ChannelInfo],
+    ) -> Result<(), RepoError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = channels.iter().map(|c| c.id.to_string()).collect();
+        sqlx::query(schema::DELETE_STALE_CHANNELS)
+            .bind(guild.to_string())
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+        for channel in channels {
+            sqlx::query(schema::UPSERT_CHANNEL)
+                .bind(channel.id.to_string())
+                .bind(guild.to_string())
+                .bind(&channel.name)
+                .bind(&channel.kind)
+                .bind(channel.is_nsfw)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    unless_violates(e, schema::CHANNEL_GUILD_FK, RepoError::UnknownGuild(guild))
+                })?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a channel is read, its NSFW flag and its effective settings; `None` for
+    /// a channel Tavern does not know.
+    pub async fn reading_context(
+        &self,
+        channel: ChannelId,
+    ) -> Result<Option<ReadingContext>, RepoError> {
+        let row: Option<(bool, Option<bool>, serde_json::Value, serde_json::Value)> =
+            sqlx::query_as(schema::SELECT_READING_CONTEXT)
+                .bind(channel.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((is_reading, is_nsfw, guild, own)) = row else {
+            return Ok(None);
+        };
+        let guild = Settings::from_json(guild).map_err(|e| corrupt("guild settings", e))?;
+        let own = Settings::from_json(own).map_err(|e| corrupt("channel settings", e))?;
+        Ok(Some(ReadingContext {
+            is_reading,
+            is_nsfw: is_nsfw.unwrap_or(false),
+            settings: guild.merged_with(&own),
+        }))
+    }
+}

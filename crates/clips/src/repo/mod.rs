@@ -1,6 +1,9 @@
-//! Repositories over the seed's tables (every statement is in [`crate::schema`]), one
-//! file per aggregate: [`users`], [`guilds`], [`settings`], [`channels`], [`scan_runs`]
-//! and [`install_intents`], all methods of the one [`Repo`] over the shared pool.
+//! Repositories over the seed's tables and Tavern's additions (every statement is in
+//! [`crate::schema`]), one file per aggregate: [`users`], [`guilds`], [`settings`],
+//! [`channels`], [`scan_runs`] (with the scan's coordination: requests, the channel's
+//! scan lock, the parts of a split scan), [`clips`] (the clip index: a scan's page, a
+//! live message, an edit, deletions) and [`install_intents`], all methods of the one
+//! [`Repo`] over the shared pool.
 //!
 //! Every change that must not race is one SQL statement: starting a run is an `UPDATE`
 //! guarded by the status the caller saw, consuming an install intent is a guarded
@@ -8,8 +11,10 @@
 //! that does not parse is reported as [`StorageError::Corrupt`], never papered over.
 
 pub mod channels;
+pub mod clips;
 pub mod guilds;
 pub mod install_intents;
+pub mod library;
 pub mod scan_runs;
 pub mod settings;
 pub mod users;
@@ -22,9 +27,10 @@ use crate::domain::{
     UserId,
 };
 
-pub use channels::{ChannelInfo, StoredChannel};
+pub use channels::{ChannelInfo, ReadingContext, StoredChannel};
+pub use clips::{NewClip, Page};
 pub use guilds::{GuildInfo, StoredGuild};
-pub use scan_runs::{Progress, ScanRun};
+pub use scan_runs::{ChannelLock, Progress, RunPart, RunRequest, ScanRun};
 pub use users::{StoredUser, UserProfile};
 
 /// Errors of the clip archive's repositories: the storage vocabulary, next to the

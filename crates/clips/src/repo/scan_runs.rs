@@ -205,3 +205,181 @@ impl Repo {
         }
     }
 }
+
+/// What [`Repo::request_run`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunRequest {
+    /// A new run was queued.
+    Queued(ScanRun),
+    /// The channel already had an unfinished run (queued, or running): this one.
+    Existing(ScanRun),
+}
+
+/// A channel's scan lock, held by a connection of its own (not one of the pool's) for
+/// as long as this value lives: a PostgreSQL session-level advisory lock, so it is
+/// released by [`ChannelLock::release`], or when the connection closes, whatever closes
+/// it (this value dropped, the process killed).
+#[derive(Debug)]
+pub struct ChannelLock {
+    channel: ChannelId,
+    connection: sqlx::PgConnection,
+}
+
+impl ChannelLock {
+    pub fn channel(&self) -> ChannelId {
+        self.channel
+    }
+
+    /// Releases the lock and closes its connection.
+    pub async fn release(mut self) {
+        let unlocked = sqlx::query_scalar::<_, bool>(crate::schema::index::UNLOCK_CHANNEL_SCAN)
+            .bind(self.channel.to_string())
+            .fetch_one(&mut self.connection)
+            .await;
+        if let Err(error) = unlocked {
+            // Closing the connection releases it all the same.
+            tracing::warn!(channel = %self.channel, %error, "scan lock release failed");
+        }
+        let _ = sqlx::Connection::close(self.connection).await;
+    }
+}
+
+impl Repo {
+    /// The channel's newest unfinished run (queued or running), if any.
+    pub async fn unfinished_run(&self, channel: ChannelId) -> Result<Option<ScanRun>, RepoError> {
+        let row: Option<ScanRunRow> = sqlx::query_as(crate::schema::index::SELECT_UNFINISHED_RUN)
+            .bind(channel.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Queues a run of `window` in `channel` unless the channel has an unfinished run,
+    /// which is handed back instead. One transaction under a per-channel advisory lock,
+    /// so two requests racing queue one run.
+    pub async fn request_run(
+        &self,
+        channel: ChannelId,
+        window: ScanWindow,
+    ) -> Result<RunRequest, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(crate::schema::index::LOCK_CHANNEL_REQUESTS)
+            .bind(channel.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<ScanRunRow> =
+            sqlx::query_as(crate::schema::index::SELECT_UNFINISHED_RUN)
+                .bind(channel.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            tx.commit().await?;
+            return Ok(RunRequest::Existing(row.try_into()?));
+        }
+        let row: ScanRunRow = sqlx::query_as(schema::INSERT_RUN)
+            .bind(channel.to_string())
+            .bind(window.after().map(|id| id.to_string()))
+            .bind(window.before().map(|id| id.to_string()))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| {
+                unless_violates(
+                    e,
+                    schema::RUN_CHANNEL_FK,
+                    RepoError::UnknownChannel(channel),
+                )
+            })?;
+        tx.commit().await?;
+        let run: ScanRun = row.try_into()?;
+        tracing::info!(run = %run.id, %channel, "scan run queued");
+        Ok(RunRequest::Queued(run))
+    }
+
+    /// Up to `limit` runs waiting for a worker, oldest first: queued ones, and running
+    /// ones abandoned by their worker (their channel's scan lock is free).
+    pub async fn pending_runs(&self, limit: u32) -> Result<Vec<ScanRun>, RepoError> {
+        let rows: Vec<ScanRunRow> = sqlx::query_as(crate::schema::index::SELECT_PENDING_RUNS)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Takes `channel`'s scan lock on a connection of its own, if no one holds it
+    /// (`None` then). See [`ChannelLock`].
+    pub async fn try_lock_channel(
+        &self,
+        channel: ChannelId,
+    ) -> Result<Option<ChannelLock>, RepoError> {
+        // Detached from the pool: the lock must live exactly as long as this
+        // connection, which the pool would otherwise keep and hand to someone else.
+        let mut connection = self.pool.acquire().await?.detach();
+        let taken: bool = sqlx::query_scalar(crate::schema::index::TRY_LOCK_CHANNEL_SCAN)
+            .bind(channel.to_string())
+            .fetch_one(&mut connection)
+            .await?;
+        if taken {
+            Ok(Some(ChannelLock {
+                channel,
+                connection,
+            }))
+        } else {
+            let _ = sqlx::Connection::close(connection).await;
+            Ok(None)
+        }
+    }
+}
+
+/// A part of a deep scan read concurrently with the others (see
+/// [`crate::schema::index::V3_SCAN_PARTS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPart {
+    pub part: i32,
+    /// What is left of the part (read forward).
+    pub window: ScanWindow,
+    pub done: bool,
+}
+
+impl Repo {
+    /// Splits a run's remaining history into `parts` (numbered from 0), all at once.
+    pub async fn insert_run_parts(
+        &self,
+        id: ScanRunId,
+        parts: &[ScanWindow],
+    ) -> Result<(), RepoError> {
+        let numbers: Vec<i32> = (0..parts.len())
+            .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+            .collect();
+        let bound = |b: Option<MessageId>| b.map(|m| m.to_string()).unwrap_or_default();
+        let after: Vec<String> = parts.iter().map(|w| bound(w.after())).collect();
+        let before: Vec<String> = parts.iter().map(|w| bound(w.before())).collect();
+        sqlx::query(crate::schema::index::INSERT_RUN_PARTS)
+            .bind(id.to_string())
+            .bind(numbers)
+            .bind(after)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A run's parts, in order (none for a run read in one piece).
+    pub async fn run_parts(&self, id: ScanRunId) -> Result<Vec<RunPart>, RepoError> {
+        let rows: Vec<(i32, String, String, bool)> =
+            sqlx::query_as(crate::schema::index::SELECT_RUN_PARTS)
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(part, after, before, done)| {
+                let bad = |e| corrupt("scan run part", e);
+                let window = ScanWindow::between(
+                    Some(parse_snowflake("message id", &after).map_err(bad)?),
+                    Some(parse_snowflake("message id", &before).map_err(bad)?),
+                )
+                .map_err(|e| corrupt("scan run part", e))?;
+                Ok(RunPart { part, window, done })
+            })
+            .collect()
+    }
+}

@@ -12,6 +12,8 @@
 //! | `bot_channels` | channels, whether they are read, ingestion progress, overrides |
 //! | `bot_channel_scan_runs` | one row per scan of a channel's history (`scan_status` enum) |
 //! | `install_intents` | OAuth `state` of a bot installation in progress |
+//! | `clips` | Tavern's addition: one row per video attachment found ([`index`]) |
+//! | `scan_run_parts` | Tavern's addition: the parts of a deep scan read concurrently ([`index`]) |
 //!
 //! The migration runs with `search_path` set to the feature's schema (see
 //! [`store::FeatureMigrations`]), so it is written unqualified, as in the seed. The
@@ -21,6 +23,9 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use store::FeatureMigrations;
+
+pub mod index;
+pub mod library;
 
 /// The PostgreSQL schema of this feature.
 pub const SCHEMA: &str = "clips";
@@ -38,7 +43,11 @@ pub const TABLES: [&str; 6] = [
 /// The migrations of the clip archive, applied by [`store::Postgres::migrate`].
 pub const MIGRATIONS: FeatureMigrations = FeatureMigrations {
     schema: SCHEMA,
-    steps: &[(1, "clip archive tables", V1_TABLES)],
+    steps: &[
+        (1, "clip archive tables", V1_TABLES),
+        (2, "clip index", index::V2_CLIP_INDEX),
+        (3, "scan parts", index::V3_SCAN_PARTS),
+    ],
 };
 
 /// Version 1: the seed's tables, exactly as written there.
@@ -314,6 +323,30 @@ SELECT channel_id, guild_id, name, type, is_nsfw, is_reading, last_message_id,
        last_scanned_at, last_activity_at, message_count, settings, created_at, updated_at
 FROM clips.bot_channels WHERE guild_id = $1 AND is_reading = true
 ORDER BY last_scanned_at NULLS FIRST, channel_id";
+
+/// `$1` guild_id: every channel of the guild, by name.
+pub(crate) const SELECT_GUILD_CHANNELS: &str = "\
+SELECT channel_id, guild_id, name, type, is_nsfw, is_reading, last_message_id,
+       last_scanned_at, last_activity_at, message_count, settings, created_at, updated_at
+FROM clips.bot_channels WHERE guild_id = $1
+ORDER BY name NULLS LAST, channel_id";
+
+/// `$1` channel_id. Its scan runs (and clips) go with it.
+pub(crate) const DELETE_CHANNEL: &str = "DELETE FROM clips.bot_channels WHERE channel_id = $1";
+
+/// `$1` guild_id, `$2` the ids of the channels the guild has now (text[]): the others
+/// were deleted while nobody was listening.
+pub(crate) const DELETE_STALE_CHANNELS: &str = "\
+DELETE FROM clips.bot_channels WHERE guild_id = $1 AND channel_id <> ALL ($2::text[])";
+
+/// `$1` channel_id: what reading a message of the channel needs: whether it is read,
+/// its NSFW flag, its guild's settings (`{}` without a row) and its own overrides.
+pub(crate) const SELECT_READING_CONTEXT: &str = "\
+SELECT c.is_reading, c.is_nsfw, COALESCE(g.settings, '{}'::jsonb) AS guild,
+       c.settings AS channel
+FROM clips.bot_channels c
+LEFT JOIN clips.guild_settings g ON g.guild_id = c.guild_id
+WHERE c.channel_id = $1";
 
 /// `$1` channel_id, `$2` after_message_id, `$3` before_message_id.
 pub(crate) const INSERT_RUN: &str = "\

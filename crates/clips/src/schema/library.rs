@@ -1,0 +1,226 @@
+//! The web library's statements over the clip index ([`super::index`]): pages of clips
+//! with filters and search, the authors of a guild, the refreshed CDN URLs, the purges of
+//! the danger zone, and which of a user's guilds Tavern is in. Also the one Redis key
+//! the web side adds ([`USER_GUILDS_KEY_PREFIX`]).
+//!
+//! # Paging that stays fast
+//! A page is `ORDER BY posted_at DESC, attachment_id DESC LIMIT n+1` after the cursor
+//! `(posted_at, attachment_id) < (t, a)`: a keyset, never `OFFSET`, so page 500 costs
+//! what page 1 costs. The filters pick the index that serves the order directly:
+//! the guild alone `idx_clips_guild_posted`, a channel `idx_clips_channel_posted`, an
+//! author `idx_clips_author_posted` (each led by the equality columns, then the order's
+//! columns, so the scan stops after n+1 rows); a date range is a bound on `posted_at`
+//! inside the same index. Search is `lower(filename || ' ' || message_text) LIKE
+//! '%..%'`, the expression of the trigram index `idx_clips_search`, so PostgreSQL can
+//! take the rows matching the words from that index when they are few, or walk the
+//! ordered index and filter when they are many. No page counts its results (a count of
+//! a large guild is what would not stay fast).
+//!
+//! The statement is assembled from fixed parts for the filters present
+//! ([`library_page`]); every value is a bound parameter.
+
+use chrono::{DateTime, Utc};
+
+/// Redis key prefix of a user's Discord guild list, cached by the web pages:
+/// `tavern:clips:user_guilds:{discord user id}`, a JSON array of the user's guilds (id,
+/// name, owner, permission bits), for [`USER_GUILDS_TTL_SECS`]. Tavern's addition (the
+/// seed has no Redis keys): without it every page view would ask Discord for the list,
+/// and Discord limits that route per user.
+pub const USER_GUILDS_KEY_PREFIX: &str = "tavern:clips:user_guilds:";
+/// How long a cached guild list is used (seconds).
+pub const USER_GUILDS_TTL_SECS: u64 = 60;
+
+/// The key of `user`'s cached guild list.
+pub fn user_guilds_key(user: crate::domain::UserId) -> String {
+    format!("{USER_GUILDS_KEY_PREFIX}{user}")
+}
+
+/// One clip as the library shows it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LibraryClipRow {
+    pub attachment_id: String,
+    pub message_id: String,
+    pub channel_id: String,
+    pub guild_id: String,
+    pub author_id: String,
+    pub author_name: String,
+    pub posted_at: DateTime<Utc>,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub duration_secs: Option<f64>,
+    pub url: String,
+    pub url_expires_at: Option<DateTime<Utc>>,
+    pub message_text: String,
+}
+
+/// Which filters a library page has, in the order their parameters are bound after
+/// `$1` (the guild): channel, author, from, to, search pattern, cursor (two), and last
+/// the limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LibraryShape {
+    pub channel: bool,
+    pub author: bool,
+    pub from: bool,
+    pub to: bool,
+    pub search: bool,
+    pub cursor: bool,
+}
+
+const LIBRARY_COLUMNS: &str = "\
+SELECT attachment_id, message_id, channel_id, guild_id, author_id, author_name, posted_at,
+       filename, content_type, size_bytes, width, height, duration_secs, url, url_expires_at,
+       message_text
+FROM clips.clips
+WHERE guild_id = $1";
+
+/// A page of a guild's clips, newest first, for the filters of `shape` (see the module
+/// docs). Parameters: `$1` guild_id, then for each filter present, in this order:
+/// channel_id, author_id, from (inclusive), to (exclusive), the `LIKE` pattern (lowered
+/// here; `%`, `_` and `\` in the words escaped with `\`), the cursor's posted_at and
+/// attachment_id; last the limit.
+pub(crate) fn library_page(shape: LibraryShape) -> String {
+    let mut sql = String::from(LIBRARY_COLUMNS);
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if shape.channel {
+        sql.push_str(&format!("\n  AND channel_id = ${}", next()));
+    }
+    if shape.author {
+        sql.push_str(&format!("\n  AND author_id = ${}", next()));
+    }
+    if shape.from {
+        sql.push_str(&format!("\n  AND posted_at >= ${}", next()));
+    }
+    if shape.to {
+        sql.push_str(&format!("\n  AND posted_at < ${}", next()));
+    }
+    if shape.search {
+        sql.push_str(&format!(
+            "\n  AND lower(filename || ' ' || message_text) LIKE lower(${})",
+            next()
+        ));
+    }
+    if shape.cursor {
+        let (t, a) = (next(), next());
+        sql.push_str(&format!(
+            "\n  AND (posted_at, attachment_id) < (${t}, ${a})"
+        ));
+    }
+    sql.push_str(&format!(
+        "\nORDER BY posted_at DESC, attachment_id DESC\nLIMIT ${}",
+        next()
+    ));
+    sql
+}
+
+/// [`library_page`] under `EXPLAIN`, for the test (and the operator) that checks which
+/// index serves a page.
+pub(crate) fn explain_library_page(shape: LibraryShape) -> String {
+    format!("EXPLAIN {}", library_page(shape))
+}
+
+/// `$1` guild_id, `$2` at most this many. The distinct authors of a guild's clips, each
+/// with the latest name seen, by name. A skip scan over `idx_clips_author_posted`: one
+/// index probe per author, not a pass over every clip.
+pub(crate) const SELECT_GUILD_AUTHORS: &str = "\
+WITH RECURSIVE authors AS (
+    (SELECT author_id FROM clips.clips WHERE guild_id = $1 ORDER BY author_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.author_id FROM clips.clips c
+            WHERE c.guild_id = $1 AND c.author_id > a.author_id
+            ORDER BY c.author_id LIMIT 1)
+    FROM authors a WHERE a.author_id IS NOT NULL
+)
+SELECT a.author_id,
+       (SELECT c.author_name FROM clips.clips c
+        WHERE c.guild_id = $1 AND c.author_id = a.author_id
+        ORDER BY c.posted_at DESC, c.attachment_id DESC LIMIT 1) AS author_name
+FROM (SELECT author_id FROM authors WHERE author_id IS NOT NULL LIMIT $2) a
+ORDER BY 2, 1";
+
+/// `$1` attachment ids, `$2` their new URLs, `$3` when those expire (arrays of the same
+/// length). Stores the CDN URLs a page refreshed, in one statement.
+pub(crate) const UPDATE_CLIP_URLS: &str = "\
+UPDATE clips.clips c
+SET url = v.url, url_expires_at = v.expires_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(attachment_id, url, expires_at)
+WHERE c.attachment_id = v.attachment_id";
+
+/// `$1` channel_id. The danger zone's "purge this channel's index": deletes the
+/// channel's clips and resets its scan position (`last_message_id`, `message_count`,
+/// `last_scanned_at`) so the next scan reads its whole history again, in one statement.
+/// Returns how many clips went and how many channels were reset (0: no such channel).
+pub(crate) const PURGE_CHANNEL_INDEX: &str = "\
+WITH gone AS (
+    DELETE FROM clips.clips WHERE channel_id = $1 RETURNING 1
+), reset AS (
+    UPDATE clips.bot_channels
+    SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
+    WHERE channel_id = $1
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels";
+
+/// `$1` guild_id. [`PURGE_CHANNEL_INDEX`] for every channel of a guild at once.
+pub(crate) const PURGE_GUILD_INDEX: &str = "\
+WITH gone AS (
+    DELETE FROM clips.clips WHERE guild_id = $1 RETURNING 1
+), reset AS (
+    UPDATE clips.bot_channels
+    SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
+    WHERE guild_id = $1
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels";
+
+/// `$1` guild ids (text[]): those Tavern is in (`bot_guilds`).
+pub(crate) const SELECT_KNOWN_GUILDS: &str =
+    "SELECT guild_id FROM clips.bot_guilds WHERE guild_id = ANY($1::text[])";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_statement_numbers_its_parameters_in_order() {
+        let all = library_page(LibraryShape {
+            channel: true,
+            author: true,
+            from: true,
+            to: true,
+            search: true,
+            cursor: true,
+        });
+        for (i, part) in [
+            "channel_id = $2",
+            "author_id = $3",
+            "posted_at >= $4",
+            "posted_at < $5",
+            "LIKE lower($6)",
+            "< ($7, $8)",
+            "LIMIT $9",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(all.contains(part), "{i}: {part} in {all}");
+        }
+        let bare = library_page(LibraryShape::default());
+        assert!(bare.ends_with("LIMIT $2"), "{bare}");
+        assert!(!bare.contains("OFFSET"), "{bare}");
+        let search = library_page(LibraryShape {
+            search: true,
+            cursor: true,
+            ..LibraryShape::default()
+        });
+        assert!(search.contains("LIKE lower($2)"), "{search}");
+        assert!(search.contains("< ($3, $4)"), "{search}");
+        assert!(search.ends_with("LIMIT $5"), "{search}");
+    }
+}

@@ -1,0 +1,457 @@
+//! A guild's clip library: `GET /clips/guilds/{guild}/library?channel=&author=&from=&to=&q=&before=`.
+//!
+//! - A grid of clips, newest first, [`PAGE_SIZE`] a page: each tile is the video itself
+//!   (`<video preload="metadata">`, so the browser fetches only enough to draw its first
+//!   frame as the poster, and plays it inline on a click) with its file name, duration,
+//!   size, author, channel and date, the message's text, and a link back to the message
+//!   in Discord. Each tile carries `data-attachment-id`.
+//! - Filters: channel, author, a date range (`from` and `to`, both days inclusive, in
+//!   UTC), and a search in file names and message texts (`q`, case-insensitive).
+//!   Each bad value is a 400 page naming the field.
+//! - Paging by keyset: "Older clips" carries `before=` the last tile's cursor
+//!   ([`crate::repo::library::LibraryCursor`]), never an offset, so every page costs
+//!   the same however deep (see [`crate::schema::library`]).
+//! - Discord's CDN URLs are signed and expire (their `ex` parameter,
+//!   [`crate::domain::cdn_url_expiry`]). URLs that expired
+//!   or expire within [`REFRESH_MARGIN`] are refreshed with Discord
+//!   (`POST /attachments/refresh-urls`, 50 at a time) before the page renders, and the
+//!   new ones stored. If Discord does not answer, the page shows the old URLs (those
+//!   tiles may not play) and says so.
+//!
+//! Any member of the guild (per their Discord guild list) may see it.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use discord::model::{ChannelId, GuildId, UserId};
+use maud::{Markup, html};
+use serde::Deserialize;
+use web::page::{Page, Problem};
+use web::session::CurrentUser;
+
+use super::{
+    WebState, guild_path, human_duration, human_size, parse_guild, standing, storage_problem,
+};
+use crate::domain::cdn_url_expiry;
+use crate::repo::StoredChannel;
+use crate::repo::library::{
+    LibraryClip, LibraryCursor, LibraryFilter, LibraryPage, RefreshedUrl, SearchText,
+};
+
+/// Clips on a page.
+pub const PAGE_SIZE: u32 = 24;
+/// URLs expiring sooner than this are refreshed before a page shows them.
+pub const REFRESH_MARGIN: TimeDelta = TimeDelta::minutes(5);
+/// Discord refreshes at most this many URLs per request.
+const REFRESH_BATCH: usize = 50;
+
+/// The query of a library page, as typed.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LibraryQuery {
+    channel: Option<String>,
+    author: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    q: Option<String>,
+    before: Option<String>,
+}
+
+fn present(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn bad(sentence: String) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "Check the filters", sentence)
+}
+
+fn day(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        bad(format!(
+            "`{field}` must be a day written YYYY-MM-DD, not `{}`.",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+fn midnight(date: NaiveDate) -> DateTime<Utc> {
+    date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+/// The filter and cursor a query asks for; a 400 page naming the field otherwise.
+pub(crate) fn parse_query(
+    guild: GuildId,
+    query: &LibraryQuery,
+) -> Result<(LibraryFilter, Option<LibraryCursor>), Problem> {
+    let mut filter = LibraryFilter::guild(guild);
+    if let Some(raw) = present(&query.channel) {
+        filter.channel = Some(
+            discord::model::parse_id::<discord::model::ChannelMarker>("channel", raw).map_err(
+                |_| {
+                    bad(format!(
+                        "`channel` must be a channel id, not `{}`.",
+                        raw.chars().take(40).collect::<String>()
+                    ))
+                },
+            )?,
+        );
+    }
+    if let Some(raw) = present(&query.author) {
+        filter.author = Some(
+            discord::model::parse_id::<discord::model::UserMarker>("author", raw).map_err(
+                |_| {
+                    bad(format!(
+                        "`author` must be a user id, not `{}`.",
+                        raw.chars().take(40).collect::<String>()
+                    ))
+                },
+            )?,
+        );
+    }
+    let from = present(&query.from)
+        .map(|raw| day("from", raw))
+        .transpose()?;
+    let to = present(&query.to).map(|raw| day("to", raw)).transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(bad(format!(
+            "`from` ({from}) is after `to` ({to}): nothing can be in between."
+        )));
+    }
+    filter.from = from.map(midnight);
+    filter.to = to.and_then(|d| d.succ_opt()).map(midnight);
+    if let Some(raw) = present(&query.q) {
+        filter.search = Some(SearchText::parse(raw).map_err(|e| bad(format!("`q`: {e}.")))?);
+    }
+    let cursor = present(&query.before)
+        .map(|raw| raw.parse::<LibraryCursor>())
+        .transpose()
+        .map_err(|e| bad(format!("`before`: {e}.")))?;
+    Ok((filter, cursor))
+}
+
+/// `GET /clips/guilds/{guild}/library`.
+pub(crate) async fn page(
+    State(state): State<WebState>,
+    Path(raw): Path<String>,
+    current: CurrentUser,
+    page: Page,
+    Query(query): Query<LibraryQuery>,
+) -> Response {
+    match library(&state, &raw, &current, &page, &query).await {
+        Ok(markup) => markup.into_response(),
+        Err(problem) => page.problem(problem),
+    }
+}
+
+async fn library(
+    state: &WebState,
+    raw: &str,
+    current: &CurrentUser,
+    page: &Page,
+    query: &LibraryQuery,
+) -> Result<Markup, Problem> {
+    let guild = parse_guild(raw)?;
+    let (filter, cursor) = parse_query(guild, query)?;
+    standing(state, current, guild).await?;
+    let stored = state
+        .repo
+        .guild(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .ok_or_else(|| {
+            Problem::not_found("Tavern is not in this server, so it has no library here.")
+        })?;
+    let mut found = state
+        .repo
+        .library_page(&filter, cursor, PAGE_SIZE)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    let stale_links = refresh_urls(state, &mut found).await;
+    let channels = state
+        .repo
+        .guild_channels(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    let authors = state
+        .repo
+        .guild_authors(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    let names: HashMap<ChannelId, String> = channels
+        .iter()
+        .map(|c| (c.info.id, channel_name(c)))
+        .collect();
+    let title = format!("{} · library", stored.info.name);
+    Ok(page.render(
+        &title,
+        html! {
+            section.library {
+                h1 { "Clips of " (stored.info.name) }
+                p { a href=(guild_path(guild)) { "Channels and scans" } }
+                (filters(guild, query, &filter, &channels, &authors))
+                @if stale_links {
+                    p.muted.notice { "Discord did not refresh some video links; those clips may not play. Reload in a moment." }
+                }
+                @if found.clips.is_empty() {
+                    p.empty { "No clips match." }
+                }
+                ul.clip-grid {
+                    @for clip in &found.clips {
+                        (tile(clip, &names))
+                    }
+                }
+                nav.pager aria-label="Pages" {
+                    @if cursor.is_some() {
+                        a.button.secondary href=(page_link(guild, query, None)) { "Newest clips" }
+                        " "
+                    }
+                    @if let Some(next) = found.next {
+                        a.button rel="next" data-next-page href=(page_link(guild, query, Some(next))) { "Older clips" }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn channel_name(channel: &StoredChannel) -> String {
+    channel
+        .info
+        .name
+        .clone()
+        .unwrap_or_else(|| channel.info.id.to_string())
+}
+
+/// The library URL with the same filters and `before` = `cursor`.
+fn page_link(guild: GuildId, query: &LibraryQuery, cursor: Option<LibraryCursor>) -> String {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("channel", &query.channel),
+        ("author", &query.author),
+        ("from", &query.from),
+        ("to", &query.to),
+        ("q", &query.q),
+    ] {
+        if let Some(value) = present(value) {
+            pairs.append_pair(key, value);
+        }
+    }
+    if let Some(cursor) = cursor {
+        pairs.append_pair("before", &cursor.to_string());
+    }
+    let query = pairs.finish();
+    if query.is_empty() {
+        super::library_path(guild)
+    } else {
+        format!("{}?{query}", super::library_path(guild))
+    }
+}
+
+fn filters(
+    guild: GuildId,
+    query: &LibraryQuery,
+    filter: &LibraryFilter,
+    channels: &[StoredChannel],
+    authors: &[(UserId, String)],
+) -> Markup {
+    let text = |raw: &Option<String>| present(raw).unwrap_or_default().to_owned();
+    html! {
+        form.filters method="get" action=(super::library_path(guild)) role="search" {
+            label {
+                "Channel "
+                select name="channel" {
+                    option value="" { "All channels" }
+                    @for channel in channels.iter().filter(|c| c.info.kind.as_deref() != Some("category")) {
+                        option value=(channel.info.id) selected[filter.channel == Some(channel.info.id)] {
+                            "#" (channel_name(channel))
+                        }
+                    }
+                }
+            }
+            label {
+                "Author "
+                select name="author" {
+                    option value="" { "Anyone" }
+                    @for (id, name) in authors {
+                        option value=(id) selected[filter.author == Some(*id)] {
+                            @if name.is_empty() { (id) } @else { (name) }
+                        }
+                    }
+                }
+            }
+            label { "From " input type="date" name="from" value=(text(&query.from)); }
+            label { "To " input type="date" name="to" value=(text(&query.to)); }
+            label {
+                "Search "
+                input type="search" name="q" value=(text(&query.q)) placeholder="file name or message" maxlength="200";
+            }
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
+    let channel = channels
+        .get(&clip.channel)
+        .cloned()
+        .unwrap_or_else(|| clip.channel.to_string());
+    let author = if clip.author_name.is_empty() {
+        clip.author.to_string()
+    } else {
+        clip.author_name.clone()
+    };
+    // `#t=0.1`: the first frame, drawn as the poster once the metadata is in.
+    let src = format!("{}#t=0.1", clip.url);
+    html! {
+        li.clip-tile data-attachment-id=(clip.attachment) {
+            video controls preload="metadata" playsinline src=(src)
+                width=[clip.width] height=[clip.height]
+                aria-label=(format!("{} by {}", clip.filename, author)) {
+                a href=(clip.url) { "Download " (clip.filename) }
+            }
+            div.clip-meta {
+                strong.clip-name { (clip.filename) }
+                span.clip-facts {
+                    @if let Some(secs) = clip.duration_secs { (human_duration(secs)) " · " }
+                    (human_size(clip.size_bytes))
+                }
+                span.clip-where {
+                    (author) " in #" (channel) " · "
+                    time datetime=(clip.posted_at.to_rfc3339()) { (clip.posted_at.format("%-d %b %Y")) }
+                }
+                @if !clip.message_text.is_empty() {
+                    p.clip-text { (clip.message_text.chars().take(280).collect::<String>()) }
+                }
+                a.clip-link href=(clip.message_link()) { "Open in Discord" }
+            }
+        }
+    }
+}
+
+/// Refreshes the page's CDN URLs that expired or expire soon, stores them, and puts
+/// them in the page. True when some could not be refreshed.
+async fn refresh_urls(state: &WebState, page: &mut LibraryPage) -> bool {
+    let soon = state.clock.now() + REFRESH_MARGIN;
+    let stale: Vec<String> = page
+        .clips
+        .iter()
+        .filter(|c| c.url_expires_at.is_some_and(|t| t <= soon))
+        .map(|c| c.url.clone())
+        .collect();
+    if stale.is_empty() {
+        return false;
+    }
+    let mut fresh: HashMap<String, String> = HashMap::new();
+    let mut failed = false;
+    for batch in stale.chunks(REFRESH_BATCH) {
+        match state.discord.refresh_attachment_urls(batch).await {
+            Ok(pairs) => fresh.extend(pairs),
+            Err(error) => {
+                tracing::warn!(%error, urls = batch.len(), "could not refresh clip URLs");
+                failed = true;
+            }
+        }
+    }
+    let mut updates = Vec::new();
+    for clip in &mut page.clips {
+        if let Some(url) = fresh.get(&clip.url) {
+            let expires_at = cdn_url_expiry(url);
+            clip.url = url.clone();
+            clip.url_expires_at = expires_at;
+            updates.push(RefreshedUrl {
+                attachment: clip.attachment,
+                url: url.clone(),
+                expires_at,
+            });
+        }
+    }
+    if updates.len() < stale.len() {
+        failed = true;
+    }
+    if let Err(error) = state.repo.store_clip_urls(&updates).await {
+        tracing::warn!(%error, "could not store refreshed clip URLs");
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> LibraryQuery {
+        let mut q = LibraryQuery::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_owned());
+            match *k {
+                "channel" => q.channel = v,
+                "author" => q.author = v,
+                "from" => q.from = v,
+                "to" => q.to = v,
+                "q" => q.q = v,
+                "before" => q.before = v,
+                _ => unreachable!(),
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn filters_parse_and_bad_ones_name_their_field() {
+        let guild = GuildId::new(9);
+        let (filter, cursor) = parse_query(
+            guild,
+            &query(&[
+                ("channel", "5"),
+                ("from", "2025-06-01"),
+                ("to", "2025-06-01"),
+                ("q", " boss "),
+                ("author", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(filter.channel, Some(ChannelId::new(5)));
+        assert_eq!(filter.author, None);
+        assert_eq!(
+            filter.from.unwrap().to_rfc3339(),
+            "2025-06-01T00:00:00+00:00"
+        );
+        assert_eq!(filter.to.unwrap().to_rfc3339(), "2025-06-02T00:00:00+00:00");
+        assert_eq!(filter.search.unwrap().as_str(), "boss");
+        assert!(cursor.is_none());
+        for (pairs, field) in [
+            (vec![("channel", "x")], "`channel`"),
+            (vec![("author", "-1")], "`author`"),
+            (vec![("from", "1 June")], "`from`"),
+            (vec![("from", "2025-06-02"), ("to", "2025-06-01")], "after"),
+            (vec![("before", "nope")], "`before`"),
+        ] {
+            let problem = parse_query(guild, &query(&pairs)).unwrap_err();
+            assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+            assert!(problem.sentence.contains(field), "{}", problem.sentence);
+        }
+    }
+
+    #[test]
+    fn page_links_keep_the_filters() {
+        let guild = GuildId::new(9);
+        let q = query(&[("q", "a b"), ("channel", "5")]);
+        let cursor = LibraryCursor {
+            posted_at: DateTime::from_timestamp(1, 0).unwrap(),
+            attachment: 7,
+        };
+        assert_eq!(
+            page_link(guild, &q, Some(cursor)),
+            "/clips/guilds/9/library?channel=5&q=a+b&before=1000000-7"
+        );
+        assert_eq!(
+            page_link(guild, &LibraryQuery::default(), None),
+            "/clips/guilds/9/library"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! The clip archive on the web, in Tavern's one layout (`web::page`) on its sessions,
+//! CSRF protection and route declarations (`web::access`):
+//!
+//! - [`guilds`]: your guilds (those you share with Tavern, and those you may manage
+//!   without it, with "Add Tavern"), a guild's channels with their reading toggles,
+//!   quick and deep scans with their progress updated live, and the danger zone.
+//! - [`install`]: adding Tavern to a guild, on the existing Discord login: an
+//!   `install_intents` row, Discord's authorize page with the guild preselected, and
+//!   the callback that records the guild and its owner.
+//! - [`library`]: a guild's clips: a grid of posters that play inline, filters by
+//!   channel, author and date, search by file name and message text, keyset paging,
+//!   links back to the messages; expired CDN URLs are refreshed before the page shows.
+//!
+//! | method | path | who |
+//! |--------|------|-----|
+//! | GET  | `/clips` | signed-in user |
+//! | POST | `/clips/install` | a manager of the guild (+ CSRF) |
+//! | GET  | `/clips/install/callback` | the user who started the install |
+//! | GET  | `/clips/guilds/{guild}` | a member of the guild (read-only) or a manager |
+//! | GET  | `/clips/guilds/{guild}/library` | a member of the guild |
+//! | POST | `/clips/guilds/{guild}/purge` | a manager (+ CSRF, the guild's name typed) |
+//! | POST | `/clips/channels/{channel}/reading` | a manager (+ CSRF) |
+//! | POST | `/clips/channels/{channel}/scans` | a manager (+ CSRF; `deep=1` for a deep scan) |
+//! | POST | `/clips/channels/{channel}/scans/cancel` | a manager (+ CSRF) |
+//! | POST | `/clips/channels/{channel}/purge` | a manager (+ CSRF, the channel's name typed) |
+//! | GET  | `/api/clips/channels/{channel}/scan` | a member of the channel's guild (JSON) |
+//!
+//! # Who may do what
+//! Discord says, with the signed-in user's own token (`GET /users/@me/guilds`, the
+//! login's `guilds` scope): a guild in the user's list makes them a member, who sees
+//! the guild's channels and library read-only; one they own, administer or hold Manage
+//! Server in ([`discord::oauth::UserGuild::can_manage`]) makes them a manager, who may
+//! also toggle, scan, cancel and purge. Anyone else gets 403, and nobody signed in is
+//! sent to log in. The list is cached per user for a minute in Redis
+//! ([`crate::schema::library::USER_GUILDS_KEY_PREFIX`]), so page views and the progress
+//! polling do not each ask Discord; a change of role shows within that minute.
+//!
+//! Every state-changing route is a POST form with the session's CSRF token; every
+//! failure is a page (or, under `/api/`, a JSON sentence) that says what went wrong.
+
+pub mod guilds;
+pub mod install;
+pub mod library;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base::Clock;
+use discord::Discord;
+use discord::model::GuildId;
+use discord::oauth::{OAuthApp, OAuthError, UserGuild};
+use feature::access::{Access, Routes};
+use serde::{Deserialize, Serialize};
+use store::Redis;
+use store::redis;
+use web::access::Denied;
+use web::page::Problem;
+use web::session::CurrentUser;
+
+use crate::repo::{Repo, RepoError, StoredChannel};
+use crate::scan::{ScanError, Scanner};
+use crate::schema::library::{USER_GUILDS_TTL_SECS, user_guilds_key};
+
+/// The guild list.
+pub const CLIPS_PATH: &str = "/clips";
+/// Starts adding Tavern to a guild.
+pub const INSTALL_PATH: &str = "/clips/install";
+/// Where Discord sends the browser back after adding the bot (register
+/// `{public_url}/clips/install/callback` as a redirect URI of the Discord application).
+pub const INSTALL_CALLBACK_PATH: &str = "/clips/install/callback";
+
+/// A guild's page.
+pub fn guild_path(guild: GuildId) -> String {
+    format!("/clips/guilds/{guild}")
+}
+
+/// A guild's library.
+pub fn library_path(guild: GuildId) -> String {
+    format!("/clips/guilds/{guild}/library")
+}
+
+/// The install callback URL for a site at `public_url`.
+pub fn install_callback_url(public_url: &url::Url) -> Result<url::Url, url::ParseError> {
+    public_url.join(INSTALL_CALLBACK_PATH)
+}
+
+/// What the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub(crate) repo: Repo,
+    pub(crate) redis: Redis,
+    pub(crate) discord: Discord,
+    pub(crate) scanner: Scanner,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The web login's Discord application (to read a user's guilds); `None` when
+    /// Tavern has no Discord login, and then no page can tell who may see a guild.
+    pub(crate) login: Option<OAuthApp>,
+    /// The same application with the install callback as its redirect URI.
+    pub(crate) install: Option<OAuthApp>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("login", &self.login.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    pub fn new(ctx: &feature::Context, repo: Repo, scanner: Scanner) -> WebState {
+        let install = match install_callback_url(&ctx.public_url) {
+            Ok(callback) => ctx
+                .discord_login
+                .as_ref()
+                .map(|app| app.clone().with_redirect_uri(callback)),
+            Err(error) => {
+                tracing::error!(%error, "the install callback URL cannot be built; installs are off");
+                None
+            }
+        };
+        WebState {
+            repo,
+            redis: ctx.redis.clone(),
+            discord: ctx.discord.clone(),
+            scanner,
+            clock: ctx.clock.clone(),
+            login: ctx.discord_login.clone(),
+            install,
+        }
+    }
+}
+
+/// The routes over the context's stores, Discord and login, with a scan engine of
+/// their own (the scan worker picks up what they queue).
+pub fn routes_for(ctx: &feature::Context) -> Routes {
+    let repo = Repo::new(&ctx.postgres);
+    let scanner = Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone());
+    routes(ctx, WebState::new(ctx, repo, scanner))
+}
+
+/// The routes, each with who may call it (see the module docs).
+pub fn routes(ctx: &feature::Context, state: WebState) -> Routes {
+    Routes::new(&ctx.sessions)
+        .get(CLIPS_PATH, Access::User, guilds::list)
+        .post(INSTALL_PATH, Access::User, install::start)
+        .get(INSTALL_CALLBACK_PATH, Access::User, install::callback)
+        .get("/clips/guilds/{guild}", Access::User, guilds::page)
+        .get("/clips/guilds/{guild}/library", Access::User, library::page)
+        .post(
+            "/clips/guilds/{guild}/purge",
+            Access::User,
+            guilds::purge_guild,
+        )
+        .post(
+            "/clips/channels/{channel}/reading",
+            Access::User,
+            guilds::reading,
+        )
+        .post(
+            "/clips/channels/{channel}/scans",
+            Access::User,
+            guilds::start_scan,
+        )
+        .post(
+            "/clips/channels/{channel}/scans/cancel",
+            Access::User,
+            guilds::cancel_scan,
+        )
+        .post(
+            "/clips/channels/{channel}/purge",
+            Access::User,
+            guilds::purge_channel,
+        )
+        .get(
+            "/api/clips/channels/{channel}/scan",
+            Access::User,
+            guilds::scan_status,
+        )
+        .with_state(state)
+}
+
+/// A guild of the signed-in user, as Discord listed it (and the cache keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyGuild {
+    pub id: GuildId,
+    pub name: String,
+    pub owner: bool,
+    pub permissions: u64,
+}
+
+impl MyGuild {
+    /// Owner, Administrator or Manage Server.
+    pub fn can_manage(&self) -> bool {
+        UserGuild {
+            id: self.id,
+            name: String::new(),
+            owner: self.owner,
+            permissions: self.permissions,
+        }
+        .can_manage()
+    }
+}
+
+/// What the signed-in user may do in a guild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Sees the guild's channels and library.
+    Member,
+    /// Also toggles, scans, cancels and purges.
+    Manager,
+}
+
+impl Standing {
+    pub fn manages(self) -> bool {
+        self == Standing::Manager
+    }
+}
+
+/// The signed-in user's guilds: from the cache, else from Discord with the session's
+/// access token (then cached for [`USER_GUILDS_TTL_SECS`]).
+pub(crate) async fn my_guilds(
+    state: &WebState,
+    current: &CurrentUser,
+) -> Result<Vec<MyGuild>, Problem> {
+    let key = user_guilds_key(current.user.id);
+    let cached: Result<Option<String>, _> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut state.redis.conn())
+        .await;
+    match cached {
+        Ok(Some(json)) => match serde_json::from_str::<Vec<MyGuild>>(&json) {
+            Ok(guilds) => return Ok(guilds),
+            Err(error) => {
+                tracing::warn!(%error, "a cached guild list does not parse; asking Discord")
+            }
+        },
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "the guild-list cache is unavailable; asking Discord"),
+    }
+    let Some(app) = state.login.as_ref() else {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Discord login is off",
+            "This Tavern has no Discord login configured, so it cannot tell which servers \
+             you are in.",
+        ));
+    };
+    let log_in_again = || {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Log in again",
+            "Tavern can no longer ask Discord which servers you are in (your Discord \
+             authorisation expired or was revoked). Log in again to continue.",
+        )
+        .link("Log in with Discord", "/login/discord?next=%2Fclips")
+    };
+    let Some(token) = current.session.discord_access_token() else {
+        return Err(log_in_again());
+    };
+    let guilds = match app.current_user_guilds(&token).await {
+        Ok(guilds) => guilds,
+        Err(OAuthError::Unauthorized) => return Err(log_in_again()),
+        Err(error) => {
+            tracing::warn!(%error, user = %current.user.id, "could not read a user's guilds");
+            return Err(Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "Discord did not answer",
+                "Tavern could not ask Discord which servers you are in; try again in a moment.",
+            ));
+        }
+    };
+    let guilds: Vec<MyGuild> = guilds
+        .into_iter()
+        .map(|g| MyGuild {
+            id: g.id,
+            name: g.name,
+            owner: g.owner,
+            permissions: g.permissions,
+        })
+        .collect();
+    if let Ok(json) = serde_json::to_string(&guilds) {
+        let stored: Result<(), _> = redis::cmd("SET")
+            .arg(&key)
+            .arg(json)
+            .arg("EX")
+            .arg(USER_GUILDS_TTL_SECS)
+            .query_async(&mut state.redis.conn())
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(%error, "could not cache a guild list");
+        }
+    }
+    Ok(guilds)
+}
+
+/// The user's standing in `guild`; 403 for a guild they are not in.
+pub(crate) async fn standing(
+    state: &WebState,
+    current: &CurrentUser,
+    guild: GuildId,
+) -> Result<(Standing, MyGuild), Problem> {
+    let guilds = my_guilds(state, current).await?;
+    let Some(mine) = guilds.into_iter().find(|g| g.id == guild) else {
+        tracing::info!(user = %current.user.id, %guild, "clips page refused: not a member");
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Not your server",
+            "Discord does not list you as a member of this server, so Tavern does not show \
+             you its clips.",
+        )
+        .link("Your servers", CLIPS_PATH));
+    };
+    let standing = if mine.can_manage() {
+        Standing::Manager
+    } else {
+        Standing::Member
+    };
+    Ok((standing, mine))
+}
+
+/// 403 unless the user manages the guild.
+pub(crate) fn must_manage(standing: Standing) -> Result<(), Problem> {
+    if standing.manages() {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "Managers only",
+            "Only the server's owner, an administrator or someone with Manage Server may \
+             change what Tavern reads, start or cancel scans, or purge the index. You may \
+             browse the library.",
+        ))
+    }
+}
+
+/// A channel Tavern knows, with the user's standing in its guild.
+pub(crate) async fn channel_standing(
+    state: &WebState,
+    current: &CurrentUser,
+    raw: &str,
+) -> Result<(StoredChannel, Standing), Problem> {
+    let not_found = || {
+        Problem::not_found(format!(
+            "`{}` is not a channel Tavern knows.",
+            raw.chars().take(40).collect::<String>()
+        ))
+    };
+    let id = discord::model::parse_id("channel id", raw).map_err(|_| not_found())?;
+    let channel = state
+        .repo
+        .channel(id)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .ok_or_else(not_found)?;
+    let (standing, _) = standing(state, current, channel.info.guild).await?;
+    Ok((channel, standing))
+}
+
+/// A guild id from the path; 404 for anything else.
+pub(crate) fn parse_guild(raw: &str) -> Result<GuildId, Problem> {
+    discord::model::parse_id("guild id", raw).map_err(|_| {
+        Problem::not_found(format!(
+            "`{}` is not a Discord server id.",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+/// A repository failure as a page.
+pub(crate) fn storage_problem(error: &RepoError) -> Problem {
+    let status = match error {
+        RepoError::Storage(storage) => {
+            tracing::error!(%error, "clips web: storage failed");
+            feature::reply::status(storage)
+        }
+        RepoError::UnknownChannel(_) | RepoError::UnknownGuild(_) | RepoError::UnknownRun(_) => {
+            StatusCode::NOT_FOUND
+        }
+        _ => StatusCode::CONFLICT,
+    };
+    let sentence = match error {
+        RepoError::Storage(storage) => feature::reply::user_message(storage),
+        refusal => refusal.to_string(),
+    };
+    Problem::new(status, "Something went wrong", sentence)
+}
+
+/// A scan engine failure as a page.
+pub(crate) fn scan_problem(error: &ScanError) -> Problem {
+    match error {
+        ScanError::Repo(repo) => storage_problem(repo),
+        ScanError::UnknownChannel(_) | ScanError::NotInGuild(_) | ScanError::UnknownRun(_) => {
+            Problem::not_found(error.to_string())
+        }
+        ScanError::Busy => Problem::new(
+            StatusCode::CONFLICT,
+            "A scan is running",
+            "Another worker is scanning this channel right now; wait for it to finish.",
+        ),
+        other => {
+            tracing::warn!(error = %other, "clips web: the scan engine refused");
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "The scan could not start",
+                other.to_string(),
+            )
+        }
+    }
+}
+
+/// A page's problem as the API's JSON sentence, with the same status.
+pub(crate) fn as_denied(problem: &Problem) -> Denied {
+    Denied::new(problem.status, problem.sentence.clone())
+}
+
+/// 303 to `location` (a local path).
+pub(crate) fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "Tavern could not build the address to send you to.",
+        )
+        .into_response(),
+    }
+}
+
+/// A size in bytes as people read it (`12.3 MB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration in seconds as `m:ss` (or `h:mm:ss`).
+pub fn human_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return String::new();
+    }
+    let total = secs.round() as u64;
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_read_like_people_write_them() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(12_345_678), "12.3 MB");
+        assert_eq!(human_size(2_000_000_000), "2.0 GB");
+        assert_eq!(human_duration(5.4), "0:05");
+        assert_eq!(human_duration(754.0), "12:34");
+        assert_eq!(human_duration(3725.0), "1:02:05");
+        assert_eq!(human_duration(f64::NAN), "");
+    }
+
+    #[test]
+    fn managers_are_owners_admins_and_manage_server() {
+        let guild = |owner, permissions| MyGuild {
+            id: GuildId::new(1),
+            name: "g".into(),
+            owner,
+            permissions,
+        };
+        assert!(guild(true, 0).can_manage());
+        assert!(guild(false, 1 << 5).can_manage());
+        assert!(guild(false, 1 << 3).can_manage());
+        assert!(!guild(false, 1 << 10).can_manage());
+    }
+}

@@ -1,0 +1,382 @@
+//! `/clips` end to end: the real bot against discord-sim, a real PostgreSQL. Each
+//! subcommand's answer and what it stored, the refusal of a member without Manage
+//! Server, and the refusals of bad settings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use clips::domain::{ChannelId, GuildId, ScanStatus};
+use clips::repo::ScanRun;
+use clips::scan::Scanner;
+use clips::{ClipsConfig, Repo};
+use discord_sim::{AttachmentSpec, ChannelKind, InteractionReply, RoleSpec, Snowflake};
+use serde_json::{Value, json};
+use testkit::{TestBot, WAIT, World};
+use tokio_util::sync::CancellationToken;
+
+/// Discord's Manage Server permission bit.
+const MANAGE_GUILD: u64 = 1 << 5;
+
+/// The demo guild with a `#clips` channel holding a little history (two videos, an
+/// image, chatter), a "Moderators" role with Manage Server given to the demo player,
+/// and the bot routing the clip archive. Carol has no such role.
+struct Setup {
+    world: World,
+    _bot: TestBot,
+    repo: Repo,
+    clips: Snowflake,
+}
+
+fn id(s: Snowflake) -> u64 {
+    u64::from(s)
+}
+
+fn channel_id(s: Snowflake) -> ChannelId {
+    ChannelId::new(id(s))
+}
+
+async fn setup() -> Setup {
+    let world = World::with_postgres().await;
+    let guild = world.demo.guild;
+    let clips = world
+        .sim
+        .create_channel(guild, "clips", ChannelKind::Text)
+        .unwrap();
+    let moderators = world
+        .sim
+        .create_role(guild, RoleSpec::new("Moderators", MANAGE_GUILD))
+        .unwrap();
+    world
+        .sim
+        .add_member_role(guild, world.demo.demo_player, moderators)
+        .unwrap();
+    let post = |content: &str, attachments: Vec<AttachmentSpec>| {
+        world
+            .sim
+            .post_user_message(clips, world.demo.alice, content, attachments)
+            .unwrap();
+    };
+    post("hello all", vec![]);
+    post(
+        "the dragon fight",
+        vec![AttachmentSpec::new("dragon.mp4", "video/mp4", vec![1; 64])],
+    );
+    post(
+        "a map",
+        vec![AttachmentSpec::new("map.png", "image/png", vec![2; 64])],
+    );
+    post(
+        "that crit",
+        vec![AttachmentSpec::new("crit.webm", "video/webm", vec![3; 64])],
+    );
+    post("gg", vec![]);
+
+    let feature = clips::feature(&world.ctx, ClipsConfig::default());
+    world.migrate(std::slice::from_ref(&feature)).await;
+    let bot = TestBot::spawn(&world, vec![feature]).await;
+    let repo = Repo::new(&world.postgres);
+    Setup {
+        world,
+        _bot: bot,
+        repo,
+        clips,
+    }
+}
+
+impl Setup {
+    async fn run_as(
+        &self,
+        user: Snowflake,
+        channel: Snowflake,
+        sub: &str,
+        options: Value,
+    ) -> InteractionReply {
+        let reply = self
+            .world
+            .sim
+            .run_command(
+                user,
+                channel,
+                "clips",
+                json!([{"name": sub, "options": options}]),
+            )
+            .expect("the command runs")
+            .final_response(WAIT)
+            .await
+            .expect("a reply");
+        assert!(reply.ephemeral, "every /clips answer is private: {reply:?}");
+        reply
+    }
+
+    /// The demo player (Manage Server) runs `/clips {sub}` in `#clips`.
+    async fn admin(&self, sub: &str, options: Value) -> String {
+        self.run_as(self.world.demo.demo_player, self.clips, sub, options)
+            .await
+            .content
+            .unwrap_or_default()
+    }
+
+    fn scanner(&self) -> Scanner {
+        Scanner::new(
+            self.repo.clone(),
+            self.world.ctx.discord.clone(),
+            self.world.ctx.clock.clone(),
+        )
+    }
+
+    async fn latest(&self) -> Option<ScanRun> {
+        self.scanner().latest(channel_id(self.clips)).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_member_without_manage_server_is_refused_privately_and_nothing_changes() {
+    let s = setup().await;
+    for (sub, options) in [
+        ("enable", json!([])),
+        ("scan", json!([{"name": "deep", "value": true}])),
+        ("settings", json!([{"name": "nsfw", "value": true}])),
+        ("status", json!([])),
+    ] {
+        let reply = s.run_as(s.world.demo.carol, s.clips, sub, options).await;
+        let text = reply.content.unwrap_or_default();
+        assert!(text.contains("Manage Server"), "{sub}: {text}");
+    }
+    // Refused before anything was read or written: not even the channel is known.
+    assert!(s.repo.channel(channel_id(s.clips)).await.unwrap().is_none());
+    assert!(
+        s.repo
+            .guild_settings(GuildId::new(id(s.world.demo.guild)))
+            .await
+            .unwrap()
+            .to_json()
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn enable_registers_the_channel_and_its_guild_from_discord_and_disable_stops_reading() {
+    let s = setup().await;
+    let text = s.admin("enable", json!([])).await;
+    assert!(text.contains("is now indexed"), "{text}");
+    let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
+    assert!(channel.is_reading);
+    assert_eq!(channel.info.name.as_deref(), Some("clips"));
+    let guild = s
+        .repo
+        .guild(GuildId::new(id(s.world.demo.guild)))
+        .await
+        .unwrap()
+        .expect("the guild was registered from Discord");
+    assert_eq!(guild.info.name, "Tavern Demo");
+
+    let again = s.admin("enable", json!([])).await;
+    assert!(again.contains("already indexed"), "{again}");
+
+    // Disabling also cancels the channel's unfinished scan.
+    s.admin("scan", json!([])).await;
+    let text = s.admin("disable", json!([])).await;
+    assert!(text.contains("no longer indexed"), "{text}");
+    assert!(text.contains("scan was canceled"), "{text}");
+    let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
+    assert!(!channel.is_reading);
+    assert_eq!(s.latest().await.unwrap().status, ScanStatus::Canceled);
+    let again = s.admin("disable", json!([])).await;
+    assert!(again.contains("is not indexed"), "{again}");
+}
+
+#[tokio::test]
+async fn the_channel_option_names_another_channel_of_the_server() {
+    let s = setup().await;
+    let reply = s
+        .run_as(
+            s.world.demo.demo_player,
+            s.world.demo.general,
+            "enable",
+            json!([{"name": "channel", "value": s.clips.to_string()}]),
+        )
+        .await;
+    let text = reply.content.unwrap_or_default();
+    assert!(text.contains(&format!("<#{}>", s.clips)), "{text}");
+    assert!(
+        s.repo
+            .channel(channel_id(s.clips))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_reading
+    );
+    // #general itself was not enabled.
+    let general = s
+        .repo
+        .channel(channel_id(s.world.demo.general))
+        .await
+        .unwrap();
+    assert!(general.is_none_or(|c| !c.is_reading));
+
+    // A category holds no messages of its own.
+    let text = s
+        .run_as(
+            s.world.demo.demo_player,
+            s.clips,
+            "enable",
+            json!([{"name": "channel", "value": s.world.demo.category.to_string()}]),
+        )
+        .await
+        .content
+        .unwrap_or_default();
+    assert!(text.contains("category"), "{text}");
+}
+
+#[tokio::test]
+async fn a_channel_not_indexed_is_not_scanned() {
+    let s = setup().await;
+    let text = s.admin("scan", json!([])).await;
+    assert!(text.contains("`/clips enable` it first"), "{text}");
+    assert!(s.latest().await.is_none());
+}
+
+#[tokio::test]
+async fn scan_queues_one_run_a_second_names_it_and_cancel_stops_it() {
+    let s = setup().await;
+    s.admin("enable", json!([])).await;
+    // Never scanned: even a quick scan reads the whole history.
+    let text = s.admin("scan", json!([])).await;
+    assert!(text.contains("Queued a deep scan"), "{text}");
+    let run = s.latest().await.expect("a run was queued");
+    assert_eq!(run.status, ScanStatus::Queued);
+    assert!(text.contains(&run.id.to_string()), "{text}");
+
+    let text = s
+        .admin("scan", json!([{"name": "deep", "value": true}]))
+        .await;
+    assert!(text.contains("already queued"), "{text}");
+    assert!(text.contains(&run.id.to_string()), "{text}");
+    assert_eq!(
+        s.repo.runs(channel_id(s.clips), 10).await.unwrap().len(),
+        1,
+        "one run per channel at a time"
+    );
+
+    let text = s.admin("status", json!([])).await;
+    assert!(text.contains("queued"), "{text}");
+
+    let text = s.admin("cancel", json!([])).await;
+    assert!(text.contains("Canceled the scan"), "{text}");
+    assert_eq!(s.latest().await.unwrap().status, ScanStatus::Canceled);
+    let text = s.admin("cancel", json!([])).await;
+    assert!(text.contains("No scan"), "{text}");
+    let text = s.admin("status", json!([])).await;
+    assert!(text.contains("canceled"), "{text}");
+}
+
+#[tokio::test]
+async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
+    let s = setup().await;
+    let text = s.admin("status", json!([])).await;
+    assert!(text.contains("not indexed"), "{text}");
+    assert!(text.contains("No scan yet"), "{text}");
+
+    s.admin("enable", json!([])).await;
+    s.admin("scan", json!([])).await;
+    let run = s.latest().await.unwrap();
+    let done = s
+        .scanner()
+        .run(run.id, &|_: &ScanRun| {}, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(done.status, ScanStatus::Succeeded);
+    assert_eq!(done.messages_matched, 2);
+
+    let text = s.admin("status", json!([])).await;
+    assert!(text.contains("is indexed: 2 clips"), "{text}");
+    assert!(text.contains("finished"), "{text}");
+    assert!(text.contains("5 messages read, 2 with clips"), "{text}");
+    assert!(text.contains("Last scanned"), "{text}");
+
+    // Nothing new: a catch-up from where the deep scan stopped.
+    let text = s.admin("scan", json!([])).await;
+    assert!(text.contains("Queued a catch-up scan"), "{text}");
+}
+
+#[tokio::test]
+async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
+    let s = setup().await;
+    let guild = GuildId::new(id(s.world.demo.guild));
+
+    let text = s.admin("settings", json!([])).await;
+    assert!(text.contains("(default)"), "{text}");
+    assert!(text.contains("NSFW channels no"), "{text}");
+
+    // A bad format is named and nothing is saved.
+    let text = s
+        .admin(
+            "settings",
+            json!([{"name": "formats", "value": "mp4 my.video"}, {"name": "nsfw", "value": true}]),
+        )
+        .await;
+    assert!(text.contains("Nothing was saved"), "{text}");
+    assert!(text.contains("my.video"), "{text}");
+    let text = s
+        .admin(
+            "settings",
+            json!([{"name": "include", "value": "(unclosed"}]),
+        )
+        .await;
+    assert!(text.contains("include_pattern"), "{text}");
+    assert!(
+        s.repo
+            .guild_settings(guild)
+            .await
+            .unwrap()
+            .to_json()
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The server's settings.
+    let text = s
+        .admin(
+            "settings",
+            json!([{"name": "formats", "value": "mp4, webm"}, {"name": "nsfw", "value": true}]),
+        )
+        .await;
+    assert!(text.contains("Saved the server's"), "{text}");
+    assert!(text.contains("formats mp4, webm"), "{text}");
+    assert_eq!(
+        s.repo.guild_settings(guild).await.unwrap().to_json(),
+        json!({"video_formats": ["mp4", "webm"], "scan_nsfw": true})
+    );
+
+    // The channel's own override, and what applies there.
+    let text = s
+        .admin(
+            "settings",
+            json!([{"name": "exclude", "value": "^SPOILER_"}, {"name": "scope", "value": "channel"}]),
+        )
+        .await;
+    assert!(text.contains("own clip settings"), "{text}");
+    assert!(text.contains("exclude `^SPOILER_`"), "{text}");
+    let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
+    assert_eq!(
+        channel.settings.to_json(),
+        json!({"exclude_pattern": "^SPOILER_"})
+    );
+
+    // `default` and `none` go back to the defaults.
+    s.admin("settings", json!([{"name": "formats", "value": "default"}]))
+        .await;
+    s.admin(
+        "settings",
+        json!([{"name": "exclude", "value": "none"}, {"name": "scope", "value": "channel"}]),
+    )
+    .await;
+    assert_eq!(
+        s.repo.guild_settings(guild).await.unwrap().to_json(),
+        json!({"scan_nsfw": true})
+    );
+    let text = s.admin("settings", json!([])).await;
+    assert!(text.contains("overrides: none"), "{text}");
+}

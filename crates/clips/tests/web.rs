@@ -1,0 +1,1160 @@
+//! The clip archive's web side over a real listener, with the router `clips::feature`
+//! builds, a real PostgreSQL and Redis, and discord-sim as Discord (its OAuth2, its
+//! guild lists, its CDN): the install flow (happy path, expiry, a foreign user, an
+//! unknown state, the purge job), who may see and change what, CSRF, scans requested
+//! and cancelled from the page, the danger zone's confirmation, and the library's
+//! filters, search, paging, refreshed URLs and query plans.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use base::Clock as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use clips::domain::{ChannelId, GuildId, MessageId, ScanStatus, UserId};
+use clips::repo::clips::NewClip;
+use clips::repo::library::{LibraryCursor, LibraryFilter, SearchText};
+use clips::repo::{ChannelInfo, GuildInfo, Repo};
+use clips::scan::Scanner;
+use clips::{ClipsConfig, jobs};
+use discord::oauth::Scope;
+use discord_sim::{AttachmentSpec, ChannelKind, RoleSpec, Snowflake};
+use reqwest::header::{COOKIE, LOCATION};
+use testkit::World;
+
+const MANAGE_GUILD: u64 = 1 << 5;
+
+/// The clips feature's routes on a port of their own.
+struct Site {
+    world: World,
+    ctx: feature::Context,
+    base: String,
+    http: reqwest::Client,
+    repo: Repo,
+    feature_jobs: Vec<feature::Job>,
+}
+
+/// A signed-in browser: its cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn site() -> Site {
+    let world = World::with_postgres().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+    let ctx = feature::Context {
+        sessions: web::session::Sessions::new(
+            world.redis.clone(),
+            web::session::SessionConfig::for_public_url(&public_url),
+        ),
+        public_url: public_url.clone(),
+        ..world.ctx.clone()
+    };
+    world.sim.register_redirect_uri(
+        clips::web::install_callback_url(&public_url)
+            .unwrap()
+            .as_str(),
+    );
+    let mut feature = clips::feature(&ctx, ClipsConfig::default());
+    world.migrate(std::slice::from_ref(&feature)).await;
+    let router = feature
+        .routes
+        .take()
+        .expect("the clips feature serves pages");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Site {
+        repo: Repo::new(&world.postgres),
+        ctx,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        feature_jobs: std::mem::take(&mut feature.jobs),
+        world,
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+fn query_param(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn guild_id(s: Snowflake) -> GuildId {
+    GuildId::new(u64::from(s))
+}
+fn channel_id(s: Snowflake) -> ChannelId {
+    ChannelId::new(u64::from(s))
+}
+fn user_id(s: Snowflake) -> UserId {
+    UserId::new(u64::from(s))
+}
+
+/// How many clip tiles a page shows, and their attachment ids in order.
+fn tiles(html: &str) -> Vec<u64> {
+    html.split("data-attachment-id=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// The "Older clips" link of a library page.
+fn next_link(html: &str) -> Option<String> {
+    let at = html.find("data-next-page")?;
+    let rest = &html[at..];
+    let href = rest.find("href=\"")? + 6;
+    let end = rest[href..].find('"')?;
+    Some(rest[href..href + end].replace("&amp;", "&"))
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A Discord user who is a member of `guild`, managing it when `manager`.
+    fn user_in(&self, guild: Snowflake, name: &str, manager: bool) -> Snowflake {
+        let sim = &self.world.sim;
+        let user = sim.create_user(name);
+        sim.add_member(guild, user).unwrap();
+        if manager {
+            let role = sim
+                .create_role(guild, RoleSpec::new(format!("{name} mods"), MANAGE_GUILD))
+                .unwrap();
+            sim.add_member_role(guild, user, role).unwrap();
+        }
+        user
+    }
+
+    /// Logs `user` in as the web login does: discord-sim's OAuth2 grants a real token
+    /// (so Tavern can read their guilds with it), and a session holds it.
+    async fn sign_in(&self, user: Snowflake) -> Browser {
+        let app = self
+            .ctx
+            .discord_login
+            .clone()
+            .expect("the world has a login");
+        let mut authorize = app.authorize_url("login", &[Scope::Identify, Scope::Guilds], None);
+        authorize
+            .query_pairs_mut()
+            .append_pair("sim_user_id", &user.to_string());
+        let back = self.http.get(authorize).send().await.unwrap();
+        let code = query_param(&location(&back), "code").expect("a code");
+        let grant = app.exchange_code(&code.into()).await.unwrap();
+        let session = self
+            .ctx
+            .sessions
+            .log_in(
+                None,
+                web::session::SessionUser {
+                    id: user_id(user),
+                    username: format!("user{user}"),
+                    global_name: None,
+                    avatar: None,
+                },
+                &grant,
+            )
+            .await
+            .unwrap();
+        Browser {
+            cookie: format!(
+                "{}={}",
+                self.ctx.sessions.config().cookie_name(),
+                session.id().expose()
+            ),
+            csrf: session.csrf_token().to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, who: Option<&Browser>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path)).header("accept", "text/html");
+        if let Some(who) = who {
+            request = request.header(COOKIE, &who.cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn page(&self, path: &str, who: &Browser) -> String {
+        let response = self.get(path, Some(who)).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// A form POST with the browser's CSRF token.
+    async fn post(&self, path: &str, who: &Browser, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf_token", &who.csrf));
+        self.http
+            .post(self.url(path))
+            .header(COOKIE, &who.cookie)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The demo guild known to Tavern with its channel `general` being read.
+    async fn known_demo_guild(&self) -> (GuildId, ChannelId) {
+        let demo = &self.world.demo;
+        let guild = guild_id(demo.guild);
+        self.repo
+            .upsert_guild(&GuildInfo {
+                id: guild,
+                name: "Tavern demo".into(),
+                icon: None,
+                owner: None,
+            })
+            .await
+            .unwrap();
+        let channel = self.add_channel(guild, demo.general, "general").await;
+        (guild, channel)
+    }
+
+    async fn add_channel(&self, guild: GuildId, id: Snowflake, name: &str) -> ChannelId {
+        let channel = channel_id(id);
+        self.repo
+            .upsert_channel(&ChannelInfo {
+                id: channel,
+                guild,
+                name: Some(name.into()),
+                kind: Some("text".into()),
+                is_nsfw: false,
+            })
+            .await
+            .unwrap();
+        self.repo.set_reading(channel, true).await.unwrap();
+        channel
+    }
+}
+
+/// A clip posted at `at` (attachment id `id`, one message per clip).
+fn clip(id: u64, author: u64, at: DateTime<Utc>, filename: &str, text: &str) -> NewClip {
+    NewClip {
+        attachment_id: id,
+        message_id: MessageId::new(id + 1_000_000),
+        author_id: UserId::new(author),
+        author_name: format!("author{author}"),
+        posted_at: at,
+        filename: filename.into(),
+        content_type: Some("video/mp4".into()),
+        size_bytes: 1_000_000 + id,
+        width: Some(1280),
+        height: Some(720),
+        duration_secs: Some(12.5),
+        url: format!("https://cdn.example/{id}/{filename}"),
+        proxy_url: None,
+        url_expires_at: None,
+        message_text: text.into(),
+    }
+}
+
+async fn index(repo: &Repo, channel: ChannelId, clip: &NewClip) {
+    let (reading, added) = repo
+        .index_live_message(
+            channel,
+            clip.message_id,
+            clip.posted_at,
+            std::slice::from_ref(clip),
+        )
+        .await
+        .unwrap();
+    assert!(reading && added == 1, "clip {} indexed", clip.attachment_id);
+}
+
+// ---------------------------------------------------------------------------------------
+// The install flow
+
+/// A guild `owner` owns that Tavern is not in yet, with one text channel.
+fn user_guild(site: &Site, owner: Snowflake) -> (Snowflake, Snowflake) {
+    let sim = &site.world.sim;
+    let guild = sim.create_user_guild("Dragons", owner).unwrap();
+    let channel = sim
+        .create_channel(guild, "highlights", ChannelKind::Text)
+        .unwrap();
+    (guild, channel)
+}
+
+/// `POST /clips/install` for `guild`: the authorize URL Tavern sends the browser to.
+async fn start_install(site: &Site, who: &Browser, guild: Snowflake) -> String {
+    let response = site
+        .post("/clips/install", who, &[("guild_id", &guild.to_string())])
+        .await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    location(&response)
+}
+
+/// Discord's authorize page, approved by `user`: the callback URL it sends back to.
+async fn discord_approves(site: &Site, authorize: &str, user: Snowflake) -> String {
+    let mut url = url::Url::parse(authorize).unwrap();
+    url.query_pairs_mut()
+        .append_pair("sim_user_id", &user.to_string());
+    let back = site.http.get(url).send().await.unwrap();
+    assert!(
+        back.status().is_redirection(),
+        "{}",
+        back.text().await.unwrap()
+    );
+    location(&back)
+}
+
+/// The callback, with the path and query Discord sent back.
+async fn callback(site: &Site, who: &Browser, back: &str) -> reqwest::Response {
+    let url = url::Url::parse(back).unwrap();
+    let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    site.get(&path, Some(who)).await
+}
+
+#[tokio::test]
+async fn adding_tavern_records_the_guild_its_owner_and_channels() {
+    let site = site().await;
+    let owner = site.world.sim.create_user("Owner");
+    let (guild, channel) = user_guild(&site, owner);
+    let browser = site.sign_in(owner).await;
+
+    // The guild list offers "Add Tavern" for the guild the owner manages.
+    let list = site.page("/clips", &browser).await;
+    assert!(list.contains("Add Tavern"), "{list}");
+    assert!(list.contains(&format!("value=\"{guild}\"")), "{list}");
+
+    let authorize = start_install(&site, &browser, guild).await;
+    assert_eq!(
+        query_param(&authorize, "scope").as_deref(),
+        Some("bot applications.commands")
+    );
+    assert_eq!(query_param(&authorize, "guild_id"), Some(guild.to_string()));
+    assert_eq!(
+        query_param(&authorize, "disable_guild_select").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        query_param(&authorize, "redirect_uri"),
+        Some(site.url("/clips/install/callback"))
+    );
+    let state = query_param(&authorize, "state").unwrap();
+    assert_eq!(state.len(), 43);
+
+    let back = discord_approves(&site, &authorize, owner).await;
+    let done = callback(&site, &browser, &back).await;
+    assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+    assert_eq!(location(&done), format!("/clips/guilds/{guild}"));
+
+    let stored = site.repo.guild(guild_id(guild)).await.unwrap().unwrap();
+    assert_eq!(stored.info.name, "Dragons");
+    assert_eq!(stored.info.owner, Some(user_id(owner)));
+    let channel = site
+        .repo
+        .channel(channel_id(channel))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(channel.info.name.as_deref(), Some("highlights"));
+    assert!(
+        !channel.is_reading,
+        "a new channel is not read until a manager says so"
+    );
+
+    // The guild page now lists the channel; the list shows the guild as shared.
+    let page = site.page(&format!("/clips/guilds/{guild}"), &browser).await;
+    assert!(page.contains("#highlights"), "{page}");
+    let list = site.page("/clips", &browser).await;
+    assert!(
+        list.contains(&format!("href=\"/clips/guilds/{guild}\"")),
+        "{list}"
+    );
+
+    // The same answer again (a reload): the state was consumed, 400.
+    let again = callback(&site, &browser, &back).await;
+    assert_eq!(again.status(), 400);
+}
+
+#[tokio::test]
+async fn the_callback_refuses_unknown_expired_and_foreign_states_and_the_job_purges() {
+    let site = site().await;
+    let owner = site.world.sim.create_user("Owner");
+    let (guild, _) = user_guild(&site, owner);
+    let browser = site.sign_in(owner).await;
+
+    // An unknown state, and one that cannot be ours.
+    let unknown = site
+        .get(
+            &format!("/clips/install/callback?code=x&state={}", "A".repeat(43)),
+            Some(&browser),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().await.unwrap().contains("Unknown install"));
+    let garbage = site
+        .get("/clips/install/callback?state=%3Cscript%3E", Some(&browser))
+        .await;
+    assert_eq!(garbage.status(), 400);
+
+    // Another signed-in user presenting the owner's state: 403, and it stays for
+    // the owner, who then finishes.
+    let authorize = start_install(&site, &browser, guild).await;
+    let back = discord_approves(&site, &authorize, owner).await;
+    let stranger = site.world.sim.create_user("Stranger");
+    let stranger = site.sign_in(stranger).await;
+    let foreign = callback(&site, &stranger, &back).await;
+    assert_eq!(foreign.status(), 403);
+    assert!(foreign.text().await.unwrap().contains("Another user"));
+    assert!(site.repo.guild(guild_id(guild)).await.unwrap().is_none());
+    let done = callback(&site, &browser, &back).await;
+    assert_eq!(done.status(), 303);
+
+    // Expired: started, then 11 minutes pass before Discord sends the browser back.
+    let authorize = start_install(&site, &browser, guild).await;
+    let back = discord_approves(&site, &authorize, owner).await;
+    site.world.clock.advance(Duration::from_secs(11 * 60));
+    let expired = callback(&site, &browser, &back).await;
+    assert_eq!(expired.status(), 400);
+    assert!(expired.text().await.unwrap().contains("expired"));
+
+    // The purge job: within the grace the expired intent stays ("expired", not
+    // "unknown"); after it, the job deletes it and the state is unknown.
+    let job = site
+        .feature_jobs
+        .iter()
+        .find(|j| j.name() == jobs::PURGE_INSTALL_INTENTS)
+        .expect("the purge job");
+    job.run_now().await.unwrap();
+    let still = callback(&site, &browser, &back).await;
+    assert!(still.text().await.unwrap().contains("expired"));
+    site.world.clock.advance(Duration::from_secs(5 * 60));
+    job.run_now().await.unwrap();
+    let gone = callback(&site, &browser, &back).await;
+    assert_eq!(gone.status(), 400);
+    assert!(gone.text().await.unwrap().contains("Unknown install"));
+    let purged = jobs::purge_install_intents(&site.repo, site.world.clock.now(), TimeDelta::zero())
+        .await
+        .unwrap();
+    assert_eq!(purged, 0, "nothing left to purge");
+}
+
+#[tokio::test]
+async fn a_cancelled_install_records_nothing() {
+    let site = site().await;
+    let owner = site.world.sim.create_user("Owner");
+    let (guild, _) = user_guild(&site, owner);
+    let browser = site.sign_in(owner).await;
+    let authorize = start_install(&site, &browser, guild).await;
+    let mut denied = url::Url::parse(&authorize).unwrap();
+    denied.query_pairs_mut().append_pair("sim_decision", "deny");
+    let back = discord_approves(&site, denied.as_str(), owner).await;
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("access_denied")
+    );
+    let answer = callback(&site, &browser, &back).await;
+    assert_eq!(answer.status(), 403);
+    assert!(answer.text().await.unwrap().contains("was not added"));
+    assert!(site.repo.guild(guild_id(guild)).await.unwrap().is_none());
+    // The intent was used up: the same answer again is unknown.
+    assert_eq!(callback(&site, &browser, &back).await.status(), 400);
+}
+
+#[tokio::test]
+async fn only_managers_may_start_an_install() {
+    let site = site().await;
+    let owner = site.world.sim.create_user("Owner");
+    let (guild, _) = user_guild(&site, owner);
+    let member = site.user_in(guild, "Member", false);
+    let browser = site.sign_in(member).await;
+    let list = site.page("/clips", &browser).await;
+    assert!(!list.contains("Add Tavern"), "{list}");
+    let refused = site
+        .post(
+            "/clips/install",
+            &browser,
+            &[("guild_id", &guild.to_string())],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    let bad = site
+        .post("/clips/install", &browser, &[("guild_id", "nope")])
+        .await;
+    assert_eq!(bad.status(), 400);
+}
+
+// ---------------------------------------------------------------------------------------
+// Who may do what; CSRF; scans; the danger zone
+
+#[tokio::test]
+async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
+    let site = site().await;
+    let (guild, channel) = site.known_demo_guild().await;
+    let demo_guild = site.world.demo.guild;
+    let manager = site
+        .sign_in(site.user_in(demo_guild, "Manager", true))
+        .await;
+    let member = site
+        .sign_in(site.user_in(demo_guild, "Member", false))
+        .await;
+    let stranger = site.sign_in(site.world.sim.create_user("Stranger")).await;
+    let guild_page = format!("/clips/guilds/{guild}");
+    let library = format!("/clips/guilds/{guild}/library");
+    let api = format!("/api/clips/channels/{channel}/scan");
+    let reading = format!("/clips/channels/{channel}/reading");
+
+    // Nobody signed in: pages send to the login, the API says 401, POSTs are refused.
+    let anonymous = site.get(&guild_page, None).await;
+    assert_eq!(anonymous.status(), 303);
+    assert!(location(&anonymous).starts_with("/login/discord?next="));
+    let anonymous = site.http.get(site.url(&api)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let anonymous = site
+        .http
+        .post(site.url(&reading))
+        .form(&[("reading", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(anonymous.status().as_u16(), 401 | 403));
+
+    // A stranger: 403 everywhere.
+    assert_eq!(site.get(&guild_page, Some(&stranger)).await.status(), 403);
+    assert_eq!(site.get(&library, Some(&stranger)).await.status(), 403);
+    let json = site
+        .http
+        .get(site.url(&api))
+        .header(COOKIE, &stranger.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 403);
+
+    // A member: reads the page, the library and the progress; changes nothing.
+    let page = site.page(&guild_page, &member).await;
+    assert!(page.contains("#general"), "{page}");
+    assert!(!page.contains("Deep scan"), "{page}");
+    assert!(!page.contains("Danger zone"), "{page}");
+    site.page(&library, &member).await;
+    let json = site
+        .http
+        .get(site.url(&api))
+        .header(COOKIE, &member.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 200);
+    for (path, form) in [
+        (reading.clone(), vec![("reading", "0")]),
+        (format!("/clips/channels/{channel}/scans"), vec![]),
+        (format!("/clips/channels/{channel}/scans/cancel"), vec![]),
+        (
+            format!("/clips/channels/{channel}/purge"),
+            vec![("confirm", "general")],
+        ),
+        (
+            format!("/clips/guilds/{guild}/purge"),
+            vec![("confirm", "Tavern demo")],
+        ),
+    ] {
+        let refused = site.post(&path, &member, &form).await;
+        assert_eq!(refused.status(), 403, "member POST {path}");
+    }
+    assert!(
+        site.repo
+            .channel(channel)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_reading
+    );
+    assert!(site.repo.runs(channel, 1).await.unwrap().is_empty());
+
+    // A manager: sees the controls and toggles reading.
+    let page = site.page(&guild_page, &manager).await;
+    assert!(
+        page.contains("Deep scan") && page.contains("Danger zone"),
+        "{page}"
+    );
+    let toggled = site.post(&reading, &manager, &[("reading", "0")]).await;
+    assert_eq!(toggled.status(), 303);
+    assert_eq!(
+        location(&toggled),
+        format!("/clips/guilds/{guild}#channel-{channel}")
+    );
+    assert!(
+        !site
+            .repo
+            .channel(channel)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_reading
+    );
+    let bad = site.post(&reading, &manager, &[("reading", "maybe")]).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
+async fn a_users_guild_list_is_cached_for_a_minute() {
+    let site = site().await;
+    let (guild, _) = site.known_demo_guild().await;
+    let demo_guild = site.world.demo.guild;
+    let user = site.user_in(demo_guild, "Member", false);
+    let member = site.sign_in(user).await;
+    let guild_page = format!("/clips/guilds/{guild}");
+    site.page(&guild_page, &member).await;
+    let key = clips::schema::library::user_guilds_key(user_id(user));
+    let ttl = store::harness::ttl(&site.world.redis, &key).await;
+    assert!((1..=60).contains(&ttl), "cached for a minute, not {ttl}");
+
+    // Discord's answer is not asked again while cached: leaving the guild shows once
+    // the cached list is gone.
+    site.world.sim.remove_member(demo_guild, user).unwrap();
+    site.page(&guild_page, &member).await;
+    store::redis::cmd("DEL")
+        .arg(&key)
+        .exec_async(&mut site.world.redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(site.get(&guild_page, Some(&member)).await.status(), 403);
+}
+
+#[tokio::test]
+async fn a_post_without_the_csrf_token_changes_nothing() {
+    let site = site().await;
+    let (_, channel) = site.known_demo_guild().await;
+    let manager = site
+        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
+        .await;
+    let reading = format!("/clips/channels/{channel}/reading");
+    let missing = site
+        .http
+        .post(site.url(&reading))
+        .header(COOKIE, &manager.cookie)
+        .form(&[("reading", "0")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 403);
+    let wrong = site
+        .http
+        .post(site.url(&reading))
+        .header(COOKIE, &manager.cookie)
+        .form(&[("reading", "0"), ("csrf_token", "0".repeat(64).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert!(
+        site.repo
+            .channel(channel)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_reading
+    );
+}
+
+#[tokio::test]
+async fn scans_are_queued_reported_and_cancelled_from_the_page() {
+    let site = site().await;
+    let (guild, channel) = site.known_demo_guild().await;
+    let manager = site
+        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
+        .await;
+    let api = format!("/api/clips/channels/{channel}/scan");
+    let status = |who: &Browser| {
+        let request = site
+            .http
+            .get(site.url(&api))
+            .header(COOKIE, who.cookie.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response
+                .json::<clips::web::guilds::ScanStatusBody>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = status(&manager).await;
+    assert_eq!(before.status, "none");
+    assert!(!before.live);
+
+    let queued = site
+        .post(
+            &format!("/clips/channels/{channel}/scans"),
+            &manager,
+            &[("deep", "1")],
+        )
+        .await;
+    assert_eq!(queued.status(), 303);
+    let scanner = Scanner::new(
+        site.repo.clone(),
+        site.ctx.discord.clone(),
+        site.ctx.clock.clone(),
+    );
+    let run = scanner.latest(channel).await.unwrap().expect("a run");
+    assert_eq!(run.status, ScanStatus::Queued);
+    assert_eq!(
+        run.window.after(),
+        None,
+        "a deep scan walks back from the newest"
+    );
+    let body = status(&manager).await;
+    assert_eq!(body.run_id, Some(run.id.to_string()));
+    assert_eq!(body.status, "queued");
+    assert!(body.live);
+    let page = site.page(&format!("/clips/guilds/{guild}"), &manager).await;
+    assert!(page.contains("data-live-active=\"true\""), "{page}");
+
+    // A second request while it is unfinished keeps the one run.
+    site.post(&format!("/clips/channels/{channel}/scans"), &manager, &[])
+        .await;
+    assert_eq!(site.repo.runs(channel, 10).await.unwrap().len(), 1);
+
+    // A purge is refused while the scan is unfinished.
+    let refused = site
+        .post(
+            &format!("/clips/channels/{channel}/purge"),
+            &manager,
+            &[("confirm", "general")],
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+
+    let cancelled = site
+        .post(
+            &format!("/clips/channels/{channel}/scans/cancel"),
+            &manager,
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status(), 303);
+    let body = status(&manager).await;
+    assert_eq!(body.status, "canceled");
+    assert!(!body.live);
+}
+
+#[tokio::test]
+async fn purges_need_the_name_typed_and_reset_the_scan_position() {
+    let site = site().await;
+    let (guild, general) = site.known_demo_guild().await;
+    let dice = site.add_channel(guild, site.world.demo.dice, "dice").await;
+    let manager = site
+        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
+        .await;
+    let at = testkit::epoch();
+    for n in 1..=3 {
+        index(&site.repo, general, &clip(n, 7, at, "a.mp4", "")).await;
+        index(&site.repo, dice, &clip(10 + n, 7, at, "b.mp4", "")).await;
+    }
+    let stored = site.repo.channel(general).await.unwrap().unwrap();
+    assert!(stored.last_message_id.is_some() && stored.message_count > 0);
+
+    let wrong = site
+        .post(
+            &format!("/clips/channels/{general}/purge"),
+            &manager,
+            &[("confirm", "General")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 400);
+    assert!(wrong.text().await.unwrap().contains("Nothing was purged"));
+    assert_eq!(site.repo.clips_in_channel(general).await.unwrap(), 3);
+
+    let purged = site
+        .post(
+            &format!("/clips/channels/{general}/purge"),
+            &manager,
+            &[("confirm", "general")],
+        )
+        .await;
+    assert_eq!(purged.status(), 200);
+    assert_eq!(site.repo.clips_in_channel(general).await.unwrap(), 0);
+    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 3);
+    let stored = site.repo.channel(general).await.unwrap().unwrap();
+    assert_eq!(stored.last_message_id, None);
+    assert_eq!(stored.message_count, 0);
+    assert_eq!(stored.last_scanned_at, None);
+
+    let wrong = site
+        .post(
+            &format!("/clips/guilds/{guild}/purge"),
+            &manager,
+            &[("confirm", "tavern")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 400);
+    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 3);
+    let purged = site
+        .post(
+            &format!("/clips/guilds/{guild}/purge"),
+            &manager,
+            &[("confirm", "Tavern demo")],
+        )
+        .await;
+    assert_eq!(purged.status(), 200);
+    assert!(purged.text().await.unwrap().contains("3 clips"));
+    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 0);
+    assert_eq!(
+        site.repo
+            .channel(dice)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_message_id,
+        None
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The library
+
+/// 300 clips in two channels by three authors over 30 days; every tenth mentions a
+/// boss in its file name, every seventh "dragon" in its message. Returns them.
+async fn library_fixture(
+    site: &Site,
+    guild: GuildId,
+    general: ChannelId,
+) -> (ChannelId, Vec<NewClip>) {
+    let dice = site.add_channel(guild, site.world.demo.dice, "dice").await;
+    let start = testkit::epoch() - TimeDelta::days(30);
+    let mut all = Vec::new();
+    for n in 1..=300u64 {
+        // Some share a time with their neighbour, so the cursor's tie-break matters.
+        let at = start + TimeDelta::minutes(i64::try_from(n / 2 * 144).unwrap());
+        let name = if n.is_multiple_of(10) {
+            format!("boss_fight_{n}.mp4")
+        } else {
+            format!("clip_{n}.mp4")
+        };
+        let text = if n.is_multiple_of(7) {
+            "the DRAGON falls"
+        } else {
+            "gg"
+        };
+        let c = clip(1000 + n, 1 + n % 3, at, &name, text);
+        index(
+            &site.repo,
+            if n.is_multiple_of(2) { general } else { dice },
+            &c,
+        )
+        .await;
+        all.push(c);
+    }
+    // Newest first, ties by attachment id, descending.
+    all.sort_by_key(|c| std::cmp::Reverse((c.posted_at, c.attachment_id)));
+    (dice, all)
+}
+
+#[tokio::test]
+async fn the_library_pages_filters_and_searches() {
+    let site = site().await;
+    let (guild, general) = site.known_demo_guild().await;
+    let (dice, all) = library_fixture(&site, guild, general).await;
+    let member = site
+        .sign_in(site.user_in(site.world.demo.guild, "Member", false))
+        .await;
+
+    // Every clip once, newest first, page by page through "Older clips".
+    let mut seen = Vec::new();
+    let mut path = Some(format!("/clips/guilds/{guild}/library"));
+    let mut pages = 0;
+    while let Some(p) = path {
+        let html = site.page(&p, &member).await;
+        let ids = tiles(&html);
+        assert!(ids.len() <= 24);
+        seen.extend(ids);
+        path = next_link(&html);
+        pages += 1;
+    }
+    assert_eq!(pages, 13);
+    let expected: Vec<u64> = all.iter().map(|c| c.attachment_id).collect();
+    assert_eq!(seen, expected);
+
+    // The tile: the video plays inline, the link goes back to the message.
+    let html = site
+        .page(&format!("/clips/guilds/{guild}/library"), &member)
+        .await;
+    let newest = &all[0];
+    assert!(html.contains("preload=\"metadata\""), "{html}");
+    assert!(html.contains(&format!("https://discord.com/channels/{guild}/",)));
+    assert!(
+        html.contains(&format!("/{}\"", newest.message_id)),
+        "{html}"
+    );
+
+    // Filters, through the repository (the page uses the same call) and the page.
+    let filter = |f: LibraryFilter| {
+        let repo = site.repo.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut cursor: Option<LibraryCursor> = None;
+            loop {
+                let page = repo.library_page(&f, cursor, 50).await.unwrap();
+                ids.extend(page.clips.iter().map(|c| c.attachment));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => return ids,
+                }
+            }
+        }
+    };
+    let in_dice = filter(LibraryFilter {
+        channel: Some(dice),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    assert_eq!(in_dice.len(), 150);
+    assert!(in_dice.iter().all(|id| (id - 1000) % 2 == 1));
+    let by_author = filter(LibraryFilter {
+        author: Some(UserId::new(1)),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    assert_eq!(by_author.len(), 100);
+    assert!(by_author.iter().all(|id| (id - 1000).is_multiple_of(3)));
+    let from = testkit::epoch() - TimeDelta::days(10);
+    let recent = filter(LibraryFilter {
+        from: Some(from),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    let expected_recent = all.iter().filter(|c| c.posted_at >= from).count();
+    assert_eq!(recent.len(), expected_recent);
+    let bosses = filter(LibraryFilter {
+        search: Some(SearchText::parse("BOSS_fight").unwrap()),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    assert_eq!(bosses.len(), 30);
+    let dragons = filter(LibraryFilter {
+        search: Some(SearchText::parse("dragon").unwrap()),
+        channel: Some(general),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    assert_eq!(dragons.len(), 21, "multiples of 14 up to 300");
+    let literal = filter(LibraryFilter {
+        search: Some(SearchText::parse("clip%1").unwrap()),
+        ..LibraryFilter::guild(guild)
+    })
+    .await;
+    assert!(literal.is_empty(), "`%` is taken literally");
+
+    // The same filters on the page.
+    let html = site
+        .page(
+            &format!("/clips/guilds/{guild}/library?q=boss&channel={general}"),
+            &member,
+        )
+        .await;
+    let ids = tiles(&html);
+    assert_eq!(
+        ids.len(),
+        24,
+        "30 boss fights, all in #general: a full page"
+    );
+    assert!(ids.iter().all(|id| (id - 1000).is_multiple_of(10)));
+    let rest = site.page(&next_link(&html).unwrap(), &member).await;
+    assert_eq!(tiles(&rest).len(), 6);
+    assert!(next_link(&rest).is_none());
+    let day = (testkit::epoch() - TimeDelta::days(20))
+        .format("%Y-%m-%d")
+        .to_string();
+    let html = site
+        .page(
+            &format!("/clips/guilds/{guild}/library?from={day}&to={day}&author=2"),
+            &member,
+        )
+        .await;
+    let on_day: Vec<u64> = all
+        .iter()
+        .filter(|c| {
+            c.posted_at.format("%Y-%m-%d").to_string() == day && c.author_id == UserId::new(2)
+        })
+        .map(|c| c.attachment_id)
+        .collect();
+    assert!(!on_day.is_empty());
+    assert_eq!(tiles(&html), on_day);
+
+    // Bad filters: 400 naming the field.
+    for (query, field) in [
+        ("from=yesterday", "from"),
+        ("channel=abc", "channel"),
+        ("before=12", "before"),
+    ] {
+        let response = site
+            .get(
+                &format!("/clips/guilds/{guild}/library?{query}"),
+                Some(&member),
+            )
+            .await;
+        assert_eq!(response.status(), 400, "{query}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains(&format!("`{field}`"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_cdn_urls_are_refreshed_before_the_page_shows_them() {
+    let site = site().await;
+    let (guild, general) = site.known_demo_guild().await;
+    let sim = &site.world.sim;
+    let poster = site.world.demo.alice;
+    let message = sim
+        .post_user_message(
+            site.world.demo.general,
+            poster,
+            "look",
+            vec![AttachmentSpec::new(
+                "win.mp4",
+                "video/mp4",
+                b"not really a video".to_vec(),
+            )],
+        )
+        .unwrap();
+    let stored = sim.message(site.world.demo.general, message).unwrap();
+    let attachment = &stored.attachments[0];
+    let old_url = attachment.url.clone();
+    let mut c = clip(
+        u64::from(attachment.id),
+        u64::from(poster),
+        testkit::epoch(),
+        "win.mp4",
+        "look",
+    );
+    c.message_id = MessageId::new(u64::from(message));
+    c.url = old_url.clone();
+    // Tavern believes it expired an hour ago; Discord agrees once its URLs are expired.
+    c.url_expires_at = Some(site.world.clock.now() - TimeDelta::hours(1));
+    index(&site.repo, general, &c).await;
+    sim.expire_attachment_urls();
+    assert_eq!(site.http.get(&old_url).send().await.unwrap().status(), 404);
+
+    let member = site
+        .sign_in(site.user_in(site.world.demo.guild, "Member", false))
+        .await;
+    let html = site
+        .page(&format!("/clips/guilds/{guild}/library"), &member)
+        .await;
+    let page = site
+        .repo
+        .library_page(&LibraryFilter::guild(guild), None, 10)
+        .await
+        .unwrap();
+    let fresh = &page.clips[0].url;
+    assert_ne!(fresh, &old_url);
+    assert!(html.contains(&fresh.replace('&', "&amp;")), "{html}");
+    assert!(
+        page.clips[0]
+            .url_expires_at
+            .is_some_and(|t| t > site.world.clock.now())
+    );
+    let video = site.http.get(fresh).send().await.unwrap();
+    assert_eq!(video.status(), 200);
+}
+
+#[tokio::test]
+async fn the_library_queries_use_the_indexes_at_100_000_clips() {
+    let site = site().await;
+    let (guild, general) = site.known_demo_guild().await;
+    let dice = site.add_channel(guild, site.world.demo.dice, "dice").await;
+    // 100,000 clips in one statement (the repository writes a message at a time).
+    sqlx::query(
+        "INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
+             author_name, posted_at, filename, content_type, size_bytes, url, message_text)
+         SELECT (10000000 + n)::text, (20000000 + n)::text,
+                CASE WHEN n % 2 = 0 THEN $1 ELSE $2 END, $3, (n % 50 + 1)::text, 'someone',
+                $4::timestamptz - make_interval(secs => n * 37),
+                'clip_' || n || CASE WHEN n % 1000 = 0 THEN '_ace' ELSE '' END || '.mp4',
+                'video/mp4', 1000, 'https://cdn.example/' || n, 'gg wp'
+         FROM generate_series(1, 100000) AS n",
+    )
+    .bind(general.to_string())
+    .bind(dice.to_string())
+    .bind(guild.to_string())
+    .bind(testkit::epoch())
+    .execute(site.world.postgres.pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE clips.clips")
+        .execute(site.world.postgres.pool())
+        .await
+        .unwrap();
+
+    let guild_only = LibraryFilter::guild(guild);
+    let cursor = Some(LibraryCursor {
+        posted_at: testkit::epoch() - TimeDelta::days(3),
+        attachment: 10_050_000,
+    });
+    for (what, filter, cursor, index) in [
+        (
+            "first page",
+            guild_only.clone(),
+            None,
+            "idx_clips_guild_posted",
+        ),
+        (
+            "a later page",
+            guild_only.clone(),
+            cursor,
+            "idx_clips_guild_posted",
+        ),
+        (
+            "a channel",
+            LibraryFilter {
+                channel: Some(dice),
+                ..guild_only.clone()
+            },
+            cursor,
+            // Half the guild's clips: walking the guild's index and skipping the other
+            // channel's is as cheap, and PostgreSQL may take either.
+            "idx_clips_",
+        ),
+        (
+            "an author",
+            LibraryFilter {
+                author: Some(UserId::new(7)),
+                ..guild_only.clone()
+            },
+            None,
+            "idx_clips_author_posted",
+        ),
+        (
+            "a rare word",
+            LibraryFilter {
+                search: Some(SearchText::parse("ace").unwrap()),
+                ..guild_only.clone()
+            },
+            None,
+            "idx_clips_",
+        ),
+    ] {
+        let plan = site
+            .repo
+            .explain_library_page(&filter, cursor, 24)
+            .await
+            .unwrap();
+        assert!(plan.contains(index), "{what}: {plan}");
+        assert!(!plan.contains("Seq Scan"), "{what}: {plan}");
+        if filter.search.is_none() {
+            assert!(
+                !plan.contains("Sort"),
+                "{what}: the index gives the order: {plan}"
+            );
+        }
+        let page = site.repo.library_page(&filter, cursor, 24).await.unwrap();
+        assert!(!page.clips.is_empty(), "{what}");
+    }
+}

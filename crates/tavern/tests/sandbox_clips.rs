@@ -1,0 +1,94 @@
+//! Sandbox mode's clip archive: the demo guild has a `#clips` channel with a few
+//! hundred messages of history and some real videos; the demo player may manage the
+//! server, so `/clips enable` and `/clips scan` work at once, the scan worker of
+//! `tavern serve` indexes every video, and the sim serves the video's bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use clips::Repo;
+use clips::domain::{ChannelId, ScanStatus};
+use serde_json::json;
+use testkit::WAIT;
+
+#[tokio::test]
+async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
+    let app = common::spawn_app().await;
+    let sim = app.sim();
+    let demo = app.demo();
+    let channel = sim
+        .channel_by_name(demo.guild, "clips")
+        .expect("the demo guild has #clips");
+    let history = sim.messages(channel.id);
+    assert_eq!(history.len(), tavern::sandbox::CLIPS_MESSAGES);
+    let videos: Vec<_> = history
+        .iter()
+        .flat_map(|m| &m.attachments)
+        .filter(|a| a.content_type.as_deref() == Some("video/webm"))
+        .collect();
+    assert_eq!(videos.len(), tavern::sandbox::clips_videos());
+    assert!(
+        history
+            .iter()
+            .flat_map(|m| &m.attachments)
+            .any(|a| a.content_type.as_deref() == Some("image/png")),
+        "some screenshots too"
+    );
+    // Real video bytes: a WebM (EBML) header, served by the sim.
+    let bytes = app
+        .http
+        .get(&videos[0].url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&bytes[..4], &[0x1a, 0x45, 0xdf, 0xa3], "a WebM file");
+
+    testkit::eventually("/clips is registered", || async {
+        sim.registered_commands()
+            .iter()
+            .any(|c| c.name == "clips")
+            .then_some(())
+    })
+    .await;
+    let command = |sub: &str, options: serde_json::Value| {
+        sim.run_command(
+            demo.demo_player,
+            channel.id,
+            "clips",
+            json!([{"name": sub, "options": options}]),
+        )
+        .expect("the command runs")
+    };
+    let reply = command("enable", json!([]))
+        .final_response(WAIT)
+        .await
+        .unwrap();
+    let text = reply.content.unwrap_or_default();
+    assert!(text.contains("is now indexed"), "{text}");
+    let reply = command("scan", json!([]))
+        .final_response(WAIT)
+        .await
+        .unwrap();
+    let text = reply.content.unwrap_or_default();
+    assert!(text.contains("Queued"), "{text}");
+
+    let pg = app.postgres.connect().await;
+    let repo = Repo::new(&pg);
+    let id = ChannelId::new(channel.id.get());
+    let run = testkit::eventually("the scan worker finishes the run", || {
+        let repo = repo.clone();
+        async move {
+            let run = repo.runs(id, 1).await.ok()?.into_iter().next()?;
+            (run.status == ScanStatus::Succeeded).then_some(run)
+        }
+    })
+    .await;
+    assert_eq!(run.messages_scanned, tavern::sandbox::CLIPS_MESSAGES as i64);
+    assert_eq!(
+        repo.clips_in_channel(id).await.unwrap(),
+        tavern::sandbox::clips_videos() as i64
+    );
+}
