@@ -1296,19 +1296,10 @@ impl Discord {
         user: UserId,
     ) -> Result<Option<Vec<RoleId>>, RestError> {
         let http = &self.inner.factory;
-        let route = "guild.member.get";
-        match self
-            .call(Spec::new(route).absent_ok(), || {
-                http.guild_member(guild, user)
-            })
-            .await
-        {
-            Ok(answer) => Ok(Some(
-                Self::decode::<twilight_model::guild::Member>(route, &answer)?.roles,
-            )),
-            Err(RestError::Status { status: 404, .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
+        let member: Option<twilight_model::guild::Member> = self
+            .get_unless_absent("guild.member.get", || http.guild_member(guild, user))
+            .await?;
+        Ok(member.map(|m| m.roles))
     }
 
     /// Sends a direct message, opening the DM channel first (opening it twice gives
@@ -1410,14 +1401,26 @@ impl Discord {
     /// it: 404). A 404 is an answer here, not counted by the circuit breaker.
     pub async fn channel(&self, channel: ChannelId) -> Result<Option<ChannelInfo>, RestError> {
         let http = &self.inner.factory;
-        let route = "channel.get";
-        match self
-            .call(Spec::new(route).absent_ok(), || http.channel(channel))
-            .await
-        {
-            Ok(answer) => Ok(Some(wire::channel_info(&Self::decode::<
-                twilight_model::channel::Channel,
-            >(route, &answer)?))),
+        let found: Option<twilight_model::channel::Channel> = self
+            .get_unless_absent("channel.get", || http.channel(channel))
+            .await?;
+        Ok(found.as_ref().map(wire::channel_info))
+    }
+
+    /// The object a GET answers, or `None` on Discord's 404 (an answer here, not a
+    /// failure: the circuit breaker does not count it).
+    async fn get_unless_absent<T, R, F>(
+        &self,
+        route: &'static str,
+        make: F,
+    ) -> Result<Option<T>, RestError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> R,
+        R: MakeRequest,
+    {
+        match self.call(Spec::new(route).absent_ok(), make).await {
+            Ok(answer) => Ok(Some(Self::decode(route, &answer)?)),
             Err(RestError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -1426,17 +1429,10 @@ impl Discord {
     /// A guild the bot is in (`None` on 404: unknown, or the bot is not a member).
     pub async fn guild(&self, guild: GuildId) -> Result<Option<GuildInfo>, RestError> {
         let http = &self.inner.factory;
-        let route = "guild.get";
-        match self
-            .call(Spec::new(route).absent_ok(), || http.guild(guild))
-            .await
-        {
-            Ok(answer) => Ok(Some(wire::guild_info(&Self::decode::<
-                twilight_model::guild::PartialGuild,
-            >(route, &answer)?))),
-            Err(RestError::Status { status: 404, .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
+        let found: Option<twilight_model::guild::PartialGuild> = self
+            .get_unless_absent("guild.get", || http.guild(guild))
+            .await?;
+        Ok(found.as_ref().map(wire::guild_info))
     }
 
     /// Every channel of a guild as Discord describes it (one request).
@@ -1464,19 +1460,10 @@ impl Discord {
         message: MessageId,
     ) -> Result<Option<HistoryMessage>, RestError> {
         let http = &self.inner.factory;
-        let route = "channel.message.get";
-        match self
-            .call(Spec::new(route).absent_ok(), || {
-                http.message(channel, message)
-            })
-            .await
-        {
-            Ok(answer) => Ok(Some(wire::history_message(&Self::decode::<
-                twilight_model::channel::Message,
-            >(route, &answer)?))),
-            Err(RestError::Status { status: 404, .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
+        let found: Option<twilight_model::channel::Message> = self
+            .get_unless_absent("channel.message.get", || http.message(channel, message))
+            .await?;
+        Ok(found.as_ref().map(wire::history_message))
     }
 
     /// Fresh signed URLs for attachment URLs (Discord's CDN URLs expire): pairs of
