@@ -23,23 +23,17 @@ struct Site {
 
 async fn site() -> Site {
     let world = World::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
-    let ctx = feature::Context {
-        sessions: web::session::Sessions::new(
-            world.redis.clone(),
-            web::session::SessionConfig::for_public_url(&public_url),
-        ),
-        public_url: public_url.clone(),
-        ..world.ctx.clone()
-    };
+    let testkit::Listening {
+        listener,
+        base,
+        ctx,
+    } = world.listen().await;
     let fake = FakeMeetup::start().await.unwrap();
     let group = GroupUrlname::parse("dragons").unwrap();
     fake.add_group(&group, "Dragons").unwrap();
     let client_id = ClientId::new("tavern-browser");
     let secret = ClientSecret::from("tavern-browser-secret");
-    let callback = campaigns::web::callback_url(&public_url).unwrap();
+    let callback = campaigns::web::callback_url(&ctx.public_url).unwrap();
     fake.add_oauth_client(&client_id, &secret, &callback);
     let config = CampaignsConfig::new(client_id.clone(), secret, fake.endpoints(), vec![group]);
     let feature = campaigns::web::add(feature::Feature::new("campaigns"), &ctx, &config);
@@ -51,7 +45,7 @@ async fn site() -> Site {
         repo: Repo::new(world.redis.clone()),
         world,
         fake,
-        base: format!("http://{addr}"),
+        base,
         client_id,
         callback,
     }

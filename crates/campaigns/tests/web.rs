@@ -38,18 +38,12 @@ struct Site {
 
 async fn site(groups: &[&str]) -> Site {
     let world = World::new().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
     // The sessions check the origin of state-changing requests against the public URL.
-    let ctx = feature::Context {
-        sessions: web::session::Sessions::new(
-            world.redis.clone(),
-            web::session::SessionConfig::for_public_url(&public_url),
-        ),
-        public_url: public_url.clone(),
-        ..world.ctx.clone()
-    };
+    let testkit::Listening {
+        listener,
+        base,
+        ctx,
+    } = world.listen().await;
     let fake = FakeMeetup::start().await.unwrap();
     let groups: Vec<GroupUrlname> = groups
         .iter()
@@ -63,7 +57,7 @@ async fn site(groups: &[&str]) -> Site {
     fake.add_oauth_client(
         &client_id,
         &secret,
-        &campaigns::web::callback_url(&public_url).unwrap(),
+        &campaigns::web::callback_url(&ctx.public_url).unwrap(),
     );
     let admin_role = RoleId::new(u64::from(
         world
@@ -89,7 +83,7 @@ async fn site(groups: &[&str]) -> Site {
         world,
         ctx,
         fake,
-        base: format!("http://{addr}"),
+        base,
         groups,
         config,
         http: reqwest::Client::builder()

@@ -208,14 +208,7 @@ impl ClipsEvents {
                 self.catch_up(guild_id).await;
             }
             Event::GuildUpdate(info) => {
-                self.repo
-                    .upsert_guild(&GuildInfo {
-                        id: info.id,
-                        name: info.name,
-                        icon: info.icon,
-                        owner: info.owner_id,
-                    })
-                    .await?;
+                self.repo.upsert_guild(&GuildInfo::from(info)).await?;
             }
             Event::GuildRemoved {
                 guild_id,
@@ -236,14 +229,7 @@ impl ClipsEvents {
                             let Some(found) = self.discord.guild(guild).await? else {
                                 return Ok(());
                             };
-                            self.repo
-                                .upsert_guild(&GuildInfo {
-                                    id: found.id,
-                                    name: found.name,
-                                    icon: found.icon,
-                                    owner: found.owner_id,
-                                })
-                                .await?;
+                            self.repo.upsert_guild(&GuildInfo::from(found)).await?;
                             self.repo.upsert_channel(&channel).await?;
                         }
                         Err(e) => return Err(e.into()),

@@ -8,13 +8,13 @@ use clips::domain::{ChannelId, GuildId, ScanStatus};
 use clips::repo::ScanRun;
 use clips::scan::Scanner;
 use clips::{ClipsConfig, Repo};
-use discord_sim::{AttachmentSpec, ChannelKind, InteractionReply, RoleSpec, Snowflake};
+use discord_sim::{AttachmentSpec, ChannelKind, InteractionReply, Snowflake};
 use serde_json::{Value, json};
 use testkit::{TestBot, WAIT, World};
 use tokio_util::sync::CancellationToken;
 
 /// Discord's Manage Server permission bit.
-const MANAGE_GUILD: u64 = 1 << 5;
+mod common;
 
 /// The demo guild with a `#clips` channel holding a little history (two videos, an
 /// image, chatter), a "Moderators" role with Manage Server given to the demo player,
@@ -41,14 +41,7 @@ async fn setup() -> Setup {
         .sim
         .create_channel(guild, "clips", ChannelKind::Text)
         .unwrap();
-    let moderators = world
-        .sim
-        .create_role(guild, RoleSpec::new("Moderators", MANAGE_GUILD))
-        .unwrap();
-    world
-        .sim
-        .add_member_role(guild, world.demo.demo_player, moderators)
-        .unwrap();
+    common::make_manager(&world.sim, guild, world.demo.demo_player, "Moderators");
     let post = |content: &str, attachments: Vec<AttachmentSpec>| {
         world
             .sim
@@ -115,6 +108,13 @@ impl Setup {
             .unwrap_or_default()
     }
 
+    /// [`Setup::admin`], asserting the reply says `expected`.
+    async fn admin_says(&self, sub: &str, options: Value, expected: &str) -> String {
+        let text = self.admin(sub, options).await;
+        assert!(text.contains(expected), "/clips {sub}: {text}");
+        text
+    }
+
     fn scanner(&self) -> Scanner {
         Scanner::new(
             self.repo.clone(),
@@ -158,8 +158,7 @@ async fn a_member_without_manage_server_is_refused_privately_and_nothing_changes
 #[tokio::test]
 async fn enable_registers_the_channel_and_its_guild_from_discord_and_disable_stops_reading() {
     let s = setup().await;
-    let text = s.admin("enable", json!([])).await;
-    assert!(text.contains("is now indexed"), "{text}");
+    s.admin_says("enable", json!([]), "is now indexed").await;
     let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
     assert!(channel.is_reading);
     assert_eq!(channel.info.name.as_deref(), Some("clips"));
@@ -176,8 +175,9 @@ async fn enable_registers_the_channel_and_its_guild_from_discord_and_disable_sto
 
     // Disabling also cancels the channel's unfinished scan.
     s.admin("scan", json!([])).await;
-    let text = s.admin("disable", json!([])).await;
-    assert!(text.contains("no longer indexed"), "{text}");
+    let text = s
+        .admin_says("disable", json!([]), "no longer indexed")
+        .await;
     assert!(text.contains("scan was canceled"), "{text}");
     let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
     assert!(!channel.is_reading);
@@ -232,8 +232,8 @@ async fn the_channel_option_names_another_channel_of_the_server() {
 #[tokio::test]
 async fn a_channel_not_indexed_is_not_scanned() {
     let s = setup().await;
-    let text = s.admin("scan", json!([])).await;
-    assert!(text.contains("`/clips enable` it first"), "{text}");
+    s.admin_says("scan", json!([]), "`/clips enable` it first")
+        .await;
     assert!(s.latest().await.is_none());
 }
 
@@ -242,16 +242,18 @@ async fn scan_queues_one_run_a_second_names_it_and_cancel_stops_it() {
     let s = setup().await;
     s.admin("enable", json!([])).await;
     // Never scanned: even a quick scan reads the whole history.
-    let text = s.admin("scan", json!([])).await;
-    assert!(text.contains("Queued a deep scan"), "{text}");
+    let text = s.admin_says("scan", json!([]), "Queued a deep scan").await;
     let run = s.latest().await.expect("a run was queued");
     assert_eq!(run.status, ScanStatus::Queued);
     assert!(text.contains(&run.id.to_string()), "{text}");
 
     let text = s
-        .admin("scan", json!([{"name": "deep", "value": true}]))
+        .admin_says(
+            "scan",
+            json!([{"name": "deep", "value": true}]),
+            "already queued",
+        )
         .await;
-    assert!(text.contains("already queued"), "{text}");
     assert!(text.contains(&run.id.to_string()), "{text}");
     assert_eq!(
         s.repo.runs(channel_id(s.clips), 10).await.unwrap().len(),
@@ -259,23 +261,18 @@ async fn scan_queues_one_run_a_second_names_it_and_cancel_stops_it() {
         "one run per channel at a time"
     );
 
-    let text = s.admin("status", json!([])).await;
-    assert!(text.contains("queued"), "{text}");
+    s.admin_says("status", json!([]), "queued").await;
 
-    let text = s.admin("cancel", json!([])).await;
-    assert!(text.contains("Canceled the scan"), "{text}");
+    s.admin_says("cancel", json!([]), "Canceled the scan").await;
     assert_eq!(s.latest().await.unwrap().status, ScanStatus::Canceled);
-    let text = s.admin("cancel", json!([])).await;
-    assert!(text.contains("No scan"), "{text}");
-    let text = s.admin("status", json!([])).await;
-    assert!(text.contains("canceled"), "{text}");
+    s.admin_says("cancel", json!([]), "No scan").await;
+    s.admin_says("status", json!([]), "canceled").await;
 }
 
 #[tokio::test]
 async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
     let s = setup().await;
-    let text = s.admin("status", json!([])).await;
-    assert!(text.contains("not indexed"), "{text}");
+    let text = s.admin_says("status", json!([]), "not indexed").await;
     assert!(text.contains("No scan yet"), "{text}");
 
     s.admin("enable", json!([])).await;
@@ -289,15 +286,16 @@ async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
     assert_eq!(done.status, ScanStatus::Succeeded);
     assert_eq!(done.messages_matched, 2);
 
-    let text = s.admin("status", json!([])).await;
-    assert!(text.contains("is indexed: 2 clips"), "{text}");
+    let text = s
+        .admin_says("status", json!([]), "is indexed: 2 clips")
+        .await;
     assert!(text.contains("finished"), "{text}");
     assert!(text.contains("5 messages read, 2 with clips"), "{text}");
     assert!(text.contains("Last scanned"), "{text}");
 
     // Nothing new: a catch-up from where the deep scan stopped.
-    let text = s.admin("scan", json!([])).await;
-    assert!(text.contains("Queued a catch-up scan"), "{text}");
+    s.admin_says("scan", json!([]), "Queued a catch-up scan")
+        .await;
 }
 
 #[tokio::test]
@@ -305,26 +303,24 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
     let s = setup().await;
     let guild = GuildId::new(id(s.world.demo.guild));
 
-    let text = s.admin("settings", json!([])).await;
-    assert!(text.contains("(default)"), "{text}");
+    let text = s.admin_says("settings", json!([]), "(default)").await;
     assert!(text.contains("NSFW channels no"), "{text}");
 
     // A bad format is named and nothing is saved.
     let text = s
-        .admin(
+        .admin_says(
             "settings",
             json!([{"name": "formats", "value": "mp4 my.video"}, {"name": "nsfw", "value": true}]),
+            "Nothing was saved",
         )
         .await;
-    assert!(text.contains("Nothing was saved"), "{text}");
     assert!(text.contains("my.video"), "{text}");
-    let text = s
-        .admin(
-            "settings",
-            json!([{"name": "include", "value": "(unclosed"}]),
-        )
-        .await;
-    assert!(text.contains("include_pattern"), "{text}");
+    s.admin_says(
+        "settings",
+        json!([{"name": "include", "value": "(unclosed"}]),
+        "include_pattern",
+    )
+    .await;
     assert!(
         s.repo
             .guild_settings(guild)
@@ -338,12 +334,12 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
 
     // The server's settings.
     let text = s
-        .admin(
+        .admin_says(
             "settings",
             json!([{"name": "formats", "value": "mp4, webm"}, {"name": "nsfw", "value": true}]),
+            "Saved the server's",
         )
         .await;
-    assert!(text.contains("Saved the server's"), "{text}");
     assert!(text.contains("formats mp4, webm"), "{text}");
     assert_eq!(
         s.repo.guild_settings(guild).await.unwrap().to_json(),
@@ -352,12 +348,12 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
 
     // The channel's own override, and what applies there.
     let text = s
-        .admin(
+        .admin_says(
             "settings",
             json!([{"name": "exclude", "value": "^SPOILER_"}, {"name": "scope", "value": "channel"}]),
+            "own clip settings",
         )
         .await;
-    assert!(text.contains("own clip settings"), "{text}");
     assert!(text.contains("exclude `^SPOILER_`"), "{text}");
     let channel = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
     assert_eq!(
@@ -377,6 +373,5 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
         s.repo.guild_settings(guild).await.unwrap().to_json(),
         json!({"scan_nsfw": true})
     );
-    let text = s.admin("settings", json!([])).await;
-    assert!(text.contains("overrides: none"), "{text}");
+    s.admin_says("settings", json!([]), "overrides: none").await;
 }

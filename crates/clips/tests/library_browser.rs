@@ -13,13 +13,12 @@ use clips::ClipsConfig;
 use clips::domain::{ChannelId, GuildId, MessageId, UserId};
 use clips::repo::clips::NewClip;
 use clips::repo::{ChannelInfo, GuildInfo, Repo};
-use discord::oauth::Scope;
-use discord_sim::{AttachmentSpec, Fault, RoleSpec, RouteMatch, SeedMessage, Snowflake};
+use discord_sim::{AttachmentSpec, Fault, RouteMatch, SeedMessage, Snowflake};
 use testkit::World;
 use testkit::browser::Browser;
 use tokio_util::sync::CancellationToken;
 
-const MANAGE_GUILD: u64 = 1 << 5;
+mod common;
 
 struct Ready;
 
@@ -48,17 +47,14 @@ impl Drop for Site {
 
 async fn site() -> Site {
     let world = World::with_postgres().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+    let testkit::Listening {
+        listener,
+        base,
+        ctx,
+    } = world.listen().await;
     let ctx = feature::Context {
-        sessions: web::session::Sessions::new(
-            world.redis.clone(),
-            web::session::SessionConfig::for_public_url(&public_url),
-        ),
-        public_url,
         clock: Arc::new(feature::SystemClock),
-        ..world.ctx.clone()
+        ..ctx
     };
     let mut feature = clips::feature(&ctx, ClipsConfig::default());
     world.migrate(std::slice::from_ref(&feature)).await;
@@ -117,7 +113,7 @@ async fn site() -> Site {
     .unwrap();
     repo.set_reading(general, true).await.unwrap();
     Site {
-        base: format!("http://{addr}"),
+        base,
         world,
         ctx,
         repo,
@@ -130,51 +126,14 @@ async fn site() -> Site {
 impl Site {
     /// A member of the demo guild (a manager when `manager`), signed in in `browser`.
     async fn sign_in(&self, browser: &Browser, name: &str, manager: bool) -> Snowflake {
-        let sim = &self.world.sim;
-        let guild = self.world.demo.guild;
-        let user = sim.create_user(name);
-        sim.add_member(guild, user).unwrap();
-        if manager {
-            let role = sim
-                .create_role(guild, RoleSpec::new("Mods", MANAGE_GUILD))
-                .unwrap();
-            sim.add_member_role(guild, user, role).unwrap();
-        }
-        let app = self.ctx.discord_login.clone().unwrap();
-        let mut authorize = app.authorize_url("login", &[Scope::Identify, Scope::Guilds], None);
-        authorize
-            .query_pairs_mut()
-            .append_pair("sim_user_id", &user.to_string());
-        let back = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-            .get(authorize)
-            .send()
-            .await
-            .unwrap();
-        let back = url::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
-        let code = back
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .unwrap();
-        let grant = app.exchange_code(&code.into()).await.unwrap();
-        let session = self
-            .ctx
-            .sessions
-            .log_in(
-                None,
-                web::session::SessionUser {
-                    id: UserId::new(u64::from(user)),
-                    username: name.to_lowercase(),
-                    global_name: Some(name.into()),
-                    avatar: None,
-                },
-                &grant,
-            )
-            .await
-            .unwrap();
+        let user = common::guild_member(&self.world.sim, self.world.demo.guild, name, manager);
+        let profile = web::session::SessionUser {
+            id: UserId::new(u64::from(user)),
+            username: name.to_lowercase(),
+            global_name: Some(name.into()),
+            avatar: None,
+        };
+        let session = testkit::discord_session(&self.ctx, user, profile).await;
         browser.open(&format!("{}/healthz", self.base)).await;
         browser
             .add_cookie(
@@ -208,6 +167,40 @@ fn clip(n: u64, filename: &str) -> NewClip {
         url_expires_at: None,
         message_text: format!("clip number {n}"),
     }
+}
+
+/// Once the address holds `query`, the file names of the grid's tiles, in order.
+async fn names_once(browser: &Browser, what: &str, query: &str) -> String {
+    grid_once(
+        browser,
+        what,
+        query,
+        "[...document.querySelectorAll('.clip-name')].map(n => n.textContent)",
+    )
+    .await
+}
+
+/// Once the address holds `query`, the attachment ids of the grid's tiles, in order.
+async fn tile_ids_once(browser: &Browser, what: &str, query: &str) -> String {
+    grid_once(
+        browser,
+        what,
+        query,
+        "[...document.querySelectorAll('.clip-tile')].map(t => t.dataset.attachmentId)",
+    )
+    .await
+}
+
+/// Once the address holds `query`, the script `list`'s items joined by commas.
+async fn grid_once(browser: &Browser, what: &str, query: &str, list: &str) -> String {
+    browser
+        .text_when(
+            what,
+            Duration::from_secs(10),
+            &format!("return location.search.includes('{query}') ? {list}.join(',') : '';"),
+            |t| !t.is_empty(),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -269,14 +262,7 @@ async fn the_library_shows_the_grid_and_its_filters_narrow_it() {
     browser.type_into(&search, "boss").await;
     let show = browser.find("form.filters button[type=submit]").await;
     browser.click(&show).await;
-    let names = browser
-        .text_when(
-            "the search narrows the grid",
-            Duration::from_secs(10),
-            "return location.search.includes('q=boss') ? [...document.querySelectorAll('.clip-name')].map(n => n.textContent).join(',') : '';",
-            |t| !t.is_empty(),
-        )
-        .await;
+    let names = names_once(&browser, "the search narrows the grid", "q=boss").await;
     assert_eq!(
         names,
         "boss_30.mp4,boss_25.mp4,boss_20.mp4,boss_15.mp4,boss_10.mp4,boss_5.mp4"
@@ -286,14 +272,7 @@ async fn the_library_shows_the_grid_and_its_filters_narrow_it() {
     browser
         .script("document.querySelector('select[name=author]').value = '1'; document.querySelector('form.filters').submit(); return null;")
         .await;
-    let names = browser
-        .text_when(
-            "the author filter narrows the grid",
-            Duration::from_secs(10),
-            "return location.search.includes('author=1') ? [...document.querySelectorAll('.clip-name')].map(n => n.textContent).join(',') : '';",
-            |t| !t.is_empty(),
-        )
-        .await;
+    let names = names_once(&browser, "the author filter narrows the grid", "author=1").await;
     assert_eq!(names, "boss_30.mp4,boss_20.mp4,boss_10.mp4");
 
     // Paging: the second page of everything holds the six oldest.
@@ -305,14 +284,7 @@ async fn the_library_shows_the_grid_and_its_filters_narrow_it() {
         .await;
     let next = browser.find("a[data-next-page]").await;
     browser.click(&next).await;
-    let rest = browser
-        .text_when(
-            "the next page",
-            Duration::from_secs(10),
-            "return location.search.includes('before=') ? [...document.querySelectorAll('.clip-tile')].map(t => t.dataset.attachmentId).join(',') : '';",
-            |t| !t.is_empty(),
-        )
-        .await;
+    let rest = tile_ids_once(&browser, "the next page", "before=").await;
     assert_eq!(rest, "5006,5005,5004,5003,5002,5001");
     browser.quit().await;
 }

@@ -68,8 +68,30 @@ impl Env {
         MessageId::new(id.get())
     }
 
+    /// Edits `message` as Alice: its text (kept when `None`) and its attachments now.
+    fn edit(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        text: Option<&str>,
+        files: Vec<AttachmentSpec>,
+    ) {
+        self.world
+            .sim
+            .edit_user_message_with(channel.get(), message.get(), text, Some(files))
+            .unwrap();
+    }
+
     async fn clip_ids(&self, channel: ChannelId, message: MessageId) -> Vec<u64> {
         self.repo.message_clip_ids(channel, message).await.unwrap()
+    }
+
+    /// Waits until `message` has `count` clips indexed.
+    async fn clips_become(&self, what: &str, channel: ChannelId, message: MessageId, count: usize) {
+        eventually(what, || async {
+            (self.clip_ids(channel, message).await.len() == count).then_some(())
+        })
+        .await;
     }
 
     async fn clips(&self, channel: ChannelId) -> i64 {
@@ -126,47 +148,22 @@ async fn an_edit_that_adds_or_removes_a_video_updates_the_index() {
     let env = env().await;
     let channel = env.reading_channel("clips").await;
     let message = env.post(channel, "two", vec![video("a.mp4"), video("b.webm")]);
-    eventually("both clips are indexed", || async {
-        (env.clip_ids(channel, message).await.len() == 2).then_some(())
-    })
-    .await;
+    env.clips_become("both clips are indexed", channel, message, 2)
+        .await;
 
     // One video removed (the other kept, as Discord keeps an attachment in an edit).
-    env.world
-        .sim
-        .edit_user_message_with(
-            channel.get(),
-            message.get(),
-            Some("one left"),
-            Some(vec![video("a.mp4")]),
-        )
-        .unwrap();
-    eventually("the removed video leaves the index", || async {
-        (env.clip_ids(channel, message).await.len() == 1).then_some(())
-    })
-    .await;
+    env.edit(channel, message, Some("one left"), vec![video("a.mp4")]);
+    env.clips_become("the removed video leaves the index", channel, message, 1)
+        .await;
 
     // A video added.
-    env.world
-        .sim
-        .edit_user_message_with(
-            channel.get(),
-            message.get(),
-            None,
-            Some(vec![video("a.mp4"), video("c.mov")]),
-        )
-        .unwrap();
-    eventually("the added video joins the index", || async {
-        (env.clip_ids(channel, message).await.len() == 2).then_some(())
-    })
-    .await;
+    env.edit(channel, message, None, vec![video("a.mp4"), video("c.mov")]);
+    env.clips_become("the added video joins the index", channel, message, 2)
+        .await;
     assert_eq!(env.clips(channel).await, 2);
 
     // All videos removed.
-    env.world
-        .sim
-        .edit_user_message_with(channel.get(), message.get(), Some("none"), Some(vec![]))
-        .unwrap();
+    env.edit(channel, message, Some("none"), vec![]);
     eventually("no clip is left", || async {
         (env.clips(channel).await == 0).then_some(())
     })

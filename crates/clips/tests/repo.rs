@@ -10,7 +10,7 @@ use clips::domain::{
     ChannelId, GuildId, InstallIntent, IntentState, MessageId, PURGE_GRACE, STATE_BYTES,
     ScanStatus, ScanWindow, Settings, UserId,
 };
-use clips::repo::{ChannelInfo, GuildInfo, Progress, Repo, RepoError, UserProfile};
+use clips::repo::{ChannelInfo, GuildInfo, Progress, Repo, RepoError, ScanRun, UserProfile};
 use clips::{ClipsConfig, ConsumeError, jobs};
 use feature::{Clock, Feature, ManualClock, SystemClock};
 use serde_json::json;
@@ -128,6 +128,14 @@ impl Env {
             .upsert_channel(&channel_info(CHANNEL))
             .await
             .expect("channel");
+    }
+
+    /// A deep scan of [`CHANNEL`], queued.
+    async fn queue_deep(&self) -> ScanRun {
+        self.repo
+            .queue_run(channel(CHANNEL), ScanWindow::deep(None))
+            .await
+            .expect("queue")
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
@@ -260,10 +268,7 @@ async fn deleting_a_guild_removes_its_channels_and_their_runs_but_not_its_settin
         .upsert_channel(&channel_info(CHANNEL + 1))
         .await
         .expect("channel");
-    env.repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .expect("run");
+    env.queue_deep().await;
     env.repo
         .update_guild_settings(guild(GUILD), &settings(json!({"scan_nsfw": true})))
         .await
@@ -526,11 +531,7 @@ async fn a_run_is_queued_started_and_finished_with_its_timestamps() {
 async fn illegal_and_stale_transitions_are_refused_and_change_nothing() {
     let env = env().await;
     env.with_channel().await;
-    let run = env
-        .repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .expect("queue");
+    let run = env.queue_deep().await;
 
     let illegal = env
         .repo
@@ -561,11 +562,7 @@ async fn of_two_workers_starting_the_same_run_exactly_one_wins() {
     let env = env().await;
     env.with_channel().await;
     for _ in 0..10 {
-        let run = env
-            .repo
-            .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-            .await
-            .expect("queue");
+        let run = env.queue_deep().await;
         let (a, b) = (env.repo.clone(), env.repo.clone());
 
         let (first, second) = tokio::join!(
@@ -594,16 +591,8 @@ async fn of_two_workers_starting_the_same_run_exactly_one_wins() {
 async fn canceling_works_from_queued_and_from_running_but_not_after_the_end() {
     let env = env().await;
     env.with_channel().await;
-    let queued = env
-        .repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .expect("queue");
-    let running = env
-        .repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .expect("queue");
+    let queued = env.queue_deep().await;
+    let running = env.queue_deep().await;
     env.repo.start_run(running.id).await.expect("start");
 
     let a = env.repo.cancel_run(queued.id).await.expect("cancel queued");
@@ -638,11 +627,7 @@ async fn canceling_works_from_queued_and_from_running_but_not_after_the_end() {
 async fn progress_moves_the_run_and_its_channel_together_until_the_run_stops() {
     let env = env().await;
     env.with_channel().await;
-    let run = env
-        .repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .expect("queue");
+    let run = env.queue_deep().await;
     assert!(matches!(
         env.repo
             .record_progress(
@@ -762,13 +747,7 @@ async fn a_channels_runs_list_newest_first() {
     let mut ids = Vec::new();
     for _ in 0..3 {
         // Separate statements: separate created_at values.
-        ids.push(
-            env.repo
-                .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-                .await
-                .expect("queue")
-                .id,
-        );
+        ids.push(env.queue_deep().await.id);
     }
 
     let runs = env.repo.runs(channel(CHANNEL), 2).await.expect("list");
@@ -1022,11 +1001,7 @@ async fn two_requests_racing_queue_one_run() {
 async fn a_page_writes_its_clips_once_and_a_canceled_run_takes_none() {
     let env = env().await;
     env.with_channel().await;
-    let run = env
-        .repo
-        .queue_run(channel(CHANNEL), ScanWindow::deep(None))
-        .await
-        .unwrap();
+    let run = env.queue_deep().await;
     env.repo.start_run(run.id).await.unwrap();
     let page = clips::repo::Page {
         progress: Progress {

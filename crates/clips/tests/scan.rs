@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clips::domain::{ChannelId, MessageId, ScanStatus};
-use clips::repo::{ChannelInfo, GuildInfo, Repo};
+use clips::domain::{ChannelId, MessageId, ScanRunId, ScanStatus};
+use clips::repo::{ChannelInfo, GuildInfo, Repo, ScanRun};
 use clips::scan::{Requested, ScanError, ScanMode, Scanner};
 use clips::services::{self, WorkerConfig};
 use discord_sim::{AttachmentSpec, ChannelKind, Fault, RouteMatch, SeedMessage, Sim, SimConfig};
@@ -157,6 +157,40 @@ impl Env {
             .expect("run")
     }
 
+    /// Runs the scan `id` on a task of its own (aborting the task kills the worker).
+    fn run_in_background(
+        &self,
+        id: ScanRunId,
+    ) -> tokio::task::JoinHandle<Result<ScanRun, ScanError>> {
+        let scanner = self.scanner.clone();
+        tokio::spawn(async move { scanner.run(id, &|_| {}, CancellationToken::new()).await })
+    }
+
+    /// Waits until the run `id` has read `messages`.
+    async fn scanned_at_least(&self, what: &str, id: ScanRunId, messages: i64) {
+        eventually(what, || async {
+            let run = self.repo.run(id).await.unwrap().unwrap();
+            (run.messages_scanned >= messages).then_some(())
+        })
+        .await;
+    }
+
+    /// Runs the abandoned run `id` to its end, once the dead worker's connection (and
+    /// its lock) are gone.
+    async fn continue_abandoned(&self, what: &str, id: ScanRunId) -> ScanRun {
+        eventually(what, || async {
+            match self
+                .scanner
+                .run(id, &|_| {}, CancellationToken::new())
+                .await
+            {
+                Err(ScanError::Busy) => None,
+                other => Some(other.unwrap()),
+            }
+        })
+        .await
+    }
+
     async fn clips(&self) -> i64 {
         self.repo.clips_in_channel(self.channel).await.unwrap()
     }
@@ -300,14 +334,9 @@ async fn a_scan_killed_mid_way_resumes_with_no_clip_lost_and_none_twice() {
     let requested = env.request(ScanMode::Deep).await;
     let id = requested.run().id;
 
-    let scanner = env.scanner.clone();
-    let task =
-        tokio::spawn(async move { scanner.run(id, &|_| {}, CancellationToken::new()).await });
-    eventually("the scan makes progress", || async {
-        let run = env.repo.run(id).await.unwrap().unwrap();
-        (run.messages_scanned >= 300).then_some(())
-    })
-    .await;
+    let task = env.run_in_background(id);
+    env.scanned_at_least("the scan makes progress", id, 300)
+        .await;
     task.abort();
     let _ = task.await;
     env.sim.clear_faults();
@@ -325,13 +354,9 @@ async fn a_scan_killed_mid_way_resumes_with_no_clip_lost_and_none_twice() {
         matches!(&again, Requested::Existing(run) if run.id == id),
         "{again:?}"
     );
-    let run = eventually("the abandoned run is continued", || async {
-        match env.scanner.run(id, &|_| {}, CancellationToken::new()).await {
-            Err(ScanError::Busy) => None,
-            other => Some(other.unwrap()),
-        }
-    })
-    .await;
+    let run = env
+        .continue_abandoned("the abandoned run is continued", id)
+        .await;
 
     env.assert_indexed(&run, expected).await;
     assert_eq!(env.stored().await.message_count, 800);
@@ -365,14 +390,9 @@ async fn a_canceled_scan_stops_at_its_next_page_and_counts_only_what_it_wrote() 
     env.seed(900, "c");
     env.slow_history(Duration::from_millis(100));
     let id = env.request(ScanMode::Deep).await.run().id;
-    let scanner = env.scanner.clone();
-    let task =
-        tokio::spawn(async move { scanner.run(id, &|_| {}, CancellationToken::new()).await });
-    eventually("the scan makes progress", || async {
-        let run = env.repo.run(id).await.unwrap().unwrap();
-        (run.messages_scanned >= 200).then_some(())
-    })
-    .await;
+    let task = env.run_in_background(id);
+    env.scanned_at_least("the scan makes progress", id, 200)
+        .await;
 
     let canceled = env
         .scanner
@@ -658,11 +678,7 @@ async fn a_worker_shut_down_mid_scan_leaves_the_run_running_for_the_next_one() {
         config,
         shutdown.clone(),
     ));
-    eventually("the worker scans", || async {
-        let run = env.repo.run(id).await.unwrap().unwrap();
-        (run.messages_scanned >= 200).then_some(())
-    })
-    .await;
+    env.scanned_at_least("the worker scans", id, 200).await;
     shutdown.cancel();
     worker.await.unwrap();
     let stopped = env.repo.run(id).await.unwrap().unwrap();
@@ -767,14 +783,9 @@ async fn a_split_scan_killed_mid_way_resumes_its_parts_with_no_clip_lost_or_twic
     let (_, expected) = env.seed(1_500, "q");
     env.slow_history(Duration::from_millis(100));
     let id = env.request(ScanMode::Deep).await.run().id;
-    let scanner = env.scanner.clone();
-    let task =
-        tokio::spawn(async move { scanner.run(id, &|_| {}, CancellationToken::new()).await });
-    eventually("the parts make progress", || async {
-        let run = env.repo.run(id).await.unwrap().unwrap();
-        (run.messages_scanned >= 500).then_some(())
-    })
-    .await;
+    let task = env.run_in_background(id);
+    env.scanned_at_least("the parts make progress", id, 500)
+        .await;
     task.abort();
     let _ = task.await;
     env.sim.clear_faults();
@@ -782,13 +793,9 @@ async fn a_split_scan_killed_mid_way_resumes_its_parts_with_no_clip_lost_or_twic
     assert!(killed.messages_scanned < 1_500, "{killed:?}");
     assert_eq!(env.repo.run_parts(id).await.unwrap().len(), 3);
 
-    let run = eventually("the abandoned parts are continued", || async {
-        match env.scanner.run(id, &|_| {}, CancellationToken::new()).await {
-            Err(ScanError::Busy) => None,
-            other => Some(other.unwrap()),
-        }
-    })
-    .await;
+    let run = env
+        .continue_abandoned("the abandoned parts are continued", id)
+        .await;
     env.assert_indexed(&run, expected).await;
     assert_eq!(env.stored().await.message_count, 1_500);
 }

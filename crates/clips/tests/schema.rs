@@ -38,6 +38,26 @@ async fn columns(pg: &Postgres) -> Vec<Column> {
         .collect()
 }
 
+/// The columns of one table.
+async fn columns_of(pg: &Postgres, table: &str) -> Vec<Column> {
+    columns(pg)
+        .await
+        .into_iter()
+        .filter(|c| c.0 == table)
+        .collect()
+}
+
+/// Asserts the constraints of one (schema-qualified) table: (name, definition).
+async fn assert_constraints(pg: &Postgres, table: &str, expected: &[(&str, &str)]) {
+    let actual = constraints(pg).await;
+    let actual: Vec<(&str, &str)> = actual
+        .iter()
+        .filter(|(t, _, _)| t == table)
+        .map(|(_, name, definition)| (name.as_str(), definition.as_str()))
+        .collect();
+    assert_eq!(actual, expected, "the constraints of {table}");
+}
+
 /// Every constraint: (schema-qualified table, name, definition).
 async fn constraints(pg: &Postgres) -> Vec<(String, String, String)> {
     let catalog = catalog(pg).await;
@@ -561,11 +581,7 @@ async fn the_feature_carries_the_migrations_and_the_purge_job() {
 async fn the_clip_index_is_the_documented_addition_unique_per_attachment() {
     let (_server, pg) = migrated().await;
 
-    let actual: Vec<Column> = columns(&pg)
-        .await
-        .into_iter()
-        .filter(|c| c.0 == INDEX_TABLE)
-        .collect();
+    let actual = columns_of(&pg, INDEX_TABLE).await;
     const TZ: &str = "timestamp with time zone";
     let t = INDEX_TABLE;
     assert_eq!(
@@ -592,18 +608,10 @@ async fn the_clip_index_is_the_documented_addition_unique_per_attachment() {
         ]
     );
 
-    let keys: Vec<(String, String, String)> = constraints(&pg)
-        .await
-        .into_iter()
-        .filter(|(table, _, _)| table == "clips.clips")
-        .collect();
-    let keys: Vec<(&str, &str)> = keys
-        .iter()
-        .map(|(_, n, d)| (n.as_str(), d.as_str()))
-        .collect();
-    assert_eq!(
-        keys,
-        [
+    assert_constraints(
+        &pg,
+        "clips.clips",
+        &[
             (
                 "clips_channel_id_fkey",
                 "FOREIGN KEY (channel_id) REFERENCES clips.bot_channels(channel_id) ON DELETE CASCADE"
@@ -613,8 +621,9 @@ async fn the_clip_index_is_the_documented_addition_unique_per_attachment() {
                 "FOREIGN KEY (guild_id) REFERENCES clips.bot_guilds(guild_id) ON DELETE CASCADE"
             ),
             ("clips_pkey", "PRIMARY KEY (attachment_id)"),
-        ]
-    );
+        ],
+    )
+    .await;
 
     let names: Vec<String> = indexes(&pg)
         .await
@@ -668,11 +677,7 @@ async fn the_clip_index_is_the_documented_addition_unique_per_attachment() {
 #[tokio::test]
 async fn the_scan_parts_are_the_documented_addition_and_go_with_their_run() {
     let (_server, pg) = migrated().await;
-    let actual: Vec<Column> = columns(&pg)
-        .await
-        .into_iter()
-        .filter(|c| c.0 == PARTS_TABLE)
-        .collect();
+    let actual = columns_of(&pg, PARTS_TABLE).await;
     let t = PARTS_TABLE;
     assert_eq!(
         actual,
@@ -684,23 +689,16 @@ async fn the_scan_parts_are_the_documented_addition_and_go_with_their_run() {
             col(t, "done", "boolean", true, Some("false")),
         ]
     );
-    let keys: Vec<(String, String, String)> = constraints(&pg)
-        .await
-        .into_iter()
-        .filter(|(table, _, _)| table == "clips.scan_run_parts")
-        .collect();
-    let keys: Vec<(&str, &str)> = keys
-        .iter()
-        .map(|(_, n, d)| (n.as_str(), d.as_str()))
-        .collect();
-    assert_eq!(
-        keys,
-        [
+    assert_constraints(
+        &pg,
+        "clips.scan_run_parts",
+        &[
             ("scan_run_parts_pkey", "PRIMARY KEY (run_id, part)"),
             (
                 "scan_run_parts_run_id_fkey",
-                "FOREIGN KEY (run_id) REFERENCES clips.bot_channel_scan_runs(id) ON DELETE CASCADE"
+                "FOREIGN KEY (run_id) REFERENCES clips.bot_channel_scan_runs(id) ON DELETE CASCADE",
             ),
-        ]
-    );
+        ],
+    )
+    .await;
 }

@@ -16,12 +16,11 @@ use clips::repo::library::{LibraryCursor, LibraryFilter, SearchText};
 use clips::repo::{ChannelInfo, GuildInfo, Repo};
 use clips::scan::Scanner;
 use clips::{ClipsConfig, jobs};
-use discord::oauth::Scope;
-use discord_sim::{AttachmentSpec, ChannelKind, RoleSpec, Snowflake};
+use discord_sim::{AttachmentSpec, ChannelKind, Snowflake};
 use reqwest::header::{COOKIE, LOCATION};
 use testkit::World;
 
-const MANAGE_GUILD: u64 = 1 << 5;
+mod common;
 
 /// The clips feature's routes on a port of their own.
 struct Site {
@@ -41,19 +40,13 @@ struct Browser {
 
 async fn site() -> Site {
     let world = World::with_postgres().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
-    let ctx = feature::Context {
-        sessions: web::session::Sessions::new(
-            world.redis.clone(),
-            web::session::SessionConfig::for_public_url(&public_url),
-        ),
-        public_url: public_url.clone(),
-        ..world.ctx.clone()
-    };
+    let testkit::Listening {
+        listener,
+        base,
+        ctx,
+    } = world.listen().await;
     world.sim.register_redirect_uri(
-        clips::web::install_callback_url(&public_url)
+        clips::web::install_callback_url(&ctx.public_url)
             .unwrap()
             .as_str(),
     );
@@ -69,7 +62,7 @@ async fn site() -> Site {
     Site {
         repo: Repo::new(&world.postgres),
         ctx,
-        base: format!("http://{addr}"),
+        base,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -125,48 +118,24 @@ impl Site {
 
     /// A Discord user who is a member of `guild`, managing it when `manager`.
     fn user_in(&self, guild: Snowflake, name: &str, manager: bool) -> Snowflake {
-        let sim = &self.world.sim;
-        let user = sim.create_user(name);
-        sim.add_member(guild, user).unwrap();
-        if manager {
-            let role = sim
-                .create_role(guild, RoleSpec::new(format!("{name} mods"), MANAGE_GUILD))
-                .unwrap();
-            sim.add_member_role(guild, user, role).unwrap();
-        }
-        user
+        common::guild_member(&self.world.sim, guild, name, manager)
     }
 
-    /// Logs `user` in as the web login does: discord-sim's OAuth2 grants a real token
-    /// (so Tavern can read their guilds with it), and a session holds it.
-    async fn sign_in(&self, user: Snowflake) -> Browser {
-        let app = self
-            .ctx
-            .discord_login
-            .clone()
-            .expect("the world has a login");
-        let mut authorize = app.authorize_url("login", &[Scope::Identify, Scope::Guilds], None);
-        authorize
-            .query_pairs_mut()
-            .append_pair("sim_user_id", &user.to_string());
-        let back = self.http.get(authorize).send().await.unwrap();
-        let code = query_param(&location(&back), "code").expect("a code");
-        let grant = app.exchange_code(&code.into()).await.unwrap();
-        let session = self
-            .ctx
-            .sessions
-            .log_in(
-                None,
-                web::session::SessionUser {
-                    id: user_id(user),
-                    username: format!("user{user}"),
-                    global_name: None,
-                    avatar: None,
-                },
-                &grant,
-            )
+    /// A new member of the demo guild (managing it when `manager`), signed in.
+    async fn demo_browser(&self, name: &str, manager: bool) -> Browser {
+        self.sign_in(self.user_in(self.world.demo.guild, name, manager))
             .await
-            .unwrap();
+    }
+
+    /// Logs `user` in as the web login does (see [`testkit::discord_session`]).
+    async fn sign_in(&self, user: Snowflake) -> Browser {
+        let profile = web::session::SessionUser {
+            id: user_id(user),
+            username: format!("user{user}"),
+            global_name: None,
+            avatar: None,
+        };
+        let session = testkit::discord_session(&self.ctx, user, profile).await;
         Browser {
             cookie: format!(
                 "{}={}",
@@ -183,6 +152,16 @@ impl Site {
             request = request.header(COOKIE, &who.cookie);
         }
         request.send().await.unwrap()
+    }
+
+    /// A GET under `/api/` as `who` (JSON, no `accept: text/html`).
+    async fn get_json(&self, path: &str, who: &Browser) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header(COOKIE, &who.cookie)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn page(&self, path: &str, who: &Browser) -> String {
@@ -219,6 +198,28 @@ impl Site {
             .unwrap();
         let channel = self.add_channel(guild, demo.general, "general").await;
         (guild, channel)
+    }
+
+    /// The danger zone's purge of `target` (a channel's or a guild's path), confirmed
+    /// by typing `confirm`.
+    async fn purge(&self, target: &str, who: &Browser, confirm: &str) -> reqwest::Response {
+        self.post(&format!("{target}/purge"), who, &[("confirm", confirm)])
+            .await
+    }
+
+    /// How many clips Tavern holds for `channel`.
+    async fn clips_in(&self, channel: ChannelId) -> i64 {
+        self.repo.clips_in_channel(channel).await.unwrap()
+    }
+
+    /// Whether Tavern reads `channel` now.
+    async fn is_reading(&self, channel: ChannelId) -> bool {
+        self.repo
+            .channel(channel)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_reading
     }
 
     async fn add_channel(&self, guild: GuildId, id: Snowflake, name: &str) -> ChannelId {
@@ -285,6 +286,13 @@ fn user_guild(site: &Site, owner: Snowflake) -> (Snowflake, Snowflake) {
     (guild, channel)
 }
 
+/// A user signed in who owns a guild Tavern is not in yet (see [`user_guild`]).
+async fn owner_signed_in(site: &Site) -> (Snowflake, Browser, (Snowflake, Snowflake)) {
+    let owner = site.world.sim.create_user("Owner");
+    let guild = user_guild(site, owner);
+    (owner, site.sign_in(owner).await, guild)
+}
+
 /// `POST /clips/install` for `guild`: the authorize URL Tavern sends the browser to.
 async fn start_install(site: &Site, who: &Browser, guild: Snowflake) -> String {
     let response = site
@@ -318,9 +326,7 @@ async fn callback(site: &Site, who: &Browser, back: &str) -> reqwest::Response {
 #[tokio::test]
 async fn adding_tavern_records_the_guild_its_owner_and_channels() {
     let site = site().await;
-    let owner = site.world.sim.create_user("Owner");
-    let (guild, channel) = user_guild(&site, owner);
-    let browser = site.sign_in(owner).await;
+    let (owner, browser, (guild, channel)) = owner_signed_in(&site).await;
 
     // The guild list offers "Add Tavern" for the guild the owner manages.
     let list = site.page("/clips", &browser).await;
@@ -381,9 +387,7 @@ async fn adding_tavern_records_the_guild_its_owner_and_channels() {
 #[tokio::test]
 async fn the_callback_refuses_unknown_expired_and_foreign_states_and_the_job_purges() {
     let site = site().await;
-    let owner = site.world.sim.create_user("Owner");
-    let (guild, _) = user_guild(&site, owner);
-    let browser = site.sign_in(owner).await;
+    let (owner, browser, (guild, _)) = owner_signed_in(&site).await;
 
     // An unknown state, and one that cannot be ours.
     let unknown = site
@@ -444,9 +448,7 @@ async fn the_callback_refuses_unknown_expired_and_foreign_states_and_the_job_pur
 #[tokio::test]
 async fn a_cancelled_install_records_nothing() {
     let site = site().await;
-    let owner = site.world.sim.create_user("Owner");
-    let (guild, _) = user_guild(&site, owner);
-    let browser = site.sign_in(owner).await;
+    let (owner, browser, (guild, _)) = owner_signed_in(&site).await;
     let authorize = start_install(&site, &browser, guild).await;
     let mut denied = url::Url::parse(&authorize).unwrap();
     denied.query_pairs_mut().append_pair("sim_decision", "deny");
@@ -493,13 +495,8 @@ async fn only_managers_may_start_an_install() {
 async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
     let site = site().await;
     let (guild, channel) = site.known_demo_guild().await;
-    let demo_guild = site.world.demo.guild;
-    let manager = site
-        .sign_in(site.user_in(demo_guild, "Manager", true))
-        .await;
-    let member = site
-        .sign_in(site.user_in(demo_guild, "Member", false))
-        .await;
+    let manager = site.demo_browser("Manager", true).await;
+    let member = site.demo_browser("Member", false).await;
     let stranger = site.sign_in(site.world.sim.create_user("Stranger")).await;
     let guild_page = format!("/clips/guilds/{guild}");
     let library = format!("/clips/guilds/{guild}/library");
@@ -524,13 +521,7 @@ async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
     // A stranger: 403 everywhere.
     assert_eq!(site.get(&guild_page, Some(&stranger)).await.status(), 403);
     assert_eq!(site.get(&library, Some(&stranger)).await.status(), 403);
-    let json = site
-        .http
-        .get(site.url(&api))
-        .header(COOKIE, &stranger.cookie)
-        .send()
-        .await
-        .unwrap();
+    let json = site.get_json(&api, &stranger).await;
     assert_eq!(json.status(), 403);
 
     // A member: reads the page, the library and the progress; changes nothing.
@@ -539,13 +530,7 @@ async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
     assert!(!page.contains("Deep scan"), "{page}");
     assert!(!page.contains("Danger zone"), "{page}");
     site.page(&library, &member).await;
-    let json = site
-        .http
-        .get(site.url(&api))
-        .header(COOKIE, &member.cookie)
-        .send()
-        .await
-        .unwrap();
+    let json = site.get_json(&api, &member).await;
     assert_eq!(json.status(), 200);
     for (path, form) in [
         (reading.clone(), vec![("reading", "0")]),
@@ -563,14 +548,7 @@ async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
         let refused = site.post(&path, &member, &form).await;
         assert_eq!(refused.status(), 403, "member POST {path}");
     }
-    assert!(
-        site.repo
-            .channel(channel)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_reading
-    );
+    assert!(site.is_reading(channel).await);
     assert!(site.repo.runs(channel, 1).await.unwrap().is_empty());
 
     // A manager: sees the controls and toggles reading.
@@ -585,15 +563,7 @@ async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
         location(&toggled),
         format!("/clips/guilds/{guild}#channel-{channel}")
     );
-    assert!(
-        !site
-            .repo
-            .channel(channel)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_reading
-    );
+    assert!(!site.is_reading(channel).await);
     let bad = site.post(&reading, &manager, &[("reading", "maybe")]).await;
     assert_eq!(bad.status(), 400);
 }
@@ -627,9 +597,7 @@ async fn a_users_guild_list_is_cached_for_a_minute() {
 async fn a_post_without_the_csrf_token_changes_nothing() {
     let site = site().await;
     let (_, channel) = site.known_demo_guild().await;
-    let manager = site
-        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
-        .await;
+    let manager = site.demo_browser("Manager", true).await;
     let reading = format!("/clips/channels/{channel}/reading");
     let missing = site
         .http
@@ -649,23 +617,14 @@ async fn a_post_without_the_csrf_token_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 403);
-    assert!(
-        site.repo
-            .channel(channel)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_reading
-    );
+    assert!(site.is_reading(channel).await);
 }
 
 #[tokio::test]
 async fn scans_are_queued_reported_and_cancelled_from_the_page() {
     let site = site().await;
     let (guild, channel) = site.known_demo_guild().await;
-    let manager = site
-        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
-        .await;
+    let manager = site.demo_browser("Manager", true).await;
     let api = format!("/api/clips/channels/{channel}/scan");
     let status = |who: &Browser| {
         let request = site
@@ -719,11 +678,7 @@ async fn scans_are_queued_reported_and_cancelled_from_the_page() {
 
     // A purge is refused while the scan is unfinished.
     let refused = site
-        .post(
-            &format!("/clips/channels/{channel}/purge"),
-            &manager,
-            &[("confirm", "general")],
-        )
+        .purge(&format!("/clips/channels/{channel}"), &manager, "general")
         .await;
     assert_eq!(refused.status(), 409);
 
@@ -745,9 +700,7 @@ async fn purges_need_the_name_typed_and_reset_the_scan_position() {
     let site = site().await;
     let (guild, general) = site.known_demo_guild().await;
     let dice = site.add_channel(guild, site.world.demo.dice, "dice").await;
-    let manager = site
-        .sign_in(site.user_in(site.world.demo.guild, "Manager", true))
-        .await;
+    let manager = site.demo_browser("Manager", true).await;
     let at = testkit::epoch();
     for n in 1..=3 {
         index(&site.repo, general, &clip(n, 7, at, "a.mp4", "")).await;
@@ -757,50 +710,34 @@ async fn purges_need_the_name_typed_and_reset_the_scan_position() {
     assert!(stored.last_message_id.is_some() && stored.message_count > 0);
 
     let wrong = site
-        .post(
-            &format!("/clips/channels/{general}/purge"),
-            &manager,
-            &[("confirm", "General")],
-        )
+        .purge(&format!("/clips/channels/{general}"), &manager, "General")
         .await;
     assert_eq!(wrong.status(), 400);
     assert!(wrong.text().await.unwrap().contains("Nothing was purged"));
-    assert_eq!(site.repo.clips_in_channel(general).await.unwrap(), 3);
+    assert_eq!(site.clips_in(general).await, 3);
 
     let purged = site
-        .post(
-            &format!("/clips/channels/{general}/purge"),
-            &manager,
-            &[("confirm", "general")],
-        )
+        .purge(&format!("/clips/channels/{general}"), &manager, "general")
         .await;
     assert_eq!(purged.status(), 200);
-    assert_eq!(site.repo.clips_in_channel(general).await.unwrap(), 0);
-    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 3);
+    assert_eq!(site.clips_in(general).await, 0);
+    assert_eq!(site.clips_in(dice).await, 3);
     let stored = site.repo.channel(general).await.unwrap().unwrap();
     assert_eq!(stored.last_message_id, None);
     assert_eq!(stored.message_count, 0);
     assert_eq!(stored.last_scanned_at, None);
 
     let wrong = site
-        .post(
-            &format!("/clips/guilds/{guild}/purge"),
-            &manager,
-            &[("confirm", "tavern")],
-        )
+        .purge(&format!("/clips/guilds/{guild}"), &manager, "tavern")
         .await;
     assert_eq!(wrong.status(), 400);
-    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 3);
+    assert_eq!(site.clips_in(dice).await, 3);
     let purged = site
-        .post(
-            &format!("/clips/guilds/{guild}/purge"),
-            &manager,
-            &[("confirm", "Tavern demo")],
-        )
+        .purge(&format!("/clips/guilds/{guild}"), &manager, "Tavern demo")
         .await;
     assert_eq!(purged.status(), 200);
     assert!(purged.text().await.unwrap().contains("3 clips"));
-    assert_eq!(site.repo.clips_in_channel(dice).await.unwrap(), 0);
+    assert_eq!(site.clips_in(dice).await, 0);
     assert_eq!(
         site.repo
             .channel(dice)
@@ -857,9 +794,7 @@ async fn the_library_pages_filters_and_searches() {
     let site = site().await;
     let (guild, general) = site.known_demo_guild().await;
     let (dice, all) = library_fixture(&site, guild, general).await;
-    let member = site
-        .sign_in(site.user_in(site.world.demo.guild, "Member", false))
-        .await;
+    let member = site.demo_browser("Member", false).await;
 
     // Every clip once, newest first, page by page through "Older clips".
     let mut seen = Vec::new();
@@ -1042,9 +977,7 @@ async fn expired_cdn_urls_are_refreshed_before_the_page_shows_them() {
     sim.expire_attachment_urls();
     assert_eq!(site.http.get(&old_url).send().await.unwrap().status(), 404);
 
-    let member = site
-        .sign_in(site.user_in(site.world.demo.guild, "Member", false))
-        .await;
+    let member = site.demo_browser("Member", false).await;
     let html = site
         .page(&format!("/clips/guilds/{guild}/library"), &member)
         .await;

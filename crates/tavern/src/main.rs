@@ -121,6 +121,9 @@ enum Bench {
         /// Clips in the library.
         #[arg(long, default_value_t = 100_000)]
         library_clips: usize,
+        /// Parts (a)'s deep scan is split into, read concurrently (1: not split).
+        #[arg(long, default_value_t = 1)]
+        parts: usize,
         /// Timed calls per library query.
         #[arg(long, default_value_t = 200)]
         queries: usize,
@@ -368,6 +371,7 @@ fn main() -> ExitCode {
                 bucket_limit,
                 bucket_window_secs,
                 library_clips,
+                parts,
                 queries,
             }) => tavern::bench::clips::run(
                 config.database_url.expose(),
@@ -378,6 +382,7 @@ fn main() -> ExitCode {
                     bucket_limit,
                     bucket_window: std::time::Duration::from_secs(bucket_window_secs.max(1)),
                     library_clips,
+                    parts,
                     queries,
                     ..tavern::bench::clips::ClipsLoad::default()
                 },

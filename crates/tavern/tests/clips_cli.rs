@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clips::Repo;
 use clips::domain::{ChannelId, ScanStatus};
+use clips::repo::ScanRun;
 use discord_sim::{AttachmentSpec, ChannelKind, Fault, RouteMatch, Snowflake};
 use serde_json::Value;
 use testkit::{World, eventually_within};
@@ -63,6 +64,37 @@ fn channel_with_history(s: &Setup, name: &str, messages: usize, every: usize) ->
             .unwrap();
     }
     channel
+}
+
+/// Ten pages of history, a video in every tenth message, whose pages come slowly
+/// (250 ms each) so that a stop lands mid-run.
+fn slow_long_history(s: &Setup) -> (Snowflake, ChannelId) {
+    let channel = channel_with_history(s, "long-history", 1_000, 10);
+    s.world.sim.inject_fault(
+        RouteMatch::new("GET", format!("/channels/{channel}/messages")),
+        Fault::Delay(Duration::from_millis(250)),
+        10_000,
+    );
+    (channel, ChannelId::new(channel.get()))
+}
+
+/// `tavern clips <args>` started, its output captured.
+fn spawn(s: &Setup, args: &[&str]) -> Child {
+    command(s, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The channel's latest run once it is running and has read `scanned` messages.
+async fn running_after(s: &Setup, channel: ChannelId, scanned: i64, what: &str) -> ScanRun {
+    eventually_within(Duration::from_secs(60), what, || async {
+        // Nothing until the child has migrated the schema and queued its run.
+        let run = s.repo.runs(channel, 1).await.ok()?.into_iter().next()?;
+        (run.status == ScanStatus::Running && run.messages_scanned >= scanned).then_some(run)
+    })
+    .await
 }
 
 fn command(s: &Setup, args: &[&str]) -> Command {
@@ -187,31 +219,9 @@ async fn a_bad_or_unknown_channel_fails_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_mid_scan_then_a_second_run_resumes_it_with_no_clip_lost_or_twice() {
     let s = setup().await;
-    // Ten pages of history, a video in every tenth message.
-    let channel = channel_with_history(&s, "long-history", 1_000, 10);
-    let channel_id = ChannelId::new(channel.get());
-    // Slow history pages, so the kill lands mid-run.
-    s.world.sim.inject_fault(
-        RouteMatch::new("GET", format!("/channels/{channel}/messages")),
-        Fault::Delay(Duration::from_millis(250)),
-        10_000,
-    );
-
-    let mut child: Child = command(&s, &["scan", &channel.to_string(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let killed = eventually_within(
-        Duration::from_secs(60),
-        "the first run has read a few pages",
-        || async {
-            // Nothing until the child has migrated the schema and queued its run.
-            let run = s.repo.runs(channel_id, 1).await.ok()?.into_iter().next()?;
-            (run.status == ScanStatus::Running && run.messages_scanned >= 200).then_some(run)
-        },
-    )
-    .await;
+    let (channel, channel_id) = slow_long_history(&s);
+    let mut child = spawn(&s, &["scan", &channel.to_string(), "--json"]);
+    let killed = running_after(&s, channel_id, 200, "the first run has read a few pages").await;
     child.kill().unwrap(); // SIGKILL: no clean-up of any kind
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -247,27 +257,9 @@ async fn a_kill_mid_scan_then_a_second_run_resumes_it_with_no_clip_lost_or_twice
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_after_the_page_in_flight_and_leaves_the_run_resumable() {
     let s = setup().await;
-    let channel = channel_with_history(&s, "long-history", 1_000, 10);
-    let channel_id = ChannelId::new(channel.get());
-    s.world.sim.inject_fault(
-        RouteMatch::new("GET", format!("/channels/{channel}/messages")),
-        Fault::Delay(Duration::from_millis(250)),
-        10_000,
-    );
-    let child: Child = command(&s, &["scan", &channel.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = eventually_within(
-        Duration::from_secs(60),
-        "the run has read a page",
-        || async {
-            let run = s.repo.runs(channel_id, 1).await.ok()?.into_iter().next()?;
-            (run.status == ScanStatus::Running && run.messages_scanned >= 100).then_some(run)
-        },
-    )
-    .await;
+    let (channel, channel_id) = slow_long_history(&s);
+    let child = spawn(&s, &["scan", &channel.to_string()]);
+    let started = running_after(&s, channel_id, 100, "the run has read a page").await;
     let interrupt = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

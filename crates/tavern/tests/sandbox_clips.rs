@@ -53,27 +53,24 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
             .then_some(())
     })
     .await;
-    let command = |sub: &str, options: serde_json::Value| {
-        sim.run_command(
-            demo.demo_player,
-            channel.id,
-            "clips",
-            json!([{"name": sub, "options": options}]),
-        )
-        .expect("the command runs")
+    // `/clips <sub>` as the demo player, whose answer says `expected`.
+    let command = |sub: &'static str, expected: &'static str| {
+        let pending = sim
+            .run_command(
+                demo.demo_player,
+                channel.id,
+                "clips",
+                json!([{"name": sub, "options": []}]),
+            )
+            .expect("the command runs");
+        async move {
+            let reply = pending.final_response(WAIT).await.unwrap();
+            let text = reply.content.unwrap_or_default();
+            assert!(text.contains(expected), "/clips {sub}: {text}");
+        }
     };
-    let reply = command("enable", json!([]))
-        .final_response(WAIT)
-        .await
-        .unwrap();
-    let text = reply.content.unwrap_or_default();
-    assert!(text.contains("is now indexed"), "{text}");
-    let reply = command("scan", json!([]))
-        .final_response(WAIT)
-        .await
-        .unwrap();
-    let text = reply.content.unwrap_or_default();
-    assert!(text.contains("Queued"), "{text}");
+    command("enable", "is now indexed").await;
+    command("scan", "Queued").await;
 
     let pg = app.postgres.connect().await;
     let repo = Repo::new(&pg);

@@ -180,6 +180,88 @@ impl World {
     pub fn bot_config(&self) -> BotConfig {
         self.bot_config.clone()
     }
+
+    /// A port of its own for a site under test, and this world's context with its
+    /// public URL and sessions at that address (the sessions check the origin of
+    /// state-changing requests against the public URL).
+    pub async fn listen(&self) -> Listening {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the site");
+        let addr = listener.local_addr().expect("the site's address");
+        let public_url =
+            url::Url::parse(&format!("http://{addr}/")).expect("a valid URL for the site");
+        let ctx = Context {
+            sessions: web::session::Sessions::new(
+                self.redis.clone(),
+                web::session::SessionConfig::for_public_url(&public_url),
+            ),
+            public_url,
+            ..self.ctx.clone()
+        };
+        Listening {
+            listener,
+            base: format!("http://{addr}"),
+            ctx,
+        }
+    }
+}
+
+/// Signs `user` in as the web login does, at the world's discord-sim: its OAuth2
+/// grants a real token (so a feature can read the user's guilds with it), and `ctx`'s
+/// sessions hold it as `profile`. The session's cookie is
+/// `ctx.sessions.config().cookie_name()` = `session.id().expose()`.
+pub async fn discord_session(
+    ctx: &Context,
+    user: discord_sim::Snowflake,
+    profile: web::session::SessionUser,
+) -> web::session::Session {
+    let app = ctx.discord_login.clone().expect("the world has a login");
+    let scopes = [
+        discord::oauth::Scope::Identify,
+        discord::oauth::Scope::Guilds,
+    ];
+    let mut authorize = app.authorize_url("login", &scopes, None);
+    authorize
+        .query_pairs_mut()
+        .append_pair("sim_user_id", &user.to_string());
+    let back = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+        .get(authorize)
+        .send()
+        .await
+        .expect("discord-sim's authorize page answers");
+    let back = back
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| url::Url::parse(v).ok())
+        .expect("discord-sim sends the browser back");
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let grant = app
+        .exchange_code(&code.into())
+        .await
+        .expect("the code is exchanged");
+    ctx.sessions
+        .log_in(None, profile, &grant)
+        .await
+        .expect("a session")
+}
+
+/// What [`World::listen`] gives: serve the site on `listener`.
+#[derive(Debug)]
+pub struct Listening {
+    pub listener: tokio::net::TcpListener,
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub base: String,
+    /// The world's context, its public URL (`{base}/`) and sessions moved to the site.
+    pub ctx: Context,
 }
 
 /// The real bot on a [`World`]'s discord-sim, routing some features.

@@ -35,7 +35,8 @@ pub struct NewClip {
     pub message_text: String,
 }
 
-/// Clips as the parallel arrays the statements unnest, in [`index::CLIP_ARRAYS`] order.
+/// Clips as the parallel arrays the statements unnest, in the order of [`index`]'s
+/// "Clip arrays".
 #[derive(Default)]
 struct Columns {
     attachment_id: Vec<String>,
@@ -85,7 +86,7 @@ impl Columns {
         c
     }
 
-    /// Binds the arrays, in order, after the statement's leading parameters.
+    /// Binds the arrays, in order, as the statement's first fifteen parameters.
     fn bind<'q, O>(
         self,
         query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
@@ -125,28 +126,20 @@ impl Repo {
     /// ([`RepoError::NotRunning`]), which is how its worker learns it was canceled.
     pub async fn record_page(&self, id: ScanRunId, page: &Page) -> Result<ScanRun, RepoError> {
         let p = &page.progress;
-        let query = sqlx::query_as::<_, ScanRunRow>(index::RECORD_PAGE)
+        let mut tx = self.page_transaction().await?;
+        let row = Columns::of(&page.clips)
+            .bind(sqlx::query_as::<_, ScanRunRow>(index::RECORD_PAGE))
             .bind(id.to_string())
             .bind(i64::from(p.scanned))
             .bind(i64::from(p.matched))
+            .bind(p.newest.map(|m| m.to_string()))
+            .bind(page.newest_at)
             .bind(p.remaining.after().map(|m| m.to_string()))
             .bind(p.remaining.before().map(|m| m.to_string()))
-            .bind(p.newest.map(|m| m.to_string()))
-            .bind(page.newest_at);
-        let row: Option<ScanRunRow> = Columns::of(&page.clips)
-            .bind(query)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        match row {
-            Some(row) => row.try_into(),
-            None => {
-                let actual = self.run(id).await?.ok_or(RepoError::UnknownRun(id))?;
-                Err(RepoError::NotRunning {
-                    id,
-                    actual: actual.status,
-                })
-            }
-        }
+        tx.commit().await?;
+        self.page_recorded(id, row).await
     }
 
     /// Records one page of one part of a running scan (its window moves to
@@ -166,19 +159,44 @@ impl Repo {
             .after()
             .map(|m| m.to_string())
             .unwrap_or_default();
-        let query = sqlx::query_as::<_, ScanRunRow>(index::RECORD_PART_PAGE)
+        let mut tx = self.page_transaction().await?;
+        let row = Columns::of(&page.clips)
+            .bind(sqlx::query_as::<_, ScanRunRow>(index::RECORD_PART_PAGE))
             .bind(id.to_string())
-            .bind(after)
-            .bind(done)
-            .bind(part)
             .bind(i64::from(p.scanned))
             .bind(i64::from(p.matched))
             .bind(p.newest.map(|m| m.to_string()))
-            .bind(page.newest_at);
-        let row: Option<ScanRunRow> = Columns::of(&page.clips)
-            .bind(query)
-            .fetch_optional(&self.pool)
+            .bind(page.newest_at)
+            .bind(part)
+            .bind(after)
+            .bind(done)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
+        self.page_recorded(id, row).await
+    }
+
+    /// The transaction a history page is written in: its commit does not wait for the
+    /// disk ([`index::PAGE_COMMIT`]). A page is derived data Discord still holds, and
+    /// the run's window moves in the same statement as its clips and counters, so a
+    /// PostgreSQL crash that loses the last pages' commits loses them whole: the run
+    /// resumes from an earlier window and reads them again (no clip lost, none twice).
+    /// Waiting for each page's flush would cost a disk sync per 100 messages.
+    async fn page_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(index::PAGE_COMMIT).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    /// The run after a page (the statement's row), or why the page was refused: the run
+    /// is unknown or no longer running.
+    async fn page_recorded(
+        &self,
+        id: ScanRunId,
+        row: Option<ScanRunRow>,
+    ) -> Result<ScanRun, RepoError> {
         match row {
             Some(row) => row.try_into(),
             None => {
@@ -202,11 +220,13 @@ impl Repo {
         at: DateTime<Utc>,
         clips: &[NewClip],
     ) -> Result<(bool, u64), RepoError> {
-        let query = sqlx::query_as::<_, (bool, i64)>(index::INDEX_LIVE_MESSAGE)
+        let (reading, added) = Columns::of(clips)
+            .bind(sqlx::query_as::<_, (bool, i64)>(index::INDEX_LIVE_MESSAGE))
             .bind(channel.to_string())
             .bind(message.to_string())
-            .bind(at);
-        let (reading, added) = Columns::of(clips).bind(query).fetch_one(&self.pool).await?;
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?;
         Ok((reading, u64::try_from(added).unwrap_or(0)))
     }
 
@@ -223,12 +243,16 @@ impl Repo {
         clips: &[NewClip],
     ) -> Result<(u64, u64), RepoError> {
         let all: Vec<String> = attachments.iter().map(ToString::to_string).collect();
-        let query = sqlx::query_as::<_, (i64, i64)>(index::REPLACE_MESSAGE_CLIPS)
+        let (removed, added) = Columns::of(clips)
+            .bind(sqlx::query_as::<_, (i64, i64)>(
+                index::REPLACE_MESSAGE_CLIPS,
+            ))
             .bind(channel.to_string())
             .bind(message.to_string())
             .bind(text)
-            .bind(all);
-        let (removed, added) = Columns::of(clips).bind(query).fetch_one(&self.pool).await?;
+            .bind(all)
+            .fetch_one(&self.pool)
+            .await?;
         Ok((
             u64::try_from(removed).unwrap_or(0),
             u64::try_from(added).unwrap_or(0),

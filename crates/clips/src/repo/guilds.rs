@@ -15,6 +15,17 @@ pub struct GuildInfo {
     pub owner: Option<UserId>,
 }
 
+impl From<discord::model::GuildInfo> for GuildInfo {
+    fn from(found: discord::model::GuildInfo) -> GuildInfo {
+        GuildInfo {
+            id: found.id,
+            name: found.name,
+            icon: found.icon,
+            owner: found.owner_id,
+        }
+    }
+}
+
 /// A stored guild.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredGuild {

@@ -223,6 +223,39 @@ pub struct RefreshedUrl {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Binds a library page statement's parameters, in the order [`shape`]'s statement
+/// numbers them: the guild, each filter that is set, the cursor, and one more than
+/// `limit` (to tell whether another page follows).
+fn bind_page<'q, O>(
+    mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    filter: &LibraryFilter,
+    cursor: Option<LibraryCursor>,
+    limit: u32,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    query = query.bind(filter.guild.to_string());
+    if let Some(channel) = filter.channel {
+        query = query.bind(channel.to_string());
+    }
+    if let Some(author) = filter.author {
+        query = query.bind(author.to_string());
+    }
+    if let Some(from) = filter.from {
+        query = query.bind(from);
+    }
+    if let Some(to) = filter.to {
+        query = query.bind(to);
+    }
+    if let Some(search) = &filter.search {
+        query = query.bind(search.like_pattern());
+    }
+    if let Some(cursor) = cursor {
+        query = query
+            .bind(cursor.posted_at)
+            .bind(cursor.attachment.to_string());
+    }
+    query.bind(i64::from(limit) + 1)
+}
+
 impl Repo {
     /// A page of clips matching `filter`, newest first, starting after `cursor`; at
     /// most `limit` (1 to [`MAX_PAGE`]) clips. One indexed statement (see
@@ -236,30 +269,8 @@ impl Repo {
         let limit = limit.clamp(1, MAX_PAGE);
         // Assembled from fixed parts only; every value is bound (see `schema::library`).
         let statement = sqlx::AssertSqlSafe(sql::library_page(shape(filter, cursor.is_some())));
-        let mut query = sqlx::query_as::<_, LibraryClipRow>(statement);
-        query = query.bind(filter.guild.to_string());
-        if let Some(channel) = filter.channel {
-            query = query.bind(channel.to_string());
-        }
-        if let Some(author) = filter.author {
-            query = query.bind(author.to_string());
-        }
-        if let Some(from) = filter.from {
-            query = query.bind(from);
-        }
-        if let Some(to) = filter.to {
-            query = query.bind(to);
-        }
-        if let Some(search) = &filter.search {
-            query = query.bind(search.like_pattern());
-        }
-        if let Some(cursor) = cursor {
-            query = query
-                .bind(cursor.posted_at)
-                .bind(cursor.attachment.to_string());
-        }
-        let rows = query
-            .bind(i64::from(limit) + 1)
+        let query = sqlx::query_as::<_, LibraryClipRow>(statement);
+        let rows = bind_page(query, filter, cursor, limit)
             .fetch_all(&self.pool)
             .await?;
         let mut clips = rows
@@ -286,32 +297,11 @@ impl Repo {
     ) -> Result<String, RepoError> {
         let statement =
             sqlx::AssertSqlSafe(sql::explain_library_page(shape(filter, cursor.is_some())));
-        let mut query = sqlx::query_scalar::<_, String>(statement);
-        query = query.bind(filter.guild.to_string());
-        if let Some(channel) = filter.channel {
-            query = query.bind(channel.to_string());
-        }
-        if let Some(author) = filter.author {
-            query = query.bind(author.to_string());
-        }
-        if let Some(from) = filter.from {
-            query = query.bind(from);
-        }
-        if let Some(to) = filter.to {
-            query = query.bind(to);
-        }
-        if let Some(search) = &filter.search {
-            query = query.bind(search.like_pattern());
-        }
-        if let Some(cursor) = cursor {
-            query = query
-                .bind(cursor.posted_at)
-                .bind(cursor.attachment.to_string());
-        }
-        let lines = query
-            .bind(i64::from(limit.clamp(1, MAX_PAGE)) + 1)
+        let query = sqlx::query_as::<_, (String,)>(statement);
+        let lines = bind_page(query, filter, cursor, limit.clamp(1, MAX_PAGE))
             .fetch_all(&self.pool)
             .await?;
+        let lines: Vec<String> = lines.into_iter().map(|(line,)| line).collect();
         Ok(lines.join("\n"))
     }
 

@@ -178,31 +178,19 @@ impl Repo {
     /// Records one step of a running scan: counters, the remaining window, and the
     /// channel's message count, last scan time and last message id, in one statement.
     /// A run that is no longer running takes no progress ([`RepoError::NotRunning`]):
-    /// that is how a worker learns its run was canceled.
+    /// that is how a worker learns its run was canceled. A page with no clips and no
+    /// time, written by [`Repo::record_page`]'s statement.
     pub async fn record_progress(
         &self,
         id: ScanRunId,
         progress: &Progress,
     ) -> Result<ScanRun, RepoError> {
-        let row: Option<ScanRunRow> = sqlx::query_as(schema::RECORD_PROGRESS)
-            .bind(id.to_string())
-            .bind(i64::from(progress.scanned))
-            .bind(i64::from(progress.matched))
-            .bind(progress.remaining.after().map(|m| m.to_string()))
-            .bind(progress.remaining.before().map(|m| m.to_string()))
-            .bind(progress.newest.map(|m| m.to_string()))
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(row) => row.try_into(),
-            None => {
-                let actual = self.run(id).await?.ok_or(RepoError::UnknownRun(id))?;
-                Err(RepoError::NotRunning {
-                    id,
-                    actual: actual.status,
-                })
-            }
-        }
+        let page = crate::repo::clips::Page {
+            progress: *progress,
+            newest_at: None,
+            clips: Vec::new(),
+        };
+        self.record_page(id, &page).await
     }
 }
 

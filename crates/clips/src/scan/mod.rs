@@ -236,14 +236,7 @@ impl Scanner {
                 .guild(guild)
                 .await?
                 .ok_or(ScanError::UnknownChannel(channel))?;
-            self.repo
-                .upsert_guild(&GuildInfo {
-                    id: found.id,
-                    name: found.name,
-                    icon: found.icon,
-                    owner: found.owner_id,
-                })
-                .await?;
+            self.repo.upsert_guild(&GuildInfo::from(found)).await?;
         }
         self.repo
             .upsert_channel(&ChannelInfo {

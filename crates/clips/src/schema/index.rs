@@ -50,135 +50,144 @@ CREATE INDEX idx_clips_search ON clips
     USING gin ((lower(filename || ' ' || message_text)) public.gin_trgm_ops);
 "#;
 
-// Clip arrays: every insert of clips takes them as fifteen parallel arrays, in this
-// parameter order: attachment id, message id, author id, author name, posted at, file
-// name, MIME type, size, width, height, duration, URL, proxy URL, URL expiry, message
-// text. The channel and guild come from the channel's row.
+// Clip arrays: every statement that indexes clips takes them as its first fifteen
+// parameters, parallel arrays in this order: `$1` attachment ids, `$2` message ids, `$3`
+// author ids, `$4` author names, `$5` posted at, `$6` file names, `$7` MIME types, `$8`
+// sizes, `$9` widths, `$10` heights, `$11` durations, `$12` URLs, `$13` proxy URLs,
+// `$14` URL expiries, `$15` message texts. Each statement's own parameters follow from
+// `$16`. The channel and guild come from the statement's `channel` CTE.
 
-/// `$1` run id, `$2` messages read in this page (inside the window), `$3` of which
-/// matched, `$4`/`$5` the window still to read (after, before), `$6` the newest message
-/// id of the page (may be null), `$7` the newest message time of the page (may be
-/// null); `$8`..`$22` the page's clips as arrays (see "Clip arrays" above).
-///
-/// One statement, so one transaction: the run's counters and remaining window, the
-/// channel's `message_count` / `last_message_id` / `last_scanned_at` /
-/// `last_activity_at`, and the page's clips move together or not at all. A process
-/// killed between pages loses no clip and counts no message twice: the run resumes from
-/// the window of the last page written. Nothing is written unless the run is still
-/// `running`, so a canceled run's worker sees its next page refused (no row back) and
-/// stops. `last_message_id` only moves forward (snowflakes compared as numbers);
-/// `last_activity_at` only moves later.
-pub(crate) const RECORD_PAGE: &str = "\
-WITH run AS (
-    UPDATE clips.bot_channel_scan_runs
-    SET messages_scanned = messages_scanned + $2,
-        messages_matched = messages_matched + $3,
-        after_message_id = $4,
-        before_message_id = $5
-    WHERE id = $1::uuid AND status = 'running'
-    RETURNING id::text AS id, channel_id, after_message_id, before_message_id,
-              status::text AS status, messages_scanned, messages_matched, error_message,
-              started_at, finished_at, created_at
-), channel AS (
-    UPDATE clips.bot_channels c
-    SET message_count = c.message_count + $2,
-        last_scanned_at = now(),
-        last_message_id = CASE
-            WHEN $6::text IS NOT NULL
-                 AND (c.last_message_id IS NULL OR c.last_message_id::numeric < $6::numeric)
-            THEN $6::text
-            ELSE c.last_message_id END,
-        last_activity_at = GREATEST(c.last_activity_at, $7::timestamptz)
-    FROM run WHERE c.channel_id = run.channel_id
-    RETURNING c.channel_id, c.guild_id
-), found AS (
+/// The CTE `found` that inserts the clip arrays (`$1`..`$15`) into the channel of the
+/// statement's `channel` CTE (none when it has no row), one row back per new clip.
+macro_rules! insert_found_clips {
+    () => {
+        "found AS (
     INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
         author_name, posted_at, filename, content_type, size_bytes, width, height,
         duration_secs, url, proxy_url, url_expires_at, message_text)
     SELECT t.attachment_id, t.message_id, channel.channel_id, channel.guild_id, t.author_id,
         t.author_name, t.posted_at, t.filename, t.content_type, t.size_bytes, t.width,
         t.height, t.duration_secs, t.url, t.proxy_url, t.url_expires_at, t.message_text
-    FROM channel, UNNEST($8::text[], $9::text[], $10::text[], $11::text[],
-        $12::timestamptz[], $13::text[], $14::text[], $15::int8[], $16::int4[], $17::int4[],
-        $18::float8[], $19::text[], $20::text[], $21::timestamptz[], $22::text[])
+    FROM channel, UNNEST($1::text[], $2::text[], $3::text[], $4::text[],
+        $5::timestamptz[], $6::text[], $7::text[], $8::int8[], $9::int4[], $10::int4[],
+        $11::float8[], $12::text[], $13::text[], $14::timestamptz[], $15::text[])
         AS t(attachment_id, message_id, author_id, author_name, posted_at, filename,
              content_type, size_bytes, width, height, duration_secs, url, proxy_url,
              url_expires_at, message_text)
     ON CONFLICT (attachment_id) DO NOTHING
     RETURNING 1
-)
-SELECT run.* FROM run";
+)"
+    };
+}
 
-/// `$1` channel_id, `$2` message id, `$3` the message's time; `$4`..`$18` its clips as
-/// arrays (see "Clip arrays" above). A message seen live: only in a channel being read (one
-/// indexed look-up by primary key; elsewhere nothing is written), its clips are indexed
-/// and the channel's `message_count`, `last_message_id` (forward only) and
-/// `last_activity_at` move, in one statement. Returns whether the channel is read and
-/// how many clips were new.
-pub(crate) const INDEX_LIVE_MESSAGE: &str = "\
-WITH channel AS (
+/// A page of a running scan (whole run or one part), written by [`RECORD_PAGE`] and
+/// [`RECORD_PART_PAGE`] alike: the statement's parameters after the clip arrays. `$16`
+/// run id, `$17` messages read in this page (inside the window), `$18` of which matched,
+/// `$19` the newest message id of the page (may be null), `$20` the newest message time
+/// of the page (may be null); each statement's own from `$21`.
+///
+/// `run_page!("…")` is a page's statement whose CTE `run` is the running run after the
+/// page (its update given: it must `RETURNING` `run_columns!` and write nothing unless
+/// the run is `running`), then the channel's `message_count` / `last_message_id` /
+/// `last_scanned_at` / `last_activity_at` and the page's clips. One statement, so one
+/// transaction: all move together or not at all, and a run no longer running gets no row
+/// back. `last_message_id` only moves forward (snowflakes compared as numbers);
+/// `last_activity_at` only moves later.
+macro_rules! run_page {
+    ($run:literal) => {
+        concat!(
+            $run,
+            "
+    RETURNING ",
+            run_columns!(),
+            "
+), channel AS (
+    UPDATE clips.bot_channels c
+    SET message_count = c.message_count + $17,
+        last_scanned_at = now(),
+        last_message_id = CASE
+            WHEN $19::text IS NOT NULL
+                 AND (c.last_message_id IS NULL OR c.last_message_id::numeric < $19::numeric)
+            THEN $19::text
+            ELSE c.last_message_id END,
+        last_activity_at = GREATEST(c.last_activity_at, $20::timestamptz)
+    FROM run WHERE c.channel_id = run.channel_id
+    RETURNING c.channel_id, c.guild_id
+), ",
+            insert_found_clips!(),
+            "
+SELECT run.* FROM run"
+        )
+    };
+}
+
+/// Run first in a history page's transaction: its commit returns without waiting for
+/// the write-ahead log to reach the disk (see `Repo::record_page` for why that is safe
+/// for pages, and only for them).
+pub(crate) const PAGE_COMMIT: &str = "SET LOCAL synchronous_commit TO off";
+
+/// The clip arrays (`$1`..`$15`), the page (`$16`..`$20`, see `run_page!`), then `$21`
+/// / `$22` the window still to read (after, before). A process killed between pages
+/// loses no clip and counts no message twice: the run resumes from the window of the last
+/// page written. Nothing is written unless the run is still `running`, so a canceled
+/// run's worker sees its next page refused (no row back) and stops. With no clips and no
+/// newest time it records progress alone.
+pub(crate) const RECORD_PAGE: &str = run_page!(
+    "WITH run AS (
+    UPDATE clips.bot_channel_scan_runs
+    SET messages_scanned = messages_scanned + $17,
+        messages_matched = messages_matched + $18,
+        after_message_id = $21,
+        before_message_id = $22
+    WHERE id = $16::uuid AND status = 'running'"
+);
+
+/// The clip arrays (`$1`..`$15`), then `$16` channel_id, `$17` message id, `$18` the
+/// message's time. A message seen live: only in a channel being read (one indexed
+/// look-up by primary key; elsewhere nothing is written), its clips are indexed and the
+/// channel's `message_count`, `last_message_id` (forward only) and `last_activity_at`
+/// move, in one statement. Returns whether the channel is read and how many clips were
+/// new.
+pub(crate) const INDEX_LIVE_MESSAGE: &str = concat!(
+    "WITH channel AS (
     UPDATE clips.bot_channels c
     SET message_count = c.message_count + 1,
         last_message_id = CASE
-            WHEN c.last_message_id IS NULL OR c.last_message_id::numeric < $2::numeric
-            THEN $2::text
+            WHEN c.last_message_id IS NULL OR c.last_message_id::numeric < $17::numeric
+            THEN $17::text
             ELSE c.last_message_id END,
-        last_activity_at = GREATEST(c.last_activity_at, $3::timestamptz)
-    WHERE c.channel_id = $1 AND c.is_reading
+        last_activity_at = GREATEST(c.last_activity_at, $18::timestamptz)
+    WHERE c.channel_id = $16 AND c.is_reading
     RETURNING c.channel_id, c.guild_id
-), found AS (
-    INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
-        author_name, posted_at, filename, content_type, size_bytes, width, height,
-        duration_secs, url, proxy_url, url_expires_at, message_text)
-    SELECT t.attachment_id, t.message_id, channel.channel_id, channel.guild_id, t.author_id,
-        t.author_name, t.posted_at, t.filename, t.content_type, t.size_bytes, t.width,
-        t.height, t.duration_secs, t.url, t.proxy_url, t.url_expires_at, t.message_text
-    FROM channel, UNNEST($4::text[], $5::text[], $6::text[], $7::text[],
-        $8::timestamptz[], $9::text[], $10::text[], $11::int8[], $12::int4[], $13::int4[],
-        $14::float8[], $15::text[], $16::text[], $17::timestamptz[], $18::text[])
-        AS t(attachment_id, message_id, author_id, author_name, posted_at, filename,
-             content_type, size_bytes, width, height, duration_secs, url, proxy_url,
-             url_expires_at, message_text)
-    ON CONFLICT (attachment_id) DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM channel) > 0 AS reading, (SELECT count(*) FROM found) AS added";
+), ",
+    insert_found_clips!(),
+    "
+SELECT (SELECT count(*) FROM channel) > 0 AS reading, (SELECT count(*) FROM found) AS added"
+);
 
-/// `$1` channel_id, `$2` message id, `$3` the message's text after the edit (null: not
-/// given, kept), `$4` the ids of every attachment the message holds now (text[]),
-/// `$5`..`$19` the clips among them, as arrays (see "Clip arrays" above). An edited message:
-/// its clips whose attachment is gone are deleted, the ones still there get the new
-/// text, new clips are indexed (only in a channel being read); one statement. Returns
-/// how many were removed and added.
-pub(crate) const REPLACE_MESSAGE_CLIPS: &str = "\
-WITH channel AS (
+/// The clip arrays (`$1`..`$15`: the clips among the message's attachments), then `$16`
+/// channel_id, `$17` message id, `$18` the message's text after the edit (null: not
+/// given, kept), `$19` the ids of every attachment the message holds now (text[]). An
+/// edited message: its clips whose attachment is gone are deleted, the ones still there
+/// get the new text, new clips are indexed (only in a channel being read); one
+/// statement. Returns how many were removed and added.
+pub(crate) const REPLACE_MESSAGE_CLIPS: &str = concat!(
+    "WITH channel AS (
     SELECT c.channel_id, c.guild_id FROM clips.bot_channels c
-    WHERE c.channel_id = $1 AND c.is_reading
+    WHERE c.channel_id = $16 AND c.is_reading
 ), gone AS (
     DELETE FROM clips.clips
-    WHERE channel_id = $1 AND message_id = $2 AND attachment_id <> ALL ($4::text[])
+    WHERE channel_id = $16 AND message_id = $17 AND attachment_id <> ALL ($19::text[])
     RETURNING 1
 ), kept AS (
-    UPDATE clips.clips SET message_text = COALESCE($3, message_text)
-    WHERE channel_id = $1 AND message_id = $2 AND attachment_id = ANY ($4::text[])
+    UPDATE clips.clips SET message_text = COALESCE($18, message_text)
+    WHERE channel_id = $16 AND message_id = $17 AND attachment_id = ANY ($19::text[])
     RETURNING 1
-), found AS (
-    INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
-        author_name, posted_at, filename, content_type, size_bytes, width, height,
-        duration_secs, url, proxy_url, url_expires_at, message_text)
-    SELECT t.attachment_id, t.message_id, channel.channel_id, channel.guild_id, t.author_id,
-        t.author_name, t.posted_at, t.filename, t.content_type, t.size_bytes, t.width,
-        t.height, t.duration_secs, t.url, t.proxy_url, t.url_expires_at, t.message_text
-    FROM channel, UNNEST($5::text[], $6::text[], $7::text[], $8::text[],
-        $9::timestamptz[], $10::text[], $11::text[], $12::int8[], $13::int4[], $14::int4[],
-        $15::float8[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
-        AS t(attachment_id, message_id, author_id, author_name, posted_at, filename,
-             content_type, size_bytes, width, height, duration_secs, url, proxy_url,
-             url_expires_at, message_text)
-    ON CONFLICT (attachment_id) DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone) AS removed, (SELECT count(*) FROM found) AS added";
+), ",
+    insert_found_clips!(),
+    "
+SELECT (SELECT count(*) FROM gone) AS removed, (SELECT count(*) FROM found) AS added"
+);
 
 /// `$1` channel_id, `$2` message id: a deleted message's clips.
 pub(crate) const DELETE_MESSAGE_CLIPS: &str =
@@ -218,24 +227,23 @@ pub(crate) const UNLOCK_CHANNEL_SCAN: &str =
     "SELECT pg_advisory_unlock(hashtextextended('clips.scan:' || $1, 0))";
 
 /// `$1` channel_id: the channel's newest run that is queued or running, if any.
-pub(crate) const SELECT_UNFINISHED_RUN: &str = "\
-SELECT id::text AS id, channel_id, after_message_id, before_message_id,
-       status::text AS status, messages_scanned, messages_matched, error_message,
-       started_at, finished_at, created_at
-FROM clips.bot_channel_scan_runs
+pub(crate) const SELECT_UNFINISHED_RUN: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM clips.bot_channel_scan_runs
 WHERE channel_id = $1 AND status IN ('queued', 'running')
-ORDER BY created_at DESC LIMIT 1";
+ORDER BY created_at DESC LIMIT 1"
+);
 
 /// `$1` limit: runs waiting for a worker, oldest first: queued ones, and running ones
 /// whose channel's scan lock ([`TRY_LOCK_CHANNEL_SCAN`]) nobody holds (abandoned by a
 /// dead worker). A bigint advisory lock shows in `pg_locks` as its high 32 bits in
 /// `classid` and its low 32 bits in `objid`, with `objsubid` 1. The worker still takes
 /// the lock before running (a run may be taken between this read and then).
-pub(crate) const SELECT_PENDING_RUNS: &str = "\
-SELECT r.id::text AS id, r.channel_id, r.after_message_id, r.before_message_id,
-       r.status::text AS status, r.messages_scanned, r.messages_matched, r.error_message,
-       r.started_at, r.finished_at, r.created_at
-FROM clips.bot_channel_scan_runs r
+pub(crate) const SELECT_PENDING_RUNS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM clips.bot_channel_scan_runs r
 WHERE r.status = 'queued'
    OR (r.status = 'running' AND NOT EXISTS (
         SELECT 1 FROM pg_catalog.pg_locks l
@@ -244,7 +252,8 @@ WHERE r.status = 'queued'
                             WHERE datname = current_database())
           AND ((l.classid::int8 << 32) | l.objid::int8)
               = hashtextextended('clips.scan:' || r.channel_id, 0)))
-ORDER BY r.created_at LIMIT $1";
+ORDER BY r.created_at LIMIT $1"
+);
 
 // ---------------------------------------------------------------------------------------
 // Parts of a deep scan
@@ -282,52 +291,20 @@ pub(crate) const SELECT_RUN_PARTS: &str = "\
 SELECT part, after_message_id, before_message_id, done
 FROM clips.scan_run_parts WHERE run_id = $1::uuid ORDER BY part";
 
-/// One page of one part of a running scan, in one statement: the part's window (`$2`
-/// its new lower bound, `$3` whether it is done, `$4` the part), the run's counters
-/// (`$5` messages read, `$6` of which matched), the channel's (`$7` newest message id,
-/// `$8` its time) and the page's clips (`$9`..`$23`, see "Clip arrays" above). Nothing
-/// is written unless the run (`$1`) is still `running`.
-pub(crate) const RECORD_PART_PAGE: &str = "\
-WITH part AS (
+/// The clip arrays (`$1`..`$15`), the page (`$16`..`$20`, see `run_page!`), then
+/// `$21` the part, `$22` its new lower bound, `$23` whether it is done: one page of one
+/// part of a running scan, the part's window in the same statement. Nothing is written
+/// unless the run is still `running`.
+pub(crate) const RECORD_PART_PAGE: &str = run_page!(
+    "WITH part AS (
     UPDATE clips.scan_run_parts p
-    SET after_message_id = $2, done = $3
+    SET after_message_id = $22, done = $23
     FROM clips.bot_channel_scan_runs r
-    WHERE p.run_id = $1::uuid AND p.part = $4 AND r.id = p.run_id AND r.status = 'running'
+    WHERE p.run_id = $16::uuid AND p.part = $21 AND r.id = p.run_id AND r.status = 'running'
     RETURNING p.run_id
 ), run AS (
     UPDATE clips.bot_channel_scan_runs
-    SET messages_scanned = messages_scanned + $5,
-        messages_matched = messages_matched + $6
-    WHERE id = (SELECT run_id FROM part) AND status = 'running'
-    RETURNING id::text AS id, channel_id, after_message_id, before_message_id,
-              status::text AS status, messages_scanned, messages_matched, error_message,
-              started_at, finished_at, created_at
-), channel AS (
-    UPDATE clips.bot_channels c
-    SET message_count = c.message_count + $5,
-        last_scanned_at = now(),
-        last_message_id = CASE
-            WHEN $7::text IS NOT NULL
-                 AND (c.last_message_id IS NULL OR c.last_message_id::numeric < $7::numeric)
-            THEN $7::text
-            ELSE c.last_message_id END,
-        last_activity_at = GREATEST(c.last_activity_at, $8::timestamptz)
-    FROM run WHERE c.channel_id = run.channel_id
-    RETURNING c.channel_id, c.guild_id
-), found AS (
-    INSERT INTO clips.clips (attachment_id, message_id, channel_id, guild_id, author_id,
-        author_name, posted_at, filename, content_type, size_bytes, width, height,
-        duration_secs, url, proxy_url, url_expires_at, message_text)
-    SELECT t.attachment_id, t.message_id, channel.channel_id, channel.guild_id, t.author_id,
-        t.author_name, t.posted_at, t.filename, t.content_type, t.size_bytes, t.width,
-        t.height, t.duration_secs, t.url, t.proxy_url, t.url_expires_at, t.message_text
-    FROM channel, UNNEST($9::text[], $10::text[], $11::text[], $12::text[],
-        $13::timestamptz[], $14::text[], $15::text[], $16::int8[], $17::int4[], $18::int4[],
-        $19::float8[], $20::text[], $21::text[], $22::timestamptz[], $23::text[])
-        AS t(attachment_id, message_id, author_id, author_name, posted_at, filename,
-             content_type, size_bytes, width, height, duration_secs, url, proxy_url,
-             url_expires_at, message_text)
-    ON CONFLICT (attachment_id) DO NOTHING
-    RETURNING 1
-)
-SELECT run.* FROM run";
+    SET messages_scanned = messages_scanned + $17,
+        messages_matched = messages_matched + $18
+    WHERE id = (SELECT run_id FROM part) AND status = 'running'"
+);

@@ -152,32 +152,36 @@ SET url = v.url, url_expires_at = v.expires_at
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(attachment_id, url, expires_at)
 WHERE c.attachment_id = v.attachment_id";
 
+/// The purge of the clips and the scan positions of the channels whose `$column`
+/// (`channel_id` or `guild_id`, both columns of `clips` and `bot_channels`) is `$1`.
+macro_rules! purge_index {
+    ($column:literal) => {
+        concat!(
+            "WITH gone AS (
+    DELETE FROM clips.clips WHERE ",
+            $column,
+            " = $1 RETURNING 1
+), reset AS (
+    UPDATE clips.bot_channels
+    SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
+    WHERE ",
+            $column,
+            " = $1
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels"
+        )
+    };
+}
+
 /// `$1` channel_id. The danger zone's "purge this channel's index": deletes the
 /// channel's clips and resets its scan position (`last_message_id`, `message_count`,
 /// `last_scanned_at`) so the next scan reads its whole history again, in one statement.
 /// Returns how many clips went and how many channels were reset (0: no such channel).
-pub(crate) const PURGE_CHANNEL_INDEX: &str = "\
-WITH gone AS (
-    DELETE FROM clips.clips WHERE channel_id = $1 RETURNING 1
-), reset AS (
-    UPDATE clips.bot_channels
-    SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
-    WHERE channel_id = $1
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels";
+pub(crate) const PURGE_CHANNEL_INDEX: &str = purge_index!("channel_id");
 
 /// `$1` guild_id. [`PURGE_CHANNEL_INDEX`] for every channel of a guild at once.
-pub(crate) const PURGE_GUILD_INDEX: &str = "\
-WITH gone AS (
-    DELETE FROM clips.clips WHERE guild_id = $1 RETURNING 1
-), reset AS (
-    UPDATE clips.bot_channels
-    SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
-    WHERE guild_id = $1
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels";
+pub(crate) const PURGE_GUILD_INDEX: &str = purge_index!("guild_id");
 
 /// `$1` guild ids (text[]): those Tavern is in (`bot_guilds`).
 pub(crate) const SELECT_KNOWN_GUILDS: &str =

@@ -24,6 +24,16 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use store::FeatureMigrations;
 
+/// The columns of `bot_channel_scan_runs` as a [`ScanRunRow`] reads them, for `SELECT`
+/// and `RETURNING` (`id` and `status` as text).
+macro_rules! run_columns {
+    () => {
+        "id::text AS id, channel_id, after_message_id, before_message_id, \
+         status::text AS status, messages_scanned, messages_matched, error_message, \
+         started_at, finished_at, created_at"
+    };
+}
+
 pub mod index;
 pub mod library;
 
@@ -349,74 +359,42 @@ LEFT JOIN clips.guild_settings g ON g.guild_id = c.guild_id
 WHERE c.channel_id = $1";
 
 /// `$1` channel_id, `$2` after_message_id, `$3` before_message_id.
-pub(crate) const INSERT_RUN: &str = "\
-INSERT INTO clips.bot_channel_scan_runs (channel_id, after_message_id, before_message_id)
+pub(crate) const INSERT_RUN: &str = concat!(
+    "INSERT INTO clips.bot_channel_scan_runs (channel_id, after_message_id, before_message_id)
 VALUES ($1, $2, $3)
-RETURNING id::text AS id, channel_id, after_message_id, before_message_id,
-          status::text AS status, messages_scanned, messages_matched, error_message,
-          started_at, finished_at, created_at";
+RETURNING ",
+    run_columns!()
+);
 
-pub(crate) const SELECT_RUN: &str = "\
-SELECT id::text AS id, channel_id, after_message_id, before_message_id,
-       status::text AS status, messages_scanned, messages_matched, error_message,
-       started_at, finished_at, created_at
-FROM clips.bot_channel_scan_runs WHERE id = $1::uuid";
+pub(crate) const SELECT_RUN: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM clips.bot_channel_scan_runs WHERE id = $1::uuid"
+);
 
 /// `$1` channel_id, `$2` limit. Newest first, served by `idx_bot_scan_runs_channel`.
-pub(crate) const SELECT_RUNS_OF_CHANNEL: &str = "\
-SELECT id::text AS id, channel_id, after_message_id, before_message_id,
-       status::text AS status, messages_scanned, messages_matched, error_message,
-       started_at, finished_at, created_at
-FROM clips.bot_channel_scan_runs WHERE channel_id = $1
-ORDER BY created_at DESC LIMIT $2";
+pub(crate) const SELECT_RUNS_OF_CHANNEL: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM clips.bot_channel_scan_runs WHERE channel_id = $1
+ORDER BY created_at DESC LIMIT $2"
+);
 
 /// `$1` id, `$2` expected status, `$3` new status, `$4` error_message (kept when null).
 /// The `WHERE status = $2` guard makes the change a compare-and-set: of two workers
 /// starting the same queued run, exactly one gets a row back. Entering `running` stamps
 /// `started_at`; entering a final status stamps `finished_at`.
-pub(crate) const TRANSITION_RUN: &str = "\
-UPDATE clips.bot_channel_scan_runs
+pub(crate) const TRANSITION_RUN: &str = concat!(
+    "UPDATE clips.bot_channel_scan_runs
 SET status = $3::clips.scan_status,
     started_at = CASE WHEN $3 = 'running' THEN now() ELSE started_at END,
     finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'canceled') THEN now()
                        ELSE finished_at END,
     error_message = COALESCE($4, error_message)
 WHERE id = $1::uuid AND status = $2::clips.scan_status
-RETURNING id::text AS id, channel_id, after_message_id, before_message_id,
-          status::text AS status, messages_scanned, messages_matched, error_message,
-          started_at, finished_at, created_at";
-
-/// `$1` id, `$2` messages scanned in this step, `$3` of which matched, `$4`/`$5` the
-/// remaining window (after, before), `$6` the newest message id seen (may be null).
-///
-/// One statement moves the run and its channel together, and only while the run is
-/// `running`: a canceled run stops taking progress, which is how its worker learns to
-/// stop. The channel's `last_message_id` only ever moves forward (compared as numbers:
-/// snowflakes as text do not sort).
-pub(crate) const RECORD_PROGRESS: &str = "\
-WITH run AS (
-    UPDATE clips.bot_channel_scan_runs
-    SET messages_scanned = messages_scanned + $2,
-        messages_matched = messages_matched + $3,
-        after_message_id = $4,
-        before_message_id = $5
-    WHERE id = $1::uuid AND status = 'running'
-    RETURNING id::text AS id, channel_id, after_message_id, before_message_id,
-              status::text AS status, messages_scanned, messages_matched, error_message,
-              started_at, finished_at, created_at
-), channel AS (
-    UPDATE clips.bot_channels c
-    SET message_count = c.message_count + $2,
-        last_scanned_at = now(),
-        last_message_id = CASE
-            WHEN $6::text IS NOT NULL
-                 AND (c.last_message_id IS NULL OR c.last_message_id::numeric < $6::numeric)
-            THEN $6::text
-            ELSE c.last_message_id END
-    FROM run WHERE c.channel_id = run.channel_id
-    RETURNING c.channel_id
-)
-SELECT run.* FROM run";
+RETURNING ",
+    run_columns!()
+);
 
 /// `$1` state, `$2` user_id, `$3` guild_id, `$4` created_at, `$5` expires_at (UTC).
 pub(crate) const INSERT_INTENT: &str = "\

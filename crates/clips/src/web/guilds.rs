@@ -30,8 +30,9 @@ use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
 use super::{
-    CLIPS_PATH, INSTALL_PATH, WebState, as_denied, channel_standing, guild_path, library_path,
-    must_manage, my_guilds, parse_guild, scan_problem, see_other, standing, storage_problem,
+    CLIPS_PATH, INSTALL_PATH, WebState, as_denied, channel_name, channel_standing, guild_path,
+    library_path, managed_channel, must_manage, my_guilds, parse_guild, respond, scan_problem,
+    see_other, standing, storage_problem, stored_guild,
 };
 use crate::repo::{ScanRun, StoredChannel};
 use crate::scan::{Requested, ScanMode};
@@ -120,10 +121,7 @@ pub(crate) async fn page(
     current: CurrentUser,
     page: Page,
 ) -> Response {
-    match guild_page(&state, &raw, &current, &page).await {
-        Ok(markup) => markup.into_response(),
-        Err(problem) => page.problem(problem),
-    }
+    respond(&page, guild_page(&state, &raw, &current, &page).await)
 }
 
 async fn guild_page(
@@ -134,18 +132,14 @@ async fn guild_page(
 ) -> Result<Markup, Problem> {
     let guild = parse_guild(raw)?;
     let (standing, mine) = standing(state, current, guild).await?;
-    let Some(stored) = state
-        .repo
-        .guild(guild)
-        .await
-        .map_err(|e| storage_problem(&e))?
-    else {
-        return Err(Problem::not_found(format!(
+    let stored = stored_guild(state, guild, || {
+        Problem::not_found(format!(
             "Tavern is not in {} yet. A manager of the server can add it from the clips page.",
             mine.name
         ))
-        .link("Your servers", CLIPS_PATH));
-    };
+        .link("Your servers", CLIPS_PATH)
+    })
+    .await?;
     let channels = state
         .repo
         .guild_channels(guild)
@@ -201,14 +195,6 @@ async fn guild_page(
             }
         },
     ))
-}
-
-fn channel_name(channel: &StoredChannel) -> String {
-    channel
-        .info
-        .name
-        .clone()
-        .unwrap_or_else(|| channel.info.id.to_string())
 }
 
 fn channel_row(page: &Page, view: &ChannelView, manages: bool) -> Markup {
@@ -316,8 +302,7 @@ pub(crate) async fn reading(
     Form(form): Form<ReadingForm>,
 ) -> Response {
     let result = async {
-        let (channel, standing) = channel_standing(&state, &current, &raw).await?;
-        must_manage(standing)?;
+        let channel = managed_channel(&state, &current, &raw).await?;
         let reading = match form.reading.as_str() {
             "1" | "true" | "on" => true,
             "0" | "false" | "off" => false,
@@ -341,7 +326,7 @@ pub(crate) async fn reading(
         Ok(back_to(&channel))
     }
     .await;
-    result.unwrap_or_else(|problem| page.problem(problem))
+    respond(&page, result)
 }
 
 fn back_to(channel: &StoredChannel) -> Response {
@@ -368,8 +353,7 @@ pub(crate) async fn start_scan(
     Form(form): Form<ScanForm>,
 ) -> Response {
     let result = async {
-        let (channel, standing) = channel_standing(&state, &current, &raw).await?;
-        must_manage(standing)?;
+        let channel = managed_channel(&state, &current, &raw).await?;
         let mode = match form.deep.as_deref() {
             None | Some("" | "0" | "false") => ScanMode::Quick,
             Some(_) => ScanMode::Deep,
@@ -390,7 +374,7 @@ pub(crate) async fn start_scan(
         Ok(back_to(&channel))
     }
     .await;
-    result.unwrap_or_else(|problem| page.problem(problem))
+    respond(&page, result)
 }
 
 /// `POST /clips/channels/{channel}/scans/cancel`.
@@ -401,8 +385,7 @@ pub(crate) async fn cancel_scan(
     page: Page,
 ) -> Response {
     let result = async {
-        let (channel, standing) = channel_standing(&state, &current, &raw).await?;
-        must_manage(standing)?;
+        let channel = managed_channel(&state, &current, &raw).await?;
         let canceled = state
             .scanner
             .cancel(channel.info.id)
@@ -412,7 +395,7 @@ pub(crate) async fn cancel_scan(
         Ok(back_to(&channel))
     }
     .await;
-    result.unwrap_or_else(|problem| page.problem(problem))
+    respond(&page, result)
 }
 
 /// What `GET /api/clips/channels/{channel}/scan` answers: the channel's latest run.
@@ -517,24 +500,44 @@ pub(crate) async fn purge_channel(
     Form(form): Form<PurgeForm>,
 ) -> Response {
     let result = purge_one_channel(&state, &raw, &current, &form).await;
-    match result {
-        Ok((channel, purged)) => page
-            .render(
-                "Index purged",
-                html! {
-                    section.content {
-                        h1 { "Index purged" }
-                        p {
-                            (purged.clips) " clips of #" (channel_name(&channel))
-                            " were removed from Tavern's index. The next scan reads the \
-                             channel's whole history again."
-                        }
-                        p { a href=(guild_path(channel.info.guild)) { "Back to the server" } }
-                    }
-                },
-            )
-            .into_response(),
-        Err(problem) => page.problem(problem),
+    let answer = result.map(|(channel, purged)| {
+        purged_page(
+            &page,
+            channel.info.guild,
+            html! {
+                (purged.clips) " clips of #" (channel_name(&channel))
+                " were removed from Tavern's index. The next scan reads the \
+                 channel's whole history again."
+            },
+        )
+    });
+    respond(&page, answer)
+}
+
+/// The page after a purge: what was purged, and the way back to the guild.
+fn purged_page(page: &Page, guild: GuildId, what: Markup) -> Markup {
+    page.render(
+        "Index purged",
+        html! {
+            section.content {
+                h1 { "Index purged" }
+                p { (what) }
+                p { a href=(guild_path(guild)) { "Back to the server" } }
+            }
+        },
+    )
+}
+
+/// 400 unless `typed` confirms the `kind`'s (channel's or server's) `name`.
+fn must_confirm(typed: &str, kind: &str, name: &str) -> Result<(), Problem> {
+    if confirms(typed, name) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Not confirmed",
+            format!("Type the {kind}'s name, {name}, exactly to confirm. Nothing was purged."),
+        ))
     }
 }
 
@@ -544,16 +547,9 @@ async fn purge_one_channel(
     current: &CurrentUser,
     form: &PurgeForm,
 ) -> Result<(StoredChannel, crate::repo::library::Purged), Problem> {
-    let (channel, standing) = channel_standing(state, current, raw).await?;
-    must_manage(standing)?;
+    let channel = managed_channel(state, current, raw).await?;
     let name = channel_name(&channel);
-    if !confirms(&form.confirm, &name) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Not confirmed",
-            format!("Type the channel's name, {name}, exactly to confirm. Nothing was purged."),
-        ));
-    }
+    must_confirm(&form.confirm, "channel", &name)?;
     no_unfinished_scan(state, &channel).await?;
     let purged = state
         .repo
@@ -576,22 +572,10 @@ pub(crate) async fn purge_guild(
         let guild = parse_guild(&raw)?;
         let (standing, _) = standing(&state, &current, guild).await?;
         must_manage(standing)?;
-        let stored = state
-            .repo
-            .guild(guild)
-            .await
-            .map_err(|e| storage_problem(&e))?
-            .ok_or_else(|| Problem::not_found("Tavern is not in this server."))?;
-        if !confirms(&form.confirm, &stored.info.name) {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "Not confirmed",
-                format!(
-                    "Type the server's name, {}, exactly to confirm. Nothing was purged.",
-                    stored.info.name
-                ),
-            ));
-        }
+        let stored =
+            stored_guild(&state, guild, || Problem::not_found("Tavern is not in this server."))
+                .await?;
+        must_confirm(&form.confirm, "server", &stored.info.name)?;
         let channels = state
             .repo
             .guild_channels(guild)
@@ -609,25 +593,18 @@ pub(crate) async fn purge_guild(
         Ok((stored, purged))
     }
     .await;
-    match result {
-        Ok((stored, purged)) => page
-            .render(
-                "Index purged",
-                html! {
-                    section.content {
-                        h1 { "Index purged" }
-                        p {
-                            (purged.clips) " clips of " (stored.info.name) " were removed from \
-                             Tavern's index, and " (purged.channels) " channels will be read \
-                             from their start by their next scan."
-                        }
-                        p { a href=(guild_path(stored.info.id)) { "Back to the server" } }
-                    }
-                },
-            )
-            .into_response(),
-        Err(problem) => page.problem(problem),
-    }
+    let answer = result.map(|(stored, purged)| {
+        purged_page(
+            &page,
+            stored.info.id,
+            html! {
+                (purged.clips) " clips of " (stored.info.name) " were removed from \
+                 Tavern's index, and " (purged.channels) " channels will be read \
+                 from their start by their next scan."
+            },
+        )
+    });
+    respond(&page, answer)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use discord::model::{ChannelId, GuildId, UserId};
 use maud::{Markup, html};
@@ -33,7 +33,8 @@ use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
 use super::{
-    WebState, guild_path, human_duration, human_size, parse_guild, standing, storage_problem,
+    WebState, channel_name, guild_path, human_duration, human_size, parse_guild, quoted, respond,
+    standing, storage_problem, stored_guild,
 };
 use crate::domain::cdn_url_expiry;
 use crate::repo::StoredChannel;
@@ -71,7 +72,7 @@ fn day(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
         bad(format!(
             "`{field}` must be a day written YYYY-MM-DD, not `{}`.",
-            raw.chars().take(40).collect::<String>()
+            quoted(raw)
         ))
     })
 }
@@ -80,36 +81,29 @@ fn midnight(date: NaiveDate) -> DateTime<Utc> {
     date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }
 
+/// The id a filter `field` names, if given; 400 naming the field (which must be `what`)
+/// otherwise.
+fn id_filter<T>(
+    raw: &Option<String>,
+    field: &'static str,
+    what: &str,
+) -> Result<Option<discord::model::Id<T>>, Problem> {
+    present(raw)
+        .map(|raw| {
+            discord::model::parse_id::<T>(field, raw)
+                .map_err(|_| bad(format!("`{field}` must be {what}, not `{}`.", quoted(raw))))
+        })
+        .transpose()
+}
+
 /// The filter and cursor a query asks for; a 400 page naming the field otherwise.
 pub(crate) fn parse_query(
     guild: GuildId,
     query: &LibraryQuery,
 ) -> Result<(LibraryFilter, Option<LibraryCursor>), Problem> {
     let mut filter = LibraryFilter::guild(guild);
-    if let Some(raw) = present(&query.channel) {
-        filter.channel = Some(
-            discord::model::parse_id::<discord::model::ChannelMarker>("channel", raw).map_err(
-                |_| {
-                    bad(format!(
-                        "`channel` must be a channel id, not `{}`.",
-                        raw.chars().take(40).collect::<String>()
-                    ))
-                },
-            )?,
-        );
-    }
-    if let Some(raw) = present(&query.author) {
-        filter.author = Some(
-            discord::model::parse_id::<discord::model::UserMarker>("author", raw).map_err(
-                |_| {
-                    bad(format!(
-                        "`author` must be a user id, not `{}`.",
-                        raw.chars().take(40).collect::<String>()
-                    ))
-                },
-            )?,
-        );
-    }
+    filter.channel = id_filter(&query.channel, "channel", "a channel id")?;
+    filter.author = id_filter(&query.author, "author", "a user id")?;
     let from = present(&query.from)
         .map(|raw| day("from", raw))
         .transpose()?;
@@ -141,10 +135,7 @@ pub(crate) async fn page(
     page: Page,
     Query(query): Query<LibraryQuery>,
 ) -> Response {
-    match library(&state, &raw, &current, &page, &query).await {
-        Ok(markup) => markup.into_response(),
-        Err(problem) => page.problem(problem),
-    }
+    respond(&page, library(&state, &raw, &current, &page, &query).await)
 }
 
 async fn library(
@@ -157,14 +148,10 @@ async fn library(
     let guild = parse_guild(raw)?;
     let (filter, cursor) = parse_query(guild, query)?;
     standing(state, current, guild).await?;
-    let stored = state
-        .repo
-        .guild(guild)
-        .await
-        .map_err(|e| storage_problem(&e))?
-        .ok_or_else(|| {
-            Problem::not_found("Tavern is not in this server, so it has no library here.")
-        })?;
+    let stored = stored_guild(state, guild, || {
+        Problem::not_found("Tavern is not in this server, so it has no library here.")
+    })
+    .await?;
     let mut found = state
         .repo
         .library_page(&filter, cursor, PAGE_SIZE)
@@ -216,14 +203,6 @@ async fn library(
             }
         },
     ))
-}
-
-fn channel_name(channel: &StoredChannel) -> String {
-    channel
-        .info
-        .name
-        .clone()
-        .unwrap_or_else(|| channel.info.id.to_string())
 }
 
 /// The library URL with the same filters and `before` = `cursor`.

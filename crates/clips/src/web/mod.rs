@@ -55,10 +55,10 @@ use serde::{Deserialize, Serialize};
 use store::Redis;
 use store::redis;
 use web::access::Denied;
-use web::page::Problem;
+use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
-use crate::repo::{Repo, RepoError, StoredChannel};
+use crate::repo::{Repo, RepoError, StoredChannel, StoredGuild};
 use crate::scan::{ScanError, Scanner};
 use crate::schema::library::{USER_GUILDS_TTL_SECS, user_guilds_key};
 
@@ -341,12 +341,8 @@ pub(crate) async fn channel_standing(
     current: &CurrentUser,
     raw: &str,
 ) -> Result<(StoredChannel, Standing), Problem> {
-    let not_found = || {
-        Problem::not_found(format!(
-            "`{}` is not a channel Tavern knows.",
-            raw.chars().take(40).collect::<String>()
-        ))
-    };
+    let not_found =
+        || Problem::not_found(format!("`{}` is not a channel Tavern knows.", quoted(raw)));
     let id = discord::model::parse_id("channel id", raw).map_err(|_| not_found())?;
     let channel = state
         .repo
@@ -358,14 +354,57 @@ pub(crate) async fn channel_standing(
     Ok((channel, standing))
 }
 
+/// A channel Tavern knows whose guild the user manages; 404 or 403 otherwise.
+pub(crate) async fn managed_channel(
+    state: &WebState,
+    current: &CurrentUser,
+    raw: &str,
+) -> Result<StoredChannel, Problem> {
+    let (channel, standing) = channel_standing(state, current, raw).await?;
+    must_manage(standing)?;
+    Ok(channel)
+}
+
+/// The guild as Tavern stored it; `missing` when Tavern is not in it.
+pub(crate) async fn stored_guild(
+    state: &WebState,
+    guild: GuildId,
+    missing: impl FnOnce() -> Problem,
+) -> Result<StoredGuild, Problem> {
+    state
+        .repo
+        .guild(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .ok_or_else(missing)
+}
+
+/// A channel's name, or its id when Discord gave none.
+pub(crate) fn channel_name(channel: &StoredChannel) -> String {
+    channel
+        .info
+        .name
+        .clone()
+        .unwrap_or_else(|| channel.info.id.to_string())
+}
+
+/// What was typed, cut to 40 characters, to quote it back in a problem.
+pub(crate) fn quoted(raw: &str) -> String {
+    raw.chars().take(40).collect()
+}
+
+/// A handler's answer: what it built, or its problem as a page.
+pub(crate) fn respond(page: &Page, result: Result<impl IntoResponse, Problem>) -> Response {
+    match result {
+        Ok(answer) => answer.into_response(),
+        Err(problem) => page.problem(problem),
+    }
+}
+
 /// A guild id from the path; 404 for anything else.
 pub(crate) fn parse_guild(raw: &str) -> Result<GuildId, Problem> {
-    discord::model::parse_id("guild id", raw).map_err(|_| {
-        Problem::not_found(format!(
-            "`{}` is not a Discord server id.",
-            raw.chars().take(40).collect::<String>()
-        ))
-    })
+    discord::model::parse_id("guild id", raw)
+        .map_err(|_| Problem::not_found(format!("`{}` is not a Discord server id.", quoted(raw))))
 }
 
 /// A repository failure as a page.

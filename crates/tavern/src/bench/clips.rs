@@ -48,6 +48,8 @@ pub struct ClipsLoad {
     pub library_clips: usize,
     /// Timed calls per library query in (c).
     pub queries: usize,
+    /// Parts (a)'s deep scan is split into, read concurrently (1: not split).
+    pub parts: usize,
 }
 
 impl Default for ClipsLoad {
@@ -61,6 +63,7 @@ impl Default for ClipsLoad {
             global_limit: 50,
             library_clips: 100_000,
             queries: 200,
+            parts: 1,
         }
     }
 }
@@ -261,14 +264,16 @@ async fn measure(
     let seeding = Instant::now();
     seed(&sim, channel, &authors, load.messages, video_every)?;
     let seeded_in = seeding.elapsed();
-    let scanner = Scanner::new(repo.clone(), discord_for(&sim, u16::MAX), clock.clone());
+    let scanner = Scanner::new(repo.clone(), discord_for(&sim, u16::MAX), clock.clone())
+        .with_parts(load.parts);
     let a = timed_deep_scan(&scanner, channel_id(channel)?).await?;
     let rate = a.scanned as f64 / a.wall.as_secs_f64().max(1e-9);
     println!(
-        "  (a) limits off    {} messages ({} with a video; seeded in {:.1} s): scanned {}, matched {}, clips {} in {:.2} s",
+        "  (a) limits off    {} messages ({} with a video; seeded in {:.1} s), {} part(s): scanned {}, matched {}, clips {} in {:.2} s",
         load.messages,
         load.messages.div_ceil(video_every),
         seeded_in.as_secs_f64(),
+        load.parts.max(1),
         a.scanned,
         a.matched,
         a.clips,
