@@ -141,8 +141,11 @@ async fn a_member_without_manage_server_is_refused_privately_and_nothing_changes
         let text = reply.content.unwrap_or_default();
         assert!(text.contains("Manage Server"), "{sub}: {text}");
     }
-    // Refused before anything was read or written: not even the channel is known.
-    assert!(s.repo.channel(channel_id(s.clips)).await.unwrap().is_none());
+    // Refused before anything was written: the channel (which the gateway may have
+    // registered meanwhile) is not read, no scan was queued, no setting stored.
+    let channel = s.repo.channel(channel_id(s.clips)).await.unwrap();
+    assert!(channel.as_ref().is_none_or(|c| !c.is_reading), "{channel:?}");
+    assert!(s.latest().await.is_none());
     assert!(
         s.repo
             .guild_settings(GuildId::new(id(s.world.demo.guild)))

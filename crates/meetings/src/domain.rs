@@ -163,11 +163,14 @@ seed_enum!(
 );
 seed_enum!(
     /// `meeting_controllers.health_status`, `media_handlers.health_status` and the
-    /// `health` field of `controller:{controller_id}:capacity`.
+    /// `health` field of `controller:{controller_id}:capacity`. The seed names `healthy`,
+    /// `degraded` and `unhealthy`; `draining` is Dark Tower's fourth state, a controller
+    /// finishing its meetings before it stops (the column is free text, `VARCHAR(20)`).
     HealthStatus, "health status" {
         Healthy => "healthy",
         Degraded => "degraded",
         Unhealthy => "unhealthy",
+        Draining => "draining",
     }
 );
 seed_enum!(
@@ -408,6 +411,49 @@ impl WtToken {
     }
 }
 
+/// When a registered meeting controller or media handler counts as alive: it must have
+/// sent a heartbeat within `heartbeat_limit` (and a controller's
+/// `controller:{controller_id}:capacity` hash, which expires 5 minutes after its last
+/// report, must still exist). One whose heartbeats stopped gets no new meeting; it comes
+/// back with its next heartbeat. The limit is the caller's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub heartbeat_limit: TimeDelta,
+}
+
+impl Liveness {
+    /// Three missed heartbeats of a controller reporting every 10 s.
+    pub const DEFAULT_HEARTBEAT_LIMIT: TimeDelta = TimeDelta::seconds(30);
+
+    /// Whether a heartbeat at `last_heartbeat_at` is recent enough at `now`. A heartbeat
+    /// stamped in the future (another replica's clock ahead) counts as recent.
+    pub fn is_alive(&self, last_heartbeat_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        now - last_heartbeat_at <= self.heartbeat_limit
+    }
+
+    /// The oldest heartbeat that still counts at `now`.
+    pub fn oldest_alive(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.heartbeat_limit
+    }
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness {
+            heartbeat_limit: Liveness::DEFAULT_HEARTBEAT_LIMIT,
+        }
+    }
+}
+
+impl HealthStatus {
+    /// Whether a controller or handler in this state may be given new work: only
+    /// `healthy` ones. `degraded` keeps what it has (its meetings stay where their
+    /// participants are) but gets nothing new; `unhealthy` and `draining` get nothing.
+    pub fn takes_new_work(self) -> bool {
+        matches!(self, HealthStatus::Healthy)
+    }
+}
+
 /// What the assignment needs to know of one registered meeting controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerLoad {
@@ -418,6 +464,11 @@ pub struct ControllerLoad {
     pub current_meetings: i32,
     pub max_participants: i32,
     pub current_participants: i32,
+    /// `meeting_controllers.last_heartbeat_at`.
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// Whether its `controller:{controller_id}:capacity` hash still exists (it expires 5
+    /// minutes after the last report).
+    pub capacity_reported: bool,
 }
 
 impl ControllerLoad {
@@ -433,22 +484,51 @@ impl ControllerLoad {
         }
         u64::try_from(free_meetings).unwrap_or(0)
     }
+
+    /// Whether it is alive at `now`: a recent heartbeat and a capacity hash still there.
+    pub fn is_alive(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
+        self.capacity_reported && liveness.is_alive(self.last_heartbeat_at, now)
+    }
+
+    /// Whether a meeting already assigned to it stays there at `now`: while it is alive
+    /// and not `unhealthy`. A `degraded` or `draining` controller keeps the meetings it
+    /// has (their participants are connected to it) but gets no new one.
+    pub fn keeps_meetings(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
+        self.is_alive(now, liveness) && self.health != HealthStatus::Unhealthy
+    }
+
+    /// Whether it may get a new meeting of `region` at `now`: of the region, alive,
+    /// `healthy` and with free capacity.
+    pub fn accepts_meeting(
+        &self,
+        region: &Region,
+        now: DateTime<Utc>,
+        liveness: &Liveness,
+    ) -> bool {
+        &self.region == region
+            && self.health.takes_new_work()
+            && self.is_alive(now, liveness)
+            && self.free_capacity() > 0
+    }
 }
 
-/// Picks the meeting controller for a new meeting: among the `healthy` controllers of
-/// `region` with free capacity, one at random with probability proportional to its free
-/// meeting slots. Spreading by weight (rather than always the emptiest) keeps replicas of
-/// the global controller that decide at the same moment from piling onto one controller.
-/// `None` when no controller in the region can take it.
+/// Picks the meeting controller for a new meeting: among the controllers that
+/// [accept](ControllerLoad::accepts_meeting) a meeting of `region` at `now`, one at
+/// random with probability proportional to its free meeting slots. Spreading by weight
+/// (rather than always the emptiest) keeps replicas of the global controller that decide
+/// at the same moment from piling onto one controller. `None` when no controller in the
+/// region can take it.
 pub fn choose_controller<'a, R: Rng + ?Sized>(
     candidates: &'a [ControllerLoad],
     region: &Region,
+    now: DateTime<Utc>,
+    liveness: &Liveness,
     rng: &mut R,
 ) -> Option<&'a ControllerLoad> {
     weighted_choice(
         candidates
             .iter()
-            .filter(|c| &c.region == region && c.health == HealthStatus::Healthy)
+            .filter(|c| c.accepts_meeting(region, now, liveness))
             .map(|c| (c, c.free_capacity())),
         rng,
     )
@@ -464,6 +544,8 @@ pub struct HandlerLoad {
     pub current_streams: i32,
     pub max_bitrate_mbps: i32,
     pub current_bitrate_mbps: i32,
+    /// `media_handlers.last_heartbeat_at`.
+    pub last_heartbeat_at: DateTime<Utc>,
 }
 
 impl HandlerLoad {
@@ -477,19 +559,35 @@ impl HandlerLoad {
         }
         u64::try_from(free_streams).unwrap_or(0)
     }
+
+    /// Whether it may get a new meeting of `region` at `now`: of the region, `healthy`,
+    /// with a recent heartbeat and free capacity.
+    pub fn accepts_meeting(
+        &self,
+        region: &Region,
+        now: DateTime<Utc>,
+        liveness: &Liveness,
+    ) -> bool {
+        &self.region == region
+            && self.health.takes_new_work()
+            && liveness.is_alive(self.last_heartbeat_at, now)
+            && self.free_capacity() > 0
+    }
 }
 
-/// Picks the media handler of a meeting, as [`choose_controller`] does: a `healthy` one of
-/// `region`, weighted by free stream slots.
+/// Picks the media handler of a meeting, as [`choose_controller`] does: an alive,
+/// `healthy` one of `region`, weighted by free stream slots.
 pub fn choose_media_handler<'a, R: Rng + ?Sized>(
     candidates: &'a [HandlerLoad],
     region: &Region,
+    now: DateTime<Utc>,
+    liveness: &Liveness,
     rng: &mut R,
 ) -> Option<&'a HandlerLoad> {
     weighted_choice(
         candidates
             .iter()
-            .filter(|h| &h.region == region && h.health == HealthStatus::Healthy)
+            .filter(|h| h.accepts_meeting(region, now, liveness))
             .map(|h| (h, h.free_capacity())),
         rng,
     )
@@ -765,7 +863,7 @@ mod tests {
         );
         assert_eq!(
             spelled(HealthStatus::ALL.iter().map(|s| s.as_str()).collect()),
-            "healthy,degraded,unhealthy"
+            "healthy,degraded,unhealthy,draining"
         );
         assert_eq!(
             spelled(ActorType::ALL.iter().map(|s| s.as_str()).collect()),
@@ -835,6 +933,11 @@ mod tests {
         assert_eq!(sorted.len(), alphabet.len());
     }
 
+    /// "Now" of the registry tests; every load below reported at this instant.
+    fn t0() -> DateTime<Utc> {
+        at("2026-06-01T12:00:00Z")
+    }
+
     fn load(
         id: &str,
         region: &str,
@@ -850,6 +953,8 @@ mod tests {
             current_meetings: current,
             max_participants: 10_000,
             current_participants: 0,
+            last_heartbeat_at: t0(),
+            capacity_reported: true,
         }
     }
 
@@ -866,14 +971,25 @@ mod tests {
         ];
         let mut rng = StdRng::seed_from_u64(1);
         for _ in 0..200 {
-            let chosen = choose_controller(&candidates, &region, &mut rng).unwrap();
+            let chosen =
+                choose_controller(&candidates, &region, t0(), &Liveness::default(), &mut rng)
+                    .unwrap();
             assert_eq!(chosen.controller_id.as_str(), "good");
         }
         let mut no_participant_room = load("p", "us-west-1", HealthStatus::Healthy, 10, 0);
         no_participant_room.current_participants = 10_000;
         assert_eq!(no_participant_room.free_capacity(), 0);
-        assert!(choose_controller(&[no_participant_room], &region, &mut rng).is_none());
-        assert!(choose_controller(&[], &region, &mut rng).is_none());
+        assert!(
+            choose_controller(
+                &[no_participant_room],
+                &region,
+                t0(),
+                &Liveness::default(),
+                &mut rng
+            )
+            .is_none()
+        );
+        assert!(choose_controller(&[], &region, t0(), &Liveness::default(), &mut rng).is_none());
     }
 
     #[test]
@@ -887,7 +1003,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(42);
         let big = (0..4000)
             .filter(|_| {
-                choose_controller(&candidates, &region, &mut rng)
+                choose_controller(&candidates, &region, t0(), &Liveness::default(), &mut rng)
                     .unwrap()
                     .controller_id
                     .as_str()
@@ -907,7 +1023,7 @@ mod tests {
             let mut rng = StdRng::seed_from_u64(seed);
             (0..50)
                 .map(|_| {
-                    choose_controller(&candidates, &region, &mut rng)
+                    choose_controller(&candidates, &region, t0(), &Liveness::default(), &mut rng)
                         .unwrap()
                         .controller_id
                         .to_string()
@@ -929,6 +1045,7 @@ mod tests {
                 current_streams: streams.1,
                 max_bitrate_mbps: mbps.0,
                 current_bitrate_mbps: mbps.1,
+                last_heartbeat_at: t0(),
             };
         let candidates = vec![
             handler(
@@ -957,10 +1074,111 @@ mod tests {
         ];
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..100 {
-            let chosen = choose_media_handler(&candidates, &region, &mut rng).unwrap();
+            let chosen =
+                choose_media_handler(&candidates, &region, t0(), &Liveness::default(), &mut rng)
+                    .unwrap();
             assert_eq!(chosen.handler_id.as_str(), "ok");
         }
-        assert!(choose_media_handler(&candidates[..4], &region, &mut rng).is_none());
+        assert!(
+            choose_media_handler(
+                &candidates[..4],
+                &region,
+                t0(),
+                &Liveness::default(),
+                &mut rng
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_controller_whose_heartbeats_stopped_gets_nothing_until_it_reports_again() {
+        let region = Region::parse("r1").unwrap();
+        let live = Liveness::default();
+        let mut quiet = load("quiet", "r1", HealthStatus::Healthy, 1000, 0);
+        let mut steady = load("steady", "r1", HealthStatus::Healthy, 1000, 999);
+        let mut rng = StdRng::seed_from_u64(11);
+
+        // Exactly at the limit it still counts; one second later it does not.
+        let now = t0() + live.heartbeat_limit;
+        assert!(quiet.is_alive(now, &live));
+        let later = now + TimeDelta::seconds(1);
+        steady.last_heartbeat_at = later;
+        assert!(!quiet.is_alive(later, &live));
+        let both = [quiet.clone(), steady.clone()];
+        for _ in 0..200 {
+            let chosen = choose_controller(&both, &region, later, &live, &mut rng);
+            assert_eq!(chosen.unwrap().controller_id.as_str(), "steady");
+        }
+        assert!(choose_controller(&[quiet.clone()], &region, later, &live, &mut rng).is_none());
+
+        // Its capacity hash expired: dead even with a recent row.
+        quiet.capacity_reported = false;
+        assert!(!quiet.is_alive(t0(), &live));
+        assert!(choose_controller(&[quiet.clone()], &region, t0(), &live, &mut rng).is_none());
+
+        // It reports again: back in the choice.
+        quiet.capacity_reported = true;
+        quiet.last_heartbeat_at = later;
+        assert!(choose_controller(&[quiet], &region, later, &live, &mut rng).is_some());
+
+        // The limit is configuration.
+        let patient = Liveness {
+            heartbeat_limit: TimeDelta::minutes(5),
+        };
+        let reported = load("reported", "r1", HealthStatus::Healthy, 10, 0);
+        assert!(reported.is_alive(t0() + TimeDelta::minutes(5), &patient));
+        assert!(!reported.is_alive(t0() + TimeDelta::minutes(5), &live));
+        assert_eq!(live.oldest_alive(t0()), t0() - TimeDelta::seconds(30));
+        // A heartbeat stamped ahead of this replica's clock is recent, not stale.
+        assert!(live.is_alive(t0() + TimeDelta::seconds(5), t0()));
+    }
+
+    #[test]
+    fn draining_degraded_and_unhealthy_controllers_get_no_new_meetings() {
+        let region = Region::parse("r1").unwrap();
+        let live = Liveness::default();
+        assert_eq!(
+            HealthStatus::parse("draining").unwrap(),
+            HealthStatus::Draining
+        );
+        for health in HealthStatus::ALL {
+            let c = load("c", "r1", *health, 10, 0);
+            assert_eq!(
+                c.accepts_meeting(&region, t0(), &live),
+                *health == HealthStatus::Healthy,
+                "{health}"
+            );
+            assert_eq!(health.takes_new_work(), *health == HealthStatus::Healthy);
+            // The meetings it has stay unless it is unhealthy (or dead).
+            assert_eq!(
+                c.keeps_meetings(t0(), &live),
+                *health != HealthStatus::Unhealthy,
+                "{health}"
+            );
+            assert!(!c.keeps_meetings(t0() + TimeDelta::minutes(1), &live));
+        }
+    }
+
+    #[test]
+    fn a_media_handler_whose_heartbeats_stopped_is_not_chosen() {
+        let region = Region::parse("r1").unwrap();
+        let live = Liveness::default();
+        let handler = HandlerLoad {
+            handler_id: HandlerId::parse("mh-1").unwrap(),
+            region: region.clone(),
+            health: HealthStatus::Healthy,
+            max_streams: 10,
+            current_streams: 0,
+            max_bitrate_mbps: 10,
+            current_bitrate_mbps: 0,
+            last_heartbeat_at: t0(),
+        };
+        let mut rng = StdRng::seed_from_u64(5);
+        let handlers = [handler];
+        assert!(choose_media_handler(&handlers, &region, t0(), &live, &mut rng).is_some());
+        let late = t0() + TimeDelta::seconds(31);
+        assert!(choose_media_handler(&handlers, &region, late, &live, &mut rng).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Scheduled work: the seed's retention table as batch jobs, and the `audit_logs`
-//! partitions made ahead of time.
+//! Scheduled work: the seed's retention table as batch jobs, the `audit_logs`
+//! partitions made ahead of time, and the presence job that removes absent participants
+//! and ends the streams of sessions that expired.
 //!
 //! Each function takes `now` so tests decide the date; the jobs pass the clock's.
 //! Every statement comes from [`crate::schema`].
@@ -155,9 +156,10 @@ pub async fn ensure_audit_partitions(
     Ok(names)
 }
 
-/// Runs [`Repo::reap_absent`] over every meeting that has a participants set; returns how
-/// many participants left for want of a heartbeat. One meeting's failure is logged and
-/// the others are still reaped.
+/// Runs [`Repo::reap_absent`] over every meeting that has a participants set, then
+/// [`Repo::expire_orphan_streams`] (the streams of sessions that expired before they
+/// could be reaped); returns how many participants left for want of a heartbeat. One
+/// meeting's failure is logged and the others are still reaped.
 pub async fn reap_absent_participants(repo: &Repo) -> Result<usize, MeetingsError> {
     let keys = repo
         .redis()
@@ -173,6 +175,10 @@ pub async fn reap_absent_participants(repo: &Repo) -> Result<usize, MeetingsErro
             Ok(reaped) => left += reaped.left.len(),
             Err(error) => tracing::warn!(%meeting, %error, "could not remove absent participants"),
         }
+    }
+    let orphans = repo.expire_orphan_streams().await?;
+    if orphans > 0 {
+        tracing::info!(orphans, "streams of expired sessions ended");
     }
     Ok(left)
 }

@@ -1,8 +1,11 @@
 //! Meetings ("Dark Tower"): video meetings for a community's sessions. This crate is the
 //! feature's foundation: the seed `dark-tower-database-schema.md` implemented as written
 //! (PostgreSQL tables, Redis structures with their TTLs, the two data flows, the migration
-//! steps, the retention table), the pure rules, the repositories and the scheduled jobs.
-//! Commands, routes and the WebTransport meeting controller come later, on top of it.
+//! steps, the retention table), the pure rules, the repositories and the scheduled jobs,
+//! and the authentication of the meetings API ([`auth`](mod@auth), [`web`]: registration, log in
+//! with a password or Discord, EdDSA JWTs published as JWKS, API keys, rate limits). The
+//! global controller's meeting routes and the WebTransport meeting controller come next,
+//! on top of it.
 //!
 //! # Rooms
 //! - [`domain`]: ids (made with `base::key_id!`; the connection token a
@@ -17,6 +20,10 @@
 //!   (meetings, participants, streams, the controller and handler registry, tokens,
 //!   rate limits, cache, audit), including the seed's Data Flow Example 1
 //!   ([`Repo::join`]) and Example 2 ([`Repo::end_meeting`]).
+//! - [`auth`](mod@auth): passwords, JWT signing and verification, the signing keys and
+//!   their rotation, API keys, rate limits, sealing secrets at rest. [`web`]: the REST
+//!   routes of authentication, with the [`auth::Authenticated`] extractor later routes
+//!   use.
 //! - [`jobs`]: the retention batch, the `audit_logs` partitions made ahead and the
 //!   removal of absent participants, wired by [`feature()`] as start-up work and three
 //!   jobs.
@@ -41,7 +48,7 @@
 //! | `participant:{participant_id}` | hash: `participant_id`, `meeting_id`, `user_id`, `display_name`, `joined_at`, `connection_state`, `last_heartbeat`, `streams` | 5 min, refreshed on heartbeat |
 //! | `meeting:{meeting_id}:participants` | set of participant ids | as the meeting |
 //! | `stream:{stream_id}` | hash: `stream_id`, `participant_id`, `meeting_id`, `stream_type`, `codec`, `max_bitrate`, `subscribers`, `created_at` | none while live; 1 h after the stream ends |
-//! | `participant:{participant_id}:subscriptions` | set of stream ids | as the session (5 min, refreshed) |
+//! | `participant:{participant_id}:subscriptions` | set of stream ids | 1 h, refreshed on heartbeat and subscribe; gone when the participant departs |
 //! | `ratelimit:{endpoint}:{identifier}:{window}` | string counter | 60 s |
 //! | `presence:{participant_id}` | string: last heartbeat (Unix s) | 30 s |
 //! | `controller:{controller_id}:capacity` | hash: `max_meetings`, `current_meetings`, `max_participants`, `current_participants`, `health`, `last_update` | 5 min, refreshed on heartbeat |
@@ -120,10 +127,9 @@
 //!   `audio_microphone`. Publishing writes the stream hash and appends its id to the
 //!   session's `streams` JSON array (only while the session exists); ending it sets the
 //!   1 h TTL and removes the id. `subscribers` counts distinct subscribers.
-//! - **Controller assignment**: among controllers of the region that reported within the
-//!   capacity TTL (5 min) and are `healthy`, weighted by free meeting slots, gated on free
-//!   participant room. The counts are the controllers' own reports (heartbeats), not
-//!   incremented on assignment. Media handlers likewise, weighted by free stream slots,
+//! - **Controller assignment**: among live controllers of the region (see "Registry
+//!   liveness") that are `healthy`, weighted by free meeting slots, gated on free
+//!   participant room. Media handlers likewise, weighted by free stream slots,
 //!   gated on free bitrate; the seed keeps a meeting's handler only in Redis
 //!   (`media_handler_id`), written once the meeting hash exists (after the first join).
 //! - **Meeting codes**: `ABC-DEFG-HJK`, ten symbols from `2-9` and the capital letters
@@ -138,20 +144,72 @@
 //! - **Rate limits** use fixed windows: `{window}` is the Unix second the minute starts
 //!   (the seed's example, `1705411200`, is one); `INCR` and `EXPIRE 60` go in one
 //!   `MULTI`/`EXEC`.
-//! - **Subscriptions** (`participant:{id}:subscriptions`): the seed gives no TTL; the set
-//!   lives as long as the session it belongs to.
+//! - **Subscriptions** (`participant:{id}:subscriptions`): the seed gives no TTL. The set
+//!   is deleted when its participant departs; its 1 h TTL (refreshed on heartbeat and
+//!   subscribe) outlives the 5 min session so that the presence job can still count an
+//!   expired session's subscriptions down.
+//! - **Departures are honest** (leave, a drop by the presence job, the end of the
+//!   meeting): one guarded atomic step leaves the participants set and counts
+//!   `participant_count` down (only for a member), deletes the session, presence and
+//!   subscriptions keys, gives each of the participant's streams the 1 h TTL and counts
+//!   `subscribers` down on every stream it watched; the guard (its `streams`, its
+//!   subscriptions and their streams unchanged) retries through `store::optimistic`, so a
+//!   racing subscribe or publish is never lost. On end every participant still in departs
+//!   so, then the meeting hash gets `ended` and its 24 h TTL (the emptied set is gone).
+//!   Streams whose publisher's session expired unseen get their TTL from the presence
+//!   job ([`Repo::expire_orphan_streams`]). Subscribing needs a live session.
+//! - **Registry liveness**: a controller or media handler is alive while its capacity
+//!   hash exists and its `last_heartbeat_at` is within [`domain::Liveness`] (30 s by
+//!   default; heartbeat times come from the clock, not the database's `NOW()`). Only
+//!   `healthy` ones get new meetings (`draining`, a value the free-text column allows
+//!   beyond the seed's three, keeps its meetings and gets no new ones; `unhealthy` loses
+//!   them). Each assignment counts one more meeting in the capacity hash until the next
+//!   heartbeat reports the truth; `Repo::controller_for` keeps a meeting's live
+//!   controller or moves it by compare-and-set, so racing replicas agree.
+//! - **Audit rows**, each in the transaction of the change it records: `meeting_created`,
+//!   `participant_joined` (client address and agent; `guest`), `participant_left` (the
+//!   first leave only; its reason), `meeting_ended`; `user_registered`, logins (success
+//!   and failure, the email in `metadata` on failure), API key creation and revocation,
+//!   signing key rotation.
+//! - **Authentication** ([`auth`](mod@auth)): argon2id password hashes (an unknown email is checked
+//!   against a decoy hash, so it takes as long as a wrong password); EdDSA JWTs (Ed25519
+//!   through `ring`, already in the tree, with a small JWS encoder of our own accepting
+//!   only `alg` `EdDSA` and a known `kid`), 1 h, carrying every meetings scope
+//!   (`meetings:create|read|join|manage`, space-separated). Signing keys live in one
+//!   Redis hash, `tavern:meetings:signing_keys` (an addition: field = `kid`, value = the
+//!   public key and the PKCS#8 private key sealed with AES-256-GCM under
+//!   `meetings_secret_key`), so a reader sees every key or none and the seed's tables stay
+//!   as written; losing it means everybody logs in again. The newest key signs, a new one
+//!   is made every 24 h ([`KEY_ROTATION_JOB`], checked every 10 min and at start-up), and
+//!   an old one stays published until its successor's tokens could have replaced all of
+//!   its own (+60 s for replicas' caches). Logout blacklists the token's SHA-256 until it
+//!   expires. API keys are `tmk_` + 43 base64url characters, kept as SHA-256 with their
+//!   first 12 characters as the prefix; `last_used_at` moves at most once a minute; only a
+//!   user's JWT creates or revokes them. Failed logins are limited per email and per
+//!   client address (10 a minute each, by SHA-256 of the identifier, checked before any
+//!   password work); meeting creation's limit is ready for the meeting routes. Log in with
+//!   Discord asks for `identify` only: a new account gets the address
+//!   `discord-{id}@users.discord.invalid` (registration refuses `.invalid` addresses) and
+//!   its OAuth tokens sealed like the signing keys; finding or creating the account and
+//!   linking `oauth_providers` is one transaction. Without `meetings_secret_key` a process
+//!   uses a random key of its own, with a warning; sandbox mode makes one once in
+//!   `{data_dir}/meetings-secret-key`.
 //! - **Cache** TTLs by entity type within the seed's 5-60 minutes, see
 //!   [`schema::CacheEntity`].
 
+pub mod auth;
 pub mod domain;
 mod error;
 pub mod jobs;
 pub mod repo;
 pub mod schema;
+pub mod web;
 
 use std::time::Duration;
 
 use feature::{Feature, Job, Startup};
+
+use crate::auth::{Auth, AuthConfig, MeetingsSecretKey};
 
 pub use crate::domain::Retention;
 pub use crate::error::MeetingsError;
@@ -167,6 +225,12 @@ pub struct MeetingsConfig {
     pub retention_every: Duration,
     /// How often the `audit_logs` partitions ahead are ensured.
     pub partitions_every: Duration,
+    /// Token lifetime, key rotation, rate limits.
+    pub auth: AuthConfig,
+    /// `meetings_secret_key`: seals the signing keys and OAuth tokens at rest. `None`
+    /// (tests, tools that serve nothing): a random key for this process only, so
+    /// tokens and keys do not survive a restart (a warning says so).
+    pub secret_key: Option<MeetingsSecretKey>,
 }
 
 impl Default for MeetingsConfig {
@@ -175,6 +239,8 @@ impl Default for MeetingsConfig {
             retention: Retention::default(),
             retention_every: Duration::from_secs(60 * 60),
             partitions_every: Duration::from_secs(24 * 60 * 60),
+            auth: AuthConfig::default(),
+            secret_key: None,
         }
     }
 }
@@ -186,6 +252,27 @@ pub const PARTITIONS_JOB: &str = "meetings-audit-partitions";
 /// Name of the job that removes participants whose heartbeat stopped (every 30 s, the
 /// presence TTL).
 pub const PRESENCE_JOB: &str = "meetings-presence";
+/// Name of the job (and of the start-up work) that makes a new JWT signing key when one
+/// is due and removes the keys no longer published.
+pub const KEY_ROTATION_JOB: &str = "meetings-key-rotation";
+
+/// The authentication service of a feature built from `ctx` with `config` (the routes
+/// of later parts share it).
+pub fn auth(ctx: &feature::Context, config: &MeetingsConfig) -> Auth {
+    let secret = config.secret_key.clone().unwrap_or_else(|| {
+        tracing::warn!(
+            "no meetings secret key is configured: using a random one, so meeting tokens \
+             and signing keys will not survive a restart"
+        );
+        MeetingsSecretKey::random(&mut rand::rng())
+    });
+    Auth::new(
+        Repo::from_context(ctx),
+        ctx.clock.clone(),
+        secret,
+        config.auth,
+    )
+}
 
 /// The meetings feature: its migrations, the start-up work that makes sure this month's
 /// and next month's `audit_logs` partitions exist, and three jobs: the partitions ahead
@@ -194,6 +281,14 @@ pub const PRESENCE_JOB: &str = "meetings-presence";
 pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
     let rules = config.retention;
     let repo = Repo::from_context(ctx);
+    let auth = auth(ctx, &config);
+    let rotate_keys = {
+        let auth = auth.clone();
+        move || {
+            let auth = auth.clone();
+            async move { auth.rotate_keys().await.map(drop) }
+        }
+    };
 
     let ensure_partitions = {
         let (pg, clock) = (ctx.postgres.clone(), ctx.clock.clone());
@@ -232,4 +327,11 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         ))
         .job(Job::every(PRESENCE_JOB, schema::PRESENCE_TTL, reap_absent))
         .job(Job::every(RETENTION_JOB, config.retention_every, retention))
+        .startup(Startup::new(KEY_ROTATION_JOB, rotate_keys.clone()))
+        .job(Job::every(
+            KEY_ROTATION_JOB,
+            config.auth.key_rotation_check,
+            rotate_keys,
+        ))
+        .web(web::routes(ctx, auth))
 }

@@ -193,6 +193,7 @@ async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_m
         names,
         [
             meetings::PARTITIONS_JOB,
+            meetings::KEY_ROTATION_JOB,
             meetings::PRESENCE_JOB,
             meetings::RETENTION_JOB
         ]

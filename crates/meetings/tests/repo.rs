@@ -10,8 +10,8 @@ use chrono::{TimeDelta, Utc};
 use common::{Env, env};
 use meetings::domain::{
     ActorType, AuditResult, ConnectionType, ControllerId, DisplayName, HandlerId, HealthStatus,
-    LeaveReason, MeetingCode, MeetingId, MeetingStatus, ParticipantId, RateLimitPart, Region,
-    StreamId, StreamType, TokenHash, UserId, WtToken,
+    LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus, ParticipantId, RateLimitPart,
+    Region, StreamId, StreamType, TokenHash, UserId, WtToken,
 };
 use meetings::repo::{
     AuditEntry, ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
@@ -308,11 +308,13 @@ async fn the_meeting_ends_in_postgres_and_redis_and_its_keys_get_the_24_hour_ttl
     assert_eq!(reason.as_deref(), Some("meeting_ended"));
     let meeting_key = format!("meeting:{m}");
     assert_eq!(hash(&env, &meeting_key).await["status"], "ended");
-    for key in [meeting_key.clone(), format!("meeting:{m}:participants")] {
-        let ttl = env.ttl(&key).await;
-        assert_ttl_within(ttl, 86_400, &key);
-        assert!(ttl > 86_400 - 60, "{key}: {ttl}");
-    }
+    let ttl = env.ttl(&meeting_key).await;
+    assert_ttl_within(ttl, 86_400, &meeting_key);
+    assert!(ttl > 86_400 - 60, "{meeting_key}: {ttl}");
+    // Everyone still in departed with the end, so the emptied set is gone.
+    assert!(!exists(&env, &format!("meeting:{m}:participants")).await);
+    assert!(!exists(&env, &format!("participant:{}", joined.participant_id)).await);
+    assert_eq!(hash(&env, &meeting_key).await["participant_count"], "0");
 
     // Ending again keeps the first end and the keys' TTL.
     assert_eq!(repo.end_meeting(m).await.unwrap(), ended_at);
@@ -568,7 +570,10 @@ async fn a_meeting_is_assigned_a_healthy_controller_of_its_region() {
     let region = Region::parse("eu-west-1").unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
 
-    let chosen = repo.assign_controller(m, &region, &mut rng).await.unwrap();
+    let chosen = repo
+        .assign_controller(m, &region, &Liveness::default(), &mut rng)
+        .await
+        .unwrap();
 
     assert_eq!(chosen.as_ref().map(ControllerId::as_str), Some("mc-b"));
     let meeting = repo.meeting(m).await.unwrap();
@@ -576,7 +581,9 @@ async fn a_meeting_is_assigned_a_healthy_controller_of_its_region() {
     assert_eq!(meeting.assigned_region, Some(region));
     let nowhere = Region::parse("ap-south-1").unwrap();
     assert_eq!(
-        repo.assign_controller(m, &nowhere, &mut rng).await.unwrap(),
+        repo.assign_controller(m, &nowhere, &Liveness::default(), &mut rng)
+            .await
+            .unwrap(),
         None
     );
 
@@ -806,7 +813,9 @@ async fn a_published_stream_lives_while_live_counts_subscribers_once_and_expires
     assert_eq!(repo.subscribe(viewer, stream).await.unwrap(), Some(1));
     let subs_key = format!("participant:{viewer}:subscriptions");
     assert_eq!(env.redis_type(&subs_key).await, "set");
-    assert_ttl_within(env.ttl(&subs_key).await, 300, &subs_key);
+    // The subscriptions set outlives the 5-minute session (1 h, refreshed).
+    assert_ttl_within(env.ttl(&subs_key).await, 3_600, &subs_key);
+    assert!(env.ttl(&subs_key).await > 300, "{subs_key}");
     let mut conn = env.redis.conn();
     let members: Vec<String> = conn.smembers(&subs_key).await.unwrap();
     assert_eq!(members, [stream.to_string()]);
@@ -980,12 +989,12 @@ async fn a_running_meeting_gets_a_healthy_media_handler_of_its_region_in_its_has
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
 
     let before_join = repo
-        .assign_media_handler(m, &region, &mut rng)
+        .assign_media_handler(m, &region, &Liveness::default(), &mut rng)
         .await
         .unwrap();
     repo.join(&join_request(m, "A")).await.unwrap();
     let after_join = repo
-        .assign_media_handler(m, &region, &mut rng)
+        .assign_media_handler(m, &region, &Liveness::default(), &mut rng)
         .await
         .unwrap();
 
@@ -997,7 +1006,7 @@ async fn a_running_meeting_gets_a_healthy_media_handler_of_its_region_in_its_has
     );
     let nowhere = Region::parse("ap-south-1").unwrap();
     assert_eq!(
-        repo.assign_media_handler(m, &nowhere, &mut rng)
+        repo.assign_media_handler(m, &nowhere, &Liveness::default(), &mut rng)
             .await
             .unwrap(),
         None

@@ -302,8 +302,94 @@ pub fn features(ctx: &Context, config: &Config, gateway: &GatewayStatus) -> Vec<
         drinking::feature(ctx, drinking::DrinkingConfig::default()),
         campaigns::feature(ctx, config.meetup.clone()),
         clips::feature(ctx, clips::ClipsConfig::default()),
-        meetings::feature(ctx, meetings::MeetingsConfig::default()),
+        meetings::feature(ctx, meetings_config(config)),
     ]
+}
+
+/// The file in the data dir holding the sandbox's meetings secret key.
+const SANDBOX_MEETINGS_KEY: &str = "meetings-secret-key";
+
+/// The meetings feature's settings: the configured secret key, or in sandbox mode the
+/// one `serve` made once in `{data_dir}/meetings-secret-key` (so the sandbox's meeting
+/// tokens survive a restart; `migrate`, `check` and `tokens` read it but never make
+/// it). A key file that cannot be read is logged, and the feature then uses a key of
+/// this process only.
+pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
+    let secret_key = match &config.meetings_secret_key {
+        Some(key) => Some(key.clone()),
+        None if config.sandbox() => {
+            let path = config.data_dir.join(SANDBOX_MEETINGS_KEY);
+            match read_meetings_key(&path) {
+                Ok(key) => key,
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), error = format!("{error:#}"), "no sandbox meetings secret key");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    meetings::MeetingsConfig {
+        secret_key,
+        ..meetings::MeetingsConfig::default()
+    }
+}
+
+/// The meetings key kept at `path`, if there is one.
+fn read_meetings_key(
+    path: &std::path::Path,
+) -> anyhow::Result<Option<meetings::auth::MeetingsSecretKey>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => meetings::auth::MeetingsSecretKey::parse_base64(&text)
+            .context("the key file")
+            .map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("reading the key file"),
+    }
+}
+
+/// Sandbox mode without a configured key: makes `{data_dir}/meetings-secret-key` once,
+/// before the features are built (`serve` only).
+fn ensure_sandbox_meetings_key(config: &Config) {
+    if !config.sandbox() || config.meetings_secret_key.is_some() {
+        return;
+    }
+    let path = config.data_dir.join(SANDBOX_MEETINGS_KEY);
+    if let Err(error) = sandbox_meetings_key(&path) {
+        tracing::warn!(path = %path.display(), error = format!("{error:#}"), "could not make the sandbox's meetings secret key");
+    }
+}
+
+/// Reads the sandbox's meetings key from `path`, or makes it there (readable by the
+/// owner only) the first time.
+fn sandbox_meetings_key(
+    path: &std::path::Path,
+) -> anyhow::Result<meetings::auth::MeetingsSecretKey> {
+    use meetings::auth::MeetingsSecretKey;
+    use std::io::Write as _;
+    if let Some(key) = read_meetings_key(path)? {
+        return Ok(key);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context("making the data dir")?;
+    }
+    let key = MeetingsSecretKey::generate().context("a random key")?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path).context("reading the key file")?;
+            return MeetingsSecretKey::parse_base64(&text).context("the key file");
+        }
+        Err(e) => return Err(e).context("creating the key file"),
+    };
+    writeln!(file, "{}", key.to_base64()).context("writing the key file")?;
+    tracing::info!(path = %path.display(), "made the sandbox's meetings secret key");
+    Ok(key)
 }
 
 /// The rolls feature's settings, from Tavern's configuration.
@@ -530,6 +616,10 @@ fn login_setup(
             let install = clips::web::install_callback_url(&public_url)
                 .context("the clips install callback URL")?;
             sim.register_redirect_uri(install.as_str());
+            // So does logging in to the meetings API with Discord.
+            let meetings_login = meetings::web::discord_callback_url(&public_url)
+                .context("the meetings login callback URL")?;
+            sim.register_redirect_uri(meetings_login.as_str());
             sim.sign_in(Some(demo.demo_player));
             LoginSetup {
                 client_id: sim.application_id().to_string(),
@@ -613,6 +703,7 @@ async fn run(
         public_url: web.public_url.clone(),
         discord_login: login_app.clone(),
     };
+    ensure_sandbox_meetings_key(&config);
     let mut features = features(&ctx, &config, &gateway);
     web.site.set_nav(
         features
@@ -703,4 +794,38 @@ fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "tavern".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_sandbox_meetings_key_is_made_once_kept_private_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("meetings-secret-key");
+        assert!(
+            read_meetings_key(&path).unwrap().is_none(),
+            "read, never made"
+        );
+        assert!(!path.exists());
+        let made = sandbox_meetings_key(&path).unwrap();
+        assert_eq!(
+            read_meetings_key(&path).unwrap().unwrap().to_base64(),
+            made.to_base64()
+        );
+        let again = sandbox_meetings_key(&path).unwrap();
+        assert_eq!(made.to_base64(), again.to_base64());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "garbage").unwrap();
+        let err = sandbox_meetings_key(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("32 bytes in base64"), "{err:#}");
+    }
 }

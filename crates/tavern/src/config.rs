@@ -75,6 +75,10 @@ pub struct Config {
     /// `tavern serve --sandbox-public`: sandbox mode may listen on a non-loopback
     /// address. A flag of the command, not a setting of the file or environment.
     pub sandbox_public: bool,
+    /// `meetings_secret_key`: 32 bytes in base64; seals the meetings' signing keys and
+    /// OAuth tokens at rest. `None`: sandbox mode makes one in the data dir; otherwise
+    /// the meetings' tokens do not survive a restart.
+    pub meetings_secret_key: Option<meetings::auth::MeetingsSecretKey>,
 }
 
 /// Tavern's OAuth2 client at Discord, for logging in on the web.
@@ -121,6 +125,7 @@ const KEYS: &[(&str, &str)] = &[
     ("discord_client_secret", "TAVERN_DISCORD_CLIENT_SECRET"),
     ("discord_oauth_url", "TAVERN_DISCORD_OAUTH_URL"),
     ("meetup_groups", "TAVERN_MEETUP_GROUPS"),
+    ("meetings_secret_key", "TAVERN_MEETINGS_SECRET_KEY"),
     ("meetup_client_id", "TAVERN_MEETUP_CLIENT_ID"),
     ("meetup_client_secret", "TAVERN_MEETUP_CLIENT_SECRET"),
     ("meetup_graphql_url", "TAVERN_MEETUP_GRAPHQL_URL"),
@@ -645,6 +650,17 @@ impl Config {
             .map(|(src, v)| web::client::TrustedProxies::parse(v).map_err(|e| err(src, e)))
             .transpose()?
             .unwrap_or_default();
+        let meetings_secret_key = raw
+            .get("meetings_secret_key")
+            .map(|(src, v)| {
+                meetings::auth::MeetingsSecretKey::parse_base64(v).map_err(|e| {
+                    err(
+                        src,
+                        format!("{e} (make one with `openssl rand -base64 32`)"),
+                    )
+                })
+            })
+            .transpose()?;
         if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
             return Err(err(
                 "TAVERN_DISCORD_TOKEN",
@@ -669,6 +685,7 @@ impl Config {
             log_format,
             trusted_proxies,
             sandbox_public: false,
+            meetings_secret_key,
         })
     }
 
@@ -758,6 +775,31 @@ mod tests {
             assert_eq!(e.key, "TAVERN_ROLLS_SYNC_KEEP");
             assert!(e.problem.contains("a whole number >= 1"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_meetings_secret_key_is_32_bytes_of_base64_never_shown() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_SECRET_KEY", key)]))
+            .expect("a key");
+        assert!(c.meetings_secret_key.is_some());
+        assert!(!format!("{c:?}").contains(key), "the key is hidden");
+        assert!(
+            Config::from_sources(None, None, &env(&[]))
+                .expect("defaults")
+                .meetings_secret_key
+                .is_none()
+        );
+        for bad in ["short", "not base64 at all!", "AAAA"] {
+            let e = Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_SECRET_KEY", bad)]))
+                .expect_err(bad);
+            assert_eq!(e.key, "TAVERN_MEETINGS_SECRET_KEY");
+            assert!(e.problem.contains("32 bytes in base64"), "{e}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
+        }
+        let e = Config::from_sources(Some("meetings_secret_key = \"AAAA\""), None, &env(&[]))
+            .expect_err("file");
+        assert_eq!(e.key, "tavern.toml: meetings_secret_key");
     }
 
     #[test]

@@ -37,7 +37,9 @@
 //!   page (`GET` of an HTML page outside `/api/`) on an [`Access::User`] route sends the
 //!   browser to the login instead.
 //! - [`Access::Public`] routes run for anyone; the session is still loaded, so a page
-//!   shows who is signed in.
+//!   shows who is signed in. [`Access::Bearer`] and [`Access::Credentials`] routes
+//!   also pass the guard: they check the feature's own bearer credentials, or the
+//!   credentials in the request, themselves (the route walk holds them to it).
 //!
 //! The handler learns who called with the [`Caller`] extractor. [`Caller::acts_for`]
 //! is the one rule for "on whose behalf": a session acts only for its own user, a
@@ -82,6 +84,16 @@ pub enum Access {
     Token(Scope),
     /// Either of the two: a signed-in user, or a token holding the scope.
     UserOrToken(Scope),
+    /// A caller presenting the feature's own bearer credentials (`Authorization:
+    /// Bearer ...`: the meetings' JWTs and API keys), holding the scope when one is
+    /// named; the route's extractor checks them, refusing with 401 / 403. No cookie is
+    /// involved, so no CSRF check either; Tavern's own API tokens are not accepted.
+    Bearer(Option<Scope>),
+    /// Anyone presenting credentials in the request itself (signing up, logging in
+    /// with a password): the body is what authenticates. Such a route changes nothing
+    /// for a request without valid credentials (the route walk knocks with an empty
+    /// body) and is rate-limited.
+    Credentials,
 }
 
 impl Access {
@@ -97,12 +109,29 @@ impl Access {
         Access::UserOrToken(declared(scope))
     }
 
+    /// [`Access::Bearer`] with a scope written in the code.
+    pub fn bearer(scope: &'static str) -> Access {
+        Access::Bearer(Some(declared(scope)))
+    }
+
     /// The scope a token needs here, if tokens are accepted.
     pub fn scope(&self) -> Option<&Scope> {
         match self {
-            Access::Token(scope) | Access::UserOrToken(scope) => Some(scope),
-            Access::Public | Access::User => None,
+            Access::Token(scope) | Access::UserOrToken(scope) | Access::Bearer(Some(scope)) => {
+                Some(scope)
+            }
+            Access::Public | Access::User | Access::Bearer(None) | Access::Credentials => None,
         }
+    }
+
+    /// Whether the guard checks Tavern's API tokens and sessions here; otherwise the
+    /// route itself decides who may call it ([`Access::Public`], [`Access::Bearer`],
+    /// [`Access::Credentials`]).
+    fn guarded_by_kit(&self) -> bool {
+        matches!(
+            self,
+            Access::User | Access::Token(_) | Access::UserOrToken(_)
+        )
     }
 
     /// Signed-in users are accepted.
@@ -122,6 +151,9 @@ impl fmt::Display for Access {
             Access::User => f.write_str("signed-in user"),
             Access::Token(scope) => write!(f, "token with {scope}"),
             Access::UserOrToken(scope) => write!(f, "signed-in user or token with {scope}"),
+            Access::Bearer(Some(scope)) => write!(f, "bearer credentials with {scope}"),
+            Access::Bearer(None) => f.write_str("bearer credentials"),
+            Access::Credentials => f.write_str("credentials in the request"),
         }
     }
 }
@@ -392,7 +424,7 @@ struct Guarded(Option<Caller>);
 async fn guard_request(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let access = guard.access.as_ref();
     match bearer(request.headers()) {
-        Bearer::Token(presented) if !matches!(access, Access::Public) => {
+        Bearer::Token(presented) if access.guarded_by_kit() => {
             let Some(scope) = access.scope() else {
                 return Denied::forbidden(
                     "this route is for signed-in users only; API tokens are not accepted here",
@@ -427,7 +459,7 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
                 .insert(Guarded(Some(Caller::Token(token))));
             return next.run(request).await;
         }
-        Bearer::Malformed if !matches!(access, Access::Public) => {
+        Bearer::Malformed if access.guarded_by_kit() => {
             return Denied::unauthorized("the Authorization header must be `Bearer <API token>`")
                 .into_response();
         }
@@ -448,7 +480,7 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
     let caller = user.map(|(user, session)| Caller::User(Box::new(CurrentUser { user, session })));
     let mut request = request;
     match access {
-        Access::Public => {}
+        Access::Public | Access::Bearer(_) | Access::Credentials => {}
         Access::Token(scope) => {
             return Denied::unauthorized(format!(
                 "this route needs an API token with the scope {scope}: send `Authorization: Bearer <token>`"

@@ -1,14 +1,86 @@
 //! Meetings: created under a fresh code, read by id or code, and ended (the seed's Data
-//! Flow Example 2) in PostgreSQL and Redis.
+//! Flow Example 2) in PostgreSQL and Redis, each with its audit row in the same
+//! transaction.
 
 use chrono::{DateTime, Utc};
 use store::{StorageError, Writes};
 
-use super::{MeetingsError, Repo, corrupt};
+use super::{AuditEntry, MeetingsError, Repo, corrupt};
 use crate::domain::{
-    ControllerId, DisplayName, MeetingCode, MeetingId, MeetingStatus, Region, UserId,
+    ActorType, AuditResult, ControllerId, DisplayName, MeetingCode, MeetingId, MeetingStatus,
+    ParticipantId, Region, UserId,
 };
 use crate::schema::{self, MeetingRow, meeting_fields};
+
+/// The audit rows of the meeting lifecycle and of joins and leaves, written inside the
+/// transaction of the change they record (so a change never lands without its row, nor
+/// a row without its change).
+pub(super) mod audit {
+    use sqlx::PgConnection;
+
+    use crate::repo::{AuditEntry, MeetingsError};
+    use crate::schema;
+
+    /// `event_type`s (the seed's examples spell them `meeting_created`,
+    /// `participant_joined`).
+    pub const MEETING_CREATED: &str = "meeting_created";
+    pub const MEETING_ENDED: &str = "meeting_ended";
+    pub const PARTICIPANT_JOINED: &str = "participant_joined";
+    pub const PARTICIPANT_LEFT: &str = "participant_left";
+    /// `action`s.
+    pub const CREATE: &str = "create";
+    pub const END: &str = "end";
+    pub const JOIN: &str = "join";
+    pub const LEAVE: &str = "leave";
+    /// `target_type` of all four.
+    pub const TARGET_MEETING: &str = "meeting";
+
+    /// Appends `entry` on `conn` (a transaction's connection).
+    pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> Result<(), MeetingsError> {
+        sqlx::query(schema::INSERT_AUDIT)
+            .bind(&entry.event_type)
+            .bind(entry.actor_user_id.map(|u| u.as_uuid()))
+            .bind(entry.actor_type.as_str())
+            .bind(entry.target_type.as_deref())
+            .bind(entry.target_id.as_deref())
+            .bind(&entry.action)
+            .bind(entry.result.as_str())
+            .bind(entry.error_message.as_deref())
+            .bind(entry.ip_address.map(|ip| ip.to_string()))
+            .bind(entry.user_agent.as_deref())
+            .bind(entry.metadata.as_ref())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The audit row of a meeting's creation or end.
+fn lifecycle_entry(
+    event_type: &str,
+    action: &str,
+    meeting: MeetingId,
+    actor: Option<UserId>,
+    metadata: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry {
+        event_type: event_type.to_owned(),
+        actor_user_id: actor,
+        actor_type: if actor.is_some() {
+            ActorType::User
+        } else {
+            ActorType::System
+        },
+        target_type: Some(audit::TARGET_MEETING.to_owned()),
+        target_id: Some(meeting.to_string()),
+        action: action.to_owned(),
+        result: AuditResult::Success,
+        error_message: None,
+        ip_address: None,
+        user_agent: None,
+        metadata: Some(metadata),
+    }
+}
 
 /// How many codes [`Repo::create_meeting`] tries before giving up. With 30^10 codes a
 /// second attempt is already rare; five failures in a row mean something else is wrong.
@@ -112,7 +184,9 @@ impl Repo {
 
     /// Creates a meeting, taking codes from `next_code` until one is free (at most
     /// [`CODE_ATTEMPTS`]). A taken code is detected by `ON CONFLICT DO NOTHING`, not by an
-    /// error, so a collision costs one statement and no aborted transaction.
+    /// error, so a collision costs one statement and no aborted transaction. The row and
+    /// its `meeting_created` audit row (actor: the creator, or the system) commit
+    /// together.
     pub async fn create_meeting_with_codes(
         &self,
         new: &NewMeeting,
@@ -121,6 +195,7 @@ impl Repo {
         for attempt in 1..=CODE_ATTEMPTS {
             let code = next_code();
             let s = &new.settings;
+            let mut tx = self.pg.pool().begin().await?;
             let row: Option<MeetingRow> = sqlx::query_as(schema::INSERT_MEETING)
                 .bind(new.created_by.map(|u| u.as_uuid()))
                 .bind(new.display_name.as_str())
@@ -131,15 +206,27 @@ impl Repo {
                 .bind(s.allow_recording)
                 .bind(s.waiting_room_enabled)
                 .bind(new.scheduled_start_time)
-                .fetch_optional(self.pg.pool())
+                .fetch_optional(&mut *tx)
                 .await?;
             match row {
                 Some(row) => {
                     let meeting = Meeting::try_from(row)?;
+                    let entry = lifecycle_entry(
+                        audit::MEETING_CREATED,
+                        audit::CREATE,
+                        meeting.meeting_id,
+                        new.created_by,
+                        serde_json::json!({ "meeting_code": meeting.meeting_code.as_str() }),
+                    );
+                    audit::append(&mut tx, &entry).await?;
+                    tx.commit().await?;
                     tracing::info!(meeting = %meeting.meeting_id, code = %meeting.meeting_code, "meeting created");
                     return Ok(meeting);
                 }
-                None => tracing::warn!(attempt, "meeting code already taken; drawing another"),
+                None => {
+                    tx.rollback().await?;
+                    tracing::warn!(attempt, "meeting code already taken; drawing another");
+                }
             }
         }
         Err(MeetingsError::CodesExhausted(CODE_ATTEMPTS))
@@ -165,12 +252,17 @@ impl Repo {
         Ok(Meeting::try_from(row)?)
     }
 
-    /// Data Flow Example 2, a meeting ends: `status = 'ended'`, `ended_at = NOW()` in
-    /// `meetings` (and every participant still in it gets `left_at` and `meeting_ended`),
-    /// then, in one `MULTI`/`EXEC`, `status` `ended` on `meeting:{id}` and the 24-hour TTL
-    /// on it and on `meeting:{id}:participants`. Ending an ended meeting changes nothing in
-    /// PostgreSQL and re-applies the Redis step (so a crash between the two is repaired by
-    /// calling it again). Returns `ended_at`.
+    /// Data Flow Example 2, a meeting ends. In one transaction: `status = 'ended'`,
+    /// `ended_at = NOW()` in `meetings`, every participant still in it gets `left_at` and
+    /// `meeting_ended`, and a `meeting_ended` audit row (actor: the system). Then, in
+    /// Redis, each participant still in `meeting:{id}:participants` departs as on a leave
+    /// (its session goes, its streams get their 1-hour TTL, the streams it watched count
+    /// it down), one atomic step each; and last, in one `MULTI`/`EXEC`,
+    /// `status` `ended` on `meeting:{id}` and the 24-hour TTL on it and on the set (which,
+    /// emptied, is gone unless a join raced the end; the presence job then removes that
+    /// one). Ending an ended meeting changes nothing in PostgreSQL and repeats the Redis
+    /// steps, each safe to repeat (so a crash between them is repaired by calling it
+    /// again). Returns `ended_at`.
     pub async fn end_meeting(&self, meeting: MeetingId) -> Result<DateTime<Utc>, MeetingsError> {
         let mut tx = self.pg.pool().begin().await?;
         let ended: Option<DateTime<Utc>> = sqlx::query_scalar(schema::END_MEETING)
@@ -179,10 +271,19 @@ impl Repo {
             .await?;
         let ended_at = match ended {
             Some(at) => {
-                sqlx::query(schema::CLOSE_SESSIONS)
+                let closed = sqlx::query(schema::CLOSE_SESSIONS)
                     .bind(meeting.as_uuid())
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                let entry = lifecycle_entry(
+                    audit::MEETING_ENDED,
+                    audit::END,
+                    meeting,
+                    None,
+                    serde_json::json!({ "participants_still_in": closed }),
+                );
+                audit::append(&mut tx, &entry).await?;
                 tx.commit().await?;
                 at
             }
@@ -194,6 +295,24 @@ impl Repo {
                 })?
             }
         };
+        let set_key = schema::meeting_participants_key(meeting);
+        let members: Vec<String> = {
+            let mut conn = self.redis.conn();
+            redis::cmd("SMEMBERS")
+                .arg(&set_key)
+                .query_async(&mut conn)
+                .await?
+        };
+        for member in &members {
+            match ParticipantId::parse(member) {
+                Ok(participant) => {
+                    self.depart(meeting, participant).await?;
+                }
+                Err(error) => {
+                    tracing::warn!(%meeting, member, %error, "participant set holds a member that is not a participant id");
+                }
+            }
+        }
         let meeting_key = schema::meeting_key(meeting);
         let mut writes = Writes::new();
         writes
@@ -203,12 +322,9 @@ impl Repo {
                 MeetingStatus::Ended.as_str(),
             )
             .expire(&meeting_key, schema::MEETING_TTL_AFTER_END.as_secs())
-            .expire(
-                &schema::meeting_participants_key(meeting),
-                schema::MEETING_TTL_AFTER_END.as_secs(),
-            );
+            .expire(&set_key, schema::MEETING_TTL_AFTER_END.as_secs());
         self.redis.apply(&writes).await?;
-        tracing::info!(%meeting, "meeting ended");
+        tracing::info!(%meeting, departed = members.len(), "meeting ended");
         Ok(ended_at)
     }
 }

@@ -18,14 +18,17 @@
 //! that spans Redis and PostgreSQL cannot be atomic; the order is chosen so a failure
 //! leaves nothing a reader would trust wrongly (see [`Repo::join`]).
 
+pub mod api_keys;
 mod audit;
 mod cache;
 mod meetings;
 mod participants;
 mod rate_limits;
 mod registry;
+mod signing_keys;
 mod streams;
 mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -37,6 +40,7 @@ pub use self::meetings::{CODE_ATTEMPTS, Meeting, MeetingSettings, NewMeeting};
 pub use self::participants::{JoinRequest, Joined, ParticipantSession, Reaped};
 pub use self::registry::{
     ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
+    RegisteredController,
 };
 pub use self::streams::NewStream;
 pub use self::tokens::ConnectionGrant;

@@ -5,12 +5,16 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use store::{Condition, Conditional, StorageError, Writes};
+use store::{Attempt, Condition, Conditional, StorageError, Writes};
 
-use super::{MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
-use crate::domain::{DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId, UserId};
+use super::meetings::audit;
+use super::{AuditEntry, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
+use crate::domain::{
+    ActorType, AuditResult, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId,
+    StreamId, UserId,
+};
 use crate::schema::{
-    self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields,
+    self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
 };
 
 /// Someone joining a meeting (the seed's Data Flow Example 1, step 2).
@@ -143,7 +147,7 @@ impl Repo {
         if let Err(error) = self.record_join(req, participant).await {
             tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
                 "participant row not written; undoing the Redis session");
-            if let Err(undo) = self.leave_redis(meeting.meeting_id, participant).await {
+            if let Err(undo) = self.depart(meeting.meeting_id, participant).await {
                 tracing::error!(meeting = %meeting.meeting_id, %participant, error = %undo,
                     "could not undo the Redis session; it expires with its TTL");
             }
@@ -176,6 +180,23 @@ impl Repo {
             .bind(req.meeting_id.as_uuid())
             .execute(&mut *tx)
             .await?;
+        let entry = AuditEntry {
+            event_type: audit::PARTICIPANT_JOINED.to_owned(),
+            actor_user_id: req.user_id,
+            actor_type: ActorType::User,
+            target_type: Some(audit::TARGET_MEETING.to_owned()),
+            target_id: Some(req.meeting_id.to_string()),
+            action: audit::JOIN.to_owned(),
+            result: AuditResult::Success,
+            error_message: None,
+            ip_address: req.ip_address,
+            user_agent: req.user_agent.clone(),
+            metadata: Some(serde_json::json!({
+                "participant_id": participant.to_string(),
+                "guest": req.user_id.is_none(),
+            })),
+        };
+        audit::append(&mut tx, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -295,9 +316,12 @@ impl Repo {
         Ok(reaped)
     }
 
-    /// A participant leaves: removed from the set and counted down (once), its session,
-    /// presence and subscriptions deleted, in one atomic step; then its row gets
-    /// `left_at`, the reason and the duration. Returns how many participants remain: at 0
+    /// A participant leaves: in one atomic step it is removed from the set and counted
+    /// down (once), its session, presence and subscriptions are deleted, the streams it
+    /// published get the 1-hour TTL of ended streams and the streams it watched count
+    /// one subscriber fewer (see `depart`); then, in one transaction, its row
+    /// gets `left_at`, the reason and the duration, with a `participant_left` audit row
+    /// (only the first leave writes them). Returns how many participants remain: at 0
     /// the caller ends the meeting ([`Repo::end_meeting`]), as the meeting controller
     /// does.
     pub async fn leave(
@@ -306,58 +330,245 @@ impl Repo {
         participant: ParticipantId,
         reason: LeaveReason,
     ) -> Result<i64, MeetingsError> {
-        let remaining = self.leave_redis(meeting, participant).await?;
-        sqlx::query(schema::LEAVE_PARTICIPANT)
+        let remaining = self.depart(meeting, participant).await?;
+        let mut tx = self.pg.pool().begin().await?;
+        let left: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(schema::LEAVE_PARTICIPANT)
             .bind(meeting.as_uuid())
             .bind(participant.as_uuid())
             .bind(reason.as_str())
-            .execute(self.pg.pool())
+            .fetch_optional(&mut *tx)
             .await?;
+        if let Some((user,)) = left {
+            // Only a voluntary leave is the person's own act; the rest are the system's
+            // (a lost connection, the meeting's end, a kick decided elsewhere).
+            let (actor_type, actor_user_id) = match reason {
+                LeaveReason::Voluntary => (ActorType::User, user.map(UserId::from_uuid)),
+                _ => (ActorType::System, None),
+            };
+            let entry = AuditEntry {
+                event_type: audit::PARTICIPANT_LEFT.to_owned(),
+                actor_user_id,
+                actor_type,
+                target_type: Some(audit::TARGET_MEETING.to_owned()),
+                target_id: Some(meeting.to_string()),
+                action: audit::LEAVE.to_owned(),
+                result: AuditResult::Success,
+                error_message: None,
+                ip_address: None,
+                user_agent: None,
+                metadata: Some(serde_json::json!({
+                    "participant_id": participant.to_string(),
+                    "leave_reason": reason.as_str(),
+                })),
+            };
+            audit::append(&mut tx, &entry).await?;
+        }
+        tx.commit().await?;
         Ok(remaining)
     }
 
-    /// The Redis half of a leave. Only a participant still in the set is counted down,
-    /// so a repeated or late leave never drives `participant_count` below the truth:
-    /// while it is a member, one step removes it, counts down, deletes its keys and
-    /// counts the rest; otherwise one step only deletes its keys and counts.
-    async fn leave_redis(
+    /// The Redis half of a leave, an absence or a meeting's end: one atomic step that
+    /// leaves nothing of the participant live in Redis.
+    ///
+    /// - While it is in `meeting:{id}:participants`: `SREM` and `HINCRBY
+    ///   participant_count -1` (otherwise neither, so a repeated or late departure never
+    ///   drives the count below the truth).
+    /// - `DEL` of `participant:{id}`, `presence:{id}` and
+    ///   `participant:{id}:subscriptions`.
+    /// - Each stream in the session's `streams` gets the 1-hour TTL of an ended stream
+    ///   (the seed's "1 hour after stream ends"; Data Flow Example 2's "sets TTL on Redis
+    ///   keys for cleanup").
+    /// - Each stream in its subscriptions that still exists counts one subscriber fewer.
+    ///
+    /// It is decided on what was read just before and written only if that is still so
+    /// (the `streams` field unchanged, the subscriptions set exactly as read, each
+    /// watched stream still there or still gone), else read again
+    /// ([`store::optimistic()`]), so a concurrent publish, subscribe or stream end is never
+    /// lost. Returns how many participants remain in the set. Safe to repeat.
+    ///
+    /// A session hash that already expired has no `streams` to read: its live streams
+    /// are found by [`Repo::expire_orphan_streams`]. Its subscriptions outlive it
+    /// ([`schema::SUBSCRIPTIONS_TTL`]), so they are still counted down here.
+    pub(super) async fn depart(
         &self,
         meeting: MeetingId,
         participant: ParticipantId,
     ) -> Result<i64, MeetingsError> {
         let set_key = schema::meeting_participants_key(meeting);
-        let member = participant.to_string();
-        let session_gone = |writes: &mut Writes| {
-            writes
-                .command("DEL")
-                .arg(schema::participant_key(participant))
-                .arg(schema::presence_key(participant))
-                .arg(schema::participant_subscriptions_key(participant));
-            writes.command("SCARD").arg(&set_key);
-            writes.len() - 1
-        };
+        let what = schema::participant_key(participant);
+        store::optimistic(&what, |_| {
+            let set_key = &set_key;
+            async move {
+                let leaving = self.read_leaving(participant).await?;
+                for counted in [true, false] {
+                    let (conditions, writes, remaining) =
+                        departure(meeting, participant, &leaving, counted);
+                    match self.redis.apply_when(&conditions, &writes).await? {
+                        applied @ Conditional::Applied(_) => {
+                            let remaining = applied.int(remaining).ok_or_else(|| {
+                                StorageError::corrupt(set_key, "SCARD gave no integer")
+                            })?;
+                            return Ok::<_, MeetingsError>(Attempt::Done(remaining));
+                        }
+                        // Not (or no longer) a member: depart without counting down.
+                        Conditional::Refused(0) if counted => continue,
+                        Conditional::Refused(_) => return Ok(Attempt::Retry),
+                    }
+                }
+                Ok(Attempt::Retry)
+            }
+        })
+        .await
+    }
 
-        let mut counted = Writes::new();
-        counted.srem(&set_key, &member).hincrby(
+    /// What a departure decides on: the session's `streams` and the subscriptions, with
+    /// whether each watched stream still exists.
+    async fn read_leaving(&self, participant: ParticipantId) -> Result<Leaving, MeetingsError> {
+        let session = schema::participant_key(participant);
+        let subscriptions = schema::participant_subscriptions_key(participant);
+        let mut conn = self.redis.conn();
+        let (streams_field, members): (Option<String>, Vec<String>) = redis::pipe()
+            .cmd("HGET")
+            .arg(&session)
+            .arg(participant_fields::STREAMS)
+            .cmd("SMEMBERS")
+            .arg(&subscriptions)
+            .query_async(&mut conn)
+            .await?;
+        let own_streams = match &streams_field {
+            Some(raw) => match serde_json::from_str::<Vec<String>>(raw) {
+                Ok(ids) => ids
+                    .iter()
+                    .filter_map(|id| match StreamId::parse(id) {
+                        Ok(stream) => Some(stream),
+                        Err(error) => {
+                            tracing::warn!(%participant, %error, "a session's `streams` names no stream");
+                            None
+                        }
+                    })
+                    .collect(),
+                Err(error) => {
+                    // Left to the orphan sweep rather than blocking the departure.
+                    tracing::warn!(%participant, %error, "a session's `streams` is not a JSON array of ids");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let mut watched = Vec::with_capacity(members.len());
+        let mut pipe = redis::pipe();
+        for member in members {
+            let stream = StreamId::parse(&member).ok();
+            if let Some(stream) = stream {
+                pipe.cmd("EXISTS").arg(schema::stream_key(stream));
+            }
+            watched.push((member, stream));
+        }
+        let exists: Vec<i64> = if watched.iter().any(|(_, s)| s.is_some()) {
+            pipe.query_async(&mut conn).await?
+        } else {
+            Vec::new()
+        };
+        let mut exists = exists.into_iter();
+        let subscriptions = watched
+            .into_iter()
+            .map(|(member, stream)| {
+                let live = stream.and_then(|s| exists.next().map(|n| (s, n == 1)));
+                Subscription { member, live }
+            })
+            .collect();
+        Ok(Leaving {
+            streams_field,
+            own_streams,
+            subscriptions,
+        })
+    }
+}
+
+/// A departing participant as [`Repo::read_leaving`] found it.
+struct Leaving {
+    /// The session's `streams` field as read (`None`: the session or the field is gone).
+    streams_field: Option<String>,
+    /// The streams it published that are live.
+    own_streams: Vec<StreamId>,
+    subscriptions: Vec<Subscription>,
+}
+
+/// One member of a participant's subscriptions set.
+struct Subscription {
+    /// The member as stored.
+    member: String,
+    /// The stream it names and whether that stream existed (`None`: not a stream id).
+    live: Option<(StreamId, bool)>,
+}
+
+/// The conditions and writes of one departure ([`Repo::depart`]), and the index of the
+/// `SCARD` reply. With `counted`, condition 0 is the set membership.
+fn departure(
+    meeting: MeetingId,
+    participant: ParticipantId,
+    leaving: &Leaving,
+    counted: bool,
+) -> (Vec<Condition>, Writes, usize) {
+    let set_key = schema::meeting_participants_key(meeting);
+    let session = schema::participant_key(participant);
+    let subscriptions = schema::participant_subscriptions_key(participant);
+    let member = participant.to_string();
+
+    let mut conditions = Vec::with_capacity(3 + 2 * leaving.subscriptions.len());
+    if counted {
+        conditions.push(Condition::member(&set_key, &member));
+    }
+    conditions.push(Condition::hash_field(
+        &session,
+        participant_fields::STREAMS,
+        leaving.streams_field.as_deref(),
+    ));
+    // Exactly the members read: each still there, and no more of them.
+    let read = u64::try_from(leaving.subscriptions.len()).unwrap_or(u64::MAX);
+    conditions.push(Condition::fewer_than(
+        &subscriptions,
+        read.saturating_add(1),
+    ));
+    for sub in &leaving.subscriptions {
+        conditions.push(Condition::member(&subscriptions, sub.member.as_str()));
+        if let Some((stream, exists)) = sub.live {
+            let key = schema::stream_key(stream);
+            conditions.push(if exists {
+                Condition::exists(key)
+            } else {
+                Condition::absent(key)
+            });
+        }
+    }
+
+    let mut writes = Writes::new();
+    if counted {
+        writes.srem(&set_key, &member).hincrby(
             &schema::meeting_key(meeting),
             meeting_fields::PARTICIPANT_COUNT,
             -1,
         );
-        let mut reply = session_gone(&mut counted);
-        let mut outcome = self
-            .redis
-            .apply_when(&[Condition::member(&set_key, &member)], &counted)
-            .await?;
-        if !outcome.applied() {
-            let mut uncounted = Writes::new();
-            reply = session_gone(&mut uncounted);
-            outcome = self.redis.apply_when(&[], &uncounted).await?;
-        }
-        let remaining = outcome
-            .int(reply)
-            .ok_or_else(|| StorageError::corrupt(&set_key, "SCARD gave no integer"))?;
-        Ok(remaining)
     }
+    writes
+        .command("DEL")
+        .arg(&session)
+        .arg(schema::presence_key(participant))
+        .arg(&subscriptions);
+    for stream in &leaving.own_streams {
+        writes.expire(
+            &schema::stream_key(*stream),
+            ttl_secs(schema::STREAM_TTL_AFTER_END),
+        );
+    }
+    for sub in &leaving.subscriptions {
+        if let Some((stream, true)) = sub.live {
+            writes.hincrby(&schema::stream_key(stream), stream_fields::SUBSCRIBERS, -1);
+        }
+    }
+    writes.command("SCARD").arg(&set_key);
+    let remaining = writes.len() - 1;
+    (conditions, writes, remaining)
 }
 
 fn session_from_hash(h: &HashMap<String, String>) -> Result<ParticipantSession, StorageError> {

@@ -25,4 +25,19 @@ impl Repo {
         let (count,): (u64,) = pipe.query_async(&mut conn).await?;
         Ok(count)
     }
+
+    /// The current window's count without counting anything (0 when none was
+    /// counted), and the window's start (Unix seconds).
+    pub async fn request_count(
+        &self,
+        endpoint: &RateLimitPart,
+        identifier: &RateLimitPart,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, i64), MeetingsError> {
+        let window = domain::rate_limit_window(now, schema::RATE_LIMIT_TTL.as_secs());
+        let key = schema::rate_limit_key(endpoint, identifier, window);
+        let mut conn = self.redis.conn();
+        let count: Option<u64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        Ok((count.unwrap_or(0), window))
+    }
 }

@@ -1,15 +1,30 @@
 //! The registry of meeting controllers and media handlers: their rows, the controllers'
 //! `controller:{controller_id}:capacity` hashes, their load, and the assignment of a
 //! meeting to one of them.
+//!
+//! Who may get a new meeting is a pure rule ([`domain::choose_controller`],
+//! [`domain::Liveness`]); this file gathers what it needs. A controller's load is read
+//! from its row and, fresher, from its capacity hash: the hash is what its heartbeats
+//! refresh and what an assignment counts up (`current_meetings + 1`) until the next
+//! report says the truth, so several assignments between two heartbeats do not all see
+//! the same free capacity. Heartbeat times are the repository's clock, so "stopped
+//! heartbeating" means the same thing to every replica that shares it.
 
-use store::{Condition, StorageError, Writes};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use store::{Attempt, Condition, StorageError, Writes};
 
 use super::{MeetingsError, Repo, corrupt, ttl_secs};
 use crate::domain::{
-    self, ControllerId, ControllerLoad, HandlerId, HandlerLoad, HealthStatus, MeetingId, Region,
+    self, ControllerId, ControllerLoad, HandlerId, HandlerLoad, HealthStatus, Liveness, MeetingId,
+    Region,
 };
 use crate::schema::{
-    self, ControllerLoadRow, HandlerLoadRow, controller_capacity_fields, meeting_fields,
+    self, ControllerLoadRow, ControllerRow, HandlerLoadRow, controller_capacity_fields,
+    meeting_fields,
 };
 
 /// A meeting controller announcing itself (`meeting_controllers`).
@@ -63,41 +78,21 @@ struct CapacityReport {
     health: HealthStatus,
 }
 
-impl TryFrom<ControllerLoadRow> for ControllerLoad {
-    type Error = StorageError;
-
-    fn try_from(row: ControllerLoadRow) -> Result<ControllerLoad, StorageError> {
-        Ok(ControllerLoad {
-            controller_id: ControllerId::parse(&row.controller_id).map_err(corrupt)?,
-            region: Region::parse(&row.region).map_err(corrupt)?,
-            health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
-            max_meetings: row.max_meetings,
-            current_meetings: row.current_meetings,
-            max_participants: row.max_participants,
-            current_participants: row.current_participants,
-        })
-    }
-}
-
-impl TryFrom<HandlerLoadRow> for HandlerLoad {
-    type Error = StorageError;
-
-    fn try_from(row: HandlerLoadRow) -> Result<HandlerLoad, StorageError> {
-        Ok(HandlerLoad {
-            handler_id: HandlerId::parse(&row.handler_id).map_err(corrupt)?,
-            region: Region::parse(&row.region).map_err(corrupt)?,
-            health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
-            max_streams: row.max_streams,
-            current_streams: row.current_streams,
-            max_bitrate_mbps: row.max_bitrate_mbps,
-            current_bitrate_mbps: row.current_bitrate_mbps,
-        })
-    }
+/// A registered meeting controller: where clients reach it (the join grant's
+/// `webtransport_url` comes from `endpoint`) and its last state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredController {
+    pub controller_id: ControllerId,
+    pub region: Region,
+    pub endpoint: String,
+    pub health: HealthStatus,
+    pub last_heartbeat_at: DateTime<Utc>,
 }
 
 impl Repo {
-    /// Registers (or re-registers) a meeting controller: its row, healthy and just seen,
-    /// and its `controller:{controller_id}:capacity` hash, fresh, with the 5-minute TTL.
+    /// Registers (or re-registers) a meeting controller: its row, healthy and just seen
+    /// (the repository's clock), and its `controller:{controller_id}:capacity` hash,
+    /// fresh, with the 5-minute TTL.
     pub async fn register_controller(
         &self,
         reg: &ControllerRegistration,
@@ -110,6 +105,7 @@ impl Repo {
                 .bind(reg.max_meetings)
                 .bind(reg.max_participants)
                 .bind(reg.version.as_deref())
+                .bind(self.clock.now())
                 .fetch_one(self.pg.pool())
                 .await?;
         let load = CapacityReport {
@@ -124,8 +120,10 @@ impl Repo {
         Ok(())
     }
 
-    /// Records a controller's heartbeat in its row and refreshes its capacity hash (and
-    /// the hash's TTL). `NotFound` for a controller that never registered.
+    /// Records a controller's heartbeat in its row (`last_heartbeat_at` from the
+    /// repository's clock) and rewrites its capacity hash with a fresh TTL, recreating it
+    /// when it had expired: a controller whose heartbeats stopped is back with its next
+    /// one. `NotFound` for a controller that never registered.
     pub async fn heartbeat_controller(
         &self,
         beat: &ControllerHeartbeat,
@@ -136,6 +134,7 @@ impl Repo {
                 .bind(beat.current_meetings)
                 .bind(beat.current_participants)
                 .bind(beat.health.as_str())
+                .bind(self.clock.now())
                 .fetch_optional(self.pg.pool())
                 .await?
                 .ok_or_else(|| {
@@ -179,34 +178,76 @@ impl Repo {
         Ok(())
     }
 
-    /// The controllers of `region` that reported within the capacity TTL, with their load
-    /// (healthy or not: [`domain::choose_controller`] filters).
+    /// A registered controller (for its endpoint); `NotFound` for one never registered.
+    pub async fn controller(
+        &self,
+        id: &ControllerId,
+    ) -> Result<RegisteredController, MeetingsError> {
+        let row: ControllerRow = sqlx::query_as(schema::SELECT_CONTROLLER)
+            .bind(id.as_str())
+            .fetch_optional(self.pg.pool())
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("meeting controller {id}")))?;
+        Ok(RegisteredController {
+            controller_id: ControllerId::parse(&row.controller_id).map_err(corrupt)?,
+            region: Region::parse(&row.region).map_err(corrupt)?,
+            endpoint: row.endpoint,
+            health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
+            last_heartbeat_at: row.last_heartbeat_at,
+        })
+    }
+
+    /// The controllers of `region` that heartbeat within `liveness` of now, with their
+    /// load: the row's, overridden by the capacity hash when it exists (fresher: it
+    /// counts assignments since the last report). Healthy or not, with or without a
+    /// capacity hash: [`domain::choose_controller`] decides.
     pub async fn controller_loads(
         &self,
         region: &Region,
+        liveness: &Liveness,
     ) -> Result<Vec<ControllerLoad>, MeetingsError> {
         let rows: Vec<ControllerLoadRow> = sqlx::query_as(schema::SELECT_CONTROLLER_LOADS)
             .bind(region.as_str())
-            .bind(schema::CONTROLLER_CAPACITY_TTL.as_secs_f64())
+            .bind(liveness.oldest_alive(self.clock.now()))
             .fetch_all(self.pg.pool())
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(ControllerLoad::try_from)
-            .collect::<Result<_, _>>()?)
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut pipe = redis::pipe();
+        for row in &rows {
+            let id = ControllerId::parse(&row.controller_id).map_err(corrupt)?;
+            pipe.hgetall(schema::controller_capacity_key(&id));
+            ids.push(id);
+        }
+        let mut conn = self.redis.conn();
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        rows.into_iter()
+            .zip(ids)
+            .zip(hashes)
+            .map(|((row, id), capacity)| controller_load(row, id, &capacity))
+            .collect::<Result<_, StorageError>>()
+            .map_err(MeetingsError::from)
     }
 
     /// Assigns a meeting controller of `region` to the meeting by weighted choice of free
-    /// capacity; `None` (and nothing written) when no controller there can take it.
+    /// capacity among the alive, healthy ones ([`domain::choose_controller`]): the
+    /// meeting's row gets `assigned_controller_id` and `assigned_region`, then the
+    /// controller's capacity hash counts the meeting (only while the hash exists; its
+    /// next heartbeat reports the truth). `None` (and nothing written) when no controller
+    /// there can take it.
     pub async fn assign_controller<R: rand::Rng + Send>(
         &self,
         meeting: MeetingId,
         region: &Region,
+        liveness: &Liveness,
         rng: &mut R,
     ) -> Result<Option<ControllerId>, MeetingsError> {
-        let loads = self.controller_loads(region).await?;
-        let Some(chosen) = domain::choose_controller(&loads, region, rng) else {
-            tracing::warn!(%meeting, %region, "no meeting controller with free capacity");
+        let loads = self.controller_loads(region, liveness).await?;
+        let now = self.clock.now();
+        let Some(chosen) = domain::choose_controller(&loads, region, now, liveness, rng) else {
+            tracing::warn!(%meeting, %region, candidates = loads.len(), "no meeting controller with free capacity");
             return Ok(None);
         };
         let done = sqlx::query(schema::ASSIGN_CONTROLLER)
@@ -218,37 +259,124 @@ impl Repo {
         if done.rows_affected() == 0 {
             return Err(StorageError::not_found(format!("meeting {meeting}")).into());
         }
+        self.count_assignment(&chosen.controller_id).await?;
+        tracing::info!(%meeting, %region, controller = %chosen.controller_id, "meeting controller assigned");
         Ok(Some(chosen.controller_id.clone()))
     }
 
-    /// The media handlers of `region` that reported within the capacity TTL, with their
+    /// The meeting controller that serves `meeting`: the one it is assigned to while that
+    /// one [keeps its meetings](ControllerLoad::keeps_meetings) (alive, not
+    /// `unhealthy`), else a new one of the meeting's region (`region` when it has none
+    /// yet) by weighted choice, as [`Repo::assign_controller`] does. The new assignment is
+    /// written only if nobody assigned the meeting meanwhile (another replica answering
+    /// the same meeting at once); otherwise that one is read and judged again, so every
+    /// caller gets the same controller. `None` when no controller can take it; `NotFound`
+    /// for an unknown meeting. The global controller's join grant stands on this.
+    pub async fn controller_for<R: rand::Rng + Send>(
+        &self,
+        meeting: MeetingId,
+        region: &Region,
+        liveness: &Liveness,
+        rng: &mut R,
+    ) -> Result<Option<RegisteredController>, MeetingsError> {
+        let what = format!("the controller of meeting {meeting}");
+        let chosen = store::optimistic(&what, |_| {
+            // Each attempt draws from its own generator, seeded from the caller's.
+            let mut rng = StdRng::seed_from_u64(rng.random());
+            async move {
+                let current = self.meeting(meeting).await?;
+                let region = current.assigned_region.clone().unwrap_or(region.clone());
+                let loads = self.controller_loads(&region, liveness).await?;
+                let now = self.clock.now();
+                if let Some(assigned) = &current.assigned_controller_id {
+                    let keeps = loads
+                        .iter()
+                        .find(|c| &c.controller_id == assigned)
+                        .is_some_and(|c| c.keeps_meetings(now, liveness));
+                    if keeps {
+                        return Ok::<_, MeetingsError>(Attempt::Done(Some(assigned.clone())));
+                    }
+                }
+                let Some(chosen) =
+                    domain::choose_controller(&loads, &region, now, liveness, &mut rng)
+                else {
+                    tracing::warn!(%meeting, %region, "no meeting controller with free capacity");
+                    return Ok(Attempt::Done(None));
+                };
+                let done = sqlx::query(schema::REASSIGN_CONTROLLER)
+                    .bind(meeting.as_uuid())
+                    .bind(chosen.controller_id.as_str())
+                    .bind(region.as_str())
+                    .bind(
+                        current
+                            .assigned_controller_id
+                            .as_ref()
+                            .map(ControllerId::as_str),
+                    )
+                    .execute(self.pg.pool())
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(Attempt::Retry);
+                }
+                self.count_assignment(&chosen.controller_id).await?;
+                tracing::info!(%meeting, %region, controller = %chosen.controller_id,
+                    previous = ?current.assigned_controller_id, "meeting controller assigned");
+                Ok(Attempt::Done(Some(chosen.controller_id.clone())))
+            }
+        })
+        .await?;
+        match chosen {
+            Some(id) => Ok(Some(self.controller(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts one more meeting in the controller's capacity hash, only while the hash
+    /// exists (its next heartbeat reports the truth).
+    async fn count_assignment(&self, controller: &ControllerId) -> Result<(), MeetingsError> {
+        let capacity = schema::controller_capacity_key(controller);
+        let mut counted = Writes::new();
+        counted.hincrby(&capacity, controller_capacity_fields::CURRENT_MEETINGS, 1);
+        self.redis
+            .apply_when(&[Condition::exists(&capacity)], &counted)
+            .await?;
+        Ok(())
+    }
+
+    /// The media handlers of `region` that heartbeat within `liveness` of now, with their
     /// load (healthy or not: [`domain::choose_media_handler`] filters).
-    pub async fn handler_loads(&self, region: &Region) -> Result<Vec<HandlerLoad>, MeetingsError> {
+    pub async fn handler_loads(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+    ) -> Result<Vec<HandlerLoad>, MeetingsError> {
         let rows: Vec<HandlerLoadRow> = sqlx::query_as(schema::SELECT_HANDLER_LOADS)
             .bind(region.as_str())
-            .bind(schema::CONTROLLER_CAPACITY_TTL.as_secs_f64())
+            .bind(liveness.oldest_alive(self.clock.now()))
             .fetch_all(self.pg.pool())
             .await?;
         Ok(rows
             .into_iter()
-            .map(HandlerLoad::try_from)
+            .map(handler_load)
             .collect::<Result<_, _>>()?)
     }
 
     /// Assigns a media handler of `region` to a running meeting: weighted choice of free
-    /// stream slots, written to `media_handler_id` of `meeting:{meeting_id}` (the seed
-    /// keeps this assignment in Redis only). Only while that hash exists, i.e. once the
-    /// meeting has been joined: a hash written for a meeting nobody joins would never
-    /// expire. `None` (nothing written) when no handler can take it or the meeting is
-    /// not running.
+    /// stream slots among the alive, healthy ones, written to `media_handler_id` of
+    /// `meeting:{meeting_id}` (the seed keeps this assignment in Redis only). Only while
+    /// that hash exists, i.e. once the meeting has been joined: a hash written for a
+    /// meeting nobody joins would never expire. `None` (nothing written) when no handler
+    /// can take it or the meeting is not running.
     pub async fn assign_media_handler<R: rand::Rng + Send>(
         &self,
         meeting: MeetingId,
         region: &Region,
+        liveness: &Liveness,
         rng: &mut R,
     ) -> Result<Option<HandlerId>, MeetingsError> {
-        let loads = self.handler_loads(region).await?;
-        let Some(chosen) = domain::choose_media_handler(&loads, region, rng) else {
+        let loads = self.handler_loads(region, liveness).await?;
+        let now = self.clock.now();
+        let Some(chosen) = domain::choose_media_handler(&loads, region, now, liveness, rng) else {
             tracing::warn!(%meeting, %region, "no media handler with free capacity");
             return Ok(None);
         };
@@ -277,19 +405,22 @@ impl Repo {
             .bind(reg.supports_transcoding)
             .bind(reg.supports_mixing)
             .bind(&reg.supported_codecs)
+            .bind(self.clock.now())
             .execute(self.pg.pool())
             .await?;
         tracing::info!(handler = %reg.handler_id, region = %reg.region, "media handler registered");
         Ok(())
     }
 
-    /// Records a media handler's load report. `NotFound` for one that never registered.
+    /// Records a media handler's load report (`last_heartbeat_at` from the repository's
+    /// clock). `NotFound` for one that never registered.
     pub async fn heartbeat_handler(&self, beat: &HandlerHeartbeat) -> Result<(), MeetingsError> {
         let done = sqlx::query(schema::HEARTBEAT_HANDLER)
             .bind(beat.handler_id.as_str())
             .bind(beat.current_streams)
             .bind(beat.current_bitrate_mbps)
             .bind(beat.health.as_str())
+            .bind(self.clock.now())
             .execute(self.pg.pool())
             .await?;
         if done.rows_affected() == 0 {
@@ -299,4 +430,51 @@ impl Repo {
         }
         Ok(())
     }
+}
+
+/// A controller's load from its row and its capacity hash (empty when the hash has
+/// expired: then the row's figures stand and it is not `capacity_reported`).
+fn controller_load(
+    row: ControllerLoadRow,
+    controller_id: ControllerId,
+    capacity: &HashMap<String, String>,
+) -> Result<ControllerLoad, StorageError> {
+    use controller_capacity_fields as f;
+    let key = || schema::controller_capacity_key(&controller_id);
+    let number = |field: &'static str, fallback: i32| -> Result<i32, StorageError> {
+        match capacity.get(field) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| StorageError::corrupt(key(), format!("`{field}` is not a number"))),
+            None => Ok(fallback),
+        }
+    };
+    let health = match capacity.get(f::HEALTH) {
+        Some(h) => HealthStatus::parse(h).map_err(corrupt)?,
+        None => HealthStatus::parse(&row.health_status).map_err(corrupt)?,
+    };
+    Ok(ControllerLoad {
+        region: Region::parse(&row.region).map_err(corrupt)?,
+        health,
+        max_meetings: number(f::MAX_MEETINGS, row.max_meetings)?,
+        current_meetings: number(f::CURRENT_MEETINGS, row.current_meetings)?,
+        max_participants: number(f::MAX_PARTICIPANTS, row.max_participants)?,
+        current_participants: number(f::CURRENT_PARTICIPANTS, row.current_participants)?,
+        last_heartbeat_at: row.last_heartbeat_at,
+        capacity_reported: !capacity.is_empty(),
+        controller_id,
+    })
+}
+
+fn handler_load(row: HandlerLoadRow) -> Result<HandlerLoad, StorageError> {
+    Ok(HandlerLoad {
+        handler_id: HandlerId::parse(&row.handler_id).map_err(corrupt)?,
+        region: Region::parse(&row.region).map_err(corrupt)?,
+        health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
+        max_streams: row.max_streams,
+        current_streams: row.current_streams,
+        max_bitrate_mbps: row.max_bitrate_mbps,
+        current_bitrate_mbps: row.current_bitrate_mbps,
+        last_heartbeat_at: row.last_heartbeat_at,
+    })
 }

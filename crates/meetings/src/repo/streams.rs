@@ -127,7 +127,9 @@ impl Repo {
     }
 
     /// Subscribes a participant to a stream; returns the stream's subscriber count, or
-    /// `None` for an unknown stream. Subscribing twice counts once (and refreshes the
+    /// `None` for an unknown stream or a subscriber whose session is gone (nothing
+    /// written: a set recreated after its participant left would count a subscriber
+    /// nobody will ever count down). Subscribing twice counts once (and refreshes the
     /// subscriptions set's TTL).
     pub async fn subscribe(
         &self,
@@ -135,6 +137,7 @@ impl Repo {
         stream: StreamId,
     ) -> Result<Option<i64>, MeetingsError> {
         let subscriptions = schema::participant_subscriptions_key(participant);
+        let session = schema::participant_key(participant);
         let stream_key = schema::stream_key(stream);
         let member = stream.to_string();
         let ttl = ttl_secs(schema::SUBSCRIPTIONS_TTL);
@@ -147,13 +150,14 @@ impl Repo {
             .apply_when(
                 &[
                     Condition::exists(&stream_key),
+                    Condition::exists(&session),
                     Condition::not_member(&subscriptions, &member),
                 ],
                 &new,
             )
             .await?;
         match added {
-            Conditional::Refused(0) => Ok(None),
+            Conditional::Refused(0 | 1) => Ok(None),
             Conditional::Refused(_) => {
                 let mut again = Writes::new();
                 again.expire(&subscriptions, ttl);
@@ -219,6 +223,70 @@ impl Repo {
             }
             Conditional::Refused(_) => Ok(None),
         }
+    }
+}
+
+impl Repo {
+    /// The follow-up of departures whose session hash had already expired (their
+    /// `streams` could not be read): every live stream (no TTL) whose publisher's
+    /// session is gone gets the 1-hour TTL of an ended stream, each in one step guarded
+    /// by the session still being absent and the stream still existing. A stream is only
+    /// published while its session exists (and a session id is never reused), so a live
+    /// stream without one is always an orphan. Safe to repeat; the presence job runs it.
+    /// Returns how many streams it ended.
+    pub async fn expire_orphan_streams(&self) -> Result<usize, MeetingsError> {
+        let keys = self.redis.scan(schema::STREAM_PATTERN).await?;
+        let streams: Vec<(String, StreamId)> = keys
+            .into_iter()
+            .filter_map(|key| schema::stream_of_key(&key).map(|id| (key, id)))
+            .collect();
+        if streams.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.redis.conn();
+        let mut pipe = redis::pipe();
+        for (key, _) in &streams {
+            pipe.cmd("TTL")
+                .arg(key)
+                .cmd("HGET")
+                .arg(key)
+                .arg(stream_fields::PARTICIPANT_ID);
+        }
+        let read: Vec<(i64, Option<String>)> = pipe.query_async(&mut conn).await?;
+        // TTL -1: the key exists without a TTL (a live stream).
+        let live: Vec<(String, StreamId, ParticipantId)> = streams
+            .into_iter()
+            .zip(read)
+            .filter_map(|((key, stream), (ttl, publisher))| {
+                let publisher = ParticipantId::parse(&publisher?).ok()?;
+                (ttl == -1).then_some((key, stream, publisher))
+            })
+            .collect();
+        if live.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for (_, _, publisher) in &live {
+            pipe.cmd("EXISTS").arg(schema::participant_key(*publisher));
+        }
+        let sessions: Vec<i64> = pipe.query_async(&mut conn).await?;
+        let mut ended = 0;
+        for ((key, stream, publisher), session) in live.into_iter().zip(sessions) {
+            if session == 1 {
+                continue;
+            }
+            let mut writes = Writes::new();
+            writes.expire(&key, ttl_secs(schema::STREAM_TTL_AFTER_END));
+            let guard = [
+                Condition::absent(schema::participant_key(publisher)),
+                Condition::exists(&key),
+            ];
+            if self.redis.apply_when(&guard, &writes).await?.applied() {
+                tracing::info!(%stream, %publisher, "stream of a session that expired ended");
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 }
 

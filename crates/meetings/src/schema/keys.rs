@@ -38,6 +38,14 @@ pub fn stream_key(id: StreamId) -> String {
     format!("stream:{id}")
 }
 
+/// SCAN pattern matching every `stream:{stream_id}` hash.
+pub const STREAM_PATTERN: &str = "stream:*";
+
+/// The stream of a `stream:{stream_id}` key; `None` for any other key.
+pub fn stream_of_key(key: &str) -> Option<StreamId> {
+    StreamId::parse(key.strip_prefix("stream:")?).ok()
+}
+
 /// `participant:{participant_id}:subscriptions` (set of stream ids).
 pub fn participant_subscriptions_key(id: ParticipantId) -> String {
     format!("participant:{id}:subscriptions")
@@ -67,6 +75,35 @@ pub fn controller_capacity_key(id: &ControllerId) -> String {
 /// `token:blacklist:{token_hash}` (string: the reason).
 pub fn token_blacklist_key(hash: &TokenHash) -> String {
     format!("token:blacklist:{}", hash.as_str())
+}
+
+/// `tavern:meetings:signing_keys` (hash: `kid` -> JSON of [`SigningKeyRecord`]): the
+/// JWT signing keys, their private halves sealed with `meetings_secret_key`. Tavern's
+/// own key, not the seed's: the seed has no place for signing keys, and its tables
+/// stay exactly as written. One hash, so a reader sees every key or none.
+pub const SIGNING_KEYS_KEY: &str = "tavern:meetings:signing_keys";
+
+/// `tavern:meetings:oauth_state:{state}` (string: the provider): the one-time `state` of
+/// a "log in with Discord" that has not come back yet. Tavern's own key (the seed keeps
+/// no login state); it holds the state itself, like `wt:token:{token}`, and lives
+/// [`OAUTH_STATE_TTL`].
+pub fn oauth_state_key(state: &str) -> String {
+    format!("tavern:meetings:oauth_state:{state}")
+}
+
+/// How long a login may take at the provider.
+pub const OAUTH_STATE_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// One stored signing key (the value of a `tavern:meetings:signing_keys` field).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The public key, base64url.
+    pub public: String,
+    /// The sealed PKCS#8 document (nonce, ciphertext, tag), base64url.
+    pub sealed_private: String,
 }
 
 /// `wt:token:{token}` (hash): a one-time WebTransport connection token. The key holds
@@ -154,9 +191,13 @@ pub const MEETING_TTL_AFTER_END: Duration = Duration::from_secs(24 * 60 * 60);
 pub const PARTICIPANT_TTL: Duration = Duration::from_secs(5 * 60);
 /// `stream:{stream_id}`: kept 1 hour after the stream ends (no TTL while it runs).
 pub const STREAM_TTL_AFTER_END: Duration = Duration::from_secs(60 * 60);
-/// `participant:{participant_id}:subscriptions`: the seed gives none; it lives as long as
-/// the session it belongs to (5 minutes, refreshed with it).
-pub const SUBSCRIPTIONS_TTL: Duration = PARTICIPANT_TTL;
+/// `participant:{participant_id}:subscriptions`: the seed gives none. It is deleted when
+/// its participant leaves, is dropped by the presence job or the meeting ends; until
+/// then it lives 1 hour, refreshed on every heartbeat and subscription. That is longer
+/// than the session (5 minutes) on purpose: if the session hash expires before the
+/// presence job removes the participant, the set is still there to count the watched
+/// streams' `subscribers` down.
+pub const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(60 * 60);
 /// `ratelimit:...`: 60 seconds, for per-minute windows.
 pub const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
 /// `presence:{participant_id}`: 30 seconds; without a heartbeat the participant counts
@@ -266,6 +307,9 @@ mod tests {
             Some(m)
         );
         assert_eq!(meeting_of_participants_key(&meeting_key(m)), None);
+        assert_eq!(stream_of_key(&stream_key(s)), Some(s));
+        assert_eq!(stream_of_key(&participant_key(p)), None);
+        assert_eq!(stream_of_key("stream:nope"), None);
     }
 
     #[test]
@@ -277,6 +321,7 @@ mod tests {
         assert_eq!(PRESENCE_TTL.as_secs(), 30);
         assert_eq!(CONTROLLER_CAPACITY_TTL.as_secs(), 300);
         assert_eq!(WT_TOKEN_TTL.as_secs(), 300);
+        assert!(SUBSCRIPTIONS_TTL > PARTICIPANT_TTL, "outlives the session");
         for entity in CacheEntity::ALL {
             let ttl = entity.ttl();
             assert!(CACHE_TTL_MIN <= ttl && ttl <= CACHE_TTL_MAX, "{entity:?}");

@@ -90,7 +90,7 @@ pub(crate) const END_MEETING: &str = concat!(
 );
 
 /// `$1` meeting_id. Every participant still in gets `left_at`, `meeting_ended` and its
-/// duration.
+/// duration; returns how many there were.
 pub(crate) const CLOSE_SESSIONS: &str = concat!(
     "UPDATE ",
     table!(meeting_participants),
@@ -105,6 +105,16 @@ pub(crate) const ASSIGN_CONTROLLER: &str = concat!(
     "UPDATE ",
     table!(meetings),
     " SET assigned_controller_id = $2, assigned_region = $3 WHERE meeting_id = $1"
+);
+
+/// `$1` meeting_id, `$2` assigned_controller_id, `$3` assigned_region, `$4` the
+/// controller it had when read (NULL: none). A compare-and-set: affects no row when
+/// somebody else assigned the meeting meanwhile (or it does not exist).
+pub(crate) const REASSIGN_CONTROLLER: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET assigned_controller_id = $2, assigned_region = $3 \
+     WHERE meeting_id = $1 AND assigned_controller_id IS NOT DISTINCT FROM $4"
 );
 
 // ---------------------------------------------------------------------------------------
@@ -127,42 +137,45 @@ pub(crate) const ACTIVATE_MEETING: &str = concat!(
      WHERE meeting_id = $1 AND status = 'scheduled'"
 );
 
-/// `$1` meeting_id, `$2` participant_id, `$3` leave_reason. Only a session still open.
+/// `$1` meeting_id, `$2` participant_id, `$3` leave_reason. Only a session still open;
+/// returns its `user_id` (NULL for a guest), or no row when it had already left.
 pub(crate) const LEAVE_PARTICIPANT: &str = concat!(
     "UPDATE ",
     table!(meeting_participants),
     " SET left_at = NOW(), leave_reason = $3, \
        total_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM NOW() - joined_at))::integer \
-     WHERE meeting_id = $1 AND participant_id = $2 AND left_at IS NULL"
+     WHERE meeting_id = $1 AND participant_id = $2 AND left_at IS NULL RETURNING user_id"
 );
 
 // ---------------------------------------------------------------------------------------
 // meeting_controllers and media_handlers
 
 /// `$1` controller_id, `$2` region, `$3` endpoint, `$4` max_meetings, `$5`
-/// max_participants, `$6` version. A controller registering again starts healthy with
-/// zero load. Returns `(current_meetings, current_participants)`.
+/// max_participants, `$6` version, `$7` last_heartbeat_at (the repository's clock). A
+/// controller registering again starts healthy with zero load. Returns
+/// `(current_meetings, current_participants)`.
 pub(crate) const UPSERT_CONTROLLER: &str = concat!(
     "INSERT INTO ",
     table!(meeting_controllers),
-    " (controller_id, region, endpoint, max_meetings, max_participants, version) \
-     VALUES ($1, $2, $3, $4, $5, $6) \
+    " (controller_id, region, endpoint, max_meetings, max_participants, version, \
+       last_heartbeat_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT (controller_id) DO UPDATE SET region = EXCLUDED.region, \
        endpoint = EXCLUDED.endpoint, max_meetings = EXCLUDED.max_meetings, \
        max_participants = EXCLUDED.max_participants, version = EXCLUDED.version, \
        current_meetings = 0, current_participants = 0, \
-       health_status = 'healthy', last_heartbeat_at = NOW() \
+       health_status = 'healthy', last_heartbeat_at = EXCLUDED.last_heartbeat_at \
      RETURNING current_meetings, current_participants"
 );
 
 /// `$1` controller_id, `$2` current_meetings, `$3` current_participants, `$4`
-/// health_status. Returns `(max_meetings, max_participants)`, or no row for a controller
-/// that never registered.
+/// health_status, `$5` last_heartbeat_at (the repository's clock). Returns
+/// `(max_meetings, max_participants)`, or no row for a controller that never registered.
 pub(crate) const HEARTBEAT_CONTROLLER: &str = concat!(
     "UPDATE ",
     table!(meeting_controllers),
     " SET current_meetings = $2, current_participants = $3, health_status = $4, \
-       last_heartbeat_at = NOW() \
+       last_heartbeat_at = $5 \
      WHERE controller_id = $1 RETURNING max_meetings, max_participants"
 );
 
@@ -176,27 +189,45 @@ pub(crate) struct ControllerLoadRow {
     pub current_meetings: i32,
     pub max_participants: i32,
     pub current_participants: i32,
+    pub last_heartbeat_at: DateTime<Utc>,
 }
 
-/// `$1` region, `$2` seconds (the capacity TTL). The controllers of the region that
-/// reported within that time, as [`ControllerLoadRow`]s ordered by id.
+/// `$1` region, `$2` the oldest heartbeat that counts. The controllers of the region that
+/// reported since, as [`ControllerLoadRow`]s ordered by id.
 pub(crate) const SELECT_CONTROLLER_LOADS: &str = concat!(
     "SELECT controller_id, region, health_status, max_meetings, current_meetings, \
-       max_participants, current_participants FROM ",
+       max_participants, current_participants, last_heartbeat_at FROM ",
     table!(meeting_controllers),
-    " WHERE region = $1 AND last_heartbeat_at >= NOW() - make_interval(secs => $2) \
-     ORDER BY controller_id"
+    " WHERE region = $1 AND last_heartbeat_at >= $2 ORDER BY controller_id"
+);
+
+/// A registered meeting controller, as [`SELECT_CONTROLLER`] returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ControllerRow {
+    pub controller_id: String,
+    pub region: String,
+    pub endpoint: String,
+    pub health_status: String,
+    pub last_heartbeat_at: DateTime<Utc>,
+}
+
+/// `$1` controller_id. A [`ControllerRow`], or no row for one never registered.
+pub(crate) const SELECT_CONTROLLER: &str = concat!(
+    "SELECT controller_id, region, endpoint, health_status, last_heartbeat_at FROM ",
+    table!(meeting_controllers),
+    " WHERE controller_id = $1"
 );
 
 /// `$1` handler_id, `$2` region, `$3` endpoint, `$4` max_streams, `$5` max_bitrate_mbps,
-/// `$6` supports_transcoding, `$7` supports_mixing, `$8` supported_codecs. A handler
-/// registering again starts healthy with zero load.
+/// `$6` supports_transcoding, `$7` supports_mixing, `$8` supported_codecs, `$9`
+/// last_heartbeat_at (the repository's clock). A handler registering again starts
+/// healthy with zero load.
 pub(crate) const UPSERT_HANDLER: &str = concat!(
     "INSERT INTO ",
     table!(media_handlers),
     " (handler_id, region, endpoint, max_streams, max_bitrate_mbps, \
-       supports_transcoding, supports_mixing, supported_codecs) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+       supports_transcoding, supports_mixing, supported_codecs, last_heartbeat_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (handler_id) DO UPDATE SET region = EXCLUDED.region, \
        endpoint = EXCLUDED.endpoint, max_streams = EXCLUDED.max_streams, \
        max_bitrate_mbps = EXCLUDED.max_bitrate_mbps, \
@@ -204,16 +235,17 @@ pub(crate) const UPSERT_HANDLER: &str = concat!(
        supports_mixing = EXCLUDED.supports_mixing, \
        supported_codecs = EXCLUDED.supported_codecs, \
        current_streams = 0, current_bitrate_mbps = 0, \
-       health_status = 'healthy', last_heartbeat_at = NOW()"
+       health_status = 'healthy', last_heartbeat_at = EXCLUDED.last_heartbeat_at"
 );
 
-/// `$1` handler_id, `$2` current_streams, `$3` current_bitrate_mbps, `$4` health_status.
-/// Affects no row for a handler that never registered.
+/// `$1` handler_id, `$2` current_streams, `$3` current_bitrate_mbps, `$4` health_status,
+/// `$5` last_heartbeat_at (the repository's clock). Affects no row for a handler that
+/// never registered.
 pub(crate) const HEARTBEAT_HANDLER: &str = concat!(
     "UPDATE ",
     table!(media_handlers),
     " SET current_streams = $2, current_bitrate_mbps = $3, health_status = $4, \
-       last_heartbeat_at = NOW() WHERE handler_id = $1"
+       last_heartbeat_at = $5 WHERE handler_id = $1"
 );
 
 /// One media handler's load, as [`SELECT_HANDLER_LOADS`] returns it.
@@ -226,16 +258,16 @@ pub(crate) struct HandlerLoadRow {
     pub current_streams: i32,
     pub max_bitrate_mbps: i32,
     pub current_bitrate_mbps: i32,
+    pub last_heartbeat_at: DateTime<Utc>,
 }
 
-/// `$1` region, `$2` seconds (the capacity TTL). The handlers of the region that reported
-/// within that time, as [`HandlerLoadRow`]s ordered by id.
+/// `$1` region, `$2` the oldest heartbeat that counts. The handlers of the region that
+/// reported since, as [`HandlerLoadRow`]s ordered by id.
 pub(crate) const SELECT_HANDLER_LOADS: &str = concat!(
     "SELECT handler_id, region, health_status, max_streams, current_streams, \
-       max_bitrate_mbps, current_bitrate_mbps FROM ",
+       max_bitrate_mbps, current_bitrate_mbps, last_heartbeat_at FROM ",
     table!(media_handlers),
-    " WHERE region = $1 AND last_heartbeat_at >= NOW() - make_interval(secs => $2) \
-     ORDER BY handler_id"
+    " WHERE region = $1 AND last_heartbeat_at >= $2 ORDER BY handler_id"
 );
 
 // ---------------------------------------------------------------------------------------
@@ -306,6 +338,118 @@ pub(crate) const DELETE_EXPIRED_RECORDINGS: &str = concat!(
     " WHERE created_at <= $1 LIMIT $2) RETURNING recording_id, storage_bucket, storage_path"
 );
 
+// ---------------------------------------------------------------------------------------
+// users and api_keys (auth)
+
+/// `$1` email (lowercase), `$2` display_name, `$3` password_hash. Returns `user_id`, or
+/// no row when the email is taken (no error, no aborted transaction).
+pub(crate) const INSERT_USER: &str = concat!(
+    "INSERT INTO ",
+    table!(users),
+    " (email, display_name, password_hash) VALUES ($1, $2, $3) \
+     ON CONFLICT (email) DO NOTHING RETURNING user_id"
+);
+
+/// A user as a login reads it ([`SELECT_USER_LOGIN`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct UserLoginRow {
+    pub user_id: Uuid,
+    pub password_hash: Option<String>,
+    pub is_active: bool,
+}
+
+/// `$1` email (lowercase). A [`UserLoginRow`].
+pub(crate) const SELECT_USER_LOGIN: &str = concat!(
+    "SELECT user_id, password_hash, is_active FROM ",
+    table!(users),
+    " WHERE email = $1"
+);
+
+/// `$1` user_id, `$2` the login's time. Sets `last_login_at`.
+pub(crate) const RECORD_LOGIN: &str = concat!(
+    "UPDATE ",
+    table!(users),
+    " SET last_login_at = $2 WHERE user_id = $1"
+);
+
+/// `$1` provider, `$2` provider_user_id. Returns the linked `user_id`.
+pub(crate) const SELECT_OAUTH_USER: &str = concat!(
+    "SELECT user_id FROM ",
+    table!(oauth_providers),
+    " WHERE provider = $1 AND provider_user_id = $2"
+);
+
+/// `$1` email, `$2` display_name. An account without a password (it logs in through a
+/// provider); returns `user_id`, or no row when the email is taken.
+pub(crate) const INSERT_OAUTH_USER: &str = concat!(
+    "INSERT INTO ",
+    table!(users),
+    " (email, display_name) VALUES ($1, $2) ON CONFLICT (email) DO NOTHING RETURNING user_id"
+);
+
+/// `$1` user_id, `$2` provider, `$3` provider_user_id, `$4` access_token_encrypted,
+/// `$5` refresh_token_encrypted, `$6` token_expires_at. Links the account, or renews the
+/// tokens of an existing link (whose `user_id` stays); returns the linked `user_id`.
+pub(crate) const UPSERT_OAUTH_PROVIDER: &str = concat!(
+    "INSERT INTO ",
+    table!(oauth_providers),
+    " (user_id, provider, provider_user_id, access_token_encrypted, \
+       refresh_token_encrypted, token_expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (provider, provider_user_id) DO UPDATE SET \
+       access_token_encrypted = EXCLUDED.access_token_encrypted, \
+       refresh_token_encrypted = EXCLUDED.refresh_token_encrypted, \
+       token_expires_at = EXCLUDED.token_expires_at \
+     RETURNING user_id"
+);
+
+/// `$1` user_id, `$2` key_hash, `$3` key_prefix, `$4` name, `$5` scopes, `$6`
+/// expires_at. Returns `key_id`.
+pub(crate) const INSERT_API_KEY: &str = concat!(
+    "INSERT INTO ",
+    table!(api_keys),
+    " (user_id, key_hash, key_prefix, name, scopes, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING key_id"
+);
+
+/// An API key as a request presenting it reads it ([`SELECT_API_KEY_BY_HASH`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    pub key_id: Uuid,
+    pub user_id: Uuid,
+    pub scopes: Vec<String>,
+    pub is_active: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub user_active: bool,
+}
+
+/// `$1` key_hash. An [`ApiKeyRow`] (with its owner's `is_active`).
+pub(crate) const SELECT_API_KEY_BY_HASH: &str = concat!(
+    "SELECT k.key_id, k.user_id, k.scopes, k.is_active, k.expires_at, \
+       u.is_active AS user_active FROM ",
+    table!(api_keys),
+    " k JOIN ",
+    table!(users),
+    " u ON u.user_id = k.user_id WHERE k.key_hash = $1"
+);
+
+/// `$1` key_id, `$2` now, `$3` seconds. Sets `last_used_at` unless it was set less than
+/// that many seconds ago (a busy key is not written on every request).
+pub(crate) const TOUCH_API_KEY: &str = concat!(
+    "UPDATE ",
+    table!(api_keys),
+    " SET last_used_at = $2 WHERE key_id = $1 \
+     AND (last_used_at IS NULL OR last_used_at < $2 - make_interval(secs => $3))"
+);
+
+/// `$1` key_id, `$2` user_id (its owner). Revokes an active key; returns `key_id`, or
+/// no row for a key that is unknown, someone else's or already revoked.
+pub(crate) const REVOKE_API_KEY: &str = concat!(
+    "UPDATE ",
+    table!(api_keys),
+    " SET is_active = false WHERE key_id = $1 AND user_id = $2 AND is_active \
+     RETURNING key_id"
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -321,12 +465,14 @@ mod tests {
             END_MEETING,
             CLOSE_SESSIONS,
             ASSIGN_CONTROLLER,
+            REASSIGN_CONTROLLER,
             INSERT_PARTICIPANT,
             ACTIVATE_MEETING,
             LEAVE_PARTICIPANT,
             UPSERT_CONTROLLER,
             HEARTBEAT_CONTROLLER,
             SELECT_CONTROLLER_LOADS,
+            SELECT_CONTROLLER,
             UPSERT_HANDLER,
             HEARTBEAT_HANDLER,
             SELECT_HANDLER_LOADS,
@@ -336,6 +482,16 @@ mod tests {
             ENSURE_AUDIT_PARTITION,
             DELETE_EXPIRED_MEETINGS,
             DELETE_EXPIRED_RECORDINGS,
+            INSERT_USER,
+            SELECT_OAUTH_USER,
+            INSERT_OAUTH_USER,
+            UPSERT_OAUTH_PROVIDER,
+            SELECT_USER_LOGIN,
+            RECORD_LOGIN,
+            INSERT_API_KEY,
+            SELECT_API_KEY_BY_HASH,
+            TOUCH_API_KEY,
+            REVOKE_API_KEY,
         ] {
             assert!(sql.contains("meet."), "{sql}");
         }

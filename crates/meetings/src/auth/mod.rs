@@ -1,0 +1,833 @@
+//! Authentication for the meetings API: accounts with argon2id passwords, EdDSA access
+//! tokens (JWTs) published as a JWKS, signing keys rotated on a schedule and sealed at
+//! rest, API keys limited to their scopes, the token blacklist, and rate limits on
+//! failed logins. [`Auth`] is the one service the routes (and later the global and
+//! meeting controllers) use; its pieces are pure and unit-tested:
+//!
+//! - `crypto`: [`MeetingsSecretKey`] (AES-256-GCM at rest) and SHA-256 digests;
+//! - `password`: [`Email`], [`Password`] (the strength rules), argon2id hashes;
+//! - `jwt`: the compact JWS encoder and verifier, [`Claims`], [`Jwks`];
+//! - `keys`: the rotation rules ([`Rotation`]) and key material;
+//! - `scopes`, `api_keys`, `rate_limit`.
+
+mod api_keys;
+mod crypto;
+mod jwt;
+mod keys;
+mod oauth;
+mod password;
+mod rate_limit;
+mod scopes;
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base::{Clock, Secret};
+use chrono::{DateTime, TimeDelta, Utc};
+
+pub use self::api_keys::{ApiKeyId, ApiKeySecret};
+pub use self::crypto::{CryptoError, MeetingsSecretKey, sha256_hex};
+pub use self::jwt::{Claims, Jwk, Jwks, Kid, TokenError, verify_with_jwks};
+pub use self::keys::{KEY_CACHE_FOR, KeyInfo, LoadedKey, Rotation, SealedKey};
+pub use self::oauth::DISCORD;
+pub use self::password::{CredentialError, Email, Password};
+pub use self::rate_limit::{Limit, RateLimiter, RetryAfter, identifier};
+pub use self::scopes::{Scope, Scopes};
+
+use crate::domain::{ActorType, AuditResult, DisplayName, TokenHash, UserId};
+use crate::repo::AuditEntry;
+use crate::repo::api_keys::NewApiKey;
+use crate::{MeetingsError, Repo};
+
+/// Settings of authentication (part of `MeetingsConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// How long an access token lives.
+    pub access_token_ttl: Duration,
+    /// How long a signing key signs before the next one replaces it.
+    pub key_rotation: Duration,
+    /// How often the rotation job looks whether a key is due.
+    pub key_rotation_check: Duration,
+    /// Failed logins allowed per minute, per email and per client address.
+    pub failed_logins_per_minute: u64,
+    /// Meetings one user may create per minute (for the meeting routes).
+    pub meetings_created_per_minute: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            access_token_ttl: Duration::from_secs(60 * 60),
+            key_rotation: Duration::from_secs(24 * 60 * 60),
+            key_rotation_check: Duration::from_secs(10 * 60),
+            failed_logins_per_minute: 10,
+            meetings_created_per_minute: 30,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn rotation(&self) -> Rotation {
+        Rotation {
+            rotate_every: self.key_rotation,
+            token_ttl: self.access_token_ttl,
+        }
+    }
+
+    /// Failed logins per email.
+    pub fn failed_logins_by_email(&self) -> Limit {
+        Limit::new("auth:login:failed:email", self.failed_logins_per_minute)
+    }
+
+    /// Failed logins per client address.
+    pub fn failed_logins_by_address(&self) -> Limit {
+        Limit::new("auth:login:failed:ip", self.failed_logins_per_minute)
+    }
+
+    /// Meetings created per user (the seed's example endpoint).
+    pub fn meetings_created(&self) -> Limit {
+        Limit::new("api:meetings:create", self.meetings_created_per_minute)
+    }
+}
+
+/// Why an authentication step refused, or failed. Each has its HTTP status and code in
+/// `crate::web`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The request is wrong; `code` names what (`bad_email`, `weak_password`, ...).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Wrong email or wrong password: never which.
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {} s", .0.seconds())]
+    RateLimited(RetryAfter),
+    #[error("send `Authorization: Bearer <access token or API key>`")]
+    MissingCredentials,
+    #[error("{0}")]
+    Token(TokenError),
+    #[error("unknown, revoked or expired API key")]
+    BadApiKey,
+    #[error("this needs the scope {0}")]
+    MissingScope(Scope),
+    #[error("this needs a user's access token, not an API key")]
+    UserTokenRequired,
+    #[error("no such API key")]
+    NoSuchApiKey,
+    /// The OAuth provider refused or failed (a code exchange, its user).
+    #[error("Discord did not complete the login: {0}")]
+    Provider(String),
+    /// Logging in with Discord is not configured.
+    #[error("logging in with Discord is not configured here")]
+    ProviderNotConfigured,
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Meetings(#[from] MeetingsError),
+}
+
+impl AuthError {
+    fn invalid(code: &'static str, message: impl Into<String>) -> AuthError {
+        AuthError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<store::StorageError> for AuthError {
+    fn from(e: store::StorageError) -> AuthError {
+        AuthError::Meetings(e.into())
+    }
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A user's access token (its hash and expiry, for logout).
+    Jwt {
+        token_hash: TokenHash,
+        jti: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// An API key.
+    ApiKey { key_id: ApiKeyId },
+}
+
+/// Who a request acts for, and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub user_id: UserId,
+    pub scopes: Scopes,
+    pub via: Via,
+}
+
+impl Authenticated {
+    /// Refuses (403) unless the credential holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingScope(scope))
+        }
+    }
+
+    /// Refuses (403) an API key where only a user's own token will do.
+    pub fn require_user_token(&self) -> Result<(), AuthError> {
+        match self.via {
+            Via::Jwt { .. } => Ok(()),
+            Via::ApiKey { .. } => Err(AuthError::UserTokenRequired),
+        }
+    }
+}
+
+/// An issued access token. The token is a bearer secret.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub expires_in: u64,
+    pub claims: Claims,
+}
+
+/// A created API key, shown once.
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    pub key_id: ApiKeyId,
+    pub key: ApiKeySecret,
+    pub key_prefix: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where a request came from, for rate limits and audit rows.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// What changed in one rotation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    pub created: Option<Kid>,
+    pub removed: Vec<Kid>,
+}
+
+/// The keys in memory: every stored key's identity, the published ones opened.
+#[derive(Debug)]
+struct Ring {
+    loaded_at: DateTime<Utc>,
+    infos: Vec<KeyInfo>,
+    keys: Vec<LoadedKey>,
+}
+
+/// The authentication service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    repo: Repo,
+    clock: Arc<dyn Clock>,
+    secret: MeetingsSecretKey,
+    config: AuthConfig,
+    limiter: RateLimiter,
+    ring: RwLock<Option<Arc<Ring>>>,
+}
+
+fn to_delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+impl Auth {
+    pub fn new(
+        repo: Repo,
+        clock: Arc<dyn Clock>,
+        secret: MeetingsSecretKey,
+        config: AuthConfig,
+    ) -> Auth {
+        Auth {
+            inner: Arc::new(Inner {
+                limiter: RateLimiter::new(repo.clone()),
+                repo,
+                clock,
+                secret,
+                config,
+                ring: RwLock::new(None),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    /// The rate limiter (the meeting routes limit creation with
+    /// [`AuthConfig::meetings_created`]).
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    fn repo(&self) -> &Repo {
+        &self.inner.repo
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Keys
+
+    /// Reads the stored keys, opens the published ones and caches them. A key that does
+    /// not open (another secret key, altered) is skipped with a warning: tokens it
+    /// signed no longer verify, and the next rotation check makes a new key.
+    async fn load(&self) -> Result<Arc<Ring>, AuthError> {
+        let now = self.now();
+        let (opened, _) = self.open_stored().await?;
+        let infos: Vec<KeyInfo> = opened.iter().map(|k| k.info.clone()).collect();
+        let rotation = self.inner.config.rotation();
+        let keys = opened
+            .into_iter()
+            .filter(|k| rotation.published(&infos, &k.info, now))
+            .collect();
+        let ring = Arc::new(Ring {
+            loaded_at: now,
+            infos,
+            keys,
+        });
+        if let Ok(mut slot) = self.inner.ring.write() {
+            *slot = Some(ring.clone());
+        }
+        Ok(ring)
+    }
+
+    /// The stored keys: those that open with the configured secret, and the identities
+    /// of those that do not (sealed under another secret, or altered). Only the first
+    /// take part in signing, publishing and the rotation schedule.
+    async fn open_stored(&self) -> Result<(Vec<LoadedKey>, Vec<KeyInfo>), AuthError> {
+        let stored = self.repo().signing_keys().await?;
+        let mut opened = Vec::with_capacity(stored.len());
+        let mut foreign = Vec::new();
+        for key in &stored {
+            match keys::open(&self.inner.secret, key) {
+                Ok(loaded) => opened.push(loaded),
+                Err(error) => {
+                    tracing::warn!(
+                        kid = %key.info.kid,
+                        %error,
+                        "a stored signing key does not open with the configured meetings secret key"
+                    );
+                    foreign.push(key.info.clone());
+                }
+            }
+        }
+        Ok((opened, foreign))
+    }
+
+    /// The cached keys, read again when older than [`KEY_CACHE_FOR`].
+    async fn ring(&self) -> Result<Arc<Ring>, AuthError> {
+        let cached = self.inner.ring.read().ok().and_then(|slot| slot.clone());
+        match cached {
+            Some(ring) if self.now() - ring.loaded_at < to_delta(KEY_CACHE_FOR) => Ok(ring),
+            _ => self.load().await,
+        }
+    }
+
+    /// Makes a new signing key when one is due (none yet, or the newest is
+    /// `key_rotation` old) and removes the keys no longer published. The start-up work
+    /// and the rotation job; safe to run at any time and on several replicas (two keys
+    /// made at once both verify; the newest signs).
+    pub async fn rotate_keys(&self) -> Result<RotationReport, AuthError> {
+        let now = self.now();
+        let rotation = self.inner.config.rotation();
+        let (opened, foreign) = self.open_stored().await?;
+        let mut infos: Vec<KeyInfo> = opened.iter().map(|k| k.info.clone()).collect();
+        let mut report = RotationReport::default();
+        if rotation.due(&infos, now) {
+            let (sealed, _) = keys::generate(&self.inner.secret, now)?;
+            self.repo().add_signing_key(&sealed).await?;
+            tracing::info!(kid = %sealed.info.kid, "made a new meetings signing key");
+            self.audit_system("signing_key_rotated", "rotate", sealed.info.kid.as_str())
+                .await;
+            infos.push(sealed.info.clone());
+            report.created = Some(sealed.info.kid);
+        }
+        report.removed = infos
+            .iter()
+            .filter(|k| !rotation.published(&infos, k, now))
+            .chain(foreign.iter().filter(|k| rotation.abandoned(k, now)))
+            .map(|k| k.kid.clone())
+            .collect();
+        if !report.removed.is_empty() {
+            self.repo().remove_signing_keys(&report.removed).await?;
+            tracing::info!(
+                removed = report.removed.len(),
+                "removed retired meetings signing keys"
+            );
+        }
+        self.load().await?;
+        Ok(report)
+    }
+
+    /// The published keys, as `GET /.well-known/jwks.json` serves them.
+    pub async fn jwks(&self) -> Result<Jwks, AuthError> {
+        let ring = self.ring().await?;
+        let mut keys: Vec<&LoadedKey> = ring.keys.iter().collect();
+        keys.sort_by_key(|k| std::cmp::Reverse((k.info.created_at, k.info.kid.clone())));
+        Ok(Jwks {
+            keys: keys
+                .into_iter()
+                .map(|k| Jwk::ed25519(&k.info.kid, &k.public))
+                .collect(),
+        })
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Tokens
+
+    /// Signs an access token for `user` with `scopes`, with the newest key (made first
+    /// if there is none yet).
+    pub async fn issue(&self, user: UserId, scopes: &Scopes) -> Result<AccessToken, AuthError> {
+        let mut ring = self.ring().await?;
+        let usable_newest = |ring: &Ring| {
+            keys::newest(&ring.infos)
+                .and_then(|info| ring.keys.iter().find(|k| k.info == *info))
+                .is_some()
+        };
+        if !usable_newest(&ring) {
+            self.rotate_keys().await?;
+            ring = self.ring().await?;
+        }
+        let key = keys::newest(&ring.infos)
+            .and_then(|info| ring.keys.iter().find(|k| k.info == *info))
+            .ok_or(AuthError::Crypto(CryptoError::Unsealable))?;
+        let now = self.now();
+        let ttl = self.inner.config.access_token_ttl;
+        let jti = Kid::from_bytes(&crypto::random_bytes::<16>()?).to_string();
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now.timestamp(),
+            exp: (now + to_delta(ttl)).timestamp(),
+            jti,
+            scope: scopes.to_claim(),
+        };
+        let token = jwt::sign(&key.info.kid, &key.pair, &claims);
+        Ok(AccessToken {
+            token: Secret::new(token),
+            expires_in: ttl.as_secs(),
+            claims,
+        })
+    }
+
+    /// Verifies an access token: a key we publish signed it, it has not expired, it is
+    /// not blacklisted. An unknown `kid` makes the keys be read again once (another
+    /// replica may have rotated).
+    pub async fn verify_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let unverified = jwt::split(token).map_err(AuthError::Token)?;
+        let mut ring = self.ring().await?;
+        if !ring.keys.iter().any(|k| k.info.kid == unverified.kid) {
+            ring = self.load().await?;
+        }
+        let key = ring
+            .keys
+            .iter()
+            .find(|k| k.info.kid == unverified.kid)
+            .ok_or(AuthError::Token(TokenError::UnknownKey))?;
+        let claims = unverified
+            .verify(&key.public, self.now().timestamp())
+            .map_err(AuthError::Token)?;
+        let user_id =
+            UserId::parse(&claims.sub).map_err(|_| AuthError::Token(TokenError::Malformed))?;
+        let token_hash = TokenHash::parse(&sha256_hex(token.as_bytes()))
+            .map_err(|_| AuthError::Token(TokenError::Malformed))?;
+        if self.repo().blacklisted(&token_hash).await?.is_some() {
+            return Err(AuthError::Token(TokenError::Revoked));
+        }
+        let expires_at = DateTime::from_timestamp(claims.exp, 0)
+            .ok_or(AuthError::Token(TokenError::Malformed))?;
+        Ok(Authenticated {
+            user_id,
+            scopes: Scopes::lenient(claims.scope.split(' ')),
+            via: Via::Jwt {
+                token_hash,
+                jti: claims.jti,
+                expires_at,
+            },
+        })
+    }
+
+    /// Authenticates a bearer credential: an API key (`tmk_...`) or an access token.
+    /// A key's use is recorded in `last_used_at`.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Authenticated, AuthError> {
+        if !ApiKeySecret::looks_like(bearer) {
+            return self.verify_token(bearer).await;
+        }
+        let key = ApiKeySecret::parse(bearer).ok_or(AuthError::BadApiKey)?;
+        let now = self.now();
+        let stored = self
+            .repo()
+            .api_key_by_hash(&key.hash())
+            .await?
+            .filter(|k| k.usable(now))
+            .ok_or(AuthError::BadApiKey)?;
+        self.repo().touch_api_key(stored.key_id, now).await?;
+        Ok(Authenticated {
+            user_id: stored.user_id,
+            scopes: stored.scopes,
+            via: Via::ApiKey {
+                key_id: stored.key_id,
+            },
+        })
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Accounts
+
+    /// Creates an account and signs its first access token.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        client: &ClientInfo,
+    ) -> Result<(UserId, AccessToken), AuthError> {
+        let email =
+            Email::parse(email).map_err(|e| AuthError::invalid("bad_email", e.to_string()))?;
+        if oauth::is_stand_in(&email) {
+            return Err(AuthError::invalid(
+                "bad_email",
+                "bad email: the .invalid domain is reserved",
+            ));
+        }
+        let password = Password::new_for(password, &email)
+            .map_err(|e| AuthError::invalid("weak_password", e.to_string()))?;
+        let display_name = DisplayName::parse(display_name).map_err(|e| {
+            AuthError::invalid(
+                "bad_display_name",
+                format!("bad display name: {}", e.reason),
+            )
+        })?;
+        let hash = tokio::task::spawn_blocking(move || password::hash_password(&password))
+            .await
+            .map_err(|_| AuthError::Crypto(CryptoError::NoRandomness))??;
+        let Some(user) = self
+            .repo()
+            .create_user(&email, &display_name, &hash)
+            .await?
+        else {
+            self.audit_user(
+                "user_registered",
+                "register",
+                None,
+                AuditResult::Failure,
+                Some("email taken"),
+                client,
+                email.as_str(),
+            )
+            .await;
+            return Err(AuthError::EmailTaken);
+        };
+        tracing::info!(user = %user, "registered a meetings account");
+        self.audit_user(
+            "user_registered",
+            "register",
+            Some(user),
+            AuditResult::Success,
+            None,
+            client,
+            email.as_str(),
+        )
+        .await;
+        let token = self.issue(user, &Scopes::all()).await?;
+        Ok((user, token))
+    }
+
+    /// Checks an email and password; signs an access token. Wrong credentials are one
+    /// answer whichever part was wrong (an unknown email costs a decoy hash check, so
+    /// it takes as long). Failures count against the email and the client address;
+    /// at the limit the answer is [`AuthError::RateLimited`] before anything is checked.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<AccessToken, AuthError> {
+        let now = self.now();
+        let config = self.inner.config;
+        let mut limits = vec![(
+            config.failed_logins_by_email(),
+            identifier("email", &email.trim().to_lowercase())?,
+        )];
+        if let Some(ip) = client.ip {
+            limits.push((
+                config.failed_logins_by_address(),
+                identifier("ip", &ip.to_string())?,
+            ));
+        }
+        let mut wait: Option<RetryAfter> = None;
+        for (limit, who) in &limits {
+            if let Err(retry) = self.limiter().check(limit, who, now).await? {
+                wait = Some(wait.map_or(retry, |w| w.max(retry)));
+            }
+        }
+        if let Some(retry) = wait {
+            tracing::warn!(
+                retry_after = retry.seconds(),
+                "login refused: too many failed attempts"
+            );
+            return Err(AuthError::RateLimited(retry));
+        }
+
+        let parsed = Email::parse(email).ok();
+        let record = match &parsed {
+            Some(email) => self.repo().login_record(email).await?,
+            None => None,
+        };
+        let stored = record
+            .as_ref()
+            .filter(|r| r.is_active)
+            .and_then(|r| r.password_hash.clone());
+        let presented = Password::presented(password);
+        let matches = tokio::task::spawn_blocking(move || {
+            let hash = stored.as_deref().unwrap_or(password::decoy_hash());
+            let ok = presented
+                .as_ref()
+                .is_some_and(|p| password::verify_password(p, hash));
+            ok && stored.is_some()
+        })
+        .await
+        .unwrap_or(false);
+
+        let audit_email = email.trim().to_lowercase();
+        let user = record.as_ref().map(|r| r.user_id);
+        match (matches, user) {
+            (true, Some(user)) => {
+                self.repo().record_login(user, now).await?;
+                self.audit_user(
+                    "user_login",
+                    "login",
+                    Some(user),
+                    AuditResult::Success,
+                    None,
+                    client,
+                    &audit_email,
+                )
+                .await;
+                tracing::info!(user = %user, "meetings login");
+                self.issue(user, &Scopes::all()).await
+            }
+            _ => {
+                for (limit, who) in &limits {
+                    self.limiter().record(limit, who, now).await?;
+                }
+                self.audit_user(
+                    "user_login",
+                    "login",
+                    user,
+                    AuditResult::Failure,
+                    Some("invalid credentials"),
+                    client,
+                    &audit_email,
+                )
+                .await;
+                tracing::info!(known_account = user.is_some(), "meetings login refused");
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Blacklists the access token of `who` until it expires.
+    pub async fn logout(&self, who: &Authenticated, client: &ClientInfo) -> Result<(), AuthError> {
+        let Via::Jwt {
+            token_hash,
+            expires_at,
+            ..
+        } = &who.via
+        else {
+            return Err(AuthError::UserTokenRequired);
+        };
+        self.repo()
+            .blacklist_token(token_hash, "logout", *expires_at)
+            .await?;
+        self.audit(AuditEntry {
+            event_type: "user_logout".to_owned(),
+            actor_user_id: Some(who.user_id),
+            actor_type: ActorType::User,
+            target_type: Some("user".to_owned()),
+            target_id: Some(who.user_id.to_string()),
+            action: "logout".to_owned(),
+            result: AuditResult::Success,
+            error_message: None,
+            ip_address: client.ip,
+            user_agent: client.user_agent.clone(),
+            metadata: None,
+        })
+        .await;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // API keys
+
+    /// Creates an API key for the user `who` acts for (with a user's token only).
+    pub async fn create_api_key(
+        &self,
+        who: &Authenticated,
+        name: &str,
+        scopes: &[String],
+        expires_at: Option<DateTime<Utc>>,
+        client: &ClientInfo,
+    ) -> Result<CreatedApiKey, AuthError> {
+        who.require_user_token()?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+            return Err(AuthError::invalid(
+                "bad_name",
+                "the key's name must be 1 to 255 printable characters",
+            ));
+        }
+        let scopes = Scopes::parse_list(scopes.iter().map(String::as_str))
+            .map_err(|e| AuthError::invalid("bad_scopes", e))?;
+        if let Some(at) = expires_at
+            && at <= self.now()
+        {
+            return Err(AuthError::invalid(
+                "bad_expiry",
+                "expires_at must be in the future",
+            ));
+        }
+        let key = ApiKeySecret::generate()?;
+        let key_prefix = key.prefix();
+        let key_id = self
+            .repo()
+            .create_api_key(&NewApiKey {
+                user_id: who.user_id,
+                key_hash: key.hash(),
+                key_prefix: key_prefix.clone(),
+                name: name.to_owned(),
+                scopes: scopes.clone(),
+                expires_at,
+            })
+            .await?;
+        tracing::info!(key = %key_id, prefix = %key_prefix, user = %who.user_id, "created an API key");
+        self.audit_api_key(
+            who,
+            "api_key_created",
+            "create",
+            key_id,
+            client,
+            Some(&scopes),
+        )
+        .await;
+        Ok(CreatedApiKey {
+            key_id,
+            key,
+            key_prefix,
+            scopes,
+            expires_at,
+        })
+    }
+
+    /// Revokes one of the user's API keys (with a user's token only).
+    pub async fn revoke_api_key(
+        &self,
+        who: &Authenticated,
+        key_id: ApiKeyId,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        who.require_user_token()?;
+        if !self.repo().revoke_api_key(key_id, who.user_id).await? {
+            return Err(AuthError::NoSuchApiKey);
+        }
+        tracing::info!(key = %key_id, user = %who.user_id, "revoked an API key");
+        self.audit_api_key(who, "api_key_revoked", "revoke", key_id, client, None)
+            .await;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Audit
+
+    /// Appends an audit row; a failure to write it is logged, never the caller's
+    /// failure (the action itself happened).
+    async fn audit(&self, entry: AuditEntry) {
+        if let Err(error) = self.repo().audit(&entry).await {
+            tracing::error!(event = %entry.event_type, %error, "could not write an audit row");
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_user(
+        &self,
+        event: &str,
+        action: &str,
+        user: Option<UserId>,
+        result: AuditResult,
+        error: Option<&str>,
+        client: &ClientInfo,
+        email: &str,
+    ) {
+        self.audit(AuditEntry {
+            event_type: event.to_owned(),
+            actor_user_id: user,
+            actor_type: ActorType::User,
+            target_type: Some("user".to_owned()),
+            target_id: user.map(|u| u.to_string()),
+            action: action.to_owned(),
+            result,
+            error_message: error.map(str::to_owned),
+            ip_address: client.ip,
+            user_agent: client.user_agent.clone(),
+            metadata: Some(serde_json::json!({ "email": email })),
+        })
+        .await;
+    }
+
+    async fn audit_api_key(
+        &self,
+        who: &Authenticated,
+        event: &str,
+        action: &str,
+        key: ApiKeyId,
+        client: &ClientInfo,
+        scopes: Option<&Scopes>,
+    ) {
+        self.audit(AuditEntry {
+            event_type: event.to_owned(),
+            actor_user_id: Some(who.user_id),
+            actor_type: ActorType::User,
+            target_type: Some("api_key".to_owned()),
+            target_id: Some(key.to_string()),
+            action: action.to_owned(),
+            result: AuditResult::Success,
+            error_message: None,
+            ip_address: client.ip,
+            user_agent: client.user_agent.clone(),
+            metadata: scopes.map(|s| serde_json::json!({ "scopes": s.to_vec() })),
+        })
+        .await;
+    }
+
+    async fn audit_system(&self, event: &str, action: &str, target: &str) {
+        self.audit(AuditEntry {
+            event_type: event.to_owned(),
+            actor_user_id: None,
+            actor_type: ActorType::System,
+            target_type: Some("signing_key".to_owned()),
+            target_id: Some(target.to_owned()),
+            action: action.to_owned(),
+            result: AuditResult::Success,
+            error_message: None,
+            ip_address: None,
+            user_agent: None,
+            metadata: None,
+        })
+        .await;
+    }
+}

@@ -1,0 +1,154 @@
+//! [`ApiError`]: every refusal of the meetings API as `{"error": "...", "code": "..."}`
+//! with its status (401 with `WWW-Authenticate`, 429 with `Retry-After`).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::MeetingsError;
+use crate::auth::{AuthError, TokenError};
+
+/// A refusal or failure of the meetings API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// A stable, machine-readable word (`invalid_credentials`, `rate_limited`, ...).
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+    /// Seconds, for `Retry-After` (429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "error": self.message, "code": self.code })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"meetings\""),
+            );
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<MeetingsError> for ApiError {
+    fn from(e: MeetingsError) -> ApiError {
+        match &e {
+            MeetingsError::Storage(storage) => {
+                let status = feature::reply::status(storage);
+                if status.is_server_error() {
+                    tracing::error!(error = %e, "a meetings request failed");
+                }
+                let code = match status {
+                    StatusCode::NOT_FOUND => "not_found",
+                    StatusCode::CONFLICT => "conflict",
+                    StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                    _ => "internal",
+                };
+                ApiError::new(status, code, feature::reply::user_message(storage))
+            }
+            MeetingsError::MeetingEnded(_) => {
+                ApiError::new(StatusCode::GONE, "meeting_ended", e.user_message())
+            }
+            MeetingsError::MeetingFull { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "meeting_full", e.user_message())
+            }
+            MeetingsError::CodesExhausted(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.user_message(),
+            ),
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                e.user_message(),
+            ),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            AuthError::Invalid { code, message } => ApiError::bad_request(code, message),
+            AuthError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email_taken", message),
+            AuthError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)
+            }
+            AuthError::RateLimited(retry) => ApiError {
+                retry_after: Some(retry.seconds()),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            },
+            AuthError::MissingCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "missing_credentials", message)
+            }
+            AuthError::Token(token) => {
+                let code = match token {
+                    TokenError::Expired => "token_expired",
+                    TokenError::Revoked => "token_revoked",
+                    _ => "invalid_token",
+                };
+                ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+            AuthError::BadApiKey => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", message)
+            }
+            AuthError::MissingScope(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", message)
+            }
+            AuthError::UserTokenRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "user_token_required", message)
+            }
+            AuthError::NoSuchApiKey => ApiError::not_found(message),
+            AuthError::Provider(_) => {
+                tracing::warn!(error = %message, "a login with Discord failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+            }
+            AuthError::ProviderNotConfigured => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_configured", message)
+            }
+            AuthError::Crypto(error) => {
+                tracing::error!(%error, "meetings authentication failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "authentication is not working right now",
+                )
+            }
+            AuthError::Meetings(e) => e.into(),
+        }
+    }
+}

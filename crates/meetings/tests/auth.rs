@@ -1,0 +1,1018 @@
+//! Authentication over real PostgreSQL and Redis, through the router `meetings::feature`
+//! builds, served by Tavern's own server (client addresses through a trusted proxy):
+//! registration, login, logout and the blacklist, the JWKS and key rotation, expired,
+//! revoked, forged and wrong-scope credentials, API keys, rate limits, a restart over
+//! the same stores, and secrets kept out of the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use base64::Engine as _;
+use chrono::{DateTime, TimeDelta, Utc};
+use meetings::auth::{Auth, Authenticated, Jwks, MeetingsSecretKey, Scope, verify_with_jwks};
+use meetings::web::ApiError;
+use meetings::{KEY_ROTATION_JOB, MeetingsConfig};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+use testkit::World;
+
+const PASSWORD: &str = "correct horse 7";
+
+struct Site {
+    world: World,
+    base: String,
+    http: reqwest::Client,
+    config: MeetingsConfig,
+    feature: feature::Feature,
+}
+
+fn config(secret: &MeetingsSecretKey) -> MeetingsConfig {
+    MeetingsConfig {
+        secret_key: Some(secret.clone()),
+        ..MeetingsConfig::default()
+    }
+}
+
+/// Serves `router` as Tavern does, trusting 127.0.0.1 as a proxy so `X-Forwarded-For`
+/// names the client.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = web::ServerConfig {
+        trusted_proxies: web::client::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..web::ServerConfig::default()
+    };
+    tokio::spawn(web::serve_with(
+        listener,
+        router,
+        config,
+        std::future::pending(),
+    ));
+    base
+}
+
+/// The meetings feature over `world`, migrated, its start-up work done, served.
+async fn start(world: World, config: MeetingsConfig) -> Site {
+    let mut feature = meetings::feature(&world.ctx, config.clone());
+    world.migrate(std::slice::from_ref(&feature)).await;
+    for work in &feature.startup {
+        work.run().await.unwrap();
+    }
+    let router = feature
+        .routes
+        .take()
+        .unwrap()
+        .merge(probe_router(&world, &config));
+    let base = serve(router).await;
+    Site {
+        world,
+        base,
+        http: reqwest::Client::new(),
+        config,
+        feature,
+    }
+}
+
+async fn site() -> Site {
+    let world = World::with_postgres().await;
+    start(world, config(&MeetingsSecretKey::generate().unwrap())).await
+}
+
+/// A route as later parts will write one: authenticated, needing `meetings:create`.
+/// Built on its own `Auth` over the same stores and secret (as a second replica).
+fn probe_router(world: &World, config: &MeetingsConfig) -> axum::Router {
+    async fn probe(
+        State(_auth): State<Auth>,
+        who: Authenticated,
+    ) -> Result<axum::Json<Value>, ApiError> {
+        who.require(Scope::MeetingsCreate)?;
+        Ok(axum::Json(json!({ "user_id": who.user_id.to_string() })))
+    }
+    axum::Router::new()
+        .route("/probe/create", get(probe))
+        .with_state(meetings::auth(&world.ctx, config))
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        base::Clock::now(self.world.clock.as_ref())
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        bearer: Option<&str>,
+        ip: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("x-forwarded-for", ip)
+            .json(&body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        )
+    }
+
+    async fn register(&self, email: &str) -> Value {
+        let (status, body, _) = self
+            .post(
+                "/api/v1/auth/register",
+                json!({ "email": email, "password": PASSWORD, "display_name": "Alice" }),
+                None,
+                "198.51.100.1",
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.post(
+            "/api/v1/auth/user/token",
+            json!({ "email": email, "password": password }),
+            None,
+            ip,
+        )
+        .await
+    }
+
+    /// `GET /probe/create` with `bearer`: the status and body.
+    async fn probe(&self, bearer: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url("/probe/create"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn jwks(&self) -> Jwks {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn rotate(&self) {
+        self.feature
+            .jobs
+            .iter()
+            .find(|j| j.name() == KEY_ROTATION_JOB)
+            .unwrap()
+            .run_now()
+            .await
+            .unwrap();
+    }
+
+    async fn audit_rows(&self, event: &str) -> Vec<(Option<uuid::Uuid>, String, Option<String>)> {
+        sqlx::query_as(
+            "SELECT actor_user_id, result, host(ip_address) FROM meet.audit_logs \
+             WHERE event_type = $1 ORDER BY id",
+        )
+        .bind(event)
+        .fetch_all(self.world.postgres.pool())
+        .await
+        .unwrap()
+    }
+}
+
+fn token_of(body: &Value) -> String {
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_is_bad() {
+    let site = site().await;
+    let body = site.register("Alice@Example.org").await;
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    let token = token_of(&body);
+    let claims = claims_of(&token);
+    assert_eq!(claims["sub"], body["user_id"]);
+    for claim in ["exp", "iat", "jti", "scope"] {
+        assert!(!claims[claim].is_null(), "{claim}: {claims}");
+    }
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    let (hash, email): (Option<String>, String) =
+        sqlx::query_as("SELECT password_hash, email FROM meet.users WHERE user_id = $1::uuid")
+            .bind(body["user_id"].as_str().unwrap())
+            .fetch_one(site.world.postgres.pool())
+            .await
+            .unwrap();
+    assert!(hash.unwrap().starts_with("$argon2id$"));
+    assert_eq!(email, "alice@example.org");
+
+    let (status, taken, _) = site
+        .post(
+            "/api/v1/auth/register",
+            json!({ "email": "alice@example.org", "password": PASSWORD, "display_name": "A" }),
+            None,
+            "198.51.100.1",
+        )
+        .await;
+    assert_eq!(
+        (status, taken["code"].as_str()),
+        (409, Some("email_taken")),
+        "{taken}"
+    );
+
+    for (body, code, words) in [
+        (
+            json!({ "email": "bob@example.org", "password": "short", "display_name": "Bob" }),
+            "weak_password",
+            "at least 10 characters",
+        ),
+        (
+            json!({ "email": "bob", "password": PASSWORD, "display_name": "Bob" }),
+            "bad_email",
+            "no `@`",
+        ),
+        (
+            json!({ "email": "bob@example.org", "password": PASSWORD, "display_name": " " }),
+            "bad_display_name",
+            "display name",
+        ),
+        (
+            json!({ "email": "bob@example.org", "display_name": "Bob" }),
+            "bad_request",
+            "password",
+        ),
+    ] {
+        let (status, answer, _) = site
+            .post("/api/v1/auth/register", body, None, "198.51.100.1")
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["code"], code, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(words),
+            "{answer}"
+        );
+    }
+    let rows = site.audit_rows("user_registered").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].1, "success");
+    assert_eq!(rows[1].1, "failure");
+    assert_eq!(rows[0].2.as_deref(), Some("198.51.100.1"));
+}
+
+#[tokio::test]
+async fn login_answers_a_token_and_refuses_either_wrong_part_alike_with_audit_rows() {
+    let site = site().await;
+    let user = site.register("alice@example.org").await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body, _) = site
+        .login("ALICE@example.org", PASSWORD, "198.51.100.2")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+    assert_eq!(claims_of(&token_of(&body))["sub"], user.as_str());
+    let last_login: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT last_login_at FROM meet.users WHERE user_id = $1::uuid")
+            .bind(&user)
+            .fetch_one(site.world.postgres.pool())
+            .await
+            .unwrap();
+    assert_eq!(last_login, Some(site.now()));
+
+    let (s1, wrong_password, _) = site
+        .login("alice@example.org", "wrong horse 7", "198.51.100.2")
+        .await;
+    let (s2, wrong_email, _) = site
+        .login("nobody@example.org", PASSWORD, "198.51.100.2")
+        .await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(
+        wrong_password, wrong_email,
+        "the same answer whichever part was wrong"
+    );
+    assert_eq!(wrong_password["code"], "invalid_credentials");
+
+    let rows = site.audit_rows("user_login").await;
+    let user_uuid: uuid::Uuid = user.parse().unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                Some(user_uuid),
+                "success".to_owned(),
+                Some("198.51.100.2".to_owned())
+            ),
+            (
+                Some(user_uuid),
+                "failure".to_owned(),
+                Some("198.51.100.2".to_owned())
+            ),
+            (None, "failure".to_owned(), Some("198.51.100.2".to_owned())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn logout_blacklists_the_token_until_it_expires() {
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    assert_eq!(site.probe(&token).await.0, 200);
+    let (status, _, _) = site
+        .post(
+            "/api/v1/auth/logout",
+            json!({}),
+            Some(&token),
+            "198.51.100.3",
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = site.probe(&token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_revoked")),
+        "{body}"
+    );
+    let (status, body, _) = site
+        .post(
+            "/api/v1/auth/logout",
+            json!({}),
+            Some(&token),
+            "198.51.100.3",
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_revoked"))
+    );
+
+    let hash = meetings::auth::sha256_hex(token.as_bytes());
+    let key = format!("token:blacklist:{hash}");
+    let ttl = store::harness::ttl(&site.world.redis, &key).await;
+    assert!((3590..=3600).contains(&ttl), "TTL {ttl}");
+    let mut conn = site.world.redis.conn();
+    let reason: String = conn.get(&key).await.unwrap();
+    assert_eq!(reason, "logout");
+    assert_eq!(site.audit_rows("user_logout").await.len(), 1);
+    // Another session of the same user is not affected.
+    let (_, other, _) = site
+        .login("alice@example.org", PASSWORD, "198.51.100.3")
+        .await;
+    assert_eq!(site.probe(&token_of(&other)).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_ed25519_keys_that_verify_issued_tokens() {
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    let raw: Value = site
+        .http
+        .get(site.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &raw["keys"][0];
+    assert_eq!(raw["keys"].as_array().unwrap().len(), 1, "{raw}");
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert_eq!(key["kid"].as_str().unwrap(), kid_of(&token));
+    assert!(key.get("d").is_none(), "no private part: {key}");
+    let jwks: Jwks = serde_json::from_value(raw).unwrap();
+    let claims = verify_with_jwks(&token, &jwks, site.now().timestamp()).unwrap();
+    assert_eq!(
+        claims.scope,
+        "meetings:create meetings:read meetings:join meetings:manage"
+    );
+}
+
+#[tokio::test]
+async fn rotation_signs_with_a_new_key_and_keeps_old_tokens_valid_until_they_expire() {
+    let site = site().await;
+    let old = token_of(&site.register("alice@example.org").await);
+    site.rotate().await;
+    assert_eq!(site.jwks().await.keys.len(), 1, "not due yet");
+
+    // A day later a new key signs; the old one is still published.
+    site.world
+        .clock
+        .advance(Duration::from_secs(24 * 60 * 60 - 30 * 60));
+    let (_, fresh, _) = site
+        .login("alice@example.org", PASSWORD, "198.51.100.4")
+        .await;
+    let before_rotation = token_of(&fresh);
+    site.world.clock.advance(Duration::from_secs(30 * 60));
+    site.rotate().await;
+    let jwks = site.jwks().await;
+    assert_eq!(jwks.keys.len(), 2);
+    let (_, after, _) = site
+        .login("alice@example.org", PASSWORD, "198.51.100.4")
+        .await;
+    let new = token_of(&after);
+    assert_ne!(kid_of(&new), kid_of(&before_rotation));
+    assert_eq!(jwks.keys[0].kid.as_str(), kid_of(&new), "newest first");
+    assert_eq!(
+        site.probe(&before_rotation).await.0,
+        200,
+        "signed by the old key"
+    );
+    assert_eq!(site.probe(&new).await.0, 200);
+    // The first token has expired by now, whatever key signed it.
+    let (status, body) = site.probe(&old).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+
+    // Once every token of the old key has expired, it goes.
+    site.world.clock.advance(Duration::from_secs(60 * 60 + 61));
+    site.rotate().await;
+    let jwks = site.jwks().await;
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].kid.as_str(), kid_of(&new));
+    let mut conn = site.world.redis.conn();
+    let stored: Vec<String> = conn.hkeys("tavern:meetings:signing_keys").await.unwrap();
+    assert_eq!(stored, vec![kid_of(&new)]);
+    let rotations = site.audit_rows("signing_key_rotated").await;
+    assert_eq!(rotations.len(), 2, "the first key and one rotation");
+}
+
+#[tokio::test]
+async fn expired_revoked_forged_and_tampered_tokens_are_refused() {
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+
+    // Tampered: the claims changed after signing.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims = claims_of(&token);
+    claims["scope"] = json!("meetings:create meetings:manage admin");
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).unwrap());
+    let tampered = parts.join(".");
+    // Signed by a key of another deployment (another secret, other stores).
+    let other_world = World::with_postgres().await;
+    let other = start(other_world, config(&MeetingsSecretKey::generate().unwrap())).await;
+    let foreign = token_of(&other.register("alice@example.org").await);
+
+    for (credential, code) in [
+        (tampered.as_str(), "invalid_token"),
+        (foreign.as_str(), "invalid_token"),
+        ("not-a-token", "invalid_token"),
+        ("tmk_notakey", "invalid_api_key"),
+    ] {
+        let (status, body) = site.probe(credential).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some(code)),
+            "{credential}: {body}"
+        );
+        assert!(body["error"].is_string());
+    }
+    let missing = site
+        .http
+        .get(site.url("/probe/create"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 401);
+    assert!(missing.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["code"],
+        "missing_credentials"
+    );
+
+    assert_eq!(site.probe(&token).await.0, 200);
+    site.world.clock.advance(Duration::from_secs(3600));
+    let (status, body) = site.probe(&token).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+}
+
+#[tokio::test]
+async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
+    let site = site().await;
+    let registered = site.register("alice@example.org").await;
+    let token = token_of(&registered);
+    let expires = site.now() + TimeDelta::days(30);
+    let (status, created, _) = site
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "ci", "scopes": ["meetings:read", "meetings:create"], "expires_at": expires }),
+            Some(&token),
+            "198.51.100.5",
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let prefix = created["key_prefix"].as_str().unwrap();
+    assert!(
+        key.starts_with(prefix) && key.starts_with("tmk_"),
+        "{created}"
+    );
+    assert_eq!(
+        created["scopes"],
+        json!(["meetings:create", "meetings:read"])
+    );
+    assert_eq!(
+        created["expires_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        expires
+    );
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    let (hash, stored_prefix, last_used): (String, String, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT key_hash, key_prefix, last_used_at FROM meet.api_keys WHERE key_id = $1::uuid",
+    )
+    .bind(&key_id)
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(hash, meetings::auth::sha256_hex(key.as_bytes()));
+    assert_eq!(stored_prefix, prefix);
+    assert_eq!(last_used, None);
+
+    let (status, body) = site.probe(&key).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], registered["user_id"]);
+    let last_used: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT last_used_at FROM meet.api_keys WHERE key_id = $1::uuid")
+            .bind(&key_id)
+            .fetch_one(site.world.postgres.pool())
+            .await
+            .unwrap();
+    assert_eq!(last_used, Some(site.now()));
+
+    // A key without the scope, and a key making keys.
+    let (_, read_only, _) = site
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "reader", "scopes": ["meetings:read"] }),
+            Some(&token),
+            "198.51.100.5",
+        )
+        .await;
+    let read_only = read_only["key"].as_str().unwrap().to_owned();
+    let (status, body) = site.probe(&read_only).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{body}"
+    );
+    let (status, body, _) = site
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "x", "scopes": ["meetings:read"] }),
+            Some(&key),
+            "198.51.100.5",
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("user_token_required"))
+    );
+    let (status, body, _) = site
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "x", "scopes": ["meetings:rread"] }),
+            Some(&token),
+            "198.51.100.5",
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_scopes")));
+    assert!(body["error"].as_str().unwrap().contains("meetings:rread"));
+
+    // Revoked: refused; revoking again is 404, as is someone else's key.
+    let delete = |id: String, bearer: String| {
+        let request = site
+            .http
+            .delete(site.url(&format!("/api/v1/api-keys/{id}")))
+            .bearer_auth(bearer);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let bob = token_of(&site.register("bob@example.org").await);
+    assert_eq!(delete(key_id.clone(), bob).await, 404);
+    assert_eq!(delete(key_id.clone(), token.clone()).await, 204);
+    assert_eq!(delete(key_id.clone(), token.clone()).await, 404);
+    let (status, body) = site.probe(&key).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    assert_eq!(site.audit_rows("api_key_created").await.len(), 2);
+    assert_eq!(site.audit_rows("api_key_revoked").await.len(), 1);
+
+    // An expired key is refused.
+    let (_, short, _) = site
+        .post(
+            "/api/v1/api-keys",
+            json!({ "name": "short", "scopes": ["meetings:create"], "expires_at": site.now() + TimeDelta::minutes(5) }),
+            Some(&token),
+            "198.51.100.5",
+        )
+        .await;
+    let short = short["key"].as_str().unwrap().to_owned();
+    assert_eq!(site.probe(&short).await.0, 200);
+    site.world.clock.advance(Duration::from_secs(5 * 60));
+    assert_eq!(site.probe(&short).await.0, 401);
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_email_and_per_address_and_served_again_after_the_window() {
+    let site = site().await;
+    site.register("alice@example.org").await;
+    // Ten failures for one email, each from another address.
+    for i in 0..10 {
+        let (status, _, _) = site
+            .login(
+                "alice@example.org",
+                "wrong horse 7",
+                &format!("203.0.113.{i}"),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body, headers) = site
+        .login("alice@example.org", PASSWORD, "203.0.113.99")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let mut conn = site.world.redis.conn();
+    let keys: Vec<String> = conn
+        .keys("ratelimit:auth:login:failed:email:*")
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let ttl = store::harness::ttl(&site.world.redis, &keys[0]).await;
+    assert!((1..=60).contains(&ttl), "{ttl}");
+
+    // After the window, service again.
+    site.world.clock.advance(Duration::from_secs(retry));
+    let (status, _, _) = site
+        .login("alice@example.org", PASSWORD, "203.0.113.99")
+        .await;
+    assert_eq!(status, 200);
+
+    // Ten failures from one address, each for another email.
+    for i in 0..10 {
+        let (status, _, _) = site
+            .login(
+                &format!("nobody{i}@example.org"),
+                "wrong horse 7",
+                "203.0.113.200",
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _, headers) = site
+        .login("alice@example.org", PASSWORD, "203.0.113.200")
+        .await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = site
+        .login("alice@example.org", PASSWORD, "203.0.113.201")
+        .await;
+    assert_eq!(status, 200, "another address is not limited");
+}
+
+#[tokio::test]
+async fn a_restarted_feature_over_the_same_stores_verifies_tokens_the_first_issued() {
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    let sealed: String = {
+        let mut conn = site.world.redis.conn();
+        conn.hget("tavern:meetings:signing_keys", kid_of(&token))
+            .await
+            .unwrap()
+    };
+    let record: Value = serde_json::from_str(&sealed).unwrap();
+    let private = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(record["sealed_private"].as_str().unwrap())
+        .unwrap();
+    assert!(private.len() > 48, "sealed PKCS#8 with nonce and tag");
+
+    // The same secret: the new process verifies and publishes the same key.
+    let mut again = meetings::feature(&site.world.ctx, site.config.clone());
+    for work in &again.startup {
+        work.run().await.unwrap();
+    }
+    let base = serve(again.routes.take().unwrap()).await;
+    let jwks: Jwks = site
+        .http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].kid.as_str(), kid_of(&token));
+    let auth = meetings::auth(&site.world.ctx, &site.config);
+    let who = auth.verify_token(&token).await.unwrap();
+    assert_eq!(
+        who.scopes.to_claim(),
+        claims_of(&token)["scope"].as_str().unwrap()
+    );
+
+    // Another secret opens nothing: the old tokens are refused and a new key is made.
+    let wrong = config(&MeetingsSecretKey::generate().unwrap());
+    let stranger = meetings::auth(&site.world.ctx, &wrong);
+    assert!(stranger.verify_token(&token).await.is_err());
+    stranger.rotate_keys().await.unwrap();
+    let fresh = stranger
+        .issue(who.user_id, &meetings::auth::Scopes::all())
+        .await
+        .unwrap();
+    assert_ne!(kid_of(fresh.token.expose_str()), kid_of(&token));
+    // The replicas with the right secret go on as before: their key stays, and signs.
+    let mut conn = site.world.redis.conn();
+    let stored: Vec<String> = conn.hkeys("tavern:meetings:signing_keys").await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(auth.verify_token(&token).await.is_ok());
+    auth.rotate_keys().await.unwrap();
+    let again = auth
+        .issue(who.user_id, &meetings::auth::Scopes::all())
+        .await
+        .unwrap();
+    assert_eq!(kid_of(again.token.expose_str()), kid_of(&token));
+}
+
+/// Everything logged on this thread while `body` runs.
+async fn logged<F: std::future::Future<Output = ()>>(body: F) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    body.await;
+    drop(guard);
+    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+}
+
+#[tokio::test]
+async fn passwords_tokens_and_keys_never_reach_the_logs() {
+    let site = site().await;
+    let secrets = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = secrets.clone();
+    let logs = logged(async {
+        let token = token_of(&site.register("alice@example.org").await);
+        let (_, _, _) = site
+            .login("alice@example.org", "wrong horse 7", "198.51.100.9")
+            .await;
+        let (_, login, _) = site
+            .login("alice@example.org", PASSWORD, "198.51.100.9")
+            .await;
+        let (_, created, _) = site
+            .post(
+                "/api/v1/api-keys",
+                json!({ "name": "k", "scopes": ["meetings:read"] }),
+                Some(&token),
+                "198.51.100.9",
+            )
+            .await;
+        let key = created["key"].as_str().unwrap().to_owned();
+        site.probe(&key).await;
+        site.probe("tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .await;
+        site.post(
+            "/api/v1/auth/logout",
+            json!({}),
+            Some(&token),
+            "198.51.100.9",
+        )
+        .await;
+        site.probe(&token).await;
+        seen.lock().unwrap().extend([token, token_of(&login), key]);
+    })
+    .await;
+    assert!(logs.contains("meetings login"), "the capture works: {logs}");
+    let secrets = secrets.lock().unwrap().clone();
+    for secret in secrets
+        .iter()
+        .map(String::as_str)
+        .chain([PASSWORD, "wrong horse 7"])
+    {
+        assert!(!logs.contains(secret), "a secret in the logs:\n{logs}");
+    }
+    let mut conn = site.world.redis.conn();
+    let stored: String = conn
+        .hget("tavern:meetings:signing_keys", kid_of(&secrets[0]))
+        .await
+        .unwrap();
+    assert!(!logs.contains(&stored));
+    let hash: String = sqlx::query_scalar(
+        "SELECT password_hash FROM meet.users WHERE email = 'alice@example.org'",
+    )
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert!(
+        !logs.contains(&hash),
+        "the password hash in the logs:\n{logs}"
+    );
+    let salt_and_hash = hash.rsplit('$').next().unwrap();
+    assert!(!logs.contains(salt_and_hash));
+}
+
+#[tokio::test]
+async fn logging_in_with_discord_makes_the_account_once_links_it_and_seals_its_tokens() {
+    let site = site().await;
+    let callback = meetings::web::discord_callback_url(&site.world.ctx.public_url).unwrap();
+    site.world.sim.register_redirect_uri(callback.as_str());
+    let alice = site.world.demo.alice;
+    site.world.sim.sign_in(Some(alice));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    // Start at Tavern, approve at (fake) Discord, come back with its answer.
+    let come_back = || async {
+        let start = http
+            .get(site.url("/api/v1/auth/discord"))
+            .send()
+            .await
+            .unwrap();
+        assert!(start.status().is_redirection(), "{}", start.status());
+        let approved = http.get(location(&start)).send().await.unwrap();
+        assert!(approved.status().is_redirection(), "{}", approved.status());
+        let back = url::Url::parse(&location(&approved)).unwrap();
+        assert_eq!(back.path(), "/api/v1/auth/discord/callback");
+        site.url(&format!("{}?{}", back.path(), back.query().unwrap()))
+    };
+    let first_url = come_back().await;
+    let answer = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    let into = answer.clone();
+    let logs = logged(async {
+        let body: Value = http
+            .get(&first_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        *into.lock().unwrap() = body;
+    })
+    .await;
+    let first = answer.lock().unwrap().clone();
+    assert_eq!(first["created"], true, "{first}");
+    assert_eq!(first["token_type"], "Bearer");
+    assert_eq!(
+        site.probe(first["access_token"].as_str().unwrap()).await.0,
+        200
+    );
+
+    let second: Value = http
+        .get(come_back().await)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["created"], false, "{second}");
+    assert_eq!(second["user_id"], first["user_id"], "found, not made again");
+
+    let (email, hash): (String, Option<String>) =
+        sqlx::query_as("SELECT email, password_hash FROM meet.users WHERE user_id = $1::uuid")
+            .bind(first["user_id"].as_str().unwrap())
+            .fetch_one(site.world.postgres.pool())
+            .await
+            .unwrap();
+    assert_eq!(email, format!("discord-{alice}@users.discord.invalid"));
+    assert_eq!(hash, None);
+    let (provider_user, access, refresh): (String, Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT provider_user_id, access_token_encrypted, refresh_token_encrypted \
+         FROM meet.oauth_providers WHERE provider = 'discord'",
+    )
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(provider_user, alice.to_string());
+    let secret = site.config.secret_key.clone().unwrap();
+    let opened = secret
+        .open(&format!("meetings:oauth:discord:{alice}:access"), &access)
+        .unwrap();
+    assert!(!opened.is_empty());
+    let discord_token = String::from_utf8(opened.clone()).unwrap();
+    assert!(logs.contains("meetings login with Discord"), "{logs}");
+    assert!(
+        !logs.contains(&discord_token),
+        "Discord's token in the logs:\n{logs}"
+    );
+    let code = url::Url::parse(&first_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(!logs.contains(&code), "the code in the logs:\n{logs}");
+    assert!(!logs.contains(first["access_token"].as_str().unwrap()));
+    assert!(
+        !access.windows(opened.len()).any(|w| w == opened.as_slice()),
+        "stored sealed, not in the clear"
+    );
+    if let Some(refresh) = refresh {
+        assert!(
+            secret
+                .open(&format!("meetings:oauth:discord:{alice}:refresh"), &refresh)
+                .is_ok()
+        );
+    }
+    let rows = site.audit_rows("user_registered").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(site.audit_rows("user_login").await.len(), 1);
+
+    // A state is used once.
+    let replay = http.get(&first_url).send().await.unwrap();
+    assert_eq!(replay.status().as_u16(), 400);
+    assert_eq!(replay.json::<Value>().await.unwrap()["code"], "bad_state");
+    // Nobody registers the stand-in email first.
+    let (status, body, _) = site
+        .post(
+            "/api/v1/auth/register",
+            json!({ "email": "discord-1@users.discord.invalid", "password": PASSWORD, "display_name": "X" }),
+            None,
+            "198.51.100.1",
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_email")));
+}
