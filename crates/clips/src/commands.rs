@@ -186,16 +186,13 @@ pub fn add(feature: Feature, ctx: &feature::Context) -> Feature {
     feature.command(spec(), handler(&commands, run))
 }
 
+/// A handler that runs `run` with the commands' state.
 fn handler<F, Fut>(commands: &Commands, run: F) -> Arc<dyn Handler>
 where
     F: Fn(Commands, Invocation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = CommandResult> + Send + 'static,
 {
-    let commands = commands.clone();
-    Arc::new(move |inv: Invocation| {
-        let future = run(commands.clone(), inv);
-        async move { future.await.map_err(CommandError::into_handler_error) }
-    })
+    feature::reply::handler(commands, run, CommandError::into_handler_error)
 }
 
 fn private(text: impl Into<String>) -> CommandResult {

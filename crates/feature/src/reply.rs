@@ -3,10 +3,31 @@
 //! their domain refusals and call these for the storage part, so every feature words
 //! "not found", "busy", "broken" and "down" the same way.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use discord::HandlerError;
+use discord::{Handler, HandlerError, Invocation};
 use store::StorageError;
+
+/// A command or component handler that runs `run` with a clone of `state` for each
+/// interaction and answers its error through `refusal`: the feature's one mapping of
+/// its own errors (domain refusals, and storage through [`handler_error`]) to what the
+/// user sees.
+pub fn handler<S, E, F, Fut>(state: &S, run: F, refusal: fn(E) -> HandlerError) -> Arc<dyn Handler>
+where
+    S: Clone + Send + Sync + 'static,
+    E: Send + 'static,
+    F: Fn(S, Invocation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<discord::Response, E>> + Send + 'static,
+{
+    let state = state.clone();
+    Arc::new(move |inv: Invocation| {
+        let future = run(state.clone(), inv);
+        async move { future.await.map_err(refusal) }
+    })
+}
 
 /// The sentence a user sees for `error`. Corrupt data and outages are logged here with
 /// their cause (the user is told only that it is on our side).

@@ -354,6 +354,21 @@ fn login_link(next: &str) -> String {
     format!("/login/discord?next={next}")
 }
 
+/// 303 See Other to `location` (after a form's POST, the page to show next); a
+/// location that is not a valid header value (it never comes from a user) is a
+/// [`Problem`] page rather than a panic.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "Tavern could not build the address to send you to.",
+        )
+        .into_response(),
+    }
+}
+
 /// A page that says what went wrong, in words, with the right status; optionally a
 /// link onwards ("Log in again", "Back to the library").
 ///

@@ -286,11 +286,7 @@ where
     F: Fn(Commands, Invocation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = CommandResult> + Send + 'static,
 {
-    let commands = commands.clone();
-    Arc::new(move |inv: Invocation| {
-        let future = run(commands.clone(), inv);
-        async move { future.await.map_err(CommandError::into_handler_error) }
-    })
+    feature::reply::handler(commands, run, CommandError::into_handler_error)
 }
 
 /// Every command, in the order they are registered.

@@ -45,13 +45,13 @@ pub mod schedule;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base::{Clock, Secret};
 use discord::Discord;
 use feature::access::{Access, Routes};
 use meetup::{MeetupClient, MeetupEndpoints, OAuthApp};
 use url::Url;
-use web::page::Problem;
+use web::page::{Problem, see_other};
 
 use crate::config::CampaignsConfig;
 use crate::domain::{LinkingId, TransientUserId};
@@ -276,18 +276,6 @@ fn set_cookie(state: &WebState, response: &mut Response, flow: Option<&Flow>) {
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
-    }
-}
-
-fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
-        Err(_) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Tavern could not build the address to send you to.",
-        )
-        .into_response(),
     }
 }
 

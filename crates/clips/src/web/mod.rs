@@ -44,7 +44,7 @@ pub mod library;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base::Clock;
 use discord::Discord;
@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use store::Redis;
 use store::redis;
 use web::access::Denied;
+pub(crate) use web::page::see_other;
 use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
@@ -452,19 +453,6 @@ pub(crate) fn scan_problem(error: &ScanError) -> Problem {
 /// A page's problem as the API's JSON sentence, with the same status.
 pub(crate) fn as_denied(problem: &Problem) -> Denied {
     Denied::new(problem.status, problem.sentence.clone())
-}
-
-/// 303 to `location` (a local path).
-pub(crate) fn see_other(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
-        Err(_) => Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Tavern could not build the address to send you to.",
-        )
-        .into_response(),
-    }
 }
 
 /// A size in bytes as people read it (`12.3 MB`).
