@@ -144,7 +144,10 @@ async fn a_member_without_manage_server_is_refused_privately_and_nothing_changes
     // Refused before anything was written: the channel (which the gateway may have
     // registered meanwhile) is not read, no scan was queued, no setting stored.
     let channel = s.repo.channel(channel_id(s.clips)).await.unwrap();
-    assert!(channel.as_ref().is_none_or(|c| !c.is_reading), "{channel:?}");
+    assert!(
+        channel.as_ref().is_none_or(|c| !c.is_reading),
+        "{channel:?}"
+    );
     assert!(s.latest().await.is_none());
     assert!(
         s.repo

@@ -454,6 +454,59 @@ impl HealthStatus {
     }
 }
 
+/// A meeting controller or a media handler, as the choice of one for a new meeting sees
+/// it: one rule ([`accepts_meeting`](Assignee::accepts_meeting)) and one weighted choice
+/// ([`choose_controller`], [`choose_media_handler`]) serve both.
+pub trait Assignee {
+    /// Its region.
+    fn region(&self) -> &Region;
+
+    /// Its last reported health.
+    fn health(&self) -> HealthStatus;
+
+    /// Whether it is alive at `now`.
+    fn alive(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool;
+
+    /// Its weight in the choice: free slots, or 0 when it cannot take a meeting.
+    fn free_capacity(&self) -> u64;
+
+    /// Whether it may get a new meeting of `region` at `now`: of the region, `healthy`,
+    /// alive and with free capacity.
+    fn accepts_meeting(&self, region: &Region, now: DateTime<Utc>, liveness: &Liveness) -> bool {
+        self.region() == region
+            && self.health().takes_new_work()
+            && self.alive(now, liveness)
+            && self.free_capacity() > 0
+    }
+}
+
+/// `max` less `current` slots, or 0 when the gate (`gate_max` less `gate_current`) has
+/// nothing left: the weight is counted in one unit, the other only gates.
+fn free_slots(max: i32, current: i32, gate_max: i32, gate_current: i32) -> u64 {
+    if i64::from(gate_max) - i64::from(gate_current) <= 0 {
+        return 0;
+    }
+    u64::try_from(i64::from(max) - i64::from(current)).unwrap_or(0)
+}
+
+/// Among `candidates`, one that [accepts](Assignee::accepts_meeting) a meeting of
+/// `region` at `now`, at random with probability proportional to its free capacity.
+fn choose<'a, T: Assignee, R: Rng + ?Sized>(
+    candidates: &'a [T],
+    region: &Region,
+    now: DateTime<Utc>,
+    liveness: &Liveness,
+    rng: &mut R,
+) -> Option<&'a T> {
+    weighted_choice(
+        candidates
+            .iter()
+            .filter(|c| c.accepts_meeting(region, now, liveness))
+            .map(|c| (c, c.free_capacity())),
+        rng,
+    )
+}
+
 /// What the assignment needs to know of one registered meeting controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerLoad {
@@ -472,19 +525,6 @@ pub struct ControllerLoad {
 }
 
 impl ControllerLoad {
-    /// The weight of this controller in the choice: its free meeting slots, or 0 when it
-    /// cannot take a meeting (full on meetings or on participants). Participants are a
-    /// gate, not a weight: a meeting's size is unknown when it is assigned.
-    pub fn free_capacity(&self) -> u64 {
-        let free_meetings = i64::from(self.max_meetings) - i64::from(self.current_meetings);
-        let free_participants =
-            i64::from(self.max_participants) - i64::from(self.current_participants);
-        if free_participants <= 0 {
-            return 0;
-        }
-        u64::try_from(free_meetings).unwrap_or(0)
-    }
-
     /// Whether it is alive at `now`: a recent heartbeat and a capacity hash still there.
     pub fn is_alive(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
         self.capacity_reported && liveness.is_alive(self.last_heartbeat_at, now)
@@ -496,28 +536,41 @@ impl ControllerLoad {
     pub fn keeps_meetings(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
         self.is_alive(now, liveness) && self.health != HealthStatus::Unhealthy
     }
+}
 
-    /// Whether it may get a new meeting of `region` at `now`: of the region, alive,
-    /// `healthy` and with free capacity.
-    pub fn accepts_meeting(
-        &self,
-        region: &Region,
-        now: DateTime<Utc>,
-        liveness: &Liveness,
-    ) -> bool {
-        &self.region == region
-            && self.health.takes_new_work()
-            && self.is_alive(now, liveness)
-            && self.free_capacity() > 0
+impl Assignee for ControllerLoad {
+    fn region(&self) -> &Region {
+        &self.region
+    }
+
+    fn health(&self) -> HealthStatus {
+        self.health
+    }
+
+    /// A recent heartbeat and a capacity hash still there ([`ControllerLoad::is_alive`]).
+    fn alive(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
+        self.is_alive(now, liveness)
+    }
+
+    /// Its free meeting slots, or 0 when it cannot take a meeting (full on meetings or
+    /// on participants). Participants are a gate, not a weight: a meeting's size is
+    /// unknown when it is assigned.
+    fn free_capacity(&self) -> u64 {
+        free_slots(
+            self.max_meetings,
+            self.current_meetings,
+            self.max_participants,
+            self.current_participants,
+        )
     }
 }
 
 /// Picks the meeting controller for a new meeting: among the controllers that
-/// [accept](ControllerLoad::accepts_meeting) a meeting of `region` at `now`, one at
-/// random with probability proportional to its free meeting slots. Spreading by weight
-/// (rather than always the emptiest) keeps replicas of the global controller that decide
-/// at the same moment from piling onto one controller. `None` when no controller in the
-/// region can take it.
+/// [accept](Assignee::accepts_meeting) a meeting of `region` at `now`, one at random
+/// with probability proportional to its free meeting slots. Spreading by weight (rather
+/// than always the emptiest) keeps replicas of the global controller that decide at the
+/// same moment from piling onto one controller. `None` when no controller in the region
+/// can take it.
 pub fn choose_controller<'a, R: Rng + ?Sized>(
     candidates: &'a [ControllerLoad],
     region: &Region,
@@ -525,13 +578,7 @@ pub fn choose_controller<'a, R: Rng + ?Sized>(
     liveness: &Liveness,
     rng: &mut R,
 ) -> Option<&'a ControllerLoad> {
-    weighted_choice(
-        candidates
-            .iter()
-            .filter(|c| c.accepts_meeting(region, now, liveness))
-            .map(|c| (c, c.free_capacity())),
-        rng,
-    )
+    choose(candidates, region, now, liveness, rng)
 }
 
 /// What the assignment needs to know of one registered media handler.
@@ -548,30 +595,29 @@ pub struct HandlerLoad {
     pub last_heartbeat_at: DateTime<Utc>,
 }
 
-impl HandlerLoad {
-    /// Free stream slots, or 0 when the handler has no bitrate left: streams are the
-    /// weight, bandwidth the gate (as for controllers, meetings and participants).
-    pub fn free_capacity(&self) -> u64 {
-        let free_streams = i64::from(self.max_streams) - i64::from(self.current_streams);
-        let free_bitrate = i64::from(self.max_bitrate_mbps) - i64::from(self.current_bitrate_mbps);
-        if free_bitrate <= 0 {
-            return 0;
-        }
-        u64::try_from(free_streams).unwrap_or(0)
+impl Assignee for HandlerLoad {
+    fn region(&self) -> &Region {
+        &self.region
     }
 
-    /// Whether it may get a new meeting of `region` at `now`: of the region, `healthy`,
-    /// with a recent heartbeat and free capacity.
-    pub fn accepts_meeting(
-        &self,
-        region: &Region,
-        now: DateTime<Utc>,
-        liveness: &Liveness,
-    ) -> bool {
-        &self.region == region
-            && self.health.takes_new_work()
-            && liveness.is_alive(self.last_heartbeat_at, now)
-            && self.free_capacity() > 0
+    fn health(&self) -> HealthStatus {
+        self.health
+    }
+
+    /// A recent heartbeat.
+    fn alive(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
+        liveness.is_alive(self.last_heartbeat_at, now)
+    }
+
+    /// Free stream slots, or 0 when the handler has no bitrate left: streams are the
+    /// weight, bandwidth the gate (as for controllers, meetings and participants).
+    fn free_capacity(&self) -> u64 {
+        free_slots(
+            self.max_streams,
+            self.current_streams,
+            self.max_bitrate_mbps,
+            self.current_bitrate_mbps,
+        )
     }
 }
 
@@ -584,13 +630,7 @@ pub fn choose_media_handler<'a, R: Rng + ?Sized>(
     liveness: &Liveness,
     rng: &mut R,
 ) -> Option<&'a HandlerLoad> {
-    weighted_choice(
-        candidates
-            .iter()
-            .filter(|h| h.accepts_meeting(region, now, liveness))
-            .map(|h| (h, h.free_capacity())),
-        rng,
-    )
+    choose(candidates, region, now, liveness, rng)
 }
 
 /// One item at random, with probability proportional to its weight; items of weight 0

@@ -158,6 +158,32 @@ impl Site {
         .await
     }
 
+    /// `POST /api/v1/api-keys` with `body`, as `bearer` from `ip`: the status and body.
+    async fn create_key(&self, body: Value, bearer: &str, ip: &str) -> (u16, Value) {
+        let (status, body, _) = self.post("/api/v1/api-keys", body, Some(bearer), ip).await;
+        (status, body)
+    }
+
+    /// `POST /api/v1/auth/logout` with `token` from `ip`: the status and body.
+    async fn logout(&self, token: &str, ip: &str) -> (u16, Value) {
+        let (status, body, _) = self
+            .post("/api/v1/auth/logout", json!({}), Some(token), ip)
+            .await;
+        (status, body)
+    }
+
+    /// The one row `sql` finds with `arg` bound to `$1`.
+    async fn row<T>(&self, sql: &'static str, arg: &str) -> T
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        sqlx::query_as(sql)
+            .bind(arg)
+            .fetch_one(self.world.postgres.pool())
+            .await
+            .unwrap()
+    }
+
     /// `GET /probe/create` with `bearer`: the status and body.
     async fn probe(&self, bearer: &str) -> (u16, Value) {
         let response = self
@@ -172,14 +198,7 @@ impl Site {
     }
 
     async fn jwks(&self) -> Jwks {
-        self.http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.http, self.url("/.well-known/jwks.json")).await
     }
 
     async fn rotate(&self) {
@@ -205,29 +224,42 @@ impl Site {
     }
 }
 
+/// `GET url` through `http`, its body as JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Asserts `answer` (a status and body) is `status` with the error `code`.
+#[track_caller]
+fn assert_refused(answer: (u16, Value), status: u16, code: &str) {
+    let (got, body) = answer;
+    assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+}
+
 fn token_of(body: &Value) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
+/// The JSON of the token's `index`th part (0: the header, 1: the claims).
+fn part_of(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
+            .decode(part)
             .unwrap(),
     )
     .unwrap()
 }
 
+fn claims_of(token: &str) -> Value {
+    part_of(token, 1)
+}
+
 fn kid_of(token: &str) -> String {
-    let header = token.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
-    header["kid"].as_str().unwrap().to_owned()
+    part_of(token, 0)["kid"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -246,12 +278,12 @@ async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_i
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         3600
     );
-    let (hash, email): (Option<String>, String) =
-        sqlx::query_as("SELECT password_hash, email FROM meet.users WHERE user_id = $1::uuid")
-            .bind(body["user_id"].as_str().unwrap())
-            .fetch_one(site.world.postgres.pool())
-            .await
-            .unwrap();
+    let (hash, email): (Option<String>, String) = site
+        .row(
+            "SELECT password_hash, email FROM meet.users WHERE user_id = $1::uuid",
+            body["user_id"].as_str().unwrap(),
+        )
+        .await;
     assert!(hash.unwrap().starts_with("$argon2id$"));
     assert_eq!(email, "alice@example.org");
 
@@ -263,11 +295,7 @@ async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_i
             "198.51.100.1",
         )
         .await;
-    assert_eq!(
-        (status, taken["code"].as_str()),
-        (409, Some("email_taken")),
-        "{taken}"
-    );
+    assert_refused((status, taken), 409, "email_taken");
 
     for (body, code, words) in [
         (
@@ -322,12 +350,12 @@ async fn login_answers_a_token_and_refuses_either_wrong_part_alike_with_audit_ro
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(claims_of(&token_of(&body))["sub"], user.as_str());
-    let last_login: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT last_login_at FROM meet.users WHERE user_id = $1::uuid")
-            .bind(&user)
-            .fetch_one(site.world.postgres.pool())
-            .await
-            .unwrap();
+    let (last_login,): (Option<DateTime<Utc>>,) = site
+        .row(
+            "SELECT last_login_at FROM meet.users WHERE user_id = $1::uuid",
+            &user,
+        )
+        .await;
     assert_eq!(last_login, Some(site.now()));
 
     let (s1, wrong_password, _) = site
@@ -368,32 +396,12 @@ async fn logout_blacklists_the_token_until_it_expires() {
     let site = site().await;
     let token = token_of(&site.register("alice@example.org").await);
     assert_eq!(site.probe(&token).await.0, 200);
-    let (status, _, _) = site
-        .post(
-            "/api/v1/auth/logout",
-            json!({}),
-            Some(&token),
-            "198.51.100.3",
-        )
-        .await;
-    assert_eq!(status, 204);
-    let (status, body) = site.probe(&token).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("token_revoked")),
-        "{body}"
-    );
-    let (status, body, _) = site
-        .post(
-            "/api/v1/auth/logout",
-            json!({}),
-            Some(&token),
-            "198.51.100.3",
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("token_revoked"))
+    assert_eq!(site.logout(&token, "198.51.100.3").await.0, 204);
+    assert_refused(site.probe(&token).await, 401, "token_revoked");
+    assert_refused(
+        site.logout(&token, "198.51.100.3").await,
+        401,
+        "token_revoked",
     );
 
     let hash = meetings::auth::sha256_hex(token.as_bytes());
@@ -415,15 +423,7 @@ async fn logout_blacklists_the_token_until_it_expires() {
 async fn the_jwks_publishes_ed25519_keys_that_verify_issued_tokens() {
     let site = site().await;
     let token = token_of(&site.register("alice@example.org").await);
-    let raw: Value = site
-        .http
-        .get(site.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw: Value = get_json(&site.http, site.url("/.well-known/jwks.json")).await;
     let key = &raw["keys"][0];
     assert_eq!(raw["keys"].as_array().unwrap().len(), 1, "{raw}");
     assert_eq!(key["kty"], "OKP");
@@ -471,11 +471,7 @@ async fn rotation_signs_with_a_new_key_and_keeps_old_tokens_valid_until_they_exp
     );
     assert_eq!(site.probe(&new).await.0, 200);
     // The first token has expired by now, whatever key signed it.
-    let (status, body) = site.probe(&old).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("token_expired"))
-    );
+    assert_refused(site.probe(&old).await, 401, "token_expired");
 
     // Once every token of the old key has expired, it goes.
     site.world.clock.advance(Duration::from_secs(60 * 60 + 61));
@@ -514,12 +510,8 @@ async fn expired_revoked_forged_and_tampered_tokens_are_refused() {
         ("tmk_notakey", "invalid_api_key"),
     ] {
         let (status, body) = site.probe(credential).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (401, Some(code)),
-            "{credential}: {body}"
-        );
-        assert!(body["error"].is_string());
+        assert!(body["error"].is_string(), "{credential}: {body}");
+        assert_refused((status, body), 401, code);
     }
     let missing = site
         .http
@@ -536,11 +528,7 @@ async fn expired_revoked_forged_and_tampered_tokens_are_refused() {
 
     assert_eq!(site.probe(&token).await.0, 200);
     site.world.clock.advance(Duration::from_secs(3600));
-    let (status, body) = site.probe(&token).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("token_expired"))
-    );
+    assert_refused(site.probe(&token).await, 401, "token_expired");
 }
 
 #[tokio::test]
@@ -549,11 +537,10 @@ async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
     let registered = site.register("alice@example.org").await;
     let token = token_of(&registered);
     let expires = site.now() + TimeDelta::days(30);
-    let (status, created, _) = site
-        .post(
-            "/api/v1/api-keys",
+    let (status, created) = site
+        .create_key(
             json!({ "name": "ci", "scopes": ["meetings:read", "meetings:create"], "expires_at": expires }),
-            Some(&token),
+            &token,
             "198.51.100.5",
         )
         .await;
@@ -577,13 +564,12 @@ async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
         expires
     );
     let key_id = created["key_id"].as_str().unwrap().to_owned();
-    let (hash, stored_prefix, last_used): (String, String, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT key_hash, key_prefix, last_used_at FROM meet.api_keys WHERE key_id = $1::uuid",
-    )
-    .bind(&key_id)
-    .fetch_one(site.world.postgres.pool())
-    .await
-    .unwrap();
+    let (hash, stored_prefix, last_used): (String, String, Option<DateTime<Utc>>) = site
+        .row(
+            "SELECT key_hash, key_prefix, last_used_at FROM meet.api_keys WHERE key_id = $1::uuid",
+            &key_id,
+        )
+        .await;
     assert_eq!(hash, meetings::auth::sha256_hex(key.as_bytes()));
     assert_eq!(stored_prefix, prefix);
     assert_eq!(last_used, None);
@@ -591,52 +577,41 @@ async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
     let (status, body) = site.probe(&key).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_id"], registered["user_id"]);
-    let last_used: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT last_used_at FROM meet.api_keys WHERE key_id = $1::uuid")
-            .bind(&key_id)
-            .fetch_one(site.world.postgres.pool())
-            .await
-            .unwrap();
+    let (last_used,): (Option<DateTime<Utc>>,) = site
+        .row(
+            "SELECT last_used_at FROM meet.api_keys WHERE key_id = $1::uuid",
+            &key_id,
+        )
+        .await;
     assert_eq!(last_used, Some(site.now()));
 
     // A key without the scope, and a key making keys.
-    let (_, read_only, _) = site
-        .post(
-            "/api/v1/api-keys",
+    let (_, read_only) = site
+        .create_key(
             json!({ "name": "reader", "scopes": ["meetings:read"] }),
-            Some(&token),
+            &token,
             "198.51.100.5",
         )
         .await;
     let read_only = read_only["key"].as_str().unwrap().to_owned();
-    let (status, body) = site.probe(&read_only).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("insufficient_scope")),
-        "{body}"
-    );
-    let (status, body, _) = site
-        .post(
-            "/api/v1/api-keys",
+    assert_refused(site.probe(&read_only).await, 403, "insufficient_scope");
+    let made_by_key = site
+        .create_key(
             json!({ "name": "x", "scopes": ["meetings:read"] }),
-            Some(&key),
+            &key,
             "198.51.100.5",
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("user_token_required"))
-    );
-    let (status, body, _) = site
-        .post(
-            "/api/v1/api-keys",
+    assert_refused(made_by_key, 403, "user_token_required");
+    let (status, body) = site
+        .create_key(
             json!({ "name": "x", "scopes": ["meetings:rread"] }),
-            Some(&token),
+            &token,
             "198.51.100.5",
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("bad_scopes")));
     assert!(body["error"].as_str().unwrap().contains("meetings:rread"));
+    assert_refused((status, body), 400, "bad_scopes");
 
     // Revoked: refused; revoking again is 404, as is someone else's key.
     let delete = |id: String, bearer: String| {
@@ -650,20 +625,15 @@ async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
     assert_eq!(delete(key_id.clone(), bob).await, 404);
     assert_eq!(delete(key_id.clone(), token.clone()).await, 204);
     assert_eq!(delete(key_id.clone(), token.clone()).await, 404);
-    let (status, body) = site.probe(&key).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("invalid_api_key"))
-    );
+    assert_refused(site.probe(&key).await, 401, "invalid_api_key");
     assert_eq!(site.audit_rows("api_key_created").await.len(), 2);
     assert_eq!(site.audit_rows("api_key_revoked").await.len(), 1);
 
     // An expired key is refused.
-    let (_, short, _) = site
-        .post(
-            "/api/v1/api-keys",
+    let (_, short) = site
+        .create_key(
             json!({ "name": "short", "scopes": ["meetings:create"], "expires_at": site.now() + TimeDelta::minutes(5) }),
-            Some(&token),
+            &token,
             "198.51.100.5",
         )
         .await;
@@ -691,11 +661,7 @@ async fn failed_logins_are_limited_per_email_and_per_address_and_served_again_af
     let (status, body, headers) = site
         .login("alice@example.org", PASSWORD, "203.0.113.99")
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (429, Some("rate_limited")),
-        "{body}"
-    );
+    assert_refused((status, body), 429, "rate_limited");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     let mut conn = site.world.redis.conn();
@@ -758,15 +724,7 @@ async fn a_restarted_feature_over_the_same_stores_verifies_tokens_the_first_issu
         work.run().await.unwrap();
     }
     let base = serve(again.routes.take().unwrap()).await;
-    let jwks: Jwks = site
-        .http
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Jwks = get_json(&site.http, format!("{base}/.well-known/jwks.json")).await;
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kid.as_str(), kid_of(&token));
     let auth = meetings::auth(&site.world.ctx, &site.config);
@@ -799,38 +757,12 @@ async fn a_restarted_feature_over_the_same_stores_verifies_tokens_the_first_issu
     assert_eq!(kid_of(again.token.expose_str()), kid_of(&token));
 }
 
-/// Everything logged on this thread while `body` runs.
-async fn logged<F: std::future::Future<Output = ()>>(body: F) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    body.await;
-    drop(guard);
-    String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
-}
-
 #[tokio::test]
 async fn passwords_tokens_and_keys_never_reach_the_logs() {
     let site = site().await;
     let secrets = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = secrets.clone();
-    let logs = logged(async {
+    let logs = testkit::logged(async {
         let token = token_of(&site.register("alice@example.org").await);
         let (_, _, _) = site
             .login("alice@example.org", "wrong horse 7", "198.51.100.9")
@@ -838,11 +770,10 @@ async fn passwords_tokens_and_keys_never_reach_the_logs() {
         let (_, login, _) = site
             .login("alice@example.org", PASSWORD, "198.51.100.9")
             .await;
-        let (_, created, _) = site
-            .post(
-                "/api/v1/api-keys",
+        let (_, created) = site
+            .create_key(
                 json!({ "name": "k", "scopes": ["meetings:read"] }),
-                Some(&token),
+                &token,
                 "198.51.100.9",
             )
             .await;
@@ -850,13 +781,7 @@ async fn passwords_tokens_and_keys_never_reach_the_logs() {
         site.probe(&key).await;
         site.probe("tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
             .await;
-        site.post(
-            "/api/v1/auth/logout",
-            json!({}),
-            Some(&token),
-            "198.51.100.9",
-        )
-        .await;
+        site.logout(&token, "198.51.100.9").await;
         site.probe(&token).await;
         seen.lock().unwrap().extend([token, token_of(&login), key]);
     })
@@ -876,12 +801,12 @@ async fn passwords_tokens_and_keys_never_reach_the_logs() {
         .await
         .unwrap();
     assert!(!logs.contains(&stored));
-    let hash: String = sqlx::query_scalar(
-        "SELECT password_hash FROM meet.users WHERE email = 'alice@example.org'",
-    )
-    .fetch_one(site.world.postgres.pool())
-    .await
-    .unwrap();
+    let (hash,): (String,) = site
+        .row(
+            "SELECT password_hash FROM meet.users WHERE email = $1",
+            "alice@example.org",
+        )
+        .await;
     assert!(
         !logs.contains(&hash),
         "the password hash in the logs:\n{logs}"
@@ -919,15 +844,8 @@ async fn logging_in_with_discord_makes_the_account_once_links_it_and_seals_its_t
     let first_url = come_back().await;
     let answer = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
     let into = answer.clone();
-    let logs = logged(async {
-        let body: Value = http
-            .get(&first_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let logs = testkit::logged(async {
+        let body: Value = get_json(&http, &first_url).await;
         *into.lock().unwrap() = body;
     })
     .await;
@@ -939,23 +857,16 @@ async fn logging_in_with_discord_makes_the_account_once_links_it_and_seals_its_t
         200
     );
 
-    let second: Value = http
-        .get(come_back().await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: Value = get_json(&http, come_back().await).await;
     assert_eq!(second["created"], false, "{second}");
     assert_eq!(second["user_id"], first["user_id"], "found, not made again");
 
-    let (email, hash): (String, Option<String>) =
-        sqlx::query_as("SELECT email, password_hash FROM meet.users WHERE user_id = $1::uuid")
-            .bind(first["user_id"].as_str().unwrap())
-            .fetch_one(site.world.postgres.pool())
-            .await
-            .unwrap();
+    let (email, hash): (String, Option<String>) = site
+        .row(
+            "SELECT email, password_hash FROM meet.users WHERE user_id = $1::uuid",
+            first["user_id"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(email, format!("discord-{alice}@users.discord.invalid"));
     assert_eq!(hash, None);
     let (provider_user, access, refresh): (String, Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
@@ -1014,5 +925,5 @@ async fn logging_in_with_discord_makes_the_account_once_links_it_and_seals_its_t
             "198.51.100.1",
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("bad_email")));
+    assert_refused((status, body), 400, "bad_email");
 }

@@ -5,8 +5,9 @@
 //! Redis and PostgreSQL through the test world.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+mod common;
 
+use common::{hash_of, meeting, world};
 use meetings::domain::{
     DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType, UserId,
 };
@@ -14,12 +15,6 @@ use meetings::repo::{JoinRequest, MeetingSettings, NewMeeting, NewStream};
 use meetings::{Repo, jobs};
 use redis::AsyncCommands;
 use testkit::World;
-
-async fn world() -> World {
-    let world = World::with_postgres().await;
-    world.postgres.migrate(&meetings::MIGRATIONS).await.unwrap();
-    world
-}
 
 fn join_request(meeting: MeetingId, name: &str, user: Option<UserId>) -> JoinRequest {
     JoinRequest {
@@ -30,18 +25,6 @@ fn join_request(meeting: MeetingId, name: &str, user: Option<UserId>) -> JoinReq
         user_agent: Some("honest-test".into()),
         client_version: None,
     }
-}
-
-async fn meeting(repo: &Repo) -> MeetingId {
-    repo.create_meeting(&NewMeeting {
-        display_name: DisplayName::parse("Session zero").unwrap(),
-        created_by: None,
-        settings: MeetingSettings::default(),
-        scheduled_start_time: None,
-    })
-    .await
-    .unwrap()
-    .meeting_id
 }
 
 async fn join(repo: &Repo, m: MeetingId, name: &str) -> ParticipantId {
@@ -77,13 +60,24 @@ async fn exists(world: &World, key: &str) -> bool {
 }
 
 async fn subscribers(world: &World, stream: StreamId) -> i64 {
-    let fields: HashMap<String, String> = world
-        .redis
-        .conn()
-        .hgetall(format!("stream:{stream}"))
-        .await
-        .unwrap();
+    let fields = hash_of(&world.redis, &format!("stream:{stream}")).await;
     fields["subscribers"].parse().unwrap()
+}
+
+/// Deletes `keys`, as their expiry would.
+async fn expire_now(world: &World, keys: &[String]) {
+    let _: () = world.redis.conn().del(keys).await.unwrap();
+}
+
+/// The `leave_reason` of `p`'s row.
+async fn leave_reason(world: &World, p: ParticipantId) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(p.as_uuid())
+    .fetch_one(world.postgres.pool())
+    .await
+    .unwrap()
 }
 
 /// The stream has the TTL of an ended stream: about an hour (never timed, a range).
@@ -131,7 +125,7 @@ struct Scene {
 }
 
 async fn scene(repo: &Repo) -> Scene {
-    let m = meeting(repo).await;
+    let m = meeting(repo, "Session zero").await;
     let alice = join(repo, m, "Alice").await;
     let bob = join(repo, m, "Bob").await;
     let alice_camera = publish(repo, m, alice, StreamType::VideoCamera).await;
@@ -152,8 +146,7 @@ async fn scene(repo: &Repo) -> Scene {
 
 #[tokio::test]
 async fn a_leave_ends_the_participants_streams_and_counts_its_subscriptions_down() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let s = scene(&repo).await;
 
     assert_eq!(
@@ -189,16 +182,10 @@ async fn a_leave_ends_the_participants_streams_and_counts_its_subscriptions_down
 
 #[tokio::test]
 async fn a_participant_dropped_by_the_presence_job_leaves_the_same_way() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let s = scene(&repo).await;
     // Bob's browser crashed: his presence (30 s) ran out.
-    let _: () = world
-        .redis
-        .conn()
-        .del(format!("presence:{}", s.bob))
-        .await
-        .unwrap();
+    expire_now(&world, &[format!("presence:{}", s.bob)]).await;
 
     assert_eq!(jobs::reap_absent_participants(&repo).await.unwrap(), 1);
 
@@ -212,20 +199,15 @@ async fn a_participant_dropped_by_the_presence_job_leaves_the_same_way() {
         1,
         "Alice still watches"
     );
-    let reason: Option<String> = sqlx::query_scalar(
-        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
-    )
-    .bind(s.bob.as_uuid())
-    .fetch_one(world.postgres.pool())
-    .await
-    .unwrap();
-    assert_eq!(reason.as_deref(), Some("connection_lost"));
+    assert_eq!(
+        leave_reason(&world, s.bob).await.as_deref(),
+        Some("connection_lost")
+    );
 }
 
 #[tokio::test]
 async fn the_end_of_a_meeting_ends_every_stream_and_clears_every_subscription() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let s = scene(&repo).await;
 
     repo.end_meeting(s.m).await.unwrap();
@@ -237,12 +219,7 @@ async fn the_end_of_a_meeting_ends_every_stream_and_clears_every_subscription() 
         assert_ended(&world, stream).await;
         assert_eq!(subscribers(&world, stream).await, 0, "{stream}");
     }
-    let state: HashMap<String, String> = world
-        .redis
-        .conn()
-        .hgetall(format!("meeting:{}", s.m))
-        .await
-        .unwrap();
+    let state = hash_of(&world.redis, &format!("meeting:{}", s.m)).await;
     assert_eq!(state["status"], "ended");
     assert_eq!(state["participant_count"], "0");
     let meeting_ttl = ttl(&world, &format!("meeting:{}", s.m)).await;
@@ -264,20 +241,18 @@ async fn the_end_of_a_meeting_ends_every_stream_and_clears_every_subscription() 
 
 #[tokio::test]
 async fn a_session_that_expired_before_the_presence_job_ran_is_still_made_honest() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let s = scene(&repo).await;
     // Alice's session hash and presence expired (nothing removed her for 5 minutes);
     // her subscriptions set outlives the session on purpose.
-    let _: () = world
-        .redis
-        .conn()
-        .del(&[
+    expire_now(
+        &world,
+        &[
             format!("participant:{}", s.alice),
             format!("presence:{}", s.alice),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert!(exists(&world, &format!("participant:{}:subscriptions", s.alice)).await);
 
     assert_eq!(jobs::reap_absent_participants(&repo).await.unwrap(), 1);
@@ -295,9 +270,8 @@ async fn a_session_that_expired_before_the_presence_job_ran_is_still_made_honest
 
 #[tokio::test]
 async fn subscriber_counts_stay_true_when_subscriptions_race_departures() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
-    let m = meeting(&repo).await;
+    let (world, repo) = world().await;
+    let m = meeting(&repo, "Session zero").await;
     let host = join(&repo, m, "Host").await;
     let stream = publish(&repo, m, host, StreamType::VideoCamera).await;
     let mut viewers = Vec::new();
@@ -345,8 +319,7 @@ async fn subscriber_counts_stay_true_when_subscriptions_race_departures() {
 
 #[tokio::test]
 async fn the_lifecycle_and_every_join_and_leave_leave_an_audit_row() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let creator = UserId::random();
     sqlx::query(
         "INSERT INTO meet.users (user_id, email, display_name) VALUES ($1, 'gm@example.org', 'GM')",
@@ -399,13 +372,9 @@ async fn the_lifecycle_and_every_join_and_leave_leave_an_audit_row() {
     ];
     assert_eq!(rows, expected);
     // The guest's session was closed by the end (in PostgreSQL, and gone from Redis).
-    let reason: Option<String> = sqlx::query_scalar(
-        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
-    )
-    .bind(guest.as_uuid())
-    .fetch_one(world.postgres.pool())
-    .await
-    .unwrap();
-    assert_eq!(reason.as_deref(), Some("meeting_ended"));
+    assert_eq!(
+        leave_reason(&world, guest).await.as_deref(),
+        Some("meeting_ended")
+    );
     assert_gone(&world, m, guest).await;
 }

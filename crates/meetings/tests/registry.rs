@@ -4,28 +4,22 @@
 //! manual clock; an expired capacity hash is made by `PEXPIRE`, never by waiting.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::{handler_registration, hash_of, meeting, world};
 use meetings::domain::{
     ControllerId, DisplayName, HandlerId, HealthStatus, Liveness, MeetingId, Region,
 };
-use meetings::repo::{
-    ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
-    JoinRequest, MeetingSettings, NewMeeting,
-};
+use meetings::repo::{ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, JoinRequest};
 use meetings::{MeetingsError, Repo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use redis::AsyncCommands;
 use store::StorageError;
 use testkit::{World, eventually};
-
-async fn world() -> World {
-    let world = World::with_postgres().await;
-    world.postgres.migrate(&meetings::MIGRATIONS).await.unwrap();
-    world
-}
 
 fn region(name: &str) -> Region {
     Region::parse(name).unwrap()
@@ -59,16 +53,18 @@ async fn beat(repo: &Repo, name: &str, current_meetings: i32, health: HealthStat
     .unwrap();
 }
 
-async fn meeting(repo: &Repo) -> MeetingId {
-    repo.create_meeting(&NewMeeting {
-        display_name: DisplayName::parse("One-shot").unwrap(),
-        created_by: None,
-        settings: MeetingSettings::default(),
-        scheduled_start_time: None,
+/// Joins a participant without an account to `m`.
+async fn join_anonymous(repo: &Repo, m: MeetingId) {
+    repo.join(&JoinRequest {
+        meeting_id: m,
+        user_id: None,
+        display_name: DisplayName::parse("A").unwrap(),
+        ip_address: None,
+        user_agent: None,
+        client_version: None,
     })
     .await
-    .unwrap()
-    .meeting_id
+    .unwrap();
 }
 
 /// Assigns `n` new meetings in `region`; how many went to each controller (`None`
@@ -82,7 +78,7 @@ async fn assign_many(
     let live = Liveness::default();
     let mut counts = HashMap::new();
     for _ in 0..n {
-        let m = meeting(repo).await;
+        let m = meeting(repo, "One-shot").await;
         let chosen = repo
             .assign_controller(m, &region(in_region), &live, rng)
             .await
@@ -94,18 +90,12 @@ async fn assign_many(
 }
 
 async fn capacity(world: &World, name: &str) -> HashMap<String, String> {
-    world
-        .redis
-        .conn()
-        .hgetall(format!("controller:{name}:capacity"))
-        .await
-        .unwrap()
+    hash_of(&world.redis, &format!("controller:{name}:capacity")).await
 }
 
 #[tokio::test]
 async fn a_controller_whose_heartbeats_stop_gets_no_new_meetings_until_it_reports_again() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     register(&repo, "mc-quiet", "eu-west-1", 1000).await;
     register(&repo, "mc-steady", "eu-west-1", 1000).await;
     let mut rng = StdRng::seed_from_u64(1);
@@ -131,14 +121,14 @@ async fn a_controller_whose_heartbeats_stop_gets_no_new_meetings_until_it_report
     let patient = Liveness {
         heartbeat_limit: chrono::TimeDelta::minutes(5),
     };
-    let m = meeting(&repo).await;
+    let m = meeting(&repo, "One-shot").await;
     assert!(
         repo.assign_controller(m, &region("eu-west-1"), &patient, &mut rng)
             .await
             .unwrap()
             .is_some()
     );
-    let m = meeting(&repo).await;
+    let m = meeting(&repo, "One-shot").await;
     assert_eq!(
         repo.assign_controller(m, &region("eu-west-1"), &Liveness::default(), &mut rng)
             .await
@@ -150,8 +140,7 @@ async fn a_controller_whose_heartbeats_stop_gets_no_new_meetings_until_it_report
 
 #[tokio::test]
 async fn a_controller_whose_capacity_hash_expired_gets_no_new_meetings() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     register(&repo, "mc-a", "us-east-1", 1000).await;
     register(&repo, "mc-b", "us-east-1", 1000).await;
     let key = "controller:mc-a:capacity";
@@ -176,8 +165,7 @@ async fn a_controller_whose_capacity_hash_expired_gets_no_new_meetings() {
 
 #[tokio::test]
 async fn draining_degraded_and_unhealthy_controllers_get_no_new_meetings() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     for (name, health) in [
         ("mc-draining", HealthStatus::Draining),
         ("mc-degraded", HealthStatus::Degraded),
@@ -201,8 +189,7 @@ async fn draining_degraded_and_unhealthy_controllers_get_no_new_meetings() {
 
 #[tokio::test]
 async fn the_weighted_choice_respects_free_capacity_and_region() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     register(&repo, "mc-roomy", "eu-west-1", 1000).await;
     register(&repo, "mc-busy", "eu-west-1", 1000).await;
     register(&repo, "mc-elsewhere", "us-east-1", 1000).await;
@@ -244,8 +231,7 @@ async fn the_weighted_choice_respects_free_capacity_and_region() {
 
 #[tokio::test]
 async fn a_registered_controller_is_found_with_its_endpoint_and_the_join_copies_the_assignment() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     register(&repo, "mc-1", "eu-west-1", 10).await;
 
     let found = repo.controller(&id("mc-1")).await.unwrap();
@@ -258,60 +244,31 @@ async fn a_registered_controller_is_found_with_its_endpoint_and_the_join_copies_
         Err(MeetingsError::Storage(StorageError::NotFound { .. }))
     ));
 
-    let m = meeting(&repo).await;
+    let m = meeting(&repo, "One-shot").await;
     let mut rng = StdRng::seed_from_u64(5);
     let chosen = repo
         .assign_controller(m, &region("eu-west-1"), &Liveness::default(), &mut rng)
         .await
         .unwrap();
     assert_eq!(chosen, Some(id("mc-1")));
-    repo.join(&JoinRequest {
-        meeting_id: m,
-        user_id: None,
-        display_name: DisplayName::parse("A").unwrap(),
-        ip_address: None,
-        user_agent: None,
-        client_version: None,
-    })
-    .await
-    .unwrap();
-    let state: HashMap<String, String> = world
-        .redis
-        .conn()
-        .hgetall(format!("meeting:{m}"))
-        .await
-        .unwrap();
+    join_anonymous(&repo, m).await;
+    let state = hash_of(&world.redis, &format!("meeting:{m}")).await;
     assert_eq!(state["controller_id"], "mc-1");
 }
 
 #[tokio::test]
 async fn a_media_handler_whose_heartbeats_stop_gets_no_new_meetings() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     let handler = HandlerId::parse("mh-1").unwrap();
-    repo.register_handler(&HandlerRegistration {
-        handler_id: handler.clone(),
-        region: region("eu-west-1"),
-        endpoint: "https://mh-1.example.org".into(),
-        max_streams: 100,
-        max_bitrate_mbps: 1000,
-        supports_transcoding: true,
-        supports_mixing: true,
-        supported_codecs: vec!["VP9".into()],
-    })
+    repo.register_handler(&handler_registration(
+        &handler,
+        &region("eu-west-1"),
+        "https://mh-1.example.org",
+    ))
     .await
     .unwrap();
-    let m = meeting(&repo).await;
-    repo.join(&JoinRequest {
-        meeting_id: m,
-        user_id: None,
-        display_name: DisplayName::parse("A").unwrap(),
-        ip_address: None,
-        user_agent: None,
-        client_version: None,
-    })
-    .await
-    .unwrap();
+    let m = meeting(&repo, "One-shot").await;
+    join_anonymous(&repo, m).await;
     let live = Liveness::default();
     let mut rng = StdRng::seed_from_u64(6);
 
@@ -341,11 +298,10 @@ async fn a_media_handler_whose_heartbeats_stop_gets_no_new_meetings() {
 
 #[tokio::test]
 async fn a_meeting_keeps_its_controller_while_it_lives_and_moves_when_it_dies() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (world, repo) = world().await;
     register(&repo, "mc-a", "eu-west-1", 1000).await;
     register(&repo, "mc-b", "eu-west-1", 1000).await;
-    let m = meeting(&repo).await;
+    let m = meeting(&repo, "One-shot").await;
     let live = Liveness::default();
     let eu = region("eu-west-1");
     let mut rng = StdRng::seed_from_u64(7);
@@ -413,12 +369,11 @@ async fn a_meeting_keeps_its_controller_while_it_lives_and_moves_when_it_dies() 
 
 #[tokio::test]
 async fn replicas_asking_at_once_for_a_new_meetings_controller_all_get_the_same_one() {
-    let world = world().await;
-    let repo = Repo::from_context(&world.ctx);
+    let (_world, repo) = world().await;
     for name in ["mc-1", "mc-2", "mc-3", "mc-4"] {
         register(&repo, name, "eu-west-1", 1000).await;
     }
-    let m = meeting(&repo).await;
+    let m = meeting(&repo, "One-shot").await;
 
     let mut tasks = Vec::new();
     for seed in 0..8 {

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use chrono::{TimeDelta, Utc};
-use common::{Env, env};
+use common::{Env, env, handler_registration};
 use meetings::domain::{
     ActorType, AuditResult, ConnectionType, ControllerId, DisplayName, HandlerId, HealthStatus,
     LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus, ParticipantId, RateLimitPart,
@@ -960,16 +960,11 @@ async fn a_running_meeting_gets_a_healthy_media_handler_of_its_region_in_its_has
         ("mh-2", HealthStatus::Healthy),
     ] {
         let handler_id = HandlerId::parse(id).unwrap();
-        repo.register_handler(&HandlerRegistration {
-            handler_id: handler_id.clone(),
-            region: region.clone(),
-            endpoint: format!("https://{id}.example.org"),
-            max_streams: 100,
-            max_bitrate_mbps: 1000,
-            supports_transcoding: true,
-            supports_mixing: true,
-            supported_codecs: vec!["VP9".into()],
-        })
+        repo.register_handler(&handler_registration(
+            &handler_id,
+            &region,
+            &format!("https://{id}.example.org"),
+        ))
         .await
         .unwrap();
         repo.heartbeat_handler(&HandlerHeartbeat {

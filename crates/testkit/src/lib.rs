@@ -11,11 +11,14 @@
 //!   asynchronously (a message edit, a Redis write by a job). Never sleep to wait.
 //! - [`catalog`]: reads a PostgreSQL schema's tables, columns, constraints, indexes and
 //!   triggers back from the catalog, for the tests that hold a schema to its seed.
+//! - [`logged`]: what is logged while a piece of a test runs, for the tests that keep
+//!   secrets out of the logs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
 pub mod catalog;
+mod logs;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ pub use base::ManualClock;
 use discord::BotConfig;
 use discord_sim::{Demo, Sim, SimConfig};
 use feature::{Context, Feature};
+pub use logs::logged;
 use store::harness::{TestPostgres, TestRedis};
 use store::{Postgres, Redis};
 use tokio_util::sync::CancellationToken;

@@ -565,34 +565,6 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert_eq!(from("203.0.113.2").await.unwrap().status().as_u16(), 303);
 }
 
-/// Everything logged while `body` runs on this thread, at every level.
-async fn logged<F: std::future::Future<Output = ()>>(body: F) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    body.await;
-    drop(guard);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
-}
-
 #[tokio::test]
 async fn oauth_codes_and_errors_never_reach_the_logs() {
     // The requests go through the whole site (its trace layer), served on this thread.
@@ -607,7 +579,7 @@ async fn oauth_codes_and_errors_never_reach_the_logs() {
         .into_owned();
     let base = app.base.clone();
     let cookie = format!("{COOKIE}={anonymous}");
-    let log = logged(async {
+    let log = testkit::logged(async {
         let url = format!(
             "{base}login/discord/callback?code=SECRETCODE123&state={state}&error=FORGED%20LINE%0Ainjected"
         );

@@ -16,11 +16,6 @@ use crate::schema::{self, MeetingRow, meeting_fields};
 /// transaction of the change they record (so a change never lands without its row, nor
 /// a row without its change).
 pub(super) mod audit {
-    use sqlx::PgConnection;
-
-    use crate::repo::{AuditEntry, MeetingsError};
-    use crate::schema;
-
     /// `event_type`s (the seed's examples spell them `meeting_created`,
     /// `participant_joined`).
     pub const MEETING_CREATED: &str = "meeting_created";
@@ -35,24 +30,8 @@ pub(super) mod audit {
     /// `target_type` of all four.
     pub const TARGET_MEETING: &str = "meeting";
 
-    /// Appends `entry` on `conn` (a transaction's connection).
-    pub async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> Result<(), MeetingsError> {
-        sqlx::query(schema::INSERT_AUDIT)
-            .bind(&entry.event_type)
-            .bind(entry.actor_user_id.map(|u| u.as_uuid()))
-            .bind(entry.actor_type.as_str())
-            .bind(entry.target_type.as_deref())
-            .bind(entry.target_id.as_deref())
-            .bind(&entry.action)
-            .bind(entry.result.as_str())
-            .bind(entry.error_message.as_deref())
-            .bind(entry.ip_address.map(|ip| ip.to_string()))
-            .bind(entry.user_agent.as_deref())
-            .bind(entry.metadata.as_ref())
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
+    /// Appends an entry inside the caller's transaction (`append(&mut *tx, &entry)`).
+    pub(in crate::repo) use crate::repo::audit::append;
 }
 
 /// The audit row of a meeting's creation or end.
@@ -218,7 +197,7 @@ impl Repo {
                         new.created_by,
                         serde_json::json!({ "meeting_code": meeting.meeting_code.as_str() }),
                     );
-                    audit::append(&mut tx, &entry).await?;
+                    audit::append(&mut *tx, &entry).await?;
                     tx.commit().await?;
                     tracing::info!(meeting = %meeting.meeting_id, code = %meeting.meeting_code, "meeting created");
                     return Ok(meeting);
@@ -283,7 +262,7 @@ impl Repo {
                     None,
                     serde_json::json!({ "participants_still_in": closed }),
                 );
-                audit::append(&mut tx, &entry).await?;
+                audit::append(&mut *tx, &entry).await?;
                 tx.commit().await?;
                 at
             }

@@ -196,7 +196,7 @@ impl Repo {
                 "guest": req.user_id.is_none(),
             })),
         };
-        audit::append(&mut tx, &entry).await?;
+        audit::append(&mut *tx, &entry).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -361,7 +361,7 @@ impl Repo {
                     "leave_reason": reason.as_str(),
                 })),
             };
-            audit::append(&mut tx, &entry).await?;
+            audit::append(&mut *tx, &entry).await?;
         }
         tx.commit().await?;
         Ok(remaining)
