@@ -1107,17 +1107,11 @@ impl State {
             .ok_or_else(ApiError::unknown_message)?;
         self.forget_attachments(&message.attachments);
         if !message.is_ephemeral() {
-            let mut payload = json!({"id": id, "channel_id": channel});
-            if let Some(guild) = guild {
-                insert(&mut payload, "guild_id", json!(guild));
-            }
-            let intent = if guild.is_some() {
-                intents::GUILD_MESSAGES
-            } else {
-                intents::DIRECT_MESSAGES
-            };
-            self.gateway
-                .dispatch("MESSAGE_DELETE", guild, intent, &payload);
+            self.dispatch_deletion(
+                "MESSAGE_DELETE",
+                guild,
+                json!({"id": id, "channel_id": channel}),
+            );
         }
         Ok(())
     }
@@ -1256,19 +1250,29 @@ impl State {
             self.forget_attachments(&message.attachments);
         }
         if !deleted.is_empty() {
-            let mut payload = json!({"ids": deleted, "channel_id": channel});
-            if let Some(guild) = guild {
-                insert(&mut payload, "guild_id", json!(guild));
-            }
-            let intent = if guild.is_some() {
-                intents::GUILD_MESSAGES
-            } else {
-                intents::DIRECT_MESSAGES
-            };
-            self.gateway
-                .dispatch("MESSAGE_DELETE_BULK", guild, intent, &payload);
+            let payload = json!({"ids": deleted, "channel_id": channel});
+            self.dispatch_deletion("MESSAGE_DELETE_BULK", guild, payload);
         }
         Ok(deleted)
+    }
+
+    /// Dispatches a message deletion (`MESSAGE_DELETE`, `MESSAGE_DELETE_BULK`) with the
+    /// guild's id when there is one, to the sessions with the matching message intent.
+    fn dispatch_deletion(
+        &mut self,
+        event: &'static str,
+        guild: Option<Snowflake>,
+        mut payload: Value,
+    ) {
+        if let Some(guild) = guild {
+            insert(&mut payload, "guild_id", json!(guild));
+        }
+        let intent = if guild.is_some() {
+            intents::GUILD_MESSAGES
+        } else {
+            intents::DIRECT_MESSAGES
+        };
+        self.gateway.dispatch(event, guild, intent, &payload);
     }
 
     /// Renames a guild or changes its icon and announces GUILD_UPDATE.

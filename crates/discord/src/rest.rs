@@ -1165,12 +1165,7 @@ impl Discord {
     /// Every channel of a guild (one request), with its kind, parent, topic and
     /// permission overwrites.
     pub async fn guild_channels(&self, guild: GuildId) -> Result<Vec<GuildChannel>, RestError> {
-        let http = &self.inner.factory;
-        let route = "guild.channels";
-        let answer = self
-            .call(Spec::new(route), || http.guild_channels(guild))
-            .await?;
-        let channels: Vec<twilight_model::channel::Channel> = Self::decode(route, &answer)?;
+        let channels = self.wire_guild_channels(guild).await?;
         Ok(channels
             .into_iter()
             .map(|c| GuildChannel {
@@ -1437,12 +1432,7 @@ impl Discord {
 
     /// Every channel of a guild as Discord describes it (one request).
     pub async fn guild_channel_infos(&self, guild: GuildId) -> Result<Vec<ChannelInfo>, RestError> {
-        let http = &self.inner.factory;
-        let route = "guild.channels";
-        let answer = self
-            .call(Spec::new(route), || http.guild_channels(guild))
-            .await?;
-        let channels: Vec<twilight_model::channel::Channel> = Self::decode(route, &answer)?;
+        let channels = self.wire_guild_channels(guild).await?;
         Ok(channels
             .iter()
             .map(|c| {
@@ -1451,6 +1441,19 @@ impl Discord {
                 info
             })
             .collect())
+    }
+
+    /// A guild's channels as Discord sends them (one request).
+    async fn wire_guild_channels(
+        &self,
+        guild: GuildId,
+    ) -> Result<Vec<twilight_model::channel::Channel>, RestError> {
+        let http = &self.inner.factory;
+        let route = "guild.channels";
+        let answer = self
+            .call(Spec::new(route), || http.guild_channels(guild))
+            .await?;
+        Self::decode(route, &answer)
     }
 
     /// One message (`None` on 404: deleted, or never there).
