@@ -67,18 +67,7 @@ async fn game_with(adjust: impl FnOnce(CampaignsConfig) -> CampaignsConfig) -> G
     let env = world_env().await;
     let w = env.world();
     let guild = w.demo.guild;
-    let channel = w
-        .sim
-        .create_channel(guild, "dragon-hunt", ChannelKind::Text)
-        .unwrap();
-    let guest = w
-        .sim
-        .create_role(guild, RoleSpec::new("Dragon Hunt", 0))
-        .unwrap();
-    let host = w
-        .sim
-        .create_role(guild, RoleSpec::new("Dragon Hunt hosts", 0))
-        .unwrap();
+    let (channel, guest, host) = common::dragon_hunt(&w.sim, guild);
     let admin = w
         .sim
         .create_role(guild, RoleSpec::new("Admins", 0))

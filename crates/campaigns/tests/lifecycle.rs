@@ -15,7 +15,7 @@ use campaigns::{CampaignsConfig, SeriesType};
 use chrono::{DateTime, Utc};
 use common::{Env, at, series_id, upsert, world_env};
 use discord::model::{ChannelId, GuildId, RoleId};
-use discord_sim::{ChannelKind, Fault, RoleSpec, RouteMatch, Snowflake};
+use discord_sim::{ChannelKind, Fault, RouteMatch, Snowflake};
 
 fn id(s: Snowflake) -> u64 {
     u64::from(s)
@@ -38,21 +38,10 @@ async fn game(series_type: SeriesType) -> Game {
     let env = world_env().await;
     let w = env.world();
     let guild = w.demo.guild;
-    let text = w
-        .sim
-        .create_channel(guild, "dragon-hunt", ChannelKind::Text)
-        .unwrap();
+    let (text, guest, host) = common::dragon_hunt(&w.sim, guild);
     let voice = w
         .sim
         .create_channel(guild, "Dragon Hunt", ChannelKind::Voice)
-        .unwrap();
-    let guest = w
-        .sim
-        .create_role(guild, RoleSpec::new("Dragon Hunt", 0))
-        .unwrap();
-    let host = w
-        .sim
-        .create_role(guild, RoleSpec::new("Dragon Hunt hosts", 0))
         .unwrap();
     let mut up = upsert("e1", "s1");
     up.series_type = Some(series_type);

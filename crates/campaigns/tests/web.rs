@@ -185,6 +185,16 @@ impl Site {
         request.send().await.unwrap()
     }
 
+    /// Meetup's redirect back to the callback, in the browser holding the flow cookie.
+    async fn callback(&self, callback: &str, flow: &str) -> reqwest::Response {
+        self.http
+            .get(callback)
+            .header(COOKIE, flow)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Meetup's authorize page approves (as the signed-in fake member) and points
     /// back at the callback.
     async fn meetup_approves(&self, authorize: &str) -> String {
@@ -234,13 +244,7 @@ async fn an_organiser_of_every_group_authorises_tavern_and_the_tokens_are_stored
     let organiser = site.member("Olivia", GroupRole::Coorganizer);
     let (callback, flow) = site.organiser_round_trip(&organiser).await;
 
-    let done = site
-        .http
-        .get(&callback)
-        .header(COOKIE, &flow)
-        .send()
-        .await
-        .unwrap();
+    let done = site.callback(&callback, &flow).await;
     assert_eq!(done.status(), 200);
     let page = done.text().await.unwrap();
     assert!(page.contains("Tavern is authorised"), "{page}");
@@ -268,13 +272,7 @@ async fn a_member_who_does_not_organise_every_group_is_refused_and_nothing_is_st
         .unwrap();
     let (callback, flow) = site.organiser_round_trip(&member).await;
 
-    let refused = site
-        .http
-        .get(&callback)
-        .header(COOKIE, &flow)
-        .send()
-        .await
-        .unwrap();
+    let refused = site.callback(&callback, &flow).await;
     assert_eq!(refused.status(), 403);
     let page = refused.text().await.unwrap();
     assert!(page.contains("does not organise every group"), "{page}");
@@ -356,13 +354,7 @@ async fn the_linking_callback_refuses_a_forged_or_missing_csrf_token_and_writes_
     assert_eq!(site.repo.meetup_user_of(discord).await.unwrap(), None);
 
     // And the genuine answer links both accounts and uses up the linking id.
-    let linked = site
-        .http
-        .get(&callback)
-        .header(COOKIE, &flow)
-        .send()
-        .await
-        .unwrap();
+    let linked = site.callback(&callback, &flow).await;
     assert_eq!(linked.status(), 200);
     assert!(linked.text().await.unwrap().contains("Linked"));
     let meetup_user = MeetupUserId::parse(player.as_str()).unwrap();
@@ -377,13 +369,7 @@ async fn the_linking_callback_refuses_a_forged_or_missing_csrf_token_and_writes_
     assert!(site.repo.open_linking_id(&id).await.unwrap().is_none());
     assert!(site.world.redis.scan("csrf:*").await.unwrap().is_empty());
     // Replayed: the token is used up.
-    let replayed = site
-        .http
-        .get(&callback)
-        .header(COOKIE, &flow)
-        .send()
-        .await
-        .unwrap();
+    let replayed = site.callback(&callback, &flow).await;
     assert_eq!(replayed.status(), 403);
     assert!(replayed.text().await.unwrap().contains("already used"));
     let gone = site

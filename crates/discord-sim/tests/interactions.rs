@@ -137,14 +137,7 @@ async fn message_callback_creates_a_message_once() {
     let mut gateway = RawGateway::connect(&sim).await;
     gateway.identify(&sim, ALL_INTENTS, [0, 1]).await;
 
-    let roll = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .unwrap();
+    let roll = common::alice_rolls(&sim, &demo);
     assert!(!roll.is_answered());
     let (status, _) = rest
         .post(
@@ -220,14 +213,7 @@ async fn late_callbacks_are_unknown_interactions() {
     let demo = sim.seed_demo();
     let rest = Rest::new(&sim);
     register_commands(&rest, &sim, demo.guild).await;
-    let roll = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .unwrap();
+    let roll = common::alice_rolls(&sim, &demo);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let (status, body) = rest
         .post(
@@ -381,14 +367,7 @@ async fn webhook_rules_for_unanswered_and_expired_tokens() {
     let rest = Rest::new(&sim);
     register_commands(&rest, &sim, demo.guild).await;
     let app = sim.application_id();
-    let roll = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .unwrap();
+    let roll = common::alice_rolls(&sim, &demo);
     let (status, body) = rest
         .post(
             &format!("/webhooks/{app}/{}", roll.token()),
@@ -614,14 +593,7 @@ async fn command_interactions_reject_component_callback_types() {
     let demo = sim.seed_demo();
     let rest = Rest::new(&sim);
     register_commands(&rest, &sim, demo.guild).await;
-    let roll = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .unwrap();
+    let roll = common::alice_rolls(&sim, &demo);
     for kind in [1, 6, 7, 8, 42] {
         let (status, body) = rest
             .post(&callback_path(&roll), json!({"type": kind}))

@@ -138,14 +138,7 @@ async fn the_global_limit_spares_interaction_callbacks() {
     assert_eq!(body["global"], true);
     assert_eq!(sim.rate_limited_count(), 1);
 
-    let roll = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .unwrap();
+    let roll = common::alice_rolls(&sim, &demo);
     let (status, body) = rest
         .post(
             &format!("/interactions/{}/{}/callback", roll.id(), roll.token()),

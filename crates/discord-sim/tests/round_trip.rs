@@ -210,14 +210,7 @@ async fn rest_bodies_deserialize_with_twilight() {
     parse::<Message>("POST a DM message", &body);
 
     // Interaction responses through the webhook routes.
-    let interaction = sim
-        .run_command(
-            demo.alice,
-            demo.dice,
-            "roll",
-            json!([{"name": "expression", "value": "1d20"}]),
-        )
-        .expect("command");
+    let interaction = common::alice_rolls(&sim, &demo);
     let (status, body) = rest
         .post(
             &format!(

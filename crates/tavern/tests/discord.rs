@@ -153,6 +153,32 @@ async fn start() -> (World, TestBot, Arc<AtomicUsize>) {
     (world, bot, calls)
 }
 
+/// `user` runs `/echo text` in `channel`.
+fn echo(
+    sim: &discord_sim::Sim,
+    user: discord_sim::Snowflake,
+    channel: discord_sim::Snowflake,
+    text: &str,
+) -> discord_sim::Interaction {
+    sim.run_command(
+        user,
+        channel,
+        "echo",
+        json!([{"name": "text", "type": 3, "value": text}]),
+    )
+    .expect("run")
+}
+
+/// The message the interaction's answer made.
+async fn message_of(interaction: &discord_sim::Interaction) -> discord_sim::Snowflake {
+    interaction
+        .response(WAIT)
+        .await
+        .expect("reply")
+        .message_id
+        .expect("message id")
+}
+
 /// Waits until the handlers have been called `n` times in all.
 async fn called(calls: &AtomicUsize, n: usize) {
     eventually("the handler was called", || {
@@ -186,14 +212,7 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
             .any(|r| r.method == "PUT" && r.path.ends_with("/commands"))
     );
 
-    let i = sim
-        .run_command(
-            demo.alice,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"hi"}]),
-        )
-        .expect("run");
+    let i = echo(sim, demo.alice, demo.general, "hi");
     let reply = i.response(WAIT).await.expect("reply");
     assert_eq!(reply.content.as_deref(), Some("echo: hi"));
     assert_eq!(reply.components[0].custom_id.as_deref(), Some("test:again"));
@@ -204,20 +223,8 @@ async fn commands_are_registered_by_bulk_overwrite_and_routed_by_name() {
 async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
     let (world, bot, _) = start().await;
     let (sim, demo) = (&world.sim, &world.demo);
-    let i = sim
-        .run_command(
-            demo.alice,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"x"}]),
-        )
-        .expect("run");
-    let message = i
-        .response(WAIT)
-        .await
-        .expect("reply")
-        .message_id
-        .expect("message id");
+    let i = echo(sim, demo.alice, demo.general, "x");
+    let message = message_of(&i).await;
 
     let press = sim
         .click_button(demo.bob, demo.general, message, "test:again")
@@ -233,14 +240,7 @@ async fn buttons_are_routed_by_custom_id_prefix_and_update_the_message() {
 async fn a_refusal_is_shown_privately_to_the_user() {
     let (world, bot, _) = start().await;
     let (sim, demo) = (&world.sim, &world.demo);
-    let i = sim
-        .run_command(
-            demo.alice,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"refuse"}]),
-        )
-        .expect("run");
+    let i = echo(sim, demo.alice, demo.general, "refuse");
     let reply = i.response(WAIT).await.expect("reply");
     assert!(reply.ephemeral);
     assert_eq!(reply.content.as_deref(), Some("⚠️ I won't say that."));
@@ -332,20 +332,8 @@ async fn a_private_command_defers_privately() {
 async fn a_slow_button_refusal_never_replaces_the_message_it_was_clicked_on() {
     let (world, bot, _) = start().await;
     let (sim, demo) = (&world.sim, &world.demo);
-    let i = sim
-        .run_command(
-            demo.alice,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"board"}]),
-        )
-        .expect("run");
-    let message = i
-        .response(WAIT)
-        .await
-        .expect("reply")
-        .message_id
-        .expect("message id");
+    let i = echo(sim, demo.alice, demo.general, "board");
+    let message = message_of(&i).await;
     let press = sim
         .click_button(demo.bob, demo.general, message, "test:slow-refusal")
         .expect("click");
@@ -423,14 +411,7 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
     sim.set_gateway_accepting(false);
     assert!(sim.drop_gateway_connections() >= 1, "the bot was connected");
     // Another is sent while the bot is disconnected: it is buffered for RESUME.
-    let during_drop = sim
-        .run_command(
-            demo.bob,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"during"}]),
-        )
-        .expect("run");
+    let during_drop = echo(sim, demo.bob, demo.general, "during");
     sim.set_gateway_accepting(true);
 
     let a = in_flight
@@ -446,14 +427,7 @@ async fn after_a_gateway_drop_the_shard_resumes_and_every_interaction_is_answere
     // A duplicate delivery would come with the replayed events, before anything sent
     // now: once this barrier is answered and the bot has drained every interaction it
     // received, a duplicate would have been handled and counted below.
-    let barrier = sim
-        .run_command(
-            demo.carol,
-            demo.general,
-            "echo",
-            json!([{"name":"text","type":3,"value":"barrier"}]),
-        )
-        .expect("run");
+    let barrier = echo(sim, demo.carol, demo.general, "barrier");
     barrier.response(WAIT).await.expect("barrier answered");
     let resumes = bot.status.resumes();
     bot.stop().await;

@@ -301,19 +301,7 @@ fn categories_fill_in_order_and_fall_back_at_fifty() {
     let (full, spare) = (ChannelId::new(30), ChannelId::new(31));
     settings.categories = vec![full, spare];
     let mut d = discord();
-    for i in 0..CATEGORY_LIMIT as u64 {
-        d.channels.insert(
-            ChannelId::new(1000 + i),
-            GuildChannel {
-                id: ChannelId::new(1000 + i),
-                name: format!("c{i}"),
-                kind: Some(ChannelKind::Text),
-                parent_id: Some(full),
-                topic: None,
-                overwrites: Vec::new(),
-            },
-        );
-    }
+    fill(&mut d, full, CATEGORY_LIMIT as u64);
     let s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
     let Some(Step::Create(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
         panic!("expected a creation");
@@ -472,19 +460,7 @@ fn a_voice_channel_goes_beside_its_text_channel_unless_that_category_is_full() {
     let (almost_full, spare) = (ChannelId::new(30), ChannelId::new(31));
     settings.categories = vec![almost_full, spare];
     let mut d = discord();
-    for i in 0..(CATEGORY_LIMIT as u64 - 1) {
-        d.channels.insert(
-            ChannelId::new(1000 + i),
-            GuildChannel {
-                id: ChannelId::new(1000 + i),
-                name: format!("c{i}"),
-                kind: Some(ChannelKind::Text),
-                parent_id: Some(almost_full),
-                topic: None,
-                overwrites: Vec::new(),
-            },
-        );
-    }
+    fill(&mut d, almost_full, CATEGORY_LIMIT as u64 - 1);
     let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
     s.is_online = true;
     let Some(Step::Create(c)) = plan(&s, &settings, &d, &links(&[]), &BTreeMap::new()) else {
@@ -499,4 +475,21 @@ fn a_voice_channel_goes_beside_its_text_channel_unless_that_category_is_full() {
     };
     assert_eq!(c.text.unwrap().parent, Some(almost_full));
     assert_eq!(c.voice.unwrap().parent, Some(almost_full));
+}
+
+/// `count` text channels in `category` of the guild view `d`.
+fn fill(d: &mut DiscordState, category: ChannelId, count: u64) {
+    for i in 0..count {
+        d.channels.insert(
+            ChannelId::new(1000 + i),
+            GuildChannel {
+                id: ChannelId::new(1000 + i),
+                name: format!("c{i}"),
+                kind: Some(ChannelKind::Text),
+                parent_id: Some(category),
+                topic: None,
+                overwrites: Vec::new(),
+            },
+        );
+    }
 }

@@ -45,6 +45,28 @@ pub async fn world_env() -> Env {
     }
 }
 
+/// The "Dragon Hunt" game of the tests in the demo guild: its text channel, guest role
+/// and host role, made in discord-sim.
+pub fn dragon_hunt(
+    sim: &discord_sim::Sim,
+    guild: discord_sim::Snowflake,
+) -> (
+    discord_sim::Snowflake,
+    discord_sim::Snowflake,
+    discord_sim::Snowflake,
+) {
+    let channel = sim
+        .create_channel(guild, "dragon-hunt", discord_sim::ChannelKind::Text)
+        .unwrap();
+    let guest = sim
+        .create_role(guild, discord_sim::RoleSpec::new("Dragon Hunt", 0))
+        .unwrap();
+    let host = sim
+        .create_role(guild, discord_sim::RoleSpec::new("Dragon Hunt hosts", 0))
+        .unwrap();
+    (channel, guest, host)
+}
+
 pub fn meetup(n: u64) -> MeetupUserId {
     MeetupUserId::new(n).unwrap()
 }

@@ -228,6 +228,17 @@ pub async fn register_commands(rest: &Rest, sim: &Sim, guild: discord_sim::Snowf
 
 /// A plain HTTP client. The workspace build compiles reqwest's TLS without a default
 /// provider (for object storage elsewhere), so one is installed first.
+/// Alice runs `/roll 1d20` in the demo guild's #dice.
+pub fn alice_rolls(sim: &Sim, demo: &discord_sim::Demo) -> discord_sim::Interaction {
+    sim.run_command(
+        demo.alice,
+        demo.dice,
+        "roll",
+        serde_json::json!([{"name": "expression", "value": "1d20"}]),
+    )
+    .expect("the command runs")
+}
+
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
