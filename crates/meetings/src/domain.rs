@@ -48,6 +48,21 @@ base::key_id! {
     pub struct Region(String) { what: "region", chars: base::id::NAME, max: 50 }
 }
 
+impl ControllerId {
+    /// A fresh id, `mc-` and ten random letters or digits, for a controller that was not
+    /// given one.
+    pub fn generate() -> ControllerId {
+        ControllerId(format!("mc-{}", base::id::NAME.random(10)))
+    }
+}
+
+impl Region {
+    /// `local`: the region of a deployment that names none.
+    pub fn local() -> Region {
+        Region(String::from("local"))
+    }
+}
+
 /// A person's or a meeting's display name (`VARCHAR(255)`): trimmed, 1 to 255
 /// characters, no control characters (it is shown to everyone in the meeting).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -409,6 +424,16 @@ impl WtToken {
     pub fn matches(&self, presented: &str) -> bool {
         self.0.matches(presented)
     }
+}
+
+/// The query parameter carrying the one-time connection token when a client opens its
+/// WebTransport session: `{webtransport_url}?wt_token={token}`.
+pub const WT_TOKEN_PARAM: &str = "wt_token";
+
+/// Where a client opens its WebTransport session to a meeting: the controller's
+/// `endpoint` (`https://host:port`) and `/meetings/{meeting_id}`.
+pub fn webtransport_url(endpoint: &str, meeting: MeetingId) -> String {
+    format!("{}/meetings/{meeting}", endpoint.trim_end_matches('/'))
 }
 
 /// When a registered meeting controller or media handler counts as alive: it must have
@@ -1298,6 +1323,23 @@ mod tests {
         assert_eq!(
             rate_limit_window(at("2024-01-16T13:21:00Z"), 60),
             1_705_411_260
+        );
+    }
+
+    #[test]
+    fn made_up_names_are_valid_ids_and_the_session_url_names_the_meeting() {
+        assert_eq!(
+            Region::parse(Region::local().as_str()).unwrap(),
+            Region::local()
+        );
+        let (a, b) = (ControllerId::generate(), ControllerId::generate());
+        assert_eq!(ControllerId::parse(a.as_str()).unwrap(), a);
+        assert!(a.as_str().starts_with("mc-") && a.as_str().len() == 13);
+        assert_ne!(a, b);
+        let meeting = MeetingId::random();
+        assert_eq!(
+            webtransport_url("https://127.0.0.1:4433/", meeting),
+            format!("https://127.0.0.1:4433/meetings/{meeting}")
         );
     }
 }

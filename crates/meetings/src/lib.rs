@@ -1,11 +1,14 @@
-//! Meetings ("Dark Tower"): video meetings for a community's sessions. This crate is the
-//! feature's foundation: the seed `dark-tower-database-schema.md` implemented as written
-//! (PostgreSQL tables, Redis structures with their TTLs, the two data flows, the migration
-//! steps, the retention table), the pure rules, the repositories and the scheduled jobs,
-//! and the authentication of the meetings API ([`auth`](mod@auth), [`web`]: registration, log in
-//! with a password or Discord, EdDSA JWTs published as JWKS, API keys, rate limits). The
-//! global controller's meeting routes and the WebTransport meeting controller come next,
-//! on top of it.
+//! Meetings ("Dark Tower"): video meetings for a community's sessions. The seed
+//! `dark-tower-database-schema.md` implemented as written (PostgreSQL tables, Redis
+//! structures with their TTLs, the two data flows, the migration steps, the retention
+//! table), the pure rules, the repositories and the scheduled jobs, and Dark Tower's
+//! control plane on them: the meetings API ([`auth`](mod@auth), [`web`]: registration,
+//! log in with a password or Discord, EdDSA JWTs published as JWKS, API keys, rate
+//! limits; the global controller's meeting routes with their join grants, and the
+//! OpenAPI document generated from the handlers' types) and the meeting controller
+//! ([`controller`]: WebTransport sessions speaking length-prefixed protobuf, in
+//! `tavern serve` or as its own process). Media forwarding, the browser client and
+//! end-to-end encryption build on it.
 //!
 //! # Rooms
 //! - [`domain`]: ids (made with `base::key_id!`; the connection token a
@@ -20,10 +23,15 @@
 //!   (meetings, participants, streams, the controller and handler registry, tokens,
 //!   rate limits, cache, audit), including the seed's Data Flow Example 1
 //!   ([`Repo::join`]) and Example 2 ([`Repo::end_meeting`]).
-//! - [`auth`](mod@auth): passwords, JWT signing and verification, the signing keys and
-//!   their rotation, API keys, rate limits, sealing secrets at rest. [`web`]: the REST
-//!   routes of authentication, with the [`auth::Authenticated`] extractor later routes
-//!   use.
+//! - [`auth`](mod@auth): passwords, JWT signing and verification (access tokens and the
+//!   meeting tokens of join grants), the signing keys and their rotation, API keys, rate
+//!   limits, sealing secrets at rest. [`grant`]: a join grant (the assigned controller, a
+//!   one-time connection token, a meeting token naming the participant). [`web`]: the
+//!   REST routes (authentication, meetings, `/api/v1/openapi.json`), with the
+//!   [`auth::Authenticated`] extractor.
+//! - [`controller`]: the meeting controller (sessions, signalling in
+//!   [`controller::proto`], registration and heartbeats, presence, broadcasts) and its
+//!   [`controller::client::Client`].
 //! - [`jobs`]: the retention batch, the `audit_logs` partitions made ahead and the
 //!   removal of absent participants, wired by [`feature()`] as start-up work and three
 //!   jobs.
@@ -132,6 +140,16 @@
 //!   participant room. Media handlers likewise, weighted by free stream slots,
 //!   gated on free bitrate; the seed keeps a meeting's handler only in Redis
 //!   (`media_handler_id`), written once the meeting hash exists (after the first join).
+//! - **Join grants** ([`grant`]): `GET /api/v1/meetings/{id or code}` by a caller with
+//!   `meetings:join` (or the guest route, for meetings without `require_auth`) names the
+//!   participant before it connects: a fresh participant id, a one-time `wt:token`
+//!   (`connection_type` `signaling`, 5 min) and a meeting token (an EdDSA JWT, 5 min,
+//!   scope `meetings:join`, with `mid`, `pid`, `name`; `sub` the user or `guest`; never
+//!   accepted as an access token). The controller's address is
+//!   `{endpoint}/meetings/{meeting_id}`, opened with `?wt_token=`; its certificate hash is
+//!   kept in the seed's `meeting_controllers.metadata` JSON (`certificate_hash`), not in a
+//!   new column. The controller joins the participant only when the meeting token names
+//!   the redeemed token's meeting and participant.
 //! - **Meeting codes**: `ABC-DEFG-HJK`, ten symbols from `2-9` and the capital letters
 //!   without `I L O U` (30^10 codes), twelve characters (fits `VARCHAR(20)`); parsing
 //!   ignores case, spaces and hyphens. A taken code is detected with
@@ -167,8 +185,9 @@
 //!   heartbeat reports the truth; `Repo::controller_for` keeps a meeting's live
 //!   controller or moves it by compare-and-set, so racing replicas agree.
 //! - **Audit rows**, each in the transaction of the change it records: `meeting_created`,
-//!   `participant_joined` (client address and agent; `guest`), `participant_left` (the
-//!   first leave only; its reason), `meeting_ended`; `user_registered`, logins (success
+//!   `meeting_settings_changed` (old and new values), `participant_joined` (client
+//!   address and agent; `guest`), `participant_left` (the first leave only; its reason),
+//!   `meeting_ended` (the creator as actor when they ended it); `user_registered`, logins (success
 //!   and failure, the email in `metadata` on failure), API key creation and revocation,
 //!   signing key rotation.
 //! - **Authentication** ([`auth`](mod@auth)): argon2id password hashes (an unknown email is checked
@@ -198,8 +217,10 @@
 //!   [`schema::CacheEntity`].
 
 pub mod auth;
+pub mod controller;
 pub mod domain;
 mod error;
+pub mod grant;
 pub mod jobs;
 pub mod repo;
 pub mod schema;
@@ -210,6 +231,8 @@ use std::time::Duration;
 use feature::{Feature, Job, Startup};
 
 use crate::auth::{Auth, AuthConfig, MeetingsSecretKey};
+use crate::controller::ControllerConfig;
+use crate::domain::{Liveness, Region};
 
 pub use crate::domain::Retention;
 pub use crate::error::MeetingsError;
@@ -231,6 +254,13 @@ pub struct MeetingsConfig {
     /// (tests, tools that serve nothing): a random key for this process only, so
     /// tokens and keys do not survive a restart (a warning says so).
     pub secret_key: Option<MeetingsSecretKey>,
+    /// The region this process assigns meetings in (and its controller registers in).
+    pub region: Region,
+    /// When a registered controller counts as alive.
+    pub liveness: Liveness,
+    /// The meeting controller this process runs as a service; `None`: none (another
+    /// process runs it, `tavern meeting-controller`).
+    pub controller: Option<ControllerConfig>,
 }
 
 impl Default for MeetingsConfig {
@@ -241,6 +271,9 @@ impl Default for MeetingsConfig {
             partitions_every: Duration::from_secs(24 * 60 * 60),
             auth: AuthConfig::default(),
             secret_key: None,
+            region: Region::local(),
+            liveness: Liveness::default(),
+            controller: None,
         }
     }
 }
@@ -317,7 +350,8 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         }
     };
 
-    Feature::new("meetings")
+    let web = web::routes(ctx, auth.clone(), &config);
+    let mut feature = Feature::new("meetings")
         .migrations(MIGRATIONS)
         .startup(Startup::new(PARTITIONS_JOB, ensure_partitions.clone()))
         .job(Job::every(
@@ -333,5 +367,13 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             config.auth.key_rotation_check,
             rotate_keys,
         ))
-        .web(web::routes(ctx, auth))
+        .web(web);
+    if let Some(controller) = config.controller {
+        feature = feature.service(controller::service(
+            Repo::from_context(ctx),
+            auth,
+            controller,
+        ));
+    }
+    feature
 }

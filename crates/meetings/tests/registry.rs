@@ -37,6 +37,7 @@ async fn register(repo: &Repo, name: &str, in_region: &str, max_meetings: i32) {
         max_meetings,
         max_participants: 10_000,
         version: Some("1.0.0".into()),
+        certificate_hash: None,
     })
     .await
     .unwrap();

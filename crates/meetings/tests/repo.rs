@@ -482,6 +482,7 @@ fn controller(id: &str, region: &str) -> ControllerRegistration {
         max_meetings: 1000,
         max_participants: 10_000,
         version: Some("1.0.0".into()),
+        certificate_hash: None,
     }
 }
 

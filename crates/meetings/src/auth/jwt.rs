@@ -69,7 +69,9 @@ struct Header {
 }
 
 /// The claims of an access token: `sub` (the user id), `exp` and `iat` (Unix seconds),
-/// `jti` (unique per token), `scope` (space-separated, as OAuth writes it).
+/// `jti` (unique per token), `scope` (space-separated, as OAuth writes it). A meeting
+/// token (a join grant's `token`) adds `mid` (the meeting), `pid` (the participant the
+/// grant names) and `name` (the display name), and its `sub` is `guest` for a guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -77,6 +79,12 @@ pub struct Claims {
     pub iat: i64,
     pub jti: String,
     pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Why a presented token was not accepted. The words are for logs and error bodies:
@@ -95,6 +103,10 @@ pub enum TokenError {
     Expired,
     #[error("the token has been revoked")]
     Revoked,
+    #[error("a meeting token is not an access token")]
+    NotAnAccessToken,
+    #[error("the token is not a meeting token")]
+    NotAMeetingToken,
 }
 
 pub(crate) const ALG: &str = "EdDSA";
@@ -253,6 +265,9 @@ mod tests {
             iat: 100,
             jti: "j1".into(),
             scope: "meetings:read".into(),
+            mid: None,
+            pid: None,
+            name: None,
         }
     }
 

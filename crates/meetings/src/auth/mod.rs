@@ -35,7 +35,9 @@ pub use self::password::{CredentialError, Email, Password};
 pub use self::rate_limit::{Limit, RateLimiter, RetryAfter, identifier};
 pub use self::scopes::{Scope, Scopes};
 
-use crate::domain::{ActorType, AuditResult, DisplayName, TokenHash, UserId};
+use crate::domain::{
+    ActorType, AuditResult, DisplayName, MeetingId, ParticipantId, TokenHash, UserId,
+};
 use crate::repo::AuditEntry;
 use crate::repo::api_keys::NewApiKey;
 use crate::{MeetingsError, Repo};
@@ -182,6 +184,23 @@ impl Authenticated {
             Via::ApiKey { .. } => Err(AuthError::UserTokenRequired),
         }
     }
+}
+
+/// How long a join grant's meeting token lives (as long as its one-time connection
+/// token, `wt:token:{token}`).
+pub const MEETING_TOKEN_TTL: Duration = crate::schema::WT_TOKEN_TTL;
+
+/// The `sub` of a guest's meeting token.
+pub const GUEST_SUBJECT: &str = "guest";
+
+/// Who a meeting token admits: one participant (named by the grant) of one meeting, a
+/// user or a guest (`user_id` `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingTicket {
+    pub meeting_id: MeetingId,
+    pub participant_id: ParticipantId,
+    pub user_id: Option<UserId>,
+    pub display_name: DisplayName,
 }
 
 /// An issued access token. The token is a bearer secret.
@@ -394,6 +413,21 @@ impl Auth {
     /// Signs an access token for `user` with `scopes`, with the newest key (made first
     /// if there is none yet).
     pub async fn issue(&self, user: UserId, scopes: &Scopes) -> Result<AccessToken, AuthError> {
+        let ttl = self.inner.config.access_token_ttl;
+        self.sign_claims(ttl, |claims| {
+            claims.sub = user.to_string();
+            claims.scope = scopes.to_claim();
+        })
+        .await
+    }
+
+    /// Signs claims filled in by `fill` (`iat`, `exp`, `jti` set here) with the newest
+    /// key (made first if there is none yet).
+    async fn sign_claims(
+        &self,
+        ttl: Duration,
+        fill: impl FnOnce(&mut Claims),
+    ) -> Result<AccessToken, AuthError> {
         let mut ring = self.ring().await?;
         let usable_newest = |ring: &Ring| {
             keys::newest(&ring.infos)
@@ -408,15 +442,18 @@ impl Auth {
             .and_then(|info| ring.keys.iter().find(|k| k.info == *info))
             .ok_or(AuthError::Crypto(CryptoError::Unsealable))?;
         let now = self.now();
-        let ttl = self.inner.config.access_token_ttl;
         let jti = Kid::from_bytes(&crypto::random_bytes::<16>()?).to_string();
-        let claims = Claims {
-            sub: user.to_string(),
+        let mut claims = Claims {
+            sub: String::new(),
             iat: now.timestamp(),
             exp: (now + to_delta(ttl)).timestamp(),
             jti,
-            scope: scopes.to_claim(),
+            scope: String::new(),
+            mid: None,
+            pid: None,
+            name: None,
         };
+        fill(&mut claims);
         let token = jwt::sign(&key.info.kid, &key.pair, &claims);
         Ok(AccessToken {
             token: Secret::new(token),
@@ -425,10 +462,9 @@ impl Auth {
         })
     }
 
-    /// Verifies an access token: a key we publish signed it, it has not expired, it is
-    /// not blacklisted. An unknown `kid` makes the keys be read again once (another
-    /// replica may have rotated).
-    pub async fn verify_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+    /// The claims of a token a key we publish signed, unexpired. An unknown `kid` makes
+    /// the keys be read again once (another replica may have rotated).
+    async fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
         let unverified = jwt::split(token).map_err(AuthError::Token)?;
         let mut ring = self.ring().await?;
         if !ring.keys.iter().any(|k| k.info.kid == unverified.kid) {
@@ -439,9 +475,18 @@ impl Auth {
             .iter()
             .find(|k| k.info.kid == unverified.kid)
             .ok_or(AuthError::Token(TokenError::UnknownKey))?;
-        let claims = unverified
+        unverified
             .verify(&key.public, self.now().timestamp())
-            .map_err(AuthError::Token)?;
+            .map_err(AuthError::Token)
+    }
+
+    /// Verifies an access token: a key we publish signed it, it has not expired, it is
+    /// not blacklisted, and it is an access token (a meeting token is not).
+    pub async fn verify_token(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let claims = self.verified_claims(token).await?;
+        if claims.mid.is_some() {
+            return Err(AuthError::Token(TokenError::NotAnAccessToken));
+        }
         let user_id =
             UserId::parse(&claims.sub).map_err(|_| AuthError::Token(TokenError::Malformed))?;
         let token_hash = TokenHash::parse(&sha256_hex(token.as_bytes()))
@@ -459,6 +504,54 @@ impl Auth {
                 jti: claims.jti,
                 expires_at,
             },
+        })
+    }
+
+    /// Signs the meeting token of a join grant: `sub` the user (or `guest`), scope
+    /// `meetings:join`, `mid`, `pid`, `name`; it lives [`MEETING_TOKEN_TTL`].
+    pub async fn issue_meeting_token(
+        &self,
+        ticket: &MeetingTicket,
+    ) -> Result<AccessToken, AuthError> {
+        self.sign_claims(MEETING_TOKEN_TTL, |claims| {
+            claims.sub = match ticket.user_id {
+                Some(user) => user.to_string(),
+                None => GUEST_SUBJECT.to_owned(),
+            };
+            claims.scope = Scope::MeetingsJoin.as_str().to_owned();
+            claims.mid = Some(ticket.meeting_id.to_string());
+            claims.pid = Some(ticket.participant_id.to_string());
+            claims.name = Some(ticket.display_name.to_string());
+        })
+        .await
+    }
+
+    /// Verifies a meeting token (what a `JoinRequest` carries): signed by a key we
+    /// publish, unexpired, not blacklisted, scope `meetings:join`, naming a meeting and
+    /// a participant. The meeting controller then checks that they are the ones its
+    /// one-time connection token grants.
+    pub async fn verify_meeting_token(&self, token: &str) -> Result<MeetingTicket, AuthError> {
+        let claims = self.verified_claims(token).await?;
+        let malformed = || AuthError::Token(TokenError::Malformed);
+        let (Some(mid), Some(pid), Some(name)) = (&claims.mid, &claims.pid, &claims.name) else {
+            return Err(AuthError::Token(TokenError::NotAMeetingToken));
+        };
+        if !Scopes::lenient(claims.scope.split(' ')).contains(Scope::MeetingsJoin) {
+            return Err(AuthError::MissingScope(Scope::MeetingsJoin));
+        }
+        let token_hash =
+            TokenHash::parse(&sha256_hex(token.as_bytes())).map_err(|_| malformed())?;
+        if self.repo().blacklisted(&token_hash).await?.is_some() {
+            return Err(AuthError::Token(TokenError::Revoked));
+        }
+        Ok(MeetingTicket {
+            meeting_id: MeetingId::parse(mid).map_err(|_| malformed())?,
+            participant_id: ParticipantId::parse(pid).map_err(|_| malformed())?,
+            user_id: match claims.sub.as_str() {
+                GUEST_SUBJECT => None,
+                sub => Some(UserId::parse(sub).map_err(|_| malformed())?),
+            },
+            display_name: DisplayName::parse(name).map_err(|_| malformed())?,
         })
     }
 

@@ -1,16 +1,17 @@
-//! Meetings: created under a fresh code, read by id or code, and ended (the seed's Data
-//! Flow Example 2) in PostgreSQL and Redis, each with its audit row in the same
-//! transaction.
+//! Meetings: created under a fresh code, read by id or code (alone, or with the display
+//! name of the user about to join, in one round trip), their name and settings changed
+//! by compare-and-set, and ended (the seed's Data Flow Example 2) in PostgreSQL and
+//! Redis, each change with its audit row in the same transaction.
 
 use chrono::{DateTime, Utc};
-use store::{StorageError, Writes};
+use store::{Condition, StorageError, Writes};
 
 use super::{AuditEntry, MeetingsError, Repo, corrupt};
 use crate::domain::{
     ActorType, AuditResult, ControllerId, DisplayName, MeetingCode, MeetingId, MeetingStatus,
     ParticipantId, Region, UserId,
 };
-use crate::schema::{self, MeetingRow, meeting_fields};
+use crate::schema::{self, MeetingRow, MeetingWithUserNameRow, meeting_fields};
 
 /// The audit rows of the meeting lifecycle and of joins and leaves, written inside the
 /// transaction of the change they record (so a change never lands without its row, nor
@@ -20,14 +21,16 @@ pub(super) mod audit {
     /// `participant_joined`).
     pub const MEETING_CREATED: &str = "meeting_created";
     pub const MEETING_ENDED: &str = "meeting_ended";
+    pub const MEETING_SETTINGS_CHANGED: &str = "meeting_settings_changed";
     pub const PARTICIPANT_JOINED: &str = "participant_joined";
     pub const PARTICIPANT_LEFT: &str = "participant_left";
     /// `action`s.
     pub const CREATE: &str = "create";
     pub const END: &str = "end";
+    pub const UPDATE: &str = "update";
     pub const JOIN: &str = "join";
     pub const LEAVE: &str = "leave";
-    /// `target_type` of all four.
+    /// `target_type` of all five.
     pub const TARGET_MEETING: &str = "meeting";
 
     /// Appends an entry inside the caller's transaction (`append(&mut *tx, &entry)`).
@@ -59,6 +62,70 @@ fn lifecycle_entry(
         user_agent: None,
         metadata: Some(metadata),
     }
+}
+
+/// A meeting with the user's display name, from a [`MeetingWithUserNameRow`].
+fn with_user_name(
+    row: MeetingWithUserNameRow,
+) -> Result<(Meeting, Option<DisplayName>), MeetingsError> {
+    let meeting = Meeting::try_from(row.meeting)?;
+    let name = row
+        .user_display_name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(corrupt)?;
+    Ok((meeting, name))
+}
+
+/// The fields a settings change alters, each `{"from": old, "to": new}` (for the audit
+/// row).
+fn settings_changes(
+    current: &Meeting,
+    display_name: &DisplayName,
+    new: &MeetingSettings,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut changes = serde_json::Map::new();
+    let mut note = |field: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            changes.insert(
+                field.to_owned(),
+                serde_json::json!({ "from": from, "to": to }),
+            );
+        }
+    };
+    let old = &current.settings;
+    note(
+        "display_name",
+        current.display_name.as_str().into(),
+        display_name.as_str().into(),
+    );
+    note(
+        "max_participants",
+        old.max_participants.into(),
+        new.max_participants.into(),
+    );
+    note(
+        "enable_e2e_encryption",
+        old.enable_e2e_encryption.into(),
+        new.enable_e2e_encryption.into(),
+    );
+    note(
+        "require_auth",
+        old.require_auth.into(),
+        new.require_auth.into(),
+    );
+    note(
+        "allow_recording",
+        old.allow_recording.into(),
+        new.allow_recording.into(),
+    );
+    note(
+        "waiting_room_enabled",
+        old.waiting_room_enabled.into(),
+        new.waiting_room_enabled.into(),
+    );
+    changes
 }
 
 /// How many codes [`Repo::create_meeting`] tries before giving up. With 30^10 codes a
@@ -231,6 +298,102 @@ impl Repo {
         Ok(Meeting::try_from(row)?)
     }
 
+    /// The meeting `id` and, in the same round trip, the display name of `user` (when
+    /// given, and an active account: `None` otherwise). `NotFound` when there is no
+    /// such meeting. What a join grant needs to know, read once.
+    pub async fn meeting_with_user_name(
+        &self,
+        id: MeetingId,
+        user: Option<UserId>,
+    ) -> Result<(Meeting, Option<DisplayName>), MeetingsError> {
+        let row: MeetingWithUserNameRow = sqlx::query_as(schema::SELECT_MEETING_WITH_USER_NAME)
+            .bind(id.as_uuid())
+            .bind(user.map(|u| u.as_uuid()))
+            .fetch_optional(self.pg.pool())
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("meeting {id}")))?;
+        with_user_name(row)
+    }
+
+    /// [`Repo::meeting_with_user_name`] for the meeting with `code`.
+    pub async fn meeting_by_code_with_user_name(
+        &self,
+        code: &MeetingCode,
+        user: Option<UserId>,
+    ) -> Result<(Meeting, Option<DisplayName>), MeetingsError> {
+        let row: MeetingWithUserNameRow =
+            sqlx::query_as(schema::SELECT_MEETING_BY_CODE_WITH_USER_NAME)
+                .bind(code.as_str())
+                .bind(user.map(|u| u.as_uuid()))
+                .fetch_optional(self.pg.pool())
+                .await?
+                .ok_or_else(|| StorageError::not_found(format!("meeting code {code}")))?;
+        with_user_name(row)
+    }
+
+    /// Changes the name and settings of `current` (as read) to `display_name` and
+    /// `settings`, by `actor`: one `UPDATE` guarded by the `updated_at` read (a
+    /// compare-and-set) with its `meeting_settings_changed` audit row (the changed
+    /// fields, old and new) in the same transaction. `None`, and nothing written, when
+    /// the meeting has ended or changed since it was read: read it again and decide
+    /// anew. A new name also goes to `meeting:{meeting_id}` while that hash exists (a
+    /// running meeting).
+    pub async fn update_meeting_settings(
+        &self,
+        current: &Meeting,
+        actor: UserId,
+        display_name: &DisplayName,
+        settings: &MeetingSettings,
+    ) -> Result<Option<Meeting>, MeetingsError> {
+        let changes = settings_changes(current, display_name, settings);
+        let mut tx = self.pg.pool().begin().await?;
+        let row: Option<MeetingRow> = sqlx::query_as(schema::UPDATE_MEETING_SETTINGS)
+            .bind(current.meeting_id.as_uuid())
+            .bind(display_name.as_str())
+            .bind(settings.max_participants)
+            .bind(settings.enable_e2e_encryption)
+            .bind(settings.require_auth)
+            .bind(settings.allow_recording)
+            .bind(settings.waiting_room_enabled)
+            .bind(current.updated_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let updated = Meeting::try_from(row)?;
+        let entry = lifecycle_entry(
+            audit::MEETING_SETTINGS_CHANGED,
+            audit::UPDATE,
+            updated.meeting_id,
+            Some(actor),
+            serde_json::json!({ "changes": changes }),
+        );
+        audit::append(&mut *tx, &entry).await?;
+        tx.commit().await?;
+        if current.display_name != updated.display_name {
+            let key = schema::meeting_key(updated.meeting_id);
+            let mut writes = Writes::new();
+            writes.hset(&key, meeting_fields::DISPLAY_NAME, &updated.display_name);
+            self.redis
+                .apply_when(&[Condition::exists(&key)], &writes)
+                .await?;
+        }
+        tracing::info!(meeting = %updated.meeting_id, user = %actor, "meeting settings changed");
+        Ok(Some(updated))
+    }
+
+    /// [`Repo::end_meeting`] by a user (its audit row names them as the actor, not the
+    /// system).
+    pub async fn end_meeting_by(
+        &self,
+        meeting: MeetingId,
+        actor: UserId,
+    ) -> Result<DateTime<Utc>, MeetingsError> {
+        self.end_meeting_as(meeting, Some(actor)).await
+    }
+
     /// Data Flow Example 2, a meeting ends. In one transaction: `status = 'ended'`,
     /// `ended_at = NOW()` in `meetings`, every participant still in it gets `left_at` and
     /// `meeting_ended`, and a `meeting_ended` audit row (actor: the system). Then, in
@@ -243,6 +406,15 @@ impl Repo {
     /// steps, each safe to repeat (so a crash between them is repaired by calling it
     /// again). Returns `ended_at`.
     pub async fn end_meeting(&self, meeting: MeetingId) -> Result<DateTime<Utc>, MeetingsError> {
+        self.end_meeting_as(meeting, None).await
+    }
+
+    /// [`Repo::end_meeting`], the audit row naming `actor` (`None`: the system).
+    async fn end_meeting_as(
+        &self,
+        meeting: MeetingId,
+        actor: Option<UserId>,
+    ) -> Result<DateTime<Utc>, MeetingsError> {
         let mut tx = self.pg.pool().begin().await?;
         let ended: Option<DateTime<Utc>> = sqlx::query_scalar(schema::END_MEETING)
             .bind(meeting.as_uuid())
@@ -259,7 +431,7 @@ impl Repo {
                     audit::MEETING_ENDED,
                     audit::END,
                     meeting,
-                    None,
+                    actor,
                     serde_json::json!({ "participants_still_in": closed }),
                 );
                 audit::append(&mut *tx, &entry).await?;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use store::{Attempt, Condition, Conditional, StorageError, Writes};
 
 use super::meetings::audit;
-use super::{AuditEntry, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
+use super::{AuditEntry, Meeting, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
 use crate::domain::{
     ActorType, AuditResult, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId,
     StreamId, UserId,
@@ -71,11 +71,39 @@ impl Repo {
     /// The seed writes PostgreSQL after Redis ("async"). If that write fails, the Redis
     /// step is undone (the participant leaves again), so no session lives without its row.
     pub async fn join(&self, req: &JoinRequest) -> Result<Joined, MeetingsError> {
+        self.join_as(ParticipantId::random(), req).await
+    }
+
+    /// [`Repo::join`] under an id chosen beforehand (the join grant names the
+    /// participant before its connection arrives). An id already in use, in Redis or in
+    /// `meeting_participants`, is a `Conflict` and changes nothing.
+    pub async fn join_as(
+        &self,
+        participant: ParticipantId,
+        req: &JoinRequest,
+    ) -> Result<Joined, MeetingsError> {
         let meeting = self.meeting(req.meeting_id).await?;
+        self.join_meeting(&meeting, participant, req).await
+    }
+
+    /// [`Repo::join_as`] with the meeting already read (`req.meeting_id` must be its
+    /// id): the meeting controller reads it once for its answer and the join.
+    pub async fn join_meeting(
+        &self,
+        meeting: &Meeting,
+        participant: ParticipantId,
+        req: &JoinRequest,
+    ) -> Result<Joined, MeetingsError> {
+        if meeting.meeting_id != req.meeting_id {
+            return Err(StorageError::conflict(format!(
+                "a join to meeting {} presented meeting {}",
+                req.meeting_id, meeting.meeting_id
+            ))
+            .into());
+        }
         if !meeting.status.is_joinable() {
             return Err(MeetingsError::MeetingEnded(meeting.meeting_id));
         }
-        let participant = ParticipantId::random();
         let now = self.now_secs();
 
         let mut session: Vec<(&str, String)> = {
@@ -130,9 +158,21 @@ impl Repo {
         let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
         let joined = self
             .redis
-            .apply_when(&[Condition::fewer_than(&set_key, room)], &writes)
+            .apply_when(
+                &[
+                    Condition::fewer_than(&set_key, room),
+                    Condition::absent(&participant_key),
+                ],
+                &writes,
+            )
             .await?;
         let participant_count = match joined {
+            Conditional::Refused(1) => {
+                return Err(StorageError::conflict(format!(
+                    "participant {participant} has already joined"
+                ))
+                .into());
+            }
             Conditional::Refused(_) => {
                 return Err(MeetingsError::MeetingFull {
                     meeting: meeting.meeting_id,

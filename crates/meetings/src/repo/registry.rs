@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use store::{Attempt, Condition, StorageError, Writes};
 
-use super::{MeetingsError, Repo, corrupt, ttl_secs};
+use super::{Meeting, MeetingsError, Repo, corrupt, ttl_secs};
 use crate::domain::{
     self, ControllerId, ControllerLoad, HandlerId, HandlerLoad, HealthStatus, Liveness, MeetingId,
     Region,
@@ -36,6 +36,21 @@ pub struct ControllerRegistration {
     pub max_meetings: i32,
     pub max_participants: i32,
     pub version: Option<String>,
+    /// SHA-256 (hex) of the DER certificate it serves WebTransport with, handed out in
+    /// join grants so a browser can pin a self-signed certificate
+    /// (`serverCertificateHashes`). Kept in the row's `metadata` as `certificate_hash`.
+    pub certificate_hash: Option<String>,
+}
+
+/// The `metadata` field of `meeting_controllers` holding the certificate hash.
+const CERTIFICATE_HASH: &str = "certificate_hash";
+
+/// The certificate hash in a controller row's `metadata`.
+fn certificate_hash(metadata: Option<&serde_json::Value>) -> Option<String> {
+    metadata
+        .and_then(|m| m.get(CERTIFICATE_HASH))
+        .and_then(|h| h.as_str())
+        .map(str::to_owned)
 }
 
 /// A meeting controller's periodic report.
@@ -87,6 +102,8 @@ pub struct RegisteredController {
     pub endpoint: String,
     pub health: HealthStatus,
     pub last_heartbeat_at: DateTime<Utc>,
+    /// See [`ControllerRegistration::certificate_hash`].
+    pub certificate_hash: Option<String>,
 }
 
 impl Repo {
@@ -106,6 +123,10 @@ impl Repo {
                 .bind(reg.max_participants)
                 .bind(reg.version.as_deref())
                 .bind(self.clock.now())
+                .bind(match &reg.certificate_hash {
+                    Some(hash) => serde_json::json!({ CERTIFICATE_HASH: hash }),
+                    None => serde_json::json!({}),
+                })
                 .fetch_one(self.pg.pool())
                 .await?;
         let load = CapacityReport {
@@ -194,6 +215,7 @@ impl Repo {
             endpoint: row.endpoint,
             health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
             last_heartbeat_at: row.last_heartbeat_at,
+            certificate_hash: certificate_hash(row.metadata.as_ref()),
         })
     }
 
@@ -206,6 +228,21 @@ impl Repo {
         region: &Region,
         liveness: &Liveness,
     ) -> Result<Vec<ControllerLoad>, MeetingsError> {
+        Ok(self
+            .live_controllers(region, liveness)
+            .await?
+            .into_iter()
+            .map(|(load, _)| load)
+            .collect())
+    }
+
+    /// [`Repo::controller_loads`], each with its registration (endpoint, certificate
+    /// hash) from the same read.
+    async fn live_controllers(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+    ) -> Result<Vec<(ControllerLoad, RegisteredController)>, MeetingsError> {
         let rows: Vec<ControllerLoadRow> = sqlx::query_as(schema::SELECT_CONTROLLER_LOADS)
             .bind(region.as_str())
             .bind(liveness.oldest_alive(self.clock.now()))
@@ -226,7 +263,17 @@ impl Repo {
         rows.into_iter()
             .zip(ids)
             .zip(hashes)
-            .map(|((row, id), capacity)| controller_load(row, id, &capacity))
+            .map(|((row, id), capacity)| {
+                let registered = RegisteredController {
+                    controller_id: id.clone(),
+                    region: Region::parse(&row.region).map_err(corrupt)?,
+                    endpoint: row.endpoint.clone(),
+                    health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
+                    last_heartbeat_at: row.last_heartbeat_at,
+                    certificate_hash: certificate_hash(row.metadata.as_ref()),
+                };
+                Ok((controller_load(row, id, &capacity)?, registered))
+            })
             .collect::<Result<_, StorageError>>()
             .map_err(MeetingsError::from)
     }
@@ -279,32 +326,53 @@ impl Repo {
         liveness: &Liveness,
         rng: &mut R,
     ) -> Result<Option<RegisteredController>, MeetingsError> {
-        let what = format!("the controller of meeting {meeting}");
-        let chosen = store::optimistic(&what, |_| {
+        let current = self.meeting(meeting).await?;
+        self.controller_for_meeting(&current, region, liveness, rng)
+            .await
+    }
+
+    /// [`Repo::controller_for`] of a meeting just read (its assignment as read is the
+    /// first attempt's; a lost race reads it again). Two round trips when the meeting
+    /// keeps its controller: the region's live controllers with their registrations
+    /// (PostgreSQL) and their capacity hashes (Redis).
+    pub async fn controller_for_meeting<R: rand::Rng + Send>(
+        &self,
+        meeting: &Meeting,
+        region: &Region,
+        liveness: &Liveness,
+        rng: &mut R,
+    ) -> Result<Option<RegisteredController>, MeetingsError> {
+        let id = meeting.meeting_id;
+        let what = format!("the controller of meeting {id}");
+        let mut first = Some(meeting.clone());
+        store::optimistic(&what, |_| {
             // Each attempt draws from its own generator, seeded from the caller's.
             let mut rng = StdRng::seed_from_u64(rng.random());
+            let known = first.take();
             async move {
-                let current = self.meeting(meeting).await?;
+                let current = match known {
+                    Some(meeting) => meeting,
+                    None => self.meeting(id).await?,
+                };
                 let region = current.assigned_region.clone().unwrap_or(region.clone());
-                let loads = self.controller_loads(&region, liveness).await?;
+                let live = self.live_controllers(&region, liveness).await?;
                 let now = self.clock.now();
-                if let Some(assigned) = &current.assigned_controller_id {
-                    let keeps = loads
+                if let Some(assigned) = &current.assigned_controller_id
+                    && let Some((_, registered)) = live
                         .iter()
-                        .find(|c| &c.controller_id == assigned)
-                        .is_some_and(|c| c.keeps_meetings(now, liveness));
-                    if keeps {
-                        return Ok::<_, MeetingsError>(Attempt::Done(Some(assigned.clone())));
-                    }
+                        .find(|(c, _)| &c.controller_id == assigned && c.keeps_meetings(now, liveness))
+                {
+                    return Ok::<_, MeetingsError>(Attempt::Done(Some(registered.clone())));
                 }
+                let loads: Vec<ControllerLoad> = live.iter().map(|(c, _)| c.clone()).collect();
                 let Some(chosen) =
                     domain::choose_controller(&loads, &region, now, liveness, &mut rng)
                 else {
-                    tracing::warn!(%meeting, %region, "no meeting controller with free capacity");
+                    tracing::warn!(meeting = %id, %region, "no meeting controller with free capacity");
                     return Ok(Attempt::Done(None));
                 };
                 let done = sqlx::query(schema::REASSIGN_CONTROLLER)
-                    .bind(meeting.as_uuid())
+                    .bind(id.as_uuid())
                     .bind(chosen.controller_id.as_str())
                     .bind(region.as_str())
                     .bind(
@@ -319,16 +387,16 @@ impl Repo {
                     return Ok(Attempt::Retry);
                 }
                 self.count_assignment(&chosen.controller_id).await?;
-                tracing::info!(%meeting, %region, controller = %chosen.controller_id,
+                tracing::info!(meeting = %id, %region, controller = %chosen.controller_id,
                     previous = ?current.assigned_controller_id, "meeting controller assigned");
-                Ok(Attempt::Done(Some(chosen.controller_id.clone())))
+                let registered = live
+                    .into_iter()
+                    .find(|(c, _)| c.controller_id == chosen.controller_id)
+                    .map(|(_, r)| r);
+                Ok(Attempt::Done(registered))
             }
         })
-        .await?;
-        match chosen {
-            Some(id) => Ok(Some(self.controller(&id).await?)),
-            None => Ok(None),
-        }
+        .await
     }
 
     /// Counts one more meeting in the controller's capacity hash, only while the hash

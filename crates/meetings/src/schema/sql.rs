@@ -80,6 +80,59 @@ pub(crate) const SELECT_MEETING_BY_CODE: &str = concat!(
     " WHERE meeting_code = $1"
 );
 
+/// A meeting and the display name of one user, in one round trip ([`SELECT_MEETING_WITH_USER_NAME`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct MeetingWithUserNameRow {
+    #[sqlx(flatten)]
+    pub meeting: MeetingRow,
+    /// The user's `display_name`; NULL when no user was asked for, or that account does
+    /// not exist or is not active.
+    pub user_display_name: Option<String>,
+}
+
+/// The scalar subquery of the statements below: `$2`'s display name, for an active account.
+macro_rules! user_name_column {
+    () => {
+        concat!(
+            ", (SELECT u.display_name FROM ",
+            table!(users),
+            " u WHERE u.user_id = $2 AND u.is_active) AS user_display_name FROM ",
+            table!(meetings)
+        )
+    };
+}
+
+/// `$1` meeting_id, `$2` user_id (or NULL). A [`MeetingWithUserNameRow`].
+pub(crate) const SELECT_MEETING_WITH_USER_NAME: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    user_name_column!(),
+    " WHERE meeting_id = $1"
+);
+
+/// `$1` meeting_code (canonical form), `$2` user_id (or NULL). A
+/// [`MeetingWithUserNameRow`].
+pub(crate) const SELECT_MEETING_BY_CODE_WITH_USER_NAME: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    user_name_column!(),
+    " WHERE meeting_code = $1"
+);
+
+/// `$1` meeting_id, `$2` display_name, `$3` max_participants, `$4`
+/// enable_e2e_encryption, `$5` require_auth, `$6` allow_recording, `$7`
+/// waiting_room_enabled, `$8` the `updated_at` the new values were computed from. A
+/// compare-and-set: a [`MeetingRow`] with the new settings, or no row when the meeting
+/// has ended or changed since (or does not exist).
+pub(crate) const UPDATE_MEETING_SETTINGS: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET display_name = $2, max_participants = $3, enable_e2e_encryption = $4, \
+       require_auth = $5, allow_recording = $6, waiting_room_enabled = $7 \
+     WHERE meeting_id = $1 AND status <> 'ended' AND updated_at = $8 RETURNING ",
+    meeting_columns!()
+);
+
 /// `$1` meeting_id. Ends a meeting that has not ended; returns its `ended_at`, or no row
 /// when it had already ended (or does not exist).
 pub(crate) const END_MEETING: &str = concat!(
@@ -151,18 +204,19 @@ pub(crate) const LEAVE_PARTICIPANT: &str = concat!(
 // meeting_controllers and media_handlers
 
 /// `$1` controller_id, `$2` region, `$3` endpoint, `$4` max_meetings, `$5`
-/// max_participants, `$6` version, `$7` last_heartbeat_at (the repository's clock). A
-/// controller registering again starts healthy with zero load. Returns
-/// `(current_meetings, current_participants)`.
+/// max_participants, `$6` version, `$7` last_heartbeat_at (the repository's clock), `$8`
+/// metadata (JSON: the certificate hash its clients pin). A controller registering again
+/// starts healthy with zero load. Returns `(current_meetings, current_participants)`.
 pub(crate) const UPSERT_CONTROLLER: &str = concat!(
     "INSERT INTO ",
     table!(meeting_controllers),
     " (controller_id, region, endpoint, max_meetings, max_participants, version, \
-       last_heartbeat_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+       last_heartbeat_at, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (controller_id) DO UPDATE SET region = EXCLUDED.region, \
        endpoint = EXCLUDED.endpoint, max_meetings = EXCLUDED.max_meetings, \
        max_participants = EXCLUDED.max_participants, version = EXCLUDED.version, \
+       metadata = EXCLUDED.metadata, \
        current_meetings = 0, current_participants = 0, \
        health_status = 'healthy', last_heartbeat_at = EXCLUDED.last_heartbeat_at \
      RETURNING current_meetings, current_participants"
@@ -190,13 +244,15 @@ pub(crate) struct ControllerLoadRow {
     pub max_participants: i32,
     pub current_participants: i32,
     pub last_heartbeat_at: DateTime<Utc>,
+    pub endpoint: String,
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// `$1` region, `$2` the oldest heartbeat that counts. The controllers of the region that
 /// reported since, as [`ControllerLoadRow`]s ordered by id.
 pub(crate) const SELECT_CONTROLLER_LOADS: &str = concat!(
     "SELECT controller_id, region, health_status, max_meetings, current_meetings, \
-       max_participants, current_participants, last_heartbeat_at FROM ",
+       max_participants, current_participants, last_heartbeat_at, endpoint, metadata FROM ",
     table!(meeting_controllers),
     " WHERE region = $1 AND last_heartbeat_at >= $2 ORDER BY controller_id"
 );
@@ -209,11 +265,12 @@ pub(crate) struct ControllerRow {
     pub endpoint: String,
     pub health_status: String,
     pub last_heartbeat_at: DateTime<Utc>,
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// `$1` controller_id. A [`ControllerRow`], or no row for one never registered.
 pub(crate) const SELECT_CONTROLLER: &str = concat!(
-    "SELECT controller_id, region, endpoint, health_status, last_heartbeat_at FROM ",
+    "SELECT controller_id, region, endpoint, health_status, last_heartbeat_at, metadata FROM ",
     table!(meeting_controllers),
     " WHERE controller_id = $1"
 );

@@ -1,10 +1,12 @@
 //! [`ApiError`]: every refusal of the meetings API as `{"error": "...", "code": "..."}`
-//! with its status (401 with `WWW-Authenticate`, 429 with `Retry-After`).
+//! ([`ErrorBody`], with the `field` a validation error is about) with its status (401
+//! with `WWW-Authenticate`, 429 and 503 with `Retry-After`).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::MeetingsError;
 use crate::auth::{AuthError, TokenError};
@@ -17,8 +19,25 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
-    /// Seconds, for `Retry-After` (429).
+    /// Seconds, for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
+    /// The request field a validation error is about (`display_name`, ...).
+    pub field: Option<&'static str>,
+}
+
+/// The body of every refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A sentence for people.
+    #[schema(example = "the meeting was not found")]
+    pub error: String,
+    /// A stable, machine-readable word.
+    #[schema(example = "meeting_not_found")]
+    pub code: String,
+    /// The request field a validation error is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "display_name")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -28,6 +47,19 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            field: None,
+        }
+    }
+
+    /// 400 for a bad value of the request's `field`.
+    pub fn bad_field(
+        field: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            field: Some(field),
+            ..ApiError::bad_request(code, message)
         }
     }
 
@@ -42,11 +74,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.message, "code": self.code })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: self.message,
+            code: self.code.to_owned(),
+            field: self.field.map(str::to_owned),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

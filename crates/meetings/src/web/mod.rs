@@ -1,4 +1,6 @@
-//! The meetings REST API, part 1: authentication.
+//! The meetings REST API: authentication, and the global controller's meeting routes
+//! (`meetings`: create, read with a join grant, a guest's token, settings, the end),
+//! described by the OpenAPI document `openapi` generates from the handlers' types.
 //!
 //! | route | who | answer |
 //! |---|---|---|
@@ -10,6 +12,12 @@
 //! | `DELETE /api/v1/api-keys/{id}` | a user's access token | 204; 404 for a key that is not the user's or already revoked |
 //! | `GET /api/v1/auth/discord` | anyone | 303 to Discord's authorize page (404 when Tavern has no Discord login) |
 //! | `GET /api/v1/auth/discord/callback?code&state` | Discord's redirect | 200 `{user_id, access_token, token_type, expires_in, created}`; 400 for an unknown or used state; 401 when the person declined |
+//! | `POST /api/v1/meetings` `{display_name, max_participants?, enable_e2e_encryption?, require_auth?, allow_recording?, waiting_room_enabled?, scheduled_start_time?}` | `meetings:create` | 201 the meeting; 400 naming the bad `field`; 429 + `Retry-After` (per user) |
+//! | `GET /api/v1/meetings/{meeting id or code}` | `meetings:read` | 200 the meeting, with `join_grant` `{token, expires_in, wt_token, webtransport_url, certificate_hash, participant_id}` for `meetings:join` while it has not ended; 404 `meeting_not_found`; 503 `no_controller` |
+//! | `POST /api/v1/meetings/{code}/guest-token` `{display_name}` | anyone with the code | 200 a guest's grant with the meeting; 403 `auth_required`; 410 `meeting_ended`; 429 (per address) |
+//! | `PATCH /api/v1/meetings/{id or code}/settings` `{display_name?, max_participants?, ...}` | `meetings:manage`, the creator | 200 the meeting; 403 `not_creator`; 409 `meeting_ended` |
+//! | `POST /api/v1/meetings/{id or code}/end` | `meetings:manage`, the creator | 200 the ended meeting (again: the same) |
+//! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
 //!
 //! Every refusal is `{"error": "...", "code": "..."}` ([`ApiError`]). The API carries
 //! its own credentials (the JWTs and API keys of [`crate::auth`](mod@crate::auth), not Tavern's web
@@ -17,10 +25,13 @@
 //! credentials), the routes for a signed-in caller [`Access::Bearer`] (the kit's guard
 //! lets them through and the [`Authenticated`] extractor checks the JWT or API key;
 //! later routes do the same and check their scope with [`Authenticated::require`]), and
-//! what anyone may read [`Access::Public`].
+//! what anyone may read [`Access::Public`]. The guest token is [`Access::Credentials`]
+//! too: the meeting's code in its path is the credential.
 
 mod error;
 mod extract;
+pub mod meetings;
+pub mod openapi;
 
 use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};
@@ -28,11 +39,16 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use web::access::{Access, Routes};
 
-pub use self::error::ApiError;
+pub use self::error::{ApiError, ErrorBody};
 pub use self::extract::Body;
+use self::meetings::{END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SETTINGS_PATH};
+use self::openapi::OPENAPI_PATH;
+use crate::Repo;
 use crate::auth::{ApiKeyId, Auth, Authenticated, ClientInfo, Jwks};
+use crate::domain::{Liveness, Region};
 
 pub const REGISTER_PATH: &str = "/api/v1/auth/register";
 pub const TOKEN_PATH: &str = "/api/v1/auth/user/token";
@@ -42,12 +58,18 @@ pub const API_KEYS_PATH: &str = "/api/v1/api-keys";
 pub const DISCORD_LOGIN_PATH: &str = "/api/v1/auth/discord";
 pub const DISCORD_CALLBACK_PATH: &str = "/api/v1/auth/discord/callback";
 
-/// What the handlers share: the service, and Tavern's Discord application calling back
-/// to [`DISCORD_CALLBACK_PATH`] (when logging in with Discord is configured).
+/// What the handlers share: the service, Tavern's Discord application calling back to
+/// [`DISCORD_CALLBACK_PATH`] (when logging in with Discord is configured), and where
+/// meetings are assigned.
 #[derive(Debug, Clone)]
 pub struct WebState {
     pub auth: Auth,
     pub discord: Option<discord::oauth::OAuthApp>,
+    pub repo: Repo,
+    /// The region new meetings get a controller in.
+    pub region: Region,
+    /// When a registered controller counts as alive.
+    pub liveness: Liveness,
 }
 
 impl FromRef<WebState> for Auth {
@@ -61,8 +83,8 @@ pub fn discord_callback_url(public_url: &url::Url) -> Result<url::Url, url::Pars
     public_url.join(DISCORD_CALLBACK_PATH)
 }
 
-/// The authentication routes, over `auth`.
-pub fn routes(ctx: &feature::Context, auth: Auth) -> Routes {
+/// The meetings API's routes, over `auth`, assigning meetings as `config` says.
+pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig) -> Routes {
     let discord = ctx.discord_login.as_ref().and_then(|app| {
         discord_callback_url(&ctx.public_url)
             .ok()
@@ -81,17 +103,45 @@ pub fn routes(ctx: &feature::Context, auth: Auth) -> Routes {
         )
         .get(DISCORD_LOGIN_PATH, Access::Public, discord_login)
         .get(DISCORD_CALLBACK_PATH, Access::Public, discord_callback)
-        .with_state(WebState { auth, discord })
+        .post(
+            MEETINGS_PATH,
+            Access::bearer("meetings:create"),
+            meetings::create_meeting,
+        )
+        .get(
+            MEETING_PATH,
+            Access::bearer("meetings:read"),
+            meetings::get_meeting,
+        )
+        .post(GUEST_TOKEN_PATH, Access::Credentials, meetings::guest_token)
+        .patch(
+            SETTINGS_PATH,
+            Access::bearer("meetings:manage"),
+            meetings::update_settings,
+        )
+        .post(
+            END_PATH,
+            Access::bearer("meetings:manage"),
+            meetings::end_meeting,
+        )
+        .get(OPENAPI_PATH, Access::Public, openapi::serve)
+        .with_state(WebState {
+            auth,
+            discord,
+            repo: Repo::from_context(ctx),
+            region: config.region.clone(),
+            liveness: config.liveness,
+        })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub email: String,
     pub password: String,
     pub display_name: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub user_id: String,
     pub access_token: String,
@@ -99,20 +149,20 @@ pub struct RegisterResponse {
     pub expires_in: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
     pub name: String,
     pub scopes: Vec<String>,
@@ -120,7 +170,7 @@ pub struct CreateApiKeyRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateApiKeyResponse {
     pub key_id: String,
     pub key: String,
@@ -129,8 +179,23 @@ pub struct CreateApiKeyResponse {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The `token_type` of every token the API hands out.
 const BEARER: &str = "Bearer";
 
+/// Register an account.
+///
+/// Answers its first access token (all the meetings scopes, 1 h).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = RegisterResponse),
+        (status = 400, description = "A bad email, a weak password or a bad display name", body = ErrorBody),
+        (status = 409, description = "`email_taken`", body = ErrorBody),
+    )
+)]
 async fn register(
     State(auth): State<Auth>,
     client: ClientInfo,
@@ -150,6 +215,19 @@ async fn register(
     ))
 }
 
+/// Log in with an email and a password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/user/token",
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "An access token", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials` (never which part)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    )
+)]
 async fn token(
     State(auth): State<Auth>,
     client: ClientInfo,
@@ -163,6 +241,18 @@ async fn token(
     }))
 }
 
+/// Log out: the access token is refused from now on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "No or a bad credential", body = ErrorBody),
+        (status = 403, description = "`user_token_required`: an API key", body = ErrorBody),
+    )
+)]
 async fn logout(
     State(auth): State<Auth>,
     client: ClientInfo,
@@ -172,10 +262,33 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The published token signing keys (JWKS).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses((status = 200, description = "The keys", body = openapi::JsonWebKeySet))
+)]
 async fn jwks(State(auth): State<Auth>) -> Result<Json<Jwks>, ApiError> {
     Ok(Json(auth.jwks().await?))
 }
 
+/// Create an API key.
+///
+/// With a user's access token only. The key is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    tag = "auth",
+    request_body = CreateApiKeyRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = CreateApiKeyResponse),
+        (status = 400, description = "A bad name, scope or expiry", body = ErrorBody),
+        (status = 401, description = "No or a bad credential", body = ErrorBody),
+        (status = 403, description = "`user_token_required`: an API key", body = ErrorBody),
+    )
+)]
 async fn create_api_key(
     State(auth): State<Auth>,
     client: ClientInfo,
@@ -197,6 +310,21 @@ async fn create_api_key(
     ))
 }
 
+/// Revoke one of the user's API keys.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{id}",
+    tag = "auth",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "`bad_key_id`", body = ErrorBody),
+        (status = 401, description = "No or a bad credential", body = ErrorBody),
+        (status = 403, description = "`user_token_required`: an API key", body = ErrorBody),
+        (status = 404, description = "Not the user's key, or already revoked", body = ErrorBody),
+    )
+)]
 async fn revoke_api_key(
     State(auth): State<Auth>,
     client: ClientInfo,
@@ -209,6 +337,16 @@ async fn revoke_api_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Log in with Discord: to Discord's authorize page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/discord",
+    tag = "auth",
+    responses(
+        (status = 303, description = "To Discord", headers(("Location" = String))),
+        (status = 404, description = "`not_configured`", body = ErrorBody),
+    )
+)]
 async fn discord_login(State(state): State<WebState>) -> Result<impl IntoResponse, ApiError> {
     let app = state
         .discord
@@ -218,14 +356,15 @@ async fn discord_login(State(state): State<WebState>) -> Result<impl IntoRespons
     Ok(axum::response::Redirect::to(url.as_str()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiscordCallback {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DiscordLoginResponse {
     pub user_id: String,
     pub access_token: String,
@@ -235,6 +374,20 @@ pub struct DiscordLoginResponse {
     pub created: bool,
 }
 
+/// Where Discord sends people back to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/discord/callback",
+    tag = "auth",
+    params(DiscordCallback),
+    responses(
+        (status = 200, description = "Logged in (the account made if new)", body = DiscordLoginResponse),
+        (status = 400, description = "`bad_state`, or no code", body = ErrorBody),
+        (status = 401, description = "`login_denied`", body = ErrorBody),
+        (status = 404, description = "`not_configured`", body = ErrorBody),
+        (status = 502, description = "`provider_error`", body = ErrorBody),
+    )
+)]
 async fn discord_callback(
     State(state): State<WebState>,
     client: ClientInfo,

@@ -14,6 +14,8 @@ use store::harness::{TestPostgres, TestRedis};
 use store::{Postgres, Redis};
 use testkit::World;
 
+pub mod wt;
+
 pub struct Pg {
     pub server: TestPostgres,
     pub pg: Postgres,

@@ -1,0 +1,256 @@
+//! A signalling client of the meeting controller (the CLI's `tavern meetings join`, the
+//! benchmark, the tests): opens the session with the join grant's `webtransport_url`,
+//! `wt_token` and `certificate_hash`, joins with the meeting token, then sends and
+//! receives [`proto`] messages.
+
+use std::time::Duration;
+
+use wtransport::endpoint::endpoint_side;
+use wtransport::error::{ConnectingError, ConnectionError};
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream};
+
+use super::proto::{
+    self, ClientMessage, FrameError, JoinResponse, ServerMessage, client_message, server_message,
+};
+use crate::domain::WT_TOKEN_PARAM;
+
+/// How long [`Client::leave`] waits for the controller to close the session.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not a WebTransport URL: {0}")]
+    InvalidUrl(String),
+    #[error("the certificate hash must be 64 hex digits (SHA-256)")]
+    InvalidCertificateHash,
+    #[error("could not open a local UDP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The controller refused the session request (a used, unknown or expired
+    /// connection token, or one for another meeting).
+    #[error("the meeting controller refused the session")]
+    Rejected,
+    #[error("could not connect to the meeting controller: {0}")]
+    Connect(ConnectingError),
+    #[error("the session failed: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error("the signalling stream failed: {0}")]
+    Stream(String),
+    /// The controller answered `Error`.
+    #[error("{message} ({code})")]
+    Refused { code: String, message: String },
+    #[error("the controller sent a bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the session closed")]
+    Closed,
+    #[error("unexpected message from the controller: {0}")]
+    Unexpected(String),
+}
+
+impl From<ConnectingError> for ClientError {
+    fn from(e: ConnectingError) -> ClientError {
+        match e {
+            ConnectingError::SessionRejected => ClientError::Rejected,
+            other => ClientError::Connect(other),
+        }
+    }
+}
+
+/// How the controller closed the session: its application error code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// `None` when the session did not end with an application close (a timeout, a
+    /// transport error, a local close).
+    pub code: Option<u64>,
+    pub reason: String,
+}
+
+/// A connected signalling session.
+pub struct Client {
+    // Kept for the connection's lifetime.
+    _endpoint: Endpoint<endpoint_side::Client>,
+    conn: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    /// Bytes read but not yet a whole frame.
+    buffer: Vec<u8>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("remote", &self.conn.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a lowercase or uppercase hex SHA-256.
+fn digest(hex: &str) -> Result<Sha256Digest, ClientError> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(ClientError::InvalidCertificateHash);
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        let pair = hex
+            .get(2 * i..2 * i + 2)
+            .ok_or(ClientError::InvalidCertificateHash)?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| ClientError::InvalidCertificateHash)?;
+    }
+    Ok(Sha256Digest::new(bytes))
+}
+
+impl Client {
+    /// Opens the session at `webtransport_url` with the one-time `wt_token` and opens
+    /// the signalling stream. With `certificate_hash` the server's certificate is pinned
+    /// to it (a self-signed one); without, it must chain to the system's roots.
+    pub async fn connect(
+        webtransport_url: &str,
+        wt_token: &str,
+        certificate_hash: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let mut url = url::Url::parse(webtransport_url)
+            .map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(ClientError::InvalidUrl(
+                "the scheme must be https".to_owned(),
+            ));
+        }
+        url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
+        let builder = ClientConfig::builder().with_bind_default();
+        let config = match certificate_hash {
+            Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
+            None => builder.with_native_certs(),
+        }
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .build();
+        let endpoint = Endpoint::client(config)?;
+        let conn = endpoint.connect(url.as_str()).await?;
+        let (send, recv) = conn
+            .open_bi()
+            .await?
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))?;
+        Ok(Client {
+            _endpoint: endpoint,
+            conn,
+            send,
+            recv,
+            buffer: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// Joins with the join grant's meeting token: the `JoinResponse`, or the
+    /// controller's `Error` as [`ClientError::Refused`].
+    pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
+        self.send(client_message::Payload::JoinRequest(proto::JoinRequest {
+            token: meeting_token.to_owned(),
+            client_version: concat!("tavern/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }))
+        .await?;
+        match self.next().await? {
+            Some(message) => match message.payload {
+                Some(server_message::Payload::JoinResponse(response)) => Ok(response),
+                Some(server_message::Payload::Error(error)) => Err(ClientError::Refused {
+                    code: error.code,
+                    message: error.message,
+                }),
+                other => Err(ClientError::Unexpected(format!("{other:?}"))),
+            },
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// Sends one message (version 1).
+    pub async fn send(&mut self, payload: client_message::Payload) -> Result<(), ClientError> {
+        let frame = proto::encode_client(&ClientMessage::new(payload))?;
+        self.send_raw(&frame).await
+    }
+
+    /// Writes `bytes` on the signalling stream as they are (tests send garbage so).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.send
+            .write_all(bytes)
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))
+    }
+
+    /// The next message from the controller; `None` once the session has closed.
+    /// Cancel-safe: a call abandoned half-way loses nothing.
+    pub async fn next(&mut self) -> Result<Option<ServerMessage>, ClientError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some((body, used)) = proto::split_frame(&self.buffer)? {
+                let payload = proto::decode_server(body)?;
+                self.buffer.drain(..used);
+                return Ok(Some(ServerMessage::new(payload)));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self.buffer.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                Ok(None) | Err(_) => {
+                    self.finished = true;
+                    if !self.buffer.is_empty() {
+                        return Err(FrameError::Truncated {
+                            expected: self.buffer.len() + 1,
+                            got: self.buffer.len(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the session is closed, and says how.
+    pub async fn closed(&self) -> Closed {
+        match self.conn.closed().await {
+            ConnectionError::ApplicationClosed(close) => Closed {
+                code: Some(close.code().into_inner()),
+                reason: String::from_utf8_lossy(close.reason()).into_owned(),
+            },
+            other => Closed {
+                code: None,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Leaves the meeting and waits (briefly) for the controller to close the session.
+    pub async fn leave(mut self) -> Result<(), ClientError> {
+        self.send(client_message::Payload::Leave(proto::Leave {}))
+            .await?;
+        let _ = tokio::time::timeout(LEAVE_WAIT, self.conn.closed()).await;
+        Ok(())
+    }
+
+    /// Closes the session at once, without leaving (the controller sees a lost
+    /// connection).
+    pub fn abort(self) {
+        self.conn
+            .close(wtransport::VarInt::from_u32(proto::CLOSE_NORMAL), b"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_hashes_are_64_hex_digits() {
+        let hex = "ab".repeat(32);
+        assert_eq!(digest(&hex).unwrap(), Sha256Digest::new([0xab; 32]));
+        assert_eq!(
+            digest(&hex.to_uppercase()).unwrap(),
+            Sha256Digest::new([0xab; 32])
+        );
+        assert!(digest("abc").is_err());
+        assert!(digest(&"zz".repeat(32)).is_err());
+        assert!(digest(&"é".repeat(32)).is_err());
+    }
+}

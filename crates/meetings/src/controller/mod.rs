@@ -1,0 +1,342 @@
+//! The meeting controller: the WebTransport sessions of meetings' participants, the
+//! seed's Data Flow Examples 1 and 2 over the wire.
+//!
+//! A [`MeetingController`] binds a UDP port with a TLS identity (a self-signed ECDSA
+//! certificate valid 14 days unless PEM files are configured; its SHA-256 is what join
+//! grants hand out for `serverCertificateHashes`), registers in the registry and
+//! heartbeats its real load, and serves sessions until shut down:
+//!
+//! - A session request must be `/meetings/{meeting_id}?wt_token={token}`; the one-time
+//!   token is redeemed (an unknown, used or expired token, or one granted for another
+//!   meeting, is refused with 403; another path with 404).
+//! - The client opens one bidirectional stream and sends `JoinRequest` with its meeting
+//!   token within the join timeout ([`proto`] describes the frames). The token must
+//!   verify and name the redeemed grant's meeting and participant; then the participant
+//!   joins ([`Repo::join_as`], Example 1) and gets `JoinResponse` with everybody else,
+//!   who are told `ParticipantJoined`.
+//! - Mute changes and published or ended streams are broadcast; a `Heartbeat` refreshes
+//!   presence ([`Repo::heartbeat`]) and is acknowledged. Silence for the presence
+//!   timeout or a lost connection is a `connection_lost` leave, `Leave` a `voluntary`
+//!   one; the others are told `ParticipantLeft`. The last one out ends the meeting
+//!   ([`Repo::end_meeting`], Example 2).
+//! - Every couple of seconds a sweep looks at the meetings it hosts: one ended elsewhere
+//!   (the REST route) sends `MeetingEnded` and closes its sessions; participants the
+//!   presence job removed have their sessions closed and the rest told.
+//! - A malformed, oversized, wrong-version or out-of-turn message is answered with
+//!   `Error` and closes that session only. Each session runs in its own tasks with a
+//!   bounded outgoing queue: a client that does not keep up is closed, never waited for.
+//!
+//! [`client::Client`] is the other end (the CLI, the benchmark and the tests).
+
+pub mod client;
+pub mod proto;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::StorageError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::{Endpoint, Identity, ServerConfig};
+
+use crate::auth::{Auth, sha256_hex};
+use crate::domain::{ControllerId, HealthStatus, Region};
+use crate::repo::{ControllerHeartbeat, ControllerRegistration};
+use crate::{MeetingsError, Repo};
+
+use self::session::Rooms;
+
+/// Settings of one meeting controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Its id in `meeting_controllers` (stable across restarts of the same instance).
+    pub controller_id: ControllerId,
+    /// The UDP address it listens on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The host name (or address) clients reach it by, in `webtransport_url`.
+    pub public_host: String,
+    /// Meetings it hosts at most (a join that would open one more is refused with
+    /// `controller_full`).
+    pub max_meetings: i32,
+    /// Participants connected to it at most, over all its meetings.
+    pub max_participants: i32,
+    /// How often it reports its load to the registry (the registry's liveness is 30 s).
+    pub heartbeat_every: Duration,
+    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days,
+    /// its hash handed out in join grants.
+    pub certificate: Option<(PathBuf, PathBuf)>,
+    /// The region it registers in.
+    pub region: Region,
+    /// A participant silent this long (no message at all) leaves with
+    /// `connection_lost` (the seed's presence TTL, 30 s).
+    pub presence_timeout: Duration,
+    /// How long a session may take to open its stream and send `JoinRequest`.
+    pub join_timeout: Duration,
+    /// How often the hosted meetings are checked for an end or removals decided
+    /// elsewhere.
+    pub sweep_every: Duration,
+    /// Messages waiting for one session before it counts as unable to keep up.
+    pub session_queue: usize,
+}
+
+impl ControllerConfig {
+    /// The defaults for controller `controller_id`: listens on `127.0.0.1:4433`, reached
+    /// as `127.0.0.1`, heartbeats every 10 s, up to 1,000 meetings and 10,000
+    /// participants, a self-signed certificate, region `local`, presence 30 s, join
+    /// timeout 10 s, a sweep every 2 s, 256 queued messages per session.
+    pub fn new(controller_id: ControllerId) -> ControllerConfig {
+        ControllerConfig {
+            controller_id,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4433)),
+            public_host: "127.0.0.1".to_owned(),
+            max_meetings: 1000,
+            max_participants: 10_000,
+            heartbeat_every: Duration::from_secs(10),
+            certificate: None,
+            region: Region::local(),
+            presence_timeout: crate::schema::PRESENCE_TTL,
+            join_timeout: Duration::from_secs(10),
+            sweep_every: Duration::from_secs(2),
+            session_queue: 256,
+        }
+    }
+}
+
+/// Why the controller could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("could not make the controller's self-signed certificate: {0}")]
+    Certificate(String),
+    #[error("could not load the controller's certificate or key: {0}")]
+    Pem(#[from] wtransport::tls::error::PemLoadError),
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("could not register meeting controller: {0}")]
+    Register(#[source] MeetingsError),
+}
+
+/// What every session of a controller shares.
+pub(crate) struct Shared {
+    repo: Repo,
+    auth: Auth,
+    config: ControllerConfig,
+    rooms: Rooms,
+    /// Cancelled when the controller shuts down: every session closes.
+    stop: CancellationToken,
+}
+
+/// A bound meeting controller; [`MeetingController::run`] serves it.
+pub struct MeetingController {
+    endpoint: Endpoint<Server>,
+    shared: Arc<Shared>,
+    certificate_hash: String,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for MeetingController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeetingController")
+            .field("controller_id", &self.shared.config.controller_id)
+            .field("local_addr", &self.local_addr)
+            .field("certificate_hash", &self.certificate_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeetingController {
+    /// Binds `config.listen` (UDP) with the configured certificate, or a fresh
+    /// self-signed one for `localhost`, `127.0.0.1` and `public_host`.
+    pub async fn bind(
+        repo: Repo,
+        auth: Auth,
+        config: ControllerConfig,
+    ) -> Result<MeetingController, ControllerError> {
+        let identity = match &config.certificate {
+            Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
+            None => {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                if !names.contains(&config.public_host) {
+                    names.push(config.public_host.clone());
+                }
+                Identity::self_signed(&names)
+                    .map_err(|e| ControllerError::Certificate(e.to_string()))?
+            }
+        };
+        let leaf = identity
+            .certificate_chain()
+            .as_slice()
+            .first()
+            .ok_or(ControllerError::NoCertificate)?;
+        let certificate_hash = sha256_hex(leaf.der());
+        let server = ServerConfig::builder()
+            .with_bind_address(config.listen)
+            .with_identity(identity)
+            .keep_alive_interval(Some(Duration::from_secs(3)))
+            .build();
+        let endpoint = Endpoint::server(server).map_err(|source| ControllerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|source| ControllerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(MeetingController {
+            endpoint,
+            shared: Arc::new(Shared {
+                repo,
+                auth,
+                config,
+                rooms: Rooms::default(),
+                stop: CancellationToken::new(),
+            }),
+            certificate_hash,
+            local_addr,
+        })
+    }
+
+    /// The UDP address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://{public_host}:{port}`, what it registers (join grants add
+    /// `/meetings/{meeting_id}`).
+    pub fn endpoint(&self) -> String {
+        let host = &self.shared.config.public_host;
+        if host.contains(':') && !host.starts_with('[') {
+            format!("https://[{host}]:{}", self.local_addr.port())
+        } else {
+            format!("https://{host}:{}", self.local_addr.port())
+        }
+    }
+
+    /// SHA-256 (lowercase hex) of the DER of the certificate it serves.
+    pub fn certificate_hash(&self) -> &str {
+        &self.certificate_hash
+    }
+
+    /// Registers in the registry, then serves sessions and heartbeats its load until
+    /// `shutdown`; then reports `draining`, closes every session (each participant
+    /// leaving with `connection_lost`) and stops.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ControllerError> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let registration = ControllerRegistration {
+            controller_id: config.controller_id.clone(),
+            region: config.region.clone(),
+            endpoint: self.endpoint(),
+            max_meetings: config.max_meetings,
+            max_participants: config.max_participants,
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            certificate_hash: Some(self.certificate_hash.clone()),
+        };
+        shared
+            .repo
+            .register_controller(&registration)
+            .await
+            .map_err(ControllerError::Register)?;
+        tracing::info!(controller = %config.controller_id, endpoint = %registration.endpoint,
+            "meeting controller serving");
+
+        let tasks = TaskTracker::new();
+        tasks.spawn(heartbeats(shared.clone(), registration));
+        tasks.spawn(session::sweeps(shared.clone()));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                incoming = self.endpoint.accept() => {
+                    tasks.spawn(session::serve(shared.clone(), incoming));
+                }
+            }
+        }
+
+        tracing::info!(controller = %config.controller_id, "meeting controller draining");
+        let _ = report(&shared, HealthStatus::Draining).await;
+        shared.stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(controller = %config.controller_id,
+                "sessions still closing at shutdown; stopping anyway");
+        }
+        let _ = report(&shared, HealthStatus::Draining).await;
+        self.endpoint.close(
+            wtransport::VarInt::from_u32(proto::CLOSE_BY_CONTROLLER),
+            b"shutdown",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        Ok(())
+    }
+}
+
+/// Reports the controller's load with `health`; `NotFound` when the registry lost it.
+async fn report(shared: &Shared, health: HealthStatus) -> Result<(), MeetingsError> {
+    let (meetings, participants) = shared.rooms.load();
+    let beat = ControllerHeartbeat {
+        controller_id: shared.config.controller_id.clone(),
+        current_meetings: i32::try_from(meetings).unwrap_or(i32::MAX),
+        current_participants: i32::try_from(participants).unwrap_or(i32::MAX),
+        health,
+    };
+    let result = shared.repo.heartbeat_controller(&beat).await;
+    if let Err(error) = &result {
+        tracing::warn!(controller = %shared.config.controller_id, %error,
+            "meeting controller heartbeat failed");
+    }
+    result
+}
+
+/// Heartbeats every `heartbeat_every` until the controller stops; registers again when
+/// the registry lost it.
+async fn heartbeats(shared: Arc<Shared>, registration: ControllerRegistration) {
+    let mut every = tokio::time::interval(shared.config.heartbeat_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
+            report(&shared, HealthStatus::Healthy).await
+        {
+            match shared.repo.register_controller(&registration).await {
+                Ok(()) => {
+                    let _ = report(&shared, HealthStatus::Healthy).await;
+                }
+                Err(error) => {
+                    tracing::warn!(controller = %registration.controller_id, %error,
+                        "meeting controller could not register again");
+                }
+            }
+        }
+    }
+}
+
+/// The service running `config`'s controller over `repo` and `auth`: bind, then
+/// [`MeetingController::run`] until the process shuts down.
+pub fn service(repo: Repo, auth: Auth, config: ControllerConfig) -> feature::Service {
+    feature::Service::new("meeting-controller", move |shutdown| {
+        let (repo, auth, config) = (repo.clone(), auth.clone(), config.clone());
+        async move {
+            MeetingController::bind(repo, auth, config)
+                .await?
+                .run(shutdown)
+                .await
+        }
+    })
+}

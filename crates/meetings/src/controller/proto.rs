@@ -1,0 +1,727 @@
+//! The signalling protocol between a participant and its meeting controller: protobuf
+//! messages (prost derives, no `.proto` build step) in length-prefixed frames on one
+//! WebTransport bidirectional stream.
+//!
+//! # Wire format (version 1)
+//!
+//! The client opens the session at `webtransport_url?wt_token={token}`, then opens one
+//! bidirectional stream. Each direction is a sequence of frames:
+//!
+//! ```text
+//! +--------------------------+-------------------------------+
+//! | length: u32, big-endian  | `length` bytes: one protobuf  |
+//! | (1 ..= 65_536)           | ClientMessage / ServerMessage |
+//! +--------------------------+-------------------------------+
+//! ```
+//!
+//! A frame longer than [`MAX_FRAME`] (64 KiB) or of length 0 is a protocol error. The
+//! client sends [`ClientMessage`]s, the server [`ServerMessage`]s; both carry `version`
+//! (field 1, always [`VERSION`]) and exactly one payload (a protobuf `oneof`). The first
+//! client message must be a `JoinRequest` (within the join timeout); the server answers
+//! `JoinResponse` or `Error`. A protocol error (bad length, undecodable bytes, another
+//! version, no payload, a message out of turn) is answered with `Error` and the
+//! session is closed with application error code [`CLOSE_PROTOCOL_ERROR`] and the reason.
+//!
+//! The schema, as a `.proto` a browser client may compile (or hand-encode):
+//!
+//! ```text
+//! syntax = "proto3";
+//! message ClientMessage {
+//!   uint32 version = 1;
+//!   oneof payload {
+//!     JoinRequest join_request = 2;       Heartbeat heartbeat = 3;
+//!     SetMute set_mute = 4;               PublishStream publish_stream = 5;
+//!     UnpublishStream unpublish_stream = 6;
+//!     Subscribe subscribe = 7;            Unsubscribe unsubscribe = 8;
+//!     Leave leave = 9;
+//!   }
+//! }
+//! message JoinRequest { string token = 1; string client_version = 2; }
+//! message Heartbeat {}
+//! message SetMute { bool audio_muted = 1; bool video_muted = 2; }
+//! message PublishStream { string stream_type = 1; string codec = 2; uint64 max_bitrate = 3; }
+//! message UnpublishStream { string stream_id = 1; }
+//! message Subscribe { string stream_id = 1; }
+//! message Unsubscribe { string stream_id = 1; }
+//! message Leave {}
+//!
+//! message ServerMessage {
+//!   uint32 version = 1;
+//!   oneof payload {
+//!     JoinResponse join_response = 2;     ParticipantJoined participant_joined = 3;
+//!     ParticipantLeft participant_left = 4;
+//!     MuteChanged mute_changed = 5;       StreamPublished stream_published = 6;
+//!     StreamUnpublished stream_unpublished = 7;
+//!     MeetingEnded meeting_ended = 8;     HeartbeatAck heartbeat_ack = 9;
+//!     Error error = 10;
+//!   }
+//! }
+//! message StreamInfo { string stream_id = 1; string participant_id = 2;
+//!   string stream_type = 3; string codec = 4; uint64 max_bitrate = 5; }
+//! message ParticipantInfo { string participant_id = 1; optional string user_id = 2;
+//!   string display_name = 3; bool audio_muted = 4; bool video_muted = 5;
+//!   repeated StreamInfo streams = 6; }
+//! message JoinResponse { string participant_id = 1; string meeting_id = 2;
+//!   string meeting_display_name = 3; bool e2e_encryption = 4;
+//!   repeated ParticipantInfo participants = 5; repeated string media_handlers = 6; }
+//! message ParticipantJoined { ParticipantInfo participant = 1; }
+//! message ParticipantLeft { string participant_id = 1; string reason = 2; }
+//! message MuteChanged { string participant_id = 1; bool audio_muted = 2; bool video_muted = 3; }
+//! message StreamPublished { StreamInfo stream = 1; }
+//! message StreamUnpublished { string stream_id = 1; string participant_id = 2; }
+//! message MeetingEnded { string reason = 1; }
+//! message HeartbeatAck {}
+//! message Error { string code = 1; string message = 2; }
+//! ```
+//!
+//! Ids are the canonical UUID strings; `stream_type` is `video_camera`, `video_screen`
+//! or `audio_microphone`; `reason` of `ParticipantLeft` is the seed's leave reason
+//! (`voluntary`, `connection_lost`, ...). Error codes: `invalid_message`,
+//! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
+//! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
+//! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`.
+
+use std::fmt;
+
+use prost::Message as _;
+
+/// The protocol version this controller speaks.
+pub const VERSION: u32 = 1;
+/// The largest frame body, in bytes (64 KiB).
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Bytes of the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+/// Application error code of a session closed normally (a leave, the meeting's end).
+pub const CLOSE_NORMAL: u32 = 0;
+/// Application error code of a session closed for a protocol error.
+pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
+/// Application error code of a session whose join was refused.
+pub const CLOSE_JOIN_REFUSED: u32 = 2;
+/// Application error code of a session closed by the controller (shutdown, a
+/// participant removed elsewhere, a client that cannot keep up, silence).
+pub const CLOSE_BY_CONTROLLER: u32 = 3;
+
+/// A message from a participant.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientMessage {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(oneof = "client_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    pub payload: Option<client_message::Payload>,
+}
+
+/// The payloads of [`ClientMessage`].
+pub mod client_message {
+    /// What a participant says.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Payload {
+        #[prost(message, tag = "2")]
+        JoinRequest(super::JoinRequest),
+        #[prost(message, tag = "3")]
+        Heartbeat(super::Heartbeat),
+        #[prost(message, tag = "4")]
+        SetMute(super::SetMute),
+        #[prost(message, tag = "5")]
+        PublishStream(super::PublishStream),
+        #[prost(message, tag = "6")]
+        UnpublishStream(super::UnpublishStream),
+        #[prost(message, tag = "7")]
+        Subscribe(super::Subscribe),
+        #[prost(message, tag = "8")]
+        Unsubscribe(super::Unsubscribe),
+        #[prost(message, tag = "9")]
+        Leave(super::Leave),
+    }
+}
+
+/// Joins the meeting with the meeting token of the join grant. `Debug` hides the token.
+#[derive(Clone, PartialEq, prost::Message)]
+#[prost(skip_debug)]
+pub struct JoinRequest {
+    #[prost(string, tag = "1")]
+    pub token: String,
+    #[prost(string, tag = "2")]
+    pub client_version: String,
+}
+
+impl fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("token", &"[redacted]")
+            .field("client_version", &self.client_version)
+            .finish()
+    }
+}
+
+/// "Still here" (presence).
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct Heartbeat {}
+
+/// The participant's microphone and camera state.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct SetMute {
+    #[prost(bool, tag = "1")]
+    pub audio_muted: bool,
+    #[prost(bool, tag = "2")]
+    pub video_muted: bool,
+}
+
+/// Publishes a media stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PublishStream {
+    #[prost(string, tag = "1")]
+    pub stream_type: String,
+    #[prost(string, tag = "2")]
+    pub codec: String,
+    /// Bits per second.
+    #[prost(uint64, tag = "3")]
+    pub max_bitrate: u64,
+}
+
+/// Ends one of the participant's streams.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UnpublishStream {
+    #[prost(string, tag = "1")]
+    pub stream_id: String,
+}
+
+/// Subscribes to a stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Subscribe {
+    #[prost(string, tag = "1")]
+    pub stream_id: String,
+}
+
+/// Unsubscribes from a stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Unsubscribe {
+    #[prost(string, tag = "1")]
+    pub stream_id: String,
+}
+
+/// Leaves the meeting.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct Leave {}
+
+/// A message from the meeting controller.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServerMessage {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(oneof = "server_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    pub payload: Option<server_message::Payload>,
+}
+
+/// The payloads of [`ServerMessage`].
+pub mod server_message {
+    /// What the controller says.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Payload {
+        #[prost(message, tag = "2")]
+        JoinResponse(super::JoinResponse),
+        #[prost(message, tag = "3")]
+        ParticipantJoined(super::ParticipantJoined),
+        #[prost(message, tag = "4")]
+        ParticipantLeft(super::ParticipantLeft),
+        #[prost(message, tag = "5")]
+        MuteChanged(super::MuteChanged),
+        #[prost(message, tag = "6")]
+        StreamPublished(super::StreamPublished),
+        #[prost(message, tag = "7")]
+        StreamUnpublished(super::StreamUnpublished),
+        #[prost(message, tag = "8")]
+        MeetingEnded(super::MeetingEnded),
+        #[prost(message, tag = "9")]
+        HeartbeatAck(super::HeartbeatAck),
+        #[prost(message, tag = "10")]
+        Error(super::Error),
+    }
+}
+
+/// A published stream.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct StreamInfo {
+    #[prost(string, tag = "1")]
+    pub stream_id: String,
+    #[prost(string, tag = "2")]
+    pub participant_id: String,
+    #[prost(string, tag = "3")]
+    pub stream_type: String,
+    #[prost(string, tag = "4")]
+    pub codec: String,
+    #[prost(uint64, tag = "5")]
+    pub max_bitrate: u64,
+}
+
+/// A participant as the others see it.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ParticipantInfo {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    /// `None` for a guest.
+    #[prost(string, optional, tag = "2")]
+    pub user_id: Option<String>,
+    #[prost(string, tag = "3")]
+    pub display_name: String,
+    #[prost(bool, tag = "4")]
+    pub audio_muted: bool,
+    #[prost(bool, tag = "5")]
+    pub video_muted: bool,
+    #[prost(message, repeated, tag = "6")]
+    pub streams: Vec<StreamInfo>,
+}
+
+/// The answer to a `JoinRequest`: who is already there.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct JoinResponse {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    #[prost(string, tag = "2")]
+    pub meeting_id: String,
+    #[prost(string, tag = "3")]
+    pub meeting_display_name: String,
+    #[prost(bool, tag = "4")]
+    pub e2e_encryption: bool,
+    /// Everybody else in the meeting.
+    #[prost(message, repeated, tag = "5")]
+    pub participants: Vec<ParticipantInfo>,
+    /// Media handler endpoints (empty until media forwarding exists).
+    #[prost(string, repeated, tag = "6")]
+    pub media_handlers: Vec<String>,
+}
+
+/// Somebody joined.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParticipantJoined {
+    #[prost(message, optional, tag = "1")]
+    pub participant: Option<ParticipantInfo>,
+}
+
+/// Somebody left, with the seed's leave reason.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParticipantLeft {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    #[prost(string, tag = "2")]
+    pub reason: String,
+}
+
+/// Somebody muted or unmuted.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MuteChanged {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    #[prost(bool, tag = "2")]
+    pub audio_muted: bool,
+    #[prost(bool, tag = "3")]
+    pub video_muted: bool,
+}
+
+/// A stream was published (also sent to its publisher, which learns its id so).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamPublished {
+    #[prost(message, optional, tag = "1")]
+    pub stream: Option<StreamInfo>,
+}
+
+/// A stream ended.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamUnpublished {
+    #[prost(string, tag = "1")]
+    pub stream_id: String,
+    #[prost(string, tag = "2")]
+    pub participant_id: String,
+}
+
+/// The meeting ended; the session closes next.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MeetingEnded {
+    #[prost(string, tag = "1")]
+    pub reason: String,
+}
+
+/// The answer to a `Heartbeat`.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct HeartbeatAck {}
+
+/// A refusal or protocol error: a stable `code` and a sentence for people.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Error {
+    #[prost(string, tag = "1")]
+    pub code: String,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+impl Error {
+    /// An error with `code` and `message`.
+    pub fn new(code: &str, message: impl Into<String>) -> Error {
+        Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl ClientMessage {
+    /// A version-1 message carrying `payload`.
+    pub fn new(payload: client_message::Payload) -> ClientMessage {
+        ClientMessage {
+            version: VERSION,
+            payload: Some(payload),
+        }
+    }
+}
+
+impl ServerMessage {
+    /// A version-1 message carrying `payload`.
+    pub fn new(payload: server_message::Payload) -> ServerMessage {
+        ServerMessage {
+            version: VERSION,
+            payload: Some(payload),
+        }
+    }
+
+    /// An `Error` message.
+    pub fn error(code: &str, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::new(server_message::Payload::Error(Error::new(code, message)))
+    }
+}
+
+/// Why bytes are not a valid frame or message. Each has a stable [`code`](FrameError::code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("a frame of {0} bytes is larger than the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("a frame may not be empty")]
+    Empty,
+    #[error("the frame ends before its {expected} bytes ({got} received)")]
+    Truncated { expected: usize, got: usize },
+    #[error("the message is not valid protobuf: {0}")]
+    Malformed(String),
+    #[error("protocol version {0} is not supported (this controller speaks {VERSION})")]
+    UnsupportedVersion(u32),
+    #[error("the message has no payload")]
+    NoPayload,
+}
+
+impl FrameError {
+    /// The `Error.code` sent for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FrameError::TooLarge(_) => "frame_too_large",
+            FrameError::UnsupportedVersion(_) => "unsupported_version",
+            FrameError::Empty
+            | FrameError::Truncated { .. }
+            | FrameError::Malformed(_)
+            | FrameError::NoPayload => "invalid_message",
+        }
+    }
+}
+
+/// Checks a frame's length prefix: the body length it announces, or why it is refused.
+pub fn frame_length(header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
+    let len = usize::try_from(u32::from_be_bytes(header)).unwrap_or(usize::MAX);
+    match len {
+        0 => Err(FrameError::Empty),
+        n if n > MAX_FRAME => Err(FrameError::TooLarge(n)),
+        n => Ok(n),
+    }
+}
+
+/// One frame holding `message`: the 4-byte big-endian length, then the encoding.
+fn frame<M: prost::Message>(message: &M) -> Result<Vec<u8>, FrameError> {
+    let len = message.encoded_len();
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    message
+        .encode(&mut out)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+/// The frame of a client message.
+pub fn encode_client(message: &ClientMessage) -> Result<Vec<u8>, FrameError> {
+    frame(message)
+}
+
+/// The frame of a server message.
+pub fn encode_server(message: &ServerMessage) -> Result<Vec<u8>, FrameError> {
+    frame(message)
+}
+
+/// Decodes a frame body (without its length prefix) as a client message of this
+/// version with a payload.
+pub fn decode_client(body: &[u8]) -> Result<client_message::Payload, FrameError> {
+    check_size(body)?;
+    let message = ClientMessage::decode(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if message.version != VERSION {
+        return Err(FrameError::UnsupportedVersion(message.version));
+    }
+    message.payload.ok_or(FrameError::NoPayload)
+}
+
+/// Decodes a frame body (without its length prefix) as a server message of this
+/// version with a payload.
+pub fn decode_server(body: &[u8]) -> Result<server_message::Payload, FrameError> {
+    check_size(body)?;
+    let message = ServerMessage::decode(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if message.version != VERSION {
+        return Err(FrameError::UnsupportedVersion(message.version));
+    }
+    message.payload.ok_or(FrameError::NoPayload)
+}
+
+fn check_size(body: &[u8]) -> Result<(), FrameError> {
+    match body.len() {
+        0 => Err(FrameError::Empty),
+        n if n > MAX_FRAME => Err(FrameError::TooLarge(n)),
+        _ => Ok(()),
+    }
+}
+
+/// Splits one whole frame off the front of `buf`: `Ok(None)` while it is incomplete
+/// (wait for more bytes), else the body and the bytes it took.
+pub fn split_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = frame_length(*header)?;
+    match buf.get(HEADER_LEN..HEADER_LEN + len) {
+        Some(body) => Ok(Some((body, HEADER_LEN + len))),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a buffer that must hold exactly one whole client frame (prefix and body).
+pub fn decode_client_frame(buf: &[u8]) -> Result<client_message::Payload, FrameError> {
+    let (body, used) = whole_frame(buf)?;
+    if used != buf.len() {
+        return Err(FrameError::Malformed(format!(
+            "{} bytes after the frame",
+            buf.len() - used
+        )));
+    }
+    decode_client(body)
+}
+
+/// Decodes a buffer that must hold exactly one whole server frame (prefix and body).
+pub fn decode_server_frame(buf: &[u8]) -> Result<server_message::Payload, FrameError> {
+    let (body, used) = whole_frame(buf)?;
+    if used != buf.len() {
+        return Err(FrameError::Malformed(format!(
+            "{} bytes after the frame",
+            buf.len() - used
+        )));
+    }
+    decode_server(body)
+}
+
+fn whole_frame(buf: &[u8]) -> Result<(&[u8], usize), FrameError> {
+    match split_frame(buf)? {
+        Some(found) => Ok(found),
+        None => {
+            let expected = match buf.first_chunk::<HEADER_LEN>() {
+                Some(h) => HEADER_LEN + frame_length(*h)?,
+                None => HEADER_LEN,
+            };
+            Err(FrameError::Truncated {
+                expected,
+                got: buf.len(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_message::Payload as C;
+    use super::server_message::Payload as S;
+    use super::*;
+
+    fn join() -> ClientMessage {
+        ClientMessage::new(C::JoinRequest(JoinRequest {
+            token: "eyJ.secret.sig".into(),
+            client_version: "tavern-cli/1".into(),
+        }))
+    }
+
+    #[test]
+    fn client_messages_round_trip_through_frames() {
+        let all = [
+            join(),
+            ClientMessage::new(C::Heartbeat(Heartbeat {})),
+            ClientMessage::new(C::SetMute(SetMute {
+                audio_muted: true,
+                video_muted: false,
+            })),
+            ClientMessage::new(C::PublishStream(PublishStream {
+                stream_type: "video_camera".into(),
+                codec: "VP9".into(),
+                max_bitrate: 2_500_000,
+            })),
+            ClientMessage::new(C::UnpublishStream(UnpublishStream {
+                stream_id: "s".into(),
+            })),
+            ClientMessage::new(C::Subscribe(Subscribe {
+                stream_id: "s".into(),
+            })),
+            ClientMessage::new(C::Unsubscribe(Unsubscribe {
+                stream_id: "s".into(),
+            })),
+            ClientMessage::new(C::Leave(Leave {})),
+        ];
+        for message in all {
+            let bytes = encode_client(&message).unwrap();
+            let len = u32::from_be_bytes(*bytes.first_chunk::<4>().unwrap()) as usize;
+            assert_eq!(len + HEADER_LEN, bytes.len());
+            assert_eq!(Some(decode_client_frame(&bytes).unwrap()), message.payload);
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip_through_frames() {
+        let info = ParticipantInfo {
+            participant_id: "p".into(),
+            user_id: None,
+            display_name: "Ann".into(),
+            audio_muted: true,
+            video_muted: false,
+            streams: vec![StreamInfo {
+                stream_id: "s".into(),
+                participant_id: "p".into(),
+                stream_type: "audio_microphone".into(),
+                codec: "Opus".into(),
+                max_bitrate: 64_000,
+            }],
+        };
+        let all = [
+            ServerMessage::new(S::JoinResponse(JoinResponse {
+                participant_id: "p2".into(),
+                meeting_id: "m".into(),
+                meeting_display_name: "Session zero".into(),
+                e2e_encryption: true,
+                participants: vec![info.clone()],
+                media_handlers: vec![],
+            })),
+            ServerMessage::new(S::ParticipantJoined(ParticipantJoined {
+                participant: Some(info),
+            })),
+            ServerMessage::new(S::ParticipantLeft(ParticipantLeft {
+                participant_id: "p".into(),
+                reason: "voluntary".into(),
+            })),
+            ServerMessage::new(S::MeetingEnded(MeetingEnded {
+                reason: "ended".into(),
+            })),
+            ServerMessage::new(S::HeartbeatAck(HeartbeatAck {})),
+            ServerMessage::error("invalid_token", "no"),
+        ];
+        for message in all {
+            let bytes = encode_server(&message).unwrap();
+            assert_eq!(Some(decode_server_frame(&bytes).unwrap()), message.payload);
+        }
+    }
+
+    #[test]
+    fn a_truncated_frame_is_incomplete_and_refused_as_a_whole() {
+        let bytes = encode_client(&join()).unwrap();
+        for cut in [0, 2, HEADER_LEN, bytes.len() - 1] {
+            assert_eq!(split_frame(&bytes[..cut]), Ok(None), "cut at {cut}");
+            assert!(matches!(
+                decode_client_frame(&bytes[..cut]),
+                Err(FrameError::Truncated { .. })
+            ));
+        }
+        // A body cut short inside a field is not valid protobuf.
+        let body = &bytes[HEADER_LEN..bytes.len() - 3];
+        let err = decode_client(body).unwrap_err();
+        assert!(matches!(err, FrameError::Malformed(_)), "{err:?}");
+        assert_eq!(err.code(), "invalid_message");
+    }
+
+    #[test]
+    fn oversized_and_empty_frames_are_refused_by_their_prefix() {
+        let too_big = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes();
+        assert_eq!(
+            frame_length(too_big),
+            Err(FrameError::TooLarge(MAX_FRAME + 1))
+        );
+        assert_eq!(
+            frame_length(u32::MAX.to_be_bytes()).unwrap_err().code(),
+            "frame_too_large"
+        );
+        assert_eq!(frame_length(0u32.to_be_bytes()), Err(FrameError::Empty));
+        assert_eq!(
+            frame_length(u32::try_from(MAX_FRAME).unwrap().to_be_bytes()),
+            Ok(MAX_FRAME)
+        );
+        let mut huge = join();
+        if let Some(C::JoinRequest(j)) = &mut huge.payload {
+            j.token = "x".repeat(MAX_FRAME);
+        }
+        assert!(matches!(encode_client(&huge), Err(FrameError::TooLarge(_))));
+    }
+
+    #[test]
+    fn another_version_and_a_missing_payload_are_refused() {
+        let mut v2 = join();
+        v2.version = 2;
+        let bytes = v2.encode_to_vec();
+        assert_eq!(
+            decode_client(&bytes),
+            Err(FrameError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            decode_client(&bytes).unwrap_err().code(),
+            "unsupported_version"
+        );
+        let v0 = ClientMessage {
+            version: 0,
+            payload: Some(C::Leave(Leave {})),
+        };
+        assert_eq!(
+            decode_client(&v0.encode_to_vec()),
+            Err(FrameError::UnsupportedVersion(0))
+        );
+        let empty = ClientMessage {
+            version: VERSION,
+            payload: None,
+        };
+        assert_eq!(
+            decode_client(&empty.encode_to_vec()),
+            Err(FrameError::NoPayload)
+        );
+        assert_eq!(decode_client(&[]), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_never_panics() {
+        for garbage in [
+            &b"\xff\xff\xff\xff\xff"[..],
+            b"GET / HTTP/1.1\r\n",
+            b"\x0a\x80",
+            &[0x12, 0x05, 0x01],
+        ] {
+            let err = decode_client(garbage).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FrameError::Malformed(_) | FrameError::UnsupportedVersion(_)
+                ),
+                "{garbage:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_join_request_debug_hides_the_token() {
+        let shown = format!("{:?}", join());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,1089 @@
+//! One participant's WebTransport session (admission, join, messages, departure), the
+//! meetings a controller hosts in memory (who is connected, their mute state and
+//! streams, each session's outgoing queue), and the sweep over them.
+//!
+//! Each session runs in its own task, with a reader task decoding frames and a writer
+//! task draining a bounded queue to the stream. Others' events are put on that queue
+//! with `try_send`: a session whose queue is full is closed (`too_slow`), so no session
+//! ever waits for another.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use store::StorageError;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use wtransport::endpoint::{IncomingSession, SessionRequest};
+use wtransport::error::StreamReadExactError;
+use wtransport::{Connection, RecvStream, SendStream, VarInt};
+
+use super::Shared;
+use super::proto::{
+    self, FrameError, JoinResponse, MeetingEnded, MuteChanged, ParticipantInfo, ParticipantJoined,
+    ParticipantLeft, ServerMessage, StreamInfo, StreamPublished, StreamUnpublished,
+    client_message::Payload as In, server_message::Payload as Out,
+};
+use crate::MeetingsError;
+use crate::auth::AuthError;
+use crate::domain::{
+    ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
+    WT_TOKEN_PARAM, WtToken,
+};
+use crate::repo::{ConnectionGrant, JoinRequest, NewStream, ParticipantSession};
+
+/// How long a closing session may take to flush what it still has to say.
+const FLUSH: Duration = Duration::from_secs(2);
+/// Frames decoded ahead of the session's handling.
+const INBOUND_QUEUE: usize = 16;
+/// The longest codec name accepted in `PublishStream`.
+const MAX_CODEC_LEN: usize = 64;
+
+/// How a session ends for its participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Departure {
+    /// The participant leaves now, with this reason.
+    Leave(LeaveReason),
+    /// It has already left in the stores (the presence job removed it).
+    Gone,
+    /// The meeting ended (everybody already left with `meeting_ended`).
+    Ended,
+}
+
+/// Why, and how, a session closes.
+#[derive(Debug, Clone)]
+struct Close {
+    code: u32,
+    reason: String,
+    departure: Departure,
+}
+
+impl Close {
+    fn new(code: u32, reason: impl Into<String>, departure: Departure) -> Close {
+        Close {
+            code,
+            reason: reason.into(),
+            departure,
+        }
+    }
+
+    fn shutdown() -> Close {
+        Close::new(
+            proto::CLOSE_BY_CONTROLLER,
+            "the meeting controller is shutting down",
+            Departure::Leave(LeaveReason::ConnectionLost),
+        )
+    }
+
+    fn too_slow() -> Close {
+        Close::new(
+            proto::CLOSE_BY_CONTROLLER,
+            "too_slow: the client does not read its messages fast enough",
+            Departure::Leave(LeaveReason::ConnectionLost),
+        )
+    }
+
+    fn connection_lost(what: &str) -> Close {
+        Close::new(
+            proto::CLOSE_NORMAL,
+            what,
+            Departure::Leave(LeaveReason::ConnectionLost),
+        )
+    }
+}
+
+/// Closes a session from outside its task, with the first reason given.
+#[derive(Debug, Clone, Default)]
+struct Closer {
+    token: CancellationToken,
+    why: Arc<OnceLock<Close>>,
+}
+
+impl Closer {
+    fn close(&self, why: Close) {
+        let _ = self.why.set(why);
+        self.token.cancel();
+    }
+}
+
+/// A connected participant of a hosted meeting.
+struct Member {
+    seq: u64,
+    out: mpsc::Sender<ServerMessage>,
+    closer: Closer,
+    info: ParticipantInfo,
+}
+
+impl Member {
+    /// Queues `message` for this member; one that cannot keep up is closed.
+    fn deliver(&self, message: ServerMessage) {
+        match self.out.try_send(message) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => self.closer.close(Close::too_slow()),
+        }
+    }
+}
+
+/// The meetings a controller hosts, with their connected participants.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    inner: Mutex<HashMap<MeetingId, HashMap<ParticipantId, Member>>>,
+    seq: AtomicU64,
+}
+
+impl Rooms {
+    fn lock(&self) -> MutexGuard<'_, HashMap<MeetingId, HashMap<ParticipantId, Member>>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many meetings it hosts and how many participants are connected.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let rooms = self.lock();
+        (rooms.len(), rooms.values().map(HashMap::len).sum())
+    }
+
+    fn hosts(&self, meeting: MeetingId) -> bool {
+        self.lock().contains_key(&meeting)
+    }
+
+    fn meetings(&self) -> Vec<MeetingId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// The connected participants of `meeting`, with their closers.
+    fn members(&self, meeting: MeetingId) -> Vec<(ParticipantId, Closer)> {
+        self.lock()
+            .get(&meeting)
+            .map(|room| room.iter().map(|(id, m)| (*id, m.closer.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds a joined participant (its `seq` is given here): its queue gets `response` listing everybody else
+    /// (connected here first, in join order, then any other session `stored` in Redis),
+    /// and everybody else gets `ParticipantJoined`.
+    fn enter(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        mut member: Member,
+        mut response: JoinResponse,
+        stored: &[ParticipantSession],
+    ) {
+        member.seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut rooms = self.lock();
+        let room = rooms.entry(meeting).or_default();
+        let mut here: Vec<&Member> = room.values().collect();
+        here.sort_by_key(|m| m.seq);
+        response.participants = here.iter().map(|m| m.info.clone()).collect();
+        response.participants.extend(
+            stored
+                .iter()
+                .filter(|s| {
+                    s.participant_id != participant && !room.contains_key(&s.participant_id)
+                })
+                .map(info_of_session),
+        );
+        member.deliver(ServerMessage::new(Out::JoinResponse(response)));
+        let joined = ServerMessage::new(Out::ParticipantJoined(ParticipantJoined {
+            participant: Some(member.info.clone()),
+        }));
+        for other in room.values() {
+            other.deliver(joined.clone());
+        }
+        room.insert(participant, member);
+    }
+
+    /// Removes a participant; whether it was there.
+    fn remove(&self, meeting: MeetingId, participant: ParticipantId) -> bool {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get_mut(&meeting) else {
+            return false;
+        };
+        let removed = room.remove(&participant).is_some();
+        if room.is_empty() {
+            rooms.remove(&meeting);
+        }
+        removed
+    }
+
+    /// Sends `message` to every participant of `meeting` but `except`.
+    fn broadcast(
+        &self,
+        meeting: MeetingId,
+        except: Option<ParticipantId>,
+        message: &ServerMessage,
+    ) {
+        if let Some(room) = self.lock().get(&meeting) {
+            for (id, member) in room {
+                if Some(*id) != except {
+                    member.deliver(message.clone());
+                }
+            }
+        }
+    }
+
+    /// Changes what the others see of `participant`; `false` if it is not here.
+    fn update(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        change: impl FnOnce(&mut ParticipantInfo),
+    ) -> bool {
+        match self
+            .lock()
+            .get_mut(&meeting)
+            .and_then(|room| room.get_mut(&participant))
+        {
+            Some(member) => {
+                change(&mut member.info);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `participant` publishes `stream`.
+    fn publishes(&self, meeting: MeetingId, participant: ParticipantId, stream: &str) -> bool {
+        self.lock()
+            .get(&meeting)
+            .and_then(|room| room.get(&participant))
+            .is_some_and(|m| m.info.streams.iter().any(|s| s.stream_id == stream))
+    }
+
+    /// The meeting ended: everybody gets `MeetingEnded` and is closed.
+    fn end(&self, meeting: MeetingId) {
+        if let Some(room) = self.lock().get(&meeting) {
+            let ended = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
+                reason: "the meeting has ended".to_owned(),
+            }));
+            for member in room.values() {
+                member.deliver(ended.clone());
+                member.closer.close(Close::new(
+                    proto::CLOSE_NORMAL,
+                    "the meeting has ended",
+                    Departure::Ended,
+                ));
+            }
+        }
+    }
+}
+
+/// What others see of a participant known only from its Redis session (no mute state
+/// or stream details are stored there).
+fn info_of_session(session: &ParticipantSession) -> ParticipantInfo {
+    ParticipantInfo {
+        participant_id: session.participant_id.to_string(),
+        user_id: session.user_id.map(|u| u.to_string()),
+        display_name: session.display_name.clone(),
+        audio_muted: false,
+        video_muted: false,
+        streams: Vec::new(),
+    }
+}
+
+/// Serves one incoming connection: admission by its connection token, then the session.
+pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
+    let peer = incoming.remote_address();
+    let request = tokio::select! {
+        () = shared.stop.cancelled() => return,
+        request = tokio::time::timeout(shared.config.join_timeout, incoming) => request,
+    };
+    let request = match request {
+        Ok(Ok(request)) => request,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "WebTransport handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "WebTransport handshake timed out");
+            return;
+        }
+    };
+    let Some((request, grant)) = admit(&shared, request, peer).await else {
+        return;
+    };
+    let span = tracing::info_span!("meeting_session", meeting = %grant.meeting_id,
+        participant = %grant.participant_id, %peer);
+    run_session(shared, request, grant, peer)
+        .instrument(span)
+        .await;
+}
+
+/// The meeting and the connection token of a session request's path
+/// (`/meetings/{meeting_id}?wt_token=...`).
+fn target(path: &str) -> Option<(MeetingId, Option<String>)> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let id = path.strip_prefix("/meetings/")?.trim_end_matches('/');
+    let meeting = MeetingId::parse(id).ok()?;
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == WT_TOKEN_PARAM)
+        .map(|(_, value)| value.into_owned());
+    Some((meeting, token))
+}
+
+/// Redeems the request's connection token; refuses the request (403, 404) unless it
+/// grants a signalling connection to the meeting of the path.
+async fn admit(
+    shared: &Shared,
+    request: SessionRequest,
+    peer: SocketAddr,
+) -> Option<(SessionRequest, ConnectionGrant)> {
+    if shared.stop.is_cancelled() {
+        request.too_many_requests().await;
+        return None;
+    }
+    let Some((meeting, token)) = target(request.path()) else {
+        tracing::info!(%peer, "session request for an unknown path refused");
+        request.not_found().await;
+        return None;
+    };
+    let Some(token) = token.as_deref().and_then(|t| WtToken::parse(t).ok()) else {
+        tracing::info!(%peer, %meeting, "session request without a valid connection token refused");
+        request.forbidden().await;
+        return None;
+    };
+    match shared.repo.redeem_connection_token(&token).await {
+        Ok(Some(grant))
+            if grant.meeting_id == meeting
+                && grant.connection_type == ConnectionType::Signaling =>
+        {
+            Some((request, grant))
+        }
+        Ok(Some(grant)) => {
+            tracing::info!(%peer, %meeting, granted = %grant.meeting_id,
+                "connection token for another meeting or connection type refused");
+            request.forbidden().await;
+            None
+        }
+        Ok(None) => {
+            tracing::info!(%peer, %meeting, "unknown, used or expired connection token refused");
+            request.forbidden().await;
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %meeting, %error, "could not redeem a connection token");
+            request.too_many_requests().await;
+            None
+        }
+    }
+}
+
+/// A refused join: the `Error` code and its sentence.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn internal(what: &str, error: &dyn std::fmt::Display) -> Refusal {
+        tracing::warn!(%error, "{what}");
+        Refusal::new(
+            "internal",
+            "the meeting controller could not complete this; try again",
+        )
+    }
+}
+
+/// One accepted session.
+struct Session {
+    shared: Arc<Shared>,
+    meeting: MeetingId,
+    participant: ParticipantId,
+    out: mpsc::Sender<ServerMessage>,
+    closer: Closer,
+    joined: bool,
+}
+
+async fn run_session(
+    shared: Arc<Shared>,
+    request: SessionRequest,
+    grant: ConnectionGrant,
+    peer: SocketAddr,
+) {
+    let user_agent = request.user_agent().map(str::to_owned);
+    let conn = match request.accept().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::debug!(%error, "session lost while accepting it");
+            return;
+        }
+    };
+    let stream = tokio::select! {
+        () = shared.stop.cancelled() => {
+            close(&conn, &Close::shutdown());
+            return;
+        }
+        stream = tokio::time::timeout(shared.config.join_timeout, conn.accept_bi()) => stream,
+    };
+    let (send, recv) = match stream {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "session closed before opening its stream");
+            return;
+        }
+        Err(_) => {
+            close(
+                &conn,
+                &Close::new(
+                    proto::CLOSE_PROTOCOL_ERROR,
+                    "no stream opened within the join timeout",
+                    Departure::Leave(LeaveReason::ConnectionLost),
+                ),
+            );
+            return;
+        }
+    };
+    let (out, outgoing) = mpsc::channel(shared.config.session_queue.max(8));
+    let writer = tokio::spawn(write_frames(send, outgoing));
+    let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
+    let reader = tokio::spawn(read_frames(recv, inbound_tx).in_current_span());
+    let mut session = Session {
+        meeting: grant.meeting_id,
+        participant: grant.participant_id,
+        shared,
+        out,
+        closer: Closer::default(),
+        joined: false,
+    };
+    let ending = session.run(&mut inbound, peer, user_agent).await;
+    reader.abort();
+    session.depart(&ending).await;
+    drop(session);
+    flush(writer).await;
+    tracing::info!(code = ending.code, reason = %ending.reason, "session closed");
+    close(&conn, &ending);
+}
+
+fn close(conn: &Connection, why: &Close) {
+    conn.close(VarInt::from_u32(why.code), why.reason.as_bytes());
+}
+
+/// Waits (a little) for the writer to send what is queued and for the peer to have it.
+async fn flush(mut writer: JoinHandle<Option<SendStream>>) {
+    match tokio::time::timeout(FLUSH, &mut writer).await {
+        Ok(Ok(Some(mut send))) => {
+            let _ = tokio::time::timeout(FLUSH, send.finish()).await;
+        }
+        Ok(_) => {}
+        Err(_) => writer.abort(),
+    }
+}
+
+/// Writes queued messages as frames until the queue closes (`Some`: the stream, to
+/// finish) or the stream fails (`None`).
+async fn write_frames(
+    mut send: SendStream,
+    mut outgoing: mpsc::Receiver<ServerMessage>,
+) -> Option<SendStream> {
+    while let Some(message) = outgoing.recv().await {
+        let frame = match proto::encode_server(&message) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(%error, "an outgoing message could not be framed; skipped");
+                continue;
+            }
+        };
+        if send.write_all(&frame).await.is_err() {
+            return None;
+        }
+    }
+    Some(send)
+}
+
+/// Reads and decodes frames until the stream ends or a frame is bad (sent as the
+/// last item).
+async fn read_frames(mut recv: RecvStream, inbound: mpsc::Sender<Result<In, FrameError>>) {
+    loop {
+        let mut header = [0u8; proto::HEADER_LEN];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::FinishedEarly(0)) | Err(StreamReadExactError::Read(_)) => {
+                return;
+            }
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN,
+                        got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let len = match proto::frame_length(header) {
+            Ok(len) => len,
+            Err(error) => {
+                let _ = inbound.send(Err(error)).await;
+                return;
+            }
+        };
+        let mut body = vec![0u8; len];
+        match recv.read_exact(&mut body).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::Read(_)) => return,
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN + len,
+                        got: proto::HEADER_LEN + got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let message = proto::decode_client(&body);
+        let bad = message.is_err();
+        if inbound.send(message).await.is_err() || bad {
+            return;
+        }
+    }
+}
+
+impl Session {
+    /// Answers `Error` and closes the session for a protocol error.
+    fn protocol_error(&self, code: &'static str, message: &str) -> Close {
+        tracing::info!(code, message, "protocol error");
+        let _ = self.out.try_send(ServerMessage::error(code, message));
+        Close::new(
+            proto::CLOSE_PROTOCOL_ERROR,
+            format!("{code}: {message}"),
+            Departure::Leave(LeaveReason::ConnectionLost),
+        )
+    }
+
+    /// Queues an answer to this session; `Some` when it cannot take it.
+    fn reply(&self, payload: Out) -> Option<Close> {
+        match self.out.try_send(ServerMessage::new(payload)) {
+            Ok(()) => None,
+            Err(TrySendError::Full(_)) => Some(Close::too_slow()),
+            Err(TrySendError::Closed(_)) => Some(Close::connection_lost("the stream failed")),
+        }
+    }
+
+    /// The session until it ends: the join, then messages, presence and outside
+    /// closes.
+    async fn run(
+        &mut self,
+        inbound: &mut mpsc::Receiver<Result<In, FrameError>>,
+        peer: SocketAddr,
+        user_agent: Option<String>,
+    ) -> Close {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let first = tokio::select! {
+            () = shared.stop.cancelled() => return Close::shutdown(),
+            () = tokio::time::sleep(config.join_timeout) => {
+                return self.protocol_error("join_timeout", "no JoinRequest within the join timeout");
+            }
+            first = inbound.recv() => first,
+        };
+        match first {
+            None => return Close::connection_lost("closed before joining"),
+            Some(Err(error)) => return self.protocol_error(error.code(), &error.to_string()),
+            Some(Ok(In::JoinRequest(join))) => {
+                if let Err(refusal) = self.join(join, peer, user_agent).await {
+                    tracing::info!(code = refusal.code, message = %refusal.message, "join refused");
+                    let _ = self
+                        .out
+                        .try_send(ServerMessage::error(refusal.code, &refusal.message));
+                    return Close::new(
+                        proto::CLOSE_JOIN_REFUSED,
+                        format!("{}: {}", refusal.code, refusal.message),
+                        Departure::Leave(LeaveReason::ConnectionLost),
+                    );
+                }
+            }
+            Some(Ok(_)) => {
+                return self.protocol_error(
+                    "unexpected_message",
+                    "the first message must be JoinRequest",
+                );
+            }
+        }
+
+        let mut last_seen = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = self.closer.token.cancelled() => {
+                    return self.closer.why.get().cloned().unwrap_or_else(Close::shutdown);
+                }
+                () = shared.stop.cancelled() => return Close::shutdown(),
+                () = tokio::time::sleep_until(last_seen + config.presence_timeout) => {
+                    return Close::new(
+                        proto::CLOSE_BY_CONTROLLER,
+                        "no heartbeat within the presence timeout",
+                        Departure::Leave(LeaveReason::ConnectionLost),
+                    );
+                }
+                message = inbound.recv() => match message {
+                    None => return Close::connection_lost("the connection closed"),
+                    Some(Err(error)) => return self.protocol_error(error.code(), &error.to_string()),
+                    Some(Ok(payload)) => {
+                        last_seen = Instant::now();
+                        if let Some(close) = self.handle(payload).await {
+                            return close;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The join (Data Flow Example 1): the meeting token must verify and name this
+    /// connection's meeting and participant.
+    async fn join(
+        &mut self,
+        join: proto::JoinRequest,
+        peer: SocketAddr,
+        user_agent: Option<String>,
+    ) -> Result<(), Refusal> {
+        let shared = self.shared.clone();
+        let ticket = shared
+            .auth
+            .verify_meeting_token(&join.token)
+            .await
+            .map_err(|error| match error {
+                AuthError::Meetings(e) => Refusal::internal("could not verify a meeting token", &e),
+                AuthError::MissingScope(_) => {
+                    Refusal::new("invalid_token", "this is not a meeting token")
+                }
+                other => Refusal::new("invalid_token", other.to_string()),
+            })?;
+        if ticket.meeting_id != self.meeting || ticket.participant_id != self.participant {
+            return Err(Refusal::new(
+                "invalid_token",
+                "this meeting token was not granted for this connection",
+            ));
+        }
+        let (meetings, participants) = shared.rooms.load();
+        let limits = &shared.config;
+        let participants_full =
+            i64::try_from(participants).unwrap_or(i64::MAX) >= i64::from(limits.max_participants);
+        let meetings_full = !shared.rooms.hosts(self.meeting)
+            && i64::try_from(meetings).unwrap_or(i64::MAX) >= i64::from(limits.max_meetings);
+        if participants_full || meetings_full {
+            return Err(Refusal::new(
+                "controller_full",
+                "this meeting controller is full; ask for a new join grant",
+            ));
+        }
+        let meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
+        let client_version = Some(join.client_version).filter(|v| !v.is_empty());
+        shared
+            .repo
+            .join_meeting(
+                &meeting,
+                self.participant,
+                &JoinRequest {
+                    meeting_id: self.meeting,
+                    user_id: ticket.user_id,
+                    display_name: ticket.display_name.clone(),
+                    ip_address: Some(peer.ip()),
+                    user_agent,
+                    client_version,
+                },
+            )
+            .await
+            .map_err(refusal)?;
+        self.joined = true;
+        let stored = match shared.repo.participants(self.meeting).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the meeting's participants");
+                Vec::new()
+            }
+        };
+        let me = ParticipantInfo {
+            participant_id: self.participant.to_string(),
+            user_id: ticket.user_id.map(|u| u.to_string()),
+            display_name: ticket.display_name.to_string(),
+            audio_muted: false,
+            video_muted: false,
+            streams: Vec::new(),
+        };
+        let response = JoinResponse {
+            participant_id: self.participant.to_string(),
+            meeting_id: self.meeting.to_string(),
+            meeting_display_name: meeting.display_name,
+            e2e_encryption: meeting.settings.enable_e2e_encryption,
+            participants: Vec::new(),
+            media_handlers: Vec::new(),
+        };
+        shared.rooms.enter(
+            self.meeting,
+            self.participant,
+            Member {
+                seq: 0,
+                out: self.out.clone(),
+                closer: self.closer.clone(),
+                info: me,
+            },
+            response,
+            &stored,
+        );
+        tracing::info!("participant joined");
+        Ok(())
+    }
+
+    /// Handles one message after the join; `Some` when the session ends.
+    async fn handle(&mut self, payload: In) -> Option<Close> {
+        let shared = self.shared.clone();
+        let (meeting, me) = (self.meeting, self.participant);
+        match payload {
+            In::JoinRequest(_) => {
+                Some(self.protocol_error("unexpected_message", "this session has already joined"))
+            }
+            In::Heartbeat(_) => match shared.repo.heartbeat(me).await {
+                Ok(true) => self.reply(Out::HeartbeatAck(proto::HeartbeatAck {})),
+                Ok(false) => Some(Close::new(
+                    proto::CLOSE_BY_CONTROLLER,
+                    "the participant's session has expired; join again",
+                    Departure::Gone,
+                )),
+                Err(error) => {
+                    tracing::warn!(%error, "heartbeat not recorded");
+                    self.reply(internal())
+                }
+            },
+            In::SetMute(mute) => {
+                shared.rooms.update(meeting, me, |info| {
+                    info.audio_muted = mute.audio_muted;
+                    info.video_muted = mute.video_muted;
+                });
+                let changed = ServerMessage::new(Out::MuteChanged(MuteChanged {
+                    participant_id: me.to_string(),
+                    audio_muted: mute.audio_muted,
+                    video_muted: mute.video_muted,
+                }));
+                shared.rooms.broadcast(meeting, Some(me), &changed);
+                None
+            }
+            In::PublishStream(publish) => {
+                let Ok(stream_type) = StreamType::parse(&publish.stream_type) else {
+                    return self.reply(invalid_stream(
+                        "stream_type must be video_camera, video_screen or audio_microphone",
+                    ));
+                };
+                if publish.codec.is_empty() || publish.codec.chars().count() > MAX_CODEC_LEN {
+                    return self.reply(invalid_stream("codec must be 1 to 64 characters"));
+                }
+                let stream = NewStream {
+                    stream_id: StreamId::random(),
+                    meeting_id: meeting,
+                    participant_id: me,
+                    stream_type,
+                    codec: publish.codec,
+                    max_bitrate: publish.max_bitrate,
+                };
+                match shared.repo.publish_stream(&stream).await {
+                    Ok(true) => {
+                        let info = StreamInfo {
+                            stream_id: stream.stream_id.to_string(),
+                            participant_id: me.to_string(),
+                            stream_type: stream_type.as_str().to_owned(),
+                            codec: stream.codec,
+                            max_bitrate: stream.max_bitrate,
+                        };
+                        shared
+                            .rooms
+                            .update(meeting, me, |p| p.streams.push(info.clone()));
+                        let published = ServerMessage::new(Out::StreamPublished(StreamPublished {
+                            stream: Some(info),
+                        }));
+                        shared.rooms.broadcast(meeting, None, &published);
+                        None
+                    }
+                    Ok(false) => Some(Close::new(
+                        proto::CLOSE_BY_CONTROLLER,
+                        "the participant's session has expired; join again",
+                        Departure::Gone,
+                    )),
+                    Err(error) => {
+                        tracing::warn!(%error, "stream not published");
+                        self.reply(internal())
+                    }
+                }
+            }
+            In::UnpublishStream(unpublish) => {
+                let stream = match StreamId::parse(&unpublish.stream_id) {
+                    Ok(stream) if shared.rooms.publishes(meeting, me, &stream.to_string()) => {
+                        stream
+                    }
+                    _ => return self.reply(unknown_stream("you publish no such stream")),
+                };
+                if let Err(error) = shared.repo.end_stream(stream, me).await {
+                    tracing::warn!(%error, "stream not ended");
+                    return self.reply(internal());
+                }
+                let id = stream.to_string();
+                shared
+                    .rooms
+                    .update(meeting, me, |p| p.streams.retain(|s| s.stream_id != id));
+                let ended = ServerMessage::new(Out::StreamUnpublished(StreamUnpublished {
+                    stream_id: id,
+                    participant_id: me.to_string(),
+                }));
+                shared.rooms.broadcast(meeting, None, &ended);
+                None
+            }
+            In::Subscribe(subscribe) => {
+                let Ok(stream) = StreamId::parse(&subscribe.stream_id) else {
+                    return self.reply(unknown_stream("no such stream"));
+                };
+                match shared.repo.subscribe(me, stream).await {
+                    Ok(Some(_)) => None,
+                    Ok(None) => self.reply(unknown_stream("no such stream")),
+                    Err(error) => {
+                        tracing::warn!(%error, "subscription not recorded");
+                        self.reply(internal())
+                    }
+                }
+            }
+            In::Unsubscribe(unsubscribe) => {
+                let Ok(stream) = StreamId::parse(&unsubscribe.stream_id) else {
+                    return self.reply(unknown_stream("no such stream"));
+                };
+                match shared.repo.unsubscribe(me, stream).await {
+                    Ok(_) => None,
+                    Err(error) => {
+                        tracing::warn!(%error, "unsubscription not recorded");
+                        self.reply(internal())
+                    }
+                }
+            }
+            In::Leave(_) => Some(Close::new(
+                proto::CLOSE_NORMAL,
+                "left the meeting",
+                Departure::Leave(LeaveReason::Voluntary),
+            )),
+        }
+    }
+
+    /// The participant's departure: it leaves the room and (unless the stores already
+    /// know) the meeting, the others are told, and the last one out ends the meeting.
+    async fn depart(&self, ending: &Close) {
+        if !self.joined {
+            return;
+        }
+        let shared = &self.shared;
+        let (meeting, me) = (self.meeting, self.participant);
+        let was_here = shared.rooms.remove(meeting, me);
+        let reason = match ending.departure {
+            Departure::Ended => return,
+            Departure::Gone => LeaveReason::ConnectionLost,
+            Departure::Leave(reason) => {
+                match shared.repo.leave(meeting, me, reason).await {
+                    Ok(0) => {
+                        if let Err(error) = shared.repo.end_meeting(meeting).await {
+                            tracing::warn!(%error, "the emptied meeting could not be ended");
+                        } else {
+                            tracing::info!("the last participant left; meeting ended");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "the leave was not recorded"),
+                }
+                reason
+            }
+        };
+        if was_here {
+            let left = ServerMessage::new(Out::ParticipantLeft(ParticipantLeft {
+                participant_id: me.to_string(),
+                reason: reason.as_str().to_owned(),
+            }));
+            shared.rooms.broadcast(meeting, None, &left);
+        }
+        tracing::info!(reason = reason.as_str(), "participant left");
+    }
+}
+
+fn refusal(error: MeetingsError) -> Refusal {
+    match error {
+        MeetingsError::MeetingEnded(_) => Refusal::new("meeting_ended", error.user_message()),
+        MeetingsError::MeetingFull { .. } => Refusal::new("meeting_full", error.user_message()),
+        MeetingsError::Storage(StorageError::Conflict { .. }) => {
+            Refusal::new("already_joined", "this participant has already joined")
+        }
+        MeetingsError::Storage(StorageError::NotFound { .. }) => {
+            Refusal::new("unknown_meeting", "there is no such meeting")
+        }
+        other => Refusal::internal("join failed", &other),
+    }
+}
+
+fn internal() -> Out {
+    Out::Error(proto::Error::new(
+        "internal",
+        "the meeting controller could not complete this; try again",
+    ))
+}
+
+fn invalid_stream(message: &str) -> Out {
+    Out::Error(proto::Error::new("invalid_stream", message))
+}
+
+fn unknown_stream(message: &str) -> Out {
+    Out::Error(proto::Error::new("unknown_stream", message))
+}
+
+/// Every `sweep_every`, each hosted meeting is checked until the controller stops.
+pub(super) async fn sweeps(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.config.sweep_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        for meeting in shared.rooms.meetings() {
+            sweep(&shared, meeting).await;
+        }
+    }
+}
+
+/// A meeting ended elsewhere closes its sessions with `MeetingEnded`; participants no
+/// longer in its Redis set (removed by the presence job) have their sessions closed.
+async fn sweep(shared: &Shared, meeting: MeetingId) {
+    // Who is connected, read before the stores: anybody here joined before the read
+    // below, so absence there means removal, not a join still under way.
+    let connected = shared.rooms.members(meeting);
+    if connected.is_empty() {
+        return;
+    }
+    match shared.repo.meeting(meeting).await {
+        Ok(row) if row.status == MeetingStatus::Ended => {
+            tracing::info!(%meeting, "meeting ended elsewhere; closing its sessions");
+            shared.rooms.end(meeting);
+            return;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%meeting, %error, "sweep could not read the meeting");
+            return;
+        }
+    }
+    let present: HashSet<ParticipantId> = match shared.repo.participants(meeting).await {
+        Ok(sessions) => sessions.into_iter().map(|s| s.participant_id).collect(),
+        Err(error) => {
+            tracing::warn!(%meeting, %error, "sweep could not read the participants");
+            return;
+        }
+    };
+    for (participant, closer) in connected {
+        if !present.contains(&participant) {
+            tracing::info!(%meeting, %participant, "participant removed elsewhere; closing its session");
+            closer.close(Close::new(
+                proto::CLOSE_BY_CONTROLLER,
+                "removed from the meeting (no heartbeat)",
+                Departure::Gone,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_the_meeting_and_its_connection_token() {
+        let meeting = MeetingId::random();
+        assert_eq!(
+            target(&format!("/meetings/{meeting}?wt_token=abc&x=1")),
+            Some((meeting, Some("abc".to_owned())))
+        );
+        assert_eq!(
+            target(&format!("/meetings/{meeting}")),
+            Some((meeting, None))
+        );
+        assert_eq!(target("/meetings/not-a-uuid?wt_token=abc"), None);
+        assert_eq!(target(&format!("/other/{meeting}?wt_token=abc")), None);
+        assert_eq!(target("/"), None);
+    }
+
+    fn member(capacity: usize) -> (Member, mpsc::Receiver<ServerMessage>) {
+        let (out, rx) = mpsc::channel(capacity);
+        let member = Member {
+            seq: 0,
+            out,
+            closer: Closer::default(),
+            info: ParticipantInfo::default(),
+        };
+        (member, rx)
+    }
+
+    fn response() -> JoinResponse {
+        JoinResponse::default()
+    }
+
+    #[test]
+    fn a_member_that_cannot_keep_up_is_closed_and_the_others_are_served() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (slow, fast) = (ParticipantId::random(), ParticipantId::random());
+        let (slow_member, _slow_rx) = member(2);
+        let slow_closer = slow_member.closer.clone();
+        rooms.enter(meeting, slow, slow_member, response(), &[]);
+        let (fast_member, mut fast_rx) = member(2);
+        let fast_closer = fast_member.closer.clone();
+        rooms.enter(meeting, fast, fast_member, response(), &[]);
+        // The slow one's queue: its JoinResponse and the fast one's ParticipantJoined.
+        assert!(!slow_closer.token.is_cancelled());
+
+        let ack = ServerMessage::new(Out::HeartbeatAck(proto::HeartbeatAck {}));
+        for _ in 0..3 {
+            rooms.broadcast(meeting, None, &ack);
+            while fast_rx.try_recv().is_ok() {}
+        }
+        assert!(slow_closer.token.is_cancelled(), "never waited for");
+        let why = slow_closer.why.get().unwrap();
+        assert!(why.reason.starts_with("too_slow"), "{why:?}");
+        assert!(!fast_closer.token.is_cancelled());
+        assert_eq!(rooms.load(), (1, 2));
+        assert!(rooms.remove(meeting, slow) && rooms.remove(meeting, fast));
+        assert_eq!(rooms.load(), (0, 0));
+    }
+
+    #[test]
+    fn a_joiner_is_listed_to_nobody_twice_and_told_to_everybody_else() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (first, second) = (ParticipantId::random(), ParticipantId::random());
+        let (mut a, mut a_rx) = member(8);
+        a.info.participant_id = first.to_string();
+        rooms.enter(meeting, first, a, response(), &[]);
+        let (mut b, mut b_rx) = member(8);
+        b.info.participant_id = second.to_string();
+        rooms.enter(meeting, second, b, response(), &[]);
+
+        let listed = |m: ServerMessage| match m.payload {
+            Some(Out::JoinResponse(r)) => r.participants,
+            other => panic!("{other:?}"),
+        };
+        assert!(listed(a_rx.try_recv().unwrap()).is_empty());
+        let seen = listed(b_rx.try_recv().unwrap());
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].participant_id, first.to_string());
+        match a_rx.try_recv().unwrap().payload {
+            Some(Out::ParticipantJoined(j)) => {
+                assert_eq!(j.participant.unwrap().participant_id, second.to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(b_rx.try_recv().is_err(), "not told of itself");
+    }
+}

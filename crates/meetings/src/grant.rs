@@ -1,0 +1,100 @@
+//! Join grants: what the global controller hands a caller who may join a meeting (the
+//! seed's Data Flow Example 1, step 1), for the meeting controller that serves it.
+//!
+//! A grant names the participant before its connection arrives: a fresh
+//! [`ParticipantId`], a one-time connection token (`wt:token:{token}`, 5 minutes, kind
+//! `signaling`) for it, and a meeting token (an EdDSA JWT, scope `meetings:join`, with
+//! `mid`, `pid`, `name`) that the `JoinRequest` carries. The meeting controller accepts
+//! the session only with the connection token, and the join only when the meeting token
+//! names the same meeting and participant.
+
+use base::Secret;
+use rand::Rng;
+
+use crate::auth::{Auth, AuthError, MeetingTicket};
+use crate::domain::{
+    self, ConnectionType, DisplayName, Liveness, ParticipantId, Region, UserId, WtToken,
+};
+use crate::repo::Meeting;
+use crate::{MeetingsError, Repo};
+
+/// Who is joining.
+#[derive(Debug, Clone)]
+pub struct Joiner {
+    /// `None` for a guest.
+    pub user_id: Option<UserId>,
+    pub display_name: DisplayName,
+}
+
+/// A join grant. `token` and `wt_token` are bearer secrets.
+#[derive(Debug, Clone)]
+pub struct JoinGrant {
+    pub participant_id: ParticipantId,
+    /// The meeting token for the `JoinRequest`.
+    pub token: Secret,
+    /// Seconds the meeting token (and the connection token) live.
+    pub expires_in: u64,
+    pub wt_token: WtToken,
+    /// `{endpoint}/meetings/{meeting_id}` of the assigned controller.
+    pub webtransport_url: String,
+    /// SHA-256 (lowercase hex) of the controller's certificate, for
+    /// `serverCertificateHashes`; `None` when it serves a certificate browsers trust.
+    pub certificate_hash: Option<String>,
+}
+
+/// Why no grant was made.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("this meeting has ended")]
+    Ended,
+    #[error("no meeting controller can take this meeting right now; try again shortly")]
+    NoController,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Meetings(#[from] MeetingsError),
+}
+
+/// Makes a grant for `joiner` to `meeting`: its controller (kept, or chosen by weighted
+/// choice in `region`), the connection token and the meeting token.
+pub async fn grant<R: Rng + Send>(
+    repo: &Repo,
+    auth: &Auth,
+    meeting: &Meeting,
+    joiner: &Joiner,
+    region: &Region,
+    liveness: &Liveness,
+    rng: &mut R,
+) -> Result<JoinGrant, GrantError> {
+    if !meeting.status.is_joinable() {
+        return Err(GrantError::Ended);
+    }
+    let controller = repo
+        .controller_for_meeting(meeting, region, liveness, rng)
+        .await?
+        .ok_or(GrantError::NoController)?;
+    let participant_id = ParticipantId::random();
+    let wt_token = repo
+        .issue_connection_token(
+            meeting.meeting_id,
+            participant_id,
+            ConnectionType::Signaling,
+        )
+        .await?;
+    let token = auth
+        .issue_meeting_token(&MeetingTicket {
+            meeting_id: meeting.meeting_id,
+            participant_id,
+            user_id: joiner.user_id,
+            display_name: joiner.display_name.clone(),
+        })
+        .await?;
+    Ok(JoinGrant {
+        participant_id,
+        token: token.token,
+        expires_in: token.expires_in,
+        wt_token,
+        webtransport_url: domain::webtransport_url(&controller.endpoint, meeting.meeting_id),
+        certificate_hash: controller.certificate_hash,
+    })
+}

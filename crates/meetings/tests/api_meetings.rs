@@ -1,0 +1,1040 @@
+//! The global controller's meeting routes over real PostgreSQL and Redis, through the
+//! router `meetings::feature` builds, served by Tavern's own server (client addresses
+//! through a trusted proxy): creating meetings (validation, scopes, the per-user rate
+//! limit), reading them by id or code with a join grant for a registered meeting
+//! controller (its meeting token, one-time connection token, URL and certificate hash),
+//! the refusal when no controller is alive, guests' tokens, settings and the end.
+//! Time is the world's manual clock; controllers are registered rows, no server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use meetings::auth::{Auth, MeetingsSecretKey};
+use meetings::domain::{
+    ConnectionType, ControllerId, DisplayName, HealthStatus, MeetingCode, MeetingId, UserId,
+    WtToken,
+};
+use meetings::repo::{ControllerHeartbeat, ControllerRegistration, JoinRequest};
+use meetings::{MeetingsConfig, Repo};
+use redis::AsyncCommands;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use testkit::World;
+
+const PASSWORD: &str = "correct horse 7";
+const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+struct Site {
+    world: World,
+    base: String,
+    http: reqwest::Client,
+    repo: Repo,
+    /// A second `Auth` over the same stores and secret (as the meeting controller has).
+    auth: Auth,
+}
+
+/// An answer: status, JSON body (`null` when none), headers.
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: HeaderMap,
+}
+
+impl Answer {
+    #[track_caller]
+    fn refused(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            self.body
+        );
+    }
+
+    #[track_caller]
+    fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        &self.body
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let config = web::ServerConfig {
+        trusted_proxies: web::client::TrustedProxies::parse("127.0.0.1").unwrap(),
+        ..web::ServerConfig::default()
+    };
+    tokio::spawn(web::serve_with(
+        listener,
+        router,
+        config,
+        std::future::pending(),
+    ));
+    base
+}
+
+async fn site_with(adjust: impl FnOnce(&mut MeetingsConfig)) -> Site {
+    let world = World::with_postgres().await;
+    let mut config = MeetingsConfig {
+        secret_key: Some(MeetingsSecretKey::generate().unwrap()),
+        ..MeetingsConfig::default()
+    };
+    adjust(&mut config);
+    let mut feature = meetings::feature(&world.ctx, config.clone());
+    world.migrate(std::slice::from_ref(&feature)).await;
+    for work in &feature.startup {
+        work.run().await.unwrap();
+    }
+    let base = serve(feature.routes.take().unwrap()).await;
+    Site {
+        repo: Repo::from_context(&world.ctx),
+        auth: meetings::auth(&world.ctx, &config),
+        world,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn site() -> Site {
+    site_with(|_| {}).await
+}
+
+/// The test's meeting controller: `https://{name}.test:4433`, in the default region.
+fn controller(name: &str) -> ControllerRegistration {
+    ControllerRegistration {
+        controller_id: ControllerId::parse(name).unwrap(),
+        region: MeetingsConfig::default().region,
+        endpoint: format!("https://{name}.test:4433"),
+        max_meetings: 100,
+        max_participants: 1000,
+        version: Some("test".into()),
+        certificate_hash: Some(HASH.into()),
+    }
+}
+
+impl Site {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+        ip: &str,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("x-forwarded-for", ip);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value, bearer: Option<&str>) -> Answer {
+        self.call(Method::POST, path, Some(body), bearer, "198.51.100.1")
+            .await
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> Answer {
+        self.call(Method::GET, path, None, bearer, "198.51.100.1")
+            .await
+    }
+
+    async fn patch(&self, path: &str, body: Value, bearer: Option<&str>) -> Answer {
+        self.call(Method::PATCH, path, Some(body), bearer, "198.51.100.1")
+            .await
+    }
+
+    /// Registers `name` as `email`: its access token (every scope) and user id.
+    async fn user(&self, email: &str, name: &str) -> (String, String) {
+        let answer = self
+            .post(
+                "/api/v1/auth/register",
+                json!({ "email": email, "password": PASSWORD, "display_name": name }),
+                None,
+            )
+            .await;
+        let body = answer.ok(201);
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["user_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// An API key of the user with `token`, holding `scopes`.
+    async fn key(&self, token: &str, scopes: &[&str]) -> String {
+        let answer = self
+            .post(
+                "/api/v1/api-keys",
+                json!({ "name": "test key", "scopes": scopes }),
+                Some(token),
+            )
+            .await;
+        answer.ok(201)["key"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /api/v1/meetings` as `token`: the meeting.
+    async fn create(&self, token: &str, body: Value) -> Value {
+        self.post("/api/v1/meetings", body, Some(token))
+            .await
+            .ok(201)
+            .clone()
+    }
+
+    /// A registered meeting controller that has just sent a heartbeat.
+    async fn live_controller(&self, name: &str) {
+        self.repo
+            .register_controller(&controller(name))
+            .await
+            .unwrap();
+        self.beat(name).await;
+    }
+
+    async fn beat(&self, name: &str) {
+        self.repo
+            .heartbeat_controller(&ControllerHeartbeat {
+                controller_id: ControllerId::parse(name).unwrap(),
+                current_meetings: 0,
+                current_participants: 0,
+                health: HealthStatus::Healthy,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// `(actor_user_id, target_id, metadata)` of the audit rows of `event`, oldest first.
+    async fn audit_rows(&self, event: &str) -> Vec<(Option<uuid::Uuid>, Option<String>, Value)> {
+        sqlx::query_as(
+            "SELECT actor_user_id, target_id, metadata FROM meet.audit_logs \
+             WHERE event_type = $1 ORDER BY id",
+        )
+        .bind(event)
+        .fetch_all(self.world.postgres.pool())
+        .await
+        .unwrap()
+    }
+
+    async fn meeting_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM meet.meetings")
+            .fetch_one(self.world.postgres.pool())
+            .await
+            .unwrap()
+    }
+}
+
+fn id_of(meeting: &Value) -> String {
+    meeting["meeting_id"].as_str().unwrap().to_owned()
+}
+
+fn code_of(meeting: &Value) -> String {
+    meeting["meeting_code"].as_str().unwrap().to_owned()
+}
+
+/// The meeting fields of a body (without `join_grant`).
+fn meeting_part(body: &Value) -> Value {
+    let mut body = body.clone();
+    body.as_object_mut().unwrap().remove("join_grant");
+    body
+}
+
+const MEETING_FIELDS: [&str; 14] = [
+    "meeting_id",
+    "meeting_code",
+    "display_name",
+    "status",
+    "created_by_user_id",
+    "max_participants",
+    "enable_e2e_encryption",
+    "require_auth",
+    "allow_recording",
+    "waiting_room_enabled",
+    "scheduled_start_time",
+    "actual_start_time",
+    "ended_at",
+    "created_at",
+];
+
+#[tokio::test]
+async fn a_created_meeting_has_a_code_its_creator_and_an_audit_row_and_reads_by_id_or_code() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+
+    let answer = site
+        .post(
+            "/api/v1/meetings",
+            json!({
+                "display_name": "  Friday night  ",
+                "max_participants": 8,
+                "require_auth": true,
+                "allow_recording": true,
+                "scheduled_start_time": "2026-12-05T19:30:00+01:00",
+            }),
+            Some(&alice),
+        )
+        .await;
+    let meeting = answer.ok(201).clone();
+    let id = id_of(&meeting);
+    assert_eq!(
+        answer.header("location"),
+        Some(format!("/api/v1/meetings/{id}").as_str())
+    );
+    let mut keys: Vec<&str> = meeting
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut expected = MEETING_FIELDS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "{meeting}");
+    assert_eq!(meeting["display_name"], "Friday night");
+    assert_eq!(meeting["status"], "scheduled");
+    assert_eq!(meeting["created_by_user_id"], alice_id.as_str());
+    assert_eq!(meeting["max_participants"], 8);
+    assert_eq!(meeting["require_auth"], true);
+    assert_eq!(meeting["allow_recording"], true);
+    assert_eq!(meeting["enable_e2e_encryption"], true, "the seed's default");
+    assert_eq!(meeting["waiting_room_enabled"], false);
+    assert_eq!(
+        meeting["scheduled_start_time"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap(),
+        "2026-12-05T18:30:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
+    assert_eq!(meeting["actual_start_time"], Value::Null);
+    assert_eq!(meeting["ended_at"], Value::Null);
+
+    // The code: ABC-DEFG-HJK from the unambiguous alphabet, canonical as stored.
+    let code = code_of(&meeting);
+    let groups: Vec<&str> = code.split('-').collect();
+    assert_eq!(
+        groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+        [3, 4, 3],
+        "{code}"
+    );
+    assert!(
+        groups
+            .concat()
+            .bytes()
+            .all(|b| MeetingCode::ALPHABET.contains(&b)),
+        "{code}"
+    );
+    assert_eq!(MeetingCode::parse(&code).unwrap().as_str(), code);
+
+    let rows = site.audit_rows("meeting_created").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0.map(|u| u.to_string()), Some(alice_id.clone()));
+    assert_eq!(rows[0].1.as_deref(), Some(id.as_str()));
+    assert_eq!(rows[0].2["meeting_code"], code.as_str());
+
+    // Read by id, and by the code as people type it.
+    let by_id = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
+        .await;
+    assert_eq!(meeting_part(by_id.ok(200)), meeting);
+    let undashed = code.replace('-', "");
+    for typed in [
+        code.clone(),
+        code.to_lowercase(),
+        undashed.clone(),
+        undashed.to_lowercase(),
+    ] {
+        let answer = site
+            .get(&format!("/api/v1/meetings/{typed}"), Some(&alice))
+            .await;
+        assert_eq!(meeting_part(answer.ok(200)), meeting, "{typed}");
+    }
+
+    // Nothing there.
+    for path in [
+        format!("/api/v1/meetings/{}", MeetingId::random()),
+        "/api/v1/meetings/ZZZ-ZZZZ-ZZZ".to_owned(),
+        "/api/v1/meetings/not-a-meeting".to_owned(),
+    ] {
+        site.get(&path, Some(&alice))
+            .await
+            .refused(404, "meeting_not_found");
+    }
+}
+
+#[tokio::test]
+async fn meetings_get_the_seed_defaults_and_bad_input_is_refused_with_the_field_and_reason() {
+    let site = site().await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+
+    let plain = site
+        .create(&alice, json!({ "display_name": "Plain" }))
+        .await;
+    assert_eq!(plain["max_participants"], 100);
+    assert_eq!(plain["enable_e2e_encryption"], true);
+    assert_eq!(plain["require_auth"], false);
+    assert_eq!(plain["allow_recording"], false);
+    assert_eq!(plain["waiting_room_enabled"], false);
+    assert_eq!(plain["scheduled_start_time"], Value::Null);
+
+    let long = "x".repeat(256);
+    for (body, code, field) in [
+        (
+            json!({ "display_name": "" }),
+            "bad_display_name",
+            "display_name",
+        ),
+        (
+            json!({ "display_name": "   " }),
+            "bad_display_name",
+            "display_name",
+        ),
+        (
+            json!({ "display_name": "a\u{7}b" }),
+            "bad_display_name",
+            "display_name",
+        ),
+        (
+            json!({ "display_name": long }),
+            "bad_display_name",
+            "display_name",
+        ),
+        (
+            json!({ "display_name": "M", "max_participants": 0 }),
+            "bad_max_participants",
+            "max_participants",
+        ),
+        (
+            json!({ "display_name": "M", "max_participants": 1001 }),
+            "bad_max_participants",
+            "max_participants",
+        ),
+        (
+            json!({ "display_name": "M", "max_participants": -5 }),
+            "bad_max_participants",
+            "max_participants",
+        ),
+        (
+            json!({ "display_name": "M", "scheduled_start_time": "tomorrow at eight" }),
+            "bad_scheduled_start_time",
+            "scheduled_start_time",
+        ),
+        (
+            json!({ "display_name": "M", "scheduled_start_time": "2026-12-05 19:30" }),
+            "bad_scheduled_start_time",
+            "scheduled_start_time",
+        ),
+    ] {
+        let answer = site
+            .post("/api/v1/meetings", body.clone(), Some(&alice))
+            .await;
+        answer.refused(400, code);
+        assert_eq!(answer.body["field"], field, "{body}: {}", answer.body);
+        assert!(
+            answer.body["error"].as_str().unwrap().contains(field),
+            "{}",
+            answer.body
+        );
+    }
+    // Shapes the body cannot have.
+    for body in [
+        json!({}),
+        json!({ "name": "M" }),
+        json!({ "display_name": "M", "max_participants": "ten" }),
+        json!({ "display_name": "M", "colour": "red" }),
+    ] {
+        site.post("/api/v1/meetings", body, Some(&alice))
+            .await
+            .refused(400, "bad_request");
+    }
+    let not_json = site
+        .http
+        .post(format!("{}/api/v1/meetings", site.base))
+        .bearer_auth(&alice)
+        .header("content-type", "text/plain")
+        .body("display_name=M")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status().as_u16(), 415);
+    assert_eq!(site.meeting_count().await, 1, "only the valid one was made");
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_401_and_credentials_without_the_scope_403() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let meeting = site.create(&alice, json!({ "display_name": "M" })).await;
+    let id = id_of(&meeting);
+    let read_only = site.key(&alice, &["meetings:read"]).await;
+    let create_only = site.key(&alice, &["meetings:create"]).await;
+
+    let settings = format!("/api/v1/meetings/{id}/settings");
+    let end = format!("/api/v1/meetings/{id}/end");
+    let get = format!("/api/v1/meetings/{id}");
+    let routes = [
+        (
+            Method::POST,
+            "/api/v1/meetings".to_owned(),
+            json!({ "display_name": "M" }),
+        ),
+        (Method::GET, get.clone(), Value::Null),
+        (
+            Method::PATCH,
+            settings.clone(),
+            json!({ "max_participants": 3 }),
+        ),
+        (Method::POST, end.clone(), json!({})),
+    ];
+    for (method, path, body) in &routes {
+        let body = (!body.is_null()).then(|| body.clone());
+        for bearer in [
+            None,
+            Some("not-a-token"),
+            Some("tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ] {
+            let answer = site
+                .call(method.clone(), path, body.clone(), bearer, "198.51.100.1")
+                .await;
+            assert_eq!(
+                answer.status, 401,
+                "{method} {path} {bearer:?}: {}",
+                answer.body
+            );
+            assert!(answer.header("www-authenticate").is_some());
+        }
+    }
+
+    // The guest route takes its credential (the code) from the request: an empty body
+    // changes nothing, as the route walk knocks.
+    let knock = site
+        .post("/api/v1/meetings/1/guest-token", json!({}), None)
+        .await;
+    assert_eq!(knock.status, 400, "{}", knock.body);
+
+    site.post(
+        "/api/v1/meetings",
+        json!({ "display_name": "M" }),
+        Some(&read_only),
+    )
+    .await
+    .refused(403, "insufficient_scope");
+    site.get(&get, Some(&create_only))
+        .await
+        .refused(403, "insufficient_scope");
+    site.patch(
+        &settings,
+        json!({ "max_participants": 3 }),
+        Some(&read_only),
+    )
+    .await
+    .refused(403, "insufficient_scope");
+    site.post(&end, json!({}), Some(&read_only))
+        .await
+        .refused(403, "insufficient_scope");
+    assert_eq!(site.meeting_count().await, 1);
+
+    // Reading without `meetings:join`: the meeting, no grant.
+    let answer = site.get(&get, Some(&read_only)).await;
+    let body = answer.ok(200);
+    assert!(body.get("join_grant").is_none(), "{body}");
+    assert_eq!(meeting_part(body), meeting);
+}
+
+#[tokio::test]
+async fn creating_meetings_is_limited_per_user_and_served_again_after_the_window() {
+    let site = site_with(|config| config.auth.meetings_created_per_minute = 3).await;
+    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+    let (bob, _) = site.user("bob@example.org", "Bob").await;
+    for i in 0..3 {
+        site.create(&alice, json!({ "display_name": format!("M{i}") }))
+            .await;
+    }
+    let refused = site
+        .post(
+            "/api/v1/meetings",
+            json!({ "display_name": "M4" }),
+            Some(&alice),
+        )
+        .await;
+    refused.refused(429, "rate_limited");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(site.meeting_count().await, 3);
+    let mut conn = site.world.redis.conn();
+    let keys: Vec<String> = conn
+        .keys(format!("ratelimit:api:meetings:create:user:{alice_id}:*"))
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+
+    // Another user is not limited; bad input is refused without counting.
+    site.create(&bob, json!({ "display_name": "B" })).await;
+    site.post(
+        "/api/v1/meetings",
+        json!({ "display_name": "" }),
+        Some(&alice),
+    )
+    .await
+    .refused(400, "bad_display_name");
+
+    site.world.clock.advance(Duration::from_secs(retry));
+    site.create(&alice, json!({ "display_name": "M5" })).await;
+    assert_eq!(site.meeting_count().await, 5);
+}
+
+#[tokio::test]
+async fn reading_a_meeting_grants_a_join_to_its_live_controller() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, alice_id) = site.user("alice@example.org", "Alice Liddell").await;
+    let meeting = site.create(&alice, json!({ "display_name": "M" })).await;
+    let id = id_of(&meeting);
+
+    let answer = site
+        .get(
+            &format!("/api/v1/meetings/{}", code_of(&meeting)),
+            Some(&alice),
+        )
+        .await;
+    let body = answer.ok(200).clone();
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(meeting_part(&body), meeting);
+    let grant = &body["join_grant"];
+    let mut fields: Vec<&str> = grant
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "certificate_hash",
+            "expires_in",
+            "participant_id",
+            "token",
+            "webtransport_url",
+            "wt_token"
+        ]
+    );
+    assert_eq!(
+        grant["webtransport_url"],
+        format!("https://mc-1.test:4433/meetings/{id}")
+    );
+    assert_eq!(grant["certificate_hash"], HASH);
+    assert_eq!(grant["expires_in"], 300);
+    let participant = grant["participant_id"].as_str().unwrap();
+
+    // The meeting token names this meeting, this participant, the user and their name.
+    let ticket = site
+        .auth
+        .verify_meeting_token(grant["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ticket.meeting_id.to_string(), id);
+    assert_eq!(ticket.participant_id.to_string(), participant);
+    assert_eq!(ticket.user_id, Some(UserId::parse(&alice_id).unwrap()));
+    assert_eq!(
+        ticket.display_name,
+        DisplayName::parse("Alice Liddell").unwrap()
+    );
+    // It is no access token.
+    assert!(
+        site.auth
+            .verify_token(grant["token"].as_str().unwrap())
+            .await
+            .is_err()
+    );
+
+    // The connection token opens one session: the first redemption wins, the second
+    // finds nothing.
+    let wt = WtToken::parse(grant["wt_token"].as_str().unwrap()).unwrap();
+    let redeemed = site
+        .repo
+        .redeem_connection_token(&wt)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(redeemed.meeting_id.to_string(), id);
+    assert_eq!(redeemed.participant_id.to_string(), participant);
+    assert_eq!(redeemed.connection_type, ConnectionType::Signaling);
+    assert!(
+        site.repo
+            .redeem_connection_token(&wt)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The meeting is now the controller's; each read names a new participant there.
+    let (assigned,): (Option<String>,) = sqlx::query_as(
+        "SELECT assigned_controller_id FROM meet.meetings WHERE meeting_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(assigned.as_deref(), Some("mc-1"));
+    let again = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
+        .await;
+    let again = &again.ok(200)["join_grant"];
+    assert_ne!(again["participant_id"], grant["participant_id"]);
+    assert_ne!(again["wt_token"], grant["wt_token"]);
+    assert_eq!(again["webtransport_url"], grant["webtransport_url"]);
+
+    // An API key: with `meetings:join` a grant, without it none.
+    let joiner = site.key(&alice, &["meetings:read", "meetings:join"]).await;
+    let reader = site.key(&alice, &["meetings:read"]).await;
+    let answer = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&joiner))
+        .await;
+    let token = answer.ok(200)["join_grant"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = site.auth.verify_meeting_token(&token).await.unwrap();
+    assert_eq!(ticket.display_name.as_str(), "Alice Liddell");
+    let answer = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&reader))
+        .await;
+    assert!(
+        answer.ok(200).get("join_grant").is_none(),
+        "{}",
+        answer.body
+    );
+
+    // An ended meeting: no grant.
+    site.post(
+        &format!("/api/v1/meetings/{id}/end"),
+        json!({}),
+        Some(&alice),
+    )
+    .await
+    .ok(200);
+    let answer = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
+        .await;
+    let body = answer.ok(200);
+    assert_eq!(body["status"], "ended");
+    assert!(body.get("join_grant").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn without_a_live_controller_reading_a_meeting_is_503_and_stopped_heartbeats_get_nothing_new()
+{
+    let site = site().await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let first = site.create(&alice, json!({ "display_name": "M1" })).await;
+    let answer = site
+        .get(&format!("/api/v1/meetings/{}", id_of(&first)), Some(&alice))
+        .await;
+    answer.refused(503, "no_controller");
+    assert!(answer.header("retry-after").is_some());
+
+    // A controller whose heartbeats stopped gets no new meeting.
+    site.live_controller("mc-quiet").await;
+    site.world.clock.advance(Duration::from_secs(31));
+    let second = site.create(&alice, json!({ "display_name": "M2" })).await;
+    site.get(
+        &format!("/api/v1/meetings/{}", id_of(&second)),
+        Some(&alice),
+    )
+    .await
+    .refused(503, "no_controller");
+    let (assigned,): (Option<String>,) = sqlx::query_as(
+        "SELECT assigned_controller_id FROM meet.meetings WHERE meeting_id = $1::uuid",
+    )
+    .bind(id_of(&second))
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(assigned, None);
+
+    // Its next heartbeat brings it back.
+    site.beat("mc-quiet").await;
+    let answer = site
+        .get(
+            &format!("/api/v1/meetings/{}", id_of(&second)),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(
+        answer.ok(200)["join_grant"]["webtransport_url"],
+        format!("https://mc-quiet.test:4433/meetings/{}", id_of(&second))
+    );
+}
+
+#[tokio::test]
+async fn guests_get_a_grant_for_open_meetings_only() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let open = site.create(&alice, json!({ "display_name": "Open" })).await;
+    let closed = site
+        .create(
+            &alice,
+            json!({ "display_name": "Members", "require_auth": true }),
+        )
+        .await;
+    let guest_path = |meeting: &Value| {
+        format!(
+            "/api/v1/meetings/{}/guest-token",
+            code_of(meeting).replace('-', "").to_lowercase()
+        )
+    };
+
+    let answer = site
+        .post(
+            &guest_path(&open),
+            json!({ "display_name": " Mira " }),
+            None,
+        )
+        .await;
+    let body = answer.ok(200).clone();
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["meeting"], open);
+    assert_eq!(body["certificate_hash"], HASH);
+    assert_eq!(
+        body["webtransport_url"],
+        format!("https://mc-1.test:4433/meetings/{}", id_of(&open))
+    );
+    let ticket = site
+        .auth
+        .verify_meeting_token(body["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ticket.user_id, None);
+    assert_eq!(ticket.display_name.as_str(), "Mira");
+    assert_eq!(ticket.meeting_id.to_string(), id_of(&open));
+    assert_eq!(
+        ticket.participant_id.to_string(),
+        body["participant_id"].as_str().unwrap()
+    );
+    let wt = WtToken::parse(body["wt_token"].as_str().unwrap()).unwrap();
+    let redeemed = site
+        .repo
+        .redeem_connection_token(&wt)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(redeemed.participant_id, ticket.participant_id);
+
+    site.post(
+        &guest_path(&closed),
+        json!({ "display_name": "Mira" }),
+        None,
+    )
+    .await
+    .refused(403, "auth_required");
+    let bad = site
+        .post(&guest_path(&open), json!({ "display_name": "" }), None)
+        .await;
+    bad.refused(400, "bad_display_name");
+    assert_eq!(bad.body["field"], "display_name");
+    site.post(
+        "/api/v1/meetings/ZZZ-ZZZZ-ZZZ/guest-token",
+        json!({ "display_name": "M" }),
+        None,
+    )
+    .await
+    .refused(404, "meeting_not_found");
+    site.post(
+        &format!("/api/v1/meetings/{}/guest-token", id_of(&open)),
+        json!({ "display_name": "M" }),
+        None,
+    )
+    .await
+    .refused(404, "meeting_not_found");
+
+    site.post(
+        &format!("/api/v1/meetings/{}/end", id_of(&open)),
+        json!({}),
+        Some(&alice),
+    )
+    .await
+    .ok(200);
+    site.post(&guest_path(&open), json!({ "display_name": "Mira" }), None)
+        .await
+        .refused(410, "meeting_ended");
+
+    // Limited per client address.
+    let ask = |ip: &'static str| {
+        site.call(
+            Method::POST,
+            "/api/v1/meetings/ZZZ-ZZZZ-ZZZ/guest-token",
+            Some(json!({ "display_name": "M" })),
+            None,
+            ip,
+        )
+    };
+    for _ in 0..30 {
+        assert_eq!(ask("203.0.113.9").await.status, 404);
+    }
+    let refused = ask("203.0.113.9").await;
+    refused.refused(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(ask("203.0.113.10").await.status, 404, "another address");
+}
+
+#[tokio::test]
+async fn only_the_creator_changes_settings_or_ends_a_meeting() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+    let (bob, _) = site.user("bob@example.org", "Bob").await;
+    let meeting = site
+        .create(&alice, json!({ "display_name": "Before" }))
+        .await;
+    let id = id_of(&meeting);
+    let settings = format!(
+        "/api/v1/meetings/{}/settings",
+        code_of(&meeting).to_lowercase()
+    );
+    site.repo
+        .join(&JoinRequest {
+            meeting_id: MeetingId::parse(&id).unwrap(),
+            user_id: None,
+            display_name: DisplayName::parse("Early guest").unwrap(),
+            ip_address: None,
+            user_agent: None,
+            client_version: None,
+        })
+        .await
+        .unwrap();
+
+    site.patch(&settings, json!({ "max_participants": 12 }), Some(&bob))
+        .await
+        .refused(403, "not_creator");
+    let manager = site.key(&bob, &["meetings:manage"]).await;
+    site.patch(&settings, json!({ "max_participants": 12 }), Some(&manager))
+        .await
+        .refused(403, "not_creator");
+
+    let changed = site
+        .patch(
+            &settings,
+            json!({ "display_name": "After", "max_participants": 12, "waiting_room_enabled": true }),
+            Some(&alice),
+        )
+        .await;
+    let changed = changed.ok(200).clone();
+    assert_eq!(changed["display_name"], "After");
+    assert_eq!(changed["max_participants"], 12);
+    assert_eq!(changed["waiting_room_enabled"], true);
+    assert_eq!(
+        changed["require_auth"], meeting["require_auth"],
+        "left as it was"
+    );
+    assert_eq!(changed["status"], "active", "somebody joined");
+    let read = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
+        .await;
+    assert_eq!(meeting_part(read.ok(200)), changed);
+    let hash: std::collections::HashMap<String, String> = site
+        .world
+        .redis
+        .conn()
+        .hgetall(format!("meeting:{id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        hash["display_name"], "After",
+        "the running meeting's hash too"
+    );
+    let rows = site.audit_rows("meeting_settings_changed").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0.map(|u| u.to_string()), Some(alice_id.clone()));
+    assert_eq!(rows[0].1.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        rows[0].2["changes"],
+        json!({
+            "display_name": { "from": "Before", "to": "After" },
+            "max_participants": { "from": 100, "to": 12 },
+            "waiting_room_enabled": { "from": false, "to": true },
+        })
+    );
+
+    // Nothing to change: the meeting as it is, no row.
+    let same = site
+        .patch(&settings, json!({ "max_participants": 12 }), Some(&alice))
+        .await;
+    assert_eq!(same.ok(200)["max_participants"], 12);
+    assert_eq!(site.audit_rows("meeting_settings_changed").await.len(), 1);
+    for (body, code) in [
+        (json!({ "max_participants": 0 }), "bad_max_participants"),
+        (json!({ "display_name": "" }), "bad_display_name"),
+        (json!({ "colour": "red" }), "bad_request"),
+    ] {
+        site.patch(&settings, body, Some(&alice))
+            .await
+            .refused(400, code);
+    }
+    site.patch(
+        "/api/v1/meetings/ZZZ-ZZZZ-ZZZ/settings",
+        json!({ "max_participants": 3 }),
+        Some(&alice),
+    )
+    .await
+    .refused(404, "meeting_not_found");
+
+    // The end.
+    let end = format!("/api/v1/meetings/{id}/end");
+    site.post(&end, json!({}), Some(&bob))
+        .await
+        .refused(403, "not_creator");
+    let ended = site.post(&end, json!({}), Some(&alice)).await;
+    let ended = ended.ok(200).clone();
+    assert_eq!(ended["status"], "ended");
+    let ended_at = ended["ended_at"].as_str().unwrap().to_owned();
+    let rows = site.audit_rows("meeting_ended").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0.map(|u| u.to_string()), Some(alice_id));
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meet.meeting_participants \
+         WHERE meeting_id = $1::uuid AND leave_reason = 'meeting_ended'",
+    )
+    .bind(&id)
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, 1);
+
+    // Again: the same end.
+    let again = site.post(&end, json!({}), Some(&alice)).await;
+    assert_eq!(again.ok(200)["ended_at"].as_str(), Some(ended_at.as_str()));
+    assert_eq!(site.audit_rows("meeting_ended").await.len(), 1);
+    let read = site
+        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
+        .await;
+    let read = read.ok(200);
+    assert_eq!(read["status"], "ended");
+    assert_eq!(read["ended_at"].as_str(), Some(ended_at.as_str()));
+    assert!(read.get("join_grant").is_none());
+    site.patch(&settings, json!({ "max_participants": 3 }), Some(&alice))
+        .await
+        .refused(409, "meeting_ended");
+}

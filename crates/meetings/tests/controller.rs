@@ -1,0 +1,831 @@
+//! The meeting controller end to end: a real WebTransport client against a controller
+//! bound on 127.0.0.1, over real PostgreSQL and Redis, with join grants made as the
+//! global controller makes them. Every wait has a deadline; nothing sleeps to
+//! synchronise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::wt::{
+    Controller, DEADLINE, closed, controller, controller_with, heartbeat, next_event,
+};
+use common::{hash_of, meeting};
+use meetings::auth::{Scopes, sha256_hex};
+use meetings::controller::client::{Client, ClientError};
+use meetings::controller::proto::{
+    self, Heartbeat, JoinRequest, PublishStream, SetMute, UnpublishStream,
+    client_message::Payload as C, server_message::Payload as S,
+};
+use meetings::domain::{
+    HealthStatus, Liveness, MeetingStatus, ParticipantId, Region, TokenHash, UserId,
+    webtransport_url,
+};
+use meetings::schema;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use redis::AsyncCommands as _;
+use testkit::eventually;
+
+/// The leave reason of a participant's row (`None` while it is in).
+async fn leave_reason(c: &Controller, participant: ParticipantId) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(participant.as_uuid())
+    .fetch_one(c.repo.postgres().pool())
+    .await
+    .unwrap()
+}
+
+async fn eventually_left(c: &Controller, participant: ParticipantId, reason: &str) {
+    eventually("the participant's row records its leave", || async move {
+        (leave_reason(c, participant).await.as_deref() == Some(reason)).then_some(())
+    })
+    .await;
+}
+
+fn left_of(payload: &S) -> (String, String) {
+    match payload {
+        S::ParticipantLeft(left) => (left.participant_id.clone(), left.reason.clone()),
+        other => panic!("expected ParticipantLeft, got {other:?}"),
+    }
+}
+
+fn error_of(payloads: &[S]) -> proto::Error {
+    payloads
+        .iter()
+        .find_map(|p| match p {
+            S::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("expected an Error among {payloads:?}"))
+}
+
+#[tokio::test]
+async fn data_flow_example_1_a_second_joiner_sees_the_first_who_is_told() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Session zero").await;
+
+    let (mut alice, first, alice_grant) = c.join(m, "Alice").await;
+    assert_eq!(first.participant_id, alice_grant.participant_id.to_string());
+    assert_eq!(first.meeting_id, m.to_string());
+    assert_eq!(first.meeting_display_name, "Session zero");
+    assert!(first.e2e_encryption, "the seed's default");
+    assert!(first.participants.is_empty());
+    assert!(first.media_handlers.is_empty());
+
+    let (_bob, second, bob_grant) = c.join(m, "Bob").await;
+    let bob = bob_grant.participant_id;
+    assert_eq!(second.participants.len(), 1);
+    let seen = &second.participants[0];
+    assert_eq!(seen.participant_id, alice_grant.participant_id.to_string());
+    assert_eq!(seen.display_name, "Alice");
+    assert_eq!(seen.user_id, None, "a guest");
+    assert!(!seen.audio_muted && !seen.video_muted && seen.streams.is_empty());
+
+    match next_event(&mut alice).await {
+        S::ParticipantJoined(joined) => {
+            let info = joined.participant.unwrap();
+            assert_eq!(info.participant_id, bob.to_string());
+            assert_eq!(info.display_name, "Bob");
+        }
+        other => panic!("expected ParticipantJoined, got {other:?}"),
+    }
+
+    // The seed's Redis structures of Example 1.
+    let session = hash_of(&c.world.redis, &schema::participant_key(bob)).await;
+    assert_eq!(session["meeting_id"], m.to_string());
+    assert_eq!(session["display_name"], "Bob");
+    assert_eq!(session["connection_state"], "connected");
+    assert_eq!(session["streams"], "[]");
+    assert!(!session.contains_key("user_id"));
+    let ttl = store::harness::ttl(&c.world.redis, &schema::participant_key(bob)).await;
+    assert!((1..=300).contains(&ttl), "{ttl}");
+    let presence = store::harness::ttl(&c.world.redis, &schema::presence_key(bob)).await;
+    assert!((1..=30).contains(&presence), "{presence}");
+    let members: Vec<String> = redis::AsyncCommands::smembers(
+        &mut c.world.redis.conn(),
+        schema::meeting_participants_key(m),
+    )
+    .await
+    .unwrap();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&bob.to_string()));
+    let state = hash_of(&c.world.redis, &schema::meeting_key(m)).await;
+    assert_eq!(state["status"], "active");
+    assert_eq!(state["participant_count"], "2");
+    assert_eq!(state["controller_id"], c.id.to_string());
+
+    // Its meeting_participants row: the peer's address and the client's version.
+    let (name, ip, version): (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT display_name, host(ip_address), client_version \
+         FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(bob.as_uuid())
+    .fetch_one(c.repo.postgres().pool())
+    .await
+    .unwrap();
+    assert_eq!(name, "Bob");
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert!(version.unwrap().starts_with("tavern/"));
+    assert_eq!(
+        c.repo.meeting(m).await.unwrap().status,
+        MeetingStatus::Active
+    );
+}
+
+#[tokio::test]
+async fn data_flow_example_2_the_last_leave_ends_the_meeting() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "One-shot").await;
+    let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+    let (bob, _, bob_grant) = c.join(m, "Bob").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+
+    bob.leave().await.unwrap();
+    let (who, reason) = left_of(&next_event(&mut alice).await);
+    assert_eq!(who, bob_grant.participant_id.to_string());
+    assert_eq!(reason, "voluntary");
+    assert_eq!(
+        leave_reason(&c, bob_grant.participant_id).await.as_deref(),
+        Some("voluntary")
+    );
+    assert_eq!(
+        c.repo.meeting(m).await.unwrap().status,
+        MeetingStatus::Active
+    );
+
+    alice.leave().await.unwrap();
+    let ended = eventually("the emptied meeting ends", || async {
+        let row = c.repo.meeting(m).await.unwrap();
+        (row.status == MeetingStatus::Ended).then_some(row)
+    })
+    .await;
+    assert!(ended.ended_at.is_some());
+    eventually_left(&c, alice_grant.participant_id, "voluntary").await;
+    let state = hash_of(&c.world.redis, &schema::meeting_key(m)).await;
+    assert_eq!(state["status"], "ended");
+    assert_eq!(state["participant_count"], "0");
+    let ttl = store::harness::ttl(&c.world.redis, &schema::meeting_key(m)).await;
+    assert!((86_000..=86_400).contains(&ttl), "the 24 h TTL, got {ttl}");
+    assert!(
+        !c.world
+            .redis
+            .conn()
+            .exists::<_, bool>(schema::participant_key(alice_grant.participant_id))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_token_works_once_and_only_for_its_meeting() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Once").await;
+    let other = meeting(&c.repo, "Elsewhere").await;
+
+    let grant = c.grant(m, "Alice").await;
+    let mut first = c.connect(&grant).await;
+    let reused = Client::connect(
+        &grant.webtransport_url,
+        grant.wt_token.expose(),
+        Some(&c.certificate_hash),
+    )
+    .await;
+    assert!(matches!(reused, Err(ClientError::Rejected)), "{reused:?}");
+    // The first session is unharmed.
+    first.join(grant.token.expose_str()).await.unwrap();
+
+    // A token granted for `other`, presented at `m`'s address: refused (and spent).
+    let elsewhere = c.grant(other, "Bob").await;
+    let wrong = Client::connect(
+        &webtransport_url(&c.endpoint, m),
+        elsewhere.wt_token.expose(),
+        Some(&c.certificate_hash),
+    )
+    .await;
+    assert!(matches!(wrong, Err(ClientError::Rejected)), "{wrong:?}");
+    // No token, a malformed one, an unknown path.
+    for (url, token) in [
+        (webtransport_url(&c.endpoint, m), "not-a-token".to_owned()),
+        (webtransport_url(&c.endpoint, m), "ab".repeat(32)),
+        (format!("{}/elsewhere", c.endpoint), "ab".repeat(32)),
+    ] {
+        let refused = Client::connect(&url, &token, Some(&c.certificate_hash)).await;
+        assert!(
+            matches!(refused, Err(ClientError::Rejected)),
+            "{url}: {refused:?}"
+        );
+    }
+    // A wrong certificate pin never reaches the controller.
+    let fresh = c.grant(m, "Carol").await;
+    let pinned = Client::connect(
+        &fresh.webtransport_url,
+        fresh.wt_token.expose(),
+        Some(&"00".repeat(32)),
+    )
+    .await;
+    assert!(matches!(pinned, Err(ClientError::Connect(_))), "{pinned:?}");
+    // The one joined session still works.
+    heartbeat(&mut first).await;
+}
+
+/// Joins with `token` over `grant`'s connection and expects `invalid_token`, then the
+/// session closed with the join-refused code.
+async fn refused_join(c: &Controller, grant: &meetings::grant::JoinGrant, token: &str) {
+    let mut client = c.connect(grant).await;
+    let refused = tokio::time::timeout(DEADLINE, client.join(token))
+        .await
+        .unwrap();
+    match refused {
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "invalid_token"),
+        other => panic!("expected invalid_token, got {other:?}"),
+    }
+    let (_, how) = closed(&mut client).await;
+    assert_eq!(
+        how.code,
+        Some(u64::from(proto::CLOSE_JOIN_REFUSED)),
+        "{how:?}"
+    );
+    assert!(how.reason.starts_with("invalid_token"), "{how:?}");
+}
+
+#[tokio::test]
+async fn blacklisted_forged_wrong_scope_and_others_meeting_tokens_are_refused() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Guarded").await;
+
+    // Blacklisted (as a logout does).
+    let grant = c.grant(m, "Alice").await;
+    let hash = TokenHash::parse(&sha256_hex(grant.token.expose_str().as_bytes())).unwrap();
+    c.repo
+        .blacklist_token(
+            &hash,
+            "logout",
+            c.auth.now() + chrono::TimeDelta::minutes(5),
+        )
+        .await
+        .unwrap();
+    refused_join(&c, &grant, grant.token.expose_str()).await;
+
+    // Wrongly signed: the signature of a valid token altered.
+    let grant = c.grant(m, "Alice").await;
+    let token = grant.token.expose_str();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+    refused_join(&c, &grant, &forged).await;
+    refused_join(&c, &c.grant(m, "Alice").await, "not-a-jwt").await;
+
+    // Wrong scope: a user's access token (every scope, but no meeting in it).
+    let access = c
+        .auth
+        .issue(UserId::random(), &Scopes::all())
+        .await
+        .unwrap();
+    refused_join(&c, &c.grant(m, "Alice").await, access.token.expose_str()).await;
+
+    // Another participant's meeting token for the same meeting.
+    let mine = c.grant(m, "Alice").await;
+    let theirs = c.grant(m, "Bob").await;
+    refused_join(&c, &mine, theirs.token.expose_str()).await;
+
+    // None of them joined.
+    assert!(c.repo.participants(m).await.unwrap().is_empty());
+    // The owner of that token still joins with it.
+    let mut bob = c.connect(&theirs).await;
+    bob.join(theirs.token.expose_str()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_meeting_token_is_refused() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Late").await;
+    let grant = c.grant(m, "Alice").await;
+    c.world.clock.advance(Duration::from_secs(6 * 60));
+    refused_join(&c, &grant, grant.token.expose_str()).await;
+}
+
+#[tokio::test]
+async fn bad_frames_and_messages_out_of_turn_close_only_their_session() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Robust").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+
+    // Garbage before joining: a frame whose body is not protobuf.
+    let mut mallory = c.connect(&c.grant(m, "Mallory").await).await;
+    mallory
+        .send_raw(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    let (said, how) = closed(&mut mallory).await;
+    assert_eq!(error_of(&said).code, "invalid_message");
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+
+    // A heartbeat before the JoinRequest.
+    let mut early = c.connect(&c.grant(m, "Early").await).await;
+    early.send(C::Heartbeat(Heartbeat {})).await.unwrap();
+    let (said, how) = closed(&mut early).await;
+    assert_eq!(error_of(&said).code, "unexpected_message");
+    assert!(how.reason.contains("unexpected_message"), "{how:?}");
+
+    // Oversized, after joining: the others see it leave, with connection_lost.
+    let (mut big, _, big_grant) = c.join(m, "Big").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+    let mut frame = u32::try_from(proto::MAX_FRAME + 1)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    frame.extend_from_slice(&[0; 64]);
+    big.send_raw(&frame).await.unwrap();
+    let (said, how) = closed(&mut big).await;
+    assert_eq!(error_of(&said).code, "frame_too_large");
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    let (who, reason) = left_of(&next_event(&mut alice).await);
+    assert_eq!(
+        (who, reason.as_str()),
+        (big_grant.participant_id.to_string(), "connection_lost")
+    );
+    eventually_left(&c, big_grant.participant_id, "connection_lost").await;
+
+    // A second JoinRequest, and another protocol version.
+    let (mut twice, _, twice_grant) = c.join(m, "Twice").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+    twice
+        .send(C::JoinRequest(JoinRequest {
+            token: twice_grant.token.expose_str().to_owned(),
+            client_version: String::new(),
+        }))
+        .await
+        .unwrap();
+    let (said, _) = closed(&mut twice).await;
+    assert_eq!(error_of(&said).code, "unexpected_message");
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantLeft(_)
+    ));
+
+    let (mut v2, _, _) = c.join(m, "Future").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+    let message = proto::ClientMessage {
+        version: 2,
+        payload: Some(C::Heartbeat(Heartbeat {})),
+    };
+    let body = prost::Message::encode_to_vec(&message);
+    let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    v2.send_raw(&frame).await.unwrap();
+    let (said, _) = closed(&mut v2).await;
+    assert_eq!(error_of(&said).code, "unsupported_version");
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantLeft(_)
+    ));
+
+    // Alice was never affected: heartbeats are acknowledged, events still arrive.
+    assert!(heartbeat(&mut alice).await.is_empty());
+    let (_carol, response, _) = c.join(m, "Carol").await;
+    assert_eq!(response.participants.len(), 1, "only Alice is still in");
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+    assert!(
+        c.repo
+            .heartbeat(common_participant(&response))
+            .await
+            .unwrap()
+    );
+}
+
+/// Alice's id as Carol's `JoinResponse` lists her.
+fn common_participant(response: &proto::JoinResponse) -> ParticipantId {
+    ParticipantId::parse(&response.participants[0].participant_id).unwrap()
+}
+
+#[tokio::test]
+async fn mute_and_streams_are_broadcast_and_shown_to_later_joiners() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Show and tell").await;
+    let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+    let (mut bob, _, _) = c.join(m, "Bob").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+
+    alice
+        .send(C::SetMute(SetMute {
+            audio_muted: true,
+            video_muted: false,
+        }))
+        .await
+        .unwrap();
+    match next_event(&mut bob).await {
+        S::MuteChanged(mute) => {
+            assert_eq!(mute.participant_id, alice_grant.participant_id.to_string());
+            assert!(mute.audio_muted && !mute.video_muted);
+        }
+        other => panic!("expected MuteChanged, got {other:?}"),
+    }
+
+    alice
+        .send(C::PublishStream(PublishStream {
+            stream_type: "video_camera".into(),
+            codec: "VP9".into(),
+            max_bitrate: 2_500_000,
+        }))
+        .await
+        .unwrap();
+    let published = |payload: S| match payload {
+        S::StreamPublished(p) => p.stream.unwrap(),
+        other => panic!("expected StreamPublished, got {other:?}"),
+    };
+    let to_alice = published(next_event(&mut alice).await);
+    let to_bob = published(next_event(&mut bob).await);
+    assert_eq!(to_alice, to_bob);
+    assert_eq!(
+        to_bob.participant_id,
+        alice_grant.participant_id.to_string()
+    );
+    assert_eq!(
+        (to_bob.stream_type.as_str(), to_bob.codec.as_str()),
+        ("video_camera", "VP9")
+    );
+    let stream_id = meetings::domain::StreamId::parse(&to_bob.stream_id).unwrap();
+    let stored = hash_of(&c.world.redis, &schema::stream_key(stream_id)).await;
+    assert_eq!(stored["max_bitrate"], "2500000");
+
+    // A later joiner sees the mute state and the stream.
+    let (_carol, response, _) = c.join(m, "Carol").await;
+    let seen = response
+        .participants
+        .iter()
+        .find(|p| p.participant_id == alice_grant.participant_id.to_string())
+        .unwrap();
+    assert!(seen.audio_muted);
+    assert_eq!(seen.streams, vec![to_bob.clone()]);
+    assert!(matches!(
+        next_event(&mut bob).await,
+        S::ParticipantJoined(_)
+    ));
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+
+    // A bad stream type is refused without closing the session.
+    alice
+        .send(C::PublishStream(PublishStream {
+            stream_type: "hologram".into(),
+            codec: "VP9".into(),
+            max_bitrate: 1,
+        }))
+        .await
+        .unwrap();
+    match next_event(&mut alice).await {
+        S::Error(e) => assert_eq!(e.code, "invalid_stream"),
+        other => panic!("expected Error, got {other:?}"),
+    }
+
+    alice
+        .send(C::UnpublishStream(UnpublishStream {
+            stream_id: to_bob.stream_id.clone(),
+        }))
+        .await
+        .unwrap();
+    match next_event(&mut bob).await {
+        S::StreamUnpublished(u) => {
+            assert_eq!(u.stream_id, to_bob.stream_id);
+            assert_eq!(u.participant_id, alice_grant.participant_id.to_string());
+        }
+        other => panic!("expected StreamUnpublished, got {other:?}"),
+    }
+    let ttl = store::harness::ttl(&c.world.redis, &schema::stream_key(stream_id)).await;
+    assert!(
+        (1..=3600).contains(&ttl),
+        "an ended stream keeps 1 h, got {ttl}"
+    );
+    assert!(
+        heartbeat(&mut alice)
+            .await
+            .iter()
+            .all(|p| matches!(p, S::StreamUnpublished(_)))
+    );
+}
+
+#[tokio::test]
+async fn a_silent_participant_is_dropped_after_the_presence_timeout_and_the_others_told() {
+    let c = controller_with(|config| config.presence_timeout = Duration::from_secs(2)).await;
+    let m = meeting(&c.repo, "Quiet").await;
+    let (mut silent, _, silent_grant) = c.join(m, "Silent").await;
+    let (mut talker, _, _) = c.join(m, "Talker").await;
+
+    // The talker keeps heartbeating until told.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let left = loop {
+        assert!(tokio::time::Instant::now() < deadline, "nobody was told");
+        talker.send(C::Heartbeat(Heartbeat {})).await.unwrap();
+        // One heartbeat every 500 ms; whatever arrives meanwhile is read.
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        let mut told = None;
+        while let Ok(message) = tokio::time::timeout_at(until, talker.next()).await {
+            match message.unwrap().unwrap().payload.unwrap() {
+                S::ParticipantLeft(left) => {
+                    told = Some(left);
+                    break;
+                }
+                S::HeartbeatAck(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if let Some(left) = told {
+            break left;
+        }
+    };
+    assert_eq!(left.participant_id, silent_grant.participant_id.to_string());
+    assert_eq!(left.reason, "connection_lost");
+    let (_, how) = closed(&mut silent).await;
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+    eventually_left(&c, silent_grant.participant_id, "connection_lost").await;
+    assert_eq!(
+        c.repo.meeting(m).await.unwrap().status,
+        MeetingStatus::Active,
+        "the talker is still in"
+    );
+}
+
+#[tokio::test]
+async fn participants_removed_by_the_presence_job_are_closed_and_the_others_told() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Reaped").await;
+    let (mut gone, _, gone_grant) = c.join(m, "Gone").await;
+    let (mut stays, _, _) = c.join(m, "Stays").await;
+    assert!(matches!(
+        next_event(&mut gone).await,
+        S::ParticipantJoined(_)
+    ));
+
+    // Its presence expired (as if its heartbeats stopped); the presence job runs.
+    let _: i64 = c
+        .world
+        .redis
+        .conn()
+        .del(schema::presence_key(gone_grant.participant_id))
+        .await
+        .unwrap();
+    let reaped = c.repo.reap_absent(m).await.unwrap();
+    assert_eq!(reaped.left, vec![gone_grant.participant_id]);
+
+    let (who, reason) = left_of(&next_event(&mut stays).await);
+    assert_eq!(
+        (who, reason.as_str()),
+        (gone_grant.participant_id.to_string(), "connection_lost")
+    );
+    let (_, how) = closed(&mut gone).await;
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+    assert!(heartbeat(&mut stays).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_meeting_ended_elsewhere_tells_everybody_and_closes_their_sessions() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Ends").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+    let (mut bob, _, _) = c.join(m, "Bob").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+
+    c.repo.end_meeting(m).await.unwrap();
+    for client in [&mut alice, &mut bob] {
+        let (said, how) = closed(client).await;
+        assert!(
+            said.iter().any(|p| matches!(p, S::MeetingEnded(_))),
+            "{said:?}"
+        );
+        assert!(
+            !said.iter().any(|p| matches!(p, S::ParticipantLeft(_))),
+            "{said:?}"
+        );
+        assert_eq!(how.code, Some(u64::from(proto::CLOSE_NORMAL)), "{how:?}");
+    }
+    // A late joiner is refused.
+    let grant = c.grant_after_end(m).await;
+    assert!(grant.is_none(), "no grant for an ended meeting");
+}
+
+impl common::wt::Controller {
+    /// A grant for an ended meeting (there is none).
+    async fn grant_after_end(&self, m: meetings::domain::MeetingId) -> Option<()> {
+        let row = self.repo.meeting(m).await.unwrap();
+        meetings::grant::grant(
+            &self.repo,
+            &self.auth,
+            &row,
+            &meetings::grant::Joiner {
+                user_id: None,
+                display_name: meetings::domain::DisplayName::parse("Late").unwrap(),
+            },
+            &Region::local(),
+            &Liveness::default(),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .await
+        .ok()
+        .map(drop)
+    }
+}
+
+#[tokio::test]
+async fn the_controller_registers_with_its_certificate_hash_and_heartbeats_its_load() {
+    let c = controller().await;
+    let registered = c.repo.controller(&c.id).await.unwrap();
+    assert_eq!(registered.endpoint, c.endpoint);
+    assert!(registered.endpoint.starts_with("https://127.0.0.1:"));
+    assert_eq!(
+        registered.certificate_hash.as_deref(),
+        Some(c.certificate_hash.as_str())
+    );
+    assert_eq!(c.certificate_hash.len(), 64);
+    assert!(
+        c.certificate_hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(registered.health, HealthStatus::Healthy);
+
+    let m = meeting(&c.repo, "Picked").await;
+    let picked = c
+        .repo
+        .controller_for(
+            m,
+            &Region::local(),
+            &Liveness::default(),
+            &mut StdRng::seed_from_u64(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(picked.controller_id, c.id);
+    let grant = c.grant(m, "Alice").await;
+    assert_eq!(grant.webtransport_url, webtransport_url(&c.endpoint, m));
+    assert_eq!(
+        grant.certificate_hash.as_deref(),
+        Some(c.certificate_hash.as_str())
+    );
+
+    let (_alice, _, _) = c.join(m, "Alice").await;
+    let (_bob, _, _) = c.join(m, "Bob").await;
+    let key = schema::controller_capacity_key(&c.id);
+    eventually("a heartbeat reports the real load", || async {
+        let capacity = hash_of(&c.world.redis, &key).await;
+        (capacity.get("current_participants").map(String::as_str) == Some("2")
+            && capacity.get("current_meetings").map(String::as_str) == Some("1"))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutting_down_drains_closes_sessions_and_participants_leave_with_connection_lost() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Closing time").await;
+    let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+    let (repo, id) = (c.repo.clone(), c.id.clone());
+    let world = c.stop().await;
+
+    let (_, how) = closed(&mut alice).await;
+    assert_eq!(
+        how.code,
+        Some(u64::from(proto::CLOSE_BY_CONTROLLER)),
+        "{how:?}"
+    );
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(alice_grant.participant_id.as_uuid())
+    .fetch_one(repo.postgres().pool())
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("connection_lost"));
+    assert_eq!(repo.meeting(m).await.unwrap().status, MeetingStatus::Ended);
+    assert_eq!(
+        repo.controller(&id).await.unwrap().health,
+        HealthStatus::Draining
+    );
+    drop(world);
+}
+
+#[tokio::test]
+async fn a_configured_certificate_is_served_and_its_hash_registered() {
+    let dir = std::env::temp_dir().join(format!("tavern-mc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let identity = wtransport::Identity::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    identity
+        .certificate_chain()
+        .store_pemfile(&chain)
+        .await
+        .unwrap();
+    identity
+        .private_key()
+        .store_secret_pemfile(&key)
+        .await
+        .unwrap();
+    let expected = sha256_hex(identity.certificate_chain().as_slice()[0].der());
+
+    let c = controller_with(|config| config.certificate = Some((chain.clone(), key.clone()))).await;
+    assert_eq!(c.certificate_hash, expected);
+    assert_eq!(
+        c.repo.controller(&c.id).await.unwrap().certificate_hash,
+        Some(expected)
+    );
+    let m = meeting(&c.repo, "Pinned").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+    assert!(heartbeat(&mut alice).await.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sessions_are_logged_with_their_meeting_and_participant_but_never_a_token() {
+    let mut secrets = Vec::new();
+    let mut participant = None;
+    let logs = testkit::logged(async {
+        let c = controller().await;
+        let m = meeting(&c.repo, "Quiet please").await;
+        let (alice, _, grant) = c.join(m, "Alice").await;
+        secrets.push(grant.wt_token.expose().to_owned());
+        secrets.push(grant.token.expose_str().to_owned());
+        participant = Some(grant.participant_id);
+        // A reused connection token and a refused meeting token are logged too.
+        let reused = Client::connect(
+            &grant.webtransport_url,
+            grant.wt_token.expose(),
+            Some(&c.certificate_hash),
+        )
+        .await;
+        assert!(matches!(reused, Err(ClientError::Rejected)));
+        let other = c.grant(m, "Bob").await;
+        secrets.push(other.wt_token.expose().to_owned());
+        refused_join(&c, &other, grant.token.expose_str()).await;
+        alice.leave().await.unwrap();
+        c.stop().await;
+    })
+    .await;
+    let participant = participant.unwrap().to_string();
+    assert!(logs.contains("meeting_session"), "{logs}");
+    assert!(
+        logs.contains(&participant),
+        "the span names the participant"
+    );
+    // wtransport itself logs each request's headers (the path with its `wt_token`) at
+    // DEBUG under `wtransport::driver`; the process's log filter keeps that target at
+    // INFO. Everything else, ours included, must never show a token.
+    let logs: String = logs
+        .lines()
+        .filter(|line| !line.contains("wtransport::driver"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in &secrets {
+        assert!(!logs.contains(secret.as_str()), "a token was logged");
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a token's signature was logged");
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_a_connection_lost_leave_told_to_the_others() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Flaky wifi").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+    let (bob, _, bob_grant) = c.join(m, "Bob").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+
+    bob.abort();
+    let (who, reason) = left_of(&next_event(&mut alice).await);
+    assert_eq!(
+        (who, reason.as_str()),
+        (bob_grant.participant_id.to_string(), "connection_lost")
+    );
+    eventually_left(&c, bob_grant.participant_id, "connection_lost").await;
+    assert!(heartbeat(&mut alice).await.is_empty());
+}
