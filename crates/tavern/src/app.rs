@@ -331,7 +331,39 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
     };
     meetings::MeetingsConfig {
         secret_key,
+        region: config.meetings.region.clone(),
+        controller: match config.meetings.controller {
+            crate::config::ControllerMode::InProcess => Some(controller_config(config)),
+            crate::config::ControllerMode::Separate => None,
+        },
         ..meetings::MeetingsConfig::default()
+    }
+}
+
+/// The meeting controller's settings: `tavern serve`'s own (`meeting_controller =
+/// "in-process"`) or `tavern meeting-controller`'s. Without `meeting_controller_id` each
+/// start registers under a new id (`mc-` and random letters), so processes on one host
+/// never take each other's place in the registry; the ids of stopped ones simply stop
+/// heartbeating and get no meetings.
+pub fn controller_config(config: &Config) -> meetings::controller::ControllerConfig {
+    let settings = &config.meetings;
+    let controller_id = settings
+        .controller_id
+        .clone()
+        .unwrap_or_else(meetings::domain::ControllerId::generate);
+    let public_host = settings.controller_host.clone().unwrap_or_else(|| {
+        match config.public_url.as_ref().and_then(|u| u.host_str()) {
+            Some(host) => host.to_owned(),
+            None if settings.controller_addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            None => settings.controller_addr.ip().to_string(),
+        }
+    });
+    meetings::controller::ControllerConfig {
+        listen: settings.controller_addr,
+        public_host,
+        region: settings.region.clone(),
+        certificate: settings.controller_certificate.clone(),
+        ..meetings::controller::ControllerConfig::new(controller_id)
     }
 }
 

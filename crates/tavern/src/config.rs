@@ -79,6 +79,100 @@ pub struct Config {
     /// OAuth tokens at rest. `None`: sandbox mode makes one in the data dir; otherwise
     /// the meetings' tokens do not survive a restart.
     pub meetings_secret_key: Option<meetings::auth::MeetingsSecretKey>,
+    /// Where meetings are assigned and how this process takes part in them.
+    pub meetings: MeetingsSettings,
+}
+
+/// The meetings' region and meeting controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingsSettings {
+    /// `meetings_region`: the region this process assigns meetings in and its meeting
+    /// controller registers in (default `local`).
+    pub region: meetings::domain::Region,
+    /// `meeting_controller`: `in-process` (default: `tavern serve` runs one) or
+    /// `separate` (`tavern meeting-controller` processes do).
+    pub controller: ControllerMode,
+    /// `meeting_controller_addr`: the UDP address the controller listens on (default
+    /// `127.0.0.1:0`, any free port: clients learn it from their join grant).
+    pub controller_addr: SocketAddr,
+    /// `meeting_controller_host`: the host name clients reach the controller by
+    /// (default: the host of `public_url`, else the listening address).
+    pub controller_host: Option<String>,
+    /// `meeting_controller_id`: its id in the registry (default: a new one per start).
+    pub controller_id: Option<meetings::domain::ControllerId>,
+    /// `meeting_controller_cert` and `meeting_controller_key`: PEM files, both or
+    /// neither; neither: a self-signed certificate valid 14 days, pinned by its hash.
+    pub controller_certificate: Option<(PathBuf, PathBuf)>,
+}
+
+/// Which processes run a meeting controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControllerMode {
+    InProcess,
+    Separate,
+}
+
+/// The meetings settings of `raw`.
+fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
+    let region = match raw.get("meetings_region") {
+        None => meetings::domain::Region::local(),
+        Some((src, v)) => {
+            meetings::domain::Region::parse(v.trim()).map_err(|e| err(src, e.to_string()))?
+        }
+    };
+    let controller = match raw.get("meeting_controller").map(|(s, v)| (s, v.trim())) {
+        None | Some((_, "in-process")) => ControllerMode::InProcess,
+        Some((_, "separate")) => ControllerMode::Separate,
+        Some((src, v)) => {
+            return Err(err(
+                src,
+                format!("`{v}` is not a meeting controller mode (in-process or separate)"),
+            ));
+        }
+    };
+    let controller_addr = match raw.get("meeting_controller_addr") {
+        Some((src, v)) => parse_addr(src, v)?,
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let controller_host = match raw.get("meeting_controller_host") {
+        None => None,
+        Some((src, v)) => {
+            let host = v.trim();
+            if url::Host::parse(host).is_err() {
+                return Err(err(src, format!("`{v}` is not a host name or address")));
+            }
+            Some(host.to_owned())
+        }
+    };
+    let controller_id = raw
+        .get("meeting_controller_id")
+        .map(|(src, v)| {
+            meetings::domain::ControllerId::parse(v.trim()).map_err(|e| err(src, e.to_string()))
+        })
+        .transpose()?;
+    let controller_certificate = match (
+        raw.get("meeting_controller_cert"),
+        raw.get("meeting_controller_key"),
+    ) {
+        (None, None) => None,
+        (Some((_, cert)), Some((_, key))) => {
+            Some((PathBuf::from(cert.trim()), PathBuf::from(key.trim())))
+        }
+        (Some((src, _)), None) | (None, Some((src, _))) => {
+            return Err(err(
+                src,
+                "needs its pair: set both meeting_controller_cert and meeting_controller_key, or neither",
+            ));
+        }
+    };
+    Ok(MeetingsSettings {
+        region,
+        controller,
+        controller_addr,
+        controller_host,
+        controller_id,
+        controller_certificate,
+    })
 }
 
 /// Tavern's OAuth2 client at Discord, for logging in on the web.
@@ -160,6 +254,13 @@ const KEYS: &[(&str, &str)] = &[
     ),
     ("log_format", "TAVERN_LOG_FORMAT"),
     ("trusted_proxies", "TAVERN_TRUSTED_PROXIES"),
+    ("meetings_region", "TAVERN_MEETINGS_REGION"),
+    ("meeting_controller", "TAVERN_MEETING_CONTROLLER"),
+    ("meeting_controller_addr", "TAVERN_MEETING_CONTROLLER_ADDR"),
+    ("meeting_controller_host", "TAVERN_MEETING_CONTROLLER_HOST"),
+    ("meeting_controller_id", "TAVERN_MEETING_CONTROLLER_ID"),
+    ("meeting_controller_cert", "TAVERN_MEETING_CONTROLLER_CERT"),
+    ("meeting_controller_key", "TAVERN_MEETING_CONTROLLER_KEY"),
 ];
 
 /// Raw values and where each came from (to name the right key in an error).
@@ -661,6 +762,7 @@ impl Config {
                 })
             })
             .transpose()?;
+        let meetings = meetings_settings(&raw)?;
         if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
             return Err(err(
                 "TAVERN_DISCORD_TOKEN",
@@ -686,6 +788,7 @@ impl Config {
             trusted_proxies,
             sandbox_public: false,
             meetings_secret_key,
+            meetings,
         })
     }
 
@@ -774,6 +877,61 @@ mod tests {
                 .expect_err(bad);
             assert_eq!(e.key, "TAVERN_ROLLS_SYNC_KEEP");
             assert!(e.problem.contains("a whole number >= 1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_meeting_controller_runs_in_process_on_a_free_port_unless_configured() {
+        let c = Config::from_sources(None, None, &env(&[])).unwrap();
+        assert_eq!(c.meetings.region.as_str(), "local");
+        assert_eq!(c.meetings.controller, ControllerMode::InProcess);
+        assert_eq!(c.meetings.controller_addr.to_string(), "127.0.0.1:0");
+        assert_eq!(c.meetings.controller_id, None);
+        assert_eq!(c.meetings.controller_certificate, None);
+
+        let c = Config::from_sources(
+            Some("meeting_controller = \"separate\"\nmeetings_region = \"eu-west-1\""),
+            None,
+            &env(&[
+                ("TAVERN_MEETING_CONTROLLER_ADDR", "0.0.0.0:4433"),
+                ("TAVERN_MEETING_CONTROLLER_HOST", "meet.example.org"),
+                ("TAVERN_MEETING_CONTROLLER_ID", "mc-eu-1"),
+                ("TAVERN_MEETING_CONTROLLER_CERT", "/etc/tavern/cert.pem"),
+                ("TAVERN_MEETING_CONTROLLER_KEY", "/etc/tavern/key.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.meetings.controller, ControllerMode::Separate);
+        assert_eq!(c.meetings.region.as_str(), "eu-west-1");
+        assert_eq!(c.meetings.controller_addr.to_string(), "0.0.0.0:4433");
+        assert_eq!(
+            c.meetings.controller_host.as_deref(),
+            Some("meet.example.org")
+        );
+        assert_eq!(
+            c.meetings.controller_id.as_ref().map(|i| i.as_str()),
+            Some("mc-eu-1")
+        );
+        assert!(c.meetings.controller_certificate.is_some());
+
+        for (key, value, says) in [
+            (
+                "TAVERN_MEETING_CONTROLLER",
+                "sometimes",
+                "in-process or separate",
+            ),
+            ("TAVERN_MEETING_CONTROLLER_ADDR", "4433", "socket address"),
+            ("TAVERN_MEETING_CONTROLLER_HOST", "a b", "host name"),
+            ("TAVERN_MEETINGS_REGION", "two words", "region"),
+            (
+                "TAVERN_MEETING_CONTROLLER_CERT",
+                "/etc/cert.pem",
+                "its pair",
+            ),
+        ] {
+            let e = Config::from_sources(None, None, &env(&[(key, value)])).unwrap_err();
+            assert_eq!(e.key, key);
+            assert!(e.problem.contains(says), "{key}: {}", e.problem);
         }
     }
 

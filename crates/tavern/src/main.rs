@@ -9,6 +9,7 @@ use tavern::config::{Config, LogFormat};
 
 mod campaigns_cmd;
 mod clips_cmd;
+mod meetings_cmd;
 mod roll_cmd;
 mod tokens_cmd;
 
@@ -60,6 +61,13 @@ enum Command {
     /// channel's history for videos to the end, over REST (no gateway).
     #[command(subcommand)]
     Clips(clips_cmd::ClipsCommand),
+    /// Meetings from the command line: `tavern meetings create NAME`, `tavern meetings
+    /// join CODE --as NAME` (prints the participants it sees).
+    #[command(subcommand)]
+    Meetings(meetings_cmd::MeetingsCommand),
+    /// Run a meeting controller as its own process (with `meeting_controller =
+    /// "separate"`, `tavern serve` runs none), until Ctrl-C or SIGTERM.
+    MeetingController,
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -128,6 +136,21 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
+    /// 1,000 participants joining 100 meetings over the API and WebTransport, against
+    /// TAVERN_REDIS_URL and TAVERN_DATABASE_URL (scratch stores): create and get p95,
+    /// token validation p99, join (grant to JoinResponse) p99.
+    Meetings {
+        #[arg(long, default_value_t = 100)]
+        meetings: usize,
+        #[arg(long, default_value_t = 1000)]
+        participants: usize,
+        /// Joins in flight at once (the participants arrive in waves of this size).
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// Timed token validations.
+        #[arg(long, default_value_t = 10_000)]
+        validations: usize,
+    },
     /// /ping latency idle and with the worst /odds and /roll in flight, side by side
     /// (against TAVERN_REDIS_URL).
     DiceLoad {
@@ -156,6 +179,12 @@ enum Bench {
 fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    // wtransport logs each session request's path at debug level, and a meeting
+    // controller's paths carry one-time connection tokens: never below info.
+    let filter = match "wtransport=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
@@ -310,7 +339,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    init_tracing(config.log_format, matches!(cli.command, Command::Clips(_)));
+    init_tracing(
+        config.log_format,
+        matches!(cli.command, Command::Clips(_) | Command::Meetings(_)),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -327,6 +359,33 @@ fn main() -> ExitCode {
             Command::Tokens(command) => tokens_cmd::run(&config, command).await,
             Command::Campaigns(command) => campaigns_cmd::run(&config, command).await,
             Command::Clips(command) => clips_cmd::run(&config, command).await,
+            Command::Meetings(command) => meetings_cmd::run(&config, command).await,
+            Command::MeetingController => {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let token = shutdown.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    tracing::info!("shutdown requested: closing the meeting controller");
+                    token.cancel();
+                });
+                meetings_cmd::controller(&config, shutdown).await
+            }
+            Command::Bench(Bench::Meetings {
+                meetings,
+                participants,
+                concurrency,
+                validations,
+            }) => tavern::bench::meetings::run(
+                &config,
+                tavern::bench::meetings::MeetingsLoad {
+                    meetings: meetings.max(1),
+                    participants,
+                    concurrency: concurrency.max(1),
+                    validations,
+                },
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
             Command::Migrate => migrate(config).await.map(|()| ExitCode::SUCCESS),
             Command::Check => check(config).await,
             Command::Roll(_) | Command::Odds(_) => Ok(ExitCode::SUCCESS),

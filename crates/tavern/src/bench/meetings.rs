@@ -1,0 +1,404 @@
+//! `tavern bench meetings`: the meetings control plane under a crowd. A Tavern of its own
+//! (sandbox mode, its real HTTP server and in-process meeting controller) on the Redis at
+//! `TAVERN_REDIS_URL` and the PostgreSQL at `TAVERN_DATABASE_URL` (point both at scratch
+//! stores: the load is real), and clients in the same process speaking HTTP and
+//! WebTransport to it:
+//!
+//! 1. hosts register and create the meetings (`POST /api/v1/meetings`, 10 at a time):
+//!    create p50 / p95;
+//! 2. the participants join, `concurrency` at a time, spread evenly over the meetings:
+//!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95),
+//!    then the WebTransport session to the assigned controller, `JoinRequest` and its
+//!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response); every
+//!    session stays open until all have joined;
+//! 3. token validation: `Auth::verify_token` of a user's access token and
+//!    `Auth::verify_meeting_token` of a meeting token, one after another (p50 / p99): the
+//!    signature, the expiry and the blacklist look-up in Redis that every request pays;
+//! 4. everybody leaves, and the meetings end (the seed's Example 2).
+//!
+//! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
+//! the ratio is the figure over the goal (below 1 meets it). Nothing is asserted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use meetings::controller::client::Client;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::percentile;
+use crate::config::Config;
+
+/// The size of `tavern bench meetings`.
+#[derive(Debug, Clone, Copy)]
+pub struct MeetingsLoad {
+    pub meetings: usize,
+    pub participants: usize,
+    /// Joins in flight at once.
+    pub concurrency: usize,
+    /// Timed token validations (of each kind).
+    pub validations: usize,
+}
+
+/// Meetings one host creates (the API allows 30 a minute per user).
+const MEETINGS_PER_HOST: usize = 25;
+/// Creations in flight at once.
+const CREATE_CONCURRENCY: usize = 10;
+
+/// The Tavern under test: `config` in sandbox mode on a free port, data in a scratch dir.
+async fn start(config: &Config) -> anyhow::Result<(crate::Running, std::path::PathBuf)> {
+    let data_dir =
+        std::env::temp_dir().join(format!("tavern-bench-meetings-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir).context("making the bench's data dir")?;
+    let mut config = config.clone();
+    config.discord_token = None;
+    config.discord_api = None;
+    config.discord_gateway = None;
+    config.discord_login = None;
+    config.meetup = None;
+    config.public_url = None;
+    config.metrics_addr = None;
+    config.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.data_dir = data_dir.clone();
+    config.meetings.controller = crate::config::ControllerMode::InProcess;
+    config.meetings.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    config.meetings.controller_id = None;
+    discord::install_crypto_provider();
+    let running = crate::start(config).await?;
+    Ok((running, data_dir))
+}
+
+/// A JSON request; the body of a 2xx answer, else an error with the status and body.
+async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    let response = request.send().await.context("calling the API")?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+/// A field of a JSON answer as text.
+fn text(body: &Value, field: &str) -> anyhow::Result<String> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no `{field}` in {body}"))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One figure: its value, Dark Tower's target, the goal and the ratio to the goal.
+fn report(what: &str, value: Duration, target_ms: f64, goal_ms: f64) {
+    let value = ms(value);
+    println!(
+        "  {what:<28} {value:>9.3} ms   Dark Tower target {target_ms:>5} ms, goal {goal_ms:>5} ms: {:.2}x the goal ({})",
+        value / goal_ms,
+        if value <= goal_ms { "met" } else { "not met" }
+    );
+}
+
+fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
+    v.sort();
+    v
+}
+
+pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
+    let (running, data_dir) = start(config).await?;
+    let result = measure(&running, config, &data_dir, load).await;
+    running.shutdown();
+    let stopped = running.wait().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result?;
+    stopped
+}
+
+async fn measure(
+    running: &crate::Running,
+    config: &Config,
+    data_dir: &std::path::Path,
+    load: MeetingsLoad,
+) -> anyhow::Result<()> {
+    let base = format!("http://{}", running.http_addr);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(load.concurrency.max(CREATE_CONCURRENCY))
+        .build()
+        .context("the HTTP client")?;
+    wait_ready(&http, &base).await?;
+    println!(
+        "meetings: {} participants joining {} meetings ({} joins in flight), Tavern on {}",
+        load.participants, load.meetings, load.concurrency, running.http_addr
+    );
+
+    // Hosts.
+    let hosts = load.meetings.div_ceil(MEETINGS_PER_HOST).max(1);
+    let run_tag = format!("{:08x}", rand::random::<u32>());
+    let mut tokens = Vec::with_capacity(hosts);
+    for i in 0..hosts {
+        let body = call(
+            http.post(format!("{base}/api/v1/auth/register"))
+                .json(&json!({
+                    "email": format!("bench-host-{i}-{run_tag}@example.org"),
+                    "password": format!("correct horse battery staple {run_tag}"),
+                    "display_name": format!("Host {i}"),
+                })),
+        )
+        .await
+        .context("registering a host")?;
+        tokens.push(text(&body, "access_token")?);
+    }
+    let tokens = Arc::new(tokens);
+
+    // 1. Create.
+    let gate = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..load.meetings {
+        let (http, base, tokens, gate) = (http.clone(), base.clone(), tokens.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let token = &tokens[i / MEETINGS_PER_HOST];
+            let start = Instant::now();
+            let body = call(
+                http.post(format!("{base}/api/v1/meetings"))
+                    .bearer_auth(token)
+                    .json(&json!({ "display_name": format!("Bench table {i}") })),
+            )
+            .await?;
+            let took = start.elapsed();
+            anyhow::Ok((i, text(&body, "meeting_code")?, took))
+        });
+    }
+    let mut codes = vec![String::new(); load.meetings];
+    let mut creates = Vec::with_capacity(load.meetings);
+    while let Some(done) = tasks.join_next().await {
+        let (i, code, took) = done.context("a create task")??;
+        codes[i] = code;
+        creates.push(took);
+    }
+    let creates = sorted(creates);
+    let codes = Arc::new(codes);
+
+    // 2. Join.
+    wait_for_controller(&http, &base, &tokens[0], &codes[0]).await?;
+    let gate = Arc::new(Semaphore::new(load.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for p in 0..load.participants {
+        let (http, base, tokens, codes, gate) = (
+            http.clone(),
+            base.clone(),
+            tokens.clone(),
+            codes.clone(),
+            gate.clone(),
+        );
+        tasks.spawn(async move {
+            let permit = gate.acquire_owned().await?;
+            let code = &codes[p % codes.len()];
+            let token = &tokens[p % tokens.len()];
+            let start = Instant::now();
+            let body = call(
+                http.get(format!("{base}/api/v1/meetings/{code}"))
+                    .bearer_auth(token),
+            )
+            .await?;
+            let got = start.elapsed();
+            let grant = body
+                .get("join_grant")
+                .with_context(|| format!("no join grant in {body}"))?;
+            let mut client = Client::connect(
+                &text(grant, "webtransport_url")?,
+                &text(grant, "wt_token")?,
+                grant.get("certificate_hash").and_then(Value::as_str),
+            )
+            .await
+            .context("opening the WebTransport session")?;
+            client
+                .join(&text(grant, "token")?)
+                .await
+                .context("joining")?;
+            let joined = start.elapsed();
+            drop(permit);
+            anyhow::Ok((got, joined, client))
+        });
+    }
+    let mut gets = Vec::with_capacity(load.participants);
+    let mut joins = Vec::with_capacity(load.participants);
+    let mut clients = Vec::with_capacity(load.participants);
+    let mut failures = 0usize;
+    let mut first_failure = None;
+    while let Some(done) = tasks.join_next().await {
+        match done.context("a join task")? {
+            Ok((got, joined, client)) => {
+                gets.push(got);
+                joins.push(joined);
+                clients.push(client);
+            }
+            Err(e) => {
+                failures += 1;
+                first_failure.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+    let all_in = started.elapsed();
+    let (gets, joins) = (sorted(gets), sorted(joins));
+
+    // 3. Validation.
+    let (repo_auth, meeting_token) =
+        validation_setup(config, data_dir, &http, &base, &tokens[0], &codes[0]).await?;
+    let mut access = Vec::with_capacity(load.validations);
+    let mut meeting = Vec::with_capacity(load.validations);
+    for _ in 0..load.validations {
+        let start = Instant::now();
+        repo_auth
+            .verify_token(&tokens[0])
+            .await
+            .context("validating an access token")?;
+        access.push(start.elapsed());
+        let start = Instant::now();
+        repo_auth
+            .verify_meeting_token(&meeting_token)
+            .await
+            .context("validating a meeting token")?;
+        meeting.push(start.elapsed());
+    }
+    let (access, meeting) = (sorted(access), sorted(meeting));
+
+    // 4. Leave.
+    let leaving = clients.len();
+    let left_at = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in clients {
+        tasks.spawn(async move { client.leave().await });
+    }
+    let mut leave_failures = 0usize;
+    while let Some(done) = tasks.join_next().await {
+        if !matches!(done, Ok(Ok(()))) {
+            leave_failures += 1;
+        }
+    }
+    let left = left_at.elapsed();
+
+    println!(
+        "results ({} of {} joined; {} sessions open at once; all in after {:.2} s):",
+        joins.len(),
+        load.participants,
+        joins.len(),
+        all_in.as_secs_f64()
+    );
+    if let Some(failure) = first_failure {
+        println!("  {failures} joins failed, the first: {failure}");
+    }
+    println!(
+        "  create meeting               p50 {:.3} ms, p95 {:.3} ms ({} meetings)",
+        ms(percentile(&creates, 50.0)),
+        ms(percentile(&creates, 95.0)),
+        creates.len()
+    );
+    report("create meeting p95", percentile(&creates, 95.0), 40.0, 4.0);
+    println!(
+        "  get meeting (with grant)     p50 {:.3} ms, p95 {:.3} ms",
+        ms(percentile(&gets, 50.0)),
+        ms(percentile(&gets, 95.0))
+    );
+    report("get meeting p95", percentile(&gets, 95.0), 15.0, 1.5);
+    println!(
+        "  access token validation      p50 {:.3} ms, p99 {:.3} ms ({} in a row)",
+        ms(percentile(&access, 50.0)),
+        ms(percentile(&access, 99.0)),
+        access.len()
+    );
+    report("token validation p99", percentile(&access, 99.0), 2.0, 0.2);
+    println!(
+        "  meeting token validation     p50 {:.3} ms, p99 {:.3} ms",
+        ms(percentile(&meeting, 50.0)),
+        ms(percentile(&meeting, 99.0))
+    );
+    println!(
+        "  join (grant to JoinResponse) p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms",
+        ms(percentile(&joins, 50.0)),
+        ms(percentile(&joins, 95.0)),
+        ms(percentile(&joins, 99.0))
+    );
+    report("join p99", percentile(&joins, 99.0), 50.0, 5.0);
+    println!(
+        "  {leaving} left in {:.2} s ({leave_failures} failed); the meetings ended",
+        left.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until the server answers `/readyz`.
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("Tavern did not become ready within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a meeting controller is registered (the first grant succeeds), and
+/// leaves no participant behind: the grant is simply not used.
+async fn wait_for_controller(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = http
+            .get(format!("{base}/api/v1/meetings/{code}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .context("asking for a grant")?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no meeting controller registered within 30 s ({})",
+                response.status()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An `Auth` over the bench's stores with the sandbox's key, and a meeting token to
+/// validate (from a fresh grant).
+async fn validation_setup(
+    config: &Config,
+    data_dir: &std::path::Path,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+) -> anyhow::Result<(meetings::auth::Auth, String)> {
+    let mut config = config.clone();
+    config.discord_token = None;
+    config.data_dir = data_dir.to_path_buf();
+    let redis = store::Redis::connect(config.redis_url.expose()).await?;
+    let pg = store::Postgres::connect(config.database_url.expose()).await?;
+    let public_url = crate::app::public_url(&config, config.http_addr)?;
+    let ctx = crate::app::context(redis, pg, discord::Discord::without_token(), public_url);
+    let auth = meetings::auth(&ctx, &crate::app::meetings_config(&config));
+    let body = call(
+        http.get(format!("{base}/api/v1/meetings/{code}"))
+            .bearer_auth(token),
+    )
+    .await?;
+    let grant = body.get("join_grant").context("no join grant")?;
+    Ok((auth, text(grant, "token")?))
+}

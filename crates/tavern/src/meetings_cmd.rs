@@ -1,0 +1,332 @@
+//! `tavern meetings create NAME` and `tavern meetings join CODE --as NAME`: a meeting
+//! made and joined from the command line, on the same stores and meeting controllers as
+//! `tavern serve` (so a sandbox can be tried without a browser or an account); and
+//! `tavern meeting-controller`, a meeting controller as its own process.
+//!
+//! `create` writes the meeting as the operator (no creator) and prints its code. `join`
+//! makes a join grant as the API's guest route would (the operator may join any meeting,
+//! also one that requires sign-in), opens the WebTransport session at the assigned
+//! controller, sends `JoinRequest`, and prints the participants it sees: everybody in
+//! the `JoinResponse`, then each arrival and departure, until Ctrl-C (it leaves) or the
+//! meeting ends; `--once` leaves right after the first list. Both need the meetings
+//! secret key `tavern serve` uses (`TAVERN_MEETINGS_SECRET_KEY`, or the sandbox's in
+//! the data dir) to sign the meeting token the controller checks.
+//!
+//! Exit codes: 0 done; 1 refused (unknown or ended meeting, no controller, the
+//! controller said no); 2 a command or configuration that cannot run.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use meetings::controller::client::Client;
+use meetings::controller::proto::{self, server_message};
+use meetings::domain::{DisplayName, MeetingCode, MeetingId};
+use meetings::grant::{self, GrantError, Joiner};
+use meetings::repo::{Meeting, MeetingSettings, NewMeeting};
+use meetings::{MeetingsError, Repo};
+use rand::SeedableRng as _;
+use tavern::config::Config;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Subcommand)]
+pub enum MeetingsCommand {
+    /// Create a meeting (as the operator) and print its code.
+    Create {
+        /// The meeting's name.
+        name: String,
+        /// Most people in the meeting at once.
+        #[arg(long, default_value_t = 100)]
+        max_participants: i32,
+        /// Print one JSON object `{meeting_id, meeting_code, display_name}` instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a meeting by code (or id) and print the participants seen, until Ctrl-C.
+    Join {
+        /// The meeting's code (`ABC-DEFG-HJK`, any case, hyphens optional) or id.
+        code: String,
+        /// The name the others see.
+        #[arg(long = "as", value_name = "NAME")]
+        name: String,
+        /// Leave right after printing who is there.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// How often `join` tells the controller it is still there (its presence lasts 30 s).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+pub async fn run(config: &Config, command: MeetingsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        MeetingsCommand::Create {
+            name,
+            max_participants,
+            json,
+        } => create(config, &name, max_participants, json).await,
+        MeetingsCommand::Join { code, name, once } => join(config, &code, &name, once).await,
+    }
+}
+
+/// The meetings repository and authentication over the configured stores, migrated.
+async fn services(config: &Config) -> anyhow::Result<(Repo, meetings::auth::Auth)> {
+    let redis = store::Redis::connect(config.redis_url.expose())
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
+    let pg = store::Postgres::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
+    pg.migrate(&meetings::MIGRATIONS)
+        .await
+        .context("migrating the meetings schema")?;
+    discord::install_crypto_provider();
+    let public_url = tavern::app::public_url(config, config.http_addr)?;
+    let ctx = tavern::app::context(redis, pg, discord::Discord::without_token(), public_url);
+    let settings = tavern::app::meetings_config(config);
+    Ok((Repo::from_context(&ctx), meetings::auth(&ctx, &settings)))
+}
+
+/// Refuses to sign meeting tokens no controller could check.
+fn require_secret_key(config: &Config) -> Option<ExitCode> {
+    if tavern::app::meetings_config(config).secret_key.is_some() {
+        return None;
+    }
+    eprintln!(
+        "tavern: joining signs a meeting token the controller checks: set TAVERN_MEETINGS_SECRET_KEY \
+         to the key `tavern serve` uses (in sandbox mode, start `tavern serve` once so it makes one)"
+    );
+    Some(ExitCode::from(2))
+}
+
+async fn create(
+    config: &Config,
+    name: &str,
+    max_participants: i32,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let display_name = match DisplayName::parse(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("tavern: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if !(1..=1000).contains(&max_participants) {
+        eprintln!("tavern: --max-participants must be between 1 and 1000");
+        return Ok(ExitCode::from(2));
+    }
+    let (repo, _) = services(config).await?;
+    let meeting = repo
+        .create_meeting(&NewMeeting {
+            display_name,
+            created_by: None,
+            settings: MeetingSettings {
+                max_participants,
+                ..MeetingSettings::default()
+            },
+            scheduled_start_time: None,
+        })
+        .await
+        .context("creating the meeting")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "meeting_id": meeting.meeting_id.to_string(),
+                "meeting_code": meeting.meeting_code.to_string(),
+                "display_name": meeting.display_name,
+            })
+        );
+    } else {
+        println!("meeting \"{}\" created", meeting.display_name);
+        println!("code: {}", meeting.meeting_code);
+        println!("id:   {}", meeting.meeting_id);
+        println!(
+            "join: tavern meetings join {} --as NAME",
+            meeting.meeting_code
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The meeting a code or id names.
+async fn find(repo: &Repo, code: &str) -> Result<Meeting, MeetingsError> {
+    match MeetingId::parse(code.trim()) {
+        Ok(id) => repo.meeting(id).await,
+        Err(_) => match MeetingCode::parse(code) {
+            Ok(code) => repo.meeting_by_code(&code).await,
+            Err(e) => Err(store::StorageError::not_found(e.to_string()).into()),
+        },
+    }
+}
+
+async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Result<ExitCode> {
+    let display_name = match DisplayName::parse(name) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("tavern: --as: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(code) = require_secret_key(config) {
+        return Ok(code);
+    }
+    let (repo, auth) = services(config).await?;
+    let meeting = match find(&repo, code).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tavern: no meeting `{code}`: {}", e.user_message());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let settings = tavern::app::meetings_config(config);
+    let joiner = Joiner {
+        user_id: None,
+        display_name: display_name.clone(),
+    };
+    let granted = grant::grant(
+        &repo,
+        &auth,
+        &meeting,
+        &joiner,
+        &settings.region,
+        &settings.liveness,
+        &mut rand::rngs::StdRng::from_os_rng(),
+    )
+    .await;
+    let grant = match granted {
+        Ok(g) => g,
+        Err(e @ (GrantError::Ended | GrantError::NoController)) => {
+            eprintln!("tavern: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e).context("making the join grant"),
+    };
+    let mut client = match Client::connect(
+        &grant.webtransport_url,
+        grant.wt_token.expose(),
+        grant.certificate_hash.as_deref(),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "tavern: could not reach the meeting controller at {}: {e}",
+                grant.webtransport_url
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let joined = match client.join(grant.token.expose_str()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tavern: the meeting controller refused the join: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!(
+        "joined \"{}\" ({}) as {}",
+        meeting.display_name, meeting.meeting_code, display_name
+    );
+    let mut names: Vec<(String, String)> = joined
+        .participants
+        .iter()
+        .map(|p| (p.participant_id.clone(), p.display_name.clone()))
+        .collect();
+    names.push((
+        joined.participant_id.clone(),
+        format!("{display_name} (you)"),
+    ));
+    println!("participants ({}):", names.len());
+    for (_, name) in &names {
+        println!("  {name}");
+    }
+    if once {
+        client.leave().await.context("leaving")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                client.leave().await.context("leaving")?;
+                println!("left");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ = heartbeat.tick() => {
+                client
+                    .send(proto::client_message::Payload::Heartbeat(proto::Heartbeat {}))
+                    .await
+                    .context("sending a heartbeat")?;
+            }
+            message = client.next() => {
+                let Some(message) = message.context("reading from the meeting controller")? else {
+                    println!("the meeting controller closed the session");
+                    return Ok(ExitCode::SUCCESS);
+                };
+                match message.payload {
+                    Some(server_message::Payload::ParticipantJoined(joined)) => {
+                        if let Some(p) = joined.participant {
+                            println!("+ {} joined", p.display_name);
+                            names.push((p.participant_id, p.display_name));
+                        }
+                    }
+                    Some(server_message::Payload::ParticipantLeft(left)) => {
+                        let name = names
+                            .iter()
+                            .position(|(id, _)| *id == left.participant_id)
+                            .map(|i| names.remove(i).1)
+                            .unwrap_or_else(|| left.participant_id.clone());
+                        println!("- {name} left ({})", left.reason);
+                    }
+                    Some(server_message::Payload::MeetingEnded(ended)) => {
+                        println!("the meeting has ended ({})", ended.reason);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// `tavern meeting-controller`: this process is one meeting controller of the region,
+/// registered and heartbeating until Ctrl-C or SIGTERM.
+pub async fn controller(config: &Config, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    if config.meetings_secret_key.is_none() && !config.sandbox() {
+        eprintln!(
+            "tavern: a separate meeting controller checks meeting tokens signed by `tavern serve`: \
+             set TAVERN_MEETINGS_SECRET_KEY to the same key"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let (repo, auth) = services(config).await?;
+    let settings = tavern::app::controller_config(config);
+    let controller = meetings::controller::MeetingController::bind(repo, auth, settings)
+        .await
+        .context("starting the meeting controller")?;
+    println!(
+        "meeting controller listening at {} (certificate sha-256 {})",
+        controller.endpoint(),
+        controller.certificate_hash()
+    );
+    controller
+        .run(shutdown)
+        .await
+        .context("running the meeting controller")?;
+    Ok(ExitCode::SUCCESS)
+}

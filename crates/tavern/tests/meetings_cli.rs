@@ -1,0 +1,325 @@
+//! Meetings as an operator and a program meet them: `tavern serve` with no configuration
+//! but its stores (sandbox mode, its in-process meeting controller), then
+//! `tavern meetings create NAME` and `tavern meetings join CODE --as NAME` as separate
+//! processes that see each other; `meeting_controller = "separate"` with `tavern
+//! meeting-controller` as its own process; and the API path (register, create, the
+//! grant, the WebTransport join) against the assembled server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use meetings::controller::client::Client;
+use serde_json::{Value, json};
+use store::harness::{TestPostgres, TestRedis};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// A fixed key, so that every process of a test signs and checks with the same one.
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct Stores {
+    redis: TestRedis,
+    postgres: TestPostgres,
+}
+
+async fn stores() -> Stores {
+    Stores {
+        redis: TestRedis::start().await,
+        postgres: TestPostgres::start().await,
+    }
+}
+
+impl Stores {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TAVERN_REDIS_URL", self.redis.url()),
+            ("TAVERN_DATABASE_URL", self.postgres.url()),
+            ("TAVERN_MEETINGS_SECRET_KEY", KEY.to_owned()),
+            ("TAVERN_LOG", "error".to_owned()),
+        ]
+    }
+
+    /// Tavern in this process, sandbox mode, with `extra` settings.
+    async fn serve(&self, extra: &[(&str, String)]) -> tavern::Running {
+        discord::install_crypto_provider();
+        let mut pairs = self.env();
+        pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+        let config = common::config(&pairs);
+        let running = tavern::start(config).await.expect("tavern starts");
+        common::wait_ready(
+            &reqwest::Client::new(),
+            &format!("http://{}/readyz", running.http_addr),
+            Duration::from_secs(30),
+        )
+        .await;
+        running
+    }
+
+    fn tavern(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tavern"));
+        command
+            .args(args)
+            .envs(self.env())
+            .env("TAVERN_DATA_DIR", common::scratch_dir())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `tavern args...` to its end: (exit code, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.tavern(args).output())
+            .await
+            .expect("the command finishes")
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `tavern meetings create NAME --json`: the meeting's code.
+    async fn create(&self, name: &str) -> String {
+        let (code, out, err) = self.run(&["meetings", "create", name, "--json"]).await;
+        assert_eq!(code, 0, "{out}{err}");
+        let created: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(created["display_name"], name);
+        created["meeting_code"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A long-running child's standard output, line by line.
+struct Watched {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    fn spawn(mut command: Command) -> Watched {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Watched {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one contains `text` (within 30 s).
+    async fn until(&mut self, text: &str) -> String {
+        let found = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match self.lines.next_line().await.expect("read") {
+                    Some(line) => {
+                        self.seen.push(line.clone());
+                        if line.contains(text) {
+                            return line;
+                        }
+                    }
+                    None => panic!("output ended before `{text}`: {:?}", self.seen),
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(line) => line,
+            Err(_) => panic!("no `{text}` within 30 s: {:?}", self.seen),
+        }
+    }
+
+    /// Ctrl-C, then its exit code.
+    async fn interrupt(mut self) -> i32 {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits after Ctrl-C")
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+/// The status of the meeting with `code`, from PostgreSQL.
+async fn status_of(stores: &Stores, code: &str) -> String {
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+    let (status,): (String,) = sqlx::query_as(
+        "SELECT status FROM meet.meetings WHERE replace(meeting_code, '-', '') = replace($1, '-', '')",
+    )
+    .bind(code)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_meeting_is_created_and_joined_from_the_command_line() {
+    let stores = stores().await;
+    let running = stores.serve(&[]).await;
+    let code = stores.create("Friday game").await;
+
+    let mut alice = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Alice"]));
+    alice.until("joined \"Friday game\"").await;
+    alice.until("participants (1):").await;
+    alice.until("Alice (you)").await;
+
+    // Bob, in lower case and without hyphens, sees Alice and himself, and leaves.
+    let lower = code.replace('-', "").to_lowercase();
+    let (exit, out, err) = stores
+        .run(&["meetings", "join", &lower, "--as", "Bob", "--once"])
+        .await;
+    assert_eq!(exit, 0, "{out}{err}");
+    assert!(out.contains("participants (2):"), "{out}");
+    assert!(out.contains("  Alice\n"), "{out}");
+    assert!(out.contains("  Bob (you)"), "{out}");
+
+    // Alice saw him come and go.
+    alice.until("+ Bob joined").await;
+    alice.until("- Bob left (voluntary)").await;
+    assert_eq!(status_of(&stores, &code).await, "active");
+
+    // The last one out ends the meeting (the seed's Example 2).
+    assert_eq!(alice.interrupt().await, 0);
+    testkit::eventually("the meeting ends when Alice leaves", || {
+        let stores = &stores;
+        let code = code.clone();
+        async move { (status_of(stores, &code).await == "ended").then_some(()) }
+    })
+    .await;
+
+    // An ended meeting cannot be joined; a code that names nothing is refused.
+    let (exit, _, err) = stores
+        .run(&["meetings", "join", &code, "--as", "Carol", "--once"])
+        .await;
+    assert_eq!(exit, 1, "{err}");
+    assert!(err.contains("ended"), "{err}");
+    let (exit, _, err) = stores
+        .run(&["meetings", "join", "ZZZ-ZZZZ-ZZZ", "--as", "Carol"])
+        .await;
+    assert_eq!(exit, 1, "{err}");
+    let (exit, _, err) = stores.run(&["meetings", "join", &code, "--as", " "]).await;
+    assert_eq!(exit, 2, "{err}");
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_meeting_controller_process_serves_the_joins() {
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+        .await;
+    let code = stores.create("Separate tables").await;
+
+    // No controller yet: the grant is refused, clearly.
+    let (exit, _, err) = stores
+        .run(&["meetings", "join", &code, "--as", "Early", "--once"])
+        .await;
+    assert_eq!(exit, 1, "{err}");
+    assert!(err.contains("no meeting controller"), "{err}");
+
+    let mut controller = Watched::spawn(stores.tavern(&["meeting-controller"]));
+    let line = controller.until("meeting controller listening at").await;
+    assert!(line.contains("https://127.0.0.1:"), "{line}");
+    assert!(line.contains("certificate sha-256 "), "{line}");
+
+    let (exit, out, err) = stores
+        .run(&["meetings", "join", &code, "--as", "Dana", "--once"])
+        .await;
+    assert_eq!(exit, 0, "{out}{err}");
+    assert!(out.contains("Dana (you)"), "{out}");
+    assert_eq!(controller.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport() {
+    let stores = stores().await;
+    let running = stores.serve(&[]).await;
+    let base = format!("http://{}", running.http_addr);
+    let http = reqwest::Client::new();
+
+    let registered: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "email": "erin@example.org",
+            "password": "a long and private passphrase",
+            "display_name": "Erin",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+
+    let created = http
+        .post(format!("{base}/api/v1/meetings"))
+        .bearer_auth(&token)
+        .json(&json!({ "display_name": "API table", "max_participants": 4 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let meeting: Value = created.json().await.unwrap();
+    let code = meeting["meeting_code"].as_str().unwrap();
+
+    let got: Value = http
+        .get(format!("{base}/api/v1/meetings/{code}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = &got["join_grant"];
+    let mut client = Client::connect(
+        grant["webtransport_url"].as_str().unwrap(),
+        grant["wt_token"].as_str().unwrap(),
+        grant["certificate_hash"].as_str(),
+    )
+    .await
+    .unwrap();
+    let joined = client.join(grant["token"].as_str().unwrap()).await.unwrap();
+    assert_eq!(
+        joined.participant_id,
+        grant["participant_id"].as_str().unwrap()
+    );
+    assert_eq!(joined.meeting_id, meeting["meeting_id"].as_str().unwrap());
+    assert!(joined.participants.is_empty());
+
+    // The OpenAPI document describes the routes just used.
+    let doc: Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["paths"]["/api/v1/meetings"]["post"].is_object(),
+        "{doc}"
+    );
+    client.leave().await.unwrap();
+    running.shutdown();
+    running.wait().await.unwrap();
+}
