@@ -95,6 +95,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<store::StorageError> for ApiError {
+    fn from(e: store::StorageError) -> ApiError {
+        MeetingsError::from(e).into()
+    }
+}
+
 impl From<MeetingsError> for ApiError {
     fn from(e: MeetingsError) -> ApiError {
         match &e {

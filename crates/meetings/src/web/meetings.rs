@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
+use store::Attempt;
 use utoipa::ToSchema;
 
 use super::{ApiError, BEARER, Body, ErrorBody, WebState};
@@ -50,9 +51,6 @@ pub const MAX_PARTICIPANTS: i64 = 1000;
 
 /// How long a caller refused for want of a meeting controller should wait (seconds).
 const NO_CONTROLLER_RETRY_AFTER: u64 = 5;
-
-/// How often a settings change is tried when the meeting keeps changing under it.
-const SETTINGS_ATTEMPTS: usize = 5;
 
 // ---------------------------------------------------------------------------------------
 // Bodies
@@ -712,32 +710,41 @@ pub(super) async fn update_settings(
     who.require(Scope::MeetingsManage)?;
     let key = MeetingKey::parse(&key)?;
     let change = body.check()?;
-    let mut meeting = state.meeting(&key).await?;
-    for _ in 0..SETTINGS_ATTEMPTS {
-        require_creator(&meeting, &who)?;
-        if !meeting.status.is_joinable() {
-            return Err(meeting_ended(StatusCode::CONFLICT));
+    let first = state.meeting(&key).await?;
+    let id = first.meeting_id;
+    let what = format!("the settings of meeting {id}");
+    let mut known = Some(first);
+    let (state, who, change) = (&state, &who, &change);
+    let meeting = store::optimistic(&what, |_| {
+        let known = known.take();
+        async move {
+            let meeting = match known {
+                Some(meeting) => meeting,
+                None => state.meeting(&MeetingKey::Id(id)).await?,
+            };
+            require_creator(&meeting, who)?;
+            if !meeting.status.is_joinable() {
+                return Err(meeting_ended(StatusCode::CONFLICT));
+            }
+            let (name, settings) = change.applied_to(&meeting)?;
+            if name.as_str() == meeting.display_name && settings == meeting.settings {
+                return Ok(Attempt::Done(meeting));
+            }
+            // `None`: the meeting changed since it was read; read it again.
+            Ok(
+                match state
+                    .repo
+                    .update_meeting_settings(&meeting, who.user_id, &name, &settings)
+                    .await?
+                {
+                    Some(updated) => Attempt::Done(updated),
+                    None => Attempt::Retry,
+                },
+            )
         }
-        let (name, settings) = change.applied_to(&meeting)?;
-        if name.as_str() == meeting.display_name && settings == meeting.settings {
-            return Ok(Json(MeetingJson::from(&meeting)));
-        }
-        if let Some(updated) = state
-            .repo
-            .update_meeting_settings(&meeting, who.user_id, &name, &settings)
-            .await?
-        {
-            return Ok(Json(MeetingJson::from(&updated)));
-        }
-        meeting = state.meeting(&MeetingKey::Id(meeting.meeting_id)).await?;
-    }
-    Err(
-        MeetingsError::Storage(store::StorageError::conflict(format!(
-            "the settings of meeting {}",
-            meeting.meeting_id
-        )))
-        .into(),
-    )
+    })
+    .await?;
+    Ok(Json(MeetingJson::from(&meeting)))
 }
 
 /// End a meeting.
