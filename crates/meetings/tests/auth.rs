@@ -703,6 +703,45 @@ async fn failed_logins_are_limited_per_email_and_per_address_and_served_again_af
 }
 
 #[tokio::test]
+async fn registrations_are_limited_per_address_before_any_password_is_hashed() {
+    let site = site().await;
+    let register = |email: String, ip: &'static str| {
+        let site = &site;
+        async move {
+            site.post(
+                "/api/v1/auth/register",
+                json!({ "email": email, "password": PASSWORD, "display_name": "Bulk" }),
+                None,
+                ip,
+            )
+            .await
+        }
+    };
+    for i in 0..10 {
+        let (status, body, _) = register(format!("bulk{i}@example.org"), "192.0.2.7").await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body, headers) = register("bulk10@example.org".into(), "192.0.2.7").await;
+    assert_refused((status, body), 429, "rate_limited");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let taken: (i64,) = site
+        .row(
+            "SELECT count(*) FROM meet.users WHERE email = $1",
+            "bulk10@example.org",
+        )
+        .await;
+    assert_eq!(taken.0, 0, "nothing was made for the refused one");
+
+    // Another address is not limited; this one is served again after the window.
+    let (status, _, _) = register("other@example.org".into(), "192.0.2.8").await;
+    assert_eq!(status, 201);
+    site.world.clock.advance(Duration::from_secs(retry));
+    let (status, body, _) = register("bulk10@example.org".into(), "192.0.2.7").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
 async fn a_restarted_feature_over_the_same_stores_verifies_tokens_the_first_issued() {
     let site = site().await;
     let token = token_of(&site.register("alice@example.org").await);

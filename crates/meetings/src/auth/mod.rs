@@ -55,6 +55,8 @@ pub struct AuthConfig {
     pub failed_logins_per_minute: u64,
     /// Meetings one user may create per minute (for the meeting routes).
     pub meetings_created_per_minute: u64,
+    /// Registrations per minute from one client address (each costs an argon2id hash).
+    pub registrations_per_minute: u64,
 }
 
 impl Default for AuthConfig {
@@ -65,6 +67,7 @@ impl Default for AuthConfig {
             key_rotation_check: Duration::from_secs(10 * 60),
             failed_logins_per_minute: 10,
             meetings_created_per_minute: 30,
+            registrations_per_minute: 10,
         }
     }
 }
@@ -85,6 +88,11 @@ impl AuthConfig {
     /// Failed logins per client address.
     pub fn failed_logins_by_address(&self) -> Limit {
         Limit::new("auth:login:failed:ip", self.failed_logins_per_minute)
+    }
+
+    /// Registrations per client address.
+    pub fn registrations_by_address(&self) -> Limit {
+        Limit::new("auth:register:ip", self.registrations_per_minute)
     }
 
     /// Meetings created per user (the seed's example endpoint).
@@ -590,6 +598,18 @@ impl Auth {
         display_name: &str,
         client: &ClientInfo,
     ) -> Result<(UserId, AccessToken), AuthError> {
+        // Counted before any hashing: argon2id is the expensive part.
+        if let Some(ip) = client.ip {
+            let limit = self.inner.config.registrations_by_address();
+            let who = identifier("ip", &ip.to_string())?;
+            if let Err(retry) = self.limiter().hit(&limit, &who, self.now()).await? {
+                tracing::warn!(
+                    retry_after = retry.seconds(),
+                    "registration refused: too many from one address"
+                );
+                return Err(AuthError::RateLimited(retry));
+            }
+        }
         let email =
             Email::parse(email).map_err(|e| AuthError::invalid("bad_email", e.to_string()))?;
         if oauth::is_stand_in(&email) {
