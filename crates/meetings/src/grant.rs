@@ -69,26 +69,37 @@ pub async fn grant<R: Rng + Send>(
     if !meeting.status.is_joinable() {
         return Err(GrantError::Ended);
     }
-    let controller = repo
-        .controller_for_meeting(meeting, region, liveness, rng)
-        .await?
-        .ok_or(GrantError::NoController)?;
+    // The three steps are independent: run them at once. Without a controller the
+    // tokens are simply never used (the connection token expires in 5 minutes).
     let participant_id = ParticipantId::random();
-    let wt_token = repo
-        .issue_connection_token(
-            meeting.meeting_id,
-            participant_id,
-            ConnectionType::Signaling,
-        )
-        .await?;
-    let token = auth
-        .issue_meeting_token(&MeetingTicket {
-            meeting_id: meeting.meeting_id,
-            participant_id,
-            user_id: joiner.user_id,
-            display_name: joiner.display_name.clone(),
-        })
-        .await?;
+    let ticket = MeetingTicket {
+        meeting_id: meeting.meeting_id,
+        participant_id,
+        user_id: joiner.user_id,
+        display_name: joiner.display_name.clone(),
+    };
+    let (controller, wt_token, token) = tokio::try_join!(
+        async {
+            repo.controller_for_meeting(meeting, region, liveness, rng)
+                .await
+                .map_err(GrantError::from)
+        },
+        async {
+            repo.issue_connection_token(
+                meeting.meeting_id,
+                participant_id,
+                ConnectionType::Signaling,
+            )
+            .await
+            .map_err(GrantError::from)
+        },
+        async {
+            auth.issue_meeting_token(&ticket)
+                .await
+                .map_err(GrantError::from)
+        },
+    )?;
+    let controller = controller.ok_or(GrantError::NoController)?;
     Ok(JoinGrant {
         participant_id,
         token: token.token,

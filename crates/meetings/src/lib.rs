@@ -110,8 +110,10 @@
 //!   `display_name`, `status` `active`, `started_at` (first join only), `controller_id`
 //!   (when assigned) and `HINCRBY participant_count 1`. Then one PostgreSQL transaction
 //!   inserts the `meeting_participants` row and marks a `scheduled` meeting `active` with
-//!   `actual_start_time`. The seed writes PostgreSQL "async"; here it is awaited, and if
-//!   it fails the Redis step is undone (a leave) so no session exists without its row.
+//!   `actual_start_time`. The seed writes PostgreSQL "async"; here it is awaited
+//!   (committed without waiting for the disk flush: `synchronous_commit` off for that
+//!   transaction), and if it fails the Redis step is undone (a leave) so no session
+//!   exists without its row.
 //!   A guest's participant hash has no `user_id` field. `streams` starts as `[]`.
 //! - **Leave** counts down only a participant still in the set (one conditional step),
 //!   so repeated leaves never drive the count below the truth; the row gets `left_at`,

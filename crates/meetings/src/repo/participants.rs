@@ -206,6 +206,7 @@ impl Repo {
         participant: ParticipantId,
     ) -> Result<(), MeetingsError> {
         let mut tx = self.pg.pool().begin().await?;
+        sqlx::query(schema::ASYNC_COMMIT).execute(&mut *tx).await?;
         sqlx::query(schema::INSERT_PARTICIPANT)
             .bind(req.meeting_id.as_uuid())
             .bind(participant.as_uuid())

@@ -182,6 +182,11 @@ pub(crate) const INSERT_PARTICIPANT: &str = concat!(
        client_version) VALUES ($1, $2, $3, $4, $5::inet, $6, $7)"
 );
 
+/// First statement of a join's transaction: its commit does not wait for the WAL to
+/// reach the disk (the seed writes the participant row "async"; a crash may lose the
+/// last fraction of a second of join rows, never half of one, and never a meeting).
+pub(crate) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit TO off";
+
 /// `$1` meeting_id. A `scheduled` meeting becomes `active` with its `actual_start_time`.
 pub(crate) const ACTIVATE_MEETING: &str = concat!(
     "UPDATE ",

@@ -1,19 +1,21 @@
-//! `tavern bench meetings`: the meetings control plane under a crowd. A Tavern of its own
-//! (sandbox mode, its real HTTP server and in-process meeting controller) on the Redis at
+//! `tavern bench meetings`: the meetings control plane under a crowd. The meetings
+//! feature's routes on Tavern's HTTP server and a meeting controller, in this process (the
+//! rest of Tavern, which would share its two cores, is not started), on the Redis at
 //! `TAVERN_REDIS_URL` and the PostgreSQL at `TAVERN_DATABASE_URL` (point both at scratch
 //! stores: the load is real), and clients in the same process speaking HTTP and
 //! WebTransport to it:
 //!
 //! 1. hosts register and create the meetings (`POST /api/v1/meetings`, 10 at a time):
-//!    create p50 / p95;
-//! 2. the participants join, `concurrency` at a time, spread evenly over the meetings:
+//!    create p50 / p95 (a creation is durable: its commit waits for the disk);
+//! 2. token validation, before the crowd arrives: `Auth::verify_token` of a user's
+//!    access token and `Auth::verify_meeting_token` of a meeting token, one after
+//!    another (p50 / p99): the signature, the expiry and the blacklist look-up in Redis
+//!    that every request pays;
+//! 3. the participants join, `concurrency` at a time, spread evenly over the meetings:
 //!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95),
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response); every
 //!    session stays open until all have joined;
-//! 3. token validation: `Auth::verify_token` of a user's access token and
-//!    `Auth::verify_meeting_token` of a meeting token, one after another (p50 / p99): the
-//!    signature, the expiry and the blacklist look-up in Redis that every request pays;
 //! 4. everybody leaves, and the meetings end (the seed's Example 2).
 //!
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
@@ -46,27 +48,82 @@ const MEETINGS_PER_HOST: usize = 25;
 /// Creations in flight at once.
 const CREATE_CONCURRENCY: usize = 10;
 
-/// The Tavern under test: `config` in sandbox mode on a free port, data in a scratch dir.
-async fn start(config: &Config) -> anyhow::Result<(crate::Running, std::path::PathBuf)> {
-    let data_dir =
-        std::env::temp_dir().join(format!("tavern-bench-meetings-{}", std::process::id()));
-    std::fs::create_dir_all(&data_dir).context("making the bench's data dir")?;
-    let mut config = config.clone();
-    config.discord_token = None;
-    config.discord_api = None;
-    config.discord_gateway = None;
-    config.discord_login = None;
-    config.meetup = None;
-    config.public_url = None;
-    config.metrics_addr = None;
-    config.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.data_dir = data_dir.clone();
-    config.meetings.controller = crate::config::ControllerMode::InProcess;
-    config.meetings.controller_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    config.meetings.controller_id = None;
+/// The meetings service under test: the feature's routes on Tavern's HTTP server and
+/// a meeting controller, both in this process, over the configured stores.
+struct Server {
+    base: String,
+    auth: meetings::auth::Auth,
+    shutdown: tokio_util::sync::CancellationToken,
+    tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+}
+
+/// Starts [`Server`]: migrates the meetings schema, runs the feature's start-up work
+/// (the signing key), serves its routes on a free port and a meeting controller on
+/// another, registered in region `local`.
+async fn start(config: &Config) -> anyhow::Result<Server> {
     discord::install_crypto_provider();
-    let running = crate::start(config).await?;
-    Ok((running, data_dir))
+    let redis = store::Redis::connect(config.redis_url.expose())
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
+    let pg = store::Postgres::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
+    pg.migrate(&meetings::MIGRATIONS)
+        .await
+        .context("migrating the meetings schema")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the HTTP listener")?;
+    let addr = listener.local_addr().context("the HTTP address")?;
+    let public_url = url::Url::parse(&format!("http://{addr}")).context("the bench's URL")?;
+    let ctx = crate::app::context(redis, pg, discord::Discord::without_token(), public_url);
+    let settings = meetings::MeetingsConfig {
+        secret_key: Some(
+            meetings::auth::MeetingsSecretKey::generate().context("a meetings secret key")?,
+        ),
+        ..meetings::MeetingsConfig::default()
+    };
+    let mut feature = meetings::feature(&ctx, settings.clone());
+    for work in &feature.startup {
+        work.run().await.context("the meetings start-up work")?;
+    }
+    let router = feature.routes.take().context("the meetings routes")?;
+    let auth = meetings::auth(&ctx, &settings);
+    let controller =
+        meetings::controller::MeetingController::bind(
+            meetings::Repo::from_context(&ctx),
+            auth.clone(),
+            meetings::controller::ControllerConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..meetings::controller::ControllerConfig::new(
+                    meetings::domain::ControllerId::generate(),
+                )
+            },
+        )
+        .await
+        .context("starting the meeting controller")?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            web::serve_with(listener, router, web::ServerConfig::default(), async move {
+                stop.cancelled().await;
+            })
+            .await
+            .context("the HTTP server")
+        });
+    }
+    {
+        let stop = shutdown.clone();
+        tasks.spawn(async move { controller.run(stop).await.context("the meeting controller") });
+    }
+    Ok(Server {
+        base: format!("http://{addr}"),
+        auth,
+        shutdown,
+        tasks,
+    })
 }
 
 /// A JSON request; the body of a 2xx answer, else an error with the status and body.
@@ -108,30 +165,25 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 }
 
 pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
-    let (running, data_dir) = start(config).await?;
-    let result = measure(&running, config, &data_dir, load).await;
-    running.shutdown();
-    let stopped = running.wait().await;
-    let _ = std::fs::remove_dir_all(&data_dir);
-    result?;
-    stopped
+    let mut server = start(config).await?;
+    let result = measure(&server, load).await;
+    server.shutdown.cancel();
+    while let Some(done) = server.tasks.join_next().await {
+        done.context("a server task")??;
+    }
+    result
 }
 
-async fn measure(
-    running: &crate::Running,
-    config: &Config,
-    data_dir: &std::path::Path,
-    load: MeetingsLoad,
-) -> anyhow::Result<()> {
-    let base = format!("http://{}", running.http_addr);
+async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
+    let base = server.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(load.concurrency.max(CREATE_CONCURRENCY))
         .build()
         .context("the HTTP client")?;
     wait_ready(&http, &base).await?;
     println!(
-        "meetings: {} participants joining {} meetings ({} joins in flight), Tavern on {}",
-        load.participants, load.meetings, load.concurrency, running.http_addr
+        "meetings: {} participants joining {} meetings ({} joins in flight), the meetings API on {base} and a meeting controller, in this process",
+        load.participants, load.meetings, load.concurrency
     );
 
     // Hosts.
@@ -182,8 +234,30 @@ async fn measure(
     let creates = sorted(creates);
     let codes = Arc::new(codes);
 
-    // 2. Join.
+    // 2. Validation, in a quiet process.
     wait_for_controller(&http, &base, &tokens[0], &codes[0]).await?;
+    let meeting_token = meeting_token(&http, &base, &tokens[0], &codes[0]).await?;
+    let mut access = Vec::with_capacity(load.validations);
+    let mut meeting = Vec::with_capacity(load.validations);
+    for _ in 0..load.validations {
+        let start = Instant::now();
+        server
+            .auth
+            .verify_token(&tokens[0])
+            .await
+            .context("validating an access token")?;
+        access.push(start.elapsed());
+        let start = Instant::now();
+        server
+            .auth
+            .verify_meeting_token(&meeting_token)
+            .await
+            .context("validating a meeting token")?;
+        meeting.push(start.elapsed());
+    }
+    let (access, meeting) = (sorted(access), sorted(meeting));
+
+    // 3. Join.
     let gate = Arc::new(Semaphore::new(load.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
@@ -245,27 +319,6 @@ async fn measure(
     }
     let all_in = started.elapsed();
     let (gets, joins) = (sorted(gets), sorted(joins));
-
-    // 3. Validation.
-    let (repo_auth, meeting_token) =
-        validation_setup(config, data_dir, &http, &base, &tokens[0], &codes[0]).await?;
-    let mut access = Vec::with_capacity(load.validations);
-    let mut meeting = Vec::with_capacity(load.validations);
-    for _ in 0..load.validations {
-        let start = Instant::now();
-        repo_auth
-            .verify_token(&tokens[0])
-            .await
-            .context("validating an access token")?;
-        access.push(start.elapsed());
-        let start = Instant::now();
-        repo_auth
-            .verify_meeting_token(&meeting_token)
-            .await
-            .context("validating a meeting token")?;
-        meeting.push(start.elapsed());
-    }
-    let (access, meeting) = (sorted(access), sorted(meeting));
 
     // 4. Leave.
     let leaving = clients.len();
@@ -376,29 +429,18 @@ async fn wait_for_controller(
     }
 }
 
-/// An `Auth` over the bench's stores with the sandbox's key, and a meeting token to
-/// validate (from a fresh grant).
-async fn validation_setup(
-    config: &Config,
-    data_dir: &std::path::Path,
+/// A meeting token from a fresh grant (its participant never connects).
+async fn meeting_token(
     http: &reqwest::Client,
     base: &str,
     token: &str,
     code: &str,
-) -> anyhow::Result<(meetings::auth::Auth, String)> {
-    let mut config = config.clone();
-    config.discord_token = None;
-    config.data_dir = data_dir.to_path_buf();
-    let redis = store::Redis::connect(config.redis_url.expose()).await?;
-    let pg = store::Postgres::connect(config.database_url.expose()).await?;
-    let public_url = crate::app::public_url(&config, config.http_addr)?;
-    let ctx = crate::app::context(redis, pg, discord::Discord::without_token(), public_url);
-    let auth = meetings::auth(&ctx, &crate::app::meetings_config(&config));
+) -> anyhow::Result<String> {
     let body = call(
         http.get(format!("{base}/api/v1/meetings/{code}"))
             .bearer_auth(token),
     )
     .await?;
     let grant = body.get("join_grant").context("no join grant")?;
-    Ok((auth, text(grant, "token")?))
+    text(grant, "token")
 }
