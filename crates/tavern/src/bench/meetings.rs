@@ -384,17 +384,17 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the server answers `/readyz`.
+/// Waits until the server answers (its JWKS).
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = http.get(format!("{base}/.well-known/jwks.json")).send().await
             && r.status().is_success()
         {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("Tavern did not become ready within 60 s");
+            bail!("the meetings API did not answer within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
