@@ -56,6 +56,14 @@ impl ControllerId {
     }
 }
 
+impl HandlerId {
+    /// A fresh id, `mh-` and ten random letters or digits, for a media handler that was
+    /// not given one.
+    pub fn generate() -> HandlerId {
+        HandlerId(format!("mh-{}", base::id::NAME.random(10)))
+    }
+}
+
 impl Region {
     /// `local`: the region of a deployment that names none.
     pub fn local() -> Region {

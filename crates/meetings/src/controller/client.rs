@@ -1,7 +1,9 @@
 //! A signalling client of the meeting controller (the CLI's `tavern meetings join`, the
 //! benchmark, the tests): opens the session with the join grant's `webtransport_url`,
 //! `wt_token` and `certificate_hash`, joins with the meeting token, then sends and
-//! receives [`proto`] messages.
+//! receives [`proto`] messages. The `JoinResponse` it returns carries the media grant
+//! ([`proto::MediaGrant`]: its `url`, `wt_token` and `certificate_hash` open a
+//! [`crate::media::client::MediaClient`]).
 
 use std::time::Duration;
 

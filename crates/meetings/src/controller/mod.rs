@@ -26,12 +26,18 @@
 //!   `Error` and closes that session only. Each session runs in its own tasks with a
 //!   bounded outgoing queue: a client that does not keep up is closed, never waited for.
 //!
+//! - With [`ControllerConfig::media`], each `JoinResponse` carries a media grant: the
+//!   meeting's media handler (assigned by [`Repo::assign_media_handler`] at the first
+//!   join this controller sees, then kept for the meeting while it hosts it), a one-time
+//!   `media` connection token and the handler's certificate hash.
+//!
 //! [`client::Client`] is the other end (the CLI, the benchmark and the tests).
 
 pub mod client;
 pub mod proto;
 mod session;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +50,7 @@ use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig};
 
 use crate::auth::{Auth, sha256_hex};
-use crate::domain::{ControllerId, HealthStatus, Region};
+use crate::domain::{ControllerId, HandlerId, HealthStatus, Liveness, MeetingId, Region};
 use crate::repo::{ControllerHeartbeat, ControllerRegistration};
 use crate::{MeetingsError, Repo};
 
@@ -81,13 +87,69 @@ pub struct ControllerConfig {
     pub sweep_every: Duration,
     /// Messages waiting for one session before it counts as unable to keep up.
     pub session_queue: usize,
+    /// The media handlers its joins are granted; `None`: no media grants.
+    pub media: Option<MediaHandlers>,
+}
+
+/// The media handlers a controller grants, and when a registered one counts as alive
+/// for an assignment.
+#[derive(Debug, Clone)]
+pub struct MediaHandlers {
+    /// Where the handlers are reached (the registry's rows name a handler's endpoint but
+    /// not its certificate, so the controller is told both). One the registry assigns
+    /// but that is not here gets no grant.
+    pub directory: MediaDirectory,
+    pub liveness: Liveness,
+}
+
+/// Where one media handler is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaHandlerAddress {
+    pub handler_id: HandlerId,
+    /// `https://host:port`, as the handler registers it.
+    pub endpoint: String,
+    /// SHA-256 (lowercase hex) of its certificate; `None` for one browsers trust.
+    pub certificate_hash: Option<String>,
+}
+
+/// The addresses of media handlers, shared: listed up front, or announced by a handler
+/// once it serves (an in-process handler's self-signed certificate is only known then:
+/// give the same directory to [`crate::media::HandlerConfig::directory`]).
+#[derive(Debug, Clone, Default)]
+pub struct MediaDirectory(Arc<std::sync::RwLock<Vec<MediaHandlerAddress>>>);
+
+impl MediaDirectory {
+    /// A directory holding `addresses`.
+    pub fn new(addresses: Vec<MediaHandlerAddress>) -> MediaDirectory {
+        MediaDirectory(Arc::new(std::sync::RwLock::new(addresses)))
+    }
+
+    /// Adds `address`, replacing the handler's previous one.
+    pub fn announce(&self, address: MediaHandlerAddress) {
+        let mut all = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.retain(|a| a.handler_id != address.handler_id);
+        all.push(address);
+    }
+
+    /// The handler `id`'s address, if it is known.
+    pub fn address(&self, id: &HandlerId) -> Option<MediaHandlerAddress> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|a| &a.handler_id == id)
+            .cloned()
+    }
 }
 
 impl ControllerConfig {
     /// The defaults for controller `controller_id`: listens on `127.0.0.1:4433`, reached
     /// as `127.0.0.1`, heartbeats every 10 s, up to 1,000 meetings and 10,000
     /// participants, a self-signed certificate, region `local`, presence 30 s, join
-    /// timeout 10 s, a sweep every 2 s, 256 queued messages per session.
+    /// timeout 10 s, a sweep every 2 s, 256 queued messages per session, no media grants.
     pub fn new(controller_id: ControllerId) -> ControllerConfig {
         ControllerConfig {
             controller_id,
@@ -102,6 +164,7 @@ impl ControllerConfig {
             join_timeout: Duration::from_secs(10),
             sweep_every: Duration::from_secs(2),
             session_queue: 256,
+            media: None,
         }
     }
 }
@@ -130,6 +193,9 @@ pub(crate) struct Shared {
     auth: Auth,
     config: ControllerConfig,
     rooms: Rooms,
+    /// The media handler of each hosted meeting and when it was assigned (locked while
+    /// one is assigned, so the joins of one meeting agree).
+    media_assigned: tokio::sync::Mutex<HashMap<MeetingId, (HandlerId, tokio::time::Instant)>>,
     /// Cancelled when the controller shuts down: every session closes.
     stop: CancellationToken,
 }
@@ -199,6 +265,7 @@ impl MeetingController {
                 auth,
                 config,
                 rooms: Rooms::default(),
+                media_assigned: tokio::sync::Mutex::new(HashMap::new()),
                 stop: CancellationToken::new(),
             }),
             certificate_hash,

@@ -63,7 +63,9 @@
 //!   repeated StreamInfo streams = 6; }
 //! message JoinResponse { string participant_id = 1; string meeting_id = 2;
 //!   string meeting_display_name = 3; bool e2e_encryption = 4;
-//!   repeated ParticipantInfo participants = 5; repeated string media_handlers = 6; }
+//!   repeated ParticipantInfo participants = 5; repeated string media_handlers = 6;
+//!   MediaGrant media = 7; }
+//! message MediaGrant { string url = 1; string wt_token = 2; string certificate_hash = 3; }
 //! message ParticipantJoined { ParticipantInfo participant = 1; }
 //! message ParticipantLeft { string participant_id = 1; string reason = 2; }
 //! message MuteChanged { string participant_id = 1; bool audio_muted = 2; bool video_muted = 3; }
@@ -76,7 +78,12 @@
 //!
 //! Ids are the canonical UUID strings; `stream_type` is `video_camera`, `video_screen`
 //! or `audio_microphone`; `reason` of `ParticipantLeft` is the seed's leave reason
-//! (`voluntary`, `connection_lost`, ...). Error codes: `invalid_message`,
+//! (`voluntary`, `connection_lost`, ...). `media` is where the participant sends and
+//! receives its media ([`crate::media`]): the meeting's media handler's
+//! `{endpoint}/media/{meeting_id}`, a one-time connection token (`connection_type`
+//! `media`) to open it with `?wt_token=`, and the handler's certificate SHA-256 (lowercase
+//! hex, empty when it serves a certificate browsers trust); absent when the controller
+//! hands out no media grants or no handler could take the meeting. Error codes: `invalid_message`,
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
 //! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`.
@@ -286,9 +293,38 @@ pub struct JoinResponse {
     /// Everybody else in the meeting.
     #[prost(message, repeated, tag = "5")]
     pub participants: Vec<ParticipantInfo>,
-    /// Media handler endpoints (empty until media forwarding exists).
+    /// Media handler endpoints (the meeting's handler's, when `media` is given).
     #[prost(string, repeated, tag = "6")]
     pub media_handlers: Vec<String>,
+    /// Where to open the media session; `None` without a media handler.
+    #[prost(message, optional, tag = "7")]
+    pub media: Option<MediaGrant>,
+}
+
+/// A media session granted with the join: `url` opened with `?wt_token={wt_token}`.
+/// `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+#[prost(skip_debug)]
+pub struct MediaGrant {
+    /// `{handler_endpoint}/media/{meeting_id}`.
+    #[prost(string, tag = "1")]
+    pub url: String,
+    /// A one-time `wt:token` (`connection_type` `media`) for this participant.
+    #[prost(string, tag = "2")]
+    pub wt_token: String,
+    /// SHA-256 (lowercase hex) of the handler's certificate, or empty.
+    #[prost(string, tag = "3")]
+    pub certificate_hash: String,
+}
+
+impl fmt::Debug for MediaGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaGrant")
+            .field("url", &self.url)
+            .field("wt_token", &"[redacted]")
+            .field("certificate_hash", &self.certificate_hash)
+            .finish()
+    }
 }
 
 /// Somebody joined.
@@ -606,7 +642,12 @@ mod tests {
                 meeting_display_name: "Session zero".into(),
                 e2e_encryption: true,
                 participants: vec![info.clone()],
-                media_handlers: vec![],
+                media_handlers: vec!["https://127.0.0.1:4434".into()],
+                media: Some(MediaGrant {
+                    url: "https://127.0.0.1:4434/media/m".into(),
+                    wt_token: "secret".into(),
+                    certificate_hash: "ab".repeat(32),
+                }),
             })),
             ServerMessage::new(S::ParticipantJoined(ParticipantJoined {
                 participant: Some(info),
@@ -716,6 +757,20 @@ mod tests {
                 "{garbage:?}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_media_grant_debug_hides_the_token() {
+        let grant = MediaGrant {
+            url: "https://h/media/m".into(),
+            wt_token: "secret".into(),
+            certificate_hash: String::new(),
+        };
+        let shown = format!("{grant:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("[redacted]"),
+            "{shown}"
+        );
     }
 
     #[test]

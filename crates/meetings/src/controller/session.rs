@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use store::StorageError;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -26,9 +28,9 @@ use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use super::Shared;
 use super::proto::{
-    self, FrameError, JoinResponse, MeetingEnded, MuteChanged, ParticipantInfo, ParticipantJoined,
-    ParticipantLeft, ServerMessage, StreamInfo, StreamPublished, StreamUnpublished,
-    client_message::Payload as In, server_message::Payload as Out,
+    self, FrameError, JoinResponse, MediaGrant, MeetingEnded, MuteChanged, ParticipantInfo,
+    ParticipantJoined, ParticipantLeft, ServerMessage, StreamInfo, StreamPublished,
+    StreamUnpublished, client_message::Payload as In, server_message::Payload as Out,
 };
 use crate::MeetingsError;
 use crate::auth::AuthError;
@@ -715,13 +717,15 @@ impl Session {
             video_muted: false,
             streams: Vec::new(),
         };
+        let media = self.media_grant().await;
         let response = JoinResponse {
             participant_id: self.participant.to_string(),
             meeting_id: self.meeting.to_string(),
             meeting_display_name: meeting.display_name,
             e2e_encryption: meeting.settings.enable_e2e_encryption,
             participants: Vec::new(),
-            media_handlers: Vec::new(),
+            media_handlers: media.iter().map(|(endpoint, _)| endpoint.clone()).collect(),
+            media: media.map(|(_, grant)| grant),
         };
         shared.rooms.enter(
             self.meeting,
@@ -737,6 +741,74 @@ impl Session {
         );
         tracing::info!("participant joined");
         Ok(())
+    }
+
+    /// The media grant of a joined participant, with its handler's endpoint: the
+    /// meeting's handler (assigned at the first join here), a one-time `media`
+    /// connection token. `None` (logged) without media handlers or when none can take the
+    /// meeting: the join goes on without media.
+    async fn media_grant(&self) -> Option<(String, MediaGrant)> {
+        let shared = &self.shared;
+        let media = shared.config.media.as_ref()?;
+        let handler = {
+            let mut assigned = shared.media_assigned.lock().await;
+            match assigned
+                .get(&self.meeting)
+                .filter(|(h, _)| media.directory.address(h).is_some())
+            {
+                Some((handler, _)) => handler.clone(),
+                None => {
+                    let mut rng = StdRng::from_rng(&mut rand::rng());
+                    let chosen = shared
+                        .repo
+                        .assign_media_handler(
+                            self.meeting,
+                            &shared.config.region,
+                            &media.liveness,
+                            &mut rng,
+                        )
+                        .await;
+                    match chosen {
+                        Ok(Some(handler)) => {
+                            assigned.insert(self.meeting, (handler.clone(), Instant::now()));
+                            handler
+                        }
+                        Ok(None) => {
+                            tracing::warn!(
+                                "no media handler can take this meeting; joined without media"
+                            );
+                            return None;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "could not assign a media handler; joined without media");
+                            return None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(address) = media.directory.address(&handler) else {
+            tracing::warn!(%handler, "the registry assigned a media handler this controller does not know");
+            return None;
+        };
+        let token = match shared
+            .repo
+            .issue_connection_token(self.meeting, self.participant, ConnectionType::Media)
+            .await
+        {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::warn!(%error, "could not issue a media connection token");
+                return None;
+            }
+        };
+        let endpoint = address.endpoint.trim_end_matches('/').to_owned();
+        let grant = MediaGrant {
+            url: format!("{endpoint}/media/{}", self.meeting),
+            wt_token: token.expose().to_owned(),
+            certificate_hash: address.certificate_hash.clone().unwrap_or_default(),
+        };
+        Some((endpoint, grant))
     }
 
     /// Handles one message after the join; `Some` when the session ends.
@@ -952,6 +1024,12 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
         for meeting in shared.rooms.meetings() {
             sweep(&shared, meeting).await;
         }
+        // A meeting's media handler is forgotten once nobody is connected to it here
+        // (and its assignment is older than a join may take to complete).
+        let mut assigned = shared.media_assigned.lock().await;
+        let hosted = shared.rooms.meetings();
+        let recent = shared.config.join_timeout;
+        assigned.retain(|meeting, (_, at)| hosted.contains(meeting) || at.elapsed() < recent);
     }
 }
 

@@ -1,0 +1,336 @@
+//! A media client of the media handler (tests and the benchmark): opens the session
+//! with a media grant's `url`, `wt_token` and `certificate_hash`, opens the control
+//! stream, publishes frames and receives everybody else's.
+//!
+//! Received frames are read one stream after another by a background task into a small
+//! bounded queue: a client that stops calling [`MediaClient::next_frame`] stops reading
+//! its streams, and the handler sees a subscriber falling behind.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use wtransport::endpoint::endpoint_side;
+use wtransport::error::{ConnectingError, ConnectionError};
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream};
+
+use super::proto::{
+    self, FRAME_HEADER_LEN, FrameError, FrameHeader, MediaClientMessage, MediaFrameError,
+    PUBLISHER_LEN, RequestKeyframe, media_client_message, media_server_message,
+};
+use crate::domain::{ParticipantId, WT_TOKEN_PARAM};
+
+/// Received frames read ahead of [`MediaClient::next_frame`].
+const RECEIVED_QUEUE: usize = 16;
+
+/// Why a media client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaClientError {
+    #[error("not a WebTransport URL: {0}")]
+    InvalidUrl(String),
+    #[error("the certificate hash must be 64 hex digits (SHA-256)")]
+    InvalidCertificateHash,
+    #[error("could not open a local UDP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handler refused the session request (a used, unknown or expired token, or
+    /// one for another meeting or connection type).
+    #[error("the media handler refused the session")]
+    Rejected,
+    #[error("could not connect to the media handler: {0}")]
+    Connect(ConnectingError),
+    #[error("the session failed: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error("a stream failed: {0}")]
+    Stream(String),
+    #[error("the handler sent a bad control frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("a bad media frame: {0}")]
+    Media(#[from] MediaFrameError),
+    #[error("the session closed")]
+    Closed,
+}
+
+impl From<ConnectingError> for MediaClientError {
+    fn from(e: ConnectingError) -> MediaClientError {
+        match e {
+            ConnectingError::SessionRejected => MediaClientError::Rejected,
+            other => MediaClientError::Connect(other),
+        }
+    }
+}
+
+/// A frame received from the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFrame {
+    /// Who published it.
+    pub publisher: ParticipantId,
+    /// Its header, as the publisher sent it.
+    pub header: FrameHeader,
+    /// Its payload, as the publisher sent it.
+    pub payload: Vec<u8>,
+}
+
+/// How the handler closed the session: its application error code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaClosed {
+    /// `None` when the session did not end with an application close.
+    pub code: Option<u64>,
+    pub reason: String,
+}
+
+/// A connected media session.
+pub struct MediaClient {
+    // Kept for the connection's lifetime.
+    _endpoint: Endpoint<endpoint_side::Client>,
+    conn: Connection,
+    send: SendStream,
+    recv: RecvStream,
+    /// Control bytes read but not yet a whole frame.
+    buffer: Vec<u8>,
+    received: mpsc::Receiver<Result<ReceivedFrame, MediaClientError>>,
+    reader: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MediaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaClient")
+            .field("remote", &self.conn.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MediaClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Parses a lowercase or uppercase hex SHA-256.
+fn digest(hex: &str) -> Result<Sha256Digest, MediaClientError> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(MediaClientError::InvalidCertificateHash);
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        let pair = hex
+            .get(2 * i..2 * i + 2)
+            .ok_or(MediaClientError::InvalidCertificateHash)?;
+        *byte =
+            u8::from_str_radix(pair, 16).map_err(|_| MediaClientError::InvalidCertificateHash)?;
+    }
+    Ok(Sha256Digest::new(bytes))
+}
+
+impl MediaClient {
+    /// Opens the session at `url` with the one-time `wt_token` and opens the control
+    /// stream. With `certificate_hash` (non-empty) the handler's certificate is pinned
+    /// to it; without, it must chain to the system's roots.
+    pub async fn connect(
+        url: &str,
+        wt_token: &str,
+        certificate_hash: Option<&str>,
+    ) -> Result<MediaClient, MediaClientError> {
+        let mut url =
+            url::Url::parse(url).map_err(|e| MediaClientError::InvalidUrl(e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(MediaClientError::InvalidUrl(
+                "the scheme must be https".to_owned(),
+            ));
+        }
+        url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
+        let builder = ClientConfig::builder().with_bind_default();
+        let config = match certificate_hash.filter(|h| !h.is_empty()) {
+            Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
+            None => builder.with_native_certs(),
+        }
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .build();
+        let endpoint = Endpoint::client(config)?;
+        let conn = endpoint.connect(url.as_str()).await?;
+        let (send, recv) = conn
+            .open_bi()
+            .await?
+            .await
+            .map_err(|e| MediaClientError::Stream(e.to_string()))?;
+        let (tx, received) = mpsc::channel(RECEIVED_QUEUE);
+        let reader = tokio::spawn(receive(conn.clone(), tx));
+        Ok(MediaClient {
+            _endpoint: endpoint,
+            conn,
+            send,
+            recv,
+            buffer: Vec::new(),
+            received,
+            reader,
+        })
+    }
+
+    /// Publishes one frame on a stream of its own.
+    pub async fn send_frame(
+        &self,
+        track: u8,
+        flags: u8,
+        timestamp: u64,
+        seq: u32,
+        payload: &[u8],
+    ) -> Result<(), MediaClientError> {
+        let header = FrameHeader {
+            track,
+            flags,
+            layer: 0,
+            timestamp,
+            seq,
+        };
+        let mut bytes = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+        bytes.extend_from_slice(&header.encode());
+        bytes.extend_from_slice(payload);
+        self.send_raw_frame(&bytes).await
+    }
+
+    /// Writes `bytes` on a new unidirectional stream as they are (tests send bad frames
+    /// so).
+    pub async fn send_raw_frame(&self, bytes: &[u8]) -> Result<(), MediaClientError> {
+        let mut stream = self
+            .conn
+            .open_uni()
+            .await?
+            .await
+            .map_err(|e| MediaClientError::Stream(e.to_string()))?;
+        stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| MediaClientError::Stream(e.to_string()))
+        // Dropping the stream finishes it.
+    }
+
+    /// The next frame from another participant; `None` once the session has closed.
+    /// Cancel-safe.
+    pub async fn next_frame(&mut self) -> Option<Result<ReceivedFrame, MediaClientError>> {
+        self.received.recv().await
+    }
+
+    /// Asks `publisher` (through the handler) for a key frame on `track`.
+    pub async fn request_keyframe(
+        &mut self,
+        publisher: ParticipantId,
+        track: u8,
+    ) -> Result<(), MediaClientError> {
+        let message = MediaClientMessage::new(media_client_message::Payload::RequestKeyframe(
+            RequestKeyframe {
+                publisher_participant_id: publisher.to_string(),
+                track: u32::from(track),
+            },
+        ));
+        let frame = proto::encode_client(&message)?;
+        self.send_control_raw(&frame).await
+    }
+
+    /// Writes `bytes` on the control stream as they are (tests send garbage so).
+    pub async fn send_control_raw(&mut self, bytes: &[u8]) -> Result<(), MediaClientError> {
+        self.send
+            .write_all(bytes)
+            .await
+            .map_err(|e| MediaClientError::Stream(e.to_string()))
+    }
+
+    /// The next track the handler asks this client (as a publisher) to send a key frame
+    /// on; `None` once the control stream has ended. Cancel-safe.
+    pub async fn next_keyframe_request(&mut self) -> Result<Option<u8>, MediaClientError> {
+        let mut chunk = [0u8; 1024];
+        loop {
+            if let Some((body, used)) = proto::split_frame(&self.buffer)? {
+                let payload = proto::decode_server(body)?;
+                self.buffer.drain(..used);
+                let media_server_message::Payload::KeyframeRequest(ask) = payload;
+                return Ok(Some(u8::try_from(ask.track).unwrap_or(u8::MAX)));
+            }
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self.buffer.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Waits until the session is closed, and says how.
+    pub async fn closed(&self) -> MediaClosed {
+        match self.conn.closed().await {
+            ConnectionError::ApplicationClosed(close) => MediaClosed {
+                code: Some(close.code().into_inner()),
+                reason: String::from_utf8_lossy(close.reason()).into_owned(),
+            },
+            other => MediaClosed {
+                code: None,
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Closes the session.
+    pub fn close(self) {
+        self.conn
+            .close(wtransport::VarInt::from_u32(proto::CLOSE_NORMAL), b"");
+    }
+}
+
+/// Accepts the handler's streams one after another, reading each whole frame into
+/// `received` (waiting while it is full) until the session closes.
+async fn receive(
+    conn: Connection,
+    received: mpsc::Sender<Result<ReceivedFrame, MediaClientError>>,
+) {
+    loop {
+        let mut stream = match conn.accept_uni().await {
+            Ok(stream) => stream,
+            Err(_) => return,
+        };
+        let frame = read_frame(&mut stream).await;
+        if received.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One forwarded frame: the publisher's id, then its header and payload.
+async fn read_frame(stream: &mut RecvStream) -> Result<ReceivedFrame, MediaClientError> {
+    let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(Some(n)) => bytes.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            Ok(None) => break,
+            Err(e) => return Err(MediaClientError::Stream(e.to_string())),
+        }
+        if bytes.len() > limit {
+            return Err(MediaFrameError::TooLarge.into());
+        }
+    }
+    let Some(id) = bytes.first_chunk::<PUBLISHER_LEN>() else {
+        return Err(MediaFrameError::Short(bytes.len()).into());
+    };
+    let publisher = ParticipantId::from_uuid(uuid::Uuid::from_bytes(*id));
+    let frame = bytes.get(PUBLISHER_LEN..).unwrap_or_default();
+    let header = FrameHeader::parse(frame)?;
+    Ok(ReceivedFrame {
+        publisher,
+        header,
+        payload: frame.get(FRAME_HEADER_LEN..).unwrap_or_default().to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_hashes_are_64_hex_digits() {
+        assert_eq!(
+            digest(&"ab".repeat(32)).unwrap(),
+            Sha256Digest::new([0xab; 32])
+        );
+        assert!(digest("abc").is_err());
+        assert!(digest(&"zz".repeat(32)).is_err());
+    }
+}

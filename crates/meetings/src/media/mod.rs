@@ -1,0 +1,415 @@
+//! The media handler: a selective forwarding unit over WebTransport (issue 14, point 1).
+//!
+//! A [`MediaHandler`] binds a UDP port with a TLS identity (like the meeting controller:
+//! a self-signed ECDSA certificate valid 14 days unless PEM files are configured; its
+//! SHA-256 is what the media grant hands out), registers in `media_handlers`, heartbeats
+//! its real load (the tracks its participants publish, and the Mbit/s it receives and
+//! sends) and serves sessions until shut down. [`proto`] is the wire contract:
+//!
+//! - A session request must be `/media/{meeting_id}?wt_token={token}`; the one-time
+//!   token must grant a `media` connection to that meeting (403 otherwise, 404 for
+//!   another path).
+//! - The client opens one bidirectional control stream first; a malformed control
+//!   message closes that session only.
+//! - Each encoded frame arrives on its own unidirectional stream and is forwarded,
+//!   without being decoded, to every other participant of the same meeting on this
+//!   handler: one new unidirectional stream per frame holding the publisher's id (16 raw
+//!   UUID bytes), then the publisher's bytes unchanged. A frame over 1 MiB or with a bad
+//!   header closes the publisher's session.
+//! - Every subscriber has its own bounded queue and writer task, so a slow one never
+//!   delays the others: a frame that does not fit its queue starts dropping that
+//!   (publisher, track) for that subscriber until the publisher's next key frame, and the
+//!   publisher is sent a `KeyframeRequest`. A participant joining late gets a
+//!   `KeyframeRequest` sent to every publisher on its behalf (and its video starts at the
+//!   next key frame).
+//!
+//! [`client::MediaClient`] is the other end (tests and the benchmark).
+//!
+//! Not done here: relaying one meeting between two handlers; the
+//! `participant:{id}:subscriptions` sets and `stream:{id}` subscriber counts (frames
+//! name a track, not a stream id, and the repository offers no way to find the stream
+//! a publisher's track belongs to).
+
+pub mod client;
+pub mod proto;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use store::StorageError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::{Endpoint, Identity, ServerConfig};
+
+use crate::auth::sha256_hex;
+#[cfg(doc)]
+use crate::controller::MediaHandlers;
+use crate::controller::{MediaDirectory, MediaHandlerAddress};
+use crate::domain::{HandlerId, HealthStatus, Region};
+use crate::repo::{HandlerHeartbeat, HandlerRegistration};
+use crate::{MeetingsError, Repo};
+
+use self::session::Rooms;
+
+/// Settings of one media handler.
+#[derive(Debug, Clone)]
+pub struct HandlerConfig {
+    /// Its id in `media_handlers` (stable across restarts of the same instance).
+    pub handler_id: HandlerId,
+    /// The UDP address it listens on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The host name (or address) clients reach it by, in its registered endpoint.
+    pub public_host: String,
+    /// The region it registers in.
+    pub region: Region,
+    /// Streams (published tracks) it takes at most, as registered for assignment.
+    pub max_streams: i32,
+    /// Mbit/s (in and out) it takes at most, as registered for assignment.
+    pub max_bitrate_mbps: i32,
+    /// How often it reports its load to the registry (the registry's liveness is 30 s).
+    pub heartbeat_every: Duration,
+    /// Frames waiting for one subscriber before it counts as behind.
+    pub subscriber_queue: usize,
+    /// How long a session may take to open its control stream.
+    pub open_timeout: Duration,
+    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days,
+    /// its hash handed out in media grants.
+    pub certificate: Option<(PathBuf, PathBuf)>,
+    /// Where it announces its endpoint and certificate hash once registered (the
+    /// in-process meeting controller's [`MediaHandlers::directory`]); `None`: nowhere.
+    pub directory: Option<MediaDirectory>,
+}
+
+impl HandlerConfig {
+    /// The defaults for handler `handler_id`: listens on `127.0.0.1:4434`, reached as
+    /// `127.0.0.1`, region `local`, 1,000 streams and 1,000 Mbit/s, heartbeats every
+    /// 10 s, 64 frames queued per subscriber, 10 s to open the control stream, a
+    /// self-signed certificate, announced nowhere.
+    pub fn new(handler_id: HandlerId) -> HandlerConfig {
+        HandlerConfig {
+            handler_id,
+            listen: SocketAddr::from(([127, 0, 0, 1], 4434)),
+            public_host: "127.0.0.1".to_owned(),
+            region: Region::local(),
+            max_streams: 1000,
+            max_bitrate_mbps: 1000,
+            heartbeat_every: Duration::from_secs(10),
+            subscriber_queue: 64,
+            open_timeout: Duration::from_secs(10),
+            certificate: None,
+            directory: None,
+        }
+    }
+}
+
+/// Why the media handler could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("could not make the media handler's self-signed certificate: {0}")]
+    Certificate(String),
+    #[error("could not load the media handler's certificate or key: {0}")]
+    Pem(#[from] wtransport::tls::error::PemLoadError),
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("could not register the media handler: {0}")]
+    Register(#[source] MeetingsError),
+}
+
+/// What every session of a handler shares.
+pub(crate) struct Shared {
+    repo: Repo,
+    config: HandlerConfig,
+    rooms: Rooms,
+    /// Media bytes received and sent since the last heartbeat.
+    bytes: AtomicU64,
+    /// Cancelled when the handler shuts down: every session closes.
+    stop: CancellationToken,
+}
+
+impl Shared {
+    fn count_bytes(&self, n: usize) {
+        self.bytes
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// What a handler is serving right now (for tests and operators).
+#[derive(Clone)]
+pub struct Load {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Load")
+            .field("participants", &self.participants())
+            .field("streams", &self.streams())
+            .finish()
+    }
+}
+
+impl Load {
+    /// Participants with an open media session, over all meetings.
+    pub fn participants(&self) -> usize {
+        self.shared.rooms.load().0
+    }
+
+    /// Tracks published by the connected participants.
+    pub fn streams(&self) -> usize {
+        self.shared.rooms.load().1
+    }
+}
+
+/// A bound media handler; [`MediaHandler::run`] serves it.
+pub struct MediaHandler {
+    endpoint: Endpoint<Server>,
+    shared: Arc<Shared>,
+    certificate_hash: String,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for MediaHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaHandler")
+            .field("handler_id", &self.shared.config.handler_id)
+            .field("local_addr", &self.local_addr)
+            .field("certificate_hash", &self.certificate_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaHandler {
+    /// Binds `config.listen` (UDP) with the configured certificate, or a fresh
+    /// self-signed one for `localhost`, `127.0.0.1` and `public_host`.
+    pub async fn bind(repo: Repo, config: HandlerConfig) -> Result<MediaHandler, MediaError> {
+        let identity = match &config.certificate {
+            Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
+            None => {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                if !names.contains(&config.public_host) {
+                    names.push(config.public_host.clone());
+                }
+                Identity::self_signed(&names).map_err(|e| MediaError::Certificate(e.to_string()))?
+            }
+        };
+        let leaf = identity
+            .certificate_chain()
+            .as_slice()
+            .first()
+            .ok_or(MediaError::NoCertificate)?;
+        let certificate_hash = sha256_hex(leaf.der());
+        let server = ServerConfig::builder()
+            .with_bind_address(config.listen)
+            .with_identity(identity)
+            .keep_alive_interval(Some(Duration::from_secs(3)))
+            .build();
+        let endpoint = Endpoint::server(server).map_err(|source| MediaError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = endpoint.local_addr().map_err(|source| MediaError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Ok(MediaHandler {
+            endpoint,
+            shared: Arc::new(Shared {
+                repo,
+                config,
+                rooms: Rooms::default(),
+                bytes: AtomicU64::new(0),
+                stop: CancellationToken::new(),
+            }),
+            certificate_hash,
+            local_addr,
+        })
+    }
+
+    /// The UDP address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://{public_host}:{port}`, what it registers (media grants add
+    /// `/media/{meeting_id}`).
+    pub fn endpoint(&self) -> String {
+        let host = &self.shared.config.public_host;
+        if host.contains(':') && !host.starts_with('[') {
+            format!("https://[{host}]:{}", self.local_addr.port())
+        } else {
+            format!("https://{host}:{}", self.local_addr.port())
+        }
+    }
+
+    /// SHA-256 (lowercase hex) of the DER of the certificate it serves.
+    pub fn certificate_hash(&self) -> &str {
+        &self.certificate_hash
+    }
+
+    /// What it serves right now; stays valid while and after it runs.
+    pub fn load(&self) -> Load {
+        Load {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Registers in the registry, then serves sessions and heartbeats its load until
+    /// `shutdown`; then reports `draining`, closes every session and stops.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), MediaError> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let registration = HandlerRegistration {
+            handler_id: config.handler_id.clone(),
+            region: config.region.clone(),
+            endpoint: self.endpoint(),
+            max_streams: config.max_streams,
+            max_bitrate_mbps: config.max_bitrate_mbps,
+            supports_transcoding: false,
+            supports_mixing: false,
+            supported_codecs: vec!["VP8".to_owned(), "VP9".to_owned(), "Opus".to_owned()],
+        };
+        // Announced first: nobody assigns it before it is registered.
+        if let Some(directory) = &config.directory {
+            directory.announce(MediaHandlerAddress {
+                handler_id: config.handler_id.clone(),
+                endpoint: registration.endpoint.clone(),
+                certificate_hash: Some(self.certificate_hash.clone()),
+            });
+        }
+        shared
+            .repo
+            .register_handler(&registration)
+            .await
+            .map_err(MediaError::Register)?;
+        tracing::info!(handler = %config.handler_id, endpoint = %registration.endpoint,
+            "media handler serving");
+
+        let tasks = TaskTracker::new();
+        tasks.spawn(heartbeats(shared.clone(), registration));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                incoming = self.endpoint.accept() => {
+                    tasks.spawn(session::serve(shared.clone(), incoming));
+                }
+            }
+        }
+
+        tracing::info!(handler = %config.handler_id, "media handler draining");
+        let mut since = Instant::now();
+        let _ = report(&shared, HealthStatus::Draining, &mut since).await;
+        shared.stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(handler = %config.handler_id,
+                "media sessions still closing at shutdown; stopping anyway");
+        }
+        self.endpoint.close(
+            wtransport::VarInt::from_u32(proto::CLOSE_BY_HANDLER),
+            b"shutdown",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        Ok(())
+    }
+}
+
+/// Mbit/s of `bytes` over `elapsed`, rounded up (any traffic counts as 1).
+fn mbps(bytes: u64, elapsed: Duration) -> i32 {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = (bytes as f64 * 8.0 / 1_000_000.0 / secs).ceil();
+    if rate >= f64::from(i32::MAX) {
+        i32::MAX
+    } else {
+        // In range and integral: the cast is exact.
+        rate as i32
+    }
+}
+
+/// Reports the handler's load with `health` (the bitrate since `since`, which moves to
+/// now); `NotFound` when the registry lost it.
+async fn report(
+    shared: &Shared,
+    health: HealthStatus,
+    since: &mut Instant,
+) -> Result<(), MeetingsError> {
+    let (_, streams) = shared.rooms.load();
+    let bytes = shared.bytes.swap(0, Ordering::Relaxed);
+    let now = Instant::now();
+    let beat = HandlerHeartbeat {
+        handler_id: shared.config.handler_id.clone(),
+        current_streams: i32::try_from(streams).unwrap_or(i32::MAX),
+        current_bitrate_mbps: mbps(bytes, now.duration_since(*since)),
+        health,
+    };
+    *since = now;
+    let result = shared.repo.heartbeat_handler(&beat).await;
+    if let Err(error) = &result {
+        tracing::warn!(handler = %shared.config.handler_id, %error,
+            "media handler heartbeat failed");
+    }
+    result
+}
+
+/// Heartbeats every `heartbeat_every` until the handler stops; registers again when the
+/// registry lost it.
+async fn heartbeats(shared: Arc<Shared>, registration: HandlerRegistration) {
+    let mut every = tokio::time::interval(shared.config.heartbeat_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    let mut since = Instant::now();
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
+            report(&shared, HealthStatus::Healthy, &mut since).await
+        {
+            match shared.repo.register_handler(&registration).await {
+                Ok(()) => {
+                    let _ = report(&shared, HealthStatus::Healthy, &mut since).await;
+                }
+                Err(error) => {
+                    tracing::warn!(handler = %registration.handler_id, %error,
+                        "media handler could not register again");
+                }
+            }
+        }
+    }
+}
+
+/// The service running `config`'s media handler over `repo`: bind, then
+/// [`MediaHandler::run`] until the process shuts down.
+pub fn service(repo: Repo, config: HandlerConfig) -> feature::Service {
+    feature::Service::new("media-handler", move |shutdown| {
+        let (repo, config) = (repo.clone(), config.clone());
+        async move { MediaHandler::bind(repo, config).await?.run(shutdown).await }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrate_is_rounded_up_and_capped() {
+        assert_eq!(mbps(0, Duration::from_secs(1)), 0);
+        assert_eq!(mbps(1, Duration::from_secs(1)), 1);
+        assert_eq!(mbps(2_500_000 / 8 * 10, Duration::from_secs(10)), 3);
+        assert_eq!(mbps(u64::MAX, Duration::from_millis(1)), i32::MAX);
+    }
+}

@@ -1,0 +1,339 @@
+//! The media wire contract (version 1), shared by the media handler and its clients.
+//!
+//! # Control stream
+//!
+//! The client opens ONE bidirectional stream first. Each direction is a sequence of
+//! frames exactly like the signalling's (a `u32` big-endian length, 1 ..= 64 KiB, then
+//! one protobuf message):
+//!
+//! ```text
+//! syntax = "proto3";
+//! message MediaClientMessage { uint32 version = 1;
+//!   oneof payload { RequestKeyframe request_keyframe = 2; } }
+//! message RequestKeyframe { string publisher_participant_id = 1; uint32 track = 2; }
+//! message MediaServerMessage { uint32 version = 1;
+//!   oneof payload { KeyframeRequest keyframe_request = 2; } }
+//! message KeyframeRequest { uint32 track = 1; }   // handler -> publisher
+//! ```
+//!
+//! `version` must be [`VERSION`]; anything malformed closes that session only.
+//!
+//! # Media frames
+//!
+//! Every encoded frame travels on its own unidirectional stream, closed after the
+//! frame. Publisher to handler: the [`FrameHeader`] (16 bytes), then the payload to the
+//! end of the stream, at most [`MAX_MEDIA_FRAME`] (1 MiB) in all; a larger one closes the
+//! session. Handler to subscriber: one new unidirectional stream per frame holding the
+//! publisher's participant id as 16 raw UUID bytes, then the publisher's bytes
+//! unchanged.
+//!
+//! ```text
+//! byte 0      version = 1
+//! byte 1      track: 0 audio (Opus), 1 camera video, 2 screen video
+//! byte 2      flags: bit 0 key frame, bit 1 end-to-end encrypted
+//! byte 3      layer: simulcast/spatial layer, 0 = lowest
+//! bytes 4-11  timestamp in microseconds, u64 big-endian
+//! bytes 12-15 sequence number per (publisher, track), u32 big-endian
+//! ```
+
+use prost::Message as _;
+
+pub use crate::controller::proto::{FrameError, HEADER_LEN, MAX_FRAME, frame_length, split_frame};
+
+/// The version of the control messages and of the media frame header.
+pub const VERSION: u32 = 1;
+/// Bytes of a media frame's header.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Bytes of the publisher id in front of a forwarded frame.
+pub const PUBLISHER_LEN: usize = 16;
+/// The largest media frame, header included (1 MiB).
+pub const MAX_MEDIA_FRAME: usize = 1024 * 1024;
+/// The highest track number.
+pub const MAX_TRACK: u8 = 2;
+/// Track 0: audio (Opus).
+pub const TRACK_AUDIO: u8 = 0;
+/// Track 1: camera video.
+pub const TRACK_CAMERA: u8 = 1;
+/// Track 2: screen video.
+pub const TRACK_SCREEN: u8 = 2;
+/// Flag bit 0: a key frame.
+pub const FLAG_KEY: u8 = 0b01;
+/// Flag bit 1: the payload is end-to-end encrypted.
+pub const FLAG_E2E: u8 = 0b10;
+
+/// Application error code of a media session closed normally.
+pub const CLOSE_NORMAL: u32 = 0;
+/// Application error code of a media session closed for a protocol error (a malformed
+/// control message, a bad or oversized media frame).
+pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
+/// Application error code of a media session closed by the handler (shutdown).
+pub const CLOSE_BY_HANDLER: u32 = 3;
+
+/// A message from a media client on the control stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MediaClientMessage {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(oneof = "media_client_message::Payload", tags = "2")]
+    pub payload: Option<media_client_message::Payload>,
+}
+
+/// The payloads of [`MediaClientMessage`].
+pub mod media_client_message {
+    /// What a media client says.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Payload {
+        #[prost(message, tag = "2")]
+        RequestKeyframe(super::RequestKeyframe),
+    }
+}
+
+/// A subscriber asks a publisher (through the handler) for a key frame on `track`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RequestKeyframe {
+    #[prost(string, tag = "1")]
+    pub publisher_participant_id: String,
+    #[prost(uint32, tag = "2")]
+    pub track: u32,
+}
+
+/// A message from the media handler on the control stream.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MediaServerMessage {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+    #[prost(oneof = "media_server_message::Payload", tags = "2")]
+    pub payload: Option<media_server_message::Payload>,
+}
+
+/// The payloads of [`MediaServerMessage`].
+pub mod media_server_message {
+    /// What the media handler says.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Payload {
+        #[prost(message, tag = "2")]
+        KeyframeRequest(super::KeyframeRequest),
+    }
+}
+
+/// The handler asks a publisher to send a key frame on `track`.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct KeyframeRequest {
+    #[prost(uint32, tag = "1")]
+    pub track: u32,
+}
+
+impl MediaClientMessage {
+    /// A version-1 message carrying `payload`.
+    pub fn new(payload: media_client_message::Payload) -> MediaClientMessage {
+        MediaClientMessage {
+            version: VERSION,
+            payload: Some(payload),
+        }
+    }
+}
+
+impl MediaServerMessage {
+    /// A version-1 message carrying `payload`.
+    pub fn new(payload: media_server_message::Payload) -> MediaServerMessage {
+        MediaServerMessage {
+            version: VERSION,
+            payload: Some(payload),
+        }
+    }
+}
+
+/// One frame holding `message`: the 4-byte big-endian length, then the encoding.
+fn frame<M: prost::Message>(message: &M) -> Result<Vec<u8>, FrameError> {
+    let len = message.encoded_len();
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    message
+        .encode(&mut out)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    Ok(out)
+}
+
+/// The control frame of a client message.
+pub fn encode_client(message: &MediaClientMessage) -> Result<Vec<u8>, FrameError> {
+    frame(message)
+}
+
+/// The control frame of a server message.
+pub fn encode_server(message: &MediaServerMessage) -> Result<Vec<u8>, FrameError> {
+    frame(message)
+}
+
+fn check_size(body: &[u8]) -> Result<(), FrameError> {
+    match body.len() {
+        0 => Err(FrameError::Empty),
+        n if n > MAX_FRAME => Err(FrameError::TooLarge(n)),
+        _ => Ok(()),
+    }
+}
+
+/// Decodes a control frame body as a version-1 client message with a payload.
+pub fn decode_client(body: &[u8]) -> Result<media_client_message::Payload, FrameError> {
+    check_size(body)?;
+    let message =
+        MediaClientMessage::decode(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if message.version != VERSION {
+        return Err(FrameError::UnsupportedVersion(message.version));
+    }
+    message.payload.ok_or(FrameError::NoPayload)
+}
+
+/// Decodes a control frame body as a version-1 server message with a payload.
+pub fn decode_server(body: &[u8]) -> Result<media_server_message::Payload, FrameError> {
+    check_size(body)?;
+    let message =
+        MediaServerMessage::decode(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if message.version != VERSION {
+        return Err(FrameError::UnsupportedVersion(message.version));
+    }
+    message.payload.ok_or(FrameError::NoPayload)
+}
+
+/// The 16-byte header in front of every media frame's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// 0 audio, 1 camera video, 2 screen video.
+    pub track: u8,
+    /// Bit 0 key frame ([`FLAG_KEY`]), bit 1 end-to-end encrypted ([`FLAG_E2E`]).
+    pub flags: u8,
+    /// Simulcast/spatial layer, 0 = lowest.
+    pub layer: u8,
+    /// The encoder's timestamp, in microseconds.
+    pub timestamp: u64,
+    /// Sequence number per (publisher, track).
+    pub seq: u32,
+}
+
+/// Why bytes are not a media frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaFrameError {
+    #[error("a media frame needs its {FRAME_HEADER_LEN}-byte header ({0} bytes received)")]
+    Short(usize),
+    #[error("media frame version {0} is not supported (this handler speaks {VERSION})")]
+    UnsupportedVersion(u8),
+    #[error("track {0} does not exist (0 audio, 1 camera, 2 screen)")]
+    UnknownTrack(u8),
+    #[error("a media frame larger than {MAX_MEDIA_FRAME} bytes")]
+    TooLarge,
+}
+
+impl FrameHeader {
+    /// Whether this is a key frame.
+    pub fn is_key(&self) -> bool {
+        self.flags & FLAG_KEY != 0
+    }
+
+    /// The header's 16 bytes.
+    pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
+        let mut out = [0u8; FRAME_HEADER_LEN];
+        out[0] = 1;
+        out[1] = self.track;
+        out[2] = self.flags;
+        out[3] = self.layer;
+        out[4..12].copy_from_slice(&self.timestamp.to_be_bytes());
+        out[12..16].copy_from_slice(&self.seq.to_be_bytes());
+        out
+    }
+
+    /// Reads the header at the front of `bytes` (a whole frame or its start).
+    pub fn parse(bytes: &[u8]) -> Result<FrameHeader, MediaFrameError> {
+        let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() else {
+            return Err(MediaFrameError::Short(bytes.len()));
+        };
+        if u32::from(h[0]) != VERSION {
+            return Err(MediaFrameError::UnsupportedVersion(h[0]));
+        }
+        if h[1] > MAX_TRACK {
+            return Err(MediaFrameError::UnknownTrack(h[1]));
+        }
+        let mut timestamp = [0u8; 8];
+        timestamp.copy_from_slice(&h[4..12]);
+        let mut seq = [0u8; 4];
+        seq.copy_from_slice(&h[12..16]);
+        Ok(FrameHeader {
+            track: h[1],
+            flags: h[2],
+            layer: h[3],
+            timestamp: u64::from_be_bytes(timestamp),
+            seq: u32::from_be_bytes(seq),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_header_round_trips_and_bad_ones_are_refused() {
+        let header = FrameHeader {
+            track: TRACK_SCREEN,
+            flags: FLAG_KEY | FLAG_E2E,
+            layer: 0,
+            timestamp: 0x0102_0304_0506_0708,
+            seq: 0xdead_beef,
+        };
+        let bytes = header.encode();
+        assert_eq!(bytes[..4], [1, 2, 3, 0]);
+        assert_eq!(bytes[4..12], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(bytes[12..], [0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(FrameHeader::parse(&bytes), Ok(header));
+        assert!(header.is_key());
+        assert_eq!(
+            FrameHeader::parse(&bytes[..15]),
+            Err(MediaFrameError::Short(15))
+        );
+        let mut v2 = bytes;
+        v2[0] = 2;
+        assert_eq!(
+            FrameHeader::parse(&v2),
+            Err(MediaFrameError::UnsupportedVersion(2))
+        );
+        let mut track = bytes;
+        track[1] = 3;
+        assert_eq!(
+            FrameHeader::parse(&track),
+            Err(MediaFrameError::UnknownTrack(3))
+        );
+    }
+
+    #[test]
+    fn control_messages_round_trip_and_garbage_is_refused() {
+        let ask = MediaClientMessage::new(media_client_message::Payload::RequestKeyframe(
+            RequestKeyframe {
+                publisher_participant_id: "p".into(),
+                track: 1,
+            },
+        ));
+        let bytes = encode_client(&ask).unwrap();
+        let (body, used) = split_frame(&bytes).unwrap().unwrap();
+        assert_eq!(used, bytes.len());
+        assert_eq!(decode_client(body).unwrap(), ask.payload.unwrap());
+        let tell = MediaServerMessage::new(media_server_message::Payload::KeyframeRequest(
+            KeyframeRequest { track: 0 },
+        ));
+        let bytes = encode_server(&tell).unwrap();
+        let (body, _) = split_frame(&bytes).unwrap().unwrap();
+        assert_eq!(decode_server(body).unwrap(), tell.payload.unwrap());
+        assert!(decode_client(b"\xff\xff\xff\xff").is_err());
+        let v2 = MediaClientMessage {
+            version: 2,
+            payload: None,
+        };
+        assert_eq!(
+            decode_client(&v2.encode_to_vec()),
+            Err(FrameError::UnsupportedVersion(2))
+        );
+    }
+}

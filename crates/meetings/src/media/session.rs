@@ -1,0 +1,732 @@
+//! One participant's media session (admission, control stream, published frames), the
+//! meetings a handler serves in memory (who is connected, what each publishes, each
+//! subscriber's queue and dropped tracks), and the forwarding between them.
+//!
+//! A frame is read whole from its stream, prefixed once with its publisher's id and
+//! shared (one allocation) by every subscriber's queue. Queues are filled with
+//! `try_send`: a full one never makes a publisher wait; the frame is dropped for that
+//! subscriber, and so is the rest of that (publisher, track) until its next key frame.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use wtransport::endpoint::{IncomingSession, SessionRequest};
+use wtransport::error::StreamReadExactError;
+use wtransport::{Connection, RecvStream, SendStream, VarInt};
+
+use super::Shared;
+use super::proto::{
+    self, FrameError, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
+    media_client_message::Payload as In, media_server_message::Payload as Out,
+};
+use crate::domain::{ConnectionType, MeetingId, ParticipantId, WT_TOKEN_PARAM, WtToken};
+use crate::repo::ConnectionGrant;
+
+/// Control messages queued for one session before more are dropped (keyframe requests
+/// are idempotent, so losing one when many are waiting loses nothing).
+const CONTROL_QUEUE: usize = 32;
+/// Control messages decoded ahead of the session's handling.
+const INBOUND_QUEUE: usize = 16;
+/// Bytes read from a frame's stream at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why, and how, a session closes.
+#[derive(Debug, Clone)]
+struct Close {
+    code: u32,
+    reason: String,
+}
+
+impl Close {
+    fn new(code: u32, reason: impl Into<String>) -> Close {
+        Close {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn shutdown() -> Close {
+        Close::new(
+            proto::CLOSE_BY_HANDLER,
+            "the media handler is shutting down",
+        )
+    }
+
+    fn protocol(code: &str, message: impl std::fmt::Display) -> Close {
+        Close::new(proto::CLOSE_PROTOCOL_ERROR, format!("{code}: {message}"))
+    }
+}
+
+/// Closes a session from outside its task, with the first reason given.
+#[derive(Debug, Clone, Default)]
+struct Closer {
+    token: CancellationToken,
+    why: Arc<OnceLock<Close>>,
+}
+
+impl Closer {
+    fn close(&self, why: Close) {
+        let _ = self.why.set(why);
+        self.token.cancel();
+    }
+}
+
+/// A frame on its way to a subscriber: the publisher's id, then its bytes.
+pub(super) type Forwarded = Arc<Vec<u8>>;
+
+/// A participant connected to the handler: a subscriber of everybody else and a
+/// publisher of its own tracks.
+struct Member {
+    /// Frames for this subscriber (its writer task drains them).
+    frames: mpsc::Sender<Forwarded>,
+    /// Control messages for this participant (keyframe requests).
+    control: mpsc::Sender<MediaServerMessage>,
+    /// The (publisher, track)s this subscriber skips until their next key frame.
+    dropping: Mutex<HashSet<(ParticipantId, u8)>>,
+    /// Bit `t` set: it has published track `t`.
+    published: AtomicU8,
+}
+
+impl Member {
+    fn dropping(&self) -> MutexGuard<'_, HashSet<(ParticipantId, u8)>> {
+        self.dropping.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks this participant (a publisher) for a key frame on `track`.
+    fn ask_keyframe(&self, track: u8) {
+        let ask = MediaServerMessage::new(Out::KeyframeRequest(KeyframeRequest {
+            track: u32::from(track),
+        }));
+        // A full queue already holds requests: this one is not needed.
+        let _ = self.control.try_send(ask);
+    }
+
+    fn tracks(&self) -> impl Iterator<Item = u8> {
+        let published = self.published.load(Ordering::Relaxed);
+        (0..=proto::MAX_TRACK).filter(move |t| published & (1 << t) != 0)
+    }
+}
+
+type Room = HashMap<ParticipantId, Arc<Member>>;
+
+/// The meetings a handler serves, with their connected participants.
+#[derive(Default)]
+pub(crate) struct Rooms {
+    inner: RwLock<HashMap<MeetingId, Room>>,
+}
+
+/// What one forwarded frame did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Forwarding {
+    /// Subscribers it was queued for.
+    queued: usize,
+    /// Subscribers that skipped it (behind, or waiting for a key frame).
+    skipped: usize,
+}
+
+impl Rooms {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MeetingId, Room>> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<MeetingId, Room>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Connected participants and the tracks they publish, over all meetings.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let rooms = self.read();
+        let participants = rooms.values().map(HashMap::len).sum();
+        let streams = rooms
+            .values()
+            .flat_map(HashMap::values)
+            .map(|m| m.tracks().count())
+            .sum();
+        (participants, streams)
+    }
+
+    /// Adds a participant: every publisher already there is asked for a key frame on
+    /// each track it publishes, and the newcomer's video from it starts at that key
+    /// frame.
+    fn enter(&self, meeting: MeetingId, participant: ParticipantId, member: Arc<Member>) {
+        let mut rooms = self.write();
+        let room = rooms.entry(meeting).or_default();
+        {
+            let mut dropping = member.dropping();
+            for (id, publisher) in room.iter() {
+                for track in publisher.tracks() {
+                    if track != proto::TRACK_AUDIO {
+                        dropping.insert((*id, track));
+                    }
+                    publisher.ask_keyframe(track);
+                }
+            }
+        }
+        room.insert(participant, member);
+    }
+
+    /// Removes a participant's `member` (not a later session of the same participant
+    /// that took its place).
+    fn remove(&self, meeting: MeetingId, participant: ParticipantId, member: &Arc<Member>) {
+        let mut rooms = self.write();
+        if let Some(room) = rooms.get_mut(&meeting) {
+            if room
+                .get(&participant)
+                .is_some_and(|m| Arc::ptr_eq(m, member))
+            {
+                room.remove(&participant);
+            }
+            if room.is_empty() {
+                rooms.remove(&meeting);
+            }
+        }
+    }
+
+    /// Queues `frame` (the publisher's id and bytes) for every other participant of
+    /// `meeting`; a subscriber whose queue is full drops this (publisher, track) until
+    /// its next key frame, and the publisher is asked for one.
+    fn forward(
+        &self,
+        meeting: MeetingId,
+        publisher: ParticipantId,
+        header: &FrameHeader,
+        frame: &Forwarded,
+    ) -> Forwarding {
+        let rooms = self.read();
+        let Some(room) = rooms.get(&meeting) else {
+            return Forwarding::default();
+        };
+        let source = room.get(&publisher);
+        if let Some(source) = source {
+            source
+                .published
+                .fetch_or(1 << header.track, Ordering::Relaxed);
+        }
+        let key = (publisher, header.track);
+        let mut done = Forwarding::default();
+        let mut ask = false;
+        for (id, member) in room {
+            if *id == publisher {
+                continue;
+            }
+            {
+                let mut dropping = member.dropping();
+                if dropping.contains(&key) {
+                    if !header.is_key() {
+                        done.skipped += 1;
+                        continue;
+                    }
+                    dropping.remove(&key);
+                }
+            }
+            match member.frames.try_send(frame.clone()) {
+                Ok(()) => done.queued += 1,
+                Err(TrySendError::Full(_)) => {
+                    member.dropping().insert(key);
+                    done.skipped += 1;
+                    ask = true;
+                }
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+        if ask && let Some(source) = source {
+            source.ask_keyframe(header.track);
+        }
+        done
+    }
+
+    /// Asks `publisher` of `meeting` for a key frame on `track` (for a subscriber);
+    /// `false` when it is not connected here.
+    fn request_keyframe(&self, meeting: MeetingId, publisher: ParticipantId, track: u8) -> bool {
+        match self
+            .read()
+            .get(&meeting)
+            .and_then(|room| room.get(&publisher))
+        {
+            Some(member) => {
+                member.ask_keyframe(track);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Serves one incoming connection: admission by its connection token, then the session.
+pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
+    let peer = incoming.remote_address();
+    let request = tokio::select! {
+        () = shared.stop.cancelled() => return,
+        request = tokio::time::timeout(shared.config.open_timeout, incoming) => request,
+    };
+    let request = match request {
+        Ok(Ok(request)) => request,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "WebTransport handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "WebTransport handshake timed out");
+            return;
+        }
+    };
+    let Some((request, grant)) = admit(&shared, request, peer).await else {
+        return;
+    };
+    let span = tracing::info_span!("media_session", meeting = %grant.meeting_id,
+        participant = %grant.participant_id, %peer);
+    run_session(shared, request, grant).instrument(span).await;
+}
+
+/// The meeting and the connection token of a session request's path
+/// (`/media/{meeting_id}?wt_token=...`).
+fn target(path: &str) -> Option<(MeetingId, Option<String>)> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let id = path.strip_prefix("/media/")?.trim_end_matches('/');
+    let meeting = MeetingId::parse(id).ok()?;
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == WT_TOKEN_PARAM)
+        .map(|(_, value)| value.into_owned());
+    Some((meeting, token))
+}
+
+/// Redeems the request's connection token; refuses the request (403, 404) unless it
+/// grants a media connection to the meeting of the path.
+async fn admit(
+    shared: &Shared,
+    request: SessionRequest,
+    peer: SocketAddr,
+) -> Option<(SessionRequest, ConnectionGrant)> {
+    if shared.stop.is_cancelled() {
+        request.too_many_requests().await;
+        return None;
+    }
+    let Some((meeting, token)) = target(request.path()) else {
+        tracing::info!(%peer, "media session request for an unknown path refused");
+        request.not_found().await;
+        return None;
+    };
+    let Some(token) = token.as_deref().and_then(|t| WtToken::parse(t).ok()) else {
+        tracing::info!(%peer, %meeting, "media session request without a valid token refused");
+        request.forbidden().await;
+        return None;
+    };
+    match shared.repo.redeem_connection_token(&token).await {
+        Ok(Some(grant))
+            if grant.meeting_id == meeting && grant.connection_type == ConnectionType::Media =>
+        {
+            Some((request, grant))
+        }
+        Ok(Some(grant)) => {
+            tracing::info!(%peer, %meeting, granted = %grant.meeting_id,
+                "connection token for another meeting or connection type refused");
+            request.forbidden().await;
+            None
+        }
+        Ok(None) => {
+            tracing::info!(%peer, %meeting, "unknown, used or expired connection token refused");
+            request.forbidden().await;
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %meeting, %error, "could not redeem a connection token");
+            request.too_many_requests().await;
+            None
+        }
+    }
+}
+
+async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: ConnectionGrant) {
+    let (meeting, me) = (grant.meeting_id, grant.participant_id);
+    let conn = match request.accept().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::debug!(%error, "session lost while accepting it");
+            return;
+        }
+    };
+    let stream = tokio::select! {
+        () = shared.stop.cancelled() => {
+            close(&conn, &Close::shutdown());
+            return;
+        }
+        stream = tokio::time::timeout(shared.config.open_timeout, conn.accept_bi()) => stream,
+    };
+    let (send, recv) = match stream {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "session closed before opening its control stream");
+            return;
+        }
+        Err(_) => {
+            close(
+                &conn,
+                &Close::protocol("open_timeout", "no control stream within the timeout"),
+            );
+            return;
+        }
+    };
+
+    let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let (frames, frames_rx) = mpsc::channel(shared.config.subscriber_queue.max(1));
+    let control_writer = tokio::spawn(write_control(send, control_rx));
+    let media_writer = tokio::spawn(write_media(shared.clone(), conn.clone(), frames_rx));
+    let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
+    let reader = tokio::spawn(read_control(recv, inbound_tx).in_current_span());
+    let member = Arc::new(Member {
+        frames,
+        control,
+        dropping: Mutex::new(HashSet::new()),
+        published: AtomicU8::new(0),
+    });
+    shared.rooms.enter(meeting, me, member.clone());
+    tracing::info!("media session open");
+
+    let closer = Closer::default();
+    let mut incoming = JoinSet::new();
+    let ending = loop {
+        tokio::select! {
+            biased;
+            () = closer.token.cancelled() => {
+                break closer.why.get().cloned().unwrap_or_else(Close::shutdown);
+            }
+            () = shared.stop.cancelled() => break Close::shutdown(),
+            Some(_) = incoming.join_next(), if !incoming.is_empty() => {}
+            message = inbound.recv() => match message {
+                None => break Close::new(proto::CLOSE_NORMAL, "the control stream closed"),
+                Some(Err(error)) => break Close::protocol(error.code(), &error),
+                Some(Ok(In::RequestKeyframe(ask))) => {
+                    let publisher = ParticipantId::parse(&ask.publisher_participant_id);
+                    let track = u8::try_from(ask.track).ok().filter(|t| *t <= proto::MAX_TRACK);
+                    match (publisher, track) {
+                        (Ok(publisher), Some(track)) => {
+                            if !shared.rooms.request_keyframe(meeting, publisher, track) {
+                                tracing::debug!(%publisher, "keyframe asked of a publisher not here");
+                            }
+                        }
+                        _ => break Close::protocol(
+                            "invalid_message",
+                            "RequestKeyframe needs a participant id and a track of 0 to 2",
+                        ),
+                    }
+                }
+            },
+            stream = conn.accept_uni() => match stream {
+                Ok(stream) => {
+                    let (shared, closer) = (shared.clone(), closer.clone());
+                    incoming.spawn(
+                        publish(shared, meeting, me, stream, closer).in_current_span(),
+                    );
+                }
+                Err(_) => break Close::new(proto::CLOSE_NORMAL, "the connection closed"),
+            },
+        }
+    };
+    shared.rooms.remove(meeting, me, &member);
+    drop(member);
+    reader.abort();
+    incoming.abort_all();
+    media_writer.abort();
+    control_writer.abort();
+    tracing::info!(code = ending.code, reason = %ending.reason, "media session closed");
+    close(&conn, &ending);
+}
+
+fn close(conn: &Connection, why: &Close) {
+    conn.close(VarInt::from_u32(why.code), why.reason.as_bytes());
+}
+
+/// Reads one published frame from its stream and forwards it; a bad or oversized frame
+/// closes the session.
+async fn publish(
+    shared: Arc<Shared>,
+    meeting: MeetingId,
+    publisher: ParticipantId,
+    mut stream: RecvStream,
+    closer: Closer,
+) {
+    let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
+    let mut frame = Vec::with_capacity(PUBLISHER_LEN + READ_CHUNK);
+    frame.extend_from_slice(publisher.as_uuid().as_bytes());
+    loop {
+        let start = frame.len();
+        frame.resize(start + READ_CHUNK, 0);
+        let read = stream
+            .read(frame.get_mut(start..).unwrap_or_default())
+            .await;
+        match read {
+            Ok(Some(n)) => frame.truncate(start + n),
+            Ok(None) => {
+                frame.truncate(start);
+                break;
+            }
+            // A stream the publisher reset, or a lost connection: nothing to forward.
+            Err(_) => return,
+        }
+        if frame.len() > limit {
+            closer.close(Close::protocol(
+                "frame_too_large",
+                proto::MediaFrameError::TooLarge,
+            ));
+            return;
+        }
+    }
+    let header = match FrameHeader::parse(frame.get(PUBLISHER_LEN..).unwrap_or_default()) {
+        Ok(header) => header,
+        Err(error) => {
+            closer.close(Close::protocol("invalid_frame", error));
+            return;
+        }
+    };
+    shared.count_bytes(frame.len() - PUBLISHER_LEN);
+    let frame = Arc::new(frame);
+    let done = shared.rooms.forward(meeting, publisher, &header, &frame);
+    if done.skipped > 0 {
+        tracing::trace!(
+            track = header.track,
+            skipped = done.skipped,
+            "frame skipped for subscribers behind"
+        );
+    }
+}
+
+/// Writes each queued frame on a new unidirectional stream (finished when dropped),
+/// until the queue closes or the connection does.
+async fn write_media(shared: Arc<Shared>, conn: Connection, mut frames: mpsc::Receiver<Forwarded>) {
+    while let Some(frame) = frames.recv().await {
+        let opening = match conn.open_uni().await {
+            Ok(opening) => opening,
+            Err(_) => return,
+        };
+        let mut stream = match opening.await {
+            Ok(stream) => stream,
+            Err(_) => return,
+        };
+        // A subscriber may stop one stream (it gave up on that frame): go on.
+        if stream.write_all(&frame).await.is_ok() {
+            shared.count_bytes(frame.len());
+        }
+    }
+}
+
+/// Writes queued control messages as frames until the queue closes or the stream fails.
+async fn write_control(mut send: SendStream, mut outgoing: mpsc::Receiver<MediaServerMessage>) {
+    while let Some(message) = outgoing.recv().await {
+        let frame = match proto::encode_server(&message) {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(%error, "an outgoing control message could not be framed; skipped");
+                continue;
+            }
+        };
+        if send.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads and decodes control frames until the stream ends or a frame is bad (sent as
+/// the last item).
+async fn read_control(mut recv: RecvStream, inbound: mpsc::Sender<Result<In, FrameError>>) {
+    loop {
+        let mut header = [0u8; proto::HEADER_LEN];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::FinishedEarly(0)) | Err(StreamReadExactError::Read(_)) => {
+                return;
+            }
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN,
+                        got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let len = match proto::frame_length(header) {
+            Ok(len) => len,
+            Err(error) => {
+                let _ = inbound.send(Err(error)).await;
+                return;
+            }
+        };
+        let mut body = vec![0u8; len];
+        match recv.read_exact(&mut body).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::Read(_)) => return,
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN + len,
+                        got: proto::HEADER_LEN + got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let message = proto::decode_client(&body);
+        let bad = message.is_err();
+        if inbound.send(message).await.is_err() || bad {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_the_meeting_and_its_connection_token() {
+        let meeting = MeetingId::random();
+        assert_eq!(
+            target(&format!("/media/{meeting}?wt_token=abc&x=1")),
+            Some((meeting, Some("abc".to_owned())))
+        );
+        assert_eq!(target(&format!("/media/{meeting}")), Some((meeting, None)));
+        assert_eq!(target(&format!("/meetings/{meeting}?wt_token=abc")), None);
+        assert_eq!(target("/media/not-a-uuid"), None);
+    }
+
+    fn member(
+        queue: usize,
+    ) -> (
+        Arc<Member>,
+        mpsc::Receiver<Forwarded>,
+        mpsc::Receiver<MediaServerMessage>,
+    ) {
+        let (frames, frames_rx) = mpsc::channel(queue);
+        let (control, control_rx) = mpsc::channel(8);
+        let member = Arc::new(Member {
+            frames,
+            control,
+            dropping: Mutex::new(HashSet::new()),
+            published: AtomicU8::new(0),
+        });
+        (member, frames_rx, control_rx)
+    }
+
+    fn header(track: u8, key: bool) -> FrameHeader {
+        FrameHeader {
+            track,
+            flags: if key { proto::FLAG_KEY } else { 0 },
+            layer: 0,
+            timestamp: 0,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_that_track_until_the_next_key_frame_and_asks_for_one() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, slow, fast) = (
+            ParticipantId::random(),
+            ParticipantId::random(),
+            ParticipantId::random(),
+        );
+        let (pm, _p_frames, mut p_control) = member(8);
+        let (sm, mut s_frames, _s_control) = member(1);
+        let (fm, mut f_frames, _f_control) = member(8);
+        rooms.enter(meeting, p, pm);
+        rooms.enter(meeting, slow, sm);
+        rooms.enter(meeting, fast, fm);
+        let frame = Arc::new(vec![1u8; 20]);
+
+        let first = rooms.forward(meeting, p, &header(1, true), &frame);
+        assert_eq!(
+            first,
+            Forwarding {
+                queued: 2,
+                skipped: 0
+            }
+        );
+        let second = rooms.forward(meeting, p, &header(1, false), &frame);
+        assert_eq!(
+            second,
+            Forwarding {
+                queued: 1,
+                skipped: 1
+            }
+        );
+        match p_control.try_recv().unwrap().payload {
+            Some(Out::KeyframeRequest(k)) => assert_eq!(k.track, 1),
+            other => panic!("{other:?}"),
+        }
+        // The slow one reads its queue again: a delta frame is still skipped, audio
+        // is not, and the next key frame resumes the video.
+        assert!(s_frames.try_recv().is_ok());
+        let third = rooms.forward(meeting, p, &header(1, false), &frame);
+        assert_eq!(
+            third,
+            Forwarding {
+                queued: 1,
+                skipped: 1
+            }
+        );
+        let audio = rooms.forward(meeting, p, &header(0, false), &frame);
+        assert_eq!(
+            audio,
+            Forwarding {
+                queued: 2,
+                skipped: 0
+            }
+        );
+        assert!(s_frames.try_recv().is_ok());
+        let key = rooms.forward(meeting, p, &header(1, true), &frame);
+        assert_eq!(
+            key,
+            Forwarding {
+                queued: 2,
+                skipped: 0
+            }
+        );
+        let mut fast_got = 0;
+        while f_frames.try_recv().is_ok() {
+            fast_got += 1;
+        }
+        assert_eq!(fast_got, 5, "the fast one got every frame");
+        assert_eq!(rooms.load(), (3, 2));
+    }
+
+    #[test]
+    fn a_late_joiner_asks_every_publisher_for_key_frames() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, late) = (ParticipantId::random(), ParticipantId::random());
+        let (pm, _p_frames, mut p_control) = member(8);
+        rooms.enter(meeting, p, pm.clone());
+        let frame = Arc::new(vec![0u8; 20]);
+        rooms.forward(meeting, p, &header(0, false), &frame);
+        rooms.forward(meeting, p, &header(1, false), &frame);
+        let (lm, mut l_frames, _l_control) = member(8);
+        rooms.enter(meeting, late, lm.clone());
+        let mut asked = Vec::new();
+        while let Ok(m) = p_control.try_recv() {
+            if let Some(Out::KeyframeRequest(k)) = m.payload {
+                asked.push(k.track);
+            }
+        }
+        assert_eq!(asked, vec![0, 1]);
+        rooms.forward(meeting, p, &header(1, false), &frame);
+        assert!(l_frames.try_recv().is_err(), "video starts at a key frame");
+        rooms.forward(meeting, p, &header(1, true), &frame);
+        assert!(l_frames.try_recv().is_ok());
+        // A stale session of `late` does not remove the one in its place.
+        let (stale, _, _) = member(1);
+        rooms.remove(meeting, late, &stale);
+        assert_eq!(rooms.load().0, 2);
+        rooms.remove(meeting, p, &pm);
+        rooms.remove(meeting, late, &lm);
+        assert_eq!(rooms.load(), (0, 0));
+    }
+}

@@ -1,0 +1,639 @@
+//! The media handler end to end: real WebTransport clients against a handler bound on
+//! 127.0.0.1, over real PostgreSQL and Redis; media grants made by the meeting
+//! controller. Every wait has a deadline; nothing sleeps to synchronise and no
+//! assertion is about timing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::wt::DEADLINE;
+use common::{hash_of, meeting};
+use meetings::Repo;
+use meetings::auth::Auth;
+use meetings::controller::client::Client;
+use meetings::controller::{
+    ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
+};
+use meetings::domain::{
+    ConnectionType, ControllerId, DisplayName, HandlerId, Liveness, MeetingId, ParticipantId,
+    Region,
+};
+use meetings::grant::{Joiner, grant};
+use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
+use meetings::media::proto::{self, FLAG_E2E, FLAG_KEY, FrameHeader};
+use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler};
+use meetings::{MeetingsConfig, schema};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use testkit::{World, eventually};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running media handler over a test world.
+struct Handler {
+    world: World,
+    repo: Repo,
+    id: HandlerId,
+    endpoint: String,
+    certificate_hash: String,
+    load: Load,
+    /// Where it announced itself.
+    directory: MediaDirectory,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), MediaError>>,
+}
+
+/// A handler with the test defaults (heartbeat every 200 ms) changed by `adjust`.
+async fn handler_with(adjust: impl FnOnce(&mut HandlerConfig)) -> Handler {
+    let (world, repo) = common::world().await;
+    let id = HandlerId::parse("mh-test").unwrap();
+    let mut config = HandlerConfig::new(id.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.heartbeat_every = Duration::from_millis(200);
+    let directory = MediaDirectory::default();
+    config.directory = Some(directory.clone());
+    adjust(&mut config);
+    let bound = MediaHandler::bind(repo.clone(), config).await.unwrap();
+    let endpoint = bound.endpoint();
+    let certificate_hash = bound.certificate_hash().to_owned();
+    let load = bound.load();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(bound.run(shutdown.clone()));
+    eventually("the media handler registers", || {
+        let (repo, id) = (repo.clone(), id.clone());
+        async move {
+            let loads = repo
+                .handler_loads(&Region::local(), &Liveness::default())
+                .await
+                .ok()?;
+            loads.iter().any(|h| h.handler_id == id).then_some(())
+        }
+    })
+    .await;
+    Handler {
+        world,
+        repo,
+        id,
+        endpoint,
+        certificate_hash,
+        load,
+        directory,
+        shutdown,
+        task,
+    }
+}
+
+async fn handler() -> Handler {
+    handler_with(|_| {}).await
+}
+
+impl Handler {
+    fn url(&self, meeting: MeetingId) -> String {
+        format!("{}/media/{meeting}", self.endpoint)
+    }
+
+    /// A fresh media token for `participant` of `meeting`.
+    async fn token(&self, meeting: MeetingId, participant: ParticipantId) -> String {
+        self.repo
+            .issue_connection_token(meeting, participant, ConnectionType::Media)
+            .await
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
+    /// A new participant of `meeting` connected to the handler.
+    async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
+        let participant = ParticipantId::random();
+        let token = self.token(meeting, participant).await;
+        let client = MediaClient::connect(&self.url(meeting), &token, Some(&self.certificate_hash))
+            .await
+            .unwrap();
+        (participant, client)
+    }
+
+    /// Waits until `n` participants have their session open on the handler.
+    async fn connected(&self, n: usize) {
+        let load = self.load.clone();
+        eventually("the sessions are open on the handler", || {
+            let load = load.clone();
+            async move { (load.participants() == n).then_some(()) }
+        })
+        .await;
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the handler stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The next frame; fails the test if none comes within [`DEADLINE`].
+async fn next_frame(client: &mut MediaClient) -> ReceivedFrame {
+    tokio::time::timeout(DEADLINE, client.next_frame())
+        .await
+        .expect("a frame in time")
+        .expect("a frame, not the end of the session")
+        .unwrap()
+}
+
+/// What one participant publishes in the three-way test: (track, flags, timestamp, seq,
+/// payload), distinct per publisher.
+fn frames_of(index: u8) -> Vec<(u8, u8, u64, u32, Vec<u8>)> {
+    vec![
+        (
+            1,
+            FLAG_KEY,
+            1_000 + u64::from(index),
+            0,
+            vec![index; 10_000],
+        ),
+        (1, 0, 34_333, 1, vec![index.wrapping_add(100); 3_000]),
+        (0, FLAG_KEY, 20_000, 0, vec![0xee, index, 0x00, 0xff]),
+        (
+            2,
+            FLAG_KEY | FLAG_E2E,
+            u64::MAX,
+            u32::MAX,
+            (0..=255).collect(),
+        ),
+        (0, 0, 40_000, 1, Vec::new()),
+    ]
+}
+
+type Seen = (ParticipantId, u8, u8, u64, u32, Vec<u8>);
+
+fn seen(frame: ReceivedFrame) -> Seen {
+    let h = frame.header;
+    (
+        frame.publisher,
+        h.track,
+        h.flags,
+        h.timestamp,
+        h.seq,
+        frame.payload,
+    )
+}
+
+#[tokio::test]
+async fn three_participants_each_receive_the_others_frames_byte_exact_and_never_their_own() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Three").await;
+    let elsewhere = meeting(&h.repo, "Elsewhere").await;
+    let mut three = Vec::new();
+    for _ in 0..3 {
+        three.push(h.connect(m).await);
+    }
+    let (outsider, mut outside) = h.connect(elsewhere).await;
+    let (neighbour, neighbour_client) = h.connect(elsewhere).await;
+    h.connected(5).await;
+
+    for (i, (_, client)) in three.iter().enumerate() {
+        for (track, flags, ts, seq, payload) in frames_of(u8::try_from(i).unwrap()) {
+            client
+                .send_frame(track, flags, ts, seq, &payload)
+                .await
+                .unwrap();
+        }
+    }
+    let ids: Vec<ParticipantId> = three.iter().map(|(id, _)| *id).collect();
+    for (i, (me, client)) in three.iter_mut().enumerate() {
+        let mut expected: HashSet<Seen> = HashSet::new();
+        for (j, publisher) in ids.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            for (track, flags, ts, seq, payload) in frames_of(u8::try_from(j).unwrap()) {
+                expected.insert((*publisher, track, flags, ts, seq, payload));
+            }
+        }
+        let mut got = HashSet::new();
+        while got.len() < expected.len() {
+            let frame = seen(next_frame(client).await);
+            assert_ne!(frame.0, *me, "never its own frames");
+            assert!(expected.contains(&frame), "unexpected frame {:?}", &frame.0);
+            got.insert(frame);
+        }
+        assert_eq!(got, expected);
+    }
+
+    // The other meeting's participant got none of them: its first frame is its
+    // neighbour's, sent after all of the above were delivered.
+    neighbour_client
+        .send_frame(1, FLAG_KEY, 7, 7, b"next door")
+        .await
+        .unwrap();
+    let first = next_frame(&mut outside).await;
+    assert_eq!(first.publisher, neighbour);
+    assert_eq!(first.payload, b"next door");
+    assert_ne!(outsider, neighbour);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Tokens").await;
+    let other = meeting(&h.repo, "Other").await;
+    let participant = ParticipantId::random();
+    let hash = Some(h.certificate_hash.as_str());
+
+    let token = h.token(m, participant).await;
+    let first = MediaClient::connect(&h.url(m), &token, hash).await.unwrap();
+    let reused = MediaClient::connect(&h.url(m), &token, hash).await;
+    assert!(
+        matches!(reused, Err(MediaClientError::Rejected)),
+        "{reused:?}"
+    );
+
+    let for_m = h.token(m, participant).await;
+    let wrong = MediaClient::connect(&h.url(other), &for_m, hash).await;
+    assert!(
+        matches!(wrong, Err(MediaClientError::Rejected)),
+        "{wrong:?}"
+    );
+    // Refused tokens are spent: the right meeting does not take it afterwards either.
+    let after = MediaClient::connect(&h.url(m), &for_m, hash).await;
+    assert!(
+        matches!(after, Err(MediaClientError::Rejected)),
+        "{after:?}"
+    );
+
+    let signalling = h
+        .repo
+        .issue_connection_token(m, participant, ConnectionType::Signaling)
+        .await
+        .unwrap();
+    let typed = MediaClient::connect(&h.url(m), signalling.expose(), hash).await;
+    assert!(
+        matches!(typed, Err(MediaClientError::Rejected)),
+        "{typed:?}"
+    );
+
+    let unknown = MediaClient::connect(&h.url(m), &"ab".repeat(32), hash).await;
+    assert!(
+        matches!(unknown, Err(MediaClientError::Rejected)),
+        "{unknown:?}"
+    );
+    let fresh = h.token(m, participant).await;
+    let path = MediaClient::connect(&format!("{}/meetings/{m}", h.endpoint), &fresh, hash).await;
+    assert!(matches!(path, Err(MediaClientError::Rejected)), "{path:?}");
+
+    first.close();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_on_the_control_stream_or_an_oversized_frame_closes_only_that_session() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Rough").await;
+    let (_, mut garbage) = h.connect(m).await;
+    let (_, oversized) = h.connect(m).await;
+    let (_, bad_header) = h.connect(m).await;
+    let (publisher, sender) = h.connect(m).await;
+    let (_, mut receiver) = h.connect(m).await;
+    h.connected(5).await;
+
+    garbage
+        .send_control_raw(b"\x00\x00\x00\x05hello")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(DEADLINE, garbage.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    assert!(closed.reason.starts_with("invalid_message"), "{closed:?}");
+
+    let too_big = vec![0u8; proto::MAX_MEDIA_FRAME + 1];
+    let mut header = FrameHeader {
+        track: 1,
+        flags: FLAG_KEY,
+        layer: 0,
+        timestamp: 0,
+        seq: 0,
+    }
+    .encode()
+    .to_vec();
+    header.extend_from_slice(&too_big[proto::FRAME_HEADER_LEN..]);
+    // The handler may close the session before the whole frame is written.
+    let _ = oversized.send_raw_frame(&header).await;
+    let closed = tokio::time::timeout(DEADLINE, oversized.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    assert!(closed.reason.starts_with("frame_too_large"), "{closed:?}");
+
+    bad_header.send_raw_frame(b"\x02short").await.unwrap();
+    let closed = tokio::time::timeout(DEADLINE, bad_header.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+
+    h.connected(2).await;
+    sender
+        .send_frame(0, FLAG_KEY, 1, 1, b"still here")
+        .await
+        .unwrap();
+    let frame = next_frame(&mut receiver).await;
+    assert_eq!(frame.publisher, publisher);
+    assert_eq!(frame.payload, b"still here");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_joiner_asks_the_publishers_for_a_key_frame_and_starts_at_one() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Late").await;
+    let (publisher_id, mut publisher) = h.connect(m).await;
+    let (_, mut early) = h.connect(m).await;
+    h.connected(2).await;
+    publisher
+        .send_frame(1, FLAG_KEY, 0, 0, b"key 0")
+        .await
+        .unwrap();
+    publisher.send_frame(1, 0, 1, 1, b"delta 1").await.unwrap();
+    for _ in 0..2 {
+        next_frame(&mut early).await;
+    }
+
+    let (_, mut late) = h.connect(m).await;
+    let asked = tokio::time::timeout(DEADLINE, publisher.next_keyframe_request())
+        .await
+        .expect("a KeyframeRequest in time")
+        .unwrap();
+    assert_eq!(asked, Some(proto::TRACK_CAMERA));
+    // The late one skips video until the key frame that answers the request.
+    publisher.send_frame(1, 0, 2, 2, b"delta 2").await.unwrap();
+    publisher
+        .send_frame(1, FLAG_KEY, 3, 3, b"key 3")
+        .await
+        .unwrap();
+    let first = next_frame(&mut late).await;
+    assert_eq!(first.publisher, publisher_id);
+    assert_eq!(
+        (first.header.seq, first.payload.as_slice()),
+        (3, &b"key 3"[..])
+    );
+    // A subscriber may ask too.
+    late.request_keyframe(publisher_id, proto::TRACK_SCREEN)
+        .await
+        .unwrap();
+    let asked = tokio::time::timeout(DEADLINE, publisher.next_keyframe_request())
+        .await
+        .expect("a KeyframeRequest in time")
+        .unwrap();
+    assert_eq!(asked, Some(proto::TRACK_SCREEN));
+    h.stop().await;
+}
+
+/// Frames the slow-subscriber test publishes before the slow one reads again.
+const SENT: u32 = 300;
+/// Frames the publisher sends ahead of the fast subscriber.
+const WINDOW: u32 = 8;
+/// Sequence numbers from here on are the recovery key frames.
+const RECOVERY: u32 = 1_000_000;
+
+#[tokio::test]
+async fn a_slow_subscriber_does_not_lower_the_frames_the_others_receive() {
+    let h = handler_with(|c| c.subscriber_queue = 16).await;
+    let m = meeting(&h.repo, "Uneven").await;
+    let (publisher_id, mut publisher) = h.connect(m).await;
+    let (_, mut fast) = h.connect(m).await;
+    let (_, mut slow) = h.connect(m).await;
+    h.connected(3).await;
+
+    // 300 camera frames of 10 KB, a key frame every 30; the publisher keeps at most
+    // WINDOW frames ahead of the fast subscriber, which reads all along. The slow one
+    // reads nothing.
+    let payload = vec![0x5a; 10_000];
+    let mut fast_seqs = HashSet::new();
+    for seq in 0..SENT {
+        let flags = if seq % 30 == 0 { FLAG_KEY } else { 0 };
+        publisher
+            .send_frame(1, flags, u64::from(seq) * 33_333, seq, &payload)
+            .await
+            .unwrap();
+        while fast_seqs.len() + (WINDOW as usize) <= seq as usize {
+            let frame = next_frame(&mut fast).await;
+            assert_eq!(frame.publisher, publisher_id);
+            fast_seqs.insert(frame.header.seq);
+        }
+    }
+    while fast_seqs.len() < SENT as usize {
+        fast_seqs.insert(next_frame(&mut fast).await.header.seq);
+    }
+    assert_eq!(fast_seqs, (0..SENT).collect::<HashSet<_>>(), "every frame");
+
+    // The publisher was asked for a camera key frame on the slow one's behalf.
+    let asked = tokio::time::timeout(DEADLINE, publisher.next_keyframe_request())
+        .await
+        .expect("a KeyframeRequest in time")
+        .unwrap();
+    assert_eq!(asked, Some(proto::TRACK_CAMERA));
+
+    // The slow one reads again: it got fewer frames, and recovers at a key frame. The
+    // publisher answers every KeyframeRequest with one until the slow one has it.
+    let mut slow_seqs = HashSet::new();
+    let mut key = RECOVERY;
+    publisher
+        .send_frame(1, FLAG_KEY, 0, key, &payload)
+        .await
+        .unwrap();
+    let recovered = loop {
+        tokio::select! {
+            frame = next_frame(&mut slow) => {
+                if frame.header.seq >= RECOVERY {
+                    assert!(frame.header.is_key());
+                    break frame.header.seq;
+                }
+                slow_seqs.insert(frame.header.seq);
+            }
+            asked = publisher.next_keyframe_request() => {
+                assert_eq!(asked.unwrap(), Some(proto::TRACK_CAMERA));
+                key += 1;
+                publisher.send_frame(1, FLAG_KEY, 0, key, &payload).await.unwrap();
+            }
+        }
+    };
+    assert!(recovered >= RECOVERY);
+    assert!(
+        slow_seqs.len() < SENT as usize,
+        "the slow subscriber was dropped frames ({} of {SENT})",
+        slow_seqs.len()
+    );
+    // The fast one never lost any of the recovery key frames either.
+    for seq in RECOVERY..=recovered {
+        let frame = next_frame(&mut fast).await;
+        assert!(
+            frame.header.seq >= RECOVERY && frame.header.seq <= key,
+            "{seq}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_handler_registers_and_heartbeats_its_load() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Busy").await;
+    let (_, publisher) = h.connect(m).await;
+    let (_, mut subscriber) = h.connect(m).await;
+    h.connected(2).await;
+
+    let row: (String, i32, i32, Vec<String>) = sqlx::query_as(
+        "SELECT endpoint, max_streams, max_bitrate_mbps, supported_codecs \
+         FROM meet.media_handlers WHERE handler_id = $1",
+    )
+    .bind(h.id.as_str())
+    .fetch_one(h.repo.postgres().pool())
+    .await
+    .unwrap();
+    assert_eq!(row.0, h.endpoint);
+    assert_eq!((row.1, row.2), (1000, 1000));
+    assert!(row.3.contains(&"VP8".to_owned()) && row.3.contains(&"Opus".to_owned()));
+    assert_eq!(
+        h.directory.address(&h.id),
+        Some(MediaHandlerAddress {
+            handler_id: h.id.clone(),
+            endpoint: h.endpoint.clone(),
+            certificate_hash: Some(h.certificate_hash.clone()),
+        }),
+        "announced for the in-process controller"
+    );
+
+    // Publish audio and camera until a heartbeat reports two streams and traffic.
+    let payload = vec![1u8; 20_000];
+    let repo = h.repo.clone();
+    let id = h.id.clone();
+    let mut seq = 0u32;
+    let reported = loop {
+        for track in [proto::TRACK_AUDIO, proto::TRACK_CAMERA] {
+            publisher
+                .send_frame(track, FLAG_KEY, 0, seq, &payload)
+                .await
+                .unwrap();
+            next_frame(&mut subscriber).await;
+        }
+        seq += 1;
+        let loads = repo
+            .handler_loads(&Region::local(), &Liveness::default())
+            .await
+            .unwrap();
+        let load = loads.into_iter().find(|l| l.handler_id == id).unwrap();
+        if load.current_streams == 2 && load.current_bitrate_mbps >= 1 {
+            break load;
+        }
+        assert!(seq < 100_000, "no heartbeat reported the load");
+    };
+    assert_eq!(reported.max_streams, 1000);
+    assert_eq!(h.load.streams(), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_join_response_carries_a_working_media_grant() {
+    let h = handler().await;
+    let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
+    auth.rotate_keys().await.unwrap();
+    let mut config = ControllerConfig::new(ControllerId::parse("mc-media").unwrap());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.heartbeat_every = Duration::from_millis(200);
+    config.media = Some(MediaHandlers {
+        directory: h.directory.clone(),
+        liveness: Liveness::default(),
+    });
+    let controller = MeetingController::bind(h.repo.clone(), auth.clone(), config)
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(controller.run(shutdown.clone()));
+    let controller_id = ControllerId::parse("mc-media").unwrap();
+    eventually("the controller registers", || {
+        let (repo, id) = (h.repo.clone(), controller_id.clone());
+        async move { repo.controller(&id).await.ok() }
+    })
+    .await;
+
+    let m = meeting(&h.repo, "With media").await;
+    let mut joined = Vec::new();
+    for name in ["Alice", "Bob"] {
+        let row = h.repo.meeting(m).await.unwrap();
+        let join = grant(
+            &h.repo,
+            &auth,
+            &row,
+            &Joiner {
+                user_id: None,
+                display_name: DisplayName::parse(name).unwrap(),
+            },
+            &Region::local(),
+            &Liveness::default(),
+            &mut StdRng::seed_from_u64(7),
+        )
+        .await
+        .unwrap();
+        let mut signalling = Client::connect(
+            &join.webtransport_url,
+            join.wt_token.expose(),
+            join.certificate_hash.as_deref(),
+        )
+        .await
+        .unwrap();
+        let response = tokio::time::timeout(DEADLINE, signalling.join(join.token.expose_str()))
+            .await
+            .expect("a JoinResponse in time")
+            .unwrap();
+        let media = response.media.clone().expect("a media grant");
+        assert_eq!(media.url, format!("{}/media/{m}", h.endpoint));
+        assert_eq!(media.certificate_hash, h.certificate_hash);
+        assert_eq!(response.media_handlers, vec![h.endpoint.clone()]);
+        let client = MediaClient::connect(
+            &media.url,
+            &media.wt_token,
+            Some(media.certificate_hash.as_str()),
+        )
+        .await
+        .unwrap();
+        joined.push((join.participant_id, signalling, client, media));
+    }
+    let state = hash_of(&h.world.redis, &schema::meeting_key(m)).await;
+    assert_eq!(state["media_handler_id"], h.id.as_str());
+    h.connected(2).await;
+
+    joined[0]
+        .2
+        .send_frame(1, FLAG_KEY, 5, 0, b"hello bob")
+        .await
+        .unwrap();
+    let frame = next_frame(&mut joined[1].2).await;
+    assert_eq!(frame.publisher, joined[0].0);
+    assert_eq!(frame.payload, b"hello bob");
+
+    // The grant's token was one-time.
+    let reused = MediaClient::connect(
+        &joined[0].3.url,
+        &joined[0].3.wt_token,
+        Some(&h.certificate_hash),
+    )
+    .await;
+    assert!(
+        matches!(reused, Err(MediaClientError::Rejected)),
+        "{reused:?}"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the controller stops in time")
+        .unwrap()
+        .unwrap();
+    drop(joined);
+    h.stop().await;
+}
