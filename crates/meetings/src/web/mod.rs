@@ -18,6 +18,8 @@
 //! | `PATCH /api/v1/meetings/{id or code}/settings` `{display_name?, max_participants?, ...}` | `meetings:manage`, the creator | 200 the meeting; 403 `not_creator`; 409 `meeting_ended` |
 //! | `POST /api/v1/meetings/{id or code}/end` | `meetings:manage`, the creator | 200 the ended meeting (again: the same) |
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
+//! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
+//! | `GET /assets/meetings/meet.js`, `.../meet.css` | anyone | the client's script and styles |
 //!
 //! Every refusal is `{"error": "...", "code": "..."}` ([`ApiError`]). The API carries
 //! its own credentials (the JWTs and API keys of [`crate::auth`](mod@crate::auth), not Tavern's web
@@ -32,6 +34,7 @@ mod error;
 mod extract;
 pub mod meetings;
 pub mod openapi;
+pub mod page;
 
 use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};
@@ -46,6 +49,7 @@ pub use self::error::{ApiError, ErrorBody};
 pub use self::extract::Body;
 use self::meetings::{END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SETTINGS_PATH};
 use self::openapi::OPENAPI_PATH;
+use self::page::{MEET_PATH, MEET_SCRIPT_PATH, MEET_STYLE_PATH};
 use crate::Repo;
 use crate::auth::{ApiKeyId, Auth, Authenticated, ClientInfo, Jwks};
 use crate::domain::{Liveness, Region};
@@ -125,6 +129,9 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
             meetings::end_meeting,
         )
         .get(OPENAPI_PATH, Access::Public, openapi::serve)
+        .get(MEET_PATH, Access::Public, page::meet)
+        .get(MEET_SCRIPT_PATH, Access::Public, page::script)
+        .get(MEET_STYLE_PATH, Access::Public, page::style)
         .with_state(WebState {
             auth,
             discord,

@@ -1,0 +1,970 @@
+// The meeting client of /meet/{code} (see crates/meetings/src/web/page.rs).
+//
+// Signalling: a guest's grant from POST /api/v1/meetings/{code}/guest-token, then the
+// meeting controller's WebTransport session: one bidirectional stream of frames (u32
+// big-endian length, then a protobuf ClientMessage / ServerMessage; the schema is in
+// crates/meetings/src/controller/proto.rs), encoded and decoded by the small codec below.
+//
+// Media (the media wire contract v1): with a media grant in the JoinResponse (field 7),
+// a second WebTransport session to the media handler: a control stream (same framing,
+// MediaClientMessage / MediaServerMessage) and one unidirectional stream per encoded
+// frame (16-byte header, then the payload; the handler prefixes the publisher's 16-byte
+// participant id on the way out). Video is VP8, audio Opus, both WebCodecs.
+'use strict';
+
+(() => {
+  const root = document.getElementById('meet');
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const code = root.dataset.code;
+  const CLIENT_VERSION = 'tavern-web/1';
+  const HEARTBEAT_MS = 10_000;
+  const MAX_FRAME = 64 * 1024;
+  const MAX_MEDIA_FRAME = 1024 * 1024;
+  const TRACK_AUDIO = 0;
+  const TRACK_VIDEO = 1;
+
+  // ---------------------------------------------------------------------------------
+  // Protobuf (the proto3 subset the protocol uses: varints, bools, strings, messages).
+
+  const utf8 = new TextEncoder();
+  const text = new TextDecoder();
+
+  /** Builds one message; `message()` always writes the field, so an empty one counts. */
+  class ProtoWriter {
+    constructor() { this.parts = []; }
+    varint(n) {
+      let v = Math.floor(Number(n));
+      const out = [];
+      while (v >= 0x80) { out.push((v % 0x80) | 0x80); v = Math.floor(v / 0x80); }
+      out.push(v);
+      this.parts.push(Uint8Array.from(out));
+      return this;
+    }
+    tag(field, wire) { return this.varint(field * 8 + wire); }
+    uint(field, n) { return n ? this.tag(field, 0).varint(n) : this; }
+    bool(field, b) { return b ? this.tag(field, 0).varint(1) : this; }
+    bytes(field, bytes) {
+      this.tag(field, 2).varint(bytes.length);
+      this.parts.push(bytes);
+      return this;
+    }
+    string(field, s) { return s ? this.bytes(field, utf8.encode(s)) : this; }
+    message(field, writer) { return this.bytes(field, writer.finish()); }
+    finish() { return concat(this.parts); }
+  }
+
+  /** The fields of one message: field number -> the values, in order. */
+  function parseProto(bytes) {
+    const fields = new Map();
+    let i = 0;
+    const varint = () => {
+      let result = 0, scale = 1;
+      for (;;) {
+        if (i >= bytes.length) throw new Error('truncated varint');
+        const b = bytes[i++];
+        result += (b & 0x7f) * scale;
+        if (!(b & 0x80)) return result;
+        scale *= 0x80;
+        if (scale > 2 ** 63) throw new Error('varint too long');
+      }
+    };
+    while (i < bytes.length) {
+      const key = varint();
+      const field = Math.floor(key / 8), wire = key % 8;
+      let value;
+      if (wire === 0) value = varint();
+      else if (wire === 2) {
+        const len = varint();
+        if (i + len > bytes.length) throw new Error('truncated field');
+        value = bytes.subarray(i, i + len);
+        i += len;
+      } else if (wire === 1) { i += 8; continue; }
+      else if (wire === 5) { i += 4; continue; }
+      else throw new Error(`unsupported wire type ${wire}`);
+      if (!fields.has(field)) fields.set(field, []);
+      fields.get(field).push(value);
+    }
+    return fields;
+  }
+  const last = (f, n) => { const v = f.get(n); return v ? v[v.length - 1] : undefined; };
+  const str = (f, n) => { const v = last(f, n); return v instanceof Uint8Array ? text.decode(v) : ''; };
+  const num = (f, n) => { const v = last(f, n); return typeof v === 'number' ? v : 0; };
+  const bool = (f, n) => num(f, n) !== 0;
+  const msg = (f, n) => { const v = last(f, n); return v instanceof Uint8Array ? parseProto(v) : null; };
+  const msgs = (f, n) => (f.get(n) || []).filter((v) => v instanceof Uint8Array).map(parseProto);
+  const strs = (f, n) => (f.get(n) || []).filter((v) => v instanceof Uint8Array).map((v) => text.decode(v));
+
+  function concat(parts) {
+    const len = parts.reduce((n, p) => n + p.length, 0);
+    const out = new Uint8Array(len);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+
+  // ClientMessage { uint32 version = 1; oneof payload { ... } }
+  const clientMessage = (field, payload) =>
+    new ProtoWriter().uint(1, 1).message(field, payload || new ProtoWriter()).finish();
+  const joinRequest = (token) =>
+    clientMessage(2, new ProtoWriter().string(1, token).string(2, CLIENT_VERSION));
+  const heartbeat = () => clientMessage(3);
+  const setMute = (audio, video) => clientMessage(4, new ProtoWriter().bool(1, audio).bool(2, video));
+  const leaveMessage = () => clientMessage(9);
+  // MediaClientMessage { uint32 version = 1; oneof payload { RequestKeyframe request_keyframe = 2; } }
+  const requestKeyframe = (publisher, track) =>
+    clientMessage(2, new ProtoWriter().string(1, publisher).uint(2, track));
+
+  const participantInfo = (f) => ({
+    id: str(f, 1),
+    userId: f.has(2) ? str(f, 2) : null,
+    name: str(f, 3),
+    audioMuted: bool(f, 4),
+    videoMuted: bool(f, 5),
+  });
+
+  /** A ServerMessage as `{kind, ...}`. */
+  function decodeServer(bytes) {
+    const f = parseProto(bytes);
+    const version = num(f, 1);
+    if (version !== 1) throw new Error(`the server speaks protocol version ${version}`);
+    let p;
+    if ((p = msg(f, 2))) {
+      const media = msg(p, 7);
+      return {
+        kind: 'joined', participantId: str(p, 1), meetingId: str(p, 2), meetingName: str(p, 3),
+        e2e: bool(p, 4), participants: msgs(p, 5).map(participantInfo), mediaHandlers: strs(p, 6),
+        media: media && str(media, 1)
+          ? { url: str(media, 1), wtToken: str(media, 2), certificateHash: str(media, 3) }
+          : null,
+      };
+    }
+    if ((p = msg(f, 3))) { const info = msg(p, 1); return info ? { kind: 'participant-joined', participant: participantInfo(info) } : { kind: 'ignored' }; }
+    if ((p = msg(f, 4))) return { kind: 'participant-left', id: str(p, 1), reason: str(p, 2) };
+    if ((p = msg(f, 5))) return { kind: 'mute', id: str(p, 1), audioMuted: bool(p, 2), videoMuted: bool(p, 3) };
+    if ((p = msg(f, 8))) return { kind: 'ended', reason: str(p, 1) };
+    if ((p = msg(f, 9))) return { kind: 'heartbeat-ack' };
+    if ((p = msg(f, 10))) return { kind: 'error', code: str(p, 1), message: str(p, 2) };
+    return { kind: 'ignored' };
+  }
+
+  /** Frames of a stream: u32 big-endian length, then that many bytes. */
+  class FrameReader {
+    constructor(readable, max) { this.reader = readable.getReader(); this.buf = new Uint8Array(0); this.max = max; }
+    async fill(n) {
+      while (this.buf.length < n) {
+        const { value, done } = await this.reader.read();
+        if (done) return false;
+        this.buf = concat([this.buf, value]);
+      }
+      return true;
+    }
+    /** The next frame's body, or null at the end of the stream. */
+    async next() {
+      if (!(await this.fill(4))) return null;
+      const len = new DataView(this.buf.buffer, this.buf.byteOffset, 4).getUint32(0);
+      if (len === 0 || len > this.max) throw new Error(`a frame of ${len} bytes`);
+      if (!(await this.fill(4 + len))) return null;
+      const body = this.buf.slice(4, 4 + len);
+      this.buf = this.buf.slice(4 + len);
+      return body;
+    }
+  }
+  function framed(body) {
+    const out = new Uint8Array(4 + body.length);
+    new DataView(out.buffer).setUint32(0, body.length);
+    out.set(body, 4);
+    return out;
+  }
+
+  function hexBytes(hex) {
+    const clean = hex.replace(/[^0-9a-f]/gi, '');
+    const out = new Uint8Array(clean.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.substr(i * 2, 2), 16);
+    return out;
+  }
+  function uuidString(bytes) {
+    const h = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  async function openWebTransport(url, token, certificateHash) {
+    if (typeof WebTransport === 'undefined') {
+      throw new Error('this browser has no WebTransport (use a recent Chrome, Edge or Firefox)');
+    }
+    const options = {};
+    if (certificateHash) {
+      options.serverCertificateHashes = [{ algorithm: 'sha-256', value: hexBytes(certificateHash) }];
+    }
+    const sep = url.includes('?') ? '&' : '?';
+    const wt = new WebTransport(`${url}${sep}wt_token=${encodeURIComponent(token)}`, options);
+    wt.closed.catch(() => {});
+    await wt.ready;
+    return wt;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // The page.
+
+  const REFUSALS = {
+    auth_required: 'This meeting admits signed-in users only, so it cannot be joined as a guest.',
+    meeting_ended: 'This meeting has ended.',
+    meeting_not_found: 'There is no meeting with this code. Check the link or the code.',
+    no_controller: 'No meeting server is available right now. Try again in a minute.',
+    meeting_full: 'The meeting is full.',
+    controller_full: 'The meeting server is full right now. Try again in a minute.',
+    invalid_token: 'The invitation to join expired or was already used. Join again.',
+    already_joined: 'You are already in this meeting, in another window.',
+    too_slow: 'The connection was too slow to keep up with the meeting.',
+  };
+
+  function refusalText(status, body, retryAfter) {
+    const code = body && body.code;
+    if (code === 'rate_limited' || status === 429) {
+      return `Too many joins from here. Try again in ${retryAfter || 'a few'} seconds.`;
+    }
+    if (REFUSALS[code]) return REFUSALS[code];
+    if (status === 403) return REFUSALS.auth_required;
+    if (status === 404) return REFUSALS.meeting_not_found;
+    if (status === 410) return REFUSALS.meeting_ended;
+    if (status === 503) return REFUSALS.no_controller;
+    if (body && body.error) return `Cannot join: ${body.error}`;
+    return `Cannot join (the server answered ${status}).`;
+  }
+
+  const ui = {
+    status: (s) => { $('status').textContent = s; },
+    mediaStatus: (s) => { $('media-status').textContent = s; },
+    error(s) {
+      const e = $('error');
+      e.textContent = s || '';
+      e.hidden = !s;
+      if (s) root.dataset.error = s; else delete root.dataset.error;
+    },
+  };
+
+  const state = {
+    wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
+    audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
+  };
+
+  function makeTile(id, name, self) {
+    const tile = document.createElement('figure');
+    tile.className = self ? 'tile self' : 'tile remote';
+    tile.dataset.participant = id;
+    if (self) tile.dataset.self = '';
+    else { tile.dataset.framesDecoded = '0'; tile.dataset.audioDecoded = '0'; }
+    const view = document.createElement(self ? 'video' : 'canvas');
+    if (self) { view.muted = true; view.autoplay = true; view.playsInline = true; }
+    else { view.width = 640; view.height = 360; }
+    const caption = document.createElement('figcaption');
+    const label = document.createElement('span');
+    label.className = 'name';
+    label.textContent = self ? `${name} (you)` : name;
+    const mic = document.createElement('span');
+    mic.className = 'badge mic-off'; mic.textContent = 'mic off'; mic.hidden = true;
+    const cam = document.createElement('span');
+    cam.className = 'badge camera-off'; cam.textContent = 'camera off'; cam.hidden = true;
+    caption.append(label, mic, cam);
+    tile.append(view, caption);
+    return tile;
+  }
+
+  function showMute(tile, audioMuted, videoMuted) {
+    tile.dataset.audioMuted = String(audioMuted);
+    tile.dataset.videoMuted = String(videoMuted);
+    tile.querySelector('.mic-off').hidden = !audioMuted;
+    tile.querySelector('.camera-off').hidden = !videoMuted;
+  }
+
+  function addParticipant(info) {
+    if (!info.id || info.id === state.selfId) return;
+    let p = state.participants.get(info.id);
+    if (!p) {
+      const tile = makeTile(info.id, info.name || 'Guest', false);
+      $('tiles').append(tile);
+      p = { id: info.id, name: info.name, tile, remote: null };
+      state.participants.set(info.id, p);
+    }
+    showMute(p.tile, info.audioMuted, info.videoMuted);
+    if (state.media) state.media.requestKeyframes(info.id);
+    countParticipants();
+  }
+
+  function removeParticipant(id) {
+    const p = state.participants.get(id);
+    if (!p) return;
+    if (p.remote) p.remote.close();
+    p.tile.remove();
+    state.participants.delete(id);
+    countParticipants();
+  }
+
+  function countParticipants() {
+    const others = state.participants.size;
+    ui.status(others === 0
+      ? 'In the meeting. Nobody else is here yet.'
+      : `In the meeting with ${others} other${others === 1 ? '' : 's'}.`);
+  }
+
+  async function send(bytes) {
+    if (!state.writer) return;
+    await state.writer.write(framed(bytes));
+  }
+
+  async function join(name) {
+    ui.error('');
+    $('join').disabled = true;
+    ui.status('Joining…');
+    let grant;
+    try {
+      const response = await fetch(`/api/v1/meetings/${encodeURIComponent(code)}/guest-token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ display_name: name }),
+        credentials: 'same-origin',
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) {
+        return fail(refusalText(response.status, body, response.headers.get('retry-after')));
+      }
+      grant = body;
+    } catch (e) {
+      return fail(`Tavern could not be reached (${e.message}).`);
+    }
+    if (grant.meeting && grant.meeting.display_name) {
+      $('meeting-title').firstChild.textContent = `${grant.meeting.display_name} `;
+      document.title = `${grant.meeting.display_name} · Tavern`;
+    }
+    // The camera and microphone start now, without holding up the join (not for an
+    // end-to-end encrypted meeting: nothing would be sent, see `joined`).
+    const e2e = Boolean(grant.meeting && grant.meeting.enable_e2e_encryption);
+    const local = e2e ? Promise.resolve(null) : startLocalMedia();
+    let frames;
+    try {
+      state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token, grant.certificate_hash);
+      const stream = await state.wt.createBidirectionalStream();
+      state.writer = stream.writable.getWriter();
+      frames = new FrameReader(stream.readable, MAX_FRAME);
+      await send(joinRequest(grant.token));
+    } catch (e) {
+      stopLocalMedia();
+      return fail(`The meeting server could not be reached (${e.message}).`);
+    }
+    state.wt.closed.then((info) => closed(info), (e) => closed({ reason: e.message }));
+    let first;
+    try {
+      first = await frames.next();
+      first = first && decodeServer(first);
+    } catch (e) {
+      first = { kind: 'error', code: 'invalid_message', message: e.message };
+    }
+    if (!first || first.kind !== 'joined') {
+      stopLocalMedia();
+      hangUp();
+      if (!first) return fail('The meeting server closed the connection before answering.');
+      return fail(first.kind === 'error' ? (REFUSALS[first.code] || first.message || first.code)
+        : 'The meeting server answered out of turn.');
+    }
+    joined(first, name, local);
+    readLoop(frames);
+  }
+
+  function fail(message) {
+    ui.status('');
+    ui.error(message);
+    $('join').disabled = false;
+    $('join-form').hidden = false;
+    $('call').hidden = true;
+  }
+
+  function joined(response, name, local) {
+    state.inCall = true;
+    state.selfId = response.participantId;
+    root.dataset.participant = response.participantId;
+    root.dataset.meeting = response.meetingId;
+    if (response.meetingName) {
+      $('meeting-title').firstChild.textContent = `${response.meetingName} `;
+    }
+    $('join-form').hidden = true;
+    $('call').hidden = false;
+    const self = makeTile(response.participantId, name, true);
+    showMute(self, state.audioMuted, state.videoMuted);
+    $('tiles').prepend(self);
+    for (const info of response.participants) addParticipant(info);
+    countParticipants();
+    state.heartbeat = setInterval(() => { send(heartbeat()).catch(() => {}); }, HEARTBEAT_MS);
+    local.then((stream) => {
+      if (!state.inCall || !stream) return;
+      self.querySelector('video').srcObject = stream;
+      listDevices();
+      if (state.media) state.media.publish(stream);
+    });
+    if (response.e2e) {
+      // Frames of an end-to-end encrypted meeting must be encrypted in the browser,
+      // which this client does not do yet: it sends and shows no media rather than
+      // sending it in the clear.
+      root.dataset.e2e = '1';
+      ui.mediaStatus('This meeting is end-to-end encrypted, which this page cannot do yet: audio and video are off, the others see your name only.');
+    } else if (response.media) {
+      startMedia(response.media, local);
+    } else {
+      ui.mediaStatus('Audio and video are not available in this meeting yet: the others see your name only.');
+    }
+  }
+
+  async function readLoop(frames) {
+    try {
+      for (;;) {
+        const body = await frames.next();
+        if (!body) break;
+        handle(decodeServer(body));
+      }
+    } catch (e) {
+      if (state.inCall && !state.leaving) ui.error(`The connection to the meeting broke (${e.message}).`);
+    }
+  }
+
+  function handle(message) {
+    switch (message.kind) {
+      case 'participant-joined': addParticipant(message.participant); break;
+      case 'participant-left': removeParticipant(message.id); break;
+      case 'mute': {
+        const p = state.participants.get(message.id);
+        if (p) showMute(p.tile, message.audioMuted, message.videoMuted);
+        break;
+      }
+      case 'ended':
+        ui.error(REFUSALS.meeting_ended);
+        finish();
+        break;
+      case 'error':
+        ui.error(REFUSALS[message.code] || message.message || message.code);
+        break;
+      default: break;
+    }
+  }
+
+  function closed(info) {
+    if (!state.inCall) return;
+    if (!state.leaving && !root.dataset.error) {
+      const reason = info && info.reason ? ` (${info.reason})` : '';
+      ui.error(`The meeting server closed the connection${reason}.`);
+    }
+    finish();
+  }
+
+  /** Out of the call: timers, media and tiles stop; "Join again" is offered. */
+  function finish() {
+    if (!state.inCall) return;
+    state.inCall = false;
+    clearInterval(state.heartbeat);
+    if (state.media) state.media.close();
+    state.media = null;
+    stopLocalMedia();
+    for (const id of [...state.participants.keys()]) removeParticipant(id);
+    $('tiles').replaceChildren();
+    $('call').hidden = true;
+    $('left').hidden = false;
+    ui.status('');
+    hangUp();
+  }
+
+  function hangUp() {
+    const wt = state.wt;
+    state.wt = null;
+    state.writer = null;
+    if (wt) { try { wt.close({ closeCode: 0, reason: 'left' }); } catch (_) { /* closed */ } }
+  }
+
+  async function leave() {
+    if (!state.inCall || state.leaving) return;
+    state.leaving = true;
+    $('leave').disabled = true;
+    ui.status('Leaving…');
+    const wt = state.wt;
+    try {
+      await send(leaveMessage());
+      await state.writer.close();
+      // The controller closes the session once it has the Leave; do not wait forever.
+      await Promise.race([wt.closed.catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+    } catch (_) { /* already closed */ }
+    finish();
+    state.leaving = false;
+    $('leave').disabled = false;
+  }
+
+  function toggleMute(kind) {
+    if (kind === 'audio') state.audioMuted = !state.audioMuted;
+    else state.videoMuted = !state.videoMuted;
+    const audio = $('mute-audio'), video = $('mute-video');
+    audio.setAttribute('aria-pressed', String(state.audioMuted));
+    audio.textContent = state.audioMuted ? 'Unmute microphone' : 'Mute microphone';
+    video.setAttribute('aria-pressed', String(state.videoMuted));
+    video.textContent = state.videoMuted ? 'Turn camera on' : 'Turn camera off';
+    if (state.local) {
+      for (const t of state.local.getAudioTracks()) t.enabled = !state.audioMuted;
+      for (const t of state.local.getVideoTracks()) t.enabled = !state.videoMuted;
+    }
+    const self = document.querySelector('.tile.self');
+    if (self) showMute(self, state.audioMuted, state.videoMuted);
+    if (kind === 'video' && !state.videoMuted && state.media) state.media.forceKeyframe(TRACK_VIDEO);
+    send(setMute(state.audioMuted, state.videoMuted)).catch(() => {});
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Local devices.
+
+  async function startLocalMedia(cameraId, microphoneId) {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      ui.mediaStatus('This browser cannot use a camera or a microphone on this page.');
+      return null;
+    }
+    const video = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+    if (cameraId) video.deviceId = { exact: cameraId };
+    const audio = microphoneId ? { deviceId: { exact: microphoneId } } : true;
+    let stream = null;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video, audio });
+    } catch (e) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ audio });
+        ui.mediaStatus(`No camera (${e.message}); the others hear you only.`);
+      } catch (e2) {
+        ui.mediaStatus(`No camera or microphone (${e2.message}); the others see your name only.`);
+        return null;
+      }
+    }
+    for (const t of stream.getAudioTracks()) t.enabled = !state.audioMuted;
+    for (const t of stream.getVideoTracks()) t.enabled = !state.videoMuted;
+    state.local = stream;
+    return stream;
+  }
+
+  function stopLocalMedia() {
+    if (state.local) for (const t of state.local.getTracks()) t.stop();
+    state.local = null;
+  }
+
+  async function listDevices() {
+    if (!navigator.mediaDevices.enumerateDevices) return;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const current = (kind) => {
+      const track = state.local && (kind === 'videoinput'
+        ? state.local.getVideoTracks()[0] : state.local.getAudioTracks()[0]);
+      return track ? track.getSettings().deviceId : '';
+    };
+    for (const [select, kind] of [[$('camera'), 'videoinput'], [$('microphone'), 'audioinput']]) {
+      select.replaceChildren();
+      const chosen = current(kind);
+      devices.filter((d) => d.kind === kind).forEach((d, i) => {
+        const option = new Option(d.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${i + 1}`, d.deviceId);
+        option.selected = d.deviceId === chosen;
+        select.append(option);
+      });
+    }
+  }
+
+  async function switchDevices() {
+    if (!state.inCall) return;
+    stopLocalMedia();
+    const stream = await startLocalMedia($('camera').value, $('microphone').value);
+    if (!stream || !state.inCall) return;
+    const self = document.querySelector('.tile.self video');
+    if (self) self.srcObject = stream;
+    if (state.media) state.media.publish(stream);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Media: the handler session, publishing and receiving.
+
+  let audioContext = null;
+  function sharedAudioContext() {
+    if (!audioContext && typeof AudioContext !== 'undefined') audioContext = new AudioContext({ sampleRate: 48000 });
+    if (audioContext && audioContext.state === 'suspended') audioContext.resume().catch(() => {});
+    return audioContext;
+  }
+
+  async function startMedia(grant, local) {
+    const media = new MediaSession();
+    state.media = media;
+    try {
+      await media.open(grant);
+    } catch (e) {
+      ui.mediaStatus(`The media server could not be reached (${e.message}); the others see your name only.`);
+      if (state.media === media) state.media = null;
+      return;
+    }
+    if (state.media !== media) { media.close(); return; }
+    ui.mediaStatus('');
+    const stream = await local;
+    if (stream && state.media === media) media.publish(stream);
+  }
+
+  class MediaSession {
+    constructor() {
+      this.wt = null; this.control = null; this.seq = [0, 0, 0]; this.inflight = 0;
+      this.generation = 0; this.keyNext = [false, true, true]; this.closed = false;
+      this.lastAsk = new Map();
+      this.levelTimer = null;
+    }
+
+    async open(grant) {
+      this.wt = await openWebTransport(grant.url, grant.wtToken, grant.certificateHash);
+      const control = await this.wt.createBidirectionalStream();
+      this.control = control.writable.getWriter();
+      this.controlLoop(new FrameReader(control.readable, MAX_FRAME));
+      this.receiveLoop();
+      for (const id of state.participants.keys()) this.requestKeyframes(id);
+      this.levelTimer = setInterval(() => this.highlightSpeaker(), 300);
+    }
+
+    close() {
+      this.closed = true;
+      this.generation++;
+      clearInterval(this.levelTimer);
+      for (const p of state.participants.values()) { if (p.remote) p.remote.close(); p.remote = null; }
+      if (this.wt) { try { this.wt.close({ closeCode: 0, reason: 'left' }); } catch (_) { /* closed */ } }
+    }
+
+    async controlLoop(frames) {
+      try {
+        for (;;) {
+          const body = await frames.next();
+          if (!body) return;
+          const f = parseProto(body);
+          if (num(f, 1) !== 1) return;
+          const request = msg(f, 2);
+          if (request) this.forceKeyframe(num(request, 1));
+        }
+      } catch (_) { /* the session ended */ }
+    }
+
+    forceKeyframe(track) { this.keyNext[track] = true; }
+
+    requestKeyframe(publisher, track) {
+      if (!this.control || this.closed) return;
+      const key = `${publisher}/${track}`;
+      const now = performance.now();
+      if (now - (this.lastAsk.get(key) || -1e9) < 1000) return;
+      this.lastAsk.set(key, now);
+      this.control.write(framed(requestKeyframe(publisher, track))).catch(() => {});
+    }
+
+    requestKeyframes(publisher) { this.requestKeyframe(publisher, TRACK_VIDEO); }
+
+    /** Encodes the tracks of `stream` (replacing any earlier ones) and sends the frames. */
+    publish(stream) {
+      const generation = ++this.generation;
+      if (typeof MediaStreamTrackProcessor === 'undefined') {
+        ui.mediaStatus('This browser cannot encode video here (no MediaStreamTrackProcessor): the others cannot see you.');
+        return;
+      }
+      const video = stream.getVideoTracks()[0];
+      const audio = stream.getAudioTracks()[0];
+      if (video && typeof VideoEncoder !== 'undefined') this.pumpVideo(video, generation);
+      if (audio && typeof AudioEncoder !== 'undefined') this.pumpAudio(audio, generation);
+    }
+
+    async pumpVideo(track, generation) {
+      const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+      let encoder = null, width = 0, height = 0, count = 0;
+      try {
+        for (;;) {
+          const { value: frame, done } = await reader.read();
+          if (done) break;
+          if (generation !== this.generation) { frame.close(); break; }
+          if (state.videoMuted || (encoder && encoder.encodeQueueSize > 2)) { frame.close(); continue; }
+          if (!encoder || encoder.state === 'closed' || frame.displayWidth !== width || frame.displayHeight !== height) {
+            if (encoder && encoder.state !== 'closed') encoder.close();
+            width = frame.displayWidth; height = frame.displayHeight;
+            encoder = new VideoEncoder({
+              output: (chunk) => this.sendChunk(TRACK_VIDEO, chunk),
+              error: (e) => ui.mediaStatus(`Video encoding stopped (${e.message}).`),
+            });
+            encoder.configure({
+              codec: 'vp8', width, height, bitrate: 600_000, framerate: 24, latencyMode: 'realtime',
+            });
+            this.keyNext[TRACK_VIDEO] = true;
+          }
+          const keyFrame = this.keyNext[TRACK_VIDEO] || count % 240 === 0;
+          this.keyNext[TRACK_VIDEO] = false;
+          encoder.encode(frame, { keyFrame });
+          frame.close();
+          count++;
+        }
+      } catch (e) {
+        if (!this.closed) ui.mediaStatus(`Video stopped (${e.message}).`);
+      } finally {
+        reader.cancel().catch(() => {});
+        if (encoder && encoder.state !== 'closed') encoder.close();
+      }
+    }
+
+    async pumpAudio(track, generation) {
+      const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+      let encoder = null;
+      try {
+        for (;;) {
+          const { value: data, done } = await reader.read();
+          if (done) break;
+          if (generation !== this.generation) { data.close(); break; }
+          if (state.audioMuted) { data.close(); continue; }
+          if (!encoder || encoder.state === 'closed') {
+            encoder = new AudioEncoder({
+              output: (chunk) => this.sendChunk(TRACK_AUDIO, chunk),
+              error: (e) => ui.mediaStatus(`Audio encoding stopped (${e.message}).`),
+            });
+            encoder.configure({
+              codec: 'opus', sampleRate: data.sampleRate,
+              numberOfChannels: Math.min(2, data.numberOfChannels), bitrate: 32_000,
+            });
+          }
+          encoder.encode(data);
+          data.close();
+        }
+      } catch (e) {
+        if (!this.closed) ui.mediaStatus(`Audio stopped (${e.message}).`);
+      } finally {
+        reader.cancel().catch(() => {});
+        if (encoder && encoder.state !== 'closed') encoder.close();
+      }
+    }
+
+    /** The contract's 16-byte header, then the encoded bytes, on a stream of its own. */
+    sendChunk(track, chunk) {
+      if (this.closed || !this.wt) return;
+      const key = chunk.type === 'key';
+      if (this.inflight > 60 && !(track === TRACK_VIDEO && key)) {
+        // Behind: drop, and restart video from a key frame.
+        if (track === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
+        return;
+      }
+      const frame = new Uint8Array(16 + chunk.byteLength);
+      if (frame.length > MAX_MEDIA_FRAME) return;
+      const view = new DataView(frame.buffer);
+      frame[0] = 1;
+      frame[1] = track;
+      frame[2] = key ? 1 : 0;
+      frame[3] = 0;
+      view.setBigUint64(4, BigInt(Math.max(0, Math.round(chunk.timestamp))));
+      view.setUint32(12, this.seq[track]);
+      this.seq[track] = (this.seq[track] + 1) >>> 0;
+      chunk.copyTo(frame.subarray(16));
+      this.sendFrame(frame);
+    }
+
+    async sendFrame(bytes) {
+      this.inflight++;
+      try {
+        const stream = await this.wt.createUnidirectionalStream();
+        const writer = stream.getWriter();
+        await writer.write(bytes);
+        await writer.close();
+      } catch (_) {
+        // The session is closing; the frame is lost like any other late one.
+      } finally {
+        this.inflight--;
+      }
+    }
+
+    async receiveLoop() {
+      const reader = this.wt.incomingUnidirectionalStreams.getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          this.receiveFrame(value);
+        }
+      } catch (_) { /* the session ended */ }
+    }
+
+    async receiveFrame(stream) {
+      let bytes;
+      try {
+        bytes = await readAll(stream, 16 + MAX_MEDIA_FRAME);
+      } catch (_) { return; }
+      if (!bytes || bytes.length < 32 || bytes[16] !== 1) return;
+      const publisher = uuidString(bytes.subarray(0, 16));
+      const p = state.participants.get(publisher);
+      if (!p || this.closed) return;
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const frame = {
+        track: bytes[17],
+        key: (bytes[18] & 1) === 1,
+        encrypted: (bytes[18] & 2) === 2,
+        timestamp: Number(view.getBigUint64(20)),
+        seq: view.getUint32(28),
+        payload: bytes.subarray(32),
+      };
+      if (frame.encrypted) return; // end-to-end encryption is not in this client yet
+      if (!p.remote) p.remote = new RemoteMedia(p, this);
+      p.remote.push(frame);
+    }
+
+    highlightSpeaker() {
+      let loudest = null, level = 0.02;
+      for (const p of state.participants.values()) {
+        const l = p.remote ? p.remote.level : 0;
+        if (p.remote) p.remote.level *= 0.5;
+        if (l > level) { level = l; loudest = p; }
+      }
+      for (const p of state.participants.values()) p.tile.classList.toggle('speaking', p === loudest);
+    }
+  }
+
+  async function readAll(stream, max) {
+    const reader = stream.getReader();
+    const parts = [];
+    let len = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      len += value.length;
+      if (len > max) { reader.cancel().catch(() => {}); return null; }
+      parts.push(value);
+    }
+    return concat(parts);
+  }
+
+  /** Frames of one (publisher, track) put back in sequence order (streams may overtake). */
+  class Reorder {
+    constructor(deliver) { this.deliver = deliver; this.next = null; this.held = new Map(); }
+    push(frame) {
+      if (this.next === null) this.next = frame.seq;
+      const ahead = (frame.seq - this.next) >>> 0;
+      if (ahead >= 0x80000000) return; // older than what was delivered: too late
+      this.held.set(frame.seq, frame);
+      this.flush(false);
+      if (this.held.size > 6) {
+        // A gap that does not fill: go on from the oldest frame held.
+        let oldest = null, best = Infinity;
+        for (const seq of this.held.keys()) {
+          const d = (seq - this.next) >>> 0;
+          if (d < best) { best = d; oldest = seq; }
+        }
+        this.next = oldest;
+        this.flush(true);
+      }
+    }
+    flush(gap) {
+      while (this.held.has(this.next)) {
+        const frame = this.held.get(this.next);
+        this.held.delete(this.next);
+        this.next = (this.next + 1) >>> 0;
+        frame.gap = gap;
+        gap = false;
+        this.deliver(frame);
+      }
+    }
+  }
+
+  /** One other participant's decoders, into their tile. */
+  class RemoteMedia {
+    constructor(participant, session) {
+      this.p = participant; this.session = session;
+      this.canvas = participant.tile.querySelector('canvas');
+      this.context2d = this.canvas.getContext('2d');
+      this.video = null; this.audio = null; this.needKey = true;
+      this.framesDecoded = 0; this.audioDecoded = 0; this.playAt = 0; this.level = 0;
+      this.order = [new Reorder((f) => this.decodeAudio(f)), new Reorder((f) => this.decodeVideo(f))];
+    }
+
+    push(frame) {
+      const order = this.order[frame.track];
+      if (order) order.push(frame);
+    }
+
+    close() {
+      for (const d of [this.video, this.audio]) if (d && d.state !== 'closed') d.close();
+      this.video = null; this.audio = null;
+    }
+
+    decodeVideo(frame) {
+      if (typeof VideoDecoder === 'undefined') return;
+      if (frame.gap && !frame.key) this.needKey = true;
+      if (!this.video || this.video.state === 'closed') {
+        this.needKey = true;
+        this.video = new VideoDecoder({
+          output: (f) => this.draw(f),
+          error: () => { this.needKey = true; this.session.requestKeyframe(this.p.id, TRACK_VIDEO); },
+        });
+        this.video.configure({ codec: 'vp8', optimizeForLatency: true });
+      }
+      if (this.needKey && !frame.key) { this.session.requestKeyframe(this.p.id, TRACK_VIDEO); return; }
+      if (this.video.decodeQueueSize > 8 && !frame.key) { this.needKey = true; return; }
+      this.needKey = false;
+      this.video.decode(new EncodedVideoChunk({
+        type: frame.key ? 'key' : 'delta', timestamp: frame.timestamp, data: frame.payload,
+      }));
+    }
+
+    draw(frame) {
+      if (this.canvas.width !== frame.displayWidth || this.canvas.height !== frame.displayHeight) {
+        this.canvas.width = frame.displayWidth;
+        this.canvas.height = frame.displayHeight;
+      }
+      this.context2d.drawImage(frame, 0, 0);
+      frame.close();
+      this.framesDecoded++;
+      this.p.tile.dataset.framesDecoded = String(this.framesDecoded);
+    }
+
+    decodeAudio(frame) {
+      if (typeof AudioDecoder === 'undefined') return;
+      if (!this.audio || this.audio.state === 'closed') {
+        this.audio = new AudioDecoder({ output: (d) => this.play(d), error: () => {} });
+        this.audio.configure({ codec: 'opus', sampleRate: 48000, numberOfChannels: 1 });
+      }
+      this.audio.decode(new EncodedAudioChunk({ type: 'key', timestamp: frame.timestamp, data: frame.payload }));
+    }
+
+    play(data) {
+      this.audioDecoded++;
+      this.p.tile.dataset.audioDecoded = String(this.audioDecoded);
+      const ctx = sharedAudioContext();
+      if (!ctx) { data.close(); return; }
+      const buffer = ctx.createBuffer(data.numberOfChannels, data.numberOfFrames, data.sampleRate);
+      let sum = 0;
+      for (let c = 0; c < data.numberOfChannels; c++) {
+        const plane = new Float32Array(data.numberOfFrames);
+        data.copyTo(plane, { planeIndex: c, format: 'f32-planar' });
+        if (c === 0) for (const s of plane) sum += s * s;
+        buffer.copyToChannel(plane, c);
+      }
+      this.level = Math.max(this.level, Math.sqrt(sum / Math.max(1, data.numberOfFrames)));
+      data.close();
+      const source = ctx.createBufferSource();
+      source.buffer = buffer;
+      source.connect(ctx.destination);
+      const now = ctx.currentTime;
+      if (this.playAt < now + 0.02 || this.playAt > now + 0.5) this.playAt = now + 0.08;
+      source.start(this.playAt);
+      this.playAt += buffer.duration;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Wiring.
+
+  $('join-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    sharedAudioContext();
+    const name = $('name').value.trim();
+    if (!name) { ui.error('Say what name the others should see.'); return; }
+    join(name);
+  });
+  $('mute-audio').addEventListener('click', () => toggleMute('audio'));
+  $('mute-video').addEventListener('click', () => toggleMute('video'));
+  $('leave').addEventListener('click', () => leave());
+  $('camera').addEventListener('change', () => switchDevices());
+  $('microphone').addEventListener('change', () => switchDevices());
+  document.addEventListener('click', () => sharedAudioContext(), { once: true });
+  window.addEventListener('pagehide', () => {
+    if (!state.inCall || !state.writer) return;
+    state.writer.write(framed(leaveMessage())).catch(() => {});
+    hangUp();
+  });
+
+  if (root.dataset.autojoin === '1' && $('name').value.trim()) join($('name').value.trim());
+})();

@@ -1,0 +1,232 @@
+//! The meetings browser client: `GET /meet/{code}`, a page in Tavern's layout, and the
+//! script and stylesheet it loads (compiled into the binary, served under
+//! `/assets/meetings/`).
+//!
+//! The page is a name field and a "Join" button, then the call: a grid of tiles (the
+//! participant's own camera, then one per other participant with their name), the
+//! microphone and camera buttons, a device picker and "Leave". Everything after the
+//! first paint is the script's (`assets/meet/meet.js`, plain JavaScript, no build
+//! step):
+//!
+//! - it asks for a guest's grant (`POST /api/v1/meetings/{code}/guest-token`), opens
+//!   the controller's WebTransport session (pinning `certificate_hash` with
+//!   `serverCertificateHashes` when there is one) and speaks the signalling of
+//!   [`crate::controller::proto`] with a small hand-written protobuf codec: the
+//!   `JoinRequest`, a `Heartbeat` every 10 s, `SetMute` from the buttons, `Leave`;
+//! - every participant of the `JoinResponse` and of each `ParticipantJoined` becomes a
+//!   tile (`data-participant` = the participant's id, `data-frames-decoded` = video
+//!   frames decoded so far), removed on `ParticipantLeft`; `MuteChanged` shows on it;
+//! - with a media grant in the `JoinResponse` (field 7) it captures the camera and the
+//!   microphone, encodes them with WebCodecs (VP8, Opus) and sends each frame on its own
+//!   unidirectional stream to the media handler, and decodes what the handler forwards
+//!   into the other participants' tiles (the media wire contract v1), highlighting the
+//!   loudest as the active speaker. It does not encrypt frames yet, so in a meeting with
+//!   `enable_e2e_encryption` it captures and sends nothing and says so on the page;
+//! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
+//!   controller, ...) is said on the page, in words.
+//!
+//! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (links from
+//! a campaign channel, kiosks, tests). A code that cannot be a meeting code is a 404 page;
+//! whether the meeting exists is learnt when joining, so the page itself reads nothing.
+
+use axum::extract::{Path, Query, RawQuery};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use web::page::{Asset, Markup, Page, PreEscaped, Problem};
+
+use crate::domain::MeetingCode;
+
+/// The page's path.
+pub const MEET_PATH: &str = "/meet/{code}";
+/// Where [`MEET_SCRIPT`] is served.
+pub const MEET_SCRIPT_PATH: &str = "/assets/meetings/meet.js";
+/// Where [`MEET_STYLE`] is served.
+pub const MEET_STYLE_PATH: &str = "/assets/meetings/meet.css";
+
+const SCRIPT_BYTES: &[u8] = include_bytes!("../../assets/meet/meet.js");
+const SCRIPT_TYPE: &str = "text/javascript; charset=utf-8";
+const STYLE_BYTES: &[u8] = include_bytes!("../../assets/meet/meet.css");
+const STYLE_TYPE: &str = "text/css; charset=utf-8";
+
+/// The client's script.
+pub static MEET_SCRIPT: Asset = Asset::new("meetings/meet.js", SCRIPT_TYPE, SCRIPT_BYTES);
+
+/// The call's styles (the grid of tiles, the controls), on top of the site's stylesheet.
+pub static MEET_STYLE: Asset = Asset::new("meetings/meet.css", STYLE_TYPE, STYLE_BYTES);
+
+/// The query of `/meet/{code}`.
+#[derive(Debug, Deserialize)]
+pub struct MeetQuery {
+    /// The name to join under (the field is filled with it).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `1` (or `true`): join at once, with the default devices.
+    #[serde(default)]
+    pub autojoin: Option<String>,
+}
+
+impl MeetQuery {
+    fn autojoin(&self) -> bool {
+        matches!(self.autojoin.as_deref(), Some("1" | "true" | "yes"))
+    }
+}
+
+/// `GET /meet/{code}`: the meeting client.
+pub(super) async fn meet(
+    page: Page,
+    Path(code): Path<String>,
+    Query(query): Query<MeetQuery>,
+) -> Response {
+    let Ok(code) = MeetingCode::parse(&code) else {
+        return page.problem(
+            Problem::not_found(format!(
+                "“{code}” is not a meeting code: a code looks like ABC-DEFG-HJK."
+            ))
+            .link("Back to the start", "/"),
+        );
+    };
+    let name = query
+        .name
+        .clone()
+        .or_else(|| page.user().map(|u| web::page::display_name(u).to_owned()))
+        .unwrap_or_default();
+    let autojoin = query.autojoin() && !name.trim().is_empty();
+    let main = body(code.as_str(), &name, autojoin);
+    let page = page.script(&MEET_SCRIPT).class("meet-page");
+    (StatusCode::OK, page.render("Meeting", main)).into_response()
+}
+
+/// The page's `main`: the join form and the (hidden until joined) call. Built as text
+/// (the meetings crate does not use `maud`'s macro); the only interpolated values are
+/// escaped.
+fn body(code: &str, name: &str, autojoin: bool) -> Markup {
+    let (style, code, name) = (escape(&MEET_STYLE.url()), escape(code), escape(name));
+    let autojoin = if autojoin { " data-autojoin=\"1\"" } else { "" };
+    PreEscaped(format!(
+        r#"<link rel="stylesheet" href="{style}">
+<section id="meet" data-code="{code}"{autojoin}>
+<h1 id="meeting-title">Meeting <span class="code">{code}</span></h1>
+<p id="status" role="status" aria-live="polite"></p>
+<p id="error" class="meet-error" role="alert" hidden></p>
+<form id="join-form">
+<label for="name">Your name</label>
+<input id="name" name="name" type="text" maxlength="255" required autocomplete="nickname" value="{name}" placeholder="How the others see you">
+<button id="join" type="submit">Join</button>
+</form>
+<div id="call" hidden>
+<div id="tiles" class="tiles"></div>
+<div class="controls">
+<button id="mute-audio" type="button" aria-pressed="false">Mute microphone</button>
+<button id="mute-video" type="button" aria-pressed="false">Turn camera off</button>
+<details class="devices"><summary>Devices</summary>
+<label for="camera">Camera</label> <select id="camera"></select>
+<label for="microphone">Microphone</label> <select id="microphone"></select>
+</details>
+<button id="leave" class="danger" type="button">Leave</button>
+</div>
+<p id="media-status" class="media-status"></p>
+</div>
+<p id="left" hidden>You left the meeting. <a href="">Join again</a></p>
+<noscript><p>The meeting needs JavaScript.</p></noscript>
+</section>"#
+    ))
+}
+
+/// `text` safe inside HTML text and double-quoted attributes.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `GET /assets/meetings/meet.js`.
+pub(super) async fn script(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    serve(
+        &MEET_SCRIPT,
+        SCRIPT_BYTES,
+        SCRIPT_TYPE,
+        &headers,
+        query.as_deref(),
+    )
+}
+
+/// `GET /assets/meetings/meet.css`.
+pub(super) async fn style(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    serve(
+        &MEET_STYLE,
+        STYLE_BYTES,
+        STYLE_TYPE,
+        &headers,
+        query.as_deref(),
+    )
+}
+
+/// Bytes of `asset` and its content type; kept a year when the URL names this version,
+/// checked each time otherwise (ETag: the version).
+fn serve(
+    asset: &'static Asset,
+    body: &'static [u8],
+    content_type: &'static str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Response {
+    let version = asset.version();
+    let etag = format!("\"{version}\"");
+    let versioned = query.is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == version)
+    });
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolated_text_cannot_break_out_of_the_markup() {
+        let page = body("ABC-DEFG-HJK", "\"><script>x</script>", true).into_string();
+        assert!(!page.contains("<script>x"), "{page}");
+        assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
+        assert!(page.contains("data-autojoin=\"1\""));
+    }
+}
