@@ -224,6 +224,7 @@ pub mod domain;
 mod error;
 pub mod grant;
 pub mod jobs;
+pub mod media;
 pub mod repo;
 pub mod schema;
 pub mod web;
@@ -263,6 +264,9 @@ pub struct MeetingsConfig {
     /// The meeting controller this process runs as a service; `None`: none (another
     /// process runs it, `tavern meeting-controller`).
     pub controller: Option<ControllerConfig>,
+    /// The media handler this process runs as a service; `None`: none. With a
+    /// controller in the same process, the controller hands out grants to it.
+    pub media: Option<media::HandlerConfig>,
 }
 
 impl Default for MeetingsConfig {
@@ -276,6 +280,7 @@ impl Default for MeetingsConfig {
             region: Region::local(),
             liveness: Liveness::default(),
             controller: None,
+            media: None,
         }
     }
 }
@@ -370,12 +375,27 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             rotate_keys,
         ))
         .web(web);
-    if let Some(controller) = config.controller {
+    // An in-process media handler announces its address (its self-signed certificate's
+    // hash is known only once it binds) to the in-process controller's directory.
+    let directory = controller::MediaDirectory::default();
+    let mut controller = config.controller;
+    let mut media = config.media;
+    if let (Some(controller), Some(media)) = (controller.as_mut(), media.as_mut()) {
+        media.directory = Some(directory.clone());
+        controller.media = Some(controller::MediaHandlers {
+            directory,
+            liveness: config.liveness,
+        });
+    }
+    if let Some(controller) = controller {
         feature = feature.service(controller::service(
             Repo::from_context(ctx),
             auth,
             controller,
         ));
+    }
+    if let Some(media) = media {
+        feature = feature.service(media::service(Repo::from_context(ctx), media));
     }
     feature
 }

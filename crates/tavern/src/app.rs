@@ -336,7 +336,23 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
             crate::config::ControllerMode::InProcess => Some(controller_config(config)),
             crate::config::ControllerMode::Separate => None,
         },
+        media: match config.meetings.controller {
+            crate::config::ControllerMode::InProcess => Some(media_config(config)),
+            crate::config::ControllerMode::Separate => None,
+        },
         ..meetings::MeetingsConfig::default()
+    }
+}
+
+/// The in-process media handler's settings: on the meeting controller's host, any free
+/// UDP port of its address, a self-signed certificate, a new id per start.
+pub fn media_config(config: &Config) -> meetings::media::HandlerConfig {
+    let controller = controller_config(config);
+    meetings::media::HandlerConfig {
+        listen: std::net::SocketAddr::new(config.meetings.controller_addr.ip(), 0),
+        public_host: controller.public_host,
+        region: config.meetings.region.clone(),
+        ..meetings::media::HandlerConfig::new(meetings::domain::HandlerId::generate())
     }
 }
 

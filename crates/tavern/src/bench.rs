@@ -3,6 +3,7 @@
 //! receives. Prints figures; asserts nothing (speed is measured, not asserted).
 
 pub mod clips;
+pub mod media;
 pub mod meetings;
 
 use std::sync::Arc;

@@ -151,6 +151,20 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         validations: usize,
     },
+    /// One publisher at 2.5 Mbit/s forwarded by the media handler to N subscribers over
+    /// loopback (against TAVERN_REDIS_URL and TAVERN_DATABASE_URL): frames and bytes out
+    /// per second per core, p99 added latency.
+    Media {
+        /// Subscriber counts, one run each.
+        #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 500])]
+        subscribers: Vec<usize>,
+        /// Seconds measured per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The publisher's bitrate, bits per second.
+        #[arg(long, default_value_t = 2_500_000)]
+        bitrate: u64,
+    },
     /// /ping latency idle and with the worst /odds and /roll in flight, side by side
     /// (against TAVERN_REDIS_URL).
     DiceLoad {
@@ -370,6 +384,21 @@ fn main() -> ExitCode {
                 });
                 meetings_cmd::controller(&config, shutdown).await
             }
+            Command::Bench(Bench::Media {
+                subscribers,
+                seconds,
+                bitrate,
+            }) => tavern::bench::media::run(
+                config.redis_url.expose(),
+                config.database_url.expose(),
+                tavern::bench::media::MediaLoad {
+                    subscribers,
+                    seconds: seconds.max(1),
+                    bitrate: bitrate.max(8_000),
+                },
+            )
+            .await
+            .map(|()| ExitCode::SUCCESS),
             Command::Bench(Bench::Meetings {
                 meetings,
                 participants,

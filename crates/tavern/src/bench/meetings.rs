@@ -388,7 +388,10 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = http.get(format!("{base}/.well-known/jwks.json")).send().await
+        if let Ok(r) = http
+            .get(format!("{base}/.well-known/jwks.json"))
+            .send()
+            .await
             && r.status().is_success()
         {
             return Ok(());
