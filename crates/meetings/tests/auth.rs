@@ -397,6 +397,14 @@ async fn logout_blacklists_the_token_until_it_expires() {
     let token = token_of(&site.register("alice@example.org").await);
     assert_eq!(site.probe(&token).await.0, 200);
     assert_eq!(site.logout(&token, "198.51.100.3").await.0, 204);
+    // The probe route checks with an `Auth` of its own, like another replica: it
+    // honours the logout within `REVOCATION_CACHE_FOR`.
+    testkit::eventually_within(
+        meetings::auth::REVOCATION_CACHE_FOR * 5,
+        "the probe refuses the logged-out token",
+        || async { (site.probe(&token).await.0 == 401).then_some(()) },
+    )
+    .await;
     assert_refused(site.probe(&token).await, 401, "token_revoked");
     assert_refused(
         site.logout(&token, "198.51.100.3").await,
@@ -417,6 +425,36 @@ async fn logout_blacklists_the_token_until_it_expires() {
         .login("alice@example.org", PASSWORD, "198.51.100.3")
         .await;
     assert_eq!(site.probe(&token_of(&other)).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_logout_on_another_replica_is_honoured_here_within_a_second() {
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    // Two replicas over the same stores; this one has just seen the token.
+    let here = meetings::auth(&site.world.ctx, &site.config);
+    let there = meetings::auth(&site.world.ctx, &site.config);
+    let who = here.verify_token(&token).await.unwrap();
+    there
+        .logout(&who, &meetings::auth::ClientInfo::default())
+        .await
+        .unwrap();
+    assert!(matches!(
+        there.verify_token(&token).await,
+        Err(meetings::auth::AuthError::Token(
+            meetings::auth::TokenError::Revoked
+        ))
+    ));
+    testkit::eventually_within(
+        meetings::auth::REVOCATION_CACHE_FOR * 5,
+        "the other replica's logout is honoured here",
+        || {
+            let here = &here;
+            let token = &token;
+            async move { here.verify_token(token).await.is_err().then_some(()) }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -265,7 +265,18 @@ struct Inner {
     config: AuthConfig,
     limiter: RateLimiter,
     ring: RwLock<Option<Arc<Ring>>>,
+    /// Tokens the blacklist said were not revoked, and when it said so.
+    unrevoked: std::sync::Mutex<std::collections::HashMap<TokenHash, std::time::Instant>>,
 }
+
+/// How long this process trusts the blacklist's "not revoked" for a token before it
+/// asks Redis again: a logout on another replica takes effect here within this time (on
+/// the replica that logged out, at once). It spares the Redis round trip of every
+/// request a client makes with the same token.
+pub const REVOCATION_CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// Tokens remembered as not revoked at most (then the stale ones, or all, are dropped).
+const REVOCATION_CACHE_MAX: usize = 10_000;
 
 fn to_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
@@ -286,6 +297,7 @@ impl Auth {
                 secret,
                 config,
                 ring: RwLock::new(None),
+                unrevoked: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -499,7 +511,7 @@ impl Auth {
             UserId::parse(&claims.sub).map_err(|_| AuthError::Token(TokenError::Malformed))?;
         let token_hash = TokenHash::parse(&sha256_hex(token.as_bytes()))
             .map_err(|_| AuthError::Token(TokenError::Malformed))?;
-        if self.repo().blacklisted(&token_hash).await?.is_some() {
+        if self.revoked(&token_hash).await? {
             return Err(AuthError::Token(TokenError::Revoked));
         }
         let expires_at = DateTime::from_timestamp(claims.exp, 0)
@@ -513,6 +525,28 @@ impl Auth {
                 expires_at,
             },
         })
+    }
+
+    /// Whether the token with `hash` is on the blacklist; a "no" is reused for
+    /// [`REVOCATION_CACHE_FOR`].
+    async fn revoked(&self, hash: &TokenHash) -> Result<bool, AuthError> {
+        let fresh = |at: &std::time::Instant| at.elapsed() < REVOCATION_CACHE_FOR;
+        if let Ok(cache) = self.inner.unrevoked.lock()
+            && cache.get(hash).is_some_and(fresh)
+        {
+            return Ok(false);
+        }
+        let revoked = self.repo().blacklisted(hash).await?.is_some();
+        if !revoked && let Ok(mut cache) = self.inner.unrevoked.lock() {
+            if cache.len() >= REVOCATION_CACHE_MAX {
+                cache.retain(|_, at| fresh(at));
+                if cache.len() >= REVOCATION_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(hash.clone(), std::time::Instant::now());
+        }
+        Ok(revoked)
     }
 
     /// Signs the meeting token of a join grant: `sub` the user (or `guest`), scope
@@ -549,7 +583,7 @@ impl Auth {
         }
         let token_hash =
             TokenHash::parse(&sha256_hex(token.as_bytes())).map_err(|_| malformed())?;
-        if self.repo().blacklisted(&token_hash).await?.is_some() {
+        if self.revoked(&token_hash).await? {
             return Err(AuthError::Token(TokenError::Revoked));
         }
         Ok(MeetingTicket {
@@ -768,6 +802,9 @@ impl Auth {
         self.repo()
             .blacklist_token(token_hash, "logout", *expires_at)
             .await?;
+        if let Ok(mut cache) = self.inner.unrevoked.lock() {
+            cache.remove(token_hash);
+        }
         self.audit(AuditEntry {
             event_type: "user_logout".to_owned(),
             actor_user_id: Some(who.user_id),
