@@ -206,11 +206,12 @@
 //!   its own (+60 s for replicas' caches). Logout blacklists the token's SHA-256 until it
 //!   expires; a process reuses the blacklist's "not revoked" for a token for one second
 //!   ([`auth::REVOCATION_CACHE_FOR`]), so a logout takes effect at once on the replica
-//!   that made it and within a second on the others. API keys are `tmk_` + 43 base64url characters, kept as SHA-256 with their
-//!   first 12 characters as the prefix; `last_used_at` moves at most once a minute; only a
-//!   user's JWT creates or revokes them. Failed logins are limited per email and per
-//!   client address (10 a minute each, by SHA-256 of the identifier, checked before any
-//!   password work); meeting creation's limit is ready for the meeting routes. Log in with
+//!   that made it and within a second on the others. API keys are `tmk_` + 43 base64url
+//!   characters, kept as SHA-256 with their first 12 characters as the prefix;
+//!   `last_used_at` moves at most once a minute; only a user's JWT creates or revokes
+//!   them. Failed logins are limited per email and per client address (10 a minute each,
+//!   by SHA-256 of the identifier, checked before any password work), registrations per
+//!   client address (10 a minute), meeting creation per user (30 a minute). Log in with
 //!   Discord asks for `identify` only: a new account gets the address
 //!   `discord-{id}@users.discord.invalid` (registration refuses `.invalid` addresses) and
 //!   its OAuth tokens sealed like the signing keys; finding or creating the account and
