@@ -829,3 +829,94 @@ async fn a_dropped_connection_is_a_connection_lost_leave_told_to_the_others() {
     eventually_left(&c, bob_grant.participant_id, "connection_lost").await;
     assert!(heartbeat(&mut alice).await.is_empty());
 }
+
+#[tokio::test]
+async fn key_exchanges_are_relayed_unread_to_the_one_participant_named_and_never_logged() {
+    const SECRET: &[u8] = b"opaque-e2e-key-material-5c1d";
+    let logs = testkit::logged(async {
+        let c = controller().await;
+        let m = meeting(&c.repo, "Whispers").await;
+        let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+        let (mut bob, _, bob_grant) = c.join(m, "Bob").await;
+        let (mut carol, _, _) = c.join(m, "Carol").await;
+        for _ in 0..2 {
+            assert!(matches!(
+                next_event(&mut alice).await,
+                S::ParticipantJoined(_)
+            ));
+        }
+        assert!(matches!(
+            next_event(&mut bob).await,
+            S::ParticipantJoined(_)
+        ));
+
+        // Alice's key exchange reaches Bob, naming Alice, with the payload unchanged.
+        alice
+            .send(C::E2eKey(proto::KeyExchange {
+                participant_id: bob_grant.participant_id.to_string(),
+                payload: SECRET.to_vec(),
+            }))
+            .await
+            .unwrap();
+        match next_event(&mut bob).await {
+            S::E2eKey(relayed) => {
+                assert_eq!(
+                    relayed.participant_id,
+                    alice_grant.participant_id.to_string()
+                );
+                assert_eq!(relayed.payload, SECRET);
+            }
+            other => panic!("expected E2eKey, got {other:?}"),
+        }
+        // Nobody else gets it: a heartbeat answered shows what was queued before it.
+        for (who, client) in [("Alice", &mut alice), ("Carol", &mut carol)] {
+            let before = heartbeat(client).await;
+            assert!(
+                !before.iter().any(|p| matches!(p, S::E2eKey(_))),
+                "{who} got {before:?}"
+            );
+        }
+
+        // One for a participant who is not there is dropped; the session goes on.
+        alice
+            .send(C::E2eKey(proto::KeyExchange {
+                participant_id: ParticipantId::random().to_string(),
+                payload: SECRET.to_vec(),
+            }))
+            .await
+            .unwrap();
+        assert!(heartbeat(&mut alice).await.is_empty());
+
+        // Naming oneself, naming nobody valid, or a payload over the limit is a
+        // protocol error that closes that session only.
+        let too_big = proto::KeyExchange {
+            participant_id: bob_grant.participant_id.to_string(),
+            payload: vec![0; proto::MAX_KEY_EXCHANGE + 1],
+        };
+        let nobody = proto::KeyExchange {
+            participant_id: "not-a-participant".into(),
+            payload: SECRET.to_vec(),
+        };
+        carol.send(C::E2eKey(too_big)).await.unwrap();
+        let (rest, how) = closed(&mut carol).await;
+        assert_eq!(error_of(&rest).code, "invalid_message");
+        assert_eq!(how.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+        let myself = proto::KeyExchange {
+            participant_id: bob_grant.participant_id.to_string(),
+            payload: SECRET.to_vec(),
+        };
+        bob.send(C::E2eKey(myself)).await.unwrap();
+        let (rest, _) = closed(&mut bob).await;
+        assert_eq!(error_of(&rest).code, "invalid_message");
+        alice.send(C::E2eKey(nobody)).await.unwrap();
+        let (rest, _) = closed(&mut alice).await;
+        assert_eq!(error_of(&rest).code, "invalid_message");
+        c.stop().await;
+    })
+    .await;
+    let shown = String::from_utf8_lossy(SECRET);
+    assert!(
+        !logs.contains(shown.as_ref()),
+        "a key exchange payload was logged"
+    );
+}

@@ -1,7 +1,8 @@
 //! The meetings browser client at `/meet/{code}` in headless Chromium, against a whole
 //! Tavern (sandbox mode, its in-process meeting controller): guests join by link with
 //! `?name=...&autojoin=1`, see each other's tiles, see one leave; refusals are said on
-//! the page.
+//! the page. In an end-to-end encrypted meeting the pages agree keys among themselves
+//! and show the same safety code; the media handler forwards ciphertext only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -29,6 +30,9 @@ const FRAMES: &str = "return Array.from(document.querySelectorAll('.tile.remote'
 /// The remote tiles' `data-audio-decoded`, one a line.
 const AUDIO: &str = "return Array.from(document.querySelectorAll('.tile.remote'))\
      .map(t => t.dataset.audioDecoded).join('\\n')";
+
+/// The page's safety code (empty until every key in the call is known).
+const SAFETY_CODE: &str = "return document.getElementById('meet').dataset.safetyCode || ''";
 
 /// The error the page shows (empty when none).
 const ERROR: &str =
@@ -142,19 +146,18 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
         assert_eq!(browser.script(FRAMES).await, "0\n0");
     }
 
-    // The meeting is end-to-end encrypted (the default), which this client cannot do
-    // yet: it says so and sends no media in the clear.
-    let media = browsers[0]
-        .script(
-            "return (document.getElementById('meet').dataset.e2e || '') + ':' + \
-             document.getElementById('media-status').textContent",
-        )
-        .await;
-    let media = media.as_str().unwrap_or_default();
-    assert!(
-        media.starts_with("1:") && media.contains("end-to-end encrypted"),
-        "{media}"
-    );
+    // The meeting is end-to-end encrypted (the default): every page says so and, once
+    // the keys are agreed through the controller, shows the same safety code.
+    for browser in &browsers {
+        let shown = browser
+            .script(
+                "return (document.getElementById('meet').dataset.e2e || '') + ':' + \
+                 document.querySelector('#e2e .e2e-badge').textContent",
+            )
+            .await;
+        assert_eq!(shown.as_str(), Some("1:End-to-end encrypted"));
+    }
+    let three = same_safety_code(&browsers.iter().collect::<Vec<_>>()).await;
 
     // Ada mutes her microphone: the others' tiles for her say so.
     let mute = browsers[0].find("#mute-audio").await;
@@ -198,6 +201,9 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
             )
             .await;
     }
+    // The two left agree on a new safety code, over their two keys only.
+    let two = same_safety_code(&[&browsers[0], &browsers[1]]).await;
+    assert_ne!(two, three);
     for browser in browsers {
         browser.quit().await;
     }
@@ -350,9 +356,118 @@ const SYNTHETIC_DEVICES: &str = r"(() => {
   Object.defineProperty(navigator.mediaDevices, 'getUserMedia', { value: fake });
 })();";
 
+/// Waits until every page shows one safety code (15 digits in groups of five); it.
+async fn same_safety_code(browsers: &[&Browser]) -> String {
+    testkit::eventually_within(LIMIT, "the pages show one safety code", || async {
+        let mut codes = Vec::new();
+        for browser in browsers {
+            let code = browser.script(SAFETY_CODE).await;
+            codes.push(code.as_str().unwrap_or_default().to_owned());
+        }
+        let first = codes[0].clone();
+        let well_formed = first.len() == 17
+            && first
+                .split(' ')
+                .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit()));
+        (well_formed && codes.iter().all(|c| *c == first)).then_some(first)
+    })
+    .await
+}
+
+/// A Tavern whose meetings have a media handler (see [`media_world`]), with what a
+/// test needs to connect to that handler itself.
+struct MediaWorld {
+    app: common::TestApp,
+    stop: tokio_util::sync::CancellationToken,
+    repo: meetings::Repo,
+    /// The handler's `https://host:port`.
+    endpoint: String,
+    certificate_hash: String,
+}
+
+impl MediaWorld {
+    /// A participant of `meeting` (by id) nobody else knows of, connected to the
+    /// media handler: it receives every frame the handler forwards in that meeting.
+    async fn eavesdropper(&self, meeting: &str) -> meetings::media::client::MediaClient {
+        let meeting = meetings::domain::MeetingId::parse(meeting).unwrap();
+        let token = self
+            .repo
+            .issue_connection_token(
+                meeting,
+                meetings::domain::ParticipantId::random(),
+                meetings::domain::ConnectionType::Media,
+            )
+            .await
+            .unwrap();
+        meetings::media::client::MediaClient::connect(
+            &format!("{}/media/{meeting}", self.endpoint),
+            token.expose(),
+            Some(&self.certificate_hash),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// A browser with synthetic devices, joined to `code` by link as `name`: it and the
+/// page's participant id.
+async fn join_with_devices(app: &common::TestApp, code: &str, name: &str) -> (Browser, String) {
+    let browser = Browser::start().await;
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                   "params": {"source": SYNTHETIC_DEVICES}}),
+        )
+        .await;
+    // The controller may still be registering: join again until it takes the join.
+    let id = testkit::eventually_within(LIMIT, &format!("{name} joins"), || {
+        let (browser, url) = (
+            &browser,
+            app.url(&format!("/meet/{code}?name={name}&autojoin=1")),
+        );
+        async move {
+            browser.open(&url).await;
+            let id = browser
+                .text_when(
+                    "the join settles",
+                    LIMIT,
+                    "const m = document.getElementById('meet'); \
+                     return m.dataset.participant ? 'in:' + m.dataset.participant \
+                          : (m.dataset.error ? 'error:' + m.dataset.error : '')",
+                    |state| !state.is_empty(),
+                )
+                .await;
+            id.strip_prefix("in:").map(str::to_owned)
+        }
+    })
+    .await;
+    (browser, id)
+}
+
+/// Waits until every page decodes video from both others (each remote tile's count
+/// above what `floor` gives for it); the counts.
+async fn decoding(browsers: &[&Browser], what: &str, floor: &[Vec<u64>]) -> Vec<Vec<u64>> {
+    let mut all = Vec::new();
+    for (i, browser) in browsers.iter().enumerate() {
+        let frames = browser
+            .text_when(what, Duration::from_secs(60), FRAMES, |frames| {
+                let counts: Vec<u64> = frames.lines().filter_map(|c| c.parse().ok()).collect();
+                counts.len() == browsers.len() - 1
+                    && counts.iter().enumerate().all(|(t, &c)| {
+                        c > floor.get(i).and_then(|f| f.get(t)).copied().unwrap_or(0)
+                    })
+            })
+            .await;
+        all.push(frames.lines().filter_map(|c| c.parse().ok()).collect());
+    }
+    all
+}
+
 /// Tavern with `meeting_controller = "separate"`, and in this process a media handler
 /// and a meeting controller granting it (the pieces `tavern serve` will assemble).
-async fn media_world() -> (common::TestApp, tokio_util::sync::CancellationToken) {
+async fn media_world() -> MediaWorld {
     use meetings::controller::{
         ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
     };
@@ -397,6 +512,7 @@ async fn media_world() -> (common::TestApp, tokio_util::sync::CancellationToken)
     )
     .await
     .expect("the media handler starts");
+    let (endpoint, certificate_hash) = (handler.endpoint(), handler.certificate_hash().to_owned());
     let address = MediaHandlerAddress {
         handler_id,
         endpoint: handler.endpoint(),
@@ -405,7 +521,7 @@ async fn media_world() -> (common::TestApp, tokio_util::sync::CancellationToken)
     tokio::spawn(handler.run(stop.clone()));
 
     let controller = MeetingController::bind(
-        repo,
+        repo.clone(),
         meetings::auth(&ctx, &settings),
         ControllerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -419,16 +535,22 @@ async fn media_world() -> (common::TestApp, tokio_util::sync::CancellationToken)
     .await
     .expect("the meeting controller starts");
     tokio::spawn(controller.run(stop.clone()));
-    (app, stop)
+    MediaWorld {
+        app,
+        stop,
+        repo,
+        endpoint,
+        certificate_hash,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_media_handler_each_guest_decodes_the_others_video() {
-    let (app, stop) = media_world().await;
-    // Not end-to-end encrypted: this client does not encrypt frames yet, and sends no
-    // media in a meeting that promises it.
+    let world = media_world().await;
+    let (app, stop) = (&world.app, &world.stop);
+    // Not end-to-end encrypted: frames travel as encoded.
     let (code, _) = create_meeting(
-        &app,
+        app,
         json!({ "display_name": "Video table", "enable_e2e_encryption": false }),
     )
     .await;
@@ -437,37 +559,7 @@ async fn with_a_media_handler_each_guest_decodes_the_others_video() {
     let mut people: Vec<(String, &str)> = Vec::new();
     let mut browsers = Vec::new();
     for name in names {
-        let browser = Browser::start().await;
-        browser
-            .call(
-                reqwest::Method::POST,
-                "/goog/cdp/execute",
-                json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
-                       "params": {"source": SYNTHETIC_DEVICES}}),
-            )
-            .await;
-        // The controller may still be registering: join again until it takes the join.
-        let id = testkit::eventually_within(LIMIT, &format!("{name} joins"), || {
-            let (browser, url) = (
-                &browser,
-                app.url(&format!("/meet/{code}?name={name}&autojoin=1")),
-            );
-            async move {
-                browser.open(&url).await;
-                let id = browser
-                    .text_when(
-                        "the join settles",
-                        LIMIT,
-                        "const m = document.getElementById('meet'); \
-                         return m.dataset.participant ? 'in:' + m.dataset.participant \
-                              : (m.dataset.error ? 'error:' + m.dataset.error : '')",
-                        |state| !state.is_empty(),
-                    )
-                    .await;
-                id.strip_prefix("in:").map(str::to_owned)
-            }
-        })
-        .await;
+        let (browser, id) = join_with_devices(app, &code, name).await;
         people.push((id, name));
         browsers.push(browser);
     }
@@ -527,4 +619,170 @@ async fn with_a_media_handler_each_guest_decodes_the_others_video() {
         browser.quit().await;
     }
     stop.cancel();
+}
+
+/// What an eavesdropper on the media handler saw of one publisher's video.
+#[derive(Default)]
+struct Seen {
+    /// The SFrame key id of its latest frame.
+    key_id: Option<u32>,
+    /// The key id of its latest key frame, and that frame's ciphertext where a VP8
+    /// key frame has its start code and size (bytes 3..10 after the 12-byte SFrame
+    /// header), the same plaintext in every key frame of the call.
+    key_frame: Option<(u32, Vec<u8>)>,
+}
+
+/// Reads frames from `spy` until `done` accepts what was seen of each publisher in
+/// `who`, checking every frame on the way: end-to-end encrypted, with an SFrame-style
+/// header, and no VP8 key frame in the clear.
+async fn watch(
+    spy: &mut meetings::media::client::MediaClient,
+    who: &[String],
+    what: &str,
+    done: impl Fn(&std::collections::HashMap<String, Seen>) -> bool,
+) -> std::collections::HashMap<String, Seen> {
+    use meetings::media::proto::{FLAG_E2E, FLAG_KEY};
+    const VP8_START: [u8; 3] = [0x9d, 0x01, 0x2a];
+    let mut seen: std::collections::HashMap<String, Seen> = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&seen) {
+        let frame = tokio::time::timeout_at(deadline, spy.next_frame())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not seen in time"))
+            .expect("the handler session stays open")
+            .expect("a well-formed frame");
+        assert_ne!(frame.header.flags & FLAG_E2E, 0, "a frame in the clear");
+        let payload = &frame.payload;
+        assert!(payload.len() > 12 + 16, "an SFrame header and a tag");
+        let publisher = frame.publisher.to_string();
+        if frame.header.track != 1 || !who.contains(&publisher) {
+            continue;
+        }
+        let entry = seen.entry(publisher).or_default();
+        let key_id = u32::from_be_bytes(payload[..4].try_into().unwrap());
+        entry.key_id = Some(key_id);
+        if frame.header.flags & FLAG_KEY != 0 {
+            assert_ne!(payload[3..6], VP8_START, "a VP8 key frame in the clear");
+            assert_ne!(payload[15..18], VP8_START, "a VP8 key frame in the clear");
+            entry.key_frame = Some((key_id, payload[15..22].to_vec()));
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_encrypted_meeting_the_handler_forwards_ciphertext_and_keys_change_when_one_leaves() {
+    let world = media_world().await;
+    let app = &world.app;
+    let (code, _) = create_meeting(
+        app,
+        json!({ "display_name": "Sealed table", "enable_e2e_encryption": true }),
+    )
+    .await;
+    let names = ["Ada", "Brom", "Cyra"];
+    let mut people: Vec<(String, &str)> = Vec::new();
+    let mut browsers = Vec::new();
+    for name in names {
+        let (browser, id) = join_with_devices(app, &code, name).await;
+        people.push((id, name));
+        browsers.push(browser);
+    }
+    for (i, browser) in browsers.iter().enumerate() {
+        let expected = others(&people, i);
+        browser
+            .text_when(
+                &format!("{} sees the other two", names[i]),
+                LIMIT,
+                TILES,
+                |tiles| tiles == expected,
+            )
+            .await;
+        let shown = browser
+            .script("return document.querySelector('#e2e .e2e-badge').textContent")
+            .await;
+        assert_eq!(shown.as_str(), Some("End-to-end encrypted"));
+    }
+
+    // Every page decrypts and decodes both others' video and audio, and all show one
+    // safety code.
+    let all: Vec<&Browser> = browsers.iter().collect();
+    decoding(&all, "each page decodes the others' video", &[]).await;
+    for browser in &browsers {
+        browser
+            .text_when(
+                "each page decodes the others' audio",
+                Duration::from_secs(60),
+                AUDIO,
+                |frames| {
+                    let counts: Vec<u64> = frames.lines().filter_map(|c| c.parse().ok()).collect();
+                    counts.len() == 2 && counts.iter().all(|&c| c > 0)
+                },
+            )
+            .await;
+    }
+    let three = same_safety_code(&all).await;
+
+    // What the handler forwards: encrypted frames only, no VP8 in the clear.
+    let meeting = browsers[0]
+        .script("return document.getElementById('meet').dataset.meeting")
+        .await;
+    let mut spy = world
+        .eavesdropper(meeting.as_str().unwrap_or_default())
+        .await;
+    let ids: Vec<String> = people.iter().map(|(id, _)| id.clone()).collect();
+    let before = watch(&mut spy, &ids, "a key frame of each publisher", |seen| {
+        seen.len() == 3 && seen.values().all(|s| s.key_frame.is_some())
+    })
+    .await;
+
+    // Brom leaves: Ada and Cyra each make a new sender key, and the handler sees their
+    // frames under it; the same plaintext (a key frame's start code and size) is
+    // another ciphertext under the new key.
+    let leave = browsers[1].find("#leave").await;
+    browsers[1].click(&leave).await;
+    let remaining = [people[0].clone(), people[2].clone()];
+    let (ada, cyra) = (&browsers[0], &browsers[2]);
+    for (i, browser) in [ada, cyra].into_iter().enumerate() {
+        let expected = others(&remaining, i);
+        browser
+            .text_when("Brom's tile goes", LIMIT, TILES, |tiles| tiles == expected)
+            .await;
+    }
+    let stayed = vec![people[0].0.clone(), people[2].0.clone()];
+    let old_key = |id: &String| before[id].key_id.unwrap();
+    let after = watch(&mut spy, &stayed, "new keys after the leave", |seen| {
+        stayed.iter().all(|id| {
+            seen.get(id).is_some_and(|s| {
+                s.key_id != Some(old_key(id))
+                    && s.key_frame.as_ref().is_some_and(|(k, _)| *k != old_key(id))
+            })
+        })
+    })
+    .await;
+    for id in &stayed {
+        let (old, new) = (&before[id].key_frame, &after[id].key_frame);
+        assert_ne!(old.as_ref().map(|k| &k.1), new.as_ref().map(|k| &k.1));
+    }
+
+    // The two still decode each other (the counts rise from here), and agree on a new
+    // safety code.
+    let now = decoding(&[ada, cyra], "the two left decode each other", &[]).await;
+    let floor: Vec<Vec<u64>> = now
+        .iter()
+        .map(|counts| counts.iter().map(|c| c + 10).collect())
+        .collect();
+    decoding(
+        &[ada, cyra],
+        "the two left go on decoding each other",
+        &floor,
+    )
+    .await;
+    let two = same_safety_code(&[ada, cyra]).await;
+    assert_ne!(two, three);
+
+    spy.close();
+    for browser in browsers {
+        browser.quit().await;
+    }
+    world.stop.cancel();
 }

@@ -10,6 +10,10 @@
 // MediaClientMessage / MediaServerMessage) and one unidirectional stream per encoded
 // frame (16-byte header, then the payload; the handler prefixes the publisher's 16-byte
 // participant id on the way out). Video is VP8, audio Opus, both WebCodecs.
+//
+// End-to-end encryption (meetings with enable_e2e_encryption): see `KeyRing` below. Keys
+// are agreed among the pages through the controller's opaque relay (e2e_key); neither
+// the controller nor the media handler ever holds one.
 'use strict';
 
 (() => {
@@ -111,6 +115,9 @@
   const heartbeat = () => clientMessage(3);
   const setMute = (audio, video) => clientMessage(4, new ProtoWriter().bool(1, audio).bool(2, video));
   const leaveMessage = () => clientMessage(9);
+  // KeyExchange { string participant_id = 1; bytes payload = 2; } (to that participant)
+  const keyExchange = (to, payload) =>
+    clientMessage(10, new ProtoWriter().string(1, to).bytes(2, payload));
   // MediaClientMessage { uint32 version = 1; oneof payload { RequestKeyframe request_keyframe = 2; } }
   const requestKeyframe = (publisher, track) =>
     clientMessage(2, new ProtoWriter().string(1, publisher).uint(2, track));
@@ -145,6 +152,10 @@
     if ((p = msg(f, 8))) return { kind: 'ended', reason: str(p, 1) };
     if ((p = msg(f, 9))) return { kind: 'heartbeat-ack' };
     if ((p = msg(f, 10))) return { kind: 'error', code: str(p, 1), message: str(p, 2) };
+    if ((p = msg(f, 11))) {
+      const payload = last(p, 2);
+      return { kind: 'e2e-key', from: str(p, 1), payload: payload instanceof Uint8Array ? payload.slice() : new Uint8Array(0) };
+    }
     return { kind: 'ignored' };
   }
 
@@ -246,6 +257,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
+    keys: null,
   };
 
   function makeTile(id, name, self) {
@@ -287,6 +299,7 @@
       state.participants.set(info.id, p);
     }
     showMute(p.tile, info.audioMuted, info.videoMuted);
+    if (state.keys) state.keys.peerJoined(info.id);
     if (state.media) state.media.requestKeyframes(info.id);
     countParticipants();
   }
@@ -297,6 +310,7 @@
     if (p.remote) p.remote.close();
     p.tile.remove();
     state.participants.delete(id);
+    if (state.keys) state.keys.peerLeft(id);
     countParticipants();
   }
 
@@ -337,9 +351,9 @@
       document.title = `${grant.meeting.display_name} · Tavern`;
     }
     // The camera and microphone start now, without holding up the join (not for an
-    // end-to-end encrypted meeting: nothing would be sent, see `joined`).
+    // end-to-end encrypted meeting this browser cannot encrypt: nothing would be sent).
     const e2e = Boolean(grant.meeting && grant.meeting.enable_e2e_encryption);
-    const local = e2e ? Promise.resolve(null) : startLocalMedia();
+    const local = e2e && !canEncrypt() ? Promise.resolve(null) : startLocalMedia();
     let frames;
     try {
       state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token, grant.certificate_hash);
@@ -391,6 +405,14 @@
     const self = makeTile(response.participantId, name, true);
     showMute(self, state.audioMuted, state.videoMuted);
     $('tiles').prepend(self);
+    if (response.e2e) {
+      root.dataset.e2e = '1';
+      showEncryption();
+      if (canEncrypt()) {
+        state.keys = new KeyRing(response.participantId);
+        state.keys.start();
+      }
+    }
     for (const info of response.participants) addParticipant(info);
     countParticipants();
     state.heartbeat = setInterval(() => { send(heartbeat()).catch(() => {}); }, HEARTBEAT_MS);
@@ -400,12 +422,10 @@
       listDevices();
       if (state.media) state.media.publish(stream);
     });
-    if (response.e2e) {
-      // Frames of an end-to-end encrypted meeting must be encrypted in the browser,
-      // which this client does not do yet: it sends and shows no media rather than
-      // sending it in the clear.
-      root.dataset.e2e = '1';
-      ui.mediaStatus('This meeting is end-to-end encrypted, which this page cannot do yet: audio and video are off, the others see your name only.');
+    if (response.e2e && !state.keys) {
+      // Frames of an end-to-end encrypted meeting must be encrypted in the browser;
+      // without WebCrypto nothing is sent rather than sent in the clear.
+      ui.mediaStatus('This meeting is end-to-end encrypted, which this browser cannot do here (no WebCrypto): audio and video are off, the others see your name only.');
     } else if (response.media) {
       startMedia(response.media, local);
     } else {
@@ -441,6 +461,9 @@
       case 'error':
         ui.error(REFUSALS[message.code] || message.message || message.code);
         break;
+      case 'e2e-key':
+        if (state.keys) state.keys.received(message.from, message.payload);
+        break;
       default: break;
     }
   }
@@ -459,6 +482,8 @@
     if (!state.inCall) return;
     state.inCall = false;
     clearInterval(state.heartbeat);
+    if (state.keys) state.keys.close();
+    state.keys = null;
     if (state.media) state.media.close();
     state.media = null;
     stopLocalMedia();
@@ -642,11 +667,12 @@
 
     forceKeyframe(track) { this.keyNext[track] = true; }
 
-    requestKeyframe(publisher, track) {
+    /** Asks `publisher` for a key frame (at most once a second unless `force`d). */
+    requestKeyframe(publisher, track, force) {
       if (!this.control || this.closed) return;
       const key = `${publisher}/${track}`;
       const now = performance.now();
-      if (now - (this.lastAsk.get(key) || -1e9) < 1000) return;
+      if (!force && now - (this.lastAsk.get(key) || -1e9) < 1000) return;
       this.lastAsk.set(key, now);
       this.control.write(framed(requestKeyframe(publisher, track))).catch(() => {});
     }
@@ -740,18 +766,37 @@
         if (track === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
         return;
       }
+      const keys = state.keys;
+      if (keys && !keys.ready()) {
+        // No sender key yet: nothing leaves in the clear; video restarts from a key frame.
+        if (track === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
+        return;
+      }
       const frame = new Uint8Array(16 + chunk.byteLength);
-      if (frame.length > MAX_MEDIA_FRAME) return;
+      if (frame.length + (keys ? E2E_OVERHEAD : 0) > MAX_MEDIA_FRAME) return;
       const view = new DataView(frame.buffer);
       frame[0] = 1;
       frame[1] = track;
-      frame[2] = key ? 1 : 0;
+      frame[2] = (key ? 1 : 0) | (keys ? 2 : 0);
       frame[3] = 0;
       view.setBigUint64(4, BigInt(Math.max(0, Math.round(chunk.timestamp))));
       view.setUint32(12, this.seq[track]);
       this.seq[track] = (this.seq[track] + 1) >>> 0;
       chunk.copyTo(frame.subarray(16));
-      this.sendFrame(frame);
+      if (keys) this.sendEncrypted(keys, frame);
+      else this.sendFrame(frame);
+    }
+
+    /** Encrypts the frame's payload (the header travels in the clear), then sends it. */
+    async sendEncrypted(keys, frame) {
+      this.inflight++;
+      let sealed = null;
+      try {
+        sealed = await keys.seal(frame.subarray(0, 16), frame.subarray(16));
+      } catch (_) { /* the key went away: the frame is lost like a late one */ }
+      this.inflight--;
+      if (sealed) this.sendFrame(sealed);
+      else if (frame[1] === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
     }
 
     async sendFrame(bytes) {
@@ -797,7 +842,15 @@
         seq: view.getUint32(28),
         payload: bytes.subarray(32),
       };
-      if (frame.encrypted) return; // end-to-end encryption is not in this client yet
+      const keys = state.keys;
+      if (keys) {
+        // An end-to-end encrypted meeting takes encrypted frames only.
+        if (!frame.encrypted) return;
+        frame.payload = await keys.open(publisher, bytes.subarray(16, 32), frame.payload);
+        if (!frame.payload || this.closed || state.keys !== keys) return;
+      } else if (frame.encrypted) {
+        return; // no keys in a meeting that is not end-to-end encrypted
+      }
       if (!p.remote) p.remote = new RemoteMedia(p, this);
       p.remote.push(frame);
     }
@@ -941,6 +994,254 @@
       if (this.playAt < now + 0.02 || this.playAt > now + 0.5) this.playAt = now + 0.08;
       source.start(this.playAt);
       this.playAt += buffer.duration;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // End-to-end encryption.
+  //
+  // Each page makes an ECDH P-256 key pair when it joins and a random AES-GCM-128
+  // sender key with a 32-bit key id. Through the controller's relay (KeyExchange, opaque
+  // to it) the pages exchange, pairwise:
+  //   [1] ++ public key (raw, 65 bytes)                                    "hello"
+  //   [2] ++ key id (u32 BE) ++ iv (12) ++ AES-GCM(wrap key, sender key)   "sender key"
+  // The wrap key of two pages is HKDF-SHA-256 over their ECDH secret (salt
+  // "tavern-e2e-v1", info "tavern-e2e-wrap " ++ the two participant ids, sorted, joined
+  // by a space) as an AES-GCM-256 key; the sender key's additional data is its key id,
+  // then the sender's and the recipient's ids. A page sends its hello to everybody there
+  // when it joins and to each newcomer; whoever receives a hello answers with its own
+  // (once) and its current sender key. When somebody leaves, every page left makes a
+  // new sender key (the next key id) and sends it to the others there only.
+  //
+  // An encrypted frame: the media header (flag bit 1 set), then an SFrame-style header,
+  // key id (u32 BE) and counter (u64 BE), then AES-GCM-128(sender key, iv = key id ++
+  // counter, additional data = media header ++ SFrame header) of the encoded frame. The
+  // receiver picks the sender's key by key id (the last few of each sender are kept).
+  //
+  // The safety code: SHA-256 over the sorted SHA-256 fingerprints of the public keys
+  // of everybody in the call, as 15 digits; the same on every page unless somebody's
+  // key was swapped on the way. On the page root as data-safety-code.
+
+  const E2E_HELLO = 1;
+  const E2E_SENDER_KEY = 2;
+  const SFRAME_HEADER = 12;
+  const E2E_OVERHEAD = SFRAME_HEADER + 16;
+  const KEYS_KEPT = 4;
+  const E2E_SALT = utf8.encode('tavern-e2e-v1');
+
+  const canEncrypt = () => Boolean(window.crypto && crypto.subtle && window.isSecureContext);
+  const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+
+  function showEncryption() {
+    let panel = $('e2e');
+    if (!panel) {
+      panel = document.createElement('p');
+      panel.id = 'e2e';
+      panel.className = 'e2e';
+      const badge = document.createElement('span');
+      badge.className = 'e2e-badge';
+      badge.textContent = 'End-to-end encrypted';
+      const label = document.createElement('span');
+      label.className = 'e2e-label';
+      label.textContent = 'Safety code:';
+      const code = document.createElement('code');
+      code.id = 'safety-code';
+      const hint = document.createElement('span');
+      hint.className = 'e2e-hint';
+      hint.textContent = 'The same code on everybody\u2019s screen means nobody else can see or hear the call.';
+      panel.append(badge, ' ', label, ' ', code, ' ', hint);
+      $('media-status').before(panel);
+    }
+    $('safety-code').textContent = 'working it out\u2026';
+  }
+
+  class KeyRing {
+    constructor(selfId) {
+      this.selfId = selfId;
+      this.peers = new Map(); // id -> { publicRaw, fingerprint, wrap, helloSent, keys: Map }
+      this.sender = null; // { id, key, raw, counter }
+      this.closed = false;
+      this.safetyRun = 0;
+      this.queue = Promise.resolve();
+    }
+
+    /** Runs `job` after every earlier one: key agreement steps happen in order. */
+    run(job) {
+      this.queue = this.queue.then(() => (this.closed ? null : job())).catch(() => {});
+      return this.queue;
+    }
+
+    start() {
+      return this.run(async () => {
+        this.pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+        this.publicRaw = new Uint8Array(await crypto.subtle.exportKey('raw', this.pair.publicKey));
+        this.fingerprint = hex(await sha256(this.publicRaw));
+        const first = new Uint32Array(1);
+        crypto.getRandomValues(first);
+        await this.newSenderKey(first[0]);
+        this.showSafetyCode();
+      });
+    }
+
+    close() { this.closed = true; this.sender = null; this.peers.clear(); }
+
+    ready() { return Boolean(this.sender) && !this.closed; }
+
+    peer(id) {
+      let p = this.peers.get(id);
+      if (!p) {
+        p = { publicRaw: null, fingerprint: null, wrap: null, helloSent: false, keys: new Map() };
+        this.peers.set(id, p);
+      }
+      return p;
+    }
+
+    async newSenderKey(id) {
+      const raw = crypto.getRandomValues(new Uint8Array(16));
+      const key = await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt']);
+      this.sender = { id: id >>> 0, key, raw, counter: 0 };
+      root.dataset.keyId = String(this.sender.id);
+    }
+
+    sendHello(id) {
+      const p = this.peer(id);
+      if (p.helloSent) return;
+      p.helloSent = true;
+      send(keyExchange(id, concat([Uint8Array.of(E2E_HELLO), this.publicRaw]))).catch(() => {});
+    }
+
+    peerJoined(id) { this.run(async () => { this.sendHello(id); this.showSafetyCode(); }); }
+
+    peerLeft(id) {
+      this.run(async () => {
+        this.peers.delete(id);
+        // A new sender key the one who left never sees, for the others only.
+        await this.newSenderKey(this.sender.id + 1);
+        for (const [other, p] of this.peers) {
+          if (p.wrap && state.participants.has(other)) await this.sendSenderKey(other, p);
+        }
+        this.showSafetyCode();
+      });
+    }
+
+    received(from, payload) {
+      this.run(async () => {
+        if (!state.participants.has(from) || payload.length < 1) return;
+        if (payload[0] === E2E_HELLO) await this.hello(from, payload.subarray(1));
+        else if (payload[0] === E2E_SENDER_KEY) await this.senderKey(from, payload.subarray(1));
+      });
+    }
+
+    async hello(from, publicRaw) {
+      const p = this.peer(from);
+      const publicKey = await crypto.subtle.importKey('raw', publicRaw, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+      const secret = await crypto.subtle.deriveBits({ name: 'ECDH', public: publicKey }, this.pair.privateKey, 256);
+      const hkdf = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveKey']);
+      const ids = [this.selfId, from].sort().join(' ');
+      p.wrap = await crypto.subtle.deriveKey(
+        { name: 'HKDF', hash: 'SHA-256', salt: E2E_SALT, info: utf8.encode(`tavern-e2e-wrap ${ids}`) },
+        hkdf, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+      p.publicRaw = publicRaw.slice();
+      p.fingerprint = hex(await sha256(p.publicRaw));
+      p.keys.clear();
+      this.sendHello(from);
+      await this.sendSenderKey(from, p);
+      this.showSafetyCode();
+    }
+
+    keyAad(keyId, from, to) {
+      const id = new Uint8Array(4);
+      new DataView(id.buffer).setUint32(0, keyId);
+      return concat([id, utf8.encode(`${from} ${to}`)]);
+    }
+
+    async sendSenderKey(to, p) {
+      const sender = this.sender;
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const wrapped = new Uint8Array(await crypto.subtle.encrypt(
+        { name: 'AES-GCM', iv, additionalData: this.keyAad(sender.id, this.selfId, to) }, p.wrap, sender.raw));
+      const head = new Uint8Array(5);
+      head[0] = E2E_SENDER_KEY;
+      new DataView(head.buffer).setUint32(1, sender.id);
+      await send(keyExchange(to, concat([head, iv, wrapped])));
+    }
+
+    async senderKey(from, body) {
+      const p = this.peers.get(from);
+      if (!p || !p.wrap || body.length < 4 + 12 + 16) return;
+      const keyId = new DataView(body.buffer, body.byteOffset, 4).getUint32(0);
+      const raw = await crypto.subtle.decrypt(
+        { name: 'AES-GCM', iv: body.subarray(4, 16), additionalData: this.keyAad(keyId, from, this.selfId) },
+        p.wrap, body.subarray(16));
+      p.keys.set(keyId, await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']));
+      while (p.keys.size > KEYS_KEPT) p.keys.delete(p.keys.keys().next().value);
+      // Frames under this key can be read from the next key frame on: ask for one now.
+      if (state.media) state.media.requestKeyframe(from, TRACK_VIDEO, true);
+    }
+
+    sframe(keyId, counter) {
+      const header = new Uint8Array(SFRAME_HEADER);
+      const view = new DataView(header.buffer);
+      view.setUint32(0, keyId);
+      view.setBigUint64(4, BigInt(counter));
+      return header;
+    }
+
+    /** The frame to send: `header` with flag bit 1, the SFrame header, the ciphertext. */
+    async seal(header, plaintext) {
+      const sender = this.sender;
+      if (!sender) return null;
+      const counter = sender.counter++;
+      const media = header.slice();
+      media[2] |= 2;
+      const sframe = this.sframe(sender.id, counter);
+      // The iv is the SFrame header itself: key id and counter, unique under each key.
+      const sealed = new Uint8Array(await crypto.subtle.encrypt(
+        { name: 'AES-GCM', iv: sframe, additionalData: concat([media, sframe]) }, sender.key, plaintext));
+      return concat([media, sframe, sealed]);
+    }
+
+    /** The plaintext of an encrypted frame's payload, or null when it cannot be read. */
+    async open(from, header, payload) {
+      const p = this.peers.get(from);
+      if (!p || payload.length < E2E_OVERHEAD) return null;
+      const keyId = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+      const key = p.keys.get(keyId);
+      if (!key) return null;
+      const sframe = payload.subarray(0, SFRAME_HEADER);
+      try {
+        return new Uint8Array(await crypto.subtle.decrypt(
+          { name: 'AES-GCM', iv: sframe, additionalData: concat([header, sframe]) },
+          key, payload.subarray(SFRAME_HEADER)));
+      } catch (_) {
+        return null;
+      }
+    }
+
+    /** The safety code over everybody in the call, once every public key is known. */
+    async showSafetyCode() {
+      const run = ++this.safetyRun;
+      const prints = [this.fingerprint];
+      for (const id of state.participants.keys()) {
+        const p = this.peers.get(id);
+        prints.push(p && p.fingerprint);
+      }
+      const code = $('safety-code');
+      if (prints.some((f) => !f)) {
+        delete root.dataset.safetyCode;
+        if (code) code.textContent = 'waiting for everybody\u2019s keys\u2026';
+        return;
+      }
+      prints.sort();
+      const digest = await sha256(utf8.encode(prints.join('\n')));
+      if (run !== this.safetyRun || this.closed) return;
+      let n = 0n;
+      for (const b of digest.subarray(0, 8)) n = (n << 8n) | BigInt(b);
+      const digits = (n % 10n ** 15n).toString().padStart(15, '0');
+      const shown = digits.match(/.{5}/g).join(' ');
+      root.dataset.safetyCode = shown;
+      if (code) code.textContent = shown;
     }
   }
 

@@ -33,7 +33,7 @@
 //!     SetMute set_mute = 4;               PublishStream publish_stream = 5;
 //!     UnpublishStream unpublish_stream = 6;
 //!     Subscribe subscribe = 7;            Unsubscribe unsubscribe = 8;
-//!     Leave leave = 9;
+//!     Leave leave = 9;                    KeyExchange e2e_key = 10;
 //!   }
 //! }
 //! message JoinRequest { string token = 1; string client_version = 2; }
@@ -44,6 +44,7 @@
 //! message Subscribe { string stream_id = 1; }
 //! message Unsubscribe { string stream_id = 1; }
 //! message Leave {}
+//! message KeyExchange { string participant_id = 1; bytes payload = 2; }
 //!
 //! message ServerMessage {
 //!   uint32 version = 1;
@@ -53,7 +54,7 @@
 //!     MuteChanged mute_changed = 5;       StreamPublished stream_published = 6;
 //!     StreamUnpublished stream_unpublished = 7;
 //!     MeetingEnded meeting_ended = 8;     HeartbeatAck heartbeat_ack = 9;
-//!     Error error = 10;
+//!     Error error = 10;                   KeyExchange e2e_key = 11;
 //!   }
 //! }
 //! message StreamInfo { string stream_id = 1; string participant_id = 2;
@@ -83,7 +84,14 @@
 //! `{endpoint}/media/{meeting_id}`, a one-time connection token (`connection_type`
 //! `media`) to open it with `?wt_token=`, and the handler's certificate SHA-256 (lowercase
 //! hex, empty when it serves a certificate browsers trust); absent when the controller
-//! hands out no media grants or no handler could take the meeting. Error codes: `invalid_message`,
+//! hands out no media grants or no handler could take the meeting.
+//!
+//! `e2e_key` is the participants' own channel for agreeing end-to-end encryption keys:
+//! a client's `KeyExchange` names the participant it is for (`participant_id`), and the
+//! controller relays it to that one participant, if connected here, as a server
+//! `KeyExchange` naming the sender; `payload` (at most [`MAX_KEY_EXCHANGE`] bytes) is
+//! opaque to the controller, which neither reads nor logs it. A key exchange for nobody
+//! connected is dropped (the participant may have just left). Error codes: `invalid_message`,
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
 //! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`.
@@ -98,6 +106,9 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
+
+/// The largest `KeyExchange.payload`, in bytes.
+pub const MAX_KEY_EXCHANGE: usize = 4 * 1024;
 
 /// Application error code of a session closed normally (a leave, the meeting's end).
 pub const CLOSE_NORMAL: u32 = 0;
@@ -114,7 +125,7 @@ pub const CLOSE_BY_CONTROLLER: u32 = 3;
 pub struct ClientMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "client_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "client_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub payload: Option<client_message::Payload>,
 }
 
@@ -139,6 +150,9 @@ pub mod client_message {
         Unsubscribe(super::Unsubscribe),
         #[prost(message, tag = "9")]
         Leave(super::Leave),
+        /// For the participant it names, relayed unread.
+        #[prost(message, tag = "10")]
+        E2eKey(super::KeyExchange),
     }
 }
 
@@ -211,12 +225,36 @@ pub struct Unsubscribe {
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct Leave {}
 
+/// An end-to-end encryption key agreement message between two participants: from a
+/// client, `participant_id` is the recipient; from the controller, the sender. The
+/// controller relays `payload` without reading it; `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+#[prost(skip_debug)]
+pub struct KeyExchange {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for KeyExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyExchange")
+            .field("participant_id", &self.participant_id)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
 /// A message from the meeting controller.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ServerMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "server_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(
+        oneof = "server_message::Payload",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+    )]
     pub payload: Option<server_message::Payload>,
 }
 
@@ -243,6 +281,9 @@ pub mod server_message {
         HeartbeatAck(super::HeartbeatAck),
         #[prost(message, tag = "10")]
         Error(super::Error),
+        /// From the participant it names, relayed unread.
+        #[prost(message, tag = "11")]
+        E2eKey(super::KeyExchange),
     }
 }
 
@@ -610,6 +651,10 @@ mod tests {
                 stream_id: "s".into(),
             })),
             ClientMessage::new(C::Leave(Leave {})),
+            ClientMessage::new(C::E2eKey(KeyExchange {
+                participant_id: "p".into(),
+                payload: vec![1, 0, 255],
+            })),
         ];
         for message in all {
             let bytes = encode_client(&message).unwrap();
@@ -660,6 +705,10 @@ mod tests {
                 reason: "ended".into(),
             })),
             ServerMessage::new(S::HeartbeatAck(HeartbeatAck {})),
+            ServerMessage::new(S::E2eKey(KeyExchange {
+                participant_id: "p".into(),
+                payload: vec![2; 80],
+            })),
             ServerMessage::error("invalid_token", "no"),
         ];
         for message in all {
@@ -769,6 +818,21 @@ mod tests {
         let shown = format!("{grant:?}");
         assert!(
             !shown.contains("secret") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_key_exchange_debug_shows_no_payload() {
+        let shown = format!(
+            "{:?}",
+            KeyExchange {
+                participant_id: "p".into(),
+                payload: b"secretbytes".to_vec(),
+            }
+        );
+        assert!(
+            !shown.contains("115") && !shown.contains("secret") && shown.contains("11"),
             "{shown}"
         );
     }

@@ -28,9 +28,10 @@ use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use super::Shared;
 use super::proto::{
-    self, FrameError, JoinResponse, MediaGrant, MeetingEnded, MuteChanged, ParticipantInfo,
-    ParticipantJoined, ParticipantLeft, ServerMessage, StreamInfo, StreamPublished,
-    StreamUnpublished, client_message::Payload as In, server_message::Payload as Out,
+    self, FrameError, JoinResponse, KeyExchange, MediaGrant, MeetingEnded, MuteChanged,
+    ParticipantInfo, ParticipantJoined, ParticipantLeft, ServerMessage, StreamInfo,
+    StreamPublished, StreamUnpublished, client_message::Payload as In,
+    server_message::Payload as Out,
 };
 use crate::MeetingsError;
 use crate::auth::AuthError;
@@ -227,6 +228,17 @@ impl Rooms {
                     member.deliver(message.clone());
                 }
             }
+        }
+    }
+
+    /// Sends `message` to `to` alone, if it is connected to `meeting` here; whether it was.
+    fn send_to(&self, meeting: MeetingId, to: ParticipantId, message: ServerMessage) -> bool {
+        match self.lock().get(&meeting).and_then(|room| room.get(&to)) {
+            Some(member) => {
+                member.deliver(message);
+                true
+            }
+            None => false,
         }
     }
 
@@ -936,6 +948,32 @@ impl Session {
                         self.reply(internal())
                     }
                 }
+            }
+            In::E2eKey(exchange) => {
+                // Relayed unread: the payload is the participants' own (key agreement).
+                if exchange.payload.len() > proto::MAX_KEY_EXCHANGE {
+                    return Some(self.protocol_error(
+                        "invalid_message",
+                        "a key exchange payload may be at most 4096 bytes",
+                    ));
+                }
+                let to = match ParticipantId::parse(&exchange.participant_id) {
+                    Ok(to) if to != me => to,
+                    _ => {
+                        return Some(self.protocol_error(
+                            "invalid_message",
+                            "a key exchange must name another participant",
+                        ));
+                    }
+                };
+                let relayed = ServerMessage::new(Out::E2eKey(KeyExchange {
+                    participant_id: me.to_string(),
+                    payload: exchange.payload,
+                }));
+                if !shared.rooms.send_to(meeting, to, relayed) {
+                    tracing::debug!("key exchange for a participant not connected here dropped");
+                }
+                None
             }
             In::Leave(_) => Some(Close::new(
                 proto::CLOSE_NORMAL,
