@@ -231,6 +231,7 @@ pub mod media;
 pub mod repo;
 pub mod schema;
 pub mod web;
+mod wt;
 
 use std::time::Duration;
 

@@ -46,10 +46,10 @@ use std::time::Duration;
 use store::StorageError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wtransport::Endpoint;
 use wtransport::endpoint::endpoint_side::Server;
-use wtransport::{Endpoint, Identity, ServerConfig};
 
-use crate::auth::{Auth, sha256_hex};
+use crate::auth::Auth;
 use crate::domain::{ControllerId, HandlerId, HealthStatus, Liveness, MeetingId, Region};
 use crate::repo::{ControllerHeartbeat, ControllerRegistration};
 use crate::{MeetingsError, Repo};
@@ -172,17 +172,8 @@ impl ControllerConfig {
 /// Why the controller could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("could not make the controller's self-signed certificate: {0}")]
-    Certificate(String),
-    #[error("could not load the controller's certificate or key: {0}")]
-    Pem(#[from] wtransport::tls::error::PemLoadError),
-    #[error("the certificate file holds no certificate")]
-    NoCertificate,
-    #[error("could not listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::wt::ListenError),
     #[error("could not register meeting controller: {0}")]
     Register(#[source] MeetingsError),
 }
@@ -226,38 +217,16 @@ impl MeetingController {
         auth: Auth,
         config: ControllerConfig,
     ) -> Result<MeetingController, ControllerError> {
-        let identity = match &config.certificate {
-            Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
-            None => {
-                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-                if !names.contains(&config.public_host) {
-                    names.push(config.public_host.clone());
-                }
-                Identity::self_signed(&names)
-                    .map_err(|e| ControllerError::Certificate(e.to_string()))?
-            }
-        };
-        let leaf = identity
-            .certificate_chain()
-            .as_slice()
-            .first()
-            .ok_or(ControllerError::NoCertificate)?;
-        let certificate_hash = sha256_hex(leaf.der());
-        let server = ServerConfig::builder()
-            .with_bind_address(config.listen)
-            .with_identity(identity)
-            .keep_alive_interval(Some(Duration::from_secs(3)))
-            .build();
-        let endpoint = Endpoint::server(server).map_err(|source| ControllerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let local_addr = endpoint
-            .local_addr()
-            .map_err(|source| ControllerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let crate::wt::Bound {
+            endpoint,
+            certificate_hash,
+            local_addr,
+        } = crate::wt::bind(
+            config.listen,
+            config.certificate.as_ref(),
+            &config.public_host,
+        )
+        .await?;
         Ok(MeetingController {
             endpoint,
             shared: Arc::new(Shared {
@@ -281,12 +250,7 @@ impl MeetingController {
     /// `https://{public_host}:{port}`, what it registers (join grants add
     /// `/meetings/{meeting_id}`).
     pub fn endpoint(&self) -> String {
-        let host = &self.shared.config.public_host;
-        if host.contains(':') && !host.starts_with('[') {
-            format!("https://[{host}]:{}", self.local_addr.port())
-        } else {
-            format!("https://{host}:{}", self.local_addr.port())
-        }
+        crate::wt::endpoint_url(&self.shared.config.public_host, self.local_addr.port())
     }
 
     /// SHA-256 (lowercase hex) of the DER of the certificate it serves.

@@ -23,8 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wtransport::endpoint::{IncomingSession, SessionRequest};
-use wtransport::error::StreamReadExactError;
-use wtransport::{Connection, RecvStream, SendStream, VarInt};
+use wtransport::{Connection, SendStream, VarInt};
 
 use super::Shared;
 use super::proto::{
@@ -463,7 +462,9 @@ async fn run_session(
     let (out, outgoing) = mpsc::channel(shared.config.session_queue.max(8));
     let writer = tokio::spawn(write_frames(send, outgoing));
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
-    let reader = tokio::spawn(read_frames(recv, inbound_tx).in_current_span());
+    let reader = tokio::spawn(
+        crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
+    );
     let mut session = Session {
         meeting: grant.meeting_id,
         participant: grant.participant_id,
@@ -515,55 +516,6 @@ async fn write_frames(
         }
     }
     Some(send)
-}
-
-/// Reads and decodes frames until the stream ends or a frame is bad (sent as the
-/// last item).
-async fn read_frames(mut recv: RecvStream, inbound: mpsc::Sender<Result<In, FrameError>>) {
-    loop {
-        let mut header = [0u8; proto::HEADER_LEN];
-        match recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::FinishedEarly(0)) | Err(StreamReadExactError::Read(_)) => {
-                return;
-            }
-            Err(StreamReadExactError::FinishedEarly(got)) => {
-                let _ = inbound
-                    .send(Err(FrameError::Truncated {
-                        expected: proto::HEADER_LEN,
-                        got,
-                    }))
-                    .await;
-                return;
-            }
-        }
-        let len = match proto::frame_length(header) {
-            Ok(len) => len,
-            Err(error) => {
-                let _ = inbound.send(Err(error)).await;
-                return;
-            }
-        };
-        let mut body = vec![0u8; len];
-        match recv.read_exact(&mut body).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::Read(_)) => return,
-            Err(StreamReadExactError::FinishedEarly(got)) => {
-                let _ = inbound
-                    .send(Err(FrameError::Truncated {
-                        expected: proto::HEADER_LEN + len,
-                        got: proto::HEADER_LEN + got,
-                    }))
-                    .await;
-                return;
-            }
-        }
-        let message = proto::decode_client(&body);
-        let bad = message.is_err();
-        if inbound.send(message).await.is_err() || bad {
-            return;
-        }
-    }
 }
 
 impl Session {

@@ -44,10 +44,9 @@ use store::StorageError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wtransport::Endpoint;
 use wtransport::endpoint::endpoint_side::Server;
-use wtransport::{Endpoint, Identity, ServerConfig};
 
-use crate::auth::sha256_hex;
 #[cfg(doc)]
 use crate::controller::MediaHandlers;
 use crate::controller::{MediaDirectory, MediaHandlerAddress};
@@ -111,17 +110,8 @@ impl HandlerConfig {
 /// Why the media handler could not start or keep running.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("could not make the media handler's self-signed certificate: {0}")]
-    Certificate(String),
-    #[error("could not load the media handler's certificate or key: {0}")]
-    Pem(#[from] wtransport::tls::error::PemLoadError),
-    #[error("the certificate file holds no certificate")]
-    NoCertificate,
-    #[error("could not listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::wt::ListenError),
     #[error("could not register the media handler: {0}")]
     Register(#[source] MeetingsError),
 }
@@ -193,35 +183,16 @@ impl MediaHandler {
     /// Binds `config.listen` (UDP) with the configured certificate, or a fresh
     /// self-signed one for `localhost`, `127.0.0.1` and `public_host`.
     pub async fn bind(repo: Repo, config: HandlerConfig) -> Result<MediaHandler, MediaError> {
-        let identity = match &config.certificate {
-            Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
-            None => {
-                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-                if !names.contains(&config.public_host) {
-                    names.push(config.public_host.clone());
-                }
-                Identity::self_signed(&names).map_err(|e| MediaError::Certificate(e.to_string()))?
-            }
-        };
-        let leaf = identity
-            .certificate_chain()
-            .as_slice()
-            .first()
-            .ok_or(MediaError::NoCertificate)?;
-        let certificate_hash = sha256_hex(leaf.der());
-        let server = ServerConfig::builder()
-            .with_bind_address(config.listen)
-            .with_identity(identity)
-            .keep_alive_interval(Some(Duration::from_secs(3)))
-            .build();
-        let endpoint = Endpoint::server(server).map_err(|source| MediaError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let local_addr = endpoint.local_addr().map_err(|source| MediaError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let crate::wt::Bound {
+            endpoint,
+            certificate_hash,
+            local_addr,
+        } = crate::wt::bind(
+            config.listen,
+            config.certificate.as_ref(),
+            &config.public_host,
+        )
+        .await?;
         Ok(MediaHandler {
             endpoint,
             shared: Arc::new(Shared {
@@ -244,12 +215,7 @@ impl MediaHandler {
     /// `https://{public_host}:{port}`, what it registers (media grants add
     /// `/media/{meeting_id}`).
     pub fn endpoint(&self) -> String {
-        let host = &self.shared.config.public_host;
-        if host.contains(':') && !host.starts_with('[') {
-            format!("https://[{host}]:{}", self.local_addr.port())
-        } else {
-            format!("https://{host}:{}", self.local_addr.port())
-        }
+        crate::wt::endpoint_url(&self.shared.config.public_host, self.local_addr.port())
     }
 
     /// SHA-256 (lowercase hex) of the DER of the certificate it serves.

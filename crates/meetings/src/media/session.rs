@@ -18,12 +18,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wtransport::endpoint::{IncomingSession, SessionRequest};
-use wtransport::error::StreamReadExactError;
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use super::Shared;
 use super::proto::{
-    self, FrameError, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
+    self, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
     media_client_message::Payload as In, media_server_message::Payload as Out,
 };
 use crate::domain::{ConnectionType, MeetingId, ParticipantId, WT_TOKEN_PARAM, WtToken};
@@ -379,7 +378,9 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
     let control_writer = tokio::spawn(write_control(send, control_rx));
     let media_writer = tokio::spawn(write_media(shared.clone(), conn.clone(), frames_rx));
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
-    let reader = tokio::spawn(read_control(recv, inbound_tx).in_current_span());
+    let reader = tokio::spawn(
+        crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
+    );
     let member = Arc::new(Member {
         frames,
         control,
@@ -527,55 +528,6 @@ async fn write_control(mut send: SendStream, mut outgoing: mpsc::Receiver<MediaS
             }
         };
         if send.write_all(&frame).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Reads and decodes control frames until the stream ends or a frame is bad (sent as
-/// the last item).
-async fn read_control(mut recv: RecvStream, inbound: mpsc::Sender<Result<In, FrameError>>) {
-    loop {
-        let mut header = [0u8; proto::HEADER_LEN];
-        match recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::FinishedEarly(0)) | Err(StreamReadExactError::Read(_)) => {
-                return;
-            }
-            Err(StreamReadExactError::FinishedEarly(got)) => {
-                let _ = inbound
-                    .send(Err(FrameError::Truncated {
-                        expected: proto::HEADER_LEN,
-                        got,
-                    }))
-                    .await;
-                return;
-            }
-        }
-        let len = match proto::frame_length(header) {
-            Ok(len) => len,
-            Err(error) => {
-                let _ = inbound.send(Err(error)).await;
-                return;
-            }
-        };
-        let mut body = vec![0u8; len];
-        match recv.read_exact(&mut body).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::Read(_)) => return,
-            Err(StreamReadExactError::FinishedEarly(got)) => {
-                let _ = inbound
-                    .send(Err(FrameError::Truncated {
-                        expected: proto::HEADER_LEN + len,
-                        got: proto::HEADER_LEN + got,
-                    }))
-                    .await;
-                return;
-            }
-        }
-        let message = proto::decode_client(&body);
-        let bad = message.is_err();
-        if inbound.send(message).await.is_err() || bad {
             return;
         }
     }

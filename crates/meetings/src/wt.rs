@@ -1,0 +1,160 @@
+//! WebTransport plumbing the meeting controller and the media handler share: a server
+//! endpoint with its certificate (configured PEM files, or a self-signed one valid 14
+//! days whose SHA-256 clients pin), the `https://host:port` it is reached at, and the
+//! reader of a stream of length-prefixed messages ([`crate::controller::proto`]'s
+//! framing).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wtransport::endpoint::endpoint_side::Server;
+use wtransport::error::StreamReadExactError;
+use wtransport::{Endpoint, Identity, RecvStream, ServerConfig};
+
+use crate::auth::sha256_hex;
+use crate::controller::proto::{self, FrameError};
+
+/// Why a WebTransport server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("could not make the self-signed certificate: {0}")]
+    Certificate(String),
+    #[error("could not load the certificate or key: {0}")]
+    Pem(#[from] wtransport::tls::error::PemLoadError),
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound server endpoint.
+pub(crate) struct Bound {
+    pub endpoint: Endpoint<Server>,
+    /// SHA-256 (lowercase hex) of the DER of the leaf certificate it serves.
+    pub certificate_hash: String,
+    pub local_addr: SocketAddr,
+}
+
+/// Binds `listen` (UDP) with `certificate` (a PEM chain and key), or a fresh
+/// self-signed certificate for `localhost`, `127.0.0.1` and `public_host`.
+pub(crate) async fn bind(
+    listen: SocketAddr,
+    certificate: Option<&(PathBuf, PathBuf)>,
+    public_host: &str,
+) -> Result<Bound, ListenError> {
+    let identity = match certificate {
+        Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
+        None => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            if !names.iter().any(|n| n == public_host) {
+                names.push(public_host.to_owned());
+            }
+            Identity::self_signed(&names).map_err(|e| ListenError::Certificate(e.to_string()))?
+        }
+    };
+    let leaf = identity
+        .certificate_chain()
+        .as_slice()
+        .first()
+        .ok_or(ListenError::NoCertificate)?;
+    let certificate_hash = sha256_hex(leaf.der());
+    let server = ServerConfig::builder()
+        .with_bind_address(listen)
+        .with_identity(identity)
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .build();
+    let bind_error = |source| ListenError::Bind {
+        addr: listen,
+        source,
+    };
+    let endpoint = Endpoint::server(server).map_err(bind_error)?;
+    let local_addr = endpoint.local_addr().map_err(bind_error)?;
+    Ok(Bound {
+        endpoint,
+        certificate_hash,
+        local_addr,
+    })
+}
+
+/// `https://{host}:{port}` (an IPv6 address in brackets).
+pub(crate) fn endpoint_url(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("https://[{host}]:{port}")
+    } else {
+        format!("https://{host}:{port}")
+    }
+}
+
+/// Reads length-prefixed messages from `recv`, decoded by `decode`, into `inbound`
+/// until the stream ends or a frame is bad (sent as the last item).
+pub(crate) async fn read_frames<M>(
+    mut recv: RecvStream,
+    inbound: mpsc::Sender<Result<M, FrameError>>,
+    decode: fn(&[u8]) -> Result<M, FrameError>,
+) {
+    loop {
+        let mut header = [0u8; proto::HEADER_LEN];
+        match recv.read_exact(&mut header).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::FinishedEarly(0)) | Err(StreamReadExactError::Read(_)) => {
+                return;
+            }
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN,
+                        got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let len = match proto::frame_length(header) {
+            Ok(len) => len,
+            Err(error) => {
+                let _ = inbound.send(Err(error)).await;
+                return;
+            }
+        };
+        let mut body = vec![0u8; len];
+        match recv.read_exact(&mut body).await {
+            Ok(()) => {}
+            Err(StreamReadExactError::Read(_)) => return,
+            Err(StreamReadExactError::FinishedEarly(got)) => {
+                let _ = inbound
+                    .send(Err(FrameError::Truncated {
+                        expected: proto::HEADER_LEN + len,
+                        got: proto::HEADER_LEN + got,
+                    }))
+                    .await;
+                return;
+            }
+        }
+        let message = decode(&body);
+        let bad = message.is_err();
+        if inbound.send(message).await.is_err() || bad {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_bracketed_in_the_endpoint() {
+        assert_eq!(endpoint_url("127.0.0.1", 4433), "https://127.0.0.1:4433");
+        assert_eq!(
+            endpoint_url("meet.example.org", 443),
+            "https://meet.example.org:443"
+        );
+        assert_eq!(endpoint_url("::1", 4433), "https://[::1]:4433");
+        assert_eq!(endpoint_url("[::1]", 4433), "https://[::1]:4433");
+    }
+}
