@@ -9,12 +9,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wtransport::endpoint::SessionRequest;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::error::StreamReadExactError;
 use wtransport::{Endpoint, Identity, RecvStream, ServerConfig};
 
+use crate::Repo;
 use crate::auth::sha256_hex;
 use crate::controller::proto::{self, FrameError};
+use crate::domain::{ConnectionType, MeetingId, WT_TOKEN_PARAM, WtToken};
+use crate::repo::ConnectionGrant;
 
 /// Why a WebTransport server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +95,67 @@ pub(crate) fn endpoint_url(host: &str, port: u16) -> String {
     }
 }
 
+/// The meeting and the connection token of a session request's path
+/// (`{prefix}{meeting_id}?wt_token=...`, `prefix` like `/meetings/`).
+pub(crate) fn target(path: &str, prefix: &str) -> Option<(MeetingId, Option<String>)> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let id = path.strip_prefix(prefix)?.trim_end_matches('/');
+    let meeting = MeetingId::parse(id).ok()?;
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == WT_TOKEN_PARAM)
+        .map(|(_, value)| value.into_owned());
+    Some((meeting, token))
+}
+
+/// Redeems a session request's connection token: the request back with its grant, or
+/// refused (404 for another path, 403 for a missing, unknown, used or expired token or
+/// one for another meeting or another `kind` of connection, 429 while `stop` is
+/// cancelled or when the token cannot be read).
+pub(crate) async fn admit(
+    repo: &Repo,
+    stop: &CancellationToken,
+    request: SessionRequest,
+    peer: SocketAddr,
+    prefix: &str,
+    kind: ConnectionType,
+) -> Option<(SessionRequest, ConnectionGrant)> {
+    if stop.is_cancelled() {
+        request.too_many_requests().await;
+        return None;
+    }
+    let Some((meeting, token)) = target(request.path(), prefix) else {
+        tracing::info!(%peer, "session request for an unknown path refused");
+        request.not_found().await;
+        return None;
+    };
+    let Some(token) = token.as_deref().and_then(|t| WtToken::parse(t).ok()) else {
+        tracing::info!(%peer, %meeting, "session request without a valid connection token refused");
+        request.forbidden().await;
+        return None;
+    };
+    match repo.redeem_connection_token(&token).await {
+        Ok(Some(grant)) if grant.meeting_id == meeting && grant.connection_type == kind => {
+            Some((request, grant))
+        }
+        Ok(Some(grant)) => {
+            tracing::info!(%peer, %meeting, granted = %grant.meeting_id,
+                "connection token for another meeting or connection type refused");
+            request.forbidden().await;
+            None
+        }
+        Ok(None) => {
+            tracing::info!(%peer, %meeting, "unknown, used or expired connection token refused");
+            request.forbidden().await;
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %meeting, %error, "could not redeem a connection token");
+            request.too_many_requests().await;
+            None
+        }
+    }
+}
+
 /// Reads length-prefixed messages from `recv`, decoded by `decode`, into `inbound`
 /// until the stream ends or a frame is bad (sent as the last item).
 pub(crate) async fn read_frames<M>(
@@ -156,5 +222,27 @@ mod tests {
         );
         assert_eq!(endpoint_url("::1", 4433), "https://[::1]:4433");
         assert_eq!(endpoint_url("[::1]", 4433), "https://[::1]:4433");
+    }
+
+    #[test]
+    fn a_session_path_names_its_meeting_and_token() {
+        let meeting = MeetingId::random();
+        assert_eq!(
+            target(
+                &format!("/meetings/{meeting}?wt_token=abc&x=1"),
+                "/meetings/"
+            ),
+            Some((meeting, Some("abc".to_owned())))
+        );
+        assert_eq!(
+            target(&format!("/media/{meeting}/"), "/media/"),
+            Some((meeting, None))
+        );
+        assert_eq!(target(&format!("/media/{meeting}"), "/meetings/"), None);
+        assert_eq!(
+            target("/meetings/not-a-uuid?wt_token=abc", "/meetings/"),
+            None
+        );
+        assert_eq!(target("/", "/meetings/"), None);
     }
 }

@@ -36,7 +36,6 @@ use crate::MeetingsError;
 use crate::auth::AuthError;
 use crate::domain::{
     ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
-    WT_TOKEN_PARAM, WtToken,
 };
 use crate::repo::{ConnectionGrant, JoinRequest, NewStream, ParticipantSession};
 
@@ -318,7 +317,16 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
             return;
         }
     };
-    let Some((request, grant)) = admit(&shared, request, peer).await else {
+    let Some((request, grant)) = crate::wt::admit(
+        &shared.repo,
+        &shared.stop,
+        request,
+        peer,
+        "/meetings/",
+        ConnectionType::Signaling,
+    )
+    .await
+    else {
         return;
     };
     let span = tracing::info_span!("meeting_session", meeting = %grant.meeting_id,
@@ -326,65 +334,6 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
     run_session(shared, request, grant, peer)
         .instrument(span)
         .await;
-}
-
-/// The meeting and the connection token of a session request's path
-/// (`/meetings/{meeting_id}?wt_token=...`).
-fn target(path: &str) -> Option<(MeetingId, Option<String>)> {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let id = path.strip_prefix("/meetings/")?.trim_end_matches('/');
-    let meeting = MeetingId::parse(id).ok()?;
-    let token = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == WT_TOKEN_PARAM)
-        .map(|(_, value)| value.into_owned());
-    Some((meeting, token))
-}
-
-/// Redeems the request's connection token; refuses the request (403, 404) unless it
-/// grants a signalling connection to the meeting of the path.
-async fn admit(
-    shared: &Shared,
-    request: SessionRequest,
-    peer: SocketAddr,
-) -> Option<(SessionRequest, ConnectionGrant)> {
-    if shared.stop.is_cancelled() {
-        request.too_many_requests().await;
-        return None;
-    }
-    let Some((meeting, token)) = target(request.path()) else {
-        tracing::info!(%peer, "session request for an unknown path refused");
-        request.not_found().await;
-        return None;
-    };
-    let Some(token) = token.as_deref().and_then(|t| WtToken::parse(t).ok()) else {
-        tracing::info!(%peer, %meeting, "session request without a valid connection token refused");
-        request.forbidden().await;
-        return None;
-    };
-    match shared.repo.redeem_connection_token(&token).await {
-        Ok(Some(grant))
-            if grant.meeting_id == meeting
-                && grant.connection_type == ConnectionType::Signaling =>
-        {
-            Some((request, grant))
-        }
-        Ok(Some(grant)) => {
-            tracing::info!(%peer, %meeting, granted = %grant.meeting_id,
-                "connection token for another meeting or connection type refused");
-            request.forbidden().await;
-            None
-        }
-        Ok(None) => {
-            tracing::info!(%peer, %meeting, "unknown, used or expired connection token refused");
-            request.forbidden().await;
-            None
-        }
-        Err(error) => {
-            tracing::warn!(%peer, %meeting, %error, "could not redeem a connection token");
-            request.too_many_requests().await;
-            None
-        }
-    }
 }
 
 /// A refused join: the `Error` code and its sentence.
@@ -1066,22 +1015,6 @@ async fn sweep(shared: &Shared, meeting: MeetingId) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_target_is_the_meeting_and_its_connection_token() {
-        let meeting = MeetingId::random();
-        assert_eq!(
-            target(&format!("/meetings/{meeting}?wt_token=abc&x=1")),
-            Some((meeting, Some("abc".to_owned())))
-        );
-        assert_eq!(
-            target(&format!("/meetings/{meeting}")),
-            Some((meeting, None))
-        );
-        assert_eq!(target("/meetings/not-a-uuid?wt_token=abc"), None);
-        assert_eq!(target(&format!("/other/{meeting}?wt_token=abc")), None);
-        assert_eq!(target("/"), None);
-    }
 
     fn member(capacity: usize) -> (Member, mpsc::Receiver<ServerMessage>) {
         let (out, rx) = mpsc::channel(capacity);

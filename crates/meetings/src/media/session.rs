@@ -8,7 +8,6 @@
 //! subscriber, and so is the rest of that (publisher, track) until its next key frame.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 
@@ -25,7 +24,7 @@ use super::proto::{
     self, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
     media_client_message::Payload as In, media_server_message::Payload as Out,
 };
-use crate::domain::{ConnectionType, MeetingId, ParticipantId, WT_TOKEN_PARAM, WtToken};
+use crate::domain::{ConnectionType, MeetingId, ParticipantId};
 use crate::repo::ConnectionGrant;
 
 /// Control messages queued for one session before more are dropped (keyframe requests
@@ -276,70 +275,21 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
             return;
         }
     };
-    let Some((request, grant)) = admit(&shared, request, peer).await else {
+    let Some((request, grant)) = crate::wt::admit(
+        &shared.repo,
+        &shared.stop,
+        request,
+        peer,
+        "/media/",
+        ConnectionType::Media,
+    )
+    .await
+    else {
         return;
     };
     let span = tracing::info_span!("media_session", meeting = %grant.meeting_id,
         participant = %grant.participant_id, %peer);
     run_session(shared, request, grant).instrument(span).await;
-}
-
-/// The meeting and the connection token of a session request's path
-/// (`/media/{meeting_id}?wt_token=...`).
-fn target(path: &str) -> Option<(MeetingId, Option<String>)> {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let id = path.strip_prefix("/media/")?.trim_end_matches('/');
-    let meeting = MeetingId::parse(id).ok()?;
-    let token = url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == WT_TOKEN_PARAM)
-        .map(|(_, value)| value.into_owned());
-    Some((meeting, token))
-}
-
-/// Redeems the request's connection token; refuses the request (403, 404) unless it
-/// grants a media connection to the meeting of the path.
-async fn admit(
-    shared: &Shared,
-    request: SessionRequest,
-    peer: SocketAddr,
-) -> Option<(SessionRequest, ConnectionGrant)> {
-    if shared.stop.is_cancelled() {
-        request.too_many_requests().await;
-        return None;
-    }
-    let Some((meeting, token)) = target(request.path()) else {
-        tracing::info!(%peer, "media session request for an unknown path refused");
-        request.not_found().await;
-        return None;
-    };
-    let Some(token) = token.as_deref().and_then(|t| WtToken::parse(t).ok()) else {
-        tracing::info!(%peer, %meeting, "media session request without a valid token refused");
-        request.forbidden().await;
-        return None;
-    };
-    match shared.repo.redeem_connection_token(&token).await {
-        Ok(Some(grant))
-            if grant.meeting_id == meeting && grant.connection_type == ConnectionType::Media =>
-        {
-            Some((request, grant))
-        }
-        Ok(Some(grant)) => {
-            tracing::info!(%peer, %meeting, granted = %grant.meeting_id,
-                "connection token for another meeting or connection type refused");
-            request.forbidden().await;
-            None
-        }
-        Ok(None) => {
-            tracing::info!(%peer, %meeting, "unknown, used or expired connection token refused");
-            request.forbidden().await;
-            None
-        }
-        Err(error) => {
-            tracing::warn!(%peer, %meeting, %error, "could not redeem a connection token");
-            request.too_many_requests().await;
-            None
-        }
-    }
 }
 
 async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: ConnectionGrant) {
@@ -536,18 +486,6 @@ async fn write_control(mut send: SendStream, mut outgoing: mpsc::Receiver<MediaS
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_target_is_the_meeting_and_its_connection_token() {
-        let meeting = MeetingId::random();
-        assert_eq!(
-            target(&format!("/media/{meeting}?wt_token=abc&x=1")),
-            Some((meeting, Some("abc".to_owned())))
-        );
-        assert_eq!(target(&format!("/media/{meeting}")), Some((meeting, None)));
-        assert_eq!(target(&format!("/meetings/{meeting}?wt_token=abc")), None);
-        assert_eq!(target("/media/not-a-uuid"), None);
-    }
 
     fn member(
         queue: usize,
