@@ -1038,3 +1038,192 @@ async fn only_the_creator_changes_settings_or_ends_a_meeting() {
         .await
         .refused(409, "meeting_ended");
 }
+
+/// A Tavern web session signed in as the Discord user `id`: its cookie and CSRF token.
+async fn web_session(site: &Site, id: u64, name: &str) -> (String, String) {
+    let sessions = &site.world.ctx.sessions;
+    let profile = web::session::SessionUser {
+        id: discord::model::UserId::new(id),
+        username: name.to_lowercase(),
+        global_name: Some(name.to_owned()),
+        avatar: None,
+    };
+    let grant = discord::oauth::TokenGrant {
+        access_token: base::Secret::from("discord access token"),
+        refresh_token: None,
+        expires_in: Duration::from_secs(3600),
+        scopes: vec!["identify".into()],
+    };
+    let session = sessions.log_in(None, profile, &grant).await.unwrap();
+    (
+        format!(
+            "{}={}",
+            sessions.config().cookie_name(),
+            session.id().expose()
+        ),
+        session.csrf_token().to_owned(),
+    )
+}
+
+impl Site {
+    /// `POST /meet/{code}/grant` with the session cookie and CSRF token given.
+    async fn session_grant(&self, code: &str, cookie: Option<&str>, csrf: Option<&str>) -> Answer {
+        let mut request = self
+            .http
+            .post(format!("{}/meet/{code}/grant", self.base))
+            .header("x-forwarded-for", "198.51.100.1");
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_web_session_gets_a_grant_named_by_its_account_also_where_auth_is_required() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let open = site.create(&alice, json!({ "display_name": "Open" })).await;
+    let members = site
+        .create(
+            &alice,
+            json!({ "display_name": "Members", "require_auth": true }),
+        )
+        .await;
+    let (cookie, csrf) = web_session(&site, 4242, "Mira").await;
+
+    // The page tells the script where a signed-in visitor's grant is, and only them.
+    let page = |cookie: Option<&str>| {
+        let mut request = site
+            .http
+            .get(format!("{}/meet/{}", site.base, code_of(&members)));
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let signed_in = page(Some(&cookie)).await;
+    assert!(
+        signed_in.contains(&format!(
+            "data-grant-url=\"/meet/{}/grant\"",
+            code_of(&members)
+        )),
+        "{signed_in}"
+    );
+    assert!(signed_in.contains(&format!("name=\"csrf-token\" content=\"{csrf}\"")));
+    assert!(!page(None).await.contains("data-grant-url"));
+
+    let mut accounts = Vec::new();
+    for meeting in [&open, &members] {
+        let answer = site
+            .session_grant(&code_of(meeting), Some(&cookie), Some(&csrf))
+            .await;
+        let body = answer.ok(200).clone();
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(&body["meeting"], meeting);
+        assert_eq!(
+            body["webtransport_url"],
+            format!("https://mc-1.test:4433/meetings/{}", id_of(meeting))
+        );
+        let ticket = site
+            .auth
+            .verify_meeting_token(body["token"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ticket.display_name.as_str(), "Mira");
+        assert_eq!(ticket.meeting_id.to_string(), id_of(meeting));
+        assert_eq!(
+            ticket.participant_id.to_string(),
+            body["participant_id"].as_str().unwrap()
+        );
+        let wt = WtToken::parse(body["wt_token"].as_str().unwrap()).unwrap();
+        let redeemed = site.repo.redeem_connection_token(&wt).await.unwrap();
+        assert_eq!(redeemed.unwrap().participant_id, ticket.participant_id);
+        accounts.push(
+            ticket
+                .user_id
+                .expect("a signed-in user's grant names the account"),
+        );
+    }
+    // One account, linked to the Discord user, found again on the second grant.
+    assert_eq!(accounts[0], accounts[1]);
+    let linked: (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT user_id, provider_user_id FROM meet.oauth_providers WHERE provider = 'discord'",
+    )
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(linked, (accounts[0].as_uuid(), "4242".to_owned()));
+
+    // The code as typed; an unknown code; an ended meeting.
+    site.session_grant(
+        &code_of(&open).replace('-', "").to_lowercase(),
+        Some(&cookie),
+        Some(&csrf),
+    )
+    .await
+    .ok(200);
+    site.session_grant("ZZZ-ZZZZ-ZZZ", Some(&cookie), Some(&csrf))
+        .await
+        .refused(404, "meeting_not_found");
+    site.post(
+        &format!("/api/v1/meetings/{}/end", id_of(&open)),
+        json!({}),
+        Some(&alice),
+    )
+    .await
+    .ok(200);
+    site.session_grant(&code_of(&open), Some(&cookie), Some(&csrf))
+        .await
+        .refused(410, "meeting_ended");
+}
+
+#[tokio::test]
+async fn the_session_grant_refuses_callers_without_a_session_or_without_its_csrf_token() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let code = code_of(&site.create(&alice, json!({ "display_name": "Open" })).await);
+    let (cookie, csrf) = web_session(&site, 4242, "Mira").await;
+
+    let nobody = site.session_grant(&code, None, None).await;
+    assert_eq!(nobody.status, 401, "{}", nobody.body);
+    let stranger = site.session_grant(&code, None, Some(&csrf)).await;
+    assert_eq!(stranger.status, 401, "{}", stranger.body);
+    let no_csrf = site.session_grant(&code, Some(&cookie), None).await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    let wrong_csrf = site
+        .session_grant(&code, Some(&cookie), Some("0123456789abcdef"))
+        .await;
+    assert_eq!(wrong_csrf.status, 403, "{}", wrong_csrf.body);
+    // The meetings' own bearer credentials are not a web session.
+    let bearer = site
+        .call(
+            Method::POST,
+            &format!("/meet/{code}/grant"),
+            None,
+            Some(&alice),
+            "198.51.100.1",
+        )
+        .await;
+    assert_eq!(bearer.status, 403, "{}", bearer.body);
+    // None of them made an account or a grant.
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.oauth_providers")
+        .fetch_one(site.world.postgres.pool())
+        .await
+        .unwrap();
+    assert_eq!(links, 0);
+}

@@ -1,6 +1,7 @@
 // The meeting client of /meet/{code} (see crates/meetings/src/web/page.rs).
 //
-// Signalling: a guest's grant from POST /api/v1/meetings/{code}/guest-token, then the
+// Signalling: a grant from POST /meet/{code}/grant for a signed-in visitor (the page's
+// data-grant-url), else a guest's from POST /api/v1/meetings/{code}/guest-token, then the
 // meeting controller's WebTransport session: one bidirectional stream of frames (u32
 // big-endian length, then a protobuf ClientMessage / ServerMessage; the schema is in
 // crates/meetings/src/controller/proto.rs), encoded and decoded by the small codec below.
@@ -332,12 +333,26 @@
     ui.status('Joining…');
     let grant;
     try {
-      const response = await fetch(`/api/v1/meetings/${encodeURIComponent(code)}/guest-token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify({ display_name: name }),
-        credentials: 'same-origin',
-      });
+      let response = null;
+      // A signed-in visitor joins under their account (also where guests may not);
+      // a session that has expired falls back to joining as a guest.
+      if (root.dataset.grantUrl) {
+        const csrf = document.querySelector('meta[name="csrf-token"]');
+        response = await fetch(root.dataset.grantUrl, {
+          method: 'POST',
+          headers: { accept: 'application/json', 'x-csrf-token': csrf ? csrf.content : '' },
+          credentials: 'same-origin',
+        });
+        if (response.status === 401) response = null;
+      }
+      if (!response) {
+        response = await fetch(`/api/v1/meetings/${encodeURIComponent(code)}/guest-token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify({ display_name: name }),
+          credentials: 'same-origin',
+        });
+      }
       const body = await response.json().catch(() => null);
       if (!response.ok) {
         return fail(refusalText(response.status, body, response.headers.get('retry-after')));

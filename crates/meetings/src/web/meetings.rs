@@ -27,9 +27,10 @@ use utoipa::ToSchema;
 
 use super::{ApiError, BEARER, Body, ErrorBody, WebState};
 use crate::MeetingsError;
-use crate::auth::{AuthError, Authenticated, ClientInfo, Limit, Scope, identifier};
+use crate::auth::{AuthError, Authenticated, ClientInfo, DISCORD, Email, Limit, Scope, identifier};
 use crate::domain::{DisplayName, MeetingCode, MeetingId, MeetingStatus, RateLimitPart, UserId};
 use crate::grant::{self, GrantError, JoinGrant, Joiner};
+use crate::repo::users::OAuthLink;
 use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 
 /// `POST`: create a meeting.
@@ -38,6 +39,9 @@ pub const MEETINGS_PATH: &str = "/api/v1/meetings";
 pub const MEETING_PATH: &str = "/api/v1/meetings/{meeting}";
 /// `POST`: a guest's join grant for the meeting with this code.
 pub const GUEST_TOKEN_PATH: &str = "/api/v1/meetings/{code}/guest-token";
+/// `POST`: a signed-in Tavern user's join grant for the meeting with this code (the
+/// browser client's, on the web session: cookie and `X-CSRF-Token`).
+pub const SESSION_GRANT_PATH: &str = "/meet/{code}/grant";
 /// `PATCH`: change a meeting's name and settings.
 pub const SETTINGS_PATH: &str = "/api/v1/meetings/{id}/settings";
 /// `POST`: end a meeting.
@@ -468,6 +472,36 @@ impl WebState {
         .map_err(lookup_error)
     }
 
+    /// The meetings account linked to the session's Discord user, made and linked the
+    /// first time (as the API's Discord login does, with the same stand-in email).
+    /// The web session holds no provider token for the meetings, so the link stores
+    /// none.
+    async fn session_account(&self, user: &web::session::SessionUser) -> Result<UserId, ApiError> {
+        let id = user.id.to_string();
+        let email = Email::parse(&format!("discord-{id}@users.discord.invalid"))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_account", e.to_string()))?;
+        let display_name = DisplayName::parse(web::page::display_name(user))
+            .or_else(|_| DisplayName::parse(&user.username))
+            .or_else(|_| DisplayName::parse(&format!("Discord user {id}")))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_account", e.reason))?;
+        let (account, created) = self
+            .repo
+            .link_oauth_user(&OAuthLink {
+                provider: DISCORD,
+                provider_user_id: id,
+                email,
+                display_name,
+                access_token_sealed: Vec::new(),
+                refresh_token_sealed: None,
+                token_expires_at: None,
+            })
+            .await?;
+        if created {
+            tracing::info!(user = %account, "meetings account made for a signed-in Discord user");
+        }
+        Ok(account)
+    }
+
     async fn grant(&self, meeting: &Meeting, joiner: &Joiner) -> Result<JoinGrant, GrantError> {
         let mut rng = StdRng::from_rng(&mut rand::rng());
         grant::grant(
@@ -667,8 +701,12 @@ pub(super) async fn guest_token(
         display_name: name,
     };
     let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
-    Ok(no_store(
-        StatusCode::OK,
+    Ok(no_store(StatusCode::OK, GuestToken::new(grant, &meeting)))
+}
+
+impl GuestToken {
+    /// The answer carrying `grant` to `meeting`.
+    fn new(grant: JoinGrant, meeting: &Meeting) -> GuestToken {
         GuestToken {
             participant_id: grant.participant_id.to_string(),
             token: grant.token.expose_str().to_owned(),
@@ -677,9 +715,54 @@ pub(super) async fn guest_token(
             wt_token: grant.wt_token.expose().to_owned(),
             webtransport_url: grant.webtransport_url,
             certificate_hash: grant.certificate_hash,
-            meeting: MeetingJson::from(&meeting),
-        },
-    ))
+            meeting: MeetingJson::from(meeting),
+        }
+    }
+}
+
+/// `POST /meet/{code}/grant`: the join grant of the signed-in Tavern user (a web
+/// session, declared [`web::access::Access::User`], so the kit's guard has already
+/// refused a request without a signed-in session (401) or without the session's CSRF
+/// token (403)). The meetings account of the session's Discord user is found, or made
+/// and linked as the API's Discord login does (provider `discord`, the Discord user id);
+/// the participant is named by that account. Also for meetings with `require_auth`.
+/// The answer is the guest route's JSON ([`GuestToken`]); no body is read.
+pub(super) async fn session_grant(
+    State(state): State<WebState>,
+    caller: web::access::Caller,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(user) = caller.user() else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "this route is for signed-in users of Tavern's web pages",
+        ));
+    };
+    let code = MeetingCode::parse(&code).map_err(|_| meeting_not_found())?;
+    let account = state.session_account(user).await?;
+    let (meeting, name) = state
+        .repo
+        .meeting_by_code_with_user_name(&code, Some(account))
+        .await
+        .map_err(lookup_error)?;
+    let Some(display_name) = name else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_inactive",
+            "your meetings account is deactivated",
+        ));
+    };
+    if !meeting.status.is_joinable() {
+        return Err(meeting_ended(StatusCode::GONE));
+    }
+    let joiner = Joiner {
+        user_id: Some(account),
+        display_name,
+    };
+    let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
+    tracing::info!(meeting = %meeting.meeting_id, user = %account, "join grant for a signed-in user");
+    Ok(no_store(StatusCode::OK, GuestToken::new(grant, &meeting)))
 }
 
 /// Change a meeting's name and settings.

@@ -18,6 +18,7 @@
 //! | `PATCH /api/v1/meetings/{id or code}/settings` `{display_name?, max_participants?, ...}` | `meetings:manage`, the creator | 200 the meeting; 403 `not_creator`; 409 `meeting_ended` |
 //! | `POST /api/v1/meetings/{id or code}/end` | `meetings:manage`, the creator | 200 the ended meeting (again: the same) |
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
+//! | `POST /meet/{code}/grant` (no body) | a signed-in Tavern web session, with `X-CSRF-Token` | 200 the guest route's grant JSON, named by the session's Discord user's meetings account (made and linked the first time), also for `require_auth` meetings; 401 no session; 403 no or a wrong CSRF token; 404; 410 `meeting_ended` |
 //! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
 //! | `GET /assets/meetings/meet.js`, `.../meet.css` | anyone | the client's script and styles |
 //!
@@ -28,7 +29,10 @@
 //! lets them through and the [`Authenticated`] extractor checks the JWT or API key;
 //! later routes do the same and check their scope with [`Authenticated::require`]), and
 //! what anyone may read [`Access::Public`]. The guest token is [`Access::Credentials`]
-//! too: the meeting's code in its path is the credential.
+//! too: the meeting's code in its path is the credential. The one exception is the
+//! browser client's grant for a signed-in visitor (`POST /meet/{code}/grant`), which is
+//! on Tavern's web session ([`Access::User`]: the kit's guard checks the session and
+//! its CSRF token).
 
 mod error;
 mod extract;
@@ -47,7 +51,9 @@ use web::access::{Access, Routes};
 
 pub use self::error::{ApiError, ErrorBody};
 pub use self::extract::Body;
-use self::meetings::{END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SETTINGS_PATH};
+use self::meetings::{
+    END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SESSION_GRANT_PATH, SETTINGS_PATH,
+};
 use self::openapi::OPENAPI_PATH;
 use self::page::{MEET_PATH, MEET_SCRIPT_PATH, MEET_STYLE_PATH};
 use crate::Repo;
@@ -118,6 +124,7 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
             meetings::get_meeting,
         )
         .post(GUEST_TOKEN_PATH, Access::Credentials, meetings::guest_token)
+        .post(SESSION_GRANT_PATH, Access::User, meetings::session_grant)
         .patch(
             SETTINGS_PATH,
             Access::bearer("meetings:manage"),

@@ -25,6 +25,11 @@
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
 //!   controller, ...) is said on the page, in words.
 //!
+//! A signed-in visitor's page carries `data-grant-url` (`/meet/{code}/grant`): the
+//! script may ask that route for a grant named by the visitor's account (the session
+//! cookie, the layout's `<meta name="csrf-token">` as `X-CSRF-Token`), which also
+//! admits them to meetings with `require_auth`.
+//!
 //! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (links from
 //! a campaign channel, kiosks, tests). A code that cannot be a meeting code is a 404 page;
 //! whether the meeting exists is learnt when joining, so the page itself reads nothing.
@@ -39,6 +44,9 @@ use crate::domain::MeetingCode;
 
 /// The page's path.
 pub const MEET_PATH: &str = "/meet/{code}";
+/// The signed-in visitor's grant ([`super::meetings::SESSION_GRANT_PATH`]), which the
+/// page names in `data-grant-url` when the visitor is signed in.
+const MEET_GRANT_PATH_TEMPLATE: &str = super::meetings::SESSION_GRANT_PATH;
 /// Where [`MEET_SCRIPT`] is served.
 pub const MEET_SCRIPT_PATH: &str = "/assets/meetings/meet.js";
 /// Where [`MEET_STYLE`] is served.
@@ -92,7 +100,10 @@ pub(super) async fn meet(
         .or_else(|| page.user().map(|u| web::page::display_name(u).to_owned()))
         .unwrap_or_default();
     let autojoin = query.autojoin() && !name.trim().is_empty();
-    let main = body(code.as_str(), &name, autojoin);
+    let grant = page
+        .user()
+        .map(|_| MEET_GRANT_PATH_TEMPLATE.replace("{code}", code.as_str()));
+    let main = body(code.as_str(), &name, autojoin, grant.as_deref());
     let page = page.script(&MEET_SCRIPT).class("meet-page");
     (StatusCode::OK, page.render("Meeting", main)).into_response()
 }
@@ -100,12 +111,15 @@ pub(super) async fn meet(
 /// The page's `main`: the join form and the (hidden until joined) call. Built as text
 /// (the meetings crate does not use `maud`'s macro); the only interpolated values are
 /// escaped.
-fn body(code: &str, name: &str, autojoin: bool) -> Markup {
+fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
     let (style, code, name) = (escape(&MEET_STYLE.url()), escape(code), escape(name));
-    let autojoin = if autojoin { " data-autojoin=\"1\"" } else { "" };
+    let mut data = if autojoin { " data-autojoin=\"1\"" } else { "" }.to_owned();
+    if let Some(grant) = grant {
+        data.push_str(&format!(" data-grant-url=\"{}\"", escape(grant)));
+    }
     PreEscaped(format!(
         r#"<link rel="stylesheet" href="{style}">
-<section id="meet" data-code="{code}"{autojoin}>
+<section id="meet" data-code="{code}"{data}>
 <h1 id="meeting-title">Meeting <span class="code">{code}</span></h1>
 <p id="status" role="status" aria-live="polite"></p>
 <p id="error" class="meet-error" role="alert" hidden></p>
@@ -224,9 +238,21 @@ mod tests {
 
     #[test]
     fn interpolated_text_cannot_break_out_of_the_markup() {
-        let page = body("ABC-DEFG-HJK", "\"><script>x</script>", true).into_string();
+        let page = body("ABC-DEFG-HJK", "\"><script>x</script>", true, None).into_string();
         assert!(!page.contains("<script>x"), "{page}");
         assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(page.contains("data-autojoin=\"1\""));
+        assert!(!page.contains("data-grant-url"));
+        let signed_in = body(
+            "ABC-DEFG-HJK",
+            "Alice",
+            false,
+            Some("/meet/ABC-DEFG-HJK/grant"),
+        );
+        assert!(
+            signed_in
+                .into_string()
+                .contains(" data-grant-url=\"/meet/ABC-DEFG-HJK/grant\"")
+        );
     }
 }
