@@ -558,6 +558,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         (Some(sim), Some(demo), bot)
     };
 
+    // Sandbox mode: the demo meeting the console links to (found or made once the
+    // stores are up).
+    let demo_meeting = sim
+        .is_some()
+        .then(|| Arc::new(crate::sandbox::DemoMeeting::new(&config.data_dir)));
     let public_url = public_url(&config, http_addr)?;
     // Sandbox mode: the campaigns sync a fake Meetup too (unless Meetup is configured).
     let mut config = config;
@@ -582,7 +587,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let site = web::page::Site::default().with_login(login.is_some());
     let mut extra = vec![web::page::home(&sessions)];
     if let (Some(sim), Some(demo)) = (&sim, &demo) {
-        extra.push(web::sandbox::routes(sim.clone(), demo.clone(), &sessions));
+        extra.push(web::sandbox::routes_with(
+            sim.clone(),
+            demo.clone(),
+            &sessions,
+            demo_meeting.as_ref().map(crate::sandbox::DemoMeeting::link),
+        ));
     }
     let late = web::LateRoutes::default();
     let app = web::router(state, site.clone(), extra, late.clone());
@@ -604,6 +614,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sandbox: sim.is_some(),
         sandbox_meetup: sandbox_meetup.clone(),
         sandbox_demo: demo.clone(),
+        sandbox_meeting: demo_meeting,
     };
     let manifest = Arc::new(OnceLock::new());
     let main = tokio::spawn(run(
@@ -637,6 +648,7 @@ struct Web {
     sandbox: bool,
     sandbox_meetup: Option<Arc<crate::sandbox::SandboxMeetup>>,
     sandbox_demo: Option<discord_sim::Demo>,
+    sandbox_meeting: Option<Arc<crate::sandbox::DemoMeeting>>,
 }
 
 /// What the web login needs once Redis is up.
@@ -778,6 +790,13 @@ async fn run(
                 tracing::info!("shut down before the start-up work finished");
                 return Ok(());
             }
+        }
+    }
+    if let Some(meeting) = &web.sandbox_meeting {
+        meeting.connect(meetings::Repo::from_context(&ctx));
+        // Made now, so the console's first drawing links it at once.
+        if let Err(error) = meeting.code().await {
+            tracing::warn!(error = format!("{error:#}"), "sandbox: no demo meeting");
         }
     }
     let jobs: Vec<_> = features

@@ -20,6 +20,15 @@
 //! highlights as real tiny WebM videos that play inline in the library), and a
 //! "Moderators" role with Manage Server given to the demo player, so a newcomer can
 //! `/clips enable` the channel, `/clips scan` it and browse the library at once.
+//!
+//! The meetings' demo ([`DemoMeeting`]): one meeting, "Sandbox demo meeting", open to
+//! guests, its code kept in `{data_dir}/sandbox-demo-meeting` so every start finds the
+//! same one; the console links to `/meet/{code}`, so a newcomer opens it in two tabs
+//! and sees themselves twice. A meeting ends when its last participant leaves; the
+//! next time the console is drawn a new one is made (and its code kept instead).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use campaigns::config::{CampaignsConfig, DiscordSettings};
@@ -251,4 +260,121 @@ pub fn seed_clips(sim: &Sim, demo: &Demo) -> anyhow::Result<Snowflake> {
 /// The videos in the demo `#clips` history.
 pub const fn clips_videos() -> usize {
     CLIPS_MESSAGES / VIDEO_EVERY
+}
+
+/// The file in the data dir holding the demo meeting's code.
+pub const DEMO_MEETING_FILE: &str = "sandbox-demo-meeting";
+/// The demo meeting's name.
+pub const DEMO_MEETING_NAME: &str = "Sandbox demo meeting";
+
+/// The sandbox's demo meeting: found again by the code kept in the data dir, made when
+/// there is none (or it has ended). Cheap to share; the console asks it for the link
+/// each time it is drawn ([`DemoMeeting::link`]), and it answers `None` until the
+/// stores are up ([`DemoMeeting::connect`]).
+#[derive(Debug)]
+pub struct DemoMeeting {
+    path: PathBuf,
+    repo: OnceLock<meetings::Repo>,
+    /// One look-up (and so at most one new meeting) at a time.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl DemoMeeting {
+    /// The demo meeting whose code is kept in `data_dir`.
+    pub fn new(data_dir: &Path) -> DemoMeeting {
+        DemoMeeting {
+            path: data_dir.join(DEMO_MEETING_FILE),
+            repo: OnceLock::new(),
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The stores are up (and the meetings' schema migrated): meetings can be read
+    /// and made from now on. A second call changes nothing.
+    pub fn connect(&self, repo: meetings::Repo) {
+        let _ = self.repo.set(repo);
+    }
+
+    /// The demo meeting's code, made now when there is no joinable one; `None` before
+    /// [`DemoMeeting::connect`].
+    pub async fn code(&self) -> anyhow::Result<Option<meetings::domain::MeetingCode>> {
+        let Some(repo) = self.repo.get() else {
+            return Ok(None);
+        };
+        let _busy = self.busy.lock().await;
+        demo_meeting(repo, &self.path).await.map(Some)
+    }
+
+    /// The console's link to the meeting (`/meet/{code}`); a failure is logged and
+    /// shows no link.
+    pub fn link(self: &Arc<Self>) -> web::sandbox::DemoMeetingLink {
+        let meeting = Arc::clone(self);
+        Arc::new(move || {
+            let meeting = Arc::clone(&meeting);
+            Box::pin(async move {
+                match meeting.code().await {
+                    Ok(code) => code.map(|code| format!("/meet/{code}")),
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "sandbox: no demo meeting");
+                        None
+                    }
+                }
+            })
+        })
+    }
+}
+
+/// The joinable meeting whose code is kept at `path`, or a new one (its code then kept
+/// there).
+async fn demo_meeting(
+    repo: &meetings::Repo,
+    path: &Path,
+) -> anyhow::Result<meetings::domain::MeetingCode> {
+    use meetings::domain::MeetingCode;
+    match std::fs::read_to_string(path) {
+        Ok(text) => match MeetingCode::parse(text.trim()) {
+            Ok(code) => match repo.meeting_by_code(&code).await {
+                Ok(meeting) if meeting.status.is_joinable() => return Ok(code),
+                Ok(_) => {
+                    tracing::info!(%code, "sandbox: the demo meeting has ended; making another")
+                }
+                Err(meetings::MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
+                    tracing::info!(%code, "sandbox: the demo meeting is gone; making another");
+                }
+                Err(e) => return Err(e).context("reading the demo meeting"),
+            },
+            Err(_) => {
+                tracing::warn!(path = %path.display(), "sandbox: the demo meeting file holds no code; making another")
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).context("reading the demo meeting's file"),
+    }
+    let name = meetings::domain::DisplayName::parse(DEMO_MEETING_NAME)
+        .map_err(|e| anyhow::anyhow!("the demo meeting's name: {}", e.reason))?;
+    let meeting = repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: name,
+            created_by: None,
+            settings: meetings::repo::MeetingSettings {
+                // The browser client encrypts every frame: the demo shows the badge
+                // and the safety code two tabs agree on.
+                enable_e2e_encryption: true,
+                require_auth: false,
+                ..meetings::repo::MeetingSettings::default()
+            },
+            scheduled_start_time: None,
+        })
+        .await
+        .context("making the demo meeting")?;
+    let code = meeting.meeting_code;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context("making the data dir")?;
+    }
+    // Written whole, then renamed over the old one, so a reader never sees half a code.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("{code}\n")).context("writing the demo meeting's file")?;
+    std::fs::rename(&partial, path).context("keeping the demo meeting's file")?;
+    tracing::info!(%code, "sandbox: made the demo meeting");
+    Ok(code)
 }

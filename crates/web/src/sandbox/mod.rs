@@ -14,10 +14,17 @@
 //! - `GET /sandbox/api/sidebar?channel=`: the channels and commands, as HTML;
 //! - `GET /sandbox/attachments/{channel}/{attachment}/{filename}`: an attachment's bytes;
 //! - `POST /sandbox/api/{command,click,select}` (JSON): act as a user.
+//!
+//! With a [`DemoMeetingLink`] ([`routes_with`]) the console also links to the
+//! sandbox's demo meeting (`/meet/{code}`), asked for each time the page is drawn, so a
+//! meeting that ended is replaced by a new one.
 
 mod command_line;
 mod view;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -45,10 +52,17 @@ pub static SCRIPT: Asset = Asset::new(
 /// The console's entry in the site's navigation.
 pub const NAV: NavLink = NavLink::new("Sandbox", "/sandbox");
 
+/// Where the sandbox's demo meeting is: a path such as `/meet/ABC-DEFG-HJK`, or `None`
+/// while there is none (the stores are not up yet, or it could not be made). Asked
+/// each time the console is drawn.
+pub type DemoMeetingLink =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 struct Console {
     sim: Sim,
     demo: Demo,
+    meeting: Option<DemoMeetingLink>,
 }
 
 /// How long an action waits for the bot's first answer before returning anyway.
@@ -58,7 +72,17 @@ const ANSWER_WAIT: Duration = Duration::from_millis(3500);
 /// [`Sessions::protect`], so it knows who is signed in) and its script under
 /// `/assets/`.
 pub fn routes(sim: Sim, demo: Demo, sessions: &Sessions) -> Router {
-    let console = Console { sim, demo };
+    routes_with(sim, demo, sessions, None)
+}
+
+/// [`routes`], the console also linking to the demo meeting `meeting` names.
+pub fn routes_with(
+    sim: Sim,
+    demo: Demo,
+    sessions: &Sessions,
+    meeting: Option<DemoMeetingLink>,
+) -> Router {
+    let console = Console { sim, demo, meeting };
     let page = sessions.protect(
         Router::new()
             .route("/sandbox", get(console_page))
@@ -218,6 +242,10 @@ async fn console_page(
         .map(|g| g.name)
         .unwrap_or_default();
     let commands = console.sim.registered_commands();
+    let meeting = match &console.meeting {
+        Some(link) => link().await,
+        None => None,
+    };
     let main = html! {
         div.console-app data-console data-channel=(channel.id.get()) {
             div.console-bar {
@@ -231,6 +259,12 @@ async fn console_page(
                     }
                 }
                 p.hint { "A local fake Discord: type a slash command below, press the buttons on messages." }
+                @if let Some(meeting) = &meeting {
+                    p.hint #demo-meeting {
+                        a href=(meeting) target="_blank" data-demo-meeting { "Open the demo meeting" }
+                        " in two tabs to see yourself twice."
+                    }
+                }
             }
             div.console-body {
                 aside.console-side #sidebar {
