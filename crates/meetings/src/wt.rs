@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use wtransport::endpoint::SessionRequest;
 use wtransport::endpoint::endpoint_side::Server;
+use wtransport::endpoint::{IncomingSession, SessionRequest};
 use wtransport::error::StreamReadExactError;
 use wtransport::{Endpoint, Identity, RecvStream, ServerConfig};
 
@@ -107,18 +107,35 @@ pub(crate) fn target(path: &str, prefix: &str) -> Option<(MeetingId, Option<Stri
     Some((meeting, token))
 }
 
-/// Redeems a session request's connection token: the request back with its grant, or
+/// Waits for an incoming session's request (at most `handshake_timeout`) and redeems
+/// its connection token: the request back with its grant and the peer's address, or
 /// refused (404 for another path, 403 for a missing, unknown, used or expired token or
 /// one for another meeting or another `kind` of connection, 429 while `stop` is
 /// cancelled or when the token cannot be read).
 pub(crate) async fn admit(
     repo: &Repo,
     stop: &CancellationToken,
-    request: SessionRequest,
-    peer: SocketAddr,
+    incoming: IncomingSession,
+    handshake_timeout: Duration,
     prefix: &str,
     kind: ConnectionType,
-) -> Option<(SessionRequest, ConnectionGrant)> {
+) -> Option<(SessionRequest, ConnectionGrant, SocketAddr)> {
+    let peer = incoming.remote_address();
+    let request = tokio::select! {
+        () = stop.cancelled() => return None,
+        request = tokio::time::timeout(handshake_timeout, incoming) => request,
+    };
+    let request = match request {
+        Ok(Ok(request)) => request,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "WebTransport handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "WebTransport handshake timed out");
+            return None;
+        }
+    };
     if stop.is_cancelled() {
         request.too_many_requests().await;
         return None;
@@ -135,7 +152,7 @@ pub(crate) async fn admit(
     };
     match repo.redeem_connection_token(&token).await {
         Ok(Some(grant)) if grant.meeting_id == meeting && grant.connection_type == kind => {
-            Some((request, grant))
+            Some((request, grant, peer))
         }
         Ok(Some(grant)) => {
             tracing::info!(%peer, %meeting, granted = %grant.meeting_id,

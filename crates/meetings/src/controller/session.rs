@@ -301,27 +301,11 @@ fn info_of_session(session: &ParticipantSession) -> ParticipantInfo {
 
 /// Serves one incoming connection: admission by its connection token, then the session.
 pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
-    let peer = incoming.remote_address();
-    let request = tokio::select! {
-        () = shared.stop.cancelled() => return,
-        request = tokio::time::timeout(shared.config.join_timeout, incoming) => request,
-    };
-    let request = match request {
-        Ok(Ok(request)) => request,
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "WebTransport handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "WebTransport handshake timed out");
-            return;
-        }
-    };
-    let Some((request, grant)) = crate::wt::admit(
+    let Some((request, grant, peer)) = crate::wt::admit(
         &shared.repo,
         &shared.stop,
-        request,
-        peer,
+        incoming,
+        shared.config.join_timeout,
         "/meetings/",
         ConnectionType::Signaling,
     )
