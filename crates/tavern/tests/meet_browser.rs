@@ -786,3 +786,62 @@ async fn in_an_encrypted_meeting_the_handler_forwards_ciphertext_and_keys_change
     }
     world.stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Members only", "require_auth": true }),
+    )
+    .await;
+    let browser = Browser::start().await;
+    // The sandbox's fake Discord signs the demo player in and sends the browser back.
+    browser
+        .open(&app.url(&format!("/login/discord?next=/meet/{code}")))
+        .await;
+    browser
+        .text_when(
+            "the page knows its visitor is signed in",
+            LIMIT,
+            "return document.getElementById('meet') ? (document.getElementById('meet').dataset.grantUrl || '') : ''",
+            |url| url.ends_with("/grant"),
+        )
+        .await;
+    let join = browser.find("#join").await;
+    browser.click(&join).await;
+    let id = browser
+        .text_when("the member joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    assert_eq!(browser.script(ERROR).await, "", "joined without an error");
+
+    // The participant is the member's account, under its name, not a guest.
+    let pool = sqlx::PgPool::connect(&app.postgres.url()).await.unwrap();
+    let (user, name): (Option<String>, String) = sqlx::query_as(
+        "SELECT user_id::text, display_name FROM meet.meeting_participants WHERE participant_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let user = user.expect("joined as the account, not as a guest");
+    let (provider_user,): (String,) = sqlx::query_as(
+        "SELECT provider_user_id FROM meet.oauth_providers WHERE user_id = $1::uuid AND provider = 'discord'",
+    )
+    .bind(&user)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        provider_user,
+        app.demo().demo_player.to_string(),
+        "the account is the demo player's"
+    );
+    let (account_name,): (String,) =
+        sqlx::query_as("SELECT display_name FROM meet.users WHERE user_id = $1::uuid")
+            .bind(&user)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(name, account_name, "named by the account");
+}
