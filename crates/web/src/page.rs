@@ -470,7 +470,10 @@ impl Asset {
         })
     }
 
-    fn respond(&self, headers: &HeaderMap, query: Option<&str>) -> Response {
+    /// The asset's answer to a request with `headers` and `query`: kept a year when the
+    /// URL names this version, checked each time otherwise (ETag: the version). For a
+    /// feature that serves an asset on a route of its own.
+    pub fn respond(&self, headers: &HeaderMap, query: Option<&str>) -> Response {
         let etag = format!("\"{}\"", self.version());
         let versioned = query.is_some_and(|q| {
             url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == self.version())

@@ -35,7 +35,7 @@
 //! whether the meeting exists is learnt when joining, so the page itself reads nothing.
 
 use axum::extract::{Path, Query, RawQuery};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use web::page::{Asset, Markup, Page, PreEscaped, Problem};
@@ -52,16 +52,19 @@ pub const MEET_SCRIPT_PATH: &str = "/assets/meetings/meet.js";
 /// Where [`MEET_STYLE`] is served.
 pub const MEET_STYLE_PATH: &str = "/assets/meetings/meet.css";
 
-const SCRIPT_BYTES: &[u8] = include_bytes!("../../assets/meet/meet.js");
-const SCRIPT_TYPE: &str = "text/javascript; charset=utf-8";
-const STYLE_BYTES: &[u8] = include_bytes!("../../assets/meet/meet.css");
-const STYLE_TYPE: &str = "text/css; charset=utf-8";
-
 /// The client's script.
-pub static MEET_SCRIPT: Asset = Asset::new("meetings/meet.js", SCRIPT_TYPE, SCRIPT_BYTES);
+pub static MEET_SCRIPT: Asset = Asset::new(
+    "meetings/meet.js",
+    "text/javascript; charset=utf-8",
+    include_bytes!("../../assets/meet/meet.js"),
+);
 
 /// The call's styles (the grid of tiles, the controls), on top of the site's stylesheet.
-pub static MEET_STYLE: Asset = Asset::new("meetings/meet.css", STYLE_TYPE, STYLE_BYTES);
+pub static MEET_STYLE: Asset = Asset::new(
+    "meetings/meet.css",
+    "text/css; charset=utf-8",
+    include_bytes!("../../assets/meet/meet.css"),
+);
 
 /// The query of `/meet/{code}`.
 #[derive(Debug, Deserialize)]
@@ -150,86 +153,18 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
 /// `text` safe inside HTML text and double-quoted attributes.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    web::markdown::escape_into(&mut out, text);
     out
 }
 
 /// `GET /assets/meetings/meet.js`.
 pub(super) async fn script(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    serve(
-        &MEET_SCRIPT,
-        SCRIPT_BYTES,
-        SCRIPT_TYPE,
-        &headers,
-        query.as_deref(),
-    )
+    MEET_SCRIPT.respond(&headers, query.as_deref())
 }
 
 /// `GET /assets/meetings/meet.css`.
 pub(super) async fn style(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    serve(
-        &MEET_STYLE,
-        STYLE_BYTES,
-        STYLE_TYPE,
-        &headers,
-        query.as_deref(),
-    )
-}
-
-/// Bytes of `asset` and its content type; kept a year when the URL names this version,
-/// checked each time otherwise (ETag: the version).
-fn serve(
-    asset: &'static Asset,
-    body: &'static [u8],
-    content_type: &'static str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Response {
-    let version = asset.version();
-    let etag = format!("\"{version}\"");
-    let versioned = query.is_some_and(|q| {
-        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "v" && v == version)
-    });
-    let cache = if versioned {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-                (
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ),
-            ],
-            body,
-        )
-            .into_response()
-    };
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    if let Ok(etag) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
+    MEET_STYLE.respond(&headers, query.as_deref())
 }
 
 #[cfg(test)]
