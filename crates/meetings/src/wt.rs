@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::{IncomingSession, SessionRequest};
 use wtransport::error::StreamReadExactError;
-use wtransport::{Endpoint, Identity, RecvStream, ServerConfig};
+use wtransport::{Connection, Endpoint, Identity, RecvStream, SendStream, ServerConfig};
 
 use crate::Repo;
 use crate::auth::sha256_hex;
@@ -170,6 +170,44 @@ pub(crate) async fn admit(
             request.too_many_requests().await;
             None
         }
+    }
+}
+
+/// How [`open`] ended when it gave no stream.
+pub(crate) enum NotOpened {
+    /// The session was lost before it was accepted or before it opened its stream.
+    Lost,
+    /// The server is stopping: close the connection as shut down.
+    Stopping(Connection),
+    /// No stream within the timeout: close the connection for that.
+    TimedOut(Connection),
+}
+
+/// Accepts an admitted session and waits (at most `timeout`, or until `stop`) for the
+/// bidirectional stream its client opens first.
+pub(crate) async fn open(
+    request: SessionRequest,
+    stop: &CancellationToken,
+    timeout: Duration,
+) -> Result<(Connection, SendStream, RecvStream), NotOpened> {
+    let conn = match request.accept().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::debug!(%error, "session lost while accepting it");
+            return Err(NotOpened::Lost);
+        }
+    };
+    let stream = tokio::select! {
+        () = stop.cancelled() => return Err(NotOpened::Stopping(conn)),
+        stream = tokio::time::timeout(timeout, conn.accept_bi()) => stream,
+    };
+    match stream {
+        Ok(Ok((send, recv))) => Ok((conn, send, recv)),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "session closed before opening its stream");
+            Err(NotOpened::Lost)
+        }
+        Err(_) => Err(NotOpened::TimedOut(conn)),
     }
 }
 

@@ -360,38 +360,26 @@ async fn run_session(
     peer: SocketAddr,
 ) {
     let user_agent = request.user_agent().map(str::to_owned);
-    let conn = match request.accept().await {
-        Ok(conn) => conn,
-        Err(error) => {
-            tracing::debug!(%error, "session lost while accepting it");
-            return;
-        }
-    };
-    let stream = tokio::select! {
-        () = shared.stop.cancelled() => {
-            close(&conn, &Close::shutdown());
-            return;
-        }
-        stream = tokio::time::timeout(shared.config.join_timeout, conn.accept_bi()) => stream,
-    };
-    let (send, recv) = match stream {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "session closed before opening its stream");
-            return;
-        }
-        Err(_) => {
-            close(
-                &conn,
-                &Close::new(
-                    proto::CLOSE_PROTOCOL_ERROR,
-                    "no stream opened within the join timeout",
-                    Departure::Leave(LeaveReason::ConnectionLost),
-                ),
-            );
-            return;
-        }
-    };
+    let (conn, send, recv) =
+        match crate::wt::open(request, &shared.stop, shared.config.join_timeout).await {
+            Ok(opened) => opened,
+            Err(crate::wt::NotOpened::Lost) => return,
+            Err(crate::wt::NotOpened::Stopping(conn)) => {
+                close(&conn, &Close::shutdown());
+                return;
+            }
+            Err(crate::wt::NotOpened::TimedOut(conn)) => {
+                close(
+                    &conn,
+                    &Close::new(
+                        proto::CLOSE_PROTOCOL_ERROR,
+                        "no stream opened within the join timeout",
+                        Departure::Leave(LeaveReason::ConnectionLost),
+                    ),
+                );
+                return;
+            }
+        };
     let (out, outgoing) = mpsc::channel(shared.config.session_queue.max(8));
     let writer = tokio::spawn(write_frames(send, outgoing));
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);

@@ -278,34 +278,22 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
 
 async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: ConnectionGrant) {
     let (meeting, me) = (grant.meeting_id, grant.participant_id);
-    let conn = match request.accept().await {
-        Ok(conn) => conn,
-        Err(error) => {
-            tracing::debug!(%error, "session lost while accepting it");
-            return;
-        }
-    };
-    let stream = tokio::select! {
-        () = shared.stop.cancelled() => {
-            close(&conn, &Close::shutdown());
-            return;
-        }
-        stream = tokio::time::timeout(shared.config.open_timeout, conn.accept_bi()) => stream,
-    };
-    let (send, recv) = match stream {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "session closed before opening its control stream");
-            return;
-        }
-        Err(_) => {
-            close(
-                &conn,
-                &Close::protocol("open_timeout", "no control stream within the timeout"),
-            );
-            return;
-        }
-    };
+    let (conn, send, recv) =
+        match crate::wt::open(request, &shared.stop, shared.config.open_timeout).await {
+            Ok(opened) => opened,
+            Err(crate::wt::NotOpened::Lost) => return,
+            Err(crate::wt::NotOpened::Stopping(conn)) => {
+                close(&conn, &Close::shutdown());
+                return;
+            }
+            Err(crate::wt::NotOpened::TimedOut(conn)) => {
+                close(
+                    &conn,
+                    &Close::protocol("open_timeout", "no control stream within the timeout"),
+                );
+                return;
+            }
+        };
 
     let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (frames, frames_rx) = mpsc::channel(shared.config.subscriber_queue.max(1));
