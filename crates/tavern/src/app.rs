@@ -347,13 +347,25 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
 /// The in-process media handler's settings: on the meeting controller's host, any free
 /// UDP port of its address, a self-signed certificate, a new id per start.
 pub fn media_config(config: &Config) -> meetings::media::HandlerConfig {
-    let controller = controller_config(config);
     meetings::media::HandlerConfig {
         listen: std::net::SocketAddr::new(config.meetings.controller_addr.ip(), 0),
-        public_host: controller.public_host,
+        public_host: meetings_host(config),
         region: config.meetings.region.clone(),
         ..meetings::media::HandlerConfig::new(meetings::domain::HandlerId::generate())
     }
+}
+
+/// The host name clients reach the meeting controller and the media handler by:
+/// `meeting_controller_host`, else the host of `public_url`, else the listening address.
+fn meetings_host(config: &Config) -> String {
+    let settings = &config.meetings;
+    settings.controller_host.clone().unwrap_or_else(|| {
+        match config.public_url.as_ref().and_then(|u| u.host_str()) {
+            Some(host) => host.to_owned(),
+            None if settings.controller_addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            None => settings.controller_addr.ip().to_string(),
+        }
+    })
 }
 
 /// The meeting controller's settings: `tavern serve`'s own (`meeting_controller =
@@ -367,13 +379,7 @@ pub fn controller_config(config: &Config) -> meetings::controller::ControllerCon
         .controller_id
         .clone()
         .unwrap_or_else(meetings::domain::ControllerId::generate);
-    let public_host = settings.controller_host.clone().unwrap_or_else(|| {
-        match config.public_url.as_ref().and_then(|u| u.host_str()) {
-            Some(host) => host.to_owned(),
-            None if settings.controller_addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
-            None => settings.controller_addr.ip().to_string(),
-        }
-    });
+    let public_host = meetings_host(config);
     meetings::controller::ControllerConfig {
         listen: settings.controller_addr,
         public_host,
