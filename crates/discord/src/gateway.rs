@@ -101,6 +101,9 @@ impl std::fmt::Display for ShardRange {
     }
 }
 
+/// The longest wait between two attempts at registering the slash commands.
+const COMMANDS_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// How the bot connects.
 #[derive(Clone)]
 pub struct BotConfig {
@@ -176,6 +179,9 @@ struct StatusInner {
     startup: Mutex<Option<String>>,
     latency_us: AtomicU64,
     resumes: AtomicU64,
+    /// Why the slash commands are not registered yet, in the process that registers
+    /// them (the one running shard 0); `None` once they are, and in other processes.
+    commands: Mutex<Option<String>>,
 }
 
 impl GatewayStatus {
@@ -187,6 +193,18 @@ impl GatewayStatus {
             .lock()
             .map(|shards| !shards.is_empty() && shards.values().all(|s| *s == ShardHealth::Ready))
             .unwrap_or(false)
+            && self.commands_pending().is_none()
+    }
+
+    /// Why the slash commands are not registered yet, when this process registers them.
+    fn commands_pending(&self) -> Option<String> {
+        self.inner.commands.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn set_commands(&self, pending: Option<String>) {
+        if let Ok(mut commands) = self.inner.commands.lock() {
+            *commands = pending;
+        }
     }
 
     /// Each shard this process runs, by number.
@@ -212,6 +230,7 @@ impl GatewayStatus {
             .iter()
             .filter(|(_, h)| *h != ShardHealth::Ready)
             .map(|(n, h)| format!("shard {n} of {total} {h}"))
+            .chain(self.commands_pending())
             .collect();
         (!not_ready.is_empty()).then(|| not_ready.join("; "))
     }
@@ -249,6 +268,11 @@ impl GatewayStatus {
             for id in range.ids() {
                 shards.insert(id, ShardHealth::Connecting);
             }
+        }
+        // Interactions only arrive for registered commands: the process that registers
+        // them is not ready until they are.
+        if range.contains(0) {
+            self.set_commands(Some("slash commands not registered yet".to_owned()));
         }
     }
 
@@ -664,18 +688,31 @@ impl ShardRunner {
                 self.status.set(shard.number(), ShardHealth::Ready);
                 // Commands are global: the process that runs shard 0 registers them,
                 // once, so processes that split the shards do not all overwrite them.
+                // A failure is retried with backoff; readiness waits for it.
                 if shard.number() == 0 && !self.registered.swap(true, Ordering::SeqCst) {
                     let discord = self.router.discord().clone();
                     let specs = self.router.specs().to_vec();
-                    let registered = Arc::clone(&self.registered);
+                    let status = self.status.clone();
                     tokio::spawn(async move {
-                        match discord.register_commands(&specs).await {
-                            Ok(()) => {
-                                tracing::info!(commands = specs.len(), "slash commands registered")
-                            }
-                            Err(error) => {
-                                registered.store(false, Ordering::SeqCst);
-                                tracing::error!(%error, "registering slash commands failed; will retry on next READY");
+                        let mut wait = Duration::from_secs(1);
+                        loop {
+                            match discord.register_commands(&specs).await {
+                                Ok(()) => {
+                                    status.set_commands(None);
+                                    tracing::info!(
+                                        commands = specs.len(),
+                                        "slash commands registered"
+                                    );
+                                    return;
+                                }
+                                Err(error) => {
+                                    status.set_commands(Some(format!(
+                                        "registering slash commands failed ({error}); retrying"
+                                    )));
+                                    tracing::error!(%error, retry_in = ?wait, "registering slash commands failed; /readyz reports not ready; retrying");
+                                    tokio::time::sleep(wait).await;
+                                    wait = (wait * 2).min(COMMANDS_RETRY_MAX);
+                                }
                             }
                         }
                     });

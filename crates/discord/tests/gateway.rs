@@ -65,6 +65,51 @@ async fn readiness_is_false_as_soon_as_one_shard_is_down() {
 }
 
 #[tokio::test]
+async fn readiness_waits_until_the_slash_commands_are_registered_and_a_failure_is_retried() {
+    let (sim, _demo) = sim();
+    // Refused twice: the bot is connected but cannot be used until the commands exist.
+    sim.inject_fault(
+        RouteMatch::new("PUT", "/applications/"),
+        Fault::Status(400),
+        2,
+    );
+    let bot = spawn_bot(bot_config(&sim, config(&sim)), router(&sim, "bot"));
+    let status = bot.status.clone();
+    eventually(
+        "the shard is connected and readiness says the commands failed",
+        || {
+            let detail = status.detail().unwrap_or_default();
+            let connected = status
+                .shards()
+                .iter()
+                .all(|(_, h)| *h == ShardHealth::Ready);
+            let ready = status.is_ready();
+            async move {
+                (connected && !ready && detail.contains("registering slash commands failed"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    eventually("ready once a retry registers them", || {
+        let ready = status.is_ready();
+        async move { ready.then_some(()) }
+    })
+    .await;
+    assert!(
+        sim.registered_commands().iter().any(|c| c.name == "where"),
+        "ready means the commands are known"
+    );
+    let puts: Vec<u16> = requests(&sim, "PUT", "/commands")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(puts, vec![400, 400, 200]);
+    assert_eq!(status.detail(), None);
+    bot.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_fatal_close_code_stops_the_bot_with_the_cause_and_what_to_do() {
     for (code, cause, fix) in [
         (4004, "authentication failed", "TAVERN_DISCORD_TOKEN"),
