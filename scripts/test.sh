@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages redis-server postgresql chromium chromium-driver ca-certificates gcc
+ensure_packages redis-server postgresql chromium chromium-driver ca-certificates gcc mkvtoolnix
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"

@@ -316,6 +316,22 @@ pub(crate) struct DiceSpec {
     pub notation: Arc<str>,
     /// Wrath & Glory: the first die is the Wrath die.
     pub wrath: bool,
+    /// A game system that reads the dice its own way (Cypher, AGE,
+    /// narrative dice).
+    pub system: Option<System>,
+}
+
+/// Game systems whose dice mean more than their sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum System {
+    /// Cypher System: `1d20`; 1 is a GM intrusion, 17 to 20 add effects.
+    Cypher,
+    /// AGE: `3d6`, the last die is the drama die; doubles grant stunt
+    /// points equal to it.
+    Age,
+    /// Genesys / Star Wars narrative dice of one kind; each die's value is
+    /// its net successes.
+    Narrative(crate::outcome::NarrativeDie),
 }
 
 /// `(a, b, c)` or `{a, b}`: keep/drop and counting act on element totals.
@@ -377,7 +393,8 @@ pub struct Flags {
     pub simple: bool,
     /// `nr`: show only the total.
     pub no_results: bool,
-    /// `ul`: accepted for compatibility; dice are shown unsorted anyway.
+    /// `ul`: every pool is shown in the order its dice were rolled, even
+    /// when it asks to be sorted (`s`, `sa`, `sd`).
     pub unsorted: bool,
 }
 

@@ -117,6 +117,12 @@ pub enum ErrorKind {
     },
     /// `odds` was given several rolls separated by `;`.
     OddsOfSeveralRolls,
+    /// `odds` was given dice whose result is not a number it can compute
+    /// exactly (narrative dice: symbols, not a sum).
+    OddsUnsupported {
+        /// What the odds cannot handle, as the player wrote it.
+        what: &'static str,
+    },
     /// The odds would roll more dice than the simulation's budget
     /// ([`crate::limits::SIMULATION_DICE_BUDGET`]): even the fewest simulated
     /// rolls ([`crate::limits::SIMULATION_MIN_SAMPLES`]) of this expression
@@ -252,6 +258,9 @@ fn describe(kind: &ErrorKind) -> String {
             "advantage and disadvantage need a single d20 in the roll".to_owned()
         }
         K::AliasNeedsDice { alias, needs } => format!("`{alias}` needs {needs}"),
+        K::OddsUnsupported { what } => format!(
+            "odds cannot be computed for {what}: their result is a set of symbols, not one number"
+        ),
         K::OddsOfSeveralRolls => {
             "odds work on one roll at a time; remove the `;`-separated parts".to_owned()
         }

@@ -6,6 +6,7 @@
 //! -> min/max -> keep/drop -> success counting -> sort (display only). The
 //! odds engine in `odds.rs` follows exactly the same stages.
 
+use crate::ast::System;
 use crate::ast::{
     BinaryOp, Cond, Count, Counting, DiceSpec, Explode, ExplodeMode, Expr, ExprKind, Faces, Func,
     GroupSpec, Reroll, RerollMode, SelectStep, Selector, SetSpec, SidesSpec, SortOrder, UnaryOp,
@@ -14,9 +15,10 @@ use crate::error::{DiceError, ErrorKind};
 use crate::limits::{MAX_DICE, MAX_EXPLOSIONS, MAX_REROLLS_PER_DIE, MAX_ROLLS, MAX_SIDES};
 use crate::num::{Num, NumError};
 use crate::outcome::{
-    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, Node, SetItem, SetRoll, Tally,
+    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, Node, SetItem, SetRoll, Symbols, Tally,
 };
 use crate::rng::Rng;
+use crate::systems;
 
 type EResult<T> = Result<T, DiceError>;
 
@@ -34,6 +36,11 @@ pub(crate) struct Evaluator<'a> {
     /// let it go on.
     budget_hit: bool,
     pub(crate) notes: Vec<String>,
+    /// Symbols of the narrative dice rolled in the current result.
+    pub(crate) symbols: Option<Symbols>,
+    /// The `ul` flag: pools are shown in roll order even when they ask to
+    /// be sorted.
+    pub(crate) unsorted: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -45,6 +52,23 @@ impl<'a> Evaluator<'a> {
             limit: MAX_ROLLS,
             budget_hit: false,
             notes: Vec::new(),
+            symbols: None,
+            unsorted: false,
+        }
+    }
+
+    /// Forgets the notes and symbols of the previous result.
+    pub(crate) fn start_result(&mut self) {
+        self.notes.clear();
+        self.symbols = None;
+    }
+
+    /// Adds the netted reading of the narrative dice, once all of a
+    /// result's dice are rolled.
+    pub(crate) fn finish_notes(&mut self) {
+        if let Some(s) = &self.symbols {
+            let text = systems::narrative_note(s);
+            self.notes.push(text);
         }
     }
 
@@ -80,13 +104,19 @@ impl<'a> Evaluator<'a> {
     pub fn reset_budget(&mut self) {
         self.rolls = 0;
         self.budget_hit = false;
-        self.notes.clear();
+        self.start_result();
     }
 
     pub fn eval_result(&mut self, expr: &Expr) -> EResult<ExprResult> {
-        self.notes.clear();
+        self.start_result();
         let tree = self.eval(expr)?;
-        Ok(finish(tree, std::mem::take(&mut self.notes)))
+        self.finish_notes();
+        let mut result = finish(tree, std::mem::take(&mut self.notes));
+        result.narrative = self.symbols.take();
+        if result.check.is_none() {
+            result.check = result.narrative.and_then(|s| s.passed());
+        }
+        Ok(result)
     }
 
     pub(crate) fn error(&self, kind: ErrorKind, at: usize) -> DiceError {
@@ -282,15 +312,50 @@ impl<'a> Evaluator<'a> {
             .any()
             .then(|| count_dice(&mods.counting, dice.iter_mut().map(|d| (d, faces))));
         match mods.sort {
+            _ if self.unsorted => {}
             Some(SortOrder::Ascending) => dice.sort_by_key(|d| d.value),
             Some(SortOrder::Descending) => dice.sort_by_key(|d| std::cmp::Reverse(d.value)),
             None => {}
         }
-        if !faces.fate {
+        let mut symbols = None;
+        let mut stunt_points = None;
+        let narrative = match spec.system {
+            Some(System::Narrative(kind)) => Some(kind),
+            _ => None,
+        };
+        if let Some(kind) = narrative {
+            let mut all = Symbols::default();
+            for die in &mut dice {
+                let s = systems::face_symbols(kind, die.face);
+                die.value = s.net_successes();
+                all.add(s);
+            }
+            self.symbols.get_or_insert_with(Symbols::default).add(all);
+            symbols = Some(all);
+        } else if !faces.fate {
             for die in &mut dice {
                 die.critical = die.face == faces.max;
                 die.fumble = die.face == 1 && !die.critical;
             }
+        }
+        match spec.system {
+            Some(System::Cypher) => {
+                if let Some(text) = dice.first().and_then(|d| systems::cypher_note(d.face)) {
+                    self.note(text);
+                }
+            }
+            Some(System::Age) => {
+                let faces: Vec<i64> = dice.iter().map(|d| d.face).collect();
+                stunt_points = systems::age_stunt_points(&faces);
+                if let (Some(points), Some(drama)) = (stunt_points, faces.last()) {
+                    self.note(&format!(
+                        "doubles: {points} stunt points (drama die {drama})"
+                    ));
+                } else if let Some(drama) = faces.last() {
+                    self.note(&format!("drama die {drama}, no doubles"));
+                }
+            }
+            _ => {}
         }
         if spec.wrath
             && let Some(first) = dice.first()
@@ -317,6 +382,9 @@ impl<'a> Evaluator<'a> {
             annotations: expr.annotations.clone(),
             count_roll,
             sides_roll,
+            narrative,
+            symbols,
+            stunt_points,
             counts: mods.counting.counts(),
         })
     }
@@ -992,6 +1060,9 @@ pub(crate) struct Scan {
     pub tally: Option<Tally>,
     /// `None` until a d20 term is seen; then its natural face, if it has dice.
     pub natural: Option<Option<i64>>,
+    /// Without a d20: the natural face and highest face of the first pool
+    /// that keeps a single die (`1d6`, `2d8kh1`).
+    pub single: Option<(i64, i64)>,
 }
 
 impl Scan {
@@ -1002,7 +1073,13 @@ impl Scan {
     }
 
     pub fn dice(&mut self, d: &DiceRoll) {
-        if self.natural.is_none() && d.sides == 20 && !d.fate {
+        if self.single.is_none() && !d.fate && d.narrative.is_none() && d.sides >= 2 {
+            let mut kept = d.dice.iter().filter(|x| !x.dropped && x.origin.is_none());
+            if let (Some(only), None) = (kept.next(), kept.next()) {
+                self.single = Some((only.face, d.sides));
+            }
+        }
+        if self.natural.is_none() && d.sides == 20 && !d.fate && d.narrative.is_none() {
             self.natural = Some(
                 d.dice
                     .iter()
@@ -1024,11 +1101,17 @@ impl Scan {
     }
 
     pub fn critical(&self) -> bool {
-        self.natural == Some(Some(20))
+        match self.natural {
+            Some(natural) => natural == Some(20),
+            None => self.single.is_some_and(|(face, max)| face == max),
+        }
     }
 
     pub fn fumble(&self) -> bool {
-        self.natural == Some(Some(1))
+        match self.natural {
+            Some(natural) => natural == Some(1),
+            None => self.single.is_some_and(|(face, _)| face == 1),
+        }
     }
 }
 
@@ -1042,6 +1125,7 @@ fn finish(tree: Node, notes: Vec<String>) -> ExprResult {
         critical: scan.critical(),
         fumble: scan.fumble(),
         notes,
+        narrative: None,
         tree,
     }
 }

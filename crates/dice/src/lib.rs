@@ -50,11 +50,16 @@
 //!   [`Program::odds`] -> [`Odds`].
 //! - [`roll`] and [`odds`]: parse and run in one call.
 //! - [`Outcome::total`], [`Outcome::check`], [`Outcome::is_critical`],
-//!   [`Outcome::is_fumble`], [`Outcome::render_markdown`],
+//!   [`Outcome::is_fumble`], [`Outcome::grand_total`] (the sum over repeats
+//!   and `;`-separated rolls), [`Outcome::render_markdown`],
 //!   [`Outcome::render_plain`]; the full tree is in [`Outcome::rolls`]
 //!   (a [`Node`] per value, a [`Die`] per die) and serialises to JSON.
 //! - [`Program::roll_plain`] / [`Program::roll_markdown`]: the rendered
-//!   text and a [`Summary`] without building the tree (bulk rolling).
+//!   text and a [`Summary`] without building the tree (bulk rolling);
+//!   [`roll_plain`] parses too, and rolls everyday shapes in one pass.
+//! - Game systems read from the dice: [`ExprResult::narrative`] /
+//!   [`DiceRoll::symbols`] ([`Symbols`], [`NarrativeDie`]) for Genesys /
+//!   Star Wars dice, [`DiceRoll::stunt_points`] for AGE, notes for Cypher.
 //! - [`Odds::render_plain`], [`Odds::render_markdown`].
 //! - [`DiceError::column`], [`DiceError::kind`], [`DiceError::pointer`].
 //! - [`Rng::seeded`], [`Rng::from_seed_bytes`], [`Rng::from_random_state`].
@@ -67,6 +72,7 @@ mod ast;
 mod cost;
 mod error;
 mod eval;
+mod fast;
 mod num;
 mod odds;
 mod outcome;
@@ -74,18 +80,19 @@ mod parser;
 mod render;
 mod rng;
 mod stream;
+mod systems;
 
 pub use ast::{BinaryOp, CompareOp, Flags, Func, UnaryOp};
 pub use error::{DiceError, ErrorKind};
 pub use num::Num;
 pub use odds::{Chance, CheckOdds, Method, Odds, Percentiles};
 pub use outcome::{
-    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, Node, Outcome, RollResult, SetItem, SetRoll,
-    Tally,
+    DiceRoll, Die, DieOrigin, ExprResult, GroupRoll, NarrativeDie, Node, Outcome, RollResult,
+    SetItem, SetRoll, Symbols, Tally,
 };
 pub use render::MARKDOWN_MAX_DICE;
 pub use rng::Rng;
-pub use stream::Summary;
+pub use stream::{ResultFlags, Summary};
 
 /// Hard limits. They keep a single message from tying up the bot and every
 /// one of them has its own error with a position.
@@ -144,6 +151,19 @@ pub fn roll(source: &str, rng: &mut Rng) -> Result<Outcome, DiceError> {
     parse(source)?.roll(rng)
 }
 
+/// Parses and rolls in one go, appending exactly what
+/// [`Program::roll_plain`] would: same random numbers, same text, same
+/// [`Summary`]. Everyday shapes (`1d20+5`, `2d20kh1+3`, `1d8+1d6+2`,
+/// `3d6*2`) are read and rolled in one pass without building a syntax tree
+/// or allocating; everything else is parsed. This is the call for bulk
+/// rolling of text that is mostly different each time.
+pub fn roll_plain(source: &str, rng: &mut Rng, out: &mut String) -> Result<Summary, DiceError> {
+    match fast::try_roll_plain(source, rng, out) {
+        Some(summary) => Ok(summary),
+        None => parse(source)?.roll_plain(rng, out),
+    }
+}
+
 /// Parses and computes the odds of a single roll.
 pub fn odds(source: &str) -> Result<Odds, DiceError> {
     parse(source)?.odds()
@@ -175,11 +195,17 @@ impl Program {
     pub fn roll(&self, rng: &mut Rng) -> Result<Outcome, DiceError> {
         self.check_roll_budget()?;
         let mut ev = eval::Evaluator::new(&self.source, rng);
+        ev.unsorted = self.flags.unsorted;
         let mut rolls = Vec::with_capacity(self.rolls.len());
+        let mut grand = GrandTotal::default();
         for spec in &self.rolls {
             let mut results = Vec::with_capacity(usize::try_from(spec.repeat).unwrap_or(1));
             for _ in 0..spec.repeat {
-                results.push(ev.eval_result(&spec.expr)?);
+                let result = ev.eval_result(&spec.expr)?;
+                grand
+                    .add(result.total)
+                    .map_err(|e| ev.num_error(e, spec.span.start))?;
+                results.push(result);
             }
             rolls.push(RollResult {
                 expression: Arc::clone(&spec.text),
@@ -192,6 +218,7 @@ impl Program {
             expression: Arc::clone(&self.source),
             flags: self.flags,
             rolls,
+            grand_total: grand.get(),
         })
     }
 
@@ -214,5 +241,28 @@ impl Program {
     /// The probability distribution of the (single) roll; see [`Odds`].
     pub fn odds(&self) -> Result<Odds, DiceError> {
         odds::compute(self)
+    }
+}
+
+/// The sum of every result's total, kept only when there is more than one
+/// result.
+#[derive(Debug, Default)]
+pub(crate) struct GrandTotal {
+    sum: Option<Num>,
+    results: usize,
+}
+
+impl GrandTotal {
+    pub(crate) fn add(&mut self, total: Num) -> Result<(), num::NumError> {
+        self.sum = Some(match self.sum {
+            None => total,
+            Some(sum) => eval::apply_binary(BinaryOp::Add, sum, total)?,
+        });
+        self.results += 1;
+        Ok(())
+    }
+
+    pub(crate) fn get(&self) -> Option<Num> {
+        if self.results > 1 { self.sum } else { None }
     }
 }

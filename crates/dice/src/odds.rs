@@ -1104,6 +1104,15 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
         let at = program.rolls.get(1).map_or(0, |r| r.span.start);
         return Err(DiceError::new(ErrorKind::OddsOfSeveralRolls, src, at));
     };
+    if let Some(at) = first_narrative(&spec.expr) {
+        return Err(DiceError::new(
+            ErrorKind::OddsUnsupported {
+                what: "narrative dice (`gen`)",
+            },
+            src,
+            at,
+        ));
+    }
     let text = |e: &Expr| {
         src.get(e.span.start..e.span.end)
             .unwrap_or("")
@@ -1466,5 +1475,33 @@ impl Odds {
             out.push_str(note);
         }
         out
+    }
+}
+
+/// Where the first narrative dice pool is, if any: the odds refuse them.
+fn first_narrative(expr: &Expr) -> Option<usize> {
+    match &expr.kind {
+        ExprKind::Num(_) => None,
+        ExprKind::Dice(spec) => {
+            if matches!(spec.system, Some(crate::ast::System::Narrative(_))) {
+                return Some(expr.span.start);
+            }
+            let count = match &spec.count {
+                crate::ast::Count::Expr(e) => first_narrative(e),
+                crate::ast::Count::Lit(_) => None,
+            };
+            count.or_else(|| match &spec.sides {
+                crate::ast::SidesSpec::Expr(e) => first_narrative(e),
+                _ => None,
+            })
+        }
+        ExprKind::Set(set) => set.items.iter().find_map(first_narrative),
+        ExprKind::Group(group) => first_narrative(&group.inner),
+        ExprKind::Paren(inner) | ExprKind::Unary(_, inner) | ExprKind::Call(_, inner) => {
+            first_narrative(inner)
+        }
+        ExprKind::Binary(_, _, l, r) | ExprKind::Compare(_, _, l, r) | ExprKind::Then(_, l, r) => {
+            first_narrative(l).or_else(|| first_narrative(r))
+        }
     }
 }

@@ -156,6 +156,17 @@ pub struct DiceRoll {
     /// The roll that decided the number of sides, for `1d(2*6)`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sides_roll: Option<Box<Node>>,
+    /// Genesys / Star Wars narrative dice: which kind. Each die's value is
+    /// then its net successes and the faces read as symbols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<NarrativeDie>,
+    /// Symbols shown by narrative dice, before netting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Symbols>,
+    /// AGE stunt dice: stunt points granted (the drama die) when two dice
+    /// show the same face.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stunt_points: Option<i64>,
     /// The value is a success count rather than a sum.
     #[serde(skip)]
     pub(crate) counts: bool,
@@ -377,6 +388,9 @@ pub struct ExprResult {
     /// Remarks for the player (caps reached, Wrath die, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Symbols of every narrative die in the result, before netting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub narrative: Option<Symbols>,
     /// The full breakdown.
     pub tree: Node,
 }
@@ -407,6 +421,10 @@ pub struct Outcome {
     pub flags: Flags,
     /// One entry per `;`-separated roll.
     pub rolls: Vec<RollResult>,
+    /// Sum of every result's total, when the input has more than one
+    /// result (repeats such as `6 4d6`, or `;`-separated rolls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grand_total: Option<Num>,
 }
 
 impl Outcome {
@@ -441,8 +459,102 @@ impl Outcome {
         self.first().is_some_and(|r| r.fumble)
     }
 
+    /// Sum of every result's total when there are several results (see
+    /// [`Outcome::results`]); `None` for a single result.
+    pub fn grand_total(&self) -> Option<Num> {
+        self.grand_total
+    }
+
     /// Whether the player asked for a private reply (`p` flag).
     pub fn is_private(&self) -> bool {
         self.flags.private
+    }
+}
+
+/// The seven kinds of Genesys / Star Wars narrative dice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NarrativeDie {
+    /// Green d8 (`a`).
+    Ability,
+    /// Yellow d12 (`p`).
+    Proficiency,
+    /// Blue d6 (`b`).
+    Boost,
+    /// Purple d8 (`d`).
+    Difficulty,
+    /// Red d12 (`c`).
+    Challenge,
+    /// Black d6 (`s`).
+    Setback,
+    /// White d12 (`f`).
+    Force,
+}
+
+/// Symbols shown by narrative dice. A triumph also counts as a success and
+/// a despair as a failure when netting (`successes` and `failures` do not
+/// include them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Symbols {
+    /// Success symbols.
+    pub successes: i64,
+    /// Failure symbols.
+    pub failures: i64,
+    /// Advantage symbols.
+    pub advantages: i64,
+    /// Threat symbols.
+    pub threats: i64,
+    /// Triumphs (each also a success).
+    pub triumphs: i64,
+    /// Despairs (each also a failure).
+    pub despairs: i64,
+    /// Light side pips (force dice).
+    pub light: i64,
+    /// Dark side pips (force dice).
+    pub dark: i64,
+}
+
+impl Symbols {
+    /// Successes minus failures, triumphs and despairs included: positive
+    /// means the check succeeds.
+    pub fn net_successes(&self) -> i64 {
+        self.successes
+            .saturating_add(self.triumphs)
+            .saturating_sub(self.failures)
+            .saturating_sub(self.despairs)
+    }
+
+    /// Whether the symbols decide a check: any die but force dice was
+    /// rolled (force dice alone only count pips).
+    pub fn is_check(&self) -> bool {
+        self.successes
+            + self.failures
+            + self.advantages
+            + self.threats
+            + self.triumphs
+            + self.despairs
+            > 0
+            || self.light + self.dark == 0
+    }
+
+    /// Whether the check succeeds: a check with at least one net success.
+    pub fn passed(&self) -> Option<bool> {
+        self.is_check().then(|| self.net_successes() > 0)
+    }
+
+    /// Advantages minus threats.
+    pub fn net_advantages(&self) -> i64 {
+        self.advantages.saturating_sub(self.threats)
+    }
+
+    pub(crate) fn add(&mut self, o: Symbols) {
+        self.successes = self.successes.saturating_add(o.successes);
+        self.failures = self.failures.saturating_add(o.failures);
+        self.advantages = self.advantages.saturating_add(o.advantages);
+        self.threats = self.threats.saturating_add(o.threats);
+        self.triumphs = self.triumphs.saturating_add(o.triumphs);
+        self.despairs = self.despairs.saturating_add(o.despairs);
+        self.light = self.light.saturating_add(o.light);
+        self.dark = self.dark.saturating_add(o.dark);
     }
 }

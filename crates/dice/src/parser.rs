@@ -15,11 +15,12 @@
 use crate::ast::{
     BinaryOp, CompareOp, Cond, Count, DiceSpec, Explode, ExplodeMode, Expr, ExprKind, Flags, Func,
     GroupSpec, Mods, Reroll, RerollMode, RollSpec, SelectStep, Selector, SetSpec, SidesSpec,
-    SortOrder, Span, UnaryOp,
+    SortOrder, Span, System, UnaryOp,
 };
 use crate::error::{DiceError, ErrorKind};
 use crate::limits::{MAX_DEPTH, MAX_DICE, MAX_INPUT_LEN, MAX_PARTS, MAX_REPEAT, MAX_SIDES};
 use crate::num::Num;
+use crate::systems;
 use std::sync::Arc;
 
 type PResult<T> = Result<T, DiceError>;
@@ -113,6 +114,9 @@ struct Parser<'a> {
     depth: usize,
     /// Where the current roll's expression starts (for `+d20` / `-d20`).
     expr_start: usize,
+    /// The target a Cypher difficulty (`cs4`) set for the current roll, and
+    /// where the difficulty was written.
+    cypher_target: Option<(i64, usize)>,
 }
 
 fn is_ws(c: u8) -> bool {
@@ -132,6 +136,7 @@ impl<'a> Parser<'a> {
             end: src.len(),
             depth: 0,
             expr_start: 0,
+            cypher_target: None,
         }
     }
 
@@ -330,7 +335,25 @@ impl<'a> Parser<'a> {
 
         self.skip_ws();
         self.expr_start = self.pos;
+        self.cypher_target = None;
         let mut expr = self.parse_then()?;
+        if let Some((target, at)) = self.cypher_target.take() {
+            if matches!(expr.kind, ExprKind::Compare(..) | ExprKind::Then(..)) {
+                return Err(self.error(
+                    ErrorKind::AliasNeedsDice {
+                        alias: "cs",
+                        needs: "no comparison of its own: the difficulty sets the target",
+                    },
+                    at,
+                ));
+            }
+            let span = Span::new(expr.span.start, expr.span.end.max(self.pos));
+            let target = Expr::new(ExprKind::Num(Num::Int(target)), Span::new(at, at));
+            expr = Expr::new(
+                ExprKind::Compare(CompareOp::Ge, at, Box::new(expr), Box::new(target)),
+                span,
+            );
+        }
 
         // What may follow a complete expression.
         let mut comment = None;
@@ -448,6 +471,12 @@ impl<'a> Parser<'a> {
                         | "round"
                         | "abs"
                         | "cpr"
+                        | "age"
+                        | "cs"
+                        | "cypher"
+                        | "gen"
+                        | "genesys"
+                        | "swrpg"
                         | "adv"
                         | "advantage"
                         | "dis"
@@ -512,6 +541,7 @@ impl<'a> Parser<'a> {
             end: close,
             depth: self.depth,
             expr_start: open + 1,
+            cypher_target: None,
         };
         let parses = sub.parse_then().is_ok() && {
             sub.skip_ws();
@@ -687,27 +717,31 @@ impl<'a> Parser<'a> {
         Ok(Expr::new(ExprKind::Unary(op, Box::new(operand)), span))
     }
 
-    /// Dice Maiden's `+d20` / `-d20` at the start of a roll: advantage and
-    /// disadvantage. Anywhere else, or followed by more dice syntax, they are
-    /// a sign and a d20.
+    /// Dice Maiden's `+d20` / `-d20` at the start of a roll, for every die
+    /// size (`+d6`, `-d12`): roll two, keep the higher / lower. Anywhere
+    /// else, or followed by more dice syntax, they are a sign and a die.
     fn advantage_alias(&mut self, op: UnaryOp) -> Option<Expr> {
-        if !(self.peek_lower(1) == Some(b'd')
-            && self.peek_at(2) == Some(b'2')
-            && self.peek_at(3) == Some(b'0'))
-        {
+        if self.peek_lower(1) != Some(b'd') || !self.is_digit_at(2) {
             return None;
         }
-        if self
-            .peek_at(4)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'%' | b'!'))
+        let mut end = 2;
+        let mut sides: i64 = 0;
+        while let Some(c) = self.peek_at(end).filter(u8::is_ascii_digit) {
+            sides = sides.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+            end += 1;
+        }
+        if !(1..=MAX_SIDES).contains(&sides)
+            || self
+                .peek_at(end)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'%' | b'!'))
         {
             return None;
         }
         let start = self.pos;
-        self.pos += 4;
+        self.pos += end;
         let high = op == UnaryOp::Pos;
         Some(Expr::new(
-            ExprKind::Dice(Box::new(advantage_dice(high))),
+            ExprKind::Dice(Box::new(advantage_dice(high, sides))),
             Span::new(start, self.pos),
         ))
     }
@@ -994,6 +1028,20 @@ impl<'a> Parser<'a> {
                 self.pos += after;
                 Ok(self.alias_dice(cpr_dice(), start))
             }
+            "age" => {
+                self.pos += after;
+                let mut spec = plain_dice(3, 6, "age");
+                spec.system = Some(System::Age);
+                Ok(self.alias_dice(spec, start))
+            }
+            "cs" | "cypher" => {
+                self.pos += after;
+                self.parse_cypher(start)
+            }
+            "gen" | "genesys" | "swrpg" => {
+                self.pos += after;
+                self.parse_narrative()
+            }
             "ex" | "fitd" | "sw" | "sr" if self.is_digit_at(after) => {
                 self.pos += after;
                 let n_at = self.pos;
@@ -1027,6 +1075,97 @@ impl<'a> Parser<'a> {
                 Ok(self.alias_dice(spec, start))
             }
             _ => Err(self.unexpected(EXPECT_ATOM)),
+        }
+    }
+
+    /// `cs` / `cypherN` (the keyword is already read): a d20 with the
+    /// Cypher System's effects; with a difficulty N (0 to 10) the whole roll
+    /// (`cs4+1` is `1d20+1 >= 12`) is checked against the target 3 x N.
+    fn parse_cypher(&mut self, start: usize) -> PResult<Expr> {
+        let n_at = self.pos;
+        let level = self.uint()?;
+        if self.is_letter_at(0) {
+            return Err(self.unexpected("an operator like `+`"));
+        }
+        let mut spec = plain_dice(1, 20, "1d20");
+        spec.system = Some(System::Cypher);
+        let die_end = if level.is_some() { n_at } else { self.pos };
+        let die = Expr::new(ExprKind::Dice(Box::new(spec)), Span::new(start, die_end));
+        let Some(level) = level else {
+            return Ok(die);
+        };
+        if !(0..=10).contains(&level) {
+            return Err(self.error(
+                ErrorKind::AliasNeedsDice {
+                    alias: "cs",
+                    needs: "a difficulty from 0 to 10, like `cs4`",
+                },
+                n_at,
+            ));
+        }
+        if self.cypher_target.is_some() {
+            return Err(self.unexpected("one Cypher difficulty per roll"));
+        }
+        self.cypher_target = Some((level * 3, n_at));
+        Ok(die)
+    }
+
+    /// `gen 2a1p 2d1c` (the keyword is already read): Genesys / Star Wars
+    /// narrative dice, a count and a letter per kind, attached or spaced.
+    /// Each kind is a pool; their sum is the net successes.
+    fn parse_narrative(&mut self) -> PResult<Expr> {
+        let mut expr: Option<Expr> = None;
+        loop {
+            let save = self.pos;
+            self.skip_ws();
+            let at = self.pos;
+            let Some(n) = self.uint()? else {
+                self.pos = save;
+                break;
+            };
+            let kind = self.peek().and_then(systems::narrative_kind);
+            let Some(kind) = kind.filter(|_| {
+                !self
+                    .peek_at(1)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'.')
+            }) else {
+                self.pos = save;
+                break;
+            };
+            self.pos += 1;
+            if n > MAX_DICE {
+                return Err(self.error(
+                    ErrorKind::TooManyDice {
+                        count: n,
+                        max: MAX_DICE,
+                    },
+                    at,
+                ));
+            }
+            let sides = systems::narrative_sides(kind);
+            let mut spec = plain_dice(n, sides, format!("{n}{}", systems::narrative_letter(kind)));
+            spec.system = Some(System::Narrative(kind));
+            let pool = Expr::new(ExprKind::Dice(Box::new(spec)), Span::new(at, self.pos));
+            expr = Some(match expr {
+                None => pool,
+                Some(left) => {
+                    let span = Span::new(left.span.start, pool.span.end);
+                    Expr::new(
+                        ExprKind::Binary(BinaryOp::Add, at, Box::new(left), Box::new(pool)),
+                        span,
+                    )
+                }
+            });
+        }
+        match expr {
+            Some(e) => Ok(e),
+            None => Err(self.error(
+                ErrorKind::AliasNeedsDice {
+                    alias: "gen",
+                    needs: "narrative dice like `gen 2a1p 1d` (a ability, p proficiency, b boost, d difficulty, c challenge, s setback, f force)",
+                },
+                self.pos,
+            )),
         }
     }
 
@@ -1168,6 +1307,7 @@ impl<'a> Parser<'a> {
                 mods,
                 notation,
                 wrath: false,
+                system: None,
             })),
             Span::new(start, self.pos),
         ))
@@ -1662,6 +1802,7 @@ fn plain_dice(count: i64, sides: i64, notation: impl Into<Arc<str>>) -> DiceSpec
         mods: Mods::default(),
         notation: notation.into(),
         wrath: false,
+        system: None,
     }
 }
 
@@ -1682,9 +1823,10 @@ fn keep_one(spec: &mut DiceSpec, high: bool) {
     });
 }
 
-/// `+d20` / `adv` -> `2d20kh1`; `-d20` / `dis` -> `2d20kl1`.
-fn advantage_dice(high: bool) -> DiceSpec {
-    let mut spec = plain_dice(2, 20, if high { "2d20kh1" } else { "2d20kl1" }.to_owned());
+/// `+dN` -> `2dNkh1`; `-dN` -> `2dNkl1`.
+fn advantage_dice(high: bool, sides: i64) -> DiceSpec {
+    let keep = if high { "kh1" } else { "kl1" };
+    let mut spec = plain_dice(2, sides, format!("2d{sides}{keep}"));
     keep_one(&mut spec, high);
     spec
 }

@@ -74,6 +74,16 @@ fn write_outcome(out: &mut String, o: &Outcome, style: Style) {
             );
         }
     }
+    if let Some(sum) = o.grand_total {
+        write_grand_total(out, sum, md);
+    }
+}
+
+/// The line after several results with the sum of their totals.
+pub(crate) fn write_grand_total(out: &mut String, sum: Num, md: bool) {
+    out.push('\n');
+    out.push_str(if md { "**Total:** " } else { "Total: " });
+    tick(out, md, |o| push_num(o, sum));
 }
 
 /// Label and repetition number in front of a result line.
@@ -391,12 +401,15 @@ pub(crate) fn push_int(out: &mut String, v: i64) {
             break;
         }
     }
+    let digits = buf.get(i..).unwrap_or_default();
+    out.reserve(digits.len() + 1);
     if v < 0 {
         out.push('-');
     }
-    let digits = buf.get(i..).unwrap_or_default();
-    // The buffer holds ASCII digits only.
-    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+    // ASCII digits: pushing them one by one skips UTF-8 validation.
+    for &d in digits {
+        out.push(char::from(d));
+    }
 }
 
 /// Appends a number: integers fast, decimals through `Display`.
@@ -432,6 +445,15 @@ pub(crate) fn write_dice(out: &mut String, d: &DiceRoll, style: Style, show: boo
         }
         if i > 0 {
             out.push_str(", ");
+        }
+        if let Some(kind) = d.narrative {
+            let face = crate::systems::face_text(kind, die.face);
+            if md {
+                escape_into(out, face);
+            } else {
+                out.push_str(face);
+            }
+            continue;
         }
         write_die(out, die, d.fate, md);
     }

@@ -10,16 +10,16 @@
 //! whose rendering depends on later keep/drop decisions, are evaluated into
 //! a small tree and rendered from it.
 
-use crate::Program;
 use crate::ast::{CompareOp, Expr, ExprKind, UnaryOp};
 use crate::error::DiceError;
 use crate::eval::{Evaluator, Scan, apply_binary, apply_func, apply_unary};
 use crate::num::Num;
 use crate::render::{
-    Style, push_num, text, tick, verdict, write_annotations, write_dice, write_node, write_prefix,
-    write_suffix, write_tally, write_total,
+    Style, push_num, text, tick, verdict, write_annotations, write_dice, write_grand_total,
+    write_node, write_prefix, write_suffix, write_tally, write_total,
 };
 use crate::rng::Rng;
+use crate::{GrandTotal, Program};
 
 type SResult<T> = Result<T, DiceError>;
 
@@ -39,6 +39,21 @@ pub struct Summary {
     /// Every total, in order, when there is more than one result; empty
     /// otherwise (so the common case allocates nothing).
     pub totals: Vec<Num>,
+    /// Critical and fumble of every result, in order, when there is more
+    /// than one result; empty otherwise.
+    pub flags: Vec<ResultFlags>,
+    /// Sum of every total when there is more than one result (as
+    /// [`crate::Outcome::grand_total`]).
+    pub grand_total: Option<Num>,
+}
+
+/// Critical and fumble of one result of a repeated or `;`-separated roll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultFlags {
+    /// Natural maximum on the crit die (see [`crate::ExprResult::critical`]).
+    pub critical: bool,
+    /// Natural 1 on the crit die.
+    pub fumble: bool,
 }
 
 struct Streamer<'e> {
@@ -82,7 +97,11 @@ impl Program {
             fumble: false,
             results: 0,
             totals: Vec::new(),
+            flags: Vec::new(),
+            grand_total: None,
         };
+        s.ev.unsorted = flags.unsorted;
+        let mut grand = GrandTotal::default();
         let mut scratch = String::new();
         for spec in &self.rolls {
             let many = spec.repeat > 1;
@@ -99,15 +118,21 @@ impl Program {
                 );
                 s.scan = Scan::default();
                 s.last_check = None;
-                s.ev.notes.clear();
+                s.ev.start_result();
                 let (total, check) = if flags.no_results {
                     scratch.clear();
-                    let r = s.root(&spec.expr, &mut scratch)?;
-                    write_total(out, r.0, r.1, md);
-                    r
+                    let (total, check) = s.root(&spec.expr, &mut scratch)?;
+                    let check = check.or_else(|| s.narrative_check());
+                    write_total(out, total, check, md);
+                    (total, check)
                 } else {
-                    s.root(&spec.expr, out)?
+                    let (total, check) = s.root(&spec.expr, out)?;
+                    (total, check.or_else(|| s.narrative_check()))
                 };
+                s.ev.finish_notes();
+                grand
+                    .add(total)
+                    .map_err(|e| s.ev.num_error(e, spec.span.start))?;
                 let (critical, fumble) = (s.scan.critical(), s.scan.fumble());
                 write_suffix(
                     out,
@@ -125,11 +150,20 @@ impl Program {
                 } else {
                     if summary.totals.is_empty() {
                         summary.totals.push(summary.total);
+                        summary.flags.push(ResultFlags {
+                            critical: summary.critical,
+                            fumble: summary.fumble,
+                        });
                     }
                     summary.totals.push(total);
+                    summary.flags.push(ResultFlags { critical, fumble });
                 }
                 summary.results += 1;
             }
+        }
+        summary.grand_total = grand.get();
+        if let Some(sum) = summary.grand_total {
+            write_grand_total(out, sum, md);
         }
         Ok(summary)
     }
@@ -138,6 +172,11 @@ impl Program {
 impl Streamer<'_> {
     fn md(&self) -> bool {
         self.style == Style::Markdown
+    }
+
+    /// A result with narrative dice passes with at least one net success.
+    fn narrative_check(&self) -> Option<bool> {
+        self.ev.symbols.and_then(|sy| sy.passed())
     }
 
     /// One result line's body, as `render::write_result` lays it out.

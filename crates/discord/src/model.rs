@@ -358,7 +358,7 @@ pub struct Mentions {
     pub roles: Vec<RoleId>,
 }
 
-/// A message Tavern sends: text and components.
+/// A message Tavern sends: text, components and files.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reply {
     pub content: String,
@@ -367,6 +367,18 @@ pub struct Reply {
     pub ephemeral: bool,
     /// Who the message notifies; nobody unless named (see [`Reply::ping`]).
     pub mentions: Mentions,
+    /// Files uploaded with the message (a multipart request); see [`Reply::upload`].
+    pub uploads: Vec<Upload>,
+}
+
+/// A file Tavern uploads with a message (shown as an attachment; an image inline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The attachment's name, e.g. `odds.png` (Discord takes the type from it).
+    pub filename: String,
+    pub bytes: Vec<u8>,
+    /// Alt text for screen readers.
+    pub description: Option<String>,
 }
 
 impl Reply {
@@ -392,6 +404,20 @@ impl Reply {
         if !self.mentions.users.contains(&user) {
             self.mentions.users.push(user);
         }
+        self
+    }
+    /// Uploads a file with the message (an image is shown inline).
+    pub fn upload(
+        mut self,
+        filename: impl Into<String>,
+        bytes: Vec<u8>,
+        description: Option<String>,
+    ) -> Reply {
+        self.uploads.push(Upload {
+            filename: filename.into(),
+            bytes,
+            description,
+        });
         self
     }
     /// Lets the message notify the members of `role` (mentioned as `<@&id>`).

@@ -754,7 +754,12 @@ impl Discord {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
         }
-        if let Some(body) = request.body() {
+        if let Some(form) = request.form() {
+            // A message with files: multipart, `payload_json` and one part per file.
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, form.content_type())
+                .body(form.clone().build());
+        } else if let Some(body) = request.body() {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
@@ -842,6 +847,7 @@ impl Discord {
         let app = self.app()?;
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
         let mentions = wire::allowed_mentions(reply);
+        let uploads = wire::uploads(reply);
         let client = self.inner.factory.interaction(app);
         self.call(Spec::new("interaction.edit_original"), || {
             client
@@ -849,6 +855,7 @@ impl Discord {
                 .content(Some(&reply.content))
                 .components(Some(&components))
                 .allowed_mentions(Some(&mentions))
+                .attachments(&uploads)
         })
         .await?;
         Ok(())
@@ -872,6 +879,7 @@ impl Discord {
         let app = self.app()?;
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
         let mentions = wire::allowed_mentions(reply);
+        let uploads = wire::uploads(reply);
         let client = self.inner.factory.interaction(app);
         let answer = self
             .call(Spec::new("interaction.follow_up").creates(), || {
@@ -879,7 +887,8 @@ impl Discord {
                     .create_followup(token)
                     .content(&reply.content)
                     .components(&components)
-                    .allowed_mentions(Some(&mentions));
+                    .allowed_mentions(Some(&mentions))
+                    .attachments(&uploads);
                 if reply.ephemeral {
                     request = request.flags(MessageFlags::EPHEMERAL);
                 }
@@ -894,18 +903,29 @@ impl Discord {
     /// posting it twice.
     pub async fn send(&self, channel: ChannelId, reply: &Reply) -> Result<MessageId, RestError> {
         let components = wire::components(reply).map_err(|e| RestError::Build(e.to_string()))?;
-        let body = serde_json::to_vec(&json!({
+        let uploads = wire::uploads(reply);
+        let mut body = json!({
             "content": reply.content,
             "components": components,
             "allowed_mentions": wire::allowed_mentions(reply),
             "nonce": message_nonce(),
             "enforce_nonce": true,
-        }))
-        .map_err(|e| RestError::Build(e.to_string()))?;
+        });
+        if !uploads.is_empty() {
+            // With files the body is the multipart request's `payload_json`, which
+            // names each file part by id.
+            body["attachments"] = uploads
+                .iter()
+                .map(|a| json!({"id": a.id, "filename": a.filename, "description": a.description}))
+                .collect();
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| RestError::Build(e.to_string()))?;
         let http = &self.inner.factory;
         let answer = self
             .call(Spec::new("channel.message.create"), || {
-                http.create_message(channel).payload_json(&body)
+                http.create_message(channel)
+                    .payload_json(&body)
+                    .attachments(&uploads)
             })
             .await?;
         Ok(Self::decode::<twilight_model::channel::Message>("channel.message.create", &answer)?.id)

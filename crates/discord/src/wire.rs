@@ -187,9 +187,29 @@ pub(crate) fn interaction_response(
             components: Some(components(reply)?),
             flags: flags(reply.ephemeral),
             allowed_mentions: Some(allowed_mentions(reply)),
+            attachments: (!reply.uploads.is_empty()).then(|| uploads(reply)),
             ..InteractionResponseData::default()
         }),
     })
+}
+
+/// The reply's uploads as twilight attachments (ids are their positions), sent as a
+/// multipart request.
+pub(crate) fn uploads(reply: &Reply) -> Vec<twilight_model::http::attachment::Attachment> {
+    reply
+        .uploads
+        .iter()
+        .zip(0u64..)
+        .map(|(upload, id)| {
+            let mut attachment = twilight_model::http::attachment::Attachment::from_bytes(
+                upload.filename.clone(),
+                upload.bytes.clone(),
+                id,
+            );
+            attachment.description = upload.description.clone();
+            attachment
+        })
+        .collect()
 }
 
 /// The "thinking..." (or deferred update) callback sent when a handler is slow.
@@ -485,6 +505,32 @@ mod tests {
         assert_eq!(
             back["options"][1]["options"][0]["choices"][0]["value"],
             json!("fast")
+        );
+    }
+
+    #[test]
+    fn uploads_become_attachments_of_the_response() {
+        let plain =
+            interaction_response(&Response::Message(Reply::text("no files"))).expect("response");
+        let json = serde_json::to_value(&plain).expect("json");
+        assert!(json["data"].get("attachments").is_none(), "{json}");
+        let reply = Reply::text("chart")
+            .upload("a.png", vec![1, 2, 3], Some("alt".into()))
+            .upload("b.txt", vec![4], None);
+        let response = interaction_response(&Response::Message(reply)).expect("response");
+        let json = serde_json::to_value(&response).expect("json");
+        assert_eq!(
+            json["data"]["attachments"],
+            json!([{"description": "alt", "filename": "a.png", "id": 0}, {"filename": "b.txt", "id": 1}])
+        );
+        let files = response
+            .data
+            .and_then(|d| d.attachments)
+            .expect("attachments");
+        assert_eq!(
+            files[0].file,
+            vec![1, 2, 3],
+            "the bytes go in the file part"
         );
     }
 

@@ -3,7 +3,8 @@
 //!
 //! - a game in `active_games` that does not exist (or is already completed);
 //! - a `channel:{channelID}` pointing at a missing or completed game;
-//! - a `player_games:{playerID}` naming a missing game;
+//! - a `player_games:{playerID}` that names no running game and never expires (it
+//!   must expire with its last game), or names a running game and expires;
 //! - `player_drinks:{playerID}` counters that disagree with the ledgers (`drinks:*`);
 //! - unreadable documents or ledger entries.
 //!
@@ -126,21 +127,41 @@ pub async fn check(redis: &Redis) -> Result<Vec<Finding>, StorageError> {
         }
     }
 
-    // Player indexes name existing games.
+    // Player indexes keep every game until it expires: a set naming a running game
+    // has no TTL; one naming none expires (with its last game). A set that names no
+    // running game and never expires would keep games that are gone forever.
     for key in redis.scan(PLAYER_GAMES_PATTERN).await? {
         let ids: Vec<String> = redis::cmd("SMEMBERS")
             .arg(&key)
             .query_async(&mut conn)
             .await?;
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await?;
         let states = game_states(redis, &ids).await?;
+        let running = ids
+            .iter()
+            .any(|id| matches!(states.get(id), Some(GameState::Running)));
+        if running && ttl >= 0 {
+            findings.push(Finding::new(
+                &key,
+                format!("names a running game but expires in {ttl} s"),
+            ));
+        }
+        if running || ttl >= 0 {
+            continue;
+        }
         let mut ids = ids;
         ids.sort();
         for id in ids {
-            if matches!(states.get(&id), Some(GameState::Missing) | None) {
-                findings.push(Finding::new(
+            match states.get(&id) {
+                Some(GameState::Missing) | None => findings.push(Finding::new(
                     &key,
-                    format!("names game {id}, which does not exist"),
-                ));
+                    format!("names game {id}, which does not exist, and never expires"),
+                )),
+                Some(GameState::Completed) => findings.push(Finding::new(
+                    &key,
+                    format!("names only completed games (such as {id}) and never expires"),
+                )),
+                Some(GameState::Unreadable(_)) | Some(GameState::Running) => {}
             }
         }
     }

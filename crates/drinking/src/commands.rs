@@ -1,5 +1,10 @@
-//! Discord handlers: `/ronnied start|leaderboard|newsession|abandon`, the Join, Begin,
-//! Roll and Pay buttons of the game message and the select menu that hands out a drink.
+//! Discord handlers: `/ronnied start|leaderboard|newsession|abandon|tab`, the Join,
+//! Begin, Roll, Pay, Tab and Start New Game buttons of the game message and the select
+//! menu that hands out a drink.
+//!
+//! The game message also shows the session's leaderboard (top [`BOARD_ROWS`]) and the
+//! game's latest drinks (last [`LATEST_DRINKS`]); replies carry a themed line picked by
+//! the game's dice ([`crate::lines`]).
 //!
 //! The game lives in one public message that is edited in place. Every button press is
 //! answered privately (what happened to *you*: your roll, your drink); the public message
@@ -22,7 +27,9 @@ use crate::domain::{
     self, DiceSource, DrinkReason, Effects, Game, GameId, GameStatus, Participant,
     ParticipantStatus, RollOffKind, RollOutcome, ScopeId, StickyDice,
 };
-use crate::repo::{Board, Repo, RepoError, Step};
+use crate::domain::{DiceRules, DrinkRecord, Standing};
+use crate::lines::{self, Event};
+use crate::repo::{Board, Repo, RepoError, Step, Tab};
 
 /// The slash command and the component prefix.
 pub const COMMAND: &str = "ronnied";
@@ -30,6 +37,12 @@ pub const PREFIX: &str = "ronnied";
 
 /// Leaderboard lines shown at most (Discord messages hold 2000 characters).
 const LEADERBOARD_ROWS: usize = 20;
+/// Leaderboard lines on the game message.
+pub const BOARD_ROWS: usize = 5;
+/// Drinks listed on the game message (the newest).
+pub const LATEST_DRINKS: usize = 5;
+/// Discord's limit on a message's text.
+const MESSAGE_MAX: usize = 2000;
 
 /// `/ronnied` and its subcommands.
 pub fn command_spec() -> CommandSpec {
@@ -47,6 +60,10 @@ pub fn command_spec() -> CommandSpec {
             "Start a new session: the leaderboard starts from zero",
         ))
         .option(OptionSpec::subcommand("abandon", "End this channel's game"))
+        .option(OptionSpec::subcommand(
+            "tab",
+            "Your tab: drinks you owe, have drunk and have handed out",
+        ))
 }
 
 /// What a component does.
@@ -58,6 +75,10 @@ pub enum Press {
     Pay,
     /// The select menu that picks who drinks for a 6.
     Assign,
+    /// Shows the presser's tab.
+    Tab,
+    /// On a finished game: starts a new game in its channel.
+    New,
 }
 
 impl Press {
@@ -68,6 +89,8 @@ impl Press {
             Press::Roll => "roll",
             Press::Pay => "pay",
             Press::Assign => "assign",
+            Press::Tab => "tab",
+            Press::New => "new",
         }
     }
 }
@@ -105,6 +128,8 @@ impl ComponentId {
             Some("roll") => Press::Roll,
             Some("pay") => Press::Pay,
             Some("assign") => Press::Assign,
+            Some("tab") => Press::Tab,
+            Some("new") => Press::New,
             _ => return Err(bad()),
         };
         let game = GameId::parse(parts.next().ok_or_else(bad)?)?;
@@ -130,13 +155,17 @@ pub fn custom_id(press: Press, game: &GameId) -> String {
 /// enough.
 pub struct Publisher {
     discord: Discord,
+    /// Reads the leaderboard and latest drinks shown on the message (its own
+    /// round-trip count: these reads happen after the press is answered).
+    repo: Repo,
     slots: Mutex<HashMap<GameId, Slot>>,
 }
 
 struct Slot {
-    /// The newest rendering: version, where, what.
-    latest: (u64, ChannelId, MessageId, Reply),
-    shown: u64,
+    /// The newest state: version, where, which game.
+    latest: (u64, ChannelId, MessageId, Game),
+    /// `latest` (or the table under it) changed since the message was last drawn.
+    dirty: bool,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -146,9 +175,10 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(discord: Discord) -> Arc<Publisher> {
+    pub fn new(discord: Discord, repo: Repo) -> Arc<Publisher> {
         Arc::new(Publisher {
             discord,
+            repo,
             slots: Mutex::new(HashMap::new()),
         })
     }
@@ -156,11 +186,29 @@ impl Publisher {
     /// Shows `game` in its public message, unless a newer version was already shown.
     /// Returns at once; the edit happens on a background task.
     pub fn publish(self: &Arc<Self>, game: &Game) {
+        self.push(game, false);
+    }
+
+    /// Draws game `id`'s message again (the newest version known), for changes that
+    /// are not the game's own: a paid drink changes the leaderboard and the drinks
+    /// shown. Reads the game in the background.
+    pub fn refresh(self: &Arc<Self>, id: &GameId) {
+        let this = Arc::clone(self);
+        let id = id.clone();
+        tokio::spawn(async move {
+            match this.repo.load_game(&id).await {
+                Ok(Some((game, _))) => this.push(&game, true),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(game = %id, %error, "game message not redrawn"),
+            }
+        });
+    }
+
+    fn push(self: &Arc<Self>, game: &Game, redraw: bool) {
         let Some(message) = game.message_id else {
             return;
         };
-        let reply = render_game(game);
-        let latest = (game.version, game.channel_id, message, reply);
+        let latest = (game.version, game.channel_id, message, game.clone());
         let start = {
             let Ok(mut slots) = self.slots.lock() else {
                 return;
@@ -169,11 +217,20 @@ impl Publisher {
                 Some(slot) => {
                     if latest.0 > slot.latest.0 {
                         slot.latest = latest;
+                        slot.dirty = true;
+                    } else if redraw {
+                        slot.dirty = true;
                     }
                     false
                 }
                 None => {
-                    slots.insert(game.id.clone(), Slot { latest, shown: 0 });
+                    slots.insert(
+                        game.id.clone(),
+                        Slot {
+                            latest,
+                            dirty: true,
+                        },
+                    );
                     true
                 }
             }
@@ -191,24 +248,24 @@ impl Publisher {
                 let Ok(mut slots) = self.slots.lock() else {
                     return;
                 };
-                match slots.get(&id) {
-                    Some(slot) if slot.latest.0 > slot.shown => Some(slot.latest.clone()),
+                match slots.get_mut(&id) {
+                    Some(slot) if slot.dirty => {
+                        slot.dirty = false;
+                        Some(slot.latest.clone())
+                    }
                     _ => {
                         slots.remove(&id);
                         None
                     }
                 }
             };
-            let Some((version, channel, message, reply)) = next else {
+            let Some((_, channel, message, game)) = next else {
                 return;
             };
+            let table = table_of(&self.repo, &game).await;
+            let reply = render_game(&game, table.as_ref());
             if let Err(error) = self.discord.edit(channel, message, &reply).await {
                 tracing::warn!(game = %id, %error, "could not edit the game message");
-            }
-            if let Ok(mut slots) = self.slots.lock()
-                && let Some(slot) = slots.get_mut(&id)
-            {
-                slot.shown = version;
             }
         }
     }
@@ -273,10 +330,10 @@ impl Commands {
         dice: Arc<dyn DiceSource>,
     ) -> Commands {
         Commands {
-            repo,
+            repo: repo.clone(),
             clock,
             dice,
-            publisher: Publisher::new(discord),
+            publisher: Publisher::new(discord, repo.detached()),
         }
     }
 
@@ -293,14 +350,7 @@ impl Commands {
         let name = domain::clean_name(&invocation.actor.name);
         let now = self.clock.now();
         match options.sub() {
-            Some("start") => {
-                let game = self
-                    .repo
-                    .create_game(channel, scope, player, &name, now)
-                    .await
-                    .map_err(handler_error)?;
-                Ok(Response::Message(render_game(&game)))
-            }
+            Some("start") => self.start(channel, scope, player, &name, now).await,
             Some("leaderboard") => {
                 let board = self.repo.leaderboard(scope).await.map_err(handler_error)?;
                 Ok(Response::Message(render_leaderboard(&board)))
@@ -336,11 +386,41 @@ impl Commands {
                     "🛑 **{name}** abandoned the game. Drinks already poured are still owed."
                 ))))
             }
+            Some("tab") => self.tab(scope, player, &name).await,
             other => Err(HandlerError::user(format!(
                 "Unknown subcommand {}.",
                 other.unwrap_or("(none)")
             ))),
         }
+    }
+
+    /// A new game in `channel`, answered with its public message.
+    async fn start(
+        &self,
+        channel: ChannelId,
+        scope: ScopeId,
+        player: UserId,
+        name: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Response, HandlerError> {
+        let game = self
+            .repo
+            .create_game(channel, scope, player, name, now)
+            .await
+            .map_err(handler_error)?;
+        let table = table_of(&self.repo, &game).await;
+        Ok(Response::Message(render_game(&game, table.as_ref())))
+    }
+
+    /// `player`'s tab, privately.
+    async fn tab(
+        &self,
+        scope: ScopeId,
+        player: UserId,
+        name: &str,
+    ) -> Result<Response, HandlerError> {
+        let tab = self.repo.tab(scope, player).await.map_err(handler_error)?;
+        Ok(Response::Message(Reply::private(render_tab(&tab, name))))
     }
 
     /// A button press or a select-menu pick.
@@ -361,6 +441,15 @@ impl Commands {
         let now = self.clock.now();
         let rules = *self.repo.rules();
         match id.press {
+            Press::New => {
+                let scope = ScopeId::of(invocation.guild_id, invocation.channel_id);
+                self.start(invocation.channel_id, scope, player, &name, now)
+                    .await
+            }
+            Press::Tab => {
+                let scope = ScopeId::of(invocation.guild_id, invocation.channel_id);
+                self.tab(scope, player, &name).await
+            }
             Press::Join => {
                 let updated = self
                     .repo
@@ -414,6 +503,7 @@ impl Commands {
                     &updated.game,
                     player,
                     &updated.value,
+                    self.dice.as_ref(),
                 )))
             }
             Press::Assign => {
@@ -429,11 +519,21 @@ impl Commands {
                     .await
                     .map_err(handler_error)?;
                 self.publisher.publish(&updated.game);
-                let mut text = format!(
-                    "🍺 You handed a drink to **{}**.",
-                    participant_name(&updated.game, target)
+                let target_name = participant_name(&updated.game, target);
+                let mut text = format!("🍺 You handed a drink to **{target_name}**.");
+                flavour(
+                    &mut text,
+                    self.dice.as_ref(),
+                    Event::Assigned,
+                    &[("player", name.as_str()), ("target", target_name.as_str())],
                 );
-                summarize(&mut text, &updated.game, player, &updated.effects);
+                summarize(
+                    &mut text,
+                    &updated.game,
+                    player,
+                    &updated.effects,
+                    self.dice.as_ref(),
+                );
                 Ok(Response::Update(Reply::private(text)))
             }
             Press::Pay => {
@@ -442,6 +542,7 @@ impl Commands {
                     .pay(&id.game, player, now)
                     .await
                     .map_err(handler_error)?;
+                self.publisher.refresh(&id.game);
                 let owed = match still_owed {
                     0 => "You're all square in this game 🎉".to_owned(),
                     1 => "You still owe 1 drink here.".to_owned(),
@@ -458,7 +559,7 @@ impl Commands {
 
 fn reason_text(reason: DrinkReason) -> &'static str {
     match reason {
-        DrinkReason::CriticalHit => "handed to you for a 6",
+        DrinkReason::CriticalHit => "handed to you for a crit",
         DrinkReason::CriticalFail => "rolled a 1",
         DrinkReason::LowestRoll => "lowest roll",
         DrinkReason::DelayedStart => "late start",
@@ -489,31 +590,47 @@ fn kind_text(kind: RollOffKind) -> &'static str {
     }
 }
 
+/// Adds a themed line for `event` (in italics) to `text`.
+fn flavour(text: &mut String, dice: &dyn DiceSource, event: Event, vars: &[(&str, &str)]) {
+    let line = lines::line(dice, event, vars);
+    if !line.is_empty() {
+        let _ = write!(text, "\n_{line}_");
+    }
+}
+
 /// The private answer to a Roll press.
-fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome) -> Reply {
+fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome, dice: &dyn DiceSource) -> Reply {
     let mut text = String::new();
     if let Some(kind) = outcome.roll_off {
         let _ = write!(text, "**Roll-off ({})** · ", kind_text(kind));
     }
-    let die = outcome.die.get();
-    match die {
-        6 if outcome.must_assign => {
-            let _ = write!(text, "💥 You rolled **6**! Pick who drinks:");
-        }
-        6 => {
+    let die = outcome.die;
+    let event = if game.dice.is_crit(die) {
+        if outcome.must_assign {
+            let _ = write!(text, "💥 You rolled **{die}**! Pick who drinks:");
+        } else {
             let _ = write!(
                 text,
-                "💥 You rolled **6**, and you're alone, so you drink it yourself 🍺"
+                "💥 You rolled **{die}**, and you're alone, so you drink it yourself 🍺"
             );
         }
-        1 => {
-            let _ = write!(text, "💀 You rolled **1**: critical fail, drink up 🍺");
-        }
-        n => {
-            let _ = write!(text, "🎲 You rolled **{n}**.");
-        }
-    }
-    summarize(&mut text, game, player, &outcome.effects);
+        Event::Crit
+    } else if game.dice.is_fail(die) {
+        let _ = write!(text, "💀 You rolled **{die}**: critical fail, drink up 🍺");
+        Event::Fail
+    } else {
+        let _ = write!(text, "🎲 You rolled **{die}**.");
+        Event::Roll
+    };
+    let name = participant_name(game, player);
+    let face = die.to_string();
+    flavour(
+        &mut text,
+        dice,
+        event,
+        &[("player", name.as_str()), ("die", face.as_str())],
+    );
+    summarize(&mut text, game, player, &outcome.effects, dice);
     let mut reply = Reply::private(text);
     if outcome.must_assign {
         let options = game
@@ -536,7 +653,13 @@ fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome) -> Reply {
 }
 
 /// Adds what the action set in motion: roll-offs, who drinks, the end of the game.
-fn summarize(text: &mut String, game: &Game, player: UserId, effects: &Effects) {
+fn summarize(
+    text: &mut String,
+    game: &Game,
+    player: UserId,
+    effects: &Effects,
+    dice: &dyn DiceSource,
+) {
     for (kind, players) in &effects.roll_offs_started {
         let you = if players.contains(&player) {
             " You're in it: press **Roll** again."
@@ -549,6 +672,9 @@ fn summarize(text: &mut String, game: &Game, player: UserId, effects: &Effects) 
             kind_text(*kind),
             names(game, players)
         );
+        let plain: Vec<String> = players.iter().map(|p| participant_name(game, *p)).collect();
+        let plain = plain.join(", ");
+        flavour(text, dice, Event::RollOff, &[("players", plain.as_str())]);
     }
     if !effects.lowest.is_empty() {
         let _ = write!(
@@ -564,15 +690,27 @@ fn summarize(text: &mut String, game: &Game, player: UserId, effects: &Effects) 
         text.push_str(
             "\n🏁 Game over. Press **Pay** on the game message once you've had a drink you owe.",
         );
+        if let (Some(winner), Some(loser)) = (game.winner, lowest_loser(game)) {
+            let (winner, loser) = (
+                participant_name(game, winner),
+                participant_name(game, loser),
+            );
+            flavour(
+                text,
+                dice,
+                Event::GameOver,
+                &[("winner", winner.as_str()), ("loser", loser.as_str())],
+            );
+        }
     }
 }
 
-fn roll_cell(p: &Participant) -> String {
+fn roll_cell(p: &Participant, dice: DiceRules) -> String {
     match (p.roll, p.status) {
         (None, _) => "⏳ to roll".to_owned(),
         (Some(d), ParticipantStatus::NeedsToAssign) => format!("🎲 {d} 💥 picking who drinks…"),
-        (Some(d), _) if d.get() == 6 => format!("🎲 {d} 💥"),
-        (Some(d), _) if d.get() == 1 => format!("🎲 {d} 💀"),
+        (Some(d), _) if dice.is_crit(d) => format!("🎲 {d} 💥"),
+        (Some(d), _) if dice.is_fail(d) => format!("🎲 {d} 💀"),
         (Some(d), _) => format!("🎲 {d}"),
     }
 }
@@ -588,7 +726,7 @@ fn render_roll_offs(out: &mut String, game: &Game, depth: usize) {
         let indent = "  ".repeat(depth);
         let _ = write!(out, "\n{indent}⚔️ **Roll-off for {kind}** ({state})");
         for p in &child.participants {
-            let _ = write!(out, "\n{indent}• {} — {}", p.name, roll_cell(p));
+            let _ = write!(out, "\n{indent}• {} — {}", p.name, roll_cell(p, game.dice));
         }
         render_roll_offs(out, child, depth + 1);
     }
@@ -613,9 +751,91 @@ fn lowest_loser(game: &Game) -> Option<UserId> {
         .and_then(lowest_loser)
 }
 
-/// The public game message.
-pub fn render_game(game: &Game) -> Reply {
+/// What the game message shows besides the game: the session's leaderboard and the
+/// game's latest drinks.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub board: Board,
+    /// Newest first, at most [`LATEST_DRINKS`].
+    pub latest: Vec<DrinkRecord>,
+}
+
+/// Reads the [`Table`] of `game`; `None` (logged) when Redis cannot answer: the
+/// message is then drawn without it rather than not at all.
+pub async fn table_of(repo: &Repo, game: &Game) -> Option<Table> {
+    let board = repo.leaderboard(game.scope).await;
+    let latest = repo.latest_drinks(&game.id, LATEST_DRINKS).await;
+    match (board, latest) {
+        (Ok(board), Ok(latest)) => Some(Table { board, latest }),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(game = %game.id, %error, "game message drawn without its leaderboard");
+            None
+        }
+    }
+}
+
+/// How the game message describes a drink: `**bob** ← alice's crit`.
+fn drink_line(game: &Game, drink: &DrinkRecord) -> String {
+    let why = match (drink.reason, drink.from) {
+        (DrinkReason::CriticalHit, Some(from)) if from != drink.to => {
+            format!("{}'s crit", participant_name(game, from))
+        }
+        (DrinkReason::CriticalHit, _) => "a crit alone".to_owned(),
+        (DrinkReason::CriticalFail, _) => "critical fail".to_owned(),
+        (DrinkReason::LowestRoll, _) => "lowest roll".to_owned(),
+        (DrinkReason::DelayedStart, _) => "late start".to_owned(),
+    };
+    let paid = if drink.paid { " ✅" } else { "" };
+    format!("**{}** ← {why}{paid}", participant_name(game, drink.to))
+}
+
+/// The leaderboard and latest drinks, as appended to the game message.
+fn render_table(game: &Game, table: &Table) -> String {
+    let mut out = String::new();
+    if !table.latest.is_empty() {
+        out.push_str("\n\n🍺 **Latest drinks**");
+        for drink in table.latest.iter().take(LATEST_DRINKS) {
+            let _ = write!(out, "\n• {}", drink_line(game, drink));
+        }
+    }
+    if !table.board.standings.is_empty() {
+        out.push_str("\n\n📊 **Session leaderboard**");
+        for (rank, row) in table.board.standings.iter().take(BOARD_ROWS).enumerate() {
+            let name = table
+                .board
+                .names
+                .get(&row.player)
+                .cloned()
+                .unwrap_or_else(|| participant_name(game, row.player));
+            let _ = write!(
+                out,
+                "\n{}. **{name}** — owes {} · paid {} · handed out {}",
+                rank + 1,
+                row.owed(),
+                row.paid,
+                row.assigned
+            );
+        }
+        if table.board.standings.len() > BOARD_ROWS {
+            let _ = write!(
+                out,
+                "\n…and {} more: /ronnied leaderboard",
+                table.board.standings.len() - BOARD_ROWS
+            );
+        }
+    }
+    out
+}
+
+/// The public game message, with its [`Table`] when there is one.
+pub fn render_game(game: &Game, table: Option<&Table>) -> Reply {
     let creator = participant_name(game, game.creator_id);
+    let (crit, fail) = (game.dice.crit, game.dice.fail);
+    let die = if game.dice.is_classic() {
+        String::new()
+    } else {
+        format!(" ({})", game.dice.name())
+    };
     let mut text = String::new();
     let rolled = game
         .participants
@@ -627,18 +847,21 @@ pub fn render_game(game: &Game) -> Reply {
             let count = game.participants.len();
             let _ = write!(
                 text,
-                "🎲 **Ronnied** · waiting for players ({count} in)\nStarted by **{creator}**. Press **Join** to play; **{creator}** presses **Begin**.\n6 = hand out a drink · 1 = drink · lowest roll drinks.",
+                "🎲 **Ronnied**{die} · waiting for players ({count} in)\nStarted by **{creator}**. Press **Join** to play; **{creator}** presses **Begin**.\n{crit} = hand out a drink · {fail} = drink · lowest roll drinks.",
             );
         }
         GameStatus::Active => {
             let _ = write!(
                 text,
-                "🎲 **Ronnied** · rolling ({rolled}/{} rolled)\nEveryone presses **Roll**. 6 = hand out a drink · 1 = drink.",
+                "🎲 **Ronnied**{die} · rolling ({rolled}/{} rolled)\nEveryone presses **Roll**. {crit} = hand out a drink · {fail} = drink.",
                 game.participants.len()
             );
         }
         GameStatus::RollOff => {
-            text.push_str("🎲 **Ronnied** · roll-off! Tied players press **Roll**.");
+            let _ = write!(
+                text,
+                "🎲 **Ronnied**{die} · roll-off! Tied players press **Roll**."
+            );
         }
         GameStatus::Completed if game.abandoned => {
             text.push_str("🛑 **Ronnied** · abandoned. Drinks already poured are still owed.");
@@ -652,7 +875,7 @@ pub fn render_game(game: &Game) -> Reply {
         if game.status == GameStatus::Waiting {
             let _ = write!(text, "\n• {}", p.name);
         } else {
-            let _ = write!(text, "\n• {} — {}", p.name, roll_cell(p));
+            let _ = write!(text, "\n• {} — {}", p.name, roll_cell(p, game.dice));
         }
     }
     render_roll_offs(&mut text, game, 0);
@@ -671,6 +894,18 @@ pub fn render_game(game: &Game) -> Reply {
                 participant_name(game, loser)
             );
         }
+        if let (Some(winner), Some(loser)) = (game.winner, lowest_loser(game)) {
+            let (winner, loser) = (
+                participant_name(game, winner),
+                participant_name(game, loser),
+            );
+            let line = lines::stable_line(
+                game.id.as_str(),
+                Event::GameOver,
+                &[("winner", winner.as_str()), ("loser", loser.as_str())],
+            );
+            let _ = write!(text, "\n_{line}_");
+        }
         text.push_str("\nPress **Pay** once you've had a drink you owe.");
     }
     if let Some(forcer) = game.force_started_by {
@@ -680,6 +915,23 @@ pub fn render_game(game: &Game) -> Reply {
             participant_name(game, forcer)
         );
     }
+    if let Some(table) = table {
+        let extra = render_table(game, table);
+        // The leaderboard and drinks are bounded; the game itself (up to 25 players
+        // with roll-offs) comes first and keeps its room.
+        if text.chars().count() + extra.chars().count() <= MESSAGE_MAX {
+            text.push_str(&extra);
+        }
+    }
+    if text.chars().count() > MESSAGE_MAX {
+        text = text.chars().take(MESSAGE_MAX - 1).collect();
+        text.push('…');
+    }
+    let tab = Component::button(
+        custom_id(Press::Tab, &game.id),
+        "Tab",
+        ButtonStyle::Secondary,
+    );
     let row = match game.status {
         GameStatus::Waiting => vec![
             Component::button(
@@ -704,12 +956,21 @@ pub fn render_game(game: &Game) -> Reply {
                 "Pay",
                 ButtonStyle::Secondary,
             ),
+            tab,
         ],
-        GameStatus::Completed => vec![Component::button(
-            custom_id(Press::Pay, &game.id),
-            "Pay",
-            ButtonStyle::Secondary,
-        )],
+        GameStatus::Completed => vec![
+            Component::button(
+                custom_id(Press::New, &game.id),
+                "Start New Game",
+                ButtonStyle::Success,
+            ),
+            Component::button(
+                custom_id(Press::Pay, &game.id),
+                "Pay",
+                ButtonStyle::Secondary,
+            ),
+            tab,
+        ],
     };
     Reply::text(text).row(row)
 }
@@ -751,6 +1012,63 @@ pub fn render_leaderboard(board: &Board) -> Reply {
         );
     }
     Reply::text(text)
+}
+
+/// A player's tab, for them alone.
+pub fn render_tab(tab: &Tab, name: &str) -> String {
+    let standing = tab.standing.clone().unwrap_or(Standing {
+        player: UserId::new(1),
+        received: 0,
+        paid: 0,
+        assigned: 0,
+    });
+    let mut text = format!("🧾 **{name}'s tab**");
+    match &tab.session {
+        Some(session) => {
+            let _ = write!(
+                text,
+                " · session since <t:{}:R>\nYou owe **{}** · you've drunk **{}** · you've handed out **{}**.",
+                session.started_at.timestamp(),
+                standing.owed(),
+                standing.paid,
+                standing.assigned
+            );
+        }
+        None => text.push_str("\nNo games yet. Start one with /ronnied start."),
+    }
+    if !tab.unpaid.is_empty() {
+        text.push_str("\n**Still to drink**");
+        for drink in tab.unpaid.iter().take(10) {
+            let from = drink
+                .from
+                .filter(|f| *f != drink.to)
+                .map(|f| {
+                    let who = tab
+                        .names
+                        .get(&f)
+                        .cloned()
+                        .unwrap_or_else(|| format!("player {f}"));
+                    format!(" from **{who}**")
+                })
+                .unwrap_or_default();
+            let _ = write!(
+                text,
+                "\n• {}{from} <t:{}:R>",
+                reason_text(drink.reason),
+                drink.at.timestamp()
+            );
+        }
+        if tab.unpaid.len() > 10 {
+            let _ = write!(text, "\n…and {} more.", tab.unpaid.len() - 10);
+        }
+        text.push_str("\nPress **Pay** on a game message once you've had one.");
+    }
+    let _ = write!(
+        text,
+        "\nAll sessions: **{}** received · **{}** handed out.",
+        tab.received_ever, tab.assigned_ever
+    );
+    text
 }
 
 /// Routes `/ronnied`.
@@ -802,6 +1120,8 @@ mod tests {
             Press::Roll,
             Press::Pay,
             Press::Assign,
+            Press::Tab,
+            Press::New,
         ] {
             let id = custom_id(press, &game);
             assert!(id.len() <= 100);

@@ -23,6 +23,7 @@
 //!   rules' refusals next to the kit's [`store::StorageError`].
 //! - [`commands`]: the `/ronnied` command, the buttons and the select menu; the one
 //!   place a [`RepoError`] becomes a reply.
+//! - [`lines`]: the themed lines (several per event, picked by the game's dice).
 //! - [`check`]: the consistency check run by `tavern check`.
 //! - [`testing`]: scripted dice for tests and benchmarks.
 //!
@@ -34,21 +35,30 @@
 //! 2. Other users press `ronnied:join:<game>` (private "you're in" reply).
 //! 3. The creator presses `ronnied:begin:<game>` (anyone in the game may after
 //!    [`DrinkingConfig::force_start_after`]; the creator then owes a `delayed_start` drink).
-//! 4. Every player presses `ronnied:roll:<game>`; the private reply shows the roll. On a
-//!    6 it carries the select menu `ronnied:assign:<game>` whose option values are player
-//!    ids: pick one with `Sim::select` on that private message to hand out the drink.
+//! 4. Every player presses `ronnied:roll:<game>`; the private reply shows the roll. On
+//!    the crit value (6 unless configured) it carries the select menu
+//!    `ronnied:assign:<game>` whose option values are player ids: pick one with
+//!    `Sim::select` on that private message to hand out the drink.
 //! 5. On a tie the players named in the reply ("roll-off") press `ronnied:roll:<game>`
 //!    again, on the same game message, until the tie is broken.
 //! 6. The game message reads "game over" once completed. `ronnied:pay:<game>` marks the
-//!    presser's oldest unpaid drink of that game as paid. `/ronnied leaderboard`,
-//!    `/ronnied newsession` and `/ronnied abandon` work at any time.
+//!    presser's oldest unpaid drink of that game as paid. `ronnied:new:<game>` (**Start
+//!    New Game**, on a finished game) starts the next game in the channel, answered with
+//!    its public message. `ronnied:tab:<game>` (**Tab**) and `/ronnied tab` show the
+//!    presser's tab privately. `/ronnied leaderboard`, `/ronnied newsession` and
+//!    `/ronnied abandon` work at any time.
+//!
+//! The game message also shows the session's leaderboard (top 5) and the game's latest
+//! drinks (last 5), read when it is drawn.
 //!
 //! After every press the public message is edited in the background (ordered by the
 //! game's version, bursts coalesced), so the press's own answer comes first. discord-sim
 //! only accepts clicks on buttons the message currently has: after Begin, wait until the
 //! message shows `ronnied:roll:<game>` before pressing Roll. Button presses are answered
 //! after one Redis round trip when uncontended (two for Pay, and for a game this process
-//! has not seen yet; [`Drinking::round_trips`] counts them);
+//! has not seen yet; the press that ends a game makes three more, tidying
+//! `player_games`; [`Drinking::round_trips`] counts them, not the background reads of
+//! the message's leaderboard);
 //! [`testing::ScriptedDice`] scripts each player's dice for reproducible runs.
 //!
 //! # Choices where the seed and the rules leave room
@@ -78,9 +88,25 @@
 //!   got; `assigned` counts drinks they handed to *somebody else* (a 6, a force start),
 //!   not drinks poured by a rule or to themselves. Paid counts come from the ledger.
 //! - **Lifecycle**: on completion (or abandon) `game:{gameID}` gets the configured TTL
-//!   (24 h by default), `channel:{channelID}` is deleted, and the game leaves
-//!   `active_games` and every `player_games:{playerID}`, so the indexes only name games
-//!   that exist.
+//!   (`drinking_game_lifetime`, 24 h by default), `channel:{channelID}` is deleted and
+//!   the game leaves `active_games`.
+//! - **`player_games:{playerID}`** names *every* game the player is in ("all games a
+//!   player is in") until that game expires, finished ones too. Redis cannot expire a
+//!   set member, so the set carries the lifetime: it has no TTL while one of its games
+//!   runs (every write adding a running game `PERSIST`s it) and, once none runs, expires
+//!   with its longest-lived game; members whose game is gone are removed when the
+//!   player's next game ends ([`Repo::tidy_player_games`]). The check reports a set that
+//!   names no running game and never expires.
+//! - **Configuration** ([`DrinkingConfig`]): the die (2 to 100 sides), its crit and fail
+//!   values (faces of the die, different), the player limit, the force-start delay and
+//!   the lifetime of finished games. A game stores its die (only when it is not the
+//!   classic d6/6/1, so older documents keep their bytes) and keeps it when the
+//!   configuration changes.
+//! - **The tab** reads the ledgers of the session's games (what the player owes, has
+//!   drunk, i.e. paid, and has handed out) and the all-time `player_drinks` counters.
+//! - **Themed lines** are flavour under the facts of a reply, picked by
+//!   [`DiceSource::pick`] so seeded dice give the same lines; the game message's
+//!   game-over line is fixed by the game id so redrawing it does not change it.
 //! - **Who may**: join only while waiting; begin: the creator, or any player after 5 min;
 //!   abandon: the creator, or anyone once the game has been idle for 5 min.
 //! - **Redis Cluster**: the seed's exact key names carry no hash tags, so the multi-key
@@ -89,6 +115,7 @@
 pub mod check;
 pub mod commands;
 pub mod domain;
+pub mod lines;
 pub mod repo;
 pub mod schema;
 pub mod testing;
@@ -97,18 +124,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use commands::{ComponentId, Press, command_spec, custom_id};
-pub use domain::{DiceSource, GameError, RandomDice, Rules};
+pub use domain::{DiceRules, DiceRulesError, DiceSource, GameError, RandomDice, Rules};
 pub use repo::{Repo, RepoError};
 
-/// Settings of the drinking game. (The clock is the [`feature::Context`]'s.)
+/// Settings of the drinking game. (The clock is the [`feature::Context`]'s.) The binary
+/// reads them from `tavern.toml` / `TAVERN_*`: `drinking_die`, `drinking_crit`,
+/// `drinking_fail` ([`DrinkingConfig::die`]), `drinking_max_players`,
+/// `drinking_force_start_after` and `drinking_game_lifetime`.
 #[derive(Clone)]
 pub struct DrinkingConfig {
-    /// Most players in one game.
+    /// Most players in one game (`drinking_max_players`, default 10).
     pub player_limit: usize,
-    /// How long a completed game stays in Redis.
+    /// How long a completed game stays in Redis, its `game:{gameID}` TTL
+    /// (`drinking_game_lifetime`, default 24 h).
     pub completed_ttl: Duration,
-    /// When players other than the creator may begin (and abandon an idle game).
+    /// When players other than the creator may begin (and abandon an idle game)
+    /// (`drinking_force_start_after`, default 5 min).
     pub force_start_after: Duration,
+    /// The die new games are played with, its crit and fail values (`drinking_die`,
+    /// `drinking_crit`, `drinking_fail`; default a d6 where 6 crits and 1 fails).
+    pub die: DiceRules,
+    /// Where rolls (and the choice of themed lines) come from.
     pub dice: Arc<dyn DiceSource>,
 }
 
@@ -119,6 +155,7 @@ impl Default for DrinkingConfig {
             player_limit: rules.player_limit,
             completed_ttl: Duration::from_secs(24 * 60 * 60),
             force_start_after: rules.force_start_after,
+            die: rules.dice,
             dice: Arc::new(RandomDice),
         }
     }
@@ -130,6 +167,7 @@ impl std::fmt::Debug for DrinkingConfig {
             .field("player_limit", &self.player_limit)
             .field("completed_ttl", &self.completed_ttl)
             .field("force_start_after", &self.force_start_after)
+            .field("die", &self.die)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +177,7 @@ impl DrinkingConfig {
         Rules {
             player_limit: self.player_limit.max(1),
             force_start_after: self.force_start_after,
+            dice: self.die,
         }
     }
 }

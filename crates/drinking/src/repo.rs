@@ -101,6 +101,22 @@ pub struct Board {
     pub games: usize,
 }
 
+/// A player's tab: what they owe, have drunk and have handed out this session (from the
+/// ledgers of the session's games) and ever (`player_drinks:{playerID}`).
+#[derive(Debug, Default)]
+pub struct Tab {
+    pub session: Option<SessionDoc>,
+    /// This session's standing of the player (zero when they have no drinks).
+    pub standing: Option<Standing>,
+    /// Their unpaid drinks this session, oldest first.
+    pub unpaid: Vec<DrinkRecord>,
+    /// `player_drinks:{playerID}`: drinks received and handed out, all sessions.
+    pub received_ever: i64,
+    pub assigned_ever: i64,
+    /// Names of the players the unpaid drinks came from.
+    pub names: HashMap<UserId, String>,
+}
+
 /// One decision of [`Repo::update_game`]: the game before and after the rule, and the
 /// writes that store the change.
 struct Decided<T> {
@@ -198,6 +214,16 @@ impl Repo {
 
     pub fn redis(&self) -> &Redis {
         &self.redis
+    }
+
+    /// The same repository with a round-trip count of its own: for the reads made in
+    /// the background after a press is answered (the game message's leaderboard), so
+    /// they do not blur the per-press figure of [`Repo::round_trips`].
+    pub fn detached(&self) -> Repo {
+        Repo {
+            round_trips: Arc::new(AtomicU64::new(0)),
+            ..self.clone()
+        }
     }
 
     /// Redis round trips made so far (each attempt counts, retries included).
@@ -382,7 +408,8 @@ impl Repo {
                     creator,
                     creator_name,
                     now,
-                );
+                )
+                .with_dice(self.rules.dice);
                 game.validate(&self.rules)?;
                 let player = PlayerDoc {
                     id: creator,
@@ -399,6 +426,8 @@ impl Repo {
                     .set(channel_key, game.id.as_str())
                     .sadd(ACTIVE_GAMES, game.id.as_str())
                     .sadd(&schema::player_games_key(creator), game.id.as_str())
+                    // A set naming a running game never expires (see `tidy_player_games`).
+                    .persist(&schema::player_games_key(creator))
                     .set(
                         &schema::player_key(creator),
                         schema::encode("player", &player)?,
@@ -480,6 +509,11 @@ impl Repo {
                         if step.effects.completed || (game.is_completed() && !before.is_completed())
                         {
                             tracing::info!(game = %game.id, abandoned = game.abandoned, "game completed");
+                            let players: Vec<UserId> =
+                                game.participants.iter().map(|p| p.player_id).collect();
+                            if let Err(error) = self.tidy_player_games(&players).await {
+                                tracing::warn!(game = %game.id, %error, "player_games not tidied after the game ended; `tavern check` reports it until the next game of these players ends");
+                            }
                         }
                         Ok(Attempt::Done(Updated {
                             game,
@@ -557,7 +591,8 @@ impl Repo {
             .iter()
             .filter(|p| !known.contains(&p.player_id))
         {
-            writes.sadd(&schema::player_games_key(joined.player_id), id);
+            let key = schema::player_games_key(joined.player_id);
+            writes.sadd(&key, id).persist(&key);
         }
         if let Some(player) = &step.player {
             writes.set(
@@ -586,11 +621,104 @@ impl Repo {
         if completes {
             writes.del(&schema::channel_key(after.channel_id));
             writes.srem(ACTIVE_GAMES, id);
-            for p in &after.participants {
-                writes.srem(&schema::player_games_key(p.player_id), id);
-            }
+            // `player_games:{playerID}` keeps the game until it expires: see
+            // `tidy_player_games`, run once the completion is stored.
         }
         Ok((writes, json))
+    }
+
+    /// Keeps `player_games:{playerID}` of `players` true to the seed ("all games a
+    /// player is in") without a key per member: a set names every game of the player
+    /// until that game's `game:{gameID}` expires. While a member is running the set has
+    /// no TTL (every write that adds a running game also `PERSIST`s it); once none is,
+    /// the set expires with its longest-lived completed game, and members whose game is
+    /// gone are removed. Run when a game ends (three round trips: the sets, the games'
+    /// TTLs, one conditional write for all of them). The write applies only while every
+    /// set still holds exactly what was read, so a join racing it is never dropped.
+    pub async fn tidy_player_games(&self, players: &[UserId]) -> Result<(), RepoError> {
+        if players.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = players
+            .iter()
+            .map(|p| schema::player_games_key(*p))
+            .collect();
+        store::optimistic("player_games", |_| {
+            let keys = &keys;
+            async move {
+                let sets: Vec<Vec<String>> = self
+                    .trip("player_games", |mut conn| {
+                        let mut pipe = redis::pipe();
+                        for key in keys {
+                            pipe.cmd("SMEMBERS").arg(key);
+                        }
+                        async move { Ok(pipe.query_async(&mut conn).await?) }
+                    })
+                    .await?;
+                let ids: BTreeSet<&String> = sets.iter().flatten().collect();
+                let ids: Vec<&String> = ids.into_iter().collect();
+                let ttls: Vec<i64> = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    self.trip("game ttls", |mut conn| {
+                        let mut pipe = redis::pipe();
+                        for id in &ids {
+                            pipe.cmd("PTTL").arg(schema::game_key_unchecked(id));
+                        }
+                        async move { Ok(pipe.query_async(&mut conn).await?) }
+                    })
+                    .await?
+                };
+                let ttl_of: HashMap<&str, i64> =
+                    ids.iter().map(|id| id.as_str()).zip(ttls).collect();
+                let mut conditions = Vec::new();
+                let mut writes = Writes::new();
+                for (key, members) in keys.iter().zip(&sets) {
+                    if members.is_empty() {
+                        continue;
+                    }
+                    for member in members {
+                        conditions.push(Condition::member(key.as_str(), member.as_str()));
+                    }
+                    conditions.push(Condition::fewer_than(
+                        key.as_str(),
+                        members.len() as u64 + 1,
+                    ));
+                    let mut running = false;
+                    let mut longest_ms: i64 = 0;
+                    for member in members {
+                        match ttl_of.get(member.as_str()).copied().unwrap_or(-2) {
+                            -2 => {
+                                writes.srem(key, member.as_str());
+                            }
+                            ms if ms < 0 => running = true,
+                            ms => longest_ms = longest_ms.max(ms),
+                        }
+                    }
+                    if !running {
+                        if longest_ms > 0 {
+                            let secs = u64::try_from(longest_ms).unwrap_or(0).div_ceil(1000);
+                            writes.expire(key, secs.max(1));
+                        } else {
+                            writes.del(key);
+                        }
+                    }
+                }
+                if writes.is_empty() {
+                    return Ok(Attempt::Done(()));
+                }
+                if self
+                    .apply_when("tidy player_games", &conditions, &writes)
+                    .await?
+                    .applied()
+                {
+                    Ok(Attempt::Done(()))
+                } else {
+                    Ok(Attempt::Retry)
+                }
+            }
+        })
+        .await
     }
 
     /// Every drink of a game's ledger with its exact stored member.
@@ -653,11 +781,77 @@ impl Repo {
         .await
     }
 
+    /// The last `n` drinks of game `id`'s ledger, newest first.
+    pub async fn latest_drinks(
+        &self,
+        id: &GameId,
+        n: usize,
+    ) -> Result<Vec<DrinkRecord>, RepoError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let key = schema::drinks_key(id);
+        let from = -i64::try_from(n).unwrap_or(i64::MAX);
+        let members: Vec<String> = self
+            .trip("latest drinks", |mut conn| {
+                let key = key.clone();
+                async move {
+                    Ok(redis::cmd("ZRANGE")
+                        .arg(key)
+                        .arg(from)
+                        .arg(-1)
+                        .query_async(&mut conn)
+                        .await?)
+                }
+            })
+            .await?;
+        let mut records: Vec<DrinkRecord> = parse_ledger(id, members)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        records.reverse();
+        Ok(records)
+    }
+
+    /// `player`'s tab in the guild's current session (four round trips).
+    pub async fn tab(&self, scope: ScopeId, player: UserId) -> Result<Tab, RepoError> {
+        let board = self.leaderboard_with(scope, Some(player)).await?;
+        let counters: HashMap<String, i64> = self
+            .trip("player counters", |mut conn| {
+                let key = schema::player_drinks_key(player);
+                async move {
+                    Ok(redis::cmd("HGETALL")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await?)
+                }
+            })
+            .await?;
+        let standing = board.standings.iter().find(|s| s.player == player).cloned();
+        Ok(Tab {
+            session: board.session,
+            standing,
+            unpaid: board.unpaid,
+            received_ever: counters.get(FIELD_RECEIVED).copied().unwrap_or(0),
+            assigned_ever: counters.get(FIELD_ASSIGNED).copied().unwrap_or(0),
+            names: board.names,
+        })
+    }
+
     /// The leaderboard of the guild's current session.
     pub async fn leaderboard(&self, scope: ScopeId) -> Result<Board, RepoError> {
+        Ok(self.leaderboard_with(scope, None).await?.board())
+    }
+
+    /// The session's leaderboard, and `player`'s unpaid drinks when given.
+    async fn leaderboard_with(
+        &self,
+        scope: ScopeId,
+        player: Option<UserId>,
+    ) -> Result<BoardAndUnpaid, RepoError> {
         let session_key = schema::session_key(scope);
         let Some(raw) = self.get_bytes(&session_key).await? else {
-            return Ok(Board::default());
+            return Ok(BoardAndUnpaid::default());
         };
         let session: SessionDoc = schema::decode(&session_key, &raw)?;
         let games_key = schema::session_games_key(&session.id);
@@ -691,13 +885,29 @@ impl Repo {
                 records.extend(parse_ledger(id, members).into_iter().map(|(r, _)| r));
             }
         }
-        let standings = domain::leaderboard(records.iter().filter(|r| r.session_id == session.id));
-        let names = self.names(standings.iter().map(|s| s.player)).await?;
-        Ok(Board {
+        records.retain(|r| r.session_id == session.id);
+        let standings = domain::leaderboard(records.iter());
+        let mut unpaid: Vec<DrinkRecord> = match player {
+            Some(player) => records
+                .iter()
+                .filter(|r| r.to == player && !r.paid)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        unpaid.sort_by_key(|r| (r.at, r.id.clone()));
+        let players: BTreeSet<UserId> = standings
+            .iter()
+            .map(|s| s.player)
+            .chain(unpaid.iter().filter_map(|r| r.from))
+            .collect();
+        let names = self.names(players.into_iter()).await?;
+        Ok(BoardAndUnpaid {
             session: Some(session),
             standings,
             names,
             games: ids.len(),
+            unpaid,
         })
     }
 
@@ -728,6 +938,27 @@ impl Repo {
             }
         }
         Ok(names)
+    }
+}
+
+/// A [`Board`] and one player's unpaid drinks, read together.
+#[derive(Debug, Default)]
+struct BoardAndUnpaid {
+    session: Option<SessionDoc>,
+    standings: Vec<Standing>,
+    names: HashMap<UserId, String>,
+    games: usize,
+    unpaid: Vec<DrinkRecord>,
+}
+
+impl BoardAndUnpaid {
+    fn board(self) -> Board {
+        Board {
+            session: self.session,
+            standings: self.standings,
+            names: self.names,
+            games: self.games,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! | `channel:{channelID}` | string | the id of the channel's running game |
 //! | `active_games` | set | ids of games not yet completed |
 //! | `player:{playerID}` | string | a [`PlayerDoc`](crate::domain::PlayerDoc) as JSON |
-//! | `player_games:{playerID}` | set | ids of the running games the player is in |
+//! | `player_games:{playerID}` | set | ids of every game the player is in, kept until the game expires (no TTL while one runs; then the set expires with its last game) |
 //! | `drinks:{gameID}` | sorted set | [`DrinkRecord`](crate::domain::DrinkRecord) JSON members scored by their time (ms) |
 //! | `player_drinks:{playerID}` | hash | `assigned`, `received` counters |
 //!

@@ -4,15 +4,27 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use crate::domain::{DiceSource, Die, RandomDice, UserId};
 
 /// Dice scripted per player: each player's rolls come from their own queue, so the
 /// result does not depend on the order in which racing presses are handled. A player
-/// whose queue is empty rolls `fallback` (or fair dice when it is `None`).
-#[derive(Debug, Default)]
+/// whose queue is empty rolls `fallback` (or fair dice when it is `None`). The themed
+/// lines are picked by a generator seeded with [`ScriptedDice::seed`] (0 unless set),
+/// so a test sees the same lines on every run.
+#[derive(Debug)]
 pub struct ScriptedDice {
     queues: Mutex<HashMap<UserId, VecDeque<Die>>>,
     fallback: Option<Die>,
+    lines: Mutex<StdRng>,
+}
+
+impl Default for ScriptedDice {
+    fn default() -> ScriptedDice {
+        ScriptedDice::new(None)
+    }
 }
 
 impl ScriptedDice {
@@ -20,10 +32,19 @@ impl ScriptedDice {
         ScriptedDice {
             queues: Mutex::new(HashMap::new()),
             fallback,
+            lines: Mutex::new(StdRng::seed_from_u64(0)),
         }
     }
 
-    /// Queues `rolls` (values 1 to 6; others are ignored) for `player`.
+    /// The same dice with the lines picked from `seed`.
+    pub fn seed(self, seed: u64) -> ScriptedDice {
+        ScriptedDice {
+            lines: Mutex::new(StdRng::seed_from_u64(seed)),
+            ..self
+        }
+    }
+
+    /// Queues `rolls` (die faces, 1 to 100; others are ignored) for `player`.
     pub fn script(&self, player: UserId, rolls: &[u8]) {
         if let Ok(mut queues) = self.queues.lock() {
             queues
@@ -35,7 +56,7 @@ impl ScriptedDice {
 }
 
 impl DiceSource for ScriptedDice {
-    fn d6(&self, player: UserId) -> Die {
+    fn roll(&self, player: UserId, sides: u8) -> Die {
         let scripted = self
             .queues
             .lock()
@@ -43,6 +64,13 @@ impl DiceSource for ScriptedDice {
             .and_then(|mut q| q.get_mut(&player).and_then(VecDeque::pop_front));
         scripted
             .or(self.fallback)
-            .unwrap_or_else(|| RandomDice.d6(player))
+            .unwrap_or_else(|| RandomDice.roll(player, sides))
+    }
+
+    fn pick(&self, choices: usize) -> usize {
+        match self.lines.lock() {
+            Ok(mut rng) => rng.random_range(0..choices.max(1)),
+            Err(_) => 0,
+        }
     }
 }

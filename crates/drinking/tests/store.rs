@@ -122,7 +122,8 @@ async fn a_game_lives_under_the_seed_keys_with_their_types_and_ttl() {
     assert_eq!(counts(2).await, HashMap::from([("received".to_owned(), 1)]));
     assert_eq!(counts(3).await, HashMap::from([("received".to_owned(), 1)]));
 
-    // Completion: TTL on the game, indexes cleared, ledger kept.
+    // Completion: TTL on the game, channel and active index cleared, ledger kept, and
+    // every player's `player_games` still names the game until it expires.
     let ttl = env.ttl(&format!("game:{id}")).await;
     assert!((86_390..=86_400).contains(&ttl), "24 h TTL, got {ttl}");
     assert_eq!(
@@ -146,7 +147,12 @@ async fn a_game_lives_under_the_seed_keys_with_their_types_and_ttl() {
             .smembers(format!("player_games:{n}"))
             .await
             .expect("smembers");
-        assert!(games.is_empty(), "player_games:{n} = {games:?}");
+        assert_eq!(games, vec![id.to_string()], "player_games:{n}");
+        let set_ttl = env.ttl(&format!("player_games:{n}")).await;
+        assert!(
+            (ttl..=86_400).contains(&set_ttl),
+            "player_games:{n} expires with its last game: {set_ttl} s vs {ttl} s"
+        );
     }
 
     // Tavern's session keys.
@@ -171,6 +177,7 @@ async fn a_game_lives_under_the_seed_keys_with_their_types_and_ttl() {
     ];
     for n in [1, 2, 3] {
         expected.push(format!("player:{n}"));
+        expected.push(format!("player_games:{n}"));
         expected.push(format!("player_drinks:{n}"));
     }
     expected.sort();
@@ -232,7 +239,9 @@ async fn a_press_costs_one_round_trip_and_never_more_than_two() {
             // A refusal is confirmed against the stored game: one read, nothing written.
             ("roll refused", 1),
             ("roll (1)", 1),
-            ("assign, ends the game", 1),
+            // The press that ends a game also tidies its players' `player_games`
+            // (their sets, the games' TTLs, one conditional write).
+            ("assign, ends the game", 4),
             // Paying reads the ledger and replaces one member.
             ("pay", 2),
             ("pay again", 2),
@@ -294,8 +303,9 @@ async fn a_stale_guess_never_refuses_or_loses_a_press() {
         .expect("alice's roll on B");
     assert_eq!(
         b.repo().round_trips() - b_before,
-        2,
-        "guarded write refused with the stored game in its answer, then the write"
+        2 + 3,
+        "guarded write refused with the stored game in its answer, then the write \
+         (and, as this roll ends the game, the three trips tidying `player_games`)"
     );
     let game = env.load(&id).await;
     assert!(
@@ -619,7 +629,7 @@ async fn a_tie_is_rolled_off_through_the_buttons_and_counts_for_the_parent_game(
     let mut conn = env.redis.conn();
     let games: Vec<String> = conn.keys("game:*").await.expect("keys");
     assert_eq!(games, vec![format!("game:{id}")]);
-    let public = drinking::commands::render_game(&game);
+    let public = drinking::commands::render_game(&game, None);
     assert!(
         public.content.contains("Roll-off for lowest"),
         "{}",
@@ -630,4 +640,110 @@ async fn a_tie_is_rolled_off_through_the_buttons_and_counts_for_the_parent_game(
         "{}",
         public.content
     );
+}
+
+/// `player_games:{playerID}` names every game a player is in until that game expires:
+/// finished games stay next to running ones, a running game keeps the set from
+/// expiring, and a game that is gone leaves the set when the next game ends.
+#[tokio::test]
+async fn player_games_keeps_every_game_until_it_expires() {
+    let env = env_with(|c| c.completed_ttl = Duration::from_secs(100)).await;
+    let mut conn = env.redis.conn();
+    let members = |n: u64| {
+        let mut conn = env.redis.conn();
+        async move {
+            let mut games: Vec<String> = conn
+                .smembers(format!("player_games:{n}"))
+                .await
+                .expect("smembers");
+            games.sort();
+            games
+        }
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // Game one: alice and bob, finished.
+    env.dice.script(player(1), &[5]);
+    env.dice.script(player(2), &[2]);
+    let one = env.started_game(1, &[2]).await;
+    env.press(1, &custom_id(Press::Begin, &one))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &one))
+        .await
+        .expect("roll");
+    env.press(2, &custom_id(Press::Roll, &one))
+        .await
+        .expect("roll");
+    assert!(env.load(&one).await.is_completed());
+    assert_eq!(members(1).await, vec![one.to_string()]);
+    let ttl = env.ttl("player_games:1").await;
+    assert!((95..=100).contains(&ttl), "expires with game one: {ttl}");
+
+    // Game two in another channel, still running: both games are named, no TTL.
+    let two = {
+        let reply = reply_of(
+            env.command_in(1, CHANNEL + 1, "start")
+                .await
+                .expect("start"),
+        );
+        game_id_of(&reply)
+    };
+    assert_eq!(
+        members(1).await,
+        sorted(vec![one.to_string(), two.to_string()])
+    );
+    assert_eq!(
+        env.ttl("player_games:1").await,
+        -1,
+        "a running game keeps the set"
+    );
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+
+    // Game one expires (its key goes, as its TTL would make it go).
+    let _: () = conn.del(format!("game:{one}")).await.expect("del");
+    // bob's set names only game one: it expires with it. The check is content.
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+
+    // Game two ends: game one, gone, leaves alice's set; game two stays until it expires.
+    env.press(1, &custom_id(Press::Begin, &two))
+        .await
+        .expect("begin");
+    env.dice.script(player(1), &[3]);
+    env.press(1, &custom_id(Press::Roll, &two))
+        .await
+        .expect("roll");
+    assert!(env.load(&two).await.is_completed());
+    assert_eq!(members(1).await, vec![two.to_string()]);
+    let ttl = env.ttl("player_games:1").await;
+    assert!((95..=100).contains(&ttl), "expires with game two: {ttl}");
+    assert_eq!(
+        members(2).await,
+        vec![one.to_string()],
+        "bob's set waits to expire"
+    );
+    assert!(
+        drinking::check::check(&env.redis)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+
+    // A set that names no running game and never expires is what the check reports.
+    let _: () = conn.persist("player_games:1").await.expect("persist");
+    let findings = drinking::check::check(&env.redis).await.expect("check");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].subject, "player_games:1");
 }

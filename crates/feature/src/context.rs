@@ -26,6 +26,9 @@ pub struct Context {
     /// that act with a signed-in user's token or add the bot to a guild); `None` when
     /// logging in with Discord is not configured.
     pub discord_login: Option<discord::oauth::OAuthApp>,
+    /// Every feature's slash commands, filled by the binary once all features are
+    /// built ([`crate::Catalogue::fill`]); `/help` lists them.
+    pub catalogue: crate::Catalogue,
 }
 
 impl Context {

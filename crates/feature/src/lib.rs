@@ -18,7 +18,9 @@
 //! - the mapping of a [`StorageError`] to what a user sees, on Discord
 //!   ([`reply::handler_error`]) and over HTTP ([`reply::http_error`]);
 //! - retrying with backoff ([`backoff::retry`]), for start-up work, services and the
-//!   stores.
+//!   stores;
+//! - the [`Catalogue`] of every feature's slash commands (in [`Context::catalogue`],
+//!   filled by the binary once every feature is built), for `/help`.
 //!
 //! - who may call each HTTP route: [`Feature::web`] takes routes declared with
 //!   `web::access::Routes` (method, path, [`Access`]), and [`manifest`] collects them
@@ -27,6 +29,7 @@
 //! A feature that needs something the kit lacks adds it to the kit, not to itself.
 
 pub mod backoff;
+mod catalogue;
 mod context;
 mod contract;
 pub mod discord_limit;
@@ -35,6 +38,7 @@ mod runner;
 mod tasks;
 
 pub use base::{Clock, InvalidId, ManualClock, Secret, SystemClock, key_id};
+pub use catalogue::{Catalogue, CommandEntry, FeatureCommands};
 pub use context::Context;
 pub use contract::{Access, Feature, Manifest, NavLink, RouteSpec, Routes, bot, manifest, route};
 pub use discord::{BoxFuture, CommandSpec, Discord, EventHandler, Handler, HandlerError};

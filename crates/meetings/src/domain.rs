@@ -213,10 +213,12 @@ seed_enum!(
 );
 seed_enum!(
     /// The `connection_type` field of `wt:token:{token}`. The seed shows `media`; Dark
-    /// Tower's meeting controller also takes a signalling connection.
+    /// Tower's meeting controller also takes a signalling connection, and Tavern's media
+    /// handlers open `relay` connections to each other (one meeting on several handlers).
     ConnectionType, "connection type" {
         Media => "media",
         Signaling => "signaling",
+        Relay => "relay",
     }
 );
 

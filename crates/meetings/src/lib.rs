@@ -29,6 +29,10 @@
 //!   one-time connection token, a meeting token naming the participant). [`web`]: the
 //!   REST routes (authentication, meetings, `/api/v1/openapi.json`), with the
 //!   [`auth::Authenticated`] extractor.
+//! - [`recording`]: the recorder of meetings with `allow_recording` (a media session
+//!   like a participant's, the encoded streams muxed into WebM, written through
+//!   `object_store`), its rows' status, and the signed download links; its routes in
+//!   [`web::recordings`].
 //! - [`controller`]: the meeting controller (sessions, signalling in
 //!   [`controller::proto`], registration and heartbeats, presence, broadcasts) and its
 //!   [`controller::client::Client`].
@@ -228,6 +232,7 @@ mod error;
 pub mod grant;
 pub mod jobs;
 pub mod media;
+pub mod recording;
 pub mod repo;
 pub mod schema;
 pub mod web;
@@ -271,6 +276,9 @@ pub struct MeetingsConfig {
     /// The media handler this process runs as a service; `None`: none. With a
     /// controller in the same process, the controller hands out grants to it.
     pub media: Option<media::HandlerConfig>,
+    /// Recordings: where they are stored (none: not offered), how long download links
+    /// last ([`recording`]).
+    pub recordings: recording::RecordingsConfig,
 }
 
 impl Default for MeetingsConfig {
@@ -285,6 +293,7 @@ impl Default for MeetingsConfig {
             liveness: Liveness::default(),
             controller: None,
             media: None,
+            recordings: recording::RecordingsConfig::default(),
         }
     }
 }
@@ -361,7 +370,22 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         }
     };
 
-    let web = web::routes(ctx, auth.clone(), &config);
+    let directory = controller::MediaDirectory::default();
+    let recorder = recording::Recorder::new(
+        Repo::from_context(ctx),
+        ctx.clock.clone(),
+        &config
+            .secret_key
+            .clone()
+            .unwrap_or_else(|| MeetingsSecretKey::random(&mut rand::rng())),
+        directory.clone(),
+        config.recordings.clone(),
+    );
+    let web = web::routes(ctx, auth.clone(), &config).merge(web::recordings::routes(
+        ctx,
+        auth.clone(),
+        recorder.clone(),
+    ));
     let mut feature = Feature::new("meetings")
         .migrations(MIGRATIONS)
         .startup(Startup::new(PARTITIONS_JOB, ensure_partitions.clone()))
@@ -378,10 +402,11 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             config.auth.key_rotation_check,
             rotate_keys,
         ))
-        .web(web);
+        .web(web)
+        .service(recording::service(recorder));
     // An in-process media handler announces its address (its self-signed certificate's
-    // hash is known only once it binds) to the in-process controller's directory.
-    let directory = controller::MediaDirectory::default();
+    // hash is known only once it binds) to the in-process controller's directory (the
+    // recorder's too).
     let mut controller = config.controller;
     let mut media = config.media;
     if let (Some(controller), Some(media)) = (controller.as_mut(), media.as_mut()) {
@@ -390,6 +415,8 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             directory,
             liveness: config.liveness,
         });
+    } else if let Some(media) = media.as_mut().filter(|m| m.directory.is_none()) {
+        media.directory = Some(directory);
     }
     if let Some(controller) = controller {
         feature = feature.service(controller::service(

@@ -120,6 +120,20 @@ pub(crate) async fn admit(
     prefix: &str,
     kind: ConnectionType,
 ) -> Option<(SessionRequest, ConnectionGrant, SocketAddr)> {
+    admit_routes(repo, stop, incoming, handshake_timeout, &[(prefix, kind)])
+        .await
+        .map(|(request, grant, peer, _)| (request, grant, peer))
+}
+
+/// [`admit`] with several routes, each a path prefix and the connection type its tokens
+/// must grant; also returns the index of the route taken.
+pub(crate) async fn admit_routes(
+    repo: &Repo,
+    stop: &CancellationToken,
+    incoming: IncomingSession,
+    handshake_timeout: Duration,
+    routes: &[(&str, ConnectionType)],
+) -> Option<(SessionRequest, ConnectionGrant, SocketAddr, usize)> {
     let peer = incoming.remote_address();
     let request = tokio::select! {
         () = stop.cancelled() => return None,
@@ -140,7 +154,11 @@ pub(crate) async fn admit(
         request.too_many_requests().await;
         return None;
     }
-    let Some((meeting, token)) = target(request.path(), prefix) else {
+    let route = routes
+        .iter()
+        .enumerate()
+        .find_map(|(i, (prefix, kind))| Some((i, *kind, target(request.path(), prefix)?)));
+    let Some((route, kind, (meeting, token))) = route else {
         tracing::info!(%peer, "session request for an unknown path refused");
         request.not_found().await;
         return None;
@@ -152,7 +170,7 @@ pub(crate) async fn admit(
     };
     match repo.redeem_connection_token(&token).await {
         Ok(Some(grant)) if grant.meeting_id == meeting && grant.connection_type == kind => {
-            Some((request, grant, peer))
+            Some((request, grant, peer, route))
         }
         Ok(Some(grant)) => {
             tracing::info!(%peer, %meeting, granted = %grant.meeting_id,

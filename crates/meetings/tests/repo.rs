@@ -610,6 +610,7 @@ async fn media_handlers_register_and_report_load() {
         supports_transcoding: false,
         supports_mixing: true,
         supported_codecs: vec!["VP9".into(), "Opus".into()],
+        certificate_hash: None,
     })
     .await
     .unwrap();

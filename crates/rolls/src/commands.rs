@@ -11,9 +11,9 @@ use discord::{
 
 use crate::RollsError;
 use crate::domain::{self, Authenticated, ChannelId, UserId};
-use crate::ops::{
-    CharacterOp, CharactersModel, Controller, HelpOp, InitOp, OddsOp, RollOp, StatsOp, TrackerModel,
-};
+use crate::ops::{CharacterOp, CharactersModel, Controller, HelpOp, InitOp, StatsOp, TrackerModel};
+
+mod initiative;
 
 /// The component prefix (`rolls:...`).
 pub const PREFIX: &str = "rolls";
@@ -29,6 +29,8 @@ pub struct Ctx {
     pub discord: Discord,
     /// Who may change a tracker over REST (members of the channel's guild).
     pub membership: crate::membership::Membership,
+    /// Every feature's commands, for `/help`.
+    pub catalogue: feature::Catalogue,
 }
 
 fn user_of(inv: &Invocation) -> UserId {
@@ -88,35 +90,15 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
                 .option(OptionSpec::boolean(
                     "private",
                     "Show the result only to you",
-                )),
+                ))
+                .option(crate::tools::mode_option()),
             wrap(ctx, roll),
         ),
         (
             CommandSpec::new("odds", "The odds of a dice expression").option(expression()),
             wrap(ctx, odds),
         ),
-        (
-            CommandSpec::new("init", "This channel's initiative tracker")
-                .option(
-                    OptionSpec::subcommand("join", "Join initiative")
-                        .option(OptionSpec::string(
-                            "character",
-                            "Which character (default: your active one)",
-                        ))
-                        .option(OptionSpec::string(
-                            "roll",
-                            "Your roll or an expression (default: 1d20 + modifier)",
-                        )),
-                )
-                .option(OptionSpec::subcommand("get", "Show the tracker"))
-                .option(
-                    OptionSpec::subcommand("remove", "Leave initiative")
-                        .option(OptionSpec::string("character", "Which of your entries")),
-                )
-                .option(OptionSpec::subcommand("reset", "Clear the tracker"))
-                .option(OptionSpec::subcommand("next", "Next turn")),
-            wrap(ctx, init),
-        ),
+        (initiative::spec(), wrap(ctx, init)),
         (
             CommandSpec::new("character", "Your characters")
                 .option(
@@ -127,9 +109,21 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
                                 "initiative-modifier",
                                 "Added to your initiative roll",
                             )
-                            .required()
                             .range(-100, 100),
-                        ),
+                        )
+                        .option(OptionSpec::string(
+                            "initiative",
+                            "Or an initiative expression, e.g. 1d20+3 or 2d20kh1+3 (advantage)",
+                        )),
+                )
+                .option(
+                    OptionSpec::subcommand("import", "Import characters from Feyre").option(
+                        OptionSpec::string(
+                            "data",
+                            "Feyre's user JSON, or lines like `Vex +3` / `Vax 1d20+4`",
+                        )
+                        .required(),
+                    ),
                 )
                 .option(
                     OptionSpec::subcommand("remove", "Remove a character")
@@ -147,11 +141,14 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
             wrap(ctx, stats),
         ),
         (
-            CommandSpec::new("help", "How to use the dice commands")
+            CommandSpec::new("help", "How to use every command")
                 .option(OptionSpec::string("command", "A command name")),
             wrap(ctx, help),
         ),
     ]
+    .into_iter()
+    .chain(crate::tools::commands(ctx))
+    .collect()
 }
 
 /// The component handler for the `rolls` prefix.
@@ -168,35 +165,11 @@ pub fn components(ctx: &Ctx) -> Arc<dyn Handler> {
 }
 
 async fn roll(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
-    let expression = inv
-        .options()
-        .str("expression")
-        .unwrap_or_default()
-        .to_owned();
-    let model = ctx
-        .controller
-        .run(caller(&inv), &RollOp { expression })
-        .await?;
-    let text = model.render();
-    let reply = if inv.wants_private() || model.private {
-        Reply::private(fit(&text, CUT_ROLL_NOTE))
-    } else {
-        Reply::text(fit(&format!("<@{}> {text}", inv.actor.id), CUT_ROLL_NOTE))
-    };
-    Ok(Response::Message(reply))
+    crate::tools::roll(ctx, inv).await
 }
 
 async fn odds(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
-    let expression = inv
-        .options()
-        .str("expression")
-        .unwrap_or_default()
-        .to_owned();
-    let model = ctx
-        .controller
-        .run(caller(&inv), &OddsOp { expression })
-        .await?;
-    Ok(Response::Message(public(&model.markdown)))
+    crate::tools::odds(ctx, inv).await
 }
 
 async fn stats(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
@@ -209,7 +182,13 @@ async fn help(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     let command = inv.options().str("command").map(str::to_owned);
     let model = ctx
         .controller
-        .run(caller(&inv), &HelpOp { command })
+        .run(
+            caller(&inv),
+            &HelpOp {
+                command,
+                catalogue: ctx.catalogue.clone(),
+            },
+        )
         .await?;
     Ok(Response::Message(private(&model.text)))
 }
@@ -247,6 +226,11 @@ async fn character(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             user,
             name,
             initiative_modifier: options.int("initiative-modifier").unwrap_or(0),
+            initiative: options.str("initiative").map(str::to_owned),
+        },
+        Some("import") => CharacterOp::Import {
+            user,
+            data: options.str("data").unwrap_or_default().to_owned(),
         },
         Some("remove") => CharacterOp::Remove { user, name },
         _ => CharacterOp::List { user },
@@ -283,40 +267,29 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
     ctx.controller.set_tracker_message(channel, message).await
 }
 
+/// A turn change's answer: it notifies whose turn it is (their mention, and only
+/// theirs, in `allowed_mentions`).
+fn turn_reply(model: &TrackerModel) -> Reply {
+    model
+        .ping
+        .iter()
+        .fold(public(&model.message), |reply, user| reply.ping(*user))
+}
+
 async fn init(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
-    let options = inv.options();
-    let channel = channel_of(&inv);
-    let user = user_of(&inv);
-    let character = options.str("character").map(str::to_owned);
-    let op = match options.sub() {
-        Some("join") => InitOp::Join {
-            channel,
-            user,
-            character,
-            roll: options.str("roll").map(str::to_owned),
-            display_name: inv.actor.name.clone(),
-        },
-        Some("remove") => InitOp::Remove {
-            channel,
-            user,
-            character,
-        },
-        Some("next") => InitOp::Next { channel },
-        Some("reset") => InitOp::Reset { channel },
-        _ => InitOp::Get { channel },
-    };
+    let op = initiative::op(&inv)?;
     let model = ctx.controller.run(caller(&inv), &op).await?;
+    if initiative::is_view(&op) {
+        return Ok(Response::Message(private(&model.message)));
+    }
     let repost = matches!(op, InitOp::Get { .. });
     show_tracker(&ctx, &model, repost).await?;
     Ok(Response::Message(if repost {
         Reply::private("The initiative tracker is posted below.")
-    } else if let (InitOp::Next { .. }, Some(turn)) =
-        (&op, model.tracker.entries.get(model.tracker.turn))
-    {
-        // "It is X's turn (<@X>)": the one message meant to notify someone.
-        public(&model.message).ping(turn.user)
+    } else if model.private {
+        private(&model.message)
     } else {
-        public(&model.message)
+        turn_reply(&model)
     }))
 }
 
@@ -345,6 +318,13 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
                 InitOp::Next { channel }
             };
             let model = ctx.controller.run(caller(&inv), &op).await?;
+            if custom_id == NEXT && !model.ping.is_empty() {
+                // The button answers by editing the tracker; the turn is announced
+                // beside it so the one whose turn it is gets notified.
+                if let Err(error) = ctx.discord.send(channel, &turn_reply(&model)).await {
+                    tracing::warn!(%error, %channel, "could not announce the turn");
+                }
+            }
             let pressed = *message_id;
             if model.tracker.message_id != Some(pressed) {
                 ctx.controller.set_tracker_message(channel, pressed).await?;

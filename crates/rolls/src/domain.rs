@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod combat;
+pub mod import;
+
 /// Discord snowflakes, typed. They serialise as decimal strings (so JavaScript clients
 /// do not lose precision) and read numbers too.
 pub use discord::model::{ChannelId, MessageId, UserId};
@@ -106,9 +109,13 @@ pub struct UserDoc {
     pub characters: BTreeMap<String, Character>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_character: Option<String>,
-    /// Named expressions. Stored and synced; no command edits them yet.
+    /// Named expressions, edited and rolled with `/saved` ([`crate::alias`]).
     #[serde(default)]
     pub saved_rolls: BTreeMap<String, String>,
+    /// The user's aliases (`/alias`): name (lower case) to template with `{}`
+    /// placeholders ([`crate::alias`]). Not written while empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -117,7 +124,23 @@ pub struct UserDoc {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Character {
     /// Added to the d20 when joining initiative without a roll.
+    #[serde(default)]
     pub initiative_modifier: i64,
+    /// The initiative expression rolled when joining without a roll (`1d20+3`,
+    /// `2d20kh1+3` for advantage); without one, `1d20` plus the modifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiative: Option<String>,
+}
+
+impl Character {
+    /// What joining initiative rolls for this character.
+    pub fn initiative_expression(&self) -> String {
+        match &self.initiative {
+            Some(expression) => expression.clone(),
+            None if self.initiative_modifier == 0 => "1d20".to_owned(),
+            None => format!("1d20{:+}", self.initiative_modifier),
+        }
+    }
 }
 
 /// A channel's initiative tracker. The seed left its shape open ("Not sure what this
@@ -149,6 +172,9 @@ pub struct Tracker {
     pub round: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<MessageId>,
+    /// Initiative is rolled again at the top of every round (`/init reroll on`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reroll: bool,
 }
 
 fn first_round() -> u32 {
@@ -162,16 +188,20 @@ impl Default for Tracker {
             turn: 0,
             round: 1,
             message_id: None,
+            reroll: false,
         }
     }
 }
 
-/// One combatant in a tracker.
+/// One combatant in a tracker. The combat fields ([`combat::Combatant`]: hit points,
+/// effects, group, …) sit beside these in the same JSON object, each only when set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub name: String,
     pub user: UserId,
     pub initiative: i64,
+    #[serde(flatten)]
+    pub combat: combat::Combatant,
 }
 
 /// Longest character name; keeps button labels and custom ids within Discord's limits.
@@ -234,6 +264,7 @@ pub fn add_character(doc: &mut UserDoc, name: &str, modifier: i64) -> Result<Str
         key.clone(),
         Character {
             initiative_modifier: modifier,
+            initiative: None,
         },
     );
     if doc.active_character.is_none() {
@@ -287,10 +318,8 @@ pub fn join(tracker: &mut Tracker, entry: Entry) -> Result<(), Refusal> {
     let current = if started { current_key(tracker) } else { None };
     tracker.entries.retain(|e| !replaces(e));
     tracker.entries.push(entry);
-    // Stable: ties keep join order.
-    tracker
-        .entries
-        .sort_by_key(|e| std::cmp::Reverse(e.initiative));
+    // Stable: ties keep join order (and groups stay together).
+    combat::sort(tracker);
     restore_turn(tracker, current);
     Ok(())
 }
@@ -314,20 +343,14 @@ pub fn leave(tracker: &mut Tracker, user: UserId, name: Option<&str>) -> Result<
     if tracker.turn >= tracker.entries.len() {
         tracker.turn = 0;
     }
+    tracker.turn = combat::unit_start(tracker, tracker.turn);
     Ok(removed.name)
 }
 
-/// Moves to the next turn; wrapping starts a new round.
+/// Moves to the next turn; wrapping starts a new round ([`combat::next`] without a
+/// reroll).
 pub fn next_turn(tracker: &mut Tracker) -> Result<(), Refusal> {
-    if tracker.entries.is_empty() {
-        return refuse("Nobody has joined initiative in this channel yet.");
-    }
-    tracker.turn += 1;
-    if tracker.turn >= tracker.entries.len() {
-        tracker.turn = 0;
-        tracker.round = tracker.round.saturating_add(1);
-    }
-    Ok(())
+    combat::next(tracker, None).map(|_| ())
 }
 
 /// Clears the tracker, keeping the message it is shown in.
@@ -354,25 +377,14 @@ fn restore_turn(tracker: &mut Tracker, current: Option<(UserId, String)>) {
                 .iter()
                 .position(|e| e.user == user && e.name == name)
         })
-        .unwrap_or(0);
+        .map_or(0, |i| combat::unit_start(tracker, i));
 }
 
-/// The tracker as Discord Markdown: sorted, the current turn marked with ▶.
+/// The tracker as the channel sees it, in Discord Markdown: sorted, the current turn
+/// marked with ▶, hidden combatants as `???` ([`combat::render`] of
+/// [`combat::public_view`]).
 pub fn render_tracker(tracker: &Tracker) -> String {
-    let mut out = format!("**Initiative** — round {}\n", tracker.round);
-    if tracker.entries.is_empty() {
-        out.push_str("_Nobody has joined yet. Press **Join** or use `/init join`._");
-        return out;
-    }
-    for (i, e) in tracker.entries.iter().enumerate() {
-        let marker = if i == tracker.turn { "▶" } else { "•" };
-        out.push_str(&format!(
-            "{marker} `{:>3}` {} (<@{}>)\n",
-            e.initiative, e.name, e.user
-        ));
-    }
-    out.truncate(out.trim_end().len());
-    out
+    combat::render(&combat::public_view(tracker))
 }
 
 /// The character list as Markdown; the active one is marked with ★.
@@ -391,10 +403,15 @@ pub fn render_characters(doc: &UserDoc) -> String {
         } else {
             "•"
         };
-        out.push_str(&format!(
-            "{marker} {name} (initiative {:+})\n",
-            c.initiative_modifier
-        ));
+        match &c.initiative {
+            Some(expression) => {
+                out.push_str(&format!("{marker} {name} (initiative {expression})\n"));
+            }
+            None => out.push_str(&format!(
+                "{marker} {name} (initiative {:+})\n",
+                c.initiative_modifier
+            )),
+        }
     }
     out.push_str("Pick the active character with the buttons below.");
     out
@@ -437,22 +454,42 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "roll",
         "/roll expression [private]",
-        "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4`. `private` shows the result only to you. A natural 20 on a d20 is a critical, a natural 1 a fumble.",
+        "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4`, or your aliases (`attack`, `hit 5 15`). `private` shows the result only to you. The `mode` option: `mode:gm` shows it to you and the GM, `mode:blind` to the GM only. A natural 20 on a d20 is a critical, a natural 1 a fumble. Every roll has a roll id for `/roll-check`.",
     ),
     (
         "odds",
         "/odds expression",
-        "The odds of an expression: mean, spread, percentiles and the chance a comparison succeeds.",
+        "The odds of an expression: mean, spread, percentiles and the chance a comparison succeeds, with a bar chart of the distribution (passing outcomes in green).",
+    ),
+    (
+        "roll-check",
+        "/roll-check id",
+        "Look up a roll of the last 30 days by its roll id: expression, seed, time, user and result, replayed with its seed.",
+    ),
+    (
+        "alias",
+        "/alias add name expression [server] | remove name [server] | list [server]",
+        "Names for expressions, used in `/roll`: `attack` -> `1d20+7`; `{}` or `{1}`, `{2}` are filled from the words after the name (`hit` -> `1d20+{} >= {}`, then `/roll hit 5 15`). Yours shadow the server's; `server` ones need Manage Server to change.",
+    ),
+    (
+        "saved",
+        "/saved add name expression | remove name | list | use name [mode]",
+        "Your saved rolls (at most 25), rolled by name with `use`.",
+    ),
+    (
+        "gm",
+        "/gm set | clear | show | role [role]",
+        "The channel's GM, who receives `mode:gm` and `mode:blind` rolls: `set` makes you the GM; `role` (Manage Server) names a server role whose members are GMs where a channel has none.",
     ),
     (
         "init",
-        "/init join [character] [roll] | get | remove [character] | reset | next",
-        "A per-channel initiative tracker with **Join** and **Next** buttons. Joining without a roll rolls 1d20 plus your active character's initiative modifier; `roll` takes a number or an expression.",
+        "/init join | add | hp | damage | heal | effect | note | opt | next | prev | move | skip | reroll | view | get | remove | reset",
+        "A per-channel combat tracker, one message edited in place, with **Join** and **Next** buttons. Joining without a roll rolls your active character's initiative (1d20 plus its modifier, or its expression). `add goblin x3 group:goblins hp:7 ac:15` adds monsters (`hidden` shows them as ???; `view` shows them to you). `hp name 25|+5|-5`, `damage name 2d6+3` (temporary hit points first; a concentrating combatant gets a save of DC max(10, half the damage)), `heal name 1d8`. `effect add|remove|drop name effect [duration]`: an effect of N rounds ends at the end of its caster's turn N rounds later. `reroll on` rolls initiative again each round; `skip [rounds]` jumps to the top of a later round.",
     ),
     (
         "character",
-        "/character add name initiative-modifier | remove name | list",
-        "Your characters (at most 9). `list` shows buttons to pick the active character used by `/init join`.",
+        "/character add name [initiative-modifier] [initiative] | import data | remove name | list",
+        "Your characters (at most 9). `initiative` takes an expression such as `1d20+3` or `2d20kh1+3` (advantage). `import` takes Feyre's user JSON or lines like `Vex +3`. `list` shows buttons to pick the active character used by `/init join`.",
     ),
     (
         "stats",
@@ -462,27 +499,128 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("help", "/help [command]", "This help."),
 ];
 
-/// `/help` or `/help command`.
+/// `/help` or `/help command` over this feature's commands alone (what `/help` says
+/// when the catalogue of every feature is empty).
 pub fn help(command: Option<&str>) -> Result<String, Refusal> {
+    help_all(command, &[])
+}
+
+/// The heading of a feature's commands in `/help`.
+fn feature_title(feature: &str) -> String {
+    match feature {
+        "rolls" => "Dice and initiative".to_owned(),
+        "drinking" => "Drinking game".to_owned(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// How a catalogued command is written: `/ronnied start|tab`, `/link-meetup url [x]`.
+fn usage_of(entry: &feature::CommandEntry) -> String {
+    let mut usage = format!("/{}", entry.name);
+    if !entry.subcommands.is_empty() {
+        let subs: Vec<&str> = entry.subcommands.iter().map(|(n, _)| n.as_str()).collect();
+        usage.push(' ');
+        usage.push_str(&subs.join("|"));
+    }
+    for (name, _, required) in &entry.options {
+        if *required {
+            usage.push_str(&format!(" {name}"));
+        } else {
+            usage.push_str(&format!(" [{name}]"));
+        }
+    }
+    usage
+}
+
+/// `/help` or `/help command` over every feature's commands (`features`, from the
+/// kit's catalogue), grouped by feature. This feature's own commands keep their
+/// hand-written usage and details from [`HELP`]; the others are described from what
+/// they registered. With no features (a catalogue never filled) only [`HELP`] is shown.
+pub fn help_all(
+    command: Option<&str>,
+    features: &[feature::FeatureCommands],
+) -> Result<String, Refusal> {
+    let own = |name: &str| HELP.iter().find(|(n, _, _)| *n == name);
     match command.map(|c| c.trim().trim_start_matches('/').to_lowercase()) {
         None => {
-            let mut out = "**Dice and initiative**\n".to_owned();
-            for (_, usage, _) in HELP {
-                out.push_str(&format!("`{usage}`\n"));
+            let mut out = String::new();
+            if features.is_empty() {
+                out.push_str("**Dice and initiative**\n");
+                for (_, usage, _) in HELP {
+                    out.push_str(&format!("`{usage}`\n"));
+                }
+            }
+            for group in features {
+                out.push_str(&format!("**{}**\n", feature_title(&group.feature)));
+                for entry in &group.commands {
+                    match own(&entry.name) {
+                        Some((_, usage, _)) => out.push_str(&format!("`{usage}`\n")),
+                        None => {
+                            out.push_str(&format!("`{}` {}\n", usage_of(entry), entry.description))
+                        }
+                    }
+                }
             }
             out.push_str("Use `/help command` for details.");
+            if out.chars().count() > DISCORD_MESSAGE_MAX && !features.is_empty() {
+                // Too long for one message: every command by name, a line per feature.
+                out.clear();
+                for group in features {
+                    let usages: Vec<String> = group
+                        .commands
+                        .iter()
+                        .map(|entry| format!("`{}`", usage_of(entry)))
+                        .collect();
+                    out.push_str(&format!(
+                        "**{}** {}\n",
+                        feature_title(&group.feature),
+                        usages.join(" ")
+                    ));
+                }
+                out.push_str("Use `/help command` for details.");
+            }
             Ok(out)
         }
-        Some(name) => match HELP.iter().find(|(n, _, _)| *n == name) {
-            Some((_, usage, text)) => Ok(format!("`{usage}`\n{text}")),
-            None => refuse(format!(
-                "There is no command `{name}`. Try one of: {}.",
-                HELP.iter()
-                    .map(|(n, _, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        },
+        Some(name) => {
+            if let Some((_, usage, text)) = own(&name) {
+                return Ok(format!("`{usage}`\n{text}"));
+            }
+            let found = features
+                .iter()
+                .flat_map(|f| f.commands.iter())
+                .find(|c| c.name == name);
+            match found {
+                Some(entry) => {
+                    let mut out = format!("`{}`\n{}", usage_of(entry), entry.description);
+                    for (sub, description) in &entry.subcommands {
+                        out.push_str(&format!("\n`/{} {sub}` {description}", entry.name));
+                    }
+                    for (option, description, required) in &entry.options {
+                        let optional = if *required { "" } else { " (optional)" };
+                        out.push_str(&format!("\n`{option}`{optional}: {description}"));
+                    }
+                    Ok(out)
+                }
+                None => {
+                    let mut known: Vec<&str> = HELP.iter().map(|(n, _, _)| *n).collect();
+                    for entry in features.iter().flat_map(|f| f.commands.iter()) {
+                        if !known.contains(&entry.name.as_str()) {
+                            known.push(&entry.name);
+                        }
+                    }
+                    refuse(format!(
+                        "There is no command `{name}`. Try one of: {}.",
+                        known.join(", ")
+                    ))
+                }
+            }
+        }
     }
 }
 
@@ -513,6 +651,7 @@ mod tests {
             name: name.into(),
             user: UserId::new(user),
             initiative,
+            combat: combat::Combatant::default(),
         }
     }
 
@@ -594,6 +733,7 @@ mod tests {
                     name,
                     user: UserId::new(u64::MAX - i as u64),
                     initiative: i64::MIN,
+                    combat: combat::Combatant::default(),
                 },
             )
             .expect("room");
@@ -627,6 +767,88 @@ mod tests {
         let cut = fit_message(&code, 2000, note);
         assert_eq!(cut.matches("```").count(), 2, "{cut}");
         assert!(cut.chars().count() <= 2000);
+    }
+
+    #[test]
+    fn help_lists_every_feature_and_details_any_command() {
+        let features = vec![
+            feature::FeatureCommands {
+                feature: "rolls".into(),
+                commands: vec![feature::CommandEntry {
+                    name: "roll".into(),
+                    description: "Roll dice".into(),
+                    subcommands: vec![],
+                    options: vec![("expression".into(), "What".into(), true)],
+                }],
+            },
+            feature::FeatureCommands {
+                feature: "drinking".into(),
+                commands: vec![feature::CommandEntry {
+                    name: "ronnied".into(),
+                    description: "The dice drinking game".into(),
+                    subcommands: vec![
+                        ("start".into(), "Start a game".into()),
+                        ("tab".into(), "Your tab".into()),
+                    ],
+                    options: vec![],
+                }],
+            },
+            feature::FeatureCommands {
+                feature: "campaigns".into(),
+                commands: vec![feature::CommandEntry {
+                    name: "link-meetup".into(),
+                    description: "Link an event".into(),
+                    subcommands: vec![],
+                    options: vec![("url".into(), "The event".into(), false)],
+                }],
+            },
+        ];
+        let all = help_all(None, &features).expect("help");
+        assert!(
+            all.contains("**Dice and initiative**\n`/roll expression [private]`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("**Drinking game**\n`/ronnied start|tab` The dice drinking game"),
+            "{all}"
+        );
+        assert!(
+            all.contains("**Campaigns**\n`/link-meetup [url]` Link an event"),
+            "{all}"
+        );
+        let one = help_all(Some("/ronnied"), &features).expect("one");
+        assert!(one.contains("`/ronnied tab` Your tab"), "{one}");
+        let refused = help_all(Some("dance"), &features).expect_err("unknown");
+        assert!(
+            refused.0.contains("ronnied") && refused.0.contains("link-meetup"),
+            "{}",
+            refused.0
+        );
+        assert!(
+            help_all(Some("character"), &features)
+                .expect("own")
+                .contains("at most 9")
+        );
+
+        // Too many commands for one message: one line per feature, every command named.
+        let many = vec![feature::FeatureCommands {
+            feature: "big".into(),
+            commands: (0..60)
+                .map(|n| feature::CommandEntry {
+                    name: format!("command-{n}"),
+                    description: "A command with a long description, ".repeat(3),
+                    subcommands: vec![],
+                    options: vec![],
+                })
+                .collect(),
+        }];
+        let compact = help_all(None, &many).expect("help");
+        assert!(
+            compact.chars().count() <= DISCORD_MESSAGE_MAX,
+            "{}",
+            compact.len()
+        );
+        assert!(compact.contains("`/command-0`") && compact.contains("`/command-59`"));
     }
 
     #[test]

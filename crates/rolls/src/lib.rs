@@ -4,7 +4,10 @@
 //! # Rooms
 //! - [`domain`]: the ids (Discord's typed snowflakes: `UserId`, `ChannelId`,
 //!   `MessageId`), the documents ([`domain::UserDoc`], [`domain::Tracker`]) and the pure
-//!   rules (characters, the tracker, help text). No I/O.
+//!   rules (characters, the tracker, help text). No I/O. [`domain::combat`] holds the
+//!   combat tracker's rules (hit points, effects and their durations, concentration,
+//!   hidden combatants, groups, turn order), [`domain::import`] the reading of Feyre's
+//!   characters.
 //! - [`schema`]: the seed's Redis keys (`user_set`, `user_{id}`, `c_{command}`,
 //!   `c_:updated_time`, `init_{channel_id}`, `{key}:updated_time`); the only module
 //!   that spells them. It depends on `domain`, never the reverse.
@@ -16,6 +19,10 @@
 //!   commits retry through [`store::optimistic()`].
 //! - [`pool`]: the [`DicePool`], where every roll and odds computation runs, off the
 //!   async workers.
+//! - The table tools: [`alias`] (aliases with `{}` placeholders, saved rolls),
+//!   [`history`] (roll ids: every roll seeded, recorded for 30 days, replayable),
+//!   [`gm`] (a channel's GM; GM and blind rolls), [`chart`] (the odds bar chart as a
+//!   PNG); their Discord handlers are in [`tools`], their REST routes in [`web`].
 //! - [`commands`]: Discord handlers. [`web`]: the REST API. [`jobs`]: the sync service
 //!   ([`SyncService`]), writing to the [`SyncTarget`] of [`sync_target`] (a folder, S3
 //!   or Azure Blob).
@@ -28,11 +35,17 @@
 //! # Choices where the seed is vague
 //! - **`init_{channel_id}`** ("Not sure what this will look like yet"): a JSON
 //!   [`domain::Tracker`] — entries (name, user, initiative) sorted by initiative, the
-//!   current turn index, the round, and the tracker message's id.
+//!   current turn index, the round, and the tracker message's id; each entry may also
+//!   carry the combat fields of [`domain::combat::Combatant`] (`init_expr`, `hp`,
+//!   `max_hp`, `temp_hp`, `ac`, `con_save`, `hidden`, `group`, `note`, `effects`), and
+//!   the tracker `reroll`, each written only when set, so older trackers read and
+//!   write byte for byte as before.
 //! - **`user_{id}`** ("characters, saved rolls, etc."): a JSON [`domain::UserDoc`] with
-//!   `characters` keyed by name (`{"initiative_modifier": n}`), `active_character` and
-//!   `saved_rolls`; unknown fields are preserved. At most 9 characters (the original's
-//!   limit). Character names match case-insensitively.
+//!   `characters` keyed by name (`{"initiative_modifier": n}`, plus `"initiative":
+//!   "1d20+3"` when the character rolls an expression), `active_character` and
+//!   `saved_rolls` (edited with `/saved`), plus `aliases` (an addition, written only
+//!   when there are some: [`alias`]); unknown fields are preserved. At most 9
+//!   characters (the original's limit). Character names match case-insensitively.
 //! - **Counters** are named after the top-level command (`c_roll`, `c_odds`, `c_init`,
 //!   `c_character`, `c_stats`, `c_help`); buttons count as their command and REST
 //!   requests count like the command they mirror. Only requests that succeed are
@@ -84,7 +97,8 @@
 //! - **Tracker size**: at most [`domain::MAX_TRACKER_ENTRIES`] (20) entries per
 //!   channel, so the tracker message always fits one Discord message; the next join
 //!   is refused in words (re-rolling an entry that is there still works).
-//! - **`/init join` without a roll** rolls `1d20` plus the active character's modifier;
+//! - **`/init join` without a roll** rolls the active character's initiative
+//!   expression, or `1d20` plus its modifier;
 //!   a `character` that is not one of the user's joins under that name with no modifier
 //!   (a GM adding a monster). `roll` takes a number or a dice expression.
 //! - **`/stats`** lists used commands; `/stats all` also lists unused ones. The numbers
@@ -94,7 +108,19 @@
 //!   turn stays with its combatant when someone joins or leaves.
 //! - **The tracker message**: commands edit the stored message in place (posting a new
 //!   one if it was deleted); `/init get` reposts it at the bottom of the channel; the
-//!   buttons answer with an in-place update. REST changes edit it best effort.
+//!   buttons answer with an in-place update. REST changes edit it best effort. Every
+//!   `/init` subcommand edits the same message; a tracker too long for one message
+//!   drops notes and durations, then hit points, before it is cut
+//!   ([`domain::combat::render`]).
+//! - **The combat tracker** (`/init add|hp|damage|heal|effect|note|opt|prev|move|skip|reroll|view`):
+//!   its rules and bounds are in [`domain::combat`]; `/init effect` takes
+//!   `action:add|remove|drop` (Discord has no nested subcommands here). A turn change
+//!   (`next`, `prev`, `skip`, the Next button) mentions whoever is up with
+//!   `allowed_mentions` naming only them; the button posts that mention beside the
+//!   tracker. Hidden combatants are `???` everywhere the channel (or REST) sees the
+//!   tracker; answers about them are private to the caller.
+//! - **`/character import`** reads Feyre's user document (JSON) or the text of a
+//!   character list ([`domain::import`]).
 //!
 //! # Limits
 //! - The sync scan (`SCAN`) and the multi-key reads (`MGET` of counters, the atomic
@@ -106,9 +132,13 @@
 //!   then also removes the old versions from the store. Versions left behind by a
 //!   snapshot that died before writing its manifest are not swept.
 
+pub mod alias;
+pub mod chart;
 pub mod commands;
 pub mod domain;
 mod error;
+pub mod gm;
+pub mod history;
 pub mod jobs;
 pub mod membership;
 pub mod ops;
@@ -116,6 +146,7 @@ pub mod pool;
 pub mod repo;
 pub mod schema;
 pub mod sync_target;
+pub mod tools;
 pub mod web;
 
 use std::path::PathBuf;
@@ -190,6 +221,7 @@ pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
         ),
         discord: ctx.discord.clone(),
         membership: membership::Membership::new(ctx.discord.clone()),
+        catalogue: ctx.catalogue.clone(),
     };
     let config = Arc::new(config);
 

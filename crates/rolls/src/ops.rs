@@ -171,7 +171,8 @@ impl Controller {
 
 // ---- roll -------------------------------------------------------------------------
 
-/// `/roll`, `GET /api/rolls/roll`.
+/// A plain roll: no aliases, no roll id. `/roll` and `GET /api/rolls/roll` use
+/// [`crate::history::RecordedRollOp`], which rolls through [`RollModel`] too.
 #[derive(Debug, Clone)]
 pub struct RollOp {
     pub expression: String,
@@ -243,7 +244,8 @@ impl RollModel {
 
 // ---- odds -------------------------------------------------------------------------
 
-/// `/odds`, `GET /api/rolls/odds`.
+/// `GET /api/rolls/odds` as JSON; `/odds` and the PNG chart use
+/// [`crate::chart::ChartedOddsOp`].
 #[derive(Debug, Clone)]
 pub struct OddsOp {
     pub expression: String,
@@ -340,6 +342,8 @@ impl Operation for StatsOp {
 #[derive(Debug, Clone)]
 pub struct HelpOp {
     pub command: Option<String>,
+    /// Every feature's commands (the kit's catalogue): `/help` lists them all.
+    pub catalogue: feature::Catalogue,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -352,7 +356,7 @@ impl Operation for HelpOp {
     const COMMAND: &'static str = "help";
 
     async fn plan(&self, _: Env<'_>, _: DateTime<Utc>) -> Result<Plan<HelpModel>, RollsError> {
-        let text = domain::help(self.command.as_deref())?;
+        let text = domain::help_all(self.command.as_deref(), &self.catalogue.features())?;
         Ok(Plan::read_only(HelpModel { text }))
     }
 }
@@ -369,6 +373,14 @@ pub enum CharacterOp {
         user: UserId,
         name: String,
         initiative_modifier: i64,
+        /// An initiative expression (`1d20+3`, `2d20kh1+3`), rolled instead of
+        /// `1d20 + initiative_modifier`.
+        initiative: Option<String>,
+    },
+    /// `/character import`: Feyre's characters ([`domain::import`]).
+    Import {
+        user: UserId,
+        data: String,
     },
     Remove {
         user: UserId,
@@ -407,7 +419,8 @@ impl Operation for CharacterOp {
             CharacterOp::List { user }
             | CharacterOp::Add { user, .. }
             | CharacterOp::Remove { user, .. }
-            | CharacterOp::Activate { user, .. } => *user,
+            | CharacterOp::Activate { user, .. }
+            | CharacterOp::Import { user, .. } => *user,
         };
         let read = repo.user(user).await?;
         let mut doc = read.value;
@@ -416,10 +429,38 @@ impl Operation for CharacterOp {
             CharacterOp::Add {
                 name,
                 initiative_modifier,
+                initiative: Some(expression),
+                ..
+            } => {
+                let expression = checked_expression(env.dice, expression).await?;
+                let name = domain::add_character(&mut doc, name, *initiative_modifier)?;
+                if let Some(c) = doc.characters.get_mut(&name) {
+                    c.initiative = Some(expression.clone());
+                }
+                format!("Saved **{name}** (initiative {expression}).")
+            }
+            CharacterOp::Add {
+                name,
+                initiative_modifier,
                 ..
             } => {
                 let name = domain::add_character(&mut doc, name, *initiative_modifier)?;
                 format!("Saved **{name}** (initiative {initiative_modifier:+}).")
+            }
+            CharacterOp::Import { data, .. } => {
+                let import = domain::import::parse(data)?;
+                for c in &import.characters {
+                    if let Some(expression) = &c.character.initiative {
+                        checked_expression(env.dice, expression).await?;
+                    }
+                }
+                let names = domain::import::merge(&mut doc, &import)?;
+                let count = match names.len() {
+                    1 => "1 character".to_owned(),
+                    n => format!("{n} characters"),
+                };
+                let names: Vec<String> = names.iter().map(|n| format!("**{n}**")).collect();
+                format!("Imported {count}: {}.", names.join(", "))
             }
             CharacterOp::Remove { name, .. } => {
                 let name = domain::remove_character(&mut doc, name)?;
@@ -451,7 +492,27 @@ impl Operation for CharacterOp {
     }
 }
 
+/// `expression` if it is an initiative expression that rolls (checked in the pool).
+async fn checked_expression(dice: &DicePool, expression: &str) -> Result<String, RollsError> {
+    let expression = domain::combat::clean_expression(expression)?;
+    let checked = expression.clone();
+    dice.roll(move || {
+        let outcome = dice::roll(&checked, &mut dice::Rng::from_random_state())
+            .map_err(|e| RollsError::dice(&checked, &e))?;
+        outcome.total().as_int().map(|_| ()).ok_or_else(|| {
+            RollsError::refused(format!(
+                "`{checked}` must come to a whole number to be an initiative."
+            ))
+        })
+    })
+    .await??;
+    Ok(expression)
+}
+
 // ---- initiative ---------------------------------------------------------------------
+
+pub mod combat;
+pub use combat::CombatAction;
 
 /// `/init ...`, `/api/rolls/initiative/{channel}`.
 #[derive(Debug, Clone)]
@@ -479,15 +540,30 @@ pub enum InitOp {
     Reset {
         channel: ChannelId,
     },
+    /// The rest of the combat tracker ([`combat`]): hit points, effects, turns, …
+    Combat {
+        channel: ChannelId,
+        user: UserId,
+        action: CombatAction,
+    },
 }
 
+/// The tracker after an operation. `tracker` and `markdown` are what the channel
+/// sees: hidden combatants are `???` ([`domain::combat::public_view`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrackerModel {
     pub channel: ChannelId,
     pub tracker: Tracker,
-    /// What happened, in a sentence (empty for `get`).
+    /// What happened, in a sentence (empty for `get`); for `view`, the tracker as
+    /// the caller may see it.
     pub message: String,
     pub markdown: String,
+    /// The message is about a hidden combatant: shown only to the caller.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
+    /// Whom the message notifies (whose turn it is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ping: Vec<UserId>,
 }
 
 impl InitOp {
@@ -497,26 +573,27 @@ impl InitOp {
             | InitOp::Join { channel, .. }
             | InitOp::Remove { channel, .. }
             | InitOp::Next { channel }
-            | InitOp::Reset { channel } => *channel,
+            | InitOp::Reset { channel }
+            | InitOp::Combat { channel, .. } => *channel,
         }
     }
 }
 
-/// Rolls (or reads) an initiative: `(value, how it was obtained)`.
+/// Rolls (or reads) an initiative: `(value, how it was obtained, the expression
+/// rolled)`; `default` is rolled when `roll` is empty.
 async fn initiative(
     dice: &DicePool,
     roll: Option<&str>,
-    modifier: i64,
-) -> Result<(i64, String), RollsError> {
+    default: &str,
+) -> Result<(i64, String, Option<String>), RollsError> {
     let expression = match roll.map(str::trim) {
         Some(text) if !text.is_empty() => {
             if let Ok(value) = text.parse::<i64>() {
-                return Ok((value, value.to_string()));
+                return Ok((value, value.to_string(), None));
             }
-            text.to_owned()
+            domain::combat::clean_expression(text)?
         }
-        _ if modifier == 0 => "1d20".to_owned(),
-        _ => format!("1d20{modifier:+}"),
+        _ => default.to_owned(),
     };
     dice.roll(move || {
         let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
@@ -525,7 +602,7 @@ async fn initiative(
             .total()
             .as_int()
             .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
-        Ok((value, outcome.render_markdown()))
+        Ok((value, outcome.render_markdown(), Some(expression)))
     })
     .await?
 }
@@ -543,6 +620,7 @@ impl Operation for InitOp {
         let channel = self.channel();
         let read = repo.tracker(channel).await?;
         let mut tracker = read.value;
+        let mut said = combat::Said::default();
         let message = match self {
             InitOp::Get { .. } => String::new(),
             InitOp::Join {
@@ -553,25 +631,36 @@ impl Operation for InitOp {
                 ..
             } => {
                 let doc = repo.user(*user).await?.value;
-                let (name, modifier) = match character {
+                let plain = || "1d20".to_owned();
+                let (name, expression) = match character {
                     Some(wanted) => match domain::find_character(&doc, wanted) {
-                        Some((n, c)) => (n.to_owned(), c.initiative_modifier),
+                        Some((n, c)) => (n.to_owned(), c.initiative_expression()),
                         // Not a saved character: join under that name (e.g. a monster
                         // the GM runs) with no modifier.
-                        None => (domain::clean_name(wanted)?, 0),
+                        None => (domain::clean_name(wanted)?, plain()),
                     },
                     None => match domain::active(&doc) {
-                        Some((n, c)) => (n.to_owned(), c.initiative_modifier),
-                        None => (domain::clean_name(display_name)?, 0),
+                        Some((n, c)) => (n.to_owned(), c.initiative_expression()),
+                        None => (domain::clean_name(display_name)?, plain()),
                     },
                 };
-                let (value, how) = initiative(env.dice, roll.as_deref(), modifier).await?;
+                let (value, how, rolled) =
+                    initiative(env.dice, roll.as_deref(), &expression).await?;
+                // Joining again keeps what the fight knows about the combatant.
+                let mut kept = tracker
+                    .entries
+                    .iter()
+                    .find(|e| e.user == *user && e.name.eq_ignore_ascii_case(&name))
+                    .map(|e| e.combat.clone())
+                    .unwrap_or_default();
+                kept.init_expr = rolled;
                 domain::join(
                     &mut tracker,
                     Entry {
                         name: name.clone(),
                         user: *user,
                         initiative: value,
+                        combat: kept,
                     },
                 )?;
                 format!("**{name}** joined initiative with {value}: {how}")
@@ -583,24 +672,35 @@ impl Operation for InitOp {
                 format!("**{name}** left initiative.")
             }
             InitOp::Next { .. } => {
-                domain::next_turn(&mut tracker)?;
-                match tracker.entries.get(tracker.turn) {
-                    Some(e) => format!("It is **{}**'s turn (<@{}>).", e.name, e.user),
-                    None => String::new(),
-                }
+                said = combat::next(env, &mut tracker).await?;
+                said.message.clone()
             }
             InitOp::Reset { .. } => {
                 domain::reset(&mut tracker);
                 "Initiative was reset.".to_owned()
             }
+            InitOp::Combat { user, action, .. } => {
+                said = combat::apply(env, &mut tracker, *user, action).await?;
+                said.message.clone()
+            }
         };
         let model = TrackerModel {
             channel,
             markdown: domain::render_tracker(&tracker),
-            tracker: tracker.clone(),
+            tracker: domain::combat::public_view(&tracker),
             message,
+            private: said.private,
+            ping: said.ping,
         };
-        if matches!(self, InitOp::Get { .. }) {
+        let read_only = matches!(self, InitOp::Get { .. })
+            || matches!(
+                self,
+                InitOp::Combat {
+                    action: CombatAction::View,
+                    ..
+                }
+            );
+        if read_only {
             return Ok(Plan::read_only(model));
         }
         let mut writes = Writes::new();

@@ -12,6 +12,20 @@
 //! | `init_{channel_id}:updated_time` | string | Unix millis                            |
 //! | `user_set:restoring:{nonce}` | set   | not in the seed: members a restore is adding, joined into `user_set` in one step once whole; expires after an hour |
 //!
+//! Additions (not in the seed; the sync service leaves them alone, [`classify`] does
+//! not know them):
+//!
+//! | key                         | type    | content                                     |
+//! |-----------------------------|---------|---------------------------------------------|
+//! | `alias_guild_{guild_id}`    | string  | a server's aliases, JSON `{"name": "template"}` ([`crate::alias`]) |
+//! | `alias_guild_{guild_id}:updated_time` | string | Unix millis                        |
+//! | `gm_{channel_id}`           | string  | the channel's GM, JSON [`GmDoc`](crate::gm::GmDoc) |
+//! | `gm_role_{guild_id}`        | string  | the server's GM role, JSON [`GmRoleDoc`](crate::gm::GmRoleDoc) |
+//! | `roll_{id}`                 | string  | one roll, JSON [`RollRecord`](crate::history::RollRecord), expires after 30 days |
+//!
+//! A user's own aliases live in their `user_{id}` document (`aliases`, beside
+//! `saved_rolls`).
+//!
 //! The JSON shapes are the documents of [`crate::domain`] (`serde` as declared there;
 //! snowflakes as decimal strings). No other module spells these names; everything
 //! else goes through the functions here.
@@ -56,6 +70,37 @@ pub fn counter_key(command: &str) -> String {
 /// `init_{channel_id}`.
 pub fn init_key(channel: ChannelId) -> String {
     format!("{INIT_PREFIX}{channel}")
+}
+
+/// Prefix of a server's aliases (an addition).
+pub const GUILD_ALIAS_PREFIX: &str = "alias_guild_";
+/// Prefix of a channel's GM (an addition).
+pub const GM_PREFIX: &str = "gm_";
+/// Prefix of a server's GM role (an addition).
+pub const GM_ROLE_PREFIX: &str = "gm_role_";
+/// Prefix of a recorded roll (an addition).
+pub const ROLL_PREFIX: &str = "roll_";
+/// How long a recorded roll is kept: 30 days.
+pub const ROLL_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// `alias_guild_{guild_id}`.
+pub fn guild_alias_key(guild: discord::model::GuildId) -> String {
+    format!("{GUILD_ALIAS_PREFIX}{guild}")
+}
+
+/// `gm_{channel_id}`.
+pub fn gm_key(channel: ChannelId) -> String {
+    format!("{GM_PREFIX}{channel}")
+}
+
+/// `gm_role_{guild_id}`.
+pub fn gm_role_key(guild: discord::model::GuildId) -> String {
+    format!("{GM_ROLE_PREFIX}{guild}")
+}
+
+/// `roll_{id}` (the id as shown: 8 base32 characters, upper case).
+pub fn roll_key(id: &str) -> String {
+    format!("{ROLL_PREFIX}{id}")
 }
 
 /// Where a restore gathers the members it adds to the set `of` before joining them
@@ -166,10 +211,12 @@ mod tests {
                 name: "Aragorn".into(),
                 user: UserId::new(107624977066381312),
                 initiative: 19,
+                combat: Default::default(),
             }],
             turn: 0,
             round: 1,
             message_id: Some(MessageId::new(1180000000000000000)),
+            reroll: false,
         };
         let json = serde_json::to_string(&tracker).expect("serialise");
         assert_eq!(

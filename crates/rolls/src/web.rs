@@ -26,14 +26,24 @@
 //! out `outcome`, cuts `text` and `markdown` to [`MAX_ANSWER_TEXT`] characters each
 //! and says so in `"cut"`.
 //!
+//! A roll answers with its roll id (`id`), `seed` and `input` beside the roll; the
+//! user's aliases apply, and with `channel` (a channel of a server the user is a
+//! member of) the server's too ([`crate::alias`]). `format=png` answers the odds as
+//! the chart `/odds` attaches ([`crate::chart`]; 400 when there is no exact
+//! distribution to draw). `rolls/{id}` is a roll looked up by id ([`crate::history`]).
+//!
 //! | method | path                                        | body                        |
 //! |--------|---------------------------------------------|-----------------------------|
-//! | GET    | `/api/rolls/roll?user=&expression=`         |                             |
-//! | GET    | `/api/rolls/odds?user=&expression=`         |                             |
+//! | GET    | `/api/rolls/roll?user=&expression=[&channel=]` |                          |
+//! | GET    | `/api/rolls/odds?user=&expression=[&format=json\|png]` |                   |
 //! | GET    | `/api/rolls/stats?user=[&all=true]`         |                             |
 //! | GET    | `/api/rolls/characters?user=`               |                             |
-//! | POST   | `/api/rolls/characters?user=`               | `{"name", "initiative_modifier"}` |
+//! | POST   | `/api/rolls/characters?user=`               | `{"name", "initiative_modifier", "initiative"?}` |
 //! | DELETE | `/api/rolls/characters/{name}?user=`        |                             |
+//! | GET    | `/api/rolls/rolls/{id}?user=`               |                             |
+//! | GET    | `/api/rolls/aliases?user=`                  |                             |
+//! | POST   | `/api/rolls/aliases?user=`                  | `{"name", "expression"}`    |
+//! | DELETE | `/api/rolls/aliases/{name}?user=`           |                             |
 //! | GET    | `/api/rolls/initiative/{channel}?user=`     |                             |
 //! | POST   | `/api/rolls/initiative/{channel}/join?user=`| `{"character"?, "roll"?, "name"?}` |
 //! | POST   | `/api/rolls/initiative/{channel}/remove?user=` | `{"character"?}`         |
@@ -47,11 +57,13 @@ use axum::response::{IntoResponse, Response};
 use feature::access::{Access, Caller as WebCaller, Denied, JsonBody, Routes};
 use serde::Deserialize;
 
+mod table;
+
 use crate::RollsError;
 use crate::commands::Ctx;
 use crate::domain::{Authenticated, Caller, ChannelId};
 use crate::membership::{Membership, Verdict};
-use crate::ops::{CharacterOp, HelpOp, InitOp, OddsOp, Operation, RollOp, StatsOp, TrackerModel};
+use crate::ops::{CharacterOp, HelpOp, InitOp, Operation, StatsOp, TrackerModel};
 
 type Params = Query<BTreeMap<String, String>>;
 
@@ -176,8 +188,12 @@ pub fn routes(context: &feature::Context, ctx: Ctx) -> Routes {
     let read = || Access::user_or_token("rolls:read");
     let write = || Access::user_or_token("rolls:write");
     Routes::new(&context.sessions)
-        .get("/api/rolls/roll", read(), roll)
-        .get("/api/rolls/odds", read(), odds)
+        .get("/api/rolls/roll", read(), table::roll)
+        .get("/api/rolls/odds", read(), table::odds)
+        .get("/api/rolls/rolls/{id}", read(), table::roll_check)
+        .get("/api/rolls/aliases", read(), table::aliases_list)
+        .post("/api/rolls/aliases", write(), table::aliases_add)
+        .delete("/api/rolls/aliases/{name}", write(), table::aliases_remove)
         .get("/api/rolls/stats", read(), stats)
         .get("/api/rolls/help", read(), help)
         .get("/api/rolls/characters", read(), characters_list)
@@ -193,26 +209,6 @@ pub fn routes(context: &feature::Context, ctx: Ctx) -> Routes {
         .post("/api/rolls/initiative/{channel}/next", write(), init_next)
         .post("/api/rolls/initiative/{channel}/reset", write(), init_reset)
         .with_state(ctx)
-}
-
-async fn roll(
-    State(ctx): State<Ctx>,
-    caller: WebCaller,
-    Query(p): Params,
-) -> Result<Response, ApiError> {
-    let who = user(&caller, &p)?;
-    let expression = required(&p, "expression")?.to_owned();
-    run(&ctx, who, RollOp { expression }).await
-}
-
-async fn odds(
-    State(ctx): State<Ctx>,
-    caller: WebCaller,
-    Query(p): Params,
-) -> Result<Response, ApiError> {
-    let who = user(&caller, &p)?;
-    let expression = required(&p, "expression")?.to_owned();
-    run(&ctx, who, OddsOp { expression }).await
 }
 
 async fn stats(
@@ -236,7 +232,8 @@ async fn help(
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let command = p.get("command").cloned();
-    run(&ctx, who, HelpOp { command }).await
+    let catalogue = ctx.catalogue.clone();
+    run(&ctx, who, HelpOp { command, catalogue }).await
 }
 
 async fn characters_list(
@@ -256,6 +253,9 @@ struct AddCharacter {
     name: String,
     #[serde(default)]
     initiative_modifier: i64,
+    /// An initiative expression (`1d20+3`), rolled instead of the modifier.
+    #[serde(default)]
+    initiative: Option<String>,
 }
 
 async fn characters_add(
@@ -270,6 +270,7 @@ async fn characters_add(
         user,
         name: b.name,
         initiative_modifier: b.initiative_modifier,
+        initiative: b.initiative,
     };
     run(&ctx, who, op).await
 }

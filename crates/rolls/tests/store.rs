@@ -93,6 +93,7 @@ async fn characters_live_in_the_user_document() {
                 user,
                 name: "Aragorn".into(),
                 initiative_modifier: 2,
+                initiative: None,
             },
         )
         .await
@@ -116,6 +117,7 @@ async fn characters_live_in_the_user_document() {
                     user,
                     name: format!("c{i}"),
                     initiative_modifier: 0,
+                    initiative: None,
                 },
             )
             .await
@@ -128,6 +130,7 @@ async fn characters_live_in_the_user_document() {
                 user,
                 name: "tenth".into(),
                 initiative_modifier: 0,
+                initiative: None,
             },
         )
         .await

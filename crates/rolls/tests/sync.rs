@@ -41,6 +41,7 @@ async fn seed(world: &World) {
             user,
             name: "Bo".into(),
             initiative_modifier: 1,
+            initiative: None,
         },
     )
     .await
@@ -282,7 +283,18 @@ async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
         .collect();
     assert_eq!(
         names,
-        ["roll", "odds", "init", "character", "stats", "help"]
+        [
+            "roll",
+            "odds",
+            "init",
+            "character",
+            "stats",
+            "help",
+            "roll-check",
+            "alias",
+            "saved",
+            "gm"
+        ]
     );
     assert_eq!(feature.components.as_ref().map(|(p, _)| *p), Some("rolls"));
     let job = &feature.jobs[0];

@@ -296,14 +296,29 @@ impl Running {
 /// The features Tavern runs, built from one [`Context`]. One line per feature; `serve`,
 /// `migrate` and `check` all read this list.
 pub fn features(ctx: &Context, config: &Config, gateway: &GatewayStatus) -> Vec<Feature> {
-    vec![
+    let features = vec![
         crate::core::feature(ctx, gateway.clone()),
         rolls::feature(ctx, rolls_config(config)),
-        drinking::feature(ctx, drinking::DrinkingConfig::default()),
+        drinking::feature(ctx, drinking_config(config)),
         campaigns::feature(ctx, config.meetup.clone()),
         clips::feature(ctx, clips::ClipsConfig::default()),
         meetings::feature(ctx, meetings_config(config)),
-    ]
+    ];
+    // `/help` lists every command of every feature.
+    ctx.catalogue.fill(&features);
+    features
+}
+
+/// The drinking game's settings from the configuration (`drinking_*`).
+pub fn drinking_config(config: &Config) -> drinking::DrinkingConfig {
+    let settings = &config.drinking;
+    drinking::DrinkingConfig {
+        player_limit: settings.max_players,
+        completed_ttl: settings.game_lifetime,
+        force_start_after: settings.force_start_after,
+        die: settings.die,
+        ..drinking::DrinkingConfig::default()
+    }
 }
 
 /// The file in the data dir holding the sandbox's meetings secret key.
@@ -340,6 +355,17 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
             crate::config::ControllerMode::InProcess => Some(media_config(config)),
             crate::config::ControllerMode::Separate => None,
         },
+        recordings: meetings::recording::RecordingsConfig {
+            storage: Some(
+                config
+                    .meetings
+                    .recordings_url
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("recordings").display().to_string()),
+            ),
+            work_dir: Some(config.data_dir.join("recordings-work")),
+            ..meetings::recording::RecordingsConfig::default()
+        },
         ..meetings::MeetingsConfig::default()
     }
 }
@@ -352,6 +378,32 @@ pub fn media_config(config: &Config) -> meetings::media::HandlerConfig {
         public_host: meetings_host(config),
         region: config.meetings.region.clone(),
         ..meetings::media::HandlerConfig::new(meetings::domain::HandlerId::generate())
+    }
+}
+
+/// `tavern media-handler`'s settings: `media_handler_addr` (default any free port of
+/// 127.0.0.1), reached at `media_handler_host` (default: as the meeting controller),
+/// `media_handler_id` (default: a new id per start), `media_handler_cert`/`_key`
+/// (default: self-signed). Registered with its certificate hash, so every meeting
+/// controller hands it out.
+pub fn media_handler_config(config: &Config) -> meetings::media::HandlerConfig {
+    let settings = &config.meetings.media_handler;
+    meetings::media::HandlerConfig {
+        listen: settings
+            .addr
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        public_host: settings
+            .host
+            .clone()
+            .unwrap_or_else(|| meetings_host(config)),
+        region: config.meetings.region.clone(),
+        certificate: settings.certificate.clone(),
+        ..meetings::media::HandlerConfig::new(
+            settings
+                .id
+                .clone()
+                .unwrap_or_else(meetings::domain::HandlerId::generate),
+        )
     }
 }
 
@@ -385,6 +437,12 @@ pub fn controller_config(config: &Config) -> meetings::controller::ControllerCon
         public_host,
         region: settings.region.clone(),
         certificate: settings.controller_certificate.clone(),
+        // Media grants for the handlers of the registry (an in-process handler's own
+        // address is added by the meetings feature).
+        media: Some(meetings::controller::MediaHandlers {
+            directory: meetings::controller::MediaDirectory::default(),
+            liveness: meetings::domain::Liveness::default(),
+        }),
         ..meetings::controller::ControllerConfig::new(controller_id)
     }
 }
@@ -482,6 +540,7 @@ pub fn context(
         clock: Arc::new(feature::SystemClock),
         public_url,
         discord_login: None,
+        catalogue: feature::Catalogue::default(),
     }
 }
 
@@ -566,9 +625,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     // Sandbox mode: the demo meeting the console links to (found or made once the
     // stores are up).
-    let demo_meeting = sim
-        .is_some()
-        .then(|| Arc::new(crate::sandbox::DemoMeeting::new(&config.data_dir)));
+    let demo_meeting = match (&sim, &demo) {
+        (Some(sim), Some(demo)) => {
+            let player = sim
+                .user(demo.demo_player)
+                .map(|u| u.global_name.unwrap_or(u.name))
+                .unwrap_or_default();
+            Some(Arc::new(
+                crate::sandbox::DemoMeeting::new(&config.data_dir)
+                    .hosted_by(demo.demo_player, &player),
+            ))
+        }
+        _ => None,
+    };
     let public_url = public_url(&config, http_addr)?;
     // Sandbox mode: the campaigns sync a fake Meetup too (unless Meetup is configured).
     let mut config = config;
@@ -768,6 +837,7 @@ async fn run(
         clock: Arc::new(feature::SystemClock),
         public_url: web.public_url.clone(),
         discord_login: login_app.clone(),
+        catalogue: feature::Catalogue::default(),
     };
     ensure_sandbox_meetings_key(&config);
     let mut features = features(&ctx, &config, &gateway);

@@ -81,6 +81,108 @@ pub struct Config {
     pub meetings_secret_key: Option<meetings::auth::MeetingsSecretKey>,
     /// Where meetings are assigned and how this process takes part in them.
     pub meetings: MeetingsSettings,
+    /// The drinking game: its die, crit and fail values, player limit, force-start
+    /// delay and how long a finished game is kept (`drinking_*`).
+    pub drinking: DrinkingSettings,
+}
+
+/// The drinking game's settings (`drinking_*`); the binary hands them to
+/// `drinking::DrinkingConfig`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrinkingSettings {
+    /// `drinking_die`, `drinking_crit`, `drinking_fail` (default a d6, 6 crits, 1 fails).
+    pub die: drinking::DiceRules,
+    /// `drinking_max_players` (default 10, at least 1).
+    pub max_players: usize,
+    /// `drinking_force_start_after` (default `5m`).
+    pub force_start_after: std::time::Duration,
+    /// `drinking_game_lifetime`: how long a finished game is kept (default `24h`).
+    pub game_lifetime: std::time::Duration,
+}
+
+/// A duration setting: whole seconds (`300`) or a whole number with a unit, `s`, `m`,
+/// `h` or `d` (`90s`, `5m`, `24h`, `2d`); at least one second.
+fn parse_duration_setting(source: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    let text = value.trim();
+    let bad = || {
+        err(
+            source,
+            format!(
+                "`{value}` is not a duration (whole seconds, or a number with s, m, h or d: `90s`, `5m`, `24h`)"
+            ),
+        )
+    };
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(bad()),
+    };
+    let secs = number.checked_mul(factor).ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(err(source, format!("`{value}` is zero; give at least 1s")));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// The drinking game's settings of `raw`, checked together (crit and fail must be
+/// faces of the die and differ); an error names the key at fault.
+fn drinking_settings(raw: &Raw) -> Result<DrinkingSettings, ConfigError> {
+    let defaults = drinking::DrinkingConfig::default();
+    let face = |key: &str, default: u8| -> Result<(u8, String), ConfigError> {
+        match raw.get(key) {
+            None => Ok((default, key.to_owned())),
+            Some((src, v)) => v
+                .trim()
+                .parse::<u8>()
+                .map(|n| (n, src.to_owned()))
+                .map_err(|_| err(src, format!("`{v}` is not a whole number from 1 to 100"))),
+        }
+    };
+    let (sides, sides_src) = face("drinking_die", defaults.die.sides)?;
+    // Unset, the crit is the die's highest face (6 on a d6, 20 on a d20).
+    let (crit, crit_src) = face("drinking_crit", sides)?;
+    let (fail, fail_src) = face("drinking_fail", defaults.die.fail)?;
+    let die = drinking::DiceRules::new(sides, crit, fail).map_err(|e| {
+        let src = match e.setting() {
+            "drinking_die" => &sides_src,
+            "drinking_crit" => &crit_src,
+            _ => &fail_src,
+        };
+        err(src, e.to_string())
+    })?;
+    let max_players = match raw.get("drinking_max_players") {
+        None => defaults.player_limit,
+        Some((src, v)) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=25).contains(&n) => n,
+            _ => {
+                return Err(err(
+                    src,
+                    format!("`{v}` is not a number of players from 1 to 25"),
+                ));
+            }
+        },
+    };
+    let force_start_after = match raw.get("drinking_force_start_after") {
+        None => defaults.force_start_after,
+        Some((src, v)) => parse_duration_setting(src, v)?,
+    };
+    let game_lifetime = match raw.get("drinking_game_lifetime") {
+        None => defaults.completed_ttl,
+        Some((src, v)) => parse_duration_setting(src, v)?,
+    };
+    Ok(DrinkingSettings {
+        die,
+        max_players,
+        force_start_after,
+        game_lifetime,
+    })
 }
 
 /// The meetings' region and meeting controller.
@@ -103,6 +205,72 @@ pub struct MeetingsSettings {
     /// `meeting_controller_cert` and `meeting_controller_key`: PEM files, both or
     /// neither; neither: a self-signed certificate valid 14 days, pinned by its hash.
     pub controller_certificate: Option<(PathBuf, PathBuf)>,
+    /// `meetings_recordings_url`: where meeting recordings are written, a local
+    /// directory or any `object_store` URL (`s3://bucket/prefix`, ...; default: the
+    /// `recordings` directory in the data dir).
+    pub recordings_url: Option<String>,
+    /// `tavern media-handler`'s own settings.
+    pub media_handler: MediaHandlerSettings,
+}
+
+/// The settings of a media handler run as its own process (`tavern media-handler`);
+/// the in-process one takes the meeting controller's host and any free port.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediaHandlerSettings {
+    /// `media_handler_addr`: the UDP address it listens on (default `127.0.0.1:0`, any
+    /// free port: it registers the one it got, and grants hand it out).
+    pub addr: Option<SocketAddr>,
+    /// `media_handler_host`: the host name clients (and the other handlers) reach it by
+    /// (default: as `meeting_controller_host`).
+    pub host: Option<String>,
+    /// `media_handler_id`: its id in the registry (default: a new one per start).
+    pub id: Option<meetings::domain::HandlerId>,
+    /// `media_handler_cert` and `media_handler_key`: PEM files, both or neither;
+    /// neither: a self-signed certificate valid 14 days, pinned by its hash (registered
+    /// in `media_handlers.metadata.certificate_hash`).
+    pub certificate: Option<(PathBuf, PathBuf)>,
+}
+
+/// The `media_handler_*` settings of `raw`.
+fn media_handler_settings(raw: &Raw) -> Result<MediaHandlerSettings, ConfigError> {
+    let addr = raw
+        .get("media_handler_addr")
+        .map(|(src, v)| parse_addr(src, v))
+        .transpose()?;
+    let host = match raw.get("media_handler_host") {
+        None => None,
+        Some((src, v)) => {
+            let host = v.trim();
+            if url::Host::parse(host).is_err() {
+                return Err(err(src, format!("`{v}` is not a host name or address")));
+            }
+            Some(host.to_owned())
+        }
+    };
+    let id = raw
+        .get("media_handler_id")
+        .map(|(src, v)| {
+            meetings::domain::HandlerId::parse(v.trim()).map_err(|e| err(src, e.to_string()))
+        })
+        .transpose()?;
+    let certificate = match (raw.get("media_handler_cert"), raw.get("media_handler_key")) {
+        (None, None) => None,
+        (Some((_, cert)), Some((_, key))) => {
+            Some((PathBuf::from(cert.trim()), PathBuf::from(key.trim())))
+        }
+        (Some((src, _)), None) | (None, Some((src, _))) => {
+            return Err(err(
+                src,
+                "needs its pair: set both media_handler_cert and media_handler_key, or neither",
+            ));
+        }
+    };
+    Ok(MediaHandlerSettings {
+        addr,
+        host,
+        id,
+        certificate,
+    })
 }
 
 /// Which processes run a meeting controller.
@@ -165,6 +333,9 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
             ));
         }
     };
+    let recordings_url = raw
+        .get("meetings_recordings_url")
+        .map(|(_, v)| v.trim().to_owned());
     Ok(MeetingsSettings {
         region,
         controller,
@@ -172,6 +343,8 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
         controller_host,
         controller_id,
         controller_certificate,
+        recordings_url,
+        media_handler: media_handler_settings(raw)?,
     })
 }
 
@@ -255,12 +428,27 @@ const KEYS: &[(&str, &str)] = &[
     ("log_format", "TAVERN_LOG_FORMAT"),
     ("trusted_proxies", "TAVERN_TRUSTED_PROXIES"),
     ("meetings_region", "TAVERN_MEETINGS_REGION"),
+    ("meetings_recordings_url", "TAVERN_MEETINGS_RECORDINGS_URL"),
     ("meeting_controller", "TAVERN_MEETING_CONTROLLER"),
     ("meeting_controller_addr", "TAVERN_MEETING_CONTROLLER_ADDR"),
     ("meeting_controller_host", "TAVERN_MEETING_CONTROLLER_HOST"),
     ("meeting_controller_id", "TAVERN_MEETING_CONTROLLER_ID"),
     ("meeting_controller_cert", "TAVERN_MEETING_CONTROLLER_CERT"),
     ("meeting_controller_key", "TAVERN_MEETING_CONTROLLER_KEY"),
+    ("media_handler_addr", "TAVERN_MEDIA_HANDLER_ADDR"),
+    ("media_handler_host", "TAVERN_MEDIA_HANDLER_HOST"),
+    ("media_handler_id", "TAVERN_MEDIA_HANDLER_ID"),
+    ("media_handler_cert", "TAVERN_MEDIA_HANDLER_CERT"),
+    ("media_handler_key", "TAVERN_MEDIA_HANDLER_KEY"),
+    ("drinking_die", "TAVERN_DRINKING_DIE"),
+    ("drinking_crit", "TAVERN_DRINKING_CRIT"),
+    ("drinking_fail", "TAVERN_DRINKING_FAIL"),
+    ("drinking_max_players", "TAVERN_DRINKING_MAX_PLAYERS"),
+    (
+        "drinking_force_start_after",
+        "TAVERN_DRINKING_FORCE_START_AFTER",
+    ),
+    ("drinking_game_lifetime", "TAVERN_DRINKING_GAME_LIFETIME"),
 ];
 
 /// Raw values and where each came from (to name the right key in an error).
@@ -763,6 +951,7 @@ impl Config {
             })
             .transpose()?;
         let meetings = meetings_settings(&raw)?;
+        let drinking = drinking_settings(&raw)?;
         if discord_token.is_none() && (discord_api.is_some() || discord_gateway.is_some()) {
             return Err(err(
                 "TAVERN_DISCORD_TOKEN",
@@ -789,6 +978,7 @@ impl Config {
             sandbox_public: false,
             meetings_secret_key,
             meetings,
+            drinking,
         })
     }
 
@@ -961,6 +1151,41 @@ mod tests {
     }
 
     #[test]
+    fn the_recordings_url_is_read_and_an_empty_one_means_the_default() {
+        let c = Config::from_sources(
+            Some("meetings_recordings_url = \"s3://recordings/tavern\""),
+            None,
+            &env(&[]),
+        )
+        .expect("a URL");
+        assert_eq!(
+            c.meetings.recordings_url.as_deref(),
+            Some("s3://recordings/tavern")
+        );
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_MEETINGS_RECORDINGS_URL", "/srv/recordings")]),
+        )
+        .expect("a directory");
+        assert_eq!(
+            c.meetings.recordings_url.as_deref(),
+            Some("/srv/recordings")
+        );
+        assert!(
+            Config::from_sources(None, None, &env(&[]))
+                .expect("defaults")
+                .meetings
+                .recordings_url
+                .is_none()
+        );
+        let blank =
+            Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_RECORDINGS_URL", " ")]))
+                .expect("blank");
+        assert!(blank.meetings.recordings_url.is_none());
+    }
+
+    #[test]
     fn a_bad_value_names_its_key() {
         let e = Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADDR", "localhost")]))
             .expect_err("bad");
@@ -1027,6 +1252,81 @@ mod tests {
         assert_eq!(d.organiser_role, None);
         assert_eq!(d.free_spots_channel, None);
         assert_eq!(d.topic_default_name, campaigns::config::DEFAULT_TOPIC_NAME);
+    }
+
+    #[test]
+    fn the_drinking_game_is_configured_from_tavern_toml_and_the_environment() {
+        let c = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        assert_eq!(c.drinking.die, drinking::DiceRules::default());
+        assert_eq!(c.drinking.max_players, 10);
+        assert_eq!(c.drinking.force_start_after.as_secs(), 300);
+        assert_eq!(c.drinking.game_lifetime.as_secs(), 86_400);
+
+        let c = Config::from_sources(
+            Some(
+                "drinking_die = 20\ndrinking_fail = \"1\"\ndrinking_max_players = 4\n\
+                 drinking_force_start_after = \"90s\"\ndrinking_game_lifetime = \"2h\"\n",
+            ),
+            None,
+            &env(&[("TAVERN_DRINKING_CRIT", "19")]),
+        )
+        .expect("config");
+        assert_eq!(
+            c.drinking.die,
+            drinking::DiceRules::new(20, 19, 1).expect("rules")
+        );
+        assert_eq!(c.drinking.max_players, 4);
+        assert_eq!(c.drinking.force_start_after.as_secs(), 90);
+        assert_eq!(c.drinking.game_lifetime.as_secs(), 7_200);
+        // The binary hands them to the game.
+        let game = crate::app::drinking_config(&c);
+        assert_eq!(game.die, c.drinking.die);
+        assert_eq!(game.player_limit, 4);
+        assert_eq!(game.force_start_after.as_secs(), 90);
+        assert_eq!(game.completed_ttl.as_secs(), 7_200);
+
+        // Unset, the crit is the die's highest face.
+        let c = Config::from_sources(Some("drinking_die = 12\n"), None, &env(&[])).expect("d12");
+        assert_eq!((c.drinking.die.crit, c.drinking.die.fail), (12, 1));
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_DRINKING_FORCE_START_AFTER", "600")]),
+        )
+        .expect("seconds");
+        assert_eq!(c.drinking.force_start_after.as_secs(), 600);
+    }
+
+    #[test]
+    fn a_bad_drinking_value_names_its_key() {
+        for (key, value, says) in [
+            ("TAVERN_DRINKING_DIE", "1", "2 to 100 sides"),
+            ("TAVERN_DRINKING_DIE", "d20", "whole number"),
+            ("TAVERN_DRINKING_CRIT", "7", "not a face of a d6"),
+            ("TAVERN_DRINKING_FAIL", "0", "not a face of a d6"),
+            ("TAVERN_DRINKING_FAIL", "6", "must differ"),
+            ("TAVERN_DRINKING_MAX_PLAYERS", "0", "1 to 25"),
+            ("TAVERN_DRINKING_MAX_PLAYERS", "26", "1 to 25"),
+            (
+                "TAVERN_DRINKING_FORCE_START_AFTER",
+                "5 minutes",
+                "not a duration",
+            ),
+            ("TAVERN_DRINKING_FORCE_START_AFTER", "0s", "zero"),
+            ("TAVERN_DRINKING_GAME_LIFETIME", "-1h", "not a duration"),
+        ] {
+            let e = Config::from_sources(None, None, &env(&[(key, value)])).expect_err(key);
+            assert_eq!(e.key, key, "{value}");
+            assert!(e.problem.contains(says), "{key}={value}: {e}");
+        }
+        let e = Config::from_sources(
+            Some("drinking_die = 20\ndrinking_crit = 21\n"),
+            None,
+            &env(&[]),
+        )
+        .expect_err("crit above the die");
+        assert_eq!(e.key, "tavern.toml: drinking_crit");
+        assert!(e.problem.contains("d20"), "{e}");
     }
 
     #[test]

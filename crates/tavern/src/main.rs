@@ -68,6 +68,9 @@ enum Command {
     /// Run a meeting controller as its own process (with `meeting_controller =
     /// "separate"`, `tavern serve` runs none), until Ctrl-C or SIGTERM.
     MeetingController,
+    /// Run a media handler as its own process (it registers its endpoint and certificate
+    /// hash, and every meeting controller grants it), until Ctrl-C or SIGTERM.
+    MediaHandler,
     /// Benchmarks (figures printed, nothing asserted).
     #[command(subcommand)]
     Bench(Bench),
@@ -383,6 +386,16 @@ fn main() -> ExitCode {
                     token.cancel();
                 });
                 meetings_cmd::controller(&config, shutdown).await
+            }
+            Command::MediaHandler => {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let token = shutdown.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    tracing::info!("shutdown requested: closing the media handler");
+                    token.cancel();
+                });
+                meetings_cmd::media_handler(&config, shutdown).await
             }
             Command::Bench(Bench::Media {
                 subscribers,

@@ -1,7 +1,9 @@
 //! `tavern meetings create NAME` and `tavern meetings join CODE --as NAME`: a meeting
 //! made and joined from the command line, on the same stores and meeting controllers as
 //! `tavern serve` (so a sandbox can be tried without a browser or an account); and
-//! `tavern meeting-controller`, a meeting controller as its own process.
+//! `tavern meeting-controller`, a meeting controller as its own process, and `tavern
+//! media-handler`, a media handler as its own process (registered with its endpoint and
+//! certificate hash, which every meeting controller reads from the registry).
 //!
 //! `create` writes the meeting as the operator (no creator) and prints its code. `join`
 //! makes a join grant as the API's guest route would (the operator may join any meeting,
@@ -328,5 +330,28 @@ pub async fn controller(config: &Config, shutdown: CancellationToken) -> anyhow:
         .run(shutdown)
         .await
         .context("running the meeting controller")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tavern media-handler`: this process is one media handler of the region, registered
+/// (with its certificate hash) and heartbeating its load until Ctrl-C or SIGTERM.
+pub async fn media_handler(
+    config: &Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let (repo, _) = services(config).await?;
+    let settings = tavern::app::media_handler_config(config);
+    let handler = meetings::media::MediaHandler::bind(repo, settings)
+        .await
+        .context("starting the media handler")?;
+    println!(
+        "media handler listening at {} (certificate sha-256 {})",
+        handler.endpoint(),
+        handler.certificate_hash()
+    );
+    handler
+        .run(shutdown)
+        .await
+        .context("running the media handler")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,11 +4,12 @@
 //! object; `--seed N` makes the roll reproducible. `tavern roll -` reads one
 //! expression per line from stdin and writes one JSON line per expression.
 //! That mode is built for bulk use (benchmarks, audits, other tools): stdin
-//! and stdout are locked once, output is buffered, the text and line buffers
-//! are reused, parsed expressions are cached (bulk input repeats itself: a
-//! few hundred distinct rolls make up most of any log), and rolls are
-//! rendered as they are evaluated (`Program::roll_plain`) instead of through
-//! a result tree, so the cost per line is mostly the dice work itself. With
+//! and stdout are locked once, output is buffered, the line, text and JSON
+//! buffers are reused, and each line goes through `dice::roll_plain`, which
+//! reads and rolls everyday shapes (`1d20+5`, `2d20kh1+3`, `1d8+1d6+2`) in
+//! one pass without a syntax tree and renders everything else as it is
+//! evaluated; the JSON line is written by hand into one buffer. No parse
+//! cache: real input varies its numbers, so a cache would mostly miss. With
 //! `--seed` the generator is seeded once for the whole run, so a file of
 //! expressions always yields the same output.
 //!
@@ -19,8 +20,6 @@
 use anyhow::{Context, Result};
 use dice::{DiceError, Num, Outcome, Rng};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
 
@@ -53,10 +52,6 @@ pub struct OddsArgs {
 /// Exit code for input the dice engine rejects.
 const BAD_INPUT: u8 = 2;
 
-/// Distinct expressions kept parsed in the stdin mode; the cache is emptied
-/// when full, which keeps memory bounded on inputs with no repeats.
-const PARSE_CACHE: usize = 4096;
-
 /// `error` member of a JSON line.
 #[derive(Serialize)]
 struct ErrorJson {
@@ -72,31 +67,6 @@ impl From<&DiceError> for ErrorJson {
         }
     }
 }
-
-/// FNV-1a for the parse cache: keys are short expressions hashed once per
-/// input line, and a local command has no use for SipHash's resistance to
-/// crafted collisions.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-type ParseCache = HashMap<Box<str>, dice::Program, BuildHasherDefault<Fnv>>;
 
 /// Appends `s` as a JSON string. Runs of plain characters are copied in one
 /// go; only quotes, backslashes and control characters are escaped.
@@ -186,8 +156,44 @@ fn push_roll_line(out: &mut Vec<u8>, line: &RollLine<'_>) -> io::Result<()> {
         }
         out.push(b']');
     }
+    if !line.flags.is_empty() {
+        out.extend_from_slice(b",\"flags\":[");
+        for (i, f) in line.flags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(match (f.critical, f.fumble) {
+                (true, _) => b"{\"critical\":true}",
+                (false, true) => b"{\"fumble\":true}",
+                (false, false) => b"{}",
+            });
+        }
+        out.push(b']');
+    }
+    if let Some(sum) = line.grand_total {
+        out.extend_from_slice(b",\"grand_total\":");
+        push_json_num(out, sum)?;
+    }
     out.extend_from_slice(b"}\n");
     Ok(())
+}
+
+/// Critical and fumble of one result, in the `flags` member.
+#[derive(Serialize)]
+struct FlagsJson {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    critical: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fumble: bool,
+}
+
+impl From<&dice::ResultFlags> for FlagsJson {
+    fn from(f: &dice::ResultFlags) -> Self {
+        FlagsJson {
+            critical: f.critical,
+            fumble: f.fumble && !f.critical,
+        }
+    }
 }
 
 /// One line of `tavern roll -` output for a valid expression.
@@ -205,6 +211,19 @@ struct RollLine<'a> {
     /// All totals when the input has repeats or `;`-separated rolls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     totals: Vec<Num>,
+    /// Critical / fumble of every result, alongside `totals`.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "flags_json")]
+    flags: Vec<dice::ResultFlags>,
+    /// Sum of `totals`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grand_total: Option<Num>,
+}
+
+fn flags_json<S: serde::Serializer>(
+    flags: &[dice::ResultFlags],
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    ser.collect_seq(flags.iter().map(FlagsJson::from))
 }
 
 /// One line of `tavern roll -` output for an invalid expression.
@@ -233,8 +252,20 @@ fn rng_for(seed: Option<u64>) -> Rng {
 }
 
 fn summary<'a>(expression: &'a str, outcome: &'a Outcome, text: &'a str) -> RollLine<'a> {
-    let totals: Vec<Num> = if outcome.results().nth(1).is_some() {
+    let many = outcome.results().nth(1).is_some();
+    let totals: Vec<Num> = if many {
         outcome.results().map(|r| r.total).collect()
+    } else {
+        Vec::new()
+    };
+    let flags = if many {
+        outcome
+            .results()
+            .map(|r| dice::ResultFlags {
+                critical: r.critical,
+                fumble: r.fumble,
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -246,6 +277,8 @@ fn summary<'a>(expression: &'a str, outcome: &'a Outcome, text: &'a str) -> Roll
         critical: outcome.is_critical(),
         fumble: outcome.is_fumble(),
         totals,
+        flags,
+        grand_total: outcome.grand_total(),
     }
 }
 
@@ -306,7 +339,6 @@ fn roll_lines(input: &mut impl BufRead, out: &mut impl Write, rng: &mut Rng) -> 
     let mut line = String::with_capacity(256);
     let mut text = String::with_capacity(256);
     let mut json = Vec::with_capacity(512);
-    let mut cache = ParseCache::default();
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
@@ -314,18 +346,7 @@ fn roll_lines(input: &mut impl BufRead, out: &mut impl Write, rng: &mut Rng) -> 
         }
         let expression = line.trim_end_matches(['\n', '\r']);
         text.clear();
-        let rolled = match cache.get(expression) {
-            Some(program) => program.roll_plain(rng, &mut text),
-            None => dice::parse(expression).and_then(|program| {
-                let rolled = program.roll_plain(rng, &mut text);
-                if cache.len() >= PARSE_CACHE {
-                    cache.clear();
-                }
-                cache.insert(expression.into(), program);
-                rolled
-            }),
-        };
-        match rolled {
+        match dice::roll_plain(expression, rng, &mut text) {
             Ok(s) => {
                 json.clear();
                 let line = RollLine {
@@ -336,6 +357,8 @@ fn roll_lines(input: &mut impl BufRead, out: &mut impl Write, rng: &mut Rng) -> 
                     critical: s.critical,
                     fumble: s.fumble,
                     totals: s.totals,
+                    flags: s.flags,
+                    grand_total: s.grand_total,
                 };
                 push_roll_line(&mut json, &line)?;
                 out.write_all(&json)?;
@@ -437,6 +460,75 @@ mod tests {
         assert_eq!(lines[2]["total"], -1_234_567_000);
         assert_eq!(lines[0]["text"], "1d1 (1) = 1 # \"sneak\" \\ attack");
         assert_eq!(lines[1]["total"], serde_json::json!(3.0));
+    }
+
+    #[test]
+    fn stdin_mode_carries_the_grand_total_and_per_result_flags() {
+        let lines = run("6 4d6\n1d20+5; 2d6+3\n10 1d20\n1d20\n", 4);
+        for line in &lines[..3] {
+            let totals = line["totals"].as_array().unwrap();
+            let sum: i64 = totals.iter().map(|t| t.as_i64().unwrap()).sum();
+            assert_eq!(line["grand_total"], sum, "{line}");
+            assert_eq!(line["flags"].as_array().unwrap().len(), totals.len());
+            assert!(
+                line["text"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("Total: {sum}"))
+            );
+        }
+        // Each d20 result is flagged on its own.
+        let text = lines[2]["text"].as_str().unwrap();
+        for (flags, row) in lines[2]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(text.lines())
+        {
+            assert_eq!(
+                flags["critical"] == true,
+                row.ends_with("(critical)"),
+                "{row}"
+            );
+            assert_eq!(flags["fumble"] == true, row.ends_with("(fumble)"), "{row}");
+        }
+        assert!(lines[3].get("grand_total").is_none());
+        assert!(lines[3].get("flags").is_none());
+    }
+
+    #[test]
+    fn hand_written_line_matches_serde() {
+        let flags = vec![
+            dice::ResultFlags {
+                critical: true,
+                fumble: false,
+            },
+            dice::ResultFlags {
+                critical: false,
+                fumble: true,
+            },
+            dice::ResultFlags {
+                critical: false,
+                fumble: false,
+            },
+        ];
+        let line = RollLine {
+            expression: "3 1d20",
+            total: Num::Int(20),
+            text: "t",
+            check: Some(true),
+            critical: true,
+            fumble: false,
+            totals: vec![Num::Int(20), Num::Int(1), Num::Int(7)],
+            flags,
+            grand_total: Some(Num::Int(28)),
+        };
+        let mut out = Vec::new();
+        push_roll_line(&mut out, &line).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&line).unwrap() + "\n"
+        );
     }
 
     #[test]

@@ -24,8 +24,11 @@
 //! The meetings' demo ([`DemoMeeting`]): one meeting, "Sandbox demo meeting", open to
 //! guests, its code kept in `{data_dir}/sandbox-demo-meeting` so every start finds the
 //! same one; the console links to `/meet/{code}`, so a newcomer opens it in two tabs
-//! and sees themselves twice. A meeting ends when its last participant leaves; the
-//! next time the console is drawn a new one is made (and its code kept instead).
+//! and sees themselves twice. A second one, "Sandbox recordable meeting" (code in
+//! `{data_dir}/sandbox-recordable-meeting`), is hosted by the demo player and allows
+//! recording, so the demo player, signed in, records it from its page. A meeting ends
+//! when its last participant leaves; the next time the console is drawn a new one is
+//! made (and its code kept instead).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -266,27 +269,51 @@ pub const fn clips_videos() -> usize {
 pub const DEMO_MEETING_FILE: &str = "sandbox-demo-meeting";
 /// The demo meeting's name.
 pub const DEMO_MEETING_NAME: &str = "Sandbox demo meeting";
+/// The file in the data dir holding the code of the meeting the demo player hosts.
+pub const RECORDABLE_MEETING_FILE: &str = "sandbox-recordable-meeting";
+/// The name of the meeting the demo player hosts.
+pub const RECORDABLE_MEETING_NAME: &str = "Sandbox recordable meeting";
 
-/// The sandbox's demo meeting: found again by the code kept in the data dir, made when
-/// there is none (or it has ended). Cheap to share; the console asks it for the link
-/// each time it is drawn ([`DemoMeeting::link`]), and it answers `None` until the
+/// Which of the sandbox's demo meetings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// End-to-end encrypted, open to guests, made by the operator.
+    Encrypted,
+    /// Recordable (so not end-to-end encrypted), open to guests, hosted by the demo
+    /// player.
+    Recordable,
+}
+
+/// The sandbox's demo meetings: found again by the codes kept in the data dir, made
+/// when there are none (or they have ended). Cheap to share; the console asks for the
+/// links each time it is drawn ([`DemoMeeting::link`]), and they are `None` until the
 /// stores are up ([`DemoMeeting::connect`]).
 #[derive(Debug)]
 pub struct DemoMeeting {
-    path: PathBuf,
+    data_dir: PathBuf,
+    /// The demo player's Discord id and name: the host of the recordable meeting.
+    host: Option<(String, String)>,
     repo: OnceLock<meetings::Repo>,
     /// One look-up (and so at most one new meeting) at a time.
     busy: tokio::sync::Mutex<()>,
 }
 
 impl DemoMeeting {
-    /// The demo meeting whose code is kept in `data_dir`.
+    /// The demo meeting whose code is kept in `data_dir`, and no recordable one.
     pub fn new(data_dir: &Path) -> DemoMeeting {
         DemoMeeting {
-            path: data_dir.join(DEMO_MEETING_FILE),
+            data_dir: data_dir.to_owned(),
+            host: None,
             repo: OnceLock::new(),
             busy: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Also a recordable meeting hosted by Discord user `id` (`name`): the demo
+    /// player, who records it from its page once signed in.
+    pub fn hosted_by(mut self, id: impl ToString, name: &str) -> DemoMeeting {
+        self.host = Some((id.to_string(), name.to_owned()));
+        self
     }
 
     /// The stores are up (and the meetings' schema migrated): meetings can be read
@@ -302,79 +329,128 @@ impl DemoMeeting {
             return Ok(None);
         };
         let _busy = self.busy.lock().await;
-        demo_meeting(repo, &self.path).await.map(Some)
+        demo_meeting(repo, &self.data_dir, Kind::Encrypted, None)
+            .await
+            .map(Some)
     }
 
-    /// The console's link to the meeting (`/meet/{code}`); a failure is logged and
+    /// The recordable meeting's code, made now when there is no joinable one; `None`
+    /// before [`DemoMeeting::connect`] or without a host.
+    pub async fn recordable_code(&self) -> anyhow::Result<Option<meetings::domain::MeetingCode>> {
+        let (Some(repo), Some((id, name))) = (self.repo.get(), &self.host) else {
+            return Ok(None);
+        };
+        let _busy = self.busy.lock().await;
+        let name = meetings::auth::discord_display_name(id, &[name])
+            .map_err(|e| anyhow::anyhow!("the demo player's name: {}", e.reason))?;
+        let (host, _) = repo
+            .discord_web_account(id, name)
+            .await
+            .context("the demo player's meetings account")?;
+        demo_meeting(repo, &self.data_dir, Kind::Recordable, Some(host))
+            .await
+            .map(Some)
+    }
+
+    /// The console's links to the meetings (`/meet/{code}`); a failure is logged and
     /// shows no link.
     pub fn link(self: &Arc<Self>) -> web::sandbox::DemoMeetingLink {
         let meeting = Arc::clone(self);
         Arc::new(move || {
             let meeting = Arc::clone(&meeting);
             Box::pin(async move {
-                match meeting.code().await {
-                    Ok(code) => code.map(|code| format!("/meet/{code}")),
+                let code = match meeting.code().await {
+                    Ok(code) => code?,
                     Err(error) => {
                         tracing::warn!(error = format!("{error:#}"), "sandbox: no demo meeting");
+                        return None;
+                    }
+                };
+                let recordable = match meeting.recordable_code().await {
+                    Ok(code) => code,
+                    Err(error) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "sandbox: no recordable demo meeting"
+                        );
                         None
                     }
-                }
+                };
+                Some(web::sandbox::DemoMeetings {
+                    meeting: format!("/meet/{code}"),
+                    recordable: recordable.map(|code| format!("/meet/{code}")),
+                })
             })
         })
     }
 }
 
-/// The joinable meeting whose code is kept at `path`, or a new one (its code then kept
-/// there).
+/// The joinable meeting of `kind` whose code is kept in `data_dir`, or a new one
+/// (its code then kept there) made by `host`.
 async fn demo_meeting(
     repo: &meetings::Repo,
-    path: &Path,
+    data_dir: &Path,
+    kind: Kind,
+    host: Option<meetings::domain::UserId>,
 ) -> anyhow::Result<meetings::domain::MeetingCode> {
     use meetings::domain::MeetingCode;
-    match std::fs::read_to_string(path) {
+    let (file, name) = match kind {
+        Kind::Encrypted => (DEMO_MEETING_FILE, DEMO_MEETING_NAME),
+        Kind::Recordable => (RECORDABLE_MEETING_FILE, RECORDABLE_MEETING_NAME),
+    };
+    let path = data_dir.join(file);
+    match std::fs::read_to_string(&path) {
         Ok(text) => match MeetingCode::parse(text.trim()) {
             Ok(code) => match repo.meeting_by_code(&code).await {
                 Ok(meeting) if meeting.status.is_joinable() => return Ok(code),
                 Ok(_) => {
-                    tracing::info!(%code, "sandbox: the demo meeting has ended; making another")
+                    tracing::info!(%code, name, "sandbox: a demo meeting has ended; making another")
                 }
                 Err(meetings::MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
-                    tracing::info!(%code, "sandbox: the demo meeting is gone; making another");
+                    tracing::info!(%code, name, "sandbox: a demo meeting is gone; making another");
                 }
-                Err(e) => return Err(e).context("reading the demo meeting"),
+                Err(e) => return Err(e).context("reading a demo meeting"),
             },
             Err(_) => {
-                tracing::warn!(path = %path.display(), "sandbox: the demo meeting file holds no code; making another")
+                tracing::warn!(path = %path.display(), "sandbox: a demo meeting's file holds no code; making another")
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).context("reading the demo meeting's file"),
+        Err(e) => return Err(e).context("reading a demo meeting's file"),
     }
-    let name = meetings::domain::DisplayName::parse(DEMO_MEETING_NAME)
+    let display_name = meetings::domain::DisplayName::parse(name)
         .map_err(|e| anyhow::anyhow!("the demo meeting's name: {}", e.reason))?;
+    let settings = match kind {
+        // The browser client encrypts every frame: the demo shows the badge and the
+        // safety code two tabs agree on.
+        Kind::Encrypted => meetings::repo::MeetingSettings {
+            enable_e2e_encryption: true,
+            require_auth: false,
+            ..meetings::repo::MeetingSettings::default()
+        },
+        // Recordings are never offered for encrypted meetings: this one shows them.
+        Kind::Recordable => meetings::repo::MeetingSettings {
+            enable_e2e_encryption: false,
+            require_auth: false,
+            allow_recording: true,
+            ..meetings::repo::MeetingSettings::default()
+        },
+    };
     let meeting = repo
         .create_meeting(&meetings::repo::NewMeeting {
-            display_name: name,
-            created_by: None,
-            settings: meetings::repo::MeetingSettings {
-                // The browser client encrypts every frame: the demo shows the badge
-                // and the safety code two tabs agree on.
-                enable_e2e_encryption: true,
-                require_auth: false,
-                ..meetings::repo::MeetingSettings::default()
-            },
+            display_name,
+            created_by: host,
+            settings,
             scheduled_start_time: None,
         })
         .await
-        .context("making the demo meeting")?;
+        .context("making a demo meeting")?;
     let code = meeting.meeting_code;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).context("making the data dir")?;
-    }
+    std::fs::create_dir_all(data_dir).context("making the data dir")?;
     // Written whole, then renamed over the old one, so a reader never sees half a code.
     let partial = path.with_extension("partial");
-    std::fs::write(&partial, format!("{code}\n")).context("writing the demo meeting's file")?;
-    std::fs::rename(&partial, path).context("keeping the demo meeting's file")?;
-    tracing::info!(%code, "sandbox: made the demo meeting");
+    std::fs::write(&partial, format!("{code}\n")).context("writing a demo meeting's file")?;
+    std::fs::rename(&partial, &path).context("keeping a demo meeting's file")?;
+    tracing::info!(%code, name, "sandbox: made a demo meeting");
     Ok(code)
 }

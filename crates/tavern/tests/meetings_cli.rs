@@ -323,3 +323,144 @@ async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport()
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+/// A participant joined over the API (`GET /api/v1/meetings/{code}` as the user with
+/// `token` makes the grant) at the controller it names.
+async fn join_over_api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+) -> (Client, String) {
+    let got: Value = http
+        .get(format!("{base}/api/v1/meetings/{code}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = &got["join_grant"];
+    let client = Client::connect(
+        grant["webtransport_url"].as_str().unwrap(),
+        grant["wt_token"].as_str().unwrap(),
+        grant["certificate_hash"].as_str(),
+    )
+    .await
+    .unwrap();
+    (client, grant["token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_media_handler_process_is_granted_by_a_separate_controller() {
+    use meetings::media::client::MediaClient;
+    use meetings::media::proto::{FLAG_KEY, TRACK_AUDIO};
+
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+        .await;
+    let mut controller = Watched::spawn(stores.tavern(&["meeting-controller"]));
+    controller.until("meeting controller listening at").await;
+    let mut handler = Watched::spawn(stores.tavern(&["media-handler"]));
+    let line = handler.until("media handler listening at").await;
+    let (endpoint, hash) = line
+        .strip_prefix("media handler listening at ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .and_then(|rest| rest.split_once(" (certificate sha-256 "))
+        .map(|(e, h)| (e.to_owned(), h.to_owned()))
+        .unwrap_or_else(|| panic!("{line}"));
+
+    let base = format!("http://{}", running.http_addr);
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "email": "fay@example.org",
+            "password": "a long and private passphrase",
+            "display_name": "Fay",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    let meeting: Value = http
+        .post(format!("{base}/api/v1/meetings"))
+        .bearer_auth(&token)
+        .json(&json!({ "display_name": "Media elsewhere", "max_participants": 4 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = meeting["meeting_code"].as_str().unwrap();
+
+    // Two participants join at the controller process; each gets a media grant naming
+    // the handler process (its endpoint and the hash it printed, both read from the
+    // registry), and through it they reach each other.
+    let mut media = Vec::new();
+    let mut signalling = Vec::new();
+    for _ in 0..2 {
+        let (mut client, meeting_token) = join_over_api(&http, &base, &token, code).await;
+        let joined = client.join(&meeting_token).await.unwrap();
+        let grant = joined.media.expect("a media grant");
+        assert_eq!(
+            grant.url,
+            format!(
+                "{endpoint}/media/{}",
+                meeting["meeting_id"].as_str().unwrap()
+            )
+        );
+        assert_eq!(grant.certificate_hash, hash);
+        let session =
+            MediaClient::connect(&grant.url, &grant.wt_token, Some(&grant.certificate_hash))
+                .await
+                .expect("the handler process admits the granted session");
+        media.push((joined.participant_id, session));
+        signalling.push(client);
+    }
+    // The first participant publishes; the second receives that frame if it was in the
+    // meeting by then, or else the handler, seeing it arrive, asks the publisher for a
+    // key frame, which the publisher answers.
+    let (first, second) = media.split_at_mut(1);
+    let (publisher, sender) = (&first[0].0, &mut first[0].1);
+    let receiver = &mut second[0].1;
+    sender
+        .send_frame(TRACK_AUDIO, FLAG_KEY, 0, 0, b"hello")
+        .await
+        .unwrap();
+    let received = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seq = 0u32;
+        loop {
+            tokio::select! {
+                frame = receiver.next_frame() => break frame.expect("a frame").unwrap(),
+                asked = sender.next_keyframe_request() => {
+                    assert_eq!(asked.unwrap(), Some(TRACK_AUDIO));
+                    seq += 1;
+                    sender
+                        .send_frame(TRACK_AUDIO, FLAG_KEY, u64::from(seq), seq, b"hello")
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    })
+    .await
+    .expect("a frame within 30 s");
+    assert_eq!(received.publisher.to_string(), *publisher);
+    assert_eq!(received.payload, b"hello");
+
+    drop(media);
+    for client in signalling {
+        client.leave().await.unwrap();
+    }
+    assert_eq!(handler.interrupt().await, 0);
+    assert_eq!(controller.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}

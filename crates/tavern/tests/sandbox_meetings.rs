@@ -14,7 +14,9 @@ use meetings::domain::{ControllerId, HealthStatus, MeetingCode};
 use meetings::repo::{ControllerHeartbeat, ControllerRegistration};
 use meetings::{MeetingsConfig, Repo};
 use serde_json::{Value, json};
-use tavern::sandbox::{DEMO_MEETING_FILE, DemoMeeting};
+use tavern::sandbox::{
+    DEMO_MEETING_FILE, DemoMeeting, RECORDABLE_MEETING_FILE, RECORDABLE_MEETING_NAME,
+};
 use testkit::World;
 
 struct Site {
@@ -59,7 +61,9 @@ async fn site() -> (Site, Arc<DemoMeeting>) {
     .unwrap();
 
     let data_dir = tempfile::tempdir().unwrap();
-    let meeting = Arc::new(DemoMeeting::new(data_dir.path()));
+    let meeting = Arc::new(
+        DemoMeeting::new(data_dir.path()).hosted_by(world.demo.demo_player, "Demo Player"),
+    );
     let console = web::sandbox::routes_with(
         world.sim.clone(),
         world.demo.clone(),
@@ -117,6 +121,54 @@ fn link_in(page: &str) -> Option<String> {
     Some(tag[href..href + end].to_owned())
 }
 
+/// The `href` of the console's link marked `attribute`, if it shows one.
+fn href_of(page: &str, attribute: &str) -> Option<String> {
+    let at = page.find(attribute)?;
+    let tag = &page[page[..at].rfind('<')?..];
+    let href = tag.find("href=\"")? + 6;
+    let end = tag[href..].find('"')?;
+    Some(tag[href..href + end].to_owned())
+}
+
+/// A Tavern web session signed in as the Discord user `id`: its cookie.
+async fn web_session(site: &Site, id: u64, name: &str) -> String {
+    let sessions = &site.world.ctx.sessions;
+    let profile = web::session::SessionUser {
+        id: discord::model::UserId::new(id),
+        username: name.to_lowercase(),
+        global_name: Some(name.to_owned()),
+        avatar: None,
+    };
+    let grant = discord::oauth::TokenGrant {
+        access_token: base::Secret::from("discord access token"),
+        refresh_token: None,
+        expires_in: std::time::Duration::from_secs(3600),
+        scopes: vec!["identify".into()],
+    };
+    let session = sessions.log_in(None, profile, &grant).await.unwrap();
+    format!(
+        "{}={}",
+        sessions.config().cookie_name(),
+        session.id().expose()
+    )
+}
+
+impl Site {
+    /// The page's recording panel for the visitor with `cookie`.
+    async fn recording_panel(&self, code: &MeetingCode, cookie: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/meet/{code}/recording", self.base))
+            .header(reqwest::header::COOKIE, cookie)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
 fn code_of(link: &str) -> MeetingCode {
     MeetingCode::parse(link.strip_prefix("/meet/").expect("a /meet/ link")).unwrap()
 }
@@ -165,10 +217,12 @@ async fn the_console_links_the_demo_meeting_which_guests_join_and_a_restart_find
     let restarted = DemoMeeting::new(site.data_dir.path());
     restarted.connect(site.repo.clone());
     assert_eq!(restarted.code().await.unwrap(), Some(code.clone()));
-    let meetings: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meetings")
-        .fetch_one(site.world.postgres.pool())
-        .await
-        .unwrap();
+    let meetings: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meet.meetings WHERE display_name = $1")
+            .bind(tavern::sandbox::DEMO_MEETING_NAME)
+            .fetch_one(site.world.postgres.pool())
+            .await
+            .unwrap();
     assert_eq!(meetings, 1, "made once");
 }
 
@@ -237,4 +291,51 @@ async fn tavern_serve_in_sandbox_mode_links_a_demo_meeting_that_answers_and_admi
     .await;
     assert_eq!(grant["meeting"]["meeting_code"], code.as_str());
     assert_eq!(grant["meeting"]["enable_e2e_encryption"], true);
+}
+
+#[tokio::test]
+async fn the_console_links_a_meeting_the_demo_player_hosts_and_may_record() {
+    let (site, meeting) = site().await;
+    meeting.connect(site.repo.clone());
+    let (status, page) = site.get("/sandbox").await;
+    assert_eq!(status, 200, "{page}");
+    let link = href_of(&page, "data-demo-recordable-meeting")
+        .expect("the console links the recordable meeting");
+    assert!(page.contains("host a meeting you can record"), "{page}");
+    let code = code_of(&link);
+    assert_ne!(
+        Some(link.clone()),
+        href_of(&page, "data-demo-meeting"),
+        "two meetings"
+    );
+    let recordable = site.repo.meeting_by_code(&code).await.unwrap();
+    assert_eq!(recordable.display_name, RECORDABLE_MEETING_NAME);
+    assert!(recordable.settings.allow_recording);
+    assert!(!recordable.settings.enable_e2e_encryption);
+    assert!(!recordable.settings.require_auth);
+    let player = site.world.demo.demo_player;
+    let host = site
+        .repo
+        .linked_account(meetings::auth::DISCORD, &player.to_string())
+        .await
+        .unwrap()
+        .expect("the demo player has a meetings account");
+    assert_eq!(recordable.created_by_user_id, Some(host));
+    let kept = std::fs::read_to_string(site.data_dir.path().join(RECORDABLE_MEETING_FILE)).unwrap();
+    assert_eq!(kept.trim(), code.to_string());
+
+    // Signed in, the demo player is its host: the page offers the recording.
+    let cookie = web_session(&site, player.get(), "Demo Player").await;
+    let (status, panel) = site.recording_panel(&code, &cookie).await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(panel["host"], json!(true), "{panel}");
+    assert_eq!(panel["offered"], json!(true), "{panel}");
+    // Anyone else signed in is not.
+    let stranger = web_session(&site, 4_242_424_242, "Stranger").await;
+    let (_, panel) = site.recording_panel(&code, &stranger).await;
+    assert_ne!(panel["host"], json!(true), "{panel}");
+
+    // Drawn again, the console links the same meeting.
+    let (_, page) = site.get("/sandbox").await;
+    assert_eq!(href_of(&page, "data-demo-recordable-meeting"), Some(link));
 }

@@ -146,6 +146,7 @@ impl World {
             clock: clock.clone(),
             public_url,
             discord_login: Some(discord_login),
+            catalogue: feature::Catalogue::default(),
         };
         World {
             sim,
@@ -278,13 +279,16 @@ pub struct TestBot {
 }
 
 impl TestBot {
-    /// Routes `features` (built from `world.ctx`) and connects; returns once the
+    /// Routes `features` (built from `world.ctx`), records their commands in the
+    /// context's catalogue (as the binary does) and connects; returns once the
     /// gateway is ready and every command of `features` is registered.
     pub async fn spawn(world: &World, mut features: Vec<Feature>) -> TestBot {
         let wanted: Vec<String> = features
             .iter()
             .flat_map(|f| f.commands.iter().map(|(spec, _)| spec.name.clone()))
             .collect();
+        // As the binary does: `/help` lists every command of these features.
+        world.ctx.catalogue.fill(&features);
         let discord = world.ctx.discord.clone();
         let bot = feature::bot(world.bot_config(), discord.clone(), &mut features)
             .expect("features route without clashes");

@@ -6,7 +6,9 @@ use base::InvalidId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ChannelId, Die, DrinkId, GameId, MessageId, ScopeId, SessionId, UserId};
+use super::ids::{
+    ChannelId, Die, DrinkId, GameId, MAX_SIDES, MessageId, ScopeId, SessionId, UserId,
+};
 
 /// Why a value could not be read as an id or a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,6 +17,91 @@ pub enum InvalidData {
     Id(#[from] InvalidId),
     #[error("invalid {what}: {reason}")]
     Document { what: &'static str, reason: String },
+}
+
+/// The die of a game: how many sides, which value is a critical hit (hand out a drink)
+/// and which a critical fail (drink). Classic Ronnied is a d6 where 6 crits and 1
+/// fails. Stored in the game (only when not classic), so a game keeps the die it
+/// started with when the configuration changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiceRules {
+    pub sides: u8,
+    pub crit: u8,
+    pub fail: u8,
+}
+
+impl Default for DiceRules {
+    fn default() -> DiceRules {
+        DiceRules {
+            sides: 6,
+            crit: 6,
+            fail: 1,
+        }
+    }
+}
+
+/// Why a [`DiceRules`] is refused; [`DiceRulesError::setting`] names the setting at
+/// fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiceRulesError {
+    #[error("a die has 2 to {MAX_SIDES} sides, not {0}")]
+    Sides(u8),
+    #[error("{crit} is not a face of a d{sides} (1 to {sides})")]
+    Crit { crit: u8, sides: u8 },
+    #[error("{fail} is not a face of a d{sides} (1 to {sides})")]
+    Fail { fail: u8, sides: u8 },
+    #[error("{0} is also the crit value; crit and fail must differ")]
+    Same(u8),
+}
+
+impl DiceRulesError {
+    /// The configuration key at fault: `drinking_die`, `drinking_crit` or
+    /// `drinking_fail`.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            DiceRulesError::Sides(_) => "drinking_die",
+            DiceRulesError::Crit { .. } => "drinking_crit",
+            DiceRulesError::Fail { .. } | DiceRulesError::Same(_) => "drinking_fail",
+        }
+    }
+}
+
+impl DiceRules {
+    /// Checked rules: 2 to [`MAX_SIDES`] sides, crit and fail faces of the die and
+    /// different from each other.
+    pub fn new(sides: u8, crit: u8, fail: u8) -> Result<DiceRules, DiceRulesError> {
+        if !(2..=MAX_SIDES).contains(&sides) {
+            return Err(DiceRulesError::Sides(sides));
+        }
+        if !(1..=sides).contains(&crit) {
+            return Err(DiceRulesError::Crit { crit, sides });
+        }
+        if !(1..=sides).contains(&fail) {
+            return Err(DiceRulesError::Fail { fail, sides });
+        }
+        if crit == fail {
+            return Err(DiceRulesError::Same(fail));
+        }
+        Ok(DiceRules { sides, crit, fail })
+    }
+
+    /// Whether these are the classic d6 rules (then a game does not store them).
+    pub fn is_classic(&self) -> bool {
+        *self == DiceRules::default()
+    }
+
+    pub fn is_crit(&self, die: Die) -> bool {
+        die.get() == self.crit
+    }
+
+    pub fn is_fail(&self, die: Die) -> bool {
+        die.get() == self.fail
+    }
+
+    /// `d6`, `d20`: how messages name the die.
+    pub fn name(&self) -> String {
+        format!("d{}", self.sides)
+    }
 }
 
 /// Where a game is in its life. A roll-off child is created in `roll_off` and ends in
@@ -121,6 +208,9 @@ pub struct Game {
     pub force_started_by: Option<UserId>,
     #[serde(default)]
     pub abandoned: bool,
+    /// The die this game is played with (absent: the classic d6, 6 crits, 1 fails).
+    #[serde(default, skip_serializing_if = "DiceRules::is_classic")]
+    pub dice: DiceRules,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Incremented by every stored change; orders edits of the public message.

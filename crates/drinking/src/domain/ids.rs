@@ -54,23 +54,27 @@ pub fn parse_player(value: &str) -> Result<UserId, InvalidId> {
     discord::model::parse_id("player id", value)
 }
 
-/// A value of one six-sided die: 1 to 6.
+/// The most sides a game's die may have (`drinking_die`).
+pub const MAX_SIDES: u8 = 100;
+
+/// A value shown by a game's die: 1 to [`MAX_SIDES`] (a game's own die may have fewer
+/// sides: [`super::DiceRules`] says how many).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
 pub struct Die(u8);
 
 impl Die {
-    pub const CRITICAL_FAIL: Die = Die(1);
-    pub const CRITICAL_HIT: Die = Die(6);
+    /// The face every die has.
+    pub const ONE: Die = Die(1);
 
     pub fn new(value: u8) -> Result<Die, InvalidId> {
-        if (1..=6).contains(&value) {
+        if (1..=MAX_SIDES).contains(&value) {
             Ok(Die(value))
         } else {
             Err(InvalidId::new(
                 "die value",
                 &value.to_string(),
-                "a die shows 1 to 6",
+                "a die shows 1 to 100",
             ))
         }
     }
@@ -82,7 +86,7 @@ impl Die {
 
 impl fmt::Debug for Die {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "d6={}", self.0)
+        write!(f, "die={}", self.0)
     }
 }
 
@@ -121,7 +125,8 @@ mod tests {
         assert!(parse_player("+5").is_err());
         assert_eq!(parse_player("99").expect("id").get(), 99);
         assert!(Die::new(0).is_err());
-        assert!(Die::new(7).is_err());
+        assert!(Die::new(101).is_err());
+        assert!(Die::new(20).is_ok());
     }
 
     #[test]

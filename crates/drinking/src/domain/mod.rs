@@ -4,14 +4,16 @@
 //! [`SessionDoc`]) and its rules. Every operation takes the game document, the time and
 //! a dice source, changes the document and says which drinks were poured.
 //!
-//! Life of a game: `waiting` (players join) -> `active` (everyone rolls 1d6) ->
+//! Life of a game: `waiting` (players join) -> `active` (everyone rolls the game's die,
+//! [`DiceRules`]: 1d6 unless configured otherwise) ->
 //! `roll_off` (only while ties are being broken) -> `completed`.
 //!
 //! - The creator begins. Anyone else in the game may force-start once the game is
 //!   [`Rules::force_start_after`] old; the creator then owes a `delayed_start` drink.
-//! - A 6 is a critical hit: the roller picks who drinks (`critical_hit`); alone in the
-//!   game they drink it themselves. A 1 is a critical fail: an automatic `critical_fail`
-//!   drink for the roller.
+//! - The crit value (6 on the classic d6) is a critical hit: the roller picks who drinks
+//!   (`critical_hit`); alone in the game they drink it themselves. The fail value (1) is
+//!   a critical fail: an automatic `critical_fail` drink for the roller. Below, "a 6"
+//!   and "a 1" mean the crit and fail values of the game's die.
 //! - Once everyone has rolled and handed out their drinks, a single lowest roller takes a
 //!   `lowest_roll` drink and a single highest roller is the winner. A tie for lowest (or
 //!   for highest) starts a roll-off: a child game with only the tied players, played by
@@ -29,11 +31,12 @@ mod documents;
 mod ids;
 
 pub use documents::{
-    DrinkReason, DrinkRecord, Game, GameStatus, InvalidData, Participant, ParticipantStatus,
-    PlayerDoc, RollOffKind, SessionDoc, clean_name,
+    DiceRules, DiceRulesError, DrinkReason, DrinkRecord, Game, GameStatus, InvalidData,
+    Participant, ParticipantStatus, PlayerDoc, RollOffKind, SessionDoc, clean_name,
 };
 pub use ids::{
-    ChannelId, Die, DrinkId, GameId, GuildId, MessageId, ScopeId, SessionId, UserId, parse_player,
+    ChannelId, Die, DrinkId, GameId, GuildId, MAX_SIDES, MessageId, ScopeId, SessionId, UserId,
+    parse_player,
 };
 
 /// The configurable part of the rules.
@@ -44,6 +47,8 @@ pub struct Rules {
     /// After this long, anyone in a waiting game may begin it (and the creator owes a
     /// drink); a game idle this long may be abandoned by anyone.
     pub force_start_after: Duration,
+    /// The die new games are played with.
+    pub dice: DiceRules,
 }
 
 impl Default for Rules {
@@ -51,14 +56,24 @@ impl Default for Rules {
         Rules {
             player_limit: 10,
             force_start_after: Duration::from_secs(5 * 60),
+            dice: DiceRules::default(),
         }
     }
 }
 
 /// Where die rolls come from. It is told who rolls so that a test can script each
 /// player's dice even when their presses race each other; real dice ignore it.
+///
+/// It also picks which themed line a message uses ([`DiceSource::pick`]), so a test that
+/// seeds its dice gets the same lines every run.
 pub trait DiceSource: Send + Sync {
-    fn d6(&self, player: UserId) -> Die;
+    /// One roll of a die with `sides` sides (1 to `sides`).
+    fn roll(&self, player: UserId, sides: u8) -> Die;
+
+    /// An index below `choices` (0 when there are none), for varied lines.
+    fn pick(&self, choices: usize) -> usize {
+        rand::random_range(0..choices.max(1))
+    }
 }
 
 /// Rolls once and then keeps answering the same value: a press that loses a race and is
@@ -87,12 +102,16 @@ impl<'a> StickyDice<'a> {
 }
 
 impl DiceSource for StickyDice<'_> {
-    fn d6(&self, player: UserId) -> Die {
+    fn roll(&self, player: UserId, sides: u8) -> Die {
         let mut rolled = match self.rolled.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *rolled.get_or_insert_with(|| self.source.d6(player))
+        *rolled.get_or_insert_with(|| self.source.roll(player, sides))
+    }
+
+    fn pick(&self, choices: usize) -> usize {
+        self.source.pick(choices)
     }
 }
 
@@ -101,9 +120,9 @@ impl DiceSource for StickyDice<'_> {
 pub struct RandomDice;
 
 impl DiceSource for RandomDice {
-    fn d6(&self, _player: UserId) -> Die {
-        let value = rand::random_range(1..=6u8);
-        Die::new(value).unwrap_or(Die::CRITICAL_FAIL)
+    fn roll(&self, _player: UserId, sides: u8) -> Die {
+        let value = rand::random_range(1..=sides.clamp(1, MAX_SIDES));
+        Die::new(value).unwrap_or(Die::ONE)
     }
 }
 
@@ -243,10 +262,17 @@ impl Game {
             winner: None,
             force_started_by: None,
             abandoned: false,
+            dice: DiceRules::default(),
             created_at: now,
             updated_at: now,
             version: 0,
         }
+    }
+
+    /// The same game played with `dice`.
+    pub fn with_dice(mut self, dice: DiceRules) -> Game {
+        self.dice = dice;
+        self
     }
 
     pub fn participant(&self, player: UserId) -> Option<&Participant> {
@@ -411,7 +437,7 @@ impl Game {
         Ok(pour.effects)
     }
 
-    /// `player` rolls 1d6 in the (sub)game where it is their turn.
+    /// `player` rolls the game's die in the (sub)game where it is their turn.
     pub fn roll(
         &mut self,
         player: UserId,
@@ -436,6 +462,7 @@ impl Game {
             });
         };
         let alone = self.participants.len() == 1;
+        let rules = self.dice;
         let (id, session) = (self.id.clone(), self.session_id.clone());
         let mut pour = Pour {
             root_id: &id,
@@ -454,11 +481,11 @@ impl Game {
         if participant.status == ParticipantStatus::NeedsToAssign {
             return Err(GameError::MustAssignFirst);
         }
-        let die = dice.d6(player);
+        let die = dice.roll(player, rules.sides);
         participant.roll = Some(die);
         participant.rolled_at = Some(now);
         let mut must_assign = false;
-        participant.status = if die == Die::CRITICAL_HIT {
+        participant.status = if rules.is_crit(die) {
             if alone {
                 pour.drink(
                     roll_off_id.as_ref(),
@@ -472,7 +499,7 @@ impl Game {
                 ParticipantStatus::NeedsToAssign
             }
         } else {
-            if die == Die::CRITICAL_FAIL {
+            if rules.is_fail(die) {
                 pour.drink(
                     roll_off_id.as_ref(),
                     None,
@@ -670,6 +697,7 @@ impl Game {
             winner: None,
             force_started_by: None,
             abandoned: false,
+            dice: self.dice,
             created_at: pour.now,
             updated_at: pour.now,
             version: 0,
@@ -687,6 +715,9 @@ impl Game {
         };
         if self.parent_id.is_some() || self.roll_off_kind.is_some() {
             return Err(bad("a top-level game has no parent".into()));
+        }
+        if let Err(error) = DiceRules::new(self.dice.sides, self.dice.crit, self.dice.fail) {
+            return Err(bad(error.to_string()));
         }
         if self.participants.len() > rules.player_limit {
             return Err(bad(format!(
@@ -732,9 +763,20 @@ impl Game {
             let rolled = p.roll.is_some() && p.rolled_at.is_some();
             let consistent = match p.status {
                 ParticipantStatus::WaitingToRoll => p.roll.is_none(),
-                ParticipantStatus::NeedsToAssign => p.roll == Some(Die::CRITICAL_HIT) && rolled,
+                ParticipantStatus::NeedsToAssign => {
+                    p.roll.is_some_and(|d| root.dice.is_crit(d)) && rolled
+                }
                 ParticipantStatus::Done => rolled,
             };
+            if let Some(die) = p.roll
+                && die.get() > root.dice.sides
+            {
+                return Err(bad(format!(
+                    "player {} rolled {die} on a {}",
+                    p.player_id,
+                    root.dice.name()
+                )));
+            }
             if !consistent {
                 return Err(bad(format!(
                     "player {} has status {:?} with roll {:?}",
@@ -874,7 +916,7 @@ mod tests {
     }
 
     impl DiceSource for Scripted {
-        fn d6(&self, player: UserId) -> Die {
+        fn roll(&self, player: UserId, _sides: u8) -> Die {
             let value = self
                 .0
                 .lock()
@@ -882,7 +924,7 @@ mod tests {
                 .get_mut(&player)
                 .and_then(VecDeque::pop_front)
                 .expect("a scripted roll for this player");
-            Die::new(value).expect("scripted value is a d6")
+            Die::new(value).expect("scripted value is a die face")
         }
     }
 
@@ -1412,12 +1454,71 @@ mod tests {
     }
 
     #[test]
+    fn a_configured_die_crits_and_fails_on_its_own_faces() {
+        let rules = DiceRules::new(20, 20, 2).expect("d20 rules");
+        let dice = Scripted::new(&[(p(ALICE), &[20]), (p(BOB), &[6]), (p(CAROL), &[2])]);
+        let mut game = game_with(&[ALICE, BOB, CAROL]).with_dice(rules);
+        game.begin(p(ALICE), &Rules::default(), t0())
+            .expect("begin");
+        let a = game.roll(p(ALICE), &dice, at(1)).expect("roll");
+        assert!(a.must_assign, "20 crits on this die");
+        let b = game.roll(p(BOB), &dice, at(2)).expect("roll");
+        assert!(
+            !b.must_assign && b.effects.drinks.is_empty(),
+            "6 is ordinary here"
+        );
+        let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
+        assert_eq!(
+            reasons(&c.effects),
+            vec![(None, CAROL, DrinkReason::CriticalFail)]
+        );
+        valid(&game);
+        let json = serde_json::to_string(&game).expect("json");
+        assert!(
+            json.contains(r#""dice":{"sides":20,"crit":20,"fail":2}"#),
+            "{json}"
+        );
+        assert!(
+            !serde_json::to_string(&begun(&[ALICE]))
+                .expect("json")
+                .contains("dice"),
+            "a classic game is stored as before"
+        );
+
+        let mut cheat = game.clone();
+        cheat.dice = DiceRules::default();
+        assert!(
+            cheat.validate(&Rules::default()).is_err(),
+            "a 20 is not a face of a d6"
+        );
+    }
+
+    #[test]
+    fn dice_rules_are_checked_naming_the_setting() {
+        let refused = [
+            (DiceRules::new(1, 1, 1), "drinking_die"),
+            (DiceRules::new(101, 1, 2), "drinking_die"),
+            (DiceRules::new(6, 7, 1), "drinking_crit"),
+            (DiceRules::new(6, 6, 0), "drinking_fail"),
+            (DiceRules::new(6, 6, 6), "drinking_fail"),
+        ];
+        for (rules, setting) in refused {
+            assert_eq!(rules.expect_err(setting).setting(), setting);
+        }
+        assert_eq!(
+            DiceRules::new(6, 6, 1).expect("classic"),
+            DiceRules::default()
+        );
+        assert!(DiceRules::new(2, 1, 2).is_ok(), "a coin: 1 crits, 2 fails");
+    }
+
+    #[test]
     fn sticky_dice_keep_their_first_roll() {
         let dice = Scripted::new(&[(p(ALICE), &[2, 5])]);
         let sticky = StickyDice::new(&dice);
-        assert_eq!(sticky.d6(p(ALICE)).get(), 2);
-        assert_eq!(sticky.d6(p(ALICE)).get(), 2);
-        assert_eq!(dice.d6(p(ALICE)).get(), 5, "only one value was taken");
+        assert_eq!(sticky.roll(p(ALICE), 6).get(), 2);
+        assert_eq!(sticky.roll(p(ALICE), 6).get(), 2);
+        assert_eq!(dice.roll(p(ALICE), 6).get(), 5, "only one value was taken");
     }
 
     #[test]

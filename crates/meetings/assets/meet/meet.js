@@ -1282,5 +1282,115 @@
     hangUp();
   });
 
+  // ---------------------------------------------------------------------------------
+  // Recording. A signed-in visitor's page names data-recording-url: GET answers {host,
+  // offered, reason, recording}; the host of a meeting that may be recorded gets a
+  // Record / Stop button (POST there, or to .../stop, with the CSRF token). Where
+  // recording is not offered the page says why; an end-to-end encrypted meeting says so
+  // to every visitor (data-e2e is set on joining one).
+
+  (() => {
+    const url = root.dataset.recordingUrl;
+    const note = document.createElement('p');
+    note.id = 'recording-status';
+    note.className = 'recording-status';
+    note.setAttribute('role', 'status');
+    $('media-status').before(note);
+    const E2E_REASON = 'Recordings are not offered for end-to-end encrypted meetings: the server never sees the media.';
+    new MutationObserver(() => {
+      if (root.dataset.e2e === '1') note.textContent = E2E_REASON;
+    }).observe(root, { attributes: true, attributeFilter: ['data-e2e'] });
+    if (!url) return;
+    const sentence = (s) => `${s.charAt(0).toUpperCase()}${s.slice(1)}.`;
+    let button = null;
+    let running = false;
+    let list = null;
+    let poll = null;
+    // The host's recordings: the ready ones link to their (signed) download; while one
+    // is being processed the panel is asked again until it is ready or failed.
+    const renderList = (recordings) => {
+      if (!list) {
+        list = document.createElement('ul');
+        list.id = 'recordings';
+        list.className = 'recordings';
+        note.after(list);
+      }
+      list.replaceChildren(...recordings.map((r) => {
+        const item = document.createElement('li');
+        item.dataset.recording = r.recording_id;
+        item.dataset.status = r.status;
+        const started = new Date(r.started_at).toLocaleString();
+        if (r.status === 'ready' && r.download_url) {
+          const link = document.createElement('a');
+          link.href = r.download_url;
+          link.textContent = `Recording of ${started}`;
+          link.setAttribute('download', '');
+          item.append(link, ` (${r.duration_seconds ?? 0} s, WebM)`);
+        } else if (r.status === 'failed') {
+          item.textContent = `Recording of ${started}: failed${r.error_message ? ` (${r.error_message})` : ''}`;
+        } else {
+          item.textContent = `Recording of ${started}: ${r.status}…`;
+        }
+        return item;
+      }));
+      const pending = recordings.some((r) => r.status === 'processing');
+      if (pending && !poll) {
+        poll = setInterval(() => refresh(), 2000);
+      } else if (!pending && poll) {
+        clearInterval(poll);
+        poll = null;
+      }
+    };
+    const render = (panel) => {
+      running = Boolean(panel.recording && panel.recording.status === 'recording');
+      root.dataset.recording = running ? '1' : '0';
+      if (!panel.offered) {
+        note.textContent = panel.reason ? sentence(panel.reason) : '';
+        if (button) button.hidden = true;
+        return;
+      }
+      if (!panel.host) return;
+      renderList(panel.recordings || []);
+      if (!button) {
+        button = document.createElement('button');
+        button.id = 'record';
+        button.type = 'button';
+        button.addEventListener('click', () => toggle());
+        $('leave').before(button);
+      }
+      button.hidden = false;
+      button.textContent = running ? 'Stop recording' : 'Record';
+      button.setAttribute('aria-pressed', running ? 'true' : 'false');
+      note.textContent = running ? 'This meeting is being recorded.' : '';
+    };
+    const refresh = async () => {
+      try {
+        const response = await fetch(url, { headers: { accept: 'application/json' } });
+        if (response.ok) render(await response.json());
+      } catch (_) { /* the control stays as it was */ }
+    };
+    const toggle = async () => {
+      const csrf = document.querySelector('meta[name="csrf-token"]');
+      button.disabled = true;
+      try {
+        const response = await fetch(running ? `${url}/stop` : url, {
+          method: 'POST',
+          headers: { accept: 'application/json', 'x-csrf-token': csrf ? csrf.content : '' },
+        });
+        if (response.ok) {
+          await refresh();
+        } else {
+          const body = await response.json().catch(() => ({}));
+          note.textContent = body.error ? sentence(body.error) : 'The recording could not be changed.';
+        }
+      } catch (_) {
+        note.textContent = 'The recording could not be changed: the server did not answer.';
+      } finally {
+        button.disabled = false;
+      }
+    };
+    refresh();
+  })();
+
   if (root.dataset.autojoin === '1' && $('name').value.trim()) join($('name').value.trim());
 })();

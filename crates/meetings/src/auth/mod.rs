@@ -30,7 +30,7 @@ pub use self::api_keys::{ApiKeyId, ApiKeySecret};
 pub use self::crypto::{CryptoError, MeetingsSecretKey, sha256_hex};
 pub use self::jwt::{Claims, Jwk, Jwks, Kid, TokenError, verify_with_jwks};
 pub use self::keys::{KEY_CACHE_FOR, KeyInfo, LoadedKey, Rotation, SealedKey};
-pub use self::oauth::DISCORD;
+pub use self::oauth::{DISCORD, discord_display_name, discord_email};
 pub use self::password::{CredentialError, Email, Password};
 pub use self::rate_limit::{Limit, RateLimiter, RetryAfter, identifier};
 pub use self::scopes::{Scope, Scopes};

@@ -73,11 +73,8 @@ impl Auth {
             .as_ref()
             .map(|t| secret.seal(&seal_context(&id, "refresh"), t.expose_str().as_bytes()))
             .transpose()?;
-        let email = Email::parse(&format!("discord-{id}@users.discord.invalid"))
-            .map_err(|e| AuthError::Provider(e.to_string()))?;
-        let display_name = DisplayName::parse(who.display_name())
-            .or_else(|_| DisplayName::parse(&who.username))
-            .or_else(|_| DisplayName::parse(&format!("Discord user {id}")))
+        let email = discord_email(&id).map_err(|e| AuthError::Provider(e.to_string()))?;
+        let display_name = discord_display_name(&id, &[who.display_name(), &who.username])
             .map_err(|e| AuthError::Provider(e.to_string()))?;
         let expires_at =
             self.now() + TimeDelta::from_std(grant.expires_in).unwrap_or(TimeDelta::MAX);
@@ -117,4 +114,18 @@ impl Auth {
         let token = self.issue(user, &Scopes::all()).await?;
         Ok((user, token, created))
     }
+}
+
+/// The stand-in email of the account made for Discord user `id`: the reserved
+/// `.invalid` domain, which nobody can register or receive mail at.
+pub fn discord_email(id: &str) -> Result<Email, super::CredentialError> {
+    Email::parse(&format!("discord-{id}@users.discord.invalid"))
+}
+
+/// The first of `names` that makes a display name, else `Discord user {id}`.
+pub fn discord_display_name(id: &str, names: &[&str]) -> Result<DisplayName, base::InvalidId> {
+    names
+        .iter()
+        .find_map(|name| DisplayName::parse(name).ok())
+        .map_or_else(|| DisplayName::parse(&format!("Discord user {id}")), Ok)
 }

@@ -95,9 +95,10 @@ pub struct ControllerConfig {
 /// for an assignment.
 #[derive(Debug, Clone)]
 pub struct MediaHandlers {
-    /// Where the handlers are reached (the registry's rows name a handler's endpoint but
-    /// not its certificate, so the controller is told both). One the registry assigns
-    /// but that is not here gets no grant.
+    /// Where the handlers are reached, first: an in-process handler announces its
+    /// endpoint and self-signed certificate's hash here. One that is not here is
+    /// reached at what it registered (`media_handlers.endpoint` and
+    /// `metadata.certificate_hash`), as a `tavern media-handler` process does.
     pub directory: MediaDirectory,
     pub liveness: Liveness,
 }

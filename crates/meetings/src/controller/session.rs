@@ -635,13 +635,16 @@ impl Session {
     async fn media_grant(&self) -> Option<(String, MediaGrant)> {
         let shared = &self.shared;
         let media = shared.config.media.as_ref()?;
-        let handler = {
+        let (handler, address) = {
             let mut assigned = shared.media_assigned.lock().await;
-            match assigned
-                .get(&self.meeting)
-                .filter(|(h, _)| media.directory.address(h).is_some())
-            {
-                Some((handler, _)) => handler.clone(),
+            let kept = match assigned.get(&self.meeting) {
+                Some((handler, _)) => media_address(shared, media, handler)
+                    .await
+                    .map(|a| (handler.clone(), Some(a))),
+                None => None,
+            };
+            match kept {
+                Some(kept) => kept,
                 None => {
                     let mut rng = StdRng::from_rng(&mut rand::rng());
                     let chosen = shared
@@ -656,7 +659,7 @@ impl Session {
                     match chosen {
                         Ok(Some(handler)) => {
                             assigned.insert(self.meeting, (handler.clone(), Instant::now()));
-                            handler
+                            (handler, None)
                         }
                         Ok(None) => {
                             tracing::warn!(
@@ -672,8 +675,12 @@ impl Session {
                 }
             }
         };
-        let Some(address) = media.directory.address(&handler) else {
-            tracing::warn!(%handler, "the registry assigned a media handler this controller does not know");
+        let address = match address {
+            Some(address) => Some(address),
+            None => media_address(shared, media, &handler).await,
+        };
+        let Some(address) = address else {
+            tracing::warn!(%handler, "the registry assigned a media handler this controller cannot reach");
             return None;
         };
         let token = match shared
@@ -891,6 +898,30 @@ impl Session {
             shared.rooms.broadcast(meeting, None, &left);
         }
         tracing::info!(reason = reason.as_str(), "participant left");
+    }
+}
+
+/// Where media handler `id` is reached: its address in the directory (an in-process
+/// handler announces its own), else its registration (a handler in another process
+/// registers its endpoint and its certificate hash).
+async fn media_address(
+    shared: &Shared,
+    media: &super::MediaHandlers,
+    id: &crate::domain::HandlerId,
+) -> Option<super::MediaHandlerAddress> {
+    if let Some(address) = media.directory.address(id) {
+        return Some(address);
+    }
+    match shared.repo.media_handler(id).await {
+        Ok(registered) => Some(super::MediaHandlerAddress {
+            handler_id: registered.handler_id,
+            endpoint: registered.endpoint,
+            certificate_hash: registered.certificate_hash,
+        }),
+        Err(error) => {
+            tracing::warn!(handler = %id, %error, "could not read a media handler's registration");
+            None
+        }
     }
 }
 

@@ -107,7 +107,7 @@ impl Drop for MediaClient {
 }
 
 /// Parses a lowercase or uppercase hex SHA-256.
-fn digest(hex: &str) -> Result<Sha256Digest, MediaClientError> {
+pub(crate) fn digest(hex: &str) -> Result<Sha256Digest, MediaClientError> {
     let hex = hex.trim();
     if hex.len() != 64 || !hex.is_ascii() {
         return Err(MediaClientError::InvalidCertificateHash);
@@ -243,8 +243,13 @@ impl MediaClient {
             if let Some((body, used)) = proto::split_frame(&self.buffer)? {
                 let payload = proto::decode_server(body)?;
                 self.buffer.drain(..used);
-                let media_server_message::Payload::KeyframeRequest(ask) = payload;
-                return Ok(Some(u8::try_from(ask.track).unwrap_or(u8::MAX)));
+                match payload {
+                    media_server_message::Payload::KeyframeRequest(ask) => {
+                        return Ok(Some(u8::try_from(ask.track).unwrap_or(u8::MAX)));
+                    }
+                    // Said to relays only.
+                    media_server_message::Payload::PublisherLeft(_) => continue,
+                }
             }
             match self.recv.read(&mut chunk).await {
                 Ok(Some(n)) => self.buffer.extend_from_slice(chunk.get(..n).unwrap_or(&[])),

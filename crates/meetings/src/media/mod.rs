@@ -23,15 +23,28 @@
 //!   `KeyframeRequest` sent to every publisher on its behalf (and its video starts at the
 //!   next key frame).
 //!
-//! [`client::MediaClient`] is the other end (tests and the benchmark).
+//! - One meeting may be spread over several handlers: each keeps its place in the
+//!   meeting's `tavern:meetings:meeting:{meeting_id}:media_handlers` set while it has
+//!   participants of it, and each pair of them relays the meeting over one
+//!   authenticated session (a one-time `relay` connection token), frames under their
+//!   original publisher's id, key frame requests and departures across, never a frame
+//!   relayed twice (`relay.rs`, and the wire in [`proto`]).
+//! - `stream:{stream_id}` and `participant:{participant_id}:subscriptions` are kept
+//!   current off the frame path: one stream per (publisher, track), its id derived from
+//!   the two ([`track_stream_id`]), registered at the track's first frame; a subscriber
+//!   is subscribed at its first frame of it and unsubscribed when it leaves, when the
+//!   publisher leaves (on either handler) or when the relay it came through closes
+//!   (`bookkeeping.rs`).
+//! - It registers its certificate hash with its endpoint (`media_handlers.metadata`
+//!   `certificate_hash`), so a meeting controller in another process grants it too
+//!   (`tavern media-handler` runs one as its own process).
 //!
-//! Not done here: relaying one meeting between two handlers; the
-//! `participant:{id}:subscriptions` sets and `stream:{id}` subscriber counts (frames
-//! name a track, not a stream id, and the repository offers no way to find the stream
-//! a publisher's track belongs to).
+//! [`client::MediaClient`] is the other end (tests and the benchmark).
 
+mod bookkeeping;
 pub mod client;
 pub mod proto;
+mod relay;
 mod session;
 
 use std::net::SocketAddr;
@@ -54,6 +67,7 @@ use crate::domain::{HandlerId, HealthStatus, Region};
 use crate::repo::{HandlerHeartbeat, HandlerRegistration};
 use crate::{MeetingsError, Repo};
 
+pub use self::bookkeeping::track_stream_id;
 use self::session::Rooms;
 
 /// Settings of one media handler.
@@ -83,13 +97,16 @@ pub struct HandlerConfig {
     /// Where it announces its endpoint and certificate hash once registered (the
     /// in-process meeting controller's [`MediaHandlers::directory`]); `None`: nowhere.
     pub directory: Option<MediaDirectory>,
+    /// How often it refreshes its place among each served meeting's handlers and looks
+    /// for handlers to relay to (also at once whenever a participant comes or goes).
+    pub relay_every: Duration,
 }
 
 impl HandlerConfig {
     /// The defaults for handler `handler_id`: listens on `127.0.0.1:4434`, reached as
     /// `127.0.0.1`, region `local`, 1,000 streams and 1,000 Mbit/s, heartbeats every
     /// 10 s, 64 frames queued per subscriber, 10 s to open the control stream, a
-    /// self-signed certificate, announced nowhere.
+    /// self-signed certificate, announced nowhere, relays looked for every 2 s.
     pub fn new(handler_id: HandlerId) -> HandlerConfig {
         HandlerConfig {
             handler_id,
@@ -103,6 +120,7 @@ impl HandlerConfig {
             open_timeout: Duration::from_secs(10),
             certificate: None,
             directory: None,
+            relay_every: Duration::from_secs(2),
         }
     }
 }
@@ -125,6 +143,8 @@ pub(crate) struct Shared {
     bytes: AtomicU64,
     /// Cancelled when the handler shuts down: every session closes.
     stop: CancellationToken,
+    /// Woken when a participant comes or goes: the relays may have to change.
+    relay_wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -159,12 +179,19 @@ impl Load {
     pub fn streams(&self) -> usize {
         self.shared.rooms.load().1
     }
+
+    /// Relay sessions to other handlers (either end), over all meetings.
+    pub fn relays(&self) -> usize {
+        self.shared.rooms.relays()
+    }
 }
 
 /// A bound media handler; [`MediaHandler::run`] serves it.
 pub struct MediaHandler {
     endpoint: Endpoint<Server>,
     shared: Arc<Shared>,
+    /// The bookkeeping queue [`bookkeeping::keep`] writes out.
+    books: tokio::sync::mpsc::Receiver<bookkeeping::Book>,
     certificate_hash: String,
     local_addr: SocketAddr,
 }
@@ -193,14 +220,17 @@ impl MediaHandler {
             &config.public_host,
         )
         .await?;
+        let (books_tx, books) = tokio::sync::mpsc::channel(bookkeeping::QUEUE);
         Ok(MediaHandler {
             endpoint,
+            books,
             shared: Arc::new(Shared {
                 repo,
                 config,
-                rooms: Rooms::default(),
+                rooms: Rooms::with_books(books_tx),
                 bytes: AtomicU64::new(0),
                 stop: CancellationToken::new(),
+                relay_wake: tokio::sync::Notify::new(),
             }),
             certificate_hash,
             local_addr,
@@ -244,6 +274,7 @@ impl MediaHandler {
             supports_transcoding: false,
             supports_mixing: false,
             supported_codecs: vec!["VP8".to_owned(), "VP9".to_owned(), "Opus".to_owned()],
+            certificate_hash: Some(self.certificate_hash.clone()),
         };
         // Announced first: nobody assigns it before it is registered.
         if let Some(directory) = &config.directory {
@@ -261,8 +292,15 @@ impl MediaHandler {
         tracing::info!(handler = %config.handler_id, endpoint = %registration.endpoint,
             "media handler serving");
 
+        let books_done = CancellationToken::new();
+        let books = tokio::spawn(bookkeeping::keep(
+            shared.repo.clone(),
+            self.books,
+            books_done.clone(),
+        ));
         let tasks = TaskTracker::new();
         tasks.spawn(heartbeats(shared.clone(), registration));
+        tasks.spawn(relay::manage(shared.clone()));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -283,6 +321,15 @@ impl MediaHandler {
         {
             tracing::warn!(handler = %config.handler_id,
                 "media sessions still closing at shutdown; stopping anyway");
+        }
+        // The departures' bookkeeping is written before it stops.
+        books_done.cancel();
+        if tokio::time::timeout(Duration::from_secs(5), books)
+            .await
+            .is_err()
+        {
+            tracing::warn!(handler = %config.handler_id,
+                "streams and subscriptions still being written at shutdown; stopping anyway");
         }
         self.endpoint.close(
             wtransport::VarInt::from_u32(proto::CLOSE_BY_HANDLER),

@@ -9,14 +9,51 @@
 //! ```text
 //! syntax = "proto3";
 //! message MediaClientMessage { uint32 version = 1;
-//!   oneof payload { RequestKeyframe request_keyframe = 2; } }
+//!   oneof payload { RequestKeyframe request_keyframe = 2;
+//!                   PublisherLeft publisher_left = 3; } }   // 3: relays only (addition)
 //! message RequestKeyframe { string publisher_participant_id = 1; uint32 track = 2; }
 //! message MediaServerMessage { uint32 version = 1;
-//!   oneof payload { KeyframeRequest keyframe_request = 2; } }
-//! message KeyframeRequest { uint32 track = 1; }   // handler -> publisher
+//!   oneof payload { KeyframeRequest keyframe_request = 2;
+//!                   PublisherLeft publisher_left = 3; } }   // 3: relays only (addition)
+//! message PublisherLeft { string participant_id = 1; }
+//! message KeyframeRequest { uint32 track = 1;      // handler -> publisher
+//!   string publisher_participant_id = 2; }          // relays only (addition)
 //! ```
 //!
 //! `version` must be [`VERSION`]; anything malformed closes that session only.
+//!
+//! # Relays between handlers (an addition to version 1)
+//!
+//! One meeting's participants may be connected to several handlers; each pair of them
+//! relays the meeting over ONE session. The handler whose id sorts first opens it, at
+//! `/relay/{meeting_id}?wt_token={token}` on the other's endpoint, pinning the
+//! certificate hash the other registered (`media_handlers.metadata.certificate_hash`).
+//! The token is a one-time `wt:token:{token}` with `connection_type` `relay`, issued by
+//! the opening handler through the shared repository (so only a process holding the
+//! repository's credentials can open a relay); `/media/` refuses it, and `/relay/`
+//! refuses every other kind (403).
+//!
+//! - The opening handler opens one bidirectional control stream, exactly like a
+//!   participant; it sends `MediaClientMessage`s and receives `MediaServerMessage`s.
+//!   Asking for a key frame of a publisher connected to the other handler is, from the
+//!   opener, `RequestKeyframe` (as a participant asks) and, from the other side,
+//!   `KeyframeRequest` with `publisher_participant_id` set. A request that arrives over
+//!   a relay is put to the publisher if it is connected to the handler receiving it, and
+//!   otherwise dropped (it never crosses a second relay).
+//! - When a participant whose frames a handler relayed leaves, it tells the other side
+//!   `PublisherLeft` (either direction), so that side records its participants'
+//!   subscriptions to that publisher's streams as ended. A participant's session that
+//!   sends `PublisherLeft` is closed for a protocol error.
+//! - Both sides send frames as the handler sends them to a participant: one
+//!   unidirectional stream per frame holding the ORIGINAL publisher's id (16 raw UUID
+//!   bytes), then that publisher's bytes unchanged (at most 16 bytes + [`MAX_MEDIA_FRAME`];
+//!   a larger or malformed one closes the relay). Each handler sends over a relay only
+//!   the frames of the participants connected to it, and forwards a frame relayed in
+//!   only to its own participants: a frame crosses one relay at most and never loops.
+//!   A relayed frame naming a participant connected to the receiving handler is dropped.
+//! - A relay falling behind is treated like a slow subscriber (it drops that publisher's
+//!   video until the next key frame and the publisher is asked for one); a participant
+//!   falling behind on a relayed publisher has the key frame asked for across the relay.
 //!
 //! # Media frames
 //!
@@ -74,7 +111,7 @@ pub const CLOSE_BY_HANDLER: u32 = 3;
 pub struct MediaClientMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "media_client_message::Payload", tags = "2")]
+    #[prost(oneof = "media_client_message::Payload", tags = "2, 3")]
     pub payload: Option<media_client_message::Payload>,
 }
 
@@ -85,6 +122,9 @@ pub mod media_client_message {
     pub enum Payload {
         #[prost(message, tag = "2")]
         RequestKeyframe(super::RequestKeyframe),
+        /// Relays only.
+        #[prost(message, tag = "3")]
+        PublisherLeft(super::PublisherLeft),
     }
 }
 
@@ -102,7 +142,7 @@ pub struct RequestKeyframe {
 pub struct MediaServerMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "media_server_message::Payload", tags = "2")]
+    #[prost(oneof = "media_server_message::Payload", tags = "2, 3")]
     pub payload: Option<media_server_message::Payload>,
 }
 
@@ -113,14 +153,29 @@ pub mod media_server_message {
     pub enum Payload {
         #[prost(message, tag = "2")]
         KeyframeRequest(super::KeyframeRequest),
+        /// Relays only.
+        #[prost(message, tag = "3")]
+        PublisherLeft(super::PublisherLeft),
     }
 }
 
-/// The handler asks a publisher to send a key frame on `track`.
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+/// On a relay: a participant connected to the sending handler, whose frames it relayed,
+/// has left (the receiving handler counts its subscribers' subscriptions down).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct PublisherLeft {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+}
+
+/// The handler asks a publisher to send a key frame on `track`. On a relay session
+/// (`publisher_participant_id`, an addition to version 1) it names which publisher of
+/// the opening handler is asked; a participant's session never carries it (empty).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct KeyframeRequest {
     #[prost(uint32, tag = "1")]
     pub track: u32,
+    #[prost(string, tag = "2")]
+    pub publisher_participant_id: String,
 }
 
 impl MediaClientMessage {
@@ -321,7 +376,10 @@ mod tests {
         assert_eq!(used, bytes.len());
         assert_eq!(decode_client(body).unwrap(), ask.payload.unwrap());
         let tell = MediaServerMessage::new(media_server_message::Payload::KeyframeRequest(
-            KeyframeRequest { track: 0 },
+            KeyframeRequest {
+                track: 0,
+                publisher_participant_id: String::new(),
+            },
         ));
         let bytes = encode_server(&tell).unwrap();
         let (body, _) = split_frame(&bytes).unwrap().unwrap();

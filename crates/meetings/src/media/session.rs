@@ -20,6 +20,7 @@ use wtransport::endpoint::{IncomingSession, SessionRequest};
 use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use super::Shared;
+use super::bookkeeping::{Book, Subscriptions, track_stream_id};
 use super::proto::{
     self, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
     media_client_message::Payload as In, media_server_message::Payload as Out,
@@ -37,27 +38,27 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Why, and how, a session closes.
 #[derive(Debug, Clone)]
-struct Close {
-    code: u32,
-    reason: String,
+pub(super) struct Close {
+    pub(super) code: u32,
+    pub(super) reason: String,
 }
 
 impl Close {
-    fn new(code: u32, reason: impl Into<String>) -> Close {
+    pub(super) fn new(code: u32, reason: impl Into<String>) -> Close {
         Close {
             code,
             reason: reason.into(),
         }
     }
 
-    fn shutdown() -> Close {
+    pub(super) fn shutdown() -> Close {
         Close::new(
             proto::CLOSE_BY_HANDLER,
             "the media handler is shutting down",
         )
     }
 
-    fn protocol(code: &str, message: impl std::fmt::Display) -> Close {
+    pub(super) fn protocol(code: &str, message: impl std::fmt::Display) -> Close {
         Close::new(proto::CLOSE_PROTOCOL_ERROR, format!("{code}: {message}"))
     }
 }
@@ -81,7 +82,7 @@ pub(super) type Forwarded = Arc<Vec<u8>>;
 
 /// A participant connected to the handler: a subscriber of everybody else and a
 /// publisher of its own tracks.
-struct Member {
+pub(super) struct Member {
     /// Frames for this subscriber (its writer task drains them).
     frames: mpsc::Sender<Forwarded>,
     /// Control messages for this participant (keyframe requests).
@@ -90,46 +91,193 @@ struct Member {
     dropping: Mutex<HashSet<(ParticipantId, u8)>>,
     /// Bit `t` set: it has published track `t`.
     published: AtomicU8,
+    /// The streams it receives, as recorded in `participant:{id}:subscriptions`.
+    subscriptions: Arc<Subscriptions>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Member {
     fn dropping(&self) -> MutexGuard<'_, HashSet<(ParticipantId, u8)>> {
-        self.dropping.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.dropping)
     }
 
     /// Asks this participant (a publisher) for a key frame on `track`.
     fn ask_keyframe(&self, track: u8) {
         let ask = MediaServerMessage::new(Out::KeyframeRequest(KeyframeRequest {
             track: u32::from(track),
+            publisher_participant_id: String::new(),
         }));
         // A full queue already holds requests: this one is not needed.
         let _ = self.control.try_send(ask);
     }
 
     fn tracks(&self) -> impl Iterator<Item = u8> {
-        let published = self.published.load(Ordering::Relaxed);
-        (0..=proto::MAX_TRACK).filter(move |t| published & (1 << t) != 0)
+        tracks_of(self.published.load(Ordering::Relaxed))
     }
 }
 
-type Room = HashMap<ParticipantId, Arc<Member>>;
+/// The tracks whose bits are set in `published`.
+fn tracks_of(published: u8) -> impl Iterator<Item = u8> {
+    (0..=proto::MAX_TRACK).filter(move |t| published & (1 << t) != 0)
+}
+
+/// A relay of one meeting to another media handler ([`super::relay`]): a subscriber of
+/// the frames of this handler's participants, and the source of the frames the other
+/// handler's participants publish.
+pub(super) struct Relay {
+    /// The other handler (for logs).
+    pub(super) peer: String,
+    /// Frames of this handler's publishers for the other handler.
+    frames: mpsc::Sender<Forwarded>,
+    /// What to tell the other handler: key frame requests for its publishers, and the
+    /// departures of publishers here.
+    control: mpsc::Sender<RelayControl>,
+    /// The (publisher, track)s it skips until their next key frame.
+    dropping: Mutex<HashSet<(ParticipantId, u8)>>,
+    /// The publishers seen through it, with the bits of the tracks they published.
+    remote: Mutex<HashMap<ParticipantId, u8>>,
+}
+
+impl Relay {
+    /// A relay to `peer` queueing at most `queue` frames, with the receivers of its
+    /// frames and of its key frame requests.
+    pub(super) fn new(
+        peer: String,
+        queue: usize,
+    ) -> (
+        Arc<Relay>,
+        mpsc::Receiver<Forwarded>,
+        mpsc::Receiver<RelayControl>,
+    ) {
+        let (frames, frames_rx) = mpsc::channel(queue.max(1));
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let relay = Arc::new(Relay {
+            peer,
+            frames,
+            control,
+            dropping: Mutex::new(HashSet::new()),
+            remote: Mutex::new(HashMap::new()),
+        });
+        (relay, frames_rx, control_rx)
+    }
+
+    /// Asks the other handler for a key frame of `publisher` on `track`.
+    fn ask_keyframe(&self, publisher: ParticipantId, track: u8) {
+        // A full queue already holds requests: this one is not needed.
+        let _ = self
+            .control
+            .try_send(RelayControl::Keyframe(publisher, track));
+    }
+
+    /// Tells the other handler that `publisher`, connected here, left.
+    fn publisher_left(&self, publisher: ParticipantId) {
+        if self
+            .control
+            .try_send(RelayControl::Left(publisher))
+            .is_err()
+        {
+            tracing::debug!(%publisher, peer = %self.peer,
+                "a relay's control queue is full; a departure is not told");
+        }
+    }
+
+    fn knows(&self, publisher: ParticipantId) -> bool {
+        lock(&self.remote).contains_key(&publisher)
+    }
+}
+
+/// What one end of a relay tells the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RelayControl {
+    /// A key frame of (publisher, track), a publisher of the other handler.
+    Keyframe(ParticipantId, u8),
+    /// A publisher of this handler left.
+    Left(ParticipantId),
+}
+
+/// One meeting on this handler: its connected participants and its relays to the other
+/// handlers serving it.
+#[derive(Default)]
+struct Room {
+    members: HashMap<ParticipantId, Arc<Member>>,
+    relays: Vec<Arc<Relay>>,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.relays.is_empty()
+    }
+}
 
 /// The meetings a handler serves, with their connected participants.
 #[derive(Default)]
 pub(crate) struct Rooms {
     inner: RwLock<HashMap<MeetingId, Room>>,
+    /// Where streams and subscriptions are recorded ([`super::bookkeeping`]); `None`:
+    /// nowhere.
+    books: Option<mpsc::Sender<Book>>,
 }
 
 /// What one forwarded frame did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Forwarding {
-    /// Subscribers it was queued for.
+    /// Subscribers (relays included) it was queued for.
     queued: usize,
     /// Subscribers that skipped it (behind, or waiting for a key frame).
     skipped: usize,
 }
 
+/// Offers `frame` of `key` to one subscriber's queue: `Some(true)` queued, `Some(false)`
+/// skipped (`behind` set when its queue was full: it now waits for a key frame), `None`
+/// when the subscriber is gone.
+fn offer(
+    dropping: &Mutex<HashSet<(ParticipantId, u8)>>,
+    frames: &mpsc::Sender<Forwarded>,
+    key: (ParticipantId, u8),
+    is_key: bool,
+    frame: &Forwarded,
+    behind: &mut bool,
+) -> Option<bool> {
+    {
+        let mut dropping = lock(dropping);
+        if dropping.contains(&key) {
+            if !is_key {
+                return Some(false);
+            }
+            dropping.remove(&key);
+        }
+    }
+    match frames.try_send(frame.clone()) {
+        Ok(()) => Some(true),
+        Err(TrySendError::Full(_)) => {
+            lock(dropping).insert(key);
+            *behind = true;
+            Some(false)
+        }
+        Err(TrySendError::Closed(_)) => None,
+    }
+}
+
 impl Rooms {
+    /// Rooms recording streams and subscriptions through `books`.
+    pub(super) fn with_books(books: mpsc::Sender<Book>) -> Rooms {
+        Rooms {
+            inner: RwLock::default(),
+            books: Some(books),
+        }
+    }
+
+    /// Queues `book`; `false` when it could not be (the queue is full or closed).
+    fn book(&self, book: Book) -> bool {
+        match &self.books {
+            Some(books) => books.try_send(book).is_ok(),
+            None => true,
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<MeetingId, Room>> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -138,27 +286,42 @@ impl Rooms {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Connected participants and the tracks they publish, over all meetings.
+    /// Connected participants and the tracks they publish, over all meetings (the
+    /// publishers of other handlers, seen through relays, are theirs to count).
     pub(crate) fn load(&self) -> (usize, usize) {
         let rooms = self.read();
-        let participants = rooms.values().map(HashMap::len).sum();
+        let participants = rooms.values().map(|r| r.members.len()).sum();
         let streams = rooms
             .values()
-            .flat_map(HashMap::values)
+            .flat_map(|r| r.members.values())
             .map(|m| m.tracks().count())
             .sum();
         (participants, streams)
     }
 
-    /// Adds a participant: every publisher already there is asked for a key frame on
-    /// each track it publishes, and the newcomer's video from it starts at that key
-    /// frame.
+    /// Relays to other handlers, over all meetings.
+    pub(crate) fn relays(&self) -> usize {
+        self.read().values().map(|r| r.relays.len()).sum()
+    }
+
+    /// The meetings with participants connected here.
+    pub(super) fn local_meetings(&self) -> Vec<MeetingId> {
+        self.read()
+            .iter()
+            .filter(|(_, room)| !room.members.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Adds a participant: every publisher already there (here or behind a relay) is
+    /// asked for a key frame on each track it publishes, and the newcomer's video from
+    /// it starts at that key frame.
     fn enter(&self, meeting: MeetingId, participant: ParticipantId, member: Arc<Member>) {
         let mut rooms = self.write();
         let room = rooms.entry(meeting).or_default();
         {
             let mut dropping = member.dropping();
-            for (id, publisher) in room.iter() {
+            for (id, publisher) in &room.members {
                 for track in publisher.tracks() {
                     if track != proto::TRACK_AUDIO {
                         dropping.insert((*id, track));
@@ -166,8 +329,18 @@ impl Rooms {
                     publisher.ask_keyframe(track);
                 }
             }
+            for relay in &room.relays {
+                for (id, published) in lock(&relay.remote).iter() {
+                    for track in tracks_of(*published) {
+                        if track != proto::TRACK_AUDIO {
+                            dropping.insert((*id, track));
+                        }
+                        relay.ask_keyframe(*id, track);
+                    }
+                }
+            }
         }
-        room.insert(participant, member);
+        room.members.insert(participant, member);
     }
 
     /// Removes a participant's `member` (not a later session of the same participant
@@ -176,10 +349,39 @@ impl Rooms {
         let mut rooms = self.write();
         if let Some(room) = rooms.get_mut(&meeting) {
             if room
+                .members
                 .get(&participant)
                 .is_some_and(|m| Arc::ptr_eq(m, member))
             {
-                room.remove(&participant);
+                room.members.remove(&participant);
+                if member.tracks().next().is_some() {
+                    for relay in &room.relays {
+                        relay.publisher_left(participant);
+                    }
+                }
+                if self.books.is_some() {
+                    for stream in member.subscriptions.take_all() {
+                        self.book(Book::Unsubscribe {
+                            subscriber: participant,
+                            stream,
+                        });
+                    }
+                    for track in member.tracks() {
+                        let stream = track_stream_id(participant, track);
+                        for (id, other) in &room.members {
+                            if other.subscriptions.take(stream) {
+                                self.book(Book::Unsubscribe {
+                                    subscriber: *id,
+                                    stream,
+                                });
+                            }
+                        }
+                        self.book(Book::Ended {
+                            publisher: participant,
+                            track,
+                        });
+                    }
+                }
             }
             if room.is_empty() {
                 rooms.remove(&meeting);
@@ -187,9 +389,86 @@ impl Rooms {
         }
     }
 
-    /// Queues `frame` (the publisher's id and bytes) for every other participant of
-    /// `meeting`; a subscriber whose queue is full drops this (publisher, track) until
-    /// its next key frame, and the publisher is asked for one.
+    /// Adds a relay of `meeting`: like a participant joining late, every publisher here
+    /// is asked for a key frame, and the relay's video of it starts at that key frame.
+    pub(super) fn attach_relay(&self, meeting: MeetingId, relay: Arc<Relay>) {
+        let mut rooms = self.write();
+        let room = rooms.entry(meeting).or_default();
+        {
+            let mut dropping = lock(&relay.dropping);
+            for (id, publisher) in &room.members {
+                for track in publisher.tracks() {
+                    if track != proto::TRACK_AUDIO {
+                        dropping.insert((*id, track));
+                    }
+                    publisher.ask_keyframe(track);
+                }
+            }
+        }
+        room.relays.push(relay);
+    }
+
+    /// Removes a relay of `meeting`.
+    pub(super) fn detach_relay(&self, meeting: MeetingId, relay: &Arc<Relay>) {
+        let mut rooms = self.write();
+        if let Some(room) = rooms.get_mut(&meeting) {
+            room.relays.retain(|r| !Arc::ptr_eq(r, relay));
+            // Its publishers are out of reach: nobody here receives them any more.
+            if self.books.is_some() {
+                for (publisher, published) in lock(&relay.remote).iter() {
+                    for track in tracks_of(*published) {
+                        let stream = track_stream_id(*publisher, track);
+                        for (id, member) in &room.members {
+                            if member.subscriptions.take(stream) {
+                                self.book(Book::Unsubscribe {
+                                    subscriber: *id,
+                                    stream,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            if room.is_empty() {
+                rooms.remove(&meeting);
+            }
+        }
+    }
+
+    /// `publisher`, connected to the other end of `via`, left: nobody here is subscribed
+    /// to its streams any more.
+    pub(super) fn relayed_publisher_left(
+        &self,
+        meeting: MeetingId,
+        via: &Relay,
+        publisher: ParticipantId,
+    ) {
+        let Some(published) = lock(&via.remote).remove(&publisher) else {
+            return;
+        };
+        let rooms = self.read();
+        let Some(room) = rooms.get(&meeting) else {
+            return;
+        };
+        for (id, member) in &room.members {
+            let mut dropping = member.dropping();
+            for track in tracks_of(published) {
+                dropping.remove(&(publisher, track));
+                let stream = track_stream_id(publisher, track);
+                if self.books.is_some() && member.subscriptions.take(stream) {
+                    self.book(Book::Unsubscribe {
+                        subscriber: *id,
+                        stream,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queues `frame` (the publisher's id and bytes) of a participant connected here for
+    /// every other participant of `meeting` and every relay of it; a subscriber whose
+    /// queue is full drops this (publisher, track) until its next key frame, and the
+    /// publisher is asked for one.
     fn forward(
         &self,
         meeting: MeetingId,
@@ -197,80 +476,180 @@ impl Rooms {
         header: &FrameHeader,
         frame: &Forwarded,
     ) -> Forwarding {
+        self.deliver(meeting, publisher, header, frame, None)
+    }
+
+    /// Queues `frame`, published on another handler and relayed in through `via`, for
+    /// the participants of `meeting` connected here, never for a relay (so a frame
+    /// crosses at most one relay and never loops). A frame naming a participant
+    /// connected here is refused (`None`): a relay does not speak for them.
+    pub(super) fn forward_relayed(
+        &self,
+        meeting: MeetingId,
+        via: &Relay,
+        publisher: ParticipantId,
+        header: &FrameHeader,
+        frame: &Forwarded,
+    ) -> Option<usize> {
+        if self
+            .read()
+            .get(&meeting)
+            .is_some_and(|room| room.members.contains_key(&publisher))
+        {
+            return None;
+        }
+        *lock(&via.remote).entry(publisher).or_insert(0) |= 1 << header.track;
+        Some(
+            self.deliver(meeting, publisher, header, frame, Some(via))
+                .queued,
+        )
+    }
+
+    fn deliver(
+        &self,
+        meeting: MeetingId,
+        publisher: ParticipantId,
+        header: &FrameHeader,
+        frame: &Forwarded,
+        via: Option<&Relay>,
+    ) -> Forwarding {
         let rooms = self.read();
         let Some(room) = rooms.get(&meeting) else {
             return Forwarding::default();
         };
-        let source = room.get(&publisher);
+        let source = match via {
+            Some(_) => None,
+            None => room.members.get(&publisher),
+        };
         if let Some(source) = source {
-            source
+            let before = source
                 .published
                 .fetch_or(1 << header.track, Ordering::Relaxed);
+            if before & (1 << header.track) == 0 {
+                self.book(Book::Published {
+                    meeting,
+                    publisher,
+                    track: header.track,
+                });
+            }
         }
         let key = (publisher, header.track);
+        let stream = self
+            .books
+            .as_ref()
+            .map(|_| track_stream_id(publisher, header.track));
         let mut done = Forwarding::default();
-        let mut ask = false;
-        for (id, member) in room {
+        let mut behind = false;
+        let mut tally = |offered: Option<bool>| match offered {
+            Some(true) => done.queued += 1,
+            Some(false) => done.skipped += 1,
+            None => {}
+        };
+        for (id, member) in &room.members {
             if *id == publisher {
                 continue;
             }
+            let offered = offer(
+                &member.dropping,
+                &member.frames,
+                key,
+                header.is_key(),
+                frame,
+                &mut behind,
+            );
+            if offered == Some(true)
+                && let Some(stream) = stream
+                && member.subscriptions.should_subscribe(stream)
             {
-                let mut dropping = member.dropping();
-                if dropping.contains(&key) {
-                    if !header.is_key() {
-                        done.skipped += 1;
-                        continue;
-                    }
-                    dropping.remove(&key);
+                let book = Book::Subscribe {
+                    subscriber: *id,
+                    stream,
+                    of: member.subscriptions.clone(),
+                };
+                if !self.book(book) {
+                    member.subscriptions.failed(stream);
                 }
             }
-            match member.frames.try_send(frame.clone()) {
-                Ok(()) => done.queued += 1,
-                Err(TrySendError::Full(_)) => {
-                    member.dropping().insert(key);
-                    done.skipped += 1;
-                    ask = true;
-                }
-                Err(TrySendError::Closed(_)) => {}
+            tally(offered);
+        }
+        if via.is_none() {
+            for relay in &room.relays {
+                tally(offer(
+                    &relay.dropping,
+                    &relay.frames,
+                    key,
+                    header.is_key(),
+                    frame,
+                    &mut behind,
+                ));
             }
         }
-        if ask && let Some(source) = source {
-            source.ask_keyframe(header.track);
+        if behind {
+            match (source, via) {
+                (Some(source), _) => source.ask_keyframe(header.track),
+                (None, Some(via)) => via.ask_keyframe(publisher, header.track),
+                (None, None) => {}
+            }
         }
         done
     }
 
-    /// Asks `publisher` of `meeting` for a key frame on `track` (for a subscriber);
-    /// `false` when it is not connected here.
-    fn request_keyframe(&self, meeting: MeetingId, publisher: ParticipantId, track: u8) -> bool {
-        match self
-            .read()
-            .get(&meeting)
-            .and_then(|room| room.get(&publisher))
-        {
-            Some(member) => {
-                member.ask_keyframe(track);
-                true
-            }
-            None => false,
+    /// Asks `publisher` of `meeting` for a key frame on `track` (for a subscriber): of
+    /// the participant itself when it is connected here, else (unless the request came
+    /// through a relay: it never crosses two) through the relay it publishes behind.
+    /// `false` when it is nowhere known.
+    pub(super) fn request_keyframe(
+        &self,
+        meeting: MeetingId,
+        publisher: ParticipantId,
+        track: u8,
+        relayed: bool,
+    ) -> bool {
+        let rooms = self.read();
+        let Some(room) = rooms.get(&meeting) else {
+            return false;
+        };
+        if let Some(member) = room.members.get(&publisher) {
+            member.ask_keyframe(track);
+            return true;
         }
+        if relayed {
+            return false;
+        }
+        let mut asked = false;
+        for relay in room.relays.iter().filter(|r| r.knows(publisher)) {
+            relay.ask_keyframe(publisher, track);
+            asked = true;
+        }
+        asked
     }
 }
 
-/// Serves one incoming connection: admission by its connection token, then the session.
+/// Serves one incoming connection: admission by its connection token, then a
+/// participant's session (`/media/`) or another handler's relay (`/relay/`).
 pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
-    let Some((request, grant, peer)) = crate::wt::admit(
+    let routes = [
+        ("/media/", ConnectionType::Media),
+        ("/relay/", ConnectionType::Relay),
+    ];
+    let Some((request, grant, peer, route)) = crate::wt::admit_routes(
         &shared.repo,
         &shared.stop,
         incoming,
         shared.config.open_timeout,
-        "/media/",
-        ConnectionType::Media,
+        &routes,
     )
     .await
     else {
         return;
     };
+    if route == 1 {
+        let span = tracing::info_span!("media_relay_in", meeting = %grant.meeting_id, %peer);
+        super::relay::accept(shared, request, grant, peer)
+            .instrument(span)
+            .await;
+        return;
+    }
     let span = tracing::info_span!("media_session", meeting = %grant.meeting_id,
         participant = %grant.participant_id, %peer);
     run_session(shared, request, grant).instrument(span).await;
@@ -308,8 +687,10 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
         control,
         dropping: Mutex::new(HashSet::new()),
         published: AtomicU8::new(0),
+        subscriptions: Arc::default(),
     });
     shared.rooms.enter(meeting, me, member.clone());
+    shared.relay_wake.notify_one();
     tracing::info!("media session open");
 
     let closer = Closer::default();
@@ -325,12 +706,16 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
             message = inbound.recv() => match message {
                 None => break Close::new(proto::CLOSE_NORMAL, "the control stream closed"),
                 Some(Err(error)) => break Close::protocol(error.code(), &error),
+                Some(Ok(In::PublisherLeft(_))) => break Close::protocol(
+                    "invalid_message",
+                    "PublisherLeft is said by relays only",
+                ),
                 Some(Ok(In::RequestKeyframe(ask))) => {
                     let publisher = ParticipantId::parse(&ask.publisher_participant_id);
                     let track = u8::try_from(ask.track).ok().filter(|t| *t <= proto::MAX_TRACK);
                     match (publisher, track) {
                         (Ok(publisher), Some(track)) => {
-                            if !shared.rooms.request_keyframe(meeting, publisher, track) {
+                            if !shared.rooms.request_keyframe(meeting, publisher, track, false) {
                                 tracing::debug!(%publisher, "keyframe asked of a publisher not here");
                             }
                         }
@@ -353,6 +738,7 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
         }
     };
     shared.rooms.remove(meeting, me, &member);
+    shared.relay_wake.notify_one();
     drop(member);
     reader.abort();
     incoming.abort_all();
@@ -362,7 +748,7 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
     close(&conn, &ending);
 }
 
-fn close(conn: &Connection, why: &Close) {
+pub(super) fn close(conn: &Connection, why: &Close) {
     conn.close(VarInt::from_u32(why.code), why.reason.as_bytes());
 }
 
@@ -422,7 +808,11 @@ async fn publish(
 
 /// Writes each queued frame on a new unidirectional stream (finished when dropped),
 /// until the queue closes or the connection does.
-async fn write_media(shared: Arc<Shared>, conn: Connection, mut frames: mpsc::Receiver<Forwarded>) {
+pub(super) async fn write_media(
+    shared: Arc<Shared>,
+    conn: Connection,
+    mut frames: mpsc::Receiver<Forwarded>,
+) {
     while let Some(frame) = frames.recv().await {
         let opening = match conn.open_uni().await {
             Ok(opening) => opening,
@@ -473,6 +863,7 @@ mod tests {
             control,
             dropping: Mutex::new(HashSet::new()),
             published: AtomicU8::new(0),
+            subscriptions: Arc::default(),
         });
         (member, frames_rx, control_rx)
     }

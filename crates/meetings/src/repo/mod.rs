@@ -8,6 +8,7 @@
 //! - `streams`: published media streams and subscriptions;
 //! - `registry`: meeting controllers and media handlers, their load and assignment;
 //! - `tokens`: one-time WebTransport connection tokens and the JWT blacklist;
+//! - `recordings`: recordings of meetings and their status;
 //! - `rate_limits`, `cache`, `audit`.
 //!
 //! Every multi-key Redis change is one atomic step: a [`store::Writes`] batch through
@@ -24,6 +25,7 @@ mod cache;
 mod meetings;
 mod participants;
 mod rate_limits;
+mod recordings;
 mod registry;
 mod signing_keys;
 mod streams;
@@ -38,9 +40,10 @@ use store::{Postgres, Redis, StorageError, Writes};
 pub use self::audit::AuditEntry;
 pub use self::meetings::{CODE_ATTEMPTS, Meeting, MeetingSettings, NewMeeting};
 pub use self::participants::{JoinRequest, Joined, ParticipantSession, Reaped};
+pub use self::recordings::{FinishedRecording, NewRecording, Recording, RecordingRefusal};
 pub use self::registry::{
     ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
-    RegisteredController,
+    RegisteredController, RegisteredHandler,
 };
 pub use self::streams::NewStream;
 pub use self::tokens::ConnectionGrant;

@@ -73,6 +73,22 @@ pub struct HandlerRegistration {
     pub supports_transcoding: bool,
     pub supports_mixing: bool,
     pub supported_codecs: Vec<String>,
+    /// SHA-256 (hex) of the DER certificate it serves WebTransport with, handed out in
+    /// media grants (and pinned by the other handlers relaying to it). Kept in the row's
+    /// `metadata` as `certificate_hash`, like a controller's.
+    pub certificate_hash: Option<String>,
+}
+
+/// A registered media handler: where it is reached and its last state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredHandler {
+    pub handler_id: HandlerId,
+    pub region: Region,
+    pub endpoint: String,
+    pub health: HealthStatus,
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// See [`HandlerRegistration::certificate_hash`].
+    pub certificate_hash: Option<String>,
 }
 
 /// A media handler's periodic report of its load.
@@ -474,9 +490,87 @@ impl Repo {
             .bind(reg.supports_mixing)
             .bind(&reg.supported_codecs)
             .bind(self.clock.now())
+            .bind(match &reg.certificate_hash {
+                Some(hash) => serde_json::json!({ CERTIFICATE_HASH: hash }),
+                None => serde_json::json!({}),
+            })
             .execute(self.pg.pool())
             .await?;
         tracing::info!(handler = %reg.handler_id, region = %reg.region, "media handler registered");
+        Ok(())
+    }
+
+    /// A registered media handler (its endpoint and certificate hash); `NotFound` for one
+    /// never registered.
+    pub async fn media_handler(&self, id: &HandlerId) -> Result<RegisteredHandler, MeetingsError> {
+        let row: schema::HandlerRow = sqlx::query_as(schema::SELECT_HANDLER)
+            .bind(id.as_str())
+            .fetch_optional(self.pg.pool())
+            .await?
+            .ok_or_else(|| StorageError::not_found(format!("media handler {id}")))?;
+        Ok(RegisteredHandler {
+            handler_id: HandlerId::parse(&row.handler_id).map_err(corrupt)?,
+            region: Region::parse(&row.region).map_err(corrupt)?,
+            endpoint: row.endpoint,
+            health: HealthStatus::parse(&row.health_status).map_err(corrupt)?,
+            last_heartbeat_at: row.last_heartbeat_at,
+            certificate_hash: certificate_hash(row.metadata.as_ref()),
+        })
+    }
+
+    /// [`Repo::media_handler`], when it heartbeat within `liveness` of now (the
+    /// repository's clock); `None` for one that stopped (or never registered).
+    pub async fn live_media_handler(
+        &self,
+        id: &HandlerId,
+        liveness: &Liveness,
+    ) -> Result<Option<RegisteredHandler>, MeetingsError> {
+        match self.media_handler(id).await {
+            Ok(h) if liveness.is_alive(h.last_heartbeat_at, self.clock.now()) => Ok(Some(h)),
+            Ok(_) | Err(MeetingsError::Storage(StorageError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handler `handler` serves participants of `meeting`: it is (again) in the
+    /// meeting's `tavern:meetings:meeting:{meeting_id}:media_handlers` set, whose TTL
+    /// starts over. Returns every handler in the set, itself included.
+    pub async fn serve_meeting_media(
+        &self,
+        meeting: MeetingId,
+        handler: &HandlerId,
+    ) -> Result<Vec<HandlerId>, MeetingsError> {
+        let key = schema::meeting_media_handlers_key(meeting);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .sadd(&key, handler.as_str())
+            .ignore()
+            .expire(
+                &key,
+                i64::try_from(ttl_secs(schema::MEETING_MEDIA_HANDLERS_TTL)).unwrap_or(i64::MAX),
+            )
+            .ignore()
+            .smembers(&key);
+        let mut conn = self.redis.conn();
+        let (members,): (Vec<String>,) = pipe.query_async(&mut conn).await?;
+        members
+            .iter()
+            .map(|m| HandlerId::parse(m).map_err(|e| MeetingsError::from(corrupt(e))))
+            .collect()
+    }
+
+    /// Handler `handler` no longer serves participants of `meeting`.
+    pub async fn leave_meeting_media(
+        &self,
+        meeting: MeetingId,
+        handler: &HandlerId,
+    ) -> Result<(), MeetingsError> {
+        let mut writes = Writes::new();
+        writes.srem(
+            &schema::meeting_media_handlers_key(meeting),
+            handler.as_str(),
+        );
+        self.redis.apply(&writes).await?;
         Ok(())
     }
 

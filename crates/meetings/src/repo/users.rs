@@ -119,6 +119,30 @@ impl Repo {
         }
         Err(store::StorageError::conflict("a provider link that keeps changing").into())
     }
+
+    /// The account of Discord user `discord_user_id` signed in to Tavern's own web
+    /// pages: the one linked to them, or one made and linked now (with the stand-in
+    /// email the meetings' Discord login uses, and no provider token: the web session
+    /// holds none for the meetings). Returns it and whether it was made.
+    pub async fn discord_web_account(
+        &self,
+        discord_user_id: &str,
+        display_name: DisplayName,
+    ) -> Result<(UserId, bool), MeetingsError> {
+        let email = crate::auth::discord_email(discord_user_id).map_err(|e| {
+            store::StorageError::corrupt(format!("Discord user id {discord_user_id}"), e)
+        })?;
+        self.link_oauth_user(&OAuthLink {
+            provider: crate::auth::DISCORD,
+            provider_user_id: discord_user_id.to_owned(),
+            email,
+            display_name,
+            access_token_sealed: Vec::new(),
+            refresh_token_sealed: None,
+            token_expires_at: None,
+        })
+        .await
+    }
 }
 
 impl Repo {

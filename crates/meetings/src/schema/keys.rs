@@ -51,6 +51,19 @@ pub fn participant_subscriptions_key(id: ParticipantId) -> String {
     format!("participant:{id}:subscriptions")
 }
 
+/// `tavern:meetings:meeting:{meeting_id}:media_handlers` (set of handler ids): the media
+/// handlers with participants of the meeting connected right now, so each can find the
+/// others and relay the meeting to them. Tavern's own key (the seed's
+/// `meeting:{meeting_id}` names one `media_handler_id`; a meeting spread over several
+/// handlers needs them all). A handler adds itself when the meeting's first participant
+/// connects to it and removes itself when the last one leaves; while it serves the
+/// meeting it refreshes the key's TTL ([`MEETING_MEDIA_HANDLERS_TTL`]) every few
+/// seconds; a handler that stopped heartbeating is removed by the one that would relay
+/// to it (and the key goes with its TTL once no handler serves the meeting).
+pub fn meeting_media_handlers_key(id: MeetingId) -> String {
+    format!("tavern:meetings:meeting:{id}:media_handlers")
+}
+
 /// `ratelimit:{endpoint}:{identifier}:{window}` (string counter). The endpoint and the
 /// identifier may themselves contain `:` (the seed's example is
 /// `ratelimit:api:meetings:create:user:123:1705411200`).
@@ -198,6 +211,9 @@ pub const STREAM_TTL_AFTER_END: Duration = Duration::from_secs(60 * 60);
 /// presence job removes the participant, the set is still there to count the watched
 /// streams' `subscribers` down.
 pub const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(60 * 60);
+/// `tavern:meetings:meeting:{meeting_id}:media_handlers`: 60 seconds, refreshed by every
+/// handler serving the meeting.
+pub const MEETING_MEDIA_HANDLERS_TTL: Duration = Duration::from_secs(60);
 /// `ratelimit:...`: 60 seconds, for per-minute windows.
 pub const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
 /// `presence:{participant_id}`: 30 seconds; without a heartbeat the participant counts
@@ -288,6 +304,10 @@ mod tests {
             "ratelimit:api:meetings:create:user:123:1705411200"
         );
         assert_eq!(presence_key(p), format!("presence:{P}"));
+        assert_eq!(
+            meeting_media_handlers_key(m),
+            format!("tavern:meetings:meeting:{M}:media_handlers")
+        );
         assert_eq!(
             controller_capacity_key(&ControllerId::parse("mc-us-west-1-001").unwrap()),
             "controller:mc-us-west-1-001:capacity"

@@ -282,20 +282,20 @@ pub(crate) const SELECT_CONTROLLER: &str = concat!(
 
 /// `$1` handler_id, `$2` region, `$3` endpoint, `$4` max_streams, `$5` max_bitrate_mbps,
 /// `$6` supports_transcoding, `$7` supports_mixing, `$8` supported_codecs, `$9`
-/// last_heartbeat_at (the repository's clock). A handler registering again starts
-/// healthy with zero load.
+/// last_heartbeat_at (the repository's clock), `$10` metadata (its certificate hash). A
+/// handler registering again starts healthy with zero load.
 pub(crate) const UPSERT_HANDLER: &str = concat!(
     "INSERT INTO ",
     table!(media_handlers),
     " (handler_id, region, endpoint, max_streams, max_bitrate_mbps, \
-       supports_transcoding, supports_mixing, supported_codecs, last_heartbeat_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+       supports_transcoding, supports_mixing, supported_codecs, last_heartbeat_at, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
      ON CONFLICT (handler_id) DO UPDATE SET region = EXCLUDED.region, \
        endpoint = EXCLUDED.endpoint, max_streams = EXCLUDED.max_streams, \
        max_bitrate_mbps = EXCLUDED.max_bitrate_mbps, \
        supports_transcoding = EXCLUDED.supports_transcoding, \
        supports_mixing = EXCLUDED.supports_mixing, \
-       supported_codecs = EXCLUDED.supported_codecs, \
+       supported_codecs = EXCLUDED.supported_codecs, metadata = EXCLUDED.metadata, \
        current_streams = 0, current_bitrate_mbps = 0, \
        health_status = 'healthy', last_heartbeat_at = EXCLUDED.last_heartbeat_at"
 );
@@ -308,6 +308,24 @@ pub(crate) const HEARTBEAT_HANDLER: &str = concat!(
     table!(media_handlers),
     " SET current_streams = $2, current_bitrate_mbps = $3, health_status = $4, \
        last_heartbeat_at = $5 WHERE handler_id = $1"
+);
+
+/// A registered media handler, as [`SELECT_HANDLER`] returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct HandlerRow {
+    pub handler_id: String,
+    pub region: String,
+    pub endpoint: String,
+    pub health_status: String,
+    pub last_heartbeat_at: DateTime<Utc>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `$1` handler_id. A [`HandlerRow`], or no row for one never registered.
+pub(crate) const SELECT_HANDLER: &str = concat!(
+    "SELECT handler_id, region, endpoint, health_status, last_heartbeat_at, metadata FROM ",
+    table!(media_handlers),
+    " WHERE handler_id = $1"
 );
 
 /// One media handler's load, as [`SELECT_HANDLER_LOADS`] returns it.
@@ -512,6 +530,143 @@ pub(crate) const REVOKE_API_KEY: &str = concat!(
      RETURNING key_id"
 );
 
+// ---------------------------------------------------------------------------------------
+// recordings
+
+/// The columns of `recordings`, in the order of the seed, for `SELECT` and `RETURNING`;
+/// read as a [`RecordingRow`].
+macro_rules! recording_columns {
+    () => {
+        "recording_id, meeting_id, started_by_user_id, started_at, ended_at, \
+         duration_seconds, file_size_bytes, storage_path, storage_bucket, video_codec, \
+         audio_codec, resolution, status, error_message, is_public, created_at, updated_at"
+    };
+}
+
+/// A row of `recordings` (without `access_token`, which nothing reads).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct RecordingRow {
+    pub recording_id: Uuid,
+    pub meeting_id: Uuid,
+    pub started_by_user_id: Option<Uuid>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i32>,
+    pub file_size_bytes: Option<i64>,
+    pub storage_path: String,
+    pub storage_bucket: String,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub resolution: Option<String>,
+    pub status: String,
+    pub error_message: Option<String>,
+    pub is_public: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a recording's start checks under the meeting's row lock ([`LOCK_MEETING_FOR_RECORDING`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct RecordingGateRow {
+    pub status: String,
+    pub allow_recording: bool,
+    pub enable_e2e_encryption: bool,
+    /// Whether a recording of the meeting is `recording` now.
+    pub running: bool,
+}
+
+/// `$1` meeting_id. Locks the meeting's row for the transaction (so two starts of one
+/// meeting's recording take turns) and returns a [`RecordingGateRow`], or no row for an
+/// unknown meeting.
+pub(crate) const LOCK_MEETING_FOR_RECORDING: &str = concat!(
+    "SELECT m.status, m.allow_recording, m.enable_e2e_encryption, EXISTS (SELECT 1 FROM ",
+    table!(recordings),
+    " r WHERE r.meeting_id = m.meeting_id AND r.status = 'recording') AS running FROM ",
+    table!(meetings),
+    " m WHERE m.meeting_id = $1 FOR UPDATE"
+);
+
+/// `$1` recording_id. The recording replica's sign of life while it records or
+/// processes: `updated_at` moves (the trigger sets it); no row once it has finished.
+pub(crate) const TOUCH_RECORDING: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET updated_at = NOW() WHERE recording_id = $1 \
+       AND status IN ('recording', 'processing') RETURNING recording_id"
+);
+
+/// `$1` meeting_id, `$2` seconds, `$3` error_message. Fails the meeting's recordings
+/// still `recording` or `processing` whose replica gave no sign of life for that long
+/// (it stopped before finishing them); returns their `recording_id`s.
+pub(crate) const FAIL_STALE_RECORDINGS: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET status = 'failed', error_message = $3, ended_at = COALESCE(ended_at, NOW()) \
+     WHERE meeting_id = $1 AND status IN ('recording', 'processing') \
+       AND updated_at < NOW() - make_interval(secs => $2) RETURNING recording_id"
+);
+
+/// `$1` recording_id, `$2` meeting_id, `$3` started_by_user_id, `$4` started_at, `$5`
+/// storage_path, `$6` storage_bucket. A [`RecordingRow`] with status `recording`.
+pub(crate) const INSERT_RECORDING: &str = concat!(
+    "INSERT INTO ",
+    table!(recordings),
+    " (recording_id, meeting_id, started_by_user_id, started_at, storage_path, \
+       storage_bucket, status) VALUES ($1, $2, $3, $4, $5, $6, 'recording') RETURNING ",
+    recording_columns!()
+);
+
+/// `$1` recording_id. A [`RecordingRow`].
+pub(crate) const SELECT_RECORDING: &str = concat!(
+    "SELECT ",
+    recording_columns!(),
+    " FROM ",
+    table!(recordings),
+    " WHERE recording_id = $1"
+);
+
+/// `$1` meeting_id. Its [`RecordingRow`]s, oldest first.
+pub(crate) const SELECT_MEETING_RECORDINGS: &str = concat!(
+    "SELECT ",
+    recording_columns!(),
+    " FROM ",
+    table!(recordings),
+    " WHERE meeting_id = $1 ORDER BY started_at, recording_id"
+);
+
+/// `$1` recording_id, `$2` ended_at. `recording` -> `processing`; the [`RecordingRow`],
+/// or no row when it was not `recording`.
+pub(crate) const STOP_RECORDING: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET status = 'processing', ended_at = $2 WHERE recording_id = $1 \
+       AND status = 'recording' RETURNING ",
+    recording_columns!()
+);
+
+/// `$1` recording_id, `$2` duration_seconds, `$3` file_size_bytes, `$4` video_codec, `$5`
+/// audio_codec, `$6` resolution. `processing` -> `ready`; the [`RecordingRow`], or no
+/// row when it was not `processing`.
+pub(crate) const FINISH_RECORDING: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET status = 'ready', duration_seconds = $2, file_size_bytes = $3, \
+       video_codec = $4, audio_codec = $5, resolution = $6 \
+     WHERE recording_id = $1 AND status = 'processing' RETURNING ",
+    recording_columns!()
+);
+
+/// `$1` recording_id, `$2` error_message, `$3` ended_at (kept when already set).
+/// `recording` or `processing` -> `failed`; the [`RecordingRow`], or no row when it had
+/// already finished.
+pub(crate) const FAIL_RECORDING: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET status = 'failed', error_message = $2, ended_at = COALESCE(ended_at, $3) \
+     WHERE recording_id = $1 AND status IN ('recording', 'processing') RETURNING ",
+    recording_columns!()
+);
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -537,6 +692,7 @@ mod tests {
             SELECT_CONTROLLER,
             UPSERT_HANDLER,
             HEARTBEAT_HANDLER,
+            SELECT_HANDLER,
             SELECT_HANDLER_LOADS,
             INSERT_AUDIT,
             SELECT_AUDIT_PARTITIONS,
@@ -554,6 +710,15 @@ mod tests {
             SELECT_API_KEY_BY_HASH,
             TOUCH_API_KEY,
             REVOKE_API_KEY,
+            LOCK_MEETING_FOR_RECORDING,
+            INSERT_RECORDING,
+            SELECT_RECORDING,
+            SELECT_MEETING_RECORDINGS,
+            STOP_RECORDING,
+            FINISH_RECORDING,
+            FAIL_RECORDING,
+            TOUCH_RECORDING,
+            FAIL_STALE_RECORDINGS,
         ] {
             assert!(sql.contains("meet."), "{sql}");
         }

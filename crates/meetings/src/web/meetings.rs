@@ -27,10 +27,11 @@ use utoipa::ToSchema;
 
 use super::{ApiError, BEARER, Body, ErrorBody, WebState};
 use crate::MeetingsError;
-use crate::auth::{AuthError, Authenticated, ClientInfo, DISCORD, Email, Limit, Scope, identifier};
+use crate::auth::{
+    AuthError, Authenticated, ClientInfo, Limit, Scope, discord_display_name, identifier,
+};
 use crate::domain::{DisplayName, MeetingCode, MeetingId, MeetingStatus, RateLimitPart, UserId};
 use crate::grant::{self, GrantError, JoinGrant, Joiner};
-use crate::repo::users::OAuthLink;
 use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 
 /// `POST`: create a meeting.
@@ -478,24 +479,10 @@ impl WebState {
     /// none.
     async fn session_account(&self, user: &web::session::SessionUser) -> Result<UserId, ApiError> {
         let id = user.id.to_string();
-        let email = Email::parse(&format!("discord-{id}@users.discord.invalid"))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_account", e.to_string()))?;
-        let display_name = DisplayName::parse(web::page::display_name(user))
-            .or_else(|_| DisplayName::parse(&user.username))
-            .or_else(|_| DisplayName::parse(&format!("Discord user {id}")))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_account", e.reason))?;
-        let (account, created) = self
-            .repo
-            .link_oauth_user(&OAuthLink {
-                provider: DISCORD,
-                provider_user_id: id,
-                email,
-                display_name,
-                access_token_sealed: Vec::new(),
-                refresh_token_sealed: None,
-                token_expires_at: None,
-            })
-            .await?;
+        let display_name =
+            discord_display_name(&id, &[web::page::display_name(user), &user.username])
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_account", e.reason))?;
+        let (account, created) = self.repo.discord_web_account(&id, display_name).await?;
         if created {
             tracing::info!(user = %account, "meetings account made for a signed-in Discord user");
         }

@@ -17,6 +17,7 @@
 //! | `POST /api/v1/meetings/{code}/guest-token` `{display_name}` | anyone with the code | 200 a guest's grant with the meeting; 403 `auth_required`; 410 `meeting_ended`; 429 (per address) |
 //! | `PATCH /api/v1/meetings/{id or code}/settings` `{display_name?, max_participants?, ...}` | `meetings:manage`, the creator | 200 the meeting; 403 `not_creator`; 409 `meeting_ended` |
 //! | `POST /api/v1/meetings/{id or code}/end` | `meetings:manage`, the creator | 200 the ended meeting (again: the same) |
+//! | `POST`/`GET /api/v1/meetings/{id}/recordings`, `POST .../recordings/{recording_id}/stop`, `GET /api/v1/recordings/{recording_id}/download`, `GET`/`POST /meet/{code}/recording`, `POST /meet/{code}/recording/stop` | see [`recordings`] | recordings: start, stop, list, the signed download, the page's control |
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
 //! | `POST /meet/{code}/grant` (no body) | a signed-in Tavern web session, with `X-CSRF-Token` | 200 the guest route's grant JSON, named by the session's Discord user's meetings account (made and linked the first time), also for `require_auth` meetings; 401 no session; 403 no or a wrong CSRF token; 404; 410 `meeting_ended` |
 //! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
@@ -39,6 +40,7 @@ mod extract;
 pub mod meetings;
 pub mod openapi;
 pub mod page;
+pub mod recordings;
 
 use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};

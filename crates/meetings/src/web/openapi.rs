@@ -43,6 +43,10 @@ pub const BEARER_SCHEME: &str = "bearer";
         super::meetings::guest_token,
         super::meetings::update_settings,
         super::meetings::end_meeting,
+        super::recordings::start_recording,
+        super::recordings::stop_recording,
+        super::recordings::list_recordings,
+        super::recordings::download_recording,
         serve,
     ),
     components(schemas(ErrorBody)),
@@ -50,6 +54,7 @@ pub const BEARER_SCHEME: &str = "bearer";
     tags(
         (name = "auth", description = "Accounts, access tokens, API keys, signing keys"),
         (name = "meetings", description = "Meetings and join grants (the global controller)"),
+        (name = "recordings", description = "Recordings of meetings and their download links"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -30,6 +30,12 @@
 //! cookie, the layout's `<meta name="csrf-token">` as `X-CSRF-Token`), which also
 //! admits them to meetings with `require_auth`.
 //!
+//! A signed-in visitor's page also carries `data-recording-url`
+//! (`/meet/{code}/recording`, [`super::recordings`]): when the visitor hosts a meeting
+//! with `allow_recording`, the script shows a Record / Stop button (posting there and to
+//! `.../stop` with the CSRF token); where recording is not offered it says why. In an
+//! end-to-end encrypted meeting every visitor's page says why it is not recorded.
+//!
 //! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (links from
 //! a campaign channel, kiosks, tests). A code that cannot be a meeting code is a 404 page;
 //! whether the meeting exists is learnt when joining, so the page itself reads nothing.
@@ -119,6 +125,9 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
     let mut data = if autojoin { " data-autojoin=\"1\"" } else { "" }.to_owned();
     if let Some(grant) = grant {
         data.push_str(&format!(" data-grant-url=\"{}\"", escape(grant)));
+        // The host's Record / Stop control (see `super::recordings`).
+        let recording = super::recordings::PAGE_RECORDING_PATH.replace("{code}", &code);
+        data.push_str(&format!(" data-recording-url=\"{}\"", escape(&recording)));
     }
     PreEscaped(format!(
         r#"<link rel="stylesheet" href="{style}">
@@ -188,6 +197,22 @@ mod tests {
             signed_in
                 .into_string()
                 .contains(" data-grant-url=\"/meet/ABC-DEFG-HJK/grant\"")
+        );
+        let signed_in = body(
+            "ABC-DEFG-HJK",
+            "Alice",
+            false,
+            Some("/meet/ABC-DEFG-HJK/grant"),
+        );
+        assert!(
+            signed_in
+                .into_string()
+                .contains(" data-recording-url=\"/meet/ABC-DEFG-HJK/recording\"")
+        );
+        assert!(
+            !body("ABC-DEFG-HJK", "Alice", false, None)
+                .into_string()
+                .contains("data-recording-url")
         );
     }
 }

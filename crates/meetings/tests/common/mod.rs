@@ -108,5 +108,6 @@ pub fn handler_registration(
         supports_transcoding: true,
         supports_mixing: true,
         supported_codecs: vec!["VP9".into()],
+        certificate_hash: None,
     }
 }

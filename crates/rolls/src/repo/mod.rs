@@ -7,6 +7,7 @@
 //! [`usage`] (`user_set` and the counters, the controller's bookkeeping) and
 //! [`key_sets`] (whole key sets, for the sync service).
 
+pub mod additions;
 pub mod key_sets;
 pub mod tracker;
 pub mod usage;

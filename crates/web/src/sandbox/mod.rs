@@ -52,11 +52,19 @@ pub static SCRIPT: Asset = Asset::new(
 /// The console's entry in the site's navigation.
 pub const NAV: NavLink = NavLink::new("Sandbox", "/sandbox");
 
-/// Where the sandbox's demo meeting is: a path such as `/meet/ABC-DEFG-HJK`, or `None`
-/// while there is none (the stores are not up yet, or it could not be made). Asked
-/// each time the console is drawn.
+/// Where the sandbox's demo meetings are, or `None` while there are none (the stores
+/// are not up yet, or they could not be made). Asked each time the console is drawn.
 pub type DemoMeetingLink =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<DemoMeetings>> + Send>> + Send + Sync>;
+
+/// The paths (such as `/meet/ABC-DEFG-HJK`) of the sandbox's demo meetings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoMeetings {
+    /// The end-to-end encrypted meeting anyone joins as a guest.
+    pub meeting: String,
+    /// A meeting the demo player hosts and may record, when it could be made.
+    pub recordable: Option<String>,
+}
 
 #[derive(Clone)]
 struct Console {
@@ -259,10 +267,17 @@ async fn console_page(
                     }
                 }
                 p.hint { "A local fake Discord: type a slash command below, press the buttons on messages." }
-                @if let Some(meeting) = &meeting {
+                @if let Some(meetings) = &meeting {
                     p.hint #demo-meeting {
-                        a href=(meeting) target="_blank" data-demo-meeting { "Open the demo meeting" }
+                        a href=(meetings.meeting) target="_blank" data-demo-meeting { "Open the demo meeting" }
                         " in two tabs to see yourself twice."
+                    }
+                    @if let Some(recordable) = &meetings.recordable {
+                        p.hint #demo-recordable-meeting {
+                            "Signed in as the demo player, "
+                            a href=(recordable) target="_blank" data-demo-recordable-meeting { "host a meeting you can record" }
+                            "."
+                        }
                     }
                 }
             }

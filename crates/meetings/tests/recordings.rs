@@ -1,0 +1,1135 @@
+//! Recordings end to end: the meetings API served over real PostgreSQL and Redis, a
+//! real media handler on 127.0.0.1, two participants publishing VP8 and Opus frames
+//! with real media clients, the recorder joining the handler like a participant, and
+//! the WebM file it writes read back by a real demuxer (`mkvmerge -J`, Debian package
+//! `mkvtoolnix`). Every wait has a deadline; nothing sleeps to synchronise.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use meetings::auth::MeetingsSecretKey;
+use meetings::controller::MediaDirectory;
+use meetings::domain::{
+    ConnectionType, DisplayName, HandlerId, Liveness, MeetingId, ParticipantId, Region,
+};
+use meetings::media::client::MediaClient;
+use meetings::media::proto::{FLAG_E2E, FLAG_KEY, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
+use meetings::media::{HandlerConfig, Load, MediaHandler};
+use meetings::recording::RecordingsConfig;
+use meetings::repo::JoinRequest;
+use meetings::{MeetingsConfig, Repo};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::{Value, json};
+use testkit::{World, eventually};
+use tokio_util::sync::CancellationToken;
+
+/// Video frames each participant sends (30 per second) and audio packets (50 per
+/// second): two seconds of each.
+const VIDEO_FRAMES: u64 = 60;
+/// Every test account's password.
+const PASSWORD: &str = "correct horse battery staple";
+const VIDEO_INTERVAL_US: u64 = 33_333;
+const AUDIO_PACKETS: u64 = 100;
+const AUDIO_INTERVAL_US: u64 = 20_000;
+
+/// The meetings API, a media handler and the directory the recorder finds it in.
+struct Site {
+    world: World,
+    /// The site's context (its sessions at its address).
+    ctx: feature::Context,
+    repo: Repo,
+    base: String,
+    http: reqwest::Client,
+    load: Load,
+    handler: HandlerId,
+    endpoint: String,
+    certificate_hash: String,
+    storage: PathBuf,
+    dirs: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+async fn site() -> Site {
+    site_with(|_| {}).await
+}
+
+/// The site with its recordings settings changed by `adjust`.
+async fn site_with(adjust: impl FnOnce(&mut RecordingsConfig)) -> Site {
+    let world = World::with_postgres().await;
+    let dirs = tempfile::tempdir().unwrap();
+    let storage = dirs.path().join("recordings");
+    let directory = MediaDirectory::default();
+    let mut recordings = RecordingsConfig {
+        storage: Some(storage.display().to_string()),
+        work_dir: Some(dirs.path().join("work")),
+        check_every: Duration::from_millis(200),
+        directory: Some(directory.clone()),
+        ..RecordingsConfig::default()
+    };
+    adjust(&mut recordings);
+    let config = MeetingsConfig {
+        secret_key: Some(MeetingsSecretKey::generate().unwrap()),
+        recordings,
+        ..MeetingsConfig::default()
+    };
+    // Served at the context's public URL: the sessions check a browser's origin.
+    let testkit::Listening {
+        listener,
+        base,
+        ctx,
+    } = world.listen().await;
+    let mut feature = meetings::feature(&ctx, config);
+    world.migrate(std::slice::from_ref(&feature)).await;
+    for work in &feature.startup {
+        work.run().await.unwrap();
+    }
+    let router = feature.routes.take().unwrap();
+    tokio::spawn(web::serve_with(
+        listener,
+        router,
+        web::ServerConfig::default(),
+        std::future::pending(),
+    ));
+
+    let repo = Repo::from_context(&ctx);
+    let handler = HandlerId::parse("mh-recordings").unwrap();
+    let mut media = HandlerConfig::new(handler.clone());
+    media.listen = "127.0.0.1:0".parse().unwrap();
+    media.heartbeat_every = Duration::from_millis(200);
+    // Room for every frame of the test in each subscriber's queue: the recording must
+    // not lose frames to a burst sent as fast as the loopback takes it.
+    media.subscriber_queue = 4096;
+    media.directory = Some(directory);
+    let bound = MediaHandler::bind(repo.clone(), media).await.unwrap();
+    let endpoint = bound.endpoint();
+    let certificate_hash = bound.certificate_hash().to_owned();
+    let load = bound.load();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bound.run(shutdown.clone()));
+    eventually("the media handler registers", || {
+        let (repo, id) = (repo.clone(), handler.clone());
+        async move {
+            let loads = repo
+                .handler_loads(&Region::local(), &Liveness::default())
+                .await
+                .ok()?;
+            loads.iter().any(|h| h.handler_id == id).then_some(())
+        }
+    })
+    .await;
+    Site {
+        world,
+        ctx,
+        repo,
+        base,
+        http: reqwest::Client::new(),
+        load,
+        handler,
+        endpoint,
+        certificate_hash,
+        storage,
+        dirs,
+        shutdown,
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Site {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A registered account's access token.
+    async fn account(&self, email: &str, name: &str) -> String {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/register",
+                Some(json!({"email": email, "password": PASSWORD, "display_name": name})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A meeting created by `token`'s account with `settings`.
+    async fn meeting(&self, token: &str, settings: Value) -> MeetingId {
+        let mut body = json!({"display_name": "Friday night"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/meetings",
+                Some(body),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        MeetingId::parse(body["meeting_id"].as_str().unwrap()).unwrap()
+    }
+
+    /// `name` joins `meeting` (the meeting's first join assigns the media handler, as
+    /// the meeting controller does) and connects to the media handler.
+    async fn participant(&self, meeting: MeetingId, name: &str) -> (ParticipantId, MediaClient) {
+        let joined = self
+            .repo
+            .join(&JoinRequest {
+                meeting_id: meeting,
+                user_id: None,
+                display_name: DisplayName::parse(name).unwrap(),
+                ip_address: None,
+                user_agent: None,
+                client_version: None,
+            })
+            .await
+            .unwrap();
+        if self
+            .repo
+            .meeting_media_handler(meeting)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            let assigned = self
+                .repo
+                .assign_media_handler(
+                    meeting,
+                    &Region::local(),
+                    &Liveness::default(),
+                    &mut StdRng::seed_from_u64(1),
+                )
+                .await
+                .unwrap();
+            assert_eq!(assigned.as_ref(), Some(&self.handler));
+        }
+        let token = self
+            .repo
+            .issue_connection_token(meeting, joined.participant_id, ConnectionType::Media)
+            .await
+            .unwrap();
+        let client = MediaClient::connect(
+            &format!("{}/media/{meeting}", self.endpoint),
+            token.expose(),
+            Some(&self.certificate_hash),
+        )
+        .await
+        .unwrap();
+        (joined.participant_id, client)
+    }
+
+    async fn connected(&self, n: usize) {
+        let load = self.load.clone();
+        eventually("the media sessions are open on the handler", || {
+            let load = load.clone();
+            async move { (load.participants() == n).then_some(()) }
+        })
+        .await;
+    }
+
+    async fn recordings(&self, meeting: MeetingId, token: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/meetings/{meeting}/recordings"),
+                None,
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["recordings"].as_array().unwrap().clone()
+    }
+
+    /// Waits until recording `id` of `meeting` (listed with the host's `token`) has
+    /// recorded `frames` frames.
+    async fn recorded(&self, (meeting, token, id): (MeetingId, &str, &str), frames: u64) {
+        eventually(
+            &format!("the recorder has {frames} frames"),
+            || async move {
+                let rows = self.recordings(meeting, token).await;
+                let row = rows.iter().find(|r| r["recording_id"] == id)?;
+                (row["frames_recorded"].as_u64() >= Some(frames)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until recording `id` of `meeting` is `status`, and answers it.
+    async fn recording_in(&self, meeting: MeetingId, token: &str, id: &str, status: &str) -> Value {
+        eventually(&format!("the recording is {status}"), || async move {
+            self.recordings(meeting, token)
+                .await
+                .into_iter()
+                .find(|r| r["recording_id"] == id && r["status"] == status)
+        })
+        .await
+    }
+}
+
+/// A VP8 frame shaped like an encoder's: the 3-byte frame tag (key frames with the
+/// start code and a 320x240 size), then `len` bytes of payload.
+fn vp8_frame(key: bool, n: u64, len: usize) -> Vec<u8> {
+    let first_partition = 100u32;
+    let tag = (u32::from(!key)) | (1 << 4) | (first_partition << 5);
+    let mut frame = tag.to_le_bytes()[..3].to_vec();
+    if key {
+        frame.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        frame.extend_from_slice(&320u16.to_le_bytes());
+        frame.extend_from_slice(&240u16.to_le_bytes());
+    }
+    frame.extend((0..len).map(|i| (i as u64 ^ n) as u8));
+    frame
+}
+
+/// An Opus packet: a TOC byte (CELT fullband, 20 ms, mono, one frame), then payload.
+fn opus_packet(n: u64) -> Vec<u8> {
+    let mut packet = vec![0xf8];
+    packet.extend((0..60).map(|i| (i ^ n) as u8));
+    packet
+}
+
+/// Publishes two seconds of camera (a key frame every second) and microphone from
+/// each of `publishers`, interleaved in time; each publisher's encoder clock starts at
+/// its own `base` (µs).
+///
+/// Every 20 frames it waits until the recording `watch` (meeting, host's token, id) has
+/// recorded them: a recorder (like any subscriber) that falls behind skips to the next
+/// key frame, and a burst faster than real time must not make it so.
+async fn publish(
+    site: &Site,
+    watch: (MeetingId, &str, &str),
+    publishers: &[(&MediaClient, u64)],
+) -> u64 {
+    let mut events: Vec<(u64, u8, u64)> = Vec::new();
+    for n in 0..VIDEO_FRAMES {
+        events.push((n * VIDEO_INTERVAL_US, TRACK_CAMERA, n));
+    }
+    for n in 0..AUDIO_PACKETS {
+        events.push((n * AUDIO_INTERVAL_US, TRACK_AUDIO, n));
+    }
+    events.sort();
+    let mut sent = 0;
+    for (at, track, n) in events {
+        for (client, base) in publishers {
+            let seq = u32::try_from(n).unwrap();
+            if track == TRACK_CAMERA {
+                let key = n % 30 == 0;
+                let flags = if key { FLAG_KEY } else { 0 };
+                client
+                    .send_frame(track, flags, base + at, seq, &vp8_frame(key, n, 900))
+                    .await
+                    .unwrap();
+            } else {
+                client
+                    .send_frame(track, FLAG_KEY, base + at, seq, &opus_packet(n))
+                    .await
+                    .unwrap();
+            }
+            sent += 1;
+            if sent % 20 == 0 {
+                site.recorded(watch, sent).await;
+            }
+        }
+    }
+    site.recorded(watch, sent).await;
+    sent
+}
+
+/// `mkvmerge -J` of `file`: what a real Matroska demuxer reads in it.
+fn demux(file: &Path) -> Value {
+    let output = std::process::Command::new("mkvmerge")
+        .arg("-J")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "mkvmerge (Debian package `mkvtoolnix`) is needed to read the recording back: {e}"
+            )
+        });
+    assert!(
+        output.status.success() || output.status.code() == Some(1),
+        "mkvmerge failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_two_person_meeting_is_recorded_as_a_webm_a_demuxer_reads_and_downloaded_by_its_signed_link()
+ {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    let (_, bob) = site.participant(meeting, "Bob").await;
+    site.connected(2).await;
+
+    // Somebody else may not start it.
+    let guest = site.account("guest@example.com", "Guest").await;
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&guest),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_creator")),
+        "{body}"
+    );
+
+    let (status, started) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["status"], "recording");
+    assert!(started["download_url"].is_null());
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    // One at a time.
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("recording_running")),
+        "{body}"
+    );
+    // The recorder's media session is the third.
+    site.connected(3).await;
+
+    // A frame flagged end-to-end encrypted is never recorded (it would be a track).
+    for client in [&alice, &bob] {
+        client
+            .send_frame(
+                TRACK_SCREEN,
+                FLAG_KEY | FLAG_E2E,
+                0,
+                0,
+                &vp8_frame(true, 0, 500),
+            )
+            .await
+            .unwrap();
+    }
+    let sent = publish(
+        &site,
+        (meeting, &host, &id),
+        &[(&alice, 1_000_000), (&bob, 987_654_321)],
+    )
+    .await;
+    assert_eq!(sent, 2 * (VIDEO_FRAMES + AUDIO_PACKETS));
+    eventually("the recorder has every frame", || async {
+        let rows = site.recordings(meeting, &host).await;
+        let row = rows.iter().find(|r| r["recording_id"] == id.as_str())?;
+        (row["frames_recorded"].as_u64() == Some(sent)).then_some(())
+    })
+    .await;
+
+    let (status, stopped) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings/{id}/stop"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    assert!(
+        ["processing", "ready"].contains(&stopped["status"].as_str().unwrap()),
+        "{stopped}"
+    );
+    assert!(!stopped["ended_at"].is_null(), "{stopped}");
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    assert_eq!(ready["video_codec"], "VP8", "{ready}");
+    assert_eq!(ready["audio_codec"], "Opus", "{ready}");
+    assert_eq!(ready["resolution"], "320x240", "{ready}");
+    let size = ready["file_size_bytes"].as_u64().unwrap();
+    assert!(size > 0);
+
+    // The row, as stored.
+    let row = site
+        .repo
+        .recording(meetings::domain::RecordingId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(row.storage_bucket, "local");
+    assert_eq!(row.storage_path, format!("{meeting}/{id}.webm"));
+    assert!(site.storage.join(&row.storage_path).is_file());
+
+    // The download link streams the file.
+    let url = ready["download_url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("/api/v1/recordings/{id}/download?expires=")),
+        "{url}"
+    );
+    let response = site
+        .http
+        .get(format!("{}{url}", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "video/webm");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    let file = site.dirs.path().join("downloaded.webm");
+    std::fs::write(&file, &bytes).unwrap();
+
+    // A real demuxer reads it: a video and an audio track per participant, named after
+    // them, and two seconds long (within a frame).
+    let info = demux(&file);
+    assert_eq!(info["container"]["recognized"], true, "{info}");
+    assert_eq!(info["container"]["type"], "Matroska", "{info}");
+    let tracks = info["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 4, "{info}");
+    let mut described: Vec<(String, String)> = tracks
+        .iter()
+        .map(|t| {
+            (
+                t["properties"]["track_name"].as_str().unwrap().to_owned(),
+                t["properties"]["codec_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    described.sort();
+    assert_eq!(
+        described,
+        [
+            ("Alice (camera)".to_owned(), "V_VP8".to_owned()),
+            ("Alice (microphone)".to_owned(), "A_OPUS".to_owned()),
+            ("Bob (camera)".to_owned(), "V_VP8".to_owned()),
+            ("Bob (microphone)".to_owned(), "A_OPUS".to_owned()),
+        ]
+    );
+    for track in tracks {
+        if track["type"] == "video" {
+            assert_eq!(
+                track["properties"]["pixel_dimensions"], "320x240",
+                "{track}"
+            );
+        } else {
+            assert_eq!(track["properties"]["audio_channels"], 1, "{track}");
+            assert_eq!(
+                track["properties"]["audio_sampling_frequency"], 48000,
+                "{track}"
+            );
+        }
+    }
+    let duration_ns = info["container"]["properties"]["duration"]
+        .as_u64()
+        .unwrap();
+    let sent_ns = VIDEO_FRAMES * VIDEO_INTERVAL_US * 1000;
+    assert!(
+        duration_ns.abs_diff(sent_ns) <= VIDEO_INTERVAL_US * 1000,
+        "{duration_ns} ns recorded, {sent_ns} ns sent"
+    );
+
+    // A tampered link and an expired one are refused.
+    let tampered = format!("{url}x");
+    let (status, body) = site.call(reqwest::Method::GET, &tampered, None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("bad_signature")),
+        "{body}"
+    );
+    let other_id = url.replace(&id, &meetings::domain::RecordingId::random().to_string());
+    let (status, _) = site.call(reqwest::Method::GET, &other_id, None, None).await;
+    assert_eq!(status, 403);
+    site.world.clock.advance(Duration::from_secs(2 * 60 * 60));
+    let (status, body) = site.call(reqwest::Method::GET, url, None, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("bad_signature")),
+        "{body}"
+    );
+    // A fresh listing (with a fresh access token: the clock moved past the first)
+    // signs a fresh link.
+    let (status, login) = site
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/user/token",
+            Some(json!({"email": "host@example.com", "password": PASSWORD})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let host = login["access_token"].as_str().unwrap().to_owned();
+    let fresh = site.recording_in(meeting, &host, &id, "ready").await;
+    let (status, _) = site
+        .call(
+            reqwest::Method::GET,
+            fresh["download_url"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_stops_its_recording()
+{
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+
+    let e2e = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": true}),
+        )
+        .await;
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{e2e}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("e2e_encrypted")),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"],
+        "recordings are not offered for end-to-end encrypted meetings: the server never sees the media"
+    );
+
+    let plain = site
+        .meeting(
+            &host,
+            json!({"allow_recording": false, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{plain}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("recording_not_allowed")),
+        "{body}"
+    );
+    assert!(site.recordings(e2e, &host).await.is_empty());
+    assert!(site.recordings(plain, &host).await.is_empty());
+
+    // A recording of a meeting that ends is finished with it.
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+    let sent = publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+    eventually("the recorder has every frame", || async {
+        let rows = site.recordings(meeting, &host).await;
+        let row = rows.iter().find(|r| r["recording_id"] == id.as_str())?;
+        (row["frames_recorded"].as_u64() == Some(sent)).then_some(())
+    })
+    .await;
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/end"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    // An ended meeting is not recorded again.
+    let (status, body) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("meeting_ended")),
+        "{body}"
+    );
+}
+
+/// A Tavern web session signed in as the Discord user `id`: its cookie and CSRF token.
+async fn web_session(site: &Site, id: u64, name: &str) -> (String, String) {
+    let sessions = &site.ctx.sessions;
+    let profile = web::session::SessionUser {
+        id: discord::model::UserId::new(id),
+        username: name.to_lowercase(),
+        global_name: Some(name.to_owned()),
+        avatar: None,
+    };
+    let grant = discord::oauth::TokenGrant {
+        access_token: base::Secret::from("discord access token"),
+        refresh_token: None,
+        expires_in: Duration::from_secs(3600),
+        scopes: vec!["identify".into()],
+    };
+    let session = sessions.log_in(None, profile, &grant).await.unwrap();
+    (
+        format!(
+            "{}={}",
+            sessions.config().cookie_name(),
+            session.id().expose()
+        ),
+        session.csrf_token().to_owned(),
+    )
+}
+
+impl Site {
+    /// A request of the page's script: the session cookie, and the CSRF token if given.
+    async fn page_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: &str,
+        csrf: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookie)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A meeting created by the meetings account linked to Discord user `id`.
+    async fn hosted_meeting(
+        &self,
+        id: u64,
+        settings: meetings::repo::MeetingSettings,
+    ) -> meetings::repo::Meeting {
+        let (account, _) = self
+            .repo
+            .link_oauth_user(&meetings::repo::users::OAuthLink {
+                provider: meetings::auth::DISCORD,
+                provider_user_id: id.to_string(),
+                email: meetings::auth::Email::parse(&format!("discord-{id}@users.discord.invalid"))
+                    .unwrap(),
+                display_name: DisplayName::parse("Mira").unwrap(),
+                access_token_sealed: Vec::new(),
+                refresh_token_sealed: None,
+                token_expires_at: None,
+            })
+            .await
+            .unwrap();
+        self.repo
+            .create_meeting(&meetings::repo::NewMeeting {
+                display_name: DisplayName::parse("Campaign night").unwrap(),
+                created_by: Some(account),
+                settings,
+                scheduled_start_time: None,
+            })
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_page_control_lets_the_host_record_and_stop_with_the_csrf_token_and_says_why_not() {
+    let site = site().await;
+    let (cookie, csrf) = web_session(&site, 4242, "Mira").await;
+    let meeting = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    let code = meeting.meeting_code.as_str().to_owned();
+    let control = format!("/meet/{code}/recording");
+
+    // The page names the control for a signed-in visitor.
+    let page = site
+        .http
+        .get(format!("{}/meet/{code}", site.base))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(" data-recording-url=\"{control}\"")),
+        "{page}"
+    );
+
+    let (status, panel) = site
+        .page_call(reqwest::Method::GET, &control, &cookie, None)
+        .await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(
+        panel,
+        json!({"host": true, "offered": true, "reason": null, "recording": null, "recordings": []})
+    );
+
+    let (_, _alice) = site.participant(meeting.meeting_id, "Alice").await;
+    site.connected(1).await;
+    // A state-changing request without the page's CSRF token is refused.
+    let (status, _) = site
+        .page_call(reqwest::Method::POST, &control, &cookie, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, started) = site
+        .page_call(reqwest::Method::POST, &control, &cookie, Some(&csrf))
+        .await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["status"], "recording");
+    assert_eq!(
+        started["started_by_user_id"],
+        meeting.created_by_user_id.unwrap().to_string()
+    );
+    let (_, panel) = site
+        .page_call(reqwest::Method::GET, &control, &cookie, None)
+        .await;
+    assert_eq!(panel["recording"]["recording_id"], started["recording_id"]);
+
+    // Another signed-in visitor is not the host: no control, and a start is refused.
+    let (other_cookie, other_csrf) = web_session(&site, 777, "Oren").await;
+    let (status, panel) = site
+        .page_call(reqwest::Method::GET, &control, &other_cookie, None)
+        .await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(panel["host"], false);
+    assert!(panel["recording"].is_null());
+    assert_eq!(
+        panel["recordings"],
+        json!([]),
+        "only the host sees the list"
+    );
+    let (status, body) = site
+        .page_call(
+            reqwest::Method::POST,
+            &format!("{control}/stop"),
+            &other_cookie,
+            Some(&other_csrf),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_creator")),
+        "{body}"
+    );
+
+    // Stopped with nothing sent, the recording fails and says why.
+    let (status, stopped) = site
+        .page_call(
+            reqwest::Method::POST,
+            &format!("{control}/stop"),
+            &cookie,
+            Some(&csrf),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    let id = stopped["recording_id"].as_str().unwrap().to_owned();
+    let failed = eventually("the empty recording fails", || async {
+        let row = site
+            .repo
+            .recording(meetings::domain::RecordingId::parse(&id).unwrap())
+            .await
+            .ok()?;
+        (row.status == meetings::domain::RecordingStatus::Failed).then_some(row)
+    })
+    .await;
+    assert_eq!(
+        failed.error_message.as_deref(),
+        Some("nothing was recorded: no participant sent audio or video")
+    );
+    assert!(failed.file_size_bytes.is_none());
+    // The host's page lists it, failed, with the reason and no download link.
+    let (_, panel) = site
+        .page_call(reqwest::Method::GET, &control, &cookie, None)
+        .await;
+    assert!(panel["recording"].is_null(), "{panel}");
+    let listed = panel["recordings"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{panel}");
+    assert_eq!(listed[0]["recording_id"], json!(id));
+    assert_eq!(listed[0]["status"], "failed");
+    assert!(listed[0]["download_url"].is_null());
+    let (status, body) = site
+        .page_call(
+            reqwest::Method::POST,
+            &format!("{control}/stop"),
+            &cookie,
+            Some(&csrf),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_recording")),
+        "{body}"
+    );
+
+    // An end-to-end encrypted meeting's page says why it is not recorded.
+    let e2e = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    let (status, panel) = site
+        .page_call(
+            reqwest::Method::GET,
+            &format!("/meet/{}/recording", e2e.meeting_code.as_str()),
+            &cookie,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{panel}");
+    assert_eq!(panel["offered"], false);
+    assert_eq!(
+        panel["reason"],
+        "recordings are not offered for end-to-end encrypted meetings: the server never sees the media"
+    );
+}
+
+#[tokio::test]
+async fn a_recording_left_behind_by_a_stopped_server_is_failed_and_the_meeting_recorded_again() {
+    let site = site_with(|r| r.stale_after = Duration::from_secs(1)).await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, _alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    // A row some server started and never finished (nothing records it here).
+    let orphan = site
+        .repo
+        .start_recording(&meetings::repo::NewRecording {
+            recording_id: meetings::domain::RecordingId::random(),
+            meeting_id: meeting,
+            started_by: None,
+            started_at: base::Clock::now(&*site.world.clock),
+            storage_path: format!("{meeting}/orphan.webm"),
+            storage_bucket: "local".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let id = orphan.recording_id.to_string();
+    let failed = site.recording_in(meeting, &host, &id, "failed").await;
+    assert_eq!(
+        failed["error_message"],
+        meetings::recording::STALE_MESSAGE,
+        "{failed}"
+    );
+    let (status, started) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    // A recording being made is kept alive: touched past the stale period, it is
+    // still recording.
+    let running =
+        meetings::domain::RecordingId::parse(started["recording_id"].as_str().unwrap()).unwrap();
+    eventually(
+        "the running recording is touched past the stale period",
+        || async {
+            let row = site.repo.recording(running).await.ok()?;
+            (row.updated_at - row.created_at > chrono::Duration::milliseconds(1500)).then_some(())
+        },
+    )
+    .await;
+    let listed = site.recordings(meeting, &host).await;
+    let row = listed
+        .iter()
+        .find(|r| r["recording_id"] == running.to_string())
+        .unwrap();
+    assert_eq!(row["status"], "recording", "{row}");
+}
+
+/// The page's Record / Stop button as `text|data-recording`, or empty before it shows.
+const RECORD_BUTTON: &str = "const b = document.getElementById('record'); \
+     return b ? b.textContent + '|' + (document.getElementById('meet').dataset.recording || '') : ''";
+
+/// What the page says about recording.
+const RECORDING_NOTE: &str =
+    "const n = document.getElementById('recording-status'); return n ? n.textContent : ''";
+
+#[tokio::test]
+async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypted_meeting_says_why_not()
+ {
+    let site = site().await;
+    let (cookie, _) = web_session(&site, 4242, "Mira").await;
+    let (cookie_name, cookie_value) = cookie.split_once('=').unwrap();
+    let meeting = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    let (_, _alice) = site.participant(meeting.meeting_id, "Alice").await;
+    site.connected(1).await;
+
+    let browser = testkit::browser::Browser::start().await;
+    let page = format!("{}/meet/{}", site.base, meeting.meeting_code.as_str());
+    browser.open(&page).await;
+    browser.add_cookie(cookie_name, cookie_value).await;
+    browser.open(&page).await;
+    let limit = Duration::from_secs(30);
+    browser
+        .text_when("the host sees Record", limit, RECORD_BUTTON, |t| {
+            t == "Record|0"
+        })
+        .await;
+    browser
+        .script("document.getElementById('record').click(); return ''")
+        .await;
+    browser
+        .text_when(
+            "the button says the meeting is recorded",
+            limit,
+            RECORD_BUTTON,
+            |t| t == "Stop recording|1",
+        )
+        .await;
+    let rows = site
+        .repo
+        .meeting_recordings(meeting.meeting_id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, meetings::domain::RecordingStatus::Recording);
+    assert_eq!(
+        browser.script(RECORDING_NOTE).await,
+        "This meeting is being recorded."
+    );
+    browser
+        .script("document.getElementById('record').click(); return ''")
+        .await;
+    browser
+        .text_when(
+            "the button offers Record again",
+            limit,
+            RECORD_BUTTON,
+            |t| t == "Record|0",
+        )
+        .await;
+    let row = site.repo.recording(rows[0].recording_id).await.unwrap();
+    assert_ne!(row.status, meetings::domain::RecordingStatus::Recording);
+    // The page lists it, and follows it while it is processed: nothing was sent, so
+    // it ends failed, with the reason.
+    browser
+        .text_when(
+            "the page lists the recording as failed",
+            limit,
+            "const li = document.querySelector('#recordings li'); \
+             return li ? `${li.dataset.status}|${li.textContent}` : ''",
+            |t| t.starts_with("failed|") && t.contains("nothing was recorded"),
+        )
+        .await;
+
+    // An end-to-end encrypted meeting's page says why it is not recorded, and offers
+    // no button.
+    let e2e = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    browser
+        .open(&format!("{}/meet/{}", site.base, e2e.meeting_code.as_str()))
+        .await;
+    browser
+        .text_when("the page says why", limit, RECORDING_NOTE, |t| {
+            t == "Recordings are not offered for end-to-end encrypted meetings: the server never sees the media."
+        })
+        .await;
+    assert_eq!(browser.script(RECORD_BUTTON).await, "");
+    browser.quit().await;
+}

@@ -1,0 +1,192 @@
+//! `/character import`: characters brought over from Feyre (the original bot), or
+//! from another Tavern, in one of three forms:
+//!
+//! - Feyre's user document, as its Redis key `user_{id}` or the sync's
+//!   `rolls/user_{id}.json` holds it:
+//!   `{"characters": {"Vex": {"initiative_modifier": 3}}, "active_character": "Vex"}`;
+//! - only its `characters` object: `{"Vex": {"initiative_modifier": 3}, "Vax": 4}`
+//!   (a bare number is a modifier, a bare string an expression; an object may carry
+//!   `"initiative": "2d20kh1+3"`);
+//! - the text `/character list` shows, one character a line: `★ Vex (initiative +3)`,
+//!   or simply `Vex +3`, `Vex: 1d20+3`, `Vax 2d20kh1+4`.
+//!
+//! An import is all or nothing: every character must be valid and the user must have
+//! room for the new ones ([`MAX_CHARACTERS`]); a character of the same name
+//! (any case) is updated. The first character becomes active when none is.
+
+use serde_json::Value;
+
+use super::combat::clean_expression;
+use super::{Character, MAX_CHARACTERS, Refusal, UserDoc, clean_name, find_character, refuse};
+
+/// Longest import text.
+pub const MAX_IMPORT_LEN: usize = 20_000;
+
+/// One character read from an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub name: String,
+    pub character: Character,
+}
+
+/// What an import text holds: the characters and, from a Feyre document, the
+/// active one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Import {
+    pub characters: Vec<Imported>,
+    pub active: Option<String>,
+}
+
+fn character_from(name: &str, value: &Value) -> Result<Imported, Refusal> {
+    let name = clean_name(name)?;
+    let bad = || {
+        Refusal(format!(
+            "Character `{name}`: expected an object with `initiative_modifier` (a whole number) or `initiative` (an expression), a number or an expression."
+        ))
+    };
+    let character = match value {
+        Value::Number(n) => Character {
+            initiative_modifier: n.as_i64().ok_or_else(bad)?,
+            initiative: None,
+        },
+        Value::String(s) => Character {
+            initiative_modifier: 0,
+            initiative: Some(clean_expression(s)?),
+        },
+        Value::Object(o) => Character {
+            initiative_modifier: match o.get("initiative_modifier") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_i64().ok_or_else(bad)?,
+            },
+            initiative: match o.get("initiative") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(clean_expression(s)?),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                Some(_) => return Err(bad()),
+            },
+        },
+        _ => return Err(bad()),
+    };
+    if !(-100..=100).contains(&character.initiative_modifier) {
+        return refuse(format!(
+            "Character `{name}`: the initiative modifier must be between -100 and 100."
+        ));
+    }
+    Ok(Imported { name, character })
+}
+
+fn from_json(value: &Value) -> Result<Import, Refusal> {
+    let Value::Object(top) = value else {
+        return refuse("The JSON must be an object: Feyre's user document or its `characters`.");
+    };
+    let (characters, active) = match top.get("characters") {
+        Some(Value::Object(characters)) => (
+            characters,
+            top.get("active_character")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
+        Some(_) => return refuse("`characters` must be an object keyed by name."),
+        None => (top, None),
+    };
+    let characters = characters
+        .iter()
+        .map(|(name, v)| character_from(name, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Import { characters, active })
+}
+
+fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
+    let line = line
+        .trim()
+        .trim_start_matches(['★', '•', '-', '*', '·'])
+        .trim();
+    if line.is_empty() || line.starts_with("**") || line.starts_with("Pick the") {
+        return Ok(None);
+    }
+    let at = |what: String| Refusal(format!("Line {number} (`{line}`): {what}"));
+    let (name, value) = if let Some((name, rest)) = line.split_once(" (initiative ") {
+        (name, rest.trim_end_matches(')'))
+    } else if let Some((name, value)) = line.rsplit_once(':') {
+        (name, value)
+    } else if let Some((name, value)) = line.rsplit_once(char::is_whitespace) {
+        (name, value)
+    } else {
+        return Err(at(
+            "expected a name and an initiative, e.g. `Vex +3` or `Vex 1d20+3`.".into(),
+        ));
+    };
+    let value = value.trim();
+    let character = match value.trim_start_matches('+').parse::<i64>() {
+        Ok(modifier) => Value::from(modifier),
+        Err(_) => Value::from(value),
+    };
+    character_from(name, &character)
+        .map(Some)
+        .map_err(|e| at(e.0))
+}
+
+/// Reads an import text (JSON or lines, see the module docs).
+pub fn parse(text: &str) -> Result<Import, Refusal> {
+    let text = text.trim();
+    if text.is_empty() {
+        return refuse("Paste Feyre's character JSON or your `/character list` text to import.");
+    }
+    if text.chars().count() > MAX_IMPORT_LEN {
+        return refuse(format!("An import is at most {MAX_IMPORT_LEN} characters."));
+    }
+    let import = if text.starts_with('{') {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Refusal(format!(
+                "That is not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        from_json(&value)?
+    } else {
+        let mut characters = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if let Some(c) = from_line(line, i + 1)? {
+                characters.push(c);
+            }
+        }
+        Import {
+            characters,
+            active: None,
+        }
+    };
+    if import.characters.is_empty() {
+        return refuse("The import holds no characters.");
+    }
+    Ok(import)
+}
+
+/// Merges `import` into `doc`, all or nothing. Returns the names imported.
+pub fn merge(doc: &mut UserDoc, import: &Import) -> Result<Vec<String>, Refusal> {
+    let mut next = doc.clone();
+    let mut names = Vec::new();
+    for c in &import.characters {
+        let key =
+            find_character(&next, &c.name).map_or_else(|| c.name.clone(), |(n, _)| n.to_owned());
+        next.characters.insert(key.clone(), c.character.clone());
+        if !names.contains(&key) {
+            names.push(key);
+        }
+    }
+    if next.characters.len() > MAX_CHARACTERS {
+        return refuse(format!(
+            "This import would give you {} characters; at most {MAX_CHARACTERS} are allowed. Remove some with `/character remove` first.",
+            next.characters.len()
+        ));
+    }
+    if next.active_character.is_none() {
+        next.active_character = import
+            .active
+            .as_deref()
+            .and_then(|a| find_character(&next, a).map(|(n, _)| n.to_owned()))
+            .or_else(|| names.first().cloned());
+    }
+    *doc = next;
+    Ok(names)
+}
