@@ -100,16 +100,9 @@ impl Operation for ChartedOddsOp {
         let model = env
             .dice
             .odds(move || {
-                let odds =
-                    dice::odds(&expression).map_err(|e| RollsError::dice(&expression, &e))?;
-                let chart = draw(&odds);
-                Ok::<_, RollsError>(ChartedOdds {
-                    odds: OddsModel {
-                        markdown: odds.render_markdown(),
-                        odds,
-                    },
-                    chart,
-                })
+                let odds = OddsModel::of(&expression)?;
+                let chart = draw(&odds.odds);
+                Ok::<_, RollsError>(ChartedOdds { odds, chart })
             })
             .await??;
         Ok(Plan::read_only(model))

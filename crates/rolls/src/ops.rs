@@ -263,18 +263,19 @@ impl Operation for OddsOp {
 
     async fn plan(&self, env: Env<'_>, _: DateTime<Utc>) -> Result<Plan<OddsModel>, RollsError> {
         let expression = self.expression.clone();
-        let model = env
-            .dice
-            .odds(move || {
-                let odds =
-                    dice::odds(&expression).map_err(|e| RollsError::dice(&expression, &e))?;
-                Ok::<_, RollsError>(OddsModel {
-                    markdown: odds.render_markdown(),
-                    odds,
-                })
-            })
-            .await??;
+        let model = env.dice.odds(move || OddsModel::of(&expression)).await??;
         Ok(Plan::read_only(model))
+    }
+}
+
+impl OddsModel {
+    /// The odds of `expression`, worked out here (call it on the dice pool).
+    pub fn of(expression: &str) -> Result<OddsModel, RollsError> {
+        let odds = dice::odds(expression).map_err(|e| RollsError::dice(expression, &e))?;
+        Ok(OddsModel {
+            markdown: odds.render_markdown(),
+            odds,
+        })
     }
 }
 

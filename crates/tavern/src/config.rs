@@ -231,40 +231,48 @@ pub struct MediaHandlerSettings {
     pub certificate: Option<(PathBuf, PathBuf)>,
 }
 
+/// The host name or address under `key`, if set.
+fn optional_host(raw: &Raw, key: &str) -> Result<Option<String>, ConfigError> {
+    match raw.get(key) {
+        None => Ok(None),
+        Some((src, v)) => {
+            let host = v.trim();
+            if url::Host::parse(host).is_err() {
+                return Err(err(src, format!("`{v}` is not a host name or address")));
+            }
+            Ok(Some(host.to_owned()))
+        }
+    }
+}
+
+/// A PEM certificate chain and key file under `cert` and `key`: both or neither.
+fn pem_pair(raw: &Raw, cert: &str, key: &str) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (raw.get(cert), raw.get(key)) {
+        (None, None) => Ok(None),
+        (Some((_, c)), Some((_, k))) => {
+            Ok(Some((PathBuf::from(c.trim()), PathBuf::from(k.trim()))))
+        }
+        (Some((src, _)), None) | (None, Some((src, _))) => Err(err(
+            src,
+            format!("needs its pair: set both {cert} and {key}, or neither"),
+        )),
+    }
+}
+
 /// The `media_handler_*` settings of `raw`.
 fn media_handler_settings(raw: &Raw) -> Result<MediaHandlerSettings, ConfigError> {
     let addr = raw
         .get("media_handler_addr")
         .map(|(src, v)| parse_addr(src, v))
         .transpose()?;
-    let host = match raw.get("media_handler_host") {
-        None => None,
-        Some((src, v)) => {
-            let host = v.trim();
-            if url::Host::parse(host).is_err() {
-                return Err(err(src, format!("`{v}` is not a host name or address")));
-            }
-            Some(host.to_owned())
-        }
-    };
+    let host = optional_host(raw, "media_handler_host")?;
     let id = raw
         .get("media_handler_id")
         .map(|(src, v)| {
             meetings::domain::HandlerId::parse(v.trim()).map_err(|e| err(src, e.to_string()))
         })
         .transpose()?;
-    let certificate = match (raw.get("media_handler_cert"), raw.get("media_handler_key")) {
-        (None, None) => None,
-        (Some((_, cert)), Some((_, key))) => {
-            Some((PathBuf::from(cert.trim()), PathBuf::from(key.trim())))
-        }
-        (Some((src, _)), None) | (None, Some((src, _))) => {
-            return Err(err(
-                src,
-                "needs its pair: set both media_handler_cert and media_handler_key, or neither",
-            ));
-        }
-    };
+    let certificate = pem_pair(raw, "media_handler_cert", "media_handler_key")?;
     Ok(MediaHandlerSettings {
         addr,
         host,
@@ -302,37 +310,15 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
         Some((src, v)) => parse_addr(src, v)?,
         None => SocketAddr::from(([127, 0, 0, 1], 0)),
     };
-    let controller_host = match raw.get("meeting_controller_host") {
-        None => None,
-        Some((src, v)) => {
-            let host = v.trim();
-            if url::Host::parse(host).is_err() {
-                return Err(err(src, format!("`{v}` is not a host name or address")));
-            }
-            Some(host.to_owned())
-        }
-    };
+    let controller_host = optional_host(raw, "meeting_controller_host")?;
     let controller_id = raw
         .get("meeting_controller_id")
         .map(|(src, v)| {
             meetings::domain::ControllerId::parse(v.trim()).map_err(|e| err(src, e.to_string()))
         })
         .transpose()?;
-    let controller_certificate = match (
-        raw.get("meeting_controller_cert"),
-        raw.get("meeting_controller_key"),
-    ) {
-        (None, None) => None,
-        (Some((_, cert)), Some((_, key))) => {
-            Some((PathBuf::from(cert.trim()), PathBuf::from(key.trim())))
-        }
-        (Some((src, _)), None) | (None, Some((src, _))) => {
-            return Err(err(
-                src,
-                "needs its pair: set both meeting_controller_cert and meeting_controller_key, or neither",
-            ));
-        }
-    };
+    let controller_certificate =
+        pem_pair(raw, "meeting_controller_cert", "meeting_controller_key")?;
     let recordings_url = raw
         .get("meetings_recordings_url")
         .map(|(_, v)| v.trim().to_owned());

@@ -70,6 +70,44 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    /// 404 `meeting_not_found`.
+    pub fn meeting_not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "meeting_not_found",
+            "there is no meeting with this id or code",
+        )
+    }
+
+    /// 403 `not_creator`: only the meeting's creator (its host) may do this.
+    pub fn not_creator() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_creator",
+            "only the meeting's creator (its host) may do this",
+        )
+    }
+
+    /// A storage error of a look-up: "not found" is `not_found`'s, the rest as usual.
+    pub fn lookup(e: MeetingsError, not_found: fn() -> ApiError) -> ApiError {
+        match e {
+            MeetingsError::Storage(store::StorageError::NotFound { .. }) => not_found(),
+            e => e.into(),
+        }
+    }
+
+    /// `Ok` when `who` created `meeting`, else [`ApiError::not_creator`].
+    pub fn require_creator(
+        meeting: &crate::repo::Meeting,
+        who: &crate::auth::Authenticated,
+    ) -> Result<(), ApiError> {
+        if meeting.created_by_user_id == Some(who.user_id) {
+            Ok(())
+        } else {
+            Err(ApiError::not_creator())
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -394,32 +394,13 @@ impl MeetingKey {
         }
         MeetingCode::parse(s)
             .map(MeetingKey::Code)
-            .map_err(|_| meeting_not_found())
+            .map_err(|_| ApiError::meeting_not_found())
     }
-}
-
-fn meeting_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "meeting_not_found",
-        "there is no meeting with this id or code",
-    )
 }
 
 /// A storage error of a meeting lookup: "not found" is the meeting's.
 fn lookup_error(e: MeetingsError) -> ApiError {
-    match e {
-        MeetingsError::Storage(store::StorageError::NotFound { .. }) => meeting_not_found(),
-        e => e.into(),
-    }
-}
-
-fn not_creator() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "not_creator",
-        "only the meeting's creator may change or end it",
-    )
+    ApiError::lookup(e, ApiError::meeting_not_found)
 }
 
 fn meeting_ended(status: StatusCode) -> ApiError {
@@ -504,15 +485,6 @@ impl WebState {
     }
 }
 
-/// The meeting `who` may manage: its creator only.
-fn require_creator(meeting: &Meeting, who: &Authenticated) -> Result<(), ApiError> {
-    if meeting.created_by_user_id == Some(who.user_id) {
-        Ok(())
-    } else {
-        Err(not_creator())
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Handlers
 
@@ -578,7 +550,7 @@ pub(super) async fn create_meeting(
         (status = 200, description = "The meeting (and a join grant)", body = MeetingWithGrant),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "The credential lacks `meetings:read`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
         (status = 503, description = "`no_controller`: no meeting controller can take it now",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
     )
@@ -642,7 +614,7 @@ pub(super) async fn get_meeting(
         (status = 400, description = "A bad display name", body = ErrorBody),
         (status = 403, description = "`auth_required`: the meeting admits signed-in users only",
             body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
         (status = 410, description = "`meeting_ended`", body = ErrorBody),
         (status = 429, description = "Too many guest tokens from this address",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
@@ -670,7 +642,7 @@ pub(super) async fn guest_token(
             return Err(AuthError::RateLimited(retry).into());
         }
     }
-    let code = MeetingCode::parse(&code).map_err(|_| meeting_not_found())?;
+    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
     let name = display_name("display_name", &body.display_name)?;
     let meeting = state.meeting(&MeetingKey::Code(code)).await?;
     if meeting.settings.require_auth {
@@ -726,7 +698,7 @@ pub(super) async fn session_grant(
             "this route is for signed-in users of Tavern's web pages",
         ));
     };
-    let code = MeetingCode::parse(&code).map_err(|_| meeting_not_found())?;
+    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
     let account = state.session_account(user).await?;
     let (meeting, name) = state
         .repo
@@ -767,7 +739,7 @@ pub(super) async fn session_grant(
         (status = 400, description = "A bad field (`field` names it)", body = ErrorBody),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
         (status = 409, description = "`meeting_ended`", body = ErrorBody),
     )
 )]
@@ -792,7 +764,7 @@ pub(super) async fn update_settings(
                 Some(meeting) => meeting,
                 None => state.meeting(&MeetingKey::Id(id)).await?,
             };
-            require_creator(&meeting, who)?;
+            ApiError::require_creator(&meeting, who)?;
             if !meeting.status.is_joinable() {
                 return Err(meeting_ended(StatusCode::CONFLICT));
             }
@@ -831,7 +803,7 @@ pub(super) async fn update_settings(
         (status = 200, description = "The ended meeting", body = MeetingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
     )
 )]
 pub(super) async fn end_meeting(
@@ -842,7 +814,7 @@ pub(super) async fn end_meeting(
     who.require(Scope::MeetingsManage)?;
     let key = MeetingKey::parse(&key)?;
     let mut meeting = state.meeting(&key).await?;
-    require_creator(&meeting, &who)?;
+    ApiError::require_creator(&meeting, &who)?;
     let ended_at = state
         .repo
         .end_meeting_by(meeting.meeting_id, who.user_id)
@@ -875,7 +847,7 @@ mod tests {
         let refused = MeetingKey::parse("no-such-thing").unwrap_err();
         assert_eq!(
             (refused.status, refused.code),
-            (StatusCode::NOT_FOUND, "meeting_not_found")
+            (StatusCode::NOT_FOUND, "ApiError::meeting_not_found")
         );
     }
 

@@ -29,7 +29,7 @@ use crate::auth::{Auth, Authenticated, DISCORD, Scope};
 use crate::domain::{MeetingCode, MeetingId, RecordingId, RecordingStatus, UserId};
 use crate::recording::{self, DOWNLOAD_PATH, Recorder, RecordingError, refusal_message};
 use crate::repo::{Meeting, Recording, RecordingRefusal};
-use crate::{MeetingsError, Repo};
+use crate::Repo;
 
 /// `POST`: start; `GET`: list.
 pub const RECORDINGS_PATH: &str = "/api/v1/meetings/{id}/recordings";
@@ -203,14 +203,6 @@ pub const PAGE_RECORDINGS: usize = 10;
 // ---------------------------------------------------------------------------------------
 // Errors
 
-fn meeting_not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "meeting_not_found",
-        "there is no meeting with this id or code",
-    )
-}
-
 fn recording_not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -219,30 +211,15 @@ fn recording_not_found() -> ApiError {
     )
 }
 
-fn not_creator() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "not_creator",
-        "only the meeting's host (its creator) may do this",
-    )
-}
-
 fn refused(refusal: RecordingRefusal) -> ApiError {
     let code = match refusal {
-        RecordingRefusal::UnknownMeeting => return meeting_not_found(),
+        RecordingRefusal::UnknownMeeting => return ApiError::meeting_not_found(),
         RecordingRefusal::Ended => "meeting_ended",
         RecordingRefusal::NotAllowed => "recording_not_allowed",
         RecordingRefusal::EndToEndEncrypted => "e2e_encrypted",
         RecordingRefusal::AlreadyRunning => "recording_running",
     };
     ApiError::new(StatusCode::CONFLICT, code, refusal_message(refusal))
-}
-
-fn lookup(e: MeetingsError, not_found: fn() -> ApiError) -> ApiError {
-    match e {
-        MeetingsError::Storage(store::StorageError::NotFound { .. }) => not_found(),
-        e => e.into(),
-    }
 }
 
 impl From<RecordingError> for ApiError {
@@ -288,10 +265,10 @@ impl RecordingsState {
         let found = if let Ok(id) = MeetingId::parse(key) {
             self.repo.meeting(id).await
         } else {
-            let code = MeetingCode::parse(key).map_err(|_| meeting_not_found())?;
+            let code = MeetingCode::parse(key).map_err(|_| ApiError::meeting_not_found())?;
             self.repo.meeting_by_code(&code).await
         };
-        found.map_err(|e| lookup(e, meeting_not_found))
+        found.map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))
     }
 
     /// `meeting`'s recording `id` (404 for another meeting's).
@@ -301,7 +278,7 @@ impl RecordingsState {
             .repo
             .recording(id)
             .await
-            .map_err(|e| lookup(e, recording_not_found))?;
+            .map_err(|e| ApiError::lookup(e, recording_not_found))?;
         if recording.meeting_id != meeting.meeting_id {
             return Err(recording_not_found());
         }
@@ -330,15 +307,15 @@ impl RecordingsState {
 
     /// The meeting with `code`, which the visitor must host.
     async fn hosted(&self, caller: &Caller, code: &str) -> Result<(Meeting, UserId), ApiError> {
-        let code = MeetingCode::parse(code).map_err(|_| meeting_not_found())?;
+        let code = MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
         let meeting = self
             .repo
             .meeting_by_code(&code)
             .await
-            .map_err(|e| lookup(e, meeting_not_found))?;
+            .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
         match self.visitor(caller).await? {
             Some(account) if meeting.created_by_user_id == Some(account) => Ok((meeting, account)),
-            _ => Err(not_creator()),
+            _ => Err(ApiError::not_creator()),
         }
     }
 
@@ -350,14 +327,6 @@ impl RecordingsState {
             .await?
             .into_iter()
             .rfind(|r| r.status == RecordingStatus::Recording))
-    }
-}
-
-fn require_creator(meeting: &Meeting, who: &Authenticated) -> Result<(), ApiError> {
-    if meeting.created_by_user_id == Some(who.user_id) {
-        Ok(())
-    } else {
-        Err(not_creator())
     }
 }
 
@@ -379,7 +348,7 @@ fn require_creator(meeting: &Meeting, who: &Authenticated) -> Result<(), ApiErro
         (status = 201, description = "Recording", body = RecordingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
         (status = 409, description = "`recording_not_allowed`, `e2e_encrypted`, `recording_running` or `meeting_ended`", body = ErrorBody),
         (status = 503, description = "`recordings_not_configured`, `no_media` or `media_unreachable`", body = ErrorBody),
     )
@@ -391,7 +360,7 @@ pub(super) async fn start_recording(
 ) -> Result<Response, ApiError> {
     who.require(Scope::MeetingsManage)?;
     let meeting = state.meeting(&key).await?;
-    require_creator(&meeting, &who)?;
+    ApiError::require_creator(&meeting, &who)?;
     let recording = state.recorder.start(&meeting, Some(who.user_id)).await?;
     Ok((StatusCode::CREATED, Json(state.json(&recording))).into_response())
 }
@@ -413,7 +382,7 @@ pub(super) async fn start_recording(
         (status = 200, description = "The recording", body = RecordingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`, `recording_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`, `recording_not_found`", body = ErrorBody),
     )
 )]
 pub(super) async fn stop_recording(
@@ -423,7 +392,7 @@ pub(super) async fn stop_recording(
 ) -> Result<Json<RecordingJson>, ApiError> {
     who.require(Scope::MeetingsManage)?;
     let meeting = state.meeting(&key).await?;
-    require_creator(&meeting, &who)?;
+    ApiError::require_creator(&meeting, &who)?;
     let recording = state.recording_of(&meeting, &recording).await?;
     let recording = state.recorder.stop(recording.recording_id).await?;
     Ok(Json(state.json(&recording)))
@@ -442,7 +411,7 @@ pub(super) async fn stop_recording(
         (status = 200, description = "The recordings", body = RecordingList),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:read`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
     )
 )]
 pub(super) async fn list_recordings(
@@ -452,7 +421,7 @@ pub(super) async fn list_recordings(
 ) -> Result<Json<RecordingList>, ApiError> {
     who.require(Scope::MeetingsRead)?;
     let meeting = state.meeting(&key).await?;
-    require_creator(&meeting, &who)?;
+    ApiError::require_creator(&meeting, &who)?;
     state.recorder.fail_stale(meeting.meeting_id).await?;
     let recordings = state.repo.meeting_recordings(meeting.meeting_id).await?;
     Ok(Json(RecordingList {
@@ -502,7 +471,7 @@ pub(super) async fn download_recording(
         .repo
         .recording(id)
         .await
-        .map_err(|e| lookup(e, recording_not_found))?;
+        .map_err(|e| ApiError::lookup(e, recording_not_found))?;
     if recording.status != RecordingStatus::Ready {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -535,19 +504,19 @@ pub(super) async fn page_state(
     caller: Caller,
     Path(code): Path<String>,
 ) -> Result<Json<PagePanel>, ApiError> {
-    let code = MeetingCode::parse(&code).map_err(|_| meeting_not_found())?;
+    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
     let meeting = state
         .repo
         .meeting_by_code(&code)
         .await
-        .map_err(|e| lookup(e, meeting_not_found))?;
+        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
     let account = state.visitor(&caller).await?;
     let host = account.is_some() && meeting.created_by_user_id == account;
     let reason = recording::refusal(&meeting).map(|r| refusal_message(r).to_owned());
     let (recording, recordings) = if host {
         let running = state.running(&meeting).await?.map(|r| state.json(&r));
         let mut all = state.repo.meeting_recordings(meeting.meeting_id).await?;
-        all.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        all.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         all.truncate(PAGE_RECORDINGS);
         (running, all.iter().map(|r| state.json(r)).collect())
     } else {
