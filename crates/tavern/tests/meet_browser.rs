@@ -845,3 +845,68 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
             .unwrap();
     assert_eq!(name, account_name, "named by the account");
 }
+
+/// On a page, the tile of participant `id`: its `data-layer`, the width of the video
+/// drawn in it and its `data-frames-decoded`, as `layer/width/frames`.
+fn tile_state(id: &str) -> String {
+    format!(
+        "const t = document.querySelector('.tile.remote[data-participant=\"{id}\"]'); \
+         return t ? (t.dataset.layer || '') + '/' + t.querySelector('canvas').width + '/' \
+                    + t.dataset.framesDecoded : ''"
+    )
+}
+
+/// Shows the tile of participant `id` `px` CSS pixels wide.
+fn tile_width(id: &str, px: u32) -> String {
+    format!(
+        "document.querySelector('.tile.remote[data-participant=\"{id}\"]').style.width = \
+         '{px}px'; return ''"
+    )
+}
+
+/// Waits until `browser`'s tile of `id` receives `layer`, drawn `width` pixels wide,
+/// with more than `above` frames decoded; its frames decoded.
+async fn tile_on_layer(browser: &Browser, id: &str, layer: &str, width: &str, above: u64) -> u64 {
+    let state = browser
+        .text_when(
+            &format!("the tile receives layer {layer}"),
+            Duration::from_secs(60),
+            &tile_state(id),
+            |state| {
+                let parts: Vec<&str> = state.split('/').collect();
+                parts.len() == 3
+                    && parts[0] == layer
+                    && parts[1] == width
+                    && parts[2].parse::<u64>().is_ok_and(|f| f > above)
+            },
+        )
+        .await;
+    state.rsplit('/').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_tile_receives_the_small_layer_and_a_large_one_the_large_in_an_encrypted_call() {
+    let world = media_world().await;
+    let app = &world.app;
+    let (code, _) = create_meeting(
+        app,
+        json!({ "display_name": "Layered table", "enable_e2e_encryption": true }),
+    )
+    .await;
+    let (ada, _) = join_with_devices(app, &code, "Ada").await;
+    let (brom, brom_id) = join_with_devices(app, &code, "Brom").await;
+
+    // Brom's camera (320x180) is sent as two layers: 160x90 (layer 0) and 320x180.
+    // Shown small on Ada's page, his tile receives and decodes layer 0 only ...
+    ada.script(&tile_width(&brom_id, 200)).await;
+    let frames = tile_on_layer(&ada, &brom_id, "0", "160", 0).await;
+    let frames = tile_on_layer(&ada, &brom_id, "0", "160", frames + 10).await;
+    // ... and shown large, layer 1 (changed at its key frame), decoding on.
+    ada.script(&tile_width(&brom_id, 480)).await;
+    let frames = tile_on_layer(&ada, &brom_id, "1", "320", frames).await;
+    tile_on_layer(&ada, &brom_id, "1", "320", frames + 10).await;
+
+    ada.quit().await;
+    brom.quit().await;
+    world.stop.cancel();
+}

@@ -12,6 +12,12 @@
 // frame (16-byte header, then the payload; the handler prefixes the publisher's 16-byte
 // participant id on the way out). Video is VP8, audio Opus, both WebCodecs.
 //
+// Simulcast: the camera is encoded twice, layer 1 at the capture size (~600 kbit/s) and
+// layer 0 at a quarter of its pixels (~150 kbit/s), each layer with its own key frames and
+// sequence numbers (the header's layer byte). Each remote tile asks the handler
+// (SetLayer) for layer 0 while it is shown small (under SMALL_TILE_PX wide) and for the
+// highest layer otherwise; `data-layer` on the tile says which layer it receives.
+//
 // End-to-end encryption (meetings with enable_e2e_encryption): see `KeyRing` below. Keys
 // are agreed among the pages through the controller's opaque relay (e2e_key); neither
 // the controller nor the media handler ever holds one.
@@ -28,6 +34,13 @@
   const MAX_MEDIA_FRAME = 1024 * 1024;
   const TRACK_AUDIO = 0;
   const TRACK_VIDEO = 1;
+  /** The camera's simulcast layers: 0 a quarter of the pixels, 1 the capture size. */
+  const VIDEO_LAYERS = [
+    { scale: 0.5, bitrate: 150_000 },
+    { scale: 1, bitrate: 600_000 },
+  ];
+  /** A remote tile narrower than this (CSS px) receives the small layer. */
+  const SMALL_TILE_PX = 320;
 
   // ---------------------------------------------------------------------------------
   // Protobuf (the proto3 subset the protocol uses: varints, bools, strings, messages).
@@ -122,6 +135,11 @@
   // MediaClientMessage { uint32 version = 1; oneof payload { RequestKeyframe request_keyframe = 2; } }
   const requestKeyframe = (publisher, track) =>
     clientMessage(2, new ProtoWriter().string(1, publisher).uint(2, track));
+  // SetLayer { string publisher_participant_id = 1; uint32 track = 2; uint32 max_layer = 3;
+  //   bool highest = 4; } (field 4): the layer of that publisher's track this page receives.
+  const setLayer = (publisher, track, maxLayer) =>
+    clientMessage(4, new ProtoWriter().string(1, publisher).uint(2, track)
+      .uint(3, maxLayer === null ? 0 : maxLayer).bool(4, maxLayer === null));
 
   const participantInfo = (f) => ({
     id: str(f, 1),
@@ -296,8 +314,9 @@
     if (!p) {
       const tile = makeTile(info.id, info.name || 'Guest', false);
       $('tiles').append(tile);
-      p = { id: info.id, name: info.name, tile, remote: null };
+      p = { id: info.id, name: info.name, tile, remote: null, wantLayer: null, sizer: null };
       state.participants.set(info.id, p);
+      watchSize(p);
     }
     showMute(p.tile, info.audioMuted, info.videoMuted);
     if (state.keys) state.keys.peerJoined(info.id);
@@ -305,9 +324,24 @@
     countParticipants();
   }
 
+  /** Asks for the small layer while the tile is shown small, the highest otherwise. */
+  function watchSize(p) {
+    if (typeof ResizeObserver === 'undefined') return;
+    p.sizer = new ResizeObserver(() => {
+      const width = p.tile.getBoundingClientRect().width;
+      if (width <= 0) return; // not laid out (hidden): keep the choice
+      const want = width < SMALL_TILE_PX ? 0 : null;
+      if (want === p.wantLayer) return;
+      p.wantLayer = want;
+      if (state.media) state.media.chooseLayer(p.id, want);
+    });
+    p.sizer.observe(p.tile);
+  }
+
   function removeParticipant(id) {
     const p = state.participants.get(id);
     if (!p) return;
+    if (p.sizer) p.sizer.disconnect();
     if (p.remote) p.remote.close();
     p.tile.remove();
     state.participants.delete(id);
@@ -645,6 +679,9 @@
     constructor() {
       this.wt = null; this.control = null; this.seq = [0, 0, 0]; this.inflight = 0;
       this.generation = 0; this.keyNext = [false, true, true]; this.closed = false;
+      // The camera's layers: the next frame a key frame, and the sequence numbers.
+      this.layerKey = VIDEO_LAYERS.map(() => true);
+      this.layerSeq = VIDEO_LAYERS.map(() => 0);
       this.lastAsk = new Map();
       this.levelTimer = null;
     }
@@ -655,7 +692,10 @@
       this.control = control.writable.getWriter();
       this.controlLoop(new FrameReader(control.readable, MAX_FRAME));
       this.receiveLoop();
-      for (const id of state.participants.keys()) this.requestKeyframes(id);
+      for (const p of state.participants.values()) {
+        if (p.wantLayer !== null) this.chooseLayer(p.id, p.wantLayer);
+        this.requestKeyframes(p.id);
+      }
       this.levelTimer = setInterval(() => this.highlightSpeaker(), 300);
     }
 
@@ -675,12 +715,26 @@
           const f = parseProto(body);
           if (num(f, 1) !== 1) return;
           const request = msg(f, 2);
-          if (request) this.forceKeyframe(num(request, 1));
+          // KeyframeRequest { uint32 track = 1; ...; optional uint32 layer = 3; }
+          if (request) this.forceKeyframe(num(request, 1), request.has(3) ? num(request, 3) : null);
         }
       } catch (_) { /* the session ended */ }
     }
 
-    forceKeyframe(track) { this.keyNext[track] = true; }
+    /** The next frame of `track` is a key frame: on `layer` only, or (null) on every layer. */
+    forceKeyframe(track, layer) {
+      if (track === TRACK_VIDEO) {
+        this.layerKey.forEach((_, l) => { if (layer == null || layer === l) this.layerKey[l] = true; });
+      } else if (track >= 0 && track < this.keyNext.length) {
+        this.keyNext[track] = true;
+      }
+    }
+
+    /** Receives `publisher`'s camera on layers up to `maxLayer` (null: the highest). */
+    chooseLayer(publisher, maxLayer) {
+      if (!this.control || this.closed) return;
+      this.control.write(framed(setLayer(publisher, TRACK_VIDEO, maxLayer))).catch(() => {});
+    }
 
     /** Asks `publisher` for a key frame (at most once a second unless `force`d). */
     requestKeyframe(publisher, track, force) {
@@ -709,28 +763,36 @@
 
     async pumpVideo(track, generation) {
       const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
-      let encoder = null, width = 0, height = 0, count = 0;
+      // One encoder per layer: { encoder, width, height, canvas (a scaled copy's) }.
+      let layers = [];
+      let width = 0, height = 0, count = 0;
+      const closeAll = () => {
+        for (const l of layers) if (l.encoder.state !== 'closed') l.encoder.close();
+        layers = [];
+      };
       try {
         for (;;) {
           const { value: frame, done } = await reader.read();
           if (done) break;
           if (generation !== this.generation) { frame.close(); break; }
-          if (state.videoMuted || (encoder && encoder.encodeQueueSize > 2)) { frame.close(); continue; }
-          if (!encoder || encoder.state === 'closed' || frame.displayWidth !== width || frame.displayHeight !== height) {
-            if (encoder && encoder.state !== 'closed') encoder.close();
+          if (state.videoMuted || layers.some((l) => l.encoder.encodeQueueSize > 2)) { frame.close(); continue; }
+          if (!layers.length || layers.some((l) => l.encoder.state === 'closed')
+              || frame.displayWidth !== width || frame.displayHeight !== height) {
+            closeAll();
             width = frame.displayWidth; height = frame.displayHeight;
-            encoder = new VideoEncoder({
-              output: (chunk) => this.sendChunk(TRACK_VIDEO, chunk),
-              error: (e) => ui.mediaStatus(`Video encoding stopped (${e.message}).`),
-            });
-            encoder.configure({
-              codec: 'vp8', width, height, bitrate: 600_000, framerate: 24, latencyMode: 'realtime',
-            });
-            this.keyNext[TRACK_VIDEO] = true;
+            layers = VIDEO_LAYERS.map((spec, layer) => this.videoLayer(spec, layer, width, height))
+              .filter((l) => l !== null);
           }
-          const keyFrame = this.keyNext[TRACK_VIDEO] || count % 240 === 0;
-          this.keyNext[TRACK_VIDEO] = false;
-          encoder.encode(frame, { keyFrame });
+          const periodic = count % 240 === 0;
+          for (const l of layers) {
+            const keyFrame = this.layerKey[l.layer] || periodic;
+            this.layerKey[l.layer] = false;
+            if (!l.canvas) { l.encoder.encode(frame, { keyFrame }); continue; }
+            l.context.drawImage(frame, 0, 0, l.width, l.height);
+            const scaled = new VideoFrame(l.canvas, { timestamp: frame.timestamp });
+            l.encoder.encode(scaled, { keyFrame });
+            scaled.close();
+          }
           frame.close();
           count++;
         }
@@ -738,8 +800,37 @@
         if (!this.closed) ui.mediaStatus(`Video stopped (${e.message}).`);
       } finally {
         reader.cancel().catch(() => {});
-        if (encoder && encoder.state !== 'closed') encoder.close();
+        closeAll();
       }
+    }
+
+    /**
+     * The encoder of camera `layer` (`spec` of VIDEO_LAYERS) for frames of width x height;
+     * null for a scaled layer where the browser cannot scale (no OffscreenCanvas: the
+     * handler then sends the small tiles the lowest layer there is).
+     */
+    videoLayer(spec, layer, width, height) {
+      if (spec.scale !== 1 && typeof OffscreenCanvas === 'undefined') return null;
+      const even = (n) => Math.max(2, Math.round(n * spec.scale / 2) * 2);
+      const l = {
+        layer,
+        width: spec.scale === 1 ? width : even(width),
+        height: spec.scale === 1 ? height : even(height),
+      };
+      if (spec.scale !== 1) {
+        l.canvas = new OffscreenCanvas(l.width, l.height);
+        l.context = l.canvas.getContext('2d');
+      }
+      l.encoder = new VideoEncoder({
+        output: (chunk) => this.sendChunk(TRACK_VIDEO, chunk, layer),
+        error: (e) => ui.mediaStatus(`Video encoding stopped (${e.message}).`),
+      });
+      l.encoder.configure({
+        codec: 'vp8', width: l.width, height: l.height, bitrate: spec.bitrate, framerate: 24,
+        latencyMode: 'realtime',
+      });
+      this.layerKey[layer] = true;
+      return l;
     }
 
     async pumpAudio(track, generation) {
@@ -773,18 +864,18 @@
     }
 
     /** The contract's 16-byte header, then the encoded bytes, on a stream of its own. */
-    sendChunk(track, chunk) {
+    sendChunk(track, chunk, layer = 0) {
       if (this.closed || !this.wt) return;
       const key = chunk.type === 'key';
       if (this.inflight > 60 && !(track === TRACK_VIDEO && key)) {
-        // Behind: drop, and restart video from a key frame.
-        if (track === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
+        // Behind: drop, and restart that video layer from a key frame.
+        if (track === TRACK_VIDEO) this.layerKey[layer] = true;
         return;
       }
       const keys = state.keys;
       if (keys && !keys.ready()) {
         // No sender key yet: nothing leaves in the clear; video restarts from a key frame.
-        if (track === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
+        if (track === TRACK_VIDEO) this.layerKey[layer] = true;
         return;
       }
       const frame = new Uint8Array(16 + chunk.byteLength);
@@ -793,10 +884,13 @@
       frame[0] = 1;
       frame[1] = track;
       frame[2] = (key ? 1 : 0) | (keys ? 2 : 0);
-      frame[3] = 0;
+      frame[3] = layer;
       view.setBigUint64(4, BigInt(Math.max(0, Math.round(chunk.timestamp))));
-      view.setUint32(12, this.seq[track]);
-      this.seq[track] = (this.seq[track] + 1) >>> 0;
+      // Sequence numbers count per (track, layer): each layer is a stream of its own.
+      const seqs = track === TRACK_VIDEO ? this.layerSeq : this.seq;
+      const at = track === TRACK_VIDEO ? layer : track;
+      view.setUint32(12, seqs[at]);
+      seqs[at] = (seqs[at] + 1) >>> 0;
       chunk.copyTo(frame.subarray(16));
       if (keys) this.sendEncrypted(keys, frame);
       else this.sendFrame(frame);
@@ -811,7 +905,7 @@
       } catch (_) { /* the key went away: the frame is lost like a late one */ }
       this.inflight--;
       if (sealed) this.sendFrame(sealed);
-      else if (frame[1] === TRACK_VIDEO) this.keyNext[TRACK_VIDEO] = true;
+      else if (frame[1] === TRACK_VIDEO) this.layerKey[frame[3]] = true;
     }
 
     async sendFrame(bytes) {
@@ -853,6 +947,7 @@
         track: bytes[17],
         key: (bytes[18] & 1) === 1,
         encrypted: (bytes[18] & 2) === 2,
+        layer: bytes[19],
         timestamp: Number(view.getBigUint64(20)),
         seq: view.getUint32(28),
         payload: bytes.subarray(32),
@@ -935,12 +1030,37 @@
       this.context2d = this.canvas.getContext('2d');
       this.video = null; this.audio = null; this.needKey = true;
       this.framesDecoded = 0; this.audioDecoded = 0; this.playAt = 0; this.level = 0;
-      this.order = [new Reorder((f) => this.decodeAudio(f)), new Reorder((f) => this.decodeVideo(f))];
+      this.audioOrder = new Reorder((f) => this.decodeAudio(f));
+      // The camera's frames are put in order per layer (each numbers its frames).
+      this.videoOrder = new Map();
+      this.layer = null; // the camera layer received
     }
 
     push(frame) {
-      const order = this.order[frame.track];
-      if (order) order.push(frame);
+      if (frame.track === TRACK_AUDIO) { this.audioOrder.push(frame); return; }
+      if (frame.track !== TRACK_VIDEO) return;
+      let order = this.videoOrder.get(frame.layer);
+      if (!order) {
+        order = new Reorder((f) => this.takeVideo(f));
+        this.videoOrder.set(frame.layer, order);
+      }
+      order.push(frame);
+    }
+
+    /** A camera frame in order: the handler changes layer at a key frame of the new one. */
+    takeVideo(frame) {
+      if (frame.layer !== this.layer) {
+        if (this.layer !== null && !frame.key) {
+          // A late frame of the old layer, or the new one's key frame was lost.
+          this.session.requestKeyframe(this.p.id, TRACK_VIDEO);
+          return;
+        }
+        for (const layer of this.videoOrder.keys()) if (layer !== frame.layer) this.videoOrder.delete(layer);
+        this.layer = frame.layer;
+        this.needKey = true;
+        this.p.tile.dataset.layer = String(frame.layer);
+      }
+      this.decodeVideo(frame);
     }
 
     close() {

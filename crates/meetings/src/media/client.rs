@@ -17,7 +17,7 @@ use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream};
 
 use super::proto::{
     self, FRAME_HEADER_LEN, FrameError, FrameHeader, MediaClientMessage, MediaFrameError,
-    PUBLISHER_LEN, RequestKeyframe, media_client_message, media_server_message,
+    PUBLISHER_LEN, RequestKeyframe, SetLayer, media_client_message, media_server_message,
 };
 use crate::domain::{ParticipantId, WT_TOKEN_PARAM};
 
@@ -167,7 +167,7 @@ impl MediaClient {
         })
     }
 
-    /// Publishes one frame on a stream of its own.
+    /// Publishes one frame (of simulcast layer 0) on a stream of its own.
     pub async fn send_frame(
         &self,
         track: u8,
@@ -176,10 +176,24 @@ impl MediaClient {
         seq: u32,
         payload: &[u8],
     ) -> Result<(), MediaClientError> {
+        self.send_layer_frame(track, flags, 0, timestamp, seq, payload)
+            .await
+    }
+
+    /// Publishes one frame of simulcast `layer` on a stream of its own.
+    pub async fn send_layer_frame(
+        &self,
+        track: u8,
+        flags: u8,
+        layer: u8,
+        timestamp: u64,
+        seq: u32,
+        payload: &[u8],
+    ) -> Result<(), MediaClientError> {
         let header = FrameHeader {
             track,
             flags,
-            layer: 0,
+            layer,
             timestamp,
             seq,
         };
@@ -227,6 +241,25 @@ impl MediaClient {
         self.send_control_raw(&frame).await
     }
 
+    /// Chooses the simulcast layer of `publisher`'s video `track` this client receives:
+    /// the highest sent that is at most `max_layer`; `None`: the highest sent (the
+    /// default).
+    pub async fn set_layer(
+        &mut self,
+        publisher: ParticipantId,
+        track: u8,
+        max_layer: Option<u8>,
+    ) -> Result<(), MediaClientError> {
+        let message = MediaClientMessage::new(media_client_message::Payload::SetLayer(SetLayer {
+            publisher_participant_id: publisher.to_string(),
+            track: u32::from(track),
+            max_layer: u32::from(max_layer.unwrap_or(0)),
+            highest: max_layer.is_none(),
+        }));
+        let frame = proto::encode_client(&message)?;
+        self.send_control_raw(&frame).await
+    }
+
     /// Writes `bytes` on the control stream as they are (tests send garbage so).
     pub async fn send_control_raw(&mut self, bytes: &[u8]) -> Result<(), MediaClientError> {
         self.send
@@ -238,6 +271,15 @@ impl MediaClient {
     /// The next track the handler asks this client (as a publisher) to send a key frame
     /// on; `None` once the control stream has ended. Cancel-safe.
     pub async fn next_keyframe_request(&mut self) -> Result<Option<u8>, MediaClientError> {
+        Ok(self.next_keyframe_ask().await?.map(|(track, _)| track))
+    }
+
+    /// The next key frame the handler asks this client (as a publisher) for: the track,
+    /// and the simulcast layer when only one is asked for (`None`: every layer); `None`
+    /// once the control stream has ended. Cancel-safe.
+    pub async fn next_keyframe_ask(
+        &mut self,
+    ) -> Result<Option<(u8, Option<u8>)>, MediaClientError> {
         let mut chunk = [0u8; 1024];
         loop {
             if let Some((body, used)) = proto::split_frame(&self.buffer)? {
@@ -245,7 +287,9 @@ impl MediaClient {
                 self.buffer.drain(..used);
                 match payload {
                     media_server_message::Payload::KeyframeRequest(ask) => {
-                        return Ok(Some(u8::try_from(ask.track).unwrap_or(u8::MAX)));
+                        let track = u8::try_from(ask.track).unwrap_or(u8::MAX);
+                        let layer = ask.layer.map(|l| u8::try_from(l).unwrap_or(u8::MAX));
+                        return Ok(Some((track, layer)));
                     }
                     // Said to relays only.
                     media_server_message::Payload::PublisherLeft(_) => continue,

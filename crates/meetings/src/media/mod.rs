@@ -38,6 +38,11 @@
 //! - It registers its certificate hash with its endpoint (`media_handlers.metadata`
 //!   `certificate_hash`), so a meeting controller in another process grants it too
 //!   (`tavern media-handler` runs one as its own process).
+//! - Simulcast: a publisher may send a video track as several layers (the header's
+//!   `layer` byte, 0..=7); each participant receives one layer per (publisher, track),
+//!   the highest sent unless it chose another with `SetLayer`, changing only at a key
+//!   frame of the new one (the publisher is sent a `KeyframeRequest` naming that
+//!   layer); relays carry every layer.
 //!
 //! [`client::MediaClient`] is the other end (tests and the benchmark).
 

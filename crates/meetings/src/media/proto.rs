@@ -10,17 +10,51 @@
 //! syntax = "proto3";
 //! message MediaClientMessage { uint32 version = 1;
 //!   oneof payload { RequestKeyframe request_keyframe = 2;
-//!                   PublisherLeft publisher_left = 3; } }   // 3: relays only (addition)
+//!                   PublisherLeft publisher_left = 3;       // 3: relays only (addition)
+//!                   SetLayer set_layer = 4; } }             // 4: participants only (addition)
 //! message RequestKeyframe { string publisher_participant_id = 1; uint32 track = 2; }
+//! message SetLayer { string publisher_participant_id = 1; uint32 track = 2;
+//!   uint32 max_layer = 3; bool highest = 4; }
 //! message MediaServerMessage { uint32 version = 1;
 //!   oneof payload { KeyframeRequest keyframe_request = 2;
 //!                   PublisherLeft publisher_left = 3; } }   // 3: relays only (addition)
 //! message PublisherLeft { string participant_id = 1; }
 //! message KeyframeRequest { uint32 track = 1;      // handler -> publisher
-//!   string publisher_participant_id = 2; }          // relays only (addition)
+//!   string publisher_participant_id = 2;            // relays only (addition)
+//!   optional uint32 layer = 3; }                    // addition
 //! ```
 //!
 //! `version` must be [`VERSION`]; anything malformed closes that session only.
+//!
+//! # Simulcast layers (an addition to version 1)
+//!
+//! A publisher may send one video track as several layers (the header's `layer` byte,
+//! 0 = the smallest, at most [`MAX_LAYER`]: a higher one is a bad frame and closes the
+//! publisher's session), each layer an independent stream of frames with its own key
+//! frames and its own sequence numbers. The handler learns the layers a publisher
+//! sends from its frames (and keeps them while it is connected), and forwards to each
+//! subscriber ONE layer per (publisher, video track):
+//!
+//! - By default the highest layer that publisher has sent, so a client that never
+//!   speaks of layers (or the recorder) receives what it received before simulcast.
+//! - `SetLayer` chooses, for one (publisher, track), the highest layer of those the
+//!   publisher sends that is at most `max_layer` (the lowest one sent when none is);
+//!   `highest = true` goes back to the default. It may be sent before the publisher's
+//!   first frame; it holds until the subscriber leaves. Audio has no layers: every
+//!   audio frame is forwarded, and a `SetLayer` naming track 0 (or `max_layer` above
+//!   [`MAX_LAYER`]) closes the session for a protocol error.
+//! - A subscriber changes layer only at a key frame of the new layer: it keeps the old
+//!   layer until then, and the publisher is sent a `KeyframeRequest` naming the new
+//!   layer (`layer`). A `KeyframeRequest` without `layer` asks for a key frame on
+//!   every layer of the track (a publisher that knows no layers just sends one). A
+//!   subscriber's `RequestKeyframe` is put to the publisher for the layer that
+//!   subscriber receives (before its first frame: the one it is to receive).
+//! - Relays carry every layer (a relay's frames are never filtered); the receiving
+//!   handler picks the layer of each of its own subscribers. `SetLayer` is said by
+//!   participants only: over a relay it closes the relay for a protocol error.
+//! - A subscriber falling behind drops its layer until that layer's next key frame, and
+//!   the publisher is asked for one naming the layer; a relay falling behind does so
+//!   per layer too. Across a relay a key frame is asked for every layer.
 //!
 //! # Relays between handlers (an addition to version 1)
 //!
@@ -70,7 +104,7 @@
 //! byte 2      flags: bit 0 key frame, bit 1 end-to-end encrypted
 //! byte 3      layer: simulcast/spatial layer, 0 = lowest
 //! bytes 4-11  timestamp in microseconds, u64 big-endian
-//! bytes 12-15 sequence number per (publisher, track), u32 big-endian
+//! bytes 12-15 sequence number per (publisher, track, layer), u32 big-endian
 //! ```
 
 use prost::Message as _;
@@ -85,6 +119,8 @@ pub const FRAME_HEADER_LEN: usize = 16;
 pub const PUBLISHER_LEN: usize = 16;
 /// The largest media frame, header included (1 MiB).
 pub const MAX_MEDIA_FRAME: usize = 1024 * 1024;
+/// The highest simulcast layer a media frame may carry.
+pub const MAX_LAYER: u8 = 7;
 /// The highest track number.
 pub const MAX_TRACK: u8 = 2;
 /// Track 0: audio (Opus).
@@ -111,7 +147,7 @@ pub const CLOSE_BY_HANDLER: u32 = 3;
 pub struct MediaClientMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "media_client_message::Payload", tags = "2, 3")]
+    #[prost(oneof = "media_client_message::Payload", tags = "2, 3, 4")]
     pub payload: Option<media_client_message::Payload>,
 }
 
@@ -125,7 +161,25 @@ pub mod media_client_message {
         /// Relays only.
         #[prost(message, tag = "3")]
         PublisherLeft(super::PublisherLeft),
+        /// Participants only (simulcast, an addition to version 1).
+        #[prost(message, tag = "4")]
+        SetLayer(super::SetLayer),
     }
+}
+
+/// A subscriber chooses which simulcast layer of (publisher, track) it receives: the
+/// highest one sent that is at most `max_layer`, or (with `highest`) the highest one
+/// sent, the default.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct SetLayer {
+    #[prost(string, tag = "1")]
+    pub publisher_participant_id: String,
+    #[prost(uint32, tag = "2")]
+    pub track: u32,
+    #[prost(uint32, tag = "3")]
+    pub max_layer: u32,
+    #[prost(bool, tag = "4")]
+    pub highest: bool,
 }
 
 /// A subscriber asks a publisher (through the handler) for a key frame on `track`.
@@ -170,12 +224,16 @@ pub struct PublisherLeft {
 /// The handler asks a publisher to send a key frame on `track`. On a relay session
 /// (`publisher_participant_id`, an addition to version 1) it names which publisher of
 /// the opening handler is asked; a participant's session never carries it (empty).
+/// `layer` (simulcast, an addition) names the one layer a key frame is needed on;
+/// `None`: every layer of the track.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct KeyframeRequest {
     #[prost(uint32, tag = "1")]
     pub track: u32,
     #[prost(string, tag = "2")]
     pub publisher_participant_id: String,
+    #[prost(uint32, optional, tag = "3")]
+    pub layer: Option<u32>,
 }
 
 impl MediaClientMessage {
@@ -266,7 +324,7 @@ pub struct FrameHeader {
     pub layer: u8,
     /// The encoder's timestamp, in microseconds.
     pub timestamp: u64,
-    /// Sequence number per (publisher, track).
+    /// Sequence number per (publisher, track, layer).
     pub seq: u32,
 }
 
@@ -279,6 +337,8 @@ pub enum MediaFrameError {
     UnsupportedVersion(u8),
     #[error("track {0} does not exist (0 audio, 1 camera, 2 screen)")]
     UnknownTrack(u8),
+    #[error("layer {0} is above the highest simulcast layer, {MAX_LAYER}")]
+    UnknownLayer(u8),
     #[error("a media frame larger than {MAX_MEDIA_FRAME} bytes")]
     TooLarge,
 }
@@ -311,6 +371,9 @@ impl FrameHeader {
         }
         if h[1] > MAX_TRACK {
             return Err(MediaFrameError::UnknownTrack(h[1]));
+        }
+        if h[3] > MAX_LAYER {
+            return Err(MediaFrameError::UnknownLayer(h[3]));
         }
         let mut timestamp = [0u8; 8];
         timestamp.copy_from_slice(&h[4..12]);
@@ -361,6 +424,14 @@ mod tests {
             FrameHeader::parse(&track),
             Err(MediaFrameError::UnknownTrack(3))
         );
+        let mut layer = bytes;
+        layer[3] = MAX_LAYER;
+        assert!(FrameHeader::parse(&layer).is_ok());
+        layer[3] = MAX_LAYER + 1;
+        assert_eq!(
+            FrameHeader::parse(&layer),
+            Err(MediaFrameError::UnknownLayer(MAX_LAYER + 1))
+        );
     }
 
     #[test]
@@ -379,11 +450,21 @@ mod tests {
             KeyframeRequest {
                 track: 0,
                 publisher_participant_id: String::new(),
+                layer: Some(1),
             },
         ));
         let bytes = encode_server(&tell).unwrap();
         let (body, _) = split_frame(&bytes).unwrap().unwrap();
         assert_eq!(decode_server(body).unwrap(), tell.payload.unwrap());
+        let choose = MediaClientMessage::new(media_client_message::Payload::SetLayer(SetLayer {
+            publisher_participant_id: "p".into(),
+            track: 1,
+            max_layer: 0,
+            highest: false,
+        }));
+        let bytes = encode_client(&choose).unwrap();
+        let (body, _) = split_frame(&bytes).unwrap().unwrap();
+        assert_eq!(decode_client(body).unwrap(), choose.payload.unwrap());
         assert!(decode_client(b"\xff\xff\xff\xff").is_err());
         let v2 = MediaClientMessage {
             version: 2,

@@ -420,6 +420,7 @@ fn encode(told: RelayControl, side: Side) -> Result<Vec<u8>, FrameError> {
                 media_server_message::Payload::KeyframeRequest(KeyframeRequest {
                     track: u32::from(track),
                     publisher_participant_id: publisher.to_string(),
+                    layer: None,
                 }),
             ))
         }
@@ -485,6 +486,9 @@ fn decode_from_opener(body: &[u8]) -> Result<RelayControl, FrameError> {
         media_client_message::Payload::PublisherLeft(left) => {
             participant_of(&left.participant_id).map(RelayControl::Left)
         }
+        media_client_message::Payload::SetLayer(_) => Err(FrameError::Malformed(
+            "SetLayer is said by participants only".to_owned(),
+        )),
     }
 }
 
@@ -512,6 +516,7 @@ mod tests {
             media_server_message::Payload::KeyframeRequest(KeyframeRequest {
                 track: 1,
                 publisher_participant_id: p.to_string(),
+                layer: None,
             }),
         ))
         .unwrap();
@@ -534,6 +539,7 @@ mod tests {
             media_server_message::Payload::KeyframeRequest(KeyframeRequest {
                 track: 1,
                 publisher_participant_id: String::new(),
+                layer: None,
             }),
         ))
         .unwrap();

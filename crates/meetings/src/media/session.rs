@@ -6,6 +6,13 @@
 //! shared (one allocation) by every subscriber's queue. Queues are filled with
 //! `try_send`: a full one never makes a publisher wait; the frame is dropped for that
 //! subscriber, and so is the rest of that (publisher, track) until its next key frame.
+//!
+//! Simulcast: a video frame's `layer` is recorded per (publisher, track) in the room
+//! (the layers it sends), and each participant receives one layer of it, the one it
+//! chose with `SetLayer` or else the highest sent ([`Choice`]); it changes layer only at
+//! a key frame of the new one (asked for when the choice changes). A relay receives
+//! every layer, each dropped separately when it falls behind (its drop keys are
+//! [`lane`]s).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -80,6 +87,40 @@ impl Closer {
 /// A frame on its way to a subscriber: the publisher's id, then its bytes.
 pub(super) type Forwarded = Arc<Vec<u8>>;
 
+/// Which layer of one (publisher, video track) a participant receives.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Choice {
+    /// The highest layer it wants (`SetLayer`); `None`: the highest sent.
+    max: Option<u8>,
+    /// The layer it receives now; `None` before the first frame.
+    current: Option<u8>,
+    /// A key frame of the layer it waits to switch to has been asked for.
+    asked: bool,
+}
+
+/// The layer chosen among those set in `sent` (bit `l`: layer `l` is sent): the highest
+/// at most `max` (the highest of all without one), else the lowest sent; `None` when
+/// nothing was sent yet.
+fn pick(sent: u8, max: Option<u8>) -> Option<u8> {
+    if sent == 0 {
+        return None;
+    }
+    let limit = max.unwrap_or(proto::MAX_LAYER).min(proto::MAX_LAYER);
+    let below = sent & (u8::MAX >> (proto::MAX_LAYER - limit));
+    let bit = if below == 0 {
+        sent.trailing_zeros()
+    } else {
+        u8::BITS - 1 - below.leading_zeros()
+    };
+    u8::try_from(bit).ok()
+}
+
+/// The drop key of (track, layer) for a relay, which receives every layer: the track in
+/// the low two bits, the layer above (layer 0's lane is the track itself).
+fn lane(track: u8, layer: u8) -> u8 {
+    track | (layer << 2)
+}
+
 /// A participant connected to the handler: a subscriber of everybody else and a
 /// publisher of its own tracks.
 pub(super) struct Member {
@@ -93,6 +134,8 @@ pub(super) struct Member {
     published: AtomicU8,
     /// The streams it receives, as recorded in `participant:{id}:subscriptions`.
     subscriptions: Arc<Subscriptions>,
+    /// The layer it receives of each (publisher, video track).
+    layers: Mutex<HashMap<(ParticipantId, u8), Choice>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,11 +147,13 @@ impl Member {
         lock(&self.dropping)
     }
 
-    /// Asks this participant (a publisher) for a key frame on `track`.
-    fn ask_keyframe(&self, track: u8) {
+    /// Asks this participant (a publisher) for a key frame on `track` (on `layer` only,
+    /// or on every layer).
+    fn ask_keyframe(&self, track: u8, layer: Option<u8>) {
         let ask = MediaServerMessage::new(Out::KeyframeRequest(KeyframeRequest {
             track: u32::from(track),
             publisher_participant_id: String::new(),
+            layer: layer.map(u32::from),
         }));
         // A full queue already holds requests: this one is not needed.
         let _ = self.control.try_send(ask);
@@ -116,6 +161,47 @@ impl Member {
 
     fn tracks(&self) -> impl Iterator<Item = u8> {
         tracks_of(self.published.load(Ordering::Relaxed))
+    }
+
+    /// The layer of (publisher, track) this subscriber receives, else the one it waits
+    /// for (`sent`: the layers sent); `None` before any.
+    fn layer_of(&self, key: (ParticipantId, u8), sent: u8) -> Option<u8> {
+        let choice = lock(&self.layers).get(&key).copied().unwrap_or_default();
+        choice.current.or_else(|| pick(sent, choice.max))
+    }
+
+    /// Whether this subscriber takes a video frame of `key` on `layer` (`sent`: the
+    /// layers sent, this one included): the layer it receives, or the key frame of the
+    /// one it switches to. The first frame of the layer it wants that it cannot take yet
+    /// sets `ask` to that layer (a key frame of it is to be asked for).
+    fn takes(
+        &self,
+        key: (ParticipantId, u8),
+        layer: u8,
+        is_key: bool,
+        sent: u8,
+        ask: &mut Option<u8>,
+    ) -> bool {
+        let mut layers = lock(&self.layers);
+        let choice = layers.entry(key).or_default();
+        if choice.current == Some(layer) {
+            return true;
+        }
+        if pick(sent, choice.max) != Some(layer) {
+            return false;
+        }
+        // The first frame, or the key frame of the new layer: take it from here on (a
+        // participant joining late still waits for its key frame, see `dropping`).
+        if choice.current.is_none() || is_key {
+            choice.current = Some(layer);
+            choice.asked = false;
+            return true;
+        }
+        if !choice.asked {
+            choice.asked = true;
+            *ask = Some(layer);
+        }
+        false
     }
 }
 
@@ -164,7 +250,7 @@ impl Relay {
         (relay, frames_rx, control_rx)
     }
 
-    /// Asks the other handler for a key frame of `publisher` on `track`.
+    /// Asks the other handler for a key frame of `publisher` on `track` (on every layer).
     fn ask_keyframe(&self, publisher: ParticipantId, track: u8) {
         // A full queue already holds requests: this one is not needed.
         let _ = self
@@ -204,11 +290,27 @@ pub(super) enum RelayControl {
 struct Room {
     members: HashMap<ParticipantId, Arc<Member>>,
     relays: Vec<Arc<Relay>>,
+    /// The layers each (publisher, video track) sends, here or behind a relay: bit `l`
+    /// set once a frame of layer `l` was seen.
+    layers: Mutex<HashMap<(ParticipantId, u8), u8>>,
 }
 
 impl Room {
     fn is_empty(&self) -> bool {
         self.members.is_empty() && self.relays.is_empty()
+    }
+
+    /// The layers (publisher, track) sends, as bits.
+    fn sent(&self, key: (ParticipantId, u8)) -> u8 {
+        lock(&self.layers).get(&key).copied().unwrap_or(0)
+    }
+
+    /// Forgets the layers of `publisher`, gone, and every choice of them.
+    fn forget(&self, publisher: ParticipantId) {
+        lock(&self.layers).retain(|(p, _), _| *p != publisher);
+        for member in self.members.values() {
+            lock(&member.layers).retain(|(p, _), _| *p != publisher);
+        }
     }
 }
 
@@ -326,7 +428,7 @@ impl Rooms {
                     if track != proto::TRACK_AUDIO {
                         dropping.insert((*id, track));
                     }
-                    publisher.ask_keyframe(track);
+                    publisher.ask_keyframe(track, None);
                 }
             }
             for relay in &room.relays {
@@ -354,6 +456,7 @@ impl Rooms {
                 .is_some_and(|m| Arc::ptr_eq(m, member))
             {
                 room.members.remove(&participant);
+                room.forget(participant);
                 if member.tracks().next().is_some() {
                     for relay in &room.relays {
                         relay.publisher_left(participant);
@@ -399,9 +502,12 @@ impl Rooms {
             for (id, publisher) in &room.members {
                 for track in publisher.tracks() {
                     if track != proto::TRACK_AUDIO {
-                        dropping.insert((*id, track));
+                        let sent = room.sent((*id, track)).max(1);
+                        for layer in (0..=proto::MAX_LAYER).filter(|l| sent & (1 << l) != 0) {
+                            dropping.insert((*id, lane(track, layer)));
+                        }
                     }
-                    publisher.ask_keyframe(track);
+                    publisher.ask_keyframe(track, None);
                 }
             }
         }
@@ -413,6 +519,9 @@ impl Rooms {
         let mut rooms = self.write();
         if let Some(room) = rooms.get_mut(&meeting) {
             room.relays.retain(|r| !Arc::ptr_eq(r, relay));
+            for publisher in lock(&relay.remote).keys() {
+                room.forget(*publisher);
+            }
             // Its publishers are out of reach: nobody here receives them any more.
             if self.books.is_some() {
                 for (publisher, published) in lock(&relay.remote).iter() {
@@ -450,6 +559,7 @@ impl Rooms {
         let Some(room) = rooms.get(&meeting) else {
             return;
         };
+        room.forget(publisher);
         for (id, member) in &room.members {
             let mut dropping = member.dropping();
             for track in tracks_of(published) {
@@ -534,12 +644,23 @@ impl Rooms {
             }
         }
         let key = (publisher, header.track);
+        let video = header.track != proto::TRACK_AUDIO;
+        let sent = if video {
+            let mut layers = lock(&room.layers);
+            let sent = layers.entry(key).or_insert(0);
+            *sent |= 1 << header.layer;
+            *sent
+        } else {
+            0
+        };
         let stream = self
             .books
             .as_ref()
             .map(|_| track_stream_id(publisher, header.track));
         let mut done = Forwarding::default();
         let mut behind = false;
+        // Layers a subscriber waits to switch to (bits): their key frames are asked for.
+        let mut switching = 0u8;
         let mut tally = |offered: Option<bool>| match offered {
             Some(true) => done.queued += 1,
             Some(false) => done.skipped += 1,
@@ -548,6 +669,16 @@ impl Rooms {
         for (id, member) in &room.members {
             if *id == publisher {
                 continue;
+            }
+            if video {
+                let mut ask = None;
+                let takes = member.takes(key, header.layer, header.is_key(), sent, &mut ask);
+                if let Some(layer) = ask {
+                    switching |= 1 << layer;
+                }
+                if !takes {
+                    continue;
+                }
             }
             let offered = offer(
                 &member.dropping,
@@ -573,11 +704,12 @@ impl Rooms {
             tally(offered);
         }
         if via.is_none() {
+            let lane = (publisher, lane(header.track, header.layer));
             for relay in &room.relays {
                 tally(offer(
                     &relay.dropping,
                     &relay.frames,
-                    key,
+                    lane,
                     header.is_key(),
                     frame,
                     &mut behind,
@@ -585,13 +717,71 @@ impl Rooms {
             }
         }
         if behind {
+            switching |= 1 << header.layer;
+        }
+        if switching != 0 {
             match (source, via) {
-                (Some(source), _) => source.ask_keyframe(header.track),
+                (Some(source), _) => {
+                    for layer in (0..=proto::MAX_LAYER).filter(|l| switching & (1 << l) != 0) {
+                        source.ask_keyframe(header.track, Some(layer));
+                    }
+                }
                 (None, Some(via)) => via.ask_keyframe(publisher, header.track),
                 (None, None) => {}
             }
         }
         done
+    }
+
+    /// `subscriber` (its `member`) of `meeting` chooses the layers of `publisher`'s
+    /// `track` it receives: at most `max`, or (`None`) the highest sent. When that is
+    /// not the layer it receives now, the publisher is asked for a key frame of it.
+    fn set_layer(
+        &self,
+        meeting: MeetingId,
+        member: &Member,
+        publisher: ParticipantId,
+        track: u8,
+        max: Option<u8>,
+    ) {
+        let key = (publisher, track);
+        let rooms = self.read();
+        let sent = rooms.get(&meeting).map_or(0, |room| room.sent(key));
+        let ask = {
+            let mut layers = lock(&member.layers);
+            let choice = layers.entry(key).or_default();
+            choice.max = max;
+            choice.asked = false;
+            match (choice.current, pick(sent, max)) {
+                (Some(current), Some(wanted)) if current != wanted => {
+                    choice.asked = true;
+                    Some(wanted)
+                }
+                _ => None,
+            }
+        };
+        drop(rooms);
+        if let Some(layer) = ask {
+            self.request_keyframe_layer(meeting, publisher, track, false, Some(layer));
+        }
+    }
+
+    /// The layer of (publisher, track) `member` receives or waits for in `meeting`.
+    fn layer_for(
+        &self,
+        meeting: MeetingId,
+        member: &Member,
+        publisher: ParticipantId,
+        track: u8,
+    ) -> Option<u8> {
+        if track == proto::TRACK_AUDIO {
+            return None;
+        }
+        let rooms = self.read();
+        let sent = rooms
+            .get(&meeting)
+            .map_or(0, |room| room.sent((publisher, track)));
+        member.layer_of((publisher, track), sent)
     }
 
     /// Asks `publisher` of `meeting` for a key frame on `track` (for a subscriber): of
@@ -605,12 +795,25 @@ impl Rooms {
         track: u8,
         relayed: bool,
     ) -> bool {
+        self.request_keyframe_layer(meeting, publisher, track, relayed, None)
+    }
+
+    /// [`Rooms::request_keyframe`] on `layer` only (`None`: every layer); across a relay
+    /// it is asked on every layer.
+    fn request_keyframe_layer(
+        &self,
+        meeting: MeetingId,
+        publisher: ParticipantId,
+        track: u8,
+        relayed: bool,
+        layer: Option<u8>,
+    ) -> bool {
         let rooms = self.read();
         let Some(room) = rooms.get(&meeting) else {
             return false;
         };
         if let Some(member) = room.members.get(&publisher) {
-            member.ask_keyframe(track);
+            member.ask_keyframe(track, layer);
             return true;
         }
         if relayed {
@@ -688,6 +891,7 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
         dropping: Mutex::new(HashSet::new()),
         published: AtomicU8::new(0),
         subscriptions: Arc::default(),
+        layers: Mutex::default(),
     });
     shared.rooms.enter(meeting, me, member.clone());
     shared.relay_wake.notify_one();
@@ -715,13 +919,39 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
                     let track = u8::try_from(ask.track).ok().filter(|t| *t <= proto::MAX_TRACK);
                     match (publisher, track) {
                         (Ok(publisher), Some(track)) => {
-                            if !shared.rooms.request_keyframe(meeting, publisher, track, false) {
+                            let layer = shared.rooms.layer_for(meeting, &member, publisher, track);
+                            if !shared.rooms.request_keyframe_layer(
+                                meeting, publisher, track, false, layer,
+                            ) {
                                 tracing::debug!(%publisher, "keyframe asked of a publisher not here");
                             }
                         }
                         _ => break Close::protocol(
                             "invalid_message",
                             "RequestKeyframe needs a participant id and a track of 0 to 2",
+                        ),
+                    }
+                }
+                Some(Ok(In::SetLayer(choose))) => {
+                    let publisher = ParticipantId::parse(&choose.publisher_participant_id);
+                    let track = u8::try_from(choose.track)
+                        .ok()
+                        .filter(|t| *t != proto::TRACK_AUDIO && *t <= proto::MAX_TRACK);
+                    let max = u8::try_from(choose.max_layer)
+                        .ok()
+                        .filter(|l| *l <= proto::MAX_LAYER);
+                    match (publisher, track, max) {
+                        (Ok(publisher), Some(track), Some(max)) => {
+                            let max = (!choose.highest).then_some(max);
+                            shared.rooms.set_layer(meeting, &member, publisher, track, max);
+                        }
+                        _ => break Close::protocol(
+                            "invalid_message",
+                            format!(
+                                "SetLayer needs a participant id, a video track (1 or 2) and a \
+                                 max_layer of 0 to {}",
+                                proto::MAX_LAYER
+                            ),
                         ),
                     }
                 }
@@ -864,6 +1094,7 @@ mod tests {
             dropping: Mutex::new(HashSet::new()),
             published: AtomicU8::new(0),
             subscriptions: Arc::default(),
+            layers: Mutex::default(),
         });
         (member, frames_rx, control_rx)
     }
@@ -949,6 +1180,74 @@ mod tests {
         }
         assert_eq!(fast_got, 5, "the fast one got every frame");
         assert_eq!(rooms.load(), (3, 2));
+    }
+
+    #[test]
+    fn the_layer_picked_is_the_highest_sent_up_to_the_choice_else_the_lowest() {
+        assert_eq!(pick(0, None), None);
+        assert_eq!(pick(0b011, None), Some(1));
+        assert_eq!(pick(0b011, Some(0)), Some(0));
+        assert_eq!(pick(0b101, Some(1)), Some(0));
+        assert_eq!(pick(0b110, Some(0)), Some(1));
+        assert_eq!(pick(0b1000_0001, None), Some(7));
+        assert_eq!(pick(0b1000_0001, Some(proto::MAX_LAYER)), Some(7));
+        assert_eq!(lane(proto::TRACK_CAMERA, 0), proto::TRACK_CAMERA);
+        assert_ne!(lane(proto::TRACK_CAMERA, 1), lane(proto::TRACK_SCREEN, 0));
+    }
+
+    #[test]
+    fn a_subscriber_changes_layer_only_at_a_key_frame_of_the_new_one() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, low, relay_peer) = (
+            ParticipantId::random(),
+            ParticipantId::random(),
+            "peer".to_owned(),
+        );
+        let (pm, _p_frames, mut p_control) = member(8);
+        let (lm, mut l_frames, _l_control) = member(64);
+        rooms.enter(meeting, p, pm);
+        rooms.enter(meeting, low, lm.clone());
+        let (relay, mut r_frames, _r_control) = Relay::new(relay_peer, 64);
+        rooms.attach_relay(meeting, relay);
+        let layered = |layer: u8, key: bool| FrameHeader {
+            layer,
+            ..header(1, key)
+        };
+        let frame = Arc::new(vec![0u8; 20]);
+        rooms.set_layer(meeting, &lm, p, 1, Some(0));
+        rooms.forward(meeting, p, &layered(0, true), &frame);
+        rooms.forward(meeting, p, &layered(1, true), &frame);
+        rooms.forward(meeting, p, &layered(1, false), &frame);
+        rooms.forward(meeting, p, &layered(0, false), &frame);
+        let mut got = 0;
+        while l_frames.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 2, "layer 0 only");
+        let mut relayed = 0;
+        while r_frames.try_recv().is_ok() {
+            relayed += 1;
+        }
+        assert_eq!(relayed, 4, "a relay carries every layer");
+        // Up: the publisher is asked for layer 1's key frame; layer 0 goes on until it.
+        rooms.set_layer(meeting, &lm, p, 1, None);
+        let ask = std::iter::from_fn(|| p_control.try_recv().ok())
+            .filter_map(|m| match m.payload {
+                Some(Out::KeyframeRequest(k)) => Some(k),
+                _ => None,
+            })
+            .last()
+            .unwrap();
+        assert_eq!((ask.track, ask.layer), (1, Some(1)));
+        let done = rooms.forward(meeting, p, &layered(1, false), &frame);
+        assert_eq!(done.queued, 1, "the relay only");
+        rooms.forward(meeting, p, &layered(0, false), &frame);
+        assert!(l_frames.try_recv().is_ok(), "layer 0 until the key frame");
+        rooms.forward(meeting, p, &layered(1, true), &frame);
+        rooms.forward(meeting, p, &layered(0, false), &frame);
+        let frames: Vec<_> = std::iter::from_fn(|| l_frames.try_recv().ok()).collect();
+        assert_eq!(frames.len(), 1, "layer 1 from its key frame on");
     }
 
     #[test]

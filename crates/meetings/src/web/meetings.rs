@@ -847,7 +847,7 @@ mod tests {
         let refused = MeetingKey::parse("no-such-thing").unwrap_err();
         assert_eq!(
             (refused.status, refused.code),
-            (StatusCode::NOT_FOUND, "ApiError::meeting_not_found")
+            (StatusCode::NOT_FOUND, "meeting_not_found")
         );
     }
 

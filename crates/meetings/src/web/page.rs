@@ -17,11 +17,14 @@
 //!   tile (`data-participant` = the participant's id, `data-frames-decoded` = video
 //!   frames decoded so far), removed on `ParticipantLeft`; `MuteChanged` shows on it;
 //! - with a media grant in the `JoinResponse` (field 7) it captures the camera and the
-//!   microphone, encodes them with WebCodecs (VP8, Opus) and sends each frame on its own
-//!   unidirectional stream to the media handler, and decodes what the handler forwards
-//!   into the other participants' tiles (the media wire contract v1), highlighting the
-//!   loudest as the active speaker. It does not encrypt frames yet, so in a meeting with
-//!   `enable_e2e_encryption` it captures and sends nothing and says so on the page;
+//!   microphone, encodes them with WebCodecs (VP8 as two simulcast layers, full and
+//!   quarter size; Opus) and sends each frame on its own unidirectional stream to the
+//!   media handler, and decodes what the handler forwards into the other participants'
+//!   tiles (the media wire contract v1), each tile asking for the small layer while it
+//!   is under 320 px wide (`data-layer` shows the one it receives), highlighting the
+//!   loudest as the active speaker. In a meeting with `enable_e2e_encryption` every
+//!   frame is encrypted before it leaves the page (AES-GCM under sender keys the
+//!   participants exchange through the controller) and the page shows a safety code;
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
 //!   controller, ...) is said on the page, in words.
 //!

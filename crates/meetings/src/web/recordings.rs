@@ -25,11 +25,11 @@ use utoipa::{IntoParams, ToSchema};
 use web::access::{Access, Caller, Routes};
 
 use super::{ApiError, ErrorBody};
+use crate::Repo;
 use crate::auth::{Auth, Authenticated, DISCORD, Scope};
 use crate::domain::{MeetingCode, MeetingId, RecordingId, RecordingStatus, UserId};
 use crate::recording::{self, DOWNLOAD_PATH, Recorder, RecordingError, refusal_message};
 use crate::repo::{Meeting, Recording, RecordingRefusal};
-use crate::Repo;
 
 /// `POST`: start; `GET`: list.
 pub const RECORDINGS_PATH: &str = "/api/v1/meetings/{id}/recordings";
