@@ -515,3 +515,63 @@ async fn quick_commands_are_answered_while_fifty_heavy_ones_are_in_flight() {
     );
     drop(bot);
 }
+
+#[tokio::test]
+async fn totals_flags_and_game_systems_reach_discord() {
+    let (w, bot, _dir) = start().await;
+    let roll = |expression: &'static str| {
+        let w = &w;
+        async move {
+            let reply = w
+                .run(
+                    w.demo.alice,
+                    "roll",
+                    json!([{"name": "expression", "value": expression}]),
+                )
+                .await;
+            assert!(!reply.ephemeral, "{expression}: {reply:?}");
+            content(&reply).to_owned()
+        }
+    };
+
+    // Six rolls of 4d6: each shown, then their sum.
+    let six = roll("6 4d6").await;
+    let totals: Vec<i64> = (1..=6)
+        .map(|i| {
+            let line = six
+                .lines()
+                .find(|l| l.contains(&format!("#{i}")))
+                .unwrap_or_else(|| panic!("result #{i} in {six}"));
+            line.rsplit('=')
+                .next()
+                .unwrap()
+                .trim_matches(|c| c == '*' || c == '`' || c == ' ')
+                .parse()
+                .unwrap_or_else(|e| panic!("{line}: {e}\n{six}"))
+        })
+        .collect();
+    let total_line = six.lines().find(|l| l.contains("Total")).expect("a total");
+    let total: i64 = total_line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_matches(|c| c == '*' || c == '`' || c == ' ')
+        .parse()
+        .unwrap_or_else(|e| panic!("{total_line}: {e}"));
+    assert_eq!(total, totals.iter().sum::<i64>(), "{six}");
+
+    // `;`-separated rolls are summed too.
+    assert!(roll("1d20+5; 2d6+3").await.contains("Total"));
+    // `+d20` is advantage: two d20, the better kept.
+    assert!(roll("+d20").await.contains("2d20kh1"));
+    // Game systems: Cypher against three times the difficulty, AGE's drama die,
+    // Genesys narrative dice netted.
+    assert!(roll("cs4").await.contains(">= 12"));
+    assert!(roll("age").await.contains("drama die"));
+    let narrative = roll("gen 2a1p 2d1c").await;
+    assert!(
+        narrative.contains("success") || narrative.contains("failure"),
+        "{narrative}"
+    );
+    bot.stop().await;
+}
