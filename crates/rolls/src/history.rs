@@ -1,5 +1,8 @@
 //! Roll ids: every roll, in Discord and over REST, is recorded so a disputed roll can
-//! be looked up and replayed.
+//! be looked up and replayed: `/roll`, `/saved use` and `GET /api/rolls/roll`
+//! ([`RecordedRollOp`]), and the combat tracker's initiative, damage, healing and
+//! concentration saves ([`RollLog`], its ids on the reply's last line). Initiative
+//! rerolled at the top of a round is not recorded (one per combatant each round).
 //!
 //! A roll gets a random 64-bit seed and is rolled with the dice crate's seeded
 //! generator (`dice::Rng::seeded`); it gets a short id, 8 characters of Crockford's
@@ -190,6 +193,110 @@ impl RecordedRoll {
     }
 }
 
+/// `roll_{id}` set to `record` for [`schema::ROLL_TTL_SECS`].
+fn put_record(writes: &mut Writes, record: &RollRecord) -> Result<(), RollsError> {
+    let key = schema::roll_key(&record.id);
+    let json = serde_json::to_string(record).map_err(|e| {
+        store::StorageError::corrupt(&key, format!("cannot be written as JSON: {e}"))
+    })?;
+    writes.set_ex(&key, json, schema::ROLL_TTL_SECS);
+    Ok(())
+}
+
+/// The rolls an operation makes besides `/roll` (the combat tracker's initiative,
+/// damage, healing and concentration saves), each under an id of its own, recorded
+/// with the operation's commit ([`RollLog::write_into`]), so they are checked and
+/// replayed like any roll. Made afresh for each attempt of the operation.
+#[derive(Debug)]
+pub struct RollLog {
+    user: UserId,
+    channel: Option<ChannelId>,
+    time: String,
+    records: std::sync::Mutex<Vec<RollRecord>>,
+}
+
+impl RollLog {
+    /// Rolls by `user` in `channel` at `at`.
+    pub fn new(user: UserId, channel: Option<ChannelId>, at: DateTime<Utc>) -> RollLog {
+        RollLog {
+            user,
+            channel,
+            time: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            records: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Rolls `expression` on the dice pool with a fresh seed and records it.
+    pub async fn roll(
+        &self,
+        pool: &crate::pool::DicePool,
+        expression: &str,
+    ) -> Result<RollModel, RollsError> {
+        let mut fresh = dice::Rng::from_random_state();
+        let seed = fresh.next_u64();
+        let id = new_id(&mut fresh);
+        let owned = expression.to_owned();
+        let roll = pool
+            .roll(move || {
+                let outcome = dice::roll(&owned, &mut dice::Rng::seeded(seed))
+                    .map_err(|e| RollsError::dice(&owned, &e))?;
+                Ok::<_, RollsError>(RollModel::new(&owned, outcome))
+            })
+            .await??;
+        let record = RollRecord {
+            id,
+            input: expression.to_owned(),
+            expression: expression.to_owned(),
+            seed,
+            time: self.time.clone(),
+            user: self.user,
+            channel: self.channel,
+            mode: RollMode::Public,
+            total: total_json(roll.total),
+            result: roll.text.clone(),
+            check: roll.check,
+            gm: Vec::new(),
+        };
+        if let Ok(mut records) = self.records.lock() {
+            records.push(record);
+        }
+        Ok(roll)
+    }
+
+    /// The ids of the rolls so far, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.records
+            .lock()
+            .map(|r| r.iter().map(|r| r.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// `message` with a last line naming the ids of the rolls, if any.
+    pub fn noted(&self, message: String) -> String {
+        let ids = self.ids();
+        if ids.is_empty() {
+            return message;
+        }
+        let ids = ids
+            .iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let label = if ids.contains(',') {
+            "roll ids"
+        } else {
+            "roll id"
+        };
+        format!("{message}\n-# {label} {ids}")
+    }
+
+    /// A `roll_{id}` write for each roll.
+    pub fn write_into(&self, writes: &mut Writes) -> Result<(), RollsError> {
+        let records = self.records.lock().map(|r| r.clone()).unwrap_or_default();
+        records.iter().try_for_each(|r| put_record(writes, r))
+    }
+}
+
 fn total_json(total: dice::Num) -> serde_json::Value {
     serde_json::to_value(total).unwrap_or(serde_json::Value::Null)
 }
@@ -249,12 +356,8 @@ impl Operation for RecordedRollOp {
                 self.gm.clone()
             },
         };
-        let key = schema::roll_key(&id);
-        let json = serde_json::to_string(&record).map_err(|e| {
-            store::StorageError::corrupt(&key, format!("cannot be written as JSON: {e}"))
-        })?;
         let mut writes = Writes::new();
-        writes.set_ex(&key, json, schema::ROLL_TTL_SECS);
+        put_record(&mut writes, &record)?;
         Ok(Plan {
             guard: None,
             writes,

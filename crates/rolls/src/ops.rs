@@ -584,6 +584,7 @@ impl InitOp {
 /// rolled)`; `default` is rolled when `roll` is empty.
 async fn initiative(
     dice: &DicePool,
+    log: &crate::history::RollLog,
     roll: Option<&str>,
     default: &str,
 ) -> Result<(i64, String, Option<String>), RollsError> {
@@ -596,16 +597,12 @@ async fn initiative(
         }
         _ => default.to_owned(),
     };
-    dice.roll(move || {
-        let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
-            .map_err(|e| RollsError::dice(&expression, &e))?;
-        let value = outcome
-            .total()
-            .as_int()
-            .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
-        Ok((value, outcome.render_markdown(), Some(expression)))
-    })
-    .await?
+    let rolled = log.roll(dice, &expression).await?;
+    let value = rolled
+        .total
+        .as_int()
+        .ok_or_else(|| RollsError::refused("An initiative must be a whole number."))?;
+    Ok((value, rolled.markdown, Some(expression)))
 }
 
 impl Operation for InitOp {
@@ -622,6 +619,9 @@ impl Operation for InitOp {
         let read = repo.tracker(channel).await?;
         let mut tracker = read.value;
         let mut said = combat::Said::default();
+        // The rolls this request makes (initiative, damage, healing, saves), recorded
+        // under ids like `/roll`'s. Rerolls at the top of a round are not.
+        let mut rolls: Option<crate::history::RollLog> = None;
         let message = match self {
             InitOp::Get { .. } => String::new(),
             InitOp::Join {
@@ -645,8 +645,10 @@ impl Operation for InitOp {
                         None => (domain::clean_name(display_name)?, plain()),
                     },
                 };
-                let (value, how, rolled) =
-                    initiative(env.dice, roll.as_deref(), &expression).await?;
+                let (value, how, rolled) = {
+                    let log = rolls.insert(crate::history::RollLog::new(*user, Some(channel), at));
+                    initiative(env.dice, log, roll.as_deref(), &expression).await?
+                };
                 // Joining again keeps what the fight knows about the combatant.
                 let mut kept = tracker
                     .entries
@@ -681,9 +683,14 @@ impl Operation for InitOp {
                 "Initiative was reset.".to_owned()
             }
             InitOp::Combat { user, action, .. } => {
-                said = combat::apply(env, &mut tracker, *user, action).await?;
+                let log = rolls.insert(crate::history::RollLog::new(*user, Some(channel), at));
+                said = combat::apply(env, log, &mut tracker, *user, action).await?;
                 said.message.clone()
             }
+        };
+        let message = match &rolls {
+            Some(log) => log.noted(message),
+            None => message,
         };
         let model = TrackerModel {
             channel,
@@ -706,6 +713,9 @@ impl Operation for InitOp {
         }
         let mut writes = Writes::new();
         put_tracker(&mut writes, channel, &tracker, at)?;
+        if let Some(log) = &rolls {
+            log.write_into(&mut writes)?;
+        }
         Ok(Plan {
             guard: Some((schema::init_key(channel), read.raw)),
             writes,

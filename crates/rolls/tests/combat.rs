@@ -701,3 +701,65 @@ async fn characters_take_initiative_expressions_and_import_feyres() {
     assert_eq!(doc["characters"]["Old"], json!({"initiative_modifier": 2}));
     bot.stop().await;
 }
+
+/// The id on the last line of a reply (`-# roll id `X``), if any.
+fn roll_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .rfind(|l| l.starts_with("-# roll id"))
+        .map(|l| l.split('`').skip(1).step_by(2).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_trackers_rolls_have_ids_that_replay_exactly() {
+    let (w, bot, _dir) = start().await;
+    let (alice, bob) = (w.demo.alice, w.demo.bob);
+    let joined = init(&w, alice, "join", &[("roll", json!("1d20+2"))]).await;
+    let ids = roll_ids(content(&joined));
+    assert_eq!(ids.len(), 1, "{joined:?}");
+    // A number is not a roll: no id.
+    let fixed = init(&w, bob, "add", &[("name", json!("ogre hp:30 init:9"))]).await;
+    assert!(roll_ids(content(&fixed)).is_empty(), "{fixed:?}");
+    let hit = init(
+        &w,
+        bob,
+        "damage",
+        &[("name", json!("ogre")), ("amount", json!("2d6+3"))],
+    )
+    .await;
+    let damage = roll_ids(content(&hit));
+    assert_eq!(damage.len(), 1, "{hit:?}");
+
+    for (id, expression) in [(&ids[0], "1d20+2"), (&damage[0], "2d6+3")] {
+        let mut conn = w.redis.conn();
+        let raw: String = conn.get(format!("roll_{id}")).await.expect("recorded");
+        let record: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(record["expression"], expression, "{record}");
+        let ttl: i64 = conn.ttl(format!("roll_{id}")).await.unwrap();
+        assert!(ttl > 29 * 24 * 3600, "kept 30 days: {ttl}");
+        let check = run(
+            &w,
+            alice,
+            "roll-check",
+            json!([{"name": "id", "value": id}]),
+        )
+        .await;
+        let text = content(&check);
+        assert!(text.contains(expression), "{text}");
+        assert!(
+            text.contains("Replayed with its seed: the same result."),
+            "the check replays the seed: {text}"
+        );
+    }
+    // The damage taken is the recorded roll's total.
+    let mut conn = w.redis.conn();
+    let raw: String = conn.get(format!("roll_{}", damage[0])).await.unwrap();
+    let total = serde_json::from_str::<Value>(&raw).unwrap()["total"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        content(&hit).contains(&format!("takes {total} damage")),
+        "{hit:?}"
+    );
+    bot.stop().await;
+}

@@ -7,6 +7,7 @@
 use crate::RollsError;
 use crate::domain::combat::{self as rules, AddSpec, Rerolls, TurnReport};
 use crate::domain::{Tracker, UserId};
+use crate::history::RollLog;
 use crate::ops::Env;
 use crate::pool::DicePool;
 
@@ -108,22 +109,23 @@ impl Said {
 }
 
 /// A rolled expression: its whole-number total and its rendering.
-async fn roll(dice: &DicePool, expression: &str) -> Result<(i64, String), RollsError> {
-    let expression = expression.trim().to_owned();
+/// Recorded in `log` under a roll id.
+async fn roll(
+    dice: &DicePool,
+    log: &RollLog,
+    expression: &str,
+) -> Result<(i64, String), RollsError> {
+    let expression = expression.trim();
     if expression.is_empty() {
         return Err(RollsError::refused(
             "Give an amount or a dice expression, e.g. `2d6+3`.",
         ));
     }
-    dice.roll(move || {
-        let outcome = dice::roll(&expression, &mut dice::Rng::from_random_state())
-            .map_err(|e| RollsError::dice(&expression, &e))?;
-        let value = outcome.total().as_int().ok_or_else(|| {
-            RollsError::refused(format!("`{expression}` must come to a whole number."))
-        })?;
-        Ok((value, outcome.render_markdown()))
-    })
-    .await?
+    let rolled = log.roll(dice, expression).await?;
+    let value = rolled.total.as_int().ok_or_else(|| {
+        RollsError::refused(format!("`{expression}` must come to a whole number."))
+    })?;
+    Ok((value, rolled.markdown))
 }
 
 /// New initiatives for every unit with an expression, rolled in one piece of dice work.
@@ -223,6 +225,7 @@ fn hp_text(tracker: &Tracker, at: usize) -> String {
 /// save modifier is known).
 async fn take_damage(
     env: Env<'_>,
+    log: &RollLog,
     tracker: &mut Tracker,
     at: usize,
     amount: i64,
@@ -253,7 +256,7 @@ async fn take_damage(
         match check.modifier {
             Some(modifier) => {
                 let expression = format!("1d20{modifier:+}");
-                let (total, shown) = roll(env.dice, &expression).await?;
+                let (total, shown) = roll(env.dice, log, &expression).await?;
                 if total >= check.dc {
                     message.push_str(&format!(
                         " Save: {shown} — **success**, concentration holds."
@@ -277,6 +280,7 @@ async fn take_damage(
 /// Runs `action` on `tracker` for `user`.
 pub async fn apply(
     env: Env<'_>,
+    log: &RollLog,
     tracker: &mut Tracker,
     user: UserId,
     action: &CombatAction,
@@ -294,11 +298,11 @@ pub async fn apply(
                 }
                 Some(text) => {
                     let expression = rules::clean_expression(text)?;
-                    let (value, how) = roll(env.dice, &expression).await?;
+                    let (value, how) = roll(env.dice, log, &expression).await?;
                     (value, how, Some(expression))
                 }
                 None => {
-                    let (value, how) = roll(env.dice, "1d20").await?;
+                    let (value, how) = roll(env.dice, log, "1d20").await?;
                     (value, how, Some("1d20".to_owned()))
                 }
             };
@@ -351,7 +355,7 @@ pub async fn apply(
             match value {
                 Some(v) if v.starts_with('-') => {
                     let amount = number(v.trim_start_matches('-'))?;
-                    take_damage(env, tracker, at, amount, "").await
+                    take_damage(env, log, tracker, at, amount, "").await
                 }
                 Some(v) if v.starts_with('+') => {
                     let amount = number(v.trim_start_matches('+'))?;
@@ -372,17 +376,17 @@ pub async fn apply(
         }
         CombatAction::Damage { name, expression } => {
             let at = rules::find(tracker, name)?;
-            let (amount, shown) = roll(env.dice, expression).await?;
+            let (amount, shown) = roll(env.dice, log, expression).await?;
             if amount < 0 {
                 return Err(RollsError::refused(format!(
                     "`{expression}` came to {amount}; damage cannot be negative."
                 )));
             }
-            take_damage(env, tracker, at, amount, &format!(" ({shown})")).await
+            take_damage(env, log, tracker, at, amount, &format!(" ({shown})")).await
         }
         CombatAction::Heal { name, expression } => {
             let at = rules::find(tracker, name)?;
-            let (amount, shown) = roll(env.dice, expression).await?;
+            let (amount, shown) = roll(env.dice, log, expression).await?;
             rules::heal(tracker, at, amount)?;
             let name = &tracker.entries[at].name;
             let text = format!(
