@@ -38,7 +38,7 @@ fn user_of(inv: &Invocation) -> UserId {
 }
 
 /// The one who acted: Discord authenticated them.
-fn caller(inv: &Invocation) -> Authenticated {
+pub(crate) fn caller(inv: &Invocation) -> Authenticated {
     Authenticated::by_discord(inv)
 }
 
@@ -68,19 +68,22 @@ fn channel_of(inv: &Invocation) -> ChannelId {
     inv.channel_id
 }
 
+/// A handler running `f` with the handlers' context, its refusals answered the one way
+/// ([`RollsError::into_handler_error`]).
+pub(crate) fn wrap<F, Fut>(ctx: &Ctx, f: F) -> Arc<dyn Handler>
+where
+    F: Fn(Ctx, Invocation) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response, RollsError>> + Send + 'static,
+{
+    let ctx = ctx.clone();
+    Arc::new(move |inv: Invocation| {
+        let fut = f(ctx.clone(), inv);
+        async move { fut.await.map_err(RollsError::into_handler_error) }
+    })
+}
+
 /// The slash commands with their handlers.
 pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
-    fn wrap<F, Fut>(ctx: &Ctx, f: F) -> Arc<dyn Handler>
-    where
-        F: Fn(Ctx, Invocation) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Response, RollsError>> + Send + 'static,
-    {
-        let ctx = ctx.clone();
-        Arc::new(move |inv: Invocation| {
-            let fut = f(ctx.clone(), inv);
-            async move { fut.await.map_err(RollsError::into_handler_error) }
-        })
-    }
     let expression =
         || OptionSpec::string("expression", "A dice expression, e.g. 4d6kh3").required();
     vec![

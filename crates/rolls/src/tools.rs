@@ -10,26 +10,9 @@ use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response};
 use crate::RollsError;
 use crate::alias::{AliasAction, AliasOp, SavedAction, SavedOp, Scope};
 use crate::chart::ChartedOddsOp;
-use crate::commands::{CUT_NOTE, CUT_ROLL_NOTE, Ctx, fit};
-use crate::domain::Authenticated;
+use crate::commands::{CUT_NOTE, CUT_ROLL_NOTE, Ctx, caller, fit, wrap};
 use crate::gm::{self, GmOp};
 use crate::history::{RecordedRollOp, RollCheckOp, RollMode};
-
-fn caller(inv: &Invocation) -> Authenticated {
-    Authenticated::by_discord(inv)
-}
-
-fn wrap<F, Fut>(ctx: &Ctx, f: F) -> Arc<dyn Handler>
-where
-    F: Fn(Ctx, Invocation) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<Response, RollsError>> + Send + 'static,
-{
-    let ctx = ctx.clone();
-    Arc::new(move |inv: Invocation| {
-        let fut = f(ctx.clone(), inv);
-        async move { fut.await.map_err(RollsError::into_handler_error) }
-    })
-}
 
 /// The `mode` option of `/roll`.
 pub fn mode_option() -> OptionSpec {
