@@ -226,12 +226,29 @@ impl RollLog {
         }
     }
 
-    /// Rolls `expression` on the dice pool with a fresh seed and records it.
+    /// Rolls `expression` on the dice pool with a fresh seed and records it (a
+    /// public roll, typed as it is rolled).
     pub async fn roll(
         &self,
         pool: &crate::pool::DicePool,
         expression: &str,
     ) -> Result<RollModel, RollsError> {
+        let (roll, _, _) = self
+            .roll_as(pool, expression, expression, RollMode::Public, Vec::new())
+            .await?;
+        Ok(roll)
+    }
+
+    /// Rolls `expression` (what `input` became) on the dice pool with a fresh seed and
+    /// records it in `mode`, its result visible to `gm` too: the roll, its id and seed.
+    pub async fn roll_as(
+        &self,
+        pool: &crate::pool::DicePool,
+        input: &str,
+        expression: &str,
+        mode: RollMode,
+        gm: Vec<UserId>,
+    ) -> Result<(RollModel, String, u64), RollsError> {
         let mut fresh = dice::Rng::from_random_state();
         let seed = fresh.next_u64();
         let id = new_id(&mut fresh);
@@ -244,23 +261,23 @@ impl RollLog {
             })
             .await??;
         let record = RollRecord {
-            id,
-            input: expression.to_owned(),
+            id: id.clone(),
+            input: input.to_owned(),
             expression: expression.to_owned(),
             seed,
             time: self.time.clone(),
             user: self.user,
             channel: self.channel,
-            mode: RollMode::Public,
+            mode,
             total: total_json(roll.total),
             result: roll.text.clone(),
             check: roll.check,
-            gm: Vec::new(),
+            gm,
         };
         if let Ok(mut records) = self.records.lock() {
             records.push(record);
         }
-        Ok(roll)
+        Ok((roll, id, seed))
     }
 
     /// The ids of the rolls so far, in order.
@@ -326,38 +343,17 @@ impl Operation for RecordedRollOp {
     ) -> Result<Plan<RecordedRoll>, RollsError> {
         let (mine, server) = books(env, self.user, self.guild).await?;
         let expansion = alias::expand(&self.input, &mine, &server)?;
-        let mut fresh = dice::Rng::from_random_state();
-        let seed = fresh.next_u64();
-        let id = new_id(&mut fresh);
-        let expression = expansion.expression.clone();
-        let roll = env
-            .dice
-            .roll(move || {
-                let outcome = dice::roll(&expression, &mut dice::Rng::seeded(seed))
-                    .map_err(|e| RollsError::dice(&expression, &e))?;
-                Ok::<_, RollsError>(RollModel::new(&expression, outcome))
-            })
-            .await??;
-        let record = RollRecord {
-            id: id.clone(),
-            input: self.input.clone(),
-            expression: expansion.expression,
-            seed,
-            time: at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            user: self.user,
-            channel: self.channel,
-            mode: self.mode,
-            total: total_json(roll.total),
-            result: roll.text.clone(),
-            check: roll.check,
-            gm: if self.mode == RollMode::Public {
-                Vec::new()
-            } else {
-                self.gm.clone()
-            },
+        let log = RollLog::new(self.user, self.channel, at);
+        let gm = if self.mode == RollMode::Public {
+            Vec::new()
+        } else {
+            self.gm.clone()
         };
+        let (roll, id, seed) = log
+            .roll_as(env.dice, &self.input, &expansion.expression, self.mode, gm)
+            .await?;
         let mut writes = Writes::new();
-        put_record(&mut writes, &record)?;
+        log.write_into(&mut writes)?;
         Ok(Plan {
             guard: None,
             writes,
