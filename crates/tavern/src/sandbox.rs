@@ -293,6 +293,8 @@ pub struct DemoMeeting {
     data_dir: PathBuf,
     /// The demo player's Discord id and name: the host of the recordable meeting.
     host: Option<(String, String)>,
+    /// The host's meetings account, once found or made (not asked for at every drawing).
+    host_account: OnceLock<meetings::domain::UserId>,
     repo: OnceLock<meetings::Repo>,
     /// One look-up (and so at most one new meeting) at a time.
     busy: tokio::sync::Mutex<()>,
@@ -304,6 +306,7 @@ impl DemoMeeting {
         DemoMeeting {
             data_dir: data_dir.to_owned(),
             host: None,
+            host_account: OnceLock::new(),
             repo: OnceLock::new(),
             busy: tokio::sync::Mutex::new(()),
         }
@@ -341,12 +344,18 @@ impl DemoMeeting {
             return Ok(None);
         };
         let _busy = self.busy.lock().await;
-        let name = meetings::auth::discord_display_name(id, &[name])
-            .map_err(|e| anyhow::anyhow!("the demo player's name: {}", e.reason))?;
-        let (host, _) = repo
-            .discord_web_account(id, name)
-            .await
-            .context("the demo player's meetings account")?;
+        let host = match self.host_account.get() {
+            Some(host) => *host,
+            None => {
+                let name = meetings::auth::discord_display_name(id, &[name])
+                    .map_err(|e| anyhow::anyhow!("the demo player's name: {}", e.reason))?;
+                let (host, _) = repo
+                    .discord_web_account(id, name)
+                    .await
+                    .context("the demo player's meetings account")?;
+                *self.host_account.get_or_init(|| host)
+            }
+        };
         demo_meeting(repo, &self.data_dir, Kind::Recordable, Some(host))
             .await
             .map(Some)
