@@ -99,7 +99,7 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
         json!({ "display_name": "Friday table", "max_participants": 8 }),
     )
     .await;
-    let names = ["Ada", "Brom", "Cyra"];
+    let names = NAMES;
 
     // Each joins by link in a browser of their own, one after the other.
     let mut people: Vec<(String, &str)> = Vec::new();
@@ -409,6 +409,37 @@ impl MediaWorld {
     }
 }
 
+/// The three of `NAMES`, each in a browser with synthetic devices, joined to `code` in
+/// turn, once each page shows the other two: the browsers, and each one's participant
+/// id with its name.
+async fn three_with_devices(
+    app: &common::TestApp,
+    code: &str,
+) -> (Vec<Browser>, Vec<(String, &'static str)>) {
+    let mut people: Vec<(String, &str)> = Vec::new();
+    let mut browsers = Vec::new();
+    for name in NAMES {
+        let (browser, id) = join_with_devices(app, code, name).await;
+        people.push((id, name));
+        browsers.push(browser);
+    }
+    for (i, browser) in browsers.iter().enumerate() {
+        let expected = others(&people, i);
+        browser
+            .text_when(
+                &format!("{} sees the other two", NAMES[i]),
+                LIMIT,
+                TILES,
+                |tiles| tiles == expected,
+            )
+            .await;
+    }
+    (browsers, people)
+}
+
+/// The names of the three-person meetings.
+const NAMES: [&str; 3] = ["Ada", "Brom", "Cyra"];
+
 /// A browser with synthetic devices, joined to `code` by link as `name`: it and the
 /// page's participant id.
 async fn join_with_devices(app: &common::TestApp, code: &str, name: &str) -> (Browser, String) {
@@ -554,27 +585,8 @@ async fn with_a_media_handler_each_guest_decodes_the_others_video() {
         json!({ "display_name": "Video table", "enable_e2e_encryption": false }),
     )
     .await;
-    let names = ["Ada", "Brom", "Cyra"];
-
-    let mut people: Vec<(String, &str)> = Vec::new();
-    let mut browsers = Vec::new();
-    for name in names {
-        let (browser, id) = join_with_devices(app, &code, name).await;
-        people.push((id, name));
-        browsers.push(browser);
-    }
-
-    for (i, browser) in browsers.iter().enumerate() {
-        let expected = others(&people, i);
-        browser
-            .text_when(
-                &format!("{} sees the other two", names[i]),
-                LIMIT,
-                TILES,
-                |tiles| tiles == expected,
-            )
-            .await;
-    }
+    let names = NAMES;
+    let (browsers, people) = three_with_devices(app, &code).await;
     // Every page decodes both others' video: each tile's count rises above zero.
     for (i, browser) in browsers.iter().enumerate() {
         browser
@@ -679,24 +691,8 @@ async fn in_an_encrypted_meeting_the_handler_forwards_ciphertext_and_keys_change
         json!({ "display_name": "Sealed table", "enable_e2e_encryption": true }),
     )
     .await;
-    let names = ["Ada", "Brom", "Cyra"];
-    let mut people: Vec<(String, &str)> = Vec::new();
-    let mut browsers = Vec::new();
-    for name in names {
-        let (browser, id) = join_with_devices(app, &code, name).await;
-        people.push((id, name));
-        browsers.push(browser);
-    }
-    for (i, browser) in browsers.iter().enumerate() {
-        let expected = others(&people, i);
-        browser
-            .text_when(
-                &format!("{} sees the other two", names[i]),
-                LIMIT,
-                TILES,
-                |tiles| tiles == expected,
-            )
-            .await;
+    let (browsers, people) = three_with_devices(app, &code).await;
+    for browser in &browsers {
         let shown = browser
             .script("return document.querySelector('#e2e .e2e-badge').textContent")
             .await;
