@@ -60,6 +60,16 @@ async fn start() -> Table {
 }
 
 impl Table {
+    /// `/roll expression` by `user`.
+    async fn roll(&self, user: Snowflake, expression: &str) -> InteractionReply {
+        self.run(
+            user,
+            "roll",
+            json!([{"name": "expression", "value": expression}]),
+        )
+        .await
+    }
+
     async fn run(&self, user: Snowflake, name: &str, options: Value) -> InteractionReply {
         self.w
             .sim
@@ -160,13 +170,7 @@ async fn aliases_with_arguments_shadowing_and_manage_server() {
     );
 
     // Everyone uses the server's alias...
-    let roll = t
-        .run(
-            alice,
-            "roll",
-            json!([{"name": "expression", "value": "attack"}]),
-        )
-        .await;
+    let roll = t.roll(alice, "attack").await;
     assert!(content(&roll).contains("= `101`"), "{roll:?}");
     // ...until their own shadows it; arguments fill the placeholders.
     t.run(
@@ -177,13 +181,7 @@ async fn aliases_with_arguments_shadowing_and_manage_server() {
             {"name": "expression", "value": "1d1+{1}+{1}"}]}]),
     )
     .await;
-    let roll = t
-        .run(
-            alice,
-            "roll",
-            json!([{"name": "expression", "value": "attack 3 + 1"}]),
-        )
-        .await;
+    let roll = t.roll(alice, "attack 3 + 1").await;
     assert!(
         content(&roll).contains("`attack 3 + 1` → `1d1+3+3 + 1`"),
         "{roll:?}"
@@ -200,13 +198,7 @@ async fn aliases_with_arguments_shadowing_and_manage_server() {
     assert_eq!(doc["saved_rolls"], json!({}), "the seed's field is kept");
 
     // A missing argument says what is missing and how to pass it.
-    let missing = t
-        .run(
-            alice,
-            "roll",
-            json!([{"name": "expression", "value": "attack"}]),
-        )
-        .await;
+    let missing = t.roll(alice, "attack").await;
     assert!(missing.ephemeral);
     assert!(
         content(&missing).contains("takes 1 argument, and got 0")
@@ -294,13 +286,7 @@ async fn aliases_with_arguments_shadowing_and_manage_server() {
         json!([{"name": "remove", "options": [{"name": "name", "value": "Attack"}]}]),
     )
     .await;
-    let roll = t
-        .run(
-            alice,
-            "roll",
-            json!([{"name": "expression", "value": "attack"}]),
-        )
-        .await;
+    let roll = t.roll(alice, "attack").await;
     assert!(
         content(&roll).contains("= `101`"),
         "the server's again: {roll:?}"
@@ -510,13 +496,7 @@ async fn gm_and_blind_rolls_reach_the_gm_only() {
 async fn every_roll_has_an_id_that_replays_exactly() {
     let t = start().await;
     let alice = t.w.demo.alice;
-    let roll = t
-        .run(
-            alice,
-            "roll",
-            json!([{"name": "expression", "value": "4d6kh3 + 1d20"}]),
-        )
-        .await;
+    let roll = t.roll(alice, "4d6kh3 + 1d20").await;
     let id = roll_id(content(&roll));
     assert_eq!(id.len(), 8);
 
