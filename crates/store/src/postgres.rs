@@ -58,10 +58,26 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     })
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(15);
+
+/// The pool: at most 16 connections. A connection back from the pool is pinged only
+/// when it sat idle for [`PING_AFTER_IDLE`] (a server restart or a dropped link shows
+/// there, and the pool opens a fresh one): sqlx's default pings before every acquire,
+/// a round trip more on every query of a busy server.
 fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(3))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// The advisory lock every Tavern process takes while it migrates (any number that no

@@ -357,6 +357,12 @@ pub async fn serve_with(
                 }
             },
         };
+        // Each response goes out as soon as it is written: with Nagle's algorithm on, a
+        // response written in two parts waits for the client's delayed ACK of the first
+        // (up to 40 ms on Linux) before its second part leaves.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
+        }
         let io = TokioIo::new(stream);
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             // Full: say so in HTTP and close, rather than leave the client waiting.
