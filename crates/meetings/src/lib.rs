@@ -112,12 +112,25 @@
 //!   here), writes the participant hash (TTL 5 min) and its presence (the join counts as
 //!   the first heartbeat), `SADD`s the set, and on the meeting hash sets `meeting_id`,
 //!   `display_name`, `status` `active`, `started_at` (first join only), `controller_id`
-//!   (when assigned) and `HINCRBY participant_count 1`. Then one PostgreSQL transaction
-//!   inserts the `meeting_participants` row and marks a `scheduled` meeting `active` with
-//!   `actual_start_time`. The seed writes PostgreSQL "async"; here it is awaited
-//!   (committed without waiting for the disk flush: `synchronous_commit` off for that
-//!   transaction), and if it fails the Redis step is undone (a leave) so no session
+//!   (when assigned) and `HINCRBY participant_count 1`. Then one PostgreSQL statement
+//!   inserts the `meeting_participants` row, marks a `scheduled` meeting `active` with
+//!   `actual_start_time` and appends the audit row, while the `JoinResponse`'s list is
+//!   read from Redis at the same time. The seed writes PostgreSQL "async"; here it is
+//!   awaited (committed without waiting for the disk flush: `synchronous_commit` off for
+//!   that statement), and if it fails the Redis step is undone (a leave) so no session
 //!   exists without its row.
+//! - **Create**: the row and its audit row are one statement. A meeting to start now
+//!   commits without waiting for the disk flush, a meeting scheduled for later waits for
+//!   it: a crash of PostgreSQL or the machine may lose the last fraction of a second of
+//!   commits, which for a meeting its creator is about to join shows at once ("no such
+//!   meeting") and costs a click, while a scheduled meeting's code may travel for days
+//!   before anyone would notice.
+//! - **The registry read behind join grants** is reused for up to a second per region
+//!   and replica: a busy global controller reads it about once a second, not on every
+//!   grant. A registration or heartbeat through the same replica drops it at once;
+//!   another replica sees a controller's change within that second (well inside the
+//!   30 s heartbeat limit that decides liveness anyway), and a region with no live
+//!   controller is never kept.
 //!   A guest's participant hash has no `user_id` field. `streams` starts as `[]`.
 //! - **Leave** counts down only a participant still in the set (one conditional step),
 //!   so repeated leaves never drive the count below the truth; the row gets `left_at`,

@@ -404,3 +404,48 @@ async fn replicas_asking_at_once_for_a_new_meetings_controller_all_get_the_same_
         "{answers:?} vs {stored}"
     );
 }
+
+#[tokio::test]
+async fn another_replicas_read_of_the_registry_serves_grants_for_a_second_at_most() {
+    let (world, here) = world().await;
+    // Another replica: its own repository over the same stores and clock.
+    let there = Repo::from_context(&world.ctx);
+    register(&here, "mc-a", "eu-west-1", 1000).await;
+    let m = meeting(&here, "One-shot").await;
+    let live = Liveness::default();
+    let eu = region("eu-west-1");
+    let mut rng = StdRng::seed_from_u64(8);
+    let first = here
+        .controller_for(m, &eu, &live, &mut rng)
+        .await
+        .unwrap()
+        .map(|c| c.controller_id);
+    assert_eq!(first, Some(id("mc-a")));
+
+    // The other replica hears that mc-a is unhealthy; this one's read is still fresh.
+    beat(&there, "mc-a", 1, HealthStatus::Unhealthy).await;
+    let kept = here.controller_for(m, &eu, &live, &mut rng).await.unwrap();
+    assert_eq!(kept.map(|c| c.controller_id), Some(id("mc-a")));
+
+    // A second later this one reads the registry again: nobody can take the meeting.
+    world.clock.advance(Duration::from_secs(1));
+    let gone = here.controller_for(m, &eu, &live, &mut rng).await.unwrap();
+    assert_eq!(gone, None);
+
+    // Healthy again, heard there; here a second later.
+    beat(&there, "mc-a", 1, HealthStatus::Healthy).await;
+    assert_eq!(
+        here.controller_for(m, &eu, &live, &mut rng).await.unwrap(),
+        None
+    );
+    world.clock.advance(Duration::from_secs(1));
+    let back = here.controller_for(m, &eu, &live, &mut rng).await.unwrap();
+    assert_eq!(back.map(|c| c.controller_id), Some(id("mc-a")));
+
+    // A heartbeat through this replica is heard at once.
+    beat(&here, "mc-a", 1, HealthStatus::Unhealthy).await;
+    assert_eq!(
+        here.controller_for(m, &eu, &live, &mut rng).await.unwrap(),
+        None
+    );
+}

@@ -539,17 +539,19 @@ impl Session {
         user_agent: Option<String>,
     ) -> Result<(), Refusal> {
         let shared = self.shared.clone();
-        let ticket = shared
-            .auth
-            .verify_meeting_token(&join.token)
-            .await
-            .map_err(|error| match error {
-                AuthError::Meetings(e) => Refusal::internal("could not verify a meeting token", &e),
-                AuthError::MissingScope(_) => {
-                    Refusal::new("invalid_token", "this is not a meeting token")
-                }
-                other => Refusal::new("invalid_token", other.to_string()),
-            })?;
+        // The token and the meeting are read at once (the connection grant already
+        // named the meeting); the meeting is used only once the token verified.
+        let (ticket, meeting) = tokio::join!(
+            shared.auth.verify_meeting_token(&join.token),
+            shared.repo.meeting(self.meeting)
+        );
+        let ticket = ticket.map_err(|error| match error {
+            AuthError::Meetings(e) => Refusal::internal("could not verify a meeting token", &e),
+            AuthError::MissingScope(_) => {
+                Refusal::new("invalid_token", "this is not a meeting token")
+            }
+            other => Refusal::new("invalid_token", other.to_string()),
+        })?;
         if ticket.meeting_id != self.meeting || ticket.participant_id != self.participant {
             return Err(Refusal::new(
                 "invalid_token",
@@ -568,9 +570,9 @@ impl Session {
                 "this meeting controller is full; ask for a new join grant",
             ));
         }
-        let meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
+        let meeting = meeting.map_err(refusal)?;
         let client_version = Some(join.client_version).filter(|v| !v.is_empty());
-        shared
+        let joined = shared
             .repo
             .join_meeting(
                 &meeting,
@@ -587,13 +589,7 @@ impl Session {
             .await
             .map_err(refusal)?;
         self.joined = true;
-        let stored = match shared.repo.participants(self.meeting).await {
-            Ok(stored) => stored,
-            Err(error) => {
-                tracing::warn!(%error, "could not read the meeting's participants");
-                Vec::new()
-            }
-        };
+        let stored = joined.participants;
         let me = ParticipantInfo {
             participant_id: self.participant.to_string(),
             user_id: ticket.user_id.map(|u| u.to_string()),

@@ -69,6 +69,8 @@ pub struct ReceivedFrame {
     pub header: FrameHeader,
     /// Its payload, as the publisher sent it.
     pub payload: Vec<u8>,
+    /// When its last byte was read, before it waited in this client's queue.
+    pub received_at: std::time::Instant,
 }
 
 /// How the handler closed the session: its application error code and reason.
@@ -341,31 +343,42 @@ async fn receive(
     }
 }
 
-/// One forwarded frame: the publisher's id, then its header and payload.
+/// Bytes a frame's first read makes room for (a typical video frame fits).
+const FIRST_READ: usize = 16 * 1024;
+
+/// One forwarded frame: the publisher's id, then its header and payload, read straight
+/// into the buffer that becomes the payload.
 async fn read_frame(stream: &mut RecvStream) -> Result<ReceivedFrame, MediaClientError> {
     let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0u8; 16 * 1024];
+    let mut bytes = vec![0u8; FIRST_READ];
+    let mut filled = 0;
     loop {
-        match stream.read(&mut chunk).await {
-            Ok(Some(n)) => bytes.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+        if filled == bytes.len() {
+            bytes.resize(bytes.len() * 2, 0);
+        }
+        let room = bytes.get_mut(filled..).unwrap_or_default();
+        match stream.read(room).await {
+            Ok(Some(n)) => filled += n,
             Ok(None) => break,
             Err(e) => return Err(MediaClientError::Stream(e.to_string())),
         }
-        if bytes.len() > limit {
+        if filled > limit {
             return Err(MediaFrameError::TooLarge.into());
         }
     }
+    let received_at = std::time::Instant::now();
+    bytes.truncate(filled);
     let Some(id) = bytes.first_chunk::<PUBLISHER_LEN>() else {
         return Err(MediaFrameError::Short(bytes.len()).into());
     };
     let publisher = ParticipantId::from_uuid(uuid::Uuid::from_bytes(*id));
-    let frame = bytes.get(PUBLISHER_LEN..).unwrap_or_default();
-    let header = FrameHeader::parse(frame)?;
+    let header = FrameHeader::parse(bytes.get(PUBLISHER_LEN..).unwrap_or_default())?;
+    bytes.drain(..PUBLISHER_LEN + FRAME_HEADER_LEN);
     Ok(ReceivedFrame {
         publisher,
         header,
-        payload: frame.get(FRAME_HEADER_LEN..).unwrap_or_default().to_vec(),
+        payload: bytes,
+        received_at,
     })
 }
 

@@ -765,6 +765,7 @@ impl Task {
             publisher,
             header,
             payload,
+            ..
         } = frame;
         if header.flags & FLAG_E2E != 0 {
             return Ok(Taken::Dropped);

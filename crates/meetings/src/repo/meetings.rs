@@ -64,6 +64,21 @@ fn lifecycle_entry(
     }
 }
 
+/// PostgreSQL's `synchronous_commit` for creating `new`. A meeting to start now commits
+/// without waiting for the disk (`off`): its creator joins it within seconds, so in the
+/// rare case a PostgreSQL or machine crash loses the last fraction of a second of
+/// commits (never half of one: the row and its audit row go together), the loss shows at
+/// once as "no such meeting", and making another costs a click. A meeting scheduled for
+/// later waits for the disk (`on`): its code may be shared for days before anyone finds
+/// out it is gone.
+fn synchronous_commit(new: &NewMeeting) -> &'static str {
+    if new.scheduled_start_time.is_some() {
+        "on"
+    } else {
+        "off"
+    }
+}
+
 /// A meeting with the user's display name, from a [`MeetingWithUserNameRow`].
 fn with_user_name(
     row: MeetingWithUserNameRow,
@@ -230,18 +245,23 @@ impl Repo {
 
     /// Creates a meeting, taking codes from `next_code` until one is free (at most
     /// [`CODE_ATTEMPTS`]). A taken code is detected by `ON CONFLICT DO NOTHING`, not by an
-    /// error, so a collision costs one statement and no aborted transaction. The row and
-    /// its `meeting_created` audit row (actor: the creator, or the system) commit
-    /// together.
+    /// error, so a collision costs one statement and nothing written. The row and its
+    /// `meeting_created` audit row (actor: the creator, or the system) are one statement,
+    /// committed together; whether the commit waits for the disk is
+    /// [`synchronous_commit`]'s choice.
     pub async fn create_meeting_with_codes(
         &self,
         new: &NewMeeting,
         mut next_code: impl FnMut() -> MeetingCode,
     ) -> Result<Meeting, MeetingsError> {
+        let actor_type = if new.created_by.is_some() {
+            ActorType::User
+        } else {
+            ActorType::System
+        };
         for attempt in 1..=CODE_ATTEMPTS {
             let code = next_code();
             let s = &new.settings;
-            let mut tx = self.pg.pool().begin().await?;
             let row: Option<MeetingRow> = sqlx::query_as(schema::INSERT_MEETING)
                 .bind(new.created_by.map(|u| u.as_uuid()))
                 .bind(new.display_name.as_str())
@@ -252,25 +272,21 @@ impl Repo {
                 .bind(s.allow_recording)
                 .bind(s.waiting_room_enabled)
                 .bind(new.scheduled_start_time)
-                .fetch_optional(&mut *tx)
+                .bind(synchronous_commit(new))
+                .bind(audit::MEETING_CREATED)
+                .bind(actor_type.as_str())
+                .bind(audit::TARGET_MEETING)
+                .bind(audit::CREATE)
+                .bind(AuditResult::Success.as_str())
+                .fetch_optional(self.pg.pool())
                 .await?;
             match row {
                 Some(row) => {
                     let meeting = Meeting::try_from(row)?;
-                    let entry = lifecycle_entry(
-                        audit::MEETING_CREATED,
-                        audit::CREATE,
-                        meeting.meeting_id,
-                        new.created_by,
-                        serde_json::json!({ "meeting_code": meeting.meeting_code.as_str() }),
-                    );
-                    audit::append(&mut *tx, &entry).await?;
-                    tx.commit().await?;
                     tracing::info!(meeting = %meeting.meeting_id, code = %meeting.meeting_code, "meeting created");
                     return Ok(meeting);
                 }
                 None => {
-                    tx.rollback().await?;
                     tracing::warn!(attempt, "meeting code already taken; drawing another");
                 }
             }
@@ -477,5 +493,25 @@ impl Repo {
         self.redis.apply(&writes).await?;
         tracing::info!(%meeting, departed = members.len(), "meeting ended");
         Ok(ended_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_a_meeting_scheduled_for_later_waits_for_the_disk() {
+        let mut new = NewMeeting {
+            display_name: DisplayName::parse("One-shot").unwrap(),
+            created_by: None,
+            settings: MeetingSettings::default(),
+            scheduled_start_time: None,
+        };
+        assert_eq!(synchronous_commit(&new), "off");
+        new.scheduled_start_time = Some(DateTime::<Utc>::UNIX_EPOCH);
+        assert_eq!(synchronous_commit(&new), "on");
     }
 }

@@ -55,6 +55,8 @@ pub struct Repo {
     redis: Redis,
     pg: Postgres,
     clock: Arc<dyn Clock>,
+    /// Shared by the clones of this repository.
+    recent_controllers: Arc<registry::RecentControllers>,
 }
 
 impl Repo {
@@ -62,7 +64,12 @@ impl Repo {
     /// seconds (join and heartbeat times, token and stream creation, capacity reports)
     /// and decides when a blacklisted token has expired.
     pub fn new(redis: Redis, pg: Postgres, clock: Arc<dyn Clock>) -> Repo {
-        Repo { redis, pg, clock }
+        Repo {
+            redis,
+            pg,
+            clock,
+            recent_controllers: Arc::default(),
+        }
     }
 
     /// The repository of a feature built from `ctx`.

@@ -35,6 +35,10 @@ pub struct Joined {
     pub participant_id: ParticipantId,
     /// `participant_count` of `meeting:{meeting_id}` after this join.
     pub participant_count: i64,
+    /// The meeting's sessions right after this join (this one among them), as
+    /// [`Repo::participants`] reads them: the `JoinResponse`'s list (Example 1, step 3).
+    /// Empty, and logged, when that read failed (the join itself stands).
+    pub participants: Vec<ParticipantSession>,
 }
 
 /// A `participant:{participant_id}` hash, read back.
@@ -184,7 +188,12 @@ impl Repo {
             })?,
         };
 
-        if let Err(error) = self.record_join(req, participant).await {
+        // The row and the list are independent: one round trip each, at once.
+        let (recorded, present) = tokio::join!(
+            self.record_join(req, participant),
+            self.participants(meeting.meeting_id)
+        );
+        if let Err(error) = recorded {
             tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
                 "participant row not written; undoing the Redis session");
             if let Err(undo) = self.depart(meeting.meeting_id, participant).await {
@@ -194,9 +203,15 @@ impl Repo {
             return Err(error);
         }
         tracing::debug!(meeting = %meeting.meeting_id, %participant, participant_count, "joined");
+        let participants = present.unwrap_or_else(|error| {
+            tracing::warn!(meeting = %meeting.meeting_id, %error,
+                "could not read the meeting's participants");
+            Vec::new()
+        });
         Ok(Joined {
             participant_id: participant,
             participant_count,
+            participants,
         })
     }
 
@@ -205,9 +220,11 @@ impl Repo {
         req: &JoinRequest,
         participant: ParticipantId,
     ) -> Result<(), MeetingsError> {
-        let mut tx = self.pg.pool().begin().await?;
-        sqlx::query(schema::ASYNC_COMMIT).execute(&mut *tx).await?;
-        sqlx::query(schema::INSERT_PARTICIPANT)
+        let metadata = serde_json::json!({
+            "participant_id": participant.to_string(),
+            "guest": req.user_id.is_none(),
+        });
+        sqlx::query(schema::JOIN_PARTICIPANT)
             .bind(req.meeting_id.as_uuid())
             .bind(participant.as_uuid())
             .bind(req.user_id.map(|u| u.as_uuid()))
@@ -215,30 +232,14 @@ impl Repo {
             .bind(req.ip_address.map(|ip| ip.to_string()))
             .bind(req.user_agent.as_deref())
             .bind(req.client_version.as_deref())
-            .execute(&mut *tx)
+            .bind(audit::PARTICIPANT_JOINED)
+            .bind(ActorType::User.as_str())
+            .bind(audit::TARGET_MEETING)
+            .bind(audit::JOIN)
+            .bind(AuditResult::Success.as_str())
+            .bind(metadata)
+            .execute(self.pg.pool())
             .await?;
-        sqlx::query(schema::ACTIVATE_MEETING)
-            .bind(req.meeting_id.as_uuid())
-            .execute(&mut *tx)
-            .await?;
-        let entry = AuditEntry {
-            event_type: audit::PARTICIPANT_JOINED.to_owned(),
-            actor_user_id: req.user_id,
-            actor_type: ActorType::User,
-            target_type: Some(audit::TARGET_MEETING.to_owned()),
-            target_id: Some(req.meeting_id.to_string()),
-            action: audit::JOIN.to_owned(),
-            result: AuditResult::Success,
-            error_message: None,
-            ip_address: req.ip_address,
-            user_agent: req.user_agent.clone(),
-            metadata: Some(serde_json::json!({
-                "participant_id": participant.to_string(),
-                "guest": req.user_id.is_none(),
-            })),
-        };
-        audit::append(&mut *tx, &entry).await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -27,6 +27,94 @@ use crate::schema::{
     meeting_fields,
 };
 
+/// How long a read of a region's live controllers serves join grants before the next
+/// one reads again.
+const REGISTRY_REUSE: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// The live meeting controllers of each region as this repository last read them (by
+/// the repository's clock), so the join grants of a busy global controller read the
+/// registry at most once a second and region, not on every grant: a meeting's current
+/// controller is confirmed, and a new meeting's chosen, from that read, each
+/// assignment counted in it as in the capacity hash. A heartbeat or a registration
+/// through this repository drops every read at once; another replica's reads learn
+/// of a change within [`REGISTRY_REUSE`], well inside the heartbeat limit that decides
+/// liveness anyway. Two replicas may both give a nearly full controller its last slot
+/// within that second; that controller then refuses the extra join as full
+/// (`controller_full`) and the client asks for a new grant.
+#[derive(Debug, Default)]
+pub(super) struct RecentControllers {
+    regions: std::sync::Mutex<HashMap<Region, RegionRead>>,
+}
+
+#[derive(Debug)]
+struct RegionRead {
+    read_at: DateTime<Utc>,
+    liveness: Liveness,
+    live: Vec<(ControllerLoad, RegisteredController)>,
+}
+
+impl RecentControllers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Region, RegionRead>> {
+        self.regions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The read of `region` made under `liveness` within [`REGISTRY_REUSE`] of `now`.
+    fn fresh(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<(ControllerLoad, RegisteredController)>> {
+        let regions = self.lock();
+        let read = regions.get(region)?;
+        let fresh = &read.liveness == liveness
+            && now >= read.read_at
+            && now - read.read_at < REGISTRY_REUSE;
+        fresh.then(|| read.live.clone())
+    }
+
+    /// Keeps a read of `region`; not an empty one: a region without a live controller is
+    /// read again at once, so the first heartbeat of one coming back is seen at once.
+    fn remember(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+        now: DateTime<Utc>,
+        live: &[(ControllerLoad, RegisteredController)],
+    ) {
+        if live.is_empty() {
+            self.lock().remove(region);
+            return;
+        }
+        self.lock().insert(
+            region.clone(),
+            RegionRead {
+                read_at: now,
+                liveness: *liveness,
+                live: live.to_vec(),
+            },
+        );
+    }
+
+    /// One more meeting on `controller`, as its capacity hash counts it.
+    fn counted(&self, region: &Region, controller: &ControllerId) {
+        if let Some(read) = self.lock().get_mut(region)
+            && let Some((load, _)) = read
+                .live
+                .iter_mut()
+                .find(|(load, _)| &load.controller_id == controller)
+        {
+            load.current_meetings = load.current_meetings.saturating_add(1);
+        }
+    }
+
+    fn forget(&self) {
+        self.lock().clear();
+    }
+}
+
 /// A meeting controller announcing itself (`meeting_controllers`).
 #[derive(Debug, Clone)]
 pub struct ControllerRegistration {
@@ -130,6 +218,7 @@ impl Repo {
         &self,
         reg: &ControllerRegistration,
     ) -> Result<(), MeetingsError> {
+        self.recent_controllers.forget();
         let (current_meetings, current_participants): (i32, i32) =
             sqlx::query_as(schema::UPSERT_CONTROLLER)
                 .bind(reg.controller_id.as_str())
@@ -165,6 +254,7 @@ impl Repo {
         &self,
         beat: &ControllerHeartbeat,
     ) -> Result<(), MeetingsError> {
+        self.recent_controllers.forget();
         let (max_meetings, max_participants): (i32, i32) =
             sqlx::query_as(schema::HEARTBEAT_CONTROLLER)
                 .bind(beat.controller_id.as_str())
@@ -371,8 +461,16 @@ impl Repo {
                     None => self.meeting(id).await?,
                 };
                 let region = current.assigned_region.clone().unwrap_or(region.clone());
-                let live = self.live_controllers(&region, liveness).await?;
                 let now = self.clock.now();
+                let live = match self.recent_controllers.fresh(&region, liveness, now) {
+                    Some(live) => live,
+                    None => {
+                        let live = self.live_controllers(&region, liveness).await?;
+                        self.recent_controllers
+                            .remember(&region, liveness, now, &live);
+                        live
+                    }
+                };
                 if let Some(assigned) = &current.assigned_controller_id
                     && let Some((_, registered)) = live
                         .iter()
@@ -403,6 +501,8 @@ impl Repo {
                     return Ok(Attempt::Retry);
                 }
                 self.count_assignment(&chosen.controller_id).await?;
+                self.recent_controllers
+                    .counted(&region, &chosen.controller_id);
                 tracing::info!(meeting = %id, %region, controller = %chosen.controller_id,
                     previous = ?current.assigned_controller_id, "meeting controller assigned");
                 let registered = live

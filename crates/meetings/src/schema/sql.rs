@@ -47,19 +47,29 @@ pub(crate) struct MeetingRow {
     pub metadata: Option<serde_json::Value>,
 }
 
-/// `$1` created_by_user_id, `$2` display_name, `$3` meeting_code, `$4` max_participants,
-/// `$5` enable_e2e_encryption, `$6` require_auth, `$7` allow_recording, `$8`
-/// waiting_room_enabled, `$9` scheduled_start_time. A taken code inserts nothing and
-/// returns no row (no error, no aborted transaction); otherwise a [`MeetingRow`].
+/// `$1` created_by_user_id .. `$9` scheduled_start_time (the columns below, in order),
+/// `$10` this statement's `synchronous_commit` (`on`: the commit waits for the disk;
+/// `off`: it does not), and its audit row's `$11` event_type, `$12` actor_type, `$13`
+/// target_type, `$14` action, `$15` result (its actor the creator, its target the new
+/// meeting, its metadata the code). The meeting and its audit row in one statement: one
+/// round trip, one commit, both or neither. A [`MeetingRow`], or no row when `meeting_code` is taken (nothing written).
 pub(crate) const INSERT_MEETING: &str = concat!(
-    "INSERT INTO ",
+    "WITH commit_mode AS (SELECT set_config('synchronous_commit', $10, true) AS mode), \
+     m AS (INSERT INTO ",
     table!(meetings),
     " (created_by_user_id, display_name, meeting_code, max_participants, \
       enable_e2e_encryption, require_auth, allow_recording, waiting_room_enabled, \
       scheduled_start_time) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (meeting_code) DO NOTHING RETURNING ",
-    meeting_columns!()
+    meeting_columns!(),
+    "), a AS (INSERT INTO ",
+    table!(audit_logs),
+    " (event_type, actor_user_id, actor_type, target_type, target_id, action, result, \
+       metadata) \
+     SELECT $11, m.created_by_user_id, $12, $13, m.meeting_id::text, $14, $15, \
+       jsonb_build_object('meeting_code', m.meeting_code) FROM m) \
+     SELECT m.* FROM m CROSS JOIN commit_mode"
 );
 
 /// `$1` meeting_id. A [`MeetingRow`].
@@ -173,26 +183,31 @@ pub(crate) const REASSIGN_CONTROLLER: &str = concat!(
 // ---------------------------------------------------------------------------------------
 // meeting_participants
 
-/// `$1` meeting_id, `$2` participant_id, `$3` user_id, `$4` display_name, `$5` ip_address
-/// (text), `$6` user_agent, `$7` client_version.
-pub(crate) const INSERT_PARTICIPANT: &str = concat!(
-    "INSERT INTO ",
+/// A participant's join, in one statement whose commit does not wait for the WAL to
+/// reach the disk (the seed writes the participant row "async"; a crash may lose the
+/// last fraction of a second of join rows, never half of one): the
+/// `meeting_participants` row (`$1` meeting_id, `$2` participant_id, `$3` user_id, `$4`
+/// display_name, `$5` ip_address, `$6` user_agent, `$7` client_version), a `scheduled`
+/// meeting made `active` with its `actual_start_time`, and its audit row (`$8`
+/// event_type, `$9` actor_type, `$10` target_type, `$11` action, `$12` result, `$13`
+/// metadata; its actor the user, its target the meeting). One round trip; all or
+/// nothing.
+pub(crate) const JOIN_PARTICIPANT: &str = concat!(
+    "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode), \
+     p AS (INSERT INTO ",
     table!(meeting_participants),
     " (meeting_id, participant_id, user_id, display_name, ip_address, user_agent, \
-       client_version) VALUES ($1, $2, $3, $4, $5::inet, $6, $7)"
-);
-
-/// First statement of a join's transaction: its commit does not wait for the WAL to
-/// reach the disk (the seed writes the participant row "async"; a crash may lose the
-/// last fraction of a second of join rows, never half of one, and never a meeting).
-pub(crate) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit TO off";
-
-/// `$1` meeting_id. A `scheduled` meeting becomes `active` with its `actual_start_time`.
-pub(crate) const ACTIVATE_MEETING: &str = concat!(
-    "UPDATE ",
+       client_version) VALUES ($1, $2, $3, $4, $5::inet, $6, $7) RETURNING meeting_id), \
+     m AS (UPDATE ",
     table!(meetings),
     " SET status = 'active', actual_start_time = COALESCE(actual_start_time, NOW()) \
-     WHERE meeting_id = $1 AND status = 'scheduled'"
+     WHERE meeting_id = $1 AND status = 'scheduled' RETURNING meeting_id), \
+     a AS (INSERT INTO ",
+    table!(audit_logs),
+    " (event_type, actor_user_id, actor_type, target_type, target_id, action, result, \
+       ip_address, user_agent, metadata) \
+     SELECT $8, $3, $9, $10, p.meeting_id::text, $11, $12, $5::inet, $6, $13 FROM p) \
+     SELECT count(*) FROM p CROSS JOIN commit_mode"
 );
 
 /// `$1` meeting_id, `$2` participant_id, `$3` leave_reason. Only a session still open;
@@ -683,8 +698,7 @@ mod tests {
             CLOSE_SESSIONS,
             ASSIGN_CONTROLLER,
             REASSIGN_CONTROLLER,
-            INSERT_PARTICIPANT,
-            ACTIVATE_MEETING,
+            JOIN_PARTICIPANT,
             LEAVE_PARTICIPANT,
             UPSERT_CONTROLLER,
             HEARTBEAT_CONTROLLER,
