@@ -167,6 +167,9 @@ enum Bench {
         /// The publisher's bitrate, bits per second.
         #[arg(long, default_value_t = 2_500_000)]
         bitrate: u64,
+        /// Worker threads of the publisher's and the subscribers' runtime.
+        #[arg(long, default_value_t = 2)]
+        client_threads: usize,
     },
     /// /ping latency idle and with the worst /odds and /roll in flight, side by side
     /// (against TAVERN_REDIS_URL).
@@ -401,6 +404,7 @@ fn main() -> ExitCode {
                 subscribers,
                 seconds,
                 bitrate,
+                client_threads,
             }) => tavern::bench::media::run(
                 config.redis_url.expose(),
                 config.database_url.expose(),
@@ -408,6 +412,7 @@ fn main() -> ExitCode {
                     subscribers,
                     seconds: seconds.max(1),
                     bitrate: bitrate.max(8_000),
+                    client_threads: client_threads.max(1),
                 },
             )
             .await

@@ -6,7 +6,11 @@
 //! WebTransport to it:
 //!
 //! 1. hosts register and create the meetings (`POST /api/v1/meetings`, 10 at a time):
-//!    create p50 / p95 (a creation is durable: its commit waits for the disk);
+//!    create p50 / p95 of meetings to start now (their commit does not wait for the
+//!    disk: `meetings::repo` says why), then of 20 meetings scheduled for tomorrow
+//!    (their commit waits for it), printed apart; before anything is timed, an untimed
+//!    warm-up creates 10 meetings and joins 5 ([`warm_up`]), as a server that has
+//!    been serving has;
 //! 2. token validation, before the crowd arrives (p50 / p99): `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
@@ -48,6 +52,10 @@ pub struct MeetingsLoad {
 const MEETINGS_PER_HOST: usize = 25;
 /// Creations in flight at once.
 const CREATE_CONCURRENCY: usize = 10;
+/// Meetings created for a later start (their commit waits for the disk), timed apart.
+const SCHEDULED: usize = 16;
+/// Meetings of each kind created (and joined once) in the warm-up.
+const WARM_UP: usize = 5;
 
 /// The meetings service under test: the feature's routes on Tavern's HTTP server and
 /// a meeting controller, both in this process, over the configured stores.
@@ -187,12 +195,12 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
         load.participants, load.meetings, load.concurrency
     );
 
-    // Hosts.
+    // Hosts: one per 25 meetings, and one for the warm-up and the scheduled meetings.
     let hosts = load.meetings.div_ceil(MEETINGS_PER_HOST).max(1);
     let run_tag = format!("{:08x}", rand::random::<u32>());
-    let mut tokens = Vec::with_capacity(hosts);
-    let mut users = Vec::with_capacity(hosts);
-    for i in 0..hosts {
+    let mut tokens = Vec::with_capacity(hosts + 1);
+    let mut users = Vec::with_capacity(hosts + 1);
+    for i in 0..=hosts {
         let body = call(
             http.post(format!("{base}/api/v1/auth/register"))
                 .json(&json!({
@@ -206,35 +214,35 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
         tokens.push(text(&body, "access_token")?);
         users.push(text(&body, "user_id")?);
     }
-    let tokens = Arc::new(tokens);
+    let scheduler = tokens.pop().context("the scheduling host")?;
+    users.truncate(hosts);
+    warm_up(&http, &base, &scheduler).await?;
 
-    // 1. Create.
-    let gate = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..load.meetings {
-        let (http, base, tokens, gate) = (http.clone(), base.clone(), tokens.clone(), gate.clone());
-        tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await?;
-            let token = &tokens[i / MEETINGS_PER_HOST];
-            let start = Instant::now();
-            let body = call(
-                http.post(format!("{base}/api/v1/meetings"))
-                    .bearer_auth(token)
-                    .json(&json!({ "display_name": format!("Bench table {i}") })),
+    // 1. Create: meetings to start now (the ones joined below), then meetings scheduled
+    // for tomorrow (their commit waits for the disk).
+    let now = (0..load.meetings)
+        .map(|i| {
+            (
+                tokens[i / MEETINGS_PER_HOST].clone(),
+                json!({ "display_name": format!("Bench table {i}") }),
             )
-            .await?;
-            let took = start.elapsed();
-            anyhow::Ok((i, text(&body, "meeting_code")?, took))
-        });
-    }
-    let mut codes = vec![String::new(); load.meetings];
-    let mut creates = Vec::with_capacity(load.meetings);
-    while let Some(done) = tasks.join_next().await {
-        let (i, code, took) = done.context("a create task")??;
-        codes[i] = code;
-        creates.push(took);
-    }
-    let creates = sorted(creates);
+        })
+        .collect();
+    let (codes, creates) = create_all(&http, &base, now).await?;
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let later = (0..SCHEDULED)
+        .map(|i| {
+            (
+                scheduler.clone(),
+                json!({
+                    "display_name": format!("Bench campaign {i}"),
+                    "scheduled_start_time": tomorrow,
+                }),
+            )
+        })
+        .collect();
+    let (_, scheduled) = create_all(&http, &base, later).await?;
+    let tokens = Arc::new(tokens);
     let codes = Arc::new(codes);
 
     // 2. Validation, in a quiet process.
@@ -299,28 +307,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
             let permit = gate.acquire_owned().await?;
             let code = &codes[p % codes.len()];
             let token = &tokens[p % tokens.len()];
-            let start = Instant::now();
-            let body = call(
-                http.get(format!("{base}/api/v1/meetings/{code}"))
-                    .bearer_auth(token),
-            )
-            .await?;
-            let got = start.elapsed();
-            let grant = body
-                .get("join_grant")
-                .with_context(|| format!("no join grant in {body}"))?;
-            let mut client = Client::connect(
-                &text(grant, "webtransport_url")?,
-                &text(grant, "wt_token")?,
-                grant.get("certificate_hash").and_then(Value::as_str),
-            )
-            .await
-            .context("opening the WebTransport session")?;
-            client
-                .join(&text(grant, "token")?)
-                .await
-                .context("joining")?;
-            let joined = start.elapsed();
+            let (got, joined, client) = join(&http, &base, token, code).await?;
             drop(permit);
             anyhow::Ok((got, joined, client))
         });
@@ -379,6 +366,12 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     );
     report("create meeting p95", percentile(&creates, 95.0), 40.0, 4.0);
     println!(
+        "  create, scheduled for later  p50 {:.3} ms, p95 {:.3} ms ({} meetings; their commit waits for the disk)",
+        ms(percentile(&scheduled, 50.0)),
+        ms(percentile(&scheduled, 95.0)),
+        scheduled.len()
+    );
+    println!(
         "  get meeting (with grant)     p50 {:.3} ms, p95 {:.3} ms",
         ms(percentile(&gets, 50.0)),
         ms(percentile(&gets, 95.0))
@@ -419,6 +412,121 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
         "  {leaving} left in {:.2} s ({leave_failures} failed); the meetings ended",
         left.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Creates a meeting for each `(access token, body)`, [`CREATE_CONCURRENCY`] at a time:
+/// the codes, in order, and the times each took, sorted.
+async fn create_all(
+    http: &reqwest::Client,
+    base: &str,
+    requests: Vec<(String, Value)>,
+) -> anyhow::Result<(Vec<String>, Vec<Duration>)> {
+    let gate = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = requests.len();
+    for (i, (token, body)) in requests.into_iter().enumerate() {
+        let (http, base, gate) = (http.clone(), base.to_owned(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            let start = Instant::now();
+            let body = call(
+                http.post(format!("{base}/api/v1/meetings"))
+                    .bearer_auth(&token)
+                    .json(&body),
+            )
+            .await?;
+            let took = start.elapsed();
+            anyhow::Ok((i, text(&body, "meeting_code")?, took))
+        });
+    }
+    let mut codes = vec![String::new(); count];
+    let mut took = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        let (i, code, time) = done.context("a create task")??;
+        codes[i] = code;
+        took.push(time);
+    }
+    Ok((codes, sorted(took)))
+}
+
+/// One participant joins meeting `code`: the GET with its grant, the WebTransport
+/// session, `JoinRequest` and its `JoinResponse`. The time to the GET's answer, the time
+/// to the `JoinResponse` (both from the GET's start), and the joined client.
+async fn join(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+) -> anyhow::Result<(Duration, Duration, Client)> {
+    let start = Instant::now();
+    let body = call(
+        http.get(format!("{base}/api/v1/meetings/{code}"))
+            .bearer_auth(token),
+    )
+    .await?;
+    let got = start.elapsed();
+    let grant = body
+        .get("join_grant")
+        .with_context(|| format!("no join grant in {body}"))?;
+    let mut client = Client::connect(
+        &text(grant, "webtransport_url")?,
+        &text(grant, "wt_token")?,
+        grant.get("certificate_hash").and_then(Value::as_str),
+    )
+    .await
+    .context("opening the WebTransport session")?;
+    client
+        .join(&text(grant, "token")?)
+        .await
+        .context("joining")?;
+    Ok((got, start.elapsed(), client))
+}
+
+/// Warm-up, untimed: a host of its own creates [`WARM_UP`] meetings to start now and as
+/// many for tomorrow, [`CREATE_CONCURRENCY`] at a time, and a participant joins each of
+/// the first and leaves. A server that has been serving has done all this: its
+/// database connections are open and their statements prepared (a new PostgreSQL
+/// backend's first queries read its catalogs, milliseconds each), and the clients'
+/// HTTP connections too.
+async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let requests = (0..2 * WARM_UP)
+        .map(|i| {
+            let mut body = json!({ "display_name": format!("Warm-up {i}") });
+            if i >= WARM_UP {
+                body["scheduled_start_time"] = json!(tomorrow);
+            }
+            (token.to_owned(), body)
+        })
+        .collect();
+    let (codes, _) = create_all(http, base, requests).await?;
+    for code in &codes[..WARM_UP] {
+        let (_, _, client) = join(http, base, token, code).await?;
+        client
+            .leave()
+            .await
+            .context("leaving the warm-up meeting")?;
+    }
+    // The last one out ends a meeting (the seed's Example 2) after the leave is
+    // answered: let those endings finish before the timing starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for code in &codes[..WARM_UP] {
+        loop {
+            let meeting = call(
+                http.get(format!("{base}/api/v1/meetings/{code}"))
+                    .bearer_auth(token),
+            )
+            .await?;
+            if meeting.get("status").and_then(Value::as_str) == Some("ended") {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the warm-up meeting {code} did not end within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     Ok(())
 }
 
