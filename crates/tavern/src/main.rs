@@ -147,7 +147,8 @@ enum Bench {
         meetings: usize,
         #[arg(long, default_value_t = 1000)]
         participants: usize,
-        /// Joins in flight at once (the participants arrive in waves of this size).
+        /// Creations, and joins, in flight at once (the participants arrive in waves of
+        /// this size).
         #[arg(long, default_value_t = 50)]
         concurrency: usize,
         /// Timed token validations.

@@ -5,12 +5,13 @@
 //! stores: the load is real), and clients in the same process speaking HTTP and
 //! WebTransport to it:
 //!
-//! 1. hosts register and create the meetings (`POST /api/v1/meetings`, 10 at a time):
+//! 1. hosts register and create the meetings (`POST /api/v1/meetings`, `concurrency`
+//!    at a time, as the joins below):
 //!    create p50 / p95 of meetings to start now (their commit does not wait for the
-//!    disk: `meetings::repo` says why), then of 20 meetings scheduled for tomorrow
+//!    disk: `meetings::repo` says why), then of 12 meetings scheduled for tomorrow
 //!    (their commit waits for it), printed apart; before anything is timed, an untimed
-//!    warm-up creates 10 meetings and joins 5 ([`warm_up`]), as a server that has
-//!    been serving has;
+//!    warm-up creates 16 meetings at once and joins 5 ([`warm_up`]), as a server that
+//!    has been serving has;
 //! 2. token validation, before the crowd arrives (p50 / p99): `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
@@ -50,12 +51,13 @@ pub struct MeetingsLoad {
 
 /// Meetings one host creates (the API allows 30 a minute per user).
 const MEETINGS_PER_HOST: usize = 25;
-/// Creations in flight at once.
-const CREATE_CONCURRENCY: usize = 10;
 /// Meetings created for a later start (their commit waits for the disk), timed apart.
-const SCHEDULED: usize = 16;
-/// Meetings of each kind created (and joined once) in the warm-up.
-const WARM_UP: usize = 5;
+const SCHEDULED: usize = 12;
+/// Meetings created in the warm-up, all at once: as many as the server's database pool
+/// holds connections, so every one of them is open and has run the creation.
+const WARM_UP: usize = 16;
+/// Of those, the meetings joined once (and left) in the warm-up.
+const WARM_UP_JOINS: usize = 5;
 
 /// The meetings service under test: the feature's routes on Tavern's HTTP server and
 /// a meeting controller, both in this process, over the configured stores.
@@ -186,7 +188,7 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
 async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let base = server.base.clone();
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(load.concurrency.max(CREATE_CONCURRENCY))
+        .pool_max_idle_per_host(load.concurrency.max(WARM_UP))
         .build()
         .context("the HTTP client")?;
     wait_ready(&http, &base).await?;
@@ -228,7 +230,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let (codes, creates) = create_all(&http, &base, now).await?;
+    let (codes, creates) = create_all(&http, &base, now, load.concurrency).await?;
     let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
     let later = (0..SCHEDULED)
         .map(|i| {
@@ -241,7 +243,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let (_, scheduled) = create_all(&http, &base, later).await?;
+    let (_, scheduled) = create_all(&http, &base, later, load.concurrency).await?;
     let tokens = Arc::new(tokens);
     let codes = Arc::new(codes);
 
@@ -415,14 +417,15 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates a meeting for each `(access token, body)`, [`CREATE_CONCURRENCY`] at a time:
-/// the codes, in order, and the times each took, sorted.
+/// Creates a meeting for each `(access token, body)`, `concurrency` at a time: the
+/// codes, in order, and the times each took, sorted.
 async fn create_all(
     http: &reqwest::Client,
     base: &str,
     requests: Vec<(String, Value)>,
+    concurrency: usize,
 ) -> anyhow::Result<(Vec<String>, Vec<Duration>)> {
-    let gate = Arc::new(Semaphore::new(CREATE_CONCURRENCY));
+    let gate = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let count = requests.len();
     for (i, (token, body)) in requests.into_iter().enumerate() {
@@ -483,25 +486,23 @@ async fn join(
     Ok((got, start.elapsed(), client))
 }
 
-/// Warm-up, untimed: a host of its own creates [`WARM_UP`] meetings to start now and as
-/// many for tomorrow, [`CREATE_CONCURRENCY`] at a time, and a participant joins each of
-/// the first and leaves. A server that has been serving has done all this: its
-/// database connections are open and their statements prepared (a new PostgreSQL
-/// backend's first queries read its catalogs, milliseconds each), and the clients'
-/// HTTP connections too.
+/// Warm-up, untimed: the scheduling host creates [`WARM_UP`] meetings all at once (so
+/// every connection of the server's database pool is open and has run the creation),
+/// and a participant joins each of the first [`WARM_UP_JOINS`] and leaves. A server
+/// that has been serving has done all this: a new PostgreSQL backend's first queries
+/// read its catalogs (10-20 ms here for the first creation), and the clients' HTTP
+/// connections are open too.
 async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
-    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
-    let requests = (0..2 * WARM_UP)
+    let requests = (0..WARM_UP)
         .map(|i| {
-            let mut body = json!({ "display_name": format!("Warm-up {i}") });
-            if i >= WARM_UP {
-                body["scheduled_start_time"] = json!(tomorrow);
-            }
-            (token.to_owned(), body)
+            (
+                token.to_owned(),
+                json!({ "display_name": format!("Warm-up {i}") }),
+            )
         })
         .collect();
-    let (codes, _) = create_all(http, base, requests).await?;
-    for code in &codes[..WARM_UP] {
+    let (codes, _) = create_all(http, base, requests, WARM_UP).await?;
+    for code in &codes[..WARM_UP_JOINS] {
         let (_, _, client) = join(http, base, token, code).await?;
         client
             .leave()
@@ -511,7 +512,7 @@ async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Res
     // The last one out ends a meeting (the seed's Example 2) after the leave is
     // answered: let those endings finish before the timing starts.
     let deadline = Instant::now() + Duration::from_secs(30);
-    for code in &codes[..WARM_UP] {
+    for code in &codes[..WARM_UP_JOINS] {
         loop {
             let meeting = call(
                 http.get(format!("{base}/api/v1/meetings/{code}"))
