@@ -1227,3 +1227,73 @@ async fn the_session_grant_refuses_callers_without_a_session_or_without_its_csrf
         .unwrap();
     assert_eq!(links, 0);
 }
+
+#[tokio::test]
+async fn a_meeting_to_start_now_gets_its_controller_at_creation_and_a_scheduled_one_at_its_first_grant()
+ {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let assigned = |id: String| {
+        let pool = site.world.postgres.pool().clone();
+        async move {
+            let (controller, region): (Option<String>, Option<String>) = sqlx::query_as(
+                "SELECT assigned_controller_id, assigned_region FROM meet.meetings \
+                 WHERE meeting_id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            controller.zip(region)
+        }
+    };
+    let capacity = |controller: &'static str| {
+        let redis = site.world.redis.clone();
+        async move {
+            let mut conn = redis.conn();
+            let current: String = redis::AsyncCommands::hget(
+                &mut conn,
+                format!("controller:{controller}:capacity"),
+                "current_meetings",
+            )
+            .await
+            .unwrap();
+            current
+        }
+    };
+    let before = capacity("mc-1").await;
+
+    let now = site.create(&alice, json!({ "display_name": "Now" })).await;
+    let (controller, _) = assigned(id_of(&now)).await.expect("assigned at creation");
+    assert_eq!(controller, "mc-1");
+    let counted = capacity("mc-1").await;
+    assert_eq!(
+        counted.parse::<i64>().unwrap(),
+        before.parse::<i64>().unwrap() + 1,
+        "the assignment is counted"
+    );
+    let grant = site
+        .get(&format!("/api/v1/meetings/{}", id_of(&now)), Some(&alice))
+        .await;
+    assert_eq!(
+        grant.ok(200)["join_grant"]["webtransport_url"],
+        format!("https://mc-1.test:4433/meetings/{}", id_of(&now))
+    );
+    assert_eq!(capacity("mc-1").await, counted, "the grant kept it");
+
+    let later = site
+        .create(
+            &alice,
+            json!({ "display_name": "Later", "scheduled_start_time": "2099-01-01T19:00:00Z" }),
+        )
+        .await;
+    assert_eq!(assigned(id_of(&later)).await, None);
+    site.get(&format!("/api/v1/meetings/{}", id_of(&later)), Some(&alice))
+        .await
+        .ok(200);
+    assert!(
+        assigned(id_of(&later)).await.is_some(),
+        "chosen at the first grant"
+    );
+}

@@ -1063,3 +1063,49 @@ async fn streams_published_at_once_by_one_participant_all_land_in_its_streams() 
         "[]"
     );
 }
+
+#[tokio::test]
+async fn a_sweep_reads_every_hosted_meetings_status_and_present_participants_at_once() {
+    let env = env().await;
+    let repo = repo(&env);
+    let open = repo.create_meeting(&new_meeting("open")).await.unwrap();
+    let ended = repo.create_meeting(&new_meeting("ended")).await.unwrap();
+    let empty = repo.create_meeting(&new_meeting("empty")).await.unwrap();
+    let alice = repo
+        .join(&join_request(open.meeting_id, "Alice"))
+        .await
+        .unwrap();
+    let bob = repo
+        .join(&join_request(open.meeting_id, "Bob"))
+        .await
+        .unwrap();
+    repo.join(&join_request(ended.meeting_id, "Carol"))
+        .await
+        .unwrap();
+    repo.end_meeting(ended.meeting_id).await.unwrap();
+    // Bob's session hash expired; he is still in the set until the presence job runs.
+    let mut conn = env.redis.conn();
+    let _: () = conn
+        .del(format!("participant:{}", bob.participant_id))
+        .await
+        .unwrap();
+    let unknown = MeetingId::random();
+    let asked = [open.meeting_id, ended.meeting_id, empty.meeting_id, unknown];
+
+    let statuses = repo.meeting_statuses(&asked).await.unwrap();
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert_eq!(statuses[&open.meeting_id], MeetingStatus::Active);
+    assert_eq!(statuses[&ended.meeting_id], MeetingStatus::Ended);
+    assert_eq!(statuses[&empty.meeting_id], MeetingStatus::Scheduled);
+
+    let present = repo.present_participants(&asked).await.unwrap();
+    assert_eq!(present.len(), 4, "every meeting asked for has an entry");
+    assert_eq!(
+        present[&open.meeting_id],
+        [alice.participant_id].into_iter().collect()
+    );
+    assert!(present[&empty.meeting_id].is_empty());
+    assert!(present[&unknown].is_empty());
+    assert!(repo.meeting_statuses(&[]).await.unwrap().is_empty());
+    assert!(repo.present_participants(&[]).await.unwrap().is_empty());
+}

@@ -7,7 +7,7 @@
 //! with `try_send`: a session whose queue is full is closed (`too_slow`), so no session
 //! ever waits for another.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -959,9 +959,16 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
             () = shared.stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        for meeting in shared.rooms.meetings() {
-            sweep(&shared, meeting).await;
-        }
+        // Who is connected, read before the stores: anybody here joined before the
+        // reads below, so absence there means removal, not a join still under way.
+        let hosted: Vec<_> = shared
+            .rooms
+            .meetings()
+            .into_iter()
+            .map(|meeting| (meeting, shared.rooms.members(meeting)))
+            .filter(|(_, connected)| !connected.is_empty())
+            .collect();
+        sweep(&shared, hosted).await;
         // A meeting's media handler is forgotten once nobody is connected to it here
         // (and its assignment is older than a join may take to complete).
         let mut assigned = shared.media_assigned.lock().await;
@@ -971,42 +978,52 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
     }
 }
 
-/// A meeting ended elsewhere closes its sessions with `MeetingEnded`; participants no
-/// longer in its Redis set (removed by the presence job) have their sessions closed.
-async fn sweep(shared: &Shared, meeting: MeetingId) {
-    // Who is connected, read before the stores: anybody here joined before the read
-    // below, so absence there means removal, not a join still under way.
-    let connected = shared.rooms.members(meeting);
-    if connected.is_empty() {
+/// One sweep of the hosted meetings, each with the participants connected to it here:
+/// a meeting ended elsewhere has its sessions closed, and so has each participant no
+/// longer in its meeting's Redis set (removed by the presence job). Three round trips
+/// in all, however many meetings this controller hosts.
+async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)>) {
+    if hosted.is_empty() {
         return;
     }
-    match shared.repo.meeting(meeting).await {
-        Ok(row) if row.status == MeetingStatus::Ended => {
-            tracing::info!(%meeting, "meeting ended elsewhere; closing its sessions");
-            shared.rooms.end(meeting);
-            return;
-        }
-        Ok(_) => {}
+    let ids: Vec<MeetingId> = hosted.iter().map(|(meeting, _)| *meeting).collect();
+    let statuses = match shared.repo.meeting_statuses(&ids).await {
+        Ok(statuses) => statuses,
         Err(error) => {
-            tracing::warn!(%meeting, %error, "sweep could not read the meeting");
-            return;
-        }
-    }
-    let present: HashSet<ParticipantId> = match shared.repo.participants(meeting).await {
-        Ok(sessions) => sessions.into_iter().map(|s| s.participant_id).collect(),
-        Err(error) => {
-            tracing::warn!(%meeting, %error, "sweep could not read the participants");
+            tracing::warn!(%error, meetings = ids.len(), "sweep could not read the meetings");
             return;
         }
     };
-    for (participant, closer) in connected {
-        if !present.contains(&participant) {
-            tracing::info!(%meeting, %participant, "participant removed elsewhere; closing its session");
-            closer.close(Close::new(
-                proto::CLOSE_BY_CONTROLLER,
-                "removed from the meeting (no heartbeat)",
-                Departure::Gone,
-            ));
+    let mut open = Vec::with_capacity(hosted.len());
+    for (meeting, connected) in hosted {
+        match statuses.get(&meeting) {
+            Some(MeetingStatus::Ended) => {
+                tracing::info!(%meeting, "meeting ended elsewhere; closing its sessions");
+                shared.rooms.end(meeting);
+            }
+            Some(_) => open.push((meeting, connected)),
+            None => tracing::warn!(%meeting, "sweep found no row for a hosted meeting"),
+        }
+    }
+    let ids: Vec<MeetingId> = open.iter().map(|(meeting, _)| *meeting).collect();
+    let present = match shared.repo.present_participants(&ids).await {
+        Ok(present) => present,
+        Err(error) => {
+            tracing::warn!(%error, meetings = ids.len(), "sweep could not read the participants");
+            return;
+        }
+    };
+    for (meeting, connected) in open {
+        let here = present.get(&meeting);
+        for (participant, closer) in connected {
+            if !here.is_some_and(|p| p.contains(&participant)) {
+                tracing::info!(%meeting, %participant, "participant removed elsewhere; closing its session");
+                closer.close(Close::new(
+                    proto::CLOSE_BY_CONTROLLER,
+                    "removed from the meeting (no heartbeat)",
+                    Departure::Gone,
+                ));
+            }
         }
     }
 }

@@ -3,13 +3,15 @@
 //! by compare-and-set, and ended (the seed's Data Flow Example 2) in PostgreSQL and
 //! Redis, each change with its audit row in the same transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use store::{Condition, StorageError, Writes};
 
 use super::{AuditEntry, MeetingsError, Repo, corrupt};
 use crate::domain::{
-    ActorType, AuditResult, ControllerId, DisplayName, MeetingCode, MeetingId, MeetingStatus,
-    ParticipantId, Region, UserId,
+    ActorType, AuditResult, ControllerId, DisplayName, Liveness, MeetingCode, MeetingId,
+    MeetingStatus, ParticipantId, Region, UserId,
 };
 use crate::schema::{self, MeetingRow, MeetingWithUserNameRow, meeting_fields};
 
@@ -252,6 +254,47 @@ impl Repo {
     pub async fn create_meeting_with_codes(
         &self,
         new: &NewMeeting,
+        next_code: impl FnMut() -> MeetingCode,
+    ) -> Result<Meeting, MeetingsError> {
+        self.insert_meeting(new, None, next_code).await
+    }
+
+    /// Creates a meeting as [`Repo::create_meeting`] does and, when it is to start now,
+    /// assigns it a meeting controller of `region` in the same statement (chosen as
+    /// [`Repo::controller_for_meeting`] chooses for an unassigned meeting, from the same
+    /// registry read), so its first join grant has nothing left to decide. A meeting
+    /// scheduled for later, or created while no controller can take one, is created
+    /// unassigned: its first grant chooses, with the registry of that moment.
+    pub async fn create_meeting_assigned<R: rand::Rng + Send>(
+        &self,
+        new: &NewMeeting,
+        region: &Region,
+        liveness: &Liveness,
+        rng: &mut R,
+    ) -> Result<Meeting, MeetingsError> {
+        let chosen = if new.scheduled_start_time.is_none() {
+            self.choose_controller(region, liveness, rng).await?
+        } else {
+            None
+        };
+        let assigned = chosen.map(|c| (c, region.clone()));
+        let meeting = self
+            .insert_meeting(new, assigned.as_ref(), || {
+                MeetingCode::generate(&mut rand::rng())
+            })
+            .await?;
+        if let Some((controller, region)) = &assigned {
+            self.counted_assignment(region, controller).await?;
+            tracing::info!(meeting = %meeting.meeting_id, %region, %controller,
+                "meeting controller assigned at creation");
+        }
+        Ok(meeting)
+    }
+
+    async fn insert_meeting(
+        &self,
+        new: &NewMeeting,
+        assigned: Option<&(ControllerId, Region)>,
         mut next_code: impl FnMut() -> MeetingCode,
     ) -> Result<Meeting, MeetingsError> {
         let actor_type = if new.created_by.is_some() {
@@ -278,6 +321,8 @@ impl Repo {
                 .bind(audit::TARGET_MEETING)
                 .bind(audit::CREATE)
                 .bind(AuditResult::Success.as_str())
+                .bind(assigned.map(|(c, _)| c.as_str()))
+                .bind(assigned.map(|(_, r)| r.as_str()))
                 .fetch_optional(self.pg.pool())
                 .await?;
             match row {
@@ -292,6 +337,30 @@ impl Repo {
             }
         }
         Err(MeetingsError::CodesExhausted(CODE_ATTEMPTS))
+    }
+
+    /// The status of each of `ids` that exists, in one round trip whatever their number
+    /// (a meeting controller's sweep of the meetings it hosts).
+    pub async fn meeting_statuses(
+        &self,
+        ids: &[MeetingId],
+    ) -> Result<HashMap<MeetingId, MeetingStatus>, MeetingsError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(schema::SELECT_MEETING_STATUSES)
+            .bind(uuids)
+            .fetch_all(self.pg.pool())
+            .await?;
+        rows.into_iter()
+            .map(|(id, status)| {
+                Ok((
+                    MeetingId::from_uuid(id),
+                    MeetingStatus::parse(&status).map_err(corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     /// The meeting `id`; `NotFound` when there is none.

@@ -2,7 +2,7 @@
 //! presence and heartbeats, leaving, and the removal of participants whose heartbeat
 //! stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use store::{Attempt, Condition, Conditional, StorageError, Writes};
@@ -270,6 +270,46 @@ impl Repo {
             .collect::<Result<Vec<_>, _>>()?;
         sessions.sort_by_key(|s| (s.joined_at, s.participant_id));
         Ok(sessions)
+    }
+
+    /// The participants of each of `meetings` whose session still exists (those
+    /// [`Repo::participants`] would list), in two round trips whatever their number (a
+    /// meeting controller's sweep of the meetings it hosts). Every meeting asked for has
+    /// an entry.
+    pub async fn present_participants(
+        &self,
+        meetings: &[MeetingId],
+    ) -> Result<HashMap<MeetingId, HashSet<ParticipantId>>, MeetingsError> {
+        let mut present: HashMap<MeetingId, HashSet<ParticipantId>> =
+            meetings.iter().map(|m| (*m, HashSet::new())).collect();
+        if meetings.is_empty() {
+            return Ok(present);
+        }
+        let mut conn = self.redis.conn();
+        let mut pipe = redis::pipe();
+        for meeting in meetings {
+            pipe.smembers(schema::meeting_participants_key(*meeting));
+        }
+        let sets: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
+        let mut members = Vec::new();
+        let mut pipe = redis::pipe();
+        for (meeting, set) in meetings.iter().zip(sets) {
+            for member in set {
+                let id = ParticipantId::parse(&member).map_err(corrupt)?;
+                pipe.exists(schema::participant_key(id));
+                members.push((*meeting, id));
+            }
+        }
+        if members.is_empty() {
+            return Ok(present);
+        }
+        let exists: Vec<bool> = pipe.query_async(&mut conn).await?;
+        for ((meeting, participant), there) in members.into_iter().zip(exists) {
+            if there {
+                present.entry(meeting).or_default().insert(participant);
+            }
+        }
+        Ok(present)
     }
 
     /// A participant's heartbeat: refreshes the session hash (5 min) and its

@@ -462,15 +462,7 @@ impl Repo {
                 };
                 let region = current.assigned_region.clone().unwrap_or(region.clone());
                 let now = self.clock.now();
-                let live = match self.recent_controllers.fresh(&region, liveness, now) {
-                    Some(live) => live,
-                    None => {
-                        let live = self.live_controllers(&region, liveness).await?;
-                        self.recent_controllers
-                            .remember(&region, liveness, now, &live);
-                        live
-                    }
-                };
+                let live = self.live_controllers_reused(&region, liveness, now).await?;
                 if let Some(assigned) = &current.assigned_controller_id
                     && let Some((_, registered)) = live
                         .iter()
@@ -500,9 +492,8 @@ impl Repo {
                 if done.rows_affected() == 0 {
                     return Ok(Attempt::Retry);
                 }
-                self.count_assignment(&chosen.controller_id).await?;
-                self.recent_controllers
-                    .counted(&region, &chosen.controller_id);
+                self.counted_assignment(&region, &chosen.controller_id)
+                    .await?;
                 tracing::info!(meeting = %id, %region, controller = %chosen.controller_id,
                     previous = ?current.assigned_controller_id, "meeting controller assigned");
                 let registered = live
@@ -513,6 +504,52 @@ impl Repo {
             }
         })
         .await
+    }
+
+    /// The live controllers of `region`: the read of the last second, else a new one.
+    async fn live_controllers_reused(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(ControllerLoad, RegisteredController)>, MeetingsError> {
+        if let Some(live) = self.recent_controllers.fresh(region, liveness, now) {
+            return Ok(live);
+        }
+        let live = self.live_controllers(region, liveness).await?;
+        self.recent_controllers
+            .remember(region, liveness, now, &live);
+        Ok(live)
+    }
+
+    /// A controller of `region` for a new meeting, by the weighted choice of
+    /// [`domain::choose_controller`] over the reused registry read; `None` when none can
+    /// take one. Nothing is written.
+    pub(super) async fn choose_controller<R: rand::Rng + Send>(
+        &self,
+        region: &Region,
+        liveness: &Liveness,
+        rng: &mut R,
+    ) -> Result<Option<ControllerId>, MeetingsError> {
+        let now = self.clock.now();
+        let live = self.live_controllers_reused(region, liveness, now).await?;
+        let loads: Vec<ControllerLoad> = live.into_iter().map(|(c, _)| c).collect();
+        Ok(
+            domain::choose_controller(&loads, region, now, liveness, rng)
+                .map(|c| c.controller_id.clone()),
+        )
+    }
+
+    /// Counts an assignment to `controller` in its capacity hash and in the reused
+    /// registry read.
+    pub(super) async fn counted_assignment(
+        &self,
+        region: &Region,
+        controller: &ControllerId,
+    ) -> Result<(), MeetingsError> {
+        self.count_assignment(controller).await?;
+        self.recent_controllers.counted(region, controller);
+        Ok(())
     }
 
     /// Counts one more meeting in the controller's capacity hash, only while the hash

@@ -51,16 +51,18 @@ pub(crate) struct MeetingRow {
 /// `$10` this statement's `synchronous_commit` (`on`: the commit waits for the disk;
 /// `off`: it does not), and its audit row's `$11` event_type, `$12` actor_type, `$13`
 /// target_type, `$14` action, `$15` result (its actor the creator, its target the new
-/// meeting, its metadata the code). The meeting and its audit row in one statement: one
-/// round trip, one commit, both or neither. A [`MeetingRow`], or no row when `meeting_code` is taken (nothing written).
+/// meeting, its metadata the code); `$16` assigned_controller_id and `$17`
+/// assigned_region (both NULL: not assigned yet). The meeting and its audit row in one
+/// statement: one round trip, one commit, both or neither. A [`MeetingRow`], or no row
+/// when `meeting_code` is taken (nothing written).
 pub(crate) const INSERT_MEETING: &str = concat!(
     "WITH commit_mode AS (SELECT set_config('synchronous_commit', $10, true) AS mode), \
      m AS (INSERT INTO ",
     table!(meetings),
     " (created_by_user_id, display_name, meeting_code, max_participants, \
       enable_e2e_encryption, require_auth, allow_recording, waiting_room_enabled, \
-      scheduled_start_time) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+      scheduled_start_time, assigned_controller_id, assigned_region) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $16, $17) \
      ON CONFLICT (meeting_code) DO NOTHING RETURNING ",
     meeting_columns!(),
     "), a AS (INSERT INTO ",
@@ -88,6 +90,13 @@ pub(crate) const SELECT_MEETING_BY_CODE: &str = concat!(
     " FROM ",
     table!(meetings),
     " WHERE meeting_code = $1"
+);
+
+/// `$1` meeting ids (`uuid[]`). `(meeting_id, status)` of those that exist.
+pub(crate) const SELECT_MEETING_STATUSES: &str = concat!(
+    "SELECT meeting_id, status FROM ",
+    table!(meetings),
+    " WHERE meeting_id = ANY($1)"
 );
 
 /// A meeting and the display name of one user, in one round trip ([`SELECT_MEETING_WITH_USER_NAME`]).
@@ -694,6 +703,7 @@ mod tests {
             INSERT_MEETING,
             SELECT_MEETING,
             SELECT_MEETING_BY_CODE,
+            SELECT_MEETING_STATUSES,
             END_MEETING,
             CLOSE_SESSIONS,
             ASSIGN_CONTROLLER,

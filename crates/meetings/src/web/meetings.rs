@@ -526,7 +526,11 @@ pub(super) async fn create_meeting(
         tracing::info!(%user, retry_after = retry.seconds(), "meeting creation refused: rate limit");
         return Err(AuthError::RateLimited(retry).into());
     }
-    let meeting = state.repo.create_meeting(&new).await?;
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let meeting = state
+        .repo
+        .create_meeting_assigned(&new, &state.region, &state.liveness, &mut rng)
+        .await?;
     let mut response = (StatusCode::CREATED, Json(MeetingJson::from(&meeting))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("{MEETINGS_PATH}/{}", meeting.meeting_id))
     {
