@@ -10,8 +10,8 @@
 //!    create p50 / p95 of meetings to start now (their commit does not wait for the
 //!    disk: `meetings::repo` says why), then of 12 meetings scheduled for tomorrow
 //!    (their commit waits for it), printed apart; before anything is timed, an untimed
-//!    warm-up creates 16 meetings at once and joins 5 ([`warm_up`]), as a server that
-//!    has been serving has;
+//!    warm-up creates 16 meetings at once and 32 participants join them at once and
+//!    leave ([`warm_up`]), as a server that has been serving has;
 //! 2. token validation, before the crowd arrives (p50 / p99): `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
@@ -56,8 +56,9 @@ const SCHEDULED: usize = 12;
 /// Meetings created in the warm-up, all at once: as many as the server's database pool
 /// holds connections, so every one of them is open and has run the creation.
 const WARM_UP: usize = 16;
-/// Of those, the meetings joined once (and left) in the warm-up.
-const WARM_UP_JOINS: usize = 5;
+/// Participants joining (all at once, two to a meeting) and leaving the warm-up
+/// meetings.
+const WARM_UP_JOINS: usize = 2 * WARM_UP;
 
 /// The meetings service under test: the feature's routes on Tavern's HTTP server and
 /// a meeting controller, both in this process, over the configured stores.
@@ -488,7 +489,7 @@ async fn join(
 
 /// Warm-up, untimed: the scheduling host creates [`WARM_UP`] meetings all at once (so
 /// every connection of the server's database pool is open and has run the creation),
-/// and a participant joins each of the first [`WARM_UP_JOINS`] and leaves. A server
+/// then [`WARM_UP_JOINS`] participants join them all at once and leave. A server
 /// that has been serving has done all this: a new PostgreSQL backend's first queries
 /// read its catalogs (10-20 ms here for the first creation), and the clients' HTTP
 /// connections are open too.
@@ -502,8 +503,24 @@ async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Res
         })
         .collect();
     let (codes, _) = create_all(http, base, requests, WARM_UP).await?;
-    for code in &codes[..WARM_UP_JOINS] {
-        let (_, _, client) = join(http, base, token, code).await?;
+    // Everyone joins at once, then leaves: each pooled connection runs a join's
+    // statements too.
+    let mut joining = tokio::task::JoinSet::new();
+    for code in codes.iter().cycle().take(WARM_UP_JOINS) {
+        let (http, base, token, code) = (
+            http.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            code.clone(),
+        );
+        joining.spawn(async move { join(&http, &base, &token, &code).await });
+    }
+    let mut clients = Vec::with_capacity(WARM_UP_JOINS);
+    while let Some(joined) = joining.join_next().await {
+        let (_, _, client) = joined.context("a warm-up join")??;
+        clients.push(client);
+    }
+    for client in clients {
         client
             .leave()
             .await
@@ -512,7 +529,7 @@ async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Res
     // The last one out ends a meeting (the seed's Example 2) after the leave is
     // answered: let those endings finish before the timing starts.
     let deadline = Instant::now() + Duration::from_secs(30);
-    for code in &codes[..WARM_UP_JOINS] {
+    for code in &codes {
         loop {
             let meeting = call(
                 http.get(format!("{base}/api/v1/meetings/{code}"))
