@@ -125,6 +125,14 @@
 //!   commits, which for a meeting its creator is about to join shows at once ("no such
 //!   meeting") and costs a click, while a scheduled meeting's code may travel for days
 //!   before anyone would notice.
+//! - **A meeting to start now gets its controller at creation** (`POST
+//!   /api/v1/meetings`, in the creating statement, by the same weighted choice a first
+//!   grant makes), so its first join grant has nothing left to decide; a meeting
+//!   scheduled for later, or created while no controller can take one, is assigned by
+//!   its first grant, with the registry of that moment.
+//! - **The meeting controller's sweep** (every 2 s: meetings ended elsewhere, participants
+//!   removed by the presence job) reads every hosted meeting at once: one PostgreSQL
+//!   query and two Redis pipelines, however many meetings it hosts.
 //! - **The registry read behind join grants** is reused for up to a second per region
 //!   and replica: a busy global controller reads it about once a second, not on every
 //!   grant. A registration or heartbeat through the same replica drops it at once;
