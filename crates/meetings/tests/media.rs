@@ -9,6 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::media::next_frame;
 use common::wt::DEADLINE;
 use common::{hash_of, meeting};
 use meetings::Repo;
@@ -133,15 +134,6 @@ impl Handler {
             .unwrap()
             .unwrap();
     }
-}
-
-/// The next frame; fails the test if none comes within [`DEADLINE`].
-async fn next_frame(client: &mut MediaClient) -> ReceivedFrame {
-    tokio::time::timeout(DEADLINE, client.next_frame())
-        .await
-        .expect("a frame in time")
-        .expect("a frame, not the end of the session")
-        .unwrap()
 }
 
 /// What one participant publishes in the three-way test: (track, flags, timestamp, seq,

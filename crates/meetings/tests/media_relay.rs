@@ -7,137 +7,23 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
+use common::media::{Handler, next_frame, start, start_with};
 use common::meeting;
 use common::wt::DEADLINE;
 use meetings::Repo;
 use meetings::domain::{
-    ConnectionType, DisplayName, HandlerId, Liveness, MeetingId, ParticipantId, Region, StreamId,
+    ConnectionType, DisplayName, Liveness, MeetingId, ParticipantId, Region, StreamId,
 };
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::proto::{FLAG_KEY, FrameHeader, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
-use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler, track_stream_id};
+use meetings::media::{HandlerConfig, track_stream_id};
 use meetings::repo::JoinRequest;
 use meetings::schema;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use redis::AsyncCommands;
 use testkit::{World, eventually};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-/// A running media handler.
-struct Handler {
-    repo: Repo,
-    endpoint: String,
-    certificate_hash: String,
-    load: Load,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), MediaError>>,
-}
-
-/// Handler `id` over `repo`, looking for relays every 100 ms.
-async fn start(repo: &Repo, id: &str) -> Handler {
-    start_with(repo, id, |_| {}).await
-}
-
-/// [`start`], its settings changed by `adjust`.
-async fn start_with(repo: &Repo, id: &str, adjust: impl FnOnce(&mut HandlerConfig)) -> Handler {
-    let mut config = HandlerConfig::new(HandlerId::parse(id).unwrap());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.heartbeat_every = Duration::from_millis(200);
-    config.relay_every = Duration::from_millis(100);
-    adjust(&mut config);
-    let bound = MediaHandler::bind(repo.clone(), config).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let handler = Handler {
-        repo: repo.clone(),
-        endpoint: bound.endpoint(),
-        certificate_hash: bound.certificate_hash().to_owned(),
-        load: bound.load(),
-        shutdown: shutdown.clone(),
-        task: tokio::spawn(bound.run(shutdown)),
-    };
-    let handler_id = HandlerId::parse(id).unwrap();
-    eventually(
-        "the media handler registers with its certificate hash",
-        || {
-            let (repo, id, hash) = (
-                repo.clone(),
-                handler_id.clone(),
-                handler.certificate_hash.clone(),
-            );
-            async move {
-                let registered = repo.media_handler(&id).await.ok()?;
-                (registered.certificate_hash.as_deref() == Some(hash.as_str())).then_some(())
-            }
-        },
-    )
-    .await;
-    handler
-}
-
-impl Handler {
-    async fn token(&self, meeting: MeetingId, who: ParticipantId, kind: ConnectionType) -> String {
-        self.repo
-            .issue_connection_token(meeting, who, kind)
-            .await
-            .unwrap()
-            .expose()
-            .to_owned()
-    }
-
-    async fn open(
-        &self,
-        path: &str,
-        meeting: MeetingId,
-        token: &str,
-    ) -> Result<MediaClient, MediaClientError> {
-        let url = format!("{}/{path}/{meeting}", self.endpoint);
-        MediaClient::connect(&url, token, Some(&self.certificate_hash)).await
-    }
-
-    /// A new participant of `meeting` connected to this handler.
-    async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
-        let participant = ParticipantId::random();
-        let token = self
-            .token(meeting, participant, ConnectionType::Media)
-            .await;
-        (
-            participant,
-            self.open("media", meeting, &token).await.unwrap(),
-        )
-    }
-
-    async fn until(&self, what: &str, check: impl Fn(&Load) -> bool) {
-        let load = self.load.clone();
-        let check = &check;
-        eventually(what, || {
-            let load = load.clone();
-            async move { check(&load).then_some(()) }
-        })
-        .await;
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the handler stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// The next frame; fails the test if none comes within [`DEADLINE`].
-async fn next_frame(client: &mut MediaClient) -> ReceivedFrame {
-    tokio::time::timeout(DEADLINE, client.next_frame())
-        .await
-        .expect("a frame in time")
-        .expect("a frame, not the end of the session")
-        .unwrap()
-}
 
 /// The next track `client` is asked for a key frame on.
 async fn next_ask(client: &mut MediaClient) -> u8 {

@@ -8,113 +8,18 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::media::{next_frame, start};
 use common::meeting;
 use common::wt::DEADLINE;
-use meetings::Repo;
-use meetings::domain::{ConnectionType, HandlerId, MeetingId, ParticipantId};
-use meetings::media::client::{MediaClient, ReceivedFrame};
+use meetings::domain::ParticipantId;
+use meetings::media::client::MediaClient;
 use meetings::media::proto::{FLAG_KEY, TRACK_AUDIO, TRACK_CAMERA};
-use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler};
-use testkit::eventually;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Bytes of a layer-0 (small) and a layer-1 (large) delta frame.
 const SMALL: usize = 1_000;
 const LARGE: usize = 4_000;
 /// Rounds of delta frames (one per layer, and an audio frame) published.
 const ROUNDS: u32 = 20;
-
-/// A running media handler.
-struct Handler {
-    repo: Repo,
-    endpoint: String,
-    certificate_hash: String,
-    load: Load,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), MediaError>>,
-}
-
-/// Handler `id` over `repo`, looking for relays every 100 ms.
-async fn start(repo: &Repo, id: &str) -> Handler {
-    let mut config = HandlerConfig::new(HandlerId::parse(id).unwrap());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.heartbeat_every = Duration::from_millis(200);
-    config.relay_every = Duration::from_millis(100);
-    let bound = MediaHandler::bind(repo.clone(), config).await.unwrap();
-    let shutdown = CancellationToken::new();
-    let handler = Handler {
-        repo: repo.clone(),
-        endpoint: bound.endpoint(),
-        certificate_hash: bound.certificate_hash().to_owned(),
-        load: bound.load(),
-        shutdown: shutdown.clone(),
-        task: tokio::spawn(bound.run(shutdown)),
-    };
-    let handler_id = HandlerId::parse(id).unwrap();
-    eventually("the media handler registers", || {
-        let (repo, id, hash) = (
-            repo.clone(),
-            handler_id.clone(),
-            handler.certificate_hash.clone(),
-        );
-        async move {
-            let registered = repo.media_handler(&id).await.ok()?;
-            (registered.certificate_hash.as_deref() == Some(hash.as_str())).then_some(())
-        }
-    })
-    .await;
-    handler
-}
-
-impl Handler {
-    /// A new participant of `meeting` connected to this handler.
-    async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
-        let participant = ParticipantId::random();
-        let token = self
-            .repo
-            .issue_connection_token(meeting, participant, ConnectionType::Media)
-            .await
-            .unwrap()
-            .expose()
-            .to_owned();
-        let url = format!("{}/media/{meeting}", self.endpoint);
-        let client = MediaClient::connect(&url, &token, Some(&self.certificate_hash))
-            .await
-            .unwrap();
-        (participant, client)
-    }
-
-    async fn until(&self, what: &str, check: impl Fn(&Load) -> bool) {
-        let load = self.load.clone();
-        let check = &check;
-        eventually(what, || {
-            let load = load.clone();
-            async move { check(&load).then_some(()) }
-        })
-        .await;
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the handler stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-/// The next frame; fails the test if none comes within [`DEADLINE`].
-async fn next_frame(client: &mut MediaClient) -> ReceivedFrame {
-    tokio::time::timeout(DEADLINE, client.next_frame())
-        .await
-        .expect("a frame in time")
-        .expect("a frame, not the end of the session")
-        .unwrap()
-}
 
 /// The next key frame `client` is asked for: (track, layer).
 async fn next_ask(client: &mut MediaClient) -> (u8, Option<u8>) {

@@ -14,6 +14,7 @@ use store::harness::{TestPostgres, TestRedis};
 use store::{Postgres, Redis};
 use testkit::World;
 
+pub mod media;
 pub mod wt;
 
 pub struct Pg {
