@@ -164,6 +164,17 @@ impl Site {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `POST /api/v1/meetings/{meeting}/recordings` with `token`: the status and body.
+    async fn start_recording(&self, meeting: MeetingId, token: &str) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings"),
+            None,
+            Some(token),
+        )
+        .await
+    }
+
     /// A registered account's access token.
     async fn account(&self, email: &str, name: &str) -> String {
         let (status, body) = self
@@ -398,41 +409,20 @@ async fn a_two_person_meeting_is_recorded_as_a_webm_a_demuxer_reads_and_download
 
     // Somebody else may not start it.
     let guest = site.account("guest@example.com", "Guest").await;
-    let (status, body) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&guest),
-        )
-        .await;
+    let (status, body) = site.start_recording(meeting, &guest).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("not_creator")),
         "{body}"
     );
 
-    let (status, started) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, started) = site.start_recording(meeting, &host).await;
     assert_eq!(status, 201, "{started}");
     assert_eq!(started["status"], "recording");
     assert!(started["download_url"].is_null());
     let id = started["recording_id"].as_str().unwrap().to_owned();
     // One at a time.
-    let (status, body) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, body) = site.start_recording(meeting, &host).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("recording_running")),
@@ -622,14 +612,7 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
             json!({"allow_recording": true, "enable_e2e_encryption": true}),
         )
         .await;
-    let (status, body) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{e2e}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, body) = site.start_recording(e2e, &host).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("e2e_encrypted")),
@@ -646,14 +629,7 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
             json!({"allow_recording": false, "enable_e2e_encryption": false}),
         )
         .await;
-    let (status, body) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{plain}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, body) = site.start_recording(plain, &host).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("recording_not_allowed")),
@@ -671,14 +647,7 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
         .await;
     let (_, alice) = site.participant(meeting, "Alice").await;
     site.connected(1).await;
-    let (status, started) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, started) = site.start_recording(meeting, &host).await;
     assert_eq!(status, 201, "{started}");
     let id = started["recording_id"].as_str().unwrap().to_owned();
     site.connected(2).await;
@@ -701,14 +670,7 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
     let ready = site.recording_in(meeting, &host, &id, "ready").await;
     assert_eq!(ready["duration_seconds"], 2, "{ready}");
     // An ended meeting is not recorded again.
-    let (status, body) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, body) = site.start_recording(meeting, &host).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (409, Some("meeting_ended")),
@@ -996,14 +958,7 @@ async fn a_recording_left_behind_by_a_stopped_server_is_failed_and_the_meeting_r
         meetings::recording::STALE_MESSAGE,
         "{failed}"
     );
-    let (status, started) = site
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/v1/meetings/{meeting}/recordings"),
-            None,
-            Some(&host),
-        )
-        .await;
+    let (status, started) = site.start_recording(meeting, &host).await;
     assert_eq!(status, 201, "{started}");
     // A recording being made is kept alive: touched past the stale period, it is
     // still recording.
