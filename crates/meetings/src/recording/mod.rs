@@ -610,7 +610,9 @@ impl Task {
                 }
                 frame = client.next_frame() => match frame {
                     Some(Ok(frame)) => {
-                        let at = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        // When it arrived, not when this loop got to it.
+                        let since = frame.received_at.saturating_duration_since(started.into_std());
+                        let at = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
                         match self.take(&mut tracks, &mut names, frame, at).await {
                             Ok(Taken::WantKeyframe(publisher, track)) => {
                                 if asked.insert((publisher, track)) {
