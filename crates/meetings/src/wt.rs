@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::endpoint::{IncomingSession, SessionRequest};
 use wtransport::error::StreamReadExactError;
@@ -35,6 +36,22 @@ pub enum ListenError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// The most bytes a session of ours holds sent and not yet acknowledged (QUIC's default
+/// is 10 MB): a subscriber whose network cannot take what it is sent falls behind, and
+/// drops to the next key frame, within about 1 MiB rather than seconds of media.
+pub(crate) const SEND_WINDOW: u64 = 1024 * 1024;
+
+/// The QUIC transport of the handler's and the controller's endpoints and of the
+/// media clients: a keep-alive every 3 s, and at most [`SEND_WINDOW`] sent and not yet
+/// acknowledged.
+pub(crate) fn transport() -> QuicTransportConfig {
+    let mut transport = QuicTransportConfig::default();
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .send_window(SEND_WINDOW);
+    transport
 }
 
 /// A bound server endpoint.
@@ -70,8 +87,7 @@ pub(crate) async fn bind(
     let certificate_hash = sha256_hex(leaf.der());
     let server = ServerConfig::builder()
         .with_bind_address(listen)
-        .with_identity(identity)
-        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .with_custom_transport(identity, transport())
         .build();
     let bind_error = |source| ListenError::Bind {
         addr: listen,

@@ -230,6 +230,66 @@ async fn three_participants_each_receive_the_others_frames_byte_exact_and_never_
 }
 
 #[tokio::test]
+async fn a_lanes_frames_share_one_stream_until_the_next_video_key_frame() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Lanes").await;
+    let (publisher_id, publisher) = h.connect(m).await;
+    let (_, mut subscriber) = h.connect(m).await;
+    h.connected(2).await;
+
+    // Two groups of camera frames (a key frame, then four more) and ten audio frames,
+    // interleaved: every frame arrives byte exact on three streams (the camera's two
+    // groups, and audio's one), audio in the order sent.
+    let mut sent = Vec::new();
+    for seq in 0..10u32 {
+        let flags = if seq % 5 == 0 { FLAG_KEY } else { 0 };
+        let video = format!("video {seq}").into_bytes();
+        let audio = format!("audio {seq}").into_bytes();
+        publisher
+            .send_frame(proto::TRACK_CAMERA, flags, u64::from(seq), seq, &video)
+            .await
+            .unwrap();
+        publisher
+            .send_frame(proto::TRACK_AUDIO, FLAG_KEY, u64::from(seq), seq, &audio)
+            .await
+            .unwrap();
+        sent.push((proto::TRACK_CAMERA, seq, video));
+        sent.push((proto::TRACK_AUDIO, seq, audio));
+    }
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let frame = next_frame(&mut subscriber).await;
+        assert_eq!(frame.publisher, publisher_id);
+        got.push((frame.header.track, frame.header.seq, frame.payload));
+    }
+    let audio: Vec<u32> = got
+        .iter()
+        .filter(|(track, _, _)| *track == proto::TRACK_AUDIO)
+        .map(|(_, seq, _)| *seq)
+        .collect();
+    assert_eq!(audio, (0..10).collect::<Vec<_>>());
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+    assert_eq!(subscriber.streams_received(), 3);
+
+    // The next key frame starts a fourth; audio goes on on its own.
+    publisher
+        .send_frame(proto::TRACK_CAMERA, FLAG_KEY, 10, 10, b"key")
+        .await
+        .unwrap();
+    publisher
+        .send_frame(proto::TRACK_AUDIO, FLAG_KEY, 10, 10, b"audio 10")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        next_frame(&mut subscriber).await;
+    }
+    assert_eq!(subscriber.streams_received(), 4);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
     let h = handler().await;
     let m = meeting(&h.repo, "Tokens").await;

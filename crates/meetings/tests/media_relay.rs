@@ -16,7 +16,9 @@ use meetings::domain::{
     ConnectionType, DisplayName, Liveness, MeetingId, ParticipantId, Region, StreamId,
 };
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
-use meetings::media::proto::{FLAG_KEY, FrameHeader, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
+use meetings::media::proto::{
+    self, FLAG_KEY, FRAME_HEADER_LEN, FrameHeader, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN,
+};
 use meetings::media::{HandlerConfig, track_stream_id};
 use meetings::repo::JoinRequest;
 use meetings::schema;
@@ -232,6 +234,8 @@ async fn a_relay_needs_a_relay_token_and_cannot_speak_for_participants_connected
     let elsewhere = ParticipantId::random();
     let relayed = |publisher: ParticipantId, payload: &[u8]| {
         let mut bytes = publisher.as_uuid().as_bytes().to_vec();
+        let len = u32::try_from(FRAME_HEADER_LEN + payload.len()).unwrap();
+        bytes.extend_from_slice(&len.to_be_bytes());
         bytes.extend_from_slice(
             &FrameHeader {
                 track: TRACK_AUDIO,
@@ -268,6 +272,22 @@ async fn a_relay_needs_a_relay_token_and_cannot_speak_for_participants_connected
         (local, &b"local"[..])
     );
     peer.close();
+    h.until("the relay is detached", |l| l.relays() == 0).await;
+
+    // A relayed frame longer than a media frame may be closes the relay.
+    let relay = h
+        .token(m, ParticipantId::random(), ConnectionType::Relay)
+        .await;
+    let peer = h.open("relay", m, &relay).await.unwrap();
+    h.until("the relay is attached", |l| l.relays() == 1).await;
+    let mut oversized = elsewhere.as_uuid().as_bytes().to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    let _ = peer.send_raw_frame(&oversized).await;
+    let closed = tokio::time::timeout(DEADLINE, peer.closed())
+        .await
+        .expect("closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    assert!(closed.reason.starts_with("frame_too_large"), "{closed:?}");
     h.until("the relay is detached", |l| l.relays() == 0).await;
     drop(client);
     h.stop().await;

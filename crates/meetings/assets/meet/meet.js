@@ -189,6 +189,13 @@
       }
       return true;
     }
+    /** The next `n` bytes, or null when the stream ends first. */
+    async take(n) {
+      if (!(await this.fill(n))) return null;
+      const out = this.buf.slice(0, n);
+      this.buf = this.buf.slice(n);
+      return out;
+    }
     /** The next frame's body, or null at the end of the stream. */
     async next() {
       if (!(await this.fill(4))) return null;
@@ -928,35 +935,47 @@
         for (;;) {
           const { value, done } = await reader.read();
           if (done) return;
-          this.receiveFrame(value);
+          this.receiveStream(value);
         }
       } catch (_) { /* the session ended */ }
     }
 
-    async receiveFrame(stream) {
-      let bytes;
+    /** A forwarded stream: the publisher's id, then its frames, each behind its length. */
+    async receiveStream(stream) {
+      const input = new FrameReader(stream, MAX_MEDIA_FRAME);
       try {
-        bytes = await readAll(stream, 16 + MAX_MEDIA_FRAME);
-      } catch (_) { return; }
-      if (!bytes || bytes.length < 32 || bytes[16] !== 1) return;
-      const publisher = uuidString(bytes.subarray(0, 16));
+        const id = await input.take(16);
+        if (!id) return;
+        const publisher = uuidString(id);
+        for (;;) {
+          const bytes = await input.next();
+          if (!bytes || this.closed) return;
+          await this.receiveFrame(publisher, bytes);
+        }
+      } catch (_) {
+        input.reader.cancel().catch(() => {}); // a bad length, or the session ended
+      }
+    }
+
+    async receiveFrame(publisher, bytes) {
+      if (bytes.length < 16 || bytes[0] !== 1) return;
       const p = state.participants.get(publisher);
       if (!p || this.closed) return;
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       const frame = {
-        track: bytes[17],
-        key: (bytes[18] & 1) === 1,
-        encrypted: (bytes[18] & 2) === 2,
-        layer: bytes[19],
-        timestamp: Number(view.getBigUint64(20)),
-        seq: view.getUint32(28),
-        payload: bytes.subarray(32),
+        track: bytes[1],
+        key: (bytes[2] & 1) === 1,
+        encrypted: (bytes[2] & 2) === 2,
+        layer: bytes[3],
+        timestamp: Number(view.getBigUint64(4)),
+        seq: view.getUint32(12),
+        payload: bytes.subarray(16),
       };
       const keys = state.keys;
       if (keys) {
         // An end-to-end encrypted meeting takes encrypted frames only.
         if (!frame.encrypted) return;
-        frame.payload = await keys.open(publisher, bytes.subarray(16, 32), frame.payload);
+        frame.payload = await keys.open(publisher, bytes.subarray(0, 16), frame.payload);
         if (!frame.payload || this.closed || state.keys !== keys) return;
       } else if (frame.encrypted) {
         return; // no keys in a meeting that is not end-to-end encrypted
@@ -974,20 +993,6 @@
       }
       for (const p of state.participants.values()) p.tile.classList.toggle('speaking', p === loudest);
     }
-  }
-
-  async function readAll(stream, max) {
-    const reader = stream.getReader();
-    const parts = [];
-    let len = 0;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      len += value.length;
-      if (len > max) { reader.cancel().catch(() => {}); return null; }
-      parts.push(value);
-    }
-    return concat(parts);
   }
 
   /** Frames of one (publisher, track) put back in sequence order (streams may overtake). */

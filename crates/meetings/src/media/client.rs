@@ -2,27 +2,33 @@
 //! with a media grant's `url`, `wt_token` and `certificate_hash`, opens the control
 //! stream, publishes frames and receives everybody else's.
 //!
-//! Received frames are read one stream after another by a background task into a small
+//! Received frames are read by background tasks, one per forwarded stream, into a small
 //! bounded queue: a client that stops calling [`MediaClient::next_frame`] stops reading
 //! its streams, and the handler sees a subscriber falling behind.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use wtransport::endpoint::endpoint_side;
 use wtransport::error::{ConnectingError, ConnectionError};
 use wtransport::tls::Sha256Digest;
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream};
 
+use super::forwarded::{ForwardedError, ForwardedStream};
 use super::proto::{
     self, FRAME_HEADER_LEN, FrameError, FrameHeader, MediaClientMessage, MediaFrameError,
-    PUBLISHER_LEN, RequestKeyframe, SetLayer, media_client_message, media_server_message,
+    RequestKeyframe, SetLayer, media_client_message, media_server_message,
 };
 use crate::domain::{ParticipantId, WT_TOKEN_PARAM};
 
 /// Received frames read ahead of [`MediaClient::next_frame`].
 const RECEIVED_QUEUE: usize = 16;
+/// The most bytes the handler may send ahead of what this client has read (QUIC's
+/// default sets no limit across streams): a client that stops reading is soon a
+/// subscriber behind.
+const RECEIVE_WINDOW: wtransport::quinn::VarInt = wtransport::quinn::VarInt::from_u32(1024 * 1024);
 
 /// Why a media client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +98,8 @@ pub struct MediaClient {
     buffer: Vec<u8>,
     received: mpsc::Receiver<Result<ReceivedFrame, MediaClientError>>,
     reader: JoinHandle<()>,
+    /// Forwarded streams the handler has opened to it.
+    streams: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MediaClient {
@@ -143,12 +151,16 @@ impl MediaClient {
         }
         url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
         let builder = ClientConfig::builder().with_bind_default();
-        let config = match certificate_hash.filter(|h| !h.is_empty()) {
+        let mut config = match certificate_hash.filter(|h| !h.is_empty()) {
             Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
             None => builder.with_native_certs(),
         }
-        .keep_alive_interval(Some(Duration::from_secs(3)))
         .build();
+        let mut transport = crate::wt::transport();
+        transport.receive_window(RECEIVE_WINDOW);
+        config
+            .quic_config_mut()
+            .transport_config(Arc::new(transport));
         let endpoint = Endpoint::client(config)?;
         let conn = endpoint.connect(url.as_str()).await?;
         let (send, recv) = conn
@@ -157,7 +169,8 @@ impl MediaClient {
             .await
             .map_err(|e| MediaClientError::Stream(e.to_string()))?;
         let (tx, received) = mpsc::channel(RECEIVED_QUEUE);
-        let reader = tokio::spawn(receive(conn.clone(), tx));
+        let streams = Arc::new(AtomicU64::new(0));
+        let reader = tokio::spawn(receive(conn.clone(), tx, streams.clone()));
         Ok(MediaClient {
             _endpoint: endpoint,
             conn,
@@ -166,6 +179,7 @@ impl MediaClient {
             buffer: Vec::new(),
             received,
             reader,
+            streams,
         })
     }
 
@@ -304,6 +318,12 @@ impl MediaClient {
         }
     }
 
+    /// How many forwarded streams the handler has opened to this client so far (one per
+    /// lane and group of frames: [`proto`]'s "Media frames").
+    pub fn streams_received(&self) -> u64 {
+        self.streams.load(Ordering::Relaxed)
+    }
+
     /// Waits until the session is closed, and says how.
     pub async fn closed(&self) -> MediaClosed {
         match self.conn.closed().await {
@@ -325,61 +345,71 @@ impl MediaClient {
     }
 }
 
-/// Accepts the handler's streams one after another, reading each whole frame into
-/// `received` (waiting while it is full) until the session closes.
+/// Accepts the handler's streams and reads them all at once, each frame into
+/// `received` (waiting while it is full), until the session closes.
 async fn receive(
     conn: Connection,
     received: mpsc::Sender<Result<ReceivedFrame, MediaClientError>>,
+    streams: Arc<AtomicU64>,
 ) {
+    let mut readers = JoinSet::new();
     loop {
-        let mut stream = match conn.accept_uni().await {
-            Ok(stream) => stream,
-            Err(_) => return,
+        tokio::select! {
+            stream = conn.accept_uni() => match stream {
+                Ok(stream) => {
+                    streams.fetch_add(1, Ordering::Relaxed);
+                    readers.spawn(read_stream(stream, received.clone()));
+                }
+                Err(_) => return,
+            },
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+        }
+    }
+}
+
+/// Reads one forwarded stream to its end, each frame into `received`.
+async fn read_stream(
+    stream: RecvStream,
+    received: mpsc::Sender<Result<ReceivedFrame, MediaClientError>>,
+) {
+    let mut stream = match ForwardedStream::open(stream).await {
+        Ok(Some(stream)) => stream,
+        Ok(None) => return,
+        Err(error) => {
+            let _ = received.send(Err(error.into())).await;
+            return;
+        }
+    };
+    let publisher = stream.publisher();
+    loop {
+        let frame = match stream.next(0).await {
+            Ok(Some((header, mut bytes))) => {
+                let received_at = std::time::Instant::now();
+                bytes.drain(..FRAME_HEADER_LEN);
+                Ok(ReceivedFrame {
+                    publisher,
+                    header,
+                    payload: bytes,
+                    received_at,
+                })
+            }
+            Ok(None) => return,
+            Err(error) => Err(error.into()),
         };
-        let frame = read_frame(&mut stream).await;
-        if received.send(frame).await.is_err() {
+        let failed = frame.is_err();
+        if received.send(frame).await.is_err() || failed {
             return;
         }
     }
 }
 
-/// Bytes a frame's first read makes room for (a typical video frame fits).
-const FIRST_READ: usize = 16 * 1024;
-
-/// One forwarded frame: the publisher's id, then its header and payload, read straight
-/// into the buffer that becomes the payload.
-async fn read_frame(stream: &mut RecvStream) -> Result<ReceivedFrame, MediaClientError> {
-    let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
-    let mut bytes = vec![0u8; FIRST_READ];
-    let mut filled = 0;
-    loop {
-        if filled == bytes.len() {
-            bytes.resize(bytes.len() * 2, 0);
-        }
-        let room = bytes.get_mut(filled..).unwrap_or_default();
-        match stream.read(room).await {
-            Ok(Some(n)) => filled += n,
-            Ok(None) => break,
-            Err(e) => return Err(MediaClientError::Stream(e.to_string())),
-        }
-        if filled > limit {
-            return Err(MediaFrameError::TooLarge.into());
+impl From<ForwardedError> for MediaClientError {
+    fn from(e: ForwardedError) -> MediaClientError {
+        match e {
+            ForwardedError::Stream(e) => MediaClientError::Stream(e),
+            ForwardedError::Frame(e) => MediaClientError::Media(e),
         }
     }
-    let received_at = std::time::Instant::now();
-    bytes.truncate(filled);
-    let Some(id) = bytes.first_chunk::<PUBLISHER_LEN>() else {
-        return Err(MediaFrameError::Short(bytes.len()).into());
-    };
-    let publisher = ParticipantId::from_uuid(uuid::Uuid::from_bytes(*id));
-    let header = FrameHeader::parse(bytes.get(PUBLISHER_LEN..).unwrap_or_default())?;
-    bytes.drain(..PUBLISHER_LEN + FRAME_HEADER_LEN);
-    Ok(ReceivedFrame {
-        publisher,
-        header,
-        payload: bytes,
-        received_at,
-    })
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@
 //!   message closes that session only.
 //! - Each encoded frame arrives on its own unidirectional stream and is forwarded,
 //!   without being decoded, to every other participant of the same meeting on this
-//!   handler: one new unidirectional stream per frame holding the publisher's id (16 raw
-//!   UUID bytes), then the publisher's bytes unchanged. A frame over 1 MiB or with a bad
+//!   handler, on a stream per (publisher, track, layer) that starts with the publisher's
+//!   id (16 raw UUID bytes) and carries its frames unchanged, each behind its length; a
+//!   video key frame starts a new one (`forwarded.rs`). A frame over 1 MiB or with a bad
 //!   header closes the publisher's session.
 //! - Every subscriber has its own bounded queue and writer task, so a slow one never
 //!   delays the others: a frame that does not fit its queue starts dropping that
@@ -48,6 +49,7 @@
 
 mod bookkeeping;
 pub mod client;
+mod forwarded;
 pub mod proto;
 mod relay;
 mod session;

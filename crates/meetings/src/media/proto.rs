@@ -78,10 +78,10 @@
 //!   `PublisherLeft` (either direction), so that side records its participants'
 //!   subscriptions to that publisher's streams as ended. A participant's session that
 //!   sends `PublisherLeft` is closed for a protocol error.
-//! - Both sides send frames as the handler sends them to a participant: one
-//!   unidirectional stream per frame holding the ORIGINAL publisher's id (16 raw UUID
-//!   bytes), then that publisher's bytes unchanged (at most 16 bytes + [`MAX_MEDIA_FRAME`];
-//!   a larger or malformed one closes the relay). Each handler sends over a relay only
+//! - Both sides send frames as the handler sends them to a participant (forwarded
+//!   streams, below), under the ORIGINAL publisher's id; every layer is a lane of its
+//!   own. A frame larger than [`MAX_MEDIA_FRAME`] or a malformed one closes the relay.
+//!   Each handler sends over a relay only
 //!   the frames of the participants connected to it, and forwards a frame relayed in
 //!   only to its own participants: a frame crosses one relay at most and never loops.
 //!   A relayed frame naming a participant connected to the receiving handler is dropped.
@@ -91,12 +91,22 @@
 //!
 //! # Media frames
 //!
-//! Every encoded frame travels on its own unidirectional stream, closed after the
-//! frame. Publisher to handler: the [`FrameHeader`] (16 bytes), then the payload to the
-//! end of the stream, at most [`MAX_MEDIA_FRAME`] (1 MiB) in all; a larger one closes the
-//! session. Handler to subscriber: one new unidirectional stream per frame holding the
-//! publisher's participant id as 16 raw UUID bytes, then the publisher's bytes
-//! unchanged.
+//! Publisher to handler: every encoded frame on its own unidirectional stream, closed
+//! after the frame: the [`FrameHeader`] (16 bytes), then the payload to the end of the
+//! stream, at most [`MAX_MEDIA_FRAME`] (1 MiB) in all; a larger one closes the session.
+//!
+//! Handler to subscriber (and across a relay), forwarded streams: one unidirectional
+//! stream per lane, a (publisher, track, layer), starting with the publisher's
+//! participant id as 16 raw UUID bytes, then one or more of the publisher's frames
+//! unchanged, each behind its length ([`LENGTH_LEN`] bytes, `u32` big-endian,
+//! [`FRAME_HEADER_LEN`] ..= [`MAX_MEDIA_FRAME`]). The handler starts a new stream for a
+//! lane at its first frame and at each video key frame (audio frames stay on their
+//! stream), finishes a lane's stream after 10 s without a frame, and keeps at most 48
+//! open at once (finishing the one used longest ago), so a receiver reads every
+//! stream it is given, all at once, each to its end; frames of one lane may arrive on
+//! two streams at a key frame, so a receiver orders a lane by sequence number as it
+//! always had to. This is a change to version 1's one stream per frame, which cost
+//! both ends a stream for every frame and every subscriber.
 //!
 //! ```text
 //! byte 0      version = 1
@@ -115,8 +125,13 @@ pub use crate::controller::proto::{FrameError, HEADER_LEN, MAX_FRAME, frame_leng
 pub const VERSION: u32 = 1;
 /// Bytes of a media frame's header.
 pub const FRAME_HEADER_LEN: usize = 16;
-/// Bytes of the publisher id in front of a forwarded frame.
+/// Bytes of the publisher id at the start of a forwarded stream.
 pub const PUBLISHER_LEN: usize = 16;
+/// Bytes of the length in front of each frame on a forwarded stream.
+pub const LENGTH_LEN: usize = 4;
+/// Bytes in front of a frame that starts a forwarded stream: the publisher id and the
+/// frame's length.
+pub const FORWARD_PREFIX: usize = PUBLISHER_LEN + LENGTH_LEN;
 /// The largest media frame, header included (1 MiB).
 pub const MAX_MEDIA_FRAME: usize = 1024 * 1024;
 /// The highest simulcast layer a media frame may carry.

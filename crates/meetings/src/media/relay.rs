@@ -14,7 +14,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -24,9 +23,10 @@ use wtransport::endpoint::SessionRequest;
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream};
 
 use super::Shared;
+use super::forwarded::{self, ForwardedError, ForwardedStream};
 use super::proto::{
-    self, FrameError, FrameHeader, KeyframeRequest, MediaClientMessage, MediaServerMessage,
-    PUBLISHER_LEN, PublisherLeft, RequestKeyframe, media_client_message, media_server_message,
+    self, FrameError, KeyframeRequest, MediaClientMessage, MediaFrameError, MediaServerMessage,
+    PublisherLeft, RequestKeyframe, media_client_message, media_server_message,
 };
 use super::session::{self, Close, Relay, RelayControl};
 use crate::MeetingsError;
@@ -37,8 +37,6 @@ use crate::repo::ConnectionGrant;
 
 /// Key frame requests decoded ahead of the relay's handling.
 const INBOUND_QUEUE: usize = 16;
-/// Bytes read from a relayed frame's stream at a time.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Which end of a relay session this handler is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +206,7 @@ async fn connect(
     url.query_pairs_mut()
         .append_pair(WT_TOKEN_PARAM, token.expose());
     let builder = ClientConfig::builder().with_bind_default();
-    let config = match registered
+    let mut config = match registered
         .certificate_hash
         .as_deref()
         .filter(|h| !h.is_empty())
@@ -218,8 +216,10 @@ async fn connect(
         ]),
         None => builder.with_native_certs(),
     }
-    .keep_alive_interval(Some(Duration::from_secs(3)))
     .build();
+    config
+        .quic_config_mut()
+        .transport_config(Arc::new(crate::wt::transport()));
     let endpoint = Endpoint::client(config)?;
     let opening = async {
         let conn = endpoint
@@ -293,7 +293,7 @@ async fn run(
     cancel: &CancellationToken,
 ) -> Close {
     let (relay, frames_rx, control_rx) = Relay::new(peer, shared.config.subscriber_queue);
-    let media_writer = tokio::spawn(session::write_media(
+    let media_writer = tokio::spawn(forwarded::write_media(
         shared.clone(),
         conn.clone(),
         frames_rx,
@@ -350,58 +350,46 @@ async fn run(
     ending
 }
 
-/// Reads one relayed frame (the original publisher's id, then its bytes) and forwards
-/// it to this handler's participants; a bad or oversized one ends the relay.
+/// Reads a relayed stream (the original publisher's id, then its frames) and forwards
+/// each frame to this handler's participants; a bad or oversized one ends the relay.
 async fn relayed(
     shared: Arc<Shared>,
     meeting: MeetingId,
     relay: Arc<Relay>,
-    mut stream: RecvStream,
+    stream: RecvStream,
 ) -> Result<(), Close> {
-    let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
-    let mut frame = Vec::with_capacity(PUBLISHER_LEN + READ_CHUNK);
-    loop {
-        let start = frame.len();
-        frame.resize(start + READ_CHUNK, 0);
-        match stream
-            .read(frame.get_mut(start..).unwrap_or_default())
-            .await
-        {
-            Ok(Some(n)) => frame.truncate(start + n),
-            Ok(None) => {
-                frame.truncate(start);
-                break;
-            }
-            // A reset stream or a lost connection: nothing to forward.
-            Err(_) => return Ok(()),
-        }
-        if frame.len() > limit {
-            return Err(Close::protocol(
-                "frame_too_large",
-                proto::MediaFrameError::TooLarge,
-            ));
-        }
-    }
-    let Some(id) = frame.first_chunk::<PUBLISHER_LEN>() else {
-        return Err(Close::protocol(
-            "invalid_frame",
-            proto::MediaFrameError::Short(frame.len()),
-        ));
+    let bad = |error: MediaFrameError| {
+        let code = match error {
+            MediaFrameError::TooLarge => "frame_too_large",
+            _ => "invalid_frame",
+        };
+        Close::protocol(code, error)
     };
-    let publisher = ParticipantId::from_uuid(uuid::Uuid::from_bytes(*id));
-    let header = FrameHeader::parse(frame.get(PUBLISHER_LEN..).unwrap_or_default())
-        .map_err(|error| Close::protocol("invalid_frame", error))?;
-    shared.count_bytes(frame.len() - PUBLISHER_LEN);
-    let frame = Arc::new(frame);
-    if shared
-        .rooms
-        .forward_relayed(meeting, &relay, publisher, &header, &frame)
-        .is_none()
-    {
-        tracing::debug!(%publisher, peer = %relay.peer,
-            "relayed frame naming a participant connected here dropped");
+    let mut stream = match ForwardedStream::open(stream).await {
+        Ok(Some(stream)) => stream,
+        Ok(None) => return Ok(()),
+        Err(ForwardedError::Frame(error)) => return Err(bad(error)),
+        // A reset stream or a lost connection: nothing to forward.
+        Err(ForwardedError::Stream(_)) => return Ok(()),
+    };
+    let publisher = stream.publisher();
+    loop {
+        let (header, frame) = match stream.next(proto::FORWARD_PREFIX).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(ForwardedError::Stream(_)) => return Ok(()),
+            Err(ForwardedError::Frame(error)) => return Err(bad(error)),
+        };
+        shared.count_bytes(frame.len() - proto::FORWARD_PREFIX);
+        let frame = forwarded::seal(publisher, frame);
+        if shared
+            .rooms
+            .forward_relayed(meeting, &relay, publisher, &header, &frame)
+            .is_none()
+        {
+            tracing::debug!(%publisher, peer = %relay.peer,
+                "relayed frame naming a participant connected here dropped");
+        }
     }
-    Ok(())
 }
 
 /// The control frame of `told`, as `side` speaks.

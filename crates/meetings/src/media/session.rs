@@ -28,9 +28,10 @@ use wtransport::{Connection, RecvStream, SendStream, VarInt};
 
 use super::Shared;
 use super::bookkeeping::{Book, Subscriptions, track_stream_id};
+use super::forwarded::{self, Forwarded};
 use super::proto::{
-    self, FrameHeader, KeyframeRequest, MediaServerMessage, PUBLISHER_LEN,
-    media_client_message::Payload as In, media_server_message::Payload as Out,
+    self, FrameHeader, KeyframeRequest, MediaServerMessage, media_client_message::Payload as In,
+    media_server_message::Payload as Out,
 };
 use crate::domain::{ConnectionType, MeetingId, ParticipantId};
 use crate::repo::ConnectionGrant;
@@ -83,9 +84,6 @@ impl Closer {
         self.token.cancel();
     }
 }
-
-/// A frame on its way to a subscriber: the publisher's id, then its bytes.
-pub(super) type Forwarded = Arc<Vec<u8>>;
 
 /// Which layer of one (publisher, video track) a participant receives.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -880,7 +878,11 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
     let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let (frames, frames_rx) = mpsc::channel(shared.config.subscriber_queue.max(1));
     let control_writer = tokio::spawn(write_control(send, control_rx));
-    let media_writer = tokio::spawn(write_media(shared.clone(), conn.clone(), frames_rx));
+    let media_writer = tokio::spawn(forwarded::write_media(
+        shared.clone(),
+        conn.clone(),
+        frames_rx,
+    ));
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     let reader = tokio::spawn(
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
@@ -991,9 +993,9 @@ async fn publish(
     mut stream: RecvStream,
     closer: Closer,
 ) {
-    let limit = PUBLISHER_LEN + proto::MAX_MEDIA_FRAME;
-    let mut frame = Vec::with_capacity(PUBLISHER_LEN + READ_CHUNK);
-    frame.extend_from_slice(publisher.as_uuid().as_bytes());
+    let limit = proto::FORWARD_PREFIX + proto::MAX_MEDIA_FRAME;
+    let mut frame = Vec::with_capacity(proto::FORWARD_PREFIX + READ_CHUNK);
+    frame.resize(proto::FORWARD_PREFIX, 0);
     loop {
         let start = frame.len();
         frame.resize(start + READ_CHUNK, 0);
@@ -1017,15 +1019,15 @@ async fn publish(
             return;
         }
     }
-    let header = match FrameHeader::parse(frame.get(PUBLISHER_LEN..).unwrap_or_default()) {
+    let header = match FrameHeader::parse(frame.get(proto::FORWARD_PREFIX..).unwrap_or_default()) {
         Ok(header) => header,
         Err(error) => {
             closer.close(Close::protocol("invalid_frame", error));
             return;
         }
     };
-    shared.count_bytes(frame.len() - PUBLISHER_LEN);
-    let frame = Arc::new(frame);
+    shared.count_bytes(frame.len() - proto::FORWARD_PREFIX);
+    let frame = forwarded::seal(publisher, frame);
     let done = shared.rooms.forward(meeting, publisher, &header, &frame);
     if done.skipped > 0 {
         tracing::trace!(
@@ -1033,29 +1035,6 @@ async fn publish(
             skipped = done.skipped,
             "frame skipped for subscribers behind"
         );
-    }
-}
-
-/// Writes each queued frame on a new unidirectional stream (finished when dropped),
-/// until the queue closes or the connection does.
-pub(super) async fn write_media(
-    shared: Arc<Shared>,
-    conn: Connection,
-    mut frames: mpsc::Receiver<Forwarded>,
-) {
-    while let Some(frame) = frames.recv().await {
-        let opening = match conn.open_uni().await {
-            Ok(opening) => opening,
-            Err(_) => return,
-        };
-        let mut stream = match opening.await {
-            Ok(stream) => stream,
-            Err(_) => return,
-        };
-        // A subscriber may stop one stream (it gave up on that frame): go on.
-        if stream.write_all(&frame).await.is_ok() {
-            shared.count_bytes(frame.len());
-        }
     }
 }
 

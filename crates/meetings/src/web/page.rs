@@ -19,7 +19,8 @@
 //! - with a media grant in the `JoinResponse` (field 7) it captures the camera and the
 //!   microphone, encodes them with WebCodecs (VP8 as two simulcast layers, full and
 //!   quarter size; Opus) and sends each frame on its own unidirectional stream to the
-//!   media handler, and decodes what the handler forwards into the other participants'
+//!   media handler, and decodes what the handler forwards (a stream per publisher's
+//!   track and group of frames, read all at once) into the other participants'
 //!   tiles (the media wire contract v1), each tile asking for the small layer while it
 //!   is under 320 px wide (`data-layer` shows the one it receives), highlighting the
 //!   loudest as the active speaker. In a meeting with `enable_e2e_encryption` every
