@@ -37,7 +37,7 @@ use crate::auth::AuthError;
 use crate::domain::{
     ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
 };
-use crate::repo::{ConnectionGrant, JoinRequest, NewStream, ParticipantSession};
+use crate::repo::{ConnectionGrant, JoinRequest, Meeting, NewStream, ParticipantSession};
 
 /// How long a closing session may take to flush what it still has to say.
 const FLUSH: Duration = Duration::from_secs(2);
@@ -343,6 +343,11 @@ impl Refusal {
     }
 }
 
+/// How old the meeting read at a session's admission may be when its JoinRequest
+/// arrives; a later JoinRequest reads the meeting again, so that a meeting ended in the
+/// meantime is not joined on an old read.
+const PREFETCH_FRESH: Duration = Duration::from_millis(250);
+
 /// One accepted session.
 struct Session {
     shared: Arc<Shared>,
@@ -351,6 +356,8 @@ struct Session {
     out: mpsc::Sender<ServerMessage>,
     closer: Closer,
     joined: bool,
+    /// The meeting, read since the session was admitted, and when (taken by the join).
+    prefetched: Option<JoinHandle<(Result<Meeting, MeetingsError>, Instant)>>,
 }
 
 async fn run_session(
@@ -360,6 +367,18 @@ async fn run_session(
     peer: SocketAddr,
 ) {
     let user_agent = request.user_agent().map(str::to_owned);
+    // The grant names the meeting: it is read while the client opens its stream and
+    // sends its JoinRequest rather than after.
+    let prefetched = {
+        let (repo, meeting) = (shared.repo.clone(), grant.meeting_id);
+        tokio::spawn(
+            async move {
+                let read = repo.meeting(meeting).await;
+                (read, Instant::now())
+            }
+            .in_current_span(),
+        )
+    };
     let (conn, send, recv) =
         match crate::wt::open(request, &shared.stop, shared.config.join_timeout).await {
             Ok(opened) => opened,
@@ -393,6 +412,7 @@ async fn run_session(
         out,
         closer: Closer::default(),
         joined: false,
+        prefetched: Some(prefetched),
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -539,12 +559,21 @@ impl Session {
         user_agent: Option<String>,
     ) -> Result<(), Refusal> {
         let shared = self.shared.clone();
-        // The token and the meeting are read at once (the connection grant already
-        // named the meeting); the meeting is used only once the token verified.
-        let (ticket, meeting) = tokio::join!(
-            shared.auth.verify_meeting_token(&join.token),
-            shared.repo.meeting(self.meeting)
-        );
+        // The token is verified while the meeting (the connection grant named it) is
+        // still being read; the meeting is used only once the token verified, and read
+        // again when it was read more than PREFETCH_FRESH ago.
+        let (prefetched, id) = (self.prefetched.take(), self.meeting);
+        let meeting = async {
+            if let Some(task) = prefetched
+                && let Ok((read, at)) = task.await
+                && at.elapsed() <= PREFETCH_FRESH
+            {
+                return read;
+            }
+            shared.repo.meeting(id).await
+        };
+        let (ticket, meeting) =
+            tokio::join!(shared.auth.verify_meeting_token(&join.token), meeting);
         let ticket = ticket.map_err(|error| match error {
             AuthError::Meetings(e) => Refusal::internal("could not verify a meeting token", &e),
             AuthError::MissingScope(_) => {
