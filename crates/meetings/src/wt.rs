@@ -54,6 +54,38 @@ pub(crate) fn transport() -> QuicTransportConfig {
     transport
 }
 
+/// The UDP receive and send buffers our endpoints ask for. The kernel grants at most
+/// `net.core.rmem_max` / `wmem_max` (and doubles what it grants); its default, about
+/// 208 KB, holds fewer than a hundred full datagrams, and a burst (a crowd's handshakes
+/// at once, a frame fanned out to a hundred subscribers) overflows it: each packet lost
+/// then waits for a retransmission timer, up to a second during a handshake.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A UDP socket bound to `addr` (an unspecified IPv6 address takes IPv4 too) that asks
+/// for [`SOCKET_BUFFER`] each way (a smaller grant is not an error).
+pub(crate) fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    if let Err(error) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(%error, "the UDP receive buffer keeps the system's size");
+    }
+    if let Err(error) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(%error, "the UDP send buffer keeps the system's size");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A client's UDP socket on any address and a free port: dual-stack where the system
+/// has IPv6, else IPv4 ([`udp_socket`]'s buffers).
+pub(crate) fn client_socket() -> std::io::Result<std::net::UdpSocket> {
+    udp_socket(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
+        .or_else(|_| udp_socket(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))))
+}
+
 /// A bound server endpoint.
 pub(crate) struct Bound {
     pub endpoint: Endpoint<Server>,
@@ -85,14 +117,14 @@ pub(crate) async fn bind(
         .first()
         .ok_or(ListenError::NoCertificate)?;
     let certificate_hash = sha256_hex(leaf.der());
-    let server = ServerConfig::builder()
-        .with_bind_address(listen)
-        .with_custom_transport(identity, transport())
-        .build();
     let bind_error = |source| ListenError::Bind {
         addr: listen,
         source,
     };
+    let server = ServerConfig::builder()
+        .with_bind_socket(udp_socket(listen).map_err(bind_error)?)
+        .with_custom_transport(identity, transport())
+        .build();
     let endpoint = Endpoint::server(server).map_err(bind_error)?;
     let local_addr = endpoint.local_addr().map_err(bind_error)?;
     Ok(Bound {
@@ -301,6 +333,19 @@ pub(crate) async fn read_frames<M>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_udp_sockets_ask_for_more_buffer_than_the_systems_default() {
+        let socket = udp_socket(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        let default: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_default")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(212_992);
+        assert!(granted > default, "granted {granted}, default {default}");
+        let client = client_socket().unwrap();
+        assert!(client.local_addr().unwrap().ip().is_unspecified());
+    }
 
     #[test]
     fn an_ipv6_host_is_bracketed_in_the_endpoint() {

@@ -13,7 +13,7 @@ use common::wt::{
 };
 use common::{hash_of, meeting};
 use meetings::auth::{Scopes, sha256_hex};
-use meetings::controller::client::{Client, ClientError};
+use meetings::controller::client::{Client, ClientError, Connector};
 use meetings::controller::proto::{
     self, Heartbeat, JoinRequest, PublishStream, SetMute, UnpublishStream,
     client_message::Payload as C, server_message::Payload as S,
@@ -180,6 +180,41 @@ async fn data_flow_example_2_the_last_leave_ends_the_meeting() {
             .exists::<_, bool>(schema::participant_key(alice_grant.participant_id))
             .await
             .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn one_connector_opens_the_sessions_of_several_participants() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Shared endpoint").await;
+    let first = c.grant(m, "First").await;
+    let connector = Connector::new(first.certificate_hash.as_deref()).unwrap();
+    let mut clients = Vec::new();
+    for grant in [first, c.grant(m, "Second").await] {
+        let mut client = connector
+            .connect(&grant.webtransport_url, grant.wt_token.expose())
+            .await
+            .unwrap();
+        let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
+            .await
+            .expect("a JoinResponse in time")
+            .unwrap();
+        assert_eq!(response.participant_id, grant.participant_id.to_string());
+        clients.push(client);
+    }
+    // The first is told of the second, over the same endpoint.
+    assert!(matches!(
+        next_event(&mut clients[0]).await,
+        S::ParticipantJoined(_)
+    ));
+    // A connector pinned to another certificate is refused by this controller.
+    let grant = c.grant(m, "Third").await;
+    let wrong = Connector::new(Some(&"00".repeat(32))).unwrap();
+    assert!(
+        wrong
+            .connect(&grant.webtransport_url, grant.wt_token.expose())
+            .await
+            .is_err()
     );
 }
 

@@ -5,6 +5,7 @@
 //! ([`proto::MediaGrant`]: its `url`, `wt_token` and `certificate_hash` open a
 //! [`crate::media::client::MediaClient`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wtransport::endpoint::endpoint_side;
@@ -68,10 +69,73 @@ pub struct Closed {
     pub reason: String,
 }
 
+/// A client QUIC endpoint (a UDP socket, its receive buffers and its driver) that opens
+/// signalling sessions, as one machine's browser opens them all from one: the
+/// benchmark's crowd shares one instead of making one per participant, which cost each
+/// join a socket and megabytes of zeroed buffers.
+#[derive(Clone)]
+pub struct Connector {
+    endpoint: Arc<Endpoint<endpoint_side::Client>>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector").finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// An endpoint whose sessions pin the server's certificate to `certificate_hash` (a
+    /// self-signed one) or, without, require it to chain to the system's roots.
+    pub fn new(certificate_hash: Option<&str>) -> Result<Connector, ClientError> {
+        let builder = ClientConfig::builder().with_bind_socket(crate::wt::client_socket()?);
+        let config = match certificate_hash {
+            Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
+            None => builder.with_native_certs(),
+        }
+        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .build();
+        Ok(Connector {
+            endpoint: Arc::new(Endpoint::client(config)?),
+        })
+    }
+
+    /// Opens the session at `webtransport_url` with the one-time `wt_token` and opens
+    /// the signalling stream.
+    pub async fn connect(
+        &self,
+        webtransport_url: &str,
+        wt_token: &str,
+    ) -> Result<Client, ClientError> {
+        let mut url = url::Url::parse(webtransport_url)
+            .map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(ClientError::InvalidUrl(
+                "the scheme must be https".to_owned(),
+            ));
+        }
+        url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
+        let conn = self.endpoint.connect(url.as_str()).await?;
+        let (send, recv) = conn
+            .open_bi()
+            .await?
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))?;
+        Ok(Client {
+            _endpoint: self.endpoint.clone(),
+            conn,
+            send,
+            recv,
+            buffer: Vec::new(),
+            finished: false,
+        })
+    }
+}
+
 /// A connected signalling session.
 pub struct Client {
     // Kept for the connection's lifetime.
-    _endpoint: Endpoint<endpoint_side::Client>,
+    _endpoint: Arc<Endpoint<endpoint_side::Client>>,
     conn: Connection,
     send: SendStream,
     recv: RecvStream,
@@ -107,42 +171,16 @@ fn digest(hex: &str) -> Result<Sha256Digest, ClientError> {
 impl Client {
     /// Opens the session at `webtransport_url` with the one-time `wt_token` and opens
     /// the signalling stream. With `certificate_hash` the server's certificate is pinned
-    /// to it (a self-signed one); without, it must chain to the system's roots.
+    /// to it (a self-signed one); without, it must chain to the system's roots. A QUIC
+    /// endpoint of its own: [`Connector`] shares one among many sessions.
     pub async fn connect(
         webtransport_url: &str,
         wt_token: &str,
         certificate_hash: Option<&str>,
     ) -> Result<Client, ClientError> {
-        let mut url = url::Url::parse(webtransport_url)
-            .map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
-        if url.scheme() != "https" {
-            return Err(ClientError::InvalidUrl(
-                "the scheme must be https".to_owned(),
-            ));
-        }
-        url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
-        let builder = ClientConfig::builder().with_bind_default();
-        let config = match certificate_hash {
-            Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
-            None => builder.with_native_certs(),
-        }
-        .keep_alive_interval(Some(Duration::from_secs(3)))
-        .build();
-        let endpoint = Endpoint::client(config)?;
-        let conn = endpoint.connect(url.as_str()).await?;
-        let (send, recv) = conn
-            .open_bi()
-            .await?
+        Connector::new(certificate_hash)?
+            .connect(webtransport_url, wt_token)
             .await
-            .map_err(|e| ClientError::Stream(e.to_string()))?;
-        Ok(Client {
-            _endpoint: endpoint,
-            conn,
-            send,
-            recv,
-            buffer: Vec::new(),
-            finished: false,
-        })
     }
 
     /// Joins with the join grant's meeting token: the `JoinResponse`, or the

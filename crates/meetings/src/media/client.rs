@@ -150,7 +150,7 @@ impl MediaClient {
             ));
         }
         url.query_pairs_mut().append_pair(WT_TOKEN_PARAM, wt_token);
-        let builder = ClientConfig::builder().with_bind_default();
+        let builder = ClientConfig::builder().with_bind_socket(crate::wt::client_socket()?);
         let mut config = match certificate_hash.filter(|h| !h.is_empty()) {
             Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
             None => builder.with_native_certs(),

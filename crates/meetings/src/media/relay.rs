@@ -205,7 +205,7 @@ async fn connect(
         .map_err(|e| OpenError::Endpoint(e.to_string()))?;
     url.query_pairs_mut()
         .append_pair(WT_TOKEN_PARAM, token.expose());
-    let builder = ClientConfig::builder().with_bind_default();
+    let builder = ClientConfig::builder().with_bind_socket(crate::wt::client_socket()?);
     let mut config = match registered
         .certificate_hash
         .as_deref()

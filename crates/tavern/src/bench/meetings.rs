@@ -27,11 +27,12 @@
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
 //! the ratio is the figure over the goal (below 1 meets it). Nothing is asserted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use meetings::controller::client::Client;
+use meetings::controller::client::{Client, Connector};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -219,7 +220,8 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     }
     let scheduler = tokens.pop().context("the scheduling host")?;
     users.truncate(hosts);
-    warm_up(&http, &base, &scheduler).await?;
+    let connectors = Connectors::default();
+    warm_up(&http, &connectors, &base, &scheduler).await?;
 
     // 1. Create: meetings to start now (the ones joined below), then meetings scheduled
     // for tomorrow (their commit waits for the disk).
@@ -299,8 +301,9 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
     for p in 0..load.participants {
-        let (http, base, tokens, codes, gate) = (
+        let (http, connectors, base, tokens, codes, gate) = (
             http.clone(),
+            connectors.clone(),
             base.clone(),
             tokens.clone(),
             codes.clone(),
@@ -310,21 +313,25 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
             let permit = gate.acquire_owned().await?;
             let code = &codes[p % codes.len()];
             let token = &tokens[p % tokens.len()];
-            let (got, joined, client) = join(&http, &base, token, code).await?;
+            let joined = join(&http, &connectors, &base, token, code).await?;
             drop(permit);
-            anyhow::Ok((got, joined, client))
+            anyhow::Ok(joined)
         });
     }
     let mut gets = Vec::with_capacity(load.participants);
     let mut joins = Vec::with_capacity(load.participants);
+    let mut sessions = Vec::with_capacity(load.participants);
+    let mut answers = Vec::with_capacity(load.participants);
     let mut clients = Vec::with_capacity(load.participants);
     let mut failures = 0usize;
     let mut first_failure = None;
     while let Some(done) = tasks.join_next().await {
         match done.context("a join task")? {
-            Ok((got, joined, client)) => {
-                gets.push(got);
-                joins.push(joined);
+            Ok((times, client)) => {
+                gets.push(times.got);
+                sessions.push(times.session.saturating_sub(times.got));
+                answers.push(times.joined.saturating_sub(times.session));
+                joins.push(times.joined);
                 clients.push(client);
             }
             Err(e) => {
@@ -335,6 +342,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     }
     let all_in = started.elapsed();
     let (gets, joins) = (sorted(gets), sorted(joins));
+    let (sessions, answers) = (sorted(sessions), sorted(answers));
 
     // 4. Leave.
     let leaving = clients.len();
@@ -412,6 +420,13 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     );
     report("join p99", percentile(&joins, 99.0), 50.0, 5.0);
     println!(
+        "    of which the WebTransport session p50 {:.3} ms, p99 {:.3} ms; JoinRequest to JoinResponse p50 {:.3} ms, p99 {:.3} ms",
+        ms(percentile(&sessions, 50.0)),
+        ms(percentile(&sessions, 99.0)),
+        ms(percentile(&answers, 50.0)),
+        ms(percentile(&answers, 99.0))
+    );
+    println!(
         "  {leaving} left in {:.2} s ({leave_failures} failed); the meetings ended",
         left.as_secs_f64()
     );
@@ -454,15 +469,48 @@ async fn create_all(
     Ok((codes, sorted(took)))
 }
 
+/// The crowd's QUIC endpoints, one per certificate hash the grants pin (one
+/// controller: one endpoint), shared by the participants as one machine's browser
+/// shares its own: an endpoint per participant would count the client's socket and
+/// receive buffers (megabytes, zeroed) in every join.
+#[derive(Clone, Default)]
+struct Connectors(Arc<std::sync::Mutex<HashMap<Option<String>, Connector>>>);
+
+impl Connectors {
+    /// The endpoint for sessions pinned to `hash` (none: the system's roots).
+    fn pinned_to(&self, hash: Option<&str>) -> anyhow::Result<Connector> {
+        let mut all = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(connector) = all.get(&hash.map(str::to_owned)) {
+            return Ok(connector.clone());
+        }
+        let connector = Connector::new(hash).context("a client QUIC endpoint")?;
+        all.insert(hash.map(str::to_owned), connector.clone());
+        Ok(connector)
+    }
+}
+
+/// When a join's steps ended, each from the GET's start.
+struct JoinTimes {
+    /// The GET's answer (the meeting and the grant).
+    got: Duration,
+    /// The WebTransport session open.
+    session: Duration,
+    /// The `JoinResponse`.
+    joined: Duration,
+}
+
 /// One participant joins meeting `code`: the GET with its grant, the WebTransport
-/// session, `JoinRequest` and its `JoinResponse`. The time to the GET's answer, the time
-/// to the `JoinResponse` (both from the GET's start), and the joined client.
+/// session, `JoinRequest` and its `JoinResponse`. When each ended, and the joined client.
 async fn join(
     http: &reqwest::Client,
+    connectors: &Connectors,
     base: &str,
     token: &str,
     code: &str,
-) -> anyhow::Result<(Duration, Duration, Client)> {
+) -> anyhow::Result<(JoinTimes, Client)> {
     let start = Instant::now();
     let body = call(
         http.get(format!("{base}/api/v1/meetings/{code}"))
@@ -473,18 +521,22 @@ async fn join(
     let grant = body
         .get("join_grant")
         .with_context(|| format!("no join grant in {body}"))?;
-    let mut client = Client::connect(
-        &text(grant, "webtransport_url")?,
-        &text(grant, "wt_token")?,
-        grant.get("certificate_hash").and_then(Value::as_str),
-    )
-    .await
-    .context("opening the WebTransport session")?;
+    let mut client = connectors
+        .pinned_to(grant.get("certificate_hash").and_then(Value::as_str))?
+        .connect(&text(grant, "webtransport_url")?, &text(grant, "wt_token")?)
+        .await
+        .context("opening the WebTransport session")?;
+    let session = start.elapsed();
     client
         .join(&text(grant, "token")?)
         .await
         .context("joining")?;
-    Ok((got, start.elapsed(), client))
+    let times = JoinTimes {
+        got,
+        session,
+        joined: start.elapsed(),
+    };
+    Ok((times, client))
 }
 
 /// Warm-up, untimed: the scheduling host creates [`WARM_UP`] meetings all at once (so
@@ -493,7 +545,12 @@ async fn join(
 /// that has been serving has done all this: a new PostgreSQL backend's first queries
 /// read its catalogs (10-20 ms here for the first creation), and the clients' HTTP
 /// connections are open too.
-async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+async fn warm_up(
+    http: &reqwest::Client,
+    connectors: &Connectors,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<()> {
     let requests = (0..WARM_UP)
         .map(|i| {
             (
@@ -507,17 +564,18 @@ async fn warm_up(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Res
     // statements too.
     let mut joining = tokio::task::JoinSet::new();
     for code in codes.iter().cycle().take(WARM_UP_JOINS) {
-        let (http, base, token, code) = (
+        let (http, connectors, base, token, code) = (
             http.clone(),
+            connectors.clone(),
             base.to_owned(),
             token.to_owned(),
             code.clone(),
         );
-        joining.spawn(async move { join(&http, &base, &token, &code).await });
+        joining.spawn(async move { join(&http, &connectors, &base, &token, &code).await });
     }
     let mut clients = Vec::with_capacity(WARM_UP_JOINS);
     while let Some(joined) = joining.join_next().await {
-        let (_, _, client) = joined.context("a warm-up join")??;
+        let (_, client) = joined.context("a warm-up join")??;
         clients.push(client);
     }
     for client in clients {
