@@ -118,7 +118,10 @@
 //!   read from Redis at the same time. The seed writes PostgreSQL "async"; here it is
 //!   awaited (committed without waiting for the disk flush: `synchronous_commit` off for
 //!   that statement), and if it fails the Redis step is undone (a leave) so no session
-//!   exists without its row.
+//!   exists without its row. The controller starts reading the meeting when it admits
+//!   the session (the connection token names it) and verifies the JoinRequest's token
+//!   meanwhile; a JoinRequest more than 250 ms after that read reads the meeting again, so
+//!   a meeting ended in the meantime is not joined on an old read.
 //! - **Create**: the row and its audit row are one statement. A meeting to start now
 //!   commits without waiting for the disk flush, a meeting scheduled for later waits for
 //!   it: a crash of PostgreSQL or the machine may lose the last fraction of a second of
@@ -245,6 +248,15 @@
 //!   `{data_dir}/meetings-secret-key`.
 //! - **Cache** TTLs by entity type within the seed's 5-60 minutes, see
 //!   [`schema::CacheEntity`].
+//! - **Transport.** The handler forwards a subscriber's media on a stream per (publisher,
+//!   track, layer) that a video key frame renews, not a stream per frame (`media::proto`
+//!   says how; a browser and the Rust clients read every stream at once). Every
+//!   WebTransport endpoint binds a UDP socket asking for 4 MiB of buffer each way (the
+//!   kernel caps it at `net.core.rmem_max` / `wmem_max`), and a session keeps at most
+//!   1 MiB sent and unacknowledged; a media client reads at most 1 MiB ahead of its
+//!   application. With QUIC's defaults (10 MB unacknowledged, no limit across a
+//!   client's streams) a subscriber behind would have buffered seconds of media before
+//!   the handler saw it fall behind.
 
 pub mod auth;
 pub mod controller;
