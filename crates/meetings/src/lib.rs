@@ -112,16 +112,20 @@
 //!   here), writes the participant hash (TTL 5 min) and its presence (the join counts as
 //!   the first heartbeat), `SADD`s the set, and on the meeting hash sets `meeting_id`,
 //!   `display_name`, `status` `active`, `started_at` (first join only), `controller_id`
-//!   (when assigned) and `HINCRBY participant_count 1`. Then one PostgreSQL statement
-//!   inserts the `meeting_participants` row, marks a `scheduled` meeting `active` with
-//!   `actual_start_time` and appends the audit row, while the `JoinResponse`'s list is
-//!   read from Redis at the same time. The seed writes PostgreSQL "async"; here it is
-//!   awaited (committed without waiting for the disk flush: `synchronous_commit` off for
-//!   that statement), and if it fails the Redis step is undone (a leave) so no session
-//!   exists without its row. The controller starts reading the meeting when it admits
-//!   the session (the connection token names it) and verifies the JoinRequest's token
-//!   meanwhile; a JoinRequest more than 250 ms after that read reads the meeting again, so
-//!   a meeting ended in the meantime is not joined on an old read.
+//!   (when assigned) and `HINCRBY participant_count 1`, and reads the set back for the
+//!   `JoinResponse`'s list (whose hashes are one more round trip). Then, as the seed
+//!   has it, PostgreSQL is written "async": the controller answers the join while one
+//!   statement inserts the `meeting_participants` row (committed without waiting for
+//!   the disk flush: `synchronous_commit` off for that statement), marks a `scheduled`
+//!   meeting `active` with `actual_start_time` and appends the audit row. If that write
+//!   fails, the Redis step is undone (a leave) and the controller closes the session
+//!   with an `internal` error, so no session outlives its row's failure; the
+//!   participant's leave waits for the write, so it always finds the row.
+//!   [`Repo::join_as`] (no controller) waits for the row before it returns. The
+//!   controller starts reading the meeting when it admits the session (the connection
+//!   token names it) and verifies the JoinRequest's token meanwhile; a JoinRequest more
+//!   than 250 ms after that read reads the meeting again, so a meeting ended in the
+//!   meantime is not joined on an old read.
 //! - **Create**: the row and its audit row are one statement. A meeting to start now
 //!   commits without waiting for the disk flush, a meeting scheduled for later waits for
 //!   it: a crash of PostgreSQL or the machine may lose the last fraction of a second of

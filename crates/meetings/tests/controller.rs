@@ -118,22 +118,27 @@ async fn data_flow_example_1_a_second_joiner_sees_the_first_who_is_told() {
     assert_eq!(state["participant_count"], "2");
     assert_eq!(state["controller_id"], c.id.to_string());
 
-    // Its meeting_participants row: the peer's address and the client's version.
-    let (name, ip, version): (String, Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT display_name, host(ip_address), client_version \
-         FROM meet.meeting_participants WHERE participant_id = $1",
-    )
-    .bind(bob.as_uuid())
-    .fetch_one(c.repo.postgres().pool())
-    .await
-    .unwrap();
+    // Its meeting_participants row (written after the answer, the seed's "async"): the
+    // peer's address and the client's version.
+    let (name, ip, version): (String, Option<String>, Option<String>) =
+        eventually("Bob's meeting_participants row", || async {
+            sqlx::query_as(
+                "SELECT display_name, host(ip_address), client_version \
+                 FROM meet.meeting_participants WHERE participant_id = $1",
+            )
+            .bind(bob.as_uuid())
+            .fetch_optional(c.repo.postgres().pool())
+            .await
+            .unwrap()
+        })
+        .await;
     assert_eq!(name, "Bob");
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
     assert!(version.unwrap().starts_with("tavern/"));
-    assert_eq!(
-        c.repo.meeting(m).await.unwrap().status,
-        MeetingStatus::Active
-    );
+    eventually("the first join's row makes the meeting active", || async {
+        (c.repo.meeting(m).await.unwrap().status == MeetingStatus::Active).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -184,30 +189,80 @@ async fn data_flow_example_2_the_last_leave_ends_the_meeting() {
 }
 
 #[tokio::test]
-async fn one_connector_opens_the_sessions_of_several_participants() {
+async fn a_join_whose_row_cannot_be_written_is_answered_then_closed_and_undone() {
     let c = controller().await;
-    let m = meeting(&c.repo, "Shared endpoint").await;
-    let first = c.grant(m, "First").await;
-    let connector = Connector::new(first.certificate_hash.as_deref()).unwrap();
-    let mut clients = Vec::new();
-    for grant in [first, c.grant(m, "Second").await] {
-        let mut client = connector
-            .connect(&grant.webtransport_url, grant.wt_token.expose())
-            .await
-            .unwrap();
-        let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
-            .await
-            .expect("a JoinResponse in time")
-            .unwrap();
-        assert_eq!(response.participant_id, grant.participant_id.to_string());
-        clients.push(client);
-    }
-    // The first is told of the second, over the same endpoint.
+    let m = meeting(&c.repo, "Unrecorded").await;
+    let (mut other, _, _) = c.join(m, "Other").await;
+    let grant = c.grant(m, "Twice").await;
+    // A row for this participant exists already: the join's own row cannot be written.
+    sqlx::query(
+        "INSERT INTO meet.meeting_participants (meeting_id, participant_id, display_name) \
+         VALUES ($1, $2, 'earlier')",
+    )
+    .bind(m.as_uuid())
+    .bind(grant.participant_id.as_uuid())
+    .execute(c.world.postgres.pool())
+    .await
+    .unwrap();
+
+    // The join is answered (its row is written after, as the seed's "async" write), then
+    // the session closes with an error and the Redis step is undone.
+    let mut client = c.connect(&grant).await;
+    let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
+        .await
+        .expect("a JoinResponse in time")
+        .unwrap();
+    assert_eq!(response.participant_id, grant.participant_id.to_string());
+    let (said, how) = closed(&mut client).await;
+    assert_eq!(error_of(&said).code, "internal");
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+    let session: bool = c
+        .world
+        .redis
+        .conn()
+        .exists(schema::participant_key(grant.participant_id))
+        .await
+        .unwrap();
+    assert!(!session, "the Redis session is undone");
+    let members: Vec<String> = c
+        .world
+        .redis
+        .conn()
+        .smembers(schema::meeting_participants_key(m))
+        .await
+        .unwrap();
+    assert!(!members.contains(&grant.participant_id.to_string()));
+    // The other participant saw it come and go.
     assert!(matches!(
-        next_event(&mut clients[0]).await,
+        next_event(&mut other).await,
         S::ParticipantJoined(_)
     ));
-    // A connector pinned to another certificate is refused by this controller.
+    let (who, _) = left_of(&next_event(&mut other).await);
+    assert_eq!(who, grant.participant_id.to_string());
+}
+
+#[tokio::test]
+async fn an_endpoint_made_ahead_opens_its_session_pinned_to_the_granted_certificate() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Made ahead").await;
+    let (mut first, _, _) = c.join(m, "First").await;
+    let grant = c.grant(m, "Second").await;
+    let ahead = Connector::new(grant.certificate_hash.as_deref()).unwrap();
+    let mut client = ahead
+        .connect(&grant.webtransport_url, grant.wt_token.expose())
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
+        .await
+        .expect("a JoinResponse in time")
+        .unwrap();
+    assert_eq!(response.participant_id, grant.participant_id.to_string());
+    assert_eq!(response.participants.len(), 1);
+    assert!(matches!(
+        next_event(&mut first).await,
+        S::ParticipantJoined(_)
+    ));
+    // One pinned to another certificate is refused by this controller.
     let grant = c.grant(m, "Third").await;
     let wrong = Connector::new(Some(&"00".repeat(32))).unwrap();
     assert!(

@@ -358,6 +358,19 @@ struct Session {
     joined: bool,
     /// The meeting, read since the session was admitted, and when (taken by the join).
     prefetched: Option<JoinHandle<(Result<Meeting, MeetingsError>, Instant)>>,
+    /// The participant's row being written after the join's answer.
+    row: Option<JoinHandle<Result<(), MeetingsError>>>,
+}
+
+/// The outcome of the participant's row write; pending while there is none (a `select!`
+/// guard keeps it from being polled then).
+async fn row_written(
+    row: &mut Option<JoinHandle<Result<(), MeetingsError>>>,
+) -> Result<Result<(), MeetingsError>, tokio::task::JoinError> {
+    match row {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn run_session(
@@ -413,6 +426,7 @@ async fn run_session(
         closer: Closer::default(),
         joined: false,
         prefetched: Some(prefetched),
+        row: None,
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -529,6 +543,27 @@ impl Session {
                     return self.closer.why.get().cloned().unwrap_or_else(Close::shutdown);
                 }
                 () = shared.stop.cancelled() => return Close::shutdown(),
+                written = row_written(&mut self.row), if self.row.is_some() => {
+                    self.row = None;
+                    let departure = match written {
+                        Ok(Ok(())) => continue,
+                        // The write undid the Redis session.
+                        Ok(Err(_)) => Departure::Gone,
+                        Err(error) => {
+                            tracing::error!(%error, "the participant row's write stopped");
+                            Departure::Leave(LeaveReason::ConnectionLost)
+                        }
+                    };
+                    let _ = self.out.try_send(ServerMessage::error(
+                        "internal",
+                        "the meeting controller could not record this join; join again",
+                    ));
+                    return Close::new(
+                        proto::CLOSE_BY_CONTROLLER,
+                        "internal: the join could not be recorded",
+                        departure,
+                    );
+                }
                 () = tokio::time::sleep_until(last_seen + config.presence_timeout) => {
                     return Close::new(
                         proto::CLOSE_BY_CONTROLLER,
@@ -601,7 +636,7 @@ impl Session {
         }
         let meeting = meeting.map_err(refusal)?;
         let client_version = Some(join.client_version).filter(|v| !v.is_empty());
-        let joined = shared
+        let (joined, row) = shared
             .repo
             .join_meeting(
                 &meeting,
@@ -617,6 +652,9 @@ impl Session {
             )
             .await
             .map_err(refusal)?;
+        // The row is written while the answer goes out (the seed's "async" write); the
+        // session ends if it fails, and a leave waits for it.
+        self.row = Some(tokio::spawn(row.write().in_current_span()));
         self.joined = true;
         let stored = joined.participants;
         let me = ParticipantInfo {
@@ -890,16 +928,23 @@ impl Session {
 
     /// The participant's departure: it leaves the room and (unless the stores already
     /// know) the meeting, the others are told, and the last one out ends the meeting.
-    async fn depart(&self, ending: &Close) {
+    async fn depart(&mut self, ending: &Close) {
         if !self.joined {
             return;
         }
+        // The leave updates the participant's row: it waits for the row. A write that
+        // failed has undone the join itself.
+        let recorded = match self.row.take() {
+            Some(row) => matches!(row.await, Ok(Ok(()))),
+            None => true,
+        };
         let shared = &self.shared;
         let (meeting, me) = (self.meeting, self.participant);
         let was_here = shared.rooms.remove(meeting, me);
         let reason = match ending.departure {
             Departure::Ended => return,
             Departure::Gone => LeaveReason::ConnectionLost,
+            Departure::Leave(reason) if !recorded => reason,
             Departure::Leave(reason) => {
                 match shared.repo.leave(meeting, me, reason).await {
                     Ok(0) => {

@@ -250,7 +250,7 @@ impl Repo {
     /// error, so a collision costs one statement and nothing written. The row and its
     /// `meeting_created` audit row (actor: the creator, or the system) are one statement,
     /// committed together; whether the commit waits for the disk is
-    /// [`synchronous_commit`]'s choice.
+    /// `synchronous_commit`'s choice.
     pub async fn create_meeting_with_codes(
         &self,
         new: &NewMeeting,

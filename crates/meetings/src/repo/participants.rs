@@ -41,6 +41,48 @@ pub struct Joined {
     pub participants: Vec<ParticipantSession>,
 }
 
+/// The `meeting_participants` row (and its audit row) of a join answered before it was
+/// written, the seed's "async" write: [`PendingRow::write`] writes it, and if that
+/// fails undoes the join's Redis step, so no session outlives the failure without its
+/// row. A leave of that participant must wait for it.
+#[must_use = "the participant's row is written only by PendingRow::write"]
+pub struct PendingRow {
+    repo: Repo,
+    participant: ParticipantId,
+    req: JoinRequest,
+}
+
+impl PendingRow {
+    /// Writes the row; on failure the Redis session is undone (a leave) and the error
+    /// returned.
+    pub async fn write(self) -> Result<(), MeetingsError> {
+        let PendingRow {
+            repo,
+            participant,
+            req,
+        } = self;
+        let Err(error) = repo.record_join(&req, participant).await else {
+            return Ok(());
+        };
+        tracing::warn!(meeting = %req.meeting_id, %participant, %error,
+            "participant row not written; undoing the Redis session");
+        if let Err(undo) = repo.depart(req.meeting_id, participant).await {
+            tracing::error!(meeting = %req.meeting_id, %participant, error = %undo,
+                "could not undo the Redis session; it expires with its TTL");
+        }
+        Err(error)
+    }
+}
+
+impl std::fmt::Debug for PendingRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRow")
+            .field("participant", &self.participant)
+            .field("meeting", &self.req.meeting_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A `participant:{participant_id}` hash, read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParticipantSession {
@@ -87,17 +129,21 @@ impl Repo {
         req: &JoinRequest,
     ) -> Result<Joined, MeetingsError> {
         let meeting = self.meeting(req.meeting_id).await?;
-        self.join_meeting(&meeting, participant, req).await
+        let (joined, row) = self.join_meeting(&meeting, participant, req).await?;
+        row.write().await?;
+        Ok(joined)
     }
 
     /// [`Repo::join_as`] with the meeting already read (`req.meeting_id` must be its
-    /// id): the meeting controller reads it once for its answer and the join.
+    /// id), answered before the participant's row is written: the Redis step and the
+    /// `JoinResponse`'s list, and the row's write to run ([`PendingRow`]). The meeting
+    /// controller answers the join meanwhile, as the seed has it.
     pub async fn join_meeting(
         &self,
         meeting: &Meeting,
         participant: ParticipantId,
         req: &JoinRequest,
-    ) -> Result<Joined, MeetingsError> {
+    ) -> Result<(Joined, PendingRow), MeetingsError> {
         if meeting.meeting_id != req.meeting_id {
             return Err(StorageError::conflict(format!(
                 "a join to meeting {} presented meeting {}",
@@ -158,6 +204,9 @@ impl Repo {
             .arg(now);
         writes.hincrby(&meeting_key, meeting_fields::PARTICIPANT_COUNT, 1);
         let count_reply = writes.len() - 1;
+        // The set as this join leaves it: the JoinResponse's list, read in the same step.
+        writes.command("SMEMBERS").arg(&set_key);
+        let members_reply = writes.len() - 1;
 
         let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
         let joined = self
@@ -183,36 +232,38 @@ impl Repo {
                     max_participants: meeting.settings.max_participants,
                 });
             }
-            applied => applied.int(count_reply).ok_or_else(|| {
+            ref applied => applied.int(count_reply).ok_or_else(|| {
                 StorageError::corrupt(&meeting_key, "participant_count is not an integer")
             })?,
         };
-
-        // The row and the list are independent: one round trip each, at once.
-        let (recorded, present) = tokio::join!(
-            self.record_join(req, participant),
-            self.participants(meeting.meeting_id)
-        );
-        if let Err(error) = recorded {
-            tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
-                "participant row not written; undoing the Redis session");
-            if let Err(undo) = self.depart(meeting.meeting_id, participant).await {
-                tracing::error!(meeting = %meeting.meeting_id, %participant, error = %undo,
-                    "could not undo the Redis session; it expires with its TTL");
-            }
-            return Err(error);
+        let members = match &joined {
+            Conditional::Applied(replies) => replies
+                .get(members_reply)
+                .map(redis::from_redis_value_ref::<Vec<String>>)
+                .transpose()
+                .ok()
+                .flatten(),
+            Conditional::Refused(_) => None,
         }
+        .ok_or_else(|| StorageError::corrupt(&set_key, "SMEMBERS did not answer a set"))?;
+
         tracing::debug!(meeting = %meeting.meeting_id, %participant, participant_count, "joined");
-        let participants = present.unwrap_or_else(|error| {
+        let participants = self.sessions_of(&members).await.unwrap_or_else(|error| {
             tracing::warn!(meeting = %meeting.meeting_id, %error,
-                "could not read the meeting's participants");
+                    "could not read the meeting's participants");
             Vec::new()
         });
-        Ok(Joined {
+        let joined = Joined {
             participant_id: participant,
             participant_count,
             participants,
-        })
+        };
+        let row = PendingRow {
+            repo: self.clone(),
+            participant,
+            req: req.clone(),
+        };
+        Ok((joined, row))
     }
 
     async fn record_join(
@@ -249,16 +300,25 @@ impl Repo {
         &self,
         meeting: MeetingId,
     ) -> Result<Vec<ParticipantSession>, MeetingsError> {
-        let mut conn = self.redis.conn();
         let members: Vec<String> = redis::cmd("SMEMBERS")
             .arg(schema::meeting_participants_key(meeting))
-            .query_async(&mut conn)
+            .query_async(&mut self.redis.conn())
             .await?;
+        self.sessions_of(&members).await
+    }
+
+    /// The sessions of `members` (ids of a meeting's participants set) that still
+    /// exist, ordered by join time, in one round trip.
+    async fn sessions_of(
+        &self,
+        members: &[String],
+    ) -> Result<Vec<ParticipantSession>, MeetingsError> {
         if members.is_empty() {
             return Ok(Vec::new());
         }
+        let mut conn = self.redis.conn();
         let mut pipe = redis::pipe();
-        for member in &members {
+        for member in members {
             let id = ParticipantId::parse(member).map_err(corrupt)?;
             pipe.hgetall(schema::participant_key(id));
         }
