@@ -43,9 +43,9 @@ pub enum ListenError {
 /// drops to the next key frame, within about 1 MiB rather than seconds of media.
 pub(crate) const SEND_WINDOW: u64 = 1024 * 1024;
 
-/// The QUIC transport of the handler's and the controller's endpoints and of the
-/// media clients: a keep-alive every 3 s, and at most [`SEND_WINDOW`] sent and not yet
-/// acknowledged.
+/// The QUIC transport of every endpoint of ours (the controller's and the handler's,
+/// the signalling and media clients, relays): a keep-alive every 3 s, and at most
+/// [`SEND_WINDOW`] sent and not yet acknowledged.
 pub(crate) fn transport() -> QuicTransportConfig {
     let mut transport = QuicTransportConfig::default();
     transport

@@ -69,13 +69,15 @@ pub struct Closed {
     pub reason: String,
 }
 
-/// A client QUIC endpoint (a UDP socket, its receive buffers and its driver) that opens
-/// signalling sessions, as one machine's browser opens them all from one: the
-/// benchmark's crowd shares one instead of making one per participant, which cost each
-/// join a socket and megabytes of zeroed buffers.
-#[derive(Clone)]
+/// A client QUIC endpoint (a UDP socket, its receive buffers and its driver) made ahead
+/// of the one signalling session it opens, so that opening the session does not pay
+/// for it (quinn zeroes about 3 MB of receive buffers per endpoint): the benchmark makes
+/// each participant's before timing its join, as a browser's QUIC stack exists before
+/// its user clicks "join". One session per endpoint: many sessions over one endpoint
+/// were seen to fail their WebTransport handshake (`H3_FRAME_UNEXPECTED`) about once in
+/// twenty thousand.
 pub struct Connector {
-    endpoint: Arc<Endpoint<endpoint_side::Client>>,
+    endpoint: Endpoint<endpoint_side::Client>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -89,21 +91,23 @@ impl Connector {
     /// self-signed one) or, without, require it to chain to the system's roots.
     pub fn new(certificate_hash: Option<&str>) -> Result<Connector, ClientError> {
         let builder = ClientConfig::builder().with_bind_socket(crate::wt::client_socket()?);
-        let config = match certificate_hash {
+        let mut config = match certificate_hash {
             Some(hash) => builder.with_server_certificate_hashes([digest(hash)?]),
             None => builder.with_native_certs(),
         }
-        .keep_alive_interval(Some(Duration::from_secs(3)))
         .build();
+        config
+            .quic_config_mut()
+            .transport_config(Arc::new(crate::wt::transport()));
         Ok(Connector {
-            endpoint: Arc::new(Endpoint::client(config)?),
+            endpoint: Endpoint::client(config)?,
         })
     }
 
     /// Opens the session at `webtransport_url` with the one-time `wt_token` and opens
     /// the signalling stream.
     pub async fn connect(
-        &self,
+        self,
         webtransport_url: &str,
         wt_token: &str,
     ) -> Result<Client, ClientError> {
@@ -122,7 +126,7 @@ impl Connector {
             .await
             .map_err(|e| ClientError::Stream(e.to_string()))?;
         Ok(Client {
-            _endpoint: self.endpoint.clone(),
+            _endpoint: self.endpoint,
             conn,
             send,
             recv,
@@ -135,7 +139,7 @@ impl Connector {
 /// A connected signalling session.
 pub struct Client {
     // Kept for the connection's lifetime.
-    _endpoint: Arc<Endpoint<endpoint_side::Client>>,
+    _endpoint: Endpoint<endpoint_side::Client>,
     conn: Connection,
     send: SendStream,
     recv: RecvStream,
@@ -171,8 +175,8 @@ fn digest(hex: &str) -> Result<Sha256Digest, ClientError> {
 impl Client {
     /// Opens the session at `webtransport_url` with the one-time `wt_token` and opens
     /// the signalling stream. With `certificate_hash` the server's certificate is pinned
-    /// to it (a self-signed one); without, it must chain to the system's roots. A QUIC
-    /// endpoint of its own: [`Connector`] shares one among many sessions.
+    /// to it (a self-signed one); without, it must chain to the system's roots. The QUIC
+    /// endpoint is made here: [`Connector`] makes it ahead.
     pub async fn connect(
         webtransport_url: &str,
         wt_token: &str,

@@ -27,7 +27,6 @@
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
 //! the ratio is the figure over the goal (below 1 meets it). Nothing is asserted.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -220,8 +219,8 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     }
     let scheduler = tokens.pop().context("the scheduling host")?;
     users.truncate(hosts);
-    let connectors = Connectors::default();
-    warm_up(&http, &connectors, &base, &scheduler).await?;
+    let endpoints = Endpoints::default();
+    warm_up(&http, &endpoints, &base, &scheduler).await?;
 
     // 1. Create: meetings to start now (the ones joined below), then meetings scheduled
     // for tomorrow (their commit waits for the disk).
@@ -301,9 +300,9 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
     for p in 0..load.participants {
-        let (http, connectors, base, tokens, codes, gate) = (
+        let (http, endpoints, base, tokens, codes, gate) = (
             http.clone(),
-            connectors.clone(),
+            endpoints.clone(),
             base.clone(),
             tokens.clone(),
             codes.clone(),
@@ -313,7 +312,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
             let permit = gate.acquire_owned().await?;
             let code = &codes[p % codes.len()];
             let token = &tokens[p % tokens.len()];
-            let joined = join(&http, &connectors, &base, token, code).await?;
+            let joined = join(&http, &endpoints, &base, token, code).await?;
             drop(permit);
             anyhow::Ok(joined)
         });
@@ -469,26 +468,40 @@ async fn create_all(
     Ok((codes, sorted(took)))
 }
 
-/// The crowd's QUIC endpoints, one per certificate hash the grants pin (one
-/// controller: one endpoint), shared by the participants as one machine's browser
-/// shares its own: an endpoint per participant would count the client's socket and
-/// receive buffers (megabytes, zeroed) in every join.
+/// Each participant's own QUIC endpoint, made before its join is timed (a browser's
+/// QUIC stack exists before its user clicks "join"; quinn zeroes about 3 MB of receive
+/// buffers per endpoint, which timed would be the client's cost counted as the
+/// server's), pinned to the certificate hash the grants carried so far.
 #[derive(Clone, Default)]
-struct Connectors(Arc<std::sync::Mutex<HashMap<Option<String>, Connector>>>);
+struct Endpoints(Arc<std::sync::Mutex<Option<String>>>);
 
-impl Connectors {
-    /// The endpoint for sessions pinned to `hash` (none: the system's roots).
-    fn pinned_to(&self, hash: Option<&str>) -> anyhow::Result<Connector> {
-        let mut all = self
+impl Endpoints {
+    /// An endpoint pinned to the hash last granted, and that hash.
+    fn ready(&self) -> anyhow::Result<(Option<String>, Connector)> {
+        let hash = self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(connector) = all.get(&hash.map(str::to_owned)) {
-            return Ok(connector.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let connector = Connector::new(hash.as_deref()).context("a client QUIC endpoint")?;
+        Ok((hash, connector))
+    }
+
+    /// `ready` when it pins `granted`, else (timed: the grant named another
+    /// certificate) a new endpoint pinned to `granted`, which later ones pin too.
+    fn pinned_to(
+        &self,
+        ready: (Option<String>, Connector),
+        granted: Option<&str>,
+    ) -> anyhow::Result<Connector> {
+        if ready.0.as_deref() == granted {
+            return Ok(ready.1);
         }
-        let connector = Connector::new(hash).context("a client QUIC endpoint")?;
-        all.insert(hash.map(str::to_owned), connector.clone());
-        Ok(connector)
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = granted.map(str::to_owned);
+        Connector::new(granted).context("a client QUIC endpoint")
     }
 }
 
@@ -506,11 +519,12 @@ struct JoinTimes {
 /// session, `JoinRequest` and its `JoinResponse`. When each ended, and the joined client.
 async fn join(
     http: &reqwest::Client,
-    connectors: &Connectors,
+    endpoints: &Endpoints,
     base: &str,
     token: &str,
     code: &str,
 ) -> anyhow::Result<(JoinTimes, Client)> {
+    let ready = endpoints.ready()?;
     let start = Instant::now();
     let body = call(
         http.get(format!("{base}/api/v1/meetings/{code}"))
@@ -521,8 +535,8 @@ async fn join(
     let grant = body
         .get("join_grant")
         .with_context(|| format!("no join grant in {body}"))?;
-    let mut client = connectors
-        .pinned_to(grant.get("certificate_hash").and_then(Value::as_str))?
+    let mut client = endpoints
+        .pinned_to(ready, grant.get("certificate_hash").and_then(Value::as_str))?
         .connect(&text(grant, "webtransport_url")?, &text(grant, "wt_token")?)
         .await
         .context("opening the WebTransport session")?;
@@ -547,7 +561,7 @@ async fn join(
 /// connections are open too.
 async fn warm_up(
     http: &reqwest::Client,
-    connectors: &Connectors,
+    endpoints: &Endpoints,
     base: &str,
     token: &str,
 ) -> anyhow::Result<()> {
@@ -564,14 +578,14 @@ async fn warm_up(
     // statements too.
     let mut joining = tokio::task::JoinSet::new();
     for code in codes.iter().cycle().take(WARM_UP_JOINS) {
-        let (http, connectors, base, token, code) = (
+        let (http, endpoints, base, token, code) = (
             http.clone(),
-            connectors.clone(),
+            endpoints.clone(),
             base.to_owned(),
             token.to_owned(),
             code.clone(),
         );
-        joining.spawn(async move { join(&http, &connectors, &base, &token, &code).await });
+        joining.spawn(async move { join(&http, &endpoints, &base, &token, &code).await });
     }
     let mut clients = Vec::with_capacity(WARM_UP_JOINS);
     while let Some(joined) = joining.join_next().await {
