@@ -20,8 +20,10 @@
 //! 3. the participants join, `concurrency` at a time, spread evenly over the meetings:
 //!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95),
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
-//!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response); every
-//!    session stays open until all have joined;
+//!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
+//!    apart the session's and the answer's share); each participant's QUIC endpoint is
+//!    made before its join is timed ([`Endpoints`]); every session stays open until all
+//!    have joined;
 //! 4. everybody leaves, and the meetings end (the seed's Example 2).
 //!
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
