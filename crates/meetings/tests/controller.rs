@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::wt::{
-    Controller, DEADLINE, closed, controller, controller_with, heartbeat, next_event,
+    Controller, DEADLINE, closed, controller, controller_with, heartbeat, join_in_time, next_event,
 };
 use common::{hash_of, meeting};
 use meetings::auth::{Scopes, sha256_hex};
@@ -208,10 +208,7 @@ async fn a_join_whose_row_cannot_be_written_is_answered_then_closed_and_undone()
     // The join is answered (its row is written after, as the seed's "async" write), then
     // the session closes with an error and the Redis step is undone.
     let mut client = c.connect(&grant).await;
-    let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
-        .await
-        .expect("a JoinResponse in time")
-        .unwrap();
+    let response = join_in_time(&mut client, &grant).await;
     assert_eq!(response.participant_id, grant.participant_id.to_string());
     let (said, how) = closed(&mut client).await;
     assert_eq!(error_of(&said).code, "internal");
@@ -252,10 +249,7 @@ async fn an_endpoint_made_ahead_opens_its_session_pinned_to_the_granted_certific
         .connect(&grant.webtransport_url, grant.wt_token.expose())
         .await
         .unwrap();
-    let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
-        .await
-        .expect("a JoinResponse in time")
-        .unwrap();
+    let response = join_in_time(&mut client, &grant).await;
     assert_eq!(response.participant_id, grant.participant_id.to_string());
     assert_eq!(response.participants.len(), 1);
     assert!(matches!(

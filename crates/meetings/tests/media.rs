@@ -638,10 +638,7 @@ async fn the_join_response_carries_a_working_media_grant() {
         )
         .await
         .unwrap();
-        let response = tokio::time::timeout(DEADLINE, signalling.join(join.token.expose_str()))
-            .await
-            .expect("a JoinResponse in time")
-            .unwrap();
+        let response = common::wt::join_in_time(&mut signalling, &join).await;
         let media = response.media.clone().expect("a media grant");
         assert_eq!(media.url, format!("{}/media/{m}", h.endpoint));
         assert_eq!(media.certificate_hash, h.certificate_hash);

@@ -174,15 +174,8 @@ impl ForwardedStream {
         mut stream: RecvStream,
     ) -> Result<Option<ForwardedStream>, ForwardedError> {
         let mut id = [0u8; PUBLISHER_LEN];
-        match stream.read_exact(&mut id).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(StreamReadExactError::FinishedEarly(n)) => {
-                return Err(MediaFrameError::Short(n).into());
-            }
-            Err(StreamReadExactError::Read(e)) => {
-                return Err(ForwardedError::Stream(e.to_string()));
-            }
+        if !fill(&mut stream, &mut id).await? {
+            return Ok(None);
         }
         Ok(Some(ForwardedStream {
             stream,
@@ -203,15 +196,8 @@ impl ForwardedStream {
         reserve: usize,
     ) -> Result<Option<(FrameHeader, Vec<u8>)>, ForwardedError> {
         let mut len = [0u8; LENGTH_LEN];
-        match self.stream.read_exact(&mut len).await {
-            Ok(()) => {}
-            Err(StreamReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(StreamReadExactError::FinishedEarly(n)) => {
-                return Err(MediaFrameError::Short(n).into());
-            }
-            Err(StreamReadExactError::Read(e)) => {
-                return Err(ForwardedError::Stream(e.to_string()));
-            }
+        if !fill(&mut self.stream, &mut len).await? {
+            return Ok(None);
         }
         let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
         if len > proto::MAX_MEDIA_FRAME {
@@ -221,21 +207,27 @@ impl ForwardedStream {
             return Err(MediaFrameError::Short(len).into());
         }
         let mut bytes = vec![0u8; reserve + len];
-        match self
-            .stream
-            .read_exact(bytes.get_mut(reserve..).unwrap_or_default())
-            .await
+        if !fill(
+            &mut self.stream,
+            bytes.get_mut(reserve..).unwrap_or_default(),
+        )
+        .await?
         {
-            Ok(()) => {}
-            Err(StreamReadExactError::FinishedEarly(n)) => {
-                return Err(MediaFrameError::Short(n).into());
-            }
-            Err(StreamReadExactError::Read(e)) => {
-                return Err(ForwardedError::Stream(e.to_string()));
-            }
+            return Err(MediaFrameError::Short(0).into());
         }
         let header = FrameHeader::parse(bytes.get(reserve..).unwrap_or_default())?;
         Ok(Some((header, bytes)))
+    }
+}
+
+/// Fills `buf` from `stream`: `false` when the stream ended cleanly before its first
+/// byte; one ending within it is a short frame.
+async fn fill(stream: &mut RecvStream, buf: &mut [u8]) -> Result<bool, ForwardedError> {
+    match stream.read_exact(buf).await {
+        Ok(()) => Ok(true),
+        Err(StreamReadExactError::FinishedEarly(0)) => Ok(false),
+        Err(StreamReadExactError::FinishedEarly(n)) => Err(MediaFrameError::Short(n).into()),
+        Err(StreamReadExactError::Read(e)) => Err(ForwardedError::Stream(e.to_string())),
     }
 }
 

@@ -111,10 +111,7 @@ impl Controller {
     ) -> (Client, meetings::controller::proto::JoinResponse, JoinGrant) {
         let grant = self.grant(meeting, name).await;
         let mut client = self.connect(&grant).await;
-        let response = tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
-            .await
-            .expect("a JoinResponse in time")
-            .unwrap();
+        let response = join_in_time(&mut client, &grant).await;
         (client, response, grant)
     }
 
@@ -128,6 +125,18 @@ impl Controller {
             .unwrap();
         self.world
     }
+}
+
+/// `client` joins with `grant`'s meeting token: its `JoinResponse`, which must come
+/// within [`DEADLINE`].
+pub async fn join_in_time(
+    client: &mut Client,
+    grant: &JoinGrant,
+) -> meetings::controller::proto::JoinResponse {
+    tokio::time::timeout(DEADLINE, client.join(grant.token.expose_str()))
+        .await
+        .expect("a JoinResponse in time")
+        .unwrap()
 }
 
 /// The next message's payload; fails the test if none comes within [`DEADLINE`].
