@@ -12,78 +12,57 @@ use std::time::Duration;
 use common::media::next_frame;
 use common::wt::DEADLINE;
 use common::{hash_of, meeting};
-use meetings::Repo;
 use meetings::auth::Auth;
 use meetings::controller::client::Client;
 use meetings::controller::{
     ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
 };
 use meetings::domain::{
-    ConnectionType, ControllerId, DisplayName, HandlerId, Liveness, MeetingId, ParticipantId,
-    Region,
+    ConnectionType, ControllerId, DisplayName, HandlerId, Liveness, ParticipantId, Region,
 };
 use meetings::grant::{Joiner, grant};
+use meetings::media::HandlerConfig;
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::proto::{self, FLAG_E2E, FLAG_KEY, FrameHeader};
-use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler};
 use meetings::{MeetingsConfig, schema};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use testkit::{World, eventually};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A running media handler over a test world.
+/// A media handler ([`common::media`]'s) over a test world of its own, announcing
+/// itself in a directory.
 struct Handler {
     world: World,
-    repo: Repo,
     id: HandlerId,
-    endpoint: String,
-    certificate_hash: String,
-    load: Load,
     /// Where it announced itself.
     directory: MediaDirectory,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), MediaError>>,
+    handler: common::media::Handler,
+}
+
+impl std::ops::Deref for Handler {
+    type Target = common::media::Handler;
+
+    fn deref(&self) -> &common::media::Handler {
+        &self.handler
+    }
 }
 
 /// A handler with the test defaults (heartbeat every 200 ms) changed by `adjust`.
 async fn handler_with(adjust: impl FnOnce(&mut HandlerConfig)) -> Handler {
     let (world, repo) = common::world().await;
     let id = HandlerId::parse("mh-test").unwrap();
-    let mut config = HandlerConfig::new(id.clone());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.heartbeat_every = Duration::from_millis(200);
     let directory = MediaDirectory::default();
-    config.directory = Some(directory.clone());
-    adjust(&mut config);
-    let bound = MediaHandler::bind(repo.clone(), config).await.unwrap();
-    let endpoint = bound.endpoint();
-    let certificate_hash = bound.certificate_hash().to_owned();
-    let load = bound.load();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(bound.run(shutdown.clone()));
-    eventually("the media handler registers", || {
-        let (repo, id) = (repo.clone(), id.clone());
-        async move {
-            let loads = repo
-                .handler_loads(&Region::local(), &Liveness::default())
-                .await
-                .ok()?;
-            loads.iter().any(|h| h.handler_id == id).then_some(())
-        }
+    let handler = common::media::start_with(&repo, id.as_str(), |config| {
+        config.directory = Some(directory.clone());
+        adjust(config);
     })
     .await;
     Handler {
         world,
-        repo,
         id,
-        endpoint,
-        certificate_hash,
-        load,
         directory,
-        shutdown,
-        task,
+        handler,
     }
 }
 
@@ -92,47 +71,16 @@ async fn handler() -> Handler {
 }
 
 impl Handler {
-    fn url(&self, meeting: MeetingId) -> String {
-        format!("{}/media/{meeting}", self.endpoint)
-    }
-
-    /// A fresh media token for `participant` of `meeting`.
-    async fn token(&self, meeting: MeetingId, participant: ParticipantId) -> String {
-        self.repo
-            .issue_connection_token(meeting, participant, ConnectionType::Media)
-            .await
-            .unwrap()
-            .expose()
-            .to_owned()
-    }
-
-    /// A new participant of `meeting` connected to the handler.
-    async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
-        let participant = ParticipantId::random();
-        let token = self.token(meeting, participant).await;
-        let client = MediaClient::connect(&self.url(meeting), &token, Some(&self.certificate_hash))
-            .await
-            .unwrap();
-        (participant, client)
-    }
-
     /// Waits until `n` participants have their session open on the handler.
     async fn connected(&self, n: usize) {
-        let load = self.load.clone();
-        eventually("the sessions are open on the handler", || {
-            let load = load.clone();
-            async move { (load.participants() == n).then_some(()) }
+        self.until("the sessions are open on the handler", |l| {
+            l.participants() == n
         })
         .await;
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the handler stops in time")
-            .unwrap()
-            .unwrap();
+        self.handler.stop().await;
     }
 }
 
@@ -295,24 +243,24 @@ async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
     let m = meeting(&h.repo, "Tokens").await;
     let other = meeting(&h.repo, "Other").await;
     let participant = ParticipantId::random();
-    let hash = Some(h.certificate_hash.as_str());
+    let media = ConnectionType::Media;
 
-    let token = h.token(m, participant).await;
-    let first = MediaClient::connect(&h.url(m), &token, hash).await.unwrap();
-    let reused = MediaClient::connect(&h.url(m), &token, hash).await;
+    let token = h.token(m, participant, media).await;
+    let first = h.open("media", m, &token).await.unwrap();
+    let reused = h.open("media", m, &token).await;
     assert!(
         matches!(reused, Err(MediaClientError::Rejected)),
         "{reused:?}"
     );
 
-    let for_m = h.token(m, participant).await;
-    let wrong = MediaClient::connect(&h.url(other), &for_m, hash).await;
+    let for_m = h.token(m, participant, media).await;
+    let wrong = h.open("media", other, &for_m).await;
     assert!(
         matches!(wrong, Err(MediaClientError::Rejected)),
         "{wrong:?}"
     );
     // Refused tokens are spent: the right meeting does not take it afterwards either.
-    let after = MediaClient::connect(&h.url(m), &for_m, hash).await;
+    let after = h.open("media", m, &for_m).await;
     assert!(
         matches!(after, Err(MediaClientError::Rejected)),
         "{after:?}"
@@ -323,19 +271,19 @@ async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
         .issue_connection_token(m, participant, ConnectionType::Signaling)
         .await
         .unwrap();
-    let typed = MediaClient::connect(&h.url(m), signalling.expose(), hash).await;
+    let typed = h.open("media", m, signalling.expose()).await;
     assert!(
         matches!(typed, Err(MediaClientError::Rejected)),
         "{typed:?}"
     );
 
-    let unknown = MediaClient::connect(&h.url(m), &"ab".repeat(32), hash).await;
+    let unknown = h.open("media", m, &"ab".repeat(32)).await;
     assert!(
         matches!(unknown, Err(MediaClientError::Rejected)),
         "{unknown:?}"
     );
-    let fresh = h.token(m, participant).await;
-    let path = MediaClient::connect(&format!("{}/meetings/{m}", h.endpoint), &fresh, hash).await;
+    let fresh = h.token(m, participant, media).await;
+    let path = h.open("meetings", m, &fresh).await;
     assert!(matches!(path, Err(MediaClientError::Rejected)), "{path:?}");
 
     first.close();
