@@ -25,6 +25,11 @@ pub const DEFAULT_SYNC_EVERY: Duration = Duration::from_secs(15 * 60);
 /// `campaigns_topic_default_name` says otherwise.
 pub const DEFAULT_TOPIC_NAME: &str = "Topic of your choice";
 
+/// Where a Meetup member's public profile lives on meetup.com; `/whois` links
+/// `{MEETUP_PROFILE_BASE}{member id}/`. The only place the address is spelled (the
+/// Meetup endpoints Tavern is configured with are API URLs, not the website).
+pub const MEETUP_PROFILE_BASE: &str = "https://www.meetup.com/members/";
+
 /// Where the campaigns live in Discord and who may do what there (`campaigns_*` keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscordSettings {
@@ -89,6 +94,9 @@ pub struct CampaignsConfig {
     pub horizon: TimeDelta,
     /// The sync job's period.
     pub sync_every: Duration,
+    /// Longest a whole sync holds its guard without renewing it
+    /// ([`crate::jobs::SYNC_GUARD_TTL`]; a running sync renews it every third of this).
+    pub sync_guard_ttl: Duration,
     /// The Discord side (channels, roles, commands); `None`: Meetup -> Redis only.
     pub discord: Option<DiscordSettings>,
 }
@@ -116,6 +124,7 @@ impl CampaignsConfig {
             groups: unique,
             horizon: DEFAULT_HORIZON,
             sync_every: DEFAULT_SYNC_EVERY,
+            sync_guard_ttl: crate::jobs::SYNC_GUARD_TTL,
             discord: None,
         }
     }

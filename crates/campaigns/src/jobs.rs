@@ -5,6 +5,14 @@
 //! in the same period, and every whole sync, however started, takes the sync guard
 //! ([`crate::schema::SYNC_RUNNING`]), so one sync runs at a time across replicas.
 //!
+//! The guard expires ([`CampaignsConfig::sync_guard_ttl`], 10 minutes by default) so a
+//! run whose process dies does not block the syncs for ever; a live run renews it every
+//! third of that (compare-and-`PEXPIRE` on its own holder value), however long it
+//! takes. Should a renewal find the guard gone or held by another run (Redis lost it,
+//! or the process stalled past the expiry), the run logs it at error level and its
+//! Discord step stops before its next series ([`crate::discord_sync::StopSignal`]),
+//! saying so in its report; the Meetup step's writes are transactions and carry on.
+//!
 //! [`sync_all`] is one whole sync, for the job ([`Syncer`]), the admin `/sync` command
 //! and `tavern campaigns sync --once`.
 
@@ -17,14 +25,15 @@ use feature::Job;
 use meetup::MeetupClient;
 
 use crate::config::CampaignsConfig;
-use crate::discord_sync::{DiscordReport, DiscordSyncError, sync_discord};
+use crate::discord_sync::{DiscordReport, DiscordSyncError, StopSignal, sync_discord_until};
 use crate::repo::Repo;
 use crate::sync::{SyncError, SyncReport, sync_once};
 
 /// The sync job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
 pub const SYNC_JOB: &str = "campaigns-meetup-sync";
 
-/// Longest a whole sync may hold the guard (it expires then, should its process die).
+/// Longest a whole sync holds the guard without renewing it (it expires then, should
+/// its process die); the default of [`CampaignsConfig::sync_guard_ttl`].
 pub const SYNC_GUARD_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// Why a whole sync failed.
@@ -70,7 +79,7 @@ pub struct FullReport {
 ///
 /// One sync runs at a time across replicas, however it was started: this takes the
 /// sync guard ([`Repo::start_sync`]) and answers [`FullSyncError::Busy`] when another
-/// run holds it.
+/// run holds it; it renews the guard while it runs (see the module docs).
 pub async fn sync_all(
     repo: &Repo,
     client: &MeetupClient,
@@ -78,13 +87,35 @@ pub async fn sync_all(
     config: &CampaignsConfig,
     now: DateTime<Utc>,
 ) -> Result<FullReport, FullSyncError> {
-    with_guard(repo, sync_guarded(repo, client, discord, config, now)).await
+    sync_all_until(repo, client, discord, config, now, &StopSignal::default()).await
 }
 
-/// Runs `sync` holding the sync guard; [`FullSyncError::Busy`] without running it when
-/// another run holds the guard.
+/// [`sync_all`] with the signal its Discord step stops on: set by the guard's renewal
+/// when the guard is lost, or by the caller.
+pub async fn sync_all_until(
+    repo: &Repo,
+    client: &MeetupClient,
+    discord: &Discord,
+    config: &CampaignsConfig,
+    now: DateTime<Utc>,
+    stop: &StopSignal,
+) -> Result<FullReport, FullSyncError> {
+    with_guard(
+        repo,
+        config.sync_guard_ttl,
+        stop,
+        sync_guarded(repo, client, discord, config, now, stop),
+    )
+    .await
+}
+
+/// Runs `sync` holding the sync guard for `ttl`, renewed every third of it while
+/// `sync` runs; [`FullSyncError::Busy`] without running it when another run holds the
+/// guard. A renewal that finds the guard lost sets `stop`.
 async fn with_guard<T>(
     repo: &Repo,
+    ttl: std::time::Duration,
+    stop: &StopSignal,
     sync: impl std::future::Future<Output = Result<T, FullSyncError>>,
 ) -> Result<T, FullSyncError> {
     let holder = format!(
@@ -93,17 +124,44 @@ async fn with_guard<T>(
         Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
     if !repo
-        .start_sync(&holder, SYNC_GUARD_TTL)
+        .start_sync(&holder, ttl)
         .await
         .map_err(FullSyncError::Guard)?
     {
         return Err(FullSyncError::Busy);
     }
-    let outcome = sync.await;
+    let mut sync = std::pin::pin!(sync);
+    let outcome = tokio::select! {
+        outcome = &mut sync => outcome,
+        () = keep_guard(repo, &holder, ttl, stop) => sync.await,
+    };
     if let Err(error) = repo.end_sync(&holder).await {
         tracing::warn!(%error, "could not give the sync guard back; it expires by itself");
     }
     outcome
+}
+
+/// Renews the guard every third of `ttl` while the run goes on; returns (having set
+/// `stop` and logged it) only once a renewal finds the guard lost. A renewal Redis does
+/// not answer is tried again at the next tick.
+async fn keep_guard(repo: &Repo, holder: &str, ttl: std::time::Duration, stop: &StopSignal) {
+    let every = (ttl / 3).max(std::time::Duration::from_millis(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match repo.renew_sync(holder, ttl).await {
+            Ok(true) => tracing::debug!("campaigns sync guard renewed"),
+            Ok(false) => {
+                tracing::error!(
+                    "the campaigns sync lost its sync guard (it expired or another sync took it); its Discord step stops"
+                );
+                stop.stop();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not renew the campaigns sync guard; trying again");
+            }
+        }
+    }
 }
 
 async fn sync_guarded(
@@ -112,10 +170,13 @@ async fn sync_guarded(
     discord: &Discord,
     config: &CampaignsConfig,
     now: DateTime<Utc>,
+    stop: &StopSignal,
 ) -> Result<FullReport, FullSyncError> {
     let meetup = sync_once(repo, client, config, now).await?;
     let discord = match &config.discord {
-        Some(settings) => Some(sync_discord(repo, discord, settings, &meetup.extras, now).await?),
+        Some(settings) => {
+            Some(sync_discord_until(repo, discord, settings, &meetup.extras, now, stop).await?)
+        }
         None => None,
     };
     Ok(FullReport { meetup, discord })
@@ -222,7 +283,7 @@ async fn run_sync(
     let outcome = match discord {
         Some(discord) => sync_all(repo, &client, discord, config, now).await,
         None => {
-            with_guard(repo, async {
+            with_guard(repo, config.sync_guard_ttl, &StopSignal::default(), async {
                 sync_once(repo, &client, config, now)
                     .await
                     .map(|meetup| FullReport {

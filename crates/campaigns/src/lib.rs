@@ -49,7 +49,8 @@
 //!   registration is refused) and keeps the free-spots message up to date.
 //! - [`jobs`]: [`jobs::sync_job`] runs [`jobs::sync_all`] (step 1, then step 2 with
 //!   Discord settings) every 15 minutes ([`CampaignsConfig::sync_every`]) and at
-//!   start-up, one run at a time across replicas (the job's Redis lock).
+//!   start-up, one run at a time across replicas (the job's Redis lock, and the sync
+//!   guard every whole sync takes and renews while it runs).
 //! - [`config`]: [`CampaignsConfig`], the OAuth2 app, Meetup endpoints, group urlnames,
 //!   the sync's horizon and period.
 //! - [`web`]: the web flows on Tavern's sessions and pages: the organiser's Meetup
@@ -151,15 +152,22 @@
 //!   channel and both roles on Discord first (a 404 counts as done; other failures go
 //!   to the `orphaned_*` sets), then every key of the series in one step, and tells
 //!   the organisers. `/end-adventure` also alerts them.
-//! - **`/sync`** runs the whole sync job at once, without the job's lock: its writes
-//!   are transactions, so overlapping a scheduled run is safe.
+//! - **`/sync`** runs the whole sync at once, without the job's lock but under the
+//!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync
+//!   takes, the scheduled job's and `tavern campaigns sync --once` too: while another
+//!   sync runs, `/sync` says so and does nothing. A running sync renews the guard
+//!   (it expires after 10 minutes unrenewed, should its process die); one that finds
+//!   it lost logs it and stops its Discord writes ([`jobs`]).
 //! - **`/link-meetup`** is refused for a user already linked (unlink first), matching
 //!   the repository's refusal to move a link silently.
 //! - **The topic voice channel** is reset by a periodic check (every minute, locked):
 //!   who is connected comes from the gateway's voice states ([`topic::VoiceTracker`]
 //!   keeps them in Tavern's key `tavern:campaigns:topic_voice_channel:connected`, so
 //!   the replica holding the job lock knows, whichever runs the guild's shard); in use
-//!   while anyone is connected, reset once empty and two minutes old. Should Redis not
+//!   while anyone is connected, reset once it has been empty for two minutes (the
+//!   tracker records when it emptied in `tavern:campaigns:topic_voice_channel:empty_since`,
+//!   under the controllable clock; a join removes it) and the topic is two minutes old.
+//!   Should Redis not
 //!   answer, a custom topic counts as in use for an hour after it was set. `/topic` is
 //!   refused within 5
 //!   minutes of the last one (Discord allows two renames per 10 minutes; one is kept
@@ -215,7 +223,7 @@ pub mod topic;
 pub mod web;
 
 pub use config::CampaignsConfig;
-pub use discord_sync::{DiscordReport, DiscordSyncError, sync_discord};
+pub use discord_sync::{DiscordReport, DiscordSyncError, StopSignal, sync_discord};
 pub use domain::{
     ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, LinkingId, MeetupEventId,
     MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays, SnoozeError, TopicError,
@@ -253,7 +261,8 @@ pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> featu
         ) {
             feature = feature.job(job);
         }
-        if let Some(tracker) = topic::VoiceTracker::new(repo.clone(), &settings) {
+        if let Some(tracker) = topic::VoiceTracker::new(repo.clone(), &settings, ctx.clock.clone())
+        {
             feature = feature.events(std::sync::Arc::new(tracker));
         }
         feature = feature.job(lifecycle::lifecycle_job(

@@ -297,6 +297,12 @@ pub const SYNC_RUNNING: &str = "tavern:campaigns:sync:running";
 /// job on any replica knows when it is empty. Tavern's own key: the seed has none.
 pub const TOPIC_VOICE_CONNECTED: &str = "tavern:campaigns:topic_voice_channel:connected";
 
+/// String (RFC 3339): since when the user-topic voice channel has been empty, written
+/// when the last person leaves it ([`TOPIC_VOICE_CONNECTED`] becomes empty) and removed
+/// when somebody joins; the reset waits two minutes past it. Tavern's own key: the seed
+/// has none.
+pub const TOPIC_VOICE_EMPTY_SINCE: &str = "tavern:campaigns:topic_voice_channel:empty_since";
+
 // ---- Reading keys back (the check) ---------------------------------------------------
 
 /// One family of per-id keys, `{prefix}:{id}:{suffix}`, for `SCAN` and for reading the

@@ -1,22 +1,28 @@
 //! The user-topic voice channel: anyone may rename the shared voice channel
 //! ([`DiscordSettings::topic_voice_channel`]) to what they want to talk about with
 //! `/topic`, and it goes back to [`DiscordSettings::topic_default_name`] once it has
-//! been left empty.
+//! been empty for [`RESET_AFTER`].
 //!
 //! The rules ([`TopicState`]) are pure: a name is 2 to 100 characters
 //! ([`VoiceChannelTopic`]); a rename is refused within [`RATE_LIMIT`] of the last one
 //! (`user_topic_voice_channel_topic_time`; Discord allows two renames of a channel per
 //! ten minutes, and one is kept for the reset) and while the channel carries a custom
-//! name and is in use; the name is reset when the channel is not in use and the topic
-//! is at least [`RESET_AFTER`] old.
+//! name and is in use; the name is reset once the channel has been empty for
+//! [`RESET_AFTER`] and the topic is at least that old.
 //!
 //! **Who is in the channel.** Discord's REST API cannot list a voice channel's
 //! members; the gateway's voice states can. [`VoiceTracker`] keeps who is connected to
 //! the topic channel in Redis (the list in GUILD_CREATE, then every
 //! VOICE_STATE_UPDATE), so [`GatewayVoice`] answers on any replica, whichever process
-//! runs the guild's shard. The reset is a periodic check ([`reset_job`], every minute,
-//! under the kit's job lock): in use while anybody is connected, reset once it is empty
-//! and the topic is two minutes old. A source that does not know
+//! runs the guild's shard. It also records, under the controllable clock, since when
+//! the channel has been empty (Tavern's key
+//! [`TOPIC_VOICE_EMPTY_SINCE`](crate::schema::TOPIC_VOICE_EMPTY_SINCE): written when the
+//! last person leaves, removed when somebody joins). The reset is a periodic check
+//! ([`reset_job`], every minute, under the kit's job lock): in use while anybody is
+//! connected, reset once it has been empty for two minutes and the topic is two minutes
+//! old. Found empty with no time recorded (Tavern was not listening when it emptied),
+//! the check records its own time and the two minutes count from there. A source that
+//! does not know
 //! ([`Occupancy::Unknown`]: Redis unreadable, or [`NoVoiceStates`]) makes a custom
 //! topic count as in use for [`ASSUMED_IN_USE`] after it was set.
 
@@ -36,7 +42,8 @@ use crate::config::DiscordSettings;
 use crate::domain::VoiceChannelTopic;
 use crate::repo::{Repo, RepoError};
 
-/// A topic is reset once the channel is not in use and the topic is this old.
+/// A topic is reset once the channel has been empty this long and the topic is this
+/// old.
 pub const RESET_AFTER: TimeDelta = TimeDelta::minutes(2);
 /// At most one `/topic` per this long.
 pub const RATE_LIMIT: TimeDelta = TimeDelta::minutes(5);
@@ -99,20 +106,36 @@ impl VoiceOccupancy for GatewayVoice {
 
 /// Keeps who is connected to the topic voice channel of the community's guild from
 /// the gateway's voice states.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VoiceTracker {
     repo: Repo,
     guild: GuildId,
     channel: ChannelId,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for VoiceTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceTracker")
+            .field("guild", &self.guild)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VoiceTracker {
-    /// `None` without a topic voice channel.
-    pub fn new(repo: Repo, settings: &DiscordSettings) -> Option<VoiceTracker> {
+    /// `None` without a topic voice channel. `clock` dates the moment the channel
+    /// becomes empty.
+    pub fn new(
+        repo: Repo,
+        settings: &DiscordSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Option<VoiceTracker> {
         Some(VoiceTracker {
             repo,
             guild: settings.guild,
             channel: settings.topic_voice_channel?,
+            clock,
         })
     }
 }
@@ -120,6 +143,7 @@ impl VoiceTracker {
 impl EventHandler for VoiceTracker {
     fn on_event(&self, event: Event) -> BoxFuture<'static, ()> {
         let (repo, guild, channel) = (self.repo.clone(), self.guild, self.channel);
+        let now = self.clock.now();
         Box::pin(async move {
             let written = match event {
                 Event::GuildAvailable {
@@ -130,10 +154,10 @@ impl EventHandler for VoiceTracker {
                         .filter(|v| v.channel_id == Some(channel))
                         .map(|v| v.user)
                         .collect();
-                    repo.reset_topic_voice(&users).await
+                    repo.reset_topic_voice(&users, now).await
                 }
                 Event::VoiceStateUpdate { guild_id, state } if guild_id == guild => {
-                    repo.set_topic_voice(state.user, state.channel_id == Some(channel))
+                    repo.set_topic_voice(state.user, state.channel_id == Some(channel), now)
                         .await
                 }
                 _ => return,
@@ -159,6 +183,9 @@ pub struct TopicState {
     pub occupancy: Occupancy,
     /// When `/topic` last renamed it (`user_topic_voice_channel_topic_time`).
     pub set_at: Option<DateTime<Utc>>,
+    /// Since when it has been empty, as recorded from the voice states (`None`: not
+    /// recorded, or somebody is connected).
+    pub empty_since: Option<DateTime<Utc>>,
 }
 
 /// Why `/topic` is refused now.
@@ -200,9 +227,17 @@ impl TopicState {
         Ok(())
     }
 
-    /// Whether the reset should give the channel its default name back now.
+    /// Whether the reset should give the channel its default name back now: a custom
+    /// name, nobody connected for [`RESET_AFTER`] (known: since `empty_since`; not
+    /// knowing: [`ASSUMED_IN_USE`] after the topic was set), and the topic at least
+    /// [`RESET_AFTER`] old.
     pub fn reset_due(&self, now: DateTime<Utc>) -> bool {
-        self.is_custom() && !self.in_use(now) && self.set_at.is_none_or(|t| now >= t + RESET_AFTER)
+        let empty_long_enough = match self.occupancy {
+            Occupancy::Known(0) => self.empty_since.is_some_and(|t| now >= t + RESET_AFTER),
+            Occupancy::Known(_) => false,
+            Occupancy::Unknown => !self.in_use(now),
+        };
+        self.is_custom() && empty_long_enough && self.set_at.is_none_or(|t| now >= t + RESET_AFTER)
     }
 }
 
@@ -220,6 +255,7 @@ async fn state(
         default_name: default_name.to_owned(),
         occupancy: occupancy.occupancy(channel).await,
         set_at,
+        empty_since: None,
     })
 }
 
@@ -289,7 +325,15 @@ pub async fn reset_topic(
     now: DateTime<Utc>,
 ) -> Result<bool, TopicResetError> {
     let set_at = repo.topic_time().await?;
-    let current = state(discord, occupancy, channel, default_name, set_at).await?;
+    let mut current = state(discord, occupancy, channel, default_name, set_at).await?;
+    // Read after the occupancy: a join in between removes the time, so an empty channel
+    // is never paired with the time of an earlier empty spell.
+    current.empty_since = repo.topic_voice_empty_since().await?;
+    if current.occupancy == Occupancy::Known(0) && current.empty_since.is_none() {
+        // Empty, but nobody saw it empty: the two minutes count from now.
+        repo.mark_topic_voice_empty(now).await?;
+        return Ok(false);
+    }
     if !current.reset_due(now) {
         return Ok(false);
     }
@@ -348,7 +392,13 @@ mod tests {
             default_name: "Topic of your choice".into(),
             occupancy,
             set_at: set_at.map(at),
+            empty_since: None,
         }
+    }
+
+    fn empty_since(mut s: TopicState, since: &str) -> TopicState {
+        s.empty_since = Some(at(since));
+        s
     }
 
     #[test]
@@ -391,11 +441,38 @@ mod tests {
     }
 
     #[test]
-    fn the_reset_comes_when_empty_and_two_minutes_old() {
-        let s = state(
+    fn the_reset_comes_two_minutes_after_the_channel_emptied() {
+        // In use for an hour, empty at 11:00: reset at 11:02, not before.
+        let s = empty_since(
+            state(
+                "Mörk Borg",
+                Occupancy::Known(0),
+                Some("2026-01-01T10:00:00Z"),
+            ),
+            "2026-01-01T11:00:00Z",
+        );
+        assert!(!s.reset_due(at("2026-01-01T11:00:00Z")));
+        assert!(!s.reset_due(at("2026-01-01T11:01:59Z")));
+        assert!(s.reset_due(at("2026-01-01T11:02:00Z")));
+        // Empty without a recorded time: not yet (the job records one first).
+        let unrecorded = state(
             "Mörk Borg",
             Occupancy::Known(0),
             Some("2026-01-01T10:00:00Z"),
+        );
+        assert!(!unrecorded.reset_due(at("2026-01-01T18:00:00Z")));
+    }
+
+    #[test]
+    fn the_reset_comes_when_empty_and_two_minutes_old() {
+        // Set in an empty channel: the topic gets its two minutes too.
+        let s = empty_since(
+            state(
+                "Mörk Borg",
+                Occupancy::Known(0),
+                Some("2026-01-01T10:00:00Z"),
+            ),
+            "2026-01-01T09:00:00Z",
         );
         assert!(!s.reset_due(at("2026-01-01T10:01:59Z")));
         assert!(s.reset_due(at("2026-01-01T10:02:00Z")));
@@ -408,7 +485,10 @@ mod tests {
         let default = state("Topic of your choice", Occupancy::Known(0), None);
         assert!(!default.reset_due(at("2026-01-01T18:00:00Z")));
         // Renamed by hand, never by `/topic`: reset when empty.
-        let by_hand = state("Whatever", Occupancy::Known(0), None);
+        let by_hand = empty_since(
+            state("Whatever", Occupancy::Known(0), None),
+            "2026-01-01T17:00:00Z",
+        );
         assert!(by_hand.reset_due(at("2026-01-01T18:00:00Z")));
     }
 

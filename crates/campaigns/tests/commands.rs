@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use campaigns::config::DiscordSettings;
 use campaigns::repo::Removal;
-use campaigns::topic::{Occupancy, VoiceOccupancy};
 use campaigns::{CampaignsConfig, SeriesType};
 use chrono::TimeDelta;
 use common::{Env, meetup, series_id, upsert, world_env};
@@ -145,6 +144,30 @@ impl Game {
             (members.len() == n).then_some(())
         })
         .await;
+    }
+
+    /// Waits until Tavern has recorded that the topic voice channel has been empty
+    /// since `since` (`None`: that it is not recorded as empty).
+    async fn empty_since(&self, since: Option<chrono::DateTime<chrono::Utc>>) {
+        testkit::eventually("the topic channel's empty time is recorded", || async {
+            let raw = self
+                .env
+                .get("tavern:campaigns:topic_voice_channel:empty_since")
+                .await;
+            let recorded = raw.map(|r| chrono::DateTime::parse_from_rfc3339(&r).unwrap());
+            (recorded == since.map(Into::into)).then_some(())
+        })
+        .await;
+    }
+
+    /// The topic channel's reset job, run by hand under the test's clock.
+    fn reset_job(&self) -> feature::Job {
+        let w = self.w();
+        campaigns::feature(&w.ctx, Some(config(settings(w, self.admin))))
+            .jobs
+            .into_iter()
+            .find(|j| j.name() == campaigns::topic::RESET_JOB)
+            .expect("the reset job")
     }
 
     fn roles_of(&self, user: Snowflake) -> Vec<Snowflake> {
@@ -778,16 +801,21 @@ async fn topic_renames_the_voice_channel_with_its_rules() {
     refused(&reply, "in use with the topic");
     assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg");
 
-    // The periodic reset gives the default name back once the channel is empty.
-    let job = campaigns::feature(&w.ctx, Some(config(settings(w, g.admin))))
-        .jobs
-        .into_iter()
-        .find(|j| j.name() == campaigns::topic::RESET_JOB)
-        .expect("the reset job");
+    // The periodic reset gives the default name back once the channel has been empty
+    // for two minutes.
+    let job = g.reset_job();
     job.run_now().await.unwrap();
     assert_eq!(w.sim.channel(voice).unwrap().name, "Mörk Borg", "in use");
     w.sim.set_voice(w.demo.guild, w.demo.carol, None).unwrap();
     g.connected(0).await;
+    g.empty_since(Some(w.ctx.now())).await;
+    job.run_now().await.unwrap();
+    assert_eq!(
+        w.sim.channel(voice).unwrap().name,
+        "Mörk Borg",
+        "empty a moment ago"
+    );
+    w.clock.advance(Duration::from_secs(2 * 60));
     job.run_now().await.unwrap();
     assert_eq!(w.sim.channel(voice).unwrap().name, "Table");
 
@@ -799,18 +827,87 @@ async fn topic_renames_the_voice_channel_with_its_rules() {
     g.stop().await;
 }
 
-/// An occupancy source for the test: a fixed number of people.
-struct People(usize);
-
-impl VoiceOccupancy for People {
-    fn occupancy(&self, _channel: ChannelId) -> discord::BoxFuture<'static, Occupancy> {
-        let n = self.0;
-        Box::pin(async move { Occupancy::Known(n) })
-    }
-}
-
+/// The reset counts from the moment the channel became empty, not from the topic's
+/// age: a channel in use for ten minutes keeps its topic for two minutes after the last
+/// person leaves, and somebody coming back within them starts the count again.
 #[tokio::test]
 async fn the_topic_resets_two_minutes_after_the_channel_is_empty() {
+    let g = game().await;
+    let w = g.w();
+    let (guild, voice) = (w.demo.guild, w.demo.voice);
+    let minute = Duration::from_secs(60);
+    let name = || w.sim.channel(voice).unwrap().name;
+    let job = g.reset_job();
+    let topic = |t: &str| json!([{"name": "topic", "value": t}]);
+
+    let reply = g
+        .run_in(w.demo.carol, w.demo.general, "topic", topic("Mörk Borg"))
+        .await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    w.sim.set_voice(guild, w.demo.carol, Some(voice)).unwrap();
+    g.connected(1).await;
+    g.empty_since(None).await;
+    // Occupied well past two minutes: nothing happens.
+    w.clock.advance(10 * minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Mörk Borg", "in use");
+
+    // Emptied: kept one minute on, reset two minutes on.
+    w.sim.set_voice(guild, w.demo.carol, None).unwrap();
+    g.connected(0).await;
+    g.empty_since(Some(w.ctx.now())).await;
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Mörk Borg", "empty a moment ago");
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Mörk Borg", "empty for one minute");
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Table", "empty for two minutes");
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Table", "already the default");
+
+    // A new topic; its table empties, then somebody comes back within the two minutes.
+    let reply = g
+        .run_in(w.demo.bob, w.demo.general, "topic", topic("Blades"))
+        .await;
+    assert!(!reply.ephemeral, "{reply:?}");
+    w.sim.set_voice(guild, w.demo.bob, Some(voice)).unwrap();
+    g.connected(1).await;
+    g.empty_since(None).await;
+    w.clock.advance(3 * minute);
+    w.sim.set_voice(guild, w.demo.bob, None).unwrap();
+    g.connected(0).await;
+    g.empty_since(Some(w.ctx.now())).await;
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Blades", "empty for one minute");
+    w.sim.set_voice(guild, w.demo.bob, Some(voice)).unwrap();
+    g.connected(1).await;
+    g.empty_since(None).await;
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Blades", "back in the channel");
+    w.sim.set_voice(guild, w.demo.bob, None).unwrap();
+    g.connected(0).await;
+    g.empty_since(Some(w.ctx.now())).await;
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(
+        name(),
+        "Blades",
+        "the first empty spell ended when bob came back"
+    );
+    w.clock.advance(minute);
+    job.run_now().await.unwrap();
+    assert_eq!(name(), "Table");
+    g.stop().await;
+}
+
+/// Found empty with no recorded time (Tavern was not listening when the last person
+/// left), the reset starts its two minutes at the first look.
+#[tokio::test]
+async fn an_empty_channel_nobody_saw_empty_waits_two_minutes_from_the_first_look() {
     let env = world_env().await;
     let w = env.world();
     let voice = ChannelId::new(id(w.demo.voice));
@@ -820,28 +917,31 @@ async fn the_topic_resets_two_minutes_after_the_channel_is_empty() {
         .await
         .unwrap();
     env.store.set_topic_time(w.ctx.now()).await.unwrap();
-    let reset = |occupancy: usize| {
-        let store = env.store.clone();
-        async move {
-            campaigns::topic::reset_topic(
-                &store,
-                &w.ctx.discord,
-                &People(occupancy),
-                voice,
-                "Table",
-                w.ctx.now(),
-            )
-            .await
-            .unwrap()
-        }
+    w.clock.advance(Duration::from_secs(60 * 60));
+    let reset = || async {
+        campaigns::topic::reset_topic(
+            &env.store,
+            &w.ctx.discord,
+            &campaigns::topic::GatewayVoice::new(env.store.clone()),
+            voice,
+            "Table",
+            w.ctx.now(),
+        )
+        .await
+        .unwrap()
     };
-    assert!(!reset(0).await, "set a moment ago");
-    w.clock.advance(Duration::from_secs(2 * 60));
-    assert!(!reset(2).await, "people are talking");
-    assert_eq!(w.sim.channel(w.demo.voice).unwrap().name, "Mörk Borg");
-    assert!(reset(0).await);
+    assert!(!reset().await, "nobody saw it empty yet");
+    assert!(
+        env.get("tavern:campaigns:topic_voice_channel:empty_since")
+            .await
+            .is_some()
+    );
+    w.clock.advance(Duration::from_secs(60));
+    assert!(!reset().await, "empty for one minute");
+    w.clock.advance(Duration::from_secs(60));
+    assert!(reset().await);
     assert_eq!(w.sim.channel(w.demo.voice).unwrap().name, "Table");
-    assert!(!reset(0).await, "already the default");
+    assert!(!reset().await, "already the default");
 }
 
 #[tokio::test]

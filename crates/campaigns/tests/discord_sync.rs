@@ -9,14 +9,15 @@ mod common;
 use std::time::Duration;
 
 use campaigns::config::DiscordSettings;
-use campaigns::jobs::{FullReport, sync_all};
+use campaigns::jobs::{FullReport, FullSyncError, sync_all, sync_all_until};
 use campaigns::repo::{Removal, Tokens};
 use campaigns::{CampaignsConfig, MeetupUserId, Repo, SeriesType, schema};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use discord::model::{ChannelId, GuildId, RoleId, UserId};
-use discord_sim::{ChannelKind, ChannelSpec, Fault, RouteMatch, Snowflake};
+use discord_sim::{ChannelKind, ChannelSpec, Fault, Gate, RouteMatch, Snowflake};
 use meetup::fake::{FakeMeetup, NewEvent};
 use meetup::{EventId, GroupUrlname, MeetupClient, MemberId, RsvpStatus};
+use store::redis::AsyncCommands;
 
 struct World {
     world: testkit::World,
@@ -341,6 +342,96 @@ async fn removed_users_stay_removed_across_syncs() {
     }
 }
 
+/// A Meetup host removed by hand (`/hosts remove`) does not get the host role back from
+/// later syncs, though Meetup still lists them as host; the other host keeps theirs.
+#[tokio::test]
+async fn removed_hosts_stay_removed_across_syncs() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let carol = w.linked("Carol Host", demo.carol).await;
+    let bob = w.linked("Bob Host", demo.bob).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&carol, &bob]);
+    w.sync().await;
+    let (channel, _, host) = w.series_objects(&first).await;
+    assert!(has(&w.roles_of(demo.bob), host));
+    // A host removes Bob from the hosts, as `/hosts remove` does.
+    w.store
+        .mark_removed(channel, Removal::Host, snowflake_user(demo.bob))
+        .await
+        .unwrap();
+    w.world
+        .ctx
+        .discord
+        .remove_role(
+            GuildId::new(demo.guild.get()),
+            snowflake_user(demo.bob),
+            host,
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        w.sync().await;
+        assert!(!has(&w.roles_of(demo.bob), host), "Bob stays removed");
+        assert!(has(&w.roles_of(demo.carol), host));
+    }
+    assert_eq!(
+        w.world.sim.messages(channel.get()).len(),
+        1,
+        "only the first announcement"
+    );
+}
+
+/// The announcement names only those whose role Discord really gave; one refused now
+/// is announced by the run that gives it.
+#[tokio::test]
+async fn a_refused_role_grant_is_left_out_of_the_announcement() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
+    w.rsvp(&first, &alice);
+    w.rsvp(&first, &bob);
+    w.world.sim.inject_fault(
+        RouteMatch::new(
+            "PUT",
+            format!("/guilds/{}/members/{}/roles/", demo.guild, demo.bob),
+        ),
+        Fault::Status(403),
+        1,
+    );
+    let discord = w.sync().await.discord.unwrap();
+    assert!(
+        discord
+            .failed
+            .iter()
+            .any(|f| f.contains(&demo.bob.to_string())),
+        "{:?}",
+        discord.failed
+    );
+    let (channel, guest, _) = w.series_objects(&first).await;
+    assert!(!has(&w.roles_of(demo.bob), guest));
+    let messages = w.world.sim.messages(channel.get());
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let content = &messages[0].content;
+    assert!(
+        content.contains(&format!("<@{}>", demo.alice))
+            && content.contains(&format!("<@{}>", demo.carol)),
+        "{content}"
+    );
+    assert!(!content.contains(&format!("<@{}>", demo.bob)), "{content}");
+    assert!(!messages[0].pings.users.contains(&demo.bob));
+
+    // The next run gives Bob the role and announces him alone.
+    w.sync().await;
+    assert!(has(&w.roles_of(demo.bob), guest));
+    let messages = w.world.sim.messages(channel.get());
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[1].pings.users, vec![demo.bob]);
+    assert!(!messages[1].content.contains(&format!("<@{}>", demo.alice)));
+}
+
 #[tokio::test]
 async fn an_online_series_also_gets_a_voice_channel() {
     let w = World::new().await;
@@ -417,37 +508,55 @@ async fn a_failed_role_creation_leaves_an_orphan_that_the_next_run_deletes() {
     assert_eq!(with_discord, Vec::new());
 }
 
+/// Redis dies (and comes back with what it had acknowledged) while the Discord step
+/// holds a channel that is not registered yet: the channel and roles go again, the
+/// Meetup step's keys are still there, no relation is left half written, and the next
+/// sync makes the series exactly one channel.
 #[tokio::test]
 async fn redis_restarted_mid_sync_leaves_no_half_relation() {
     let mut w = World::new().await;
     let guild = w.world.demo.guild;
-    w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
-    // Step 1 alone, then step 2 with its role creation held back long enough to stop
-    // Redis while the channel exists on Discord and nothing is registered.
+    w.world.redis_server().persist().await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let event = campaigns::MeetupEventId::parse(first.as_str()).unwrap();
+    // Step 1 alone, then step 2 held at its role creation: the channel exists on
+    // Discord and nothing is registered.
     let settings = w.config.discord.take().unwrap();
     let report = w.sync().await;
+    assert_eq!(
+        w.store.series_of_event(&event).await.unwrap(),
+        Some(series.clone())
+    );
+    let gate = Gate::new();
     w.world.sim.inject_fault(
         RouteMatch::new("POST", format!("/guilds/{guild}/roles")),
-        Fault::Delay(Duration::from_millis(1500)),
+        Fault::Gate(gate.clone()),
         1,
     );
-    let (store, discord, extras, now) = (
+    let (store, discord, extras, now, step_2_settings) = (
         w.store.clone(),
         w.world.ctx.discord.clone(),
         report.meetup.extras.clone(),
         w.now,
+        settings.clone(),
     );
     let task = tokio::spawn(async move {
-        campaigns::sync_discord(&store, &discord, &settings, &extras, now).await
+        campaigns::sync_discord(&store, &discord, &step_2_settings, &extras, now).await
     });
-    let sim = &w.world.sim;
-    let created = testkit::eventually("the game channel is created", || {
-        let found = sim.channel_by_name(guild, "tomb-of-horrors").map(|c| c.id);
-        async move { found }
+    testkit::eventually("the role creation is held", || {
+        let held = gate.arrived() == 1;
+        async move { held.then_some(()) }
     })
     .await;
-    let port = w.world.redis_server().port();
+    let created = w
+        .world
+        .sim
+        .channel_by_name(guild, "tomb-of-horrors")
+        .expect("the channel is made before the roles")
+        .id;
     w.world.redis_server().kill();
+    gate.open();
     let outcome = task.await.unwrap();
     if let Ok(report) = &outcome {
         assert!(
@@ -455,29 +564,203 @@ async fn redis_restarted_mid_sync_leaves_no_half_relation() {
             "registration cannot have succeeded"
         );
     }
-    *w.world.redis_server() = store::harness::TestRedis::start_on(port).await;
-    // What was created on Discord went again; Redis holds no half relation.
+    // What was created on Discord went again.
     assert!(
         w.world.sim.channel(created).is_none(),
         "the channel was deleted again"
     );
-    let guild_roles: Vec<String> = w
-        .world
-        .sim
-        .roles(guild)
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
-    assert!(
-        !guild_roles.iter().any(|n| n.starts_with("Tomb of Horrors")),
-        "{guild_roles:?}"
-    );
+    let tomb_roles = |w: &World| -> Vec<String> {
+        w.world
+            .sim
+            .roles(guild)
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| n.starts_with("Tomb of Horrors"))
+            .collect()
+    };
+    assert_eq!(tomb_roles(&w), Vec::<String>::new());
+
+    w.world.redis_server().restart_with_data().await;
     testkit::eventually("Redis answers again", || {
         let redis = w.world.redis.clone();
         async move { redis.scan("*").await.ok() }
     })
     .await;
+    // Step 1's keys survived the restart; no key of a channel or role exists, so no
+    // relation is half written; the check agrees.
+    assert_eq!(
+        w.store.series_of_event(&event).await.unwrap(),
+        Some(series.clone())
+    );
+    let events_key = schema::event_series_meetup_events(&series);
+    assert_eq!(
+        w.world.redis.scan(&events_key).await.unwrap(),
+        vec![events_key.clone()]
+    );
+    assert_eq!(w.store.series_channel(&series).await.unwrap(), None);
+    assert_eq!(
+        w.world.redis.scan("*discord*").await.unwrap(),
+        Vec::<String>::new()
+    );
     assert_eq!(w.check().await, Vec::new());
+
+    // The next sync makes the series exactly one channel.
+    w.config.discord = Some(settings);
+    let report = w.sync().await;
+    let discord = report.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, _, _) = w.series_objects(&first).await;
+    let named: Vec<Snowflake> = w
+        .world
+        .sim
+        .channels(guild)
+        .into_iter()
+        .filter(|c| c.name == "tomb-of-horrors")
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(named, vec![Snowflake::from(channel.get())]);
+    assert_eq!(w.store.game_channels().await.unwrap(), vec![channel]);
+    assert_eq!(tomb_roles(&w).len(), 2, "the guest and host roles, once");
+    assert_eq!(w.check().await, Vec::new());
+}
+
+/// A sync that runs longer than its guard's expiry keeps the guard (it is renewed),
+/// so a second sync is still refused; the guard is given back at the end.
+#[tokio::test]
+async fn a_sync_longer_than_its_guard_ttl_keeps_the_guard() {
+    let mut w = World::new().await;
+    let ttl = Duration::from_millis(1500);
+    w.config.sync_guard_ttl = ttl;
+    let guild = w.world.demo.guild;
+    w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let gate = Gate::new();
+    w.world.sim.inject_fault(
+        RouteMatch::new("POST", format!("/guilds/{guild}/channels")),
+        Fault::Gate(gate.clone()),
+        1,
+    );
+    let holder = || async {
+        w.world
+            .redis
+            .conn()
+            .get::<_, Option<String>>(schema::SYNC_RUNNING)
+            .await
+            .unwrap()
+    };
+    let second = async {
+        testkit::eventually("the first sync is held at its channel creation", || {
+            let held = gate.arrived() == 1;
+            async move { held.then_some(()) }
+        })
+        .await;
+        let first_holder = holder().await.expect("the first sync holds the guard");
+        // Three times the guard's expiry pass while the first sync is held.
+        let held_since = std::time::Instant::now();
+        testkit::eventually("three expiries of the guard have passed", || {
+            let passed = held_since.elapsed() > 3 * ttl;
+            async move { passed.then_some(()) }
+        })
+        .await;
+        assert_eq!(holder().await, Some(first_holder), "still the first sync's");
+        let refused = sync_all(&w.store, &w.client, &w.world.ctx.discord, &w.config, w.now).await;
+        assert!(
+            matches!(refused, Err(FullSyncError::Busy)),
+            "a second sync must not start: {refused:?}"
+        );
+        gate.open();
+    };
+    let (first, ()) = tokio::join!(w.sync(), second);
+    let discord = first.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert_eq!(w.store.game_channels().await.unwrap().len(), 1);
+    assert_eq!(holder().await, None, "the guard is given back");
+}
+
+/// A sync whose guard is lost mid-run (here: another run took it) says so in the logs
+/// and stops its Discord writes before the next series, leaving the other run's guard
+/// alone and no half-made series behind.
+#[tokio::test]
+async fn a_sync_that_lost_its_guard_says_so_and_stops_its_discord_writes() {
+    let mut w = World::new().await;
+    w.config.sync_guard_ttl = Duration::from_millis(1500);
+    let guild = w.world.demo.guild;
+    w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    w.event("Curse of Strahd", 4, "[new adventure]", &[]);
+    let gate = Gate::new();
+    w.world.sim.inject_fault(
+        RouteMatch::new("POST", format!("/guilds/{guild}/channels")),
+        Fault::Gate(gate.clone()),
+        1,
+    );
+    let stop = campaigns::StopSignal::default();
+    let mut outcome = None;
+    let logs = testkit::logged(async {
+        let run = sync_all_until(
+            &w.store,
+            &w.client,
+            &w.world.ctx.discord,
+            &w.config,
+            w.now,
+            &stop,
+        );
+        let take_over = async {
+            testkit::eventually("the sync is held at its first channel", || {
+                let held = gate.arrived() == 1;
+                async move { held.then_some(()) }
+            })
+            .await;
+            let _: () = w
+                .world
+                .redis
+                .conn()
+                .set(schema::SYNC_RUNNING, "another-run")
+                .await
+                .unwrap();
+            testkit::eventually("the sync notices it lost the guard", || {
+                let lost = stop.is_stopped();
+                async move { lost.then_some(()) }
+            })
+            .await;
+            gate.open();
+        };
+        let (report, ()) = tokio::join!(run, take_over);
+        outcome = Some(report);
+    })
+    .await;
+    let discord = outcome.unwrap().unwrap().discord.unwrap();
+    assert!(
+        discord
+            .failed
+            .iter()
+            .any(|f| f == campaigns::discord_sync::STOPPED),
+        "{:?}",
+        discord.failed
+    );
+    assert!(logs.contains("lost its sync guard"), "{logs}");
+    // The series under way was finished; the other was not started.
+    assert_eq!(w.store.game_channels().await.unwrap().len(), 1);
+    let made: Vec<String> = w
+        .world
+        .sim
+        .channels(guild)
+        .into_iter()
+        .map(|c| c.name)
+        .filter(|n| n == "tomb-of-horrors" || n == "curse-of-strahd")
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(w.check().await, Vec::new());
+    let guard: Option<String> = w
+        .world
+        .redis
+        .conn()
+        .get(schema::SYNC_RUNNING)
+        .await
+        .unwrap();
+    assert_eq!(
+        guard.as_deref(),
+        Some("another-run"),
+        "not ours to give back"
+    );
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! Faults are how tests exercise the bot's error handling (429 with `retry_after`,
 //! Cloudflare's HTML 429, 401/403/404 and 5xx, slow responses, a timeout after the
-//! request took effect) deterministically: a rule answers the next `times` matching
-//! requests and then disappears. The per-route buckets give every response exact
+//! request took effect, a request held until the test lets it through)
+//! deterministically: a rule answers the next `times` matching requests and then
+//! disappears. The per-route buckets give every response exact
 //! `X-RateLimit-*` headers; their default limit is generous enough that ordinary
 //! tests never hit it, and a test or bench may lower it (and turn on the global
 //! limit) to play Discord's limits by volume.
@@ -73,6 +74,58 @@ pub enum Fault {
     /// the answer back this long: a client with a shorter timeout sees a timeout for a
     /// request that took effect.
     TimeoutAfterCommit(Duration),
+    /// Hold the request, before it takes effect, until the test opens the [`Gate`];
+    /// then handle it normally. The test knows when it arrived ([`Gate::arrived`]), so
+    /// it can act at that exact point of the client's work.
+    Gate(Gate),
+}
+
+/// Where a [`Fault::Gate`] holds requests: cheap to clone, every clone is the same gate.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    open: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.open, &other.open)
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self {
+            open: std::sync::Arc::new(tokio::sync::watch::Sender::new(false)),
+            arrived: std::sync::Arc::default(),
+        }
+    }
+
+    /// How many requests have reached the gate so far (held or let through).
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets every held request (and every later one) through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Counts a request in and waits until the gate is open.
+    pub(crate) async fn pass(&self) {
+        let mut open = self.open.subscribe();
+        self.arrived
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // The sender lives in `self`, so the wait ends only when the gate opens.
+        let _ = open.wait_for(|o| *o).await;
+    }
 }
 
 #[derive(Debug)]

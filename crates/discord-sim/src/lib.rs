@@ -76,7 +76,7 @@ use tokio::net::TcpListener;
 
 pub use config::SimConfig;
 pub use error::SimError;
-pub use fault::{Fault, RouteMatch};
+pub use fault::{Fault, Gate, RouteMatch};
 pub use gateway::intents;
 pub use interaction::{Interaction, InteractionReply, ReplySource};
 pub use model::{

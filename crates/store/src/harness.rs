@@ -66,6 +66,8 @@ pub struct TestRedis {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
+    /// The extra arguments it was started with (a restart uses them again).
+    extra: Vec<String>,
 }
 
 impl TestRedis {
@@ -90,26 +92,32 @@ impl TestRedis {
             .unwrap_or_else(|| panic!("redis-server could not listen on {port}"))
     }
 
-    fn try_start_on(port: u16, extra: &[&str]) -> Option<TestRedis> {
-        let dir = tempfile::tempdir().expect("temp dir for redis");
+    fn spawn_server(port: u16, dir: &Path, extra: &[String]) -> Child {
         let binary = std::env::var("TAVERN_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let mut child = Command::new(&binary)
+        Command::new(&binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot run `{binary}` ({e}); install Debian's redis-server package")
-            });
+            })
+    }
+
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<TestRedis> {
+        let dir = tempfile::tempdir().expect("temp dir for redis");
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let mut child = Self::spawn_server(port, dir.path(), &extra);
         if wait_for_port(port, &mut child, "redis-server") {
             Some(TestRedis {
                 child,
                 port,
                 _dir: dir,
+                extra,
             })
         } else {
             let _ = child.kill();
@@ -136,6 +144,67 @@ impl TestRedis {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Turns persistence on while the server runs: what it holds is written to its
+    /// append-only file, and from then on every write is appended and fsynced before it
+    /// is acknowledged, so [`TestRedis::restart_with_data`] finds it again. Returns once
+    /// the file holds everything written so far.
+    pub async fn persist(&self) {
+        let redis = self.connect().await;
+        let mut conn = redis.conn();
+        for (name, value) in [("appendfsync", "always"), ("appendonly", "yes")] {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(&mut conn)
+                .await
+                .expect("INFO persistence");
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if field("aof_enabled") == "1"
+                && field("aof_rewrite_in_progress") == "0"
+                && field("aof_rewrite_scheduled") == "0"
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not write its append-only file in time: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the server (as a crash would) and starts it again on the same port, in the
+    /// same directory, with persistence on: after [`TestRedis::persist`] it loads what
+    /// was acknowledged before the kill. Returns once it listens (it may still answer
+    /// `LOADING` for a moment).
+    pub async fn restart_with_data(&mut self) {
+        self.kill();
+        let mut extra = self.extra.clone();
+        extra.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        let mut child = Self::spawn_server(self.port, self._dir.path(), &extra);
+        assert!(
+            wait_for_port(self.port, &mut child, "redis-server"),
+            "redis-server could not listen on {} again",
+            self.port
+        );
+        self.child = child;
     }
 }
 

@@ -219,7 +219,7 @@ async fn whois(c: Commands, inv: Invocation) -> CommandResult {
 }
 
 fn profile(meetup: MeetupUserId) -> String {
-    format!("https://www.meetup.com/members/{meetup}/")
+    format!("{}{meetup}/", crate::config::MEETUP_PROFILE_BASE)
 }
 
 /// `/sync`: runs the campaigns' sync now and says how it went.

@@ -69,12 +69,16 @@
 //!   never deleted by the sync if the registration is refused). A channel that does not
 //!   exist is a skip.
 //! - **Announcements**: one message per run and series naming the players and hosts
-//!   who just got a role, pinging exactly them (allowed mentions name those users).
+//!   who just got a role, pinging exactly them (allowed mentions name those users). A
+//!   grant Discord refused leaves its user out of the message (the next run, granting
+//!   again, announces them then).
 //! - **Free spots**: upcoming tracked events whose Meetup RSVP limit is known
 //!   (`maxTickets`, read in step 1) and not reached, soonest first; the limit is not in
 //!   the seed, so only the events of this run's Meetup answer are listed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use discord::model::{
@@ -682,6 +686,27 @@ pub async fn discord_state(discord: &Discord, guild: GuildId) -> Result<DiscordS
     Ok(DiscordState::new(guild, bot, channels, roles, members))
 }
 
+/// Tells a running Discord step to stop before its next Discord write of a series
+/// ([`sync_discord_until`]); set when the run lost its sync guard
+/// ([`crate::jobs`]). Cheap to clone: every clone is the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// Asks the run to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the run was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The line a stopped run adds to [`DiscordReport::failed`].
+pub const STOPPED: &str = "stopped: the sync guard was lost (it expired or another sync took it); the next run finishes the work";
+
 /// Runs step 2 once (see the module docs). `extras` is what step 1 read from Meetup
 /// ([`crate::SyncReport::extras`]).
 pub async fn sync_discord(
@@ -691,6 +716,31 @@ pub async fn sync_discord(
     extras: &BTreeMap<MeetupEventId, EventExtras>,
     now: DateTime<Utc>,
 ) -> Result<DiscordReport, DiscordSyncError> {
+    sync_discord_until(repo, discord, settings, extras, now, &StopSignal::default()).await
+}
+
+/// What a stopped run hands back: the report so far, with [`STOPPED`].
+fn stopped(report: &mut DiscordReport) -> Result<DiscordReport, DiscordSyncError> {
+    tracing::error!("the Discord sync stops: {STOPPED}");
+    report.failed.push(STOPPED.to_owned());
+    Ok(std::mem::take(report))
+}
+
+/// [`sync_discord`] that stops once `stop` is set: it deletes no orphan and starts no
+/// further series then (a series already started finishes its creation and its undo,
+/// so nothing is left half made), leaves the free-spots message alone, and says so
+/// in [`DiscordReport::failed`] ([`STOPPED`]).
+pub async fn sync_discord_until(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+    now: DateTime<Utc>,
+    stop: &StopSignal,
+) -> Result<DiscordReport, DiscordSyncError> {
+    if stop.is_stopped() {
+        return stopped(&mut DiscordReport::default());
+    }
     let view = repo.discord_view().await?;
     for what in &view.unreadable {
         tracing::warn!(%what, "unreadable campaign data left out of the Discord sync (see `tavern check`)");
@@ -700,6 +750,9 @@ pub async fn sync_discord(
         redis_round_trips: view.round_trips,
         ..DiscordReport::default()
     };
+    if stop.is_stopped() {
+        return stopped(&mut report);
+    }
     delete_orphans(repo, discord, settings.guild, &view.orphans, &mut report).await;
 
     let DiscordView {
@@ -711,6 +764,9 @@ pub async fn sync_discord(
     let mut categories = Categories::new(settings, &state);
     let mut synced: Vec<SeriesState> = Vec::with_capacity(series.len());
     for mut current in series {
+        if stop.is_stopped() {
+            return stopped(&mut report);
+        }
         let mut created_once = false;
         loop {
             let input = PlanInput {
@@ -778,6 +834,9 @@ pub async fn sync_discord(
         synced.push(current);
     }
 
+    if stop.is_stopped() {
+        return stopped(&mut report);
+    }
     if let Some(channel) = settings.free_spots_channel {
         let content = free_spots(&synced, extras, now);
         if let Err(why) = refresh_free_spots(
@@ -1057,12 +1116,12 @@ async fn update(
         }
     }
     let guest = series.guest_role;
-    let mut granted: BTreeSet<UserId> = BTreeSet::new();
+    let mut granted: BTreeSet<(UserId, RoleId)> = BTreeSet::new();
     let (mut synced, mut unsynced) = (Vec::new(), Vec::new());
     for (user, role) in changes.grants {
         match discord.add_role(settings.guild, user, role).await {
             Ok(()) => {
-                granted.insert(user);
+                granted.insert((user, role));
                 if Some(role) == guest {
                     synced.push(user);
                 }
@@ -1099,10 +1158,20 @@ async fn update(
             "series {id}: recording who got the guest role: {e}"
         ));
     }
-    if let (Some(mut reply), Some(channel)) = (changes.announce, series.channel) {
-        // Only those who really got their role are announced.
-        reply.mentions.users.retain(|u| granted.contains(u));
-        if !reply.mentions.users.is_empty() {
+    if let (Some(planned), Some(channel)) = (changes.announce, series.channel) {
+        // Only those who really got their role are announced: named and pinged.
+        let got = |role: Option<RoleId>| -> Vec<UserId> {
+            let mut seen = BTreeSet::new();
+            planned
+                .mentions
+                .users
+                .iter()
+                .copied()
+                .filter(|u| role.is_some_and(|r| granted.contains(&(*u, r))) && seen.insert(*u))
+                .collect()
+        };
+        let (players, hosts) = (got(guest), got(series.host_role));
+        if let Some(reply) = announcement(&players, &hosts) {
             match discord.send(channel, &reply).await {
                 Ok(_) => report
                     .changed

@@ -254,6 +254,36 @@ fn roles_go_to_linked_rsvps_and_hosts_except_removed_and_withdrawn_lose_theirs()
 }
 
 #[test]
+fn removed_hosts_get_no_host_role_and_no_announcement() {
+    let settings = settings();
+    let mut d = discord();
+    // Meetup 4 and 9 host; 9 was removed from the hosts by hand (`/hosts remove`).
+    let l = links(&[(1, 101), (4, 104), (9, 109)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[4, 9])]);
+    set_up(&mut s, &mut d, &settings);
+    s.removed_hosts.insert(UserId::new(109));
+    for u in [101, 104, 109] {
+        d.members.insert(UserId::new(u), BTreeSet::new());
+    }
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(
+        changes.grants,
+        vec![
+            (UserId::new(101), RoleId::new(20)),
+            (UserId::new(104), RoleId::new(21))
+        ]
+    );
+    let announce = changes.announce.unwrap();
+    assert_eq!(
+        announce.mentions.users,
+        vec![UserId::new(101), UserId::new(104)]
+    );
+    assert!(!announce.content.contains("<@109>"), "{}", announce.content);
+}
+
+#[test]
 fn an_unchanged_series_plans_nothing() {
     let settings = settings();
     let mut d = discord();

@@ -1,6 +1,7 @@
 //! One sync at a time (Tavern's own key [`schema::SYNC_RUNNING`]): the scheduled job,
 //! an admin's `/sync` and `tavern campaigns sync --once` all take it first, on any
-//! replica. It expires by itself should its holder die mid-run.
+//! replica. It expires by itself should its holder die mid-run; a live run renews it
+//! ([`Repo::renew_sync`]) well before it expires.
 
 use std::time::Duration;
 
@@ -22,6 +23,20 @@ impl Repo {
             .query_async(&mut self.redis.conn())
             .await?;
         Ok(taken.is_some())
+    }
+
+    /// Extends the guard to `ttl` from now if `holder` still holds it (compare and
+    /// `PEXPIRE` in one step); `false` when it expired or another run holds it.
+    pub async fn renew_sync(&self, holder: &str, ttl: Duration) -> Result<bool, RepoError> {
+        let mut writes = Writes::new();
+        writes
+            .command("PEXPIRE")
+            .arg(schema::SYNC_RUNNING)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        Ok(self
+            .redis
+            .apply_if(schema::SYNC_RUNNING, Some(holder.as_bytes()), &writes)
+            .await?)
     }
 
     /// Gives the guard back if `holder` still holds it (one that expired and was taken

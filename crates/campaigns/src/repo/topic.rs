@@ -2,11 +2,17 @@
 //! `/topic` records its time only if nobody set a topic since it read the stored one
 //! (compare-and-set), so two people renaming at once cannot both pass the rate limit.
 //! And who is connected to the channel (Tavern's own key
-//! [`schema::TOPIC_VOICE_CONNECTED`]), kept from the gateway's voice states.
+//! [`schema::TOPIC_VOICE_CONNECTED`]), kept from the gateway's voice states, with
+//! since when it has been empty ([`schema::TOPIC_VOICE_EMPTY_SINCE`]).
+//!
+//! **Empty since.** A join adds the user and removes the time in one step. A leave
+//! removes the user, then records the time only if the set is empty and no time is
+//! recorded (one conditional step): a join in between makes the condition fail, so a
+//! recorded time always belongs to the current empty spell.
 
 use chrono::{DateTime, Utc};
 use discord::UserId;
-use store::Writes;
+use store::{Condition, Conditional, Writes};
 
 use super::{Repo, RepoError, rfc3339, time};
 use crate::schema;
@@ -64,28 +70,74 @@ impl Repo {
         Ok(())
     }
 
-    /// Records that `user` is connected to the topic voice channel (`true`) or not.
-    pub async fn set_topic_voice(&self, user: UserId, connected: bool) -> Result<(), RepoError> {
+    /// Records that `user` is connected to the topic voice channel (`true`) or not, at
+    /// `now`: a join forgets since when the channel was empty, a leave that empties it
+    /// records `now` (see the module docs).
+    pub async fn set_topic_voice(
+        &self,
+        user: UserId,
+        connected: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
         let key = schema::TOPIC_VOICE_CONNECTED;
         let mut writes = Writes::new();
         if connected {
             writes.sadd(key, user.get());
-        } else {
-            writes.srem(key, user.get());
+            writes.del(schema::TOPIC_VOICE_EMPTY_SINCE);
+            return self.apply(&writes).await;
         }
-        self.apply(&writes).await
+        writes.srem(key, user.get());
+        self.apply(&writes).await?;
+        self.mark_topic_voice_empty(now).await.map(|_| ())
     }
 
     /// Replaces who is connected to the topic voice channel (the gateway's list when
-    /// the guild becomes available), in one step.
-    pub async fn reset_topic_voice(&self, users: &[UserId]) -> Result<(), RepoError> {
+    /// the guild becomes available), in one step; an empty list records `now` as the
+    /// start of the empty spell unless one is recorded already.
+    pub async fn reset_topic_voice(
+        &self,
+        users: &[UserId],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
         let key = schema::TOPIC_VOICE_CONNECTED;
         let mut writes = Writes::new();
         writes.del(key);
         for user in users {
             writes.sadd(key, user.get());
         }
-        self.apply(&writes).await
+        if !users.is_empty() {
+            writes.del(schema::TOPIC_VOICE_EMPTY_SINCE);
+        }
+        self.apply(&writes).await?;
+        if users.is_empty() {
+            self.mark_topic_voice_empty(now).await?;
+        }
+        Ok(())
+    }
+
+    /// Records `now` as the time the topic voice channel became empty, if nobody is
+    /// connected and no time is recorded yet, in one conditional step. Returns whether
+    /// it wrote.
+    pub async fn mark_topic_voice_empty(&self, now: DateTime<Utc>) -> Result<bool, RepoError> {
+        let mut writes = Writes::new();
+        writes.set(schema::TOPIC_VOICE_EMPTY_SINCE, rfc3339(now));
+        let conditions = [
+            Condition::FewerThan {
+                key: schema::TOPIC_VOICE_CONNECTED.to_owned(),
+                limit: 1,
+            },
+            Condition::Absent(schema::TOPIC_VOICE_EMPTY_SINCE.to_owned()),
+        ];
+        Ok(matches!(
+            self.redis.apply_when(&conditions, &writes).await?,
+            Conditional::Applied(_)
+        ))
+    }
+
+    /// Since when the topic voice channel has been empty, if recorded.
+    pub async fn topic_voice_empty_since(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let key = schema::TOPIC_VOICE_EMPTY_SINCE;
+        time(key, self.read(key).await?)
     }
 
     /// How many are connected to the topic voice channel.

@@ -179,6 +179,10 @@ async fn rest(
             hold = Some(delay);
             None
         }
+        Some(Fault::Gate(gate)) => {
+            gate.pass().await;
+            None
+        }
         other => other,
     };
 
