@@ -1071,40 +1071,23 @@ pub fn render_tab(tab: &Tab, name: &str) -> String {
     text
 }
 
-/// Routes `/ronnied`.
-pub struct CommandHandler(pub Arc<Commands>);
-/// Routes `ronnied:*` components.
-pub struct ComponentHandler(pub Arc<Commands>);
-
-impl std::fmt::Debug for CommandHandler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CommandHandler")
-    }
-}
-impl std::fmt::Debug for ComponentHandler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ComponentHandler")
-    }
+/// Routes `/ronnied`: [`Commands::command`] through the kit's [`feature::reply::handler`].
+pub fn command_handler(commands: &Arc<Commands>) -> Arc<dyn Handler> {
+    feature::reply::handler(
+        commands,
+        |commands: Arc<Commands>, invocation| async move { commands.command(invocation).await },
+        std::convert::identity,
+    )
 }
 
-impl Handler for CommandHandler {
-    fn handle(
-        &self,
-        invocation: Invocation,
-    ) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
-        let commands = Arc::clone(&self.0);
-        Box::pin(async move { commands.command(invocation).await })
-    }
-}
-
-impl Handler for ComponentHandler {
-    fn handle(
-        &self,
-        invocation: Invocation,
-    ) -> discord::BoxFuture<'static, Result<Response, HandlerError>> {
-        let commands = Arc::clone(&self.0);
-        Box::pin(async move { commands.component(invocation).await })
-    }
+/// Routes `ronnied:*` components: [`Commands::component`] through the kit's
+/// [`feature::reply::handler`].
+pub fn component_handler(commands: &Arc<Commands>) -> Arc<dyn Handler> {
+    feature::reply::handler(
+        commands,
+        |commands: Arc<Commands>, invocation| async move { commands.component(invocation).await },
+        std::convert::identity,
+    )
 }
 
 #[cfg(test)]

@@ -232,13 +232,10 @@ impl Drinking {
     /// Commands, components and the check, for the binary.
     pub fn feature(&self) -> feature::Feature {
         feature::Feature::new("drinking")
-            .command(
-                command_spec(),
-                Arc::new(commands::CommandHandler(Arc::clone(&self.commands))),
-            )
+            .command(command_spec(), commands::command_handler(&self.commands))
             .components(
                 commands::PREFIX,
-                Arc::new(commands::ComponentHandler(Arc::clone(&self.commands))),
+                commands::component_handler(&self.commands),
             )
             .check(self.check())
     }

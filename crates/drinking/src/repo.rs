@@ -17,8 +17,9 @@
 //! Every read-decide-write step (a press, creating a game, paying) runs in
 //! [`store::optimistic()`], the kit's one retry loop; paying replaces a ledger member only
 //! while it is still there ([`store::Condition::sorted_member`]). Transient connection
-//! errors are retried with backoff ([`RETRIES`]); every round trip is counted
-//! ([`Repo::round_trips`]) so tests and benchmarks can check the budget.
+//! errors are retried with backoff by [`store::transient()`], the store's one such retry
+//! ([`RETRIES`]); every round trip is counted ([`Repo::round_trips`]) so tests and
+//! benchmarks can check the budget.
 //!
 //! Failures are [`RepoError`]: the rules' refusals and a vanished game next to the
 //! kit's [`StorageError`] for everything the store says.
@@ -39,8 +40,8 @@ use crate::domain::{
 use crate::schema::{self, ACTIVE_GAMES, FIELD_ASSIGNED, FIELD_RECEIVED};
 
 /// Attempts of one round trip that fails with a transient error (connection refused or
-/// dropped, timeout) before the error is returned.
-pub const RETRIES: u32 = 4;
+/// dropped, timeout) before the error is returned: [`store::transient`]'s.
+pub const RETRIES: u32 = store::transient::ATTEMPTS;
 
 /// Why a repository call failed.
 #[derive(Debug, thiserror::Error)]
@@ -231,30 +232,19 @@ impl Repo {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    /// Runs one round trip, retrying transient failures with exponential backoff.
+    /// Runs one round trip through [`store::transient()`], the store's one retry of
+    /// transient failures (counting every attempt as a round trip).
     async fn trip<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, StorageError>
     where
         F: FnMut(store::RedisConn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let mut backoff = Duration::from_millis(25);
-        let mut attempt = 1;
-        loop {
+        store::transient(what, |_| {
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            match call(self.redis.conn()).await {
-                Ok(value) => return Ok(value),
-                Err(error) if error.is_transient() && attempt < RETRIES => {
-                    tracing::warn!(what, attempt, %error, "transient redis error; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                Err(error) => {
-                    tracing::error!(what, attempt, %error, "redis call failed");
-                    return Err(error.into());
-                }
-            }
-        }
+            call(self.redis.conn())
+        })
+        .await
+        .map_err(StorageError::from)
     }
 
     async fn apply_if(

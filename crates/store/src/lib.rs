@@ -12,7 +12,10 @@
 //!   read set is several keys; [`Redis::apply_when`] applies a batch under
 //!   [`Condition`]s (a set has room, a member is still there, a hash field is
 //!   unchanged). [`lua`] is the one home of Lua.
-//! - [`optimistic()`]: the one read-decide-write-retry loop.
+//! - [`optimistic()`]: the one read-decide-write-retry loop ([`Redis::watch`] runs on
+//!   it too).
+//! - [`transient()`]: the one retry of a single round trip that failed transiently (a
+//!   dropped connection, a timeout, a failover), with a short backoff.
 //! - [`StorageError`]: the one error vocabulary of repositories (`NotFound`,
 //!   `Conflict`, `Corrupt`, `Unavailable`).
 //! - [`updated_time`]: the `{key}:updated_time` convention (write a key and its timestamp
@@ -30,6 +33,7 @@ pub mod optimistic;
 mod postgres;
 mod redis_conn;
 mod sentinel;
+pub mod transient;
 pub mod updated_time;
 mod vocabulary;
 mod writes;
@@ -40,6 +44,7 @@ pub use optimistic::{Attempt, optimistic};
 pub use postgres::{FeatureMigrations, Postgres};
 pub use redis_conn::{Guarded, Redis, RedisConn};
 pub use sentinel::{FAILOVER_WAIT, SentinelConn, SentinelUrl};
+pub use transient::transient;
 pub use vocabulary::StorageError;
 pub use writes::Writes;
 

@@ -10,7 +10,7 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::lua::{CONDITIONAL, Condition, Conditional};
 use crate::sentinel::{DedicatedSentinel, SentinelConn, SentinelUrl, is_readonly};
-use crate::{StoreError, Writes};
+use crate::{Attempt, StoreError, Writes};
 
 /// What [`Redis::apply_or_read`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,6 @@ pub enum Guarded {
 /// a Discord interaction.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// `WATCH` transactions retry this many times when a watched key changed under them.
-const MAX_WATCH_ATTEMPTS: u32 = 32;
 
 /// A Redis connection: a self-healing single-server connection, a cluster connection or
 /// a connection to the master behind Sentinel.
@@ -420,57 +418,96 @@ impl Redis {
     /// writes to commit plus a value; it may run several times, so it must not have side
     /// effects outside Redis.
     ///
+    /// The retries are [`crate::optimistic()`]'s, the kit's one loop (its cap,
+    /// [`crate::optimistic::MAX_ATTEMPTS`], and its jitter): an `EXEC` that answers nil
+    /// (a watched key changed) is one lost race. When they run out the error is
+    /// [`StoreError::Contention`].
+    ///
     /// When the connection breaks before `EXEC` is sent, or the server refuses the
     /// transaction because it is a replica now (a failover behind Sentinel), nothing was
-    /// written: the transaction starts again on a fresh connection (to the new master).
-    /// A connection lost while `EXEC` is in flight is an error: the transaction may or
-    /// may not have been applied.
-    pub async fn watch<T, F, Fut>(&self, keys: &[String], mut body: F) -> Result<T, StoreError>
+    /// written: the transaction starts again on a fresh connection (to the new master),
+    /// as one more attempt. A connection lost while `EXEC` is in flight is an error: the
+    /// transaction may or may not have been applied.
+    pub async fn watch<T, F, Fut>(&self, keys: &[String], body: F) -> Result<T, StoreError>
     where
         F: FnMut(RedisConn) -> Fut,
         Fut: std::future::Future<Output = Result<(Writes, T), StoreError>>,
     {
-        let mut lease = self.lease().await?;
-        for attempt in 1..=MAX_WATCH_ATTEMPTS {
-            let mut conn = lease.conn();
-            if let Err(error) = redis::cmd("WATCH").arg(keys).exec_async(&mut conn).await {
-                lease = self.replace_lease(lease, error).await?;
-                continue;
+        // The dedicated connection between attempts; taken by an attempt, put back when
+        // it is still good.
+        let held: std::sync::Mutex<Option<Lease>> = std::sync::Mutex::new(None);
+        let body = std::sync::Mutex::new(body);
+        let what = keys.join(", ");
+        let result = crate::optimistic(&what, |_| {
+            let (held, body) = (&held, &body);
+            async move {
+                let taken = held.lock().ok().and_then(|mut h| h.take());
+                let lease = match taken {
+                    Some(lease) => lease,
+                    None => self.lease().await?,
+                };
+                let keep = |lease: Lease| {
+                    if let Ok(mut h) = held.lock() {
+                        *h = Some(lease);
+                    }
+                };
+                let mut conn = lease.conn();
+                if let Err(error) = redis::cmd("WATCH").arg(keys).exec_async(&mut conn).await {
+                    keep(self.replace_lease(lease, error).await?);
+                    return Ok(Attempt::Retry);
+                }
+                let run = match body.lock() {
+                    Ok(mut body) => (*body)(conn.clone()),
+                    Err(_) => {
+                        return Err(WatchStop::Store(StoreError::UnexpectedReply(
+                            "a transaction body panicked".to_owned(),
+                        )));
+                    }
+                };
+                let (writes, value) = match run.await {
+                    Ok(v) => v,
+                    Err(StoreError::Redis(error)) if needs_new_connection(&error) => {
+                        keep(self.replace_lease(lease, error).await?);
+                        return Ok(Attempt::Retry);
+                    }
+                    Err(e) => {
+                        let _ = redis::cmd("UNWATCH").exec_async(&mut conn).await;
+                        keep(lease);
+                        return Err(WatchStop::Store(e));
+                    }
+                };
+                let mut pipe = writes.to_pipeline();
+                pipe.atomic();
+                match pipe.query_async::<Option<Value>>(&mut conn).await {
+                    Ok(Some(_)) => {
+                        keep(lease);
+                        Ok(Attempt::Done(value))
+                    }
+                    Ok(None) => {
+                        keep(lease);
+                        Ok(Attempt::Retry)
+                    }
+                    // Refused by a replica: nothing ran.
+                    Err(error) if is_readonly(&error) => {
+                        keep(self.replace_lease(lease, error).await?);
+                        Ok(Attempt::Retry)
+                    }
+                    Err(error) => Err(WatchStop::Store(error.into())),
+                }
             }
-            let (writes, value) = match body(conn.clone()).await {
-                Ok(v) => v,
-                Err(StoreError::Redis(error)) if needs_new_connection(&error) => {
-                    lease = self.replace_lease(lease, error).await?;
-                    continue;
-                }
-                Err(e) => {
-                    let _ = redis::cmd("UNWATCH").exec_async(&mut conn).await;
-                    self.give_back(lease);
-                    return Err(e);
-                }
-            };
-            let mut pipe = writes.to_pipeline();
-            pipe.atomic();
-            match pipe.query_async::<Option<Value>>(&mut conn).await {
-                Ok(Some(_)) => {
-                    self.give_back(lease);
-                    return Ok(value);
-                }
-                Ok(None) => {
-                    tracing::debug!(?keys, attempt, "watched key changed; retrying transaction");
-                }
-                // Refused by a replica: nothing ran.
-                Err(error) if is_readonly(&error) => {
-                    lease = self.replace_lease(lease, error).await?;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-        self.give_back(lease);
-        Err(StoreError::Contention {
-            keys: keys.to_vec(),
-            attempts: MAX_WATCH_ATTEMPTS,
         })
+        .await;
+        if let Some(lease) = held.lock().ok().and_then(|mut h| h.take()) {
+            self.give_back(lease);
+        }
+        match result {
+            Ok(value) => Ok(value),
+            Err(WatchStop::Store(error)) => Err(error),
+            Err(WatchStop::GaveUp) => Err(StoreError::Contention {
+                keys: keys.to_vec(),
+                attempts: crate::optimistic::MAX_ATTEMPTS,
+            }),
+        }
     }
 
     /// A dedicated connection: an idle one still good, or a new one.
@@ -543,5 +580,24 @@ impl Redis {
             }
             _ => {}
         }
+    }
+}
+
+/// Why [`Redis::watch`]'s loop stopped short of a result: the store failed, or
+/// [`crate::optimistic()`] ran out of attempts (the only [`StorageError`] it makes).
+enum WatchStop {
+    Store(StoreError),
+    GaveUp,
+}
+
+impl From<StoreError> for WatchStop {
+    fn from(error: StoreError) -> WatchStop {
+        WatchStop::Store(error)
+    }
+}
+
+impl From<crate::StorageError> for WatchStop {
+    fn from(_: crate::StorageError) -> WatchStop {
+        WatchStop::GaveUp
     }
 }

@@ -150,6 +150,58 @@ async fn concurrent_watch_transactions_never_lose_an_update() {
 }
 
 #[tokio::test]
+async fn a_watch_that_always_loses_its_race_gives_up_after_the_one_loop_s_attempts() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let bodies = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+
+    let result = redis
+        .watch(&["contended".to_owned()], |mut conn| {
+            let (bodies, other) = (bodies.clone(), redis.conn());
+            async move {
+                bodies.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _: Option<i64> = conn.get("contended").await?;
+                // Somebody else's write lands between WATCH and EXEC, every time.
+                let mut other = other;
+                let _: i64 = other.incr("contended", 1).await?;
+                let mut writes = Writes::new();
+                writes.set("mine", "never");
+                Ok((writes, ()))
+            }
+        })
+        .await;
+
+    match result {
+        Err(store::StoreError::Contention { keys, attempts }) => {
+            assert_eq!(keys, vec!["contended".to_owned()]);
+            assert_eq!(attempts, store::optimistic::MAX_ATTEMPTS);
+        }
+        other => panic!("expected contention, got {other:?}"),
+    }
+    // Each nil EXEC was one attempt of `store::optimistic`, no more, no fewer.
+    assert_eq!(
+        bodies.load(std::sync::atomic::Ordering::SeqCst),
+        store::optimistic::MAX_ATTEMPTS
+    );
+    let mut conn = redis.conn();
+    let mine: Option<String> = conn.get("mine").await.expect("get");
+    assert_eq!(mine, None, "a lost race writes nothing");
+    let contended: i64 = conn.get("contended").await.expect("get");
+    assert_eq!(contended, i64::from(store::optimistic::MAX_ATTEMPTS));
+    // The connection went back to the pool in a usable state: the next one succeeds.
+    let value = redis
+        .watch(&["contended".to_owned()], |mut conn| async move {
+            let n: i64 = conn.get("contended").await?;
+            let mut writes = Writes::new();
+            writes.set("contended", n + 1);
+            Ok((writes, n + 1))
+        })
+        .await
+        .expect("uncontended watch");
+    assert_eq!(value, contended + 1);
+}
+
+#[tokio::test]
 async fn set_with_time_writes_the_key_and_its_timestamp() {
     let server = TestRedis::start().await;
     let redis = server.connect().await;

@@ -6,10 +6,11 @@
 //! | [`seed_names_outside_schema`] | a seed's key or table name, and every SQL statement, lives in one module: the feature's `schema` |
 //! | [`domain_depends_on_storage`] | `schema` depends on `domain`, never the reverse |
 //! | [`twilight_outside_discord`] | only `discord` knows Discord's wire format |
-//! | [`unwrap_allowed_outside_tests`] | no `unwrap`/`expect` outside tests (clippy denies them; an `allow` must not sneak them back) |
-//! | [`lua_outside_store`] | `store::lua` is the one home of Lua |
+//! | [`unwrap_allowed_outside_tests`] | no `unwrap`/`expect` outside tests (clippy denies them; an `allow`, on one line or several or in a `cfg_attr`, must not sneak them back) |
+//! | [`unwrap_outside_tests`] | no `.unwrap()`/`.expect(..)` in production code, so the workspace test fails on one too, not only clippy |
+//! | [`lua_outside_store`] | `store::lua` is the one home of Lua (`redis::Script`, or `EVAL`/`EVALSHA`/`FCALL`/`FUNCTION`/`SCRIPT` sent by hand) |
 //! | [`missing_workspace_lints`] | every crate inherits `[workspace.lints]` |
-//! | [`test_script_gaps`] | `scripts/test.sh` runs `cargo fmt --check` and clippy with `-D warnings` |
+//! | [`test_script_gaps`] | `scripts/test.sh` runs `cargo fmt --check` and clippy with `-D warnings` (as commands: an `echo` naming them, or `\|\| true` after them, does not count) |
 
 use regex::Regex;
 
@@ -38,11 +39,14 @@ pub struct Literal {
 /// numbers stay true): production code. Braces inside strings, chars and comments do
 /// not count.
 pub fn production_part(source: &str) -> String {
-    let bytes = source.as_bytes();
+    // Found in the code only: the text `#[cfg(test)]` in a comment or a string is no
+    // test module.
+    let code = code_only(source);
+    let bytes = code.as_bytes();
     let mut out = String::with_capacity(source.len());
     let mut copied = 0;
     let mut search = 0;
-    while let Some(found) = source[search..].find("#[cfg(test)]") {
+    while let Some(found) = code[search..].find("#[cfg(test)]") {
         let start = search + found;
         let Some(end) = item_end(bytes, start) else {
             break;
@@ -200,6 +204,137 @@ fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// `source` with the insides of its comments and string literals (plain, raw, byte)
+/// blanked to spaces, byte for byte, newlines kept: the code alone, at the same offsets
+/// and on the same lines.
+pub fn code_only(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = bytes.to_vec();
+    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
+        for b in &mut out[from..to.min(bytes.len())] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            let start = i;
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            blank(&mut out, start, i);
+        } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            let start = i;
+            let mut depth = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            blank(&mut out, start, i);
+        } else if b == b'r'
+            && (bytes.get(i + 1) == Some(&b'"') || bytes.get(i + 1) == Some(&b'#'))
+            && (i == 0 || !is_ident(bytes[i - 1]))
+        {
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while bytes.get(j) == Some(&b'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if bytes.get(j) != Some(&b'"') {
+                i += 1;
+                continue;
+            }
+            let start = j + 1;
+            let mut end = start;
+            let closing: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
+            while end < bytes.len() && !bytes[end..].starts_with(&closing) {
+                end += 1;
+            }
+            blank(&mut out, start, end);
+            i = (end + closing.len()).min(bytes.len());
+        } else if b == b'"' {
+            let start = i + 1;
+            let mut end = start;
+            while end < bytes.len() && bytes[end] != b'"' {
+                if bytes[end] == b'\\' {
+                    end += 1;
+                }
+                end += 1;
+            }
+            blank(&mut out, start, end);
+            i = end + 1;
+        } else if b == b'\'' {
+            if bytes.get(i + 1) == Some(&b'\\') {
+                let mut j = i + 2;
+                while j < bytes.len() && bytes[j] != b'\'' {
+                    j += 1;
+                }
+                blank(&mut out, i + 1, j);
+                i = j + 1;
+            } else if bytes.get(i + 2) == Some(&b'\'') {
+                blank(&mut out, i + 1, i + 2);
+                i += 3;
+            } else {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    // Only whole characters were blanked (every byte of one, to ASCII spaces), so
+    // this is still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The text between the bracket at `open` (`{`, `[` or `(`) and its match, in code
+/// made by [`code_only`].
+fn bracketed(code: &str, open: usize) -> Option<&str> {
+    let bytes = code.as_bytes();
+    let (o, c) = match bytes.get(open)? {
+        b'{' => (b'{', b'}'),
+        b'[' => (b'[', b']'),
+        b'(' => (b'(', b')'),
+        _ => return None,
+    };
+    let mut depth = 0usize;
+    for (i, b) in bytes.iter().enumerate().skip(open) {
+        if *b == o {
+            depth += 1;
+        } else if *b == c {
+            depth -= 1;
+            if depth == 0 {
+                return Some(&code[open + 1..i]);
+            }
+        }
+    }
+    None
+}
+
 /// The seed names of one feature crate: patterns a string literal of its production
 /// code may match only inside its `schema` module.
 #[derive(Debug)]
@@ -226,7 +361,8 @@ fn sql_tables(schema: &str, tables: &[&str]) -> Vec<String> {
 }
 
 /// SQL statements: a feature's SQL lives in its `schema` module with its tables.
-const SQL: &str = r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|DELETE\s+FROM|UPDATE\s+\S+\s+SET)\b";
+/// A `SELECT` may span lines (`(?s)`: `.` crosses them).
+const SQL: &str = r"(?s)\b(SELECT\s.+?\sFROM|INSERT\s+INTO|DELETE\s+FROM|UPDATE\s+\S+\s+SET)\b";
 
 /// The seed names of every feature, from the five seed documents.
 pub fn seed_names() -> Vec<SeedNames> {
@@ -359,13 +495,57 @@ pub fn domain_depends_on_storage(path: &str, source: &str) -> Vec<Violation> {
             .iter()
             .any(|p| code.contains(p))
         })
-        .map(|(n, _)| Violation {
+        .map(|(n, _)| n + 1)
+        .chain(grouped_storage_imports(&code_only(&production_part(
+            source,
+        ))))
+        .collect::<std::collections::BTreeSet<usize>>()
+        .into_iter()
+        .map(|line| Violation {
             file: path.to_owned(),
-            line: n + 1,
+            line,
             problem: "`domain` depends on `schema` or `repo`: the dependency points the other way"
                 .to_owned(),
         })
         .collect()
+}
+
+/// Lines of `crate::{..}` / `super::{..}` groups (nested ones too) that name `schema`
+/// or `repo` as a path of the group: `use crate::{domain::X, schema::game_key};`.
+fn grouped_storage_imports(code: &str) -> Vec<usize> {
+    let group = Regex::new(r"\b(crate|super)\s*::\s*\{").unwrap_or_else(|e| panic!("{e}"));
+    let member = Regex::new(r"(^|[{,])\s*(schema|repo)\b\s*(::|,|\}|$|as\b)")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines = Vec::new();
+    for found in group.find_iter(code) {
+        let open = found.end() - 1;
+        let Some(inner) = bracketed(code, open) else {
+            continue;
+        };
+        // Only the group's own members: a nested `domain::{schema}` is not ours.
+        let mut top = String::with_capacity(inner.len());
+        let mut depth = 0usize;
+        for c in inner.chars() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    top.push(if depth == 1 { '{' } else { ' ' });
+                }
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    top.push(' ');
+                }
+                _ if depth > 0 => top.push(if c == '\n' { '\n' } else { ' ' }),
+                _ => top.push(c),
+            }
+        }
+        for caps in member.captures_iter(&top) {
+            if let Some(name) = caps.get(2) {
+                lines.push(line_of(code, open + 1 + name.start()));
+            }
+        }
+    }
+    lines
 }
 
 /// `twilight` named in a Rust file of a crate other than `discord`.
@@ -388,15 +568,25 @@ pub fn twilight_outside_discord(path: &str, source: &str) -> Vec<Violation> {
 /// A `twilight-*` dependency in a manifest other than `discord`'s (discord-sim's
 /// dev-dependencies may use it: its tests prove the fake speaks to the real client).
 pub fn twilight_dependency(path: &str, manifest: &str, dev_allowed: bool) -> Vec<Violation> {
+    // `tm = { package = "twilight-model", .. }`: a dependency under another name.
+    let renamed =
+        Regex::new(r#"\bpackage\s*=\s*["']twilight[-_]"#).unwrap_or_else(|e| panic!("{e}"));
     let mut section = String::new();
     let mut out = Vec::new();
     for (n, line) in manifest.lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
             section = trimmed.to_owned();
-            continue;
+            // `[dependencies.twilight-model]`: a dependency as a table of its own.
+            if !section_names_twilight(&section) {
+                continue;
+            }
         }
-        if trimmed.starts_with("twilight") {
+        if trimmed.starts_with("twilight")
+            || trimmed.starts_with("\"twilight")
+            || trimmed.starts_with('[')
+            || renamed.is_match(trimmed)
+        {
             let dev = section.contains("dev-dependencies");
             if !(dev && dev_allowed) {
                 out.push(Violation {
@@ -412,24 +602,62 @@ pub fn twilight_dependency(path: &str, manifest: &str, dev_allowed: bool) -> Vec
     out
 }
 
-/// An `allow` of `clippy::unwrap_used`/`expect_used` in production code (before the
-/// file's `#[cfg(test)]` module).
+fn section_names_twilight(section: &str) -> bool {
+    ["twilight-", "twilight_", "\"twilight"]
+        .iter()
+        .any(|t| section.contains(&format!("dependencies.{t}")))
+}
+
+/// An `allow` (or `expect`) of `clippy::unwrap_used`/`expect_used`, or of the whole
+/// `clippy::restriction` group, in production code (before the file's `#[cfg(test)]`
+/// module): on one line or several, alone or inside a `cfg_attr`.
 pub fn unwrap_allowed_outside_tests(path: &str, source: &str) -> Vec<Violation> {
-    production_part(source)
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            let l = l.trim_start();
-            (l.starts_with("#[allow(")
-                || l.starts_with("#![allow(")
-                || l.starts_with("#[expect(")
-                || l.starts_with("#![expect("))
-                && (l.contains("clippy::unwrap_used") || l.contains("clippy::expect_used"))
+    let code = code_only(&production_part(source));
+    let attribute = Regex::new(r"#\s*!?\s*\[").unwrap_or_else(|e| panic!("{e}"));
+    let lint = Regex::new(r"\b(allow|expect)\s*\(").unwrap_or_else(|e| panic!("{e}"));
+    let named = Regex::new(r"clippy\s*::\s*(unwrap_used|expect_used|restriction)\b")
+        .unwrap_or_else(|e| panic!("{e}"));
+    attribute
+        .find_iter(&code)
+        .filter(|found| {
+            bracketed(&code, found.end() - 1)
+                .is_some_and(|inner| lint.is_match(inner) && named.is_match(inner))
         })
-        .map(|(n, _)| Violation {
+        .map(|found| Violation {
             file: path.to_owned(),
-            line: n + 1,
+            line: line_of(&code, found.start()),
             problem: "unwrap/expect allowed in production code: return an error instead".to_owned(),
+        })
+        .collect()
+}
+
+/// The modules `source` declares as test code in files of their own
+/// (`#[cfg(test)] mod tests;`, other attributes between allowed): their files are tests
+/// through and through.
+pub fn out_of_line_test_modules(source: &str) -> Vec<String> {
+    let declared = Regex::new(
+        r"#\[cfg\(test\)\]\s*(#!?\[[^\]]*\]\s*)*(pub(\([^)]*\))?\s+)?mod\s+([A-Za-z_][A-Za-z0-9_]*)\s*;",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    declared
+        .captures_iter(&code_only(source))
+        .filter_map(|c| c.get(4).map(|m| m.as_str().to_owned()))
+        .collect()
+}
+
+/// `.unwrap()` or `.expect(..)` in production code (before the file's `#[cfg(test)]`
+/// module; comments and strings do not count): a failure there is an error to return.
+pub fn unwrap_outside_tests(path: &str, source: &str) -> Vec<Violation> {
+    let code = code_only(&production_part(source));
+    let call = Regex::new(r"\.\s*(unwrap\s*\(\s*\)|expect\s*\()").unwrap_or_else(|e| panic!("{e}"));
+    call.find_iter(&code)
+        .map(|found| Violation {
+            file: path.to_owned(),
+            line: line_of(&code, found.start()),
+            problem: format!(
+                "`{}` in production code: return an error instead",
+                found.as_str().split_whitespace().collect::<String>()
+            ),
         })
         .collect()
 }
@@ -439,16 +667,32 @@ pub fn lua_outside_store(path: &str, source: &str) -> Vec<Violation> {
     if path.ends_with("crates/store/src/lua.rs") {
         return Vec::new();
     }
-    source
+    let mut lines: std::collections::BTreeSet<usize> = source
         .lines()
         .enumerate()
         .filter(|(_, l)| {
             let code = l.split("//").next().unwrap_or_default();
             code.contains("Script::new") || code.contains("redis::Script")
         })
-        .map(|(n, _)| Violation {
+        .map(|(n, _)| n + 1)
+        .collect();
+    // Lua sent by hand: `cmd("EVAL")`, `cmd("FCALL")`, `cmd("FUNCTION")` ...
+    let by_hand = Regex::new(
+        r#"(?i)\bcmd\s*\(\s*"(EVAL|EVALSHA|EVAL_RO|EVALSHA_RO|FCALL|FCALL_RO|FUNCTION|SCRIPT)""#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let code = code_only(source);
+    for found in by_hand.find_iter(source) {
+        // Only a real call: its `cmd(` is code, not a comment or a string.
+        if code.get(found.start()..found.start() + 3) == Some("cmd") {
+            lines.insert(line_of(source, found.start()));
+        }
+    }
+    lines
+        .into_iter()
+        .map(|line| Violation {
             file: path.to_owned(),
-            line: n + 1,
+            line,
             problem: "Lua belongs in `store::lua`: use Writes, apply_if or apply_when".to_owned(),
         })
         .collect()
@@ -475,27 +719,35 @@ pub fn missing_workspace_lints(path: &str, manifest: &str) -> Vec<Violation> {
     }]
 }
 
-/// What `scripts/test.sh` must run besides the tests.
+/// What `scripts/test.sh` must run besides the tests. Only command lines count: a
+/// line that starts with `cargo` (not an `echo` naming it) and whose failure is not
+/// swallowed (`|| true`, `|| :`, ...).
 pub fn test_script_gaps(path: &str, script: &str) -> Vec<Violation> {
     let mut out = Vec::new();
-    let code: Vec<&str> = script
+    let commands: Vec<Vec<&str>> = script
         .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(str::trim)
+        .filter(|l| l.starts_with("cargo ") && !l.contains("||"))
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .map(|l| l.split_whitespace().collect())
         .collect();
-    let has = |needle: &[&str]| code.iter().any(|l| needle.iter().all(|n| l.contains(n)));
-    if !has(&["cargo fmt", "--check"]) {
+    let fmt = commands
+        .iter()
+        .any(|words| words.starts_with(&["cargo", "fmt"]) && words.contains(&"--check"));
+    if !fmt {
         out.push(Violation {
             file: path.to_owned(),
             line: 1,
             problem: "does not run `cargo fmt --all -- --check`".to_owned(),
         });
     }
-    if !has(&[
-        "cargo clippy",
-        "--workspace",
-        "--all-targets",
-        "-D warnings",
-    ]) {
+    let clippy = commands.iter().any(|words| {
+        words.starts_with(&["cargo", "clippy"])
+            && words.contains(&"--workspace")
+            && words.contains(&"--all-targets")
+            && words.windows(2).any(|w| w == ["-D", "warnings"])
+    });
+    if !clippy {
         out.push(Violation {
             file: path.to_owned(),
             line: 1,
@@ -589,6 +841,19 @@ mod tests {
             .len(),
             1
         );
+        let planted = "const Q: &str = \"\n    SELECT id,\n           name\n      FROM meet.oauth_providers\n     WHERE id = $1\";";
+        let found = seed_names_outside_schema(
+            "crates/meetings/src/repo/users.rs",
+            planted,
+            &names("meetings"),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let planted = "const Q: &str = \"SELECT id\n FROM elsewhere.things\";";
+        assert_eq!(
+            seed_names_outside_schema("crates/clips/src/jobs.rs", planted, &names("clips")).len(),
+            1,
+            "a multi-line SELECT is SQL whatever it reads"
+        );
         let planted = "format!(\"user_{}\", id)";
         assert_eq!(
             seed_names_outside_schema("crates/rolls/src/ops.rs", planted, &names("rolls")).len(),
@@ -615,6 +880,22 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_grouped_schema_import_in_domain_is_found() {
+        let planted = "use crate::{\n    domain::GameId,\n    schema::game_key,\n};\n";
+        let found = domain_depends_on_storage("crates/drinking/src/domain/mod.rs", planted);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 3);
+        let planted = "use super::{repo, Game};\n";
+        assert_eq!(
+            domain_depends_on_storage("crates/drinking/src/domain/game.rs", planted).len(),
+            1
+        );
+        // A nested group of another module, or a name that only starts alike, is fine.
+        let fine = "use crate::{base::{schema}, schemata::X, repository};\n";
+        assert!(domain_depends_on_storage("crates/drinking/src/domain.rs", fine).is_empty());
+    }
+
+    #[test]
     fn planted_twilight_is_found_outside_discord() {
         assert_eq!(
             twilight_outside_discord("crates/rolls/src/x.rs", "use twilight_model::id::Id;").len(),
@@ -636,6 +917,23 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_renamed_or_table_twilight_dependency_is_found() {
+        let renamed = "[dependencies]\ntm = { package = \"twilight-model\", version = \"0.18\" }\n";
+        let found = twilight_dependency("crates/rolls/Cargo.toml", renamed, false);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 2);
+        let table = "[package]\nname = \"x\"\n[dependencies.twilight-model]\nversion = \"0.18\"\n";
+        let found = twilight_dependency("crates/rolls/Cargo.toml", table, false);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 3);
+        // discord-sim's dev-dependencies may use it under any spelling.
+        let dev = "[dev-dependencies.twilight-http]\nversion = \"0.18\"\n[dev-dependencies]\nth = { package = \"twilight-http\" }\n";
+        assert!(twilight_dependency("crates/discord-sim/Cargo.toml", dev, true).is_empty());
+        let fine = "[dependencies]\ndiscord = { workspace = true }\n";
+        assert!(twilight_dependency("crates/rolls/Cargo.toml", fine, false).is_empty());
+    }
+
+    #[test]
     fn a_planted_unwrap_allow_in_production_code_is_found() {
         let planted = "#![allow(clippy::unwrap_used)]\nfn f() {}\n";
         assert_eq!(
@@ -647,6 +945,66 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_multi_line_or_cfg_attr_unwrap_allow_is_found() {
+        let planted =
+            "fn f() {}\n#[allow(\n    dead_code,\n    clippy::expect_used\n)]\nfn g() {}\n";
+        let found = unwrap_allowed_outside_tests("crates/x/src/lib.rs", planted);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 2);
+        let planted = "#[cfg_attr(feature = \"x\", allow(clippy::unwrap_used))]\nfn f() {}\n";
+        assert_eq!(
+            unwrap_allowed_outside_tests("crates/x/src/lib.rs", planted).len(),
+            1
+        );
+        let planted = "#![allow(clippy::restriction)]\n";
+        assert_eq!(
+            unwrap_allowed_outside_tests("crates/x/src/lib.rs", planted).len(),
+            1
+        );
+        // Other lints, and words in comments, are fine.
+        let fine =
+            "#[allow(clippy::too_many_arguments)]\nfn f() {}\n// #[allow(clippy::unwrap_used)]\n";
+        assert!(unwrap_allowed_outside_tests("crates/x/src/lib.rs", fine).is_empty());
+    }
+
+    #[test]
+    fn a_planted_unwrap_or_expect_in_production_code_is_found() {
+        let planted = "fn f(x: Option<u8>) -> u8 {\n    x.unwrap()\n}\nfn g(x: Option<u8>) -> u8 {\n    x\n        .expect(\"set\")\n}\n";
+        let found = unwrap_outside_tests("crates/x/src/lib.rs", planted);
+        let lines: Vec<usize> = found.iter().map(|v| v.line).collect();
+        assert_eq!(lines, vec![2, 6], "{found:?}");
+        assert_eq!(
+            found[0].problem,
+            "`.unwrap()` in production code: return an error instead"
+        );
+        // Tests, comments, strings and the non-panicking relatives are fine.
+        let fine = "/// Never `.unwrap()` here.\nfn f(x: Option<u8>) -> u8 {\n    let _ = \"x.expect(1)\";\n    x.unwrap_or(0).max(x.unwrap_or_default())\n}\nfn e(r: Result<u8, u8>) -> u8 { r.expect_err(\"no\") }\n#[cfg(test)]\nmod tests {\n    fn t() { Some(1).unwrap(); }\n}\n";
+        assert!(
+            unwrap_outside_tests("crates/x/src/lib.rs", fine).is_empty(),
+            "{:?}",
+            unwrap_outside_tests("crates/x/src/lib.rs", fine)
+        );
+    }
+
+    #[test]
+    fn out_of_line_test_modules_are_named() {
+        let source = "mod repo;\n#[cfg(test)]\nmod validate_tests;\n#[cfg(test)]\n#[allow(clippy::unwrap_used, clippy::expect_used)]\nmod tests;\n#[cfg(test)]\nmod inline { }\n// #[cfg(test)] mod commented;\n";
+        assert_eq!(
+            out_of_line_test_modules(source),
+            vec!["validate_tests".to_owned(), "tests".to_owned()]
+        );
+    }
+
+    #[test]
+    fn cfg_test_in_a_comment_or_string_does_not_hide_production_code() {
+        let source = "// see #[cfg(test)] below\nconst S: &str = \"#[cfg(test)]\";\nfn f() { g() }\n#[cfg(test)]\nmod tests { fn t() {} }\n";
+        let production = production_part(source);
+        assert!(production.contains("fn f() { g() }"), "{production}");
+        assert!(!production.contains("fn t()"), "{production}");
+        assert_eq!(production.lines().count(), source.lines().count());
+    }
+
+    #[test]
     fn planted_lua_outside_store_is_found() {
         let planted = "static S: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(\"return 1\"));";
         assert_eq!(
@@ -654,6 +1012,21 @@ mod tests {
             1
         );
         assert!(lua_outside_store("crates/store/src/lua.rs", planted).is_empty());
+    }
+
+    #[test]
+    fn planted_lua_sent_by_hand_is_found() {
+        for command in ["EVAL", "EVALSHA", "FCALL", "eval"] {
+            let planted = format!(
+                "async fn f(c: &mut C) {{\n    redis::cmd(\n        \"{command}\",\n    ).arg(LUA).arg(0).exec_async(c).await;\n}}\n"
+            );
+            let found = lua_outside_store("crates/meetings/src/repo/x.rs", &planted);
+            assert_eq!(found.len(), 1, "{command}: {found:?}");
+            assert_eq!(found[0].line, 2);
+            assert!(lua_outside_store("crates/store/src/lua.rs", &planted).is_empty());
+        }
+        let fine = "// redis::cmd(\"EVAL\") is for store::lua\nlet s = \"cmd(\\\"EVAL\\\")\";\nredis::cmd(\"GET\");\n";
+        assert!(lua_outside_store("crates/meetings/src/repo/x.rs", fine).is_empty());
     }
 
     #[test]
@@ -680,5 +1053,27 @@ mod tests {
         let good =
             "cargo fmt --all -- --check\ncargo clippy --workspace --all-targets -- -D warnings\n";
         assert!(test_script_gaps("scripts/test.sh", good).is_empty());
+    }
+
+    #[test]
+    fn a_test_script_that_only_echoes_or_ignores_fmt_and_clippy_is_found() {
+        let echoed = "echo \"==> cargo fmt --check\"\necho \"==> cargo clippy --workspace --all-targets -- -D warnings\"\ncargo nextest run\n";
+        let found = test_script_gaps("scripts/test.sh", echoed);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0].problem,
+            "does not run `cargo fmt --all -- --check`"
+        );
+        let ignored = "cargo fmt --all -- --check || true\ncargo clippy --workspace --all-targets -- -D warnings || :\n";
+        assert_eq!(test_script_gaps("scripts/test.sh", ignored).len(), 2);
+        let weaker = "cargo fmt --all -- --check\ncargo clippy --workspace --all-targets\ncargo clippy -- -D warnings\n";
+        let found = test_script_gaps("scripts/test.sh", weaker);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].problem,
+            "does not run `cargo clippy --workspace --all-targets -- -D warnings`"
+        );
+        let indented = "if true; then\n  cargo fmt --all -- --check\n  cargo clippy --workspace --all-targets -- -D warnings # lints\nfi\n";
+        assert!(test_script_gaps("scripts/test.sh", indented).is_empty());
     }
 }

@@ -158,6 +158,52 @@ fn no_unwrap_or_expect_allowed_outside_tests() {
     report("unwrap/expect allowed outside tests", violations);
 }
 
+/// The files of `files` that their parent declares `#[cfg(test)] mod x;`: test code.
+fn test_module_files(files: &[PathBuf]) -> std::collections::BTreeSet<PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for file in files {
+        let Some(parent) = file.parent() else {
+            continue;
+        };
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        // `lib.rs`, `main.rs` and `mod.rs` own their directory; `foo.rs` owns `foo/`.
+        let dir = if ["lib", "main", "mod"].contains(&stem) {
+            parent.to_path_buf()
+        } else {
+            parent.join(stem)
+        };
+        for module in tidy::out_of_line_test_modules(&read(file)) {
+            out.insert(dir.join(format!("{module}.rs")));
+            out.insert(dir.join(&module).join("mod.rs"));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_unwrap_or_expect_outside_tests() {
+    let mut violations = Vec::new();
+    for (name, dir) in crates() {
+        // The same exemptions as the `allow` rule above.
+        if name == "testkit" || name == "tidy" {
+            continue;
+        }
+        let files = rust_files(&dir.join("src"));
+        let tests = test_module_files(&files);
+        for file in files {
+            let rel = relative(&file);
+            if rel.contains("crates/store/src/harness") || tests.contains(&file) {
+                continue;
+            }
+            violations.extend(tidy::unwrap_outside_tests(&rel, &read(&file)));
+        }
+    }
+    report("unwrap/expect outside tests", violations);
+}
+
 #[test]
 fn lua_lives_only_in_store() {
     let mut violations = Vec::new();
