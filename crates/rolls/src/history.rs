@@ -9,7 +9,10 @@
 //! base32 (`0-9`, `A-Z` without `I L O U`; 40 random bits), shown with the result.
 //! `roll_{id}` ([`crate::schema::roll_key`]) holds a [`RollRecord`] (what was typed,
 //! the expression after aliases, the seed, the time, the user, the mode and the
-//! result) for 30 days ([`crate::schema::ROLL_TTL_SECS`]). `/roll-check ID` and `GET
+//! result) for 30 days ([`crate::schema::ROLL_TTL_SECS`]). The result is kept to at
+//! most [`MAX_RECORDED_RESULT`] characters ([`recorded_result`]): the seed replays the
+//! whole of it, and a record stays a few kilobytes however many dice were rolled, so
+//! 30 days of rolls cannot fill Redis. `/roll-check ID` and `GET
 //! /api/rolls/rolls/{id}` show it and roll the expression again with its seed, saying
 //! whether the replay gives the same result (it does while the dice crate rolls the
 //! same way).
@@ -33,6 +36,25 @@ use crate::schema;
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Length of a roll id.
 pub const ID_LEN: usize = 8;
+/// Most characters of a roll's rendered result kept in its record (as much as one
+/// Discord message); a longer one is cut and ends with [`RESULT_CUT_NOTE`].
+pub const MAX_RECORDED_RESULT: usize = 2000;
+/// How a cut recorded result ends.
+pub const RESULT_CUT_NOTE: &str = "… (cut: the seed replays the whole result)";
+
+/// `text` (a rendered result) as a record keeps it: whole up to
+/// [`MAX_RECORDED_RESULT`] characters, otherwise its beginning and [`RESULT_CUT_NOTE`],
+/// [`MAX_RECORDED_RESULT`] characters in all.
+pub fn recorded_result(text: &str) -> String {
+    if text.chars().count() <= MAX_RECORDED_RESULT {
+        return text.to_owned();
+    }
+    let keep = MAX_RECORDED_RESULT - RESULT_CUT_NOTE.chars().count();
+    text.chars()
+        .take(keep)
+        .chain(RESULT_CUT_NOTE.chars())
+        .collect()
+}
 
 /// A new random roll id.
 pub fn new_id(rng: &mut dice::Rng) -> String {
@@ -110,7 +132,8 @@ pub struct RollRecord {
     pub mode: RollMode,
     /// The total, as the roll's JSON gives it (a number).
     pub total: serde_json::Value,
-    /// The rendered result, plain text.
+    /// The rendered result, plain text, cut to [`MAX_RECORDED_RESULT`] characters
+    /// ([`recorded_result`]).
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<bool>,
@@ -270,7 +293,7 @@ impl RollLog {
             channel: self.channel,
             mode,
             total: total_json(roll.total),
-            result: roll.text.clone(),
+            result: recorded_result(&roll.text),
             check: roll.check,
             gm,
         };
@@ -425,7 +448,11 @@ impl Operation for RollCheckOp {
                         .ok()
                 })
                 .await?;
-            Some(replay == Some((record.total.clone(), record.result.clone())))
+            // A record made before results were cut holds the whole text.
+            Some(replay.is_some_and(|(total, text)| {
+                total == record.total
+                    && (record.result == recorded_result(&text) || record.result == text)
+            }))
         };
         let mode = match record.mode {
             RollMode::Public => "",

@@ -123,9 +123,22 @@ pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// Most characters of `text` and of `markdown` in an answer that had to be cut.
 pub const MAX_ANSWER_TEXT: usize = 64 * 1024;
 
-async fn run<O: Operation>(ctx: &Ctx, caller: Caller, op: O) -> Result<Response, ApiError> {
+async fn run<O: Operation>(ctx: &Ctx, caller: Caller, op: O) -> Result<Response, ApiError>
+where
+    O::Model: 'static,
+{
     let model = ctx.controller.run(caller, &op).await?;
-    Ok(capped(&model))
+    answer(ctx.controller.dice(), model).await
+}
+
+/// The answer to `model`, its JSON built ([`capped`]) in the dice pool's rolls lane:
+/// a roll's answer runs to a megabyte of JSON before it is cut, CPU work that must
+/// not hold a runtime worker.
+async fn answer<M>(pool: &crate::pool::DicePool, model: M) -> Result<Response, ApiError>
+where
+    M: serde::Serialize + Send + 'static,
+{
+    Ok(pool.roll(move || capped(&model)).await?)
 }
 
 /// `model` as JSON of at most [`MAX_ANSWER_BYTES`]: whole when it fits, else
@@ -412,4 +425,43 @@ async fn init_reset(
     let who = user(&caller, &p)?;
     let channel = channel(&c)?;
     init_change(&ctx, who, InitOp::Reset { channel }).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+    use std::thread::ThreadId;
+
+    use super::*;
+
+    /// A model that notes the thread it is turned into JSON on.
+    struct Noting(Arc<Mutex<Vec<ThreadId>>>);
+
+    impl serde::Serialize for Noting {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            self.0.lock().unwrap().push(std::thread::current().id());
+            serializer.serialize_str("noted")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_turned_into_json_in_the_dice_pool_not_on_the_runtime() {
+        let runtime_thread = std::thread::current().id();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let pool = crate::pool::DicePool::new(1, 1);
+        let response = answer(&pool, Noting(Arc::clone(&seen))).await.unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"\"noted\"");
+        let seen = seen.lock().unwrap();
+        assert!(!seen.is_empty(), "the model was never serialised");
+        assert!(
+            seen.iter().all(|id| *id != runtime_thread),
+            "serialised on the runtime's thread"
+        );
+    }
 }

@@ -496,6 +496,69 @@ async fn a_shrinking_set_is_written_beside_the_previous_snapshot_with_a_warning(
     assert_eq!(members(&world.redis).await, 12);
 }
 
+/// A key set the last snapshot has and Redis no longer has (`user_set` deleted) is
+/// carried over: the new snapshot keeps its previous version, the mirror is left as
+/// it was, and the operator is warned.
+#[tokio::test]
+async fn a_key_set_gone_from_redis_keeps_its_previous_version_with_a_warning() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    common::seed_users(&world.redis, 10, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    sync.snapshot().await.expect("snapshot");
+    let mirror = dir.path().join("rolls-sync/rolls/user_set.json");
+    let mirrored = std::fs::read(&mirror).expect("the mirror of user_set");
+    let paths = sync.snapshots().await.expect("list");
+    let first: Manifest = sync
+        .manifest(paths.last().expect("one"))
+        .await
+        .expect("manifest");
+    let before = first.sets["user_set"];
+    assert_eq!(before.size, 10);
+
+    let mut conn = world.redis.conn();
+    let _: () = conn
+        .del(&["user_set", "user_set:updated_time"])
+        .await
+        .expect("del");
+    world.clock.advance(Duration::from_secs(3600));
+    let logs = common::Logs::default();
+    let report = {
+        let _guard = logs.capture();
+        sync.snapshot().await.expect("snapshot")
+    };
+    assert_eq!(report.carried, 1, "{report:?}");
+    assert_eq!((report.written, report.held_back), (0, 0), "{report:?}");
+    let warnings = logs.warnings("missing from Redis");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("first=user_set"), "{warnings:?}");
+    assert_eq!(
+        std::fs::read(&mirror).expect("the mirror of user_set"),
+        mirrored,
+        "the mirror is unchanged"
+    );
+
+    let paths = sync.snapshots().await.expect("list");
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    let last: Manifest = sync
+        .manifest(paths.last().expect("two"))
+        .await
+        .expect("manifest");
+    assert_eq!(last.sets["user_set"], before);
+    assert!(last.held_back.is_empty(), "{last:?}");
+    // The version it lists is still there, and a restore brings the ten back.
+    assert_eq!(
+        set_size(&read_object(
+            dir.path(),
+            &format!("rolls/versions/user_set/{}.json", before.updated_time)
+        )),
+        10
+    );
+    sync.restore().await.expect("restore");
+    assert_eq!(members(&world.redis).await, 10);
+}
+
 /// Every snapshot is a dated manifest; past the retention count the oldest go, with
 /// the versions only they listed.
 #[tokio::test]

@@ -312,6 +312,60 @@ async fn a_roll_answer_over_the_size_cap_is_cut_and_says_so() {
     assert!(body.get("outcome").is_some() && body.get("cut").is_none());
 }
 
+/// The record `GET /api/rolls/roll` keeps for 30 days stays small however many dice
+/// were rolled: its result is cut to the documented size, and the roll still replays
+/// from its seed to the same total.
+#[tokio::test]
+async fn a_huge_rolls_record_keeps_a_cut_result_and_still_replays_to_the_same_total() {
+    let api = start().await;
+    let (status, roll) = api
+        .get("/api/rolls/roll?user=5&expression=2%2010000d6")
+        .await;
+    assert_eq!(status, 200, "{roll}");
+    let id = roll["id"].as_str().expect("a roll id").to_owned();
+    let total = roll["total"].clone();
+    assert!(total.as_i64().is_some(), "{roll}");
+
+    let mut conn = api.world.redis.conn();
+    let stored: String = conn
+        .get(rolls::schema::roll_key(&id))
+        .await
+        .expect("the roll's record");
+    let record: Value = serde_json::from_str(&stored).expect("json");
+    let result = record["result"].as_str().expect("result");
+    assert_eq!(
+        result.chars().count(),
+        rolls::history::MAX_RECORDED_RESULT,
+        "{result}"
+    );
+    assert!(
+        result.ends_with(rolls::history::RESULT_CUT_NOTE),
+        "{result}"
+    );
+    // The result at most, the expression and the rest of the record: a few KB.
+    assert!(
+        stored.len() < 4 * rolls::history::MAX_RECORDED_RESULT,
+        "{} bytes",
+        stored.len()
+    );
+    assert_eq!(record["total"], total);
+
+    let (status, check) = api.get(&format!("/api/rolls/rolls/{id}?user=5")).await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["replay_matches"], true, "{check}");
+    assert_eq!(check["total"], total, "{check}");
+
+    // A small roll's result is kept whole.
+    let (_, small) = api.get("/api/rolls/roll?user=5&expression=3d6").await;
+    let small_id = small["id"].as_str().expect("a roll id");
+    let stored: String = conn
+        .get(rolls::schema::roll_key(small_id))
+        .await
+        .expect("the roll's record");
+    let record: Value = serde_json::from_str(&stored).expect("json");
+    assert_eq!(record["result"], small["text"], "{record}");
+}
+
 /// Over-budget dice are refused with the budget named, by the REST API too.
 #[tokio::test]
 async fn over_budget_rolls_and_odds_are_refused_naming_the_budget() {

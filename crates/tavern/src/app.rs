@@ -275,8 +275,9 @@ impl Running {
         self.shutdown.clone()
     }
 
-    /// The manifest of the routes the site serves (the features' and the login's),
-    /// once they are routed; `None` before.
+    /// The manifest of every route the site serves (the fixed ones, the home page and
+    /// the sandbox console, the features' and the login's), once they are routed;
+    /// `None` before.
     pub fn manifest(&self) -> Option<&web::access::Manifest> {
         self.manifest.get()
     }
@@ -660,9 +661,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         web::session::SessionConfig::for_public_url(&public_url),
     );
     let site = web::page::Site::default().with_login(login.is_some());
-    let mut extra = vec![web::page::home(&sessions)];
+    let mut extra = vec![web::page::home_routes(&sessions)];
     if let (Some(sim), Some(demo)) = (&sim, &demo) {
-        extra.push(web::sandbox::routes_with(
+        extra.push(web::sandbox::console(
             sim.clone(),
             demo.clone(),
             &sessions,
@@ -670,7 +671,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ));
     }
     let late = web::LateRoutes::default();
-    let app = web::router(state, site.clone(), extra, late.clone());
+    let (app, site_manifest) = web::assemble(state, site.clone(), extra, late.clone());
     let stop = shutdown.clone();
     let http = tokio::spawn(async move {
         web::serve_with(
@@ -690,6 +691,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sandbox_meetup: sandbox_meetup.clone(),
         sandbox_demo: demo.clone(),
         sandbox_meeting: demo_meeting,
+        manifest: site_manifest,
     };
     let manifest = Arc::new(OnceLock::new());
     let main = tokio::spawn(run(
@@ -724,6 +726,8 @@ struct Web {
     sandbox_meetup: Option<Arc<crate::sandbox::SandboxMeetup>>,
     sandbox_demo: Option<discord_sim::Demo>,
     sandbox_meeting: Option<Arc<crate::sandbox::DemoMeeting>>,
+    /// The routes served before the features (health, assets, home, sandbox console).
+    manifest: web::access::Manifest,
 }
 
 /// What the web login needs once Redis is up.
@@ -884,6 +888,7 @@ async fn run(
         .flat_map(|f| std::mem::take(&mut f.services))
         .collect();
     let mut manifest = feature::manifest(&features);
+    manifest.absorb(web.manifest.clone());
     let mut routes = axum::Router::new();
     for feature in &mut features {
         if let Some(r) = feature.routes.take() {

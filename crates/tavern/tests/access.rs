@@ -1,14 +1,15 @@
 //! Every route of the assembled site says who may call it, and no state-changing
 //! route lets anyone in without a session plus its CSRF token, or an API token with
-//! the route's scope: the whole Tavern (sandbox mode), its manifest walked route by
-//! route, each door knocked on three ways.
+//! the route's scope: the whole Tavern (sandbox mode), its manifest (every route of
+//! the assembled site, the sandbox console's included) walked route by route, each
+//! door knocked on three ways.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use feature::Clock as _;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use web::access::Access;
+use web::access::{Access, Manifest};
 use web::tokens::{ApiTokens, Scope, TokenName};
 
 fn location(response: &reqwest::Response) -> String {
@@ -54,40 +55,9 @@ fn concrete(path: &str) -> String {
     out
 }
 
-#[tokio::test]
-async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_scoped_token() {
-    let app = common::spawn_app().await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let manifest = app
-        .running
-        .manifest()
-        .expect("the routes are in place once ready")
-        .clone();
-    assert!(
-        manifest.undeclared.is_empty(),
-        "features with routes that do not say who may call them: {:?}",
-        manifest.undeclared
-    );
-    let changing: Vec<_> = manifest
-        .routes
-        .iter()
-        .filter(|r| r.changes_state())
-        .collect();
-    assert!(
-        changing.iter().any(|r| r.path == "/logout"),
-        "the walk sees the whole site: {manifest:?}"
-    );
-    for route in &manifest.routes {
-        if let Some(scope) = route.access.scope() {
-            assert!(Scope::parse(scope.as_str()).is_ok(), "{route}: bad scope");
-        }
-    }
-
-    let session = log_in(&app, &http).await;
-    let redis = store::Redis::connect(&app.redis.url()).await.unwrap();
+/// A token holding a scope no route asks for, as `Authorization` sends it.
+async fn unscoped_bearer(redis: &store::harness::TestRedis) -> String {
+    let redis = store::Redis::connect(&redis.url()).await.unwrap();
     let unrelated = ApiTokens::new(redis)
         .create(
             &TokenName::parse("walker").unwrap(),
@@ -96,15 +66,30 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
         )
         .await
         .unwrap();
-    let bearer = format!("Bearer {}", unrelated.token.expose_str());
+    format!("Bearer {}", unrelated.token.expose_str())
+}
 
-    let mut open = Vec::new();
-    for route in &changing {
+/// Walks `manifest` of the site at `base`: every state-changing route is knocked on
+/// anonymously, with `session` but without its CSRF token, and with `bearer` (a token
+/// without the route's scope). What let anyone in, or was never declared, is returned.
+async fn walk(
+    http: &reqwest::Client,
+    base: &str,
+    manifest: &Manifest,
+    session: &str,
+    bearer: &str,
+) -> Vec<String> {
+    let mut open: Vec<String> = manifest
+        .undeclared
+        .iter()
+        .map(|part| format!("{part}: serves routes that do not say who may call them"))
+        .collect();
+    for route in manifest.routes.iter().filter(|r| r.changes_state()) {
         if route.access == Access::Public {
             open.push(format!("{route}: declared public"));
             continue;
         }
-        let url = app.url(&format!("{}?user=1", concrete(&route.path)));
+        let url = format!("{base}{}?user=1", concrete(&route.path));
         if route.access == Access::Credentials {
             // Signing up or logging in: without credentials nothing may happen.
             let status = http
@@ -134,11 +119,11 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
             ("anonymous", None),
             (
                 "a session without its CSRF token",
-                Some(("cookie", session.clone())),
+                Some(("cookie", session.to_owned())),
             ),
             (
                 "a token without the scope",
-                Some(("authorization", bearer.clone())),
+                Some(("authorization", bearer.to_owned())),
             ),
         ] {
             let status = knock(extra).await.unwrap().status().as_u16();
@@ -147,7 +132,215 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
             }
         }
     }
+    open
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_scoped_token() {
+    let app = common::spawn_app().await;
+    let http = no_redirects();
+    let manifest = app
+        .running
+        .manifest()
+        .expect("the routes are in place once ready")
+        .clone();
+    // The walk sees the whole site: the features', the login's, and what is served
+    // before them (the sandbox console among it).
+    for (method, path) in [
+        ("POST", "/logout"),
+        ("GET", "/healthz"),
+        ("GET", "/"),
+        ("GET", "/sandbox"),
+        ("POST", "/sandbox/api/command"),
+        ("POST", "/sandbox/api/click"),
+        ("POST", "/sandbox/api/select"),
+    ] {
+        assert!(
+            manifest
+                .routes
+                .iter()
+                .any(|r| r.method == method && r.path == path),
+            "{method} {path} is not in the manifest: {manifest:?}"
+        );
+    }
+    for route in &manifest.routes {
+        if let Some(scope) = route.access.scope() {
+            assert!(Scope::parse(scope.as_str()).is_ok(), "{route}: bad scope");
+        }
+    }
+
+    let session = log_in(&app, &http).await;
+    let bearer = unscoped_bearer(&app.redis).await;
+    let open = walk(&http, &app.url(""), &manifest, &session, &bearer).await;
     assert!(open.is_empty(), "reachable:\n{}", open.join("\n"));
+}
+
+/// A site with a state-changing route that says nothing about who may call it, or
+/// that lets anyone in, fails the walk; the same site without them passes.
+#[tokio::test]
+async fn a_planted_undeclared_or_public_post_route_fails_the_walk() {
+    let app = common::spawn_app().await;
+    let http = no_redirects();
+    let session = log_in(&app, &http).await;
+    let bearer = unscoped_bearer(&app.redis).await;
+    // Sessions over the same Redis, so the walker's session is one here too.
+    let sessions = web::session::Sessions::new(
+        store::Redis::connect(&app.redis.url()).await.unwrap(),
+        web::session::SessionConfig::for_public_url(&url::Url::parse(&app.url("")).unwrap()),
+    );
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let write = {
+        let written = std::sync::Arc::clone(&written);
+        move || async move {
+            written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            "written"
+        }
+    };
+    let site = |planted: Vec<web::access::Routes>| {
+        let mut extra = vec![
+            web::page::home_routes(&sessions),
+            web::sandbox::console(app.sim().clone(), app.demo().clone(), &sessions, None),
+        ];
+        extra.extend(planted);
+        web::assemble(
+            web::AppState {
+                readiness: std::sync::Arc::new(Ready),
+                metrics: None,
+            },
+            web::page::Site::default(),
+            extra,
+            web::LateRoutes::default(),
+        )
+    };
+    let serve = |router: axum::Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(web::serve(listener, router, std::future::pending()));
+        base
+    };
+
+    let (clean, manifest) = site(Vec::new());
+    let base = serve(clean).await;
+    let open = walk(&http, &base, &manifest, &session, &bearer).await;
+    assert!(open.is_empty(), "{open:?}");
+
+    let (planted, manifest) = site(vec![
+        web::access::Routes::new(&sessions).undeclared(
+            "planted",
+            axum::Router::new().route("/planted", axum::routing::post(write.clone())),
+        ),
+        web::access::Routes::new(&sessions).post("/planted/open", Access::Public, write),
+    ]);
+    let base = serve(planted).await;
+    let open = walk(&http, &base, &manifest, &session, &bearer).await;
+    assert_eq!(open.len(), 2, "{open:?}");
+    assert!(
+        open.iter()
+            .any(|o| o.starts_with("planted: serves routes that do not say")),
+        "{open:?}"
+    );
+    assert!(
+        open.iter()
+            .any(|o| o.starts_with("POST /planted/open (public)")),
+        "{open:?}"
+    );
+    // Both routes are there and take anonymous writes: what the walk refuses.
+    for path in ["/planted", "/planted/open"] {
+        let status = http
+            .post(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 200, "{path}");
+    }
+    assert_eq!(written.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// Always ready (the planted site has no stores to wait for).
+struct Ready;
+
+impl web::Readiness for Ready {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<web::Component>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// The sandbox console's actions are open to anyone at the console, but only with
+/// the token its page carries and the cookie it set, and never from another site.
+#[tokio::test]
+async fn the_sandbox_console_acts_only_with_the_token_of_its_page() {
+    let app = common::spawn_app().await;
+    let http = no_redirects();
+    let page = http.get(app.url("/sandbox")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let cookie = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("tavern_console="))
+        .expect("the console's cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    let token = html
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's token")
+        .to_owned();
+    assert_eq!(format!("tavern_console={token}"), cookie);
+
+    let command = |cookie: Option<&str>, token: Option<&str>, origin: Option<&str>| {
+        let mut request = http
+            .post(app.url("/sandbox/api/command"))
+            .json(&serde_json::json!({"channel": app.demo().dice.to_string(), "text": "/nope"}));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let wrong = "0".repeat(64);
+    assert_eq!(command(None, None, None).await, 403, "anonymous");
+    assert_eq!(command(None, Some(&token), None).await, 403, "no cookie");
+    assert_eq!(command(Some(&cookie), None, None).await, 403, "no token");
+    assert_eq!(
+        command(Some(&cookie), Some(&wrong), None).await,
+        403,
+        "wrong token"
+    );
+    assert_eq!(
+        command(
+            Some(&cookie),
+            Some(&token),
+            Some("https://elsewhere.example")
+        )
+        .await,
+        403,
+        "another origin"
+    );
+    // With both, the request reaches the console (which explains the unknown command).
+    assert_eq!(command(Some(&cookie), Some(&token), None).await, 400);
+    let own = app.url("");
+    assert_eq!(command(Some(&cookie), Some(&token), Some(&own)).await, 400);
 }
 
 /// `tavern tokens ...` against `redis`.

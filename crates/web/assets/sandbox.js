@@ -23,7 +23,7 @@
   function post(path, body) {
     return fetch('/sandbox/api/' + path, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-csrf-token': app.dataset.csrf },
       body: JSON.stringify(body)
     }).then(function (r) { return r.ok ? r.json() : failure(r); });
   }

@@ -64,9 +64,10 @@ use discord::model::UserId;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::page::Asset;
 use crate::session::{
-    AuthRejection, CurrentUser, Loaded, SessionUser, Sessions, is_state_changing, mark_private,
-    not_logged_in,
+    AuthRejection, CurrentUser, Loaded, SessionUser, Sessions, check_console_csrf, forbidden,
+    is_state_changing, mark_private, not_logged_in,
 };
 use crate::tokens::{ApiTokens, TokenInfo};
 
@@ -94,6 +95,11 @@ pub enum Access {
     /// for a request without valid credentials (the route walk knocks with an empty
     /// body) and is rate-limited.
     Credentials,
+    /// Anyone at the sandbox console (sandbox mode: it acts as the fake Discord's demo
+    /// users, so no login is needed). A state-changing request must come from the
+    /// same origin and carry the console page's CSRF token, which matches the
+    /// console's cookie ([`crate::session::ConsoleToken`]); API tokens play no part.
+    Sandbox,
 }
 
 impl Access {
@@ -120,7 +126,11 @@ impl Access {
             Access::Token(scope) | Access::UserOrToken(scope) | Access::Bearer(Some(scope)) => {
                 Some(scope)
             }
-            Access::Public | Access::User | Access::Bearer(None) | Access::Credentials => None,
+            Access::Public
+            | Access::User
+            | Access::Bearer(None)
+            | Access::Credentials
+            | Access::Sandbox => None,
         }
     }
 
@@ -154,6 +164,7 @@ impl fmt::Display for Access {
             Access::Bearer(Some(scope)) => write!(f, "bearer credentials with {scope}"),
             Access::Bearer(None) => f.write_str("bearer credentials"),
             Access::Credentials => f.write_str("credentials in the request"),
+            Access::Sandbox => f.write_str("sandbox console, with its CSRF token"),
         }
     }
 }
@@ -194,6 +205,12 @@ impl Manifest {
         self.routes.extend(routes);
     }
 
+    /// Adds everything `other` holds, its undeclared parts included.
+    pub fn absorb(&mut self, other: Manifest) {
+        self.routes.extend(other.routes);
+        self.undeclared.extend(other.undeclared);
+    }
+
     /// Every scope some route asks tokens for, sorted, once each.
     pub fn scopes(&self) -> Vec<Scope> {
         let mut scopes: Vec<Scope> = self
@@ -219,6 +236,8 @@ struct Guard {
 pub struct Routes<S = ()> {
     router: Router<S>,
     manifest: Vec<RouteSpec>,
+    /// Parts merged in as bare routers ([`Routes::undeclared`]).
+    undeclared: Vec<String>,
     sessions: Sessions,
     tokens: ApiTokens,
 }
@@ -227,6 +246,7 @@ impl<S> fmt::Debug for Routes<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Routes")
             .field("manifest", &self.manifest)
+            .field("undeclared", &self.undeclared)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +260,7 @@ where
         Routes {
             router: Router::new(),
             manifest: Vec::new(),
+            undeclared: Vec::new(),
             sessions: sessions.clone(),
             tokens: ApiTokens::new(sessions.redis().clone()),
         }
@@ -308,6 +329,28 @@ where
     pub fn merge(mut self, other: Routes<S>) -> Self {
         self.router = self.router.merge(other.router);
         self.manifest.extend(other.manifest);
+        self.undeclared.extend(other.undeclared);
+        self
+    }
+
+    /// `list` under `/assets/` ([`crate::page::assets`]), declared as public `GET`s.
+    /// No guard: an asset needs no session.
+    pub fn assets(mut self, list: &[&'static Asset]) -> Self {
+        self.router = crate::page::with_assets(self.router, list);
+        self.manifest.extend(list.iter().map(|asset| RouteSpec {
+            method: Method::GET,
+            path: asset.route(),
+            access: Access::Public,
+        }));
+        self
+    }
+
+    /// `router`'s routes as they are, without saying who may call them: the manifest
+    /// names `part` among its [`Manifest::undeclared`], which the route walk refuses.
+    /// Only for composing a site in a test.
+    pub fn undeclared(mut self, part: &str, router: Router<S>) -> Self {
+        self.router = self.router.merge(router);
+        self.undeclared.push(part.to_owned());
         self
     }
 
@@ -316,6 +359,7 @@ where
         Routes {
             router: self.router.with_state(state),
             manifest: self.manifest,
+            undeclared: self.undeclared,
             sessions: self.sessions,
             tokens: self.tokens,
         }
@@ -326,9 +370,21 @@ where
         &self.manifest
     }
 
-    /// The router and its manifest.
+    /// The router and its manifest (see [`Routes::into_router_and_manifest`] to keep
+    /// the undeclared parts too).
     pub fn into_parts(self) -> (Router<S>, Vec<RouteSpec>) {
         (self.router, self.manifest)
+    }
+
+    /// The router and the whole manifest, undeclared parts included.
+    pub fn into_router_and_manifest(self) -> (Router<S>, Manifest) {
+        (
+            self.router,
+            Manifest {
+                routes: self.manifest,
+                undeclared: self.undeclared,
+            },
+        )
     }
 }
 
@@ -481,6 +537,13 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
     let mut request = request;
     match access {
         Access::Public | Access::Bearer(_) | Access::Credentials => {}
+        Access::Sandbox => {
+            if is_state_changing(request.method())
+                && let Err(reason) = check_console_csrf(request.headers(), guard.sessions.config())
+            {
+                return forbidden(reason);
+            }
+        }
         Access::Token(scope) => {
             return Denied::unauthorized(format!(
                 "this route needs an API token with the scope {scope}: send `Authorization: Bearer <token>`"

@@ -11,7 +11,8 @@
 //!
 //! Who may call what: [`access`] declares each route with its [`access::Access`]
 //! (public, signed-in user, API token scope, or either) and records the manifest the
-//! binary collects; [`tokens`] issues and checks the API tokens; [`client`] tells the
+//! binary collects ([`assemble`] adds the routes it serves itself, the sandbox
+//! console's among them, so the manifest is the whole site); [`tokens`] issues and checks the API tokens; [`client`] tells the
 //! client's address (through trusted proxies only) and whether it is local.
 //!
 //! The server ([`serve_with`]) has limits, so no client can hold it: headers must
@@ -19,10 +20,11 @@
 //! is closed after the same time), a request is answered within
 //! [`ServerConfig::request_timeout`] (408 otherwise), a body is at most
 //! [`ServerConfig::max_body_bytes`] (413), and at most
-//! [`ServerConfig::max_connections`] connections are open at once (the next one is
-//! answered 503 and closed). `/readyz` tells which component is not ready, and
-//! `/metrics` answers at all, only to a local client (see [`client`]) or on the
-//! metrics listener ([`metrics_router`]); anyone else gets the bare status.
+//! [`ServerConfig::max_connections`] connections are served at once (the next one is
+//! answered a fixed 503, its request unread, and closed at once, so open sockets stay
+//! bounded). `/readyz` tells which component is not ready, and `/metrics` answers at
+//! all, only to a local client (see [`client`]) or on the metrics listener
+//! ([`metrics_router`]); anyone else gets the bare status.
 //!
 //! Pages: [`page`] is the one way to serve one (the [`page::Page`] extractor, one
 //! layout, one stylesheet, assets compiled in); [`markdown`] shows Discord's message
@@ -196,20 +198,59 @@ impl LateRoutes {
 /// `extra` (the sandbox console, the home page), with every other path handed to
 /// `late` (the features' routes). `site` (the navigation every page shows) is
 /// installed over all of it, so a [`page::Page`] anywhere finds it.
+///
+/// `extra` is declared ([`access::Routes`]): the manifest returned beside the router
+/// holds every route served here (the fixed ones above as public `GET`s), and the
+/// binary adds it to the features' manifest, so the route walk sees the whole site.
+pub fn assemble(
+    state: AppState,
+    site: page::Site,
+    extra: Vec<access::Routes>,
+    late: LateRoutes,
+) -> (Router, access::Manifest) {
+    let mut manifest = access::Manifest::default();
+    let fixed = FIXED_PATHS
+        .iter()
+        .map(|path| (*path).to_owned())
+        .chain(SITE_ASSETS.iter().map(|asset| asset.route()));
+    manifest.routes.extend(fixed.map(|path| access::RouteSpec {
+        method: axum::http::Method::GET,
+        path,
+        access: access::Access::Public,
+    }));
+    let mut app = fixed_routes(state);
+    for routes in extra {
+        let (routes, declared) = routes.into_router_and_manifest();
+        app = app.merge(routes);
+        manifest.absorb(declared);
+    }
+    (finish(app, site, late), manifest)
+}
+
+/// [`assemble`] with `extra` as bare routers, for a test composing a site of its own
+/// (no manifest: nothing says who may call those routes).
 pub fn router(state: AppState, site: page::Site, extra: Vec<Router>, late: LateRoutes) -> Router {
-    let mut app = Router::new()
+    let app = extra
+        .into_iter()
+        .fold(fixed_routes(state), |app, routes| app.merge(routes));
+    finish(app, site, late)
+}
+
+/// The paths [`fixed_routes`] answers (`GET`, anyone).
+const FIXED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// The assets every page uses.
+static SITE_ASSETS: [&page::Asset; 3] = [&page::STYLESHEET, &page::SCRIPT, &page::ICON];
+
+fn fixed_routes(state: AppState) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(public_metrics))
         .with_state(state)
-        .merge(page::assets(&[
-            &page::STYLESHEET,
-            &page::SCRIPT,
-            &page::ICON,
-        ]));
-    for routes in extra {
-        app = app.merge(routes);
-    }
+        .merge(page::assets(&SITE_ASSETS))
+}
+
+fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
         .layer(axum::Extension(site))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
@@ -283,7 +324,8 @@ pub struct ServerConfig {
     /// The largest request body: 413 beyond. Default 1 MiB (Tavern takes small JSON
     /// documents and forms).
     pub max_body_bytes: usize,
-    /// Connections open at once; the next is answered 503 and closed. Default 1024.
+    /// Connections served at once; the next is answered a fixed 503 without being
+    /// read, and closed at once. Default 1024.
     pub max_connections: usize,
     /// Proxies whose `X-Forwarded-For` names the client (see [`client`]).
     pub trusted_proxies: client::TrustedProxies,
@@ -299,6 +341,55 @@ impl Default for ServerConfig {
             trusted_proxies: client::TrustedProxies::default(),
         }
     }
+}
+
+/// The answer to a connection past [`ServerConfig::max_connections`]: written as is,
+/// without reading the request.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 32\r\n\
+\r\n\
+too many connections; try again\n";
+
+/// Connections turned away that may linger at once (see [`turn_away`]).
+const TURNED_AWAY_AT_ONCE: usize = 64;
+
+/// How long a turned-away connection may linger, reading what its client still sends.
+const TURNED_AWAY_LINGER: Duration = Duration::from_secs(1);
+
+/// Answers a connection past the cap with [`BUSY`] and closes it (sends FIN) at once.
+///
+/// Closing a socket whose request is still unread makes the kernel answer with a
+/// reset, which can make the client lose the 503 it was sent; so up to
+/// [`TURNED_AWAY_AT_ONCE`] such sockets stay open for at most [`TURNED_AWAY_LINGER`]
+/// after the FIN, their input read and thrown away. Past that, the 503 is written
+/// only if the socket takes it at once, and the socket is closed at once: open
+/// sockets stay bounded by `max_connections` plus [`TURNED_AWAY_AT_ONCE`].
+fn turn_away(stream: tokio::net::TcpStream, lingering: &Arc<tokio::sync::Semaphore>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else {
+        // Written straight to the socket (not through the runtime, which may not have
+        // seen it writable yet): a fresh socket's send buffer takes these few bytes.
+        if let Ok(mut socket) = stream.into_std() {
+            let _ = std::io::Write::write(&mut socket, BUSY);
+        }
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(TURNED_AWAY_LINGER, async {
+            stream.write_all(BUSY).await?;
+            stream.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        drop(permit);
+    });
 }
 
 /// Serves `app` on `listener` with the default [`ServerConfig`] until `shutdown`
@@ -341,6 +432,7 @@ pub async fn serve_with(
         ))
         .service(app);
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let turned_away = Arc::new(tokio::sync::Semaphore::new(TURNED_AWAY_AT_ONCE));
     let trusted = Arc::new(config.trusted_proxies);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -363,28 +455,12 @@ pub async fn serve_with(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not turn off Nagle's algorithm on a connection");
         }
-        let io = TokioIo::new(stream);
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            // Full: say so in HTTP and close, rather than leave the client waiting.
-            let builder = Arc::clone(&builder);
-            tokio::spawn(async move {
-                let busy = hyper::service::service_fn(|_request| async {
-                    let mut response = axum::http::Response::new(axum::body::Body::from(
-                        "too many connections; try again\n",
-                    ));
-                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        header::CONNECTION,
-                        header::HeaderValue::from_static("close"),
-                    );
-                    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-                    Ok::<_, std::convert::Infallible>(response)
-                });
-                let _ = builder.serve_connection(io, busy).await;
-            });
+            // Full: a fixed 503 and the connection closed at once, its request unread.
+            turn_away(stream, &turned_away);
             continue;
         };
+        let io = TokioIo::new(stream);
         let trusted = Arc::clone(&trusted);
         let service = tower::ServiceExt::map_request(
             app.clone(),

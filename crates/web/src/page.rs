@@ -455,6 +455,11 @@ impl Asset {
         }
     }
 
+    /// The route it is served on: `/assets/{path}`.
+    pub fn route(&self) -> String {
+        format!("/assets/{}", self.path)
+    }
+
     /// The URL pages link to: `/assets/{path}?v={hash of the content}`.
     pub fn url(&self) -> String {
         format!("/assets/{}?v={}", self.path, self.version())
@@ -519,7 +524,15 @@ impl Asset {
 /// Routes serving `list` under `/assets/`. Merge them outside
 /// [`Sessions::protect`]: an asset needs no session.
 pub fn assets(list: &[&'static Asset]) -> Router {
-    list.iter().fold(Router::new(), |router, &asset| {
+    with_assets(Router::new(), list)
+}
+
+/// `router` with `list` served under `/assets/`.
+pub(crate) fn with_assets<S>(router: Router<S>, list: &[&'static Asset]) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    list.iter().fold(router, |router, &asset| {
         router.route(
             &format!("/assets/{}", asset.path),
             get(
@@ -533,7 +546,12 @@ pub fn assets(list: &[&'static Asset]) -> Router {
 
 /// The site's home page at `/`: a welcome and the features' pages.
 pub fn home(sessions: &Sessions) -> Router {
-    sessions.protect(Router::new().route("/", get(home_page)))
+    home_routes(sessions).into_parts().0
+}
+
+/// [`home`], declared (a public `GET /`) for the site's manifest.
+pub fn home_routes(sessions: &Sessions) -> crate::access::Routes {
+    crate::access::Routes::new(sessions).get("/", crate::access::Access::Public, home_page)
 }
 
 async fn home_page(page: Page) -> Markup {

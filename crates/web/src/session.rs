@@ -80,6 +80,12 @@ pub const KEY_PREFIX: &str = "tavern:session:";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The form field carrying the CSRF token in HTML forms.
 pub const CSRF_FIELD: &str = "csrf_token";
+/// The sandbox console's CSRF cookie on a plain-http site (see [`ConsoleToken`]).
+pub const CONSOLE_COOKIE: &str = "tavern_console";
+/// The sandbox console's CSRF cookie on an https site (`__Host-`, as the session's).
+pub const SECURE_CONSOLE_COOKIE: &str = "__Host-tavern_console";
+/// How long the console's CSRF cookie lives: a day, renewed each time the page is drawn.
+const CONSOLE_COOKIE_MAX_AGE: u64 = 24 * 3600;
 /// The biggest form body read to look for the CSRF field. Our forms are small; a
 /// bigger body without the header is refused rather than buffered.
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -116,6 +122,16 @@ impl SessionConfig {
             SECURE_COOKIE
         } else {
             COOKIE
+        }
+    }
+
+    /// The sandbox console's CSRF cookie: [`SECURE_CONSOLE_COOKIE`] on https,
+    /// [`CONSOLE_COOKIE`] on http.
+    pub fn console_cookie_name(&self) -> &'static str {
+        if self.secure_cookie {
+            SECURE_CONSOLE_COOKIE
+        } else {
+            CONSOLE_COOKIE
         }
     }
 
@@ -169,6 +185,80 @@ pub(crate) fn random_hex() -> Secret {
 pub(crate) fn parse_hex(raw: &str) -> Option<Secret> {
     (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .then(|| Secret::from(raw))
+}
+
+/// The sandbox console's CSRF token, for visitors who need not be signed in.
+///
+/// The console acts as the fake Discord's demo users, so it is open to anyone; its
+/// state-changing requests are still no cross-site writes. The console page sets a
+/// random token in a cookie ([`SessionConfig::console_cookie_name`]: `HttpOnly`,
+/// `SameSite=Strict`, `__Host-` on https) and writes the same token into the page
+/// (`data-csrf`); the console's script sends it back as `X-CSRF-Token`. A request
+/// passes when the header equals the cookie (compared in constant time) and it does
+/// not come from another origin: another site can neither read the page's token nor
+/// set our cookie. Nothing is stored, so the console works before Redis answers.
+#[derive(Debug, Clone)]
+pub struct ConsoleToken(Secret);
+
+impl ConsoleToken {
+    /// The token the request's cookie carries, or a new one.
+    pub fn of(headers: &HeaderMap, config: &SessionConfig) -> ConsoleToken {
+        match console_cookie(headers, config) {
+            Some(token) => ConsoleToken(token),
+            None => ConsoleToken(random_hex()),
+        }
+    }
+
+    /// The token, for the page. Never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_str()
+    }
+
+    /// `Set-Cookie` carrying the token.
+    pub fn cookie(&self, config: &SessionConfig) -> HeaderValue {
+        let secure = if config.secure_cookie { "; Secure" } else { "" };
+        let cookie = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={CONSOLE_COOKIE_MAX_AGE}{secure}",
+            config.console_cookie_name(),
+            self.expose()
+        );
+        // Only hex, digits and fixed ASCII: always a valid header value.
+        HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+fn console_cookie(headers: &HeaderMap, config: &SessionConfig) -> Option<Secret> {
+    let name = config.console_cookie_name();
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(cookie, _)| *cookie == name)
+        .find_map(|(_, value)| parse_hex(value.trim()))
+}
+
+/// The console's CSRF check of a state-changing request (see [`ConsoleToken`]): same
+/// origin, and `X-CSRF-Token` equal to the console cookie. Otherwise why not, for
+/// the 403.
+pub(crate) fn check_console_csrf(
+    headers: &HeaderMap,
+    config: &SessionConfig,
+) -> Result<(), &'static str> {
+    if cross_origin(headers, &config.origin) {
+        return Err("cross-origin request refused");
+    }
+    let Some(cookie) = console_cookie(headers, config) else {
+        return Err(
+            "no console cookie: open the sandbox console page first, then send its CSRF token",
+        );
+    };
+    match headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(token) if cookie.matches(token) => Ok(()),
+        Some(_) => Err("CSRF token does not match the console cookie"),
+        None => Err("CSRF token missing: send the console page's token in the X-CSRF-Token header"),
+    }
 }
 
 /// The logged-in Discord user, as kept in the session.

@@ -385,12 +385,76 @@ async fn assets_are_served_with_their_version() {
     assert_eq!(css.headers()[CACHE_CONTROL], "no-cache");
 }
 
+/// The console page's CSRF token and the cookie it set, as `(cookie, token)`.
+async fn console_token(site: &TestSite) -> (String, String) {
+    let response = site.http.get(site.url("/sandbox")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|v| v.starts_with(web::session::CONSOLE_COOKIE))
+        .expect("the console's cookie");
+    let html = response.text().await.unwrap();
+    let token = html
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's token")
+        .to_owned();
+    (cookie, token)
+}
+
+#[tokio::test]
+async fn console_actions_need_the_token_of_the_console_page() {
+    let site = spawn().await;
+    let body = serde_json::json!({"channel": site.demo.dice.to_string(), "text": "/nope"});
+    let (cookie, token) = console_token(&site).await;
+    for path in ["command", "click", "select"] {
+        let url = site.url(&format!("/sandbox/api/{path}"));
+        let anonymous = site
+            .http
+            .post(url.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 403, "{path}");
+        let cross_site = site
+            .http
+            .post(url)
+            .json(&body)
+            .header(COOKIE, &cookie)
+            .header("x-csrf-token", &token)
+            .header("sec-fetch-site", "cross-site")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross_site.status(), 403, "{path}");
+    }
+    let (other_cookie, _) = console_token(&site).await;
+    let mixed = site
+        .http
+        .post(site.url("/sandbox/api/command"))
+        .json(&body)
+        .header(COOKIE, &other_cookie)
+        .header("x-csrf-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), 403, "another page's token");
+}
+
 #[tokio::test]
 async fn console_commands_explain_their_mistakes() {
     let site = spawn().await;
+    let (cookie, token) = console_token(&site).await;
     let response = site
         .http
         .post(site.url("/sandbox/api/command"))
+        .header(COOKIE, cookie)
+        .header("x-csrf-token", token)
         .json(&serde_json::json!({"channel": site.demo.dice.to_string(), "text": "/nope"}))
         .send()
         .await

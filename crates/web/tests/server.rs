@@ -170,20 +170,67 @@ async fn connections_past_the_cap_are_answered_503_until_one_closes() {
     read_to_close(&mut third).await;
 
     drop(first);
-    // Polls (with a deadline) until the server has noticed the close.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    // Until the server has noticed the close, a new connection is still turned away.
+    testkit::eventually("a slot freed by closing a connection", || async {
         let mut next = TcpStream::connect(addr).await.unwrap();
-        if exchange(&mut next, "/healthz").await.contains("200") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no slot was freed by closing a connection"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        exchange(&mut next, "/healthz")
+            .await
+            .contains("200")
+            .then_some(())
+    })
+    .await;
     assert!(exchange(&mut second, "/healthz").await.contains("200"));
+}
+
+#[tokio::test]
+async fn silent_connections_past_the_cap_are_answered_503_and_closed_at_once() {
+    // Headers may take an hour: a connection past the cap that waited for its
+    // request before being answered would stay open past the test's deadline.
+    let addr = spawn(ServerConfig {
+        max_connections: 2,
+        header_read_timeout: Duration::from_secs(3600),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    assert!(exchange(&mut first, "/healthz").await.contains("200"));
+    assert!(exchange(&mut second, "/healthz").await.contains("200"));
+
+    // More silent connections than the server lets linger, none sending a byte.
+    let mut silent = Vec::new();
+    for _ in 0..150 {
+        silent.push((TcpStream::connect(addr).await.unwrap(), Vec::new(), false));
+    }
+    testkit::eventually("every connection past the cap closed", || {
+        for (stream, seen, closed) in silent.iter_mut().filter(|(_, _, closed)| !closed) {
+            let mut buf = [0u8; 1024];
+            loop {
+                match stream.try_read(&mut buf) {
+                    Ok(0) => *closed = true,
+                    Ok(n) => {
+                        seen.extend_from_slice(&buf[..n]);
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => *closed = true,
+                }
+                break;
+            }
+        }
+        let done = silent.iter().all(|(_, _, closed)| *closed);
+        async move { done.then_some(()) }
+    })
+    .await;
+    for (_, seen, _) in &silent {
+        let seen = String::from_utf8_lossy(seen);
+        assert!(
+            seen.starts_with("HTTP/1.1 503 ") && seen.contains("too many connections"),
+            "{seen}"
+        );
+    }
+    // The connections within the cap are served as before.
+    assert!(exchange(&mut first, "/healthz").await.contains("200"));
 }
 
 #[tokio::test]

@@ -15,6 +15,12 @@
 //! - `GET /sandbox/attachments/{channel}/{attachment}/{filename}`: an attachment's bytes;
 //! - `POST /sandbox/api/{command,click,select}` (JSON): act as a user.
 //!
+//! Every route is declared with [`crate::access`] ([`console`] gives them with their
+//! manifest): the reads are [`Access::Public`], the actions [`Access::Sandbox`]: open
+//! to anyone, since the console plays the demo users, but never a cross-site write.
+//! The page sets the console's CSRF cookie and carries the same token in `data-csrf`,
+//! which the script sends as `X-CSRF-Token` (see [`crate::session::ConsoleToken`]).
+//!
 //! With a [`DemoMeetingLink`] ([`routes_with`]) the console also links to the
 //! sandbox's demo meeting (`/meet/{code}`), asked for each time the page is drawn, so a
 //! meeting that ended is replaced by a new one.
@@ -28,9 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use discord_sim::{Channel, Demo, Sim, Snowflake};
 use maud::{Markup, html};
@@ -39,8 +44,9 @@ use serde_json::{Value, json};
 
 pub use command_line::{Directory, parse_command_line, usage};
 
-use crate::page::{self, Asset, NavLink, Page, Problem};
-use crate::session::Sessions;
+use crate::access::{Access, Routes};
+use crate::page::{Asset, NavLink, Page, Problem};
+use crate::session::{ConsoleToken, SessionConfig, Sessions};
 
 /// The console's script: polling, sending commands, clicks and picks.
 pub static SCRIPT: Asset = Asset::new(
@@ -71,14 +77,15 @@ struct Console {
     sim: Sim,
     demo: Demo,
     meeting: Option<DemoMeetingLink>,
+    /// For the console's CSRF cookie.
+    sessions: SessionConfig,
 }
 
 /// How long an action waits for the bot's first answer before returning anyway.
 const ANSWER_WAIT: Duration = Duration::from_millis(3500);
 
-/// The console's routes, under `/sandbox` (its page wrapped with
-/// [`Sessions::protect`], so it knows who is signed in) and its script under
-/// `/assets/`.
+/// The console's routes, under `/sandbox` (the page knows who is signed in) and its
+/// script under `/assets/`, as a router (see [`console`] for them declared).
 pub fn routes(sim: Sim, demo: Demo, sessions: &Sessions) -> Router {
     routes_with(sim, demo, sessions, None)
 }
@@ -90,25 +97,40 @@ pub fn routes_with(
     sessions: &Sessions,
     meeting: Option<DemoMeetingLink>,
 ) -> Router {
-    let console = Console { sim, demo, meeting };
-    let page = sessions.protect(
-        Router::new()
-            .route("/sandbox", get(console_page))
-            .with_state(console.clone()),
-    );
-    Router::new()
-        .route("/sandbox/api/channels/{channel}", get(channel_fragment))
-        .route("/sandbox/api/sidebar", get(sidebar_fragment))
-        .route(
-            "/sandbox/attachments/{channel}/{attachment}/{filename}",
-            get(attachment),
+    console(sim, demo, sessions, meeting).into_parts().0
+}
+
+/// The console's routes declared with who may call them, for the site's manifest.
+pub fn console(
+    sim: Sim,
+    demo: Demo,
+    sessions: &Sessions,
+    meeting: Option<DemoMeetingLink>,
+) -> Routes {
+    let console = Console {
+        sim,
+        demo,
+        meeting,
+        sessions: sessions.config().clone(),
+    };
+    Routes::new(sessions)
+        .get("/sandbox", Access::Public, console_page)
+        .get(
+            "/sandbox/api/channels/{channel}",
+            Access::Public,
+            channel_fragment,
         )
-        .route("/sandbox/api/command", post(command))
-        .route("/sandbox/api/click", post(click))
-        .route("/sandbox/api/select", post(select))
+        .get("/sandbox/api/sidebar", Access::Public, sidebar_fragment)
+        .get(
+            "/sandbox/attachments/{channel}/{attachment}/{filename}",
+            Access::Public,
+            attachment,
+        )
+        .post("/sandbox/api/command", Access::Sandbox, command)
+        .post("/sandbox/api/click", Access::Sandbox, click)
+        .post("/sandbox/api/select", Access::Sandbox, select)
         .with_state(console)
-        .merge(page)
-        .merge(page::assets(&[&SCRIPT]))
+        .assets(&[&SCRIPT])
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -212,8 +234,10 @@ struct ConsoleQuery {
 async fn console_page(
     State(console): State<Console>,
     page: Page,
+    headers: HeaderMap,
     Query(query): Query<ConsoleQuery>,
 ) -> Response {
+    let token = ConsoleToken::of(&headers, &console.sessions);
     let problem = |sentence: String| {
         page.problem(
             Problem::new(StatusCode::BAD_REQUEST, "No such channel", sentence)
@@ -255,7 +279,7 @@ async fn console_page(
         None => None,
     };
     let main = html! {
-        div.console-app data-console data-channel=(channel.id.get()) {
+        div.console-app data-console data-channel=(channel.id.get()) data-csrf=(token.expose()) {
             div.console-bar {
                 h1 { "Sandbox " span.guild #guild { (guild) } }
                 label {
@@ -304,10 +328,16 @@ async fn console_page(
             }
         }
     };
-    page.script(&SCRIPT)
+    let mut response = page
+        .script(&SCRIPT)
         .class("console")
         .render("Sandbox", main)
-        .into_response()
+        .into_response();
+    // The page carries its token and the browser its cookie, renewed with each draw.
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, token.cookie(&console.sessions));
+    response
 }
 
 #[derive(Deserialize)]
