@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,8 +57,19 @@ impl std::fmt::Debug for RedisConn {
     }
 }
 
+/// Round trips to Redis made by this process so far (see [`round_trips`]).
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many round trips to Redis this process has made so far: one per command sent on
+/// its own and one per pipeline or transaction, whatever it holds. Benchmarks read it
+/// before and after a piece of work; it costs one relaxed atomic add per round trip.
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
+
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
         match self {
             RedisConn::Single(c) => c.req_packed_command(cmd),
             RedisConn::Cluster(c) => c.req_packed_command(cmd),
@@ -73,6 +85,7 @@ impl ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
         match self {
             RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),

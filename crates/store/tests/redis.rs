@@ -301,3 +301,34 @@ async fn apply_when_writes_only_when_every_condition_holds() {
         .expect("apply_when");
     assert_eq!(outcome, Conditional::Applied(Vec::new()));
 }
+
+/// A command sent alone is one round trip, and so is a whole `Writes` batch or pipeline,
+/// whatever it holds. (nextest runs each test in a process of its own, so the process-wide
+/// count moves only with this test's work.)
+#[tokio::test]
+async fn round_trips_count_a_batch_or_pipeline_once_and_a_lone_command_once() {
+    let server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut conn = redis.conn();
+
+    let before = store::redis_round_trips();
+    let mut writes = Writes::new();
+    writes.set("a", "1").set("b", "2").sadd("s", "x").incr("n");
+    redis.apply(&writes).await.expect("apply");
+    assert_eq!(store::redis_round_trips() - before, 1, "one MULTI/EXEC batch");
+
+    let before = store::redis_round_trips();
+    let (a, b): (String, String) = store::redis::pipe()
+        .get("a")
+        .get("b")
+        .query_async(&mut conn)
+        .await
+        .expect("pipeline");
+    assert_eq!((a.as_str(), b.as_str()), ("1", "2"));
+    assert_eq!(store::redis_round_trips() - before, 1, "one pipeline");
+
+    let before = store::redis_round_trips();
+    let _: i64 = conn.scard("s").await.expect("scard");
+    let _: i64 = conn.get("n").await.expect("get");
+    assert_eq!(store::redis_round_trips() - before, 2, "two lone commands");
+}

@@ -673,6 +673,8 @@ struct SyncFigures {
     requests: usize,
     writes: usize,
     redis_commands: u64,
+    /// Round trips to Redis of both steps (a pipeline or transaction counts once).
+    redis_round_trips: u64,
     view_round_trips: usize,
     series: usize,
     failed: usize,
@@ -689,6 +691,7 @@ async fn measured_sync(
     let settings = config.discord.as_ref().context("discord settings")?;
     sim.clear_requests();
     let commands_before = redis_commands(repo.redis()).await?;
+    let round_trips_before = store::redis_round_trips();
     let cpu_before = process_cpu();
     let fakes_before = fakes_cpu();
     let started = Instant::now();
@@ -701,6 +704,7 @@ async fn measured_sync(
         .await
         .context("Redis → Discord")?;
     let discord_took = started.elapsed();
+    let redis_round_trips = store::redis_round_trips().saturating_sub(round_trips_before);
     let cpu = process_cpu()
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
@@ -723,6 +727,7 @@ async fn measured_sync(
         writes: requests.iter().filter(|r| r.method != "GET").count(),
         requests: requests.len(),
         redis_commands,
+        redis_round_trips,
         view_round_trips: report.redis_round_trips,
         series: report.series,
         failed: report.failed.len(),
@@ -883,11 +888,13 @@ pub async fn campaigns(redis_url: &str, load: CampaignsLoad) -> anyhow::Result<(
             f.failed
         );
         println!(
-            "                    Discord requests {} ({:.2}/series), writes {} ({:.2}/series); Redis commands {} ({:.1}/series), the Discord step's read {} round trips",
+            "                    Discord requests {} ({:.2}/series), writes {} ({:.2}/series); Redis round trips {} ({:.1}/series) carrying {} commands ({:.1}/series), the Discord step's read {} round trips",
             f.requests,
             per(f.requests as f64),
             f.writes,
             per(f.writes as f64),
+            f.redis_round_trips,
+            per(f.redis_round_trips as f64),
             f.redis_commands,
             per(f.redis_commands as f64),
             f.view_round_trips
