@@ -110,6 +110,9 @@
 //!   the channel's `message_count`, `last_message_id` (moving forward only, compared as
 //!   numbers), `last_scanned_at` and `last_activity_at`, written only while the run is
 //!   `running`: a kill between pages loses nothing and counts nothing twice.
+//!   `last_scanned_at` is the database's time of the run's last page (as `started_at`
+//!   and `finished_at` are the database's), so it lies between the two; a catch-up
+//!   with nothing new still writes its one page and moves it.
 //! - **`message_count` is the seed's "total messages processed"**: every message a scan
 //!   page or a live event processed. A second deep scan counts the channel's messages
 //!   again; `messages_matched` counts messages with at least one clip.
@@ -141,7 +144,8 @@
 //!   again). The install asks for View Channel, Send Messages and Read Message History;
 //!   the callback does not exchange the code: reading the guild as the bot proves Tavern
 //!   is in it. A purge needs the name typed (checked on the server), is refused while a
-//!   scan is unfinished, and resets the channel's scan position. The library shows 24
+//!   scan is unfinished (decided in the purge's own statement, under the channels'
+//!   scan-request locks), and resets the channel's scan position. The library shows 24
 //!   clips a page with a `{microseconds}-{attachment id}` cursor (never `OFFSET`), whole
 //!   UTC days for dates, search as a case-insensitive substring (trigram index), the
 //!   poster as the video's first frame (`preload="metadata"`), and refreshes CDN URLs

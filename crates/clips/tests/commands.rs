@@ -1,6 +1,7 @@
 //! `/clips` end to end: the real bot against discord-sim, a real PostgreSQL. Each
 //! subcommand's answer and what it stored, the refusal of a member without Manage
-//! Server, and the refusals of bad settings.
+//! Server, the refusals of bad settings, and the status of a run in progress (held by
+//! a worker of its own after its first page).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -302,6 +303,97 @@ async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
     // Nothing new: a catch-up from where the deep scan stopped.
     s.admin_says("scan", json!([]), "Queued a catch-up scan")
         .await;
+}
+
+/// A worker of its own runs `run` (a thread with its own runtime, connections and
+/// Discord client, as another process's worker would): it holds the channel's lock and,
+/// after its first page, stands still until `go` is sent. Returns the run after that
+/// page, `go`, and the worker's end.
+async fn worker_paused_after_a_page(
+    s: &mut Setup,
+    run: ScanRun,
+) -> (
+    ScanRun,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<ScanRun>,
+) {
+    let database_url = s.world.postgres_server().unwrap().url();
+    let bot = s.world.bot_config();
+    let (paused, paused_at) = std::sync::mpsc::channel::<ScanRun>();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let done = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let pg = store::Postgres::connect(&database_url).await.unwrap();
+            let scanner = Scanner::new(
+                Repo::new(&pg),
+                discord::Discord::new(&bot.rest),
+                std::sync::Arc::new(base::SystemClock),
+            );
+            let paused = std::sync::Mutex::new(Some(paused));
+            let wait_for_go = std::sync::Mutex::new(wait_for_go);
+            // Blocks the worker's only thread: the run stays `running`, its lock held.
+            let progress = move |now: &ScanRun| {
+                if now.messages_scanned > 0
+                    && let Some(paused) = paused.lock().unwrap().take()
+                {
+                    paused.send(now.clone()).unwrap();
+                    wait_for_go.lock().unwrap().recv().unwrap();
+                }
+            };
+            scanner
+                .run(run.id, &progress, CancellationToken::new())
+                .await
+                .unwrap()
+        })
+    });
+    let paused_at = tokio::task::spawn_blocking(move || {
+        paused_at
+            .recv_timeout(WAIT)
+            .expect("the worker reads its first page")
+    })
+    .await
+    .unwrap();
+    (paused_at, go, done)
+}
+
+#[tokio::test]
+async fn status_shows_the_progress_of_the_run_in_progress() {
+    let mut s = setup().await;
+    // 200 more messages of chatter: three pages in all, the first without a clip.
+    for i in 0..200 {
+        s.world
+            .sim
+            .post_user_message(s.clips, s.world.demo.alice, &format!("chatter {i}"), vec![])
+            .unwrap();
+    }
+    s.admin("enable", json!([])).await;
+    s.admin("scan", json!([{"name": "deep", "value": true}]))
+        .await;
+    let queued = s.latest().await.unwrap();
+    let (paused_at, go, done) = worker_paused_after_a_page(&mut s, queued.clone()).await;
+    assert_eq!(paused_at.status, ScanStatus::Running);
+    assert_eq!(paused_at.messages_scanned, 100);
+
+    let text = s.admin_says("status", json!([]), "running since").await;
+    let started = paused_at.started_at.unwrap().timestamp();
+    assert!(text.contains(&format!("<t:{started}:R>")), "{text}");
+    assert!(
+        text.contains("100 messages read, 0 with clips so far"),
+        "{text}"
+    );
+    assert!(text.contains(&queued.id.to_string()), "{text}");
+
+    go.send(()).unwrap();
+    let finished = tokio::task::spawn_blocking(move || done.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(finished.status, ScanStatus::Succeeded);
+    let text = s.admin_says("status", json!([]), "finished").await;
+    assert!(text.contains("205 messages read, 2 with clips"), "{text}");
 }
 
 #[tokio::test]

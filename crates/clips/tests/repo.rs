@@ -1063,6 +1063,79 @@ async fn a_page_writes_its_clips_once_and_a_canceled_run_takes_none() {
 }
 
 #[tokio::test]
+async fn a_purge_is_refused_in_its_own_statement_while_a_scan_is_unfinished() {
+    let env = env().await;
+    env.with_channel().await;
+    let run = env.queue_deep().await;
+    env.repo.start_run(run.id).await.unwrap();
+    let page = clips::repo::Page {
+        progress: Progress {
+            scanned: 100,
+            matched: 2,
+            remaining: ScanWindow::deep(Some(mid(10))),
+            newest: Some(mid(109)),
+        },
+        newest_at: Some(at(109)),
+        clips: vec![new_clip(1, 50), new_clip(2, 50), new_clip(3, 60)],
+    };
+    env.repo.record_page(run.id, &page).await.unwrap();
+
+    // No check beforehand: the purge itself refuses, for the channel and its guild.
+    for purge in [
+        env.repo.purge_channel_index(channel(CHANNEL)).await,
+        env.repo.purge_guild_index(guild(GUILD)).await,
+    ] {
+        match purge {
+            Err(RepoError::ScanUnfinished {
+                channel: refused,
+                status: ScanStatus::Running,
+            }) => assert_eq!(refused, channel(CHANNEL)),
+            other => panic!("refused while the scan runs: {other:?}"),
+        }
+    }
+    assert_eq!(
+        env.repo.clips_in_channel(channel(CHANNEL)).await.unwrap(),
+        3,
+        "nothing purged"
+    );
+    let stored = env.repo.channel(channel(CHANNEL)).await.unwrap().unwrap();
+    assert_eq!(stored.last_message_id, Some(mid(109)), "the position stays");
+    assert_eq!(stored.message_count, 100);
+
+    // A queued run refuses it too; a finished one does not.
+    env.repo.cancel_run(run.id).await.unwrap();
+    let queued = env.queue_deep().await;
+    assert!(matches!(
+        env.repo.purge_channel_index(channel(CHANNEL)).await,
+        Err(RepoError::ScanUnfinished {
+            status: ScanStatus::Queued,
+            ..
+        })
+    ));
+    env.repo.cancel_run(queued.id).await.unwrap();
+    let purged = env
+        .repo
+        .purge_channel_index(channel(CHANNEL))
+        .await
+        .unwrap();
+    assert_eq!((purged.clips, purged.channels), (3, 1));
+    let stored = env.repo.channel(channel(CHANNEL)).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.last_message_id, stored.message_count),
+        (None, 0),
+        "the position is reset"
+    );
+    assert_eq!(
+        env.repo.clips_in_channel(channel(CHANNEL)).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        env.repo.purge_channel_index(channel(404)).await,
+        Err(RepoError::UnknownChannel(_))
+    ));
+}
+
+#[tokio::test]
 async fn live_messages_edits_and_deletes_keep_the_index_current() {
     let env = env().await;
     env.with_channel().await;

@@ -261,7 +261,8 @@ async fn a_deep_scan_indexes_exactly_the_videos_of_a_channel_registered_from_dis
         channel.last_message_id,
         Some(MessageId::new(*ids.last().unwrap()))
     );
-    assert!(channel.last_scanned_at.is_some() && channel.last_activity_at.is_some());
+    assert!(channel.last_activity_at.is_some());
+    assert_scanned_during(&run, &channel);
     assert!(
         env.repo.guild(channel.info.guild).await.unwrap().is_some(),
         "the guild is registered too"
@@ -291,6 +292,7 @@ async fn a_quick_scan_catches_up_with_only_the_new_messages() {
     let (_, first) = env.seed(230, "a");
     let run = env.run_to_end(&env.request(ScanMode::Quick).await).await;
     env.assert_indexed(&run, first).await;
+    assert_scanned_during(&run, &env.stored().await);
 
     let (ids, second) = env.seed(120, "b");
     env.sim.clear_requests();
@@ -311,19 +313,42 @@ async fn a_quick_scan_catches_up_with_only_the_new_messages() {
         channel.last_message_id,
         Some(MessageId::new(*ids.last().unwrap()))
     );
+    assert_scanned_during(&run, &channel);
     assert_eq!(
         env.history_requests().len(),
         2,
         "120 new messages: two pages"
     );
 
-    // Nothing new: one request, nothing counted.
+    // Nothing new: one request, nothing counted, and still a scan: its time moves.
+    let before = channel.last_scanned_at.unwrap();
     let run = env.run_to_end(&env.request(ScanMode::Quick).await).await;
     assert_eq!(
         (run.status, run.messages_scanned),
         (ScanStatus::Succeeded, 0)
     );
-    assert_eq!(env.stored().await.message_count, 350);
+    let channel = env.stored().await;
+    assert_eq!(channel.message_count, 350);
+    assert_scanned_during(&run, &channel);
+    assert!(
+        channel.last_scanned_at.unwrap() > before,
+        "a catch-up with nothing new moves last_scanned_at: {before} -> {:?}",
+        channel.last_scanned_at
+    );
+}
+
+/// The channel's `last_scanned_at` is the time of `run`'s last page: after the run
+/// started and no later than it finished (all three by the database's clock).
+fn assert_scanned_during(run: &clips::repo::ScanRun, channel: &clips::repo::StoredChannel) {
+    let (started, finished) = (run.started_at.unwrap(), run.finished_at.unwrap());
+    let scanned = channel
+        .last_scanned_at
+        .expect("a scanned channel has last_scanned_at");
+    assert!(
+        started <= scanned && scanned <= finished,
+        "last_scanned_at {scanned} is within run {} ({started} .. {finished})",
+        run.id
+    );
 }
 
 #[tokio::test]

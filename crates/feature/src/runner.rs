@@ -273,4 +273,41 @@ mod job_tests {
         assert_eq!(patient.load(Ordering::SeqCst), 1, "only its shutdown run");
         assert_eq!(rx.recv().await, Some("patient"));
     }
+
+    #[tokio::test]
+    async fn two_replicas_with_the_same_job_run_it_once_in_a_period() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let runs = Arc::new(AtomicU32::new(0));
+        // Shut down from the start: each replica makes its start-up attempt (the first
+        // tick fires at once), then stops before a second period.
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let replicas = ["replica-a", "replica-b"].map(|instance| {
+            let jobs = vec![counting("purge", &runs, &tx).at_startup()];
+            tokio::spawn(JobRunner::new(redis.clone(), instance.into()).run(jobs, shutdown.clone()))
+        });
+        for replica in replicas {
+            replica.await.expect("replica");
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "one run across both replicas"
+        );
+        assert_eq!(rx.recv().await, Some("purge"));
+        drop(tx);
+        assert_eq!(rx.recv().await, None, "and no other");
+        let mut conn = redis.conn();
+        let holder: Option<String> = store::redis::cmd("GET")
+            .arg(lock_key("purge"))
+            .query_async(&mut conn)
+            .await
+            .expect("GET lock");
+        assert!(
+            matches!(holder.as_deref(), Some("replica-a" | "replica-b")),
+            "the period's lock is the runner's: {holder:?}"
+        );
+    }
 }

@@ -11,11 +11,18 @@
 //! "clips_in_channel"}` as the last line of standard output. Its logs go to standard
 //! error, so standard output holds only the bar and the figures.
 //!
+//! When another live worker holds the channel's run (a `tavern serve` scan worker took
+//! it, or another `tavern clips scan`), the command does not start a second run: it
+//! says so on standard error, follows that run's row (the same progress display) until
+//! it ends, and prints the figures of that run. While it waits it keeps trying the
+//! channel's lock, so a worker that stops mid-run (shut down, killed: its lock goes a
+//! moment later with its connection) has its run taken up and continued here.
+//!
 //! Exit codes: 0 when the run succeeded (also when there was nothing new), 1 when it
-//! failed, was canceled elsewhere or another worker holds the channel (the reason on
-//! standard error), 2 for a command or configuration that cannot run, 130 after
-//! Ctrl-C. Ctrl-C stops the run after the page in flight and leaves it resumable: the
-//! same command continues it.
+//! failed or was canceled elsewhere (the reason on standard error), 2 for a command or
+//! configuration that cannot run, 130 after Ctrl-C. Ctrl-C stops the run after the
+//! page in flight and leaves it resumable: the same command continues it; Ctrl-C while
+//! waiting for another worker's run leaves that run to its worker.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -95,7 +102,7 @@ pub async fn run(config: &Config, command: ClipsCommand) -> anyhow::Result<ExitC
         Requested::Queued(run) => run,
         Requested::Existing(run) => {
             eprintln!(
-                "tavern: channel {channel} already has a {} scan run {} ({} messages so far): continuing it",
+                "tavern: channel {channel} already has a {} scan run {} ({} messages so far): following it to its end",
                 run.status, run.id, run.messages_scanned
             );
             run
@@ -127,19 +134,19 @@ pub async fn run(config: &Config, command: ClipsCommand) -> anyhow::Result<ExitC
             }
         })
     };
-    let outcome = scanner.run(run.id, &progress, cancel).await;
+    let outcome = run_or_follow(&scanner, &run, &progress, &cancel, &interrupted).await;
     watcher.abort();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     let finished = match outcome {
-        Ok(finished) => finished,
-        Err(ScanError::Busy) => {
+        Ok(Followed::Ended(finished)) => finished,
+        Ok(Followed::StoppedWaiting(now)) => {
             eprintln!(
-                "tavern: another worker is scanning channel {channel} right now (run {}); try again when it is done",
-                run.id
+                "tavern: interrupted: stopped waiting for scan run {} ({} messages so far), which its worker goes on with",
+                now.id, now.messages_scanned
             );
-            return Ok(ExitCode::FAILURE);
+            return Ok(ExitCode::from(130));
         }
         Err(error) => {
             return Err(anyhow::Error::new(error)
@@ -202,6 +209,60 @@ pub async fn run(config: &Config, command: ClipsCommand) -> anyhow::Result<ExitC
             ExitCode::FAILURE
         }
     })
+}
+
+/// How often the row of a run another worker holds is read (and its lock tried).
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+/// How [`run_or_follow`] ended.
+enum Followed {
+    /// The run stopped: ended (succeeded, failed, canceled), or interrupted here and
+    /// left `running`. Its row.
+    Ended(ScanRun),
+    /// Ctrl-C while another worker held the run: its row then.
+    StoppedWaiting(ScanRun),
+}
+
+/// Runs `run` here, or, while another live worker holds its channel, follows its row
+/// until it ends. The channel's lock is tried again at every poll: a holder that stops
+/// (shut down, or killed and its lock gone with its connection a moment later) leaves
+/// the run to this process, which continues it from its row.
+async fn run_or_follow(
+    scanner: &Scanner,
+    run: &ScanRun,
+    progress: &(dyn Fn(&ScanRun) + Send + Sync),
+    cancel: &CancellationToken,
+    interrupted: &CancellationToken,
+) -> Result<Followed, ScanError> {
+    let mut waiting = false;
+    loop {
+        match scanner.run(run.id, progress, cancel.clone()).await {
+            Ok(finished) => return Ok(Followed::Ended(finished)),
+            Err(ScanError::Busy) => {}
+            Err(error) => return Err(error),
+        }
+        let now = scanner
+            .repo()
+            .run(run.id)
+            .await?
+            .ok_or(ScanError::UnknownRun(run.id))?;
+        if !waiting {
+            waiting = true;
+            tracing::info!(run = %run.id, channel = %run.channel, "scan run held by another worker; following it");
+            eprintln!(
+                "tavern: another worker (`tavern serve`, or another `tavern clips scan`) is scanning channel {} in run {}: waiting for it to end",
+                run.channel, run.id
+            );
+        }
+        progress(&now);
+        if now.status.is_final() {
+            return Ok(Followed::Ended(now));
+        }
+        tokio::select! {
+            _ = interrupted.cancelled() => return Ok(Followed::StoppedWaiting(now)),
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+        }
+    }
 }
 
 /// A spinner with the run's counts, on standard output when it is a terminal; none

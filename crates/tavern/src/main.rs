@@ -110,10 +110,10 @@ enum Bench {
         #[arg(long, default_value_t = 2000)]
         members: usize,
     },
-    /// The clip archive against discord-sim and TAVERN_DATABASE_URL (a scratch database):
-    /// a deep scan of 200,000 messages with Discord's limits off (messages ingested per
-    /// second), one at Discord's limits (request rate, 429s), and the library's pages at
-    /// 100,000 clips (p95).
+    /// The clip archive against discord-sim, TAVERN_DATABASE_URL (a scratch database) and
+    /// TAVERN_REDIS_URL (the library's sessions): a deep scan of 200,000 messages with
+    /// Discord's limits off (messages ingested per second), one at Discord's limits
+    /// (request rate, 429s), and the library's pages at 100,000 clips (p95 server time).
     Clips {
         #[arg(long, default_value_t = 200_000)]
         messages: usize,
@@ -482,6 +482,7 @@ fn main() -> ExitCode {
                 queries,
             }) => tavern::bench::clips::run(
                 config.database_url.expose(),
+                config.redis_url.expose(),
                 tavern::bench::clips::ClipsLoad {
                     messages,
                     video_percent,

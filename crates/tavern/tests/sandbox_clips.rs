@@ -1,15 +1,41 @@
 //! Sandbox mode's clip archive: the demo guild has a `#clips` channel with a few
 //! hundred messages of history and some real videos; the demo player may manage the
 //! server, so `/clips enable` and `/clips scan` work at once, the scan worker of
-//! `tavern serve` indexes every video, and the sim serves the video's bytes.
+//! `tavern serve` indexes every video, the sim serves the video's bytes, and the demo
+//! player, logged in on the web with (fake) Discord, browses the library at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use clips::Repo;
-use clips::domain::{ChannelId, ScanStatus};
+use clips::domain::{ChannelId, GuildId, ScanStatus};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 use testkit::WAIT;
+
+/// Logs the demo player in on the web as a newcomer does: `/login/discord`, the sim's
+/// authorize page (which signs the demo player in), the callback. The session cookie.
+async fn demo_player_session(app: &common::TestApp, http: &reqwest::Client) -> String {
+    let cookie = |response: &reqwest::Response| {
+        let raw = response.headers()[SET_COOKIE].to_str().unwrap();
+        raw.split(';').next().unwrap().to_owned()
+    };
+    let location =
+        |response: &reqwest::Response| response.headers()[LOCATION].to_str().unwrap().to_owned();
+    let start = http.get(app.url("/login/discord")).send().await.unwrap();
+    assert!(start.status().is_redirection(), "{}", start.status());
+    let pre_login = cookie(&start);
+    let approved = http.get(location(&start)).send().await.unwrap();
+    assert!(approved.status().is_redirection(), "{}", approved.status());
+    let done = http
+        .get(location(&approved))
+        .header(COOKIE, &pre_login)
+        .send()
+        .await
+        .unwrap();
+    assert!(done.status().is_redirection(), "{}", done.status());
+    cookie(&done)
+}
 
 #[tokio::test]
 async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
@@ -88,4 +114,28 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
         repo.clips_in_channel(id).await.unwrap(),
         tavern::sandbox::clips_videos() as i64
     );
+
+    // The demo player logs in on the web and browses the library: a tile per video.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let session = demo_player_session(&app, &http).await;
+    let library = clips::web::library_path(GuildId::new(demo.guild.get()));
+    let response = http
+        .get(app.url(&library))
+        .header(ACCEPT, "text/html")
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {library}");
+    let page = response.text().await.unwrap();
+    let tiles = page.matches("data-attachment-id=\"").count();
+    assert_eq!(
+        tiles,
+        tavern::sandbox::clips_videos().min(clips::web::library::PAGE_SIZE as usize),
+        "a tile per video on the first page: {page}"
+    );
+    assert!(page.contains("<video"), "videos play inline: {page}");
 }

@@ -340,35 +340,66 @@ impl Repo {
 
     /// The danger zone: deletes a channel's clips and resets its scan position (the
     /// next scan reads its whole history again), in one statement.
-    /// [`RepoError::UnknownChannel`] when Tavern does not know the channel.
+    /// [`RepoError::UnknownChannel`] when Tavern does not know the channel;
+    /// [`RepoError::ScanUnfinished`] (nothing purged) while a scan of it is queued or
+    /// running, checked in the same statement, with the channel's scan requests held
+    /// off until it commits.
     pub async fn purge_channel_index(&self, channel: ChannelId) -> Result<Purged, RepoError> {
-        let (clips, channels): (i64, i64) = sqlx::query_as(sql::PURGE_CHANNEL_INDEX)
-            .bind(channel.to_string())
-            .fetch_one(&self.pool)
+        let purged = self
+            .purge(sql::PURGE_CHANNEL_INDEX, "channel_id", &channel.to_string())
             .await?;
-        if channels == 0 {
+        if purged.channels == 0 {
             return Err(RepoError::UnknownChannel(channel));
         }
-        let purged = Purged {
-            clips: u64::try_from(clips).unwrap_or(0),
-            channels: u64::try_from(channels).unwrap_or(0),
-        };
         tracing::info!(%channel, clips = purged.clips, "channel index purged");
         Ok(purged)
     }
 
-    /// [`Repo::purge_channel_index`] for every channel of a guild, in one statement.
+    /// [`Repo::purge_channel_index`] for every channel of a guild, in one statement;
+    /// refused (nothing purged) while a scan of any of them is unfinished.
     pub async fn purge_guild_index(&self, guild: GuildId) -> Result<Purged, RepoError> {
-        let (clips, channels): (i64, i64) = sqlx::query_as(sql::PURGE_GUILD_INDEX)
-            .bind(guild.to_string())
-            .fetch_one(&self.pool)
+        let purged = self
+            .purge(sql::PURGE_GUILD_INDEX, "guild_id", &guild.to_string())
             .await?;
-        let purged = Purged {
-            clips: u64::try_from(clips).unwrap_or(0),
-            channels: u64::try_from(channels).unwrap_or(0),
-        };
         tracing::info!(%guild, clips = purged.clips, channels = purged.channels, "guild index purged");
         Ok(purged)
+    }
+
+    /// Runs a purge statement under the request locks of the channels it covers.
+    async fn purge(
+        &self,
+        statement: &'static str,
+        column: &str,
+        id: &str,
+    ) -> Result<Purged, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(sql::LOCK_PURGED_CHANNELS)
+            .bind(id)
+            .bind(column)
+            .execute(&mut *tx)
+            .await?;
+        let (clips, channels, unfinished_channel, unfinished_status): (
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+        ) = sqlx::query_as(statement)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let (Some(channel), Some(status)) = (unfinished_channel, unfinished_status) {
+            tx.rollback().await?;
+            return Err(RepoError::ScanUnfinished {
+                channel: parse_snowflake("channel id", &channel)
+                    .map_err(|e| corrupt("scan run", e))?,
+                status: status.parse().map_err(|e| corrupt("scan run", e))?,
+            });
+        }
+        tx.commit().await?;
+        Ok(Purged {
+            clips: u64::try_from(clips).unwrap_or(0),
+            channels: u64::try_from(channels).unwrap_or(0),
+        })
     }
 
     /// Which of `guilds` Tavern is in.

@@ -64,6 +64,15 @@ pub enum RepoError {
     Intent(#[from] ConsumeError),
     #[error("invalid settings: {0}")]
     Settings(#[from] SettingsError),
+    /// A purge refused because a scan of a channel it covers is unfinished (it would
+    /// go on adding clips to the purged index); nothing was purged.
+    #[error(
+        "a scan of channel {channel} is {status}; cancel it first, then purge (nothing was purged)"
+    )]
+    ScanUnfinished {
+        channel: ChannelId,
+        status: ScanStatus,
+    },
 }
 
 impl From<sqlx::Error> for RepoError {

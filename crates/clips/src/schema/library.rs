@@ -153,31 +153,62 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(attachment_id, url, 
 WHERE c.attachment_id = v.attachment_id";
 
 /// The purge of the clips and the scan positions of the channels whose `$column`
-/// (`channel_id` or `guild_id`, both columns of `clips` and `bot_channels`) is `$1`.
+/// (`channel_id` or `guild_id`, both columns of `clips` and `bot_channels`) is `$1`,
+/// unless one of those channels has an unfinished (queued or running) scan run: then
+/// nothing is written and the statement names that run's channel and status. The
+/// guard and the writes are one statement (one snapshot); run after
+/// [`LOCK_PURGED_CHANNELS`] in the same transaction, no run can be requested in
+/// between either.
 macro_rules! purge_index {
     ($column:literal) => {
         concat!(
-            "WITH gone AS (
+            "WITH scope AS (
+    SELECT channel_id FROM clips.bot_channels WHERE ",
+            $column,
+            " = $1
+), unfinished AS (
+    SELECT r.channel_id, r.status::text AS status
+    FROM clips.bot_channel_scan_runs r JOIN scope USING (channel_id)
+    WHERE r.status IN ('queued', 'running')
+    ORDER BY r.created_at DESC
+    LIMIT 1
+), gone AS (
     DELETE FROM clips.clips WHERE ",
             $column,
-            " = $1 RETURNING 1
+            " = $1 AND NOT EXISTS (SELECT 1 FROM unfinished) RETURNING 1
 ), reset AS (
     UPDATE clips.bot_channels
     SET last_message_id = NULL, message_count = 0, last_scanned_at = NULL
     WHERE ",
             $column,
-            " = $1
+            " = $1 AND NOT EXISTS (SELECT 1 FROM unfinished)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone) AS clips, (SELECT count(*) FROM reset) AS channels"
+SELECT (SELECT count(*) FROM gone) AS clips,
+       (SELECT count(*) FROM scope) AS channels,
+       (SELECT channel_id FROM unfinished) AS unfinished_channel,
+       (SELECT status FROM unfinished) AS unfinished_status"
         )
     };
 }
 
+/// `$1` channel_id or guild_id, `$2` which (`'channel_id'` or `'guild_id'`). Takes, for
+/// the purge's transaction, the request lock of every channel it covers (the lock
+/// [`crate::schema::index::LOCK_CHANNEL_REQUESTS`] takes to queue a run), in channel
+/// order: no scan can be queued for those channels until the purge commits.
+pub(crate) const LOCK_PURGED_CHANNELS: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('clips.scan-request:' || channel_id, 0))
+FROM (
+    SELECT channel_id FROM clips.bot_channels
+    WHERE CASE WHEN $2 = 'guild_id' THEN guild_id ELSE channel_id END = $1
+    ORDER BY channel_id
+) AS scope";
+
 /// `$1` channel_id. The danger zone's "purge this channel's index": deletes the
 /// channel's clips and resets its scan position (`last_message_id`, `message_count`,
 /// `last_scanned_at`) so the next scan reads its whole history again, in one statement.
-/// Returns how many clips went and how many channels were reset (0: no such channel).
+/// Returns how many clips went, how many channels it covers (0: no such channel), and
+/// the unfinished run's channel and status that refused it (then nothing was written).
 pub(crate) const PURGE_CHANNEL_INDEX: &str = purge_index!("channel_id");
 
 /// `$1` guild_id. [`PURGE_CHANNEL_INDEX`] for every channel of a guild at once.

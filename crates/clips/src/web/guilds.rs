@@ -15,7 +15,10 @@
 //!   reset the scan position, so the next scan reads everything again. Each is
 //!   confirmed by typing the channel's or the guild's name, checked here, on the server;
 //!   a purge is refused while a scan of the channel is unfinished (it would go on
-//!   adding clips to what was just emptied).
+//!   adding clips to what was just emptied): asked first for the page's sentence, and
+//!   decided in the purge's own statement, under the channels' scan-request locks
+//!   ([`crate::Repo::purge_channel_index`]), so a scan queued in between refuses it too
+//!   (409).
 
 use axum::Json;
 use axum::extract::{Form, Path, State};

@@ -10,14 +10,19 @@
 //!   shorter channel than (a)'s: at one request a second, 200,000 messages would take
 //!   more than half an hour;
 //! - (c) the library at 100,000 clips: the first page, a filtered search and a page
-//!   deep in the grid, p50 and p95 of the repository call (the statement and its
-//!   round trip, what a page's handler waits for; goal p95 under 20 ms).
+//!   deep in the grid, p50 and p95 of the server time (goal p95 under 20 ms): the
+//!   library route of the clips feature's router, served on a local port in this
+//!   process to a signed-in member (its session and guild list in Redis, its OAuth2
+//!   grant from discord-sim), timed by a layer around the router, so the session, the
+//!   access check, the clips, the channel and author lists, the URL refresh and the
+//!   rendering all count. The repository call alone (`Repo::library_page`) is timed
+//!   too and shown beside it.
 //!
 //! Every guild, channel and clip the bench writes has ids minted by its own
 //! discord-sim; they are deleted at the end (the guilds, and with them everything
 //! else). Still, point `TAVERN_DATABASE_URL` at a scratch database: the load is real.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -208,8 +213,179 @@ where
     Ok(took)
 }
 
+/// The library's server: the clips feature's router on a local port, timed by a layer
+/// around it, and a member of the bench's library guild signed in to it.
+struct LibraryServer {
+    base: String,
+    http: reqwest::Client,
+    cookie: String,
+    /// How long each request took inside the server, in the order they came.
+    took: Arc<Mutex<Vec<Duration>>>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+/// Records the time the router took for each request.
+async fn time_request(
+    axum::extract::State(took): axum::extract::State<Arc<Mutex<Vec<Duration>>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    if let Ok(mut took) = took.lock() {
+        took.push(elapsed);
+    }
+    response
+}
+
+impl LibraryServer {
+    /// Serves the clips feature's routes, as `tavern serve` merges them (with the site's
+    /// layout; the server's body limit, timeout and request span left out), over `pg`,
+    /// Redis and `sim` as Discord (the bot and the login's OAuth2 application), and
+    /// signs a new member of `guild` in the way the web login does.
+    async fn start(
+        pg: &store::Postgres,
+        redis_url: &str,
+        sim: &Sim,
+        guild: Snowflake,
+    ) -> anyhow::Result<LibraryServer> {
+        let redis = store::Redis::connect(redis_url)
+            .await
+            .with_context(|| format!("connecting to Redis at {}", store::redact_url(redis_url)))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the library's listener")?;
+        let addr = listener.local_addr().context("the library's address")?;
+        let public_url = url::Url::parse(&format!("http://{addr}/")).context("the bench's URL")?;
+        let callback = web::login::callback_url(&public_url).context("the login callback")?;
+        sim.register_redirect_uri(callback.as_str());
+        let login = discord::oauth::OAuthApp::new(
+            sim.application_id().to_string(),
+            discord::oauth::ClientSecret::from(sim.client_secret()),
+            callback,
+            discord::oauth::OAuthEndpoints::at(&sim.http_url())
+                .context("discord-sim's OAuth2 URLs")?,
+        );
+        let mut ctx =
+            crate::app::context(redis, pg.clone(), discord_for(sim, u16::MAX), public_url);
+        ctx.discord_login = Some(login.clone());
+        let took = Arc::new(Mutex::new(Vec::new()));
+        let router = clips::feature(&ctx, clips::ClipsConfig::default())
+            .routes
+            .take()
+            .context("the clips feature serves pages")?
+            // What `tavern serve` puts around every route: the site's layout.
+            .layer(axum::Extension(web::page::Site::default().with_login(true)))
+            .layer(axum::middleware::from_fn_with_state(
+                took.clone(),
+                time_request,
+            ));
+        let served = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                eprintln!("tavern: the bench's library server stopped: {error}");
+            }
+        });
+
+        // A member of the guild, logged in through discord-sim's OAuth2 as the web
+        // login does: a real grant, so the page reads the member's guilds with it.
+        let viewer = sim.create_user("library-viewer");
+        sim.add_member(guild, viewer)
+            .context("adding the library's viewer to the guild")?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("an HTTP client")?;
+        let mut authorize = login.authorize_url(
+            "bench",
+            &[
+                discord::oauth::Scope::Identify,
+                discord::oauth::Scope::Guilds,
+            ],
+            None,
+        );
+        authorize
+            .query_pairs_mut()
+            .append_pair("sim_user_id", &viewer.to_string());
+        let back = http
+            .get(authorize)
+            .send()
+            .await
+            .context("discord-sim's authorize page")?;
+        let code = back
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| url::Url::parse(v).ok())
+            .and_then(|back| {
+                back.query_pairs()
+                    .find(|(k, _)| k == "code")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .context("discord-sim sends the viewer back with a code")?;
+        let grant = login
+            .exchange_code(&code.into())
+            .await
+            .context("exchanging the viewer's code")?;
+        let profile = web::session::SessionUser {
+            id: discord::UserId::new_checked(viewer.get()).context("the viewer's id")?,
+            username: "library-viewer".to_owned(),
+            global_name: None,
+            avatar: None,
+        };
+        let session = ctx
+            .sessions
+            .log_in(None, profile, &grant)
+            .await
+            .context("signing the viewer in")?;
+        Ok(LibraryServer {
+            base: format!("http://{addr}"),
+            http,
+            cookie: format!(
+                "{}={}",
+                ctx.sessions.config().cookie_name(),
+                session.id().expose()
+            ),
+            took,
+            served,
+        })
+    }
+
+    /// GETs the library page at `path_and_query` as the viewer: the number of clip
+    /// tiles it shows (an error unless it answers 200).
+    async fn tiles(&self, path_and_query: &str) -> anyhow::Result<usize> {
+        let response = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .header(reqwest::header::ACCEPT, "text/html")
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .with_context(|| format!("GET {path_and_query}"))?;
+        let status = response.status();
+        let body = response.text().await.context("the library page's body")?;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::OK,
+            "GET {path_and_query} answered {status}: {}",
+            body.chars().take(300).collect::<String>()
+        );
+        Ok(body.matches("data-attachment-id=").count())
+    }
+
+    /// The server times of the last `calls` requests, sorted.
+    fn last_times(&self, calls: usize) -> Vec<Duration> {
+        let mut last: Vec<Duration> = self
+            .took
+            .lock()
+            .map(|took| took.iter().rev().take(calls).copied().collect())
+            .unwrap_or_default();
+        last.sort();
+        last
+    }
+}
+
 /// `tavern bench clips`: see the module's documentation.
-pub async fn run(database_url: &str, load: ClipsLoad) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, redis_url: &str, load: ClipsLoad) -> anyhow::Result<()> {
     discord::install_crypto_provider();
     let pg = store::Postgres::connect(database_url)
         .await
@@ -226,7 +402,12 @@ pub async fn run(database_url: &str, load: ClipsLoad) -> anyhow::Result<()> {
         .context("starting the fakes' runtime")?;
     let clock: Arc<dyn feature::Clock> = Arc::new(feature::SystemClock);
     let mut guilds = Vec::new();
-    let result = measure(&repo, &fakes, &clock, load, &mut guilds).await;
+    let stores = Stores {
+        pg: &pg,
+        repo: &repo,
+        redis_url,
+    };
+    let result = measure(&stores, &fakes, &clock, load, &mut guilds).await;
     for guild in guilds {
         if let Err(error) = repo.delete_guild(guild).await {
             eprintln!("tavern: could not delete the bench's guild {guild}: {error}");
@@ -236,13 +417,21 @@ pub async fn run(database_url: &str, load: ClipsLoad) -> anyhow::Result<()> {
     result
 }
 
+/// Where the bench writes and reads.
+struct Stores<'a> {
+    pg: &'a store::Postgres,
+    repo: &'a Repo,
+    redis_url: &'a str,
+}
+
 async fn measure(
-    repo: &Repo,
+    stores: &Stores<'_>,
     fakes: &tokio::runtime::Runtime,
     clock: &Arc<dyn feature::Clock>,
     load: ClipsLoad,
     guilds: &mut Vec<GuildId>,
 ) -> anyhow::Result<()> {
+    let repo = stores.repo;
     println!("clips: deep scans served by discord-sim (its own runtime), indexed into PostgreSQL");
 
     // (a) Discord's limits off: what Tavern and PostgreSQL ingest.
@@ -385,8 +574,10 @@ async fn measure(
     );
     let everything = LibraryFilter::guild(library);
     let mut filtered = LibraryFilter::guild(library);
-    filtered.channel = Some(channel_id(halves[0])?);
-    filtered.author = Some(discord::UserId::new_checked(authors[3].get()).context("an author")?);
+    let (sessions_channel, searched_author) = (halves[0], authors[3]);
+    filtered.channel = Some(channel_id(sessions_channel)?);
+    filtered.author =
+        Some(discord::UserId::new_checked(searched_author.get()).context("an author")?);
     filtered.search = Some(SearchText::parse("dragon")?);
     // The cursor of the 100th page, walked to once.
     let mut deep: Option<LibraryCursor> = None;
@@ -397,14 +588,34 @@ async fn measure(
             break;
         }
     }
-    let queries: [(&str, &LibraryFilter, Option<LibraryCursor>); 3] = [
-        ("first page      ", &everything, None),
-        ("filtered search ", &filtered, None),
-        ("100th page      ", &everything, deep),
+    let server = LibraryServer::start(stores.pg, stores.redis_url, &sim, guild).await?;
+    let path = clips::web::library_path(library);
+    let filtered_path =
+        format!("{path}?channel={sessions_channel}&author={searched_author}&q=dragon");
+    let deep_path = match deep {
+        Some(cursor) => {
+            let mut url = url::Url::parse("http://bench/").context("a URL")?;
+            url.set_path(&path);
+            url.query_pairs_mut()
+                .append_pair("before", &cursor.to_string());
+            format!("{}?{}", url.path(), url.query().unwrap_or_default())
+        }
+        None => path.clone(),
+    };
+    let queries: [(&str, &LibraryFilter, Option<LibraryCursor>, &str); 3] = [
+        ("first page      ", &everything, None, &path),
+        ("filtered search ", &filtered, None, &filtered_path),
+        ("100th page      ", &everything, deep, &deep_path),
     ];
     let mut worst = Duration::ZERO;
-    for (name, filter, cursor) in queries {
-        let took = timed(load.queries, move || async move {
+    for (name, filter, cursor, page) in queries {
+        let calls = load.queries.max(1);
+        let server_times = {
+            let server = &server;
+            timed(calls, move || async move { server.tiles(page).await }).await?;
+            server.last_times(calls)
+        };
+        let statement = timed(calls, move || async move {
             Ok(repo
                 .library_page(filter, cursor, LIBRARY_PAGE)
                 .await?
@@ -412,17 +623,19 @@ async fn measure(
                 .len())
         })
         .await?;
-        let p95 = percentile(&took, 95.0);
+        let p95 = percentile(&server_times, 95.0);
         worst = worst.max(p95);
         println!(
-            "                    {name} p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
-            ms(percentile(&took, 50.0)),
+            "                    {name} server p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; its repository call p95 {:.2} ms",
+            ms(percentile(&server_times, 50.0)),
             ms(p95),
-            ms(took.last().copied().unwrap_or_default())
+            ms(server_times.last().copied().unwrap_or_default()),
+            ms(percentile(&statement, 95.0))
         );
     }
+    server.served.abort();
     println!(
-        "                    goal p95 < {} ms: {} (worst p95 {:.2} ms, {:.2}x the goal)",
+        "                    goal p95 < {} ms (server time): {} (worst p95 {:.2} ms, {:.2}x the goal)",
         LIBRARY_GOAL.as_millis(),
         verdict(worst < LIBRARY_GOAL),
         ms(worst),
