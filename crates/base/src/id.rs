@@ -108,6 +108,16 @@ pub const URL_SAFE: Charset = Charset {
     alphabet: ALNUM_ALPHABET,
 };
 
+/// Key parts the seed itself writes with `:` inside: printable ASCII other than spaces,
+/// `{` and `}` (a rate-limit endpoint `api:meetings:create`, an identifier `user:123` in
+/// `ratelimit:{endpoint}:{identifier}:{window}`). Only for a part whose key is read back
+/// whole, never split at its `:`; every other id uses a set without `:`.
+pub const SEGMENTED: Charset = Charset {
+    allows: |b| b.is_ascii_graphic() && b != b'{' && b != b'}',
+    describe: "printable ASCII other than spaces, '{' and '}'",
+    alphabet: ALNUM_ALPHABET,
+};
+
 impl Charset {
     /// Checks `value`: not empty, at most `max` bytes, only this set's bytes.
     pub fn check(&self, what: &'static str, value: &str, max: usize) -> Result<(), InvalidId> {
@@ -564,6 +574,37 @@ mod tests {
         assert!(Hash::parse("0a1").is_err());
         assert!(Hash::parse("0A1B").is_err());
         assert!(Hash::parse("0a1b2c3d4").is_err());
+    }
+
+    crate::key_id! {
+        /// Test id with `:` inside.
+        pub struct Part(String) { what: "key part", chars: crate::id::SEGMENTED, max: 16 }
+    }
+
+    #[test]
+    fn segmented_ids_keep_their_colons_and_refuse_spaces_and_braces() {
+        assert_eq!(
+            Part::parse("api:meetings:x").expect("ok").as_str(),
+            "api:meetings:x"
+        );
+        assert_eq!(Part::parse("user:123").expect("ok").to_string(), "user:123");
+        for bad in [
+            "",
+            "a b",
+            "{a}",
+            "a}",
+            "caf\u{e9}",
+            "a\tb",
+            "abcdefghijklmnopq",
+        ] {
+            let error = Part::parse(bad).expect_err(bad);
+            assert_eq!(error.what, "key part");
+        }
+        let error = Part::parse("user {1}").expect_err("brace");
+        assert_eq!(
+            error.to_string(),
+            "`user {1}` is not a valid key part: only printable ASCII other than spaces, '{' and '}' are allowed"
+        );
     }
 
     #[test]

@@ -326,63 +326,62 @@ impl fmt::Display for MeetingCode {
     }
 }
 
-/// Checks a key component given by a caller: non-empty, at most `max` bytes, printable
-/// ASCII without spaces or braces (braces would act as a Redis Cluster hash tag), and
-/// without `:` unless `allow_colon`.
-fn check_key_part(
-    what: &'static str,
-    s: &str,
-    max: usize,
-    allow_colon: bool,
-) -> Result<(), InvalidId> {
-    if s.is_empty() {
-        return Err(InvalidId::new(what, s, "empty"));
-    }
-    if s.len() > max {
-        return Err(InvalidId::new(what, s, "too long"));
-    }
-    let ok = s
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}' && (allow_colon || b != b':'));
-    if !ok {
-        return Err(InvalidId::new(
-            what,
-            s,
-            "only printable ASCII without spaces or braces is allowed",
-        ));
-    }
-    Ok(())
-}
-
-/// The `{endpoint}` or `{identifier}` of a rate-limit key, e.g. `api:meetings:create` or
-/// `user:123` (`:` allowed, as in the seed's example).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RateLimitPart(String);
-
-impl RateLimitPart {
-    pub fn parse(s: &str) -> Result<RateLimitPart, InvalidId> {
-        check_key_part("rate-limit key part", s, 200, true)?;
-        Ok(RateLimitPart(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+base::key_id! {
+    /// The `{endpoint}` or `{identifier}` of a rate-limit key, e.g. `api:meetings:create`
+    /// or `user:123` (`:` allowed, as in the seed's example; no spaces, no braces, which
+    /// would act as a Redis Cluster hash tag).
+    pub struct RateLimitPart(String) {
+        what: "rate-limit key part", chars: base::id::SEGMENTED, max: 200
     }
 }
 
-/// The hash of a JWT (`{token_hash}`), never the token itself: a leaked Redis dump then
-/// holds no usable token (so the hash itself is not a secret).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TokenHash(String);
+base::key_id! {
+    /// The hash of a JWT (`{token_hash}`; Tavern writes SHA-256 in lowercase hex), never
+    /// the token itself: a leaked Redis dump then holds no usable token (so the hash
+    /// itself is not a secret).
+    pub struct TokenHash(String) { what: "token hash", chars: base::id::NAME, max: 256 }
+}
 
-impl TokenHash {
-    pub fn parse(s: &str) -> Result<TokenHash, InvalidId> {
-        check_key_part("token hash", s, 256, false)?;
-        Ok(TokenHash(s.to_owned()))
+base::key_id! {
+    /// The `{entity_id}` of `cache:{entity_type}:{entity_id}`: the cached row's id
+    /// (made from the typed ids with `From`; parsed when it comes as text).
+    pub struct CacheEntityId(String) {
+        what: "cached entity id", chars: base::id::NAME, max: 255
     }
+}
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+impl From<MeetingId> for CacheEntityId {
+    fn from(id: MeetingId) -> CacheEntityId {
+        CacheEntityId(id.to_string())
+    }
+}
+
+impl From<UserId> for CacheEntityId {
+    fn from(id: UserId) -> CacheEntityId {
+        CacheEntityId(id.to_string())
+    }
+}
+
+impl From<RecordingId> for CacheEntityId {
+    fn from(id: RecordingId) -> CacheEntityId {
+        CacheEntityId(id.to_string())
+    }
+}
+
+impl From<&ControllerId> for CacheEntityId {
+    fn from(id: &ControllerId) -> CacheEntityId {
+        CacheEntityId(id.as_str().to_owned())
+    }
+}
+
+base::key_id! {
+    /// The one-time `state` of a "log in with Discord" (`{state}` of
+    /// `tavern:meetings:oauth_state:{state}`): 43 random letters and digits (a state of
+    /// the earlier base64url form, with `-` and `_`, still reads). It is a bearer secret
+    /// until used, so `Debug` is redacted; a presented one is parsed before it becomes
+    /// part of a key, and one of any other shape is refused.
+    pub secret struct OAuthState(String) {
+        what: "login state", chars: base::id::URL_SAFE, max: 43, min: 43, random: 43,
     }
 }
 
@@ -390,14 +389,8 @@ impl TokenHash {
 /// grants a connection to whoever presents it, so it is a [`Secret`]: `Debug` is
 /// redacted, there is no `Display`, and only [`WtToken::expose`] gives the value (for
 /// its key and for the client it is issued to).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WtToken(Secret);
-
-impl fmt::Debug for WtToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WtToken([redacted])")
-    }
-}
 
 impl WtToken {
     pub const HEX_LEN: usize = 64;
@@ -903,12 +896,71 @@ mod tests {
     }
 
     #[test]
+    fn key_parts_keep_the_seed_s_colons_and_say_what_was_wrong() {
+        let endpoint = RateLimitPart::parse("api:meetings:create").unwrap();
+        assert_eq!(endpoint.as_str(), "api:meetings:create");
+        assert!(RateLimitPart::parse(&"a".repeat(200)).is_ok());
+        let error = RateLimitPart::parse(&"a".repeat(201)).unwrap_err();
+        assert_eq!(error.what, "rate-limit key part");
+        assert_eq!(error.reason, "it is longer than 200 characters");
+        let error = RateLimitPart::parse("user:{1}").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`user:{1}` is not a valid rate-limit key part: \
+             only printable ASCII other than spaces, '{' and '}' are allowed"
+        );
+        let hash = crate::auth::sha256_hex(b"token");
+        assert_eq!(TokenHash::parse(&hash).unwrap().as_str(), hash);
+        let error = TokenHash::parse("ab:12").unwrap_err();
+        assert_eq!(error.what, "token hash");
+        assert_eq!(
+            error.reason,
+            "only ASCII letters, digits, '.', '_' and '-' are allowed"
+        );
+        assert!(TokenHash::parse(&"a".repeat(256)).is_ok());
+        assert!(TokenHash::parse(&"a".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn cached_entity_ids_come_from_the_typed_ids() {
+        let meeting = MeetingId::random();
+        assert_eq!(
+            CacheEntityId::from(meeting).as_str(),
+            meeting.to_string().as_str()
+        );
+        let controller = ControllerId::parse("mc-1").unwrap();
+        assert_eq!(CacheEntityId::from(&controller).as_str(), "mc-1");
+        assert_eq!(CacheEntityId::parse("u1").unwrap().as_str(), "u1");
+        for bad in ["", "a:b", "a b", "{a}", "a*"] {
+            assert_eq!(
+                CacheEntityId::parse(bad).unwrap_err().what,
+                "cached entity id"
+            );
+        }
+    }
+
+    #[test]
+    fn login_states_are_random_one_shape_and_hidden_from_debug() {
+        let state = OAuthState::random();
+        assert_eq!(state.expose().len(), 43);
+        assert_eq!(OAuthState::parse(state.expose()).unwrap(), state);
+        assert_ne!(OAuthState::random(), state);
+        assert_eq!(format!("{state:?}"), "OAuthState([redacted])");
+        for bad in ["", "short", "a:b", &format!("{}:", "a".repeat(42))] {
+            let error = OAuthState::parse(bad).unwrap_err();
+            assert_eq!(error.what, "login state");
+            assert_eq!(error.value, "[redacted]", "{error}");
+        }
+    }
+
+    #[test]
     fn connection_tokens_are_64_hex_digits_hidden_from_debug() {
         let mut rng = StdRng::seed_from_u64(3);
         let token = WtToken::generate(&mut rng);
         assert_eq!(WtToken::parse(token.expose()).unwrap(), token);
         assert_ne!(WtToken::generate(&mut rng), token);
         assert!(!format!("{token:?}").contains(token.expose()));
+        assert_eq!(format!("{token:?}"), "WtToken(Secret([redacted]))");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! end-to-end encryption build on it.
 //!
 //! # Rooms
-//! - [`domain`]: ids (made with `base::key_id!`; the connection token a
-//!   [`base::Secret`]), the seed's enumerated values, meeting codes, the weighted choice
+//! - [`domain`]: ids (made with `base::key_id!`, every one that becomes part of a Redis
+//!   key: the rate-limit parts, the token hash, the cached entity's id, the Discord
+//!   login's `state`; the connection token a [`base::Secret`]), the seed's enumerated
+//!   values, meeting codes, the weighted choice
 //!   of a meeting controller or media handler, the retention rules, TTL arithmetic. Pure:
 //!   no I/O, no clock.
 //! - [`schema`]: the seed's tables (the migrations in `migrations/`, included as

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use chrono::{TimeDelta, Utc};
 use common::{Env, env, handler_registration};
 use meetings::domain::{
-    ActorType, AuditResult, ConnectionType, ControllerId, DisplayName, HandlerId, HealthStatus,
-    LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus, ParticipantId, RateLimitPart,
-    Region, StreamId, StreamType, TokenHash, UserId, WtToken,
+    ActorType, AuditResult, CacheEntityId, ConnectionType, ControllerId, DisplayName, HandlerId,
+    HealthStatus, LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus, ParticipantId,
+    RateLimitPart, Region, StreamId, StreamType, TokenHash, UserId, WtToken,
 };
 use meetings::repo::{
     AuditEntry, ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
@@ -855,13 +855,17 @@ async fn a_published_stream_lives_while_live_counts_subscribers_once_and_expires
 async fn cached_rows_live_for_their_entity_types_ttl() {
     let env = env().await;
     let repo = repo(&env);
-    let id = MeetingId::random().to_string();
+    let meeting = MeetingId::random();
+    let (id, cached) = (meeting.to_string(), CacheEntityId::from(meeting));
     let row = serde_json::json!({"display_name": "Standup", "status": "active"});
 
-    repo.cache_put(CacheEntity::Meeting, &id, &row)
+    repo.cache_put(CacheEntity::Meeting, &cached, &row)
         .await
         .unwrap();
-    repo.cache_put(CacheEntity::User, "u1", &row).await.unwrap();
+    let user = CacheEntityId::parse("u1").unwrap();
+    repo.cache_put(CacheEntity::User, &user, &row)
+        .await
+        .unwrap();
 
     let key = format!("cache:meeting:{id}");
     assert_eq!(env.redis_type(&key).await, "string");
@@ -869,14 +873,14 @@ async fn cached_rows_live_for_their_entity_types_ttl() {
     let user_ttl = env.ttl("cache:user:u1").await;
     assert!(300 < user_ttl && user_ttl <= 3_600, "{user_ttl}");
     assert_eq!(
-        repo.cache_get(CacheEntity::Meeting, &id).await.unwrap(),
+        repo.cache_get(CacheEntity::Meeting, &cached).await.unwrap(),
         Some(row)
     );
-    repo.cache_invalidate(CacheEntity::Meeting, &id)
+    repo.cache_invalidate(CacheEntity::Meeting, &cached)
         .await
         .unwrap();
     assert_eq!(
-        repo.cache_get(CacheEntity::Meeting, &id).await.unwrap(),
+        repo.cache_get(CacheEntity::Meeting, &cached).await.unwrap(),
         None
     );
 }

@@ -3,22 +3,15 @@
 //! its first 12 characters (`api_keys.key_prefix`, `tmk_` and 8 more) so a person can
 //! tell their keys apart.
 
-use std::fmt;
-
+use base::Secret;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 
 use super::crypto::{CryptoError, random_bytes, sha256_hex};
 
-/// A whole API key, a bearer secret: `Debug` is redacted, there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKeySecret(String);
-
-impl fmt::Debug for ApiKeySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKeySecret([redacted])")
-    }
-}
+/// A whole API key, a bearer [`Secret`]: `Debug` is redacted, there is no `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeySecret(Secret);
 
 impl ApiKeySecret {
     /// What every key starts with (and what tells a key from a JWT in a bearer header).
@@ -28,11 +21,11 @@ impl ApiKeySecret {
     pub const SHOWN: usize = 12;
 
     pub fn generate() -> Result<ApiKeySecret, CryptoError> {
-        Ok(ApiKeySecret(format!(
+        Ok(ApiKeySecret(Secret::new(format!(
             "{}{}",
             Self::PREFIX,
             B64URL.encode(random_bytes::<32>()?)
-        )))
+        ))))
     }
 
     /// Reads a presented key; `None` for anything that is not shaped like one.
@@ -42,7 +35,7 @@ impl ApiKeySecret {
             && body
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| ApiKeySecret(s.to_owned()))
+        ok.then(|| ApiKeySecret(Secret::from(s)))
     }
 
     /// Whether a bearer credential claims to be an API key (rather than a JWT).
@@ -52,17 +45,17 @@ impl ApiKeySecret {
 
     /// `api_keys.key_hash`.
     pub fn hash(&self) -> String {
-        sha256_hex(self.0.as_bytes())
+        sha256_hex(self.0.expose_str().as_bytes())
     }
 
     /// `api_keys.key_prefix`.
     pub fn prefix(&self) -> String {
-        self.0.chars().take(Self::SHOWN).collect()
+        self.0.expose_str().chars().take(Self::SHOWN).collect()
     }
 
     /// The key, for the one answer that shows it. Never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_str()
     }
 }
 
@@ -82,6 +75,7 @@ mod tests {
         assert!(key.expose().starts_with(&key.prefix()));
         assert_eq!(key.hash().len(), 64);
         assert!(!format!("{key:?}").contains(key.expose()));
+        assert_eq!(format!("{key:?}"), "ApiKeySecret(Secret([redacted]))");
         assert_ne!(ApiKeySecret::generate().unwrap(), key);
         assert!(ApiKeySecret::parse("tmk_short").is_none());
         assert!(ApiKeySecret::parse("eyJhbGciOi.x.y").is_none());

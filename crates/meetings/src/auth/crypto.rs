@@ -6,8 +6,7 @@
 //! {kid}` or `oauth:discord:access`), so a ciphertext copied from one place to another
 //! does not open there.
 
-use std::fmt;
-
+use base::Secret;
 use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -24,15 +23,9 @@ pub enum CryptoError {
 }
 
 /// `meetings_secret_key`: the 32-byte AES-256-GCM key that encrypts signing keys and
-/// OAuth tokens at rest. `Debug` is redacted; there is no `Display`.
-#[derive(Clone)]
-pub struct MeetingsSecretKey([u8; 32]);
-
-impl fmt::Debug for MeetingsSecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MeetingsSecretKey([redacted])")
-    }
-}
+/// OAuth tokens at rest. A [`Secret`]: `Debug` is redacted; there is no `Display`.
+#[derive(Debug, Clone)]
+pub struct MeetingsSecretKey(Secret<[u8; 32]>);
 
 impl MeetingsSecretKey {
     /// Reads the configured key: standard base64 (padding optional) of exactly 32 bytes.
@@ -48,7 +41,7 @@ impl MeetingsSecretKey {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| CryptoError::BadKey("it does not decode to 32 bytes"))?;
-        Ok(MeetingsSecretKey(key))
+        Ok(MeetingsSecretKey(Secret::new(key)))
     }
 
     /// A fresh random key (the sandbox's, written once to its data dir).
@@ -57,23 +50,23 @@ impl MeetingsSecretKey {
         SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| CryptoError::NoRandomness)?;
-        Ok(MeetingsSecretKey(key))
+        Ok(MeetingsSecretKey(Secret::new(key)))
     }
 
     /// A random key from `rng` (give it a cryptographically secure one).
     pub fn random<R: rand::Rng + ?Sized>(rng: &mut R) -> MeetingsSecretKey {
-        MeetingsSecretKey(rng.random())
+        MeetingsSecretKey(Secret::new(rng.random()))
     }
 
     /// The key in standard base64, to write where it is kept (the sandbox's data dir).
     /// Never log it.
     pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.0)
+        base64::engine::general_purpose::STANDARD.encode(self.0.expose())
     }
 
     fn aead(&self) -> Result<LessSafeKey, CryptoError> {
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, &self.0).map_err(|_| CryptoError::BadKey("rejected"))?;
+        let unbound = UnboundKey::new(&AES_256_GCM, self.0.expose())
+            .map_err(|_| CryptoError::BadKey("rejected"))?;
         Ok(LessSafeKey::new(unbound))
     }
 
@@ -164,6 +157,7 @@ mod tests {
         let text = key.to_base64();
         let again = MeetingsSecretKey::parse_base64(&text).unwrap();
         assert_eq!(again.0, key.0);
+        assert_eq!(format!("{key:?}"), "MeetingsSecretKey(Secret([redacted]))");
         assert!(MeetingsSecretKey::parse_base64(text.trim_end_matches('=')).is_ok());
         assert_eq!(
             MeetingsSecretKey::parse_base64("").unwrap_err(),

@@ -9,6 +9,9 @@
 //! - `jwt`: the compact JWS encoder and verifier, [`Claims`], [`Jwks`];
 //! - `keys`: the rotation rules ([`Rotation`]) and key material;
 //! - `scopes`, `api_keys`, `rate_limit`.
+//!
+//! Every secret here (the secret key, passwords, API keys, access tokens, the Discord
+//! login's `state`) is held in a [`base::Secret`], so its `Debug` is redacted.
 
 mod api_keys;
 mod crypto;

@@ -10,10 +10,8 @@ use base::Secret;
 use chrono::TimeDelta;
 use discord::oauth::{OAuthApp, Scope as DiscordScope};
 
-use super::crypto::random_bytes;
-use super::jwt::Kid;
 use super::{AccessToken, Auth, AuthError, ClientInfo, Email, Scopes};
-use crate::domain::{ActorType, AuditResult, DisplayName, UserId};
+use crate::domain::{ActorType, AuditResult, DisplayName, OAuthState, UserId};
 use crate::repo::AuditEntry;
 use crate::repo::users::OAuthLink;
 
@@ -34,9 +32,9 @@ impl Auth {
     /// Starts a login: a one-time `state` is remembered and Discord's authorize URL
     /// (scope `identify`) returned.
     pub async fn begin_discord_login(&self, app: &OAuthApp) -> Result<url::Url, AuthError> {
-        let state = Kid::from_bytes(&random_bytes::<32>()?).to_string();
+        let state = OAuthState::random();
         self.repo().save_oauth_state(&state, DISCORD).await?;
-        Ok(app.authorize_url(&state, &[DiscordScope::Identify], None))
+        Ok(app.authorize_url(state.expose(), &[DiscordScope::Identify], None))
     }
 
     /// Finishes a login: the `state` must be one this server made (used once), the code
@@ -48,11 +46,17 @@ impl Auth {
         state: &str,
         client: &ClientInfo,
     ) -> Result<(UserId, AccessToken, bool), AuthError> {
-        if self.repo().take_oauth_state(state).await?.as_deref() != Some(DISCORD) {
-            return Err(AuthError::invalid(
+        let bad_state = || {
+            AuthError::invalid(
                 "bad_state",
                 "this login link is unknown, used or expired; start again",
-            ));
+            )
+        };
+        // Anything this server cannot have made was never issued; it is parsed before it
+        // becomes part of a key.
+        let state = OAuthState::parse(state).map_err(|_| bad_state())?;
+        if self.repo().take_oauth_state(&state).await?.as_deref() != Some(DISCORD) {
+            return Err(bad_state());
         }
         let grant = app
             .exchange_code(&Secret::from(code))

@@ -5,6 +5,7 @@ use std::fmt;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use base::Secret;
 
 use super::crypto::{CryptoError, random_bytes};
 
@@ -66,16 +67,10 @@ impl fmt::Display for Email {
     }
 }
 
-/// A password that passed the strength rules. `Debug` is redacted, there is no
-/// `Display`; it lives only until it is hashed or checked.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
+/// A password that passed the strength rules. A [`Secret`]: `Debug` is redacted, there
+/// is no `Display`; it lives only until it is hashed or checked.
+#[derive(Debug, Clone)]
+pub struct Password(Secret);
 
 impl Password {
     pub const MIN_CHARS: usize = 10;
@@ -117,17 +112,17 @@ impl Password {
                 "it must not contain your email address",
             ));
         }
-        Ok(Password(s.to_owned()))
+        Ok(Password(Secret::from(s)))
     }
 
     /// A password presented at login: no rules (an old password stays usable), only the
     /// size bound.
     pub fn presented(s: &str) -> Option<Password> {
-        (s.len() <= Self::MAX_BYTES).then(|| Password(s.to_owned()))
+        (s.len() <= Self::MAX_BYTES).then(|| Password(Secret::from(s)))
     }
 
     fn expose(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.0.expose_str().as_bytes()
     }
 }
 
@@ -220,6 +215,10 @@ mod tests {
         assert!(Password::new_for(&"ab1".repeat(400), &e).is_err());
         assert!(
             !format!("{:?}", Password::new_for("correct horse 7", &e).unwrap()).contains("horse")
+        );
+        assert_eq!(
+            format!("{:?}", Password::presented("correct horse 7").unwrap()),
+            "Password(Secret([redacted]))"
         );
     }
 

@@ -4,6 +4,7 @@
 use store::Writes;
 
 use super::{MeetingsError, Repo, ttl_secs};
+use crate::domain::CacheEntityId;
 use crate::schema::{self, CacheEntity};
 
 impl Repo {
@@ -12,7 +13,7 @@ impl Repo {
     pub async fn cache_put(
         &self,
         entity: CacheEntity,
-        id: &str,
+        id: &CacheEntityId,
         value: &serde_json::Value,
     ) -> Result<(), MeetingsError> {
         let mut writes = Writes::new();
@@ -30,7 +31,7 @@ impl Repo {
     pub async fn cache_get(
         &self,
         entity: CacheEntity,
-        id: &str,
+        id: &CacheEntityId,
     ) -> Result<Option<serde_json::Value>, MeetingsError> {
         let mut conn = self.redis.conn();
         let raw: Option<String> = redis::cmd("GET")
@@ -44,7 +45,7 @@ impl Repo {
     pub async fn cache_invalidate(
         &self,
         entity: CacheEntity,
-        id: &str,
+        id: &CacheEntityId,
     ) -> Result<(), MeetingsError> {
         let mut writes = Writes::new();
         writes.del(&schema::cache_key(entity, id));

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MeetingsError, Repo};
 use crate::auth::Email;
-use crate::domain::{DisplayName, UserId};
+use crate::domain::{DisplayName, OAuthState, UserId};
 use crate::schema;
 
 /// What a login needs to know of an account.
@@ -148,7 +148,11 @@ impl Repo {
 impl Repo {
     /// Remembers the one-time `state` of a provider login for
     /// [`schema::OAUTH_STATE_TTL`].
-    pub async fn save_oauth_state(&self, state: &str, provider: &str) -> Result<(), MeetingsError> {
+    pub async fn save_oauth_state(
+        &self,
+        state: &OAuthState,
+        provider: &str,
+    ) -> Result<(), MeetingsError> {
         let mut writes = store::Writes::new();
         writes.set_ex(
             &schema::oauth_state_key(state),
@@ -161,7 +165,10 @@ impl Repo {
 
     /// Takes a login `state` (read and deleted in one `MULTI`/`EXEC`, so it is used
     /// once): the provider it was made for, or `None` when unknown, used or expired.
-    pub async fn take_oauth_state(&self, state: &str) -> Result<Option<String>, MeetingsError> {
+    pub async fn take_oauth_state(
+        &self,
+        state: &OAuthState,
+    ) -> Result<Option<String>, MeetingsError> {
         let key = schema::oauth_state_key(state);
         let mut pipe = redis::pipe();
         pipe.atomic().get(&key).del(&key).ignore();

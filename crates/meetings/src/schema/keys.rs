@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::domain::{
-    ControllerId, MeetingId, ParticipantId, RateLimitPart, StreamId, TokenHash, WtToken,
+    CacheEntityId, ControllerId, MeetingId, OAuthState, ParticipantId, RateLimitPart, StreamId,
+    TokenHash, WtToken,
 };
 
 /// `meeting:{meeting_id}` (hash): the active meeting's state.
@@ -100,8 +101,8 @@ pub const SIGNING_KEYS_KEY: &str = "tavern:meetings:signing_keys";
 /// a "log in with Discord" that has not come back yet. Tavern's own key (the seed keeps
 /// no login state); it holds the state itself, like `wt:token:{token}`, and lives
 /// [`OAUTH_STATE_TTL`].
-pub fn oauth_state_key(state: &str) -> String {
-    format!("tavern:meetings:oauth_state:{state}")
+pub fn oauth_state_key(state: &OAuthState) -> String {
+    format!("tavern:meetings:oauth_state:{}", state.expose())
 }
 
 /// How long a login may take at the provider.
@@ -126,7 +127,7 @@ pub fn wt_token_key(token: &WtToken) -> String {
 }
 
 /// `cache:{entity_type}:{entity_id}` (string: JSON of the row).
-pub fn cache_key(entity: CacheEntity, id: &str) -> String {
+pub fn cache_key(entity: CacheEntity, id: &CacheEntityId) -> String {
     format!("cache:{}:{id}", entity.as_str())
 }
 
@@ -319,8 +320,13 @@ mod tests {
         let token = WtToken::parse(&"a".repeat(64)).unwrap();
         assert_eq!(wt_token_key(&token), format!("wt:token:{}", "a".repeat(64)));
         assert_eq!(
-            cache_key(CacheEntity::Meeting, M),
+            cache_key(CacheEntity::Meeting, &CacheEntityId::from(m)),
             format!("cache:meeting:{M}")
+        );
+        let state = OAuthState::random();
+        assert_eq!(
+            oauth_state_key(&state),
+            format!("tavern:meetings:oauth_state:{}", state.expose())
         );
         assert_eq!(
             meeting_of_participants_key(&meeting_participants_key(m)),

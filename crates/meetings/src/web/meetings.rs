@@ -18,6 +18,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base::Secret;
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -195,10 +196,12 @@ impl From<&Meeting> for MeetingJson {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JoinGrantJson {
     /// The meeting token (an EdDSA JWT naming the meeting and the participant).
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: Secret,
     pub expires_in: u64,
     /// The one-time connection token (64 hex characters).
-    pub wt_token: String,
+    #[schema(value_type = String)]
+    pub wt_token: Secret,
     #[schema(
         example = "https://mc-1.example.org:4433/meetings/0b8f6f7e-1c0e-4e55-9f59-6f6f1c3f7a10"
     )]
@@ -214,9 +217,9 @@ pub struct JoinGrantJson {
 impl From<JoinGrant> for JoinGrantJson {
     fn from(g: JoinGrant) -> JoinGrantJson {
         JoinGrantJson {
-            token: g.token.expose_str().to_owned(),
+            token: g.token,
             expires_in: g.expires_in,
-            wt_token: g.wt_token.expose().to_owned(),
+            wt_token: Secret::from(g.wt_token.expose()),
             webtransport_url: g.webtransport_url,
             certificate_hash: g.certificate_hash,
             participant_id: g.participant_id.to_string(),
@@ -241,13 +244,16 @@ pub struct MeetingWithGrant {
 pub struct GuestToken {
     #[schema(format = Uuid)]
     pub participant_id: String,
-    /// The meeting token for the `JoinRequest`.
-    pub token: String,
+    /// The meeting token for the `JoinRequest` (a bearer [`Secret`]: written bare on
+    /// the wire, redacted in `Debug`).
+    #[schema(value_type = String)]
+    pub token: Secret,
     /// `Bearer`.
     pub token_type: String,
     pub expires_in: u64,
-    /// The one-time connection token.
-    pub wt_token: String,
+    /// The one-time connection token (a bearer [`Secret`], like `token`).
+    #[schema(value_type = String)]
+    pub wt_token: Secret,
     pub webtransport_url: String,
     pub certificate_hash: Option<String>,
     pub meeting: MeetingJson,
@@ -672,10 +678,10 @@ impl GuestToken {
     fn new(grant: JoinGrant, meeting: &Meeting) -> GuestToken {
         GuestToken {
             participant_id: grant.participant_id.to_string(),
-            token: grant.token.expose_str().to_owned(),
+            token: grant.token,
             token_type: BEARER.to_owned(),
             expires_in: grant.expires_in,
-            wt_token: grant.wt_token.expose().to_owned(),
+            wt_token: Secret::from(grant.wt_token.expose()),
             webtransport_url: grant.webtransport_url,
             certificate_hash: grant.certificate_hash,
             meeting: MeetingJson::from(meeting),
@@ -852,6 +858,49 @@ mod tests {
         assert_eq!(
             (refused.status, refused.code),
             (StatusCode::NOT_FOUND, "meeting_not_found")
+        );
+    }
+
+    use crate::domain::ParticipantId;
+
+    #[test]
+    fn a_guest_token_writes_its_tokens_bare_and_hides_them_from_debug() {
+        let (token, wt_token) = ("eyJ.meeting.token", "ab".repeat(32));
+        let json = serde_json::json!({
+            "participant_id": ParticipantId::random().to_string(),
+            "token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "wt_token": wt_token,
+            "webtransport_url": "https://127.0.0.1:4433/meetings/x",
+            "certificate_hash": null,
+            "meeting": {
+                "meeting_id": MeetingId::random().to_string(),
+                "meeting_code": "ABC-DEFG-HJK",
+                "display_name": "Standup",
+                "status": "active",
+                "created_by_user_id": null,
+                "max_participants": 10,
+                "enable_e2e_encryption": false,
+                "require_auth": false,
+                "allow_recording": false,
+                "waiting_room_enabled": false,
+                "scheduled_start_time": null,
+                "actual_start_time": null,
+                "ended_at": null,
+                "created_at": "2026-01-01T00:00:00Z",
+            },
+        });
+        let guest: GuestToken = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(guest.token.expose_str(), token);
+        assert_eq!(serde_json::to_value(&guest).unwrap(), json);
+        let shown = format!("{guest:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains(&wt_token), "{shown}");
+        assert!(
+            shown.contains("token: Secret([redacted])")
+                && shown.contains("wt_token: Secret([redacted])"),
+            "{shown}"
         );
     }
 

@@ -46,6 +46,7 @@ use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use base::Secret;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,7 +58,7 @@ use self::meetings::{
     END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SESSION_GRANT_PATH, SETTINGS_PATH,
 };
 use self::openapi::OPENAPI_PATH;
-use self::page::{MEET_PATH, MEET_SCRIPT_PATH, MEET_STYLE_PATH};
+use self::page::{MEET_PATH, MEET_SCRIPT, MEET_STYLE};
 use crate::Repo;
 use crate::auth::{ApiKeyId, Auth, Authenticated, ClientInfo, Jwks};
 use crate::domain::{Liveness, Region};
@@ -139,8 +140,7 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
         )
         .get(OPENAPI_PATH, Access::Public, openapi::serve)
         .get(MEET_PATH, Access::Public, page::meet)
-        .get(MEET_SCRIPT_PATH, Access::Public, page::script)
-        .get(MEET_STYLE_PATH, Access::Public, page::style)
+        .assets(&[&MEET_SCRIPT, &MEET_STYLE])
         .with_state(WebState {
             auth,
             discord,
@@ -153,14 +153,16 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: Secret,
     pub display_name: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub user_id: String,
-    pub access_token: String,
+    #[schema(value_type = String)]
+    pub access_token: Secret,
     pub token_type: String,
     pub expires_in: u64,
 }
@@ -168,12 +170,14 @@ pub struct RegisterResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TokenRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: Secret,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[schema(value_type = String)]
+    pub access_token: Secret,
     pub token_type: String,
     pub expires_in: u64,
 }
@@ -218,13 +222,18 @@ async fn register(
     Body(body): Body<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (user, token) = auth
-        .register(&body.email, &body.password, &body.display_name, &client)
+        .register(
+            &body.email,
+            body.password.expose_str(),
+            &body.display_name,
+            &client,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
             user_id: user.to_string(),
-            access_token: token.token.expose_str().to_owned(),
+            access_token: token.token,
             token_type: BEARER.to_owned(),
             expires_in: token.expires_in,
         }),
@@ -249,9 +258,11 @@ async fn token(
     client: ClientInfo,
     Body(body): Body<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let token = auth.login(&body.email, &body.password, &client).await?;
+    let token = auth
+        .login(&body.email, body.password.expose_str(), &client)
+        .await?;
     Ok(Json(TokenResponse {
-        access_token: token.token.expose_str().to_owned(),
+        access_token: token.token,
         token_type: BEARER.to_owned(),
         expires_in: token.expires_in,
     }))
@@ -383,7 +394,8 @@ pub struct DiscordCallback {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DiscordLoginResponse {
     pub user_id: String,
-    pub access_token: String,
+    #[schema(value_type = String)]
+    pub access_token: Secret,
     pub token_type: String,
     pub expires_in: u64,
     /// Whether this login made the account.
@@ -432,7 +444,7 @@ async fn discord_callback(
         .await?;
     Ok(Json(DiscordLoginResponse {
         user_id: user.to_string(),
-        access_token: token.token.expose_str().to_owned(),
+        access_token: token.token,
         token_type: BEARER.to_owned(),
         expires_in: token.expires_in,
         created,

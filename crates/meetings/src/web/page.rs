@@ -44,11 +44,12 @@
 //! a campaign channel, kiosks, tests). A code that cannot be a meeting code is a 404 page;
 //! whether the meeting exists is learnt when joining, so the page itself reads nothing.
 
-use axum::extract::{Path, Query, RawQuery};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
 use serde::Deserialize;
-use web::page::{Asset, Markup, Page, PreEscaped, Problem};
+use web::page::{Asset, Page, Problem};
 
 use crate::domain::MeetingCode;
 
@@ -57,19 +58,16 @@ pub const MEET_PATH: &str = "/meet/{code}";
 /// The signed-in visitor's grant ([`super::meetings::SESSION_GRANT_PATH`]), which the
 /// page names in `data-grant-url` when the visitor is signed in.
 const MEET_GRANT_PATH_TEMPLATE: &str = super::meetings::SESSION_GRANT_PATH;
-/// Where [`MEET_SCRIPT`] is served.
-pub const MEET_SCRIPT_PATH: &str = "/assets/meetings/meet.js";
-/// Where [`MEET_STYLE`] is served.
-pub const MEET_STYLE_PATH: &str = "/assets/meetings/meet.css";
-
-/// The client's script.
+/// The client's script, served at `/assets/meetings/meet.js` by the kit's
+/// [`web::access::Routes::assets`].
 pub static MEET_SCRIPT: Asset = Asset::new(
     "meetings/meet.js",
     "text/javascript; charset=utf-8",
     include_bytes!("../../assets/meet/meet.js"),
 );
 
-/// The call's styles (the grid of tiles, the controls), on top of the site's stylesheet.
+/// The call's styles (the grid of tiles, the controls), on top of the site's stylesheet,
+/// served at `/assets/meetings/meet.css` like [`MEET_SCRIPT`].
 pub static MEET_STYLE: Asset = Asset::new(
     "meetings/meet.css",
     "text/css; charset=utf-8",
@@ -121,63 +119,45 @@ pub(super) async fn meet(
     (StatusCode::OK, page.render("Meeting", main)).into_response()
 }
 
-/// The page's `main`: the join form and the (hidden until joined) call. Built as text
-/// (the meetings crate does not use `maud`'s macro); the only interpolated values are
-/// escaped.
+/// The page's `main`: the join form and the (hidden until joined) call, a maud
+/// template like every page of the kit (interpolated values are escaped by it). The
+/// call's stylesheet, [`MEET_STYLE`], is linked first: [`Page`] has a slot for a page's
+/// scripts but none for its stylesheets, so the link lives in `main` (which HTML
+/// allows for `rel="stylesheet"`).
 fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
-    let (style, code, name) = (escape(&MEET_STYLE.url()), escape(code), escape(name));
-    let mut data = if autojoin { " data-autojoin=\"1\"" } else { "" }.to_owned();
-    if let Some(grant) = grant {
-        data.push_str(&format!(" data-grant-url=\"{}\"", escape(grant)));
-        // The host's Record / Stop control (see `super::recordings`).
-        let recording = super::recordings::PAGE_RECORDING_PATH.replace("{code}", &code);
-        data.push_str(&format!(" data-recording-url=\"{}\"", escape(&recording)));
+    // The host's Record / Stop control (see `super::recordings`).
+    let recording = grant.map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code));
+    html! {
+        link rel="stylesheet" href=(MEET_STYLE.url());
+        section #meet data-code=(code) data-autojoin=[autojoin.then_some("1")]
+            data-grant-url=[grant] data-recording-url=[recording] {
+            h1 #meeting-title { "Meeting " span.code { (code) } }
+            p #status role="status" aria-live="polite" {}
+            p #error .meet-error role="alert" hidden {}
+            form #join-form {
+                label for="name" { "Your name" }
+                input #name name="name" type="text" maxlength="255" required
+                    autocomplete="nickname" value=(name) placeholder="How the others see you";
+                button #join type="submit" { "Join" }
+            }
+            div #call hidden {
+                div #tiles .tiles {}
+                div .controls {
+                    button #mute-audio type="button" aria-pressed="false" { "Mute microphone" }
+                    button #mute-video type="button" aria-pressed="false" { "Turn camera off" }
+                    details .devices {
+                        summary { "Devices" }
+                        label for="camera" { "Camera" } " " select #camera {}
+                        label for="microphone" { "Microphone" } " " select #microphone {}
+                    }
+                    button #leave .danger type="button" { "Leave" }
+                }
+                p #media-status .media-status {}
+            }
+            p #left hidden { "You left the meeting. " a href="" { "Join again" } }
+            noscript { p { "The meeting needs JavaScript." } }
+        }
     }
-    PreEscaped(format!(
-        r#"<link rel="stylesheet" href="{style}">
-<section id="meet" data-code="{code}"{data}>
-<h1 id="meeting-title">Meeting <span class="code">{code}</span></h1>
-<p id="status" role="status" aria-live="polite"></p>
-<p id="error" class="meet-error" role="alert" hidden></p>
-<form id="join-form">
-<label for="name">Your name</label>
-<input id="name" name="name" type="text" maxlength="255" required autocomplete="nickname" value="{name}" placeholder="How the others see you">
-<button id="join" type="submit">Join</button>
-</form>
-<div id="call" hidden>
-<div id="tiles" class="tiles"></div>
-<div class="controls">
-<button id="mute-audio" type="button" aria-pressed="false">Mute microphone</button>
-<button id="mute-video" type="button" aria-pressed="false">Turn camera off</button>
-<details class="devices"><summary>Devices</summary>
-<label for="camera">Camera</label> <select id="camera"></select>
-<label for="microphone">Microphone</label> <select id="microphone"></select>
-</details>
-<button id="leave" class="danger" type="button">Leave</button>
-</div>
-<p id="media-status" class="media-status"></p>
-</div>
-<p id="left" hidden>You left the meeting. <a href="">Join again</a></p>
-<noscript><p>The meeting needs JavaScript.</p></noscript>
-</section>"#
-    ))
-}
-
-/// `text` safe inside HTML text and double-quoted attributes.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    web::markdown::escape_into(&mut out, text);
-    out
-}
-
-/// `GET /assets/meetings/meet.js`.
-pub(super) async fn script(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    MEET_SCRIPT.respond(&headers, query.as_deref())
-}
-
-/// `GET /assets/meetings/meet.css`.
-pub(super) async fn style(headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    MEET_STYLE.respond(&headers, query.as_deref())
 }
 
 #[cfg(test)]
