@@ -12,6 +12,7 @@ use campaigns::{CampaignsConfig, SeriesType, SyncError};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use common::{Env, at, channel, event_id, meetup, series_id, world_env};
 use meetup::fake::{FakeMeetup, NewEvent};
+use testkit::Logs;
 use meetup::{EventId, EventStatus, EventType, GroupUrlname, MeetupClient, MemberId, RsvpStatus};
 
 /// "Now" for every sync: the window is `[NOW, NOW + 60 days)`.
@@ -967,50 +968,6 @@ async fn refreshed_tokens_replace_only_the_pair_they_were_refreshed_from() {
     let now_stored = w.env.store.organizer_tokens().await.unwrap().unwrap();
     assert_eq!(now_stored.tokens, fresh);
     assert_eq!(now_stored.next_refresh, Some(next));
-}
-
-/// Everything logged while the guard lives (the tests run on one thread).
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(self.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.lines().iter().filter(|l| l.contains(needle)).count()
-    }
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Captured, bot_config, config, id, registered, requests, sim, start_bot};
+use common::{Logs, bot_config, config, id, registered, requests, sim, start_bot};
 use discord::{
     BreakerConfig, ChannelKind, ChannelSpec, CommandSpec, Discord, DiscordConfig, GlobalLimiter,
     Id, Invocation, Reply, Response, RestError, Router,
@@ -60,7 +60,7 @@ async fn refusals_are_counted_apart_from_other_client_errors() {
 // A current-thread runtime: the subscriber set for this thread sees every task.
 #[tokio::test(flavor = "current_thread")]
 async fn a_channel_that_keeps_refusing_is_not_called_again_and_the_logs_say_so() {
-    let captured = Captured::default();
+    let captured = Logs::default();
     let _guard = tracing::subscriber::set_default(captured.subscriber());
     let (sim, demo) = sim();
     let discord = Discord::new(&config(&sim));

@@ -69,17 +69,13 @@ fn channel_of(inv: &Invocation) -> ChannelId {
 }
 
 /// A handler running `f` with the handlers' context, its refusals answered the one way
-/// ([`RollsError::into_handler_error`]).
+/// ([`RollsError::into_handler_error`]), built by the kit like every feature's.
 pub(crate) fn wrap<F, Fut>(ctx: &Ctx, f: F) -> Arc<dyn Handler>
 where
     F: Fn(Ctx, Invocation) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Response, RollsError>> + Send + 'static,
 {
-    let ctx = ctx.clone();
-    Arc::new(move |inv: Invocation| {
-        let fut = f(ctx.clone(), inv);
-        async move { fut.await.map_err(RollsError::into_handler_error) }
-    })
+    feature::reply::handler(ctx, f, RollsError::into_handler_error)
 }
 
 /// The slash commands with their handlers.

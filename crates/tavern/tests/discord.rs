@@ -677,37 +677,11 @@ async fn a_handler_receives_its_events_in_the_order_discord_sent_them() {
     bot.stop().await;
 }
 
-/// Collects what the fmt subscriber writes, for reading back in a test.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
-
 // A current-thread runtime: the subscriber set for this thread sees every task.
 #[tokio::test(flavor = "current_thread")]
 async fn what_a_handler_logs_carries_the_interactions_span() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = testkit::Logs::default();
+    let _guard = captured.capture();
 
     let traced = Feature::new("traced").command(
         CommandSpec::new("traced", "Logs from inside its handler"),

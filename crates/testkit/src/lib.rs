@@ -28,7 +28,7 @@ pub use base::ManualClock;
 use discord::BotConfig;
 use discord_sim::{Demo, Sim, SimConfig};
 use feature::{Context, Feature};
-pub use logs::logged;
+pub use logs::{Logs, logged};
 use store::harness::{TestPostgres, TestRedis};
 use store::{Postgres, Redis};
 use tokio_util::sync::CancellationToken;

@@ -2,7 +2,6 @@
 //! configuration pointing at it, the real bot on it, and captured logs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use discord::{Bot, BotConfig, DiscordConfig, GatewayStatus, Id, Router};
@@ -98,30 +97,5 @@ pub async fn registered(sim: &Sim, names: &[&str]) {
     .await;
 }
 
-/// Collects what the fmt subscriber writes, for reading back in a test.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
-        let writer = self.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish()
-    }
-}
+#[allow(unused_imports)]
+pub use testkit::Logs;

@@ -38,47 +38,8 @@ pub fn controller(world: &World) -> Controller {
     )
 }
 
-/// Everything logged while [`Logs::capture`]'s guard lives, on this thread (the
-/// tests run on one).
-#[derive(Clone, Default)]
-pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
-impl Logs {
-    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(self.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    /// The lines at WARN that contain `needle`.
-    pub fn warnings(&self, needle: &str) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer"))
-            .lines()
-            .filter(|l| l.contains(" WARN ") && l.contains(needle))
-            .map(str::to_owned)
-            .collect()
-    }
-}
+#[allow(unused_imports)]
+pub use testkit::Logs;
 
 /// `n` users written straight into Redis as the controller would have: each in
 /// `user_set` with a `user_{id}` document, stamped at `at` (Unix millis), and
