@@ -195,6 +195,10 @@ async fn the_console_links_the_demo_meeting_which_guests_join_and_a_restart_find
     let (status, page) = site.get(&link).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains(&format!("data-code=\"{code}\"")), "{page}");
+    // One stylesheet, the site's, as on every page: the call's styles are its rules.
+    assert_eq!(page.matches("rel=\"stylesheet\"").count(), 1, "{page}");
+    assert!(page.contains(&web::page::STYLESHEET.url()), "{page}");
+    assert!(page.contains("class=\"meet-page\""), "{page}");
 
     let answer = site
         .http

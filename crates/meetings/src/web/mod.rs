@@ -21,7 +21,7 @@
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
 //! | `POST /meet/{code}/grant` (no body) | a signed-in Tavern web session, with `X-CSRF-Token` | 200 the guest route's grant JSON, named by the session's Discord user's meetings account (made and linked the first time), also for `require_auth` meetings; 401 no session; 403 no or a wrong CSRF token; 404; 410 `meeting_ended` |
 //! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
-//! | `GET /assets/meetings/meet.js`, `.../meet.css` | anyone | the client's script and styles |
+//! | `GET /assets/meetings/meet.js` | anyone | the client's script (its styles are the site stylesheet's `.meet-page` rules) |
 //!
 //! Every refusal is `{"error": "...", "code": "..."}` ([`ApiError`]). The API carries
 //! its own credentials (the JWTs and API keys of [`crate::auth`](mod@crate::auth), not Tavern's web
@@ -58,7 +58,7 @@ use self::meetings::{
     END_PATH, GUEST_TOKEN_PATH, MEETING_PATH, MEETINGS_PATH, SESSION_GRANT_PATH, SETTINGS_PATH,
 };
 use self::openapi::OPENAPI_PATH;
-use self::page::{MEET_PATH, MEET_SCRIPT, MEET_STYLE};
+use self::page::{MEET_PATH, MEET_SCRIPT};
 use crate::Repo;
 use crate::auth::{ApiKeyId, Auth, Authenticated, ClientInfo, Jwks};
 use crate::domain::{Liveness, Region};
@@ -140,7 +140,7 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
         )
         .get(OPENAPI_PATH, Access::Public, openapi::serve)
         .get(MEET_PATH, Access::Public, page::meet)
-        .assets(&[&MEET_SCRIPT, &MEET_STYLE])
+        .assets(&[&MEET_SCRIPT])
         .with_state(WebState {
             auth,
             discord,

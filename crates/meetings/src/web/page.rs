@@ -66,14 +66,6 @@ pub static MEET_SCRIPT: Asset = Asset::new(
     include_bytes!("../../assets/meet/meet.js"),
 );
 
-/// The call's styles (the grid of tiles, the controls), on top of the site's stylesheet,
-/// served at `/assets/meetings/meet.css` like [`MEET_SCRIPT`].
-pub static MEET_STYLE: Asset = Asset::new(
-    "meetings/meet.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../assets/meet/meet.css"),
-);
-
 /// The query of `/meet/{code}`.
 #[derive(Debug, Deserialize)]
 pub struct MeetQuery {
@@ -120,15 +112,12 @@ pub(super) async fn meet(
 }
 
 /// The page's `main`: the join form and the (hidden until joined) call, a maud
-/// template like every page of the kit (interpolated values are escaped by it). The
-/// call's stylesheet, [`MEET_STYLE`], is linked first: [`Page`] has a slot for a page's
-/// scripts but none for its stylesheets, so the link lives in `main` (which HTML
-/// allows for `rel="stylesheet"`).
+/// template like every page of the kit (interpolated values are escaped by it). Its
+/// styles are the site's one stylesheet's `.meet-page` rules (the page's class).
 fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
     // The host's Record / Stop control (see `super::recordings`).
     let recording = grant.map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code));
     html! {
-        link rel="stylesheet" href=(MEET_STYLE.url());
         section #meet data-code=(code) data-autojoin=[autojoin.then_some("1")]
             data-grant-url=[grant] data-recording-url=[recording] {
             h1 #meeting-title { "Meeting " span.code { (code) } }
