@@ -12,8 +12,8 @@ use campaigns::{CampaignsConfig, SeriesType, SyncError};
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
 use common::{Env, at, channel, event_id, meetup, series_id, world_env};
 use meetup::fake::{FakeMeetup, NewEvent};
-use testkit::Logs;
 use meetup::{EventId, EventStatus, EventType, GroupUrlname, MeetupClient, MemberId, RsvpStatus};
+use testkit::Logs;
 
 /// "Now" for every sync: the window is `[NOW, NOW + 60 days)`.
 const NOW: &str = "2026-01-01T12:00:00Z";

@@ -315,7 +315,11 @@ async fn round_trips_count_a_batch_or_pipeline_once_and_a_lone_command_once() {
     let mut writes = Writes::new();
     writes.set("a", "1").set("b", "2").sadd("s", "x").incr("n");
     redis.apply(&writes).await.expect("apply");
-    assert_eq!(store::redis_round_trips() - before, 1, "one MULTI/EXEC batch");
+    assert_eq!(
+        store::redis_round_trips() - before,
+        1,
+        "one MULTI/EXEC batch"
+    );
 
     let before = store::redis_round_trips();
     let (a, b): (String, String) = store::redis::pipe()
