@@ -98,28 +98,34 @@ fn item_end(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// Every string literal in `source` (plain, raw, byte), skipping comments and char
-/// literals. Lines are 1-based.
-pub fn string_literals(source: &str) -> Vec<Literal> {
+/// What the lexer below sets apart from code: a comment (all of it, markers included),
+/// the inside of a string literal, or the inside of a char literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opaque {
+    Comment,
+    Str,
+    Char,
+}
+
+/// The one small lexer of the rules: every comment, string literal (plain, raw, byte)
+/// and char literal of `source`, in order, as byte ranges. A lifetime is code.
+fn opaque_spans(source: &str) -> Vec<(Opaque, std::ops::Range<usize>)> {
     let bytes = source.as_bytes();
+    let len = bytes.len();
     let mut out = Vec::new();
     let mut i = 0;
-    let mut line = 1;
-    let count_lines =
-        |from: usize, to: usize| bytes[from..to].iter().filter(|b| **b == b'\n').count();
-    while i < bytes.len() {
+    while i < len {
         let b = bytes[i];
-        if b == b'\n' {
-            line += 1;
-            i += 1;
-        } else if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
-            while i < bytes.len() && bytes[i] != b'\n' {
+        if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            let start = i;
+            while i < len && bytes[i] != b'\n' {
                 i += 1;
             }
+            out.push((Opaque::Comment, start..i));
         } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
             let start = i;
             let mut depth = 0;
-            while i < bytes.len() {
+            while i < len {
                 if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
                     depth += 1;
                     i += 2;
@@ -133,7 +139,7 @@ pub fn string_literals(source: &str) -> Vec<Literal> {
                     i += 1;
                 }
             }
-            line += count_lines(start, i.min(bytes.len()));
+            out.push((Opaque::Comment, start..i.min(len)));
         } else if b == b'r'
             && (bytes.get(i + 1) == Some(&b'"') || bytes.get(i + 1) == Some(&b'#'))
             && (i == 0 || !is_ident(bytes[i - 1]))
@@ -154,41 +160,35 @@ pub fn string_literals(source: &str) -> Vec<Literal> {
             let closing: Vec<u8> = std::iter::once(b'"')
                 .chain(std::iter::repeat_n(b'#', hashes))
                 .collect();
-            while end < bytes.len() && !bytes[end..].starts_with(&closing) {
+            while end < len && !bytes[end..].starts_with(&closing) {
                 end += 1;
             }
-            out.push(Literal {
-                line,
-                text: source[start..end.min(bytes.len())].to_owned(),
-            });
-            line += count_lines(i, end.min(bytes.len()));
-            i = (end + closing.len()).min(bytes.len());
+            out.push((Opaque::Str, start..end.min(len)));
+            i = (end + closing.len()).min(len);
         } else if b == b'"' {
             let start = i + 1;
             let mut end = start;
-            while end < bytes.len() && bytes[end] != b'"' {
+            while end < len && bytes[end] != b'"' {
                 if bytes[end] == b'\\' {
                     end += 1;
                 }
                 end += 1;
             }
-            let end = end.min(bytes.len());
-            out.push(Literal {
-                line,
-                text: source[start..end].to_owned(),
-            });
-            line += count_lines(i, end);
+            let end = end.min(len);
+            out.push((Opaque::Str, start..end));
             i = end + 1;
         } else if b == b'\'' {
-            // A char literal ('a', '\n', '\'', '"') or a lifetime ('a): skip a char
-            // literal whole so its quote is not taken for a string.
+            // A char literal ('a', '\n', '\'', '"') or a lifetime ('a): a char literal
+            // is taken whole so its quote is not taken for a string.
             if bytes.get(i + 1) == Some(&b'\\') {
                 let mut j = i + 2;
-                while j < bytes.len() && bytes[j] != b'\'' {
+                while j < len && bytes[j] != b'\'' {
                     j += 1;
                 }
+                out.push((Opaque::Char, i + 1..j.min(len)));
                 i = j + 1;
             } else if bytes.get(i + 2) == Some(&b'\'') {
+                out.push((Opaque::Char, i + 1..i + 2));
                 i += 3;
             } else {
                 i += 1;
@@ -200,6 +200,19 @@ pub fn string_literals(source: &str) -> Vec<Literal> {
     out
 }
 
+/// Every string literal in `source` (plain, raw, byte), skipping comments and char
+/// literals. Lines are 1-based.
+pub fn string_literals(source: &str) -> Vec<Literal> {
+    opaque_spans(source)
+        .into_iter()
+        .filter(|(kind, _)| *kind == Opaque::Str)
+        .map(|(_, range)| Literal {
+            line: line_of(source, range.start),
+            text: source[range].to_owned(),
+        })
+        .collect()
+}
+
 fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -208,93 +221,12 @@ fn is_ident(b: u8) -> bool {
 /// blanked to spaces, byte for byte, newlines kept: the code alone, at the same offsets
 /// and on the same lines.
 pub fn code_only(source: &str) -> String {
-    let bytes = source.as_bytes();
-    let mut out = bytes.to_vec();
-    let blank = |out: &mut Vec<u8>, from: usize, to: usize| {
-        for b in &mut out[from..to.min(bytes.len())] {
+    let mut out = source.as_bytes().to_vec();
+    for (_, range) in opaque_spans(source) {
+        for b in &mut out[range] {
             if *b != b'\n' {
                 *b = b' ';
             }
-        }
-    };
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
-            let start = i;
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-            blank(&mut out, start, i);
-        } else if b == b'/' && bytes.get(i + 1) == Some(&b'*') {
-            let start = i;
-            let mut depth = 0;
-            while i < bytes.len() {
-                if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                    depth += 1;
-                    i += 2;
-                } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            blank(&mut out, start, i);
-        } else if b == b'r'
-            && (bytes.get(i + 1) == Some(&b'"') || bytes.get(i + 1) == Some(&b'#'))
-            && (i == 0 || !is_ident(bytes[i - 1]))
-        {
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while bytes.get(j) == Some(&b'#') {
-                hashes += 1;
-                j += 1;
-            }
-            if bytes.get(j) != Some(&b'"') {
-                i += 1;
-                continue;
-            }
-            let start = j + 1;
-            let mut end = start;
-            let closing: Vec<u8> = std::iter::once(b'"')
-                .chain(std::iter::repeat_n(b'#', hashes))
-                .collect();
-            while end < bytes.len() && !bytes[end..].starts_with(&closing) {
-                end += 1;
-            }
-            blank(&mut out, start, end);
-            i = (end + closing.len()).min(bytes.len());
-        } else if b == b'"' {
-            let start = i + 1;
-            let mut end = start;
-            while end < bytes.len() && bytes[end] != b'"' {
-                if bytes[end] == b'\\' {
-                    end += 1;
-                }
-                end += 1;
-            }
-            blank(&mut out, start, end);
-            i = end + 1;
-        } else if b == b'\'' {
-            if bytes.get(i + 1) == Some(&b'\\') {
-                let mut j = i + 2;
-                while j < bytes.len() && bytes[j] != b'\'' {
-                    j += 1;
-                }
-                blank(&mut out, i + 1, j);
-                i = j + 1;
-            } else if bytes.get(i + 2) == Some(&b'\'') {
-                blank(&mut out, i + 1, i + 2);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        } else {
-            i += 1;
         }
     }
     // Only whole characters were blanked (every byte of one, to ASCII spaces), so
