@@ -228,15 +228,21 @@ impl ConsoleToken {
 }
 
 fn console_cookie(headers: &HeaderMap, config: &SessionConfig) -> Option<Secret> {
-    let name = config.console_cookie_name();
+    cookie_values(headers, config.console_cookie_name()).find_map(parse_hex)
+}
+
+/// The values of every cookie called `name` that the request carries, trimmed, in the
+/// order sent (a browser may send two of one name: the caller takes the first it can
+/// read).
+pub fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(cookie, _)| *cookie == name)
-        .find_map(|(_, value)| parse_hex(value.trim()))
+        .filter(move |(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.trim())
 }
 
 /// The console's CSRF check of a state-changing request (see [`ConsoleToken`]): same
@@ -498,14 +504,7 @@ fn cookie_header(config: &SessionConfig, value: &str, max_age: u64) -> HeaderVal
 pub(crate) struct Loaded(pub(crate) Option<Session>);
 
 fn cookie_session_id(headers: &HeaderMap, cookie: &str) -> Option<SessionId> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == cookie)
-        .find_map(|(_, value)| SessionId::parse(value.trim()))
+    cookie_values(headers, cookie).find_map(SessionId::parse)
 }
 
 pub(crate) fn is_state_changing(method: &Method) -> bool {

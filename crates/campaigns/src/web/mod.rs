@@ -230,15 +230,9 @@ impl Flow {
 
     /// The flow the request's cookie names, if any.
     fn from_headers(state: &WebState, headers: &HeaderMap) -> Option<Flow> {
-        let name = state.cookie_name();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .and_then(|(_, v)| Flow::parse(v.trim()))
+        web::session::cookie_values(headers, state.cookie_name())
+            .next()
+            .and_then(Flow::parse)
     }
 }
 
