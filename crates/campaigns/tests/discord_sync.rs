@@ -121,6 +121,32 @@ impl World {
         (channel, guest.unwrap(), host.unwrap())
     }
 
+    /// Takes `user` out of the game by hand, as `/players remove` (`Removal::User`, the
+    /// guest role) or `/hosts remove` (`Removal::Host`, the host role) do: marked removed
+    /// in Redis and the role taken away on Discord.
+    async fn remove_by_hand(
+        &self,
+        channel: ChannelId,
+        removal: Removal,
+        user: Snowflake,
+        role: RoleId,
+    ) {
+        self.store
+            .mark_removed(channel, removal, snowflake_user(user))
+            .await
+            .unwrap();
+        self.world
+            .ctx
+            .discord
+            .remove_role(
+                GuildId::new(self.world.demo.guild.get()),
+                snowflake_user(user),
+                role,
+            )
+            .await
+            .unwrap();
+    }
+
     fn roles_of(&self, user: Snowflake) -> Vec<u64> {
         self.world
             .sim
@@ -321,20 +347,8 @@ async fn removed_users_stay_removed_across_syncs() {
     let (channel, guest, _) = w.series_objects(&first).await;
     assert!(has(&w.roles_of(demo.bob), guest));
     // A host removes Bob, as `/players remove` does.
-    w.store
-        .mark_removed(channel, Removal::User, snowflake_user(demo.bob))
-        .await
-        .unwrap();
-    w.world
-        .ctx
-        .discord
-        .remove_role(
-            GuildId::new(demo.guild.get()),
-            snowflake_user(demo.bob),
-            guest,
-        )
-        .await
-        .unwrap();
+    w.remove_by_hand(channel, Removal::User, demo.bob, guest)
+        .await;
     for _ in 0..2 {
         w.sync().await;
         assert!(!has(&w.roles_of(demo.bob), guest), "Bob stays removed");
@@ -355,20 +369,8 @@ async fn removed_hosts_stay_removed_across_syncs() {
     let (channel, _, host) = w.series_objects(&first).await;
     assert!(has(&w.roles_of(demo.bob), host));
     // A host removes Bob from the hosts, as `/hosts remove` does.
-    w.store
-        .mark_removed(channel, Removal::Host, snowflake_user(demo.bob))
-        .await
-        .unwrap();
-    w.world
-        .ctx
-        .discord
-        .remove_role(
-            GuildId::new(demo.guild.get()),
-            snowflake_user(demo.bob),
-            host,
-        )
-        .await
-        .unwrap();
+    w.remove_by_hand(channel, Removal::Host, demo.bob, host)
+        .await;
     for _ in 0..2 {
         w.sync().await;
         assert!(!has(&w.roles_of(demo.bob), host), "Bob stays removed");
