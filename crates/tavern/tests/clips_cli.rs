@@ -142,6 +142,17 @@ fn json_line(stdout: &str) -> Value {
         .unwrap_or_else(|e| panic!("the last line is one JSON object ({e}): {stdout}"))
 }
 
+/// Waits (off the runtime) for a spawned `tavern clips scan --json` to end: its exit
+/// code, the JSON object on its last stdout line, and stdout and stderr for messages.
+async fn finished(child: Child) -> (Option<i32>, Value, String, String) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), json_line(&stdout), stdout, stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_prints_its_figures_and_a_second_with_nothing_new_exits_0() {
     let s = setup().await;
@@ -411,12 +422,8 @@ async fn a_scan_of_a_channel_another_live_worker_holds_follows_that_run_to_its_e
     );
 
     worker.go.send(()).unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let figures = json_line(&stdout);
+    let (code, figures, stdout, _) = finished(child).await;
+    assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(
         figures["run_id"],
         worker.paused_at.id.to_string(),
@@ -458,12 +465,8 @@ async fn a_second_run_after_a_kill_takes_the_run_up_once_the_dead_workers_lock_i
     );
     lingering.release().await;
 
-    let out = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let figures = json_line(&stdout);
+    let (code, figures, stdout, _) = finished(second).await;
+    assert_eq!(code, Some(0), "{stdout}");
     assert_eq!(
         figures["run_id"],
         killed.id.to_string(),
@@ -505,16 +508,9 @@ async fn a_run_canceled_elsewhere_ends_the_command_with_exit_1_and_its_figures()
     let child = spawn(&s, &["scan", &channel.to_string(), "--json"]);
     let running = running_after(&s, channel_id, 100, "the run has read a page").await;
     s.repo.cancel_run(running.id).await.unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let (code, figures, stdout, stderr) = finished(child).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("canceled"), "{stderr}");
-    let figures = json_line(&stdout);
     assert_eq!(figures["run_id"], running.id.to_string(), "{figures}");
     assert_eq!(figures["status"], "canceled", "{figures}");
     let scanned = figures["messages_scanned"].as_i64().unwrap();
