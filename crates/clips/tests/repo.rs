@@ -939,6 +939,21 @@ async fn the_purge_job_goes_by_the_contexts_clock() {
 
 // ---- the clip index and scan coordination
 
+/// A deep scan's first page: 100 messages (ids 10 to 109), two of them with clips,
+/// three clips in all.
+fn first_deep_page() -> clips::repo::Page {
+    clips::repo::Page {
+        progress: Progress {
+            scanned: 100,
+            matched: 2,
+            remaining: ScanWindow::deep(Some(mid(10))),
+            newest: Some(mid(109)),
+        },
+        newest_at: Some(at(109)),
+        clips: vec![new_clip(1, 50), new_clip(2, 50), new_clip(3, 60)],
+    }
+}
+
 fn new_clip(attachment: u64, message: u64) -> clips::repo::NewClip {
     clips::repo::NewClip {
         attachment_id: attachment,
@@ -1003,16 +1018,7 @@ async fn a_page_writes_its_clips_once_and_a_canceled_run_takes_none() {
     env.with_channel().await;
     let run = env.queue_deep().await;
     env.repo.start_run(run.id).await.unwrap();
-    let page = clips::repo::Page {
-        progress: Progress {
-            scanned: 100,
-            matched: 2,
-            remaining: ScanWindow::deep(Some(mid(10))),
-            newest: Some(mid(109)),
-        },
-        newest_at: Some(at(109)),
-        clips: vec![new_clip(1, 50), new_clip(2, 50), new_clip(3, 60)],
-    };
+    let page = first_deep_page();
     let after = env.repo.record_page(run.id, &page).await.unwrap();
     assert_eq!((after.messages_scanned, after.messages_matched), (100, 2));
     assert_eq!(after.window.before(), Some(mid(10)));
@@ -1068,16 +1074,7 @@ async fn a_purge_is_refused_in_its_own_statement_while_a_scan_is_unfinished() {
     env.with_channel().await;
     let run = env.queue_deep().await;
     env.repo.start_run(run.id).await.unwrap();
-    let page = clips::repo::Page {
-        progress: Progress {
-            scanned: 100,
-            matched: 2,
-            remaining: ScanWindow::deep(Some(mid(10))),
-            newest: Some(mid(109)),
-        },
-        newest_at: Some(at(109)),
-        clips: vec![new_clip(1, 50), new_clip(2, 50), new_clip(3, 60)],
-    };
+    let page = first_deep_page();
     env.repo.record_page(run.id, &page).await.unwrap();
 
     // No check beforehand: the purge itself refuses, for the channel and its guild.

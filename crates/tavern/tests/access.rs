@@ -8,34 +8,9 @@
 mod common;
 
 use feature::Clock as _;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, SET_COOKIE};
 use web::access::{Access, Manifest};
 use web::tokens::{ApiTokens, Scope, TokenName};
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()[LOCATION].to_str().unwrap().to_owned()
-}
-
-fn cookie(response: &reqwest::Response) -> String {
-    let raw = response.headers()[SET_COOKIE].to_str().unwrap();
-    raw.split(';').next().unwrap().to_owned()
-}
-
-/// Logs the sandbox's demo player in through the fake Discord; the session cookie.
-async fn log_in(app: &common::TestApp, http: &reqwest::Client) -> String {
-    let start = http.get(app.url("/login/discord")).send().await.unwrap();
-    assert!(start.status().is_redirection(), "{}", start.status());
-    let pre_login = cookie(&start);
-    let approved = http.get(location(&start)).send().await.unwrap();
-    let done = http
-        .get(location(&approved))
-        .header(COOKIE, &pre_login)
-        .send()
-        .await
-        .unwrap();
-    assert!(done.status().is_redirection(), "{}", done.status());
-    cookie(&done)
-}
 
 /// The path with every `{param}` filled in (ids and names alike take `1`).
 fn concrete(path: &str) -> String {
@@ -176,7 +151,7 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
         }
     }
 
-    let session = log_in(&app, &http).await;
+    let session = app.log_in(&http).await;
     let bearer = unscoped_bearer(&app.redis).await;
     let open = walk(&http, &app.url(""), &manifest, &session, &bearer).await;
     assert!(open.is_empty(), "reachable:\n{}", open.join("\n"));
@@ -188,7 +163,7 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
 async fn a_planted_undeclared_or_public_post_route_fails_the_walk() {
     let app = common::spawn_app().await;
     let http = no_redirects();
-    let session = log_in(&app, &http).await;
+    let session = app.log_in(&http).await;
     let bearer = unscoped_bearer(&app.redis).await;
     // Sessions over the same Redis, so the walker's session is one here too.
     let sessions = web::session::Sessions::new(

@@ -9,33 +9,9 @@ mod common;
 
 use clips::Repo;
 use clips::domain::{ChannelId, GuildId, ScanStatus};
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE};
 use serde_json::json;
 use testkit::WAIT;
-
-/// Logs the demo player in on the web as a newcomer does: `/login/discord`, the sim's
-/// authorize page (which signs the demo player in), the callback. The session cookie.
-async fn demo_player_session(app: &common::TestApp, http: &reqwest::Client) -> String {
-    let cookie = |response: &reqwest::Response| {
-        let raw = response.headers()[SET_COOKIE].to_str().unwrap();
-        raw.split(';').next().unwrap().to_owned()
-    };
-    let location =
-        |response: &reqwest::Response| response.headers()[LOCATION].to_str().unwrap().to_owned();
-    let start = http.get(app.url("/login/discord")).send().await.unwrap();
-    assert!(start.status().is_redirection(), "{}", start.status());
-    let pre_login = cookie(&start);
-    let approved = http.get(location(&start)).send().await.unwrap();
-    assert!(approved.status().is_redirection(), "{}", approved.status());
-    let done = http
-        .get(location(&approved))
-        .header(COOKIE, &pre_login)
-        .send()
-        .await
-        .unwrap();
-    assert!(done.status().is_redirection(), "{}", done.status());
-    cookie(&done)
-}
 
 #[tokio::test]
 async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
@@ -120,7 +96,7 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let session = demo_player_session(&app, &http).await;
+    let session = app.log_in(&http).await;
     let library = clips::web::library_path(GuildId::new(demo.guild.get()));
     let response = http
         .get(app.url(&library))

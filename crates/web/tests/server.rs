@@ -152,17 +152,24 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     assert_eq!(big.status().as_u16(), 413);
 }
 
-#[tokio::test]
-async fn connections_past_the_cap_are_answered_503_until_one_closes() {
+/// A server of `config` with a cap of two connections, both taken by connections that
+/// were answered 200: its address and the two.
+async fn at_its_cap_of_two(config: ServerConfig) -> (SocketAddr, TcpStream, TcpStream) {
     let addr = spawn(ServerConfig {
         max_connections: 2,
-        ..ServerConfig::default()
+        ..config
     })
     .await;
     let mut first = TcpStream::connect(addr).await.unwrap();
     let mut second = TcpStream::connect(addr).await.unwrap();
     assert!(exchange(&mut first, "/healthz").await.contains("200"));
     assert!(exchange(&mut second, "/healthz").await.contains("200"));
+    (addr, first, second)
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_answered_503_until_one_closes() {
+    let (addr, first, mut second) = at_its_cap_of_two(ServerConfig::default()).await;
 
     let mut third = TcpStream::connect(addr).await.unwrap();
     let status = exchange(&mut third, "/healthz").await;
@@ -186,16 +193,11 @@ async fn connections_past_the_cap_are_answered_503_until_one_closes() {
 async fn silent_connections_past_the_cap_are_answered_503_and_closed_at_once() {
     // Headers may take an hour: a connection past the cap that waited for its
     // request before being answered would stay open past the test's deadline.
-    let addr = spawn(ServerConfig {
-        max_connections: 2,
+    let (addr, mut first, _second) = at_its_cap_of_two(ServerConfig {
         header_read_timeout: Duration::from_secs(3600),
         ..ServerConfig::default()
     })
     .await;
-    let mut first = TcpStream::connect(addr).await.unwrap();
-    let mut second = TcpStream::connect(addr).await.unwrap();
-    assert!(exchange(&mut first, "/healthz").await.contains("200"));
-    assert!(exchange(&mut second, "/healthz").await.contains("200"));
 
     // More silent connections than the server lets linger, none sending a byte.
     let mut silent = Vec::new();

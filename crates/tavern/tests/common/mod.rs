@@ -19,6 +19,37 @@ impl TestApp {
         format!("http://{}{}", self.running.http_addr, path)
     }
 
+    /// Logs the sandbox's demo player in on the web as a newcomer does:
+    /// `/login/discord`, the fake Discord's authorize page (which signs the demo player
+    /// in), the callback. The session cookie (`name=value`).
+    pub async fn log_in(&self, http: &reqwest::Client) -> String {
+        let cookie = |response: &reqwest::Response| {
+            let raw = response.headers()[reqwest::header::SET_COOKIE]
+                .to_str()
+                .unwrap();
+            raw.split(';').next().unwrap().to_owned()
+        };
+        let location = |response: &reqwest::Response| {
+            response.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let start = http.get(self.url("/login/discord")).send().await.unwrap();
+        assert!(start.status().is_redirection(), "{}", start.status());
+        let pre_login = cookie(&start);
+        let approved = http.get(location(&start)).send().await.unwrap();
+        assert!(approved.status().is_redirection(), "{}", approved.status());
+        let done = http
+            .get(location(&approved))
+            .header(reqwest::header::COOKIE, &pre_login)
+            .send()
+            .await
+            .unwrap();
+        assert!(done.status().is_redirection(), "{}", done.status());
+        cookie(&done)
+    }
+
     pub fn sim(&self) -> &discord_sim::Sim {
         self.running.sim.as_ref().expect("sandbox mode has a sim")
     }
