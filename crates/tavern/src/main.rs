@@ -151,9 +151,17 @@ enum Bench {
         /// this size).
         #[arg(long, default_value_t = 50)]
         concurrency: usize,
+        /// Participants arriving per second instead (at random, as a Poisson process),
+        /// each join starting when its participant arrives whatever else is in flight.
+        #[arg(long, value_parser = positive_rate)]
+        rate: Option<f64>,
         /// Timed token validations.
         #[arg(long, default_value_t = 10_000)]
         validations: usize,
+        /// Worker threads of the clients' runtime (the clients stand for other
+        /// machines; the server keeps this process's main runtime).
+        #[arg(long, default_value_t = 2)]
+        client_threads: usize,
     },
     /// One publisher at 2.5 Mbit/s forwarded by the media handler to N subscribers over
     /// loopback (against TAVERN_REDIS_URL and TAVERN_DATABASE_URL): frames and bytes out
@@ -197,6 +205,15 @@ enum Bench {
 /// Logs go to standard output, except for commands whose standard output is their
 /// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
 /// progress bar a log line would tear).
+/// `--rate`: a finite number of arrivals a second above zero.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(_) => Err(format!("`{s}` is not a rate above zero")),
+        Err(e) => Err(format!("`{s}` is not a number: {e}")),
+    }
+}
+
 fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
@@ -422,14 +439,18 @@ fn main() -> ExitCode {
                 meetings,
                 participants,
                 concurrency,
+                rate,
                 validations,
+                client_threads,
             }) => tavern::bench::meetings::run(
                 &config,
                 tavern::bench::meetings::MeetingsLoad {
                     meetings: meetings.max(1),
                     participants,
                     concurrency: concurrency.max(1),
+                    rate,
                     validations,
+                    client_threads,
                 },
             )
             .await

@@ -464,3 +464,25 @@ async fn a_separate_media_handler_process_is_granted_by_a_separate_controller() 
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[test]
+fn the_meetings_bench_refuses_an_arrival_rate_that_is_not_above_zero() {
+    for (rate, says) in [
+        ("0", "not a rate above zero"),
+        ("-5", "not a rate above zero"),
+        ("inf", "not a rate above zero"),
+        ("fast", "not a number"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+            .args(["bench", "meetings", &format!("--rate={rate}")])
+            .env("TAVERN_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "--rate {rate}: {stderr}");
+        assert!(
+            stderr.contains("--rate") && stderr.contains(says),
+            "--rate {rate}: {stderr}"
+        );
+    }
+}

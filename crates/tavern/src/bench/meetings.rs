@@ -2,8 +2,10 @@
 //! feature's routes on Tavern's HTTP server and a meeting controller, in this process (the
 //! rest of Tavern, which would share its two cores, is not started), on the Redis at
 //! `TAVERN_REDIS_URL` and the PostgreSQL at `TAVERN_DATABASE_URL` (point both at scratch
-//! stores: the load is real), and clients in the same process speaking HTTP and
-//! WebTransport to it:
+//! stores: the load is real), and clients speaking HTTP and WebTransport to it from a
+//! runtime of their own in the same process (`client_threads` workers: the clients
+//! stand for other machines, so no server task waits in a worker's queue behind a
+//! client's; they still share the machine's cores):
 //!
 //! 1. hosts register and create the meetings (`POST /api/v1/meetings`, `concurrency`
 //!    at a time, as the joins below):
@@ -12,12 +14,15 @@
 //!    (their commit waits for it), printed apart; before anything is timed, an untimed
 //!    warm-up creates 16 meetings at once and 32 participants join them at once and
 //!    leave ([`warm_up`]), as a server that has been serving has;
-//! 2. token validation, before the crowd arrives (p50 / p99): `Auth::verify_token` of
+//! 2. token validation, before the crowd arrives, on the server's runtime (p50 / p99):
+//!    `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
 //!    `Auth::verify_meeting_token` of a meeting token (the blacklist's "not revoked" is
 //!    reused for a second, so a client's requests after its first skip Redis);
-//! 3. the participants join, `concurrency` at a time, spread evenly over the meetings:
+//! 3. the participants join, spread evenly over the meetings, `concurrency` at a time,
+//!    or with `rate` each when it arrives (a Poisson process of `rate` a second,
+//!    whatever else is in flight; how late the timer started each is printed apart):
 //!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95),
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
@@ -45,10 +50,52 @@ use crate::config::Config;
 pub struct MeetingsLoad {
     pub meetings: usize,
     pub participants: usize,
-    /// Joins in flight at once.
+    /// Creations in flight at once, and joins too unless `rate` is given.
     pub concurrency: usize,
+    /// Participants arriving per second, each when its time comes whatever is still in
+    /// flight (arrivals of a Poisson process: gaps drawn from an exponential
+    /// distribution), instead of `concurrency` at a time.
+    pub rate: Option<f64>,
     /// Timed token validations (of each kind).
     pub validations: usize,
+    /// Worker threads of the clients' runtime.
+    pub client_threads: usize,
+}
+
+/// When each participant arrives, from the first: a Poisson process of `rate` a
+/// second (an exponential gap before each), as independent people clicking "join" do.
+fn poisson_arrivals(count: usize, rate: f64, rng: &mut impl rand::Rng) -> Vec<Duration> {
+    let mut at = 0.0_f64;
+    (0..count)
+        .map(|_| {
+            // 1 - u is in (0, 1], so its logarithm is finite.
+            let u: f64 = rng.random();
+            at += -(1.0 - u).ln() / rate;
+            Duration::from_secs_f64(at)
+        })
+        .collect()
+}
+
+/// How long before its arrival a participant's QUIC endpoint is made.
+const ENDPOINT_LEAD: Duration = Duration::from_millis(20);
+
+/// Joins in flight: now, and the most at once.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.now.fetch_add(1, Relaxed) + 1;
+        self.most.fetch_max(now, Relaxed);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Meetings one host creates (the API allows 30 a minute per user).
@@ -180,7 +227,25 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 
 pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
     let mut server = start(config).await?;
-    let result = measure(&server, load).await;
+    // The clients stand for other machines: they run on a runtime of their own, so a
+    // server task never waits in a worker's queue behind a client's (the two still
+    // share the machine's cores).
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(load.client_threads.max(1))
+        .thread_name("bench-clients")
+        .enable_all()
+        .build()
+        .context("starting the clients' runtime")?;
+    let target = Target {
+        base: server.base.clone(),
+        auth: server.auth.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let result = match clients.spawn(measure(target, load)).await {
+        Ok(result) => result,
+        Err(e) => Err(anyhow::Error::new(e).context("the clients' runtime")),
+    };
+    clients.shutdown_background();
     server.shutdown.cancel();
     while let Some(done) = server.tasks.join_next().await {
         done.context("a server task")??;
@@ -188,16 +253,28 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
     result
 }
 
-async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
+/// The bench's side, on the clients' runtime: what it needs of the server.
+struct Target {
+    base: String,
+    auth: meetings::auth::Auth,
+    /// The server's runtime, for the work timed as the server's own.
+    runtime: tokio::runtime::Handle,
+}
+
+async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     let base = server.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(load.concurrency.max(WARM_UP))
         .build()
         .context("the HTTP client")?;
     wait_ready(&http, &base).await?;
+    let arriving = match load.rate {
+        Some(rate) => format!("arriving at random, {rate} a second on average"),
+        None => format!("{} joins in flight", load.concurrency),
+    };
     println!(
-        "meetings: {} participants joining {} meetings ({} joins in flight), the meetings API on {base} and a meeting controller, in this process",
-        load.participants, load.meetings, load.concurrency
+        "meetings: {} participants joining {} meetings ({arriving}), the meetings API on {base} and a meeting controller, in this process",
+        load.participants, load.meetings
     );
 
     // Hosts: one per 25 meetings, and one for the warm-up and the scheduled meetings.
@@ -251,72 +328,68 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let tokens = Arc::new(tokens);
     let codes = Arc::new(codes);
 
-    // 2. Validation, in a quiet process.
+    // 2. Validation, in a quiet process, on the server's runtime (it is the server's
+    // work, called as its handlers call it).
     wait_for_controller(&http, &base, &tokens[0], &codes[0]).await?;
     let meeting_token = meeting_token(&http, &base, &tokens[0], &codes[0]).await?;
-    // Tokens never seen before (the blacklist asked in Redis), then one token again and
-    // again (the answer reused for up to a second, as for a client's every request).
     let user = meetings::domain::UserId::parse(&users[0]).context("a host's user id")?;
-    let mut fresh_tokens = Vec::with_capacity(load.validations);
-    for _ in 0..load.validations {
-        let issued = server
-            .auth
-            .issue(user, &meetings::auth::Scopes::all())
-            .await
-            .context("issuing an access token")?;
-        fresh_tokens.push(issued.token);
-    }
-    let mut first = Vec::with_capacity(load.validations);
-    for token in &fresh_tokens {
-        let start = Instant::now();
-        server
-            .auth
-            .verify_token(token.expose_str())
-            .await
-            .context("validating a new access token")?;
-        first.push(start.elapsed());
-    }
-    let first = sorted(first);
-    let mut access = Vec::with_capacity(load.validations);
-    let mut meeting = Vec::with_capacity(load.validations);
-    for _ in 0..load.validations {
-        let start = Instant::now();
-        server
-            .auth
-            .verify_token(&tokens[0])
-            .await
-            .context("validating an access token")?;
-        access.push(start.elapsed());
-        let start = Instant::now();
-        server
-            .auth
-            .verify_meeting_token(&meeting_token)
-            .await
-            .context("validating a meeting token")?;
-        meeting.push(start.elapsed());
-    }
-    let (access, meeting) = (sorted(access), sorted(meeting));
+    let (first, access, meeting) = server
+        .runtime
+        .spawn(validate(
+            server.auth.clone(),
+            user,
+            tokens[0].clone(),
+            meeting_token,
+            load.validations,
+        ))
+        .await
+        .context("the server's runtime")??;
 
-    // 3. Join.
+    // 3. Join: `concurrency` at a time, or each participant at its arrival time.
     let gate = Arc::new(Semaphore::new(load.concurrency));
+    let arrivals = load
+        .rate
+        .map(|rate| Arc::new(poisson_arrivals(load.participants, rate, &mut rand::rng())));
+    let in_flight = Arc::new(InFlight::default());
     let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
     for p in 0..load.participants {
-        let (http, endpoints, base, tokens, codes, gate) = (
+        let (http, endpoints, base, tokens, codes, gate, arrivals, in_flight) = (
             http.clone(),
             endpoints.clone(),
             base.clone(),
             tokens.clone(),
             codes.clone(),
             gate.clone(),
+            arrivals.clone(),
+            in_flight.clone(),
         );
         tasks.spawn(async move {
-            let permit = gate.acquire_owned().await?;
             let code = &codes[p % codes.len()];
             let token = &tokens[p % tokens.len()];
-            let joined = join(&http, &endpoints, &base, token, code).await?;
+            // An arriving participant's QUIC endpoint is made just before its arrival
+            // time (see `Endpoints`). Its join is timed from when its task wakes: the
+            // timer's tick is a millisecond, which is the bench's own delay. How late
+            // that was is kept apart, so a process too busy to start joins on time
+            // shows.
+            let (permit, ready, late) = match arrivals.as_deref().and_then(|a| a.get(p)) {
+                Some(offset) => {
+                    let at = started + *offset;
+                    tokio::time::sleep_until((at - ENDPOINT_LEAD).into()).await;
+                    let ready = endpoints.ready()?;
+                    tokio::time::sleep_until(at.into()).await;
+                    (None, ready, at.elapsed())
+                }
+                None => {
+                    let permit = gate.acquire_owned().await?;
+                    (Some(permit), endpoints.ready()?, Duration::ZERO)
+                }
+            };
+            in_flight.enter();
+            let joined = join(&http, &endpoints, ready, &base, token, code, Instant::now()).await;
+            in_flight.leave();
             drop(permit);
-            anyhow::Ok(joined)
+            joined.map(|(times, client)| (times, client, late))
         });
     }
     let mut gets = Vec::with_capacity(load.participants);
@@ -324,11 +397,13 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let mut sessions = Vec::with_capacity(load.participants);
     let mut answers = Vec::with_capacity(load.participants);
     let mut clients = Vec::with_capacity(load.participants);
+    let mut lateness = Vec::with_capacity(load.participants);
     let mut failures = 0usize;
     let mut first_failure = None;
     while let Some(done) = tasks.join_next().await {
         match done.context("a join task")? {
-            Ok((times, client)) => {
+            Ok((times, client, late)) => {
+                lateness.push(late);
                 gets.push(times.got);
                 sessions.push(times.session.saturating_sub(times.got));
                 answers.push(times.joined.saturating_sub(times.session));
@@ -344,6 +419,7 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let all_in = started.elapsed();
     let (gets, joins) = (sorted(gets), sorted(joins));
     let (sessions, answers) = (sorted(sessions), sorted(answers));
+    let lateness = sorted(lateness);
 
     // 4. Leave.
     let leaving = clients.len();
@@ -361,12 +437,22 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
     let left = left_at.elapsed();
 
     println!(
-        "results ({} of {} joined; {} sessions open at once; all in after {:.2} s):",
+        "results ({} of {} joined; {} sessions open at once; all in after {:.2} s, {:.0} joins a second; at most {} joins in flight at once):",
         joins.len(),
         load.participants,
         joins.len(),
-        all_in.as_secs_f64()
+        all_in.as_secs_f64(),
+        joins.len() as f64 / all_in.as_secs_f64().max(f64::EPSILON),
+        in_flight.most.load(std::sync::atomic::Ordering::Relaxed)
     );
+    if load.rate.is_some() {
+        println!(
+            "  arrivals started late by     p50 {:.3} ms, p99 {:.3} ms, at most {:.3} ms (the timer's tick, and a busy process)",
+            ms(percentile(&lateness, 50.0)),
+            ms(percentile(&lateness, 99.0)),
+            ms(lateness.last().copied().unwrap_or_default())
+        );
+    }
     if let Some(failure) = first_failure {
         println!("  {failures} joins failed, the first: {failure}");
     }
@@ -432,6 +518,50 @@ async fn measure(server: &Server, load: MeetingsLoad) -> anyhow::Result<()> {
         left.as_secs_f64()
     );
     Ok(())
+}
+
+/// Token validation (the server's own work): access tokens each used for the first
+/// time (the blacklist asked in Redis), then one access token again and again (the
+/// answer reused for up to a second, as for a client's every request) and a meeting
+/// token as often. The three sets of times, sorted.
+async fn validate(
+    auth: meetings::auth::Auth,
+    user: meetings::domain::UserId,
+    access_token: String,
+    meeting_token: String,
+    validations: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>)> {
+    let mut fresh_tokens = Vec::with_capacity(validations);
+    for _ in 0..validations {
+        let issued = auth
+            .issue(user, &meetings::auth::Scopes::all())
+            .await
+            .context("issuing an access token")?;
+        fresh_tokens.push(issued.token);
+    }
+    let mut first = Vec::with_capacity(validations);
+    for token in &fresh_tokens {
+        let start = Instant::now();
+        auth.verify_token(token.expose_str())
+            .await
+            .context("validating a new access token")?;
+        first.push(start.elapsed());
+    }
+    let mut access = Vec::with_capacity(validations);
+    let mut meeting = Vec::with_capacity(validations);
+    for _ in 0..validations {
+        let start = Instant::now();
+        auth.verify_token(&access_token)
+            .await
+            .context("validating an access token")?;
+        access.push(start.elapsed());
+        let start = Instant::now();
+        auth.verify_meeting_token(&meeting_token)
+            .await
+            .context("validating a meeting token")?;
+        meeting.push(start.elapsed());
+    }
+    Ok((sorted(first), sorted(access), sorted(meeting)))
 }
 
 /// Creates a meeting for each `(access token, body)`, `concurrency` at a time: the
@@ -522,12 +652,12 @@ struct JoinTimes {
 async fn join(
     http: &reqwest::Client,
     endpoints: &Endpoints,
+    ready: (Option<String>, Connector),
     base: &str,
     token: &str,
     code: &str,
+    start: Instant,
 ) -> anyhow::Result<(JoinTimes, Client)> {
-    let ready = endpoints.ready()?;
-    let start = Instant::now();
     let body = call(
         http.get(format!("{base}/api/v1/meetings/{code}"))
             .bearer_auth(token),
@@ -587,7 +717,19 @@ async fn warm_up(
             token.to_owned(),
             code.clone(),
         );
-        joining.spawn(async move { join(&http, &endpoints, &base, &token, &code).await });
+        joining.spawn(async move {
+            let ready = endpoints.ready()?;
+            join(
+                &http,
+                &endpoints,
+                ready,
+                &base,
+                &token,
+                &code,
+                Instant::now(),
+            )
+            .await
+        });
     }
     let mut clients = Vec::with_capacity(WARM_UP_JOINS);
     while let Some(joined) = joining.join_next().await {
@@ -684,4 +826,46 @@ async fn meeting_token(
     .await?;
     let grant = body.get("join_grant").context("no join grant")?;
     text(grant, "token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng as _;
+
+    #[test]
+    fn arrivals_come_in_order_at_the_asked_rate_with_exponential_gaps() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let rate = 100.0;
+        let arrivals = poisson_arrivals(20_000, rate, &mut rng);
+        assert_eq!(arrivals.len(), 20_000);
+        assert!(arrivals.windows(2).all(|w| w[0] <= w[1]), "out of order");
+        let gaps: Vec<f64> = std::iter::once(arrivals[0].as_secs_f64())
+            .chain(arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()))
+            .collect();
+        // An exponential distribution of mean 1/rate: the mean, and about e^-1 of the
+        // gaps longer than the mean (evenly spaced arrivals would have none longer).
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        assert!((mean * rate - 1.0).abs() < 0.03, "mean gap {mean}");
+        let longer = gaps.iter().filter(|&&g| g > 1.0 / rate).count() as f64 / gaps.len() as f64;
+        assert!(
+            (longer - (-1.0f64).exp()).abs() < 0.02,
+            "{longer} longer than the mean"
+        );
+    }
+
+    #[test]
+    fn the_most_joins_in_flight_is_kept_as_they_come_and_go() {
+        let in_flight = InFlight::default();
+        in_flight.enter();
+        in_flight.enter();
+        in_flight.leave();
+        in_flight.enter();
+        in_flight.enter();
+        in_flight.leave();
+        let load =
+            |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(load(&in_flight.most), 3);
+        assert_eq!(load(&in_flight.now), 2);
+    }
 }
