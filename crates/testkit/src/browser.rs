@@ -5,6 +5,7 @@
 //! `chromium`, which `scripts/test.sh` installs).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test plumbing: a failure is the test's
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -35,8 +36,18 @@ impl std::fmt::Debug for Browser {
 }
 
 impl Drop for Browser {
+    /// Kills ChromeDriver's whole process group: Chromium and its helper processes are
+    /// ChromeDriver's children, and killing ChromeDriver alone would leave them running.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let killed = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !killed.is_ok_and(|status| status.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
@@ -48,6 +59,8 @@ impl Browser {
             std::env::var("TAVERN_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let child = Command::new(&binary)
             .arg(format!("--port={port}"))
+            // Its own process group, which `drop` kills with everything Chromium started.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
