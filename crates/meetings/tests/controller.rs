@@ -1004,3 +1004,37 @@ async fn key_exchanges_are_relayed_unread_to_the_one_participant_named_and_never
         "a key exchange payload was logged"
     );
 }
+
+/// A connection a server drops before answering its session request is one worth a new
+/// grant and a second try; a refused one is not.
+#[tokio::test]
+async fn a_connection_dropped_while_it_is_set_up_is_told_apart_from_a_refusal() {
+    let identity = wtransport::Identity::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    let hash = sha256_hex(identity.certificate_chain().as_slice()[0].der());
+    let config = wtransport::ServerConfig::builder()
+        .with_bind_address("127.0.0.1:0".parse().unwrap())
+        .with_identity(identity)
+        .build();
+    let server = wtransport::Endpoint::server(config).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let serving = tokio::spawn(async move {
+        // The first session request is read and dropped unanswered, the second refused.
+        let request = server.accept().await.await.unwrap();
+        drop(request);
+        let request = server.accept().await.await.unwrap();
+        request.forbidden().await;
+        server
+    });
+    let url = format!("https://127.0.0.1:{port}/meetings/{}", uuid::Uuid::new_v4());
+
+    let dropped = Client::connect(&url, "a-token", Some(&hash))
+        .await
+        .unwrap_err();
+    assert!(dropped.closed_while_setting_up(), "{dropped}");
+    let refused = Client::connect(&url, "a-token", Some(&hash))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ClientError::Rejected), "{refused}");
+    assert!(!refused.closed_while_setting_up());
+    drop(serving.await.unwrap());
+}

@@ -188,38 +188,47 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         user_id: None,
         display_name: display_name.clone(),
     };
-    let granted = grant::grant(
-        &repo,
-        &auth,
-        &meeting,
-        &joiner,
-        &settings.region,
-        &settings.liveness,
-        &mut rand::rngs::StdRng::from_os_rng(),
-    )
-    .await;
-    let grant = match granted {
-        Ok(g) => g,
-        Err(e @ (GrantError::Ended | GrantError::NoController)) => {
-            eprintln!("tavern: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(e).context("making the join grant"),
-    };
-    let mut client = match Client::connect(
-        &grant.webtransport_url,
-        grant.wt_token.expose(),
-        grant.certificate_hash.as_deref(),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "tavern: could not reach the meeting controller at {}: {e}",
-                grant.webtransport_url
-            );
-            return Ok(ExitCode::FAILURE);
+    // A connection the controller closed while it was being set up is tried once more
+    // with a new grant (`ClientError::closed_while_setting_up`).
+    let mut tries = 0;
+    let (grant, mut client) = loop {
+        tries += 1;
+        let granted = grant::grant(
+            &repo,
+            &auth,
+            &meeting,
+            &joiner,
+            &settings.region,
+            &settings.liveness,
+            &mut rand::rngs::StdRng::from_os_rng(),
+        )
+        .await;
+        let grant = match granted {
+            Ok(g) => g,
+            Err(e @ (GrantError::Ended | GrantError::NoController)) => {
+                eprintln!("tavern: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => return Err(e).context("making the join grant"),
+        };
+        match Client::connect(
+            &grant.webtransport_url,
+            grant.wt_token.expose(),
+            grant.certificate_hash.as_deref(),
+        )
+        .await
+        {
+            Ok(client) => break (grant, client),
+            Err(e) if e.closed_while_setting_up() && tries < 2 => {
+                tracing::info!(error = %e, "the meeting controller closed the connection while it was set up; trying once more");
+            }
+            Err(e) => {
+                eprintln!(
+                    "tavern: could not reach the meeting controller at {}: {e}",
+                    grant.webtransport_url
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
     };
     let joined = match client.join(grant.token.expose_str()).await {

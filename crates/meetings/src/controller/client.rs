@@ -51,6 +51,23 @@ pub enum ClientError {
     Unexpected(String),
 }
 
+impl ClientError {
+    /// Whether the controller closed the connection while it was being set up, before
+    /// answering the session request: an HTTP/3 error, or the request dropped
+    /// unanswered. wtransport 0.7.2 can lose half of a control frame that arrives in two
+    /// pieces and then fails the connection so (README, "Known problems"); nothing of
+    /// the participant is recorded then, and a new join grant and a new connection are
+    /// worth one more try. A refusal ([`ClientError::Rejected`]) is not this.
+    pub fn closed_while_setting_up(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect(ConnectingError::ConnectionError(
+                ConnectionError::ApplicationClosed(_)
+            ))
+        )
+    }
+}
+
 impl From<ConnectingError> for ClientError {
     fn from(e: ConnectingError) -> ClientError {
         match e {
@@ -73,9 +90,7 @@ pub struct Closed {
 /// of the one signalling session it opens, so that opening the session does not pay
 /// for it (quinn zeroes about 3 MB of receive buffers per endpoint): the benchmark makes
 /// each participant's before timing its join, as a browser's QUIC stack exists before
-/// its user clicks "join". One session per endpoint: many sessions over one endpoint
-/// were seen to fail their WebTransport handshake (`H3_FRAME_UNEXPECTED`) about once in
-/// twenty thousand.
+/// its user clicks "join". One session per endpoint.
 pub struct Connector {
     endpoint: Endpoint<endpoint_side::Client>,
 }
