@@ -27,8 +27,8 @@
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
 //!    apart the session's and the answer's share); each participant's QUIC endpoint is
-//!    made before its join is timed ([`Endpoints`]); every session stays open until all
-//!    have joined;
+//!    made before its join is timed ([`Endpoints`]); every session stays open, with a
+//!    heartbeat every 10 s ([`stay`]), until all have joined;
 //! 4. everybody leaves, and the meetings end (the seed's Example 2).
 //!
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
@@ -352,9 +352,12 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         .map(|rate| Arc::new(poisson_arrivals(load.participants, rate, &mut rand::rng())));
     let in_flight = Arc::new(InFlight::default());
     let mut tasks = tokio::task::JoinSet::new();
+    // Cancelled when everybody has joined: the participants then stop their heartbeats
+    // and leave.
+    let leave = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     for p in 0..load.participants {
-        let (http, endpoints, base, tokens, codes, gate, arrivals, in_flight) = (
+        let (http, endpoints, base, tokens, codes, gate, arrivals, in_flight, leave) = (
             http.clone(),
             endpoints.clone(),
             base.clone(),
@@ -363,6 +366,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
             gate.clone(),
             arrivals.clone(),
             in_flight.clone(),
+            leave.clone(),
         );
         tasks.spawn(async move {
             let code = &codes[p % codes.len()];
@@ -389,7 +393,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
             let joined = join(&http, &endpoints, ready, &base, token, code, Instant::now()).await;
             in_flight.leave();
             drop(permit);
-            joined.map(|(times, client)| (times, client, late))
+            joined.map(|(times, client)| (times, tokio::spawn(stay(client, leave.clone())), late))
         });
     }
     let mut gets = Vec::with_capacity(load.participants);
@@ -426,15 +430,27 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     // 4. Leave.
     let leaving = clients.len();
     let left_at = Instant::now();
+    leave.cancel();
     let mut tasks = tokio::task::JoinSet::new();
-    for client in clients {
-        tasks.spawn(async move { client.leave().await });
+    for present in clients {
+        tasks.spawn(async move {
+            match present.await {
+                Ok(Ok(client)) => client.leave().await.map_err(anyhow::Error::from),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("staying in the meeting")),
+                Err(e) => Err(anyhow::Error::from(e)),
+            }
+        });
     }
     let mut leave_failures = 0usize;
+    let mut first_leave_failure = None;
     while let Some(done) = tasks.join_next().await {
-        if !matches!(done, Ok(Ok(()))) {
-            leave_failures += 1;
-        }
+        let failure = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        leave_failures += 1;
+        first_leave_failure.get_or_insert(failure);
     }
     let left = left_at.elapsed();
 
@@ -524,6 +540,9 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         "  {leaving} left in {:.2} s ({leave_failures} failed); the meetings ended",
         left.as_secs_f64()
     );
+    if let Some(failure) = first_leave_failure {
+        println!("  the first leave that failed: {failure}");
+    }
     Ok(())
 }
 
@@ -641,6 +660,35 @@ impl Endpoints {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = granted.map(str::to_owned);
         Connector::new(granted).context("a client QUIC endpoint")
+    }
+}
+
+/// How often a joined participant sends a heartbeat (the controller drops one silent
+/// for 30 s).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// A joined participant, present until `leave` is cancelled: a heartbeat every
+/// [`HEARTBEAT`], and whatever the controller sends read meanwhile. The client back, to
+/// leave.
+async fn stay(
+    mut client: Client,
+    leave: tokio_util::sync::CancellationToken,
+) -> Result<Client, meetings::controller::client::ClientError> {
+    use meetings::controller::proto::{Heartbeat, client_message::Payload};
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            () = leave.cancelled() => return Ok(client),
+            _ = beat.tick() => client.send(Payload::Heartbeat(Heartbeat {})).await?,
+            // `next` is cancel-safe.
+            message = client.next() => {
+                if message?.is_none() {
+                    return Err(meetings::controller::client::ClientError::Closed);
+                }
+            }
+        }
     }
 }
 
