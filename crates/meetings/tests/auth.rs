@@ -740,6 +740,61 @@ async fn failed_logins_are_limited_per_email_and_per_address_and_served_again_af
     assert_eq!(status, 200, "another address is not limited");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_logins_sent_at_once_get_no_more_tries_than_the_limit() {
+    let site = site().await;
+    site.register("alice@example.org").await;
+    // Thirty wrong passwords for one email, all in flight at once, each from another
+    // address: every one is counted before its (slow) password check, so no more than
+    // ten are checked and the rest are refused.
+    let attempts = (0..30).map(|i| {
+        let site = &site;
+        async move {
+            site.login(
+                "alice@example.org",
+                "wrong horse 7",
+                &format!("203.0.113.{i}"),
+            )
+            .await
+            .0
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let refused = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((checked, refused), (10, 20), "{statuses:?}");
+    // The ten failures fill the window: the right password is refused too.
+    let (status, body, _) = site
+        .login("alice@example.org", PASSWORD, "203.0.113.99")
+        .await;
+    assert_refused((status, body), 429, "rate_limited");
+    // A success takes its count back: nine failures and a success leave room for one
+    // more failure in the window, not none.
+    site.register("bob@example.org").await;
+    for i in 0..9 {
+        let (status, _, _) = site
+            .login(
+                "bob@example.org",
+                "wrong horse 7",
+                &format!("198.51.100.{i}"),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, _, _) = site
+        .login("bob@example.org", PASSWORD, "198.51.100.50")
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = site
+        .login("bob@example.org", "wrong horse 7", "198.51.100.51")
+        .await;
+    assert_eq!(status, 401, "the success was not counted as a failure");
+    let (status, _, _) = site
+        .login("bob@example.org", PASSWORD, "198.51.100.52")
+        .await;
+    assert_eq!(status, 429, "ten failures fill the window");
+}
+
 #[tokio::test]
 async fn registrations_are_limited_per_address_before_any_password_is_hashed() {
     let site = site().await;

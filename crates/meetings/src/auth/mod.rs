@@ -35,7 +35,7 @@ pub use self::jwt::{Claims, Jwk, Jwks, Kid, TokenError, verify_with_jwks};
 pub use self::keys::{KEY_CACHE_FOR, KeyInfo, LoadedKey, Rotation, SealedKey};
 pub use self::oauth::{DISCORD, discord_display_name, discord_email};
 pub use self::password::{CredentialError, Email, Password};
-pub use self::rate_limit::{Limit, RateLimiter, RetryAfter, identifier};
+pub use self::rate_limit::{Limit, RateLimiter, Reservation, RetryAfter, identifier};
 pub use self::scopes::{Scope, Scopes};
 
 use crate::domain::{
@@ -720,13 +720,19 @@ impl Auth {
                 identifier("ip", &ip.to_string())?,
             ));
         }
+        // Each attempt is counted as a failure before its password is checked, so that
+        // attempts in flight at once see each other (argon2 takes a while), and taken
+        // back when it succeeds or cannot be judged.
         let mut wait: Option<RetryAfter> = None;
+        let mut held = Vec::with_capacity(limits.len());
         for (limit, who) in &limits {
-            if let Err(retry) = self.limiter().check(limit, who, now).await? {
-                wait = Some(wait.map_or(retry, |w| w.max(retry)));
+            match self.limiter().reserve(limit, who, now).await? {
+                Ok(reservation) => held.push(reservation),
+                Err(retry) => wait = Some(wait.map_or(retry, |w| w.max(retry))),
             }
         }
         if let Some(retry) = wait {
+            self.release_all(held).await?;
             tracing::warn!(
                 retry_after = retry.seconds(),
                 "login refused: too many failed attempts"
@@ -736,7 +742,13 @@ impl Auth {
 
         let parsed = Email::parse(email).ok();
         let record = match &parsed {
-            Some(email) => self.repo().login_record(email).await?,
+            Some(email) => match self.repo().login_record(email).await {
+                Ok(record) => record,
+                Err(e) => {
+                    self.release_all(held).await?;
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         let stored = record
@@ -758,6 +770,7 @@ impl Auth {
         let user = record.as_ref().map(|r| r.user_id);
         match (matches, user) {
             (true, Some(user)) => {
+                self.release_all(held).await?;
                 self.repo().record_login(user, now).await?;
                 self.audit_user(
                     "user_login",
@@ -773,9 +786,8 @@ impl Auth {
                 self.issue(user, &Scopes::all()).await
             }
             _ => {
-                for (limit, who) in &limits {
-                    self.limiter().record(limit, who, now).await?;
-                }
+                // The reservations are kept: this failure counts.
+                drop(held);
                 self.audit_user(
                     "user_login",
                     "login",
@@ -790,6 +802,14 @@ impl Auth {
                 Err(AuthError::InvalidCredentials)
             }
         }
+    }
+
+    /// Takes back login attempts counted ahead ([`RateLimiter::reserve`]).
+    async fn release_all(&self, held: Vec<Reservation>) -> Result<(), AuthError> {
+        for reservation in held {
+            self.limiter().release(reservation).await?;
+        }
+        Ok(())
     }
 
     /// Blacklists the access token of `who` until it expires.

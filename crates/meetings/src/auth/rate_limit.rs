@@ -1,7 +1,9 @@
 //! Rate limits over the seed's `ratelimit:{endpoint}:{identifier}:{window}` counters:
 //! fixed one-minute windows. [`RateLimiter::hit`] counts a request and refuses the ones
-//! over the limit (meeting creation); [`RateLimiter::check`] and
-//! [`RateLimiter::record`] let a caller count only failures (logins).
+//! over the limit (meeting creation, registration); [`RateLimiter::reserve`] and
+//! [`RateLimiter::release`] let a caller count only failures (logins) while requests in
+//! flight at once still see each other: each is counted before its outcome is known and
+//! taken back when it succeeded.
 
 use std::time::Duration;
 
@@ -94,33 +96,50 @@ impl RateLimiter {
         Ok(Ok(()))
     }
 
-    /// Whether `identifier` is already at the limit in this window, counting nothing.
-    pub async fn check(
+    /// Counts one request of `identifier` at `limit` before it is known whether it
+    /// counts (a login, before its password is checked), so that requests in flight at
+    /// once see each other: a [`Reservation`], or refused (and not counted) when the
+    /// window is already full. [`RateLimiter::release`] takes back a reservation that
+    /// turned out not to count; one kept is counted for the window.
+    pub async fn reserve(
         &self,
         limit: &Limit,
         identifier: &RateLimitPart,
         now: DateTime<Utc>,
-    ) -> Result<Result<(), RetryAfter>, MeetingsError> {
-        let (count, window) = self
-            .repo
-            .request_count(&limit.part()?, identifier, now)
-            .await?;
-        if count >= limit.per_minute {
+    ) -> Result<Result<Reservation, RetryAfter>, MeetingsError> {
+        let endpoint = limit.part()?;
+        let window = domain::rate_limit_window(now, schema::RATE_LIMIT_TTL.as_secs());
+        let count = self.repo.count_request(&endpoint, identifier, now).await?;
+        let reservation = Reservation {
+            endpoint,
+            identifier: identifier.clone(),
+            window,
+        };
+        if count > limit.per_minute {
+            self.release(reservation).await?;
             return Ok(Err(retry_after(window, now)));
         }
-        Ok(Ok(()))
+        Ok(Ok(reservation))
     }
 
-    /// Counts one event (a failure) of `identifier` at `limit`.
-    pub async fn record(
-        &self,
-        limit: &Limit,
-        identifier: &RateLimitPart,
-        now: DateTime<Utc>,
-    ) -> Result<(), MeetingsError> {
+    /// Takes back a [`Reservation`] (in the window it was made in).
+    pub async fn release(&self, reservation: Reservation) -> Result<(), MeetingsError> {
         self.repo
-            .count_request(&limit.part()?, identifier, now)
-            .await?;
-        Ok(())
+            .uncount_request(
+                &reservation.endpoint,
+                &reservation.identifier,
+                reservation.window,
+            )
+            .await
     }
+}
+
+/// One request counted by [`RateLimiter::reserve`]: kept, it counts; released, it
+/// does not.
+#[derive(Debug)]
+#[must_use = "a reservation is kept (it counts) or released"]
+pub struct Reservation {
+    endpoint: RateLimitPart,
+    identifier: RateLimitPart,
+    window: i64,
 }

@@ -26,18 +26,25 @@ impl Repo {
         Ok(count)
     }
 
-    /// The current window's count without counting anything (0 when none was
-    /// counted), and the window's start (Unix seconds).
-    pub async fn request_count(
+    /// Takes back one request counted in `window` (`DECR` and `EXPIRE 60` in one
+    /// `MULTI`/`EXEC`: a counter the window's end already removed comes back at -1 for
+    /// a minute, in a window no request uses any more, and never without TTL).
+    pub async fn uncount_request(
         &self,
         endpoint: &RateLimitPart,
         identifier: &RateLimitPart,
-        now: DateTime<Utc>,
-    ) -> Result<(u64, i64), MeetingsError> {
-        let window = domain::rate_limit_window(now, schema::RATE_LIMIT_TTL.as_secs());
+        window: i64,
+    ) -> Result<(), MeetingsError> {
         let key = schema::rate_limit_key(endpoint, identifier, window);
+        let ttl = i64::try_from(schema::RATE_LIMIT_TTL.as_secs()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .decr(&key, 1)
+            .ignore()
+            .expire(&key, ttl)
+            .ignore();
         let mut conn = self.redis.conn();
-        let count: Option<u64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-        Ok((count.unwrap_or(0), window))
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(())
     }
 }
