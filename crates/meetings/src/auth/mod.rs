@@ -1004,3 +1004,55 @@ impl Auth {
         .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A token signed by our own key that names a meeting, a participant and a name but
+    /// lacks `meetings:join` is refused for the scope alone: nothing else is wrong
+    /// with it (the same token with the scope is accepted).
+    #[tokio::test]
+    async fn a_signed_token_naming_a_meeting_without_the_join_scope_is_refused_for_it() {
+        let world = testkit::World::with_postgres().await;
+        world.postgres.migrate(&crate::MIGRATIONS).await.unwrap();
+        let auth = crate::auth(&world.ctx, &crate::MeetingsConfig::default());
+        auth.rotate_keys().await.unwrap();
+        let (meeting, participant) = (MeetingId::random(), ParticipantId::random());
+        let token = |scope: Scope| {
+            let auth = auth.clone();
+            async move {
+                auth.sign_claims(MEETING_TOKEN_TTL, |claims| {
+                    claims.sub = GUEST_SUBJECT.to_owned();
+                    claims.scope = scope.as_str().to_owned();
+                    claims.mid = Some(meeting.to_string());
+                    claims.pid = Some(participant.to_string());
+                    claims.name = Some("Alice".to_owned());
+                })
+                .await
+                .unwrap()
+            }
+        };
+
+        let read_only = token(Scope::MeetingsRead).await;
+        let refused = auth
+            .verify_meeting_token(read_only.token.expose_str())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, AuthError::MissingScope(Scope::MeetingsJoin)),
+            "{refused:?}"
+        );
+        let joining = token(Scope::MeetingsJoin).await;
+        let ticket = auth
+            .verify_meeting_token(joining.token.expose_str())
+            .await
+            .unwrap();
+        assert_eq!(
+            (ticket.meeting_id, ticket.participant_id),
+            (meeting, participant)
+        );
+    }
+}
