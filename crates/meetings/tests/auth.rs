@@ -522,6 +522,19 @@ async fn rotation_signs_with_a_new_key_and_keeps_old_tokens_valid_until_they_exp
     assert_eq!(stored, vec![kid_of(&new)]);
     let rotations = site.audit_rows("signing_key_rotated").await;
     assert_eq!(rotations.len(), 2, "the first key and one rotation");
+    let removals: Vec<String> = sqlx::query_scalar(
+        "SELECT target_id FROM meet.audit_logs \
+         WHERE event_type = 'signing_key_removed' AND target_type = 'signing_key' \
+         AND actor_type = 'system' ORDER BY id",
+    )
+    .fetch_all(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        removals,
+        vec![kid_of(&before_rotation)],
+        "the retired key's removal"
+    );
 }
 
 #[tokio::test]

@@ -412,6 +412,10 @@ impl Auth {
                 removed = report.removed.len(),
                 "removed retired meetings signing keys"
             );
+            for kid in &report.removed {
+                self.audit_system("signing_key_removed", "remove", kid.as_str())
+                    .await;
+            }
         }
         self.load().await?;
         Ok(report)
