@@ -306,6 +306,49 @@ async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport()
     assert_eq!(joined.meeting_id, meeting["meeting_id"].as_str().unwrap());
     assert!(joined.participants.is_empty());
 
+    // The seed's Example 1 in one piece: a second user's GET makes their grant, and
+    // their JoinResponse lists the one already there, who is told of the newcomer.
+    let frank: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "email": "frank@example.org",
+            "password": "another long and private passphrase",
+            "display_name": "Frank",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut second, second_token) =
+        join_over_api(&http, &base, frank["access_token"].as_str().unwrap(), code).await;
+    let second_joined = second.join(&second_token).await.unwrap();
+    let listed: Vec<(&str, &str)> = second_joined
+        .participants
+        .iter()
+        .map(|p| (p.participant_id.as_str(), p.display_name.as_str()))
+        .collect();
+    assert_eq!(listed, vec![(joined.participant_id.as_str(), "Erin")]);
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            use meetings::controller::proto::server_message::Payload;
+            match client.next().await.unwrap().and_then(|m| m.payload) {
+                Some(Payload::ParticipantJoined(joined)) => break joined.participant,
+                Some(_) => continue,
+                None => panic!("the session closed"),
+            }
+        }
+    })
+    .await
+    .expect("Erin is told of Frank")
+    .unwrap();
+    assert_eq!(
+        (told.participant_id.as_str(), told.display_name.as_str()),
+        (second_joined.participant_id.as_str(), "Frank")
+    );
+    second.leave().await.unwrap();
+
     // The OpenAPI document describes the routes just used.
     let doc: Value = http
         .get(format!("{base}/api/v1/openapi.json"))
