@@ -214,6 +214,20 @@ async fn a_sandbox_meeting_is_created_and_joined_from_the_command_line() {
     assert_eq!(exit, 1, "{err}");
     let (exit, _, err) = stores.run(&["meetings", "join", &code, "--as", " "]).await;
     assert_eq!(exit, 2, "{err}");
+
+    // Without `--json`, `create` tells a person the code and how to join with it.
+    let (exit, out, err) = stores.run(&["meetings", "create", "Sunday game"]).await;
+    assert_eq!(exit, 0, "{out}{err}");
+    assert!(out.contains("meeting \"Sunday game\" created"), "{out}");
+    let plain = out
+        .lines()
+        .find_map(|l| l.strip_prefix("code: "))
+        .unwrap_or_else(|| panic!("no code in {out}"));
+    assert!(
+        out.contains(&format!("join: tavern meetings join {plain} --as NAME")),
+        "{out}"
+    );
+    assert_eq!(status_of(&stores, plain).await, "scheduled");
     running.shutdown();
     running.wait().await.unwrap();
 }
