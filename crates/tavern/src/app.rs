@@ -367,6 +367,7 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
             work_dir: Some(config.data_dir.join("recordings-work")),
             ..meetings::recording::RecordingsConfig::default()
         },
+        auth: config.meetings.auth,
         ..meetings::MeetingsConfig::default()
     }
 }

@@ -211,6 +211,12 @@ pub struct MeetingsSettings {
     pub recordings_url: Option<String>,
     /// `tavern media-handler`'s own settings.
     pub media_handler: MediaHandlerSettings,
+    /// The meetings' authentication settings; of them, the rate limits are set here:
+    /// `meetings_failed_logins_per_minute` (per email and per client address, default
+    /// 10), `meetings_created_per_minute` (per user, default 30),
+    /// `meetings_registrations_per_minute` (per client address, default 10) and
+    /// `meetings_guest_tokens_per_minute` (per client address, default 30).
+    pub auth: meetings::auth::AuthConfig,
 }
 
 /// The settings of a media handler run as its own process (`tavern media-handler`);
@@ -322,6 +328,30 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
     let recordings_url = raw
         .get("meetings_recordings_url")
         .map(|(_, v)| v.trim().to_owned());
+    let defaults = meetings::auth::AuthConfig::default();
+    let auth = meetings::auth::AuthConfig {
+        failed_logins_per_minute: per_minute(
+            raw,
+            "meetings_failed_logins_per_minute",
+            defaults.failed_logins_per_minute,
+        )?,
+        meetings_created_per_minute: per_minute(
+            raw,
+            "meetings_created_per_minute",
+            defaults.meetings_created_per_minute,
+        )?,
+        registrations_per_minute: per_minute(
+            raw,
+            "meetings_registrations_per_minute",
+            defaults.registrations_per_minute,
+        )?,
+        guest_tokens_per_minute: per_minute(
+            raw,
+            "meetings_guest_tokens_per_minute",
+            defaults.guest_tokens_per_minute,
+        )?,
+        ..defaults
+    };
     Ok(MeetingsSettings {
         region,
         controller,
@@ -331,7 +361,22 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
         controller_certificate,
         recordings_url,
         media_handler: media_handler_settings(raw)?,
+        auth,
     })
+}
+
+/// A rate limit under `key`: a whole number of requests a minute, at least 1.
+fn per_minute(raw: &Raw, key: &str, default: u64) -> Result<u64, ConfigError> {
+    match raw.get(key) {
+        None => Ok(default),
+        Some((src, v)) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(err(
+                src,
+                format!("`{v}` is not a rate limit (a whole number of requests a minute, >= 1)"),
+            )),
+        },
+    }
 }
 
 /// Tavern's OAuth2 client at Discord, for logging in on the web.
@@ -415,6 +460,22 @@ const KEYS: &[(&str, &str)] = &[
     ("trusted_proxies", "TAVERN_TRUSTED_PROXIES"),
     ("meetings_region", "TAVERN_MEETINGS_REGION"),
     ("meetings_recordings_url", "TAVERN_MEETINGS_RECORDINGS_URL"),
+    (
+        "meetings_failed_logins_per_minute",
+        "TAVERN_MEETINGS_FAILED_LOGINS_PER_MINUTE",
+    ),
+    (
+        "meetings_created_per_minute",
+        "TAVERN_MEETINGS_CREATED_PER_MINUTE",
+    ),
+    (
+        "meetings_registrations_per_minute",
+        "TAVERN_MEETINGS_REGISTRATIONS_PER_MINUTE",
+    ),
+    (
+        "meetings_guest_tokens_per_minute",
+        "TAVERN_MEETINGS_GUEST_TOKENS_PER_MINUTE",
+    ),
     ("meeting_controller", "TAVERN_MEETING_CONTROLLER"),
     ("meeting_controller_addr", "TAVERN_MEETING_CONTROLLER_ADDR"),
     ("meeting_controller_host", "TAVERN_MEETING_CONTROLLER_HOST"),
@@ -1053,6 +1114,43 @@ mod tests {
                 .expect_err(bad);
             assert_eq!(e.key, "TAVERN_ROLLS_SYNC_KEEP");
             assert!(e.problem.contains("a whole number >= 1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_meetings_rate_limits_default_to_the_issue_s_and_take_whole_numbers_above_zero() {
+        let c = Config::from_sources(None, None, &env(&[])).expect("defaults");
+        let limits = |c: &Config| {
+            let a = c.meetings.auth;
+            (
+                a.failed_logins_per_minute,
+                a.meetings_created_per_minute,
+                a.registrations_per_minute,
+                a.guest_tokens_per_minute,
+            )
+        };
+        assert_eq!(limits(&c), (10, 30, 10, 30));
+        let c = Config::from_sources(
+            Some(
+                "meetings_failed_logins_per_minute = 5\nmeetings_created_per_minute = 100\n\
+                 meetings_registrations_per_minute = 3\nmeetings_guest_tokens_per_minute = 60",
+            ),
+            None,
+            &env(&[("TAVERN_MEETINGS_CREATED_PER_MINUTE", "200")]),
+        )
+        .expect("file and environment");
+        assert_eq!(limits(&c), (5, 200, 3, 60), "the environment wins");
+        for key in [
+            "TAVERN_MEETINGS_FAILED_LOGINS_PER_MINUTE",
+            "TAVERN_MEETINGS_CREATED_PER_MINUTE",
+            "TAVERN_MEETINGS_REGISTRATIONS_PER_MINUTE",
+            "TAVERN_MEETINGS_GUEST_TOKENS_PER_MINUTE",
+        ] {
+            for bad in ["0", "-3", "ten", "1.5"] {
+                let e = Config::from_sources(None, None, &env(&[(key, bad)])).expect_err(bad);
+                assert_eq!(e.key, key);
+                assert!(e.problem.contains("not a rate limit"), "{e}");
+            }
         }
     }
 

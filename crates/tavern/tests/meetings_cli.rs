@@ -543,3 +543,48 @@ fn the_meetings_bench_refuses_an_arrival_rate_that_is_not_above_zero() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_how_many_meetings_a_user_may_create_a_minute() {
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETINGS_CREATED_PER_MINUTE", "2".to_owned())])
+        .await;
+    let base = format!("http://{}", running.http_addr);
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "email": "gina@example.org",
+            "password": "a long and private passphrase",
+            "display_name": "Gina",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["access_token"].as_str().unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let created = http
+            .post(format!("{base}/api/v1/meetings"))
+            .bearer_auth(token)
+            .json(&json!({ "display_name": format!("Table {i}") }))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(created.status().as_u16());
+        if created.status() == 429 {
+            assert!(created.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![201, 201, 429],
+        "two a minute, not the default 30"
+    );
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -60,6 +60,8 @@ pub struct AuthConfig {
     pub meetings_created_per_minute: u64,
     /// Registrations per minute from one client address (each costs an argon2id hash).
     pub registrations_per_minute: u64,
+    /// Guest join grants per minute from one client address.
+    pub guest_tokens_per_minute: u64,
 }
 
 impl Default for AuthConfig {
@@ -71,6 +73,7 @@ impl Default for AuthConfig {
             failed_logins_per_minute: 10,
             meetings_created_per_minute: 30,
             registrations_per_minute: 10,
+            guest_tokens_per_minute: 30,
         }
     }
 }
@@ -101,6 +104,11 @@ impl AuthConfig {
     /// Meetings created per user (the seed's example endpoint).
     pub fn meetings_created(&self) -> Limit {
         Limit::new("api:meetings:create", self.meetings_created_per_minute)
+    }
+
+    /// Guest join grants per client address.
+    pub fn guest_tokens(&self) -> Limit {
+        Limit::new("api:meetings:guest-token", self.guest_tokens_per_minute)
     }
 }
 

@@ -10,9 +10,9 @@
 //! together, then the grant's own steps.
 //!
 //! Rate limits: creation per user ([`crate::auth::AuthConfig::meetings_created`]);
-//! guest tokens per client address ([`GUEST_TOKENS`]; a request that did not come
-//! through Tavern's server has no address and is not limited). Meetings are not
-//! cached (`cache:meeting:*` is never written), so a change needs no invalidation.
+//! guest tokens per client address ([`crate::auth::AuthConfig::guest_tokens`]; a
+//! request that did not come through Tavern's server has no address and is not
+//! limited). Meetings are not cached (`cache:meeting:*` is never written), so a change needs no invalidation.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -28,9 +28,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, BEARER, Body, ErrorBody, WebState};
 use crate::MeetingsError;
-use crate::auth::{
-    AuthError, Authenticated, ClientInfo, Limit, Scope, discord_display_name, identifier,
-};
+use crate::auth::{AuthError, Authenticated, ClientInfo, Scope, discord_display_name, identifier};
 use crate::domain::{DisplayName, MeetingCode, MeetingId, MeetingStatus, RateLimitPart, UserId};
 use crate::grant::{self, GrantError, JoinGrant, Joiner};
 use crate::repo::{Meeting, MeetingSettings, NewMeeting};
@@ -48,9 +46,6 @@ pub const SESSION_GRANT_PATH: &str = "/meet/{code}/grant";
 pub const SETTINGS_PATH: &str = "/api/v1/meetings/{id}/settings";
 /// `POST`: end a meeting.
 pub const END_PATH: &str = "/api/v1/meetings/{id}/end";
-
-/// Guest tokens asked for per client address and minute.
-pub const GUEST_TOKENS: Limit = Limit::new("api:meetings:guest-token", 30);
 
 /// The largest `max_participants` a meeting may have.
 pub const MAX_PARTICIPANTS: i64 = 1000;
@@ -612,7 +607,7 @@ pub(super) async fn get_meeting(
 /// A guest's join grant.
 ///
 /// Anyone holding the meeting's code may join a meeting without `require_auth` under a
-/// name of their choosing. Limited per client address (30 a minute).
+/// name of their choosing. Limited per client address (30 a minute by default).
 #[utoipa::path(
     post,
     path = "/api/v1/meetings/{code}/guest-token",
@@ -642,7 +637,7 @@ pub(super) async fn guest_token(
         let per_address = rate_limit_key(identifier("ip", &ip.to_string()))?;
         if let Err(retry) = auth
             .limiter()
-            .hit(&GUEST_TOKENS, &per_address, auth.now())
+            .hit(&auth.config().guest_tokens(), &per_address, auth.now())
             .await?
         {
             tracing::info!(
