@@ -94,6 +94,55 @@ pub(crate) struct Bound {
     pub local_addr: SocketAddr,
 }
 
+/// A fresh self-signed certificate (valid 14 days, the most browsers accept for
+/// `serverCertificateHashes`) for `localhost`, `127.0.0.1` and `public_host`.
+fn self_signed(public_host: &str) -> Result<Identity, ListenError> {
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if !names.iter().any(|n| n == public_host) {
+        names.push(public_host.to_owned());
+    }
+    Identity::self_signed(&names).map_err(|e| ListenError::Certificate(e.to_string()))
+}
+
+/// SHA-256 (lowercase hex) of the DER of `identity`'s leaf certificate.
+fn leaf_hash(identity: &Identity) -> Result<String, ListenError> {
+    let leaf = identity
+        .certificate_chain()
+        .as_slice()
+        .first()
+        .ok_or(ListenError::NoCertificate)?;
+    Ok(sha256_hex(leaf.der()))
+}
+
+/// How often a self-signed certificate is replaced: half its 14 days, so that the
+/// hash in any grant handed out names a certificate with a week still to run.
+pub const CERTIFICATE_RENEW_EVERY: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 60 * 60);
+
+/// Serves a fresh self-signed certificate on `endpoint` from its next connection on
+/// (connections open keep theirs); the new certificate's hash.
+pub(crate) fn renew_self_signed(
+    endpoint: &Endpoint<Server>,
+    public_host: &str,
+) -> Result<String, ListenError> {
+    let identity = self_signed(public_host)?;
+    let certificate_hash = leaf_hash(&identity)?;
+    // Not rebound: the address here is never used.
+    let config = ServerConfig::builder()
+        .with_bind_default(0)
+        .with_custom_transport(identity, transport())
+        .build();
+    endpoint
+        .reload_config(config, false)
+        .map_err(|source| ListenError::Bind {
+            addr: endpoint
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+            source,
+        })?;
+    Ok(certificate_hash)
+}
+
 /// Binds `listen` (UDP) with `certificate` (a PEM chain and key), or a fresh
 /// self-signed certificate for `localhost`, `127.0.0.1` and `public_host`.
 pub(crate) async fn bind(
@@ -103,20 +152,9 @@ pub(crate) async fn bind(
 ) -> Result<Bound, ListenError> {
     let identity = match certificate {
         Some((chain, key)) => Identity::load_pemfiles(chain, key).await?,
-        None => {
-            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-            if !names.iter().any(|n| n == public_host) {
-                names.push(public_host.to_owned());
-            }
-            Identity::self_signed(&names).map_err(|e| ListenError::Certificate(e.to_string()))?
-        }
+        None => self_signed(public_host)?,
     };
-    let leaf = identity
-        .certificate_chain()
-        .as_slice()
-        .first()
-        .ok_or(ListenError::NoCertificate)?;
-    let certificate_hash = sha256_hex(leaf.der());
+    let certificate_hash = leaf_hash(&identity)?;
     let bind_error = |source| ListenError::Bind {
         addr: listen,
         source,

@@ -1038,3 +1038,49 @@ async fn a_connection_dropped_while_it_is_set_up_is_told_apart_from_a_refusal() 
     assert!(!refused.closed_while_setting_up());
     drop(serving.await.unwrap());
 }
+
+/// A self-signed certificate is replaced before it expires: the new one's hash is
+/// registered and handed out, new sessions pin it, and a session already open goes on.
+#[tokio::test]
+async fn a_self_signed_certificate_is_renewed_and_new_grants_pin_the_new_one() {
+    let c = controller_with(|config| {
+        config.certificate_renew_every = Duration::from_millis(300);
+    })
+    .await;
+    let m = meeting(&c.repo, "Long running").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+
+    let renewed = eventually(
+        "the registry holds a renewed certificate's hash",
+        || async {
+            let hash = c.repo.controller(&c.id).await.ok()?.certificate_hash?;
+            (hash != c.certificate_hash).then_some(hash)
+        },
+    )
+    .await;
+    assert_eq!(renewed.len(), 64);
+    let grant = c.grant(m, "Bob").await;
+    assert_eq!(grant.certificate_hash.as_deref(), Some(renewed.as_str()));
+    // The served certificate is the renewed one: a client pinning it joins, one pinning
+    // the first is refused by its own check.
+    let mut bob = c.connect(&grant).await;
+    bob.join(grant.token.expose_str()).await.unwrap();
+    let stale = c.grant(m, "Carol").await;
+    let pinned_to_first = Client::connect(
+        &stale.webtransport_url,
+        stale.wt_token.expose(),
+        Some(&c.certificate_hash),
+    )
+    .await;
+    assert!(
+        pinned_to_first.is_err(),
+        "the first certificate is no longer served"
+    );
+    // Alice's session, opened on the first certificate, is still served.
+    assert!(
+        heartbeat(&mut alice)
+            .await
+            .iter()
+            .all(|p| !matches!(p, S::Error(_)))
+    );
+}

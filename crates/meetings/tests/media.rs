@@ -634,3 +634,43 @@ async fn the_join_response_carries_a_working_media_grant() {
     drop(joined);
     h.stop().await;
 }
+
+/// A self-signed certificate is replaced before it expires: the new one's hash is
+/// registered and announced, new sessions pin it, and the first is no longer served.
+#[tokio::test]
+async fn a_self_signed_certificate_is_renewed_registered_and_announced() {
+    let h = handler_with(|config| {
+        config.certificate_renew_every = Duration::from_millis(500);
+    })
+    .await;
+    let renewed = eventually(
+        "the registry holds a renewed certificate's hash",
+        || async {
+            let hash = h.repo.media_handler(&h.id).await.ok()?.certificate_hash?;
+            (hash != h.certificate_hash).then_some(hash)
+        },
+    )
+    .await;
+    eventually("the directory announces the renewed hash", || async {
+        let announced = h.directory.address(&h.id)?.certificate_hash?;
+        (announced == renewed).then_some(())
+    })
+    .await;
+    let m = meetings::domain::MeetingId::random();
+    let url = format!("{}/media/{m}", h.endpoint);
+    let token = h
+        .token(m, ParticipantId::random(), ConnectionType::Media)
+        .await;
+    MediaClient::connect(&url, &token, Some(&renewed))
+        .await
+        .expect("a client pinning the renewed certificate connects");
+    let token = h
+        .token(m, ParticipantId::random(), ConnectionType::Media)
+        .await;
+    assert!(
+        MediaClient::connect(&url, &token, Some(&h.certificate_hash))
+            .await
+            .is_err(),
+        "the first certificate is no longer served"
+    );
+}

@@ -203,7 +203,8 @@ pub struct MeetingsSettings {
     /// `meeting_controller_id`: its id in the registry (default: a new one per start).
     pub controller_id: Option<meetings::domain::ControllerId>,
     /// `meeting_controller_cert` and `meeting_controller_key`: PEM files, both or
-    /// neither; neither: a self-signed certificate valid 14 days, pinned by its hash.
+    /// neither; neither: a self-signed certificate valid 14 days (replaced every 7),
+    /// pinned by its hash.
     pub controller_certificate: Option<(PathBuf, PathBuf)>,
     /// `meetings_recordings_url`: where meeting recordings are written, a local
     /// directory or any `object_store` URL (`s3://bucket/prefix`, ...; default: the
@@ -232,8 +233,8 @@ pub struct MediaHandlerSettings {
     /// `media_handler_id`: its id in the registry (default: a new one per start).
     pub id: Option<meetings::domain::HandlerId>,
     /// `media_handler_cert` and `media_handler_key`: PEM files, both or neither;
-    /// neither: a self-signed certificate valid 14 days, pinned by its hash (registered
-    /// in `media_handlers.metadata.certificate_hash`).
+    /// neither: a self-signed certificate valid 14 days (replaced every 7), pinned by its
+    /// hash (registered in `media_handlers.metadata.certificate_hash`).
     pub certificate: Option<(PathBuf, PathBuf)>,
 }
 

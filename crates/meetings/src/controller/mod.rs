@@ -3,8 +3,10 @@
 //!
 //! A [`MeetingController`] binds a UDP port with a TLS identity (a self-signed ECDSA
 //! certificate valid 14 days unless PEM files are configured; its SHA-256 is what join
-//! grants hand out for `serverCertificateHashes`), registers in the registry and
-//! heartbeats its real load, and serves sessions until shut down:
+//! grants hand out for `serverCertificateHashes`; it is replaced by a fresh one every
+//! 7 days, whose hash is registered for the grants made after, while open sessions keep
+//! theirs), registers in the registry and heartbeats its real load, and serves sessions
+//! until shut down:
 //!
 //! - A session request must be `/meetings/{meeting_id}?wt_token={token}`; the one-time
 //!   token is redeemed (an unknown, used or expired token, or one granted for another
@@ -72,8 +74,8 @@ pub struct ControllerConfig {
     pub max_participants: i32,
     /// How often it reports its load to the registry (the registry's liveness is 30 s).
     pub heartbeat_every: Duration,
-    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days,
-    /// its hash handed out in join grants.
+    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days
+    /// (renewed every `certificate_renew_every`), its hash handed out in join grants.
     pub certificate: Option<(PathBuf, PathBuf)>,
     /// The region it registers in.
     pub region: Region,
@@ -89,6 +91,9 @@ pub struct ControllerConfig {
     pub session_queue: usize,
     /// The media handlers its joins are granted; `None`: no media grants.
     pub media: Option<MediaHandlers>,
+    /// How often a self-signed certificate is replaced by a fresh one (and its hash
+    /// registered for the grants made after); a configured certificate is kept.
+    pub certificate_renew_every: Duration,
 }
 
 /// The media handlers a controller grants, and when a registered one counts as alive
@@ -160,6 +165,7 @@ impl ControllerConfig {
             max_participants: 10_000,
             heartbeat_every: Duration::from_secs(10),
             certificate: None,
+            certificate_renew_every: crate::wt::CERTIFICATE_RENEW_EVERY,
             region: Region::local(),
             presence_timeout: crate::schema::PRESENCE_TTL,
             join_timeout: Duration::from_secs(10),
@@ -282,14 +288,23 @@ impl MeetingController {
         tracing::info!(controller = %config.controller_id, endpoint = %registration.endpoint,
             "meeting controller serving");
 
+        let registration = Arc::new(std::sync::Mutex::new(registration));
         let tasks = TaskTracker::new();
-        tasks.spawn(heartbeats(shared.clone(), registration));
+        tasks.spawn(heartbeats(shared.clone(), registration.clone()));
         tasks.spawn(session::sweeps(shared.clone()));
+        let mut renew = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.certificate_renew_every,
+            config.certificate_renew_every,
+        );
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 incoming = self.endpoint.accept() => {
                     tasks.spawn(session::serve(shared.clone(), incoming));
+                }
+                _ = renew.tick(), if config.certificate.is_none() => {
+                    renew_certificate(&shared, &self.endpoint, &registration).await;
                 }
             }
         }
@@ -315,6 +330,37 @@ impl MeetingController {
     }
 }
 
+/// Serves a fresh self-signed certificate and registers its hash, so that the grants
+/// made from now on pin it; sessions open keep the old one. A failure is logged, and
+/// the old certificate served until the next try.
+async fn renew_certificate(
+    shared: &Shared,
+    endpoint: &Endpoint<Server>,
+    registration: &std::sync::Mutex<ControllerRegistration>,
+) {
+    let controller = &shared.config.controller_id;
+    let hash = match crate::wt::renew_self_signed(endpoint, &shared.config.public_host) {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::warn!(%controller, %error, "could not renew the self-signed certificate");
+            return;
+        }
+    };
+    let updated = {
+        let mut registration = registration
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        registration.certificate_hash = Some(hash.clone());
+        registration.clone()
+    };
+    match shared.repo.register_controller(&updated).await {
+        Ok(()) => tracing::info!(%controller, certificate_hash = %hash,
+            "meeting controller serves a renewed self-signed certificate"),
+        Err(error) => tracing::warn!(%controller, %error,
+            "the renewed certificate's hash is not registered yet; the next heartbeat that finds the registration lost registers it"),
+    }
+}
+
 /// Reports the controller's load with `health`; `NotFound` when the registry lost it.
 async fn report(shared: &Shared, health: HealthStatus) -> Result<(), MeetingsError> {
     let (meetings, participants) = shared.rooms.load();
@@ -334,7 +380,10 @@ async fn report(shared: &Shared, health: HealthStatus) -> Result<(), MeetingsErr
 
 /// Heartbeats every `heartbeat_every` until the controller stops; registers again when
 /// the registry lost it.
-async fn heartbeats(shared: Arc<Shared>, registration: ControllerRegistration) {
+async fn heartbeats(
+    shared: Arc<Shared>,
+    registration: Arc<std::sync::Mutex<ControllerRegistration>>,
+) {
     let mut every = tokio::time::interval(shared.config.heartbeat_every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
@@ -346,6 +395,10 @@ async fn heartbeats(shared: Arc<Shared>, registration: ControllerRegistration) {
         if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
             report(&shared, HealthStatus::Healthy).await
         {
+            let registration = registration
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             match shared.repo.register_controller(&registration).await {
                 Ok(()) => {
                     let _ = report(&shared, HealthStatus::Healthy).await;

@@ -1,8 +1,8 @@
 //! The media handler: a selective forwarding unit over WebTransport (issue 14, point 1).
 //!
 //! A [`MediaHandler`] binds a UDP port with a TLS identity (like the meeting controller:
-//! a self-signed ECDSA certificate valid 14 days unless PEM files are configured; its
-//! SHA-256 is what the media grant hands out), registers in `media_handlers`, heartbeats
+//! a self-signed ECDSA certificate valid 14 days unless PEM files are configured,
+//! renewed every 7 days; its SHA-256 is what the media grant hands out), registers in `media_handlers`, heartbeats
 //! its real load (the tracks its participants publish, and the Mbit/s it receives and
 //! sends) and serves sessions until shut down. [`proto`] is the wire contract:
 //!
@@ -98,8 +98,8 @@ pub struct HandlerConfig {
     pub subscriber_queue: usize,
     /// How long a session may take to open its control stream.
     pub open_timeout: Duration,
-    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days,
-    /// its hash handed out in media grants.
+    /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days
+    /// (renewed every `certificate_renew_every`), its hash handed out in media grants.
     pub certificate: Option<(PathBuf, PathBuf)>,
     /// Where it announces its endpoint and certificate hash once registered (the
     /// in-process meeting controller's [`MediaHandlers::directory`]); `None`: nowhere.
@@ -107,6 +107,10 @@ pub struct HandlerConfig {
     /// How often it refreshes its place among each served meeting's handlers and looks
     /// for handlers to relay to (also at once whenever a participant comes or goes).
     pub relay_every: Duration,
+    /// How often a self-signed certificate is replaced by a fresh one (its hash
+    /// registered and announced for the grants made after); a configured certificate
+    /// is kept.
+    pub certificate_renew_every: Duration,
 }
 
 impl HandlerConfig {
@@ -128,6 +132,7 @@ impl HandlerConfig {
             certificate: None,
             directory: None,
             relay_every: Duration::from_secs(2),
+            certificate_renew_every: crate::wt::CERTIFICATE_RENEW_EVERY,
         }
     }
 }
@@ -305,14 +310,23 @@ impl MediaHandler {
             self.books,
             books_done.clone(),
         ));
+        let registration = Arc::new(std::sync::Mutex::new(registration));
         let tasks = TaskTracker::new();
-        tasks.spawn(heartbeats(shared.clone(), registration));
+        tasks.spawn(heartbeats(shared.clone(), registration.clone()));
         tasks.spawn(relay::manage(shared.clone()));
+        let mut renew = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.certificate_renew_every,
+            config.certificate_renew_every,
+        );
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 incoming = self.endpoint.accept() => {
                     tasks.spawn(session::serve(shared.clone(), incoming));
+                }
+                _ = renew.tick(), if config.certificate.is_none() => {
+                    renew_certificate(&shared, &self.endpoint, &registration).await;
                 }
             }
         }
@@ -384,9 +398,47 @@ async fn report(
     result
 }
 
+/// Serves a fresh self-signed certificate, announces and registers its hash, so that the
+/// grants and relays made from now on pin it; sessions open keep the old one. A failure
+/// is logged, and the old certificate served until the next try.
+async fn renew_certificate(
+    shared: &Shared,
+    endpoint: &wtransport::Endpoint<wtransport::endpoint::endpoint_side::Server>,
+    registration: &std::sync::Mutex<HandlerRegistration>,
+) {
+    let handler = &shared.config.handler_id;
+    let hash = match crate::wt::renew_self_signed(endpoint, &shared.config.public_host) {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::warn!(%handler, %error, "could not renew the self-signed certificate");
+            return;
+        }
+    };
+    let updated = {
+        let mut registration = registration
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        registration.certificate_hash = Some(hash.clone());
+        registration.clone()
+    };
+    if let Some(directory) = &shared.config.directory {
+        directory.announce(MediaHandlerAddress {
+            handler_id: handler.clone(),
+            endpoint: updated.endpoint.clone(),
+            certificate_hash: Some(hash.clone()),
+        });
+    }
+    match shared.repo.register_handler(&updated).await {
+        Ok(()) => tracing::info!(%handler, certificate_hash = %hash,
+            "media handler serves a renewed self-signed certificate"),
+        Err(error) => tracing::warn!(%handler, %error,
+            "the renewed certificate's hash is not registered yet; the next heartbeat that finds the registration lost registers it"),
+    }
+}
+
 /// Heartbeats every `heartbeat_every` until the handler stops; registers again when the
 /// registry lost it.
-async fn heartbeats(shared: Arc<Shared>, registration: HandlerRegistration) {
+async fn heartbeats(shared: Arc<Shared>, registration: Arc<std::sync::Mutex<HandlerRegistration>>) {
     let mut every = tokio::time::interval(shared.config.heartbeat_every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
@@ -399,6 +451,10 @@ async fn heartbeats(shared: Arc<Shared>, registration: HandlerRegistration) {
         if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
             report(&shared, HealthStatus::Healthy, &mut since).await
         {
+            let registration = registration
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             match shared.repo.register_handler(&registration).await {
                 Ok(()) => {
                     let _ = report(&shared, HealthStatus::Healthy, &mut since).await;
