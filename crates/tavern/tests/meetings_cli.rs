@@ -269,19 +269,7 @@ async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport()
     let base = format!("http://{}", running.http_addr);
     let http = reqwest::Client::new();
 
-    let registered: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "email": "erin@example.org",
-            "password": "a long and private passphrase",
-            "display_name": "Erin",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register(&http, &base, "erin@example.org", "Erin").await;
     let token = registered["access_token"].as_str().unwrap().to_owned();
 
     let created = http
@@ -322,19 +310,7 @@ async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport()
 
     // The seed's Example 1 in one piece: a second user's GET makes their grant, and
     // their JoinResponse lists the one already there, who is told of the newcomer.
-    let frank: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "email": "frank@example.org",
-            "password": "another long and private passphrase",
-            "display_name": "Frank",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let frank = register(&http, &base, "frank@example.org", "Frank").await;
     let (mut second, second_token) =
         join_over_api(&http, &base, frank["access_token"].as_str().unwrap(), code).await;
     let second_joined = second.join(&second_token).await.unwrap();
@@ -379,6 +355,22 @@ async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport()
     client.leave().await.unwrap();
     running.shutdown();
     running.wait().await.unwrap();
+}
+
+/// A meetings account registered over the API: the answer (`user_id`, `access_token`).
+async fn register(http: &reqwest::Client, base: &str, email: &str, name: &str) -> Value {
+    let response = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "email": email,
+            "password": "a long and private passphrase",
+            "display_name": name,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "registering {email}");
+    response.json().await.unwrap()
 }
 
 /// A participant joined over the API (`GET /api/v1/meetings/{code}` as the user with
@@ -431,19 +423,7 @@ async fn a_separate_media_handler_process_is_granted_by_a_separate_controller() 
 
     let base = format!("http://{}", running.http_addr);
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "email": "fay@example.org",
-            "password": "a long and private passphrase",
-            "display_name": "Fay",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register(&http, &base, "fay@example.org", "Fay").await;
     let token = registered["access_token"].as_str().unwrap().to_owned();
     let meeting: Value = http
         .post(format!("{base}/api/v1/meetings"))
@@ -552,19 +532,7 @@ async fn an_operator_sets_how_many_meetings_a_user_may_create_a_minute() {
         .await;
     let base = format!("http://{}", running.http_addr);
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "email": "gina@example.org",
-            "password": "a long and private passphrase",
-            "display_name": "Gina",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register(&http, &base, "gina@example.org", "Gina").await;
     let token = registered["access_token"].as_str().unwrap();
     let mut statuses = Vec::new();
     for i in 0..3 {

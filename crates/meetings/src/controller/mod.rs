@@ -339,19 +339,14 @@ async fn renew_certificate(
     registration: &std::sync::Mutex<ControllerRegistration>,
 ) {
     let controller = &shared.config.controller_id;
-    let hash = match crate::wt::renew_self_signed(endpoint, &shared.config.public_host) {
-        Ok(hash) => hash,
-        Err(error) => {
-            tracing::warn!(%controller, %error, "could not renew the self-signed certificate");
-            return;
-        }
-    };
-    let updated = {
-        let mut registration = registration
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        registration.certificate_hash = Some(hash.clone());
-        registration.clone()
+    let Some((hash, updated)) = crate::wt::renew_into(
+        endpoint,
+        &shared.config.public_host,
+        controller,
+        registration,
+        |r| &mut r.certificate_hash,
+    ) else {
+        return;
     };
     match shared.repo.register_controller(&updated).await {
         Ok(()) => tracing::info!(%controller, certificate_hash = %hash,

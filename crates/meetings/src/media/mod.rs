@@ -407,19 +407,14 @@ async fn renew_certificate(
     registration: &std::sync::Mutex<HandlerRegistration>,
 ) {
     let handler = &shared.config.handler_id;
-    let hash = match crate::wt::renew_self_signed(endpoint, &shared.config.public_host) {
-        Ok(hash) => hash,
-        Err(error) => {
-            tracing::warn!(%handler, %error, "could not renew the self-signed certificate");
-            return;
-        }
-    };
-    let updated = {
-        let mut registration = registration
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        registration.certificate_hash = Some(hash.clone());
-        registration.clone()
+    let Some((hash, updated)) = crate::wt::renew_into(
+        endpoint,
+        &shared.config.public_host,
+        handler,
+        registration,
+        |r| &mut r.certificate_hash,
+    ) else {
+        return;
     };
     if let Some(directory) = &shared.config.directory {
         directory.announce(MediaHandlerAddress {
