@@ -322,13 +322,24 @@ async fn a_connection_token_works_once_and_only_for_its_meeting() {
 /// Joins with `token` over `grant`'s connection and expects `invalid_token`, then the
 /// session closed with the join-refused code.
 async fn refused_join(c: &Controller, grant: &meetings::grant::JoinGrant, token: &str) {
+    refused_as(c, grant, token, "invalid_token").await;
+}
+
+/// Joining with `grant` and `token` is refused with the `Error` code `expected`, and
+/// the session closed as a refused join naming it.
+async fn refused_as(
+    c: &Controller,
+    grant: &meetings::grant::JoinGrant,
+    token: &str,
+    expected: &str,
+) {
     let mut client = c.connect(grant).await;
     let refused = tokio::time::timeout(DEADLINE, client.join(token))
         .await
         .unwrap();
     match refused {
-        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "invalid_token"),
-        other => panic!("expected invalid_token, got {other:?}"),
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, expected),
+        other => panic!("expected {expected}, got {other:?}"),
     }
     let (_, how) = closed(&mut client).await;
     assert_eq!(
@@ -336,7 +347,7 @@ async fn refused_join(c: &Controller, grant: &meetings::grant::JoinGrant, token:
         Some(u64::from(proto::CLOSE_JOIN_REFUSED)),
         "{how:?}"
     );
-    assert!(how.reason.starts_with("invalid_token"), "{how:?}");
+    assert!(how.reason.starts_with(expected), "{how:?}");
 }
 
 #[tokio::test]
@@ -1083,4 +1094,63 @@ async fn a_self_signed_certificate_is_renewed_and_new_grants_pin_the_new_one() {
             .iter()
             .all(|p| !matches!(p, S::Error(_)))
     );
+}
+
+/// The joins a controller refuses, each over the wire with its code: a full meeting, a
+/// full controller, a meeting ended after its grant was made; and a session that never
+/// sends its `JoinRequest` is closed when the join timeout runs out. Nobody refused is
+/// recorded as a participant.
+#[tokio::test]
+async fn full_meetings_full_controllers_ended_meetings_and_silent_sessions_are_refused() {
+    let c = controller_with(|config| config.join_timeout = Duration::from_millis(500)).await;
+
+    // A meeting with room for one.
+    let small = c
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Duel").unwrap(),
+            created_by: None,
+            settings: meetings::repo::MeetingSettings {
+                max_participants: 1,
+                ..meetings::repo::MeetingSettings::default()
+            },
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap()
+        .meeting_id;
+    let (_alice, _, _) = c.join(small, "Alice").await;
+    let bob = c.grant(small, "Bob").await;
+    refused_as(&c, &bob, bob.token.expose_str(), "meeting_full").await;
+
+    // A controller that takes one participant at most. The grant is made while the
+    // registry still shows room (once the controller's load is reported, no grant
+    // would send anybody there).
+    let full = controller_with(|config| config.max_participants = 1).await;
+    let first = meeting(&full.repo, "First table").await;
+    let second = meeting(&full.repo, "Second table").await;
+    let carol = full.grant(second, "Carol").await;
+    let (_frank, _, _) = full.join(first, "Frank").await;
+    refused_as(&full, &carol, carol.token.expose_str(), "controller_full").await;
+    assert!(full.repo.participants(second).await.unwrap().is_empty());
+
+    // Granted, then the meeting ends before the join.
+    let ending = meeting(&c.repo, "Last call").await;
+    let dave = c.grant(ending, "Dave").await;
+    c.repo.end_meeting(ending).await.unwrap();
+    refused_as(&c, &dave, dave.token.expose_str(), "meeting_ended").await;
+    assert!(c.repo.participants(ending).await.unwrap().is_empty());
+
+    // A session that opens its stream and says nothing.
+    let open = meeting(&c.repo, "Quiet").await;
+    let erin = c.grant(open, "Erin").await;
+    let mut silent = c.connect(&erin).await;
+    let (said, how) = closed(&mut silent).await;
+    assert_eq!(error_of(&said).code, "join_timeout");
+    assert_eq!(
+        how.code,
+        Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)),
+        "{how:?}"
+    );
+    assert!(c.repo.participants(open).await.unwrap().is_empty());
 }
