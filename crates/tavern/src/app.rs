@@ -463,8 +463,10 @@ fn read_meetings_key(
 }
 
 /// Sandbox mode without a configured key: makes `{data_dir}/meetings-secret-key` once,
-/// before the features are built (`serve` only).
-fn ensure_sandbox_meetings_key(config: &Config) {
+/// before anything reads it. `serve` calls it before the features are built, and so do
+/// `tavern meetings ...` and `tavern meeting-controller`, so that whichever starts first
+/// makes the key the others use.
+pub fn ensure_sandbox_meetings_key(config: &Config) {
     if !config.sandbox() || config.meetings_secret_key.is_some() {
         return;
     }

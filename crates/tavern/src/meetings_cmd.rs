@@ -62,6 +62,7 @@ pub enum MeetingsCommand {
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(config: &Config, command: MeetingsCommand) -> anyhow::Result<ExitCode> {
+    tavern::app::ensure_sandbox_meetings_key(config);
     match command {
         MeetingsCommand::Create {
             name,
@@ -97,7 +98,7 @@ fn require_secret_key(config: &Config) -> Option<ExitCode> {
     }
     eprintln!(
         "tavern: joining signs a meeting token the controller checks: set TAVERN_MEETINGS_SECRET_KEY \
-         to the key `tavern serve` uses (in sandbox mode, start `tavern serve` once so it makes one)"
+         to the key `tavern serve` uses"
     );
     Some(ExitCode::from(2))
 }
@@ -325,6 +326,7 @@ pub async fn controller(config: &Config, shutdown: CancellationToken) -> anyhow:
         );
         return Ok(ExitCode::from(2));
     }
+    tavern::app::ensure_sandbox_meetings_key(config);
     let (repo, auth) = services(config).await?;
     let settings = tavern::app::controller_config(config);
     let controller = meetings::controller::MeetingController::bind(repo, auth, settings)

@@ -556,3 +556,76 @@ async fn an_operator_sets_how_many_meetings_a_user_may_create_a_minute() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+/// Sandbox mode with no key configured at all: `tavern serve`, `tavern meetings create`
+/// and `tavern meetings join` in one data dir share the key the first of them made
+/// there, whichever it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_key_the_sandbox_s_processes_share_the_one_made_in_the_data_dir() {
+    let stores = stores().await;
+    let data_dir = common::scratch_dir();
+    let keyless: Vec<(&str, String)> = stores
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "TAVERN_MEETINGS_SECRET_KEY")
+        .chain([("TAVERN_DATA_DIR", data_dir.clone())])
+        .collect();
+    let key_file = std::path::Path::new(&data_dir).join("meetings-secret-key");
+    let tavern = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tavern"));
+        command
+            .args(args)
+            .envs(keyless.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+
+    // The command line comes first: it makes the key.
+    let out = tavern(&["meetings", "create", "Keyless table", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let code = created["meeting_code"].as_str().unwrap().to_owned();
+    let made = std::fs::read_to_string(&key_file).expect("the key file was made");
+
+    // `serve` uses that key: a join signed by another process is accepted by its
+    // controller.
+    discord::install_crypto_provider();
+    let config = common::config(&keyless);
+    let running = tavern::start(config).await.expect("tavern starts");
+    common::wait_ready(
+        &reqwest::Client::new(),
+        &format!("http://{}/readyz", running.http_addr),
+        Duration::from_secs(30),
+    )
+    .await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tavern(&["meetings", "join", &code, "--as", "Ivy", "--once"]).output(),
+    )
+    .await
+    .expect("the join finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Ivy (you)"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        made,
+        "made once"
+    );
+    running.shutdown();
+    running.wait().await.unwrap();
+}
