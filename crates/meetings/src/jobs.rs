@@ -1,6 +1,7 @@
 //! Scheduled work: the seed's retention table as batch jobs, the `audit_logs`
-//! partitions made ahead of time, and the presence job that removes absent participants
-//! and ends the streams of sessions that expired.
+//! partitions made ahead of time, the presence job that removes absent participants
+//! and ends the streams of sessions that expired, and the statistics of ended meetings
+//! (the seed's Data Flow Example 2, step 2).
 //!
 //! Each function takes `now` so tests decide the date; the jobs pass the clock's.
 //! Every statement comes from [`crate::schema`].
@@ -64,6 +65,27 @@ pub async fn delete_expired_meetings(
             .await?;
         total += done.rows_affected();
         if done.rows_affected() < BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// The seed's Data Flow Example 2, step 2, for every ended meeting not done yet: its
+/// participants' sessions aggregated into `metadata.statistics` (see
+/// `schema::AGGREGATE_ENDED_MEETINGS` for the figures), a batch per statement. How
+/// many meetings were done.
+pub async fn aggregate_ended_meetings(pg: &Postgres) -> Result<u64, MeetingsError> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(schema::AGGREGATE_ENDED_MEETINGS)
+            .bind(BATCH)
+            .execute(pg.pool())
+            .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < BATCH as u64 {
+            if total > 0 {
+                tracing::info!(meetings = total, "ended meetings' statistics aggregated");
+            }
             return Ok(total);
         }
     }

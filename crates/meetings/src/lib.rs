@@ -158,6 +158,12 @@
 //!   `MULTI`/`EXEC` sets `status` `ended` and the 24 h TTL on the meeting hash and the
 //!   participants set. Ending twice keeps the first `ended_at` and re-applies the Redis
 //!   step (repairing a crash between the two stores).
+//! - **After the end** (Example 2, step 2, the "async worker"): every minute
+//!   ([`STATISTICS_JOB`]) each ended meeting not done yet gets its
+//!   `meeting_participants` aggregated into `metadata.statistics` (sessions, signed-in
+//!   users, guest sessions, participant-seconds, the longest stay, sessions per leave
+//!   reason). The seed names no analytics table, so the meeting's own `metadata` holds
+//!   them; the "cleanup of old data" is the retention job's.
 //! - **Absent participants**: every 30 s ([`PRESENCE_JOB`], the presence TTL) each
 //!   participant whose `presence:{participant_id}` expired leaves with
 //!   `connection_lost` ([`Repo::reap_absent`]); if that empties the meeting, it ends, as
@@ -299,6 +305,8 @@ pub struct MeetingsConfig {
     pub retention_every: Duration,
     /// How often the `audit_logs` partitions ahead are ensured.
     pub partitions_every: Duration,
+    /// How often ended meetings get their statistics aggregated.
+    pub statistics_every: Duration,
     /// Token lifetime, key rotation, rate limits.
     pub auth: AuthConfig,
     /// `meetings_secret_key`: seals the signing keys and OAuth tokens at rest. `None`
@@ -326,6 +334,7 @@ impl Default for MeetingsConfig {
             retention: Retention::default(),
             retention_every: Duration::from_secs(60 * 60),
             partitions_every: Duration::from_secs(24 * 60 * 60),
+            statistics_every: Duration::from_secs(60),
             auth: AuthConfig::default(),
             secret_key: None,
             region: Region::local(),
@@ -344,6 +353,9 @@ pub const PARTITIONS_JOB: &str = "meetings-audit-partitions";
 /// Name of the job that removes participants whose heartbeat stopped (every 30 s, the
 /// presence TTL).
 pub const PRESENCE_JOB: &str = "meetings-presence";
+/// Name of the job that aggregates the statistics of ended meetings (the seed's Data
+/// Flow Example 2, step 2) into their `metadata.statistics`.
+pub const STATISTICS_JOB: &str = "meetings-statistics";
 /// Name of the job (and of the start-up work) that makes a new JWT signing key when one
 /// is due and removes the keys no longer published.
 pub const KEY_ROTATION_JOB: &str = "meetings-key-rotation";
@@ -397,6 +409,13 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         let repo = repo.clone();
         async move { jobs::reap_absent_participants(&repo).await.map(drop) }
     };
+    let statistics = {
+        let pg = ctx.postgres.clone();
+        move || {
+            let pg = pg.clone();
+            async move { jobs::aggregate_ended_meetings(&pg).await.map(drop) }
+        }
+    };
     let retention = {
         let (pg, clock) = (ctx.postgres.clone(), ctx.clock.clone());
         move || {
@@ -435,6 +454,11 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         ))
         .job(Job::every(PRESENCE_JOB, schema::PRESENCE_TTL, reap_absent))
         .job(Job::every(RETENTION_JOB, config.retention_every, retention))
+        .job(Job::every(
+            STATISTICS_JOB,
+            config.statistics_every,
+            statistics,
+        ))
         .startup(Startup::new(KEY_ROTATION_JOB, rotate_keys.clone()))
         .job(Job::every(
             KEY_ROTATION_JOB,

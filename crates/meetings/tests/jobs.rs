@@ -195,7 +195,8 @@ async fn the_feature_brings_its_migrations_jobs_and_a_start_up_that_makes_this_m
             meetings::PARTITIONS_JOB,
             meetings::KEY_ROTATION_JOB,
             meetings::PRESENCE_JOB,
-            meetings::RETENTION_JOB
+            meetings::RETENTION_JOB,
+            meetings::STATISTICS_JOB
         ]
     );
     let startup = feature.startup.first().expect("start-up work");
@@ -234,4 +235,78 @@ async fn the_features_jobs_take_now_from_the_contexts_clock() {
         jobs::audit_partitions(&world.postgres).await.unwrap(),
         [month(2025, 1), month(2031, 11), month(2031, 12)]
     );
+}
+
+/// The seed's Data Flow Example 2, step 2: an ended meeting's sessions aggregated into
+/// its `metadata.statistics`, once; a meeting still going is left alone.
+#[tokio::test]
+async fn an_ended_meeting_gets_its_participants_statistics_once() {
+    let env = migrated().await;
+    let pg = &env.pg;
+    let ended: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO meet.meetings (display_name, meeting_code, status, actual_start_time, ended_at) \
+         VALUES ('Done', 'DONE', 'ended', NOW() - interval '2 hours', NOW() - interval '1 hour') \
+         RETURNING meeting_id",
+    )
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    let user: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO meet.users (email, display_name) VALUES ('u@example.org', 'U') \
+         RETURNING user_id",
+    )
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    // A user who stayed 30 minutes and left, a guest who stayed 60 and was lost, and
+    // one row without left_at (counted to the meeting's end: 50 minutes).
+    for (user_id, joined_min_ago, left_min_ago, reason) in [
+        (Some(user), 120, Some(90), Some("voluntary")),
+        (None, 120, Some(60), Some("connection_lost")),
+        (None, 110, None, None),
+    ] {
+        sqlx::query(
+            "INSERT INTO meet.meeting_participants \
+               (meeting_id, participant_id, user_id, display_name, joined_at, left_at, leave_reason) \
+             VALUES ($1, gen_random_uuid(), $2, 'p', NOW() - make_interval(mins => $3), \
+               NOW() - make_interval(mins => $4), $5)",
+        )
+        .bind(ended)
+        .bind(user_id)
+        .bind(joined_min_ago)
+        .bind(left_min_ago)
+        .bind(reason)
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    }
+    let going = meeting(pg, "GOING", "active", None).await;
+
+    assert_eq!(jobs::aggregate_ended_meetings(pg).await.unwrap(), 1);
+    let stats: serde_json::Value = sqlx::query_scalar(
+        "SELECT metadata -> 'statistics' FROM meet.meetings WHERE meeting_id = $1",
+    )
+    .bind(ended)
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(stats["sessions"], 3, "{stats}");
+    assert_eq!(stats["signed_in_users"], 1, "{stats}");
+    assert_eq!(stats["guest_sessions"], 2, "{stats}");
+    assert_eq!(stats["participant_seconds"], (30 + 60 + 50) * 60, "{stats}");
+    assert_eq!(stats["longest_stay_seconds"], 60 * 60, "{stats}");
+    assert_eq!(
+        stats["leave_reasons"],
+        serde_json::json!({ "voluntary": 1, "connection_lost": 1, "unknown": 1 })
+    );
+    let untouched: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT metadata -> 'statistics' FROM meet.meetings WHERE meeting_id = $1",
+    )
+    .bind(going)
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(untouched, None, "a meeting still going has no statistics");
+    // Done once: a second run finds nothing to do.
+    assert_eq!(jobs::aggregate_ended_meetings(pg).await.unwrap(), 0);
 }

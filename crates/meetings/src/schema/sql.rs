@@ -432,6 +432,42 @@ pub(crate) const DELETE_EXPIRED_MEETINGS: &str = concat!(
     " r WHERE r.meeting_id = m.meeting_id) LIMIT $2)"
 );
 
+/// `$1` the batch size. The seed's Data Flow Example 2, step 2: up to a batch of ended
+/// meetings without statistics get their `meeting_participants` aggregated into
+/// `metadata.statistics` (the seed has no analytics table): sessions, distinct
+/// signed-in users, guests, participant-seconds and the longest stay (a session with no
+/// `left_at` counted to the meeting's end), and the sessions per leave reason. Rows a
+/// concurrent run holds are skipped.
+pub(crate) const AGGREGATE_ENDED_MEETINGS: &str = concat!(
+    "WITH pending AS (SELECT meeting_id, ended_at FROM ",
+    table!(meetings),
+    " WHERE status = 'ended' AND metadata -> 'statistics' IS NULL \
+       ORDER BY ended_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
+     stays AS (SELECT m.meeting_id, p.user_id, p.leave_reason, \
+       GREATEST(0, EXTRACT(EPOCH FROM COALESCE(p.left_at, m.ended_at, NOW()) - p.joined_at)) \
+         AS seconds \
+       FROM pending m JOIN ",
+    table!(meeting_participants),
+    " p ON p.meeting_id = m.meeting_id), \
+     reasons AS (SELECT meeting_id, jsonb_object_agg(reason, sessions) AS by_reason FROM \
+       (SELECT meeting_id, COALESCE(leave_reason, 'unknown') AS reason, count(*) AS sessions \
+        FROM stays GROUP BY 1, 2) r GROUP BY meeting_id), \
+     totals AS (SELECT m.meeting_id, jsonb_build_object( \
+       'sessions', count(s.meeting_id), \
+       'signed_in_users', count(DISTINCT s.user_id), \
+       'guest_sessions', count(s.meeting_id) FILTER (WHERE s.user_id IS NULL), \
+       'participant_seconds', COALESCE(round(sum(s.seconds)), 0)::bigint, \
+       'longest_stay_seconds', COALESCE(round(max(s.seconds)), 0)::bigint, \
+       'leave_reasons', COALESCE(max(r.by_reason::text)::jsonb, '{}'::jsonb)) AS statistics \
+       FROM pending m LEFT JOIN stays s ON s.meeting_id = m.meeting_id \
+       LEFT JOIN reasons r ON r.meeting_id = m.meeting_id GROUP BY m.meeting_id) \
+     UPDATE ",
+    table!(meetings),
+    " t SET metadata = COALESCE(t.metadata, '{}'::jsonb) \
+       || jsonb_build_object('statistics', totals.statistics) \
+     FROM totals WHERE t.meeting_id = totals.meeting_id"
+);
+
 /// `$1` the cut-off (`created_at` at or before it), `$2` the batch size. Deletes up to a
 /// batch of recordings; returns `(recording_id, storage_bucket, storage_path)` of each.
 pub(crate) const DELETE_EXPIRED_RECORDINGS: &str = concat!(
@@ -723,6 +759,7 @@ mod tests {
             DELETE_DEFAULT_AUDIT_ROWS,
             ENSURE_AUDIT_PARTITION,
             DELETE_EXPIRED_MEETINGS,
+            AGGREGATE_ENDED_MEETINGS,
             DELETE_EXPIRED_RECORDINGS,
             INSERT_USER,
             SELECT_OAUTH_USER,
