@@ -44,18 +44,9 @@ impl Stores {
 
     /// Tavern in this process, sandbox mode, with `extra` settings.
     async fn serve(&self, extra: &[(&str, String)]) -> tavern::Running {
-        discord::install_crypto_provider();
         let mut pairs = self.env();
         pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-        let config = common::config(&pairs);
-        let running = tavern::start(config).await.expect("tavern starts");
-        common::wait_ready(
-            &reqwest::Client::new(),
-            &format!("http://{}/readyz", running.http_addr),
-            Duration::from_secs(30),
-        )
-        .await;
-        running
+        serve_with(&pairs).await
     }
 
     fn tavern(&self, args: &[&str]) -> Command {
@@ -90,6 +81,20 @@ impl Stores {
         assert_eq!(created["display_name"], name);
         created["meeting_code"].as_str().unwrap().to_owned()
     }
+}
+
+/// Tavern in this process with exactly the settings `pairs`, once it is ready.
+async fn serve_with(pairs: &[(&str, String)]) -> tavern::Running {
+    discord::install_crypto_provider();
+    let config = common::config(pairs);
+    let running = tavern::start(config).await.expect("tavern starts");
+    common::wait_ready(
+        &reqwest::Client::new(),
+        &format!("http://{}/readyz", running.http_addr),
+        Duration::from_secs(30),
+    )
+    .await;
+    running
 }
 
 /// A long-running child's standard output, line by line.
@@ -598,15 +603,7 @@ async fn without_a_configured_key_the_sandbox_s_processes_share_the_one_made_in_
 
     // `serve` uses that key: a join signed by another process is accepted by its
     // controller.
-    discord::install_crypto_provider();
-    let config = common::config(&keyless);
-    let running = tavern::start(config).await.expect("tavern starts");
-    common::wait_ready(
-        &reqwest::Client::new(),
-        &format!("http://{}/readyz", running.http_addr),
-        Duration::from_secs(30),
-    )
-    .await;
+    let running = serve_with(&keyless).await;
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tavern(&["meetings", "join", &code, "--as", "Ivy", "--once"]).output(),
