@@ -1097,9 +1097,9 @@ async fn a_self_signed_certificate_is_renewed_and_new_grants_pin_the_new_one() {
 }
 
 /// The joins a controller refuses, each over the wire with its code: a full meeting, a
-/// full controller, a meeting ended after its grant was made; and a session that never
-/// sends its `JoinRequest` is closed when the join timeout runs out. Nobody refused is
-/// recorded as a participant.
+/// full controller, a meeting ended or deleted after its grant was made; and a session
+/// that never sends its `JoinRequest` is closed when the join timeout runs out. Nobody
+/// refused is recorded as a participant.
 #[tokio::test]
 async fn full_meetings_full_controllers_ended_meetings_and_silent_sessions_are_refused() {
     let c = controller_with(|config| config.join_timeout = Duration::from_millis(500)).await;
@@ -1140,6 +1140,16 @@ async fn full_meetings_full_controllers_ended_meetings_and_silent_sessions_are_r
     c.repo.end_meeting(ending).await.unwrap();
     refused_as(&c, &dave, dave.token.expose_str(), "meeting_ended").await;
     assert!(c.repo.participants(ending).await.unwrap().is_empty());
+
+    // Granted, then the meeting deleted (as retention does) before the join.
+    let gone = meeting(&c.repo, "Gone").await;
+    let gina = c.grant(gone, "Gina").await;
+    sqlx::query("DELETE FROM meet.meetings WHERE meeting_id = $1")
+        .bind(gone.as_uuid())
+        .execute(c.repo.postgres().pool())
+        .await
+        .unwrap();
+    refused_as(&c, &gina, gina.token.expose_str(), "unknown_meeting").await;
 
     // A session that opens its stream and says nothing.
     let open = meeting(&c.repo, "Quiet").await;
