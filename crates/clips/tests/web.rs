@@ -96,9 +96,9 @@ fn user_id(s: Snowflake) -> UserId {
 
 /// How many clip tiles a page shows, and their attachment ids in order.
 fn tiles(html: &str) -> Vec<u64> {
-    html.split("data-attachment-id=\"")
-        .skip(1)
-        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+    testkit::attribute_values(html, "data-attachment-id")
+        .iter()
+        .map(|id| id.parse().unwrap())
         .collect()
 }
 

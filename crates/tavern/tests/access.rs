@@ -270,12 +270,10 @@ async fn the_sandbox_console_acts_only_with_the_token_of_its_page() {
     );
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let html = page.text().await.unwrap();
-    let token = html
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page's token")
-        .to_owned();
+    let token = testkit::attribute_values(&html, "data-csrf")
+        .into_iter()
+        .next()
+        .expect("the page's token");
     assert_eq!(format!("tavern_console={token}"), cookie);
 
     let command = |cookie: Option<&str>, token: Option<&str>, origin: Option<&str>| {

@@ -36,6 +36,15 @@ use tokio_util::sync::CancellationToken;
 /// How long [`eventually`] and [`TestBot::spawn`] wait before they fail the test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The values of every `name="..."` attribute of a page's `html`, in order.
+pub fn attribute_values(html: &str, name: &str) -> Vec<String> {
+    let marker = format!("{name}=\"");
+    html.split(marker.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next().map(str::to_owned))
+        .collect()
+}
+
 /// The instant every [`World`]'s clock starts at: 2025-06-15 16:53:20 UTC.
 pub fn epoch() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_750_006_400, 0).expect("a valid time")

@@ -397,12 +397,10 @@ async fn console_token(site: &TestSite) -> (String, String) {
         .find(|v| v.starts_with(web::session::CONSOLE_COOKIE))
         .expect("the console's cookie");
     let html = response.text().await.unwrap();
-    let token = html
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page's token")
-        .to_owned();
+    let token = testkit::attribute_values(&html, "data-csrf")
+        .into_iter()
+        .next()
+        .expect("the page's token");
     (cookie, token)
 }
 
