@@ -313,6 +313,20 @@ async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
     assert_eq!(get(&rb, "c_roll").await.as_deref(), Some("1"));
 }
 
+/// An hour later, a snapshot with what it logged: its report and the log lines.
+async fn snapshot_an_hour_later(
+    world: &World,
+    sync: &SyncService,
+) -> (jobs::SyncReport, common::Logs) {
+    world.clock.advance(Duration::from_secs(3600));
+    let logs = common::Logs::default();
+    let report = {
+        let _guard = logs.capture();
+        sync.snapshot().await.expect("snapshot")
+    };
+    (report, logs)
+}
+
 async fn members(redis: &store::Redis) -> usize {
     let mut conn = redis.conn();
     conn.scard("user_set").await.expect("scard")
@@ -464,12 +478,7 @@ async fn a_shrinking_set_is_written_beside_the_previous_snapshot_with_a_warning(
         .set("c_:updated_time", "1750000009000")
         .await
         .expect("set");
-    world.clock.advance(Duration::from_secs(3600));
-    let logs = common::Logs::default();
-    let report = {
-        let _guard = logs.capture();
-        sync.snapshot().await.expect("snapshot")
-    };
+    let (report, logs) = snapshot_an_hour_later(&world, &sync).await;
     assert_eq!(report.held_back, 2, "{report:?}");
     assert_eq!(
         set_size(&read_object(dir.path(), "rolls/user_set.json")),
@@ -522,12 +531,7 @@ async fn a_key_set_gone_from_redis_keeps_its_previous_version_with_a_warning() {
         .del(&["user_set", "user_set:updated_time"])
         .await
         .expect("del");
-    world.clock.advance(Duration::from_secs(3600));
-    let logs = common::Logs::default();
-    let report = {
-        let _guard = logs.capture();
-        sync.snapshot().await.expect("snapshot")
-    };
+    let (report, logs) = snapshot_an_hour_later(&world, &sync).await;
     assert_eq!(report.carried, 1, "{report:?}");
     assert_eq!((report.written, report.held_back), (0, 0), "{report:?}");
     let warnings = logs.warnings("missing from Redis");
