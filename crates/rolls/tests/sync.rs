@@ -313,6 +313,18 @@ async fn the_feature_restores_at_startup_and_snapshots_in_its_job() {
     assert_eq!(get(&rb, "c_roll").await.as_deref(), Some("1"));
 }
 
+/// `users` users in a fresh Redis, already in a first snapshot to a local folder: the
+/// folder, the world, the sync and the snapshot's report.
+async fn snapshotted(users: u64) -> (tempfile::TempDir, World, SyncService, jobs::SyncReport) {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = RollsConfig::new(dir.path());
+    let world = World::new().await;
+    common::seed_users(&world.redis, users, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    let first = sync.snapshot().await.expect("snapshot");
+    (dir, world, sync, first)
+}
+
 /// An hour later, a snapshot with what it logged: its report and the log lines.
 async fn snapshot_an_hour_later(
     world: &World,
@@ -376,12 +388,7 @@ async fn a_user_set_of_ten_thousand_restores_into_an_empty_redis() {
 /// is lost, and the newer timestamp stays.
 #[tokio::test]
 async fn a_restore_adds_to_user_set_and_counters_and_keeps_what_redis_has() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = RollsConfig::new(dir.path());
-    let world = World::new().await;
-    common::seed_users(&world.redis, 3, 1_750_000_000_000).await;
-    let sync = service(&world, &config);
-    sync.snapshot().await.expect("snapshot");
+    let (_dir, world, sync, _) = snapshotted(3).await;
     let mut conn = world.redis.conn();
     let () = redis::cmd("FLUSHALL")
         .query_async(&mut conn)
@@ -416,12 +423,7 @@ async fn a_restore_adds_to_user_set_and_counters_and_keeps_what_redis_has() {
 /// The second snapshot writes the one set that changed and lists the rest again.
 #[tokio::test]
 async fn a_snapshot_writes_only_what_changed_since_the_last_one() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = RollsConfig::new(dir.path());
-    let world = World::new().await;
-    common::seed_users(&world.redis, 50, 1_750_000_000_000).await;
-    let sync = service(&world, &config);
-    let first = sync.snapshot().await.expect("snapshot");
+    let (dir, world, sync, first) = snapshotted(50).await;
     assert_eq!(first.written, 52, "{first:?}");
 
     let mut conn = world.redis.conn();
@@ -458,12 +460,7 @@ async fn a_snapshot_writes_only_what_changed_since_the_last_one() {
 /// previous one, which stays the current one, and the operator is warned.
 #[tokio::test]
 async fn a_shrinking_set_is_written_beside_the_previous_snapshot_with_a_warning() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = RollsConfig::new(dir.path());
-    let world = World::new().await;
-    common::seed_users(&world.redis, 10, 1_750_000_000_000).await;
-    let sync = service(&world, &config);
-    sync.snapshot().await.expect("snapshot");
+    let (dir, world, sync, _) = snapshotted(10).await;
 
     // Redis lost user_set and counters; two users came back since.
     let mut conn = world.redis.conn();
@@ -510,12 +507,7 @@ async fn a_shrinking_set_is_written_beside_the_previous_snapshot_with_a_warning(
 /// it was, and the operator is warned.
 #[tokio::test]
 async fn a_key_set_gone_from_redis_keeps_its_previous_version_with_a_warning() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = RollsConfig::new(dir.path());
-    let world = World::new().await;
-    common::seed_users(&world.redis, 10, 1_750_000_000_000).await;
-    let sync = service(&world, &config);
-    sync.snapshot().await.expect("snapshot");
+    let (dir, world, sync, _) = snapshotted(10).await;
     let mirror = dir.path().join("rolls-sync/rolls/user_set.json");
     let mirrored = std::fs::read(&mirror).expect("the mirror of user_set");
     let paths = sync.snapshots().await.expect("list");
