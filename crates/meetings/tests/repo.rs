@@ -285,6 +285,73 @@ async fn a_join_whose_row_cannot_be_written_leaves_nothing_in_redis() {
 }
 
 #[tokio::test]
+async fn a_join_whose_participant_list_cannot_be_read_is_refused_and_leaves_nothing() {
+    let env = env().await;
+    let repo = repo(&env);
+    let m = repo
+        .create_meeting(&new_meeting("m"))
+        .await
+        .unwrap()
+        .meeting_id;
+    let first = repo.join(&join_request(m, "A")).await.unwrap();
+    // A Redis user that may write everything a join writes but not read a session
+    // hash back: the join's own step passes, reading the list for its answer fails.
+    let mut conn = env.redis.conn();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "no-reads", "on", ">secret", "~*", "&*", "+@all", "-hgetall",
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let url = format!(
+        "redis://no-reads:secret@127.0.0.1:{}/",
+        env.redis_server.port()
+    );
+    let blind = Repo::new(
+        store::Redis::connect(&url).await.unwrap(),
+        env.pg.clone(),
+        std::sync::Arc::new(feature::SystemClock),
+    );
+
+    let second = blind.join(&join_request(m, "B")).await;
+
+    assert!(
+        matches!(second, Err(MeetingsError::Storage(_))),
+        "a join answered without its list: {second:?}"
+    );
+    let members: Vec<String> = conn
+        .smembers(format!("meeting:{m}:participants"))
+        .await
+        .unwrap();
+    assert_eq!(members, vec![first.participant_id.to_string()]);
+    assert_eq!(
+        hash(&env, &format!("meeting:{m}")).await["participant_count"],
+        "1"
+    );
+    assert_eq!(env.redis.scan("participant:*").await.unwrap().len(), 1);
+    assert_eq!(env.redis.scan("presence:*").await.unwrap().len(), 1);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants")
+        .fetch_one(env.pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    // Readable again, the same join is answered with the one already there.
+    let third = repo.join(&join_request(m, "B")).await.unwrap();
+    let listed: std::collections::HashSet<_> = third
+        .participants
+        .iter()
+        .map(|p| p.participant_id)
+        .collect();
+    assert_eq!(
+        listed,
+        [first.participant_id, third.participant_id]
+            .into_iter()
+            .collect()
+    );
+}
+
+#[tokio::test]
 async fn the_meeting_ends_in_postgres_and_redis_and_its_keys_get_the_24_hour_ttl() {
     let env = env().await;
     let repo = repo(&env);

@@ -248,11 +248,20 @@ impl Repo {
         .ok_or_else(|| StorageError::corrupt(&set_key, "SMEMBERS did not answer a set"))?;
 
         tracing::debug!(meeting = %meeting.meeting_id, %participant, participant_count, "joined");
-        let participants = self.sessions_of(&members).await.unwrap_or_else(|error| {
-            tracing::warn!(meeting = %meeting.meeting_id, %error,
-                    "could not read the meeting's participants");
-            Vec::new()
-        });
+        // The JoinResponse must list who is there: a join whose list cannot be read is
+        // undone and refused (the client asks again) rather than answered "nobody".
+        let participants = match self.sessions_of(&members).await {
+            Ok(participants) => participants,
+            Err(error) => {
+                tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
+                    "could not read the meeting's participants; undoing the join");
+                if let Err(undo) = self.depart(meeting.meeting_id, participant).await {
+                    tracing::error!(meeting = %meeting.meeting_id, %participant, error = %undo,
+                        "could not undo the Redis session; it expires with its TTL");
+                }
+                return Err(error);
+            }
+        };
         let joined = Joined {
             participant_id: participant,
             participant_count,
@@ -308,7 +317,8 @@ impl Repo {
     }
 
     /// The sessions of `members` (ids of a meeting's participants set) that still
-    /// exist, ordered by join time, in one round trip.
+    /// exist, ordered by join time, in one round trip (tried again after a transient
+    /// error, [`store::transient()`]).
     async fn sessions_of(
         &self,
         members: &[String],
@@ -316,13 +326,17 @@ impl Repo {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.redis.conn();
         let mut pipe = redis::pipe();
         for member in members {
             let id = ParticipantId::parse(member).map_err(corrupt)?;
             pipe.hgetall(schema::participant_key(id));
         }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        let hashes: Vec<HashMap<String, String>> =
+            store::transient("the participants' sessions", |_| {
+                let (pipe, mut conn) = (&pipe, self.redis.conn());
+                async move { Ok(pipe.query_async(&mut conn).await?) }
+            })
+            .await?;
         let mut sessions = hashes
             .into_iter()
             .filter(|h| !h.is_empty())
