@@ -748,6 +748,65 @@ impl common::wt::Controller {
 }
 
 #[tokio::test]
+async fn a_meeting_moved_to_another_controller_is_left_here_and_goes_on_there() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Moves").await;
+    let (mut alice, _, a) = c.join(m, "Alice").await;
+    let (mut bob, _, b) = c.join(m, "Bob").await;
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::ParticipantJoined(_)
+    ));
+    let stays = meeting(&c.repo, "Stays").await;
+    let (mut carol, _, _) = c.join(stays, "Carol").await;
+    let (mut dave, _, _) = c.join(stays, "Dave").await;
+    assert!(matches!(
+        next_event(&mut carol).await,
+        S::ParticipantJoined(_)
+    ));
+
+    // The registry gives the first meeting to another controller, as it does once
+    // this one's heartbeats have stopped for a while (`REASSIGN_CONTROLLER`).
+    sqlx::query(
+        "UPDATE meet.meetings SET assigned_controller_id = 'mc-other' WHERE meeting_id = $1",
+    )
+    .bind(m.as_uuid())
+    .execute(c.repo.postgres().pool())
+    .await
+    .unwrap();
+
+    for client in [&mut alice, &mut bob] {
+        let (said, how) = closed(client).await;
+        assert_eq!(error_of(&said).code, proto::MEETING_MOVED);
+        assert_eq!(
+            how.code,
+            Some(u64::from(proto::CLOSE_BY_CONTROLLER)),
+            "{how:?}"
+        );
+        assert!(how.reason.starts_with("meeting_moved: "), "{how:?}");
+    }
+    // Both left here; the meeting itself goes on, for its new controller, although
+    // nobody is left in it.
+    eventually_left(&c, a.participant_id, "connection_lost").await;
+    eventually_left(&c, b.participant_id, "connection_lost").await;
+    assert!(c.repo.participants(m).await.unwrap().is_empty());
+    let row = c.repo.meeting(m).await.unwrap();
+    assert_ne!(row.status, MeetingStatus::Ended);
+    assert_eq!(
+        row.assigned_controller_id
+            .map(|id| id.to_string())
+            .as_deref(),
+        Some("mc-other")
+    );
+    // The sweep that moved it read the other meeting too (a sweep reads every hosted
+    // meeting at once), and left it alone: it is still this controller's.
+    for client in [&mut carol, &mut dave] {
+        assert_eq!(heartbeat(client).await, Vec::new());
+    }
+    assert_eq!(c.repo.participants(stays).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn the_controller_registers_with_its_certificate_hash_and_heartbeats_its_load() {
     let c = controller().await;
     let registered = c.repo.controller(&c.id).await.unwrap();

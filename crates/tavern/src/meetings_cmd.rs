@@ -177,28 +177,63 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         return Ok(code);
     }
     let (repo, auth) = services(config).await?;
-    let meeting = match find(&repo, code).await {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("tavern: no meeting `{code}`: {}", e.user_message());
-            return Ok(ExitCode::FAILURE);
-        }
-    };
     let settings = tavern::app::meetings_config(config);
     let joiner = Joiner {
         user_id: None,
         display_name: display_name.clone(),
     };
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+    }
+    // A meeting that moves to another controller while this participant is in it
+    // (`meeting_moved`) is joined again there, with a new grant.
+    loop {
+        let meeting = match find(&repo, code).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("tavern: no meeting `{code}`: {}", e.user_message());
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let (client, grant) = match connect(&repo, &auth, &settings, &meeting, &joiner).await? {
+            Ok(connected) => connected,
+            Err(code) => return Ok(code),
+        };
+        let token = grant.token.expose_str();
+        match attend(client, token, &meeting, &display_name, once, &stop).await? {
+            Attended::Over(code) => return Ok(code),
+            Attended::Moved => {
+                println!("the meeting moved to another meeting controller; joining again");
+            }
+        }
+    }
+}
+
+/// A session with the meeting's controller, from a new join grant; the exit code when
+/// there is none (said on standard error).
+async fn connect(
+    repo: &Repo,
+    auth: &meetings::auth::Auth,
+    settings: &meetings::MeetingsConfig,
+    meeting: &Meeting,
+    joiner: &Joiner,
+) -> anyhow::Result<Result<(Client, grant::JoinGrant), ExitCode>> {
     // A connection the controller closed while it was being set up is tried once more
     // with a new grant (`ClientError::closed_while_setting_up`).
     let mut tries = 0;
-    let (grant, mut client) = loop {
+    loop {
         tries += 1;
         let granted = grant::grant(
-            &repo,
-            &auth,
-            &meeting,
-            &joiner,
+            repo,
+            auth,
+            meeting,
+            joiner,
             &settings.region,
             &settings.liveness,
             &mut rand::rngs::StdRng::from_os_rng(),
@@ -208,7 +243,7 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
             Ok(g) => g,
             Err(e @ (GrantError::Ended | GrantError::NoController)) => {
                 eprintln!("tavern: {e}");
-                return Ok(ExitCode::FAILURE);
+                return Ok(Err(ExitCode::FAILURE));
             }
             Err(e) => return Err(e).context("making the join grant"),
         };
@@ -219,7 +254,7 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         )
         .await
         {
-            Ok(client) => break (grant, client),
+            Ok(client) => return Ok(Ok((client, grant))),
             Err(e) if e.closed_while_setting_up() && tries < 2 => {
                 tracing::info!(error = %e, "the meeting controller closed the connection while it was set up; trying once more");
             }
@@ -228,15 +263,35 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
                     "tavern: could not reach the meeting controller at {}: {e}",
                     grant.webtransport_url
                 );
-                return Ok(ExitCode::FAILURE);
+                return Ok(Err(ExitCode::FAILURE));
             }
         }
-    };
-    let joined = match client.join(grant.token.expose_str()).await {
+    }
+}
+
+/// How a participant's time in a meeting ended.
+enum Attended {
+    /// For good: leave, the meeting's end, a refusal, a close.
+    Over(ExitCode),
+    /// The meeting moved to another controller (`meeting_moved`): join it there.
+    Moved,
+}
+
+/// Joins over `client`, prints the participants, then (unless `once`) what happens in
+/// the meeting until Ctrl-C (a leave), its end or a move.
+async fn attend(
+    mut client: Client,
+    token: &str,
+    meeting: &Meeting,
+    display_name: &DisplayName,
+    once: bool,
+    stop: &CancellationToken,
+) -> anyhow::Result<Attended> {
+    let joined = match client.join(token).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tavern: the meeting controller refused the join: {e}");
-            return Ok(ExitCode::FAILURE);
+            return Ok(Attended::Over(ExitCode::FAILURE));
         }
     };
     println!(
@@ -258,18 +313,9 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
     }
     if once {
         client.leave().await.context("leaving")?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Attended::Over(ExitCode::SUCCESS));
     }
 
-    let stop = CancellationToken::new();
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.cancel();
-            }
-        });
-    }
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     heartbeat.tick().await;
     loop {
@@ -277,7 +323,7 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
             () = stop.cancelled() => {
                 client.leave().await.context("leaving")?;
                 println!("left");
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Attended::Over(ExitCode::SUCCESS));
             }
             _ = heartbeat.tick() => {
                 client
@@ -288,7 +334,7 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
             message = client.next() => {
                 let Some(message) = message.context("reading from the meeting controller")? else {
                     println!("the meeting controller closed the session");
-                    return Ok(ExitCode::SUCCESS);
+                    return Ok(Attended::Over(ExitCode::SUCCESS));
                 };
                 match message.payload {
                     Some(server_message::Payload::ParticipantJoined(joined)) => {
@@ -307,7 +353,12 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
                     }
                     Some(server_message::Payload::MeetingEnded(ended)) => {
                         println!("the meeting has ended ({})", ended.reason);
-                        return Ok(ExitCode::SUCCESS);
+                        return Ok(Attended::Over(ExitCode::SUCCESS));
+                    }
+                    Some(server_message::Payload::Error(error))
+                        if error.code == proto::MEETING_MOVED =>
+                    {
+                        return Ok(Attended::Moved);
                     }
                     _ => {}
                 }

@@ -496,15 +496,9 @@ async fn decoding(browsers: &[&Browser], what: &str, floor: &[Vec<u64>]) -> Vec<
     all
 }
 
-/// Tavern with `meeting_controller = "separate"`, and in this process a media handler
-/// and a meeting controller granting it (the pieces `tavern serve` will assemble).
-async fn media_world() -> MediaWorld {
-    use meetings::controller::{
-        ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
-    };
-    use meetings::domain::{ControllerId, HandlerId, Liveness};
-    use meetings::media::{HandlerConfig, MediaHandler};
-
+/// Tavern with `meeting_controller = "separate"` and the fixed key, ready; the
+/// context and meetings settings a controller in this process is made with.
+async fn separate_world() -> (common::TestApp, feature::Context, meetings::MeetingsConfig) {
     discord::install_crypto_provider();
     let redis = store::harness::TestRedis::start().await;
     let postgres = store::harness::TestPostgres::start().await;
@@ -530,6 +524,19 @@ async fn media_world() -> MediaWorld {
         discord::Discord::without_token(),
         tavern::app::public_url(&config, app.running.http_addr).unwrap(),
     );
+    (app, ctx, settings)
+}
+
+/// Tavern with `meeting_controller = "separate"`, and in this process a media handler
+/// and a meeting controller granting it (the pieces `tavern serve` will assemble).
+async fn media_world() -> MediaWorld {
+    use meetings::controller::{
+        ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
+    };
+    use meetings::domain::{ControllerId, HandlerId, Liveness};
+    use meetings::media::{HandlerConfig, MediaHandler};
+
+    let (app, ctx, settings) = separate_world().await;
     let repo = meetings::Repo::from_context(&ctx);
     let stop = tokio_util::sync::CancellationToken::new();
 
@@ -905,4 +912,99 @@ async fn a_small_tile_receives_the_small_layer_and_a_large_one_the_large_in_an_e
     ada.quit().await;
     brom.quit().await;
     world.stop.cancel();
+}
+
+/// Tavern with `meeting_controller = "separate"` and, in this process, two meeting
+/// controllers: the registry moves a meeting from one to the other while a page is in
+/// it (as it does once the first one's heartbeats have stopped for a while), and the
+/// page joins it again there by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
+    use meetings::controller::{ControllerConfig, MeetingController};
+    use meetings::domain::ControllerId;
+
+    let (app, ctx, settings) = separate_world().await;
+    let repo = meetings::Repo::from_context(&ctx);
+    let stop = tokio_util::sync::CancellationToken::new();
+    for id in ["mc-first", "mc-second"] {
+        let id = ControllerId::parse(id).unwrap();
+        let controller = MeetingController::bind(
+            repo.clone(),
+            meetings::auth(&ctx, &settings),
+            ControllerConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..ControllerConfig::new(id.clone())
+            },
+        )
+        .await
+        .expect("the meeting controller starts");
+        tokio::spawn(controller.run(stop.clone()));
+        testkit::eventually("the controller registers", || {
+            let (repo, id) = (repo.clone(), id.clone());
+            async move { repo.controller(&id).await.ok() }
+        })
+        .await;
+    }
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Moving table" })).await;
+    let pool = app.postgres.connect().await;
+
+    let browser = Browser::start().await;
+    browser
+        .open(&app.url(&format!("/meet/{code}?name=Fay&autojoin=1")))
+        .await;
+    let first = browser
+        .text_when("Fay joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    let (assigned,): (String,) =
+        sqlx::query_as("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
+            .bind(&code)
+            .fetch_one(pool.pool())
+            .await
+            .unwrap();
+    let other = if assigned == "mc-first" {
+        "mc-second"
+    } else {
+        "mc-first"
+    };
+    sqlx::query("UPDATE meet.meetings SET assigned_controller_id = $2 WHERE meeting_code = $1")
+        .bind(&code)
+        .bind(other)
+        .execute(pool.pool())
+        .await
+        .unwrap();
+
+    let second = browser
+        .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
+            !id.is_empty() && id != first
+        })
+        .await;
+    assert_eq!(
+        browser.script(ERROR).await,
+        "",
+        "joined again without an error"
+    );
+    // The second row is written as the answer goes out.
+    let rows = testkit::eventually("both of her rows", || {
+        let pool = &pool;
+        async move {
+            let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT participant_id::text, leave_reason FROM meet.meeting_participants \
+                 ORDER BY joined_at",
+            )
+            .fetch_all(pool.pool())
+            .await
+            .unwrap();
+            (rows.len() == 2).then_some(rows)
+        }
+    })
+    .await;
+    assert_eq!(
+        rows,
+        vec![
+            (first.clone(), Some("connection_lost".to_owned())),
+            (second.clone(), None)
+        ]
+    );
+    browser.quit().await;
+    stop.cancel();
 }

@@ -268,6 +268,84 @@ async fn a_separate_meeting_controller_process_serves_the_joins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there() {
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+        .await;
+    let code = stores.create("Moving table").await;
+    let controller = |id: &str| {
+        let mut command = stores.tavern(&["meeting-controller"]);
+        command
+            .env("TAVERN_MEETING_CONTROLLER_ID", id)
+            .env("TAVERN_MEETING_CONTROLLER_ADDR", "127.0.0.1:0");
+        Watched::spawn(command)
+    };
+    let mut first = controller("mc-first");
+    first.until("meeting controller listening at").await;
+    let mut erin = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Erin"]));
+    erin.until("participants (1)").await;
+    erin.until("Erin (you)").await;
+    let mut second = controller("mc-second");
+    second.until("meeting controller listening at").await;
+
+    // The registry gives the meeting to the second controller, as it does once the
+    // first one's heartbeats have stopped for a while.
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+    let moved = sqlx::query(
+        "UPDATE meet.meetings SET assigned_controller_id = 'mc-second' \
+         WHERE replace(meeting_code, '-', '') = replace($1, '-', '') \
+         AND assigned_controller_id = 'mc-first'",
+    )
+    .bind(&code)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        moved.rows_affected(),
+        1,
+        "the meeting was the first controller's"
+    );
+
+    erin.until("the meeting moved to another meeting controller; joining again")
+        .await;
+    erin.until("participants (1)").await;
+    erin.until("Erin (you)").await;
+    // Her first session left with `connection_lost`; her second is in (its row is
+    // written as the answer goes out), and the meeting goes on with its new controller.
+    let rows = testkit::eventually("both of her rows", || {
+        let (pool, code) = (&pool, &code);
+        async move {
+            let rows: Vec<(Option<String>,)> = sqlx::query_as(
+                "SELECT p.leave_reason FROM meet.meeting_participants p \
+                 JOIN meet.meetings m USING (meeting_id) \
+                 WHERE replace(m.meeting_code, '-', '') = replace($1, '-', '') \
+                 ORDER BY p.joined_at",
+            )
+            .bind(code)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            (rows.len() == 2).then_some(rows)
+        }
+    })
+    .await;
+    assert_eq!(
+        rows,
+        vec![(Some("connection_lost".to_owned()),), (None,)],
+        "{:?}",
+        erin.seen
+    );
+    assert_eq!(status_of(&stores, &code).await, "active");
+
+    assert_eq!(erin.interrupt().await, 0);
+    assert_eq!(second.interrupt().await, 0);
+    assert_eq!(first.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_api_a_program_creates_a_meeting_and_joins_it_by_webtransport() {
     let stores = stores().await;
     let running = stores.serve(&[]).await;

@@ -283,7 +283,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
-    keys: null,
+    keys: null, name: null, moved: false,
   };
 
   function makeTile(id, name, self) {
@@ -450,6 +450,7 @@
 
   function joined(response, name, local) {
     state.inCall = true;
+    state.name = name;
     state.selfId = response.participantId;
     root.dataset.participant = response.participantId;
     root.dataset.meeting = response.meetingId;
@@ -515,6 +516,9 @@
         finish();
         break;
       case 'error':
+        // The meeting moved to another meeting server: this session closes, and the
+        // page joins again there with a new grant (see closed()).
+        if (message.code === 'meeting_moved') { state.moved = true; break; }
         ui.error(REFUSALS[message.code] || message.message || message.code);
         break;
       case 'e2e-key':
@@ -526,6 +530,13 @@
 
   function closed(info) {
     if (!state.inCall) return;
+    if (state.moved && !state.leaving) {
+      state.moved = false;
+      finish();
+      $('left').hidden = true;
+      join(state.name);
+      return;
+    }
     if (!state.leaving && !root.dataset.error) {
       const reason = info && info.reason ? ` (${info.reason})` : '';
       ui.error(`The meeting server closed the connection${reason}.`);

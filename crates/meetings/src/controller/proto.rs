@@ -94,7 +94,10 @@
 //! connected is dropped (the participant may have just left). Error codes: `invalid_message`,
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
-//! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`.
+//! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`, and [`MEETING_MOVED`]: the
+//! registry gave the meeting to another controller (this one's heartbeats had stopped
+//! for a while), so the session closes and the client joins again with a new grant,
+//! which names the new controller.
 
 use std::fmt;
 
@@ -117,8 +120,13 @@ pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
 /// Application error code of a session whose join was refused.
 pub const CLOSE_JOIN_REFUSED: u32 = 2;
 /// Application error code of a session closed by the controller (shutdown, a
-/// participant removed elsewhere, a client that cannot keep up, silence).
+/// participant removed elsewhere, a client that cannot keep up, silence, a meeting
+/// moved to another controller).
 pub const CLOSE_BY_CONTROLLER: u32 = 3;
+
+/// The `Error` code, and the start of the close reason, of a session whose meeting
+/// moved to another controller.
+pub const MEETING_MOVED: &str = "meeting_moved";
 
 /// A message from a participant.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -37,7 +37,9 @@ use crate::auth::AuthError;
 use crate::domain::{
     ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
 };
-use crate::repo::{ConnectionGrant, JoinRequest, Meeting, NewStream, ParticipantSession};
+use crate::repo::{
+    ConnectionGrant, HostedStatus, JoinRequest, Meeting, NewStream, ParticipantSession,
+};
 
 /// How long a closing session may take to flush what it still has to say.
 const FLUSH: Duration = Duration::from_secs(2);
@@ -55,6 +57,9 @@ enum Departure {
     Gone,
     /// The meeting ended (everybody already left with `meeting_ended`).
     Ended,
+    /// The meeting moved to another controller: the participant leaves here with
+    /// `connection_lost`, and the meeting goes on there even when nobody is left here.
+    Moved,
 }
 
 /// Why, and how, a session closes.
@@ -90,6 +95,14 @@ impl Close {
         )
     }
 
+    fn moved() -> Close {
+        Close::new(
+            proto::CLOSE_BY_CONTROLLER,
+            format!("{}: {MOVED_MESSAGE}", proto::MEETING_MOVED),
+            Departure::Moved,
+        )
+    }
+
     fn connection_lost(what: &str) -> Close {
         Close::new(
             proto::CLOSE_NORMAL,
@@ -98,6 +111,10 @@ impl Close {
         )
     }
 }
+
+/// What a session whose meeting moved is told ([`proto::MEETING_MOVED`]).
+const MOVED_MESSAGE: &str =
+    "this meeting moved to another meeting controller; ask for a new join grant and join again";
 
 /// Closes a session from outside its task, with the first reason given.
 #[derive(Debug, Clone, Default)]
@@ -281,6 +298,18 @@ impl Rooms {
                     "the meeting has ended",
                     Departure::Ended,
                 ));
+            }
+        }
+    }
+
+    /// Tells every participant of `meeting` connected here that it moved (`Error`
+    /// [`proto::MEETING_MOVED`]) and closes their sessions.
+    fn moved(&self, meeting: MeetingId) {
+        if let Some(room) = self.lock().get(&meeting) {
+            let moved = ServerMessage::error(proto::MEETING_MOVED, MOVED_MESSAGE);
+            for member in room.values() {
+                member.deliver(moved.clone());
+                member.closer.close(Close::moved());
             }
         }
     }
@@ -944,6 +973,14 @@ impl Session {
         let reason = match ending.departure {
             Departure::Ended => return,
             Departure::Gone => LeaveReason::ConnectionLost,
+            Departure::Moved if !recorded => LeaveReason::ConnectionLost,
+            Departure::Moved => {
+                let reason = LeaveReason::ConnectionLost;
+                if let Err(error) = shared.repo.leave(meeting, me, reason).await {
+                    tracing::warn!(%error, "the leave was not recorded");
+                }
+                reason
+            }
             Departure::Leave(reason) if !recorded => reason,
             Departure::Leave(reason) => {
                 match shared.repo.leave(meeting, me, reason).await {
@@ -1071,9 +1108,20 @@ async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Clos
     let mut open = Vec::with_capacity(hosted.len());
     for (meeting, connected) in hosted {
         match statuses.get(&meeting) {
-            Some(MeetingStatus::Ended) => {
+            Some(hosted) if hosted.status == MeetingStatus::Ended => {
                 tracing::info!(%meeting, "meeting ended elsewhere; closing its sessions");
                 shared.rooms.end(meeting);
+            }
+            // Live events reach only the sessions of one controller: a meeting the
+            // registry gave to another (this one's heartbeats stopped for a while) is
+            // left here, so that everybody meets again there.
+            Some(HostedStatus {
+                controller: Some(assigned),
+                ..
+            }) if *assigned != shared.config.controller_id => {
+                tracing::info!(%meeting, controller = %assigned,
+                    "meeting moved to another controller; closing its sessions here");
+                shared.rooms.moved(meeting);
             }
             Some(_) => open.push((meeting, connected)),
             None => tracing::warn!(%meeting, "sweep found no row for a hosted meeting"),

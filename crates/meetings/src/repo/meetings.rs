@@ -181,6 +181,16 @@ pub struct NewMeeting {
 }
 
 /// A row of `meetings`.
+/// What a meeting controller's sweep reads of a meeting it hosts
+/// ([`Repo::meeting_statuses`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedStatus {
+    pub status: MeetingStatus,
+    /// The controller the registry assigned the meeting to: another than the host's
+    /// once the registry has moved it (the host's heartbeats stopped for a while).
+    pub controller: Option<ControllerId>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meeting {
     pub meeting_id: MeetingId,
@@ -339,25 +349,34 @@ impl Repo {
         Err(MeetingsError::CodesExhausted(CODE_ATTEMPTS))
     }
 
-    /// The status of each of `ids` that exists, in one round trip whatever their number
-    /// (a meeting controller's sweep of the meetings it hosts).
+    /// The status and assigned controller of each of `ids` that exists, in one round
+    /// trip whatever their number (a meeting controller's sweep of the meetings it
+    /// hosts).
     pub async fn meeting_statuses(
         &self,
         ids: &[MeetingId],
-    ) -> Result<HashMap<MeetingId, MeetingStatus>, MeetingsError> {
+    ) -> Result<HashMap<MeetingId, HostedStatus>, MeetingsError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
         let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(schema::SELECT_MEETING_STATUSES)
-            .bind(uuids)
-            .fetch_all(self.pg.pool())
-            .await?;
+        let rows: Vec<(uuid::Uuid, String, Option<String>)> =
+            sqlx::query_as(schema::SELECT_MEETING_STATUSES)
+                .bind(uuids)
+                .fetch_all(self.pg.pool())
+                .await?;
         rows.into_iter()
-            .map(|(id, status)| {
+            .map(|(id, status, controller)| {
                 Ok((
                     MeetingId::from_uuid(id),
-                    MeetingStatus::parse(&status).map_err(corrupt)?,
+                    HostedStatus {
+                        status: MeetingStatus::parse(&status).map_err(corrupt)?,
+                        controller: controller
+                            .as_deref()
+                            .map(ControllerId::parse)
+                            .transpose()
+                            .map_err(corrupt)?,
+                    },
                 ))
             })
             .collect()

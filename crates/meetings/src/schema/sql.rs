@@ -94,7 +94,7 @@ pub(crate) const SELECT_MEETING_BY_CODE: &str = concat!(
 
 /// `$1` meeting ids (`uuid[]`). `(meeting_id, status)` of those that exist.
 pub(crate) const SELECT_MEETING_STATUSES: &str = concat!(
-    "SELECT meeting_id, status FROM ",
+    "SELECT meeting_id, status, assigned_controller_id FROM ",
     table!(meetings),
     " WHERE meeting_id = ANY($1)"
 );
