@@ -243,12 +243,21 @@ async fn an_endpoint_made_ahead_opens_its_session_pinned_to_the_granted_certific
     let c = controller().await;
     let m = meeting(&c.repo, "Made ahead").await;
     let (mut first, _, _) = c.join(m, "First").await;
-    let grant = c.grant(m, "Second").await;
-    let ahead = Connector::new(grant.certificate_hash.as_deref()).unwrap();
-    let mut client = ahead
-        .connect(&grant.webtransport_url, grant.wt_token.expose())
-        .await
-        .unwrap();
+    // A connection closed while it was set up (README, "Known problems") is made once
+    // more, ahead again, with a new grant.
+    let mut retried = false;
+    let (grant, mut client) = loop {
+        let grant = c.grant(m, "Second").await;
+        let ahead = Connector::new(grant.certificate_hash.as_deref()).unwrap();
+        match ahead
+            .connect(&grant.webtransport_url, grant.wt_token.expose())
+            .await
+        {
+            Ok(client) => break (grant, client),
+            Err(e) if e.closed_while_setting_up() && !retried => retried = true,
+            Err(e) => panic!("the endpoint made ahead could not connect: {e}"),
+        }
+    };
     let response = join_in_time(&mut client, &grant).await;
     assert_eq!(response.participant_id, grant.participant_id.to_string());
     assert_eq!(response.participants.len(), 1);
