@@ -142,6 +142,42 @@ async fn data_flow_example_1_a_second_joiner_sees_the_first_who_is_told() {
 }
 
 #[tokio::test]
+async fn a_join_response_lists_those_connected_here_and_those_known_only_from_redis() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Mixed").await;
+    let (_here, _, here) = c.join(m, "Here").await;
+    // A participant whose session lives in Redis only, as one of another controller's.
+    let elsewhere = c
+        .repo
+        .join(&meetings::repo::JoinRequest {
+            meeting_id: m,
+            user_id: None,
+            display_name: meetings::domain::DisplayName::parse("Elsewhere").unwrap(),
+            ip_address: None,
+            user_agent: None,
+            client_version: None,
+        })
+        .await
+        .unwrap();
+
+    let (_late, response, late) = c.join(m, "Late").await;
+
+    let listed: Vec<(String, String)> = response
+        .participants
+        .iter()
+        .map(|p| (p.participant_id.clone(), p.display_name.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (here.participant_id.to_string(), "Here".to_owned()),
+            (elsewhere.participant_id.to_string(), "Elsewhere".to_owned()),
+        ]
+    );
+    assert_eq!(response.participant_id, late.participant_id.to_string());
+}
+
+#[tokio::test]
 async fn data_flow_example_2_the_last_leave_ends_the_meeting() {
     let c = controller().await;
     let m = meeting(&c.repo, "One-shot").await;

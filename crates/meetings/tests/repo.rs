@@ -352,6 +352,58 @@ async fn a_join_whose_participant_list_cannot_be_read_is_refused_and_leaves_noth
 }
 
 #[tokio::test]
+async fn a_join_lists_everybody_but_those_its_caller_knows_and_itself_as_written() {
+    let env = env().await;
+    let repo = repo(&env);
+    let meeting = repo.create_meeting(&new_meeting("m")).await.unwrap();
+    let m = meeting.meeting_id;
+    let a = repo
+        .join(&join_request(m, "A"))
+        .await
+        .unwrap()
+        .participant_id;
+    let b = repo
+        .join(&join_request(m, "B"))
+        .await
+        .unwrap()
+        .participant_id;
+    let c = ParticipantId::random();
+
+    let (joined, row) = repo
+        .join_meeting(
+            &meeting,
+            c,
+            &join_request(m, "C"),
+            &[a].into_iter().collect(),
+        )
+        .await
+        .unwrap();
+    row.write().await.unwrap();
+
+    let listed: std::collections::HashSet<_> = joined
+        .participants
+        .iter()
+        .map(|p| p.participant_id)
+        .collect();
+    assert_eq!(listed, [b, c].into_iter().collect(), "A is known: not read");
+    assert_eq!(joined.participant_count, 3);
+    // The joiner's own entry is what was written.
+    let own = joined
+        .participants
+        .iter()
+        .find(|p| p.participant_id == c)
+        .unwrap();
+    let stored = repo
+        .participants(m)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.participant_id == c)
+        .unwrap();
+    assert_eq!(*own, stored);
+}
+
+#[tokio::test]
 async fn the_meeting_ends_in_postgres_and_redis_and_its_keys_get_the_24_hour_ttl() {
     let env = env().await;
     let repo = repo(&env);

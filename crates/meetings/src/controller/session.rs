@@ -7,7 +7,7 @@
 //! with `try_send`: a session whose queue is full is closed (`too_slow`), so no session
 //! ever waits for another.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -172,6 +172,14 @@ impl Rooms {
 
     fn meetings(&self) -> Vec<MeetingId> {
         self.lock().keys().copied().collect()
+    }
+
+    /// The ids of the connected participants of `meeting`.
+    fn ids(&self, meeting: MeetingId) -> HashSet<ParticipantId> {
+        self.lock()
+            .get(&meeting)
+            .map(|room| room.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The connected participants of `meeting`, with their closers.
@@ -665,6 +673,9 @@ impl Session {
         }
         let meeting = meeting.map_err(refusal)?;
         let client_version = Some(join.client_version).filter(|v| !v.is_empty());
+        // Those connected here are listed from memory (`Rooms::enter`); only the others'
+        // sessions are read from Redis.
+        let here = shared.rooms.ids(self.meeting);
         let (joined, row) = shared
             .repo
             .join_meeting(
@@ -678,6 +689,7 @@ impl Session {
                     user_agent,
                     client_version,
                 },
+                &here,
             )
             .await
             .map_err(refusal)?;

@@ -35,9 +35,10 @@ pub struct Joined {
     pub participant_id: ParticipantId,
     /// `participant_count` of `meeting:{meeting_id}` after this join.
     pub participant_count: i64,
-    /// The meeting's sessions right after this join (this one among them), as
-    /// [`Repo::participants`] reads them: the `JoinResponse`'s list (Example 1, step 3).
-    /// Empty, and logged, when that read failed (the join itself stands).
+    /// The meeting's sessions right after this join (this one among them; but those
+    /// the caller said it knows, [`Repo::join_meeting`]), as [`Repo::participants`]
+    /// reads them, ordered by join time: the `JoinResponse`'s list (Example 1, step 3).
+    /// When they cannot be read the join is undone and refused.
     pub participants: Vec<ParticipantSession>,
 }
 
@@ -129,7 +130,9 @@ impl Repo {
         req: &JoinRequest,
     ) -> Result<Joined, MeetingsError> {
         let meeting = self.meeting(req.meeting_id).await?;
-        let (joined, row) = self.join_meeting(&meeting, participant, req).await?;
+        let (joined, row) = self
+            .join_meeting(&meeting, participant, req, &HashSet::new())
+            .await?;
         row.write().await?;
         Ok(joined)
     }
@@ -138,11 +141,16 @@ impl Repo {
     /// id), answered before the participant's row is written: the Redis step and the
     /// `JoinResponse`'s list, and the row's write to run ([`PendingRow`]). The meeting
     /// controller answers the join meanwhile, as the seed has it.
+    ///
+    /// The list leaves out the joiner and the participants in `known` (those the
+    /// caller already knows: a controller's own connected participants), so a join
+    /// among known participants only reads no session hash.
     pub async fn join_meeting(
         &self,
         meeting: &Meeting,
         participant: ParticipantId,
         req: &JoinRequest,
+        known: &HashSet<ParticipantId>,
     ) -> Result<(Joined, PendingRow), MeetingsError> {
         if meeting.meeting_id != req.meeting_id {
             return Err(StorageError::conflict(format!(
@@ -250,7 +258,14 @@ impl Repo {
         tracing::debug!(meeting = %meeting.meeting_id, %participant, participant_count, "joined");
         // The JoinResponse must list who is there: a join whose list cannot be read is
         // undone and refused (the client asks again) rather than answered "nobody".
-        let participants = match self.sessions_of(&members).await {
+        let mut unknown = Vec::with_capacity(members.len());
+        for member in members {
+            let id = ParticipantId::parse(&member).map_err(corrupt)?;
+            if id != participant && !known.contains(&id) {
+                unknown.push(member);
+            }
+        }
+        let mut participants = match self.sessions_of(&unknown).await {
             Ok(participants) => participants,
             Err(error) => {
                 tracing::warn!(meeting = %meeting.meeting_id, %participant, %error,
@@ -262,6 +277,18 @@ impl Repo {
                 return Err(error);
             }
         };
+        // The joiner's own session, as just written.
+        participants.push(ParticipantSession {
+            participant_id: participant,
+            meeting_id: meeting.meeting_id,
+            user_id: req.user_id,
+            display_name: req.display_name.to_string(),
+            joined_at: now,
+            connection_state: CONNECTION_STATE_CONNECTED.to_owned(),
+            last_heartbeat: now,
+            streams: NO_STREAMS.to_owned(),
+        });
+        participants.sort_by_key(|s| (s.joined_at, s.participant_id));
         let joined = Joined {
             participant_id: participant,
             participant_count,
