@@ -1102,9 +1102,10 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
 }
 
 /// One sweep of the hosted meetings, each with the participants connected to it here:
-/// a meeting ended elsewhere has its sessions closed, and so has each participant no
-/// longer in its meeting's Redis set (removed by the presence job). Three round trips
-/// in all, however many meetings this controller hosts.
+/// a meeting ended elsewhere, or moved to another controller, has its sessions closed,
+/// and so has each participant no longer in its meeting's Redis set (removed by the
+/// presence job). Three round trips in all, however many meetings this controller
+/// hosts.
 async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)>) {
     if hosted.is_empty() {
         return;
