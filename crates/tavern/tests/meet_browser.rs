@@ -1008,3 +1008,119 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
     browser.quit().await;
     stop.cancel();
 }
+
+/// A connection the meeting server closes while the page sets it up (README, "Known
+/// problems") is made once more by the page, with a new grant. The first grant names a
+/// stand-in controller that reads the session request, hands the meeting to the real
+/// controller and drops the request unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_grant() {
+    use meetings::controller::{ControllerConfig, MeetingController};
+    use meetings::domain::{ControllerId, HealthStatus, Region};
+    use meetings::repo::{ControllerHeartbeat, ControllerRegistration};
+
+    let (app, ctx, settings) = separate_world().await;
+    let repo = meetings::Repo::from_context(&ctx);
+    let stop = tokio_util::sync::CancellationToken::new();
+    // The real controller takes no new meeting (draining) but keeps one it is given,
+    // and reports nothing more during the test to undo that.
+    let real = ControllerId::parse("mc-real").unwrap();
+    let controller = MeetingController::bind(
+        repo.clone(),
+        meetings::auth(&ctx, &settings),
+        ControllerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat_every: Duration::from_secs(3600),
+            ..ControllerConfig::new(real.clone())
+        },
+    )
+    .await
+    .expect("the meeting controller starts");
+    tokio::spawn(controller.run(stop.clone()));
+    testkit::eventually("the controller registers", || {
+        let (repo, real) = (repo.clone(), real.clone());
+        async move { repo.controller(&real).await.ok() }
+    })
+    .await;
+    repo.heartbeat_controller(&ControllerHeartbeat {
+        controller_id: real.clone(),
+        current_meetings: 0,
+        current_participants: 0,
+        health: HealthStatus::Draining,
+    })
+    .await
+    .unwrap();
+
+    // The stand-in, the only controller taking new meetings.
+    let identity = wtransport::Identity::self_signed(["localhost", "127.0.0.1"]).unwrap();
+    let hash = meetings::auth::sha256_hex(identity.certificate_chain().as_slice()[0].der());
+    let stand_in = wtransport::Endpoint::server(
+        wtransport::ServerConfig::builder()
+            .with_bind_address("127.0.0.1:0".parse().unwrap())
+            .with_identity(identity)
+            .build(),
+    )
+    .unwrap();
+    repo.register_controller(&ControllerRegistration {
+        controller_id: ControllerId::parse("mc-stand-in").unwrap(),
+        region: Region::local(),
+        endpoint: format!(
+            "https://127.0.0.1:{}",
+            stand_in.local_addr().unwrap().port()
+        ),
+        max_meetings: 100,
+        max_participants: 100,
+        version: None,
+        certificate_hash: Some(hash),
+    })
+    .await
+    .unwrap();
+    let pool = app.postgres.connect().await;
+    let handing = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let request = stand_in.accept().await.await.unwrap();
+            sqlx::query(
+                "UPDATE meet.meetings SET assigned_controller_id = 'mc-real' \
+                 WHERE assigned_controller_id = 'mc-stand-in'",
+            )
+            .execute(pool.pool())
+            .await
+            .unwrap();
+            drop(request);
+            stand_in
+        })
+    };
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Shaky table" })).await;
+
+    let browser = Browser::start().await;
+    browser
+        .open(&app.url(&format!("/meet/{code}?name=Gus&autojoin=1")))
+        .await;
+    let id = browser
+        .text_when("Gus joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+
+    assert_eq!(browser.script(ERROR).await, "", "joined without an error");
+    assert_eq!(
+        browser
+            .script("return document.getElementById('meet').dataset.connectRetries || ''")
+            .await,
+        "1"
+    );
+    let stand_in = tokio::time::timeout(LIMIT, handing)
+        .await
+        .expect("the stand-in saw the first session request")
+        .unwrap();
+    let (assigned,): (String,) =
+        sqlx::query_as("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
+            .bind(&code)
+            .fetch_one(pool.pool())
+            .await
+            .unwrap();
+    assert_eq!(assigned, "mc-real");
+    assert!(!id.is_empty());
+    drop(stand_in);
+    browser.quit().await;
+    stop.cancel();
+}

@@ -368,15 +368,14 @@
     await state.writer.write(framed(bytes));
   }
 
-  async function join(name) {
-    ui.error('');
-    $('join').disabled = true;
-    ui.status('Joining…');
-    let grant;
+  /**
+   * A join grant for a signed-in visitor (also where guests may not join), else for a
+   * guest called `name`: `{ grant }`, or `{ error }` with the words to show.
+   */
+  async function fetchGrant(name) {
     try {
       let response = null;
-      // A signed-in visitor joins under their account (also where guests may not);
-      // a session that has expired falls back to joining as a guest.
+      // A session that has expired falls back to joining as a guest.
       if (root.dataset.grantUrl) {
         const csrf = document.querySelector('meta[name="csrf-token"]');
         response = await fetch(root.dataset.grantUrl, {
@@ -396,30 +395,55 @@
       }
       const body = await response.json().catch(() => null);
       if (!response.ok) {
-        return fail(refusalText(response.status, body, response.headers.get('retry-after')));
+        return { error: refusalText(response.status, body, response.headers.get('retry-after')) };
       }
-      grant = body;
+      return { grant: body };
     } catch (e) {
-      return fail(`Tavern could not be reached (${e.message}).`);
+      return { error: `Tavern could not be reached (${e.message}).` };
     }
-    if (grant.meeting && grant.meeting.display_name) {
-      $('meeting-title').firstChild.textContent = `${grant.meeting.display_name} `;
-      document.title = `${grant.meeting.display_name} · Tavern`;
-    }
-    // The camera and microphone start now, without holding up the join (not for an
-    // end-to-end encrypted meeting this browser cannot encrypt: nothing would be sent).
-    const e2e = Boolean(grant.meeting && grant.meeting.enable_e2e_encryption);
-    const local = e2e && !canEncrypt() ? Promise.resolve(null) : startLocalMedia();
+  }
+
+  async function join(name) {
+    ui.error('');
+    $('join').disabled = true;
+    ui.status('Joining…');
+    let local = null;
     let frames;
-    try {
-      state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token, grant.certificate_hash);
-      const stream = await state.wt.createBidirectionalStream();
-      state.writer = stream.writable.getWriter();
-      frames = new FrameReader(stream.readable, MAX_FRAME);
-      await send(joinRequest(grant.token));
-    } catch (e) {
-      stopLocalMedia();
-      return fail(`The meeting server could not be reached (${e.message}).`);
+    // A connection the meeting server closed while it was being set up is made once
+    // more with a new grant (the first grant's connection token may be spent).
+    for (let attempt = 1; ; attempt += 1) {
+      const got = await fetchGrant(name);
+      if (got.error) {
+        stopLocalMedia();
+        return fail(got.error);
+      }
+      const grant = got.grant;
+      if (!local) {
+        if (grant.meeting && grant.meeting.display_name) {
+          $('meeting-title').firstChild.textContent = `${grant.meeting.display_name} `;
+          document.title = `${grant.meeting.display_name} · Tavern`;
+        }
+        // The camera and microphone start now, without holding up the join (not for an
+        // end-to-end encrypted meeting this browser cannot encrypt: nothing would be sent).
+        const e2e = Boolean(grant.meeting && grant.meeting.enable_e2e_encryption);
+        local = e2e && !canEncrypt() ? Promise.resolve(null) : startLocalMedia();
+      }
+      try {
+        state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token, grant.certificate_hash);
+        const stream = await state.wt.createBidirectionalStream();
+        state.writer = stream.writable.getWriter();
+        frames = new FrameReader(stream.readable, MAX_FRAME);
+        await send(joinRequest(grant.token));
+        break;
+      } catch (e) {
+        hangUp();
+        if (attempt < 2 && typeof WebTransport !== 'undefined') {
+          root.dataset.connectRetries = String(attempt);
+          continue;
+        }
+        stopLocalMedia();
+        return fail(`The meeting server could not be reached (${e.message}).`);
+      }
     }
     state.wt.closed.then((info) => closed(info), (e) => closed({ reason: e.message }));
     let first;
