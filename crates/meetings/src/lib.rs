@@ -244,9 +244,11 @@
 //!   is made every 24 h ([`KEY_ROTATION_JOB`], checked every 10 min and at start-up), and
 //!   an old one stays published until its successor's tokens could have replaced all of
 //!   its own (+60 s for replicas' caches). Logout blacklists the token's SHA-256 until it
-//!   expires; a process reuses the blacklist's "not revoked" for a token for one second
-//!   ([`auth::REVOCATION_CACHE_FOR`]), so a logout takes effect at once on the replica
-//!   that made it and within a second on the others. API keys are `tmk_` + 43 base64url
+//!   expires and publishes the hash on `tavern:meetings:revoked`; a process reuses the
+//!   blacklist's "not revoked" for a token for up to a second
+//!   ([`auth::REVOCATION_CACHE_FOR`]) only while it hears that channel, and forgets it
+//!   when the hash is published, so a logout takes effect at once on every replica
+//!   (within a second should a publication be lost). API keys are `tmk_` + 43 base64url
 //!   characters, kept as SHA-256 with their first 12 characters as the prefix;
 //!   `last_used_at` moves at most once a minute; only a user's JWT creates or revokes
 //!   them. Failed logins are limited per email and per client address (10 a minute each,

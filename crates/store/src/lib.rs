@@ -42,7 +42,7 @@ pub use error::StoreError;
 pub use lua::{Condition, Conditional};
 pub use optimistic::{Attempt, optimistic};
 pub use postgres::{FeatureMigrations, Postgres};
-pub use redis_conn::{Guarded, Redis, RedisConn, round_trips as redis_round_trips};
+pub use redis_conn::{Guarded, Redis, RedisConn, Subscription, round_trips as redis_round_trips};
 pub use sentinel::{FAILOVER_WAIT, SentinelConn, SentinelUrl};
 pub use transient::transient;
 pub use vocabulary::StorageError;

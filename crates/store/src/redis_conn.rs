@@ -123,6 +123,9 @@ enum Dedicated {
     Cluster {
         client: Box<ClusterClient>,
         idle: Mutex<Vec<ClusterConnection>>,
+        /// The first seed node, for subscriptions (a cluster delivers every publication
+        /// to every node).
+        first: redis::Client,
     },
     /// A connection of its own to the master Sentinel names now.
     Sentinel {
@@ -173,6 +176,31 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_secs(2))
 }
 
+/// Messages published on one channel ([`Redis::subscribe`]). Redis delivers them at
+/// most once: what is published while the connection is down is lost, so a subscriber
+/// takes the end of its subscription ([`Subscription::next`] answering `None`) as
+/// "something may have been missed".
+pub struct Subscription {
+    messages: redis::aio::PubSubStream,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// The next message's payload; `None` once the connection is gone.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        use futures_util::StreamExt as _;
+        self.messages
+            .next()
+            .await
+            .map(|message| message.get_payload_bytes().to_vec())
+    }
+}
+
 /// The shared Redis handle every feature receives. Cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
@@ -211,6 +239,7 @@ impl Redis {
                 .split(',')
                 .map(|u| u.trim().replacen("redis+cluster://", "redis://", 1))
                 .collect();
+            let first = single_client(nodes.first().map_or(url, String::as_str))?;
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
@@ -221,6 +250,7 @@ impl Redis {
                 dedicated: Arc::new(Dedicated::Cluster {
                     client: Box::new(client),
                     idle: Mutex::new(Vec::new()),
+                    first,
                 }),
                 url_for_logs: redacted,
             });
@@ -277,6 +307,27 @@ impl Redis {
                 idle: Mutex::new(Vec::new()),
             }),
             url_for_logs: crate::redact_url(url).into(),
+        })
+    }
+
+    /// Subscribes to `channel` over a connection of its own: the server's; a
+    /// cluster's first seed node (a cluster delivers every publication to every node);
+    /// the master Sentinel names now (its replicas receive publications too, so a
+    /// failover does not end the subscription unless the old master goes away).
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription, StoreError> {
+        let client = match &*self.dedicated {
+            Dedicated::Single { client, .. } => client.clone(),
+            Dedicated::Cluster { first, .. } => first.clone(),
+            Dedicated::Sentinel { conn, .. } => conn.master_client().await?,
+        };
+        let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+            .await
+            .map_err(|_| StoreError::Timeout(CONNECT_TIMEOUT))??;
+        tokio::time::timeout(RESPONSE_TIMEOUT, pubsub.subscribe(channel))
+            .await
+            .map_err(|_| StoreError::Timeout(RESPONSE_TIMEOUT))??;
+        Ok(Subscription {
+            messages: pubsub.into_on_message(),
         })
     }
 
@@ -533,7 +584,7 @@ impl Redis {
                     None => client.get_multiplexed_async_connection().await?,
                 }))
             }
-            Dedicated::Cluster { client, idle } => {
+            Dedicated::Cluster { client, idle, .. } => {
                 let pooled = idle.lock().ok().and_then(|mut v| v.pop());
                 Ok(Lease::Cluster(match pooled {
                     Some(c) => c,

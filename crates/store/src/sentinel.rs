@@ -584,6 +584,18 @@ impl SentinelConn {
         }
     }
 
+    /// A client for the master Sentinel names now (for a subscription, which needs a
+    /// connection of its own).
+    pub(crate) async fn master_client(&self) -> RedisResult<redis::Client> {
+        let master = self.master(Instant::now() + FAILOVER_WAIT).await?;
+        let info = master
+            .addr
+            .clone()
+            .into_connection_info()?
+            .set_redis_settings(self.shared.url.node_info());
+        redis::Client::open(info)
+    }
+
     /// Whether a pooled dedicated connection may still be used.
     pub(crate) fn still_current(&self, dedicated: &DedicatedSentinel) -> bool {
         dedicated.open.load(Ordering::Acquire)

@@ -212,3 +212,29 @@ async fn a_watch_on_a_cluster_does_not_disturb_other_commands_on_the_shared_conn
         "the outside change aborted the first attempt"
     );
 }
+
+#[tokio::test]
+async fn a_subscription_on_a_cluster_gets_what_is_published_through_any_node() {
+    let (nodes, url) = start_cluster().await;
+    let redis = Redis::connect(&url).await.expect("connect to the cluster");
+    let mut subscription = redis.subscribe("news").await.expect("subscribe");
+    // Published on each node in turn: the cluster bus carries it to the subscriber's.
+    for (i, node) in nodes.iter().enumerate() {
+        let mut conn = store::redis::Client::open(node.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let _: i64 = store::redis::cmd("PUBLISH")
+            .arg("news")
+            .arg(format!("from node {i}"))
+            .query_async(&mut conn)
+            .await
+            .expect("publish");
+        let got = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("the message in time")
+            .expect("the subscription goes on");
+        assert_eq!(String::from_utf8(got).unwrap(), format!("from node {i}"));
+    }
+}

@@ -336,3 +336,45 @@ async fn round_trips_count_a_batch_or_pipeline_once_and_a_lone_command_once() {
     let _: i64 = conn.get("n").await.expect("get");
     assert_eq!(store::redis_round_trips() - before, 2, "two lone commands");
 }
+
+/// Waits (with a deadline) for a subscription's next message, or its end (`None`).
+async fn next_within(subscription: &mut store::Subscription) -> Option<String> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), subscription.next())
+        .await
+        .expect("a message or the end in time")
+        .map(|payload| String::from_utf8(payload).unwrap())
+}
+
+#[tokio::test]
+async fn a_subscription_gets_what_is_published_in_order_and_ends_when_its_server_goes() {
+    let mut server = TestRedis::start().await;
+    let redis = server.connect().await;
+    let mut subscription = redis.subscribe("news").await.expect("subscribe");
+    let mut conn = redis.conn();
+    for message in ["first", "second"] {
+        let receivers: i64 = store::redis::cmd("PUBLISH")
+            .arg("news")
+            .arg(message)
+            .query_async(&mut conn)
+            .await
+            .expect("publish");
+        assert_eq!(receivers, 1);
+    }
+    let _: i64 = store::redis::cmd("PUBLISH")
+        .arg("other")
+        .arg("not for us")
+        .query_async(&mut conn)
+        .await
+        .expect("publish");
+
+    assert_eq!(
+        next_within(&mut subscription).await.as_deref(),
+        Some("first")
+    );
+    assert_eq!(
+        next_within(&mut subscription).await.as_deref(),
+        Some("second")
+    );
+    server.kill();
+    assert_eq!(next_within(&mut subscription).await, None);
+}

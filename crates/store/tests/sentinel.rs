@@ -161,3 +161,25 @@ async fn a_malformed_sentinel_url_is_refused_before_connecting() {
     assert!(err.to_string().contains("no master name"), "{err}");
     assert!(!err.is_transient());
 }
+
+#[tokio::test]
+async fn a_subscription_through_sentinel_gets_what_is_published_on_the_master() {
+    let servers = TestSentinel::start().await;
+    let redis = Redis::connect(&servers.url())
+        .await
+        .expect("connect through sentinel");
+    let mut subscription = redis.subscribe("news").await.expect("subscribe");
+    let mut conn = redis.conn();
+    let receivers: i64 = store::redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query_async(&mut conn)
+        .await
+        .expect("publish");
+    assert_eq!(receivers, 1, "the subscription is on the master");
+    let got = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("the message in time")
+        .expect("the subscription goes on");
+    assert_eq!(got, b"hello");
+}

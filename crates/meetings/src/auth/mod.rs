@@ -23,6 +23,7 @@ mod rate_limit;
 mod scopes;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -276,15 +277,55 @@ struct Inner {
     config: AuthConfig,
     limiter: RateLimiter,
     ring: RwLock<Option<Arc<Ring>>>,
-    /// Tokens the blacklist said were not revoked, and when it said so.
-    unrevoked: std::sync::Mutex<std::collections::HashMap<TokenHash, std::time::Instant>>,
+    /// The blacklist's recent "not revoked" answers.
+    unrevoked: Arc<Unrevoked>,
+    /// Stops the task hearing revocations ([`Auth::hear_revocations`]) when the last
+    /// clone of this `Auth` goes.
+    listener: std::sync::OnceLock<tokio_util::sync::DropGuard>,
 }
 
-/// How long this process trusts the blacklist's "not revoked" for a token before it
-/// asks Redis again: a logout on another replica takes effect here within this time (on
-/// the replica that logged out, at once). It spares the Redis round trip of every
-/// request a client makes with the same token.
+/// The blacklist's "not revoked" answers this process reuses, and whether it may.
+#[derive(Debug, Default)]
+struct Unrevoked {
+    /// Tokens the blacklist said were not revoked, and when (the clock's time).
+    seen: std::sync::Mutex<std::collections::HashMap<TokenHash, DateTime<Utc>>>,
+    /// Whether this process hears [`crate::schema::REVOCATIONS_CHANNEL`] now: only then is an
+    /// answer reused, since only then does a logout elsewhere reach it at once.
+    listening: AtomicBool,
+    /// Bumped by every revocation heard and every loss of the channel: an answer read
+    /// before a bump is not kept (it may predate the revocation).
+    epoch: AtomicU64,
+}
+
+impl Unrevoked {
+    /// Forgets every answer (the channel was lost, or said something unreadable).
+    fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+        }
+    }
+
+    /// Forgets the answer for a token just revoked.
+    fn forget(&self, hash: &TokenHash) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(hash);
+        }
+    }
+}
+
+/// How long this process reuses the blacklist's "not revoked" for a token before it
+/// asks Redis again. A logout anywhere reaches every replica at once through
+/// [`crate::schema::REVOCATIONS_CHANNEL`], and nothing is reused while that channel is not
+/// heard; this bounds what a lost message could cost. It spares the Redis round trip
+/// of every request a client makes with the same token.
 pub const REVOCATION_CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// The first wait before subscribing again to the revocations channel; it doubles up
+/// to [`RESUBSCRIBE_MAX`].
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
 
 /// Tokens remembered as not revoked at most (then the stale ones, or all, are dropped).
 const REVOCATION_CACHE_MAX: usize = 10_000;
@@ -308,8 +349,38 @@ impl Auth {
                 secret,
                 config,
                 ring: RwLock::new(None),
-                unrevoked: std::sync::Mutex::new(std::collections::HashMap::new()),
+                unrevoked: Arc::new(Unrevoked::default()),
+                listener: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Whether this process hears revocations now, so that it reuses the blacklist's
+    /// "not revoked" answers ([`REVOCATION_CACHE_FOR`]). It starts listening on its first
+    /// token check.
+    pub fn hears_revocations(&self) -> bool {
+        self.inner.unrevoked.listening.load(Ordering::Acquire)
+    }
+
+    /// Starts (once, within a Tokio runtime) the task that hears
+    /// [`crate::schema::REVOCATIONS_CHANNEL`]: each hash heard is forgotten as "not revoked";
+    /// while the channel is lost nothing is reused, and it subscribes again with backoff.
+    fn hear_revocations(&self) {
+        if self.inner.listener.get().is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        // Two first checks at once may both get here: the one whose guard is not kept
+        // stops its task at once.
+        if self.inner.listener.set(stop.clone().drop_guard()).is_ok() {
+            runtime.spawn(hear(
+                self.inner.repo.clone(),
+                self.inner.unrevoked.clone(),
+                stop,
+            ));
         }
     }
 
@@ -545,21 +616,32 @@ impl Auth {
     /// Whether the token with `hash` is on the blacklist; a "no" is reused for
     /// [`REVOCATION_CACHE_FOR`].
     async fn revoked(&self, hash: &TokenHash) -> Result<bool, AuthError> {
-        let fresh = |at: &std::time::Instant| at.elapsed() < REVOCATION_CACHE_FOR;
-        if let Ok(cache) = self.inner.unrevoked.lock()
-            && cache.get(hash).is_some_and(fresh)
+        self.hear_revocations();
+        let unrevoked = &self.inner.unrevoked;
+        let now = self.now();
+        let fresh = |at: &DateTime<Utc>| {
+            *at <= now && now.signed_duration_since(*at) < to_delta(REVOCATION_CACHE_FOR)
+        };
+        if self.hears_revocations()
+            && let Ok(seen) = unrevoked.seen.lock()
+            && seen.get(hash).is_some_and(fresh)
         {
             return Ok(false);
         }
+        let epoch = unrevoked.epoch.load(Ordering::Acquire);
         let revoked = self.repo().blacklisted(hash).await?.is_some();
-        if !revoked && let Ok(mut cache) = self.inner.unrevoked.lock() {
-            if cache.len() >= REVOCATION_CACHE_MAX {
-                cache.retain(|_, at| fresh(at));
-                if cache.len() >= REVOCATION_CACHE_MAX {
-                    cache.clear();
+        if !revoked
+            && self.hears_revocations()
+            && unrevoked.epoch.load(Ordering::Acquire) == epoch
+            && let Ok(mut seen) = unrevoked.seen.lock()
+        {
+            if seen.len() >= REVOCATION_CACHE_MAX {
+                seen.retain(|_, at| fresh(at));
+                if seen.len() >= REVOCATION_CACHE_MAX {
+                    seen.clear();
                 }
             }
-            cache.insert(hash.clone(), std::time::Instant::now());
+            seen.insert(hash.clone(), now);
         }
         Ok(revoked)
     }
@@ -837,9 +919,7 @@ impl Auth {
         self.repo()
             .blacklist_token(token_hash, "logout", *expires_at)
             .await?;
-        if let Ok(mut cache) = self.inner.unrevoked.lock() {
-            cache.remove(token_hash);
-        }
+        self.inner.unrevoked.forget(token_hash);
         self.audit(AuditEntry {
             event_type: "user_logout".to_owned(),
             actor_user_id: Some(who.user_id),
@@ -1014,6 +1094,66 @@ impl Auth {
             metadata: None,
         })
         .await;
+    }
+}
+
+/// The task [`Auth::hear_revocations`] starts: until `stop`, subscribes to
+/// [`crate::schema::REVOCATIONS_CHANNEL`] (again, with backoff, whenever it is lost) and forgets
+/// each hash it hears as "not revoked".
+async fn hear(repo: Repo, unrevoked: Arc<Unrevoked>, stop: tokio_util::sync::CancellationToken) {
+    let mut pause = RESUBSCRIBE_FIRST;
+    let mut failures = 0u32;
+    loop {
+        let subscribed = tokio::select! {
+            () = stop.cancelled() => return,
+            subscribed = repo.revocations() => subscribed,
+        };
+        match subscribed {
+            Ok(mut subscription) => {
+                unrevoked.listening.store(true, Ordering::Release);
+                tracing::debug!("hearing token revocations");
+                pause = RESUBSCRIBE_FIRST;
+                failures = 0;
+                loop {
+                    let heard = tokio::select! {
+                        () = stop.cancelled() => return,
+                        heard = subscription.next() => heard,
+                    };
+                    let Some(payload) = heard else { break };
+                    match std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|text| TokenHash::parse(text).ok())
+                    {
+                        Some(hash) => unrevoked.forget(&hash),
+                        None => {
+                            tracing::warn!(
+                                bytes = payload.len(),
+                                "an unreadable token revocation was heard; forgetting every token checked"
+                            );
+                            unrevoked.forget_all();
+                        }
+                    }
+                }
+                unrevoked.listening.store(false, Ordering::Release);
+                unrevoked.forget_all();
+                tracing::warn!(
+                    "lost the token revocations channel; every token is checked in Redis until it is heard again"
+                );
+            }
+            Err(error) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%error, "cannot hear token revocations; every token is checked in Redis meanwhile");
+                } else {
+                    tracing::debug!(%error, failures, "still cannot hear token revocations");
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(RESUBSCRIBE_MAX);
     }
 }
 

@@ -77,7 +77,8 @@ impl Repo {
         }))
     }
 
-    /// Blacklists a JWT by its hash until `expires_at` (the key's TTL), with a reason.
+    /// Blacklists a JWT by its hash until `expires_at` (the key's TTL), with a reason,
+    /// and publishes the hash on [`schema::REVOCATIONS_CHANNEL`] in the same step.
     /// `false` (nothing stored) when the token has already expired: it is dead anyway.
     pub async fn blacklist_token(
         &self,
@@ -90,8 +91,18 @@ impl Repo {
         };
         let mut writes = Writes::new();
         writes.set_ex(&schema::token_blacklist_key(hash), reason, ttl);
+        writes
+            .command("PUBLISH")
+            .arg(schema::REVOCATIONS_CHANNEL)
+            .arg(hash.as_str());
         self.redis.apply(&writes).await?;
         Ok(true)
+    }
+
+    /// The hashes of tokens blacklisted from now on, as [`Repo::blacklist_token`]
+    /// publishes them.
+    pub async fn revocations(&self) -> Result<store::Subscription, MeetingsError> {
+        Ok(self.redis.subscribe(schema::REVOCATIONS_CHANNEL).await?)
     }
 
     /// The reason a token was blacklisted, or `None` if it is not.

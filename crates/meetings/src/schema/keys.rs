@@ -91,6 +91,11 @@ pub fn token_blacklist_key(hash: &TokenHash) -> String {
     format!("token:blacklist:{}", hash.as_str())
 }
 
+/// `tavern:meetings:revoked` (a pub/sub channel; each message a [`TokenHash`]): a token
+/// just put on the blacklist, so that every replica forgets at once that it had found the
+/// token valid. Tavern's own channel, not the seed's.
+pub const REVOCATIONS_CHANNEL: &str = "tavern:meetings:revoked";
+
 /// `tavern:meetings:signing_keys` (hash: `kid` -> JSON of [`SigningKeyRecord`]): the
 /// JWT signing keys, their private halves sealed with `meetings_secret_key`. Tavern's
 /// own key, not the seed's: the seed has no place for signing keys, and its tables
