@@ -66,6 +66,22 @@ async fn exists(env: &Env, key: &str) -> bool {
     conn.exists(key).await.expect("exists")
 }
 
+/// After a refused join: meeting `m`'s `participant_count` and its participants in
+/// Redis (sessions, presences) and PostgreSQL (rows) are `n` each, as before it.
+async fn assert_participants_recorded(env: &Env, m: MeetingId, n: usize) {
+    assert_eq!(
+        hash(env, &format!("meeting:{m}")).await["participant_count"],
+        n.to_string()
+    );
+    assert_eq!(env.redis.scan("participant:*").await.unwrap().len(), n);
+    assert_eq!(env.redis.scan("presence:*").await.unwrap().len(), n);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants")
+        .fetch_one(env.pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, i64::try_from(n).unwrap());
+}
+
 fn assert_ttl_within(ttl: i64, max: i64, key: &str) {
     assert!(
         0 < ttl && ttl <= max,
@@ -276,12 +292,7 @@ async fn a_join_whose_row_cannot_be_written_leaves_nothing_in_redis() {
         .await
         .unwrap();
     assert!(members.is_empty(), "{members:?}");
-    assert_eq!(
-        hash(&env, &format!("meeting:{m}")).await["participant_count"],
-        "0"
-    );
-    assert!(env.redis.scan("participant:*").await.unwrap().is_empty());
-    assert!(env.redis.scan("presence:*").await.unwrap().is_empty());
+    assert_participants_recorded(&env, m, 0).await;
 }
 
 #[tokio::test]
@@ -325,17 +336,7 @@ async fn a_join_whose_participant_list_cannot_be_read_is_refused_and_leaves_noth
         .await
         .unwrap();
     assert_eq!(members, vec![first.participant_id.to_string()]);
-    assert_eq!(
-        hash(&env, &format!("meeting:{m}")).await["participant_count"],
-        "1"
-    );
-    assert_eq!(env.redis.scan("participant:*").await.unwrap().len(), 1);
-    assert_eq!(env.redis.scan("presence:*").await.unwrap().len(), 1);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants")
-        .fetch_one(env.pg.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows, 1);
+    assert_participants_recorded(&env, m, 1).await;
     // Readable again, the same join is answered with the one already there.
     let third = repo.join(&join_request(m, "B")).await.unwrap();
     let listed: std::collections::HashSet<_> = third
@@ -1062,17 +1063,7 @@ async fn a_full_meeting_refuses_the_next_join_and_writes_nothing_for_it() {
         matches!(third, Err(MeetingsError::MeetingFull { meeting, max_participants: 2 }) if meeting == m),
         "{third:?}"
     );
-    assert_eq!(
-        hash(&env, &format!("meeting:{m}")).await["participant_count"],
-        "2"
-    );
-    assert_eq!(env.redis.scan("participant:*").await.unwrap().len(), 2);
-    assert_eq!(env.redis.scan("presence:*").await.unwrap().len(), 2);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants")
-        .fetch_one(env.pg.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows, 2);
+    assert_participants_recorded(&env, m, 2).await;
 }
 
 #[tokio::test]

@@ -527,13 +527,43 @@ async fn separate_world() -> (common::TestApp, feature::Context, meetings::Meeti
     (app, ctx, settings)
 }
 
+/// A meeting controller `id` in this process over `ctx` (its settings changed by
+/// `adjust`), serving until `stop`, once it has registered.
+async fn start_controller(
+    ctx: &feature::Context,
+    settings: &meetings::MeetingsConfig,
+    id: &str,
+    adjust: impl FnOnce(&mut meetings::controller::ControllerConfig),
+    stop: &tokio_util::sync::CancellationToken,
+) -> meetings::domain::ControllerId {
+    let id = meetings::domain::ControllerId::parse(id).unwrap();
+    let mut config = meetings::controller::ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..meetings::controller::ControllerConfig::new(id.clone())
+    };
+    adjust(&mut config);
+    let repo = meetings::Repo::from_context(ctx);
+    let controller = meetings::controller::MeetingController::bind(
+        repo.clone(),
+        meetings::auth(ctx, settings),
+        config,
+    )
+    .await
+    .expect("the meeting controller starts");
+    tokio::spawn(controller.run(stop.clone()));
+    testkit::eventually("the controller registers", || {
+        let (repo, id) = (repo.clone(), id.clone());
+        async move { repo.controller(&id).await.ok() }
+    })
+    .await;
+    id
+}
+
 /// Tavern with `meeting_controller = "separate"`, and in this process a media handler
 /// and a meeting controller granting it (the pieces `tavern serve` will assemble).
 async fn media_world() -> MediaWorld {
-    use meetings::controller::{
-        ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
-    };
-    use meetings::domain::{ControllerId, HandlerId, Liveness};
+    use meetings::controller::{MediaDirectory, MediaHandlerAddress, MediaHandlers};
+    use meetings::domain::{HandlerId, Liveness};
     use meetings::media::{HandlerConfig, MediaHandler};
 
     let (app, ctx, settings) = separate_world().await;
@@ -558,21 +588,19 @@ async fn media_world() -> MediaWorld {
     };
     tokio::spawn(handler.run(stop.clone()));
 
-    let controller = MeetingController::bind(
-        repo.clone(),
-        meetings::auth(&ctx, &settings),
-        ControllerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            media: Some(MediaHandlers {
+    start_controller(
+        &ctx,
+        &settings,
+        "mc-media",
+        |config| {
+            config.media = Some(MediaHandlers {
                 directory: MediaDirectory::new(vec![address]),
                 liveness: Liveness::default(),
-            }),
-            ..ControllerConfig::new(ControllerId::generate())
+            });
         },
+        &stop,
     )
-    .await
-    .expect("the meeting controller starts");
-    tokio::spawn(controller.run(stop.clone()));
+    .await;
     MediaWorld {
         app,
         stop,
@@ -920,30 +948,10 @@ async fn a_small_tile_receives_the_small_layer_and_a_large_one_the_large_in_an_e
 /// page joins it again there by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
-    use meetings::controller::{ControllerConfig, MeetingController};
-    use meetings::domain::ControllerId;
-
     let (app, ctx, settings) = separate_world().await;
-    let repo = meetings::Repo::from_context(&ctx);
     let stop = tokio_util::sync::CancellationToken::new();
     for id in ["mc-first", "mc-second"] {
-        let id = ControllerId::parse(id).unwrap();
-        let controller = MeetingController::bind(
-            repo.clone(),
-            meetings::auth(&ctx, &settings),
-            ControllerConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                ..ControllerConfig::new(id.clone())
-            },
-        )
-        .await
-        .expect("the meeting controller starts");
-        tokio::spawn(controller.run(stop.clone()));
-        testkit::eventually("the controller registers", || {
-            let (repo, id) = (repo.clone(), id.clone());
-            async move { repo.controller(&id).await.ok() }
-        })
-        .await;
+        start_controller(&ctx, &settings, id, |_| {}, &stop).await;
     }
     let (code, _) = create_meeting(&app, json!({ "display_name": "Moving table" })).await;
     let pool = app.postgres.connect().await;
@@ -983,21 +991,7 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
         "",
         "joined again without an error"
     );
-    // The second row is written as the answer goes out.
-    let rows = testkit::eventually("both of her rows", || {
-        let pool = &pool;
-        async move {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-                "SELECT participant_id::text, leave_reason FROM meet.meeting_participants \
-                 ORDER BY joined_at",
-            )
-            .fetch_all(pool.pool())
-            .await
-            .unwrap();
-            (rows.len() == 2).then_some(rows)
-        }
-    })
-    .await;
+    let rows = common::participant_rows(pool.pool(), &code, 2).await;
     assert_eq!(
         rows,
         vec![
@@ -1015,7 +1009,6 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
 /// controller and drops the request unanswered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_grant() {
-    use meetings::controller::{ControllerConfig, MeetingController};
     use meetings::domain::{ControllerId, HealthStatus, Region};
     use meetings::repo::{ControllerHeartbeat, ControllerRegistration};
 
@@ -1024,23 +1017,13 @@ async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_g
     let stop = tokio_util::sync::CancellationToken::new();
     // The real controller takes no new meeting (draining) but keeps one it is given,
     // and reports nothing more during the test to undo that.
-    let real = ControllerId::parse("mc-real").unwrap();
-    let controller = MeetingController::bind(
-        repo.clone(),
-        meetings::auth(&ctx, &settings),
-        ControllerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            heartbeat_every: Duration::from_secs(3600),
-            ..ControllerConfig::new(real.clone())
-        },
+    let real = start_controller(
+        &ctx,
+        &settings,
+        "mc-real",
+        |config| config.heartbeat_every = Duration::from_secs(3600),
+        &stop,
     )
-    .await
-    .expect("the meeting controller starts");
-    tokio::spawn(controller.run(stop.clone()));
-    testkit::eventually("the controller registers", || {
-        let (repo, real) = (repo.clone(), real.clone());
-        async move { repo.controller(&real).await.ok() }
-    })
     .await;
     repo.heartbeat_controller(&ControllerHeartbeat {
         controller_id: real.clone(),

@@ -313,26 +313,11 @@ async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there(
     erin.until("Erin (you)").await;
     // Her first session left with `connection_lost`; her second is in (its row is
     // written as the answer goes out), and the meeting goes on with its new controller.
-    let rows = testkit::eventually("both of her rows", || {
-        let (pool, code) = (&pool, &code);
-        async move {
-            let rows: Vec<(Option<String>,)> = sqlx::query_as(
-                "SELECT p.leave_reason FROM meet.meeting_participants p \
-                 JOIN meet.meetings m USING (meeting_id) \
-                 WHERE replace(m.meeting_code, '-', '') = replace($1, '-', '') \
-                 ORDER BY p.joined_at",
-            )
-            .bind(code)
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            (rows.len() == 2).then_some(rows)
-        }
-    })
-    .await;
+    let rows = common::participant_rows(&pool, &code, 2).await;
+    let reasons: Vec<Option<String>> = rows.into_iter().map(|(_, reason)| reason).collect();
     assert_eq!(
-        rows,
-        vec![(Some("connection_lost".to_owned()),), (None,)],
+        reasons,
+        vec![Some("connection_lost".to_owned()), None],
         "{:?}",
         erin.seen
     );

@@ -177,3 +177,26 @@ pub async fn stop_with_sigterm(child: &mut tokio::process::Child) {
         .expect("wait");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Once the meeting with `code` has `count` participant rows (a join's row is written
+/// as its answer goes out): each one's id and leave reason, in join order.
+pub async fn participant_rows(
+    pool: &sqlx::PgPool,
+    code: &str,
+    count: usize,
+) -> Vec<(String, Option<String>)> {
+    testkit::eventually(&format!("{count} participant rows"), || async move {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT p.participant_id::text, p.leave_reason FROM meet.meeting_participants p \
+             JOIN meet.meetings m USING (meeting_id) \
+             WHERE replace(m.meeting_code, '-', '') = replace($1, '-', '') \
+             ORDER BY p.joined_at",
+        )
+        .bind(code)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        (rows.len() == count).then_some(rows)
+    })
+    .await
+}
