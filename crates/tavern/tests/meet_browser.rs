@@ -38,6 +38,21 @@ const SAFETY_CODE: &str = "return document.getElementById('meet').dataset.safety
 const ERROR: &str =
     "const e = document.getElementById('error'); return e.hidden ? '' : e.textContent";
 
+/// A browser of its own that opens meeting `code`'s link (on the site at `base`) as
+/// `name` and joins by itself: it and the page's participant id.
+async fn join_by_link(base: &str, code: &str, name: &str) -> (Browser, String) {
+    let browser = Browser::start().await;
+    browser
+        .open(&format!("{base}/meet/{code}?name={name}&autojoin=1"))
+        .await;
+    let id = browser
+        .text_when(&format!("{name} joins"), LIMIT, SELF_ID, |id| {
+            !id.is_empty()
+        })
+        .await;
+    (browser, id)
+}
+
 /// Registers an account and creates a meeting with `settings`: its code, and the
 /// host's access token.
 async fn create_meeting(app: &common::TestApp, settings: Value) -> (String, String) {
@@ -105,15 +120,7 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
     let mut people: Vec<(String, &str)> = Vec::new();
     let mut browsers = Vec::new();
     for name in names {
-        let browser = Browser::start().await;
-        browser
-            .open(&app.url(&format!("/meet/{code}?name={name}&autojoin=1")))
-            .await;
-        let id = browser
-            .text_when(&format!("{name} joins"), LIMIT, SELF_ID, |id| {
-                !id.is_empty()
-            })
-            .await;
+        let (browser, id) = join_by_link(&app.url(""), &code, name).await;
         assert_eq!(
             browser.script(ERROR).await,
             "",
@@ -956,13 +963,7 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
     let (code, _) = create_meeting(&app, json!({ "display_name": "Moving table" })).await;
     let pool = app.postgres.connect().await;
 
-    let browser = Browser::start().await;
-    browser
-        .open(&app.url(&format!("/meet/{code}?name=Fay&autojoin=1")))
-        .await;
-    let first = browser
-        .text_when("Fay joins", LIMIT, SELF_ID, |id| !id.is_empty())
-        .await;
+    let (browser, first) = join_by_link(&app.url(""), &code, "Fay").await;
     let (assigned,): (String,) =
         sqlx::query_as("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
             .bind(&code)
@@ -1076,13 +1077,7 @@ async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_g
     };
     let (code, _) = create_meeting(&app, json!({ "display_name": "Shaky table" })).await;
 
-    let browser = Browser::start().await;
-    browser
-        .open(&app.url(&format!("/meet/{code}?name=Gus&autojoin=1")))
-        .await;
-    let id = browser
-        .text_when("Gus joins", LIMIT, SELF_ID, |id| !id.is_empty())
-        .await;
+    let (browser, id) = join_by_link(&app.url(""), &code, "Gus").await;
 
     assert_eq!(browser.script(ERROR).await, "", "joined without an error");
     assert_eq!(
