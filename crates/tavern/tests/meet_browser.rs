@@ -534,6 +534,15 @@ async fn separate_world() -> (common::TestApp, feature::Context, meetings::Meeti
     (app, ctx, settings)
 }
 
+/// The controller the registry assigned the meeting with `code` to.
+async fn assigned_controller(pool: &store::Postgres, code: &str) -> String {
+    sqlx::query_scalar("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
+        .bind(code)
+        .fetch_one(pool.pool())
+        .await
+        .unwrap()
+}
+
 /// A meeting controller `id` in this process over `ctx` (its settings changed by
 /// `adjust`), serving until `stop`, once it has registered.
 async fn start_controller(
@@ -964,12 +973,7 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
     let pool = app.postgres.connect().await;
 
     let (browser, first) = join_by_link(&app.url(""), &code, "Fay").await;
-    let (assigned,): (String,) =
-        sqlx::query_as("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
-            .bind(&code)
-            .fetch_one(pool.pool())
-            .await
-            .unwrap();
+    let assigned = assigned_controller(&pool, &code).await;
     let other = if assigned == "mc-first" {
         "mc-second"
     } else {
@@ -1090,12 +1094,7 @@ async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_g
         .await
         .expect("the stand-in saw the first session request")
         .unwrap();
-    let (assigned,): (String,) =
-        sqlx::query_as("SELECT assigned_controller_id FROM meet.meetings WHERE meeting_code = $1")
-            .bind(&code)
-            .fetch_one(pool.pool())
-            .await
-            .unwrap();
+    let assigned = assigned_controller(&pool, &code).await;
     assert_eq!(assigned, "mc-real");
     assert!(!id.is_empty());
     drop(stand_in);
