@@ -52,17 +52,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the controller closed the connection while it was being set up, before
-    /// answering the session request: an HTTP/3 error, or the request dropped
-    /// unanswered. wtransport 0.7.2 can lose half of a control frame that arrives in two
-    /// pieces and then fails the connection so (README, "Known problems"); nothing of
-    /// the participant is recorded then, and a new join grant and a new connection are
-    /// worth one more try. A refusal ([`ClientError::Rejected`]) is not this.
+    /// Whether the connection was closed while it was being set up, before the session
+    /// request was answered: by the controller (an HTTP/3 error, or the request dropped
+    /// unanswered), or by this client's own HTTP/3 layer (it gave up on the connection,
+    /// or found an HTTP/3 error in what the controller sent). wtransport 0.7.2 can lose
+    /// half of a control frame that arrives in two pieces and then fails the connection
+    /// either way (README, "Known problems"); nothing of the participant is recorded
+    /// then, and a new join grant and a new connection are worth one more try. A refusal
+    /// ([`ClientError::Rejected`]) is not this, nor a connection that timed out.
     pub fn closed_while_setting_up(&self) -> bool {
         matches!(
             self,
             ClientError::Connect(ConnectingError::ConnectionError(
                 ConnectionError::ApplicationClosed(_)
+                    | ConnectionError::LocallyClosed
+                    | ConnectionError::LocalH3Error(_)
             ))
         )
     }
@@ -311,5 +315,15 @@ mod tests {
         assert!(digest("abc").is_err());
         assert!(digest(&"zz".repeat(32)).is_err());
         assert!(digest(&"é".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_connection_this_client_closed_while_setting_it_up_is_worth_one_more_try() {
+        let setting_up = |e| ClientError::Connect(ConnectingError::ConnectionError(e));
+        assert!(setting_up(ConnectionError::LocallyClosed).closed_while_setting_up());
+        assert!(!setting_up(ConnectionError::TimedOut).closed_while_setting_up());
+        assert!(!setting_up(ConnectionError::CidsExhausted).closed_while_setting_up());
+        assert!(!ClientError::Rejected.closed_while_setting_up());
+        assert!(!ClientError::Closed.closed_while_setting_up());
     }
 }
