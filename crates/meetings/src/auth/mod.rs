@@ -322,11 +322,6 @@ impl Unrevoked {
 /// of every request a client makes with the same token.
 pub const REVOCATION_CACHE_FOR: Duration = Duration::from_secs(1);
 
-/// The first wait before subscribing again to the revocations channel; it doubles up
-/// to [`RESUBSCRIBE_MAX`].
-const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
-const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
-
 /// Tokens remembered as not revoked at most (then the stale ones, or all, are dropped).
 const REVOCATION_CACHE_MAX: usize = 10_000;
 
@@ -1098,62 +1093,52 @@ impl Auth {
 }
 
 /// The task [`Auth::hear_revocations`] starts: until `stop`, subscribes to
-/// [`crate::schema::REVOCATIONS_CHANNEL`] (again, with backoff, whenever it is lost) and forgets
-/// each hash it hears as "not revoked".
+/// [`crate::schema::REVOCATIONS_CHANNEL`] (again, with [`feature::backoff::retry`],
+/// whenever it is lost) and forgets each hash it hears as "not revoked".
 async fn hear(repo: Repo, unrevoked: Arc<Unrevoked>, stop: tokio_util::sync::CancellationToken) {
-    let mut pause = RESUBSCRIBE_FIRST;
-    let mut failures = 0u32;
     loop {
-        let subscribed = tokio::select! {
-            () = stop.cancelled() => return,
-            subscribed = repo.revocations() => subscribed,
-        };
-        match subscribed {
-            Ok(mut subscription) => {
-                unrevoked.listening.store(true, Ordering::Release);
-                tracing::debug!("hearing token revocations");
-                pause = RESUBSCRIBE_FIRST;
-                failures = 0;
-                loop {
-                    let heard = tokio::select! {
-                        () = stop.cancelled() => return,
-                        heard = subscription.next() => heard,
-                    };
-                    let Some(payload) = heard else { break };
-                    match std::str::from_utf8(&payload)
-                        .ok()
-                        .and_then(|text| TokenHash::parse(text).ok())
-                    {
-                        Some(hash) => unrevoked.forget(&hash),
-                        None => {
-                            tracing::warn!(
-                                bytes = payload.len(),
-                                "an unreadable token revocation was heard; forgetting every token checked"
-                            );
-                            unrevoked.forget_all();
-                        }
-                    }
-                }
-                unrevoked.listening.store(false, Ordering::Release);
-                unrevoked.forget_all();
-                tracing::warn!(
-                    "lost the token revocations channel; every token is checked in Redis until it is heard again"
-                );
-            }
-            Err(error) => {
-                failures += 1;
-                if failures == 1 {
+        let subscribed = feature::backoff::retry(
+            &stop,
+            || repo.revocations(),
+            |attempt, error: &MeetingsError| {
+                if attempt == 1 {
                     tracing::warn!(%error, "cannot hear token revocations; every token is checked in Redis meanwhile");
                 } else {
-                    tracing::debug!(%error, failures, "still cannot hear token revocations");
+                    tracing::debug!(%error, attempt, "still cannot hear token revocations");
+                }
+            },
+        )
+        .await;
+        let Some((mut subscription, _)) = subscribed else {
+            return;
+        };
+        unrevoked.listening.store(true, Ordering::Release);
+        tracing::debug!("hearing token revocations");
+        loop {
+            let heard = tokio::select! {
+                () = stop.cancelled() => return,
+                heard = subscription.next() => heard,
+            };
+            let Some(payload) = heard else { break };
+            match std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|text| TokenHash::parse(text).ok())
+            {
+                Some(hash) => unrevoked.forget(&hash),
+                None => {
+                    tracing::warn!(
+                        bytes = payload.len(),
+                        "an unreadable token revocation was heard; forgetting every token checked"
+                    );
+                    unrevoked.forget_all();
                 }
             }
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        pause = (pause * 2).min(RESUBSCRIBE_MAX);
+        unrevoked.listening.store(false, Ordering::Release);
+        unrevoked.forget_all();
+        tracing::warn!(
+            "lost the token revocations channel; every token is checked in Redis until it is heard again"
+        );
     }
 }
 
