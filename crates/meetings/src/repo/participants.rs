@@ -262,7 +262,7 @@ impl Repo {
         for member in members {
             let id = ParticipantId::parse(&member).map_err(corrupt)?;
             if id != participant && !known.contains(&id) {
-                unknown.push(member);
+                unknown.push(id);
             }
         }
         let mut participants = match self.sessions_of(&unknown).await {
@@ -340,23 +340,26 @@ impl Repo {
             .arg(schema::meeting_participants_key(meeting))
             .query_async(&mut self.redis.conn())
             .await?;
+        let members = members
+            .iter()
+            .map(|m| ParticipantId::parse(m).map_err(corrupt))
+            .collect::<Result<Vec<_>, _>>()?;
         self.sessions_of(&members).await
     }
 
-    /// The sessions of `members` (ids of a meeting's participants set) that still
+    /// The sessions of `members` (of a meeting's participants set) that still
     /// exist, ordered by join time, in one round trip (tried again after a transient
     /// error, [`store::transient()`]).
     async fn sessions_of(
         &self,
-        members: &[String],
+        members: &[ParticipantId],
     ) -> Result<Vec<ParticipantSession>, MeetingsError> {
         if members.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for member in members {
-            let id = ParticipantId::parse(member).map_err(corrupt)?;
-            pipe.hgetall(schema::participant_key(id));
+            pipe.hgetall(schema::participant_key(*member));
         }
         let hashes: Vec<HashMap<String, String>> =
             store::transient("the participants' sessions", |_| {
