@@ -202,9 +202,6 @@ enum Bench {
     },
 }
 
-/// Logs go to standard output, except for commands whose standard output is their
-/// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
-/// progress bar a log line would tear).
 /// `--rate`: a finite number of arrivals a second above zero.
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -214,6 +211,9 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Logs go to standard output, except for commands whose standard output is their
+/// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
+/// progress bar a log line would tear).
 fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
