@@ -157,18 +157,13 @@ fn drinking_settings(raw: &Raw) -> Result<DrinkingSettings, ConfigError> {
         };
         err(src, e.to_string())
     })?;
-    let max_players = match raw.get("drinking_max_players") {
-        None => defaults.player_limit,
-        Some((src, v)) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=25).contains(&n) => n,
-            _ => {
-                return Err(err(
-                    src,
-                    format!("`{v}` is not a number of players from 1 to 25"),
-                ));
-            }
-        },
-    };
+    let max_players = whole_number(
+        raw,
+        "drinking_max_players",
+        defaults.player_limit,
+        1..=25,
+        "a number of players from 1 to 25",
+    )?;
     let force_start_after = match raw.get("drinking_force_start_after") {
         None => defaults.force_start_after,
         Some((src, v)) => parse_duration_setting(src, v)?,
@@ -368,14 +363,32 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
 
 /// A rate limit under `key`: a whole number of requests a minute, at least 1.
 fn per_minute(raw: &Raw, key: &str, default: u64) -> Result<u64, ConfigError> {
+    whole_number(
+        raw,
+        key,
+        default,
+        1..=u64::MAX,
+        "a rate limit (a whole number of requests a minute, >= 1)",
+    )
+}
+
+/// The whole number under `key`, within `range` (`default` when it is not set); any
+/// other value is refused as not being `what`.
+fn whole_number<T>(
+    raw: &Raw,
+    key: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd,
+{
     match raw.get(key) {
         None => Ok(default),
-        Some((src, v)) => match v.trim().parse::<u64>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(err(
-                src,
-                format!("`{v}` is not a rate limit (a whole number of requests a minute, >= 1)"),
-            )),
+        Some((src, v)) => match v.trim().parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(err(src, format!("`{v}` is not {what}"))),
         },
     }
 }
@@ -948,18 +961,13 @@ impl Config {
                 })
             })
             .transpose()?;
-        let rolls_sync_keep = match raw.get("rolls_sync_keep") {
-            None => rolls::DEFAULT_SYNC_KEEP,
-            Some((src, v)) => match v.trim().parse::<usize>() {
-                Ok(keep) if keep >= 1 => keep,
-                _ => {
-                    return Err(err(
-                        src,
-                        format!("`{v}` is not a number of snapshots to keep (a whole number >= 1)"),
-                    ));
-                }
-            },
-        };
+        let rolls_sync_keep = whole_number(
+            &raw,
+            "rolls_sync_keep",
+            rolls::DEFAULT_SYNC_KEEP,
+            1..=usize::MAX,
+            "a number of snapshots to keep (a whole number >= 1)",
+        )?;
         let public_url = raw
             .get("public_url")
             .map(|(src, v)| web_url(src, v))
