@@ -61,6 +61,10 @@ pub enum MeetingsCommand {
 /// How often `join` tells the controller it is still there (its presence lasts 30 s).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
+/// The exit code of `tavern meetings join` stopped by Ctrl-C before it had joined (a
+/// shell's for SIGINT).
+const INTERRUPTED: u8 = 130;
+
 pub async fn run(config: &Config, command: MeetingsCommand) -> anyhow::Result<ExitCode> {
     tavern::app::ensure_sandbox_meetings_key(config);
     match command {
@@ -201,7 +205,12 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
                 return Ok(ExitCode::FAILURE);
             }
         };
-        let (client, grant) = match connect(&repo, &auth, &settings, &meeting, &joiner).await? {
+        // Ctrl-C while connecting gives up, as it did before this process handled it.
+        let connected = tokio::select! {
+            () = stop.cancelled() => return Ok(ExitCode::from(INTERRUPTED)),
+            connected = connect(&repo, &auth, &settings, &meeting, &joiner) => connected?,
+        };
+        let (client, grant) = match connected {
             Ok(connected) => connected,
             Err(code) => return Ok(code),
         };
@@ -287,7 +296,11 @@ async fn attend(
     once: bool,
     stop: &CancellationToken,
 ) -> anyhow::Result<Attended> {
-    let joined = match client.join(token).await {
+    let joined = tokio::select! {
+        () = stop.cancelled() => return Ok(Attended::Over(ExitCode::from(INTERRUPTED))),
+        joined = client.join(token) => joined,
+    };
+    let joined = match joined {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tavern: the meeting controller refused the join: {e}");

@@ -689,3 +689,39 @@ async fn without_a_configured_key_the_sandbox_s_processes_share_the_one_made_in_
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_joining_gives_up_at_once() {
+    let stores = stores().await;
+    let code = stores.create("Unreachable table").await;
+    // The only controller registered listens on a socket that never answers.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let repo = meetings::Repo::new(
+        store::Redis::connect(&stores.redis.url()).await.unwrap(),
+        store::Postgres::connect(&stores.postgres.url())
+            .await
+            .unwrap(),
+        std::sync::Arc::new(feature::SystemClock),
+    );
+    repo.register_controller(&meetings::repo::ControllerRegistration {
+        controller_id: meetings::domain::ControllerId::parse("mc-silent").unwrap(),
+        region: meetings::domain::Region::local(),
+        endpoint: format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port()),
+        max_meetings: 10,
+        max_participants: 10,
+        version: None,
+        certificate_hash: Some("ab".repeat(32)),
+    })
+    .await
+    .unwrap();
+
+    let joining = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Hal"]));
+    // Its QUIC handshake has begun: the controller's socket got its first packet.
+    let mut packet = [0u8; 2048];
+    tokio::time::timeout(Duration::from_secs(30), silent.recv_from(&mut packet))
+        .await
+        .expect("the CLI connects")
+        .unwrap();
+
+    assert_eq!(joining.interrupt().await, 130);
+}
