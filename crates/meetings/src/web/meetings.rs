@@ -12,7 +12,8 @@
 //! Rate limits: creation per user ([`crate::auth::AuthConfig::meetings_created`]);
 //! guest tokens per client address ([`crate::auth::AuthConfig::guest_tokens`]; a
 //! request that did not come through Tavern's server has no address and is not
-//! limited). Meetings are not cached (`cache:meeting:*` is never written), so a change needs no invalidation.
+//! limited). Meetings are not cached (`cache:meeting:*` is never written), so a change
+//! needs no invalidation.
 
 use axum::Json;
 use axum::extract::{Path, State};

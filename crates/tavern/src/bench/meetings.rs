@@ -19,7 +19,8 @@
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
 //!    `Auth::verify_meeting_token` of a meeting token (the blacklist's "not revoked" is
-//!    reused for a second, so a client's requests after its first skip Redis);
+//!    reused for up to a second while the revocations channel is heard, so a client's
+//!    requests after its first skip Redis);
 //! 3. the participants join, spread evenly over the meetings, `concurrency` at a time,
 //!    or with `rate` each when it arrives (a Poisson process of `rate` a second,
 //!    whatever else is in flight; how late the timer started each is printed apart):
