@@ -3,8 +3,9 @@
 //! A [`MediaHandler`] binds a UDP port with a TLS identity (like the meeting controller:
 //! a self-signed ECDSA certificate valid 14 days unless PEM files are configured,
 //! renewed every 7 days; its SHA-256 is what the media grant hands out), registers in
-//! `media_handlers`, heartbeats its real load (the tracks its participants publish, and the Mbit/s it receives and
-//! sends) and serves sessions until shut down. [`proto`] is the wire contract:
+//! `media_handlers`, heartbeats its real load (the tracks its participants publish, and
+//! the Mbit/s it receives and sends) and serves sessions until shut down. [`proto`] is
+//! the wire contract:
 //!
 //! - A session request must be `/media/{meeting_id}?wt_token={token}`; the one-time
 //!   token must grant a `media` connection to that meeting (403 otherwise, 404 for
