@@ -18,6 +18,9 @@ pub enum MeetingsError {
     },
     #[error("no free meeting code after {0} attempts")]
     CodesExhausted(usize),
+    /// The meeting token a join presented is on the blacklist (a logout put it there).
+    #[error("the meeting token has been revoked")]
+    TokenRevoked,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -51,6 +54,9 @@ impl MeetingsError {
             } => format!("This meeting is full ({max_participants} participants)."),
             MeetingsError::CodesExhausted(_) => {
                 "No meeting code is free right now; please try again.".to_owned()
+            }
+            MeetingsError::TokenRevoked => {
+                "This meeting token has been revoked; ask for a new one.".to_owned()
             }
             MeetingsError::Storage(e) => feature::reply::user_message(e),
         }

@@ -376,6 +376,7 @@ async fn a_join_lists_everybody_but_those_its_caller_knows_and_itself_as_written
             c,
             &join_request(m, "C"),
             &[a].into_iter().collect(),
+            None,
         )
         .await
         .unwrap();
@@ -1064,6 +1065,70 @@ async fn a_full_meeting_refuses_the_next_join_and_writes_nothing_for_it() {
         "{third:?}"
     );
     assert_participants_recorded(&env, m, 2).await;
+}
+
+#[tokio::test]
+async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_writes_nothing() {
+    let env = env().await;
+    let repo = repo(&env);
+    let mut small = new_meeting("small");
+    small.settings.max_participants = 1;
+    let meeting = repo.create_meeting(&small).await.unwrap();
+    let m = meeting.meeting_id;
+    let (revoked, valid) = (
+        TokenHash::parse("5e884898da28047151d0e56f8dc62927").unwrap(),
+        TokenHash::parse("6b3a55e0261b0304143f805a24924d0c").unwrap(),
+    );
+    repo.blacklist_token(&revoked, "logout", Utc::now() + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    let known = std::collections::HashSet::new();
+
+    let refused = repo
+        .join_meeting(
+            &meeting,
+            ParticipantId::random(),
+            &join_request(m, "A"),
+            &known,
+            Some(&revoked),
+        )
+        .await;
+
+    assert!(
+        matches!(refused, Err(MeetingsError::TokenRevoked)),
+        "{refused:?}"
+    );
+    assert!(!exists(&env, &format!("meeting:{m}")).await);
+    assert!(env.redis.scan("participant:*").await.unwrap().is_empty());
+    assert!(env.redis.scan("presence:*").await.unwrap().is_empty());
+    // A token not on the blacklist joins; once the meeting is full, a revoked token is
+    // still told it is revoked rather than that the meeting is full.
+    let (joined, row) = repo
+        .join_meeting(
+            &meeting,
+            ParticipantId::random(),
+            &join_request(m, "B"),
+            &known,
+            Some(&valid),
+        )
+        .await
+        .unwrap();
+    row.write().await.unwrap();
+    assert_eq!(joined.participant_count, 1);
+    let refused = repo
+        .join_meeting(
+            &meeting,
+            ParticipantId::random(),
+            &join_request(m, "C"),
+            &known,
+            Some(&revoked),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(MeetingsError::TokenRevoked)),
+        "{refused:?}"
+    );
+    assert_participants_recorded(&env, m, 1).await;
 }
 
 #[tokio::test]

@@ -665,6 +665,21 @@ impl Auth {
     /// a participant. The meeting controller then checks that they are the ones its
     /// one-time connection token grants.
     pub async fn verify_meeting_token(&self, token: &str) -> Result<MeetingTicket, AuthError> {
+        let (ticket, token_hash) = self.meeting_ticket(token).await?;
+        if self.revoked(&token_hash).await? {
+            return Err(AuthError::Token(TokenError::Revoked));
+        }
+        Ok(ticket)
+    }
+
+    /// [`Auth::verify_meeting_token`] but for the blacklist: the ticket and the token's
+    /// hash, whose blacklist entry the caller checks in its own atomic step (a join
+    /// does: [`crate::Repo::join_meeting`]), so that a logout cannot slip between the
+    /// check and the join, and the join makes no round trip of its own for it.
+    pub async fn meeting_ticket(
+        &self,
+        token: &str,
+    ) -> Result<(MeetingTicket, TokenHash), AuthError> {
         let claims = self.verified_claims(token).await?;
         let malformed = || AuthError::Token(TokenError::Malformed);
         let (Some(mid), Some(pid), Some(name)) = (&claims.mid, &claims.pid, &claims.name) else {
@@ -675,10 +690,7 @@ impl Auth {
         }
         let token_hash =
             TokenHash::parse(&sha256_hex(token.as_bytes())).map_err(|_| malformed())?;
-        if self.revoked(&token_hash).await? {
-            return Err(AuthError::Token(TokenError::Revoked));
-        }
-        Ok(MeetingTicket {
+        let ticket = MeetingTicket {
             meeting_id: MeetingId::parse(mid).map_err(|_| malformed())?,
             participant_id: ParticipantId::parse(pid).map_err(|_| malformed())?,
             user_id: match claims.sub.as_str() {
@@ -686,7 +698,8 @@ impl Auth {
                 sub => Some(UserId::parse(sub).map_err(|_| malformed())?),
             },
             display_name: DisplayName::parse(name).map_err(|_| malformed())?,
-        })
+        };
+        Ok((ticket, token_hash))
     }
 
     /// Authenticates a bearer credential: an API key (`tmk_...`) or an access token.

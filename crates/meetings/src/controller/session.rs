@@ -644,9 +644,9 @@ impl Session {
             }
             shared.repo.meeting(id).await
         };
-        let (ticket, meeting) =
-            tokio::join!(shared.auth.verify_meeting_token(&join.token), meeting);
-        let ticket = ticket.map_err(|error| match error {
+        // The token's blacklist entry is checked by the join's own atomic step.
+        let (ticket, meeting) = tokio::join!(shared.auth.meeting_ticket(&join.token), meeting);
+        let (ticket, presented) = ticket.map_err(|error| match error {
             AuthError::Meetings(e) => Refusal::internal("could not verify a meeting token", &e),
             AuthError::MissingScope(_) => {
                 Refusal::new("invalid_token", "this is not a meeting token")
@@ -690,6 +690,7 @@ impl Session {
                     client_version,
                 },
                 &here,
+                Some(&presented),
             )
             .await
             .map_err(refusal)?;
@@ -1048,6 +1049,7 @@ fn refusal(error: MeetingsError) -> Refusal {
     match error {
         MeetingsError::MeetingEnded(_) => Refusal::new("meeting_ended", error.user_message()),
         MeetingsError::MeetingFull { .. } => Refusal::new("meeting_full", error.user_message()),
+        MeetingsError::TokenRevoked => Refusal::new("invalid_token", error.to_string()),
         MeetingsError::Storage(StorageError::Conflict { .. }) => {
             Refusal::new("already_joined", "this participant has already joined")
         }

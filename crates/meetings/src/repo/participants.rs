@@ -11,7 +11,7 @@ use super::meetings::audit;
 use super::{AuditEntry, Meeting, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
 use crate::domain::{
     ActorType, AuditResult, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId,
-    StreamId, UserId,
+    StreamId, TokenHash, UserId,
 };
 use crate::schema::{
     self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
@@ -131,7 +131,7 @@ impl Repo {
     ) -> Result<Joined, MeetingsError> {
         let meeting = self.meeting(req.meeting_id).await?;
         let (joined, row) = self
-            .join_meeting(&meeting, participant, req, &HashSet::new())
+            .join_meeting(&meeting, participant, req, &HashSet::new(), None)
             .await?;
         row.write().await?;
         Ok(joined)
@@ -145,12 +145,18 @@ impl Repo {
     /// The list leaves out the joiner and the participants in `known` (those the
     /// caller already knows: a controller's own connected participants), so a join
     /// among known participants only reads no session hash.
+    ///
+    /// `presented` is the hash of the meeting token the join presented
+    /// ([`crate::auth::Auth::meeting_ticket`]): the same atomic step that joins
+    /// refuses it, writing nothing, while it is on the blacklist
+    /// ([`MeetingsError::TokenRevoked`]).
     pub async fn join_meeting(
         &self,
         meeting: &Meeting,
         participant: ParticipantId,
         req: &JoinRequest,
         known: &HashSet<ParticipantId>,
+        presented: Option<&TokenHash>,
     ) -> Result<(Joined, PendingRow), MeetingsError> {
         if meeting.meeting_id != req.meeting_id {
             return Err(StorageError::conflict(format!(
@@ -217,29 +223,30 @@ impl Repo {
         let members_reply = writes.len() - 1;
 
         let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
-        let joined = self
-            .redis
-            .apply_when(
-                &[
-                    Condition::fewer_than(&set_key, room),
-                    Condition::absent(&participant_key),
-                ],
-                &writes,
-            )
-            .await?;
+        // In this order: a revoked token is refused before anything is said of the
+        // meeting.
+        let mut conditions = Vec::with_capacity(3);
+        conditions
+            .extend(presented.map(|hash| Condition::absent(schema::token_blacklist_key(hash))));
+        let first = conditions.len();
+        let (full, taken) = (first, first + 1);
+        conditions.push(Condition::fewer_than(&set_key, room));
+        conditions.push(Condition::absent(&participant_key));
+        let joined = self.redis.apply_when(&conditions, &writes).await?;
         let participant_count = match joined {
-            Conditional::Refused(1) => {
+            Conditional::Refused(i) if i == taken => {
                 return Err(StorageError::conflict(format!(
                     "participant {participant} has already joined"
                 ))
                 .into());
             }
-            Conditional::Refused(_) => {
+            Conditional::Refused(i) if i == full => {
                 return Err(MeetingsError::MeetingFull {
                     meeting: meeting.meeting_id,
                     max_participants: meeting.settings.max_participants,
                 });
             }
+            Conditional::Refused(_) => return Err(MeetingsError::TokenRevoked),
             ref applied => applied.int(count_reply).ok_or_else(|| {
                 StorageError::corrupt(&meeting_key, "participant_count is not an integer")
             })?,
