@@ -109,9 +109,10 @@
 //!   goes early: the seed's January 2025 partition is dropped from February 2026 on),
 //!   and rows older than a year in the default partition are deleted.
 //! - **Join** (Example 1): the meeting must exist and not have ended. One conditional
-//!   step (atomic, like `MULTI`/`EXEC`, but able to refuse) checks the meeting is not
-//!   full (`SCARD` of the set below `max_participants`: the seed's setting, enforced
-//!   here), writes the participant hash (TTL 5 min) and its presence (the join counts as
+//!   step (atomic, like `MULTI`/`EXEC`, but able to refuse) checks that the meeting
+//!   token presented is not on the blacklist (the controller's joins; a logout cannot
+//!   fall between that check and the join), that the meeting is not full (`SCARD` of
+//!   the set below `max_participants`: the seed's setting, enforced here), writes the participant hash (TTL 5 min) and its presence (the join counts as
 //!   the first heartbeat), `SADD`s the set, and on the meeting hash sets `meeting_id`,
 //!   `display_name`, `status` `active`, `started_at` (first join only), `controller_id`
 //!   (when assigned) and `HINCRBY participant_count 1`, and reads the set back for the
