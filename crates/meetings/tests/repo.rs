@@ -1082,17 +1082,21 @@ async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_wr
     repo.blacklist_token(&revoked, "logout", Utc::now() + TimeDelta::minutes(5))
         .await
         .unwrap();
-    let known = std::collections::HashSet::new();
+    let join = |name: &'static str, token: &TokenHash| {
+        let (repo, meeting, token) = (repo.clone(), meeting.clone(), token.clone());
+        async move {
+            repo.join_meeting(
+                &meeting,
+                ParticipantId::random(),
+                &join_request(meeting.meeting_id, name),
+                &std::collections::HashSet::new(),
+                Some(&token),
+            )
+            .await
+        }
+    };
 
-    let refused = repo
-        .join_meeting(
-            &meeting,
-            ParticipantId::random(),
-            &join_request(m, "A"),
-            &known,
-            Some(&revoked),
-        )
-        .await;
+    let refused = join("A", &revoked).await;
 
     assert!(
         matches!(refused, Err(MeetingsError::TokenRevoked)),
@@ -1103,27 +1107,10 @@ async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_wr
     assert!(env.redis.scan("presence:*").await.unwrap().is_empty());
     // A token not on the blacklist joins; once the meeting is full, a revoked token is
     // still told it is revoked rather than that the meeting is full.
-    let (joined, row) = repo
-        .join_meeting(
-            &meeting,
-            ParticipantId::random(),
-            &join_request(m, "B"),
-            &known,
-            Some(&valid),
-        )
-        .await
-        .unwrap();
+    let (joined, row) = join("B", &valid).await.unwrap();
     row.write().await.unwrap();
     assert_eq!(joined.participant_count, 1);
-    let refused = repo
-        .join_meeting(
-            &meeting,
-            ParticipantId::random(),
-            &join_request(m, "C"),
-            &known,
-            Some(&revoked),
-        )
-        .await;
+    let refused = join("C", &revoked).await;
     assert!(
         matches!(refused, Err(MeetingsError::TokenRevoked)),
         "{refused:?}"
