@@ -660,22 +660,13 @@ impl Auth {
         .await
     }
 
-    /// Verifies a meeting token (what a `JoinRequest` carries): signed by a key we
-    /// publish, unexpired, not blacklisted, scope `meetings:join`, naming a meeting and
-    /// a participant. The meeting controller then checks that they are the ones its
-    /// one-time connection token grants.
-    pub async fn verify_meeting_token(&self, token: &str) -> Result<MeetingTicket, AuthError> {
-        let (ticket, token_hash) = self.meeting_ticket(token).await?;
-        if self.revoked(&token_hash).await? {
-            return Err(AuthError::Token(TokenError::Revoked));
-        }
-        Ok(ticket)
-    }
-
-    /// [`Auth::verify_meeting_token`] but for the blacklist: the ticket and the token's
-    /// hash, whose blacklist entry the caller checks in its own atomic step (a join
-    /// does: [`crate::Repo::join_meeting`]), so that a logout cannot slip between the
-    /// check and the join, and the join makes no round trip of its own for it.
+    /// Verifies a meeting token (what a `JoinRequest` carries) but for the blacklist:
+    /// signed by a key we publish, unexpired, scope `meetings:join`, naming a meeting
+    /// and a participant. The ticket and the token's hash, whose blacklist entry the
+    /// caller checks in its own atomic step: a join does ([`crate::Repo::join_meeting`]),
+    /// so that a logout cannot fall between the check and the join, and the join makes
+    /// no round trip of its own for it. The meeting controller then checks that the
+    /// meeting and the participant are the ones its one-time connection token grants.
     pub async fn meeting_ticket(
         &self,
         token: &str,
@@ -1188,7 +1179,7 @@ mod tests {
 
         let read_only = token(Scope::MeetingsRead).await;
         let refused = auth
-            .verify_meeting_token(read_only.token.expose_str())
+            .meeting_ticket(read_only.token.expose_str())
             .await
             .unwrap_err();
         assert!(
@@ -1196,8 +1187,8 @@ mod tests {
             "{refused:?}"
         );
         let joining = token(Scope::MeetingsJoin).await;
-        let ticket = auth
-            .verify_meeting_token(joining.token.expose_str())
+        let (ticket, _) = auth
+            .meeting_ticket(joining.token.expose_str())
             .await
             .unwrap();
         assert_eq!(

@@ -18,9 +18,11 @@
 //!    `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
 //!    blacklist look-up in Redis), then of one token again and again, and
-//!    `Auth::verify_meeting_token` of a meeting token (the blacklist's "not revoked" is
-//!    reused for up to a second while the revocations channel is heard, so a client's
-//!    requests after its first skip Redis);
+//!    `Auth::meeting_ticket` of a meeting token (what the meeting controller checks of
+//!    a `JoinRequest`'s token before the join; its blacklist entry is a condition of
+//!    the join's own Redis step). An access token's "not revoked" is reused for up to a
+//!    second while the revocations channel is heard, so a client's requests after its
+//!    first skip Redis;
 //! 3. the participants join, spread evenly over the meetings, `concurrency` at a time,
 //!    or with `rate` each when it arrives (a Poisson process of `rate` a second,
 //!    whatever else is in flight; how late the timer started each is printed apart):
@@ -583,7 +585,7 @@ async fn validate(
             .context("validating an access token")?;
         access.push(start.elapsed());
         let start = Instant::now();
-        auth.verify_meeting_token(&meeting_token)
+        auth.meeting_ticket(&meeting_token)
             .await
             .context("validating a meeting token")?;
         meeting.push(start.elapsed());
