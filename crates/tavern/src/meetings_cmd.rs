@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use meetings::controller::client::Client;
+use meetings::controller::client::{Client, NotOpened, Opened, open_session};
 use meetings::controller::proto::{self, server_message};
 use meetings::domain::{DisplayName, MeetingCode, MeetingId};
 use meetings::grant::{self, GrantError, Joiner};
@@ -233,48 +233,39 @@ async fn connect(
     meeting: &Meeting,
     joiner: &Joiner,
 ) -> anyhow::Result<Result<(Client, grant::JoinGrant), ExitCode>> {
-    // A connection the controller closed while it was being set up is tried once more
-    // with a new grant (`ClientError::closed_while_setting_up`).
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let granted = grant::grant(
-            repo,
-            auth,
-            meeting,
-            joiner,
-            &settings.region,
-            &settings.liveness,
-            &mut rand::rngs::StdRng::from_os_rng(),
-        )
-        .await;
-        let grant = match granted {
-            Ok(g) => g,
-            Err(e @ (GrantError::Ended | GrantError::NoController)) => {
-                eprintln!("tavern: {e}");
-                return Ok(Err(ExitCode::FAILURE));
-            }
-            Err(e) => return Err(e).context("making the join grant"),
-        };
-        match Client::connect(
-            &grant.webtransport_url,
-            grant.wt_token.expose(),
-            grant.certificate_hash.as_deref(),
-        )
-        .await
-        {
-            Ok(client) => return Ok(Ok((client, grant))),
-            Err(e) if e.closed_while_setting_up() && tries < 2 => {
-                tracing::info!(error = %e, "the meeting controller closed the connection while it was set up; trying once more");
-            }
-            Err(e) => {
-                eprintln!(
-                    "tavern: could not reach the meeting controller at {}: {e}",
-                    grant.webtransport_url
-                );
-                return Ok(Err(ExitCode::FAILURE));
-            }
+    // Opened as every client of ours opens its session (`open_session`: a connection
+    // lost while it was set up, or not open within `FIRST_TRY_WAIT`, is made once more
+    // with a new grant).
+    let opened = open_session(
+        || async {
+            grant::grant(
+                repo,
+                auth,
+                meeting,
+                joiner,
+                &settings.region,
+                &settings.liveness,
+                &mut rand::rngs::StdRng::from_os_rng(),
+            )
+            .await
+        },
+        Client::connect_granted,
+    )
+    .await;
+    match opened {
+        Ok(Ok(Opened { grant, client, .. })) => Ok(Ok((client, grant))),
+        Ok(Err(NotOpened { grant, error })) => {
+            eprintln!(
+                "tavern: could not reach the meeting controller at {}: {error}",
+                grant.webtransport_url
+            );
+            Ok(Err(ExitCode::FAILURE))
         }
+        Err(e @ (GrantError::Ended | GrantError::NoController)) => {
+            eprintln!("tavern: {e}");
+            Ok(Err(ExitCode::FAILURE))
+        }
+        Err(e) => Err(e).context("making the join grant"),
     }
 }
 

@@ -13,12 +13,15 @@
 //!   triggers back from the catalog, for the tests that hold a schema to its seed.
 //! - [`logged`]: what is logged while a piece of a test runs, for the tests that keep
 //!   secrets out of the logs.
+//! - [`wt::StandIn`]: a bare WebTransport server, for the tests of a client facing a
+//!   controller that misbehaves while a session is set up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
 pub mod catalog;
 mod logs;
+pub mod wt;
 
 use std::future::Future;
 use std::sync::Arc;

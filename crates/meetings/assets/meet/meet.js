@@ -225,7 +225,16 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  async function openWebTransport(url, token, certificateHash) {
+  // How long a first connection may take to open before it is given up for one more
+  // with a new grant: setting a session up takes two round trips and QUIC resends a lost
+  // packet after about a second, but a meeting server that lost part of the set-up
+  // (README, "Known problems") would hold the page until its own join timeout. The
+  // second connection waits as long as the browser does.
+  const FIRST_TRY_WAIT_MS = 3000;
+
+  // Opens a WebTransport session; given up (closed, and an error thrown) when it is not
+  // open within `waitMs`, if given.
+  async function openWebTransport(url, token, certificateHash, waitMs) {
     if (typeof WebTransport === 'undefined') {
       throw new Error('this browser has no WebTransport (use a recent Chrome, Edge or Firefox)');
     }
@@ -236,7 +245,20 @@
     const sep = url.includes('?') ? '&' : '?';
     const wt = new WebTransport(`${url}${sep}wt_token=${encodeURIComponent(token)}`, options);
     wt.closed.catch(() => {});
-    await wt.ready;
+    let timer = null;
+    const late = new Promise((_, reject) => {
+      if (waitMs) {
+        timer = setTimeout(() => reject(new Error(`not open within ${waitMs / 1000} s`)), waitMs);
+      }
+    });
+    try {
+      await Promise.race([wt.ready, late]);
+    } catch (e) {
+      try { wt.close(); } catch (_) { /* not open */ }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     return wt;
   }
 
@@ -409,8 +431,9 @@
     ui.status('Joining…');
     let local = null;
     let frames;
-    // A connection the meeting server closed while it was being set up is made once
-    // more with a new grant (the first grant's connection token may be spent).
+    // A connection the meeting server closed while it was being set up, or that is not
+    // open within FIRST_TRY_WAIT_MS, is made once more with a new grant (the first
+    // grant's connection token may be spent).
     for (let attempt = 1; ; attempt += 1) {
       const got = await fetchGrant(name);
       if (got.error) {
@@ -429,7 +452,8 @@
         local = e2e && !canEncrypt() ? Promise.resolve(null) : startLocalMedia();
       }
       try {
-        state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token, grant.certificate_hash);
+        state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token,
+          grant.certificate_hash, attempt === 1 ? FIRST_TRY_WAIT_MS : 0);
         const stream = await state.wt.createBidirectionalStream();
         state.writer = stream.writable.getWriter();
         frames = new FrameReader(stream.readable, MAX_FRAME);

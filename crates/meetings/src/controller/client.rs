@@ -21,6 +21,15 @@ use crate::domain::WT_TOKEN_PARAM;
 /// How long [`Client::leave`] waits for the controller to close the session.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
+/// How long [`open_session`]'s first connection may take to open its session before it
+/// is given up for one more with a new grant. Setting a session up takes two round
+/// trips (the QUIC handshake, then the session request), and QUIC resends a lost
+/// packet after about a second, so a slow link with a loss still opens within it; a
+/// controller that lost part of the set-up (README, "Known problems") would otherwise
+/// hold the client until its own `join_timeout`. The second connection waits as long
+/// as QUIC does.
+pub const FIRST_TRY_WAIT: Duration = Duration::from_secs(3);
+
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -49,26 +58,95 @@ pub enum ClientError {
     Closed,
     #[error("unexpected message from the controller: {0}")]
     Unexpected(String),
+    /// The session was not open within this long ([`FIRST_TRY_WAIT`]).
+    #[error("the meeting controller did not open the session within {} s", .0.as_secs())]
+    NotOpenedInTime(Duration),
 }
 
 impl ClientError {
-    /// Whether the connection was closed while it was being set up, before the session
-    /// request was answered: by the controller (an HTTP/3 error, or the request dropped
-    /// unanswered), or by this client's own HTTP/3 layer (it gave up on the connection,
-    /// or found an HTTP/3 error in what the controller sent). wtransport 0.7.2 can lose
-    /// half of a control frame that arrives in two pieces and then fails the connection
-    /// either way (README, "Known problems"); nothing of the participant is recorded
-    /// then, and a new join grant and a new connection are worth one more try. A refusal
-    /// ([`ClientError::Rejected`]) is not this, nor a connection that timed out.
-    pub fn closed_while_setting_up(&self) -> bool {
+    /// Whether the session was not opened for a reason a new join grant and a new
+    /// connection may not meet: the connection was closed while it was being set up,
+    /// before the session request was answered, by the controller (an HTTP/3 error, or
+    /// the request dropped unanswered) or by this client's own HTTP/3 layer (it gave up
+    /// on the connection, or found an HTTP/3 error in what the controller sent); or the
+    /// session was not open within [`FIRST_TRY_WAIT`]. wtransport 0.7.2 can lose half of
+    /// a control frame that arrives in two pieces and then fails the connection or
+    /// waits for bytes that never come (README, "Known problems"); nothing of the
+    /// participant is recorded then. A refusal ([`ClientError::Rejected`]) is not this,
+    /// nor a connection that timed out in QUIC.
+    pub fn worth_a_new_grant(&self) -> bool {
         matches!(
             self,
-            ClientError::Connect(ConnectingError::ConnectionError(
-                ConnectionError::ApplicationClosed(_)
-                    | ConnectionError::LocallyClosed
-                    | ConnectionError::LocalH3Error(_)
-            ))
+            ClientError::NotOpenedInTime(_)
+                | ClientError::Connect(ConnectingError::ConnectionError(
+                    ConnectionError::ApplicationClosed(_)
+                        | ConnectionError::LocallyClosed
+                        | ConnectionError::LocalH3Error(_)
+                ))
         )
+    }
+}
+
+/// A session [`open_session`] opened: the grant it was opened with, the client, and
+/// whether that took a second connection.
+#[derive(Debug)]
+pub struct Opened<G> {
+    pub grant: G,
+    pub client: Client,
+    pub retried: bool,
+}
+
+/// Why [`open_session`] opened no session: the last grant's connection failed so.
+#[derive(Debug)]
+pub struct NotOpened<G> {
+    pub grant: G,
+    pub error: ClientError,
+}
+
+/// Opens a signalling session as every client of ours does: `connect` with a grant
+/// from `grant`; when that first connection fails in a way a new grant may not meet
+/// ([`ClientError::worth_a_new_grant`], its session not open within
+/// [`FIRST_TRY_WAIT`] among them), once more with a new grant (the first one's
+/// connection token may be spent). The grant source's error ends it at once.
+/// (`connect`'s future owns what it needs of the grant, so that the whole can be a
+/// spawned task's.)
+pub async fn open_session<G, E, GF, CF>(
+    mut grant: impl FnMut() -> GF,
+    mut connect: impl FnMut(&G) -> CF,
+) -> Result<Result<Opened<G>, NotOpened<G>>, E>
+where
+    GF: Future<Output = Result<G, E>>,
+    CF: Future<Output = Result<Client, ClientError>>,
+{
+    let mut retried = false;
+    loop {
+        let granted = grant().await?;
+        let connected = if retried {
+            connect(&granted).await
+        } else {
+            tokio::time::timeout(FIRST_TRY_WAIT, connect(&granted))
+                .await
+                .unwrap_or(Err(ClientError::NotOpenedInTime(FIRST_TRY_WAIT)))
+        };
+        match connected {
+            Ok(client) => {
+                return Ok(Ok(Opened {
+                    grant: granted,
+                    client,
+                    retried,
+                }));
+            }
+            Err(error) if error.worth_a_new_grant() && !retried => {
+                tracing::info!(%error, "the session was not opened; once more with a new grant");
+                retried = true;
+            }
+            Err(error) => {
+                return Ok(Err(NotOpened {
+                    grant: granted,
+                    error,
+                }));
+            }
+        }
     }
 }
 
@@ -206,6 +284,19 @@ impl Client {
             .await
     }
 
+    /// [`Client::connect`] with `grant`'s `webtransport_url`, `wt_token` and
+    /// `certificate_hash`, as a future that owns them ([`open_session`]'s `connect`).
+    pub fn connect_granted(
+        grant: &crate::grant::JoinGrant,
+    ) -> impl Future<Output = Result<Client, ClientError>> + Send + use<> {
+        let (url, wt_token, hash) = (
+            grant.webtransport_url.clone(),
+            grant.wt_token.expose().to_owned(),
+            grant.certificate_hash.clone(),
+        );
+        async move { Client::connect(&url, &wt_token, hash.as_deref()).await }
+    }
+
     /// Joins with the join grant's meeting token: the `JoinResponse`, or the
     /// controller's `Error` as [`ClientError::Refused`].
     pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
@@ -320,10 +411,11 @@ mod tests {
     #[test]
     fn a_connection_this_client_closed_while_setting_it_up_is_worth_one_more_try() {
         let setting_up = |e| ClientError::Connect(ConnectingError::ConnectionError(e));
-        assert!(setting_up(ConnectionError::LocallyClosed).closed_while_setting_up());
-        assert!(!setting_up(ConnectionError::TimedOut).closed_while_setting_up());
-        assert!(!setting_up(ConnectionError::CidsExhausted).closed_while_setting_up());
-        assert!(!ClientError::Rejected.closed_while_setting_up());
-        assert!(!ClientError::Closed.closed_while_setting_up());
+        assert!(setting_up(ConnectionError::LocallyClosed).worth_a_new_grant());
+        assert!(ClientError::NotOpenedInTime(FIRST_TRY_WAIT).worth_a_new_grant());
+        assert!(!setting_up(ConnectionError::TimedOut).worth_a_new_grant());
+        assert!(!setting_up(ConnectionError::CidsExhausted).worth_a_new_grant());
+        assert!(!ClientError::Rejected.worth_a_new_grant());
+        assert!(!ClientError::Closed.worth_a_new_grant());
     }
 }

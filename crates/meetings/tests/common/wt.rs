@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use meetings::auth::Auth;
-use meetings::controller::client::{Client, Closed};
+use meetings::controller::client::{Client, Closed, Opened, open_session};
 use meetings::controller::proto::ServerMessage;
 use meetings::controller::proto::server_message::Payload;
 use meetings::controller::{ControllerConfig, ControllerError, MeetingController};
@@ -103,31 +103,31 @@ impl Controller {
         .unwrap()
     }
 
-    /// A guest called `name` joined to `meeting`, with its grant. A connection closed
-    /// while it was set up (README, "Known problems") is made once more with a new
-    /// grant, as clients do.
+    /// A guest called `name` joined to `meeting`, with its grant, its session opened as
+    /// clients open theirs ([`open_session`]: once more with a new grant when the first
+    /// connection is lost while it is set up; README, "Known problems").
     pub async fn join(
         &self,
         meeting: MeetingId,
         name: &str,
     ) -> (Client, meetings::controller::proto::JoinResponse, JoinGrant) {
-        let mut retried = false;
-        loop {
-            let grant = self.grant(meeting, name).await;
-            let connected = Client::connect(
-                &grant.webtransport_url,
-                grant.wt_token.expose(),
-                grant.certificate_hash.as_deref(),
+        let opened =
+            open_session(
+                move || async move {
+                    Ok::<_, std::convert::Infallible>(self.grant(meeting, name).await)
+                },
+                Client::connect_granted,
             )
             .await;
-            match connected {
-                Ok(mut client) => {
-                    let response = join_in_time(&mut client, &grant).await;
-                    return (client, response, grant);
-                }
-                Err(e) if e.closed_while_setting_up() && !retried => retried = true,
-                Err(e) => panic!("{name} could not connect: {e}"),
+        match opened {
+            Ok(Ok(Opened {
+                grant, mut client, ..
+            })) => {
+                let response = join_in_time(&mut client, &grant).await;
+                (client, response, grant)
             }
+            Ok(Err(not)) => panic!("{name} could not connect: {}", not.error),
+            Err(never) => match never {},
         }
     }
 

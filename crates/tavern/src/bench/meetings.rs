@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use meetings::controller::client::{Client, Connector};
+use meetings::controller::client::{Client, ClientError, Connector, Opened, open_session};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -383,13 +383,17 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
                 Some(offset) => {
                     let at = started + *offset;
                     tokio::time::sleep_until((at - ENDPOINT_LEAD).into()).await;
-                    let ready = endpoints.ready()?;
+                    let ready = endpoints.ready().context("a client QUIC endpoint")?;
                     tokio::time::sleep_until(at.into()).await;
                     (None, ready, at.elapsed())
                 }
                 None => {
                     let permit = gate.acquire_owned().await?;
-                    (Some(permit), endpoints.ready()?, Duration::ZERO)
+                    (
+                        Some(permit),
+                        endpoints.ready().context("a client QUIC endpoint")?,
+                        Duration::ZERO,
+                    )
                 }
             };
             in_flight.enter();
@@ -476,7 +480,8 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     }
     if retries > 0 {
         println!(
-            "  {retries} joins connected on a second try (the controller closed the first connection while it was set up: README, \"Known problems\")"
+            "  {retries} joins connected on a second try (the first connection was closed while it was set up, or not open within {} s: README, \"Known problems\")",
+            meetings::controller::client::FIRST_TRY_WAIT.as_secs()
         );
     }
     if let Some(failure) = first_failure {
@@ -638,13 +643,13 @@ struct Endpoints(Arc<std::sync::Mutex<Option<String>>>);
 
 impl Endpoints {
     /// An endpoint pinned to the hash last granted, and that hash.
-    fn ready(&self) -> anyhow::Result<(Option<String>, Connector)> {
+    fn ready(&self) -> Result<(Option<String>, Connector), ClientError> {
         let hash = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let connector = Connector::new(hash.as_deref()).context("a client QUIC endpoint")?;
+        let connector = Connector::new(hash.as_deref())?;
         Ok((hash, connector))
     }
 
@@ -654,7 +659,7 @@ impl Endpoints {
         &self,
         ready: (Option<String>, Connector),
         granted: Option<&str>,
-    ) -> anyhow::Result<Connector> {
+    ) -> Result<Connector, ClientError> {
         if ready.0.as_deref() == granted {
             return Ok(ready.1);
         }
@@ -662,7 +667,7 @@ impl Endpoints {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = granted.map(str::to_owned);
-        Connector::new(granted).context("a client QUIC endpoint")
+        Connector::new(granted)
     }
 }
 
@@ -703,8 +708,17 @@ struct JoinTimes {
     session: Duration,
     /// The `JoinResponse`.
     joined: Duration,
-    /// Whether the first connection was closed while it was set up, and a second made.
+    /// Whether the first connection was given up and a second made.
     retried: bool,
+}
+
+/// What a join uses of the GET's `join_grant`.
+#[derive(Debug)]
+struct Granted {
+    webtransport_url: String,
+    wt_token: String,
+    certificate_hash: Option<String>,
+    token: String,
 }
 
 /// One participant joins meeting `code`: the GET with its grant, the WebTransport
@@ -719,46 +733,54 @@ async fn join(
     start: Instant,
 ) -> anyhow::Result<(JoinTimes, Client)> {
     let mut ready = Some(ready);
-    let mut got = None;
-    // A connection the controller closed while it was being set up is tried once more
-    // with a new grant and a new endpoint (`ClientError::closed_while_setting_up`), as
-    // a client should; the join's time includes the first try.
-    let mut retried = false;
-    let (grant, mut client) = loop {
-        let body = call(
-            http.get(format!("{base}/api/v1/meetings/{code}"))
-                .bearer_auth(token),
-        )
-        .await?;
-        got.get_or_insert(start.elapsed());
-        let grant = body
-            .get("join_grant")
-            .with_context(|| format!("no join grant in {body}"))?
-            .clone();
-        let ready = match ready.take() {
-            Some(ready) => ready,
-            None => endpoints.ready()?,
-        };
-        let connected = endpoints
-            .pinned_to(ready, grant.get("certificate_hash").and_then(Value::as_str))?
-            .connect(
-                &text(&grant, "webtransport_url")?,
-                &text(&grant, "wt_token")?,
+    let got = std::sync::OnceLock::new();
+    let got = &got;
+    // Opened as every client of ours opens its session (`open_session`: a connection
+    // lost while it was set up, or not open within `FIRST_TRY_WAIT`, is made once more
+    // with a new grant and a new endpoint); the join's time includes the first try.
+    let opened = open_session(
+        move || async move {
+            let body = call(
+                http.get(format!("{base}/api/v1/meetings/{code}"))
+                    .bearer_auth(token),
             )
-            .await;
-        match connected {
-            Ok(client) => break (grant, client),
-            Err(e) if e.closed_while_setting_up() && !retried => retried = true,
-            Err(e) => return Err(e).context("opening the WebTransport session"),
-        }
-    };
+            .await?;
+            got.get_or_init(|| start.elapsed());
+            let grant = body
+                .get("join_grant")
+                .with_context(|| format!("no join grant in {body}"))?;
+            anyhow::Ok(Granted {
+                webtransport_url: text(grant, "webtransport_url")?,
+                wt_token: text(grant, "wt_token")?,
+                certificate_hash: grant
+                    .get("certificate_hash")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                token: text(grant, "token")?,
+            })
+        },
+        |grant: &Granted| {
+            let connector = match ready.take() {
+                Some(ready) => Ok(ready),
+                None => endpoints.ready(),
+            }
+            .and_then(|ready| endpoints.pinned_to(ready, grant.certificate_hash.as_deref()));
+            let (url, wt_token) = (grant.webtransport_url.clone(), grant.wt_token.clone());
+            async move { connector?.connect(&url, &wt_token).await }
+        },
+    )
+    .await?;
+    let Opened {
+        grant,
+        mut client,
+        retried,
+    } = opened
+        .map_err(|not| not.error)
+        .context("opening the WebTransport session")?;
     let session = start.elapsed();
-    client
-        .join(&text(&grant, "token")?)
-        .await
-        .context("joining")?;
+    client.join(&grant.token).await.context("joining")?;
     let times = JoinTimes {
-        got: got.unwrap_or_default(),
+        got: got.get().copied().unwrap_or_default(),
         session,
         joined: start.elapsed(),
         retried,
@@ -799,7 +821,7 @@ async fn warm_up(
             code.clone(),
         );
         joining.spawn(async move {
-            let ready = endpoints.ready()?;
+            let ready = endpoints.ready().context("a client QUIC endpoint")?;
             join(
                 &http,
                 &endpoints,
