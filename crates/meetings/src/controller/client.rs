@@ -64,8 +64,8 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the session was not opened for a reason a new join grant and a new
-    /// connection may not meet: the connection was closed while it was being set up,
+    /// Whether the session failed to open in a way that a new join grant and a new
+    /// connection may well avoid: the connection was closed while it was being set up,
     /// before the session request was answered, by the controller (an HTTP/3 error, or
     /// the request dropped unanswered) or by this client's own HTTP/3 layer (it gave up
     /// on the connection, or found an HTTP/3 error in what the controller sent); or the
@@ -104,7 +104,7 @@ pub struct NotOpened<G> {
 }
 
 /// Opens a signalling session as every client of ours does: `connect` with a grant
-/// from `grant`; when that first connection fails in a way a new grant may not meet
+/// from `grant`; when that first connection fails in a way a new grant may well avoid
 /// ([`ClientError::worth_a_new_grant`], its session not open within
 /// [`FIRST_TRY_WAIT`] among them), once more with a new grant (the first one's
 /// connection token may be spent). The grant source's error ends it at once.
