@@ -713,8 +713,7 @@ struct JoinTimes {
     retried: bool,
 }
 
-/// What a join uses of the GET's `join_grant`.
-#[derive(Debug)]
+/// What a join uses of the GET's `join_grant` (bearer secrets: no `Debug`).
 struct Granted {
     webtransport_url: String,
     wt_token: String,
