@@ -1156,9 +1156,8 @@ async fn a_connection_dropped_while_it_is_set_up_is_told_apart_from_a_refusal() 
 }
 
 /// A first connection whose session is not open within `FIRST_TRY_WAIT` (a controller
-/// that read the session request and holds it unanswered, as one that lost part of the
-/// set-up does: README, "Known problems") is given up for one with a new grant, which
-/// joins.
+/// that reads the session request and never answers it, as one that lost part of the
+/// set-up: README, "Known problems") is given up for one with a new grant, which joins.
 #[tokio::test]
 async fn a_first_connection_not_opened_in_time_is_given_up_for_one_with_a_new_grant() {
     let c = controller().await;
@@ -1169,8 +1168,10 @@ async fn a_first_connection_not_opened_in_time_is_given_up_for_one_with_a_new_gr
         certificate_hash: hash,
     } = StandIn::start();
     let url = format!("https://127.0.0.1:{port}/meetings/{m}");
+    // The stand-in reads the session request and never answers it (held as read; an
+    // error if the client gave up before the request was read).
     let holding = tokio::spawn(async move {
-        let request = stand_in.accept().await.await.unwrap();
+        let request = stand_in.accept().await.await;
         (stand_in, request)
     });
 
@@ -1211,7 +1212,7 @@ async fn a_first_connection_not_opened_in_time_is_given_up_for_one_with_a_new_gr
     assert_ne!(grant.webtransport_url, url);
     let response = join_in_time(&mut client, &grant).await;
     assert_eq!(response.participant_id, grant.participant_id.to_string());
-    // The stand-in read the first request and still holds it: the client gave up.
+    // The stand-in took the first connection and holds it unanswered: the client gave up.
     let (_stand_in, _held) = tokio::time::timeout(DEADLINE, holding)
         .await
         .unwrap()

@@ -1023,9 +1023,10 @@ async fn a_page_whose_connection_hangs_while_it_is_set_up_joins_with_a_new_grant
     page_joins_with_a_new_grant_after_a_first_connection(true).await;
 }
 
-/// The first grant names a stand-in controller that reads the session request, hands
-/// the meeting to the real controller, and drops the request unanswered or (`hold`)
-/// holds it unanswered; the page joins the real one with no error shown.
+/// The first grant names a stand-in controller that hands the meeting to the real
+/// controller when the connection arrives, then reads the session request and drops it
+/// unanswered or (`hold`) holds it unanswered; the page joins the real one with no error
+/// shown.
 async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
     use meetings::domain::{ControllerId, HealthStatus, Region};
     use meetings::repo::{ControllerHeartbeat, ControllerRegistration};
@@ -1073,7 +1074,10 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
     let handing = {
         let pool = pool.clone();
         tokio::spawn(async move {
-            let request = stand_in.accept().await.await.unwrap();
+            // The meeting is handed over as soon as the connection arrives, so that the
+            // page's second grant names the real controller however long the first try
+            // takes.
+            let incoming = stand_in.accept().await;
             sqlx::query(
                 "UPDATE meet.meetings SET assigned_controller_id = 'mc-real' \
                  WHERE assigned_controller_id = 'mc-stand-in'",
@@ -1081,6 +1085,9 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
             .execute(pool.pool())
             .await
             .unwrap();
+            // The session request, read (an error if the page gave up before), then held
+            // unanswered or dropped unanswered.
+            let request = incoming.await;
             let held = hold.then_some(request);
             (stand_in, held)
         })
