@@ -66,6 +66,14 @@ async fn exists(env: &Env, key: &str) -> bool {
     conn.exists(key).await.expect("exists")
 }
 
+/// `name` joined to meeting `m` through [`Repo::join`]: its participant id.
+async fn joined(repo: &Repo, m: MeetingId, name: &str) -> ParticipantId {
+    repo.join(&join_request(m, name))
+        .await
+        .unwrap()
+        .participant_id
+}
+
 /// After a refused join: meeting `m`'s `participant_count` and its participants in
 /// Redis (sessions, presences) and PostgreSQL (rows) are `n` each, as before it.
 async fn assert_participants_recorded(env: &Env, m: MeetingId, n: usize) {
@@ -358,16 +366,8 @@ async fn a_join_lists_everybody_but_those_its_caller_knows_and_itself_as_written
     let repo = repo(&env);
     let meeting = repo.create_meeting(&new_meeting("m")).await.unwrap();
     let m = meeting.meeting_id;
-    let a = repo
-        .join(&join_request(m, "A"))
-        .await
-        .unwrap()
-        .participant_id;
-    let b = repo
-        .join(&join_request(m, "B"))
-        .await
-        .unwrap()
-        .participant_id;
+    let a = joined(&repo, m, "A").await;
+    let b = joined(&repo, m, "B").await;
     let c = ParticipantId::random();
 
     let (joined, row) = repo
@@ -459,16 +459,8 @@ async fn leaving_counts_down_once_removes_the_session_and_closes_the_row() {
         .await
         .unwrap()
         .meeting_id;
-    let a = repo
-        .join(&join_request(m, "A"))
-        .await
-        .unwrap()
-        .participant_id;
-    let b = repo
-        .join(&join_request(m, "B"))
-        .await
-        .unwrap()
-        .participant_id;
+    let a = joined(&repo, m, "A").await;
+    let b = joined(&repo, m, "B").await;
 
     assert_eq!(repo.leave(m, a, LeaveReason::Voluntary).await.unwrap(), 1);
     assert_eq!(repo.leave(m, a, LeaveReason::Voluntary).await.unwrap(), 1);
@@ -504,16 +496,8 @@ async fn participants_whose_heartbeat_stopped_are_removed_and_the_last_one_ends_
         .await
         .unwrap()
         .meeting_id;
-    let a = repo
-        .join(&join_request(m, "A"))
-        .await
-        .unwrap()
-        .participant_id;
-    let b = repo
-        .join(&join_request(m, "B"))
-        .await
-        .unwrap()
-        .participant_id;
+    let a = joined(&repo, m, "A").await;
+    let b = joined(&repo, m, "B").await;
     let mut conn = env.redis.conn();
 
     // Everybody is present: nothing to do.
@@ -571,11 +555,7 @@ async fn a_heartbeat_refreshes_the_session_and_presence_but_never_revives_an_exp
         .await
         .unwrap()
         .meeting_id;
-    let p = repo
-        .join(&join_request(m, "A"))
-        .await
-        .unwrap()
-        .participant_id;
+    let p = joined(&repo, m, "A").await;
     let key = format!("participant:{p}");
     let mut conn = env.redis.conn();
     let _: () = conn.expire(&key, 10).await.unwrap();
@@ -895,16 +875,8 @@ async fn a_published_stream_lives_while_live_counts_subscribers_once_and_expires
         .await
         .unwrap()
         .meeting_id;
-    let publisher = repo
-        .join(&join_request(m, "Pub"))
-        .await
-        .unwrap()
-        .participant_id;
-    let viewer = repo
-        .join(&join_request(m, "View"))
-        .await
-        .unwrap()
-        .participant_id;
+    let publisher = joined(&repo, m, "Pub").await;
+    let viewer = joined(&repo, m, "View").await;
     let stream = StreamId::random();
     let new = NewStream {
         stream_id: stream,
@@ -1185,11 +1157,7 @@ async fn streams_published_at_once_by_one_participant_all_land_in_its_streams() 
         .await
         .unwrap()
         .meeting_id;
-    let publisher = repo
-        .join(&join_request(m, "Pub"))
-        .await
-        .unwrap()
-        .participant_id;
+    let publisher = joined(&repo, m, "Pub").await;
     let streams: Vec<StreamId> = (0..8).map(|_| StreamId::random()).collect();
 
     let tasks: Vec<_> = streams
