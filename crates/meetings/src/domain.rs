@@ -480,6 +480,13 @@ impl HealthStatus {
     pub fn takes_new_work(self) -> bool {
         matches!(self, HealthStatus::Healthy)
     }
+
+    /// Whether a media handler in this state takes new sessions for the meetings it
+    /// already serves: `healthy` and `degraded` ones (a `draining` one is closing its
+    /// sessions, an `unhealthy` one failing).
+    pub fn accepts_sessions(self) -> bool {
+        matches!(self, HealthStatus::Healthy | HealthStatus::Degraded)
+    }
 }
 
 /// A meeting controller or a media handler, as the choice of one for a new meeting sees
@@ -1277,6 +1284,11 @@ mod tests {
                 "{health}"
             );
             assert_eq!(health.takes_new_work(), *health == HealthStatus::Healthy);
+            assert_eq!(
+                health.accepts_sessions(),
+                matches!(health, HealthStatus::Healthy | HealthStatus::Degraded),
+                "{health}"
+            );
             // The meetings it has stay unless it is unhealthy (or dead).
             assert_eq!(
                 c.keeps_meetings(t0(), &live),

@@ -556,6 +556,33 @@ async fn bad_frames_and_messages_out_of_turn_close_only_their_session() {
     );
 }
 
+/// A controller that hands out no media grants answers `RequestMediaGrant` with
+/// `no_media` and goes on; asked before the join, it is a message out of turn.
+#[tokio::test]
+async fn a_media_grant_asked_of_a_controller_without_media_is_refused_and_the_session_goes_on() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "No media").await;
+    let (mut alice, response, _) = c.join(m, "Alice").await;
+    assert!(response.media.is_none());
+    alice
+        .send(C::RequestMediaGrant(proto::RequestMediaGrant {}))
+        .await
+        .unwrap();
+    let refused = error_of(&[next_event(&mut alice).await]);
+    assert_eq!(refused.code, proto::NO_MEDIA);
+    assert!(heartbeat(&mut alice).await.is_empty());
+
+    let mut early = c.connect(&c.grant(m, "Early").await).await;
+    early
+        .send(C::RequestMediaGrant(proto::RequestMediaGrant {}))
+        .await
+        .unwrap();
+    let (said, how) = closed(&mut early).await;
+    assert_eq!(error_of(&said).code, "unexpected_message");
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    assert!(heartbeat(&mut alice).await.is_empty());
+}
+
 /// Alice's id as Carol's `JoinResponse` lists her.
 fn common_participant(response: &proto::JoinResponse) -> ParticipantId {
     ParticipantId::parse(&response.participants[0].participant_id).unwrap()

@@ -537,11 +537,15 @@ async fn the_handler_registers_and_heartbeats_its_load() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn the_join_response_carries_a_working_media_grant() {
-    let h = handler().await;
-    let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
-    auth.rotate_keys().await.unwrap();
+/// A meeting controller granting `h`'s handlers (its directory), registered: its
+/// shutdown and task.
+async fn granting_controller(
+    h: &Handler,
+    auth: &Auth,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), meetings::controller::ControllerError>>,
+) {
     let mut config = ControllerConfig::new(ControllerId::parse("mc-media").unwrap());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.heartbeat_every = Duration::from_millis(200);
@@ -560,33 +564,70 @@ async fn the_join_response_carries_a_working_media_grant() {
         async move { repo.controller(&id).await.ok() }
     })
     .await;
+    (shutdown, task)
+}
+
+/// Guest `name` joined to meeting `m` on the controller `h`'s repository assigns: its
+/// grant, its signalling client and the `JoinResponse`.
+async fn join_granted(
+    h: &Handler,
+    auth: &Auth,
+    m: meetings::domain::MeetingId,
+    name: &str,
+) -> (
+    meetings::grant::JoinGrant,
+    Client,
+    meetings::controller::proto::JoinResponse,
+) {
+    let row = h.repo.meeting(m).await.unwrap();
+    let join = grant(
+        &h.repo,
+        auth,
+        &row,
+        &Joiner {
+            user_id: None,
+            display_name: DisplayName::parse(name).unwrap(),
+        },
+        &Region::local(),
+        &Liveness::default(),
+        &mut StdRng::seed_from_u64(7),
+    )
+    .await
+    .unwrap();
+    let mut signalling = Client::connect(
+        &join.webtransport_url,
+        join.wt_token.expose(),
+        join.certificate_hash.as_deref(),
+    )
+    .await
+    .unwrap();
+    let response = common::wt::join_in_time(&mut signalling, &join).await;
+    (join, signalling, response)
+}
+
+async fn stop_controller(
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), meetings::controller::ControllerError>>,
+) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the controller stops in time")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_join_response_carries_a_working_media_grant() {
+    let h = handler().await;
+    let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
+    auth.rotate_keys().await.unwrap();
+    let (shutdown, task) = granting_controller(&h, &auth).await;
 
     let m = meeting(&h.repo, "With media").await;
     let mut joined = Vec::new();
     for name in ["Alice", "Bob"] {
-        let row = h.repo.meeting(m).await.unwrap();
-        let join = grant(
-            &h.repo,
-            &auth,
-            &row,
-            &Joiner {
-                user_id: None,
-                display_name: DisplayName::parse(name).unwrap(),
-            },
-            &Region::local(),
-            &Liveness::default(),
-            &mut StdRng::seed_from_u64(7),
-        )
-        .await
-        .unwrap();
-        let mut signalling = Client::connect(
-            &join.webtransport_url,
-            join.wt_token.expose(),
-            join.certificate_hash.as_deref(),
-        )
-        .await
-        .unwrap();
-        let response = common::wt::join_in_time(&mut signalling, &join).await;
+        let (join, signalling, response) = join_granted(&h, &auth, m, name).await;
         let media = response.media.clone().expect("a media grant");
         assert_eq!(media.url, format!("{}/media/{m}", h.endpoint));
         assert_eq!(media.certificate_hash, h.certificate_hash);
@@ -625,14 +666,92 @@ async fn the_join_response_carries_a_working_media_grant() {
         "{reused:?}"
     );
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("the controller stops in time")
-        .unwrap()
-        .unwrap();
+    stop_controller(shutdown, task).await;
     drop(joined);
     h.stop().await;
+}
+
+/// `RequestMediaGrant` on `signalling`: the new grant, or the `Error` answered.
+async fn ask_media_grant(
+    signalling: &mut Client,
+) -> Result<meetings::controller::proto::MediaGrant, meetings::controller::proto::Error> {
+    use meetings::controller::proto::client_message::Payload as C;
+    use meetings::controller::proto::server_message::Payload as S;
+    signalling
+        .send(C::RequestMediaGrant(
+            meetings::controller::proto::RequestMediaGrant {},
+        ))
+        .await
+        .unwrap();
+    match common::wt::next_event(signalling).await {
+        S::MediaGrant(grant) => Ok(grant),
+        S::Error(error) => Err(error),
+        other => panic!("neither a media grant nor an error: {other:?}"),
+    }
+}
+
+/// A participant whose media session failed or was lost asks for a new media grant: a
+/// new one-time token for the meeting's handler while that one serves, for another
+/// once it stopped; at most 6 a minute, and the 7th is refused with the session kept.
+#[tokio::test]
+async fn a_new_media_grant_names_the_meetings_handler_while_it_serves_and_another_once_it_stopped()
+{
+    let h = handler().await;
+    let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
+    auth.rotate_keys().await.unwrap();
+    let (shutdown, task) = granting_controller(&h, &auth).await;
+    let m = meeting(&h.repo, "Flaky media").await;
+    let (_, mut signalling, response) = join_granted(&h, &auth, m, "Alice").await;
+    let first = response.media.expect("a media grant with the join");
+
+    // The handler serves: a new token for it, which opens a session (the first grant's
+    // token, never used, is not what opens it).
+    let again = ask_media_grant(&mut signalling).await.unwrap();
+    assert_eq!(again.url, first.url);
+    assert_eq!(again.certificate_hash, h.certificate_hash);
+    assert_ne!(again.wt_token, first.wt_token);
+    let session = MediaClient::connect(&again.url, &again.wt_token, Some(&h.certificate_hash))
+        .await
+        .unwrap();
+    h.connected(1).await;
+    drop(session);
+
+    // Another handler starts, and the meeting's stops (it reports `draining`): the next
+    // grant names the other one, whose session opens, and the meeting is its now.
+    let other = common::media::start_with(&h.repo, "mh-other", |config| {
+        config.directory = Some(h.directory.clone());
+    })
+    .await;
+    let Handler { world, handler, .. } = h;
+    handler.stop().await;
+    let moved = ask_media_grant(&mut signalling).await.unwrap();
+    assert_eq!(moved.url, format!("{}/media/{m}", other.endpoint));
+    assert_eq!(moved.certificate_hash, other.certificate_hash);
+    let session = MediaClient::connect(&moved.url, &moved.wt_token, Some(&other.certificate_hash))
+        .await
+        .unwrap();
+    other
+        .until("the session is open on the other handler", |l| {
+            l.participants() == 1
+        })
+        .await;
+    let state = hash_of(&world.redis, &schema::meeting_key(m)).await;
+    assert_eq!(state["media_handler_id"], "mh-other");
+
+    // Two asked so far this minute: four more are granted, the seventh is refused with
+    // the wait, and the session goes on.
+    for _ in 0..4 {
+        let granted = ask_media_grant(&mut signalling).await.unwrap();
+        assert_eq!(granted.url, moved.url);
+    }
+    let refused = ask_media_grant(&mut signalling).await.unwrap_err();
+    assert_eq!(refused.code, "rate_limited");
+    assert!(refused.message.contains("at most 6"), "{}", refused.message);
+    assert!(common::wt::heartbeat(&mut signalling).await.is_empty());
+
+    drop(session);
+    stop_controller(shutdown, task).await;
+    other.stop().await;
 }
 
 /// A self-signed certificate is replaced before it expires: the new one's hash is

@@ -390,6 +390,48 @@ struct MediaWorld {
     /// The handler's `https://host:port`.
     endpoint: String,
     certificate_hash: String,
+    /// The handler alone: stops it (`stop` does too).
+    handler_stop: tokio_util::sync::CancellationToken,
+    handler: tokio::task::JoinHandle<Result<(), meetings::media::MediaError>>,
+}
+
+/// Media handler `id` in this process over `repo`, with a heartbeat every
+/// `heartbeat_every`, serving until `stop`: it, bound, and its task.
+async fn start_media_handler(
+    repo: &meetings::Repo,
+    id: &str,
+    heartbeat_every: Duration,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    meetings::controller::MediaHandlerAddress,
+    meetings::media::Load,
+    tokio::task::JoinHandle<Result<(), meetings::media::MediaError>>,
+) {
+    use meetings::media::{HandlerConfig, MediaHandler};
+    let handler_id = meetings::domain::HandlerId::parse(id).unwrap();
+    let handler = MediaHandler::bind(
+        repo.clone(),
+        HandlerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat_every,
+            ..HandlerConfig::new(handler_id.clone())
+        },
+    )
+    .await
+    .expect("the media handler starts");
+    let address = meetings::controller::MediaHandlerAddress {
+        handler_id: handler_id.clone(),
+        endpoint: handler.endpoint(),
+        certificate_hash: Some(handler.certificate_hash().to_owned()),
+    };
+    let load = handler.load();
+    let task = tokio::spawn(handler.run(stop.clone()));
+    testkit::eventually("the media handler registers", || {
+        let (repo, id) = (repo.clone(), handler_id.clone());
+        async move { repo.media_handler(&id).await.ok() }
+    })
+    .await;
+    (address, load, task)
 }
 
 impl MediaWorld {
@@ -578,31 +620,24 @@ async fn start_controller(
 /// Tavern with `meeting_controller = "separate"`, and in this process a media handler
 /// and a meeting controller granting it (the pieces `tavern serve` will assemble).
 async fn media_world() -> MediaWorld {
-    use meetings::controller::{MediaDirectory, MediaHandlerAddress, MediaHandlers};
-    use meetings::domain::{HandlerId, Liveness};
-    use meetings::media::{HandlerConfig, MediaHandler};
+    use meetings::controller::{MediaDirectory, MediaHandlers};
+    use meetings::domain::Liveness;
 
     let (app, ctx, settings) = separate_world().await;
     let repo = meetings::Repo::from_context(&ctx);
     let stop = tokio_util::sync::CancellationToken::new();
-
-    let handler_id = HandlerId::parse("mh-browser-test").unwrap();
-    let handler = MediaHandler::bind(
-        repo.clone(),
-        HandlerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..HandlerConfig::new(handler_id.clone())
-        },
+    let handler_stop = stop.child_token();
+    let (address, _, handler) = start_media_handler(
+        &repo,
+        "mh-browser-test",
+        Duration::from_secs(10),
+        &handler_stop,
     )
-    .await
-    .expect("the media handler starts");
-    let (endpoint, certificate_hash) = (handler.endpoint(), handler.certificate_hash().to_owned());
-    let address = MediaHandlerAddress {
-        handler_id,
-        endpoint: handler.endpoint(),
-        certificate_hash: Some(handler.certificate_hash().to_owned()),
-    };
-    tokio::spawn(handler.run(stop.clone()));
+    .await;
+    let (endpoint, certificate_hash) = (
+        address.endpoint.clone(),
+        address.certificate_hash.clone().unwrap_or_default(),
+    );
 
     start_controller(
         &ctx,
@@ -623,6 +658,8 @@ async fn media_world() -> MediaWorld {
         repo,
         endpoint,
         certificate_hash,
+        handler_stop,
+        handler,
     }
 }
 
@@ -1110,6 +1147,201 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
     let assigned = assigned_controller(&pool, &code).await;
     assert_eq!(assigned, "mc-real");
     assert!(!id.is_empty());
+    drop((stand_in, held));
+    browser.quit().await;
+    stop.cancel();
+}
+
+/// The page's `data-media-retries`: the new media grants it used (empty before any).
+const MEDIA_RETRIES: &str = "return document.getElementById('meet').dataset.mediaRetries || ''";
+
+/// A page whose media handler stops during the call (it reports `draining` and closes
+/// its sessions) asks the controller for a new media grant, which names another
+/// handler, and the call's video goes on there: each page decodes the other's again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_media_handler_stops_reconnects_its_media_to_another() {
+    let MediaWorld {
+        app,
+        stop,
+        repo,
+        handler_stop,
+        handler,
+        ..
+    } = media_world().await;
+    let (code, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Sturdy table", "enable_e2e_encryption": false }),
+    )
+    .await;
+    let mut browsers = Vec::new();
+    let mut people: Vec<(String, &str)> = Vec::new();
+    for name in ["Ada", "Brom"] {
+        let (browser, id) = join_with_devices(&app, &code, name).await;
+        people.push((id, name));
+        browsers.push(browser);
+    }
+    for (i, browser) in browsers.iter().enumerate() {
+        let expected = others(&people, i);
+        browser
+            .text_when("each sees the other", LIMIT, TILES, |tiles| {
+                tiles == expected
+            })
+            .await;
+    }
+    let pages: Vec<&Browser> = browsers.iter().collect();
+    decoding(&pages, "video through the first handler", &[]).await;
+    for browser in &pages {
+        assert_eq!(browser.script(MEDIA_RETRIES).await, "");
+    }
+
+    // A second handler starts, then the first stops.
+    let (_, second, second_task) =
+        start_media_handler(&repo, "mh-second", Duration::from_secs(10), &stop).await;
+    handler_stop.cancel();
+    tokio::time::timeout(LIMIT, handler)
+        .await
+        .expect("the first handler stops in time")
+        .unwrap()
+        .unwrap();
+    // What each page had decoded once the first handler was gone: from now on frames
+    // come through the second or not at all.
+    let mut floor = Vec::new();
+    for browser in &pages {
+        let counts: Vec<u64> = browser
+            .script(FRAMES)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        floor.push(counts);
+    }
+    decoding(&pages, "video again, through the second handler", &floor).await;
+    testkit::eventually("both pages are on the second handler", || {
+        let second = second.clone();
+        async move { (second.participants() == 2).then_some(()) }
+    })
+    .await;
+    for browser in &pages {
+        let retries: u32 = browser
+            .script(MEDIA_RETRIES)
+            .await
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        assert!(retries >= 1, "{retries}");
+        assert_eq!(browser.script(ERROR).await, "", "no error on the page");
+    }
+    for browser in browsers {
+        browser.quit().await;
+    }
+    stop.cancel();
+    let _ = tokio::time::timeout(LIMIT, second_task).await;
+}
+
+/// A page whose media connection hangs while it is set up (README, "Known problems")
+/// gives it up after 3 s and opens another with a new media grant from the controller,
+/// which names a handler that serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_media_connection_hangs_while_it_is_set_up_opens_one_with_a_new_grant() {
+    use meetings::controller::{MediaDirectory, MediaHandlers};
+    use meetings::domain::{HandlerId, HealthStatus, Liveness, Region};
+    use meetings::repo::{HandlerHeartbeat, HandlerRegistration};
+
+    let (app, ctx, settings) = separate_world().await;
+    let repo = meetings::Repo::from_context(&ctx);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let beat = |handler_id: &HandlerId, health| HandlerHeartbeat {
+        handler_id: handler_id.clone(),
+        current_streams: 0,
+        current_bitrate_mbps: 0,
+        health,
+    };
+    // The real handler takes no new meeting (draining), and reports nothing more during
+    // the test to undo that.
+    let (real, load, _) =
+        start_media_handler(&repo, "mh-real", Duration::from_secs(3600), &stop).await;
+    repo.heartbeat_handler(&beat(&real.handler_id, HealthStatus::Draining))
+        .await
+        .unwrap();
+    // The stand-in, the only handler taking new meetings.
+    let testkit::wt::StandIn {
+        endpoint: stand_in,
+        port,
+        certificate_hash: hash,
+    } = testkit::wt::StandIn::start();
+    let stand_in_id = HandlerId::parse("mh-stand-in").unwrap();
+    repo.register_handler(&HandlerRegistration {
+        handler_id: stand_in_id.clone(),
+        region: Region::local(),
+        endpoint: format!("https://127.0.0.1:{port}"),
+        max_streams: 100,
+        max_bitrate_mbps: 100,
+        supports_transcoding: false,
+        supports_mixing: false,
+        supported_codecs: vec!["VP8".to_owned(), "Opus".to_owned()],
+        certificate_hash: Some(hash),
+    })
+    .await
+    .unwrap();
+    start_controller(
+        &ctx,
+        &settings,
+        "mc-media",
+        |config| {
+            config.media = Some(MediaHandlers {
+                directory: MediaDirectory::new(vec![real.clone()]),
+                liveness: Liveness::default(),
+            });
+        },
+        &stop,
+    )
+    .await;
+    let handing = {
+        let (repo, stand_in_beat, real_beat) = (
+            repo.clone(),
+            beat(&stand_in_id, HealthStatus::Draining),
+            beat(&real.handler_id, HealthStatus::Healthy),
+        );
+        tokio::spawn(async move {
+            // As soon as the connection arrives the stand-in stops taking sessions and
+            // the real handler takes meetings again, so that the page's new grant names
+            // the real one however long its first try takes.
+            let incoming = stand_in.accept().await;
+            repo.heartbeat_handler(&stand_in_beat).await.unwrap();
+            repo.heartbeat_handler(&real_beat).await.unwrap();
+            // The session request, read, then held unanswered.
+            let request = incoming.await;
+            (stand_in, request)
+        })
+    };
+    let (code, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Shaky media", "enable_e2e_encryption": false }),
+    )
+    .await;
+
+    let (browser, _) = join_by_link(&app.url(""), &code, "Gus").await;
+    testkit::eventually_within(
+        LIMIT,
+        "the page's media session opens on the real handler",
+        || {
+            let load = load.clone();
+            async move { (load.participants() == 1).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(browser.script(MEDIA_RETRIES).await, "1");
+    assert_eq!(browser.script(ERROR).await, "", "no error on the page");
+    let (stand_in, held) = tokio::time::timeout(LIMIT, handing)
+        .await
+        .expect("the stand-in saw the first session request")
+        .unwrap();
+    assert!(
+        held.is_ok(),
+        "the page's first session request reached the stand-in"
+    );
     drop((stand_in, held));
     browser.quit().await;
     stop.cancel();

@@ -7,7 +7,8 @@
 // crates/meetings/src/controller/proto.rs), encoded and decoded by the small codec below.
 //
 // Media (the media wire contract v1): with a media grant in the JoinResponse (field 7),
-// a second WebTransport session to the media handler: a control stream (same framing,
+// or a later one answering RequestMediaGrant (see startMedia), a second WebTransport
+// session to the media handler: a control stream (same framing,
 // MediaClientMessage / MediaServerMessage) and one unidirectional stream per encoded
 // frame (16-byte header, then the payload; the handler prefixes the publisher's 16-byte
 // participant id on the way out). Video is VP8, audio Opus, both WebCodecs.
@@ -132,6 +133,8 @@
   // KeyExchange { string participant_id = 1; bytes payload = 2; } (to that participant)
   const keyExchange = (to, payload) =>
     clientMessage(10, new ProtoWriter().string(1, to).bytes(2, payload));
+  // RequestMediaGrant {} (field 11): the media session failed or was lost.
+  const requestMediaGrant = () => clientMessage(11);
   // MediaClientMessage { uint32 version = 1; oneof payload { RequestKeyframe request_keyframe = 2; } }
   const requestKeyframe = (publisher, track) =>
     clientMessage(2, new ProtoWriter().string(1, publisher).uint(2, track));
@@ -149,6 +152,11 @@
     videoMuted: bool(f, 5),
   });
 
+  // MediaGrant { string url = 1; string wt_token = 2; string certificate_hash = 3; }
+  const mediaGrant = (m) => (m && str(m, 1)
+    ? { url: str(m, 1), wtToken: str(m, 2), certificateHash: str(m, 3) }
+    : null);
+
   /** A ServerMessage as `{kind, ...}`. */
   function decodeServer(bytes) {
     const f = parseProto(bytes);
@@ -156,13 +164,10 @@
     if (version !== 1) throw new Error(`the server speaks protocol version ${version}`);
     let p;
     if ((p = msg(f, 2))) {
-      const media = msg(p, 7);
       return {
         kind: 'joined', participantId: str(p, 1), meetingId: str(p, 2), meetingName: str(p, 3),
         e2e: bool(p, 4), participants: msgs(p, 5).map(participantInfo), mediaHandlers: strs(p, 6),
-        media: media && str(media, 1)
-          ? { url: str(media, 1), wtToken: str(media, 2), certificateHash: str(media, 3) }
-          : null,
+        media: mediaGrant(msg(p, 7)),
       };
     }
     if ((p = msg(f, 3))) { const info = msg(p, 1); return info ? { kind: 'participant-joined', participant: participantInfo(info) } : { kind: 'ignored' }; }
@@ -175,6 +180,7 @@
       const payload = last(p, 2);
       return { kind: 'e2e-key', from: str(p, 1), payload: payload instanceof Uint8Array ? payload.slice() : new Uint8Array(0) };
     }
+    if ((p = msg(f, 12))) return { kind: 'media-grant', media: mediaGrant(p) };
     return { kind: 'ignored' };
   }
 
@@ -231,6 +237,12 @@
   // (README, "Known problems") would hold the page until its own join timeout. The
   // second connection waits as long as the browser does.
   const FIRST_TRY_WAIT_MS = 3000;
+  /** Media connections that may fail in a row before the page stops trying. */
+  const MEDIA_TRIES = 5;
+  /** The wait before the second new media grant in a row, doubled for each after. */
+  const MEDIA_RETRY_MS = 1000;
+  /** How long an answer to RequestMediaGrant is waited for. */
+  const MEDIA_GRANT_WAIT_MS = 10_000;
 
   // Opens a WebTransport session; given up (closed, and an error thrown) when it is not
   // open within `waitMs`, if given.
@@ -305,7 +317,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
-    keys: null, name: null, moved: false,
+    keys: null, name: null, moved: false, mediaGrantWaiter: null,
   };
 
   function makeTile(id, name, self) {
@@ -563,10 +575,18 @@
         ui.error(REFUSALS.meeting_ended);
         finish();
         break;
+      case 'media-grant':
+        if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });
+        break;
       case 'error':
         // The meeting moved to another meeting server: this session closes, and the
         // page joins again there with a new grant (see closed()).
         if (message.code === 'meeting_moved') { state.moved = true; break; }
+        // The answer to a RequestMediaGrant (see askMediaGrant()).
+        if ((message.code === 'no_media' || message.code === 'rate_limited') && state.mediaGrantWaiter) {
+          state.mediaGrantWaiter({ error: message.message || message.code });
+          break;
+        }
         ui.error(REFUSALS[message.code] || message.message || message.code);
         break;
       case 'e2e-key':
@@ -725,20 +745,79 @@
     return audioContext;
   }
 
+  /**
+   * The media session of this call, kept open: a media connection that fails to open
+   * (or is not open within FIRST_TRY_WAIT_MS, doubled for each failure in a row before
+   * it), or that is lost during the call, is made
+   * again with a new media grant asked of the meeting server (the last grant's
+   * connection token may be spent; the server names another media server when this one
+   * stopped): at once, then after MEDIA_RETRY_MS, doubling, up to MEDIA_TRIES failures
+   * in a row. `data-media-retries` on #meet counts the new grants used.
+   */
   async function startMedia(grant, local) {
-    const media = new MediaSession();
-    state.media = media;
-    try {
-      await media.open(grant);
-    } catch (e) {
-      ui.mediaStatus(`The media server could not be reached (${e.message}); the others see your name only.`);
-      if (state.media === media) state.media = null;
-      return;
+    const call = state.selfId;
+    const current = () => state.inCall && state.selfId === call;
+    let failures = 0;
+    for (;;) {
+      const media = new MediaSession();
+      state.media = media;
+      let why;
+      try {
+        // A try is given up when not open within 3 s, then 6, 12, ...: a lost set-up
+        // is not waited out, and a slow network still gets longer each time.
+        await media.open(grant, FIRST_TRY_WAIT_MS * 2 ** failures);
+        if (state.media !== media) { media.close(); return; }
+        ui.mediaStatus('');
+        failures = 0;
+        // The camera and microphone as they are now (the visitor may have switched).
+        await local;
+        if (state.local && state.media === media) media.publish(state.local);
+        why = await media.lost();
+        if (state.media !== media) return;
+        ui.mediaStatus(`The connection to the media server broke (${why}); reconnecting…`);
+      } catch (e) {
+        if (state.media !== media) return;
+        why = e.message;
+        ui.mediaStatus(`The media server could not be reached (${why}); trying again…`);
+      }
+      media.close();
+      state.media = null;
+      failures += 1;
+      if (failures > MEDIA_TRIES) {
+        ui.mediaStatus(`The media server could not be reached (${why}); the others see your name only.`);
+        return;
+      }
+      if (failures > 1) await delay(MEDIA_RETRY_MS * 2 ** (failures - 2));
+      if (!current()) return;
+      const asked = await askMediaGrant();
+      if (!current()) return;
+      if (!asked.grant) {
+        ui.mediaStatus(`No media server can be reached now (${asked.error}); the others see your name only.`);
+        return;
+      }
+      grant = asked.grant;
+      root.dataset.mediaRetries = String(Number(root.dataset.mediaRetries || 0) + 1);
     }
-    if (state.media !== media) { media.close(); return; }
-    ui.mediaStatus('');
-    const stream = await local;
-    if (stream && state.media === media) media.publish(stream);
+  }
+
+  const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+  /** A new media grant from the meeting server: `{ grant }`, or `{ error }`. */
+  async function askMediaGrant() {
+    if (state.mediaGrantWaiter) return { error: 'already asking' };
+    const answer = new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ error: 'no answer from the meeting server' }),
+        MEDIA_GRANT_WAIT_MS);
+      state.mediaGrantWaiter = (a) => { clearTimeout(timer); resolve(a); };
+    });
+    try {
+      await send(requestMediaGrant());
+    } catch (e) {
+      state.mediaGrantWaiter({ error: e.message });
+    }
+    const got = await answer;
+    state.mediaGrantWaiter = null;
+    return got;
   }
 
   class MediaSession {
@@ -752,8 +831,8 @@
       this.levelTimer = null;
     }
 
-    async open(grant) {
-      this.wt = await openWebTransport(grant.url, grant.wtToken, grant.certificateHash);
+    async open(grant, waitMs) {
+      this.wt = await openWebTransport(grant.url, grant.wtToken, grant.certificateHash, waitMs);
       const control = await this.wt.createBidirectionalStream();
       this.control = control.writable.getWriter();
       this.controlLoop(new FrameReader(control.readable, MAX_FRAME));
@@ -763,6 +842,12 @@
         this.requestKeyframes(p.id);
       }
       this.levelTimer = setInterval(() => this.highlightSpeaker(), 300);
+    }
+
+    /** Resolves with the reason when the session ends other than by close(). */
+    lost() {
+      return this.wt.closed.then((info) => (info && info.reason) || 'closed',
+        (e) => e.message || 'failed');
     }
 
     close() {
@@ -1093,7 +1178,10 @@
       this.canvas = participant.tile.querySelector('canvas');
       this.context2d = this.canvas.getContext('2d');
       this.video = null; this.audio = null; this.needKey = true;
-      this.framesDecoded = 0; this.audioDecoded = 0; this.playAt = 0; this.level = 0;
+      // The tile's counts go on across media sessions (a reconnection).
+      this.framesDecoded = Number(participant.tile.dataset.framesDecoded) || 0;
+      this.audioDecoded = Number(participant.tile.dataset.audioDecoded) || 0;
+      this.playAt = 0; this.level = 0;
       this.audioOrder = new Reorder((f) => this.decodeAudio(f));
       // The camera's frames are put in order per layer (each numbers its frames).
       this.videoOrder = new Map();

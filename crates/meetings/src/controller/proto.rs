@@ -34,6 +34,7 @@
 //!     UnpublishStream unpublish_stream = 6;
 //!     Subscribe subscribe = 7;            Unsubscribe unsubscribe = 8;
 //!     Leave leave = 9;                    KeyExchange e2e_key = 10;
+//!     RequestMediaGrant request_media_grant = 11;
 //!   }
 //! }
 //! message JoinRequest { string token = 1; string client_version = 2; }
@@ -45,6 +46,7 @@
 //! message Unsubscribe { string stream_id = 1; }
 //! message Leave {}
 //! message KeyExchange { string participant_id = 1; bytes payload = 2; }
+//! message RequestMediaGrant {}
 //!
 //! message ServerMessage {
 //!   uint32 version = 1;
@@ -55,6 +57,7 @@
 //!     StreamUnpublished stream_unpublished = 7;
 //!     MeetingEnded meeting_ended = 8;     HeartbeatAck heartbeat_ack = 9;
 //!     Error error = 10;                   KeyExchange e2e_key = 11;
+//!     MediaGrant media_grant = 12;
 //!   }
 //! }
 //! message StreamInfo { string stream_id = 1; string participant_id = 2;
@@ -86,6 +89,15 @@
 //! hex, empty when it serves a certificate browsers trust); absent when the controller
 //! hands out no media grants or no handler could take the meeting.
 //!
+//! A joined participant whose media session failed to open, or was lost during the
+//! call, sends `RequestMediaGrant` (the first grant's connection token may be spent)
+//! and is answered a server `media_grant`: a new one-time token for the meeting's media
+//! handler, or for another one when the registry no longer has that handler alive and
+//! `healthy` (it stopped, or stopped heartbeating). The answer is `Error`
+//! [`NO_MEDIA`] when no handler can take the meeting (or the controller hands out no
+//! media grants), and `Error` `rate_limited` after [`MEDIA_GRANTS_PER_MINUTE`] in a
+//! minute; the session goes on either way.
+//!
 //! `e2e_key` is the participants' own channel for agreeing end-to-end encryption keys:
 //! a client's `KeyExchange` names the participant it is for (`participant_id`), and the
 //! controller relays it to that one participant, if connected here, as a server
@@ -94,7 +106,8 @@
 //! connected is dropped (the participant may have just left). Error codes: `invalid_message`,
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
-//! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`, and [`MEETING_MOVED`]: the
+//! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`, [`NO_MEDIA`],
+//! `rate_limited`, and [`MEETING_MOVED`]: the
 //! registry gave the meeting to another controller (this one's heartbeats had stopped
 //! for a while), so the session closes and the client joins again with a new grant,
 //! which names the new controller.
@@ -128,12 +141,22 @@ pub const CLOSE_BY_CONTROLLER: u32 = 3;
 /// moved to another controller.
 pub const MEETING_MOVED: &str = "meeting_moved";
 
+/// The `Error` code of a `RequestMediaGrant` no media handler can answer.
+pub const NO_MEDIA: &str = "no_media";
+
+/// New media grants one session may ask for in a minute (each is a connection token
+/// kept for 5 minutes).
+pub const MEDIA_GRANTS_PER_MINUTE: usize = 6;
+
 /// A message from a participant.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ClientMessage {
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(oneof = "client_message::Payload", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(
+        oneof = "client_message::Payload",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+    )]
     pub payload: Option<client_message::Payload>,
 }
 
@@ -161,6 +184,9 @@ pub mod client_message {
         /// For the participant it names, relayed unread.
         #[prost(message, tag = "10")]
         E2eKey(super::KeyExchange),
+        /// A new media grant (the media session failed or was lost).
+        #[prost(message, tag = "11")]
+        RequestMediaGrant(super::RequestMediaGrant),
     }
 }
 
@@ -182,6 +208,11 @@ impl fmt::Debug for JoinRequest {
             .finish()
     }
 }
+
+/// Asks for a new media grant: the participant's media session failed to open or was
+/// lost.
+#[derive(Clone, Copy, PartialEq, prost::Message)]
+pub struct RequestMediaGrant {}
 
 /// "Still here" (presence).
 #[derive(Clone, Copy, PartialEq, prost::Message)]
@@ -261,7 +292,7 @@ pub struct ServerMessage {
     pub version: u32,
     #[prost(
         oneof = "server_message::Payload",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
     )]
     pub payload: Option<server_message::Payload>,
 }
@@ -292,6 +323,9 @@ pub mod server_message {
         /// From the participant it names, relayed unread.
         #[prost(message, tag = "11")]
         E2eKey(super::KeyExchange),
+        /// The answer to `RequestMediaGrant`.
+        #[prost(message, tag = "12")]
+        MediaGrant(super::MediaGrant),
     }
 }
 
@@ -663,6 +697,7 @@ mod tests {
                 participant_id: "p".into(),
                 payload: vec![1, 0, 255],
             })),
+            ClientMessage::new(C::RequestMediaGrant(RequestMediaGrant {})),
         ];
         for message in all {
             let bytes = encode_client(&message).unwrap();
@@ -716,6 +751,11 @@ mod tests {
             ServerMessage::new(S::E2eKey(KeyExchange {
                 participant_id: "p".into(),
                 payload: vec![2; 80],
+            })),
+            ServerMessage::new(S::MediaGrant(MediaGrant {
+                url: "https://127.0.0.1:4434/media/m".into(),
+                wt_token: "t".into(),
+                certificate_hash: String::new(),
             })),
             ServerMessage::error("invalid_token", "no"),
         ];

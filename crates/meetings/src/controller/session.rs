@@ -397,6 +397,46 @@ struct Session {
     prefetched: Option<JoinHandle<(Result<Meeting, MeetingsError>, Instant)>>,
     /// The participant's row being written after the join's answer.
     row: Option<JoinHandle<Result<(), MeetingsError>>>,
+    /// The new media grants it asked for in the last minute.
+    media_grants: PerMinute,
+}
+
+/// At most `limit` of something in any minute: when each of the last `limit` was
+/// allowed.
+#[derive(Debug)]
+struct PerMinute {
+    limit: usize,
+    allowed: std::collections::VecDeque<Instant>,
+}
+
+impl PerMinute {
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    fn new(limit: usize) -> PerMinute {
+        PerMinute {
+            limit,
+            allowed: std::collections::VecDeque::with_capacity(limit),
+        }
+    }
+
+    /// Allows one more at `now`, or says how long until one more is allowed.
+    fn allow(&mut self, now: Instant) -> Result<(), Duration> {
+        while self
+            .allowed
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= Self::WINDOW)
+        {
+            self.allowed.pop_front();
+        }
+        if self.allowed.len() < self.limit {
+            self.allowed.push_back(now);
+            return Ok(());
+        }
+        Err(match self.allowed.front() {
+            Some(oldest) => Self::WINDOW.saturating_sub(now.saturating_duration_since(*oldest)),
+            None => Self::WINDOW,
+        })
+    }
 }
 
 /// The outcome of the participant's row write; pending while there is none (a `select!`
@@ -464,6 +504,7 @@ async fn run_session(
         joined: false,
         prefetched: Some(prefetched),
         row: None,
+        media_grants: PerMinute::new(proto::MEDIA_GRANTS_PER_MINUTE),
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -707,7 +748,7 @@ impl Session {
             video_muted: false,
             streams: Vec::new(),
         };
-        let media = self.media_grant().await;
+        let media = self.media_grant(false).await;
         let response = JoinResponse {
             participant_id: self.participant.to_string(),
             meeting_id: self.meeting.to_string(),
@@ -737,12 +778,20 @@ impl Session {
     /// meeting's handler (assigned at the first join here), a one-time `media`
     /// connection token. `None` (logged) without media handlers or when none can take the
     /// meeting: the join goes on without media.
-    async fn media_grant(&self) -> Option<(String, MediaGrant)> {
+    ///
+    /// `renew`: the participant asks again (`RequestMediaGrant`: its media session failed
+    /// or was lost), so the meeting's handler is kept only while the registry has it
+    /// alive and taking sessions; else another is assigned.
+    async fn media_grant(&self, renew: bool) -> Option<(String, MediaGrant)> {
         let shared = &self.shared;
         let media = shared.config.media.as_ref()?;
         let (handler, address) = {
             let mut assigned = shared.media_assigned.lock().await;
             let kept = match assigned.get(&self.meeting) {
+                Some((handler, _)) if renew && !still_serves(shared, media, handler).await => {
+                    tracing::info!(%handler, "the meeting's media handler stopped; assigning another");
+                    None
+                }
                 Some((handler, _)) => media_address(shared, media, handler)
                     .await
                     .map(|a| (handler.clone(), Some(a))),
@@ -960,6 +1009,35 @@ impl Session {
                 }
                 None
             }
+            In::RequestMediaGrant(_) => {
+                if shared.config.media.is_none() {
+                    return self.reply(Out::Error(proto::Error::new(
+                        proto::NO_MEDIA,
+                        "this meeting server hands out no media grants",
+                    )));
+                }
+                if let Err(wait) = self.media_grants.allow(Instant::now()) {
+                    tracing::info!("media grant refused: rate limit");
+                    return self.reply(Out::Error(proto::Error::new(
+                        "rate_limited",
+                        format!(
+                            "at most {} new media grants a minute; ask again in {} s",
+                            proto::MEDIA_GRANTS_PER_MINUTE,
+                            wait.as_secs().max(1)
+                        ),
+                    )));
+                }
+                match self.media_grant(true).await {
+                    Some((_, grant)) => {
+                        tracing::info!(url = %grant.url, "new media grant");
+                        self.reply(Out::MediaGrant(grant))
+                    }
+                    None => self.reply(Out::Error(proto::Error::new(
+                        proto::NO_MEDIA,
+                        "no media server can take this meeting right now; try again shortly",
+                    ))),
+                }
+            }
             In::Leave(_) => Some(Close::new(
                 proto::CLOSE_NORMAL,
                 "left the meeting",
@@ -1018,6 +1096,24 @@ impl Session {
             shared.rooms.broadcast(meeting, None, &left);
         }
         tracing::info!(reason = reason.as_str(), "participant left");
+    }
+}
+
+/// Whether media handler `id` still serves its meetings: registered, alive and taking
+/// sessions (a handler that stopped reports `draining`; one that died stops
+/// heartbeating). A registry that cannot be read keeps it (logged).
+async fn still_serves(
+    shared: &Shared,
+    media: &super::MediaHandlers,
+    id: &crate::domain::HandlerId,
+) -> bool {
+    match shared.repo.live_media_handler(id, &media.liveness).await {
+        Ok(Some(handler)) => handler.health.accepts_sessions(),
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(handler = %id, %error, "could not read a media handler's registration; kept");
+            true
+        }
     }
 }
 
@@ -1182,6 +1278,28 @@ mod tests {
 
     fn response() -> JoinResponse {
         JoinResponse::default()
+    }
+
+    #[test]
+    fn at_most_the_limit_is_allowed_in_any_minute_and_the_wait_is_told() {
+        let mut limit = PerMinute::new(3);
+        let t0 = Instant::now();
+        let secs = |s| t0 + Duration::from_secs(s);
+        assert_eq!(limit.allow(t0), Ok(()));
+        assert_eq!(limit.allow(secs(10)), Ok(()));
+        assert_eq!(limit.allow(secs(20)), Ok(()));
+        // The fourth within the minute waits until the first is a minute old.
+        assert_eq!(limit.allow(secs(30)), Err(Duration::from_secs(30)));
+        assert_eq!(limit.allow(secs(59)), Err(Duration::from_secs(1)));
+        // A refusal is not counted: at 60 s the first has left the window.
+        assert_eq!(limit.allow(secs(60)), Ok(()));
+        assert_eq!(limit.allow(secs(61)), Err(Duration::from_secs(9)));
+        assert_eq!(limit.allow(secs(70)), Ok(()));
+        // After a quiet minute the whole limit is there again.
+        for s in [200, 201, 202] {
+            assert_eq!(limit.allow(secs(s)), Ok(()));
+        }
+        assert!(limit.allow(secs(203)).is_err());
     }
 
     #[test]

@@ -23,7 +23,12 @@
 //!   track and group of frames, read all at once) into the other participants'
 //!   tiles (the media wire contract v1), each tile asking for the small layer while it
 //!   is under 320 px wide (`data-layer` shows the one it receives), highlighting the
-//!   loudest as the active speaker. In a meeting with `enable_e2e_encryption` every
+//!   loudest as the active speaker. A media session that fails to open (or is not
+//!   open within 3 s, doubled after each failure in a row), or is lost during the
+//!   call, is made again with a new media
+//!   grant asked of the controller (`RequestMediaGrant`), at once and then after 1, 2,
+//!   4 and 8 s (`data-media-retries` on `#meet` counts them); the tiles' counts go on.
+//!   In a meeting with `enable_e2e_encryption` every
 //!   frame is encrypted before it leaves the page (AES-GCM under sender keys the
 //!   participants exchange through the controller) and the page shows a safety code;
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
