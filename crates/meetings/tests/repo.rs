@@ -15,7 +15,7 @@ use meetings::domain::{
 };
 use meetings::repo::{
     AuditEntry, ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
-    JoinRequest, MeetingSettings, NewMeeting, NewStream,
+    JoinRequest, JoinWith, MeetingSettings, NewMeeting, NewStream,
 };
 use meetings::schema::CacheEntity;
 use meetings::{MeetingsError, Repo};
@@ -376,7 +376,7 @@ async fn a_join_lists_everybody_but_those_its_caller_knows_and_itself_as_written
             c,
             &join_request(m, "C"),
             &[a].into_iter().collect(),
-            None,
+            JoinWith::default(),
         )
         .await
         .unwrap();
@@ -1062,7 +1062,10 @@ async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_wr
                 ParticipantId::random(),
                 &join_request(meeting.meeting_id, name),
                 &std::collections::HashSet::new(),
-                Some(&token),
+                JoinWith {
+                    presented: Some(&token),
+                    media_token: true,
+                },
             )
             .await
         }
@@ -1077,11 +1080,22 @@ async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_wr
     assert!(!exists(&env, &format!("meeting:{m}")).await);
     assert!(env.redis.scan("participant:*").await.unwrap().is_empty());
     assert!(env.redis.scan("presence:*").await.unwrap().is_empty());
-    // A token not on the blacklist joins; once the meeting is full, a revoked token is
-    // still told it is revoked rather than that the meeting is full.
+    // Nor its media token.
+    assert!(env.redis.scan("wt:token:*").await.unwrap().is_empty());
+    // A token not on the blacklist joins, and the same step issued its media token: a
+    // one-time `media` connection token for this participant of this meeting. Once the
+    // meeting is full, a revoked token is still told it is revoked rather than that
+    // the meeting is full.
     let (joined, row) = join("B", &valid).await.unwrap();
     row.write().await.unwrap();
     assert_eq!(joined.participant_count, 1);
+    let media = joined.media_token.expect("the join's media token");
+    let granted = repo.redeem_connection_token(&media).await.unwrap();
+    assert_eq!(
+        granted.map(|g| (g.participant_id, g.meeting_id, g.connection_type)),
+        Some((joined.participant_id, m, ConnectionType::Media))
+    );
+    assert_eq!(repo.redeem_connection_token(&media).await.unwrap(), None);
     let refused = join("C", &revoked).await;
     assert!(
         matches!(refused, Err(MeetingsError::TokenRevoked)),

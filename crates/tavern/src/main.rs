@@ -162,6 +162,10 @@ enum Bench {
         /// machines; the server keeps this process's main runtime).
         #[arg(long, default_value_t = 2)]
         client_threads: usize,
+        /// Run a media handler too, whose grants each JoinResponse carries (as `tavern
+        /// serve` does).
+        #[arg(long)]
+        media: bool,
     },
     /// One publisher at 2.5 Mbit/s forwarded by the media handler to N subscribers over
     /// loopback (against TAVERN_REDIS_URL and TAVERN_DATABASE_URL): frames and bytes out
@@ -442,6 +446,7 @@ fn main() -> ExitCode {
                 rate,
                 validations,
                 client_threads,
+                media,
             }) => tavern::bench::meetings::run(
                 &config,
                 tavern::bench::meetings::MeetingsLoad {
@@ -451,6 +456,7 @@ fn main() -> ExitCode {
                     rate,
                     validations,
                     client_threads,
+                    media,
                 },
             )
             .await

@@ -38,7 +38,7 @@ use crate::domain::{
     ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
 };
 use crate::repo::{
-    ConnectionGrant, HostedStatus, JoinRequest, Meeting, NewStream, ParticipantSession,
+    ConnectionGrant, HostedStatus, JoinRequest, JoinWith, Meeting, NewStream, ParticipantSession,
 };
 
 /// How long a closing session may take to flush what it still has to say.
@@ -731,7 +731,12 @@ impl Session {
                     client_version,
                 },
                 &here,
-                Some(&presented),
+                JoinWith {
+                    presented: Some(&presented),
+                    // The media grant's token, issued by the join's own step (a media
+                    // token names no handler, so it serves whichever the grant names).
+                    media_token: shared.config.media.is_some(),
+                },
             )
             .await
             .map_err(refusal)?;
@@ -748,7 +753,7 @@ impl Session {
             video_muted: false,
             streams: Vec::new(),
         };
-        let media = self.media_grant(false).await;
+        let media = self.media_grant(false, joined.media_token).await;
         let response = JoinResponse {
             participant_id: self.participant.to_string(),
             meeting_id: self.meeting.to_string(),
@@ -781,8 +786,13 @@ impl Session {
     ///
     /// `renew`: the participant asks again (`RequestMediaGrant`: its media session failed
     /// or was lost), so the meeting's handler is kept only while the registry has it
-    /// alive and taking sessions; else another is assigned.
-    async fn media_grant(&self, renew: bool) -> Option<(String, MediaGrant)> {
+    /// alive and taking sessions; else another is assigned. `token`: the connection
+    /// token, when already issued (by the join's step); else one is issued here.
+    async fn media_grant(
+        &self,
+        renew: bool,
+        token: Option<crate::domain::WtToken>,
+    ) -> Option<(String, MediaGrant)> {
         let shared = &self.shared;
         let media = shared.config.media.as_ref()?;
         let (handler, address) = {
@@ -837,16 +847,19 @@ impl Session {
             tracing::warn!(%handler, "the registry assigned a media handler this controller cannot reach");
             return None;
         };
-        let token = match shared
-            .repo
-            .issue_connection_token(self.meeting, self.participant, ConnectionType::Media)
-            .await
-        {
-            Ok(token) => token,
-            Err(error) => {
-                tracing::warn!(%error, "could not issue a media connection token");
-                return None;
-            }
+        let token = match token {
+            Some(token) => token,
+            None => match shared
+                .repo
+                .issue_connection_token(self.meeting, self.participant, ConnectionType::Media)
+                .await
+            {
+                Ok(token) => token,
+                Err(error) => {
+                    tracing::warn!(%error, "could not issue a media connection token");
+                    return None;
+                }
+            },
         };
         let endpoint = address.endpoint.trim_end_matches('/').to_owned();
         let grant = MediaGrant {
@@ -1027,7 +1040,7 @@ impl Session {
                         ),
                     )));
                 }
-                match self.media_grant(true).await {
+                match self.media_grant(true, None).await {
                     Some((_, grant)) => {
                         tracing::info!(url = %grant.url, "new media grant");
                         self.reply(Out::MediaGrant(grant))

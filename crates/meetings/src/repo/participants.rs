@@ -10,8 +10,8 @@ use store::{Attempt, Condition, Conditional, StorageError, Writes};
 use super::meetings::audit;
 use super::{AuditEntry, Meeting, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
 use crate::domain::{
-    ActorType, AuditResult, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId,
-    StreamId, TokenHash, UserId,
+    ActorType, AuditResult, ConnectionType, DisplayName, LeaveReason, MeetingId, MeetingStatus,
+    ParticipantId, StreamId, TokenHash, UserId, WtToken,
 };
 use crate::schema::{
     self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
@@ -40,6 +40,22 @@ pub struct Joined {
     /// reads them, ordered by join time: the `JoinResponse`'s list (Example 1, step 3).
     /// When they cannot be read the join is undone and refused.
     pub participants: Vec<ParticipantSession>,
+    /// The `media` connection token issued by the join's own step, when asked
+    /// ([`JoinWith::media_token`]).
+    pub media_token: Option<WtToken>,
+}
+
+/// What a join's atomic step does besides joining ([`Repo::join_meeting`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinWith<'a> {
+    /// The hash of the meeting token the join presented
+    /// ([`crate::auth::Auth::meeting_ticket`]): the join is refused, writing nothing,
+    /// while it is on the blacklist ([`MeetingsError::TokenRevoked`]).
+    pub presented: Option<&'a TokenHash>,
+    /// Also issue the participant a one-time `media` connection token (for whichever
+    /// media handler its media grant names), so that a join with media takes no
+    /// second round trip.
+    pub media_token: bool,
 }
 
 /// The `meeting_participants` row (and its audit row) of a join answered before it was
@@ -131,7 +147,13 @@ impl Repo {
     ) -> Result<Joined, MeetingsError> {
         let meeting = self.meeting(req.meeting_id).await?;
         let (joined, row) = self
-            .join_meeting(&meeting, participant, req, &HashSet::new(), None)
+            .join_meeting(
+                &meeting,
+                participant,
+                req,
+                &HashSet::new(),
+                JoinWith::default(),
+            )
             .await?;
         row.write().await?;
         Ok(joined)
@@ -146,17 +168,14 @@ impl Repo {
     /// caller already knows: a controller's own connected participants), so a join
     /// among known participants only reads no session hash.
     ///
-    /// `presented` is the hash of the meeting token the join presented
-    /// ([`crate::auth::Auth::meeting_ticket`]): the same atomic step that joins
-    /// refuses it, writing nothing, while it is on the blacklist
-    /// ([`MeetingsError::TokenRevoked`]).
+    /// `with` says what the same atomic step also checks and writes ([`JoinWith`]).
     pub async fn join_meeting(
         &self,
         meeting: &Meeting,
         participant: ParticipantId,
         req: &JoinRequest,
         known: &HashSet<ParticipantId>,
-        presented: Option<&TokenHash>,
+        with: JoinWith<'_>,
     ) -> Result<(Joined, PendingRow), MeetingsError> {
         if meeting.meeting_id != req.meeting_id {
             return Err(StorageError::conflict(format!(
@@ -221,13 +240,23 @@ impl Repo {
         // The set as this join leaves it: the JoinResponse's list, read in the same step.
         writes.command("SMEMBERS").arg(&set_key);
         let members_reply = writes.len() - 1;
+        let media_token = with.media_token.then(|| {
+            self.connection_token_writes(
+                &mut writes,
+                meeting.meeting_id,
+                participant,
+                ConnectionType::Media,
+            )
+        });
 
         let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
         // In this order: a revoked token is refused before anything is said of the
         // meeting.
         let mut conditions = Vec::with_capacity(3);
-        conditions
-            .extend(presented.map(|hash| Condition::absent(schema::token_blacklist_key(hash))));
+        conditions.extend(
+            with.presented
+                .map(|hash| Condition::absent(schema::token_blacklist_key(hash))),
+        );
         let first = conditions.len();
         let (full, taken) = (first, first + 1);
         conditions.push(Condition::fewer_than(&set_key, room));
@@ -300,6 +329,7 @@ impl Repo {
             participant_id: participant,
             participant_count,
             participants,
+            media_token,
         };
         let row = PendingRow {
             repo: self.clone(),

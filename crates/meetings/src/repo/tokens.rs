@@ -27,10 +27,26 @@ impl Repo {
         participant: ParticipantId,
         connection_type: ConnectionType,
     ) -> Result<WtToken, MeetingsError> {
+        let mut writes = Writes::new();
+        let token =
+            self.connection_token_writes(&mut writes, meeting, participant, connection_type);
+        self.redis.apply(&writes).await?;
+        Ok(token)
+    }
+
+    /// A new one-time connection token, its `wt:token:{token}` hash (5 minutes) added
+    /// to `writes`: [`Repo::issue_connection_token`], or a step that issues one among
+    /// other writes (a join's media token).
+    pub(super) fn connection_token_writes(
+        &self,
+        writes: &mut Writes,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        connection_type: ConnectionType,
+    ) -> WtToken {
         use wt_token_fields as f;
         let token = WtToken::generate(&mut rand::rng());
         let key = schema::wt_token_key(&token);
-        let mut writes = Writes::new();
         writes
             .command("HSET")
             .arg(&key)
@@ -43,8 +59,7 @@ impl Repo {
             .arg(f::CONNECTION_TYPE)
             .arg(connection_type.as_str());
         writes.expire(&key, ttl_secs(schema::WT_TOKEN_TTL));
-        self.redis.apply(&writes).await?;
-        Ok(token)
+        token
     }
 
     /// Redeems a connection token: read and deleted in one `MULTI`/`EXEC`, so of two

@@ -63,6 +63,9 @@ pub struct MeetingsLoad {
     pub validations: usize,
     /// Worker threads of the clients' runtime.
     pub client_threads: usize,
+    /// A media handler in the process too, whose grants the controller hands out with
+    /// each `JoinResponse`, as `tavern serve` runs them.
+    pub media: bool,
 }
 
 /// When each participant arrives, from the first: a Poisson process of `rate` a
@@ -123,8 +126,9 @@ struct Server {
 
 /// Starts [`Server`]: migrates the meetings schema, runs the feature's start-up work
 /// (the signing key), serves its routes on a free port and a meeting controller on
-/// another, registered in region `local`.
-async fn start(config: &Config) -> anyhow::Result<Server> {
+/// another, registered in region `local` (with `media`, a media handler on a third,
+/// whose grants the controller hands out).
+async fn start(config: &Config, media: bool) -> anyhow::Result<Server> {
     discord::install_crypto_provider();
     let redis = store::Redis::connect(config.redis_url.expose())
         .await
@@ -153,12 +157,36 @@ async fn start(config: &Config) -> anyhow::Result<Server> {
     }
     let router = feature.routes.take().context("the meetings routes")?;
     let auth = meetings::auth(&ctx, &settings);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let granted = if media {
+        let directory = meetings::controller::MediaDirectory::default();
+        let handler = meetings::media::MediaHandler::bind(
+            meetings::Repo::from_context(&ctx),
+            meetings::media::HandlerConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                directory: Some(directory.clone()),
+                ..meetings::media::HandlerConfig::new(meetings::domain::HandlerId::generate())
+            },
+        )
+        .await
+        .context("starting the media handler")?;
+        let stop = shutdown.clone();
+        tasks.spawn(async move { handler.run(stop).await.context("the media handler") });
+        Some(meetings::controller::MediaHandlers {
+            directory,
+            liveness: meetings::domain::Liveness::default(),
+        })
+    } else {
+        None
+    };
     let controller =
         meetings::controller::MeetingController::bind(
             meetings::Repo::from_context(&ctx),
             auth.clone(),
             meetings::controller::ControllerConfig {
                 listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                media: granted,
                 ..meetings::controller::ControllerConfig::new(
                     meetings::domain::ControllerId::generate(),
                 )
@@ -166,8 +194,6 @@ async fn start(config: &Config) -> anyhow::Result<Server> {
         )
         .await
         .context("starting the meeting controller")?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
     {
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -229,7 +255,7 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 }
 
 pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
-    let mut server = start(config).await?;
+    let mut server = start(config, load.media).await?;
     // The clients stand for other machines: they run on a runtime of their own, so a
     // server task never waits in a worker's queue behind a client's (the two still
     // share the machine's cores).
@@ -275,8 +301,13 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         Some(rate) => format!("arriving at random, {rate} a second on average"),
         None => format!("{} joins in flight", load.concurrency),
     };
+    let handler = if load.media {
+        " granting a media handler's sessions"
+    } else {
+        ""
+    };
     println!(
-        "meetings: {} participants joining {} meetings ({arriving}), the meetings API on {base} and a meeting controller, in this process",
+        "meetings: {} participants joining {} meetings ({arriving}), the meetings API on {base} and a meeting controller{handler}, in this process",
         load.participants, load.meetings
     );
 
@@ -410,6 +441,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     let mut clients = Vec::with_capacity(load.participants);
     let mut lateness = Vec::with_capacity(load.participants);
     let mut retries = 0usize;
+    let mut without_media = 0usize;
     let mut failures = 0usize;
     let mut first_failure = None;
     while let Some(done) = tasks.join_next().await {
@@ -417,6 +449,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
             Ok((times, client, late)) => {
                 lateness.push(late);
                 retries += usize::from(times.retried);
+                without_media += usize::from(!times.media);
                 gets.push(times.got);
                 sessions.push(times.session.saturating_sub(times.got));
                 answers.push(times.joined.saturating_sub(times.session));
@@ -486,6 +519,13 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     }
     if let Some(failure) = first_failure {
         println!("  {failures} joins failed, the first: {failure}");
+    }
+    if load.media {
+        println!(
+            "  {} of {} JoinResponses carried a media grant",
+            joins.len() - without_media,
+            joins.len()
+        );
     }
     println!(
         "  create meeting               p50 {:.3} ms, p95 {:.3} ms ({} meetings)",
@@ -711,6 +751,8 @@ struct JoinTimes {
     joined: Duration,
     /// Whether the first connection was given up and a second made.
     retried: bool,
+    /// Whether the `JoinResponse` carried a media grant.
+    media: bool,
 }
 
 /// What a join uses of the GET's `join_grant` (bearer secrets: no `Debug`).
@@ -778,12 +820,13 @@ async fn join(
         .map_err(|not| not.error)
         .context("opening the WebTransport session")?;
     let session = start.elapsed();
-    client.join(&grant.token).await.context("joining")?;
+    let response = client.join(&grant.token).await.context("joining")?;
     let times = JoinTimes {
         got: got.get().copied().unwrap_or_default(),
         session,
         joined: start.elapsed(),
         retried,
+        media: response.media.is_some(),
     };
     Ok((times, client))
 }
