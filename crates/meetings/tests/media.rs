@@ -537,11 +537,12 @@ async fn the_handler_registers_and_heartbeats_its_load() {
     h.stop().await;
 }
 
-/// A meeting controller granting `h`'s handlers (its directory), registered: its
-/// shutdown and task.
+/// A meeting controller granting `h`'s handlers (its directory), sweeping every
+/// `sweep_every`, registered: its shutdown and task.
 async fn granting_controller(
     h: &Handler,
     auth: &Auth,
+    sweep_every: Duration,
 ) -> (
     CancellationToken,
     tokio::task::JoinHandle<Result<(), meetings::controller::ControllerError>>,
@@ -549,6 +550,7 @@ async fn granting_controller(
     let mut config = ControllerConfig::new(ControllerId::parse("mc-media").unwrap());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.heartbeat_every = Duration::from_millis(200);
+    config.sweep_every = sweep_every;
     config.media = Some(MediaHandlers {
         directory: h.directory.clone(),
         liveness: Liveness::default(),
@@ -567,10 +569,10 @@ async fn granting_controller(
     (shutdown, task)
 }
 
-/// Guest `name` joined to meeting `m` on the controller `h`'s repository assigns: its
-/// grant, its signalling client and the `JoinResponse`.
+/// Guest `name` joined to meeting `m` on the controller `repo` assigns: its grant, its
+/// signalling client and the `JoinResponse`.
 async fn join_granted(
-    h: &Handler,
+    repo: &meetings::Repo,
     auth: &Auth,
     m: meetings::domain::MeetingId,
     name: &str,
@@ -579,9 +581,9 @@ async fn join_granted(
     Client,
     meetings::controller::proto::JoinResponse,
 ) {
-    let row = h.repo.meeting(m).await.unwrap();
+    let row = repo.meeting(m).await.unwrap();
     let join = grant(
-        &h.repo,
+        repo,
         auth,
         &row,
         &Joiner {
@@ -622,12 +624,12 @@ async fn the_join_response_carries_a_working_media_grant() {
     let h = handler().await;
     let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
     auth.rotate_keys().await.unwrap();
-    let (shutdown, task) = granting_controller(&h, &auth).await;
+    let (shutdown, task) = granting_controller(&h, &auth, Duration::from_millis(200)).await;
 
     let m = meeting(&h.repo, "With media").await;
     let mut joined = Vec::new();
     for name in ["Alice", "Bob"] {
-        let (join, signalling, response) = join_granted(&h, &auth, m, name).await;
+        let (join, signalling, response) = join_granted(&h.repo, &auth, m, name).await;
         let media = response.media.clone().expect("a media grant");
         assert_eq!(media.url, format!("{}/media/{m}", h.endpoint));
         assert_eq!(media.certificate_hash, h.certificate_hash);
@@ -699,9 +701,11 @@ async fn a_new_media_grant_names_the_meetings_handler_while_it_serves_and_anothe
     let h = handler().await;
     let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
     auth.rotate_keys().await.unwrap();
-    let (shutdown, task) = granting_controller(&h, &auth).await;
+    // No sweep during the test (the first is at the start): the renewal alone finds
+    // that the handler stopped.
+    let (shutdown, task) = granting_controller(&h, &auth, Duration::from_secs(3600)).await;
     let m = meeting(&h.repo, "Flaky media").await;
-    let (_, mut signalling, response) = join_granted(&h, &auth, m, "Alice").await;
+    let (_, mut signalling, response) = join_granted(&h.repo, &auth, m, "Alice").await;
     let first = response.media.expect("a media grant with the join");
 
     // The handler serves: a new token for it, which opens a session (the first grant's
@@ -792,4 +796,53 @@ async fn a_self_signed_certificate_is_renewed_registered_and_announced() {
             .is_err(),
         "the first certificate is no longer served"
     );
+}
+
+/// Once the meeting's media handler stops, the controller's sweep forgets it: a later
+/// joiner is granted another handler without asking twice.
+#[tokio::test]
+async fn a_joiner_after_the_meetings_media_handler_stopped_is_granted_another() {
+    let h = handler().await;
+    let auth: Auth = meetings::auth(&h.world.ctx, &MeetingsConfig::default());
+    auth.rotate_keys().await.unwrap();
+    let (shutdown, task) = granting_controller(&h, &auth, Duration::from_millis(100)).await;
+    let m = meeting(&h.repo, "Moving media").await;
+    let (_, _alice, response) = join_granted(&h.repo, &auth, m, "Alice").await;
+    let first = response.media.expect("a media grant").url;
+    assert_eq!(first, format!("{}/media/{m}", h.endpoint));
+
+    let other = common::media::start_with(&h.repo, "mh-other", |config| {
+        config.directory = Some(h.directory.clone());
+    })
+    .await;
+    let other_url = format!("{}/media/{m}", other.endpoint);
+    let Handler { world, handler, .. } = h;
+    let repo = handler.repo.clone();
+    handler.stop().await;
+    // Guests join (and leave) until one is granted the other handler: the joins before
+    // the next sweep still name the stopped one, none after it does.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut seen_other = false;
+    for i in 0.. {
+        let (_, joiner, response) = join_granted(&repo, &auth, m, &format!("Guest {i}")).await;
+        let url = response.media.expect("a media grant").url;
+        if seen_other {
+            assert_eq!(url, other_url, "a joiner after the other was granted");
+            break;
+        }
+        if url == other_url {
+            seen_other = true;
+        } else {
+            assert_eq!(url, first);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no joiner was granted the other handler"
+            );
+        }
+        drop(joiner);
+    }
+    let state = hash_of(&world.redis, &schema::meeting_key(m)).await;
+    assert_eq!(state["media_handler_id"], "mh-other");
+    stop_controller(shutdown, task).await;
+    other.stop().await;
 }

@@ -1204,11 +1204,45 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
             .collect();
         sweep(&shared, hosted).await;
         // A meeting's media handler is forgotten once nobody is connected to it here
-        // (and its assignment is older than a join may take to complete).
+        // (and its assignment is older than a join may take to complete), or once it no
+        // longer serves: the meeting's next join is assigned another.
+        let serving = serving_handlers(&shared).await;
         let mut assigned = shared.media_assigned.lock().await;
         let hosted = shared.rooms.meetings();
         let recent = shared.config.join_timeout;
-        assigned.retain(|meeting, (_, at)| hosted.contains(meeting) || at.elapsed() < recent);
+        assigned.retain(|meeting, (handler, at)| {
+            (hosted.contains(meeting) || at.elapsed() < recent)
+                && serving
+                    .as_ref()
+                    .is_none_or(|serving| serving.contains(handler))
+        });
+    }
+}
+
+/// The media handlers of the controller's region that serve (alive and taking
+/// sessions), read when some meeting here has one assigned; `None` when there is
+/// nothing to check or the registry cannot be read (logged: every assignment is kept).
+async fn serving_handlers(shared: &Shared) -> Option<HashSet<crate::domain::HandlerId>> {
+    let media = shared.config.media.as_ref()?;
+    if shared.media_assigned.lock().await.is_empty() {
+        return None;
+    }
+    match shared
+        .repo
+        .handler_loads(&shared.config.region, &media.liveness)
+        .await
+    {
+        Ok(loads) => Some(
+            loads
+                .into_iter()
+                .filter(|load| load.health.accepts_sessions())
+                .map(|load| load.handler_id)
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not read the media handlers' registrations; assignments kept");
+            None
+        }
     }
 }
 
