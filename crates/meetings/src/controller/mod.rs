@@ -30,8 +30,13 @@
 //!
 //! - With [`ControllerConfig::media`], each `JoinResponse` carries a media grant: the
 //!   meeting's media handler (assigned by [`Repo::assign_media_handler`] at the first
-//!   join this controller sees, then kept for the meeting while it hosts it), a one-time
-//!   `media` connection token and the handler's certificate hash.
+//!   join this controller sees, then kept for the meeting while it hosts it and the
+//!   handler serves: the sweep forgets one that stopped or stopped heartbeating, and
+//!   the next join is assigned another), a one-time `media` connection token (issued
+//!   by the join's own Redis step) and the handler's certificate hash. A participant
+//!   whose media session failed or was lost asks again (`RequestMediaGrant`, at most 6
+//!   a minute) and gets a new token, for another handler when the meeting's no longer
+//!   serves.
 //!
 //! [`client::Client`] is the other end (the CLI, the benchmark and the tests).
 
