@@ -17,16 +17,11 @@ use meetings::controller::client::Client;
 use meetings::controller::{
     ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
 };
-use meetings::domain::{
-    ConnectionType, ControllerId, DisplayName, HandlerId, Liveness, ParticipantId, Region,
-};
-use meetings::grant::{Joiner, grant};
+use meetings::domain::{ConnectionType, ControllerId, HandlerId, Liveness, ParticipantId, Region};
 use meetings::media::HandlerConfig;
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::proto::{self, FLAG_E2E, FLAG_KEY, FrameHeader};
 use meetings::{MeetingsConfig, schema};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use testkit::{World, eventually};
 use tokio_util::sync::CancellationToken;
 
@@ -581,21 +576,7 @@ async fn join_granted(
     Client,
     meetings::controller::proto::JoinResponse,
 ) {
-    let row = repo.meeting(m).await.unwrap();
-    let join = grant(
-        repo,
-        auth,
-        &row,
-        &Joiner {
-            user_id: None,
-            display_name: DisplayName::parse(name).unwrap(),
-        },
-        &Region::local(),
-        &Liveness::default(),
-        &mut StdRng::seed_from_u64(7),
-    )
-    .await
-    .unwrap();
+    let join = common::wt::guest_grant(repo, auth, m, name).await;
     let mut signalling = Client::connect(
         &join.webtransport_url,
         join.wt_token.expose(),

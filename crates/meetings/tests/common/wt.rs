@@ -75,21 +75,7 @@ pub async fn controller_with(adjust: impl FnOnce(&mut ControllerConfig)) -> Cont
 impl Controller {
     /// A join grant for a guest called `name`.
     pub async fn grant(&self, meeting: MeetingId, name: &str) -> JoinGrant {
-        let row = self.repo.meeting(meeting).await.unwrap();
-        grant(
-            &self.repo,
-            &self.auth,
-            &row,
-            &Joiner {
-                user_id: None,
-                display_name: DisplayName::parse(name).unwrap(),
-            },
-            &Region::local(),
-            &Liveness::default(),
-            &mut StdRng::seed_from_u64(7),
-        )
-        .await
-        .unwrap()
+        guest_grant(&self.repo, &self.auth, meeting, name).await
     }
 
     /// A session opened with `grant` (not joined yet).
@@ -141,6 +127,26 @@ impl Controller {
             .unwrap();
         self.world
     }
+}
+
+/// A join grant for a guest called `name` to `meeting`, for the controller the
+/// registry over `repo` assigns.
+pub async fn guest_grant(repo: &Repo, auth: &Auth, meeting: MeetingId, name: &str) -> JoinGrant {
+    let row = repo.meeting(meeting).await.unwrap();
+    grant(
+        repo,
+        auth,
+        &row,
+        &Joiner {
+            user_id: None,
+            display_name: DisplayName::parse(name).unwrap(),
+        },
+        &Region::local(),
+        &Liveness::default(),
+        &mut StdRng::seed_from_u64(7),
+    )
+    .await
+    .unwrap()
 }
 
 /// `client` joins with `grant`'s meeting token: its `JoinResponse`, which must come
