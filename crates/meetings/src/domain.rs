@@ -188,7 +188,7 @@ seed_enum!(
     /// `meeting_controllers.health_status`, `media_handlers.health_status` and the
     /// `health` field of `controller:{controller_id}:capacity`. The seed names `healthy`,
     /// `degraded` and `unhealthy`; `draining` is Dark Tower's fourth state, a controller
-    /// finishing its meetings before it stops (the column is free text, `VARCHAR(20)`).
+    /// or handler that is stopping (the column is free text, `VARCHAR(20)`).
     HealthStatus, "health status" {
         Healthy => "healthy",
         Degraded => "degraded",
@@ -481,10 +481,11 @@ impl HealthStatus {
         matches!(self, HealthStatus::Healthy)
     }
 
-    /// Whether a media handler in this state takes new sessions for the meetings it
-    /// already serves: `healthy` and `degraded` ones (a `draining` one is closing its
-    /// sessions, an `unhealthy` one failing).
-    pub fn accepts_sessions(self) -> bool {
+    /// Whether a controller or handler in this state keeps what it was given (a
+    /// controller its meetings, a handler its meetings' new sessions): `healthy` and
+    /// `degraded` ones. A `draining` one is stopping and hands its work on; an
+    /// `unhealthy` one loses it.
+    pub fn keeps_its_work(self) -> bool {
         matches!(self, HealthStatus::Healthy | HealthStatus::Degraded)
     }
 }
@@ -566,10 +567,11 @@ impl ControllerLoad {
     }
 
     /// Whether a meeting already assigned to it stays there at `now`: while it is alive
-    /// and not `unhealthy`. A `degraded` or `draining` controller keeps the meetings it
-    /// has (their participants are connected to it) but gets no new one.
+    /// and `healthy` or `degraded`. A `degraded` controller keeps the meetings it has
+    /// (their participants are connected to it) but gets no new one; a `draining` one
+    /// is stopping and has handed its meetings on, and an `unhealthy` one loses them.
     pub fn keeps_meetings(&self, now: DateTime<Utc>, liveness: &Liveness) -> bool {
-        self.is_alive(now, liveness) && self.health != HealthStatus::Unhealthy
+        self.is_alive(now, liveness) && self.health.keeps_its_work()
     }
 }
 
@@ -1285,14 +1287,14 @@ mod tests {
             );
             assert_eq!(health.takes_new_work(), *health == HealthStatus::Healthy);
             assert_eq!(
-                health.accepts_sessions(),
+                health.keeps_its_work(),
                 matches!(health, HealthStatus::Healthy | HealthStatus::Degraded),
                 "{health}"
             );
-            // The meetings it has stay unless it is unhealthy (or dead).
+            // The meetings it has stay while it is healthy or degraded (and alive).
             assert_eq!(
                 c.keeps_meetings(t0(), &live),
-                *health != HealthStatus::Unhealthy,
+                matches!(health, HealthStatus::Healthy | HealthStatus::Degraded),
                 "{health}"
             );
             assert!(!c.keeps_meetings(t0() + TimeDelta::minutes(1), &live));

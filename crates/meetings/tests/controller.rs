@@ -19,7 +19,7 @@ use meetings::controller::proto::{
     client_message::Payload as C, server_message::Payload as S,
 };
 use meetings::domain::{
-    HealthStatus, Liveness, MeetingStatus, ParticipantId, Region, TokenHash, UserId,
+    ControllerId, HealthStatus, Liveness, MeetingStatus, ParticipantId, Region, TokenHash, UserId,
     webtransport_url,
 };
 use meetings::schema;
@@ -932,20 +932,39 @@ async fn the_controller_registers_with_its_certificate_hash_and_heartbeats_its_l
     .await;
 }
 
+/// A controller that shuts down hands its meetings on: its participants are told the
+/// meeting moved (they join again with a new grant) and leave with `connection_lost`,
+/// the meeting does not end, and the next grant names another live controller.
 #[tokio::test]
-async fn shutting_down_drains_closes_sessions_and_participants_leave_with_connection_lost() {
+async fn shutting_down_hands_its_meetings_on_and_tells_their_participants_they_moved() {
+    use meetings::repo::ControllerRegistration;
     let c = controller().await;
     let m = meeting(&c.repo, "Closing time").await;
     let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
-    let (repo, id) = (c.repo.clone(), c.id.clone());
+    // Another controller of the region, live.
+    c.repo
+        .register_controller(&ControllerRegistration {
+            controller_id: ControllerId::parse("mc-other").unwrap(),
+            region: Region::local(),
+            endpoint: "https://127.0.0.1:4999".to_owned(),
+            max_meetings: 100,
+            max_participants: 100,
+            version: None,
+            certificate_hash: None,
+        })
+        .await
+        .unwrap();
+    let (repo, auth, id) = (c.repo.clone(), c.auth.clone(), c.id.clone());
     let world = c.stop().await;
 
-    let (_, how) = closed(&mut alice).await;
+    let (said, how) = closed(&mut alice).await;
+    assert_eq!(error_of(&said).code, proto::MEETING_MOVED);
     assert_eq!(
         how.code,
         Some(u64::from(proto::CLOSE_BY_CONTROLLER)),
         "{how:?}"
     );
+    assert!(how.reason.starts_with("meeting_moved: "), "{how:?}");
     let reason: Option<String> = sqlx::query_scalar(
         "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
     )
@@ -954,10 +973,30 @@ async fn shutting_down_drains_closes_sessions_and_participants_leave_with_connec
     .await
     .unwrap();
     assert_eq!(reason.as_deref(), Some("connection_lost"));
-    assert_eq!(repo.meeting(m).await.unwrap().status, MeetingStatus::Ended);
+    // The meeting goes on, assigned to nobody until its next grant.
+    let row = repo.meeting(m).await.unwrap();
+    assert_ne!(row.status, MeetingStatus::Ended);
+    assert_eq!(row.assigned_controller_id, None);
     assert_eq!(
         repo.controller(&id).await.unwrap().health,
         HealthStatus::Draining
+    );
+    let grant = common::wt::guest_grant(&repo, &auth, m, "Alice again").await;
+    assert!(
+        grant
+            .webtransport_url
+            .starts_with("https://127.0.0.1:4999/"),
+        "{}",
+        grant.webtransport_url
+    );
+    assert_eq!(
+        repo.meeting(m)
+            .await
+            .unwrap()
+            .assigned_controller_id
+            .map(|c| c.to_string())
+            .as_deref(),
+        Some("mc-other")
     );
     drop(world);
 }

@@ -329,12 +329,12 @@ async fn a_meeting_keeps_its_controller_while_it_lives_and_moves_when_it_dies() 
         "mc-a"
     };
 
-    // Draining: it keeps the meetings it has.
+    // Degraded: it keeps the meetings it has.
     beat(
         &repo,
         first.controller_id.as_str(),
         1,
-        HealthStatus::Draining,
+        HealthStatus::Degraded,
     )
     .await;
     let kept = repo.controller_for(m, &eu, &live, &mut rng).await.unwrap();

@@ -196,7 +196,10 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         });
     }
     // A meeting that moves to another controller while this participant is in it
-    // (`meeting_moved`) is joined again there, with a new grant.
+    // (`meeting_moved`, also when its controller stops) is joined again there, with a
+    // new grant: asked for again, for about a minute, while no controller can take it
+    // yet (one restarting).
+    let mut waits: std::slice::Iter<'static, Duration> = [].iter();
     loop {
         let meeting = match find(&repo, code).await {
             Ok(m) => m,
@@ -212,27 +215,63 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         };
         let (client, grant) = match connected {
             Ok(connected) => connected,
-            Err(code) => return Ok(code),
+            Err(NotConnected::NoController) => match waits.next() {
+                Some(wait) => {
+                    println!(
+                        "no meeting controller can take the meeting yet; asking again in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(ExitCode::from(INTERRUPTED)),
+                        () = tokio::time::sleep(*wait) => continue,
+                    }
+                }
+                None => {
+                    eprintln!("tavern: {}", GrantError::NoController);
+                    return Ok(ExitCode::FAILURE);
+                }
+            },
+            Err(NotConnected::Exit(code)) => return Ok(code),
         };
         let token = grant.token.expose_str();
         match attend(client, token, &meeting, &display_name, once, &stop).await? {
             Attended::Over(code) => return Ok(code),
             Attended::Moved => {
                 println!("the meeting moved to another meeting controller; joining again");
+                waits = REJOIN_WAITS.iter();
             }
         }
     }
 }
 
-/// A session with the meeting's controller, from a new join grant; the exit code when
-/// there is none (said on standard error).
+/// The waits before asking again for a grant to a moved meeting that no controller can
+/// take yet (about a minute in all).
+static REJOIN_WAITS: [Duration; 7] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
+
+/// Why [`connect`] opened no session.
+enum NotConnected {
+    /// No controller can take the meeting now (not said yet).
+    NoController,
+    /// For good, with this exit code (said on standard error).
+    Exit(ExitCode),
+}
+
+/// A session with the meeting's controller, from a new join grant; why there is none.
 async fn connect(
     repo: &Repo,
     auth: &meetings::auth::Auth,
     settings: &meetings::MeetingsConfig,
     meeting: &Meeting,
     joiner: &Joiner,
-) -> anyhow::Result<Result<(Client, grant::JoinGrant), ExitCode>> {
+) -> anyhow::Result<Result<(Client, grant::JoinGrant), NotConnected>> {
     // Opened as every client of ours opens its session (`open_session`: a connection
     // lost while it was set up, or not open within `FIRST_TRY_WAIT`, is made once more
     // with a new grant).
@@ -259,11 +298,12 @@ async fn connect(
                 "tavern: could not reach the meeting controller at {}: {error}",
                 grant.webtransport_url
             );
-            Ok(Err(ExitCode::FAILURE))
+            Ok(Err(NotConnected::Exit(ExitCode::FAILURE)))
         }
-        Err(e @ (GrantError::Ended | GrantError::NoController)) => {
+        Err(GrantError::NoController) => Ok(Err(NotConnected::NoController)),
+        Err(e @ GrantError::Ended) => {
             eprintln!("tavern: {e}");
-            Ok(Err(ExitCode::FAILURE))
+            Ok(Err(NotConnected::Exit(ExitCode::FAILURE)))
         }
         Err(e) => Err(e).context("making the join grant"),
     }

@@ -1071,7 +1071,7 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
     let (app, ctx, settings) = separate_world().await;
     let repo = meetings::Repo::from_context(&ctx);
     let stop = tokio_util::sync::CancellationToken::new();
-    // The real controller takes no new meeting (draining) but keeps one it is given,
+    // The real controller takes no new meeting (degraded) but keeps one it is given,
     // and reports nothing more during the test to undo that.
     let real = start_controller(
         &ctx,
@@ -1085,7 +1085,7 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
         controller_id: real.clone(),
         current_meetings: 0,
         current_participants: 0,
-        health: HealthStatus::Draining,
+        health: HealthStatus::Degraded,
     })
     .await
     .unwrap();

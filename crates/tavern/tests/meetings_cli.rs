@@ -725,3 +725,62 @@ async fn ctrl_c_while_joining_gives_up_at_once() {
 
     assert_eq!(joining.interrupt().await, 130);
 }
+
+/// A meeting controller that stops (a restart) hands its meetings on: a participant is
+/// told its meeting moved, waits while no controller can take it, and joins again on
+/// the controller that starts next; the meeting does not end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_controller_restarts_joins_again_on_the_next_one() {
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+        .await;
+    let code = stores.create("Restarting table").await;
+    let controller = |id: &str| {
+        let mut command = stores.tavern(&["meeting-controller"]);
+        command
+            .env("TAVERN_MEETING_CONTROLLER_ID", id)
+            .env("TAVERN_MEETING_CONTROLLER_ADDR", "127.0.0.1:0");
+        Watched::spawn(command)
+    };
+    let mut first = controller("mc-before");
+    first.until("meeting controller listening at").await;
+    let mut erin = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Erin"]));
+    erin.until("participants (1)").await;
+    erin.until("Erin (you)").await;
+
+    assert_eq!(first.interrupt().await, 0);
+    erin.until("the meeting moved to another meeting controller; joining again")
+        .await;
+    erin.until("no meeting controller can take the meeting yet; asking again in")
+        .await;
+    let mut next = controller("mc-after");
+    next.until("meeting controller listening at").await;
+    erin.until("participants (1)").await;
+    erin.until("Erin (you)").await;
+
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+    let rows = common::participant_rows(&pool, &code, 2).await;
+    let reasons: Vec<Option<String>> = rows.into_iter().map(|(_, reason)| reason).collect();
+    assert_eq!(
+        reasons,
+        vec![Some("connection_lost".to_owned()), None],
+        "{:?}",
+        erin.seen
+    );
+    assert_eq!(status_of(&stores, &code).await, "active");
+    let assigned: Option<String> = sqlx::query_scalar(
+        "SELECT assigned_controller_id FROM meet.meetings \
+         WHERE replace(meeting_code, '-', '') = replace($1, '-', '')",
+    )
+    .bind(&code)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(assigned.as_deref(), Some("mc-after"));
+
+    assert_eq!(erin.interrupt().await, 0);
+    assert_eq!(next.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -237,6 +237,9 @@
   // (README, "Known problems") would hold the page until its own join timeout. The
   // second connection waits as long as the browser does.
   const FIRST_TRY_WAIT_MS = 3000;
+  const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+  /** The waits before asking again for a grant to a moved meeting (about a minute). */
+  const REJOIN_WAITS_MS = [500, 1000, 2000, 4000, 8000, 15_000, 30_000];
   /** Media connections that may fail in a row before the page stops trying. */
   const MEDIA_TRIES = 5;
   /** The wait before the second new media grant in a row, doubled for each after. */
@@ -429,25 +432,42 @@
       }
       const body = await response.json().catch(() => null);
       if (!response.ok) {
-        return { error: refusalText(response.status, body, response.headers.get('retry-after')) };
+        return {
+          error: refusalText(response.status, body, response.headers.get('retry-after')),
+          // No meeting server yet: one is starting (a restart), or will be assigned.
+          retryable: response.status === 503,
+        };
       }
       return { grant: body };
     } catch (e) {
-      return { error: `Tavern could not be reached (${e.message}).` };
+      return { error: `Tavern could not be reached (${e.message}).`, retryable: true };
     }
   }
 
-  async function join(name) {
+  /**
+   * Joins as `name`. `again`: the meeting moved to another meeting server (or its
+   * server is restarting), so a grant refused for want of a meeting server, or Tavern
+   * not answering, is asked for again after REJOIN_WAITS_MS.
+   */
+  async function join(name, again) {
     ui.error('');
     $('join').disabled = true;
-    ui.status('Joining…');
+    ui.status(again ? 'The meeting moved to another server; joining again…' : 'Joining…');
     let local = null;
     let frames;
+    let waits = again ? [...REJOIN_WAITS_MS] : [];
     // A connection the meeting server closed while it was being set up, or that is not
     // open within FIRST_TRY_WAIT_MS, is made once more with a new grant (the first
     // grant's connection token may be spent).
     for (let attempt = 1; ; attempt += 1) {
       const got = await fetchGrant(name);
+      if (got.error && got.retryable && waits.length > 0) {
+        ui.status('Waiting for a meeting server…');
+        await delay(waits.shift());
+        attempt -= 1;
+        continue;
+      }
+      waits = [];
       if (got.error) {
         stopLocalMedia();
         return fail(got.error);
@@ -602,7 +622,7 @@
       state.moved = false;
       finish();
       $('left').hidden = true;
-      join(state.name);
+      join(state.name, true);
       return;
     }
     if (!state.leaving && !root.dataset.error) {
@@ -799,8 +819,6 @@
       root.dataset.mediaRetries = String(Number(root.dataset.mediaRetries || 0) + 1);
     }
   }
-
-  const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
   /** A new media grant from the meeting server: `{ grant }`, or `{ error }`. */
   async function askMediaGrant() {

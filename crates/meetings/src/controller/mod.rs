@@ -271,8 +271,12 @@ impl MeetingController {
     }
 
     /// Registers in the registry, then serves sessions and heartbeats its load until
-    /// `shutdown`; then reports `draining`, closes every session (each participant
-    /// leaving with `connection_lost`) and stops.
+    /// `shutdown`; then reports `draining`, hands its meetings on
+    /// ([`Repo::release_meetings`]), tells every joined participant that its meeting
+    /// moved ([`proto::MEETING_MOVED`]: it joins again with a new grant, which names a
+    /// live controller) and closes every session, each participant leaving with
+    /// `connection_lost`; a meeting goes on although nobody is left in it here (a
+    /// restart ends no meeting). Then it stops.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ControllerError> {
         let shared = self.shared.clone();
         let config = &shared.config;
@@ -316,6 +320,13 @@ impl MeetingController {
 
         tracing::info!(controller = %config.controller_id, "meeting controller draining");
         let _ = report(&shared, HealthStatus::Draining).await;
+        // Handed on before anybody is told to join again, so that the new grants name
+        // a live controller.
+        match shared.repo.release_meetings(&config.controller_id).await {
+            Ok(meetings) => tracing::info!(meetings, "meetings handed on to other controllers"),
+            Err(error) => tracing::warn!(%error,
+                "could not hand this controller's meetings on; they move once its heartbeats have stopped"),
+        }
         shared.stop.cancel();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
@@ -326,6 +337,10 @@ impl MeetingController {
                 "sessions still closing at shutdown; stopping anyway");
         }
         let _ = report(&shared, HealthStatus::Draining).await;
+        // And any a grant gave it meanwhile from an older read of the registry.
+        if let Err(error) = shared.repo.release_meetings(&config.controller_id).await {
+            tracing::warn!(%error, "could not hand this controller's meetings on");
+        }
         self.endpoint.close(
             wtransport::VarInt::from_u32(proto::CLOSE_BY_CONTROLLER),
             b"shutdown",

@@ -620,7 +620,14 @@ impl Session {
                 () = self.closer.token.cancelled() => {
                     return self.closer.why.get().cloned().unwrap_or_else(Close::shutdown);
                 }
-                () = shared.stop.cancelled() => return Close::shutdown(),
+                // A stopping controller has handed its meetings on: the participant
+                // joins again elsewhere, and the meeting goes on.
+                () = shared.stop.cancelled() => {
+                    let _ = self
+                        .out
+                        .try_send(ServerMessage::error(proto::MEETING_MOVED, MOVED_MESSAGE));
+                    return Close::moved();
+                }
                 written = row_written(&mut self.row), if self.row.is_some() => {
                     self.row = None;
                     let departure = match written {
@@ -1121,7 +1128,7 @@ async fn still_serves(
     id: &crate::domain::HandlerId,
 ) -> bool {
     match shared.repo.live_media_handler(id, &media.liveness).await {
-        Ok(Some(handler)) => handler.health.accepts_sessions(),
+        Ok(Some(handler)) => handler.health.keeps_its_work(),
         Ok(None) => false,
         Err(error) => {
             tracing::warn!(handler = %id, %error, "could not read a media handler's registration; kept");
@@ -1235,7 +1242,7 @@ async fn serving_handlers(shared: &Shared) -> Option<HashSet<crate::domain::Hand
         Ok(loads) => Some(
             loads
                 .into_iter()
-                .filter(|load| load.health.accepts_sessions())
+                .filter(|load| load.health.keeps_its_work())
                 .map(|load| load.handler_id)
                 .collect(),
         ),

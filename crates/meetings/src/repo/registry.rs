@@ -437,6 +437,18 @@ impl Repo {
             .await
     }
 
+    /// Hands on the meetings assigned to `controller` (which is stopping) and not
+    /// ended: none is assigned to it any more, so the next grant of each chooses a live
+    /// controller at once, rather than once its heartbeats have stopped for
+    /// [`Liveness`]. How many.
+    pub async fn release_meetings(&self, controller: &ControllerId) -> Result<u64, MeetingsError> {
+        let done = sqlx::query(schema::RELEASE_CONTROLLER_MEETINGS)
+            .bind(controller.as_str())
+            .execute(self.pg.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// [`Repo::controller_for`] of a meeting just read (its assignment as read is the
     /// first attempt's; a lost race reads it again). Two round trips when the meeting
     /// keeps its controller: the region's live controllers with their registrations
@@ -462,7 +474,17 @@ impl Repo {
                 };
                 let region = current.assigned_region.clone().unwrap_or(region.clone());
                 let now = self.clock.now();
-                let live = self.live_controllers_reused(&region, liveness, now).await?;
+                // A meeting assigned to nobody was handed on by a controller that is
+                // stopping: read afresh, so that a read of the last second does not give
+                // it back to that one.
+                let live = match current.assigned_controller_id {
+                    Some(_) => self.live_controllers_reused(&region, liveness, now).await?,
+                    None => {
+                        let live = self.live_controllers(&region, liveness).await?;
+                        self.recent_controllers.remember(&region, liveness, now, &live);
+                        live
+                    }
+                };
                 if let Some(assigned) = &current.assigned_controller_id
                     && let Some((_, registered)) = live
                         .iter()

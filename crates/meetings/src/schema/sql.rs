@@ -182,6 +182,15 @@ pub(crate) const ASSIGN_CONTROLLER: &str = concat!(
 /// `$1` meeting_id, `$2` assigned_controller_id, `$3` assigned_region, `$4` the
 /// controller it had when read (NULL: none). A compare-and-set: affects no row when
 /// somebody else assigned the meeting meanwhile (or it does not exist).
+/// A stopping controller's meetings, handed on: their next grant chooses a live
+/// controller ([`REASSIGN_CONTROLLER`] from no assignment).
+pub(crate) const RELEASE_CONTROLLER_MEETINGS: &str = concat!(
+    "UPDATE ",
+    table!(meetings),
+    " SET assigned_controller_id = NULL \
+     WHERE assigned_controller_id = $1 AND status <> 'ended'"
+);
+
 pub(crate) const REASSIGN_CONTROLLER: &str = concat!(
     "UPDATE ",
     table!(meetings),
