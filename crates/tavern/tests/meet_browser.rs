@@ -1346,3 +1346,56 @@ async fn a_page_whose_media_connection_hangs_while_it_is_set_up_opens_one_with_a
     browser.quit().await;
     stop.cancel();
 }
+
+/// A page whose meeting controller stops (a restart) is told its meeting moved, waits
+/// while no controller can take it, and joins again on the controller that starts
+/// next; the meeting does not end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_controller_restarts_joins_again_on_the_next_one() {
+    let (app, ctx, settings) = separate_world().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let first_stop = stop.child_token();
+    start_controller(&ctx, &settings, "mc-before", |_| {}, &first_stop).await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Restarting table" })).await;
+    let pool = app.postgres.connect().await;
+    let (browser, first) = join_by_link(&app.url(""), &code, "Fay").await;
+
+    first_stop.cancel();
+    browser
+        .text_when(
+            "the page waits for a meeting server",
+            LIMIT,
+            "return document.getElementById('status').textContent",
+            |status| status.contains("Waiting for a meeting server"),
+        )
+        .await;
+    start_controller(&ctx, &settings, "mc-after", |_| {}, &stop).await;
+    let second = browser
+        .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
+            !id.is_empty() && id != first
+        })
+        .await;
+    assert_eq!(
+        browser.script(ERROR).await,
+        "",
+        "joined again without an error"
+    );
+    assert_eq!(assigned_controller(&pool, &code).await, "mc-after");
+    let rows = common::participant_rows(pool.pool(), &code, 2).await;
+    assert_eq!(
+        rows,
+        vec![
+            (first.clone(), Some("connection_lost".to_owned())),
+            (second.clone(), None)
+        ]
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM meet.meetings WHERE meeting_code = $1")
+            .bind(&code)
+            .fetch_one(pool.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "active");
+    browser.quit().await;
+    stop.cancel();
+}
