@@ -1,7 +1,8 @@
 //! Scheduled work: the seed's retention table as batch jobs, the `audit_logs`
-//! partitions made ahead of time, the presence job that removes absent participants
-//! and ends the streams of sessions that expired, and the statistics of ended meetings
-//! (the seed's Data Flow Example 2, step 2).
+//! partitions made ahead of time, the presence job that removes absent participants,
+//! ends the streams of sessions that expired and the meetings nobody joined again
+//! after their controller stopped, and the statistics of ended meetings (the seed's
+//! Data Flow Example 2, step 2).
 //!
 //! Each function takes `now` so tests decide the date; the jobs pass the clock's.
 //! Every statement comes from [`crate::schema`].
@@ -203,4 +204,17 @@ pub async fn reap_absent_participants(repo: &Repo) -> Result<usize, MeetingsErro
         tracing::info!(orphans, "streams of expired sessions ended");
     }
     Ok(left)
+}
+
+/// How long a meeting nobody is in stays open for its participants to join again (its
+/// controller stopped or moved it) before [`end_vacated_meetings`] ends it.
+pub const VACATED_GRACE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Ends the `active` meetings nobody has been in for [`VACATED_GRACE`]
+/// ([`Repo::end_vacated_meetings`]; the grace counts in the database's time, as
+/// `left_at` is written): a meeting whose last participant left on their own ended
+/// then, but one whose controller stopped or moved it waits for them to join again, and
+/// without this would stay open forever. How many ended.
+pub async fn end_vacated_meetings(repo: &Repo) -> Result<usize, MeetingsError> {
+    Ok(repo.end_vacated_meetings(VACATED_GRACE).await?.len())
 }

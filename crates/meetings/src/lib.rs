@@ -169,7 +169,10 @@
 //!   participant whose `presence:{participant_id}` expired leaves with
 //!   `connection_lost` ([`Repo::reap_absent`]); if that empties the meeting, it ends, as
 //!   on the last voluntary leave. Otherwise a crashed browser would hold its seat
-//!   against `max_participants` and keep the meeting open.
+//!   against `max_participants` and keep the meeting open. The same job ends the
+//!   `active` meetings nobody has been in for 10 minutes ([`jobs::VACATED_GRACE`]):
+//!   those whose controller stopped or moved them and whose participants did not join
+//!   again ([`Repo::end_vacated_meetings`]).
 //! - **Heartbeat** refreshes the session (5 min), its subscriptions set and presence
 //!   (30 s) only while the session exists: a late heartbeat never resurrects half a hash.
 //! - **Registration**: a controller or media handler that registers again (after a
@@ -410,7 +413,10 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
     };
     let reap_absent = move || {
         let repo = repo.clone();
-        async move { jobs::reap_absent_participants(&repo).await.map(drop) }
+        async move {
+            jobs::reap_absent_participants(&repo).await?;
+            jobs::end_vacated_meetings(&repo).await.map(drop)
+        }
     };
     let statistics = {
         let pg = ctx.postgres.clone();

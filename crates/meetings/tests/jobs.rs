@@ -310,3 +310,64 @@ async fn an_ended_meeting_gets_its_participants_statistics_once() {
     // Done once: a second run finds nothing to do.
     assert_eq!(jobs::aggregate_ended_meetings(pg).await.unwrap(), 0);
 }
+
+/// A meeting nobody has been in for the grace period since its controller stopped (its
+/// participants left with `connection_lost`, none joined again) is ended by the
+/// presence job; one still in it, one within the grace, and one never joined are not.
+#[tokio::test]
+async fn a_meeting_nobody_joined_again_after_its_controller_stopped_ends_after_the_grace() {
+    use meetings::domain::{DisplayName, LeaveReason, MeetingStatus};
+    use meetings::repo::JoinRequest;
+
+    let (world, repo) = common::world().await;
+    let join = |m, name: &str| JoinRequest {
+        meeting_id: m,
+        user_id: None,
+        display_name: DisplayName::parse(name).unwrap(),
+        ip_address: None,
+        user_agent: None,
+        client_version: None,
+    };
+    let vacated = common::meeting(&repo, "Vacated").await;
+    let occupied = common::meeting(&repo, "Occupied").await;
+    let unjoined = common::meeting(&repo, "Never joined").await;
+    let gone = repo.join(&join(vacated, "Ann")).await.unwrap();
+    let stays = repo.join(&join(occupied, "Bo")).await.unwrap();
+    let went = repo.join(&join(occupied, "Cy")).await.unwrap();
+    // Moved away by a stopping controller: they leave, and nobody ends the meeting.
+    assert_eq!(
+        repo.leave(vacated, gone.participant_id, LeaveReason::ConnectionLost)
+            .await
+            .unwrap(),
+        0
+    );
+    repo.leave(occupied, went.participant_id, LeaveReason::ConnectionLost)
+        .await
+        .unwrap();
+    let status = |m| {
+        let repo = repo.clone();
+        async move { repo.meeting(m).await.unwrap().status }
+    };
+
+    // Within the grace: nothing ends.
+    assert_eq!(jobs::end_vacated_meetings(&repo).await.unwrap(), 0);
+    assert_eq!(status(vacated).await, MeetingStatus::Active);
+
+    // The leaves, as long ago as the grace and a minute: only the meeting nobody is in
+    // ends.
+    sqlx::query(
+        "UPDATE meet.meeting_participants \
+         SET left_at = NOW() - make_interval(secs => $1) WHERE left_at IS NOT NULL",
+    )
+    .bind(jobs::VACATED_GRACE.as_secs_f64() + 60.0)
+    .execute(world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(jobs::end_vacated_meetings(&repo).await.unwrap(), 1);
+    assert_eq!(status(vacated).await, MeetingStatus::Ended);
+    assert_ne!(status(occupied).await, MeetingStatus::Ended);
+    assert_ne!(status(unjoined).await, MeetingStatus::Ended);
+    assert!(repo.heartbeat(stays.participant_id).await.unwrap());
+    // Again: nothing more.
+    assert_eq!(jobs::end_vacated_meetings(&repo).await.unwrap(), 0);
+}

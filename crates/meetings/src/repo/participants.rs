@@ -539,6 +539,35 @@ impl Repo {
         Ok(reaped)
     }
 
+    /// Ends the `active` meetings nobody has been in for `grace` (their participants
+    /// left with `connection_lost` when their controller stopped or moved them, and none
+    /// joined again), unless a join is under way in Redis; which. `grace` counts in the
+    /// database's time, as `left_at` is written.
+    pub async fn end_vacated_meetings(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<MeetingId>, MeetingsError> {
+        let vacated: Vec<uuid::Uuid> = sqlx::query_scalar(schema::SELECT_VACATED_MEETINGS)
+            .bind(grace.as_secs_f64())
+            .fetch_all(self.pg.pool())
+            .await?;
+        let mut ended = Vec::with_capacity(vacated.len());
+        for meeting in vacated.into_iter().map(MeetingId::from_uuid) {
+            let mut conn = self.redis.conn();
+            let present: u64 = redis::cmd("SCARD")
+                .arg(schema::meeting_participants_key(meeting))
+                .query_async(&mut conn)
+                .await?;
+            if present > 0 {
+                continue;
+            }
+            self.end_meeting(meeting).await?;
+            tracing::info!(%meeting, "meeting nobody joined again ended");
+            ended.push(meeting);
+        }
+        Ok(ended)
+    }
+
     /// A participant leaves: in one atomic step it is removed from the set and counted
     /// down (once), its session, presence and subscriptions are deleted, the streams it
     /// published get the 1-hour TTL of ended streams and the streams it watched count

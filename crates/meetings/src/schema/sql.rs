@@ -182,6 +182,21 @@ pub(crate) const ASSIGN_CONTROLLER: &str = concat!(
 /// `$1` meeting_id, `$2` assigned_controller_id, `$3` assigned_region, `$4` the
 /// controller it had when read (NULL: none). A compare-and-set: affects no row when
 /// somebody else assigned the meeting meanwhile (or it does not exist).
+/// `active` meetings nobody is in (no open participant row) whose last participant
+/// left more than `$1` seconds ago, in the database's time (as `left_at` is written):
+/// left by controllers that stopped or moved them, and never joined again.
+pub(crate) const SELECT_VACATED_MEETINGS: &str = concat!(
+    "SELECT m.meeting_id FROM ",
+    table!(meetings),
+    " m WHERE m.status = 'active' \
+     AND NOT EXISTS (SELECT 1 FROM ",
+    table!(meeting_participants),
+    " p WHERE p.meeting_id = m.meeting_id AND p.left_at IS NULL) \
+     AND (SELECT max(p.left_at) FROM ",
+    table!(meeting_participants),
+    " p WHERE p.meeting_id = m.meeting_id) < NOW() - make_interval(secs => $1)"
+);
+
 /// A stopping controller's meetings, handed on: their next grant chooses a live
 /// controller ([`REASSIGN_CONTROLLER`] from no assignment).
 pub(crate) const RELEASE_CONTROLLER_MEETINGS: &str = concat!(
