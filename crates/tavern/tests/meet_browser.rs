@@ -999,6 +999,30 @@ async fn a_small_tile_receives_the_small_layer_and_a_large_one_the_large_in_an_e
 /// controllers: the registry moves a meeting from one to the other while a page is in
 /// it (as it does once the first one's heartbeats have stopped for a while), and the
 /// page joins it again there by itself.
+/// Waits until the page that joined meeting `code` as participant `first` is in again
+/// under a new id, with no error: the first session left with `connection_lost`, the
+/// second is open.
+async fn joined_again(browser: &Browser, pool: &store::Postgres, code: &str, first: &str) {
+    let second = browser
+        .text_when("the page joins again", LIMIT, SELF_ID, |id| {
+            !id.is_empty() && id != first
+        })
+        .await;
+    assert_eq!(
+        browser.script(ERROR).await,
+        "",
+        "joined again without an error"
+    );
+    let rows = common::participant_rows(pool.pool(), code, 2).await;
+    assert_eq!(
+        rows,
+        vec![
+            (first.to_owned(), Some("connection_lost".to_owned())),
+            (second, None)
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
     let (app, ctx, settings) = separate_world().await;
@@ -1023,24 +1047,7 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
         .await
         .unwrap();
 
-    let second = browser
-        .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
-            !id.is_empty() && id != first
-        })
-        .await;
-    assert_eq!(
-        browser.script(ERROR).await,
-        "",
-        "joined again without an error"
-    );
-    let rows = common::participant_rows(pool.pool(), &code, 2).await;
-    assert_eq!(
-        rows,
-        vec![
-            (first.clone(), Some("connection_lost".to_owned())),
-            (second.clone(), None)
-        ]
-    );
+    joined_again(&browser, &pool, &code, &first).await;
     browser.quit().await;
     stop.cancel();
 }
@@ -1370,25 +1377,8 @@ async fn a_page_whose_controller_restarts_joins_again_on_the_next_one() {
         )
         .await;
     start_controller(&ctx, &settings, "mc-after", |_| {}, &stop).await;
-    let second = browser
-        .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
-            !id.is_empty() && id != first
-        })
-        .await;
-    assert_eq!(
-        browser.script(ERROR).await,
-        "",
-        "joined again without an error"
-    );
+    joined_again(&browser, &pool, &code, &first).await;
     assert_eq!(assigned_controller(&pool, &code).await, "mc-after");
-    let rows = common::participant_rows(pool.pool(), &code, 2).await;
-    assert_eq!(
-        rows,
-        vec![
-            (first.clone(), Some("connection_lost".to_owned())),
-            (second.clone(), None)
-        ]
-    );
     let status: String =
         sqlx::query_scalar("SELECT status FROM meet.meetings WHERE meeting_code = $1")
             .bind(&code)

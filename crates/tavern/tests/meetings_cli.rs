@@ -267,27 +267,73 @@ async fn a_separate_meeting_controller_process_serves_the_joins() {
     running.wait().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there() {
-    let stores = stores().await;
+/// A `tavern meeting-controller` process `id` over `stores`, listening.
+async fn separate_controller(stores: &Stores, id: &str) -> Watched {
+    let mut command = stores.tavern(&["meeting-controller"]);
+    command
+        .env("TAVERN_MEETING_CONTROLLER_ID", id)
+        .env("TAVERN_MEETING_CONTROLLER_ADDR", "127.0.0.1:0");
+    let mut controller = Watched::spawn(command);
+    controller.until("meeting controller listening at").await;
+    controller
+}
+
+/// Erin in a meeting served by a separate controller process.
+struct Erin {
+    /// `tavern serve` with `meeting_controller = "separate"`.
+    running: tavern::Running,
+    code: String,
+    controller: Watched,
+    /// `tavern meetings join CODE --as Erin`, joined.
+    erin: Watched,
+}
+
+/// `tavern serve` with `meeting_controller = "separate"`, a meeting called `name`, a
+/// controller process `controller`, and Erin joined to the meeting.
+async fn erin_at_a_separate_controller(stores: &Stores, name: &str, controller: &str) -> Erin {
     let running = stores
         .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
         .await;
-    let code = stores.create("Moving table").await;
-    let controller = |id: &str| {
-        let mut command = stores.tavern(&["meeting-controller"]);
-        command
-            .env("TAVERN_MEETING_CONTROLLER_ID", id)
-            .env("TAVERN_MEETING_CONTROLLER_ADDR", "127.0.0.1:0");
-        Watched::spawn(command)
-    };
-    let mut first = controller("mc-first");
-    first.until("meeting controller listening at").await;
+    let code = stores.create(name).await;
+    let controller = separate_controller(stores, controller).await;
     let mut erin = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Erin"]));
     erin.until("participants (1)").await;
     erin.until("Erin (you)").await;
-    let mut second = controller("mc-second");
-    second.until("meeting controller listening at").await;
+    Erin {
+        running,
+        code,
+        controller,
+        erin,
+    }
+}
+
+/// Erin, told her meeting moved, is in it again: her first session left with
+/// `connection_lost`, her second is in (its row is written as the answer goes out), and
+/// the meeting goes on.
+async fn in_again(stores: &Stores, pool: &sqlx::PgPool, code: &str, erin: &mut Watched) {
+    erin.until("participants (1)").await;
+    erin.until("Erin (you)").await;
+    let rows = common::participant_rows(pool, code, 2).await;
+    let reasons: Vec<Option<String>> = rows.into_iter().map(|(_, reason)| reason).collect();
+    assert_eq!(
+        reasons,
+        vec![Some("connection_lost".to_owned()), None],
+        "{:?}",
+        erin.seen
+    );
+    assert_eq!(status_of(stores, code).await, "active");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there() {
+    let stores = stores().await;
+    let Erin {
+        running,
+        code,
+        controller: first,
+        mut erin,
+    } = erin_at_a_separate_controller(&stores, "Moving table", "mc-first").await;
+    let second = separate_controller(&stores, "mc-second").await;
 
     // The registry gives the meeting to the second controller, as it does once the
     // first one's heartbeats have stopped for a while.
@@ -309,19 +355,7 @@ async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there(
 
     erin.until("the meeting moved to another meeting controller; joining again")
         .await;
-    erin.until("participants (1)").await;
-    erin.until("Erin (you)").await;
-    // Her first session left with `connection_lost`; her second is in (its row is
-    // written as the answer goes out), and the meeting goes on with its new controller.
-    let rows = common::participant_rows(&pool, &code, 2).await;
-    let reasons: Vec<Option<String>> = rows.into_iter().map(|(_, reason)| reason).collect();
-    assert_eq!(
-        reasons,
-        vec![Some("connection_lost".to_owned()), None],
-        "{:?}",
-        erin.seen
-    );
-    assert_eq!(status_of(&stores, &code).await, "active");
+    in_again(&stores, &pool, &code, &mut erin).await;
 
     assert_eq!(erin.interrupt().await, 0);
     assert_eq!(second.interrupt().await, 0);
@@ -732,43 +766,21 @@ async fn ctrl_c_while_joining_gives_up_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_whose_controller_restarts_joins_again_on_the_next_one() {
     let stores = stores().await;
-    let running = stores
-        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
-        .await;
-    let code = stores.create("Restarting table").await;
-    let controller = |id: &str| {
-        let mut command = stores.tavern(&["meeting-controller"]);
-        command
-            .env("TAVERN_MEETING_CONTROLLER_ID", id)
-            .env("TAVERN_MEETING_CONTROLLER_ADDR", "127.0.0.1:0");
-        Watched::spawn(command)
-    };
-    let mut first = controller("mc-before");
-    first.until("meeting controller listening at").await;
-    let mut erin = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Erin"]));
-    erin.until("participants (1)").await;
-    erin.until("Erin (you)").await;
+    let Erin {
+        running,
+        code,
+        controller: first,
+        mut erin,
+    } = erin_at_a_separate_controller(&stores, "Restarting table", "mc-before").await;
 
     assert_eq!(first.interrupt().await, 0);
     erin.until("the meeting moved to another meeting controller; joining again")
         .await;
     erin.until("no meeting controller can take the meeting yet; asking again in")
         .await;
-    let mut next = controller("mc-after");
-    next.until("meeting controller listening at").await;
-    erin.until("participants (1)").await;
-    erin.until("Erin (you)").await;
-
+    let next = separate_controller(&stores, "mc-after").await;
     let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
-    let rows = common::participant_rows(&pool, &code, 2).await;
-    let reasons: Vec<Option<String>> = rows.into_iter().map(|(_, reason)| reason).collect();
-    assert_eq!(
-        reasons,
-        vec![Some("connection_lost".to_owned()), None],
-        "{:?}",
-        erin.seen
-    );
-    assert_eq!(status_of(&stores, &code).await, "active");
+    in_again(&stores, &pool, &code, &mut erin).await;
     let assigned: Option<String> = sqlx::query_scalar(
         "SELECT assigned_controller_id FROM meet.meetings \
          WHERE replace(meeting_code, '-', '') = replace($1, '-', '')",
