@@ -1389,3 +1389,93 @@ async fn a_page_whose_controller_restarts_joins_again_on_the_next_one() {
     browser.quit().await;
     stop.cancel();
 }
+
+/// A page whose connection is lost (here: the presence job removed its participant, so
+/// the controller closed the session) joins again by itself, with no error, and the
+/// other participant sees it come back; at most 3 times in 5 minutes, then it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_connection_is_lost_joins_again_by_itself_three_times_at_most() {
+    const REJOINS: &str = "return document.getElementById('meet').dataset.rejoins || ''";
+    let (app, ctx, settings) = separate_world().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    start_controller(&ctx, &settings, "mc-only", |_| {}, &stop).await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Flaky table" })).await;
+    let pool = app.postgres.connect().await;
+    // Gus stays, so that the meeting does not end when Fay is removed.
+    let (gus, _) = join_by_link(&app.url(""), &code, "Gus").await;
+    let (browser, mut fay) = join_by_link(&app.url(""), &code, "Fay").await;
+    assert_eq!(browser.script(REJOINS).await, "");
+    let repo = meetings::Repo::from_context(&ctx);
+    let meeting: String =
+        sqlx::query_scalar("SELECT meeting_id::text FROM meet.meetings WHERE meeting_code = $1")
+            .bind(&code)
+            .fetch_one(pool.pool())
+            .await
+            .unwrap();
+    let meeting = meetings::domain::MeetingId::parse(&meeting).unwrap();
+    // As if her heartbeats had stopped: her presence expires and the presence job
+    // removes her (a heartbeat in between would renew it: again until she is removed).
+    let remove = |id: String| {
+        let repo = repo.clone();
+        async move {
+            let participant = meetings::domain::ParticipantId::parse(&id).unwrap();
+            testkit::eventually("the presence job removes Fay", || {
+                let repo = repo.clone();
+                async move {
+                    let mut gone = store::Writes::new();
+                    gone.del(&meetings::schema::presence_key(participant));
+                    repo.redis().apply(&gone).await.unwrap();
+                    let reaped = repo.reap_absent(meeting).await.unwrap();
+                    reaped.left.contains(&participant).then_some(())
+                }
+            })
+            .await;
+        }
+    };
+
+    for rejoin in 1..=3 {
+        remove(fay.clone()).await;
+        let again = browser
+            .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
+                !id.is_empty() && id != fay
+            })
+            .await;
+        assert_eq!(
+            browser.script(ERROR).await,
+            "",
+            "joined again without an error"
+        );
+        assert_eq!(browser.script(REJOINS).await, rejoin.to_string());
+        gus.text_when("Gus sees Fay back", LIMIT, TILES, |tiles| {
+            tiles == format!("{again}=Fay")
+        })
+        .await;
+        fay = again;
+    }
+    let rows = common::participant_rows(pool.pool(), &code, 5).await;
+    let reasons: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.as_deref()).collect();
+    assert_eq!(
+        reasons,
+        [
+            None,
+            Some("connection_lost"),
+            Some("connection_lost"),
+            Some("connection_lost"),
+            None
+        ]
+    );
+
+    // A fourth loss within the 5 minutes: the page says the connection closed and
+    // offers to join again rather than join by itself.
+    remove(fay.clone()).await;
+    let said = browser
+        .text_when("the page says the connection closed", LIMIT, ERROR, |e| {
+            !e.is_empty()
+        })
+        .await;
+    assert!(said.contains("closed the connection"), "{said}");
+    assert_eq!(browser.script(REJOINS).await, "3");
+    browser.quit().await;
+    gus.quit().await;
+    stop.cancel();
+}

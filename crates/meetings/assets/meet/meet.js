@@ -238,6 +238,11 @@
   // second connection waits as long as the browser does.
   const FIRST_TRY_WAIT_MS = 3000;
   const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+  /** Application close code of a session closed by the meeting server (proto.rs). */
+  const CLOSE_BY_CONTROLLER = 3;
+  /** Automatic rejoins after a lost connection allowed in REJOIN_WINDOW_MS. */
+  const REJOINS_ALLOWED = 3;
+  const REJOIN_WINDOW_MS = 5 * 60_000;
   /** The waits before asking again for a grant to a moved meeting (about a minute). */
   const REJOIN_WAITS_MS = [500, 1000, 2000, 4000, 8000, 15_000, 30_000];
   /** Media connections that may fail in a row before the page stops trying. */
@@ -320,7 +325,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
-    keys: null, name: null, moved: false, mediaGrantWaiter: null,
+    keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [],
   };
 
   function makeTile(id, name, self) {
@@ -445,14 +450,15 @@
   }
 
   /**
-   * Joins as `name`. `again`: the meeting moved to another meeting server (or its
-   * server is restarting), so a grant refused for want of a meeting server, or Tavern
+   * Joins as `name`. `again` (what to say meanwhile): the page was in the meeting and
+   * joins again (it moved to another meeting server, its server is restarting, or the
+   * connection was lost), so a grant refused for want of a meeting server, or Tavern
    * not answering, is asked for again after REJOIN_WAITS_MS.
    */
   async function join(name, again) {
     ui.error('');
     $('join').disabled = true;
-    ui.status(again ? 'The meeting moved to another server; joining again…' : 'Joining…');
+    ui.status(again || 'Joining…');
     let local = null;
     let frames;
     let waits = again ? [...REJOIN_WAITS_MS] : [];
@@ -622,7 +628,19 @@
       state.moved = false;
       finish();
       $('left').hidden = true;
-      join(state.name, true);
+      join(state.name, 'The meeting moved to another server; joining again…');
+      return;
+    }
+    // A connection lost (the network, or the meeting server closing it: silence, too
+    // slow to keep up, a participant removed for want of a heartbeat) is joined again
+    // at once, at most REJOINS_ALLOWED times in REJOIN_WINDOW_MS; a protocol error or
+    // a normal close is not.
+    const code = info ? info.closeCode : undefined;
+    if (!state.leaving && (code === undefined || code === CLOSE_BY_CONTROLLER) && mayRejoin()) {
+      finish();
+      $('left').hidden = true;
+      root.dataset.rejoins = String(Number(root.dataset.rejoins || 0) + 1);
+      join(state.name, 'The connection to the meeting was lost; joining again…');
       return;
     }
     if (!state.leaving && !root.dataset.error) {
@@ -630,6 +648,15 @@
       ui.error(`The meeting server closed the connection${reason}.`);
     }
     finish();
+  }
+
+  /** Whether another automatic rejoin fits in the budget (and counts it). */
+  function mayRejoin() {
+    const now = performance.now();
+    state.rejoins = state.rejoins.filter((at) => now - at < REJOIN_WINDOW_MS);
+    if (state.rejoins.length >= REJOINS_ALLOWED) return false;
+    state.rejoins.push(now);
+    return true;
   }
 
   /** Out of the call: timers, media and tiles stop; "Join again" is offered. */

@@ -32,7 +32,11 @@
 //!   frame is encrypted before it leaves the page (AES-GCM under sender keys the
 //!   participants exchange through the controller) and the page shows a safety code;
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
-//!   controller, ...) is said on the page, in words.
+//!   controller, ...) is said on the page, in words;
+//! - a meeting that moved (`meeting_moved`, also when its controller stops) is joined
+//!   again with a new grant, waiting up to about a minute for a controller; a
+//!   connection lost (the network, or the controller closing it) is joined again at
+//!   once, up to 3 times in 5 minutes (`data-rejoins` on `#meet`).
 //!
 //! A signed-in visitor's page carries `data-grant-url` (`/meet/{code}/grant`): the
 //! script may ask that route for a grant named by the visitor's account (the session
