@@ -995,15 +995,10 @@ async fn a_small_tile_receives_the_small_layer_and_a_large_one_the_large_in_an_e
     world.stop.cancel();
 }
 
-/// Tavern with `meeting_controller = "separate"` and, in this process, two meeting
-/// controllers: the registry moves a meeting from one to the other while a page is in
-/// it (as it does once the first one's heartbeats have stopped for a while), and the
-/// page joins it again there by itself.
-/// Waits until the page that joined meeting `code` as participant `first` is in again
-/// under a new id, with no error: the first session left with `connection_lost`, the
-/// second is open.
-async fn joined_again(browser: &Browser, pool: &store::Postgres, code: &str, first: &str) {
-    let second = browser
+/// Waits until the page in as participant `first` is in again under a new id, with no
+/// error: the new id.
+async fn in_again(browser: &Browser, first: &str) -> String {
+    let again = browser
         .text_when("the page joins again", LIMIT, SELF_ID, |id| {
             !id.is_empty() && id != first
         })
@@ -1013,6 +1008,13 @@ async fn joined_again(browser: &Browser, pool: &store::Postgres, code: &str, fir
         "",
         "joined again without an error"
     );
+    again
+}
+
+/// [`in_again`], in meeting `code`: the first session left with `connection_lost`, the
+/// second is open.
+async fn joined_again(browser: &Browser, pool: &store::Postgres, code: &str, first: &str) {
+    let second = in_again(browser, first).await;
     let rows = common::participant_rows(pool.pool(), code, 2).await;
     assert_eq!(
         rows,
@@ -1023,6 +1025,10 @@ async fn joined_again(browser: &Browser, pool: &store::Postgres, code: &str, fir
     );
 }
 
+/// Tavern with `meeting_controller = "separate"` and, in this process, two meeting
+/// controllers: the registry moves a meeting from one to the other while a page is in
+/// it (as it does once the first one's heartbeats have stopped for a while), and the
+/// page joins it again there by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
     let (app, ctx, settings) = separate_world().await;
@@ -1435,16 +1441,7 @@ async fn a_page_whose_connection_is_lost_joins_again_by_itself_three_times_at_mo
 
     for rejoin in 1..=3 {
         remove(fay.clone()).await;
-        let again = browser
-            .text_when("Fay joins again", LIMIT, SELF_ID, |id| {
-                !id.is_empty() && id != fay
-            })
-            .await;
-        assert_eq!(
-            browser.script(ERROR).await,
-            "",
-            "joined again without an error"
-        );
+        let again = in_again(&browser, &fay).await;
         assert_eq!(browser.script(REJOINS).await, rejoin.to_string());
         gus.text_when("Gus sees Fay back", LIMIT, TILES, |tiles| {
             tiles == format!("{again}=Fay")
