@@ -196,10 +196,12 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         });
     }
     // A meeting that moves to another controller while this participant is in it
-    // (`meeting_moved`, also when its controller stops) is joined again there, with a
-    // new grant: asked for again, for about a minute, while no controller can take it
-    // yet (one restarting).
+    // (`meeting_moved`, also when its controller stops), or whose connection is lost
+    // (at most `REJOINS_ALLOWED` times in `REJOIN_WINDOW`), is joined again, with a new
+    // grant: asked for again, for about a minute, while no controller can take it yet
+    // (one restarting).
     let mut waits: std::slice::Iter<'static, Duration> = [].iter();
+    let mut rejoins: Vec<tokio::time::Instant> = Vec::new();
     loop {
         let meeting = match find(&repo, code).await {
             Ok(m) => m,
@@ -240,6 +242,17 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
                 println!("the meeting moved to another meeting controller; joining again");
                 waits = REJOIN_WAITS.iter();
             }
+            Attended::Lost(reason) => {
+                let now = tokio::time::Instant::now();
+                rejoins.retain(|at| now.duration_since(*at) < REJOIN_WINDOW);
+                if rejoins.len() >= REJOINS_ALLOWED {
+                    println!("the meeting controller closed the session ({reason})");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                rejoins.push(now);
+                println!("the connection to the meeting was lost ({reason}); joining again");
+                waits = REJOIN_WAITS.iter();
+            }
         }
     }
 }
@@ -255,6 +268,11 @@ static REJOIN_WAITS: [Duration; 7] = [
     Duration::from_secs(15),
     Duration::from_secs(30),
 ];
+
+/// Automatic rejoins after a lost connection allowed in [`REJOIN_WINDOW`] (as the
+/// meeting page).
+const REJOINS_ALLOWED: usize = 3;
+const REJOIN_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// Why [`connect`] opened no session.
 enum NotConnected {
@@ -315,6 +333,9 @@ enum Attended {
     Over(ExitCode),
     /// The meeting moved to another controller (`meeting_moved`): join it there.
     Moved,
+    /// The connection was lost, for this reason: the network, or the controller closed
+    /// the session (silence, too slow to keep up, removed for want of a heartbeat).
+    Lost(String),
 }
 
 /// Joins over `client`, prints the participants, then (unless `once`) what happens in
@@ -376,9 +397,24 @@ async fn attend(
                     .context("sending a heartbeat")?;
             }
             message = client.next() => {
-                let Some(message) = message.context("reading from the meeting controller")? else {
-                    println!("the meeting controller closed the session");
-                    return Ok(Attended::Over(ExitCode::SUCCESS));
+                let message = match message {
+                    Ok(Some(message)) => message,
+                    Ok(None) => {
+                        return Ok(match lost(&client).await {
+                            Some(reason) => Attended::Lost(reason),
+                            None => {
+                                println!("the meeting controller closed the session");
+                                Attended::Over(ExitCode::SUCCESS)
+                            }
+                        });
+                    }
+                    Err(error) => {
+                        return match lost(&client).await {
+                            Some(reason) => Ok(Attended::Lost(reason)),
+                            None => Err(anyhow::Error::from(error)
+                                .context("reading from the meeting controller")),
+                        };
+                    }
                 };
                 match message.payload {
                     Some(server_message::Payload::ParticipantJoined(joined)) => {
@@ -408,6 +444,23 @@ async fn attend(
                 }
             }
         }
+    }
+}
+
+/// How long a session whose stream ended may take to say how it closed.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why `client`'s session ended, when that was a lost connection: closed by the
+/// controller (`CLOSE_BY_CONTROLLER`) or by the network (no application close). `None`
+/// for a normal close, a protocol error or a refusal, or a close not told in time.
+async fn lost(client: &Client) -> Option<String> {
+    let closed = tokio::time::timeout(CLOSE_WAIT, client.closed())
+        .await
+        .ok()?;
+    match closed.code {
+        Some(code) if code == u64::from(proto::CLOSE_BY_CONTROLLER) => Some(closed.reason),
+        Some(_) => None,
+        None => Some(closed.reason),
     }
 }
 

@@ -796,3 +796,65 @@ async fn a_participant_whose_controller_restarts_joins_again_on_the_next_one() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+/// A participant whose connection is lost (here: the presence job removed it, so the
+/// controller closed its session) joins again by itself, as the meeting page does; the
+/// other participant sees it leave and come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_connection_is_lost_joins_again_by_itself() {
+    let stores = stores().await;
+    let Erin {
+        running,
+        code,
+        controller,
+        mut erin,
+    } = erin_at_a_separate_controller(&stores, "Flaky table", "mc-only").await;
+    // Gus stays, so that the meeting does not end when Erin is removed.
+    let mut gus = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Gus"]));
+    gus.until("Gus (you)").await;
+    erin.until("+ Gus joined").await;
+
+    // As if her heartbeats had stopped: her presence expires and the presence job
+    // removes her (a heartbeat in between would renew it: again until she is removed).
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+    let (erin_id, meeting): (String, String) = sqlx::query_as(
+        "SELECT p.participant_id::text, p.meeting_id::text FROM meet.meeting_participants p \
+         WHERE p.display_name = 'Erin' AND p.left_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let repo = meetings::Repo::new(
+        store::Redis::connect(&stores.redis.url()).await.unwrap(),
+        store::Postgres::connect(&stores.postgres.url())
+            .await
+            .unwrap(),
+        std::sync::Arc::new(base::SystemClock),
+    );
+    let participant = meetings::domain::ParticipantId::parse(&erin_id).unwrap();
+    let meeting = meetings::domain::MeetingId::parse(&meeting).unwrap();
+    testkit::eventually("the presence job removes Erin", || {
+        let repo = repo.clone();
+        async move {
+            let mut gone = store::Writes::new();
+            gone.del(&meetings::schema::presence_key(participant));
+            repo.redis().apply(&gone).await.unwrap();
+            let reaped = repo.reap_absent(meeting).await.unwrap();
+            reaped.left.contains(&participant).then_some(())
+        }
+    })
+    .await;
+
+    erin.until("the connection to the meeting was lost").await;
+    erin.until("participants (2)").await;
+    erin.until("Erin (you)").await;
+    gus.until("- Erin left (connection_lost)").await;
+    gus.until("+ Erin joined").await;
+    assert_eq!(status_of(&stores, &code).await, "active");
+
+    assert_eq!(erin.interrupt().await, 0);
+    assert_eq!(gus.interrupt().await, 0);
+    assert_eq!(controller.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}
