@@ -1419,23 +1419,12 @@ async fn a_page_whose_connection_is_lost_joins_again_by_itself_three_times_at_mo
             .await
             .unwrap();
     let meeting = meetings::domain::MeetingId::parse(&meeting).unwrap();
-    // As if her heartbeats had stopped: her presence expires and the presence job
-    // removes her (a heartbeat in between would renew it: again until she is removed).
+    // As if her heartbeats had stopped: the presence job removes her.
     let remove = |id: String| {
         let repo = repo.clone();
         async move {
             let participant = meetings::domain::ParticipantId::parse(&id).unwrap();
-            testkit::eventually("the presence job removes Fay", || {
-                let repo = repo.clone();
-                async move {
-                    let mut gone = store::Writes::new();
-                    gone.del(&meetings::schema::presence_key(participant));
-                    repo.redis().apply(&gone).await.unwrap();
-                    let reaped = repo.reap_absent(meeting).await.unwrap();
-                    reaped.left.contains(&participant).then_some(())
-                }
-            })
-            .await;
+            common::removed_for_silence(&repo, meeting, participant).await;
         }
     };
 

@@ -814,8 +814,7 @@ async fn a_participant_whose_connection_is_lost_joins_again_by_itself() {
     gus.until("Gus (you)").await;
     erin.until("+ Gus joined").await;
 
-    // As if her heartbeats had stopped: her presence expires and the presence job
-    // removes her (a heartbeat in between would renew it: again until she is removed).
+    // As if her heartbeats had stopped: the presence job removes her.
     let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
     let (erin_id, meeting): (String, String) = sqlx::query_as(
         "SELECT p.participant_id::text, p.meeting_id::text FROM meet.meeting_participants p \
@@ -833,17 +832,7 @@ async fn a_participant_whose_connection_is_lost_joins_again_by_itself() {
     );
     let participant = meetings::domain::ParticipantId::parse(&erin_id).unwrap();
     let meeting = meetings::domain::MeetingId::parse(&meeting).unwrap();
-    testkit::eventually("the presence job removes Erin", || {
-        let repo = repo.clone();
-        async move {
-            let mut gone = store::Writes::new();
-            gone.del(&meetings::schema::presence_key(participant));
-            repo.redis().apply(&gone).await.unwrap();
-            let reaped = repo.reap_absent(meeting).await.unwrap();
-            reaped.left.contains(&participant).then_some(())
-        }
-    })
-    .await;
+    common::removed_for_silence(&repo, meeting, participant).await;
 
     erin.until("the connection to the meeting was lost").await;
     erin.until("participants (2)").await;

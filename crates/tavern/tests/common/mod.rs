@@ -200,3 +200,24 @@ pub async fn participant_rows(
     })
     .await
 }
+
+/// What the presence job does once `participant`'s heartbeats stop: its presence key
+/// expires (deleted here) and [`meetings::Repo::reap_absent`] removes it from `meeting`;
+/// again until it is removed (a heartbeat in between renews its presence).
+pub async fn removed_for_silence(
+    repo: &meetings::Repo,
+    meeting: meetings::domain::MeetingId,
+    participant: meetings::domain::ParticipantId,
+) {
+    testkit::eventually("the presence job removes the participant", || {
+        let repo = repo.clone();
+        async move {
+            let mut gone = store::Writes::new();
+            gone.del(&meetings::schema::presence_key(participant));
+            repo.redis().apply(&gone).await.unwrap();
+            let reaped = repo.reap_absent(meeting).await.unwrap();
+            reaped.left.contains(&participant).then_some(())
+        }
+    })
+    .await;
+}
