@@ -805,9 +805,14 @@ impl Session {
         let (handler, address) = {
             let mut assigned = shared.media_assigned.lock().await;
             let kept = match assigned.get(&self.meeting) {
-                Some((handler, _)) if renew && !still_serves(shared, media, handler).await => {
-                    tracing::info!(%handler, "the meeting's media handler stopped; assigning another");
-                    None
+                Some((handler, _)) if renew => {
+                    match serving_address(shared, media, handler).await {
+                        Some(address) => Some((handler.clone(), Some(address))),
+                        None => {
+                            tracing::info!(%handler, "the meeting's media handler stopped; assigning another");
+                            None
+                        }
+                    }
                 }
                 Some((handler, _)) => media_address(shared, media, handler)
                     .await
@@ -1119,20 +1124,31 @@ impl Session {
     }
 }
 
-/// Whether media handler `id` still serves its meetings: registered, alive and taking
-/// sessions (a handler that stopped reports `draining`; one that died stops
-/// heartbeating). A registry that cannot be read keeps it (logged).
-async fn still_serves(
+/// [`media_address`] of media handler `id` while it still serves its meetings:
+/// registered, alive and taking sessions (a handler that stopped reports `draining`;
+/// one that died stops heartbeating); `None` once it does not. One read of its
+/// registration, which also gives the address of a handler in another process. A
+/// registry that cannot be read keeps it (logged), at its directory address.
+async fn serving_address(
     shared: &Shared,
     media: &super::MediaHandlers,
     id: &crate::domain::HandlerId,
-) -> bool {
+) -> Option<super::MediaHandlerAddress> {
     match shared.repo.live_media_handler(id, &media.liveness).await {
-        Ok(Some(handler)) => handler.health.keeps_its_work(),
-        Ok(None) => false,
+        Ok(Some(handler)) if handler.health.keeps_its_work() => Some(
+            media
+                .directory
+                .address(id)
+                .unwrap_or(super::MediaHandlerAddress {
+                    handler_id: handler.handler_id,
+                    endpoint: handler.endpoint,
+                    certificate_hash: handler.certificate_hash,
+                }),
+        ),
+        Ok(_) => None,
         Err(error) => {
             tracing::warn!(handler = %id, %error, "could not read a media handler's registration; kept");
-            true
+            media.directory.address(id)
         }
     }
 }
