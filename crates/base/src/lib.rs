@@ -10,13 +10,16 @@
 //!   constructor or a redacting `Debug` (for ids that are bearer secrets). Discord
 //!   snowflakes are not made here: they are `discord::model` ids.
 //! - [`Clock`]: what "now" is, so tests can move time ([`ManualClock`]).
+//! - [`RecentLimit`]: at most so many of something in any span of time, in memory.
 
 mod clock;
 pub mod id;
+mod limit;
 mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::InvalidId;
+pub use limit::RecentLimit;
 pub use secret::Secret;
 
 #[doc(hidden)]

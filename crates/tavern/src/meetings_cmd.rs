@@ -201,7 +201,7 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
     // grant: asked for again, for about a minute, while no controller can take it yet
     // (one restarting).
     let mut waits: std::slice::Iter<'static, Duration> = [].iter();
-    let mut rejoins: Vec<tokio::time::Instant> = Vec::new();
+    let mut rejoins = base::RecentLimit::new(REJOINS_ALLOWED, REJOIN_WINDOW);
     loop {
         let meeting = match find(&repo, code).await {
             Ok(m) => m,
@@ -243,13 +243,10 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
                 waits = REJOIN_WAITS.iter();
             }
             Attended::Lost(reason) => {
-                let now = tokio::time::Instant::now();
-                rejoins.retain(|at| now.duration_since(*at) < REJOIN_WINDOW);
-                if rejoins.len() >= REJOINS_ALLOWED {
+                if rejoins.allow(std::time::Instant::now()).is_err() {
                     println!("the meeting controller closed the session ({reason})");
                     return Ok(ExitCode::SUCCESS);
                 }
-                rejoins.push(now);
                 println!("the connection to the meeting was lost ({reason}); joining again");
                 waits = REJOIN_WAITS.iter();
             }

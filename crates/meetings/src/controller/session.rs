@@ -398,45 +398,7 @@ struct Session {
     /// The participant's row being written after the join's answer.
     row: Option<JoinHandle<Result<(), MeetingsError>>>,
     /// The new media grants it asked for in the last minute.
-    media_grants: PerMinute,
-}
-
-/// At most `limit` of something in any minute: when each of the last `limit` was
-/// allowed.
-#[derive(Debug)]
-struct PerMinute {
-    limit: usize,
-    allowed: std::collections::VecDeque<Instant>,
-}
-
-impl PerMinute {
-    const WINDOW: Duration = Duration::from_secs(60);
-
-    fn new(limit: usize) -> PerMinute {
-        PerMinute {
-            limit,
-            allowed: std::collections::VecDeque::with_capacity(limit),
-        }
-    }
-
-    /// Allows one more at `now`, or says how long until one more is allowed.
-    fn allow(&mut self, now: Instant) -> Result<(), Duration> {
-        while self
-            .allowed
-            .front()
-            .is_some_and(|at| now.saturating_duration_since(*at) >= Self::WINDOW)
-        {
-            self.allowed.pop_front();
-        }
-        if self.allowed.len() < self.limit {
-            self.allowed.push_back(now);
-            return Ok(());
-        }
-        Err(match self.allowed.front() {
-            Some(oldest) => Self::WINDOW.saturating_sub(now.saturating_duration_since(*oldest)),
-            None => Self::WINDOW,
-        })
-    }
+    media_grants: base::RecentLimit,
 }
 
 /// The outcome of the participant's row write; pending while there is none (a `select!`
@@ -504,7 +466,10 @@ async fn run_session(
         joined: false,
         prefetched: Some(prefetched),
         row: None,
-        media_grants: PerMinute::new(proto::MEDIA_GRANTS_PER_MINUTE),
+        media_grants: base::RecentLimit::new(
+            proto::MEDIA_GRANTS_PER_MINUTE,
+            Duration::from_secs(60),
+        ),
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -1041,7 +1006,7 @@ impl Session {
                         "this meeting server hands out no media grants",
                     )));
                 }
-                if let Err(wait) = self.media_grants.allow(Instant::now()) {
+                if let Err(wait) = self.media_grants.allow(std::time::Instant::now()) {
                     tracing::info!("media grant refused: rate limit");
                     return self.reply(Out::Error(proto::Error::new(
                         "rate_limited",
@@ -1348,28 +1313,6 @@ mod tests {
 
     fn response() -> JoinResponse {
         JoinResponse::default()
-    }
-
-    #[test]
-    fn at_most_the_limit_is_allowed_in_any_minute_and_the_wait_is_told() {
-        let mut limit = PerMinute::new(3);
-        let t0 = Instant::now();
-        let secs = |s| t0 + Duration::from_secs(s);
-        assert_eq!(limit.allow(t0), Ok(()));
-        assert_eq!(limit.allow(secs(10)), Ok(()));
-        assert_eq!(limit.allow(secs(20)), Ok(()));
-        // The fourth within the minute waits until the first is a minute old.
-        assert_eq!(limit.allow(secs(30)), Err(Duration::from_secs(30)));
-        assert_eq!(limit.allow(secs(59)), Err(Duration::from_secs(1)));
-        // A refusal is not counted: at 60 s the first has left the window.
-        assert_eq!(limit.allow(secs(60)), Ok(()));
-        assert_eq!(limit.allow(secs(61)), Err(Duration::from_secs(9)));
-        assert_eq!(limit.allow(secs(70)), Ok(()));
-        // After a quiet minute the whole limit is there again.
-        for s in [200, 201, 202] {
-            assert_eq!(limit.allow(secs(s)), Ok(()));
-        }
-        assert!(limit.allow(secs(203)).is_err());
     }
 
     #[test]
