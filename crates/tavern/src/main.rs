@@ -1,5 +1,6 @@
 //! `tavern`: the command-line entry point.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -227,8 +228,17 @@ fn init_tracing(format: LogFormat, to_stderr: bool) {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
+    // Colours only for a person at a terminal: a log file, a pipe or the journal gets
+    // plain text (and `NO_COLOR` turns them off anyway).
+    let colours = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && if to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_target(false);
     match (format, to_stderr) {
         (LogFormat::Text, false) => builder.init(),

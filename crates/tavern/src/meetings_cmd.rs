@@ -159,13 +159,43 @@ async fn create(
 }
 
 /// The meeting a code or id names.
-async fn find(repo: &Repo, code: &str) -> Result<Meeting, MeetingsError> {
-    match MeetingId::parse(code.trim()) {
-        Ok(id) => repo.meeting(id).await,
-        Err(_) => match MeetingCode::parse(code) {
-            Ok(code) => repo.meeting_by_code(&code).await,
-            Err(e) => Err(store::StorageError::not_found(e.to_string()).into()),
-        },
+/// How `join` names its meeting: by id, else by code.
+#[derive(Debug)]
+enum Named {
+    Id(MeetingId),
+    Code(MeetingCode),
+}
+
+impl Named {
+    /// A meeting id, else a meeting code (any case, hyphens optional); the code's
+    /// reason when it is neither.
+    fn parse(s: &str) -> Result<Named, base::InvalidId> {
+        match MeetingId::parse(s.trim()) {
+            Ok(id) => Ok(Named::Id(id)),
+            Err(_) => MeetingCode::parse(s).map(Named::Code),
+        }
+    }
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Named::Id(id) => write!(f, "the id {id}"),
+            Named::Code(code) => write!(f, "the code {code}"),
+        }
+    }
+}
+
+/// The meeting `named`, or `None` when there is none.
+async fn find(repo: &Repo, named: &Named) -> Result<Option<Meeting>, MeetingsError> {
+    let found = match named {
+        Named::Id(id) => repo.meeting(*id).await,
+        Named::Code(code) => repo.meeting_by_code(code).await,
+    };
+    match found {
+        Ok(meeting) => Ok(Some(meeting)),
+        Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -174,6 +204,13 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
         Ok(n) => n,
         Err(e) => {
             eprintln!("tavern: --as: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let named = match Named::parse(code) {
+        Ok(named) => named,
+        Err(e) => {
+            eprintln!("tavern: {e}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -203,12 +240,13 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
     let mut waits: std::slice::Iter<'static, Duration> = [].iter();
     let mut rejoins = base::RecentLimit::new(REJOINS_ALLOWED, REJOIN_WINDOW);
     loop {
-        let meeting = match find(&repo, code).await {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("tavern: no meeting `{code}`: {}", e.user_message());
+        let meeting = match find(&repo, &named).await {
+            Ok(Some(meeting)) => meeting,
+            Ok(None) => {
+                eprintln!("tavern: no meeting has {named}");
                 return Ok(ExitCode::FAILURE);
             }
+            Err(e) => return Err(anyhow::Error::from(e).context("reading the meeting")),
         };
         // Ctrl-C while connecting gives up, as it did before this process handled it.
         let connected = tokio::select! {

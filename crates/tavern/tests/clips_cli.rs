@@ -200,6 +200,8 @@ async fn json_is_one_object_on_the_last_line() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stderr.contains("scan run stopped"), "{stderr}");
+    // Read from a pipe, not a terminal: plain text, no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     let figures = json_line(&stdout);
     assert_eq!(figures["status"], "succeeded", "{figures}");
     assert_eq!(figures["messages_scanned"], 120, "{figures}");

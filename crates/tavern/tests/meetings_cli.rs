@@ -214,9 +214,19 @@ async fn a_sandbox_meeting_is_created_and_joined_from_the_command_line() {
     assert_eq!(exit, 1, "{err}");
     assert!(err.contains("ended"), "{err}");
     let (exit, _, err) = stores
-        .run(&["meetings", "join", "ZZZ-ZZZZ-ZZZ", "--as", "Carol"])
+        .run(&["meetings", "join", "zzz-zzzz-zzz", "--as", "Carol"])
         .await;
     assert_eq!(exit, 1, "{err}");
+    assert_eq!(err.trim(), "tavern: no meeting has the code ZZZ-ZZZZ-ZZZ");
+    // One that is no code at all is a command that cannot run, and says why.
+    let (exit, _, err) = stores
+        .run(&["meetings", "join", "NOPE-CODE", "--as", "Carol"])
+        .await;
+    assert_eq!(exit, 2, "{err}");
+    assert!(
+        err.contains("`NOPE-CODE` is not a valid meeting code"),
+        "{err}"
+    );
     let (exit, _, err) = stores.run(&["meetings", "join", &code, "--as", " "]).await;
     assert_eq!(exit, 2, "{err}");
 
