@@ -43,13 +43,30 @@ pub enum ListenError {
 /// drops to the next key frame, within about 1 MiB rather than seconds of media.
 pub(crate) const SEND_WINDOW: u64 = 1024 * 1024;
 
+/// How long, in milliseconds, a connection of ours may hear nothing from its peer
+/// before it is closed as lost (QUIC's idle timeout: 30 s; the lower of the two peers'
+/// counts).
+const IDLE_TIMEOUT_MS: u32 = 30_000;
+
+/// How long a side of a connection may go without sending before it sends a QUIC ping,
+/// so that a quiet connection (a subscriber between key frames, a participant between
+/// heartbeats) is neither idled out nor dropped by a NAT: a third of the idle timeout
+/// ([`IDLE_TIMEOUT_MS`]), so two pings in a row may be lost. A ping does not find a dead peer
+/// sooner (the idle timeout does), and each one is a packet and its acknowledgement on
+/// both machines: a controller holding 1,000 sessions sent 333 pings a second at 3 s.
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
 /// The QUIC transport of every endpoint of ours (the controller's and the handler's,
-/// the signalling and media clients, relays): a keep-alive every 3 s, and at most
-/// [`SEND_WINDOW`] sent and not yet acknowledged.
+/// the signalling and media clients, relays): [`IDLE_TIMEOUT_MS`], a ping after
+/// [`KEEP_ALIVE`] without sending, and at most [`SEND_WINDOW`] sent and not yet
+/// acknowledged.
 pub(crate) fn transport() -> QuicTransportConfig {
     let mut transport = QuicTransportConfig::default();
+    let idle =
+        wtransport::quinn::IdleTimeout::from(wtransport::quinn::VarInt::from_u32(IDLE_TIMEOUT_MS));
     transport
-        .keep_alive_interval(Some(Duration::from_secs(3)))
+        .max_idle_timeout(Some(idle))
+        .keep_alive_interval(Some(KEEP_ALIVE))
         .send_window(SEND_WINDOW);
     transport
 }

@@ -34,6 +34,12 @@ const FAKES_THREAD: &str = "bench-fakes";
 /// CPU time (user + system) of this process's threads named [`FAKES_THREAD`], from
 /// `/proc/self/task/*/stat`.
 fn fakes_cpu() -> Option<Duration> {
+    threads_cpu(FAKES_THREAD)
+}
+
+/// CPU time (user + system) of this process's threads named `name`, from
+/// `/proc/self/task/*/stat` (threads that ended are not counted).
+fn threads_cpu(name: &str) -> Option<Duration> {
     let mut ticks = 0u64;
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let stat = match std::fs::read_to_string(task.path().join("stat")) {
@@ -43,7 +49,7 @@ fn fakes_cpu() -> Option<Duration> {
         };
         let open = stat.find('(')?;
         let close = stat.rfind(')')?;
-        if stat.get(open + 1..close) != Some(FAKES_THREAD) {
+        if stat.get(open + 1..close) != Some(name) {
             continue;
         }
         let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();

@@ -167,6 +167,10 @@ enum Bench {
         /// serve` does).
         #[arg(long)]
         media: bool,
+        /// Once everybody has joined, keep every session open this many seconds (a
+        /// heartbeat each 10 s) and print what holding them costs the server's CPU.
+        #[arg(long, default_value_t = 0)]
+        hold: u64,
     },
     /// One publisher at 2.5 Mbit/s forwarded by the media handler to N subscribers over
     /// loopback (against TAVERN_REDIS_URL and TAVERN_DATABASE_URL): frames and bytes out
@@ -457,6 +461,7 @@ fn main() -> ExitCode {
                 validations,
                 client_threads,
                 media,
+                hold,
             }) => tavern::bench::meetings::run(
                 &config,
                 tavern::bench::meetings::MeetingsLoad {
@@ -467,6 +472,7 @@ fn main() -> ExitCode {
                     validations,
                     client_threads,
                     media,
+                    hold: std::time::Duration::from_secs(hold),
                 },
             )
             .await

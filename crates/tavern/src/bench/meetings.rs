@@ -32,7 +32,10 @@
 //!    apart the session's and the answer's share); each participant's QUIC endpoint is
 //!    made before its join is timed ([`Endpoints`]); every session stays open, with a
 //!    heartbeat every 10 s ([`stay`]), until all have joined;
-//! 4. everybody leaves, and the meetings end (the seed's Example 2).
+//! 4. with `hold`, every session stays open that long (heartbeats only, nobody
+//!    arriving), and the CPU time used meanwhile is printed a second: the server's
+//!    (this process but the clients' threads), Redis's (`INFO cpu`) and the clients';
+//! 5. everybody leaves, and the meetings end (the seed's Example 2).
 //!
 //! Each figure is printed next to Dark Tower's own target and the goal (ten times better);
 //! the ratio is the figure over the goal (below 1 meets it). Nothing is asserted.
@@ -66,6 +69,9 @@ pub struct MeetingsLoad {
     /// A media handler in the process too, whose grants the controller hands out with
     /// each `JoinResponse`, as `tavern serve` runs them.
     pub media: bool,
+    /// How long every session is kept open once all have joined, with what that costs
+    /// the server measured (nothing when zero).
+    pub hold: Duration,
 }
 
 /// When each participant arrives, from the first: a Poisson process of `rate` a
@@ -120,6 +126,7 @@ const WARM_UP_JOINS: usize = 2 * WARM_UP;
 struct Server {
     base: String,
     auth: meetings::auth::Auth,
+    redis: store::Redis,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: tokio::task::JoinSet<anyhow::Result<()>>,
 }
@@ -144,7 +151,12 @@ async fn start(config: &Config, media: bool) -> anyhow::Result<Server> {
         .context("binding the HTTP listener")?;
     let addr = listener.local_addr().context("the HTTP address")?;
     let public_url = url::Url::parse(&format!("http://{addr}")).context("the bench's URL")?;
-    let ctx = crate::app::context(redis, pg, discord::Discord::without_token(), public_url);
+    let ctx = crate::app::context(
+        redis.clone(),
+        pg,
+        discord::Discord::without_token(),
+        public_url,
+    );
     let settings = meetings::MeetingsConfig {
         secret_key: Some(
             meetings::auth::MeetingsSecretKey::generate().context("a meetings secret key")?,
@@ -211,6 +223,7 @@ async fn start(config: &Config, media: bool) -> anyhow::Result<Server> {
     Ok(Server {
         base: format!("http://{addr}"),
         auth,
+        redis,
         shutdown,
         tasks,
     })
@@ -261,13 +274,14 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
     // share the machine's cores).
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(load.client_threads.max(1))
-        .thread_name("bench-clients")
+        .thread_name(CLIENTS_THREAD)
         .enable_all()
         .build()
         .context("starting the clients' runtime")?;
     let target = Target {
         base: server.base.clone(),
         auth: server.auth.clone(),
+        redis: server.redis.clone(),
         runtime: tokio::runtime::Handle::current(),
     };
     let result = match clients.spawn(measure(target, load)).await {
@@ -286,6 +300,8 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
 struct Target {
     base: String,
     auth: meetings::auth::Auth,
+    /// The Redis the server uses, for its CPU time.
+    redis: store::Redis,
     /// The server's runtime, for the work timed as the server's own.
     runtime: tokio::runtime::Handle,
 }
@@ -467,7 +483,14 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     let (sessions, answers) = (sorted(sessions), sorted(answers));
     let lateness = sorted(lateness);
 
-    // 4. Leave.
+    // Held: every session open, a heartbeat each 10 s, nobody arriving.
+    let held = if load.hold.is_zero() {
+        None
+    } else {
+        Some(hold(&server.redis, load.hold).await)
+    };
+
+    // 5. Leave.
     let leaving = clients.len();
     let left_at = Instant::now();
     leave.cancel();
@@ -585,6 +608,9 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         ms(percentile(&answers, 50.0)),
         ms(percentile(&answers, 99.0))
     );
+    if let Some(held) = held {
+        held.print(joins.len(), load.hold);
+    }
     println!(
         "  {leaving} left in {:.2} s ({leave_failures} failed); the meetings ended",
         left.as_secs_f64()
@@ -593,6 +619,84 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         println!("  the first leave that failed: {failure}");
     }
     Ok(())
+}
+
+/// The name of the clients' runtime's threads, so their CPU time can be told from the
+/// server's.
+const CLIENTS_THREAD: &str = "bench-clients";
+
+/// What holding every session open cost, CPU time per second of the hold (`None`: not
+/// measurable here).
+struct Held {
+    /// This process but the clients: the HTTP server, the meeting controller (and the
+    /// media handler, with `--media`).
+    server: Option<Duration>,
+    /// The clients, for scale.
+    clients: Option<Duration>,
+    /// Redis (its own `INFO cpu`).
+    redis: Option<Duration>,
+}
+
+/// CPU time (user + system) Redis reports it has used, from `INFO cpu`.
+async fn redis_cpu(redis: &store::Redis) -> Option<Duration> {
+    let info: String = store::redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut redis.conn())
+        .await
+        .ok()?;
+    let seconds = |field: &str| -> Option<f64> {
+        info.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let used = seconds("used_cpu_sys")? + seconds("used_cpu_user")?;
+    Duration::try_from_secs_f64(used).ok()
+}
+
+/// Waits `span` with every session open and measures the CPU time used meanwhile.
+async fn hold(redis: &store::Redis, span: Duration) -> Held {
+    let before = (
+        super::process_cpu(),
+        super::threads_cpu(CLIENTS_THREAD),
+        redis_cpu(redis).await,
+    );
+    tokio::time::sleep(span).await;
+    let after = (
+        super::process_cpu(),
+        super::threads_cpu(CLIENTS_THREAD),
+        redis_cpu(redis).await,
+    );
+    let per_second = |used: Option<Duration>| used.map(|u| u.div_f64(span.as_secs_f64()));
+    let spent = |b: Option<Duration>, a: Option<Duration>| a?.checked_sub(b?);
+    let clients = spent(before.1, after.1);
+    let process = spent(before.0, after.0);
+    Held {
+        server: per_second(process.zip(clients).and_then(|(p, c)| p.checked_sub(c))),
+        clients: per_second(clients),
+        redis: per_second(spent(before.2, after.2)),
+    }
+}
+
+impl Held {
+    fn print(&self, sessions: usize, span: Duration) {
+        let shown = |d: Option<Duration>| match d {
+            Some(d) => format!("{:.1} ms", d.as_secs_f64() * 1000.0),
+            None => "not measurable".to_owned(),
+        };
+        println!(
+            "  {sessions} sessions held open {} s (a heartbeat each 10 s): CPU a second: the server {} ({}), Redis {}; the clients {}",
+            span.as_secs(),
+            shown(self.server),
+            match self.server {
+                Some(d) => format!("{:.2}% of a core", d.as_secs_f64() * 100.0),
+                None => "-".to_owned(),
+            },
+            shown(self.redis),
+            shown(self.clients)
+        );
+    }
 }
 
 /// Token validation (the server's own work): access tokens each used for the first
