@@ -253,14 +253,22 @@ fn fixed_routes(state: AppState) -> Router {
 fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
         .layer(axum::Extension(site))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // A 5xx answer is logged as a warning inside its request's span (so it
+                // names the route): the handler that failed has said why, and a
+                // `/readyz` answering 503 while a store is down is no error of ours.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
 }
 
-/// The span of one request. Its URI is shown without what may be a secret: the query
-/// of the login routes (OAuth `code`, `state` and `error`) is left out entirely, and
-/// elsewhere the value of any credential-looking parameter is `***`.
+/// The span of one request, at `info` so that whatever is logged while it is served
+/// names its method and route. Its URI is shown without what may be a secret: the
+/// query of the login routes (OAuth `code`, `state` and `error`) is left out entirely,
+/// and elsewhere the value of any credential-looking parameter is `***`.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::debug_span!(
+    tracing::info_span!(
         "request",
         method = %request.method(),
         uri = %loggable_uri(request.uri()),
@@ -291,11 +299,15 @@ const SECRET_PARAMS: &[&str] = &[
     "csrf_token",
 ];
 
+/// Paths whose next segment is a bearer secret (the campaigns' Meetup linking id), shown
+/// as `***`.
+const SECRET_SEGMENT_AFTER: &[&str] = &["/link-meetup/"];
+
 /// `uri` as it may be logged (see [`request_span`]).
 pub fn loggable_uri(uri: &axum::http::Uri) -> String {
-    let path = uri.path();
+    let path = shown_path(uri.path());
     let Some(query) = uri.query() else {
-        return path.to_owned();
+        return path;
     };
     if path.starts_with("/login/") {
         return format!("{path}?<redacted>");
@@ -310,6 +322,17 @@ pub fn loggable_uri(uri: &axum::http::Uri) -> String {
         })
         .collect();
     format!("{path}?{}", shown.join("&"))
+}
+
+/// `path` with the secret segment of a [`SECRET_SEGMENT_AFTER`] route replaced.
+fn shown_path(path: &str) -> String {
+    for prefix in SECRET_SEGMENT_AFTER {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let after = rest.find('/').map_or("", |end| &rest[end..]);
+            return format!("{prefix}***{after}");
+        }
+    }
+    path.to_owned()
 }
 
 /// The HTTP server's limits, and whom it believes about client addresses.

@@ -599,6 +599,12 @@ async fn oauth_codes_and_errors_never_reach_the_logs() {
             .await
             .unwrap();
         assert_eq!(answer.status().as_u16(), 200);
+        // A Meetup linking id is a bearer secret in the path.
+        app.http
+            .get(format!("{base}link-meetup/SECRETLINK123/start"))
+            .send()
+            .await
+            .unwrap();
     })
     .await;
     assert!(
@@ -606,7 +612,24 @@ async fn oauth_codes_and_errors_never_reach_the_logs() {
         "{log}"
     );
     assert!(log.contains("page=2"), "the rest of the URI is kept: {log}");
-    for secret in ["SECRETCODE123", "FORGED", "injected", "hunter2"] {
+    // The 502 is a warning that names its route (and not its query).
+    let failure = log
+        .lines()
+        .find(|line| line.contains("response failed"))
+        .unwrap_or_else(|| panic!("no failure line:\n{log}"));
+    assert!(failure.contains("WARN"), "{failure}");
+    assert!(
+        failure.contains("uri=/login/discord/callback?<redacted> "),
+        "{failure}"
+    );
+    assert!(log.contains("uri=/link-meetup/***/start "), "{log}");
+    for secret in [
+        "SECRETCODE123",
+        "FORGED",
+        "injected",
+        "hunter2",
+        "SECRETLINK123",
+    ] {
         assert!(!log.contains(secret), "{secret} was logged:\n{log}");
     }
 }
