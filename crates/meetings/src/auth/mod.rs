@@ -282,6 +282,9 @@ struct Inner {
     /// Stops the task hearing revocations ([`Auth::hear_revocations`]) when the last
     /// clone of this `Auth` goes.
     listener: std::sync::OnceLock<tokio_util::sync::DropGuard>,
+    /// The stored keys that did not open, already warned of (once a process: the keys
+    /// are read again every minute and at each rotation check).
+    warned_foreign: std::sync::Mutex<std::collections::HashSet<Kid>>,
 }
 
 /// The blacklist's "not revoked" answers this process reuses, and whether it may.
@@ -346,6 +349,7 @@ impl Auth {
                 ring: RwLock::new(None),
                 unrevoked: Arc::new(Unrevoked::default()),
                 listener: std::sync::OnceLock::new(),
+                warned_foreign: std::sync::Mutex::default(),
             }),
         }
     }
@@ -401,7 +405,7 @@ impl Auth {
     // Keys
 
     /// Reads the stored keys, opens the published ones and caches them. A key that does
-    /// not open (another secret key, altered) is skipped with a warning: tokens it
+    /// not open (another secret key, altered) is skipped with a warning (once a process): tokens it
     /// signed no longer verify, and the next rotation check makes a new key.
     async fn load(&self) -> Result<Arc<Ring>, AuthError> {
         let now = self.now();
@@ -434,11 +438,21 @@ impl Auth {
             match keys::open(&self.inner.secret, key) {
                 Ok(loaded) => opened.push(loaded),
                 Err(error) => {
-                    tracing::warn!(
-                        kid = %key.info.kid,
-                        %error,
-                        "a stored signing key does not open with the configured meetings secret key"
-                    );
+                    let first = self
+                        .inner
+                        .warned_foreign
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(key.info.kid.clone());
+                    if first {
+                        tracing::warn!(
+                            kid = %key.info.kid,
+                            %error,
+                            "a stored signing key does not open with the configured meetings secret key (said once)"
+                        );
+                    } else {
+                        tracing::debug!(kid = %key.info.kid, "a stored signing key does not open");
+                    }
                     foreign.push(key.info.clone());
                 }
             }
