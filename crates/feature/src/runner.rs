@@ -53,11 +53,24 @@ impl JobRunner {
         }
     }
 
-    async fn run_once(job: &Job) {
+    async fn run_once(job: &Job, said: &mut Said) {
         let started = Instant::now();
         match job.run_now().await {
-            Ok(()) => tracing::info!(ms = started.elapsed().as_millis() as u64, "job done"),
-            Err(error) => tracing::error!(%error, "job failed; it runs again next period"),
+            Ok(()) => {
+                let ms = started.elapsed().as_millis() as u64;
+                if said.success() {
+                    tracing::info!(
+                        ms,
+                        "job done (its next runs are logged at debug level while they succeed)"
+                    );
+                } else {
+                    tracing::debug!(ms, "job done");
+                }
+            }
+            Err(error) => {
+                said.failure();
+                tracing::error!(%error, "job failed; it runs again next period");
+            }
         }
     }
 
@@ -75,27 +88,48 @@ impl JobRunner {
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     // The first tick fires at once: it is the start-up run when asked for.
                     ticker.tick().await;
+                    let mut said = Said::default();
                     if job.runs_at_startup() && runner.acquire(&job).await {
-                        Self::run_once(&job).await;
+                        Self::run_once(&job, &mut said).await;
                     }
                     loop {
                         tokio::select! {
                             _ = ticker.tick() => {
                                 if runner.acquire(&job).await {
-                                    Self::run_once(&job).await;
+                                    Self::run_once(&job, &mut said).await;
                                 }
                             }
                             () = shutdown.cancelled() => break,
                         }
                     }
                     if job.runs_on_shutdown() {
-                        Self::run_once(&job).await;
+                        Self::run_once(&job, &mut said).await;
                     }
                 }
                 .instrument(span),
             );
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What a job's log has said of its runs: a success is told at `info` when it is the
+/// first since start-up or since a failure, at `debug` otherwise (a job every 30 s
+/// would fill an operator's log with "done"); every failure is an error.
+#[derive(Debug, Default)]
+struct Said {
+    succeeding: bool,
+}
+
+impl Said {
+    /// A run succeeded: whether to say so at `info`.
+    fn success(&mut self) -> bool {
+        !std::mem::replace(&mut self.succeeding, true)
+    }
+
+    /// A run failed (said as an error): the next success is told at `info` again.
+    fn failure(&mut self) {
+        self.succeeding = false;
     }
 }
 
@@ -231,6 +265,20 @@ mod tests {
 mod job_tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_job_s_first_success_and_the_first_after_a_failure_are_told_at_info() {
+        let mut said = Said::default();
+        assert!(said.success(), "the first run after start-up");
+        assert!(!said.success());
+        assert!(!said.success());
+        said.failure();
+        assert!(said.success(), "back after a failure");
+        assert!(!said.success());
+        said.failure();
+        said.failure();
+        assert!(said.success());
+    }
 
     fn counting(
         name: &'static str,
