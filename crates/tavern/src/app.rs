@@ -808,9 +808,6 @@ async fn run(
     };
     let _ = health.redis.set(redis.clone());
     let _ = health.postgres.set(postgres.clone());
-    if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
-        crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
-    }
 
     // Every process of the bot takes its turn in Discord's global request limit
     // through this Redis, so N processes together stay within it.
@@ -866,7 +863,12 @@ async fn run(
     } else {
         crate::instance::Mode::Discord
     };
+    // Marked before the sandbox writes anything of its own, so that what it finds is
+    // someone else's.
     crate::instance::mark(&redis, &postgres, mode).await;
+    if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
+        crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
+    }
     for feature in &features {
         for startup in &feature.startup {
             if !start_up_with_backoff(feature.name, startup, &health, &shutdown).await {

@@ -3,6 +3,8 @@
 //! wrote make the sandbox warn.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -175,4 +177,29 @@ async fn serving_the_sandbox_on_a_communitys_stores_logs_one_warning_line() {
         "{warning}"
     );
     child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sandbox_start_on_empty_stores_makes_them_its_own() {
+    // Nothing is in the stores before: what the sandbox writes at start-up (the demo
+    // Meetup's tokens and link) is its own, so it marks both stores and says nothing.
+    let app = common::spawn_app().await;
+    app.wait_ready().await;
+    let redis = app.redis.connect().await;
+    let mark: Option<String> = store::redis::cmd("GET")
+        .arg(instance::MODE_KEY)
+        .query_async(&mut redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(mark.as_deref(), Some("sandbox"));
+    let pg = app.postgres.connect().await;
+    let mode: String = store::sqlx::query_scalar("SELECT mode FROM tavern.instance")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "sandbox");
+    // And the next look finds them the sandbox's.
+    assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
+    app.running.shutdown();
+    app.running.wait().await.unwrap();
 }
