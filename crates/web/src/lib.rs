@@ -31,7 +31,6 @@
 //! text as a Discord client would; [`sandbox`] is the console of sandbox mode, built
 //! on both.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -436,8 +435,10 @@ pub async fn serve_with(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto;
 
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "http server listening");
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, "http server listening"),
+        Err(error) => tracing::info!(%error, "http server listening (its address unknown)"),
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
