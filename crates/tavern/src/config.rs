@@ -863,9 +863,12 @@ impl Config {
             for (key, value) in table {
                 let Some((name, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
                     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+                    let guess = closest(&key, known.iter().copied())
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
                     return Err(err(
                         &format!("{file_label}: {key}"),
-                        format!("unknown key (known keys: {})", known.join(", ")),
+                        format!("unknown key{guess} (known keys: {})", known.join(", ")),
                     ));
                 };
                 let text = match value {
@@ -894,7 +897,13 @@ impl Config {
                     "TAVERN_CONFIG" | "TAVERN_LOG" | "TAVERN_REDIS_SERVER" | "TAVERN_PG_BINDIR"
                 );
             if !known && var.starts_with("TAVERN_") && !var.starts_with("TAVERN_TEST_") {
-                return Err(err(var, "unknown setting (see README: Configuration)"));
+                let guess = closest(var, KEYS.iter().map(|(_, v)| *v))
+                    .map(|v| format!("; did you mean {v}?"))
+                    .unwrap_or_default();
+                return Err(err(
+                    var,
+                    format!("unknown setting{guess} (see README: Configuration)"),
+                ));
             }
         }
 
@@ -1060,6 +1069,17 @@ impl Config {
     pub fn sandbox(&self) -> bool {
         self.discord_token.is_none()
     }
+}
+
+/// The known name closest to a mistyped `name`, when it is close enough to be the one
+/// meant: at most 2 edits, and fewer than a third of its length.
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    known
+        .map(|k| (strsim::levenshtein(&lower, &k.to_ascii_lowercase()), k))
+        .filter(|(edits, _)| *edits <= 2 && *edits * 3 < name.len())
+        .min_by_key(|(edits, _)| *edits)
+        .map(|(_, k)| k)
 }
 
 #[cfg(test)]
@@ -1303,6 +1323,14 @@ mod tests {
         let e =
             Config::from_sources(None, None, &env(&[("TAVERN_HTTP_ADR", "1")])).expect_err("typo");
         assert_eq!(e.key, "TAVERN_HTTP_ADR");
+        assert!(e.problem.contains("did you mean TAVERN_HTTP_ADDR?"), "{e}");
+        let e = Config::from_sources(Some("htp_addr = \"x\""), None, &env(&[]))
+            .expect_err("typo in the file");
+        assert!(e.problem.contains("did you mean `http_addr`?"), "{e}");
+        // Nothing is guessed for a name close to none.
+        let e =
+            Config::from_sources(None, None, &env(&[("TAVERN_COLOUR", "1")])).expect_err("unknown");
+        assert!(!e.problem.contains("did you mean"), "{e}");
 
         let e = Config::from_sources(
             None,
