@@ -158,7 +158,6 @@ async fn create(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The meeting a code or id names.
 /// How `join` names its meeting: by id, else by code.
 #[derive(Debug)]
 enum Named {

@@ -265,7 +265,8 @@ fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
 /// The span of one request, at `info` so that whatever is logged while it is served
 /// names its method and route. Its URI is shown without what may be a secret: the
 /// query of the login routes (OAuth `code`, `state` and `error`) is left out entirely,
-/// and elsewhere the value of any credential-looking parameter is `***`.
+/// elsewhere the value of any credential-looking parameter is `***`, and so is a
+/// secret path segment ([`SECRET_SEGMENT_AFTER`]).
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
