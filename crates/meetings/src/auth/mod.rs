@@ -405,8 +405,9 @@ impl Auth {
     // Keys
 
     /// Reads the stored keys, opens the published ones and caches them. A key that does
-    /// not open (another secret key, altered) is skipped with a warning (once a process): tokens it
-    /// signed no longer verify, and the next rotation check makes a new key.
+    /// not open (another secret key, altered) is skipped with a warning (once a
+    /// process): tokens it signed no longer verify, and the next rotation check makes a
+    /// new key.
     async fn load(&self) -> Result<Arc<Ring>, AuthError> {
         let now = self.now();
         let (opened, _) = self.open_stored().await?;
