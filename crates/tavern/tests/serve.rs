@@ -255,3 +255,44 @@ async fn feature_routes_are_served_and_roll_works_end_to_end() {
         .expect("callback");
     assert!(reply.content.unwrap_or_default().contains("1d20"));
 }
+
+#[tokio::test]
+async fn a_path_nobody_serves_is_a_page_that_says_so_or_json_under_the_api() {
+    let app = spawn_app().await;
+    app.wait_ready().await;
+    let page = app
+        .http
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .expect("a page");
+    assert_eq!(page.status(), 404);
+    let kind = page.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let body = page.text().await.unwrap();
+    assert!(body.contains("There is no page at this address."), "{body}");
+    assert!(body.contains("href=\"/\""), "a way home: {body}");
+
+    let api = app
+        .http
+        .post(app.url("/api/v1/no-such-thing"))
+        .send()
+        .await
+        .expect("an API call");
+    assert_eq!(api.status(), 404);
+    let error: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(error["code"], "not_found");
+    assert_eq!(
+        error["error"],
+        "no API route answers POST /api/v1/no-such-thing"
+    );
+
+    // A route that is served keeps its own answers, and a wrong method is still 405.
+    let wrong = app
+        .http
+        .delete(app.url("/api/v1/meetings"))
+        .send()
+        .await
+        .expect("a wrong method");
+    assert_eq!(wrong.status(), 405);
+}

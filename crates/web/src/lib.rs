@@ -172,9 +172,10 @@ impl std::fmt::Debug for LateRoutes {
 }
 
 impl LateRoutes {
-    /// Installs the routes; a second call is ignored.
+    /// Installs the routes, with [`not_found`] for every path none of them serves; a
+    /// second call is ignored.
     pub fn set(&self, routes: Router) {
-        let _ = self.0.set(routes);
+        let _ = self.0.set(routes.fallback(not_found));
     }
 
     async fn serve(self, request: axum::extract::Request) -> Response {
@@ -191,6 +192,25 @@ impl LateRoutes {
                 .into_response(),
         }
     }
+}
+
+/// What a path nobody serves is answered: 404, as JSON (`{"error", "code":
+/// "not_found"}`, as the APIs answer) under `/api/`, else a page that says so and
+/// links the home page.
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": format!("no API route answers {method} {}", uri.path()),
+                "code": "not_found",
+            })),
+        )
+            .into_response();
+    }
+    page::Problem::not_found("There is no page at this address.")
+        .link("Go to the home page", "/")
+        .into_response()
 }
 
 /// The whole site: health, readiness, metrics, the site's assets (`/assets/...`), plus
