@@ -115,8 +115,9 @@ impl Postgres {
         Ok(())
     }
 
-    /// Applies `migrations` in their schema; already-applied steps are skipped.
-    pub async fn migrate(&self, migrations: &FeatureMigrations) -> Result<(), StoreError> {
+    /// Applies `migrations` in their schema; already-applied steps are skipped. How many
+    /// steps this call applied (logged at `info` when some were, at `debug` otherwise).
+    pub async fn migrate(&self, migrations: &FeatureMigrations) -> Result<usize, StoreError> {
         let schema = migrations.schema;
         if !migrations.schema_is_plain_identifier() {
             return Err(StoreError::Migrate {
@@ -143,21 +144,44 @@ impl Postgres {
             // closing it releases the lock.
             drop(conn.detach());
         }
-        result?;
+        let applied = result?;
         unlocked?;
-        tracing::info!(
-            schema,
-            steps = migrations.steps.len(),
-            "postgres schema migrated"
-        );
-        Ok(())
+        if applied > 0 {
+            tracing::info!(schema, applied, "postgres schema migrated");
+        } else {
+            tracing::debug!(schema, "postgres schema up to date");
+        }
+        Ok(applied)
+    }
+
+    /// The steps recorded as applied in `schema` (none before its first migration).
+    async fn applied_steps(
+        conn: &mut sqlx::PgConnection,
+        schema: &str,
+    ) -> Result<usize, StoreError> {
+        let recorded: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE schemaname = $1 AND tablename = '_sqlx_migrations')",
+        )
+        .bind(schema)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !recorded {
+            return Ok(0);
+        }
+        let count = format!("SELECT count(*) FROM {schema}._sqlx_migrations WHERE success");
+        let steps: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(usize::try_from(steps).unwrap_or(0))
     }
 
     async fn migrate_locked(
         conn: &mut sqlx::PgConnection,
         migrations: &FeatureMigrations,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         let schema = migrations.schema;
+        let before = Self::applied_steps(conn, schema).await?;
         let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
         sqlx::raw_sql(sqlx::AssertSqlSafe(create))
             .execute(&mut *conn)
@@ -179,6 +203,8 @@ impl Postgres {
         result.map_err(|source| StoreError::Migrate {
             schema: schema.to_owned(),
             source,
-        })
+        })?;
+        let after = Self::applied_steps(conn, schema).await?;
+        Ok(after.saturating_sub(before))
     }
 }

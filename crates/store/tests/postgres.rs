@@ -25,10 +25,10 @@ async fn two_features_each_get_their_own_users_table_and_migrate_idempotently() 
     let server = TestPostgres::start().await;
     let pg = server.connect().await;
 
-    pg.migrate(&A).await.expect("migrate alpha");
-    pg.migrate(&B).await.expect("migrate beta");
-    pg.migrate(&A).await.expect("migrating again is a no-op");
-    pg.migrate(&B).await.expect("migrating again is a no-op");
+    assert_eq!(pg.migrate(&A).await.expect("migrate alpha"), 1);
+    assert_eq!(pg.migrate(&B).await.expect("migrate beta"), 2);
+    assert_eq!(pg.migrate(&A).await.expect("migrating again is a no-op"), 0);
+    assert_eq!(pg.migrate(&B).await.expect("migrating again is a no-op"), 0);
 
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_schema::text, column_name::text FROM information_schema.columns \

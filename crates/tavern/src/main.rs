@@ -305,13 +305,21 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     let redis = store::Redis::lazy(config.redis_url.expose())
         .with_context(|| format!("the Redis URL {}", config.redis_url))?;
     let features = tavern::app::command_features(&config, redis, pg.clone())?;
-    let mut migrated = 0;
+    let mut schemas = 0;
     for m in features.iter().filter_map(|f| f.migrations) {
-        pg.migrate(&m).await?;
-        println!("migrated schema {}", m.schema);
-        migrated += 1;
+        let applied = pg.migrate(&m).await?;
+        let steps = m.steps.len();
+        if applied == 0 {
+            println!("schema {}: up to date ({steps} steps)", m.schema);
+        } else {
+            println!(
+                "migrated schema {}: {applied} of its {steps} steps applied",
+                m.schema
+            );
+        }
+        schemas += 1;
     }
-    if migrated == 0 {
+    if schemas == 0 {
         println!("no PostgreSQL migrations to apply");
     }
     Ok(())

@@ -37,9 +37,13 @@ async fn migrate_creates_every_feature_schema_and_running_it_again_changes_nothi
         "{stdout}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    for schema in migrations().iter().map(|m| m.schema) {
+    for m in migrations() {
+        let steps = m.steps.len();
         assert!(
-            stdout.contains(&format!("migrated schema {schema}")),
+            stdout.contains(&format!(
+                "migrated schema {}: {steps} of its {steps} steps applied",
+                m.schema
+            )),
             "{stdout}"
         );
     }
@@ -78,4 +82,17 @@ async fn migrate_creates_every_feature_schema_and_running_it_again_changes_nothi
     let second = run_migrate(&postgres);
     assert_eq!(second.status.code(), Some(0));
     assert_eq!(versions().await, histories);
+    // And says so: nothing applied the second time.
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    for m in migrations() {
+        assert!(
+            stdout.contains(&format!(
+                "schema {}: up to date ({} steps)",
+                m.schema,
+                m.steps.len()
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(!stdout.contains("migrated"), "{stdout}");
 }
