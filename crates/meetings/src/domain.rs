@@ -326,6 +326,24 @@ impl fmt::Display for MeetingCode {
     }
 }
 
+/// How a person or a path names a meeting: by its id, or by its code as typed (the API's
+/// `/api/v1/meetings/{meeting}`, `tavern meetings join CODE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeetingKey {
+    Id(MeetingId),
+    Code(MeetingCode),
+}
+
+impl MeetingKey {
+    /// A meeting id, else a meeting code; the code's reason when it is neither.
+    pub fn parse(s: &str) -> Result<MeetingKey, InvalidId> {
+        match MeetingId::parse(s.trim()) {
+            Ok(id) => Ok(MeetingKey::Id(id)),
+            Err(_) => MeetingCode::parse(s).map(MeetingKey::Code),
+        }
+    }
+}
+
 base::key_id! {
     /// The `{endpoint}` or `{identifier}` of a rate-limit key, e.g. `api:meetings:create`
     /// or `user:123` (`:` allowed, as in the seed's example; no spaces, no braces, which

@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use meetings::controller::client::{Client, NotOpened, Opened, open_session};
 use meetings::controller::proto::{self, server_message};
-use meetings::domain::{DisplayName, MeetingCode, MeetingId};
+use meetings::domain::{DisplayName, MeetingKey};
 use meetings::grant::{self, GrantError, Joiner};
 use meetings::repo::{Meeting, MeetingSettings, NewMeeting};
 use meetings::{MeetingsError, Repo};
@@ -158,40 +158,17 @@ async fn create(
     Ok(ExitCode::SUCCESS)
 }
 
-/// How `join` names its meeting: by id, else by code.
-#[derive(Debug)]
-enum Named {
-    Id(MeetingId),
-    Code(MeetingCode),
-}
-
-impl Named {
-    /// A meeting id, else a meeting code (any case, hyphens optional); the code's
-    /// reason when it is neither.
-    fn parse(s: &str) -> Result<Named, base::InvalidId> {
-        match MeetingId::parse(s.trim()) {
-            Ok(id) => Ok(Named::Id(id)),
-            Err(_) => MeetingCode::parse(s).map(Named::Code),
-        }
+/// How `join` tells which meeting it could not find.
+fn named(key: &MeetingKey) -> String {
+    match key {
+        MeetingKey::Id(id) => format!("the id {id}"),
+        MeetingKey::Code(code) => format!("the code {code}"),
     }
 }
 
-impl std::fmt::Display for Named {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Named::Id(id) => write!(f, "the id {id}"),
-            Named::Code(code) => write!(f, "the code {code}"),
-        }
-    }
-}
-
-/// The meeting `named`, or `None` when there is none.
-async fn find(repo: &Repo, named: &Named) -> Result<Option<Meeting>, MeetingsError> {
-    let found = match named {
-        Named::Id(id) => repo.meeting(*id).await,
-        Named::Code(code) => repo.meeting_by_code(code).await,
-    };
-    match found {
+/// The meeting `key` names, or `None` when there is none.
+async fn find(repo: &Repo, key: &MeetingKey) -> Result<Option<Meeting>, MeetingsError> {
+    match repo.meeting_by_key(key).await {
         Ok(meeting) => Ok(Some(meeting)),
         Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => Ok(None),
         Err(e) => Err(e),
@@ -206,8 +183,8 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
             return Ok(ExitCode::from(2));
         }
     };
-    let named = match Named::parse(code) {
-        Ok(named) => named,
+    let key = match MeetingKey::parse(code) {
+        Ok(key) => key,
         Err(e) => {
             eprintln!("tavern: {e}");
             return Ok(ExitCode::from(2));
@@ -239,10 +216,10 @@ async fn join(config: &Config, code: &str, name: &str, once: bool) -> anyhow::Re
     let mut waits: std::slice::Iter<'static, Duration> = [].iter();
     let mut rejoins = base::RecentLimit::new(REJOINS_ALLOWED, REJOIN_WINDOW);
     loop {
-        let meeting = match find(&repo, &named).await {
+        let meeting = match find(&repo, &key).await {
             Ok(Some(meeting)) => meeting,
             Ok(None) => {
-                eprintln!("tavern: no meeting has {named}");
+                eprintln!("tavern: no meeting has {}", named(&key));
                 return Ok(ExitCode::FAILURE);
             }
             Err(e) => return Err(anyhow::Error::from(e).context("reading the meeting")),

@@ -11,7 +11,7 @@ use store::{Condition, StorageError, Writes};
 use super::{AuditEntry, MeetingsError, Repo, corrupt};
 use crate::domain::{
     ActorType, AuditResult, ControllerId, DisplayName, Liveness, MeetingCode, MeetingId,
-    MeetingStatus, ParticipantId, Region, UserId,
+    MeetingKey, MeetingStatus, ParticipantId, Region, UserId,
 };
 use crate::schema::{self, MeetingRow, MeetingWithUserNameRow, meeting_fields};
 
@@ -400,6 +400,14 @@ impl Repo {
             .await?
             .ok_or_else(|| StorageError::not_found(format!("meeting code {code}")))?;
         Ok(Meeting::try_from(row)?)
+    }
+
+    /// The meeting `key` names; `NotFound` when there is none.
+    pub async fn meeting_by_key(&self, key: &MeetingKey) -> Result<Meeting, MeetingsError> {
+        match key {
+            MeetingKey::Id(id) => self.meeting(*id).await,
+            MeetingKey::Code(code) => self.meeting_by_code(code).await,
+        }
     }
 
     /// The meeting `id` and, in the same round trip, the display name of `user` (when

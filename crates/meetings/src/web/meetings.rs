@@ -30,7 +30,7 @@ use utoipa::ToSchema;
 use super::{ApiError, BEARER, Body, ErrorBody, WebState};
 use crate::MeetingsError;
 use crate::auth::{AuthError, Authenticated, ClientInfo, Scope, discord_display_name, identifier};
-use crate::domain::{DisplayName, MeetingCode, MeetingId, MeetingStatus, RateLimitPart, UserId};
+use crate::domain::{DisplayName, MeetingCode, MeetingKey, MeetingStatus, RateLimitPart, UserId};
 use crate::grant::{self, GrantError, JoinGrant, Joiner};
 use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 
@@ -381,23 +381,9 @@ impl SettingsChange {
 // ---------------------------------------------------------------------------------------
 // Looking meetings up
 
-/// How a path names a meeting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum MeetingKey {
-    Id(MeetingId),
-    Code(MeetingCode),
-}
-
-impl MeetingKey {
-    /// A meeting id, else a code; neither names no meeting (404).
-    fn parse(s: &str) -> Result<MeetingKey, ApiError> {
-        if let Ok(id) = MeetingId::parse(s) {
-            return Ok(MeetingKey::Id(id));
-        }
-        MeetingCode::parse(s)
-            .map(MeetingKey::Code)
-            .map_err(|_| ApiError::meeting_not_found())
-    }
+/// The meeting a path names (by id, else by code); neither names no meeting (404).
+fn meeting_key(s: &str) -> Result<MeetingKey, ApiError> {
+    MeetingKey::parse(s).map_err(|_| ApiError::meeting_not_found())
 }
 
 /// A storage error of a meeting lookup: "not found" is the meeting's.
@@ -449,11 +435,7 @@ fn no_store(status: StatusCode, body: impl Serialize) -> Response {
 
 impl WebState {
     async fn meeting(&self, key: &MeetingKey) -> Result<Meeting, ApiError> {
-        match key {
-            MeetingKey::Id(id) => self.repo.meeting(*id).await,
-            MeetingKey::Code(code) => self.repo.meeting_by_code(code).await,
-        }
-        .map_err(lookup_error)
+        self.repo.meeting_by_key(key).await.map_err(lookup_error)
     }
 
     /// The meetings account linked to the session's Discord user, made and linked the
@@ -567,7 +549,7 @@ pub(super) async fn get_meeting(
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     who.require(Scope::MeetingsRead)?;
-    let key = MeetingKey::parse(&key)?;
+    let key = meeting_key(&key)?;
     let joiner = who
         .scopes
         .contains(Scope::MeetingsJoin)
@@ -756,7 +738,7 @@ pub(super) async fn update_settings(
     Body(body): Body<UpdateSettingsRequest>,
 ) -> Result<Json<MeetingJson>, ApiError> {
     who.require(Scope::MeetingsManage)?;
-    let key = MeetingKey::parse(&key)?;
+    let key = meeting_key(&key)?;
     let change = body.check()?;
     let first = state.meeting(&key).await?;
     let id = first.meeting_id;
@@ -818,7 +800,7 @@ pub(super) async fn end_meeting(
     Path(key): Path<String>,
 ) -> Result<Json<MeetingJson>, ApiError> {
     who.require(Scope::MeetingsManage)?;
-    let key = MeetingKey::parse(&key)?;
+    let key = meeting_key(&key)?;
     let mut meeting = state.meeting(&key).await?;
     ApiError::require_creator(&meeting, &who)?;
     let ended_at = state
@@ -839,25 +821,19 @@ mod tests {
     #[test]
     fn a_path_names_a_meeting_by_id_or_by_code_as_typed() {
         let id = MeetingId::random();
-        assert_eq!(
-            MeetingKey::parse(&id.to_string()).unwrap(),
-            MeetingKey::Id(id)
-        );
+        assert_eq!(meeting_key(&id.to_string()).unwrap(), MeetingKey::Id(id));
         let code = MeetingCode::parse("ABC-DEFG-HJK").unwrap();
         for typed in ["abc-defg-hjk", "ABCDEFGHJK", "abcdefghjk"] {
-            assert_eq!(
-                MeetingKey::parse(typed).unwrap(),
-                MeetingKey::Code(code.clone())
-            );
+            assert_eq!(meeting_key(typed).unwrap(), MeetingKey::Code(code.clone()));
         }
-        let refused = MeetingKey::parse("no-such-thing").unwrap_err();
+        let refused = meeting_key("no-such-thing").unwrap_err();
         assert_eq!(
             (refused.status, refused.code),
             (StatusCode::NOT_FOUND, "meeting_not_found")
         );
     }
 
-    use crate::domain::ParticipantId;
+    use crate::domain::{MeetingId, ParticipantId};
 
     #[test]
     fn a_guest_token_writes_its_tokens_bare_and_hides_them_from_debug() {
