@@ -154,7 +154,7 @@ impl Postgres {
         Ok(applied)
     }
 
-    /// The steps recorded as applied in `schema` (none before its first migration).
+    /// The steps recorded as applied in `schema`: none before its first migration.
     async fn applied_steps(
         conn: &mut sqlx::PgConnection,
         schema: &str,
@@ -169,6 +169,14 @@ impl Postgres {
         if !recorded {
             return Ok(0);
         }
+        Self::recorded_steps(conn, schema).await
+    }
+
+    /// The steps recorded as applied in `schema`, whose history table exists.
+    async fn recorded_steps(
+        conn: &mut sqlx::PgConnection,
+        schema: &str,
+    ) -> Result<usize, StoreError> {
         let count = format!("SELECT count(*) FROM {schema}._sqlx_migrations WHERE success");
         let steps: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
             .fetch_one(&mut *conn)
@@ -204,7 +212,8 @@ impl Postgres {
             schema: schema.to_owned(),
             source,
         })?;
-        let after = Self::applied_steps(conn, schema).await?;
+        // The run made the history table.
+        let after = Self::recorded_steps(conn, schema).await?;
         Ok(after.saturating_sub(before))
     }
 }
