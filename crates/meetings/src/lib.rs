@@ -475,6 +475,7 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             rotate_keys,
         ))
         .web(web)
+        .nav("Meetings", web::lobby::LOBBY_PATH)
         .service(recording::service(recorder));
     // An in-process media handler announces its address (its self-signed certificate's
     // hash is known only once it binds) to the in-process controller's directory (the

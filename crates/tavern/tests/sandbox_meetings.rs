@@ -1,4 +1,5 @@
-//! Sandbox mode's demo meeting: made once (its code kept in the data dir, so a restart
+//! The meetings page (`/meet`: join by code, start a meeting, "your meetings"), and
+//! sandbox mode's demo meeting: made once (its code kept in the data dir, so a restart
 //! finds the same one), open to guests and end-to-end encrypted; the console
 //! links to `/meet/{code}`, that page answers, and a guest gets a grant for it. Once
 //! the meeting has ended, the console's next drawing makes (and links) a new one.
@@ -28,11 +29,17 @@ struct Site {
 }
 
 async fn site() -> (Site, Arc<DemoMeeting>) {
+    site_with(|_| {}).await
+}
+
+/// [`site`] with the meetings' configuration as `adjust` leaves it.
+async fn site_with(adjust: impl FnOnce(&mut MeetingsConfig)) -> (Site, Arc<DemoMeeting>) {
     let world = World::with_postgres().await;
-    let config = MeetingsConfig {
+    let mut config = MeetingsConfig {
         secret_key: Some(meetings::auth::MeetingsSecretKey::generate().unwrap()),
         ..MeetingsConfig::default()
     };
+    adjust(&mut config);
     let mut feature = meetings::feature(&world.ctx, config.clone());
     world.migrate(std::slice::from_ref(&feature)).await;
     for work in &feature.startup {
@@ -342,4 +349,243 @@ async fn the_console_links_a_meeting_the_demo_player_hosts_and_may_record() {
     // Drawn again, the console links the same meeting.
     let (_, page) = site.get("/sandbox").await;
     assert_eq!(href_of(&page, "data-demo-recordable-meeting"), Some(link));
+}
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token a page carries in its layout.
+fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf-token\" content=\"")
+        .expect("a signed-in page carries its CSRF token")
+        + "name=\"csrf-token\" content=\"".len();
+    page[at..at + page[at..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn the_meetings_page_sends_a_typed_code_to_its_meeting_or_says_why_not() {
+    let (site, _) = site().await;
+    let open = site
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Open table").unwrap(),
+            created_by: None,
+            settings: Default::default(),
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap();
+    let over = site
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Last week").unwrap(),
+            created_by: None,
+            settings: Default::default(),
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap();
+    site.repo.end_meeting(over.meeting_id).await.unwrap();
+
+    // Signed out: the code field, and a way in to start one.
+    let (status, page) = site.get("/meet").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"join-by-code\""), "{page}");
+    assert!(
+        page.contains("href=\"/login/discord?next=%2Fmeet\""),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"start\""), "{page}");
+
+    // Typed as people type it: on to the meeting's page, in its canonical form.
+    let typed = open.meeting_code.as_str().to_lowercase().replace('-', "");
+    let answer = no_redirects()
+        .get(format!("{}/meet?code=%20{typed}%20", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(
+        answer.headers()["location"],
+        format!("/meet/{}", open.meeting_code).as_str()
+    );
+
+    // Otherwise the page again, saying why beside the field, with what was typed.
+    let unused = loop {
+        let code = MeetingCode::generate(&mut rand::rng());
+        if site.repo.meeting_by_code(&code).await.is_err() {
+            break code;
+        }
+    };
+    for (typed, status, reason) in [
+        ("<b>nope</b>", 400, "is not a meeting code"),
+        (unused.as_str(), 404, "No meeting has the code"),
+        (over.meeting_code.as_str(), 410, "has ended"),
+    ] {
+        let query: String = url::form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+        let (got, page) = site.get(&format!("/meet?code={query}")).await;
+        assert_eq!(got, status, "{typed}: {page}");
+        let error = &page[page.find("id=\"code-error\"").expect("the reason")..];
+        assert!(
+            error[..error.find("</p>").unwrap()].contains(reason),
+            "{typed}: {page}"
+        );
+        assert!(page.contains("aria-invalid=\"true\""), "{page}");
+        assert!(
+            !page.contains("<b>nope</b>"),
+            "typed text is escaped: {page}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_and_finds_it_there() {
+    let (site, _) = site_with(|config| config.auth.meetings_created_per_minute = 2).await;
+    let cookie = web_session(&site, 4242, "Ada").await;
+    let mine = || async {
+        site.repo
+            .open_meetings_of_provider_user(meetings::auth::DISCORD, "4242", 20)
+            .await
+            .unwrap()
+    };
+    let page = |path: &'static str| {
+        let request = site.http.get(format!("{}{path}", site.base));
+        let cookie = cookie.clone();
+        async move {
+            let response = request
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let start = |form: Vec<(&'static str, String)>| {
+        let request = no_redirects().post(format!("{}/meet", site.base));
+        let cookie = cookie.clone();
+        async move {
+            request
+                .header(reqwest::header::COOKIE, cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let (status, first) = page("/meet").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("id=\"start\""), "{first}");
+    assert!(first.contains("value=\"Ada's meeting\""), "{first}");
+    let ticked = |page: &str, name: &str| {
+        let at = page.find(&format!("name=\"{name}\"")).unwrap();
+        let tag = &page[page[..at].rfind('<').unwrap()..];
+        tag[..tag.find('>').unwrap()].contains("checked")
+    };
+    assert!(
+        ticked(&first, "enable_e2e_encryption"),
+        "the API's default: {first}"
+    );
+    assert!(!ticked(&first, "require_auth"), "{first}");
+    assert!(!ticked(&first, "allow_recording"), "{first}");
+    assert!(first.contains("None open"), "{first}");
+    assert!(mine().await.is_empty(), "reading the page makes nothing");
+    let csrf = csrf_in(&first);
+
+    // Without the form's CSRF field: refused, nothing made.
+    let forged = start(vec![("display_name", "Forged".to_owned())]).await;
+    assert_eq!(forged.status(), 403);
+    assert!(mine().await.is_empty());
+
+    // A name that is no name: the form again, with the reason and what was sent.
+    let empty = start(vec![
+        ("csrf_token", csrf.clone()),
+        ("display_name", "   ".to_owned()),
+        ("allow_recording", "on".to_owned()),
+    ])
+    .await;
+    assert_eq!(empty.status(), 400);
+    let again = empty.text().await.unwrap();
+    assert!(again.contains("id=\"start-error\""), "{again}");
+    assert!(ticked(&again, "allow_recording"), "kept as sent: {again}");
+    assert!(
+        !ticked(&again, "enable_e2e_encryption"),
+        "kept as sent: {again}"
+    );
+    assert!(mine().await.is_empty());
+
+    // Started: on to its page; made by Ada's meetings account with the ticks as sent.
+    let started = start(vec![
+        ("csrf_token", csrf.clone()),
+        ("display_name", "Friday one-shot".to_owned()),
+        ("allow_recording", "on".to_owned()),
+    ])
+    .await;
+    assert_eq!(started.status(), 303);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let code = code_of(&location);
+    let meeting = site.repo.meeting_by_code(&code).await.unwrap();
+    assert_eq!(meeting.display_name, "Friday one-shot");
+    assert!(!meeting.settings.enable_e2e_encryption);
+    assert!(!meeting.settings.require_auth);
+    assert!(meeting.settings.allow_recording);
+    assert_eq!(mine().await, vec![meeting.clone()]);
+    let owner: String = sqlx::query_scalar(
+        "SELECT provider_user_id FROM meet.oauth_providers WHERE user_id = $1 AND provider = 'discord'",
+    )
+    .bind(meeting.created_by_user_id.unwrap().as_uuid())
+    .fetch_one(site.world.postgres.pool())
+    .await
+    .unwrap();
+    assert_eq!(owner, "4242");
+    // Its controller is assigned at once, as for the API's meetings.
+    assert!(meeting.assigned_controller_id.is_some());
+
+    // Listed, with a link to its page, until it ends.
+    let (_, listed) = page("/meet").await;
+    assert!(
+        listed.contains(&format!("data-meeting-code=\"{code}\"")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("href=\"/meet/{code}\"")),
+        "{listed}"
+    );
+    assert!(listed.contains("not started"), "{listed}");
+
+    // The API's per-user limit holds here too (2 a minute in this test).
+    let second = start(vec![
+        ("csrf_token", csrf.clone()),
+        ("display_name", "Second".to_owned()),
+    ])
+    .await;
+    assert_eq!(second.status(), 303);
+    let third = start(vec![
+        ("csrf_token", csrf.clone()),
+        ("display_name", "Third".to_owned()),
+    ])
+    .await;
+    assert_eq!(third.status(), 429);
+    let wait: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let refused = third.text().await.unwrap();
+    assert!(refused.contains("id=\"start-error\""), "{refused}");
+    assert_eq!(mine().await.len(), 2);
+
+    site.repo.end_meeting(meeting.meeting_id).await.unwrap();
+    let (_, after) = page("/meet").await;
+    assert!(
+        !after.contains(&format!("data-meeting-code=\"{code}\"")),
+        "{after}"
+    );
 }

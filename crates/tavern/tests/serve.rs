@@ -256,6 +256,47 @@ async fn feature_routes_are_served_and_roll_works_end_to_end() {
     assert!(reply.content.unwrap_or_default().contains("1d20"));
 }
 
+/// The home page leads to every feature's page, the meetings' among them, and each
+/// of them answers: a page, or for a signed-in member's page the way to log in.
+#[tokio::test]
+async fn the_home_page_leads_to_every_feature_s_page_and_each_answers() {
+    let app = spawn_app().await;
+    app.wait_ready().await;
+    let home = app.http.get(app.url("/")).send().await.expect("home");
+    assert_eq!(home.status(), 200);
+    let home = home.text().await.unwrap();
+    let cards = &home[home.find("class=\"cards\"").expect("the cards")..];
+    let cards = &cards[..cards.find("</ul>").unwrap()];
+    let links: Vec<&str> = cards
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert_eq!(
+        links,
+        ["/campaigns/organiser", "/clips", "/meet", "/sandbox"],
+        "{home}"
+    );
+    assert!(home.contains("video meetings"), "{home}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for link in links {
+        let page = http.get(app.url(link)).send().await.expect("a page");
+        let status = page.status().as_u16();
+        let to = page
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(
+            status == 200 || (status == 303 && to.starts_with("/login/discord")),
+            "{link}: {status} {to}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_path_nobody_serves_is_a_page_that_says_so_or_json_under_the_api() {
     let app = spawn_app().await;

@@ -567,7 +567,8 @@ async fn home_page(page: Page) -> Markup {
                 }
                 p.lead {
                     "Where a gaming community meets, plays and remembers: dice and \
-                     initiative, the drinking game, campaigns and their sessions, clips."
+                     initiative, the drinking game, campaigns and their sessions, clips, \
+                     and video meetings."
                 }
                 @if nav.is_empty() {
                     p { "No pages yet." }

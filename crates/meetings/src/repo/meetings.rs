@@ -402,6 +402,26 @@ impl Repo {
         Ok(Meeting::try_from(row)?)
     }
 
+    /// The meetings not ended that the account linked to `provider`'s user
+    /// `provider_user_id` created, newest first, at most `limit` (none when no account is
+    /// linked to that user: nothing is made). One query.
+    pub async fn open_meetings_of_provider_user(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+        limit: u16,
+    ) -> Result<Vec<Meeting>, MeetingsError> {
+        let rows: Vec<MeetingRow> = sqlx::query_as(schema::SELECT_OPEN_MEETINGS_OF_PROVIDER_USER)
+            .bind(provider)
+            .bind(provider_user_id)
+            .bind(i64::from(limit))
+            .fetch_all(self.pg.pool())
+            .await?;
+        rows.into_iter()
+            .map(|row| Ok(Meeting::try_from(row)?))
+            .collect()
+    }
+
     /// The meeting `key` names; `NotFound` when there is none.
     pub async fn meeting_by_key(&self, key: &MeetingKey) -> Result<Meeting, MeetingsError> {
         match key {

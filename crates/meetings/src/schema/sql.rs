@@ -138,6 +138,20 @@ pub(crate) const SELECT_MEETING_BY_CODE_WITH_USER_NAME: &str = concat!(
     " WHERE meeting_code = $1"
 );
 
+/// `$1` provider, `$2` provider_user_id, `$3` how many. [`MeetingRow`]s of the meetings
+/// not ended that the account linked to that provider's user created, newest first (the
+/// meetings page's "your meetings"; `idx_meetings_created_by` finds them).
+pub(crate) const SELECT_OPEN_MEETINGS_OF_PROVIDER_USER: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    " FROM ",
+    table!(meetings),
+    " WHERE created_by_user_id = (SELECT user_id FROM ",
+    table!(oauth_providers),
+    " WHERE provider = $1 AND provider_user_id = $2) AND status <> 'ended' \
+     ORDER BY created_at DESC LIMIT $3"
+);
+
 /// `$1` meeting_id, `$2` display_name, `$3` max_participants, `$4`
 /// enable_e2e_encryption, `$5` require_auth, `$6` allow_recording, `$7`
 /// waiting_room_enabled, `$8` the `updated_at` the new values were computed from. A
@@ -763,6 +777,7 @@ mod tests {
             INSERT_MEETING,
             SELECT_MEETING,
             SELECT_MEETING_BY_CODE,
+            SELECT_OPEN_MEETINGS_OF_PROVIDER_USER,
             SELECT_MEETING_STATUSES,
             END_MEETING,
             CLOSE_SESSIONS,

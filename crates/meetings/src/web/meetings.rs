@@ -259,7 +259,7 @@ pub struct GuestToken {
 // Validation
 
 /// A display name, or 400 naming `field`.
-fn display_name(field: &'static str, value: &str) -> Result<DisplayName, ApiError> {
+pub(super) fn display_name(field: &'static str, value: &str) -> Result<DisplayName, ApiError> {
     DisplayName::parse(value).map_err(|e| {
         ApiError::bad_field(field, "bad_display_name", format!("{field}: {}", e.reason))
     })
@@ -442,7 +442,10 @@ impl WebState {
     /// first time (as the API's Discord login does, with the same stand-in email).
     /// The web session holds no provider token for the meetings, so the link stores
     /// none.
-    async fn session_account(&self, user: &web::session::SessionUser) -> Result<UserId, ApiError> {
+    pub(super) async fn session_account(
+        &self,
+        user: &web::session::SessionUser,
+    ) -> Result<UserId, ApiError> {
         let id = user.id.to_string();
         let display_name =
             discord_display_name(&id, &[web::page::display_name(user), &user.username])
@@ -452,6 +455,27 @@ impl WebState {
             tracing::info!(user = %account, "meetings account made for a signed-in Discord user");
         }
         Ok(account)
+    }
+
+    /// Creates `new` for `user`, within the user's creation rate limit (429 beyond it),
+    /// with its controller assigned now when it starts now: the API's and the meetings
+    /// page's way to make a meeting.
+    pub(super) async fn create(&self, user: UserId, new: &NewMeeting) -> Result<Meeting, ApiError> {
+        let auth = &self.auth;
+        let per_user = rate_limit_key(RateLimitPart::parse(&format!("user:{user}")))?;
+        if let Err(retry) = auth
+            .limiter()
+            .hit(&auth.config().meetings_created(), &per_user, auth.now())
+            .await?
+        {
+            tracing::info!(%user, retry_after = retry.seconds(), "meeting creation refused: rate limit");
+            return Err(AuthError::RateLimited(retry).into());
+        }
+        let mut rng = StdRng::from_rng(&mut rand::rng());
+        Ok(self
+            .repo
+            .create_meeting_assigned(new, &self.region, &self.liveness, &mut rng)
+            .await?)
     }
 
     async fn grant(&self, meeting: &Meeting, joiner: &Joiner) -> Result<JoinGrant, GrantError> {
@@ -498,23 +522,8 @@ pub(super) async fn create_meeting(
     Body(body): Body<CreateMeetingRequest>,
 ) -> Result<Response, ApiError> {
     who.require(Scope::MeetingsCreate)?;
-    let user = who.user_id;
-    let new = body.into_new(user)?;
-    let auth = &state.auth;
-    let per_user = rate_limit_key(RateLimitPart::parse(&format!("user:{user}")))?;
-    if let Err(retry) = auth
-        .limiter()
-        .hit(&auth.config().meetings_created(), &per_user, auth.now())
-        .await?
-    {
-        tracing::info!(%user, retry_after = retry.seconds(), "meeting creation refused: rate limit");
-        return Err(AuthError::RateLimited(retry).into());
-    }
-    let mut rng = StdRng::from_rng(&mut rand::rng());
-    let meeting = state
-        .repo
-        .create_meeting_assigned(&new, &state.region, &state.liveness, &mut rng)
-        .await?;
+    let new = body.into_new(who.user_id)?;
+    let meeting = state.create(who.user_id, &new).await?;
     let mut response = (StatusCode::CREATED, Json(MeetingJson::from(&meeting))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("{MEETINGS_PATH}/{}", meeting.meeting_id))
     {
