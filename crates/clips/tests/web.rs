@@ -529,7 +529,13 @@ async fn members_read_managers_change_strangers_and_anonymous_are_refused() {
     assert!(page.contains("#general"), "{page}");
     assert!(!page.contains("Deep scan"), "{page}");
     assert!(!page.contains("Danger zone"), "{page}");
-    site.page(&library, &member).await;
+    // Nothing indexed yet: the library says so (and where to start), and a filter that
+    // finds nothing says that instead.
+    let empty = site.page(&library, &member).await;
+    assert!(empty.contains("No clips yet."), "{empty}");
+    let unmatched = site.page(&format!("{library}?q=boss"), &member).await;
+    assert!(unmatched.contains("No clips match."), "{unmatched}");
+    assert!(!unmatched.contains("No clips yet."), "{unmatched}");
     let json = site.get_json(&api, &member).await;
     assert_eq!(json.status(), 200);
     for (path, form) in [

@@ -84,7 +84,7 @@ pub(crate) async fn list(
                                 " "
                                 @if guild.can_manage() { span.badge { "you manage it" } }
                                 " "
-                                a.muted href=(library_path(guild.id)) { "library" }
+                                a.muted href=(library_path(guild.id)) { "Open the library" }
                             }
                         }
                     }

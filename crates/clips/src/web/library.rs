@@ -173,6 +173,8 @@ async fn library(
         .map(|c| (c.info.id, channel_name(c)))
         .collect();
     let title = format!("{} · library", stored.info.name);
+    // The whole library asked for: empty means nothing is indexed yet, not "no match".
+    let everything = cursor.is_none() && filter == LibraryFilter::guild(guild);
     Ok(page.render(
         &title,
         html! {
@@ -183,7 +185,13 @@ async fn library(
                 @if stale_links {
                     p.muted.notice { "Discord did not refresh some video links; those clips may not play. Reload in a moment." }
                 }
-                @if found.clips.is_empty() {
+                @if found.clips.is_empty() && everything {
+                    p.empty {
+                        "No clips yet. The library holds the videos posted in the channels "
+                        "Tavern reads: choose them, and scan their history, under "
+                        a href=(guild_path(guild)) { "Channels and scans" } "."
+                    }
+                } @else if found.clips.is_empty() {
                     p.empty { "No clips match." }
                 }
                 ul.clip-grid {
