@@ -695,3 +695,64 @@ async fn a_non_host_is_refused_and_nothing_is_created_while_an_admin_may_schedul
     let (session, _) = site.session(admin).await;
     assert_eq!(site.get(&path, Some(&session)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn the_games_page_lists_the_games_and_marks_the_visitor_s_part() {
+    let site = site(&["dragons"]).await;
+    // Signed out: the way to log in.
+    let anonymous = site.get("/campaigns", None).await;
+    assert_eq!(anonymous.status(), 303);
+    assert!(location(&anonymous).starts_with("/login/discord?next="));
+
+    // No game yet.
+    let (stranger, _) = site.session(site.discord_user("Stranger")).await;
+    let empty = site.get("/campaigns", Some(&stranger)).await;
+    assert_eq!(empty.status(), 200);
+    let empty = empty.text().await.unwrap();
+    assert!(empty.contains("No games yet"), "{empty}");
+    assert!(empty.contains("not linked to Meetup"), "{empty}");
+
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let series = format!("data-series=\"{}\"", game.series);
+    let card = |page: &str| -> String {
+        let at = page.find(&series).expect("the game's card");
+        page[at..at + page[at..].find("</li>").unwrap()].to_owned()
+    };
+
+    // The host: the game, online, its next session, marked as theirs, with the
+    // schedule link; no "not linked" notice.
+    let (session, _) = site.session(host_discord).await;
+    let page = site.get("/campaigns", Some(&session)).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let hosted = card(&page);
+    assert!(hosted.contains("Curse of Strahd - Session 1"), "{hosted}");
+    assert!(
+        hosted.contains(&format!(
+            "href=\"https://www.meetup.com/dragons/events/{}/\"",
+            game.first
+        )),
+        "{hosted}"
+    );
+    assert!(
+        hosted.contains("Online") && hosted.contains("Campaign"),
+        "{hosted}"
+    );
+    assert!(hosted.contains("Next session: "), "{hosted}");
+    assert!(hosted.contains("0 players"), "{hosted}");
+    assert!(hosted.contains("data-part=\"host\""), "{hosted}");
+    assert!(
+        hosted.contains(&format!("href=\"/campaigns/schedule/{}\"", game.channel)),
+        "{hosted}"
+    );
+    assert!(!page.contains("not linked to Meetup"), "{page}");
+
+    // A stranger sees the game, not as theirs, and no schedule link.
+    let seen = site.get("/campaigns", Some(&stranger)).await;
+    let seen = card(&seen.text().await.unwrap());
+    assert!(seen.contains("Curse of Strahd - Session 1"), "{seen}");
+    assert!(!seen.contains("data-part="), "{seen}");
+    assert!(!seen.contains("/campaigns/schedule/"), "{seen}");
+}

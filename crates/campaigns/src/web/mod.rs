@@ -8,6 +8,7 @@
 //!   them every 2 days, an hour later again after a failure.
 //! - [`linking`]: a Discord user links their Meetup account with the one-time id of
 //!   the `/link-meetup` command (`/link-meetup/{linking id}`), through Meetup's OAuth2.
+//! - [`games`]: the community's games (`/campaigns`), with the visitor's part in each.
 //! - [`schedule`]: the schedule-next-session form of a game channel
 //!   (`/campaigns/schedule/{channel id}`), for the series' hosts and the admins.
 //!
@@ -16,6 +17,7 @@
 //! | GET    | `/link-meetup/{linking id}`         | anyone holding the id        |
 //! | GET    | `/link-meetup/{linking id}/start`   | anyone holding the id        |
 //! | GET    | `/campaigns/meetup/callback`        | the browser that started it  |
+//! | GET    | `/campaigns`                        | signed-in user               |
 //! | GET    | `/campaigns/organiser`              | signed-in user               |
 //! | POST   | `/campaigns/organiser`              | signed-in user (+ CSRF)      |
 //! | GET    | `/campaigns/schedule/{channel id}`  | signed-in host or admin      |
@@ -38,6 +40,7 @@
 //! Every page is in the one layout; every failure is a page that says what went wrong
 //! in words, with the status it deserves.
 
+pub mod games;
 pub mod linking;
 pub mod organiser;
 pub mod schedule;
@@ -177,7 +180,7 @@ pub fn add(
     );
     feature
         .web(routes(ctx, state))
-        .nav("Campaigns", ORGANISER_PATH)
+        .nav("Campaigns", games::CAMPAIGNS_PATH)
         .job(job)
 }
 
@@ -191,6 +194,7 @@ pub fn routes(ctx: &feature::Context, state: WebState) -> Routes {
             linking::start,
         )
         .get(CALLBACK_PATH, Access::Public, callback)
+        .get(games::CAMPAIGNS_PATH, Access::User, games::page)
         .get(ORGANISER_PATH, Access::User, organiser::page)
         .post(ORGANISER_PATH, Access::User, organiser::start)
         .get(SCHEDULE_PATH, Access::User, schedule::form)
