@@ -136,6 +136,21 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
         title.as_str().unwrap_or_default().contains("Friday table"),
         "{title}"
     );
+    // The invitation is the meeting's whole link, and its button copies it.
+    let link = browsers[0]
+        .script("return document.getElementById('invite-link').textContent")
+        .await;
+    assert_eq!(link, app.url(&format!("/meet/{code}")).as_str());
+    let copy = browsers[0].find("#copy-link").await;
+    browsers[0].click(&copy).await;
+    browsers[0]
+        .text_when(
+            "the link is copied",
+            LIMIT,
+            "return document.getElementById('copy-link').dataset.copied || ''",
+            |copied| copied == "1",
+        )
+        .await;
 
     // Every page shows the other two, by id and name: those there before (the
     // JoinResponse) and those who came after (ParticipantJoined).

@@ -29,6 +29,28 @@
   if (!root) return;
   const $ = (id) => document.getElementById(id);
   const code = root.dataset.code;
+
+  // The invitation: the link in full, and a button that copies it where the clipboard
+  // may be written (a secure context); data-copied says how it went.
+  (() => {
+    const link = $('invite-link');
+    const copy = $('copy-link');
+    if (!link) return;
+    const url = new URL(link.getAttribute('href'), window.location.href).href;
+    link.textContent = url;
+    if (!copy || !navigator.clipboard || !window.isSecureContext) return;
+    copy.hidden = false;
+    copy.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(url);
+        copy.dataset.copied = '1';
+        copy.textContent = 'Copied';
+      } catch (_) {
+        copy.dataset.copied = '0';
+        copy.textContent = 'Copy it from the link';
+      }
+    });
+  })();
   const CLIENT_VERSION = 'tavern-web/1';
   const HEARTBEAT_MS = 10_000;
   const MAX_FRAME = 64 * 1024;

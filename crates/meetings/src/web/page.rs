@@ -31,6 +31,9 @@
 //!   In a meeting with `enable_e2e_encryption` every
 //!   frame is encrypted before it leaves the page (AES-GCM under sender keys the
 //!   participants exchange through the controller) and the page shows a safety code;
+//! - the invitation under the title (`#invite-link`, the meeting's link, made absolute
+//!   from the page's address) gets a "Copy link" button where the clipboard can be
+//!   written (`data-copied` on it: `1` once copied, `0` when the browser refused);
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
 //!   controller, ...) is said on the page, in words;
 //! - a meeting that moved (`meeting_moved`, also when its controller stops) is joined
@@ -130,6 +133,12 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
         section #meet data-code=(code) data-autojoin=[autojoin.then_some("1")]
             data-grant-url=[grant] data-recording-url=[recording] {
             h1 #meeting-title { "Meeting " span.code { (code) } }
+            @let link = MEET_PATH.replace("{code}", code);
+            p.invite {
+                "Invite others with the code or this link: "
+                a #invite-link href=(link) { (link) }
+                " " button #copy-link type="button" hidden { "Copy link" }
+            }
             p #status role="status" aria-live="polite" {}
             p #error .meet-error role="alert" hidden {}
             form #join-form {
@@ -168,6 +177,16 @@ mod tests {
         assert!(!page.contains("<script>x"), "{page}");
         assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(page.contains("data-autojoin=\"1\""));
+        // The invitation: the page's own link (the script makes it absolute and shows
+        // the copy button where the clipboard can be written).
+        assert!(
+            page.contains("<a id=\"invite-link\" href=\"/meet/ABC-DEFG-HJK\">"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<button id=\"copy-link\" type=\"button\" hidden>"),
+            "{page}"
+        );
         assert!(!page.contains("data-grant-url"));
         let signed_in = body(
             "ABC-DEFG-HJK",
