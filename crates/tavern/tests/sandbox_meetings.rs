@@ -445,7 +445,7 @@ async fn the_meetings_page_sends_a_typed_code_to_its_meeting_or_says_why_not() {
 }
 
 #[tokio::test]
-async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_and_finds_it_there() {
+async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there_and_ends_it() {
     let (site, _) = site_with(|config| config.auth.meetings_created_per_minute = 2).await;
     let cookie = web_session(&site, 4242, "Ada").await;
     let mine = || async {
@@ -582,7 +582,53 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_and_finds_it_t
     assert!(refused.contains("id=\"start-error\""), "{refused}");
     assert_eq!(mine().await.len(), 2);
 
-    site.repo.end_meeting(meeting.meeting_id).await.unwrap();
+    // Ended from the page by its creator only, with the form's CSRF field.
+    let end = format!("{}/meet/{code}/end", site.base);
+    assert!(
+        listed.contains(&format!("action=\"/meet/{code}/end\"")),
+        "{listed}"
+    );
+    let bob = web_session(&site, 5151, "Bob").await;
+    let bobs_page = site
+        .http
+        .get(format!("{}/meet", site.base))
+        .header(reqwest::header::COOKIE, &bob)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let not_his = no_redirects()
+        .post(&end)
+        .header(reqwest::header::COOKIE, &bob)
+        .form(&[("csrf_token", csrf_in(&bobs_page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_his.status(), 403);
+    let said = not_his.text().await.unwrap();
+    assert!(said.contains("Only the meeting's creator"), "{said}");
+    let forged = no_redirects()
+        .post(&end)
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let still = site.repo.meeting(meeting.meeting_id).await.unwrap();
+    assert!(still.status.is_joinable());
+    let ended = no_redirects()
+        .post(&end)
+        .header(reqwest::header::COOKIE, &cookie)
+        .form(&[("csrf_token", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 303);
+    assert_eq!(ended.headers()["location"], "/meet");
+    let now = site.repo.meeting(meeting.meeting_id).await.unwrap();
+    assert!(!now.status.is_joinable());
     let (_, after) = page("/meet").await;
     assert!(
         !after.contains(&format!("data-meeting-code=\"{code}\"")),

@@ -6,6 +6,7 @@
 //! | `GET /meet` | anyone | the page: "Join a meeting" (a code), and for a signed-in visitor "Start a meeting" and "Your meetings" (those they created that have not ended, newest first); signed out, a link to log in |
 //! | `GET /meet?code=CODE` | anyone | 303 to `/meet/{CODE}` (the code as people type it: any case, with or without hyphens); the page again with the reason beside the field when it is no code (400), names no meeting (404) or one that has ended (410) |
 //! | `POST /meet` (form: `display_name`, and the checkboxes `enable_e2e_encryption`, `require_auth`, `allow_recording`) | a signed-in web session, with the form's CSRF field | 303 to the new meeting's `/meet/{code}`; the form again with the reason (400); 429 with `Retry-After` past the creation limit |
+//! | `POST /meet/{code}/end` | a signed-in web session, with the form's CSRF field: the meeting's creator | ends the meeting (as the API's `POST /api/v1/meetings/{id}/end` does, its audit row naming them), then 303 back to `/meet`; 403 for anyone else; 404 for no such meeting |
 //!
 //! A meeting started here is the API's (`POST /api/v1/meetings`, [`super::meetings`]):
 //! the same checks, the same per-user limit, its controller assigned at once, created
@@ -15,12 +16,12 @@
 //! Reading the page never makes an account.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
-use web::page::{Page, see_other};
+use web::page::{Page, Problem, see_other};
 
 use super::meetings::display_name;
 use super::{ApiError, WebState};
@@ -30,6 +31,8 @@ use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 
 /// The page's path (`GET`, and `POST` to start a meeting).
 pub const LOBBY_PATH: &str = "/meet";
+/// `POST`: the creator ends one of their meetings from the page.
+pub const END_FROM_LOBBY_PATH: &str = "/meet/{code}/end";
 
 /// How many of their meetings a signed-in visitor sees.
 const YOUR_MEETINGS: u16 = 20;
@@ -213,6 +216,60 @@ async fn refuse(state: &WebState, page: &Page, form: &StartForm, error: ApiError
     response
 }
 
+/// `POST /meet/{code}/end`: the creator ends their meeting, then back to the page.
+pub(super) async fn end(
+    State(state): State<WebState>,
+    caller: web::access::Caller,
+    page: Page,
+    Path(code): Path<String>,
+) -> Response {
+    let Some(user) = caller.user() else {
+        // The kit's guard lets no anonymous request through to here.
+        return render(&state, &page, StatusCode::UNAUTHORIZED, None, None).await;
+    };
+    match end_as(&state, user, &code).await {
+        Ok(()) => see_other(LOBBY_PATH),
+        Err(error) => {
+            let title = if error.status.is_server_error() {
+                "Something went wrong"
+            } else {
+                "The meeting was not ended"
+            };
+            page.problem(
+                Problem::new(error.status, title, sentence(&error.message))
+                    .link("Back to the meetings", LOBBY_PATH),
+            )
+        }
+    }
+}
+
+/// Ends the meeting `code` names for `user`, who must have created it (ending an ended
+/// meeting changes nothing).
+async fn end_as(
+    state: &WebState,
+    user: &web::session::SessionUser,
+    code: &str,
+) -> Result<(), ApiError> {
+    let code = MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
+    let meeting = state
+        .repo
+        .meeting_by_code(&code)
+        .await
+        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
+    let account = state.session_account(user).await?;
+    if meeting.created_by_user_id != Some(account) {
+        return Err(ApiError::not_creator());
+    }
+    if meeting.status != MeetingStatus::Ended {
+        state
+            .repo
+            .end_meeting_by(meeting.meeting_id, account)
+            .await?;
+        tracing::info!(meeting = %meeting.meeting_id, user = %account, "meeting ended from the meetings page");
+    }
+    Ok(())
+}
+
 /// An API sentence ("display_name: must not be empty") as the page says it.
 fn sentence(message: &str) -> String {
     let message = message.strip_prefix("display_name: ").unwrap_or(message);
@@ -267,7 +324,7 @@ async fn render(
     };
     (
         status,
-        page.render("Meetings", body(&lobby, page.csrf_field())),
+        page.render("Meetings", body(&lobby, &page.csrf_field())),
     )
         .into_response()
 }
@@ -289,7 +346,7 @@ fn status_word(status: MeetingStatus) -> &'static str {
     }
 }
 
-fn body(lobby: &Lobby<'_>, csrf: Markup) -> Markup {
+fn body(lobby: &Lobby<'_>, csrf: &Markup) -> Markup {
     let (typed, code_error) = match &lobby.code {
         Some((typed, reason)) => (*typed, Some(reason.as_str())),
         None => ("", None),
@@ -320,7 +377,7 @@ fn body(lobby: &Lobby<'_>, csrf: Markup) -> Markup {
             h2 { "Start a meeting" }
             @if let Some((form, reason)) = &lobby.start {
                 form #start method="post" action=(LOBBY_PATH) {
-                    (csrf)
+                    (csrf.clone())
                     label for="display_name" { "Name" }
                     input #display_name name="display_name" type="text" required maxlength="255"
                         value=(form.display_name)
@@ -357,6 +414,15 @@ fn body(lobby: &Lobby<'_>, csrf: Markup) -> Markup {
                                 span.code { (code) }
                                 " "
                                 span.badge { (status_word(meeting.status)) }
+                                form.end method="post"
+                                    action=(END_FROM_LOBBY_PATH.replace("{code}", code)) {
+                                    (csrf.clone())
+                                    button type="submit" {
+                                        @if meeting.status == MeetingStatus::Active {
+                                            "End it for everyone"
+                                        } @else { "End it" }
+                                    }
+                                }
                             }
                         }
                     }

@@ -20,7 +20,7 @@
 //! | `POST`/`GET /api/v1/meetings/{id}/recordings`, `POST .../recordings/{recording_id}/stop`, `GET /api/v1/recordings/{recording_id}/download`, `GET`/`POST /meet/{code}/recording`, `POST /meet/{code}/recording/stop` | see [`recordings`] | recordings: start, stop, list, the signed download, the page's control |
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
 //! | `POST /meet/{code}/grant` (no body) | a signed-in Tavern web session, with `X-CSRF-Token` | 200 the guest route's grant JSON, named by the session's Discord user's meetings account (made and linked the first time), also for `require_auth` meetings; 401 no session; 403 no or a wrong CSRF token; 404; 410 `meeting_ended` |
-//! | `GET /meet[?code]`, `POST /meet` | anyone; the `POST` a signed-in web session with its CSRF field | the meetings page ([`lobby`]): join by code, start a meeting, the visitor's meetings |
+//! | `GET /meet[?code]`, `POST /meet`, `POST /meet/{code}/end` | anyone; the `POST`s a signed-in web session with its CSRF field (ending: the creator) | the meetings page ([`lobby`]): join by code, start a meeting, the visitor's meetings, ending one |
 //! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
 //! | `GET /assets/meetings/meet.js` | anyone | the client's script (its styles are the site stylesheet's `.meet-page` rules) |
 //!
@@ -144,6 +144,7 @@ pub fn routes(ctx: &feature::Context, auth: Auth, config: &crate::MeetingsConfig
         .get(OPENAPI_PATH, Access::Public, openapi::serve)
         .get(LOBBY_PATH, Access::Public, lobby::page)
         .post(LOBBY_PATH, Access::User, lobby::start)
+        .post(lobby::END_FROM_LOBBY_PATH, Access::User, lobby::end)
         .get(MEET_PATH, Access::Public, page::meet)
         .assets(&[&MEET_SCRIPT])
         .with_state(WebState {
