@@ -161,6 +161,18 @@ async fn web_session(site: &Site, id: u64, name: &str) -> String {
 }
 
 impl Site {
+    /// `path` as the visitor with `cookie` sees it: its status and text.
+    async fn get_as(&self, path: &str, cookie: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     /// The page's recording panel for the visitor with `cookie`.
     async fn recording_panel(&self, code: &MeetingCode, cookie: &str) -> (u16, Value) {
         let response = self
@@ -371,26 +383,18 @@ fn csrf_in(page: &str) -> String {
 #[tokio::test]
 async fn the_meetings_page_sends_a_typed_code_to_its_meeting_or_says_why_not() {
     let (site, _) = site().await;
-    let open = site
-        .repo
-        .create_meeting(&meetings::repo::NewMeeting {
-            display_name: meetings::domain::DisplayName::parse("Open table").unwrap(),
+    let repo = &site.repo;
+    let made = |name: &'static str| async move {
+        let new = meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse(name).unwrap(),
             created_by: None,
             settings: Default::default(),
             scheduled_start_time: None,
-        })
-        .await
-        .unwrap();
-    let over = site
-        .repo
-        .create_meeting(&meetings::repo::NewMeeting {
-            display_name: meetings::domain::DisplayName::parse("Last week").unwrap(),
-            created_by: None,
-            settings: Default::default(),
-            scheduled_start_time: None,
-        })
-        .await
-        .unwrap();
+        };
+        repo.create_meeting(&new).await.unwrap()
+    };
+    let open = made("Open table").await;
+    let over = made("Last week").await;
     site.repo.end_meeting(over.meeting_id).await.unwrap();
 
     // Signed out: the code field, and a way in to start one.
@@ -454,18 +458,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
             .await
             .unwrap()
     };
-    let page = |path: &'static str| {
-        let request = site.http.get(format!("{}{path}", site.base));
-        let cookie = cookie.clone();
-        async move {
-            let response = request
-                .header(reqwest::header::COOKIE, cookie)
-                .send()
-                .await
-                .unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }
-    };
+    let page = |path: &'static str| site.get_as(path, &cookie);
     let start = |form: Vec<(&'static str, String)>| {
         let request = no_redirects().post(format!("{}/meet", site.base));
         let cookie = cookie.clone();
@@ -589,16 +582,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
         "{listed}"
     );
     let bob = web_session(&site, 5151, "Bob").await;
-    let bobs_page = site
-        .http
-        .get(format!("{}/meet", site.base))
-        .header(reqwest::header::COOKIE, &bob)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, bobs_page) = site.get_as("/meet", &bob).await;
     let not_his = no_redirects()
         .post(&end)
         .header(reqwest::header::COOKIE, &bob)

@@ -35,17 +35,8 @@ fn event(id: &str, time: &str, users: &[u64], hosts: &[u64]) -> EventState {
 
 fn series(events: Vec<EventState>) -> SeriesState {
     SeriesState {
-        id: EventSeriesId::parse("s1").unwrap(),
         series_type: Some(SeriesType::Adventure),
-        is_online: false,
-        events,
-        channel: None,
-        voice_channel: None,
-        guest_role: None,
-        host_role: None,
-        removed_users: BTreeSet::new(),
-        removed_hosts: BTreeSet::new(),
-        synced_guests: BTreeSet::new(),
+        ..SeriesState::bare(EventSeriesId::parse("s1").unwrap(), events)
     }
 }
 

@@ -49,6 +49,27 @@ pub struct SeriesState {
     pub synced_guests: BTreeSet<UserId>,
 }
 
+#[cfg(test)]
+impl SeriesState {
+    /// A series `id` with `events` and nothing else known (no type, not online, no
+    /// channel, role or removal): the unit tests' starting point.
+    pub(crate) fn bare(id: EventSeriesId, events: Vec<EventState>) -> SeriesState {
+        SeriesState {
+            id,
+            series_type: None,
+            is_online: false,
+            events,
+            channel: None,
+            voice_channel: None,
+            guest_role: None,
+            host_role: None,
+            removed_users: BTreeSet::new(),
+            removed_hosts: BTreeSet::new(),
+            synced_guests: BTreeSet::new(),
+        }
+    }
+}
+
 /// The free-spots message as Tavern last wrote it (Tavern's own key,
 /// [`schema::FREE_SPOTS_MESSAGE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

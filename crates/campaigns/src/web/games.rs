@@ -240,19 +240,10 @@ mod tests {
     }
 
     fn series(id: &str, events: Vec<EventState>) -> SeriesState {
-        SeriesState {
-            id: EventSeriesId::started_by(&MeetupEventId::parse(id).unwrap()),
-            series_type: None,
-            is_online: false,
+        SeriesState::bare(
+            EventSeriesId::started_by(&MeetupEventId::parse(id).unwrap()),
             events,
-            channel: None,
-            voice_channel: None,
-            guest_role: None,
-            host_role: None,
-            removed_users: BTreeSet::new(),
-            removed_hosts: BTreeSet::new(),
-            synced_guests: BTreeSet::new(),
-        }
+        )
     }
 
     #[test]
