@@ -394,8 +394,9 @@ impl DemoMeeting {
     }
 }
 
-/// The joinable meeting of `kind` whose code is kept in `data_dir`, or a new one
-/// (its code then kept there) made by `host`.
+/// The joinable meeting of `kind` whose code is kept in `data_dir` and made by `host`,
+/// or a new one (its code then kept there) made by `host`. A kept one made by someone
+/// else (an earlier start's demo player) is ended.
 async fn demo_meeting(
     repo: &meetings::Repo,
     data_dir: &Path,
@@ -411,7 +412,19 @@ async fn demo_meeting(
     match std::fs::read_to_string(&path) {
         Ok(text) => match MeetingCode::parse(text.trim()) {
             Ok(code) => match repo.meeting_by_code(&code).await {
-                Ok(meeting) if meeting.status.is_joinable() => return Ok(code),
+                Ok(meeting)
+                    if meeting.status.is_joinable() && meeting.created_by_user_id == host =>
+                {
+                    return Ok(code);
+                }
+                Ok(meeting) if meeting.status.is_joinable() => {
+                    // The fake Discord's ids are new at each start, so after a restart
+                    // the demo player is another user, who could not host this one.
+                    tracing::info!(%code, name, "sandbox: a demo meeting was made for an earlier demo player; ending it and making another");
+                    repo.end_meeting(meeting.meeting_id)
+                        .await
+                        .context("ending an earlier demo player's meeting")?;
+                }
                 Ok(_) => {
                     tracing::info!(%code, name, "sandbox: a demo meeting has ended; making another")
                 }

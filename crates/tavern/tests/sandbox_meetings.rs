@@ -361,6 +361,35 @@ async fn the_console_links_a_meeting_the_demo_player_hosts_and_may_record() {
     // Drawn again, the console links the same meeting.
     let (_, page) = site.get("/sandbox").await;
     assert_eq!(href_of(&page, "data-demo-recordable-meeting"), Some(link));
+
+    // After a restart the fake Discord's demo player has a new id: the kept meeting is
+    // not theirs to record, so it is ended and another is made for them, which the
+    // next start by the same player keeps.
+    let next_player = 4_343_434_343_u64;
+    let restarted = |id: u64| {
+        let meeting = DemoMeeting::new(site.data_dir.path()).hosted_by(id, "Demo Player");
+        meeting.connect(site.repo.clone());
+        meeting
+    };
+    let theirs = restarted(next_player)
+        .recordable_code()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(theirs, code);
+    let new_host = site
+        .repo
+        .linked_account(meetings::auth::DISCORD, &next_player.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let made = site.repo.meeting_by_code(&theirs).await.unwrap();
+    assert_eq!(made.created_by_user_id, Some(new_host));
+    assert!(made.settings.allow_recording);
+    let earlier = site.repo.meeting_by_code(&code).await.unwrap();
+    assert!(!earlier.status.is_joinable(), "the earlier one is ended");
+    let kept = restarted(next_player).recordable_code().await.unwrap();
+    assert_eq!(kept, Some(theirs));
 }
 
 /// A client that shows redirects instead of following them.
