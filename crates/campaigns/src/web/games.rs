@@ -81,14 +81,18 @@ pub fn games<'a>(
             }
         })
         .collect();
-    games.sort_by_key(|g| match (g.next, g.last) {
-        (Some(next), _) => (0, next.time.timestamp(), g.series.id.to_string()),
-        (None, Some(last)) => (
-            1,
-            last.time.timestamp().saturating_neg(),
-            g.series.id.to_string(),
-        ),
-        (None, None) => (2, 0, g.series.id.to_string()),
+    // Every game has a session (series without one were left out): the next, else the
+    // last. Ties (the same time) go by series id, so the order is stable.
+    games.sort_by_key(|g| {
+        let series: &'a SeriesState = g.series;
+        match (g.next, g.last) {
+            (Some(next), _) => (false, next.time.timestamp(), &series.id),
+            (None, last) => (
+                true,
+                last.map_or(0, |l| l.time.timestamp().saturating_neg()),
+                &series.id,
+            ),
+        }
     });
     games
 }
