@@ -110,17 +110,10 @@ async fn walk(
     open
 }
 
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_scoped_token() {
     let app = common::spawn_app().await;
-    let http = no_redirects();
+    let http = common::no_redirects();
     let manifest = app
         .running
         .manifest()
@@ -162,7 +155,7 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
 #[tokio::test]
 async fn a_planted_undeclared_or_public_post_route_fails_the_walk() {
     let app = common::spawn_app().await;
-    let http = no_redirects();
+    let http = common::no_redirects();
     let session = app.log_in(&http).await;
     let bearer = unscoped_bearer(&app.redis).await;
     // Sessions over the same Redis, so the walker's session is one here too.
@@ -253,7 +246,7 @@ impl web::Readiness for Ready {
 #[tokio::test]
 async fn the_sandbox_console_acts_only_with_the_token_of_its_page() {
     let app = common::spawn_app().await;
-    let http = no_redirects();
+    let http = common::no_redirects();
     let page = http.get(app.url("/sandbox")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let cookie = page

@@ -32,10 +32,7 @@ fn location(response: &reqwest::Response) -> String {
 async fn the_sandbox_demo_player_logs_in_with_discord_and_out_again() {
     let app = common::spawn_app().await;
     app.wait_ready().await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let http = common::no_redirects();
 
     // Nobody is logged in yet.
     let anonymous = http.get(app.url("/api/me")).send().await.expect("me");

@@ -111,10 +111,7 @@ async fn the_sandbox_syncs_a_demo_meetup_and_links_the_demo_player_on_the_web() 
     // one-time link `/link-meetup` hands out.
     let player = UserId::new(u64::from(app.demo().demo_player));
     let id = repo.create_linking_id(player).await.unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::no_redirects();
     let page = http
         .get(app.url(&format!("/link-meetup/{}", id.expose())))
         .send()

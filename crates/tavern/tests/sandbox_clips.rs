@@ -92,10 +92,7 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
     );
 
     // The demo player logs in on the web and browses the library: a tile per video.
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::no_redirects();
     let session = app.log_in(&http).await;
     let library = clips::web::library_path(GuildId::new(demo.guild.get()));
     let response = http

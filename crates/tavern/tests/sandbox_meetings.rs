@@ -392,14 +392,6 @@ async fn the_console_links_a_meeting_the_demo_player_hosts_and_may_record() {
     assert_eq!(kept, Some(theirs));
 }
 
-/// A client that shows redirects instead of following them.
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// The CSRF token a page carries in its layout.
 fn csrf_in(page: &str) -> String {
     let at = page
@@ -438,7 +430,7 @@ async fn the_meetings_page_sends_a_typed_code_to_its_meeting_or_says_why_not() {
 
     // Typed as people type it: on to the meeting's page, in its canonical form.
     let typed = open.meeting_code.as_str().to_lowercase().replace('-', "");
-    let answer = no_redirects()
+    let answer = common::no_redirects()
         .get(format!("{}/meet?code=%20{typed}%20", site.base))
         .send()
         .await
@@ -489,7 +481,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
     };
     let page = |path: &'static str| site.get_as(path, &cookie);
     let start = |form: Vec<(&'static str, String)>| {
-        let request = no_redirects().post(format!("{}/meet", site.base));
+        let request = common::no_redirects().post(format!("{}/meet", site.base));
         let cookie = cookie.clone();
         async move {
             request
@@ -612,7 +604,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
     );
     let bob = web_session(&site, 5151, "Bob").await;
     let (_, bobs_page) = site.get_as("/meet", &bob).await;
-    let not_his = no_redirects()
+    let not_his = common::no_redirects()
         .post(&end)
         .header(reqwest::header::COOKIE, &bob)
         .form(&[("csrf_token", csrf_in(&bobs_page))])
@@ -622,7 +614,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
     assert_eq!(not_his.status(), 403);
     let said = not_his.text().await.unwrap();
     assert!(said.contains("Only the meeting's creator"), "{said}");
-    let forged = no_redirects()
+    let forged = common::no_redirects()
         .post(&end)
         .header(reqwest::header::COOKIE, &cookie)
         .send()
@@ -631,7 +623,7 @@ async fn a_signed_in_member_starts_a_meeting_on_the_meetings_page_finds_it_there
     assert_eq!(forged.status(), 403);
     let still = site.repo.meeting(meeting.meeting_id).await.unwrap();
     assert!(still.status.is_joinable());
-    let ended = no_redirects()
+    let ended = common::no_redirects()
         .post(&end)
         .header(reqwest::header::COOKIE, &cookie)
         .form(&[("csrf_token", csrf.clone())])

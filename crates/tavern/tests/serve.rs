@@ -278,10 +278,7 @@ async fn the_home_page_leads_to_every_feature_s_page_and_each_answers() {
         "{home}"
     );
     assert!(home.contains("video meetings"), "{home}");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = common::no_redirects();
     for link in links {
         let page = http.get(app.url(link)).send().await.expect("a page");
         let status = page.status().as_u16();

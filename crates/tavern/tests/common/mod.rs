@@ -67,6 +67,14 @@ impl TestApp {
     }
 }
 
+/// A client that shows redirects instead of following them.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
 pub async fn wait_ready(http: &reqwest::Client, url: &str, limit: Duration) {
     testkit::eventually_within(limit, &format!("{url} ready"), || async move {
         match http.get(url).send().await {
