@@ -302,8 +302,8 @@ async fn connect(
     joiner: &Joiner,
 ) -> anyhow::Result<Result<(Client, grant::JoinGrant), NotConnected>> {
     // Opened as every client of ours opens its session (`open_session`: a connection
-    // lost while it was set up, or not open within `FIRST_TRY_WAIT`, is made once more
-    // with a new grant).
+    // lost while it was set up, or not open within `FIRST_TRY_WAIT`, is made again with
+    // a new grant, three in all).
     let opened = open_session(
         || async {
             grant::grant(

@@ -1074,10 +1074,11 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
 }
 
 /// A connection the meeting server closes while the page sets it up (README, "Known
-/// problems") is made once more by the page, with a new grant.
+/// problems") is made again by the page, with a new grant: twice in a row, the third
+/// connection joins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_grant() {
-    page_joins_with_a_new_grant_after_a_first_connection(false).await;
+async fn a_page_whose_connections_are_closed_while_they_are_set_up_joins_on_the_third() {
+    page_joins_with_a_new_grant_after_failed_connections(false, 2).await;
 }
 
 /// A connection whose session the meeting server never answers (as one that lost part
@@ -1085,14 +1086,14 @@ async fn a_page_whose_connection_is_closed_while_it_is_set_up_joins_with_a_new_g
 /// `FIRST_TRY_WAIT_MS` and made once more with a new grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_connection_hangs_while_it_is_set_up_joins_with_a_new_grant() {
-    page_joins_with_a_new_grant_after_a_first_connection(true).await;
+    page_joins_with_a_new_grant_after_failed_connections(true, 1).await;
 }
 
-/// The first grant names a stand-in controller that hands the meeting to the real
-/// controller when the connection arrives, then reads the session request and drops it
-/// unanswered or (`hold`) holds it unanswered; the page joins the real one with no error
-/// shown.
-async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
+/// The first `failed` grants name a stand-in controller that reads each session
+/// request and drops it unanswered or (`hold`) holds it unanswered, and hands the
+/// meeting to the real controller when the last of them arrives; the page joins the
+/// real one with no error shown, after `failed` new grants.
+async fn page_joins_with_a_new_grant_after_failed_connections(hold: bool, failed: usize) {
     use meetings::domain::{ControllerId, HealthStatus, Region};
     use meetings::repo::{ControllerHeartbeat, ControllerRegistration};
 
@@ -1139,21 +1140,28 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
     let handing = {
         let pool = pool.clone();
         tokio::spawn(async move {
-            // The meeting is handed over as soon as the connection arrives, so that the
-            // page's second grant names the real controller however long the first try
-            // takes.
-            let incoming = stand_in.accept().await;
-            sqlx::query(
-                "UPDATE meet.meetings SET assigned_controller_id = 'mc-real' \
-                 WHERE assigned_controller_id = 'mc-stand-in'",
-            )
-            .execute(pool.pool())
-            .await
-            .unwrap();
-            // The session request, read (an error if the page gave up before), then held
-            // unanswered or dropped unanswered.
-            let request = incoming.await;
-            let held = hold.then_some(request);
+            let mut held = Vec::new();
+            for taken in 1..=failed {
+                let incoming = stand_in.accept().await;
+                // The meeting is handed over as soon as the last connection arrives, so
+                // that the page's next grant names the real controller however long
+                // this try takes.
+                if taken == failed {
+                    sqlx::query(
+                        "UPDATE meet.meetings SET assigned_controller_id = 'mc-real' \
+                         WHERE assigned_controller_id = 'mc-stand-in'",
+                    )
+                    .execute(pool.pool())
+                    .await
+                    .unwrap();
+                }
+                // The session request, read (an error if the page gave up before), then
+                // held unanswered or dropped unanswered.
+                let request = incoming.await;
+                if hold {
+                    held.push(request);
+                }
+            }
             (stand_in, held)
         })
     };
@@ -1166,7 +1174,7 @@ async fn page_joins_with_a_new_grant_after_a_first_connection(hold: bool) {
         browser
             .script("return document.getElementById('meet').dataset.connectRetries || ''")
             .await,
-        "1"
+        failed.to_string()
     );
     let (stand_in, held) = tokio::time::timeout(LIMIT, handing)
         .await

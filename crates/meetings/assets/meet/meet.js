@@ -253,12 +253,14 @@
     return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 
-  // How long a first connection may take to open before it is given up for one more
-  // with a new grant: setting a session up takes two round trips and QUIC resends a lost
-  // packet after about a second, but a meeting server that lost part of the set-up
-  // (README, "Known problems") would hold the page until its own join timeout. The
-  // second connection waits as long as the browser does.
+  // How long each connection but the last may take to open before it is given up for
+  // one more with a new grant: setting a session up takes two round trips and QUIC
+  // resends a lost packet after about a second, but a meeting server that lost part of
+  // the set-up (README, "Known problems") would hold the page until its own join
+  // timeout. The last connection waits as long as the browser does.
   const FIRST_TRY_WAIT_MS = 3000;
+  /** Connections made to join at most, each with a new grant (client.rs, CONNECTIONS). */
+  const CONNECTIONS = 3;
   const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
   /** Application close code of a session closed by the meeting server (proto.rs). */
   const CLOSE_BY_CONTROLLER = 3;
@@ -485,8 +487,8 @@
     let frames;
     let waits = again ? [...REJOIN_WAITS_MS] : [];
     // A connection the meeting server closed while it was being set up, or that is not
-    // open within FIRST_TRY_WAIT_MS, is made once more with a new grant (the first
-    // grant's connection token may be spent).
+    // open within FIRST_TRY_WAIT_MS, is made again with a new grant (the last grant's
+    // connection token may be spent), CONNECTIONS in all.
     for (let attempt = 1; ; attempt += 1) {
       const got = await fetchGrant(name);
       if (got.error && got.retryable && waits.length > 0) {
@@ -513,7 +515,7 @@
       }
       try {
         state.wt = await openWebTransport(grant.webtransport_url, grant.wt_token,
-          grant.certificate_hash, attempt === 1 ? FIRST_TRY_WAIT_MS : 0);
+          grant.certificate_hash, attempt < CONNECTIONS ? FIRST_TRY_WAIT_MS : 0);
         const stream = await state.wt.createBidirectionalStream();
         state.writer = stream.writable.getWriter();
         frames = new FrameReader(stream.readable, MAX_FRAME);
@@ -521,7 +523,7 @@
         break;
       } catch (e) {
         hangUp();
-        if (attempt < 2 && typeof WebTransport !== 'undefined') {
+        if (attempt < CONNECTIONS && typeof WebTransport !== 'undefined') {
           root.dataset.connectRetries = String(attempt);
           continue;
         }

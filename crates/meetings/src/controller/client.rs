@@ -21,14 +21,19 @@ use crate::domain::WT_TOKEN_PARAM;
 /// How long [`Client::leave`] waits for the controller to close the session.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
-/// How long [`open_session`]'s first connection may take to open its session before it
-/// is given up for one more with a new grant. Setting a session up takes two round
-/// trips (the QUIC handshake, then the session request), and QUIC resends a lost
-/// packet after about a second, so a slow link with a loss still opens within it; a
-/// controller that lost part of the set-up (README, "Known problems") would otherwise
-/// hold the client until its own `join_timeout`. The second connection waits as long
-/// as QUIC does.
+/// How long each of [`open_session`]'s connections but the last may take to open its
+/// session before it is given up for one more with a new grant. Setting a session up
+/// takes two round trips (the QUIC handshake, then the session request), and QUIC
+/// resends a lost packet after about a second, so a slow link with a loss still opens
+/// within it; a controller that lost part of the set-up (README, "Known problems")
+/// would otherwise hold the client until its own `join_timeout`. The last connection
+/// waits as long as QUIC does.
 pub const FIRST_TRY_WAIT: Duration = Duration::from_secs(3);
+
+/// How many connections [`open_session`] makes at most, each with a new grant. A
+/// connection lost while it is set up is rare (about 1 in 300) but not always alone:
+/// with two, about 1 join in 3,000 still failed; a third makes that a few in a million.
+pub const CONNECTIONS: u32 = 3;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +93,19 @@ impl ClientError {
 }
 
 /// A session [`open_session`] opened: the grant it was opened with, the client, and
-/// whether that took a second connection.
+/// how many connections that took (1 to [`CONNECTIONS`]).
 #[derive(Debug)]
 pub struct Opened<G> {
     pub grant: G,
     pub client: Client,
-    pub retried: bool,
+    pub connections: u32,
+}
+
+impl<G> Opened<G> {
+    /// Whether the first connection failed and a later one opened the session.
+    pub fn retried(&self) -> bool {
+        self.connections > 1
+    }
 }
 
 /// Why [`open_session`] opened no session: the last grant's connection failed so.
@@ -104,10 +116,11 @@ pub struct NotOpened<G> {
 }
 
 /// Opens a signalling session as every client of ours does: `connect` with a grant
-/// from `grant`; when that first connection fails in a way a new grant may well avoid
+/// from `grant`; while a connection fails in a way a new grant may well avoid
 /// ([`ClientError::worth_a_new_grant`], its session not open within
-/// [`FIRST_TRY_WAIT`] among them), once more with a new grant (the first one's
-/// connection token may be spent). The grant source's error ends it at once.
+/// [`FIRST_TRY_WAIT`] among them), once more with a new grant (the last one's
+/// connection token may be spent), [`CONNECTIONS`] in all; the last connection is not
+/// timed. The grant source's error ends it at once.
 /// (`connect`'s future owns what it needs of the grant, so that the whole can be a
 /// spawned task's.)
 pub async fn open_session<G, E, GF, CF>(
@@ -118,10 +131,12 @@ where
     GF: Future<Output = Result<G, E>>,
     CF: Future<Output = Result<Client, ClientError>>,
 {
-    let mut retried = false;
+    let mut connections = 0;
     loop {
+        connections += 1;
+        let last = connections >= CONNECTIONS;
         let granted = grant().await?;
-        let connected = if retried {
+        let connected = if last {
             connect(&granted).await
         } else {
             tokio::time::timeout(FIRST_TRY_WAIT, connect(&granted))
@@ -133,12 +148,11 @@ where
                 return Ok(Ok(Opened {
                     grant: granted,
                     client,
-                    retried,
+                    connections,
                 }));
             }
-            Err(error) if error.worth_a_new_grant() && !retried => {
-                tracing::info!(%error, "the session was not opened; once more with a new grant");
-                retried = true;
+            Err(error) if error.worth_a_new_grant() && !last => {
+                tracing::info!(%error, connections, "the session was not opened; once more with a new grant");
             }
             Err(error) => {
                 return Ok(Err(NotOpened {
@@ -417,5 +431,71 @@ mod tests {
         assert!(!setting_up(ConnectionError::CidsExhausted).worth_a_new_grant());
         assert!(!ClientError::Rejected.worth_a_new_grant());
         assert!(!ClientError::Closed.worth_a_new_grant());
+    }
+
+    /// Runs [`open_session`] with numbered grants over connections that fail as
+    /// `failures` says, one per connection (a refusal once they run out); answers the
+    /// grants asked for and the grant and error it ended with.
+    async fn open_failing(failures: Vec<ClientError>) -> (u32, u32, ClientError) {
+        let failures = std::sync::Mutex::new(failures.into_iter());
+        let mut grants = 0;
+        let ended = open_session(
+            || {
+                grants += 1;
+                std::future::ready(Ok::<_, std::convert::Infallible>(grants))
+            },
+            |_: &u32| {
+                let failure = failures
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .unwrap_or(ClientError::Rejected);
+                std::future::ready(Err(failure))
+            },
+        )
+        .await;
+        let Ok(Err(NotOpened { grant, error })) = ended else {
+            panic!("the connections were all to fail");
+        };
+        (grants, grant, error)
+    }
+
+    fn closed_while_set_up() -> ClientError {
+        ClientError::Connect(ConnectingError::ConnectionError(
+            ConnectionError::LocallyClosed,
+        ))
+    }
+
+    #[tokio::test]
+    async fn connections_lost_while_set_up_are_made_again_with_new_grants_three_in_all() {
+        let (grants, last, error) = open_failing(vec![
+            ClientError::NotOpenedInTime(FIRST_TRY_WAIT),
+            closed_while_set_up(),
+            closed_while_set_up(),
+            closed_while_set_up(),
+        ])
+        .await;
+        assert_eq!((grants, last), (3, 3));
+        assert!(error.worth_a_new_grant(), "the third one's error: {error}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_or_a_grant_error_ends_the_tries_at_once() {
+        let (grants, last, error) =
+            open_failing(vec![closed_while_set_up(), ClientError::Rejected]).await;
+        assert_eq!((grants, last), (2, 2));
+        assert!(matches!(error, ClientError::Rejected), "{error}");
+
+        let mut connects = 0;
+        let ended = open_session(
+            || std::future::ready(Err::<u32, _>("no grant")),
+            |_: &u32| {
+                connects += 1;
+                std::future::ready(Err(ClientError::Rejected))
+            },
+        )
+        .await;
+        assert!(matches!(ended, Err("no grant")));
+        assert_eq!(connects, 0);
     }
 }

@@ -90,8 +90,8 @@ impl Controller {
     }
 
     /// A guest called `name` joined to `meeting`, with its grant, its session opened as
-    /// clients open theirs ([`open_session`]: once more with a new grant when the first
-    /// connection is lost while it is set up; README, "Known problems").
+    /// clients open theirs ([`open_session`]: again with a new grant when a connection
+    /// is lost while it is set up, three in all; README, "Known problems").
     pub async fn join(
         &self,
         meeting: MeetingId,
