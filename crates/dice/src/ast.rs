@@ -168,6 +168,20 @@ impl Cond {
         }
     }
 
+    /// Whether some face of a die with these faces matches.
+    pub fn met_within(self, faces: Faces) -> bool {
+        let (lo, hi) = (faces.min, faces.max);
+        match self {
+            Cond::Cmp(CompareOp::Eq, n) => (lo..=hi).contains(&n),
+            Cond::Cmp(CompareOp::Ne, n) => lo != hi || lo != n,
+            Cond::Cmp(CompareOp::Gt, n) => hi > n,
+            Cond::Cmp(CompareOp::Ge, n) => hi >= n,
+            Cond::Cmp(CompareOp::Lt, n) => lo < n,
+            Cond::Cmp(CompareOp::Le, n) => lo <= n,
+            Cond::IsMax | Cond::IsMin => true,
+        }
+    }
+
     /// Matching on set element totals, which may be decimals. `IsMax`/`IsMin`
     /// never occur on sets (the parser does not produce them there).
     pub fn matches_num(self, value: Num) -> bool {
@@ -319,6 +333,69 @@ pub(crate) struct DiceSpec {
     /// A game system that reads the dice its own way (Cypher, AGE,
     /// narrative dice).
     pub system: Option<System>,
+}
+
+impl DiceSpec {
+    /// The note for a pool whose success rules no face of its dice can meet (`2d6>=8`,
+    /// `4d6t7`): it always counts 0, which is seldom what was meant. A compare point
+    /// written against the dice counts the dice that meet it (`GRAMMAR.md`), so the
+    /// note says how to compare the total. `None` when a face can succeed, or when the
+    /// dice's values are not their faces (compounding explosions, `mi`/`ma`, a game
+    /// system's reading, sides rolled at run time).
+    pub(crate) fn unmeetable_target(&self) -> Option<String> {
+        let faces = match self.sides {
+            SidesSpec::Lit(sides) => Faces {
+                min: 1,
+                max: sides,
+                fate: false,
+            },
+            SidesSpec::Fate => Faces {
+                min: -1,
+                max: 1,
+                fate: true,
+            },
+            SidesSpec::Expr(_) => return None,
+        };
+        let mods = &self.mods;
+        let rules: Vec<Cond> = mods
+            .counting
+            .success
+            .iter()
+            .chain(&mods.counting.double)
+            .copied()
+            .collect();
+        let compounds = mods
+            .explode
+            .as_ref()
+            .is_some_and(|e| e.mode == ExplodeMode::Compound);
+        if rules.is_empty()
+            || compounds
+            || mods.min.is_some()
+            || mods.max.is_some()
+            || self.system.is_some()
+            || rules.iter().any(|c| c.met_within(faces))
+        {
+            return None;
+        }
+        let notation = self.notation.trim();
+        let die = if faces.fate {
+            "Fate die".to_owned()
+        } else {
+            format!("d{}", faces.max)
+        };
+        let mut note =
+            format!("no {die} can meet the target of {notation}, so it counts 0 successes");
+        if let [Cond::Cmp(op, n)] = rules.as_slice()
+            && let Some(dice) = notation.strip_suffix(&format!("{}{n}", op.symbol()))
+            && !dice.is_empty()
+        {
+            let symbol = op.symbol();
+            note.push_str(&format!(
+                "; to compare the total, write {dice} {symbol} {n} or ({dice}){symbol}{n}"
+            ));
+        }
+        Some(note)
+    }
 }
 
 /// Game systems whose dice mean more than their sum.

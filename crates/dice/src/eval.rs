@@ -307,6 +307,9 @@ impl<'a> Evaluator<'a> {
                 },
             );
         }
+        if let Some(note) = spec.unmeetable_target() {
+            self.note(&note);
+        }
         let tally = mods
             .counting
             .any()

@@ -363,7 +363,10 @@ impl Dist {
     }
 
     fn prob(&self, pred: impl Fn(i64) -> bool) -> f64 {
-        self.iter().filter(|(v, _)| pred(*v)).map(|(_, p)| p).sum()
+        // A fold from +0.0: an empty `sum` of floats is -0.0, shown as "-0.00%".
+        self.iter()
+            .filter(|(v, _)| pred(*v))
+            .fold(0.0, |total, (_, p)| total + p)
     }
 }
 
@@ -1137,6 +1140,13 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
     };
     let counting = counts_successes(subject_expr);
     let exploding = has_explosion(&spec.expr);
+    for dice in dice_terms(&spec.expr) {
+        if let Some(note) = dice.unmeetable_target()
+            && !notes.contains(&note)
+        {
+            notes.push(note);
+        }
+    }
 
     let mut engine = Engine {
         src,
@@ -1217,20 +1227,28 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
 }
 
 fn has_explosion(e: &Expr) -> bool {
-    let mut found = false;
+    dice_terms(e).into_iter().any(|d| {
+        d.mods
+            .explode
+            .as_ref()
+            .is_some_and(|x| x.mode != ExplodeMode::Once)
+    })
+}
+
+/// Every dice term of an expression, those that give another its count or sides
+/// included.
+fn dice_terms(e: &Expr) -> Vec<&DiceSpec> {
+    let mut found = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match &e.kind {
             ExprKind::Dice(d) => {
-                if d.mods
-                    .explode
-                    .as_ref()
-                    .is_some_and(|x| x.mode != ExplodeMode::Once)
-                {
-                    found = true;
-                }
+                found.push(d.as_ref());
                 if let Count::Expr(c) = &d.count {
                     stack.push(c);
+                }
+                if let SidesSpec::Expr(s) = &d.sides {
+                    stack.push(s);
                 }
             }
             ExprKind::Set(s) => stack.extend(s.items.iter()),

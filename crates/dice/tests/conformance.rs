@@ -560,7 +560,22 @@ fn rows() -> Vec<Row> {
         g("1d20 // 3", 1, "1d20 (15) // 3 = 5"),
         g("3 - 1d4 - 1", 1, "3 - 1d4 (3) - 1 = -1"),
         g("1d4 - -1", 1, "1d4 (3) - -1 = 4"),
-        g("2d6>7", 1, "2d6>7 (5, 4) = 0 (0 successes)"),
+        g(
+            "2d6>7",
+            1,
+            "2d6>7 (5, 4) = 0 (0 successes) [no d6 can meet the target of 2d6>7, so it counts 0 successes; to compare the total, write 2d6 > 7 or (2d6)>7]",
+        ),
+        g(
+            "4d6t7",
+            1,
+            "4d6t7 (5, 4, 4, 3) = 0 (0 successes) [no d6 can meet the target of 4d6t7, so it counts 0 successes]",
+        ),
+        g(
+            "4dF>=2",
+            1,
+            "4dF>=2 (+, 0, 0, 0) = 0 (0 successes) [no Fate die can meet the target of 4dF>=2, so it counts 0 successes; to compare the total, write 4dF >= 2 or (4dF)>=2]",
+        ),
+        g("3d6>=6", 1, "3d6>=6 (5, 4, 4) = 0 (0 successes)"),
         g("(2d6)>7", 1, "(2d6 (5, 4)) > 7 -> 9 pass"),
         g("2d6 > 7", 1, "2d6 (5, 4) > 7 -> 9 pass"),
         g("4D6KH3", 1, "4D6KH3 (5, 4, 4, ~3~) = 13"),
@@ -828,6 +843,39 @@ fn odds_errors_have_positions() {
     let err = dice::odds("1d6/(1d2-1)").unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::DivisionByZero));
     assert_eq!(err.column(), 4);
+}
+
+/// An impossible check reads 0.00%, never "-0.00%"; a pool whose target no face can
+/// meet says so, and how to compare the total.
+#[test]
+fn odds_of_an_impossible_check_read_zero_and_an_unmeetable_target_is_explained() {
+    let plain = dice::odds("1d20+5>=30").unwrap().render_plain();
+    assert!(plain.starts_with("1d20+5>=30: 0.00%\n"), "{plain}");
+    let odds = dice::odds("2d6>=8").unwrap();
+    assert_eq!(odds.at_least_one_success, Some(0.0));
+    let plain = odds.render_plain();
+    assert!(
+        plain.starts_with("at least one success: 0.00%\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains(
+            "no d6 can meet the target of 2d6>=8, so it counts 0 successes; \
+             to compare the total, write 2d6 >= 8 or (2d6)>=8"
+        ),
+        "{plain}"
+    );
+    let meant = dice::odds("2d6 >= 8").unwrap();
+    assert!((meant.check.unwrap().probability - 15.0 / 36.0).abs() < 1e-12);
+    for reachable in ["2d6>=6", "10d10t7", "4dF>=1", "2d6>=8 + 1d10>=8"] {
+        let odds = dice::odds(reachable).unwrap();
+        assert!(
+            odds.notes.iter().filter(|n| n.contains("can meet")).count()
+                == usize::from(reachable.contains("2d6>=8")),
+            "{reachable}: {:?}",
+            odds.notes
+        );
+    }
 }
 
 #[test]
