@@ -269,7 +269,7 @@ impl Router {
             .record(elapsed.as_secs_f64());
         match outcome {
             Ok(()) => {
-                tracing::info!(ms = elapsed.as_secs_f64() * 1000.0, "interaction answered")
+                tracing::info!(ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0), "interaction answered")
             }
             Err(error) => tracing::error!(%error, "could not answer interaction"),
         }

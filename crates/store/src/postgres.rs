@@ -51,10 +51,18 @@ impl FeatureMigrations {
     }
 }
 
+/// The URL's options, and unless it sets `client_min_messages` itself, no notices:
+/// PostgreSQL's NOTICE lines ("schema … already exists, skipping" at every start's
+/// migrations) would be logged as Tavern's own; warnings and errors still come.
 fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
-    url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+    let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
         what: "postgres",
         reason: e.to_string(),
+    })?;
+    Ok(if url.contains("client_min_messages") {
+        options
+    } else {
+        options.options([("client_min_messages", "warning")])
     })
 }
 

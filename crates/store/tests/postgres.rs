@@ -103,3 +103,22 @@ async fn processes_starting_together_migrate_the_same_schemas_at_once_without_fa
         .expect("count");
     assert_eq!(versions, 2, "each step applied once");
 }
+
+/// Pooled connections get no NOTICE messages (migrations' "already exists, skipping"
+/// would be logged at every start), unless the URL asks for them.
+#[tokio::test]
+async fn connections_skip_notices_unless_the_url_asks_for_them() {
+    let server = TestPostgres::start().await;
+    let level = |pg: store::Postgres| async move {
+        sqlx::query_scalar::<_, String>("SHOW client_min_messages")
+            .fetch_one(pg.pool())
+            .await
+            .expect("show")
+    };
+    assert_eq!(level(server.connect().await).await, "warning");
+    let url = server.url();
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    let asked = format!("{url}{joiner}options=-c%20client_min_messages%3Dnotice");
+    let pg = store::Postgres::connect(&asked).await.expect("pool");
+    assert_eq!(level(pg).await, "notice");
+}
