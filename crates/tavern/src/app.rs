@@ -589,7 +589,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let health = Arc::new(Health::default());
     let state = AppState {
-        readiness: Arc::new(HealthProbe(Arc::clone(&health))),
+        readiness: Arc::new(web::LoggedReadiness::new(HealthProbe(Arc::clone(&health)))),
         metrics: metrics.clone(),
     };
 

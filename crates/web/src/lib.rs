@@ -42,8 +42,11 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
+pub use health::LoggedReadiness;
+
 pub mod access;
 pub mod client;
+mod health;
 pub mod login;
 pub mod markdown;
 pub mod page;
@@ -273,11 +276,11 @@ fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
         .layer(axum::Extension(site))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http()
+            tower_http::trace::TraceLayer::new(health::Failures)
                 .make_span_with(request_span)
                 // A 5xx answer is logged as a warning inside its request's span (so it
-                // names the route): the handler that failed has said why, and a
-                // `/readyz` answering 503 while a store is down is no error of ours.
+                // names the route): the handler that failed has said why. `/readyz`'s
+                // 503 while a store is down is none ([`LoggedReadiness`] says so once).
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
 }

@@ -288,3 +288,97 @@ async fn trusted_proxies_parse_from_text() {
     assert!(proxies.trusts("10.9.8.7".parse().unwrap()));
     assert!(TrustedProxies::parse("10.0.0.0/99").is_err());
 }
+
+/// A dependency whose readiness the test sets.
+struct Switch(Arc<std::sync::atomic::AtomicBool>);
+
+impl Readiness for Switch {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<Component>> {
+        let ready = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            vec![Component {
+                name: "redis",
+                ready,
+                detail: (!ready).then(|| "connection refused".to_owned()),
+            }]
+        })
+    }
+}
+
+/// Polled every few seconds through an outage, `/readyz` logs the store going down
+/// once (WARN, with why) and coming back once (INFO), and its 503s are no request
+/// failures; another route's 5xx still is one.
+#[tokio::test]
+async fn readiness_changes_are_logged_once_each_and_a_503_from_readyz_is_no_failure() {
+    let logs = testkit::Logs::default();
+    let _guard = logs.capture();
+    discord::install_crypto_provider();
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let state = AppState {
+        readiness: Arc::new(web::LoggedReadiness::new(Switch(Arc::clone(&ready)))),
+        metrics: None,
+    };
+    let broken = Router::new().route(
+        "/broken",
+        get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let app = web::router(
+        state,
+        web::page::Site::default(),
+        vec![broken],
+        LateRoutes::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(web::serve_with(
+        listener,
+        app,
+        ServerConfig::default(),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let poll = |expected: u16| {
+        let http = http.clone();
+        async move {
+            let status = http
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status.as_u16(), expected);
+        }
+    };
+
+    poll(200).await;
+    ready.store(false, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        poll(503).await;
+    }
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    poll(200).await;
+    poll(200).await;
+
+    let warnings: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(" WARN "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("not ready")
+            && warnings[0].contains("component=\"redis\"")
+            && warnings[0].contains("connection refused"),
+        "{warnings:#?}"
+    );
+    assert_eq!(logs.count("ready again"), 1, "{}", logs.text());
+
+    let status = http
+        .get(format!("http://{addr}/broken"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 500);
+    assert_eq!(logs.warnings("/broken").len(), 1, "{}", logs.text());
+}
