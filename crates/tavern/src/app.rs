@@ -865,8 +865,10 @@ async fn run(
     };
     // Marked before the sandbox writes anything of its own, so that what it finds is
     // someone else's.
-    crate::instance::mark(&redis, &postgres, mode).await;
+    let foreign = crate::instance::mark(&redis, &postgres, mode).await;
     if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
+        let own_redis = !foreign.iter().any(|f| f.store() == "Redis");
+        crate::sandbox::forget_an_earlier_fake_discord(&redis, meetup, demo, own_redis).await?;
         crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
     }
     for feature in &features {

@@ -58,6 +58,15 @@ pub enum Foreign {
     Unmarked(&'static str),
 }
 
+impl Foreign {
+    /// The store holding the data: "Redis" or "PostgreSQL".
+    pub fn store(&self) -> &'static str {
+        match self {
+            Foreign::Discord(store) | Foreign::Unmarked(store) => store,
+        }
+    }
+}
+
 impl fmt::Display for Foreign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -114,11 +114,84 @@ pub async fn start_meetup(
     Ok((SandboxMeetup { fake, demo: seeded }, config))
 }
 
+/// What the campaigns kept in Redis about an earlier start's fake Discord, forgotten
+/// before the jobs start. The fake Discord is new at every start (other ids, none of
+/// the bot's channels or roles), but the Redis may be kept (`scripts/run.sh` keeps it),
+/// and then the kept state points at nothing: the demo game master stayed linked to
+/// an earlier Alice, the demo player's Meetup account to an earlier demo player (so
+/// `/link-meetup` was refused), and each game's channel was one the sync refuses to
+/// replace (it "no longer exists on Discord").
+///
+/// So: a demo Meetup member linked to a Discord user of an earlier start is unlinked
+/// (those users cannot come back), and every tracked series with a channel is
+/// forgotten, its events with it (nothing of this start has been made yet). The
+/// fake Meetup still has them: when anything was forgotten the sync's job lock is
+/// released, so the first sync runs at once and stores them again and makes new
+/// channels and roles. Only for a Redis that is the sandbox's own (`own_redis`: marked
+/// `sandbox`, see [`crate::instance`]); another's is left as it is.
+pub async fn forget_an_earlier_fake_discord(
+    redis: &Redis,
+    meetup: &SandboxMeetup,
+    demo: &Demo,
+    own_redis: bool,
+) -> anyhow::Result<()> {
+    if !own_redis {
+        return Ok(());
+    }
+    let repo = campaigns::Repo::new(redis.clone());
+    let members_now: Vec<discord::model::UserId> =
+        [demo.demo_player, demo.alice, demo.bob, demo.carol]
+            .into_iter()
+            .map(|id| discord::model::UserId::new(u64::from(id)))
+            .collect();
+    let demo_members = [
+        &meetup.demo.organiser,
+        &meetup.demo.game_master,
+        &meetup.demo.player,
+    ];
+    let mut unlinked = 0;
+    for member in demo_members {
+        let Ok(member) = campaigns::MeetupUserId::parse(member.as_str()) else {
+            continue;
+        };
+        if let Some(discord) = repo.discord_user_of(member).await?
+            && !members_now.contains(&discord)
+        {
+            repo.unlink_meetup_user(member).await?;
+            unlinked += 1;
+        }
+    }
+    let mut forgotten = 0;
+    for series in repo.tracked_series().await? {
+        let channel = repo.series_channel(&series).await?;
+        let voice = repo.series_voice_channel(&series).await?;
+        if channel.is_some() || voice.is_some() {
+            repo.remove_series(&series).await?;
+            forgotten += 1;
+        }
+    }
+    if unlinked + forgotten > 0 {
+        let lock = feature::lock_key(campaigns::jobs::SYNC_JOB);
+        store::redis::cmd("DEL")
+            .arg(&lock)
+            .query_async::<()>(&mut redis.conn())
+            .await
+            .context("releasing the campaigns sync's job lock")?;
+        tracing::info!(
+            unlinked,
+            forgotten,
+            "sandbox: forgot what the campaigns kept of an earlier start's fake Discord; the first sync makes the games' channels again"
+        );
+    }
+    Ok(())
+}
+
 /// Stores the demo organiser's tokens, as if they had authorised Tavern on the web,
 /// and links the demo game master's Meetup account to the demo guild's Alice, so
 /// acting as Alice in the console tries the hosts' commands. Every start of the
 /// sandbox has a new fake Meetup, so the tokens are always replaced (its member ids
-/// are the same each time, so the link holds).
+/// are the same each time; a link to an earlier start's Alice was removed by
+/// [`forget_an_earlier_fake_discord`]).
 pub async fn authorise_organiser(
     redis: &Redis,
     meetup: &SandboxMeetup,

@@ -149,3 +149,109 @@ async fn the_sandbox_syncs_a_demo_meetup_and_links_the_demo_player_on_the_web() 
 fn expected_first(demo: &meetup::fake::demo::Demo) -> MeetupEventId {
     MeetupEventId::parse(demo.campaign[0].as_str()).unwrap()
 }
+
+/// A restart keeps the Redis but gets a new fake Discord (new ids, none of the bot's
+/// channels): what the campaigns kept of the earlier one is forgotten, so the new
+/// Alice is the demo game master again, the demo player's Meetup account (linked to
+/// the earlier demo player) can be linked again, and the first sync runs at once and
+/// makes every game's channel in the new guild.
+#[tokio::test]
+async fn after_a_restart_on_the_same_redis_the_demo_games_and_links_are_made_again() {
+    let first = common::spawn_app().await;
+    let meetup = first.running.meetup.clone().expect("a fake Meetup");
+    let player_account = MeetupUserId::parse(meetup.demo.player.as_str()).unwrap();
+    let game_master = MeetupUserId::parse(meetup.demo.game_master.as_str()).unwrap();
+    let repo = Repo::new(first.redis.connect().await);
+    testkit::eventually("the first start's sync makes the game channels", || {
+        let repo = repo.clone();
+        async move { (repo.game_channels().await.ok()?.len() == 3).then_some(()) }
+    })
+    .await;
+    let earlier_player = UserId::new(u64::from(first.demo().demo_player));
+    let earlier_alice = UserId::new(u64::from(first.demo().alice));
+    repo.link(player_account, earlier_player, None)
+        .await
+        .unwrap();
+
+    let common::TestApp {
+        running,
+        redis,
+        postgres,
+        http,
+    } = first;
+    running.shutdown();
+    running.wait().await.unwrap();
+    let config = common::config(&[
+        ("TAVERN_REDIS_URL", redis.url()),
+        ("TAVERN_DATABASE_URL", postgres.url()),
+    ]);
+    let second = common::TestApp {
+        running: tavern::start(config).await.expect("tavern starts again"),
+        redis,
+        postgres,
+        http,
+    };
+    second.wait_ready().await;
+
+    let alice = UserId::new(u64::from(second.demo().alice));
+    let player = UserId::new(u64::from(second.demo().demo_player));
+    assert_ne!(alice, earlier_alice, "the new fake Discord has new ids");
+    assert_eq!(
+        repo.discord_user_of(game_master).await.unwrap(),
+        Some(alice)
+    );
+    assert_eq!(repo.meetup_user_of(earlier_alice).await.unwrap(), None);
+    assert_eq!(repo.meetup_user_of(earlier_player).await.unwrap(), None);
+    repo.link(player_account, player, None)
+        .await
+        .expect("the demo player links their Meetup account again");
+
+    let sim = second.sim();
+    let guild = second.demo().guild;
+    let repo = &repo;
+    testkit::eventually(
+        "the sync runs at once and makes the games' channels again",
+        || async move {
+            let recorded = repo.game_channels().await.ok()?;
+            let existing: Vec<u64> = sim.channels(guild).iter().map(|c| c.id.get()).collect();
+            (recorded.len() == 3 && recorded.iter().all(|c| existing.contains(&c.get())))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(repo.tracked_series().await.unwrap().len(), 3);
+}
+
+/// On a Redis that is not the sandbox's own (a real community's), nothing is
+/// forgotten: the same stale-looking state is left as it is.
+#[tokio::test]
+async fn on_a_redis_not_its_own_the_sandbox_forgets_nothing() {
+    let app = common::spawn_app().await;
+    let meetup = app.running.meetup.clone().expect("a fake Meetup");
+    let game_master = MeetupUserId::parse(meetup.demo.game_master.as_str()).unwrap();
+    let redis = app.redis.connect().await;
+    let repo = Repo::new(redis.clone());
+    testkit::eventually("the sync makes the game channels", || {
+        let repo = repo.clone();
+        async move { (repo.game_channels().await.ok()?.len() == 3).then_some(()) }
+    })
+    .await;
+    let alice = repo.discord_user_of(game_master).await.unwrap();
+    // As seen by a start whose fake Discord has another Alice.
+    let another = discord_sim::Demo {
+        alice: discord_sim::Snowflake::new(42),
+        ..app.demo().clone()
+    };
+
+    tavern::sandbox::forget_an_earlier_fake_discord(&redis, &meetup, &another, false)
+        .await
+        .unwrap();
+    assert_eq!(repo.discord_user_of(game_master).await.unwrap(), alice);
+    assert_eq!(repo.game_channels().await.unwrap().len(), 3);
+
+    tavern::sandbox::forget_an_earlier_fake_discord(&redis, &meetup, &another, true)
+        .await
+        .unwrap();
+    assert_eq!(repo.discord_user_of(game_master).await.unwrap(), None);
+    assert_eq!(repo.tracked_series().await.unwrap(), Vec::new());
+}
