@@ -34,17 +34,27 @@ fn state() -> AppState {
     }
 }
 
-/// The site with two extra routes: one that never answers and one that takes a body.
+/// The site with three extra routes: one that never answers, one that takes a body
+/// and one that fails (500).
 async fn spawn(config: ServerConfig) -> SocketAddr {
+    spawn_with(state(), config).await
+}
+
+/// [`spawn`] with this state.
+async fn spawn_with(state: AppState, config: ServerConfig) -> SocketAddr {
     discord::install_crypto_provider();
     let extra = Router::new()
         .route("/stall", get(std::future::pending::<String>))
         .route(
             "/echo",
             post(|body: String| async move { body.len().to_string() }),
+        )
+        .route(
+            "/broken",
+            get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
         );
     let app = web::router(
-        state(),
+        state,
         web::page::Site::default(),
         vec![extra],
         LateRoutes::default(),
@@ -312,30 +322,12 @@ impl Readiness for Switch {
 async fn readiness_changes_are_logged_once_each_and_a_503_from_readyz_is_no_failure() {
     let logs = testkit::Logs::default();
     let _guard = logs.capture();
-    discord::install_crypto_provider();
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let state = AppState {
         readiness: Arc::new(web::LoggedReadiness::new(Switch(Arc::clone(&ready)))),
         metrics: None,
     };
-    let broken = Router::new().route(
-        "/broken",
-        get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
-    );
-    let app = web::router(
-        state,
-        web::page::Site::default(),
-        vec![broken],
-        LateRoutes::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(web::serve_with(
-        listener,
-        app,
-        ServerConfig::default(),
-        std::future::pending(),
-    ));
+    let addr = spawn_with(state, ServerConfig::default()).await;
     let http = reqwest::Client::new();
     let poll = |expected: u16| {
         let http = http.clone();
