@@ -123,7 +123,9 @@ pub async fn start_meetup(
 /// replace (it "no longer exists on Discord").
 ///
 /// So: a demo Meetup member linked to a Discord user of an earlier start is unlinked
-/// (those users cannot come back), and every tracked series with a channel is
+/// (those users cannot come back), a web session of such a user is ended (it would go
+/// on as a user who no longer exists: the Log in link signs the demo player in
+/// again), and every tracked series with a channel is
 /// forgotten, its events with it (nothing of this start has been made yet). The
 /// fake Meetup still has them: when anything was forgotten the sync's job lock is
 /// released, so the first sync runs at once and stores them again and makes new
@@ -160,6 +162,16 @@ pub async fn forget_an_earlier_fake_discord(
             repo.unlink_meetup_user(member).await?;
             unlinked += 1;
         }
+    }
+    let signed_out =
+        web::session::Sessions::end_sessions_of(redis, |user| !members_now.contains(&user.id))
+            .await
+            .context("ending the web sessions of an earlier start's users")?;
+    if signed_out > 0 {
+        tracing::info!(
+            signed_out,
+            "sandbox: ended the web sessions of an earlier start's fake Discord users; log in again"
+        );
     }
     let mut forgotten = 0;
     for series in repo.tracked_series().await? {

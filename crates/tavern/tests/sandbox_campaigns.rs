@@ -151,12 +151,13 @@ fn expected_first(demo: &meetup::fake::demo::Demo) -> MeetupEventId {
 }
 
 /// A restart keeps the Redis but gets a new fake Discord (new ids, none of the bot's
-/// channels): what the campaigns kept of the earlier one is forgotten, so the new
-/// Alice is the demo game master again, the demo player's Meetup account (linked to
-/// the earlier demo player) can be linked again, and the first sync runs at once and
-/// makes every game's channel in the new guild.
+/// channels): what was kept of the earlier one is forgotten, so the new Alice is the
+/// demo game master again, the demo player's Meetup account (linked to the earlier
+/// demo player) can be linked again, the earlier demo player's web session is over,
+/// and the first sync runs at once and makes every game's channel in the new guild.
 #[tokio::test]
-async fn after_a_restart_on_the_same_redis_the_demo_games_and_links_are_made_again() {
+async fn after_a_restart_on_the_same_redis_what_pointed_at_the_earlier_fake_discord_starts_afresh()
+{
     let first = common::spawn_app().await;
     let meetup = first.running.meetup.clone().expect("a fake Meetup");
     let player_account = MeetupUserId::parse(meetup.demo.player.as_str()).unwrap();
@@ -172,6 +173,21 @@ async fn after_a_restart_on_the_same_redis_the_demo_games_and_links_are_made_aga
     repo.link(player_account, earlier_player, None)
         .await
         .unwrap();
+    let web = common::no_redirects();
+    let cookie = first.log_in(&web).await;
+    let me = |app_url: String, cookie: String| {
+        let web = web.clone();
+        async move {
+            web.get(app_url)
+                .header(COOKIE, cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(first.url("/api/me"), cookie.clone()).await, 200);
 
     let common::TestApp {
         running,
@@ -202,6 +218,10 @@ async fn after_a_restart_on_the_same_redis_the_demo_games_and_links_are_made_aga
     );
     assert_eq!(repo.meetup_user_of(earlier_alice).await.unwrap(), None);
     assert_eq!(repo.meetup_user_of(earlier_player).await.unwrap(), None);
+    // The earlier demo player's web session is over: the Log in link signs in this one.
+    assert_eq!(me(second.url("/api/me"), cookie).await, 401);
+    let cookie = second.log_in(&web).await;
+    assert_eq!(me(second.url("/api/me"), cookie).await, 200);
     repo.link(player_account, player, None)
         .await
         .expect("the demo player links their Meetup account again");

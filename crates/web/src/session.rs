@@ -436,6 +436,48 @@ impl Sessions {
         Ok(session)
     }
 
+    /// Ends every logged-in session whose user `ended` picks (their cookies are then
+    /// worthless, as after a logout); anonymous sessions and unreadable ones are left to
+    /// expire. Answers how many ended. For sandbox mode, whose fake Discord's users are
+    /// new at every start: a session of an earlier start's user would go on as a user
+    /// that no longer exists.
+    pub async fn end_sessions_of(
+        redis: &Redis,
+        ended: impl Fn(&SessionUser) -> bool,
+    ) -> Result<usize, SessionError> {
+        let mut conn = redis.conn();
+        let mut cursor: u64 = 0;
+        let mut count = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{KEY_PREFIX}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            for key in keys {
+                let raw: Option<String> =
+                    redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+                let user = raw
+                    .and_then(|raw| serde_json::from_str::<Record>(&raw).ok())
+                    .and_then(|record| record.user);
+                if user.as_ref().is_some_and(&ended) {
+                    redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async::<()>(&mut conn)
+                        .await?;
+                    count += 1;
+                }
+            }
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+
     /// Ends a session (logout): its key is deleted, so its cookie is worthless.
     pub async fn destroy(&self, session: &Session) -> Result<(), SessionError> {
         redis::cmd("DEL")
