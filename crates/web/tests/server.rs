@@ -329,27 +329,27 @@ async fn readiness_changes_are_logged_once_each_and_a_503_from_readyz_is_no_fail
     };
     let addr = spawn_with(state, ServerConfig::default()).await;
     let http = reqwest::Client::new();
-    let poll = |expected: u16| {
+    let get = |path: &'static str, expected: u16| {
         let http = http.clone();
         async move {
             let status = http
-                .get(format!("http://{addr}/readyz"))
+                .get(format!("http://{addr}{path}"))
                 .send()
                 .await
                 .unwrap()
                 .status();
-            assert_eq!(status.as_u16(), expected);
+            assert_eq!(status.as_u16(), expected, "{path}");
         }
     };
 
-    poll(200).await;
+    get("/readyz", 200).await;
     ready.store(false, std::sync::atomic::Ordering::SeqCst);
     for _ in 0..3 {
-        poll(503).await;
+        get("/readyz", 503).await;
     }
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    poll(200).await;
-    poll(200).await;
+    get("/readyz", 200).await;
+    get("/readyz", 200).await;
 
     let warnings: Vec<String> = logs
         .lines()
@@ -365,12 +365,6 @@ async fn readiness_changes_are_logged_once_each_and_a_503_from_readyz_is_no_fail
     );
     assert_eq!(logs.count("ready again"), 1, "{}", logs.text());
 
-    let status = http
-        .get(format!("http://{addr}/broken"))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status.as_u16(), 500);
+    get("/broken", 500).await;
     assert_eq!(logs.warnings("/broken").len(), 1, "{}", logs.text());
 }
