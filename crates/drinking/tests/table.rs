@@ -488,7 +488,10 @@ async fn help_lists_every_command_of_every_feature() {
     println!("/help:\n{listed}");
     assert!(listed.chars().count() <= 2000, "{}", listed.len());
     assert!(listed.contains("**Dice and initiative**"), "{listed}");
-    assert!(listed.contains("`/roll expression [private]`"), "{listed}");
+    assert!(
+        listed.contains("`/roll expression [private] [mode]`"),
+        "{listed}"
+    );
     assert!(listed.contains("**Drinking game**"), "{listed}");
     assert!(
         listed.contains("`/ronnied start|leaderboard|newsession|abandon|tab`"),

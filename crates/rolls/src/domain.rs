@@ -453,7 +453,7 @@ pub fn fit_message(text: &str, limit: usize, note: &str) -> String {
 pub const HELP: &[(&str, &str, &str)] = &[
     (
         "roll",
-        "/roll expression [private]",
+        "/roll expression [private] [mode]",
         "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4`, or your aliases (`attack`, `hit 5 15`). `private` shows the result only to you. The `mode` option: `mode:gm` shows it to you and the GM, `mode:blind` to the GM only. A natural 20 on a d20 is a critical, a natural 1 a fumble. Every roll has a roll id for `/roll-check`.",
     ),
     (
@@ -805,7 +805,7 @@ mod tests {
         ];
         let all = help_all(None, &features).expect("help");
         assert!(
-            all.contains("**Dice and initiative**\n`/roll expression [private]`"),
+            all.contains("**Dice and initiative**\n`/roll expression [private] [mode]`"),
             "{all}"
         );
         assert!(

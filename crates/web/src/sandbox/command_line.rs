@@ -13,8 +13,11 @@
 //! - The other words fill the options not given by name, one word each, in the order
 //!   the command declares them (required ones first). The last required option, and
 //!   the last option, take the rest of the line when they are text: `/roll 2d6 + 3` is
-//!   the expression `2d6 + 3`, `/character add Vex 3` the name `Vex` and the modifier
-//!   `3`; a name with spaces is quoted (`/character add "Sir Vex" 3`).
+//!   the expression `2d6 + 3`, and `/init add goblin x3` the name `goblin x3`. So where
+//!   optional options follow a required text one, they are given by name:
+//!   `/character add Vex initiative-modifier:3` (`/character add Vex 3` is the name
+//!   `Vex 3`); a name with spaces is quoted (`/character add "Sir Vex" 3` where the
+//!   modifier is required).
 //! - Values are checked against the option's type, choices and bounds; users, roles
 //!   and channels are found by name, `@name`, `#name`, a mention or an id.
 
