@@ -13,7 +13,9 @@
 //! channels and roles appear; the demo game master's Meetup account is linked to the
 //! demo guild's Alice, who so hosts the campaign and the online series. The demo player links their Meetup account through the
 //! real web flow: `/link-meetup` in the console, then the link (the fake Meetup has
-//! the demo player signed in).
+//! the demo player signed in). A restart on a kept Redis starts the games, the links
+//! and the web logins afresh ([`forget_an_earlier_fake_discord`]): the fake Discord is
+//! new at every start.
 //!
 //! The clip archive's demo ([`seed_clips`]): a `#clips` channel in the demo guild
 //! with a few hundred messages of history (chatter, a few screenshots, and game
@@ -114,23 +116,24 @@ pub async fn start_meetup(
     Ok((SandboxMeetup { fake, demo: seeded }, config))
 }
 
-/// What the campaigns kept in Redis about an earlier start's fake Discord, forgotten
-/// before the jobs start. The fake Discord is new at every start (other ids, none of
-/// the bot's channels or roles), but the Redis may be kept (`scripts/run.sh` keeps it),
-/// and then the kept state points at nothing: the demo game master stayed linked to
-/// an earlier Alice, the demo player's Meetup account to an earlier demo player (so
-/// `/link-meetup` was refused), and each game's channel was one the sync refuses to
-/// replace (it "no longer exists on Discord").
+/// What Redis kept about an earlier start's fake Discord, forgotten before the jobs
+/// start. The fake Discord is new at every start (other ids, none of the bot's
+/// channels or roles), but the Redis may be kept (`scripts/run.sh` keeps it), and then
+/// the kept state points at nothing: the demo game master stayed linked to an earlier
+/// Alice, the demo player's Meetup account to an earlier demo player (so `/link-meetup`
+/// was refused), a browser stayed signed in as an earlier demo player, and each game's
+/// channel was one the sync refuses to replace (it "no longer exists on Discord").
 ///
-/// So: a demo Meetup member linked to a Discord user of an earlier start is unlinked
-/// (those users cannot come back), a web session of such a user is ended (it would go
-/// on as a user who no longer exists: the Log in link signs the demo player in
-/// again), and every tracked series with a channel is
-/// forgotten, its events with it (nothing of this start has been made yet). The
-/// fake Meetup still has them: when anything was forgotten the sync's job lock is
-/// released, so the first sync runs at once and stores them again and makes new
-/// channels and roles. Only for a Redis that is the sandbox's own (`own_redis`: marked
-/// `sandbox`, see [`crate::instance`]); another's is left as it is.
+/// So, on a Redis that is the sandbox's own (`own_redis`: marked `sandbox`, see
+/// [`crate::instance`]; another's is left as it is):
+/// - a demo Meetup member linked to a Discord user of an earlier start is unlinked
+///   (those users cannot come back);
+/// - a web session of such a user is ended (the Log in link signs the demo player in
+///   again);
+/// - every tracked series with a channel is forgotten, its events with it (nothing of
+///   this start has been made yet). The fake Meetup still has them: when anything was
+///   forgotten the sync's job lock is released, so the first sync runs at once, stores
+///   them again and makes new channels and roles.
 pub async fn forget_an_earlier_fake_discord(
     redis: &Redis,
     meetup: &SandboxMeetup,
