@@ -208,7 +208,11 @@ pub fn feature(ctx: &feature::Context, config: ClipsConfig) -> feature::Feature 
         .with_parts(config.scan_parts);
     commands::add(feature::Feature::new("clips"), ctx)
         .web(web::routes_for(ctx))
-        .nav("Clips", web::CLIPS_PATH)
+        .nav(
+            "Clips",
+            web::CLIPS_PATH,
+            "Every video posted in the server's channels, to search, filter and play here.",
+        )
         .migrations(MIGRATIONS)
         .events(events::handler(
             repo.clone(),

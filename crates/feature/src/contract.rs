@@ -117,9 +117,9 @@ impl Feature {
         self
     }
 
-    /// A page in the site's navigation.
-    pub fn nav(mut self, title: &'static str, path: &'static str) -> Feature {
-        self.nav.push(NavLink::new(title, path));
+    /// A page in the site's navigation, with the sentence its home page card shows.
+    pub fn nav(mut self, title: &'static str, path: &'static str, about: &'static str) -> Feature {
+        self.nav.push(NavLink::new(title, path, about));
         self
     }
 

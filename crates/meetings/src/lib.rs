@@ -475,7 +475,11 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             rotate_keys,
         ))
         .web(web)
-        .nav("Meetings", web::lobby::LOBBY_PATH)
+        .nav(
+            "Meetings",
+            web::lobby::LOBBY_PATH,
+            "Video meetings in the browser: join one with its code, or start one.",
+        )
         .service(recording::service(recorder));
     // An in-process media handler announces its address (its self-signed certificate's
     // hash is known only once it binds) to the in-process controller's directory (the

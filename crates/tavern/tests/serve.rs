@@ -278,6 +278,17 @@ async fn the_home_page_leads_to_every_feature_s_page_and_each_answers() {
         "{home}"
     );
     assert!(home.contains("video meetings"), "{home}");
+    // Each card says in a sentence what is behind it.
+    let abouts: Vec<&str> = cards
+        .split("<span class=\"about\">")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("</span>").unwrap()])
+        .collect();
+    assert_eq!(abouts.len(), 4, "{cards}");
+    assert!(abouts[0].contains("games on Meetup"), "{abouts:?}");
+    assert!(abouts[1].contains("video posted"), "{abouts:?}");
+    assert!(abouts[2].contains("Video meetings"), "{abouts:?}");
+    assert!(abouts[3].contains("Discord server"), "{abouts:?}");
     let http = common::no_redirects();
     for link in links {
         let page = http.get(app.url(link)).send().await.expect("a page");

@@ -13,7 +13,7 @@
 //!
 //! // In the feature's `feature(ctx, config)`:
 //! let routes = ctx.sessions.protect(Router::new().route("/clips", get(library)));
-//! Feature::new("clips").routes(routes).nav("Clips", "/clips")
+//! Feature::new("clips").routes(routes).nav("Clips", "/clips", "Every video posted…")
 //! ```
 //!
 //! - [`Page`] knows the signed-in user (from the session [`Sessions::protect`] loaded,
@@ -70,11 +70,13 @@ pub static ICON: Asset = Asset::new(
 pub struct NavLink {
     pub title: &'static str,
     pub path: &'static str,
+    /// One sentence under the title on the home page's card.
+    pub about: &'static str,
 }
 
 impl NavLink {
-    pub const fn new(title: &'static str, path: &'static str) -> NavLink {
-        NavLink { title, path }
+    pub const fn new(title: &'static str, path: &'static str, about: &'static str) -> NavLink {
+        NavLink { title, path, about }
     }
 }
 
@@ -575,7 +577,12 @@ async fn home_page(page: Page) -> Markup {
                 } @else {
                     ul.cards {
                         @for link in nav.iter() {
-                            li { a href=(link.path) { (link.title) } }
+                            li {
+                                a href=(link.path) {
+                                    (link.title)
+                                    span.about { (link.about) }
+                                }
+                            }
                         }
                     }
                 }
@@ -599,18 +606,18 @@ mod tests {
 
     #[test]
     fn current_link_matches_its_subpages_only() {
-        let clips = NavLink::new("Clips", "/clips");
+        let clips = NavLink::new("Clips", "/clips", "Videos");
         assert!(is_current(&clips, "/clips"));
         assert!(is_current(&clips, "/clips/42"));
         assert!(!is_current(&clips, "/clipsy"));
-        assert!(!is_current(&NavLink::new("Home", "/"), "/clips"));
+        assert!(!is_current(&NavLink::new("Home", "/", "Home"), "/clips"));
     }
 
     #[test]
     fn layout_escapes_and_shows_the_account() {
         let chrome = Chrome {
             title: "<Dice>",
-            nav: &[NavLink::new("Sandbox", "/sandbox")],
+            nav: &[NavLink::new("Sandbox", "/sandbox", "Try it")],
             current: "/sandbox",
             account: Account::SignedIn {
                 name: "Vex <3",

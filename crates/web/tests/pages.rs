@@ -64,7 +64,10 @@ async fn spawn() -> TestSite {
         LateRoutes::default(),
     );
     // The navigation arrives once the features exist, after the server listens.
-    site.set_nav([web::sandbox::NAV, NavLink::new("Clips", "/clips")]);
+    site.set_nav([
+        web::sandbox::NAV,
+        NavLink::new("Clips", "/clips", "The server's videos."),
+    ]);
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestSite {
         base,

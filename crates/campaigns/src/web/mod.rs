@@ -180,7 +180,11 @@ pub fn add(
     );
     feature
         .web(routes(ctx, state))
-        .nav("Campaigns", games::CAMPAIGNS_PATH)
+        .nav(
+            "Campaigns",
+            games::CAMPAIGNS_PATH,
+            "The community's games on Meetup, their next sessions and how many play.",
+        )
         .job(job)
 }
 

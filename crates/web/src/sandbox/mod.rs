@@ -56,7 +56,11 @@ pub static SCRIPT: Asset = Asset::new(
 );
 
 /// The console's entry in the site's navigation.
-pub const NAV: NavLink = NavLink::new("Sandbox", "/sandbox");
+pub const NAV: NavLink = NavLink::new(
+    "Sandbox",
+    "/sandbox",
+    "A pretend Discord server with the bot in it: try every command without a bot token.",
+);
 
 /// Where the sandbox's demo meetings are, or `None` while there are none (the stores
 /// are not up yet, or they could not be made). Asked each time the console is drawn.
