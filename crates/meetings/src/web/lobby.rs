@@ -250,19 +250,7 @@ async fn end_as(
     user: &web::session::SessionUser,
     code: &str,
 ) -> Result<(), ApiError> {
-    let code = MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
-    let meeting = state
-        .repo
-        .meeting_by_code(&code)
-        .await
-        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
-    // Only read: a visitor with no meetings account created nothing, and gets none.
-    let account = state
-        .repo
-        .linked_account(crate::auth::DISCORD, &user.id.to_string())
-        .await?
-        .filter(|account| meeting.created_by_user_id == Some(*account))
-        .ok_or_else(ApiError::not_creator)?;
+    let (meeting, account) = super::hosted_by(&state.repo, user, code).await?;
     if meeting.status != MeetingStatus::Ended {
         state
             .repo

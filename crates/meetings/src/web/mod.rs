@@ -94,6 +94,29 @@ impl FromRef<WebState> for Auth {
     }
 }
 
+/// The meeting with `code`, which the signed-in `user` must have created, and their
+/// meetings account. Only reads: a visitor with no account created nothing and gets
+/// none. Unknown codes are `meeting_not_found`; anyone but the creator `not_creator`.
+pub(crate) async fn hosted_by(
+    repo: &Repo,
+    user: &web::session::SessionUser,
+    code: &str,
+) -> Result<(crate::repo::Meeting, crate::domain::UserId), ApiError> {
+    let code =
+        crate::domain::MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
+    let meeting = repo
+        .meeting_by_code(&code)
+        .await
+        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
+    match repo
+        .linked_account(crate::auth::DISCORD, &user.id.to_string())
+        .await?
+    {
+        Some(account) if meeting.created_by_user_id == Some(account) => Ok((meeting, account)),
+        _ => Err(ApiError::not_creator()),
+    }
+}
+
 /// Where Discord sends people back to after they approve.
 pub fn discord_callback_url(public_url: &url::Url) -> Result<url::Url, url::ParseError> {
     public_url.join(DISCORD_CALLBACK_PATH)

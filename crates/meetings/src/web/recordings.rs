@@ -222,6 +222,15 @@ fn refused(refusal: RecordingRefusal) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, code, refusal_message(refusal))
 }
 
+/// Refused: a route for the signed-in users of the web pages, called without a session.
+fn session_required() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "session_required",
+        "this route is for signed-in users of Tavern's web pages",
+    )
+}
+
 impl From<RecordingError> for ApiError {
     fn from(e: RecordingError) -> ApiError {
         let message = e.to_string();
@@ -293,11 +302,7 @@ impl RecordingsState {
     /// asked for a grant has none, and hosts nothing).
     async fn visitor(&self, caller: &Caller) -> Result<Option<UserId>, ApiError> {
         let Some(user) = caller.user() else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "session_required",
-                "this route is for signed-in users of Tavern's web pages",
-            ));
+            return Err(session_required());
         };
         Ok(self
             .repo
@@ -307,16 +312,10 @@ impl RecordingsState {
 
     /// The meeting with `code`, which the visitor must host.
     async fn hosted(&self, caller: &Caller, code: &str) -> Result<(Meeting, UserId), ApiError> {
-        let code = MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
-        let meeting = self
-            .repo
-            .meeting_by_code(&code)
-            .await
-            .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
-        match self.visitor(caller).await? {
-            Some(account) if meeting.created_by_user_id == Some(account) => Ok((meeting, account)),
-            _ => Err(ApiError::not_creator()),
-        }
+        let Some(user) = caller.user() else {
+            return Err(session_required());
+        };
+        super::hosted_by(&self.repo, user, code).await
     }
 
     /// The meeting's recording running now.
