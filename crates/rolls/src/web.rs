@@ -13,10 +13,10 @@
 //! only *claimed* ([`Caller::Claimed`]): the controller counts the request but does
 //! not add the id to `user_set`.
 //!
-//! A channel's initiative tracker is changed only for members of the channel's guild
-//! (Discord is asked and its answer remembered: [`crate::membership`]); someone else
-//! gets 403, an unknown channel 404, a direct message's tracker 403 (it is changed
-//! from Discord only). Bad input answers 400 with
+//! A channel's initiative tracker is read and changed only for members of the
+//! channel's guild (Discord is asked and its answer remembered:
+//! [`crate::membership`]); someone else gets 403, an unknown channel 404, a direct
+//! message's tracker 403 (it is read and changed from Discord only). Bad input answers 400 with
 //! `{"error": "..."}` (plus `column` and `pointer` for dice errors); storage failures
 //! answer in the kit's words and status (`feature::reply`); our other failures answer
 //! 500 with a short message and are logged.
@@ -299,11 +299,44 @@ async fn characters_remove(
     run(&ctx, who, CharacterOp::Remove { user, name }).await
 }
 
-/// Refuses a tracker change by someone who is not a member of the channel's guild.
+/// What a request does with a channel, in the words of a refusal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Use {
+    /// Reads its initiative tracker.
+    See,
+    /// Changes its initiative tracker.
+    Change,
+    /// Rolls with the aliases of its server.
+    Roll,
+}
+
+impl Use {
+    fn refusal(self) -> &'static str {
+        match self {
+            Use::See => "only members of this channel's server may see its initiative tracker",
+            Use::Change => {
+                "only members of this channel's server may change its initiative tracker"
+            }
+            Use::Roll => "only members of this channel's server may roll with its aliases",
+        }
+    }
+
+    fn direct_message(self) -> &'static str {
+        match self {
+            Use::See | Use::Change => {
+                "a direct message's initiative tracker is read and changed from Discord only"
+            }
+            Use::Roll => "a direct message has no server aliases; roll without `channel`",
+        }
+    }
+}
+
+/// Refuses someone who is not a member of the channel's guild.
 async fn member_of(
     membership: &Membership,
     channel: ChannelId,
     caller: Caller,
+    to: Use,
 ) -> Result<(), ApiError> {
     let verdict = membership.check(channel, caller.user()).await.map_err(|error| {
         tracing::warn!(%error, %channel, "could not check who may change this tracker");
@@ -314,12 +347,8 @@ async fn member_of(
     })?;
     match verdict {
         Verdict::Member => Ok(()),
-        Verdict::NotMember => Err(ApiError::Denied(Denied::forbidden(
-            "only members of this channel's server may change its initiative tracker",
-        ))),
-        Verdict::NoGuild => Err(ApiError::Denied(Denied::forbidden(
-            "a direct message's initiative tracker is changed from Discord only",
-        ))),
+        Verdict::NotMember => Err(ApiError::Denied(Denied::forbidden(to.refusal()))),
+        Verdict::NoGuild => Err(ApiError::Denied(Denied::forbidden(to.direct_message()))),
         Verdict::UnknownChannel => Err(ApiError::Denied(Denied::new(
             axum::http::StatusCode::NOT_FOUND,
             format!("no channel {channel} that Tavern can see"),
@@ -330,7 +359,7 @@ async fn member_of(
 /// Runs a tracker change for a member of the channel's guild and, best effort,
 /// edits the Discord tracker message so the channel shows what REST clients did.
 async fn init_change(ctx: &Ctx, caller: Caller, op: InitOp) -> Result<Response, ApiError> {
-    member_of(&ctx.membership, op.channel(), caller).await?;
+    member_of(&ctx.membership, op.channel(), caller, Use::Change).await?;
     let model: TrackerModel = ctx.controller.run(caller, &op).await?;
     if let Some(message) = model.tracker.message_id {
         let reply = crate::commands::tracker_reply(&model);
@@ -349,6 +378,7 @@ async fn init_get(
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let channel = channel(&c)?;
+    member_of(&ctx.membership, channel, who, Use::See).await?;
     run(&ctx, who, InitOp::Get { channel }).await
 }
 

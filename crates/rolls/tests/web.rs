@@ -642,3 +642,54 @@ async fn only_members_of_the_channels_guild_change_its_tracker() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// Reading a tracker takes what changing it takes: a member of the channel's guild
+/// reads it (its names, hit points, armour classes and notes); anyone else, through
+/// a session or a token acting for them, gets the same 403 a change would.
+#[tokio::test]
+async fn only_members_of_the_channels_guild_read_its_tracker() {
+    let api = start().await;
+    let table = api.table();
+    let member = api.member("member");
+    let stranger = api.world.sim.create_user("stranger").get();
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={member}"),
+            json!({"roll": "12", "name": "Vex"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={member}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("Vex"), "{body}");
+
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={stranger}"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.to_string().contains("Vex"), "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("members"),
+        "{body}"
+    );
+
+    let (cookie, _) = api.session(stranger).await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::GET,
+            &format!("/api/rolls/initiative/{table}"),
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.to_string().contains("Vex"), "{body}");
+
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/424242?user={member}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+}

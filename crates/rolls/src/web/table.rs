@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use feature::access::{Caller as WebCaller, JsonBody};
 use serde::Deserialize;
 
-use super::{ApiError, Params, bad, channel, member_of, required, run, user};
+use super::{ApiError, Params, Use, bad, channel, member_of, required, run, user};
 use crate::alias::{AliasAction, AliasOp, Scope};
 use crate::chart::ChartedOddsOp;
 use crate::commands::Ctx;
@@ -25,7 +25,7 @@ pub(super) async fn roll(
     let (guild, in_channel) = match p.get("channel") {
         Some(raw) => {
             let at = channel(raw)?;
-            member_of(&ctx.membership, at, who).await?;
+            member_of(&ctx.membership, at, who, Use::Roll).await?;
             let guild = ctx
                 .discord
                 .channel_guild(at)
