@@ -255,7 +255,9 @@ fn closing(s: &str, from: usize, delim: &str) -> Option<usize> {
             j += 2;
             continue;
         }
-        if j > from && s[j..].starts_with(delim) {
+        // Compared as bytes: `j` may sit inside a character (the delimiters are ASCII,
+        // so a match never does).
+        if j > from && bytes[j..].starts_with(delim.as_bytes()) {
             let mut end = j;
             while bytes.get(end + delim.len()) == Some(&mark) {
                 end += 1;
@@ -656,6 +658,20 @@ mod tests {
         assert_eq!(html("**not closed"), "**not closed");
         assert_eq!(html("\\*literal\\*"), "*literal*");
         assert_eq!(html("a || b"), "a || b");
+    }
+
+    #[test]
+    fn text_beyond_ascii_inside_and_around_spans() {
+        assert_eq!(html("**Zoë** joined"), "<strong>Zoë</strong> joined");
+        assert_eq!(html("__Łódź__ ~~né~~"), "<u>Łódź</u> <s>né</s>");
+        assert_eq!(
+            html("||🐉 dragon||"),
+            "<span class=\"spoiler\" tabindex=\"0\" role=\"button\" aria-label=\"Spoiler\">\
+             🐉 dragon</span>"
+        );
+        assert_eq!(html("*Zoë* _Zoë_"), "<em>Zoë</em> <em>Zoë</em>");
+        assert_eq!(html("**Zoë and 🎲 unclosed"), "**Zoë and 🎲 unclosed");
+        assert_eq!(html("**a \\é b**"), "<strong>a \\é b</strong>");
     }
 
     #[test]
