@@ -414,6 +414,19 @@ impl ChannelLifecycle {
     }
 }
 
+/// How long a session counts as running after it started. The seed keeps no end or
+/// duration of an event, and once it has started Meetup no longer lists it in the
+/// sync's window, so its end is not known when it matters: a session counts until 12
+/// hours after its start, longer than any evening's game, so nobody loses the channel
+/// while they play.
+pub const SESSION_GRACE: TimeDelta = TimeDelta::hours(12);
+
+/// Whether a session that starts at `start` still counts at `now`: it has not started
+/// yet, or it started less than [`SESSION_GRACE`] ago.
+pub fn session_counts(start: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now < add(start, SESSION_GRACE)
+}
+
 /// How long after `end adventure` the channels are deleted: time for the players to say
 /// goodbye and save what they want.
 pub const END_ADVENTURE_DELAY: TimeDelta = TimeDelta::hours(8);

@@ -117,7 +117,9 @@
 //!   more than one word is prose, not a shortcode; a keyword with a missing or malformed
 //!   id is an error naming the shortcode and its byte offset. `[role]` applies to any
 //!   event, tracked or not; `[channel]` only with `[new adventure]` / `[new campaign]`.
-//! - **The Discord sync** (step 2) makes a game channel private, names channels and
+//! - **The Discord sync** (step 2) counts a session until 12 hours after its start
+//!   ([`domain::SESSION_GRACE`]: the seed keeps no end), so players keep the channel
+//!   while they play, makes a game channel private, names channels and
 //!   roles after the next session's title once, places channels in the first
 //!   configured category with room (50 channels), revokes the guest role only from
 //!   those it gave it to, never revokes the host role, and makes no Discord request

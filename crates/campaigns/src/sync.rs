@@ -66,6 +66,9 @@
 //! - **The next event** of a series is its earliest event in this answer; only its YES
 //!   RSVPs are fetched (that is who gets into the channel next). Other events' stored
 //!   RSVP sets are left as they are. A failed RSVP request leaves the stored set too.
+//!   A session that has started is no longer in the answer, so during a session the
+//!   next one's RSVPs are fetched; the running session's stored RSVPs stay, and step 2
+//!   counts them until the session is over ([`crate::domain::SESSION_GRACE`]).
 //! - **Hosts and RSVPs** are Meetup member ids; a host Meetup hides (no member) or an
 //!   id that is not a positive integer is left out with a `warn`.
 //! - **Token**: a [`MeetupError::Unauthorized`] anywhere in the gather refreshes the

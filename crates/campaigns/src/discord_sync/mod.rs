@@ -33,8 +33,13 @@
 //! right after the first makes zero writes.
 //!
 //! # Choices
-//! - **Which series**: those with at least one event at or after "now". A series whose
-//!   events are all past is left to the lifecycle (expiration, reminders, deletion).
+//! - **Which series**: those with at least one event that is not over: upcoming, or
+//!   started less than [`crate::domain::SESSION_GRACE`] (12 hours) ago. The seed keeps
+//!   no end or duration of an event and Meetup stops listing an event once it started,
+//!   so a session counts as running for that fixed time; players keep the channel (and
+//!   the guest role their RSVP to it gave them) while they play, even when the next
+//!   session is already on Meetup. A series whose events are all over is left to the
+//!   lifecycle (expiration, reminders, deletion). "Upcoming" below means this: not over.
 //! - **Names**: the channel is named after the title of the series' next event when
 //!   it is made (lower case, letters, digits and dashes, at most 100 characters), the
 //!   guest role is that title, the host role the title and "(host)". Names are never
@@ -64,7 +69,8 @@
 //!   category with room when that one is full, and is moved only out of a category that
 //!   is not one of its own. Without categories channels stay where they are (new ones
 //!   at the top level).
-//! - **Topic**: "Next session: <time> <link>" of the next upcoming event.
+//! - **Topic**: "Next session: <time> <link>" of the next event that has not started,
+//!   or of the running one when there is none.
 //! - **`[channel <id>]`**: the series takes over that existing channel (registered,
 //!   never deleted by the sync if the registration is refused). A channel that does not
 //!   exist is a skip.
@@ -88,7 +94,7 @@ use discord::model::{
 use discord::{Discord, RestError};
 
 use crate::config::DiscordSettings;
-use crate::domain::{MeetupEventId, MeetupUserId, SeriesType};
+use crate::domain::{MeetupEventId, MeetupUserId, SeriesType, session_counts};
 use crate::repo::{
     DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
 };
@@ -383,7 +389,7 @@ pub struct PlanInput<'a> {
 
 /// Decides what one series needs, without I/O (see the module docs). `categories`
 /// carries the room left in the categories from one series to the next. `None`: the
-/// series has no upcoming event.
+/// series has no upcoming or running event ([`session_counts`]).
 pub fn plan_series(
     series: &SeriesState,
     input: PlanInput<'_>,
@@ -396,8 +402,17 @@ pub fn plan_series(
         extras,
         now,
     } = input;
-    let upcoming: Vec<_> = series.events.iter().filter(|e| e.time >= now).collect();
-    let next = upcoming.first()?;
+    // Upcoming or still running: a session counts until it is over.
+    let upcoming: Vec<_> = series
+        .events
+        .iter()
+        .filter(|e| session_counts(e.time, now))
+        .collect();
+    // The next session to name and link: the first not started yet, else the running one.
+    let next = upcoming
+        .iter()
+        .find(|e| e.time >= now)
+        .or(upcoming.last())?;
     let series_type = series.series_type.unwrap_or(SeriesType::Adventure);
     let wanted_categories = categories_for(settings, series_type);
 

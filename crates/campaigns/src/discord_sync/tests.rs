@@ -84,7 +84,12 @@ fn set_up(s: &mut SeriesState, d: &mut DiscordState, settings: &DiscordSettings)
     s.channel = Some(ChannelId::new(10));
     s.guest_role = Some(RoleId::new(20));
     s.host_role = Some(RoleId::new(21));
-    let next = s.events.iter().find(|e| e.time >= t(NOW)).unwrap();
+    let next = s
+        .events
+        .iter()
+        .find(|e| e.time >= t(NOW))
+        .or(s.events.last())
+        .unwrap();
     d.channels.insert(
         ChannelId::new(10),
         GuildChannel {
@@ -513,4 +518,57 @@ fn fill(d: &mut DiscordState, category: ChannelId, count: u64) {
             },
         );
     }
+}
+
+#[test]
+fn a_running_session_keeps_its_players_until_it_is_over() {
+    // Session N started at 11:45 (NOW is 12:00), session N+1 is already on Meetup;
+    // Alice (Meetup 1, Discord 101) RSVP'd only to N and got the guest role from a sync.
+    let settings = settings();
+    let mut d = discord();
+    let l = links(&[(1, 101), (2, 102)]);
+    let mut s = series(vec![
+        event("n", "2026-01-01T11:45:00Z", &[1], &[]),
+        event("n1", "2026-01-08T11:45:00Z", &[2], &[]),
+    ]);
+    set_up(&mut s, &mut d, &settings);
+    s.synced_guests.insert(UserId::new(101));
+    d.members
+        .insert(UserId::new(101), BTreeSet::from([RoleId::new(20)]));
+    d.members
+        .insert(UserId::new(102), BTreeSet::from([RoleId::new(20)]));
+    let at = |now: &str| {
+        let mut categories = Categories::new(&settings, &d);
+        plan_series(
+            &s,
+            PlanInput {
+                settings: &settings,
+                discord: &d,
+                links: &l,
+                extras: &BTreeMap::new(),
+                now: t(now),
+            },
+            &mut categories,
+        )
+    };
+    let Some(Step::Update(during)) = at(NOW) else {
+        panic!("expected an update");
+    };
+    assert_eq!(during.revokes, Vec::new(), "Alice keeps her seat mid-game");
+    assert!(during.is_empty(), "{during:?}");
+    // Once the session is over (start + SESSION_GRACE), the role goes.
+    let Some(Step::Update(after)) = at("2026-01-01T23:45:00Z") else {
+        panic!("expected an update");
+    };
+    assert_eq!(after.revokes, vec![(UserId::new(101), RoleId::new(20))]);
+
+    // A series whose only session is running is still synced (its players keep
+    // their role, its topic names that session) until the session is over.
+    let mut only = series(vec![event("n", "2026-01-01T11:45:00Z", &[1], &[])]);
+    let mut d2 = discord();
+    set_up(&mut only, &mut d2, &settings);
+    assert!(matches!(
+        plan(&only, &settings, &d2, &l, &BTreeMap::new()),
+        Some(Step::Update(_))
+    ));
 }
