@@ -15,9 +15,10 @@
 //! console's among them, so the manifest is the whole site); [`tokens`] issues and checks the API tokens; [`client`] tells the
 //! client's address (through trusted proxies only) and whether it is local.
 //!
-//! The server ([`serve_with`]) has limits, so no client can hold it: headers must
-//! arrive within [`ServerConfig::header_read_timeout`] (an idle keep-alive connection
-//! is closed after the same time), a request is answered within
+//! The server ([`serve_with`]) has limits, so no client can hold it: a connection's
+//! first request, and every request's headers, must arrive within
+//! [`ServerConfig::header_read_timeout`] (an idle HTTP/1 keep-alive connection is
+//! closed after the same time; an HTTP/2 one that stops answering pings too), a request is answered within
 //! [`ServerConfig::request_timeout`] (408 otherwise), a body is at most
 //! [`ServerConfig::max_body_bytes`] (413), and at most
 //! [`ServerConfig::max_connections`] connections are served at once (the next one is
@@ -361,8 +362,9 @@ fn shown_path(path: &str) -> String {
 /// The HTTP server's limits, and whom it believes about client addresses.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// How long a client may take to send a request's headers; also how long an idle
-    /// keep-alive connection stays open. Default 10 s.
+    /// How long a client may take to send a request's headers, and a new connection
+    /// its first request; also how long an idle keep-alive connection stays open.
+    /// Default 10 s.
     pub header_read_timeout: Duration,
     /// How long a request may take until its response starts: 408 after that.
     /// Default 30 s (streamed bodies, like server-sent events, run on after it).
@@ -468,7 +470,13 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // An HTTP/2 client that stops answering pings is dropped (HTTP/1's idle
+    // connections end by the header timeout above).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(config.header_read_timeout))
+        .keep_alive_timeout(config.header_read_timeout);
     let builder = Arc::new(builder);
     let app = tower::ServiceBuilder::new()
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
@@ -510,9 +518,12 @@ pub async fn serve_with(
         };
         let io = TokioIo::new(stream);
         let trusted = Arc::clone(&trusted);
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let arrived = Arc::clone(&first_request);
         let service = tower::ServiceExt::map_request(
             app.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                arrived.notify_one();
                 let client = client::ClientAddr::resolve(peer, request.headers(), &trusted);
                 request.extensions_mut().insert(client);
                 request
@@ -521,8 +532,29 @@ pub async fn serve_with(
         let service = hyper_util::service::TowerToHyperService::new(service);
         let connection = builder.serve_connection_with_upgrades(io, service);
         let connection = graceful.watch(connection.into_owned());
+        let first_wait = config.header_read_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            // Telling HTTP/1 from HTTP/2 waits for the connection's first bytes with no
+            // deadline of its own, and an HTTP/2 preface alone is no request: a
+            // connection whose first request has not arrived within the header
+            // timeout is closed, so silent sockets cannot hold every slot.
+            let mut connection = std::pin::pin!(connection);
+            let started = tokio::time::timeout(first_wait, async {
+                tokio::select! {
+                    _ = connection.as_mut() => false,
+                    () = first_request.notified() => true,
+                }
+            })
+            .await;
+            match started {
+                Ok(true) => {
+                    let _ = connection.await;
+                }
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::debug!(%peer, "closed a connection that sent no request in time")
+                }
+            }
             drop(permit);
         });
     }

@@ -121,6 +121,30 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 }
 
 #[tokio::test]
+async fn a_connection_that_sends_nothing_or_only_an_http2_preface_is_closed() {
+    let addr = spawn(ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut preface = TcpStream::connect(addr).await.unwrap();
+    preface
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    read_to_close(&mut silent).await;
+    read_to_close(&mut preface).await;
+    // Their slots are free again: a visitor is served, not turned away.
+    let mut visitor = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        exchange(&mut visitor, "/healthz").await.contains("200"),
+        "the two closed connections still hold their slots"
+    );
+}
+
+#[tokio::test]
 async fn a_request_that_takes_too_long_is_answered_408() {
     let addr = spawn(ServerConfig {
         request_timeout: Duration::from_millis(300),
