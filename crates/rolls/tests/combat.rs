@@ -763,3 +763,123 @@ async fn the_trackers_rolls_have_ids_that_replay_exactly() {
     );
     bot.stop().await;
 }
+
+/// A hidden combatant is as if absent for everyone but its adder: a player can
+/// neither read its hit points (`heal amount:0`), unhide it, act on it nor learn
+/// from `/init add` that the name is taken (they add their own combatant of that
+/// name, and each of the two means their own by it).
+#[tokio::test]
+async fn a_hidden_combatant_is_absent_for_everyone_but_its_adder() {
+    let (w, _bot, _dir) = start().await;
+    let (alice, carol) = (w.demo.alice, w.demo.carol);
+    init(
+        &w,
+        carol,
+        "add",
+        &[
+            ("name", json!("assassin hp:40 ac:17 init:12")),
+            ("hidden", json!(true)),
+        ],
+    )
+    .await;
+    let absent = "There is no combatant `assassin`";
+
+    let heal = init(
+        &w,
+        alice,
+        "heal",
+        &[("name", json!("assassin")), ("amount", json!("0"))],
+    )
+    .await;
+    assert!(content(&heal).contains(absent), "{heal:?}");
+    assert!(!content(&heal).contains("40"), "{heal:?}");
+    for (sub, options) in [
+        ("opt", vec![("hidden", json!(false))]),
+        ("hp", vec![("value", json!("1"))]),
+        ("damage", vec![("amount", json!("5"))]),
+        ("note", vec![("text", json!("found you"))]),
+        ("move", vec![("initiative", json!(30))]),
+        (
+            "effect",
+            vec![("action", json!("add")), ("effect", json!("Marked"))],
+        ),
+    ] {
+        let mut options = options;
+        options.push(("name", json!("assassin")));
+        let reply = init(&w, alice, sub, &options).await;
+        assert!(content(&reply).contains(absent), "{sub}: {reply:?}");
+    }
+    // Nor may a player name it as the one who placed an effect.
+    init(
+        &w,
+        alice,
+        "join",
+        &[("character", json!("Cleric")), ("roll", json!("5"))],
+    )
+    .await;
+    let by = init(
+        &w,
+        alice,
+        "effect",
+        &[
+            ("action", json!("add")),
+            ("name", json!("Cleric")),
+            ("effect", json!("Cursed")),
+            ("by", json!("assassin")),
+        ],
+    )
+    .await;
+    assert!(content(&by).contains(absent), "{by:?}");
+
+    let entry = |t: &Value, hidden: bool| -> Value {
+        t["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["name"] == "assassin" && e["hidden"].as_bool().unwrap_or(false) == hidden)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let t = stored(&w).await;
+    let assassin = entry(&t, true);
+    assert_eq!(assassin["hp"], 40, "{t}");
+    assert_eq!(assassin["initiative"], 12, "{t}");
+    assert!(
+        assassin.get("note").is_none() && assassin.get("effects").is_none(),
+        "{t}"
+    );
+
+    // The name is not taken for alice: she adds her own assassin.
+    let added = init(&w, alice, "add", &[("name", json!("assassin hp:9 init:3"))]).await;
+    assert!(
+        content(&added).contains("**assassin** joined initiative with 3"),
+        "{added:?}"
+    );
+    let hp = init(
+        &w,
+        alice,
+        "heal",
+        &[("name", json!("assassin")), ("amount", json!("0"))],
+    )
+    .await;
+    assert!(content(&hp).contains("HP 9/9"), "{hp:?}");
+    // Carol still means hers, and may unhide it.
+    let hp = init(
+        &w,
+        carol,
+        "heal",
+        &[("name", json!("assassin")), ("amount", json!("0"))],
+    )
+    .await;
+    assert!(content(&hp).contains("HP 40/40"), "{hp:?}");
+    let shown = init(
+        &w,
+        carol,
+        "opt",
+        &[("name", json!("assassin")), ("hidden", json!(false))],
+    )
+    .await;
+    assert!(content(&shown).contains("shown"), "{shown:?}");
+    let t = stored(&w).await;
+    assert_eq!(entry(&t, false)["hp"], 40, "{t}");
+}

@@ -27,6 +27,12 @@
 //!   stack: setting them replaces the old ones.
 //! - **Hidden combatants** are shown to the channel as `???`, without hit points, armour
 //!   class, effects or note; the one who added them sees them whole in `/init view`.
+//!   For anyone else a hidden combatant is as if absent ([`visible_to`]): its name
+//!   finds nothing (`hp`, `damage`, `heal`, `effect` and its `by`, `note`, `opt`,
+//!   `move` answer "no combatant"), its group is not theirs to join, and its name is
+//!   not taken: a player who adds a combatant of the same name gets one of their own
+//!   (as two players may join under one name), and each of the two means their own
+//!   by that name ([`find`]). Only its adder shows it again (`opt hidden:false`).
 //! - **Skip** (`/init skip [rounds]`, Avrae's `skipround`) goes to the top of the
 //!   round `rounds` later, every turn in between ending (effects tick as they would).
 //! - **Rerolling** (`/init reroll on`): at the top of every new round each combatant
@@ -119,13 +125,22 @@ fn is_false(v: &bool) -> bool {
 
 // ---- finding combatants ----------------------------------------------------------
 
-/// The index of the combatant called `name` (any case).
-pub fn find(tracker: &Tracker, name: &str) -> Result<usize, Refusal> {
+/// Whether `viewer` may see and act on `entry`: a shown combatant is everyone's, a
+/// hidden one only its adder's. For anyone else a hidden combatant is as if absent.
+pub fn visible_to(entry: &Entry, viewer: UserId) -> bool {
+    !entry.combat.hidden || entry.user == viewer
+}
+
+/// The index of the combatant called `name` (any case) that `viewer` may see
+/// ([`visible_to`]); of two with that name, `viewer`'s own.
+pub fn find(tracker: &Tracker, viewer: UserId, name: &str) -> Result<usize, Refusal> {
     let wanted = name.trim();
+    let called = |e: &Entry| e.name.eq_ignore_ascii_case(wanted) && visible_to(e, viewer);
     tracker
         .entries
         .iter()
-        .position(|e| e.name.eq_ignore_ascii_case(wanted))
+        .position(|e| called(e) && e.user == viewer)
+        .or_else(|| tracker.entries.iter().position(called))
         .map_or_else(
             || {
                 refuse(format!(
@@ -136,11 +151,13 @@ pub fn find(tracker: &Tracker, name: &str) -> Result<usize, Refusal> {
         )
 }
 
-fn name_taken(tracker: &Tracker, name: &str) -> bool {
+/// Whether `name` is taken among the combatants `adder` may see: a hidden
+/// combatant of someone else does not take its name from them.
+fn name_taken(tracker: &Tracker, adder: UserId, name: &str) -> bool {
     tracker
         .entries
         .iter()
-        .any(|e| e.name.eq_ignore_ascii_case(name))
+        .any(|e| e.name.eq_ignore_ascii_case(name) && visible_to(e, adder))
 }
 
 /// The indices of the turn unit (a group, or one combatant) starting at `at`.
@@ -353,12 +370,13 @@ pub fn clean_note(note: &str) -> Result<Option<String>, Refusal> {
     Ok(Some(note.to_owned()))
 }
 
-/// The names `/init add` gives: the name itself for one, `name 1`, `name 2`, … (the
-/// first free numbers) for several.
-pub fn add_names(tracker: &Tracker, spec: &AddSpec) -> Result<Vec<String>, Refusal> {
+/// The names `/init add` gives `adder`: the name itself for one, `name 1`, `name 2`,
+/// … (the first free numbers) for several. Only names `adder` can see are taken
+/// ([`name_taken`]).
+pub fn add_names(tracker: &Tracker, adder: UserId, spec: &AddSpec) -> Result<Vec<String>, Refusal> {
     let base = clean_name(&spec.name)?;
     if spec.count == 1 {
-        if name_taken(tracker, &base) {
+        if name_taken(tracker, adder, &base) {
             return refuse(format!(
                 "There is already a combatant called `{base}`; pick another name or add several with `x2`."
             ));
@@ -374,7 +392,7 @@ pub fn add_names(tracker: &Tracker, spec: &AddSpec) -> Result<Vec<String>, Refus
                 "`{name}` is longer than {MAX_NAME_LEN} characters; use a shorter name."
             ));
         }
-        if !name_taken(tracker, &name) {
+        if !name_taken(tracker, adder, &name) {
             names.push(name);
         }
         n += 1;
@@ -392,7 +410,7 @@ pub fn add(
     initiative: i64,
     expression: Option<String>,
 ) -> Result<Vec<String>, Refusal> {
-    let names = add_names(tracker, spec)?;
+    let names = add_names(tracker, user, spec)?;
     if tracker.entries.len() + names.len() > MAX_TRACKER_ENTRIES {
         return refuse(format!(
             "This channel's initiative has {} of at most {MAX_TRACKER_ENTRIES} entries; {} more do not fit. Remove some with `/init remove` first.",
@@ -411,13 +429,15 @@ pub fn add(
         Some(n) => clean_note(n)?,
         None => None,
     };
-    // A group already in the fight keeps its initiative (and expression).
+    // A group already in the fight keeps its initiative (and expression); a group of
+    // hidden combatants only for their adder.
     let existing = group.as_ref().and_then(|g| {
         tracker.entries.iter().find(|e| {
-            e.combat
-                .group
-                .as_ref()
-                .is_some_and(|o| o.eq_ignore_ascii_case(g))
+            visible_to(e, user)
+                && e.combat
+                    .group
+                    .as_ref()
+                    .is_some_and(|o| o.eq_ignore_ascii_case(g))
         })
     });
     let (initiative, expression, group) = match existing {
@@ -693,11 +713,12 @@ pub struct EffectAdded {
     pub replaced: Vec<Ended>,
 }
 
-/// Puts `effect` on the combatant at `at`, placed by `by` (default: whoever's turn it
-/// is once the fight started, else the bearer), for `duration` rounds (none: until
-/// removed). The same effect again replaces the old one.
+/// Puts `effect` on the combatant at `at`, placed by `by` (one `viewer` may see;
+/// default: whoever's turn it is once the fight started, else the bearer), for
+/// `duration` rounds (none: until removed). The same effect again replaces the old one.
 pub fn add_effect(
     tracker: &mut Tracker,
+    viewer: UserId,
     at: usize,
     effect: &str,
     duration: Option<u32>,
@@ -716,7 +737,7 @@ pub fn add_effect(
         return refuse("That combatant left the fight.");
     };
     let by = match by.map(str::trim).filter(|b| !b.is_empty()) {
-        Some(b) => tracker.entries[find(tracker, b)?].name.clone(),
+        Some(b) => tracker.entries[find(tracker, viewer, b)?].name.clone(),
         None if started(tracker) => current_name(tracker).unwrap_or_else(|| bearer.clone()),
         None => bearer.clone(),
     };
@@ -1233,7 +1254,7 @@ mod tests {
     }
 
     fn effects(t: &Tracker, name: &str) -> Vec<String> {
-        t.entries[find(t, name).expect("there")]
+        t.entries[find(t, UserId::new(GM), name).expect("there")]
             .combat
             .effects
             .iter()
@@ -1323,7 +1344,7 @@ mod tests {
         assert!(prev(&mut t).unwrap_err().0.contains("first turn"));
         next(&mut t, None).expect("next");
         assert_eq!(up(&t), "B");
-        let at = find(&t, "c").expect("c");
+        let at = find(&t, UserId::new(GM), "c").expect("c");
         move_to(&mut t, at, 30).expect("moved");
         assert_eq!(names(&t), ["C", "A", "B"]);
         assert_eq!(up(&t), "B", "the turn stays with B");
@@ -1336,8 +1357,17 @@ mod tests {
         next(&mut t, None).expect("next"); // round 1: the fighter is up
         // Placed during the fighter's turn on the orc, two rounds: it ends at the end
         // of the fighter's turn in round 3.
-        let at = find(&t, "orc").expect("orc");
-        let added = add_effect(&mut t, at, "Frightened", Some(2), None, false).expect("ok");
+        let at = find(&t, UserId::new(GM), "orc").expect("orc");
+        let added = add_effect(
+            &mut t,
+            UserId::new(GM),
+            at,
+            "Frightened",
+            Some(2),
+            None,
+            false,
+        )
+        .expect("ok");
         assert_eq!(added.effect.by, "Fighter");
         assert_eq!(added.effect.ends_round, Some(3));
         let mut ended_at = None;
@@ -1358,16 +1388,25 @@ mod tests {
     #[test]
     fn an_effect_whose_caster_left_follows_its_bearer_and_none_lasts() {
         let mut t = fight(&[("Wizard", 20), ("Orc", 10)]);
-        let orc = find(&t, "orc").expect("orc");
-        add_effect(&mut t, orc, "Slowed", Some(1), Some("wizard"), false).expect("ok");
-        add_effect(&mut t, orc, "Prone", None, None, false).expect("ok");
+        let orc = find(&t, UserId::new(GM), "orc").expect("orc");
+        add_effect(
+            &mut t,
+            UserId::new(GM),
+            orc,
+            "Slowed",
+            Some(1),
+            Some("wizard"),
+            false,
+        )
+        .expect("ok");
+        add_effect(&mut t, UserId::new(GM), orc, "Prone", None, None, false).expect("ok");
         super::super::leave(&mut t, UserId::new(1), Some("Wizard")).expect("left");
         // Round 1: the orc's turn ends, but the last round is 2.
         assert!(next(&mut t, None).expect("next").ended.is_empty());
         let report = next(&mut t, None).expect("next");
         assert_eq!(report.ended, [("Slowed".into(), "Orc".into())]);
         assert_eq!(effects(&t, "orc"), ["Prone"]);
-        let at = find(&t, "orc").expect("orc");
+        let at = find(&t, UserId::new(GM), "orc").expect("orc");
         assert_eq!(
             remove_effect(&mut t, at, "prone").expect("removed"),
             "Prone"
@@ -1379,19 +1418,50 @@ mod tests {
     fn effects_are_bounded() {
         let mut t = fight(&[("A", 1)]);
         for i in 0..MAX_EFFECTS {
-            add_effect(&mut t, 0, &format!("e{i}"), Some(1), None, false).expect("room");
+            add_effect(
+                &mut t,
+                UserId::new(GM),
+                0,
+                &format!("e{i}"),
+                Some(1),
+                None,
+                false,
+            )
+            .expect("room");
         }
         assert!(
-            add_effect(&mut t, 0, "one more", None, None, false)
+            add_effect(&mut t, UserId::new(GM), 0, "one more", None, None, false)
                 .unwrap_err()
                 .0
                 .contains("8 effects")
         );
         // The same effect again replaces it.
-        add_effect(&mut t, 0, "E3", Some(5), None, false).expect("replaces");
-        assert!(add_effect(&mut t, 0, &"x".repeat(33), None, None, false).is_err());
-        assert!(add_effect(&mut t, 1, "x", Some(0), None, false).is_err());
-        assert!(add_effect(&mut t, 0, "x", Some(MAX_DURATION + 1), None, false).is_err());
+        add_effect(&mut t, UserId::new(GM), 0, "E3", Some(5), None, false).expect("replaces");
+        assert!(
+            add_effect(
+                &mut t,
+                UserId::new(GM),
+                0,
+                &"x".repeat(33),
+                None,
+                None,
+                false
+            )
+            .is_err()
+        );
+        assert!(add_effect(&mut t, UserId::new(GM), 1, "x", Some(0), None, false).is_err());
+        assert!(
+            add_effect(
+                &mut t,
+                UserId::new(GM),
+                0,
+                "x",
+                Some(MAX_DURATION + 1),
+                None,
+                false
+            )
+            .is_err()
+        );
         assert!(set_note(&mut t, 0, &"n".repeat(MAX_NOTE_LEN + 1)).is_err());
         assert_eq!(set_note(&mut t, 0, "  ").expect("clears"), None);
     }
@@ -1399,12 +1469,30 @@ mod tests {
     #[test]
     fn damage_takes_temporary_hit_points_first_and_asks_for_concentration() {
         let mut t = fight(&[("Cleric", 20), ("Fighter", 15)]);
-        let cleric = find(&t, "cleric").expect("cleric");
+        let cleric = find(&t, UserId::new(GM), "cleric").expect("cleric");
         set_hp(&mut t, cleric, Some(30), None, Some(5)).expect("hp");
         assert_eq!(t.entries[cleric].combat.max_hp, Some(30));
-        let fighter = find(&t, "fighter").expect("fighter");
-        add_effect(&mut t, fighter, "Blessed", Some(10), Some("Cleric"), true).expect("ok");
-        add_effect(&mut t, cleric, "Blessed", Some(10), None, true).expect("ok");
+        let fighter = find(&t, UserId::new(GM), "fighter").expect("fighter");
+        add_effect(
+            &mut t,
+            UserId::new(GM),
+            fighter,
+            "Blessed",
+            Some(10),
+            Some("Cleric"),
+            true,
+        )
+        .expect("ok");
+        add_effect(
+            &mut t,
+            UserId::new(GM),
+            cleric,
+            "Blessed",
+            Some(10),
+            None,
+            true,
+        )
+        .expect("ok");
         assert_eq!(concentrating_on(&t, "cleric"), ["Blessed"]);
 
         let report = damage(&mut t, cleric, 8).expect("damage");
@@ -1416,8 +1504,16 @@ mod tests {
         assert_eq!(concentration_dc(21), 10);
 
         // A new concentration spell ends the old one everywhere.
-        let added =
-            add_effect(&mut t, fighter, "Hasted", Some(10), Some("Cleric"), true).expect("ok");
+        let added = add_effect(
+            &mut t,
+            UserId::new(GM),
+            fighter,
+            "Hasted",
+            Some(10),
+            Some("Cleric"),
+            true,
+        )
+        .expect("ok");
         assert_eq!(added.replaced.len(), 2);
         assert!(effects(&t, "cleric").is_empty());
 
@@ -1474,7 +1570,16 @@ mod tests {
     #[test]
     fn skip_goes_to_the_top_of_a_later_round_ending_effects_on_the_way() {
         let mut t = fight(&[("A", 20), ("B", 10)]);
-        add_effect(&mut t, 1, "Stunned", Some(1), Some("A"), false).expect("ok");
+        add_effect(
+            &mut t,
+            UserId::new(GM),
+            1,
+            "Stunned",
+            Some(1),
+            Some("A"),
+            false,
+        )
+        .expect("ok");
         let report = skip(&mut t, 2, None).expect("skip");
         assert_eq!((t.round, t.turn), (3, 0));
         assert_eq!(report.ended, [("Stunned".into(), "B".into())]);
@@ -1545,11 +1650,20 @@ mod tests {
             };
             add(&mut t, UserId::new(u64::MAX - i as u64), &s, i64::MIN, None).expect("room");
             let at = t.entries.len() - 1;
-            let at = find(&t, &t.entries[at].name.clone()).expect("there");
+            let at = find(&t, UserId::new(GM), &t.entries[at].name.clone()).expect("there");
             set_hp(&mut t, at, None, None, Some(MAX_HP)).expect("temp");
             for e in 0..MAX_EFFECTS {
                 let effect = format!("{}{e}", "E".repeat(MAX_EFFECT_LEN - 1));
-                add_effect(&mut t, at, &effect, Some(MAX_DURATION), None, true).expect("room");
+                add_effect(
+                    &mut t,
+                    UserId::new(GM),
+                    at,
+                    &effect,
+                    Some(MAX_DURATION),
+                    None,
+                    true,
+                )
+                .expect("room");
             }
         }
         let text = render(&t);
@@ -1563,7 +1677,16 @@ mod tests {
         let mut small = fight(&[("Vex", 15)]);
         set_hp(&mut small, 0, Some(20), Some(25), Some(3)).expect("hp");
         set_options(&mut small, 0, Some(16), None, None).expect("ac");
-        add_effect(&mut small, 0, "Blessed", Some(3), None, true).expect("ok");
+        add_effect(
+            &mut small,
+            UserId::new(GM),
+            0,
+            "Blessed",
+            Some(3),
+            None,
+            true,
+        )
+        .expect("ok");
         set_note(&mut small, 0, "has the map").expect("note");
         let text = render(&small);
         assert!(text.contains("HP 20/25 +3 temp · AC 16"), "{text}");

@@ -307,7 +307,7 @@ pub async fn apply(
                 }
             };
             let names = rules::add(tracker, user, spec, value, expression)?;
-            let at = rules::find(tracker, names.first().map_or("", String::as_str))?;
+            let at = rules::find(tracker, user, names.first().map_or("", String::as_str))?;
             let initiative = tracker.entries.get(at).map_or(value, |e| e.initiative);
             let joined = names
                 .iter()
@@ -336,7 +336,7 @@ pub async fn apply(
             max,
             temp,
         } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
             if value.is_none() && max.is_none() && temp.is_none() {
                 return Err(RollsError::refused(
@@ -375,7 +375,7 @@ pub async fn apply(
             }
         }
         CombatAction::Damage { name, expression } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let (amount, shown) = roll(env.dice, log, expression).await?;
             if amount < 0 {
                 return Err(RollsError::refused(format!(
@@ -385,7 +385,7 @@ pub async fn apply(
             take_damage(env, log, tracker, at, amount, &format!(" ({shown})")).await
         }
         CombatAction::Heal { name, expression } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let (amount, shown) = roll(env.dice, log, expression).await?;
             rules::heal(tracker, at, amount)?;
             let name = &tracker.entries[at].name;
@@ -402,9 +402,10 @@ pub async fn apply(
             by,
             concentration,
         } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let added = rules::add_effect(
                 tracker,
+                user,
                 at,
                 effect,
                 *duration,
@@ -435,13 +436,13 @@ pub async fn apply(
             Ok(Said::about(tracker, at, text))
         }
         CombatAction::EffectRemove { name, effect } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let removed = rules::remove_effect(tracker, at, effect)?;
             let text = format!("**{}** is no longer *{removed}*.", tracker.entries[at].name);
             Ok(Said::about(tracker, at, text))
         }
         CombatAction::Drop { name } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let caster = tracker.entries[at].name.clone();
             let ended = rules::end_concentration(tracker, &caster);
             if ended.is_empty() {
@@ -456,7 +457,7 @@ pub async fn apply(
             Ok(Said::about(tracker, at, text))
         }
         CombatAction::Note { name, text } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let note = rules::set_note(tracker, at, text)?;
             let name = &tracker.entries[at].name;
             let text = match note {
@@ -471,7 +472,7 @@ pub async fn apply(
             con_save,
             hidden,
         } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             if ac.is_none() && con_save.is_none() && hidden.is_none() {
                 return Err(RollsError::refused(
                     "Give at least one of `ac`, `con-save` or `hidden`.",
@@ -501,7 +502,7 @@ pub async fn apply(
             Ok(turn_said(tracker, &TurnReport::default()))
         }
         CombatAction::Move { name, initiative } => {
-            let at = rules::find(tracker, name)?;
+            let at = rules::find(tracker, user, name)?;
             let hidden = tracker.entries[at].combat.hidden;
             let moved = rules::move_to(tracker, at, *initiative)?;
             let shown = if hidden { "???".to_owned() } else { moved };
