@@ -140,8 +140,9 @@
 //!   too. Admins are the holders of `campaigns_admin_role`; without one configured,
 //!   nobody is (the admin commands say so). The interaction carries no roles, so a
 //!   command that needs them asks Discord for the member.
-//! - **`/players`** works on the guest role: `add` gives it and forgets a manual
-//!   removal, `remove` records the removal (`removed_users`) and takes the role;
+//! - **`/players`** works on the guest role: `add` gives it, forgets a manual
+//!   removal and that the sync gave it (one step, so the sync does not take it
+//!   back), `remove` records the removal (`removed_users`) and takes the role;
 //!   `/hosts` the same with the host role and `removed_hosts`. `/players list` is
 //!   private and read from Redis (RSVPs, Meetup hosts, manual removals): Discord
 //!   cannot list a role's members without the privileged member intent.

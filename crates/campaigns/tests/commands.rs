@@ -336,6 +336,59 @@ async fn a_meetup_host_adds_lists_and_removes_players() {
 }
 
 #[tokio::test]
+async fn a_player_added_by_hand_keeps_the_role_through_the_next_sync() {
+    let g = game().await;
+    let w = g.w();
+    let carol = w.demo.carol;
+    // Carol once got the guest role from the sync (an RSVP she has since withdrawn)
+    // and was removed by hand; now a host adds her back by hand.
+    g.env
+        .store
+        .record_synced_guests(g.channel_id(), &[UserId::new(id(carol))], &[])
+        .await
+        .unwrap();
+    g.env
+        .store
+        .mark_removed(g.channel_id(), Removal::User, UserId::new(id(carol)))
+        .await
+        .unwrap();
+    let reply = g
+        .run(
+            w.demo.alice,
+            "players",
+            json!([{"name": "add", "options": [user_option(carol)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("joins this game"), "{reply:?}");
+    assert!(g.roles_of(carol).contains(&g.guest));
+    assert!(
+        g.env
+            .members(&format!("tavern:campaigns:synced_guests:{}", g.channel))
+            .await
+            .is_empty(),
+        "she holds the role by hand now, not from the sync"
+    );
+
+    // The next sync leaves her role alone.
+    w.clock.set(common::at("2026-02-01T12:00:00Z"));
+    let report = campaigns::sync_discord(
+        &g.env.store,
+        &w.ctx.discord,
+        &settings(w, g.admin),
+        &std::collections::BTreeMap::new(),
+        w.ctx.now(),
+    )
+    .await
+    .unwrap();
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(
+        g.roles_of(carol).contains(&g.guest),
+        "the sync kept the role a host gave by hand: {report:?}"
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
 async fn a_host_role_holder_adds_and_removes_hosts() {
     let g = game().await;
     let w = g.w();

@@ -1,8 +1,10 @@
 //! The hosts' commands, in their own game channel: `/players add|remove|list`,
 //! `/hosts add|remove`, `/end-adventure` and `/schedule-session`.
 //!
-//! Adding someone by hand forgets an earlier manual removal; removing someone records
-//! it (`removed_users` / `removed_hosts`), so the sync does not undo it.
+//! Adding someone by hand forgets an earlier manual removal (and, for a player, that
+//! the sync gave them the guest role, so the sync never takes a role a host gave);
+//! removing someone records it (`removed_users` / `removed_hosts`), so the sync does not
+//! undo it.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -76,10 +78,10 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
         Some("add") => {
             let user = target(&inv)?;
             let role = guest_role(&game)?;
+            // Redis first: a role given while the sync still counts it as its own
+            // would be taken by the next sync.
+            c.repo().add_player_by_hand(game.channel, user).await?;
             c.set_role(user, role, true).await?;
-            c.repo()
-                .unmark_removed(game.channel, Removal::User, user)
-                .await?;
             tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "player added by hand");
             Ok(Response::Message(
                 Reply::text(format!(

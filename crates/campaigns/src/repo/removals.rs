@@ -49,6 +49,21 @@ impl Repo {
         self.apply(&writes).await
     }
 
+    /// A player added by hand (`/players add`), in one step: forgets their manual
+    /// removal and that the sync gave them the guest role
+    /// ([`schema::synced_guests`]), so no later sync takes the role a host gave.
+    pub async fn add_player_by_hand(
+        &self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes
+            .srem(&removal_key(channel, Removal::User), user.get())
+            .srem(&schema::synced_guests(channel), user.get());
+        self.apply(&writes).await
+    }
+
     /// The users removed from a channel by hand.
     pub async fn removed(
         &self,
