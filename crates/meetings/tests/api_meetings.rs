@@ -1192,6 +1192,38 @@ async fn a_signed_in_web_session_gets_a_grant_named_by_its_account_also_where_au
 }
 
 #[tokio::test]
+async fn a_link_from_another_site_does_not_join_at_once_but_a_bookmark_or_a_tavern_page_does() {
+    let site = site().await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let meeting = site.create(&alice, json!({ "display_name": "Open" })).await;
+    let (cookie, _) = web_session(&site, 4242, "Mira").await;
+    let page = |query: &'static str, fetch_site: Option<&'static str>| {
+        let mut request = site
+            .http
+            .get(format!("{}/meet/{}{query}", site.base, code_of(&meeting)))
+            .header(reqwest::header::COOKIE, &cookie);
+        if let Some(fetch_site) = fetch_site {
+            request = request.header("sec-fetch-site", fetch_site);
+        }
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let joins_at_once = |page: &str| page.contains("data-autojoin=\"1\"");
+    // The signed-in visitor's own name fills the form; whether the page joins by
+    // itself depends on where the visit came from.
+    for from in ["none", "same-origin"] {
+        let page = page("?autojoin=1", Some(from)).await;
+        assert!(joins_at_once(&page), "{from}: {page}");
+        assert!(page.contains("value=\"Mira\""), "{page}");
+    }
+    for from in [Some("cross-site"), Some("same-site"), None] {
+        let page = page("?autojoin=1&name=Mira", from).await;
+        assert!(!joins_at_once(&page), "{from:?}: {page}");
+        assert!(page.contains("value=\"Mira\""), "{page}");
+    }
+    assert!(!joins_at_once(&page("", Some("none")).await));
+}
+
+#[tokio::test]
 async fn the_session_grant_refuses_callers_without_a_session_or_without_its_csrf_token() {
     let site = site().await;
     site.live_controller("mc-1").await;

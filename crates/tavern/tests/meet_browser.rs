@@ -907,6 +907,19 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
             |url| url.ends_with("/grant"),
         )
         .await;
+    // A page whose CSRF token went stale (signed in again in another tab) is told to
+    // reload, not that the meeting refuses guests.
+    browser
+        .script("document.querySelector('meta[name=\"csrf-token\"]').content = 'stale'; return ''")
+        .await;
+    let join = browser.find("#join").await;
+    browser.click(&join).await;
+    let error = browser
+        .text_when("the stale sign-in is said", LIMIT, ERROR, |e| !e.is_empty())
+        .await;
+    assert!(error.contains("Reload the page"), "{error}");
+    assert!(!error.contains("signed-in users only"), "{error}");
+    browser.open(&app.url(&format!("/meet/{code}"))).await;
     let join = browser.find("#join").await;
     browser.click(&join).await;
     let id = browser

@@ -319,7 +319,13 @@
     invalid_token: 'The invitation to join expired or was already used. Join again.',
     already_joined: 'You are already in this meeting, in another window.',
     too_slow: 'The connection was too slow to keep up with the meeting.',
+    account_inactive: 'Your meetings account is deactivated, so it cannot join.',
+    session_required: 'You are no longer signed in on this page. Reload the page and join again.',
   };
+  // A 403 with no code is the site's own check of the signed-in session (its CSRF
+  // token: signed out, or signed in again in another tab), not the meeting's answer.
+  const STALE_SESSION =
+    'Your sign-in on this page is out of date (you signed out or in again elsewhere). Reload the page and join again.';
 
   function refusalText(status, body, retryAfter) {
     const code = body && body.code;
@@ -327,7 +333,7 @@
       return `Too many joins from here. Try again in ${retryAfter || 'a few'} seconds.`;
     }
     if (REFUSALS[code]) return REFUSALS[code];
-    if (status === 403) return REFUSALS.auth_required;
+    if (status === 403 && !code) return STALE_SESSION;
     if (status === 404) return REFUSALS.meeting_not_found;
     if (status === 410) return REFUSALS.meeting_ended;
     if (status === 503) return REFUSALS.no_controller;

@@ -52,12 +52,17 @@
 //! `.../stop` with the CSRF token); where recording is not offered it says why. In an
 //! end-to-end encrypted meeting every visitor's page says why it is not recorded.
 //!
-//! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (links from
-//! a campaign channel, kiosks, tests). A code that cannot be a meeting code is a 404 page;
+//! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (kiosks,
+//! bookmarks, links between Tavern's own pages), but only when the browser says the
+//! visit was not started by another site (`Sec-Fetch-Site: same-origin` or `none`):
+//! followed from anywhere else (a chat message, another site), the page waits for the
+//! visitor's Join, so a link cannot put someone's camera and account into a meeting
+//! without a click. A browser that sends no `Sec-Fetch-Site` waits too.
+//! A code that cannot be a meeting code is a 404 page;
 //! whether the meeting exists is learnt when joining, so the page itself reads nothing.
 
 use axum::extract::{Path, Query};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -100,6 +105,7 @@ pub(super) async fn meet(
     page: Page,
     Path(code): Path<String>,
     Query(query): Query<MeetQuery>,
+    headers: HeaderMap,
 ) -> Response {
     let Ok(code) = MeetingCode::parse(&code) else {
         return page.problem(
@@ -114,13 +120,27 @@ pub(super) async fn meet(
         .clone()
         .or_else(|| page.user().map(|u| web::page::display_name(u).to_owned()))
         .unwrap_or_default();
-    let autojoin = query.autojoin() && !name.trim().is_empty();
+    let autojoin = query.autojoin() && !name.trim().is_empty() && not_from_another_site(&headers);
+    if query.autojoin() && !autojoin {
+        tracing::debug!("autojoin asked by a link from elsewhere: the page waits for Join");
+    }
     let grant = page
         .user()
         .map(|_| MEET_GRANT_PATH_TEMPLATE.replace("{code}", code.as_str()));
     let main = body(code.as_str(), &name, autojoin, grant.as_deref());
     let page = page.script(&MEET_SCRIPT).class("meet-page");
     (StatusCode::OK, page.render("Meeting", main)).into_response()
+}
+
+/// Whether the browser says this navigation was not started by another site: typed,
+/// bookmarked or opened from a Tavern page (`Sec-Fetch-Site` `none` or `same-origin`).
+fn not_from_another_site(headers: &HeaderMap) -> bool {
+    matches!(
+        headers
+            .get("sec-fetch-site")
+            .and_then(|value| value.to_str().ok()),
+        Some("none" | "same-origin")
+    )
 }
 
 /// The page's `main`: the join form and the (hidden until joined) call, a maud
