@@ -7,7 +7,8 @@
 //! - `/clips enable [channel]`, `/clips disable [channel]`: whether Tavern reads the
 //!   channel (`bot_channels.is_reading`). Disabling also cancels the channel's
 //!   unfinished scan; its clips stay in the library (the web danger zone purges them).
-//! - `/clips scan [deep] [channel]`: queues a catch-up scan (a deep one with `deep`)
+//! - `/clips scan [deep] [channel]`: queues a catch-up scan (a deep one with `deep`, or
+//!   while the channel's history has not been read to its start since its last purge)
 //!   through [`Scanner::request`], or says which run is already queued or running.
 //! - `/clips cancel [channel]`: cancels the channel's unfinished run.
 //! - `/clips status [channel]`: whether the channel is read, its clips, and its latest
@@ -133,7 +134,7 @@ pub fn spec() -> CommandSpec {
         OptionSpec::subcommand("scan", "Scan a channel's history for videos")
             .option(OptionSpec::boolean(
                 "deep",
-                "Read the whole history again (default: only what is new)",
+                "Read the whole history again (default: what is new, once the history was read)",
             ))
             .option(channel()),
     )
@@ -235,6 +236,15 @@ fn options_channel(options: &Options) -> Option<ChannelId> {
 }
 
 impl Commands {
+    /// Whether a scan has read the channel's history to its start since its last purge.
+    async fn history_read(&self, channel: ChannelId) -> Result<bool, CommandError> {
+        Ok(self
+            .repo
+            .scan_start(channel)
+            .await?
+            .is_some_and(|start| start.history_read))
+    }
+
     /// The stored channel `channel`, registered from Discord when new; refused unless
     /// it belongs to `guild` and holds messages.
     async fn channel_in(
@@ -269,10 +279,13 @@ async fn enable(c: &Commands, inv: &Invocation, channel: &StoredChannel) -> Comm
     }
     c.repo.set_reading(id, true).await?;
     tracing::info!(channel = %id, by = %inv.actor.id, "clips: channel enabled");
-    let mut text = format!(
-        "<#{id}> is now indexed: new videos posted there are added as they come. \
-         `/clips scan` reads its history."
-    );
+    let next = if c.history_read(id).await? {
+        "`/clips scan` reads what was posted since its last scan."
+    } else {
+        "`/clips scan` reads its whole history."
+    };
+    let mut text =
+        format!("<#{id}> is now indexed: new videos posted there are added as they come. {next}");
     let settings = c.repo.effective_settings(id).await?;
     if let Ok(matcher) = ClipMatcher::from_settings(&settings)
         && !matcher.scans_channel(channel.info.is_nsfw)
@@ -329,8 +342,13 @@ async fn scan(
     let text = match c.scanner.request(id, mode).await? {
         Requested::Queued(run) => {
             tracing::info!(channel = %id, run = %run.id, deep, by = %inv.actor.id, "clips: scan queued");
+            let why = if !deep && run.window.direction() == ScanDirection::Backward {
+                " Its history has not been read to its start yet, so this scan reads all of it."
+            } else {
+                ""
+            };
             format!(
-                "Queued a {} scan of <#{id}> (run `{}`). `/clips status` shows its progress.",
+                "Queued a {} scan of <#{id}> (run `{}`).{why} `/clips status` shows its progress.",
                 kind_of(&run),
                 run.id
             )
@@ -378,10 +396,16 @@ async fn status(c: &Commands, channel: &StoredChannel) -> CommandResult {
         text.push_str(&format!(" Last scanned {}.", when(at)));
     }
     match latest {
-        None => text.push_str("\nNo scan yet: `/clips scan` reads its history."),
+        None => text.push_str("\nNo scan yet: `/clips scan` reads its whole history."),
         Some(run) => {
             text.push('\n');
             text.push_str(&describe_run(&run));
+            if run.status.is_final() && !c.history_read(id).await? {
+                text.push_str(
+                    "\nIts history has not been read to its start yet: the next \
+                     `/clips scan` reads all of it.",
+                );
+            }
         }
     }
     private(text)

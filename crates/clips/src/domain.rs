@@ -654,6 +654,47 @@ impl ScanWindow {
     }
 }
 
+/// Which scan is asked for. The window it reads follows from the channel's state when
+/// the run is queued ([`ScanMode::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanMode {
+    /// What is new since the index stopped, once the channel's history has been read to
+    /// its start; until then (never scanned, no such scan finished, or purged since),
+    /// the whole history.
+    Quick,
+    /// The whole history, backward from the newest message.
+    Deep,
+    /// Forward from where the index stopped (the channel's `last_message_id`), whether
+    /// or not the history was read: the messages a guild's outage hid from the gateway.
+    /// The whole history when the index has no position.
+    CatchUp,
+}
+
+/// What choosing a scan's window needs to know about its channel, read when the run is
+/// queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanStart {
+    /// The channel's `last_message_id`: the newest message the index has seen (a scan
+    /// page or a live message).
+    pub last_message_id: Option<MessageId>,
+    /// Whether a scan that read the channel's history down to its start succeeded
+    /// since the channel's index was last purged. Only such a scan makes
+    /// `last_message_id` a place to continue from: a live message moves it too.
+    pub history_read: bool,
+}
+
+impl ScanMode {
+    /// The window a run of this mode reads, from the channel's state.
+    pub fn window(self, start: &ScanStart) -> ScanWindow {
+        match self {
+            ScanMode::Deep => ScanWindow::deep(None),
+            ScanMode::Quick if start.history_read => ScanWindow::catch_up(start.last_message_id),
+            ScanMode::Quick => ScanWindow::deep(None),
+            ScanMode::CatchUp => ScanWindow::catch_up(start.last_message_id),
+        }
+    }
+}
+
 /// Splits the history strictly between `floor` and `before` (a deep scan's remaining
 /// window down to the channel's start: the channel's own id, older than any of its
 /// messages) into at most `parts` windows of equal snowflake span (equal time), each
@@ -1217,6 +1258,37 @@ mod tests {
     #[test]
     fn catching_up_a_channel_never_scanned_is_a_deep_scan() {
         assert_eq!(ScanWindow::catch_up(None), ScanWindow::deep(None));
+    }
+
+    #[test]
+    fn a_quick_scan_continues_only_from_a_history_read_to_its_start() {
+        let seen_live = ScanStart {
+            last_message_id: Some(mid(900)),
+            history_read: false,
+        };
+        let read = ScanStart {
+            history_read: true,
+            ..seen_live
+        };
+        // A live message alone moved last_message_id: the history is still unread.
+        assert_eq!(ScanMode::Quick.window(&seen_live), ScanWindow::deep(None));
+        assert_eq!(
+            ScanMode::Quick.window(&read),
+            ScanWindow::catch_up(Some(mid(900)))
+        );
+        // After an outage: forward from the index's position either way.
+        for start in [seen_live, read] {
+            assert_eq!(
+                ScanMode::CatchUp.window(&start),
+                ScanWindow::catch_up(Some(mid(900)))
+            );
+            assert_eq!(ScanMode::Deep.window(&start), ScanWindow::deep(None));
+        }
+        let nothing = ScanStart {
+            last_message_id: None,
+            history_read: false,
+        };
+        assert_eq!(ScanMode::CatchUp.window(&nothing), ScanWindow::deep(None));
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //!   deletions, one or in bulk, remove their clips (in any channel: a clip whose message
 //!   is gone is gone).
 //! - After an outage: when a guild becomes available again, each of its channels being
-//!   read that was scanned before gets a catch-up scan requested (the messages posted
-//!   while the bot was away come in no event). The run is queued before any message
+//!   read whose index has a position (a scan or a live message moved its
+//!   `last_message_id`) gets a catch-up scan forward from it requested
+//!   ([`ScanMode::CatchUp`]: the messages posted while the bot was away come in no
+//!   event). A history never read to its start stays for the next `/clips scan`. The run is queued before any message
 //!   of the new session moves `last_message_id`, so its window starts where the index
 //!   stopped.
 //!
@@ -277,7 +279,11 @@ impl ClipsEvents {
             }
         };
         for channel in channels.iter().filter(|c| c.last_message_id.is_some()) {
-            if let Err(error) = self.scanner.request(channel.info.id, ScanMode::Quick).await {
+            if let Err(error) = self
+                .scanner
+                .request(channel.info.id, ScanMode::CatchUp)
+                .await
+            {
                 tracing::warn!(channel = %channel.info.id, %error, "catch-up scan not requested");
             }
         }

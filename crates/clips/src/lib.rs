@@ -70,8 +70,11 @@
 //!   part of history still to read (both exclusive). Each page moves one bound, so an
 //!   interrupted run resumes from its row. The seed has no direction column: a run with
 //!   a lower bound walks forward from it (catch-up from `last_message_id`), one without
-//!   walks backward from the upper bound or the newest message (deep scan). A catch-up of
-//!   a channel never scanned is a deep scan. Progress and the channel's
+//!   walks backward from the upper bound or the newest message (deep scan). A quick
+//!   scan is a catch-up only once a scan has read the channel's history down to its
+//!   start since its last purge (a purge deletes the channel's runs with its clips);
+//!   until then it is a deep scan, since a message seen live moves `last_message_id`
+//!   too. Progress and the channel's
 //!   `last_message_id` / `message_count` / `last_scanned_at` move in one statement, and
 //!   only while the run is `running`, so a canceled run's worker sees its next progress
 //!   refused and stops.
@@ -132,8 +135,9 @@
 //!   ([`ClipsConfig::scan_parts`]); it is off by default, since on two cores one part
 //!   was as fast, and Discord's 50 requests a second cap a real scan far below either.
 //! - **Real time**: a guild becoming available replaces its stored channel list with
-//!   Discord's and queues a catch-up of each reading channel already scanned (messages
-//!   missed while the bot was away); only channels that hold messages are stored.
+//!   Discord's and queues a catch-up of each reading channel with an index position
+//!   (messages missed while the bot was away); only channels that hold messages are
+//!   stored.
 //! - **`/clips`** is one command with subcommands (with our `cancel`), for Manage
 //!   Server or Administrator as Discord computed them for the interaction; every answer
 //!   is private. `scan` refuses a channel that is not enabled; `disable` also cancels

@@ -305,6 +305,44 @@ async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
         .await;
 }
 
+#[tokio::test]
+async fn after_enable_a_live_message_does_not_stop_scan_from_reading_the_history() {
+    let s = setup().await;
+    let enabled = s.admin_says("enable", json!([]), "is now indexed").await;
+    assert!(enabled.contains("reads its whole history"), "{enabled}");
+    // Someone types "gg": the gateway indexes it and moves last_message_id.
+    let gg = s
+        .world
+        .sim
+        .post_user_message(s.clips, s.world.demo.alice, "gg", vec![])
+        .unwrap();
+    testkit::eventually("the live message is seen", || async {
+        let c = s.repo.channel(channel_id(s.clips)).await.unwrap().unwrap();
+        (c.last_message_id.map(|m| m.get()) == Some(id(gg))).then_some(())
+    })
+    .await;
+
+    let text = s.admin_says("scan", json!([]), "Queued a deep scan").await;
+    assert!(text.contains("has not been read to its start"), "{text}");
+    let run = s.latest().await.unwrap();
+    let done = s
+        .scanner()
+        .run(run.id, &|_: &ScanRun| {}, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((done.messages_scanned, done.messages_matched), (6, 2));
+    assert_eq!(
+        s.repo.clips_in_channel(channel_id(s.clips)).await.unwrap(),
+        2
+    );
+
+    // Read: the next one catches up, and status does not ask for the history again.
+    let status = s.admin_says("status", json!([]), "2 clips").await;
+    assert!(!status.contains("not been read"), "{status}");
+    s.admin_says("scan", json!([]), "Queued a catch-up scan")
+        .await;
+}
+
 /// A worker of its own runs `run` (a thread with its own runtime, connections and
 /// Discord client, as another process's worker would): it holds the channel's lock and,
 /// after its first page, stands still until `go` is sent. Returns the run after that

@@ -337,6 +337,67 @@ async fn a_quick_scan_catches_up_with_only_the_new_messages() {
     );
 }
 
+#[tokio::test]
+async fn a_quick_scan_reads_the_whole_history_until_a_scan_read_it_to_its_start() {
+    let env = env().await;
+    env.scanner.ensure_channel(env.channel).await.unwrap();
+    env.repo.set_reading(env.channel, true).await.unwrap();
+    let (_, old) = env.seed(150, "a");
+    // A message seen live (as the gateway hands it over) moves last_message_id.
+    let env = &env;
+    let live = |tag: &'static str| async move {
+        // (Its videos are left to the scans: the index holds what they find.)
+        let (ids, expected) = env.seed(1, tag);
+        let id = MessageId::new(ids[0]);
+        env.repo
+            .index_live_message(env.channel, id, chrono::Utc::now(), &[])
+            .await
+            .unwrap();
+        (id, expected)
+    };
+    let (seen, seen_holds) = live("live").await;
+    let old = old + seen_holds;
+    assert_eq!(env.stored().await.last_message_id, Some(seen));
+
+    // The catch-up after an outage goes forward from it, and reads nothing older.
+    let catch_up = env.run_to_end(&env.request(ScanMode::CatchUp).await).await;
+    assert_eq!(catch_up.window.after(), Some(seen));
+    assert_eq!(
+        (catch_up.status, catch_up.messages_scanned),
+        (ScanStatus::Succeeded, 0)
+    );
+
+    // So a quick scan still reads the whole history; a canceled one does not count.
+    let quick = env.request(ScanMode::Quick).await.into_run();
+    assert_eq!(quick.window, clips::ScanWindow::deep(None), "{quick:?}");
+    env.scanner.cancel(env.channel).await.unwrap();
+    let quick = env.request(ScanMode::Quick).await;
+    assert_eq!(quick.run().window, clips::ScanWindow::deep(None));
+    let run = env.run_to_end(&quick).await;
+    env.assert_indexed(&run, old).await;
+
+    // Read to its start: now a quick scan reads only what is new.
+    let (_, new) = env.seed(30, "b");
+    let quick = env.request(ScanMode::Quick).await;
+    assert_eq!(quick.run().window.after(), Some(seen));
+    let run = env.run_to_end(&quick).await;
+    assert_eq!(run.messages_scanned, new.messages);
+    assert_eq!(env.clips().await, old.clips + new.clips);
+
+    // A purge forgets that the history was read, even once a live message came.
+    let purged = env.repo.purge_channel_index(env.channel).await.unwrap();
+    assert_eq!(purged.clips as i64, old.clips + new.clips);
+    assert!(
+        env.scanner.latest(env.channel).await.unwrap().is_none(),
+        "its runs went with it"
+    );
+    let (_, last) = live("after the purge").await;
+    let quick = env.request(ScanMode::Quick).await;
+    assert_eq!(quick.run().window, clips::ScanWindow::deep(None));
+    let run = env.run_to_end(&quick).await;
+    env.assert_indexed(&run, old + new + last).await;
+}
+
 /// The channel's `last_scanned_at` is the time of `run`'s last page: after the run
 /// started and no later than it finished (all three by the database's clock).
 fn assert_scanned_during(run: &clips::repo::ScanRun, channel: &clips::repo::StoredChannel) {

@@ -338,8 +338,9 @@ impl Repo {
         Ok(done.rows_affected())
     }
 
-    /// The danger zone: deletes a channel's clips and resets its scan position (the
-    /// next scan reads its whole history again), in one statement.
+    /// The danger zone: deletes a channel's clips, resets its scan position and deletes
+    /// its scan runs (the next scan, quick or deep, reads its whole history again), in
+    /// one statement.
     /// [`RepoError::UnknownChannel`] when Tavern does not know the channel;
     /// [`RepoError::ScanUnfinished`] (nothing purged) while a scan of it is queued or
     /// running, checked in the same statement, with the channel's scan requests held

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Repo, RepoError, corrupt, unless_violates};
-use crate::domain::{ChannelId, MessageId, ScanRunId, ScanStatus, ScanWindow, parse_snowflake};
+use crate::domain::{
+    ChannelId, MessageId, ScanMode, ScanRunId, ScanStart, ScanStatus, ScanWindow, parse_snowflake,
+};
 use crate::schema::{self, ScanRunRow};
 
 /// A scan run.
@@ -250,6 +252,34 @@ impl Repo {
         channel: ChannelId,
         window: ScanWindow,
     ) -> Result<RunRequest, RepoError> {
+        self.request_with(channel, |_| window).await
+    }
+
+    /// Queues a scan of `mode` in `channel` unless the channel has an unfinished run,
+    /// which is handed back instead. The window follows from the channel's state read
+    /// in the same transaction, under the lock a purge takes too ([`ScanMode::window`]),
+    /// so a purge cannot slip between the choice and the queuing.
+    pub async fn request_scan(
+        &self,
+        channel: ChannelId,
+        mode: ScanMode,
+    ) -> Result<RunRequest, RepoError> {
+        self.request_with(channel, |start| mode.window(&start))
+            .await
+    }
+
+    /// Whether the channel's history has been read to its start since its index was
+    /// last purged, and where its index stopped; `None` for an unknown channel.
+    pub async fn scan_start(&self, channel: ChannelId) -> Result<Option<ScanStart>, RepoError> {
+        let mut connection = self.pool.acquire().await?;
+        scan_start(&mut connection, channel).await
+    }
+
+    async fn request_with(
+        &self,
+        channel: ChannelId,
+        window: impl FnOnce(ScanStart) -> ScanWindow,
+    ) -> Result<RunRequest, RepoError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(crate::schema::index::LOCK_CHANNEL_REQUESTS)
             .bind(channel.to_string())
@@ -264,6 +294,10 @@ impl Repo {
             tx.commit().await?;
             return Ok(RunRequest::Existing(row.try_into()?));
         }
+        let start = scan_start(&mut tx, channel)
+            .await?
+            .ok_or(RepoError::UnknownChannel(channel))?;
+        let window = window(start);
         let row: ScanRunRow = sqlx::query_as(schema::INSERT_RUN)
             .bind(channel.to_string())
             .bind(window.after().map(|id| id.to_string()))
@@ -279,7 +313,7 @@ impl Repo {
             })?;
         tx.commit().await?;
         let run: ScanRun = row.try_into()?;
-        tracing::info!(run = %run.id, %channel, "scan run queued");
+        tracing::info!(run = %run.id, %channel, history_read = start.history_read, "scan run queued");
         Ok(RunRequest::Queued(run))
     }
 
@@ -326,6 +360,30 @@ pub struct RunPart {
     /// What is left of the part (read forward).
     pub window: ScanWindow,
     pub done: bool,
+}
+
+/// [`Repo::scan_start`] on `connection`.
+async fn scan_start(
+    connection: &mut sqlx::PgConnection,
+    channel: ChannelId,
+) -> Result<Option<ScanStart>, RepoError> {
+    let row: Option<(Option<String>, bool)> =
+        sqlx::query_as(crate::schema::index::SELECT_SCAN_START)
+            .bind(channel.to_string())
+            .fetch_optional(connection)
+            .await?;
+    row.map(|(last, history_read)| {
+        let last_message_id = last
+            .as_deref()
+            .map(|raw| parse_snowflake("message id", raw))
+            .transpose()
+            .map_err(|e| corrupt("channel", e))?;
+        Ok(ScanStart {
+            last_message_id,
+            history_read,
+        })
+    })
+    .transpose()
 }
 
 impl Repo {

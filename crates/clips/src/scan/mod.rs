@@ -4,8 +4,11 @@
 //! - **Two kinds of scan**, one mechanism: a run reads the part of history its row's
 //!   window still holds ([`ScanWindow`]). A deep scan ([`ScanMode::Deep`]) walks
 //!   backward from the newest message to the channel's start; a quick one
-//!   ([`ScanMode::Quick`]) walks forward from the channel's `last_message_id` (a channel
-//!   never scanned gets a deep scan).
+//!   ([`ScanMode::Quick`]) walks forward from the channel's `last_message_id` once a
+//!   scan has read the history down to its start (since the last purge), and until
+//!   then reads the whole history: a message seen live moves `last_message_id` too, so
+//!   it alone says nothing about what was read. A guild back after an outage gets
+//!   [`ScanMode::CatchUp`]: forward from `last_message_id` either way.
 //! - **Each page is one statement** ([`Repo::record_page`]): its clips, the run's
 //!   counters and window, the channel's `message_count` / `last_message_id` /
 //!   `last_scanned_at` / `last_activity_at`. A process killed between two pages loses
@@ -60,15 +63,7 @@ use crate::domain::{
 };
 use crate::repo::{ChannelInfo, GuildInfo, Repo, RepoError, RunRequest, ScanRun, StoredChannel};
 
-/// Which scan to request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanMode {
-    /// Catch up: forward from the channel's `last_message_id` (a deep scan when the
-    /// channel was never scanned).
-    Quick,
-    /// The whole history, backward from the newest message.
-    Deep,
-}
+pub use crate::domain::ScanMode;
 
 /// What [`Scanner::request`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,11 +272,7 @@ impl Scanner {
                 kind: kind.as_str(),
             });
         }
-        let window = match mode {
-            ScanMode::Quick => ScanWindow::catch_up(stored.last_message_id),
-            ScanMode::Deep => ScanWindow::deep(None),
-        };
-        let requested = match self.repo.request_run(channel, window).await? {
+        let requested = match self.repo.request_scan(channel, mode).await? {
             RunRequest::Queued(run) => Requested::Queued(run),
             RunRequest::Existing(run) => Requested::Existing(run),
         };

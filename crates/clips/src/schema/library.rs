@@ -152,9 +152,9 @@ SET url = v.url, url_expires_at = v.expires_at
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS v(attachment_id, url, expires_at)
 WHERE c.attachment_id = v.attachment_id";
 
-/// The purge of the clips and the scan positions of the channels whose `$column`
-/// (`channel_id` or `guild_id`, both columns of `clips` and `bot_channels`) is `$1`,
-/// unless one of those channels has an unfinished (queued or running) scan run: then
+/// The purge of the clips, the scan positions and the scan runs of the channels whose
+/// `$column` (`channel_id` or `guild_id`, both columns of `clips` and `bot_channels`) is
+/// `$1`, unless one of those channels has an unfinished (queued or running) scan run: then
 /// nothing is written and the statement names that run's channel and status. The
 /// guard and the writes are one statement (one snapshot); run after
 /// [`LOCK_PURGED_CHANNELS`] in the same transaction, no run can be requested in
@@ -183,6 +183,10 @@ macro_rules! purge_index {
             $column,
             " = $1 AND NOT EXISTS (SELECT 1 FROM unfinished)
     RETURNING 1
+), forgotten AS (
+    DELETE FROM clips.bot_channel_scan_runs r USING scope
+    WHERE r.channel_id = scope.channel_id AND NOT EXISTS (SELECT 1 FROM unfinished)
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) AS clips,
        (SELECT count(*) FROM scope) AS channels,
@@ -205,8 +209,12 @@ FROM (
 ) AS scope";
 
 /// `$1` channel_id. The danger zone's "purge this channel's index": deletes the
-/// channel's clips and resets its scan position (`last_message_id`, `message_count`,
-/// `last_scanned_at`) so the next scan reads its whole history again, in one statement.
+/// channel's clips, resets its scan position (`last_message_id`, `message_count`,
+/// `last_scanned_at`) and deletes its (finished) scan runs, in one statement. The runs
+/// go because they describe the index just deleted: the scans that read the history
+/// are what lets a quick scan continue from `last_message_id`
+/// ([`crate::schema::index::SELECT_SCAN_START`]), so without them the next scan reads
+/// the whole history again.
 /// Returns how many clips went, how many channels it covers (0: no such channel), and
 /// the unfinished run's channel and status that refused it (then nothing was written).
 pub(crate) const PURGE_CHANNEL_INDEX: &str = purge_index!("channel_id");

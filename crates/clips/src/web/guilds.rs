@@ -11,8 +11,9 @@
 //! - Scans go through the engine ([`crate::scan::Scanner`]): `request` queues a run
 //!   (or hands back the channel's unfinished one) and the scan worker picks it up;
 //!   cancel stops it after its current page.
-//! - The danger zone's purges delete the index of a channel or of the whole guild and
-//!   reset the scan position, so the next scan reads everything again. Each is
+//! - The danger zone's purges delete the index of a channel or of the whole guild,
+//!   reset the scan position and delete the scan runs that built it, so the next scan
+//!   reads everything again. Each is
 //!   confirmed by typing the channel's or the guild's name, checked here, on the server;
 //!   a purge is refused while a scan of the channel is unfinished (it would go on
 //!   adding clips to what was just emptied): asked first for the page's sentence, and
@@ -266,8 +267,9 @@ fn danger_zone(page: &Page, guild: GuildId, guild_name: &str, views: &[ChannelVi
         section.danger-zone {
             h2 { "Danger zone" }
             p {
-                "Purging deletes Tavern's index of the clips (the videos stay on Discord) \
-                 and resets the scan position, so the next scan reads everything again."
+                "Purging deletes Tavern's index of the clips (the videos stay on Discord), \
+                 resets the scan position and forgets the scans that built the index, so \
+                 the next scan, quick or deep, reads everything again."
             }
             @for view in views {
                 @let id = view.channel.info.id;
