@@ -801,6 +801,27 @@ async fn the_page_control_lets_the_host_record_and_stop_with_the_csrf_token_and_
         json!({"host": true, "offered": true, "reason": null, "recording": null, "recordings": []})
     );
 
+    // Anyone with the code (no session) asks whether it is being recorded.
+    let now = |code: String| {
+        let request = site
+            .http
+            .get(format!("{}/meet/{code}/recording/now", site.base));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    assert_eq!(now(code.clone()).await, (200, json!({"recording": false})));
+    let (status, body) = now("ZZZ-ZZZZ-ZZZ".into()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("meeting_not_found"))
+    );
+
     let (_, _alice) = site.participant(meeting.meeting_id, "Alice").await;
     site.connected(1).await;
     // A state-changing request without the page's CSRF token is refused.
@@ -821,6 +842,7 @@ async fn the_page_control_lets_the_host_record_and_stop_with_the_csrf_token_and_
         .page_call(reqwest::Method::GET, &control, &cookie, None)
         .await;
     assert_eq!(panel["recording"]["recording_id"], started["recording_id"]);
+    assert_eq!(now(code.clone()).await, (200, json!({"recording": true})));
 
     // Another signed-in visitor is not the host: no control, and a start is refused.
     let (other_cookie, other_csrf) = web_session(&site, 777, "Oren").await;
@@ -859,6 +881,7 @@ async fn the_page_control_lets_the_host_record_and_stop_with_the_csrf_token_and_
         )
         .await;
     assert_eq!(status, 200, "{stopped}");
+    assert_eq!(now(code.clone()).await, (200, json!({"recording": false})));
     let id = stopped["recording_id"].as_str().unwrap().to_owned();
     let failed = eventually("the empty recording fails", || async {
         let row = site
@@ -984,6 +1007,10 @@ async fn a_recording_left_behind_by_a_stopped_server_is_failed_and_the_meeting_r
 const RECORD_BUTTON: &str = "const b = document.getElementById('record'); \
      return b ? b.textContent + '|' + (document.getElementById('meet').dataset.recording || '') : ''";
 
+/// On a guest's page: `data-recording` and what the page says about recording.
+const GUEST_TOLD: &str = "const n = document.getElementById('recording-status'); \
+     return (document.getElementById('meet').dataset.recording || '') + '|' + (n ? n.textContent : '')";
+
 /// What the page says about recording.
 const RECORDING_NOTE: &str =
     "const n = document.getElementById('recording-status'); return n ? n.textContent : ''";
@@ -1013,6 +1040,12 @@ async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypte
     browser.add_cookie(cookie_name, cookie_value).await;
     browser.open(&page).await;
     let limit = Duration::from_secs(30);
+    // A guest's page (no session, not the host) is told too.
+    let guest = testkit::browser::Browser::start().await;
+    guest.open(&page).await;
+    guest
+        .text_when("the guest's page asked", limit, GUEST_TOLD, |t| t == "0|")
+        .await;
     browser
         .text_when("the host sees Record", limit, RECORD_BUTTON, |t| {
             t == "Record|0"
@@ -1040,6 +1073,11 @@ async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypte
         browser.script(RECORDING_NOTE).await,
         "This meeting is being recorded."
     );
+    guest
+        .text_when("the guest is told it is recorded", limit, GUEST_TOLD, |t| {
+            t == "1|This meeting is being recorded."
+        })
+        .await;
     browser
         .script("document.getElementById('record').click(); return ''")
         .await;
@@ -1053,6 +1091,15 @@ async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypte
         .await;
     let row = site.repo.recording(rows[0].recording_id).await.unwrap();
     assert_ne!(row.status, meetings::domain::RecordingStatus::Recording);
+    guest
+        .text_when(
+            "the guest is told it no longer is",
+            limit,
+            GUEST_TOLD,
+            |t| t == "0|",
+        )
+        .await;
+    guest.quit().await;
     // The page lists it, and follows it while it is processed: nothing was sent, so
     // it ends failed, with the reason.
     browser

@@ -261,6 +261,8 @@
   const FIRST_TRY_WAIT_MS = 3000;
   /** Connections made to join at most, each with a new grant (client.rs, CONNECTIONS). */
   const CONNECTIONS = 3;
+  // How often a page asks whether the meeting is being recorded.
+  const RECORDING_NOW_EVERY_MS = 10000;
   const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
   /** Application close code of a session closed by the meeting server (proto.rs). */
   const CLOSE_BY_CONTROLLER = 3;
@@ -1647,6 +1649,26 @@
     new MutationObserver(() => {
       if (root.dataset.e2e === '1') note.textContent = E2E_REASON;
     }).observe(root, { attributes: true, attributeFilter: ['data-e2e'] });
+    // Every visitor (guests too, and before joining) is told while the meeting is
+    // being recorded; the host's panel below says it from its own answer.
+    let hostPanel = false;
+    const RECORDED = 'This meeting is being recorded.';
+    const nowUrl = root.dataset.recordingNowUrl;
+    const askNow = async () => {
+      if (hostPanel || root.dataset.e2e === '1') return;
+      try {
+        const response = await fetch(nowUrl, { headers: { accept: 'application/json' } });
+        if (!response.ok) return;
+        const now = await response.json();
+        root.dataset.recording = now.recording ? '1' : '0';
+        if (now.recording) note.textContent = RECORDED;
+        else if (note.textContent === RECORDED) note.textContent = '';
+      } catch (_) { /* asked again at the next tick */ }
+    };
+    if (nowUrl) {
+      askNow();
+      setInterval(askNow, RECORDING_NOW_EVERY_MS);
+    }
     if (!url) return;
     const sentence = (s) => `${s.charAt(0).toUpperCase()}${s.slice(1)}.`;
     let button = null;
@@ -1690,13 +1712,15 @@
     };
     const render = (panel) => {
       running = Boolean(panel.recording && panel.recording.status === 'recording');
-      root.dataset.recording = running ? '1' : '0';
+      // Only the host's panel knows the running recording (askNow tells the others).
+      if (panel.host) root.dataset.recording = running ? '1' : '0';
       if (!panel.offered) {
         note.textContent = panel.reason ? sentence(panel.reason) : '';
         if (button) button.hidden = true;
         return;
       }
       if (!panel.host) return;
+      hostPanel = true;
       renderList(panel.recordings || []);
       if (!button) {
         button = document.createElement('button');
@@ -1708,7 +1732,7 @@
       button.hidden = false;
       button.textContent = running ? 'Stop recording' : 'Record';
       button.setAttribute('aria-pressed', running ? 'true' : 'false');
-      note.textContent = running ? 'This meeting is being recorded.' : '';
+      note.textContent = running ? RECORDED : '';
     };
     const refresh = async () => {
       try {

@@ -51,6 +51,10 @@
 //! with `allow_recording`, the script shows a Record / Stop button (posting there and to
 //! `.../stop` with the CSRF token); where recording is not offered it says why. In an
 //! end-to-end encrypted meeting every visitor's page says why it is not recorded.
+//! Every visitor's page, guests' too, carries `data-recording-now-url`
+//! (`/meet/{code}/recording/now`): the script asks it at once and every
+//! 10 s and, while a recording runs, says "This meeting is being recorded." (before
+//! joining as well as in the call), so nobody is recorded without being told.
 //!
 //! `/meet/{code}?name=NAME&autojoin=1` joins at once with the default devices (kiosks,
 //! bookmarks, links between Tavern's own pages), but only when the browser says the
@@ -149,9 +153,11 @@ fn not_from_another_site(headers: &HeaderMap) -> bool {
 fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
     // The host's Record / Stop control (see `super::recordings`).
     let recording = grant.map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code));
+    let recording_now = super::recordings::PAGE_RECORDING_NOW_PATH.replace("{code}", code);
     html! {
         section #meet data-code=(code) data-autojoin=[autojoin.then_some("1")]
-            data-grant-url=[grant] data-recording-url=[recording] {
+            data-grant-url=[grant] data-recording-url=[recording]
+            data-recording-now-url=(recording_now) {
             h1 #meeting-title { "Meeting " span.code { (code) } }
             @let link = MEET_PATH.replace("{code}", code);
             p.invite {
@@ -208,6 +214,7 @@ mod tests {
             "{page}"
         );
         assert!(!page.contains("data-grant-url"));
+        assert!(page.contains(" data-recording-now-url=\"/meet/ABC-DEFG-HJK/recording/now\""));
         let signed_in = body(
             "ABC-DEFG-HJK",
             "Alice",

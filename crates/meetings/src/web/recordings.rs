@@ -39,6 +39,8 @@ pub const STOP_PATH: &str = "/api/v1/meetings/{id}/recordings/{recording_id}/sto
 pub const PAGE_RECORDING_PATH: &str = "/meet/{code}/recording";
 /// The page's control: `POST` stop.
 pub const PAGE_STOP_PATH: &str = "/meet/{code}/recording/stop";
+/// Every visitor's page: `GET` whether the meeting is being recorded now.
+pub const PAGE_RECORDING_NOW_PATH: &str = "/meet/{code}/recording/now";
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ pub fn routes(ctx: &feature::Context, auth: Auth, recorder: Recorder) -> Routes 
         .get(PAGE_RECORDING_PATH, Access::User, page_state)
         .post(PAGE_RECORDING_PATH, Access::User, page_start)
         .post(PAGE_STOP_PATH, Access::User, page_stop)
+        .get(PAGE_RECORDING_NOW_PATH, Access::Public, page_now)
         .with_state(RecordingsState {
             auth,
             repo: recorder.repo().clone(),
@@ -179,6 +182,13 @@ pub struct DownloadQuery {
     pub expires: Option<i64>,
     /// base64url HMAC-SHA256 of the recording id and `expires`.
     pub signature: Option<String>,
+}
+
+/// What every visitor's page is told (`GET /meet/{code}/recording/now`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingNow {
+    /// Whether a recording of the meeting is running.
+    pub recording: bool,
 }
 
 /// What the page's Record / Stop control shows.
@@ -528,6 +538,23 @@ pub(super) async fn page_state(
         recording,
         recordings,
     }))
+}
+
+/// `GET /meet/{code}/recording/now`, for anyone with the meeting's code (who may join
+/// it): whether it is being recorded, so every participant's page says so, guests'
+/// too, and a visitor learns it before joining.
+pub(super) async fn page_now(
+    State(state): State<RecordingsState>,
+    Path(code): Path<String>,
+) -> Result<Json<RecordingNow>, ApiError> {
+    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
+    let meeting = state
+        .repo
+        .meeting_by_code(&code)
+        .await
+        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
+    let recording = state.running(&meeting).await?.is_some();
+    Ok(Json(RecordingNow { recording }))
 }
 
 /// `POST /meet/{code}/recording`: the host starts a recording from the page.
