@@ -11,13 +11,19 @@ use discord::{
 
 use crate::RollsError;
 use crate::domain::{self, Authenticated, ChannelId, UserId};
-use crate::ops::{CharacterOp, CharactersModel, Controller, HelpOp, InitOp, StatsOp, TrackerModel};
+use crate::ops::{
+    CharacterOp, CharactersModel, Controller, HelpOp, InitOp, StatsOp, TrackerModel, TurnAt,
+};
 
 mod initiative;
 
 /// The component prefix (`rolls:...`).
 pub const PREFIX: &str = "rolls";
 const JOIN: &str = "rolls:init:join";
+/// `rolls:init:next:{round}:{turn}`: the position the tracker was shown at, so a
+/// press after the turn moved (a double press, two players at once) does not move
+/// it again. A button posted before it carried one (`rolls:init:next` alone) moves
+/// the turn from wherever it is.
 const NEXT: &str = "rolls:init:next";
 /// `rolls:active:{owner}:{name}`.
 const ACTIVE: &str = "rolls:active";
@@ -242,10 +248,26 @@ async fn character(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
 }
 
 pub(crate) fn tracker_reply(model: &TrackerModel) -> Reply {
+    let at = TurnAt::of(&model.tracker);
+    let next = format!("{NEXT}:{}:{}", at.round, at.turn);
     public(&model.markdown).row(vec![
         Component::button(JOIN, "Join", ButtonStyle::Primary),
-        Component::button(NEXT, "Next", ButtonStyle::Secondary),
+        Component::button(next, "Next", ButtonStyle::Secondary),
     ])
+}
+
+/// What a Next button's id says: `None` when it is not one; `Some(None)` for one
+/// posted before buttons carried their position.
+fn next_button(custom_id: &str) -> Option<Option<TurnAt>> {
+    let rest = custom_id.strip_prefix(NEXT)?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let (round, turn) = rest.strip_prefix(':')?.split_once(':')?;
+    Some(Some(TurnAt {
+        round: round.parse().ok()?,
+        turn: turn.parse().ok()?,
+    }))
 }
 
 /// Shows the tracker: edits its message in place, or posts a new one (and records its
@@ -303,58 +325,56 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     };
     let user = user_of(&inv);
     let channel = channel_of(&inv);
-    match custom_id.as_str() {
-        JOIN | NEXT => {
-            let op = if custom_id == JOIN {
-                InitOp::Join {
-                    channel,
-                    user,
-                    character: None,
-                    roll: None,
-                    display_name: inv.actor.name.clone(),
-                }
-            } else {
-                InitOp::Next { channel }
-            };
-            let model = ctx.controller.run(caller(&inv), &op).await?;
-            if custom_id == NEXT && !model.ping.is_empty() {
-                // The button answers by editing the tracker; the turn is announced
-                // beside it so the one whose turn it is gets notified.
-                if let Err(error) = ctx.discord.send(channel, &turn_reply(&model)).await {
-                    tracing::warn!(%error, %channel, "could not announce the turn");
-                }
+    let next = next_button(custom_id);
+    if custom_id == JOIN || next.is_some() {
+        let op = match next {
+            Some(expected) => InitOp::Next { channel, expected },
+            None => InitOp::Join {
+                channel,
+                user,
+                character: None,
+                roll: None,
+                display_name: inv.actor.name.clone(),
+            },
+        };
+        let model = ctx.controller.run(caller(&inv), &op).await?;
+        if next.is_some() && !model.ping.is_empty() {
+            // The button answers by editing the tracker; the turn is announced
+            // beside it so the one whose turn it is gets notified.
+            if let Err(error) = ctx.discord.send(channel, &turn_reply(&model)).await {
+                tracing::warn!(%error, %channel, "could not announce the turn");
             }
-            let pressed = *message_id;
-            if model.tracker.message_id != Some(pressed) {
-                ctx.controller.set_tracker_message(channel, pressed).await?;
-            }
-            Ok(Response::Update(tracker_reply(&model)))
         }
-        other => {
-            // rolls:active:{owner}:{name}; the name may itself contain ':'.
-            let rest = other
-                .strip_prefix(ACTIVE)
-                .and_then(|r| r.strip_prefix(':'))
-                .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
-            let (owner, name) = rest
-                .split_once(':')
-                .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
-            if owner != user.to_string() {
-                return Err(RollsError::refused(
-                    "These are someone else's characters; use `/character list` for yours.",
-                ));
-            }
-            let model = ctx
-                .controller
-                .run(
-                    caller(&inv),
-                    &CharacterOp::Activate {
-                        user,
-                        name: name.to_owned(),
-                    },
-                )
-                .await?;
-            Ok(Response::Update(characters_reply(&model)))
+        let pressed = *message_id;
+        if model.tracker.message_id != Some(pressed) {
+            ctx.controller.set_tracker_message(channel, pressed).await?;
         }
+        // A press from a position the turn has left changes nothing: the tracker is
+        // shown as it is now, with a Next button for there.
+        return Ok(Response::Update(tracker_reply(&model)));
     }
+    // rolls:active:{owner}:{name}; the name may itself contain ':'.
+    let rest = custom_id
+        .strip_prefix(ACTIVE)
+        .and_then(|r| r.strip_prefix(':'))
+        .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
+    let (owner, name) = rest
+        .split_once(':')
+        .ok_or_else(|| RollsError::refused("This button is no longer supported."))?;
+    if owner != user.to_string() {
+        return Err(RollsError::refused(
+            "These are someone else's characters; use `/character list` for yours.",
+        ));
+    }
+    let model = ctx
+        .controller
+        .run(
+            caller(&inv),
+            &CharacterOp::Activate {
+                user,
+                name: name.to_owned(),
+            },
+        )
+        .await?;
+    Ok(Response::Update(characters_reply(&model)))
 }

@@ -535,8 +535,12 @@ pub enum InitOp {
         user: UserId,
         character: Option<String>,
     },
+    /// The next turn; with `expected`, only from that position (a Next button
+    /// carries the one it was shown with, so a second press of it does not advance
+    /// again: [`TrackerModel::moved_on`]).
     Next {
         channel: ChannelId,
+        expected: Option<TurnAt>,
     },
     Reset {
         channel: ChannelId,
@@ -565,6 +569,26 @@ pub struct TrackerModel {
     /// Whom the message notifies (whose turn it is).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ping: Vec<UserId>,
+    /// A Next from a position the tracker has left: nothing changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub moved_on: bool,
+}
+
+/// A tracker's position: its round and whose turn (the index of the unit up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnAt {
+    pub round: u32,
+    pub turn: usize,
+}
+
+impl TurnAt {
+    /// Where `tracker` is.
+    pub fn of(tracker: &Tracker) -> TurnAt {
+        TurnAt {
+            round: tracker.round,
+            turn: tracker.turn,
+        }
+    }
 }
 
 impl InitOp {
@@ -573,7 +597,7 @@ impl InitOp {
             InitOp::Get { channel }
             | InitOp::Join { channel, .. }
             | InitOp::Remove { channel, .. }
-            | InitOp::Next { channel }
+            | InitOp::Next { channel, .. }
             | InitOp::Reset { channel }
             | InitOp::Combat { channel, .. } => *channel,
         }
@@ -622,6 +646,7 @@ impl Operation for InitOp {
         // The rolls this request makes (initiative, damage, healing, saves), recorded
         // under ids like `/roll`'s. Rerolls at the top of a round are not.
         let mut rolls: Option<crate::history::RollLog> = None;
+        let mut moved_on = false;
         let message = match self {
             InitOp::Get { .. } => String::new(),
             InitOp::Join {
@@ -674,6 +699,24 @@ impl Operation for InitOp {
                 let name = domain::leave(&mut tracker, *user, character.as_deref())?;
                 format!("**{name}** left initiative.")
             }
+            // Read again after a lost compare-and-set too: a press that lost to
+            // another does not advance a second time.
+            InitOp::Next {
+                expected: Some(expected),
+                ..
+            } if *expected != TurnAt::of(&tracker) => {
+                moved_on = true;
+                let up = domain::combat::current(&domain::combat::public_view(&tracker))
+                    .first()
+                    .map(|e| e.combat.group.clone().unwrap_or_else(|| e.name.clone()));
+                match up {
+                    Some(who) => format!(
+                        "The turn already moved on: it is **{who}**'s turn (round {}).",
+                        tracker.round
+                    ),
+                    None => "The turn already moved on.".to_owned(),
+                }
+            }
             InitOp::Next { .. } => {
                 said = combat::next(env, &mut tracker).await?;
                 said.message.clone()
@@ -699,8 +742,10 @@ impl Operation for InitOp {
             message,
             private: said.private,
             ping: said.ping,
+            moved_on,
         };
-        let read_only = matches!(self, InitOp::Get { .. })
+        let read_only = moved_on
+            || matches!(self, InitOp::Get { .. })
             || matches!(
                 self,
                 InitOp::Combat {

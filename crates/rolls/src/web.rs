@@ -47,7 +47,7 @@
 //! | GET    | `/api/rolls/initiative/{channel}?user=`     |                             |
 //! | POST   | `/api/rolls/initiative/{channel}/join?user=`| `{"character"?, "roll"?, "name"?}` |
 //! | POST   | `/api/rolls/initiative/{channel}/remove?user=` | `{"character"?}`         |
-//! | POST   | `/api/rolls/initiative/{channel}/next?user=`|                             |
+//! | POST   | `/api/rolls/initiative/{channel}/next?user=[&round=&turn=]` |             |
 //! | POST   | `/api/rolls/initiative/{channel}/reset?user=`|                            |
 
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ use crate::RollsError;
 use crate::commands::Ctx;
 use crate::domain::{Authenticated, Caller, ChannelId};
 use crate::membership::{Membership, Verdict};
-use crate::ops::{CharacterOp, HelpOp, InitOp, Operation, StatsOp, TrackerModel};
+use crate::ops::{CharacterOp, HelpOp, InitOp, Operation, StatsOp, TrackerModel, TurnAt};
 
 type Params = Query<BTreeMap<String, String>>;
 
@@ -361,6 +361,15 @@ async fn member_of(
 async fn init_change(ctx: &Ctx, caller: Caller, op: InitOp) -> Result<Response, ApiError> {
     member_of(&ctx.membership, op.channel(), caller, Use::Change).await?;
     let model: TrackerModel = ctx.controller.run(caller, &op).await?;
+    if model.moved_on {
+        return Err(ApiError::Denied(Denied::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "{} Nothing changed; the tracker is at round {}, turn {}.",
+                model.message, model.tracker.round, model.tracker.turn
+            ),
+        )));
+    }
     if let Some(message) = model.tracker.message_id {
         let reply = crate::commands::tracker_reply(&model);
         if let Err(error) = ctx.discord.edit(model.channel, message, &reply).await {
@@ -443,7 +452,26 @@ async fn init_next(
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let channel = channel(&c)?;
-    init_change(&ctx, who, InitOp::Next { channel }).await
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        p.get(name)
+            .map(|raw| {
+                raw.parse::<u64>().map_err(|_| {
+                    bad(format!(
+                        "`{name}` must be a whole number of at least 0, not `{raw}`"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let expected = match (number("round")?, number("turn")?) {
+        (None, None) => None,
+        (Some(round), Some(turn)) => Some(TurnAt {
+            round: u32::try_from(round).map_err(|_| bad(format!("no round {round}")))?,
+            turn: usize::try_from(turn).map_err(|_| bad(format!("no turn {turn}")))?,
+        }),
+        _ => return Err(bad("give both `round` and `turn`, or neither")),
+    };
+    init_change(&ctx, who, InitOp::Next { channel, expected }).await
 }
 
 async fn init_reset(

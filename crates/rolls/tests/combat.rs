@@ -56,6 +56,18 @@ fn trackers(w: &World) -> Vec<discord_sim::Message> {
         .collect()
 }
 
+/// The id of the tracker message's Next button.
+fn next_button(w: &World, id: Snowflake) -> String {
+    w.sim
+        .message(w.demo.dice, id)
+        .expect("tracker")
+        .component_summaries()
+        .into_iter()
+        .filter_map(|c| c.custom_id)
+        .find(|c| c.starts_with("rolls:init:next"))
+        .expect("a Next button")
+}
+
 /// The one tracker message's content.
 fn tracker(w: &World, id: Snowflake) -> String {
     w.sim.message(w.demo.dice, id).expect("tracker").content
@@ -489,7 +501,7 @@ async fn a_whole_fight_round_by_round() {
     let before = w.sim.messages(w.demo.dice).len();
     let pressed = w
         .sim
-        .click_button(alice, w.demo.dice, id, "rolls:init:next")
+        .click_button(alice, w.demo.dice, id, &next_button(&w, id))
         .expect("click")
         .final_response(WAIT)
         .await

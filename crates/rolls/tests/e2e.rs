@@ -86,6 +86,30 @@ fn content(reply: &InteractionReply) -> &str {
     reply.content.as_deref().unwrap_or_default()
 }
 
+/// The id of a message's Next button.
+fn next_id(message: &discord_sim::Message) -> String {
+    message
+        .component_summaries()
+        .into_iter()
+        .filter_map(|c| c.custom_id)
+        .find(|id| id.starts_with("rolls:init:next"))
+        .expect("a Next button")
+}
+
+/// The stored tracker's `(round, turn)`.
+async fn position(w: &World) -> (u64, u64) {
+    let mut conn = w.redis.conn();
+    let raw: String = conn
+        .get(format!("init_{}", u64::from(w.demo.dice)))
+        .await
+        .expect("init");
+    let json: Value = serde_json::from_str(&raw).expect("json");
+    (
+        json["round"].as_u64().expect("round"),
+        json["turn"].as_u64().expect("turn"),
+    )
+}
+
 #[tokio::test]
 async fn roll_public_private_and_errors() {
     let (w, bot, _dir) = start().await;
@@ -291,7 +315,10 @@ async fn initiative_tracker_with_buttons() {
         .collect();
     assert_eq!(
         ids,
-        vec!["rolls:init:join".to_owned(), "rolls:init:next".to_owned()]
+        vec![
+            "rolls:init:join".to_owned(),
+            "rolls:init:next:1:0".to_owned()
+        ]
     );
 
     // Carol joins by command with a fixed roll; the same message is edited.
@@ -311,7 +338,9 @@ async fn initiative_tracker_with_buttons() {
     );
 
     // Next by button, then by command.
-    let pressed = w.click(w.demo.alice, tracker.id, "rolls:init:next").await;
+    let pressed = w
+        .click(w.demo.alice, tracker.id, "rolls:init:next:1:0")
+        .await;
     assert!(
         content(&pressed)
             .lines()
@@ -355,7 +384,9 @@ async fn initiative_tracker_with_buttons() {
         "{}",
         latest.content
     );
-    let pressed = w.click(w.demo.alice, reposted.id, "rolls:init:next").await;
+    let pressed = w
+        .click(w.demo.alice, reposted.id, "rolls:init:next:1:0")
+        .await;
     assert!(
         pressed.ephemeral && content(&pressed).contains("Nobody"),
         "{pressed:?}"
@@ -573,5 +604,75 @@ async fn totals_flags_and_game_systems_reach_discord() {
         narrative.contains("success") || narrative.contains("failure"),
         "{narrative}"
     );
+    bot.stop().await;
+}
+
+/// A Next button carries the round and turn it was shown at: pressed twice before
+/// the tracker is redrawn (a double click, two players at once) it moves the turn
+/// once, and the second press shows the tracker as it is. A button posted before
+/// buttons carried their position still moves the turn.
+#[tokio::test]
+async fn a_next_button_pressed_twice_moves_the_turn_once() {
+    let (w, bot, _dir) = start().await;
+    for (user, character, roll) in [
+        (w.demo.alice, "Vex", "20"),
+        (w.demo.bob, "Pike", "15"),
+        (w.demo.carol, "Grog", "10"),
+    ] {
+        w.run(
+            user,
+            "init",
+            json!([{"name": "join", "options": [{"name": "character", "value": character}, {"name": "roll", "value": roll}]}]),
+        )
+        .await;
+    }
+    let tracker = w.tracker();
+    let id = next_id(&tracker);
+    assert_eq!(id, "rolls:init:next:1:0");
+    assert_eq!(position(&w).await, (1, 0));
+
+    // Both presses reach the bot before it redraws the tracker.
+    let first = w
+        .sim
+        .click_button(w.demo.alice, w.demo.dice, tracker.id, &id)
+        .expect("click");
+    let second = w
+        .sim
+        .click_button(w.demo.bob, w.demo.dice, tracker.id, &id)
+        .expect("click");
+    let first = first.final_response(WAIT).await.expect("reply");
+    let second = second.final_response(WAIT).await.expect("reply");
+    assert_eq!(position(&w).await, (1, 1), "one turn on, not two");
+    for pressed in [&first, &second] {
+        assert_eq!(pressed.callback_type, 7, "{pressed:?}");
+        assert!(content(pressed).contains("▶ ` 15` Pike"), "{pressed:?}");
+    }
+    let shown = w.sim.message(w.demo.dice, tracker.id).expect("tracker");
+    assert_eq!(next_id(&shown), "rolls:init:next:1:1");
+
+    // The redrawn button moves it on.
+    w.click(w.demo.bob, tracker.id, "rolls:init:next:1:1").await;
+    assert_eq!(position(&w).await, (1, 2));
+
+    // A tracker posted with the earlier button (no position) still works.
+    let legacy = discord::Reply::text(shown.content.clone()).row(vec![discord::Component::button(
+        "rolls:init:next",
+        "Next",
+        discord::ButtonStyle::Secondary,
+    )]);
+    w.ctx
+        .discord
+        .edit(
+            discord::model::ChannelId::new(u64::from(w.demo.dice)),
+            discord::model::MessageId::new(u64::from(tracker.id)),
+            &legacy,
+        )
+        .await
+        .expect("edit");
+    let pressed = w.click(w.demo.carol, tracker.id, "rolls:init:next").await;
+    assert_eq!(pressed.callback_type, 7, "{pressed:?}");
+    assert_eq!(position(&w).await, (2, 0));
+    let shown = w.sim.message(w.demo.dice, tracker.id).expect("tracker");
+    assert_eq!(next_id(&shown), "rolls:init:next:2:0");
     bot.stop().await;
 }

@@ -185,11 +185,23 @@ async fn the_tracker_lives_in_init_channel() {
     assert_eq!(count, 2);
 
     controller
-        .run(me(a), &InitOp::Next { channel })
+        .run(
+            me(a),
+            &InitOp::Next {
+                channel,
+                expected: None,
+            },
+        )
         .await
         .expect("next");
     let model = controller
-        .run(me(a), &InitOp::Next { channel })
+        .run(
+            me(a),
+            &InitOp::Next {
+                channel,
+                expected: None,
+            },
+        )
         .await
         .expect("next");
     assert_eq!((model.tracker.turn, model.tracker.round), (0, 2));

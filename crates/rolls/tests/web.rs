@@ -693,3 +693,60 @@ async fn only_members_of_the_channels_guild_read_its_tracker() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+/// `next` with the position a client last read moves the turn only from there: a
+/// second `next` from the same position is 409 and changes nothing.
+#[tokio::test]
+async fn next_from_a_position_the_turn_has_left_is_a_conflict() {
+    let api = start().await;
+    let table = api.table();
+    let (vex, pike) = (api.member("vex"), api.member("pike"));
+    for (user, roll) in [(vex, "20"), (pike, "10")] {
+        let (status, body) = api
+            .post(
+                &format!("/api/rolls/initiative/{table}/join?user={user}"),
+                json!({"roll": roll}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let next = format!("/api/rolls/initiative/{table}/next?user={vex}&round=1&turn=0");
+    let (status, body) = api.post(&next, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["turn"], 1, "{body}");
+    let (status, body) = api.post(&next, json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("round 1, turn 1"),
+        "{body}"
+    );
+    let (_, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={vex}"))
+        .await;
+    assert_eq!(
+        (
+            body["tracker"]["round"].as_u64(),
+            body["tracker"]["turn"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}&round=1"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["round"], 2, "{body}");
+}

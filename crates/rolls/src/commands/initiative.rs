@@ -185,7 +185,12 @@ pub fn op(inv: &Invocation) -> Result<InitOp, RollsError> {
                 character,
             });
         }
-        Some("next") => return Ok(InitOp::Next { channel }),
+        Some("next") => {
+            return Ok(InitOp::Next {
+                channel,
+                expected: None,
+            });
+        }
         Some("reset") => return Ok(InitOp::Reset { channel }),
         Some("add") => {
             let mut spec = combat::parse_add(&text("name"))?;
