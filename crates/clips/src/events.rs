@@ -1,9 +1,12 @@
 //! The clip archive in real time, from the gateway.
 //!
 //! - Guilds and channels: a guild becoming available (at connection, after an outage,
-//!   when the bot is added) records the guild and makes its stored channels exactly
-//!   Discord's list (new ones added, renamed ones refreshed, ones deleted meanwhile
-//!   removed); guild and channel updates refresh their rows; the bot leaving a guild
+//!   when the bot is added) records the guild and makes its stored channels Discord's
+//!   list (new ones added, renamed ones refreshed, ones deleted meanwhile removed).
+//!   Threads are not in that list, so a stored thread (registered when `/clips` named
+//!   it) stays with its clips; no event here says a thread was deleted (the gateway's
+//!   thread events are not handed to features), so only the guild's removal removes
+//!   it. Guild and channel updates refresh their rows; the bot leaving a guild
 //!   (not an outage: `unavailable`) deletes it, and a channel deletion its channel, with
 //!   their scan runs and clips (the foreign keys cascade). Only channels that hold
 //!   messages are recorded (not categories).

@@ -383,3 +383,82 @@ async fn a_guild_back_after_an_outage_gets_a_catch_up_of_each_reading_channel_se
     assert_eq!(run.status, clips::ScanStatus::Queued);
     assert!(scanner.latest(fresh).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_thread_keeps_its_clips_through_a_restart_while_a_channel_deleted_meanwhile_goes() {
+    let world = World::with_postgres().await;
+    let feature = || clips::feature(&world.ctx, ClipsConfig::default());
+    world.migrate(&[feature()]).await;
+    let repo = Repo::new(&world.postgres);
+    let bot = TestBot::spawn(&world, vec![feature()]).await;
+    let guild = GuildId::new(world.demo.guild.get());
+    eventually("the demo guild is recorded", || async {
+        repo.guild(guild).await.unwrap()
+    })
+    .await;
+
+    // A thread, stored as `/clips enable` stores one it is run in (from Discord's
+    // answer for the channel), read, with a clip indexed live.
+    let thread = ChannelId::new(world.demo.general.get() + 4242);
+    repo.upsert_channel(&clips::repo::ChannelInfo {
+        id: thread,
+        guild,
+        name: Some("session 12".into()),
+        kind: Some("thread".into()),
+        is_nsfw: false,
+    })
+    .await
+    .unwrap();
+    repo.set_reading(thread, true).await.unwrap();
+    let message = MessageId::new(thread.get() + 1);
+    let at = chrono::Utc::now();
+    let clip = clips::repo::NewClip {
+        attachment_id: thread.get() + 2,
+        message_id: message,
+        author_id: clips::domain::UserId::new(world.demo.alice.get()),
+        author_name: "alice".into(),
+        posted_at: at,
+        filename: "boss.mp4".into(),
+        content_type: Some("video/mp4".into()),
+        size_bytes: 1_000,
+        width: None,
+        height: None,
+        duration_secs: None,
+        url: "https://cdn.example/boss.mp4".into(),
+        proxy_url: None,
+        url_expires_at: None,
+        message_text: "the boss".into(),
+    };
+    let (reading, added) = repo
+        .index_live_message(thread, message, at, &[clip])
+        .await
+        .unwrap();
+    assert_eq!((reading, added), (true, 1));
+    // A channel that will be deleted while the bot is away.
+    let doomed = cid(world
+        .sim
+        .create_channel(world.demo.guild, "doomed", ChannelKind::Text)
+        .unwrap());
+    eventually("the doomed channel is recorded", || async {
+        repo.channel(doomed).await.unwrap().map(|_| ())
+    })
+    .await;
+
+    // The bot stops; the channel is deleted; the bot starts again (a new session:
+    // READY, then the guild with Discord's channel list, which lists no thread).
+    bot.stop().await;
+    world.sim.delete_channel(doomed.get()).unwrap();
+    let _bot = TestBot::spawn(&world, vec![feature()]).await;
+    eventually("the channel deleted meanwhile is swept", || async {
+        repo.channel(doomed).await.unwrap().is_none().then_some(())
+    })
+    .await;
+
+    let kept = repo
+        .channel(thread)
+        .await
+        .unwrap()
+        .expect("the thread stays");
+    assert!(kept.is_reading);
+    assert_eq!(repo.clips_in_channel(thread).await.unwrap(), 1);
+}

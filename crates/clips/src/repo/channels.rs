@@ -2,6 +2,7 @@
 //! ingestion got, and their settings overrides.
 
 use chrono::{DateTime, Utc};
+use discord::model::ChannelType;
 
 use super::{Repo, RepoError, corrupt, unless_violates};
 use crate::domain::{ChannelId, GuildId, MessageId, Settings, parse_snowflake};
@@ -144,9 +145,10 @@ impl Repo {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Makes a guild's stored channels exactly `channels` (what Discord lists now):
-    /// each is created or refreshed, the others deleted, in one transaction. The guild
-    /// must be known.
+    /// Makes a guild's stored channels what Discord lists now (`channels`, a guild's
+    /// list, which holds no thread): each is created or refreshed, the others deleted
+    /// except threads, in one transaction. A thread is not in that list whether it
+    /// exists or not, so its channel row (and its clips) stay. The guild must be known.
     pub async fn sync_guild_channels(
         &self,
         guild: GuildId,
@@ -157,6 +159,7 @@ impl Repo {
         sqlx::query(schema::DELETE_STALE_CHANNELS)
             .bind(guild.to_string())
             .bind(ids)
+            .bind(ChannelType::Thread.as_str())
             .execute(&mut *tx)
             .await?;
         for channel in channels {

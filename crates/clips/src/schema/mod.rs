@@ -344,10 +344,13 @@ ORDER BY name NULLS LAST, channel_id";
 /// `$1` channel_id. Its scan runs (and clips) go with it.
 pub(crate) const DELETE_CHANNEL: &str = "DELETE FROM clips.bot_channels WHERE channel_id = $1";
 
-/// `$1` guild_id, `$2` the ids of the channels the guild has now (text[]): the others
-/// were deleted while nobody was listening.
+/// `$1` guild_id, `$2` the ids of the channels the guild has now (text[]), `$3` the
+/// `type` of threads: the other channels were deleted while nobody was listening.
+/// Threads are kept whatever the list says: the list Discord sends with a guild holds
+/// no thread, so a thread missing from it says nothing about the thread.
 pub(crate) const DELETE_STALE_CHANNELS: &str = "\
-DELETE FROM clips.bot_channels WHERE guild_id = $1 AND channel_id <> ALL ($2::text[])";
+DELETE FROM clips.bot_channels
+WHERE guild_id = $1 AND channel_id <> ALL ($2::text[]) AND type IS DISTINCT FROM $3";
 
 /// `$1` channel_id: what reading a message of the channel needs: whether it is read,
 /// its NSFW flag, its guild's settings (`{}` without a row) and its own overrides.
