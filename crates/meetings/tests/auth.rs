@@ -869,6 +869,53 @@ async fn wrong_logins_sent_at_once_get_no_more_tries_than_the_limit() {
 }
 
 #[tokio::test]
+async fn discord_logins_started_are_limited_per_address_and_a_refused_one_stores_no_state() {
+    let site = site().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = |ip: &'static str| {
+        let request = http
+            .get(site.url("/api/v1/auth/discord"))
+            .header("x-forwarded-for", ip);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            (status, body, headers)
+        }
+    };
+    let states = || async {
+        let mut conn = site.world.redis.conn();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("tavern:meetings:oauth_state:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.len()
+    };
+    let before = states().await;
+    for _ in 0..10 {
+        let (status, body, _) = start("192.0.2.9").await;
+        assert_eq!(status, 303, "{body}");
+    }
+    assert_eq!(states().await, before + 10);
+    let (status, body, headers) = start("192.0.2.9").await;
+    assert_refused((status, body), 429, "rate_limited");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        states().await,
+        before + 10,
+        "the refused start stored nothing"
+    );
+    // Another address is not held back.
+    assert_eq!(start("192.0.2.10").await.0, 303);
+}
+
+#[tokio::test]
 async fn registrations_are_limited_per_address_before_any_password_is_hashed() {
     let site = site().await;
     let register = |email: String, ip: &'static str| {

@@ -210,7 +210,8 @@ pub struct MeetingsSettings {
     /// The meetings' authentication settings; of them, the rate limits are set here:
     /// `meetings_failed_logins_per_minute` (per email and per client address, default
     /// 10), `meetings_created_per_minute` (per user, default 30),
-    /// `meetings_registrations_per_minute` (per client address, default 10) and
+    /// `meetings_registrations_per_minute` (per client address, default 10; also the
+    /// Discord logins an address may start) and
     /// `meetings_guest_tokens_per_minute` (per client address, default 30).
     pub auth: meetings::auth::AuthConfig,
 }

@@ -59,7 +59,8 @@ pub struct AuthConfig {
     pub failed_logins_per_minute: u64,
     /// Meetings one user may create per minute (for the meeting routes).
     pub meetings_created_per_minute: u64,
-    /// Registrations per minute from one client address (each costs an argon2id hash).
+    /// Registrations per minute from one client address (each costs an argon2id hash);
+    /// also the Discord logins one address may start a minute (each stores a state).
     pub registrations_per_minute: u64,
     /// Guest join grants per minute from one client address.
     pub guest_tokens_per_minute: u64,
@@ -100,6 +101,12 @@ impl AuthConfig {
     /// Registrations per client address.
     pub fn registrations_by_address(&self) -> Limit {
         Limit::new("auth:register:ip", self.registrations_per_minute)
+    }
+
+    /// Discord logins started per client address (each stores its OAuth state for 10
+    /// minutes), at the registrations' rate.
+    pub fn discord_logins_by_address(&self) -> Limit {
+        Limit::new("auth:discord:ip", self.registrations_per_minute)
     }
 
     /// Meetings created per user (the seed's example endpoint).

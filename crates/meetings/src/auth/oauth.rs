@@ -10,7 +10,7 @@ use base::Secret;
 use chrono::TimeDelta;
 use discord::oauth::{OAuthApp, Scope as DiscordScope};
 
-use super::{AccessToken, Auth, AuthError, ClientInfo, Email, Scopes};
+use super::{AccessToken, Auth, AuthError, ClientInfo, Email, Scopes, identifier};
 use crate::domain::{ActorType, AuditResult, DisplayName, OAuthState, UserId};
 use crate::repo::AuditEntry;
 use crate::repo::users::OAuthLink;
@@ -31,7 +31,22 @@ pub(crate) fn is_stand_in(email: &Email) -> bool {
 impl Auth {
     /// Starts a login: a one-time `state` is remembered and Discord's authorize URL
     /// (scope `identify`) returned.
-    pub async fn begin_discord_login(&self, app: &OAuthApp) -> Result<url::Url, AuthError> {
+    pub async fn begin_discord_login(
+        &self,
+        app: &OAuthApp,
+        client: &ClientInfo,
+    ) -> Result<url::Url, AuthError> {
+        if let Some(ip) = client.ip {
+            let limit = self.config().discord_logins_by_address();
+            let who = identifier("ip", &ip.to_string())?;
+            if let Err(retry) = self.limiter().hit(&limit, &who, self.now()).await? {
+                tracing::warn!(
+                    retry_after = retry.seconds(),
+                    "Discord login refused: too many started from one address"
+                );
+                return Err(AuthError::RateLimited(retry));
+            }
+        }
         let state = OAuthState::random();
         self.repo().save_oauth_state(&state, DISCORD).await?;
         Ok(app.authorize_url(state.expose(), &[DiscordScope::Identify], None))

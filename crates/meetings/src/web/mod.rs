@@ -401,14 +401,19 @@ async fn revoke_api_key(
     responses(
         (status = 303, description = "To Discord", headers(("Location" = String))),
         (status = 404, description = "`not_configured`", body = ErrorBody),
+        (status = 429, description = "Too many logins started from this address",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
     )
 )]
-async fn discord_login(State(state): State<WebState>) -> Result<impl IntoResponse, ApiError> {
+async fn discord_login(
+    State(state): State<WebState>,
+    client: ClientInfo,
+) -> Result<impl IntoResponse, ApiError> {
     let app = state
         .discord
         .as_ref()
         .ok_or(crate::auth::AuthError::ProviderNotConfigured)?;
-    let url = state.auth.begin_discord_login(app).await?;
+    let url = state.auth.begin_discord_login(app, &client).await?;
     Ok(axum::response::Redirect::to(url.as_str()))
 }
 
