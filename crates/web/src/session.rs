@@ -646,11 +646,41 @@ impl Sessions {
         session: Option<&Session>,
         request: Request,
     ) -> Result<Request, Response> {
+        // A browser's form post is refused with a page it can show, the API with JSON.
+        let form_page = is_form(request.headers()) && accepts_html(request.headers());
+        let refuse = |reason: &str, title: &str, sentence: &str, link: (&str, &str)| {
+            if form_page {
+                crate::page::Problem::new(StatusCode::FORBIDDEN, title, sentence)
+                    .link(link.0, link.1)
+                    .into_response()
+            } else {
+                forbidden(reason)
+            }
+        };
         if cross_origin(request.headers(), &self.config.origin) {
-            return Err(forbidden("cross-origin request refused"));
+            return Err(refuse(
+                "cross-origin request refused",
+                "Sent from another site",
+                "This form was sent from another site, so Tavern did not act on it.",
+                ("Back to the start", "/"),
+            ));
         }
         let Some(session) = session else {
-            return Err(forbidden("no session: log in and send the CSRF token"));
+            return Err(refuse(
+                "no session: log in and send the CSRF token",
+                "You are signed out",
+                "Your sign-in has ended, so the form was not sent. Log in, then send it again.",
+                ("Log in", "/login/discord"),
+            ));
+        };
+        let stale = |reason: &str| {
+            refuse(
+                reason,
+                "This page is out of date",
+                "The form comes from a page opened before you last signed in (perhaps in \
+                 another tab), so it was not sent. Go back, reload the page and send it again.",
+                ("Back to the start", "/"),
+            )
         };
         let mut request = request;
         let header_token = request
@@ -663,7 +693,7 @@ impl Sessions {
             None if is_form(request.headers()) => {
                 let (parts, body) = request.into_parts();
                 let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-                    return Err(forbidden("CSRF token missing (form too large to inspect)"));
+                    return Err(stale("CSRF token missing (form too large to inspect)"));
                 };
                 let field = url::form_urlencoded::parse(&bytes)
                     .find(|(k, _)| k == CSRF_FIELD)
@@ -675,10 +705,8 @@ impl Sessions {
         };
         match token {
             Some(token) if session.csrf_matches(&token) => Ok(request),
-            Some(_) => Err(forbidden("CSRF token does not match this session")),
-            None => Err(forbidden(
-                "CSRF token missing: send the X-CSRF-Token header",
-            )),
+            Some(_) => Err(stale("CSRF token does not match this session")),
+            None => Err(stale("CSRF token missing: send the X-CSRF-Token header")),
         }
     }
 }
@@ -696,6 +724,14 @@ pub(crate) fn mark_private(response: &mut Response) {
             HeaderValue::from_static("private, no-cache"),
         );
     }
+}
+
+/// Whether the client takes HTML (a browser navigating, or submitting a form).
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

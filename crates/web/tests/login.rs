@@ -443,6 +443,59 @@ async fn state_changing_requests_need_the_csrf_token() {
 }
 
 #[tokio::test]
+async fn a_browser_form_refused_for_its_session_gets_a_page_saying_what_to_do() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.alice, "/").await;
+    let things = app.url("/api/things");
+    let form = |body: &str| {
+        app.http
+            .post(things.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .body(body.to_owned())
+    };
+    // A form from a page opened before the visitor signed in again.
+    let stale = app
+        .send(
+            form(&format!("name=dice&csrf_token={}", "0".repeat(64))),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(stale.status, 403);
+    assert!(
+        stale.body.contains("<h1>This page is out of date</h1>"),
+        "{}",
+        stale.body
+    );
+    assert!(stale.body.contains("reload the page"), "{}", stale.body);
+    // A form sent after the session ended.
+    let signed_out = app.send(form("name=dice&csrf_token=x"), None).await;
+    assert_eq!(signed_out.status, 403);
+    assert!(
+        signed_out.body.contains("<h1>You are signed out</h1>"),
+        "{}",
+        signed_out.body
+    );
+    assert!(
+        signed_out.body.contains("href=\"/login/discord\""),
+        "{}",
+        signed_out.body
+    );
+    // A program's request is still answered in JSON.
+    let api = app
+        .send(
+            app.http
+                .post(things.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("name=dice"),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(api.status, 403);
+    assert!(api.json()["error"].as_str().unwrap().contains("CSRF"));
+}
+
+#[tokio::test]
 async fn logout_ends_the_session() {
     let app = spawn().await;
     let (cookie, _) = app.log_in(app.demo.carol, "/").await;
