@@ -115,8 +115,12 @@
 //!   one event is a campaign ([`SeriesType::after_sync`]).
 //! - **Shortcodes** are case-insensitive and whitespace-tolerant. A keyword followed by
 //!   more than one word is prose, not a shortcode; a keyword with a missing or malformed
-//!   id is an error naming the shortcode and its byte offset. `[role]` applies to any
-//!   event, tracked or not; `[channel]` only with `[new adventure]` / `[new campaign]`.
+//!   id is an error naming the shortcode and its byte offset. `[channel]` is read only
+//!   with `[new adventure]` / `[new campaign]`. `[role]` and `[channel]` are not
+//!   trusted: `[channel]` takes over only a managed channel (`/manage-channel`), which
+//!   the lifecycle then keeps when the game ends, and `[role]` never hands out the
+//!   admin or organiser role, `@everyone` or a game's own roles ([`discord_sync`]'s
+//!   "Shortcodes").
 //! - **The Discord sync** (step 2) counts a session until 12 hours after its start
 //!   ([`domain::SESSION_GRACE`]: the seed keeps no end), so players keep the channel
 //!   while they play, makes a game channel private, names channels and
@@ -125,12 +129,13 @@
 //!   those it gave it to, never revokes the host role, and makes no Discord request
 //!   for a series whose state did not change; every rule is in [`discord_sync`]'s
 //!   docs. Its additions to the seed are Tavern's own keys, in [`schema`]:
-//!   `tavern:campaigns:free_spots_message` (the free-spots message, edited in place)
-//!   and `tavern:campaigns:synced_guests:{channel}` (who got the guest role from an
-//!   RSVP). `[channel]`, `[role]` and Meetup's RSVP limit are not stored (the seed has
-//!   no key for them): step 1 hands them to step 2 ([`SyncReport::extras`]), so step 2
-//!   runs only after a step 1 that ran. Listing the guild's members needs the bot's
-//!   Server Members intent.
+//!   `tavern:campaigns:free_spots_message` (the free-spots message, edited in
+//!   place), `tavern:campaigns:synced_guests:{channel}` (who got the guest role from
+//!   an RSVP) and `tavern:campaigns:refused_shortcodes` (refused shortcodes the
+//!   organisers were told about). `[channel]`, `[role]` and Meetup's RSVP limit are
+//!   not stored (the seed has no key for them): step 1 hands them to step 2
+//!   ([`SyncReport::extras`]), so step 2 runs only after a step 1 that ran. Listing
+//!   the guild's members needs the bot's Server Members intent.
 //! - **The Meetup sync** names a series after the event that started it, deletes only
 //!   events of the groups Meetup answered for whose stored time lies in the window it
 //!   asked about, keeps skipped events as stored, and refreshes a refused organiser
@@ -153,7 +158,8 @@
 //!   expiration it has (setting "now" every day would move it daily, and a moved
 //!   expiration clears a scheduled deletion). A deletion removes the text and voice
 //!   channel and both roles on Discord first (a 404 counts as done; other failures go
-//!   to the `orphaned_*` sets), then every key of the series in one step, and tells
+//!   to the `orphaned_*` sets; a managed channel a series took over with `[channel]`
+//!   is kept, not deleted), then every key of the series in one step, and tells
 //!   the organisers. `/end-adventure` also alerts them.
 //! - **`/sync`** runs the whole sync at once, without the job's lock but under the
 //!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync

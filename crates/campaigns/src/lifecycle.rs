@@ -211,7 +211,8 @@ pub fn reminder(lifecycle: &ChannelLifecycle, host_role: Option<RoleId>) -> Repl
     }
 }
 
-/// Deletes a series whose deletion time has come: its text and voice channel and both
+/// Deletes a series whose deletion time has come: its text channel (unless it is a
+/// managed channel the series took over, which is kept), voice channel and both
 /// roles on Discord (what cannot be deleted is recorded as an orphan, to retry), then
 /// every key of the series in one step; the organisers are told.
 async fn delete_series(
@@ -229,7 +230,13 @@ async fn delete_series(
         Ok(Some(name)) => format!("#{name}"),
         _ => format!("channel {channel}"),
     };
-    let mut targets = vec![Orphan::Channel(channel)];
+    // A managed channel a series took over (`[channel]`) is the organisers': it is
+    // given back, not deleted. Deleting the game's roles removes their overwrites.
+    let kept = repo.is_managed_channel(channel).await?;
+    let mut targets = Vec::new();
+    if !kept {
+        targets.push(Orphan::Channel(channel));
+    }
     targets.extend(voice.map(Orphan::VoiceChannel));
     targets.extend(guest.map(Orphan::Role));
     targets.extend(host.map(Orphan::Role));
@@ -252,7 +259,14 @@ async fn delete_series(
     }
     let removed = repo.remove_series(series).await?;
     tracing::info!(%series, %channel, ?removed, "game channel deleted");
-    let mut alert = format!("The game channel {name} (series `{series}`) was deleted");
+    let mut alert = if kept {
+        format!(
+            "The game in {name} (series `{series}`) ended; {name} is a managed channel, so \
+             it was kept and only the game's roles (and voice channel) were deleted"
+        )
+    } else {
+        format!("The game channel {name} (series `{series}`) was deleted")
+    };
     if orphaned.is_empty() {
         alert.push('.');
     } else {

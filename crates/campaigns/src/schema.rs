@@ -288,6 +288,11 @@ pub fn synced_guests(channel: ChannelId) -> String {
     format!("tavern:campaigns:synced_guests:{channel}")
 }
 
+/// Set of string: the `[role]` and `[channel]` shortcodes the sync refused, one member
+/// per event and shortcode (`{event}:role:{id}`, `{event}:channel:{id}`), so the
+/// organisers are told once, not at every run. Tavern's own key: the seed has none.
+pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
+
 /// String: the holder of the sync guard while a whole sync runs (one at a time across
 /// replicas, whoever started it), with an expiry. Tavern's own key.
 pub const SYNC_RUNNING: &str = "tavern:campaigns:sync:running";

@@ -435,6 +435,72 @@ async fn a_refused_role_grant_is_left_out_of_the_announcement() {
 }
 
 #[tokio::test]
+async fn shortcodes_cannot_hand_out_the_admin_role_or_take_over_general() {
+    let mut w = World::new().await;
+    let demo = w.world.demo.clone();
+    let admin = w
+        .world
+        .sim
+        .create_role(demo.guild, discord_sim::RoleSpec::new("Admins", 0))
+        .unwrap();
+    let alerts = w
+        .world
+        .sim
+        .create_channel(demo.guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().admin_role = Some(RoleId::new(admin.get()));
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let bob = w.linked("Bob", demo.bob).await;
+    let general_before = w.world.sim.channel(demo.general).unwrap();
+    let first = w.event(
+        "Tomb of Horrors",
+        3,
+        &format!("[new adventure] [role {admin}] [channel {}]", demo.general),
+        &[],
+    );
+    w.rsvp(&first, &bob);
+
+    // The second run still ignores the `[role]`; the `[channel]` no longer matters
+    // (the series has its channel).
+    for ignored in [2, 1] {
+        let discord = w.sync().await.discord.unwrap();
+        assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+        assert_eq!(discord.skipped.len(), ignored, "{:?}", discord.skipped);
+    }
+    let (channel, guest, _) = w.series_objects(&first).await;
+    assert_ne!(channel.get(), demo.general.get(), "a channel of its own");
+    assert!(has(&w.roles_of(demo.bob), guest));
+    assert!(
+        !w.roles_of(demo.bob).contains(&admin.get()),
+        "no admin role from a Meetup description"
+    );
+    let general = w.world.sim.channel(demo.general).unwrap();
+    assert_eq!(
+        general.permission_overwrites, general_before.permission_overwrites,
+        "#general is untouched"
+    );
+    assert_eq!(general.parent_id, general_before.parent_id);
+    // The organisers are told once per shortcode, not at every run.
+    let told: Vec<String> = w
+        .world
+        .sim
+        .messages(alerts)
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(
+        told.iter().any(|t| t.contains(&format!("[role {admin}]"))),
+        "{told:?}"
+    );
+    assert!(
+        told.iter()
+            .any(|t| t.contains(&format!("[channel {}]", demo.general))),
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_online_series_also_gets_a_voice_channel() {
     let w = World::new().await;
     let first = w.event("Starfinder", 3, "[new campaign] [online]", &[]);

@@ -292,6 +292,52 @@ async fn an_ended_adventure_is_deleted_after_eight_hours_with_every_key() {
 }
 
 #[tokio::test]
+async fn a_managed_channel_a_game_took_over_is_kept_when_the_game_ends() {
+    let g = game(SeriesType::Adventure).await;
+    let w = g.w();
+    // The series took over a channel an admin marked with `/manage-channel`.
+    g.env
+        .store
+        .set_managed_channel(g.text_id(), true)
+        .await
+        .unwrap();
+    g.run_at("2026-03-01T20:00:00Z").await;
+    g.env
+        .store
+        .end_adventure(g.text_id(), at("2026-03-01T20:00:00Z"))
+        .await
+        .unwrap();
+    let report = g.run_at("2026-03-02T04:00:00Z").await;
+    assert_eq!(report.deleted, vec![series_id("s1")]);
+    assert!(w.sim.channel(g.text).is_some(), "the managed channel stays");
+    assert!(
+        w.sim.channel(g.voice).is_none(),
+        "the game's voice channel goes"
+    );
+    let roles: Vec<Snowflake> = w.sim.roles(w.demo.guild).iter().map(|r| r.id).collect();
+    assert!(
+        !roles.contains(&g.guest) && !roles.contains(&g.host),
+        "{roles:?}"
+    );
+    assert_eq!(
+        g.env.members("managed_discord_channels").await,
+        vec![g.text.to_string()],
+        "it is still a managed channel"
+    );
+    assert_eq!(
+        g.env.members("discord_channels").await,
+        Vec::<String>::new()
+    );
+    let alert = w
+        .sim
+        .messages(w.demo.campaigns)
+        .into_iter()
+        .find(|m| m.content.contains("was kept"))
+        .expect("the organisers are told");
+    assert!(alert.content.contains("#dragon-hunt"), "{alert:?}");
+}
+
+#[tokio::test]
 async fn what_discord_will_not_delete_becomes_an_orphan() {
     let g = game(SeriesType::Adventure).await;
     let w = g.w();

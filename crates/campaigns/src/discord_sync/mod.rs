@@ -54,7 +54,8 @@
 //!   hand (`/players add`) keep it. The host role is
 //!   never revoked by the sync (hosts keep theirs; `/hosts remove` does it). `[role
 //!   <id>]` roles go to the linked members who RSVP'd yes to that event and are never
-//!   revoked (the sync cannot tell who got them otherwise).
+//!   revoked (the sync cannot tell who got them otherwise); see "Shortcodes" for the
+//!   roles refused.
 //! - **Permissions**: a game channel is private: `@everyone` may not view it; the guest
 //!   role, the host role (also managing messages), the organiser role and the bot (also
 //!   managing the channel) may. The voice channel has the same overwrites with connect
@@ -71,9 +72,23 @@
 //!   at the top level).
 //! - **Topic**: "Next session: <time> <link>" of the next event that has not started,
 //!   or of the running one when there is none.
-//! - **`[channel <id>]`**: the series takes over that existing channel (registered,
-//!   never deleted by the sync if the registration is refused). A channel that does not
-//!   exist is a skip.
+//! - **Shortcodes** (whoever can write a Meetup event's description writes them, so
+//!   they are not trusted): `[channel <id>]` takes over only a channel an admin marked
+//!   with `/manage-channel` (`managed_discord_channels`); any other channel is ignored
+//!   and the series gets a channel of its own. A managed channel taken over stays the
+//!   organisers': the sync adds the game's roles and the bot to its overwrites and
+//!   leaves its other overwrites (`@everyone` included), topic and category as they
+//!   are; it is registered (never deleted by the sync if the registration is refused),
+//!   and when the game ends the lifecycle keeps it (only the game's roles, whose
+//!   overwrites go with them, and voice channel are deleted). A managed channel that
+//!   does not exist is a skip. `[role <id>]` is refused for the campaigns' admin role,
+//!   the organisers' role, `@everyone` and every game's guest and host role
+//!   (`discord_roles`, `discord_host_roles`). The guild's role list Tavern reads holds
+//!   only ids, so a role's permissions and whether an integration manages it are not
+//!   checked: Discord refuses roles above the bot's own, and organisers should keep
+//!   powerful roles there. A refused shortcode is a line in the run's report
+//!   ([`DiscordReport::skipped`]) every run, and a WARN in the log and an alert to the
+//!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`).
 //! - **Announcements**: one message per run and series naming the players and hosts
 //!   who just got a role, pinging exactly them (allowed mentions name those users). A
 //!   grant Discord refused leaves its user out of the message (the next run, granting
@@ -95,6 +110,7 @@ use discord::{Discord, RestError};
 
 use crate::config::DiscordSettings;
 use crate::domain::{MeetupEventId, MeetupUserId, SeriesType, session_counts};
+use crate::lifecycle::alert_organisers;
 use crate::repo::{
     DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
 };
@@ -124,7 +140,7 @@ pub struct DiscordReport {
     pub created: Vec<String>,
     pub changed: Vec<String>,
     pub deleted: Vec<String>,
-    /// Series left alone, with why.
+    /// Series left alone and shortcodes ignored, with why.
     pub skipped: Vec<String>,
     /// What failed, with why; the next run tries again.
     pub failed: Vec<String>,
@@ -353,6 +369,30 @@ pub fn overwrites(
     out
 }
 
+/// The overwrites of a managed channel a series took over: what the organisers set,
+/// with the guest role's, the host role's and the bot's entries as in [`overwrites`]
+/// (the same permissions a game channel gives them); `@everyone` and every other entry
+/// stay as they are.
+pub fn borrowed_overwrites(
+    current: &[Overwrite],
+    settings: &DiscordSettings,
+    bot: UserId,
+    guest: RoleId,
+    host: RoleId,
+) -> Vec<Overwrite> {
+    let ours = |o: &Overwrite| match o.target {
+        OverwriteTarget::Role(r) => r == guest || r == host,
+        OverwriteTarget::Member(u) => u == bot,
+    };
+    let mut out: Vec<Overwrite> = current.iter().filter(|o| !ours(o)).cloned().collect();
+    out.extend(
+        overwrites(settings, bot, Some(guest), Some(host), ChannelKind::Text)
+            .into_iter()
+            .filter(ours),
+    );
+    out
+}
+
 /// Overwrites in a comparable form (Discord returns them in any order).
 fn overwrite_key(list: &[Overwrite]) -> Vec<(u8, u64, u64, u64)> {
     let mut keys: Vec<(u8, u64, u64, u64)> = list
@@ -384,7 +424,94 @@ pub struct PlanInput<'a> {
     pub discord: &'a DiscordState,
     pub links: &'a BTreeMap<MeetupUserId, UserId>,
     pub extras: &'a BTreeMap<MeetupEventId, EventExtras>,
+    /// `managed_discord_channels`: the channels a `[channel]` shortcode may take over.
+    pub managed: &'a BTreeSet<ChannelId>,
+    /// Every game's guest and host role: never handed out by a `[role]` shortcode.
+    pub game_roles: &'a BTreeSet<RoleId>,
     pub now: DateTime<Utc>,
+}
+
+/// Why a `[role <id>]` shortcode is refused, if it is: the configured admin or
+/// organiser role, `@everyone`, or any game's guest or host role (see "Shortcodes" in
+/// the module docs).
+pub fn refused_role(
+    role: RoleId,
+    settings: &DiscordSettings,
+    game_roles: &BTreeSet<RoleId>,
+) -> Option<&'static str> {
+    if settings.admin_role == Some(role) {
+        Some("it is the campaigns' admin role")
+    } else if settings.organiser_role == Some(role) {
+        Some("it is the organisers' role")
+    } else if role.get() == settings.guild.get() {
+        Some("it is @everyone")
+    } else if game_roles.contains(&role) {
+        Some("it is a game's player or host role")
+    } else {
+        None
+    }
+}
+
+/// Why a `[channel <id>]` shortcode is refused, if it is: only a managed channel
+/// (`/manage-channel`) may be taken over.
+pub fn refused_channel(channel: ChannelId, managed: &BTreeSet<ChannelId>) -> Option<&'static str> {
+    (!managed.contains(&channel))
+        .then_some("only a channel an admin marked with `/manage-channel` can be taken over")
+}
+
+/// A `[role]` or `[channel]` shortcode the sync refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedShortcode {
+    pub event: MeetupEventId,
+    /// The shortcode as an organiser would write it, e.g. `[role 5]`.
+    pub shortcode: String,
+    pub why: &'static str,
+}
+
+impl RefusedShortcode {
+    /// Its member of `schema::REFUSED_SHORTCODES` (one per event and shortcode).
+    pub fn record(&self) -> String {
+        let code = self
+            .shortcode
+            .trim_matches(|c| c == '[' || c == ']')
+            .replace(' ', ":");
+        format!("{}:{code}", self.event)
+    }
+}
+
+/// The `[role]` and `[channel]` shortcodes of a series' events that are not over which
+/// the sync refuses; a `[channel]` only while the series has no channel yet.
+pub fn refused_shortcodes(series: &SeriesState, input: PlanInput<'_>) -> Vec<RefusedShortcode> {
+    let mut out = Vec::new();
+    for event in series
+        .events
+        .iter()
+        .filter(|e| session_counts(e.time, input.now))
+    {
+        let Some(extra) = input.extras.get(&event.id) else {
+            continue;
+        };
+        if series.channel.is_none()
+            && let Some(channel) = extra.channel
+            && let Some(why) = refused_channel(channel, input.managed)
+        {
+            out.push(RefusedShortcode {
+                event: event.id.clone(),
+                shortcode: format!("[channel {channel}]"),
+                why,
+            });
+        }
+        for role in &extra.roles {
+            if let Some(why) = refused_role(*role, input.settings, input.game_roles) {
+                out.push(RefusedShortcode {
+                    event: event.id.clone(),
+                    shortcode: format!("[role {role}]"),
+                    why,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Decides what one series needs, without I/O (see the module docs). `categories`
@@ -400,6 +527,8 @@ pub fn plan_series(
         discord,
         links,
         extras,
+        managed,
+        game_roles,
         now,
     } = input;
     // Upcoming or still running: a session counts until it is over.
@@ -452,10 +581,13 @@ pub fn plan_series(
     let text_parent = match text {
         Some(text) => text.parent_id,
         None => {
+            // Only a managed channel is taken over; a refused one is ignored (the
+            // series gets its own channel, the organisers are told).
             let reuse = upcoming
                 .iter()
                 .chain(series.events.iter().collect::<Vec<_>>().iter())
-                .find_map(|e| extras.get(&e.id).and_then(|x| x.channel));
+                .find_map(|e| extras.get(&e.id).and_then(|x| x.channel))
+                .filter(|c| refused_channel(*c, managed).is_none());
             match reuse {
                 Some(channel) => match discord.channels.get(&channel) {
                     Some(c) if c.kind == Some(ChannelKind::Text) => {
@@ -503,10 +635,13 @@ pub fn plan_series(
         return Some(Step::Skip("its channel or roles are missing".to_owned()));
     };
 
-    // Edits.
+    // Edits. A managed channel (taken over with `[channel]`) stays the organisers':
+    // only the game's roles and the bot are added to its overwrites.
+    let borrowed = managed.contains(&text.id);
     let mut changes = Changes::default();
     let mut parent = text.parent_id;
-    if !wanted_categories.is_empty()
+    if !borrowed
+        && !wanted_categories.is_empty()
         && !parent.is_some_and(|p| wanted_categories.contains(&p))
         && let Some(chosen) = categories.take(wanted_categories)
     {
@@ -514,15 +649,19 @@ pub fn plan_series(
         parent = Some(chosen);
     }
     let wanted_topic = topic(next.time, &next.link);
-    let wanted = overwrites(
-        settings,
-        discord.bot,
-        Some(guest),
-        Some(host),
-        ChannelKind::Text,
-    );
+    let wanted = if borrowed {
+        borrowed_overwrites(&text.overwrites, settings, discord.bot, guest, host)
+    } else {
+        overwrites(
+            settings,
+            discord.bot,
+            Some(guest),
+            Some(host),
+            ChannelKind::Text,
+        )
+    };
     let mut edit = ChannelEdit::default();
-    if text.topic.as_deref() != Some(wanted_topic.as_str()) {
+    if !borrowed && text.topic.as_deref() != Some(wanted_topic.as_str()) {
         edit.topic = Some(wanted_topic);
     }
     if parent != text.parent_id {
@@ -607,7 +746,9 @@ pub fn plan_series(
         let Some(extra) = extras.get(&event.id) else {
             continue;
         };
-        for role in extra.roles.iter().filter(|r| discord.roles.contains(r)) {
+        for role in extra.roles.iter().filter(|r| {
+            discord.roles.contains(r) && refused_role(**r, settings, game_roles).is_none()
+        }) {
             for user in event.users.iter().filter_map(linked) {
                 if is_member(&user)
                     && !holds(&user, *role)
@@ -774,8 +915,16 @@ pub async fn sync_discord_until(
         series,
         links,
         free_spots: stored_free_spots,
+        managed_channels,
+        mut game_roles,
         ..
     } = view;
+    game_roles.extend(
+        series
+            .iter()
+            .flat_map(|s| [s.guest_role, s.host_role])
+            .flatten(),
+    );
     let mut categories = Categories::new(settings, &state);
     let mut synced: Vec<SeriesState> = Vec::with_capacity(series.len());
     for mut current in series {
@@ -789,6 +938,8 @@ pub async fn sync_discord_until(
                 discord: &state,
                 links: &links,
                 extras,
+                managed: &managed_channels,
+                game_roles: &game_roles,
                 now,
             };
             let Some(step) = plan_series(&current, input, &mut categories) else {
@@ -796,6 +947,8 @@ pub async fn sync_discord_until(
             };
             if !created_once {
                 report.series += 1;
+                let refused = refused_shortcodes(&current, input);
+                tell_refused(repo, discord, settings, &refused, &mut report).await;
             }
             match step {
                 Step::Skip(why) => {
@@ -805,7 +958,7 @@ pub async fn sync_discord_until(
                 }
                 Step::Create(creation) if !created_once => {
                     created_once = true;
-                    match create(
+                    let made = create(
                         repo,
                         discord,
                         settings,
@@ -814,8 +967,13 @@ pub async fn sync_discord_until(
                         &creation,
                         &mut report,
                     )
-                    .await
-                    {
+                    .await;
+                    game_roles.extend(
+                        [current.guest_role, current.host_role]
+                            .into_iter()
+                            .flatten(),
+                    );
+                    match made {
                         Ok(()) => continue,
                         Err(why) => {
                             tracing::warn!(series = %current.id, %why, "could not set up the series on Discord");
@@ -878,6 +1036,42 @@ pub async fn sync_discord_until(
         "Discord sync done"
     );
     Ok(report)
+}
+
+/// Reports refused shortcodes: each in the run's report; the first time one is seen
+/// (Tavern's own key `schema::REFUSED_SHORTCODES`), also a warning in the log and an
+/// alert to the organisers.
+async fn tell_refused(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    refused: &[RefusedShortcode],
+    report: &mut DiscordReport,
+) {
+    for r in refused {
+        let line = format!("event {}: `{}` ignored: {}", r.event, r.shortcode, r.why);
+        match repo.note_refused_shortcode(&r.record()).await {
+            Ok(true) => {
+                tracing::warn!(event = %r.event, shortcode = %r.shortcode, why = r.why, "shortcode refused");
+                alert_organisers(
+                    discord,
+                    settings,
+                    &format!(
+                        "The Meetup event {} asks for `{}`; Tavern ignores it: {}.",
+                        r.event, r.shortcode, r.why
+                    ),
+                )
+                .await;
+            }
+            Ok(false) => {
+                tracing::debug!(event = %r.event, shortcode = %r.shortcode, "shortcode refused again");
+            }
+            Err(e) => {
+                tracing::warn!(event = %r.event, shortcode = %r.shortcode, why = r.why, error = %e, "shortcode refused (could not record that the organisers were told)");
+            }
+        }
+        report.skipped.push(line);
+    }
 }
 
 /// Whether a failed delete means the object is gone anyway.

@@ -57,6 +57,7 @@ fn links(pairs: &[(u64, u64)]) -> BTreeMap<MeetupUserId, UserId> {
         .collect()
 }
 
+/// Channels 7 and 8 are managed (`/manage-channel`); no game role is known.
 fn plan(
     s: &SeriesState,
     settings: &DiscordSettings,
@@ -64,16 +65,50 @@ fn plan(
     links: &BTreeMap<MeetupUserId, UserId>,
     extras: &BTreeMap<MeetupEventId, EventExtras>,
 ) -> Option<Step> {
+    let managed = BTreeSet::from([ChannelId::new(7), ChannelId::new(8)]);
+    plan_with(
+        s,
+        settings,
+        discord,
+        links,
+        extras,
+        &managed,
+        &BTreeSet::new(),
+    )
+}
+
+fn input<'a>(
+    settings: &'a DiscordSettings,
+    discord: &'a DiscordState,
+    links: &'a BTreeMap<MeetupUserId, UserId>,
+    extras: &'a BTreeMap<MeetupEventId, EventExtras>,
+    managed: &'a BTreeSet<ChannelId>,
+    game_roles: &'a BTreeSet<RoleId>,
+) -> PlanInput<'a> {
+    PlanInput {
+        settings,
+        discord,
+        links,
+        extras,
+        managed,
+        game_roles,
+        now: t(NOW),
+    }
+}
+
+fn plan_with(
+    s: &SeriesState,
+    settings: &DiscordSettings,
+    discord: &DiscordState,
+    links: &BTreeMap<MeetupUserId, UserId>,
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+    managed: &BTreeSet<ChannelId>,
+    game_roles: &BTreeSet<RoleId>,
+) -> Option<Step> {
     let mut categories = Categories::new(settings, discord);
     plan_series(
         s,
-        PlanInput {
-            settings,
-            discord,
-            links,
-            extras,
-            now: t(NOW),
-        },
+        input(settings, discord, links, extras, managed, game_roles),
         &mut categories,
     )
 }
@@ -174,7 +209,7 @@ fn online_series_get_a_voice_channel_and_channel_shortcodes_are_reused() {
             parent: Some(ChannelId::new(3))
         })
     );
-    // A shortcode naming no channel of the guild is a skip.
+    // A shortcode naming a managed channel that is not in the guild is a skip.
     let gone = BTreeMap::from([(
         MeetupEventId::parse("e1").unwrap(),
         EventExtras {
@@ -542,11 +577,15 @@ fn a_running_session_keeps_its_players_until_it_is_over() {
         plan_series(
             &s,
             PlanInput {
-                settings: &settings,
-                discord: &d,
-                links: &l,
-                extras: &BTreeMap::new(),
                 now: t(now),
+                ..input(
+                    &settings,
+                    &d,
+                    &l,
+                    &BTreeMap::new(),
+                    &BTreeSet::new(),
+                    &BTreeSet::new(),
+                )
             },
             &mut categories,
         )
@@ -571,4 +610,140 @@ fn a_running_session_keeps_its_players_until_it_is_over() {
         plan(&only, &settings, &d2, &l, &BTreeMap::new()),
         Some(Step::Update(_))
     ));
+}
+
+#[test]
+fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() {
+    let mut settings = settings(); // the organisers' role is 2
+    settings.admin_role = Some(RoleId::new(3));
+    let mut d = discord();
+    let l = links(&[(1, 101)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[])]);
+    set_up(&mut s, &mut d, &settings);
+    // 30 is another game's guest role, 50 an ordinary role, 1 is @everyone.
+    d.roles.extend([2, 3, 30, 50, 1].map(RoleId::new));
+    d.members
+        .insert(UserId::new(101), BTreeSet::from([RoleId::new(20)]));
+    let game_roles = BTreeSet::from([20, 21, 30].map(RoleId::new));
+    let asked = [2, 3, 20, 21, 30, 1, 50].map(RoleId::new).to_vec();
+    let extras = BTreeMap::from([(
+        MeetupEventId::parse("e1").unwrap(),
+        EventExtras {
+            roles: asked,
+            channel: Some(ChannelId::new(40)), // #general, not managed
+            ..EventExtras::default()
+        },
+    )]);
+    let managed = BTreeSet::new();
+    let Some(Step::Update(changes)) =
+        plan_with(&s, &settings, &d, &l, &extras, &managed, &game_roles)
+    else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.grants, vec![(UserId::new(101), RoleId::new(50))]);
+    let refused = refused_shortcodes(&s, input(&settings, &d, &l, &extras, &managed, &game_roles));
+    let codes: Vec<&str> = refused.iter().map(|r| r.shortcode.as_str()).collect();
+    // The series has its channel already: its `[channel]` no longer matters.
+    assert_eq!(
+        codes,
+        [
+            "[role 2]",
+            "[role 3]",
+            "[role 20]",
+            "[role 21]",
+            "[role 30]",
+            "[role 1]"
+        ]
+    );
+    assert_eq!(refused[0].record(), "e1:role:2");
+
+    // A new series naming an unmanaged channel gets its own channel instead.
+    let fresh = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[])]);
+    let mut d = discord();
+    d.channels.insert(
+        ChannelId::new(40),
+        GuildChannel {
+            id: ChannelId::new(40),
+            name: "general".into(),
+            kind: Some(ChannelKind::Text),
+            parent_id: None,
+            topic: Some("Say hi".into()),
+            overwrites: Vec::new(),
+        },
+    );
+    let Some(Step::Create(c)) =
+        plan_with(&fresh, &settings, &d, &l, &extras, &managed, &game_roles)
+    else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.reuse, None);
+    assert!(c.text.is_some());
+    let refused = refused_shortcodes(
+        &fresh,
+        input(&settings, &d, &l, &extras, &managed, &game_roles),
+    );
+    assert_eq!(refused[0].shortcode, "[channel 40]");
+    assert_eq!(refused[0].record(), "e1:channel:40");
+    // Marked with `/manage-channel`, it is taken over.
+    let managed = BTreeSet::from([ChannelId::new(40)]);
+    let Some(Step::Create(c)) =
+        plan_with(&fresh, &settings, &d, &l, &extras, &managed, &game_roles)
+    else {
+        panic!("expected a creation");
+    };
+    assert_eq!(c.reuse, Some(ChannelId::new(40)));
+    assert_eq!(c.text, None);
+}
+
+#[test]
+fn a_managed_channel_taken_over_keeps_its_topic_category_and_overwrites() {
+    let mut settings = settings();
+    settings.categories = vec![ChannelId::new(60)];
+    let mut d = discord();
+    let l = links(&[]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[], &[])]);
+    s.series_type = Some(SeriesType::Campaign);
+    s.channel = Some(ChannelId::new(7));
+    s.guest_role = Some(RoleId::new(20));
+    s.host_role = Some(RoleId::new(21));
+    d.roles.extend([RoleId::new(20), RoleId::new(21)]);
+    let everyone_may_read = Overwrite {
+        target: OverwriteTarget::Role(RoleId::new(1)),
+        allow: permissions::VIEW_CHANNEL,
+        deny: 0,
+    };
+    d.channels.insert(
+        ChannelId::new(7),
+        GuildChannel {
+            id: ChannelId::new(7),
+            name: "west-marches".into(),
+            kind: Some(ChannelKind::Text),
+            parent_id: Some(ChannelId::new(3)),
+            topic: Some("Our open table".into()),
+            overwrites: vec![everyone_may_read.clone()],
+        },
+    );
+    let managed = BTreeSet::from([ChannelId::new(7)]);
+    let extras = BTreeMap::new();
+    let Some(Step::Update(changes)) =
+        plan_with(&s, &settings, &d, &l, &extras, &managed, &BTreeSet::new())
+    else {
+        panic!("expected an update");
+    };
+    let [(channel, edit)] = changes.edits.as_slice() else {
+        panic!("expected one edit: {changes:?}");
+    };
+    assert_eq!(*channel, ChannelId::new(7));
+    assert_eq!(edit.topic, None, "the organisers' topic stays");
+    assert_eq!(edit.parent_id, None, "it stays in its category");
+    let wanted = edit.overwrites.clone().unwrap();
+    assert!(wanted.contains(&everyone_may_read), "{wanted:?}");
+    for target in [
+        OverwriteTarget::Role(RoleId::new(20)),
+        OverwriteTarget::Role(RoleId::new(21)),
+        OverwriteTarget::Member(UserId::new(99)),
+    ] {
+        assert!(wanted.iter().any(|o| o.target == target), "{target:?}");
+    }
+    assert_eq!(wanted.len(), 4, "{wanted:?}");
 }

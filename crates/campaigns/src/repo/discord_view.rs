@@ -87,6 +87,12 @@ pub struct DiscordView {
     pub links: BTreeMap<MeetupUserId, UserId>,
     pub orphans: Vec<Orphan>,
     pub free_spots: Option<FreeSpotsMessage>,
+    /// `managed_discord_channels`: the only channels a `[channel]` shortcode may take
+    /// over.
+    pub managed_channels: BTreeSet<ChannelId>,
+    /// Every game's guest and host role (`discord_roles`, `discord_host_roles`), which
+    /// a `[role]` shortcode may not hand out.
+    pub game_roles: BTreeSet<RoleId>,
     /// What could not be read and was left out, for the log.
     pub unreadable: Vec<String>,
     /// Redis round trips the read took (for `tavern bench campaigns`).
@@ -360,7 +366,30 @@ impl Repo {
         }
 
         view.free_spots = self.free_spots_message().await?;
-        view.round_trips += 1;
+        let sets = smembers_many(
+            &mut conn,
+            &[
+                schema::MANAGED_DISCORD_CHANNELS.to_owned(),
+                schema::DISCORD_ROLES.to_owned(),
+                schema::DISCORD_HOST_ROLES.to_owned(),
+            ],
+        )
+        .await?;
+        view.round_trips += 2;
+        let ids = |i: usize, what: &str, view: &mut DiscordView| {
+            let raw = sets.get(i).map_or(&[][..], Vec::as_slice);
+            // A member that is no snowflake is left out (`tavern check` reports it).
+            let read: Vec<u64> = raw.iter().filter_map(|v| v.parse().ok()).collect();
+            if read.len() != raw.len() {
+                view.unreadable.push(format!("a member of `{what}`"));
+            }
+            read.into_iter().filter(|v| *v != 0).collect::<Vec<u64>>()
+        };
+        let managed = ids(0, schema::MANAGED_DISCORD_CHANNELS, &mut view);
+        let guests = ids(1, schema::DISCORD_ROLES, &mut view);
+        let hosts = ids(2, schema::DISCORD_HOST_ROLES, &mut view);
+        view.managed_channels = managed.into_iter().map(ChannelId::new).collect();
+        view.game_roles = guests.into_iter().chain(hosts).map(RoleId::new).collect();
         Ok(view)
     }
 

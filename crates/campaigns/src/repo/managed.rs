@@ -30,6 +30,28 @@ impl Repo {
         self.snowflake_set(schema::MANAGED_DISCORD_CHANNELS).await
     }
 
+    /// Whether a channel is one of the managed (non-game) channels.
+    pub async fn is_managed_channel(&self, channel: ChannelId) -> Result<bool, RepoError> {
+        let managed: bool = redis::cmd("SISMEMBER")
+            .arg(schema::MANAGED_DISCORD_CHANNELS)
+            .arg(channel.get())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(managed)
+    }
+
+    /// Records that the sync refused a shortcode (`what`, e.g. `{event}:role:{id}`);
+    /// `true` the first time, so the organisers are told once
+    /// ([`schema::REFUSED_SHORTCODES`]).
+    pub async fn note_refused_shortcode(&self, what: &str) -> Result<bool, RepoError> {
+        let added: i64 = redis::cmd("SADD")
+            .arg(schema::REFUSED_SHORTCODES)
+            .arg(what)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(added == 1)
+    }
+
     /// Records when the user-topic voice channel's topic was set (for the rate limit).
     pub async fn set_topic_time(&self, at: DateTime<Utc>) -> Result<(), RepoError> {
         let mut writes = Writes::new();
