@@ -24,7 +24,7 @@ use discord::{
 use store::StorageError;
 
 use crate::domain::{
-    self, DiceSource, DrinkReason, Effects, Game, GameId, GameStatus, Participant,
+    self, DiceSource, DrinkReason, Effects, Game, GameError, GameId, GameStatus, Participant,
     ParticipantStatus, RollOffKind, RollOutcome, ScopeId, StickyDice,
 };
 use crate::domain::{DiceRules, DrinkRecord, Standing};
@@ -73,7 +73,7 @@ pub enum Press {
     Begin,
     Roll,
     Pay,
-    /// The select menu that picks who drinks for a 6.
+    /// The select menu that picks who drinks for the crit value (a 6 on a d6).
     Assign,
     /// Shows the presser's tab.
     Tab,
@@ -423,6 +423,28 @@ impl Commands {
         Ok(Response::Message(Reply::private(render_tab(&tab, name))))
     }
 
+    /// The "Who drinks?" menu again, for `player` who rolled the crit value `crit`
+    /// and has not picked yet.
+    async fn assign_again(
+        &self,
+        game: &GameId,
+        player: UserId,
+        crit: u8,
+    ) -> Result<Response, HandlerError> {
+        let game = self
+            .repo
+            .seen_game(game)
+            .await
+            .map_err(handler_error)?
+            .ok_or_else(|| handler_error(RepoError::GameNotFound(game.clone())))?;
+        let text = format!(
+            "💥 You rolled **{crit}** and still hand out a drink for it: pick who drinks first, then the game goes on."
+        );
+        Ok(Response::Message(
+            Reply::private(text).row(vec![assign_menu(&game, player)]),
+        ))
+    }
+
     /// A button press or a select-menu pick.
     pub async fn component(&self, invocation: Invocation) -> Result<Response, HandlerError> {
         let Action::Component {
@@ -488,7 +510,7 @@ impl Commands {
             }
             Press::Roll => {
                 let dice = StickyDice::new(self.dice.as_ref());
-                let updated = self
+                let rolled = self
                     .repo
                     .update_game(&id.game, Some(message), |game| {
                         let outcome = game.roll(player, &dice, now)?;
@@ -496,8 +518,15 @@ impl Commands {
                         let doc = domain::player_doc(game, player, Some(outcome.die), now);
                         Ok(Step::new(outcome, effects).with_player(doc))
                     })
-                    .await
-                    .map_err(handler_error)?;
+                    .await;
+                let updated = match rolled {
+                    // Their menu may be gone (dismissed with the private answer it
+                    // came in): they get it again, or the game would wait forever.
+                    Err(RepoError::Rule(GameError::MustAssignFirst { crit })) => {
+                        return self.assign_again(&id.game, player, crit).await;
+                    }
+                    other => other.map_err(handler_error)?,
+                };
                 self.publisher.publish(&updated.game);
                 Ok(Response::Message(roll_reply(
                     &updated.game,
@@ -633,23 +662,28 @@ fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome, dice: &dyn Dic
     summarize(&mut text, game, player, &outcome.effects, dice);
     let mut reply = Reply::private(text);
     if outcome.must_assign {
-        let options = game
-            .assign_targets(player)
-            .into_iter()
-            .take(25)
-            .map(|p| SelectOption {
-                label: p.name.clone(),
-                value: p.player_id.to_string(),
-                description: None,
-            })
-            .collect();
-        reply = reply.row(vec![Component::Select {
-            custom_id: custom_id(Press::Assign, &game.id),
-            placeholder: "Who drinks?".to_owned(),
-            options,
-        }]);
+        reply = reply.row(vec![assign_menu(game, player)]);
     }
     reply
+}
+
+/// The select menu with which `player`, who rolled the crit value, picks who drinks.
+fn assign_menu(game: &Game, player: UserId) -> Component {
+    let options = game
+        .assign_targets(player)
+        .into_iter()
+        .take(25)
+        .map(|p| SelectOption {
+            label: p.name.clone(),
+            value: p.player_id.to_string(),
+            description: None,
+        })
+        .collect();
+    Component::Select {
+        custom_id: custom_id(Press::Assign, &game.id),
+        placeholder: "Who drinks?".to_owned(),
+        options,
+    }
 }
 
 /// Adds what the action set in motion: roll-offs, who drinks, the end of the game.

@@ -38,7 +38,9 @@
 //! 4. Every player presses `ronnied:roll:<game>`; the private reply shows the roll. On
 //!    the crit value (6 unless configured) it carries the select menu
 //!    `ronnied:assign:<game>` whose option values are player ids: pick one with
-//!    `Sim::select` on that private message to hand out the drink.
+//!    `Sim::select` on that private message to hand out the drink. Until they pick,
+//!    `ronnied:roll:<game>` answers them with the menu again (for one dismissed
+//!    with its private reply).
 //! 5. On a tie the players named in the reply ("roll-off") press `ronnied:roll:<game>`
 //!    again, on the same game message, until the tie is broken.
 //! 6. The game message reads "game over" once completed. `ronnied:pay:<game>` marks the

@@ -296,6 +296,16 @@ impl Repo {
         Ok(Some((game, raw)))
     }
 
+    /// The game as this process last saw it (stored, or refused a press on), else as
+    /// stored: for answers that need no more than who plays it, read without a round
+    /// trip right after a refusal.
+    pub async fn seen_game(&self, id: &GameId) -> Result<Option<Game>, RepoError> {
+        match self.recent.get(id) {
+            Some(raw) => Ok(Some(schema::decode(schema::game_key(id), &raw)?)),
+            None => Ok(self.load_game(id).await?.map(|(game, _)| game)),
+        }
+    }
+
     /// The id of the game `channel:{channelID}` points at, if any.
     pub async fn channel_game(&self, channel: ChannelId) -> Result<Option<GameId>, RepoError> {
         let key = schema::channel_key(channel);

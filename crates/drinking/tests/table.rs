@@ -519,3 +519,70 @@ async fn help_lists_every_command_of_every_feature() {
     );
     bot.stop().await;
 }
+
+/// A player who lost the private "Who drinks?" menu (dismissed with the answer it came
+/// in) gets it again when they press Roll, worded with the configured crit face, and
+/// the game goes on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_who_drinks_menu_comes_back_on_roll() {
+    let w = table_with(|c| {
+        c.die = DiceRules::new(20, 20, 2).expect("d20 rules");
+    })
+    .await;
+    let demo = w.world.demo.clone();
+    let channel = demo.drinking;
+    w.dice.script(pid(demo.alice), &[20]);
+    w.dice.script(pid(demo.bob), &[6]);
+    w.dice.script(pid(demo.carol), &[5]);
+    let (message, roll) = w.three_player_game(channel).await;
+    let twenty = w.click(demo.alice, channel, message, &roll).await;
+    assert!(text(&twenty).contains("Pick who drinks"), "{twenty:?}");
+    for user in [demo.bob, demo.carol] {
+        w.click(user, channel, message, &roll).await;
+    }
+
+    // Her menu is gone; Roll hands it to her again.
+    let again = w.click(demo.alice, channel, message, &roll).await;
+    assert!(again.ephemeral, "{again:?}");
+    assert!(
+        text(&again).contains("**20**") && !text(&again).contains('6'),
+        "{again:?}"
+    );
+    let menu = again
+        .components
+        .iter()
+        .find(|c| c.kind == 3)
+        .expect("the menu again");
+    let labels: Vec<&str> = menu.options.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, vec!["bob", "carol"]);
+    let picked = w
+        .world
+        .sim
+        .select(
+            demo.alice,
+            channel,
+            again.message_id.expect("private reply"),
+            &menu.custom_id.clone().expect("id"),
+            vec![demo.carol.to_string()],
+        )
+        .expect("select")
+        .response(WAIT)
+        .await
+        .expect("answered");
+    let said = text(&picked);
+    assert!(
+        said.contains("handed a drink to **carol**") && said.contains("Game over"),
+        "{said}"
+    );
+    let game = drinking::ComponentId::parse(&roll).expect("id").game;
+    let stored = w
+        .game
+        .repo()
+        .load_game(&game)
+        .await
+        .expect("load")
+        .expect("kept")
+        .0;
+    assert_eq!(stored.status, GameStatus::Completed);
+    w.bot.stop().await;
+}

@@ -150,12 +150,12 @@ pub enum GameError {
     AlreadyRolled,
     #[error("not your turn: waiting for {waiting_on} to roll")]
     NotYourTurn { waiting_on: String },
-    #[error("pick who drinks for your 6 first")]
-    MustAssignFirst,
+    #[error("pick who drinks for your {crit} first")]
+    MustAssignFirst { crit: u8 },
     #[error("you have no drink to hand out")]
     NothingToAssign,
-    #[error("pick somebody else: a 6 hands a drink to another player")]
-    CannotAssignToSelf,
+    #[error("pick somebody else: a {crit} hands a drink to another player")]
+    CannotAssignToSelf { crit: u8 },
     #[error("that player is not in this game")]
     TargetNotInGame,
     #[error("you have no unpaid drinks here")]
@@ -479,7 +479,7 @@ impl Game {
             .find(|p| p.player_id == player)
             .ok_or(GameError::NotInGame)?;
         if participant.status == ParticipantStatus::NeedsToAssign {
-            return Err(GameError::MustAssignFirst);
+            return Err(GameError::MustAssignFirst { crit: rules.crit });
         }
         let die = dice.roll(player, rules.sides);
         participant.roll = Some(die);
@@ -536,7 +536,9 @@ impl Game {
         }
         let path = self.open_path(from).ok_or(GameError::NothingToAssign)?;
         if to == from {
-            return Err(GameError::CannotAssignToSelf);
+            return Err(GameError::CannotAssignToSelf {
+                crit: self.dice.crit,
+            });
         }
         if self.participant(to).is_none() {
             return Err(GameError::TargetNotInGame);
@@ -1138,7 +1140,7 @@ mod tests {
         assert!(a.must_assign);
         assert_eq!(
             game.roll(p(ALICE), &dice, at(1)),
-            Err(GameError::MustAssignFirst)
+            Err(GameError::MustAssignFirst { crit: 6 })
         );
         game.roll(p(BOB), &dice, at(2)).expect("roll");
         let c = game.roll(p(CAROL), &dice, at(3)).expect("roll");
@@ -1147,7 +1149,7 @@ mod tests {
 
         assert_eq!(
             game.assign(p(ALICE), p(ALICE), at(4)),
-            Err(GameError::CannotAssignToSelf)
+            Err(GameError::CannotAssignToSelf { crit: 6 })
         );
         assert_eq!(
             game.assign(p(ALICE), p(DAVE), at(4)),
