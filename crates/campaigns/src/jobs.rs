@@ -217,7 +217,9 @@ impl Syncer {
         }
     }
 
-    /// One whole sync now ("now" is the clock's), under the sync guard.
+    /// One whole sync now ("now" is the clock's), under the sync guard. Without an
+    /// organiser token it is `Err(FullSyncError::Meetup(SyncError::NoOrganizerToken))`
+    /// (the job ignores that, `/sync` explains it).
     pub async fn run(&self) -> Result<(), FullSyncError> {
         run_sync(
             &self.repo,
@@ -243,6 +245,9 @@ impl Syncer {
                         );
                         Ok(())
                     }
+                    // Not a failure of the job: it waits for an organiser ([`sync_once`]
+                    // logged it).
+                    Err(FullSyncError::Meetup(SyncError::NoOrganizerToken)) => Ok(()),
                     other => other,
                 }
             }
@@ -267,11 +272,12 @@ pub fn meetup_sync(repo: Repo, config: CampaignsConfig, clock: Arc<dyn Clock>) -
     Syncer::new(repo, config, clock, None).job()
 }
 
-/// One run of the job. A client is built per run: it is cheap next to a 15-minute
-/// period, and building it here keeps [`crate::feature`] infallible. No organiser token
-/// is not a failure of the job (it waits for an organiser; [`sync_once`] logged it
-/// once); failed groups are, after the other groups were synced, and so are Discord
-/// objects that could not be made or changed (the next run tries again).
+/// One whole sync, for the job and `/sync`. A client is built per run: it is cheap
+/// next to a 15-minute period, and building it here keeps [`crate::feature`]
+/// infallible. Failed groups fail it, after the other groups were synced, and so do
+/// Discord objects that could not be made or changed (the next run tries again). No
+/// organiser token is [`SyncError::NoOrganizerToken`]: `/sync` says so, the job
+/// treats it as waiting for an organiser, not as a failure.
 async fn run_sync(
     repo: &Repo,
     discord: Option<&Discord>,
@@ -305,7 +311,6 @@ async fn run_sync(
                 _ => Ok(()),
             }
         }
-        Err(FullSyncError::Meetup(SyncError::NoOrganizerToken)) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -166,7 +166,9 @@
 //!   takes, the scheduled job's and `tavern campaigns sync --once` too: while another
 //!   sync runs, `/sync` says so and does nothing. A running sync renews the guard
 //!   (it expires after 10 minutes unrenewed, should its process die); one that finds
-//!   it lost logs it and stops its Discord writes ([`jobs`]).
+//!   it lost logs it and stops its Discord writes ([`jobs`]). Before any organiser
+//!   authorised Tavern, `/sync` says so and links the organiser page
+//!   (`/campaigns/organiser`); the scheduled job waits quietly.
 //! - **`/link-meetup`** is refused for a user already linked (unlink first), matching
 //!   the repository's refusal to move a link silently.
 //! - **The topic voice channel** is reset by a periodic check (every minute, locked):

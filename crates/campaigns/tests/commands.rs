@@ -782,6 +782,43 @@ async fn sync_runs_the_campaigns_sync_now() {
 }
 
 #[tokio::test]
+async fn sync_without_an_organiser_says_where_to_authorise_and_the_job_stays_quiet() {
+    let fake = meetup::fake::FakeMeetup::start().await.unwrap();
+    let group = meetup::GroupUrlname::parse("dragons").unwrap();
+    fake.add_group(&group, "Dragons and Dice").unwrap();
+    let endpoints = fake.endpoints();
+    let adjust = |mut c: CampaignsConfig| {
+        c.groups = vec![group.clone()];
+        c.endpoints = endpoints.clone();
+        c
+    };
+    let g = game_with(adjust).await;
+    let w = g.w();
+    let reply = g
+        .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
+        .await;
+    assert!(reply.ephemeral);
+    let said = text(&reply);
+    assert!(!said.contains("The sync is done"), "{reply:?}");
+    assert!(
+        said.contains("No organiser has authorised Tavern"),
+        "{reply:?}"
+    );
+    assert!(
+        said.contains("http://127.0.0.1:8080/campaigns/organiser"),
+        "{reply:?}"
+    );
+    // The scheduled job waits for an organiser without failing every period.
+    let job = campaigns::feature(&w.ctx, Some(adjust(config(settings(w, g.admin)))))
+        .jobs
+        .into_iter()
+        .find(|j| j.name() == campaigns::jobs::SYNC_JOB)
+        .expect("the sync job");
+    job.run_now().await.unwrap();
+    g.stop().await;
+}
+
+#[tokio::test]
 async fn sync_without_groups_says_there_is_nothing_to_sync() {
     let g = game().await;
     let w = g.w();

@@ -233,6 +233,13 @@ async fn sync(c: Commands, inv: Invocation) -> CommandResult {
     tracing::info!(by = %inv.actor.id, "sync asked for by hand");
     match syncer.run().await {
         Ok(()) => Ok(Response::Message(Reply::private("The sync is done."))),
+        Err(crate::jobs::FullSyncError::Meetup(crate::SyncError::NoOrganizerToken)) => {
+            Ok(Response::Message(Reply::private(format!(
+                "No organiser has authorised Tavern with Meetup yet, so there is nothing to \
+                 sync. An organiser of the Meetup group can do it here: {}",
+                c.link(crate::web::ORGANISER_PATH)
+            ))))
+        }
         Err(crate::jobs::FullSyncError::Busy) => Ok(Response::Message(Reply::private(
             "A sync is running right now (the schedule's, or another admin's); its changes \
              show in a moment.",
