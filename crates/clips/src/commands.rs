@@ -7,6 +7,8 @@
 //! - `/clips enable [channel]`, `/clips disable [channel]`: whether Tavern reads the
 //!   channel (`bot_channels.is_reading`). Disabling also cancels the channel's
 //!   unfinished scan; its clips stay in the library (the web danger zone purges them).
+//!   The web's reading toggle and scan buttons follow the same rule, in the same place
+//!   ([`Scanner::set_reading`], [`Scanner::request_if_reading`]).
 //! - `/clips scan [deep] [channel]`: queues a catch-up scan (a deep one with `deep`, or
 //!   while the channel's history has not been read to its start since its last purge)
 //!   through [`Scanner::request`], or says which run is already queued or running.
@@ -80,6 +82,9 @@ impl CommandError {
             CommandError::Scan(ScanError::Busy) => HandlerError::user(
                 "Another worker is scanning that channel right now; try again when it is done.",
             ),
+            CommandError::Scan(ScanError::NotReading(channel)) => HandlerError::user(format!(
+                "<#{channel}> is not indexed: `/clips enable` it first."
+            )),
             CommandError::Scan(error @ ScanError::NoMessages { .. }) => {
                 HandlerError::user(format!("{error}."))
             }
@@ -277,7 +282,7 @@ async fn enable(c: &Commands, inv: &Invocation, channel: &StoredChannel) -> Comm
             "<#{id}> is already indexed. `/clips scan` reads what is new in its history."
         ));
     }
-    c.repo.set_reading(id, true).await?;
+    c.scanner.set_reading(id, true).await?;
     tracing::info!(channel = %id, by = %inv.actor.id, "clips: channel enabled");
     let next = if c.history_read(id).await? {
         "`/clips scan` reads what was posted since its last scan."
@@ -304,8 +309,7 @@ async fn disable(c: &Commands, inv: &Invocation, channel: &StoredChannel) -> Com
     if !channel.is_reading {
         return private(format!("<#{id}> is not indexed; nothing changed."));
     }
-    c.repo.set_reading(id, false).await?;
-    let canceled = c.scanner.cancel(id).await?;
+    let canceled = c.scanner.set_reading(id, false).await?;
     tracing::info!(channel = %id, by = %inv.actor.id, canceled = canceled.is_some(), "clips: channel disabled");
     let mut text = format!(
         "<#{id}> is no longer indexed. Its clips stay in the library (the web library's \
@@ -328,18 +332,13 @@ async fn scan(
     channel: &StoredChannel,
 ) -> CommandResult {
     let id = channel.info.id;
-    if !channel.is_reading {
-        return Err(CommandError::refused(format!(
-            "<#{id}> is not indexed: `/clips enable` it first."
-        )));
-    }
     let deep = options.bool("deep").unwrap_or(false);
     let mode = if deep {
         ScanMode::Deep
     } else {
         ScanMode::Quick
     };
-    let text = match c.scanner.request(id, mode).await? {
+    let text = match c.scanner.request_if_reading(id, mode).await? {
         Requested::Queued(run) => {
             tracing::info!(channel = %id, run = %run.id, deep, by = %inv.actor.id, "clips: scan queued");
             let why = if !deep && run.window.direction() == ScanDirection::Backward {

@@ -702,6 +702,61 @@ async fn scans_are_queued_reported_and_cancelled_from_the_page() {
 }
 
 #[tokio::test]
+async fn the_page_scans_only_channels_it_reads_and_stop_reading_cancels_the_scan() {
+    let site = site().await;
+    let (guild, channel) = site.known_demo_guild().await;
+    let manager = site.demo_browser("Manager", true).await;
+    let scanner = Scanner::new(
+        site.repo.clone(),
+        site.ctx.discord.clone(),
+        site.ctx.clock.clone(),
+    );
+    let scans = format!("/clips/channels/{channel}/scans");
+    let reading = format!("/clips/channels/{channel}/reading");
+
+    // "Stop reading" cancels the channel's unfinished scan, as `/clips disable` does.
+    site.post(&scans, &manager, &[("deep", "1")]).await;
+    let run = scanner.latest(channel).await.unwrap().expect("a run");
+    assert_eq!(run.status, ScanStatus::Queued);
+    let stopped = site.post(&reading, &manager, &[("reading", "0")]).await;
+    assert_eq!(stopped.status(), 303);
+    assert!(!site.is_reading(channel).await);
+    assert_eq!(
+        site.repo.run(run.id).await.unwrap().unwrap().status,
+        ScanStatus::Canceled
+    );
+
+    // A channel not read offers no scan, and a scan asked for anyway is refused.
+    let page = site.page(&format!("/clips/guilds/{guild}"), &manager).await;
+    assert!(!page.contains("data-action=\"quick-scan\""), "{page}");
+    assert!(!page.contains("data-action=\"deep-scan\""), "{page}");
+    assert!(
+        page.contains("Read the channel to scan its history"),
+        "{page}"
+    );
+    for form in [vec![], vec![("deep", "1")]] {
+        let refused = site.post(&scans, &manager, &form).await;
+        assert_eq!(refused.status(), 409);
+        assert!(refused.text().await.unwrap().contains("Nothing was queued"));
+    }
+    assert_eq!(
+        site.repo.runs(channel, 10).await.unwrap().len(),
+        1,
+        "none queued"
+    );
+
+    // Read again: the scans come back.
+    site.post(&reading, &manager, &[("reading", "1")]).await;
+    let page = site.page(&format!("/clips/guilds/{guild}"), &manager).await;
+    assert!(page.contains("data-action=\"quick-scan\""), "{page}");
+    assert_eq!(site.post(&scans, &manager, &[]).await.status(), 303);
+    assert_eq!(
+        scanner.latest(channel).await.unwrap().unwrap().status,
+        ScanStatus::Queued
+    );
+}
+
+#[tokio::test]
 async fn purges_need_the_name_typed_and_reset_the_scan_position() {
     let site = site().await;
     let (guild, general) = site.known_demo_guild().await;

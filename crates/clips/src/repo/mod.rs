@@ -48,6 +48,9 @@ pub enum RepoError {
     UnknownChannel(ChannelId),
     #[error("no scan run {0}")]
     UnknownRun(ScanRunId),
+    /// A scan asked for where a channel must be read first, of one that is not.
+    #[error("channel {0} is not being read")]
+    NotReading(ChannelId),
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
     /// The run was not in the status the caller expected: another worker moved it first.

@@ -252,7 +252,7 @@ impl Repo {
         channel: ChannelId,
         window: ScanWindow,
     ) -> Result<RunRequest, RepoError> {
-        self.request_with(channel, |_| window).await
+        self.request_with(channel, false, |_| window).await
     }
 
     /// Queues a scan of `mode` in `channel` unless the channel has an unfinished run,
@@ -264,20 +264,81 @@ impl Repo {
         channel: ChannelId,
         mode: ScanMode,
     ) -> Result<RunRequest, RepoError> {
-        self.request_with(channel, |start| mode.window(&start))
+        self.request_with(channel, false, |start| mode.window(&start))
             .await
+    }
+
+    /// [`Repo::request_scan`] for a channel being read: [`RepoError::NotReading`]
+    /// otherwise (an unfinished run is still handed back). Decided in the same
+    /// transaction, under the lock [`Repo::stop_reading`] takes too, so no run is queued
+    /// for a channel whose reading stopped meanwhile.
+    pub async fn request_scan_if_reading(
+        &self,
+        channel: ChannelId,
+        mode: ScanMode,
+    ) -> Result<RunRequest, RepoError> {
+        self.request_with(channel, true, |start| mode.window(&start))
+            .await
+    }
+
+    /// Stops reading a channel and cancels its unfinished run (queued or running,
+    /// whichever it is by then), in one transaction under the channel's request lock:
+    /// no scan of it is queued in between. Returns the canceled run.
+    pub async fn stop_reading(&self, channel: ChannelId) -> Result<Option<ScanRun>, RepoError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(crate::schema::index::LOCK_CHANNEL_REQUESTS)
+            .bind(channel.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(schema::SET_READING)
+            .bind(channel.to_string())
+            .bind(false)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(RepoError::UnknownChannel(channel));
+        }
+        let unfinished: Option<ScanRunRow> =
+            sqlx::query_as(crate::schema::index::SELECT_UNFINISHED_RUN)
+                .bind(channel.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut canceled = None;
+        if let Some(run) = unfinished {
+            // A worker may start the queued run meanwhile: then it is canceled running.
+            for from in [ScanStatus::Queued, ScanStatus::Running] {
+                let row: Option<ScanRunRow> = sqlx::query_as(schema::TRANSITION_RUN)
+                    .bind(&run.id)
+                    .bind(from.as_str())
+                    .bind(ScanStatus::Canceled.as_str())
+                    .bind(None::<&str>)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if row.is_some() {
+                    canceled = row;
+                    break;
+                }
+            }
+        }
+        tx.commit().await?;
+        let canceled: Option<ScanRun> = canceled.map(TryInto::try_into).transpose()?;
+        tracing::info!(%channel, canceled = ?canceled.as_ref().map(|r| r.id), "channel reading stopped");
+        Ok(canceled)
     }
 
     /// Whether the channel's history has been read to its start since its index was
     /// last purged, and where its index stopped; `None` for an unknown channel.
     pub async fn scan_start(&self, channel: ChannelId) -> Result<Option<ScanStart>, RepoError> {
         let mut connection = self.pool.acquire().await?;
-        scan_start(&mut connection, channel).await
+        Ok(scan_start(&mut connection, channel)
+            .await?
+            .map(|(start, _)| start))
     }
 
     async fn request_with(
         &self,
         channel: ChannelId,
+        needs_reading: bool,
         window: impl FnOnce(ScanStart) -> ScanWindow,
     ) -> Result<RunRequest, RepoError> {
         let mut tx = self.pool.begin().await?;
@@ -294,9 +355,12 @@ impl Repo {
             tx.commit().await?;
             return Ok(RunRequest::Existing(row.try_into()?));
         }
-        let start = scan_start(&mut tx, channel)
+        let (start, reading) = scan_start(&mut tx, channel)
             .await?
             .ok_or(RepoError::UnknownChannel(channel))?;
+        if needs_reading && !reading {
+            return Err(RepoError::NotReading(channel));
+        }
         let window = window(start);
         let row: ScanRunRow = sqlx::query_as(schema::INSERT_RUN)
             .bind(channel.to_string())
@@ -362,26 +426,29 @@ pub struct RunPart {
     pub done: bool,
 }
 
-/// [`Repo::scan_start`] on `connection`.
+/// [`Repo::scan_start`] on `connection`, with whether the channel is read.
 async fn scan_start(
     connection: &mut sqlx::PgConnection,
     channel: ChannelId,
-) -> Result<Option<ScanStart>, RepoError> {
-    let row: Option<(Option<String>, bool)> =
+) -> Result<Option<(ScanStart, bool)>, RepoError> {
+    let row: Option<(Option<String>, bool, bool)> =
         sqlx::query_as(crate::schema::index::SELECT_SCAN_START)
             .bind(channel.to_string())
             .fetch_optional(connection)
             .await?;
-    row.map(|(last, history_read)| {
+    row.map(|(last, reading, history_read)| {
         let last_message_id = last
             .as_deref()
             .map(|raw| parse_snowflake("message id", raw))
             .transpose()
             .map_err(|e| corrupt("channel", e))?;
-        Ok(ScanStart {
-            last_message_id,
-            history_read,
-        })
+        Ok((
+            ScanStart {
+                last_message_id,
+                history_read,
+            },
+            reading,
+        ))
     })
     .transpose()
 }

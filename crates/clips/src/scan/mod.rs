@@ -19,6 +19,11 @@
 //!   free was abandoned (its process died, and its lock with its connection); whoever
 //!   takes the lock continues it from its row. [`Scanner::request`] hands back such a
 //!   run instead of queuing a new one, and [`Scanner::run`] continues it.
+//! - **Managers' rule**: `/clips` and the web ask for scans with
+//!   [`Scanner::request_if_reading`] (only a channel being read is scanned) and start
+//!   or stop reading with [`Scanner::set_reading`] (stopping cancels the unfinished
+//!   scan), both under the channel's request lock. `tavern clips scan` (an operator's
+//!   import) and the catch-up after an outage use [`Scanner::request`].
 //! - **Cancel**: the run's status becomes `canceled`; its worker's next page is refused
 //!   (the page statement writes only while the run is `running`) and it stops.
 //! - **Failures**: Discord refusing the channel (401, 403, 404, or its circuit breaker
@@ -112,6 +117,10 @@ pub enum ScanError {
     },
     #[error("no scan run {0}")]
     UnknownRun(ScanRunId),
+    /// A scan asked for by a manager ([`Scanner::request_if_reading`]) of a channel
+    /// that is not being read.
+    #[error("channel {0} is not being read")]
+    NotReading(ChannelId),
 }
 
 impl ScanError {
@@ -258,6 +267,43 @@ impl Scanner {
         channel: ChannelId,
         mode: ScanMode,
     ) -> Result<Requested, ScanError> {
+        self.request_with(channel, mode, false).await
+    }
+
+    /// [`Scanner::request`] as a manager asks for it, from `/clips scan` or the web:
+    /// only for a channel being read ([`ScanError::NotReading`] otherwise), decided
+    /// with the queuing, under the lock [`Scanner::set_reading`] takes to stop reading.
+    /// With [`Scanner::set_reading`], the one rule both follow.
+    pub async fn request_if_reading(
+        &self,
+        channel: ChannelId,
+        mode: ScanMode,
+    ) -> Result<Requested, ScanError> {
+        self.request_with(channel, mode, true).await
+    }
+
+    /// Starts or stops reading a channel, as a manager does from `/clips` or the web.
+    /// Stopping also cancels the channel's unfinished scan, in the same transaction
+    /// (no scan of a channel no longer read goes on, or is queued meanwhile); its clips
+    /// stay. Returns the canceled run.
+    pub async fn set_reading(
+        &self,
+        channel: ChannelId,
+        reading: bool,
+    ) -> Result<Option<ScanRun>, ScanError> {
+        if reading {
+            self.repo.set_reading(channel, true).await?;
+            return Ok(None);
+        }
+        Ok(self.repo.stop_reading(channel).await?)
+    }
+
+    async fn request_with(
+        &self,
+        channel: ChannelId,
+        mode: ScanMode,
+        needs_reading: bool,
+    ) -> Result<Requested, ScanError> {
         let stored = self.ensure_channel(channel).await?;
         let holds_no_messages = [
             ChannelType::Category,
@@ -272,9 +318,16 @@ impl Scanner {
                 kind: kind.as_str(),
             });
         }
-        let requested = match self.repo.request_scan(channel, mode).await? {
-            RunRequest::Queued(run) => Requested::Queued(run),
-            RunRequest::Existing(run) => Requested::Existing(run),
+        let requested = if needs_reading {
+            self.repo.request_scan_if_reading(channel, mode).await
+        } else {
+            self.repo.request_scan(channel, mode).await
+        };
+        let requested = match requested {
+            Ok(RunRequest::Queued(run)) => Requested::Queued(run),
+            Ok(RunRequest::Existing(run)) => Requested::Existing(run),
+            Err(RepoError::NotReading(channel)) => return Err(ScanError::NotReading(channel)),
+            Err(e) => return Err(e.into()),
         };
         WAKE.notify_one();
         Ok(requested)

@@ -237,13 +237,13 @@ ORDER BY created_at DESC LIMIT 1"
 
 /// `$1` channel_id: what choosing a scan's window needs (`domain::ScanStart`), read
 /// under the channel's request lock ([`LOCK_CHANNEL_REQUESTS`]): its `last_message_id`,
-/// and whether a scan that read its history down to the start succeeded since its index
+/// whether it is read (a manager's scan needs it), and whether a scan that read its history down to the start succeeded since its index
 /// was last purged. Such a run has no `after_message_id` (a deep scan, or a catch-up of
 /// a channel without a position: its pages move only its upper bound); a purge deletes
 /// the channel's runs with its clips, so any such run left is newer than the purge. No
 /// row for an unknown channel.
 pub(crate) const SELECT_SCAN_START: &str = "\
-SELECT c.last_message_id,
+SELECT c.last_message_id, c.is_reading,
        EXISTS (SELECT 1 FROM clips.bot_channel_scan_runs r
                WHERE r.channel_id = c.channel_id AND r.status = 'succeeded'
                  AND r.after_message_id IS NULL) AS history_read

@@ -8,9 +8,12 @@
 //!   unfinished, and the danger zone. A run that is queued or running is shown live:
 //!   the page's script polls `GET /api/clips/channels/{channel}/scan` every second and
 //!   stops once the run is final ([`ScanStatusBody::live`]).
-//! - Scans go through the engine ([`crate::scan::Scanner`]): `request` queues a run
-//!   (or hands back the channel's unfinished one) and the scan worker picks it up;
-//!   cancel stops it after its current page.
+//! - Reading and scans follow `/clips`'s rule, kept by the engine
+//!   ([`crate::scan::Scanner`]): a channel is scanned only while Tavern reads it
+//!   (`request_if_reading` queues a run, or hands back the channel's unfinished one,
+//!   and the scan worker picks it up; the page offers scans only for channels being
+//!   read), and "Stop reading" also cancels its unfinished scan (`set_reading`), as
+//!   `/clips disable` does. Cancel stops a run after its current page.
 //! - The danger zone's purges delete the index of a channel or of the whole guild,
 //!   reset the scan position and delete the scan runs that built it, so the next scan
 //!   reads everything again. Each is
@@ -243,14 +246,18 @@ fn channel_row(page: &Page, view: &ChannelView, manages: bool) -> Markup {
                             button type="submit" data-action="start-reading" { "Read this channel" }
                         }
                     }
-                    form.inline method="post" action=(format!("/clips/channels/{id}/scans")) {
-                        (page.csrf_field())
-                        button type="submit" data-action="quick-scan" data-idle-only hidden[live] { "Quick scan" }
-                    }
-                    form.inline method="post" action=(format!("/clips/channels/{id}/scans")) {
-                        (page.csrf_field())
-                        input type="hidden" name="deep" value="1";
-                        button type="submit" data-action="deep-scan" data-idle-only hidden[live] { "Deep scan" }
+                    @if view.channel.is_reading {
+                        form.inline method="post" action=(format!("/clips/channels/{id}/scans")) {
+                            (page.csrf_field())
+                            button type="submit" data-action="quick-scan" data-idle-only hidden[live] { "Quick scan" }
+                        }
+                        form.inline method="post" action=(format!("/clips/channels/{id}/scans")) {
+                            (page.csrf_field())
+                            input type="hidden" name="deep" value="1";
+                            button type="submit" data-action="deep-scan" data-idle-only hidden[live] { "Deep scan" }
+                        }
+                    } @else {
+                        " " span.muted { "Read the channel to scan its history." }
                     }
                     form.inline method="post" action=(format!("/clips/channels/{id}/scans/cancel")) {
                         (page.csrf_field())
@@ -322,12 +329,12 @@ pub(crate) async fn reading(
                 ));
             }
         };
-        state
-            .repo
+        let canceled = state
+            .scanner
             .set_reading(channel.info.id, reading)
             .await
-            .map_err(|e| storage_problem(&e))?;
-        tracing::info!(channel = %channel.info.id, reading, user = %current.user.id, "reading toggled on the web");
+            .map_err(|e| scan_problem(&e))?;
+        tracing::info!(channel = %channel.info.id, reading, canceled = ?canceled.map(|r| r.id), user = %current.user.id, "reading toggled on the web");
         Ok(back_to(&channel))
     }
     .await;
@@ -349,7 +356,8 @@ pub(crate) struct ScanForm {
 }
 
 /// `POST /clips/channels/{channel}/scans`: queues a quick scan, or a deep one with
-/// `deep=1`; an unfinished run of the channel is kept (and continued), not doubled.
+/// `deep=1`, of a channel Tavern reads (409 otherwise, as `/clips scan` refuses); an
+/// unfinished run of the channel is kept (and continued), not doubled.
 pub(crate) async fn start_scan(
     State(state): State<WebState>,
     Path(raw): Path<String>,
@@ -365,7 +373,7 @@ pub(crate) async fn start_scan(
         };
         let requested = state
             .scanner
-            .request(channel.info.id, mode)
+            .request_if_reading(channel.info.id, mode)
             .await
             .map_err(|e| scan_problem(&e))?;
         match requested {

@@ -20,7 +20,7 @@
 //! | GET  | `/clips/guilds/{guild}/library` | a member of the guild |
 //! | POST | `/clips/guilds/{guild}/purge` | a manager (+ CSRF, the guild's name typed) |
 //! | POST | `/clips/channels/{channel}/reading` | a manager (+ CSRF) |
-//! | POST | `/clips/channels/{channel}/scans` | a manager (+ CSRF; `deep=1` for a deep scan) |
+//! | POST | `/clips/channels/{channel}/scans` | a manager (+ CSRF; `deep=1` for a deep scan; the channel read) |
 //! | POST | `/clips/channels/{channel}/scans/cancel` | a manager (+ CSRF) |
 //! | POST | `/clips/channels/{channel}/purge` | a manager (+ CSRF, the channel's name typed) |
 //! | GET  | `/api/clips/channels/{channel}/scan` | a member of the channel's guild (JSON) |
@@ -434,6 +434,12 @@ pub(crate) fn scan_problem(error: &ScanError) -> Problem {
         ScanError::UnknownChannel(_) | ScanError::NotInGuild(_) | ScanError::UnknownRun(_) => {
             Problem::not_found(error.to_string())
         }
+        ScanError::NotReading(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "Not read by Tavern",
+            "Tavern does not read this channel: press \"Read this channel\" first, then \
+             scan. Nothing was queued.",
+        ),
         ScanError::Busy => Problem::new(
             StatusCode::CONFLICT,
             "A scan is running",
