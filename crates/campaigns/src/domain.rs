@@ -362,7 +362,7 @@ pub fn first_reminder_after(series: SeriesType) -> TimeDelta {
 }
 
 /// The time between two reminders: about 2 days (adventure) or 4 days (campaign). Two
-/// hours short of it, because the daily job does not run at exactly the same instant
+/// hours short of it, because the job does not run at exactly the same instant
 /// every day; without the slack a reminder would often slip by a whole day.
 pub fn reminder_interval(series: SeriesType) -> TimeDelta {
     let days = match series {
@@ -408,7 +408,7 @@ impl ChannelLifecycle {
         })
     }
 
-    /// Whether the daily job should remind the channel now.
+    /// Whether the lifecycle job should remind the channel now.
     pub fn reminder_due(&self, now: DateTime<Utc>) -> bool {
         self.next_reminder().is_some_and(|due| due <= now)
     }

@@ -59,7 +59,7 @@
 //!   schedule-next-session form of a game channel ([`web::schedule`]).
 //! - [`commands`]: the slash commands (everybody, the hosts of a game in its channel,
 //!   admins), each refusing privately whoever may not use it.
-//! - [`lifecycle`]: the daily, locked [`lifecycle::lifecycle_job`]: expiration,
+//! - [`lifecycle`]: the locked [`lifecycle::lifecycle_job`], every 15 minutes: expiration,
 //!   reminders, deletion of ended games, alerts to the organisers.
 //! - [`topic`]: `/topic` and the periodic reset of the user-topic voice channel.
 //!
@@ -97,7 +97,7 @@
 //!   deletes it again (or records it as an orphan).
 //! - **Expiration** is the time of the series' last event; reminders start 1 day
 //!   (adventure) or 3 days (campaign) after it and repeat every 2 or 4 days less two
-//!   hours (the daily job drifts; the slack keeps a reminder from slipping a whole day).
+//!   hours (a job's runs drift; the slack keeps a reminder from slipping a period).
 //!   A reminder from before the current expiration does not count. (The original
 //!   stored the expiration with the 1 or 3 days already added; we store the last
 //!   event's time, as the behaviour doc says, and add the delay when reminding, so the
@@ -153,9 +153,11 @@
 //!   cannot list a role's members without the privileged member intent.
 //! - **Mentions**: refusals and look-ups are private; a public answer notifies only
 //!   the person it adds, a reminder only the game's host role, an alert nobody.
-//! - **The lifecycle job** (daily, and once at start-up) keeps each channel's
+//! - **The lifecycle job** (every 15 minutes, so `/end-adventure`'s deletion time
+//!   holds to the quarter hour, and once at start-up; a reminder is due only its
+//!   interval after the last, however often the job runs) keeps each channel's
 //!   expiration at its series' last event; a series without events keeps the
-//!   expiration it has (setting "now" every day would move it daily, and a moved
+//!   expiration it has (setting "now" at every run would move it each time, and a moved
 //!   expiration clears a scheduled deletion). A deletion removes the text and voice
 //!   channel and both roles on Discord first (a 404 counts as done; other failures go
 //!   to the `orphaned_*` sets; a managed channel a series took over with `[channel]`
@@ -249,14 +251,14 @@ pub use sync::{EventExtras, SyncError, SyncReport, sync_once};
 /// start-up). Without a config (or without groups) there is nothing to sync, and
 /// Tavern runs without the job rather than failing every 15 minutes. With
 /// [`CampaignsConfig::discord`] it also hands back the slash commands
-/// ([`commands`]), the daily [`lifecycle::lifecycle_job`] and, with a topic voice
+/// ([`commands`]), the [`lifecycle::lifecycle_job`] and, with a topic voice
 /// channel, the [`topic::reset_job`].
 pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> feature::Feature {
     let mut feature = feature::Feature::new("campaigns").check(check::campaigns_check_with(
         ctx.redis.clone(),
         ctx.discord.clone(),
     ));
-    // The Discord side: the commands, the daily lifecycle and the topic channel's reset.
+    // The Discord side: the commands, the lifecycle and the topic channel's reset.
     if let Some((config, settings)) = config
         .as_ref()
         .and_then(|c| c.discord.clone().map(|s| (c, s)))

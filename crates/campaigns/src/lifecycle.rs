@@ -1,4 +1,4 @@
-//! The daily lifecycle of the game channels: keep each channel's expiration at its
+//! The lifecycle of the game channels, every quarter of an hour: keep each channel's expiration at its
 //! series' last session, remind the channel once it has expired (unless snoozed or
 //! already ending), and delete what `end adventure` scheduled: the text and voice
 //! channel, both roles and every key of the series. Organisers hear about deletions in
@@ -7,8 +7,9 @@
 //! The rules are [`crate::domain`]'s ([`ChannelLifecycle`], [`expiration_time`]); this
 //! module reads what they need, acts on Discord and stores the outcome through
 //! [`Repo`]. [`run_lifecycle`] is one run with "now" passed in, so tests drive it with
-//! the `ManualClock`; [`lifecycle_job`] wraps it in the kit's daily [`Job`], whose
-//! Redis lock keeps two replicas from running it on the same day.
+//! the `ManualClock`; [`lifecycle_job`] wraps it in the kit's [`Job`] every
+//! [`LIFECYCLE_EVERY`], whose Redis lock keeps two replicas from running it in the
+//! same period.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,11 @@ use crate::repo::{Orphan, Repo, RepoError};
 /// The job's name (and so its lock, `tavern:lock:job:campaigns-lifecycle`).
 pub const LIFECYCLE_JOB: &str = "campaigns-lifecycle";
 
-/// How often the job runs: daily, as the reminders' 2 and 4 day rhythm was made for.
-pub const LIFECYCLE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often the job runs: every quarter of an hour, so a deletion `/end-adventure`
+/// scheduled happens within 15 minutes of the time it promised. Reminders are no
+/// more frequent for it: each is due only [`crate::domain::reminder_interval`] after the
+/// stored last one.
+pub const LIFECYCLE_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Why a run failed. A run goes on past a failing channel (logged, counted); only a
 /// failure to read the list of channels stops it.
@@ -52,8 +56,8 @@ pub struct LifecycleReport {
     pub failed: usize,
 }
 
-/// The daily job: [`run_lifecycle`] with the clock's "now", right after start-up and
-/// then every [`LIFECYCLE_EVERY`].
+/// The job: [`run_lifecycle`] with the clock's "now", right after start-up and then
+/// every [`LIFECYCLE_EVERY`].
 pub fn lifecycle_job(
     repo: Repo,
     discord: Discord,
@@ -161,7 +165,7 @@ async fn one_channel(
 /// A series without events keeps the expiration it has (setting "now" every day would
 /// move it every day, and a moved expiration clears a scheduled deletion); one that
 /// never had any gets "now". Also called by `/end-adventure`, which decides on the
-/// expiration and should not wait for the daily run to see a new or moved session.
+/// expiration and should not wait for the next run to see a new or moved session.
 pub(crate) async fn refresh_expiration(
     repo: &Repo,
     channel: ChannelId,

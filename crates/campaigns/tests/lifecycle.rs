@@ -115,7 +115,7 @@ impl Game {
 }
 
 #[tokio::test]
-async fn the_job_is_daily_and_exists_with_the_discord_settings() {
+async fn the_job_runs_every_quarter_hour_and_exists_with_the_discord_settings() {
     let g = game(SeriesType::Adventure).await;
     let mut config = CampaignsConfig::new(
         meetup::ClientId::new("tavern"),
@@ -132,7 +132,8 @@ async fn the_job_is_daily_and_exists_with_the_discord_settings() {
         .iter()
         .find(|j| j.name() == LIFECYCLE_JOB)
         .expect("the lifecycle job");
-    assert_eq!(job.period(), Duration::from_secs(24 * 3600));
+    // Often enough that `/end-adventure`'s "deleted at" holds to the quarter hour.
+    assert_eq!(job.period(), Duration::from_secs(15 * 60));
     // Run through the job itself: the clock's "now", nothing due yet.
     job.run_now().await.unwrap();
     assert_eq!(
@@ -189,6 +190,43 @@ async fn an_adventure_is_reminded_a_day_after_its_session_then_every_two_days() 
     assert!(g.run_at("2026-03-03T18:30:00Z").await.reminded.is_empty());
     assert_eq!(g.run_at("2026-03-04T17:00:00Z").await.reminded.len(), 1);
     assert_eq!(g.reminders().len(), 2);
+}
+
+#[tokio::test]
+async fn runs_every_quarter_hour_remind_no_more_often_and_delete_on_time() {
+    let g = game(SeriesType::Adventure).await;
+    let w = g.w();
+    let mut now = at("2026-03-01T20:00:00Z");
+    let mut reminded = Vec::new();
+    while now < at("2026-03-05T00:00:00Z") {
+        let report = g.run_at(&now.to_rfc3339()).await;
+        if !report.reminded.is_empty() {
+            reminded.push(now);
+        }
+        now += chrono::TimeDelta::minutes(15);
+    }
+    // A day after the session, then two days (less the slack) later: not every run.
+    assert_eq!(
+        reminded,
+        vec![at("2026-03-02T18:00:00Z"), at("2026-03-04T16:00:00Z")]
+    );
+    assert_eq!(g.reminders().len(), 2);
+
+    // Ended at 10:05, deleted by the first run after 18:05.
+    let deletion = g
+        .env
+        .store
+        .end_adventure(g.text_id(), at("2026-03-05T10:05:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(deletion, at("2026-03-05T18:05:00Z"));
+    assert!(g.run_at("2026-03-05T18:00:00Z").await.deleted.is_empty());
+    assert!(w.sim.channel(g.text).is_some());
+    assert_eq!(
+        g.run_at("2026-03-05T18:15:00Z").await.deleted,
+        vec![series_id("s1")]
+    );
+    assert!(w.sim.channel(g.text).is_none());
 }
 
 #[tokio::test]
