@@ -1116,6 +1116,15 @@ impl Scan {
             None => self.single.is_some_and(|(face, _)| face == 1),
         }
     }
+
+    /// The die [`Scan::critical`] and [`Scan::fumble`] read: its natural face and
+    /// its number of sides.
+    pub fn deciding(&self) -> Option<(i64, i64)> {
+        match self.natural {
+            Some(natural) => natural.map(|face| (face, 20)),
+            None => self.single,
+        }
+    }
 }
 
 fn finish(tree: Node, notes: Vec<String>) -> ExprResult {

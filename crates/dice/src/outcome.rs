@@ -449,14 +449,26 @@ impl Outcome {
         self.first().and_then(|r| r.check)
     }
 
-    /// Natural 20 on the leftmost d20 of the first roll.
+    /// Natural 20 on the leftmost d20 of the first roll; without a d20, the highest
+    /// face of its first pool that keeps a single die ([`Outcome::deciding_die`]).
     pub fn is_critical(&self) -> bool {
         self.first().is_some_and(|r| r.critical)
     }
 
-    /// Natural 1 on the leftmost d20 of the first roll.
+    /// Natural 1 on the die [`Outcome::is_critical`] reads.
     pub fn is_fumble(&self) -> bool {
         self.first().is_some_and(|r| r.fumble)
+    }
+
+    /// The die [`Outcome::is_critical`] and [`Outcome::is_fumble`] read in the first
+    /// roll, as `(natural face, sides)`: the leftmost d20, else the first pool that
+    /// keeps a single die of 2 or more sides (`1d8`, `2d6kh1`). `None` when there is
+    /// no such die (then the roll is neither).
+    pub fn deciding_die(&self) -> Option<(i64, i64)> {
+        let first = self.first()?;
+        let mut scan = crate::eval::Scan::default();
+        scan.node(&first.tree);
+        scan.deciding()
     }
 
     /// Sum of every result's total when there are several results (see

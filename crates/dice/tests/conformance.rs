@@ -916,4 +916,13 @@ fn critical_and_fumble_follow_the_leftmost_d20() {
     // A maxed d6 is bold but does not make the roll critical.
     let r = o("1d1 + 1d6", 1);
     assert!(!r.is_critical());
+    // The die they are read on: the leftmost d20, else a pool keeping one die.
+    let sides = |s: &str| o(s, 3).deciding_die().map(|(_, sides)| sides);
+    assert_eq!(sides("2d6 + 1d20"), Some(20));
+    assert_eq!(sides("2d8kh1 + 3"), Some(8));
+    assert_eq!(sides("4d6"), None);
+    assert_eq!(sides("7"), None);
+    let r = o("1d8", 3);
+    let face = r.deciding_die().map(|(face, _)| face);
+    assert_eq!(face.map(dice::Num::Int), Some(r.total()));
 }

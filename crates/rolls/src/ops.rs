@@ -230,13 +230,21 @@ impl RollModel {
         }
     }
 
-    /// The Discord text: the rendered roll with a critical or fumble noted.
+    /// The Discord text: the rendered roll with a critical or fumble noted, naming
+    /// the die it was read on ([`dice::Outcome::deciding_die`]): a natural 20 or 1
+    /// on a d20; without a d20, the highest face or the 1 of a single die (`8 on
+    /// the d8`).
     pub fn render(&self) -> String {
         let mut text = self.markdown.clone();
+        let on = || match self.outcome.deciding_die() {
+            Some((face, 20)) => format!(" (natural {face})"),
+            Some((face, sides)) => format!(" ({face} on the d{sides})"),
+            None => String::new(),
+        };
         if self.critical {
-            text.push_str("\n**Critical!** (natural 20)");
+            text.push_str(&format!("\n**Critical!**{}", on()));
         } else if self.fumble {
-            text.push_str("\n*Fumble.* (natural 1)");
+            text.push_str(&format!("\n*Fumble.*{}", on()));
         }
         text
     }
@@ -797,5 +805,24 @@ mod tests {
         );
         let plain = first_seed("1d20", |o| !o.is_critical() && !o.is_fumble());
         assert_eq!(plain.render(), plain.markdown);
+    }
+
+    /// Without a d20 the note names the die it was read on: an 8 on a d8 is no
+    /// natural 20.
+    #[test]
+    fn a_crit_without_a_d20_names_its_die() {
+        let crit = first_seed("1d8+3", dice::Outcome::is_critical);
+        let shown = crit.render();
+        assert!(!shown.contains("natural"), "{shown}");
+        assert!(shown.ends_with("**Critical!** (8 on the d8)"), "{shown}");
+        let fumble = first_seed("2d6kh1", dice::Outcome::is_fumble);
+        let shown = fumble.render();
+        assert!(shown.ends_with("*Fumble.* (1 on the d6)"), "{shown}");
+        let d20 = first_seed("1d8 + 1d20", dice::Outcome::is_critical);
+        assert!(
+            d20.render().ends_with("**Critical!** (natural 20)"),
+            "{}",
+            d20.render()
+        );
     }
 }
