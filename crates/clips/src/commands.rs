@@ -157,7 +157,7 @@ pub fn spec() -> CommandSpec {
         )
         .option(OptionSpec::string(
             "formats",
-            "Extensions or MIME types, comma-separated (mp4, webm, video/x-flv), or `default`",
+            "Extensions or MIME types, comma-separated (mp4, webm, video/x-flv); `default` or `none` resets",
         ))
         .option(OptionSpec::boolean(
             "nsfw",
@@ -493,10 +493,14 @@ fn settings_patch(options: &Options) -> Result<Option<Settings>, CommandError> {
     Ok(Some(patch))
 }
 
-/// `formats:` as the `video_formats` array; `default` (or `none`) removes the key.
+/// `formats:` as the `video_formats` array; `default` (or `none`) removes the key, so
+/// the default formats apply (an empty list, which indexes nothing, is not offered).
 fn formats(raw: &str) -> Result<Value, CommandError> {
     let trimmed = raw.trim();
-    if trimmed.eq_ignore_ascii_case("default") {
+    if ["default", "none"]
+        .iter()
+        .any(|word| trimmed.eq_ignore_ascii_case(word))
+    {
         return Ok(Value::Null);
     }
     let entries: Vec<String> = trimmed
@@ -508,7 +512,7 @@ fn formats(raw: &str) -> Result<Value, CommandError> {
     if entries.is_empty() {
         return Err(CommandError::refused(
             "Nothing was saved: `formats` lists no format. Give extensions or MIME types \
-             (`mp4, webm, video/x-flv`), or `default`.",
+             (`mp4, webm, video/x-flv`), or `default` (or `none`) for the default formats.",
         ));
     }
     if entries.len() > MAX_FORMATS {
@@ -665,7 +669,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_split_on_commas_and_spaces_and_default_removes_the_key() {
+    fn formats_split_on_commas_and_spaces_and_default_or_none_removes_the_key() {
         let patch = settings_patch(&options(&[(
             "formats",
             OptionValue::String("mp4, .WEBM  video/x-flv".into()),
@@ -676,13 +680,16 @@ mod tests {
             patch.to_json(),
             serde_json::json!({"video_formats": ["mp4", ".WEBM", "video/x-flv"]})
         );
-        let patch = settings_patch(&options(&[(
-            "formats",
-            OptionValue::String("Default".into()),
-        )]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(patch.to_json(), serde_json::json!({"video_formats": null}));
+        for word in ["Default", " none ", "NONE"] {
+            let patch = settings_patch(&options(&[("formats", OptionValue::String(word.into()))]))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                patch.to_json(),
+                serde_json::json!({"video_formats": null}),
+                "{word:?} removes the key, as `default` does"
+            );
+        }
     }
 
     #[test]

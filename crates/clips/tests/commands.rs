@@ -497,7 +497,24 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
         json!({"exclude_pattern": "^SPOILER_"})
     );
 
-    // `default` and `none` go back to the defaults.
+    // `default` and `none` go back to the defaults (for the formats too: `none` is no
+    // format named "none").
+    s.admin("settings", json!([{"name": "formats", "value": "mkv"}]))
+        .await;
+    let text = s
+        .admin_says(
+            "settings",
+            json!([{"name": "formats", "value": "none"}]),
+            "Saved the server's",
+        )
+        .await;
+    assert!(text.contains("(default)"), "{text}");
+    assert_eq!(
+        s.repo.guild_settings(guild).await.unwrap().to_json(),
+        json!({"scan_nsfw": true})
+    );
+    s.admin("settings", json!([{"name": "formats", "value": "mkv"}]))
+        .await;
     s.admin("settings", json!([{"name": "formats", "value": "default"}]))
         .await;
     s.admin(
