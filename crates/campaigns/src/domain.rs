@@ -171,7 +171,8 @@ pub struct EventShortcodes {
     /// `[online]`: the series also gets a voice channel.
     pub online: bool,
     /// `[role <id>]`, in order of appearance, without repeats: roles for everyone who
-    /// RSVP'd yes. They apply to any event, tracked or not.
+    /// RSVP'd yes. Parsed on any event, but only a tracked event (one with a series
+    /// shortcode) is synced, so on an untracked event they do nothing.
     pub roles: Vec<RoleId>,
 }
 
@@ -715,7 +716,7 @@ mod tests {
             let s = parse_shortcodes(text).unwrap();
             assert!(!s.is_tracked(), "{text}");
         }
-        // A role applies to any event.
+        // A role is parsed on any event (the sync only reads tracked events').
         let s = parse_shortcodes("[role 5] [role 6] [role 5]").unwrap();
         assert!(!s.is_tracked());
         assert_eq!(s.roles, vec![RoleId::new(5), RoleId::new(6)]);

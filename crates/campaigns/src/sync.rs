@@ -84,7 +84,9 @@
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
 //! - `[channel]` and `[role]` shortcodes and the RSVP limit are not stored (the seed has
-//!   no key for them); the run hands them to step 2 in [`SyncReport::extras`].
+//!   no key for them); the run hands them to step 2 in [`SyncReport::extras`], for
+//!   tracked events only: an event without a series shortcode is not synced at all,
+//!   so a `[role]` on it does nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -1154,6 +1156,19 @@ mod tests {
             (vec![], vec![eid("b")])
         );
         assert_eq!(hold_mass_deletions(vec![], 0, &pending), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_role_shortcode_counts_only_on_a_tracked_event() {
+        let extras = extras_of(&answer(vec![
+            ev("1", 5, "Board games [role 5]", &[]),
+            ev("2", 6, "[new adventure] [role 6]", &[]),
+        ]));
+        assert_eq!(extras.keys().collect::<Vec<_>>(), vec![&eid("2")]);
+        assert_eq!(
+            extras[&eid("2")].roles,
+            vec![discord::model::RoleId::new(6)]
+        );
     }
 
     #[test]

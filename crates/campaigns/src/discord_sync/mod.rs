@@ -53,7 +53,9 @@
 //!   it gave the role in its own key `schema::synced_guests`, so people a host added by
 //!   hand (`/players add`) keep it. The host role is
 //!   never revoked by the sync (hosts keep theirs; `/hosts remove` does it). `[role
-//!   <id>]` roles go to the linked members who RSVP'd yes to that event and are never
+//!   <id>]` roles go to the linked members who RSVP'd yes to that event (an event of
+//!   a series: an event without a series shortcode is not tracked, so its `[role]`
+//!   does nothing) and are never
 //!   revoked (the sync cannot tell who got them otherwise); see "Shortcodes" for the
 //!   roles refused.
 //! - **Permissions**: a game channel is private: `@everyone` may not view it; the guest
