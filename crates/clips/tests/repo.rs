@@ -1346,3 +1346,71 @@ async fn pending_runs_are_the_queued_and_the_abandoned_not_those_a_live_worker_h
     }
     assert_eq!(pending(&env).await, all);
 }
+
+#[tokio::test]
+async fn a_guilds_clip_counts_and_latest_runs_come_per_channel_in_one_statement_each() {
+    let env = env().await;
+    env.with_channel().await;
+    for n in [601, 602] {
+        env.repo.upsert_channel(&channel_info(n)).await.unwrap();
+    }
+    // Another guild's channel: none of its clips or runs count here.
+    let other = GuildInfo {
+        id: guild(GUILD + 1),
+        ..guild_info(None)
+    };
+    env.repo.upsert_guild(&other).await.unwrap();
+    env.repo
+        .upsert_channel(&ChannelInfo {
+            guild: other.id,
+            ..channel_info(700)
+        })
+        .await
+        .unwrap();
+    for (n, message, attachments) in [
+        (CHANNEL, 10, vec![1, 2]),
+        (CHANNEL, 11, vec![3]),
+        (601, 20, vec![4]),
+        (700, 30, vec![5]),
+    ] {
+        env.repo.set_reading(channel(n), true).await.unwrap();
+        let clips: Vec<_> = attachments.iter().map(|a| new_clip(*a, message)).collect();
+        env.repo
+            .index_live_message(channel(n), mid(message), at(message as i64), &clips)
+            .await
+            .unwrap();
+    }
+    let first = env.queue_deep().await;
+    env.repo.cancel_run(first.id).await.unwrap();
+    let second = env
+        .repo
+        .queue_run(channel(CHANNEL), ScanWindow::catch_up(Some(mid(11))))
+        .await
+        .unwrap();
+    let only = env
+        .repo
+        .queue_run(channel(601), ScanWindow::deep(None))
+        .await
+        .unwrap();
+    env.repo
+        .queue_run(channel(700), ScanWindow::deep(None))
+        .await
+        .unwrap();
+
+    let counts = env.repo.clips_by_channel(guild(GUILD)).await.unwrap();
+    assert_eq!(
+        counts,
+        [(channel(CHANNEL), 3), (channel(601), 1)]
+            .into_iter()
+            .collect(),
+        "602 has no clips and 700 is another guild's"
+    );
+    let latest = env.repo.latest_runs(guild(GUILD)).await.unwrap();
+    assert_eq!(latest.len(), 2, "{latest:?}");
+    assert_eq!(
+        latest[&channel(CHANNEL)],
+        second,
+        "the newest of the channel's runs"
+    );
+    assert_eq!(latest[&channel(601)], only);
+}

@@ -1,16 +1,18 @@
 //! The web library over the clip index: pages of a guild's clips with filters, search
 //! and a keyset cursor ([`Repo::library_page`]), the authors to filter by, refreshed
-//! CDN URLs, the danger zone's purges, and which guilds Tavern is in. Every statement
+//! CDN URLs, the danger zone's purges, the guild page's counts and latest runs per
+//! channel, and which guilds Tavern is in. Every statement
 //! is in [`crate::schema::library`], which also says why the pages stay fast.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::{Repo, RepoError, corrupt};
+use super::{Repo, RepoError, ScanRun, corrupt};
 use crate::domain::{ChannelId, GuildId, MessageId, UserId, parse_snowflake};
+use crate::schema::ScanRunRow;
 use crate::schema::library::{self as sql, LibraryClipRow, LibraryShape};
 
 /// The most clips one page may ask for.
@@ -317,6 +319,43 @@ impl Repo {
             .map(|(id, name)| {
                 let id = parse_snowflake("user id", &id).map_err(|e| corrupt("clip", e))?;
                 Ok((id, name.unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// How many clips each channel of `guild` holds, in one statement (a channel
+    /// without clips is absent).
+    pub async fn clips_by_channel(
+        &self,
+        guild: GuildId,
+    ) -> Result<HashMap<ChannelId, i64>, RepoError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql::COUNT_GUILD_CLIPS_BY_CHANNEL)
+            .bind(guild.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(channel, clips)| {
+                let channel =
+                    parse_snowflake("channel id", &channel).map_err(|e| corrupt("clip", e))?;
+                Ok((channel, clips))
+            })
+            .collect()
+    }
+
+    /// The latest scan run of each channel of `guild`, in one statement (a channel
+    /// never scanned is absent).
+    pub async fn latest_runs(
+        &self,
+        guild: GuildId,
+    ) -> Result<HashMap<ChannelId, ScanRun>, RepoError> {
+        let rows: Vec<ScanRunRow> = sqlx::query_as(sql::SELECT_LATEST_RUNS_OF_GUILD)
+            .bind(guild.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let run = ScanRun::try_from(row)?;
+                Ok((run.channel, run))
             })
             .collect()
     }

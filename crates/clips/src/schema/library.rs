@@ -1,6 +1,8 @@
 //! The web library's statements over the clip index ([`super::index`]): pages of clips
 //! with filters and search, the authors of a guild, the refreshed CDN URLs, the purges of
-//! the danger zone, and which of a user's guilds Tavern is in. Also the one Redis key
+//! the danger zone, the guild page's clip counts and latest runs per channel (one
+//! statement each, whatever the number of channels), and which of a user's guilds
+//! Tavern is in. Also the one Redis key
 //! the web side adds ([`USER_GUILDS_KEY_PREFIX`]).
 //!
 //! # Paging that stays fast
@@ -221,6 +223,23 @@ pub(crate) const PURGE_CHANNEL_INDEX: &str = purge_index!("channel_id");
 
 /// `$1` guild_id. [`PURGE_CHANNEL_INDEX`] for every channel of a guild at once.
 pub(crate) const PURGE_GUILD_INDEX: &str = purge_index!("guild_id");
+
+/// `$1` guild_id: how many clips each channel of the guild holds (channels without
+/// clips have no row), for the guild page: one pass over the guild's entries of
+/// `idx_clips_guild_posted`, not a count per channel.
+pub(crate) const COUNT_GUILD_CLIPS_BY_CHANNEL: &str = "\
+SELECT channel_id, count(*) AS clips FROM clips.clips WHERE guild_id = $1 GROUP BY channel_id";
+
+/// `$1` guild_id: the latest scan run of each channel of the guild (channels never
+/// scanned have no row), for the guild page: one statement, each channel's newest run
+/// read from `idx_bot_scan_runs_channel`.
+pub(crate) const SELECT_LATEST_RUNS_OF_GUILD: &str = concat!(
+    "SELECT DISTINCT ON (channel_id) ",
+    run_columns!(),
+    " FROM clips.bot_channel_scan_runs
+WHERE channel_id IN (SELECT channel_id FROM clips.bot_channels WHERE guild_id = $1)
+ORDER BY channel_id, created_at DESC"
+);
 
 /// `$1` guild ids (text[]): those Tavern is in (`bot_guilds`).
 pub(crate) const SELECT_KNOWN_GUILDS: &str =

@@ -152,28 +152,28 @@ async fn guild_page(
         .guild_channels(guild)
         .await
         .map_err(|e| storage_problem(&e))?;
-    let mut views = Vec::with_capacity(channels.len());
-    for channel in channels
+    let mut clips = state
+        .repo
+        .clips_by_channel(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    let mut latest = state
+        .repo
+        .latest_runs(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?;
+    let views: Vec<ChannelView> = channels
         .into_iter()
         .filter(|c| c.info.kind.as_deref() != Some("category"))
-    {
-        let id = channel.info.id;
-        let clips = state
-            .repo
-            .clips_in_channel(id)
-            .await
-            .map_err(|e| storage_problem(&e))?;
-        let latest = state
-            .scanner
-            .latest(id)
-            .await
-            .map_err(|e| scan_problem(&e))?;
-        views.push(ChannelView {
-            channel,
-            clips,
-            latest,
-        });
-    }
+        .map(|channel| {
+            let id = channel.info.id;
+            ChannelView {
+                clips: clips.remove(&id).unwrap_or(0),
+                latest: latest.remove(&id),
+                channel,
+            }
+        })
+        .collect();
     let manages = standing.manages();
     let name = stored.info.name.clone();
     Ok(page.render(
