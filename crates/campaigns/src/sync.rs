@@ -83,7 +83,8 @@
 //! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
-//! - `[channel]` and `[role]` shortcodes and the RSVP limit are not stored (the seed has
+//! - `[channel]` and `[role]` shortcodes, the RSVP limit and the seats the RSVPs
+//!   read in this run take (guests included) are not stored (the seed has
 //!   no key for them); the run hands them to step 2 in [`SyncReport::extras`], for
 //!   tracked events only: an event without a series shortcode is not synced at all,
 //!   so a `[role]` on it does nothing.
@@ -200,6 +201,10 @@ pub struct EventExtras {
     pub roles: Vec<discord::model::RoleId>,
     /// Meetup's RSVP limit (`maxTickets`), for the free-spots message.
     pub max_tickets: Option<u32>,
+    /// Seats the YES RSVPs take, guests included (each RSVP is its member plus the
+    /// guests they bring), when this run read the event's RSVPs (each series' next
+    /// event); `None` when they were not read, so its free seats are unknown.
+    pub seats_taken: Option<u32>,
 }
 
 /// The [`EventExtras`] of every event in Meetup's answers whose shortcodes read.
@@ -221,6 +226,7 @@ fn extras_of(answers: &[GroupEvents]) -> BTreeMap<MeetupEventId, EventExtras> {
                 channel: codes.channel,
                 roles: codes.roles,
                 max_tickets: event.max_tickets.filter(|n| *n > 0),
+                seats_taken: None,
             },
         );
     }
@@ -681,6 +687,7 @@ async fn gather(
     }
     let plan = plan(&answers, &view, window);
     let mut rsvps = HashMap::new();
+    let mut extras = extras_of(&answers);
     for event in &plan.next_events {
         let meetup_id = match meetup::EventId::parse(event.as_str()) {
             Ok(id) => id,
@@ -691,6 +698,13 @@ async fn gather(
         };
         match client.event_rsvps(access, &meetup_id).await {
             Ok(answer) => {
+                if let Some(extra) = extras.get_mut(event) {
+                    let seats = answer
+                        .iter()
+                        .map(|r| r.guests.saturating_add(1))
+                        .fold(0u32, u32::saturating_add);
+                    extra.seats_taken = Some(seats);
+                }
                 let mut users: Vec<MeetupUserId> = Vec::with_capacity(answer.len());
                 for rsvp in answer {
                     match MeetupUserId::parse(rsvp.member.id.as_str()) {
@@ -712,7 +726,7 @@ async fn gather(
     }
     Ok(Gathered {
         plan,
-        extras: extras_of(&answers),
+        extras,
         rsvps,
         groups: answers.len(),
         failed_groups,

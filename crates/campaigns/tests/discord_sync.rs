@@ -893,6 +893,35 @@ async fn the_free_spots_message_is_edited_in_place() {
 }
 
 #[tokio::test]
+async fn free_spots_count_guests_and_leave_out_sessions_whose_rsvps_are_unknown() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let first = w.event("Tomb of Horrors", 3, "[new campaign]", &[]);
+    // Alice brings two guests.
+    w.fake.add_rsvp(&first, &alice, RsvpStatus::Yes, 2).unwrap();
+    // The second session is full already, but only the next session's RSVPs are read.
+    let second = w.event(
+        "Tomb of Horrors II",
+        10,
+        &format!("[campaign {first}]"),
+        &[],
+    );
+    for _ in 0..6 {
+        let m = w.fake.add_member("Someone");
+        w.rsvp(&second, &m);
+    }
+    w.rsvp(&second, &bob);
+    w.sync().await;
+    let content = w.world.sim.messages(demo.campaigns.get())[0]
+        .content
+        .clone();
+    assert!(content.contains("3 of 6 seats free"), "{content}");
+    assert!(!content.contains("Tomb of Horrors II"), "{content}");
+}
+
+#[tokio::test]
 async fn the_check_reports_a_game_channel_deleted_on_discord_and_the_sync_leaves_it_alone() {
     let w = World::new().await;
     let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);

@@ -95,9 +95,13 @@
 //!   who just got a role, pinging exactly them (allowed mentions name those users). A
 //!   grant Discord refused leaves its user out of the message (the next run, granting
 //!   again, announces them then).
-//! - **Free spots**: upcoming tracked events whose Meetup RSVP limit is known
-//!   (`maxTickets`, read in step 1) and not reached, soonest first; the limit is not in
-//!   the seed, so only the events of this run's Meetup answer are listed.
+//! - **Free spots**: upcoming tracked events whose Meetup RSVP limit (`maxTickets`)
+//!   and RSVPs this run's step 1 read, with the limit not reached, soonest first. The
+//!   seats taken count each YES RSVP's guests too, as Meetup's limit does. Step 1
+//!   reads only each series' next event's RSVPs, so a later session (whose stored
+//!   RSVPs may be missing or old) is not listed: better no line than a wrong count.
+//!   Neither the limit nor the guests are in the seed, so only this run's answer
+//!   counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -791,8 +795,9 @@ pub fn announcement(players: &[UserId], hosts: &[UserId]) -> Option<Reply> {
     Some(reply)
 }
 
-/// The free-spots message's text: upcoming events with a known RSVP limit not yet
-/// reached, soonest first (at most 2,000 characters, Discord's limit).
+/// The free-spots message's text: upcoming events whose RSVP limit and taken seats
+/// (guests included) this run read from Meetup, limit not yet reached, soonest first
+/// (at most 2,000 characters, Discord's limit).
 pub fn free_spots(
     series: &[SeriesState],
     extras: &BTreeMap<MeetupEventId, EventExtras>,
@@ -800,10 +805,12 @@ pub fn free_spots(
 ) -> String {
     let mut open: Vec<(DateTime<Utc>, String)> = Vec::new();
     for event in series.iter().flat_map(|s| &s.events) {
-        let Some(max) = extras.get(&event.id).and_then(|x| x.max_tickets) else {
+        let Some((max, taken)) = extras
+            .get(&event.id)
+            .and_then(|x| x.max_tickets.zip(x.seats_taken))
+        else {
             continue;
         };
-        let taken = u32::try_from(event.users.len()).unwrap_or(u32::MAX);
         if event.time < now || taken >= max {
             continue;
         }

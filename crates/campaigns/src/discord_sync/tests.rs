@@ -457,6 +457,7 @@ fn names_topics_and_free_spots_read_well() {
         event("e1", "2026-01-05T18:00:00Z", &[1, 2], &[]),
         event("e2", "2026-01-06T18:00:00Z", &[1, 2], &[]),
         event("e3", "2025-12-06T18:00:00Z", &[], &[]),
+        event("e4", "2026-01-07T18:00:00Z", &[], &[]),
     ]);
     s.events[0].name = "Open".into();
     let extras = BTreeMap::from([
@@ -464,6 +465,7 @@ fn names_topics_and_free_spots_read_well() {
             MeetupEventId::parse("e1").unwrap(),
             EventExtras {
                 max_tickets: Some(5),
+                seats_taken: Some(2),
                 ..EventExtras::default()
             },
         ),
@@ -471,6 +473,15 @@ fn names_topics_and_free_spots_read_well() {
             MeetupEventId::parse("e2").unwrap(),
             EventExtras {
                 max_tickets: Some(2),
+                seats_taken: Some(2),
+                ..EventExtras::default()
+            },
+        ),
+        // Its RSVPs were not read: its free seats are unknown.
+        (
+            MeetupEventId::parse("e4").unwrap(),
+            EventExtras {
+                max_tickets: Some(4),
                 ..EventExtras::default()
             },
         ),
