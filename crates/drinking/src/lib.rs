@@ -135,7 +135,8 @@ pub use repo::{Repo, RepoError};
 /// `drinking_force_start_after` and `drinking_game_lifetime`.
 #[derive(Clone)]
 pub struct DrinkingConfig {
-    /// Most players in one game (`drinking_max_players`, default 10).
+    /// Most players in one game (`drinking_max_players`, default 10), checked when a
+    /// player joins: a running game with more (the limit was lowered since) plays on.
     pub player_limit: usize,
     /// How long a completed game stays in Redis, its `game:{gameID}` TTL
     /// (`drinking_game_lifetime`, default 24 h).

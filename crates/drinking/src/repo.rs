@@ -410,7 +410,7 @@ impl Repo {
                     now,
                 )
                 .with_dice(self.rules.dice);
-                game.validate(&self.rules)?;
+                game.validate_change(None, &self.rules)?;
                 let player = PlayerDoc {
                     id: creator,
                     name: domain::clean_name(creator_name),
@@ -571,7 +571,7 @@ impl Repo {
         after: &Game,
         step: &Step<T>,
     ) -> Result<(Writes, String), RepoError> {
-        after.validate(&self.rules)?;
+        after.validate_change(Some(before), &self.rules)?;
         let id = after.id.as_str();
         let mut writes = Writes::new();
         let json = schema::encode("game", after)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use drinking::domain::{DrinkReason, DrinkRecord, GameId, GameStatus, PlayerDoc, SessionDoc};
-use drinking::{Press, custom_id};
+use drinking::{Drinking, DrinkingConfig, Press, custom_id};
 use redis::AsyncCommands;
 
 async fn ledger(env: &Env, id: &GameId) -> Vec<(DrinkRecord, f64)> {
@@ -747,4 +747,55 @@ async fn player_games_keeps_every_game_until_it_expires() {
     let findings = drinking::check::check(&env.redis).await.expect("check");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].subject, "player_games:1");
+}
+
+/// Lowering `drinking_max_players` (a restart with a smaller limit) leaves running
+/// games with more players playable and abandonable; only joining is held to it.
+#[tokio::test]
+async fn a_lowered_player_limit_leaves_running_games_writable() {
+    let env = env_with(|c| c.player_limit = 3).await;
+    let id = env.started_game(1, &[2, 3]).await;
+    env.press(1, &custom_id(Press::Begin, &id))
+        .await
+        .expect("begin");
+    let lowered = Drinking::new(
+        &env.world.ctx,
+        DrinkingConfig {
+            dice: env.dice.clone(),
+            player_limit: 2,
+            ..DrinkingConfig::default()
+        },
+    );
+    env.dice.script(player(2), &[4]);
+    env.press_on(&lowered, 2, &custom_id(Press::Roll, &id), vec![])
+        .await
+        .expect("a roll in a game over the new limit");
+    let game = env.load(&id).await;
+    assert_eq!(game.participants.len(), 3);
+    assert!(
+        game.participants.iter().any(|p| p.roll.is_some()),
+        "{game:?}"
+    );
+    let abandon = lowered
+        .commands()
+        .command(discord::Invocation {
+            id: discord::Id::new(900_001),
+            action: discord::Action::Command {
+                name: "ronnied".into(),
+                options: discord::Options {
+                    subcommand: vec!["abandon".into()],
+                    values: Default::default(),
+                },
+            },
+            actor: discord::Actor {
+                id: player(1),
+                name: name(1),
+            },
+            guild_id: Some(discord::GuildId::new(GUILD)),
+            channel_id: discord::ChannelId::new(CHANNEL),
+            member_permissions: None,
+        })
+        .await;
+    abandon.expect("abandoned");
+    assert_eq!(env.load(&id).await.status, GameStatus::Completed);
 }

@@ -709,8 +709,30 @@ impl Game {
             .push((kind, players.to_vec()));
     }
 
-    /// Checks the invariants of a stored game; run before every write.
-    pub fn validate(&self, rules: &Rules) -> Result<(), InvalidData> {
+    /// Checks `self`, about to be written over `before` (`None`: a new game): its
+    /// invariants ([`Game::validate`]) and, when it gained players, the player limit.
+    /// The limit is the rules' of the moment a player joins: a game that already has
+    /// more players (the limit was lowered since) plays on, and can still be
+    /// abandoned.
+    pub fn validate_change(&self, before: Option<&Game>, rules: &Rules) -> Result<(), InvalidData> {
+        self.validate()?;
+        let had = before.map_or(0, |b| b.participants.len());
+        if self.participants.len() > had && self.participants.len() > rules.player_limit {
+            return Err(InvalidData::Document {
+                what: "game",
+                reason: format!(
+                    "{} players exceed the limit of {}",
+                    self.participants.len(),
+                    rules.player_limit
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants of a stored game; run before every write
+    /// ([`Game::validate_change`]).
+    pub fn validate(&self) -> Result<(), InvalidData> {
         let bad = |reason: String| InvalidData::Document {
             what: "game",
             reason,
@@ -720,13 +742,6 @@ impl Game {
         }
         if let Err(error) = DiceRules::new(self.dice.sides, self.dice.crit, self.dice.fail) {
             return Err(bad(error.to_string()));
-        }
-        if self.participants.len() > rules.player_limit {
-            return Err(bad(format!(
-                "{} players exceed the limit of {}",
-                self.participants.len(),
-                rules.player_limit
-            )));
         }
         if self.participant(self.creator_id).is_none() {
             return Err(bad("the creator is not a participant".into()));
@@ -980,7 +995,7 @@ mod tests {
     }
 
     fn valid(game: &Game) {
-        game.validate(&Rules::default()).expect("game stays valid");
+        game.validate().expect("game stays valid");
     }
 
     #[test]
@@ -1057,10 +1072,40 @@ mod tests {
             ten.join(p(11), "eleven", &Rules::default(), t0()),
             Err(GameError::GameFull { limit: 10 })
         );
+        let mut eleven = ten.clone();
+        eleven.participants.push(Participant::new(p(11), "eleven"));
         assert!(
-            ten.validate(&rules).is_err(),
-            "a stored game over the limit is rejected"
+            eleven.validate_change(Some(&ten), &rules).is_err(),
+            "a write that adds a player over the limit is rejected"
         );
+        assert!(
+            ten.validate_change(None, &rules).is_err(),
+            "so is a new game over it"
+        );
+    }
+
+    /// Lowering the limit leaves running games with more players writable: they
+    /// are played and abandoned; only a join is held to the limit.
+    #[test]
+    fn a_game_over_a_lowered_limit_plays_on() {
+        let lowered = Rules {
+            player_limit: 2,
+            ..Rules::default()
+        };
+        let before = begun(&[ALICE, BOB, CAROL]);
+        let mut rolled = before.clone();
+        let dice = Scripted::new(&[(p(ALICE), &[3])]);
+        rolled.roll(p(ALICE), &dice, at(1)).expect("roll");
+        rolled
+            .validate_change(Some(&before), &lowered)
+            .expect("a roll is written");
+        let mut abandoned = before.clone();
+        abandoned
+            .abandon(p(ALICE), &lowered, at(2))
+            .expect("the creator abandons");
+        abandoned
+            .validate_change(Some(&before), &lowered)
+            .expect("an abandon is written");
     }
 
     #[test]
@@ -1392,15 +1437,15 @@ mod tests {
         let mut game = begun(&[ALICE, BOB]);
         game.participants[1].roll = Some(Die::new(3).expect("die"));
         assert!(
-            game.validate(&Rules::default()).is_err(),
+            game.validate().is_err(),
             "a roll without a roll time and status"
         );
         let mut dup = begun(&[ALICE, BOB]);
         dup.participants.push(dup.participants[1].clone());
-        assert!(dup.validate(&Rules::default()).is_err());
+        assert!(dup.validate().is_err());
         let mut creatorless = begun(&[ALICE, BOB]);
         creatorless.participants.remove(0);
-        assert!(creatorless.validate(&Rules::default()).is_err());
+        assert!(creatorless.validate().is_err());
     }
 
     #[test]
@@ -1489,10 +1534,7 @@ mod tests {
 
         let mut cheat = game.clone();
         cheat.dice = DiceRules::default();
-        assert!(
-            cheat.validate(&Rules::default()).is_err(),
-            "a 20 is not a face of a d6"
-        );
+        assert!(cheat.validate().is_err(), "a 20 is not a face of a d6");
     }
 
     #[test]
