@@ -135,13 +135,15 @@
 //!   ([`ClipsConfig::scan_parts`]); it is off by default, since on two cores one part
 //!   was as fast, and Discord's 50 requests a second cap a real scan far below either.
 //! - **Real time**: a guild becoming available replaces its stored channel list with
-//!   Discord's and queues a catch-up of each reading channel with an index position
+//!   Discord's (threads, which that list never holds, are kept) and queues a catch-up of each reading channel with an index position
 //!   (messages missed while the bot was away); only channels that hold messages are
 //!   stored.
 //! - **`/clips`** is one command with subcommands (with our `cancel`), for Manage
 //!   Server or Administrator as Discord computed them for the interaction; every answer
 //!   is private. `scan` refuses a channel that is not enabled; `disable` also cancels
-//!   its unfinished run and keeps its clips.
+//!   its unfinished run and keeps its clips. The web's reading toggle and scan buttons
+//!   follow the same rule, kept in one place (`Scanner::set_reading`,
+//!   `Scanner::request_if_reading`).
 //! - **Web**: membership and management rights come from the user's Discord guild list
 //!   (owner, Administrator or Manage Server manage), kept 60 s in Redis under
 //!   `tavern:clips:user_guilds:{user}` (an addition; a Redis failure asks Discord
