@@ -185,6 +185,12 @@ impl Program {
         self.rolls.len()
     }
 
+    /// Each roll's trailing comment (`1d20+5 to hit`: `to hit`), in order; `None`
+    /// for a roll without one.
+    pub fn comments(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        self.rolls.iter().map(|r| r.comment.as_deref())
+    }
+
     /// Rolls every part (with its repetitions). Fails only on limits and
     /// arithmetic errors discovered while rolling (too many rolls, division
     /// by zero, a computed dice count that is negative, ...).

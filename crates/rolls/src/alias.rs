@@ -10,7 +10,10 @@
 //! replaced by its template, as written (no brackets added, so a template may carry a
 //! comparison, flags or a repeat): `attack + 2` -> `1d20+7 + 2`. A word is a run of
 //! letters, digits and `_` that starts with a letter; a word directly followed by `(` (a
-//! function call) is never replaced. Names are matched ignoring case.
+//! function call) is never replaced. Names are matched ignoring case. Only words where
+//! the dice read an operand are replaced: an annotation (`1d6[hit]`) and a roll's
+//! trailing comment (`2d6+3 to hit`, `1d20 ! hit`, up to the next `;`) stay as
+//! written, so an alias `hit` leaves `/roll 2d6+3 to hit` alone.
 //!
 //! # Arguments
 //! A template may have placeholders: `{}` (filled in order) or `{1}` … `{9}` (by
@@ -247,12 +250,19 @@ fn expand_once<'b>(
     while !rest.is_empty() {
         let start = rest
             .char_indices()
-            .find(|(_, c)| c.is_ascii_alphanumeric() || *c == '_')
+            .find(|(_, c)| c.is_ascii_alphanumeric() || *c == '_' || *c == '[')
             .map_or(rest.len(), |(i, _)| i);
         out.push_str(rest.get(..start).unwrap_or_default());
         rest = rest.get(start..).unwrap_or_default();
         if rest.is_empty() {
             break;
+        }
+        // An annotation (`1d6[fire]`) is display text: copied as written.
+        if rest.starts_with('[') {
+            let end = rest.find(']').map_or(rest.len(), |i| i + 1);
+            out.push_str(rest.get(..end).unwrap_or_default());
+            rest = rest.get(end..).unwrap_or_default();
+            continue;
         }
         let end = rest
             .char_indices()
@@ -267,6 +277,13 @@ fn expand_once<'b>(
             rest = after;
             continue;
         };
+        if in_comment(&out) {
+            // The rest of this roll is its comment (`2d6+3 to hit`): as written.
+            let end = rest.find(';').unwrap_or(rest.len());
+            out.push_str(rest.get(..end).unwrap_or_default());
+            rest = rest.get(end..).unwrap_or_default();
+            continue;
+        }
         let wanted = arity(template)?;
         let (args, remaining) = take_args(after, wanted);
         if args.len() < wanted {
@@ -292,6 +309,16 @@ fn expand_once<'b>(
         rest = remaining;
     }
     Ok((out, replaced))
+}
+
+/// Whether a word written right after `before` starts the comment of its roll, where
+/// the dice read free text (`2d6+3 to hit`, `1d20 ! hit`), rather than an operand.
+/// Asked of the dice parser: `before` with a number in the word's place reads with
+/// a comment on its last roll. When `before` does not read at all (an unclosed
+/// bracket, say) the word counts as an operand.
+fn in_comment(before: &str) -> bool {
+    let probe = format!("{before}0");
+    dice::parse(&probe).is_ok_and(|program| program.comments().last().flatten().is_some())
 }
 
 /// Up to `n` space-separated words at the start of `text`, stopping at `;`; and the
@@ -615,6 +642,39 @@ mod tests {
         assert!(missing.contains("`hit 1 2`"), "{missing}");
         let missing = expand("dmg; 1d4", &user, &guild).unwrap_err().0;
         assert!(missing.contains("got 0"), "{missing}");
+    }
+
+    /// Only words where the dice read an operand are aliases: a roll's comment and
+    /// annotations stay as written.
+    #[test]
+    fn comments_and_annotations_are_not_expanded() {
+        let user = book(&[("hit", "1d20+{} >= {}"), ("fire", "1d6")]);
+        let none = book(&[]);
+        let same = |input: &str| {
+            let e = expand(input, &user, &none).expect(input);
+            assert_eq!(e.expression, input);
+            assert!(e.used.is_empty(), "{input}: {:?}", e.used);
+        };
+        same("2d6+3 to hit");
+        same("1d20 ! hit");
+        same("1d20 # hit me");
+        same("2d6[hit] + 1d4[fire]");
+        same("1d20+5 fire damage");
+        // Operands still expand, before a comment and in the next roll.
+        assert_eq!(
+            expand("fire + 2 fire damage; hit 5 15 to hit", &user, &none)
+                .unwrap()
+                .expression,
+            "1d6 + 2 fire damage; 1d20+5 >= 15 to hit"
+        );
+        assert_eq!(
+            expand("1d8 + fire[fire]", &user, &none).unwrap().expression,
+            "1d8 + 1d6[fire]"
+        );
+        assert_eq!(
+            expand("2d6 + (fire)", &user, &none).unwrap().expression,
+            "2d6 + (1d6)"
+        );
     }
 
     #[test]

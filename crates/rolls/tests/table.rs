@@ -197,6 +197,15 @@ async fn aliases_with_arguments_shadowing_and_manage_server() {
     assert_eq!(doc["aliases"]["attack"], "1d1+{1}+{1}");
     assert_eq!(doc["saved_rolls"], json!({}), "the seed's field is kept");
 
+    // A comment that mentions an alias is a comment, not an alias call.
+    let roll = t.roll(alice, "1d1+2 to attack[attack]").await;
+    assert!(
+        content(&roll).contains("= `3`") && !content(&roll).contains('→'),
+        "{roll:?}"
+    );
+    let roll = t.roll(alice, "1d1[attack] + 1").await;
+    assert!(content(&roll).contains("= `2`"), "{roll:?}");
+
     // A missing argument says what is missing and how to pass it.
     let missing = t.roll(alice, "attack").await;
     assert!(missing.ephemeral);
