@@ -211,7 +211,12 @@
 //!   <series>]` replacing the series shortcode and without `[channel]`; the date and
 //!   time are read in the latest event's offset. The event is created published,
 //!   without an RSVP of the organiser, and sent once (no retry after a server error,
-//!   which could create it twice); the next sync stores it like any other.
+//!   which could create it twice); the next sync stores it like any other. A session
+//!   is created once: a start at which the series already has an event is refused,
+//!   and the form sent twice creates one event (Tavern's key
+//!   `tavern:campaigns:scheduled_session:{series}:{start}`, kept a day, claims it
+//!   first). The latest event's fixed offset is used, so a session across a
+//!   daylight-saving change is read an hour off ([`web::schedule`]).
 //!
 //! # Redis Cluster
 //! The seed's key names carry no hash tags, so the keys of one relation (say

@@ -618,6 +618,98 @@ async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_
 }
 
 #[tokio::test]
+async fn a_second_submit_of_the_same_session_creates_nothing_more() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let date = (site.world.clock.now() + TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let submit = || {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date.as_str()),
+                ("time", "19:30"),
+            ])
+            .send()
+    };
+    let first = submit().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.text().await.unwrap().contains("Scheduled"));
+    assert_eq!(site.fake.events().len(), 2);
+
+    // The same form sent again (a double click, a reload): no second event, and the
+    // page links the one already made.
+    let again = submit().await.unwrap();
+    assert_eq!(again.status(), 200);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("already scheduled"), "{html}");
+    let events = site.fake.events();
+    assert_eq!(events.len(), 2, "one session on Meetup");
+    let (id, _) = &events[1];
+    assert!(html.contains(&format!("/events/{id}")), "{html}");
+
+    // Another time is another session.
+    let other = site
+        .http
+        .post(site.url(&path))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", date.as_str()),
+            ("time", "20:00"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(site.fake.events().len(), 3);
+}
+
+#[tokio::test]
+async fn a_session_the_series_already_has_at_that_time_is_not_created_again() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    // The first session, in its own offset (UTC+01:00), as the form reads it.
+    let first = site
+        .repo
+        .event(&MeetupEventId::parse(game.first.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .time
+        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap());
+    let date = first.format("%Y-%m-%d").to_string();
+    let time = first.format("%H:%M:%S").to_string();
+    let answer = site
+        .http
+        .post(site.url(&path))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", date.as_str()),
+            ("time", time.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 409);
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("already has a session"), "{html}");
+    assert_eq!(site.fake.events().len(), 1);
+}
+
+#[tokio::test]
 async fn a_non_host_is_refused_and_nothing_is_created_while_an_admin_may_schedule() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

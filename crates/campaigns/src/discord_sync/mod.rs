@@ -72,7 +72,7 @@
 //!   category with room when that one is full, and is moved only out of a category that
 //!   is not one of its own. Without categories channels stay where they are (new ones
 //!   at the top level).
-//! - **Topic**: "Next session: <time> <link>" of the next event that has not started,
+//! - **Topic**: `"Next session: <time> <link>"` of the next event that has not started,
 //!   or of the running one when there is none.
 //! - **Shortcodes** (whoever can write a Meetup event's description writes them, so
 //!   they are not trusted): `[channel <id>]` takes over only a channel an admin marked

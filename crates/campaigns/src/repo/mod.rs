@@ -14,6 +14,8 @@
 //!   free-spots message's record;
 //! - [`topic`]: claiming the user-topic voice channel (its topic time, compared and
 //!   set in one step);
+//! - [`schedule`]: the schedule form's claim on a session it creates (one Meetup event
+//!   per session, however often the form is sent);
 //! - [`removals`], [`orphans`], [`managed`]: the small sets and strings (manual
 //!   removals, Discord objects the bot failed to delete, managed channels, the
 //!   user-topic voice channel's topic time).
@@ -42,6 +44,7 @@ pub mod managed;
 pub mod organiser;
 pub mod orphans;
 pub mod removals;
+pub mod schedule;
 pub mod series;
 pub mod sync_guard;
 pub mod topic;
@@ -65,6 +68,7 @@ pub use links::{LinkOutcome, UserTokens};
 pub use organiser::OrganizerTokens;
 pub use orphans::Orphan;
 pub use removals::Removal;
+pub use schedule::ScheduleClaim;
 pub use series::RemovedSeries;
 pub use topic::TopicClaim;
 

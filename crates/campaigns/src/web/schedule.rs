@@ -13,11 +13,24 @@
 //! ([`next_session_description`]), and hosts, duration, RSVP limit and online-ness are
 //! copied. Then the channel's snooze is cleared and the new session is announced in
 //! the channel. The sync picks the event up like any other.
+//!
+//! One session is created once: a start time at which the series already has a
+//! tracked event is refused (409), and the first sending of the form claims the
+//! session (Tavern's own key `schema::scheduled_session`, for a day) before asking
+//! Meetup, so sending it again (a double click, a reload) creates nothing and shows
+//! the first one's link. A failed creation gives the claim back.
+//!
+//! The date and time are read in the fixed UTC offset of the latest event's start, as
+//! Meetup gives it: a session across a daylight-saving change from the latest one is
+//! read an hour off (the form names the offset it uses). Meetup's group time zone
+//! would fix it, but reading it needs a time-zone database Tavern does not carry.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeDelta};
+use chrono::{
+    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeDelta, Utc,
+};
 use discord::model::{ChannelId, Reply, UserId};
 use feature::access::Caller;
 use maud::html;
@@ -26,7 +39,7 @@ use web::page::{Page, Problem};
 
 use super::{WebState, meetup_problem, storage_problem};
 use crate::domain::EventSeriesId;
-use crate::repo::MeetupEvent;
+use crate::repo::{MeetupEvent, ScheduleClaim};
 use crate::standing;
 
 /// What the form is about: the channel, its series and the event to clone.
@@ -35,6 +48,8 @@ struct Target {
     series: EventSeriesId,
     latest: meetup::Event,
     events: usize,
+    /// The start times of the series' tracked events.
+    starts: Vec<DateTime<Utc>>,
 }
 
 /// The next session's title: "Session N" in the latest title becomes "Session N+1";
@@ -178,15 +193,18 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         return Err(forbidden());
     }
     let mut latest: Option<MeetupEvent> = None;
+    let mut starts = Vec::with_capacity(events.len());
     for id in &events {
         if let Some(event) = state
             .repo
             .event(id)
             .await
             .map_err(|e| storage_problem(&e))?
-            && latest.as_ref().is_none_or(|l| event.time > l.time)
         {
-            latest = Some(event);
+            starts.push(event.time);
+            if latest.as_ref().is_none_or(|l| event.time > l.time) {
+                latest = Some(event);
+            }
         }
     }
     let Some(latest) = latest else {
@@ -224,6 +242,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         series,
         latest: event,
         events: events.len(),
+        starts,
     })
 }
 
@@ -374,6 +393,17 @@ pub(crate) async fn submit(
             "Meetup did not say which group the latest session belongs to.",
         ));
     };
+    if target.starts.contains(&starts_at.to_utc()) {
+        return page.problem(Problem::new(
+            StatusCode::CONFLICT,
+            "Already on Meetup",
+            format!(
+                "This game already has a session at {} (UTC{}); pick another date or time.",
+                starts_at.format("%A %-d %B %Y, %H:%M"),
+                starts_at.offset()
+            ),
+        ));
+    }
     let title = next_session_title(&target.latest.title, target.events);
     let draft = EventDraft {
         group,
@@ -394,10 +424,40 @@ pub(crate) async fn submit(
         Ok(token) => token,
         Err(problem) => return page.problem(problem),
     };
+    // One Meetup event per session however often the form is sent (a double click, a
+    // reload): the first request claims it, the others are shown its link.
+    let start = starts_at.to_utc();
+    let when = starts_at.format("%A %-d %B %Y, %H:%M").to_string();
+    match state
+        .repo
+        .claim_scheduled_session(&target.series, start)
+        .await
+    {
+        Ok(ScheduleClaim::Claimed) => {}
+        Ok(ScheduleClaim::Created(url)) => return already_scheduled(page, &when, Some(&url)),
+        Ok(ScheduleClaim::Creating) => return already_scheduled(page, &when, None),
+        Err(e) => return page.problem(storage_problem(&e)),
+    }
     let created = match state.meetup.create_event(&token, &draft).await {
         Ok(event) => event,
-        Err(e) => return page.problem(organiser_problem("Creating the session on Meetup", &e)),
+        Err(e) => {
+            if let Err(r) = state
+                .repo
+                .release_scheduled_session(&target.series, start)
+                .await
+            {
+                tracing::warn!(error = %r, series = %target.series, "could not give back the claim on a session Meetup did not create");
+            }
+            return page.problem(organiser_problem("Creating the session on Meetup", &e));
+        }
     };
+    if let Err(e) = state
+        .repo
+        .scheduled_session_created(&target.series, start, &created.url)
+        .await
+    {
+        tracing::warn!(error = %e, series = %target.series, "could not record the created session's link");
+    }
     tracing::info!(
         channel = %target.channel,
         series = %target.series,
@@ -409,7 +469,6 @@ pub(crate) async fn submit(
         tracing::warn!(error = %e, channel = %target.channel, "could not clear the snooze");
         notes.push("The channel's snooze could not be cleared; an admin can do it with /snooze 0.");
     }
-    let when = starts_at.format("%A %-d %B %Y, %H:%M").to_string();
     let announcement = Reply::text(format!(
         "📅 The next session is scheduled: **{title}**, {when} (UTC{offset}). RSVP on Meetup to keep your seat: {url}",
         offset = starts_at.offset(),
@@ -430,6 +489,30 @@ pub(crate) async fn submit(
                 }
                 p { "It was announced in the game's channel; players see it after the next sync." }
                 @for note in &notes { p.muted { (note) } }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// The answer to a form sent again for a session already scheduled (or being
+/// scheduled by the first sending): nothing more is created.
+fn already_scheduled(page: Page, when: &str, url: Option<&str>) -> Response {
+    page.render(
+        "Session already scheduled",
+        html! {
+            section.content {
+                h1 { "Scheduled" }
+                @match url {
+                    Some(url) => p {
+                        "This session was already scheduled for " (when) ": "
+                        a href=(url) { (url) }
+                    },
+                    None => p {
+                        "This session is already scheduled for " (when)
+                        " (it is being created on Meetup right now); nothing more was created."
+                    },
+                }
             }
         },
     )

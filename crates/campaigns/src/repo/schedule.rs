@@ -1,0 +1,86 @@
+//! Sessions the schedule form creates (Tavern's own key [`schema::scheduled_session`]):
+//! a claim taken before the Meetup event is created, so the same form sent twice (a
+//! double click, a reload) creates one event; the second sending is shown the first's
+//! link.
+
+use chrono::{DateTime, Utc};
+use store::Writes;
+
+use super::{Repo, RepoError};
+use crate::domain::EventSeriesId;
+use crate::schema;
+
+/// How long a claim is kept: long after the next sync has stored the event (the form
+/// then finds it among the series' events).
+const KEPT_SECONDS: u64 = 24 * 60 * 60;
+
+/// The value of a claim whose event is being created.
+const CREATING: &str = "creating";
+
+/// What [`Repo::claim_scheduled_session`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleClaim {
+    /// Nobody scheduled this session: create it, then [`Repo::scheduled_session_created`]
+    /// (or [`Repo::release_scheduled_session`] when creating it failed).
+    Claimed,
+    /// Another request is creating it right now.
+    Creating,
+    /// It was created: its Meetup link.
+    Created(String),
+}
+
+impl Repo {
+    /// Claims the session of `series` starting at `start` for the caller, unless
+    /// another request claimed it (one `SET NX`).
+    pub async fn claim_scheduled_session(
+        &self,
+        series: &EventSeriesId,
+        start: DateTime<Utc>,
+    ) -> Result<ScheduleClaim, RepoError> {
+        let key = schema::scheduled_session(series, start.timestamp());
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(CREATING)
+            .arg("NX")
+            .arg("EX")
+            .arg(KEPT_SECONDS)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        if taken.is_some() {
+            return Ok(ScheduleClaim::Claimed);
+        }
+        Ok(match self.read(&key).await? {
+            Some(url) if url != CREATING => ScheduleClaim::Created(url),
+            // Creating, or it expired between the two commands: the other request's.
+            _ => ScheduleClaim::Creating,
+        })
+    }
+
+    /// Records the link of the session the caller's claim created.
+    pub async fn scheduled_session_created(
+        &self,
+        series: &EventSeriesId,
+        start: DateTime<Utc>,
+        url: &str,
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes
+            .command("SET")
+            .arg(schema::scheduled_session(series, start.timestamp()))
+            .arg(url)
+            .arg("EX")
+            .arg(KEPT_SECONDS);
+        self.apply(&writes).await
+    }
+
+    /// Gives a claim back (creating the event failed), so the host can try again.
+    pub async fn release_scheduled_session(
+        &self,
+        series: &EventSeriesId,
+        start: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(&schema::scheduled_session(series, start.timestamp()));
+        self.apply(&writes).await
+    }
+}
