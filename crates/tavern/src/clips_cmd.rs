@@ -42,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Subcommand)]
 pub enum ClipsCommand {
     /// Scan one channel's history for videos, to the end, over REST: a catch-up from
-    /// where the last scan stopped (the whole history if never scanned), or `--deep`.
+    /// where the last scan stopped (the whole history until a scan has read it to its
+    /// start since the channel's last purge), or `--deep`.
     Scan {
         /// The channel's Discord id.
         channel_id: String,
