@@ -161,7 +161,9 @@ impl DiceError {
         &self.kind
     }
 
-    /// Byte offset of the problem in the input.
+    /// Byte offset of the problem in the input as read ([`crate::Program::source`]:
+    /// typographic operators read as ASCII ones, so the offset may differ from the
+    /// input as typed; the column does not).
     pub fn offset(&self) -> usize {
         self.offset
     }

@@ -140,7 +140,7 @@ pub struct Program {
 pub fn parse(source: &str) -> Result<Program, DiceError> {
     let parsed = parser::parse_program(source)?;
     Ok(Program {
-        source: Arc::from(source),
+        source: Arc::from(parsed.read.as_deref().unwrap_or(source)),
         flags: parsed.flags,
         rolls: parsed.rolls,
     })
@@ -170,7 +170,10 @@ pub fn odds(source: &str) -> Result<Odds, DiceError> {
 }
 
 impl Program {
-    /// The input as given.
+    /// The input as read: as given, except that a typographic minus or dash
+    /// (`−`, `–`, `—`) or multiplication sign (`×`) before an operand reads as
+    /// `-` or `*` (GRAMMAR.md). Error offsets are into it; columns are the same
+    /// in the input as given.
     pub fn source(&self) -> &str {
         &self.source
     }

@@ -9,8 +9,10 @@
 //! listed in GRAMMAR.md; each is a small local decision here.
 //!
 //! The parser works on bytes (all syntax is ASCII) and only decodes UTF-8 to
-//! report an unexpected character or to copy labels and comments. Every
-//! index goes through `get`, so no input can make it panic.
+//! report an unexpected character or to copy labels and comments. Typographic
+//! operators (`−`, `–`, `—`, `×`) before an operand are read as ASCII ones
+//! first ([`read_typography`]); labels and comments are copied from the input
+//! as typed. Every index goes through `get`, so no input can make it panic.
 
 use crate::ast::{
     BinaryOp, CompareOp, Cond, Count, DiceSpec, Explode, ExplodeMode, Expr, ExprKind, Flags, Func,
@@ -67,6 +69,63 @@ impl Modifier {
 pub(crate) struct Parsed {
     pub flags: Flags,
     pub rolls: Vec<RollSpec>,
+    /// The input as read, when typographic operators were read as ASCII ones
+    /// ([`ascii_operator`]); offsets in `rolls` and errors are into it.
+    pub read: Option<String>,
+}
+
+/// The ASCII operator a typographic one is read as: the minus sign `−`
+/// (U+2212), the en dash `–` and the em dash `—` as `-`, the multiplication
+/// sign `×` as `*`. Word processors and character sheets (D&D Beyond prints
+/// `−2`) write them; one after a space would otherwise start a comment.
+pub(crate) fn ascii_operator(c: char) -> Option<char> {
+    match c {
+        '\u{2212}' | '\u{2013}' | '\u{2014}' => Some('-'),
+        '\u{00D7}' => Some('*'),
+        _ => None,
+    }
+}
+
+/// Whether an operand starts in `rest`, after any whitespace: a number, a
+/// bracket, or dice (`d20`). A typographic dash before anything else (`1d20 —
+/// fire`) is text, as a dash in a comment is.
+fn operand_follows(rest: &str) -> bool {
+    let rest = rest.trim_start_matches([' ', '\t', '\n', '\r']);
+    let mut chars = rest.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_digit() || matches!(c, '.' | '(' | '{') => true,
+        Some('d' | 'D') => chars
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '%' | 'f' | 'F' | '(')),
+        _ => false,
+    }
+}
+
+/// `src` with its typographic operators that come before an operand replaced by
+/// ASCII ones, and for each byte of that text (and its end) the offset of the
+/// byte of `src` it was read from; `None` when there is nothing to replace. One
+/// character stays one character, so columns are the same in both.
+fn read_typography(src: &str) -> Option<(String, Vec<usize>)> {
+    if !src.chars().any(|c| ascii_operator(c).is_some()) {
+        return None;
+    }
+    let mut text = String::with_capacity(src.len());
+    let mut from = Vec::with_capacity(src.len() + 1);
+    for (i, c) in src.char_indices() {
+        let after = src.get(i + c.len_utf8()..).unwrap_or_default();
+        match ascii_operator(c).filter(|_| operand_follows(after)) {
+            Some(ascii) => {
+                text.push(ascii);
+                from.push(i);
+            }
+            None => {
+                text.push(c);
+                from.extend(i..i + c.len_utf8());
+            }
+        }
+    }
+    from.push(src.len());
+    Some((text, from))
 }
 
 pub(crate) fn parse_program(src: &str) -> PResult<Parsed> {
@@ -80,7 +139,12 @@ pub(crate) fn parse_program(src: &str) -> PResult<Parsed> {
             MAX_INPUT_LEN,
         ));
     }
-    let mut p = Parser::new(src);
+    let typography = read_typography(src);
+    let (read, from) = match &typography {
+        Some((read, from)) => (read.as_str(), Some(from.as_slice())),
+        None => (src, None),
+    };
+    let mut p = Parser::new(read, src, from);
     let flags = p.parse_flags();
     let mut rolls = Vec::new();
     loop {
@@ -99,13 +163,24 @@ pub(crate) fn parse_program(src: &str) -> PResult<Parsed> {
         rolls.push(p.parse_roll()?);
     }
     if rolls.is_empty() {
-        return Err(p.error(ErrorKind::Empty, src.len()));
+        return Err(p.error(ErrorKind::Empty, read.len()));
     }
-    Ok(Parsed { flags, rolls })
+    Ok(Parsed {
+        flags,
+        rolls,
+        read: typography.map(|(read, _)| read),
+    })
 }
 
 struct Parser<'a> {
+    /// The input as read ([`read_typography`]).
     src: &'a str,
+    /// The input as typed: labels, comments and the text of each roll are
+    /// copied from it.
+    typed: &'a str,
+    /// For each byte of `src`, the byte of `typed` it was read from (`None`:
+    /// the same).
+    from: Option<&'a [usize]>,
     b: &'a [u8],
     pos: usize,
     /// Exclusive end; lower than `src.len()` when re-parsing a bracketed
@@ -128,9 +203,11 @@ fn lower(c: Option<u8>) -> Option<u8> {
 }
 
 impl<'a> Parser<'a> {
-    fn new(src: &'a str) -> Self {
+    fn new(src: &'a str, typed: &'a str, from: Option<&'a [usize]>) -> Self {
         Parser {
             src,
+            typed,
+            from,
             b: src.as_bytes(),
             pos: 0,
             end: src.len(),
@@ -202,8 +279,15 @@ impl<'a> Parser<'a> {
         s
     }
 
+    /// The text between two offsets, as typed.
     fn slice(&self, start: usize, end: usize) -> &'a str {
-        self.src.get(start..end).unwrap_or("")
+        match self.from {
+            None => self.src.get(start..end).unwrap_or(""),
+            Some(from) => match (from.get(start), from.get(end)) {
+                (Some(&start), Some(&end)) => self.typed.get(start..end).unwrap_or(""),
+                _ => "",
+            },
+        }
     }
 
     fn error(&self, kind: ErrorKind, offset: usize) -> DiceError {
@@ -536,6 +620,8 @@ impl<'a> Parser<'a> {
         }
         let mut sub = Parser {
             src: self.src,
+            typed: self.typed,
+            from: self.from,
             b: self.b,
             pos: open + 1,
             end: close,
