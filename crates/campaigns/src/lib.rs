@@ -161,7 +161,7 @@
 //!   expiration clears a scheduled deletion). A deletion removes the text and voice
 //!   channel and both roles on Discord first (a 404 counts as done; other failures go
 //!   to the `orphaned_*` sets; a managed channel a series took over with `[channel]`
-//!   is kept, not deleted), then every key of the series in one step, and tells
+//!   is kept, not deleted, and loses only the bot's overwrite), then every key of the series in one step, and tells
 //!   the organisers. `/end-adventure` also alerts them.
 //! - **`/sync`** runs the whole sync at once, without the job's lock but under the
 //!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync

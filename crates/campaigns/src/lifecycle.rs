@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use base::Clock;
 use chrono::{DateTime, Utc};
+use discord::model::{ChannelEdit, Overwrite, OverwriteTarget};
 use discord::{ChannelId, Discord, Reply, RestError, RoleId};
 use feature::Job;
 
@@ -235,7 +236,7 @@ async fn delete_series(
         _ => format!("channel {channel}"),
     };
     // A managed channel a series took over (`[channel]`) is the organisers': it is
-    // given back, not deleted. Deleting the game's roles removes their overwrites.
+    // given back, not deleted (the game's roles and the bot's overwrite leave it).
     let kept = repo.is_managed_channel(channel).await?;
     let mut targets = Vec::new();
     if !kept {
@@ -261,8 +262,11 @@ async fn delete_series(
             }
         }
     }
+    if kept {
+        give_back(discord, settings, channel, [guest, host]).await;
+    }
     let removed = repo.remove_series(series).await?;
-    tracing::info!(%series, %channel, ?removed, "game channel deleted");
+    tracing::info!(%series, %channel, ?removed, kept, "game channel deleted");
     let mut alert = if kept {
         format!(
             "The game in {name} (series `{series}`) ended; {name} is a managed channel, so \
@@ -283,6 +287,46 @@ async fn delete_series(
     report.orphaned.extend(orphaned);
     report.deleted.push(series.clone());
     Ok(())
+}
+
+/// Gives a managed channel a series took over back to the organisers: removes the
+/// bot's own overwrite and any left of the game's roles (the sync changed nothing
+/// else of it). A failure is logged: the channel works as it is, only tidier without.
+async fn give_back(
+    discord: &Discord,
+    settings: &DiscordSettings,
+    channel: ChannelId,
+    roles: [Option<RoleId>; 2],
+) {
+    let result = async {
+        let bot = discord.current_user_id().await?;
+        let channels = discord.guild_channels(settings.guild).await?;
+        let Some(current) = channels.into_iter().find(|c| c.id == channel) else {
+            return Ok(());
+        };
+        let ours = |o: &Overwrite| match o.target {
+            OverwriteTarget::Member(u) => u == bot,
+            OverwriteTarget::Role(r) => roles.contains(&Some(r)),
+        };
+        if !current.overwrites.iter().any(ours) {
+            return Ok(());
+        }
+        let rest: Vec<Overwrite> = current
+            .overwrites
+            .iter()
+            .filter(|o| !ours(o))
+            .cloned()
+            .collect();
+        let edit = ChannelEdit {
+            overwrites: Some(rest),
+            ..ChannelEdit::default()
+        };
+        discord.edit_channel(channel, &edit).await
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(%channel, %error, "could not remove the bot's overwrite from a managed channel it gives back");
+    }
 }
 
 /// Posts `text` in the organisers' alerts channel, if one is configured. It pings

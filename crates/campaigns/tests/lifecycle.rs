@@ -14,7 +14,9 @@ use campaigns::repo::Orphan;
 use campaigns::{CampaignsConfig, SeriesType};
 use chrono::{DateTime, Utc};
 use common::{Env, at, series_id, upsert, world_env};
-use discord::model::{ChannelId, GuildId, RoleId};
+use discord::model::{
+    ChannelEdit, ChannelId, GuildId, Overwrite, OverwriteTarget, RoleId, permissions,
+};
 use discord_sim::{ChannelKind, Fault, RouteMatch, Snowflake};
 
 fn id(s: Snowflake) -> u64 {
@@ -339,6 +341,34 @@ async fn a_managed_channel_a_game_took_over_is_kept_when_the_game_ends() {
         .set_managed_channel(g.text_id(), true)
         .await
         .unwrap();
+    // Readable by everyone, as the organisers set it; the sync added the game's roles
+    // and the bot.
+    let discord = &w.ctx.discord;
+    let bot = discord.current_user_id().await.unwrap();
+    let everyone = Overwrite {
+        target: OverwriteTarget::Role(RoleId::new(id(w.demo.guild))),
+        allow: permissions::VIEW_CHANNEL,
+        deny: 0,
+    };
+    let role = |r: Snowflake| Overwrite {
+        target: OverwriteTarget::Role(RoleId::new(id(r))),
+        allow: permissions::VIEW_CHANNEL,
+        deny: 0,
+    };
+    let edit = ChannelEdit {
+        overwrites: Some(vec![
+            everyone.clone(),
+            role(g.guest),
+            role(g.host),
+            Overwrite {
+                target: OverwriteTarget::Member(bot),
+                allow: permissions::VIEW_CHANNEL | permissions::MANAGE_CHANNELS,
+                deny: 0,
+            },
+        ]),
+        ..ChannelEdit::default()
+    };
+    discord.edit_channel(g.text_id(), &edit).await.unwrap();
     g.run_at("2026-03-01T20:00:00Z").await;
     g.env
         .store
@@ -348,6 +378,17 @@ async fn a_managed_channel_a_game_took_over_is_kept_when_the_game_ends() {
     let report = g.run_at("2026-03-02T04:00:00Z").await;
     assert_eq!(report.deleted, vec![series_id("s1")]);
     assert!(w.sim.channel(g.text).is_some(), "the managed channel stays");
+    let left = w
+        .ctx
+        .discord
+        .guild_channels(GuildId::new(id(w.demo.guild)))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == g.text_id())
+        .unwrap()
+        .overwrites;
+    assert_eq!(left, vec![everyone], "given back as the organisers had it");
     assert!(
         w.sim.channel(g.voice).is_none(),
         "the game's voice channel goes"

@@ -81,8 +81,9 @@
 //!   organisers': the sync adds the game's roles and the bot to its overwrites and
 //!   leaves its other overwrites (`@everyone` included), topic and category as they
 //!   are; it is registered (never deleted by the sync if the registration is refused),
-//!   and when the game ends the lifecycle keeps it (only the game's roles, whose
-//!   overwrites go with them, and voice channel are deleted). A managed channel that
+//!   and when the game ends the lifecycle gives it back: it is kept, the game's roles
+//!   and voice channel are deleted and the bot's overwrite is removed, so it is as the
+//!   organisers left it. A managed channel that
 //!   does not exist is a skip. `[role <id>]` is refused for the campaigns' admin role,
 //!   the organisers' role, `@everyone` and every game's guest and host role
 //!   (`discord_roles`, `discord_host_roles`). The guild's role list Tavern reads holds
@@ -150,7 +151,7 @@ pub struct DiscordReport {
     pub skipped: Vec<String>,
     /// What failed, with why; the next run tries again.
     pub failed: Vec<String>,
-    /// Series with an upcoming event.
+    /// Series with an upcoming or running event.
     pub series: usize,
     /// Redis round trips of the read.
     pub redis_round_trips: usize,
