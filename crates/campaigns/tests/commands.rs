@@ -629,6 +629,26 @@ async fn manage_channel_marks_and_unmarks_a_channel() {
         .await;
     assert!(text(&reply).contains("no longer managed"), "{reply:?}");
     assert!(g.env.members("managed_discord_channels").await.is_empty());
+
+    // A managed channel a game took over stays managed while the game runs (unmarked,
+    // the game's end would delete it).
+    g.env
+        .store
+        .set_managed_channel(g.channel_id(), true)
+        .await
+        .unwrap();
+    let reply = g
+        .run(
+            admin,
+            "manage-channel",
+            json!([{"name": "managed", "value": false}]),
+        )
+        .await;
+    refused(&reply, "stays managed while the game");
+    assert_eq!(
+        g.env.members("managed_discord_channels").await,
+        vec![g.channel.to_string()]
+    );
     g.stop().await;
 }
 

@@ -103,10 +103,21 @@ async fn snooze(c: Commands, inv: Invocation) -> CommandResult {
 }
 
 /// `/manage-channel [managed]`: adds this channel to `managed_discord_channels` or
-/// takes it out.
+/// takes it out. A managed channel may be taken over by a game (`[channel <id>]`) and
+/// is never deleted with it, so one a game is using stays managed until the game ends.
 async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
     c.require_admin(&inv, MANAGE_CHANNEL).await?;
     let managed = inv.options().bool("managed").unwrap_or(true);
+    if !managed
+        && c.repo().is_managed_channel(inv.channel_id).await?
+        && c.repo().channel_series(inv.channel_id).await?.is_some()
+    {
+        return Err(CommandError::refused(format!(
+            "<#{}> stays managed while the game that took it over runs: unmarked, it would \
+             be deleted when the game ends. Once the game has ended, try again.",
+            inv.channel_id
+        )));
+    }
     c.repo()
         .set_managed_channel(inv.channel_id, managed)
         .await?;

@@ -83,7 +83,8 @@
 //!   are; it is registered (never deleted by the sync if the registration is refused),
 //!   and when the game ends the lifecycle gives it back: it is kept, the game's roles
 //!   and voice channel are deleted and the bot's overwrite is removed, so it is as the
-//!   organisers left it. A managed channel that
+//!   organisers left it. While a game uses it, `/manage-channel managed:false` is
+//!   refused (unmarked, it would be deleted with the game). A managed channel that
 //!   does not exist is a skip. `[role <id>]` is refused for the campaigns' admin role,
 //!   the organisers' role, `@everyone` and every game's guest and host role
 //!   (`discord_roles`, `discord_host_roles`). The guild's role list Tavern reads holds
