@@ -230,10 +230,24 @@ fn current_name(tracker: &Tracker) -> Option<String> {
     tracker.entries.get(tracker.turn).map(|e| e.name.clone())
 }
 
-/// Puts the turn back on the combatant called `name` (the start of its group).
-fn restore(tracker: &mut Tracker, name: Option<String>) {
-    tracker.turn = name
-        .and_then(|n| tracker.entries.iter().position(|e| e.name == n))
+/// Whose turn it is, as who added the combatant and its name (two players' combatants
+/// may share a name).
+fn current_key(tracker: &Tracker) -> Option<(UserId, String)> {
+    tracker
+        .entries
+        .get(tracker.turn)
+        .map(|e| (e.user, e.name.clone()))
+}
+
+/// Puts the turn back on the combatant `key` names (the start of its group).
+fn restore(tracker: &mut Tracker, key: Option<(UserId, String)>) {
+    tracker.turn = key
+        .and_then(|(user, name)| {
+            tracker
+                .entries
+                .iter()
+                .position(|e| e.user == user && e.name == name)
+        })
         .map_or(0, |i| unit_start(tracker, i));
 }
 
@@ -449,7 +463,7 @@ pub fn add(
         None => (initiative, expression, group),
     };
     let keep = if started(tracker) {
-        current_name(tracker)
+        current_key(tracker)
     } else {
         None
     };
@@ -945,23 +959,27 @@ pub fn move_to(tracker: &mut Tracker, at: usize, initiative: i64) -> Result<Stri
     let Some(entry) = tracker.entries.get(at) else {
         return refuse("That combatant left the fight.");
     };
-    let name = entry.name.clone();
+    let (name, user) = (entry.name.clone(), entry.user);
     let group = entry.combat.group.clone();
+    // Its unit: itself (not another player's combatant of the same name) or its group.
+    let unit = |e: &Entry| {
+        (e.name == name && e.user == user) || (group.is_some() && e.combat.group == group)
+    };
     for e in &mut tracker.entries {
-        if e.name == name || (group.is_some() && e.combat.group == group) {
+        if unit(e) {
             // For this round: a reroll rolls the expression again.
             e.initiative = initiative;
         }
     }
     // The unit goes to the end of its new tie: it sorts after equal initiatives.
     let keep = if started(tracker) {
-        current_name(tracker)
+        current_key(tracker)
     } else {
         None
     };
     let (moved, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut tracker.entries)
         .into_iter()
-        .partition(|e| e.name == name || (group.is_some() && e.combat.group == group));
+        .partition(|e| unit(e));
     tracker.entries = rest;
     tracker.entries.extend(moved);
     sort(tracker);
@@ -1349,6 +1367,30 @@ mod tests {
         assert_eq!(names(&t), ["C", "A", "B"]);
         assert_eq!(up(&t), "B", "the turn stays with B");
         assert_eq!(t.entries[0].initiative, 30);
+    }
+
+    /// A player's combatant named like someone else's hidden one is its own: finding,
+    /// moving and keeping the turn never reach the hidden one.
+    #[test]
+    fn a_name_shared_with_a_hidden_combatant_reaches_only_the_players_own() {
+        let player = UserId::new(1);
+        let mut t = fight(&[("Vex", 15)]);
+        add(&mut t, UserId::new(GM), &spec("assassin hidden"), 12, None).expect("room");
+        add(&mut t, player, &spec("assassin"), 5, None).expect("not taken for them");
+        let theirs = find(&t, player, "assassin").expect("their own");
+        assert_eq!(
+            (t.entries[theirs].user, t.entries[theirs].initiative),
+            (player, 5)
+        );
+        let gms = find(&t, UserId::new(GM), "assassin").expect("the GM's own");
+        assert!(t.entries[gms].combat.hidden);
+        next(&mut t, None).expect("next");
+        assert_eq!(t.entries[t.turn].initiative, 12, "the hidden one is up");
+        move_to(&mut t, theirs, 20).expect("moved");
+        let hidden = t.entries.iter().find(|e| e.combat.hidden).expect("hidden");
+        assert_eq!(hidden.initiative, 12, "the hidden one stays where it was");
+        assert!(t.entries[t.turn].combat.hidden, "and keeps the turn");
+        assert_eq!(t.entries[0].user, player);
     }
 
     #[test]
