@@ -362,15 +362,16 @@ pub fn first_reminder_after(series: SeriesType) -> TimeDelta {
     }
 }
 
-/// The time between two reminders: about 2 days (adventure) or 4 days (campaign). Two
-/// hours short of it, because the job does not run at exactly the same instant
-/// every day; without the slack a reminder would often slip by a whole day.
+/// The time between two reminders: 2 days (adventure) or 4 days (campaign). The
+/// lifecycle job runs every quarter of an hour, so a reminder comes at most that much
+/// after it is due and keeps its time of day (a daily job needed slack here, which
+/// made every reminder come earlier than the last).
 pub fn reminder_interval(series: SeriesType) -> TimeDelta {
     let days = match series {
         SeriesType::Adventure => 2,
         SeriesType::Campaign => 4,
     };
-    TimeDelta::days(days) - TimeDelta::hours(2)
+    TimeDelta::days(days)
 }
 
 /// What is stored about a game channel's lifecycle.
@@ -838,17 +839,17 @@ mod tests {
     }
 
     #[test]
-    fn reminders_repeat_every_two_or_four_days_with_slack() {
+    fn reminders_repeat_every_two_or_four_days_at_the_same_time_of_day() {
         let mut adventure = lifecycle(SeriesType::Adventure);
         adventure.last_reminder = Some(at("2026-03-02T18:30:00Z"));
-        assert_eq!(adventure.next_reminder(), Some(at("2026-03-04T16:30:00Z")));
-        // The daily job running a little earlier two days later still reminds.
-        assert!(adventure.reminder_due(at("2026-03-04T18:00:00Z")));
+        assert_eq!(adventure.next_reminder(), Some(at("2026-03-04T18:30:00Z")));
+        assert!(!adventure.reminder_due(at("2026-03-04T18:15:00Z")));
+        assert!(adventure.reminder_due(at("2026-03-04T18:30:00Z")));
         assert!(!adventure.reminder_due(at("2026-03-03T18:30:00Z")));
 
         let mut campaign = lifecycle(SeriesType::Campaign);
         campaign.last_reminder = Some(at("2026-03-04T18:30:00Z"));
-        assert_eq!(campaign.next_reminder(), Some(at("2026-03-08T16:30:00Z")));
+        assert_eq!(campaign.next_reminder(), Some(at("2026-03-08T18:30:00Z")));
         assert!(!campaign.reminder_due(at("2026-03-06T18:30:00Z")));
     }
 

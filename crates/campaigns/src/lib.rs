@@ -96,8 +96,8 @@
 //!   someone else: the caller that just created the Discord object lost a race and
 //!   deletes it again (or records it as an orphan).
 //! - **Expiration** is the time of the series' last event; reminders start 1 day
-//!   (adventure) or 3 days (campaign) after it and repeat every 2 or 4 days less two
-//!   hours (a job's runs drift; the slack keeps a reminder from slipping a period).
+//!   (adventure) or 3 days (campaign) after it and repeat every 2 or 4 days (the job
+//!   runs every quarter hour, so each comes within 15 minutes of its time).
 //!   A reminder from before the current expiration does not count. (The original
 //!   stored the expiration with the 1 or 3 days already added; we store the last
 //!   event's time, as the behaviour doc says, and add the delay when reminding, so the
