@@ -1,6 +1,7 @@
 //! The clip archive's rules, pure: ids, settings and what makes a message a clip, scan runs
-//! (their status machine and how a scan pages through a channel's history), and the
-//! install intents of the OAuth flow. No I/O; time and randomness come from the caller.
+//! (their status machine and how a scan pages through a channel's history), the
+//! install intents of the OAuth flow, and which channels a member may see on the web
+//! ([`Viewer`], [`visible_channels`]: Discord's permission overwrites). No I/O; time and randomness come from the caller.
 //!
 //! Nothing here knows a table: [`crate::schema`] builds on these types, never the
 //! reverse.
@@ -853,6 +854,281 @@ pub fn consume_verdict(
 pub fn purge_cutoff(now: DateTime<Utc>, grace: TimeDelta) -> DateTime<Utc> {
     now.checked_sub_signed(grace)
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+// ---------------------------------------------------------------------------------------
+// Who sees which channel
+
+/// The Discord permission bits the web's channel rule reads: those of
+/// [`discord::model::permissions`], plus Manage Threads, which that list lacks.
+pub mod permission_bits {
+    pub use discord::model::permissions::{ADMINISTRATOR, READ_MESSAGE_HISTORY, VIEW_CHANNEL};
+    /// Manage Threads: who holds it in a channel sees its private threads too.
+    pub const MANAGE_THREADS: u64 = 1 << 34;
+    /// Every bit: what the owner and an administrator hold in every channel.
+    pub const ALL: u64 = u64::MAX;
+}
+
+pub use discord::model::{Overwrite, OverwriteTarget, RoleId};
+
+/// A member of a guild as the channel rule sees them: their guild-level permissions
+/// (what Discord's OAuth guild list says of them: `@everyone` and their roles
+/// combined, before any channel's overwrites), whether they own the guild, and their
+/// roles (without `@everyone`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub guild: GuildId,
+    pub user: UserId,
+    pub owner: bool,
+    pub base: u64,
+    pub roles: Vec<RoleId>,
+}
+
+impl Viewer {
+    /// The viewer's permissions in a channel with these overwrites, in Discord's
+    /// order: the owner and Administrator hold everything; otherwise the guild-level
+    /// permissions, then the `@everyone` overwrite (the role whose id is the guild's),
+    /// then the viewer's roles' overwrites together (every deny, then every allow),
+    /// then the viewer's own overwrite.
+    pub fn permissions_in(&self, overwrites: &[Overwrite]) -> u64 {
+        if self.owner || self.base & permission_bits::ADMINISTRATOR != 0 {
+            return permission_bits::ALL;
+        }
+        let everyone = RoleId::new(self.guild.get());
+        let mut bits = self.base;
+        if let Some(o) = overwrites
+            .iter()
+            .find(|o| o.target == OverwriteTarget::Role(everyone))
+        {
+            bits = (bits & !o.deny) | o.allow;
+        }
+        let (mut allow, mut deny) = (0, 0);
+        for o in overwrites {
+            if let OverwriteTarget::Role(role) = o.target
+                && role != everyone
+                && self.roles.contains(&role)
+            {
+                allow |= o.allow;
+                deny |= o.deny;
+            }
+        }
+        bits = (bits & !deny) | allow;
+        if let Some(o) = overwrites
+            .iter()
+            .find(|o| o.target == OverwriteTarget::Member(self.user))
+        {
+            bits = (bits & !o.deny) | o.allow;
+        }
+        bits
+    }
+
+    /// Whether the viewer reads a channel's history there: View Channel and Read
+    /// Message History, as Discord's client needs to show past messages.
+    pub fn reads(&self, overwrites: &[Overwrite]) -> bool {
+        let needed = permission_bits::VIEW_CHANNEL | permission_bits::READ_MESSAGE_HISTORY;
+        self.permissions_in(overwrites) & needed == needed
+    }
+
+    /// Whether the viewer sees every thread of a channel, private ones included: they
+    /// read the channel and hold Manage Threads there.
+    pub fn reads_every_thread(&self, overwrites: &[Overwrite]) -> bool {
+        self.reads(overwrites)
+            && self.permissions_in(overwrites) & permission_bits::MANAGE_THREADS != 0
+    }
+}
+
+/// A channel of the guild as Discord lists it now (threads are never in that list).
+#[derive(Debug, Clone, Copy)]
+pub struct ListedChannel<'a> {
+    pub id: ChannelId,
+    pub overwrites: &'a [Overwrite],
+}
+
+/// A channel Tavern stored, as the rule needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredKind {
+    /// A channel of the guild's list.
+    Channel,
+    /// A thread, with its parent when it is known.
+    Thread { parent: Option<ChannelId> },
+}
+
+/// The listed channels in which the viewer sees every thread (see
+/// [`Viewer::reads_every_thread`]): only when there is one is a thread's parent worth
+/// asking Discord for.
+pub fn thread_parents_read(
+    viewer: &Viewer,
+    listed: &[ListedChannel<'_>],
+) -> std::collections::BTreeSet<ChannelId> {
+    listed
+        .iter()
+        .filter(|c| viewer.reads_every_thread(c.overwrites))
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Which of the stored channels the viewer may see on the web, as Discord would show
+/// them: a channel of the guild's list when [`Viewer::reads`] it; a thread only when
+/// its parent is known and the viewer reads every thread of it (Tavern cannot tell a
+/// private thread from a public one, nor who was added to one, so it shows a thread
+/// only to those who see it either way); anything Discord does not list is hidden.
+pub fn visible_channels(
+    viewer: &Viewer,
+    listed: &[ListedChannel<'_>],
+    stored: &[(ChannelId, StoredKind)],
+) -> std::collections::BTreeSet<ChannelId> {
+    let readable: std::collections::BTreeSet<ChannelId> = listed
+        .iter()
+        .filter(|c| viewer.reads(c.overwrites))
+        .map(|c| c.id)
+        .collect();
+    let threads_readable = thread_parents_read(viewer, listed);
+    stored
+        .iter()
+        .filter(|(id, kind)| match kind {
+            StoredKind::Channel => readable.contains(id),
+            StoredKind::Thread { parent } => {
+                parent.is_some_and(|parent| threads_readable.contains(&parent))
+            }
+        })
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+#[cfg(test)]
+mod sight_tests {
+    use super::permission_bits::*;
+    use super::*;
+
+    const GUILD: u64 = 100;
+    const MODS: u64 = 7;
+    const PLAYERS: u64 = 8;
+    const READ: u64 = VIEW_CHANNEL | READ_MESSAGE_HISTORY;
+
+    fn viewer(base: u64, roles: &[u64]) -> Viewer {
+        Viewer {
+            guild: GuildId::new(GUILD),
+            user: UserId::new(42),
+            owner: false,
+            base,
+            roles: roles.iter().map(|r| RoleId::new(*r)).collect(),
+        }
+    }
+
+    fn role(id: u64, allow: u64, deny: u64) -> Overwrite {
+        Overwrite {
+            target: OverwriteTarget::Role(RoleId::new(id)),
+            allow,
+            deny,
+        }
+    }
+
+    fn member(id: u64, allow: u64, deny: u64) -> Overwrite {
+        Overwrite {
+            target: OverwriteTarget::Member(UserId::new(id)),
+            allow,
+            deny,
+        }
+    }
+
+    #[test]
+    fn without_overwrites_the_guild_permissions_decide() {
+        assert!(viewer(READ, &[]).reads(&[]));
+        assert!(
+            !viewer(VIEW_CHANNEL, &[]).reads(&[]),
+            "no history, no clips"
+        );
+        assert!(!viewer(0, &[]).reads(&[]));
+    }
+
+    #[test]
+    fn a_denied_everyone_hides_the_channel_unless_a_role_or_the_member_is_allowed() {
+        let mods_only = [role(GUILD, 0, VIEW_CHANNEL), role(MODS, VIEW_CHANNEL, 0)];
+        assert!(!viewer(READ, &[]).reads(&mods_only));
+        assert!(!viewer(READ, &[PLAYERS]).reads(&mods_only));
+        assert!(viewer(READ, &[MODS]).reads(&mods_only));
+        let with_member = [mods_only[0].clone(), member(42, VIEW_CHANNEL, 0)];
+        assert!(viewer(READ, &[]).reads(&with_member));
+        let someone_else = [mods_only[0].clone(), member(43, VIEW_CHANNEL, 0)];
+        assert!(!viewer(READ, &[]).reads(&someone_else));
+    }
+
+    #[test]
+    fn roles_combine_denies_then_allows_and_the_member_overwrite_is_last() {
+        // One role denies, another allows: the allow wins (denies are applied first).
+        let split = [role(PLAYERS, 0, VIEW_CHANNEL), role(MODS, VIEW_CHANNEL, 0)];
+        assert!(viewer(READ, &[PLAYERS, MODS]).reads(&split));
+        assert!(!viewer(READ, &[PLAYERS]).reads(&split));
+        // The member's own deny beats every role's allow.
+        let member_denied = [role(MODS, VIEW_CHANNEL, 0), member(42, 0, VIEW_CHANNEL)];
+        assert!(!viewer(READ, &[MODS]).reads(&member_denied));
+        // A role's allow beats @everyone's deny; @everyone's allow does not beat a role's deny.
+        let everyone_allows = [role(GUILD, VIEW_CHANNEL, 0), role(PLAYERS, 0, VIEW_CHANNEL)];
+        assert!(!viewer(READ, &[PLAYERS]).reads(&everyone_allows));
+        // A deny of history alone hides the clips too.
+        assert!(!viewer(READ, &[]).reads(&[role(GUILD, 0, READ_MESSAGE_HISTORY)]));
+        // An overwrite for a role the member lacks changes nothing.
+        assert!(viewer(READ, &[]).reads(&[role(MODS, 0, VIEW_CHANNEL)]));
+    }
+
+    #[test]
+    fn the_owner_and_administrators_see_everything() {
+        let hidden = [role(GUILD, 0, READ), member(42, 0, READ)];
+        let owner = Viewer {
+            owner: true,
+            ..viewer(0, &[])
+        };
+        assert!(owner.reads(&hidden) && owner.reads_every_thread(&hidden));
+        let admin = viewer(ADMINISTRATOR, &[]);
+        assert!(admin.reads(&hidden) && admin.reads_every_thread(&hidden));
+    }
+
+    #[test]
+    fn threads_show_only_to_those_who_see_every_thread_of_their_parent() {
+        let (open, hidden, thread, orphan, gone) = (
+            ChannelId::new(1),
+            ChannelId::new(2),
+            ChannelId::new(3),
+            ChannelId::new(4),
+            ChannelId::new(5),
+        );
+        let deny_everyone = [role(GUILD, 0, VIEW_CHANNEL)];
+        let listed = [
+            ListedChannel {
+                id: open,
+                overwrites: &[],
+            },
+            ListedChannel {
+                id: hidden,
+                overwrites: &deny_everyone,
+            },
+        ];
+        let stored = [
+            (open, StoredKind::Channel),
+            (hidden, StoredKind::Channel),
+            (thread, StoredKind::Thread { parent: Some(open) }),
+            (orphan, StoredKind::Thread { parent: None }),
+            (gone, StoredKind::Channel),
+        ];
+        let plain = viewer(READ, &[]);
+        assert_eq!(
+            visible_channels(&plain, &listed, &stored),
+            [open].into(),
+            "a plain member: not the hidden channel, not the thread, not what Discord no longer lists"
+        );
+        assert!(thread_parents_read(&plain, &listed).is_empty());
+        let thread_manager = viewer(READ | MANAGE_THREADS, &[]);
+        assert_eq!(
+            visible_channels(&thread_manager, &listed, &stored),
+            [open, thread].into()
+        );
+        let admin = viewer(ADMINISTRATOR, &[]);
+        assert_eq!(
+            visible_channels(&admin, &listed, &stored),
+            [open, hidden, thread].into(),
+            "a thread of unknown parent and a channel Discord does not list stay hidden"
+        );
+    }
 }
 
 #[cfg(test)]

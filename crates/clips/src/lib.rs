@@ -157,6 +157,25 @@
 //!   poster as the video's first frame (`preload="metadata"`), and refreshes CDN URLs
 //!   that expire within 5 minutes before rendering. Progress is polled once a second
 //!   while a run is unfinished.
+//! - **Who sees which channel on the web**: a member who does not manage the guild sees
+//!   a channel's name, clips, message texts, authors and scan state only when Discord
+//!   would show them its history: View Channel and Read Message History, computed by
+//!   [`domain::Viewer`] from their guild-level permissions (the guild list's
+//!   `permissions`), their roles (asked as the bot) and the channel's overwrites in
+//!   Discord's order (`@everyone`, the roles' denies then allows, the member's own);
+//!   the owner and Administrator see everything. Elsewhere the channel does not exist
+//!   for them: absent from the library, its channel and author filters and the guild
+//!   page, and a 404 for `channel=`, the scan status and the managers' forms, as an
+//!   unknown channel. The set is kept 60 s in Redis under
+//!   `tavern:clips:visible_channels:{guild}:{user}` (an addition), so a changed role
+//!   or overwrite shows within a minute; Discord failing to answer shows no channel
+//!   and says so. Managers see every channel: they may read any of them anyway.
+//! - **Threads on the web** are shown to a member only when they see the parent
+//!   channel and hold Manage Threads there, and to managers. The `discord` crate
+//!   cannot tell a public thread from a private one nor list a thread's members, so
+//!   Tavern does not guess: those two see every thread of the channel on Discord,
+//!   private ones included, and anyone else might not. A member who may see a public
+//!   thread but lacks Manage Threads does not find its clips on the web.
 
 pub mod commands;
 pub mod domain;

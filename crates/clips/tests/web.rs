@@ -1126,6 +1126,15 @@ async fn the_library_queries_use_the_indexes_at_100_000_clips() {
             "idx_clips_author_posted",
         ),
         (
+            "a member's channels",
+            LibraryFilter {
+                channels: Some(vec![general, dice]),
+                ..guild_only.clone()
+            },
+            cursor,
+            "idx_clips_guild_posted",
+        ),
+        (
             "a rare word",
             LibraryFilter {
                 search: Some(SearchText::parse("ace").unwrap()),
@@ -1151,4 +1160,216 @@ async fn the_library_queries_use_the_indexes_at_100_000_clips() {
         let page = site.repo.library_page(&filter, cursor, 24).await.unwrap();
         assert!(!page.clips.is_empty(), "{what}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Who sees which channel
+
+/// Discord's View Channel bit.
+const VIEW_CHANNEL: u64 = 1 << 10;
+
+/// What a page or an answer shows of a channel, its clip and its author.
+fn shows(html: &str, needles: &[&str]) -> Vec<String> {
+    needles
+        .iter()
+        .filter(|n| html.contains(**n))
+        .map(|n| (*n).to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_sees_only_the_channels_discord_shows_them() {
+    let site = site().await;
+    let sim = &site.world.sim;
+    let demo = &site.world.demo;
+    let (guild, general) = site.known_demo_guild().await;
+    // #mod-room: @everyone may not view it; the Moderators role may.
+    let moderators = sim
+        .create_role(demo.guild, discord_sim::RoleSpec::new("Moderators", 0))
+        .unwrap();
+    let mut spec = discord_sim::ChannelSpec::new("mod-room", ChannelKind::Text);
+    spec.permission_overwrites = vec![
+        discord_sim::PermissionOverwrite {
+            id: demo.guild,
+            kind: discord_sim::OverwriteKind::Role,
+            allow: 0,
+            deny: VIEW_CHANNEL,
+        },
+        discord_sim::PermissionOverwrite {
+            id: moderators,
+            kind: discord_sim::OverwriteKind::Role,
+            allow: VIEW_CHANNEL,
+            deny: 0,
+        },
+    ];
+    let mod_room_id = sim.create_channel_with(demo.guild, spec).unwrap();
+    let mod_room = site.add_channel(guild, mod_room_id, "mod-room").await;
+    // A thread Tavern stored (discord-sim has no threads; Discord's channel list never
+    // holds one): shown only to those who see every thread of its parent.
+    let thread = ChannelId::new(990_000_000_000_000_001);
+    site.repo
+        .upsert_channel(&ChannelInfo {
+            id: thread,
+            guild,
+            name: Some("mods-thread".into()),
+            kind: Some("thread".into()),
+            is_nsfw: false,
+        })
+        .await
+        .unwrap();
+    site.repo.set_reading(thread, true).await.unwrap();
+    let at = testkit::epoch() - TimeDelta::days(1);
+    index(&site.repo, general, &clip(1, 5, at, "open_play.mp4", "gg")).await;
+    let secret = clip(2, 77, at, "secret_plan.mp4", "the mods only plan");
+    index(&site.repo, mod_room, &secret).await;
+    let threaded = clip(3, 88, at, "thread_talk.mp4", "inside the thread");
+    index(&site.repo, thread, &threaded).await;
+
+    let member_id = site.user_in(demo.guild, "Member", false);
+    let member = site.sign_in(member_id).await;
+    let moderator_id = site.user_in(demo.guild, "Moderator", false);
+    sim.add_member_role(demo.guild, moderator_id, moderators)
+        .unwrap();
+    let moderator = site.sign_in(moderator_id).await;
+    let manager = site.demo_browser("Manager", true).await;
+
+    let library = format!("/clips/guilds/{guild}/library");
+    let guild_page = format!("/clips/guilds/{guild}");
+    let hidden = [
+        "mod-room",
+        "secret_plan",
+        "the mods only plan",
+        "author77",
+        "mods-thread",
+        "thread_talk",
+        "author88",
+    ];
+
+    // A plain member: neither channel's name, clips, text nor author, anywhere.
+    let html = site.page(&library, &member).await;
+    assert_eq!(tiles(&html), vec![1]);
+    assert!(html.contains("#general"), "{html}");
+    assert_eq!(shows(&html, &hidden), Vec::<String>::new(), "library");
+    let html = site.page(&format!("{library}?q=plan"), &member).await;
+    assert!(tiles(&html).is_empty() && html.contains("No clips match."));
+    let html = site.page(&format!("{library}?author=77"), &member).await;
+    assert!(tiles(&html).is_empty(), "{html}");
+    let html = site.page(&guild_page, &member).await;
+    assert!(html.contains("#general"), "{html}");
+    assert_eq!(shows(&html, &hidden), Vec::<String>::new(), "guild page");
+    // A direct channel= URL and the scan status answer as for an unknown channel.
+    for channel in [mod_room, thread] {
+        let asked = site
+            .get(&format!("{library}?channel={channel}"), Some(&member))
+            .await;
+        assert_eq!(asked.status(), 404, "library channel={channel}");
+        let body = asked.text().await.unwrap();
+        assert_eq!(shows(&body, &hidden), Vec::<String>::new(), "{body}");
+        let api = site
+            .get_json(&format!("/api/clips/channels/{channel}/scan"), &member)
+            .await;
+        assert_eq!(api.status(), 404, "scan status of {channel}");
+        let body = api.text().await.unwrap();
+        assert_eq!(shows(&body, &hidden), Vec::<String>::new(), "{body}");
+        let toggle = site
+            .post(
+                &format!("/clips/channels/{channel}/reading"),
+                &member,
+                &[("reading", "0")],
+            )
+            .await;
+        assert_eq!(
+            toggle.status(),
+            404,
+            "a member's POST names no hidden channel"
+        );
+    }
+    let unknown = site
+        .get(
+            &format!("{library}?channel=12345678901234567"),
+            Some(&member),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404, "an unknown channel answers the same");
+    let api = site
+        .get_json(&format!("/api/clips/channels/{general}/scan"), &member)
+        .await;
+    assert_eq!(api.status(), 200);
+    // The member's channels are cached a minute under Tavern's key.
+    let key = clips::schema::library::visible_channels_key(guild, user_id(member_id));
+    let ttl = store::harness::ttl(&site.world.redis, &key).await;
+    assert!((1..=60).contains(&ttl), "cached for a minute, not {ttl}");
+
+    // A member with the role the overwrite allows: the channel, not the thread (no
+    // Manage Threads there).
+    let html = site.page(&library, &moderator).await;
+    assert_eq!(tiles(&html), vec![2, 1]);
+    assert_eq!(
+        shows(&html, &hidden),
+        vec!["mod-room", "secret_plan", "the mods only plan", "author77"]
+    );
+    let html = site
+        .page(&format!("{library}?channel={mod_room}"), &moderator)
+        .await;
+    assert_eq!(tiles(&html), vec![2]);
+    let html = site.page(&guild_page, &moderator).await;
+    assert!(
+        html.contains("#mod-room") && !html.contains("mods-thread"),
+        "{html}"
+    );
+    let api = site
+        .get_json(&format!("/api/clips/channels/{mod_room}/scan"), &moderator)
+        .await;
+    assert_eq!(api.status(), 200);
+    let body: clips::web::guilds::ScanStatusBody = api.json().await.unwrap();
+    assert_eq!(body.clips_in_channel, 1);
+    let thread_status = site
+        .get_json(&format!("/api/clips/channels/{thread}/scan"), &moderator)
+        .await;
+    assert_eq!(thread_status.status(), 404);
+
+    // A manager: everything, the thread included.
+    let html = site.page(&library, &manager).await;
+    assert_eq!(tiles(&html), vec![3, 2, 1]);
+    assert_eq!(shows(&html, &hidden), hidden.to_vec());
+    let html = site.page(&guild_page, &manager).await;
+    assert!(
+        html.contains("#mod-room") && html.contains("#mods-thread"),
+        "{html}"
+    );
+    for channel in [mod_room, thread] {
+        let api = site
+            .get_json(&format!("/api/clips/channels/{channel}/scan"), &manager)
+            .await;
+        assert_eq!(api.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_member_sees_no_channel_while_discord_cannot_say_which() {
+    let site = site().await;
+    let (guild, general) = site.known_demo_guild().await;
+    let at = testkit::epoch() - TimeDelta::days(1);
+    index(&site.repo, general, &clip(1, 5, at, "open_play.mp4", "gg")).await;
+    let member = site.demo_browser("Member", false).await;
+    site.world.sim.inject_fault(
+        discord_sim::RouteMatch::new("GET", format!("/guilds/{}/channels", site.world.demo.guild)),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+
+    let refused = site
+        .get(&format!("/clips/guilds/{guild}/library"), Some(&member))
+        .await;
+    assert_eq!(refused.status(), 502);
+    let html = refused.text().await.unwrap();
+    assert!(tiles(&html).is_empty(), "{html}");
+    assert!(html.contains("could not ask Discord"), "{html}");
+    assert!(!html.contains("open_play"), "{html}");
+
+    // Once Discord answers, the page shows what it allows.
+    let html = site
+        .page(&format!("/clips/guilds/{guild}/library"), &member)
+        .await;
+    assert_eq!(tiles(&html), vec![1]);
 }

@@ -76,6 +76,9 @@ pub struct LibraryFilter {
     /// Posted before.
     pub to: Option<DateTime<Utc>>,
     pub search: Option<SearchText>,
+    /// Only clips of these channels (those a member may see); `None` for every
+    /// channel of the guild.
+    pub channels: Option<Vec<ChannelId>>,
 }
 
 impl LibraryFilter {
@@ -88,7 +91,17 @@ impl LibraryFilter {
             from: None,
             to: None,
             search: None,
+            channels: None,
         }
+    }
+
+    /// Whether the filter asks for nothing but the guild's clips (those it may see).
+    pub fn is_whole_library(&self) -> bool {
+        self.channel.is_none()
+            && self.author.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.search.is_none()
     }
 }
 
@@ -255,7 +268,15 @@ fn bind_page<'q, O>(
             .bind(cursor.posted_at)
             .bind(cursor.attachment.to_string());
     }
+    if let Some(channels) = &filter.channels {
+        query = query.bind(channel_texts(channels));
+    }
     query.bind(i64::from(limit) + 1)
+}
+
+/// Channel ids as the index writes them.
+fn channel_texts(channels: &[ChannelId]) -> Vec<String> {
+    channels.iter().map(ToString::to_string).collect()
 }
 
 impl Repo {
@@ -315,12 +336,24 @@ impl Repo {
             .bind(i64::from(MAX_AUTHORS))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|(id, name)| {
-                let id = parse_snowflake("user id", &id).map_err(|e| corrupt("clip", e))?;
-                Ok((id, name.unwrap_or_default()))
-            })
-            .collect()
+        authors(rows)
+    }
+
+    /// [`Repo::guild_authors`] of the clips in `channels` only (the channels a member
+    /// may see).
+    pub async fn guild_authors_in(
+        &self,
+        guild: GuildId,
+        channels: &[ChannelId],
+    ) -> Result<Vec<(UserId, String)>, RepoError> {
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as(sql::SELECT_GUILD_AUTHORS_IN_CHANNELS)
+                .bind(guild.to_string())
+                .bind(i64::from(MAX_AUTHORS))
+                .bind(channel_texts(channels))
+                .fetch_all(&self.pool)
+                .await?;
+        authors(rows)
     }
 
     /// How many clips each channel of `guild` holds, in one statement (a channel
@@ -458,6 +491,16 @@ impl Repo {
     }
 }
 
+/// The authors' rows as ids and names.
+fn authors(rows: Vec<(String, Option<String>)>) -> Result<Vec<(UserId, String)>, RepoError> {
+    rows.into_iter()
+        .map(|(id, name)| {
+            let id = parse_snowflake("user id", &id).map_err(|e| corrupt("clip", e))?;
+            Ok((id, name.unwrap_or_default()))
+        })
+        .collect()
+}
+
 fn shape(filter: &LibraryFilter, cursor: bool) -> LibraryShape {
     LibraryShape {
         channel: filter.channel.is_some(),
@@ -466,6 +509,7 @@ fn shape(filter: &LibraryFilter, cursor: bool) -> LibraryShape {
         to: filter.to.is_some(),
         search: filter.search.is_some(),
         cursor,
+        channels: filter.channels.is_some(),
     }
 }
 

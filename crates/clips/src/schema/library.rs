@@ -2,8 +2,8 @@
 //! with filters and search, the authors of a guild, the refreshed CDN URLs, the purges of
 //! the danger zone, the guild page's clip counts and latest runs per channel (one
 //! statement each, whatever the number of channels), and which of a user's guilds
-//! Tavern is in. Also the one Redis key
-//! the web side adds ([`USER_GUILDS_KEY_PREFIX`]).
+//! Tavern is in. Also the two Redis keys the web side adds ([`USER_GUILDS_KEY_PREFIX`],
+//! [`VISIBLE_CHANNELS_KEY_PREFIX`]).
 //!
 //! # Paging that stays fast
 //! A page is `ORDER BY posted_at DESC, attachment_id DESC LIMIT n+1` after the cursor
@@ -22,6 +22,23 @@
 //! ([`library_page`]); every value is a bound parameter.
 
 use chrono::{DateTime, Utc};
+
+/// Redis key prefix of the channels a member may see in a guild, cached by the web
+/// pages: `tavern:clips:visible_channels:{guild id}:{discord user id}`, a JSON array
+/// of channel ids (the stored channels whose clips, names and scans the member may
+/// see, decided by [`crate::domain::visible_channels`]), for
+/// [`VISIBLE_CHANNELS_TTL_SECS`]. Tavern's addition (the seed has no Redis keys):
+/// without it every page view would ask Discord for the guild's channels and the
+/// member's roles. Only members who do not manage the guild have one.
+pub const VISIBLE_CHANNELS_KEY_PREFIX: &str = "tavern:clips:visible_channels:";
+/// How long a cached set of visible channels is used (seconds): a changed role or
+/// overwrite shows within this time.
+pub const VISIBLE_CHANNELS_TTL_SECS: u64 = 60;
+
+/// The key of the channels `user` may see in `guild`.
+pub fn visible_channels_key(guild: crate::domain::GuildId, user: crate::domain::UserId) -> String {
+    format!("{VISIBLE_CHANNELS_KEY_PREFIX}{guild}:{user}")
+}
 
 /// Redis key prefix of a user's Discord guild list, cached by the web pages:
 /// `tavern:clips:user_guilds:{discord user id}`, a JSON array of the user's guilds (id,
@@ -59,8 +76,8 @@ pub struct LibraryClipRow {
 }
 
 /// Which filters a library page has, in the order their parameters are bound after
-/// `$1` (the guild): channel, author, from, to, search pattern, cursor (two), and last
-/// the limit.
+/// `$1` (the guild): channel, author, from, to, search pattern, cursor (two), the
+/// channels a member may see, and last the limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LibraryShape {
     pub channel: bool,
@@ -69,6 +86,8 @@ pub struct LibraryShape {
     pub to: bool,
     pub search: bool,
     pub cursor: bool,
+    /// Only clips of a list of channels (those a member may see).
+    pub channels: bool,
 }
 
 const LIBRARY_COLUMNS: &str = "\
@@ -82,7 +101,7 @@ WHERE guild_id = $1";
 /// docs). Parameters: `$1` guild_id, then for each filter present, in this order:
 /// channel_id, author_id, from (inclusive), to (exclusive), the `LIKE` pattern (lowered
 /// here; `%`, `_` and `\` in the words escaped with `\`), the cursor's posted_at and
-/// attachment_id; last the limit.
+/// attachment_id, the channel ids a member may see (text[]); last the limit.
 pub(crate) fn library_page(shape: LibraryShape) -> String {
     let mut sql = String::from(LIBRARY_COLUMNS);
     let mut n = 1;
@@ -114,6 +133,9 @@ pub(crate) fn library_page(shape: LibraryShape) -> String {
             "\n  AND (posted_at, attachment_id) < (${t}, ${a})"
         ));
     }
+    if shape.channels {
+        sql.push_str(&format!("\n  AND channel_id = ANY(${}::text[])", next()));
+    }
     sql.push_str(&format!(
         "\nORDER BY posted_at DESC, attachment_id DESC\nLIMIT ${}",
         next()
@@ -142,6 +164,29 @@ WITH RECURSIVE authors AS (
 SELECT a.author_id,
        (SELECT c.author_name FROM clips.clips c
         WHERE c.guild_id = $1 AND c.author_id = a.author_id
+        ORDER BY c.posted_at DESC, c.attachment_id DESC LIMIT 1) AS author_name
+FROM (SELECT author_id FROM authors WHERE author_id IS NOT NULL LIMIT $2) a
+ORDER BY 2, 1";
+
+/// `$1` guild_id, `$2` at most this many, `$3` channel ids (text[]).
+/// [`SELECT_GUILD_AUTHORS`] over the clips of those channels only (the channels a
+/// member may see): the same skip scan, each probe the next author with a clip there.
+pub(crate) const SELECT_GUILD_AUTHORS_IN_CHANNELS: &str = "\
+WITH RECURSIVE authors AS (
+    (SELECT author_id FROM clips.clips
+     WHERE guild_id = $1 AND channel_id = ANY($3::text[])
+     ORDER BY author_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.author_id FROM clips.clips c
+            WHERE c.guild_id = $1 AND c.author_id > a.author_id
+              AND c.channel_id = ANY($3::text[])
+            ORDER BY c.author_id LIMIT 1)
+    FROM authors a WHERE a.author_id IS NOT NULL
+)
+SELECT a.author_id,
+       (SELECT c.author_name FROM clips.clips c
+        WHERE c.guild_id = $1 AND c.author_id = a.author_id
+          AND c.channel_id = ANY($3::text[])
         ORDER BY c.posted_at DESC, c.attachment_id DESC LIMIT 1) AS author_name
 FROM (SELECT author_id FROM authors WHERE author_id IS NOT NULL LIMIT $2) a
 ORDER BY 2, 1";
@@ -258,6 +303,7 @@ mod tests {
             to: true,
             search: true,
             cursor: true,
+            channels: true,
         });
         for (i, part) in [
             "channel_id = $2",
@@ -266,7 +312,8 @@ mod tests {
             "posted_at < $5",
             "LIKE lower($6)",
             "< ($7, $8)",
-            "LIMIT $9",
+            "channel_id = ANY($9::text[])",
+            "LIMIT $10",
         ]
         .iter()
         .enumerate()

@@ -2,12 +2,15 @@
 //!
 //! - `GET /clips`: the guilds you share with Tavern (a link to each) and the ones you
 //!   may manage without it (an "Add Tavern" button, see [`super::install`]).
-//! - `GET /clips/guilds/{guild}`: the guild's channels (not its categories), each with
+//! - `GET /clips/guilds/{guild}`: the guild's channels (not its categories; for a
+//!   member who does not manage the guild, only those Discord shows them,
+//!   [`super::sight`]), each with
 //!   whether Tavern reads it, its clip count and its latest scan run. Managers get the
 //!   reading toggle, quick and deep scan buttons, a cancel button while a run is
 //!   unfinished, and the danger zone. A run that is queued or running is shown live:
 //!   the page's script polls `GET /api/clips/channels/{channel}/scan` every second and
-//!   stops once the run is final ([`ScanStatusBody::live`]).
+//!   stops once the run is final ([`ScanStatusBody::live`]); a channel the member does
+//!   not see answers 404 there too.
 //! - Reading and scans follow `/clips`'s rule, kept by the engine
 //!   ([`crate::scan::Scanner`]): a channel is scanned only while Tavern reads it
 //!   (`request_if_reading` queues a run, or hands back the channel's unfinished one,
@@ -36,6 +39,7 @@ use web::access::Denied;
 use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
+use super::sight::sight;
 use super::{
     CLIPS_PATH, INSTALL_PATH, WebState, as_denied, channel_name, channel_standing, guild_path,
     library_path, managed_channel, must_manage, my_guilds, parse_guild, respond, scan_problem,
@@ -147,6 +151,7 @@ async fn guild_page(
         .link("Your servers", CLIPS_PATH)
     })
     .await?;
+    let sight = sight(state, current, standing, &mine).await?;
     let channels = state
         .repo
         .guild_channels(guild)
@@ -164,7 +169,7 @@ async fn guild_page(
         .map_err(|e| storage_problem(&e))?;
     let views: Vec<ChannelView> = channels
         .into_iter()
-        .filter(|c| c.info.kind.as_deref() != Some("category"))
+        .filter(|c| c.info.kind.as_deref() != Some("category") && sight.sees(c.info.id))
         .map(|channel| {
             let id = channel.info.id;
             ChannelView {
@@ -188,8 +193,10 @@ async fn guild_page(
                     }
                 }
                 h2 { "Channels" }
-                @if views.is_empty() {
+                @if views.is_empty() && manages {
                     p.muted { "Tavern knows no channel of this server yet." }
+                } @else if views.is_empty() {
+                    p.muted { "Tavern knows no channel of this server that Discord shows you." }
                 }
                 ul.channel-list {
                     @for view in &views {

@@ -18,7 +18,10 @@
 //!   new ones stored. If Discord does not answer, the page shows the old URLs (those
 //!   tiles may not play) and says so.
 //!
-//! Any member of the guild (per their Discord guild list) may see it.
+//! Any member of the guild (per their Discord guild list) may see it, with the clips,
+//! channels and authors of the channels Discord shows them ([`super::sight`]; a
+//! manager sees every channel). `channel=` naming a channel Tavern does not know in
+//! the guild, or one the member does not see, is a 404 page, the same for both.
 
 use std::collections::HashMap;
 
@@ -32,6 +35,7 @@ use serde::Deserialize;
 use web::page::{Page, Problem};
 use web::session::CurrentUser;
 
+use super::sight::sight;
 use super::{
     WebState, channel_name, guild_path, human_duration, human_size, parse_guild, quoted, respond,
     standing, storage_problem, stored_guild,
@@ -146,35 +150,48 @@ async fn library(
     query: &LibraryQuery,
 ) -> Result<Markup, Problem> {
     let guild = parse_guild(raw)?;
-    let (filter, cursor) = parse_query(guild, query)?;
-    standing(state, current, guild).await?;
+    let (mut filter, cursor) = parse_query(guild, query)?;
+    let (standing, mine) = standing(state, current, guild).await?;
     let stored = stored_guild(state, guild, || {
         Problem::not_found("Tavern is not in this server, so it has no library here.")
     })
     .await?;
+    let sight = sight(state, current, standing, &mine).await?;
+    let channels: Vec<StoredChannel> = state
+        .repo
+        .guild_channels(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .into_iter()
+        .filter(|c| c.info.kind.as_deref() != Some("category") && sight.sees(c.info.id))
+        .collect();
+    if let Some(asked) = filter.channel
+        && !channels.iter().any(|c| c.info.id == asked)
+    {
+        return Err(Problem::not_found(format!(
+            "`{asked}` is not a channel of {} that Tavern knows.",
+            stored.info.name
+        )));
+    }
+    filter.channels = sight.channels();
     let mut found = state
         .repo
         .library_page(&filter, cursor, PAGE_SIZE)
         .await
         .map_err(|e| storage_problem(&e))?;
     let stale_links = refresh_urls(state, &mut found).await;
-    let channels = state
-        .repo
-        .guild_channels(guild)
-        .await
-        .map_err(|e| storage_problem(&e))?;
-    let authors = state
-        .repo
-        .guild_authors(guild)
-        .await
-        .map_err(|e| storage_problem(&e))?;
+    let authors = match &filter.channels {
+        None => state.repo.guild_authors(guild).await,
+        Some(seen) => state.repo.guild_authors_in(guild, seen).await,
+    }
+    .map_err(|e| storage_problem(&e))?;
     let names: HashMap<ChannelId, String> = channels
         .iter()
         .map(|c| (c.info.id, channel_name(c)))
         .collect();
     let title = format!("{} · library", stored.info.name);
     // The whole library asked for: empty means nothing is indexed yet, not "no match".
-    let everything = cursor.is_none() && filter == LibraryFilter::guild(guild);
+    let everything = cursor.is_none() && filter.is_whole_library();
     Ok(page.render(
         &title,
         html! {
@@ -252,7 +269,7 @@ fn filters(
                 "Channel "
                 select name="channel" {
                     option value="" { "All channels" }
-                    @for channel in channels.iter().filter(|c| c.info.kind.as_deref() != Some("category")) {
+                    @for channel in channels {
                         option value=(channel.info.id) selected[filter.channel == Some(channel.info.id)] {
                             "#" (channel_name(channel))
                         }

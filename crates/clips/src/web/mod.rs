@@ -16,14 +16,14 @@
 //! | GET  | `/clips` | signed-in user |
 //! | POST | `/clips/install` | a manager of the guild (+ CSRF) |
 //! | GET  | `/clips/install/callback` | the user who started the install |
-//! | GET  | `/clips/guilds/{guild}` | a member of the guild (read-only) or a manager |
-//! | GET  | `/clips/guilds/{guild}/library` | a member of the guild |
+//! | GET  | `/clips/guilds/{guild}` | a member of the guild (read-only, the channels they see) or a manager |
+//! | GET  | `/clips/guilds/{guild}/library` | a member of the guild (the channels they see) |
 //! | POST | `/clips/guilds/{guild}/purge` | a manager (+ CSRF, the guild's name typed) |
 //! | POST | `/clips/channels/{channel}/reading` | a manager (+ CSRF) |
 //! | POST | `/clips/channels/{channel}/scans` | a manager (+ CSRF; `deep=1` for a deep scan; the channel read) |
 //! | POST | `/clips/channels/{channel}/scans/cancel` | a manager (+ CSRF) |
 //! | POST | `/clips/channels/{channel}/purge` | a manager (+ CSRF, the channel's name typed) |
-//! | GET  | `/api/clips/channels/{channel}/scan` | a member of the channel's guild (JSON) |
+//! | GET  | `/api/clips/channels/{channel}/scan` | a member of the channel's guild who sees the channel, or a manager (JSON) |
 //!
 //! # Who may do what
 //! Discord says, with the signed-in user's own token (`GET /users/@me/guilds`, the
@@ -35,12 +35,18 @@
 //! ([`crate::schema::library::USER_GUILDS_KEY_PREFIX`]), so page views and the progress
 //! polling do not each ask Discord; a change of role shows within that minute.
 //!
+//! A member who does not manage the guild sees only the channels Discord shows them
+//! ([`sight`]): the others' names, clips, authors and scans are absent from every page
+//! and answer 404 as an unknown channel does, and Discord failing to say which ones
+//! they see shows none. Managers see every channel, since they may read any of them.
+//!
 //! Every state-changing route is a POST form with the session's CSRF token; every
 //! failure is a page (or, under `/api/`, a JSON sentence) that says what went wrong.
 
 pub mod guilds;
 pub mod install;
 pub mod library;
+pub mod sight;
 
 use std::sync::Arc;
 
@@ -336,7 +342,8 @@ pub(crate) fn must_manage(standing: Standing) -> Result<(), Problem> {
     }
 }
 
-/// A channel Tavern knows, with the user's standing in its guild.
+/// A channel Tavern knows and the user sees (see [`sight`]), with the user's standing
+/// in its guild; a channel they do not see is 404, as an unknown one.
 pub(crate) async fn channel_standing(
     state: &WebState,
     current: &CurrentUser,
@@ -351,7 +358,14 @@ pub(crate) async fn channel_standing(
         .await
         .map_err(|e| storage_problem(&e))?
         .ok_or_else(not_found)?;
-    let (standing, _) = standing(state, current, channel.info.guild).await?;
+    let (standing, mine) = standing(state, current, channel.info.guild).await?;
+    if !sight::sight(state, current, standing, &mine)
+        .await?
+        .sees(channel.info.id)
+    {
+        tracing::info!(user = %current.user.id, channel = %channel.info.id, "clips channel refused: the member does not see it");
+        return Err(not_found());
+    }
     Ok((channel, standing))
 }
 
