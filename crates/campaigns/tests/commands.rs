@@ -615,6 +615,11 @@ async fn manage_channel_marks_and_unmarks_a_channel() {
         reply.ephemeral && text(&reply).contains("is now managed"),
         "{reply:?}"
     );
+    // It says what that means: a Meetup event may make it a game's channel.
+    assert!(
+        text(&reply).contains(&format!("`[channel {}]`", w.demo.general)),
+        "{reply:?}"
+    );
     assert_eq!(
         g.env.members("managed_discord_channels").await,
         vec![w.demo.general.to_string()]

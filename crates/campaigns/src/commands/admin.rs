@@ -33,7 +33,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
         ),
         CommandSpec::new(
             MANAGE_CHANNEL,
-            "Mark this channel as managed by the bot, or not (admins only)",
+            "Let a Meetup event's [channel <id>] take this channel over for its game, or not (admins only)",
         )
         .option(OptionSpec::boolean(
             "managed",
@@ -123,9 +123,18 @@ async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
         .await?;
     tracing::info!(channel = %inv.channel_id, managed, by = %inv.actor.id, "managed channel changed");
     let text = if managed {
-        format!("<#{}> is now managed by the bot.", inv.channel_id)
+        format!(
+            "<#{0}> is now managed by the bot: a Meetup event whose description says \
+             `[channel {0}]` makes it that game's channel (its own permissions, topic and \
+             category stay; it is kept when the game ends).",
+            inv.channel_id
+        )
     } else {
-        format!("<#{}> is no longer managed by the bot.", inv.channel_id)
+        format!(
+            "<#{0}> is no longer managed by the bot: a Meetup event's `[channel {0}]` is \
+             ignored.",
+            inv.channel_id
+        )
     };
     Ok(Response::Message(Reply::private(text)))
 }
