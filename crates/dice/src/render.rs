@@ -119,8 +119,12 @@ pub(crate) fn write_suffix(
 ) {
     if let Some(c) = comment {
         if md {
+            // The comment follows a dash of its own; one the player wrote first
+            // (`1d20 — to hit`) is not shown twice.
+            let shown = c.trim_start_matches(['—', '–', '−', '-']).trim_start();
+            let shown = if shown.is_empty() { c } else { shown };
             out.push_str(" — *");
-            escape_into(out, c);
+            escape_into(out, shown);
             out.push('*');
         } else {
             out.push_str(" # ");
@@ -520,6 +524,20 @@ pub(crate) fn escape_into(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_comment_s_own_leading_dash_is_not_shown_after_the_separator() {
+        let suffix = |comment: &str, md: bool| {
+            let mut s = String::new();
+            write_suffix(&mut s, Some(comment), false, false, &[], md);
+            s
+        };
+        assert_eq!(suffix("— to hit", true), " — *to hit*");
+        assert_eq!(suffix("– to hit", true), " — *to hit*");
+        assert_eq!(suffix("to hit — nice", true), " — *to hit — nice*");
+        assert_eq!(suffix("—", true), " — *—*");
+        assert_eq!(suffix("— to hit", false), " # — to hit");
+    }
 
     #[test]
     fn integers_print_like_display() {
