@@ -328,6 +328,15 @@ impl RecordingsState {
         super::hosted_by(&self.repo, user, code).await
     }
 
+    /// The meeting a page's code names (404 for a malformed or unknown one).
+    async fn by_code(&self, code: &str) -> Result<Meeting, ApiError> {
+        let code = MeetingCode::parse(code).map_err(|_| ApiError::meeting_not_found())?;
+        self.repo
+            .meeting_by_code(&code)
+            .await
+            .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))
+    }
+
     /// The meeting's recording running now.
     async fn running(&self, meeting: &Meeting) -> Result<Option<Recording>, ApiError> {
         Ok(self
@@ -513,12 +522,7 @@ pub(super) async fn page_state(
     caller: Caller,
     Path(code): Path<String>,
 ) -> Result<Json<PagePanel>, ApiError> {
-    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
-    let meeting = state
-        .repo
-        .meeting_by_code(&code)
-        .await
-        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
+    let meeting = state.by_code(&code).await?;
     let account = state.visitor(&caller).await?;
     let host = account.is_some() && meeting.created_by_user_id == account;
     let reason = recording::refusal(&meeting).map(|r| refusal_message(r).to_owned());
@@ -547,12 +551,7 @@ pub(super) async fn page_now(
     State(state): State<RecordingsState>,
     Path(code): Path<String>,
 ) -> Result<Json<RecordingNow>, ApiError> {
-    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
-    let meeting = state
-        .repo
-        .meeting_by_code(&code)
-        .await
-        .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))?;
+    let meeting = state.by_code(&code).await?;
     let recording = state.running(&meeting).await?.is_some();
     Ok(Json(RecordingNow { recording }))
 }
