@@ -742,6 +742,30 @@ impl Auth {
     // -----------------------------------------------------------------------------------
     // Accounts
 
+    /// Counts one `what` (a registration, a login started) from the client's address at
+    /// `limit`: refused, and logged, past it. A client without an address is not
+    /// counted.
+    pub(crate) async fn per_address(
+        &self,
+        limit: &Limit,
+        client: &ClientInfo,
+        what: &'static str,
+    ) -> Result<(), AuthError> {
+        let Some(ip) = client.ip else {
+            return Ok(());
+        };
+        let who = identifier("ip", &ip.to_string())?;
+        if let Err(retry) = self.limiter().hit(limit, &who, self.now()).await? {
+            tracing::warn!(
+                retry_after = retry.seconds(),
+                what,
+                "refused: too many from one address"
+            );
+            return Err(AuthError::RateLimited(retry));
+        }
+        Ok(())
+    }
+
     /// Creates an account and signs its first access token.
     pub async fn register(
         &self,
@@ -751,17 +775,12 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<(UserId, AccessToken), AuthError> {
         // Counted before any hashing: argon2id is the expensive part.
-        if let Some(ip) = client.ip {
-            let limit = self.inner.config.registrations_by_address();
-            let who = identifier("ip", &ip.to_string())?;
-            if let Err(retry) = self.limiter().hit(&limit, &who, self.now()).await? {
-                tracing::warn!(
-                    retry_after = retry.seconds(),
-                    "registration refused: too many from one address"
-                );
-                return Err(AuthError::RateLimited(retry));
-            }
-        }
+        self.per_address(
+            &self.inner.config.registrations_by_address(),
+            client,
+            "registration",
+        )
+        .await?;
         let email =
             Email::parse(email).map_err(|e| AuthError::invalid("bad_email", e.to_string()))?;
         if oauth::is_stand_in(&email) {

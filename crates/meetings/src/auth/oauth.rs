@@ -10,7 +10,7 @@ use base::Secret;
 use chrono::TimeDelta;
 use discord::oauth::{OAuthApp, Scope as DiscordScope};
 
-use super::{AccessToken, Auth, AuthError, ClientInfo, Email, Scopes, identifier};
+use super::{AccessToken, Auth, AuthError, ClientInfo, Email, Scopes};
 use crate::domain::{ActorType, AuditResult, DisplayName, OAuthState, UserId};
 use crate::repo::AuditEntry;
 use crate::repo::users::OAuthLink;
@@ -36,17 +36,12 @@ impl Auth {
         app: &OAuthApp,
         client: &ClientInfo,
     ) -> Result<url::Url, AuthError> {
-        if let Some(ip) = client.ip {
-            let limit = self.config().discord_logins_by_address();
-            let who = identifier("ip", &ip.to_string())?;
-            if let Err(retry) = self.limiter().hit(&limit, &who, self.now()).await? {
-                tracing::warn!(
-                    retry_after = retry.seconds(),
-                    "Discord login refused: too many started from one address"
-                );
-                return Err(AuthError::RateLimited(retry));
-            }
-        }
+        self.per_address(
+            &self.config().discord_logins_by_address(),
+            client,
+            "Discord login started",
+        )
+        .await?;
         let state = OAuthState::random();
         self.repo().save_oauth_state(&state, DISCORD).await?;
         Ok(app.authorize_url(state.expose(), &[DiscordScope::Identify], None))
