@@ -55,7 +55,31 @@ pub use sqlx;
 /// A connection URL with its password (if any) replaced by `***`, for logs and `Debug`:
 /// the password of the userinfo and the value of every credential-looking query
 /// parameter (`password`, `sslpassword`, `secret`, `token`, `sig`, `api_key`, ...).
+///
+/// A list of URLs separated by commas (Redis Cluster seed nodes, Sentinel hosts) has
+/// every part redacted, not only the first.
 pub fn redact_url(url: &str) -> String {
+    let mut in_query = false;
+    url.split(',')
+        .map(|part| {
+            if part.contains("://") {
+                in_query = part.contains('?');
+                redact_one_url(part)
+            } else if in_query {
+                // A comma inside a query value: the rest is still query.
+                redact_query(part)
+            } else {
+                in_query = part.contains('?');
+                redact_one_url(&format!("x://{part}"))
+                    .trim_start_matches("x://")
+                    .to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn redact_one_url(url: &str) -> String {
     match url.split_once('?') {
         Some((base, query)) => format!("{}?{}", redact_userinfo(base), redact_query(query)),
         None => redact_userinfo(url),
@@ -133,6 +157,32 @@ mod tests {
         assert_eq!(
             redact_url("redis+sentinel://:secret@s1:26379,s2:26379/tavern/2"),
             "redis+sentinel://:***@s1:26379,s2:26379/tavern/2"
+        );
+    }
+
+    #[test]
+    fn every_password_of_a_list_of_urls_is_hidden() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("redis://:a@h1:6379,redis://:b@h2:6379"),
+            "redis://:***@h1:6379,redis://:***@h2:6379"
+        );
+        assert_eq!(
+            redact_url("redis+cluster://u:a@h1:6379, redis://u:b@h2:6379,redis://h3:6379"),
+            "redis+cluster://u:***@h1:6379, redis://u:***@h2:6379,redis://h3:6379"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://:a@s1:26379,u:b@s2:26379/tavern/2"),
+            "redis+sentinel://:***@s1:26379,u:***@s2:26379/tavern/2"
+        );
+        assert_eq!(
+            redact_url("redis://h1:6379/?token=t,redis://:b@h2:6379/?password=p"),
+            "redis://h1:6379/?token=***,redis://:***@h2:6379/?password=***"
+        );
+        // A comma inside a query value does not end the query.
+        assert_eq!(
+            redact_url("postgres://db/x?options=a,password=p&user=u"),
+            "postgres://db/x?options=a,password=***&user=u"
         );
     }
 
