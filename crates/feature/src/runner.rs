@@ -4,58 +4,210 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use store::Redis;
+use store::{Redis, Writes};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::{Job, Service};
 
-/// The Redis key that holds the lock of job `name`. Tavern's own key, not a seed's.
+/// The Redis key held while job `name` runs somewhere: taken before a run, renewed while
+/// it goes on, deleted when it ends. Tavern's own key, not a seed's.
 pub fn lock_key(name: &str) -> String {
     format!("tavern:lock:job:{name}")
 }
 
+/// The Redis key that says job `name` ran (or is running) in period `slot`, the number
+/// of whole periods since the Unix epoch. Kept for two periods.
+pub fn slot_key(name: &str, slot: u64) -> String {
+    format!("tavern:lock:job:{name}:{slot}")
+}
+
+/// How long the running lock lives without renewal: a process that dies mid-run frees
+/// its job this long after.
+const RUNNING_TTL: Duration = Duration::from_secs(30);
+/// How often a run renews its running lock.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How often, and how many times, a shutdown run looks again for a running lock held
+/// by another process before it runs anyway.
+const SHUTDOWN_RETRY: Duration = Duration::from_millis(250);
+const SHUTDOWN_TRIES: u32 = 40;
+
+/// The period `at` falls in: whole periods since the Unix epoch.
+fn slot_at(at: SystemTime, period: Duration) -> u64 {
+    let since = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let period = period.as_millis().max(1);
+    u64::try_from(since / period).unwrap_or(u64::MAX)
+}
+
+/// What the text of a panic said, when it said something.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
 /// Runs jobs on their schedules until shutdown.
+///
+/// Each period runs once across replicas: a run first takes the job's running lock
+/// ([`lock_key`], so a run still going elsewhere is not started twice), then marks its
+/// period ([`slot_key`], `SET NX`, so the other replicas skip that period). The running
+/// lock is renewed while the run goes on and deleted when it ends.
 #[derive(Debug)]
 pub struct JobRunner {
     redis: Redis,
     instance: String,
 }
 
+/// Whether [`JobRunner::attempt`] ran the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Ran,
+    /// Another process runs the job right now.
+    Running,
+    /// The period was already run (or taken) by a process.
+    Taken,
+    /// Redis could not say.
+    Unknown,
+}
+
 impl JobRunner {
-    /// `instance` names this process in the lock value (for operators reading Redis).
+    /// `instance` names this process in the lock values (for operators reading Redis).
     pub fn new(redis: Redis, instance: String) -> JobRunner {
         JobRunner { redis, instance }
     }
 
-    /// Takes the lock of `job` for one period: `SET key instance NX PX period`. The lock is
-    /// never released early, so a second replica cannot run the job again in the same
-    /// period even if the first finished quickly.
-    async fn acquire(&self, job: &Job) -> bool {
+    /// `SET key instance NX PX ttl`: whether this process took `key`.
+    async fn take(&self, key: &str, ttl: Duration) -> Result<bool, store::redis::RedisError> {
         let mut conn = self.redis.conn();
-        let ttl_ms = job.period().as_millis().clamp(1000, u64::MAX as u128) as u64;
-        let reply: Result<Option<String>, _> = store::redis::cmd("SET")
-            .arg(lock_key(job.name()))
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let reply: Option<String> = store::redis::cmd("SET")
+            .arg(key)
             .arg(&self.instance)
             .arg("NX")
             .arg("PX")
             .arg(ttl_ms)
             .query_async(&mut conn)
-            .await;
-        match reply {
-            Ok(v) => v.is_some(),
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    /// Deletes the running lock of `job` if this process still holds it.
+    async fn release(&self, job: &Job) {
+        let key = lock_key(job.name());
+        let mut writes = Writes::new();
+        writes.del(&key);
+        if let Err(error) = self
+            .redis
+            .apply_if(&key, Some(self.instance.as_bytes()), &writes)
+            .await
+        {
+            tracing::warn!(%error, "could not release the job's running lock; it expires by itself");
+        }
+    }
+
+    /// Extends the running lock of `job` if this process still holds it.
+    async fn renew(&self, job: &Job) {
+        let key = lock_key(job.name());
+        let mut writes = Writes::new();
+        writes
+            .command("PEXPIRE")
+            .arg(&key)
+            .arg(RUNNING_TTL.as_millis() as u64);
+        match self
+            .redis
+            .apply_if(&key, Some(self.instance.as_bytes()), &writes)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the job's running lock was lost while it ran"),
+            Err(error) => tracing::warn!(%error, "could not renew the job's running lock"),
+        }
+    }
+
+    /// Runs `job` for period `slot` unless it runs elsewhere or the period was taken.
+    async fn attempt(&self, job: &Job, slot: u64, said: &mut Said) -> Attempt {
+        match self.take(&lock_key(job.name()), RUNNING_TTL).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("the job still runs elsewhere; skipping this period");
+                return Attempt::Running;
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not take the job lock; skipping this period");
-                false
+                return Attempt::Unknown;
+            }
+        }
+        let ttl = job.period().saturating_mul(2);
+        let outcome = match self.take(&slot_key(job.name(), slot), ttl).await {
+            Ok(true) => {
+                self.run_locked(job, said).await;
+                Attempt::Ran
+            }
+            Ok(false) => Attempt::Taken,
+            Err(error) => {
+                tracing::warn!(%error, "could not take the job's period; skipping this period");
+                Attempt::Unknown
+            }
+        };
+        self.release(job).await;
+        outcome
+    }
+
+    /// Runs `job` once while renewing its running lock.
+    async fn run_locked(&self, job: &Job, said: &mut Said) {
+        let run = Self::run_once(job, said);
+        tokio::pin!(run);
+        let mut renewals =
+            tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
+        loop {
+            tokio::select! {
+                () = &mut run => break,
+                _ = renewals.tick() => self.renew(job).await,
             }
         }
     }
 
+    /// The shutdown run: under the running lock when it can be had (waiting a while
+    /// for a run elsewhere to end), since its work is this process's own.
+    async fn shutdown_run(&self, job: &Job, said: &mut Said) {
+        for _ in 0..SHUTDOWN_TRIES {
+            match self.take(&lock_key(job.name()), RUNNING_TTL).await {
+                Ok(true) => {
+                    self.run_locked(job, said).await;
+                    self.release(job).await;
+                    return;
+                }
+                Ok(false) => tokio::time::sleep(SHUTDOWN_RETRY).await,
+                Err(error) => {
+                    tracing::warn!(%error, "could not take the job lock; running it anyway");
+                    break;
+                }
+            }
+        }
+        Self::run_once(job, said).await;
+    }
+
+    /// Runs `job` once; a panic in it counts as a failed run.
     async fn run_once(job: &Job, said: &mut Said) {
         let started = Instant::now();
-        match job.run_now().await {
+        let run = job.runner();
+        let result = match tokio::spawn(async move { run().await }).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(join) if join.is_panic() => {
+                Err(format!("it panicked: {}", panic_text(&*join.into_panic())))
+            }
+            Err(join) => Err(join.to_string()),
+        };
+        match result {
             Ok(()) => {
                 let ms = started.elapsed().as_millis() as u64;
                 if said.success() {
@@ -89,27 +241,30 @@ impl JobRunner {
                     // The first tick fires at once: it is the start-up run when asked for.
                     ticker.tick().await;
                     let mut said = Said::default();
-                    if job.runs_at_startup() && runner.acquire(&job).await {
-                        Self::run_once(&job, &mut said).await;
+                    let now = || slot_at(SystemTime::now(), job.period());
+                    if job.runs_at_startup() {
+                        runner.attempt(&job, now(), &mut said).await;
                     }
                     loop {
                         tokio::select! {
                             _ = ticker.tick() => {
-                                if runner.acquire(&job).await {
-                                    Self::run_once(&job, &mut said).await;
-                                }
+                                runner.attempt(&job, now(), &mut said).await;
                             }
                             () = shutdown.cancelled() => break,
                         }
                     }
                     if job.runs_on_shutdown() {
-                        Self::run_once(&job, &mut said).await;
+                        runner.shutdown_run(&job, &mut said).await;
                     }
                 }
                 .instrument(span),
             );
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a job's scheduler stopped");
+            }
+        }
     }
 }
 
@@ -307,14 +462,6 @@ mod job_tests {
         let runner =
             tokio::spawn(JobRunner::new(redis.clone(), "test".into()).run(jobs, shutdown.clone()));
         assert_eq!(rx.recv().await, Some("eager"), "ran right after start-up");
-        // The start-up run took the period's lock, so a second replica would not run it.
-        let mut conn = redis.conn();
-        let holder: Option<String> = store::redis::cmd("GET")
-            .arg(lock_key("eager"))
-            .query_async(&mut conn)
-            .await
-            .expect("GET lock");
-        assert_eq!(holder.as_deref(), Some("test"));
         shutdown.cancel();
         runner.await.expect("runner");
         assert_eq!(eager.load(Ordering::SeqCst), 1);
@@ -347,15 +494,159 @@ mod job_tests {
         assert_eq!(rx.recv().await, Some("purge"));
         drop(tx);
         assert_eq!(rx.recv().await, None, "and no other");
+        let holders = period_holders(&redis, "purge").await;
+        assert!(
+            matches!(holders.as_slice(), [h] if h == "replica-a" || h == "replica-b"),
+            "the period is marked by the replica that ran it: {holders:?}"
+        );
+        assert_eq!(running_holder(&redis, "purge").await, None, "released");
+    }
+
+    async fn period_holders(redis: &Redis, name: &str) -> Vec<String> {
         let mut conn = redis.conn();
-        let holder: Option<String> = store::redis::cmd("GET")
-            .arg(lock_key("purge"))
+        let keys: Vec<String> = store::redis::cmd("KEYS")
+            .arg(format!("{}:*", lock_key(name)))
             .query_async(&mut conn)
             .await
-            .expect("GET lock");
-        assert!(
-            matches!(holder.as_deref(), Some("replica-a" | "replica-b")),
-            "the period's lock is the runner's: {holder:?}"
+            .expect("KEYS");
+        let mut holders = Vec::new();
+        for key in keys {
+            let holder: String = store::redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("GET");
+            holders.push(holder);
+        }
+        holders
+    }
+
+    async fn running_holder(redis: &Redis, name: &str) -> Option<String> {
+        let mut conn = redis.conn();
+        store::redis::cmd("GET")
+            .arg(lock_key(name))
+            .query_async(&mut conn)
+            .await
+            .expect("GET")
+    }
+
+    /// A job of period one second that counts its runs and waits for `gate` to let each
+    /// one finish (`None`: finishes at once).
+    fn gated(
+        runs: &Arc<AtomicU32>,
+        gate: Option<(
+            Arc<tokio::sync::Semaphore>,
+            tokio::sync::mpsc::UnboundedSender<()>,
+        )>,
+    ) -> Job {
+        let runs = Arc::clone(runs);
+        Job::every("sync", Duration::from_secs(1), move || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let gate = gate.clone();
+            async move {
+                if let Some((gate, started)) = gate {
+                    let _ = started.send(());
+                    gate.acquire().await.expect("gate").forget();
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_replica_runs_its_job_in_each_period_one_after_the_other() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = gated(&runs, None);
+        let runner = JobRunner::new(redis.clone(), "a".into());
+        let mut said = Said::default();
+        // The next period comes while the last one's mark still lives in Redis.
+        for slot in 100..105 {
+            assert_eq!(runner.attempt(&job, slot, &mut said).await, Attempt::Ran);
+        }
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            5,
+            "one run in each of 5 periods"
+        );
+        assert_eq!(running_holder(&redis, "sync").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_period_runs_once_across_replicas() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = gated(&runs, None);
+        let (a, b) = (
+            JobRunner::new(redis.clone(), "a".into()),
+            JobRunner::new(redis.clone(), "b".into()),
+        );
+        let mut said = Said::default();
+        assert_eq!(a.attempt(&job, 7, &mut said).await, Attempt::Ran);
+        assert_eq!(b.attempt(&job, 7, &mut said).await, Attempt::Taken);
+        assert_eq!(b.attempt(&job, 8, &mut said).await, Attempt::Ran);
+        assert_eq!(a.attempt(&job, 8, &mut said).await, Attempt::Taken);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_run_still_going_when_the_next_period_comes_is_not_started_elsewhere() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let runs = Arc::new(AtomicU32::new(0));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+        let job = Arc::new(gated(&runs, Some((Arc::clone(&gate), started))));
+        let a = Arc::new(JobRunner::new(redis.clone(), "a".into()));
+        let b = JobRunner::new(redis.clone(), "b".into());
+        let long = tokio::spawn({
+            let (a, job) = (Arc::clone(&a), Arc::clone(&job));
+            async move { a.attempt(&job, 7, &mut Said::default()).await }
+        });
+        running.recv().await.expect("a's run started");
+        assert_eq!(running_holder(&redis, "sync").await.as_deref(), Some("a"));
+        let mut said = Said::default();
+        assert_eq!(b.attempt(&job, 8, &mut said).await, Attempt::Running);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "not started twice");
+        gate.add_permits(1);
+        assert_eq!(long.await.expect("run"), Attempt::Ran);
+        assert_eq!(
+            running_holder(&redis, "sync").await,
+            None,
+            "released at its end"
+        );
+        gate.add_permits(1);
+        assert_eq!(b.attempt(&job, 9, &mut said).await, Attempt::Ran);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_counts_as_failed_and_runs_again_next_period() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        let job = Job::every("boom", Duration::from_secs(1), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                if true {
+                    panic!("the job broke");
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        });
+        let runner = JobRunner::new(redis.clone(), "a".into());
+        let mut said = Said::default();
+        assert_eq!(runner.attempt(&job, 1, &mut said).await, Attempt::Ran);
+        assert!(!said.succeeding, "the panic is a failed run");
+        assert_eq!(runner.attempt(&job, 2, &mut said).await, Attempt::Ran);
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "the job goes on");
+        assert_eq!(
+            running_holder(&redis, "boom").await,
+            None,
+            "its lock released"
         );
     }
 }

@@ -35,8 +35,9 @@ where
     })
 }
 
-/// Work on a schedule. Every replica schedules it; a Redis lock held for one period
-/// (`tavern:lock:job:{name}`) makes sure only one runs it per period.
+/// Work on a schedule. Every replica schedules it; Redis locks make sure only one runs it
+/// per period (`tavern:lock:job:{name}:{period}`) and never while a run goes on elsewhere
+/// (`tavern:lock:job:{name}`).
 ///
 /// ```ignore
 /// Job::every("rolls-sync", Duration::from_secs(3600), move || snapshot(redis.clone()))
@@ -102,6 +103,14 @@ impl Job {
     /// Runs the job once, now, without its lock (for tests and `--once` commands).
     pub async fn run_now(&self) -> Result<(), TaskError> {
         (self.run)().await
+    }
+
+    /// What runs the job, to run it in a task of its own.
+    pub(crate) fn runner(
+        &self,
+    ) -> impl Fn() -> BoxFuture<'static, Result<(), TaskError>> + Send + 'static {
+        let run = Arc::clone(&self.run);
+        move || run()
     }
 }
 
