@@ -177,6 +177,32 @@ enum Repeat {
     Create,
 }
 
+/// A request let through [`Discord`]'s breakers whose answer is not recorded yet. If it
+/// is dropped unrecorded (its caller was cancelled while it waited or was on the wire),
+/// it records "no answer", so a half-open breaker lets the next caller probe rather than
+/// waiting forever for this one.
+struct Pending<'a> {
+    discord: &'a Discord,
+    spec: Spec,
+    path: &'a str,
+    recorded: bool,
+}
+
+impl Pending<'_> {
+    fn record(&mut self, status: Option<u16>) {
+        self.recorded = true;
+        self.discord.breaker_record(&self.spec, self.path, status);
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.discord.breaker_record(&self.spec, self.path, None);
+        }
+    }
+}
+
 /// How one route is called.
 #[derive(Debug, Clone, Copy)]
 struct Spec {
@@ -585,6 +611,14 @@ impl Discord {
                 Self::count(route, "circuit_open");
                 return Err(open);
             }
+            // Until its answer is recorded, this request may be its breaker's probe: if
+            // the caller goes away first, the guard lets the next caller probe instead.
+            let mut pending = Pending {
+                discord: self,
+                spec,
+                path: &path,
+                recorded: false,
+            };
             // Discord exempts interaction callbacks and webhooks from the global limit.
             let exempt = !spec.limited || !guarded(&path);
             self.wait_for_pause(exempt).await;
@@ -613,7 +647,7 @@ impl Discord {
                     }
                     let timeout = error.is_timeout();
                     Self::count(route, if timeout { "timeout" } else { "transport" });
-                    self.breaker_record(&spec, &path, None);
+                    pending.record(None);
                     // A refused connection never carried the request; anything later may
                     // have.
                     let unsent = error.is_connect() && !timeout;
@@ -645,6 +679,9 @@ impl Discord {
                     }
                     Self::count(route, outcome(status));
                     if status == 429 {
+                        // Neither a success nor a refusal: a probe answered so leaves
+                        // the next attempt to probe again.
+                        pending.record(Some(status));
                         rate_limited += 1;
                         let wait = self.rate_limit_wait(route, &body);
                         if rate_limited > MAX_RATE_LIMITED {
@@ -656,12 +693,15 @@ impl Discord {
                         wait
                     } else if (200..300).contains(&status) {
                         self.inner.bans_in_a_row.store(0, Ordering::Relaxed);
-                        self.breaker_record(&spec, &path, Some(status));
+                        pending.record(Some(status));
                         self.record_latency(took);
                         return Ok(Answer { body });
                     } else {
-                        if !(spec.absent_ok && status == 404) {
-                            self.breaker_record(&spec, &path, Some(status));
+                        if spec.absent_ok && status == 404 {
+                            // Expected (a thing already gone): no refusal, no success.
+                            pending.record(None);
+                        } else {
+                            pending.record(Some(status));
                         }
                         let (message, code) = match serde_json::from_slice::<ApiErrorBody>(&body) {
                             Ok(api) => (api.message, api.code),

@@ -141,6 +141,95 @@ async fn after_its_cooldown_one_probe_goes_through_and_closes_the_breaker() {
         .expect("the breaker is closed");
 }
 
+/// A breaker on `demo.general`'s messages opened by two 404s, with a short cooldown.
+async fn opened_breaker(sim: &Sim, demo: &Demo) -> (Discord, String) {
+    let mut config = config(sim);
+    config.breaker = BreakerConfig {
+        threshold: 2,
+        window: Duration::from_secs(60),
+        cooldown: Duration::from_millis(100),
+    };
+    let discord = Discord::new(&config);
+    let path = format!("/channels/{}/messages", demo.general);
+    sim.inject_fault(RouteMatch::new("POST", &path), Fault::Status(404), 2);
+    for _ in 0..2 {
+        let error = discord.send(id(demo.general), &Reply::text("x")).await;
+        assert_eq!(error.unwrap_err().status(), Some(404));
+    }
+    let open = discord.send(id(demo.general), &Reply::text("x")).await;
+    assert!(
+        matches!(open, Err(RestError::CircuitOpen { .. })),
+        "{open:?}"
+    );
+    (discord, path)
+}
+
+#[tokio::test]
+async fn a_probe_answered_429_lets_the_breaker_probe_again_and_close() {
+    let (sim, demo) = sim();
+    let (discord, path) = opened_breaker(&sim, &demo).await;
+    let limited = Fault::RateLimited {
+        retry_after_secs: 0.01,
+        global: false,
+    };
+    sim.inject_fault(RouteMatch::new("POST", &path), limited, 1);
+    let sent = eventually("a probe gets through after the 429", || {
+        let discord = discord.clone();
+        let channel = id(demo.general);
+        async move { discord.send(channel, &Reply::text("back")).await.ok() }
+    })
+    .await;
+    assert_eq!(
+        requests(&sim, "POST", &path)
+            .iter()
+            .map(|r| r.status)
+            .collect::<Vec<_>>(),
+        vec![404, 404, 429, 200],
+        "the probe's own retry after the 429 went out and closed the breaker"
+    );
+    assert!(sim.message(demo.general, sent.get()).is_some());
+    discord
+        .send(id(demo.general), &Reply::text("closed"))
+        .await
+        .expect("the breaker is closed");
+}
+
+#[tokio::test]
+async fn a_probe_whose_caller_gave_up_lets_the_next_caller_probe() {
+    let (sim, demo) = sim();
+    let (discord, path) = opened_breaker(&sim, &demo).await;
+    let gate = discord_sim::Gate::new();
+    sim.inject_fault(RouteMatch::new("POST", &path), Fault::Gate(gate.clone()), 1);
+    // Call until one call is the probe, held at the gate, then give that call up.
+    let probe = loop {
+        let call = tokio::spawn({
+            let discord = discord.clone();
+            let channel = id(demo.general);
+            async move { discord.send(channel, &Reply::text("given up")).await }
+        });
+        eventually("the call ends or reaches the gate", || {
+            let done = call.is_finished() || gate.arrived() > 0;
+            async move { done.then_some(()) }
+        })
+        .await;
+        if gate.arrived() > 0 {
+            break call;
+        }
+        let refused = call.await.expect("call");
+        assert!(
+            matches!(refused, Err(RestError::CircuitOpen { .. })),
+            "{refused:?}"
+        );
+    };
+    probe.abort();
+    assert!(probe.await.unwrap_err().is_cancelled());
+    gate.open();
+    discord
+        .send(id(demo.general), &Reply::text("back"))
+        .await
+        .expect("the next caller probes and closes the breaker");
+}
+
 #[tokio::test]
 async fn a_429_without_json_backs_off_exponentially() {
     let (sim, demo) = sim();
