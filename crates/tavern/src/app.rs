@@ -866,9 +866,16 @@ async fn run(
     // Marked before the sandbox writes anything of its own, so that what it finds is
     // someone else's.
     let foreign = crate::instance::mark(&redis, &postgres, mode).await;
+    if mode == crate::instance::Mode::Sandbox && !foreign.is_empty() {
+        return Err(crate::instance::RefusedStores::new(
+            &foreign,
+            &config.redis_url.to_string(),
+            &config.database_url.to_string(),
+        )
+        .into());
+    }
     if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
-        let own_redis = !foreign.iter().any(|f| f.store() == "Redis");
-        crate::sandbox::forget_an_earlier_fake_discord(&redis, meetup, demo, own_redis).await?;
+        crate::sandbox::forget_an_earlier_fake_discord(&redis, meetup, demo).await?;
         crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
     }
     for feature in &features {

@@ -4,9 +4,9 @@
 //! Every start marks the stores with its mode: the Redis key `tavern:mode` and the row
 //! of `tavern.instance` in PostgreSQL (the core feature's schema) hold `discord` or
 //! `sandbox`. A Tavern connected to Discord always writes `discord`. Sandbox mode
-//! writes `sandbox` only into stores that are empty or already its own; it warns,
-//! in one log line, when a store holds `discord`, or holds data but no mark (written
-//! before marks existed, or by something else). In PostgreSQL "data" means a row in
+//! writes `sandbox` only into stores that are empty or already its own; it refuses to
+//! start (exit 2, before writing any demo data) when a store holds `discord`, or holds
+//! data but no mark (written before marks existed, or by something else). In PostgreSQL "data" means a row in
 //! any table of any schema but Tavern's own bookkeeping; in Redis, any key outside
 //! `tavern:` (sessions, logins, locks) the sandbox itself may have written first.
 
@@ -158,9 +158,43 @@ pub async fn mark_postgres(pg: &Postgres, mode: Mode) -> Result<Option<Foreign>,
     Ok(None)
 }
 
-/// Marks both stores and, in sandbox mode, logs one warning line when either holds
-/// data the sandbox did not write. A store that cannot be read is logged, not fatal:
-/// the mark is a safety net, not a reason to stay down.
+/// Sandbox mode found stores holding data it did not write, and starts nothing on them:
+/// its fake Discord, demo users and demo Meetup tokens would overwrite a real
+/// community's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "sandbox mode refuses to start on a real community's data: {found}. Point {keys} at stores of their own (empty ones become the sandbox's), or set TAVERN_DISCORD_TOKEN to connect to Discord"
+)]
+pub struct RefusedStores {
+    found: String,
+    keys: String,
+}
+
+impl RefusedStores {
+    /// The refusal for the `foreign` stores, naming them with their URLs (`redis_url`
+    /// and `database_url`, already without their passwords).
+    pub fn new(foreign: &[Foreign], redis_url: &str, database_url: &str) -> Self {
+        let (found, keys): (Vec<String>, Vec<&str>) = foreign
+            .iter()
+            .map(|f| match f.store() {
+                "Redis" => (format!("{f} ({redis_url})"), "TAVERN_REDIS_URL (redis_url)"),
+                _ => (
+                    format!("{f} ({database_url})"),
+                    "TAVERN_DATABASE_URL (database_url)",
+                ),
+            })
+            .unzip();
+        Self {
+            found: found.join("; "),
+            keys: keys.join(" and "),
+        }
+    }
+}
+
+/// Marks both stores and, in sandbox mode, returns those holding data the sandbox did
+/// not write (the sandbox then refuses to start: [`RefusedStores`]). A store that
+/// cannot be read is logged, not fatal: the mark is a safety net, not a reason to stay
+/// down.
 pub async fn mark(redis: &Redis, pg: &Postgres, mode: Mode) -> Vec<Foreign> {
     let mut foreign = Vec::new();
     for (store, result) in [
@@ -174,13 +208,6 @@ pub async fn mark(redis: &Redis, pg: &Postgres, mode: Mode) -> Vec<Foreign> {
                 tracing::warn!(store, %error, "could not mark the store with Tavern's mode")
             }
         }
-    }
-    if !foreign.is_empty() {
-        let found: Vec<String> = foreign.iter().map(ToString::to_string).collect();
-        tracing::warn!(
-            "sandbox mode on a real community's data? {}; the sandbox's fake Discord and its demo users will act on it: point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at stores of their own",
-            found.join("; ")
-        );
     }
     foreign
 }

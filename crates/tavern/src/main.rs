@@ -577,7 +577,14 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("tavern: {error:#}");
-            ExitCode::FAILURE
+            if error
+                .chain()
+                .any(|e| e.is::<tavern::instance::RefusedStores>())
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

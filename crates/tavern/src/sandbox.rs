@@ -124,8 +124,8 @@ pub async fn start_meetup(
 /// was refused), a browser stayed signed in as an earlier demo player, and each game's
 /// channel was one the sync refuses to replace (it "no longer exists on Discord").
 ///
-/// So, on a Redis that is the sandbox's own (`own_redis`: marked `sandbox`, see
-/// [`crate::instance`]; another's is left as it is):
+/// So, on a Redis that is the sandbox's own (marked `sandbox`, see [`crate::instance`];
+/// the sandbox refuses to start on another's):
 /// - a demo Meetup member linked to a Discord user of an earlier start is unlinked
 ///   (those users cannot come back);
 /// - a web session of such a user is ended (the Log in link signs the demo player in
@@ -138,11 +138,7 @@ pub async fn forget_an_earlier_fake_discord(
     redis: &Redis,
     meetup: &SandboxMeetup,
     demo: &Demo,
-    own_redis: bool,
 ) -> anyhow::Result<()> {
-    if !own_redis {
-        return Ok(());
-    }
     let repo = campaigns::Repo::new(redis.clone());
     let members_now: Vec<discord::model::UserId> =
         [demo.demo_player, demo.alice, demo.bob, demo.carol]
