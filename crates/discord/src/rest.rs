@@ -628,7 +628,7 @@ impl Discord {
             let permit = if spec.limited {
                 let endpoint = Endpoint {
                     method: request.method(),
-                    path: path.split('?').next().unwrap_or_default().to_owned(),
+                    path: without_token(path.split('?').next().unwrap_or_default()),
                 };
                 Some(self.inner.limiter.acquire(endpoint).await)
             } else {
@@ -811,10 +811,15 @@ impl Discord {
         ) {
             builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");
         }
-        let response = builder.send().await?;
+        // Without the URL: an interaction's or webhook's path holds its token, and these
+        // errors are logged.
+        let response = builder.send().await.map_err(reqwest::Error::without_url)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(reqwest::Error::without_url)?;
         Ok((status, headers, body.into()))
     }
 
@@ -1398,6 +1403,24 @@ impl Discord {
 /// up in a long-lived map, an error or a log line.
 fn guarded(path: &str) -> bool {
     !(path.starts_with("interactions/") || path.starts_with("webhooks/"))
+}
+
+/// `path` with the token of an interaction or webhook (`interactions/{id}/{token}/…`,
+/// `webhooks/{id}/{token}/…`) replaced by a digest of it: the rate limiter keys its
+/// queues by path and logs them, and a token must not reach the logs.
+fn without_token(path: &str) -> String {
+    let mut segments: Vec<String> = path.split('/').map(str::to_owned).collect();
+    if matches!(
+        segments.first().map(String::as_str),
+        Some("interactions" | "webhooks")
+    ) && let Some(token) = segments.get_mut(2)
+    {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        token.hash(&mut hasher);
+        *token = format!("token-{:016x}", hasher.finish());
+    }
+    segments.join("/")
 }
 
 /// Whether the snowflake `id` was minted at or after `since` (less a minute for the

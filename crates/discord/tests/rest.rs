@@ -231,6 +231,42 @@ async fn a_probe_whose_caller_gave_up_lets_the_next_caller_probe() {
 }
 
 #[tokio::test]
+async fn an_unreachable_discord_logs_no_interaction_or_webhook_token() {
+    const TOKEN: &str = "aW50ZXJhY3Rpb246c2VjcmV0LXRva2Vu";
+    // A port nobody listens on: every request fails to connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut config = DiscordConfig::new("bot-token", Some(addr));
+    config.base_backoff = Duration::from_millis(1);
+    config.max_retries = 1;
+    let discord = Discord::new(&config);
+    discord.set_application_id(Id::new(42));
+    let logs = testkit::logged(async {
+        let errors = [
+            discord
+                .edit_original(TOKEN, &Reply::text("x"))
+                .await
+                .unwrap_err(),
+            discord.delete_original(TOKEN).await.unwrap_err(),
+            discord
+                .follow_up(TOKEN, &Reply::text("x"))
+                .await
+                .unwrap_err(),
+        ];
+        for error in errors {
+            assert!(matches!(error, RestError::Transport { .. }), "{error:?}");
+            // As callers log it.
+            tracing::error!(%error, source = ?std::error::Error::source(&error), "call failed");
+        }
+    })
+    .await;
+    assert!(logs.contains("discord unreachable"), "{logs}");
+    assert!(logs.contains("call failed"), "{logs}");
+    assert!(!logs.contains(TOKEN), "the token was logged:\n{logs}");
+}
+
+#[tokio::test]
 async fn a_429_without_json_backs_off_exponentially() {
     let (sim, demo) = sim();
     let discord = Discord::new(&config(&sim));
