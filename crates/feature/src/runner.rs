@@ -343,7 +343,19 @@ impl ServiceRunner {
                         runner.set(name, ServiceState::Running);
                         tracing::info!("service started");
                         let started = Instant::now();
-                        let result = service.start(shutdown.clone()).await;
+                        // In a task of its own, so that a panic is a failure like any
+                        // other: logged, shown on /readyz, and the service started again.
+                        let started_service = {
+                            let (service, shutdown) = (service.clone(), shutdown.clone());
+                            tokio::spawn(async move { service.start(shutdown).await })
+                        };
+                        let result = match started_service.await {
+                            Ok(result) => result.map_err(|error| error.to_string()),
+                            Err(join) if join.is_panic() => {
+                                Err(format!("it panicked: {}", panic_text(&*join.into_panic())))
+                            }
+                            Err(join) => Err(join.to_string()),
+                        };
                         if shutdown.is_cancelled() {
                             if let Err(error) = result {
                                 tracing::warn!(%error, "service failed while stopping");
@@ -352,7 +364,7 @@ impl ServiceRunner {
                         }
                         let error = match result {
                             Ok(()) => "it stopped by itself".to_owned(),
-                            Err(error) => error.to_string(),
+                            Err(error) => error,
                         };
                         // A service that ran a good while before failing starts over
                         // with a short wait; one that keeps failing waits longer.
@@ -373,7 +385,11 @@ impl ServiceRunner {
                 .instrument(span),
             );
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a service's supervisor stopped");
+            }
+        }
     }
 }
 
@@ -413,6 +429,58 @@ mod tests {
         task.await.expect("runner");
         assert_eq!(runner.states(), vec![("flaky", ServiceState::Stopped)]);
         assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_service_is_reported_and_started_again() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        let starts = Arc::new(AtomicU32::new(0));
+        let (resume_tx, resume_rx) = tokio::sync::watch::channel(false);
+        let service = Service::new("crashy", move |shutdown: CancellationToken| {
+            let n = starts.fetch_add(1, Ordering::SeqCst) + 1;
+            let (tx, mut resume) = (tx.clone(), resume_rx.clone());
+            async move {
+                if n == 1 {
+                    panic!("the worker broke");
+                }
+                // The second start waits to be told it may say so, so the test sees
+                // the state the panic left first.
+                let _ = resume.wait_for(|r| *r).await;
+                let _ = tx.send(n);
+                shutdown.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            }
+        });
+        let runner = ServiceRunner::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let runner = runner.clone();
+            let shutdown = shutdown.clone();
+            async move { runner.run(vec![service], shutdown).await }
+        });
+        let restarting = restarting_error(&runner).await;
+        assert!(
+            restarting.contains("panicked") && restarting.contains("the worker broke"),
+            "{restarting}"
+        );
+        resume_tx.send_replace(true);
+        assert_eq!(rx.recv().await, Some(2), "started again after the panic");
+        shutdown.cancel();
+        task.await.expect("runner");
+        assert_eq!(runner.states(), vec![("crashy", ServiceState::Stopped)]);
+    }
+
+    /// Waits until the runner reports the service restarting (it does for half a
+    /// second, and this single-threaded test looks again after each step of the runner);
+    /// its error.
+    async fn restarting_error(runner: &ServiceRunner) -> String {
+        for _ in 0..100_000 {
+            if let [(_, ServiceState::Restarting { error })] = runner.states().as_slice() {
+                return error.clone();
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never reported restarting: {:?}", runner.states());
     }
 }
 
