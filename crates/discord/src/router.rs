@@ -1,4 +1,5 @@
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -219,7 +220,7 @@ impl Router {
             Some(handler) if is_autocomplete => {
                 let choices = match tokio::time::timeout(
                     AUTOCOMPLETE_WITHIN,
-                    handler.handle(invocation),
+                    unwinding(handler, invocation),
                 )
                 .await
                 {
@@ -242,7 +243,7 @@ impl Router {
                 self.answer(id, &token, Ok(choices)).await
             }
             Some(handler) => {
-                let work = handler.handle(invocation);
+                let work = unwinding(handler, invocation);
                 tokio::pin!(work);
                 tokio::select! {
                     result = &mut work => self.answer(id, &token, result).await,
@@ -334,6 +335,34 @@ impl Router {
             Response::Message(reply) => self.discord.edit_original(token, &reply).await,
         }
     }
+}
+
+/// Runs `handler` on `invocation`, a panic in it (while building its work or doing it)
+/// becoming an internal error: logged at ERROR, answered with the internal-error reply
+/// rather than leaving the user with "did not respond".
+async fn unwinding(
+    handler: &Arc<dyn Handler>,
+    invocation: Invocation,
+) -> Result<Response, HandlerError> {
+    use futures_util::FutureExt as _;
+    let work = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(invocation))) {
+        Ok(work) => work,
+        Err(panic) => return Err(panicked(&*panic)),
+    };
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panicked(&*panic)),
+    }
+}
+
+fn panicked(panic: &(dyn std::any::Any + Send)) -> HandlerError {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|t| (*t).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    tracing::error!(panic = %text, "interaction handler panicked");
+    HandlerError::Internal(format!("the handler panicked: {text}").into())
 }
 
 #[cfg(test)]
