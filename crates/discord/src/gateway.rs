@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -319,6 +319,14 @@ pub enum BotError {
     },
     #[error("the gateway connection of shard {shard} of {total} ended and will not reconnect")]
     Ended { shard: u32, total: u32 },
+    /// The task running a shard panicked (or was lost otherwise): its guilds would go
+    /// unserved in silence, so every shard stops.
+    #[error("the task of shard {shard} of {total} was lost: {reason}")]
+    Lost {
+        shard: u32,
+        total: u32,
+        reason: String,
+    },
 }
 
 /// What a close code after which the gateway refuses to go on means, and what the
@@ -455,6 +463,7 @@ impl Bot {
         self.status.start(range);
         let stop = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
+        let mut shard_of_task = HashMap::new();
         for index in range.ids() {
             let mut builder =
                 ConfigBuilder::new(self.config.rest.token.clone(), intents(&self.events));
@@ -470,11 +479,12 @@ impl Bot {
                 registered: Arc::clone(&self.registered),
                 total: range.total(),
             };
-            tasks.spawn(runner.run(shard, stop.clone()));
+            let task = tasks.spawn(runner.run(shard, stop.clone()));
+            shard_of_task.insert(task.id(), index);
         }
         let mut fatal = None;
         while let Some(joined) = tasks.join_next().await {
-            if let Ok(Err(error)) = joined
+            if let Some(error) = shard_ended(joined, &shard_of_task, range.total())
                 && fatal.is_none()
             {
                 // One shard can no longer run: stop the others rather than serve part
@@ -491,6 +501,39 @@ impl Bot {
         match fatal {
             Some(error) => Err(error),
             None => Ok(()),
+        }
+    }
+}
+
+/// What a shard's task ended with, as an error that stops every shard (`None`: it ended
+/// well). A panic is logged at ERROR with what panicked.
+fn shard_ended(
+    joined: Result<Result<(), BotError>, tokio::task::JoinError>,
+    shard_of_task: &HashMap<tokio::task::Id, u32>,
+    total: u32,
+) -> Option<BotError> {
+    match joined {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
+        Err(join) => {
+            let shard = shard_of_task.get(&join.id()).copied().unwrap_or(u32::MAX);
+            let reason = if join.is_panic() {
+                let panic = join.into_panic();
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|t| (*t).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_owned());
+                format!("it panicked: {text}")
+            } else {
+                join.to_string()
+            };
+            tracing::error!(shard, %reason, "a shard's task was lost; stopping every shard");
+            Some(BotError::Lost {
+                shard,
+                total,
+                reason,
+            })
         }
     }
 }
@@ -766,6 +809,26 @@ mod tests {
         fn kinds(&self) -> &[EventKind] {
             &self.0
         }
+    }
+
+    #[tokio::test]
+    async fn a_shard_task_that_panics_stops_every_shard_and_says_why() {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut shard_of_task = HashMap::new();
+        let task = tasks.spawn(async {
+            if true {
+                panic!("the shard tripped");
+            }
+            Ok::<(), BotError>(())
+        });
+        shard_of_task.insert(task.id(), 3);
+        let joined = tasks.join_next().await.expect("one task");
+        let error = shard_ended(joined, &shard_of_task, 4).expect("a lost shard is fatal");
+        assert!(
+            matches!(&error, BotError::Lost { shard: 3, total: 4, reason } if reason.contains("the shard tripped")),
+            "{error}"
+        );
+        assert!(shard_ended(Ok(Ok(())), &shard_of_task, 4).is_none());
     }
 
     #[test]
