@@ -659,10 +659,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // served at once); a visitor without a cookie never touches Redis.
     let session_redis = Redis::lazy(config.redis_url.expose())
         .with_context(|| format!("the Redis URL {}", config.redis_url))?;
-    let sessions = web::session::Sessions::new(
-        session_redis,
-        web::session::SessionConfig::for_public_url(&public_url),
-    );
+    let mut session_config = web::session::SessionConfig::for_public_url(&public_url);
+    if sim.is_some() && config.public_url.is_none() {
+        // The sandbox on a loopback address: the browser may call it `localhost` or
+        // `[::1]` as well as `127.0.0.1`.
+        session_config = session_config.with_loopback_aliases();
+    }
+    let sessions = web::session::Sessions::new(session_redis, session_config);
     let site = web::page::Site::default().with_login(login.is_some());
     let mut extra = vec![web::page::home_routes(&sessions)];
     if let (Some(sim), Some(demo)) = (&sim, &demo) {

@@ -1063,6 +1063,18 @@ impl Config {
                 ),
             ));
         }
+        if self.sandbox() && self.http_addr.ip().is_unspecified() && self.public_url.is_none() {
+            return Err(err(
+                "TAVERN_PUBLIC_URL",
+                format!(
+                    "sandbox mode on {} needs the address browsers use to reach it: set \
+                     TAVERN_PUBLIC_URL (public_url), e.g. http://<this machine's name>:{}; \
+                     the console refuses actions sent from any other origin",
+                    self.http_addr,
+                    self.http_addr.port()
+                ),
+            ));
+        }
         Ok(())
     }
 

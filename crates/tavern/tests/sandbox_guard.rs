@@ -65,10 +65,25 @@ async fn sandbox_mode_refuses_a_public_address_without_the_flag() {
 }
 
 #[tokio::test]
+async fn sandbox_public_on_every_address_needs_the_public_url() {
+    let mut command = tavern();
+    command
+        .args(["serve", "--sandbox-public"])
+        .env_remove("TAVERN_PUBLIC_URL")
+        .env("TAVERN_HTTP_ADDR", "0.0.0.0:0");
+    let out = finished(command).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("set TAVERN_PUBLIC_URL"), "{stderr}");
+}
+
+#[tokio::test]
 async fn with_sandbox_public_it_serves_on_a_public_address() {
     let mut child = tokio::process::Command::from(tavern())
         .args(["serve", "--sandbox-public"])
         .env("TAVERN_HTTP_ADDR", "0.0.0.0:0")
+        .env("TAVERN_PUBLIC_URL", "http://tavern.test:8080")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -199,4 +214,44 @@ async fn a_first_sandbox_start_on_empty_stores_makes_them_its_own() {
     assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
     app.running.shutdown();
     app.running.wait().await.unwrap();
+}
+
+/// The sandbox on 127.0.0.1 is the same site whether the browser calls it `127.0.0.1`,
+/// `localhost` or `[::1]`: the console's actions are taken from any of them.
+#[tokio::test]
+async fn the_sandbox_console_takes_actions_from_localhost_too() {
+    let app = common::spawn_app().await;
+    let page = app.http.get(app.url("/sandbox")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|v| v.starts_with(web::session::CONSOLE_COOKIE))
+        .expect("the console's cookie");
+    let token = testkit::attribute_values(&page.text().await.unwrap(), "data-csrf")
+        .into_iter()
+        .next()
+        .expect("the page's token");
+    let port = app.running.http_addr.port();
+    for (origin, status) in [
+        (format!("http://localhost:{port}"), 400),
+        (format!("http://[::1]:{port}"), 400),
+        (format!("http://127.0.0.1:{port}"), 400),
+        (format!("http://evil.example:{port}"), 403),
+    ] {
+        let response = app
+            .http
+            .post(app.url("/sandbox/api/command"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .header("x-csrf-token", &token)
+            .header(reqwest::header::ORIGIN, &origin)
+            .json(&serde_json::json!({"channel": app.demo().dice.to_string(), "text": "/nope"}))
+            .send()
+            .await
+            .unwrap();
+        // 400: the command was read (and is unknown), not refused.
+        assert_eq!(response.status().as_u16(), status, "{origin}");
+    }
 }

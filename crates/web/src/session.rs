@@ -23,8 +23,9 @@
 //!   [`Sessions::protect`] must carry it in the `X-CSRF-Token` header or, for HTML
 //!   forms, an `application/x-www-form-urlencoded` field `csrf_token`; it is compared in
 //!   constant time. Such a request must also not come from another origin: an
-//!   `Origin` header other than the public URL's origin, or `Sec-Fetch-Site:
-//!   cross-site`, is refused even with a token. Failures are 403 with a JSON sentence.
+//!   `Origin` header other than the public URL's origin (or one of its
+//!   [`SessionConfig::aliases`]), or `Sec-Fetch-Site: cross-site`, is refused even
+//!   with a token. Failures are 403 with a JSON sentence.
 //! - **Who may see a page.** [`CurrentUser`] rejects a visitor who is not logged in
 //!   with 401 JSON when the request is for the API (path under `/api/`, an `Accept`
 //!   that asks for JSON and not HTML, or any method but GET), and otherwise with a 303
@@ -113,6 +114,10 @@ pub struct SessionConfig {
     /// The site's origin (`https://tavern.example`); state-changing requests from any
     /// other `Origin` are refused.
     pub origin: String,
+    /// Other origins of this very site, accepted like `origin` (a site on a loopback
+    /// address reached as `127.0.0.1`, `localhost` or `[::1]`): see
+    /// [`SessionConfig::with_loopback_aliases`].
+    pub aliases: Vec<String>,
 }
 
 impl SessionConfig {
@@ -143,7 +148,36 @@ impl SessionConfig {
             anonymous_ttl: Duration::from_secs(10 * 60),
             secure_cookie: public_url.scheme() == "https",
             origin: public_url.origin().ascii_serialization(),
+            aliases: Vec::new(),
         }
+    }
+
+    /// When the origin's host is `127.0.0.1`, `localhost` or `[::1]`, the other two on
+    /// the same scheme and port are accepted as this site too: a server on a loopback
+    /// address is the same server whichever of those names the browser used. Any other
+    /// origin is left alone.
+    pub fn with_loopback_aliases(mut self) -> SessionConfig {
+        const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
+        let Ok(url) = Url::parse(&self.origin) else {
+            return self;
+        };
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return self;
+        };
+        if !LOOPBACK.contains(&host) {
+            return self;
+        }
+        for name in LOOPBACK.iter().filter(|name| **name != host) {
+            if let Ok(alias) = Url::parse(&format!("{}://{name}:{port}", url.scheme())) {
+                self.aliases.push(alias.origin().ascii_serialization());
+            }
+        }
+        self
+    }
+
+    /// Whether `origin` (an `Origin` header's value) is this site's.
+    fn is_own_origin(&self, origin: &str) -> bool {
+        origin == self.origin || self.aliases.iter().any(|alias| alias == origin)
     }
 }
 
@@ -252,7 +286,7 @@ pub(crate) fn check_console_csrf(
     headers: &HeaderMap,
     config: &SessionConfig,
 ) -> Result<(), &'static str> {
-    if cross_origin(headers, &config.origin) {
+    if cross_origin(headers, config) {
         return Err("cross-origin request refused");
     }
     let Some(cookie) = console_cookie(headers, config) else {
@@ -565,11 +599,11 @@ pub(crate) fn forbidden(reason: &str) -> Response {
 }
 
 /// Refuses state-changing requests from another site (when the browser says so).
-fn cross_origin(headers: &HeaderMap, origin: &str) -> bool {
+fn cross_origin(headers: &HeaderMap, config: &SessionConfig) -> bool {
     let other_origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| o != origin);
+        .is_some_and(|o| !config.is_own_origin(o));
     let cross_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -657,7 +691,7 @@ impl Sessions {
                 forbidden(reason)
             }
         };
-        if cross_origin(request.headers(), &self.config.origin) {
+        if cross_origin(request.headers(), &self.config) {
             return Err(refuse(
                 "cross-origin request refused",
                 "Sent from another site",
@@ -918,20 +952,40 @@ mod tests {
 
     #[test]
     fn cross_origin_detection() {
+        let site = SessionConfig::for_public_url(&Url::parse("https://t.example").unwrap());
         let mut headers = HeaderMap::new();
-        assert!(!cross_origin(&headers, "https://t.example"));
+        assert!(!cross_origin(&headers, &site));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://t.example"),
         );
-        assert!(!cross_origin(&headers, "https://t.example"));
+        assert!(!cross_origin(&headers, &site));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(cross_origin(&headers, "https://t.example"));
+        assert!(cross_origin(&headers, &site));
         headers.remove(header::ORIGIN);
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(cross_origin(&headers, "https://t.example"));
+        assert!(cross_origin(&headers, &site));
+    }
+
+    #[test]
+    fn loopback_aliases_are_the_other_loopback_names_on_the_same_port() {
+        let aliases = |url: &str| {
+            SessionConfig::for_public_url(&Url::parse(url).unwrap())
+                .with_loopback_aliases()
+                .aliases
+        };
+        assert_eq!(
+            aliases("http://127.0.0.1:8080"),
+            ["http://localhost:8080", "http://[::1]:8080"]
+        );
+        assert_eq!(
+            aliases("http://[::1]:80/"),
+            ["http://127.0.0.1", "http://localhost"]
+        );
+        assert!(aliases("https://t.example").is_empty());
+        assert!(aliases("http://10.0.0.1:8080").is_empty());
     }
 }

@@ -42,13 +42,21 @@ const PIXEL: &[u8] = &[
 ];
 
 async fn spawn() -> TestSite {
+    spawn_with(|config| config).await
+}
+
+/// A site whose session settings are `configure`d from those of its URL.
+async fn spawn_with(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> TestSite {
     discord::install_crypto_provider();
     let sim = Sim::start(SimConfig::default()).unwrap();
     let demo = sim.seed_demo();
     let redis = TestRedis::start().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-    let sessions = Sessions::new(redis.connect().await, SessionConfig::for_public_url(&base));
+    let sessions = Sessions::new(
+        redis.connect().await,
+        configure(SessionConfig::for_public_url(&base)),
+    );
     let site = Site::default();
     let state = AppState {
         readiness: std::sync::Arc::new(AlwaysReady),
@@ -445,6 +453,56 @@ async fn console_actions_need_the_token_of_the_console_page() {
         .await
         .unwrap();
     assert_eq!(mixed.status(), 403, "another page's token");
+}
+
+/// The status of a console command sent from a page whose origin is `origin`.
+async fn command_from(site: &TestSite, origin: &str) -> u16 {
+    let (cookie, token) = console_token(site).await;
+    site.http
+        .post(site.url("/sandbox/api/command"))
+        .header(COOKIE, cookie)
+        .header("x-csrf-token", token)
+        .header(reqwest::header::ORIGIN, origin)
+        .json(&serde_json::json!({"channel": site.demo.dice.to_string(), "text": "/nope"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_console_on_loopback_takes_commands_from_any_loopback_name_of_its_port() {
+    let site = spawn_with(SessionConfig::with_loopback_aliases).await;
+    let port = site.base.port().unwrap();
+    // 400: the command was read (and is unknown), not refused.
+    for host in ["127.0.0.1", "localhost", "[::1]"] {
+        assert_eq!(
+            command_from(&site, &format!("http://{host}:{port}")).await,
+            400,
+            "{host}"
+        );
+    }
+    let other_port = port.wrapping_add(1);
+    for origin in [
+        format!("http://localhost:{other_port}"),
+        format!("https://localhost:{port}"),
+        format!("http://evil.example:{port}"),
+    ] {
+        assert_eq!(command_from(&site, &origin).await, 403, "{origin}");
+    }
+
+    // Without the aliases, only the public URL's own origin is the site's.
+    let site = spawn().await;
+    let port = site.base.port().unwrap();
+    assert_eq!(
+        command_from(&site, &format!("http://localhost:{port}")).await,
+        403
+    );
+    assert_eq!(
+        command_from(&site, &format!("http://127.0.0.1:{port}")).await,
+        400
+    );
 }
 
 #[tokio::test]
