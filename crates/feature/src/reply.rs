@@ -37,6 +37,7 @@ pub fn user_message(error: &StorageError) -> String {
         StorageError::Conflict { .. } => {
             "Too many changes at once; please try again in a moment.".to_owned()
         }
+        StorageError::Duplicate { .. } => "That already exists, so nothing was changed.".to_owned(),
         StorageError::Corrupt { what, reason } => {
             tracing::error!(%what, %reason, "stored data cannot be read");
             "Something is wrong with the stored data on our side; an admin can find it in the logs."
@@ -61,11 +62,12 @@ pub fn handler_error(error: &StorageError) -> HandlerError {
     }
 }
 
-/// The HTTP status for a storage failure: 404, 409, 500 or 503.
+/// The HTTP status for a storage failure: 404, 409 (a conflict, or a duplicate), 500 or
+/// 503.
 pub fn status(error: &StorageError) -> StatusCode {
     match error {
         StorageError::NotFound { .. } => StatusCode::NOT_FOUND,
-        StorageError::Conflict { .. } => StatusCode::CONFLICT,
+        StorageError::Conflict { .. } | StorageError::Duplicate { .. } => StatusCode::CONFLICT,
         StorageError::Corrupt { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -90,6 +92,16 @@ mod tests {
         assert_eq!(user_message(&not_found), "I can't find game 42 any more.");
         assert_eq!(status(&not_found), StatusCode::NOT_FOUND);
         assert_eq!(status(&StorageError::conflict("doc")), StatusCode::CONFLICT);
+        let duplicate = StorageError::Duplicate {
+            constraint: "games_name_key".into(),
+        };
+        assert_eq!(
+            user_message(&duplicate),
+            "That already exists, so nothing was changed."
+        );
+        assert!(!user_message(&duplicate).contains("try again"));
+        assert_eq!(status(&duplicate), StatusCode::CONFLICT);
+        assert!(matches!(handler_error(&duplicate), HandlerError::User(_)));
         let corrupt = StorageError::corrupt("user_1", "not JSON");
         assert!(!user_message(&corrupt).contains("not JSON"));
         assert_eq!(status(&corrupt), StatusCode::INTERNAL_SERVER_ERROR);

@@ -1,6 +1,6 @@
 //! The one storage error vocabulary features speak: [`StorageError`].
 //!
-//! A repository returns `NotFound`, `Conflict`, `Corrupt` or `Unavailable`, whatever the
+//! A repository returns `NotFound`, `Conflict`, `Duplicate`, `Corrupt` or `Unavailable`, whatever the
 //! store underneath; a feature's own error type wraps it next to its domain refusals,
 //! and `feature` turns it into the words a user sees, in one place, for Discord and for
 //! HTTP alike.
@@ -15,10 +15,15 @@ pub enum StorageError {
     /// What was asked for does not exist (a game, a meeting, a row).
     #[error("{what} was not found")]
     NotFound { what: String },
-    /// Others changed the same thing at the same time, more often than we retry; or a
-    /// uniqueness rule refused the write. Trying again later can work.
+    /// Others changed the same thing at the same time, more often than we retry. Trying
+    /// again later can work.
     #[error("{what} changed under us too often; try again")]
     Conflict { what: String },
+    /// A uniqueness rule refused the write: what it would create already exists. Trying
+    /// again gets the same answer. `constraint` names the rule (a PostgreSQL unique
+    /// constraint or index).
+    #[error("the write would duplicate what already exists (unique key {constraint})")]
+    Duplicate { constraint: String },
     /// The stored value is not what the schema says (a hand edit, a bug, an old format).
     #[error("{what} holds data Tavern cannot read: {reason}")]
     Corrupt { what: String, reason: String },
@@ -48,12 +53,14 @@ impl StorageError {
     }
 
     /// True when the same request may succeed later without anything changing on our
-    /// side (a conflict, an outage).
+    /// side (a conflict, an outage); a duplicate never does.
     pub fn is_transient(&self) -> bool {
         match self {
             StorageError::Conflict { .. } => true,
             StorageError::Unavailable(e) => e.is_transient(),
-            StorageError::NotFound { .. } | StorageError::Corrupt { .. } => false,
+            StorageError::NotFound { .. }
+            | StorageError::Duplicate { .. }
+            | StorageError::Corrupt { .. } => false,
         }
     }
 }
@@ -73,7 +80,9 @@ impl From<StoreError> for StorageError {
             }
             StoreError::Postgres(sqlx::Error::RowNotFound) => StorageError::not_found("the row"),
             StoreError::Postgres(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                StorageError::conflict(e.constraint().unwrap_or("a unique key"))
+                let constraint = e.constraint().unwrap_or("(unnamed)").to_owned();
+                tracing::warn!(%constraint, error = %e, "a write was refused by a unique key");
+                StorageError::Duplicate { constraint }
             }
             StoreError::Postgres(
                 e @ (sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)),
