@@ -324,7 +324,8 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
         pem_pair(raw, "meeting_controller_cert", "meeting_controller_key")?;
     let recordings_url = raw
         .get("meetings_recordings_url")
-        .map(|(_, v)| v.trim().to_owned());
+        .map(|(src, v)| storage_location(src, v).map(|()| v.trim().to_owned()))
+        .transpose()?;
     let defaults = meetings::auth::AuthConfig::default();
     let auth = meetings::auth::AuthConfig {
         failed_logins_per_minute: per_minute(
@@ -360,6 +361,38 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
         media_handler: media_handler_settings(raw)?,
         auth,
     })
+}
+
+/// Checks a place to keep files (`meetings_recordings_url`): a folder, `file:///path`,
+/// `s3://bucket/prefix` or `az://container/prefix`, as the rolls sync reads it (no
+/// credentials in it: they come from the environment). A path that looks like a URL
+/// with a mistyped `://` (`s3//bucket`, `s3:/bucket`) is refused rather than taken for
+/// a local folder. The error never repeats a password.
+fn storage_location(source: &str, value: &str) -> Result<(), ConfigError> {
+    const FORMS: &str = "a folder, file:///path, s3://bucket/prefix or az://container/prefix";
+    let value = value.trim();
+    if !value.contains("://") {
+        let schemes = [
+            "s3", "s3a", "az", "azure", "abfs", "abfss", "file", "http", "https",
+        ];
+        let lower = value.to_ascii_lowercase();
+        let before_colon = lower.split_once(':').map(|(head, _)| head);
+        let mistyped = schemes.iter().any(|scheme| {
+            before_colon == Some(scheme) || lower.starts_with(&format!("{scheme}//"))
+        });
+        if mistyped {
+            return Err(err(
+                source,
+                format!(
+                    "`{}` looks like a URL without its `://`: give {FORMS}",
+                    store::redact_url(value)
+                ),
+            ));
+        }
+    }
+    rolls::SyncTarget::parse(value)
+        .map(drop)
+        .map_err(|e| err(source, format!("{e} ({FORMS})")))
 }
 
 /// A rate limit under `key`: a whole number of requests a minute, at least 1.
@@ -1309,6 +1342,39 @@ mod tests {
             Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_RECORDINGS_URL", " ")]))
                 .expect("blank");
         assert!(blank.meetings.recordings_url.is_none());
+    }
+
+    #[test]
+    fn a_recordings_url_that_would_go_wrong_is_refused_at_start_without_its_password() {
+        let refused = |url: &str| {
+            Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_RECORDINGS_URL", url)]))
+                .expect_err(url)
+        };
+        for (url, problem) in [
+            ("s3//bucket/x", "without its `://`"),
+            ("s3:/bucket", "without its `://`"),
+            ("az:container", "without its `://`"),
+            ("s3://key:hunter2@bucket/x", "carries credentials"),
+            ("ftp://u:hunter2@host/x", "carries credentials"),
+            ("gs://bucket/x", "not supported"),
+            ("s3:///x", "names no bucket"),
+        ] {
+            let e = refused(url);
+            assert_eq!(e.key, "TAVERN_MEETINGS_RECORDINGS_URL", "{url}");
+            assert!(e.problem.contains(problem), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
+        }
+        for url in [
+            "/srv/recordings",
+            "recordings",
+            "file:///srv/recordings",
+            "az://container/p",
+        ] {
+            let c =
+                Config::from_sources(None, None, &env(&[("TAVERN_MEETINGS_RECORDINGS_URL", url)]))
+                    .expect(url);
+            assert_eq!(c.meetings.recordings_url.as_deref(), Some(url));
+        }
     }
 
     #[test]
