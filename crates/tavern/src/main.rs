@@ -37,7 +37,8 @@ enum Command {
     },
     /// Apply every feature's PostgreSQL migrations and exit.
     Migrate,
-    /// Check the stored data for inconsistencies; exit code 1 if any are found.
+    /// Check the stored data for inconsistencies; exit code 1 if any are found, 2 if the
+    /// check could not run.
     Check,
     /// Roll dice: `tavern roll 4d6kh3`, `--json`, `--seed N`; `tavern roll -` reads one
     /// expression per line from stdin and prints one JSON line each.
@@ -325,14 +326,35 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tavern check`: exit 0 when the data is consistent, 1 when it found inconsistencies,
+/// 2 when it could not look (a store unreachable, a check that failed).
 async fn check(config: Config) -> anyhow::Result<ExitCode> {
+    match find_inconsistencies(&config).await {
+        Ok(0) => {
+            println!("no inconsistencies found");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(problems) => {
+            println!("{problems} inconsistencies found");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("tavern: the check could not run: {error:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Runs every feature's checks, printing what they find; how many they found.
+async fn find_inconsistencies(config: &Config) -> anyhow::Result<usize> {
     let redis = store::Redis::connect(config.redis_url.expose())
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis_url))?;
     let pg = store::Postgres::connect(config.database_url.expose())
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", config.database_url))?;
-    let features = tavern::app::command_features(&config, redis, pg)?;
+    let features = tavern::app::command_features(config, redis, pg)?;
     let mut problems = 0usize;
     for check in features.iter().flat_map(|f| &f.checks) {
         let findings = check
@@ -344,13 +366,7 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
         }
         problems += findings.len();
     }
-    if problems == 0 {
-        println!("no inconsistencies found");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("{problems} inconsistencies found");
-        Ok(ExitCode::from(1))
-    }
+    Ok(problems)
 }
 
 async fn sync(config: Config, once: bool) -> anyhow::Result<ExitCode> {

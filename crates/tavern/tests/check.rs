@@ -62,3 +62,22 @@ async fn check_reports_a_campaigns_link_without_its_inverse() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_check_that_cannot_reach_its_stores_exits_2_not_1() {
+    // Nothing listens on port 9: the check cannot look, which is not "found some".
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("check")
+        .env("TAVERN_REDIS_URL", "redis://:hunter2@127.0.0.1:9/")
+        .env("TAVERN_DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
+        .env("TAVERN_LOG", "error")
+        .output()
+        .expect("run tavern check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the check could not run") && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
