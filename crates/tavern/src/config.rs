@@ -856,12 +856,49 @@ fn parse_host_port(source: &str, value: &str) -> Result<String, ConfigError> {
     Ok(value.to_owned())
 }
 
+/// The `TAVERN_*` variables of `vars`; one whose name or value is not UTF-8 is an
+/// error naming it (other variables are none of Tavern's business, whatever they hold).
+fn tavern_variables(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut env = BTreeMap::new();
+    for (name, value) in vars {
+        if !name.as_encoded_bytes().starts_with(b"TAVERN_") {
+            continue;
+        }
+        let Some(name) = name.to_str() else {
+            return Err(err(
+                &name.to_string_lossy(),
+                "the variable's name is not valid UTF-8",
+            ));
+        };
+        let Some(value) = value.to_str() else {
+            return Err(err(name, "the value is not valid UTF-8"));
+        };
+        env.insert(name.to_owned(), value.to_owned());
+    }
+    Ok(env)
+}
+
+/// Where a TOML syntax error is: "line L, column C" of `text` at the error's start.
+fn toml_position(text: &str, error: &toml::de::Error) -> Option<String> {
+    let start = error.span()?.start;
+    let before = text.get(..start)?;
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
+    Some(format!("line {line}, column {column}"))
+}
+
 impl Config {
     /// Loads `file` (if given, or `./tavern.toml` if present) and then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("TAVERN_"))
-            .collect();
+        let env = tavern_variables(std::env::vars_os())?;
         let default_file = PathBuf::from("tavern.toml");
         let file = match file {
             Some(f) => Some(f.to_path_buf()),
@@ -891,9 +928,13 @@ impl Config {
             values: BTreeMap::new(),
         };
         if let Some(text) = toml_text {
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| err(&file_label, e.message().to_owned()))?;
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+                let message = e.message().trim();
+                match toml_position(text, &e) {
+                    Some(at) => err(&file_label, format!("{at}: {message}")),
+                    None => err(&file_label, message.to_owned()),
+                }
+            })?;
             for (key, value) in table {
                 let Some((name, _)) = KEYS.iter().find(|(k, _)| *k == key) else {
                     let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
@@ -1375,6 +1416,52 @@ mod tests {
                     .expect(url);
             assert_eq!(c.meetings.recordings_url.as_deref(), Some(url));
         }
+    }
+
+    #[test]
+    fn a_toml_syntax_error_says_where_it_is() {
+        let e = Config::from_sources(
+            Some("http_addr = \"127.0.0.1:8080\"\ndata_dir = /srv/tavern\n"),
+            None,
+            &env(&[]),
+        )
+        .expect_err("bad TOML");
+        assert_eq!(e.key, "tavern.toml");
+        assert!(e.problem.starts_with("line 2, column 12: "), "{e}");
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn only_tavern_variables_must_be_utf8() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'a', 0xff]);
+        let vars = [
+            (OsString::from("OTHER"), bad()),
+            (OsString::from_vec(b"NOT_OURS_\xff".to_vec()), bad()),
+            (
+                OsString::from("TAVERN_HTTP_ADDR"),
+                OsString::from("127.0.0.1:1"),
+            ),
+        ];
+        let env = tavern_variables(vars.into_iter()).expect("others are ignored");
+        assert_eq!(
+            env.into_iter().collect::<Vec<_>>(),
+            [("TAVERN_HTTP_ADDR".to_owned(), "127.0.0.1:1".to_owned())]
+        );
+        let e = tavern_variables([(OsString::from("TAVERN_DATA_DIR"), bad())].into_iter())
+            .expect_err("ours");
+        assert_eq!(e.key, "TAVERN_DATA_DIR");
+        assert!(e.problem.contains("not valid UTF-8"), "{e}");
+        let e = tavern_variables(
+            [(
+                OsString::from_vec(b"TAVERN_\xff".to_vec()),
+                OsString::from("x"),
+            )]
+            .into_iter(),
+        )
+        .expect_err("a name of ours");
+        assert!(e.problem.contains("name is not valid UTF-8"), "{e}");
     }
 
     #[test]

@@ -221,12 +221,38 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The log filter: `TAVERN_LOG`, or `info` (with sqlx and tower_http at `warn`) when it
+/// is unset. A `TAVERN_LOG` that does not parse is an error naming the directive, not a
+/// silent fall-back to the default.
+fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
+    let Some(value) = std::env::var_os("TAVERN_LOG") else {
+        return Ok(tracing_subscriber::EnvFilter::new(
+            "info,sqlx=warn,tower_http=warn",
+        ));
+    };
+    let Some(text) = value.to_str() else {
+        return Err("TAVERN_LOG: the value is not valid UTF-8".to_owned());
+    };
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map_err(|error| {
+            let bad = text
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .find(|d| d.parse::<tracing_subscriber::filter::Directive>().is_err())
+                .unwrap_or(text);
+            format!(
+                "TAVERN_LOG: `{bad}` is not a log directive ({error}); write a level or \
+                 target=level, separated by commas, e.g. `info,campaigns=debug`"
+            )
+        })
+}
+
 /// Logs go to standard output, except for commands whose standard output is their
 /// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
 /// progress bar a log line would tear).
-fn init_tracing(format: LogFormat, to_stderr: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TAVERN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+fn init_tracing(filter: tracing_subscriber::EnvFilter, format: LogFormat, to_stderr: bool) {
     // wtransport logs each session request's path at debug level, and a meeting
     // controller's paths carry one-time connection tokens: never below info.
     let filter = match "wtransport=info".parse() {
@@ -419,7 +445,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let filter = match log_filter() {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("tavern: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(
+        filter,
         config.log_format,
         matches!(cli.command, Command::Clips(_) | Command::Meetings(_)),
     );
