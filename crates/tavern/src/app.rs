@@ -372,15 +372,16 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
     }
 }
 
-/// The in-process media handler's settings: on the meeting controller's host, any free
-/// UDP port of its address, a self-signed certificate, a new id per start.
+/// The in-process media handler's settings: the `media_handler_*` ones, as for
+/// `tavern media-handler` (see [`media_handler_config`]), except that without
+/// `media_handler_addr` it listens on any free UDP port of the meeting controller's
+/// address.
 pub fn media_config(config: &Config) -> meetings::media::HandlerConfig {
-    meetings::media::HandlerConfig {
-        listen: std::net::SocketAddr::new(config.meetings.controller_addr.ip(), 0),
-        public_host: meetings_host(config),
-        region: config.meetings.region.clone(),
-        ..meetings::media::HandlerConfig::new(meetings::domain::HandlerId::generate())
+    let mut handler = media_handler_config(config);
+    if config.meetings.media_handler.addr.is_none() {
+        handler.listen = std::net::SocketAddr::new(config.meetings.controller_addr.ip(), 0);
     }
+    handler
 }
 
 /// `tavern media-handler`'s settings: `media_handler_addr` (default any free port of
@@ -992,5 +993,49 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         let err = sandbox_meetings_key(&path).unwrap_err();
         assert!(format!("{err:#}").contains("32 bytes in base64"), "{err:#}");
+    }
+
+    #[test]
+    fn the_in_process_media_handler_follows_the_media_handler_settings() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let config = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_MEETING_CONTROLLER_ADDR", "10.0.0.5:4433"),
+                ("TAVERN_MEDIA_HANDLER_ADDR", "10.0.0.5:4434"),
+                ("TAVERN_MEDIA_HANDLER_HOST", "media.example"),
+                ("TAVERN_MEDIA_HANDLER_ID", "mh-here-1"),
+                ("TAVERN_MEDIA_HANDLER_CERT", "/etc/tavern/mh.pem"),
+                ("TAVERN_MEDIA_HANDLER_KEY", "/etc/tavern/mh.key"),
+            ]),
+        )
+        .unwrap();
+        let handler = media_config(&config);
+        assert_eq!(handler.listen, "10.0.0.5:4434".parse().unwrap());
+        assert_eq!(handler.public_host, "media.example");
+        assert_eq!(handler.handler_id.to_string(), "mh-here-1");
+        assert_eq!(
+            handler.certificate,
+            Some(("/etc/tavern/mh.pem".into(), "/etc/tavern/mh.key".into()))
+        );
+
+        // Without them: a free port of the controller's address, its host, a new id.
+        let config = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_MEETING_CONTROLLER_ADDR", "10.0.0.5:4433")]),
+        )
+        .unwrap();
+        let handler = media_config(&config);
+        assert_eq!(handler.listen, "10.0.0.5:0".parse().unwrap());
+        assert_eq!(handler.public_host, "10.0.0.5");
+        assert!(handler.handler_id.to_string().starts_with("mh-"));
+        assert_eq!(handler.certificate, None);
     }
 }
