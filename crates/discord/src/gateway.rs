@@ -462,6 +462,8 @@ impl Bot {
         );
         self.status.start(range);
         let stop = shutdown.child_token();
+        // Every handler's delivery task, so shutdown waits for the events already queued.
+        let deliveries = tokio_util::task::TaskTracker::new();
         let mut tasks = tokio::task::JoinSet::new();
         let mut shard_of_task = HashMap::new();
         for index in range.ids() {
@@ -474,7 +476,13 @@ impl Bot {
             let runner = ShardRunner {
                 router: Arc::clone(&self.router),
                 wanted: wanted_events(&self.events),
-                events: self.events.iter().cloned().map(EventQueue::spawn).collect(),
+                events: self
+                    .events
+                    .iter()
+                    .map(|handler| {
+                        EventQueue::spawn(Arc::clone(handler), EVENT_QUEUE_CAPACITY, &deliveries)
+                    })
+                    .collect(),
                 status: self.status.clone(),
                 registered: Arc::clone(&self.registered),
                 total: range.total(),
@@ -494,8 +502,19 @@ impl Bot {
             }
         }
         self.status.stop_all();
-        if !self.router.wait_in_flight(self.config.drain_timeout).await {
-            tracing::warn!(timeout = ?self.config.drain_timeout, "in-flight interactions did not finish before the drain timeout");
+        // The shards are gone, and with them the queues' senders: each delivery task ends
+        // once its handler has had every event already queued.
+        deliveries.close();
+        let drain = self.config.drain_timeout;
+        let (interactions, events) = tokio::join!(
+            self.router.wait_in_flight(drain),
+            tokio::time::timeout(drain, deliveries.wait()),
+        );
+        if !interactions {
+            tracing::warn!(timeout = ?drain, "in-flight interactions did not finish before the drain timeout");
+        }
+        if events.is_err() {
+            tracing::warn!(timeout = ?drain, "event handlers did not finish their queued events before the drain timeout");
         }
         tracing::info!("discord connection closed");
         match fatal {
@@ -590,21 +609,32 @@ fn wanted_events(handlers: &[Arc<dyn EventHandler>]) -> EventTypeFlags {
     flags
 }
 
+/// How many events of one shard wait for one handler before more are dropped.
+const EVENT_QUEUE_CAPACITY: usize = 10_000;
+
 /// One handler's events of one shard, delivered in the order the gateway sent them:
 /// a task per handler awaits each event before the next, so a message's edit never
 /// overtakes its creation and a deletion never comes before either. Handlers stay
-/// independent of each other (each has its own queue). The task ends once the shard
-/// stops and the queue is drained; a handler that panics loses that one event.
+/// independent of each other (each has its own queue). The queue holds at most
+/// `capacity` events: a handler that falls that far behind loses the newer ones (logged
+/// and counted) rather than growing memory without end or stalling the shard, which
+/// must keep reading to keep its connection. The task ends once the shard stops and the
+/// queue is drained; a handler that panics loses that one event.
 struct EventQueue {
     handler: Arc<dyn EventHandler>,
-    queue: tokio::sync::mpsc::UnboundedSender<crate::model::Event>,
+    queue: tokio::sync::mpsc::Sender<crate::model::Event>,
+    dropped: AtomicU64,
 }
 
 impl EventQueue {
-    fn spawn(handler: Arc<dyn EventHandler>) -> EventQueue {
-        let (queue, mut events) = tokio::sync::mpsc::unbounded_channel();
+    fn spawn(
+        handler: Arc<dyn EventHandler>,
+        capacity: usize,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> EventQueue {
+        let (queue, mut events) = tokio::sync::mpsc::channel(capacity.max(1));
         let deliver = Arc::clone(&handler);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             while let Some(event) = events.recv().await {
                 // Its own task, awaited: a handler that panics loses that event
                 // only, and the queue goes on.
@@ -613,7 +643,32 @@ impl EventQueue {
                 }
             }
         });
-        EventQueue { handler, queue }
+        EventQueue {
+            handler,
+            queue,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `event` for the handler; false if it was dropped (the queue is full, or
+    /// the delivery task is gone after a panic in it).
+    fn offer(&self, event: crate::model::Event) -> bool {
+        match self.queue.try_send(event) {
+            Ok(()) => true,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(event)) => {
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::counter!("tavern_gateway_events_dropped_total").increment(1);
+                if dropped == 1 || dropped.is_multiple_of(1000) {
+                    tracing::warn!(
+                        kind = ?event.kind(),
+                        dropped,
+                        "an event handler is falling behind; its queue is full and events are dropped"
+                    );
+                }
+                false
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 }
 
@@ -784,9 +839,7 @@ impl ShardRunner {
                         .iter()
                         .filter(|q| q.handler.kinds().contains(&kind))
                     {
-                        // Fails only when the delivery task is gone (a panicking
-                        // handler): nothing is left to deliver to.
-                        let _ = queue.queue.send(event.clone());
+                        queue.offer(event.clone());
                     }
                 }
             }
@@ -809,6 +862,56 @@ mod tests {
         fn kinds(&self) -> &[EventKind] {
             &self.0
         }
+    }
+
+    /// Records the id of each deleted message it is handed, once a permit allows.
+    struct Gated {
+        seen: Arc<Mutex<Vec<u64>>>,
+        permits: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl EventHandler for Gated {
+        fn on_event(&self, event: Event) -> BoxFuture<'static, ()> {
+            let (seen, permits) = (Arc::clone(&self.seen), Arc::clone(&self.permits));
+            Box::pin(async move {
+                permits.acquire().await.expect("permits").forget();
+                if let Event::MessageDelete { message_id, .. } = event {
+                    seen.lock().expect("seen").push(message_id.get());
+                }
+            })
+        }
+        fn kinds(&self) -> &[EventKind] {
+            &[EventKind::MessageDelete]
+        }
+    }
+
+    // Current-thread: the delivery task does not run before the test awaits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_event_queue_drops_newer_events_and_delivers_the_queued_ones() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let permits = Arc::new(tokio::sync::Semaphore::new(0));
+        let handler = Arc::new(Gated {
+            seen: Arc::clone(&seen),
+            permits: Arc::clone(&permits),
+        });
+        let tasks = tokio_util::task::TaskTracker::new();
+        let queue = EventQueue::spawn(handler, 2, &tasks);
+        let delete = |id: u64| Event::MessageDelete {
+            guild_id: None,
+            channel_id: crate::Id::new(1),
+            message_id: crate::Id::new(id),
+        };
+        let offered: Vec<bool> = (1..=4).map(|id| queue.offer(delete(id))).collect();
+        assert_eq!(
+            offered,
+            [true, true, false, false],
+            "two fit, two are dropped"
+        );
+        permits.add_permits(10);
+        drop(queue);
+        tasks.close();
+        tasks.wait().await;
+        assert_eq!(*seen.lock().expect("seen"), [1, 2]);
     }
 
     #[tokio::test]
