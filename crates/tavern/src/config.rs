@@ -1870,7 +1870,23 @@ mod tests {
         assert_eq!(e.key, "TAVERN_HTTP_ADDR");
         assert!(e.problem.contains("--sandbox-public"), "{e}");
         public.sandbox_public = true;
+        // On every address, browsers need to be told which one they use.
+        let e = public.check_serve().expect_err("no public URL");
+        assert_eq!(e.key, "TAVERN_PUBLIC_URL");
+        assert!(e.problem.contains("set TAVERN_PUBLIC_URL"), "{e}");
+        public.public_url = Some(url::Url::parse("http://tavern.lan:8080").unwrap());
         assert!(public.check_serve().is_ok());
+        let mut one_address = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_HTTP_ADDR", "192.168.1.5:8080")]),
+        )
+        .expect("config");
+        one_address.sandbox_public = true;
+        assert!(
+            one_address.check_serve().is_ok(),
+            "its own address is its URL"
+        );
         let bot = Config::from_sources(
             None,
             None,
