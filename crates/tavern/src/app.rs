@@ -870,15 +870,33 @@ async fn run(
     // Marked before the sandbox writes anything of its own, so that what it finds is
     // someone else's.
     let foreign = crate::instance::mark(&redis, &postgres, mode).await;
-    if mode == crate::instance::Mode::Sandbox && !foreign.is_empty() {
+    let community: Vec<_> = foreign
+        .iter()
+        .filter(|f| matches!(f, crate::instance::Foreign::Discord(_)))
+        .cloned()
+        .collect();
+    if mode == crate::instance::Mode::Sandbox && !community.is_empty() {
         return Err(crate::instance::RefusedStores::new(
-            &foreign,
+            &community,
             &config.redis_url.to_string(),
             &config.database_url.to_string(),
         )
         .into());
     }
-    if let (Some(meetup), Some(demo)) = (&web.sandbox_meetup, &web.sandbox_demo) {
+    // Data without a mark may be anyone's: the sandbox runs, but writes none of its
+    // demo data there.
+    let foreign_redis = foreign.iter().any(|f| f.store() == "Redis");
+    let foreign_postgres = foreign.iter().any(|f| f.store() == "PostgreSQL");
+    if !foreign.is_empty() {
+        let found: Vec<String> = foreign.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            "sandbox mode on data it did not write: {}; its demo data (the demo Meetup's tokens and links, the demo meeting) is not written there: point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at stores of their own",
+            found.join("; ")
+        );
+    }
+    if let (Some(meetup), Some(demo), false) =
+        (&web.sandbox_meetup, &web.sandbox_demo, foreign_redis)
+    {
         crate::sandbox::forget_an_earlier_fake_discord(&redis, meetup, demo).await?;
         crate::sandbox::authorise_organiser(&redis, meetup, demo).await?;
     }
@@ -890,7 +908,7 @@ async fn run(
             }
         }
     }
-    if let Some(meeting) = &web.sandbox_meeting {
+    if let (Some(meeting), false) = (&web.sandbox_meeting, foreign_postgres) {
         meeting.connect(meetings::Repo::from_context(&ctx));
         // Made now, so the console's first drawing links it at once.
         if let Err(error) = meeting.code().await {

@@ -5,8 +5,9 @@
 //! of `tavern.instance` in PostgreSQL (the core feature's schema) hold `discord` or
 //! `sandbox`. A Tavern connected to Discord always writes `discord`. Sandbox mode
 //! writes `sandbox` only into stores that are empty or already its own; it refuses to
-//! start (exit 2, before writing any demo data) when a store holds `discord`, or holds
-//! data but no mark (written before marks existed, or by something else). In PostgreSQL "data" means a row in
+//! start (exit 2, before writing any demo data) when a store holds `discord`, and when
+//! a store holds data but no mark (written before marks existed, or by something else)
+//! it runs but writes none of its demo data there, saying so in one warning line. In PostgreSQL "data" means a row in
 //! any table of any schema but Tavern's own bookkeeping; in Redis, any key outside
 //! `tavern:` (sessions, logins, locks) the sandbox itself may have written first.
 
@@ -192,7 +193,8 @@ impl RefusedStores {
 }
 
 /// Marks both stores and, in sandbox mode, returns those holding data the sandbox did
-/// not write (the sandbox then refuses to start: [`RefusedStores`]). A store that
+/// not write (the sandbox then refuses to start on a [`Foreign::Discord`] one:
+/// [`RefusedStores`]). A store that
 /// cannot be read is logged, not fatal: the mark is a safety net, not a reason to stay
 /// down.
 pub async fn mark(redis: &Redis, pg: &Postgres, mode: Mode) -> Vec<Foreign> {

@@ -1,6 +1,6 @@
 //! Sandbox mode is never an accident: an empty token is a configuration error, a
 //! public address needs `--sandbox-public`, and the sandbox refuses to start on stores
-//! holding a real community's data.
+//! holding a real community's data and writes no demo data into unmarked ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -189,6 +189,61 @@ async fn the_sandbox_refuses_to_start_on_a_communitys_stores_and_writes_nothing(
         .await
         .unwrap();
     assert_eq!(mark.as_deref(), Some("discord"));
+}
+
+#[tokio::test]
+async fn on_unmarked_data_the_sandbox_runs_but_writes_no_demo_data() {
+    let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
+    let redis = redis_server.connect().await;
+    // Someone's data, without a mark.
+    store::redis::cmd("SET")
+        .arg("drinking:game:1")
+        .arg("{}")
+        .query_async::<()>(&mut redis.conn())
+        .await
+        .unwrap();
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
+        .arg("serve")
+        .env_remove("TAVERN_DISCORD_TOKEN")
+        .env("TAVERN_REDIS_URL", redis_server.url())
+        .env("TAVERN_DATABASE_URL", pg_server.url())
+        .env("TAVERN_HTTP_ADDR", "127.0.0.1:0")
+        .env("TAVERN_LOG", "warn")
+        .env("TAVERN_DATA_DIR", common::scratch_dir())
+        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (console, warning) = tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut console, mut warning) = (None, None);
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("Tavern sandbox console: ") {
+                console = Some(line.rsplit(' ').next().unwrap().to_owned());
+            } else if line.contains("sandbox mode on data it did not write") {
+                warning = Some(line);
+            }
+            if let (Some(c), Some(w)) = (&console, &warning) {
+                return (c.clone(), w.clone());
+            }
+        }
+        panic!("tavern ended without the console line and the warning")
+    })
+    .await
+    .expect("the console line and the warning");
+    assert!(
+        warning.contains("Redis holds data sandbox mode did not write"),
+        "{warning}"
+    );
+    discord::install_crypto_provider();
+    let readyz = console.replace("/sandbox", "/readyz");
+    common::wait_ready(&reqwest::Client::new(), &readyz, Duration::from_secs(60)).await;
+    // Ready: the start-up is over, and it stored no demo Meetup tokens there.
+    let repo = campaigns::Repo::new(redis.clone());
+    assert!(repo.organizer_tokens().await.unwrap().is_none());
+    child.kill().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
