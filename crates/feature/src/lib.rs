@@ -42,7 +42,7 @@ pub use catalogue::{Catalogue, CommandEntry, FeatureCommands};
 pub use context::Context;
 pub use contract::{Access, Feature, Manifest, NavLink, RouteSpec, Routes, bot, manifest, route};
 pub use discord::{BoxFuture, CommandSpec, Discord, EventHandler, Handler, HandlerError};
-pub use runner::{JobRunner, ServiceRunner, ServiceState, lock_key};
+pub use runner::{JobRunner, ServiceRunner, ServiceState, forget_job_runs, lock_key};
 pub use store::{FeatureMigrations, Postgres, Redis, StorageError, StoreError};
 pub use tasks::{Check, Finding, Job, Service, Startup, TaskError};
 /// Declaring routes with who may call them, and learning who did: `Routes`, `Access`,

@@ -24,6 +24,39 @@ pub fn slot_key(name: &str, slot: u64) -> String {
     format!("tavern:lock:job:{name}:{slot}")
 }
 
+/// Forgets that job `name` ran: deletes its running lock and the marks of the periods it
+/// ran in ([`slot_key`]), so the next period check runs it at once. For a process that
+/// knows the earlier runs worked on what no longer exists (the sandbox after a restart);
+/// returns how many keys it deleted.
+pub async fn forget_job_runs(redis: &Redis, name: &str) -> Result<usize, store::redis::RedisError> {
+    let lock = lock_key(name);
+    let prefix = format!("{lock}:");
+    let mut keys = vec![lock];
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = store::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut redis.conn())
+            .await?;
+        keys.extend(found.into_iter().filter(|key| {
+            key.strip_prefix(&prefix)
+                .is_some_and(|slot| !slot.is_empty() && slot.bytes().all(|b| b.is_ascii_digit()))
+        }));
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    store::redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis.conn())
+        .await
+}
+
 /// How long the running lock lives without renewal: a process that dies mid-run frees
 /// its job this long after.
 const RUNNING_TTL: Duration = Duration::from_secs(30);
@@ -657,6 +690,35 @@ mod job_tests {
         assert_eq!(b.attempt(&job, 8, &mut said).await, Attempt::Ran);
         assert_eq!(a.attempt(&job, 8, &mut said).await, Attempt::Taken);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_runs_are_forgotten_runs_again_in_the_same_period() {
+        let server = store::harness::TestRedis::start().await;
+        let redis = server.connect().await;
+        let runs = Arc::new(AtomicU32::new(0));
+        let job = gated(&runs, None);
+        let runner = JobRunner::new(redis.clone(), "a".into());
+        let mut said = Said::default();
+        assert_eq!(runner.attempt(&job, 7, &mut said).await, Attempt::Ran);
+        assert_eq!(runner.attempt(&job, 7, &mut said).await, Attempt::Taken);
+        // Another job's marks are not touched.
+        let mut conn = redis.conn();
+        store::redis::cmd("SET")
+            .arg(slot_key("sync-other", 7))
+            .arg("x")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(forget_job_runs(&redis, "sync").await.unwrap(), 1);
+        assert_eq!(runner.attempt(&job, 7, &mut said).await, Attempt::Ran);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let kept: bool = store::redis::cmd("EXISTS")
+            .arg(slot_key("sync-other", 7))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(kept);
     }
 
     #[tokio::test]

@@ -182,35 +182,9 @@ pub async fn forget_an_earlier_fake_discord(
         }
     }
     if unlinked + forgotten > 0 {
-        // The running lock, and the marks of the periods an earlier start ran the sync
-        // in (`tavern:lock:job:{name}:{slot}`, see `feature`'s runner; they would make
-        // this start wait for the next period).
-        let lock = feature::lock_key(campaigns::jobs::SYNC_JOB);
-        let mut locks = vec![lock.clone()];
-        let slot_prefix = format!("{lock}:");
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = store::redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{slot_prefix}*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut redis.conn())
-                .await
-                .context("finding the campaigns sync's job locks")?;
-            locks.extend(keys.into_iter().filter(|key| {
-                key.strip_prefix(&slot_prefix)
-                    .is_some_and(|slot| slot.bytes().all(|b| b.is_ascii_digit()))
-            }));
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        store::redis::cmd("DEL")
-            .arg(&locks)
-            .query_async::<()>(&mut redis.conn())
+        // Its running lock and the marks of the periods an earlier start ran it in
+        // would make this start wait for the next period.
+        feature::forget_job_runs(redis, campaigns::jobs::SYNC_JOB)
             .await
             .context("releasing the campaigns sync's job lock")?;
         tracing::info!(

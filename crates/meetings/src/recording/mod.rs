@@ -203,8 +203,14 @@ impl Storage {
             .filter(|u| u.scheme().len() > 1 && u.scheme() != "file");
         match url {
             Some(url) => {
-                let (store, prefix) = object_store::parse_url_opts(&url, std::env::vars())
-                    .map_err(|e| RecordingError::Store(e.to_string()))?;
+                let (store, prefix) = object_store::parse_url_opts(
+                    &url,
+                    // A variable that is not UTF-8 is no object store option (and must
+                    // not panic the start).
+                    std::env::vars_os()
+                        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                )
+                .map_err(|e| RecordingError::Store(e.to_string()))?;
                 Ok(Storage {
                     store: Arc::from(store),
                     bucket: url.host_str().unwrap_or(url.scheme()).to_owned(),
