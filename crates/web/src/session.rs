@@ -25,7 +25,8 @@
 //!   constant time. Such a request must also not come from another origin: an
 //!   `Origin` header other than the public URL's origin (or one of its
 //!   [`SessionConfig::aliases`]), or `Sec-Fetch-Site: cross-site`, is refused even
-//!   with a token. Failures are 403 with a JSON sentence.
+//!   with a token. Failures are 403: a JSON sentence, or for a browser's form post (a
+//!   form body with `Accept: text/html`) a page saying what to do.
 //! - **Who may see a page.** [`CurrentUser`] rejects a visitor who is not logged in
 //!   with 401 JSON when the request is for the API (path under `/api/`, an `Accept`
 //!   that asks for JSON and not HTML, or any method but GET), and otherwise with a 303
