@@ -232,19 +232,8 @@ pub(crate) async fn my_guilds(
     current: &CurrentUser,
 ) -> Result<Vec<MyGuild>, Problem> {
     let key = user_guilds_key(current.user.id);
-    let cached: Result<Option<String>, _> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut state.redis.conn())
-        .await;
-    match cached {
-        Ok(Some(json)) => match serde_json::from_str::<Vec<MyGuild>>(&json) {
-            Ok(guilds) => return Ok(guilds),
-            Err(error) => {
-                tracing::warn!(%error, "a cached guild list does not parse; asking Discord")
-            }
-        },
-        Ok(None) => {}
-        Err(error) => tracing::warn!(%error, "the guild-list cache is unavailable; asking Discord"),
+    if let Some(guilds) = cached(state, &key, "guild list").await {
+        return Ok(guilds);
     }
     let Some(app) = state.login.as_ref() else {
         return Err(Problem::new(
@@ -287,19 +276,59 @@ pub(crate) async fn my_guilds(
             permissions: g.permissions,
         })
         .collect();
-    if let Ok(json) = serde_json::to_string(&guilds) {
-        let stored: Result<(), _> = redis::cmd("SET")
-            .arg(&key)
-            .arg(json)
-            .arg("EX")
-            .arg(USER_GUILDS_TTL_SECS)
-            .query_async(&mut state.redis.conn())
-            .await;
-        if let Err(error) = stored {
-            tracing::warn!(%error, "could not cache a guild list");
+    cache(state, &key, &guilds, USER_GUILDS_TTL_SECS, "guild list").await;
+    Ok(guilds)
+}
+
+/// A per-user answer kept in Redis as JSON at `key`; `None` (logged when it is not a
+/// plain miss) when absent, unreadable or Redis is down: the caller asks Discord.
+pub(crate) async fn cached<T: serde::de::DeserializeOwned>(
+    state: &WebState,
+    key: &str,
+    what: &'static str,
+) -> Option<T> {
+    let read: Result<Option<String>, _> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut state.redis.conn())
+        .await;
+    match read {
+        Ok(Some(json)) => match serde_json::from_str(&json) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::warn!(%error, what, "a cached answer does not parse; asking Discord");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, what, "the cache is unavailable; asking Discord");
+            None
         }
     }
-    Ok(guilds)
+}
+
+/// Keeps `value` at `key` as JSON for `ttl_secs` (a failure is logged: the next request
+/// asks Discord again).
+pub(crate) async fn cache<T: serde::Serialize>(
+    state: &WebState,
+    key: &str,
+    value: &T,
+    ttl_secs: u64,
+    what: &'static str,
+) {
+    let Ok(json) = serde_json::to_string(value) else {
+        return;
+    };
+    let stored: Result<(), _> = redis::cmd("SET")
+        .arg(key)
+        .arg(json)
+        .arg("EX")
+        .arg(ttl_secs)
+        .query_async(&mut state.redis.conn())
+        .await;
+    if let Err(error) = stored {
+        tracing::warn!(%error, what, "could not cache an answer of Discord");
+    }
 }
 
 /// The user's standing in `guild`; 403 for a guild they are not in.

@@ -20,11 +20,10 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use discord::model::{ChannelId, GuildId};
-use store::redis;
 use web::page::Problem;
 use web::session::CurrentUser;
 
-use super::{CLIPS_PATH, MyGuild, Standing, WebState, storage_problem};
+use super::{CLIPS_PATH, MyGuild, Standing, WebState, cache, cached, storage_problem};
 use crate::domain::{ListedChannel, StoredKind, Viewer, thread_parents_read, visible_channels};
 use crate::schema::library::{VISIBLE_CHANNELS_TTL_SECS, visible_channels_key};
 
@@ -65,36 +64,19 @@ pub(crate) async fn sight(
         return Ok(Sight::All);
     }
     let key = visible_channels_key(mine.id, current.user.id);
-    let cached: Result<Option<String>, _> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut state.redis.conn())
-        .await;
-    match cached {
-        Ok(Some(json)) => match serde_json::from_str::<Vec<ChannelId>>(&json) {
-            Ok(channels) => return Ok(Sight::Only(channels.into_iter().collect())),
-            Err(error) => {
-                tracing::warn!(%error, "a cached channel set does not parse; asking Discord")
-            }
-        },
-        Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(%error, "the visible-channel cache is unavailable; asking Discord")
-        }
+    if let Some(channels) = cached::<Vec<ChannelId>>(state, &key, "visible channels").await {
+        return Ok(Sight::Only(channels.into_iter().collect()));
     }
     let visible = ask_discord(state, current, mine).await?;
     let channels: Vec<ChannelId> = visible.iter().copied().collect();
-    if let Ok(json) = serde_json::to_string(&channels) {
-        let stored: Result<(), _> = redis::cmd("SET")
-            .arg(&key)
-            .arg(json)
-            .arg("EX")
-            .arg(VISIBLE_CHANNELS_TTL_SECS)
-            .query_async(&mut state.redis.conn())
-            .await;
-        if let Err(error) = stored {
-            tracing::warn!(%error, "could not cache a member's visible channels");
-        }
-    }
+    cache(
+        state,
+        &key,
+        &channels,
+        VISIBLE_CHANNELS_TTL_SECS,
+        "visible channels",
+    )
+    .await;
     Ok(Sight::Only(visible))
 }
 
