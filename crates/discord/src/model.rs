@@ -734,6 +734,17 @@ pub struct GuildChannel {
     pub overwrites: Vec<Overwrite>,
 }
 
+/// A role of a guild, with what it lets its holders do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuildRole {
+    pub id: RoleId,
+    /// Discord permission bits the role grants across the guild.
+    pub permissions: u64,
+    /// Managed by an integration (a bot's own role, a server booster role): Discord
+    /// refuses to give it to or take it from members by hand.
+    pub managed: bool,
+}
+
 /// A member of a guild with the roles it holds (without `@everyone`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuildMember {

@@ -1291,13 +1291,30 @@ impl Discord {
         }
     }
 
-    /// The ids of a guild's roles (one request).
-    pub async fn guild_role_ids(&self, guild: GuildId) -> Result<Vec<RoleId>, RestError> {
+    /// A guild's roles, `@everyone` among them, with their permissions (one request).
+    pub async fn guild_roles(&self, guild: GuildId) -> Result<Vec<GuildRole>, RestError> {
         let http = &self.inner.factory;
         let route = "guild.roles";
         let answer = self.call(Spec::new(route), || http.roles(guild)).await?;
         let roles: Vec<twilight_model::guild::Role> = Self::decode(route, &answer)?;
-        Ok(roles.into_iter().map(|r| r.id).collect())
+        Ok(roles
+            .into_iter()
+            .map(|r| GuildRole {
+                id: r.id,
+                permissions: r.permissions.bits(),
+                managed: r.managed,
+            })
+            .collect())
+    }
+
+    /// The ids of a guild's roles (one request).
+    pub async fn guild_role_ids(&self, guild: GuildId) -> Result<Vec<RoleId>, RestError> {
+        Ok(self
+            .guild_roles(guild)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
     }
 
     /// Changes a channel's topic, parent and permission overwrites in one request (the

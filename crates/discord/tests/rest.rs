@@ -549,3 +549,43 @@ async fn every_request_but_interaction_callbacks_asks_the_shared_global_limiter(
     discord.probe().await.unwrap();
     assert_eq!(limiter.0.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_guilds_roles_come_with_the_permissions_they_grant() {
+    use discord_sim::model::{RoleSpec, permissions};
+    let (sim, demo) = sim();
+    let discord = Discord::new(&config(&sim));
+    let moderators = sim
+        .create_role(
+            demo.guild,
+            RoleSpec::new(
+                "Moderators",
+                permissions::BAN_MEMBERS | permissions::MANAGE_MESSAGES,
+            ),
+        )
+        .unwrap();
+    let players = sim
+        .create_role(demo.guild, RoleSpec::new("Players", 0))
+        .unwrap();
+
+    let roles = discord.guild_roles(id(demo.guild)).await.expect("listed");
+    let of = |role: discord_sim::Snowflake| {
+        roles
+            .iter()
+            .find(|r| r.id.get() == role.get())
+            .copied()
+            .unwrap_or_else(|| panic!("role {role} listed: {roles:?}"))
+    };
+    assert_eq!(
+        of(moderators).permissions,
+        permissions::BAN_MEMBERS | permissions::MANAGE_MESSAGES
+    );
+    assert_eq!(of(players).permissions, 0);
+    assert!(!of(players).managed);
+    // `@everyone` shares the guild's id and carries its default permissions.
+    assert_eq!(of(demo.guild).permissions, permissions::EVERYONE_DEFAULT);
+    assert_eq!(
+        discord.guild_role_ids(id(demo.guild)).await.unwrap().len(),
+        roles.len()
+    );
+}
