@@ -138,8 +138,10 @@
 //!   the guild's members needs the bot's Server Members intent.
 //! - **The Meetup sync** names a series after the event that started it, deletes only
 //!   events of the groups Meetup answered for whose stored time lies in the window it
-//!   asked about, keeps skipped events as stored, and refreshes a refused organiser
-//!   token once; every rule is in [`sync`]'s docs.
+//!   asked about, keeps skipped events as stored, keeps a session's RSVPs when Meetup
+//!   lists fewer than it counts and removes more than half of them only when the next
+//!   run confirms it (Tavern's key `tavern:campaigns:pending_rsvp_removals`), and
+//!   refreshes a refused organiser token once; every rule is in [`sync`]'s docs.
 //! - **Who is a host** of a game: a member holding its host role, or a member linked
 //!   to a Meetup host of one of the series' events; admins may use the host commands
 //!   too. Admins are the holders of `campaigns_admin_role`; without one configured,

@@ -269,6 +269,27 @@ pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_
 /// rest. Tavern's own key: the seed has none for it.
 pub const PENDING_DELETIONS: &str = "tavern:campaigns:pending_deletions";
 
+/// Set of string (`{meetup event id}:{meetup user id}`): YES RSVPs a Meetup sync no
+/// longer found but kept, because together they were more than half of the event's
+/// stored RSVPs; the next run removes those it still does not find and forgets the
+/// rest. Tavern's own key: the seed has none for it.
+pub const PENDING_RSVP_REMOVALS: &str = "tavern:campaigns:pending_rsvp_removals";
+
+/// A member of [`PENDING_RSVP_REMOVALS`].
+pub fn pending_rsvp_removal(event: &MeetupEventId, user: MeetupUserId) -> String {
+    format!("{event}:{}", user.get())
+}
+
+/// The event and user of a member of [`PENDING_RSVP_REMOVALS`]; `None` when it does
+/// not read.
+pub fn parse_pending_rsvp_removal(member: &str) -> Option<(MeetupEventId, MeetupUserId)> {
+    let (event, user) = member.split_once(':')?;
+    Some((
+        MeetupEventId::parse(event).ok()?,
+        MeetupUserId::parse(user).ok()?,
+    ))
+}
+
 /// Hash: the free-spots message Tavern keeps up to date in the configured channel,
 /// fields [`FREE_SPOTS_CHANNEL`], [`FREE_SPOTS_MESSAGE_ID`] and [`FREE_SPOTS_CONTENT`]
 /// (what it last said, so an unchanged list costs no Discord request). Tavern's own

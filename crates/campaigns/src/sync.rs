@@ -17,7 +17,9 @@
 //!    `event_series`, the series' type and online flag), then each planned deletion is
 //!    one [`Repo::delete_event`] transaction. Upserts come first, so a series
 //!    never looks empty halfway through a run. Last, the deletions held back for the
-//!    next run are recorded ([`Repo::set_pending_deletions`]; "Mass deletions" below).
+//!    next run are recorded ([`Repo::set_pending_deletions`]; "Mass deletions" below),
+//!    and so are the RSVP removals held back ([`Repo::set_pending_rsvp_removals`];
+//!    "Short RSVP lists" below).
 //! 4. One `info` line with the counts ([`SyncReport`]).
 //!
 //! # Choices
@@ -69,6 +71,16 @@
 //!   A session that has started is no longer in the answer, so during a session the
 //!   next one's RSVPs are fetched; the running session's stored RSVPs stay, and step 2
 //!   counts them until the session is over ([`crate::domain::SESSION_GRACE`]).
+//! - **Short RSVP lists**: an RSVP list with fewer entries than Meetup's `totalCount`
+//!   for it (paging that stopped early, a private group hiding members from the
+//!   organiser) is an error ([`MeetupError::Incomplete`]): the stored set stays. A
+//!   complete list that drops more than half of an event's stored YES RSVPs removes
+//!   only those the previous run already found gone; the others are kept, logged
+//!   with a warning and recorded ([`SyncReport::held_rsvps`], Tavern's own key
+//!   `schema::PENDING_RSVP_REMOVALS`), and the next run removes those it still does
+//!   not find. Players thus keep the game's guest role through one odd answer, and
+//!   are not welcomed again when the next good answer lists them. Up to half go at
+//!   once (one of two, not one of one).
 //! - **Hosts and RSVPs** are Meetup member ids; a host Meetup hides (no member) or an
 //!   id that is not a positive integer is left out with a `warn`.
 //! - **Token**: a [`MeetupError::Unauthorized`] anywhere in the gather refreshes the
@@ -184,6 +196,9 @@ pub struct SyncReport {
     /// Deletions held back for the next run to confirm (see "Mass deletions" in the
     /// module docs).
     pub held: usize,
+    /// YES RSVPs Meetup no longer listed but kept for the next run to confirm (see
+    /// "Short RSVP lists" in the module docs).
+    pub held_rsvps: usize,
     /// The organiser token was refreshed during the run.
     pub token_refreshed: bool,
     /// What Meetup's answer said about each tracked event that Redis does not keep
@@ -541,15 +556,32 @@ pub fn plan(groups: &[GroupEvents], view: &SyncView, window: SyncWindow) -> Sync
 /// back: when they are more than half of the `asked` tracked events, only the ones the
 /// previous run already held (`pending`) are deleted; the others wait for the next run.
 /// Otherwise all go. See "Mass deletions" in the module docs.
-pub fn hold_mass_deletions(
-    gone: Vec<MeetupEventId>,
+pub fn hold_mass_deletions<T: Ord>(
+    gone: Vec<T>,
     asked: usize,
-    pending: &BTreeSet<MeetupEventId>,
-) -> (Vec<MeetupEventId>, Vec<MeetupEventId>) {
+    pending: &BTreeSet<T>,
+) -> (Vec<T>, Vec<T>) {
     if gone.len().saturating_mul(2) <= asked {
         return (gone, Vec::new());
     }
     gone.into_iter().partition(|id| pending.contains(id))
+}
+
+/// The YES RSVPs to store for an event whose RSVPs Meetup just listed (`fetched`),
+/// given the `stored` ones and the removals the previous run held back (`pending`):
+/// removals of more than half of the stored RSVPs wait for the next run, except those
+/// the previous run already held ([`hold_mass_deletions`]). Returns the set to store,
+/// sorted, and the removals held back now. See "Short RSVP lists" in the module docs.
+pub fn hold_mass_rsvp_removals(
+    stored: &BTreeSet<MeetupUserId>,
+    fetched: Vec<MeetupUserId>,
+    pending: &BTreeSet<MeetupUserId>,
+) -> (Vec<MeetupUserId>, Vec<MeetupUserId>) {
+    let listed: BTreeSet<MeetupUserId> = fetched.into_iter().collect();
+    let gone: Vec<MeetupUserId> = stored.difference(&listed).copied().collect();
+    let (_, held) = hold_mass_deletions(gone, stored.len(), pending);
+    let keep: BTreeSet<MeetupUserId> = listed.into_iter().chain(held.iter().copied()).collect();
+    (keep.into_iter().collect(), held)
 }
 
 /// The series `event` belongs to: see "`[campaign <eventId>]`" in the module docs.
@@ -588,6 +620,8 @@ struct Gathered {
     plan: SyncPlan,
     extras: BTreeMap<MeetupEventId, EventExtras>,
     rsvps: HashMap<MeetupEventId, Vec<MeetupUserId>>,
+    /// RSVP removals held back for the next run (see "Short RSVP lists").
+    held_rsvps: Vec<(MeetupEventId, MeetupUserId)>,
     groups: usize,
     failed_groups: Vec<GroupFailure>,
 }
@@ -649,6 +683,7 @@ pub async fn sync_once(
         deleted = report.deleted,
         series_removed = report.series_removed,
         held = report.held,
+        held_rsvps = report.held_rsvps,
         token_refreshed = report.token_refreshed,
         "Meetup sync done"
     );
@@ -686,7 +721,7 @@ async fn gather(
         tracing::warn!(%what, "unreadable campaign data left out of the Meetup sync (see `tavern check`)");
     }
     let plan = plan(&answers, &view, window);
-    let mut rsvps = HashMap::new();
+    let mut fetched: BTreeMap<MeetupEventId, Vec<MeetupUserId>> = BTreeMap::new();
     let mut extras = extras_of(&answers);
     for event in &plan.next_events {
         let meetup_id = match meetup::EventId::parse(event.as_str()) {
@@ -715,8 +750,7 @@ async fn gather(
                         }
                     }
                 }
-                users.sort();
-                rsvps.insert(event.clone(), users);
+                fetched.insert(event.clone(), users);
             }
             Err(e) if e.is_unauthorized() => return Err(GatherError::Unauthorized(e)),
             Err(e) => {
@@ -724,10 +758,40 @@ async fn gather(
             }
         }
     }
+    let fetched_events: Vec<MeetupEventId> = fetched.keys().cloned().collect();
+    let mut stored = repo.stored_rsvps(&fetched_events).await?;
+    let mut rsvps = HashMap::new();
+    let mut held_rsvps = Vec::new();
+    let none = BTreeSet::new();
+    for (event, users) in fetched {
+        let stored = stored.remove(&event).unwrap_or_default();
+        let pending = view.pending_rsvp_removals.get(&event).unwrap_or(&none);
+        let (keep, held) = hold_mass_rsvp_removals(&stored, users, pending);
+        if !held.is_empty() {
+            let users = held
+                .iter()
+                .map(|u| u.get().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::warn!(
+                %event,
+                held = held.len(),
+                stored = stored.len(),
+                %users,
+                "Meetup no longer lists {} of the event's {} stored YES RSVPs; keeping them \
+                 until the next run finds them gone too",
+                held.len(),
+                stored.len(),
+            );
+        }
+        held_rsvps.extend(held.into_iter().map(|u| (event.clone(), u)));
+        rsvps.insert(event, keep);
+    }
     Ok(Gathered {
         plan,
         extras,
         rsvps,
+        held_rsvps,
         groups: answers.len(),
         failed_groups,
     })
@@ -789,6 +853,7 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
         plan,
         extras,
         mut rsvps,
+        held_rsvps,
         groups,
         failed_groups,
     } = gathered;
@@ -857,6 +922,8 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
     }
     repo.set_pending_deletions(&plan.held).await?;
     report.held = plan.held.len();
+    repo.set_pending_rsvp_removals(&held_rsvps).await?;
+    report.held_rsvps = held_rsvps.len();
     Ok(report)
 }
 
@@ -1114,6 +1181,38 @@ mod tests {
         assert_eq!(
             series_of(&plan),
             vec![("1".into(), "1".into(), Some(SeriesType::Adventure))]
+        );
+    }
+
+    #[test]
+    fn most_of_an_events_rsvps_gone_wait_for_a_second_run() {
+        let u = |n: u64| MeetupUserId::new(n).unwrap();
+        let stored: BTreeSet<MeetupUserId> = [u(1), u(2), u(3), u(4)].into();
+        let none = BTreeSet::new();
+        // Half go at once; a new player is added.
+        assert_eq!(
+            hold_mass_rsvp_removals(&stored, vec![u(3), u(4), u(5)], &none),
+            (vec![u(3), u(4), u(5)], vec![])
+        );
+        // Three of four gone: all kept and held, unless the last run held them too.
+        assert_eq!(
+            hold_mass_rsvp_removals(&stored, vec![u(4)], &none),
+            (vec![u(1), u(2), u(3), u(4)], vec![u(1), u(2), u(3)])
+        );
+        let pending: BTreeSet<MeetupUserId> = [u(1), u(2), u(9)].into();
+        assert_eq!(
+            hold_mass_rsvp_removals(&stored, vec![u(4)], &pending),
+            (vec![u(3), u(4)], vec![u(3)])
+        );
+        // The only RSVP gone waits too; nothing stored, nothing to hold.
+        let one: BTreeSet<MeetupUserId> = [u(1)].into();
+        assert_eq!(
+            hold_mass_rsvp_removals(&one, vec![], &none),
+            (vec![u(1)], vec![u(1)])
+        );
+        assert_eq!(
+            hold_mass_rsvp_removals(&BTreeSet::new(), vec![u(2)], &none),
+            (vec![u(2)], vec![])
         );
     }
 

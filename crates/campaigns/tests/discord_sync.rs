@@ -166,6 +166,15 @@ impl World {
             .collect()
     }
 
+    /// Writes that change a role or post a message (welcomes); the free-spots
+    /// message's edits, which follow Meetup's counts, are left out.
+    fn role_and_post_writes(&self) -> Vec<String> {
+        self.writes()
+            .into_iter()
+            .filter(|r| r.starts_with("POST") || r.contains("/roles/"))
+            .collect()
+    }
+
     async fn check(&self) -> Vec<feature::Finding> {
         campaigns::check::check(&self.world.redis).await.unwrap()
     }
@@ -296,8 +305,12 @@ async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
     let demo = w.world.demo.clone();
     let host = w.linked("Carol Host", demo.carol).await;
     let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
     let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
     w.rsvp(&first, &alice);
+    // A second player, so that one withdrawal is not most of the list (that would
+    // wait for a second run to confirm it).
+    w.rsvp(&first, &bob);
     w.sync().await;
     let (_, guest, host_role) = w.series_objects(&first).await;
     assert!(has(&w.roles_of(demo.alice), guest));
@@ -332,6 +345,94 @@ async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
         has(&w.roles_of(demo.demo_player), guest),
         "a player added by hand keeps the role"
     );
+}
+
+#[tokio::test]
+async fn a_short_or_emptied_rsvp_list_takes_no_guest_role_away() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
+    w.rsvp(&first, &alice);
+    w.rsvp(&first, &bob);
+    w.sync().await;
+    let (_, guest, _) = w.series_objects(&first).await;
+    let players = [demo.alice, demo.bob];
+    assert!(players.iter().all(|p| has(&w.roles_of(*p), guest)));
+    let event = campaigns::MeetupEventId::parse(first.as_str()).unwrap();
+    let stored = w.store.event_users(&event).await.unwrap();
+    assert_eq!(stored.len(), 2);
+
+    // Meetup's list stops short of the two its count says (then lists none at all):
+    // nothing is written, nobody loses the role, and nothing is sent to Discord.
+    for shown in [1, 0] {
+        w.fake.cut_rsvp_lists(Some(shown));
+        w.world.sim.clear_requests();
+        let report = w.sync().await;
+        assert_eq!(
+            report.meetup.rsvps_fetched, 0,
+            "an incomplete list is not stored"
+        );
+        assert_eq!(w.store.event_users(&event).await.unwrap(), stored);
+        assert!(players.iter().all(|p| has(&w.roles_of(*p), guest)));
+        assert_eq!(
+            w.role_and_post_writes(),
+            Vec::<String>::new(),
+            "no role change"
+        );
+    }
+    w.fake.cut_rsvp_lists(None);
+
+    // Both withdraw (to Meetup's answer, every stored RSVP is gone): the first run
+    // keeps them, the next one confirms it and takes the role away.
+    w.fake.change_rsvp(&first, &alice, RsvpStatus::No).unwrap();
+    w.fake.change_rsvp(&first, &bob, RsvpStatus::No).unwrap();
+    w.world.sim.clear_requests();
+    let held = w.sync().await;
+    assert_eq!(held.meetup.held_rsvps, 2);
+    assert_eq!(w.store.event_users(&event).await.unwrap(), stored);
+    assert!(players.iter().all(|p| has(&w.roles_of(*p), guest)));
+    assert_eq!(w.role_and_post_writes(), Vec::<String>::new());
+    let confirmed = w.sync().await;
+    assert_eq!(confirmed.meetup.held_rsvps, 0);
+    assert!(w.store.event_users(&event).await.unwrap().is_empty());
+    assert!(players.iter().all(|p| !has(&w.roles_of(*p), guest)));
+}
+
+#[tokio::test]
+async fn a_held_rsvp_removal_is_forgotten_when_meetup_lists_the_player_again() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
+    w.rsvp(&first, &alice);
+    w.sync().await;
+    let (_, guest, _) = w.series_objects(&first).await;
+
+    // One odd answer without Alice, then she is listed again: she keeps the role all
+    // along and is not welcomed a second time.
+    w.fake.change_rsvp(&first, &alice, RsvpStatus::No).unwrap();
+    assert_eq!(w.sync().await.meetup.held_rsvps, 1);
+    w.fake.change_rsvp(&first, &alice, RsvpStatus::Yes).unwrap();
+    w.world.sim.clear_requests();
+    assert_eq!(w.sync().await.meetup.held_rsvps, 0);
+    assert!(has(&w.roles_of(demo.alice), guest));
+    assert_eq!(
+        w.role_and_post_writes(),
+        Vec::<String>::new(),
+        "no welcome again"
+    );
+    let pending: Vec<String> = w
+        .world
+        .redis
+        .conn()
+        .smembers(schema::PENDING_RSVP_REMOVALS)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
 }
 
 #[tokio::test]

@@ -193,6 +193,11 @@ impl MeetupClient {
     }
 
     /// The RSVPs of an event that said yes, over all pages, in Meetup's order.
+    ///
+    /// Fewer entries than the connection's `totalCount` (paging that ended early, a
+    /// group that hides members from the token's owner) is
+    /// [`MeetupError::Incomplete`]: a caller replacing its copy with a short list would
+    /// drop the players it left out.
     pub async fn event_rsvps(
         &self,
         token: &AccessToken,
@@ -201,6 +206,8 @@ impl MeetupClient {
         let op = "EventRsvps";
         let mut rsvps = Vec::new();
         let mut after: Option<String> = None;
+        let mut received: u64 = 0;
+        let mut total: Option<u64> = None;
         for _ in 0..MAX_PAGES {
             let variables = json!({
                 "eventId": id.as_str(),
@@ -215,7 +222,10 @@ impl MeetupClient {
                 return Err(MeetupError::EventNotFound(id.clone()));
             };
             let connection = event.get("rsvps");
+            // The latest page's count: the list as of the end of the paging.
+            total = connection.get("totalCount").optional(At::u64)?.or(total);
             for edge in connection.get("edges").items()? {
+                received = received.saturating_add(1);
                 let rsvp = decode_rsvp(&edge.get("node"))?;
                 // The filter asks for YES only; keep the promise even if a server
                 // ignores the filter.
@@ -225,7 +235,16 @@ impl MeetupClient {
             }
             match next_cursor(&connection, after.as_deref())? {
                 Some(cursor) => after = Some(cursor),
-                None => return Ok(rsvps),
+                None => {
+                    return match total {
+                        Some(total) if received < total => Err(MeetupError::Incomplete {
+                            operation: op.to_owned(),
+                            received,
+                            total,
+                        }),
+                        _ => Ok(rsvps),
+                    };
+                }
             }
         }
         Err(too_many_pages(op))

@@ -117,6 +117,21 @@ pub enum MeetupError {
         /// Every payload error, as `code (field): message`.
         errors: Vec<String>,
     },
+    /// A list came back shorter than the count Meetup gave for it (paging that stopped
+    /// early, a group that hides some members from the token's owner). Acting on it
+    /// would take away what it left out, so it is not handed out at all.
+    #[error(
+        "Meetup answered {operation} with {received} of the {total} entries it counts: \
+         the list is incomplete"
+    )]
+    Incomplete {
+        /// The GraphQL operation.
+        operation: String,
+        /// Entries received over all pages.
+        received: u64,
+        /// Meetup's `totalCount`.
+        total: u64,
+    },
     /// The request could not be sent or the answer not read (after retries).
     #[error("could not reach Meetup: {0}")]
     Transport(#[source] reqwest::Error),

@@ -80,7 +80,10 @@
 //!   connection failures likewise for GraphQL reads. Other 4xx are never retried. OAuth
 //!   grants retry only 429: after a 5xx the code may be spent.
 //! - **Paging** follows `pageInfo.endCursor` while `hasNextPage`, 100 items a page by
-//!   default; a server repeating a cursor is a decode error, not an endless loop.
+//!   default; a server repeating a cursor is a decode error, not an endless loop. An
+//!   RSVP list with fewer entries than its `totalCount` is
+//!   [`MeetupError::Incomplete`], never a shorter answer (the fake cuts lists short
+//!   with [`fake::FakeMeetup::cut_rsvp_lists`]).
 //! - **Event windows are half-open** (`after <= dateTime < before`) and default to
 //!   `ACTIVE` events, so consecutive windows neither miss nor repeat an event. The
 //!   fake implements the filter that way; Meetup documents only "after"/"before".

@@ -150,6 +150,39 @@ async fn rsvps_return_only_yes_across_pages() {
 }
 
 #[tokio::test]
+async fn an_rsvp_list_shorter_than_its_total_count_is_an_error() {
+    let w = world().await;
+    let id = w.fake.add_event(event(&w, "Big game", day(5))).unwrap();
+    for i in 0..5u32 {
+        let member = w.fake.add_member(&format!("Player {i}"));
+        w.fake.add_rsvp(&id, &member, RsvpStatus::Yes, 0).unwrap();
+    }
+    let client = w.client.clone().with_page_size(2);
+
+    // Paging that ends after three of five, then a list that hides every entry.
+    for shown in [3, 0] {
+        w.fake.cut_rsvp_lists(Some(shown));
+        let err = client
+            .event_rsvps(&w.tokens.access_token, &id)
+            .await
+            .unwrap_err();
+        match err {
+            MeetupError::Incomplete {
+                received, total, ..
+            } => assert_eq!((received, total), (shown as u64, 5)),
+            other => panic!("expected Incomplete, got {other}"),
+        }
+    }
+
+    w.fake.cut_rsvp_lists(None);
+    let whole = client
+        .event_rsvps(&w.tokens.access_token, &id)
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 5);
+}
+
+#[tokio::test]
 async fn self_and_single_event_and_missing_things() {
     let w = world().await;
     let me = w.client.self_member(&w.tokens.access_token).await.unwrap();

@@ -72,6 +72,9 @@ pub struct SyncView {
     /// Deletions the previous run held back for this one to confirm
     /// ([`Repo::set_pending_deletions`]).
     pub pending_deletions: BTreeSet<MeetupEventId>,
+    /// RSVP removals the previous run held back for this one to confirm, per event
+    /// ([`Repo::set_pending_rsvp_removals`]).
+    pub pending_rsvp_removals: BTreeMap<MeetupEventId, BTreeSet<MeetupUserId>>,
     /// What could not be read and was left out, for the log.
     pub unreadable: Vec<String>,
 }
@@ -267,7 +270,62 @@ impl Repo {
                     .push(format!("`{}` member `{raw}`", schema::PENDING_DELETIONS)),
             }
         }
+        for raw in members(&mut conn, schema::PENDING_RSVP_REMOVALS).await? {
+            match schema::parse_pending_rsvp_removal(&raw) {
+                Some((event, user)) => {
+                    view.pending_rsvp_removals
+                        .entry(event)
+                        .or_default()
+                        .insert(user);
+                }
+                // Left out: an unreadable member never confirms a removal.
+                None => view.unreadable.push(format!(
+                    "`{}` member `{raw}`",
+                    schema::PENDING_RSVP_REMOVALS
+                )),
+            }
+        }
         Ok(view)
+    }
+
+    /// The stored "yes" RSVPs of `events`, for the sync to compare Meetup's answer
+    /// with. Lenient like [`Repo::sync_view`]: a member that does not read is left
+    /// out (the sync's write replaces the set anyway).
+    pub async fn stored_rsvps(
+        &self,
+        events: &[MeetupEventId],
+    ) -> Result<BTreeMap<MeetupEventId, BTreeSet<MeetupUserId>>, RepoError> {
+        let mut conn = self.redis.conn();
+        let mut out = BTreeMap::new();
+        for event in events {
+            let users = members(&mut conn, &schema::meetup_event_meetup_users(event))
+                .await?
+                .iter()
+                .filter_map(|raw| MeetupUserId::parse(raw).ok())
+                .collect();
+            out.insert(event.clone(), users);
+        }
+        Ok(out)
+    }
+
+    /// Records the RSVP removals a sync held back for the next run to confirm,
+    /// replacing the previous ones (none: the record goes). One `MULTI`/`EXEC`.
+    pub async fn set_pending_rsvp_removals(
+        &self,
+        removals: &[(MeetupEventId, MeetupUserId)],
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(schema::PENDING_RSVP_REMOVALS);
+        if !removals.is_empty() {
+            writes.sadd(
+                schema::PENDING_RSVP_REMOVALS,
+                removals
+                    .iter()
+                    .map(|(event, user)| schema::pending_rsvp_removal(event, *user))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        self.apply(&writes).await
     }
 
     /// Records the deletions a sync held back for the next run to confirm, replacing

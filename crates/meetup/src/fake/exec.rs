@@ -910,7 +910,14 @@ impl<'s, 'd> Executor<'s, 'd> {
         {
             rsvps.sort_by_key(|r| !event.hosts.contains(&r.member));
         }
-        paginate(rsvps, args).map(|page| Node::RsvpConnection(page, counts))
+        let total = rsvps.len();
+        if let Some(shown) = self.state.rsvp_list_limit {
+            rsvps.truncate(shown);
+        }
+        paginate(rsvps, args).map(|mut page| {
+            page.total = total;
+            Node::RsvpConnection(page, counts)
+        })
     }
 }
 

@@ -498,6 +498,14 @@ impl FakeMeetup {
         }
     }
 
+    /// From now on every RSVP list shows at most `shown` entries in all (its paging
+    /// ends there, `hasNextPage` false), while `totalCount` still counts every RSVP the
+    /// filter matches: paging that stops early, or a private group hiding members from
+    /// the viewer. `None` shows whole lists again.
+    pub fn cut_rsvp_lists(&self, shown: Option<usize>) {
+        self.shared.lock().rsvp_list_limit = shown;
+    }
+
     /// Every GraphQL request received, oldest first.
     pub fn graphql_requests(&self) -> Vec<GraphQlRequest> {
         self.shared.lock().graphql_log.clone()
