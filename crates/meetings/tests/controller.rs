@@ -1407,3 +1407,129 @@ async fn full_meetings_full_controllers_ended_meetings_and_silent_sessions_are_r
     );
     assert!(c.repo.participants(open).await.unwrap().is_empty());
 }
+
+/// Reads `client`'s messages until `who` is said to have left: those before, and the
+/// reason it left with.
+async fn until_left(client: &mut Client, who: ParticipantId) -> (Vec<S>, String) {
+    let mut before = Vec::new();
+    loop {
+        match next_event(client).await {
+            S::ParticipantLeft(left) if left.participant_id == who.to_string() => {
+                return (before, left.reason);
+            }
+            other => before.push(other),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flooding_participant_is_limited_and_nobody_else_is_closed() {
+    let c = controller_with(|config| {
+        config.session_queue = 16;
+        config.message_budget = proto::Budget {
+            per_second: 1,
+            burst: 10,
+        };
+    })
+    .await;
+    let m = meeting(&c.repo, "Flooded").await;
+    let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+    let (mut bob, _, _) = c.join(m, "Bob").await;
+    let (mut mallory, _, mallory_grant) = c.join(m, "Mallory").await;
+    let (mut trudy, _, trudy_grant) = c.join(m, "Trudy").await;
+    let (mallory_id, trudy_id) = (mallory_grant.participant_id, trudy_grant.participant_id);
+
+    // Mallory sends Alice, who reads nothing meanwhile, far more key exchanges than she
+    // can take (8 MiB), then one mute change and the same state again and again.
+    for _ in 0..2_000 {
+        mallory
+            .send(C::E2eKey(proto::KeyExchange {
+                participant_id: alice_grant.participant_id.to_string(),
+                payload: vec![7; proto::MAX_KEY_EXCHANGE],
+            }))
+            .await
+            .unwrap();
+    }
+    for _ in 0..31 {
+        mallory
+            .send(C::SetMute(SetMute {
+                audio_muted: true,
+                video_muted: false,
+            }))
+            .await
+            .unwrap();
+    }
+    mallory.send(C::Leave(proto::Leave {})).await.unwrap();
+    let (told, how) = closed(&mut mallory).await;
+    let codes: Vec<&str> = told
+        .iter()
+        .filter_map(|p| match p {
+            S::Error(e) => Some(e.code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![proto::RECIPIENT_BUSY, proto::RATE_LIMITED],
+        "told once of each, not per message dropped"
+    );
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_NORMAL)), "{how:?}");
+
+    // Alice was never closed: she has some of the key exchanges, the one real mute
+    // change, and then Mallory's leave.
+    for (who, client) in [("Alice", &mut alice), ("Bob", &mut bob)] {
+        let (before, reason) = until_left(client, mallory_id).await;
+        assert_eq!(reason, "voluntary");
+        let mutes = before
+            .iter()
+            .filter(|p| matches!(p, S::MuteChanged(_)))
+            .count();
+        assert_eq!(
+            mutes, 1,
+            "{who}: a SetMute that changes nothing is not broadcast"
+        );
+        let keys = before.iter().filter(|p| matches!(p, S::E2eKey(_))).count();
+        if who == "Alice" {
+            assert!((1..2_000).contains(&keys), "Alice got {keys} key exchanges");
+        } else {
+            assert_eq!(keys, 0);
+        }
+        assert!(
+            !before.iter().any(|p| matches!(p, S::Error(_))),
+            "{who}: {before:?}"
+        );
+    }
+
+    // Trudy floods heartbeats (each a Redis write): past ten times her burst dropped,
+    // she is closed, told once.
+    for _ in 0..1_000 {
+        if trudy.send(C::Heartbeat(Heartbeat {})).await.is_err() {
+            break;
+        }
+    }
+    let (told, how) = closed(&mut trudy).await;
+    let acks = told
+        .iter()
+        .filter(|p| matches!(p, S::HeartbeatAck(_)))
+        .count();
+    assert!(acks < 1_000, "{acks} heartbeats answered");
+    let errors: Vec<&proto::Error> = told
+        .iter()
+        .filter_map(|p| match p {
+            S::Error(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].code, proto::RATE_LIMITED);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+    assert!(how.reason.starts_with("rate_limited"), "{how:?}");
+
+    // Alice and Bob go on, told Trudy left.
+    for client in [&mut alice, &mut bob] {
+        let (_, reason) = until_left(client, trudy_id).await;
+        assert_eq!(reason, "connection_lost");
+        heartbeat(client).await;
+    }
+    c.stop().await;
+}

@@ -640,6 +640,9 @@
         // The meeting moved to another meeting server: this session closes, and the
         // page joins again there with a new grant (see closed()).
         if (message.code === 'meeting_moved') { state.moved = true; break; }
+        // A key exchange dropped because its recipient does not keep up: the keys are
+        // agreed again with the next hello, nothing for the person to do.
+        if (message.code === 'recipient_busy') break;
         // The answer to a RequestMediaGrant (see askMediaGrant()).
         if ((message.code === 'no_media' || message.code === 'rate_limited') && state.mediaGrantWaiter) {
           state.mediaGrantWaiter({ error: message.message || message.code });

@@ -27,6 +27,10 @@
 //! - A malformed, oversized, wrong-version or out-of-turn message is answered with
 //!   `Error` and closes that session only. Each session runs in its own tasks with a
 //!   bounded outgoing queue: a client that does not keep up is closed, never waited for.
+//!   What one participant sends never closes another: each session's messages are
+//!   counted against budgets (over budget: dropped, `Error` `rate_limited` once; far
+//!   over: closed), and a key exchange for a recipient that does not keep up is dropped
+//!   and its sender told (`recipient_busy`) ([`proto`], "Budgets").
 //!
 //! - With [`ControllerConfig::media`], each `JoinResponse` carries a media grant: the
 //!   meeting's media handler (assigned by [`Repo::assign_media_handler`] at the first
@@ -99,6 +103,10 @@ pub struct ControllerConfig {
     /// How often a self-signed certificate is replaced by a fresh one (and its hash
     /// registered for the grants made after); a configured certificate is kept.
     pub certificate_renew_every: Duration,
+    /// The messages each session may send but key exchanges ([`proto::MESSAGE_BUDGET`]).
+    pub message_budget: proto::Budget,
+    /// The key exchanges each session may send ([`proto::KEY_EXCHANGE_BUDGET`]).
+    pub key_exchange_budget: proto::Budget,
 }
 
 /// The media handlers a controller grants, and when a registered one counts as alive
@@ -160,7 +168,8 @@ impl ControllerConfig {
     /// The defaults for controller `controller_id`: listens on `127.0.0.1:4433`, reached
     /// as `127.0.0.1`, heartbeats every 10 s, up to 1,000 meetings and 10,000
     /// participants, a self-signed certificate, region `local`, presence 30 s, join
-    /// timeout 10 s, a sweep every 2 s, 256 queued messages per session, no media grants.
+    /// timeout 10 s, a sweep every 2 s, 256 queued messages per session, no media grants,
+    /// the protocol's message budgets.
     pub fn new(controller_id: ControllerId) -> ControllerConfig {
         ControllerConfig {
             controller_id,
@@ -177,6 +186,8 @@ impl ControllerConfig {
             sweep_every: Duration::from_secs(2),
             session_queue: 256,
             media: None,
+            message_budget: proto::MESSAGE_BUDGET,
+            key_exchange_budget: proto::KEY_EXCHANGE_BUDGET,
         }
     }
 }

@@ -98,12 +98,28 @@
 //! media grants), and `Error` `rate_limited` after [`MEDIA_GRANTS_PER_MINUTE`] in a
 //! minute; the session goes on either way.
 //!
+//! # Budgets
+//!
+//! Each session's messages are counted against two token buckets ([`Budget`]): one for
+//! `KeyExchange`s ([`KEY_EXCHANGE_BUDGET`]: 100 a second, 2,100 at once) and one for
+//! every other message ([`MESSAGE_BUDGET`]: 20 a second, 50 at once); `Leave` is never
+//! counted. A message over its budget is dropped, unanswered but for one `Error`
+//! [`RATE_LIMITED`] when the first is dropped (not again until that budget has filled up
+//! completely); the session goes on. A session that has had [`FLOOD_FACTOR`] times a
+//! budget's burst dropped without that budget ever filling up again is closed
+//! ([`CLOSE_BY_CONTROLLER`], reason `rate_limited: ...`). A `SetMute` that changes
+//! nothing is not broadcast.
+//!
 //! `e2e_key` is the participants' own channel for agreeing end-to-end encryption keys:
 //! a client's `KeyExchange` names the participant it is for (`participant_id`), and the
 //! controller relays it to that one participant, if connected here, as a server
 //! `KeyExchange` naming the sender; `payload` (at most [`MAX_KEY_EXCHANGE`] bytes) is
 //! opaque to the controller, which neither reads nor logs it. A key exchange for nobody
-//! connected is dropped (the participant may have just left). Error codes: `invalid_message`,
+//! connected is dropped (the participant may have just left). One whose recipient has
+//! half its outgoing queue or more waiting (it does not keep up) is dropped too, and the
+//! sender told once with `Error` [`RECIPIENT_BUSY`] (not again until its key exchange
+//! budget has filled up again): the recipient is never closed for what others send it. Error
+//! codes: `invalid_message`, [`RECIPIENT_BUSY`],
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
 //! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`, [`NO_MEDIA`],
@@ -147,6 +163,43 @@ pub const NO_MEDIA: &str = "no_media";
 /// New media grants one session may ask for in a minute (each is a connection token
 /// kept for 5 minutes).
 pub const MEDIA_GRANTS_PER_MINUTE: usize = 6;
+
+/// The `Error` code of a message dropped because its session sent more than its
+/// [`Budget`] allows.
+pub const RATE_LIMITED: &str = "rate_limited";
+
+/// The `Error` code of a key exchange dropped because its recipient has too much
+/// waiting for it already.
+pub const RECIPIENT_BUSY: &str = "recipient_busy";
+
+/// How many messages of a kind one session may send: a token bucket holding `burst`
+/// messages, refilled at `per_second`. A message that finds it empty is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Messages a second, sustained.
+    pub per_second: u32,
+    /// Messages at once, after a quiet spell.
+    pub burst: u32,
+}
+
+/// Every message but `KeyExchange`, `Leave` and a (refused) second `JoinRequest`: 20 a
+/// second, 50 at once. A client sends a heartbeat every few seconds, a mute change a
+/// click, a few streams at its join.
+pub const MESSAGE_BUDGET: Budget = Budget {
+    per_second: 20,
+    burst: 50,
+};
+
+/// `KeyExchange`s: 100 a second, 2,100 at once. A participant joining the largest
+/// meeting (1,000) answers every other one's hello with its own and a sender key.
+pub const KEY_EXCHANGE_BUDGET: Budget = Budget {
+    per_second: 100,
+    burst: 2_100,
+};
+
+/// A session that has had this many times its burst dropped without once letting its
+/// budget fill up again is closed ([`RATE_LIMITED`]).
+pub const FLOOD_FACTOR: u32 = 10;
 
 /// A message from a participant.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -148,6 +148,78 @@ impl Member {
     }
 }
 
+/// What became of a key exchange handed to [`Rooms::relay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    Sent,
+    /// The recipient has half its queue or more waiting: dropped.
+    Busy,
+    /// Nobody by that id is connected here.
+    Absent,
+}
+
+/// One of a session's budgets ([`proto::Budget`]): a token bucket, and how many messages
+/// it dropped since it was last full.
+#[derive(Debug)]
+struct Bucket {
+    budget: proto::Budget,
+    tokens: f64,
+    at: Instant,
+    dropped: u64,
+    /// Whether the last message found it full (the session had paused).
+    rested: bool,
+}
+
+/// What a [`Bucket`] says of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    /// Dropped; `first`: the first one since the budget was last full (say so).
+    Drop {
+        first: bool,
+    },
+    /// Dropped, and the session has dropped far too many: close it.
+    Flooding,
+}
+
+impl Bucket {
+    fn new(budget: proto::Budget, now: Instant) -> Bucket {
+        Bucket {
+            budget,
+            tokens: f64::from(budget.burst),
+            at: now,
+            dropped: 0,
+            rested: true,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> Verdict {
+        let burst = f64::from(self.budget.burst);
+        let refill = now.saturating_duration_since(self.at).as_secs_f64()
+            * f64::from(self.budget.per_second);
+        self.at = now;
+        self.tokens = (self.tokens + refill).min(burst);
+        self.rested = self.tokens >= burst;
+        if self.rested {
+            // Filled up again: the flood, if any, is over.
+            self.dropped = 0;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Verdict::Pass;
+        }
+        self.dropped += 1;
+        let limit = u64::from(self.budget.burst) * u64::from(proto::FLOOD_FACTOR);
+        if self.dropped > limit {
+            Verdict::Flooding
+        } else {
+            Verdict::Drop {
+                first: self.dropped == 1,
+            }
+        }
+    }
+}
+
 /// The meetings a controller hosts, with their connected participants.
 #[derive(Default)]
 pub(crate) struct Rooms {
@@ -254,35 +326,35 @@ impl Rooms {
         }
     }
 
-    /// Sends `message` to `to` alone, if it is connected to `meeting` here; whether it was.
-    fn send_to(&self, meeting: MeetingId, to: ParticipantId, message: ServerMessage) -> bool {
-        match self.lock().get(&meeting).and_then(|room| room.get(&to)) {
-            Some(member) => {
-                member.deliver(message);
-                true
-            }
-            None => false,
+    /// Relays a key exchange to `to` alone, if it is connected to `meeting` here and
+    /// keeps up: one with half its queue or more waiting gets nothing (what others send
+    /// it never closes it; the controller's own events keep the other half).
+    fn relay(&self, meeting: MeetingId, to: ParticipantId, message: ServerMessage) -> Relayed {
+        let rooms = self.lock();
+        let Some(member) = rooms.get(&meeting).and_then(|room| room.get(&to)) else {
+            return Relayed::Absent;
+        };
+        if member.out.capacity() * 2 <= member.out.max_capacity() {
+            return Relayed::Busy;
+        }
+        match member.out.try_send(message) {
+            Ok(()) | Err(TrySendError::Closed(_)) => Relayed::Sent,
+            Err(TrySendError::Full(_)) => Relayed::Busy,
         }
     }
 
-    /// Changes what the others see of `participant`; `false` if it is not here.
-    fn update(
+    /// Changes what the others see of `participant`: what `change` answers, or `None`
+    /// if it is not here.
+    fn update<R>(
         &self,
         meeting: MeetingId,
         participant: ParticipantId,
-        change: impl FnOnce(&mut ParticipantInfo),
-    ) -> bool {
-        match self
-            .lock()
+        change: impl FnOnce(&mut ParticipantInfo) -> R,
+    ) -> Option<R> {
+        self.lock()
             .get_mut(&meeting)
             .and_then(|room| room.get_mut(&participant))
-        {
-            Some(member) => {
-                change(&mut member.info);
-                true
-            }
-            None => false,
-        }
+            .map(|member| change(&mut member.info))
     }
 
     /// Whether `participant` publishes `stream`.
@@ -399,6 +471,13 @@ struct Session {
     row: Option<JoinHandle<Result<(), MeetingsError>>>,
     /// The new media grants it asked for in the last minute.
     media_grants: base::RecentLimit,
+    /// Its budget of messages but key exchanges ([`proto::MESSAGE_BUDGET`]).
+    messages: Bucket,
+    /// Its budget of key exchanges ([`proto::KEY_EXCHANGE_BUDGET`]).
+    key_exchanges: Bucket,
+    /// Whether it was told of a key exchange dropped for a busy recipient since its
+    /// key exchange budget was last full.
+    told_busy: bool,
 }
 
 /// The outcome of the participant's row write; pending while there is none (a `select!`
@@ -457,6 +536,10 @@ async fn run_session(
     let reader = tokio::spawn(
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
     );
+    let (message_budget, key_exchange_budget) = (
+        shared.config.message_budget,
+        shared.config.key_exchange_budget,
+    );
     let mut session = Session {
         meeting: grant.meeting_id,
         participant: grant.participant_id,
@@ -470,6 +553,9 @@ async fn run_session(
             proto::MEDIA_GRANTS_PER_MINUTE,
             Duration::from_secs(60),
         ),
+        messages: Bucket::new(message_budget, Instant::now()),
+        key_exchanges: Bucket::new(key_exchange_budget, Instant::now()),
+        told_busy: false,
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -626,6 +712,11 @@ impl Session {
                     Some(Err(error)) => return self.protocol_error(error.code(), &error.to_string()),
                     Some(Ok(payload)) => {
                         last_seen = Instant::now();
+                        match self.within_budget(&payload, last_seen) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(close) => return close,
+                        }
                         if let Some(close) = self.handle(payload).await {
                             return close;
                         }
@@ -847,6 +938,52 @@ impl Session {
         Some((endpoint, grant))
     }
 
+    /// Counts a message after the join against its budget ([`proto`], "Budgets"):
+    /// `Ok(true)` to handle it, `Ok(false)` to drop it (the first one dropped is
+    /// answered `rate_limited`), `Err` to close a session that keeps flooding.
+    fn within_budget(&mut self, payload: &In, now: Instant) -> Result<bool, Close> {
+        let (bucket, what) = match payload {
+            In::Leave(_) | In::JoinRequest(_) => return Ok(true),
+            In::E2eKey(_) => (&mut self.key_exchanges, "key exchanges"),
+            _ => (&mut self.messages, "messages"),
+        };
+        let budget = bucket.budget;
+        let verdict = bucket.take(now);
+        if self.key_exchanges.rested {
+            self.told_busy = false;
+        }
+        match verdict {
+            Verdict::Pass => Ok(true),
+            Verdict::Drop { first } => {
+                if first {
+                    tracing::info!(what, "over its budget; messages dropped");
+                    let said = self.reply(Out::Error(proto::Error::new(
+                        proto::RATE_LIMITED,
+                        format!(
+                            "too many {what}: at most {} a second ({} at once); the ones beyond are dropped",
+                            budget.per_second, budget.burst
+                        ),
+                    )));
+                    if let Some(close) = said {
+                        return Err(close);
+                    }
+                }
+                Ok(false)
+            }
+            Verdict::Flooding => {
+                tracing::info!(what, "kept flooding; closed");
+                Err(Close::new(
+                    proto::CLOSE_BY_CONTROLLER,
+                    format!(
+                        "{}: the client kept sending far more {what} than allowed",
+                        proto::RATE_LIMITED
+                    ),
+                    Departure::Leave(LeaveReason::ConnectionLost),
+                ))
+            }
+        }
+    }
+
     /// Handles one message after the join; `Some` when the session ends.
     async fn handle(&mut self, payload: In) -> Option<Close> {
         let shared = self.shared.clone();
@@ -868,10 +1005,15 @@ impl Session {
                 }
             },
             In::SetMute(mute) => {
-                shared.rooms.update(meeting, me, |info| {
+                let changed = shared.rooms.update(meeting, me, |info| {
+                    let was = (info.audio_muted, info.video_muted);
                     info.audio_muted = mute.audio_muted;
                     info.video_muted = mute.video_muted;
+                    was != (mute.audio_muted, mute.video_muted)
                 });
+                if changed != Some(true) {
+                    return None;
+                }
                 let changed = ServerMessage::new(Out::MuteChanged(MuteChanged {
                     participant_id: me.to_string(),
                     audio_muted: mute.audio_muted,
@@ -994,10 +1136,26 @@ impl Session {
                     participant_id: me.to_string(),
                     payload: exchange.payload,
                 }));
-                if !shared.rooms.send_to(meeting, to, relayed) {
-                    tracing::debug!("key exchange for a participant not connected here dropped");
+                match shared.rooms.relay(meeting, to, relayed) {
+                    Relayed::Sent => None,
+                    Relayed::Absent => {
+                        tracing::debug!(
+                            "key exchange for a participant not connected here dropped"
+                        );
+                        None
+                    }
+                    Relayed::Busy if self.told_busy => None,
+                    Relayed::Busy => {
+                        tracing::info!(recipient = %to, "key exchange dropped: its recipient does not keep up");
+                        self.told_busy = true;
+                        self.reply(Out::Error(proto::Error::new(
+                            proto::RECIPIENT_BUSY,
+                            format!(
+                                "participant {to} has too much waiting for it; key exchanges for it are dropped for now"
+                            ),
+                        )))
+                    }
                 }
-                None
             }
             In::RequestMediaGrant(_) => {
                 if shared.config.media.is_none() {
