@@ -271,7 +271,8 @@ pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> featu
         .and_then(|c| c.discord.clone().map(|s| (c, s)))
     {
         let repo = Repo::new(ctx.redis.clone());
-        feature = commands::add(feature, ctx, config, settings.clone());
+        feature = commands::add(feature, ctx, config, settings.clone())
+            .bot_permissions(discord_sync::BOT_PERMISSIONS);
         if let Some(job) = topic::reset_job(
             repo.clone(),
             ctx.discord.clone(),

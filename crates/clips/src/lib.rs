@@ -232,6 +232,7 @@ pub fn feature(ctx: &feature::Context, config: ClipsConfig) -> feature::Feature 
     let scanner = scan::Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone())
         .with_parts(config.scan_parts);
     commands::add(feature::Feature::new("clips"), ctx)
+        .bot_permissions(web::install::BOT_PERMISSIONS)
         .web(web::routes_for(ctx))
         .nav(
             "Clips",

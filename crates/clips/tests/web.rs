@@ -333,11 +333,28 @@ async fn adding_tavern_records_the_guild_its_owner_and_channels() {
     assert!(list.contains("Add Tavern"), "{list}");
     assert!(list.contains(&format!("value=\"{guild}\"")), "{list}");
 
+    // The bot is asked for what every running feature needs, not only the archive.
+    {
+        use discord::model::permissions::{MANAGE_CHANNELS, MANAGE_ROLES};
+        site.ctx.catalogue.fill(&[
+            clips::feature(&site.ctx, ClipsConfig::default()),
+            feature::Feature::new("games").bot_permissions(MANAGE_CHANNELS | MANAGE_ROLES),
+        ]);
+    }
     let authorize = start_install(&site, &browser, guild).await;
     assert_eq!(
         query_param(&authorize, "scope").as_deref(),
         Some("bot applications.commands")
     );
+    {
+        use discord::model::permissions::*;
+        let everything =
+            VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | MANAGE_CHANNELS | MANAGE_ROLES;
+        assert_eq!(
+            query_param(&authorize, "permissions"),
+            Some(everything.to_string())
+        );
+    }
     assert_eq!(query_param(&authorize, "guild_id"), Some(guild.to_string()));
     assert_eq!(
         query_param(&authorize, "disable_guild_select").as_deref(),

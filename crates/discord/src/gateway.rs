@@ -9,7 +9,7 @@ use twilight_gateway::{
 };
 
 use crate::handler::EventHandler;
-use crate::model::EventKind;
+use crate::model::{ApplicationId, EventKind};
 use crate::rest::{Discord, DiscordConfig, RestError};
 use crate::router::Router;
 use crate::wire;
@@ -115,6 +115,18 @@ pub struct BotConfig {
     pub shards: Option<ShardRange>,
     /// How long shutdown waits for in-flight interactions.
     pub drain_timeout: Duration,
+    /// The permission bits to invite the bot with: when set, the process that registers
+    /// the commands logs, at its first READY, the link that adds the bot to a server
+    /// with them ([`invite_url`]).
+    pub invite_permissions: Option<u64>,
+}
+
+/// The link that adds application `app` to a server with `permissions` and its slash
+/// commands.
+pub fn invite_url(app: ApplicationId, permissions: u64) -> String {
+    format!(
+        "https://discord.com/oauth2/authorize?client_id={app}&scope=bot%20applications.commands&permissions={permissions}"
+    )
 }
 
 impl std::fmt::Debug for BotConfig {
@@ -123,6 +135,7 @@ impl std::fmt::Debug for BotConfig {
             .field("rest", &self.rest)
             .field("gateway", &self.gateway)
             .field("shards", &self.shards)
+            .field("invite_permissions", &self.invite_permissions)
             .finish()
     }
 }
@@ -139,6 +152,7 @@ impl BotConfig {
             gateway: Some(gateway_url.to_owned()),
             shards: ShardRange::all(1).ok(),
             drain_timeout: Duration::from_secs(5),
+            invite_permissions: None,
         }
     }
 }
@@ -485,6 +499,7 @@ impl Bot {
                     .collect(),
                 status: self.status.clone(),
                 registered: Arc::clone(&self.registered),
+                invite_permissions: self.config.invite_permissions,
                 total: range.total(),
             };
             let task = tasks.spawn(runner.run(shard, stop.clone()));
@@ -679,6 +694,7 @@ struct ShardRunner {
     events: Vec<EventQueue>,
     status: GatewayStatus,
     registered: Arc<AtomicBool>,
+    invite_permissions: Option<u64>,
     total: u32,
 }
 
@@ -788,6 +804,12 @@ impl ShardRunner {
                 // once, so processes that split the shards do not all overwrite them.
                 // A failure is retried with backoff; readiness waits for it.
                 if shard.number() == 0 && !self.registered.swap(true, Ordering::SeqCst) {
+                    if let Some(permissions) = self.invite_permissions {
+                        tracing::info!(
+                            link = %invite_url(ready.application.id, permissions),
+                            "to add the bot to a server with the permissions its features need, open this link"
+                        );
+                    }
                     let discord = self.router.discord().clone();
                     let specs = self.router.specs().to_vec();
                     let status = self.status.clone();
@@ -852,6 +874,20 @@ mod tests {
     use super::*;
     use crate::handler::BoxFuture;
     use crate::model::Event;
+
+    #[test]
+    fn the_invite_link_names_the_application_its_scopes_and_permissions() {
+        use crate::model::permissions::{MANAGE_ROLES, SEND_MESSAGES, VIEW_CHANNEL};
+        let link = invite_url(
+            ApplicationId::new(4_242),
+            VIEW_CHANNEL | SEND_MESSAGES | MANAGE_ROLES,
+        );
+        assert_eq!(
+            link,
+            "https://discord.com/oauth2/authorize?client_id=4242\
+             &scope=bot%20applications.commands&permissions=268438528"
+        );
+    }
 
     struct Wants(Vec<EventKind>);
 

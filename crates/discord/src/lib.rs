@@ -32,7 +32,7 @@ mod wire;
 pub use breaker::BreakerConfig;
 pub use gateway::{
     Bot, BotConfig, BotError, GatewayStatus, InvalidShards, ShardHealth, ShardRange,
-    fatal_close_code,
+    fatal_close_code, invite_url,
 };
 pub use handler::{BoxFuture, EventHandler, Handler, HandlerError};
 pub use model::*;

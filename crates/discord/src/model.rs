@@ -781,4 +781,13 @@ pub mod permissions {
     pub const SPEAK: u64 = 1 << 21;
     pub const MANAGE_CHANNELS: u64 = 1 << 4;
     pub const MANAGE_ROLES: u64 = 1 << 28;
+    /// Also lets a message ping a role whose "anyone may mention" setting is off.
+    pub const MENTION_EVERYONE: u64 = 1 << 17;
+    pub const KICK_MEMBERS: u64 = 1 << 1;
+    pub const BAN_MEMBERS: u64 = 1 << 2;
+    pub const VIEW_AUDIT_LOG: u64 = 1 << 7;
+    pub const MANAGE_WEBHOOKS: u64 = 1 << 29;
+    pub const MANAGE_GUILD_EXPRESSIONS: u64 = 1 << 30;
+    pub const MANAGE_THREADS: u64 = 1 << 34;
+    pub const MODERATE_MEMBERS: u64 = 1 << 40;
 }

@@ -129,6 +129,11 @@ pub use commands::{ComponentId, Press, command_spec, custom_id};
 pub use domain::{DiceRules, DiceRulesError, DiceSource, GameError, RandomDice, Rules};
 pub use repo::{Repo, RepoError};
 
+/// What the game needs of the bot in a guild: see the channel and post the game's
+/// messages (their buttons are edited through the interactions).
+pub const BOT_PERMISSIONS: u64 =
+    discord::model::permissions::VIEW_CHANNEL | discord::model::permissions::SEND_MESSAGES;
+
 /// Settings of the drinking game. (The clock is the [`feature::Context`]'s.) The binary
 /// reads them from `tavern.toml` / `TAVERN_*`: `drinking_die`, `drinking_crit`,
 /// `drinking_fail` ([`DrinkingConfig::die`]), `drinking_max_players`,
@@ -235,6 +240,7 @@ impl Drinking {
     /// Commands, components and the check, for the binary.
     pub fn feature(&self) -> feature::Feature {
         feature::Feature::new("drinking")
+            .bot_permissions(BOT_PERMISSIONS)
             .command(command_spec(), commands::command_handler(&self.commands))
             .components(
                 commands::PREFIX,

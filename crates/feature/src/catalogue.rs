@@ -1,8 +1,11 @@
-//! The catalogue of every slash command the running features register: what `/help`
-//! lists. The binary fills it once every feature is built ([`Catalogue::fill`]); a
-//! feature keeps a clone of [`crate::Context::catalogue`] and reads it when asked, so a
-//! feature built before the others still sees them all.
+//! The catalogue of what the running features declare for others to read: every slash
+//! command they register (what `/help` lists) and the Discord permissions the bot needs
+//! for them (what the link that adds Tavern to a server asks for). The binary fills it
+//! once every feature is built ([`Catalogue::fill`]); a feature keeps a clone of
+//! [`crate::Context::catalogue`] and reads it when asked, so a feature built before the
+//! others still sees them all.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use discord::{CommandSpec, OptionKind, OptionSpec};
@@ -49,16 +52,20 @@ pub struct FeatureCommands {
     pub commands: Vec<CommandEntry>,
 }
 
-/// Every feature's commands, shared by clones. Empty until [`Catalogue::fill`].
+/// Every feature's commands and bot permissions, shared by clones. Empty until
+/// [`Catalogue::fill`].
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     features: Arc<RwLock<Vec<FeatureCommands>>>,
+    bot_permissions: Arc<AtomicU64>,
 }
 
 impl Catalogue {
-    /// Records the commands of `features` (replacing what was there). Features without
-    /// commands are left out.
+    /// Records the commands of `features` (replacing what was there; features without
+    /// commands are left out) and the permissions they need together.
     pub fn fill(&self, features: &[Feature]) {
+        let permissions = features.iter().fold(0, |all, f| all | f.bot_permissions);
+        self.bot_permissions.store(permissions, Ordering::Relaxed);
         let list: Vec<FeatureCommands> = features
             .iter()
             .filter(|f| !f.commands.is_empty())
@@ -99,6 +106,12 @@ impl Catalogue {
 
     pub fn is_empty(&self) -> bool {
         self.features().is_empty()
+    }
+
+    /// The Discord permissions every recorded feature needs in a guild, together
+    /// ([`Feature::bot_permissions`]).
+    pub fn bot_permissions(&self) -> u64 {
+        self.bot_permissions.load(Ordering::Relaxed)
     }
 }
 
@@ -150,5 +163,25 @@ mod tests {
             vec![("expression".to_owned(), "What to roll".to_owned(), true)]
         );
         assert!(shared.find("dance").is_none());
+    }
+
+    #[test]
+    fn the_bot_permissions_are_every_features_together_commands_or_not() {
+        use discord::model::permissions::{
+            MANAGE_ROLES, READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL,
+        };
+        let catalogue = Catalogue::default();
+        assert_eq!(catalogue.bot_permissions(), 0);
+        let chat = Feature::new("chat")
+            .bot_permissions(VIEW_CHANNEL)
+            .bot_permissions(SEND_MESSAGES);
+        let archive = Feature::new("archive").bot_permissions(VIEW_CHANNEL | READ_MESSAGE_HISTORY);
+        let roles = Feature::new("roles").bot_permissions(MANAGE_ROLES);
+        let shared = catalogue.clone();
+        catalogue.fill(&[chat, archive, roles, Feature::new("quiet")]);
+        assert_eq!(
+            shared.bot_permissions(),
+            VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | MANAGE_ROLES
+        );
     }
 }

@@ -31,6 +31,10 @@ pub struct Feature {
     pub startup: Vec<Startup>,
     pub migrations: Option<FeatureMigrations>,
     pub checks: Vec<Check>,
+    /// The Discord permissions the bot needs in a guild for this feature to work there
+    /// (permission bits, [`discord::model::permissions`]); the link that adds Tavern to
+    /// a server asks for every feature's ([`crate::Catalogue::bot_permissions`]).
+    pub bot_permissions: u64,
 }
 
 impl std::fmt::Debug for Feature {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for Feature {
             .field("startup", &self.startup)
             .field("migrations", &self.migrations.map(|m| m.schema))
             .field("checks", &self.checks)
+            .field("bot_permissions", &self.bot_permissions)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +150,13 @@ impl Feature {
 
     pub fn check(mut self, check: Check) -> Feature {
         self.checks.push(check);
+        self
+    }
+
+    /// Discord permissions the bot needs in a guild for this feature, added to any
+    /// given before.
+    pub fn bot_permissions(mut self, permissions: u64) -> Feature {
+        self.bot_permissions |= permissions;
         self
     }
 }

@@ -160,6 +160,11 @@ pub use jobs::{SyncReport, SyncService, sync_once};
 pub use pool::DicePool;
 pub use sync_target::{BadSyncTarget, StoreOptions, SyncTarget};
 
+/// What dice and initiative need of the bot in a guild: see the channel and post the
+/// tracker and the rolls shown to a GM (the rest are interaction answers).
+pub const BOT_PERMISSIONS: u64 =
+    discord::model::permissions::VIEW_CHANNEL | discord::model::permissions::SEND_MESSAGES;
+
 /// How many snapshots the sync keeps by default: two days of hourly ones.
 pub const DEFAULT_SYNC_KEEP: usize = 48;
 
@@ -240,9 +245,10 @@ pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
 
     commands::commands(&handlers)
         .into_iter()
-        .fold(Feature::new("rolls"), |feature, (spec, handler)| {
-            feature.command(spec, handler)
-        })
+        .fold(
+            Feature::new("rolls").bot_permissions(BOT_PERMISSIONS),
+            |feature, (spec, handler)| feature.command(spec, handler),
+        )
         .components(commands::PREFIX, commands::components(&handlers))
         .web(web::routes(ctx, handlers))
         .job(sync)

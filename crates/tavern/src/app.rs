@@ -616,6 +616,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             gateway: config.discord_gateway.clone(),
             shards: config.shards,
             drain_timeout: Duration::from_secs(10),
+            // Filled once the features are built (`run`).
+            invite_permissions: None,
         };
         (None, None, bot)
     } else {
@@ -949,6 +951,12 @@ async fn run(
     }
     late.set(routes);
     let _ = manifest_slot.set(manifest);
+    let mut bot_config = bot_config;
+    if bot_config.gateway.is_none() {
+        // On Discord itself the log names the link that adds the bot to a server with
+        // every feature's permissions.
+        bot_config.invite_permissions = Some(ctx.catalogue.bot_permissions());
+    }
     let bot = feature::bot(bot_config, discord, &mut features)
         .context("routing feature commands")?
         .with_status(gateway);

@@ -338,6 +338,9 @@ fn cut(s: &str, max: usize) -> String {
 
 /// The permission overwrites of a game channel (see "Permissions" in the module docs),
 /// in a fixed order.
+///
+/// Discord lets the bot grant in an overwrite only what it holds itself, so it needs
+/// every permission given here ([`BOT_PERMISSIONS`]).
 pub fn overwrites(
     settings: &DiscordSettings,
     bot: UserId,
@@ -843,6 +846,21 @@ pub fn free_spots(
     }
     text.trim_end().to_owned()
 }
+
+/// What the campaigns need of the bot in the community's guild: make, move and delete
+/// the game channels and roles, give the roles, grant what [`overwrites`] grants (the
+/// channels' messages, the voice channel, Manage Messages for hosts), and ping the
+/// hosts' role in reminders (Mention Everyone: Tavern's roles are not mentionable by
+/// anyone). The roles it gives must sit below the bot's own role in the server's list.
+pub const BOT_PERMISSIONS: u64 = permissions::VIEW_CHANNEL
+    | permissions::SEND_MESSAGES
+    | permissions::READ_MESSAGE_HISTORY
+    | permissions::CONNECT
+    | permissions::SPEAK
+    | permissions::MANAGE_CHANNELS
+    | permissions::MANAGE_MESSAGES
+    | permissions::MANAGE_ROLES
+    | permissions::MENTION_EVERYONE;
 
 /// Reads Discord for one run.
 pub async fn discord_state(discord: &Discord, guild: GuildId) -> Result<DiscordState, RestError> {

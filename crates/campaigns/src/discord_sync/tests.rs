@@ -421,6 +421,27 @@ fn a_channel_deleted_by_hand_is_skipped() {
 }
 
 #[test]
+fn the_bot_is_asked_for_every_permission_its_overwrites_grant() {
+    for kind in [ChannelKind::Text, ChannelKind::Voice] {
+        for o in overwrites(
+            &settings(),
+            UserId::new(99),
+            Some(RoleId::new(20)),
+            Some(RoleId::new(21)),
+            kind,
+        ) {
+            assert_eq!(
+                o.allow & !BOT_PERMISSIONS,
+                0,
+                "{kind:?}: {o:?} grants what the bot is not asked for"
+            );
+        }
+    }
+    assert_ne!(BOT_PERMISSIONS & permissions::MANAGE_ROLES, 0);
+    assert_ne!(BOT_PERMISSIONS & permissions::MENTION_EVERYONE, 0);
+}
+
+#[test]
 fn game_channels_are_private() {
     let o = overwrites(
         &settings(),

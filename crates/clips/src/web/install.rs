@@ -5,8 +5,11 @@
 //!    Discord guild list) gets an `install_intents` row (a random `state`, valid 10
 //!    minutes, [`crate::domain::InstallIntent`]) and is sent (303) to Discord's
 //!    authorize page with `scope=bot applications.commands`, the guild preselected and
-//!    not changeable ([`discord::oauth::BotInstall`]), the permissions the archive needs
-//!    ([`BOT_PERMISSIONS`]) and `redirect_uri` = `{public_url}/clips/install/callback`.
+//!    not changeable ([`discord::oauth::BotInstall`]), the permissions every running
+//!    feature needs ([`BOT_PERMISSIONS`] and the others', from
+//!    [`feature::Catalogue::bot_permissions`]: the campaigns' game channels and roles
+//!    need Manage Channels and Manage Roles) and `redirect_uri` =
+//!    `{public_url}/clips/install/callback`.
 //! 2. `GET /clips/install/callback?code&state&guild_id`: the state is consumed first
 //!    ([`crate::Repo::consume_intent`], one guarded `DELETE`): unknown or expired is 400,
 //!    another user's is 403 (and stays for its owner). Then Discord's own refusal
@@ -33,8 +36,9 @@ use super::{WebState, guild_path, must_manage, parse_guild, see_other, standing,
 use crate::domain::{ConsumeError, InstallIntent, IntentState};
 use crate::repo::{ChannelInfo, GuildInfo, RepoError, UserProfile};
 
-/// What the bot asks for in a guild: see channels, read their history (the scans), and
-/// send messages (the commands' answers).
+/// What the archive needs of the bot in a guild: see channels, read their history (the
+/// scans), and send messages (the commands' answers). The install link asks for these
+/// and every other running feature's ([`feature::Catalogue::bot_permissions`]).
 pub const BOT_PERMISSIONS: u64 =
     permissions::VIEW_CHANNEL | permissions::SEND_MESSAGES | permissions::READ_MESSAGE_HISTORY;
 
@@ -105,7 +109,7 @@ async fn leave_for_discord(
         &[Scope::Bot, Scope::ApplicationsCommands],
         Some(BotInstall {
             guild,
-            permissions: BOT_PERMISSIONS,
+            permissions: BOT_PERMISSIONS | state.catalogue.bot_permissions(),
         }),
     );
     Ok(see_other(target.as_str()))

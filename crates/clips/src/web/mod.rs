@@ -105,6 +105,8 @@ pub struct WebState {
     pub(crate) login: Option<OAuthApp>,
     /// The same application with the install callback as its redirect URI.
     pub(crate) install: Option<OAuthApp>,
+    /// What every running feature declares: the install asks for their permissions.
+    pub(crate) catalogue: feature::Catalogue,
 }
 
 impl std::fmt::Debug for WebState {
@@ -135,6 +137,7 @@ impl WebState {
             clock: ctx.clock.clone(),
             login: ctx.discord_login.clone(),
             install,
+            catalogue: ctx.catalogue.clone(),
         }
     }
 }
