@@ -99,6 +99,10 @@ pub struct CampaignsConfig {
     pub sync_guard_ttl: Duration,
     /// The Discord side (channels, roles, commands); `None`: Meetup -> Redis only.
     pub discord: Option<DiscordSettings>,
+    /// The organiser page's address (`{public url}/campaigns/organiser`), for the
+    /// alert that asks the organisers to authorise Tavern again; [`crate::feature`]
+    /// fills it in from the context. `None`: the alert names the path.
+    pub organiser_page: Option<url::Url>,
 }
 
 impl CampaignsConfig {
@@ -126,6 +130,7 @@ impl CampaignsConfig {
             sync_every: DEFAULT_SYNC_EVERY,
             sync_guard_ttl: crate::jobs::SYNC_GUARD_TTL,
             discord: None,
+            organiser_page: None,
         }
     }
 

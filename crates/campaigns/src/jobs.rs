@@ -28,6 +28,8 @@ use crate::config::CampaignsConfig;
 use crate::discord_sync::{DiscordReport, DiscordSyncError, StopSignal, sync_discord_until};
 use crate::repo::Repo;
 use crate::sync::{SyncError, SyncReport, sync_once};
+use crate::web::organiser::{RefusalAlerts, alert_refusal};
+use url::Url;
 
 /// The sync job's name (and so its lock, `tavern:lock:job:campaigns-meetup-sync`).
 pub const SYNC_JOB: &str = "campaigns-meetup-sync";
@@ -172,7 +174,23 @@ async fn sync_guarded(
     now: DateTime<Utc>,
     stop: &StopSignal,
 ) -> Result<FullReport, FullSyncError> {
-    let meetup = sync_once(repo, client, config, now).await?;
+    let meetup = match sync_once(repo, client, config, now).await {
+        Ok(meetup) => meetup,
+        Err(error) => {
+            if let (true, Some(settings)) = (error.needs_authorisation(), &config.discord) {
+                let alerts = RefusalAlerts {
+                    discord: discord.clone(),
+                    settings: settings.clone(),
+                    organiser_page: config
+                        .organiser_page
+                        .as_ref()
+                        .map_or_else(|| crate::web::ORGANISER_PATH.to_owned(), Url::to_string),
+                };
+                alert_refusal(repo, &alerts).await;
+            }
+            return Err(error.into());
+        }
+    };
     let discord = match &config.discord {
         Some(settings) => {
             Some(sync_discord_until(repo, discord, settings, &meetup.extras, now, stop).await?)

@@ -202,6 +202,12 @@
 //!   start-up) at `meetup_access_token_refresh_time`; due, it refreshes and stores the
 //!   new pair with the next time 2 days on, only if the spent refresh token is still
 //!   the stored one (a newer authorisation wins); failed, the next try is 1 hour on.
+//!   When Meetup refuses the authorisation itself (the refresh grant refused, by this
+//!   job or the sync, or a freshly refreshed token refused again), it is recorded in
+//!   Tavern's key `tavern:campaigns:meetup_authorisation_refused`: the organiser page
+//!   says "Meetup refused Tavern's authorisation on <date>: authorise again", the
+//!   organisers are told once in the alerts channel, and storing a new token pair
+//!   (an organiser authorising again) clears it.
 //! - **Linking keeps no user tokens**: only who the Meetup account is matters, so
 //!   `meetup_user:{}:oauth2_tokens` is not written by the web flow. Opening the linking
 //!   page starts the id's 10 minutes (the button only checks it again).
@@ -261,6 +267,12 @@ pub use sync::{EventExtras, SyncError, SyncReport, sync_once};
 /// ([`commands`]), the [`lifecycle::lifecycle_job`] and, with a topic voice
 /// channel, the [`topic::reset_job`].
 pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> feature::Feature {
+    let config = config.map(|mut config| {
+        if config.organiser_page.is_none() {
+            config.organiser_page = ctx.public_url.join(web::ORGANISER_PATH).ok();
+        }
+        config
+    });
     let mut feature = feature::Feature::new("campaigns").check(check::campaigns_check_with(
         ctx.redis.clone(),
         ctx.discord.clone(),

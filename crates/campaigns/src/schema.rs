@@ -263,6 +263,16 @@ pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_
 
 // ---- Tavern's own keys (not in the seed) ---------------------------------------------
 
+/// Hash: Meetup refused Tavern's organiser authorisation (the refresh grant was
+/// refused, or a freshly refreshed token was refused again), fields
+/// [`AUTHORISATION_REFUSED_AT`] and [`AUTHORISATION_REFUSED_ALERTED`]. Storing a new
+/// organiser token pair removes it. Tavern's own key: the seed has none for it.
+pub const AUTHORISATION_REFUSED: &str = "tavern:campaigns:meetup_authorisation_refused";
+/// [`AUTHORISATION_REFUSED`] field (RFC 3339): when Meetup first refused it.
+pub const AUTHORISATION_REFUSED_AT: &str = "at";
+/// [`AUTHORISATION_REFUSED`] field: present once the organisers were told on Discord.
+pub const AUTHORISATION_REFUSED_ALERTED: &str = "alerted";
+
 /// Set of string (Meetup event ids): tracked events a Meetup sync found gone but did
 /// not delete, because together they were more than half of the tracked events it
 /// asked Meetup about; the next run deletes those it still finds gone and forgets the

@@ -91,7 +91,11 @@
 //!   [`SyncError::RefreshRefused`] (an organiser must authorise again), a refresh that
 //!   could not be made (network, 5xx) is [`SyncError::Refresh`] (the next run retries);
 //!   in both cases, if another party stored a new access token meanwhile, that one is
-//!   used instead. Nothing is written before the gather succeeded.
+//!   used instead. A refused refresh and a refresh whose token is refused again are
+//!   recorded ([`Repo::note_authorisation_refused`], Tavern's own key
+//!   `schema::AUTHORISATION_REFUSED`) for the organiser page and a single alert to
+//!   the organisers ([`crate::jobs`]); storing a new pair clears the record. Nothing
+//!   else is written before the gather succeeded.
 //! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
@@ -148,6 +152,17 @@ pub enum SyncError {
     GroupsFailed(Vec<GroupFailure>),
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+impl SyncError {
+    /// Meetup refused Tavern's authorisation: only an organiser authorising Tavern
+    /// again helps (recorded for the organiser page, see "Token" in the module docs).
+    pub fn needs_authorisation(&self) -> bool {
+        matches!(
+            self,
+            SyncError::RefreshRefused(_) | SyncError::StillUnauthorized(_)
+        )
+    }
 }
 
 fn list_failures(failures: &[GroupFailure]) -> String {
@@ -666,7 +681,17 @@ pub async fn sync_once(
             match gather(repo, client, config, &access, window).await {
                 Ok(gathered) => gathered,
                 Err(GatherError::Repo(e)) => return Err(e.into()),
-                Err(GatherError::Unauthorized(e)) => return Err(SyncError::StillUnauthorized(e)),
+                Err(GatherError::Unauthorized(e)) => {
+                    // Refused with the token just refreshed: recorded against the pair
+                    // it came with, unless a newer one was stored meanwhile.
+                    if let Some(current) = repo.organizer_tokens().await?
+                        && current.tokens.access == access
+                    {
+                        repo.note_authorisation_refused(&current.tokens.refresh, now)
+                            .await?;
+                    }
+                    return Err(SyncError::StillUnauthorized(e));
+                }
             }
         }
     };
@@ -839,6 +864,8 @@ async fn refresh(
                     Ok(now_stored.tokens.access)
                 }
                 _ if matches!(error, MeetupError::OAuth { .. }) => {
+                    repo.note_authorisation_refused(&tokens.refresh, now)
+                        .await?;
                     Err(SyncError::RefreshRefused(error))
                 }
                 _ => Err(SyncError::Refresh(error)),

@@ -838,7 +838,7 @@ async fn an_expired_access_token_is_refreshed_once_and_stored() {
 }
 
 #[tokio::test]
-async fn a_refused_refresh_is_a_clear_error_and_writes_nothing() {
+async fn a_refused_refresh_is_a_clear_error_and_writes_only_the_refusal() {
     let w = world().await;
     community(&w);
     let old = w.authorise().await;
@@ -855,7 +855,14 @@ async fn a_refused_refresh_is_a_clear_error_and_writes_nothing() {
             .contains("an organiser must authorise Tavern again"),
         "{error}"
     );
-    assert_eq!(w.env.snapshot().await, before);
+    // Only the refusal is recorded, for the organiser page and the organisers' alert.
+    let mut after = w.env.snapshot().await;
+    after.retain(|(key, _, _)| key != campaigns::schema::AUTHORISATION_REFUSED);
+    assert_eq!(after, before);
+    assert_eq!(
+        w.env.store.authorisation_refused().await.unwrap(),
+        Some(w.now)
+    );
 }
 
 #[tokio::test]

@@ -453,6 +453,7 @@ async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure(
         site.config.client_id.clone(),
         site.config.client_secret.clone(),
         clock.clone(),
+        None,
     );
     assert!(job.run_now().await.is_err());
     let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
@@ -478,6 +479,120 @@ async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure(
     let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
     assert_eq!(stored.next_refresh, Some(clock.now() + REFRESH_EVERY));
     assert!(site.fake.is_access_token_valid(&stored.tokens.access));
+}
+
+#[tokio::test]
+async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorising_again() {
+    let mut site = site(&["dragons"]).await;
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let alerts = site
+        .world
+        .sim
+        .create_channel(
+            site.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+    let mut settings = site.config.discord.clone().unwrap();
+    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+    site.config.discord = Some(settings.clone());
+    let clock = site.world.clock.clone();
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let job = campaigns::web::organiser::token_refresh(
+        site.repo.clone(),
+        client.clone(),
+        site.config.client_id.clone(),
+        site.config.client_secret.clone(),
+        clock.clone(),
+        Some(campaigns::web::organiser::RefusalAlerts {
+            discord: site.ctx.discord.clone(),
+            settings,
+            organiser_page: format!("{}/campaigns/organiser", site.base),
+        }),
+    );
+    let told = || -> Vec<String> {
+        site.world
+            .sim
+            .messages(alerts)
+            .into_iter()
+            .map(|m| m.content)
+            .collect()
+    };
+    let user = site.discord_user("Olivia");
+    let (session, _) = site.session(user).await;
+    let organiser_page = || async {
+        site.get("/campaigns/organiser", Some(&session))
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+
+    // A refresh token Meetup no longer knows: the refresh job is refused, an hour
+    // later again, and the sync (whose access token is refused too) as well.
+    store_tokens(&site, "dead-access", "dead-refresh", clock.now()).await;
+    let refused_at = clock.now();
+    assert!(job.run_now().await.is_err());
+    clock.advance(Duration::from_secs(3600));
+    assert!(job.run_now().await.is_err());
+    let sync = campaigns::jobs::sync_all(
+        &site.repo,
+        &client,
+        &site.ctx.discord,
+        &site.config,
+        clock.now(),
+    )
+    .await;
+    assert!(
+        matches!(
+            sync,
+            Err(campaigns::jobs::FullSyncError::Meetup(
+                campaigns::SyncError::RefreshRefused(_)
+            ))
+        ),
+        "{sync:?}"
+    );
+    assert_eq!(
+        site.fake
+            .token_requests()
+            .iter()
+            .filter(|r| r.error.as_deref() == Some("invalid_grant"))
+            .count(),
+        3
+    );
+    let said = told();
+    assert_eq!(said.len(), 1, "one alert for one refusal: {said:?}");
+    assert!(
+        said[0].contains(&format!(
+            "Meetup refused Tavern's authorisation on {}",
+            refused_at.format("%Y-%m-%d %H:%M UTC")
+        )),
+        "{said:?}"
+    );
+    assert!(
+        said[0].contains(&format!("{}/campaigns/organiser", site.base)),
+        "{said:?}"
+    );
+    let page = organiser_page().await;
+    assert!(page.contains("refused Tavern"), "{page}");
+    assert!(page.contains("authorise again"), "{page}");
+
+    // An organiser authorises again: the page no longer names the problem.
+    let (callback, flow) = site.organiser_round_trip(&organiser).await;
+    assert_eq!(site.callback(&callback, &flow).await.status(), 200);
+    assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
+    let page = organiser_page().await;
+    assert!(!page.contains("refused Tavern"), "{page}");
+    assert!(
+        page.contains("An organiser has authorised Tavern"),
+        "{page}"
+    );
+
+    // A later refusal is a new one: the organisers are told again, once.
+    store_tokens(&site, "dead-access", "dead-again", clock.now()).await;
+    assert!(job.run_now().await.is_err());
+    assert_eq!(told().len(), 2, "{:?}", told());
 }
 
 /// A series on Meetup and in Redis with the demo guild's campaigns channel as its

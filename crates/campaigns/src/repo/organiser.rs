@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use meetup::{AccessToken, RefreshToken};
-use store::Writes;
+use store::{Condition, Conditional, Writes};
 
 use super::{Repo, RepoError, Tokens, rfc3339, time};
 use crate::schema;
@@ -16,7 +16,8 @@ pub struct OrganizerTokens {
     pub next_refresh: Option<DateTime<Utc>>,
 }
 
-/// The writes that store a token pair and the next refresh time.
+/// The writes that store a token pair and the next refresh time. A new pair answers
+/// any refusal recorded for the old one ([`Repo::note_authorisation_refused`]).
 fn organizer_writes(tokens: &Tokens, next_refresh: DateTime<Utc>) -> Writes {
     let mut writes = Writes::new();
     writes
@@ -25,7 +26,8 @@ fn organizer_writes(tokens: &Tokens, next_refresh: DateTime<Utc>) -> Writes {
         .set(
             schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME,
             rfc3339(next_refresh),
-        );
+        )
+        .del(schema::AUTHORISATION_REFUSED);
     writes
 }
 
@@ -44,6 +46,75 @@ impl Repo {
         let mut writes = Writes::new();
         writes.set(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, rfc3339(at));
         self.apply(&writes).await
+    }
+
+    /// Records that Meetup refused Tavern's authorisation at `at` (first refusal kept),
+    /// only if `refused` is still the stored refresh token: an organiser who authorised
+    /// again meanwhile stored a pair nobody refused. Returns whether it is recorded.
+    pub async fn note_authorisation_refused(
+        &self,
+        refused: &RefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut writes = Writes::new();
+        writes
+            .command("HSETNX")
+            .arg(schema::AUTHORISATION_REFUSED)
+            .arg(schema::AUTHORISATION_REFUSED_AT)
+            .arg(rfc3339(at));
+        let conditions = [Condition::equals(
+            schema::MEETUP_REFRESH_TOKEN,
+            Some(refused.expose_str()),
+        )];
+        Ok(matches!(
+            self.redis.apply_when(&conditions, &writes).await?,
+            Conditional::Applied(_)
+        ))
+    }
+
+    /// When Meetup refused Tavern's authorisation, if it did since the last one.
+    pub async fn authorisation_refused(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        time(schema::AUTHORISATION_REFUSED, self.refusal_time().await?)
+    }
+
+    async fn refusal_time(&self) -> Result<Option<String>, RepoError> {
+        Ok(redis::cmd("HGET")
+            .arg(schema::AUTHORISATION_REFUSED)
+            .arg(schema::AUTHORISATION_REFUSED_AT)
+            .query_async(&mut self.redis.conn())
+            .await?)
+    }
+
+    /// The recorded refusal's time if the organisers have not been told about it yet,
+    /// marking them told in the same step: `Some` once per refusal, however many
+    /// replicas and jobs ask.
+    pub async fn take_refusal_alert(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let Some(raw) = self.refusal_time().await? else {
+            return Ok(None);
+        };
+        let at = time(schema::AUTHORISATION_REFUSED, Some(raw.clone()))?;
+        let mut writes = Writes::new();
+        writes.hset(
+            schema::AUTHORISATION_REFUSED,
+            schema::AUTHORISATION_REFUSED_ALERTED,
+            "1",
+        );
+        let conditions = [
+            Condition::hash_field(
+                schema::AUTHORISATION_REFUSED,
+                schema::AUTHORISATION_REFUSED_AT,
+                Some(raw.as_str()),
+            ),
+            Condition::hash_field(
+                schema::AUTHORISATION_REFUSED,
+                schema::AUTHORISATION_REFUSED_ALERTED,
+                None::<&str>,
+            ),
+        ];
+        Ok(match self.redis.apply_when(&conditions, &writes).await? {
+            Conditional::Applied(_) => at,
+            Conditional::Refused(_) => None,
+        })
     }
 
     /// The organiser's tokens, if an organiser has authorised Tavern.

@@ -75,6 +75,15 @@ pub const SECURE_FLOW_COOKIE: &str = "__Host-tavern_meetup_flow";
 /// Length of the CSRF token (letters and digits, about 256 bits).
 const CSRF_TOKEN_LEN: usize = 43;
 
+/// The organiser page's address: the configured one, else under `public_url`.
+pub fn organiser_page(config: &CampaignsConfig, public_url: &Url) -> String {
+    config
+        .organiser_page
+        .clone()
+        .or_else(|| public_url.join(ORGANISER_PATH).ok())
+        .map_or_else(|| ORGANISER_PATH.to_owned(), String::from)
+}
+
 /// The redirect URI to register with Meetup for a site at `public_url`.
 pub fn callback_url(public_url: &Url) -> Result<Url, url::ParseError> {
     public_url.join(CALLBACK_PATH)
@@ -171,12 +180,21 @@ pub fn add(
             return feature;
         }
     };
+    let alerts = config
+        .discord
+        .clone()
+        .map(|settings| organiser::RefusalAlerts {
+            discord: ctx.discord.clone(),
+            settings,
+            organiser_page: organiser_page(config, &ctx.public_url),
+        });
     let job = organiser::token_refresh(
         state.repo.clone(),
         state.meetup.clone(),
         config.client_id.clone(),
         config.client_secret.clone(),
         state.clock.clone(),
+        alerts,
     );
     feature
         .web(routes(ctx, state))

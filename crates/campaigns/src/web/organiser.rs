@@ -15,6 +15,13 @@
 //! [`token_refresh`] is the job that keeps the token alive: every
 //! [`CHECK_EVERY`] it refreshes the token when its refresh time has come, and
 //! after a failure tries again [`RETRY_AFTER`] later.
+//!
+//! When Meetup refuses the authorisation itself (the refresh grant is refused, here or
+//! in the sync, or a freshly refreshed token is refused again), only an organiser can
+//! help: the refusal is recorded (Tavern's own key `schema::AUTHORISATION_REFUSED`),
+//! the page says "Meetup refused Tavern's authorisation on <date>: authorise again",
+//! and the organisers are told once in the alerts channel ([`alert_refusal`]).
+//! Authorising again (any new token pair stored) clears it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +36,11 @@ use maud::html;
 use meetup::{ClientId, ClientSecret, MeetupClient, MeetupError};
 use web::page::{Page, Problem};
 
+use discord::Discord;
+
 use super::{WebState, leave_for_meetup, meetup_problem, storage_problem};
+use crate::config::DiscordSettings;
+use crate::lifecycle::alert_organisers;
 use crate::repo::{Repo, RepoError, Tokens};
 
 /// How long an organiser token is used before it is refreshed (the original's 2 days).
@@ -46,6 +57,10 @@ pub const REFRESH_JOB: &str = "campaigns-meetup-token-refresh";
 pub(crate) async fn page(State(state): State<WebState>, page: Page) -> Response {
     let tokens = match state.repo.organizer_tokens().await {
         Ok(tokens) => tokens,
+        Err(e) => return page.problem(storage_problem(&e)),
+    };
+    let refused = match state.repo.authorisation_refused().await {
+        Ok(refused) => refused,
         Err(e) => return page.problem(storage_problem(&e)),
     };
     let groups: Vec<String> = state.config.groups.iter().map(|g| g.to_string()).collect();
@@ -65,8 +80,19 @@ pub(crate) async fn page(State(state): State<WebState>, page: Page) -> Response 
                     }
                     "."
                 }
-                @match &tokens {
-                    Some(tokens) => {
+                @match (&tokens, refused) {
+                    (Some(_), Some(at)) => {
+                        p.problem role="alert" {
+                            strong {
+                                "Meetup refused Tavern's authorisation on "
+                                (at.format("%Y-%m-%d %H:%M UTC").to_string())
+                                ": authorise again."
+                            }
+                            " Until an organiser does, the Meetup sync stops and hosts "
+                            "cannot schedule sessions."
+                        }
+                    }
+                    (Some(tokens), None) => {
                         p {
                             "An organiser has authorised Tavern."
                             @if let Some(next) = tokens.next_refresh {
@@ -75,7 +101,7 @@ pub(crate) async fn page(State(state): State<WebState>, page: Page) -> Response 
                             }
                         }
                     }
-                    None => {
+                    (None, _) => {
                         p.muted { "Nobody has authorised Tavern yet: the Meetup sync waits." }
                     }
                 }
@@ -229,7 +255,50 @@ pub async fn refresh_if_due(
         Err(error) => {
             let retry_at = now + RETRY_AFTER;
             repo.set_next_token_refresh(retry_at).await?;
+            if matches!(error, MeetupError::OAuth { .. }) {
+                repo.note_authorisation_refused(&stored.tokens.refresh, now)
+                    .await?;
+            }
             Err(RefreshError::Meetup { error, retry_at })
+        }
+    }
+}
+
+/// Where and how to tell the organisers that Meetup refused Tavern's authorisation.
+#[derive(Debug, Clone)]
+pub struct RefusalAlerts {
+    pub discord: Discord,
+    pub settings: DiscordSettings,
+    /// The organiser page's address, named in the alert.
+    pub organiser_page: String,
+}
+
+/// The alert's words.
+pub fn refusal_alert(at: DateTime<Utc>, organiser_page: &str) -> String {
+    format!(
+        "Meetup refused Tavern's authorisation on {}: the Meetup sync has stopped until an \
+         organiser of the Meetup group authorises Tavern again at {organiser_page}",
+        at.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// Tells the organisers in the alerts channel that Meetup refused Tavern's
+/// authorisation, once per recorded refusal ([`Repo::take_refusal_alert`]); nothing
+/// when none is recorded or they were told already. Failures are logged.
+pub async fn alert_refusal(repo: &Repo, alerts: &RefusalAlerts) {
+    match repo.take_refusal_alert().await {
+        Ok(Some(at)) => {
+            tracing::warn!(refused_at = %at.to_rfc3339(), "Meetup refused Tavern's authorisation; telling the organisers");
+            alert_organisers(
+                &alerts.discord,
+                &alerts.settings,
+                &refusal_alert(at, &alerts.organiser_page),
+            )
+            .await;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(%error, "could not check whether the organisers were told Meetup refused Tavern's authorisation");
         }
     }
 }
@@ -237,21 +306,34 @@ pub async fn refresh_if_due(
 /// The refresh as a [`Job`]: every [`CHECK_EVERY`], and right after start-up (a token
 /// whose time came while Tavern was down is refreshed at once). The clock decides
 /// what "now" is, so tests move time with a `ManualClock`.
+///
+/// A refresh Meetup refuses is recorded ([`refresh_if_due`]) and, with `alerts`, the
+/// organisers are told once ([`alert_refusal`]).
 pub fn token_refresh(
     repo: Repo,
     client: MeetupClient,
     client_id: ClientId,
     client_secret: ClientSecret,
     clock: Arc<dyn Clock>,
+    alerts: Option<RefusalAlerts>,
 ) -> Job {
-    let shared = Arc::new((repo, client, client_id, client_secret, clock));
+    let shared = Arc::new((repo, client, client_id, client_secret, clock, alerts));
     Job::every(REFRESH_JOB, CHECK_EVERY, move || {
         let shared = Arc::clone(&shared);
         async move {
-            let (repo, client, id, secret, clock) = &*shared;
-            refresh_if_due(repo, client, id, secret, clock.now())
-                .await
-                .map(|_| ())
+            let (repo, client, id, secret, clock, alerts) = &*shared;
+            let outcome = refresh_if_due(repo, client, id, secret, clock.now()).await;
+            if let (
+                Err(RefreshError::Meetup {
+                    error: MeetupError::OAuth { .. },
+                    ..
+                }),
+                Some(alerts),
+            ) = (&outcome, alerts)
+            {
+                alert_refusal(repo, alerts).await;
+            }
+            outcome.map(|_| ())
         }
     })
     .at_startup()
