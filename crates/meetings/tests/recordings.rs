@@ -1135,3 +1135,450 @@ async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypte
     assert_eq!(browser.script(RECORD_BUTTON).await, "");
     browser.quit().await;
 }
+
+/// A recordings store that refuses every write while `failing` (as an object store
+/// does through an outage), counting the writes it refused; reads and deletes pass.
+#[derive(Debug, Clone)]
+struct FlakyStore {
+    inner: std::sync::Arc<dyn object_store::ObjectStore>,
+    state: std::sync::Arc<FlakyState>,
+}
+
+#[derive(Debug, Default)]
+struct FlakyState {
+    failing: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl FlakyStore {
+    fn over(dir: &Path) -> FlakyStore {
+        std::fs::create_dir_all(dir).unwrap();
+        FlakyStore {
+            inner: std::sync::Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap(),
+            ),
+            state: std::sync::Arc::new(FlakyState::default()),
+        }
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.state
+            .failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn refused(&self) -> u64 {
+        self.state.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn refuse(&self) -> object_store::Result<()> {
+        if self.state.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            self.state
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(object_store::Error::Generic {
+                store: "flaky",
+                source: "the store is unreachable".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for FlakyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FlakyStore({})", self.inner)
+    }
+}
+
+type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl object_store::ObjectStore for FlakyStore {
+    fn put_opts<'a, 'b, 'c>(
+        &'a self,
+        location: &'b object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> Boxed<'c, object_store::Result<object_store::PutResult>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async move {
+            self.refuse()?;
+            self.inner.put_opts(location, payload, opts).await
+        })
+    }
+
+    fn put_multipart_opts<'a, 'b, 'c>(
+        &'a self,
+        location: &'b object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> Boxed<'c, object_store::Result<Box<dyn object_store::MultipartUpload>>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        Box::pin(async move {
+            self.refuse()?;
+            self.inner.put_multipart_opts(location, opts).await
+        })
+    }
+
+    fn get_opts<'a, 'b, 'c>(
+        &'a self,
+        location: &'b object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> Boxed<'c, object_store::Result<object_store::GetResult>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.inner.get_opts(location, options)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+    {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+    {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_delimiter<'a, 'b, 'c>(
+        &'a self,
+        prefix: Option<&'b object_store::path::Path>,
+    ) -> Boxed<'c, object_store::Result<object_store::ListResult>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.inner.list_with_delimiter(prefix)
+    }
+
+    fn copy_opts<'a, 'b, 'd, 'c>(
+        &'a self,
+        from: &'b object_store::path::Path,
+        to: &'d object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> Boxed<'c, object_store::Result<()>>
+    where
+        'a: 'c,
+        'b: 'c,
+        'd: 'c,
+        Self: 'c,
+    {
+        Box::pin(async move {
+            self.refuse()?;
+            self.inner.copy_opts(from, to, options).await
+        })
+    }
+}
+
+/// A site whose recordings store is a [`FlakyStore`] over its storage directory,
+/// trying again after 20 ms.
+async fn flaky_site() -> (Site, FlakyStore) {
+    let mut flaky = None;
+    let site = site_with(|r| {
+        let store = FlakyStore::over(Path::new(r.storage.as_deref().unwrap()));
+        r.store = Some(("local".to_owned(), std::sync::Arc::new(store.clone())));
+        r.store_retry_first = Duration::from_millis(20);
+        flaky = Some(store);
+    })
+    .await;
+    (site, flaky.unwrap())
+}
+
+#[tokio::test]
+async fn a_failed_upload_is_retried_and_the_file_kept() {
+    let (site, flaky) = flaky_site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+    publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+
+    // The store is out when the recording stops.
+    flaky.set_failing(true);
+    let (status, stopped) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings/{id}/stop"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    eventually("the store refused the file twice", || async {
+        (flaky.refused() >= 2).then_some(())
+    })
+    .await;
+    // Still waiting for its file, which is kept.
+    let row = site
+        .repo
+        .recording(meetings::domain::RecordingId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(row.status, meetings::domain::RecordingStatus::Processing);
+    let work = site.dirs.path().join("work").join(&id);
+    assert!(work.join("recording.webm").is_file());
+    assert!(!site.storage.join(&row.storage_path).exists());
+
+    // The store is back: the file is stored and the work files go.
+    flaky.set_failing(false);
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    assert!(ready["error_message"].is_null(), "{ready}");
+    let stored = site.storage.join(&row.storage_path);
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().len(),
+        ready["file_size_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(demux(&stored)["tracks"].as_array().unwrap().len(), 2);
+    eventually("the work files are removed", || async {
+        (!work.exists()).then_some(())
+    })
+    .await;
+}
+
+/// Writes a spool of `frames` frames of `kind` (video: a key frame every 30) for track
+/// `number` named `name` in `dir`, its last record cut short as a crash leaves it.
+async fn crashed_spool(
+    dir: &Path,
+    number: u64,
+    name: &str,
+    kind: meetings::recording::webm::TrackKind,
+    frames: u64,
+) {
+    use meetings::recording::spool::{SpoolWriter, TrackMeta};
+    let video = matches!(kind, meetings::recording::webm::TrackKind::Video { .. });
+    let path = dir.join(format!("{number}.spool"));
+    let meta = TrackMeta {
+        number,
+        name: name.to_owned(),
+        kind,
+    };
+    let mut spool = SpoolWriter::create(&path, &meta).await.unwrap();
+    for n in 0..=frames {
+        if video {
+            let key = n % 30 == 0;
+            spool
+                .append(n * VIDEO_INTERVAL_US, key, &vp8_frame(key, n, 300))
+                .await
+                .unwrap();
+        } else {
+            spool
+                .append(n * AUDIO_INTERVAL_US, true, &opus_packet(n))
+                .await
+                .unwrap();
+        }
+    }
+    spool.finish().await.unwrap();
+    // The last frame's write never completed.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+}
+
+#[tokio::test]
+async fn spools_left_by_a_crash_are_finished_or_removed_at_start() {
+    use meetings::domain::{RecordingId, RecordingStatus};
+    use meetings::recording::webm::{TrackKind, VideoCodec};
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let work = site.dirs.path().join("work");
+    // A row as a server that stopped left it.
+    let row = |status: &'static str| {
+        let site = &site;
+        let host = host.clone();
+        let work = work.clone();
+        async move {
+            let meeting = site
+                .meeting(
+                    &host,
+                    json!({"allow_recording": true, "enable_e2e_encryption": false}),
+                )
+                .await;
+            let id = RecordingId::random();
+            let row = site
+                .repo
+                .start_recording(&meetings::repo::NewRecording {
+                    recording_id: id,
+                    meeting_id: meeting,
+                    started_by: None,
+                    started_at: base::Clock::now(&*site.world.clock),
+                    storage_path: format!("{meeting}/{id}.webm"),
+                    storage_bucket: "local".into(),
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            let at = base::Clock::now(&*site.world.clock);
+            match status {
+                "recording" => {}
+                "stale" => {
+                    site.repo
+                        .fail_recording(id, meetings::recording::STALE_MESSAGE, at)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+                "ready" => {
+                    site.repo.stop_recording(id, at).await.unwrap().unwrap();
+                    site.repo
+                        .finish_recording(
+                            id,
+                            &meetings::repo::FinishedRecording {
+                                duration_seconds: 1,
+                                file_size_bytes: 1,
+                                video_codec: None,
+                                audio_codec: Some("Opus".into()),
+                                resolution: None,
+                                note: None,
+                            },
+                        )
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+                other => unreachable!("{other}"),
+            }
+            std::fs::create_dir_all(work.join(id.to_string())).unwrap();
+            row
+        }
+    };
+    let camera = TrackKind::Video {
+        codec: VideoCodec::Vp8,
+        size: (320, 240),
+    };
+    let microphone = TrackKind::Audio { channels: 1 };
+
+    // Cut off while recording: a camera and a microphone.
+    let crashed = row("recording").await;
+    let dir = work.join(crashed.recording_id.to_string());
+    crashed_spool(&dir, 1, "Alice (camera)", camera.clone(), 60).await;
+    crashed_spool(&dir, 2, "Alice (microphone)", microphone.clone(), 100).await;
+    // Failed as stale by another replica before this one started again.
+    let stale = row("stale").await;
+    crashed_spool(
+        &work.join(stale.recording_id.to_string()),
+        1,
+        "Bob (microphone)",
+        microphone.clone(),
+        50,
+    )
+    .await;
+    // Nothing was spooled.
+    let empty = row("recording").await;
+    // Finished already, and a row that is gone: only files are left.
+    let finished = row("ready").await;
+    let unknown = work.join(RecordingId::random().to_string());
+    std::fs::create_dir_all(&unknown).unwrap();
+    // Being made by a live process, which holds its lock.
+    let live = row("recording").await;
+    let live_dir = work.join(live.recording_id.to_string());
+    let live_lock = std::fs::File::create(live_dir.join("lock")).unwrap();
+    live_lock.lock().unwrap();
+    // Something else in the work directory is not touched.
+    std::fs::write(work.join("notes.txt"), b"mine").unwrap();
+
+    // The server starts again.
+    let recorder = meetings::recording::Recorder::new(
+        site.repo.clone(),
+        site.world.clock.clone(),
+        &MeetingsSecretKey::generate().unwrap(),
+        MediaDirectory::default(),
+        RecordingsConfig {
+            storage: Some(site.storage.display().to_string()),
+            work_dir: Some(work.clone()),
+            check_every: Duration::from_millis(200),
+            ..RecordingsConfig::default()
+        },
+    );
+    let mut resumed = recorder.recover().await;
+    resumed.sort();
+    // Taken up: those whose rows wait for a file (the empty one fails when muxed).
+    let mut expected = vec![crashed.recording_id, stale.recording_id, empty.recording_id];
+    expected.sort();
+    assert_eq!(resumed, expected);
+
+    let ready = |id: RecordingId| {
+        let repo = site.repo.clone();
+        eventually("the recording left behind is ready", move || {
+            let repo = repo.clone();
+            async move {
+                let row = repo.recording(id).await.ok()?;
+                (row.status == RecordingStatus::Ready).then_some(row)
+            }
+        })
+    };
+    let done = ready(crashed.recording_id).await;
+    assert_eq!(
+        done.error_message.as_deref(),
+        Some(meetings::recording::RECOVERED_NOTE)
+    );
+    assert_eq!(done.video_codec.as_deref(), Some("VP8"));
+    assert_eq!(done.audio_codec.as_deref(), Some("Opus"));
+    assert_eq!(done.resolution.as_deref(), Some("320x240"));
+    assert_eq!(done.duration_seconds, Some(2));
+    assert!(done.ended_at.is_some());
+    let info = demux(&site.storage.join(&done.storage_path));
+    assert_eq!(info["tracks"].as_array().unwrap().len(), 2, "{info}");
+    let revived = ready(stale.recording_id).await;
+    assert_eq!(revived.audio_codec.as_deref(), Some("Opus"));
+    assert!(site.storage.join(&revived.storage_path).is_file());
+
+    let failed = eventually("the empty one is failed", || async {
+        let row = site.repo.recording(empty.recording_id).await.ok()?;
+        (row.status == RecordingStatus::Failed).then_some(row)
+    })
+    .await;
+    assert_eq!(
+        failed.error_message.as_deref(),
+        Some("nothing was recorded: no participant sent audio or video")
+    );
+    let still = site.repo.recording(finished.recording_id).await.unwrap();
+    assert_eq!(still.status, RecordingStatus::Ready);
+    assert_eq!(still.file_size_bytes, Some(1));
+
+    // Nothing is left but the live recording's files and what is not a recording's.
+    eventually("the work directory holds only what is in use", || async {
+        let mut left: Vec<String> = std::fs::read_dir(&work)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want = vec![live.recording_id.to_string(), "notes.txt".to_owned()];
+        want.sort();
+        (left == want).then_some(())
+    })
+    .await;
+    assert_eq!(
+        site.repo.recording(live.recording_id).await.unwrap().status,
+        RecordingStatus::Recording
+    );
+    drop(live_lock);
+}

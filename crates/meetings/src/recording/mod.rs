@@ -34,20 +34,36 @@
 //!
 //! # Life of a recording
 //! `recording` while frames arrive: each track's frames are spooled to a local file
-//! under the work directory. It stops when its host stops it, when the meeting ends
-//! (checked every [`RecordingsConfig::check_every`]), when the media session closes, or
-//! when Tavern shuts down; then `processing`: the spools are muxed into one WebM file
-//! ([`webm`]) and written to the recordings store through `object_store` (local files
-//! by default, any `object_store` URL when configured), at
-//! `{prefix}/{meeting_id}/{recording_id}.webm`. `ready` with the file's size, duration,
-//! codecs and resolution; or `failed` with the reason (nothing was recorded, the store
-//! refused, ...). The row's status is the truth across replicas: a stop on another
-//! replica changes it, and the recording replica's check sees that. The recording
-//! replica touches the row (`updated_at`) at every check; a row left `recording` or
-//! `processing` by a replica that stopped is failed once it has not been touched for
-//! [`RecordingsConfig::stale_after`] (checked when the meeting's recordings are started
-//! or listed), so a crash never leaves a meeting unrecordable. Its spools stay in the
-//! work directory.
+//! under the work directory ([`spool`]: the file says which track it holds, so a later
+//! start can mux it), in a directory of its own whose `lock` file the process making
+//! it holds locked. It stops when its host stops it, when the meeting ends (checked
+//! every [`RecordingsConfig::check_every`]), when the media session closes, when a
+//! frame cannot be spooled (a full disk: what was spooled is kept, and the ready row's
+//! `error_message` says it stopped early), or when Tavern shuts down; then
+//! `processing`: the spools are muxed into one WebM file ([`webm`]) and written to the
+//! recordings store through `object_store` (local files by default, any `object_store`
+//! URL when configured), at `{prefix}/{meeting_id}/{recording_id}.webm`. A muxing that
+//! fails for want of disk space, a store that refuses the file and a database that
+//! cannot mark it ready are tried again, the wait doubling from
+//! [`RecordingsConfig::store_retry_first`] up to [`MAX_RETRY_WAIT`], for at most
+//! [`RecordingsConfig::store_retry_for`]; the muxed file is kept until it is stored.
+//! `ready` with the file's size, duration, codecs and resolution; or `failed` with the
+//! reason (nothing was recorded, the store refused for too long, ...). A file stored
+//! for a row that no longer waits for it (deleted, failed elsewhere) is deleted. The
+//! row's status is the truth across replicas: a stop on another replica changes it,
+//! and the recording replica's check sees that. The recording replica touches the row
+//! (`updated_at`) at every check, while it records and while it finishes; a row left
+//! `recording` or `processing` by a replica that stopped is failed with
+//! [`STALE_MESSAGE`] once it has not been touched for [`RecordingsConfig::stale_after`]
+//! (checked when the meeting's recordings are started or listed), so a crash never
+//! leaves a meeting unrecordable.
+//!
+//! What a stopped server left in the work directory (a crash, or a shutdown that could
+//! not wait for the muxing or the store) is taken up when Tavern starts again
+//! ([`Recorder::recover`]): a recording whose row still waits for its file, or was
+//! failed as stale meanwhile, is finished from its spools (its ready row saying
+//! [`RECOVERED_NOTE`]); the files of one that cannot be finished are removed and its
+//! row failed; nothing stays there for ever.
 //!
 //! # Download links
 //! A ready recording's `download_url` is `/api/v1/recordings/{id}/download?expires=
@@ -55,7 +71,7 @@
 //! `{id}\n{expires}` with a key derived (HKDF-SHA256) from `meetings_secret_key`; it
 //! is valid [`RecordingsConfig::link_valid_for`] (1 hour by default).
 
-mod spool;
+pub mod spool;
 pub mod webm;
 
 use std::collections::HashMap;
@@ -73,7 +89,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::spool::SpoolWriter;
+use self::spool::{SpoolReader, SpoolWriter, TrackMeta};
 use self::webm::{MuxTrack, TrackKind};
 use crate::auth::MeetingsSecretKey;
 use crate::controller::MediaDirectory;
@@ -91,6 +107,13 @@ pub const DOWNLOAD_PATH: &str = "/api/v1/recordings/{recording_id}/download";
 
 /// The `error_message` of a recording whose replica stopped before finishing it.
 pub const STALE_MESSAGE: &str = "the server making this recording stopped before finishing it";
+
+/// The longest wait between two tries at storing a recording's file.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// The `error_message` of a ready recording a stopped server left, finished at the
+/// next start.
+pub const RECOVERED_NOTE: &str = "the server making this recording stopped; it was finished when it started again, and its last moments may be missing";
 
 /// The salt and info of the download links' key derivation.
 const LINK_SALT: &[u8] = b"tavern meetings recordings";
@@ -120,6 +143,16 @@ pub struct RecordingsConfig {
     /// Where the media handlers are reached; `None`: the one [`crate::feature()`] shares
     /// with the in-process controller and media handler.
     pub directory: Option<MediaDirectory>,
+    /// A recordings store to use as it is, with the `storage_bucket` its rows name,
+    /// instead of opening `storage` (an embedding application's own store; tests).
+    pub store: Option<(String, Arc<dyn ObjectStore>)>,
+    /// How long a finished recording waits before its file is muxed or stored again
+    /// after the disk or the store failed; each later wait doubles, up to
+    /// [`MAX_RETRY_WAIT`].
+    pub store_retry_first: Duration,
+    /// How long a finished recording's file is tried again before the recording is
+    /// failed (and its work files removed).
+    pub store_retry_for: Duration,
 }
 
 impl Default for RecordingsConfig {
@@ -131,6 +164,9 @@ impl Default for RecordingsConfig {
             link_valid_for: Duration::from_secs(60 * 60),
             stale_after: Duration::from_secs(60),
             directory: None,
+            store: None,
+            store_retry_first: Duration::from_secs(1),
+            store_retry_for: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -238,6 +274,14 @@ impl Storage {
         }
     }
 
+    /// Deletes the object at `path`; one already gone is no error.
+    async fn delete(&self, path: &ObjectPath) -> Result<(), object_store::Error> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
     fn object_path(&self, meeting: MeetingId, recording: RecordingId) -> ObjectPath {
         self.prefix
             .clone()
@@ -264,6 +308,8 @@ struct Inner {
     /// The recordings this process is making, by id.
     running: Mutex<HashMap<RecordingId, Running>>,
     tasks: TaskTracker,
+    /// Cancelled when Tavern shuts down: finishing stops waiting to try again.
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -304,9 +350,14 @@ impl Recorder {
         directory: MediaDirectory,
         config: RecordingsConfig,
     ) -> Recorder {
-        let storage = match &config.storage {
-            None => Err("recordings are not configured on this server".to_owned()),
-            Some(setting) => Storage::open(setting).map_err(|e| {
+        let storage = match (&config.store, &config.storage) {
+            (Some((bucket, store)), _) => Ok(Storage {
+                store: store.clone(),
+                bucket: bucket.clone(),
+                prefix: ObjectPath::default(),
+            }),
+            (None, None) => Err("recordings are not configured on this server".to_owned()),
+            (None, Some(setting)) => Storage::open(setting).map_err(|e| {
                 tracing::warn!(error = %e, "the recordings store is unusable; recordings are refused");
                 e.to_string()
             }),
@@ -326,6 +377,7 @@ impl Recorder {
                 link_key: link_key(secret),
                 running: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
             }),
         }
     }
@@ -343,7 +395,9 @@ impl Recorder {
         }
         let storage = match &inner.storage {
             Ok(storage) => storage.clone(),
-            Err(_) if inner.config.storage.is_none() => return Err(RecordingError::NotConfigured),
+            Err(_) if inner.config.storage.is_none() && inner.config.store.is_none() => {
+                return Err(RecordingError::NotConfigured);
+            }
             Err(why) => return Err(RecordingError::Store(why.clone())),
         };
         let handler = inner
@@ -378,10 +432,19 @@ impl Recorder {
 
         let recording_id = RecordingId::random();
         let dir = inner.work_dir.join(recording_id.to_string());
-        if let Err(error) = tokio::fs::create_dir_all(&dir).await {
-            client.close();
-            return Err(error.into());
-        }
+        let lock = match lock_work_dir(&dir).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                client.close();
+                return Err(RecordingError::Io(std::io::Error::other(
+                    "its work directory is in use",
+                )));
+            }
+            Err(error) => {
+                client.close();
+                return Err(error.into());
+            }
+        };
         if let Err(error) = self.fail_stale(meeting.meeting_id).await {
             client.close();
             let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -427,6 +490,7 @@ impl Recorder {
             title: meeting.display_name.clone(),
             storage,
             dir,
+            lock,
             running,
         };
         inner.tasks.spawn(task.run(client));
@@ -445,6 +509,142 @@ impl Recorder {
             tracing::warn!(recording = %id, %meeting, "a recording whose server stopped was marked failed");
         }
         Ok(())
+    }
+
+    /// Takes up what a stopped Tavern left in the work directory: each recording's
+    /// directory no live process holds (its `lock` file is locked while one uses it).
+    /// A recording whose row still waits for its file (`recording`, `processing`, or
+    /// failed meanwhile as [`STALE_MESSAGE`]) is finished from its spools in the
+    /// background like any stopped one, its ready row saying [`RECOVERED_NOTE`]; one
+    /// that cannot be (the store is unusable) is failed and its files removed; the
+    /// files of one finished or deleted are removed. Returns the recordings being
+    /// finished.
+    pub async fn recover(&self) -> Vec<RecordingId> {
+        let inner = &self.inner;
+        let mut entries = match tokio::fs::read_dir(&inner.work_dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(error) => {
+                tracing::warn!(%error, dir = %inner.work_dir.display(),
+                    "could not read the recordings' work directory");
+                return Vec::new();
+            }
+        };
+        let mut resumed = Vec::new();
+        loop {
+            let entry = match entries.next_entry().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, dir = %inner.work_dir.display(),
+                        "could not read the recordings' work directory");
+                    break;
+                }
+            };
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| RecordingId::parse(name).ok())
+            else {
+                continue;
+            };
+            if !entry.file_type().await.is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = entry.path();
+            let lock = match lock_work_dir(&dir).await {
+                Ok(Some(lock)) => lock,
+                // Being made or finished by a live process.
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(recording = %id, %error, dir = %dir.display(),
+                        "could not lock a recording's work directory");
+                    continue;
+                }
+            };
+            if self.take_up(id, dir, lock).await {
+                resumed.push(id);
+            }
+        }
+        resumed
+    }
+
+    /// [`Recorder::recover`] for one directory, locked; whether it is being finished.
+    async fn take_up(&self, id: RecordingId, dir: PathBuf, lock: std::fs::File) -> bool {
+        let inner = &self.inner;
+        let row = match inner.repo.recording(id).await {
+            Ok(row) => Some(row),
+            Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => None,
+            Err(error) => {
+                tracing::warn!(recording = %id, %error,
+                    "could not read a recording left unfinished; it is taken up at the next start");
+                return false;
+            }
+        };
+        let waiting = row.is_some_and(|r| {
+            matches!(
+                r.status,
+                RecordingStatus::Recording | RecordingStatus::Processing
+            ) || (r.status == RecordingStatus::Failed
+                && r.error_message.as_deref() == Some(STALE_MESSAGE))
+        });
+        if waiting {
+            match &inner.storage {
+                Ok(storage) => match inner.repo.resume_recording(id, STALE_MESSAGE).await {
+                    Ok(Some(recording)) => {
+                        let title = match inner.repo.meeting(recording.meeting_id).await {
+                            Ok(meeting) => meeting.display_name,
+                            Err(_) => "Recording".to_owned(),
+                        };
+                        tracing::warn!(recording = %id, "a recording a stopped server left is being finished");
+                        inner.tasks.spawn(
+                            Finisher {
+                                inner: inner.clone(),
+                                recording,
+                                title,
+                                storage: storage.clone(),
+                                dir,
+                                _lock: lock,
+                                note: Some(RECOVERED_NOTE.to_owned()),
+                            }
+                            .run(),
+                        );
+                        return true;
+                    }
+                    // Finished meanwhile.
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(recording = %id, %error,
+                            "could not take up a recording left unfinished; it is taken up at the next start");
+                        return false;
+                    }
+                },
+                Err(why) => {
+                    let message = format!("the recording could not be finished: {why}");
+                    tracing::warn!(recording = %id, error = %message, "a recording a stopped server left failed");
+                    if let Err(error) = inner
+                        .repo
+                        .fail_recording(id, &message, inner.clock.now())
+                        .await
+                    {
+                        tracing::warn!(recording = %id, %error, "could not mark the recording failed");
+                        return false;
+                    }
+                }
+            }
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {
+                tracing::info!(recording = %id, dir = %dir.display(),
+                    "the work files a stopped server left of a recording it cannot finish were removed");
+            }
+            Err(error) => {
+                tracing::warn!(recording = %id, %error, dir = %dir.display(),
+                    "could not remove a recording's work files");
+            }
+        }
+        drop(lock);
+        false
     }
 
     /// Stops `recording` (`recording` -> `processing`): the recording replica finishes
@@ -470,9 +670,12 @@ impl Recorder {
     }
 
     /// Stops every recording this process is making and waits (at most `within`) for
-    /// them to be written.
+    /// them to be written. What is not finished by then (a long recording's muxing, a
+    /// store that refuses the file) stays in the work directory and is finished at the
+    /// next start ([`Recorder::recover`]).
     pub async fn shutdown(&self, within: Duration) {
         let inner = &self.inner;
+        inner.shutdown.cancel();
         for running in inner
             .running
             .lock()
@@ -486,7 +689,9 @@ impl Recorder {
             .await
             .is_err()
         {
-            tracing::warn!("recordings still being written at shutdown; stopping anyway");
+            tracing::warn!(
+                "recordings still being written at shutdown; they are finished at the next start"
+            );
         }
     }
 
@@ -559,21 +764,36 @@ impl Recorder {
     }
 }
 
+/// Makes the work directory `dir` (if need be) and takes its lock, the file `lock` in
+/// it; `None` when a live process (or another task of this one) holds it.
+async fn lock_work_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    tokio::fs::create_dir_all(dir).await?;
+    let path = dir.join("lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 /// One track being recorded.
 struct TrackState {
-    number: u64,
-    name: String,
-    kind: TrackKind,
     /// The simulcast layer it keeps.
     layer: u8,
     /// The encoder timestamp of its first frame and where that frame is on the
     /// recording's timeline (µs).
     first_ts: u64,
     anchor_us: u64,
-    first_us: u64,
     last_us: u64,
-    frames: u64,
-    spool_path: PathBuf,
     spool: Option<SpoolWriter>,
 }
 
@@ -584,6 +804,8 @@ struct Task {
     title: String,
     storage: Storage,
     dir: PathBuf,
+    /// The work directory's lock, held while this process uses it.
+    lock: std::fs::File,
     running: Running,
 }
 
@@ -595,6 +817,18 @@ enum Taken {
     Dropped,
 }
 
+/// Why a recording stopped, and what its row should say about it once ready.
+struct Stop {
+    why: &'static str,
+    note: Option<String>,
+}
+
+impl Stop {
+    fn plain(why: &'static str) -> Stop {
+        Stop { why, note: None }
+    }
+}
+
 impl Task {
     async fn run(self, mut client: MediaClient) {
         let id = self.recording.recording_id;
@@ -604,13 +838,12 @@ impl Task {
         let started = Instant::now();
         let mut check = tokio::time::interval(self.inner.config.check_every);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failure: Option<String> = None;
-        let why = loop {
+        let stop = loop {
             tokio::select! {
-                () = self.running.stop.cancelled() => break "stopped",
+                () = self.running.stop.cancelled() => break Stop::plain("stopped"),
                 _ = check.tick() => {
-                    if let Some(why) = self.finished_elsewhere().await {
-                        break why;
+                    if let Some(stop) = self.finished_elsewhere().await {
+                        break stop;
                     }
                     self.touch().await;
                 }
@@ -630,68 +863,61 @@ impl Task {
                             }
                             Ok(Taken::Dropped) => {}
                             Err(error) => {
-                                failure = Some(format!("a frame could not be spooled: {error}"));
-                                break "failed";
+                                // What was spooled so far is kept and becomes the file.
+                                tracing::error!(recording = %id, %error, dir = %self.dir.display(),
+                                    "a frame could not be written to the work directory; the recording stops here");
+                                break Stop {
+                                    why: "a frame could not be spooled",
+                                    note: Some(format!(
+                                        "the recording stopped early: a frame could not be written to the server's work directory ({error}); the file holds what was recorded until then"
+                                    )),
+                                };
                             }
                         }
                     }
                     Some(Err(error)) => {
                         tracing::warn!(recording = %id, %error, "a bad frame was not recorded");
                     }
-                    None => break "the media session closed",
+                    None => break Stop::plain("the media session closed"),
                 },
             }
         };
         client.close();
-        tracing::info!(recording = %id, reason = why, "recording stopping");
+        tracing::info!(recording = %id, reason = stop.why, "recording stopping");
         let now = self.inner.clock.now();
         if let Err(error) = self.inner.repo.stop_recording(id, now).await {
             tracing::warn!(recording = %id, %error, "could not mark the recording processing");
         }
-        let result = match failure {
-            Some(message) => Err(message),
-            None => {
-                // Still alive while the file is written.
-                let finish = self.finish(tracks);
-                tokio::pin!(finish);
-                loop {
-                    tokio::select! {
-                        result = &mut finish => break result,
-                        _ = check.tick() => self.touch().await,
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(done) => match self.inner.repo.finish_recording(id, &done).await {
-                Ok(Some(_)) => {
-                    tracing::info!(recording = %id, bytes = done.file_size_bytes,
-                        seconds = done.duration_seconds, "recording ready");
-                }
-                Ok(None) => {
-                    tracing::warn!(recording = %id, "the recording was no longer processing")
-                }
-                Err(error) => {
-                    tracing::warn!(recording = %id, %error, "could not mark the recording ready")
-                }
-            },
-            Err(message) => {
-                tracing::warn!(recording = %id, error = %message, "recording failed");
-                if let Err(error) = self
-                    .inner
-                    .repo
-                    .fail_recording(id, &message, self.inner.clock.now())
-                    .await
-                {
-                    tracing::warn!(recording = %id, %error, "could not mark the recording failed");
-                }
+        // Everything buffered onto the disk; a write that fails here cuts the track's
+        // last frame short, and reading it back ends the track there.
+        for track in tracks.into_values() {
+            if let Some(spool) = track.spool
+                && let Err(error) = spool.finish().await
+            {
+                tracing::warn!(recording = %id, %error, "a track's last frames could not be written");
             }
         }
-        if let Err(error) = tokio::fs::remove_dir_all(&self.dir).await {
-            tracing::warn!(recording = %id, %error, dir = %self.dir.display(),
-                "could not remove the recording's work files");
+        let Task {
+            inner,
+            recording,
+            title,
+            storage,
+            dir,
+            lock,
+            ..
+        } = self;
+        Finisher {
+            inner: inner.clone(),
+            recording,
+            title,
+            storage,
+            dir,
+            _lock: lock,
+            note: stop.note,
         }
-        self.inner
+        .run()
+        .await;
+        inner
             .running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -700,31 +926,27 @@ impl Task {
 
     /// The sign of life of a recording this replica is making.
     async fn touch(&self) {
-        if let Err(error) = self
-            .inner
-            .repo
-            .touch_recording(self.recording.recording_id)
-            .await
-        {
-            tracing::warn!(recording = %self.recording.recording_id, %error,
-                "could not mark the recording alive");
-        }
+        touch(&self.inner, self.recording.recording_id).await;
     }
 
     /// Why the recording should end now, seen in the stores: it was stopped (on any
     /// replica) or its meeting ended.
-    async fn finished_elsewhere(&self) -> Option<&'static str> {
+    async fn finished_elsewhere(&self) -> Option<Stop> {
         let repo = &self.inner.repo;
         match repo.recording(self.recording.recording_id).await {
-            Ok(row) if row.status != RecordingStatus::Recording => return Some("stopped"),
+            Ok(row) if row.status != RecordingStatus::Recording => {
+                return Some(Stop::plain("stopped"));
+            }
             Ok(_) => {}
             Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
-                return Some("its row was deleted");
+                return Some(Stop::plain("its row was deleted"));
             }
             Err(error) => tracing::warn!(%error, "could not read the recording's status"),
         }
         match repo.meeting(self.recording.meeting_id).await {
-            Ok(meeting) if meeting.status == MeetingStatus::Ended => Some("the meeting ended"),
+            Ok(meeting) if meeting.status == MeetingStatus::Ended => {
+                Some(Stop::plain("the meeting ended"))
+            }
             Ok(_) => None,
             Err(error) => {
                 tracing::warn!(%error, "could not read the recorded meeting");
@@ -797,7 +1019,6 @@ impl Task {
                 spool.append(at, header.is_key(), &payload).await?;
             }
             track.last_us = at;
-            track.frames += 1;
             return Ok(Taken::Kept);
         }
 
@@ -828,94 +1049,292 @@ impl Task {
         let name = format!("{} ({what})", self.name_of(names, publisher).await);
         let number = u64::try_from(tracks.len()).unwrap_or(u64::MAX) + 1;
         let spool_path = self.dir.join(format!("{number}.spool"));
-        let mut spool = SpoolWriter::create(&spool_path).await?;
+        let meta = TrackMeta { number, name, kind };
+        let mut spool = SpoolWriter::create(&spool_path, &meta).await?;
         spool.append(arrived_us, header.is_key(), &payload).await?;
         tracks.insert(
             key,
             TrackState {
-                number,
-                name,
-                kind,
                 layer: header.layer,
                 first_ts: header.timestamp,
                 anchor_us: arrived_us,
-                first_us: arrived_us,
                 last_us: arrived_us,
-                frames: 1,
-                spool_path,
                 spool: Some(spool),
             },
         );
         Ok(Taken::Kept)
     }
+}
 
-    /// Muxes the spools, writes the file to the store, and measures it.
-    async fn finish(
-        &self,
-        tracks: HashMap<(ParticipantId, u8), TrackState>,
-    ) -> Result<FinishedRecording, String> {
-        let mut tracks: Vec<TrackState> = tracks.into_values().collect();
-        tracks.sort_by_key(|t| t.number);
-        let mut mux_tracks = Vec::with_capacity(tracks.len());
-        for track in &mut tracks {
-            if let Some(spool) = track.spool.take() {
-                spool
-                    .finish()
-                    .await
-                    .map_err(|e| format!("a track's frames could not be written: {e}"))?;
+/// The sign of life of a recording this replica is making or finishing.
+async fn touch(inner: &Inner, id: RecordingId) {
+    if let Err(error) = inner.repo.touch_recording(id).await {
+        tracing::warn!(recording = %id, %error, "could not mark the recording alive");
+    }
+}
+
+/// How a stopped recording's finishing ended.
+enum Outcome {
+    /// Stored and marked ready.
+    Ready(FinishedRecording),
+    /// It cannot be finished, for this reason.
+    Failed(String),
+    /// Its row is no longer waiting for a file (deleted, or failed elsewhere): its
+    /// work files and any stored file go.
+    Gone(String),
+    /// Tavern is shutting down: its work files stay for the next start.
+    Interrupted,
+}
+
+/// Finishes a stopped recording from its work directory: muxes its spools into one
+/// file, stores it and marks the row `ready`, retrying what failed for want of disk
+/// space, of the store or of the database with a growing wait, for at most
+/// [`RecordingsConfig::store_retry_for`]; the muxed file is kept until it is stored.
+/// The row is touched all along, so no replica takes it for stale. Used by a
+/// recording that stopped, and by one a stopped server left ([`Recorder::recover`]).
+struct Finisher {
+    inner: Arc<Inner>,
+    recording: Recording,
+    title: String,
+    storage: Storage,
+    dir: PathBuf,
+    /// The work directory's lock, held until its files are removed.
+    _lock: std::fs::File,
+    /// What the ready row's `error_message` says (why it stopped early).
+    note: Option<String>,
+}
+
+impl Finisher {
+    async fn run(self) {
+        let id = self.recording.recording_id;
+        let outcome = self.keep_alive(self.finish()).await;
+        match outcome {
+            Outcome::Ready(done) => {
+                tracing::info!(recording = %id, bytes = done.file_size_bytes,
+                    seconds = done.duration_seconds, "recording ready");
             }
-            mux_tracks.push(MuxTrack {
-                number: track.number,
-                name: track.name.clone(),
-                kind: track.kind.clone(),
-                spool: track.spool_path.clone(),
-                first_us: track.first_us,
-                last_us: track.last_us,
-                frames: track.frames,
-            });
+            Outcome::Failed(message) => {
+                tracing::warn!(recording = %id, error = %message, "recording failed");
+                if let Err(error) = self
+                    .inner
+                    .repo
+                    .fail_recording(id, &message, self.inner.clock.now())
+                    .await
+                {
+                    tracing::warn!(recording = %id, %error, "could not mark the recording failed");
+                }
+            }
+            Outcome::Gone(why) => {
+                tracing::info!(recording = %id, reason = %why, "the recording is no longer finished here");
+            }
+            Outcome::Interrupted => {
+                tracing::info!(recording = %id, dir = %self.dir.display(),
+                    "shutting down: the recording is finished at the next start");
+                return;
+            }
         }
+        if let Err(error) = tokio::fs::remove_dir_all(&self.dir).await {
+            tracing::warn!(recording = %id, %error, dir = %self.dir.display(),
+                "could not remove the recording's work files");
+        }
+    }
+
+    /// Runs `work`, touching the row meanwhile.
+    async fn keep_alive<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut check = tokio::time::interval(self.inner.config.check_every);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = check.tick() => touch(&self.inner, self.recording.recording_id).await,
+            }
+        }
+    }
+
+    async fn finish(&self) -> Outcome {
+        let id = self.recording.recording_id;
         let file = self.dir.join("recording.webm");
-        let muxed = {
-            let (tracks, title, file) = (mux_tracks.clone(), self.title.clone(), file.clone());
-            tokio::task::spawn_blocking(move || webm::mux(&tracks, &title, &file))
-                .await
-                .map_err(|e| format!("the muxing stopped: {e}"))?
-                .map_err(|e| e.to_string())?
+        let mut done: Option<FinishedRecording> = None;
+        let mut stored = false;
+        let mut wait = self.inner.config.store_retry_first;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let error = match self.attempt(&file, &mut done, &mut stored).await {
+                Ok(outcome) => return outcome,
+                Err(error) => error,
+            };
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.inner.config.store_retry_for {
+                return Outcome::Failed(format!(
+                    "{error} (tried for {} minutes)",
+                    since.elapsed().as_secs() / 60
+                ));
+            }
+            tracing::warn!(recording = %id, %error, retry_in = ?wait,
+                "the recording's file is not stored yet; trying again");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.shutdown.cancelled() => return Outcome::Interrupted,
+            }
+            wait = wait.saturating_mul(2).min(MAX_RETRY_WAIT);
+            // Only while the row still waits for its file.
+            match self.inner.repo.recording(id).await {
+                Ok(row) if row.status == RecordingStatus::Processing => {}
+                Ok(row) => {
+                    return self
+                        .gone(stored, format!("its row is {} now", row.status.as_str()))
+                        .await;
+                }
+                Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
+                    return self.gone(stored, "its row was deleted".to_owned()).await;
+                }
+                // The database may be what failed: the next attempt says.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One try at what is left to do: mux, store, mark ready. `Err`: a failure worth
+    /// trying again.
+    async fn attempt(
+        &self,
+        file: &Path,
+        done: &mut Option<FinishedRecording>,
+        stored: &mut bool,
+    ) -> Result<Outcome, String> {
+        let id = self.recording.recording_id;
+        let measured = match done {
+            Some(measured) => measured.clone(),
+            None => {
+                let muxed = {
+                    let (dir, title, file) =
+                        (self.dir.clone(), self.title.clone(), file.to_path_buf());
+                    tokio::task::spawn_blocking(move || mux_dir(&dir, &title, &file))
+                        .await
+                        .map_err(|e| format!("the muxing stopped: {e}"))?
+                };
+                let measured = match muxed {
+                    Ok((muxed, tracks)) => measure(&muxed, &tracks, self.note.clone()),
+                    Err(error @ (webm::MuxError::Empty | webm::MuxError::Encode(_))) => {
+                        return Ok(Outcome::Failed(error.to_string()));
+                    }
+                    Err(webm::MuxError::Io(error)) => {
+                        // Room for the next try.
+                        let _ = tokio::fs::remove_file(file).await;
+                        return Err(format!(
+                            "the recording's file could not be written: {error}"
+                        ));
+                    }
+                };
+                *done = Some(measured.clone());
+                measured
+            }
         };
         let path = ObjectPath::from(self.recording.storage_path.as_str());
-        upload(&self.storage, &path, &file)
-            .await
-            .map_err(|e| format!("the file could not be stored: {e}"))?;
+        if !*stored {
+            upload(&self.storage, &path, file)
+                .await
+                .map_err(|e| format!("the file could not be stored: {e}"))?;
+            *stored = true;
+        }
+        match self.inner.repo.finish_recording(id, &measured).await {
+            Ok(Some(_)) => Ok(Outcome::Ready(measured)),
+            Ok(None) => Ok(self
+                .gone(true, "the recording was no longer processing".to_owned())
+                .await),
+            Err(error) => Err(format!("could not mark the recording ready: {error}")),
+        }
+    }
 
-        let mut video: Vec<&'static str> = Vec::new();
-        let mut resolution = None;
-        let mut audio = None;
-        for track in &mux_tracks {
-            match track.kind {
-                TrackKind::Video { codec, size } => {
-                    if !video.contains(&codec.name()) {
-                        video.push(codec.name());
-                    }
-                    if resolution.is_none() && size != (0, 0) {
-                        resolution = Some(format!("{}x{}", size.0, size.1));
-                    }
-                }
-                TrackKind::Audio { .. } => audio = Some("Opus".to_owned()),
+    /// The row no longer waits for this file: a stored copy would be nobody's, and
+    /// goes.
+    async fn gone(&self, stored: bool, why: String) -> Outcome {
+        if stored {
+            let path = ObjectPath::from(self.recording.storage_path.as_str());
+            if let Err(error) = self.storage.delete(&path).await {
+                tracing::warn!(recording = %self.recording.recording_id, %error, %path,
+                    "could not delete the stored file of a recording that was no longer wanted");
             }
         }
-        let seconds = (muxed.duration_ms / 1000.0).round();
-        Ok(FinishedRecording {
-            duration_seconds: if seconds >= f64::from(i32::MAX) {
-                i32::MAX
-            } else {
-                // Non-negative, integral and in range: exact.
-                seconds as i32
-            },
-            file_size_bytes: i64::try_from(muxed.size).unwrap_or(i64::MAX),
-            video_codec: (!video.is_empty()).then(|| video.join(",")),
-            audio_codec: audio,
-            resolution,
-        })
+        Outcome::Gone(why)
+    }
+}
+
+/// Muxes the spools in `dir` into a WebM file at `out` (blocking): what it wrote, and
+/// its tracks. A file that is not a spool (its header cut short by a crash) is left
+/// out.
+fn mux_dir(
+    dir: &Path,
+    title: &str,
+    out: &Path,
+) -> Result<(webm::Muxed, Vec<MuxTrack>), webm::MuxError> {
+    let mut tracks = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("spool") {
+            continue;
+        }
+        let reader = match SpoolReader::open(&path) {
+            Ok(reader) => reader,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(%error, spool = %path.display(), "not a track's spool; left out");
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let meta = reader.meta().clone();
+        let stats = reader.stats()?;
+        if stats.cut {
+            tracing::warn!(track = %meta.name, spool = %path.display(),
+                "a track's last frame was cut short (a failed write or a crash); the track ends before it");
+        }
+        tracks.push(MuxTrack {
+            number: meta.number,
+            name: meta.name,
+            kind: meta.kind,
+            spool: path,
+            first_us: stats.first_us,
+            last_us: stats.last_us,
+            frames: stats.frames,
+        });
+    }
+    tracks.sort_by_key(|t| t.number);
+    let muxed = webm::mux(&tracks, title, out)?;
+    Ok((muxed, tracks))
+}
+
+/// What a muxed file measures, for its row.
+fn measure(muxed: &webm::Muxed, tracks: &[MuxTrack], note: Option<String>) -> FinishedRecording {
+    let mut video: Vec<&'static str> = Vec::new();
+    let mut resolution = None;
+    let mut audio = None;
+    for track in tracks.iter().filter(|t| t.frames > 0) {
+        match track.kind {
+            TrackKind::Video { codec, size } => {
+                if !video.contains(&codec.name()) {
+                    video.push(codec.name());
+                }
+                if resolution.is_none() && size != (0, 0) {
+                    resolution = Some(format!("{}x{}", size.0, size.1));
+                }
+            }
+            TrackKind::Audio { .. } => audio = Some("Opus".to_owned()),
+        }
+    }
+    let seconds = (muxed.duration_ms / 1000.0).round();
+    FinishedRecording {
+        duration_seconds: if seconds >= f64::from(i32::MAX) {
+            i32::MAX
+        } else {
+            // Non-negative, integral and in range: exact.
+            seconds as i32
+        },
+        file_size_bytes: i64::try_from(muxed.size).unwrap_or(i64::MAX),
+        video_codec: (!video.is_empty()).then(|| video.join(",")),
+        audio_codec: audio,
+        resolution,
+        note,
     }
 }
 
@@ -934,11 +1353,14 @@ async fn upload(storage: &Storage, path: &ObjectPath, file: &Path) -> std::io::R
     }
 }
 
-/// The service that finishes this process's recordings when Tavern shuts down.
+/// The service that takes up the recordings a stopped Tavern left unfinished when it
+/// starts ([`Recorder::recover`]), and finishes this process's recordings when Tavern
+/// shuts down.
 pub fn service(recorder: Recorder) -> feature::Service {
     feature::Service::new("meetings-recorder", move |shutdown: CancellationToken| {
         let recorder = recorder.clone();
         async move {
+            recorder.recover().await;
             shutdown.cancelled().await;
             recorder.shutdown(Duration::from_secs(60)).await;
             Ok::<(), std::convert::Infallible>(())

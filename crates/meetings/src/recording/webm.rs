@@ -31,7 +31,7 @@ const CLUSTER_SPAN_MS: u64 = 5_000;
 const CLUSTER_MAX_MS: u64 = 30_000;
 
 /// A video codec the recorder writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VideoCodec {
     Vp8,
     Vp9,
@@ -173,7 +173,7 @@ pub fn opus_head(channels: u8) -> Vec<u8> {
 }
 
 /// What one track of the file is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TrackKind {
     Video {
         codec: VideoCodec,

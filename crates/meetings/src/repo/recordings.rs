@@ -101,6 +101,9 @@ pub struct FinishedRecording {
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
     pub resolution: Option<String>,
+    /// What the ready row's `error_message` says: why it stopped early, or that a
+    /// stopped server left it.
+    pub note: Option<String>,
 }
 
 fn recording(row: RecordingRow) -> Result<Recording, MeetingsError> {
@@ -197,6 +200,7 @@ impl Repo {
             .bind(&done.video_codec)
             .bind(&done.audio_codec)
             .bind(&done.resolution)
+            .bind(&done.note)
             .fetch_optional(self.pg.pool())
             .await?;
         row.map(recording).transpose()
@@ -214,6 +218,23 @@ impl Repo {
             .bind(id.as_uuid())
             .bind(message)
             .bind(at)
+            .fetch_optional(self.pg.pool())
+            .await?;
+        row.map(recording).transpose()
+    }
+
+    /// Takes up a recording a stopped server left (see
+    /// [`crate::recording::Recorder::recover`]): `recording`, `processing`, or `failed`
+    /// with `stale_message`, -> `processing`, its `error_message` cleared and its end
+    /// the last sign of life unless it had one; `None` when it had finished otherwise.
+    pub async fn resume_recording(
+        &self,
+        id: RecordingId,
+        stale_message: &str,
+    ) -> Result<Option<Recording>, MeetingsError> {
+        let row: Option<RecordingRow> = sqlx::query_as(schema::RESUME_RECORDING)
+            .bind(id.as_uuid())
+            .bind(stale_message)
             .fetch_optional(self.pg.pool())
             .await?;
         row.map(recording).transpose()

@@ -743,14 +743,28 @@ pub(crate) const STOP_RECORDING: &str = concat!(
 );
 
 /// `$1` recording_id, `$2` duration_seconds, `$3` file_size_bytes, `$4` video_codec, `$5`
-/// audio_codec, `$6` resolution. `processing` -> `ready`; the [`RecordingRow`], or no
-/// row when it was not `processing`.
+/// audio_codec, `$6` resolution, `$7` error_message (why it stopped early, or null).
+/// `processing` -> `ready`; the [`RecordingRow`], or no row when it was not `processing`.
 pub(crate) const FINISH_RECORDING: &str = concat!(
     "UPDATE ",
     table!(recordings),
     " SET status = 'ready', duration_seconds = $2, file_size_bytes = $3, \
-       video_codec = $4, audio_codec = $5, resolution = $6 \
+       video_codec = $4, audio_codec = $5, resolution = $6, error_message = $7 \
      WHERE recording_id = $1 AND status = 'processing' RETURNING ",
+    recording_columns!()
+);
+
+/// `$1` recording_id, `$2` the `error_message` of a recording failed as stale.
+/// `recording`, `processing` or `failed` with that message -> `processing`, the message
+/// cleared, ended at its last sign of life unless it had an end; the [`RecordingRow`],
+/// or no row when it had finished otherwise.
+pub(crate) const RESUME_RECORDING: &str = concat!(
+    "UPDATE ",
+    table!(recordings),
+    " SET status = 'processing', error_message = NULL, \
+       ended_at = COALESCE(ended_at, updated_at) \
+     WHERE recording_id = $1 AND (status IN ('recording', 'processing') \
+       OR (status = 'failed' AND error_message = $2)) RETURNING ",
     recording_columns!()
 );
 
@@ -816,6 +830,7 @@ mod tests {
             SELECT_MEETING_RECORDINGS,
             STOP_RECORDING,
             FINISH_RECORDING,
+            RESUME_RECORDING,
             FAIL_RECORDING,
             TOUCH_RECORDING,
             FAIL_STALE_RECORDINGS,
