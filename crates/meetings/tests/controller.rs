@@ -1533,3 +1533,92 @@ async fn a_flooding_participant_is_limited_and_nobody_else_is_closed() {
     }
     c.stop().await;
 }
+
+/// A signed-in account called `name`.
+async fn account(c: &Controller, name: &str) -> UserId {
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO meet.users (email, display_name) VALUES ($1, $2) RETURNING user_id",
+    )
+    .bind(format!("{}@example.org", name.to_lowercase()))
+    .bind(name)
+    .fetch_one(c.repo.postgres().pool())
+    .await
+    .unwrap();
+    UserId::from_uuid(id)
+}
+
+/// A join grant for account `user` called `name`.
+async fn user_grant(
+    c: &Controller,
+    meeting: meetings::domain::MeetingId,
+    user: UserId,
+    name: &str,
+) -> meetings::grant::JoinGrant {
+    let row = c.repo.meeting(meeting).await.unwrap();
+    meetings::grant::grant(
+        &c.repo,
+        &c.auth,
+        &row,
+        &meetings::grant::Joiner {
+            user_id: Some(user),
+            display_name: meetings::domain::DisplayName::parse(name).unwrap(),
+        },
+        &Region::local(),
+        &Liveness::default(),
+        &mut StdRng::seed_from_u64(11),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn guests_are_refused_and_closed_once_the_host_requires_sign_in() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Members only, later").await;
+    let host = account(&c, "Host").await;
+    let (mut guest, _, guest_grant) = c.join(m, "Guest").await;
+    let host_grant = user_grant(&c, m, host, "Host").await;
+    let mut member = c.connect(&host_grant).await;
+    join_in_time(&mut member, &host_grant).await;
+    // A guest's grant made while guests were still welcome.
+    let late_grant = c.grant(m, "Late guest").await;
+
+    // The host requires sign-in (read again while the joins' rows change the meeting).
+    eventually("the settings change", || async {
+        let row = c.repo.meeting(m).await.unwrap();
+        let name = meetings::domain::DisplayName::parse(&row.display_name).unwrap();
+        let settings = meetings::repo::MeetingSettings {
+            require_auth: true,
+            ..row.settings
+        };
+        c.repo
+            .update_meeting_settings(&row, host, &name, &settings)
+            .await
+            .unwrap()
+    })
+    .await;
+
+    // The guest inside is told why and closed; the member stays, told it left.
+    let (told, how) = closed(&mut guest).await;
+    assert_eq!(error_of(&told).code, proto::AUTH_REQUIRED);
+    assert_eq!(
+        how.code,
+        Some(u64::from(proto::CLOSE_JOIN_REFUSED)),
+        "{how:?}"
+    );
+    assert!(how.reason.starts_with(proto::AUTH_REQUIRED), "{how:?}");
+    let (_, reason) = until_left(&mut member, guest_grant.participant_id).await;
+    assert_eq!(reason, "kicked");
+    eventually_left(&c, guest_grant.participant_id, "kicked").await;
+    heartbeat(&mut member).await;
+
+    // The guest's earlier grant no longer gets in.
+    refused_as(
+        &c,
+        &late_grant,
+        late_grant.token.expose_str(),
+        proto::AUTH_REQUIRED,
+    )
+    .await;
+    c.stop().await;
+}

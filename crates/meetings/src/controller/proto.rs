@@ -119,7 +119,10 @@
 //! half its outgoing queue or more waiting (it does not keep up) is dropped too, and the
 //! sender told once with `Error` [`RECIPIENT_BUSY`] (not again until its key exchange
 //! budget has filled up again): the recipient is never closed for what others send it. Error
-//! codes: `invalid_message`, [`RECIPIENT_BUSY`],
+//! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`AUTH_REQUIRED`] (a guest's join to a
+//! meeting that admits signed-in users only, even with a grant made before the host
+//! required it; a guest already in when the host requires it is told so and closed
+//! with [`CLOSE_JOIN_REFUSED`] within a sweep, leaving `kicked`),
 //! `unexpected_message`, `unsupported_version`, `frame_too_large`, `invalid_token`,
 //! `meeting_full`, `meeting_ended`, `already_joined`, `controller_full`,
 //! `invalid_stream`, `unknown_stream`, `too_slow`, `internal`, [`NO_MEDIA`],
@@ -146,7 +149,8 @@ pub const MAX_KEY_EXCHANGE: usize = 4 * 1024;
 pub const CLOSE_NORMAL: u32 = 0;
 /// Application error code of a session closed for a protocol error.
 pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
-/// Application error code of a session whose join was refused.
+/// Application error code of a session whose join was refused (or, for a guest, whose
+/// stay: the host required sign-in since).
 pub const CLOSE_JOIN_REFUSED: u32 = 2;
 /// Application error code of a session closed by the controller (shutdown, a
 /// participant removed elsewhere, a client that cannot keep up, silence, a meeting
@@ -156,6 +160,10 @@ pub const CLOSE_BY_CONTROLLER: u32 = 3;
 /// The `Error` code, and the start of the close reason, of a session whose meeting
 /// moved to another controller.
 pub const MEETING_MOVED: &str = "meeting_moved";
+
+/// The `Error` code of a guest's join (or stay) in a meeting that admits signed-in
+/// users only (`require_auth`).
+pub const AUTH_REQUIRED: &str = "auth_required";
 
 /// The `Error` code of a `RequestMediaGrant` no media handler can answer.
 pub const NO_MEDIA: &str = "no_media";

@@ -112,6 +112,15 @@ impl Close {
     }
 }
 
+/// What a guest is told when the meeting admits signed-in users only
+/// ([`proto::AUTH_REQUIRED`]).
+const AUTH_REQUIRED_MESSAGE: &str =
+    "this meeting admits signed-in users only; sign in and join again";
+
+/// What a guest already in is told when the host has required sign-in since.
+const AUTH_REQUIRED_NOW: &str =
+    "the host now requires participants to sign in; sign in and join again";
+
 /// What a session whose meeting moved is told ([`proto::MEETING_MOVED`]).
 const MOVED_MESSAGE: &str =
     "this meeting moved to another meeting controller; ask for a new join grant and join again";
@@ -380,6 +389,29 @@ impl Rooms {
                 ));
             }
         }
+    }
+
+    /// Closes the guests (no user) connected to `meeting`, told [`proto::AUTH_REQUIRED`]:
+    /// the host has required sign-in since they joined. How many there were.
+    fn remove_guests(&self, meeting: MeetingId) -> usize {
+        let Some(room) = self.lock().get(&meeting).map(|room| {
+            room.values()
+                .filter(|m| m.info.user_id.is_none())
+                .map(|m| (m.out.clone(), m.closer.clone()))
+                .collect::<Vec<_>>()
+        }) else {
+            return 0;
+        };
+        let told = ServerMessage::error(proto::AUTH_REQUIRED, AUTH_REQUIRED_NOW);
+        for (out, closer) in &room {
+            let _ = out.try_send(told.clone());
+            closer.close(Close::new(
+                proto::CLOSE_JOIN_REFUSED,
+                format!("{}: {AUTH_REQUIRED_NOW}", proto::AUTH_REQUIRED),
+                Departure::Leave(LeaveReason::Kicked),
+            ));
+        }
+        room.len()
     }
 
     /// Tells every participant of `meeting` connected here that it moved (`Error`
@@ -776,6 +808,10 @@ impl Session {
             ));
         }
         let meeting = meeting.map_err(refusal)?;
+        // The grant checked this too, but the host may have required sign-in since.
+        if meeting.settings.require_auth && ticket.user_id.is_none() {
+            return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE));
+        }
         let client_version = Some(join.client_version).filter(|v| !v.is_empty());
         // Those connected here are listed from memory (`Rooms::enter`); only the others'
         // sessions are read from Redis.
@@ -1395,7 +1431,8 @@ async fn serving_handlers(shared: &Shared) -> Option<HashSet<crate::domain::Hand
 /// One sweep of the hosted meetings, each with the participants connected to it here:
 /// a meeting ended elsewhere, or moved to another controller, has its sessions closed,
 /// and so has each participant no longer in its meeting's Redis set (removed by the
-/// presence job). Three round trips in all, however many meetings this controller
+/// presence job), and each guest of a meeting that requires sign-in now (the host
+/// changed `require_auth` since they joined: they leave `kicked`). Three round trips in all, however many meetings this controller
 /// hosts.
 async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)>) {
     if hosted.is_empty() {
@@ -1427,7 +1464,15 @@ async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Clos
                     "meeting moved to another controller; closing its sessions here");
                 shared.rooms.moved(meeting);
             }
-            Some(_) => open.push((meeting, connected)),
+            Some(hosted) => {
+                if hosted.require_auth {
+                    let guests = shared.rooms.remove_guests(meeting);
+                    if guests > 0 {
+                        tracing::info!(%meeting, guests, "the meeting requires sign-in now; its guests closed");
+                    }
+                }
+                open.push((meeting, connected));
+            }
             None => tracing::warn!(%meeting, "sweep found no row for a hosted meeting"),
         }
     }

@@ -189,6 +189,8 @@ pub struct HostedStatus {
     /// The controller the registry assigned the meeting to: another than the host's
     /// once the registry has moved it (the host's heartbeats stopped for a while).
     pub controller: Option<ControllerId>,
+    /// Whether only signed-in users may be in it (`require_auth`, as it is now).
+    pub require_auth: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -360,13 +362,13 @@ impl Repo {
             return Ok(HashMap::new());
         }
         let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let rows: Vec<(uuid::Uuid, String, Option<String>)> =
+        let rows: Vec<(uuid::Uuid, String, Option<String>, bool)> =
             sqlx::query_as(schema::SELECT_MEETING_STATUSES)
                 .bind(uuids)
                 .fetch_all(self.pg.pool())
                 .await?;
         rows.into_iter()
-            .map(|(id, status, controller)| {
+            .map(|(id, status, controller, require_auth)| {
                 Ok((
                     MeetingId::from_uuid(id),
                     HostedStatus {
@@ -376,6 +378,7 @@ impl Repo {
                             .map(ControllerId::parse)
                             .transpose()
                             .map_err(corrupt)?,
+                        require_auth,
                     },
                 ))
             })

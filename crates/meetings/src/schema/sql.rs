@@ -92,9 +92,10 @@ pub(crate) const SELECT_MEETING_BY_CODE: &str = concat!(
     " WHERE meeting_code = $1"
 );
 
-/// `$1` meeting ids (`uuid[]`). `(meeting_id, status)` of those that exist.
+/// `$1` meeting ids (`uuid[]`). `(meeting_id, status, assigned_controller_id,
+/// require_auth)` of those that exist.
 pub(crate) const SELECT_MEETING_STATUSES: &str = concat!(
-    "SELECT meeting_id, status, assigned_controller_id FROM ",
+    "SELECT meeting_id, status, assigned_controller_id, require_auth FROM ",
     table!(meetings),
     " WHERE meeting_id = ANY($1)"
 );
