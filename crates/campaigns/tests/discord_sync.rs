@@ -544,6 +544,15 @@ async fn shortcodes_cannot_hand_out_the_admin_role_or_take_over_general() {
         .sim
         .create_role(demo.guild, discord_sim::RoleSpec::new("Admins", 0))
         .unwrap();
+    // A role nobody configured, but one that bans members.
+    let moderators = w
+        .world
+        .sim
+        .create_role(
+            demo.guild,
+            discord_sim::RoleSpec::new("Moderators", discord_sim::model::permissions::BAN_MEMBERS),
+        )
+        .unwrap();
     let alerts = w
         .world
         .sim
@@ -556,14 +565,17 @@ async fn shortcodes_cannot_hand_out_the_admin_role_or_take_over_general() {
     let first = w.event(
         "Tomb of Horrors",
         3,
-        &format!("[new adventure] [role {admin}] [channel {}]", demo.general),
+        &format!(
+            "[new adventure] [role {admin}] [role {moderators}] [channel {}]",
+            demo.general
+        ),
         &[],
     );
     w.rsvp(&first, &bob);
 
     // The second run still ignores the `[role]`; the `[channel]` no longer matters
     // (the series has its channel).
-    for ignored in [2, 1] {
+    for ignored in [3, 2] {
         let discord = w.sync().await.discord.unwrap();
         assert!(discord.failed.is_empty(), "{:?}", discord.failed);
         assert_eq!(discord.skipped.len(), ignored, "{:?}", discord.skipped);
@@ -574,6 +586,10 @@ async fn shortcodes_cannot_hand_out_the_admin_role_or_take_over_general() {
     assert!(
         !w.roles_of(demo.bob).contains(&admin.get()),
         "no admin role from a Meetup description"
+    );
+    assert!(
+        !w.roles_of(demo.bob).contains(&moderators.get()),
+        "no moderator's role either"
     );
     let general = w.world.sim.channel(demo.general).unwrap();
     assert_eq!(
@@ -589,9 +605,14 @@ async fn shortcodes_cannot_hand_out_the_admin_role_or_take_over_general() {
         .into_iter()
         .map(|m| m.content)
         .collect();
-    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(told.len(), 3, "{told:?}");
     assert!(
         told.iter().any(|t| t.contains(&format!("[role {admin}]"))),
+        "{told:?}"
+    );
+    assert!(
+        told.iter()
+            .any(|t| t.contains(&format!("[role {moderators}]")) && t.contains("moderator")),
         "{told:?}"
     );
     assert!(

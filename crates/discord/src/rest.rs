@@ -1307,16 +1307,6 @@ impl Discord {
             .collect())
     }
 
-    /// The ids of a guild's roles (one request).
-    pub async fn guild_role_ids(&self, guild: GuildId) -> Result<Vec<RoleId>, RestError> {
-        Ok(self
-            .guild_roles(guild)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect())
-    }
-
     /// Changes a channel's topic, parent and permission overwrites in one request (the
     /// fields of `edit` that are set).
     pub async fn edit_channel(

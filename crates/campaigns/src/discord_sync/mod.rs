@@ -87,10 +87,11 @@
 //!   refused (unmarked, it would be deleted with the game). A managed channel that
 //!   does not exist is a skip. `[role <id>]` is refused for the campaigns' admin role,
 //!   the organisers' role, `@everyone` and every game's guest and host role
-//!   (`discord_roles`, `discord_host_roles`). The guild's role list Tavern reads holds
-//!   only ids, so a role's permissions and whether an integration manages it are not
-//!   checked: Discord refuses roles above the bot's own, and organisers should keep
-//!   powerful roles there. A refused shortcode is a line in the run's report
+//!   (`discord_roles`, `discord_host_roles`), for a role granting any moderator's
+//!   permission ([`POWERFUL_PERMISSIONS`]: Administrator, Manage Server, Manage Roles,
+//!   Manage Channels, Manage Messages, Kick or Ban Members, ...) and for one an
+//!   integration manages (as the guild's role list says each run); Discord itself
+//!   refuses roles above the bot's own. A refused shortcode is a line in the run's report
 //!   ([`DiscordReport::skipped`]) every run, and a WARN in the log and an alert to the
 //!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`).
 //! - **Announcements**: one message per run and series naming the players and hosts
@@ -112,7 +113,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Utc};
 use discord::model::{
     ChannelEdit, ChannelId, ChannelKind, ChannelSpec, GuildChannel, GuildId, GuildMember,
-    Overwrite, OverwriteTarget, Reply, RoleId, UserId, permissions,
+    GuildRole, Overwrite, OverwriteTarget, Reply, RoleId, UserId, permissions,
 };
 use discord::{Discord, RestError};
 
@@ -165,6 +166,9 @@ pub struct DiscordState {
     pub bot: UserId,
     pub channels: BTreeMap<ChannelId, GuildChannel>,
     pub roles: BTreeSet<RoleId>,
+    /// What each role grants across the guild and whether an integration manages it
+    /// (a `[role]` shortcode never hands out a powerful one: [`refused_role`]).
+    pub role_info: BTreeMap<RoleId, GuildRole>,
     pub members: BTreeMap<UserId, BTreeSet<RoleId>>,
 }
 
@@ -174,14 +178,15 @@ impl DiscordState {
         guild: GuildId,
         bot: UserId,
         channels: Vec<GuildChannel>,
-        roles: Vec<RoleId>,
+        roles: Vec<GuildRole>,
         members: Vec<GuildMember>,
     ) -> DiscordState {
         DiscordState {
             guild,
             bot,
             channels: channels.into_iter().map(|c| (c.id, c)).collect(),
-            roles: roles.into_iter().collect(),
+            roles: roles.iter().map(|r| r.id).collect(),
+            role_info: roles.into_iter().map(|r| (r.id, r)).collect(),
             members: members
                 .into_iter()
                 .map(|m| (m.user, m.roles.into_iter().collect()))
@@ -442,14 +447,33 @@ pub struct PlanInput<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// The permissions that make a role a moderator's or an admin's: a `[role]` shortcode
+/// never hands out a role granting any of them.
+pub const POWERFUL_PERMISSIONS: u64 = permissions::ADMINISTRATOR
+    | permissions::MANAGE_GUILD
+    | permissions::MANAGE_ROLES
+    | permissions::MANAGE_CHANNELS
+    | permissions::MANAGE_MESSAGES
+    | permissions::MANAGE_THREADS
+    | permissions::MANAGE_WEBHOOKS
+    | permissions::MANAGE_GUILD_EXPRESSIONS
+    | permissions::KICK_MEMBERS
+    | permissions::BAN_MEMBERS
+    | permissions::MODERATE_MEMBERS
+    | permissions::MENTION_EVERYONE
+    | permissions::VIEW_AUDIT_LOG;
+
 /// Why a `[role <id>]` shortcode is refused, if it is: the configured admin or
-/// organiser role, `@everyone`, or any game's guest or host role (see "Shortcodes" in
-/// the module docs).
+/// organiser role, `@everyone`, any game's guest or host role, a role granting a
+/// moderator's permission ([`POWERFUL_PERMISSIONS`]) or one an integration manages
+/// (see "Shortcodes" in the module docs).
 pub fn refused_role(
     role: RoleId,
     settings: &DiscordSettings,
     game_roles: &BTreeSet<RoleId>,
+    discord: &DiscordState,
 ) -> Option<&'static str> {
+    let info = discord.role_info.get(&role);
     if settings.admin_role == Some(role) {
         Some("it is the campaigns' admin role")
     } else if settings.organiser_role == Some(role) {
@@ -458,6 +482,12 @@ pub fn refused_role(
         Some("it is @everyone")
     } else if game_roles.contains(&role) {
         Some("it is a game's player or host role")
+    } else if info.is_some_and(|r| r.permissions & POWERFUL_PERMISSIONS != 0) {
+        Some(
+            "it grants a moderator's permissions (such as Administrator, Manage Server, Manage Roles, Kick or Ban Members)",
+        )
+    } else if info.is_some_and(|r| r.managed) {
+        Some("an integration manages it")
     } else {
         None
     }
@@ -513,7 +543,8 @@ pub fn refused_shortcodes(series: &SeriesState, input: PlanInput<'_>) -> Vec<Ref
             });
         }
         for role in &extra.roles {
-            if let Some(why) = refused_role(*role, input.settings, input.game_roles) {
+            if let Some(why) = refused_role(*role, input.settings, input.game_roles, input.discord)
+            {
                 out.push(RefusedShortcode {
                     event: event.id.clone(),
                     shortcode: format!("[role {role}]"),
@@ -758,7 +789,7 @@ pub fn plan_series(
             continue;
         };
         for role in extra.roles.iter().filter(|r| {
-            discord.roles.contains(r) && refused_role(**r, settings, game_roles).is_none()
+            discord.roles.contains(r) && refused_role(**r, settings, game_roles, discord).is_none()
         }) {
             for user in event.users.iter().filter_map(linked) {
                 if is_member(&user)
@@ -866,7 +897,7 @@ pub const BOT_PERMISSIONS: u64 = permissions::VIEW_CHANNEL
 pub async fn discord_state(discord: &Discord, guild: GuildId) -> Result<DiscordState, RestError> {
     let bot = discord.current_user_id().await?;
     let channels = discord.guild_channels(guild).await?;
-    let roles = discord.guild_role_ids(guild).await?;
+    let roles = discord.guild_roles(guild).await?;
     let members = discord.guild_members(guild).await?;
     Ok(DiscordState::new(guild, bot, channels, roles, members))
 }

@@ -652,12 +652,29 @@ fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() 
     let l = links(&[(1, 101)]);
     let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[])]);
     set_up(&mut s, &mut d, &settings);
-    // 30 is another game's guest role, 50 an ordinary role, 1 is @everyone.
-    d.roles.extend([2, 3, 30, 50, 1].map(RoleId::new));
+    // 30 is another game's guest role, 50 an ordinary role, 1 is @everyone, 60 the
+    // moderators' (Ban Members), 70 a bot's own role (an integration manages it).
+    d.roles.extend([2, 3, 30, 50, 1, 60, 70].map(RoleId::new));
+    let role = |id: u64, permissions: u64, managed: bool| GuildRole {
+        id: RoleId::new(id),
+        permissions,
+        managed,
+    };
+    for r in [
+        role(50, permissions::SEND_MESSAGES, false),
+        role(
+            60,
+            permissions::SEND_MESSAGES | permissions::BAN_MEMBERS,
+            false,
+        ),
+        role(70, permissions::SEND_MESSAGES, true),
+    ] {
+        d.role_info.insert(r.id, r);
+    }
     d.members
         .insert(UserId::new(101), BTreeSet::from([RoleId::new(20)]));
     let game_roles = BTreeSet::from([20, 21, 30].map(RoleId::new));
-    let asked = [2, 3, 20, 21, 30, 1, 50].map(RoleId::new).to_vec();
+    let asked = [2, 3, 20, 21, 30, 1, 60, 70, 50].map(RoleId::new).to_vec();
     let extras = BTreeMap::from([(
         MeetupEventId::parse("e1").unwrap(),
         EventExtras {
@@ -684,10 +701,14 @@ fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() 
             "[role 20]",
             "[role 21]",
             "[role 30]",
-            "[role 1]"
+            "[role 1]",
+            "[role 60]",
+            "[role 70]"
         ]
     );
     assert_eq!(refused[0].record(), "e1:role:2");
+    assert!(refused[6].why.contains("moderator"), "{:?}", refused[6]);
+    assert!(refused[7].why.contains("integration"), "{:?}", refused[7]);
 
     // A new series naming an unmanaged channel gets its own channel instead.
     let fresh = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1], &[])]);
