@@ -682,14 +682,7 @@ pub async fn sync_once(
                 Ok(gathered) => gathered,
                 Err(GatherError::Repo(e)) => return Err(e.into()),
                 Err(GatherError::Unauthorized(e)) => {
-                    // Refused with the token just refreshed: recorded against the pair
-                    // it came with, unless a newer one was stored meanwhile.
-                    if let Some(current) = repo.organizer_tokens().await?
-                        && current.tokens.access == access
-                    {
-                        repo.note_authorisation_refused(&current.tokens.refresh, now)
-                            .await?;
-                    }
+                    note_refused_again(repo, &access, now).await?;
                     return Err(SyncError::StillUnauthorized(e));
                 }
             }
@@ -822,9 +815,26 @@ async fn gather(
     })
 }
 
+/// Records that Meetup refused `access`, a token just refreshed, against the pair it
+/// came with, unless a newer pair was stored meanwhile (see "Token" in the module docs).
+pub(crate) async fn note_refused_again(
+    repo: &Repo,
+    access: &AccessToken,
+    now: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    if let Some(current) = repo.organizer_tokens().await?
+        && current.tokens.access == *access
+    {
+        repo.note_authorisation_refused(&current.tokens.refresh, now)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Refreshes the organiser token once and stores the new pair. Returns the access
-/// token to use.
-async fn refresh(
+/// token to use. The sync's one refresh after a refused token, also used by the
+/// schedule form ([`crate::web::schedule`]).
+pub(crate) async fn refresh(
     repo: &Repo,
     client: &MeetupClient,
     config: &CampaignsConfig,

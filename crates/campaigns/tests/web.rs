@@ -733,6 +733,62 @@ async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_
 }
 
 #[tokio::test]
+async fn an_expired_organiser_token_is_refreshed_once_by_the_schedule_form() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let expired = site.repo.organizer_tokens().await.unwrap().unwrap().tokens;
+    site.fake.revoke_access_token(&expired.access);
+
+    // The form: Meetup refuses the access token, one refresh, the form shows.
+    let form = site.get(&path, Some(&session)).await;
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 2"), "{html}");
+    let stored = site.repo.organizer_tokens().await.unwrap().unwrap().tokens;
+    assert_ne!(stored.access, expired.access, "the new pair is stored");
+    assert!(site.fake.is_access_token_valid(&stored.access));
+
+    // Expired again before the form is sent: refreshed once more, and created.
+    site.fake.revoke_access_token(&stored.access);
+    let date = (site.world.clock.now() + TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let done = site
+        .http
+        .post(site.url(&path))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", date.as_str()),
+            ("time", "19:30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let html = done.text().await.unwrap();
+    assert!(html.contains("Scheduled"), "{html}");
+    assert_eq!(site.fake.events().len(), 2);
+    let grants: Vec<_> = site
+        .fake
+        .token_requests()
+        .into_iter()
+        .map(|r| (r.grant_type, r.status))
+        .collect();
+    assert_eq!(
+        grants,
+        vec![
+            ("refresh_token".to_owned(), 200),
+            ("refresh_token".to_owned(), 200)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_second_submit_of_the_same_session_creates_nothing_more() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

@@ -20,6 +20,10 @@
 //! Meetup, so sending it again (a double click, a reload) creates nothing and shows
 //! the first one's link. A failed creation gives the claim back.
 //!
+//! Meetup is asked with the organiser's token; a token Meetup refuses (expired) is
+//! refreshed once and the request made again, as the sync does, so the host is sent
+//! to an organiser only when Meetup refuses the authorisation itself.
+//!
 //! The date and time are read in the fixed UTC offset of the latest event's start, as
 //! Meetup gives it: a session across a daylight-saving change from the latest one is
 //! read an hour off (the form names the offset it uses). Meetup's group time zone
@@ -215,7 +219,6 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
              Create the next one on Meetup with the series shortcode instead.",
         ));
     };
-    let token = organiser_token(state).await?;
     let id = EventId::parse(latest.id.as_str()).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -223,7 +226,12 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
             format!("The stored event id cannot be sent to Meetup: {e}"),
         )
     })?;
-    let event = match state.meetup.event(&token, &id).await {
+    let event = organiser_call(state, |token| {
+        let id = &id;
+        async move { state.meetup.event(&token, id).await }
+    })
+    .await?;
+    let event = match event {
         Ok(Some(event)) => event,
         Ok(None) => {
             return Err(Problem::new(
@@ -246,9 +254,64 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
     })
 }
 
-async fn organiser_token(state: &WebState) -> Result<meetup::AccessToken, Problem> {
+/// Makes `call` to Meetup with the organiser's access token. A token Meetup refuses is
+/// refreshed once, as the sync does ([`crate::sync`]'s "Token": stored only if still
+/// current, a refused refresh recorded for the organiser page), and the call made
+/// again with the new one. `Err` is a problem with the token itself (none stored, the
+/// refresh failed); `Ok` holds Meetup's answer to the call.
+async fn organiser_call<T, F, Fut>(
+    state: &WebState,
+    mut call: F,
+) -> Result<Result<T, MeetupError>, Problem>
+where
+    F: FnMut(meetup::AccessToken) -> Fut,
+    Fut: std::future::Future<Output = Result<T, MeetupError>>,
+{
+    let stored = organiser_tokens(state).await?;
+    match call(stored.tokens.access.clone()).await {
+        Err(error) if error.is_unauthorized() => {
+            tracing::info!(%error, "Meetup refused the organiser token; refreshing it");
+        }
+        answer => return Ok(answer),
+    }
+    let now = state.clock.now();
+    let access = crate::sync::refresh(
+        &state.repo,
+        &state.meetup,
+        &state.config,
+        &stored.tokens,
+        now,
+    )
+    .await
+    .map_err(|e| refresh_problem(&e))?;
+    let answer = call(access.clone()).await;
+    if matches!(&answer, Err(e) if e.is_unauthorized())
+        && let Err(error) = crate::sync::note_refused_again(&state.repo, &access, now).await
+    {
+        tracing::warn!(%error, "could not record that Meetup refused the organiser's authorisation");
+    }
+    Ok(answer)
+}
+
+/// A refresh of the organiser token that failed, in words.
+fn refresh_problem(error: &crate::sync::SyncError) -> Problem {
+    use crate::sync::SyncError;
+    match error {
+        SyncError::Repo(e) => storage_problem(e),
+        SyncError::Refresh(e) => meetup_problem("Refreshing the organiser's Meetup token", e),
+        _ => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "Meetup refused the organiser's token",
+            "Meetup no longer accepts the organiser's authorisation, and refused to renew \
+             it. An organiser should authorise Tavern again.",
+        )
+        .link("Organiser page", super::ORGANISER_PATH),
+    }
+}
+
+async fn organiser_tokens(state: &WebState) -> Result<crate::repo::OrganizerTokens, Problem> {
     match state.repo.organizer_tokens().await {
-        Ok(Some(tokens)) => Ok(tokens.tokens.access),
+        Ok(Some(tokens)) => Ok(tokens),
         Ok(None) => Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Meetup is not connected",
@@ -420,10 +483,6 @@ pub(crate) async fn submit(
         online: target.latest.event_type == EventType::Online,
         max_tickets: target.latest.max_tickets,
     };
-    let token = match organiser_token(&state).await {
-        Ok(token) => token,
-        Err(problem) => return page.problem(problem),
-    };
     // One Meetup event per session however often the form is sent (a double click, a
     // reload): the first request claims it, the others are shown its link.
     let start = starts_at.to_utc();
@@ -438,9 +497,26 @@ pub(crate) async fn submit(
         Ok(ScheduleClaim::Creating) => return already_scheduled(page, &when, None),
         Err(e) => return page.problem(storage_problem(&e)),
     }
-    let created = match state.meetup.create_event(&token, &draft).await {
-        Ok(event) => event,
-        Err(e) => {
+    // A refused token was not acted on (401), so the creation is sent again after a
+    // refresh; nothing else is retried.
+    let created = organiser_call(&state, |token| {
+        let (state, draft) = (&state, &draft);
+        async move { state.meetup.create_event(&token, draft).await }
+    })
+    .await;
+    let created = match created {
+        Ok(Ok(event)) => event,
+        Err(problem) => {
+            if let Err(r) = state
+                .repo
+                .release_scheduled_session(&target.series, start)
+                .await
+            {
+                tracing::warn!(error = %r, series = %target.series, "could not give back the claim on a session Meetup did not create");
+            }
+            return page.problem(problem);
+        }
+        Ok(Err(e)) => {
             if let Err(r) = state
                 .repo
                 .release_scheduled_session(&target.series, start)
