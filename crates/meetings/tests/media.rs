@@ -397,7 +397,12 @@ const RECOVERY: u32 = 1_000_000;
 
 #[tokio::test]
 async fn a_slow_subscriber_does_not_lower_the_frames_the_others_receive() {
-    let h = handler_with(|c| c.subscriber_queue = 16).await;
+    // However long it stays behind, it is not closed here.
+    let h = handler_with(|c| {
+        c.subscriber_queue = 16;
+        c.stalled_after = Duration::from_secs(3600);
+    })
+    .await;
     let m = meeting(&h.repo, "Uneven").await;
     let (publisher_id, mut publisher) = h.connect(m).await;
     let (_, mut fast) = h.connect(m).await;
@@ -433,8 +438,10 @@ async fn a_slow_subscriber_does_not_lower_the_frames_the_others_receive() {
         .unwrap();
     assert_eq!(asked, Some(proto::TRACK_CAMERA));
 
-    // The slow one reads again: it got fewer frames, and recovers at a key frame. The
-    // publisher answers every KeyframeRequest with one until the slow one has it.
+    // The slow one reads again: it got fewer frames, and recovers at a key frame. It is
+    // not asked for again on its behalf while its queue is still full at one: the
+    // publisher sends one each time the slow one has read a queue's worth of its
+    // backlog, until it has one.
     let mut slow_seqs = HashSet::new();
     let mut key = RECOVERY;
     publisher
@@ -442,19 +449,18 @@ async fn a_slow_subscriber_does_not_lower_the_frames_the_others_receive() {
         .await
         .unwrap();
     let recovered = loop {
-        tokio::select! {
-            frame = next_frame(&mut slow) => {
-                if frame.header.seq >= RECOVERY {
-                    assert!(frame.header.is_key());
-                    break frame.header.seq;
-                }
-                slow_seqs.insert(frame.header.seq);
-            }
-            asked = publisher.next_keyframe_request() => {
-                assert_eq!(asked.unwrap(), Some(proto::TRACK_CAMERA));
-                key += 1;
-                publisher.send_frame(1, FLAG_KEY, 0, key, &payload).await.unwrap();
-            }
+        let frame = next_frame(&mut slow).await;
+        if frame.header.seq >= RECOVERY {
+            assert!(frame.header.is_key());
+            break frame.header.seq;
+        }
+        slow_seqs.insert(frame.header.seq);
+        if slow_seqs.len() % 16 == 0 {
+            key += 1;
+            publisher
+                .send_frame(1, FLAG_KEY, 0, key, &payload)
+                .await
+                .unwrap();
         }
     };
     assert!(recovered >= RECOVERY);
@@ -826,4 +832,181 @@ async fn a_joiner_after_the_meetings_media_handler_stopped_is_granted_another() 
     assert_eq!(state["media_handler_id"], "mh-other");
     stop_controller(shutdown, task).await;
     other.stop().await;
+}
+
+/// The tracks `publisher` is asked for key frames on until it is asked for one on
+/// `probe` (a request a subscriber sent after everything counted).
+async fn asks_until(publisher: &mut MediaClient, probe: u8) -> Vec<u8> {
+    let mut asked = Vec::new();
+    loop {
+        let track = tokio::time::timeout(DEADLINE, publisher.next_keyframe_request())
+            .await
+            .expect("a KeyframeRequest in time")
+            .unwrap()
+            .expect("a KeyframeRequest, not the end of the control stream");
+        if track == probe {
+            return asked;
+        }
+        asked.push(track);
+    }
+}
+
+/// Camera frames the stalled-subscriber test publishes, a key frame every
+/// [`STALL_KEY_EVERY`].
+const STALL_SENT: u32 = 240;
+const STALL_KEY_EVERY: u32 = 10;
+
+/// A subscriber that stops reading costs the publisher one key frame request, not one
+/// per key frame: it waits for the publisher's own key frames, and once its queue is
+/// still full at three of them in a row (on the only layer sent) it is closed. No
+/// interval between requests, and no time it must have been behind, here: what bounds
+/// the requests is the stalled one's handling.
+#[tokio::test]
+async fn a_stalled_subscriber_cannot_make_publishers_send_only_key_frames() {
+    let h = handler_with(|c| {
+        c.subscriber_queue = 16;
+        c.keyframe_request_every = Duration::ZERO;
+        c.stalled_after = Duration::ZERO;
+    })
+    .await;
+    let m = meeting(&h.repo, "Stalled").await;
+    let (publisher_id, mut publisher) = h.connect(m).await;
+    let (_, mut fast) = h.connect(m).await;
+    let stalled = Raw::open(&h, m, 256 * 1024).await;
+    h.connected(3).await;
+
+    let payload = vec![0x5a; 40_000];
+    let mut received = 0u32;
+    for seq in 0..STALL_SENT {
+        let flags = if seq % STALL_KEY_EVERY == 0 {
+            FLAG_KEY
+        } else {
+            0
+        };
+        publisher
+            .send_frame(proto::TRACK_CAMERA, flags, u64::from(seq), seq, &payload)
+            .await
+            .unwrap();
+        while received + WINDOW <= seq {
+            next_frame(&mut fast).await;
+            received += 1;
+        }
+    }
+    while received < STALL_SENT {
+        next_frame(&mut fast).await;
+        received += 1;
+    }
+    let (code, reason) = stalled.closed().await;
+    assert_eq!(code, Some(u64::from(proto::CLOSE_BY_HANDLER)));
+    assert!(reason.starts_with("behind"), "{reason}");
+    h.connected(2).await;
+
+    fast.request_keyframe(publisher_id, proto::TRACK_SCREEN)
+        .await
+        .unwrap();
+    let asked = asks_until(&mut publisher, proto::TRACK_SCREEN).await;
+    assert!(
+        !asked.is_empty() && asked.len() <= 2,
+        "one request when it fell behind, not one per key frame: {asked:?}"
+    );
+    h.stop().await;
+}
+
+/// However often a subscriber asks for a publisher's key frame, the publisher is asked
+/// once per (track, layer) per interval (here an hour: once).
+#[tokio::test]
+async fn a_subscriber_spamming_keyframe_requests_reaches_the_publisher_once_per_interval() {
+    let h = handler_with(|c| c.keyframe_request_every = Duration::from_secs(3600)).await;
+    let m = meeting(&h.repo, "Spam").await;
+    let (publisher_id, mut publisher) = h.connect(m).await;
+    let (_, mut spammer) = h.connect(m).await;
+    h.connected(2).await;
+    publisher
+        .send_frame(proto::TRACK_CAMERA, FLAG_KEY, 0, 0, b"key")
+        .await
+        .unwrap();
+    next_frame(&mut spammer).await;
+
+    for _ in 0..200 {
+        spammer
+            .request_keyframe(publisher_id, proto::TRACK_CAMERA)
+            .await
+            .unwrap();
+    }
+    spammer
+        .request_keyframe(publisher_id, proto::TRACK_AUDIO)
+        .await
+        .unwrap();
+    let asked = asks_until(&mut publisher, proto::TRACK_AUDIO).await;
+    assert_eq!(asked, vec![proto::TRACK_CAMERA], "once");
+
+    // The publisher's frames meanwhile release none of those held back: the hour has
+    // not passed.
+    publisher
+        .send_frame(proto::TRACK_CAMERA, 0, 1, 1, b"delta")
+        .await
+        .unwrap();
+    next_frame(&mut spammer).await;
+    spammer
+        .request_keyframe(publisher_id, proto::TRACK_SCREEN)
+        .await
+        .unwrap();
+    let asked = asks_until(&mut publisher, proto::TRACK_SCREEN).await;
+    assert!(asked.is_empty(), "{asked:?}");
+    h.stop().await;
+}
+
+/// A media session opened without [`MediaClient`]: it never reads the streams the
+/// handler opens to it (a subscriber truly stalled, its receive window `window` bytes),
+/// and writes frames as it likes.
+struct Raw {
+    _endpoint: wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>,
+    conn: wtransport::Connection,
+    _control: (wtransport::SendStream, wtransport::RecvStream),
+}
+
+impl Raw {
+    async fn open(h: &Handler, meeting: meetings::domain::MeetingId, window: u32) -> Raw {
+        let token = h
+            .token(meeting, ParticipantId::random(), ConnectionType::Media)
+            .await;
+        let hex = h.certificate_hash.as_bytes();
+        let digest: Vec<String> = hex
+            .chunks(2)
+            .map(|pair| std::str::from_utf8(pair).unwrap().to_owned())
+            .collect();
+        let digest: wtransport::tls::Sha256Digest = digest.join(":").parse().unwrap();
+        let mut config = wtransport::ClientConfig::builder()
+            .with_bind_default()
+            .with_server_certificate_hashes([digest])
+            .build();
+        let mut transport = wtransport::config::QuicTransportConfig::default();
+        transport.receive_window(wtransport::quinn::VarInt::from_u32(window));
+        config
+            .quic_config_mut()
+            .transport_config(std::sync::Arc::new(transport));
+        let endpoint = wtransport::Endpoint::client(config).unwrap();
+        let url = format!("{}/media/{meeting}?wt_token={token}", h.endpoint);
+        let conn = endpoint.connect(url).await.unwrap();
+        let control = conn.open_bi().await.unwrap().await.unwrap();
+        Raw {
+            _endpoint: endpoint,
+            conn,
+            _control: control,
+        }
+    }
+
+    /// How the handler closed the session.
+    async fn closed(&self) -> (Option<u64>, String) {
+        let closed = tokio::time::timeout(DEADLINE, self.conn.closed())
+            .await
+            .expect("closed in time");
+        match closed {
+            wtransport::error::ConnectionError::ApplicationClosed(close) => (
+                Some(close.code().into_inner()),
+                String::from_utf8_lossy(close.reason()).into_owned(),
+            ),
+            other => (None, other.to_string()),
+        }
+    }
 }

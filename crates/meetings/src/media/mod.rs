@@ -21,9 +21,17 @@
 //! - Every subscriber has its own bounded queue and writer task, so a slow one never
 //!   delays the others: a frame that does not fit its queue starts dropping that
 //!   (publisher, track) for that subscriber until the publisher's next key frame, and the
-//!   publisher is sent a `KeyframeRequest`. A participant joining late gets a
+//!   publisher is sent a `KeyframeRequest`. A subscriber whose queue is still full at
+//!   that key frame waits for the next one without asking again, and one still full at
+//!   3 key frames of a video in a row (and behind for `stalled_after`, 10 s) is moved to
+//!   a lower layer of it, or closed (`behind: ...`) when there is none: one stuck viewer
+//!   never makes a publisher send only key frames. A participant joining late gets a
 //!   `KeyframeRequest` sent to every publisher on its behalf (and its video starts at the
 //!   next key frame).
+//! - A publisher is sent at most one `KeyframeRequest` per (track, layer) every
+//!   `keyframe_request_every` (500 ms), whoever asks (subscribers' `RequestKeyframe`,
+//!   joins, layer changes, relays); one asked for sooner is held back until then, and
+//!   dropped when a key frame of that layer comes first.
 //!
 //! - One meeting may be spread over several handlers: each keeps its place in the
 //!   meeting's `tavern:meetings:meeting:{meeting_id}:media_handlers` set while it has
@@ -97,6 +105,14 @@ pub struct HandlerConfig {
     pub heartbeat_every: Duration,
     /// Frames waiting for one subscriber before it counts as behind.
     pub subscriber_queue: usize,
+    /// The shortest time between two key frame requests put to a publisher for the
+    /// same (track, layer); one asked for sooner is held back and put to it once this
+    /// has passed, unless a key frame of that layer came meanwhile.
+    pub keyframe_request_every: Duration,
+    /// How long a subscriber may stay behind on a publisher's video before it is dealt
+    /// with, once its queue was also still full at 3 of that video's key frames in a
+    /// row: moved to a lower layer when one is sent, else its session closed.
+    pub stalled_after: Duration,
     /// How long a session may take to open its control stream.
     pub open_timeout: Duration,
     /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days
@@ -117,8 +133,10 @@ pub struct HandlerConfig {
 impl HandlerConfig {
     /// The defaults for handler `handler_id`: listens on `127.0.0.1:4434`, reached as
     /// `127.0.0.1`, region `local`, 1,000 streams and 1,000 Mbit/s, heartbeats every
-    /// 10 s, 64 frames queued per subscriber, 10 s to open the control stream, a
-    /// self-signed certificate, announced nowhere, relays looked for every 2 s.
+    /// 10 s, 64 frames queued per subscriber, a key frame asked of a publisher at most
+    /// every 500 ms per (track, layer), a subscriber behind dealt with after 10 s (and 3
+    /// key frames), 10 s to open the control stream, a self-signed certificate,
+    /// announced nowhere, relays looked for every 2 s.
     pub fn new(handler_id: HandlerId) -> HandlerConfig {
         HandlerConfig {
             handler_id,
@@ -129,6 +147,8 @@ impl HandlerConfig {
             max_bitrate_mbps: 1000,
             heartbeat_every: Duration::from_secs(10),
             subscriber_queue: 64,
+            keyframe_request_every: Duration::from_millis(500),
+            stalled_after: Duration::from_secs(10),
             open_timeout: Duration::from_secs(10),
             certificate: None,
             directory: None,

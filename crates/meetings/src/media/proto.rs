@@ -54,7 +54,18 @@
 //!   participants only: over a relay it closes the relay for a protocol error.
 //! - A subscriber falling behind drops its layer until that layer's next key frame, and
 //!   the publisher is asked for one naming the layer; a relay falling behind does so
-//!   per layer too. Across a relay a key frame is asked for every layer.
+//!   per layer too. Across a relay a key frame is asked for every layer. A subscriber
+//!   whose queue is still full at that key frame waits for the next without another
+//!   request; one still full at 3 key frames in a row (and behind for 10 s) is moved to
+//!   the next lower layer sent, as if it had chosen it with `SetLayer`, or on the
+//!   lowest is closed with [`CLOSE_BY_HANDLER`] and a reason starting `behind`.
+//!
+//! # Key frame requests
+//!
+//! The handler sends a publisher at most one `KeyframeRequest` per (track, layer) every
+//! 500 ms (one without `layer` counts for every layer of the track), however many
+//! subscribers ask or however often: a request within that time is held back, sent
+//! once it has passed, and dropped when a key frame of that layer arrives first.
 //!
 //! # Relays between handlers (an addition to version 1)
 //!
@@ -154,7 +165,8 @@ pub const CLOSE_NORMAL: u32 = 0;
 /// Application error code of a media session closed for a protocol error (a malformed
 /// control message, a bad or oversized media frame).
 pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
-/// Application error code of a media session closed by the handler (shutdown).
+/// Application error code of a media session closed by the handler: shutdown, or (its
+/// reason says which) a subscriber that stayed behind (`behind: ...`).
 pub const CLOSE_BY_HANDLER: u32 = 3;
 
 /// A message from a media client on the control stream.

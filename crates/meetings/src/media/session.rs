@@ -6,6 +6,10 @@
 //! shared (one allocation) by every subscriber's queue. Queues are filled with
 //! `try_send`: a full one never makes a publisher wait; the frame is dropped for that
 //! subscriber, and so is the rest of that (publisher, track) until its next key frame.
+//! The publisher is asked for one when the subscriber falls behind, not again while its
+//! queue is still full at the key frames that follow; after [`STALLED_KEY_FRAMES`] of
+//! those it is moved to a lower layer or closed. Every key frame request to a publisher
+//! passes one limit per (track, layer) ([`Member::ask_keyframe`]).
 //!
 //! Simulcast: a video frame's `layer` is recorded per (publisher, track) in the room
 //! (the layers it sends), and each participant receives one layer of it, the one it
@@ -17,10 +21,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use wtransport::endpoint::{IncomingSession, SessionRequest};
@@ -43,6 +49,12 @@ const CONTROL_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 16;
 /// Bytes read from a frame's stream at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// Key frames of one (publisher, video track) a subscriber may find its queue still
+/// full at, in a row, before it is dealt with (once it has also been behind for
+/// [`super::HandlerConfig::stalled_after`]): moved to a lower layer of that publisher
+/// when one is sent, else closed. Until then it waits for the publisher's own key
+/// frames, asking for none.
+pub(super) const STALLED_KEY_FRAMES: u8 = 3;
 
 /// Why, and how, a session closes.
 #[derive(Debug, Clone)]
@@ -119,6 +131,55 @@ fn lane(track: u8, layer: u8) -> u8 {
     track | (layer << 2)
 }
 
+/// The (publisher, track)s (or a relay's lanes) a subscriber skips until their next key
+/// frame.
+type Dropping = Mutex<HashMap<(ParticipantId, u8), Behind>>;
+
+/// Why a subscriber skips a (publisher, track) until its next key frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Behind {
+    /// The key frames of it it found its queue still full at since, in a row.
+    missed: u8,
+    /// When it started skipping it.
+    since: Instant,
+}
+
+impl Behind {
+    fn new() -> Behind {
+        Behind {
+            missed: 0,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// A key frame request: a track, and its layer (`None`: every layer).
+type Ask = (u8, Option<u8>);
+
+/// The key frame requests put to one publisher: at most one per (track, layer) per
+/// interval; one asked for sooner is held back until the interval has passed (and
+/// dropped when a key frame of it comes first).
+#[derive(Debug, Default)]
+struct Asks {
+    /// When each request was last put to the publisher.
+    sent: HashMap<Ask, Instant>,
+    /// Requests held back.
+    held: HashSet<Ask>,
+}
+
+impl Asks {
+    /// Whether `ask` may be put to the publisher at `now` (not within `every` of the
+    /// last one for it, nor of the last one for every layer of its track).
+    fn may_send(&self, ask: Ask, now: Instant, every: Duration) -> bool {
+        let recent = |key: Ask| {
+            self.sent
+                .get(&key)
+                .is_some_and(|at| now.saturating_duration_since(*at) < every)
+        };
+        !recent((ask.0, None)) && (ask.1.is_none() || !recent(ask))
+    }
+}
+
 /// A participant connected to the handler: a subscriber of everybody else and a
 /// publisher of its own tracks.
 pub(super) struct Member {
@@ -127,7 +188,15 @@ pub(super) struct Member {
     /// Control messages for this participant (keyframe requests).
     control: mpsc::Sender<MediaServerMessage>,
     /// The (publisher, track)s this subscriber skips until their next key frame.
-    dropping: Mutex<HashSet<(ParticipantId, u8)>>,
+    dropping: Dropping,
+    /// The key frame requests put to it as a publisher.
+    asks: Mutex<Asks>,
+    /// The shortest time between two of them for the same (track, layer).
+    ask_every: Duration,
+    /// How long it may stay behind before it is dealt with ([`STALLED_KEY_FRAMES`]).
+    stalled_after: Duration,
+    /// Closes its session.
+    closer: Closer,
     /// Bit `t` set: it has published track `t`.
     published: AtomicU8,
     /// The streams it receives, as recorded in `participant:{id}:subscriptions`.
@@ -141,13 +210,53 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Member {
-    fn dropping(&self) -> MutexGuard<'_, HashSet<(ParticipantId, u8)>> {
+    /// A member whose frames and control messages go to `frames` and `control`, asked
+    /// for a key frame at most every `ask_every` per (track, layer), dealt with once
+    /// behind for `stalled_after` ([`STALLED_KEY_FRAMES`]), closed by `closer`.
+    fn new(
+        frames: mpsc::Sender<Forwarded>,
+        control: mpsc::Sender<MediaServerMessage>,
+        (ask_every, stalled_after): (Duration, Duration),
+        closer: Closer,
+    ) -> Member {
+        Member {
+            frames,
+            control,
+            dropping: Mutex::default(),
+            asks: Mutex::default(),
+            ask_every,
+            stalled_after,
+            closer,
+            published: AtomicU8::new(0),
+            subscriptions: Arc::default(),
+            layers: Mutex::default(),
+        }
+    }
+
+    fn dropping(&self) -> MutexGuard<'_, HashMap<(ParticipantId, u8), Behind>> {
         lock(&self.dropping)
     }
 
     /// Asks this participant (a publisher) for a key frame on `track` (on `layer` only,
-    /// or on every layer).
+    /// or on every layer), unless it was asked the same within `ask_every`: then the
+    /// request is held back until then ([`Member::send_held`]).
     fn ask_keyframe(&self, track: u8, layer: Option<u8>) {
+        self.ask_keyframe_at(track, layer, Instant::now());
+    }
+
+    fn ask_keyframe_at(&self, track: u8, layer: Option<u8>, now: Instant) {
+        {
+            let mut asks = lock(&self.asks);
+            if !asks.may_send((track, layer), now, self.ask_every) {
+                asks.held.insert((track, layer));
+                return;
+            }
+            asks.sent.insert((track, layer), now);
+        }
+        self.put_ask(track, layer);
+    }
+
+    fn put_ask(&self, track: u8, layer: Option<u8>) {
         let ask = MediaServerMessage::new(Out::KeyframeRequest(KeyframeRequest {
             track: u32::from(track),
             publisher_participant_id: String::new(),
@@ -155,6 +264,68 @@ impl Member {
         }));
         // A full queue already holds requests: this one is not needed.
         let _ = self.control.try_send(ask);
+    }
+
+    /// This publisher sent a frame of `track` on `layer` (`sent`: the layers it sends,
+    /// 0 for audio): a key frame answers the requests held back for it; the held
+    /// requests whose interval has passed are put to it.
+    fn published_frame(&self, track: u8, layer: u8, is_key: bool, sent: u8) {
+        self.published_frame_at(track, layer, is_key, sent, Instant::now());
+    }
+
+    fn published_frame_at(&self, track: u8, layer: u8, is_key: bool, sent: u8, now: Instant) {
+        let due: Vec<Ask> = {
+            let mut asks = lock(&self.asks);
+            if asks.held.is_empty() {
+                return;
+            }
+            if is_key {
+                asks.held.remove(&(track, Some(layer)));
+                if sent & !(1 << layer) == 0 {
+                    asks.held.remove(&(track, None));
+                }
+            }
+            let due: Vec<Ask> = asks
+                .held
+                .iter()
+                .copied()
+                .filter(|ask| asks.may_send(*ask, now, self.ask_every))
+                .collect();
+            for ask in &due {
+                asks.held.remove(ask);
+                asks.sent.insert(*ask, now);
+            }
+            due
+        };
+        for (track, layer) in due {
+            self.put_ask(track, layer);
+        }
+    }
+
+    /// This subscriber found its queue still full at key frames of `key`, `layer`, too
+    /// many in a row: it moves to the next lower layer of it sent (`sent`: the layers
+    /// sent), else its session is closed. `true` when it was closed.
+    fn stalled(&self, key: (ParticipantId, u8), layer: u8, sent: u8) -> bool {
+        let lower = sent & ((1u8 << layer) - 1);
+        if lower != 0 {
+            let to = u8::try_from(u8::BITS - 1 - lower.leading_zeros()).unwrap_or(0);
+            let mut layers = lock(&self.layers);
+            let choice = layers.entry(key).or_default();
+            choice.max = Some(to);
+            choice.asked = false;
+            drop(layers);
+            // It waits for the lower layer's key frame, counting afresh.
+            self.dropping().insert(key, Behind::new());
+            return false;
+        }
+        self.closer.close(Close::new(
+            proto::CLOSE_BY_HANDLER,
+            format!(
+                "behind: its queue was still full at {STALLED_KEY_FRAMES} key frames in a row \
+                 of the lowest layer of a publisher's video"
+            ),
+        ));
+        true
     }
 
     fn tracks(&self) -> impl Iterator<Item = u8> {
@@ -219,8 +390,8 @@ pub(super) struct Relay {
     /// What to tell the other handler: key frame requests for its publishers, and the
     /// departures of publishers here.
     control: mpsc::Sender<RelayControl>,
-    /// The (publisher, track)s it skips until their next key frame.
-    dropping: Mutex<HashSet<(ParticipantId, u8)>>,
+    /// The lanes it skips until their next key frame.
+    dropping: Dropping,
     /// The publishers seen through it, with the bits of the tracks they published.
     remote: Mutex<HashMap<ParticipantId, u8>>,
 }
@@ -242,7 +413,7 @@ impl Relay {
             peer,
             frames,
             control,
-            dropping: Mutex::new(HashSet::new()),
+            dropping: Mutex::default(),
             remote: Mutex::new(HashMap::new()),
         });
         (relay, frames_rx, control_rx)
@@ -330,34 +501,58 @@ struct Forwarding {
     skipped: usize,
 }
 
-/// Offers `frame` of `key` to one subscriber's queue: `Some(true)` queued, `Some(false)`
-/// skipped (`behind` set when its queue was full: it now waits for a key frame), `None`
-/// when the subscriber is gone.
+/// What offering a frame to one subscriber's queue did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    Queued,
+    /// Skipped: it waits for a key frame.
+    Skipped,
+    /// Its queue was full: it now waits for a key frame (the publisher is asked for one).
+    FellBehind,
+    /// Its queue was still full at the key frame it waited for: it waits for the next
+    /// one (asking for none).
+    StillBehind(Behind),
+    /// The subscriber is gone.
+    Gone,
+}
+
+/// Offers `frame` of `key` to one subscriber's queue.
 fn offer(
-    dropping: &Mutex<HashSet<(ParticipantId, u8)>>,
+    dropping: &Dropping,
     frames: &mpsc::Sender<Forwarded>,
     key: (ParticipantId, u8),
     is_key: bool,
     frame: &Forwarded,
-    behind: &mut bool,
-) -> Option<bool> {
-    {
-        let mut dropping = lock(dropping);
-        if dropping.contains(&key) {
-            if !is_key {
-                return Some(false);
-            }
-            dropping.remove(&key);
+) -> Offered {
+    let waiting = {
+        let dropping = lock(dropping);
+        match dropping.get(&key) {
+            Some(_) if !is_key => return Offered::Skipped,
+            missed => missed.copied(),
         }
-    }
+    };
     match frames.try_send(frame.clone()) {
-        Ok(()) => Some(true),
-        Err(TrySendError::Full(_)) => {
-            lock(dropping).insert(key);
-            *behind = true;
-            Some(false)
+        Ok(()) => {
+            if waiting.is_some() {
+                lock(dropping).remove(&key);
+            }
+            Offered::Queued
         }
-        Err(TrySendError::Closed(_)) => None,
+        Err(TrySendError::Full(_)) => match waiting {
+            Some(behind) => {
+                let behind = Behind {
+                    missed: behind.missed.saturating_add(1),
+                    ..behind
+                };
+                lock(dropping).insert(key, behind);
+                Offered::StillBehind(behind)
+            }
+            None => {
+                lock(dropping).insert(key, Behind::new());
+                Offered::FellBehind
+            }
+        },
+        Err(TrySendError::Closed(_)) => Offered::Gone,
     }
 }
 
@@ -424,7 +619,7 @@ impl Rooms {
             for (id, publisher) in &room.members {
                 for track in publisher.tracks() {
                     if track != proto::TRACK_AUDIO {
-                        dropping.insert((*id, track));
+                        dropping.insert((*id, track), Behind::new());
                     }
                     publisher.ask_keyframe(track, None);
                 }
@@ -433,7 +628,7 @@ impl Rooms {
                 for (id, published) in lock(&relay.remote).iter() {
                     for track in tracks_of(*published) {
                         if track != proto::TRACK_AUDIO {
-                            dropping.insert((*id, track));
+                            dropping.insert((*id, track), Behind::new());
                         }
                         relay.ask_keyframe(*id, track);
                     }
@@ -502,7 +697,7 @@ impl Rooms {
                     if track != proto::TRACK_AUDIO {
                         let sent = room.sent((*id, track)).max(1);
                         for layer in (0..=proto::MAX_LAYER).filter(|l| sent & (1 << l) != 0) {
-                            dropping.insert((*id, lane(track, layer)));
+                            dropping.insert((*id, lane(track, layer)), Behind::new());
                         }
                     }
                     publisher.ask_keyframe(track, None);
@@ -651,6 +846,9 @@ impl Rooms {
         } else {
             0
         };
+        if let Some(source) = source {
+            source.published_frame(header.track, header.layer, header.is_key(), sent);
+        }
         let stream = self
             .books
             .as_ref()
@@ -659,10 +857,14 @@ impl Rooms {
         let mut behind = false;
         // Layers a subscriber waits to switch to (bits): their key frames are asked for.
         let mut switching = 0u8;
-        let mut tally = |offered: Option<bool>| match offered {
-            Some(true) => done.queued += 1,
-            Some(false) => done.skipped += 1,
-            None => {}
+        let mut tally = |offered: Offered| match offered {
+            Offered::Queued => done.queued += 1,
+            Offered::FellBehind => {
+                behind = true;
+                done.skipped += 1;
+            }
+            Offered::Skipped | Offered::StillBehind(_) => done.skipped += 1,
+            Offered::Gone => {}
         };
         for (id, member) in &room.members {
             if *id == publisher {
@@ -684,9 +886,17 @@ impl Rooms {
                 key,
                 header.is_key(),
                 frame,
-                &mut behind,
             );
-            if offered == Some(true)
+            if video
+                && let Offered::StillBehind(behind) = offered
+                && behind.missed >= STALLED_KEY_FRAMES
+                && behind.since.elapsed() >= member.stalled_after
+                && member.stalled(key, header.layer, sent)
+            {
+                tracing::info!(subscriber = %id, %publisher, track = header.track,
+                    "a subscriber that stayed behind is closed");
+            }
+            if offered == Offered::Queued
                 && let Some(stream) = stream
                 && member.subscriptions.should_subscribe(stream)
             {
@@ -710,7 +920,6 @@ impl Rooms {
                     lane,
                     header.is_key(),
                     frame,
-                    &mut behind,
                 ));
             }
         }
@@ -887,19 +1096,20 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
     let reader = tokio::spawn(
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
     );
-    let member = Arc::new(Member {
+    let closer = Closer::default();
+    let member = Arc::new(Member::new(
         frames,
         control,
-        dropping: Mutex::new(HashSet::new()),
-        published: AtomicU8::new(0),
-        subscriptions: Arc::default(),
-        layers: Mutex::default(),
-    });
+        (
+            shared.config.keyframe_request_every,
+            shared.config.stalled_after,
+        ),
+        closer.clone(),
+    ));
     shared.rooms.enter(meeting, me, member.clone());
     shared.relay_wake.notify_one();
     tracing::info!("media session open");
 
-    let closer = Closer::default();
     let mut incoming = JoinSet::new();
     let ending = loop {
         tokio::select! {
@@ -1067,14 +1277,12 @@ mod tests {
     ) {
         let (frames, frames_rx) = mpsc::channel(queue);
         let (control, control_rx) = mpsc::channel(8);
-        let member = Arc::new(Member {
+        let member = Arc::new(Member::new(
             frames,
             control,
-            dropping: Mutex::new(HashSet::new()),
-            published: AtomicU8::new(0),
-            subscriptions: Arc::default(),
-            layers: Mutex::default(),
-        });
+            (Duration::ZERO, Duration::ZERO),
+            Closer::default(),
+        ));
         (member, frames_rx, control_rx)
     }
 
@@ -1159,6 +1367,78 @@ mod tests {
         }
         assert_eq!(fast_got, 5, "the fast one got every frame");
         assert_eq!(rooms.load(), (3, 2));
+    }
+
+    fn asks(control: &mut mpsc::Receiver<MediaServerMessage>) -> Vec<(u32, Option<u32>)> {
+        std::iter::from_fn(|| control.try_recv().ok())
+            .filter_map(|m| match m.payload {
+                Some(Out::KeyframeRequest(k)) => Some((k.track, k.layer)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_request_held_back_goes_out_once_its_interval_has_passed_unless_a_key_frame_answered_it() {
+        let (frames, _frames_rx) = mpsc::channel(8);
+        let (control, mut control_rx) = mpsc::channel(8);
+        let every = Duration::from_millis(500);
+        let p = Member::new(frames, control, (every, every), Closer::default());
+        let t0 = Instant::now();
+        p.ask_keyframe_at(1, Some(0), t0);
+        p.ask_keyframe_at(1, Some(0), t0);
+        p.ask_keyframe_at(1, Some(1), t0);
+        assert_eq!(asks(&mut control_rx), vec![(1, Some(0)), (1, Some(1))]);
+        // Within the interval a frame releases nothing; after it, the held one goes.
+        p.published_frame_at(1, 0, false, 0b11, t0 + every / 2);
+        assert!(asks(&mut control_rx).is_empty());
+        let t1 = t0 + every;
+        p.published_frame_at(1, 0, false, 0b11, t1);
+        assert_eq!(asks(&mut control_rx), vec![(1, Some(0))]);
+        // A key frame of the layer asked for answers the request held back.
+        p.ask_keyframe_at(1, Some(0), t1);
+        p.published_frame_at(1, 0, true, 0b11, t1);
+        p.published_frame_at(1, 0, false, 0b11, t1 + every);
+        assert!(asks(&mut control_rx).is_empty());
+        // Every layer asked for holds back a request for one layer too.
+        p.ask_keyframe_at(2, None, t1);
+        p.ask_keyframe_at(2, Some(1), t1);
+        assert_eq!(asks(&mut control_rx), vec![(2, None)]);
+    }
+
+    #[test]
+    fn a_subscriber_stalled_on_a_high_layer_moves_down_before_it_is_closed() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, s) = (ParticipantId::random(), ParticipantId::random());
+        let (pm, _p_frames, _p_control) = member(8);
+        let (sm, mut s_frames, _s_control) = member(1);
+        rooms.enter(meeting, p, pm);
+        rooms.enter(meeting, s, sm.clone());
+        let layered = |layer: u8, key: bool| FrameHeader {
+            layer,
+            ..header(1, key)
+        };
+        let frame = Arc::new(vec![0u8; 20]);
+        rooms.forward(meeting, p, &layered(0, true), &frame);
+        // Layer 1 is the default once sent; its key frames find the queue full.
+        for _ in 0..=STALLED_KEY_FRAMES {
+            rooms.forward(meeting, p, &layered(1, true), &frame);
+        }
+        assert_eq!(lock(&sm.layers)[&(p, 1)].max, Some(0), "moved down");
+        assert!(!sm.closer.token.is_cancelled());
+        // Layer 0's key frame is taken once there is room; then it stalls there too.
+        assert!(s_frames.try_recv().is_ok());
+        rooms.forward(meeting, p, &layered(0, true), &frame);
+        assert_eq!(sm.layer_of((p, 1), 0b11), Some(0));
+        rooms.forward(meeting, p, &layered(0, false), &frame);
+        for _ in 0..STALLED_KEY_FRAMES {
+            rooms.forward(meeting, p, &layered(0, true), &frame);
+        }
+        assert!(sm.closer.token.is_cancelled(), "no lower layer: closed");
+        let why = sm.closer.why.get().unwrap();
+        assert_eq!(why.code, proto::CLOSE_BY_HANDLER);
+        assert!(why.reason.starts_with("behind"), "{}", why.reason);
     }
 
     #[test]
