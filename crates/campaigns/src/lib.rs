@@ -223,7 +223,8 @@
 //!   is created once: a start at which the series already has an event is refused,
 //!   and the form sent twice creates one event (Tavern's key
 //!   `tavern:campaigns:scheduled_session:{series}:{start}`, kept a day, claims it
-//!   first). The latest event's fixed offset is used, so a session across a
+//!   first; a creation Meetup gave no clear answer to, a timeout or a 5xx, keeps the
+//!   claim for an hour and tells the host to check Meetup before trying again). The latest event's fixed offset is used, so a session across a
 //!   daylight-saving change is read an hour off ([`web::schedule`]).
 //!
 //! # Redis Cluster

@@ -324,9 +324,10 @@ pub fn synced_guests(channel: ChannelId) -> String {
 /// organisers are told once, not at every run. Tavern's own key: the seed has none.
 pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
 
-/// String, for a day: a session the schedule form is creating (`creating`) or created
-/// (its Meetup link) for a series at a start time (Unix seconds), so the same form
-/// sent twice makes one Meetup event. Tavern's own key: the seed has none.
+/// String, for a day: a session the schedule form is creating (`creating`), created
+/// (its Meetup link) or sent without a clear answer from Meetup (`unknown`, for an
+/// hour) for a series at a start time (Unix seconds), so the same form sent twice
+/// makes one Meetup event. Tavern's own key: the seed has none.
 pub fn scheduled_session(series: &EventSeriesId, start: i64) -> String {
     format!("tavern:campaigns:scheduled_session:{series}:{start}")
 }

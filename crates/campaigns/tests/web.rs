@@ -844,6 +844,76 @@ async fn a_second_submit_of_the_same_session_creates_nothing_more() {
 }
 
 #[tokio::test]
+async fn a_creation_meetup_gave_no_clear_answer_to_is_held_and_not_sent_again() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let date = (site.world.clock.now() + TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let submit = |time: &'static str| {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date.as_str()),
+                ("time", time),
+            ])
+            .send()
+    };
+    let creations = || {
+        site.fake
+            .graphql_requests()
+            .iter()
+            .filter(|r| r.operation_name.as_deref() == Some("CreateEvent"))
+            .count()
+    };
+
+    // Meetup answers the creation with a 502: it may or may not have made the event.
+    site.fake
+        .fail_next_of("CreateEvent", 1, meetup::fake::FakeFault::Status(502));
+    let unclear = submit("19:30").await.unwrap();
+    assert_eq!(unclear.status(), 502);
+    let html = unclear.text().await.unwrap();
+    assert!(html.contains("Check Meetup before trying again"), "{html}");
+    assert_eq!(creations(), 1);
+
+    // A second click: nothing is sent to Meetup, the host is told to look first.
+    let again = submit("19:30").await.unwrap();
+    assert_eq!(again.status(), 502);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("An earlier try"), "{html}");
+    assert_eq!(creations(), 1, "not sent twice");
+    // The hold lasts an hour, not the claim's day.
+    let start = chrono::DateTime::parse_from_rfc3339(&format!("{date}T19:30:00+01:00"))
+        .unwrap()
+        .timestamp();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(campaigns::schema::scheduled_session(&game.series, start))
+        .query_async(&mut site.world.redis.conn())
+        .await
+        .unwrap();
+    assert!(
+        0 < ttl && ttl <= campaigns::repo::UNKNOWN_KEPT_SECONDS as i64,
+        "{ttl}"
+    );
+
+    // A refusal in words is certain: the claim is given back and the host may retry.
+    site.fake
+        .fail_next_of("CreateEvent", 1, meetup::fake::FakeFault::Status(400));
+    let refused = submit("20:00").await.unwrap();
+    assert_eq!(refused.status(), 502);
+    let retried = submit("20:00").await.unwrap();
+    assert_eq!(retried.status(), 200);
+    assert!(retried.text().await.unwrap().contains("Scheduled"));
+    assert_eq!(creations(), 3);
+}
+
+#[tokio::test]
 async fn a_session_the_series_already_has_at_that_time_is_not_created_again() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

@@ -145,4 +145,25 @@ impl MeetupError {
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, MeetupError::Unauthorized { .. })
     }
+
+    /// True when the request may have reached Meetup and been acted on although the
+    /// call failed: a timeout or a connection lost after sending, a 5xx, an answer
+    /// that could not be read. For a mutation that means the outcome is unknown (the
+    /// event may exist). False when Meetup certainly did not act: no connection, a
+    /// 401, a 429, another 4xx, a refusal in words.
+    pub fn may_have_been_processed(&self) -> bool {
+        match self {
+            MeetupError::Transport(e) => !(e.is_connect() || e.is_builder()),
+            MeetupError::Status { status, .. } => *status >= 500,
+            MeetupError::Decode { .. } => true,
+            MeetupError::Unauthorized { .. }
+            | MeetupError::GraphQl { .. }
+            | MeetupError::OAuth { .. }
+            | MeetupError::GroupNotFound(_)
+            | MeetupError::EventNotFound(_)
+            | MeetupError::Refused { .. }
+            | MeetupError::Incomplete { .. }
+            | MeetupError::Config(_) => false,
+        }
+    }
 }

@@ -68,7 +68,7 @@ pub use links::{LinkOutcome, UserTokens};
 pub use organiser::OrganizerTokens;
 pub use orphans::Orphan;
 pub use removals::Removal;
-pub use schedule::ScheduleClaim;
+pub use schedule::{ScheduleClaim, UNKNOWN_KEPT_SECONDS};
 pub use series::RemovedSeries;
 pub use topic::TopicClaim;
 

@@ -17,6 +17,15 @@ const KEPT_SECONDS: u64 = 24 * 60 * 60;
 /// The value of a claim whose event is being created.
 const CREATING: &str = "creating";
 
+/// The value of a claim whose creation got no clear answer from Meetup.
+const UNKNOWN: &str = "unknown";
+
+/// How long a claim whose outcome is unknown is kept: longer than a few syncs (every
+/// 15 minutes), so an event Meetup did create is tracked by then and the form refuses
+/// a second one at that time; if Meetup did not create it, the host may try again
+/// after this.
+pub const UNKNOWN_KEPT_SECONDS: u64 = 60 * 60;
+
 /// What [`Repo::claim_scheduled_session`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleClaim {
@@ -27,6 +36,9 @@ pub enum ScheduleClaim {
     Creating,
     /// It was created: its Meetup link.
     Created(String),
+    /// An earlier request sent it to Meetup but got no clear answer (a timeout, a
+    /// 5xx): Meetup may have created it. Kept [`UNKNOWN_KEPT_SECONDS`].
+    Unknown,
 }
 
 impl Repo {
@@ -50,6 +62,7 @@ impl Repo {
             return Ok(ScheduleClaim::Claimed);
         }
         Ok(match self.read(&key).await? {
+            Some(value) if value == UNKNOWN => ScheduleClaim::Unknown,
             Some(url) if url != CREATING => ScheduleClaim::Created(url),
             // Creating, or it expired between the two commands: the other request's.
             _ => ScheduleClaim::Creating,
@@ -70,6 +83,23 @@ impl Repo {
             .arg(url)
             .arg("EX")
             .arg(KEPT_SECONDS);
+        self.apply(&writes).await
+    }
+
+    /// Keeps the caller's claim, for [`UNKNOWN_KEPT_SECONDS`], when Meetup gave no
+    /// clear answer to the creation: nobody creates the session again meanwhile.
+    pub async fn scheduled_session_unknown(
+        &self,
+        series: &EventSeriesId,
+        start: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes
+            .command("SET")
+            .arg(schema::scheduled_session(series, start.timestamp()))
+            .arg(UNKNOWN)
+            .arg("EX")
+            .arg(UNKNOWN_KEPT_SECONDS);
         self.apply(&writes).await
     }
 

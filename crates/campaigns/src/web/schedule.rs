@@ -18,7 +18,10 @@
 //! tracked event is refused (409), and the first sending of the form claims the
 //! session (Tavern's own key `schema::scheduled_session`, for a day) before asking
 //! Meetup, so sending it again (a double click, a reload) creates nothing and shows
-//! the first one's link. A failed creation gives the claim back.
+//! the first one's link. A creation Meetup refused gives the claim back; one whose
+//! outcome is unknown (a timeout, a lost connection, a 5xx: Meetup may have created
+//! it) keeps it for an hour ([`UNKNOWN_KEPT_SECONDS`]) and tells the host to check
+//! Meetup before trying again.
 //!
 //! Meetup is asked with the organiser's token; a token Meetup refuses (expired) is
 //! refreshed once and the request made again, as the sync does, so the host is sent
@@ -43,7 +46,7 @@ use web::page::{Page, Problem};
 
 use super::{WebState, meetup_problem, storage_problem};
 use crate::domain::EventSeriesId;
-use crate::repo::{MeetupEvent, ScheduleClaim};
+use crate::repo::{MeetupEvent, ScheduleClaim, UNKNOWN_KEPT_SECONDS};
 use crate::standing;
 
 /// What the form is about: the channel, its series and the event to clone.
@@ -495,6 +498,7 @@ pub(crate) async fn submit(
         Ok(ScheduleClaim::Claimed) => {}
         Ok(ScheduleClaim::Created(url)) => return already_scheduled(page, &when, Some(&url)),
         Ok(ScheduleClaim::Creating) => return already_scheduled(page, &when, None),
+        Ok(ScheduleClaim::Unknown) => return page.problem(unknown_outcome(&when, None)),
         Err(e) => return page.problem(storage_problem(&e)),
     }
     // A refused token was not acted on (401), so the creation is sent again after a
@@ -515,6 +519,19 @@ pub(crate) async fn submit(
                 tracing::warn!(error = %r, series = %target.series, "could not give back the claim on a session Meetup did not create");
             }
             return page.problem(problem);
+        }
+        Ok(Err(e)) if e.may_have_been_processed() => {
+            // Meetup may have created it: keep the claim so a second click does not
+            // make it twice, and send the host to Meetup to look.
+            tracing::warn!(error = %e, series = %target.series, %start, "no clear answer from Meetup to creating a session; holding the session");
+            if let Err(r) = state
+                .repo
+                .scheduled_session_unknown(&target.series, start)
+                .await
+            {
+                tracing::warn!(error = %r, series = %target.series, "could not record that Meetup's answer to a session was unclear");
+            }
+            return page.problem(unknown_outcome(&when, Some(&e)));
         }
         Ok(Err(e)) => {
             if let Err(r) = state
@@ -569,6 +586,26 @@ pub(crate) async fn submit(
         },
     )
     .into_response()
+}
+
+/// The answer when Meetup may or may not have created the session (`error`: this
+/// request's own failure; `None`: an earlier request's).
+fn unknown_outcome(when: &str, error: Option<&MeetupError>) -> Problem {
+    let minutes = UNKNOWN_KEPT_SECONDS / 60;
+    let what = match error {
+        Some(e) => format!("Meetup gave no clear answer to creating the session for {when} ({e})"),
+        None => format!("An earlier try at the session for {when} got no clear answer from Meetup"),
+    };
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "Check Meetup before trying again",
+        format!(
+            "{what}, so it may exist on Meetup already. Look at the group's events on \
+             Meetup before trying again: Tavern will not create this session for the next \
+             {minutes} minutes, and once the sync has seen a session at that time it \
+             refuses to make another."
+        ),
+    )
 }
 
 /// The answer to a form sent again for a session already scheduled (or being

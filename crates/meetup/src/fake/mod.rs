@@ -11,7 +11,7 @@ pub mod demo;
 mod exec;
 mod state;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -506,6 +506,19 @@ impl FakeMeetup {
         self.shared.lock().rsvp_list_limit = shown;
     }
 
+    /// The next `count` GraphQL requests named `operation` (`operationName`) answer
+    /// `fault` instead of executing; other requests are not affected.
+    pub fn fail_next_of(&self, operation: &str, count: usize, fault: FakeFault) {
+        let mut state = self.shared.lock();
+        let queue = state
+            .operation_faults
+            .entry(operation.to_owned())
+            .or_default();
+        for _ in 0..count {
+            queue.push_back(fault.clone());
+        }
+    }
+
     /// Every GraphQL request received, oldest first.
     pub fn graphql_requests(&self) -> Vec<GraphQlRequest> {
         self.shared.lock().graphql_log.clone()
@@ -575,7 +588,11 @@ async fn graphql(
 
     let mut state = shared.lock();
     let viewer = bearer.and_then(|t| state.access_tokens.get(t)).cloned();
-    let fault = state.faults.pop_front();
+    let fault = operation_name
+        .as_deref()
+        .and_then(|op| state.operation_faults.get_mut(op))
+        .and_then(VecDeque::pop_front)
+        .or_else(|| state.faults.pop_front());
     let mut record = GraphQlRequest {
         operation_name: operation_name.clone(),
         query: query.clone().unwrap_or_default(),

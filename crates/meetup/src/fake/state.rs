@@ -87,6 +87,8 @@ pub(crate) struct State {
     pub access_tokens: HashMap<String, MemberId>,
     pub refresh_tokens: HashMap<String, RefreshRecord>,
     pub faults: VecDeque<FakeFault>,
+    /// Faults for one operation only (by `operationName`), taken before [`State::faults`].
+    pub operation_faults: HashMap<String, VecDeque<FakeFault>>,
     /// At most this many entries in any RSVP list ([`super::FakeMeetup::cut_rsvp_lists`]).
     pub rsvp_list_limit: Option<usize>,
     pub graphql_log: Vec<GraphQlRequest>,
