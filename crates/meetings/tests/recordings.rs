@@ -1582,3 +1582,55 @@ async fn spools_left_by_a_crash_are_finished_or_removed_at_start() {
     );
     drop(live_lock);
 }
+
+#[tokio::test]
+async fn disallowing_recording_or_enabling_e2e_stops_the_running_recording() {
+    for (change, why) in [
+        (
+            json!({"allow_recording": false}),
+            "this meeting does not allow recording",
+        ),
+        (
+            json!({"enable_e2e_encryption": true}),
+            "recordings are not offered for end-to-end encrypted meetings: the server never sees the media",
+        ),
+    ] {
+        let site = site().await;
+        let host = site.account("host@example.com", "Host").await;
+        let meeting = site
+            .meeting(
+                &host,
+                json!({"allow_recording": true, "enable_e2e_encryption": false}),
+            )
+            .await;
+        let (_, alice) = site.participant(meeting, "Alice").await;
+        site.connected(1).await;
+        let (status, started) = site.start_recording(meeting, &host).await;
+        assert_eq!(status, 201, "{started}");
+        let id = started["recording_id"].as_str().unwrap().to_owned();
+        site.connected(2).await;
+        publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+
+        let (status, body) = site
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/meetings/{meeting}/settings"),
+                Some(change.clone()),
+                Some(&host),
+            )
+            .await;
+        assert_eq!(status, 200, "{change}: {body}");
+        // It stops (what was recorded until then is kept) and says why.
+        let ready = site.recording_in(meeting, &host, &id, "ready").await;
+        assert_eq!(ready["duration_seconds"], 2, "{ready}");
+        assert_eq!(
+            ready["error_message"],
+            format!("the recording stopped because {why}"),
+            "{ready}"
+        );
+        // And a new one is refused.
+        let (status, _) = site.start_recording(meeting, &host).await;
+        assert_eq!(status, 409);
+        drop(alice);
+    }
+}

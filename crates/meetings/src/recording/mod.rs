@@ -29,15 +29,19 @@
 //!
 //! # End-to-end encryption
 //! A meeting with `enable_e2e_encryption` is never recorded (a start is refused: the
-//! server never sees the media), and a frame flagged end-to-end encrypted is dropped
-//! unread should one arrive (the meeting's settings changed while recording).
+//! server never sees the media; a recording running when it is turned on stops at the
+//! next check), and a frame flagged end-to-end encrypted is dropped unread should one
+//! arrive.
 //!
 //! # Life of a recording
 //! `recording` while frames arrive: each track's frames are spooled to a local file
 //! under the work directory ([`spool`]: the file says which track it holds, so a later
 //! start can mux it), in a directory of its own whose `lock` file the process making
-//! it holds locked. It stops when its host stops it, when the meeting ends (checked
-//! every [`RecordingsConfig::check_every`]), when the media session closes, when a
+//! it holds locked. It stops when its host stops it, when the meeting would refuse it
+//! now as a start is refused ([`refusal`], checked every
+//! [`RecordingsConfig::check_every`]: the meeting ended, or its `allow_recording` was
+//! turned off or end-to-end encryption on, which the ready row's `error_message`
+//! says), when the media session closes, when a
 //! frame cannot be spooled (a full disk: what was spooled is kept, and the ready row's
 //! `error_message` says it stopped early), or when Tavern shuts down; then
 //! `processing`: the spools are muxed into one WebM file ([`webm`]) and written to the
@@ -930,7 +934,9 @@ impl Task {
     }
 
     /// Why the recording should end now, seen in the stores: it was stopped (on any
-    /// replica) or its meeting ended.
+    /// replica), or its meeting refuses a recording now as a start would be refused
+    /// ([`refusal`]: it ended, its `allow_recording` was turned off, or end-to-end
+    /// encryption on).
     async fn finished_elsewhere(&self) -> Option<Stop> {
         let repo = &self.inner.repo;
         match repo.recording(self.recording.recording_id).await {
@@ -944,10 +950,16 @@ impl Task {
             Err(error) => tracing::warn!(%error, "could not read the recording's status"),
         }
         match repo.meeting(self.recording.meeting_id).await {
-            Ok(meeting) if meeting.status == MeetingStatus::Ended => {
-                Some(Stop::plain("the meeting ended"))
-            }
-            Ok(_) => None,
+            Ok(meeting) => match refusal(&meeting)? {
+                RecordingRefusal::Ended => Some(Stop::plain("the meeting ended")),
+                refused => {
+                    let why = refusal_message(refused);
+                    Some(Stop {
+                        why,
+                        note: Some(format!("the recording stopped because {why}")),
+                    })
+                }
+            },
             Err(error) => {
                 tracing::warn!(%error, "could not read the recorded meeting");
                 None
