@@ -37,7 +37,7 @@ pub use gateway::{
 pub use handler::{BoxFuture, EventHandler, Handler, HandlerError};
 pub use model::*;
 pub use rest::{Discord, DiscordConfig, GlobalLimiter, MAX_BAN_BACKOFF, RestError};
-pub use router::{AUTOCOMPLETE_WITHIN, DEFER_AFTER, DuplicateRoute, Router};
+pub use router::{AUTOCOMPLETE_WITHIN, DEFER_AFTER, DuplicateRoute, MISSING_PERMISSION, Router};
 
 /// Installs the process-wide rustls crypto provider (ring). twilight's TLS needs exactly
 /// one; call this once at start-up before any client is built. Calling it twice is fine.

@@ -163,6 +163,20 @@ impl RestError {
             _ => None,
         }
     }
+
+    /// Discord refused because the bot lacks a permission or cannot see the channel
+    /// (403 with 50001 Missing Access or 50013 Missing Permissions, also while a
+    /// circuit breaker holds such a refusal): something a server admin fixes, not a
+    /// fault of Tavern's.
+    pub fn is_missing_permission(&self) -> bool {
+        match self {
+            RestError::Status {
+                status: 403, code, ..
+            } => matches!(code, 50001 | 50013),
+            RestError::CircuitOpen { status: 403, .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// What may be done after a failure that leaves a request's effect unknown (a

@@ -23,6 +23,28 @@ pub const AUTOCOMPLETE_WITHIN: Duration = Duration::from_millis(2000);
 /// How many recent interaction ids are remembered to drop a duplicate delivery.
 const DEDUPE_WINDOW: usize = 4096;
 
+/// The answer when Discord refused the bot something in the channel (a handler's
+/// error caused by [`crate::RestError::is_missing_permission`]).
+pub const MISSING_PERMISSION: &str = "⚠️ Discord did not let Tavern do that in this channel: \
+     it lacks a permission here. A server admin can give Tavern's role View Channel and \
+     Send Messages in this channel (and, for the campaigns, Manage Channels and Manage \
+     Roles).";
+
+/// Whether `error` or one of its causes is Discord refusing the bot a permission.
+fn refused_permission(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<crate::RestError>()
+            .is_some_and(crate::RestError::is_missing_permission)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
 #[derive(Default)]
 struct Dedupe {
     order: VecDeque<u64>,
@@ -280,6 +302,10 @@ impl Router {
         match error {
             HandlerError::User(message) => {
                 Response::Message(Reply::private(format!("⚠️ {message}")))
+            }
+            HandlerError::Internal(source) if refused_permission(source.as_ref()) => {
+                tracing::warn!(interaction = %id, error = %source, "Discord refused the bot a permission in this channel");
+                Response::Message(Reply::private(MISSING_PERMISSION.to_owned()))
             }
             HandlerError::Internal(source) => {
                 tracing::error!(interaction = %id, error = %source, "handler failed");

@@ -84,7 +84,14 @@ impl Membership {
                     remember(&self.memory.channels, channel, guild, CHANNEL_FOR);
                     guild
                 }
-                Err(RestError::Status { status: 404, .. }) => return Ok(Verdict::UnknownChannel),
+                // Discord answers 404 for a channel it does not know and 403 for one
+                // the bot may not see: either way Tavern cannot see it.
+                Err(error)
+                    if matches!(error, RestError::Status { status: 404, .. })
+                        || error.is_missing_permission() =>
+                {
+                    return Ok(Verdict::UnknownChannel);
+                }
                 Err(error) => return Err(error.into()),
             },
         };

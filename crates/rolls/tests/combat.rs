@@ -895,3 +895,23 @@ async fn a_hidden_combatant_is_absent_for_everyone_but_its_adder() {
     let t = stored(&w).await;
     assert_eq!(entry(&t, false)["hp"], 40, "{t}");
 }
+
+#[tokio::test]
+async fn a_channel_where_discord_refuses_the_tracker_says_which_permission_is_missing() {
+    let (w, _bot, _dir) = start().await;
+    // Discord refuses the bot's post in the channel: it cannot see or write there.
+    w.sim.inject_fault(
+        discord_sim::RouteMatch::new("POST", format!("/channels/{}/messages", w.demo.dice)),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+    let refused = init(
+        &w,
+        w.demo.alice,
+        "add",
+        &[("name", json!("goblin init:12"))],
+    )
+    .await;
+    assert_eq!(content(&refused), discord::MISSING_PERMISSION);
+    assert!(refused.ephemeral, "{refused:?}");
+}

@@ -692,6 +692,34 @@ async fn only_members_of_the_channels_guild_read_its_tracker() {
         .get(&format!("/api/rolls/initiative/424242?user={member}"))
         .await;
     assert_eq!(status, 404, "{body}");
+
+    // A channel Discord does not let the bot see (403 Missing Access) is one Tavern
+    // cannot see either: 404, not a failure of Tavern's.
+    let hidden = api
+        .world
+        .sim
+        .create_channel(
+            api.world.demo.guild,
+            "staff",
+            discord_sim::ChannelKind::Text,
+        )
+        .expect("channel");
+    api.world.sim.inject_fault(
+        discord_sim::RouteMatch::new("GET", format!("/channels/{hidden}")),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{hidden}?user={member}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("Tavern can see"),
+        "{body}"
+    );
 }
 
 /// `next` with the position a client last read moves the turn only from there: a
