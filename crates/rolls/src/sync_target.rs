@@ -13,8 +13,10 @@
 //! Credentials, region and endpoint come from the standard environment variables of each
 //! cloud (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
 //! `AWS_ALLOW_HTTP`; `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
-//! `AZURE_STORAGE_ENDPOINT`, …), then from [`StoreOptions`] on top. They are never part
-//! of the URL: a URL with a password in it is refused so it cannot end up in a log.
+//! `AZURE_STORAGE_ENDPOINT`, `AZURE_STORAGE_SAS_TOKEN`, …), then from [`StoreOptions`]
+//! on top. They are never part of the URL: a URL with a password or a query string (an
+//! Azure SAS token) in it is refused so it cannot end up in a log; the store would
+//! ignore a query anyway.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +67,19 @@ impl SyncTarget {
             return Ok(SyncTarget::Local(PathBuf::from(text)));
         }
         let url = Url::parse(text).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+        if url.query().is_some() {
+            // object_store reads no settings from a query: an Azure SAS token
+            // (`?sv=…&sig=…`) there would be ignored, and the URL is shown in logs and
+            // `tavern sync --once`. The message leaves the query out.
+            let base = text.split_once('?').map_or(text, |(base, _)| base);
+            return Err(BadSyncTarget {
+                url: format!("{}?…", ::store::redact_url(base)),
+                problem: "carries a query string, which the object store ignores: give the \
+                          URL without `?…` and put a SAS token in AZURE_STORAGE_SAS_TOKEN \
+                          (other credentials in AWS_* or AZURE_*) instead"
+                    .to_owned(),
+            });
+        }
         if !url.password().unwrap_or_default().is_empty() || !url.username().is_empty() {
             // `abfs://container@account.dfs.core.windows.net` names a container, not a user.
             if !matches!(url.scheme(), "abfs" | "abfss") {
@@ -269,6 +284,15 @@ mod tests {
             ("s3:///prefix", "names no bucket"),
             ("az:///prefix", "names no container"),
             ("s3://bad bucket", "is not a URL"),
+            (
+                "https://acct.blob.core.windows.net/backups?sv=2022&sig=SECRET",
+                "carries a query string",
+            ),
+            ("az://backups/rolls?sig=SECRET", "carries a query string"),
+            (
+                "s3://backups?X-Amz-Signature=SECRET",
+                "carries a query string",
+            ),
         ];
         for (text, problem) in cases {
             let err = SyncTarget::parse(text).expect_err(text);
