@@ -4,9 +4,11 @@
 //! been empty for [`RESET_AFTER`].
 //!
 //! The rules ([`TopicState`]) are pure: a name is 2 to 100 characters
-//! ([`VoiceChannelTopic`]); a rename is refused within [`RATE_LIMIT`] of the last one
-//! (`user_topic_voice_channel_topic_time`; Discord allows two renames of a channel per
-//! ten minutes, and one is kept for the reset) and while the channel carries a custom
+//! ([`VoiceChannelTopic`]); a rename is refused within [`RATE_LIMIT`] (ten minutes) of
+//! the last one (`user_topic_voice_channel_topic_time`; Discord allows two renames of a
+//! channel per ten minutes, and one is kept for the reset: a `/topic`, its reset two
+//! minutes later and another `/topic` five minutes after the first would be three, and
+//! Discord would hold the third for minutes) and while the channel carries a custom
 //! name and is in use; the name is reset once the channel has been empty for
 //! [`RESET_AFTER`] and the topic is at least that old.
 //!
@@ -45,8 +47,9 @@ use crate::repo::{Repo, RepoError};
 /// A topic is reset once the channel has been empty this long and the topic is this
 /// old.
 pub const RESET_AFTER: TimeDelta = TimeDelta::minutes(2);
-/// At most one `/topic` per this long.
-pub const RATE_LIMIT: TimeDelta = TimeDelta::minutes(5);
+/// At most one `/topic` per this long: with the reset, two renames in Discord's
+/// ten-minute window for a channel's name.
+pub const RATE_LIMIT: TimeDelta = TimeDelta::minutes(10);
 /// Without knowing who is connected, how long a custom topic counts as in use.
 pub const ASSUMED_IN_USE: TimeDelta = TimeDelta::hours(1);
 /// The reset job's name (and lock).
@@ -402,19 +405,21 @@ mod tests {
     }
 
     #[test]
-    fn a_rename_waits_five_minutes_after_the_last() {
+    fn a_rename_waits_ten_minutes_after_the_last_so_its_reset_fits_discords_window() {
+        // Renamed at 10:00 and, the channel empty, reset to its default at 10:02: that
+        // is Discord's two renames of this channel until 10:10.
         let s = state(
             "Topic of your choice",
             Occupancy::Known(0),
             Some("2026-01-01T10:00:00Z"),
         );
         assert_eq!(
-            s.may_rename(at("2026-01-01T10:04:59Z")),
+            s.may_rename(at("2026-01-01T10:05:00Z")),
             Err(TopicRefusal::TooSoon {
-                until: at("2026-01-01T10:05:00Z")
+                until: at("2026-01-01T10:10:00Z")
             })
         );
-        assert_eq!(s.may_rename(at("2026-01-01T10:05:00Z")), Ok(()));
+        assert_eq!(s.may_rename(at("2026-01-01T10:10:00Z")), Ok(()));
     }
 
     #[test]
