@@ -1010,3 +1010,92 @@ impl Raw {
         }
     }
 }
+
+/// A participant of `meeting` joined through the repository (its session hash exists,
+/// as after a join at the meeting controller).
+async fn joined(
+    repo: &meetings::Repo,
+    meeting: meetings::domain::MeetingId,
+    name: &str,
+) -> ParticipantId {
+    let participant = ParticipantId::random();
+    repo.join_as(
+        participant,
+        &meetings::repo::JoinRequest {
+            meeting_id: meeting,
+            user_id: None,
+            display_name: meetings::domain::DisplayName::parse(name).unwrap(),
+            ip_address: None,
+            user_agent: None,
+            client_version: None,
+        },
+    )
+    .await
+    .unwrap();
+    participant
+}
+
+/// Leaving (or being dropped for want of a heartbeat) closes the participant's media
+/// session, and a media token it had not spent opens none; the server's own clients
+/// (the recorder's id never joins) are served as before.
+#[tokio::test]
+async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() {
+    let h = handler_with(|c| c.presence_every = Duration::from_millis(100)).await;
+    let m = meeting(&h.repo, "Leaving").await;
+    let (leaver, stayer) = (
+        joined(&h.repo, m, "Leaver").await,
+        joined(&h.repo, m, "Stayer").await,
+    );
+    let media = ConnectionType::Media;
+    let leaving = h
+        .open("media", m, &h.token(m, leaver, media).await)
+        .await
+        .unwrap();
+    let spare = h.token(m, leaver, media).await;
+    let mut stays = h
+        .open("media", m, &h.token(m, stayer, media).await)
+        .await
+        .unwrap();
+    let (_, recorder) = h.connect(m).await;
+    h.connected(3).await;
+
+    h.repo
+        .leave(m, leaver, meetings::domain::LeaveReason::Voluntary)
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(DEADLINE, leaving.closed())
+        .await
+        .expect("the leaver's media session is closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_BY_HANDLER)));
+    assert!(closed.reason.starts_with("left"), "{closed:?}");
+    let reused = h.open("media", m, &spare).await;
+    assert!(
+        matches!(reused, Err(MediaClientError::Rejected)),
+        "{reused:?}"
+    );
+    h.connected(2).await;
+    recorder
+        .send_frame(proto::TRACK_AUDIO, FLAG_KEY, 1, 1, b"still served")
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut stays).await.payload, b"still served");
+
+    // Dropped by the presence job (its presence expired): the same.
+    let dropped = joined(&h.repo, m, "Dropped").await;
+    let dropping = h
+        .open("media", m, &h.token(m, dropped, media).await)
+        .await
+        .unwrap();
+    h.connected(3).await;
+    let _: () = redis::AsyncCommands::del(&mut h.world.redis.conn(), schema::presence_key(dropped))
+        .await
+        .unwrap();
+    let reaped = h.repo.reap_absent(m).await.unwrap();
+    assert_eq!(reaped.left, vec![dropped]);
+    let closed = tokio::time::timeout(DEADLINE, dropping.closed())
+        .await
+        .expect("the dropped one's media session is closed in time");
+    assert!(closed.reason.starts_with("left"), "{closed:?}");
+    h.connected(2).await;
+    h.stop().await;
+}

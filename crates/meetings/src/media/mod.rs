@@ -9,7 +9,11 @@
 //!
 //! - A session request must be `/media/{meeting_id}?wt_token={token}`; the one-time
 //!   token must grant a `media` connection to that meeting (403 otherwise, 404 for
-//!   another path).
+//!   another path), and its participant must still be in the meeting (403 once it has
+//!   left; an id that never joined the meeting is a client of the server's own, the
+//!   recorder, and is admitted). A participant's session is closed (`left: ...`) within
+//!   `presence_every` (5 s) of its leaving or being dropped: every served meeting's
+//!   participants are read at once for that.
 //! - The client opens one bidirectional control stream first; a malformed control
 //!   message closes that session only.
 //! - Each encoded frame arrives on its own unidirectional stream and is forwarded,
@@ -113,6 +117,9 @@ pub struct HandlerConfig {
     /// with, once its queue was also still full at 3 of that video's key frames in a
     /// row: moved to a lower layer when one is sent, else its session closed.
     pub stalled_after: Duration,
+    /// How often the participants with a media session here are looked for in their
+    /// meetings; the sessions of those who left are closed.
+    pub presence_every: Duration,
     /// How long a session may take to open its control stream.
     pub open_timeout: Duration,
     /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days
@@ -135,8 +142,9 @@ impl HandlerConfig {
     /// `127.0.0.1`, region `local`, 1,000 streams and 1,000 Mbit/s, heartbeats every
     /// 10 s, 64 frames queued per subscriber, a key frame asked of a publisher at most
     /// every 500 ms per (track, layer), a subscriber behind dealt with after 10 s (and 3
-    /// key frames), 10 s to open the control stream, a self-signed certificate,
-    /// announced nowhere, relays looked for every 2 s.
+    /// key frames), who is still in the meetings looked at every 5 s, 10 s to open the
+    /// control stream, a self-signed certificate, announced nowhere, relays looked for
+    /// every 2 s.
     pub fn new(handler_id: HandlerId) -> HandlerConfig {
         HandlerConfig {
             handler_id,
@@ -149,6 +157,7 @@ impl HandlerConfig {
             subscriber_queue: 64,
             keyframe_request_every: Duration::from_millis(500),
             stalled_after: Duration::from_secs(10),
+            presence_every: Duration::from_secs(5),
             open_timeout: Duration::from_secs(10),
             certificate: None,
             directory: None,
@@ -335,6 +344,7 @@ impl MediaHandler {
         let tasks = TaskTracker::new();
         tasks.spawn(heartbeats(shared.clone(), registration.clone()));
         tasks.spawn(relay::manage(shared.clone()));
+        tasks.spawn(session::watch_presence(shared.clone()));
         let mut renew = tokio::time::interval_at(
             tokio::time::Instant::now() + config.certificate_renew_every,
             config.certificate_renew_every,

@@ -166,7 +166,8 @@ pub const CLOSE_NORMAL: u32 = 0;
 /// control message, a bad or oversized media frame).
 pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
 /// Application error code of a media session closed by the handler: shutdown, or (its
-/// reason says which) a subscriber that stayed behind (`behind: ...`).
+/// reason says which) a subscriber that stayed behind (`behind: ...`) or a participant
+/// no longer in the meeting (`left: ...`).
 pub const CLOSE_BY_HANDLER: u32 = 3;
 
 /// A message from a media client on the control stream.

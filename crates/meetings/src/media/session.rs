@@ -40,7 +40,7 @@ use super::proto::{
     media_server_message::Payload as Out,
 };
 use crate::domain::{ConnectionType, MeetingId, ParticipantId};
-use crate::repo::ConnectionGrant;
+use crate::repo::{ConnectionGrant, MediaAdmission};
 
 /// Control messages queued for one session before more are dropped (keyframe requests
 /// are idempotent, so losing one when many are waiting loses nothing).
@@ -197,6 +197,9 @@ pub(super) struct Member {
     stalled_after: Duration,
     /// Closes its session.
     closer: Closer,
+    /// A participant of the meeting (not a client of the server's own): its session
+    /// is closed once it is no longer in the meeting ([`watch_presence`]).
+    in_meeting: bool,
     /// Bit `t` set: it has published track `t`.
     published: AtomicU8,
     /// The streams it receives, as recorded in `participant:{id}:subscriptions`.
@@ -227,6 +230,7 @@ impl Member {
             ask_every,
             stalled_after,
             closer,
+            in_meeting: false,
             published: AtomicU8::new(0),
             subscriptions: Arc::default(),
             layers: Mutex::default(),
@@ -592,6 +596,23 @@ impl Rooms {
             .map(|m| m.tracks().count())
             .sum();
         (participants, streams)
+    }
+
+    /// The participants connected here that are in their meeting (not the server's
+    /// own clients), by meeting.
+    fn in_meeting(&self) -> HashMap<MeetingId, Vec<(ParticipantId, Arc<Member>)>> {
+        self.read()
+            .iter()
+            .filter_map(|(meeting, room)| {
+                let members: Vec<_> = room
+                    .members
+                    .iter()
+                    .filter(|(_, m)| m.in_meeting)
+                    .map(|(id, m)| (*id, m.clone()))
+                    .collect();
+                (!members.is_empty()).then_some((*meeting, members))
+            })
+            .collect()
     }
 
     /// Relays to other handlers, over all meetings.
@@ -1060,12 +1081,76 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
             .await;
         return;
     }
-    let span = tracing::info_span!("media_session", meeting = %grant.meeting_id,
-        participant = %grant.participant_id, %peer);
-    run_session(shared, request, grant).instrument(span).await;
+    let (meeting, participant) = (grant.meeting_id, grant.participant_id);
+    let in_meeting = match shared.repo.media_admission(&grant).await {
+        Ok(MediaAdmission::Participant) => true,
+        Ok(MediaAdmission::Service) => false,
+        Ok(MediaAdmission::Left) => {
+            tracing::info!(%peer, %meeting, %participant,
+                "media token of a participant who has left the meeting refused");
+            request.forbidden().await;
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %meeting, %error,
+                "could not read whether a media token's participant is in the meeting");
+            request.too_many_requests().await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("media_session", %meeting, %participant, %peer);
+    run_session(shared, request, grant, in_meeting)
+        .instrument(span)
+        .await;
 }
 
-async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: ConnectionGrant) {
+/// Closes the media sessions of the participants who are no longer in their meeting
+/// (they left, or were dropped for want of a heartbeat), every `presence_every`: one
+/// read of every served meeting's participants for all of them. Sessions of the
+/// server's own clients (the recorder's) are not in any meeting and not looked at.
+pub(super) async fn watch_presence(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(shared.config.presence_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let watched = shared.rooms.in_meeting();
+        if watched.is_empty() {
+            continue;
+        }
+        let meetings: Vec<MeetingId> = watched.keys().copied().collect();
+        let present = match shared.repo.present_participants(&meetings).await {
+            Ok(present) => present,
+            Err(error) => {
+                tracing::warn!(%error, "could not read who is still in the meetings served");
+                continue;
+            }
+        };
+        for (meeting, members) in watched {
+            let here = present.get(&meeting);
+            for (participant, member) in members {
+                if here.is_some_and(|p| p.contains(&participant)) {
+                    continue;
+                }
+                tracing::info!(%meeting, %participant,
+                    "media session of a participant no longer in the meeting closed");
+                member.closer.close(Close::new(
+                    proto::CLOSE_BY_HANDLER,
+                    "left: the participant is no longer in the meeting",
+                ));
+            }
+        }
+    }
+}
+
+async fn run_session(
+    shared: Arc<Shared>,
+    request: SessionRequest,
+    grant: ConnectionGrant,
+    in_meeting: bool,
+) {
     let (meeting, me) = (grant.meeting_id, grant.participant_id);
     let (conn, send, recv) =
         match crate::wt::open(request, &shared.stop, shared.config.open_timeout).await {
@@ -1097,7 +1182,7 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
     );
     let closer = Closer::default();
-    let member = Arc::new(Member::new(
+    let mut member = Member::new(
         frames,
         control,
         (
@@ -1105,7 +1190,9 @@ async fn run_session(shared: Arc<Shared>, request: SessionRequest, grant: Connec
             shared.config.stalled_after,
         ),
         closer.clone(),
-    ));
+    );
+    member.in_meeting = in_meeting;
+    let member = Arc::new(member);
     shared.rooms.enter(meeting, me, member.clone());
     shared.relay_wake.notify_one();
     tracing::info!("media session open");

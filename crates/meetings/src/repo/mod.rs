@@ -48,7 +48,7 @@ pub use self::registry::{
     RegisteredController, RegisteredHandler,
 };
 pub use self::streams::NewStream;
-pub use self::tokens::ConnectionGrant;
+pub use self::tokens::{ConnectionGrant, MediaAdmission};
 pub use crate::error::MeetingsError;
 
 /// The seed's tables and keys, over the shared stores. Cheap to clone.

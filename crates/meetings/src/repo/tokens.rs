@@ -10,6 +10,19 @@ use super::{MeetingsError, Repo, corrupt, parse_seconds, ttl_secs};
 use crate::domain::{self, ConnectionType, MeetingId, ParticipantId, TokenHash, WtToken};
 use crate::schema::{self, wt_token_fields};
 
+/// Whom a redeemed `media` connection token admits ([`Repo::media_admission`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaAdmission {
+    /// A participant in the meeting (in `meeting:{id}:participants`, its session live):
+    /// its media session lasts while it stays in the meeting.
+    Participant,
+    /// An id that never joined the meeting: a client of the server's own (the recorder,
+    /// the benchmark), whose tokens only the server issues.
+    Service,
+    /// A participant of the meeting who has left (or was dropped): refused.
+    Left,
+}
+
 /// What a redeemed `wt:token:{token}` grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionGrant {
@@ -90,6 +103,40 @@ impl Repo {
             created_at: parse_seconds(f::CREATED_AT, field(f::CREATED_AT)?)?,
             connection_type: ConnectionType::parse(field(f::CONNECTION_TYPE)?).map_err(corrupt)?,
         }))
+    }
+
+    /// Whom the redeemed `media` `grant` admits: its participant while it is in the
+    /// meeting (a member of `meeting:{id}:participants` whose `participant:{id}` hash
+    /// lives, read in one round trip); else, when its id has a `meeting_participants`
+    /// row of the meeting, nobody (it left, and its unspent token dies with it); else a
+    /// client of the server's own that never joins.
+    pub async fn media_admission(
+        &self,
+        grant: &ConnectionGrant,
+    ) -> Result<MediaAdmission, MeetingsError> {
+        let (meeting, participant) = (grant.meeting_id, grant.participant_id);
+        let mut conn = self.redis.conn();
+        let (member, session): (bool, bool) = redis::pipe()
+            .sismember(
+                schema::meeting_participants_key(meeting),
+                participant.to_string(),
+            )
+            .exists(schema::participant_key(participant))
+            .query_async(&mut conn)
+            .await?;
+        if member && session {
+            return Ok(MediaAdmission::Participant);
+        }
+        let (joined,): (bool,) = sqlx::query_as(schema::SELECT_PARTICIPANT_JOINED)
+            .bind(meeting.as_uuid())
+            .bind(participant.as_uuid())
+            .fetch_one(self.pg.pool())
+            .await?;
+        Ok(if joined {
+            MediaAdmission::Left
+        } else {
+            MediaAdmission::Service
+        })
     }
 
     /// Blacklists a JWT by its hash until `expires_at` (the key's TTL), with a reason,
