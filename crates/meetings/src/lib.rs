@@ -196,6 +196,11 @@
 //!   kept in the seed's `meeting_controllers.metadata` JSON (`certificate_hash`), not in a
 //!   new column. The controller joins the participant only when the meeting token names
 //!   the redeemed token's meeting and participant.
+//! - **Meeting settings the controller enforces**: `require_auth` at every join (a guest
+//!   whose grant predates it is refused `auth_required`, and guests inside are closed,
+//!   leaving `kicked`, within a sweep); `waiting_room_enabled` holds everybody but the
+//!   creator in a waiting room until the creator lets them in (nothing of a visitor is
+//!   stored before; [`controller::proto`], "The waiting room").
 //! - **Meeting codes**: `ABC-DEFG-HJK`, ten symbols from `2-9` and the capital letters
 //!   without `I L O U` (30^10 codes), twelve characters (fits `VARCHAR(20)`); parsing
 //!   ignores case, spaces and hyphens. A taken code is detected with

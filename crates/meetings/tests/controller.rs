@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::wt::{
-    Controller, DEADLINE, closed, controller, controller_with, heartbeat, join_in_time, next_event,
+    Controller, DEADLINE, closed, controller, controller_with, heartbeat, join_in_time, next,
+    next_event,
 };
 use common::{hash_of, meeting};
 use meetings::auth::{Scopes, sha256_hex};
@@ -1620,5 +1621,184 @@ async fn guests_are_refused_and_closed_once_the_host_requires_sign_in() {
         proto::AUTH_REQUIRED,
     )
     .await;
+    c.stop().await;
+}
+
+/// A meeting created by `host` with its waiting room on.
+async fn waiting_room_meeting(c: &Controller, host: UserId) -> meetings::domain::MeetingId {
+    c.repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Behind the door").unwrap(),
+            created_by: Some(host),
+            settings: meetings::repo::MeetingSettings {
+                waiting_room_enabled: true,
+                ..Default::default()
+            },
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap()
+        .meeting_id
+}
+
+/// A guest called `name` who asked to join and was told to wait.
+async fn visitor(
+    c: &Controller,
+    m: meetings::domain::MeetingId,
+    name: &str,
+) -> (Client, meetings::grant::JoinGrant) {
+    let grant = c.grant(m, name).await;
+    let mut client = c.connect(&grant).await;
+    client
+        .send(C::JoinRequest(JoinRequest {
+            token: grant.token.expose_str().to_owned(),
+            client_version: "test".into(),
+        }))
+        .await
+        .unwrap();
+    match next(&mut client).await {
+        S::Waiting(waiting) => {
+            assert_eq!(waiting.meeting_display_name, "Behind the door");
+        }
+        other => panic!("{name}: expected Waiting, got {other:?}"),
+    }
+    (client, grant)
+}
+
+/// The names in the next `WaitingRoom` `host` gets.
+async fn waiting_list(host: &mut Client) -> Vec<String> {
+    match next_event(host).await {
+        S::WaitingRoom(room) => room.waiting.into_iter().map(|v| v.display_name).collect(),
+        other => panic!("expected WaitingRoom, got {other:?}"),
+    }
+}
+
+async fn admit(host: &mut Client, who: &meetings::grant::JoinGrant, admit: bool) {
+    host.send(C::Admission(proto::Admission {
+        participant_id: who.participant_id.to_string(),
+        admit,
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_waiting_room_holds_visitors_until_the_host_lets_them_in_or_turns_them_away() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    let none_yet = join_in_time(&mut host, &host_grant).await;
+    assert!(none_yet.participants.is_empty(), "the host does not wait");
+
+    // Vera waits: the host is told, nobody else, and she is nobody's participant yet.
+    let (mut vera, vera_grant) = visitor(&c, m, "Vera").await;
+    assert_eq!(waiting_list(&mut host).await, vec!["Vera"]);
+    let present: Vec<String> = c
+        .repo
+        .participants(m)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.display_name)
+        .collect();
+    assert_eq!(present, vec!["Host"]);
+
+    // Let in, she joins as anybody does.
+    admit(&mut host, &vera_grant, true).await;
+    assert!(waiting_list(&mut host).await.is_empty());
+    match next_event(&mut host).await {
+        S::ParticipantJoined(j) => assert_eq!(j.participant.unwrap().display_name, "Vera"),
+        other => panic!("expected ParticipantJoined, got {other:?}"),
+    }
+    match next(&mut vera).await {
+        S::JoinResponse(r) => {
+            assert_eq!(r.participant_id, vera_grant.participant_id.to_string());
+            assert_eq!(r.participants.len(), 1);
+            assert_eq!(r.participants[0].display_name, "Host");
+        }
+        other => panic!("expected JoinResponse, got {other:?}"),
+    }
+
+    // Dan waits; Vera (no host) is not shown the waiting room and may not decide.
+    let (mut dan, dan_grant) = visitor(&c, m, "Dan").await;
+    assert_eq!(waiting_list(&mut host).await, vec!["Dan"]);
+    admit(&mut vera, &dan_grant, true).await;
+    let said = heartbeat(&mut vera).await;
+    assert_eq!(error_of(&said).code, "not_host");
+    assert!(
+        !said.iter().any(|p| matches!(p, S::WaitingRoom(_))),
+        "{said:?}"
+    );
+
+    // Turned away, he is told and closed, and nothing of him was ever stored.
+    admit(&mut host, &dan_grant, false).await;
+    let (told, how) = closed(&mut dan).await;
+    assert_eq!(error_of(&told).code, proto::ADMISSION_DENIED);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
+    assert!(
+        how.reason.contains("the host did not let you in"),
+        "{how:?}"
+    );
+    assert!(waiting_list(&mut host).await.is_empty());
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(dan_grant.participant_id.as_uuid())
+    .fetch_one(c.repo.postgres().pool())
+    .await
+    .unwrap();
+    assert_eq!(rows, 0);
+    // A second decision on him names nobody waiting.
+    admit(&mut host, &dan_grant, true).await;
+    assert_eq!(
+        error_of(&heartbeat(&mut host).await).code,
+        "unknown_visitor"
+    );
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn visitors_wait_for_a_host_who_arrives_later_and_sees_who_waits() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let (mut vera, vera_grant) = visitor(&c, m, "Vera").await;
+    let (mut walt, _) = visitor(&c, m, "Walt").await;
+    let (will, _) = visitor(&c, m, "Will").await;
+    // Walt gives up; Will's connection drops.
+    walt.send(C::Leave(proto::Leave {})).await.unwrap();
+    closed(&mut walt).await;
+    will.abort();
+
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+    let mut list = waiting_list(&mut host).await;
+    if list.len() == 2 {
+        // Will's drop was seen after the host's join.
+        assert_eq!(list, vec!["Vera", "Will"]);
+        list = waiting_list(&mut host).await;
+    }
+    assert_eq!(list, vec!["Vera"]);
+
+    admit(&mut host, &vera_grant, true).await;
+    match next(&mut vera).await {
+        S::JoinResponse(r) => assert_eq!(r.participants[0].display_name, "Host"),
+        other => panic!("expected JoinResponse, got {other:?}"),
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_visitor_nobody_lets_in_within_the_waiting_limit_is_turned_away() {
+    let c = controller_with(|config| config.waiting_limit = Duration::ZERO).await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let (mut vera, _) = visitor(&c, m, "Vera").await;
+    let (told, how) = closed(&mut vera).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_TIMEOUT);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
     c.stop().await;
 }

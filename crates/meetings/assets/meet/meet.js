@@ -157,6 +157,9 @@
     clientMessage(10, new ProtoWriter().string(1, to).bytes(2, payload));
   // RequestMediaGrant {} (field 11): the media session failed or was lost.
   const requestMediaGrant = () => clientMessage(11);
+  // Admission { string participant_id = 1; bool admit = 2; } (field 12): the host lets a
+  // visitor of the waiting room in, or not.
+  const admission = (id, admit) => clientMessage(12, new ProtoWriter().string(1, id).bool(2, admit));
   // MediaClientMessage { uint32 version = 1; oneof payload { RequestKeyframe request_keyframe = 2; } }
   const requestKeyframe = (publisher, track) =>
     clientMessage(2, new ProtoWriter().string(1, publisher).uint(2, track));
@@ -203,6 +206,13 @@
       return { kind: 'e2e-key', from: str(p, 1), payload: payload instanceof Uint8Array ? payload.slice() : new Uint8Array(0) };
     }
     if ((p = msg(f, 12))) return { kind: 'media-grant', media: mediaGrant(p) };
+    // Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
+    if ((p = msg(f, 13))) return { kind: 'waiting', meetingName: str(p, 1), waitSeconds: num(p, 2) };
+    // WaitingRoom { repeated Visitor waiting = 1; } Visitor { string participant_id = 1;
+    //   string display_name = 2; }
+    if ((p = msg(f, 14))) {
+      return { kind: 'waiting-room', waiting: msgs(p, 1).map((v) => ({ id: str(v, 1), name: str(v, 2) })) };
+    }
     return { kind: 'ignored' };
   }
 
@@ -323,6 +333,9 @@
     too_slow: 'The connection was too slow to keep up with the meeting.',
     account_inactive: 'Your meetings account is deactivated, so it cannot join.',
     session_required: 'You are no longer signed in on this page. Reload the page and join again.',
+    admission_denied: 'The host did not let you in.',
+    waiting_timeout: 'Nobody let you in in time. Join again to wait again.',
+    waiting_room_full: 'Too many people are waiting for the host right now. Try again later.',
   };
   // A 403 with no code is the site's own check of the signed-in session (its CSRF
   // token: signed out, or signed in again in another tab), not the meeting's answer.
@@ -542,11 +555,19 @@
     state.wt.closed.then((info) => closed(info), (e) => closed({ reason: e.message }));
     let first;
     try {
-      first = await frames.next();
-      first = first && decodeServer(first);
+      // A meeting with a waiting room answers Waiting first: the answer that counts
+      // comes once the host has let this page in, or not.
+      for (;;) {
+        first = await frames.next();
+        first = first && decodeServer(first);
+        if (!first || first.kind !== 'waiting') break;
+        root.dataset.waiting = '1';
+        ui.status('Waiting for the host to let you in…');
+      }
     } catch (e) {
       first = { kind: 'error', code: 'invalid_message', message: e.message };
     }
+    delete root.dataset.waiting;
     if (!first || first.kind !== 'joined') {
       stopLocalMedia();
       hangUp();
@@ -636,6 +657,7 @@
       case 'media-grant':
         if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });
         break;
+      case 'waiting-room': showWaitingRoom(message.waiting); break;
       case 'error':
         // The meeting moved to another meeting server: this session closes, and the
         // page joins again there with a new grant (see closed()).
@@ -655,6 +677,49 @@
         break;
       default: break;
     }
+  }
+
+  /**
+   * The host's list of those waiting to be let in, each with Admit and Deny; hidden
+   * while nobody waits. Each list replaces the one before.
+   */
+  function showWaitingRoom(waiting) {
+    let room = $('waiting-room');
+    if (!room) {
+      room = document.createElement('section');
+      room.id = 'waiting-room';
+      room.setAttribute('aria-label', 'Waiting to be let in');
+      const title = document.createElement('h2');
+      title.textContent = 'Waiting to be let in';
+      const list = document.createElement('ul');
+      list.id = 'waiting-list';
+      room.append(title, list);
+      $('tiles').before(room);
+    }
+    const list = $('waiting-list');
+    list.replaceChildren();
+    for (const visitor of waiting) {
+      const item = document.createElement('li');
+      item.dataset.visitor = visitor.id;
+      const name = document.createElement('span');
+      name.className = 'visitor-name';
+      name.textContent = visitor.name;
+      const decide = (admit) => {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = admit ? 'admit' : 'deny';
+        button.textContent = admit ? 'Admit' : 'Deny';
+        button.addEventListener('click', () => {
+          item.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+          send(admission(visitor.id, admit)).catch(() => {});
+        });
+        return button;
+      };
+      item.append(name, ' ', decide(true), ' ', decide(false));
+      list.append(item);
+    }
+    room.hidden = waiting.length === 0;
+    root.dataset.waitingCount = String(waiting.length);
   }
 
   function closed(info) {
@@ -706,6 +771,7 @@
     stopLocalMedia();
     for (const id of [...state.participants.keys()]) removeParticipant(id);
     $('tiles').replaceChildren();
+    if ($('waiting-room')) $('waiting-room').remove();
     $('call').hidden = true;
     $('left').hidden = false;
     ui.status('');

@@ -312,23 +312,31 @@ impl Client {
     }
 
     /// Joins with the join grant's meeting token: the `JoinResponse`, or the
-    /// controller's `Error` as [`ClientError::Refused`].
+    /// controller's `Error` as [`ClientError::Refused`]. In a meeting with a waiting
+    /// room this waits (after `Waiting`) until the host lets it in or turns it away.
     pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
         self.send(client_message::Payload::JoinRequest(proto::JoinRequest {
             token: meeting_token.to_owned(),
             client_version: concat!("tavern/", env!("CARGO_PKG_VERSION")).to_owned(),
         }))
         .await?;
-        match self.next().await? {
-            Some(message) => match message.payload {
-                Some(server_message::Payload::JoinResponse(response)) => Ok(response),
-                Some(server_message::Payload::Error(error)) => Err(ClientError::Refused {
-                    code: error.code,
-                    message: error.message,
-                }),
-                other => Err(ClientError::Unexpected(format!("{other:?}"))),
-            },
-            None => Err(ClientError::Closed),
+        loop {
+            match self.next().await? {
+                Some(message) => match message.payload {
+                    Some(server_message::Payload::JoinResponse(response)) => return Ok(response),
+                    Some(server_message::Payload::Error(error)) => {
+                        return Err(ClientError::Refused {
+                            code: error.code,
+                            message: error.message,
+                        });
+                    }
+                    Some(server_message::Payload::Waiting(_)) => {
+                        tracing::info!("waiting for the host to let this participant in");
+                    }
+                    other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+                },
+                None => return Err(ClientError::Closed),
+            }
         }
     }
 

@@ -16,6 +16,9 @@
 //!   verify and name the redeemed grant's meeting and participant; then the participant
 //!   joins ([`Repo::join_as`], Example 1) and gets `JoinResponse` with everybody else,
 //!   who are told `ParticipantJoined`.
+//! - In a meeting with a waiting room, everybody but its creator (the host) waits after
+//!   `JoinRequest` until a host's session lets them in or turns them away ([`proto`],
+//!   "The waiting room"); waiting, they are nobody's participant yet.
 //! - Mute changes and published or ended streams are broadcast; a `Heartbeat` refreshes
 //!   presence ([`Repo::heartbeat`]) and is acknowledged. Silence for the presence
 //!   timeout or a lost connection is a `connection_lost` leave, `Leave` a `voluntary`
@@ -107,6 +110,9 @@ pub struct ControllerConfig {
     pub message_budget: proto::Budget,
     /// The key exchanges each session may send ([`proto::KEY_EXCHANGE_BUDGET`]).
     pub key_exchange_budget: proto::Budget,
+    /// How long a visitor of a waiting room may wait for the host to let it in
+    /// ([`proto`], "The waiting room").
+    pub waiting_limit: Duration,
 }
 
 /// The media handlers a controller grants, and when a registered one counts as alive
@@ -169,7 +175,7 @@ impl ControllerConfig {
     /// as `127.0.0.1`, heartbeats every 10 s, up to 1,000 meetings and 10,000
     /// participants, a self-signed certificate, region `local`, presence 30 s, join
     /// timeout 10 s, a sweep every 2 s, 256 queued messages per session, no media grants,
-    /// the protocol's message budgets.
+    /// the protocol's message budgets, visitors waiting at most 30 minutes.
     pub fn new(controller_id: ControllerId) -> ControllerConfig {
         ControllerConfig {
             controller_id,
@@ -188,6 +194,7 @@ impl ControllerConfig {
             media: None,
             message_budget: proto::MESSAGE_BUDGET,
             key_exchange_budget: proto::KEY_EXCHANGE_BUDGET,
+            waiting_limit: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -35,6 +35,7 @@
 //!     Subscribe subscribe = 7;            Unsubscribe unsubscribe = 8;
 //!     Leave leave = 9;                    KeyExchange e2e_key = 10;
 //!     RequestMediaGrant request_media_grant = 11;
+//!     Admission admission = 12;
 //!   }
 //! }
 //! message JoinRequest { string token = 1; string client_version = 2; }
@@ -47,6 +48,7 @@
 //! message Leave {}
 //! message KeyExchange { string participant_id = 1; bytes payload = 2; }
 //! message RequestMediaGrant {}
+//! message Admission { string participant_id = 1; bool admit = 2; }
 //!
 //! message ServerMessage {
 //!   uint32 version = 1;
@@ -58,6 +60,7 @@
 //!     MeetingEnded meeting_ended = 8;     HeartbeatAck heartbeat_ack = 9;
 //!     Error error = 10;                   KeyExchange e2e_key = 11;
 //!     MediaGrant media_grant = 12;
+//!     Waiting waiting = 13;               WaitingRoom waiting_room = 14;
 //!   }
 //! }
 //! message StreamInfo { string stream_id = 1; string participant_id = 2;
@@ -78,6 +81,9 @@
 //! message MeetingEnded { string reason = 1; }
 //! message HeartbeatAck {}
 //! message Error { string code = 1; string message = 2; }
+//! message Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
+//! message Visitor { string participant_id = 1; string display_name = 2; }
+//! message WaitingRoom { repeated Visitor waiting = 1; }
 //! ```
 //!
 //! Ids are the canonical UUID strings; `stream_type` is `video_camera`, `video_screen`
@@ -97,6 +103,26 @@
 //! [`NO_MEDIA`] when no handler can take the meeting (or the controller hands out no
 //! media grants), and `Error` `rate_limited` after [`MEDIA_GRANTS_PER_MINUTE`] in a
 //! minute; the session goes on either way.
+//!
+//! # The waiting room
+//!
+//! In a meeting with `waiting_room_enabled`, everybody but the account that created it
+//! (its host) waits after `JoinRequest`: the server answers `Waiting` (not yet a
+//! participant: nobody is told, nothing is stored) and holds the request. The host's
+//! sessions get a `WaitingRoom` with everybody waiting whenever that changes, and on
+//! their own join when somebody waits already; a host answers `Admission` for a visitor
+//! (`admit`: let in, else turned away). Let in, the visitor's join goes on as any other
+//! (`JoinResponse`, the others told); turned away, it gets `Error`
+//! [`ADMISSION_DENIED`] and its session closes ([`CLOSE_JOIN_REFUSED`], "the host did not
+//! let you in"). Visitors wait while the host is away, until they leave (a `Leave`, or
+//! their connection closes) or for at most the controller's waiting limit (30 minutes by
+//! default: `Error` [`WAITING_TIMEOUT`], closed the same way). While waiting a client may
+//! send `Heartbeat` (answered) and `Leave`; anything else is a protocol error. A
+//! meeting without a creator has no host: its visitors wait until the limit. At most
+//! [`MAX_WAITING`] wait at once (more: `Error` [`WAITING_ROOM_FULL`]). An `Admission`
+//! from anybody but the host is answered `Error` `not_host`, and one naming nobody
+//! waiting (they left, or another of the host's windows decided) `Error`
+//! `unknown_visitor`; the session goes on.
 //!
 //! # Budgets
 //!
@@ -119,7 +145,8 @@
 //! half its outgoing queue or more waiting (it does not keep up) is dropped too, and the
 //! sender told once with `Error` [`RECIPIENT_BUSY`] (not again until its key exchange
 //! budget has filled up again): the recipient is never closed for what others send it. Error
-//! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`AUTH_REQUIRED`] (a guest's join to a
+//! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`ADMISSION_DENIED`],
+//! [`WAITING_TIMEOUT`], [`WAITING_ROOM_FULL`], `not_host`, `unknown_visitor`, [`AUTH_REQUIRED`] (a guest's join to a
 //! meeting that admits signed-in users only, even with a grant made before the host
 //! required it; a guest already in when the host requires it is told so and closed
 //! with [`CLOSE_JOIN_REFUSED`] within a sweep, leaving `kicked`),
@@ -172,6 +199,19 @@ pub const NO_MEDIA: &str = "no_media";
 /// kept for 5 minutes).
 pub const MEDIA_GRANTS_PER_MINUTE: usize = 6;
 
+/// The `Error` code, and the start of the close reason, of a visitor the host turned
+/// away.
+pub const ADMISSION_DENIED: &str = "admission_denied";
+
+/// The `Error` code of a visitor nobody let in within the waiting limit.
+pub const WAITING_TIMEOUT: &str = "waiting_timeout";
+
+/// The `Error` code of a visitor refused because too many wait already.
+pub const WAITING_ROOM_FULL: &str = "waiting_room_full";
+
+/// Visitors one meeting's waiting room holds at most.
+pub const MAX_WAITING: usize = 100;
+
 /// The `Error` code of a message dropped because its session sent more than its
 /// [`Budget`] allows.
 pub const RATE_LIMITED: &str = "rate_limited";
@@ -216,7 +256,7 @@ pub struct ClientMessage {
     pub version: u32,
     #[prost(
         oneof = "client_message::Payload",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
     )]
     pub payload: Option<client_message::Payload>,
 }
@@ -248,6 +288,9 @@ pub mod client_message {
         /// A new media grant (the media session failed or was lost).
         #[prost(message, tag = "11")]
         RequestMediaGrant(super::RequestMediaGrant),
+        /// The host lets a visitor of the waiting room in, or not.
+        #[prost(message, tag = "12")]
+        Admission(super::Admission),
     }
 }
 
@@ -274,6 +317,44 @@ impl fmt::Debug for JoinRequest {
 /// lost.
 #[derive(Clone, Copy, PartialEq, prost::Message)]
 pub struct RequestMediaGrant {}
+
+/// The host's decision on a visitor of the waiting room.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Admission {
+    /// The visitor, as the waiting room lists it.
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    /// `true`: let in; `false`: turned away.
+    #[prost(bool, tag = "2")]
+    pub admit: bool,
+}
+
+/// "Wait for the host": the `JoinRequest` is held until the host decides.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Waiting {
+    #[prost(string, tag = "1")]
+    pub meeting_display_name: String,
+    /// How long it may wait at most before it is turned away, in seconds.
+    #[prost(uint64, tag = "2")]
+    pub wait_seconds: u64,
+}
+
+/// Somebody waiting in the waiting room.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Visitor {
+    #[prost(string, tag = "1")]
+    pub participant_id: String,
+    #[prost(string, tag = "2")]
+    pub display_name: String,
+}
+
+/// Everybody waiting for the host, longest waiting first (the whole list each time it
+/// changes).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct WaitingRoom {
+    #[prost(message, repeated, tag = "1")]
+    pub waiting: Vec<Visitor>,
+}
 
 /// "Still here" (presence).
 #[derive(Clone, Copy, PartialEq, prost::Message)]
@@ -353,7 +434,7 @@ pub struct ServerMessage {
     pub version: u32,
     #[prost(
         oneof = "server_message::Payload",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
     )]
     pub payload: Option<server_message::Payload>,
 }
@@ -387,6 +468,12 @@ pub mod server_message {
         /// The answer to `RequestMediaGrant`.
         #[prost(message, tag = "12")]
         MediaGrant(super::MediaGrant),
+        /// The answer to a `JoinRequest` that must wait for the host.
+        #[prost(message, tag = "13")]
+        Waiting(super::Waiting),
+        /// Who waits for the host now (to the host's sessions).
+        #[prost(message, tag = "14")]
+        WaitingRoom(super::WaitingRoom),
     }
 }
 
@@ -759,6 +846,10 @@ mod tests {
                 payload: vec![1, 0, 255],
             })),
             ClientMessage::new(C::RequestMediaGrant(RequestMediaGrant {})),
+            ClientMessage::new(C::Admission(Admission {
+                participant_id: "p".into(),
+                admit: true,
+            })),
         ];
         for message in all {
             let bytes = encode_client(&message).unwrap();
@@ -819,6 +910,16 @@ mod tests {
                 certificate_hash: String::new(),
             })),
             ServerMessage::error("invalid_token", "no"),
+            ServerMessage::new(S::Waiting(Waiting {
+                meeting_display_name: "Session zero".into(),
+                wait_seconds: 1800,
+            })),
+            ServerMessage::new(S::WaitingRoom(WaitingRoom {
+                waiting: vec![Visitor {
+                    participant_id: "p".into(),
+                    display_name: "Vera".into(),
+                }],
+            })),
         ];
         for message in all {
             let bytes = encode_server(&message).unwrap();

@@ -16,8 +16,8 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use store::StorageError;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,7 +35,8 @@ use super::proto::{
 use crate::MeetingsError;
 use crate::auth::AuthError;
 use crate::domain::{
-    ConnectionType, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId, StreamType,
+    ConnectionType, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId,
+    StreamType,
 };
 use crate::repo::{
     ConnectionGrant, HostedStatus, JoinRequest, JoinWith, Meeting, NewStream, ParticipantSession,
@@ -145,6 +146,8 @@ struct Member {
     out: mpsc::Sender<ServerMessage>,
     closer: Closer,
     info: ParticipantInfo,
+    /// Whether it is the meeting's host (its creator): it is shown the waiting room.
+    host: bool,
 }
 
 impl Member {
@@ -233,12 +236,125 @@ impl Bucket {
 #[derive(Default)]
 pub(crate) struct Rooms {
     inner: Mutex<HashMap<MeetingId, HashMap<ParticipantId, Member>>>,
+    /// The visitors waiting for each meeting's host, longest waiting first. Locked
+    /// before `inner` when both are (never the other way round).
+    lobbies: Mutex<HashMap<MeetingId, Vec<Waiter>>>,
     seq: AtomicU64,
+}
+
+/// What the host decided for a visitor, or why nobody will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Admitted,
+    Denied,
+    /// The meeting ended while it waited.
+    Ended,
+    /// The meeting moved to another controller while it waited.
+    Moved,
+}
+
+/// A visitor waiting for the host ([`Rooms::wait`]).
+struct Waiter {
+    participant: ParticipantId,
+    display_name: String,
+    decide: oneshot::Sender<Decision>,
 }
 
 impl Rooms {
     fn lock(&self) -> MutexGuard<'_, HashMap<MeetingId, HashMap<ParticipantId, Member>>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_lobbies(&self) -> MutexGuard<'_, HashMap<MeetingId, Vec<Waiter>>> {
+        self.lobbies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The meetings somebody waits for.
+    fn lobby_meetings(&self) -> Vec<MeetingId> {
+        self.lock_lobbies().keys().copied().collect()
+    }
+
+    /// `WaitingRoom` listing `waiting`.
+    fn waiting_room(waiting: &[Waiter]) -> ServerMessage {
+        ServerMessage::new(Out::WaitingRoom(proto::WaitingRoom {
+            waiting: waiting
+                .iter()
+                .map(|w| proto::Visitor {
+                    participant_id: w.participant.to_string(),
+                    display_name: w.display_name.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    /// Tells the host's sessions connected to `meeting` who waits now (the caller holds
+    /// the lobbies, so that the lists reach them in order).
+    fn show_waiting(&self, meeting: MeetingId, waiting: &[Waiter]) {
+        let list = Rooms::waiting_room(waiting);
+        if let Some(room) = self.lock().get(&meeting) {
+            for member in room.values().filter(|m| m.host) {
+                member.deliver(list.clone());
+            }
+        }
+    }
+
+    /// Puts a visitor in `meeting`'s waiting room and tells the host; `false` (and
+    /// nothing changed) when [`proto::MAX_WAITING`] wait already.
+    fn wait(&self, meeting: MeetingId, waiter: Waiter) -> bool {
+        let mut lobbies = self.lock_lobbies();
+        let lobby = lobbies.entry(meeting).or_default();
+        if lobby.len() >= proto::MAX_WAITING {
+            return false;
+        }
+        lobby.push(waiter);
+        self.show_waiting(meeting, lobby);
+        true
+    }
+
+    /// Takes visitor `participant` out of `meeting`'s waiting room (it left or gave up)
+    /// and tells the host; the waiter, if it was there.
+    fn unwait(&self, meeting: MeetingId, participant: ParticipantId) -> Option<Waiter> {
+        let mut lobbies = self.lock_lobbies();
+        let lobby = lobbies.get_mut(&meeting)?;
+        let at = lobby.iter().position(|w| w.participant == participant)?;
+        let waiter = lobby.remove(at);
+        self.show_waiting(meeting, lobby);
+        if lobby.is_empty() {
+            lobbies.remove(&meeting);
+        }
+        Some(waiter)
+    }
+
+    /// The host's decision for visitor `participant` of `meeting`; `false` when nobody
+    /// by that id waits (it left, or another of the host's sessions decided).
+    fn decide(&self, meeting: MeetingId, participant: ParticipantId, admit: bool) -> bool {
+        let Some(waiter) = self.unwait(meeting, participant) else {
+            return false;
+        };
+        let decision = if admit {
+            Decision::Admitted
+        } else {
+            Decision::Denied
+        };
+        // A visitor gone meanwhile is simply not there to hear it.
+        let _ = waiter.decide.send(decision);
+        true
+    }
+
+    /// Sends `out` (a host's session just joined) who waits for `meeting`, if anybody.
+    fn tell_host(&self, meeting: MeetingId, out: &mpsc::Sender<ServerMessage>) {
+        let lobbies = self.lock_lobbies();
+        if let Some(waiting) = lobbies.get(&meeting).filter(|w| !w.is_empty()) {
+            let _ = out.try_send(Rooms::waiting_room(waiting));
+        }
+    }
+
+    /// Empties `meeting`'s waiting room, telling each visitor `why`.
+    fn close_lobby(&self, meeting: MeetingId, why: Decision) {
+        let waiting = self.lock_lobbies().remove(&meeting).unwrap_or_default();
+        for waiter in waiting {
+            let _ = waiter.decide.send(why);
+        }
     }
 
     /// How many meetings it hosts and how many participants are connected.
@@ -374,8 +490,10 @@ impl Rooms {
             .is_some_and(|m| m.info.streams.iter().any(|s| s.stream_id == stream))
     }
 
-    /// The meeting ended: everybody gets `MeetingEnded` and is closed.
+    /// The meeting ended: everybody gets `MeetingEnded` and is closed, and its visitors
+    /// are turned away.
     fn end(&self, meeting: MeetingId) {
+        self.close_lobby(meeting, Decision::Ended);
         if let Some(room) = self.lock().get(&meeting) {
             let ended = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
                 reason: "the meeting has ended".to_owned(),
@@ -417,6 +535,7 @@ impl Rooms {
     /// Tells every participant of `meeting` connected here that it moved (`Error`
     /// [`proto::MEETING_MOVED`]) and closes their sessions.
     fn moved(&self, meeting: MeetingId) {
+        self.close_lobby(meeting, Decision::Moved);
         if let Some(room) = self.lock().get(&meeting) {
             let moved = ServerMessage::error(proto::MEETING_MOVED, MOVED_MESSAGE);
             for member in room.values() {
@@ -459,6 +578,19 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
     run_session(shared, request, grant, peer)
         .instrument(span)
         .await;
+}
+
+/// Why a join did not happen: refused (answered `Error`, closed as a refused join), or
+/// the session closed for another reason while it waited for the host.
+enum JoinEnd {
+    Refused(Refusal),
+    Closed(Close),
+}
+
+impl From<Refusal> for JoinEnd {
+    fn from(refusal: Refusal) -> JoinEnd {
+        JoinEnd::Refused(refusal)
+    }
 }
 
 /// A refused join: the `Error` code and its sentence.
@@ -510,6 +642,8 @@ struct Session {
     /// Whether it was told of a key exchange dropped for a busy recipient since its
     /// key exchange budget was last full.
     told_busy: bool,
+    /// Whether its participant is the meeting's host (its creator, signed in).
+    host: bool,
 }
 
 /// The outcome of the participant's row write; pending while there is none (a `select!`
@@ -588,6 +722,7 @@ async fn run_session(
         messages: Bucket::new(message_budget, Instant::now()),
         key_exchanges: Bucket::new(key_exchange_budget, Instant::now()),
         told_busy: false,
+        host: false,
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
@@ -676,7 +811,12 @@ impl Session {
             None => return Close::connection_lost("closed before joining"),
             Some(Err(error)) => return self.protocol_error(error.code(), &error.to_string()),
             Some(Ok(In::JoinRequest(join))) => {
-                if let Err(refusal) = self.join(join, peer, user_agent).await {
+                let ended = match self.join(join, inbound, peer, user_agent).await {
+                    Ok(()) => None,
+                    Err(JoinEnd::Closed(close)) => return close,
+                    Err(JoinEnd::Refused(refusal)) => Some(refusal),
+                };
+                if let Some(refusal) = ended {
                     tracing::info!(code = refusal.code, message = %refusal.message, "join refused");
                     let _ = self
                         .out
@@ -763,9 +903,10 @@ impl Session {
     async fn join(
         &mut self,
         join: proto::JoinRequest,
+        inbound: &mut mpsc::Receiver<Result<In, FrameError>>,
         peer: SocketAddr,
         user_agent: Option<String>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), JoinEnd> {
         let shared = self.shared.clone();
         // The token is verified while the meeting (the connection grant named it) is
         // still being read; the meeting is used only once the token verified, and read
@@ -793,7 +934,23 @@ impl Session {
             return Err(Refusal::new(
                 "invalid_token",
                 "this meeting token was not granted for this connection",
-            ));
+            )
+            .into());
+        }
+        let mut meeting = meeting.map_err(refusal)?;
+        // The grant checked this too, but the host may have required sign-in since.
+        if meeting.settings.require_auth && ticket.user_id.is_none() {
+            return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
+        }
+        self.host = ticket.user_id.is_some() && ticket.user_id == meeting.created_by_user_id;
+        if meeting.settings.waiting_room_enabled && !self.host {
+            self.wait_for_host(inbound, &meeting, &ticket.display_name)
+                .await?;
+            // Read again: it may have ended or changed while the visitor waited.
+            meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
+            if meeting.settings.require_auth && ticket.user_id.is_none() {
+                return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
+            }
         }
         let (meetings, participants) = shared.rooms.load();
         let limits = &shared.config;
@@ -805,12 +962,8 @@ impl Session {
             return Err(Refusal::new(
                 "controller_full",
                 "this meeting controller is full; ask for a new join grant",
-            ));
-        }
-        let meeting = meeting.map_err(refusal)?;
-        // The grant checked this too, but the host may have required sign-in since.
-        if meeting.settings.require_auth && ticket.user_id.is_none() {
-            return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE));
+            )
+            .into());
         }
         let client_version = Some(join.client_version).filter(|v| !v.is_empty());
         // Those connected here are listed from memory (`Rooms::enter`); only the others'
@@ -870,12 +1023,142 @@ impl Session {
                 out: self.out.clone(),
                 closer: self.closer.clone(),
                 info: me,
+                host: self.host,
             },
             response,
             &stored,
         );
-        tracing::info!("participant joined");
+        if self.host {
+            shared.rooms.tell_host(self.meeting, &self.out);
+        }
+        tracing::info!(host = self.host, "participant joined");
         Ok(())
+    }
+
+    /// A visitor of a meeting with a waiting room ([`proto`], "The waiting room"): told
+    /// to wait, listed to the host, until the host decides (`Ok`: let in), it leaves,
+    /// the meeting ends or moves, or the waiting limit passes.
+    async fn wait_for_host(
+        &mut self,
+        inbound: &mut mpsc::Receiver<Result<In, FrameError>>,
+        meeting: &Meeting,
+        name: &DisplayName,
+    ) -> Result<(), JoinEnd> {
+        let shared = self.shared.clone();
+        let (decide, mut decided) = oneshot::channel();
+        let waiter = Waiter {
+            participant: self.participant,
+            display_name: name.to_string(),
+            decide,
+        };
+        if !shared.rooms.wait(self.meeting, waiter) {
+            return Err(Refusal::new(
+                proto::WAITING_ROOM_FULL,
+                format!(
+                    "{} people are waiting for the host already; try again later",
+                    proto::MAX_WAITING
+                ),
+            )
+            .into());
+        }
+        let limit = shared.config.waiting_limit;
+        tracing::info!("waiting for the host");
+        let told = self.reply(Out::Waiting(proto::Waiting {
+            meeting_display_name: meeting.display_name.clone(),
+            wait_seconds: limit.as_secs(),
+        }));
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        let end: JoinEnd = match told {
+            Some(close) => JoinEnd::Closed(close),
+            None => loop {
+                tokio::select! {
+                    biased;
+                    decision = &mut decided => {
+                        return match decision {
+                            Ok(Decision::Admitted) => {
+                                tracing::info!("let in by the host");
+                                Ok(())
+                            }
+                            Ok(Decision::Denied) => Err(Refusal::new(
+                                proto::ADMISSION_DENIED,
+                                "the host did not let you in",
+                            )
+                            .into()),
+                            Ok(Decision::Moved) => {
+                                let _ = self.out.try_send(ServerMessage::error(
+                                    proto::MEETING_MOVED,
+                                    MOVED_MESSAGE,
+                                ));
+                                Err(JoinEnd::Closed(Close::moved()))
+                            }
+                            Ok(Decision::Ended) | Err(_) => {
+                                Err(Refusal::new("meeting_ended", "the meeting has ended").into())
+                            }
+                        };
+                    }
+                    () = shared.stop.cancelled() => {
+                        let _ = self
+                            .out
+                            .try_send(ServerMessage::error(proto::MEETING_MOVED, MOVED_MESSAGE));
+                        break JoinEnd::Closed(Close::moved());
+                    }
+                    () = &mut deadline => {
+                        break Refusal::new(
+                            proto::WAITING_TIMEOUT,
+                            format!(
+                                "nobody let you in within {} minutes; join again to wait again",
+                                limit.as_secs().div_ceil(60)
+                            ),
+                        )
+                        .into();
+                    }
+                    message = inbound.recv() => match message {
+                        None => break JoinEnd::Closed(Close::connection_lost(
+                            "closed while waiting for the host",
+                        )),
+                        Some(Err(error)) => {
+                            break JoinEnd::Closed(self.protocol_error(error.code(), &error.to_string()));
+                        }
+                        Some(Ok(In::Leave(_))) => {
+                            break JoinEnd::Closed(Close::new(
+                                proto::CLOSE_NORMAL,
+                                "left the waiting room",
+                                Departure::Leave(LeaveReason::Voluntary),
+                            ));
+                        }
+                        Some(Ok(payload @ In::Heartbeat(_))) => {
+                            match self.within_budget(&payload, Instant::now()) {
+                                Ok(false) => {}
+                                Ok(true) => {
+                                    let ack = Out::HeartbeatAck(proto::HeartbeatAck {});
+                                    if let Some(close) = self.reply(ack) {
+                                        break JoinEnd::Closed(close);
+                                    }
+                                }
+                                Err(close) => break JoinEnd::Closed(close),
+                            }
+                        }
+                        Some(Ok(_)) => {
+                            break JoinEnd::Closed(self.protocol_error(
+                                "unexpected_message",
+                                "while waiting for the host only Heartbeat and Leave may be sent",
+                            ));
+                        }
+                    },
+                }
+            },
+        };
+        if shared
+            .rooms
+            .unwait(self.meeting, self.participant)
+            .is_none()
+        {
+            // Decided at the same moment: what it decided is not heard any more.
+            tracing::debug!("the visitor's waiting ended as the host decided");
+        }
+        tracing::info!("stopped waiting for the host");
+        Err(end)
     }
 
     /// The media grant of a joined participant, with its handler's endpoint: the
@@ -1222,6 +1505,26 @@ impl Session {
                     ))),
                 }
             }
+            In::Admission(admission) => {
+                if !self.host {
+                    return self.reply(Out::Error(proto::Error::new(
+                        "not_host",
+                        "only the meeting's host lets people in",
+                    )));
+                }
+                let decided = ParticipantId::parse(&admission.participant_id)
+                    .is_ok_and(|visitor| shared.rooms.decide(meeting, visitor, admission.admit));
+                if decided {
+                    tracing::info!(visitor = %admission.participant_id, admit = admission.admit,
+                        "the host decided on a visitor");
+                    None
+                } else {
+                    self.reply(Out::Error(proto::Error::new(
+                        "unknown_visitor",
+                        "nobody by that id is waiting (they left, or another window of yours decided)",
+                    )))
+                }
+            }
             In::Leave(_) => Some(Close::new(
                 proto::CLOSE_NORMAL,
                 "left the meeting",
@@ -1377,13 +1680,20 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
         }
         // Who is connected, read before the stores: anybody here joined before the
         // reads below, so absence there means removal, not a join still under way.
-        let hosted: Vec<_> = shared
+        let mut hosted: Vec<_> = shared
             .rooms
             .meetings()
             .into_iter()
             .map(|meeting| (meeting, shared.rooms.members(meeting)))
             .filter(|(_, connected)| !connected.is_empty())
             .collect();
+        // Meetings only visitors wait for are checked too: one that ended or moved
+        // turns them away.
+        for meeting in shared.rooms.lobby_meetings() {
+            if !hosted.iter().any(|(m, _)| *m == meeting) {
+                hosted.push((meeting, Vec::new()));
+            }
+        }
         sweep(&shared, hosted).await;
         // A meeting's media handler is forgotten once nobody is connected to it here
         // (and its assignment is older than a join may take to complete), or once it no
@@ -1510,6 +1820,7 @@ mod tests {
             out,
             closer: Closer::default(),
             info: ParticipantInfo::default(),
+            host: false,
         };
         (member, rx)
     }

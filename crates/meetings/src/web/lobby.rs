@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `GET /meet` | anyone | the page: "Join a meeting" (a code), and for a signed-in visitor "Start a meeting" and "Your meetings" (those they created that have not ended, newest first); signed out, a link to log in |
 //! | `GET /meet?code=CODE` | anyone | 303 to `/meet/{CODE}` (the code as people type it: any case, with or without hyphens); the page again with the reason beside the field when it is no code (400), names no meeting (404) or one that has ended (410) |
-//! | `POST /meet` (form: `display_name`, and the checkboxes `enable_e2e_encryption`, `require_auth`, `allow_recording`) | a signed-in web session, with the form's CSRF field | 303 to the new meeting's `/meet/{code}`; the form again with the reason (400); 429 with `Retry-After` past the creation limit |
+//! | `POST /meet` (form: `display_name`, and the checkboxes `enable_e2e_encryption`, `require_auth`, `allow_recording`, `waiting_room_enabled`) | a signed-in web session, with the form's CSRF field | 303 to the new meeting's `/meet/{code}`; the form again with the reason (400); 429 with `Retry-After` past the creation limit |
 //! | `POST /meet/{code}/end` | a signed-in web session, with the form's CSRF field: the meeting's creator | ends the meeting (as the API's `POST /api/v1/meetings/{id}/end` does, its audit row naming them), then 303 back to `/meet`; 403 for anyone else; 404 for no such meeting |
 //!
 //! A meeting started here is the API's (`POST /api/v1/meetings`, [`super::meetings`]):
@@ -57,6 +57,8 @@ pub struct StartForm {
     pub require_auth: Option<String>,
     #[serde(default)]
     pub allow_recording: Option<String>,
+    #[serde(default)]
+    pub waiting_room_enabled: Option<String>,
 }
 
 impl StartForm {
@@ -69,6 +71,7 @@ impl StartForm {
             enable_e2e_encryption: tick(defaults.enable_e2e_encryption),
             require_auth: tick(defaults.require_auth),
             allow_recording: tick(defaults.allow_recording),
+            waiting_room_enabled: tick(defaults.waiting_room_enabled),
         }
     }
 
@@ -78,6 +81,7 @@ impl StartForm {
             enable_e2e_encryption: self.enable_e2e_encryption.is_some(),
             require_auth: self.require_auth.is_some(),
             allow_recording: self.allow_recording.is_some(),
+            waiting_room_enabled: self.waiting_room_enabled.is_some(),
             ..MeetingSettings::default()
         }
     }
@@ -383,6 +387,9 @@ fn body(lobby: &Lobby<'_>, csrf: &Markup) -> Markup {
                     (checkbox("allow_recording", form.allow_recording.is_some(),
                         "Allow recording",
                         "You may record from the meeting's page (not when it is end-to-end encrypted)."))
+                    (checkbox("waiting_room_enabled", form.waiting_room_enabled.is_some(),
+                        "Waiting room",
+                        "Everybody else waits until you let them in from the meeting's page."))
                     @if let Some(reason) = reason {
                         p #start-error .form-error role="alert" { (reason) }
                     }
