@@ -18,7 +18,11 @@
 //! their display name in the meeting. A participant who joins while recording adds
 //! tracks; one who leaves ends theirs. Where a publisher sends several simulcast
 //! layers, a track keeps the highest layer seen, switching up only at that layer's key
-//! frame (a decoder needs one). A video track starts at its first key frame.
+//! frame (a decoder needs one). A video track starts at its first key frame. A frame
+//! sent before the last key frame taken (by its sequence number) is dropped: the
+//! handler forwards each group of frames from a key frame on a stream of its own, read
+//! at once with the others, so after a loss such a frame can arrive after the key
+//! frame, and recorded there it would corrupt the picture.
 //!
 //! # Timestamps
 //! Frames carry their encoder's timestamps (µs). Each track is placed on the recording's
@@ -102,7 +106,7 @@ use crate::domain::{
     RecordingStatus, UserId,
 };
 use crate::media::client::{MediaClient, MediaClientError, ReceivedFrame};
-use crate::media::proto::{FLAG_E2E, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
+use crate::media::proto::{FLAG_E2E, FrameHeader, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
 use crate::repo::{FinishedRecording, Meeting, NewRecording, Recording, RecordingRefusal};
 use crate::{MeetingsError, Repo};
 
@@ -789,10 +793,60 @@ async fn lock_work_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
     .map_err(std::io::Error::other)?
 }
 
-/// One track being recorded.
-struct TrackState {
+/// Which frames of a track are recorded: those of the simulcast layer it keeps (the
+/// highest seen, switched to at its key frame: a decoder needs one), and of those none
+/// sent before the last key frame taken. The handler forwards each group of frames
+/// from a key frame on a stream of its own, and the recorder reads the streams at once,
+/// so after a loss a delta frame sent before a key frame can arrive after it; recorded
+/// after it, it would corrupt the picture until the next key frame. Sequence numbers
+/// count per (publisher, track, layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Admission {
     /// The simulcast layer it keeps.
     layer: u8,
+    /// The sequence number of the last key frame taken on that layer.
+    key_seq: Option<u32>,
+}
+
+impl Admission {
+    /// The admission of a track whose first frame is `first`.
+    fn new(first: &FrameHeader) -> Admission {
+        Admission {
+            layer: first.layer,
+            key_seq: first.is_key().then_some(first.seq),
+        }
+    }
+
+    /// Whether the frame of `header` is recorded (a key frame taken becomes the last).
+    fn admit(&mut self, header: &FrameHeader, is_video: bool) -> bool {
+        if is_video && header.layer != self.layer {
+            // A higher layer replaces the kept one at its key frame.
+            if header.layer > self.layer && header.is_key() {
+                self.layer = header.layer;
+                self.key_seq = Some(header.seq);
+                return true;
+            }
+            return false;
+        }
+        if self.key_seq.is_some_and(|key| seq_before(header.seq, key)) {
+            return false;
+        }
+        if header.is_key() {
+            self.key_seq = Some(header.seq);
+        }
+        true
+    }
+}
+
+/// Whether sequence number `a` was sent before `b` (wrapping past `u32::MAX`).
+fn seq_before(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) > u32::MAX / 2
+}
+
+/// One track being recorded.
+struct TrackState {
+    /// Which of its frames are recorded.
+    admission: Admission,
     /// The encoder timestamp of its first frame and where that frame is on the
     /// recording's timeline (µs).
     first_ts: u64,
@@ -1015,13 +1069,8 @@ impl Task {
         let key = (publisher, header.track);
         let is_video = header.track != TRACK_AUDIO;
         if let Some(track) = tracks.get_mut(&key) {
-            if is_video && header.layer != track.layer {
-                // A higher layer replaces the kept one at its key frame.
-                if header.layer > track.layer && header.is_key() {
-                    track.layer = header.layer;
-                } else {
-                    return Ok(Taken::Dropped);
-                }
+            if !track.admission.admit(&header, is_video) {
+                return Ok(Taken::Dropped);
             }
             let at = track
                 .anchor_us
@@ -1067,7 +1116,7 @@ impl Task {
         tracks.insert(
             key,
             TrackState {
-                layer: header.layer,
+                admission: Admission::new(&header),
                 first_ts: header.timestamp,
                 anchor_us: arrived_us,
                 last_us: arrived_us,
@@ -1385,6 +1434,46 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn header(key: bool, layer: u8, seq: u32) -> FrameHeader {
+        FrameHeader {
+            track: TRACK_CAMERA,
+            flags: if key {
+                crate::media::proto::FLAG_KEY
+            } else {
+                0
+            },
+            layer,
+            timestamp: u64::from(seq) * 33_333,
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_frame_sent_before_the_last_key_frame_taken_is_dropped() {
+        let mut track = Admission::new(&header(true, 0, 0));
+        assert!(track.admit(&header(false, 0, 1), true));
+        // Key 30 arrives before delta 29 (their streams were read at once).
+        assert!(track.admit(&header(true, 0, 30), true));
+        assert!(!track.admit(&header(false, 0, 29), true));
+        assert!(track.admit(&header(false, 0, 31), true));
+        // An older key frame arriving late is no newer start either.
+        assert!(!track.admit(&header(true, 0, 2), true));
+        assert!(track.admit(&header(false, 0, 32), true));
+        // A higher layer is taken from its key frame; its own earlier frames and the
+        // lower layer's are dropped.
+        assert!(!track.admit(&header(false, 1, 90), true));
+        assert!(track.admit(&header(true, 1, 100), true));
+        assert!(!track.admit(&header(false, 1, 99), true));
+        assert!(!track.admit(&header(false, 0, 33), true));
+        assert!(track.admit(&header(false, 1, 101), true));
+        // Sequence numbers wrap.
+        let mut wrapping = Admission::new(&header(true, 0, u32::MAX - 1));
+        assert!(wrapping.admit(&header(false, 0, u32::MAX), true));
+        assert!(wrapping.admit(&header(true, 0, 1), true));
+        assert!(!wrapping.admit(&header(false, 0, u32::MAX), true));
+        assert!(wrapping.admit(&header(false, 0, 2), true));
+    }
 
     #[test]
     fn the_link_key_depends_on_the_secret() {
