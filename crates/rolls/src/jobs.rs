@@ -47,6 +47,10 @@
 //! gets the members it lacks, counters are brought up to the snapshot's, a document
 //! is written when Redis has none or an older one (the seed: "UNLESS the data stored
 //! in Redis is more up-to-date"). Documents Redis holds as new are not even fetched.
+//! An object that cannot be used (it does not decode, holds another key, is gone) is
+//! skipped with a warning naming it, and listed in the report: its key set stays as
+//! Redis has it, every other one is restored, and Tavern starts. A newest manifest that
+//! does not decode gives way to the newest one that does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -93,6 +97,44 @@ pub struct SyncReport {
     pub restored_first: bool,
     /// Snapshots deleted past the retention count.
     pub deleted: usize,
+    /// Objects a restore could not use (they do not decode, hold another key or are
+    /// missing), `object: why` each, also logged at WARN: their key sets were left as
+    /// Redis has them and the others restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
+/// What restoring some key sets did.
+#[derive(Debug, Default)]
+struct Restored {
+    restored: usize,
+    kept: usize,
+    skipped: Vec<String>,
+}
+
+impl Restored {
+    /// Notes `object` as unusable (see [`SyncReport::skipped`]) and logs it.
+    fn skip(&mut self, object: &str, error: &RollsError) {
+        tracing::warn!(
+            %object,
+            %error,
+            "a rolls snapshot object cannot be restored; its key set is left as Redis has it and the others are restored"
+        );
+        self.skipped.push(format!("{object}: {error}"));
+    }
+}
+
+/// Whether restoring one key set failed because of its object (it does not decode,
+/// holds another key, is gone, or is not a rolls key set): trying again cannot help,
+/// so the key set is skipped and the others restored. Anything else (the store or
+/// Redis unreachable) fails the restore, which is tried again.
+fn unusable(error: &RollsError) -> bool {
+    matches!(
+        error,
+        RollsError::BadSnapshot { .. }
+            | RollsError::ObjectStore(object_store::Error::NotFound { .. })
+            | RollsError::Storage(store::StorageError::Corrupt { .. })
+    )
 }
 
 /// One snapshot: every key set with the version it had. `rolls/snapshots/{name}.json`.
@@ -269,47 +311,99 @@ impl SyncService {
         Ok(snap)
     }
 
-    /// Restores `snaps` into Redis, some at once; `(restored, kept)`.
-    async fn restore_all(&self, snaps: Vec<Snapshot>) -> Result<(usize, usize), RollsError> {
-        let results: Vec<bool> = futures_util::stream::iter(snaps)
-            .map(|snap| async move {
-                let restored = self.repo.restore_key_set(&snap).await?;
-                if restored {
+    /// Restores `snaps` (each with the object it came from) into Redis, some at once.
+    /// A snapshot Redis refuses as corrupt is skipped ([`unusable`]).
+    async fn restore_all(
+        &self,
+        snaps: Vec<(String, Snapshot)>,
+        mut done: Restored,
+    ) -> Result<Restored, RollsError> {
+        let results: Vec<(String, Result<bool, RollsError>)> = futures_util::stream::iter(snaps)
+            .map(|(object, snap)| async move {
+                let restored = self
+                    .repo
+                    .restore_key_set(&snap)
+                    .await
+                    .map_err(RollsError::from);
+                if matches!(restored, Ok(true)) {
                     tracing::debug!(key = %snap.key, "restored from snapshot");
                 }
-                Ok::<_, RollsError>(restored)
+                (object, restored)
             })
             .buffer_unordered(PARALLEL)
-            .try_collect()
-            .await?;
-        let restored = results.iter().filter(|r| **r).count();
-        Ok((restored, results.len() - restored))
+            .collect()
+            .await;
+        for (object, result) in results {
+            match result {
+                Ok(true) => done.restored += 1,
+                Ok(false) => done.kept += 1,
+                Err(error) if unusable(&error) => done.skip(&object, &error),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(done)
     }
 
-    /// Fetches and restores the key sets `keys` of `manifest`; `(restored, kept)`.
+    /// Fetches and restores the key sets `keys` of `manifest`; an object that cannot
+    /// be used is skipped ([`unusable`]).
     async fn restore_from(
         &self,
         manifest: &Manifest,
         keys: &[&String],
-    ) -> Result<(usize, usize), RollsError> {
+    ) -> Result<Restored, RollsError> {
         let wanted: Vec<(String, Version)> = keys
             .iter()
             .filter_map(|key| manifest.sets.get(*key).map(|v| ((*key).clone(), *v)))
             .collect();
-        let snaps: Vec<Snapshot> = futures_util::stream::iter(wanted)
-            .map(|(key, version)| async move { self.fetch(&key, version).await })
-            .buffer_unordered(PARALLEL)
-            .try_collect()
-            .await?;
-        self.restore_all(snaps).await
+        let fetched: Vec<(String, Result<Snapshot, RollsError>)> =
+            futures_util::stream::iter(wanted)
+                .map(|(key, version)| async move {
+                    let object = version_path(&key, version.updated_time).to_string();
+                    (object, self.fetch(&key, version).await)
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+        let mut done = Restored::default();
+        let mut snaps = Vec::with_capacity(fetched.len());
+        for (object, result) in fetched {
+            match result {
+                Ok(snap) => snaps.push((object, snap)),
+                Err(error) if unusable(&error) => done.skip(&object, &error),
+                Err(error) => return Err(error),
+            }
+        }
+        self.restore_all(snaps, done).await
+    }
+
+    /// The newest manifest that can be read, with the newer ones that could not
+    /// (skipped with a warning, [`unusable`]).
+    async fn newest_readable_manifest(&self) -> Result<(Option<Manifest>, Restored), RollsError> {
+        let mut done = Restored::default();
+        for path in self.snapshots().await?.iter().rev() {
+            match self.read::<Manifest>(path).await {
+                Ok(manifest) => return Ok((Some(manifest), done)),
+                Err(error) if unusable(&error) => done.skip(path.as_ref(), &error),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((None, done))
     }
 
     /// Restores from the last snapshot every key set Redis holds less of or older;
     /// the rest is kept without being fetched. Without a manifest, every
     /// `rolls/{key}.json` is restored (a store from before manifests).
+    ///
+    /// An object that cannot be used (a manifest or key set that does not decode,
+    /// holds another key or is gone) is skipped with a warning naming it and listed in
+    /// [`SyncReport::skipped`]; the rest is restored (an unreadable newest manifest:
+    /// from the newest one that reads). Only a store or Redis that does not answer
+    /// fails the restore.
     pub async fn restore(&self) -> Result<SyncReport, RollsError> {
         let mut report = SyncReport::default();
-        match self.last_manifest().await? {
+        let (manifest, unread) = self.newest_readable_manifest().await?;
+        report.skipped = unread.skipped;
+        match manifest {
             Some(manifest) => {
                 let heads: BTreeMap<String, Head> = self
                     .repo
@@ -329,28 +423,44 @@ impl SyncService {
                         };
                         !newer_in_redis
                     });
-                let (restored, kept) = self.restore_from(&manifest, &wanted).await?;
-                report.restored = restored;
-                report.kept = kept + fresh.len();
+                let done = self.restore_from(&manifest, &wanted).await?;
+                report.restored = done.restored;
+                report.kept = done.kept + fresh.len();
+                report.skipped.extend(done.skipped);
             }
             None => {
                 let listing = self
                     .objects
                     .list_with_delimiter(Some(&ObjectPath::from(FOLDER)))
                     .await?;
-                let snaps: Vec<Snapshot> = futures_util::stream::iter(listing.objects)
-                    .map(|meta| async move { self.read::<Snapshot>(&meta.location).await })
-                    .buffer_unordered(PARALLEL)
-                    .try_collect()
-                    .await?;
-                let (restored, kept) = self.restore_all(snaps).await?;
-                report.restored = restored;
-                report.kept = kept;
+                let read: Vec<(String, Result<Snapshot, RollsError>)> =
+                    futures_util::stream::iter(listing.objects)
+                        .map(|meta| async move {
+                            let snap = self.read::<Snapshot>(&meta.location).await;
+                            (meta.location.to_string(), snap)
+                        })
+                        .buffer_unordered(PARALLEL)
+                        .collect()
+                        .await;
+                let mut done = Restored::default();
+                let mut snaps = Vec::with_capacity(read.len());
+                for (object, result) in read {
+                    match result {
+                        Ok(snap) => snaps.push((object, snap)),
+                        Err(error) if unusable(&error) => done.skip(&object, &error),
+                        Err(error) => return Err(error),
+                    }
+                }
+                let done = self.restore_all(snaps, done).await?;
+                report.restored = done.restored;
+                report.kept = done.kept;
+                report.skipped.extend(done.skipped);
             }
         }
         tracing::info!(
             restored = report.restored,
             kept = report.kept,
+            skipped = report.skipped.len(),
             "rolls restore finished"
         );
         Ok(report)
@@ -361,7 +471,7 @@ impl SyncService {
     pub async fn hourly(&self) -> Result<SyncReport, RollsError> {
         let last = self.last_manifest().await?;
         let mut heads = self.repo.heads().await?;
-        let mut restored = (0, 0);
+        let mut restored = Restored::default();
         let mut restored_first = false;
         if let Some(manifest) = &last {
             let lost = losses(manifest, &heads);
@@ -377,8 +487,9 @@ impl SyncService {
             }
         }
         let mut report = self.snapshot_over(last, heads).await?;
-        report.restored = restored.0;
-        report.kept = restored.1;
+        report.restored = restored.restored;
+        report.kept = restored.kept;
+        report.skipped = restored.skipped;
         report.restored_first = restored_first;
         Ok(report)
     }
@@ -588,6 +699,7 @@ pub async fn sync_once(redis: &Redis, config: &RollsConfig) -> Result<SyncReport
     let mut report = sync.snapshot().await?;
     report.restored = restored.restored;
     report.kept = restored.kept;
+    report.skipped = restored.skipped;
     Ok(report)
 }
 

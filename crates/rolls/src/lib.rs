@@ -79,9 +79,12 @@
 //!   into a scratch key, joined in one step, so a set of any size works), counters are
 //!   raised to the snapshot's (added to, when Redis counted again from zero), a
 //!   document is written when Redis has none or an older one (ties keep Redis). The
-//!   restore (`rolls-restore`) is start-up work that serving waits for. The store is a
-//!   local folder by default, or S3 / Azure Blob Storage by URL; credentials only ever
-//!   come from the environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
+//!   restore (`rolls-restore`) is start-up work that serving waits for; an object in
+//!   the store that cannot be used (it does not decode, holds another key, is gone) is
+//!   skipped with a warning naming it and the rest restored, so one bad object never
+//!   keeps Tavern from starting. The store is a local folder by default, or S3 / Azure
+//!   Blob Storage by URL (without a query string); credentials only ever come from the
+//!   environment (`AWS_*`, `AZURE_*`) or [`StoreOptions`].
 //! - **Dice work** (parse, roll, render, odds) runs in the [`DicePool`]: on tokio's
 //!   blocking threads, at most half the cores' worth of rolls and as many odds at
 //!   once (two lanes, so a queue of slow odds never holds a quick roll), never on the
