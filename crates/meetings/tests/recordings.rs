@@ -1634,3 +1634,86 @@ async fn disallowing_recording_or_enabling_e2e_stops_the_running_recording() {
         drop(alice);
     }
 }
+
+#[tokio::test]
+async fn a_recording_a_stopped_server_left_is_not_shown_running_on_the_meeting_page() {
+    // Every row not touched since it was written counts as left behind.
+    let site = site_with(|r| r.stale_after = Duration::ZERO).await;
+    let (cookie, csrf) = web_session(&site, 4242, "Mira").await;
+    let meeting = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    let code = meeting.meeting_code.as_str().to_owned();
+    // A row some server started and never finished (nothing records it here).
+    let orphan = site
+        .repo
+        .start_recording(&meetings::repo::NewRecording {
+            recording_id: meetings::domain::RecordingId::random(),
+            meeting_id: meeting.meeting_id,
+            started_by: None,
+            started_at: base::Clock::now(&*site.world.clock),
+            storage_path: format!("{}/orphan.webm", meeting.meeting_id),
+            storage_bucket: "local".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Every visitor's page is told it is not being recorded.
+    eventually("the page says the meeting is not recorded", || async {
+        let response = site
+            .http
+            .get(format!("{}/meet/{code}/recording/now", site.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let body: Value = response.json().await.unwrap();
+        (body == json!({"recording": false})).then_some(())
+    })
+    .await;
+    let row = site.repo.recording(orphan.recording_id).await.unwrap();
+    assert_eq!(row.status, meetings::domain::RecordingStatus::Failed);
+    assert_eq!(
+        row.error_message.as_deref(),
+        Some(meetings::recording::STALE_MESSAGE)
+    );
+
+    // The host's control shows no recording running, lists it failed, and its Stop
+    // leaves the row as it is.
+    let control = format!("/meet/{code}/recording");
+    let (status, panel) = site
+        .page_call(reqwest::Method::GET, &control, &cookie, None)
+        .await;
+    assert_eq!(status, 200, "{panel}");
+    assert!(panel["recording"].is_null(), "{panel}");
+    assert_eq!(panel["recordings"][0]["status"], "failed", "{panel}");
+    let (status, body) = site
+        .page_call(
+            reqwest::Method::POST,
+            &format!("{control}/stop"),
+            &cookie,
+            Some(&csrf),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("not_recording")),
+        "{body}"
+    );
+    assert_eq!(
+        site.repo
+            .recording(orphan.recording_id)
+            .await
+            .unwrap()
+            .status,
+        meetings::domain::RecordingStatus::Failed
+    );
+}

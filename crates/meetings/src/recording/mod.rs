@@ -63,8 +63,9 @@
 //! (`updated_at`) at every check, while it records and while it finishes; a row left
 //! `recording` or `processing` by a replica that stopped is failed with
 //! [`STALE_MESSAGE`] once it has not been touched for [`RecordingsConfig::stale_after`]
-//! (checked when the meeting's recordings are started or listed), so a crash never
-//! leaves a meeting unrecordable.
+//! (checked when the meeting's recordings are started, stopped or listed, and when its
+//! page asks whether it is being recorded), so a crash never leaves a meeting
+//! unrecordable, nor its page saying it is recorded.
 //!
 //! What a stopped server left in the work directory (a crash, or a shutdown that could
 //! not wait for the muxing or the store) is taken up when Tavern starts again

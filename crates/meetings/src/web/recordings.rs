@@ -337,11 +337,26 @@ impl RecordingsState {
             .map_err(|e| ApiError::lookup(e, ApiError::meeting_not_found))
     }
 
-    /// The meeting's recording running now.
+    /// The meeting's recordings, after failing those a stopped server left
+    /// ([`Recorder::fail_stale`]; only written when one is unfinished).
+    async fn recordings(&self, meeting: &Meeting) -> Result<Vec<Recording>, ApiError> {
+        let all = self.repo.meeting_recordings(meeting.meeting_id).await?;
+        if !all.iter().any(|r| {
+            matches!(
+                r.status,
+                RecordingStatus::Recording | RecordingStatus::Processing
+            )
+        }) {
+            return Ok(all);
+        }
+        self.recorder.fail_stale(meeting.meeting_id).await?;
+        Ok(self.repo.meeting_recordings(meeting.meeting_id).await?)
+    }
+
+    /// The meeting's recording running now (one a stopped server left is not).
     async fn running(&self, meeting: &Meeting) -> Result<Option<Recording>, ApiError> {
         Ok(self
-            .repo
-            .meeting_recordings(meeting.meeting_id)
+            .recordings(meeting)
             .await?
             .into_iter()
             .rfind(|r| r.status == RecordingStatus::Recording))
@@ -411,6 +426,7 @@ pub(super) async fn stop_recording(
     who.require(Scope::MeetingsManage)?;
     let meeting = state.meeting(&key).await?;
     ApiError::require_creator(&meeting, &who)?;
+    state.recorder.fail_stale(meeting.meeting_id).await?;
     let recording = state.recording_of(&meeting, &recording).await?;
     let recording = state.recorder.stop(recording.recording_id).await?;
     Ok(Json(state.json(&recording)))
@@ -527,8 +543,11 @@ pub(super) async fn page_state(
     let host = account.is_some() && meeting.created_by_user_id == account;
     let reason = recording::refusal(&meeting).map(|r| refusal_message(r).to_owned());
     let (recording, recordings) = if host {
-        let running = state.running(&meeting).await?.map(|r| state.json(&r));
-        let mut all = state.repo.meeting_recordings(meeting.meeting_id).await?;
+        let mut all = state.recordings(&meeting).await?;
+        let running = all
+            .iter()
+            .rfind(|r| r.status == RecordingStatus::Recording)
+            .map(|r| state.json(r));
         all.sort_by_key(|r| std::cmp::Reverse(r.started_at));
         all.truncate(PAGE_RECORDINGS);
         (running, all.iter().map(|r| state.json(r)).collect())
