@@ -25,13 +25,15 @@ use crate::queries;
 
 /// How often and how patiently to retry a 429 or 5xx answer (and, for GraphQL reads, a
 /// failed connection). Other 4xx answers are never retried: asking again cannot help.
+/// A `Retry-After` (seconds or an HTTP date) longer than `max_backoff` is not waited
+/// for: the answer goes back to the caller at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
     pub max_retries: u32,
     /// Wait before the first retry; doubled each time.
     pub initial_backoff: Duration,
-    /// Upper bound of one wait, also for a server's `Retry-After`.
+    /// Upper bound of one wait; a server's `Retry-After` beyond it ends the retries.
     pub max_backoff: Duration,
 }
 
@@ -228,8 +230,9 @@ impl MeetupClient {
                 received = received.saturating_add(1);
                 let rsvp = decode_rsvp(&edge.get("node"))?;
                 // The filter asks for YES only; keep the promise even if a server
-                // ignores the filter.
-                if rsvp.status == RsvpStatus::Yes {
+                // ignores the filter. An RSVP without a status (the schema allows
+                // null) is in the YES list the server was asked for: kept.
+                if rsvp.status.as_ref().is_none_or(|s| *s == RsvpStatus::Yes) {
                     rsvps.push(rsvp);
                 }
             }
@@ -410,23 +413,7 @@ impl MeetupClient {
             .await?;
         let parsed: Option<Value> = serde_json::from_str(&body).ok();
         if !status.is_success() {
-            if let Some(error) = parsed
-                .as_ref()
-                .and_then(|v| v.get("error"))
-                .and_then(Value::as_str)
-            {
-                let description = parsed
-                    .as_ref()
-                    .and_then(|v| v.get("error_description"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                return Err(MeetupError::OAuth {
-                    status: status.as_u16(),
-                    error: error.to_owned(),
-                    description,
-                });
-            }
-            return Err(status_error(&operation, status, &body));
+            return Err(token_error(&operation, status, &body, parsed.as_ref()));
         }
         let Some(value) = parsed else {
             return Err(MeetupError::Decode {
@@ -564,10 +551,17 @@ impl MeetupClient {
                     let status = response.status();
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS
                         || (status.is_server_error() && idempotence == Idempotence::Read);
-                    if retryable && can_retry {
-                        let wait = retry_after(&response)
-                            .map(|d| d.min(self.retry.max_backoff))
-                            .unwrap_or_else(|| self.retry.backoff(attempt));
+                    let asked = retry_after(&response);
+                    let wait = retry_wait(&self.retry, asked, attempt);
+                    if retryable && can_retry && wait.is_none() {
+                        warn!(
+                            operation,
+                            status = status.as_u16(),
+                            retry_after_s = asked.map(|d| d.as_secs()),
+                            "Meetup asks to wait longer than Tavern waits in one request; not retrying now"
+                        );
+                    }
+                    if let (true, true, Some(wait)) = (retryable, can_retry, wait) {
                         warn!(
                             operation,
                             status = status.as_u16(),
@@ -598,10 +592,63 @@ impl MeetupClient {
     }
 }
 
+/// The error of a token endpoint that did not answer 2xx. Only a 4xx with an OAuth
+/// `error` is the grant refused ([`MeetupError::OAuth`], RFC 6749 5.2): a 5xx is the
+/// server failing, whatever its body says, and the grant may work next time.
+fn token_error(
+    operation: &str,
+    status: StatusCode,
+    body: &str,
+    parsed: Option<&Value>,
+) -> MeetupError {
+    let error = parsed.and_then(|v| v.get("error")).and_then(Value::as_str);
+    match error {
+        Some(error) if status.is_client_error() => MeetupError::OAuth {
+            status: status.as_u16(),
+            error: error.to_owned(),
+            description: parsed
+                .and_then(|v| v.get("error_description"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        _ => status_error(operation, status, body),
+    }
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
-    let seconds: f64 = value.to_str().ok()?.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    parse_retry_after(value.to_str().ok()?, Utc::now())
+}
+
+/// `Retry-After` (RFC 9110 10.2.3): delay seconds, or an HTTP date (`Wed, 21 Oct 2015
+/// 07:28:00 GMT`), read against `now`; a date in the past is no wait.
+fn parse_retry_after(value: &str, now: chrono::DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// How long to wait before retrying `attempt` (0-based), `None` for not at all: a
+/// server's `Retry-After` is honoured when it fits in [`RetryPolicy::max_backoff`];
+/// one asking for longer is not retried early (that would only be refused again and
+/// spend the retries), the answer goes back to the caller, whose next run tries again.
+fn retry_wait(
+    policy: &RetryPolicy,
+    retry_after: Option<Duration>,
+    attempt: u32,
+) -> Option<Duration> {
+    match retry_after {
+        Some(wait) if wait > policy.max_backoff => None,
+        Some(wait) => Some(wait),
+        None => Some(policy.backoff(attempt)),
+    }
 }
 
 fn truncate(text: &str) -> String {
@@ -744,7 +791,9 @@ fn decode_rsvp(node: &At<'_>) -> Result<Rsvp, MeetupError> {
     Ok(Rsvp {
         id: node.get("id").parse(RsvpId::parse)?,
         member: decode_member(&node.get("member"))?,
-        status: RsvpStatus::from_wire(node.get("status").str()?),
+        status: node
+            .get("status")
+            .optional(|f| f.str().map(RsvpStatus::from_wire))?,
         is_host: node.get("isHost").bool()?,
         guests: node.get("guestsCount").u32()?,
     })
@@ -886,6 +935,79 @@ mod tests {
         let edges = At::root(&data, "X").get("edges").items().unwrap();
         let err = edges[1].get("node").get("id").string().unwrap_err();
         assert!(err.to_string().contains("edges[1].node.id"), "{err}");
+    }
+
+    #[test]
+    fn an_rsvp_without_a_status_decodes() {
+        let data = json!({"id": "7", "member": {"id": "9", "name": "Pia"}, "status": null,
+            "isHost": false, "guestsCount": 1});
+        let rsvp = decode_rsvp(&At::root(&data, "EventRsvps")).unwrap();
+        assert_eq!(rsvp.status, None);
+        assert_eq!(rsvp.guests, 1);
+        let data = json!({"id": "7", "member": {"id": "9"}, "status": "YES",
+            "isHost": true, "guestsCount": 0});
+        let rsvp = decode_rsvp(&At::root(&data, "EventRsvps")).unwrap();
+        assert_eq!(rsvp.status, Some(RsvpStatus::Yes));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_the_longest_wait_is_not_retried_early() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            retry_wait(&policy, Some(Duration::from_secs(2)), 0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_wait(&policy, Some(Duration::from_secs(120)), 0), None);
+        assert_eq!(
+            retry_wait(&policy, None, 1),
+            Some(Duration::from_millis(400))
+        );
+    }
+
+    #[test]
+    fn only_a_client_error_with_an_oauth_error_is_a_refused_grant() {
+        let body = r#"{"error":"server_error","error_description":"try later"}"#;
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        let op = "OAuth refresh_token grant";
+        let err = token_error(op, StatusCode::SERVICE_UNAVAILABLE, body, Some(&parsed));
+        assert!(
+            matches!(err, MeetupError::Status { status: 503, .. }),
+            "{err:?}"
+        );
+        let body = r#"{"error":"invalid_grant"}"#;
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        let err = token_error(op, StatusCode::BAD_REQUEST, body, Some(&parsed));
+        assert!(
+            matches!(&err, MeetupError::OAuth { status: 400, error, .. } if error == "invalid_grant"),
+            "{err:?}"
+        );
+        let err = token_error(op, StatusCode::UNAUTHORIZED, "nope", None);
+        assert!(
+            matches!(err, MeetupError::Status { status: 401, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

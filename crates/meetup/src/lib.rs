@@ -76,9 +76,15 @@
 //! - **No partial answers.** A response with `errors` is an error even if it carries
 //!   some `data`: a sync acting on half an answer would delete what it did not see.
 //! - **Retries** ([`RetryPolicy`]): 429 and 5xx are retried with exponential backoff
-//!   from 200 ms (honouring `Retry-After`, each wait capped at 10 s), at most 3 times;
-//!   connection failures likewise for GraphQL reads. Other 4xx are never retried. OAuth
-//!   grants retry only 429: after a 5xx the code may be spent.
+//!   from 200 ms, each wait at most 10 s, at most 3 times; a `Retry-After` (seconds or
+//!   an HTTP date) is honoured, and one asking for more than 10 s ends the retries
+//!   (the caller's next run asks again) rather than being cut short. Connection
+//!   failures are retried likewise for GraphQL reads. Other 4xx are never retried.
+//!   OAuth grants retry only 429: after a 5xx the code may be spent. A token endpoint
+//!   answering 5xx is [`MeetupError::Status`] even with an OAuth `error` body; only a
+//!   4xx with one is a refused grant ([`MeetupError::OAuth`]).
+//! - **RSVPs without a status** (the schema allows null) are kept in the YES list the
+//!   server was asked for, so one odd entry never fails an event's whole list.
 //! - **Paging** follows `pageInfo.endCursor` while `hasNextPage`, 100 items a page by
 //!   default; a server repeating a cursor is a decode error, not an endless loop. An
 //!   RSVP list with fewer entries than its `totalCount` is

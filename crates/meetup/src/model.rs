@@ -329,9 +329,10 @@ pub struct Rsvp {
     pub id: RsvpId,
     /// Who answered.
     pub member: Member,
-    /// Their answer. The schema allows null; the client reports an RSVP without one as
-    /// a decode error, since an answer is what an RSVP is.
-    pub status: RsvpStatus,
+    /// Their answer; `None` when Meetup gives none (the schema allows null). The
+    /// client keeps such an RSVP in a YES list (the server filtered for YES), so one
+    /// odd entry does not fail the whole list.
+    pub status: Option<RsvpStatus>,
     /// Whether the member hosts the event.
     pub is_host: bool,
     /// Guests the member brings.

@@ -140,7 +140,7 @@ async fn rsvps_return_only_yes_across_pages() {
 
     let members: Vec<_> = rsvps.iter().map(|r| r.member.id.clone()).collect();
     assert_eq!(members, yes, "every YES once, in RSVP order");
-    assert!(rsvps.iter().all(|r| r.status == RsvpStatus::Yes));
+    assert!(rsvps.iter().all(|r| r.status == Some(RsvpStatus::Yes)));
     assert!(rsvps[0].is_host && !rsvps[1].is_host);
     assert_eq!(rsvps[1].guests, 0);
     assert_eq!(rsvps[2].guests, 1);

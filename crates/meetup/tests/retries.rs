@@ -52,6 +52,28 @@ async fn server_errors_are_retried_then_reported() {
 }
 
 #[tokio::test]
+async fn a_retry_after_longer_than_the_longest_wait_is_answered_at_once() {
+    let w = world().await;
+    w.fake.fail_next(
+        1,
+        FakeFault::RateLimited {
+            retry_after_secs: 60,
+        },
+    );
+    let err = w
+        .client
+        .self_member(&w.tokens.access_token)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MeetupError::Status { status: 429, .. }),
+        "{err}"
+    );
+    // Not asked again after a cut-short wait: the caller's next run asks.
+    assert_eq!(statuses(&w), vec![429]);
+}
+
+#[tokio::test]
 async fn rate_limits_that_do_not_end_are_reported_as_429() {
     let w = world().await;
     w.fake.fail_next(
