@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use store::Postgres;
 
 use crate::domain::{Month, Retention};
+use crate::recording::{FileDeleted, RecordingFiles};
 use crate::repo::{MeetingsError, Repo};
 use crate::schema;
 
@@ -23,6 +24,9 @@ pub const BATCH: i64 = 500;
 pub struct RetentionReport {
     pub meetings: u64,
     pub recordings: u64,
+    /// Recordings past retention kept because their stored file could not be deleted
+    /// (tried again at the next run).
+    pub recordings_kept: u64,
     /// Names of the dropped `audit_logs` partitions.
     pub audit_partitions: Vec<String>,
     /// Rows deleted from the default partition (months that had no partition).
@@ -30,18 +34,24 @@ pub struct RetentionReport {
 }
 
 /// Runs every retention rule once, recordings first (a meeting is kept while it still
-/// has recordings, see the crate docs).
+/// has recordings, see the crate docs); recordings' stored files are deleted from
+/// `files` (see [`delete_expired_recordings`]).
 pub async fn run_retention(
     pg: &Postgres,
     rules: &Retention,
     now: DateTime<Utc>,
+    files: Option<&RecordingFiles>,
 ) -> Result<RetentionReport, MeetingsError> {
-    let recordings = delete_expired_recordings(pg, rules, now).await?;
+    let ExpiredRecordings {
+        deleted: recordings,
+        kept: recordings_kept,
+    } = delete_expired_recordings(pg, rules, now, files).await?;
     let meetings = delete_expired_meetings(pg, rules, now).await?;
     let (audit_partitions, audit_default_rows) = drop_expired_audit_logs(pg, rules, now).await?;
     let report = RetentionReport {
         meetings,
         recordings,
+        recordings_kept,
         audit_partitions,
         audit_default_rows,
     };
@@ -92,29 +102,68 @@ pub async fn aggregate_ended_meetings(pg: &Postgres) -> Result<u64, MeetingsErro
     }
 }
 
-/// Deletes recording rows created [`Retention::recordings`] ago or more. The media in
-/// object storage is not deleted here: each removed `storage_bucket`/`storage_path` is
-/// logged for now (see the crate docs).
+/// What [`delete_expired_recordings`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiredRecordings {
+    /// Recordings deleted, with their files.
+    pub deleted: u64,
+    /// Recordings kept for the next run: their file could not be deleted.
+    pub kept: u64,
+}
+
+/// Deletes the recordings created [`Retention::recordings`] ago or more, each with its
+/// stored file from `files`: the file first, then the row, so a file whose delete
+/// failed keeps its row and is tried again at the next run (logged), never forgotten.
+/// A file this server cannot reach (its bucket is not the configured store's, or no
+/// store is configured: `files` is `None`) cannot be deleted here: its row goes and
+/// its bucket and path are logged.
 pub async fn delete_expired_recordings(
     pg: &Postgres,
     rules: &Retention,
     now: DateTime<Utc>,
-) -> Result<u64, MeetingsError> {
+    files: Option<&RecordingFiles>,
+) -> Result<ExpiredRecordings, MeetingsError> {
     let cutoff = rules.recordings_created_before(now);
-    let mut total = 0;
+    let mut done = ExpiredRecordings::default();
+    let mut after = uuid::Uuid::nil();
     loop {
         let rows: Vec<(uuid::Uuid, String, String)> =
-            sqlx::query_as(schema::DELETE_EXPIRED_RECORDINGS)
+            sqlx::query_as(schema::SELECT_EXPIRED_RECORDINGS)
                 .bind(cutoff)
                 .bind(BATCH)
+                .bind(after)
                 .fetch_all(pg.pool())
                 .await?;
+        let mut gone = Vec::with_capacity(rows.len());
         for (id, bucket, path) in &rows {
-            tracing::info!(recording = %id, bucket, path, "recording metadata past retention deleted; its object remains");
+            let deleted = match files {
+                Some(files) => files.delete(bucket, path).await,
+                None => Ok(FileDeleted::Unreachable),
+            };
+            match deleted {
+                Ok(FileDeleted::Deleted) => gone.push(*id),
+                Ok(FileDeleted::Unreachable) => {
+                    tracing::warn!(recording = %id, bucket, path,
+                        "a recording past retention is deleted, but its file is in a store this server does not reach; it remains there");
+                    gone.push(*id);
+                }
+                Err(error) => {
+                    tracing::warn!(recording = %id, bucket, path, %error,
+                        "the file of a recording past retention could not be deleted; the recording is kept and tried again at the next run");
+                    done.kept += 1;
+                }
+            }
         }
-        total += rows.len() as u64;
-        if (rows.len() as i64) < BATCH {
-            return Ok(total);
+        if !gone.is_empty() {
+            let deleted = sqlx::query(schema::DELETE_RECORDINGS)
+                .bind(&gone)
+                .execute(pg.pool())
+                .await?;
+            done.deleted += deleted.rows_affected();
+        }
+        match rows.last() {
+            Some((id, _, _)) if (rows.len() as i64) >= BATCH => after = *id,
+            _ => return Ok(done),
         }
     }
 }

@@ -102,9 +102,9 @@
 //!   never due. Recordings: deleted one year (configurable) after `created_at`. The seed
 //!   cascades recordings with their meeting, which would cut a recording's year to the
 //!   meeting's 90 days; to keep both periods, a meeting is kept while it still has a
-//!   recording, and goes at the first run after its last recording did. The job removes
-//!   recording rows only: the media object stays in storage and its bucket and path are
-//!   logged (deleting objects waits for the recording pipeline's storage client). Audit
+//!   recording, and goes at the first run after its last recording did. A recording's
+//!   stored file is deleted with it (the file first: one whose delete fails keeps its
+//!   row for the next run; one in a store this server does not reach is logged). Audit
 //!   logs: a month's partition is dropped once its whole month is a year old (so no row
 //!   goes early: the seed's January 2025 partition is dropped from February 2026 on),
 //!   and rows older than a year in the default partition are deleted.
@@ -430,17 +430,6 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
             async move { jobs::aggregate_ended_meetings(&pg).await.map(drop) }
         }
     };
-    let retention = {
-        let (pg, clock) = (ctx.postgres.clone(), ctx.clock.clone());
-        move || {
-            let (pg, clock) = (pg.clone(), clock.clone());
-            async move {
-                jobs::run_retention(&pg, &rules, clock.now())
-                    .await
-                    .map(drop)
-            }
-        }
-    };
 
     let directory = controller::MediaDirectory::default();
     let recorder = recording::Recorder::new(
@@ -453,6 +442,17 @@ pub fn feature(ctx: &feature::Context, config: MeetingsConfig) -> Feature {
         directory.clone(),
         config.recordings.clone(),
     );
+    let retention = {
+        let (pg, clock, files) = (ctx.postgres.clone(), ctx.clock.clone(), recorder.files());
+        move || {
+            let (pg, clock, files) = (pg.clone(), clock.clone(), files.clone());
+            async move {
+                jobs::run_retention(&pg, &rules, clock.now(), Some(&files))
+                    .await
+                    .map(drop)
+            }
+        }
+    };
     let web = web::routes(ctx, auth.clone(), &config).merge(web::recordings::routes(
         ctx,
         auth.clone(),

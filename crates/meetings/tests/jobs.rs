@@ -75,7 +75,7 @@ async fn retention_deletes_meetings_ninety_days_after_their_end_with_their_parti
     let recording_expired = meeting(pg, "old-rec-expired", "ended", Some(400)).await;
     recording(pg, recording_expired, 370).await;
 
-    let report = jobs::run_retention(pg, &Retention::default(), Utc::now())
+    let report = jobs::run_retention(pg, &Retention::default(), Utc::now(), None)
         .await
         .unwrap();
 
@@ -99,10 +99,93 @@ async fn retention_deletes_meetings_ninety_days_after_their_end_with_their_parti
         .unwrap();
     assert_eq!(recordings, 1);
 
-    let again = jobs::run_retention(pg, &Retention::default(), Utc::now())
+    let again = jobs::run_retention(pg, &Retention::default(), Utc::now(), None)
         .await
         .unwrap();
     assert_eq!(again, jobs::RetentionReport::default());
+}
+
+/// A recording of `meeting` created `created_days_ago` days ago, its file at `path` in
+/// `bucket`; returns its id.
+async fn recording_at(
+    pg: &Postgres,
+    meeting: uuid::Uuid,
+    created_days_ago: i32,
+    bucket: &str,
+    path: &str,
+) -> uuid::Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO meet.recordings (meeting_id, started_at, storage_path, storage_bucket, status, created_at) \
+         VALUES ($1, NOW(), $2, $3, 'ready', NOW() - make_interval(days => $4)) RETURNING recording_id",
+    )
+    .bind(meeting)
+    .bind(path)
+    .bind(bucket)
+    .bind(created_days_ago)
+    .fetch_one(pg.pool())
+    .await
+    .unwrap()
+}
+
+async fn recording_ids(pg: &Postgres) -> Vec<uuid::Uuid> {
+    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT recording_id FROM meet.recordings")
+        .fetch_all(pg.pool())
+        .await
+        .unwrap();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn retention_deletes_a_recordings_stored_file_with_it_and_tries_a_failed_delete_again() {
+    let env = migrated().await;
+    let pg = &env.pg;
+    let store = tempfile::tempdir().unwrap();
+    let files = meetings::recording::RecordingFiles::new(&meetings::recording::RecordingsConfig {
+        storage: Some(store.path().display().to_string()),
+        ..Default::default()
+    });
+    let m = meeting(pg, "with-recordings", "ended", Some(10)).await;
+    let file = |name: &str| store.path().join("m").join(name);
+    std::fs::create_dir_all(store.path().join("m")).unwrap();
+    // Stored, and past retention.
+    let stored = recording_at(pg, m, 400, "local", "m/stored.webm").await;
+    std::fs::write(file("stored.webm"), b"webm").unwrap();
+    // Past retention, but its file cannot be deleted now (a directory stands there).
+    let stuck = recording_at(pg, m, 400, "local", "m/stuck.webm").await;
+    std::fs::create_dir_all(file("stuck.webm").join("x")).unwrap();
+    // Past retention, in a store this server does not reach.
+    let elsewhere = recording_at(pg, m, 400, "other-bucket", "m/elsewhere.webm").await;
+    std::fs::write(file("elsewhere.webm"), b"webm").unwrap();
+    // Not past retention.
+    let young = recording_at(pg, m, 30, "local", "m/young.webm").await;
+    std::fs::write(file("young.webm"), b"webm").unwrap();
+
+    let report = jobs::run_retention(pg, &Retention::default(), Utc::now(), Some(&files))
+        .await
+        .unwrap();
+    assert_eq!((report.recordings, report.recordings_kept), (2, 1));
+    assert!(!file("stored.webm").exists(), "deleted with its row");
+    assert!(
+        file("elsewhere.webm").exists(),
+        "not this server's to delete"
+    );
+    assert!(file("young.webm").exists());
+    let mut left = vec![stuck, young];
+    left.sort();
+    assert_eq!(recording_ids(pg).await, left);
+    assert!(!recording_ids(pg).await.contains(&stored));
+    assert!(!recording_ids(pg).await.contains(&elsewhere));
+
+    // The next run, once the store lets it, deletes the file and then the row.
+    std::fs::remove_dir_all(file("stuck.webm")).unwrap();
+    std::fs::write(file("stuck.webm"), b"webm").unwrap();
+    let again = jobs::run_retention(pg, &Retention::default(), Utc::now(), Some(&files))
+        .await
+        .unwrap();
+    assert_eq!((again.recordings, again.recordings_kept), (1, 0));
+    assert!(!file("stuck.webm").exists());
+    assert_eq!(recording_ids(pg).await, [young]);
 }
 
 async fn audit_row(pg: &Postgres, created_at: &str) -> String {

@@ -1144,10 +1144,14 @@ struct FlakyStore {
     state: std::sync::Arc<FlakyState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FlakyState {
     failing: std::sync::atomic::AtomicBool,
     refused: std::sync::atomic::AtomicU64,
+    /// While `true`, writes wait (counted in `waiting`); `stored` counts the writes done.
+    held: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::atomic::AtomicU64,
+    stored: std::sync::atomic::AtomicU64,
 }
 
 impl FlakyStore {
@@ -1157,7 +1161,36 @@ impl FlakyStore {
             inner: std::sync::Arc::new(
                 object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap(),
             ),
-            state: std::sync::Arc::new(FlakyState::default()),
+            state: std::sync::Arc::new(FlakyState {
+                failing: Default::default(),
+                refused: Default::default(),
+                held: tokio::sync::watch::Sender::new(false),
+                waiting: Default::default(),
+                stored: Default::default(),
+            }),
+        }
+    }
+
+    fn hold(&self, held: bool) {
+        self.state.held.send_replace(held);
+    }
+
+    fn waiting(&self) -> u64 {
+        self.state.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn stored(&self) -> u64 {
+        self.state.stored.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits while writes are held.
+    async fn gate(&self) {
+        let mut held = self.state.held.subscribe();
+        if *held.borrow_and_update() {
+            self.state
+                .waiting
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.wait_for(|held| !*held).await.unwrap();
         }
     }
 
@@ -1206,8 +1239,13 @@ impl object_store::ObjectStore for FlakyStore {
         Self: 'c,
     {
         Box::pin(async move {
+            self.gate().await;
             self.refuse()?;
-            self.inner.put_opts(location, payload, opts).await
+            let put = self.inner.put_opts(location, payload, opts).await?;
+            self.state
+                .stored
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(put)
         })
     }
 
@@ -1222,6 +1260,7 @@ impl object_store::ObjectStore for FlakyStore {
         Self: 'c,
     {
         Box::pin(async move {
+            self.gate().await;
             self.refuse()?;
             self.inner.put_multipart_opts(location, opts).await
         })
@@ -1716,4 +1755,68 @@ async fn a_recording_a_stopped_server_left_is_not_shown_running_on_the_meeting_p
             .status,
         meetings::domain::RecordingStatus::Failed
     );
+}
+
+#[tokio::test]
+async fn a_file_stored_after_its_recording_was_deleted_is_deleted_too() {
+    let (site, flaky) = flaky_site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    let recording_id = meetings::domain::RecordingId::parse(&id).unwrap();
+    site.connected(2).await;
+    publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+    let path = site
+        .repo
+        .recording(recording_id)
+        .await
+        .unwrap()
+        .storage_path;
+
+    // The file is on its way to the store when the row goes (past retention).
+    flaky.hold(true);
+    let (status, _) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings/{id}/stop"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("the file is being stored", || async {
+        (flaky.waiting() >= 1).then_some(())
+    })
+    .await;
+    let later = chrono::Utc::now() + chrono::Duration::days(800);
+    let gone = meetings::jobs::delete_expired_recordings(
+        &site.ctx.postgres,
+        &meetings::domain::Retention::default(),
+        later,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(gone.deleted, 1);
+    flaky.hold(false);
+
+    // It was stored, and then deleted: nobody's file is left behind.
+    eventually(
+        "the stored file is deleted and the work files removed",
+        || async {
+            let work = site.dirs.path().join("work").join(&id);
+            (flaky.stored() >= 1 && !site.storage.join(&path).exists() && !work.exists())
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -299,6 +299,61 @@ impl Storage {
     }
 }
 
+/// The recordings store as the stored files' owner: where the retention job deletes a
+/// recording's file with its row ([`crate::jobs::delete_expired_recordings`]). Cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct RecordingFiles {
+    /// `Err`: why the configured store is unusable.
+    storage: Result<Storage, String>,
+}
+
+/// What [`RecordingFiles::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileDeleted {
+    /// The file is gone (deleted now, or it never was stored).
+    Deleted,
+    /// This server cannot reach the file: its bucket is not the configured store's, or
+    /// no store is usable.
+    Unreachable,
+}
+
+impl RecordingFiles {
+    /// The store `config` names (see [`RecordingsConfig::storage`] and
+    /// [`RecordingsConfig::store`]).
+    pub fn new(config: &RecordingsConfig) -> RecordingFiles {
+        let storage = match (&config.store, &config.storage) {
+            (Some((bucket, store)), _) => Ok(Storage {
+                store: store.clone(),
+                bucket: bucket.clone(),
+                prefix: ObjectPath::default(),
+            }),
+            (None, None) => Err("recordings are not configured on this server".to_owned()),
+            (None, Some(setting)) => Storage::open(setting).map_err(|e| {
+                tracing::warn!(error = %e, "the recordings store is unusable; recordings are refused");
+                e.to_string()
+            }),
+        };
+        RecordingFiles { storage }
+    }
+
+    /// Deletes the file a recording row names (its `storage_bucket` and
+    /// `storage_path`). `Err`: the store failed, the file may still be there.
+    pub async fn delete(&self, bucket: &str, path: &str) -> Result<FileDeleted, String> {
+        let Ok(storage) = &self.storage else {
+            return Ok(FileDeleted::Unreachable);
+        };
+        if storage.bucket != bucket {
+            return Ok(FileDeleted::Unreachable);
+        }
+        storage
+            .delete(&ObjectPath::from(path))
+            .await
+            .map(|()| FileDeleted::Deleted)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Starts, stops and serves recordings. Cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
@@ -310,6 +365,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// `Err`: why the configured store is unusable (said on every start).
     storage: Result<Storage, String>,
+    files: RecordingFiles,
     config: RecordingsConfig,
     directory: MediaDirectory,
     work_dir: PathBuf,
@@ -359,18 +415,8 @@ impl Recorder {
         directory: MediaDirectory,
         config: RecordingsConfig,
     ) -> Recorder {
-        let storage = match (&config.store, &config.storage) {
-            (Some((bucket, store)), _) => Ok(Storage {
-                store: store.clone(),
-                bucket: bucket.clone(),
-                prefix: ObjectPath::default(),
-            }),
-            (None, None) => Err("recordings are not configured on this server".to_owned()),
-            (None, Some(setting)) => Storage::open(setting).map_err(|e| {
-                tracing::warn!(error = %e, "the recordings store is unusable; recordings are refused");
-                e.to_string()
-            }),
-        };
+        let files = RecordingFiles::new(&config);
+        let storage = files.storage.clone();
         let work_dir = config
             .work_dir
             .clone()
@@ -380,6 +426,7 @@ impl Recorder {
                 repo,
                 clock,
                 storage,
+                files,
                 directory: config.directory.clone().unwrap_or(directory),
                 config,
                 work_dir,
@@ -765,6 +812,11 @@ impl Recorder {
             .get(&ObjectPath::from(recording.storage_path.as_str()))
             .await
             .map_err(|e| RecordingError::Store(e.to_string()))
+    }
+
+    /// Its recordings store, to delete recordings' files.
+    pub fn files(&self) -> RecordingFiles {
+        self.inner.files.clone()
     }
 
     /// The repository it records into.

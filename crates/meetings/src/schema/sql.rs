@@ -515,14 +515,20 @@ pub(crate) const AGGREGATE_ENDED_MEETINGS: &str = concat!(
      FROM totals WHERE t.meeting_id = totals.meeting_id"
 );
 
-/// `$1` the cut-off (`created_at` at or before it), `$2` the batch size. Deletes up to a
-/// batch of recordings; returns `(recording_id, storage_bucket, storage_path)` of each.
-pub(crate) const DELETE_EXPIRED_RECORDINGS: &str = concat!(
+/// `$1` the cut-off (`created_at` at or before it), `$2` the batch size, `$3` the last
+/// `recording_id` of the previous batch (the nil UUID at first). The next batch of
+/// recordings past retention, by id: `(recording_id, storage_bucket, storage_path)`.
+pub(crate) const SELECT_EXPIRED_RECORDINGS: &str = concat!(
+    "SELECT recording_id, storage_bucket, storage_path FROM ",
+    table!(recordings),
+    " WHERE created_at <= $1 AND recording_id > $3 ORDER BY recording_id LIMIT $2"
+);
+
+/// `$1` recording ids (`uuid[]`). Deletes those recordings.
+pub(crate) const DELETE_RECORDINGS: &str = concat!(
     "DELETE FROM ",
     table!(recordings),
-    " WHERE recording_id IN (SELECT recording_id FROM ",
-    table!(recordings),
-    " WHERE created_at <= $1 LIMIT $2) RETURNING recording_id, storage_bucket, storage_path"
+    " WHERE recording_id = ANY($1)"
 );
 
 // ---------------------------------------------------------------------------------------
@@ -822,7 +828,8 @@ mod tests {
             ENSURE_AUDIT_PARTITION,
             DELETE_EXPIRED_MEETINGS,
             AGGREGATE_ENDED_MEETINGS,
-            DELETE_EXPIRED_RECORDINGS,
+            SELECT_EXPIRED_RECORDINGS,
+            DELETE_RECORDINGS,
             INSERT_USER,
             SELECT_OAUTH_USER,
             INSERT_OAUTH_USER,
