@@ -200,7 +200,9 @@
 //!   authorisation: Meetup's answer about the groups is the gate.
 //! - **The organiser token's refresh** is a job that looks every 10 minutes (and at
 //!   start-up) at `meetup_access_token_refresh_time`; due, it refreshes and stores the
-//!   new pair with the next time 2 days on, only if the spent refresh token is still
+//!   new pair with the next time 2 days on, or a quarter of an hour before the new
+//!   access token expires when Meetup's `expires_in` says that is sooner (Meetup's
+//!   access tokens last an hour), only if the spent refresh token is still
 //!   the stored one (a newer authorisation wins); failed, the next try is 1 hour on.
 //!   When Meetup refuses the authorisation itself (the refresh grant refused, by this
 //!   job or the sync, or a freshly refreshed token refused again), it is recorded in

@@ -86,7 +86,8 @@
 //! - **Token**: a [`MeetupError::Unauthorized`] anywhere in the gather refreshes the
 //!   token once with the stored refresh token, stores the new pair atomically (only if
 //!   nobody replaced it meanwhile: [`Repo::replace_organizer_tokens`]), with
-//!   the next refresh [`TOKEN_REFRESH_INTERVAL`] later, and gathers again. Refused
+//!   the next refresh [`TOKEN_REFRESH_INTERVAL`] later (or shortly before the new
+//!   access token expires, if sooner: [`next_token_refresh`]), and gathers again. Refused
 //!   again: [`SyncError::StillUnauthorized`]. A refused refresh grant is
 //!   [`SyncError::RefreshRefused`] (an organiser must authorise again), a refresh that
 //!   could not be made (network, 5xx) is [`SyncError::Refresh`] (the next run retries);
@@ -120,8 +121,33 @@ use crate::domain::{
 use crate::repo::{EventUpsert, MeetupEvent, Repo, RepoError, SyncView, Tokens};
 
 /// When the organiser token is next due for a refresh after the sync refreshed it: the
-/// behaviour doc refreshes every 2 days.
+/// behaviour doc refreshes every 2 days (sooner when the access token expires sooner:
+/// [`next_token_refresh`]).
 pub const TOKEN_REFRESH_INTERVAL: TimeDelta = TimeDelta::days(2);
+
+/// How long before its access token expires an organiser token is refreshed: more than
+/// the refresh job's look every 10 minutes, so the job is in time.
+pub const REFRESH_AHEAD: TimeDelta = TimeDelta::minutes(15);
+
+/// When a token pair obtained at `now`, whose access token Meetup says lasts
+/// `expires_in`, is next refreshed: [`TOKEN_REFRESH_INTERVAL`] later, or
+/// [`REFRESH_AHEAD`] (at most half its life) before the access token expires when that
+/// is sooner (Meetup's access tokens last an hour). An `expires_in` of zero says
+/// nothing: the interval.
+pub fn next_token_refresh(now: DateTime<Utc>, expires_in: std::time::Duration) -> DateTime<Utc> {
+    let every = now
+        .checked_add_signed(TOKEN_REFRESH_INTERVAL)
+        .unwrap_or(now);
+    let Ok(life) = TimeDelta::from_std(expires_in) else {
+        return every;
+    };
+    if life <= TimeDelta::zero() {
+        return every;
+    }
+    let ahead = REFRESH_AHEAD.min(life / 2);
+    now.checked_add_signed(life - ahead)
+        .map_or(every, |before_expiry| before_expiry.min(every))
+}
 
 /// Why a sync did not run (or not completely).
 #[derive(Debug, thiserror::Error)]
@@ -850,9 +876,7 @@ pub(crate) async fn refresh(
                 access: fresh.access_token.clone(),
                 refresh: fresh.refresh_token,
             };
-            let next = now
-                .checked_add_signed(TOKEN_REFRESH_INTERVAL)
-                .unwrap_or(now);
+            let next = next_token_refresh(now, fresh.expires_in);
             if repo
                 .replace_organizer_tokens(&tokens.refresh, &pair, next)
                 .await?
@@ -1218,6 +1242,28 @@ mod tests {
         assert_eq!(
             series_of(&plan),
             vec![("1".into(), "1".into(), Some(SeriesType::Adventure))]
+        );
+    }
+
+    #[test]
+    fn the_token_is_refreshed_before_its_access_token_expires() {
+        let now = t("2026-01-01T12:00:00Z");
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        // Meetup's hour: refreshed a quarter of an hour before it ends.
+        assert_eq!(next_token_refresh(now, hours(1)), t("2026-01-01T12:45:00Z"));
+        // Long-lived tokens: every two days.
+        assert_eq!(
+            next_token_refresh(now, hours(24 * 30)),
+            t("2026-01-03T12:00:00Z")
+        );
+        // Unknown lifetime, and a very short one (half of it).
+        assert_eq!(
+            next_token_refresh(now, std::time::Duration::ZERO),
+            t("2026-01-03T12:00:00Z")
+        );
+        assert_eq!(
+            next_token_refresh(now, std::time::Duration::from_secs(600)),
+            t("2026-01-01T12:05:00Z")
         );
     }
 

@@ -826,8 +826,8 @@ async fn an_expired_access_token_is_refreshed_once_and_stored() {
             .get("meetup_access_token_refresh_time")
             .await
             .as_deref(),
-        Some("2026-01-03T12:00:00+00:00"),
-        "next refresh two days after now"
+        Some("2026-01-01T12:45:00+00:00"),
+        "next refresh a quarter of an hour before the new access token's hour ends"
     );
     assert_eq!(
         w.env.members("meetup_events").await.len(),

@@ -11,7 +11,9 @@ use std::time::Duration;
 use base::Clock as _;
 use campaigns::config::DiscordSettings;
 use campaigns::repo::{EventUpsert, MeetupEvent, Tokens};
-use campaigns::web::organiser::{REFRESH_EVERY, RETRY_AFTER, RefreshOutcome, refresh_if_due};
+use campaigns::web::organiser::{
+    REFRESH_EVERY, RETRY_AFTER, RefreshOutcome, next_token_refresh, refresh_if_due,
+};
 use campaigns::{CampaignsConfig, EventSeriesId, MeetupEventId, MeetupUserId, Repo};
 use chrono::TimeDelta;
 use discord::model::{ChannelId, RoleId, UserId};
@@ -252,9 +254,10 @@ async fn an_organiser_of_every_group_authorises_tavern_and_the_tokens_are_stored
     let stored = site.repo.organizer_tokens().await.unwrap().expect("tokens");
     assert!(site.fake.is_access_token_valid(&stored.tokens.access));
     assert!(site.fake.is_refresh_token_valid(&stored.tokens.refresh));
+    // Meetup's access tokens (the fake's too) last an hour: refreshed before that.
     assert_eq!(
         stored.next_refresh,
-        Some(site.world.clock.now() + REFRESH_EVERY)
+        Some(site.world.clock.now() + TimeDelta::minutes(45))
     );
     // The CSRF token was used up with the answer.
     assert!(site.world.redis.scan("csrf:*").await.unwrap().is_empty());
@@ -429,17 +432,22 @@ async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure(
     );
     assert!(site.fake.token_requests().is_empty());
 
-    // Due: refreshed, rotated, stored, next in two days.
+    // Due: refreshed, rotated, stored, next before the new access token's hour ends.
     clock.advance(Duration::from_secs(3600));
     let now = clock.now();
+    let lifetime = Duration::from_secs(meetup::fake::TOKEN_LIFETIME_SECS);
+    assert_eq!(
+        next_token_refresh(now, lifetime),
+        now + TimeDelta::minutes(45)
+    );
     assert_eq!(
         refresh().await.unwrap(),
-        RefreshOutcome::Refreshed(now + REFRESH_EVERY)
+        RefreshOutcome::Refreshed(next_token_refresh(now, lifetime))
     );
     let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
     assert!(!site.fake.is_refresh_token_valid(&issued.refresh_token));
     assert!(site.fake.is_refresh_token_valid(&stored.tokens.refresh));
-    assert_eq!(stored.next_refresh, Some(now + REFRESH_EVERY));
+    assert_eq!(stored.next_refresh, Some(next_token_refresh(now, lifetime)));
 
     // The job itself, two days later, with a refresh token Meetup no longer knows:
     // it fails and moves the next try an hour on.
@@ -477,7 +485,10 @@ async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure(
     job.run_now().await.unwrap();
     assert_eq!(site.fake.token_requests().len(), asked + 1);
     let stored = site.repo.organizer_tokens().await.unwrap().unwrap();
-    assert_eq!(stored.next_refresh, Some(clock.now() + REFRESH_EVERY));
+    assert_eq!(
+        stored.next_refresh,
+        Some(next_token_refresh(clock.now(), lifetime))
+    );
     assert!(site.fake.is_access_token_valid(&stored.tokens.access));
 }
 

@@ -42,9 +42,11 @@ use super::{WebState, leave_for_meetup, meetup_problem, storage_problem};
 use crate::config::DiscordSettings;
 use crate::lifecycle::alert_organisers;
 use crate::repo::{Repo, RepoError, Tokens};
+pub use crate::sync::next_token_refresh;
 
-/// How long an organiser token is used before it is refreshed (the original's 2 days).
-pub const REFRESH_EVERY: TimeDelta = TimeDelta::days(2);
+/// How long an organiser token is used before it is refreshed (the original's 2 days),
+/// unless its access token expires sooner ([`next_token_refresh`]).
+pub const REFRESH_EVERY: TimeDelta = crate::sync::TOKEN_REFRESH_INTERVAL;
 /// How soon a failed refresh is tried again.
 pub const RETRY_AFTER: TimeDelta = TimeDelta::hours(1);
 /// How often the refresh job looks at the refresh time. Short next to both delays, so
@@ -164,7 +166,7 @@ pub(crate) async fn finish(
             ),
         ));
     }
-    let next = state.clock.now() + REFRESH_EVERY;
+    let next = next_token_refresh(state.clock.now(), tokens.expires_in);
     let stored = Tokens {
         access: tokens.access_token,
         refresh: tokens.refresh_token,
@@ -180,7 +182,7 @@ pub(crate) async fn finish(
                 h1 { "Tavern is authorised" }
                 p {
                     "Tavern now reads Meetup as " strong { (name) } ", who organises every "
-                    "group it syncs. The token is refreshed every two days, next on "
+                    "group it syncs. The token is refreshed before it expires, next on "
                     (next.format("%Y-%m-%d %H:%M UTC").to_string()) "."
                 }
             }
@@ -218,7 +220,8 @@ pub enum RefreshError {
 /// Refreshes the organiser token if its refresh time has come (a token without a
 /// refresh time is refreshed at once). On success the new pair replaces the one the
 /// refresh spent (only if it is still stored) with the next refresh [`REFRESH_EVERY`]
-/// later; on failure the next try is [`RETRY_AFTER`] later.
+/// later, or sooner when the new access token expires sooner ([`next_token_refresh`]);
+/// on failure the next try is [`RETRY_AFTER`] later.
 pub async fn refresh_if_due(
     repo: &Repo,
     client: &MeetupClient,
@@ -237,7 +240,7 @@ pub async fn refresh_if_due(
         .await
     {
         Ok(fresh) => {
-            let next = now + REFRESH_EVERY;
+            let next = next_token_refresh(now, fresh.expires_in);
             let tokens = Tokens {
                 access: fresh.access_token,
                 refresh: fresh.refresh_token,
