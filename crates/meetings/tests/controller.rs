@@ -1802,3 +1802,39 @@ async fn a_visitor_nobody_lets_in_within_the_waiting_limit_is_turned_away() {
     assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_participant_whose_row_outlived_the_meetings_end_leaves_with_meeting_ended() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Late row").await;
+    let (mut alice, _, grant) = c.join(m, "Alice").await;
+    let alice_id = grant.participant_id;
+    eventually("Alice's row", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM meet.meeting_participants WHERE participant_id = $1",
+        )
+        .bind(alice_id.as_uuid())
+        .fetch_one(c.repo.postgres().pool())
+        .await
+        .ok()
+        .filter(|n| *n == 1)
+    })
+    .await;
+    // The meeting ended while her row stayed open, as a row written just after the end
+    // closed the others' would.
+    sqlx::query(
+        "UPDATE meet.meetings SET status = 'ended', ended_at = NOW() WHERE meeting_id = $1",
+    )
+    .bind(m.as_uuid())
+    .execute(c.repo.postgres().pool())
+    .await
+    .unwrap();
+
+    let (said, _) = closed(&mut alice).await;
+    assert!(
+        said.iter().any(|p| matches!(p, S::MeetingEnded(_))),
+        "{said:?}"
+    );
+    eventually_left(&c, alice_id, "meeting_ended").await;
+    c.stop().await;
+}

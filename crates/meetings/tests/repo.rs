@@ -1263,3 +1263,78 @@ async fn a_sweep_reads_every_hosted_meetings_status_and_present_participants_at_
     assert!(repo.meeting_statuses(&[]).await.unwrap().is_empty());
     assert!(repo.present_participants(&[]).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_join_racing_the_meetings_end_is_refused_and_leaves_no_open_row() {
+    let env = env().await;
+    let repo = repo(&env);
+    let meeting = repo
+        .create_meeting(&new_meeting("Closing time"))
+        .await
+        .unwrap();
+    let m = meeting.meeting_id;
+    let first = joined(&repo, m, "First").await;
+
+    // The meeting as a join read it, then its end, then the join's Redis step.
+    let read = repo.meeting(m).await.unwrap();
+    repo.end_meeting(m).await.unwrap();
+    let late = repo
+        .join_meeting(
+            &read,
+            ParticipantId::random(),
+            &join_request(m, "Late"),
+            &Default::default(),
+            JoinWith::default(),
+        )
+        .await;
+    assert!(
+        matches!(late, Err(MeetingsError::MeetingEnded(id)) if id == m),
+        "{:?}",
+        late.map(|_| ())
+    );
+    assert_eq!(env.redis.scan("participant:*").await.unwrap().len(), 0);
+    assert_eq!(hash(&env, &format!("meeting:{m}")).await["status"], "ended");
+
+    // A join whose Redis step came before the end and its row after: no row is left
+    // open, and the Redis step is undone.
+    let other = repo
+        .create_meeting(&new_meeting("Also closing"))
+        .await
+        .unwrap();
+    let o = other.meeting_id;
+    let stays = joined(&repo, o, "Stays").await;
+    let read = repo.meeting(o).await.unwrap();
+    let racer = ParticipantId::random();
+    let (_, row) = repo
+        .join_meeting(
+            &read,
+            racer,
+            &join_request(o, "Racer"),
+            &Default::default(),
+            JoinWith::default(),
+        )
+        .await
+        .unwrap();
+    repo.end_meeting(o).await.unwrap();
+    let written = row.write().await;
+    assert!(
+        matches!(written, Err(MeetingsError::MeetingEnded(id)) if id == o),
+        "{written:?}"
+    );
+    let open: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM meet.meeting_participants WHERE left_at IS NULL")
+            .fetch_one(env.pg.pool())
+            .await
+            .unwrap();
+    assert_eq!(open, 0, "every row of the ended meetings is closed");
+    let racers: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM meet.meeting_participants WHERE participant_id = $1",
+    )
+    .bind(racer.as_uuid())
+    .fetch_one(env.pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(racers, 0);
+    assert!(!exists(&env, &format!("participant:{racer}")).await);
+    let _ = (first, stays);
+}

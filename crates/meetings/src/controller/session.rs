@@ -855,6 +855,20 @@ impl Session {
                     self.row = None;
                     let departure = match written {
                         Ok(Ok(())) => continue,
+                        // The meeting ended after the join's Redis step (which the write
+                        // undid).
+                        Ok(Err(MeetingsError::MeetingEnded(_))) => {
+                            let _ = self.out.try_send(ServerMessage::new(Out::MeetingEnded(
+                                MeetingEnded {
+                                    reason: "the meeting has ended".to_owned(),
+                                },
+                            )));
+                            return Close::new(
+                                proto::CLOSE_NORMAL,
+                                "the meeting has ended",
+                                Departure::Gone,
+                            );
+                        }
                         // The write undid the Redis session.
                         Ok(Err(_)) => Departure::Gone,
                         Err(error) => {
@@ -1549,7 +1563,19 @@ impl Session {
         let (meeting, me) = (self.meeting, self.participant);
         let was_here = shared.rooms.remove(meeting, me);
         let reason = match ending.departure {
-            Departure::Ended => return,
+            // Its row was closed with the meeting's, unless it was written after the end
+            // closed the others': the leave closes it (nothing else ever would).
+            Departure::Ended => {
+                if recorded
+                    && let Err(error) = shared
+                        .repo
+                        .leave(meeting, me, LeaveReason::MeetingEnded)
+                        .await
+                {
+                    tracing::warn!(%error, "the leave at the meeting's end was not recorded");
+                }
+                return;
+            }
             Departure::Gone => LeaveReason::ConnectionLost,
             Departure::Moved if !recorded => LeaveReason::ConnectionLost,
             Departure::Moved => {
@@ -1742,8 +1768,9 @@ async fn serving_handlers(shared: &Shared) -> Option<HashSet<crate::domain::Hand
 /// a meeting ended elsewhere, or moved to another controller, has its sessions closed,
 /// and so has each participant no longer in its meeting's Redis set (removed by the
 /// presence job), and each guest of a meeting that requires sign-in now (the host
-/// changed `require_auth` since they joined: they leave `kicked`). Three round trips in all, however many meetings this controller
-/// hosts.
+/// changed `require_auth` since they joined: they leave `kicked`). Three round trips in
+/// all, however many meetings this controller hosts (a fourth when somebody is missing:
+/// their meetings are read again, so that one that ended meanwhile ends here).
 async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)>) {
     if hosted.is_empty() {
         return;
@@ -1794,17 +1821,47 @@ async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Clos
             return;
         }
     };
+    let mut removed: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)> = Vec::new();
     for (meeting, connected) in open {
         let here = present.get(&meeting);
-        for (participant, closer) in connected {
-            if !here.is_some_and(|p| p.contains(&participant)) {
-                tracing::info!(%meeting, %participant, "participant removed elsewhere; closing its session");
-                closer.close(Close::new(
-                    proto::CLOSE_BY_CONTROLLER,
-                    "removed from the meeting (no heartbeat)",
-                    Departure::Gone,
-                ));
-            }
+        let gone: Vec<_> = connected
+            .into_iter()
+            .filter(|(participant, _)| !here.is_some_and(|p| p.contains(participant)))
+            .collect();
+        if !gone.is_empty() {
+            removed.push((meeting, gone));
+        }
+    }
+    if removed.is_empty() {
+        return;
+    }
+    // A meeting that ended between the two reads has its participants' sessions gone
+    // too: it ends here, rather than telling everybody they left one by one.
+    let ids: Vec<MeetingId> = removed.iter().map(|(meeting, _)| *meeting).collect();
+    let statuses = shared
+        .repo
+        .meeting_statuses(&ids)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "sweep could not read the meetings again");
+            HashMap::new()
+        });
+    for (meeting, gone) in removed {
+        if statuses
+            .get(&meeting)
+            .is_some_and(|hosted| hosted.status == MeetingStatus::Ended)
+        {
+            tracing::info!(%meeting, "meeting ended elsewhere; closing its sessions");
+            shared.rooms.end(meeting);
+            continue;
+        }
+        for (participant, closer) in gone {
+            tracing::info!(%meeting, %participant, "participant removed elsewhere; closing its session");
+            closer.close(Close::new(
+                proto::CLOSE_BY_CONTROLLER,
+                "removed from the meeting (no heartbeat)",
+                Departure::Gone,
+            ));
         }
     }
 }

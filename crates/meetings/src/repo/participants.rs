@@ -17,6 +17,10 @@ use crate::schema::{
     self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
 };
 
+/// How many times a join's Redis step is tried while the meeting's `status` changes
+/// under it (a first join writing it meanwhile).
+const JOIN_TRIES: usize = 3;
+
 /// Someone joining a meeting (the seed's Data Flow Example 1, step 2).
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -127,9 +131,11 @@ impl Repo {
     /// (TTL 5 min), its presence (30 s), `SADD meeting:{id}:participants`, and on
     /// `meeting:{id}` the state fields, `started_at` (first join only) and `HINCRBY
     /// participant_count 1`, all only while the set has fewer members than
-    /// `max_participants` (else [`MeetingsError::MeetingFull`], nothing written); then
-    /// the `meeting_participants` row (and the meeting becomes `active` on its first
-    /// join), in one PostgreSQL transaction.
+    /// `max_participants` (else [`MeetingsError::MeetingFull`], nothing written) and
+    /// `meeting:{id}` does not say `ended` (else [`MeetingsError::MeetingEnded`],
+    /// nothing written); then the `meeting_participants` row (and the meeting becomes
+    /// `active` on its first join), in one PostgreSQL transaction, only while the
+    /// meeting has not ended (else `MeetingEnded`, and the Redis step undone).
     ///
     /// The seed writes PostgreSQL after Redis ("async"). If that write fails, the Redis
     /// step is undone (the participant leaves again), so no session lives without its row.
@@ -252,16 +258,55 @@ impl Repo {
         let room = u64::try_from(meeting.settings.max_participants).unwrap_or(0);
         // In this order: a revoked token is refused before anything is said of the
         // meeting.
-        let mut conditions = Vec::with_capacity(3);
+        let mut conditions = Vec::with_capacity(4);
         conditions.extend(
             with.presented
                 .map(|hash| Condition::absent(schema::token_blacklist_key(hash))),
         );
         let first = conditions.len();
-        let (full, taken) = (first, first + 1);
+        let (full, taken, running) = (first, first + 1, first + 2);
         conditions.push(Condition::fewer_than(&set_key, room));
         conditions.push(Condition::absent(&participant_key));
-        let joined = self.redis.apply_when(&conditions, &writes).await?;
+        // Not into a meeting whose end has reached Redis (the meeting read before may be
+        // older than its end): `status` is `active`, or not there yet (the first join).
+        // The store has no "not equal", so each of the two is tried; a status that is
+        // neither is read back.
+        let ended = MeetingStatus::Ended.as_str();
+        let active = MeetingStatus::Active.as_str();
+        let mut joined = None;
+        'tries: for _ in 0..JOIN_TRIES {
+            for status in [Some(active), None] {
+                conditions.truncate(running);
+                conditions.push(Condition::hash_field(
+                    &meeting_key,
+                    meeting_fields::STATUS,
+                    status,
+                ));
+                match self.redis.apply_when(&conditions, &writes).await? {
+                    Conditional::Refused(i) if i == running => {}
+                    outcome => {
+                        joined = Some(outcome);
+                        break 'tries;
+                    }
+                }
+            }
+            let status: Option<String> = redis::cmd("HGET")
+                .arg(&meeting_key)
+                .arg(meeting_fields::STATUS)
+                .query_async(&mut self.redis.conn())
+                .await?;
+            if status.as_deref() == Some(ended) {
+                tracing::info!(meeting = %meeting.meeting_id, %participant, "join refused: the meeting has ended");
+                return Err(MeetingsError::MeetingEnded(meeting.meeting_id));
+            }
+        }
+        let Some(joined) = joined else {
+            return Err(StorageError::conflict(format!(
+                "the state of meeting {} kept changing during a join",
+                meeting.meeting_id
+            ))
+            .into());
+        };
         let participant_count = match joined {
             Conditional::Refused(i) if i == taken => {
                 return Err(StorageError::conflict(format!(
@@ -348,7 +393,7 @@ impl Repo {
             "participant_id": participant.to_string(),
             "guest": req.user_id.is_none(),
         });
-        sqlx::query(schema::JOIN_PARTICIPANT)
+        let inserted: i64 = sqlx::query_scalar(schema::JOIN_PARTICIPANT)
             .bind(req.meeting_id.as_uuid())
             .bind(participant.as_uuid())
             .bind(req.user_id.map(|u| u.as_uuid()))
@@ -362,8 +407,12 @@ impl Repo {
             .bind(audit::JOIN)
             .bind(AuditResult::Success.as_str())
             .bind(metadata)
-            .execute(self.pg.pool())
+            .fetch_one(self.pg.pool())
             .await?;
+        if inserted == 0 {
+            // The meeting ended after the join's Redis step: no row that nothing closes.
+            return Err(MeetingsError::MeetingEnded(req.meeting_id));
+        }
         Ok(())
     }
 

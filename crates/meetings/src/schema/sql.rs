@@ -239,13 +239,18 @@ pub(crate) const REASSIGN_CONTROLLER: &str = concat!(
 /// meeting made `active` with its `actual_start_time`, and its audit row (`$8`
 /// event_type, `$9` actor_type, `$10` target_type, `$11` action, `$12` result, `$13`
 /// metadata; its actor the user, its target the meeting). One round trip; all or
-/// nothing.
+/// nothing. Nothing is written into a meeting that has ended: the count it returns (of
+/// rows inserted) is 0 then.
 pub(crate) const JOIN_PARTICIPANT: &str = concat!(
     "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode), \
      p AS (INSERT INTO ",
     table!(meeting_participants),
     " (meeting_id, participant_id, user_id, display_name, ip_address, user_agent, \
-       client_version) VALUES ($1, $2, $3, $4, $5::inet, $6, $7) RETURNING meeting_id), \
+       client_version) \
+     SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::inet, $6::text, $7::text \
+     WHERE EXISTS (SELECT 1 FROM ",
+    table!(meetings),
+    " WHERE meeting_id = $1 AND status <> 'ended') RETURNING meeting_id), \
      m AS (UPDATE ",
     table!(meetings),
     " SET status = 'active', actual_start_time = COALESCE(actual_start_time, NOW()) \
