@@ -518,3 +518,102 @@ async fn the_next_meeting_goes_to_the_handler_with_free_capacity_by_its_reported
     busy.stop().await;
     idle.stop().await;
 }
+
+/// How often `stream` is in `who`'s session's `streams`.
+async fn listed(world: &World, who: ParticipantId, stream: StreamId) -> usize {
+    let raw: String = world
+        .redis
+        .conn()
+        .hget(
+            schema::participant_key(who),
+            schema::participant_fields::STREAMS,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = serde_json::from_str(&raw).unwrap();
+    ids.iter().filter(|id| **id == stream.to_string()).count()
+}
+
+/// A publisher's media session reconnecting, whether the new one replaces the old or
+/// the old closed first, leaves its stream live (no TTL), counted once per viewer, and
+/// listed once in its session; the replaced session is closed.
+#[tokio::test]
+async fn a_media_reconnect_keeps_the_stream_live_and_its_count_honest() {
+    let world = World::with_postgres().await;
+    world.postgres.migrate(&meetings::MIGRATIONS).await.unwrap();
+    let repo = Repo::from_context(&world.ctx);
+    let h = start(&repo, "mh-reconnect").await;
+    let m = meeting(&repo, "Reconnect").await;
+    let (publisher, viewer, later) = (
+        joined(&repo, m, "Publisher").await,
+        joined(&repo, m, "Viewer").await,
+        joined(&repo, m, "Later").await,
+    );
+    let video = track_stream_id(publisher, TRACK_CAMERA);
+    let first = h.connect_as(m, publisher).await;
+    let mut v = h.connect_as(m, viewer).await;
+    h.until("two sessions", |l| l.participants() == 2).await;
+    first
+        .send_frame(TRACK_CAMERA, FLAG_KEY, 1, 0, b"first")
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut v).await.payload, b"first");
+    subscribers_reach(&world, video, "1").await;
+
+    // A second session replaces the first, which is closed.
+    let second = h.connect_as(m, publisher).await;
+    let closed = tokio::time::timeout(DEADLINE, first.closed())
+        .await
+        .expect("the replaced session is closed in time");
+    assert_eq!(closed.code, Some(u64::from(proto::CLOSE_BY_HANDLER)));
+    assert!(closed.reason.starts_with("replaced"), "{closed:?}");
+    h.until("two sessions", |l| l.participants() == 2).await;
+    let mut l = h.connect_as(m, later).await;
+    h.until("three sessions", |l| l.participants() == 3).await;
+    second
+        .send_frame(TRACK_CAMERA, FLAG_KEY, 2, 1, b"second")
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut v).await.payload, b"second");
+    assert_eq!(next_frame(&mut l).await.payload, b"second");
+    subscribers_reach(&world, video, "2").await;
+    assert_eq!(listed(&world, publisher, video).await, 1);
+
+    // The session closes first (the stream ends), then a new one publishes again.
+    second.close();
+    h.until("two sessions", |l| l.participants() == 2).await;
+    eventually("the stream has the TTL of an ended one", || {
+        let world = &world;
+        async move {
+            let ttl = store::harness::ttl(&world.redis, &schema::stream_key(video)).await;
+            (ttl > 0).then_some(())
+        }
+    })
+    .await;
+    let third = h.connect_as(m, publisher).await;
+    h.until("three sessions", |l| l.participants() == 3).await;
+    third
+        .send_frame(TRACK_CAMERA, FLAG_KEY, 3, 2, b"third")
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut v).await.payload, b"third");
+    assert_eq!(next_frame(&mut l).await.payload, b"third");
+    subscribers_reach(&world, video, "2").await;
+    eventually("the stream is live again", || {
+        let world = &world;
+        async move {
+            let ttl = store::harness::ttl(&world.redis, &schema::stream_key(video)).await;
+            (ttl == -1).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(listed(&world, publisher, video).await, 1);
+
+    // Its viewers leaving count it down to zero, never below.
+    drop(v);
+    subscribers_reach(&world, video, "1").await;
+    drop(l);
+    subscribers_reach(&world, video, "0").await;
+    drop(third);
+    h.stop().await;
+}

@@ -116,6 +116,16 @@ impl Subscriptions {
         matches!(self.lock().remove(&stream), Some(Subscription::Asked))
     }
 
+    /// Takes over `old`'s subscriptions (the same participant's earlier media session,
+    /// replaced by this one): they are this one's to count down from now on.
+    pub(super) fn inherit(&self, old: &Subscriptions) {
+        let taken: Vec<_> = old.lock().drain().collect();
+        let mut all = self.lock();
+        for (stream, state) in taken {
+            all.entry(stream).or_insert(state);
+        }
+    }
+
     /// Every stream asked for, forgotten.
     pub(super) fn take_all(&self) -> Vec<StreamId> {
         self.lock()

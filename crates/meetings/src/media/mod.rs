@@ -13,7 +13,9 @@
 //!   left; an id that never joined the meeting is a client of the server's own, the
 //!   recorder, and is admitted). A participant's session is closed (`left: ...`) within
 //!   `presence_every` (5 s) of its leaving or being dropped: every served meeting's
-//!   participants are read at once for that.
+//!   participants are read at once for that. A participant's new session replaces its
+//!   earlier one, which is closed (`replaced: ...`); the new one takes over its streams
+//!   and subscriptions.
 //! - The client opens one bidirectional control stream first; a malformed control
 //!   message closes that session only.
 //! - Each encoded frame arrives on its own unidirectional stream and is forwarded,

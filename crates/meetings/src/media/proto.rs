@@ -166,8 +166,9 @@ pub const CLOSE_NORMAL: u32 = 0;
 /// control message, a bad or oversized media frame).
 pub const CLOSE_PROTOCOL_ERROR: u32 = 1;
 /// Application error code of a media session closed by the handler: shutdown, or (its
-/// reason says which) a subscriber that stayed behind (`behind: ...`) or a participant
-/// no longer in the meeting (`left: ...`).
+/// reason says which) a subscriber that stayed behind (`behind: ...`), a participant
+/// no longer in the meeting (`left: ...`) or a session replaced by a newer one of the
+/// same participant (`replaced: ...`).
 pub const CLOSE_BY_HANDLER: u32 = 3;
 
 /// A message from a media client on the control stream.

@@ -637,7 +637,7 @@ impl Rooms {
         let room = rooms.entry(meeting).or_default();
         {
             let mut dropping = member.dropping();
-            for (id, publisher) in &room.members {
+            for (id, publisher) in room.members.iter().filter(|(id, _)| **id != participant) {
                 for track in publisher.tracks() {
                     if track != proto::TRACK_AUDIO {
                         dropping.insert((*id, track), Behind::new());
@@ -656,7 +656,19 @@ impl Rooms {
                 }
             }
         }
-        room.members.insert(participant, member);
+        if let Some(old) = room.members.insert(participant, member.clone()) {
+            // The same participant's earlier session: the new one takes over what it
+            // published and its subscriptions (the streams stay live, counted as they
+            // were), and it is closed.
+            member
+                .published
+                .fetch_or(old.published.load(Ordering::Relaxed), Ordering::Relaxed);
+            member.subscriptions.inherit(&old.subscriptions);
+            old.closer.close(Close::new(
+                proto::CLOSE_BY_HANDLER,
+                "replaced: a newer media session of the same participant opened",
+            ));
+        }
     }
 
     /// Removes a participant's `member` (not a later session of the same participant

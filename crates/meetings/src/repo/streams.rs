@@ -37,33 +37,51 @@ fn encode(key: &str, ids: &[Value]) -> Result<String, StorageError> {
 
 impl Repo {
     /// A participant publishes a stream: `stream:{stream_id}` (no TTL while live) and the
-    /// id appended to the session's `streams`, in one step. `false` (nothing written)
+    /// id in the session's `streams` (once), in one step. `false` (nothing written)
     /// when the publisher's session has expired.
+    ///
+    /// Published again (its participant's media session reconnected), the stream is live
+    /// again (its TTL of an ended stream removed) and keeps its `subscribers` and
+    /// `created_at`: the viewers it had are counted as they were.
     pub async fn publish_stream(&self, stream: &NewStream) -> Result<bool, MeetingsError> {
         use stream_fields as f;
         let session = schema::participant_key(stream.participant_id);
         let stream_key = schema::stream_key(stream.stream_id);
-        let fields: [(&str, String); 8] = [
+        let fields: [(&str, String); 6] = [
             (f::STREAM_ID, stream.stream_id.to_string()),
             (f::PARTICIPANT_ID, stream.participant_id.to_string()),
             (f::MEETING_ID, stream.meeting_id.to_string()),
             (f::STREAM_TYPE, stream.stream_type.as_str().to_owned()),
             (f::CODEC, stream.codec.clone()),
             (f::MAX_BITRATE, stream.max_bitrate.to_string()),
+        ];
+        let first: [(&str, String); 2] = [
             (f::SUBSCRIBERS, 0.to_string()),
             (f::CREATED_AT, self.now_secs().to_string()),
         ];
-        let (session, stream_key, fields) = (&session, &stream_key, &fields);
+        let (session, stream_key, fields, first) = (&session, &stream_key, &fields, &first);
+        let id = Value::String(stream.stream_id.to_string());
+        let id = &id;
         store::optimistic(session, |_| async move {
             let current = self.session_streams(session).await?;
             let mut ids = match &current {
                 Some(raw) => stream_ids(session, raw)?,
                 None => Vec::new(),
             };
-            ids.push(Value::String(stream.stream_id.to_string()));
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
             let mut writes = Writes::new();
             writes.hset(session, participant_fields::STREAMS, encode(session, &ids)?);
             hset_all(&mut writes, stream_key, fields);
+            for (field, value) in first {
+                writes
+                    .command("HSETNX")
+                    .arg(stream_key)
+                    .arg(*field)
+                    .arg(value);
+            }
+            writes.persist(stream_key);
             let guard = [
                 Condition::exists(session),
                 Condition::hash_field(session, participant_fields::STREAMS, current),
