@@ -1820,3 +1820,41 @@ async fn a_file_stored_after_its_recording_was_deleted_is_deleted_too() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_recording_failed_as_left_behind_while_its_server_lives_is_still_finished() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+    publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+
+    // Its touches did not reach the database for a while (an outage), and another
+    // replica took it for left behind.
+    let recording_id = meetings::domain::RecordingId::parse(&id).unwrap();
+    site.repo
+        .fail_recording(
+            recording_id,
+            meetings::recording::STALE_MESSAGE,
+            base::Clock::now(&*site.world.clock),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // The server making it still has its frames: it stops, and finishes it.
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    assert!(ready["error_message"].is_null(), "{ready}");
+    let row = site.repo.recording(recording_id).await.unwrap();
+    assert!(site.storage.join(&row.storage_path).is_file());
+}

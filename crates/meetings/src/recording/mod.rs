@@ -1273,6 +1273,9 @@ impl Finisher {
         let mut stored = false;
         let mut wait = self.inner.config.store_retry_first;
         let mut failing_since: Option<Instant> = None;
+        if let Ok(Some(outcome)) = self.wanted(false).await {
+            return outcome;
+        }
         loop {
             let error = match self.attempt(&file, &mut done, &mut stored).await {
                 Ok(outcome) => return outcome,
@@ -1292,20 +1295,51 @@ impl Finisher {
                 () = self.inner.shutdown.cancelled() => return Outcome::Interrupted,
             }
             wait = wait.saturating_mul(2).min(MAX_RETRY_WAIT);
-            // Only while the row still waits for its file.
-            match self.inner.repo.recording(id).await {
-                Ok(row) if row.status == RecordingStatus::Processing => {}
-                Ok(row) => {
-                    return self
-                        .gone(stored, format!("its row is {} now", row.status.as_str()))
-                        .await;
-                }
-                Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
-                    return self.gone(stored, "its row was deleted".to_owned()).await;
-                }
-                // The database may be what failed: the next attempt says.
-                Err(_) => {}
+            // Only while the row still waits for its file (the database may be what
+            // failed: the next attempt says).
+            if let Ok(Some(outcome)) = self.wanted(stored).await {
+                return outcome;
             }
+        }
+    }
+
+    /// Whether the row still waits for this file: `None` yes (a row still `recording`,
+    /// its stop not written for a failing database, or failed as [`STALE_MESSAGE`] when
+    /// its touches failed, is marked `processing` now);
+    /// `Some` no, and how the finishing ends (a stored file that is nobody's is deleted;
+    /// a ready row's never). `Err`: not known now.
+    async fn wanted(&self, stored: bool) -> Result<Option<Outcome>, String> {
+        let id = self.recording.recording_id;
+        let repo = &self.inner.repo;
+        match repo.recording(id).await {
+            Ok(row) => match row.status {
+                RecordingStatus::Processing => Ok(None),
+                RecordingStatus::Recording => {
+                    repo.stop_recording(id, self.inner.clock.now())
+                        .await
+                        .map_err(|e| format!("could not mark the recording processing: {e}"))?;
+                    Ok(None)
+                }
+                RecordingStatus::Ready => Ok(Some(Outcome::Gone("it is ready".to_owned()))),
+                // Taken for left behind (its touches failed for a while): it is not.
+                RecordingStatus::Failed if row.error_message.as_deref() == Some(STALE_MESSAGE) => {
+                    match repo.resume_recording(id, STALE_MESSAGE).await {
+                        Ok(Some(_)) => Ok(None),
+                        Ok(None) => Err("the recording changed meanwhile".to_owned()),
+                        Err(error) => {
+                            Err(format!("could not take the recording up again: {error}"))
+                        }
+                    }
+                }
+                RecordingStatus::Failed => Ok(Some(
+                    self.gone(stored, "it was failed elsewhere".to_owned())
+                        .await,
+                )),
+            },
+            Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => Ok(Some(
+                self.gone(stored, "its row was deleted".to_owned()).await,
+            )),
+            Err(error) => Err(format!("could not read the recording: {error}")),
         }
     }
 
@@ -1354,9 +1388,10 @@ impl Finisher {
         }
         match self.inner.repo.finish_recording(id, &measured).await {
             Ok(Some(_)) => Ok(Outcome::Ready(measured)),
-            Ok(None) => Ok(self
-                .gone(true, "the recording was no longer processing".to_owned())
-                .await),
+            Ok(None) => match self.wanted(true).await? {
+                Some(outcome) => Ok(outcome),
+                None => Err("the recording was not processing yet".to_owned()),
+            },
             Err(error) => Err(format!("could not mark the recording ready: {error}")),
         }
     }
