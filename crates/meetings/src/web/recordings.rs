@@ -133,7 +133,9 @@ pub struct RecordingJson {
     /// `WIDTHxHEIGHT` of the first video track.
     #[schema(example = "1280x720")]
     pub resolution: Option<String>,
-    /// Why it failed.
+    /// Why it failed; on a ready one, why it stopped early (its meeting no longer
+    /// allowed recording, the server's disk was full) or that the server making it
+    /// stopped and finished it when it started again.
     pub error_message: Option<String>,
     /// A ready recording's signed download link (valid one hour by default).
     pub download_url: Option<String>,
