@@ -378,3 +378,61 @@ async fn the_lifecycle_and_every_join_and_leave_leave_an_audit_row() {
     );
     assert_gone(&world, m, guest).await;
 }
+
+/// Registers controller `id` (its heartbeat now, on the world's clock) and assigns it
+/// meeting `m`.
+async fn hosted_by(world: &World, repo: &Repo, m: MeetingId, id: &str) {
+    let controller = meetings::domain::ControllerId::parse(id).unwrap();
+    repo.register_controller(&meetings::repo::ControllerRegistration {
+        controller_id: controller.clone(),
+        region: meetings::domain::Region::local(),
+        endpoint: format!("https://{id}.example:4433"),
+        max_meetings: 10,
+        max_participants: 100,
+        version: None,
+        certificate_hash: None,
+    })
+    .await
+    .unwrap();
+    sqlx::query("UPDATE meet.meetings SET assigned_controller_id = $2 WHERE meeting_id = $1")
+        .bind(m.as_uuid())
+        .bind(controller.as_str())
+        .execute(world.postgres.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_meeting_the_presence_job_empties_after_its_controller_crashed_stays_for_the_rejoin() {
+    let (world, repo) = world().await;
+    let crashed = meeting(&repo, "Crashed").await;
+    let alive = meeting(&repo, "Alive").await;
+    hosted_by(&world, &repo, crashed, "mc-crashed").await;
+    let alice = join(&repo, crashed, "Alice").await;
+    // The crashed controller heartbeats no more; the other one did just now.
+    world.clock.advance(std::time::Duration::from_secs(40));
+    hosted_by(&world, &repo, alive, "mc-alive").await;
+    let bob = join(&repo, alive, "Bob").await;
+    expire_now(
+        &world,
+        &[format!("presence:{alice}"), format!("presence:{bob}")],
+    )
+    .await;
+
+    assert_eq!(jobs::reap_absent_participants(&repo).await.unwrap(), 2);
+
+    // Alice left (her client joins again through another controller), her meeting goes
+    // on; Bob's, whose controller is alive, ended as it always did.
+    assert_eq!(
+        leave_reason(&world, alice).await.as_deref(),
+        Some("connection_lost")
+    );
+    assert_eq!(
+        repo.meeting(crashed).await.unwrap().status,
+        MeetingStatus::Active
+    );
+    assert_eq!(
+        repo.meeting(alive).await.unwrap().status,
+        MeetingStatus::Ended
+    );
+}

@@ -17,6 +17,12 @@ use crate::schema::{
     self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
 };
 
+/// A meeting controller whose last heartbeat is older than this counts as gone for the
+/// presence job ([`Repo::reap_absent`]): one and a half of its 10-second heartbeats, so
+/// that it counts as gone before the presence (30 s) of any participant it held runs
+/// out (their last heartbeats reached it at most 10 s before it stopped).
+pub const CONTROLLER_GONE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
+
 /// How many times a join's Redis step is tried while the meeting's `status` changes
 /// under it (a first join writing it meanwhile).
 const JOIN_TRIES: usize = 3;
@@ -542,7 +548,10 @@ impl Repo {
     /// Participants of `meeting` whose presence expired (no heartbeat for
     /// [`schema::PRESENCE_TTL`]: the browser closed or the network dropped without a
     /// leave) leave with `connection_lost`; when that leaves nobody, the meeting ends, as
-    /// it does on the last voluntary leave. Without this a crashed client would hold its
+    /// it does on the last voluntary leave, unless its assigned controller is gone
+    /// (crashed: no heartbeat within [`CONTROLLER_GONE_AFTER`]), whose participants are
+    /// about to join again through another; [`Repo::end_vacated_meetings`] ends it if
+    /// they do not. Without this a crashed client would hold its
     /// seat (the set counts toward `max_participants`) and keep the meeting open forever.
     pub async fn reap_absent(&self, meeting: MeetingId) -> Result<Reaped, MeetingsError> {
         let mut conn = self.redis.conn();
@@ -579,13 +588,36 @@ impl Repo {
             }
         }
         if remaining == Some(0) {
-            self.end_meeting(meeting).await?;
-            reaped.ended = true;
+            if self.assigned_controller_gone(meeting).await? {
+                // Its participants were lost with their controller (it crashed): they
+                // join again through another within their idle timeout, so the meeting
+                // stays; the vacated-meetings rule ends it if nobody does.
+                tracing::info!(%meeting, "emptied meeting whose controller is gone kept for its participants to join again");
+            } else {
+                self.end_meeting(meeting).await?;
+                reaped.ended = true;
+            }
         }
         if !reaped.left.is_empty() {
             tracing::info!(%meeting, left = reaped.left.len(), ended = reaped.ended, "participants without a heartbeat removed");
         }
         Ok(reaped)
+    }
+
+    /// Whether `meeting`'s assigned controller is gone: unregistered, or no heartbeat
+    /// within [`CONTROLLER_GONE_AFTER`]. `false` for a meeting assigned none (nothing to
+    /// wait for).
+    async fn assigned_controller_gone(&self, meeting: MeetingId) -> Result<bool, MeetingsError> {
+        let Some(controller) = self.meeting(meeting).await?.assigned_controller_id else {
+            return Ok(false);
+        };
+        match self.controller(&controller).await {
+            Ok(registered) => {
+                Ok(self.clock.now() - registered.last_heartbeat_at > CONTROLLER_GONE_AFTER)
+            }
+            Err(MeetingsError::Storage(StorageError::NotFound { .. })) => Ok(true),
+            Err(error) => Err(error),
+        }
     }
 
     /// Ends the `active` meetings nobody has been in for `grace` (their participants
