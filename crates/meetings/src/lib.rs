@@ -169,8 +169,9 @@
 //!   participant whose `presence:{participant_id}` expired leaves with
 //!   `connection_lost` ([`Repo::reap_absent`]); if that empties the meeting, it ends, as
 //!   on the last voluntary leave, unless its assigned controller is gone (no heartbeat
-//!   for 15 s: it crashed, and its participants join again through another). Otherwise a crashed browser would hold its seat
-//!   against `max_participants` and keep the meeting open. The same job ends the
+//!   for 15 s: it crashed, and its participants join again through another).
+//!   Otherwise a crashed browser would hold its seat against `max_participants` and
+//!   keep the meeting open. The same job ends the
 //!   `active` meetings nobody has been in for 10 minutes ([`jobs::VACATED_GRACE`]):
 //!   those whose controller stopped or moved them and whose participants did not join
 //!   again ([`Repo::end_vacated_meetings`]).
