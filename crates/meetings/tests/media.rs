@@ -1099,3 +1099,60 @@ async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() 
     h.connected(2).await;
     h.stop().await;
 }
+
+impl Raw {
+    /// A frame stream with `len` bytes of a camera frame written and not finished.
+    async fn unfinished(&self, len: usize) -> wtransport::SendStream {
+        let mut stream = self.conn.open_uni().await.unwrap().await.unwrap();
+        let mut bytes = FrameHeader {
+            track: proto::TRACK_CAMERA,
+            flags: FLAG_KEY,
+            layer: 0,
+            timestamp: 0,
+            seq: 0,
+        }
+        .encode()
+        .to_vec();
+        bytes.resize(len, 0);
+        stream.write_all(&bytes).await.unwrap();
+        stream
+    }
+}
+
+/// A session cannot hold more than its share of memory in frames it never finishes:
+/// past `max_unfinished_bytes` it is closed, and a frame not whole in time is dropped
+/// (its stream stopped) whatever the total.
+#[tokio::test]
+async fn frames_never_finished_are_dropped_in_time_and_bounded_per_session() {
+    let h = handler_with(|c| {
+        c.max_unfinished_bytes = 100_000;
+        c.frame_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let m = meeting(&h.repo, "Unfinished").await;
+    let slow = Raw::open(&h, m, 1024 * 1024).await;
+    let mut started = slow.unfinished(1_000).await;
+    let stopped = tokio::time::timeout(DEADLINE, started.stopped())
+        .await
+        .expect("the unfinished frame's stream is stopped in time");
+    assert!(
+        matches!(stopped, wtransport::error::StreamWriteError::Stopped(_)),
+        "{stopped:?}"
+    );
+
+    h.stop().await;
+
+    // With no deadline to drop them first, the total held is what closes the session.
+    let h = handler_with(|c| c.max_unfinished_bytes = 100_000).await;
+    let m = meeting(&h.repo, "Hoarded").await;
+    let hoarder = Raw::open(&h, m, 1024 * 1024).await;
+    let _held = [
+        hoarder.unfinished(40_000).await,
+        hoarder.unfinished(40_000).await,
+        hoarder.unfinished(40_000).await,
+    ];
+    let (code, reason) = hoarder.closed().await;
+    assert_eq!(code, Some(u64::from(proto::CLOSE_PROTOCOL_ERROR)));
+    assert!(reason.starts_with("too_much_unfinished"), "{reason}");
+    h.stop().await;
+}

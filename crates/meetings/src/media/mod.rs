@@ -23,7 +23,10 @@
 //!   handler, on a stream per (publisher, track, layer) that starts with the publisher's
 //!   id (16 raw UUID bytes) and carries its frames unchanged, each behind its length; a
 //!   video key frame starts a new one (`forwarded.rs`). A frame over 1 MiB or with a bad
-//!   header closes the publisher's session.
+//!   header closes the publisher's session, and so do more than `max_unfinished_bytes`
+//!   (16 MiB) held in its frames not yet whole; a frame not whole within
+//!   `frame_timeout` (10 s) is dropped and its stream stopped. `SetLayer` naming a
+//!   publisher not in the meeting here is kept for 16 such publishers at most.
 //! - Every subscriber has its own bounded queue and writer task, so a slow one never
 //!   delays the others: a frame that does not fit its queue starts dropping that
 //!   (publisher, track) for that subscriber until the publisher's next key frame, and the
@@ -122,6 +125,12 @@ pub struct HandlerConfig {
     /// How often the participants with a media session here are looked for in their
     /// meetings; the sessions of those who left are closed.
     pub presence_every: Duration,
+    /// How long a published frame may take to arrive whole; a later one is dropped
+    /// (its stream stopped).
+    pub frame_timeout: Duration,
+    /// The most bytes one session may hold in published frames not yet whole; more
+    /// closes it (`too_much_unfinished`).
+    pub max_unfinished_bytes: usize,
     /// How long a session may take to open its control stream.
     pub open_timeout: Duration,
     /// A PEM certificate chain and key; `None`: a self-signed certificate valid 14 days
@@ -144,9 +153,10 @@ impl HandlerConfig {
     /// `127.0.0.1`, region `local`, 1,000 streams and 1,000 Mbit/s, heartbeats every
     /// 10 s, 64 frames queued per subscriber, a key frame asked of a publisher at most
     /// every 500 ms per (track, layer), a subscriber behind dealt with after 10 s (and 3
-    /// key frames), who is still in the meetings looked at every 5 s, 10 s to open the
-    /// control stream, a self-signed certificate, announced nowhere, relays looked for
-    /// every 2 s.
+    /// key frames), who is still in the meetings looked at every 5 s, 10 s for a
+    /// published frame to arrive whole and 16 MiB held in frames not yet whole per
+    /// session, 10 s to open the control stream, a self-signed certificate, announced
+    /// nowhere, relays looked for every 2 s.
     pub fn new(handler_id: HandlerId) -> HandlerConfig {
         HandlerConfig {
             handler_id,
@@ -160,6 +170,8 @@ impl HandlerConfig {
             keyframe_request_every: Duration::from_millis(500),
             stalled_after: Duration::from_secs(10),
             presence_every: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(10),
+            max_unfinished_bytes: 16 * 1024 * 1024,
             open_timeout: Duration::from_secs(10),
             certificate: None,
             directory: None,

@@ -19,7 +19,7 @@
 //! [`lane`]s).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -49,6 +49,10 @@ const CONTROL_QUEUE: usize = 32;
 const INBOUND_QUEUE: usize = 16;
 /// Bytes read from a frame's stream at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// Layer choices a subscriber may hold for publishers not (yet) seen in its meeting on
+/// this handler (a publisher behind a relay is seen at its first relayed frame); more
+/// `SetLayer`s naming such publishers are ignored.
+const UNSEEN_CHOICES: usize = 16;
 /// Key frames of one (publisher, video track) a subscriber may find its queue still
 /// full at, in a row, before it is dealt with (once it has also been behind for
 /// [`super::HandlerConfig::stalled_after`]): moved to a lower layer of that publisher
@@ -986,9 +990,22 @@ impl Rooms {
     ) {
         let key = (publisher, track);
         let rooms = self.read();
-        let sent = rooms.get(&meeting).map_or(0, |room| room.sent(key));
+        let Some(room) = rooms.get(&meeting) else {
+            return;
+        };
+        let seen = |p: &ParticipantId| {
+            room.members.contains_key(p) || room.relays.iter().any(|r| r.knows(*p))
+        };
+        let sent = room.sent(key);
         let ask = {
             let mut layers = lock(&member.layers);
+            if !seen(&publisher)
+                && !layers.contains_key(&key)
+                && layers.keys().filter(|(p, _)| !seen(p)).count() >= UNSEEN_CHOICES
+            {
+                tracing::debug!(%publisher, "SetLayer for a publisher not in the meeting ignored");
+                return;
+            }
             let choice = layers.entry(key).or_default();
             choice.max = max;
             choice.asked = false;
@@ -1194,6 +1211,8 @@ async fn run_session(
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
     );
     let closer = Closer::default();
+    // Bytes of the frames being read and not yet whole.
+    let unfinished = Arc::new(AtomicUsize::new(0));
     let mut member = Member::new(
         frames,
         control,
@@ -1270,8 +1289,10 @@ async fn run_session(
             stream = conn.accept_uni() => match stream {
                 Ok(stream) => {
                     let (shared, closer) = (shared.clone(), closer.clone());
+                    let unfinished = unfinished.clone();
                     incoming.spawn(
-                        publish(shared, meeting, me, stream, closer).in_current_span(),
+                        publish(shared, meeting, me, stream, closer, unfinished)
+                            .in_current_span(),
                     );
                 }
                 Err(_) => break Close::new(proto::CLOSE_NORMAL, "the connection closed"),
@@ -1293,41 +1314,58 @@ pub(super) fn close(conn: &Connection, why: &Close) {
     conn.close(VarInt::from_u32(why.code), why.reason.as_bytes());
 }
 
-/// Reads one published frame from its stream and forwards it; a bad or oversized frame
-/// closes the session.
+/// Bytes a frame being read holds in its session's count of unfinished bytes, given
+/// back when it is dropped.
+struct Held<'a> {
+    total: &'a AtomicUsize,
+    mine: usize,
+}
+
+impl Held<'_> {
+    /// Counts `n` more bytes; the session's total after.
+    fn add(&mut self, n: usize) -> usize {
+        self.mine += n;
+        self.total.fetch_add(n, Ordering::Relaxed) + n
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.mine, Ordering::Relaxed);
+    }
+}
+
+/// Reads one published frame from its stream and forwards it. A bad or oversized
+/// frame closes the session, and so do more than `max_unfinished_bytes` held in its
+/// frames not yet whole (`unfinished`); a frame not whole within `frame_timeout` is
+/// dropped (its stream stopped).
 async fn publish(
     shared: Arc<Shared>,
     meeting: MeetingId,
     publisher: ParticipantId,
     mut stream: RecvStream,
     closer: Closer,
+    unfinished: Arc<AtomicUsize>,
 ) {
-    let limit = proto::FORWARD_PREFIX + proto::MAX_MEDIA_FRAME;
-    let mut frame = Vec::with_capacity(proto::FORWARD_PREFIX + READ_CHUNK);
-    frame.resize(proto::FORWARD_PREFIX, 0);
-    loop {
-        let start = frame.len();
-        frame.resize(start + READ_CHUNK, 0);
-        let read = stream
-            .read(frame.get_mut(start..).unwrap_or_default())
-            .await;
-        match read {
-            Ok(Some(n)) => frame.truncate(start + n),
-            Ok(None) => {
-                frame.truncate(start);
-                break;
-            }
-            // A stream the publisher reset, or a lost connection: nothing to forward.
-            Err(_) => return,
-        }
-        if frame.len() > limit {
-            closer.close(Close::protocol(
-                "frame_too_large",
-                proto::MediaFrameError::TooLarge,
-            ));
+    let read = tokio::time::timeout(
+        shared.config.frame_timeout,
+        read_frame(
+            &mut stream,
+            &closer,
+            &unfinished,
+            shared.config.max_unfinished_bytes,
+        ),
+    )
+    .await;
+    let frame = match read {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!("a frame not whole in time is dropped");
+            stream.stop(VarInt::from_u32(proto::CLOSE_PROTOCOL_ERROR));
             return;
         }
-    }
+    };
     let header = match FrameHeader::parse(frame.get(proto::FORWARD_PREFIX..).unwrap_or_default()) {
         Ok(header) => header,
         Err(error) => {
@@ -1344,6 +1382,54 @@ async fn publish(
             skipped = done.skipped,
             "frame skipped for subscribers behind"
         );
+    }
+}
+
+/// The bytes of a frame's stream behind [`proto::FORWARD_PREFIX`] zero bytes, counted
+/// in `unfinished` until whole; `None` (the session closed when the frame or the
+/// session's unfinished bytes are too large) when there is nothing to forward.
+async fn read_frame(
+    stream: &mut RecvStream,
+    closer: &Closer,
+    unfinished: &AtomicUsize,
+    max_unfinished: usize,
+) -> Option<Vec<u8>> {
+    let limit = proto::FORWARD_PREFIX + proto::MAX_MEDIA_FRAME;
+    let mut held = Held {
+        total: unfinished,
+        mine: 0,
+    };
+    let mut frame = Vec::with_capacity(proto::FORWARD_PREFIX + READ_CHUNK);
+    frame.resize(proto::FORWARD_PREFIX, 0);
+    loop {
+        let start = frame.len();
+        frame.resize(start + READ_CHUNK, 0);
+        let read = stream
+            .read(frame.get_mut(start..).unwrap_or_default())
+            .await;
+        match read {
+            Ok(Some(n)) => frame.truncate(start + n),
+            Ok(None) => {
+                frame.truncate(start);
+                return Some(frame);
+            }
+            // A stream the publisher reset, or a lost connection: nothing to forward.
+            Err(_) => return None,
+        }
+        if frame.len() > limit {
+            closer.close(Close::protocol(
+                "frame_too_large",
+                proto::MediaFrameError::TooLarge,
+            ));
+            return None;
+        }
+        if held.add(frame.len() - start) > max_unfinished {
+            closer.close(Close::protocol(
+                "too_much_unfinished",
+                format!("more than {max_unfinished} bytes in frames not yet whole"),
+            ));
+            return None;
+        }
     }
 }
 
@@ -1538,6 +1624,24 @@ mod tests {
         let why = sm.closer.why.get().unwrap();
         assert_eq!(why.code, proto::CLOSE_BY_HANDLER);
         assert!(why.reason.starts_with("behind"), "{}", why.reason);
+    }
+
+    #[test]
+    fn layer_choices_for_publishers_not_in_the_meeting_are_capped() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, s) = (ParticipantId::random(), ParticipantId::random());
+        let (pm, _p_frames, _p_control) = member(8);
+        let (sm, _s_frames, _s_control) = member(8);
+        rooms.enter(meeting, p, pm);
+        rooms.enter(meeting, s, sm.clone());
+        for _ in 0..1000 {
+            rooms.set_layer(meeting, &sm, ParticipantId::random(), 1, Some(0));
+        }
+        assert_eq!(lock(&sm.layers).len(), UNSEEN_CHOICES);
+        // A publisher in the meeting is still chosen for.
+        rooms.set_layer(meeting, &sm, p, 1, Some(0));
+        assert_eq!(lock(&sm.layers)[&(p, 1)].max, Some(0));
     }
 
     #[test]
