@@ -1858,3 +1858,78 @@ async fn a_recording_failed_as_left_behind_while_its_server_lives_is_still_finis
     let row = site.repo.recording(recording_id).await.unwrap();
     assert!(site.storage.join(&row.storage_path).is_file());
 }
+
+#[tokio::test]
+async fn a_full_disk_stops_the_recording_and_keeps_what_was_spooled() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+    // Two seconds of camera: the first track.
+    for n in 0..VIDEO_FRAMES {
+        let key = n % 30 == 0;
+        let flags = if key { FLAG_KEY } else { 0 };
+        alice
+            .send_frame(
+                TRACK_CAMERA,
+                flags,
+                n * VIDEO_INTERVAL_US,
+                u32::try_from(n).unwrap(),
+                &vp8_frame(key, n, 900),
+            )
+            .await
+            .unwrap();
+        if (n + 1) % 20 == 0 {
+            site.recorded((meeting, &host, &id), n + 1).await;
+        }
+    }
+    // The disk is full when the microphone's track is written: its spool is
+    // `/dev/full`, where every write fails for want of space.
+    let work = site.dirs.path().join("work").join(&id);
+    std::os::unix::fs::symlink("/dev/full", work.join("2.spool")).unwrap();
+    for n in 0..400 {
+        alice
+            .send_frame(
+                TRACK_AUDIO,
+                FLAG_KEY,
+                n * AUDIO_INTERVAL_US,
+                u32::try_from(n).unwrap(),
+                &opus_packet(n),
+            )
+            .await
+            .unwrap();
+    }
+
+    // It stops, and what was spooled is the file; the row says why it is short.
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    let note = ready["error_message"].as_str().unwrap();
+    assert!(
+        note.starts_with("the recording stopped early: a frame could not be written"),
+        "{note}"
+    );
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    assert_eq!(ready["video_codec"], "VP8", "{ready}");
+    let row = site
+        .repo
+        .recording(meetings::domain::RecordingId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let info = demux(&site.storage.join(&row.storage_path));
+    let tracks = info["tracks"].as_array().unwrap();
+    assert_eq!(tracks.len(), 1, "{info}");
+    assert_eq!(tracks[0]["properties"]["track_name"], "Alice (camera)");
+    eventually("the work files are removed", || async {
+        (!work.exists()).then_some(())
+    })
+    .await;
+}
