@@ -1541,6 +1541,8 @@ async fn spools_left_by_a_crash_are_finished_or_removed_at_start() {
     let live_dir = work.join(live.recording_id.to_string());
     let live_lock = std::fs::File::create(live_dir.join("lock")).unwrap();
     live_lock.lock().unwrap();
+    // A start cut short before it recorded anything.
+    std::fs::create_dir_all(work.join(format!("{}.new", RecordingId::random()))).unwrap();
     // Something else in the work directory is not touched.
     std::fs::write(work.join("notes.txt"), b"mine").unwrap();
 

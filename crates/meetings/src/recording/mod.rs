@@ -488,14 +488,8 @@ impl Recorder {
 
         let recording_id = RecordingId::random();
         let dir = inner.work_dir.join(recording_id.to_string());
-        let lock = match lock_work_dir(&dir).await {
-            Ok(Some(lock)) => lock,
-            Ok(None) => {
-                client.close();
-                return Err(RecordingError::Io(std::io::Error::other(
-                    "its work directory is in use",
-                )));
-            }
+        let lock = match make_work_dir(&inner.work_dir, recording_id).await {
+            Ok(lock) => lock,
             Err(error) => {
                 client.close();
                 return Err(error.into());
@@ -597,17 +591,31 @@ impl Recorder {
                     break;
                 }
             };
-            let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| RecordingId::parse(name).ok())
-            else {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
                 continue;
             };
             if !entry.file_type().await.is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let dir = entry.path();
+            // A start cut short before it recorded anything.
+            if let Some(id) = name
+                .strip_suffix(NEW_DIR_SUFFIX)
+                .and_then(|id| RecordingId::parse(id).ok())
+            {
+                if let Ok(Some(lock)) = lock_work_dir(&dir).await {
+                    if let Err(error) = tokio::fs::remove_dir_all(&dir).await {
+                        tracing::warn!(recording = %id, %error, dir = %dir.display(),
+                            "could not remove a recording's work files");
+                    }
+                    drop(lock);
+                }
+                continue;
+            }
+            let Ok(id) = RecordingId::parse(name) else {
+                continue;
+            };
             let lock = match lock_work_dir(&dir).await {
                 Ok(Some(lock)) => lock,
                 // Being made or finished by a live process.
@@ -825,10 +833,30 @@ impl Recorder {
     }
 }
 
-/// Makes the work directory `dir` (if need be) and takes its lock, the file `lock` in
-/// it; `None` when a live process (or another task of this one) holds it.
+/// What a recording's work directory is named while it is made.
+const NEW_DIR_SUFFIX: &str = ".new";
+
+/// Makes the work directory of `recording` under `work_dir`, its `lock` file locked:
+/// made as `{recording_id}.new` and renamed once locked, so [`Recorder::recover`]
+/// never takes a directory being made for one left behind.
+async fn make_work_dir(work_dir: &Path, recording: RecordingId) -> std::io::Result<std::fs::File> {
+    let (work_dir, name) = (work_dir.to_path_buf(), recording.to_string());
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&work_dir)?;
+        let new = work_dir.join(format!("{name}{NEW_DIR_SUFFIX}"));
+        std::fs::create_dir(&new)?;
+        let file = std::fs::File::create(new.join("lock"))?;
+        file.try_lock().map_err(std::io::Error::from)?;
+        std::fs::rename(&new, work_dir.join(name))?;
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Takes the lock of the work directory `dir`, the file `lock` in it; `None` when a
+/// live process (or another task of this one) holds it.
 async fn lock_work_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
-    tokio::fs::create_dir_all(dir).await?;
     let path = dir.join("lock");
     tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new()
