@@ -1838,3 +1838,100 @@ async fn a_participant_whose_row_outlived_the_meetings_end_leaves_with_meeting_e
     eventually_left(&c, alice_id, "meeting_ended").await;
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_joiner_into_a_crowded_meeting_gets_everybody_in_frames_that_fit() {
+    let c = controller().await;
+    let m = c
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Crowded").unwrap(),
+            created_by: None,
+            settings: meetings::repo::MeetingSettings {
+                max_participants: 1_000,
+                ..Default::default()
+            },
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap()
+        .meeting_id;
+    // 400 participants with long names (of another controller, known from Redis): far
+    // more than one 64 KiB frame lists.
+    let mut crowd = Vec::new();
+    for i in 0..400 {
+        let name = format!("{i:04} {}", "x".repeat(245));
+        let joined = c
+            .repo
+            .join(&meetings::repo::JoinRequest {
+                meeting_id: m,
+                user_id: None,
+                display_name: meetings::domain::DisplayName::parse(&name).unwrap(),
+                ip_address: None,
+                user_agent: None,
+                client_version: None,
+            })
+            .await
+            .unwrap();
+        crowd.push(joined.participant_id.to_string());
+    }
+
+    let (mut late, response, _) = c.join(m, "Late").await;
+
+    let mut listed: Vec<String> = response
+        .participants
+        .iter()
+        .map(|p| p.participant_id.clone())
+        .collect();
+    listed.sort();
+    crowd.sort();
+    assert_eq!(listed, crowd, "everybody, once");
+    assert_eq!(response.more_participants, 0);
+    // The session goes on.
+    heartbeat(&mut late).await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_participant_publishes_at_most_eight_streams_at_once() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Streams").await;
+    let (mut alice, _, _) = c.join(m, "Alice").await;
+    let publish = || {
+        C::PublishStream(PublishStream {
+            stream_type: "video_screen".into(),
+            codec: "VP9".into(),
+            max_bitrate: 1_000_000,
+        })
+    };
+    let mut first = None;
+    for _ in 0..proto::MAX_STREAMS_PER_PARTICIPANT {
+        alice.send(publish()).await.unwrap();
+        match next_event(&mut alice).await {
+            S::StreamPublished(p) => first = first.or(p.stream),
+            other => panic!("expected StreamPublished, got {other:?}"),
+        }
+    }
+    alice.send(publish()).await.unwrap();
+    assert_eq!(
+        error_of(&heartbeat(&mut alice).await).code,
+        proto::TOO_MANY_STREAMS
+    );
+    // Once one ends, another may start.
+    alice
+        .send(C::UnpublishStream(UnpublishStream {
+            stream_id: first.unwrap().stream_id,
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::StreamUnpublished(_)
+    ));
+    alice.send(publish()).await.unwrap();
+    assert!(matches!(
+        next_event(&mut alice).await,
+        S::StreamPublished(_)
+    ));
+    c.stop().await;
+}

@@ -213,6 +213,9 @@
     if ((p = msg(f, 14))) {
       return { kind: 'waiting-room', waiting: msgs(p, 1).map((v) => ({ id: str(v, 1), name: str(v, 2) })) };
     }
+    // MoreParticipants { repeated ParticipantInfo participants = 1; }: the rest of a
+    // JoinResponse's list that did not fit its frame, right after it.
+    if ((p = msg(f, 15))) return { kind: 'more-participants', participants: msgs(p, 1).map(participantInfo) };
     return { kind: 'ignored' };
   }
 
@@ -644,6 +647,10 @@
   function handle(message) {
     switch (message.kind) {
       case 'participant-joined': addParticipant(message.participant); break;
+      case 'more-participants':
+        for (const info of message.participants) addParticipant(info);
+        countParticipants();
+        break;
       case 'participant-left': removeParticipant(message.id); break;
       case 'mute': {
         const p = state.participants.get(message.id);

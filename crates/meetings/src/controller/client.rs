@@ -313,7 +313,8 @@ impl Client {
 
     /// Joins with the join grant's meeting token: the `JoinResponse`, or the
     /// controller's `Error` as [`ClientError::Refused`]. In a meeting with a waiting
-    /// room this waits (after `Waiting`) until the host lets it in or turns it away.
+    /// room this waits (after `Waiting`) until the host lets it in or turns it away. A
+    /// list that came in more than one frame is returned whole.
     pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
         self.send(client_message::Payload::JoinRequest(proto::JoinRequest {
             token: meeting_token.to_owned(),
@@ -323,7 +324,9 @@ impl Client {
         loop {
             match self.next().await? {
                 Some(message) => match message.payload {
-                    Some(server_message::Payload::JoinResponse(response)) => return Ok(response),
+                    Some(server_message::Payload::JoinResponse(response)) => {
+                        return self.rest_of(response).await;
+                    }
                     Some(server_message::Payload::Error(error)) => {
                         return Err(ClientError::Refused {
                             code: error.code,
@@ -338,6 +341,23 @@ impl Client {
                 None => return Err(ClientError::Closed),
             }
         }
+    }
+
+    /// `response` with the participants that follow it in `MoreParticipants` (a list
+    /// too long for one frame), which come next.
+    async fn rest_of(&mut self, mut response: JoinResponse) -> Result<JoinResponse, ClientError> {
+        let want = response.participants.len() + response.more_participants as usize;
+        while response.participants.len() < want {
+            match self.next().await?.and_then(|m| m.payload) {
+                Some(server_message::Payload::MoreParticipants(more)) => {
+                    response.participants.extend(more.participants);
+                }
+                Some(other) => return Err(ClientError::Unexpected(format!("{other:?}"))),
+                None => return Err(ClientError::Closed),
+            }
+        }
+        response.more_participants = 0;
+        Ok(response)
     }
 
     /// Sends one message (version 1).

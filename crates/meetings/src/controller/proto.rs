@@ -61,6 +61,7 @@
 //!     Error error = 10;                   KeyExchange e2e_key = 11;
 //!     MediaGrant media_grant = 12;
 //!     Waiting waiting = 13;               WaitingRoom waiting_room = 14;
+//!     MoreParticipants more_participants = 15;
 //!   }
 //! }
 //! message StreamInfo { string stream_id = 1; string participant_id = 2;
@@ -71,7 +72,7 @@
 //! message JoinResponse { string participant_id = 1; string meeting_id = 2;
 //!   string meeting_display_name = 3; bool e2e_encryption = 4;
 //!   repeated ParticipantInfo participants = 5; repeated string media_handlers = 6;
-//!   MediaGrant media = 7; }
+//!   MediaGrant media = 7; uint32 more_participants = 8; }
 //! message MediaGrant { string url = 1; string wt_token = 2; string certificate_hash = 3; }
 //! message ParticipantJoined { ParticipantInfo participant = 1; }
 //! message ParticipantLeft { string participant_id = 1; string reason = 2; }
@@ -84,7 +85,16 @@
 //! message Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
 //! message Visitor { string participant_id = 1; string display_name = 2; }
 //! message WaitingRoom { repeated Visitor waiting = 1; }
+//! message MoreParticipants { repeated ParticipantInfo participants = 1; }
 //! ```
+//!
+//! A `JoinResponse` whose list does not fit one frame (hundreds of participants) carries
+//! the first of them and says how many more follow (`more_participants`); they follow at
+//! once in `MoreParticipants` messages, each a frame, in order, before any other message. A participant publishes at most
+//! [`MAX_STREAMS_PER_PARTICIPANT`] streams at once (one more: `Error`
+//! [`TOO_MANY_STREAMS`]), so one participant's entry always fits a frame. The controller
+//! never drops a message it cannot frame: the session closes instead
+//! ([`CLOSE_BY_CONTROLLER`], `internal: ...`).
 //!
 //! Ids are the canonical UUID strings; `stream_type` is `video_camera`, `video_screen`
 //! or `audio_microphone`; `reason` of `ParticipantLeft` is the seed's leave reason
@@ -145,7 +155,7 @@
 //! half its outgoing queue or more waiting (it does not keep up) is dropped too, and the
 //! sender told once with `Error` [`RECIPIENT_BUSY`] (not again until its key exchange
 //! budget has filled up again): the recipient is never closed for what others send it. Error
-//! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`ADMISSION_DENIED`],
+//! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`TOO_MANY_STREAMS`], [`ADMISSION_DENIED`],
 //! [`WAITING_TIMEOUT`], [`WAITING_ROOM_FULL`], `not_host`, `unknown_visitor`, [`AUTH_REQUIRED`] (a guest's join to a
 //! meeting that admits signed-in users only, even with a grant made before the host
 //! required it; a guest already in when the host requires it is told so and closed
@@ -168,6 +178,13 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Bytes of the length prefix.
 pub const HEADER_LEN: usize = 4;
+
+/// Streams one participant may publish at once; one more is answered `Error`
+/// [`TOO_MANY_STREAMS`].
+pub const MAX_STREAMS_PER_PARTICIPANT: usize = 8;
+
+/// The `Error` code of a `PublishStream` past [`MAX_STREAMS_PER_PARTICIPANT`].
+pub const TOO_MANY_STREAMS: &str = "too_many_streams";
 
 /// The largest `KeyExchange.payload`, in bytes.
 pub const MAX_KEY_EXCHANGE: usize = 4 * 1024;
@@ -434,7 +451,7 @@ pub struct ServerMessage {
     pub version: u32,
     #[prost(
         oneof = "server_message::Payload",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15"
     )]
     pub payload: Option<server_message::Payload>,
 }
@@ -474,7 +491,69 @@ pub mod server_message {
         /// Who waits for the host now (to the host's sessions).
         #[prost(message, tag = "14")]
         WaitingRoom(super::WaitingRoom),
+        /// The rest of a `JoinResponse`'s list that did not fit its frame.
+        #[prost(message, tag = "15")]
+        MoreParticipants(super::MoreParticipants),
     }
+}
+
+/// More of the participants a `JoinResponse` lists: those that did not fit its frame,
+/// sent right after it (before anything else), in order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MoreParticipants {
+    #[prost(message, repeated, tag = "1")]
+    pub participants: Vec<ParticipantInfo>,
+}
+
+/// Bytes kept free in a frame for the length prefixes a list's growth may lengthen.
+const FRAME_SLACK: usize = 64;
+
+/// `response` as frames can carry it: itself with as much of its list as fits one
+/// frame, then [`MoreParticipants`] each fitting one, with the rest in order.
+pub fn split_join_response(mut response: JoinResponse) -> (JoinResponse, Vec<MoreParticipants>) {
+    let all = std::mem::take(&mut response.participants);
+    // Said before it is known: the largest the count can be, so the size is not less.
+    response.more_participants = u32::try_from(all.len()).unwrap_or(u32::MAX);
+    let base =
+        ServerMessage::new(server_message::Payload::JoinResponse(response.clone())).encoded_len();
+    let mut rest = all.into_iter().peekable();
+    let mut room = MAX_FRAME.saturating_sub(base + FRAME_SLACK);
+    while let Some(info) = rest.peek() {
+        let len = listed_len(info);
+        if len > room {
+            break;
+        }
+        room -= len;
+        response.participants.extend(rest.next());
+    }
+    let mut more = Vec::new();
+    let empty = ServerMessage::new(server_message::Payload::MoreParticipants(
+        MoreParticipants::default(),
+    ))
+    .encoded_len();
+    while rest.peek().is_some() {
+        let mut chunk = MoreParticipants::default();
+        let mut room = MAX_FRAME.saturating_sub(empty + FRAME_SLACK);
+        while let Some(info) = rest.peek() {
+            let len = listed_len(info);
+            // One alone always goes (it fits: its fields are bounded).
+            if len > room && !chunk.participants.is_empty() {
+                break;
+            }
+            room = room.saturating_sub(len);
+            chunk.participants.extend(rest.next());
+        }
+        more.push(chunk);
+    }
+    let following: usize = more.iter().map(|m| m.participants.len()).sum();
+    response.more_participants = u32::try_from(following).unwrap_or(u32::MAX);
+    (response, more)
+}
+
+/// The bytes one participant takes in a repeated field: its tag, its length, itself.
+fn listed_len(info: &ParticipantInfo) -> usize {
+    let len = info.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
 }
 
 /// A published stream.
@@ -530,6 +609,9 @@ pub struct JoinResponse {
     /// Where to open the media session; `None` without a media handler.
     #[prost(message, optional, tag = "7")]
     pub media: Option<MediaGrant>,
+    /// How many more participants follow in `MoreParticipants` (0: all are listed here).
+    #[prost(uint32, tag = "8")]
+    pub more_participants: u32,
 }
 
 /// A media session granted with the join: `url` opened with `?wt_token={wt_token}`.
@@ -888,6 +970,7 @@ mod tests {
                     wt_token: "secret".into(),
                     certificate_hash: "ab".repeat(32),
                 }),
+                more_participants: 0,
             })),
             ServerMessage::new(S::ParticipantJoined(ParticipantJoined {
                 participant: Some(info),
@@ -925,6 +1008,52 @@ mod tests {
             let bytes = encode_server(&message).unwrap();
             assert_eq!(Some(decode_server_frame(&bytes).unwrap()), message.payload);
         }
+    }
+
+    #[test]
+    fn a_join_response_too_long_for_a_frame_goes_on_in_frames_of_more_participants() {
+        let stream = StreamInfo {
+            stream_id: "s".repeat(36),
+            participant_id: "p".repeat(36),
+            stream_type: "video_camera".into(),
+            codec: "c".repeat(64),
+            max_bitrate: u64::MAX,
+        };
+        let everybody: Vec<ParticipantInfo> = (0..1_000)
+            .map(|i| ParticipantInfo {
+                participant_id: format!("{i:036}"),
+                user_id: Some("u".repeat(36)),
+                display_name: "é".repeat(255),
+                audio_muted: true,
+                video_muted: true,
+                streams: vec![stream.clone(); MAX_STREAMS_PER_PARTICIPANT],
+            })
+            .collect();
+        let response = JoinResponse {
+            participant_id: "p".repeat(36),
+            meeting_display_name: "m".repeat(255),
+            participants: everybody.clone(),
+            ..JoinResponse::default()
+        };
+        let (first, more) = split_join_response(response);
+        assert!(!first.participants.is_empty() && !more.is_empty());
+        let following: usize = more.iter().map(|m| m.participants.len()).sum();
+        assert_eq!(first.more_participants as usize, following);
+        let mut listed = first.participants.clone();
+        encode_server(&ServerMessage::new(S::JoinResponse(first))).unwrap();
+        for chunk in more {
+            listed.extend(chunk.participants.iter().cloned());
+            encode_server(&ServerMessage::new(S::MoreParticipants(chunk))).unwrap();
+        }
+        assert_eq!(listed, everybody, "everybody, once, in order");
+
+        // A short list stays whole.
+        let (whole, none) = split_join_response(JoinResponse {
+            participants: everybody[..3].to_vec(),
+            ..JoinResponse::default()
+        });
+        assert_eq!((whole.participants.len(), whole.more_participants), (3, 0));
+        assert!(none.is_empty());
     }
 
     #[test]

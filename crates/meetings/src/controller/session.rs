@@ -412,7 +412,13 @@ impl Rooms {
                 })
                 .map(info_of_session),
         );
+        // A list too long for one frame goes on in MoreParticipants, before anything
+        // else reaches this member (it is not in the room yet).
+        let (response, more) = proto::split_join_response(response);
         member.deliver(ServerMessage::new(Out::JoinResponse(response)));
+        for chunk in more {
+            member.deliver(ServerMessage::new(Out::MoreParticipants(chunk)));
+        }
         let joined = ServerMessage::new(Out::ParticipantJoined(ParticipantJoined {
             participant: Some(member.info.clone()),
         }));
@@ -480,6 +486,14 @@ impl Rooms {
             .get_mut(&meeting)
             .and_then(|room| room.get_mut(&participant))
             .map(|member| change(&mut member.info))
+    }
+
+    /// How many streams `participant` publishes.
+    fn stream_count(&self, meeting: MeetingId, participant: ParticipantId) -> usize {
+        self.lock()
+            .get(&meeting)
+            .and_then(|room| room.get(&participant))
+            .map_or(0, |m| m.info.streams.len())
     }
 
     /// Whether `participant` publishes `stream`.
@@ -697,7 +711,8 @@ async fn run_session(
             }
         };
     let (out, outgoing) = mpsc::channel(shared.config.session_queue.max(8));
-    let writer = tokio::spawn(write_frames(send, outgoing));
+    let closer = Closer::default();
+    let writer = tokio::spawn(write_frames(send, outgoing, closer.clone()).in_current_span());
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     let reader = tokio::spawn(
         crate::wt::read_frames(recv, inbound_tx, proto::decode_client).in_current_span(),
@@ -711,7 +726,7 @@ async fn run_session(
         participant: grant.participant_id,
         shared,
         out,
-        closer: Closer::default(),
+        closer,
         joined: false,
         prefetched: Some(prefetched),
         row: None,
@@ -749,17 +764,25 @@ async fn flush(mut writer: JoinHandle<Option<SendStream>>) {
 }
 
 /// Writes queued messages as frames until the queue closes (`Some`: the stream, to
-/// finish) or the stream fails (`None`).
+/// finish) or the stream fails (`None`). A message that cannot be framed is never
+/// skipped (the client would wait for it): the session is closed (through `closer`)
+/// after what came before it.
 async fn write_frames(
     mut send: SendStream,
     mut outgoing: mpsc::Receiver<ServerMessage>,
+    closer: Closer,
 ) -> Option<SendStream> {
     while let Some(message) = outgoing.recv().await {
         let frame = match proto::encode_server(&message) {
             Ok(frame) => frame,
             Err(error) => {
-                tracing::warn!(%error, "an outgoing message could not be framed; skipped");
-                continue;
+                tracing::error!(%error, "an outgoing message could not be framed; closing the session");
+                closer.close(Close::new(
+                    proto::CLOSE_BY_CONTROLLER,
+                    "internal: the meeting controller could not send a message; join again",
+                    Departure::Leave(LeaveReason::ConnectionLost),
+                ));
+                return Some(send);
             }
         };
         if send.write_all(&frame).await.is_err() {
@@ -1028,6 +1051,7 @@ impl Session {
             participants: Vec::new(),
             media_handlers: media.iter().map(|(endpoint, _)| endpoint.clone()).collect(),
             media: media.map(|(_, grant)| grant),
+            more_participants: 0,
         };
         shared.rooms.enter(
             self.meeting,
@@ -1363,6 +1387,15 @@ impl Session {
                 };
                 if publish.codec.is_empty() || publish.codec.chars().count() > MAX_CODEC_LEN {
                     return self.reply(invalid_stream("codec must be 1 to 64 characters"));
+                }
+                if shared.rooms.stream_count(meeting, me) >= proto::MAX_STREAMS_PER_PARTICIPANT {
+                    return self.reply(Out::Error(proto::Error::new(
+                        proto::TOO_MANY_STREAMS,
+                        format!(
+                            "a participant publishes at most {} streams at once; end one first",
+                            proto::MAX_STREAMS_PER_PARTICIPANT
+                        ),
+                    )));
                 }
                 let stream = NewStream {
                     stream_id: StreamId::random(),
