@@ -1770,7 +1770,7 @@
           link.href = r.download_url;
           link.textContent = `Recording of ${started}`;
           link.setAttribute('download', '');
-          item.append(link, ` (${r.duration_seconds ?? 0} s, WebM)`);
+          item.append(link, ` (${r.duration_seconds ?? 0} s, WebM)${r.error_message ? ` — ${r.error_message}` : ''}`);
         } else if (r.status === 'failed') {
           item.textContent = `Recording of ${started}: failed${r.error_message ? ` (${r.error_message})` : ''}`;
         } else {
