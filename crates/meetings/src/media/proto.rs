@@ -40,7 +40,9 @@
 //! - `SetLayer` chooses, for one (publisher, track), the highest layer of those the
 //!   publisher sends that is at most `max_layer` (the lowest one sent when none is);
 //!   `highest = true` goes back to the default. It may be sent before the publisher's
-//!   first frame; it holds until the subscriber leaves. Audio has no layers: every
+//!   first frame (the handler keeps such choices for at most 16 publishers it has not
+//!   seen in the meeting, and ignores more); it holds until the subscriber leaves, or
+//!   until the publisher does. Audio has no layers: every
 //!   audio frame is forwarded, and a `SetLayer` naming track 0 (or `max_layer` above
 //!   [`MAX_LAYER`]) closes the session for a protocol error.
 //! - A subscriber changes layer only at a key frame of the new layer: it keeps the old
@@ -87,7 +89,8 @@
 //!   otherwise dropped (it never crosses a second relay).
 //! - When a participant whose frames a handler relayed leaves, it tells the other side
 //!   `PublisherLeft` (either direction), so that side records its participants'
-//!   subscriptions to that publisher's streams as ended. A participant's session that
+//!   subscriptions to that publisher's streams as ended; a departure is never dropped,
+//!   and is sent before any key frame request waiting. A participant's session that
 //!   sends `PublisherLeft` is closed for a protocol error.
 //! - Both sides send frames as the handler sends them to a participant (forwarded
 //!   streams, below), under the ORIGINAL publisher's id; every layer is a lane of its
@@ -105,6 +108,9 @@
 //! Publisher to handler: every encoded frame on its own unidirectional stream, closed
 //! after the frame: the [`FrameHeader`] (16 bytes), then the payload to the end of the
 //! stream, at most [`MAX_MEDIA_FRAME`] (1 MiB) in all; a larger one closes the session.
+//! A frame must arrive whole within 10 s, or it is dropped and its stream stopped
+//! (`STOP_SENDING` with [`CLOSE_PROTOCOL_ERROR`]); more than 16 MiB held at once in a
+//! session's frames not yet whole closes it (`too_much_unfinished`).
 //!
 //! Handler to subscriber (and across a relay), forwarded streams: one unidirectional
 //! stream per lane, a (publisher, track, layer), starting with the publisher's

@@ -28,7 +28,7 @@ use super::proto::{
     self, FrameError, KeyframeRequest, MediaClientMessage, MediaFrameError, MediaServerMessage,
     PublisherLeft, RequestKeyframe, media_client_message, media_server_message,
 };
-use super::session::{self, Close, Relay, RelayControl};
+use super::session::{self, Close, Relay, RelayControl, RelayOutbox};
 use crate::MeetingsError;
 use crate::domain::{
     ConnectionType, HandlerId, Liveness, MeetingId, ParticipantId, WT_TOKEN_PARAM,
@@ -431,7 +431,7 @@ fn encode(told: RelayControl, side: Side) -> Result<Vec<u8>, FrameError> {
 
 /// Writes what is to be told to the other side, framed as `side` speaks, until the
 /// queue closes or the stream fails.
-async fn write_control(mut send: SendStream, mut told: mpsc::Receiver<RelayControl>, side: Side) {
+async fn write_control(mut send: SendStream, mut told: RelayOutbox, side: Side) {
     while let Some(told) = told.recv().await {
         let framed = encode(told, side);
         let framed = match framed {

@@ -395,9 +395,12 @@ pub(super) struct Relay {
     pub(super) peer: String,
     /// Frames of this handler's publishers for the other handler.
     frames: mpsc::Sender<Forwarded>,
-    /// What to tell the other handler: key frame requests for its publishers, and the
-    /// departures of publishers here.
+    /// Key frame requests for the other handler's publishers (the oldest kept when full:
+    /// one already waiting asks the same).
     control: mpsc::Sender<RelayControl>,
+    /// The departures of publishers here, never dropped (one per publisher that
+    /// leaves), told before any key frame request waiting.
+    departures: mpsc::UnboundedSender<ParticipantId>,
     /// The lanes it skips until their next key frame.
     dropping: Dropping,
     /// The publishers seen through it, with the bits of the tracks they published.
@@ -406,25 +409,27 @@ pub(super) struct Relay {
 
 impl Relay {
     /// A relay to `peer` queueing at most `queue` frames, with the receivers of its
-    /// frames and of its key frame requests.
+    /// frames and of what it tells the other handler.
     pub(super) fn new(
         peer: String,
         queue: usize,
-    ) -> (
-        Arc<Relay>,
-        mpsc::Receiver<Forwarded>,
-        mpsc::Receiver<RelayControl>,
-    ) {
+    ) -> (Arc<Relay>, mpsc::Receiver<Forwarded>, RelayOutbox) {
         let (frames, frames_rx) = mpsc::channel(queue.max(1));
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let (departures, departures_rx) = mpsc::unbounded_channel();
         let relay = Arc::new(Relay {
             peer,
             frames,
             control,
+            departures,
             dropping: Mutex::default(),
             remote: Mutex::new(HashMap::new()),
         });
-        (relay, frames_rx, control_rx)
+        let outbox = RelayOutbox {
+            control: control_rx,
+            departures: departures_rx,
+        };
+        (relay, frames_rx, outbox)
     }
 
     /// Asks the other handler for a key frame of `publisher` on `track` (on every layer).
@@ -437,18 +442,31 @@ impl Relay {
 
     /// Tells the other handler that `publisher`, connected here, left.
     fn publisher_left(&self, publisher: ParticipantId) {
-        if self
-            .control
-            .try_send(RelayControl::Left(publisher))
-            .is_err()
-        {
-            tracing::debug!(%publisher, peer = %self.peer,
-                "a relay's control queue is full; a departure is not told");
-        }
+        // Refused only once the relay's writer is gone: nobody to tell.
+        let _ = self.departures.send(publisher);
     }
 
     fn knows(&self, publisher: ParticipantId) -> bool {
         lock(&self.remote).contains_key(&publisher)
+    }
+}
+
+/// What one end of a relay has to tell the other: departures first, then key frame
+/// requests.
+pub(super) struct RelayOutbox {
+    control: mpsc::Receiver<RelayControl>,
+    departures: mpsc::UnboundedReceiver<ParticipantId>,
+}
+
+impl RelayOutbox {
+    /// The next thing to tell; `None` once the relay is gone and all is told.
+    pub(super) async fn recv(&mut self) -> Option<RelayControl> {
+        tokio::select! {
+            biased;
+            Some(left) = self.departures.recv() => Some(RelayControl::Left(left)),
+            Some(ask) = self.control.recv() => Some(ask),
+            else => None,
+        }
     }
 }
 
@@ -1642,6 +1660,30 @@ mod tests {
         // A publisher in the meeting is still chosen for.
         rooms.set_layer(meeting, &sm, p, 1, Some(0));
         assert_eq!(lock(&sm.layers)[&(p, 1)].max, Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_relay_full_of_key_frame_requests_still_tells_a_departure_first() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let p = ParticipantId::random();
+        let (pm, _p_frames, _p_control) = member(8);
+        rooms.enter(meeting, p, pm.clone());
+        rooms.forward(meeting, p, &header(1, true), &Arc::new(vec![0u8; 20]));
+        let (relay, _r_frames, mut outbox) = Relay::new("peer".to_owned(), 8);
+        rooms.attach_relay(meeting, relay.clone());
+        for _ in 0..2 * CONTROL_QUEUE {
+            relay.ask_keyframe(ParticipantId::random(), 1);
+        }
+        rooms.remove(meeting, p, &pm);
+        assert_eq!(outbox.recv().await, Some(RelayControl::Left(p)));
+        // The requests that fitted are still told after it.
+        let mut asks = 0;
+        while let Ok(told) = outbox.control.try_recv() {
+            assert!(matches!(told, RelayControl::Keyframe(_, 1)));
+            asks += 1;
+        }
+        assert_eq!(asks, CONTROL_QUEUE);
     }
 
     #[test]
