@@ -1501,3 +1501,97 @@ async fn a_page_whose_connection_is_lost_joins_again_by_itself_three_times_at_mo
     gus.quit().await;
     stop.cancel();
 }
+
+/// The names in the host's waiting list, comma-separated.
+const WAITING: &str = "return Array.from(document.querySelectorAll('#waiting-list .visitor-name'))\
+     .map(n => n.textContent).join(',')";
+
+/// The page's status line while it waits for the host (empty otherwise).
+const WAITING_STATUS: &str = "const m = document.getElementById('meet');\
+     return m && m.dataset.waiting ? document.getElementById('status').textContent : ''";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_lets_one_visitor_in_from_the_waiting_room_and_turns_another_away() {
+    let app = common::spawn_app().await;
+    // The host signs in and starts a meeting with a waiting room from the lobby.
+    let host = Browser::start().await;
+    host.open(&app.url("/login/discord?next=/meet")).await;
+    host.text_when(
+        "the lobby's start form",
+        LIMIT,
+        "return document.getElementById('start') ? 'ready' : ''",
+        |s| s == "ready",
+    )
+    .await;
+    host.script(
+        "const f = document.getElementById('start');\
+         f.querySelector('[name=display_name]').value = 'Behind the door';\
+         f.querySelector('[name=enable_e2e_encryption]').checked = false;\
+         f.querySelector('[name=waiting_room_enabled]').checked = true;\
+         f.submit(); return ''",
+    )
+    .await;
+    let path = host
+        .text_when(
+            "the new meeting's page",
+            LIMIT,
+            "return document.getElementById('meet') ? location.pathname : ''",
+            |p| p.starts_with("/meet/") && p.len() > "/meet/".len(),
+        )
+        .await;
+    let code = path.trim_start_matches("/meet/").to_owned();
+    let join = host.find("#join").await;
+    host.click(&join).await;
+    let host_id = host
+        .text_when("the host joins at once", LIMIT, SELF_ID, |id| {
+            !id.is_empty()
+        })
+        .await;
+
+    // Vera waits, told so, and the host sees her with Admit and Deny.
+    let vera = Browser::start().await;
+    vera.open(&app.url(&format!("/meet/{code}?name=Vera&autojoin=1")))
+        .await;
+    let waiting = vera
+        .text_when("Vera waits", LIMIT, WAITING_STATUS, |s| !s.is_empty())
+        .await;
+    assert!(
+        waiting.contains("Waiting for the host to let you in"),
+        "{waiting}"
+    );
+    host.text_when("the host sees Vera waiting", LIMIT, WAITING, |s| {
+        s == "Vera"
+    })
+    .await;
+    assert_eq!(host.script(TILES).await, "", "nobody else is in yet");
+    host.script("document.querySelector('#waiting-list button.admit').click(); return ''")
+        .await;
+    let vera_id = vera
+        .text_when("Vera is let in", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    host.text_when("the host sees Vera's tile", LIMIT, TILES, |t| {
+        t == format!("{vera_id}=Vera")
+    })
+    .await;
+    vera.text_when("Vera sees the host", LIMIT, TILES, |t| {
+        t.starts_with(&format!("{host_id}="))
+    })
+    .await;
+    host.text_when("nobody waits", LIMIT, WAITING, str::is_empty)
+        .await;
+
+    // Dan is turned away, and told so.
+    let dan = Browser::start().await;
+    dan.open(&app.url(&format!("/meet/{code}?name=Dan&autojoin=1")))
+        .await;
+    host.text_when("the host sees Dan waiting", LIMIT, WAITING, |s| s == "Dan")
+        .await;
+    host.script("document.querySelector('#waiting-list button.deny').click(); return ''")
+        .await;
+    let error = dan
+        .text_when("Dan is told", LIMIT, ERROR, |e| !e.is_empty())
+        .await;
+    assert_eq!(error, "The host did not let you in.");
+    assert_eq!(dan.script(SELF_ID).await, "");
+    assert_eq!(host.script(TILES).await, format!("{vera_id}=Vera"));
+}
