@@ -215,10 +215,18 @@ seed_enum!(
     /// The `connection_type` field of `wt:token:{token}`. The seed shows `media`; Dark
     /// Tower's meeting controller also takes a signalling connection, and Tavern's media
     /// handlers open `relay` connections to each other (one meeting on several handlers).
+    /// The field is free text in the seed (a Redis hash field, in no table).
+    ///
+    /// `media` is a participant's media session, admitted only while that participant
+    /// is in the meeting. `recorder` is a media session of a client of the server's own
+    /// (the recorder, `tavern bench media`) under a fresh id that never joins: only
+    /// server-side code issues it, never a route a participant reaches, and only the
+    /// media handler's `/media/` path takes it.
     ConnectionType, "connection type" {
         Media => "media",
         Signaling => "signaling",
         Relay => "relay",
+        Recorder => "recorder",
     }
 );
 

@@ -209,9 +209,12 @@
 //!   `ON CONFLICT (meeting_code) DO NOTHING` and redrawn, at most 5 times.
 //! - **Tokens**: WebTransport tokens are 32 random bytes in hex, bearer secrets (never
 //!   in logs or `Debug`), redeemed by `HGETALL` + `DEL` in one `MULTI`/`EXEC` (exactly
-//!   one redeemer wins); `connection_type` is `media` (the seed's) or `signaling`. A
-//!   token blacklisted after its expiry is not stored; the blacklist holds JWT hashes,
-//!   never tokens.
+//!   one redeemer wins); `connection_type` is `media` (the seed's: a participant's media
+//!   session, only while it is in the meeting), `signaling`, `relay` (between media
+//!   handlers) or `recorder` (a media session of the server's own clients, issued only
+//!   by server-side code and taken only by the media handler's `/media/`). A token
+//!   blacklisted after its expiry is not stored; the blacklist holds JWT hashes, never
+//!   tokens.
 //! - **Rate limits** use fixed windows: `{window}` is the Unix second the minute starts
 //!   (the seed's example, `1705411200`, is one); `INCR` and `EXPIRE 60` go in one
 //!   `MULTI`/`EXEC`.

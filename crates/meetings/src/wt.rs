@@ -247,19 +247,25 @@ pub(crate) async fn admit(
     prefix: &str,
     kind: ConnectionType,
 ) -> Option<(SessionRequest, ConnectionGrant, SocketAddr)> {
-    admit_routes(repo, stop, incoming, handshake_timeout, &[(prefix, kind)])
-        .await
-        .map(|(request, grant, peer, _)| (request, grant, peer))
+    admit_routes(
+        repo,
+        stop,
+        incoming,
+        handshake_timeout,
+        &[(prefix, &[kind])],
+    )
+    .await
+    .map(|(request, grant, peer, _)| (request, grant, peer))
 }
 
-/// [`admit`] with several routes, each a path prefix and the connection type its tokens
-/// must grant; also returns the index of the route taken.
+/// [`admit`] with several routes, each a path prefix and the connection types one of
+/// which its tokens must grant; also returns the index of the route taken.
 pub(crate) async fn admit_routes(
     repo: &Repo,
     stop: &CancellationToken,
     incoming: IncomingSession,
     handshake_timeout: Duration,
-    routes: &[(&str, ConnectionType)],
+    routes: &[(&str, &[ConnectionType])],
 ) -> Option<(SessionRequest, ConnectionGrant, SocketAddr, usize)> {
     let peer = incoming.remote_address();
     let request = tokio::select! {
@@ -284,8 +290,8 @@ pub(crate) async fn admit_routes(
     let route = routes
         .iter()
         .enumerate()
-        .find_map(|(i, (prefix, kind))| Some((i, *kind, target(request.path(), prefix)?)));
-    let Some((route, kind, (meeting, token))) = route else {
+        .find_map(|(i, (prefix, kinds))| Some((i, *kinds, target(request.path(), prefix)?)));
+    let Some((route, kinds, (meeting, token))) = route else {
         tracing::info!(%peer, "session request for an unknown path refused");
         request.not_found().await;
         return None;
@@ -296,7 +302,9 @@ pub(crate) async fn admit_routes(
         return None;
     };
     match repo.redeem_connection_token(&token).await {
-        Ok(Some(grant)) if grant.meeting_id == meeting && grant.connection_type == kind => {
+        Ok(Some(grant))
+            if grant.meeting_id == meeting && kinds.contains(&grant.connection_type) =>
+        {
             Some((request, grant, peer, route))
         }
         Ok(Some(grant)) => {

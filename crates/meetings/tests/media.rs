@@ -13,14 +13,17 @@ use common::media::next_frame;
 use common::wt::DEADLINE;
 use common::{hash_of, meeting};
 use meetings::auth::Auth;
-use meetings::controller::client::Client;
+use meetings::controller::client::{Client, ClientError};
 use meetings::controller::{
     ControllerConfig, MediaDirectory, MediaHandlerAddress, MediaHandlers, MeetingController,
 };
-use meetings::domain::{ConnectionType, ControllerId, HandlerId, Liveness, ParticipantId, Region};
+use meetings::domain::{
+    ConnectionType, ControllerId, DisplayName, HandlerId, Liveness, ParticipantId, Region,
+};
 use meetings::media::HandlerConfig;
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::proto::{self, FLAG_E2E, FLAG_KEY, FrameHeader};
+use meetings::repo::{JoinRequest, JoinWith};
 use meetings::{MeetingsConfig, schema};
 use testkit::{World, eventually};
 use tokio_util::sync::CancellationToken;
@@ -237,7 +240,7 @@ async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
     let h = handler().await;
     let m = meeting(&h.repo, "Tokens").await;
     let other = meeting(&h.repo, "Other").await;
-    let participant = ParticipantId::random();
+    let participant = h.join(m).await;
     let media = ConnectionType::Media;
 
     let token = h.token(m, participant, media).await;
@@ -283,6 +286,99 @@ async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
 
     first.close();
     h.stop().await;
+}
+
+/// A participant's `media` token opens a session only while its participant is in the
+/// meeting: not for an id that never joined, nor for one whose join was undone because
+/// its row was not written (the token came from the join's own step). A `recorder`
+/// token, the server's own clients', opens one under an id that never joins, on
+/// `/media/` only.
+#[tokio::test]
+async fn a_media_token_opens_a_session_only_for_a_participant_in_the_meeting() {
+    let h = handler().await;
+    let m = meeting(&h.repo, "Present").await;
+    let media = ConnectionType::Media;
+
+    let stranger = h.token(m, ParticipantId::random(), media).await;
+    let refused = h.open("media", m, &stranger).await;
+    assert!(
+        matches!(refused, Err(MediaClientError::Rejected)),
+        "{refused:?}"
+    );
+
+    let undone = meeting(&h.repo, "Undone").await;
+    let read = h.repo.meeting(undone).await.unwrap();
+    let who = ParticipantId::random();
+    let (joined, row) = h
+        .repo
+        .join_meeting(
+            &read,
+            who,
+            &JoinRequest {
+                meeting_id: undone,
+                user_id: None,
+                display_name: DisplayName::parse("Undone").unwrap(),
+                ip_address: None,
+                user_agent: None,
+                client_version: None,
+            },
+            &HashSet::new(),
+            JoinWith {
+                media_token: true,
+                ..JoinWith::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The meeting ends between the join's Redis step and its row: no row is written,
+    // and the join is undone.
+    h.repo.end_meeting(undone).await.unwrap();
+    assert!(row.write().await.is_err());
+    let unspent = joined.media_token.expect("the join's own media token");
+    let refused = h.open("media", undone, unspent.expose()).await;
+    assert!(
+        matches!(refused, Err(MediaClientError::Rejected)),
+        "{refused:?}"
+    );
+
+    let (_, _participant) = h.connect(m).await;
+    let (_, _recorder) = h.recorder(m).await;
+    h.connected(2).await;
+    let recorder = h
+        .token(m, ParticipantId::random(), ConnectionType::Recorder)
+        .await;
+    let relayed = h.open("relay", m, &recorder).await;
+    assert!(
+        matches!(relayed, Err(MediaClientError::Rejected)),
+        "{relayed:?}"
+    );
+    h.stop().await;
+}
+
+/// A `recorder` token opens no signalling session at the meeting controller, even one
+/// naming a participant the controller expects; the grant's own token still does.
+#[tokio::test]
+async fn a_recorder_token_is_refused_by_the_meeting_controller() {
+    let c = common::wt::controller().await;
+    let m = meeting(&c.repo, "Signalled").await;
+    let grant = c.grant(m, "Guest").await;
+    let recorder = c
+        .repo
+        .issue_connection_token(m, grant.participant_id, ConnectionType::Recorder)
+        .await
+        .unwrap();
+    let refused = Client::connect(
+        &grant.webtransport_url,
+        recorder.expose(),
+        grant.certificate_hash.as_deref(),
+    )
+    .await;
+    assert!(matches!(refused, Err(ClientError::Rejected)), "{refused:?}");
+
+    let mut client = c.connect(&grant).await;
+    let response = common::wt::join_in_time(&mut client, &grant).await;
+    assert_eq!(response.participant_id, grant.participant_id.to_string());
+    c.stop().await;
 }
 
 #[tokio::test]
@@ -769,13 +865,13 @@ async fn a_self_signed_certificate_is_renewed_registered_and_announced() {
     let m = meetings::domain::MeetingId::random();
     let url = format!("{}/media/{m}", h.endpoint);
     let token = h
-        .token(m, ParticipantId::random(), ConnectionType::Media)
+        .token(m, ParticipantId::random(), ConnectionType::Recorder)
         .await;
     MediaClient::connect(&url, &token, Some(&renewed))
         .await
         .expect("a client pinning the renewed certificate connects");
     let token = h
-        .token(m, ParticipantId::random(), ConnectionType::Media)
+        .token(m, ParticipantId::random(), ConnectionType::Recorder)
         .await;
     assert!(
         MediaClient::connect(&url, &token, Some(&h.certificate_hash))
@@ -967,9 +1063,8 @@ struct Raw {
 
 impl Raw {
     async fn open(h: &Handler, meeting: meetings::domain::MeetingId, window: u32) -> Raw {
-        let token = h
-            .token(meeting, ParticipantId::random(), ConnectionType::Media)
-            .await;
+        let who = h.join(meeting).await;
+        let token = h.token(meeting, who, ConnectionType::Media).await;
         let hex = h.certificate_hash.as_bytes();
         let digest: Vec<String> = hex
             .chunks(2)
@@ -1011,41 +1106,14 @@ impl Raw {
     }
 }
 
-/// A participant of `meeting` joined through the repository (its session hash exists,
-/// as after a join at the meeting controller).
-async fn joined(
-    repo: &meetings::Repo,
-    meeting: meetings::domain::MeetingId,
-    name: &str,
-) -> ParticipantId {
-    let participant = ParticipantId::random();
-    repo.join_as(
-        participant,
-        &meetings::repo::JoinRequest {
-            meeting_id: meeting,
-            user_id: None,
-            display_name: meetings::domain::DisplayName::parse(name).unwrap(),
-            ip_address: None,
-            user_agent: None,
-            client_version: None,
-        },
-    )
-    .await
-    .unwrap();
-    participant
-}
-
 /// Leaving (or being dropped for want of a heartbeat) closes the participant's media
 /// session, and a media token it had not spent opens none; the server's own clients
-/// (the recorder's id never joins) are served as before.
+/// (a `recorder` token's id never joins) are served as before.
 #[tokio::test]
 async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() {
     let h = handler_with(|c| c.presence_every = Duration::from_millis(100)).await;
     let m = meeting(&h.repo, "Leaving").await;
-    let (leaver, stayer) = (
-        joined(&h.repo, m, "Leaver").await,
-        joined(&h.repo, m, "Stayer").await,
-    );
+    let (leaver, stayer) = (h.join(m).await, h.join(m).await);
     let media = ConnectionType::Media;
     let leaving = h
         .open("media", m, &h.token(m, leaver, media).await)
@@ -1056,7 +1124,7 @@ async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() 
         .open("media", m, &h.token(m, stayer, media).await)
         .await
         .unwrap();
-    let (_, recorder) = h.connect(m).await;
+    let (_, recorder) = h.recorder(m).await;
     h.connected(3).await;
 
     h.repo
@@ -1081,7 +1149,7 @@ async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() 
     assert_eq!(next_frame(&mut stays).await.payload, b"still served");
 
     // Dropped by the presence job (its presence expired): the same.
-    let dropped = joined(&h.repo, m, "Dropped").await;
+    let dropped = h.join(m).await;
     let dropping = h
         .open("media", m, &h.token(m, dropped, media).await)
         .await

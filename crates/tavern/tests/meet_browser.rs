@@ -450,8 +450,9 @@ async fn start_media_handler(
 }
 
 impl MediaWorld {
-    /// A participant of `meeting` (by id) nobody else knows of, connected to the
-    /// media handler: it receives every frame the handler forwards in that meeting.
+    /// A client of the server's own in `meeting` (by id), as the recorder is (a
+    /// `recorder` token, an id nobody else knows of), connected to the media handler:
+    /// it receives every frame the handler forwards in that meeting.
     async fn eavesdropper(&self, meeting: &str) -> meetings::media::client::MediaClient {
         let meeting = meetings::domain::MeetingId::parse(meeting).unwrap();
         let token = self
@@ -459,7 +460,7 @@ impl MediaWorld {
             .issue_connection_token(
                 meeting,
                 meetings::domain::ParticipantId::random(),
-                meetings::domain::ConnectionType::Media,
+                meetings::domain::ConnectionType::Recorder,
             )
             .await
             .unwrap();

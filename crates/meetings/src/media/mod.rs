@@ -8,14 +8,17 @@
 //! the wire contract:
 //!
 //! - A session request must be `/media/{meeting_id}?wt_token={token}`; the one-time
-//!   token must grant a `media` connection to that meeting (403 otherwise, 404 for
-//!   another path), and its participant must still be in the meeting (403 once it has
-//!   left; an id that never joined the meeting is a client of the server's own, the
-//!   recorder, and is admitted). A participant's session is closed (`left: ...`) within
-//!   `presence_every` (5 s) of its leaving or being dropped: every served meeting's
-//!   participants are read at once for that. A participant's new session replaces its
-//!   earlier one, which is closed (`replaced: ...`); the new one takes over its streams
-//!   and subscriptions.
+//!   token must grant a `media` or `recorder` connection to that meeting (403
+//!   otherwise, 404 for another path). A `media` token is a participant's: it admits
+//!   only while its participant is in the meeting (403 if it never joined, its join was
+//!   undone, or it left or was dropped). A `recorder` token is a client of the server's
+//!   own (the recorder, `tavern bench media`) under an id that never joins: only
+//!   server-side code issues one, it is admitted without looking at the meeting, and
+//!   the meeting controller refuses it. A participant's session is closed
+//!   (`left: ...`) within `presence_every` (5 s) of its leaving or being dropped: every
+//!   served meeting's participants are read at once for that. A participant's new
+//!   session replaces its earlier one, which is closed (`replaced: ...`); the new one
+//!   takes over its streams and subscriptions.
 //! - The client opens one bidirectional control stream first; a malformed control
 //!   message closes that session only.
 //! - Each encoded frame arrives on its own unidirectional stream and is forwarded,

@@ -1,5 +1,14 @@
 //! The media wire contract (version 1), shared by the media handler and its clients.
 //!
+//! # Opening a session
+//!
+//! A client opens `/media/{meeting_id}?wt_token={token}`. The one-time token is a
+//! `wt:token:{token}` for that meeting whose `connection_type` is `media` (a
+//! participant's, from its media grant: admitted only while that participant is in the
+//! meeting) or `recorder` (a client of the server's own, the recorder or the media
+//! benchmark, under an id that never joins; issued only by server-side code, and
+//! refused by the meeting controller). Anything else is refused with 403.
+//!
 //! # Control stream
 //!
 //! The client opens ONE bidirectional stream first. Each direction is a sequence of

@@ -201,8 +201,9 @@ pub(super) struct Member {
     stalled_after: Duration,
     /// Closes its session.
     closer: Closer,
-    /// A participant of the meeting (not a client of the server's own): its session
-    /// is closed once it is no longer in the meeting ([`watch_presence`]).
+    /// A participant of the meeting (admitted by a `media` token, not a client of the
+    /// server's own): its session is closed once it is no longer in the meeting
+    /// ([`watch_presence`]).
     in_meeting: bool,
     /// Bit `t` set: it has published track `t`.
     published: AtomicU8,
@@ -1103,12 +1104,16 @@ impl Rooms {
     }
 }
 
-/// Serves one incoming connection: admission by its connection token, then a
-/// participant's session (`/media/`) or another handler's relay (`/relay/`).
+/// Serves one incoming connection: admission by its connection token, then a media
+/// session (`/media/`: a participant's `media` token, or a `recorder` token of the
+/// server's own clients) or another handler's relay (`/relay/`).
 pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
-    let routes = [
-        ("/media/", ConnectionType::Media),
-        ("/relay/", ConnectionType::Relay),
+    let routes: [(&str, &[ConnectionType]); 2] = [
+        (
+            "/media/",
+            &[ConnectionType::Media, ConnectionType::Recorder],
+        ),
+        ("/relay/", &[ConnectionType::Relay]),
     ];
     let Some((request, grant, peer, route)) = crate::wt::admit_routes(
         &shared.repo,
@@ -1132,9 +1137,9 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
     let in_meeting = match shared.repo.media_admission(&grant).await {
         Ok(MediaAdmission::Participant) => true,
         Ok(MediaAdmission::Service) => false,
-        Ok(MediaAdmission::Left) => {
+        Ok(MediaAdmission::Absent) => {
             tracing::info!(%peer, %meeting, %participant,
-                "media token of a participant who has left the meeting refused");
+                "media token of a participant not in the meeting refused");
             request.forbidden().await;
             return;
         }
@@ -1154,7 +1159,8 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
 /// Closes the media sessions of the participants who are no longer in their meeting
 /// (they left, or were dropped for want of a heartbeat), every `presence_every`: one
 /// read of every served meeting's participants for all of them. Sessions of the
-/// server's own clients (the recorder's) are not in any meeting and not looked at.
+/// server's own clients (admitted by a `recorder` token) are in no meeting and not
+/// looked at.
 pub(super) async fn watch_presence(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(shared.config.presence_every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,8 +1,9 @@
 //! Recordings of meetings with `allow_recording` (issue 14, point 4).
 //!
 //! A [`Recorder`] records a meeting the way a participant watches it: it takes a
-//! one-time `media` connection token for a participant id of its own (the admission
-//! every participant's media session gets), opens a media session on the meeting's media
+//! one-time `recorder` connection token for a fresh id of its own that never joins the
+//! meeting (the media handler admits such a token without a participant in the meeting;
+//! only server-side code issues one), opens a media session on the meeting's media
 //! handler (the seed's `media_handler_id` of `meeting:{meeting_id}`, reached at the
 //! address the in-process [`MediaDirectory`] knows, else at the endpoint and
 //! certificate hash it registered) and receives every frame the handler
@@ -472,11 +473,12 @@ impl Recorder {
                 Err(error) => return Err(error.into()),
             },
         };
-        // The recorder's own participant id, admitted as any participant's media is.
+        // The recorder's own id, never a participant's: its `recorder` token is
+        // admitted without one in the meeting.
         let me = ParticipantId::random();
         let token = inner
             .repo
-            .issue_connection_token(meeting.meeting_id, me, ConnectionType::Media)
+            .issue_connection_token(meeting.meeting_id, me, ConnectionType::Recorder)
             .await?;
         let url = format!(
             "{}/media/{}",

@@ -10,17 +10,18 @@ use super::{MeetingsError, Repo, corrupt, parse_seconds, ttl_secs};
 use crate::domain::{self, ConnectionType, MeetingId, ParticipantId, TokenHash, WtToken};
 use crate::schema::{self, wt_token_fields};
 
-/// Whom a redeemed `media` connection token admits ([`Repo::media_admission`]).
+/// Whom a redeemed media-session token admits ([`Repo::media_admission`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaAdmission {
     /// A participant in the meeting (in `meeting:{id}:participants`, its session live):
     /// its media session lasts while it stays in the meeting.
     Participant,
-    /// An id that never joined the meeting: a client of the server's own (the recorder,
-    /// the benchmark), whose tokens only the server issues.
+    /// A client of the server's own (the recorder, the benchmark): a `recorder` token,
+    /// which only server-side code issues.
     Service,
-    /// A participant of the meeting who has left (or was dropped): refused.
-    Left,
+    /// A `media` token whose participant is not in the meeting (it never joined, its
+    /// join was undone, it left or it was dropped): refused.
+    Absent,
 }
 
 /// What a redeemed `wt:token:{token}` grants.
@@ -105,15 +106,21 @@ impl Repo {
         }))
     }
 
-    /// Whom the redeemed `media` `grant` admits: its participant while it is in the
-    /// meeting (a member of `meeting:{id}:participants` whose `participant:{id}` hash
-    /// lives, read in one round trip); else, when its id has a `meeting_participants`
-    /// row of the meeting, nobody (it left, and its unspent token dies with it); else a
-    /// client of the server's own that never joins.
+    /// Whom the redeemed media-session `grant` admits: a `recorder` grant, a client of
+    /// the server's own, without a read; a `media` grant, its participant while it is in
+    /// the meeting (a member of `meeting:{id}:participants` whose `participant:{id}` hash
+    /// lives, read in one round trip), else nobody. Any other kind admits nobody either.
     pub async fn media_admission(
         &self,
         grant: &ConnectionGrant,
     ) -> Result<MediaAdmission, MeetingsError> {
+        match grant.connection_type {
+            ConnectionType::Recorder => return Ok(MediaAdmission::Service),
+            ConnectionType::Media => {}
+            ConnectionType::Signaling | ConnectionType::Relay => {
+                return Ok(MediaAdmission::Absent);
+            }
+        }
         let (meeting, participant) = (grant.meeting_id, grant.participant_id);
         let mut conn = self.redis.conn();
         let (member, session): (bool, bool) = redis::pipe()
@@ -124,18 +131,10 @@ impl Repo {
             .exists(schema::participant_key(participant))
             .query_async(&mut conn)
             .await?;
-        if member && session {
-            return Ok(MediaAdmission::Participant);
-        }
-        let (joined,): (bool,) = sqlx::query_as(schema::SELECT_PARTICIPANT_JOINED)
-            .bind(meeting.as_uuid())
-            .bind(participant.as_uuid())
-            .fetch_one(self.pg.pool())
-            .await?;
-        Ok(if joined {
-            MediaAdmission::Left
+        Ok(if member && session {
+            MediaAdmission::Participant
         } else {
-            MediaAdmission::Service
+            MediaAdmission::Absent
         })
     }
 

@@ -263,14 +263,6 @@ pub(crate) const JOIN_PARTICIPANT: &str = concat!(
      SELECT count(*) FROM p CROSS JOIN commit_mode"
 );
 
-/// `$1` meeting_id, `$2` participant_id: whether that participant ever joined that
-/// meeting (a row, left or not).
-pub(crate) const SELECT_PARTICIPANT_JOINED: &str = concat!(
-    "SELECT EXISTS (SELECT 1 FROM ",
-    table!(meeting_participants),
-    " WHERE meeting_id = $1 AND participant_id = $2)"
-);
-
 /// `$1` meeting_id, `$2` participant_id, `$3` leave_reason. Only a session still open;
 /// returns its `user_id` (NULL for a guest), or no row when it had already left.
 pub(crate) const LEAVE_PARTICIPANT: &str = concat!(

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use meetings::Repo;
-use meetings::domain::{ConnectionType, HandlerId, MeetingId, ParticipantId};
+use meetings::domain::{ConnectionType, DisplayName, HandlerId, MeetingId, ParticipantId};
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler};
+use meetings::repo::JoinRequest;
 use testkit::eventually;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -89,9 +90,31 @@ impl Handler {
         MediaClient::connect(&url, token, Some(&self.certificate_hash)).await
     }
 
-    /// A new participant of `meeting` connected to this handler.
-    pub async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
+    /// A new participant of `meeting` (a guest joined through the repository, as at
+    /// the meeting controller: its session hash live, in the participants set).
+    pub async fn join(&self, meeting: MeetingId) -> ParticipantId {
         let participant = ParticipantId::random();
+        self.repo
+            .join_as(
+                participant,
+                &JoinRequest {
+                    meeting_id: meeting,
+                    user_id: None,
+                    display_name: DisplayName::parse("Participant").unwrap(),
+                    ip_address: None,
+                    user_agent: None,
+                    client_version: None,
+                },
+            )
+            .await
+            .unwrap();
+        participant
+    }
+
+    /// A new participant of `meeting` ([`Handler::join`]) connected to this handler
+    /// with a `media` token.
+    pub async fn connect(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
+        let participant = self.join(meeting).await;
         let token = self
             .token(meeting, participant, ConnectionType::Media)
             .await;
@@ -99,6 +122,14 @@ impl Handler {
             participant,
             self.open("media", meeting, &token).await.unwrap(),
         )
+    }
+
+    /// A client of the server's own (as the recorder is) connected to this handler
+    /// under a fresh id that never joins `meeting`, with a `recorder` token.
+    pub async fn recorder(&self, meeting: MeetingId) -> (ParticipantId, MediaClient) {
+        let id = ParticipantId::random();
+        let token = self.token(meeting, id, ConnectionType::Recorder).await;
+        (id, self.open("media", meeting, &token).await.unwrap())
     }
 
     pub async fn until(&self, what: &str, check: impl Fn(&Load) -> bool) {

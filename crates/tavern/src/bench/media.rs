@@ -165,14 +165,15 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// A media session of a new participant of `meeting`, opened on the clients'
-    /// runtime.
+    /// One-time media tokens for `n` clients of `meeting`, each under a fresh id:
+    /// `recorder` tokens, as the bench's clients are the server's own (its meeting has
+    /// no participants, and a participant's `media` token opens nothing without one).
     async fn tokens(&self, meeting: MeetingId, n: usize) -> anyhow::Result<Vec<String>> {
         let mut tokens = Vec::with_capacity(n);
         for _ in 0..n {
             let token = self
                 .repo
-                .issue_connection_token(meeting, ParticipantId::random(), ConnectionType::Media)
+                .issue_connection_token(meeting, ParticipantId::random(), ConnectionType::Recorder)
                 .await
                 .context("issuing a media token")?;
             tokens.push(token.expose().to_owned());
