@@ -790,4 +790,10 @@ pub mod permissions {
     pub const MANAGE_GUILD_EXPRESSIONS: u64 = 1 << 30;
     pub const MANAGE_THREADS: u64 = 1 << 34;
     pub const MODERATE_MEMBERS: u64 = 1 << 40;
+    pub const MUTE_MEMBERS: u64 = 1 << 22;
+    pub const DEAFEN_MEMBERS: u64 = 1 << 23;
+    pub const MOVE_MEMBERS: u64 = 1 << 24;
+    pub const MANAGE_NICKNAMES: u64 = 1 << 27;
+    pub const MANAGE_EVENTS: u64 = 1 << 33;
+    pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
 }

@@ -25,10 +25,11 @@ const DEDUPE_WINDOW: usize = 4096;
 
 /// The answer when Discord refused the bot something in the channel (a handler's
 /// error caused by [`crate::RestError::is_missing_permission`]).
-pub const MISSING_PERMISSION: &str = "⚠️ Discord did not let Tavern do that in this channel: \
-     it lacks a permission here. A server admin can give Tavern's role View Channel and \
-     Send Messages in this channel (and, for the campaigns, Manage Channels and Manage \
-     Roles).";
+pub const MISSING_PERMISSION: &str = "⚠️ Discord did not let Tavern do that: it lacks a \
+     permission here, or the role it would give sits above its own. A server admin can give \
+     Tavern's role View Channel, Send Messages (and Send Messages in Threads) in this \
+     channel, and, for the campaigns, Manage Channels and Manage Roles with Tavern's role \
+     above the game roles.";
 
 /// Whether `error` or one of its causes is Discord refusing the bot a permission.
 fn refused_permission(error: &(dyn std::error::Error + 'static)) -> bool {

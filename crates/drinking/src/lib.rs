@@ -129,10 +129,11 @@ pub use commands::{ComponentId, Press, command_spec, custom_id};
 pub use domain::{DiceRules, DiceRulesError, DiceSource, GameError, RandomDice, Rules};
 pub use repo::{Repo, RepoError};
 
-/// What the game needs of the bot in a guild: see the channel and post the game's
-/// messages (their buttons are edited through the interactions).
-pub const BOT_PERMISSIONS: u64 =
-    discord::model::permissions::VIEW_CHANNEL | discord::model::permissions::SEND_MESSAGES;
+/// What the game needs of the bot in a guild: see the channel (or thread) and post the
+/// game's messages (their buttons are edited through the interactions).
+pub const BOT_PERMISSIONS: u64 = discord::model::permissions::VIEW_CHANNEL
+    | discord::model::permissions::SEND_MESSAGES
+    | discord::model::permissions::SEND_MESSAGES_IN_THREADS;
 
 /// Settings of the drinking game. (The clock is the [`feature::Context`]'s.) The binary
 /// reads them from `tavern.toml` / `TAVERN_*`: `drinking_die`, `drinking_crit`,

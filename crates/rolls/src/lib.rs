@@ -163,10 +163,11 @@ pub use jobs::{SyncReport, SyncService, sync_once};
 pub use pool::DicePool;
 pub use sync_target::{BadSyncTarget, StoreOptions, SyncTarget};
 
-/// What dice and initiative need of the bot in a guild: see the channel and post the
-/// tracker and the rolls shown to a GM (the rest are interaction answers).
-pub const BOT_PERMISSIONS: u64 =
-    discord::model::permissions::VIEW_CHANNEL | discord::model::permissions::SEND_MESSAGES;
+/// What dice and initiative need of the bot in a guild: see the channel (or thread) and
+/// post the tracker and the rolls shown to a GM (the rest are interaction answers).
+pub const BOT_PERMISSIONS: u64 = discord::model::permissions::VIEW_CHANNEL
+    | discord::model::permissions::SEND_MESSAGES
+    | discord::model::permissions::SEND_MESSAGES_IN_THREADS;
 
 /// How many snapshots the sync keeps by default: two days of hourly ones.
 pub const DEFAULT_SYNC_KEEP: usize = 48;

@@ -461,7 +461,12 @@ pub const POWERFUL_PERMISSIONS: u64 = permissions::ADMINISTRATOR
     | permissions::BAN_MEMBERS
     | permissions::MODERATE_MEMBERS
     | permissions::MENTION_EVERYONE
-    | permissions::VIEW_AUDIT_LOG;
+    | permissions::VIEW_AUDIT_LOG
+    | permissions::MUTE_MEMBERS
+    | permissions::DEAFEN_MEMBERS
+    | permissions::MOVE_MEMBERS
+    | permissions::MANAGE_NICKNAMES
+    | permissions::MANAGE_EVENTS;
 
 /// Why a `[role <id>]` shortcode is refused, if it is: the configured admin or
 /// organiser role, `@everyone`, any game's guest or host role, a role granting a
