@@ -265,13 +265,18 @@ pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_
 
 /// Hash: Meetup refused Tavern's organiser authorisation (the refresh grant was
 /// refused, or a freshly refreshed token was refused again), fields
-/// [`AUTHORISATION_REFUSED_AT`] and [`AUTHORISATION_REFUSED_ALERTED`]. Storing a new
-/// organiser token pair removes it. Tavern's own key: the seed has none for it.
+/// [`AUTHORISATION_REFUSED_AT`], [`AUTHORISATION_REFUSED_ALERTED`] and
+/// [`AUTHORISATION_REFUSED_CURRENT`]. An organiser authorising again, or a Meetup call
+/// with the organiser's token that works, removes it; a refresh does not. Tavern's
+/// own key: the seed has none for it.
 pub const AUTHORISATION_REFUSED: &str = "tavern:campaigns:meetup_authorisation_refused";
 /// [`AUTHORISATION_REFUSED`] field (RFC 3339): when Meetup first refused it.
 pub const AUTHORISATION_REFUSED_AT: &str = "at";
 /// [`AUTHORISATION_REFUSED`] field: present once the organisers were told on Discord.
 pub const AUTHORISATION_REFUSED_ALERTED: &str = "alerted";
+/// [`AUTHORISATION_REFUSED`] field: present while the stored token pair is the one
+/// Meetup refused (a refresh storing another removes it); no refresh is tried then.
+pub const AUTHORISATION_REFUSED_CURRENT: &str = "current";
 
 /// Set of string (Meetup event ids): tracked events a Meetup sync found gone but did
 /// not delete, because together they were more than half of the tracked events it

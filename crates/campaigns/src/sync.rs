@@ -95,8 +95,12 @@
 //!   used instead. A refused refresh and a refresh whose token is refused again are
 //!   recorded ([`Repo::note_authorisation_refused`], Tavern's own key
 //!   `schema::AUTHORISATION_REFUSED`) for the organiser page and a single alert to
-//!   the organisers ([`crate::jobs`]); storing a new pair clears the record. Nothing
-//!   else is written before the gather succeeded.
+//!   the organisers ([`crate::jobs`]). While the record says the stored pair is the
+//!   refused one ([`Repo::refusal_stands`]), a refused token is not refreshed again:
+//!   the run ends with [`SyncError::StillRefused`], spending no refresh token and
+//!   keeping the refusal's date and its one alert. Only an organiser authorising again
+//!   or a gather Meetup answered clears the record. Nothing else is written before the
+//!   gather succeeded.
 //! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
@@ -172,6 +176,14 @@ pub enum SyncError {
          authorise Tavern again"
     )]
     StillUnauthorized(#[source] MeetupError),
+    /// Meetup refused the stored token pair before and nothing stored another since:
+    /// it is not refreshed again (that would spend a refresh token on a known answer).
+    #[error(
+        "Meetup refused the organiser token, as it refused Tavern's authorisation on {}: \
+         an organiser must authorise Tavern again",
+        .0.format("%Y-%m-%d %H:%M UTC")
+    )]
+    StillRefused(DateTime<Utc>),
     #[error("could not build the Meetup client: {0}")]
     Client(#[source] MeetupError),
     #[error("the Meetup sync could not read {}", list_failures(.0))]
@@ -186,7 +198,9 @@ impl SyncError {
     pub fn needs_authorisation(&self) -> bool {
         matches!(
             self,
-            SyncError::RefreshRefused(_) | SyncError::StillUnauthorized(_)
+            SyncError::RefreshRefused(_)
+                | SyncError::StillUnauthorized(_)
+                | SyncError::StillRefused(_)
         )
     }
 }
@@ -714,6 +728,11 @@ pub async fn sync_once(
             }
         }
     };
+    if gathered.groups > 0 {
+        // Meetup answered with the organiser's token: whatever it refused before, the
+        // authorisation works now.
+        repo.authorisation_works().await?;
+    }
     let mut report = apply(repo, gathered).await?;
     report.token_refreshed = token_refreshed;
     tracing::info!(
@@ -867,6 +886,13 @@ pub(crate) async fn refresh(
     tokens: &Tokens,
     now: DateTime<Utc>,
 ) -> Result<AccessToken, SyncError> {
+    if let Some(since) = repo.refusal_stands().await? {
+        tracing::info!(
+            refused_at = %since.to_rfc3339(),
+            "not refreshing the organiser token: Meetup refused this one already"
+        );
+        return Err(SyncError::StillRefused(since));
+    }
     match client
         .refresh(&config.client_id, &config.client_secret, &tokens.refresh)
         .await

@@ -17,7 +17,7 @@ use campaigns::web::organiser::{
 use campaigns::{CampaignsConfig, EventSeriesId, MeetupEventId, MeetupUserId, Repo};
 use chrono::TimeDelta;
 use discord::model::{ChannelId, RoleId, UserId};
-use meetup::fake::{FakeMeetup, NewEvent};
+use meetup::fake::{FakeFault, FakeMeetup, NewEvent};
 use meetup::{
     ClientId, ClientSecret, EventType, GroupRole, GroupUrlname, MeetupClient, MemberId,
     RefreshToken,
@@ -540,13 +540,14 @@ async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorisin
             .unwrap()
     };
 
-    // A refresh token Meetup no longer knows: the refresh job is refused, an hour
-    // later again, and the sync (whose access token is refused too) as well.
+    // A refresh token Meetup no longer knows: the refresh job is refused; an hour
+    // later neither the job nor the sync (whose access token is refused too) spends
+    // another request on the refused pair.
     store_tokens(&site, "dead-access", "dead-refresh", clock.now()).await;
     let refused_at = clock.now();
     assert!(job.run_now().await.is_err());
     clock.advance(Duration::from_secs(3600));
-    assert!(job.run_now().await.is_err());
+    job.run_now().await.unwrap();
     let sync = campaigns::jobs::sync_all(
         &site.repo,
         &client,
@@ -559,19 +560,12 @@ async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorisin
         matches!(
             sync,
             Err(campaigns::jobs::FullSyncError::Meetup(
-                campaigns::SyncError::RefreshRefused(_)
-            ))
+                campaigns::SyncError::StillRefused(at)
+            )) if at == refused_at
         ),
         "{sync:?}"
     );
-    assert_eq!(
-        site.fake
-            .token_requests()
-            .iter()
-            .filter(|r| r.error.as_deref() == Some("invalid_grant"))
-            .count(),
-        3
-    );
+    assert_eq!(site.fake.token_requests().len(), 1);
     let said = told();
     assert_eq!(said.len(), 1, "one alert for one refusal: {said:?}");
     assert!(
@@ -604,6 +598,95 @@ async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorisin
     store_tokens(&site, "dead-access", "dead-again", clock.now()).await;
     assert!(job.run_now().await.is_err());
     assert_eq!(told().len(), 2, "{:?}", told());
+}
+
+/// Meetup refuses even the freshly refreshed token (the refresh grant works): the
+/// first sync refreshes once and records the refusal; the next ones spend no refresh
+/// token, keep its date and alert nobody again; a sync Meetup answers clears it.
+#[tokio::test]
+async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_every_run() {
+    let mut site = site(&["dragons"]).await;
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let alerts = site
+        .world
+        .sim
+        .create_channel(
+            site.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+    let mut settings = site.config.discord.clone().unwrap();
+    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+    site.config.discord = Some(settings);
+    let clock = site.world.clock.clone();
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let issued = site.fake.issue_tokens(&organiser).unwrap();
+    store_tokens(
+        &site,
+        issued.access_token.expose(),
+        issued.refresh_token.expose(),
+        clock.now() + TimeDelta::minutes(45),
+    )
+    .await;
+    let sync = || {
+        campaigns::jobs::sync_all(
+            &site.repo,
+            &client,
+            &site.ctx.discord,
+            &site.config,
+            clock.now(),
+        )
+    };
+    let told = || site.world.sim.messages(alerts).len();
+
+    // Meetup refuses the stored token and the refreshed one.
+    let refused_at = clock.now();
+    site.fake.fail_next(2, FakeFault::Status(401));
+    let first = sync().await;
+    assert!(
+        matches!(
+            first,
+            Err(campaigns::jobs::FullSyncError::Meetup(
+                campaigns::SyncError::StillUnauthorized(_)
+            ))
+        ),
+        "{first:?}"
+    );
+    assert_eq!(site.fake.token_requests().len(), 1);
+    assert_eq!(told(), 1);
+
+    // Later runs, Meetup still refusing the (refreshed) token.
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(15 * 60));
+        site.fake.fail_next(1, FakeFault::Status(401));
+        let again = sync().await;
+        assert!(
+            matches!(
+                again,
+                Err(campaigns::jobs::FullSyncError::Meetup(
+                    campaigns::SyncError::StillRefused(at)
+                )) if at == refused_at
+            ),
+            "{again:?}"
+        );
+    }
+    assert_eq!(
+        site.fake.token_requests().len(),
+        1,
+        "no refresh token is spent on a pair Meetup refused"
+    );
+    assert_eq!(told(), 1, "one alert for one refusal");
+    assert_eq!(
+        site.repo.authorisation_refused().await.unwrap(),
+        Some(refused_at),
+        "the refusal keeps its date"
+    );
+
+    // Meetup answers again: the refusal is gone.
+    clock.advance(Duration::from_secs(15 * 60));
+    sync().await.unwrap();
+    assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
 }
 
 /// A series on Meetup and in Redis with the demo guild's campaigns channel as its

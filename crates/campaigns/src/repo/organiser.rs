@@ -16,8 +16,12 @@ pub struct OrganizerTokens {
     pub next_refresh: Option<DateTime<Utc>>,
 }
 
-/// The writes that store a token pair and the next refresh time. A new pair answers
-/// any refusal recorded for the old one ([`Repo::note_authorisation_refused`]).
+/// The writes that store a token pair and the next refresh time. A recorded refusal
+/// ([`Repo::note_authorisation_refused`]) stays, with its date and whether the
+/// organisers were told: only an organiser authorising again
+/// ([`Repo::set_organizer_tokens`]) or a Meetup call that works
+/// ([`Repo::authorisation_works`]) answers it. The new pair is no longer the refused
+/// one, though, so it may be refreshed ([`Repo::refusal_stands`]).
 fn organizer_writes(tokens: &Tokens, next_refresh: DateTime<Utc>) -> Writes {
     let mut writes = Writes::new();
     writes
@@ -27,18 +31,46 @@ fn organizer_writes(tokens: &Tokens, next_refresh: DateTime<Utc>) -> Writes {
             schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME,
             rfc3339(next_refresh),
         )
-        .del(schema::AUTHORISATION_REFUSED);
+        .command("HDEL")
+        .arg(schema::AUTHORISATION_REFUSED)
+        .arg(schema::AUTHORISATION_REFUSED_CURRENT);
     writes
 }
 
 impl Repo {
-    /// Stores the organiser's tokens and the next refresh time in one step.
+    /// Stores the tokens an organiser just authorised Tavern with and the next refresh
+    /// time in one step, forgetting any refusal recorded for the ones before.
     pub async fn set_organizer_tokens(
         &self,
         tokens: &Tokens,
         next_refresh: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        self.apply(&organizer_writes(tokens, next_refresh)).await
+        let mut writes = organizer_writes(tokens, next_refresh);
+        writes.del(schema::AUTHORISATION_REFUSED);
+        self.apply(&writes).await
+    }
+
+    /// Forgets a recorded refusal: a Meetup call with the organiser's token worked.
+    pub async fn authorisation_works(&self) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(schema::AUTHORISATION_REFUSED);
+        self.apply(&writes).await
+    }
+
+    /// When Meetup refused Tavern's authorisation, if the stored token pair is the one
+    /// it refused (no refresh has stored another since): refreshing it again would
+    /// only spend a refresh token on an answer already known.
+    pub async fn refusal_stands(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let (at, current): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(schema::AUTHORISATION_REFUSED)
+            .arg(schema::AUTHORISATION_REFUSED_AT)
+            .arg(schema::AUTHORISATION_REFUSED_CURRENT)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        match current {
+            Some(_) => time(schema::AUTHORISATION_REFUSED, at),
+            None => Ok(None),
+        }
     }
 
     /// Moves the next refresh (e.g. retry in an hour after a failed refresh).
@@ -48,9 +80,10 @@ impl Repo {
         self.apply(&writes).await
     }
 
-    /// Records that Meetup refused Tavern's authorisation at `at` (first refusal kept),
-    /// only if `refused` is still the stored refresh token: an organiser who authorised
-    /// again meanwhile stored a pair nobody refused. Returns whether it is recorded.
+    /// Records that Meetup refused Tavern's authorisation at `at` (first refusal kept)
+    /// and that the stored pair is the refused one, only if `refused` is still the
+    /// stored refresh token: an organiser who authorised again meanwhile stored a pair
+    /// nobody refused. Returns whether it is recorded.
     pub async fn note_authorisation_refused(
         &self,
         refused: &RefreshToken,
@@ -62,6 +95,11 @@ impl Repo {
             .arg(schema::AUTHORISATION_REFUSED)
             .arg(schema::AUTHORISATION_REFUSED_AT)
             .arg(rfc3339(at));
+        writes.hset(
+            schema::AUTHORISATION_REFUSED,
+            schema::AUTHORISATION_REFUSED_CURRENT,
+            "1",
+        );
         let conditions = [Condition::equals(
             schema::MEETUP_REFRESH_TOKEN,
             Some(refused.expose_str()),

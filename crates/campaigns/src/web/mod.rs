@@ -5,7 +5,9 @@
 //!   owner must organise every configured group, or nothing is stored; the tokens go
 //!   to the seed's `meetup_access_token` / `meetup_refresh_token` with the next
 //!   refresh time, and [`organiser::token_refresh`] (a [`feature::Job`]) refreshes
-//!   them every 2 days, an hour later again after a failure.
+//!   them a quarter of an hour before the access token expires (two days at most),
+//!   an hour later again after a failure, and not at all while Meetup's refusal of
+//!   the stored pair stands.
 //! - [`linking`]: a Discord user links their Meetup account with the one-time id of
 //!   the `/link-meetup` command (`/link-meetup/{linking id}`), through Meetup's OAuth2.
 //! - [`games`]: the community's games (`/campaigns`), with the visitor's part in each.

@@ -10,7 +10,8 @@
 //!    co-organiser or assistant organiser: [`meetup::GroupRole::organises`]), the page
 //!    names the groups they do not organise and nothing is stored (403). Otherwise the
 //!    tokens go to `meetup_access_token` / `meetup_refresh_token` with the next
-//!    refresh two days later (`meetup_access_token_refresh_time`), in one step.
+//!    refresh a quarter of an hour before the access token expires, two days later at
+//!    most (`meetup_access_token_refresh_time`, [`next_token_refresh`]), in one step.
 //!
 //! [`token_refresh`] is the job that keeps the token alive: every
 //! [`CHECK_EVERY`] it refreshes the token when its refresh time has come, and
@@ -21,7 +22,10 @@
 //! help: the refusal is recorded (Tavern's own key `schema::AUTHORISATION_REFUSED`),
 //! the page says "Meetup refused Tavern's authorisation on <date>: authorise again",
 //! and the organisers are told once in the alerts channel ([`alert_refusal`]).
-//! Authorising again (any new token pair stored) clears it.
+//! While the stored pair is the refused one, nothing refreshes it (the job, the sync
+//! and the schedule form), so the refusal keeps its date and costs no refresh token.
+//! An organiser authorising again, or a Meetup call with the token that works, clears
+//! it; a refresh does not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,6 +207,9 @@ pub enum RefreshOutcome {
     /// Refreshed, but somebody stored newer tokens meanwhile (another refresh, or an
     /// organiser authorising again); theirs were kept.
     Superseded,
+    /// Not tried: Meetup refused the stored pair (at this time) and only an organiser
+    /// authorising again helps ([`Repo::refusal_stands`]).
+    Refused(DateTime<Utc>),
 }
 
 /// Why a refresh failed (it is tried again [`RETRY_AFTER`] later).
@@ -221,7 +228,9 @@ pub enum RefreshError {
 /// refresh time is refreshed at once). On success the new pair replaces the one the
 /// refresh spent (only if it is still stored) with the next refresh [`REFRESH_EVERY`]
 /// later, or sooner when the new access token expires sooner ([`next_token_refresh`]);
-/// on failure the next try is [`RETRY_AFTER`] later.
+/// on failure the next try is [`RETRY_AFTER`] later. A pair Meetup refused is not
+/// refreshed ([`RefreshOutcome::Refused`]) until an organiser authorises again or a
+/// Meetup call with it works.
 pub async fn refresh_if_due(
     repo: &Repo,
     client: &MeetupClient,
@@ -234,6 +243,9 @@ pub async fn refresh_if_due(
     };
     if let Some(next) = stored.next_refresh.filter(|next| *next > now) {
         return Ok(RefreshOutcome::NotDue(next));
+    }
+    if let Some(since) = repo.refusal_stands().await? {
+        return Ok(RefreshOutcome::Refused(since));
     }
     match client
         .refresh(client_id, client_secret, &stored.tokens.refresh)
@@ -330,7 +342,8 @@ pub fn token_refresh(
                 Err(RefreshError::Meetup {
                     error: MeetupError::OAuth { .. },
                     ..
-                }),
+                })
+                | Ok(RefreshOutcome::Refused(_)),
                 Some(alerts),
             ) = (&outcome, alerts)
             {

@@ -275,7 +275,7 @@ where
         Err(error) if error.is_unauthorized() => {
             tracing::info!(%error, "Meetup refused the organiser token; refreshing it");
         }
-        answer => return Ok(answer),
+        answer => return Ok(authorisation_worked(state, answer).await),
     }
     let now = state.clock.now();
     let access = crate::sync::refresh(
@@ -293,7 +293,20 @@ where
     {
         tracing::warn!(%error, "could not record that Meetup refused the organiser's authorisation");
     }
-    Ok(answer)
+    Ok(authorisation_worked(state, answer).await)
+}
+
+/// Forgets a recorded refusal when Meetup answered `answer` with the organiser's token.
+async fn authorisation_worked<T>(
+    state: &WebState,
+    answer: Result<T, MeetupError>,
+) -> Result<T, MeetupError> {
+    if answer.is_ok()
+        && let Err(error) = state.repo.authorisation_works().await
+    {
+        tracing::warn!(%error, "could not clear Meetup's recorded refusal of the organiser's authorisation");
+    }
+    answer
 }
 
 /// A refresh of the organiser token that failed, in words.
