@@ -39,6 +39,11 @@
 //!   writing: when Redis holds less (a set is missing, or `user_set` or the counters
 //!   are smaller), Redis lost its data, and the job restores from the snapshot first
 //!   (see below), then snapshots the result, instead of overwriting the backup.
+//! - **An unreadable manifest is passed over.** "The last snapshot" is the newest
+//!   manifest that decodes; newer ones that do not are skipped with a warning and
+//!   listed in [`SyncReport::skipped`], the new snapshot is taken over the readable
+//!   one, and retention deletes them in their turn (a manifest that does not decode
+//!   lists nothing to delete with it).
 //!
 //! # Restore (`rolls-restore`, start-up work that serving waits for)
 //!
@@ -468,8 +473,12 @@ impl SyncService {
 
     /// The hourly job: restores first when Redis holds less than the last snapshot
     /// (it lost data), then snapshots.
+    ///
+    /// Like the restore, it starts from the newest manifest that reads: newer ones that
+    /// do not decode are skipped with a warning and listed in [`SyncReport::skipped`],
+    /// and the new snapshot is taken over the readable one.
     pub async fn hourly(&self) -> Result<SyncReport, RollsError> {
-        let last = self.last_manifest().await?;
+        let (last, unread) = self.newest_readable_manifest().await?;
         let mut heads = self.repo.heads().await?;
         let mut restored = Restored::default();
         let mut restored_first = false;
@@ -489,16 +498,21 @@ impl SyncService {
         let mut report = self.snapshot_over(last, heads).await?;
         report.restored = restored.restored;
         report.kept = restored.kept;
-        report.skipped = restored.skipped;
+        report.skipped = unread.skipped;
+        report.skipped.extend(restored.skipped);
         report.restored_first = restored_first;
         Ok(report)
     }
 
-    /// A snapshot of Redis as it is (no restore first; see [`SyncService::hourly`]).
+    /// A snapshot of Redis as it is (no restore first; see [`SyncService::hourly`]),
+    /// over the newest manifest that reads (the unreadable newer ones are listed in
+    /// [`SyncReport::skipped`]).
     pub async fn snapshot(&self) -> Result<SyncReport, RollsError> {
-        let last = self.last_manifest().await?;
+        let (last, unread) = self.newest_readable_manifest().await?;
         let heads = self.repo.heads().await?;
-        self.snapshot_over(last, heads).await
+        let mut report = self.snapshot_over(last, heads).await?;
+        report.skipped = unread.skipped;
+        Ok(report)
     }
 
     async fn snapshot_over(
@@ -607,10 +621,24 @@ impl SyncService {
             return Ok(0);
         }
         let (doomed, kept) = paths.split_at(paths.len() - self.keep);
-        let Some(oldest_kept) = kept.first() else {
+        // The oldest kept manifest that reads (one that does not decode lists nothing
+        // anybody can restore from; the one just written always reads).
+        let mut oldest = None;
+        for path in kept {
+            match self.read::<Manifest>(path).await {
+                Ok(manifest) => {
+                    oldest = Some(manifest);
+                    break;
+                }
+                Err(error) if unusable(&error) => {
+                    tracing::warn!(object = %path, %error, "a kept rolls manifest does not decode; retention goes by the next one");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let Some(oldest) = oldest else {
             return Ok(0);
         };
-        let oldest: Manifest = self.read(oldest_kept).await?;
         // Versions of a set only move forward, and every snapshot after the oldest
         // kept one lists versions at least as new: what the oldest kept one does not
         // list, no kept one does.
@@ -621,7 +649,16 @@ impl SyncService {
             .map(|(k, v)| (k.clone(), v.updated_time))
             .collect();
         for path in doomed {
-            let manifest: Manifest = self.read(path).await?;
+            let manifest: Manifest = match self.read(path).await {
+                Ok(manifest) => manifest,
+                Err(error) if unusable(&error) => {
+                    // Nothing can be restored from it; the versions only it listed
+                    // stay in the store.
+                    tracing::warn!(object = %path, %error, "deleting an old rolls manifest that does not decode");
+                    Manifest::default()
+                }
+                Err(error) => return Err(error),
+            };
             let superseded = manifest.sets.iter().filter(|(key, version)| {
                 oldest
                     .sets

@@ -790,3 +790,47 @@ async fn an_undecodable_newest_manifest_restores_from_the_one_before() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains(&manifests[1]), "{warnings:?}");
 }
+
+/// A newest manifest that does not decode no longer stops the snapshots: the hourly
+/// job lists it as skipped and writes a newer manifest over the one before it, and
+/// retention later deletes the broken one instead of failing on it.
+#[tokio::test]
+async fn an_undecodable_newest_manifest_does_not_stop_the_hourly_snapshots() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = RollsConfig::new(dir.path());
+    config.sync_keep = 2;
+    let world = World::new().await;
+    common::seed_users(&world.redis, 3, 1_750_000_000_000).await;
+    let sync = service(&world, &config);
+    sync.snapshot().await.expect("first snapshot");
+    world.clock.advance(Duration::from_secs(3600));
+    sync.snapshot().await.expect("second snapshot");
+    let manifests = objects_in(dir.path(), "rolls/snapshots");
+    assert_eq!(manifests.len(), 2);
+    std::fs::write(dir.path().join("rolls-sync").join(&manifests[1]), b"").expect("write");
+
+    world.clock.advance(Duration::from_secs(3600));
+    let report = sync.hourly().await.expect("the hourly job snapshots");
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(report.skipped[0].starts_with(&manifests[1]), "{report:?}");
+    let after = objects_in(dir.path(), "rolls/snapshots");
+    let newest = after.last().expect("a manifest");
+    assert!(
+        newest > &manifests[1],
+        "a newer manifest is written: {after:?}"
+    );
+    let written = sync
+        .manifest(&object_store::path::Path::from(newest.as_str()))
+        .await
+        .expect("the new manifest reads");
+    assert!(!written.sets.is_empty(), "{written:?}");
+
+    // The plain snapshot too, and retention drops the broken manifest.
+    world.clock.advance(Duration::from_secs(3600));
+    sync.snapshot().await.expect("the snapshot runs");
+    world.clock.advance(Duration::from_secs(3600));
+    sync.hourly().await.expect("the hourly job runs");
+    let kept = objects_in(dir.path(), "rolls/snapshots");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(!kept.contains(&manifests[1]), "{kept:?}");
+}
