@@ -241,19 +241,25 @@ impl Site {
                 .unwrap();
             assert_eq!(assigned.as_ref(), Some(&self.handler));
         }
+        let client = self.media_session(meeting, joined.participant_id).await;
+        (joined.participant_id, client)
+    }
+
+    /// A media session of `participant` (in `meeting`), as the page opens one with a
+    /// fresh media grant.
+    async fn media_session(&self, meeting: MeetingId, participant: ParticipantId) -> MediaClient {
         let token = self
             .repo
-            .issue_connection_token(meeting, joined.participant_id, ConnectionType::Media)
+            .issue_connection_token(meeting, participant, ConnectionType::Media)
             .await
             .unwrap();
-        let client = MediaClient::connect(
+        MediaClient::connect(
             &format!("{}/media/{meeting}", self.endpoint),
             token.expose(),
             Some(&self.certificate_hash),
         )
         .await
-        .unwrap();
-        (joined.participant_id, client)
+        .unwrap()
     }
 
     async fn connected(&self, n: usize) {
@@ -338,6 +344,16 @@ async fn publish(
     watch: (MeetingId, &str, &str),
     publishers: &[(&MediaClient, u64)],
 ) -> u64 {
+    publish_after(site, watch, publishers, 0).await
+}
+
+/// [`publish`] into a recording that has `already` frames.
+async fn publish_after(
+    site: &Site,
+    watch: (MeetingId, &str, &str),
+    publishers: &[(&MediaClient, u64)],
+    already: u64,
+) -> u64 {
     let mut events: Vec<(u64, u8, u64)> = Vec::new();
     for n in 0..VIDEO_FRAMES {
         events.push((n * VIDEO_INTERVAL_US, TRACK_CAMERA, n));
@@ -365,11 +381,11 @@ async fn publish(
             }
             sent += 1;
             if sent % 20 == 0 {
-                site.recorded(watch, sent).await;
+                site.recorded(watch, already + sent).await;
             }
         }
     }
-    site.recorded(watch, sent).await;
+    site.recorded(watch, already + sent).await;
     sent
 }
 
@@ -598,6 +614,61 @@ async fn a_two_person_meeting_is_recorded_as_a_webm_a_demuxer_reads_and_download
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_publisher_whose_media_session_was_lost_is_recorded_again_from_its_new_one() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (alice_id, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+    let watch = (meeting, host.as_str(), id.as_str());
+    let first = publish(&site, watch, &[(&alice, 0)]).await;
+
+    // Her connection is lost; the page opens a new media session under the same id,
+    // whose sequence numbers and encoder clock start again at 0.
+    alice.close();
+    site.connected(1).await;
+    let again = site.media_session(meeting, alice_id).await;
+    site.connected(2).await;
+    let second = publish_after(&site, watch, &[(&again, 0)], first).await;
+    eventually("the recorder has every frame of both sessions", || async {
+        let rows = site.recordings(meeting, &host).await;
+        let row = rows.iter().find(|r| r["recording_id"] == id.as_str())?;
+        (row["frames_recorded"].as_u64() == Some(first + second)).then_some(())
+    })
+    .await;
+
+    let (status, stopped) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings/{id}/stop"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    // The second session follows the first on the timeline, not on top of its end.
+    let seconds = ready["duration_seconds"].as_u64().unwrap();
+    assert!(seconds >= 4, "{ready}");
+    let row = site
+        .repo
+        .recording(meetings::domain::RecordingId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let info = demux(&site.storage.join(&row.storage_path));
+    assert_eq!(info["tracks"].as_array().unwrap().len(), 2, "{info}");
 }
 
 #[tokio::test]

@@ -882,13 +882,39 @@ async fn lock_work_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
 /// from a key frame on a stream of its own, and the recorder reads the streams at once,
 /// so after a loss a delta frame sent before a key frame can arrive after it; recorded
 /// after it, it would corrupt the picture until the next key frame. Sequence numbers
-/// count per (publisher, track, layer).
+/// count per (publisher, track, layer) and media session: a publisher whose media
+/// session was lost opens a new one under the same id and counts from 0 again, so a
+/// key frame far behind the last one taken (more than [`RESTART_BEHIND`], or the first
+/// of a session) starts the track afresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Admission {
     /// The simulcast layer it keeps.
     layer: u8,
     /// The sequence number of the last key frame taken on that layer.
     key_seq: Option<u32>,
+}
+
+/// How many sequence numbers behind the last key frame taken a key frame is taken as
+/// the start of a publisher's new media session rather than a late one.
+const RESTART_BEHIND: u32 = 1024;
+
+/// What [`Admission::admit`] decided for a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// Recorded.
+    Take,
+    /// Recorded, as the first frame of a publisher's new media session: its encoder
+    /// timestamps may start again too.
+    Restart,
+    /// Not recorded.
+    Drop,
+}
+
+#[cfg(test)]
+impl Admit {
+    fn taken(self) -> bool {
+        self != Admit::Drop
+    }
 }
 
 impl Admission {
@@ -901,23 +927,31 @@ impl Admission {
     }
 
     /// Whether the frame of `header` is recorded (a key frame taken becomes the last).
-    fn admit(&mut self, header: &FrameHeader, is_video: bool) -> bool {
+    fn admit(&mut self, header: &FrameHeader, is_video: bool) -> Admit {
         if is_video && header.layer != self.layer {
             // A higher layer replaces the kept one at its key frame.
             if header.layer > self.layer && header.is_key() {
                 self.layer = header.layer;
                 self.key_seq = Some(header.seq);
-                return true;
+                return Admit::Take;
             }
-            return false;
+            return Admit::Drop;
         }
-        if self.key_seq.is_some_and(|key| seq_before(header.seq, key)) {
-            return false;
+        if let Some(key) = self.key_seq
+            && seq_before(header.seq, key)
+        {
+            let restart = header.is_key()
+                && (header.seq == 0 || key.wrapping_sub(header.seq) > RESTART_BEHIND);
+            if !restart {
+                return Admit::Drop;
+            }
+            self.key_seq = Some(header.seq);
+            return Admit::Restart;
         }
         if header.is_key() {
             self.key_seq = Some(header.seq);
         }
-        true
+        Admit::Take
     }
 }
 
@@ -1152,8 +1186,14 @@ impl Task {
         let key = (publisher, header.track);
         let is_video = header.track != TRACK_AUDIO;
         if let Some(track) = tracks.get_mut(&key) {
-            if !track.admission.admit(&header, is_video) {
-                return Ok(Taken::Dropped);
+            match track.admission.admit(&header, is_video) {
+                Admit::Take => {}
+                Admit::Restart => {
+                    // Its timeline goes on from where the frame arrived.
+                    track.first_ts = header.timestamp;
+                    track.anchor_us = arrived_us.max(track.last_us);
+                }
+                Admit::Drop => return Ok(Taken::Dropped),
             }
             let at = track
                 .anchor_us
@@ -1570,27 +1610,49 @@ mod tests {
     #[test]
     fn a_frame_sent_before_the_last_key_frame_taken_is_dropped() {
         let mut track = Admission::new(&header(true, 0, 0));
-        assert!(track.admit(&header(false, 0, 1), true));
+        assert!(track.admit(&header(false, 0, 1), true).taken());
         // Key 30 arrives before delta 29 (their streams were read at once).
-        assert!(track.admit(&header(true, 0, 30), true));
-        assert!(!track.admit(&header(false, 0, 29), true));
-        assert!(track.admit(&header(false, 0, 31), true));
+        assert!(track.admit(&header(true, 0, 30), true).taken());
+        assert!(!track.admit(&header(false, 0, 29), true).taken());
+        assert!(track.admit(&header(false, 0, 31), true).taken());
         // An older key frame arriving late is no newer start either.
-        assert!(!track.admit(&header(true, 0, 2), true));
-        assert!(track.admit(&header(false, 0, 32), true));
+        assert!(!track.admit(&header(true, 0, 2), true).taken());
+        assert!(track.admit(&header(false, 0, 32), true).taken());
         // A higher layer is taken from its key frame; its own earlier frames and the
         // lower layer's are dropped.
-        assert!(!track.admit(&header(false, 1, 90), true));
-        assert!(track.admit(&header(true, 1, 100), true));
-        assert!(!track.admit(&header(false, 1, 99), true));
-        assert!(!track.admit(&header(false, 0, 33), true));
-        assert!(track.admit(&header(false, 1, 101), true));
+        assert!(!track.admit(&header(false, 1, 90), true).taken());
+        assert!(track.admit(&header(true, 1, 100), true).taken());
+        assert!(!track.admit(&header(false, 1, 99), true).taken());
+        assert!(!track.admit(&header(false, 0, 33), true).taken());
+        assert!(track.admit(&header(false, 1, 101), true).taken());
         // Sequence numbers wrap.
         let mut wrapping = Admission::new(&header(true, 0, u32::MAX - 1));
-        assert!(wrapping.admit(&header(false, 0, u32::MAX), true));
-        assert!(wrapping.admit(&header(true, 0, 1), true));
-        assert!(!wrapping.admit(&header(false, 0, u32::MAX), true));
-        assert!(wrapping.admit(&header(false, 0, 2), true));
+        assert!(wrapping.admit(&header(false, 0, u32::MAX), true).taken());
+        assert!(wrapping.admit(&header(true, 0, 1), true).taken());
+        assert!(!wrapping.admit(&header(false, 0, u32::MAX), true).taken());
+        assert!(wrapping.admit(&header(false, 0, 2), true).taken());
+    }
+
+    #[test]
+    fn a_publisher_that_restarted_its_media_session_is_recorded_from_its_new_key_frame() {
+        // Its new session counts from 0 again, far behind the last key frame taken.
+        let mut video = Admission::new(&header(true, 0, 90_000));
+        assert!(video.admit(&header(false, 0, 90_001), true).taken());
+        assert_eq!(video.admit(&header(true, 0, 0), true), Admit::Restart);
+        assert!(video.admit(&header(false, 0, 1), true).taken());
+        // A late frame of the new session before its last key frame is still dropped.
+        assert!(video.admit(&header(true, 0, 40), true).taken());
+        assert!(!video.admit(&header(false, 0, 39), true).taken());
+        // Audio: every frame is a key frame.
+        let mut audio = Admission::new(&header(true, 0, 90_000));
+        assert_eq!(audio.admit(&header(true, 0, 0), false), Admit::Restart);
+        assert!(audio.admit(&header(true, 0, 1), false).taken());
+        // A session lost within its first 1,024 frames: its successor's first frame.
+        let mut short = Admission::new(&header(true, 0, 300));
+        // A key frame only a little behind is a late one, not a restart.
+        assert!(!short.admit(&header(true, 0, 250), true).taken());
+        assert_eq!(short.admit(&header(true, 0, 0), true), Admit::Restart);
+        assert!(short.admit(&header(false, 0, 1), true).taken());
     }
 
     #[test]
