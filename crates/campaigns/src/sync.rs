@@ -89,8 +89,11 @@
 //!   the next refresh [`TOKEN_REFRESH_INTERVAL`] later (or shortly before the new
 //!   access token expires, if sooner: [`next_token_refresh`]), and gathers again. Refused
 //!   again: [`SyncError::StillUnauthorized`]. A refused refresh grant is
-//!   [`SyncError::RefreshRefused`] (an organiser must authorise again), a refresh that
-//!   could not be made (network, 5xx) is [`SyncError::Refresh`] (the next run retries);
+//!   [`SyncError::RefreshRefused`] (`invalid_grant`: an organiser must authorise
+//!   again), Tavern's own client refused (`invalid_client`) is
+//!   [`SyncError::ClientRejected`] (an error naming the settings to check, nothing
+//!   recorded or alerted), a refresh that could not be made (network, 5xx, 429, another
+//!   OAuth error) is [`SyncError::Refresh`] (the next run retries);
 //!   in both cases, if another party stored a new access token meanwhile, that one is
 //!   used instead. A refused refresh and a refresh whose token is refused again are
 //!   recorded ([`Repo::note_authorisation_refused`], Tavern's own key
@@ -167,8 +170,16 @@ pub enum SyncError {
          must authorise Tavern again"
     )]
     RefreshRefused(#[source] MeetupError),
-    /// The refresh could not be done (Meetup unreachable, 5xx, ...): the next run tries
-    /// again.
+    /// Meetup refused Tavern's own OAuth client (`invalid_client`): the
+    /// `meetup_client_id` / `meetup_client_secret` settings are wrong. Authorising
+    /// again would not help; an admin must fix the settings.
+    #[error(
+        "Meetup refused Tavern's own OAuth client when refreshing the organiser token \
+         ({0}): check the meetup_client_id and meetup_client_secret settings"
+    )]
+    ClientRejected(#[source] MeetupError),
+    /// The refresh could not be done (Meetup unreachable, 5xx, 429, ...): the next run
+    /// tries again.
     #[error("Meetup refused the organiser token and refreshing it failed: {0}")]
     Refresh(#[source] MeetupError),
     #[error(
@@ -923,15 +934,30 @@ pub(crate) async fn refresh(
                     tracing::info!(%error, "refresh refused, but another token was stored meanwhile; using it");
                     Ok(now_stored.tokens.access)
                 }
-                _ if matches!(error, MeetupError::OAuth { .. }) => {
+                _ if error.is_refused_grant() => {
                     repo.note_authorisation_refused(&tokens.refresh, now)
                         .await?;
                     Err(SyncError::RefreshRefused(error))
+                }
+                _ if error.is_client_rejected() => {
+                    log_client_rejected(&error);
+                    Err(SyncError::ClientRejected(error))
                 }
                 _ => Err(SyncError::Refresh(error)),
             }
         }
     }
+}
+
+/// Logs a refresh Meetup refused because Tavern's own client id or secret is wrong:
+/// a configuration error for an admin, not a refused authorisation (nothing is
+/// recorded, no organiser is asked to authorise again).
+pub(crate) fn log_client_rejected(error: &MeetupError) {
+    tracing::error!(
+        %error,
+        "Meetup refused Tavern's own OAuth client: check the meetup_client_id and \
+         meetup_client_secret settings (TAVERN_MEETUP_CLIENT_ID, TAVERN_MEETUP_CLIENT_SECRET)"
+    );
 }
 
 /// The writes of a run, each one repository transaction.

@@ -689,6 +689,102 @@ async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_ever
     assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
 }
 
+/// Meetup refusing Tavern's own client secret (`invalid_client`) is a configuration
+/// error: logged as an error naming the setting, and neither recorded nor alerted as
+/// a refusal an organiser could answer by authorising again.
+#[tokio::test]
+async fn a_wrong_client_secret_is_a_configuration_error_not_a_refused_authorisation() {
+    let mut site = site(&["dragons"]).await;
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let alerts = site
+        .world
+        .sim
+        .create_channel(
+            site.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+    let mut settings = site.config.discord.clone().unwrap();
+    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+    site.config.discord = Some(settings.clone());
+    site.config.client_secret = ClientSecret::from("not-tavern-secret");
+    let clock = site.world.clock.clone();
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let issued = site.fake.issue_tokens(&organiser).unwrap();
+    store_tokens(
+        &site,
+        issued.access_token.expose(),
+        issued.refresh_token.expose(),
+        clock.now(),
+    )
+    .await;
+    let job = campaigns::web::organiser::token_refresh(
+        site.repo.clone(),
+        client.clone(),
+        site.config.client_id.clone(),
+        site.config.client_secret.clone(),
+        clock.clone(),
+        Some(campaigns::web::organiser::RefusalAlerts {
+            discord: site.ctx.discord.clone(),
+            settings,
+            organiser_page: format!("{}/campaigns/organiser", site.base),
+        }),
+    );
+    let logs = testkit::Logs::default();
+    let guard = logs.capture();
+
+    // The job's refresh, and the sync's after Meetup refused the access token.
+    assert!(job.run_now().await.is_err());
+    site.fake.revoke_access_token(&issued.access_token);
+    let sync = campaigns::jobs::sync_all(
+        &site.repo,
+        &client,
+        &site.ctx.discord,
+        &site.config,
+        clock.now(),
+    )
+    .await;
+    drop(guard);
+
+    assert!(
+        matches!(
+            sync,
+            Err(campaigns::jobs::FullSyncError::Meetup(
+                campaigns::SyncError::ClientRejected(_)
+            ))
+        ),
+        "{sync:?}"
+    );
+    assert!(
+        sync.unwrap_err()
+            .to_string()
+            .contains("check the meetup_client_id and meetup_client_secret settings")
+    );
+    let refused: Vec<_> = site
+        .fake
+        .token_requests()
+        .into_iter()
+        .map(|r| r.error)
+        .collect();
+    assert_eq!(
+        refused,
+        vec![Some("invalid_client".to_owned()); 2],
+        "both refreshes were refused for the client"
+    );
+    assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
+    assert!(
+        site.world.sim.messages(alerts).is_empty(),
+        "nobody is alerted"
+    );
+    let errors: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(" ERROR ") && l.contains("meetup_client_secret"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", logs.text());
+}
+
 /// A series on Meetup and in Redis with the demo guild's campaigns channel as its
 /// game channel, hosted by `host` (linked to `host_discord`); the organiser authorised.
 struct Game {

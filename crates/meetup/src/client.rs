@@ -592,9 +592,10 @@ impl MeetupClient {
     }
 }
 
-/// The error of a token endpoint that did not answer 2xx. Only a 4xx with an OAuth
-/// `error` is the grant refused ([`MeetupError::OAuth`], RFC 6749 5.2): a 5xx is the
-/// server failing, whatever its body says, and the grant may work next time.
+/// The error of a token endpoint that did not answer 2xx. Only a 400 or 401 with an
+/// OAuth `error` is the grant refused ([`MeetupError::OAuth`], RFC 6749 5.2): a 5xx is
+/// the server failing and a 429 (or another 4xx) the server throttling or in trouble,
+/// whatever its body says, and the grant may work next time.
 fn token_error(
     operation: &str,
     status: StatusCode,
@@ -603,14 +604,16 @@ fn token_error(
 ) -> MeetupError {
     let error = parsed.and_then(|v| v.get("error")).and_then(Value::as_str);
     match error {
-        Some(error) if status.is_client_error() => MeetupError::OAuth {
-            status: status.as_u16(),
-            error: error.to_owned(),
-            description: parsed
-                .and_then(|v| v.get("error_description"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        },
+        Some(error) if matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED) => {
+            MeetupError::OAuth {
+                status: status.as_u16(),
+                error: error.to_owned(),
+                description: parsed
+                    .and_then(|v| v.get("error_description"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            }
+        }
         _ => status_error(operation, status, body),
     }
 }
@@ -1003,9 +1006,35 @@ mod tests {
             matches!(&err, MeetupError::OAuth { status: 400, error, .. } if error == "invalid_grant"),
             "{err:?}"
         );
+        assert!(err.is_refused_grant() && !err.is_client_rejected());
         let err = token_error(op, StatusCode::UNAUTHORIZED, "nope", None);
         assert!(
             matches!(err, MeetupError::Status { status: 401, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_throttled_token_endpoint_is_not_a_refused_grant_and_a_wrong_secret_is_told_apart() {
+        let op = "OAuth refresh_token grant";
+        for (status, code) in [
+            (StatusCode::TOO_MANY_REQUESTS, 429),
+            (StatusCode::FORBIDDEN, 403),
+        ] {
+            let body = r#"{"error":"invalid_grant","error_description":"slow down"}"#;
+            let parsed: Value = serde_json::from_str(body).unwrap();
+            let err = token_error(op, status, body, Some(&parsed));
+            assert!(
+                matches!(err, MeetupError::Status { status, .. } if status == code),
+                "{err:?}"
+            );
+            assert!(!err.is_refused_grant(), "{err:?}");
+        }
+        let body = r#"{"error":"invalid_client"}"#;
+        let parsed: Value = serde_json::from_str(body).unwrap();
+        let err = token_error(op, StatusCode::UNAUTHORIZED, body, Some(&parsed));
+        assert!(
+            err.is_client_rejected() && !err.is_refused_grant(),
             "{err:?}"
         );
     }

@@ -93,7 +93,9 @@ pub enum MeetupError {
         /// What was wrong with it.
         reason: String,
     },
-    /// The OAuth token endpoint refused the grant (`invalid_grant`, `invalid_client`, ...).
+    /// The OAuth token endpoint refused the grant (`invalid_grant`, `invalid_client`, ...)
+    /// with a 400 or 401 ([`MeetupError::is_refused_grant`],
+    /// [`MeetupError::is_client_rejected`]).
     #[error("Meetup refused the OAuth grant (HTTP {status}): {error}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     OAuth {
         /// HTTP status code.
@@ -144,6 +146,19 @@ impl MeetupError {
     /// True when refreshing the access token may help.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, MeetupError::Unauthorized { .. })
+    }
+
+    /// True when the token endpoint refused the grant itself (`invalid_grant`: the
+    /// refresh token or code is expired, revoked or spent): only the user authorising
+    /// again helps.
+    pub fn is_refused_grant(&self) -> bool {
+        matches!(self, MeetupError::OAuth { error, .. } if error == "invalid_grant")
+    }
+
+    /// True when the token endpoint refused Tavern's own client (`invalid_client`: the
+    /// client id or secret is wrong): a configuration error, not the user's grant.
+    pub fn is_client_rejected(&self) -> bool {
+        matches!(self, MeetupError::OAuth { error, .. } if error == "invalid_client")
     }
 
     /// True when the request may have reached Meetup and been acted on although the

@@ -17,15 +17,18 @@
 //! [`CHECK_EVERY`] it refreshes the token when its refresh time has come, and
 //! after a failure tries again [`RETRY_AFTER`] later.
 //!
-//! When Meetup refuses the authorisation itself (the refresh grant is refused, here or
-//! in the sync, or a freshly refreshed token is refused again), only an organiser can
-//! help: the refusal is recorded (Tavern's own key `schema::AUTHORISATION_REFUSED`),
+//! When Meetup refuses the authorisation itself (the refresh grant is refused with
+//! `invalid_grant`, here or in the sync, or a freshly refreshed token is refused
+//! again), only an organiser can help: the refusal is recorded (Tavern's own key
+//! `schema::AUTHORISATION_REFUSED`),
 //! the page says "Meetup refused Tavern's authorisation on <date>: authorise again",
 //! and the organisers are told once in the alerts channel ([`alert_refusal`]).
 //! While the stored pair is the refused one, nothing refreshes it (the job, the sync
 //! and the schedule form), so the refusal keeps its date and costs no refresh token.
 //! An organiser authorising again, or a Meetup call with the token that works, clears
-//! it; a refresh does not.
+//! it; a refresh does not. Meetup refusing Tavern's own client (`invalid_client`: the
+//! `meetup_client_id` / `meetup_client_secret` settings are wrong) is logged as an
+//! error naming those settings, and neither recorded nor alerted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,9 +273,11 @@ pub async fn refresh_if_due(
         Err(error) => {
             let retry_at = now + RETRY_AFTER;
             repo.set_next_token_refresh(retry_at).await?;
-            if matches!(error, MeetupError::OAuth { .. }) {
+            if error.is_refused_grant() {
                 repo.note_authorisation_refused(&stored.tokens.refresh, now)
                     .await?;
+            } else if error.is_client_rejected() {
+                crate::sync::log_client_rejected(&error);
             }
             Err(RefreshError::Meetup { error, retry_at })
         }
@@ -338,15 +343,12 @@ pub fn token_refresh(
         async move {
             let (repo, client, id, secret, clock, alerts) = &*shared;
             let outcome = refresh_if_due(repo, client, id, secret, clock.now()).await;
-            if let (
-                Err(RefreshError::Meetup {
-                    error: MeetupError::OAuth { .. },
-                    ..
-                })
-                | Ok(RefreshOutcome::Refused(_)),
-                Some(alerts),
-            ) = (&outcome, alerts)
-            {
+            let refused = match &outcome {
+                Err(RefreshError::Meetup { error, .. }) => error.is_refused_grant(),
+                Ok(RefreshOutcome::Refused(_)) => true,
+                _ => false,
+            };
+            if let (true, Some(alerts)) = (refused, alerts) {
                 alert_refusal(repo, alerts).await;
             }
             outcome.map(|_| ())

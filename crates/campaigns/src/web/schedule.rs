@@ -315,6 +315,13 @@ fn refresh_problem(error: &crate::sync::SyncError) -> Problem {
     match error {
         SyncError::Repo(e) => storage_problem(e),
         SyncError::Refresh(e) => meetup_problem("Refreshing the organiser's Meetup token", e),
+        SyncError::ClientRejected(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Tavern's Meetup settings are wrong",
+            "Meetup refused Tavern's own client id or secret while renewing the \
+             organiser's token. An admin should check the meetup_client_id and \
+             meetup_client_secret settings; authorising again would not help.",
+        ),
         _ => Problem::new(
             StatusCode::BAD_GATEWAY,
             "Meetup refused the organiser's token",
