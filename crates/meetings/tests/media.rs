@@ -1008,6 +1008,66 @@ async fn a_stalled_subscriber_cannot_make_publishers_send_only_key_frames() {
     h.stop().await;
 }
 
+/// The server's own client (the recorder) that stops reading is never moved down a
+/// layer nor closed, where a participant stalled alike is: it waits for a key frame it
+/// has room for, its session open.
+#[tokio::test]
+async fn a_stalled_recorder_keeps_its_media_session() {
+    let h = handler_with(|c| {
+        c.subscriber_queue = 16;
+        c.stalled_after = Duration::ZERO;
+    })
+    .await;
+    let m = meeting(&h.repo, "Recorded").await;
+    let (_, publisher) = h.connect(m).await;
+    let (_, mut fast) = h.connect(m).await;
+    let stalled = Raw::open(&h, m, 256 * 1024).await;
+    let (recorder_id, recorder) = Raw::recorder(&h, m, 256 * 1024).await;
+    h.connected(4).await;
+
+    let payload = vec![0x5a; 40_000];
+    let mut received = 0u32;
+    for seq in 0..STALL_SENT {
+        let flags = if seq % STALL_KEY_EVERY == 0 {
+            FLAG_KEY
+        } else {
+            0
+        };
+        publisher
+            .send_frame(proto::TRACK_CAMERA, flags, u64::from(seq), seq, &payload)
+            .await
+            .unwrap();
+        while received + WINDOW <= seq {
+            next_frame(&mut fast).await;
+            received += 1;
+        }
+    }
+    while received < STALL_SENT {
+        next_frame(&mut fast).await;
+        received += 1;
+    }
+    let (_, reason) = stalled.closed().await;
+    assert!(reason.starts_with("behind"), "{reason}");
+
+    // The recorder's session is still served: what it sends reaches the others.
+    recorder
+        .send(FrameHeader {
+            track: proto::TRACK_AUDIO,
+            flags: FLAG_KEY,
+            layer: 0,
+            timestamp: 0,
+            seq: 0,
+        })
+        .await;
+    let frame = next_frame(&mut fast).await;
+    assert_eq!(
+        (frame.publisher, frame.header.track),
+        (recorder_id, proto::TRACK_AUDIO)
+    );
+    h.connected(3).await;
+    h.stop().await;
+}
+
 /// However often a subscriber asks for a publisher's key frame, the publisher is asked
 /// once per (track, layer) per interval (here an hour: once).
 #[tokio::test]
@@ -1065,6 +1125,26 @@ impl Raw {
     async fn open(h: &Handler, meeting: meetings::domain::MeetingId, window: u32) -> Raw {
         let who = h.join(meeting).await;
         let token = h.token(meeting, who, ConnectionType::Media).await;
+        Raw::open_with(h, meeting, window, &token).await
+    }
+
+    /// A client of the server's own (as the recorder is), under its id.
+    async fn recorder(
+        h: &Handler,
+        meeting: meetings::domain::MeetingId,
+        window: u32,
+    ) -> (ParticipantId, Raw) {
+        let id = ParticipantId::random();
+        let token = h.token(meeting, id, ConnectionType::Recorder).await;
+        (id, Raw::open_with(h, meeting, window, &token).await)
+    }
+
+    async fn open_with(
+        h: &Handler,
+        meeting: meetings::domain::MeetingId,
+        window: u32,
+        token: &str,
+    ) -> Raw {
         let hex = h.certificate_hash.as_bytes();
         let digest: Vec<String> = hex
             .chunks(2)
@@ -1169,6 +1249,15 @@ async fn a_participant_who_left_loses_its_media_session_and_its_unspent_token() 
 }
 
 impl Raw {
+    /// Sends a frame of `header` with a few bytes of payload on a stream of its own.
+    async fn send(&self, header: FrameHeader) {
+        let mut stream = self.conn.open_uni().await.unwrap().await.unwrap();
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(b"probe");
+        stream.write_all(&bytes).await.unwrap();
+        stream.finish().await.unwrap();
+    }
+
     /// A frame stream with `len` bytes of a camera frame written and not finished.
     async fn unfinished(&self, len: usize) -> wtransport::SendStream {
         let mut stream = self.conn.open_uni().await.unwrap().await.unwrap();

@@ -57,7 +57,9 @@ const UNSEEN_CHOICES: usize = 16;
 /// full at, in a row, before it is dealt with (once it has also been behind for
 /// [`super::HandlerConfig::stalled_after`]): moved to a lower layer of that publisher
 /// when one is sent, else closed. Until then it waits for the publisher's own key
-/// frames, asking for none.
+/// frames, asking for none. A client of the server's own (the recorder) is never dealt
+/// with so: it keeps its layer and its session, and waits for the next key frame it
+/// has room for (the publisher asked once, within `keyframe_request_every`).
 pub(super) const STALLED_KEY_FRAMES: u8 = 3;
 
 /// Why, and how, a session closes.
@@ -203,7 +205,8 @@ pub(super) struct Member {
     closer: Closer,
     /// A participant of the meeting (admitted by a `media` token, not a client of the
     /// server's own): its session is closed once it is no longer in the meeting
-    /// ([`watch_presence`]).
+    /// ([`watch_presence`]), and it is moved down a layer or closed when it stays
+    /// behind ([`Member::stalled`]); the server's own clients never are.
     in_meeting: bool,
     /// Bit `t` set: it has published track `t`.
     published: AtomicU8,
@@ -944,6 +947,7 @@ impl Rooms {
                 frame,
             );
             if video
+                && member.in_meeting
                 && let Offered::StillBehind(behind) = offered
                 && behind.missed >= STALLED_KEY_FRAMES
                 && behind.since.elapsed() >= member.stalled_after
@@ -1477,22 +1481,33 @@ async fn write_control(mut send: SendStream, mut outgoing: mpsc::Receiver<MediaS
 mod tests {
     use super::*;
 
-    fn member(
-        queue: usize,
-    ) -> (
+    type Made = (
         Arc<Member>,
         mpsc::Receiver<Forwarded>,
         mpsc::Receiver<MediaServerMessage>,
-    ) {
+    );
+
+    /// A participant of the meeting whose queue holds `queue` frames.
+    fn member(queue: usize) -> Made {
+        member_of(queue, true)
+    }
+
+    /// A client of the server's own (the recorder) whose queue holds `queue` frames.
+    fn server_client(queue: usize) -> Made {
+        member_of(queue, false)
+    }
+
+    fn member_of(queue: usize, in_meeting: bool) -> Made {
         let (frames, frames_rx) = mpsc::channel(queue);
         let (control, control_rx) = mpsc::channel(8);
-        let member = Arc::new(Member::new(
+        let mut member = Member::new(
             frames,
             control,
             (Duration::ZERO, Duration::ZERO),
             Closer::default(),
-        ));
-        (member, frames_rx, control_rx)
+        );
+        member.in_meeting = in_meeting;
+        (Arc::new(member), frames_rx, control_rx)
     }
 
     fn header(track: u8, key: bool) -> FrameHeader {
@@ -1648,6 +1663,46 @@ mod tests {
         let why = sm.closer.why.get().unwrap();
         assert_eq!(why.code, proto::CLOSE_BY_HANDLER);
         assert!(why.reason.starts_with("behind"), "{}", why.reason);
+    }
+
+    #[test]
+    fn the_servers_own_client_that_stays_behind_keeps_its_layer_and_its_session() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let (p, r) = (ParticipantId::random(), ParticipantId::random());
+        let (pm, _p_frames, mut p_control) = member(8);
+        let (rm, mut r_frames, _r_control) = server_client(1);
+        rooms.enter(meeting, p, pm);
+        rooms.enter(meeting, r, rm.clone());
+        let layered = |layer: u8, key: bool| FrameHeader {
+            layer,
+            ..header(1, key)
+        };
+        let frame = Arc::new(vec![0u8; 20]);
+        rooms.forward(meeting, p, &layered(0, true), &frame);
+        // Layer 1's key frames find its queue full, many in a row: it stays on layer 1.
+        for _ in 0..=3 * STALLED_KEY_FRAMES {
+            rooms.forward(meeting, p, &layered(1, true), &frame);
+        }
+        assert_eq!(lock(&rm.layers).get(&(p, 1)).and_then(|c| c.max), None);
+        assert!(!rm.closer.token.is_cancelled());
+        // The publisher was asked for a key frame on its behalf once (the request
+        // interval is zero here), not at every key frame.
+        assert_eq!(asks(&mut p_control), vec![(1, Some(1))]);
+        // It reads again: the next key frame of layer 1 is taken, and what follows.
+        while r_frames.try_recv().is_ok() {}
+        rooms.forward(meeting, p, &layered(1, true), &frame);
+        assert_eq!(rm.layer_of((p, 1), 0b11), Some(1));
+        assert!(r_frames.try_recv().is_ok());
+        // Behind on a publisher that sends one layer only, it is not closed either.
+        let single = ParticipantId::random();
+        let (sm, _s_frames, _s_control) = member(8);
+        rooms.enter(meeting, single, sm);
+        rooms.forward(meeting, single, &header(1, true), &frame);
+        for _ in 0..=3 * STALLED_KEY_FRAMES {
+            rooms.forward(meeting, single, &header(1, true), &frame);
+        }
+        assert!(!rm.closer.token.is_cancelled());
     }
 
     #[test]

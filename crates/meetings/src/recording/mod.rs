@@ -885,18 +885,25 @@ async fn lock_work_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
 /// count per (publisher, track, layer) and media session: a publisher whose media
 /// session was lost opens a new one under the same id and counts from 0 again, so a
 /// key frame far behind the last one taken (more than [`RESTART_BEHIND`], or the first
-/// of a session) starts the track afresh.
+/// of a session) starts the track afresh. A lower layer is taken at its key frame once
+/// the kept one has sent nothing for [`LOWER_LAYER_AFTER_US`]: it is all that comes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Admission {
     /// The simulcast layer it keeps.
     layer: u8,
     /// The sequence number of the last key frame taken on that layer.
     key_seq: Option<u32>,
+    /// When the last frame of that layer arrived (µs on the recording's timeline).
+    kept_us: u64,
 }
 
 /// How many sequence numbers behind the last key frame taken a key frame is taken as
 /// the start of a publisher's new media session rather than a late one.
 const RESTART_BEHIND: u32 = 1024;
+
+/// How long the kept layer must have sent nothing before a lower layer's key frame is
+/// taken instead (µs).
+const LOWER_LAYER_AFTER_US: u64 = 1_000_000;
 
 /// What [`Admission::admit`] decided for a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -918,25 +925,31 @@ impl Admit {
 }
 
 impl Admission {
-    /// The admission of a track whose first frame is `first`.
-    fn new(first: &FrameHeader) -> Admission {
+    /// The admission of a track whose first frame is `first`, arrived at `arrived_us`.
+    fn new(first: &FrameHeader, arrived_us: u64) -> Admission {
         Admission {
             layer: first.layer,
             key_seq: first.is_key().then_some(first.seq),
+            kept_us: arrived_us,
         }
     }
 
-    /// Whether the frame of `header` is recorded (a key frame taken becomes the last).
-    fn admit(&mut self, header: &FrameHeader, is_video: bool) -> Admit {
+    /// Whether the frame of `header`, arrived at `arrived_us`, is recorded (a key frame
+    /// taken becomes the last).
+    fn admit(&mut self, header: &FrameHeader, is_video: bool, arrived_us: u64) -> Admit {
         if is_video && header.layer != self.layer {
-            // A higher layer replaces the kept one at its key frame.
-            if header.layer > self.layer && header.is_key() {
+            // A higher layer replaces the kept one at its key frame; a lower one only
+            // once the kept one has gone quiet.
+            let quiet = arrived_us.saturating_sub(self.kept_us) >= LOWER_LAYER_AFTER_US;
+            if header.is_key() && (header.layer > self.layer || quiet) {
                 self.layer = header.layer;
                 self.key_seq = Some(header.seq);
+                self.kept_us = arrived_us;
                 return Admit::Take;
             }
             return Admit::Drop;
         }
+        self.kept_us = self.kept_us.max(arrived_us);
         if let Some(key) = self.key_seq
             && seq_before(header.seq, key)
         {
@@ -1186,7 +1199,7 @@ impl Task {
         let key = (publisher, header.track);
         let is_video = header.track != TRACK_AUDIO;
         if let Some(track) = tracks.get_mut(&key) {
-            match track.admission.admit(&header, is_video) {
+            match track.admission.admit(&header, is_video, arrived_us) {
                 Admit::Take => {}
                 Admit::Restart => {
                     // Its timeline goes on from where the frame arrived.
@@ -1239,7 +1252,7 @@ impl Task {
         tracks.insert(
             key,
             TrackState {
-                admission: Admission::new(&header),
+                admission: Admission::new(&header, arrived_us),
                 first_ts: header.timestamp,
                 anchor_us: arrived_us,
                 last_us: arrived_us,
@@ -1609,50 +1622,86 @@ mod tests {
 
     #[test]
     fn a_frame_sent_before_the_last_key_frame_taken_is_dropped() {
-        let mut track = Admission::new(&header(true, 0, 0));
-        assert!(track.admit(&header(false, 0, 1), true).taken());
+        let mut track = Admission::new(&header(true, 0, 0), 0);
+        assert!(track.admit(&header(false, 0, 1), true, 0).taken());
         // Key 30 arrives before delta 29 (their streams were read at once).
-        assert!(track.admit(&header(true, 0, 30), true).taken());
-        assert!(!track.admit(&header(false, 0, 29), true).taken());
-        assert!(track.admit(&header(false, 0, 31), true).taken());
+        assert!(track.admit(&header(true, 0, 30), true, 0).taken());
+        assert!(!track.admit(&header(false, 0, 29), true, 0).taken());
+        assert!(track.admit(&header(false, 0, 31), true, 0).taken());
         // An older key frame arriving late is no newer start either.
-        assert!(!track.admit(&header(true, 0, 2), true).taken());
-        assert!(track.admit(&header(false, 0, 32), true).taken());
+        assert!(!track.admit(&header(true, 0, 2), true, 0).taken());
+        assert!(track.admit(&header(false, 0, 32), true, 0).taken());
         // A higher layer is taken from its key frame; its own earlier frames and the
         // lower layer's are dropped.
-        assert!(!track.admit(&header(false, 1, 90), true).taken());
-        assert!(track.admit(&header(true, 1, 100), true).taken());
-        assert!(!track.admit(&header(false, 1, 99), true).taken());
-        assert!(!track.admit(&header(false, 0, 33), true).taken());
-        assert!(track.admit(&header(false, 1, 101), true).taken());
+        assert!(!track.admit(&header(false, 1, 90), true, 0).taken());
+        assert!(track.admit(&header(true, 1, 100), true, 0).taken());
+        assert!(!track.admit(&header(false, 1, 99), true, 0).taken());
+        assert!(!track.admit(&header(false, 0, 33), true, 0).taken());
+        assert!(track.admit(&header(false, 1, 101), true, 0).taken());
         // Sequence numbers wrap.
-        let mut wrapping = Admission::new(&header(true, 0, u32::MAX - 1));
-        assert!(wrapping.admit(&header(false, 0, u32::MAX), true).taken());
-        assert!(wrapping.admit(&header(true, 0, 1), true).taken());
-        assert!(!wrapping.admit(&header(false, 0, u32::MAX), true).taken());
-        assert!(wrapping.admit(&header(false, 0, 2), true).taken());
+        let mut wrapping = Admission::new(&header(true, 0, u32::MAX - 1), 0);
+        assert!(wrapping.admit(&header(false, 0, u32::MAX), true, 0).taken());
+        assert!(wrapping.admit(&header(true, 0, 1), true, 0).taken());
+        assert!(!wrapping.admit(&header(false, 0, u32::MAX), true, 0).taken());
+        assert!(wrapping.admit(&header(false, 0, 2), true, 0).taken());
     }
 
     #[test]
     fn a_publisher_that_restarted_its_media_session_is_recorded_from_its_new_key_frame() {
         // Its new session counts from 0 again, far behind the last key frame taken.
-        let mut video = Admission::new(&header(true, 0, 90_000));
-        assert!(video.admit(&header(false, 0, 90_001), true).taken());
-        assert_eq!(video.admit(&header(true, 0, 0), true), Admit::Restart);
-        assert!(video.admit(&header(false, 0, 1), true).taken());
+        let mut video = Admission::new(&header(true, 0, 90_000), 0);
+        assert!(video.admit(&header(false, 0, 90_001), true, 0).taken());
+        assert_eq!(video.admit(&header(true, 0, 0), true, 0), Admit::Restart);
+        assert!(video.admit(&header(false, 0, 1), true, 0).taken());
         // A late frame of the new session before its last key frame is still dropped.
-        assert!(video.admit(&header(true, 0, 40), true).taken());
-        assert!(!video.admit(&header(false, 0, 39), true).taken());
+        assert!(video.admit(&header(true, 0, 40), true, 0).taken());
+        assert!(!video.admit(&header(false, 0, 39), true, 0).taken());
         // Audio: every frame is a key frame.
-        let mut audio = Admission::new(&header(true, 0, 90_000));
-        assert_eq!(audio.admit(&header(true, 0, 0), false), Admit::Restart);
-        assert!(audio.admit(&header(true, 0, 1), false).taken());
+        let mut audio = Admission::new(&header(true, 0, 90_000), 0);
+        assert_eq!(audio.admit(&header(true, 0, 0), false, 0), Admit::Restart);
+        assert!(audio.admit(&header(true, 0, 1), false, 0).taken());
         // A session lost within its first 1,024 frames: its successor's first frame.
-        let mut short = Admission::new(&header(true, 0, 300));
+        let mut short = Admission::new(&header(true, 0, 300), 0);
         // A key frame only a little behind is a late one, not a restart.
-        assert!(!short.admit(&header(true, 0, 250), true).taken());
-        assert_eq!(short.admit(&header(true, 0, 0), true), Admit::Restart);
-        assert!(short.admit(&header(false, 0, 1), true).taken());
+        assert!(!short.admit(&header(true, 0, 250), true, 0).taken());
+        assert_eq!(short.admit(&header(true, 0, 0), true, 0), Admit::Restart);
+        assert!(short.admit(&header(false, 0, 1), true, 0).taken());
+    }
+
+    #[test]
+    fn a_lower_layer_is_taken_at_its_key_frame_once_the_kept_one_has_gone_quiet() {
+        let second = 1_000_000;
+        let mut track = Admission::new(&header(true, 1, 0), 0);
+        assert!(track.admit(&header(false, 1, 1), true, 33_000).taken());
+        // A lower layer's key frame while the kept layer still comes: not taken.
+        assert!(!track.admit(&header(true, 0, 0), true, 40_000).taken());
+        assert!(track.admit(&header(false, 1, 2), true, 66_000).taken());
+        // The kept layer stops (the handler sends the lower one only): its next key
+        // frame is taken, then its delta frames.
+        assert!(
+            !track
+                .admit(&header(false, 0, 1), true, 66_000 + second / 2)
+                .taken()
+        );
+        assert!(
+            track
+                .admit(&header(true, 0, 30), true, 66_000 + second)
+                .taken()
+        );
+        assert!(
+            track
+                .admit(&header(false, 0, 31), true, 100_000 + second)
+                .taken()
+        );
+        // A late frame of the layer left is dropped; a higher one is taken again at its
+        // key frame.
+        assert!(
+            !track
+                .admit(&header(false, 1, 3), true, 110_000 + second)
+                .taken()
+        );
+        assert!(track.admit(&header(true, 1, 60), true, 2 * second).taken());
+        assert!(!track.admit(&header(false, 0, 32), true, 2 * second).taken());
     }
 
     #[test]
