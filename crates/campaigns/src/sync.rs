@@ -73,7 +73,11 @@
 //!   counts them until the session is over ([`crate::domain::SESSION_GRACE`]).
 //! - **Short RSVP lists**: an RSVP list with fewer entries than Meetup's `totalCount`
 //!   for it (paging that stopped early, a private group hiding members from the
-//!   organiser) is an error ([`MeetupError::Incomplete`]): the stored set stays. A
+//!   organiser, a count that includes entries Meetup never lists) still names
+//!   players who said yes: they are added to the stored set, nobody is removed from
+//!   it (removals held back stay held), the event is listed in
+//!   [`SyncReport::incomplete_rsvps`] with a warning, and its free seats are left
+//!   unknown. A
 //!   complete list that drops more than half of an event's stored YES RSVPs removes
 //!   only those the previous run already found gone; the others are kept, logged
 //!   with a warning and recorded ([`SyncReport::held_rsvps`], Tavern's own key
@@ -265,6 +269,10 @@ pub struct SyncReport {
     /// YES RSVPs Meetup no longer listed but kept for the next run to confirm (see
     /// "Short RSVP lists" in the module docs).
     pub held_rsvps: usize,
+    /// Events whose YES RSVP list Meetup answered with fewer entries than it counts
+    /// (see "Short RSVP lists" in the module docs): the players listed were added,
+    /// nobody was removed.
+    pub incomplete_rsvps: Vec<MeetupEventId>,
     /// The organiser token was refreshed during the run.
     pub token_refreshed: bool,
     /// What Meetup's answer said about each tracked event that Redis does not keep
@@ -688,6 +696,7 @@ struct Gathered {
     rsvps: HashMap<MeetupEventId, Vec<MeetupUserId>>,
     /// RSVP removals held back for the next run (see "Short RSVP lists").
     held_rsvps: Vec<(MeetupEventId, MeetupUserId)>,
+    incomplete_rsvps: Vec<MeetupEventId>,
     groups: usize,
     failed_groups: Vec<GroupFailure>,
 }
@@ -758,6 +767,7 @@ pub async fn sync_once(
         series_removed = report.series_removed,
         held = report.held,
         held_rsvps = report.held_rsvps,
+        incomplete_rsvps = report.incomplete_rsvps.len(),
         token_refreshed = report.token_refreshed,
         "Meetup sync done"
     );
@@ -795,7 +805,8 @@ async fn gather(
         tracing::warn!(%what, "unreadable campaign data left out of the Meetup sync (see `tavern check`)");
     }
     let plan = plan(&answers, &view, window);
-    let mut fetched: BTreeMap<MeetupEventId, Vec<MeetupUserId>> = BTreeMap::new();
+    let mut fetched: BTreeMap<MeetupEventId, (Vec<MeetupUserId>, bool)> = BTreeMap::new();
+    let mut incomplete_rsvps = Vec::new();
     let mut extras = extras_of(&answers);
     for event in &plan.next_events {
         let meetup_id = match meetup::EventId::parse(event.as_str()) {
@@ -805,9 +816,22 @@ async fn gather(
                 continue;
             }
         };
-        match client.event_rsvps(access, &meetup_id).await {
-            Ok(answer) => {
-                if let Some(extra) = extras.get_mut(event) {
+        match client.event_rsvp_list(access, &meetup_id).await {
+            Ok(list) => {
+                let complete = list.is_complete();
+                if !complete {
+                    tracing::warn!(
+                        %event,
+                        listed = list.received,
+                        counted = list.total.unwrap_or_default(),
+                        "Meetup listed fewer of the event's YES RSVPs than it counts; adding \
+                         the players it lists and removing nobody"
+                    );
+                    incomplete_rsvps.push(event.clone());
+                }
+                let answer = list.rsvps;
+                // The seats of a part of the list are not the event's.
+                if let (true, Some(extra)) = (complete, extras.get_mut(event)) {
                     let seats = answer
                         .iter()
                         .map(|r| r.guests.saturating_add(1))
@@ -824,7 +848,7 @@ async fn gather(
                         }
                     }
                 }
-                fetched.insert(event.clone(), users);
+                fetched.insert(event.clone(), (users, complete));
             }
             Err(e) if e.is_unauthorized() => return Err(GatherError::Unauthorized(e)),
             Err(e) => {
@@ -837,9 +861,22 @@ async fn gather(
     let mut rsvps = HashMap::new();
     let mut held_rsvps = Vec::new();
     let none = BTreeSet::new();
-    for (event, users) in fetched {
+    for (event, (users, complete)) in fetched {
         let stored = stored.remove(&event).unwrap_or_default();
         let pending = view.pending_rsvp_removals.get(&event).unwrap_or(&none);
+        if !complete {
+            // Who is listed said yes; who is not may only be hidden: add, remove nobody,
+            // and keep the removals held back for a complete list to decide.
+            let listed: BTreeSet<MeetupUserId> = users.into_iter().collect();
+            held_rsvps.extend(
+                pending
+                    .iter()
+                    .filter(|u| !listed.contains(u) && stored.contains(u))
+                    .map(|u| (event.clone(), *u)),
+            );
+            rsvps.insert(event, stored.union(&listed).copied().collect());
+            continue;
+        }
         let (keep, held) = hold_mass_rsvp_removals(&stored, users, pending);
         if !held.is_empty() {
             let users = held
@@ -866,6 +903,7 @@ async fn gather(
         extras,
         rsvps,
         held_rsvps,
+        incomplete_rsvps,
         groups: answers.len(),
         failed_groups,
     })
@@ -967,12 +1005,14 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
         extras,
         mut rsvps,
         held_rsvps,
+        incomplete_rsvps,
         groups,
         failed_groups,
     } = gathered;
     let mut report = SyncReport {
         groups,
         failed_groups,
+        incomplete_rsvps,
         seen: plan.seen,
         untracked: plan.untracked,
         skipped: plan.skipped.len(),

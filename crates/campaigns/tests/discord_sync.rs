@@ -366,14 +366,15 @@ async fn a_short_or_emptied_rsvp_list_takes_no_guest_role_away() {
     assert_eq!(stored.len(), 2);
 
     // Meetup's list stops short of the two its count says (then lists none at all):
-    // nothing is written, nobody loses the role, and nothing is sent to Discord.
+    // nobody is removed, nobody loses the role, and nothing is sent to Discord.
     for shown in [1, 0] {
         w.fake.cut_rsvp_lists(Some(shown));
         w.world.sim.clear_requests();
         let report = w.sync().await;
         assert_eq!(
-            report.meetup.rsvps_fetched, 0,
-            "an incomplete list is not stored"
+            report.meetup.incomplete_rsvps,
+            vec![event.clone()],
+            "the incomplete list is reported"
         );
         assert_eq!(w.store.event_users(&event).await.unwrap(), stored);
         assert!(players.iter().all(|p| has(&w.roles_of(*p), guest)));

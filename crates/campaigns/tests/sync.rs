@@ -1025,3 +1025,48 @@ async fn no_organiser_token_is_logged_once_per_run() {
     );
     assert_eq!(logs.count("Meetup sync done"), 0);
 }
+
+/// An RSVP list shorter than Meetup's count for it still names players who said yes:
+/// they are added, nobody is removed, and the run reports the event.
+#[tokio::test]
+async fn an_incomplete_rsvp_list_adds_the_players_it_lists_and_removes_nobody() {
+    let w = world().await;
+    let (host, _) = w.member("Hana Host");
+    let (alice, alice_id) = w.member("Alice");
+    let (bob, bob_id) = w.member("Bob");
+    let first = w.event("One-shot", 3, "[new adventure]", &[&host]);
+    w.rsvp(&first, &alice, RsvpStatus::Yes);
+    w.rsvp(&first, &bob, RsvpStatus::Yes);
+    w.authorise().await;
+    w.sync().await.unwrap();
+    let event = campaigns::MeetupEventId::parse(first.as_str()).unwrap();
+    let ids = |users: Vec<campaigns::MeetupUserId>| {
+        let mut ids: Vec<String> = users.into_iter().map(|u| u.get().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let mut before = vec![alice_id.clone(), bob_id.clone()];
+    before.sort();
+    assert_eq!(ids(w.env.store.event_users(&event).await.unwrap()), before);
+
+    // Alice withdraws, Carol and Dan say yes; Meetup lists two of the three it counts
+    // (Bob and Carol), Dan hidden.
+    let (carol, carol_id) = w.member("Carol");
+    let (dan, _) = w.member("Dan");
+    w.fake.change_rsvp(&first, &alice, RsvpStatus::No).unwrap();
+    w.rsvp(&first, &carol, RsvpStatus::Yes);
+    w.rsvp(&first, &dan, RsvpStatus::Yes);
+    w.fake.cut_rsvp_lists(Some(2));
+
+    let report = w.sync().await.unwrap();
+
+    assert_eq!(report.incomplete_rsvps, vec![event.clone()]);
+    assert_eq!(report.held_rsvps, 0);
+    let mut after = vec![alice_id, bob_id, carol_id];
+    after.sort();
+    assert_eq!(
+        ids(w.env.store.event_users(&event).await.unwrap()),
+        after,
+        "Carol is added; Alice, whom the short list may only hide, stays"
+    );
+}

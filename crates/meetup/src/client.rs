@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 use crate::error::{GraphQlError, MeetupError, PathSegment};
 use crate::model::{
     self, Event, EventDraft, EventHost, EventId, EventStatus, EventType, EventWindow, GroupRole,
-    GroupUrlname, Member, MemberId, Rsvp, RsvpId, RsvpStatus,
+    GroupUrlname, Member, MemberId, Rsvp, RsvpId, RsvpList, RsvpStatus,
 };
 use crate::oauth::{
     AccessToken, AuthorizationCode, ClientId, ClientSecret, MeetupEndpoints, OAuthApp,
@@ -205,6 +205,26 @@ impl MeetupClient {
         token: &AccessToken,
         id: &EventId,
     ) -> Result<Vec<Rsvp>, MeetupError> {
+        let list = self.event_rsvp_list(token, id).await?;
+        match list.total {
+            Some(total) if !list.is_complete() => Err(MeetupError::Incomplete {
+                operation: "EventRsvps".to_owned(),
+                received: list.received,
+                total,
+            }),
+            _ => Ok(list.rsvps),
+        }
+    }
+
+    /// The RSVPs of an event that said yes, over all pages, in Meetup's order, with
+    /// Meetup's count for the list: fewer entries than the count is not an error here
+    /// ([`RsvpList::is_complete`]), for a caller that can act on who is listed without
+    /// taking the list for everybody.
+    pub async fn event_rsvp_list(
+        &self,
+        token: &AccessToken,
+        id: &EventId,
+    ) -> Result<RsvpList, MeetupError> {
         let op = "EventRsvps";
         let mut rsvps = Vec::new();
         let mut after: Option<String> = None;
@@ -239,14 +259,11 @@ impl MeetupClient {
             match next_cursor(&connection, after.as_deref())? {
                 Some(cursor) => after = Some(cursor),
                 None => {
-                    return match total {
-                        Some(total) if received < total => Err(MeetupError::Incomplete {
-                            operation: op.to_owned(),
-                            received,
-                            total,
-                        }),
-                        _ => Ok(rsvps),
-                    };
+                    return Ok(RsvpList {
+                        rsvps,
+                        received,
+                        total,
+                    });
                 }
             }
         }

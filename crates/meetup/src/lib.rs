@@ -88,8 +88,10 @@
 //! - **Paging** follows `pageInfo.endCursor` while `hasNextPage`, 100 items a page by
 //!   default; a server repeating a cursor is a decode error, not an endless loop. An
 //!   RSVP list with fewer entries than its `totalCount` is
-//!   [`MeetupError::Incomplete`], never a shorter answer (the fake cuts lists short
-//!   with [`fake::FakeMeetup::cut_rsvp_lists`]).
+//!   [`MeetupError::Incomplete`] from `event_rsvps`, never a shorter answer;
+//!   `event_rsvp_list` hands out what was listed and says it is incomplete
+//!   ([`RsvpList::is_complete`]) for a caller that can use part of a list (the fake
+//!   cuts lists short with [`fake::FakeMeetup::cut_rsvp_lists`]).
 //! - **Event windows are half-open** (`after <= dateTime < before`) and default to
 //!   `ACTIVE` events, so consecutive windows neither miss nor repeat an event. The
 //!   fake implements the filter that way; Meetup documents only "after"/"before".
@@ -125,7 +127,7 @@ pub use client::{DEFAULT_PAGE_SIZE, MeetupClient, RetryPolicy};
 pub use error::{GraphQlError, MeetupError, PathSegment};
 pub use model::{
     Event, EventDraft, EventHost, EventId, EventStatus, EventType, EventWindow, GroupId, GroupRole,
-    GroupUrlname, Member, MemberId, ParseError, Rsvp, RsvpId, RsvpStatus,
+    GroupUrlname, Member, MemberId, ParseError, Rsvp, RsvpId, RsvpList, RsvpStatus,
 };
 pub use oauth::{
     AccessToken, AuthorizationCode, ClientId, ClientSecret, EndpointError, MeetupEndpoints,

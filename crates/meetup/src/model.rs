@@ -339,6 +339,28 @@ pub struct Rsvp {
     pub guests: u32,
 }
 
+/// An event's YES RSVPs as Meetup listed them ([`crate::MeetupClient::event_rsvp_list`]),
+/// with the count Meetup gave for the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsvpList {
+    /// The RSVPs listed, over all pages, in Meetup's order.
+    pub rsvps: Vec<Rsvp>,
+    /// Entries received over all pages (RSVPs of another status included, which
+    /// [`RsvpList::rsvps`] leaves out).
+    pub received: u64,
+    /// Meetup's `totalCount` for the list, when it gave one.
+    pub total: Option<u64>,
+}
+
+impl RsvpList {
+    /// Whether Meetup listed every entry it counts. An incomplete list (paging that
+    /// ended early, a group hiding members from the token's owner, a count that
+    /// includes entries it never lists) names who said yes, but not everybody.
+    pub fn is_complete(&self) -> bool {
+        self.total.is_none_or(|total| self.received >= total)
+    }
+}
+
 /// Which of a group's events to fetch: a half-open window on the start time
 /// (`after <= dateTime < before`, each bound optional) and the statuses to include.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -174,12 +174,30 @@ async fn an_rsvp_list_shorter_than_its_total_count_is_an_error() {
         }
     }
 
+    // The list as listed, for a caller that can use part of it: said incomplete.
+    w.fake.cut_rsvp_lists(Some(3));
+    let part = client
+        .event_rsvp_list(&w.tokens.access_token, &id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (part.rsvps.len(), part.received, part.total),
+        (3, 3, Some(5))
+    );
+    assert!(!part.is_complete());
+
     w.fake.cut_rsvp_lists(None);
     let whole = client
         .event_rsvps(&w.tokens.access_token, &id)
         .await
         .unwrap();
     assert_eq!(whole.len(), 5);
+    let listed = client
+        .event_rsvp_list(&w.tokens.access_token, &id)
+        .await
+        .unwrap();
+    assert!(listed.is_complete());
+    assert_eq!(listed.rsvps, whole);
 }
 
 #[tokio::test]
