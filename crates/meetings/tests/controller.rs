@@ -511,6 +511,7 @@ async fn bad_frames_and_messages_out_of_turn_close_only_their_session() {
         .send(C::JoinRequest(JoinRequest {
             token: twice_grant.token.expose_str().to_owned(),
             client_version: String::new(),
+            admission: String::new(),
         }))
         .await
         .unwrap();
@@ -1653,6 +1654,7 @@ async fn visitor(
         .send(C::JoinRequest(JoinRequest {
             token: grant.token.expose_str().to_owned(),
             client_version: "test".into(),
+            admission: String::new(),
         }))
         .await
         .unwrap();
@@ -1788,6 +1790,123 @@ async fn visitors_wait_for_a_host_who_arrives_later_and_sees_who_waits() {
         S::JoinResponse(r) => assert_eq!(r.participants[0].display_name, "Host"),
         other => panic!("expected JoinResponse, got {other:?}"),
     }
+    c.stop().await;
+}
+
+/// `grant`'s session joining with `admission`: its first answer (`Waiting`, or the
+/// `JoinResponse` of one that does not wait).
+async fn ask_to_join(
+    c: &Controller,
+    grant: &meetings::grant::JoinGrant,
+    admission: &str,
+) -> (Client, S) {
+    let mut client = c.connect(grant).await;
+    client
+        .send(C::JoinRequest(JoinRequest {
+            token: grant.token.expose_str().to_owned(),
+            client_version: "test".into(),
+            admission: admission.to_owned(),
+        }))
+        .await
+        .unwrap();
+    let first = next(&mut client).await;
+    (client, first)
+}
+
+/// The `JoinResponse` of one let in at once; fails on anything else (`Waiting`).
+fn let_in_at_once(who: &str, first: S) -> proto::JoinResponse {
+    match first {
+        S::JoinResponse(r) => r,
+        other => panic!("{who}: expected a JoinResponse at once, got {other:?}"),
+    }
+}
+
+/// `client`'s session leaves and closes.
+async fn leaves(client: &mut Client) {
+    client.send(C::Leave(proto::Leave {})).await.unwrap();
+    closed(client).await;
+}
+
+#[tokio::test]
+async fn those_the_host_let_in_join_again_without_waiting_and_nobody_else_does() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+
+    // Vera (a guest) and Uma (signed in) are let in; Dan is turned away.
+    let (mut vera, vera_grant) = visitor(&c, m, "Vera").await;
+    assert_eq!(waiting_list(&mut host).await, vec!["Vera"]);
+    admit(&mut host, &vera_grant, true).await;
+    let token = match next(&mut vera).await {
+        S::JoinResponse(r) => r.admission,
+        other => panic!("expected JoinResponse, got {other:?}"),
+    };
+    assert_eq!(token.len(), 64, "{token:?}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token:?}");
+    let uma_id = account(&c, "Uma").await;
+    let uma_grant = user_grant(&c, m, uma_id, "Uma").await;
+    let (mut uma, first) = ask_to_join(&c, &uma_grant, "").await;
+    assert!(matches!(first, S::Waiting(_)), "{first:?}");
+    let (mut dan, dan_grant) = visitor(&c, m, "Dan").await;
+    admit(&mut host, &uma_grant, true).await;
+    match next(&mut uma).await {
+        S::JoinResponse(r) => assert_eq!(r.admission, "", "a signed-in user needs no token"),
+        other => panic!("expected JoinResponse, got {other:?}"),
+    }
+    admit(&mut host, &dan_grant, false).await;
+    let (told, _) = closed(&mut dan).await;
+    assert_eq!(error_of(&told).code, proto::ADMISSION_DENIED);
+
+    // Their connections end; each joins anew with a new grant, as a page does when its
+    // connection is lost or the meeting moves.
+    leaves(&mut vera).await;
+    leaves(&mut uma).await;
+
+    // Vera, presenting her token, and Uma, by her account, are in at once, under new
+    // participant ids; Vera keeps her token.
+    let again = c.grant(m, "Vera").await;
+    let (_vera, first) = ask_to_join(&c, &again, &token).await;
+    let response = let_in_at_once("Vera", first);
+    assert_eq!(response.participant_id, again.participant_id.to_string());
+    assert_ne!(again.participant_id, vera_grant.participant_id);
+    assert_eq!(response.admission, token);
+    let again = user_grant(&c, m, uma_id, "Uma").await;
+    let (_uma, first) = ask_to_join(&c, &again, "").await;
+    let_in_at_once("Uma", first);
+
+    // Dan, turned away, waits again; so does a guest calling himself Vera without her
+    // token, and one with a token the meeting never gave.
+    let forged = "ab".repeat(32);
+    for (name, admission) in [
+        ("Dan", ""),
+        ("Vera", ""),
+        ("Dan", forged.as_str()),
+        ("Dan", "not a token"),
+    ] {
+        let grant = c.grant(m, name).await;
+        let (mut client, first) = ask_to_join(&c, &grant, admission).await;
+        assert!(
+            matches!(first, S::Waiting(_)),
+            "{name} with {admission:?}: {first:?}"
+        );
+        leaves(&mut client).await;
+    }
+
+    // The admissions are in Redis, for every controller, and do not outlive a day.
+    let ttl: i64 = c
+        .repo
+        .redis()
+        .conn()
+        .ttl(schema::meeting_admitted_key(m))
+        .await
+        .unwrap();
+    assert!(
+        (1..=86_400).contains(&ttl),
+        "the admissions live a day at most: {ttl}"
+    );
     c.stop().await;
 }
 

@@ -1596,3 +1596,117 @@ async fn a_host_lets_one_visitor_in_from_the_waiting_room_and_turns_another_away
     assert_eq!(dan.script(SELF_ID).await, "");
     assert_eq!(host.script(TILES).await, format!("{vera_id}=Vera"));
 }
+
+/// A program joined as the host of meeting `code` (`GET /api/v1/meetings/{code}` with
+/// the host's `token` makes its grant), at the controller the grant names.
+async fn host_over_api(
+    app: &common::TestApp,
+    token: &str,
+    code: &str,
+) -> meetings::controller::client::Client {
+    let got: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/meetings/{code}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = &got["join_grant"];
+    let mut host = meetings::controller::client::Client::connect(
+        grant["webtransport_url"].as_str().unwrap(),
+        grant["wt_token"].as_str().unwrap(),
+        grant["certificate_hash"].as_str(),
+    )
+    .await
+    .unwrap();
+    host.join(grant["token"].as_str().unwrap()).await.unwrap();
+    host
+}
+
+/// Reads `host`'s messages until a waiting list naming `name`: that visitor's id.
+async fn sees_waiting(host: &mut meetings::controller::client::Client, name: &str) -> String {
+    use meetings::controller::proto::server_message::Payload as S;
+    loop {
+        let message = tokio::time::timeout(LIMIT, host.next())
+            .await
+            .unwrap_or_else(|_| panic!("the host sees {name} waiting in time"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the host's session ended before {name} waited"));
+        if let Some(S::WaitingRoom(room)) = message.payload
+            && let Some(visitor) = room.waiting.iter().find(|v| v.display_name == name)
+        {
+            return visitor.participant_id.clone();
+        }
+    }
+}
+
+/// In a meeting with a waiting room that moves to another controller, the page the
+/// host let in joins it again there without waiting, and the page still waiting joins
+/// again and waits there (instead of showing an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_meeting_takes_back_those_let_in_and_its_visitors_wait_there() {
+    use meetings::controller::proto::{Admission, client_message::Payload as C};
+    let (app, ctx, settings) = separate_world().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    for id in ["mc-first", "mc-second"] {
+        start_controller(&ctx, &settings, id, |_| {}, &stop).await;
+    }
+    let (code, token) = create_meeting(
+        &app,
+        json!({ "display_name": "Behind the door", "waiting_room_enabled": true }),
+    )
+    .await;
+    let pool = app.postgres.connect().await;
+    let mut host = host_over_api(&app, &token, &code).await;
+
+    // Vera waits and is let in; Walt waits.
+    let vera = Browser::start().await;
+    vera.open(&app.url(&format!("/meet/{code}?name=Vera&autojoin=1")))
+        .await;
+    vera.text_when("Vera waits", LIMIT, WAITING_STATUS, |s| !s.is_empty())
+        .await;
+    let waiting = sees_waiting(&mut host, "Vera").await;
+    host.send(C::Admission(Admission {
+        participant_id: waiting,
+        admit: true,
+    }))
+    .await
+    .unwrap();
+    let first = vera
+        .text_when("Vera is let in", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    let walt = Browser::start().await;
+    walt.open(&app.url(&format!("/meet/{code}?name=Walt&autojoin=1")))
+        .await;
+    walt.text_when("Walt waits", LIMIT, WAITING_STATUS, |s| !s.is_empty())
+        .await;
+    sees_waiting(&mut host, "Walt").await;
+
+    // The registry moves the meeting; nobody lets anybody in again.
+    let assigned = assigned_controller(&pool, &code).await;
+    let other = if assigned == "mc-first" {
+        "mc-second"
+    } else {
+        "mc-first"
+    };
+    sqlx::query("UPDATE meet.meetings SET assigned_controller_id = $2 WHERE meeting_code = $1")
+        .bind(&code)
+        .bind(other)
+        .execute(pool.pool())
+        .await
+        .unwrap();
+    in_again(&vera, &first).await;
+
+    // Walt waits at the new controller, where the host, joining there, sees him.
+    let mut host = host_over_api(&app, &token, &code).await;
+    sees_waiting(&mut host, "Walt").await;
+    assert_eq!(assigned_controller(&pool, &code).await, other);
+    assert_eq!(walt.script(ERROR).await, "", "Walt is shown no error");
+    assert_eq!(walt.script(SELF_ID).await, "", "Walt is not let in");
+    vera.quit().await;
+    walt.quit().await;
+    stop.cancel();
+}

@@ -147,8 +147,11 @@
   // ClientMessage { uint32 version = 1; oneof payload { ... } }
   const clientMessage = (field, payload) =>
     new ProtoWriter().uint(1, 1).message(field, payload || new ProtoWriter()).finish();
-  const joinRequest = (token) =>
-    clientMessage(2, new ProtoWriter().string(1, token).string(2, CLIENT_VERSION));
+  // JoinRequest { string token = 1; string client_version = 2; string admission = 3; }:
+  // `admission`, the token a JoinResponse gave this page when the host let it in, so it
+  // does not wait again when it joins anew (proto.rs, "The waiting room").
+  const joinRequest = (token, admission) =>
+    clientMessage(2, new ProtoWriter().string(1, token).string(2, CLIENT_VERSION).string(3, admission));
   const heartbeat = () => clientMessage(3);
   const setMute = (audio, video) => clientMessage(4, new ProtoWriter().bool(1, audio).bool(2, video));
   const leaveMessage = () => clientMessage(9);
@@ -192,7 +195,7 @@
       return {
         kind: 'joined', participantId: str(p, 1), meetingId: str(p, 2), meetingName: str(p, 3),
         e2e: bool(p, 4), participants: msgs(p, 5).map(participantInfo), mediaHandlers: strs(p, 6),
-        media: mediaGrant(msg(p, 7)),
+        media: mediaGrant(msg(p, 7)), admission: str(p, 9),
       };
     }
     if ((p = msg(f, 3))) { const info = msg(p, 1); return info ? { kind: 'participant-joined', participant: participantInfo(info) } : { kind: 'ignored' }; }
@@ -374,6 +377,8 @@
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
     keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [],
+    // The admission token of this meeting, once the host let this page in (a guest).
+    admission: '',
   };
 
   function makeTile(id, name, self) {
@@ -543,7 +548,7 @@
         const stream = await state.wt.createBidirectionalStream();
         state.writer = stream.writable.getWriter();
         frames = new FrameReader(stream.readable, MAX_FRAME);
-        await send(joinRequest(grant.token));
+        await send(joinRequest(grant.token, state.admission));
         break;
       } catch (e) {
         hangUp();
@@ -555,7 +560,11 @@
         return fail(`The meeting server could not be reached (${e.message}).`);
       }
     }
-    state.wt.closed.then((info) => closed(info), (e) => closed({ reason: e.message }));
+    // Only the page's current connection counts: one it hung up on itself (it joins
+    // again meanwhile) closes unheard.
+    const wt = state.wt;
+    const ifCurrent = (info) => { if (state.wt === wt) closed(info); };
+    wt.closed.then(ifCurrent, (e) => ifCurrent({ reason: e.message }));
     let first;
     try {
       // A meeting with a waiting room answers Waiting first: the answer that counts
@@ -571,6 +580,13 @@
       first = { kind: 'error', code: 'invalid_message', message: e.message };
     }
     delete root.dataset.waiting;
+    if (first && first.kind === 'error' && first.code === 'meeting_moved') {
+      // The meeting moved while this page waited (or joined): it joins again there,
+      // and waits there if it must.
+      stopLocalMedia();
+      hangUp();
+      return join(name, 'The meeting moved to another server; joining again…');
+    }
     if (!first || first.kind !== 'joined') {
       stopLocalMedia();
       hangUp();
@@ -592,6 +608,7 @@
 
   function joined(response, name, local) {
     state.inCall = true;
+    if (response.admission) state.admission = response.admission;
     state.name = name;
     state.selfId = response.participantId;
     root.dataset.participant = response.participantId;

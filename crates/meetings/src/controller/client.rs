@@ -316,9 +316,21 @@ impl Client {
     /// room this waits (after `Waiting`) until the host lets it in or turns it away. A
     /// list that came in more than one frame is returned whole.
     pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
+        self.join_admitted(meeting_token, "").await
+    }
+
+    /// [`Client::join`] presenting `admission`, the admission token an earlier
+    /// `JoinResponse` of this meeting gave (empty: none), so that a guest the host let in
+    /// before does not wait again ([`proto`], "The waiting room").
+    pub async fn join_admitted(
+        &mut self,
+        meeting_token: &str,
+        admission: &str,
+    ) -> Result<JoinResponse, ClientError> {
         self.send(client_message::Payload::JoinRequest(proto::JoinRequest {
             token: meeting_token.to_owned(),
             client_version: concat!("tavern/", env!("CARGO_PKG_VERSION")).to_owned(),
+            admission: admission.to_owned(),
         }))
         .await?;
         loop {

@@ -38,7 +38,7 @@
 //!     Admission admission = 12;
 //!   }
 //! }
-//! message JoinRequest { string token = 1; string client_version = 2; }
+//! message JoinRequest { string token = 1; string client_version = 2; string admission = 3; }
 //! message Heartbeat {}
 //! message SetMute { bool audio_muted = 1; bool video_muted = 2; }
 //! message PublishStream { string stream_type = 1; string codec = 2; uint64 max_bitrate = 3; }
@@ -72,7 +72,7 @@
 //! message JoinResponse { string participant_id = 1; string meeting_id = 2;
 //!   string meeting_display_name = 3; bool e2e_encryption = 4;
 //!   repeated ParticipantInfo participants = 5; repeated string media_handlers = 6;
-//!   MediaGrant media = 7; uint32 more_participants = 8; }
+//!   MediaGrant media = 7; uint32 more_participants = 8; string admission = 9; }
 //! message MediaGrant { string url = 1; string wt_token = 2; string certificate_hash = 3; }
 //! message ParticipantJoined { ParticipantInfo participant = 1; }
 //! message ParticipantLeft { string participant_id = 1; string reason = 2; }
@@ -133,6 +133,21 @@
 //! from anybody but the host is answered `Error` `not_host`, and one naming nobody
 //! waiting (they left, or another of the host's windows decided) `Error`
 //! `unknown_visitor`; the session goes on.
+//!
+//! An admission is remembered for the meeting, 24 hours from the last one, in Redis
+//! (`tavern:meetings:meeting:{meeting_id}:admitted`), so whichever controller a later
+//! join reaches: whoever the host let in joins again (a lost connection, the meeting
+//! moved to another controller) without waiting. A signed-in user is remembered by its
+//! account. A guest let in is given an admission token in its `JoinResponse`
+//! (`admission`: 64 lowercase hex characters, 256 random bits; only its SHA-256 is
+//! stored) and presents it in the `JoinRequest` of a later join (`admission`; empty:
+//! none): a guest whose token the meeting remembers does not wait, and is given the same
+//! token again. The token is the only proof (a display name proves nothing); one that is
+//! unknown, from another meeting or malformed is no proof, and that guest waits as any
+//! visitor. A visitor turned away, or never let in, has nothing remembered and waits
+//! again. Everybody else's `admission` is empty. A visitor waiting when the meeting moves
+//! is told `Error` [`MEETING_MOVED`] and closed as those in the meeting are; it joins
+//! again with a new grant and waits at the new controller.
 //!
 //! # Budgets
 //!
@@ -319,6 +334,10 @@ pub struct JoinRequest {
     pub token: String,
     #[prost(string, tag = "2")]
     pub client_version: String,
+    /// The admission token of an earlier `JoinResponse` of this meeting (a guest the
+    /// host let in); empty: none.
+    #[prost(string, tag = "3")]
+    pub admission: String,
 }
 
 impl fmt::Debug for JoinRequest {
@@ -326,6 +345,7 @@ impl fmt::Debug for JoinRequest {
         f.debug_struct("JoinRequest")
             .field("token", &"[redacted]")
             .field("client_version", &self.client_version)
+            .field("admission", &(!self.admission.is_empty()))
             .finish()
     }
 }
@@ -612,6 +632,10 @@ pub struct JoinResponse {
     /// How many more participants follow in `MoreParticipants` (0: all are listed here).
     #[prost(uint32, tag = "8")]
     pub more_participants: u32,
+    /// A guest let in from the waiting room: the admission token to present in the
+    /// `JoinRequest` of a later join to this meeting; empty for everybody else.
+    #[prost(string, tag = "9")]
+    pub admission: String,
 }
 
 /// A media session granted with the join: `url` opened with `?wt_token={wt_token}`.
@@ -896,6 +920,7 @@ mod tests {
         ClientMessage::new(C::JoinRequest(JoinRequest {
             token: "eyJ.secret.sig".into(),
             client_version: "tavern-cli/1".into(),
+            admission: String::new(),
         }))
     }
 
@@ -971,6 +996,7 @@ mod tests {
                     certificate_hash: "ab".repeat(32),
                 }),
                 more_participants: 0,
+                admission: "cd".repeat(32),
             })),
             ServerMessage::new(S::ParticipantJoined(ParticipantJoined {
                 participant: Some(info),

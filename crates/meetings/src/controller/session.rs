@@ -36,10 +36,11 @@ use crate::MeetingsError;
 use crate::auth::AuthError;
 use crate::domain::{
     ConnectionType, DisplayName, LeaveReason, MeetingId, MeetingStatus, ParticipantId, StreamId,
-    StreamType,
+    StreamType, TokenHash,
 };
 use crate::repo::{
-    ConnectionGrant, HostedStatus, JoinRequest, JoinWith, Meeting, NewStream, ParticipantSession,
+    Admitted, ConnectionGrant, HostedStatus, JoinRequest, JoinWith, Meeting, NewStream,
+    ParticipantSession,
 };
 
 /// How long a closing session may take to flush what it still has to say.
@@ -630,6 +631,40 @@ impl Refusal {
     }
 }
 
+/// A guest's admission token ([`proto`], "The waiting room"): 256 random bits in
+/// lowercase hex, and the hash the meeting's admissions keep of it.
+struct AdmissionToken {
+    token: String,
+    hash: TokenHash,
+}
+
+impl AdmissionToken {
+    /// Characters of a token.
+    const LEN: usize = 64;
+
+    fn new() -> Option<AdmissionToken> {
+        let bytes: [u8; 32] = rand::random();
+        AdmissionToken::of(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// What a `JoinRequest` presented, if it has a token's form.
+    fn presented(admission: &str) -> Option<AdmissionToken> {
+        let well_formed = admission.len() == AdmissionToken::LEN
+            && admission
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        well_formed
+            .then(|| AdmissionToken::of(admission.to_owned()))
+            .flatten()
+    }
+
+    /// `token` with its hash (lowercase hex, which always parses as a token hash).
+    fn of(token: String) -> Option<AdmissionToken> {
+        let hash = TokenHash::parse(&crate::auth::sha256_hex(token.as_bytes())).ok()?;
+        Some(AdmissionToken { token, hash })
+    }
+}
+
 /// How old the meeting read at a session's admission may be when its JoinRequest
 /// arrives; a later JoinRequest reads the meeting again, so that a meeting ended in the
 /// meantime is not joined on an old read.
@@ -980,13 +1015,26 @@ impl Session {
             return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
         }
         self.host = ticket.user_id.is_some() && ticket.user_id == meeting.created_by_user_id;
+        // A guest's admission token: the one it presented while it holds, else a new one
+        // once the host lets it in.
+        let mut admission = None;
         if meeting.settings.waiting_room_enabled && !self.host {
-            self.wait_for_host(inbound, &meeting, &ticket.display_name)
-                .await?;
-            // Read again: it may have ended or changed while the visitor waited.
-            meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
-            if meeting.settings.require_auth && ticket.user_id.is_none() {
-                return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
+            let presented = AdmissionToken::presented(&join.admission);
+            if self
+                .admitted_before(ticket.user_id, presented.as_ref())
+                .await
+            {
+                tracing::info!("let in by the host before; not waiting again");
+                admission = presented;
+            } else {
+                self.wait_for_host(inbound, &meeting, &ticket.display_name)
+                    .await?;
+                // Read again: it may have ended or changed while the visitor waited.
+                meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
+                if meeting.settings.require_auth && ticket.user_id.is_none() {
+                    return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
+                }
+                admission = self.remember_admission(ticket.user_id).await;
             }
         }
         let (meetings, participants) = shared.rooms.load();
@@ -1052,6 +1100,7 @@ impl Session {
             media_handlers: media.iter().map(|(endpoint, _)| endpoint.clone()).collect(),
             media: media.map(|(_, grant)| grant),
             more_participants: 0,
+            admission: admission.map(|a| a.token).unwrap_or_default(),
         };
         shared.rooms.enter(
             self.meeting,
@@ -1071,6 +1120,52 @@ impl Session {
         }
         tracing::info!(host = self.host, "participant joined");
         Ok(())
+    }
+
+    /// Whether the host let this visitor into the meeting before: its account, or the
+    /// guest holding `presented` ([`proto`], "The waiting room"). A store that cannot
+    /// answer counts as no (the visitor waits; logged).
+    async fn admitted_before(
+        &self,
+        user: Option<crate::domain::UserId>,
+        presented: Option<&AdmissionToken>,
+    ) -> bool {
+        let who = Admitted {
+            user_id: user,
+            guest_token: presented.map(|a| &a.hash).filter(|_| user.is_none()),
+        };
+        match self.shared.repo.was_admitted(self.meeting, who).await {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the meeting's admissions; the visitor waits");
+                false
+            }
+        }
+    }
+
+    /// Remembers that the host let this visitor in: a signed-in user by its account, a
+    /// guest by a new admission token, returned for its `JoinResponse`. A store that
+    /// cannot take it is logged: the join goes on (a later one waits again).
+    async fn remember_admission(
+        &self,
+        user: Option<crate::domain::UserId>,
+    ) -> Option<AdmissionToken> {
+        let token = if user.is_none() {
+            AdmissionToken::new()
+        } else {
+            None
+        };
+        let who = Admitted {
+            user_id: user,
+            guest_token: token.as_ref().map(|a| &a.hash),
+        };
+        match self.shared.repo.remember_admission(self.meeting, who).await {
+            Ok(()) => token,
+            Err(error) => {
+                tracing::warn!(%error, "could not remember the admission; a later join waits again");
+                None
+            }
+        }
     }
 
     /// A visitor of a meeting with a waiting room ([`proto`], "The waiting room"): told

@@ -40,7 +40,7 @@ use store::{Postgres, Redis, StorageError, Writes};
 pub use self::audit::AuditEntry;
 pub use self::meetings::{CODE_ATTEMPTS, HostedStatus, Meeting, MeetingSettings, NewMeeting};
 pub use self::participants::{
-    JoinRequest, JoinWith, Joined, ParticipantSession, PendingRow, Reaped,
+    Admitted, JoinRequest, JoinWith, Joined, ParticipantSession, PendingRow, Reaped,
 };
 pub use self::recordings::{FinishedRecording, NewRecording, Recording, RecordingRefusal};
 pub use self::registry::{

@@ -818,6 +818,68 @@ impl Repo {
     }
 }
 
+/// Who was let in from a meeting's waiting room ([`Repo::remember_admission`]): a
+/// signed-in user by its id, a guest by the hash of the admission token its page holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted<'a> {
+    pub user_id: Option<UserId>,
+    pub guest_token: Option<&'a TokenHash>,
+}
+
+impl Admitted<'_> {
+    fn members(&self) -> Vec<String> {
+        self.user_id
+            .map(schema::admitted_user_member)
+            .into_iter()
+            .chain(self.guest_token.map(schema::admitted_guest_member))
+            .collect()
+    }
+}
+
+impl Repo {
+    /// Remembers that the host let `who` into `meeting`, for
+    /// [`schema::MEETING_ADMITTED_TTL`] (renewed by every admission), where every
+    /// controller finds it.
+    pub async fn remember_admission(
+        &self,
+        meeting: MeetingId,
+        who: Admitted<'_>,
+    ) -> Result<(), MeetingsError> {
+        let members = who.members();
+        if members.is_empty() {
+            return Ok(());
+        }
+        let key = schema::meeting_admitted_key(meeting);
+        let mut writes = Writes::new();
+        for member in &members {
+            writes.sadd(&key, member);
+        }
+        writes.expire(&key, ttl_secs(schema::MEETING_ADMITTED_TTL));
+        self.redis.apply(&writes).await?;
+        Ok(())
+    }
+
+    /// Whether the host let `who` (its user, or the guest holding that admission token)
+    /// into `meeting` within [`schema::MEETING_ADMITTED_TTL`].
+    pub async fn was_admitted(
+        &self,
+        meeting: MeetingId,
+        who: Admitted<'_>,
+    ) -> Result<bool, MeetingsError> {
+        let members = who.members();
+        if members.is_empty() {
+            return Ok(false);
+        }
+        let key = schema::meeting_admitted_key(meeting);
+        let mut pipe = redis::pipe();
+        for member in &members {
+            pipe.sismember(&key, member);
+        }
+        let found: Vec<bool> = pipe.query_async(&mut self.redis.conn()).await?;
+        Ok(found.into_iter().any(|f| f))
+    }
+}
+
 /// A departing participant as [`Repo::read_leaving`] found it.
 struct Leaving {
     /// The session's `streams` field as read (`None`: the session or the field is gone).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::domain::{
     CacheEntityId, ControllerId, MeetingId, OAuthState, ParticipantId, RateLimitPart, StreamId,
-    TokenHash, WtToken,
+    TokenHash, UserId, WtToken,
 };
 
 /// `meeting:{meeting_id}` (hash): the active meeting's state.
@@ -63,6 +63,28 @@ pub fn participant_subscriptions_key(id: ParticipantId) -> String {
 /// to it (and the key goes with its TTL once no handler serves the meeting).
 pub fn meeting_media_handlers_key(id: MeetingId) -> String {
     format!("tavern:meetings:meeting:{id}:media_handlers")
+}
+
+/// `tavern:meetings:meeting:{meeting_id}:admitted` (set): who the host let in from the
+/// meeting's waiting room, so that they come back without waiting again when they join
+/// anew (a lost connection, the meeting moved to another controller): a signed-in user
+/// as [`admitted_user_member`], a guest as [`admitted_guest_member`] (the hash of the
+/// admission token its page was given). Tavern's own key (the seed keeps no
+/// admissions); in Redis because the next join may reach another controller. Lives
+/// [`MEETING_ADMITTED_TTL`] from the last admission.
+pub fn meeting_admitted_key(id: MeetingId) -> String {
+    format!("tavern:meetings:meeting:{id}:admitted")
+}
+
+/// The member of [`meeting_admitted_key`] for a signed-in user let in.
+pub fn admitted_user_member(user: UserId) -> String {
+    format!("user:{user}")
+}
+
+/// The member of [`meeting_admitted_key`] for a guest let in: the SHA-256 of the
+/// admission token its page was given (the token itself is never stored).
+pub fn admitted_guest_member(token: &TokenHash) -> String {
+    format!("guest:{}", token.as_str())
 }
 
 /// `ratelimit:{endpoint}:{identifier}:{window}` (string counter). The endpoint and the
@@ -220,6 +242,8 @@ pub const SUBSCRIPTIONS_TTL: Duration = Duration::from_secs(60 * 60);
 /// `tavern:meetings:meeting:{meeting_id}:media_handlers`: 60 seconds, refreshed by every
 /// handler serving the meeting.
 pub const MEETING_MEDIA_HANDLERS_TTL: Duration = Duration::from_secs(60);
+/// `tavern:meetings:meeting:{meeting_id}:admitted`: 24 hours, from the last admission.
+pub const MEETING_ADMITTED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// `ratelimit:...`: 60 seconds, for per-minute windows.
 pub const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
 /// `presence:{participant_id}`: 30 seconds; without a heartbeat the participant counts
@@ -313,6 +337,14 @@ mod tests {
         assert_eq!(
             meeting_media_handlers_key(m),
             format!("tavern:meetings:meeting:{M}:media_handlers")
+        );
+        assert_eq!(
+            meeting_admitted_key(m),
+            format!("tavern:meetings:meeting:{M}:admitted")
+        );
+        assert_eq!(
+            admitted_guest_member(&TokenHash::parse("ab12").unwrap()),
+            "guest:ab12"
         );
         assert_eq!(
             controller_capacity_key(&ControllerId::parse("mc-us-west-1-001").unwrap()),
