@@ -671,6 +671,58 @@ async fn a_publisher_whose_media_session_was_lost_is_recorded_again_from_its_new
     assert_eq!(info["tracks"].as_array().unwrap().len(), 2, "{info}");
 }
 
+/// The recorder's row is touched and its meeting looked at apart from the frames: a
+/// database that does not answer (here the row locked, so touching it waits) does not
+/// hold up their recording.
+#[tokio::test]
+async fn a_database_that_does_not_answer_does_not_hold_up_the_recording() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    let (_, alice) = site.participant(meeting, "Alice").await;
+    site.connected(1).await;
+    let (status, started) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["recording_id"].as_str().unwrap().to_owned();
+    site.connected(2).await;
+
+    let pool = site.world.postgres.pool();
+    let mut locked = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM meet.recordings WHERE recording_id = $1::uuid FOR UPDATE")
+        .bind(&id)
+        .execute(&mut *locked)
+        .await
+        .unwrap();
+    eventually("the recorder waits to touch its row", || async move {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(pool)
+            .await
+            .ok()?;
+        (waiting > 0).then_some(())
+    })
+    .await;
+    let sent = publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+    assert_eq!(sent, VIDEO_FRAMES + AUDIO_PACKETS);
+    locked.rollback().await.unwrap();
+
+    let (status, stopped) = site
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/meetings/{meeting}/recordings/{id}/stop"),
+            None,
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{stopped}");
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+}
+
 #[tokio::test]
 async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_stops_its_recording()
 {

@@ -44,7 +44,8 @@
 //! start can mux it), in a directory of its own whose `lock` file the process making
 //! it holds locked. It stops when its host stops it, when the meeting would refuse it
 //! now as a start is refused ([`refusal`], checked every
-//! [`RecordingsConfig::check_every`]: the meeting ended, or its `allow_recording` was
+//! [`RecordingsConfig::check_every`] beside the frame reading, which a slow database
+//! never holds up: the meeting ended, or its `allow_recording` was
 //! turned off or end-to-end encryption on, which the ready row's `error_message`
 //! says), when the media session closes, when a
 //! frame cannot be spooled (a full disk: what was spooled is kept, and the ready row's
@@ -98,6 +99,7 @@ use ring::{hkdf, hmac};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use self::spool::{SpoolReader, SpoolWriter, TrackMeta};
 use self::webm::{MuxTrack, TrackKind};
@@ -1024,17 +1026,16 @@ impl Task {
         let mut names: HashMap<ParticipantId, String> = HashMap::new();
         let mut asked: std::collections::HashSet<(ParticipantId, u8)> = Default::default();
         let started = Instant::now();
-        let mut check = tokio::time::interval(self.inner.config.check_every);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The stores are looked at apart from the frames: a slow or unavailable
+        // database never holds up their reading.
+        let (ended_tx, mut ended) = tokio::sync::mpsc::channel(1);
+        let watching = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            watch(self.inner.clone(), self.recording.clone(), ended_tx).in_current_span(),
+        ));
         let stop = loop {
             tokio::select! {
                 () = self.running.stop.cancelled() => break Stop::plain("stopped"),
-                _ = check.tick() => {
-                    if let Some(stop) = self.finished_elsewhere().await {
-                        break stop;
-                    }
-                    self.touch().await;
-                }
+                Some(stop) = ended.recv() => break stop,
                 frame = client.next_frame() => match frame {
                     Some(Ok(frame)) => {
                         // When it arrived, not when this loop got to it.
@@ -1070,6 +1071,7 @@ impl Task {
                 },
             }
         };
+        drop(watching);
         client.close();
         tracing::info!(recording = %id, reason = stop.why, "recording stopping");
         let now = self.inner.clock.now();
@@ -1110,45 +1112,6 @@ impl Task {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&id);
-    }
-
-    /// The sign of life of a recording this replica is making.
-    async fn touch(&self) {
-        touch(&self.inner, self.recording.recording_id).await;
-    }
-
-    /// Why the recording should end now, seen in the stores: it was stopped (on any
-    /// replica), or its meeting refuses a recording now as a start would be refused
-    /// ([`refusal`]: it ended, its `allow_recording` was turned off, or end-to-end
-    /// encryption on).
-    async fn finished_elsewhere(&self) -> Option<Stop> {
-        let repo = &self.inner.repo;
-        match repo.recording(self.recording.recording_id).await {
-            Ok(row) if row.status != RecordingStatus::Recording => {
-                return Some(Stop::plain("stopped"));
-            }
-            Ok(_) => {}
-            Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
-                return Some(Stop::plain("its row was deleted"));
-            }
-            Err(error) => tracing::warn!(%error, "could not read the recording's status"),
-        }
-        match repo.meeting(self.recording.meeting_id).await {
-            Ok(meeting) => match refusal(&meeting)? {
-                RecordingRefusal::Ended => Some(Stop::plain("the meeting ended")),
-                refused => {
-                    let why = refusal_message(refused);
-                    Some(Stop {
-                        why,
-                        note: Some(format!("the recording stopped because {why}")),
-                    })
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "could not read the recorded meeting");
-                None
-            }
-        }
     }
 
     /// The name a publisher has in the meeting (read again when unknown).
@@ -1260,6 +1223,56 @@ impl Task {
             },
         );
         Ok(Taken::Kept)
+    }
+}
+
+/// Looks at the stores every `check_every` while `recording` is made: tells `ended`
+/// why it should end once it should ([`finished_elsewhere`]), and touches its row
+/// meanwhile. Runs beside the frame reading, which it never holds up.
+async fn watch(inner: Arc<Inner>, recording: Recording, ended: tokio::sync::mpsc::Sender<Stop>) {
+    let mut check = tokio::time::interval(inner.config.check_every);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        check.tick().await;
+        if let Some(stop) = finished_elsewhere(&inner, &recording).await {
+            let _ = ended.send(stop).await;
+            return;
+        }
+        touch(&inner, recording.recording_id).await;
+    }
+}
+
+/// Why `recording` should end now, seen in the stores: it was stopped (on any
+/// replica), or its meeting refuses a recording now as a start would be refused
+/// ([`refusal`]: it ended, its `allow_recording` was turned off, or end-to-end
+/// encryption on).
+async fn finished_elsewhere(inner: &Inner, recording: &Recording) -> Option<Stop> {
+    let repo = &inner.repo;
+    match repo.recording(recording.recording_id).await {
+        Ok(row) if row.status != RecordingStatus::Recording => {
+            return Some(Stop::plain("stopped"));
+        }
+        Ok(_) => {}
+        Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
+            return Some(Stop::plain("its row was deleted"));
+        }
+        Err(error) => tracing::warn!(%error, "could not read the recording's status"),
+    }
+    match repo.meeting(recording.meeting_id).await {
+        Ok(meeting) => match refusal(&meeting)? {
+            RecordingRefusal::Ended => Some(Stop::plain("the meeting ended")),
+            refused => {
+                let why = refusal_message(refused);
+                Some(Stop {
+                    why,
+                    note: Some(format!("the recording stopped because {why}")),
+                })
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "could not read the recorded meeting");
+            None
+        }
     }
 }
 
