@@ -36,7 +36,9 @@
 //!   publisher is sent a `KeyframeRequest`. A subscriber whose queue is still full at
 //!   that key frame waits for the next one without asking again, and one still full at
 //!   3 key frames of a video in a row (and behind for `stalled_after`, 10 s) is moved to
-//!   a lower layer of it, or closed (`behind: ...`) when there is none: one stuck viewer
+//!   a lower layer of it, or closed (`behind: ...`) when there is none (participants
+//!   only: the server's own clients, such as the recorder, keep their layer and
+//!   session): one stuck viewer
 //!   never makes a publisher send only key frames. A participant joining late gets a
 //!   `KeyframeRequest` sent to every publisher on its behalf (and its video starts at the
 //!   next key frame).
