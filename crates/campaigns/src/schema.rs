@@ -274,6 +274,11 @@ pub const AUTHORISATION_REFUSED: &str = "tavern:campaigns:meetup_authorisation_r
 pub const AUTHORISATION_REFUSED_AT: &str = "at";
 /// [`AUTHORISATION_REFUSED`] field: present once the organisers were told on Discord.
 pub const AUTHORISATION_REFUSED_ALERTED: &str = "alerted";
+/// String with a TTL: held while someone (the refresh job, the sync, the schedule
+/// form, on any replica) refreshes the organiser token, so that two never spend the
+/// same refresh token at once (Meetup rotates it; the second would be refused and
+/// taken for a refused authorisation). The value names the holder. Tavern's own key.
+pub const TOKEN_REFRESH_LOCK: &str = "tavern:campaigns:meetup_token_refresh_lock";
 /// [`AUTHORISATION_REFUSED`] field: present while the stored token pair is the one
 /// Meetup refused (a refresh storing another removes it); no refresh is tried then.
 pub const AUTHORISATION_REFUSED_CURRENT: &str = "current";

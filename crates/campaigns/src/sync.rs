@@ -97,8 +97,8 @@
 //!   again), Tavern's own client refused (`invalid_client`) is
 //!   [`SyncError::ClientRejected`] (an error naming the settings to check, nothing
 //!   recorded or alerted), a refresh that could not be made (network, 5xx, 429, another
-//!   OAuth error) is [`SyncError::Refresh`] (the next run retries);
-//!   in both cases, if another party stored a new access token meanwhile, that one is
+//!   OAuth error) is [`SyncError::Refresh`] (the next run retries); in each case,
+//!   if another party stored a new access token meanwhile, that one is
 //!   used instead. A refused refresh and a refresh whose token is refused again are
 //!   recorded ([`Repo::note_authorisation_refused`], Tavern's own key
 //!   `schema::AUTHORISATION_REFUSED`) for the organiser page and a single alert to
@@ -107,7 +107,12 @@
 //!   the run ends with [`SyncError::StillRefused`], spending no refresh token and
 //!   keeping the refusal's date and its one alert. Only an organiser authorising again
 //!   or a gather Meetup answered clears the record. Nothing else is written before the
-//!   gather succeeded.
+//!   gather succeeded. Every refresh (the job's, the sync's, the schedule form's, on
+//!   any replica) holds the refresh lock (Tavern's own key
+//!   `schema::TOKEN_REFRESH_LOCK`); the sync and the form wait for it up to
+//!   [`REFRESH_LOCK_WAIT`] ([`SyncError::RefreshBusy`] after that), then read the
+//!   stored pair again and use it if somebody stored another meanwhile, so a refresh
+//!   token another refresh spent is never sent and never taken for a refusal.
 //! - **A failed group** (not found, 5xx after retries, ...) is logged and reported in
 //!   [`SyncReport::failed_groups`]; the other groups are synced. The job then fails
 //!   with [`SyncError::GroupsFailed`] so the runner logs it as an error.
@@ -174,6 +179,13 @@ pub enum SyncError {
          must authorise Tavern again"
     )]
     RefreshRefused(#[source] MeetupError),
+    /// Somebody else was refreshing the organiser token for longer than
+    /// [`REFRESH_LOCK_WAIT`]: nothing was refreshed, the next run tries again.
+    #[error(
+        "Meetup refused the organiser token and another refresh of it is still under way: \
+         the next run tries again"
+    )]
+    RefreshBusy,
     /// Meetup refused Tavern's own OAuth client (`invalid_client`): the
     /// `meetup_client_id` / `meetup_client_secret` settings are wrong. Authorising
     /// again would not help; an admin must fix the settings.
@@ -925,9 +937,20 @@ pub(crate) async fn note_refused_again(
     Ok(())
 }
 
+/// How long the sync and the schedule form wait for somebody else's refresh of the
+/// organiser token (the refresh lock) before giving up for now.
+pub const REFRESH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// How often they look whether the lock is free.
+const REFRESH_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Refreshes the organiser token once and stores the new pair. Returns the access
 /// token to use. The sync's one refresh after a refused token, also used by the
 /// schedule form ([`crate::web::schedule`]).
+///
+/// It runs under the refresh lock ([`Repo::try_lock_token_refresh`], waiting up to
+/// [`REFRESH_LOCK_WAIT`] for whoever holds it), and once it has the lock it reads the
+/// stored pair again: when somebody stored another pair meanwhile (their refresh spent
+/// the refresh token `tokens` holds), that one is used and nothing is refreshed.
 pub(crate) async fn refresh(
     repo: &Repo,
     client: &MeetupClient,
@@ -935,6 +958,38 @@ pub(crate) async fn refresh(
     tokens: &Tokens,
     now: DateTime<Utc>,
 ) -> Result<AccessToken, SyncError> {
+    let deadline = tokio::time::Instant::now() + REFRESH_LOCK_WAIT;
+    let lock = loop {
+        if let Some(lock) = repo.try_lock_token_refresh().await? {
+            break lock;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(SyncError::RefreshBusy);
+        }
+        tokio::time::sleep(REFRESH_LOCK_POLL).await;
+    };
+    let refreshed = refresh_locked(repo, client, config, tokens, now).await;
+    if let Err(error) = repo.unlock_token_refresh(lock).await {
+        tracing::warn!(%error, "could not give the token refresh lock back; it expires by itself");
+    }
+    refreshed
+}
+
+async fn refresh_locked(
+    repo: &Repo,
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    tokens: &Tokens,
+    now: DateTime<Utc>,
+) -> Result<AccessToken, SyncError> {
+    match repo.organizer_tokens().await? {
+        Some(stored) if stored.tokens.access != tokens.access => {
+            tracing::info!("another organiser token was stored meanwhile; using it");
+            return Ok(stored.tokens.access);
+        }
+        Some(_) => {}
+        None => return Err(SyncError::NoOrganizerToken),
+    }
     if let Some(since) = repo.refusal_stands().await? {
         tracing::info!(
             refused_at = %since.to_rfc3339(),

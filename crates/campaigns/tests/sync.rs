@@ -1070,3 +1070,95 @@ async fn an_incomplete_rsvp_list_adds_the_players_it_lists_and_removes_nobody() 
         "Carol is added; Alice, whom the short list may only hide, stays"
     );
 }
+
+/// Two parties refreshing at once (Meetup rotates refresh tokens): a sync that finds
+/// its token refused while another refresh holds the lock waits for it and uses the
+/// pair it stores, instead of spending the spent refresh token and taking Meetup's
+/// `invalid_grant` for a refused authorisation.
+#[tokio::test]
+async fn a_sync_racing_another_refresh_uses_its_tokens_and_records_no_refusal() {
+    let w = world().await;
+    community(&w);
+    let old = w.authorise().await;
+    w.fake.revoke_access_token(&old.access_token);
+    // Another party (the refresh job on another replica) holds the lock and refreshes.
+    let lock = w
+        .env
+        .store
+        .try_lock_token_refresh()
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    let theirs = w
+        .client
+        .refresh(
+            &w.config.client_id,
+            &w.config.client_secret,
+            &old.refresh_token,
+        )
+        .await
+        .unwrap();
+    assert!(
+        w.env
+            .store
+            .try_lock_token_refresh()
+            .await
+            .unwrap()
+            .is_none(),
+        "one holder at a time"
+    );
+
+    let sync = tokio::spawn({
+        let (store, client, config, now) = (
+            w.env.store.clone(),
+            w.client.clone(),
+            w.config.clone(),
+            w.now,
+        );
+        async move { campaigns::sync_once(&store, &client, &config, now).await }
+    });
+    // The sync found its token refused (and now waits for the lock).
+    testkit::eventually("Meetup refuses the sync's token", || async {
+        w.fake
+            .graphql_requests()
+            .iter()
+            .any(|r| !r.authorized)
+            .then_some(())
+    })
+    .await;
+    // The refresh job, due meanwhile, leaves the token to them.
+    let job = campaigns::web::organiser::refresh_if_due(
+        &w.env.store,
+        &w.client,
+        &w.config.client_id,
+        &w.config.client_secret,
+        at("2026-01-04T00:00:00Z"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, campaigns::web::organiser::RefreshOutcome::Busy);
+    assert_eq!(w.fake.token_requests().len(), 1);
+    // Their pair lands, and they give the lock back.
+    let pair = Tokens {
+        access: theirs.access_token.clone(),
+        refresh: theirs.refresh_token.clone(),
+    };
+    assert!(
+        w.env
+            .store
+            .replace_organizer_tokens(&old.refresh_token, &pair, at("2026-01-01T12:45:00Z"))
+            .await
+            .unwrap()
+    );
+    w.env.store.unlock_token_refresh(lock).await.unwrap();
+
+    let report = sync.await.unwrap().unwrap();
+    assert_eq!(report.stored, 4);
+    assert_eq!(w.fake.token_requests().len(), 1, "only their refresh");
+    assert_eq!(w.env.store.authorisation_refused().await.unwrap(), None);
+    assert_eq!(
+        w.env.get(campaigns::schema::TOKEN_REFRESH_LOCK).await,
+        None,
+        "the lock is given back"
+    );
+}

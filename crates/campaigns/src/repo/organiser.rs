@@ -2,12 +2,40 @@
 //! `meetup_access_token_refresh_time`): someone who organises every configured Meetup
 //! group authorised Tavern, and the sync reads Meetup with their token.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use meetup::{AccessToken, RefreshToken};
 use store::{Condition, Conditional, Writes};
 
 use super::{Repo, RepoError, Tokens, rfc3339, time};
 use crate::schema;
+
+/// How long the token refresh lock lives if its holder never gives it back (it died):
+/// longer than a refresh takes, retries included.
+pub const TOKEN_REFRESH_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// The organiser token's refresh lock, held ([`Repo::try_lock_token_refresh`]); give
+/// it back with [`Repo::unlock_token_refresh`].
+#[derive(Debug)]
+pub struct TokenRefreshLock {
+    holder: String,
+}
+
+/// A value no other holder of the lock has: this process, the time, a counter.
+fn lock_holder() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}:{nanos}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// The organiser's tokens and when they are next refreshed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +106,58 @@ impl Repo {
         let mut writes = Writes::new();
         writes.set(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, rfc3339(at));
         self.apply(&writes).await
+    }
+
+    /// Moves the next refresh only if `refresh` is still the stored refresh token: a
+    /// pair stored meanwhile (an organiser authorising again, another refresh) keeps
+    /// its own refresh time. Returns whether it moved it.
+    pub async fn set_next_token_refresh_for(
+        &self,
+        refresh: &RefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut writes = Writes::new();
+        writes.set(schema::MEETUP_ACCESS_TOKEN_REFRESH_TIME, rfc3339(at));
+        Ok(self
+            .redis
+            .apply_if(
+                schema::MEETUP_REFRESH_TOKEN,
+                Some(refresh.expose_str().as_bytes()),
+                &writes,
+            )
+            .await?)
+    }
+
+    /// Takes the organiser token's refresh lock (`schema::TOKEN_REFRESH_LOCK`) if
+    /// nobody holds it; `None` while somebody does. It expires by itself after
+    /// [`TOKEN_REFRESH_LOCK_TTL`].
+    pub async fn try_lock_token_refresh(&self) -> Result<Option<TokenRefreshLock>, RepoError> {
+        let holder = lock_holder();
+        let ttl_ms = u64::try_from(TOKEN_REFRESH_LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(schema::TOKEN_REFRESH_LOCK)
+            .arg(&holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(taken.map(|_| TokenRefreshLock { holder }))
+    }
+
+    /// Gives the refresh lock back, if it is still `lock`'s (not expired and taken by
+    /// somebody else meanwhile).
+    pub async fn unlock_token_refresh(&self, lock: TokenRefreshLock) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(schema::TOKEN_REFRESH_LOCK);
+        self.redis
+            .apply_if(
+                schema::TOKEN_REFRESH_LOCK,
+                Some(lock.holder.as_bytes()),
+                &writes,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Records that Meetup refused Tavern's authorisation at `at` (first refusal kept)

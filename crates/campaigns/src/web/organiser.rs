@@ -213,6 +213,9 @@ pub enum RefreshOutcome {
     /// Not tried: Meetup refused the stored pair (at this time) and only an organiser
     /// authorising again helps ([`Repo::refusal_stands`]).
     Refused(DateTime<Utc>),
+    /// Not tried: somebody else (the sync, the schedule form, another replica) is
+    /// refreshing the token right now ([`Repo::try_lock_token_refresh`]).
+    Busy,
 }
 
 /// Why a refresh failed (it is tried again [`RETRY_AFTER`] later).
@@ -231,10 +234,29 @@ pub enum RefreshError {
 /// refresh time is refreshed at once). On success the new pair replaces the one the
 /// refresh spent (only if it is still stored) with the next refresh [`REFRESH_EVERY`]
 /// later, or sooner when the new access token expires sooner ([`next_token_refresh`]);
-/// on failure the next try is [`RETRY_AFTER`] later. A pair Meetup refused is not
+/// on failure the next try is [`RETRY_AFTER`] later (for that pair only). It runs
+/// under the refresh lock, and does nothing while somebody else holds it
+/// ([`RefreshOutcome::Busy`]). A pair Meetup refused is not
 /// refreshed ([`RefreshOutcome::Refused`]) until an organiser authorises again or a
 /// Meetup call with it works.
 pub async fn refresh_if_due(
+    repo: &Repo,
+    client: &MeetupClient,
+    client_id: &ClientId,
+    client_secret: &ClientSecret,
+    now: DateTime<Utc>,
+) -> Result<RefreshOutcome, RefreshError> {
+    let Some(lock) = repo.try_lock_token_refresh().await? else {
+        return Ok(RefreshOutcome::Busy);
+    };
+    let outcome = refresh_locked(repo, client, client_id, client_secret, now).await;
+    if let Err(error) = repo.unlock_token_refresh(lock).await {
+        tracing::warn!(%error, "could not give the token refresh lock back; it expires by itself");
+    }
+    outcome
+}
+
+async fn refresh_locked(
     repo: &Repo,
     client: &MeetupClient,
     client_id: &ClientId,
@@ -272,7 +294,9 @@ pub async fn refresh_if_due(
         }
         Err(error) => {
             let retry_at = now + RETRY_AFTER;
-            repo.set_next_token_refresh(retry_at).await?;
+            // Only for the pair it tried: a pair stored meanwhile keeps its time.
+            repo.set_next_token_refresh_for(&stored.tokens.refresh, retry_at)
+                .await?;
             if error.is_refused_grant() {
                 repo.note_authorisation_refused(&stored.tokens.refresh, now)
                     .await?;

@@ -315,6 +315,12 @@ fn refresh_problem(error: &crate::sync::SyncError) -> Problem {
     match error {
         SyncError::Repo(e) => storage_problem(e),
         SyncError::Refresh(e) => meetup_problem("Refreshing the organiser's Meetup token", e),
+        SyncError::RefreshBusy => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The organiser's token is being renewed",
+            "Tavern is renewing the organiser's Meetup token and it is taking longer than \
+             usual. Nothing was created; try again in a minute.",
+        ),
         SyncError::ClientRejected(_) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Tavern's Meetup settings are wrong",
