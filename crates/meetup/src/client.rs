@@ -645,7 +645,11 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 fn parse_retry_after(value: &str, now: chrono::DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // Negative or NaN: no usable wait. Finite but beyond any `Duration` (`1e20`):
+        // the longest wait there is, so it is not retried early.
+        return Duration::try_from_secs_f64(seconds)
+            .ok()
+            .or_else(|| (seconds.is_finite() && seconds > 0.0).then_some(Duration::MAX));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     Some(
@@ -990,6 +994,15 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+        // Finite but beyond any `Duration`: the longest wait, without a panic, and
+        // so not retried early.
+        assert_eq!(parse_retry_after("1e20", now), Some(Duration::MAX));
+        assert_eq!(
+            retry_wait(&RetryPolicy::default(), parse_retry_after("1e20", now), 0),
+            None
+        );
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("inf", now), None);
     }
 
     #[test]
