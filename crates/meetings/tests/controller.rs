@@ -572,6 +572,11 @@ async fn a_media_grant_asked_of_a_controller_without_media_is_refused_and_the_se
         .unwrap();
     let refused = error_of(&[next_event(&mut alice).await]);
     assert_eq!(refused.code, proto::NO_MEDIA);
+    assert_eq!(
+        refused.answers.as_deref(),
+        Some(proto::ANSWERS_MEDIA_GRANT),
+        "it says it answers the request"
+    );
     assert!(heartbeat(&mut alice).await.is_empty());
 
     let mut early = c.connect(&c.grant(m, "Early").await).await;
@@ -1524,6 +1529,7 @@ async fn a_flooding_participant_is_limited_and_nobody_else_is_closed() {
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].code, proto::RATE_LIMITED);
+    assert_eq!(errors[0].answers, None, "a budget's answers no request");
     assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
     assert!(how.reason.starts_with("rate_limited"), "{how:?}");
 
@@ -1532,6 +1538,64 @@ async fn a_flooding_participant_is_limited_and_nobody_else_is_closed() {
         let (_, reason) = until_left(client, trudy_id).await;
         assert_eq!(reason, "connection_lost");
         heartbeat(client).await;
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_exchange_dropped_for_a_busy_recipient_is_told_naming_that_recipient() {
+    let c = controller_with(|config| {
+        config.session_queue = 16;
+        // Room for all of them, never full again meanwhile.
+        config.key_exchange_budget = proto::Budget {
+            per_second: 1,
+            burst: 10_000,
+        };
+    })
+    .await;
+    let m = meeting(&c.repo, "Busy").await;
+    let (mut alice, _, alice_grant) = c.join(m, "Alice").await;
+    let (mut bob, _, bob_grant) = c.join(m, "Bob").await;
+    let (mut mallory, _, mallory_grant) = c.join(m, "Mallory").await;
+
+    // Alice and Bob read nothing meanwhile: Mallory sends each far more key exchanges
+    // than they can take (8 MiB), Alice's first.
+    for to in [alice_grant.participant_id, bob_grant.participant_id] {
+        for _ in 0..2_000 {
+            mallory
+                .send(C::E2eKey(proto::KeyExchange {
+                    participant_id: to.to_string(),
+                    payload: vec![7; proto::MAX_KEY_EXCHANGE],
+                }))
+                .await
+                .unwrap();
+        }
+    }
+    mallory.send(C::Leave(proto::Leave {})).await.unwrap();
+    let (told, _) = closed(&mut mallory).await;
+    let busy: Vec<(&str, Option<&str>)> = told
+        .iter()
+        .filter_map(|p| match p {
+            S::Error(e) => Some((e.code.as_str(), e.participant_id.as_deref())),
+            _ => None,
+        })
+        .collect();
+    let (alice_id, bob_id) = (
+        alice_grant.participant_id.to_string(),
+        bob_grant.participant_id.to_string(),
+    );
+    assert_eq!(
+        busy,
+        vec![
+            (proto::RECIPIENT_BUSY, Some(alice_id.as_str())),
+            (proto::RECIPIENT_BUSY, Some(bob_id.as_str())),
+        ],
+        "told once for each recipient, naming it"
+    );
+    // Neither was closed for it.
+    for client in [&mut alice, &mut bob] {
+        let (_, reason) = until_left(client, mallory_grant.participant_id).await;
+        assert_eq!(reason, "voluntary");
     }
     c.stop().await;
 }

@@ -203,7 +203,15 @@
     if ((p = msg(f, 5))) return { kind: 'mute', id: str(p, 1), audioMuted: bool(p, 2), videoMuted: bool(p, 3) };
     if ((p = msg(f, 8))) return { kind: 'ended', reason: str(p, 1) };
     if ((p = msg(f, 9))) return { kind: 'heartbeat-ack' };
-    if ((p = msg(f, 10))) return { kind: 'error', code: str(p, 1), message: str(p, 2) };
+    // Error { string code = 1; string message = 2; optional string participant_id = 3;
+    //   optional string answers = 4; }: `participant_id` names the recipient of a key
+    // exchange dropped (recipient_busy); `answers` the request it answers.
+    if ((p = msg(f, 10))) {
+      return {
+        kind: 'error', code: str(p, 1), message: str(p, 2),
+        participantId: str(p, 3) || null, answers: str(p, 4) || null,
+      };
+    }
     if ((p = msg(f, 11))) {
       const payload = last(p, 2);
       return { kind: 'e2e-key', from: str(p, 1), payload: payload instanceof Uint8Array ? payload.slice() : new Uint8Array(0) };
@@ -686,11 +694,16 @@
         // The meeting moved to another meeting server: this session closes, and the
         // page joins again there with a new grant (see closed()).
         if (message.code === 'meeting_moved') { state.moved = true; break; }
-        // A key exchange dropped because its recipient does not keep up: the keys are
-        // agreed again with the next hello, nothing for the person to do.
-        if (message.code === 'recipient_busy') break;
-        // The answer to a RequestMediaGrant (see askMediaGrant()).
-        if ((message.code === 'no_media' || message.code === 'rate_limited') && state.mediaGrantWaiter) {
+        // A key exchange dropped because its recipient does not keep up: the page says
+        // hello to that one again after a while (KeyRing.busy), nothing for the person
+        // to do.
+        if (message.code === 'recipient_busy') {
+          if (state.keys && message.participantId) state.keys.busy(message.participantId);
+          break;
+        }
+        // The answer to a RequestMediaGrant (see askMediaGrant()), which says so: a
+        // rate_limited of the message budget is no answer to it.
+        if (message.answers === 'request_media_grant' && state.mediaGrantWaiter) {
           state.mediaGrantWaiter({ error: message.message || message.code });
           break;
         }
@@ -1467,8 +1480,13 @@
   // by a space) as an AES-GCM-256 key; the sender key's additional data is its key id,
   // then the sender's and the recipient's ids. A page sends its hello to everybody there
   // when it joins and to each newcomer; whoever receives a hello answers with its own
-  // (once) and its current sender key. When somebody leaves, every page left makes a
-  // new sender key (the next key id) and sends it to the others there only.
+  // (once) and its current sender key; a repeated hello is answered with the sender key
+  // again (the keys already agreed are kept). A page told that a key exchange for a peer
+  // was dropped (recipient_busy, naming the peer) says hello to it again, with its sender
+  // key, after HELLO_RETRY_MS, until the peer answers or the waits run out; a sender key
+  // that came before its sender's hello is asked for again once the hello comes. When
+  // somebody leaves, every page left makes a new sender key (the next key id) and sends
+  // it to the others there only.
   //
   // An encrypted frame: the media header (flag bit 1 set), then an SFrame-style header,
   // key id (u32 BE) and counter (u64 BE), then AES-GCM-128(sender key, iv = key id ++
@@ -1485,10 +1503,17 @@
   const E2E_OVERHEAD = SFRAME_HEADER + 16;
   const KEYS_KEPT = 4;
   const E2E_SALT = utf8.encode('tavern-e2e-v1');
+  /**
+   * The waits before each hello said again to a peer a key exchange for was dropped
+   * (recipient_busy): after the first, while the peer has not answered with its sender
+   * key; then the page gives up until it is told of another drop.
+   */
+  const HELLO_RETRY_MS = [1000, 2000, 4000];
 
   const canEncrypt = () => Boolean(window.crypto && crypto.subtle && window.isSecureContext);
   const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  const sameBytes = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
   function showEncryption() {
     let panel = $('e2e');
@@ -1516,7 +1541,9 @@
   class KeyRing {
     constructor(selfId) {
       this.selfId = selfId;
-      this.peers = new Map(); // id -> { publicRaw, fingerprint, wrap, helloSent, keys: Map }
+      // id -> { publicRaw, fingerprint, wrap, helloSent, keys: Map, and the hellos said
+      // again: missed, answered, retrying, tries }
+      this.peers = new Map();
       this.sender = null; // { id, key, raw, counter }
       this.closed = false;
       this.safetyRun = 0;
@@ -1548,7 +1575,10 @@
     peer(id) {
       let p = this.peers.get(id);
       if (!p) {
-        p = { publicRaw: null, fingerprint: null, wrap: null, helloSent: false, keys: new Map() };
+        p = {
+          publicRaw: null, fingerprint: null, wrap: null, helloSent: false, keys: new Map(),
+          missed: false, answered: false, retrying: false, tries: 0,
+        };
         this.peers.set(id, p);
       }
       return p;
@@ -1570,6 +1600,37 @@
 
     peerJoined(id) { this.run(async () => { this.sendHello(id); this.showSafetyCode(); }); }
 
+    /**
+     * A key exchange for `id` was dropped (recipient_busy): which one is not known, so
+     * the hello (and the sender key, once agreed) is sent again after HELLO_RETRY_MS[0],
+     * and again after each next wait while `id` has not answered with its sender key;
+     * then given up until the next recipient_busy naming it.
+     */
+    busy(id) {
+      if (!state.participants.has(id)) return;
+      const p = this.peer(id);
+      if (p.retrying) return;
+      p.retrying = true;
+      p.tries = 0;
+      this.helloAgain(id, p);
+    }
+
+    helloAgain(id, p) {
+      if (p.tries >= HELLO_RETRY_MS.length) { p.retrying = false; return; }
+      const wait = HELLO_RETRY_MS[p.tries];
+      p.tries += 1;
+      setTimeout(() => this.run(async () => {
+        if (this.peers.get(id) !== p || !state.participants.has(id)) return;
+        if (p.tries > 1 && p.answered) { p.retrying = false; return; }
+        p.answered = false;
+        p.helloSent = false;
+        this.sendHello(id);
+        if (p.wrap) await this.sendSenderKey(id, p);
+        root.dataset.hellosAgain = String(Number(root.dataset.hellosAgain || 0) + 1);
+        this.helloAgain(id, p);
+      }), wait);
+    }
+
     peerLeft(id) {
       this.run(async () => {
         this.peers.delete(id);
@@ -1590,18 +1651,29 @@
       });
     }
 
+    /**
+     * A peer's hello: the wrapping key agreed with it (again only when its public key
+     * is new), and every hello, a repeated one too, answered with this page's sender key
+     * (the peer says hello again when something it sent was dropped, see busy()).
+     */
     async hello(from, publicRaw) {
       const p = this.peer(from);
-      const publicKey = await crypto.subtle.importKey('raw', publicRaw, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
-      const secret = await crypto.subtle.deriveBits({ name: 'ECDH', public: publicKey }, this.pair.privateKey, 256);
-      const hkdf = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveKey']);
-      const ids = [this.selfId, from].sort().join(' ');
-      p.wrap = await crypto.subtle.deriveKey(
-        { name: 'HKDF', hash: 'SHA-256', salt: E2E_SALT, info: utf8.encode(`tavern-e2e-wrap ${ids}`) },
-        hkdf, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-      p.publicRaw = publicRaw.slice();
-      p.fingerprint = hex(await sha256(p.publicRaw));
-      p.keys.clear();
+      const known = p.wrap && p.publicRaw && sameBytes(p.publicRaw, publicRaw);
+      if (!known) {
+        const publicKey = await crypto.subtle.importKey('raw', publicRaw, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+        const secret = await crypto.subtle.deriveBits({ name: 'ECDH', public: publicKey }, this.pair.privateKey, 256);
+        const hkdf = await crypto.subtle.importKey('raw', secret, 'HKDF', false, ['deriveKey']);
+        const ids = [this.selfId, from].sort().join(' ');
+        p.wrap = await crypto.subtle.deriveKey(
+          { name: 'HKDF', hash: 'SHA-256', salt: E2E_SALT, info: utf8.encode(`tavern-e2e-wrap ${ids}`) },
+          hkdf, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+        p.publicRaw = publicRaw.slice();
+        p.fingerprint = hex(await sha256(p.publicRaw));
+        p.keys.clear();
+        // Its sender key came before its hello (the hello was dropped): a hello again
+        // has it sent again.
+        if (p.missed) { p.missed = false; p.helloSent = false; }
+      }
       this.sendHello(from);
       await this.sendSenderKey(from, p);
       this.showSafetyCode();
@@ -1626,12 +1698,14 @@
 
     async senderKey(from, body) {
       const p = this.peers.get(from);
-      if (!p || !p.wrap || body.length < 4 + 12 + 16) return;
+      if (!p || body.length < 4 + 12 + 16) return;
+      if (!p.wrap) { p.missed = true; return; }
       const keyId = new DataView(body.buffer, body.byteOffset, 4).getUint32(0);
       const raw = await crypto.subtle.decrypt(
         { name: 'AES-GCM', iv: body.subarray(4, 16), additionalData: this.keyAad(keyId, from, this.selfId) },
         p.wrap, body.subarray(16));
       p.keys.set(keyId, await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']));
+      p.answered = true;
       while (p.keys.size > KEYS_KEPT) p.keys.delete(p.keys.keys().next().value);
       // Frames under this key can be read from the next key frame on: ask for one now.
       if (state.media) state.media.requestKeyframe(from, TRACK_VIDEO, true);

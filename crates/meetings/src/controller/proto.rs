@@ -81,7 +81,8 @@
 //! message StreamUnpublished { string stream_id = 1; string participant_id = 2; }
 //! message MeetingEnded { string reason = 1; }
 //! message HeartbeatAck {}
-//! message Error { string code = 1; string message = 2; }
+//! message Error { string code = 1; string message = 2; optional string participant_id = 3;
+//!   optional string answers = 4; }
 //! message Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
 //! message Visitor { string participant_id = 1; string display_name = 2; }
 //! message WaitingRoom { repeated Visitor waiting = 1; }
@@ -168,8 +169,18 @@
 //! opaque to the controller, which neither reads nor logs it. A key exchange for nobody
 //! connected is dropped (the participant may have just left). One whose recipient has
 //! half its outgoing queue or more waiting (it does not keep up) is dropped too, and the
-//! sender told once with `Error` [`RECIPIENT_BUSY`] (not again until its key exchange
-//! budget has filled up again): the recipient is never closed for what others send it. Error
+//! sender told with `Error` [`RECIPIENT_BUSY`] naming that recipient in `participant_id`:
+//! once per recipient, not again for it until the sender's key exchange budget has
+//! filled up again. The recipient is never closed for what others send it. The sender
+//! decides what to send again: the browser client says hello to that recipient again
+//! after 1 s, and after 2 s and 4 s more while it has not answered with its sender key
+//! (a client answers every hello, a repeated one too, with its sender key).
+//!
+//! `Error.participant_id` is set for [`RECIPIENT_BUSY`] only. `Error.answers` names the
+//! client message the error answers when it is the answer to one the client waits for:
+//! `request_media_grant` ([`ANSWERS_MEDIA_GRANT`]) on the `no_media` and `rate_limited`
+//! answers to `RequestMediaGrant`, so that a client tells them apart from a budget's
+//! `rate_limited`, which answers nothing. Error
 //! codes: `invalid_message`, [`RECIPIENT_BUSY`], [`TOO_MANY_STREAMS`], [`ADMISSION_DENIED`],
 //! [`WAITING_TIMEOUT`], [`WAITING_ROOM_FULL`], `not_host`, `unknown_visitor`, [`AUTH_REQUIRED`] (a guest's join to a
 //! meeting that admits signed-in users only, even with a grant made before the host
@@ -249,8 +260,11 @@ pub const MAX_WAITING: usize = 100;
 pub const RATE_LIMITED: &str = "rate_limited";
 
 /// The `Error` code of a key exchange dropped because its recipient has too much
-/// waiting for it already.
+/// waiting for it already; `participant_id` names the recipient.
 pub const RECIPIENT_BUSY: &str = "recipient_busy";
+
+/// `Error.answers` of an error answering `RequestMediaGrant`.
+pub const ANSWERS_MEDIA_GRANT: &str = "request_media_grant";
 
 /// How many messages of a kind one session may send: a token bucket holding `burst`
 /// messages, refilled at `per_second`. A message that finds it empty is dropped.
@@ -725,6 +739,14 @@ pub struct Error {
     pub code: String,
     #[prost(string, tag = "2")]
     pub message: String,
+    /// The participant it is about: the recipient of a key exchange dropped
+    /// ([`RECIPIENT_BUSY`]).
+    #[prost(string, optional, tag = "3")]
+    pub participant_id: Option<String>,
+    /// The client message it answers, when the client waits for an answer
+    /// ([`ANSWERS_MEDIA_GRANT`]).
+    #[prost(string, optional, tag = "4")]
+    pub answers: Option<String>,
 }
 
 impl Error {
@@ -733,7 +755,21 @@ impl Error {
         Error {
             code: code.to_owned(),
             message: message.into(),
+            participant_id: None,
+            answers: None,
         }
+    }
+
+    /// This error, about `participant`.
+    pub fn about(mut self, participant: impl fmt::Display) -> Error {
+        self.participant_id = Some(participant.to_string());
+        self
+    }
+
+    /// This error, as the answer to the client message `answers`.
+    pub fn answering(mut self, answers: &str) -> Error {
+        self.answers = Some(answers.to_owned());
+        self
     }
 }
 

@@ -688,9 +688,9 @@ struct Session {
     messages: Bucket,
     /// Its budget of key exchanges ([`proto::KEY_EXCHANGE_BUDGET`]).
     key_exchanges: Bucket,
-    /// Whether it was told of a key exchange dropped for a busy recipient since its
-    /// key exchange budget was last full.
-    told_busy: bool,
+    /// The recipients it was told of a key exchange dropped for (busy) since its key
+    /// exchange budget was last full.
+    told_busy: HashSet<ParticipantId>,
     /// Whether its participant is the meeting's host (its creator, signed in).
     host: bool,
 }
@@ -771,7 +771,7 @@ async fn run_session(
         ),
         messages: Bucket::new(message_budget, Instant::now()),
         key_exchanges: Bucket::new(key_exchange_budget, Instant::now()),
-        told_busy: false,
+        told_busy: HashSet::new(),
         host: false,
     };
     let ending = session.run(&mut inbound, peer, user_agent).await;
@@ -1402,7 +1402,7 @@ impl Session {
         let budget = bucket.budget;
         let verdict = bucket.take(now);
         if self.key_exchanges.rested {
-            self.told_busy = false;
+            self.told_busy.clear();
         }
         match verdict {
             Verdict::Pass => Ok(true),
@@ -1605,46 +1605,58 @@ impl Session {
                         );
                         None
                     }
-                    Relayed::Busy if self.told_busy => None,
+                    Relayed::Busy if self.told_busy.contains(&to) => None,
                     Relayed::Busy => {
                         tracing::info!(recipient = %to, "key exchange dropped: its recipient does not keep up");
-                        self.told_busy = true;
-                        self.reply(Out::Error(proto::Error::new(
-                            proto::RECIPIENT_BUSY,
-                            format!(
-                                "participant {to} has too much waiting for it; key exchanges for it are dropped for now"
-                            ),
-                        )))
+                        self.told_busy.insert(to);
+                        self.reply(Out::Error(
+                            proto::Error::new(
+                                proto::RECIPIENT_BUSY,
+                                format!(
+                                    "participant {to} has too much waiting for it; key exchanges for it are dropped for now"
+                                ),
+                            )
+                            .about(to),
+                        ))
                     }
                 }
             }
             In::RequestMediaGrant(_) => {
                 if shared.config.media.is_none() {
-                    return self.reply(Out::Error(proto::Error::new(
-                        proto::NO_MEDIA,
-                        "this meeting server hands out no media grants",
-                    )));
+                    return self.reply(Out::Error(
+                        proto::Error::new(
+                            proto::NO_MEDIA,
+                            "this meeting server hands out no media grants",
+                        )
+                        .answering(proto::ANSWERS_MEDIA_GRANT),
+                    ));
                 }
                 if let Err(wait) = self.media_grants.allow(std::time::Instant::now()) {
                     tracing::info!("media grant refused: rate limit");
-                    return self.reply(Out::Error(proto::Error::new(
-                        "rate_limited",
-                        format!(
-                            "at most {} new media grants a minute; ask again in {} s",
-                            proto::MEDIA_GRANTS_PER_MINUTE,
-                            wait.as_secs().max(1)
-                        ),
-                    )));
+                    return self.reply(Out::Error(
+                        proto::Error::new(
+                            proto::RATE_LIMITED,
+                            format!(
+                                "at most {} new media grants a minute; ask again in {} s",
+                                proto::MEDIA_GRANTS_PER_MINUTE,
+                                wait.as_secs().max(1)
+                            ),
+                        )
+                        .answering(proto::ANSWERS_MEDIA_GRANT),
+                    ));
                 }
                 match self.media_grant(true, None).await {
                     Some((_, grant)) => {
                         tracing::info!(url = %grant.url, "new media grant");
                         self.reply(Out::MediaGrant(grant))
                     }
-                    None => self.reply(Out::Error(proto::Error::new(
-                        proto::NO_MEDIA,
-                        "no media server can take this meeting right now; try again shortly",
-                    ))),
+                    None => self.reply(Out::Error(
+                        proto::Error::new(
+                            proto::NO_MEDIA,
+                            "no media server can take this meeting right now; try again shortly",
+                        )
+                        .answering(proto::ANSWERS_MEDIA_GRANT),
+                    )),
                 }
             }
             In::Admission(admission) => {
