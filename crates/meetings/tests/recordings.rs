@@ -143,6 +143,17 @@ impl Drop for Site {
     }
 }
 
+/// What [`Site::recording_alice`] sets up.
+struct Recording {
+    /// The host's access token.
+    host: String,
+    meeting: MeetingId,
+    alice_id: ParticipantId,
+    alice: MediaClient,
+    /// The recording's id.
+    id: String,
+}
+
 impl Site {
     async fn call(
         &self,
@@ -260,6 +271,31 @@ impl Site {
         )
         .await
         .unwrap()
+    }
+
+    /// A host's meeting that allows recording, Alice in it with her media session, and a
+    /// recording of it started (the recorder connected).
+    async fn recording_alice(&self) -> Recording {
+        let host = self.account("host@example.com", "Host").await;
+        let meeting = self
+            .meeting(
+                &host,
+                json!({"allow_recording": true, "enable_e2e_encryption": false}),
+            )
+            .await;
+        let (alice_id, alice) = self.participant(meeting, "Alice").await;
+        self.connected(1).await;
+        let (status, started) = self.start_recording(meeting, &host).await;
+        assert_eq!(status, 201, "{started}");
+        let id = started["recording_id"].as_str().unwrap().to_owned();
+        self.connected(2).await;
+        Recording {
+            host,
+            meeting,
+            alice_id,
+            alice,
+            id,
+        }
     }
 
     async fn connected(&self, n: usize) {
@@ -619,19 +655,13 @@ async fn a_two_person_meeting_is_recorded_as_a_webm_a_demuxer_reads_and_download
 #[tokio::test]
 async fn a_publisher_whose_media_session_was_lost_is_recorded_again_from_its_new_one() {
     let site = site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (alice_id, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        host,
+        meeting,
+        alice_id: alice_id,
+        alice,
+        id,
+    } = site.recording_alice().await;
     let watch = (meeting, host.as_str(), id.as_str());
     let first = publish(&site, watch, &[(&alice, 0)]).await;
 
@@ -677,19 +707,13 @@ async fn a_publisher_whose_media_session_was_lost_is_recorded_again_from_its_new
 #[tokio::test]
 async fn a_database_that_does_not_answer_does_not_hold_up_the_recording() {
     let site = site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
 
     let pool = site.world.postgres.pool();
     let mut locked = pool.begin().await.unwrap();
@@ -1469,19 +1493,13 @@ async fn flaky_site() -> (Site, FlakyStore) {
 #[tokio::test]
 async fn a_failed_upload_is_retried_and_the_file_kept() {
     let (site, flaky) = flaky_site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
     publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
 
     // The store is out when the recording stops.
@@ -1760,19 +1778,13 @@ async fn disallowing_recording_or_enabling_e2e_stops_the_running_recording() {
         ),
     ] {
         let site = site().await;
-        let host = site.account("host@example.com", "Host").await;
-        let meeting = site
-            .meeting(
-                &host,
-                json!({"allow_recording": true, "enable_e2e_encryption": false}),
-            )
-            .await;
-        let (_, alice) = site.participant(meeting, "Alice").await;
-        site.connected(1).await;
-        let (status, started) = site.start_recording(meeting, &host).await;
-        assert_eq!(status, 201, "{started}");
-        let id = started["recording_id"].as_str().unwrap().to_owned();
-        site.connected(2).await;
+        let Recording {
+            host,
+            meeting,
+            alice,
+            id,
+            ..
+        } = site.recording_alice().await;
         publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
 
         let (status, body) = site
@@ -1949,19 +1961,13 @@ async fn a_file_stored_after_its_recording_was_deleted_is_deleted_too() {
 #[tokio::test]
 async fn a_recording_failed_as_left_behind_while_its_server_lives_is_still_finished() {
     let site = site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
     publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
 
     // Its touches did not reach the database for a while (an outage), and another
@@ -1987,19 +1993,13 @@ async fn a_recording_failed_as_left_behind_while_its_server_lives_is_still_finis
 #[tokio::test]
 async fn a_full_disk_stops_the_recording_and_keeps_what_was_spooled() {
     let site = site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
     // Two seconds of camera: the first track.
     for n in 0..VIDEO_FRAMES {
         let key = n % 30 == 0;
