@@ -658,7 +658,7 @@ async fn a_publisher_whose_media_session_was_lost_is_recorded_again_from_its_new
     let Recording {
         host,
         meeting,
-        alice_id: alice_id,
+        alice_id,
         alice,
         id,
     } = site.recording_alice().await;
