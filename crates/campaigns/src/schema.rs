@@ -279,6 +279,10 @@ pub const AUTHORISATION_REFUSED_ALERTED: &str = "alerted";
 /// same refresh token at once (Meetup rotates it; the second would be refused and
 /// taken for a refused authorisation). The value names the holder. Tavern's own key.
 pub const TOKEN_REFRESH_LOCK: &str = "tavern:campaigns:meetup_token_refresh_lock";
+/// String with a TTL: held by whoever is telling the organisers about the recorded
+/// refusal right now, so that one replica sends the alert; the value names the
+/// holder. Tavern's own key.
+pub const REFUSAL_ALERT_LOCK: &str = "tavern:campaigns:meetup_refusal_alert_lock";
 /// [`AUTHORISATION_REFUSED`] field: present while the stored token pair is the one
 /// Meetup refused (a refresh storing another removes it); no refresh is tried then.
 pub const AUTHORISATION_REFUSED_CURRENT: &str = "current";

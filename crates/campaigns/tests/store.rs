@@ -412,6 +412,44 @@ async fn organiser_tokens_are_three_plain_strings() {
     assert!(!format!("{read:?}").contains("s3cr3t-a"));
 }
 
+/// One claim at a time to tell the organisers about a refusal; it counts as told only
+/// when the claim ends told, and a claim that ends untold leaves it for the next.
+#[tokio::test]
+async fn a_refusal_alert_is_claimed_by_one_and_told_only_when_sent() {
+    let env = env().await;
+    let tokens = Tokens {
+        access: "a".into(),
+        refresh: "r".into(),
+    };
+    env.store
+        .set_organizer_tokens(&tokens, at("2026-03-03T10:00:00Z"))
+        .await
+        .unwrap();
+    assert!(env.store.claim_refusal_alert().await.unwrap().is_none());
+    assert!(
+        env.store
+            .note_authorisation_refused(&tokens.refresh, at("2026-03-03T09:00:00Z"))
+            .await
+            .unwrap()
+    );
+
+    let first = env.store.claim_refusal_alert().await.unwrap().unwrap();
+    assert_eq!(first.at, at("2026-03-03T09:00:00Z"));
+    assert!(
+        env.store.claim_refusal_alert().await.unwrap().is_none(),
+        "another replica does not send it too"
+    );
+    env.store.finish_refusal_alert(first, false).await.unwrap();
+    let again = env.store.claim_refusal_alert().await.unwrap().unwrap();
+    env.store.finish_refusal_alert(again, true).await.unwrap();
+    assert!(env.store.claim_refusal_alert().await.unwrap().is_none());
+    assert_eq!(
+        env.get(campaigns::schema::REFUSAL_ALERT_LOCK).await,
+        None,
+        "the claim is given back"
+    );
+}
+
 // ---- Events ---------------------------------------------------------------------------
 
 #[tokio::test]

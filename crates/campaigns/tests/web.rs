@@ -689,6 +689,67 @@ async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_ever
     assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
 }
 
+/// An alert Discord refused is sent again at the next run: the refusal counts as told
+/// only once the message went out, and then it is not sent again.
+#[tokio::test]
+async fn a_refusal_alert_discord_refused_is_sent_at_the_next_run_and_then_not_again() {
+    let mut site = site(&["dragons"]).await;
+    let alerts = site
+        .world
+        .sim
+        .create_channel(
+            site.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+    let mut settings = site.config.discord.clone().unwrap();
+    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+    site.config.discord = Some(settings.clone());
+    let clock = site.world.clock.clone();
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let job = campaigns::web::organiser::token_refresh(
+        site.repo.clone(),
+        client,
+        site.config.client_id.clone(),
+        site.config.client_secret.clone(),
+        clock.clone(),
+        Some(campaigns::web::organiser::RefusalAlerts {
+            discord: site.ctx.discord.clone(),
+            settings,
+            organiser_page: format!("{}/campaigns/organiser", site.base),
+        }),
+    );
+    let told = || site.world.sim.messages(alerts).len();
+    store_tokens(&site, "dead-access", "dead-refresh", clock.now()).await;
+    // Discord refuses the first alert.
+    site.world.sim.inject_fault(
+        discord_sim::RouteMatch::new("POST", format!("/channels/{}/messages", alerts.get())),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+
+    assert!(job.run_now().await.is_err());
+    assert_eq!(told(), 0, "Discord refused it");
+    assert!(site.repo.authorisation_refused().await.unwrap().is_some());
+
+    clock.advance(Duration::from_secs(3600));
+    job.run_now().await.unwrap();
+    assert_eq!(told(), 1, "sent at the next run");
+    clock.advance(Duration::from_secs(3600));
+    job.run_now().await.unwrap();
+    assert_eq!(told(), 1, "and not again");
+    assert_eq!(
+        site.world
+            .sim
+            .messages(alerts)
+            .into_iter()
+            .filter(|m| m.content.contains("Meetup refused Tavern's authorisation"))
+            .count(),
+        1
+    );
+}
+
 /// Meetup refusing Tavern's own client secret (`invalid_client`) is a configuration
 /// error: logged as an error naming the setting, and neither recorded nor alerted as
 /// a refusal an organiser could answer by authorising again.

@@ -65,7 +65,10 @@ pub use discord_view::{DiscordView, EventState, FreeSpotsMessage, SeriesState};
 pub use events::{EventDeletion, EventUpsert, MeetupEvent, SyncView, TrackedEvent, TrackedSeries};
 pub use linking::{CSRF_TTL_SECS, CsrfCheck, LINKING_ID_TTL_SECS, OPENED_LINKING_ID_TTL_SECS};
 pub use links::{LinkOutcome, UserTokens};
-pub use organiser::{OrganizerTokens, TOKEN_REFRESH_LOCK_TTL, TokenRefreshLock};
+pub use organiser::{
+    OrganizerTokens, REFUSAL_ALERT_LOCK_TTL, RefusalAlertClaim, TOKEN_REFRESH_LOCK_TTL,
+    TokenRefreshLock,
+};
 pub use orphans::Orphan;
 pub use removals::Removal;
 pub use schedule::{ScheduleClaim, UNKNOWN_KEPT_SECONDS};

@@ -16,6 +16,20 @@ use crate::schema;
 /// longer than a refresh takes, retries included.
 pub const TOKEN_REFRESH_LOCK_TTL: Duration = Duration::from_secs(60);
 
+/// How long a claim to tell the organisers about a refusal lives if its holder never
+/// finishes it (it died): longer than sending one Discord message takes.
+pub const REFUSAL_ALERT_LOCK_TTL: Duration = Duration::from_secs(60);
+
+/// A claim to tell the organisers about the recorded refusal
+/// ([`Repo::claim_refusal_alert`]).
+#[derive(Debug)]
+pub struct RefusalAlertClaim {
+    /// When Meetup refused Tavern's authorisation: what the alert says.
+    pub at: DateTime<Utc>,
+    raw: String,
+    holder: String,
+}
+
 /// The organiser token's refresh lock, held ([`Repo::try_lock_token_refresh`]); give
 /// it back with [`Repo::unlock_token_refresh`].
 #[derive(Debug)]
@@ -148,16 +162,7 @@ impl Repo {
     /// Gives the refresh lock back, if it is still `lock`'s (not expired and taken by
     /// somebody else meanwhile).
     pub async fn unlock_token_refresh(&self, lock: TokenRefreshLock) -> Result<(), RepoError> {
-        let mut writes = Writes::new();
-        writes.del(schema::TOKEN_REFRESH_LOCK);
-        self.redis
-            .apply_if(
-                schema::TOKEN_REFRESH_LOCK,
-                Some(lock.holder.as_bytes()),
-                &writes,
-            )
-            .await?;
-        Ok(())
+        self.release(schema::TOKEN_REFRESH_LOCK, &lock.holder).await
     }
 
     /// Records that Meetup refused Tavern's authorisation at `at` (first refusal kept)
@@ -203,36 +208,88 @@ impl Repo {
             .await?)
     }
 
-    /// The recorded refusal's time if the organisers have not been told about it yet,
-    /// marking them told in the same step: `Some` once per refusal, however many
-    /// replicas and jobs ask.
-    pub async fn take_refusal_alert(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
-        let Some(raw) = self.refusal_time().await? else {
+    /// Claims telling the organisers about the recorded refusal, if they have not been
+    /// told yet and nobody else is telling them right now (`schema::REFUSAL_ALERT_LOCK`,
+    /// held for [`REFUSAL_ALERT_LOCK_TTL`] at most). Send the alert, then
+    /// [`Repo::finish_refusal_alert`]: the refusal counts as told only once the alert
+    /// went out, so a failed send is tried again, and one replica sends it.
+    pub async fn claim_refusal_alert(&self) -> Result<Option<RefusalAlertClaim>, RepoError> {
+        if self.untold_refusal().await?.is_none() {
             return Ok(None);
-        };
-        let at = time(schema::AUTHORISATION_REFUSED, Some(raw.clone()))?;
-        let mut writes = Writes::new();
-        writes.hset(
-            schema::AUTHORISATION_REFUSED,
-            schema::AUTHORISATION_REFUSED_ALERTED,
-            "1",
-        );
-        let conditions = [
-            Condition::hash_field(
-                schema::AUTHORISATION_REFUSED,
-                schema::AUTHORISATION_REFUSED_AT,
-                Some(raw.as_str()),
-            ),
-            Condition::hash_field(
+        }
+        let holder = lock_holder();
+        let ttl_ms = u64::try_from(REFUSAL_ALERT_LOCK_TTL.as_millis()).unwrap_or(u64::MAX);
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(schema::REFUSAL_ALERT_LOCK)
+            .arg(&holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        if taken.is_none() {
+            return Ok(None);
+        }
+        // Read again under the lock: somebody may have finished telling them between.
+        match self.untold_refusal().await? {
+            Some((raw, at)) => Ok(Some(RefusalAlertClaim { at, raw, holder })),
+            None => {
+                self.release(schema::REFUSAL_ALERT_LOCK, &holder).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Ends a claim: with `told`, the refusal it was for (if still the recorded one)
+    /// counts as told from now on; without, the next claim tries again.
+    pub async fn finish_refusal_alert(
+        &self,
+        claim: RefusalAlertClaim,
+        told: bool,
+    ) -> Result<(), RepoError> {
+        if told {
+            let mut writes = Writes::new();
+            writes.hset(
                 schema::AUTHORISATION_REFUSED,
                 schema::AUTHORISATION_REFUSED_ALERTED,
-                None::<&str>,
-            ),
-        ];
-        Ok(match self.redis.apply_when(&conditions, &writes).await? {
-            Conditional::Applied(_) => at,
-            Conditional::Refused(_) => None,
-        })
+                "1",
+            );
+            let conditions = [Condition::hash_field(
+                schema::AUTHORISATION_REFUSED,
+                schema::AUTHORISATION_REFUSED_AT,
+                Some(claim.raw.as_str()),
+            )];
+            self.redis.apply_when(&conditions, &writes).await?;
+        }
+        self.release(schema::REFUSAL_ALERT_LOCK, &claim.holder)
+            .await
+    }
+
+    /// The recorded refusal (as stored, and read) if the organisers were not told.
+    async fn untold_refusal(&self) -> Result<Option<(String, DateTime<Utc>)>, RepoError> {
+        let (at, alerted): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(schema::AUTHORISATION_REFUSED)
+            .arg(schema::AUTHORISATION_REFUSED_AT)
+            .arg(schema::AUTHORISATION_REFUSED_ALERTED)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        match (at, alerted) {
+            (Some(raw), None) => {
+                let at = time(schema::AUTHORISATION_REFUSED, Some(raw.clone()))?;
+                Ok(at.map(|at| (raw, at)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes lock `key` if `holder` still holds it.
+    async fn release(&self, key: &str, holder: &str) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(key);
+        self.redis
+            .apply_if(key, Some(holder.as_bytes()), &writes)
+            .await?;
+        Ok(())
     }
 
     /// The organiser's tokens, if an organiser has authorised Tavern.

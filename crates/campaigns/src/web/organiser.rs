@@ -22,7 +22,8 @@
 //! again), only an organiser can help: the refusal is recorded (Tavern's own key
 //! `schema::AUTHORISATION_REFUSED`),
 //! the page says "Meetup refused Tavern's authorisation on <date>: authorise again",
-//! and the organisers are told once in the alerts channel ([`alert_refusal`]).
+//! and the organisers are told once in the alerts channel ([`alert_refusal`]; one
+//! replica sends it, and an alert Discord refused is sent again at the next run).
 //! While the stored pair is the refused one, nothing refreshes it (the job, the sync
 //! and the schedule form), so the refusal keeps its date and costs no refresh token.
 //! An organiser authorising again, or a Meetup call with the token that works, clears
@@ -43,11 +44,10 @@ use maud::html;
 use meetup::{ClientId, ClientSecret, MeetupClient, MeetupError};
 use web::page::{Page, Problem};
 
-use discord::Discord;
+use discord::{Discord, Reply};
 
 use super::{WebState, leave_for_meetup, meetup_problem, storage_problem};
 use crate::config::DiscordSettings;
-use crate::lifecycle::alert_organisers;
 use crate::repo::{Repo, RepoError, Tokens};
 pub use crate::sync::next_token_refresh;
 
@@ -327,23 +327,36 @@ pub fn refusal_alert(at: DateTime<Utc>, organiser_page: &str) -> String {
 }
 
 /// Tells the organisers in the alerts channel that Meetup refused Tavern's
-/// authorisation, once per recorded refusal ([`Repo::take_refusal_alert`]); nothing
-/// when none is recorded or they were told already. Failures are logged.
+/// authorisation, once per recorded refusal ([`Repo::claim_refusal_alert`]): one
+/// replica sends it, and it counts as sent only once Discord took it, so a failed send
+/// is tried again at the next run. Nothing when none is recorded, they were told
+/// already, or no alerts channel is configured. Failures are logged.
 pub async fn alert_refusal(repo: &Repo, alerts: &RefusalAlerts) {
-    match repo.take_refusal_alert().await {
-        Ok(Some(at)) => {
-            tracing::warn!(refused_at = %at.to_rfc3339(), "Meetup refused Tavern's authorisation; telling the organisers");
-            alert_organisers(
-                &alerts.discord,
-                &alerts.settings,
-                &refusal_alert(at, &alerts.organiser_page),
-            )
-            .await;
-        }
-        Ok(None) => {}
+    let claim = match repo.claim_refusal_alert().await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => return,
         Err(error) => {
             tracing::warn!(%error, "could not check whether the organisers were told Meetup refused Tavern's authorisation");
+            return;
         }
+    };
+    let at = claim.at;
+    tracing::warn!(refused_at = %at.to_rfc3339(), "Meetup refused Tavern's authorisation; telling the organisers");
+    let told = match alerts.settings.alerts_channel {
+        None => true,
+        Some(channel) => {
+            let text = refusal_alert(at, &alerts.organiser_page);
+            match alerts.discord.send(channel, &Reply::text(&text)).await {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(%channel, %error, "could not tell the organisers that Meetup refused Tavern's authorisation; trying again at the next run");
+                    false
+                }
+            }
+        }
+    };
+    if let Err(error) = repo.finish_refusal_alert(claim, told).await {
+        tracing::warn!(%error, "could not record that the organisers were told Meetup refused Tavern's authorisation");
     }
 }
 
