@@ -1710,3 +1710,107 @@ async fn a_moved_meeting_takes_back_those_let_in_and_its_visitors_wait_there() {
     walt.quit().await;
     stop.cancel();
 }
+
+/// A program joined as guest `name` to meeting `code` over the API.
+async fn guest_over_api(
+    app: &common::TestApp,
+    code: &str,
+    name: &str,
+) -> (meetings::controller::client::Client, String) {
+    let grant: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/guest-token")))
+        .json(&json!({ "display_name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut client = meetings::controller::client::Client::connect(
+        grant["webtransport_url"].as_str().unwrap(),
+        grant["wt_token"].as_str().unwrap(),
+        grant["certificate_hash"].as_str(),
+    )
+    .await
+    .unwrap();
+    let joined = client.join(grant["token"].as_str().unwrap()).await.unwrap();
+    (client, joined.participant_id)
+}
+
+/// In an end-to-end encrypted meeting, a page whose hello to a participant that does
+/// not keep up was dropped (the controller says `recipient_busy`, naming it) says hello
+/// to it again, so that it gets the page's key once it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_hello_was_dropped_for_a_busy_participant_says_it_again() {
+    use meetings::controller::proto::{
+        KeyExchange, MAX_KEY_EXCHANGE, RECIPIENT_BUSY, client_message::Payload as C,
+        server_message::Payload as S,
+    };
+    const HELLOS_AGAIN: &str = "return document.getElementById('meet').dataset.hellosAgain || ''";
+    let (app, ctx, settings) = separate_world().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    start_controller(
+        &ctx,
+        &settings,
+        "mc-only",
+        |config| config.session_queue = 16,
+        &stop,
+    )
+    .await;
+    let (code, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Whispers", "enable_e2e_encryption": true }),
+    )
+    .await;
+
+    // Alice reads nothing while Mallory sends her far more key exchanges than she can
+    // take, until the controller drops them.
+    let (mut alice, alice_id) = guest_over_api(&app, &code, "Alice").await;
+    let (mut mallory, _) = guest_over_api(&app, &code, "Mallory").await;
+    for _ in 0..2_000 {
+        mallory
+            .send(C::E2eKey(KeyExchange {
+                participant_id: alice_id.clone(),
+                payload: vec![7; MAX_KEY_EXCHANGE],
+            }))
+            .await
+            .unwrap();
+    }
+    loop {
+        let message = tokio::time::timeout(LIMIT, mallory.next())
+            .await
+            .expect("Mallory is told in time")
+            .unwrap()
+            .expect("Mallory's session goes on");
+        if let Some(S::Error(e)) = message.payload
+            && e.code == RECIPIENT_BUSY
+        {
+            break;
+        }
+    }
+
+    // Fay's page joins: its hello to Alice is dropped, and it says it again.
+    let (fay, fay_id) = join_by_link(&app.url(""), &code, "Fay").await;
+    fay.text_when("Fay says hello again", LIMIT, HELLOS_AGAIN, |n| {
+        !n.is_empty()
+    })
+    .await;
+
+    // Alice reads again, and Fay's hello reaches her.
+    loop {
+        let message = tokio::time::timeout(LIMIT, alice.next())
+            .await
+            .expect("Fay's hello reaches Alice in time")
+            .unwrap()
+            .expect("Alice's session goes on");
+        if let Some(S::E2eKey(k)) = message.payload
+            && k.participant_id == fay_id
+            && k.payload.first() == Some(&1)
+        {
+            break;
+        }
+    }
+    fay.quit().await;
+    stop.cancel();
+}
