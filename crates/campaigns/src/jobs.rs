@@ -1,6 +1,6 @@
 //! The campaigns' scheduled work, on the kit's [`Job`]s: the sync ([`meetup_sync`]),
 //! both of its steps in one job: Meetup → Redis ([`sync_once`]), then, with
-//! [`crate::config::DiscordSettings`], Redis → Discord ([`sync_discord`]). The job
+//! [`crate::config::DiscordSettings`], Redis → Discord ([`crate::discord_sync::sync_discord`]). The job
 //! runner's Redis lock (`tavern:lock:job:{name}`) keeps two replicas from running it
 //! in the same period, and every whole sync, however started, takes the sync guard
 //! ([`crate::schema::SYNC_RUNNING`]), so one sync runs at a time across replicas.

@@ -138,9 +138,10 @@
 //!   the guild's members needs the bot's Server Members intent.
 //! - **The Meetup sync** names a series after the event that started it, deletes only
 //!   events of the groups Meetup answered for whose stored time lies in the window it
-//!   asked about, keeps skipped events as stored, keeps a session's RSVPs when Meetup
-//!   lists fewer than it counts and removes more than half of them only when the next
-//!   run confirms it (Tavern's key `tavern:campaigns:pending_rsvp_removals`), and
+//!   asked about, keeps skipped events as stored, adds the players an RSVP list names
+//!   but removes nobody when Meetup lists fewer than it counts (the report names the
+//!   event), removes more than half of a session's RSVPs only when the next run
+//!   confirms it (Tavern's key `tavern:campaigns:pending_rsvp_removals`), and
 //!   refreshes a refused organiser token once; every rule is in [`sync`]'s docs.
 //! - **Who is a host** of a game: a member holding its host role, or a member linked
 //!   to a Meetup host of one of the series' events; admins may use the host commands
@@ -203,13 +204,22 @@
 //!   new pair with the next time 2 days on, or a quarter of an hour before the new
 //!   access token expires when Meetup's `expires_in` says that is sooner (Meetup's
 //!   access tokens last an hour), only if the spent refresh token is still
-//!   the stored one (a newer authorisation wins); failed, the next try is 1 hour on.
-//!   When Meetup refuses the authorisation itself (the refresh grant refused, by this
-//!   job or the sync, or a freshly refreshed token refused again), it is recorded in
-//!   Tavern's key `tavern:campaigns:meetup_authorisation_refused`: the organiser page
-//!   says "Meetup refused Tavern's authorisation on <date>: authorise again", the
-//!   organisers are told once in the alerts channel, and storing a new token pair
-//!   (an organiser authorising again) clears it.
+//!   the stored one (a newer authorisation wins); failed, the next try is 1 hour on
+//!   (for that pair only). The job, the sync and the schedule form refresh under one
+//!   lock (Tavern's key `tavern:campaigns:meetup_token_refresh_lock`): the job skips a
+//!   run while someone else refreshes, the others wait for it and use the pair it
+//!   stored. When Meetup refuses the authorisation itself (the refresh grant refused
+//!   with `invalid_grant`, by this job or the sync, or a freshly refreshed token
+//!   refused again), it is recorded in Tavern's key
+//!   `tavern:campaigns:meetup_authorisation_refused`: the organiser page says "Meetup
+//!   refused Tavern's authorisation on \<date\>: authorise again", the organisers are
+//!   told once in the alerts channel (by one replica, under
+//!   `tavern:campaigns:meetup_refusal_alert_lock`; a send Discord refused is tried
+//!   again at the next run), and the refused pair is not refreshed again. An organiser
+//!   authorising again, or a Meetup call with the token that works, clears it. Meetup
+//!   refusing Tavern's own client (`invalid_client`) is logged as an error naming the
+//!   `meetup_client_id` / `meetup_client_secret` settings, not recorded or alerted; a
+//!   429 or other answer from the token endpoint is a failure retried later.
 //! - **Linking keeps no user tokens**: only who the Meetup account is matters, so
 //!   `meetup_user:{}:oauth2_tokens` is not written by the web flow. Opening the linking
 //!   page starts the id's 10 minutes (the button only checks it again).

@@ -199,7 +199,8 @@ impl MeetupClient {
     /// Fewer entries than the connection's `totalCount` (paging that ended early, a
     /// group that hides members from the token's owner) is
     /// [`MeetupError::Incomplete`]: a caller replacing its copy with a short list would
-    /// drop the players it left out.
+    /// drop the players it left out ([`MeetupClient::event_rsvp_list`] hands out the
+    /// part Meetup listed).
     pub async fn event_rsvps(
         &self,
         token: &AccessToken,

@@ -81,8 +81,12 @@
 //!   (the caller's next run asks again) rather than being cut short. Connection
 //!   failures are retried likewise for GraphQL reads. Other 4xx are never retried.
 //!   OAuth grants retry only 429: after a 5xx the code may be spent. A token endpoint
-//!   answering 5xx is [`MeetupError::Status`] even with an OAuth `error` body; only a
-//!   4xx with one is a refused grant ([`MeetupError::OAuth`]).
+//!   answering 5xx, 429 or another 4xx is [`MeetupError::Status`] even with an OAuth
+//!   `error` body; only a 400 or 401 with one is a refused grant
+//!   ([`MeetupError::OAuth`]: `invalid_grant` is the user's grant,
+//!   [`MeetupError::is_refused_grant`]; `invalid_client` is Tavern's own client id or
+//!   secret, [`MeetupError::is_client_rejected`]). A `Retry-After` too large for a
+//!   duration counts as the longest wait.
 //! - **RSVPs without a status** (the schema allows null) are kept in the YES list the
 //!   server was asked for, so one odd entry never fails an event's whole list.
 //! - **Paging** follows `pageInfo.endCursor` while `hasNextPage`, 100 items a page by

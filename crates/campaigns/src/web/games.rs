@@ -8,7 +8,7 @@
 //! in, and a host gets the link to schedule the next session; a visitor not linked is
 //! told how to link. Games with a session to come are first, soonest first; the others
 //! follow, the most recent first. The page reads Redis only (the Discord step's view,
-//! [`Repo::discord_view`]): it makes no Meetup or Discord call. A series the view could
+//! [`crate::Repo::discord_view`]): it makes no Meetup or Discord call. A series the view could
 //! not read is left out, as the sync leaves it (`tavern check` names its key).
 
 use axum::extract::State;

@@ -21,7 +21,7 @@
 //! `invalid_grant`, here or in the sync, or a freshly refreshed token is refused
 //! again), only an organiser can help: the refusal is recorded (Tavern's own key
 //! `schema::AUTHORISATION_REFUSED`),
-//! the page says "Meetup refused Tavern's authorisation on <date>: authorise again",
+//! the page says "Meetup refused Tavern's authorisation on \<date\>: authorise again",
 //! and the organisers are told once in the alerts channel ([`alert_refusal`]; one
 //! replica sends it, and an alert Discord refused is sent again at the next run).
 //! While the stored pair is the refused one, nothing refreshes it (the job, the sync
