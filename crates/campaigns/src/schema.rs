@@ -265,9 +265,10 @@ pub const MEETUP_ACCESS_TOKEN_REFRESH_TIME: &str = "meetup_access_token_refresh_
 
 /// Hash: Meetup refused Tavern's organiser authorisation (the refresh grant was
 /// refused, or a freshly refreshed token was refused again), fields
-/// [`AUTHORISATION_REFUSED_AT`], [`AUTHORISATION_REFUSED_ALERTED`] and
-/// [`AUTHORISATION_REFUSED_CURRENT`]. An organiser authorising again, or a Meetup call
-/// with the organiser's token that works, removes it; a refresh does not. Tavern's
+/// [`AUTHORISATION_REFUSED_AT`], [`AUTHORISATION_REFUSED_ALERTED`],
+/// [`AUTHORISATION_REFUSED_GRANT`] and [`AUTHORISATION_REFUSED_CURRENT`]. An organiser
+/// authorising again, or a Meetup call with the organiser's token that works (unless
+/// the refresh grant itself was refused), removes it; a refresh does not. Tavern's
 /// own key: the seed has none for it.
 pub const AUTHORISATION_REFUSED: &str = "tavern:campaigns:meetup_authorisation_refused";
 /// [`AUTHORISATION_REFUSED`] field (RFC 3339): when Meetup first refused it.
@@ -283,6 +284,10 @@ pub const TOKEN_REFRESH_LOCK: &str = "tavern:campaigns:meetup_token_refresh_lock
 /// refusal right now, so that one replica sends the alert; the value names the
 /// holder. Tavern's own key.
 pub const REFUSAL_ALERT_LOCK: &str = "tavern:campaigns:meetup_refusal_alert_lock";
+/// [`AUTHORISATION_REFUSED`] field: present when Meetup refused the refresh grant
+/// itself (`invalid_grant`); a Meetup call that works with the access token issued
+/// with it does not clear such a refusal.
+pub const AUTHORISATION_REFUSED_GRANT: &str = "grant";
 /// [`AUTHORISATION_REFUSED`] field: present while the stored token pair is the one
 /// Meetup refused (a refresh storing another removes it); no refresh is tried then.
 pub const AUTHORISATION_REFUSED_CURRENT: &str = "current";

@@ -1028,7 +1028,7 @@ async fn refresh_locked(
                     Ok(now_stored.tokens.access)
                 }
                 _ if error.is_refused_grant() => {
-                    repo.note_authorisation_refused(&tokens.refresh, now)
+                    repo.note_refresh_grant_refused(&tokens.refresh, now)
                         .await?;
                     Err(SyncError::RefreshRefused(error))
                 }

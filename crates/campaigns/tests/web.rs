@@ -689,6 +689,77 @@ async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_ever
     assert_eq!(site.repo.authorisation_refused().await.unwrap(), None);
 }
 
+/// A refused refresh grant is not answered by a sync that still works with the access
+/// token issued with it: the refusal stays, the next refresh is not tried, and the
+/// organisers are not told a second time with a new date.
+#[tokio::test]
+async fn a_refused_refresh_grant_stays_through_a_sync_that_works_until_the_access_token_expires() {
+    let mut site = site(&["dragons"]).await;
+    let organiser = site.member("Olivia", GroupRole::Organizer);
+    let alerts = site
+        .world
+        .sim
+        .create_channel(
+            site.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+    let mut settings = site.config.discord.clone().unwrap();
+    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+    site.config.discord = Some(settings.clone());
+    let clock = site.world.clock.clone();
+    let client = MeetupClient::new(site.fake.endpoints()).unwrap();
+    let job = campaigns::web::organiser::token_refresh(
+        site.repo.clone(),
+        client.clone(),
+        site.config.client_id.clone(),
+        site.config.client_secret.clone(),
+        clock.clone(),
+        Some(campaigns::web::organiser::RefusalAlerts {
+            discord: site.ctx.discord.clone(),
+            settings,
+            organiser_page: format!("{}/campaigns/organiser", site.base),
+        }),
+    );
+    // The access token still works; Meetup no longer knows the refresh token.
+    let issued = site.fake.issue_tokens(&organiser).unwrap();
+    store_tokens(
+        &site,
+        issued.access_token.expose(),
+        "dead-refresh",
+        clock.now(),
+    )
+    .await;
+    let refused_at = clock.now();
+    assert!(job.run_now().await.is_err());
+    assert_eq!(site.world.sim.messages(alerts).len(), 1);
+
+    campaigns::jobs::sync_all(
+        &site.repo,
+        &client,
+        &site.ctx.discord,
+        &site.config,
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        site.repo.authorisation_refused().await.unwrap(),
+        Some(refused_at),
+        "a sync that works does not answer a dead refresh token"
+    );
+
+    clock.advance(Duration::from_secs(3600));
+    job.run_now().await.unwrap();
+    assert_eq!(site.fake.token_requests().len(), 1, "not tried again");
+    assert_eq!(site.world.sim.messages(alerts).len(), 1, "told once");
+    assert_eq!(
+        site.repo.authorisation_refused().await.unwrap(),
+        Some(refused_at)
+    );
+}
+
 /// An alert Discord refused is sent again at the next run: the refusal counts as told
 /// only once the message went out, and then it is not sent again.
 #[tokio::test]

@@ -93,10 +93,18 @@ impl Repo {
     }
 
     /// Forgets a recorded refusal: a Meetup call with the organiser's token worked.
+    /// A refused refresh grant stays ([`Repo::note_refresh_grant_refused`]): the
+    /// access token issued with it works until it expires, the refresh token never.
     pub async fn authorisation_works(&self) -> Result<(), RepoError> {
         let mut writes = Writes::new();
         writes.del(schema::AUTHORISATION_REFUSED);
-        self.apply(&writes).await
+        let conditions = [Condition::hash_field(
+            schema::AUTHORISATION_REFUSED,
+            schema::AUTHORISATION_REFUSED_GRANT,
+            None::<&str>,
+        )];
+        self.redis.apply_when(&conditions, &writes).await?;
+        Ok(())
     }
 
     /// When Meetup refused Tavern's authorisation, if the stored token pair is the one
@@ -174,7 +182,35 @@ impl Repo {
         refused: &RefreshToken,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
+        self.note_refusal(refused, at, false).await
+    }
+
+    /// [`Repo::note_authorisation_refused`] for a refresh grant Meetup refused
+    /// (`invalid_grant`): the refresh token is dead, so a Meetup call that still works
+    /// with the access token issued with it ([`Repo::authorisation_works`]) does not
+    /// answer this refusal; only an organiser authorising again does.
+    pub async fn note_refresh_grant_refused(
+        &self,
+        refused: &RefreshToken,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        self.note_refusal(refused, at, true).await
+    }
+
+    async fn note_refusal(
+        &self,
+        refused: &RefreshToken,
+        at: DateTime<Utc>,
+        grant: bool,
+    ) -> Result<bool, RepoError> {
         let mut writes = Writes::new();
+        if grant {
+            writes.hset(
+                schema::AUTHORISATION_REFUSED,
+                schema::AUTHORISATION_REFUSED_GRANT,
+                "1",
+            );
+        }
         writes
             .command("HSETNX")
             .arg(schema::AUTHORISATION_REFUSED)

@@ -298,7 +298,7 @@ async fn refresh_locked(
             repo.set_next_token_refresh_for(&stored.tokens.refresh, retry_at)
                 .await?;
             if error.is_refused_grant() {
-                repo.note_authorisation_refused(&stored.tokens.refresh, now)
+                repo.note_refresh_grant_refused(&stored.tokens.refresh, now)
                     .await?;
             } else if error.is_client_rejected() {
                 crate::sync::log_client_rejected(&error);
