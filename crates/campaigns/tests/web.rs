@@ -125,6 +125,41 @@ fn state_of(url: &str) -> String {
 }
 
 impl Site {
+    /// A channel for the organisers' alerts, set in the site's config: its id, and the
+    /// Discord settings naming it.
+    fn alerts_channel(&mut self) -> (discord_sim::Snowflake, DiscordSettings) {
+        let alerts = self
+            .world
+            .sim
+            .create_channel(
+                self.world.demo.guild,
+                "organisers",
+                discord_sim::ChannelKind::Text,
+            )
+            .unwrap();
+        let mut settings = self.config.discord.clone().unwrap();
+        settings.alerts_channel = Some(ChannelId::new(alerts.get()));
+        self.config.discord = Some(settings.clone());
+        (alerts, settings)
+    }
+
+    /// The token refresh job over `client` with the site's credentials, alerting the
+    /// organisers through `settings`.
+    fn refresh_job(&self, client: &MeetupClient, settings: DiscordSettings) -> feature::Job {
+        campaigns::web::organiser::token_refresh(
+            self.repo.clone(),
+            client.clone(),
+            self.config.client_id.clone(),
+            self.config.client_secret.clone(),
+            self.world.clock.clone(),
+            Some(campaigns::web::organiser::RefusalAlerts {
+                discord: self.ctx.discord.clone(),
+                settings,
+                organiser_page: format!("{}/campaigns/organiser", self.base),
+            }),
+        )
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -496,32 +531,10 @@ async fn the_refresh_job_refreshes_when_due_and_retries_an_hour_after_a_failure(
 async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorising_again() {
     let mut site = site(&["dragons"]).await;
     let organiser = site.member("Olivia", GroupRole::Organizer);
-    let alerts = site
-        .world
-        .sim
-        .create_channel(
-            site.world.demo.guild,
-            "organisers",
-            discord_sim::ChannelKind::Text,
-        )
-        .unwrap();
-    let mut settings = site.config.discord.clone().unwrap();
-    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
-    site.config.discord = Some(settings.clone());
+    let (alerts, settings) = site.alerts_channel();
     let clock = site.world.clock.clone();
     let client = MeetupClient::new(site.fake.endpoints()).unwrap();
-    let job = campaigns::web::organiser::token_refresh(
-        site.repo.clone(),
-        client.clone(),
-        site.config.client_id.clone(),
-        site.config.client_secret.clone(),
-        clock.clone(),
-        Some(campaigns::web::organiser::RefusalAlerts {
-            discord: site.ctx.discord.clone(),
-            settings,
-            organiser_page: format!("{}/campaigns/organiser", site.base),
-        }),
-    );
+    let job = site.refresh_job(&client, settings);
     let told = || -> Vec<String> {
         site.world
             .sim
@@ -607,18 +620,7 @@ async fn a_refused_authorisation_is_shown_alerted_once_and_cleared_by_authorisin
 async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_every_run() {
     let mut site = site(&["dragons"]).await;
     let organiser = site.member("Olivia", GroupRole::Organizer);
-    let alerts = site
-        .world
-        .sim
-        .create_channel(
-            site.world.demo.guild,
-            "organisers",
-            discord_sim::ChannelKind::Text,
-        )
-        .unwrap();
-    let mut settings = site.config.discord.clone().unwrap();
-    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
-    site.config.discord = Some(settings);
+    let (alerts, _) = site.alerts_channel();
     let clock = site.world.clock.clone();
     let client = MeetupClient::new(site.fake.endpoints()).unwrap();
     let issued = site.fake.issue_tokens(&organiser).unwrap();
@@ -696,32 +698,10 @@ async fn a_refreshed_token_meetup_refuses_is_alerted_once_and_not_refreshed_ever
 async fn a_refused_refresh_grant_stays_through_a_sync_that_works_until_the_access_token_expires() {
     let mut site = site(&["dragons"]).await;
     let organiser = site.member("Olivia", GroupRole::Organizer);
-    let alerts = site
-        .world
-        .sim
-        .create_channel(
-            site.world.demo.guild,
-            "organisers",
-            discord_sim::ChannelKind::Text,
-        )
-        .unwrap();
-    let mut settings = site.config.discord.clone().unwrap();
-    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
-    site.config.discord = Some(settings.clone());
+    let (alerts, settings) = site.alerts_channel();
     let clock = site.world.clock.clone();
     let client = MeetupClient::new(site.fake.endpoints()).unwrap();
-    let job = campaigns::web::organiser::token_refresh(
-        site.repo.clone(),
-        client.clone(),
-        site.config.client_id.clone(),
-        site.config.client_secret.clone(),
-        clock.clone(),
-        Some(campaigns::web::organiser::RefusalAlerts {
-            discord: site.ctx.discord.clone(),
-            settings,
-            organiser_page: format!("{}/campaigns/organiser", site.base),
-        }),
-    );
+    let job = site.refresh_job(&client, settings);
     // The access token still works; Meetup no longer knows the refresh token.
     let issued = site.fake.issue_tokens(&organiser).unwrap();
     store_tokens(
@@ -765,32 +745,10 @@ async fn a_refused_refresh_grant_stays_through_a_sync_that_works_until_the_acces
 #[tokio::test]
 async fn a_refusal_alert_discord_refused_is_sent_at_the_next_run_and_then_not_again() {
     let mut site = site(&["dragons"]).await;
-    let alerts = site
-        .world
-        .sim
-        .create_channel(
-            site.world.demo.guild,
-            "organisers",
-            discord_sim::ChannelKind::Text,
-        )
-        .unwrap();
-    let mut settings = site.config.discord.clone().unwrap();
-    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
-    site.config.discord = Some(settings.clone());
+    let (alerts, settings) = site.alerts_channel();
     let clock = site.world.clock.clone();
     let client = MeetupClient::new(site.fake.endpoints()).unwrap();
-    let job = campaigns::web::organiser::token_refresh(
-        site.repo.clone(),
-        client,
-        site.config.client_id.clone(),
-        site.config.client_secret.clone(),
-        clock.clone(),
-        Some(campaigns::web::organiser::RefusalAlerts {
-            discord: site.ctx.discord.clone(),
-            settings,
-            organiser_page: format!("{}/campaigns/organiser", site.base),
-        }),
-    );
+    let job = site.refresh_job(&client, settings);
     let told = || site.world.sim.messages(alerts).len();
     store_tokens(&site, "dead-access", "dead-refresh", clock.now()).await;
     // Discord refuses the first alert.
@@ -828,18 +786,7 @@ async fn a_refusal_alert_discord_refused_is_sent_at_the_next_run_and_then_not_ag
 async fn a_wrong_client_secret_is_a_configuration_error_not_a_refused_authorisation() {
     let mut site = site(&["dragons"]).await;
     let organiser = site.member("Olivia", GroupRole::Organizer);
-    let alerts = site
-        .world
-        .sim
-        .create_channel(
-            site.world.demo.guild,
-            "organisers",
-            discord_sim::ChannelKind::Text,
-        )
-        .unwrap();
-    let mut settings = site.config.discord.clone().unwrap();
-    settings.alerts_channel = Some(ChannelId::new(alerts.get()));
-    site.config.discord = Some(settings.clone());
+    let (alerts, settings) = site.alerts_channel();
     site.config.client_secret = ClientSecret::from("not-tavern-secret");
     let clock = site.world.clock.clone();
     let client = MeetupClient::new(site.fake.endpoints()).unwrap();
@@ -851,18 +798,7 @@ async fn a_wrong_client_secret_is_a_configuration_error_not_a_refused_authorisat
         clock.now(),
     )
     .await;
-    let job = campaigns::web::organiser::token_refresh(
-        site.repo.clone(),
-        client.clone(),
-        site.config.client_id.clone(),
-        site.config.client_secret.clone(),
-        clock.clone(),
-        Some(campaigns::web::organiser::RefusalAlerts {
-            discord: site.ctx.discord.clone(),
-            settings,
-            organiser_page: format!("{}/campaigns/organiser", site.base),
-        }),
-    );
+    let job = site.refresh_job(&client, settings);
     let logs = testkit::Logs::default();
     let guard = logs.capture();
 

@@ -1897,20 +1897,14 @@ async fn a_recording_a_stopped_server_left_is_not_shown_running_on_the_meeting_p
 #[tokio::test]
 async fn a_file_stored_after_its_recording_was_deleted_is_deleted_too() {
     let (site, flaky) = flaky_site().await;
-    let host = site.account("host@example.com", "Host").await;
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
     let recording_id = meetings::domain::RecordingId::parse(&id).unwrap();
-    site.connected(2).await;
     publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
     let path = site
         .repo
