@@ -276,27 +276,7 @@ async fn the_page_says_why_a_guest_cannot_join() {
         json!({ "display_name": "Duel", "max_participants": 1 }),
     )
     .await;
-    let grant: Value = app
-        .http
-        .post(app.url(&format!("/api/v1/meetings/{full}/guest-token")))
-        .json(&json!({ "display_name": "Duelist" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut duelist = meetings::controller::client::Client::connect(
-        grant["webtransport_url"].as_str().unwrap(),
-        grant["wt_token"].as_str().unwrap(),
-        grant["certificate_hash"].as_str(),
-    )
-    .await
-    .unwrap();
-    duelist
-        .join(grant["token"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (duelist, _) = guest_over_api(&app, &full, "Duelist").await;
     browser
         .open(&app.url(&format!("/meet/{full}?name=Second&autojoin=1")))
         .await;
@@ -1614,16 +1594,21 @@ async fn host_over_api(
         .json()
         .await
         .unwrap();
-    let grant = &got["join_grant"];
-    let mut host = meetings::controller::client::Client::connect(
+    join_with(&got["join_grant"]).await.0
+}
+
+/// A program that connects with `grant` (a join grant's JSON) and joins: its client and
+/// participant id.
+async fn join_with(grant: &Value) -> (meetings::controller::client::Client, String) {
+    let mut client = meetings::controller::client::Client::connect(
         grant["webtransport_url"].as_str().unwrap(),
         grant["wt_token"].as_str().unwrap(),
         grant["certificate_hash"].as_str(),
     )
     .await
     .unwrap();
-    host.join(grant["token"].as_str().unwrap()).await.unwrap();
-    host
+    let joined = client.join(grant["token"].as_str().unwrap()).await.unwrap();
+    (client, joined.participant_id)
 }
 
 /// Reads `host`'s messages until a waiting list naming `name`: that visitor's id.
@@ -1727,15 +1712,7 @@ async fn guest_over_api(
         .json()
         .await
         .unwrap();
-    let mut client = meetings::controller::client::Client::connect(
-        grant["webtransport_url"].as_str().unwrap(),
-        grant["wt_token"].as_str().unwrap(),
-        grant["certificate_hash"].as_str(),
-    )
-    .await
-    .unwrap();
-    let joined = client.join(grant["token"].as_str().unwrap()).await.unwrap();
-    (client, joined.participant_id)
+    join_with(&grant).await
 }
 
 /// In an end-to-end encrypted meeting, a page whose hello to a participant that does
