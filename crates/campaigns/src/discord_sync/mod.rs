@@ -165,10 +165,10 @@ pub struct DiscordState {
     pub guild: GuildId,
     pub bot: UserId,
     pub channels: BTreeMap<ChannelId, GuildChannel>,
-    pub roles: BTreeSet<RoleId>,
-    /// What each role grants across the guild and whether an integration manages it
-    /// (a `[role]` shortcode never hands out a powerful one: [`refused_role`]).
-    pub role_info: BTreeMap<RoleId, GuildRole>,
+    /// The guild's roles, with what each grants across the guild and whether an
+    /// integration manages it (a `[role]` shortcode never hands out a powerful one:
+    /// [`refused_role`]).
+    pub roles: BTreeMap<RoleId, GuildRole>,
     pub members: BTreeMap<UserId, BTreeSet<RoleId>>,
 }
 
@@ -185,8 +185,7 @@ impl DiscordState {
             guild,
             bot,
             channels: channels.into_iter().map(|c| (c.id, c)).collect(),
-            roles: roles.iter().map(|r| r.id).collect(),
-            role_info: roles.into_iter().map(|r| (r.id, r)).collect(),
+            roles: roles.into_iter().map(|r| (r.id, r)).collect(),
             members: members
                 .into_iter()
                 .map(|m| (m.user, m.roles.into_iter().collect()))
@@ -478,7 +477,7 @@ pub fn refused_role(
     game_roles: &BTreeSet<RoleId>,
     discord: &DiscordState,
 ) -> Option<&'static str> {
-    let info = discord.role_info.get(&role);
+    let info = discord.roles.get(&role);
     if settings.admin_role == Some(role) {
         Some("it is the campaigns' admin role")
     } else if settings.organiser_role == Some(role) {
@@ -605,7 +604,7 @@ pub fn plan_series(
         None => None,
     };
     for role in [series.guest_role, series.host_role].into_iter().flatten() {
-        if !discord.roles.contains(&role) {
+        if !discord.roles.contains_key(&role) {
             return Some(Step::Skip(format!(
                 "its role {role} no longer exists on Discord"
             )));
@@ -794,7 +793,8 @@ pub fn plan_series(
             continue;
         };
         for role in extra.roles.iter().filter(|r| {
-            discord.roles.contains(r) && refused_role(**r, settings, game_roles, discord).is_none()
+            discord.roles.contains_key(r)
+                && refused_role(**r, settings, game_roles, discord).is_none()
         }) {
             for user in event.users.iter().filter_map(linked) {
                 if is_member(&user)
@@ -1254,8 +1254,17 @@ async fn create(
             created.push(Orphan::Role(guest));
             let host = discord.create_role(guild, host_name).await?;
             created.push(Orphan::Role(host));
-            state.roles.insert(guest);
-            state.roles.insert(host);
+            // Made without permissions of their own; the overwrites give them theirs.
+            for id in [guest, host] {
+                state.roles.insert(
+                    id,
+                    GuildRole {
+                        id,
+                        permissions: 0,
+                        managed: false,
+                    },
+                );
+            }
             roles = Some((guest, host));
         }
         Ok::<_, RestError>((text, voice, roles))

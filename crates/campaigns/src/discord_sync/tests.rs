@@ -40,6 +40,21 @@ fn series(events: Vec<EventState>) -> SeriesState {
     }
 }
 
+/// Roles that grant nothing, as the guild's role list gives them.
+fn plain_roles<const N: usize>(ids: [u64; N]) -> impl Iterator<Item = (RoleId, GuildRole)> {
+    ids.into_iter().map(|id| {
+        let id = RoleId::new(id);
+        (
+            id,
+            GuildRole {
+                id,
+                permissions: 0,
+                managed: false,
+            },
+        )
+    })
+}
+
 fn discord() -> DiscordState {
     DiscordState::new(
         GuildId::new(1),
@@ -142,7 +157,7 @@ fn set_up(s: &mut SeriesState, d: &mut DiscordState, settings: &DiscordSettings)
             ),
         },
     );
-    d.roles.extend([RoleId::new(20), RoleId::new(21)]);
+    d.roles.extend(plain_roles([20, 21]));
 }
 
 #[test]
@@ -526,7 +541,7 @@ fn role_shortcodes_go_to_linked_rsvps_of_their_event_once() {
     let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1, 2], &[])]);
     set_up(&mut s, &mut d, &settings);
     let extra_role = RoleId::new(50);
-    d.roles.insert(extra_role);
+    d.roles.extend(plain_roles([50]));
     d.members.insert(
         UserId::new(101),
         BTreeSet::from([RoleId::new(20), extra_role]),
@@ -654,7 +669,7 @@ fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() 
     set_up(&mut s, &mut d, &settings);
     // 30 is another game's guest role, 50 an ordinary role, 1 is @everyone, 60 the
     // moderators' (Ban Members), 70 a bot's own role (an integration manages it).
-    d.roles.extend([2, 3, 30, 50, 1, 60, 70].map(RoleId::new));
+    d.roles.extend(plain_roles([2, 3, 30, 1]));
     let role = |id: u64, permissions: u64, managed: bool| GuildRole {
         id: RoleId::new(id),
         permissions,
@@ -669,7 +684,7 @@ fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() 
         ),
         role(70, permissions::SEND_MESSAGES, true),
     ] {
-        d.role_info.insert(r.id, r);
+        d.roles.insert(r.id, r);
     }
     d.members
         .insert(UserId::new(101), BTreeSet::from([RoleId::new(20)]));
@@ -759,7 +774,7 @@ fn a_managed_channel_taken_over_keeps_its_topic_category_and_overwrites() {
     s.channel = Some(ChannelId::new(7));
     s.guest_role = Some(RoleId::new(20));
     s.host_role = Some(RoleId::new(21));
-    d.roles.extend([RoleId::new(20), RoleId::new(21)]);
+    d.roles.extend(plain_roles([20, 21]));
     let everyone_may_read = Overwrite {
         target: OverwriteTarget::Role(RoleId::new(1)),
         allow: permissions::VIEW_CHANNEL,
