@@ -17,8 +17,9 @@
 //!
 //! The server ([`serve_with`]) has limits, so no client can hold it: a connection's
 //! first request, and every request's headers, must arrive within
-//! [`ServerConfig::header_read_timeout`] (an idle HTTP/1 keep-alive connection is
-//! closed after the same time; an HTTP/2 one that stops answering pings too), a request is answered within
+//! [`ServerConfig::header_read_timeout`], a connection that begins no request for the
+//! same time is shut down gracefully (HTTP/1 keep-alive and HTTP/2 alike: an HTTP/2
+//! client answers pings forever, so pings do not count), a request is answered within
 //! [`ServerConfig::request_timeout`] (408 otherwise), a body is at most
 //! [`ServerConfig::max_body_bytes`] (413), and at most
 //! [`ServerConfig::max_connections`] connections are served at once (the next one is
@@ -363,7 +364,8 @@ fn shown_path(path: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// How long a client may take to send a request's headers, and a new connection
-    /// its first request; also how long an idle keep-alive connection stays open.
+    /// its first request; also how long a connection that begins no request stays
+    /// open (HTTP/1 or HTTP/2; what it serves finishes first).
     /// Default 10 s.
     pub header_read_timeout: Duration,
     /// How long a request may take until its response starts: 408 after that.
@@ -387,6 +389,80 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_connections: 1024,
             trusted_proxies: client::TrustedProxies::default(),
+        }
+    }
+}
+
+/// How many requests a connection has begun, and whether any has: what tells an idle
+/// connection from a busy one.
+#[derive(Debug, Default)]
+struct Requests {
+    begun: std::sync::atomic::AtomicU64,
+    first: tokio::sync::Notify,
+}
+
+impl Requests {
+    fn arrived(&self) {
+        self.begun
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.first.notify_one();
+    }
+
+    fn begun(&self) -> u64 {
+        self.begun.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Serves one connection until it ends, within the server's limits.
+///
+/// Telling HTTP/1 from HTTP/2 waits for the connection's first bytes with no deadline
+/// of its own, and an HTTP/2 preface alone is no request: a connection whose first
+/// request has not arrived within `idle` is closed, so silent sockets cannot hold
+/// every slot. After that, a connection that begins no request for `idle` is shut
+/// down gracefully (what it serves finishes; HTTP/2 gets a GOAWAY): an HTTP/2 client
+/// answers pings forever, so pings alone would keep an idle one open. The same
+/// graceful shutdown ends every connection when the server stops (`stopped`).
+async fn drive<C: std::future::Future>(
+    mut connection: std::pin::Pin<&mut C>,
+    graceful_shutdown: impl Fn(std::pin::Pin<&mut C>),
+    requests: &Requests,
+    idle: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+) {
+    let started = tokio::time::timeout(idle, async {
+        tokio::select! {
+            _ = connection.as_mut() => false,
+            () = requests.first.notified() => true,
+        }
+    })
+    .await;
+    match started {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "closed a connection that sent no request in time");
+            return;
+        }
+    }
+    let mut seen = requests.begun();
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = stopped.changed(), if !closing => {
+                graceful_shutdown(connection.as_mut());
+                closing = true;
+            }
+            () = tokio::time::sleep(idle), if !closing => {
+                let now = requests.begun();
+                if now == seen {
+                    tracing::debug!(%peer, "closing a connection that began no request in time");
+                    graceful_shutdown(connection.as_mut());
+                    closing = true;
+                }
+                seen = now;
+            }
         }
     }
 }
@@ -470,8 +546,8 @@ pub async fn serve_with(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    // An HTTP/2 client that stops answering pings is dropped (HTTP/1's idle
-    // connections end by the header timeout above).
+    // An HTTP/2 client that stops answering pings is dropped; one that answers them
+    // but begins no request is shut down by `drive`, as an idle HTTP/1 one is.
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -490,7 +566,8 @@ pub async fn serve_with(
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let turned_away = Arc::new(tokio::sync::Semaphore::new(TURNED_AWAY_AT_ONCE));
     let trusted = Arc::new(config.trusted_proxies);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells every connection to finish what it serves and close (see `drive`).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -518,47 +595,36 @@ pub async fn serve_with(
         };
         let io = TokioIo::new(stream);
         let trusted = Arc::clone(&trusted);
-        let first_request = Arc::new(tokio::sync::Notify::new());
-        let arrived = Arc::clone(&first_request);
+        let requests = Arc::new(Requests::default());
+        let counted = Arc::clone(&requests);
         let service = tower::ServiceExt::map_request(
             app.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                arrived.notify_one();
+                counted.arrived();
                 let client = client::ClientAddr::resolve(peer, request.headers(), &trusted);
                 request.extensions_mut().insert(client);
                 request
             },
         );
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder.serve_connection_with_upgrades(io, service);
-        let connection = graceful.watch(connection.into_owned());
-        let first_wait = config.header_read_timeout;
+        let connection = builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let idle = config.header_read_timeout;
+        let stopped = stopped.clone();
         tokio::spawn(async move {
-            // Telling HTTP/1 from HTTP/2 waits for the connection's first bytes with no
-            // deadline of its own, and an HTTP/2 preface alone is no request: a
-            // connection whose first request has not arrived within the header
-            // timeout is closed, so silent sockets cannot hold every slot.
-            let mut connection = std::pin::pin!(connection);
-            let started = tokio::time::timeout(first_wait, async {
-                tokio::select! {
-                    _ = connection.as_mut() => false,
-                    () = first_request.notified() => true,
-                }
-            })
-            .await;
-            match started {
-                Ok(true) => {
-                    let _ = connection.await;
-                }
-                Ok(false) => {}
-                Err(_) => {
-                    tracing::debug!(%peer, "closed a connection that sent no request in time")
-                }
-            }
+            let connection = std::pin::pin!(connection);
+            let shut = |c: std::pin::Pin<&mut _>| {
+                hyper_util::server::conn::auto::UpgradeableConnection::graceful_shutdown(c)
+            };
+            drive(connection, shut, &requests, idle, stopped, peer).await;
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection finishes what it serves, then gives its slot back.
+    let _ = stop.send(true);
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
     Ok(())
 }

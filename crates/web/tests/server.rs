@@ -145,6 +145,42 @@ async fn a_connection_that_sends_nothing_or_only_an_http2_preface_is_closed() {
 }
 
 #[tokio::test]
+async fn an_http2_connection_that_begins_no_request_is_closed_though_it_answers_pings() {
+    let addr = spawn(ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        max_connections: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    // The client side answers the server's pings for as long as it runs.
+    let connection = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("http://{addr}/healthz"))
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(request).await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    // Then it begins nothing more: the server ends the connection.
+    let ended = tokio::time::timeout(Duration::from_secs(20), connection).await;
+    assert!(
+        ended.is_ok(),
+        "the server kept an idle HTTP/2 connection open"
+    );
+    // Its only slot is free again: a visitor is served, not turned away.
+    let mut visitor = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        exchange(&mut visitor, "/healthz").await.contains("200"),
+        "the idle HTTP/2 connection still holds its slot"
+    );
+}
+
+#[tokio::test]
 async fn a_request_that_takes_too_long_is_answered_408() {
     let addr = spawn(ServerConfig {
         request_timeout: Duration::from_millis(300),
