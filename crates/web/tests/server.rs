@@ -181,6 +181,61 @@ async fn an_http2_connection_that_begins_no_request_is_closed_though_it_answers_
 }
 
 #[tokio::test]
+async fn a_stopping_server_finishes_the_requests_it_serves_then_returns() {
+    discord::install_crypto_provider();
+    // Says when it has begun, then reads its body.
+    let begun = Arc::new(tokio::sync::Notify::new());
+    let told = Arc::clone(&begun);
+    let extra = Router::new().route(
+        "/echo",
+        post(move |request: axum::extract::Request| async move {
+            told.notify_one();
+            let body = axum::body::to_bytes(request.into_body(), 1024)
+                .await
+                .unwrap();
+            body.len().to_string()
+        }),
+    );
+    let app = web::router(
+        state(),
+        web::page::Site::default(),
+        vec![extra],
+        LateRoutes::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(web::serve_with(
+        listener,
+        app,
+        ServerConfig::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut upload = TcpStream::connect(addr).await.unwrap();
+    upload
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc")
+        .await
+        .unwrap();
+    // The request is being served (its handler waits for the rest of its body) when
+    // the server is told to stop: it is finished, answered and then the server returns.
+    tokio::time::timeout(Duration::from_secs(20), begun.notified())
+        .await
+        .expect("the upload's handler began");
+    stop.send(()).unwrap();
+    upload.write_all(b"def").await.unwrap();
+    let answer = read_to_close(&mut upload).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n6"), "{answer}");
+    let returned = tokio::time::timeout(Duration::from_secs(20), server).await;
+    assert!(
+        returned.is_ok(),
+        "the server did not return once its requests were done"
+    );
+}
+
+#[tokio::test]
 async fn a_request_that_takes_too_long_is_answered_408() {
     let addr = spawn(ServerConfig {
         request_timeout: Duration::from_millis(300),
