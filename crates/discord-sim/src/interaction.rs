@@ -535,7 +535,7 @@ impl State {
         if let Some(guild) = command.guild_id {
             insert(&mut data, "guild_id", json!(guild));
         }
-        let resolved = self.resolved_json(guild, channel, &resolved)?;
+        let resolved = self.resolved_json(guild, user, channel, &resolved)?;
         if let Some(resolved) = resolved {
             insert(&mut data, "resolved", resolved);
         }
@@ -628,7 +628,7 @@ impl State {
                 }
             }
             insert(&mut data, "values", json!(values));
-            if let Some(resolved) = self.resolved_json(guild, channel, &resolved)? {
+            if let Some(resolved) = self.resolved_json(guild, user, channel, &resolved)? {
                 insert(&mut data, "resolved", resolved);
             }
         }
@@ -695,9 +695,11 @@ impl State {
     }
 
     /// `resolved` for the ids an interaction refers to; `None` when there are none.
+    /// A resolved channel's `permissions` are those of `user`, who invoked it.
     fn resolved_json(
         &self,
         guild: Option<Snowflake>,
+        user: Snowflake,
         channel: Snowflake,
         r: &Resolved,
     ) -> Result<Option<Value>, SimError> {
@@ -749,7 +751,7 @@ impl State {
                 "id": c.id,
                 "type": c.kind.code(),
                 "name": c.name,
-                "permissions": permissions_in(self, guild, *id).to_string(),
+                "permissions": permissions_in(self, guild, user, *id).to_string(),
             });
             if let Some(parent) = c.parent_id {
                 insert(&mut value, "parent_id", json!(parent));
@@ -771,11 +773,16 @@ impl State {
     }
 }
 
-fn permissions_in(state: &State, guild: Option<Snowflake>, channel: Snowflake) -> u64 {
+/// `user`'s permissions in `channel`, as Discord puts them on a resolved channel
+/// (every bit outside a guild).
+fn permissions_in(
+    state: &State,
+    guild: Option<Snowflake>,
+    user: Snowflake,
+    channel: Snowflake,
+) -> u64 {
     guild.map_or(crate::model::permissions::ALL, |g| {
-        state.guilds.get(&g).map_or(0, |gs| {
-            state.permissions(g, gs.guild.owner_id, Some(channel))
-        })
+        state.permissions(g, user, Some(channel))
     })
 }
 

@@ -35,7 +35,8 @@
 //! - `cdn`: signed, expiring attachment URLs and byte ranges, as Discord's CDN.
 //! - `gateway`: sessions, sequence numbers, replay buffers, one task per WebSocket.
 //! - `rest`: one handler for all of `/api/v10` (faults, auth, buckets, request log),
-//!   `route` parses the closed set of routes, one module per route family.
+//!   `route` parses the closed set of routes, `guard` checks the bot's permissions
+//!   and the role hierarchy before a route runs, one module per route family.
 //! - `interaction`: building INTERACTION_CREATE for simulated users and the
 //!   [`Interaction`] handle tests wait on.
 //! - `fault`: [`RouteMatch`]/[`Fault`] rules and rate-limit buckets.
@@ -81,8 +82,8 @@ pub use gateway::intents;
 pub use interaction::{Interaction, InteractionReply, ReplySource};
 pub use model::{
     Attachment, AttachmentSpec, Channel, ChannelKind, ChannelSpec, Command, ComponentSummary, Demo,
-    Guild, Member, Message, MessageInteractionMetadata, MessageReference, OverwriteKind,
-    PermissionOverwrite, Pings, RequestRecord, Role, RoleSpec, SeedMessage, User,
+    Guild, InstalledGuild, Member, Message, MessageInteractionMetadata, MessageReference,
+    OverwriteKind, PermissionOverwrite, Pings, RequestRecord, Role, RoleSpec, SeedMessage, User,
 };
 pub use snowflake::Snowflake;
 
@@ -93,11 +94,18 @@ use crate::state::{ChannelPatch, MessageEdit, NewMessage, Shared};
 /// A running fake Discord. Cheap to clone; all clones share one server and state.
 ///
 /// Simplifications relative to Discord (deliberate, for tests):
-/// - Permissions are computed for interaction payloads but not enforced on REST: the
-///   bot owns every guild [`Sim::create_guild`] makes. Membership is enforced: about
-///   a guild the bot is not in ([`Sim::create_user_guild`] before the install flow,
-///   or after [`Sim::remove_bot_from_guild`]) REST answers 403 Missing Access and
-///   the gateway says nothing.
+/// - Permissions are enforced on the REST routes the bot calls with Discord's rules
+///   (`rest::guard` lists them): 403 50001 Missing Access in a channel the bot cannot
+///   see, 403 50013 Missing Permissions otherwise, and the role hierarchy. The bot
+///   owns every guild [`Sim::create_guild`] makes, so there it may do anything; in a
+///   guild added through the install flow ([`Sim::create_guild_with_bot_role`],
+///   [`Sim::install_bot`]) it is an ordinary member with its managed role. Not
+///   modelled: threads, the checks of routes Tavern does not call, and the rule that
+///   only Administrators may put MANAGE_ROLES in an overwrite. Membership is
+///   enforced: about a guild the bot is not in ([`Sim::create_user_guild`] before
+///   the install flow, or after [`Sim::remove_bot_from_guild`]) REST answers 403
+///   Missing Access and the gateway says nothing. New roles are created at position
+///   1, just above `@everyone`, as on Discord.
 /// - Intents filter which dispatches a session receives; message content is always
 ///   included (as if MESSAGE_CONTENT were granted).
 /// - No heartbeat timeout and no session expiry: a session lives until a new
@@ -120,8 +128,8 @@ use crate::state::{ChannelPatch, MessageEdit, NewMessage, Shared};
 /// - OAuth2 has no login or consent page: `GET /oauth2/authorize` approves at once for
 ///   the user named by `sim_user_id` (or [`Sim::sign_in`]), or denies with
 ///   `sim_decision=deny`. The bot scope needs `guild_id` (no guild picker) and the
-///   user's Manage Server permission; the bot joins as a plain member (no managed role
-///   carrying `permissions`), and the token response has no `guild` object.
+///   user's Manage Server permission; the bot joins with a managed role carrying
+///   `permissions` (none when it is 0), and the token response has no `guild` object.
 #[derive(Clone)]
 pub struct Sim {
     shared: Arc<Shared>,
@@ -331,14 +339,78 @@ impl Sim {
     }
 
     /// Adds the bot to a guild it is not in, as the end of the bot-install flow does
-    /// (`GET /oauth2/authorize?scope=bot&guild_id=...`), without the OAuth2 round
-    /// trip: it becomes a member and its sessions get GUILD_CREATE. Idempotent.
+    /// (`GET /oauth2/authorize?scope=bot&guild_id=...`) with no `permissions`,
+    /// without the OAuth2 round trip: it becomes a member with no role and its
+    /// sessions get GUILD_CREATE. Idempotent.
     pub fn add_bot_to_guild(&self, guild: impl Into<Snowflake>) -> Result<(), SimError> {
+        self.install_bot(guild, 0).map(|_| ())
+    }
+
+    /// Adds the bot to a guild it is not in as the bot-install flow does with
+    /// `permissions=...`: Discord makes a managed role named after the bot with
+    /// exactly those permissions (none if `permissions` is 0), gives it to the bot
+    /// and puts it just above `@everyone`, below the guild's other roles. Returns that
+    /// role. A bot already in the guild is left as it is (`Ok(None)`).
+    pub fn install_bot(
+        &self,
+        guild: impl Into<Snowflake>,
+        permissions: u64,
+    ) -> Result<Option<Snowflake>, SimError> {
         let guild = guild.into();
-        self.shared.with(|s, ctx, _| {
+        self.shared.with(|s, ctx, ids| {
             s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
-            s.bot_join(ctx, guild).map_err(rejected)
+            s.bot_join(ctx, ids, guild, permissions).map_err(rejected)
         })
+    }
+
+    /// A guild owned by a new user, where the bot is an ordinary member whose only
+    /// role is the managed one of an install with `permissions` ([`Sim::install_bot`]):
+    /// neither owner nor, unless `permissions` holds it, Administrator, so every
+    /// permission and role-hierarchy rule applies to it. [`Sim::set_role_position`]
+    /// moves its role.
+    pub fn create_guild_with_bot_role(
+        &self,
+        name: &str,
+        permissions: u64,
+    ) -> Result<InstalledGuild, SimError> {
+        let owner = self.create_user(&format!("{name} owner"));
+        let guild = self.create_user_guild(name, owner)?;
+        let bot_role = self.install_bot(guild, permissions)?;
+        Ok(InstalledGuild {
+            guild,
+            owner,
+            bot_role,
+        })
+    }
+
+    /// Moves a role to `position` (1 is just above `@everyone`), renumbering the other
+    /// roles in their order, as an admin dragging a role in Discord's settings does
+    /// (dispatches GUILD_ROLE_UPDATE for each role that moved).
+    pub fn set_role_position(
+        &self,
+        guild: impl Into<Snowflake>,
+        role: impl Into<Snowflake>,
+        position: i64,
+    ) -> Result<(), SimError> {
+        let (guild, role) = (guild.into(), role.into());
+        self.shared.with(|s, _, _| {
+            s.guild(guild).map_err(|_| SimError::UnknownGuild(guild))?;
+            s.set_role_position(guild, role, position)
+                .map_err(|_| SimError::UnknownRole(role))
+        })
+    }
+
+    /// The effective permissions of `user` in `guild`, and in `channel` if given, as
+    /// the sim computes them for its checks (owner and Administrator: every bit).
+    pub fn permissions(
+        &self,
+        guild: impl Into<Snowflake>,
+        user: impl Into<Snowflake>,
+        channel: Option<Snowflake>,
+    ) -> u64 {
+        let (guild, user) = (guild.into(), user.into());
+        self.shared
+            .with(|s, _, _| s.permissions(guild, user, channel))
     }
 
     /// Renames a channel and/or flips its NSFW flag (dispatches CHANNEL_UPDATE).

@@ -45,10 +45,15 @@ pub mod permissions {
     pub const USE_EXTERNAL_EMOJIS: u64 = 1 << 18;
     pub const CONNECT: u64 = 1 << 20;
     pub const SPEAK: u64 = 1 << 21;
+    pub const MUTE_MEMBERS: u64 = 1 << 22;
+    pub const DEAFEN_MEMBERS: u64 = 1 << 23;
+    pub const MOVE_MEMBERS: u64 = 1 << 24;
     pub const CHANGE_NICKNAME: u64 = 1 << 26;
+    pub const MANAGE_NICKNAMES: u64 = 1 << 27;
     pub const MANAGE_ROLES: u64 = 1 << 28;
     pub const USE_APPLICATION_COMMANDS: u64 = 1 << 31;
     pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
+    pub const MODERATE_MEMBERS: u64 = 1 << 40;
 
     /// Every permission bit Discord currently defines (through bit 50).
     pub const ALL: u64 = (1 << 51) - 1;
@@ -226,6 +231,9 @@ pub struct Role {
     pub managed: bool,
     pub position: i64,
     pub unicode_emoji: Option<String>,
+    /// The bot whose managed role this is (`tags.bot_id`): the role Discord makes when
+    /// a bot is added with permissions.
+    pub bot_id: Option<Snowflake>,
 }
 
 /// A user's membership in a guild.
@@ -572,6 +580,16 @@ pub struct Demo {
     pub alice: Snowflake,
     pub bob: Snowflake,
     pub carol: Snowflake,
+}
+
+/// A guild [`crate::Sim::create_guild_with_bot_role`] made: owned by a person, with
+/// the bot installed as an ordinary member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledGuild {
+    pub guild: Snowflake,
+    pub owner: Snowflake,
+    /// The bot's managed role (`None` when installed without permissions).
+    pub bot_role: Option<Snowflake>,
 }
 
 /// A channel to create with [`crate::Sim::create_channel_with`].

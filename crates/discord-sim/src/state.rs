@@ -336,6 +336,7 @@ impl State {
             managed: false,
             position: 0,
             unicode_emoji: None,
+            bot_id: None,
         };
         let bot_member = Member {
             guild_id: id,
@@ -388,6 +389,7 @@ impl State {
             managed: false,
             position: 0,
             unicode_emoji: None,
+            bot_id: None,
         };
         let owner_member = Member {
             guild_id: id,
@@ -417,19 +419,53 @@ impl State {
     }
 
     /// The bot joins `guild` (the end of the bot-install flow): it becomes a member
-    /// and receives GUILD_CREATE, as on Discord. Idempotent.
-    pub fn bot_join(&mut self, ctx: &Ctx, guild: Snowflake) -> Result<(), ApiError> {
-        let state = self.guild_mut(guild)?;
+    /// and receives GUILD_CREATE, as on Discord. With `permissions` (what the install
+    /// link asked for), Discord first makes a managed role named after the bot that
+    /// holds exactly those permissions, gives it to the bot, and puts it at the bottom,
+    /// just above `@everyone`, below every role the guild had: the guild's admins must
+    /// move it up before the bot may manage their roles. Idempotent: a bot already in
+    /// the guild keeps its roles.
+    ///
+    /// Returns the managed role, if one was made.
+    pub fn bot_join(
+        &mut self,
+        ctx: &Ctx,
+        ids: &SnowflakeGen,
+        guild: Snowflake,
+        permissions: u64,
+    ) -> Result<Option<Snowflake>, ApiError> {
+        let state = self.guild(guild)?;
         if state.members.contains_key(&ctx.bot_id) {
-            return Ok(());
+            return Ok(None);
         }
+        let role = if permissions == 0 {
+            None
+        } else {
+            let id = ids.next();
+            let role = Role {
+                id,
+                guild_id: guild,
+                name: ctx.config.bot_name.clone(),
+                permissions: permissions & permissions::ALL,
+                color: 0,
+                hoist: false,
+                mentionable: false,
+                managed: true,
+                position: 1,
+                unicode_emoji: None,
+                bot_id: Some(ctx.bot_id),
+            };
+            self.insert_role_at_bottom(guild, role)?;
+            Some(id)
+        };
+        let state = self.guild_mut(guild)?;
         state.members.insert(
             ctx.bot_id,
             Member {
                 guild_id: guild,
                 user_id: ctx.bot_id,
                 nick: None,
-                roles: Vec::new(),
+                roles: role.into_iter().collect(),
                 joined_at: time::now_iso(),
             },
         );
@@ -437,7 +473,7 @@ impl State {
         let payload = self.guild_create_json(guild);
         self.gateway
             .dispatch("GUILD_CREATE", Some(guild), intents::GUILDS, &payload);
-        Ok(())
+        Ok(role)
     }
 
     /// Hands a guild to another member (Discord's ownership transfer). No
@@ -641,7 +677,6 @@ impl State {
             ));
         }
         let id = ids.next();
-        let position = state.roles.values().map(|r| r.position).max().unwrap_or(0) + 1;
         let role = Role {
             id,
             guild_id: guild,
@@ -651,14 +686,76 @@ impl State {
             hoist: spec.hoist,
             mentionable: spec.mentionable,
             managed: false,
-            position,
+            position: 1,
             unicode_emoji: spec.unicode_emoji,
+            bot_id: None,
         };
+        self.insert_role_at_bottom(guild, role)?;
+        Ok(id)
+    }
+
+    /// Stores `role` at position 1, just above `@everyone`, where Discord puts every
+    /// new role, moving the others up one (each move announced with
+    /// GUILD_ROLE_UPDATE, the new role with GUILD_ROLE_CREATE).
+    fn insert_role_at_bottom(&mut self, guild: Snowflake, mut role: Role) -> Result<(), ApiError> {
+        let state = self.guild_mut(guild)?;
+        let mut moved = Vec::new();
+        for other in state.roles.values_mut().filter(|r| r.id != guild) {
+            other.position += 1;
+            moved.push(json!({"guild_id": guild, "role": role_json(other)}));
+        }
+        role.position = 1;
         let payload = json!({"guild_id": guild, "role": role_json(&role)});
-        state.roles.insert(id, role);
+        state.roles.insert(role.id, role);
+        for update in moved {
+            self.gateway
+                .dispatch("GUILD_ROLE_UPDATE", Some(guild), intents::GUILDS, &update);
+        }
         self.gateway
             .dispatch("GUILD_ROLE_CREATE", Some(guild), intents::GUILDS, &payload);
-        Ok(id)
+        Ok(())
+    }
+
+    /// Moves `role` to `position` (1 is just above `@everyone`) and renumbers the
+    /// others 1, 2, ... in their order, as Discord's role reordering does, announcing
+    /// each role whose position changed with GUILD_ROLE_UPDATE. `@everyone` stays at 0.
+    pub fn set_role_position(
+        &mut self,
+        guild: Snowflake,
+        role: Snowflake,
+        position: i64,
+    ) -> Result<(), ApiError> {
+        if role == guild {
+            return Err(ApiError::new(400, 50028, "Invalid Role"));
+        }
+        let state = self.guild_mut(guild)?;
+        if !state.roles.contains_key(&role) {
+            return Err(ApiError::unknown_role());
+        }
+        let mut order: Vec<(i64, Snowflake)> = state
+            .roles
+            .values()
+            .filter(|r| r.id != guild && r.id != role)
+            .map(|r| (r.position, r.id))
+            .collect();
+        order.sort_unstable();
+        let max_index = i64::try_from(order.len()).unwrap_or(i64::MAX);
+        let index = usize::try_from((position - 1).clamp(0, max_index)).unwrap_or(0);
+        order.insert(index, (position, role));
+        let mut updates = Vec::new();
+        for (new_position, (_, id)) in (1..).zip(order) {
+            if let Some(r) = state.roles.get_mut(&id)
+                && r.position != new_position
+            {
+                r.position = new_position;
+                updates.push(json!({"guild_id": guild, "role": role_json(r)}));
+            }
+        }
+        for update in updates {
+            self.gateway
+                .dispatch("GUILD_ROLE_UPDATE", Some(guild), intents::GUILDS, &update);
+        }
+        Ok(())
     }
 
     pub fn update_role(
@@ -1830,7 +1927,7 @@ pub(crate) fn user_json(user: &User) -> Value {
 }
 
 pub(crate) fn role_json(role: &Role) -> Value {
-    json!({
+    let mut value = json!({
         "id": role.id,
         "name": role.name,
         "color": role.color,
@@ -1843,7 +1940,11 @@ pub(crate) fn role_json(role: &Role) -> Value {
         "managed": role.managed,
         "mentionable": role.mentionable,
         "flags": 0,
-    })
+    });
+    if let Some(bot) = role.bot_id {
+        insert(&mut value, "tags", json!({"bot_id": bot}));
+    }
+    value
 }
 
 pub(crate) fn overwrite_json(o: &PermissionOverwrite) -> Value {

@@ -402,6 +402,22 @@ async fn bot_scope_adds_the_bot_to_the_guild() {
     assert_eq!(demo_guild["d"]["id"], demo.guild.to_string());
     let created = gateway.dispatch("GUILD_CREATE").await;
     assert_eq!(created["d"]["id"], own_id);
+    // Discord made the bot a managed role holding exactly the permissions asked for,
+    // just above @everyone, and gave it to the bot.
+    let roles = created["d"]["roles"].as_array().unwrap();
+    let managed = roles.iter().find(|r| r["managed"] == true).unwrap();
+    assert_eq!(managed["permissions"], "3072");
+    assert_eq!(managed["position"], 1);
+    assert_eq!(managed["name"], sim.config().bot_name);
+    assert_eq!(managed["tags"]["bot_id"], sim.bot_user_id().to_string());
+    let bot = sim.member(own, sim.bot_user_id()).unwrap();
+    assert_eq!(
+        bot.roles
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![managed["id"].as_str().unwrap().to_owned()]
+    );
     // Events from the guild now reach the bot; ownership moves with the owner.
     sim.set_guild_owner(own, demo.bob).unwrap();
     assert_eq!(

@@ -9,6 +9,7 @@
 mod attachments;
 mod channels;
 mod commands;
+mod guard;
 mod guilds;
 mod interactions;
 mod misc;
@@ -293,6 +294,9 @@ async fn rest(
 }
 
 fn execute(route: Route, call: Call<'_>) -> Result<Reply, ApiError> {
+    if let Some(reply) = guard::check(&route, &call)? {
+        return Ok(reply);
+    }
     use Route::*;
     match route {
         OAuthToken | OAuthRevoke => oauth::handle(route, call),

@@ -112,7 +112,7 @@ pub(super) async fn authorize(AxumState(shared): AxumState<Arc<Shared>>, uri: Ur
             Some(Ok(bits)) => bits,
             Some(Err(_)) => return page(StatusCode::BAD_REQUEST, "Invalid permissions."),
         };
-        if let Err(error) = state.bot_join(ctx, guild) {
+        if let Err(error) = state.bot_join(ctx, &shared.ids, guild, requested) {
             return page(StatusCode::BAD_REQUEST, &error.message);
         }
         extra.push(("guild_id", guild.to_string()));
