@@ -1081,3 +1081,151 @@ async fn the_feature_s_sync_job_runs_both_steps_at_start_up_and_every_15_minutes
     let (channel, _, _) = w.series_objects(&first).await;
     assert!(w.world.sim.channel(channel.get()).is_some());
 }
+
+/// Where the install link sends the browser back to (registered with discord-sim).
+const INSTALL_CALLBACK: &str = "http://127.0.0.1:9/clips/install/callback";
+
+/// A guild owned by a person, with the demo players and an "Organisers" role the
+/// owner made, that added Tavern through the install link asking for what the
+/// feature declares (`Catalogue::bot_permissions`). The bot is an ordinary member
+/// there: its managed role holds those permissions and sits just above `@everyone`,
+/// below "Organisers". The world's Discord settings now point at it.
+async fn installed_guild(w: &mut World) -> (Snowflake, Snowflake) {
+    let sim = w.world.sim.clone();
+    let demo = w.world.demo.clone();
+    let owner = sim.create_user("Olivia Owner");
+    let guild = sim.create_user_guild("Dragons and Dice", owner).unwrap();
+    for user in [demo.alice, demo.bob, demo.carol, demo.demo_player] {
+        sim.add_member(guild, user).unwrap();
+    }
+    let organisers = sim
+        .create_role(guild, discord_sim::RoleSpec::new("Organisers", 0))
+        .unwrap();
+    let free_spots = sim
+        .create_channel(guild, "free-spots", ChannelKind::Text)
+        .unwrap();
+    let mut settings = DiscordSettings::new(GuildId::new(guild.get()));
+    settings.free_spots_channel = Some(ChannelId::new(free_spots.get()));
+    settings.organiser_role = Some(RoleId::new(organisers.get()));
+    *w.settings() = settings;
+
+    let feature = campaigns::feature(&w.world.ctx, Some(w.config.clone()));
+    w.world.ctx.catalogue.fill(std::slice::from_ref(&feature));
+    let permissions = w.world.ctx.catalogue.bot_permissions();
+    sim.register_redirect_uri(INSTALL_CALLBACK);
+    let app = discord::oauth::OAuthApp::new(
+        sim.application_id().to_string(),
+        discord::oauth::ClientSecret::from(sim.client_secret()),
+        INSTALL_CALLBACK.parse().unwrap(),
+        discord::oauth::OAuthEndpoints::at(&sim.http_url()).unwrap(),
+    );
+    let mut link = app.authorize_url(
+        "install",
+        &[
+            discord::oauth::Scope::Bot,
+            discord::oauth::Scope::ApplicationsCommands,
+        ],
+        Some(discord::oauth::BotInstall {
+            guild: GuildId::new(guild.get()),
+            permissions,
+        }),
+    );
+    link.query_pairs_mut()
+        .append_pair("sim_user_id", &owner.to_string());
+    let approved = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(link)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status().as_u16(), 302, "the owner added Tavern");
+    let bot = sim
+        .member(guild, sim.bot_user_id())
+        .expect("the bot joined");
+    let bot_role = sim
+        .roles(guild)
+        .into_iter()
+        .find(|r| bot.roles.contains(&r.id))
+        .expect("the bot's managed role");
+    assert_eq!(
+        (bot_role.managed, bot_role.permissions, bot_role.position),
+        (true, permissions, 1)
+    );
+    assert_ne!(
+        sim.guild(guild).unwrap().owner_id,
+        sim.bot_user_id(),
+        "the bot does not own it"
+    );
+    (guild, bot_role.id)
+}
+
+#[tokio::test]
+async fn a_guild_that_added_tavern_through_the_install_link_gets_channels_roles_and_members() {
+    let mut w = World::new().await;
+    let (guild, bot_role) = installed_guild(&mut w).await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event(
+        "Curse of Strahd",
+        3,
+        "Gothic horror.\n[new campaign]",
+        &[&host],
+    );
+    w.rsvp(&first, &alice);
+
+    let report = w.sync().await;
+    let discord = report.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+
+    let (channel, guest, host_role) = w.series_objects(&first).await;
+    let sim = &w.world.sim;
+    let sim_channel = sim.channel(channel.get()).expect("the channel exists");
+    assert_eq!(sim_channel.guild_id, Some(guild));
+    let bot = sim.bot_user_id();
+    for id in [guest.get(), host_role.get(), bot.get()] {
+        assert!(
+            sim_channel
+                .permission_overwrites
+                .iter()
+                .any(|o| o.id.get() == id
+                    && o.allow & discord::model::permissions::VIEW_CHANNEL != 0),
+            "an overwrite letting {id} in"
+        );
+    }
+    // The roles the bot made sit below its own, so it may give them.
+    let position = |id: u64| {
+        sim.roles(guild)
+            .into_iter()
+            .find(|r| r.id.get() == id)
+            .map(|r| r.position)
+            .unwrap()
+    };
+    assert!(position(guest.get()) < position(bot_role.get()));
+    assert!(position(host_role.get()) < position(bot_role.get()));
+    let roles_of = |user: Snowflake| -> Vec<u64> {
+        sim.member(guild, user)
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default()
+    };
+    assert!(has(&roles_of(demo.alice), guest));
+    assert!(has(&roles_of(demo.carol), host_role));
+    let messages = sim.messages(channel.get());
+    assert_eq!(messages.len(), 1, "the announcement");
+    assert_eq!(messages[0].author_id, bot);
+
+    // Nothing was refused, and a second sync has nothing left to do.
+    assert!(
+        sim.requests().iter().all(|r| r.status != 403),
+        "{:?}",
+        sim.requests()
+            .iter()
+            .filter(|r| r.status == 403)
+            .collect::<Vec<_>>()
+    );
+    sim.clear_requests();
+    w.sync().await;
+    assert_eq!(w.writes(), Vec::<String>::new());
+}
