@@ -663,3 +663,133 @@ async fn interactions_carry_the_bots_permissions_and_their_callbacks_are_not_che
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn files_need_attach_files_replies_read_history_and_bulk_deletes_manage_messages() {
+    // @everyone holds ATTACH_FILES and READ_MESSAGE_HISTORY; channels take them away.
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES);
+    let upload = |channel: Snowflake| {
+        let body = "--B\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{\"content\":\"the map\"}\r\n--B\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"map.png\"\r\nContent-Type: image/png\r\n\r\nPNG\r\n--B--\r\n";
+        s.rest
+            .request(
+                reqwest::Method::POST,
+                &format!("/channels/{channel}/messages"),
+            )
+            .header("Content-Type", "multipart/form-data; boundary=B")
+            .body(body)
+            .send()
+    };
+    let no_files = s.channel_denying("no-files", ATTACH_FILES);
+    let refused = upload(no_files).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap(),
+        missing_permissions()
+    );
+    assert_eq!(upload(s.general).await.unwrap().status().as_u16(), 200);
+
+    // A reply needs READ_MESSAGE_HISTORY.
+    let dana = s.sim.create_user("Dana");
+    s.sim.add_member(s.guild, dana).unwrap();
+    let forgetful = s.channel_denying("forgetful", READ_MESSAGE_HISTORY);
+    for channel in [s.general, forgetful] {
+        let asked = s
+            .sim
+            .post_user_message(channel, dana, "who rolls?", Vec::new())
+            .unwrap();
+        let (status, body) = s
+            .rest
+            .post(
+                &format!("/channels/{channel}/messages"),
+                json!({"content": "me", "message_reference": {"message_id": asked.to_string()}}),
+            )
+            .await;
+        if channel == forgetful {
+            assert_eq!((status, body), (403, missing_permissions()));
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
+    let first = s
+        .sim
+        .post_user_message(s.general, dana, "a", Vec::new())
+        .unwrap();
+    let second = s
+        .sim
+        .post_user_message(s.general, dana, "b", Vec::new())
+        .unwrap();
+    let bulk = json!({"messages": [first.to_string(), second.to_string()]});
+    assert_eq!(
+        s.rest
+            .post(
+                &format!("/channels/{}/messages/bulk-delete", s.general),
+                bulk.clone()
+            )
+            .await,
+        (403, missing_permissions())
+    );
+    let s2 = setup(VIEW_CHANNEL | MANAGE_MESSAGES);
+    let a = s2
+        .sim
+        .post_user_message(s2.general, s2.owner, "a", Vec::new())
+        .unwrap();
+    let b = s2
+        .sim
+        .post_user_message(s2.general, s2.owner, "b", Vec::new())
+        .unwrap();
+    let (status, body) = s2
+        .rest
+        .post(
+            &format!("/channels/{}/messages/bulk-delete", s2.general),
+            json!({"messages": [a.to_string(), b.to_string()]}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(s.sim.message(s.general, first).is_some());
+}
+
+#[tokio::test]
+async fn a_resolved_channel_carries_the_invoking_members_permissions() {
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES);
+    let (status, body) = s
+        .rest
+        .put(
+            &format!(
+                "/applications/{}/guilds/{}/commands",
+                s.sim.application_id(),
+                s.guild
+            ),
+            Some(json!([{
+                "name": "where",
+                "description": "Pick a channel",
+                "type": 1,
+                "options": [{"name": "channel", "description": "Which", "type": 7, "required": true}]
+            }])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let muted = s.channel_denying("muted", SEND_MESSAGES);
+    let dana = s.sim.create_user("Dana");
+    s.sim.add_member(s.guild, dana).unwrap();
+    let asked = s
+        .sim
+        .run_command(
+            dana,
+            s.general,
+            "where",
+            json!([{"name": "channel", "value": muted.to_string()}]),
+        )
+        .unwrap();
+    let resolved = &asked.payload()["data"]["resolved"]["channels"][muted.to_string()];
+    assert_eq!(
+        resolved["permissions"],
+        s.sim.permissions(s.guild, dana, Some(muted)).to_string(),
+        "Dana's, not the owner's ({}) nor the bot's",
+        s.sim.permissions(s.guild, s.owner, Some(muted))
+    );
+    assert_ne!(
+        resolved["permissions"],
+        s.sim.permissions(s.guild, s.owner, Some(muted)).to_string()
+    );
+}
