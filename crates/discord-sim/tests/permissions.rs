@@ -413,6 +413,15 @@ async fn overwrites_need_manage_roles_and_grant_only_what_the_bot_holds() {
         s.rest.patch(&format!("/channels/{owners}"), grant).await,
         (403, missing_permissions())
     );
+    // Taking an overwrite out, whatever it held, is not granting anything.
+    let (status, body) = s
+        .rest
+        .patch(
+            &format!("/channels/{owners}"),
+            json!({"permission_overwrites": []}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

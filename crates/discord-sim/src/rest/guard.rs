@@ -8,7 +8,8 @@
 //! - channels: create needs MANAGE_CHANNELS (in the parent category if one is
 //!   given), edit and delete need it in the channel;
 //! - permission overwrites (on create, edit, or one at a time) need MANAGE_ROLES
-//!   there, and every bit an overwrite changes must be one the bot holds there;
+//!   there, and every bit an overwrite newly allows or denies must be one the bot
+//!   holds there (what an overwrite already held, or loses, is not looked at);
 //! - roles: MANAGE_ROLES; a role the bot creates or edits may not gain permissions
 //!   the bot lacks; it edits, deletes, gives and takes only roles below its highest
 //!   role, and never deletes, gives or takes a managed role (an integration's);
@@ -335,8 +336,9 @@ impl Bot<'_> {
         Ok(())
     }
 
-    /// Every bit an overwrite gains or loses, of every target, must be one the bot
-    /// holds (`held`); an overwrite left as it was is not looked at.
+    /// Every bit an overwrite newly allows or denies, of every target, must be one the
+    /// bot holds (`held`): what an overwrite already held, and what is taken out of one
+    /// (or a whole overwrite removed), is not looked at.
     fn may_change_overwrites(
         &self,
         current: &[PermissionOverwrite],
@@ -352,7 +354,7 @@ impl Bot<'_> {
         for id in current.iter().chain(wanted).map(|o| o.id) {
             let (old_allow, old_deny) = bits(current, id);
             let (new_allow, new_deny) = bits(wanted, id);
-            changed |= (old_allow ^ new_allow) | (old_deny ^ new_deny);
+            changed |= (new_allow & !old_allow) | (new_deny & !old_deny);
         }
         if changed & !held != 0 {
             return Err(missing_permissions());
