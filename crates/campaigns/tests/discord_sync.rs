@@ -1229,3 +1229,66 @@ async fn a_guild_that_added_tavern_through_the_install_link_gets_channels_roles_
     w.sync().await;
     assert_eq!(w.writes(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_role_shortcode_above_tavern_s_role_is_refused_with_how_to_fix_it_until_an_admin_drags_it()
+ {
+    let mut w = World::new().await;
+    let (guild, bot_role) = installed_guild(&mut w).await;
+    let demo = w.world.demo.clone();
+    let sim = w.world.sim.clone();
+    // The owner's "Veterans", made before Tavern came: above Tavern's role.
+    let veterans = sim
+        .create_role(guild, discord_sim::RoleSpec::new("Veterans", 0))
+        .unwrap();
+    sim.set_role_position(guild, veterans, 3).unwrap();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event(
+        "Tomb of Horrors",
+        3,
+        &format!("[new adventure] [role {veterans}]"),
+        &[],
+    );
+    w.rsvp(&first, &alice);
+
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(
+        discord
+            .skipped
+            .iter()
+            .any(|s| s.contains(&format!("[role {veterans}]"))),
+        "{:?}",
+        discord.skipped
+    );
+    let roles_of = |user: Snowflake| sim.member(guild, user).unwrap().roles;
+    let (_, guest, _) = w.series_objects(&first).await;
+    assert!(roles_of(demo.alice).iter().any(|r| r.get() == guest.get()));
+    assert!(!roles_of(demo.alice).contains(&veterans));
+    let told: Vec<String> = sim
+        .messages(alerts)
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert!(
+        told.iter()
+            .any(|t| t.contains(&format!("[role {veterans}]"))
+                && t.contains("drag Tavern's role above it")),
+        "{told:?}"
+    );
+    assert!(
+        sim.requests().iter().all(|r| r.status != 403),
+        "the sync did not ask Discord for what it would refuse"
+    );
+
+    // An admin drags Tavern's role to the top: the next run gives the role.
+    let top = i64::try_from(sim.roles(guild).len()).unwrap();
+    sim.set_role_position(guild, bot_role, top).unwrap();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(roles_of(demo.alice).contains(&veterans));
+}

@@ -743,6 +743,9 @@ pub struct GuildRole {
     /// Managed by an integration (a bot's own role, a server booster role): Discord
     /// refuses to give it to or take it from members by hand.
     pub managed: bool,
+    /// Its place in the server's role list (`@everyone` is 0, higher is above): a bot
+    /// may give only roles below its own highest role.
+    pub position: i64,
 }
 
 /// A member of a guild with the roles it holds (without `@everyone`).

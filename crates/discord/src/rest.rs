@@ -1317,6 +1317,7 @@ impl Discord {
                 id: r.id,
                 permissions: r.permissions.bits(),
                 managed: r.managed,
+                position: r.position,
             })
             .collect())
     }

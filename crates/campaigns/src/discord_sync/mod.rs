@@ -90,8 +90,11 @@
 //!   (`discord_roles`, `discord_host_roles`), for a role granting any moderator's
 //!   permission ([`POWERFUL_PERMISSIONS`]: Administrator, Manage Server, Manage Roles,
 //!   Manage Channels, Manage Messages, Kick or Ban Members, ...) and for one an
-//!   integration manages (as the guild's role list says each run); Discord itself
-//!   refuses roles above the bot's own. A refused shortcode is a line in the run's report
+//!   integration manages (as the guild's role list says each run), and for a role not
+//!   below the bot's own highest role (unless the bot owns the guild), which Discord
+//!   would refuse at every run: a server that added Tavern through its install link
+//!   has Tavern's role at the bottom of its list until an admin drags it up, and the
+//!   alert says so. A refused shortcode is a line in the run's report
 //!   ([`DiscordReport::skipped`]) every run, and a WARN in the log and an alert to the
 //!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`).
 //! - **Announcements**: one message per run and series naming the players and hosts
@@ -170,6 +173,8 @@ pub struct DiscordState {
     /// [`refused_role`]).
     pub roles: BTreeMap<RoleId, GuildRole>,
     pub members: BTreeMap<UserId, BTreeSet<RoleId>>,
+    /// The guild's owner, whom the role hierarchy does not bind (`None`: unknown).
+    pub owner: Option<UserId>,
 }
 
 impl DiscordState {
@@ -180,8 +185,10 @@ impl DiscordState {
         channels: Vec<GuildChannel>,
         roles: Vec<GuildRole>,
         members: Vec<GuildMember>,
+        owner: Option<UserId>,
     ) -> DiscordState {
         DiscordState {
+            owner,
             guild,
             bot,
             channels: channels.into_iter().map(|c| (c.id, c)).collect(),
@@ -191,6 +198,27 @@ impl DiscordState {
                 .map(|m| (m.user, m.roles.into_iter().collect()))
                 .collect(),
         }
+    }
+
+    /// Whether Discord would refuse the bot giving `role`: it is not below the bot's
+    /// highest role (level counts as above), and the bot does not own the guild.
+    pub fn above_bot(&self, role: RoleId) -> bool {
+        if self.owner == Some(self.bot) {
+            return false;
+        }
+        let Some(position) = self.roles.get(&role).map(|r| r.position) else {
+            return false;
+        };
+        let top = self
+            .members
+            .get(&self.bot)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| self.roles.get(r))
+            .map(|r| r.position)
+            .max()
+            .unwrap_or(0);
+        position >= top
     }
 
     fn children(&self, category: ChannelId) -> usize {
@@ -469,8 +497,9 @@ pub const POWERFUL_PERMISSIONS: u64 = permissions::ADMINISTRATOR
 
 /// Why a `[role <id>]` shortcode is refused, if it is: the configured admin or
 /// organiser role, `@everyone`, any game's guest or host role, a role granting a
-/// moderator's permission ([`POWERFUL_PERMISSIONS`]) or one an integration manages
-/// (see "Shortcodes" in the module docs).
+/// moderator's permission ([`POWERFUL_PERMISSIONS`]), one an integration manages, or
+/// one Discord would not let the bot give ([`DiscordState::above_bot`]; see
+/// "Shortcodes" in the module docs).
 pub fn refused_role(
     role: RoleId,
     settings: &DiscordSettings,
@@ -492,6 +521,10 @@ pub fn refused_role(
         )
     } else if info.is_some_and(|r| r.managed) {
         Some("an integration manages it")
+    } else if discord.above_bot(role) {
+        Some(
+            "it is not below Tavern's own role, and Discord lets Tavern give only roles below its own: an admin can drag Tavern's role above it in Server Settings → Roles",
+        )
     } else {
         None
     }
@@ -904,7 +937,10 @@ pub async fn discord_state(discord: &Discord, guild: GuildId) -> Result<DiscordS
     let channels = discord.guild_channels(guild).await?;
     let roles = discord.guild_roles(guild).await?;
     let members = discord.guild_members(guild).await?;
-    Ok(DiscordState::new(guild, bot, channels, roles, members))
+    let owner = discord.guild(guild).await?.and_then(|g| g.owner_id);
+    Ok(DiscordState::new(
+        guild, bot, channels, roles, members, owner,
+    ))
 }
 
 /// Tells a running Discord step to stop before its next Discord write of a series
@@ -1262,6 +1298,8 @@ async fn create(
                         id,
                         permissions: 0,
                         managed: false,
+                        // Discord puts a new role at the bottom, just above @everyone.
+                        position: 1,
                     },
                 );
             }

@@ -50,6 +50,7 @@ fn plain_roles<const N: usize>(ids: [u64; N]) -> impl Iterator<Item = (RoleId, G
                 id,
                 permissions: 0,
                 managed: false,
+                position: 1,
             },
         )
     })
@@ -62,6 +63,8 @@ fn discord() -> DiscordState {
         Vec::new(),
         Vec::new(),
         Vec::new(),
+        // The bot owns the guild, as in discord-sim's demo: no role hierarchy binds it.
+        Some(UserId::new(99)),
     )
 }
 
@@ -674,6 +677,7 @@ fn shortcodes_hand_out_no_privileged_role_and_take_over_only_managed_channels() 
         id: RoleId::new(id),
         permissions,
         managed,
+        position: 1,
     };
     for r in [
         role(50, permissions::SEND_MESSAGES, false),
@@ -814,4 +818,52 @@ fn a_managed_channel_taken_over_keeps_its_topic_category_and_overwrites() {
         assert!(wanted.iter().any(|o| o.target == target), "{target:?}");
     }
     assert_eq!(wanted.len(), 4, "{wanted:?}");
+}
+
+#[test]
+fn a_role_shortcode_not_below_the_bots_own_role_is_refused_unless_the_bot_owns_the_guild() {
+    let settings = DiscordSettings::new(GuildId::new(1));
+    let game_roles = BTreeSet::new();
+    let mut d = discord();
+    d.owner = Some(UserId::new(5));
+    let role = |id: u64, position: i64| GuildRole {
+        id: RoleId::new(id),
+        permissions: permissions::SEND_MESSAGES,
+        managed: false,
+        position,
+    };
+    // The bot's managed role at 2 (an install puts it at the bottom), "Veterans" at 3
+    // and "Newcomers" at 1.
+    d.roles.insert(
+        RoleId::new(40),
+        GuildRole {
+            managed: true,
+            ..role(40, 2)
+        },
+    );
+    for r in [role(50, 3), role(51, 1), role(52, 2)] {
+        d.roles.insert(r.id, r);
+    }
+    d.members
+        .insert(UserId::new(99), BTreeSet::from([RoleId::new(40)]));
+    let refused =
+        |d: &DiscordState, id: u64| refused_role(RoleId::new(id), &settings, &game_roles, d);
+
+    assert!(refused(&d, 50).is_some_and(|why| why.contains("drag Tavern's role above it")));
+    assert!(
+        refused(&d, 52).is_some(),
+        "level with the bot's role is not below it"
+    );
+    assert_eq!(refused(&d, 51), None);
+
+    // Dragged above "Veterans", the bot may give it.
+    if let Some(r) = d.roles.get_mut(&RoleId::new(40)) {
+        r.position = 4;
+    }
+    assert_eq!(refused(&d, 50), None);
+
+    // A bot that owns the guild is not bound by the hierarchy, with no role at all.
+    let mut owned = discord();
+    owned.roles.insert(RoleId::new(50), role(50, 3));
+    assert_eq!(refused(&owned, 50), None);
 }
