@@ -1292,3 +1292,58 @@ async fn a_role_shortcode_above_tavern_s_role_is_refused_with_how_to_fix_it_unti
     assert!(discord.failed.is_empty(), "{:?}", discord.failed);
     assert!(roles_of(demo.alice).contains(&veterans));
 }
+
+#[tokio::test]
+async fn in_a_guild_that_added_tavern_through_the_install_link_an_ended_game_is_reminded_and_deleted()
+ {
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    let demo = w.world.demo.clone();
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 1, "[new adventure] [online]", &[]);
+    w.rsvp(&first, &alice);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, guest, host) = w.series_objects(&first).await;
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let voice = w
+        .store
+        .series_voice_channel(&series)
+        .await
+        .unwrap()
+        .expect("a voice channel");
+    let settings = w.config.discord.clone().unwrap();
+    let lifecycle = |now: DateTime<Utc>| {
+        let (store, discord, settings) = (&w.store, &w.world.ctx.discord, &settings);
+        async move {
+            campaigns::lifecycle::run_lifecycle(store, discord, settings, now)
+                .await
+                .unwrap()
+        }
+    };
+
+    // A day after the session, the adventure is reminded that nothing is planned.
+    let report = lifecycle(w.now + TimeDelta::days(3)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.reminded, vec![channel]);
+
+    // Ended, it is deleted with its roles eight hours later.
+    let ended = w.now + TimeDelta::days(3);
+    w.store.end_adventure(channel, ended).await.unwrap();
+    let report = lifecycle(ended + TimeDelta::hours(8)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.orphaned.is_empty(), "{report:?}");
+    assert_eq!(report.deleted, vec![series]);
+    let sim = &w.world.sim;
+    assert!(sim.channel(channel.get()).is_none() && sim.channel(voice.get()).is_none());
+    let roles: Vec<u64> = sim.roles(guild).iter().map(|r| r.id.get()).collect();
+    assert!(!roles.contains(&guest.get()) && !roles.contains(&host.get()));
+    assert!(
+        sim.requests().iter().all(|r| r.status != 403),
+        "{:?}",
+        sim.requests()
+            .iter()
+            .filter(|r| r.status == 403)
+            .collect::<Vec<_>>()
+    );
+}
