@@ -433,6 +433,25 @@ impl Sim {
         })
     }
 
+    /// Replaces a channel's permission overwrites, as a server admin may at any time
+    /// (dispatches CHANNEL_UPDATE).
+    pub fn set_channel_overwrites(
+        &self,
+        channel: impl Into<Snowflake>,
+        overwrites: Vec<PermissionOverwrite>,
+    ) -> Result<(), SimError> {
+        let channel = channel.into();
+        self.shared.with(|s, _, _| {
+            s.channel(channel)
+                .map_err(|_| SimError::UnknownChannel(channel))?;
+            let patch = ChannelPatch {
+                permission_overwrites: Some(overwrites),
+                ..ChannelPatch::default()
+            };
+            s.update_channel(channel, patch).map_err(rejected)
+        })
+    }
+
     /// Deletes a channel and its messages (dispatches CHANNEL_DELETE; children of a
     /// deleted category get CHANNEL_UPDATE without a parent).
     pub fn delete_channel(&self, channel: impl Into<Snowflake>) -> Result<(), SimError> {

@@ -802,3 +802,33 @@ async fn a_resolved_channel_carries_the_invoking_members_permissions() {
         s.sim.permissions(s.guild, s.owner, Some(muted)).to_string()
     );
 }
+
+#[tokio::test]
+async fn an_admin_closing_a_channel_to_the_bot_takes_effect_at_once() {
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES);
+    let path = format!("/channels/{}/messages", s.general);
+    assert_eq!(s.rest.post(&path, json!({"content": "hi"})).await.0, 200);
+    s.sim
+        .set_channel_overwrites(
+            s.general,
+            vec![PermissionOverwrite {
+                id: s.sim.bot_user_id(),
+                kind: OverwriteKind::Member,
+                allow: 0,
+                deny: VIEW_CHANNEL,
+            }],
+        )
+        .unwrap();
+    assert_eq!(
+        s.rest.post(&path, json!({"content": "hi"})).await,
+        (403, missing_access())
+    );
+    assert_eq!(
+        s.sim
+            .channel(s.general)
+            .unwrap()
+            .permission_overwrites
+            .len(),
+        1
+    );
+}
