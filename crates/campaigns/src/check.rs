@@ -78,9 +78,10 @@ pub enum CheckError {
 }
 
 /// Every game text channel and voice channel (`discord_channels`,
-/// `discord_voice_channels`) that Discord says no longer exists (404), one request per
-/// channel. The subject is the channel's `event_series` key, the relation that points
-/// at nothing.
+/// `discord_voice_channels`) that Discord says no longer exists (404) or that the bot
+/// may no longer see (403 Missing Access: an admin closed it to Tavern), one request
+/// per channel. The subject is the channel's `event_series` key, the relation that
+/// points at nothing (or at a channel Tavern cannot reach).
 pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding>, CheckError> {
     let mut findings = Vec::new();
     let text = repo.game_channels().await?;
@@ -90,23 +91,33 @@ pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding
         .map(|c| (c, false))
         .chain(voice.into_iter().map(|c| (c, true)))
     {
+        let (subject, what) = if is_voice {
+            (
+                schema::discord_voice_channel_event_series(channel),
+                "voice channel",
+            )
+        } else {
+            (
+                schema::discord_channel_event_series(channel),
+                "game channel",
+            )
+        };
         match discord.channel_guild(channel).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(404) => {
-                let (subject, what) = if is_voice {
-                    (
-                        schema::discord_voice_channel_event_series(channel),
-                        "voice channel",
-                    )
-                } else {
-                    (
-                        schema::discord_channel_event_series(channel),
-                        "game channel",
-                    )
-                };
                 findings.push(finding(
                     subject,
                     format!("the {what} {channel} no longer exists on Discord"),
+                ));
+            }
+            // Discord's 403 Missing Access: the channel is there, closed to the bot.
+            Err(e) if e.is_missing_permission() => {
+                findings.push(finding(
+                    subject,
+                    format!(
+                        "Tavern may not see the {what} {channel} on Discord: a server admin \
+                         can give Tavern's role View Channel there"
+                    ),
                 ));
             }
             Err(source) => return Err(CheckError::Discord { channel, source }),

@@ -1347,3 +1347,45 @@ async fn in_a_guild_that_added_tavern_through_the_install_link_an_ended_game_is_
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn the_check_reports_a_game_channel_an_admin_closed_to_tavern_instead_of_failing() {
+    let mut w = World::new().await;
+    installed_guild(&mut w).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let second = w.event("Curse of Strahd", 4, "[new adventure]", &[]);
+    w.sync().await;
+    let (closed, _, _) = w.series_objects(&first).await;
+    let (open, _, _) = w.series_objects(&second).await;
+    // An admin takes Tavern's own overwrite away and denies it the channel.
+    w.world
+        .sim
+        .set_channel_overwrites(
+            closed.get(),
+            vec![discord_sim::PermissionOverwrite {
+                id: w.world.sim.bot_user_id(),
+                kind: discord_sim::OverwriteKind::Member,
+                allow: 0,
+                deny: discord::model::permissions::VIEW_CHANNEL,
+            }],
+        )
+        .unwrap();
+
+    let findings = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
+        .await
+        .expect("the check runs to the end");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0].subject,
+        schema::discord_channel_event_series(closed)
+    );
+    assert!(
+        findings[0].problem.contains("Tavern may not see"),
+        "{findings:?}"
+    );
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.subject == schema::discord_channel_event_series(open))
+    );
+}
