@@ -1359,8 +1359,10 @@ impl Discord {
         Ok(Self::decode::<twilight_model::user::CurrentUser>(route, &answer)?.id)
     }
 
-    /// The guild `channel` belongs to: `None` for a direct message or group DM, and
-    /// [`RestError::Status`] 404 for a channel the bot cannot see.
+    /// The guild `channel` belongs to: `None` for a direct message or group DM;
+    /// [`RestError::Status`] 404 for a channel that does not exist (or of a guild the
+    /// bot is not in) and 403 Missing Access for one the bot may not see
+    /// ([`RestError::is_missing_permission`]).
     pub async fn channel_guild(&self, channel: ChannelId) -> Result<Option<GuildId>, RestError> {
         let http = &self.inner.factory;
         let route = "channel.get";
@@ -1497,8 +1499,9 @@ struct RefreshedUrl {
 /// What the clip archive reads: channels, guilds and messages as Discord describes
 /// them, and fresh CDN URLs for attachments whose signed URLs expired.
 impl Discord {
-    /// A channel (`None` when Discord says it does not exist or the bot cannot see
-    /// it: 404). A 404 is an answer here, not counted by the circuit breaker.
+    /// A channel (`None` when Discord says it does not exist: 404). A 404 is an answer
+    /// here, not counted by the circuit breaker; a channel the bot may not see is
+    /// Discord's 403 Missing Access, an error ([`RestError::is_missing_permission`]).
     pub async fn channel(&self, channel: ChannelId) -> Result<Option<ChannelInfo>, RestError> {
         let http = &self.inner.factory;
         let found: Option<twilight_model::channel::Channel> = self
