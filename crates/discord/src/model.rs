@@ -1,5 +1,6 @@
 //! Tavern's own view of Discord: what a feature declares (commands, components) and what
-//! it receives and answers. Features never see the wire format; [`crate::wire`] converts.
+//! it receives and answers. Features never see the wire format; the crate's private
+//! `wire` module converts.
 
 use std::collections::BTreeMap;
 
