@@ -1974,6 +1974,103 @@ async fn those_the_host_let_in_join_again_without_waiting_and_nobody_else_does()
     c.stop().await;
 }
 
+/// The next `WaitingRoom` `host` gets, as (participant id, name) pairs.
+async fn waiting_ids(host: &mut Client) -> Vec<(String, String)> {
+    match next_event(host).await {
+        S::WaitingRoom(room) => room
+            .waiting
+            .into_iter()
+            .map(|v| (v.participant_id, v.display_name))
+            .collect(),
+        other => panic!("expected WaitingRoom, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_waiting_again_from_a_new_connection_keeps_its_place_and_its_token() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+
+    // Vera (a guest, given her token as she waits), Uma (signed in) and Walt wait.
+    let vera_grant = c.grant(m, "Vera").await;
+    let (mut vera, first) = ask_to_join(&c, &vera_grant, "").await;
+    let token = match first {
+        S::Waiting(w) => w.admission,
+        other => panic!("expected Waiting, got {other:?}"),
+    };
+    assert_eq!(token.len(), 64, "{token:?}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token:?}");
+    let uma_id = account(&c, "Uma").await;
+    let uma_grant = user_grant(&c, m, uma_id, "Uma").await;
+    let (mut uma, first) = ask_to_join(&c, &uma_grant, "").await;
+    match first {
+        S::Waiting(w) => assert_eq!(w.admission, "", "a signed-in visitor needs no token"),
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let (_walt, _) = visitor(&c, m, "Walt").await;
+    assert_eq!(waiting_list(&mut host).await, ["Vera"]);
+    assert_eq!(waiting_list(&mut host).await, ["Vera", "Uma"]);
+    assert_eq!(waiting_list(&mut host).await, ["Vera", "Uma", "Walt"]);
+
+    // Each joins anew (a new grant) while the controller still lists the first
+    // connection: the new one takes its place, and the first is told and closed.
+    let vera_again = c.grant(m, "Vera").await;
+    let (mut vera2, first) = ask_to_join(&c, &vera_again, &token).await;
+    match first {
+        S::Waiting(w) => assert_eq!(w.admission, token, "she keeps her token"),
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let list = waiting_ids(&mut host).await;
+    let ids: Vec<&str> = list.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids[0], vera_again.participant_id.to_string());
+    assert_eq!(ids[1], uma_grant.participant_id.to_string());
+    let (told, how) = closed(&mut vera).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_ELSEWHERE);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
+    let uma_again = user_grant(&c, m, uma_id, "Uma").await;
+    let (mut uma2, first) = ask_to_join(&c, &uma_again, "").await;
+    assert!(matches!(first, S::Waiting(_)), "{first:?}");
+    let list = waiting_ids(&mut host).await;
+    let names: Vec<&str> = list.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["Vera", "Uma", "Walt"]);
+    assert_eq!(list[1].0, uma_again.participant_id.to_string());
+    let (told, _) = closed(&mut uma).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_ELSEWHERE);
+
+    // A guest calling herself Vera with a token nobody was given waits at the end,
+    // under a token of her own.
+    let forged = "ab".repeat(32);
+    let other = c.grant(m, "Vera").await;
+    let (_other, first) = ask_to_join(&c, &other, &forged).await;
+    match first {
+        S::Waiting(w) => assert!(w.admission != forged && w.admission != token),
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    assert_eq!(
+        waiting_list(&mut host).await,
+        ["Vera", "Uma", "Walt", "Vera"]
+    );
+
+    // Let in, Vera's JoinResponse names the token she waited with, and so does a join
+    // after that, which does not wait.
+    admit(&mut host, &vera_again, true).await;
+    match next(&mut vera2).await {
+        S::JoinResponse(r) => assert_eq!(r.admission, token),
+        other => panic!("expected JoinResponse, got {other:?}"),
+    }
+    admit(&mut host, &uma_again, true).await;
+    assert!(matches!(next(&mut uma2).await, S::JoinResponse(_)));
+    leaves(&mut vera2).await;
+    let later = c.grant(m, "Vera").await;
+    let (_vera3, first) = ask_to_join(&c, &later, &token).await;
+    assert_eq!(let_in_at_once("Vera", first).admission, token);
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn a_visitor_nobody_lets_in_within_the_waiting_limit_is_turned_away() {
     let c = controller_with(|config| config.waiting_limit = Duration::ZERO).await;

@@ -1791,3 +1791,193 @@ async fn a_page_whose_hello_was_dropped_for_a_busy_participant_says_it_again() {
     fay.quit().await;
     stop.cancel();
 }
+
+/// A UDP relay on 127.0.0.1 to `target`, one socket towards it per client address, as
+/// a network path between a browser and a meeting controller. Dropped, it closes every
+/// socket: the path is gone, and the client's next packets are refused.
+struct Relay {
+    port: u16,
+    /// How many client addresses it has relayed.
+    clients: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: std::net::SocketAddr) -> Relay {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+        use tokio::net::UdpSocket;
+
+        let listen = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let port = listen.local_addr().unwrap().port();
+        let clients = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = clients.clone();
+        let task = tokio::spawn(async move {
+            let mut upstreams: HashMap<std::net::SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut back = tokio::task::JoinSet::new();
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                let Ok((n, client)) = listen.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let upstream = match upstreams.get(&client) {
+                    Some(upstream) => upstream.clone(),
+                    None => {
+                        let upstream = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        upstream.connect(target).await.unwrap();
+                        let (from, to) = (upstream.clone(), listen.clone());
+                        back.spawn(async move {
+                            let mut buf = vec![0u8; 65_536];
+                            while let Ok(n) = from.recv(&mut buf).await {
+                                let _ = to.send_to(&buf[..n], client).await;
+                            }
+                        });
+                        upstreams.insert(client, upstream.clone());
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        upstream
+                    }
+                };
+                let _ = upstream.send(&buf[..n]).await;
+            }
+        });
+        Relay {
+            port,
+            clients,
+            task,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Registers controller `id` as reached at `endpoint` (its certificate unchanged), as
+/// the join grants made from now on name it.
+async fn reached_at(repo: &meetings::Repo, id: &meetings::domain::ControllerId, endpoint: String) {
+    let registered = repo.controller(id).await.unwrap();
+    repo.register_controller(&meetings::repo::ControllerRegistration {
+        controller_id: id.clone(),
+        region: registered.region,
+        endpoint,
+        max_meetings: 100,
+        max_participants: 100,
+        version: None,
+        certificate_hash: registered.certificate_hash,
+    })
+    .await
+    .unwrap();
+}
+
+/// A page waiting for the host whose connection is lost (the network path to the
+/// meeting controller goes away) joins anew with a new grant by itself and waits again,
+/// listed once to the host, and the host lets it in: no error, nothing more to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_whose_connection_is_lost_while_waiting_waits_again_and_is_let_in() {
+    use meetings::controller::proto::{
+        Admission, Heartbeat, client_message::Payload as C, server_message::Payload as S,
+    };
+    let (app, ctx, settings) = separate_world().await;
+    let repo = meetings::Repo::from_context(&ctx);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let id = start_controller(&ctx, &settings, "mc-relayed", |_| {}, &stop).await;
+    let direct = repo.controller(&id).await.unwrap().endpoint;
+    // Grants name the relay (registered before Tavern first reads the registry); the
+    // host's program goes round it.
+    let port: u16 = direct.rsplit(':').next().unwrap().parse().unwrap();
+    let relay = Relay::start(([127, 0, 0, 1], port).into()).await;
+    reached_at(&repo, &id, format!("https://127.0.0.1:{}", relay.port)).await;
+    let (code, token) = create_meeting(
+        &app,
+        json!({ "display_name": "Behind the door", "waiting_room_enabled": true }),
+    )
+    .await;
+    let mut grant: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/meetings/{code}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = &mut grant["join_grant"];
+    let url = grant["webtransport_url"].as_str().unwrap().to_owned();
+    let (_, path) = url.split_once("/meetings/").unwrap();
+    grant["webtransport_url"] = json!(format!("{direct}/meetings/{path}"));
+    let (mut host, _) = join_with(grant).await;
+
+    let vera = Browser::start().await;
+    vera.open(&app.url(&format!("/meet/{code}?name=Vera&autojoin=1")))
+        .await;
+    vera.text_when("Vera waits", LIMIT, WAITING_STATUS, |s| !s.is_empty())
+        .await;
+    let first = sees_waiting(&mut host, "Vera").await;
+    assert_eq!(
+        relay.clients.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "Vera's page is connected through the relay"
+    );
+
+    // The path goes away; the controller is reached directly from now on.
+    reached_at(&repo, &id, direct).await;
+    drop(relay);
+    // The host's program says it is still here meanwhile, as a page does.
+    {
+        let waits_again = vera.text_when(
+            "Vera waits again",
+            2 * LIMIT,
+            "const m = document.getElementById('meet');\
+             return m && m.dataset.waiting ? (m.dataset.rejoins || '') : ''",
+            |rejoins| rejoins == "1",
+        );
+        tokio::pin!(waits_again);
+        let mut beat = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = &mut waits_again => break,
+                _ = beat.tick() => host.send(C::Heartbeat(Heartbeat {})).await.unwrap(),
+            }
+        }
+    }
+    assert_eq!(vera.script(ERROR).await, "", "Vera is shown no error");
+
+    // The host sees her once, under her new connection's id, and lets her in.
+    let again = loop {
+        let message = tokio::time::timeout(LIMIT, host.next())
+            .await
+            .expect("the host sees Vera waiting again in time")
+            .unwrap()
+            .expect("the host's session goes on");
+        if let Some(S::WaitingRoom(room)) = message.payload
+            && let Some(visitor) = room
+                .waiting
+                .iter()
+                .find(|v| v.display_name == "Vera" && v.participant_id != first)
+        {
+            let names: Vec<&str> = room
+                .waiting
+                .iter()
+                .map(|v| v.display_name.as_str())
+                .collect();
+            assert_eq!(names, ["Vera"], "listed once");
+            break visitor.participant_id.clone();
+        }
+    };
+    host.send(C::Admission(Admission {
+        participant_id: again.clone(),
+        admit: true,
+    }))
+    .await
+    .unwrap();
+    let joined = vera
+        .text_when("Vera is let in", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    assert_eq!(joined, again);
+    assert_eq!(vera.script(ERROR).await, "", "Vera is shown no error");
+    vera.quit().await;
+    stop.cancel();
+}

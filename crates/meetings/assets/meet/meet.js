@@ -217,8 +217,12 @@
       return { kind: 'e2e-key', from: str(p, 1), payload: payload instanceof Uint8Array ? payload.slice() : new Uint8Array(0) };
     }
     if ((p = msg(f, 12))) return { kind: 'media-grant', media: mediaGrant(p) };
-    // Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
-    if ((p = msg(f, 13))) return { kind: 'waiting', meetingName: str(p, 1), waitSeconds: num(p, 2) };
+    // Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2;
+    //   string admission = 3; }: `admission`, a guest's token, which keeps its place in
+    // the host's list when it joins anew while its lost connection is still listed.
+    if ((p = msg(f, 13))) {
+      return { kind: 'waiting', meetingName: str(p, 1), waitSeconds: num(p, 2), admission: str(p, 3) };
+    }
     // WaitingRoom { repeated Visitor waiting = 1; } Visitor { string participant_id = 1;
     //   string display_name = 2; }
     if ((p = msg(f, 14))) {
@@ -350,6 +354,7 @@
     admission_denied: 'The host did not let you in.',
     waiting_timeout: 'Nobody let you in in time. Join again to wait again.',
     waiting_room_full: 'Too many people are waiting for the host right now. Try again later.',
+    waiting_elsewhere: 'You are waiting for the host in another window now.',
   };
   // A 403 with no code is the site's own check of the signed-in session (its CSRF
   // token: signed out, or signed in again in another tab), not the meeting's answer.
@@ -514,7 +519,9 @@
    * Joins as `name`. `again` (what to say meanwhile): the page was in the meeting and
    * joins again (it moved to another meeting server, its server is restarting, or the
    * connection was lost), so a grant refused for want of a meeting server, or Tavern
-   * not answering, is asked for again after REJOIN_WAITS_MS.
+   * not answering, is asked for again after REJOIN_WAITS_MS, and so are CONNECTIONS
+   * more connections when the last CONNECTIONS could not be made (the network may be
+   * coming back).
    */
   async function join(name, again) {
     ui.error('');
@@ -523,6 +530,7 @@
     let local = null;
     let frames;
     let waits = again ? [...REJOIN_WAITS_MS] : [];
+    const connectionWaits = again ? [...REJOIN_WAITS_MS] : [];
     // A connection the meeting server closed while it was being set up, or that is not
     // open within FIRST_TRY_WAIT_MS, is made again with a new grant (the last grant's
     // connection token may be spent), CONNECTIONS in all.
@@ -564,6 +572,13 @@
           root.dataset.connectRetries = String(attempt);
           continue;
         }
+        if (connectionWaits.length > 0 && typeof WebTransport !== 'undefined') {
+          ui.status('Waiting for the meeting server to be reachable…');
+          await delay(connectionWaits.shift());
+          ui.status(again);
+          attempt = 0;
+          continue;
+        }
         stopLocalMedia();
         return fail(`The meeting server could not be reached (${e.message}).`);
       }
@@ -574,13 +589,24 @@
     const ifCurrent = (info) => { if (state.wt === wt) closed(info); };
     wt.closed.then(ifCurrent, (e) => ifCurrent({ reason: e.message }));
     let first;
+    let waited = false;
+    let lost = null;
     try {
       // A meeting with a waiting room answers Waiting first: the answer that counts
       // comes once the host has let this page in, or not.
       for (;;) {
-        first = await frames.next();
-        first = first && decodeServer(first);
+        let body;
+        try {
+          body = await frames.next();
+        } catch (e) {
+          lost = e.message;
+          first = null;
+          break;
+        }
+        first = body && decodeServer(body);
         if (!first || first.kind !== 'waiting') break;
+        waited = true;
+        if (first.admission) state.admission = first.admission;
         root.dataset.waiting = '1';
         ui.status('Waiting for the host to let you in…');
       }
@@ -595,6 +621,20 @@
       hangUp();
       return join(name, 'The meeting moved to another server; joining again…');
     }
+    if (waited && !first && (await lostWhileWaiting(wt))) {
+      // The connection was lost while this page waited for the host (no answer came:
+      // the host's decision, a waiting limit, an ended meeting and the like always do).
+      // It joins anew, with a new grant, and waits again: at its place in the host's
+      // list while the server still lists the lost connection (this page presents the
+      // same account, or the token Waiting gave), else at the end.
+      stopLocalMedia();
+      hangUp();
+      if (mayRejoin()) {
+        root.dataset.rejoins = String(Number(root.dataset.rejoins || 0) + 1);
+        return join(name, 'The connection was lost while waiting for the host; waiting again…');
+      }
+      return fail(`The connection to the meeting server was lost while waiting for the host${lost ? ` (${lost})` : ''}. Join again to wait again.`);
+    }
     if (!first || first.kind !== 'joined') {
       stopLocalMedia();
       hangUp();
@@ -604,6 +644,23 @@
     }
     joined(first, name, local);
     readLoop(frames);
+  }
+
+  /**
+   * Whether the connection `wt`, whose stream ended while the page waited for the host
+   * with no answer, was lost rather than closed for good: closed without a code (the
+   * network), or by the meeting server (CLOSE_BY_CONTROLLER) for another reason than a
+   * flood of messages. Its close is waited for FIRST_TRY_WAIT_MS at most; a connection
+   * still not closed by then is taken for lost.
+   */
+  async function lostWhileWaiting(wt) {
+    const info = await Promise.race([
+      wt.closed.then((i) => i || {}, (e) => ({ reason: e.message })),
+      delay(FIRST_TRY_WAIT_MS).then(() => ({})),
+    ]);
+    const code = info.closeCode;
+    const reason = info.reason || '';
+    return (code === undefined || code === CLOSE_BY_CONTROLLER) && !reason.startsWith('rate_limited');
   }
 
   function fail(message) {

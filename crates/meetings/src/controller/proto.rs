@@ -83,7 +83,8 @@
 //! message HeartbeatAck {}
 //! message Error { string code = 1; string message = 2; optional string participant_id = 3;
 //!   optional string answers = 4; }
-//! message Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2; }
+//! message Waiting { string meeting_display_name = 1; uint64 wait_seconds = 2;
+//!   string admission = 3; }
 //! message Visitor { string participant_id = 1; string display_name = 2; }
 //! message WaitingRoom { repeated Visitor waiting = 1; }
 //! message MoreParticipants { repeated ParticipantInfo participants = 1; }
@@ -149,6 +150,18 @@
 //! again. Everybody else's `admission` is empty. A visitor waiting when the meeting moves
 //! is told `Error` [`MEETING_MOVED`] and closed as those in the meeting are; it joins
 //! again with a new grant and waits at the new controller.
+//!
+//! A visitor whose connection is lost while it waits (a network change, the server
+//! closing it) asks for a new grant and sends `JoinRequest` again, as the browser client
+//! does, and waits again. A guest is given its admission token as soon as it waits
+//! (`Waiting.admission`) and presents it in that `JoinRequest`; a signed-in visitor is
+//! known by its account. While the controller still lists the visitor's earlier
+//! connection (a lost connection is noticed only once it has been silent for a while),
+//! the new one takes that place in the list, under its new participant id, and the
+//! earlier one is told `Error` [`WAITING_ELSEWHERE`] and closed ([`CLOSE_JOIN_REFUSED`]);
+//! otherwise the visitor waits at the end of the list. (A signed-in visitor waiting
+//! from two windows thus waits from the newer one.) A guest let in keeps the token
+//! `Waiting` gave it: its `JoinResponse` names the same one.
 //!
 //! # Budgets
 //!
@@ -251,6 +264,10 @@ pub const WAITING_TIMEOUT: &str = "waiting_timeout";
 
 /// The `Error` code of a visitor refused because too many wait already.
 pub const WAITING_ROOM_FULL: &str = "waiting_room_full";
+
+/// The `Error` code, and the start of the close reason, of a waiting session whose
+/// visitor waits from a newer connection now (which took its place).
+pub const WAITING_ELSEWHERE: &str = "waiting_elsewhere";
 
 /// Visitors one meeting's waiting room holds at most.
 pub const MAX_WAITING: usize = 100;
@@ -388,6 +405,11 @@ pub struct Waiting {
     /// How long it may wait at most before it is turned away, in seconds.
     #[prost(uint64, tag = "2")]
     pub wait_seconds: u64,
+    /// A guest's admission token, given while it waits ([`proto`](self), "The waiting
+    /// room"): presented by a new connection of the same visitor, it keeps its place;
+    /// let in, it is the token its `JoinResponse` gives. Empty for a signed-in visitor.
+    #[prost(string, tag = "3")]
+    pub admission: String,
 }
 
 /// Somebody waiting in the waiting room.
@@ -1058,6 +1080,7 @@ mod tests {
             ServerMessage::new(S::Waiting(Waiting {
                 meeting_display_name: "Session zero".into(),
                 wait_seconds: 1800,
+                admission: "ef".repeat(32),
             })),
             ServerMessage::new(S::WaitingRoom(WaitingRoom {
                 waiting: vec![Visitor {

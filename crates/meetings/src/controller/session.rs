@@ -252,13 +252,35 @@ enum Decision {
     Ended,
     /// The meeting moved to another controller while it waited.
     Moved,
+    /// The same visitor waits from a newer connection, which took this one's place.
+    Replaced,
+}
+
+/// Who waits, across connections: a signed-in visitor's account, or the hash of the
+/// admission token a guest was given when it began to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Visitor {
+    User(crate::domain::UserId),
+    Guest(TokenHash),
 }
 
 /// A visitor waiting for the host ([`Rooms::wait`]).
 struct Waiter {
     participant: ParticipantId,
+    who: Visitor,
     display_name: String,
     decide: oneshot::Sender<Decision>,
+}
+
+/// Where [`Rooms::wait`] put a visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// At the end of the list.
+    Last,
+    /// At the place of its earlier connection, which is told [`Decision::Replaced`].
+    Kept,
+    /// Nowhere: [`proto::MAX_WAITING`] wait already.
+    Full,
 }
 
 impl Rooms {
@@ -299,17 +321,33 @@ impl Rooms {
         }
     }
 
-    /// Puts a visitor in `meeting`'s waiting room and tells the host; `false` (and
-    /// nothing changed) when [`proto::MAX_WAITING`] wait already.
-    fn wait(&self, meeting: MeetingId, waiter: Waiter) -> bool {
+    /// Puts a visitor in `meeting`'s waiting room and tells the host: at the place of
+    /// the same visitor's earlier connection while it is listed (that one is told it
+    /// was replaced), else at the end; nowhere (nothing changed) when
+    /// [`proto::MAX_WAITING`] wait already.
+    fn wait(&self, meeting: MeetingId, waiter: Waiter) -> Placed {
         let mut lobbies = self.lock_lobbies();
         let lobby = lobbies.entry(meeting).or_default();
-        if lobby.len() >= proto::MAX_WAITING {
-            return false;
-        }
-        lobby.push(waiter);
+        let placed = if let Some(earlier) = lobby.iter_mut().find(|w| w.who == waiter.who) {
+            let earlier = std::mem::replace(earlier, waiter);
+            // An earlier connection gone meanwhile is simply not there to hear it.
+            let _ = earlier.decide.send(Decision::Replaced);
+            Placed::Kept
+        } else if lobby.len() >= proto::MAX_WAITING {
+            return Placed::Full;
+        } else {
+            lobby.push(waiter);
+            Placed::Last
+        };
         self.show_waiting(meeting, lobby);
-        true
+        placed
+    }
+
+    /// Whether `who` waits for `meeting` (from some connection).
+    fn waits(&self, meeting: MeetingId, who: &Visitor) -> bool {
+        self.lock_lobbies()
+            .get(&meeting)
+            .is_some_and(|lobby| lobby.iter().any(|w| &w.who == who))
     }
 
     /// Takes visitor `participant` out of `meeting`'s waiting room (it left or gave up)
@@ -1027,14 +1065,33 @@ impl Session {
                 tracing::info!("let in by the host before; not waiting again");
                 admission = presented;
             } else {
-                self.wait_for_host(inbound, &meeting, &ticket.display_name)
+                // Who waits: the account, or a guest's admission token: the one it
+                // presented while its earlier connection still waits here (it takes that
+                // one's place), else a new one.
+                let (who, token) = match ticket.user_id {
+                    Some(user) => (Visitor::User(user), None),
+                    None => {
+                        let token = presented
+                            .filter(|p| {
+                                shared
+                                    .rooms
+                                    .waits(self.meeting, &Visitor::Guest(p.hash.clone()))
+                            })
+                            .or_else(AdmissionToken::new)
+                            .ok_or_else(|| {
+                                Refusal::internal("no admission token", &"its hash did not parse")
+                            })?;
+                        (Visitor::Guest(token.hash.clone()), Some(token))
+                    }
+                };
+                self.wait_for_host(inbound, &meeting, &ticket.display_name, who, token.as_ref())
                     .await?;
                 // Read again: it may have ended or changed while the visitor waited.
                 meeting = shared.repo.meeting(self.meeting).await.map_err(refusal)?;
                 if meeting.settings.require_auth && ticket.user_id.is_none() {
                     return Err(Refusal::new(proto::AUTH_REQUIRED, AUTH_REQUIRED_MESSAGE).into());
                 }
-                admission = self.remember_admission(ticket.user_id).await;
+                admission = self.remember_admission(ticket.user_id, token).await;
             }
         }
         let (meetings, participants) = shared.rooms.load();
@@ -1144,17 +1201,15 @@ impl Session {
     }
 
     /// Remembers that the host let this visitor in: a signed-in user by its account, a
-    /// guest by a new admission token, returned for its `JoinResponse`. A store that
-    /// cannot take it is logged: the join goes on (a later one waits again).
+    /// guest by the admission token it was given as it began to wait, returned for its
+    /// `JoinResponse`. A store that cannot take it is logged: the join goes on (a later
+    /// one waits again).
     async fn remember_admission(
         &self,
         user: Option<crate::domain::UserId>,
+        token: Option<AdmissionToken>,
     ) -> Option<AdmissionToken> {
-        let token = if user.is_none() {
-            AdmissionToken::new()
-        } else {
-            None
-        };
+        let token = token.filter(|_| user.is_none());
         let who = Admitted {
             user_id: user,
             guest_token: token.as_ref().map(|a| &a.hash),
@@ -1169,22 +1224,28 @@ impl Session {
     }
 
     /// A visitor of a meeting with a waiting room ([`proto`], "The waiting room"): told
-    /// to wait, listed to the host, until the host decides (`Ok`: let in), it leaves,
-    /// the meeting ends or moves, or the waiting limit passes.
+    /// to wait (a guest given its admission `token`), listed to the host (at the place
+    /// of `who`'s earlier connection while that one is listed), until the host decides
+    /// (`Ok`: let in), it leaves, the meeting ends or moves, a newer connection of
+    /// `who` takes its place, or the waiting limit passes.
     async fn wait_for_host(
         &mut self,
         inbound: &mut mpsc::Receiver<Result<In, FrameError>>,
         meeting: &Meeting,
         name: &DisplayName,
+        who: Visitor,
+        token: Option<&AdmissionToken>,
     ) -> Result<(), JoinEnd> {
         let shared = self.shared.clone();
         let (decide, mut decided) = oneshot::channel();
         let waiter = Waiter {
             participant: self.participant,
+            who,
             display_name: name.to_string(),
             decide,
         };
-        if !shared.rooms.wait(self.meeting, waiter) {
+        let placed = shared.rooms.wait(self.meeting, waiter);
+        if placed == Placed::Full {
             return Err(Refusal::new(
                 proto::WAITING_ROOM_FULL,
                 format!(
@@ -1195,10 +1256,15 @@ impl Session {
             .into());
         }
         let limit = shared.config.waiting_limit;
-        tracing::info!("waiting for the host");
+        if placed == Placed::Kept {
+            tracing::info!("waiting for the host at the place of its earlier connection");
+        } else {
+            tracing::info!("waiting for the host");
+        }
         let told = self.reply(Out::Waiting(proto::Waiting {
             meeting_display_name: meeting.display_name.clone(),
             wait_seconds: limit.as_secs(),
+            admission: token.map(|t| t.token.clone()).unwrap_or_default(),
         }));
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
@@ -1216,6 +1282,11 @@ impl Session {
                             Ok(Decision::Denied) => Err(Refusal::new(
                                 proto::ADMISSION_DENIED,
                                 "the host did not let you in",
+                            )
+                            .into()),
+                            Ok(Decision::Replaced) => Err(Refusal::new(
+                                proto::WAITING_ELSEWHERE,
+                                "you wait for the host from a newer connection, which took this one's place",
                             )
                             .into()),
                             Ok(Decision::Moved) => {
