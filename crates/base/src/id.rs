@@ -1,4 +1,4 @@
-//! Ids that become parts of Redis keys or rows, made by one macro: [`key_id!`].
+//! Ids that become parts of Redis keys or rows, made by one macro: [`key_id!`](crate::key_id).
 //!
 //! A key is a structure (`meetup_user:{id}:discord_user`): an id that could contain the
 //! `:` separator, a `{` hash tag, a `*` or `?` of a `SCAN` pattern, white space or

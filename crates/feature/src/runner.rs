@@ -25,7 +25,7 @@ pub fn slot_key(name: &str, slot: u64) -> String {
 }
 
 /// Forgets that job `name` ran: deletes its running lock and the marks of the periods it
-/// ran in ([`slot_key`]), so the next period check runs it at once. For a process that
+/// ran in (`slot_key`), so the next period check runs it at once. For a process that
 /// knows the earlier runs worked on what no longer exists (the sandbox after a restart);
 /// returns how many keys it deleted.
 pub async fn forget_job_runs(redis: &Redis, name: &str) -> Result<usize, store::redis::RedisError> {
@@ -92,7 +92,7 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 ///
 /// Each period runs once across replicas: a run first takes the job's running lock
 /// ([`lock_key`], so a run still going elsewhere is not started twice), then marks its
-/// period ([`slot_key`], `SET NX`, so the other replicas skip that period). The running
+/// period (`slot_key`, `SET NX`, so the other replicas skip that period). The running
 /// lock is renewed while the run goes on and deleted when it ends.
 #[derive(Debug)]
 pub struct JobRunner {

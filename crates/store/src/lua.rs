@@ -1,6 +1,6 @@
 //! The one home of Lua in Tavern. Features never write Lua: a multi-key step that must
 //! decide something on the server (apply only if a document is unchanged, only if a set
-//! still has room, only if a member is still there) is a [`Writes`] batch applied under
+//! still has room, only if a member is still there) is a [`Writes`](crate::Writes) batch applied under
 //! [`Condition`]s by [`Redis::apply_when`](crate::Redis::apply_when), or a
 //! compare-and-set by [`Redis::apply_if`](crate::Redis::apply_if) /
 //! [`Redis::apply_or_read`](crate::Redis::apply_or_read).

@@ -177,7 +177,7 @@ impl std::fmt::Debug for LateRoutes {
 }
 
 impl LateRoutes {
-    /// Installs the routes, with [`not_found`] for every path none of them serves; a
+    /// Installs the routes, with `not_found` for every path none of them serves; a
     /// second call is ignored.
     pub fn set(&self, routes: Router) {
         let _ = self.0.set(routes.fallback(not_found));
@@ -328,7 +328,7 @@ const SECRET_PARAMS: &[&str] = &[
 /// as `***`.
 const SECRET_SEGMENT_AFTER: &[&str] = &["/link-meetup/"];
 
-/// `uri` as it may be logged (see [`request_span`]).
+/// `uri` as it may be logged (see `request_span`).
 pub fn loggable_uri(uri: &axum::http::Uri) -> String {
     let path = shown_path(uri.path());
     let Some(query) = uri.query() else {

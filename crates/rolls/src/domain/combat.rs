@@ -386,7 +386,7 @@ pub fn clean_note(note: &str) -> Result<Option<String>, Refusal> {
 
 /// The names `/init add` gives `adder`: the name itself for one, `name 1`, `name 2`,
 /// … (the first free numbers) for several. Only names `adder` can see are taken
-/// ([`name_taken`]).
+/// (`name_taken`).
 pub fn add_names(tracker: &Tracker, adder: UserId, spec: &AddSpec) -> Result<Vec<String>, Refusal> {
     let base = clean_name(&spec.name)?;
     if spec.count == 1 {

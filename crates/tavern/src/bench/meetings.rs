@@ -13,7 +13,7 @@
 //!    disk: `meetings::repo` says why), then of 12 meetings scheduled for tomorrow
 //!    (their commit waits for it), printed apart; before anything is timed, an untimed
 //!    warm-up creates 16 meetings at once and 32 participants join them at once and
-//!    leave ([`warm_up`]), as a server that has been serving has;
+//!    leave (`warm_up`), as a server that has been serving has;
 //! 2. token validation, before the crowd arrives, on the server's runtime (p50 / p99):
 //!    `Auth::verify_token` of
 //!    access tokens each used for the first time (the signature, the expiry and the
@@ -30,8 +30,8 @@
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
 //!    apart the session's and the answer's share); each participant's QUIC endpoint is
-//!    made before its join is timed ([`Endpoints`]); every session stays open, with a
-//!    heartbeat every 10 s ([`stay`]), until all have joined;
+//!    made before its join is timed (`Endpoints`); every session stays open, with a
+//!    heartbeat every 10 s (`stay`), until all have joined;
 //! 4. with `hold`, every session stays open that long (heartbeats only, nobody
 //!    arriving), and the CPU time used meanwhile is printed a second: the server's
 //!    (this process but the clients' threads), Redis's (`INFO cpu`) and the clients';
