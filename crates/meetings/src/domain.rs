@@ -230,6 +230,46 @@ seed_enum!(
     }
 );
 
+/// The connections a participant is issued a token for ([`crate::Repo::issue_participant_token`]):
+/// its signalling session with the meeting controller and its media session. There is
+/// no `recorder` here: a path that serves participants cannot name one.
+///
+/// ```compile_fail
+/// let _ = meetings::domain::ParticipantConnection::Recorder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParticipantConnection {
+    Signaling,
+    Media,
+}
+
+/// The connections of the server's own clients ([`crate::Repo::issue_service_token`]): a
+/// recorder's (or `tavern bench media`'s) media session under an id that never joins,
+/// and a media handler's relay to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceConnection {
+    Recorder,
+    Relay,
+}
+
+impl From<ParticipantConnection> for ConnectionType {
+    fn from(kind: ParticipantConnection) -> ConnectionType {
+        match kind {
+            ParticipantConnection::Signaling => ConnectionType::Signaling,
+            ParticipantConnection::Media => ConnectionType::Media,
+        }
+    }
+}
+
+impl From<ServiceConnection> for ConnectionType {
+    fn from(kind: ServiceConnection) -> ConnectionType {
+        match kind {
+            ServiceConnection::Recorder => ConnectionType::Recorder,
+            ServiceConnection::Relay => ConnectionType::Relay,
+        }
+    }
+}
+
 seed_enum!(
     /// The `stream_type` field of `stream:{stream_id}`. The seed shows `video_camera`; the
     /// other two are the other things a participant publishes (microphone, shared screen).

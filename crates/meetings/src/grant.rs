@@ -13,7 +13,7 @@ use rand::Rng;
 
 use crate::auth::{Auth, AuthError, MeetingTicket};
 use crate::domain::{
-    self, ConnectionType, DisplayName, Liveness, ParticipantId, Region, UserId, WtToken,
+    self, DisplayName, Liveness, ParticipantConnection, ParticipantId, Region, UserId, WtToken,
 };
 use crate::repo::Meeting;
 use crate::{MeetingsError, Repo};
@@ -85,10 +85,10 @@ pub async fn grant<R: Rng + Send>(
                 .map_err(GrantError::from)
         },
         async {
-            repo.issue_connection_token(
+            repo.issue_participant_token(
                 meeting.meeting_id,
                 participant_id,
-                ConnectionType::Signaling,
+                ParticipantConnection::Signaling,
             )
             .await
             .map_err(GrantError::from)

@@ -10,8 +10,9 @@ use chrono::{TimeDelta, Utc};
 use common::{Env, env, handler_registration};
 use meetings::domain::{
     ActorType, AuditResult, CacheEntityId, ConnectionType, ControllerId, DisplayName, HandlerId,
-    HealthStatus, LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus, ParticipantId,
-    RateLimitPart, Region, StreamId, StreamType, TokenHash, UserId, WtToken,
+    HealthStatus, LeaveReason, Liveness, MeetingCode, MeetingId, MeetingStatus,
+    ParticipantConnection, ParticipantId, RateLimitPart, Region, ServiceConnection, StreamId,
+    StreamType, TokenHash, UserId, WtToken,
 };
 use meetings::repo::{
     AuditEntry, ControllerHeartbeat, ControllerRegistration, HandlerHeartbeat, HandlerRegistration,
@@ -758,7 +759,7 @@ async fn a_connection_token_is_a_five_minute_hash_that_works_exactly_once() {
     let (m, p) = (MeetingId::random(), ParticipantId::random());
 
     let token = repo
-        .issue_connection_token(m, p, ConnectionType::Media)
+        .issue_participant_token(m, p, ParticipantConnection::Media)
         .await
         .unwrap();
 
@@ -780,6 +781,35 @@ async fn a_connection_token_is_a_five_minute_hash_that_works_exactly_once() {
         repo.redeem_connection_token(&never_issued).await.unwrap(),
         None
     );
+}
+
+#[tokio::test]
+async fn participants_and_the_servers_own_clients_get_their_tokens_stored_as_before() {
+    let env = env().await;
+    let repo = repo(&env);
+    let (m, p) = (MeetingId::random(), ParticipantId::random());
+    let participant = [
+        (ParticipantConnection::Signaling, "signaling"),
+        (ParticipantConnection::Media, "media"),
+    ];
+    for (kind, stored) in participant {
+        let token = repo.issue_participant_token(m, p, kind).await.unwrap();
+        let fields = hash(&env, &format!("wt:token:{}", token.expose())).await;
+        assert_eq!(fields["connection_type"], stored);
+        let grant = repo.redeem_connection_token(&token).await.unwrap().unwrap();
+        assert_eq!(grant.connection_type, ConnectionType::from(kind));
+    }
+    let service = [
+        (ServiceConnection::Recorder, "recorder"),
+        (ServiceConnection::Relay, "relay"),
+    ];
+    for (kind, stored) in service {
+        let token = repo.issue_service_token(m, p, kind).await.unwrap();
+        let fields = hash(&env, &format!("wt:token:{}", token.expose())).await;
+        assert_eq!(fields["connection_type"], stored);
+        let grant = repo.redeem_connection_token(&token).await.unwrap().unwrap();
+        assert_eq!(grant.connection_type, ConnectionType::from(kind));
+    }
 }
 
 #[tokio::test]

@@ -437,10 +437,10 @@ impl MediaWorld {
         let meeting = meetings::domain::MeetingId::parse(meeting).unwrap();
         let token = self
             .repo
-            .issue_connection_token(
+            .issue_service_token(
                 meeting,
                 meetings::domain::ParticipantId::random(),
-                meetings::domain::ConnectionType::Recorder,
+                meetings::domain::ServiceConnection::Recorder,
             )
             .await
             .unwrap();

@@ -1442,7 +1442,11 @@ impl Session {
             Some(token) => token,
             None => match shared
                 .repo
-                .issue_connection_token(self.meeting, self.participant, ConnectionType::Media)
+                .issue_participant_token(
+                    self.meeting,
+                    self.participant,
+                    crate::domain::ParticipantConnection::Media,
+                )
                 .await
             {
                 Ok(token) => token,

@@ -31,7 +31,7 @@ use super::proto::{
 use super::session::{self, Close, Relay, RelayControl, RelayOutbox};
 use crate::MeetingsError;
 use crate::domain::{
-    ConnectionType, HandlerId, Liveness, MeetingId, ParticipantId, WT_TOKEN_PARAM,
+    HandlerId, Liveness, MeetingId, ParticipantId, ServiceConnection, WT_TOKEN_PARAM,
 };
 use crate::repo::ConnectionGrant;
 
@@ -198,7 +198,7 @@ async fn connect(
         .ok_or(OpenError::NotAlive)?;
     let token = shared
         .repo
-        .issue_connection_token(meeting, ParticipantId::random(), ConnectionType::Relay)
+        .issue_service_token(meeting, ParticipantId::random(), ServiceConnection::Relay)
         .await?;
     let base = registered.endpoint.trim_end_matches('/');
     let mut url = url::Url::parse(&format!("{base}/relay/{meeting}"))

@@ -106,8 +106,8 @@ use self::webm::{MuxTrack, TrackKind};
 use crate::auth::MeetingsSecretKey;
 use crate::controller::MediaDirectory;
 use crate::domain::{
-    ConnectionType, HandlerId, MeetingId, MeetingStatus, ParticipantId, RecordingId,
-    RecordingStatus, UserId,
+    HandlerId, MeetingId, MeetingStatus, ParticipantId, RecordingId, RecordingStatus,
+    ServiceConnection, UserId,
 };
 use crate::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use crate::media::proto::{FLAG_E2E, FrameHeader, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
@@ -480,7 +480,7 @@ impl Recorder {
         let me = ParticipantId::random();
         let token = inner
             .repo
-            .issue_connection_token(meeting.meeting_id, me, ConnectionType::Recorder)
+            .issue_service_token(meeting.meeting_id, me, ServiceConnection::Recorder)
             .await?;
         let url = format!(
             "{}/media/{}",

@@ -10,8 +10,8 @@ use store::{Attempt, Condition, Conditional, StorageError, Writes};
 use super::meetings::audit;
 use super::{AuditEntry, Meeting, MeetingsError, Repo, corrupt, hset_all, parse_seconds, ttl_secs};
 use crate::domain::{
-    ActorType, AuditResult, ConnectionType, DisplayName, LeaveReason, MeetingId, MeetingStatus,
-    ParticipantId, StreamId, TokenHash, UserId, WtToken,
+    ActorType, AuditResult, DisplayName, LeaveReason, MeetingId, MeetingStatus,
+    ParticipantConnection, ParticipantId, StreamId, TokenHash, UserId, WtToken,
 };
 use crate::schema::{
     self, CONNECTION_STATE_CONNECTED, NO_STREAMS, meeting_fields, participant_fields, stream_fields,
@@ -253,11 +253,11 @@ impl Repo {
         writes.command("SMEMBERS").arg(&set_key);
         let members_reply = writes.len() - 1;
         let media_token = with.media_token.then(|| {
-            self.connection_token_writes(
+            self.participant_token_writes(
                 &mut writes,
                 meeting.meeting_id,
                 participant,
-                ConnectionType::Media,
+                ParticipantConnection::Media,
             )
         });
 

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use store::{StorageError, Writes};
 
 use super::{MeetingsError, Repo, corrupt, parse_seconds, ttl_secs};
-use crate::domain::{self, ConnectionType, MeetingId, ParticipantId, TokenHash, WtToken};
+use crate::domain::{
+    self, ConnectionType, MeetingId, ParticipantConnection, ParticipantId, ServiceConnection,
+    TokenHash, WtToken,
+};
 use crate::schema::{self, wt_token_fields};
 
 /// Whom a redeemed media-session token admits ([`Repo::media_admission`]).
@@ -33,47 +36,98 @@ pub struct ConnectionGrant {
     pub connection_type: ConnectionType,
 }
 
+/// A new token's `wt:token:{token}` hash (5 minutes), created at `now` (Unix s), added
+/// to `writes`.
+fn token_writes(
+    writes: &mut Writes,
+    now: i64,
+    meeting: MeetingId,
+    participant: ParticipantId,
+    connection_type: ConnectionType,
+) -> WtToken {
+    use wt_token_fields as f;
+    let token = WtToken::generate(&mut rand::rng());
+    let key = schema::wt_token_key(&token);
+    writes
+        .command("HSET")
+        .arg(&key)
+        .arg(f::PARTICIPANT_ID)
+        .arg(participant.to_string())
+        .arg(f::MEETING_ID)
+        .arg(meeting.to_string())
+        .arg(f::CREATED_AT)
+        .arg(now)
+        .arg(f::CONNECTION_TYPE)
+        .arg(connection_type.as_str());
+    writes.expire(&key, ttl_secs(schema::WT_TOKEN_TTL));
+    token
+}
+
 impl Repo {
-    /// Issues a one-time WebTransport connection token (`wt:token:{token}`, 5 minutes).
+    /// Issues a one-time WebTransport connection token (`wt:token:{token}`, 5 minutes)
+    /// for a participant's signalling or media session: never a `recorder` one.
+    pub async fn issue_participant_token(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        kind: ParticipantConnection,
+    ) -> Result<WtToken, MeetingsError> {
+        self.issue(meeting, participant, kind.into()).await
+    }
+
+    /// Issues a one-time connection token (`wt:token:{token}`, 5 minutes) for a client
+    /// of the server's own under `id`: a recorder's media session (admitted without a
+    /// read, on the media handler's `/media/` only) or a relay between media handlers.
+    /// Only server-side code calls it, never a route a participant reaches.
+    pub async fn issue_service_token(
+        &self,
+        meeting: MeetingId,
+        id: ParticipantId,
+        kind: ServiceConnection,
+    ) -> Result<WtToken, MeetingsError> {
+        self.issue(meeting, id, kind.into()).await
+    }
+
+    /// A connection token of any kind: [`Repo::issue_participant_token`] or
+    /// [`Repo::issue_service_token`] by `connection_type`, for the server's own tools.
     pub async fn issue_connection_token(
         &self,
         meeting: MeetingId,
         participant: ParticipantId,
         connection_type: ConnectionType,
     ) -> Result<WtToken, MeetingsError> {
+        self.issue(meeting, participant, connection_type).await
+    }
+
+    async fn issue(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        connection_type: ConnectionType,
+    ) -> Result<WtToken, MeetingsError> {
         let mut writes = Writes::new();
-        let token =
-            self.connection_token_writes(&mut writes, meeting, participant, connection_type);
+        let token = token_writes(
+            &mut writes,
+            self.now_secs(),
+            meeting,
+            participant,
+            connection_type,
+        );
         self.redis.apply(&writes).await?;
         Ok(token)
     }
 
-    /// A new one-time connection token, its `wt:token:{token}` hash (5 minutes) added
-    /// to `writes`: [`Repo::issue_connection_token`], or a step that issues one among
-    /// other writes (a join's media token).
-    pub(super) fn connection_token_writes(
+    /// A new one-time connection token for a participant, its `wt:token:{token}` hash
+    /// (5 minutes) added to `writes`: a step that issues one among other writes (a
+    /// join's media token).
+    pub(super) fn participant_token_writes(
         &self,
         writes: &mut Writes,
         meeting: MeetingId,
         participant: ParticipantId,
-        connection_type: ConnectionType,
+        kind: ParticipantConnection,
     ) -> WtToken {
-        use wt_token_fields as f;
-        let token = WtToken::generate(&mut rand::rng());
-        let key = schema::wt_token_key(&token);
-        writes
-            .command("HSET")
-            .arg(&key)
-            .arg(f::PARTICIPANT_ID)
-            .arg(participant.to_string())
-            .arg(f::MEETING_ID)
-            .arg(meeting.to_string())
-            .arg(f::CREATED_AT)
-            .arg(self.now_secs())
-            .arg(f::CONNECTION_TYPE)
-            .arg(connection_type.as_str());
-        writes.expire(&key, ttl_secs(schema::WT_TOKEN_TTL));
-        token
+        token_writes(writes, self.now_secs(), meeting, participant, kind.into())
     }
 
     /// Redeems a connection token: read and deleted in one `MULTI`/`EXEC`, so of two
