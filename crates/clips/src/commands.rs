@@ -37,7 +37,10 @@ use feature::Feature;
 use serde_json::{Map, Value};
 
 use crate::ScanStatus;
-use crate::domain::{ClipMatcher, DEFAULT_VIDEO_FORMATS, ScanDirection, Settings, settings_keys};
+use crate::domain::{
+    ClipMatcher, DEFAULT_VIDEO_FORMATS, ReadPermission, ScanDirection, Settings, permission_names,
+    settings_keys,
+};
 use crate::repo::{Repo, RepoError, ScanRun, StoredChannel};
 use crate::scan::{Requested, ScanError, ScanMode, Scanner};
 
@@ -85,12 +88,25 @@ impl CommandError {
             CommandError::Scan(ScanError::NotReading(channel)) => HandlerError::user(format!(
                 "<#{channel}> is not indexed: `/clips enable` it first."
             )),
+            CommandError::Scan(ScanError::Unreadable { channel, missing }) => {
+                HandlerError::user(cannot_read_answer(channel, &missing))
+            }
             CommandError::Scan(error @ ScanError::NoMessages { .. }) => {
                 HandlerError::user(format!("{error}."))
             }
             CommandError::Scan(error) => HandlerError::internal(error),
         }
     }
+}
+
+/// The answer for a channel Tavern may not read: what to grant, and where.
+fn cannot_read_answer(channel: ChannelId, missing: &[ReadPermission]) -> String {
+    let names = permission_names(missing);
+    format!(
+        "I cannot read <#{channel}>'s history, so it is not indexed: Discord gives me no \
+         {names} there. Grant Tavern {names} in the channel's permissions (Edit Channel → \
+         Permissions, for Tavern's role or Tavern itself), then `/clips enable` it again."
+    )
 }
 
 fn repo_handler_error(error: RepoError) -> HandlerError {
@@ -257,7 +273,18 @@ impl Commands {
         guild: GuildId,
         channel: ChannelId,
     ) -> Result<StoredChannel, CommandError> {
-        let stored = self.scanner.ensure_channel(channel).await?;
+        let stored = match self.scanner.ensure_channel(channel).await {
+            Ok(stored) => stored,
+            // Discord's 403 Missing Access: Tavern may not even see the channel.
+            Err(ScanError::Discord(error)) if error.is_missing_permission() => {
+                let missing = match self.scanner.bot_lacks(guild, channel).await {
+                    Ok(missing) if !missing.is_empty() => missing,
+                    _ => ReadPermission::ALL.to_vec(),
+                };
+                return Err(ScanError::Unreadable { channel, missing }.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
         if stored.info.guild != guild {
             return Err(CommandError::refused(format!(
                 "<#{channel}> is not a channel of this server."

@@ -995,6 +995,68 @@ pub fn visible_channels(
         .collect()
 }
 
+/// A permission Tavern needs in a channel to read its history, as Discord names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReadPermission {
+    /// Without it Discord answers 403 Missing Access to anything in the channel.
+    ViewChannel,
+    /// Without it Discord answers a history request with an empty list, not an error:
+    /// a scan would find nothing and could not tell.
+    ReadMessageHistory,
+}
+
+impl ReadPermission {
+    /// Every permission reading a channel's history takes, in the order Discord lists them.
+    pub const ALL: [ReadPermission; 2] = [
+        ReadPermission::ViewChannel,
+        ReadPermission::ReadMessageHistory,
+    ];
+
+    pub fn bit(self) -> u64 {
+        match self {
+            ReadPermission::ViewChannel => permission_bits::VIEW_CHANNEL,
+            ReadPermission::ReadMessageHistory => permission_bits::READ_MESSAGE_HISTORY,
+        }
+    }
+
+    /// Its name in Discord's settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadPermission::ViewChannel => "View Channel",
+            ReadPermission::ReadMessageHistory => "Read Message History",
+        }
+    }
+}
+
+/// Which of [`ReadPermission::ALL`] `permissions` (someone's bits in a channel) lack;
+/// empty when they read its history.
+pub fn missing_to_read(permissions: u64) -> Vec<ReadPermission> {
+    ReadPermission::ALL
+        .into_iter()
+        .filter(|p| permissions & p.bit() == 0)
+        .collect()
+}
+
+/// `missing`'s names as a sentence lists them: "View Channel and Read Message History".
+pub fn permission_names(missing: &[ReadPermission]) -> String {
+    let names: Vec<&str> = missing.iter().map(|p| p.name()).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Why a scan of a channel Tavern cannot read stops before reading anything: its run's
+/// `error_message`, shown by `/clips status` and the guild page. `missing` is not empty.
+pub fn cannot_read_reason(missing: &[ReadPermission]) -> String {
+    format!(
+        "Tavern cannot read this channel's history: grant Tavern {} in the channel's \
+         permissions (for Tavern's role or Tavern itself), then scan again.",
+        permission_names(missing)
+    )
+}
+
 #[cfg(test)]
 mod sight_tests {
     use super::permission_bits::*;
@@ -1029,6 +1091,25 @@ mod sight_tests {
             allow,
             deny,
         }
+    }
+
+    #[test]
+    fn what_reading_a_history_lacks_is_named_as_discord_names_it() {
+        assert!(missing_to_read(READ).is_empty());
+        assert_eq!(
+            missing_to_read(VIEW_CHANNEL),
+            vec![ReadPermission::ReadMessageHistory]
+        );
+        assert_eq!(missing_to_read(0), ReadPermission::ALL.to_vec());
+        assert_eq!(
+            permission_names(&ReadPermission::ALL),
+            "View Channel and Read Message History"
+        );
+        let reason = cannot_read_reason(&[ReadPermission::ReadMessageHistory]);
+        assert!(
+            reason.contains("grant Tavern Read Message History"),
+            "{reason}"
+        );
     }
 
     #[test]

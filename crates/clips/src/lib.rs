@@ -170,6 +170,20 @@
 //!   `tavern:clips:visible_channels:{guild}:{user}` (an addition), so a changed role
 //!   or overwrite shows within a minute; Discord failing to answer shows no channel
 //!   and says so. Managers see every channel: they may read any of them anyway.
+//! - **A channel Tavern itself may not read** (no View Channel or Read Message
+//!   History for its roles there: [`domain::Viewer`] applied to the bot) is refused by
+//!   `/clips enable` and the web's "Read this channel", naming what to grant, rather
+//!   than enabled to wait. Discord answers the history of a bot without Read Message
+//!   History with an empty list and sends no live messages without View Channel, so an
+//!   enabled channel would look indexed and stay empty: a refusal is the one answer an
+//!   organiser cannot take for success, and enabling again after granting is one
+//!   command. A channel that loses the permission while read keeps being read, and its
+//!   next scan fails at once with the reason ([`domain::cannot_read_reason`], shown by
+//!   `/clips status` and the guild page) instead of recording an empty complete scan;
+//!   a scan after the grant reads what the failed one could not (a failed run moves no
+//!   index position). The
+//!   managers' guild page marks every channel Tavern cannot read. Discord failing to
+//!   answer the check refuses nothing: the history request decides then.
 //! - **Threads on the web** are shown to a member only when they see the parent
 //!   channel and hold Manage Threads there, and to managers. The `discord` crate
 //!   cannot tell a public thread from a private one nor list a thread's members, so

@@ -528,3 +528,176 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
     );
     s.admin_says("settings", json!([]), "overrides: none").await;
 }
+
+/// A server that added Tavern through its install link (Tavern an ordinary member
+/// whose only role is the install's, at the bottom), with a manager and a
+/// `#highlights` channel holding two videos. The bot has recorded both from the
+/// gateway before anything else happens, so a late arrival of the guild (whose channel
+/// list makes the stored one) cannot undo what a test does.
+struct LinkedServer {
+    manager: Snowflake,
+    channel: Snowflake,
+    bot_role: Snowflake,
+}
+
+impl Setup {
+    async fn linked_server(&self) -> LinkedServer {
+        use discord_sim::model::permissions::{READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL};
+        let sim = &self.world.sim;
+        let installed = sim
+            .create_guild_with_bot_role(
+                "Players' Guild",
+                VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+            )
+            .unwrap();
+        let guild = GuildId::new(id(installed.guild));
+        testkit::eventually("the bot records the guild", || async {
+            self.repo.guild(guild).await.unwrap()
+        })
+        .await;
+        let manager = common::guild_member(sim, installed.guild, "Organiser", true);
+        let channel = sim
+            .create_channel(installed.guild, "highlights", ChannelKind::Text)
+            .unwrap();
+        testkit::eventually("the bot records the channel", || async {
+            self.repo.channel(channel_id(channel)).await.unwrap()
+        })
+        .await;
+        for (text, file) in [
+            ("the ambush", "ambush.mp4"),
+            ("chatter", ""),
+            ("tpk", "tpk.webm"),
+        ] {
+            let attachments = if file.is_empty() {
+                vec![]
+            } else {
+                vec![AttachmentSpec::new(file, "video/mp4", vec![1; 32])]
+            };
+            sim.post_user_message(channel, manager, text, attachments)
+                .unwrap();
+        }
+        LinkedServer {
+            manager,
+            channel,
+            bot_role: installed.bot_role.expect("the install made a role"),
+        }
+    }
+
+    /// An admin denies (or, with `deny` 0, stops denying) Tavern's role `deny` in
+    /// `server`'s channel.
+    fn deny_tavern(&self, server: &LinkedServer, deny: u64) {
+        let overwrites = if deny == 0 {
+            vec![]
+        } else {
+            vec![discord_sim::PermissionOverwrite {
+                id: server.bot_role,
+                kind: discord_sim::OverwriteKind::Role,
+                allow: 0,
+                deny,
+            }]
+        };
+        self.world
+            .sim
+            .set_channel_overwrites(server.channel, overwrites)
+            .unwrap();
+    }
+
+    /// The organiser runs `/clips {sub}` in `server`'s channel.
+    async fn organiser(&self, server: &LinkedServer, sub: &str) -> String {
+        self.run_as(server.manager, server.channel, sub, json!([]))
+            .await
+            .content
+            .unwrap_or_default()
+    }
+
+    /// Runs `server`'s channel's latest run to its end in this process.
+    async fn run_latest(&self, server: &LinkedServer) -> ScanRun {
+        let scanner = self.scanner();
+        let run = scanner
+            .latest(channel_id(server.channel))
+            .await
+            .unwrap()
+            .expect("a run was queued");
+        scanner
+            .run(run.id, &|_: &ScanRun| {}, CancellationToken::new())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn enable_refuses_a_channel_tavern_cannot_read_naming_what_to_grant() {
+    use discord_sim::model::permissions::READ_MESSAGE_HISTORY;
+    let s = setup().await;
+    let server = s.linked_server().await;
+    s.deny_tavern(&server, READ_MESSAGE_HISTORY);
+
+    let text = s.organiser(&server, "enable").await;
+    assert!(text.contains("Read Message History"), "{text}");
+    assert!(text.contains("not indexed"), "{text}");
+    assert!(
+        !text.contains("View Channel"),
+        "only what is missing is named: {text}"
+    );
+    let stored = s.repo.channel(channel_id(server.channel)).await.unwrap();
+    assert!(stored.as_ref().is_none_or(|c| !c.is_reading), "{stored:?}");
+
+    // Once the admin gives it back, enabling works.
+    s.deny_tavern(&server, 0);
+    let text = s.organiser(&server, "enable").await;
+    assert!(text.contains("is now indexed"), "{text}");
+}
+
+#[tokio::test]
+async fn a_scan_of_a_channel_tavern_cannot_read_fails_saying_so_and_finds_the_videos_once_granted()
+{
+    use discord_sim::model::permissions::READ_MESSAGE_HISTORY;
+    let s = setup().await;
+    let server = s.linked_server().await;
+    let text = s.organiser(&server, "enable").await;
+    assert!(text.contains("is now indexed"), "{text}");
+    // An admin closes the history to Tavern afterwards.
+    s.deny_tavern(&server, READ_MESSAGE_HISTORY);
+
+    s.organiser(&server, "scan").await;
+    let run = s.run_latest(&server).await;
+    assert_eq!(run.status, ScanStatus::Failed, "{run:?}");
+    let reason = run.error_message.clone().unwrap_or_default();
+    assert!(
+        reason.contains("cannot read this channel's history")
+            && reason.contains("Read Message History"),
+        "{reason}"
+    );
+    let stored = s
+        .repo
+        .channel(channel_id(server.channel))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.last_scanned_at, None,
+        "nothing was recorded as scanned"
+    );
+    let status = s.organiser(&server, "status").await;
+    assert!(status.contains("failed"), "{status}");
+    assert!(
+        status.contains("grant Tavern Read Message History"),
+        "{status}"
+    );
+
+    // Granted again: the next scan, quick as it is asked, reads the whole history.
+    s.deny_tavern(&server, 0);
+    s.organiser(&server, "scan").await;
+    let run = s.run_latest(&server).await;
+    assert_eq!(run.status, ScanStatus::Succeeded, "{run:?}");
+    assert_eq!((run.messages_scanned, run.messages_matched), (3, 2));
+    assert_eq!(
+        s.repo
+            .clips_in_channel(channel_id(server.channel))
+            .await
+            .unwrap(),
+        2
+    );
+    let status = s.organiser(&server, "status").await;
+    assert!(status.contains("is indexed: 2 clips"), "{status}");
+}

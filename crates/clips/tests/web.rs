@@ -1390,3 +1390,98 @@ async fn a_member_sees_no_channel_while_discord_cannot_say_which() {
         .await;
     assert_eq!(tiles(&html), vec![1]);
 }
+
+/// The `<li>` of `channel`'s row on a guild page.
+fn channel_row(html: &str, channel: Snowflake) -> &str {
+    let start = html
+        .find(&format!("id=\"channel-{channel}\""))
+        .unwrap_or_else(|| panic!("no row for channel {channel}: {html}"));
+    let end = html[start..]
+        .find("</li>")
+        .map_or(html.len(), |e| start + e);
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn the_guild_page_marks_a_channel_tavern_cannot_read_and_will_not_read_it() {
+    use discord_sim::model::permissions::{READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL};
+    let site = site().await;
+    let sim = &site.world.sim;
+    // A server that added Tavern through its link: Tavern neither owns it nor is an
+    // Administrator, and an admin denied its role Read Message History in #closed.
+    let installed = sim
+        .create_guild_with_bot_role(
+            "Players' Guild",
+            VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+        )
+        .unwrap();
+    let open = sim
+        .create_channel(installed.guild, "open", ChannelKind::Text)
+        .unwrap();
+    let closed = sim
+        .create_channel_with(
+            installed.guild,
+            discord_sim::ChannelSpec::new("closed", ChannelKind::Text).overwrite(
+                discord_sim::PermissionOverwrite {
+                    id: installed.bot_role.expect("the install made a role"),
+                    kind: discord_sim::OverwriteKind::Role,
+                    allow: 0,
+                    deny: READ_MESSAGE_HISTORY,
+                },
+            ),
+        )
+        .unwrap();
+    let guild = guild_id(installed.guild);
+    site.repo
+        .upsert_guild(&GuildInfo {
+            id: guild,
+            name: "Players' Guild".into(),
+            icon: None,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    for (id, name) in [(open, "open"), (closed, "closed")] {
+        site.repo
+            .upsert_channel(&ChannelInfo {
+                id: channel_id(id),
+                guild,
+                name: Some(name.into()),
+                kind: Some("text".into()),
+                is_nsfw: false,
+            })
+            .await
+            .unwrap();
+    }
+    let owner = site.sign_in(installed.owner).await;
+
+    let page = site.page(&format!("/clips/guilds/{guild}"), &owner).await;
+    let row = channel_row(&page, closed);
+    assert!(row.contains("Tavern cannot read it"), "{row}");
+    assert!(row.contains("Read Message History"), "{row}");
+    assert!(!row.contains("View Channel"), "only what is missing: {row}");
+    let row = channel_row(&page, open);
+    assert!(!row.contains("cannot read"), "{row}");
+
+    // "Read this channel" is refused with what to grant; the readable one is read.
+    let refused = site
+        .post(
+            &format!("/clips/channels/{closed}/reading"),
+            &owner,
+            &[("reading", "1")],
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("Read Message History"), "{text}");
+    assert!(!site.is_reading(channel_id(closed)).await);
+    let read = site
+        .post(
+            &format!("/clips/channels/{open}/reading"),
+            &owner,
+            &[("reading", "1")],
+        )
+        .await;
+    assert_eq!(read.status(), 303);
+    assert!(site.is_reading(channel_id(open)).await);
+}

@@ -26,6 +26,14 @@
 //!   import) and the catch-up after an outage use [`Scanner::request`].
 //! - **Cancel**: the run's status becomes `canceled`; its worker's next page is refused
 //!   (the page statement writes only while the run is `running`) and it stops.
+//! - **Tavern's own permissions**: Discord answers a history request without Read
+//!   Message History with an empty list, not an error, so before reading a run
+//!   computes what Tavern may do in the channel (`access`: its roles, the channel's
+//!   overwrites) and, lacking View Channel or Read Message History, fails at once
+//!   with a reason naming what to grant ([`crate::domain::cannot_read_reason`])
+//!   instead of recording an empty, complete scan. Starting to read such a channel is
+//!   refused the same way ([`ScanError::Unreadable`]). Discord failing to answer that
+//!   question does not stop the scan: the history request decides then.
 //! - **Failures**: Discord refusing the channel (401, 403, 404, or its circuit breaker
 //!   open after those) fails the run at once; other errors (5xx and timeouts the
 //!   `discord` crate already retried, 429s beyond its retries) are tried again a few
@@ -51,6 +59,7 @@
 //!   [`crate::schema::index::V3_SCAN_PARTS`]). Once split, the parts' windows, not the
 //!   run row's, say what is left; a resumed run continues its unfinished parts.
 
+mod access;
 pub(crate) mod ingest;
 
 use std::sync::Arc;
@@ -64,7 +73,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{
-    ChannelId, ClipMatcher, MessageId, PageAnchor, ScanRunId, ScanStatus, ScanWindow, split_history,
+    ChannelId, ClipMatcher, MessageId, PageAnchor, ReadPermission, ScanRunId, ScanStatus,
+    ScanWindow, cannot_read_reason, permission_names, split_history,
 };
 use crate::repo::{ChannelInfo, GuildInfo, Repo, RepoError, RunRequest, ScanRun, StoredChannel};
 
@@ -121,6 +131,13 @@ pub enum ScanError {
     /// that is not being read.
     #[error("channel {0} is not being read")]
     NotReading(ChannelId),
+    /// Tavern may not read the channel's history: starting to read it is refused,
+    /// naming what to grant ([`Scanner::set_reading`]).
+    #[error("Tavern cannot read the history of channel {channel}: it lacks {}", permission_names(.missing))]
+    Unreadable {
+        channel: ChannelId,
+        missing: Vec<ReadPermission>,
+    },
 }
 
 impl ScanError {
@@ -292,10 +309,32 @@ impl Scanner {
         reading: bool,
     ) -> Result<Option<ScanRun>, ScanError> {
         if reading {
+            if let Some(stored) = self.repo.channel(channel).await? {
+                let missing = self.lacks_or_none(stored.info.guild, channel).await;
+                if !missing.is_empty() {
+                    return Err(ScanError::Unreadable { channel, missing });
+                }
+            }
             self.repo.set_reading(channel, true).await?;
             return Ok(None);
         }
         Ok(self.repo.stop_reading(channel).await?)
+    }
+
+    /// [`Scanner::bot_lacks`], or nothing when Discord cannot say (logged): a check
+    /// that could not be made refuses nothing.
+    async fn lacks_or_none(
+        &self,
+        guild: crate::domain::GuildId,
+        channel: ChannelId,
+    ) -> Vec<ReadPermission> {
+        match self.bot_lacks(guild, channel).await {
+            Ok(missing) => missing,
+            Err(error) => {
+                tracing::warn!(%channel, %guild, %error, "could not ask Discord what Tavern may do in a channel; going on");
+                Vec::new()
+            }
+        }
     }
 
     async fn request_with(
@@ -431,6 +470,12 @@ impl Scanner {
                 return self.fail(id, &reason).await;
             }
         };
+        if let Some(stored) = self.repo.channel(channel).await? {
+            let missing = self.lacks_or_none(stored.info.guild, channel).await;
+            if !missing.is_empty() {
+                return self.fail(id, &cannot_read_reason(&missing)).await;
+            }
+        }
         progress(&run);
         let lane = LaneContext {
             id,
@@ -521,9 +566,14 @@ impl Scanner {
                 Some(Err(error)) => {
                     failures += 1;
                     if is_refusal(&error) {
-                        let reason = format!(
+                        let refused = format!(
                             "Discord refused to give the history of channel {channel}: {error}"
                         );
+                        let reason = if error.is_missing_permission() {
+                            format!("{} ({refused})", cannot_read_reason(&ReadPermission::ALL))
+                        } else {
+                            refused
+                        };
                         return Ok(LaneEnd::Stopped(self.fail(id, &reason).await?));
                     }
                     if failures >= PAGE_ATTEMPTS {

@@ -11,6 +11,9 @@
 //!   the page's script polls `GET /api/clips/channels/{channel}/scan` every second and
 //!   stops once the run is final ([`ScanStatusBody::live`]); a channel the member does
 //!   not see answers 404 there too.
+//! - For managers, channels Tavern itself may not read (no View Channel or Read
+//!   Message History for its roles there, [`crate::scan::Scanner::unreadable_channels`])
+//!   are marked with what to grant; Discord failing to say marks none.
 //! - Reading and scans follow `/clips`'s rule, kept by the engine
 //!   ([`crate::scan::Scanner`]): a channel is scanned only while Tavern reads it
 //!   (`request_if_reading` queues a run, or hands back the channel's unfinished one,
@@ -26,6 +29,8 @@
 //!   decided in the purge's own statement, under the channels' scan-request locks
 //!   ([`crate::Repo::purge_channel_index`]), so a scan queued in between refuses it too
 //!   (409).
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Form, Path, State};
@@ -45,6 +50,7 @@ use super::{
     library_path, managed_channel, must_manage, my_guilds, parse_guild, respond, scan_problem,
     see_other, standing, storage_problem, stored_guild,
 };
+use crate::domain::{ReadPermission, permission_names};
 use crate::repo::{ScanRun, StoredChannel};
 use crate::scan::{Requested, ScanMode};
 
@@ -123,6 +129,9 @@ struct ChannelView {
     channel: StoredChannel,
     clips: i64,
     latest: Option<ScanRun>,
+    /// What Tavern lacks to read the channel's history (managers' page only; empty
+    /// when it reads it or when Discord could not say).
+    unreadable: Vec<ReadPermission>,
 }
 
 /// `GET /clips/guilds/{guild}`.
@@ -167,6 +176,12 @@ async fn guild_page(
         .latest_runs(guild)
         .await
         .map_err(|e| storage_problem(&e))?;
+    let manages = standing.manages();
+    let mut unreadable = if manages {
+        unreadable_channels(state, guild).await
+    } else {
+        BTreeMap::new()
+    };
     let views: Vec<ChannelView> = channels
         .into_iter()
         .filter(|c| c.info.kind.as_deref() != Some("category") && sight.sees(c.info.id))
@@ -175,11 +190,11 @@ async fn guild_page(
             ChannelView {
                 clips: clips.remove(&id).unwrap_or(0),
                 latest: latest.remove(&id),
+                unreadable: unreadable.remove(&id).unwrap_or_default(),
                 channel,
             }
         })
         .collect();
-    let manages = standing.manages();
     let name = stored.info.name.clone();
     Ok(page.render(
         &name,
@@ -211,6 +226,21 @@ async fn guild_page(
     ))
 }
 
+/// The channels of `guild` Tavern cannot read, for the managers' page; none when
+/// Discord cannot say (logged: the page still shows, without the marks).
+async fn unreadable_channels(
+    state: &WebState,
+    guild: GuildId,
+) -> BTreeMap<ChannelId, Vec<ReadPermission>> {
+    match state.scanner.unreadable_channels(guild).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%guild, %error, "could not ask Discord which channels Tavern may read; the page marks none");
+            BTreeMap::new()
+        }
+    }
+}
+
 fn channel_row(page: &Page, view: &ChannelView, manages: bool) -> Markup {
     let id = view.channel.info.id;
     let live = view.latest.as_ref().is_some_and(|r| !r.status.is_final());
@@ -233,6 +263,16 @@ fn channel_row(page: &Page, view: &ChannelView, manages: bool) -> Markup {
                 " "
                 @if view.channel.is_reading { span.badge.ok { "read by Tavern" } }
                 @else { span.badge { "not read" } }
+                @if !view.unreadable.is_empty() {
+                    " " span.badge data-field="unreadable" { "Tavern cannot read it" }
+                }
+            }
+            @if !view.unreadable.is_empty() {
+                p.scan { span.error data-field="unreadable-reason" {
+                    "Discord does not give Tavern " (permission_names(&view.unreadable))
+                    " in this channel, so it cannot read its history: grant them to Tavern's \
+                     role (or Tavern itself) in the channel's permissions."
+                } }
             }
             p.scan {
                 "Latest scan: " strong data-field="status" { (status) }

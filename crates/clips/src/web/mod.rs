@@ -486,6 +486,16 @@ pub(crate) fn scan_problem(error: &ScanError) -> Problem {
             "Tavern does not read this channel: press \"Read this channel\" first, then \
              scan. Nothing was queued.",
         ),
+        ScanError::Unreadable { missing, .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "Tavern cannot read this channel",
+            format!(
+                "Discord does not give Tavern {names} in this channel, so it cannot read its \
+                 history and does not start reading it. Grant Tavern {names} in the channel's \
+                 permissions (for Tavern's role or Tavern itself), then try again.",
+                names = crate::domain::permission_names(missing)
+            ),
+        ),
         ScanError::Busy => Problem::new(
             StatusCode::CONFLICT,
             "A scan is running",
