@@ -1974,6 +1974,73 @@ async fn those_the_host_let_in_join_again_without_waiting_and_nobody_else_does()
     c.stop().await;
 }
 
+#[tokio::test]
+async fn those_at_the_table_before_the_host_turns_the_waiting_room_on_join_again_without_waiting() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = c
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Open door").unwrap(),
+            created_by: Some(host_id),
+            settings: meetings::repo::MeetingSettings::default(),
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap()
+        .meeting_id;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+
+    // Vera (a guest) and Uma (signed in) join while there is no waiting room.
+    let vera_grant = c.grant(m, "Vera").await;
+    let (mut vera, first) = ask_to_join(&c, &vera_grant, "").await;
+    let token = let_in_at_once("Vera", first).admission;
+    assert_eq!(token.len(), 64, "{token:?}");
+    let uma_id = account(&c, "Uma").await;
+    let uma_grant = user_grant(&c, m, uma_id, "Uma").await;
+    let (mut uma, first) = ask_to_join(&c, &uma_grant, "").await;
+    assert_eq!(let_in_at_once("Uma", first).admission, "");
+
+    // The host turns the waiting room on.
+    eventually("the settings change", || async {
+        let row = c.repo.meeting(m).await.unwrap();
+        let name = meetings::domain::DisplayName::parse(&row.display_name).unwrap();
+        let settings = meetings::repo::MeetingSettings {
+            waiting_room_enabled: true,
+            ..row.settings
+        };
+        c.repo
+            .update_meeting_settings(&row, host_id, &name, &settings)
+            .await
+            .unwrap()
+    })
+    .await;
+
+    // Their connections end; each joins anew, in at once; a newcomer waits.
+    leaves(&mut vera).await;
+    leaves(&mut uma).await;
+    let again = c.grant(m, "Vera").await;
+    let (_vera, first) = ask_to_join(&c, &again, &token).await;
+    assert_eq!(let_in_at_once("Vera", first).admission, token);
+    let again = user_grant(&c, m, uma_id, "Uma").await;
+    let (_uma, first) = ask_to_join(&c, &again, "").await;
+    let_in_at_once("Uma", first);
+    let dan = c.grant(m, "Dan").await;
+    let (_dan, first) = ask_to_join(&c, &dan, "").await;
+    assert!(matches!(first, S::Waiting(_)), "{first:?}");
+    let ttl: i64 = c
+        .repo
+        .redis()
+        .conn()
+        .ttl(schema::meeting_admitted_key(m))
+        .await
+        .unwrap();
+    assert!((1..=86_400).contains(&ttl), "a day at most: {ttl}");
+    c.stop().await;
+}
+
 /// The next `WaitingRoom` `host` gets, as (participant id, name) pairs.
 async fn waiting_ids(host: &mut Client) -> Vec<(String, String)> {
     match next_event(host).await {
