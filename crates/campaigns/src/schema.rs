@@ -343,6 +343,13 @@ pub fn synced_guests(channel: ChannelId) -> String {
 /// organisers are told once, not at every run. Tavern's own key: the seed has none.
 pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
 
+/// Set of u64 (Discord channel ids): the game channels Discord refused the sync's
+/// writes to because an admin closed them to Tavern (403 Missing Access or Missing
+/// Permissions), so the organisers are told once, not at every run; a write to the
+/// channel that succeeds again takes it out, so closing it again is told again.
+/// Tavern's own key: the seed has none.
+pub const CLOSED_CHANNELS: &str = "tavern:campaigns:closed_channels";
+
 /// String, for a day: a session the schedule form is creating (`creating`), created
 /// (its Meetup link) or sent without a clear answer from Meetup (`unknown`, for an
 /// hour) for a series at a start time (Unix seconds), so the same form sent twice

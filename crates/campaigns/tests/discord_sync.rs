@@ -1389,3 +1389,90 @@ async fn the_check_reports_a_game_channel_an_admin_closed_to_tavern_instead_of_f
             .any(|f| f.subject == schema::discord_channel_event_series(open))
     );
 }
+
+#[tokio::test]
+async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_the_organisers_are_told_once()
+ {
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    let sim = w.world.sim.clone();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let second = w.event("Curse of Strahd", 4, "[new adventure]", &[]);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (closed, _, _) = w.series_objects(&first).await;
+    let (open, _, _) = w.series_objects(&second).await;
+    // An admin takes Tavern's own overwrite away and denies it the channel.
+    sim.set_channel_overwrites(
+        closed.get(),
+        vec![discord_sim::PermissionOverwrite {
+            id: sim.bot_user_id(),
+            kind: discord_sim::OverwriteKind::Member,
+            allow: 0,
+            deny: discord::model::permissions::VIEW_CHANNEL,
+        }],
+    )
+    .unwrap();
+    let told = |channel: ChannelId| -> Vec<String> {
+        sim.messages(alerts)
+            .into_iter()
+            .map(|m| m.content)
+            .filter(|t| t.contains(&channel.to_string()))
+            .collect()
+    };
+
+    for run in 1..=2 {
+        let discord = w.sync().await.discord.unwrap();
+        assert!(
+            discord.failed.is_empty(),
+            "run {run}: a closed channel is no failure: {:?}",
+            discord.failed
+        );
+        let skipped: Vec<&String> = discord
+            .skipped
+            .iter()
+            .filter(|s| s.contains(&format!("channel {closed} skipped")))
+            .collect();
+        assert_eq!(skipped.len(), 1, "run {run}: {:?}", discord.skipped);
+        assert!(
+            skipped[0].contains("Missing Access") && skipped[0].contains("View Channel"),
+            "{skipped:?}"
+        );
+        assert!(
+            !discord
+                .skipped
+                .iter()
+                .any(|s| s.contains(&open.to_string())),
+            "{:?}",
+            discord.skipped
+        );
+        let alerts = told(closed);
+        assert_eq!(alerts.len(), 1, "run {run}: told once: {alerts:?}");
+        assert!(alerts[0].contains("View Channel"), "{alerts:?}");
+    }
+
+    // The admin gives the channel back: the next run puts the game's permissions back.
+    sim.set_channel_overwrites(closed.get(), vec![]).unwrap();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(
+        !discord
+            .skipped
+            .iter()
+            .any(|s| s.contains(&closed.to_string())),
+        "{:?}",
+        discord.skipped
+    );
+    assert!(
+        discord
+            .changed
+            .iter()
+            .any(|c| c.contains(&format!("channel {closed}")) && c.contains("permissions")),
+        "{:?}",
+        discord.changed
+    );
+}

@@ -97,6 +97,14 @@
 //!   alert says so. A refused shortcode is a line in the run's report
 //!   ([`DiscordReport::skipped`]) every run, and a WARN in the log and an alert to the
 //!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`).
+//! - **A game channel an admin closed to Tavern** (Discord answers the sync's writes
+//!   to it with 403 Missing Access, or Missing Permissions) is not a failure of the
+//!   run: the series' line goes to [`DiscordReport::skipped`] every run with what to
+//!   give back, the run's other writes for the series (role grants) go on, its
+//!   announcement waits, and the organisers are alerted once, with a WARN in the log
+//!   (Tavern's own key `schema::CLOSED_CHANNELS`; a write that succeeds again clears
+//!   it, so closing it again is told again). So `failed` counts what Tavern or
+//!   Discord got wrong, not what an admin chose; `tavern check` reports it too.
 //! - **Announcements**: one message per run and series naming the players and hosts
 //!   who just got a role, pinging exactly them (allowed mentions name those users). A
 //!   grant Discord refused leaves its user out of the message (the next run, granting
@@ -121,7 +129,7 @@ use discord::model::{
 use discord::{Discord, RestError};
 
 use crate::config::DiscordSettings;
-use crate::domain::{MeetupEventId, MeetupUserId, SeriesType, session_counts};
+use crate::domain::{EventSeriesId, MeetupEventId, MeetupUserId, SeriesType, session_counts};
 use crate::lifecycle::alert_organisers;
 use crate::repo::{
     DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
@@ -1175,6 +1183,57 @@ async fn tell_refused(
     }
 }
 
+/// Reports a game channel whose writes Discord refused because an admin closed it to
+/// Tavern: a line in the run's report every run; the first time since it was last
+/// reachable (Tavern's own key `schema::CLOSED_CHANNELS`), also a warning in the log
+/// and an alert to the organisers saying what to give back.
+async fn tell_closed(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    series: &EventSeriesId,
+    channel: ChannelId,
+    error: &RestError,
+    report: &mut DiscordReport,
+) {
+    let why = closed_reason(channel, error);
+    match repo.note_closed_channel(channel).await {
+        Ok(true) => {
+            tracing::warn!(%series, %channel, %error, "game channel closed to Tavern");
+            alert_organisers(
+                discord,
+                settings,
+                &format!("Tavern cannot keep up the game <#{channel}> of series {series}: {why}."),
+            )
+            .await;
+        }
+        Ok(false) => {
+            tracing::debug!(%series, %channel, "game channel still closed to Tavern");
+        }
+        Err(e) => {
+            tracing::warn!(%series, %channel, %error, error_recording = %e, "game channel closed to Tavern (could not record that the organisers were told)");
+        }
+    }
+    report
+        .skipped
+        .push(format!("series {series}: channel {channel} skipped: {why}"));
+}
+
+/// What the organisers read about a channel closed to Tavern: who closed it, what
+/// Discord said, and what to give back.
+fn closed_reason(channel: ChannelId, error: &RestError) -> String {
+    let said = match error.code() {
+        Some(50013) => "Missing Permissions",
+        _ => "Missing Access",
+    };
+    format!(
+        "a server admin closed channel {channel} to Tavern (Discord answered 403 {said}); \
+         give Tavern's role View Channel, Send Messages, Manage Channels and Manage Roles \
+         there again (or remove the overwrite that denies them), and the next sync puts \
+         the game's permissions back"
+    )
+}
+
 /// Whether a failed delete means the object is gone anyway.
 fn already_gone(error: &RestError) -> bool {
     error.status() == Some(404)
@@ -1412,9 +1471,17 @@ async fn update(
     report: &mut DiscordReport,
 ) {
     let id = &series.id;
+    let mut closed: BTreeSet<ChannelId> = BTreeSet::new();
     for (channel, edit) in changes.edits {
         match discord.edit_channel(channel, &edit).await {
+            Err(e) if e.is_missing_permission() => {
+                closed.insert(channel);
+                tell_closed(repo, discord, settings, id, channel, &e, report).await;
+            }
             Ok(()) => {
+                if let Err(e) = repo.forget_closed_channel(channel).await {
+                    tracing::warn!(%channel, error = %e, "could not forget that a game channel was closed to Tavern");
+                }
                 report.changed.push(format!(
                     "series {id}: channel {channel} ({})",
                     describe(&edit)
@@ -1479,7 +1546,9 @@ async fn update(
             "series {id}: recording who got the guest role: {e}"
         ));
     }
-    if let (Some(planned), Some(channel)) = (changes.announce, series.channel) {
+    if let (Some(planned), Some(channel)) = (changes.announce, series.channel)
+        && !closed.contains(&channel)
+    {
         // Only those who really got their role are announced: named and pinged.
         let got = |role: Option<RoleId>| -> Vec<UserId> {
             let mut seen = BTreeSet::new();
@@ -1497,6 +1566,9 @@ async fn update(
                 Ok(_) => report
                     .changed
                     .push(format!("series {id}: announced newcomers in {channel}")),
+                Err(e) if e.is_missing_permission() => {
+                    tell_closed(repo, discord, settings, id, channel, &e, report).await;
+                }
                 Err(e) => report
                     .failed
                     .push(format!("series {id}: announcing newcomers: {e}")),

@@ -52,6 +52,28 @@ impl Repo {
         Ok(added == 1)
     }
 
+    /// Records that Discord refused the sync's writes to a game channel closed to
+    /// Tavern; `true` the first time since it was last reachable, so the organisers are
+    /// told once ([`schema::CLOSED_CHANNELS`]).
+    pub async fn note_closed_channel(&self, channel: ChannelId) -> Result<bool, RepoError> {
+        let added: i64 = redis::cmd("SADD")
+            .arg(schema::CLOSED_CHANNELS)
+            .arg(channel.get())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Forgets that a game channel was closed to Tavern: a write to it succeeded.
+    pub async fn forget_closed_channel(&self, channel: ChannelId) -> Result<(), RepoError> {
+        let _: i64 = redis::cmd("SREM")
+            .arg(schema::CLOSED_CHANNELS)
+            .arg(channel.get())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records when the user-topic voice channel's topic was set (for the rate limit).
     pub async fn set_topic_time(&self, at: DateTime<Utc>) -> Result<(), RepoError> {
         let mut writes = Writes::new();
