@@ -19,7 +19,7 @@
 //! a large guild is what would not stay fast).
 //!
 //! The statement is assembled from fixed parts for the filters present
-//! ([`library_page`]); every value is a bound parameter.
+//! (`library_page`); every value is a bound parameter.
 
 use chrono::{DateTime, Utc};
 
