@@ -257,7 +257,13 @@
 //!   as written; losing it means everybody logs in again. The newest key signs, a new one
 //!   is made every 24 h ([`KEY_ROTATION_JOB`], checked every 10 min and at start-up), and
 //!   an old one stays published until its successor's tokens could have replaced all of
-//!   its own (+60 s for replicas' caches). Logout blacklists the token's SHA-256 until it
+//!   its own (+60 s for replicas' caches). A process reads the keys again once its copy
+//!   is a minute old (one request reads, the others use the copy meanwhile), and for a
+//!   token naming a `kid` it does not know at most once every 2 s
+//!   ([`auth::UNKNOWN_KEY_READ_EVERY`]: such a token waits for the next read, and every
+//!   other one arriving meanwhile for the same read), so tokens with made-up `kid`s cost
+//!   one read per 2 s however many come, and a key another replica just made is still
+//!   found. Logout blacklists the token's SHA-256 until it
 //!   expires and publishes the hash on `tavern:meetings:revoked`; a process reuses the
 //!   blacklist's "not revoked" for a token for up to a second
 //!   ([`auth::REVOCATION_CACHE_FOR`]) only while it hears that channel, and forgets it

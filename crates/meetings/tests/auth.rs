@@ -954,6 +954,67 @@ async fn registrations_are_limited_per_address_before_any_password_is_hashed() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// `token` with its header naming key `kid` instead (its signature unchanged).
+fn with_kid(token: &str, kid: &str) -> String {
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid });
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let (_, rest) = token.split_once('.').unwrap();
+    format!("{header}.{rest}")
+}
+
+/// How many `HGETALL`s (the signing keys' read) the Redis server has answered.
+async fn hgetall_calls(world: &World) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut world.redis.conn())
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_hgetall:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn tokens_naming_unknown_keys_read_the_keys_once_and_a_key_made_elsewhere_is_found() {
+    use meetings::auth::{AuthError, TokenError};
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    let here = meetings::auth(&site.world.ctx, &site.config);
+    let alice = here.verify_token(&token).await.unwrap().user_id;
+
+    // Fifty tokens naming made-up keys, at once: all refused, for one read of the keys.
+    let before = hgetall_calls(&site.world).await;
+    let mut checks = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (here, junk) = (here.clone(), with_kid(&token, &format!("made-up-{i}")));
+        checks.spawn(async move { here.verify_token(&junk).await });
+    }
+    for answer in checks.join_all().await {
+        assert!(
+            matches!(answer, Err(AuthError::Token(TokenError::UnknownKey))),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(hgetall_calls(&site.world).await - before, 1);
+
+    // Another replica makes a new key while this one's keys are fresh: a token it signs
+    // is taken here.
+    site.world
+        .clock
+        .advance(Duration::from_secs(24 * 60 * 60 - 30));
+    here.jwks().await.unwrap();
+    site.world.clock.advance(Duration::from_secs(30));
+    let there = meetings::auth(&site.world.ctx, &site.config);
+    assert!(there.rotate_keys().await.unwrap().created.is_some());
+    let fresh = there
+        .issue(alice, &meetings::auth::Scopes::all())
+        .await
+        .unwrap();
+    let fresh = fresh.token.expose_str();
+    assert_ne!(kid_of(fresh), kid_of(&token));
+    assert_eq!(here.verify_token(fresh).await.unwrap().user_id, alice);
+}
+
 #[tokio::test]
 async fn a_restarted_feature_over_the_same_stores_verifies_tokens_the_first_issued() {
     let site = site().await;

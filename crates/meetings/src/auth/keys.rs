@@ -23,6 +23,13 @@ use super::jwt::{Kid, public_of};
 /// another replica is seen within this time).
 pub const KEY_CACHE_FOR: Duration = Duration::from_secs(60);
 
+/// How often at most a process reads the keys again for tokens naming a `kid` it does
+/// not know: the first such token after a read waits for the next one (until this long
+/// after the last read), every other waits for that same read, so that tokens with
+/// made-up `kid`s cost one read in this time however many come, while a key another
+/// replica just made is still found.
+pub const UNKNOWN_KEY_READ_EVERY: Duration = Duration::from_secs(2);
+
 /// What the rules need to know of a stored key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {

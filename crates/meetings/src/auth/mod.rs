@@ -33,7 +33,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub use self::api_keys::{ApiKeyId, ApiKeySecret};
 pub use self::crypto::{CryptoError, MeetingsSecretKey, sha256_hex};
 pub use self::jwt::{Claims, Jwk, Jwks, Kid, TokenError, verify_with_jwks};
-pub use self::keys::{KEY_CACHE_FOR, KeyInfo, LoadedKey, Rotation, SealedKey};
+pub use self::keys::{
+    KEY_CACHE_FOR, KeyInfo, LoadedKey, Rotation, SealedKey, UNKNOWN_KEY_READ_EVERY,
+};
 pub use self::oauth::{DISCORD, discord_display_name, discord_email};
 pub use self::password::{CredentialError, Email, Password};
 pub use self::rate_limit::{Limit, RateLimiter, Reservation, RetryAfter, identifier};
@@ -284,6 +286,9 @@ struct Inner {
     config: AuthConfig,
     limiter: RateLimiter,
     ring: RwLock<Option<Arc<Ring>>>,
+    /// Held while the keys are read again for an unknown `kid` or a stale cache (one
+    /// read at a time; the others wait for it), with when the last read began.
+    reading: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// The blacklist's recent "not revoked" answers.
     unrevoked: Arc<Unrevoked>,
     /// Stops the task hearing revocations ([`Auth::hear_revocations`]) when the last
@@ -354,6 +359,7 @@ impl Auth {
                 secret,
                 config,
                 ring: RwLock::new(None),
+                reading: tokio::sync::Mutex::new(None),
                 unrevoked: Arc::new(Unrevoked::default()),
                 listener: std::sync::OnceLock::new(),
                 warned_foreign: std::sync::Mutex::default(),
@@ -468,13 +474,46 @@ impl Auth {
         Ok((opened, foreign))
     }
 
-    /// The cached keys, read again when older than [`KEY_CACHE_FOR`].
+    fn cached(&self) -> Option<Arc<Ring>> {
+        self.inner.ring.read().ok().and_then(|slot| slot.clone())
+    }
+
+    /// The cached keys, read again when older than [`KEY_CACHE_FOR`], by one request at
+    /// a time: while another read is under way (or waits for its turn) the keys in
+    /// memory serve, and only a process that has none yet waits.
     async fn ring(&self) -> Result<Arc<Ring>, AuthError> {
-        let cached = self.inner.ring.read().ok().and_then(|slot| slot.clone());
-        match cached {
-            Some(ring) if self.now() - ring.loaded_at < to_delta(KEY_CACHE_FOR) => Ok(ring),
-            _ => self.load().await,
+        let fresh = |ring: &Ring| self.now() - ring.loaded_at < to_delta(KEY_CACHE_FOR);
+        let cached = self.cached();
+        if let Some(ring) = cached.clone().filter(|r| fresh(r)) {
+            return Ok(ring);
         }
+        let mut reading = match (self.inner.reading.try_lock(), cached) {
+            (Ok(reading), _) => reading,
+            (Err(_), Some(stale)) => return Ok(stale),
+            (Err(_), None) => self.inner.reading.lock().await,
+        };
+        if let Some(ring) = self.cached().filter(|r| fresh(r)) {
+            return Ok(ring);
+        }
+        *reading = Some(tokio::time::Instant::now());
+        self.load().await
+    }
+
+    /// The keys read again for a token whose `kid` `seen` (the keys it was checked
+    /// against) does not have: at most once every [`UNKNOWN_KEY_READ_EVERY`], one read
+    /// at a time; a request waits for the next read and takes the keys it found, or
+    /// those another request read while it waited.
+    async fn ring_for_unknown_kid(&self, seen: &Arc<Ring>) -> Result<Arc<Ring>, AuthError> {
+        let mut reading = self.inner.reading.lock().await;
+        if let Some(ring) = self.cached().filter(|r| !Arc::ptr_eq(r, seen)) {
+            return Ok(ring);
+        }
+        if let Some(last) = *reading {
+            tokio::time::sleep_until(last + UNKNOWN_KEY_READ_EVERY).await;
+        }
+        *reading = Some(tokio::time::Instant::now());
+        tracing::debug!("a token names a key not known here; reading the keys again");
+        self.load().await
     }
 
     /// Makes a new signing key when one is due (none yet, or the newest is
@@ -586,12 +625,13 @@ impl Auth {
     }
 
     /// The claims of a token a key we publish signed, unexpired. An unknown `kid` makes
-    /// the keys be read again once (another replica may have rotated).
+    /// the keys be read again (another replica may have rotated), at most once every
+    /// [`UNKNOWN_KEY_READ_EVERY`] ([`Auth::ring_for_unknown_kid`]).
     async fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
         let unverified = jwt::split(token).map_err(AuthError::Token)?;
         let mut ring = self.ring().await?;
         if !ring.keys.iter().any(|k| k.info.kid == unverified.kid) {
-            ring = self.load().await?;
+            ring = self.ring_for_unknown_kid(&ring).await?;
         }
         let key = ring
             .keys
