@@ -165,7 +165,13 @@
 //!   channel and both roles on Discord first (a 404 counts as done; other failures go
 //!   to the `orphaned_*` sets; a managed channel a series took over with `[channel]`
 //!   is kept, not deleted, and loses only the bot's overwrite), then every key of the series in one step, and tells
-//!   the organisers. `/end-adventure` also alerts them.
+//!   the organisers. `/end-adventure` also alerts them. A game channel an admin
+//!   closed to Tavern (Discord's 403) is no failure of the run: a reminder Discord
+//!   refuses is a skipped line each run and one alert (the sync's record,
+//!   `tavern:campaigns:closed_channels`), and a deletion it refuses is held whole
+//!   (nothing deleted, nothing forgotten, tried again each run) with one alert that
+//!   an admin must delete the channel or give Tavern Manage Channels back
+//!   (`tavern:campaigns:undeletable_channels`); see [`lifecycle`].
 //! - **`/sync`** runs the whole sync at once, without the job's lock but under the
 //!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync
 //!   takes, the scheduled job's and `tavern campaigns sync --once` too: while another

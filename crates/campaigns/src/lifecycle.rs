@@ -4,6 +4,32 @@
 //! channel, both roles and every key of the series. Organisers hear about deletions in
 //! the alerts channel.
 //!
+//! # A channel an admin closed to Tavern
+//! A server admin may take away what Tavern needs in a game channel (Discord then
+//! answers 403 Missing Access, or Missing Permissions). That is the admin's choice,
+//! not a failure of the run, so it is not counted in [`LifecycleReport::failed`] (the
+//! job does not fail every quarter hour for it):
+//! - **A reminder** Discord refuses is a line in [`LifecycleReport::skipped`] with
+//!   what to give back (View Channel and Send Messages), at every run while it is
+//!   due; it is not recorded as sent, so the hosts get it at the first run after the
+//!   channel is given back. The organisers are alerted once, with a WARN in the log,
+//!   through the same record as the Discord sync's (Tavern's own key
+//!   `schema::CLOSED_CHANNELS`): a channel the sync already told them about is not
+//!   told again, and a reminder that goes through again clears it.
+//! - **A deletion** Discord refuses for the text or the voice channel is held, not
+//!   half done: nothing more of the game is deleted (its roles stay, nothing becomes
+//!   an orphan, every key of the series stays, the deletion stays scheduled), the
+//!   run's report has a skipped line, and the organisers are alerted once (Tavern's
+//!   own key `schema::UNDELETABLE_CHANNELS`) that an admin must delete the channel or
+//!   give Tavern View Channel and Manage Channels there again. Every run tries the
+//!   deletion again (one request, still no failure), so whichever the admin does,
+//!   the next run finishes it (a channel deleted by hand answers 404, which counts
+//!   as done) and forgets the series. Tavern does not forget the channel before:
+//!   an admin may give it back, and a new session scheduled meanwhile cancels the
+//!   deletion as always (and clears the record, so a later refusal is told again).
+//!   Recording it as an orphan instead would forget the series while the channel
+//!   stays, and fail the sync's orphan deletion at every run.
+//!
 //! The rules are [`crate::domain`]'s ([`ChannelLifecycle`], [`expiration_time`]); this
 //! module reads what they need, acts on Discord and stores the outcome through
 //! [`Repo`]. [`run_lifecycle`] is one run with "now" passed in, so tests drive it with
@@ -54,6 +80,9 @@ pub struct LifecycleReport {
     pub deleted: Vec<EventSeriesId>,
     /// Discord objects that could not be deleted and went to the `orphaned_*` sets.
     pub orphaned: Vec<Orphan>,
+    /// What Tavern could not do because an admin closed a channel to it: one line per
+    /// channel, with what to give back. Not failures: see the module's docs.
+    pub skipped: Vec<String>,
     pub failed: usize,
 }
 
@@ -111,6 +140,7 @@ pub async fn run_lifecycle(
         reminded = report.reminded.len(),
         deleted = report.deleted.len(),
         orphaned = report.orphaned.len(),
+        skipped = report.skipped.len(),
         failed = report.failed,
         "channel lifecycle run done"
     );
@@ -152,9 +182,43 @@ async fn one_channel(
     }
     if lifecycle.reminder_due(now) {
         let (_, host_role) = repo.channel_roles(channel).await?;
-        discord
+        match discord
             .send(channel, &reminder(&lifecycle, host_role))
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if error.is_missing_permission() => {
+                let why = closed_to_reminders(channel, &error);
+                report.skipped.push(format!(
+                    "series {series}: reminder in channel {channel} skipped: {why}"
+                ));
+                match repo.note_closed_channel(channel).await {
+                    Ok(true) => {
+                        tracing::warn!(%channel, %series, %error, "game channel closed to Tavern: reminder skipped");
+                        alert_organisers(
+                            discord,
+                            settings,
+                            &format!(
+                                "Tavern cannot remind the hosts of <#{channel}> (series `{series}`) \
+                                 that no session is coming up: {why}."
+                            ),
+                        )
+                        .await;
+                    }
+                    Ok(false) => {
+                        tracing::debug!(%channel, %series, "game channel still closed to Tavern: reminder skipped");
+                    }
+                    Err(e) => {
+                        tracing::warn!(%channel, %series, %error, error_recording = %e, "game channel closed to Tavern: reminder skipped (could not record that the organisers were told)");
+                    }
+                }
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if let Err(error) = repo.forget_closed_channel(channel).await {
+            tracing::warn!(%channel, %error, "could not forget that a game channel was closed to Tavern");
+        }
         repo.record_reminder(channel, now).await?;
         report.reminded.push(channel);
         tracing::info!(%channel, %series, "expiration reminder sent");
@@ -238,6 +302,7 @@ async fn delete_series(
     // A managed channel a series took over (`[channel]`) is the organisers': it is
     // given back, not deleted (the game's roles and the bot's overwrite leave it).
     let kept = repo.is_managed_channel(channel).await?;
+    // The channels go first: one an admin closed to Tavern holds the rest.
     let mut targets = Vec::new();
     if !kept {
         targets.push(Orphan::Channel(channel));
@@ -253,6 +318,20 @@ async fn delete_series(
         };
         match result {
             Ok(()) => {}
+            Err(error) if error.is_missing_permission() => {
+                if let Orphan::Channel(closed) | Orphan::VoiceChannel(closed) = target {
+                    hold_deletion(
+                        repo, discord, settings, series, channel, closed, &error, report,
+                    )
+                    .await;
+                    // Whatever went to the orphans before stays there for the sync.
+                    report.orphaned.extend(orphaned);
+                    return Ok(());
+                }
+                tracing::warn!(?target, %error, "could not delete; recorded as an orphan");
+                repo.add_orphan(target).await?;
+                orphaned.push(target);
+            }
             // Already gone (deleted by hand): nothing left to retry.
             Err(RestError::Status { status: 404, .. }) => {}
             Err(error) => {
@@ -287,6 +366,75 @@ async fn delete_series(
     report.orphaned.extend(orphaned);
     report.deleted.push(series.clone());
     Ok(())
+}
+
+/// Holds the deletion of a series because Discord refused to delete `closed` (its text
+/// or voice channel), which an admin closed to Tavern: a skipped line at every run,
+/// and the organisers told once what an admin must do; see the module's docs.
+#[allow(clippy::too_many_arguments)]
+async fn hold_deletion(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    series: &EventSeriesId,
+    channel: ChannelId,
+    closed: ChannelId,
+    error: &RestError,
+    report: &mut LifecycleReport,
+) {
+    let said = refusal(error);
+    let why = format!(
+        "a server admin closed channel {closed} to Tavern (Discord answered 403 {said}), so \
+         Tavern cannot delete it; an admin must delete it, or give Tavern's role View \
+         Channel and Manage Channels there again, and the next run finishes ending the \
+         game"
+    );
+    report.skipped.push(format!(
+        "series {series}: deletion of channel {closed} held: {why}"
+    ));
+    match repo.note_undeletable_channel(closed).await {
+        Ok(true) => {
+            tracing::warn!(%series, %channel, %closed, %error, "game channel closed to Tavern: deletion held");
+            alert_organisers(
+                discord,
+                settings,
+                &format!(
+                    "The game in <#{channel}> (series `{series}`) ended, but Tavern cannot \
+                     delete <#{closed}>: a server admin closed it to Tavern (Discord answered \
+                     403 {said}). An admin must delete it by hand, or give Tavern's role View \
+                     Channel and Manage Channels there again; the next run (within 15 \
+                     minutes) then deletes what is left of the game (its channels and roles). \
+                     Until then Tavern keeps the game as it is."
+                ),
+            )
+            .await;
+        }
+        Ok(false) => {
+            tracing::debug!(%series, %closed, "game channel still closed to Tavern: deletion held");
+        }
+        Err(e) => {
+            tracing::warn!(%series, %closed, %error, error_recording = %e, "game channel closed to Tavern: deletion held (could not record that the organisers were told)");
+        }
+    }
+}
+
+/// What Discord said when it refused Tavern a channel an admin closed to it.
+fn refusal(error: &RestError) -> &'static str {
+    match error.code() {
+        Some(50013) => "Missing Permissions",
+        _ => "Missing Access",
+    }
+}
+
+/// What the organisers and the report read about a reminder Discord refused.
+fn closed_to_reminders(channel: ChannelId, error: &RestError) -> String {
+    let said = refusal(error);
+    format!(
+        "a server admin closed channel {channel} to Tavern (Discord answered 403 {said}); \
+         give Tavern's role View Channel and Send Messages there again (and Manage \
+         Channels, so Tavern can delete it when the game ends), and the next run reminds \
+         the hosts"
+    )
 }
 
 /// Gives a managed channel a series took over back to the organisers: removes the

@@ -338,6 +338,18 @@ pub fn synced_guests(channel: ChannelId) -> String {
     format!("tavern:campaigns:synced_guests:{channel}")
 }
 
+/// Set of string, expiring [`UNANNOUNCED_TTL_SECS`] after its last addition: the
+/// newcomers the sync gave this game channel's guest role (`player:{user}`) or host role
+/// (`host:{user}`) whose announcement Discord refused (an admin closed the channel to
+/// Tavern), so the next announcement that gets through names and pings them; deleted
+/// once they are announced. Tavern's own key: the seed has none for it.
+pub fn unannounced(channel: ChannelId) -> String {
+    format!("tavern:campaigns:unannounced:{channel}")
+}
+
+/// How long [`unannounced`] keeps newcomers no announcement got through for: 30 days.
+pub const UNANNOUNCED_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
 /// Set of string: the `[role]` and `[channel]` shortcodes the sync refused, one member
 /// per event and shortcode (`{event}:role:{id}`, `{event}:channel:{id}`), so the
 /// organisers are told once, not at every run. Tavern's own key: the seed has none.
@@ -349,6 +361,14 @@ pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
 /// channel that succeeds again takes it out, so closing it again is told again.
 /// Tavern's own key: the seed has none.
 pub const CLOSED_CHANNELS: &str = "tavern:campaigns:closed_channels";
+
+/// Set of u64 (Discord channel ids): the game's text or voice channels whose scheduled
+/// deletion Discord refused because an admin closed them to Tavern (403 Missing Access
+/// or Missing Permissions), so the organisers are told once that an admin must delete
+/// it or give Tavern Manage Channels back, not at every lifecycle run. A channel leaves
+/// it with its series (the deletion went through) or when a new session cancels the
+/// deletion. Tavern's own key: the seed has none.
+pub const UNDELETABLE_CHANNELS: &str = "tavern:campaigns:undeletable_channels";
 
 /// String, for a day: a session the schedule form is creating (`creating`), created
 /// (its Meetup link) or sent without a clear answer from Meetup (`unknown`, for an

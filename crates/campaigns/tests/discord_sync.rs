@@ -1476,3 +1476,134 @@ async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_
         discord.changed
     );
 }
+
+#[tokio::test]
+async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_held_not_failed_and_the_organisers_are_told_once()
+ {
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    let demo = w.world.demo.clone();
+    let sim = w.world.sim.clone();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 1, "[new adventure] [online]", &[]);
+    w.rsvp(&first, &alice);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, guest, host) = w.series_objects(&first).await;
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let voice = w
+        .store
+        .series_voice_channel(&series)
+        .await
+        .unwrap()
+        .expect("a voice channel");
+    let settings = w.config.discord.clone().unwrap();
+    let lifecycle = |now: DateTime<Utc>| {
+        let (store, discord, settings) = (&w.store, &w.world.ctx.discord, &settings);
+        async move {
+            campaigns::lifecycle::run_lifecycle(store, discord, settings, now)
+                .await
+                .unwrap()
+        }
+    };
+    let told = |what: &str| -> Vec<String> {
+        sim.messages(alerts)
+            .into_iter()
+            .map(|m| m.content)
+            .filter(|t| t.contains(&channel.to_string()) && t.contains(what))
+            .collect()
+    };
+    // An admin takes Tavern's own overwrite away and denies it the channel.
+    let close = || {
+        sim.set_channel_overwrites(
+            channel.get(),
+            vec![discord_sim::PermissionOverwrite {
+                id: sim.bot_user_id(),
+                kind: discord_sim::OverwriteKind::Member,
+                allow: 0,
+                deny: discord::model::permissions::VIEW_CHANNEL,
+            }],
+        )
+        .unwrap();
+    };
+    close();
+
+    // The reminder Discord refuses is a skipped line at each run, not a failure; the
+    // organisers are told once.
+    let due = w.now + TimeDelta::days(3);
+    for run in 0..2 {
+        let report = lifecycle(due + TimeDelta::minutes(15 * run)).await;
+        assert_eq!(report.failed, 0, "run {run}: {report:?}");
+        assert!(report.reminded.is_empty(), "{report:?}");
+        assert_eq!(report.skipped.len(), 1, "run {run}: {report:?}");
+        let line = &report.skipped[0];
+        assert!(
+            line.contains(&format!("channel {channel}"))
+                && line.contains("Missing Access")
+                && line.contains("Send Messages"),
+            "{line}"
+        );
+        let reminders = told("remind");
+        assert_eq!(reminders.len(), 1, "run {run}: told once: {reminders:?}");
+        assert!(reminders[0].contains("View Channel"), "{reminders:?}");
+    }
+
+    // The admin gives it back: the next run reminds the hosts.
+    sim.set_channel_overwrites(channel.get(), vec![]).unwrap();
+    let report = lifecycle(due + TimeDelta::minutes(30)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_eq!(report.reminded, vec![channel]);
+
+    // Ended, then closed again before its deletion: the deletion is held, whole, and
+    // the organisers are told once that an admin must delete it or give it back.
+    let ended = due + TimeDelta::hours(1);
+    w.store.end_adventure(channel, ended).await.unwrap();
+    close();
+    for run in 0..2 {
+        let report = lifecycle(ended + TimeDelta::hours(8) + TimeDelta::minutes(15 * run)).await;
+        assert_eq!(report.failed, 0, "run {run}: {report:?}");
+        assert!(report.deleted.is_empty(), "run {run}: {report:?}");
+        assert!(report.orphaned.is_empty(), "run {run}: {report:?}");
+        assert_eq!(report.skipped.len(), 1, "run {run}: {report:?}");
+        assert!(
+            report.skipped[0].contains(&format!("channel {channel} held"))
+                && report.skipped[0].contains("Manage Channels"),
+            "{report:?}"
+        );
+        let deletions = told("cannot delete");
+        assert_eq!(deletions.len(), 1, "run {run}: told once: {deletions:?}");
+        assert!(
+            deletions[0].contains("Manage Channels") && deletions[0].contains("delete it by hand"),
+            "{deletions:?}"
+        );
+    }
+    // Nothing of the game was forgotten or half deleted, and nothing left for the
+    // sync to fail on.
+    assert_eq!(
+        w.store.series_channel(&series).await.unwrap(),
+        Some(channel)
+    );
+    assert!(sim.channel(channel.get()).is_some() && sim.channel(voice.get()).is_some());
+    let roles: Vec<u64> = sim.roles(guild).iter().map(|r| r.id.get()).collect();
+    assert!(roles.contains(&guest.get()) && roles.contains(&host.get()));
+    assert_eq!(w.store.orphans().await.unwrap(), vec![]);
+
+    // The admin gives Tavern the channel back: the next run finishes the deletion.
+    sim.set_channel_overwrites(channel.get(), vec![]).unwrap();
+    let report = lifecycle(ended + TimeDelta::hours(9)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_eq!(report.deleted, vec![series]);
+    assert!(sim.channel(channel.get()).is_none() && sim.channel(voice.get()).is_none());
+    let roles: Vec<u64> = sim.roles(guild).iter().map(|r| r.id.get()).collect();
+    assert!(!roles.contains(&guest.get()) && !roles.contains(&host.get()));
+    for set in [schema::CLOSED_CHANNELS, schema::UNDELETABLE_CHANNELS] {
+        let left: Vec<String> = w.world.redis.conn().smembers(set).await.unwrap();
+        assert!(left.is_empty(), "{set}: {left:?}");
+    }
+}

@@ -81,9 +81,12 @@ impl Repo {
                 let mut writes = Writes::new();
                 writes
                     .set(expiration_key, rfc3339(expiration))
-                    .del(&schema::discord_channel_deletion_time(channel));
+                    .del(&schema::discord_channel_deletion_time(channel))
+                    .srem(schema::UNDELETABLE_CHANNELS, channel.get());
                 if let Some(voice) = series_voice_channel(&mut conn, series_key).await? {
-                    writes.del(&schema::discord_voice_channel_deletion_time(voice));
+                    writes
+                        .del(&schema::discord_voice_channel_deletion_time(voice))
+                        .srem(schema::UNDELETABLE_CHANNELS, voice.get());
                 }
                 Ok((writes, Ok(true)))
             })

@@ -74,6 +74,19 @@ impl Repo {
         Ok(())
     }
 
+    /// Records that Discord refused the lifecycle's deletion of a game's channel
+    /// because an admin closed it to Tavern; `true` the first time, so the organisers
+    /// are told once ([`schema::UNDELETABLE_CHANNELS`]; removing the series or a new
+    /// session's cancelling the deletion takes it out).
+    pub async fn note_undeletable_channel(&self, channel: ChannelId) -> Result<bool, RepoError> {
+        let added: i64 = redis::cmd("SADD")
+            .arg(schema::UNDELETABLE_CHANNELS)
+            .arg(channel.get())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(added == 1)
+    }
+
     /// Records when the user-topic voice channel's topic was set (for the rate limit).
     pub async fn set_topic_time(&self, at: DateTime<Utc>) -> Result<(), RepoError> {
         let mut writes = Writes::new();

@@ -138,6 +138,9 @@ impl Repo {
                         }
                         let [guest_owned, host_owned] = owned;
                         channel_delete_writes(&mut writes, channel, guest_owned, host_owned);
+                        writes
+                            .srem(schema::CLOSED_CHANNELS, channel.get())
+                            .srem(schema::UNDELETABLE_CHANNELS, channel.get());
                     }
                 }
                 let voice = channel_id(voice_key, get(&mut conn, voice_key).await?);
@@ -149,7 +152,9 @@ impl Repo {
                         writes
                             .del(&back_key)
                             .del(&schema::discord_voice_channel_deletion_time(voice))
-                            .srem(schema::DISCORD_VOICE_CHANNELS, voice.get());
+                            .srem(schema::DISCORD_VOICE_CHANNELS, voice.get())
+                            .srem(schema::CLOSED_CHANNELS, voice.get())
+                            .srem(schema::UNDELETABLE_CHANNELS, voice.get());
                     }
                 }
                 Ok((writes, Ok(removed)))
