@@ -421,7 +421,8 @@ impl Requests {
 /// every slot. After that, a connection that begins no request for `idle` is shut
 /// down gracefully (what it serves finishes; HTTP/2 gets a GOAWAY): an HTTP/2 client
 /// answers pings forever, so pings alone would keep an idle one open. The same
-/// graceful shutdown ends every connection when the server stops (`stopped`).
+/// graceful shutdown ends every connection when the server stops (`stopped`): one that
+/// has sent nothing yet ends at once, so a stop never waits out a spare connection.
 async fn drive<C: std::future::Future>(
     mut connection: std::pin::Pin<&mut C>,
     graceful_shutdown: impl Fn(std::pin::Pin<&mut C>),
@@ -430,10 +431,14 @@ async fn drive<C: std::future::Future>(
     mut stopped: tokio::sync::watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) {
+    let mut closing = false;
     let started = tokio::time::timeout(idle, async {
         tokio::select! {
             _ = connection.as_mut() => false,
             () = requests.first.notified() => true,
+            // Stopping: a connection that has sent nothing yet ends at once (and one
+            // whose first request just began finishes it, below).
+            _ = stopped.changed() => true,
         }
     })
     .await;
@@ -445,8 +450,11 @@ async fn drive<C: std::future::Future>(
             return;
         }
     }
+    if *stopped.borrow() {
+        graceful_shutdown(connection.as_mut());
+        closing = true;
+    }
     let mut seen = requests.begun();
-    let mut closing = false;
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,

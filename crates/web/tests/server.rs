@@ -181,7 +181,7 @@ async fn an_http2_connection_that_begins_no_request_is_closed_though_it_answers_
 }
 
 #[tokio::test]
-async fn a_stopping_server_finishes_the_requests_it_serves_then_returns() {
+async fn a_stopping_server_finishes_the_requests_it_serves_closes_the_silent_ones_and_returns() {
     discord::install_crypto_provider();
     // Says when it has begun, then reads its body.
     let begun = Arc::new(tokio::sync::Notify::new());
@@ -208,11 +208,17 @@ async fn a_stopping_server_finishes_the_requests_it_serves_then_returns() {
     let server = tokio::spawn(web::serve_with(
         listener,
         app,
-        ServerConfig::default(),
+        // Long enough that waiting it out would miss the test's deadline.
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(60),
+            ..ServerConfig::default()
+        },
         async move {
             let _ = stopped.await;
         },
     ));
+    // A spare connection a browser opened ahead, which has sent nothing.
+    let _spare = TcpStream::connect(addr).await.unwrap();
     let mut upload = TcpStream::connect(addr).await.unwrap();
     upload
         .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc")
@@ -224,6 +230,15 @@ async fn a_stopping_server_finishes_the_requests_it_serves_then_returns() {
         .await
         .expect("the upload's handler began");
     stop.send(()).unwrap();
+    // The server has stopped accepting (its listener is closed) before the upload goes on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server kept accepting connections after it was told to stop"
+        );
+        tokio::task::yield_now().await;
+    }
     upload.write_all(b"def").await.unwrap();
     let answer = read_to_close(&mut upload).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
