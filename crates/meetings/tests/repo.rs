@@ -1095,7 +1095,6 @@ async fn a_join_presenting_a_blacklisted_token_is_refused_in_its_own_step_and_wr
                 JoinWith {
                     presented: Some(&token),
                     media_token: true,
-                    ..JoinWith::default()
                 },
             )
             .await

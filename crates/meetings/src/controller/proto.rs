@@ -151,11 +151,6 @@
 //! is told `Error` [`MEETING_MOVED`] and closed as those in the meeting are; it joins
 //! again with a new grant and waits at the new controller.
 //!
-//! Joining while the meeting has no waiting room counts as being let in: the join's own
-//! step remembers the participant the same way (a guest is given its admission token in
-//! its `JoinResponse`), so a waiting room the host turns on later does not hold those
-//! already at the table when they join again.
-//!
 //! A visitor whose connection is lost while it waits (a network change, the server
 //! closing it) asks for a new grant and sends `JoinRequest` again, as the browser client
 //! does, and waits again. A guest is given its admission token as soon as it waits
@@ -673,9 +668,8 @@ pub struct JoinResponse {
     /// How many more participants follow in `MoreParticipants` (0: all are listed here).
     #[prost(uint32, tag = "8")]
     pub more_participants: u32,
-    /// A guest let in from the waiting room, or who joined while the meeting had none:
-    /// the admission token to present in the `JoinRequest` of a later join to this
-    /// meeting; empty for everybody else.
+    /// A guest let in from the waiting room: the admission token to present in the
+    /// `JoinRequest` of a later join to this meeting; empty for everybody else.
     #[prost(string, tag = "9")]
     pub admission: String,
 }

@@ -1093,18 +1093,7 @@ impl Session {
                 }
                 admission = self.remember_admission(ticket.user_id, token).await;
             }
-        } else if !self.host && ticket.user_id.is_none() {
-            // Joining while the meeting has no waiting room counts as let in (the join's
-            // own step remembers it): a guest's token, for a waiting room turned on later.
-            admission = AdmissionToken::new();
         }
-        // Remembered with the join: a signed-in user by its account, a guest by the token
-        // its JoinResponse gives.
-        let admitted_now =
-            (!meeting.settings.waiting_room_enabled && !self.host).then(|| Admitted {
-                user_id: ticket.user_id,
-                guest_token: admission.as_ref().map(|a| &a.hash),
-            });
         let (meetings, participants) = shared.rooms.load();
         let limits = &shared.config;
         let participants_full =
@@ -1141,7 +1130,6 @@ impl Session {
                     // The media grant's token, issued by the join's own step (a media
                     // token names no handler, so it serves whichever the grant names).
                     media_token: shared.config.media.is_some(),
-                    admitted: admitted_now,
                 },
             )
             .await

@@ -66,9 +66,6 @@ pub struct JoinWith<'a> {
     /// media handler its media grant names), so that a join with media takes no
     /// second round trip.
     pub media_token: bool,
-    /// Also remember the joiner as let in ([`Repo::remember_admission`]): it joins a
-    /// meeting without a waiting room, and one turned on later does not hold it.
-    pub admitted: Option<Admitted<'a>>,
 }
 
 /// The `meeting_participants` row (and its audit row) of a join answered before it was
@@ -255,9 +252,6 @@ impl Repo {
         // The set as this join leaves it: the JoinResponse's list, read in the same step.
         writes.command("SMEMBERS").arg(&set_key);
         let members_reply = writes.len() - 1;
-        if let Some(admitted) = with.admitted {
-            admission_writes(&mut writes, meeting.meeting_id, admitted);
-        }
         let media_token = with.media_token.then(|| {
             self.participant_token_writes(
                 &mut writes,
@@ -824,9 +818,8 @@ impl Repo {
     }
 }
 
-/// Who was let in from a meeting's waiting room, or joined it while it had none
-/// ([`Repo::remember_admission`], [`JoinWith::admitted`]): a signed-in user by its id, a
-/// guest by the hash of the admission token its page holds.
+/// Who was let in from a meeting's waiting room ([`Repo::remember_admission`]): a
+/// signed-in user by its id, a guest by the hash of the admission token its page holds.
 #[derive(Debug, Clone, Copy)]
 pub struct Admitted<'a> {
     pub user_id: Option<UserId>,
@@ -852,11 +845,17 @@ impl Repo {
         meeting: MeetingId,
         who: Admitted<'_>,
     ) -> Result<(), MeetingsError> {
-        let mut writes = Writes::new();
-        admission_writes(&mut writes, meeting, who);
-        if !writes.is_empty() {
-            self.redis.apply(&writes).await?;
+        let members = who.members();
+        if members.is_empty() {
+            return Ok(());
         }
+        let key = schema::meeting_admitted_key(meeting);
+        let mut writes = Writes::new();
+        for member in &members {
+            writes.sadd(&key, member);
+        }
+        writes.expire(&key, ttl_secs(schema::MEETING_ADMITTED_TTL));
+        self.redis.apply(&writes).await?;
         Ok(())
     }
 
@@ -879,20 +878,6 @@ impl Repo {
         let found: Vec<bool> = pipe.query_async(&mut self.redis.conn()).await?;
         Ok(found.into_iter().any(|f| f))
     }
-}
-
-/// Adds `who` to `meeting`'s admissions, renewing their
-/// [`schema::MEETING_ADMITTED_TTL`], to `writes` (nothing for nobody).
-fn admission_writes(writes: &mut Writes, meeting: MeetingId, who: Admitted<'_>) {
-    let members = who.members();
-    if members.is_empty() {
-        return;
-    }
-    let key = schema::meeting_admitted_key(meeting);
-    for member in &members {
-        writes.sadd(&key, member);
-    }
-    writes.expire(&key, ttl_secs(schema::MEETING_ADMITTED_TTL));
 }
 
 /// A departing participant as [`Repo::read_leaving`] found it.
