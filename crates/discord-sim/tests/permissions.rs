@@ -424,6 +424,204 @@ async fn overwrites_need_manage_roles_and_grant_only_what_the_bot_holds() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// `PUT /channels/{channel}/permissions/{target}` allowing `allow` to a role.
+async fn allow_role(
+    rest: &Rest,
+    channel: Snowflake,
+    target: Snowflake,
+    allow: u64,
+) -> (u16, Value) {
+    rest.put(
+        &format!("/channels/{channel}/permissions/{target}"),
+        Some(json!({"type": 0, "allow": allow.to_string(), "deny": "0"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_overwrite_of_the_bots_own_gives_it_nothing_to_grant() {
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES | MANAGE_CHANNELS | MANAGE_ROLES);
+    let players = s
+        .sim
+        .create_role(s.guild, RoleSpec::new("Players", 0))
+        .unwrap();
+    let bot = s.sim.bot_user_id();
+    // The bot holds MANAGE_MESSAGES in these channels, through its role's overwrite
+    // or its own, but not in the guild.
+    let by_role = s.channel(
+        "by-role",
+        &[(s.bot_role, OverwriteKind::Role, MANAGE_MESSAGES, 0)],
+    );
+    let by_member = s.channel(
+        "by-member",
+        &[(bot, OverwriteKind::Member, MANAGE_MESSAGES, 0)],
+    );
+    for channel in [by_role, by_member] {
+        assert_ne!(
+            s.sim.permissions(s.guild, bot, Some(channel)) & MANAGE_MESSAGES,
+            0
+        );
+        let before = s.sim.channel(channel).unwrap().permission_overwrites;
+        assert_eq!(
+            allow_role(&s.rest, channel, players, MANAGE_MESSAGES).await,
+            (403, missing_permissions()),
+            "one at a time"
+        );
+        let mut all: Vec<Value> = before
+            .iter()
+            .map(|o| json!({"id": o.id.to_string(), "type": u8::from(o.kind == OverwriteKind::Member), "allow": o.allow.to_string(), "deny": "0"}))
+            .collect();
+        all.push(json!({"id": players.to_string(), "type": 0, "allow": MANAGE_MESSAGES.to_string(), "deny": "0"}));
+        assert_eq!(
+            s.rest
+                .patch(
+                    &format!("/channels/{channel}"),
+                    json!({"permission_overwrites": all}),
+                )
+                .await,
+            (403, missing_permissions()),
+            "all at once"
+        );
+        assert_eq!(
+            s.sim.channel(channel).unwrap().permission_overwrites,
+            before
+        );
+        // What it holds in the guild it still grants.
+        let (status, body) = allow_role(&s.rest, channel, players, SEND_MESSAGES).await;
+        assert_eq!(status, 204, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_manage_roles_overwrite_for_the_bot_lets_it_grant_what_it_holds_in_the_channel() {
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES | MANAGE_CHANNELS | MANAGE_ROLES);
+    let players = s
+        .sim
+        .create_role(s.guild, RoleSpec::new("Players", 0))
+        .unwrap();
+    let bot = s.sim.bot_user_id();
+    for (target, kind) in [
+        (s.bot_role, OverwriteKind::Role),
+        (bot, OverwriteKind::Member),
+    ] {
+        let channel = s.channel("delegated", &[(target, kind, MANAGE_MESSAGES, 0)]);
+        assert_eq!(
+            allow_role(&s.rest, channel, players, MANAGE_MESSAGES).await,
+            (403, missing_permissions())
+        );
+        // An admin lets the bot manage this channel's permissions.
+        s.sim
+            .set_channel_overwrites(
+                channel,
+                vec![PermissionOverwrite {
+                    id: target,
+                    kind,
+                    allow: MANAGE_MESSAGES | MANAGE_ROLES,
+                    deny: 0,
+                }],
+            )
+            .unwrap();
+        let (status, body) = allow_role(&s.rest, channel, players, MANAGE_MESSAGES).await;
+        assert_eq!(status, 204, "{body}");
+        // Still nothing it lacks in the channel too.
+        assert_eq!(
+            allow_role(&s.rest, channel, players, MANAGE_MESSAGES | KICK_MEMBERS).await,
+            (403, missing_permissions())
+        );
+    }
+
+    // Without MANAGE_ROLES in the guild, the overwrite alone lets it manage them.
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES | MANAGE_CHANNELS);
+    let players = s
+        .sim
+        .create_role(s.guild, RoleSpec::new("Players", 0))
+        .unwrap();
+    let channel = s.channel(
+        "delegated",
+        &[(
+            s.bot_role,
+            OverwriteKind::Role,
+            MANAGE_MESSAGES | MANAGE_ROLES,
+            0,
+        )],
+    );
+    let grant = json!({"permission_overwrites": [
+        {"id": s.bot_role.to_string(), "type": 0, "allow": (MANAGE_MESSAGES | MANAGE_ROLES).to_string(), "deny": "0"},
+        {"id": players.to_string(), "type": 0, "allow": MANAGE_MESSAGES.to_string(), "deny": "0"},
+    ]});
+    let (status, body) = s.rest.patch(&format!("/channels/{channel}"), grant).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        s.sim.channel(channel).unwrap().permission_overwrites.len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_channel_in_a_category_grants_what_the_bot_holds_in_the_category() {
+    let s = setup(VIEW_CHANNEL | SEND_MESSAGES | MANAGE_CHANNELS | MANAGE_ROLES);
+    let players = s
+        .sim
+        .create_role(s.guild, RoleSpec::new("Players", 0))
+        .unwrap();
+    // In the category the bot may manage messages and may not mention everyone,
+    // unlike in the guild.
+    let mut spec = ChannelSpec::new("Campaigns", ChannelKind::Category);
+    spec = spec.overwrite(PermissionOverwrite {
+        id: s.bot_role,
+        kind: OverwriteKind::Role,
+        allow: MANAGE_MESSAGES,
+        deny: MENTION_EVERYONE,
+    });
+    let category = s.sim.create_channel_with(s.guild, spec).unwrap();
+    let session = s
+        .sim
+        .create_channel_with(
+            s.guild,
+            ChannelSpec::new("session-1", ChannelKind::Text).parent(category),
+        )
+        .unwrap();
+    // The channel itself has no overwrites: in it the bot holds its guild permissions.
+    assert_eq!(
+        s.sim
+            .permissions(s.guild, s.sim.bot_user_id(), Some(session)),
+        s.sim.permissions(s.guild, s.sim.bot_user_id(), None)
+    );
+
+    let (status, body) = allow_role(&s.rest, session, players, MANAGE_MESSAGES).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        allow_role(
+            &s.rest,
+            session,
+            players,
+            MANAGE_MESSAGES | MENTION_EVERYONE
+        )
+        .await,
+        (403, missing_permissions())
+    );
+
+    // A channel moved into the category with new overwrites in the same call is
+    // measured in the category.
+    let grant = |parent: Option<Snowflake>| {
+        json!({"parent_id": parent.map(|p| p.to_string()), "permission_overwrites": [
+            {"id": players.to_string(), "type": 0, "allow": MANAGE_MESSAGES.to_string(), "deny": "0"},
+        ]})
+    };
+    assert_eq!(
+        s.rest
+            .patch(&format!("/channels/{}", s.general), grant(None))
+            .await,
+        (403, missing_permissions())
+    );
+    let (status, body) = s
+        .rest
+        .patch(&format!("/channels/{}", s.general), grant(Some(category)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.sim.channel(s.general).unwrap().parent_id, Some(category));
+}
+
 #[tokio::test]
 async fn roles_need_manage_roles_and_stay_below_the_bots_role() {
     let s = setup(VIEW_CHANNEL);

@@ -9,7 +9,13 @@
 //!   given), edit and delete need it in the channel;
 //! - permission overwrites (on create, edit, or one at a time) need MANAGE_ROLES
 //!   there, and every bit an overwrite newly allows or denies must be one the bot
-//!   holds there (what an overwrite already held, or loses, is not looked at);
+//!   holds (what an overwrite already held, or loses, is not looked at). Held is
+//!   measured outside the channel: in its parent category (with the category's
+//!   overwrites) when it has one, else in the guild; so an overwrite of the bot's
+//!   own in the channel gives it nothing to grant, unless one of the channel's
+//!   overwrites that apply to the bot (its member overwrite, or one of its roles',
+//!   `@everyone`'s included) allows MANAGE_ROLES: then what it holds in the channel
+//!   counts;
 //! - roles: MANAGE_ROLES; a role the bot creates or edits may not gain permissions
 //!   the bot lacks; it edits, deletes, gives and takes only roles below its highest
 //!   role, and never deletes, gives or takes a managed role (an integration's);
@@ -67,7 +73,16 @@ pub(super) fn check(route: &Route, call: &Call<'_>) -> Result<Option<Reply>, Api
             {
                 let current = c.channel.permission_overwrites.clone();
                 bot.in_channel(*channel, p::MANAGE_ROLES)?;
-                let held = bot.channel_permissions(*channel);
+                // The parent the channel has once edited: a move and new overwrites
+                // in one call are measured in the category it moves to.
+                let parent = match body.get("parent_id") {
+                    Some(Value::Null) => None,
+                    Some(v) => serde_json::from_value::<Snowflake>(v.clone())
+                        .ok()
+                        .or(c.channel.parent_id),
+                    None => c.channel.parent_id,
+                };
+                let held = bot.grantable(*channel, parent);
                 bot.may_change_overwrites(&current, &wanted, held)?;
             }
             if let Some(parent) = body
@@ -102,7 +117,8 @@ pub(super) fn check(route: &Route, call: &Call<'_>) -> Result<Option<Reply>, Api
                     deny,
                 });
             }
-            bot.may_change_overwrites(&current, &wanted, bot.channel_permissions(*channel))?;
+            let held = bot.grantable(*channel, c.channel.parent_id);
+            bot.may_change_overwrites(&current, &wanted, held)?;
         }
         Route::DeletePermission(channel, target) => {
             bot.in_channel(*channel, p::MANAGE_ROLES)?;
@@ -115,7 +131,8 @@ pub(super) fn check(route: &Route, call: &Call<'_>) -> Result<Option<Reply>, Api
                 .filter(|o| o.id != *target)
                 .cloned()
                 .collect();
-            bot.may_change_overwrites(&current, &wanted, bot.channel_permissions(*channel))?;
+            let held = bot.grantable(*channel, c.channel.parent_id);
+            bot.may_change_overwrites(&current, &wanted, held)?;
         }
         Route::GetMessages(channel) => {
             if let Some(held) = bot.in_channel(*channel, 0)?
@@ -155,16 +172,15 @@ pub(super) fn check(route: &Route, call: &Call<'_>) -> Result<Option<Reply>, Api
                 .get("parent_id")
                 .and_then(|v| serde_json::from_value::<Snowflake>(v.clone()).ok())
                 .filter(|parent| bot.state.channels.contains_key(parent));
-            let held = match parent {
+            match parent {
                 Some(parent) => {
                     bot.in_channel(parent, p::MANAGE_CHANNELS)?;
-                    bot.channel_permissions(parent)
                 }
                 None => {
                     bot.in_guild(*guild, p::MANAGE_CHANNELS)?;
-                    bot.guild_permissions(*guild)
                 }
-            };
+            }
+            let held = bot.outside(*guild, parent);
             if let Some(list) = body.get("permission_overwrites").filter(|v| !v.is_null())
                 && let Ok(wanted) = parse_overwrites(list)
                 && !wanted.is_empty()
@@ -231,6 +247,46 @@ impl Bot<'_> {
                 self.state
                     .permissions(guild, self.ctx.bot_id, Some(channel))
             })
+    }
+
+    /// The bot's permissions where a channel in `guild` under `parent` sits: in the
+    /// parent category (with its overwrites) if it has a known one, else in the guild.
+    fn outside(&self, guild: Snowflake, parent: Option<Snowflake>) -> u64 {
+        match parent.filter(|parent| self.state.channels.contains_key(parent)) {
+            Some(parent) => self.channel_permissions(parent),
+            None => self.guild_permissions(guild),
+        }
+    }
+
+    /// What the bot may newly allow or deny in `channel`'s overwrites (the channel
+    /// under `parent`), as Discord measures it: what it holds outside the channel
+    /// (`outside`), unless one of the channel's overwrites that apply to the
+    /// bot allows MANAGE_ROLES; then what it holds in the channel.
+    fn grantable(&self, channel: Snowflake, parent: Option<Snowflake>) -> u64 {
+        let Some(c) = self.state.channels.get(&channel) else {
+            return 0;
+        };
+        let Some(guild) = c.channel.guild_id else {
+            return p::ALL;
+        };
+        let roles = self
+            .state
+            .guilds
+            .get(&guild)
+            .and_then(|g| g.members.get(&self.ctx.bot_id))
+            .map_or(&[][..], |m| m.roles.as_slice());
+        let manages_here = c.channel.permission_overwrites.iter().any(|o| {
+            o.allow & p::MANAGE_ROLES != 0
+                && match o.kind {
+                    OverwriteKind::Member => o.id == self.ctx.bot_id,
+                    OverwriteKind::Role => o.id == guild || roles.contains(&o.id),
+                }
+        });
+        if manages_here {
+            self.channel_permissions(channel)
+        } else {
+            self.outside(guild, parent)
+        }
     }
 
     fn is_owner(&self, guild: Snowflake) -> bool {
