@@ -747,6 +747,56 @@ async fn a_database_that_does_not_answer_does_not_hold_up_the_recording() {
     assert_eq!(ready["duration_seconds"], 2, "{ready}");
 }
 
+/// A new publisher's name is read beside the frame reading: while Redis answers nobody
+/// (its clients paused), the publisher's first frames are spooled all the same (its
+/// track named after its id once the name has not come within a second).
+#[tokio::test]
+async fn a_redis_that_does_not_answer_does_not_hold_up_a_new_publishers_track() {
+    let site = site().await;
+    let Recording { alice, id, .. } = site.recording_alice().await;
+    let dir = site.dirs.path().join("work").join(&id);
+
+    let mut conn = site.world.redis.conn();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Answered once Redis answers again.
+    let awake = async move {
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    };
+    for n in 0..10u32 {
+        alice
+            .send_frame(
+                TRACK_AUDIO,
+                FLAG_KEY,
+                u64::from(n) * AUDIO_INTERVAL_US,
+                n,
+                &opus_packet(u64::from(n)),
+            )
+            .await
+            .unwrap();
+    }
+    let spooled = eventually("Alice's track is spooled", || {
+        let dir = dir.clone();
+        async move {
+            std::fs::read_dir(&dir)
+                .ok()?
+                .filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|e| e == "spool"))
+                .then_some(())
+        }
+    });
+    tokio::select! {
+        biased;
+        () = spooled => {}
+        () = awake => panic!("Alice's track was spooled only once Redis answered again"),
+    }
+}
+
 #[tokio::test]
 async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_stops_its_recording()
 {

@@ -16,7 +16,11 @@
 //! size read from that key frame's header), the microphone as an Opus audio track
 //! (`CodecPrivate` the `OpusHead`, channels from the first packet). Each track is named
 //! after its participant (`Alice (camera)`, `Alice (microphone)`, `Bob (screen)`), by
-//! their display name in the meeting. A participant who joins while recording adds
+//! their display name in the meeting, read from Redis (the participants' sessions the
+//! controller keeps) beside the frame reading, which never waits for it: a new track's
+//! frames are held until the name comes, for a second or 256 frames at most, after
+//! which the track is named after the start of its participant's id (`Participant
+//! 1a2b3c4d (camera)`). A participant who joins while recording adds
 //! tracks; one who leaves ends theirs. Where a publisher sends several simulcast
 //! layers, a track keeps the highest layer seen, switching up only at that layer's key
 //! frame (a decoder needs one). A video track starts at its first key frame. A frame
@@ -985,6 +989,64 @@ struct TrackState {
     anchor_us: u64,
     last_us: u64,
     spool: Option<SpoolWriter>,
+    /// Set while its publisher's name is being read: its spool is made once the name
+    /// is known (it names the track), and its frames are held until then.
+    naming: Option<Naming>,
+}
+
+/// A new track waiting for its publisher's name ([`TrackState::naming`]).
+struct Naming {
+    number: u64,
+    kind: TrackKind,
+    /// `camera`, `screen` or `microphone`.
+    what: &'static str,
+    /// When it began to wait.
+    since: Instant,
+    /// Its frames so far: where on the timeline (µs), whether a key frame, the payload.
+    held: Vec<(u64, bool, Vec<u8>)>,
+}
+
+/// Frames a track holds at most while its publisher's name is read (about five
+/// seconds of audio), and how long it waits for the name: past either, it is named
+/// after the publisher's id.
+const HELD_AT_MOST: usize = 256;
+const NAME_WAIT: Duration = Duration::from_secs(1);
+
+/// A track's name when its publisher's is not known: the start of its id.
+fn unnamed(publisher: ParticipantId) -> String {
+    format!("Participant {}", &publisher.to_string()[..8])
+}
+
+/// Reads the names of `meeting`'s participants (from Redis, as the controller keeps
+/// them) whenever the frame reading asks for publishers it does not know, and answers
+/// with every name found and the publishers asked for (an unreadable store answers no
+/// names: those tracks are named after the ids). Runs beside the frame reading, which
+/// never waits for it.
+async fn read_names(
+    inner: Arc<Inner>,
+    meeting: MeetingId,
+    mut asked: tokio::sync::mpsc::Receiver<ParticipantId>,
+    answers: tokio::sync::mpsc::Sender<(HashMap<ParticipantId, String>, Vec<ParticipantId>)>,
+) {
+    while let Some(first) = asked.recv().await {
+        let mut who = vec![first];
+        while let Ok(more) = asked.try_recv() {
+            who.push(more);
+        }
+        let names = match inner.repo.participants(meeting).await {
+            Ok(sessions) => sessions
+                .into_iter()
+                .map(|s| (s.participant_id, s.display_name))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the participants' names; their tracks are named after their ids");
+                HashMap::new()
+            }
+        };
+        if answers.send((names, who)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A running recording.
@@ -1002,6 +1064,8 @@ struct Task {
 /// What a received frame did.
 enum Taken {
     Kept,
+    /// Kept by a new track whose publisher's name is not known here: read it.
+    Unnamed(ParticipantId),
     /// Not recorded (yet): ask the publisher for a key frame on the track.
     WantKeyframe(ParticipantId, u8),
     Dropped,
@@ -1025,6 +1089,21 @@ impl Task {
         let mut tracks: HashMap<(ParticipantId, u8), TrackState> = HashMap::new();
         let mut names: HashMap<ParticipantId, String> = HashMap::new();
         let mut asked: std::collections::HashSet<(ParticipantId, u8)> = Default::default();
+        // Publishers' names are read apart from the frames too.
+        let (ask_tx, ask_rx) = tokio::sync::mpsc::channel(64);
+        let (named_tx, mut named) = tokio::sync::mpsc::channel(4);
+        let _naming = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            read_names(
+                self.inner.clone(),
+                self.recording.meeting_id,
+                ask_rx,
+                named_tx,
+            )
+            .in_current_span(),
+        ));
+        let mut naming: std::collections::HashSet<ParticipantId> = Default::default();
+        let mut overdue = tokio::time::interval(NAME_WAIT / 4);
+        overdue.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let started = Instant::now();
         // The stores are looked at apart from the frames: a slow or unavailable
         // database never holds up their reading.
@@ -1036,12 +1115,57 @@ impl Task {
             tokio::select! {
                 () = self.running.stop.cancelled() => break Stop::plain("stopped"),
                 Some(stop) = ended.recv() => break stop,
+                _ = overdue.tick(), if !naming.is_empty() => {
+                    // A name not read in time: those tracks are named after the ids.
+                    let late: Vec<ParticipantId> = tracks
+                        .iter()
+                        .filter(|(_, t)| t.naming.as_ref().is_some_and(|n| n.since.elapsed() >= NAME_WAIT))
+                        .map(|((publisher, _), _)| *publisher)
+                        .collect();
+                    let mut failed = None;
+                    for publisher in late {
+                        tracing::info!(recording = %id, %publisher, "its name was not read in time; its tracks are named after its id");
+                        if let Err(error) = self.name_tracks(&mut tracks, publisher, &unnamed(publisher)).await {
+                            failed = Some(error);
+                            break;
+                        }
+                    }
+                    if let Some(error) = failed {
+                        break self.spool_failed(&error);
+                    }
+                }
+                Some((found, who)) = named.recv() => {
+                    names.extend(found);
+                    let mut failed = None;
+                    for publisher in who {
+                        naming.remove(&publisher);
+                        let name = names.get(&publisher).cloned().unwrap_or_else(|| unnamed(publisher));
+                        if let Err(error) = self.name_tracks(&mut tracks, publisher, &name).await {
+                            failed = Some(error);
+                            break;
+                        }
+                    }
+                    if let Some(error) = failed {
+                        break self.spool_failed(&error);
+                    }
+                }
                 frame = client.next_frame() => match frame {
                     Some(Ok(frame)) => {
                         // When it arrived, not when this loop got to it.
                         let since = frame.received_at.saturating_duration_since(started.into_std());
                         let at = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
-                        match self.take(&mut tracks, &mut names, frame, at).await {
+                        match self.take(&mut tracks, &names, frame, at).await {
+                            Ok(Taken::Unnamed(publisher)) => {
+                                self.running.frames.fetch_add(1, Ordering::Relaxed);
+                                if naming.insert(publisher) && ask_tx.try_send(publisher).is_err() {
+                                    // Not asked after all: named after its id.
+                                    naming.remove(&publisher);
+                                    let name = unnamed(publisher);
+                                    if let Err(error) = self.name_tracks(&mut tracks, publisher, &name).await {
+                                        break self.spool_failed(&error);
+                                    }
+                                }
+                            }
                             Ok(Taken::WantKeyframe(publisher, track)) => {
                                 if asked.insert((publisher, track)) {
                                     let _ = client.request_keyframe(publisher, track).await;
@@ -1051,17 +1175,7 @@ impl Task {
                                 self.running.frames.fetch_add(1, Ordering::Relaxed);
                             }
                             Ok(Taken::Dropped) => {}
-                            Err(error) => {
-                                // What was spooled so far is kept and becomes the file.
-                                tracing::error!(recording = %id, %error, dir = %self.dir.display(),
-                                    "a frame could not be written to the work directory; the recording stops here");
-                                break Stop {
-                                    why: "a frame could not be spooled",
-                                    note: Some(format!(
-                                        "the recording stopped early: a frame could not be written to the server's work directory ({error}); the file holds what was recorded until then"
-                                    )),
-                                };
-                            }
+                            Err(error) => break self.spool_failed(&error),
                         }
                     }
                     Some(Err(error)) => {
@@ -1073,6 +1187,21 @@ impl Task {
         };
         drop(watching);
         client.close();
+        // Tracks still waiting for a name keep what they hold, named after the ids.
+        let waiting: Vec<ParticipantId> = tracks
+            .iter()
+            .filter(|(_, t)| t.naming.is_some())
+            .map(|((publisher, _), _)| *publisher)
+            .collect();
+        for publisher in waiting {
+            let name = names
+                .get(&publisher)
+                .cloned()
+                .unwrap_or_else(|| unnamed(publisher));
+            if let Err(error) = self.name_tracks(&mut tracks, publisher, &name).await {
+                tracing::warn!(recording = %id, %error, "a track's held frames could not be written");
+            }
+        }
         tracing::info!(recording = %id, reason = stop.why, "recording stopping");
         let now = self.inner.clock.now();
         if let Err(error) = self.inner.repo.stop_recording(id, now).await {
@@ -1114,39 +1243,67 @@ impl Task {
             .remove(&id);
     }
 
-    /// The name a publisher has in the meeting (read again when unknown).
-    async fn name_of(
+    /// What a frame that could not be written to the work directory stops the
+    /// recording with (what was spooled so far is kept and becomes the file).
+    fn spool_failed(&self, error: &std::io::Error) -> Stop {
+        tracing::error!(recording = %self.recording.recording_id, %error, dir = %self.dir.display(),
+            "a frame could not be written to the work directory; the recording stops here");
+        Stop {
+            why: "a frame could not be spooled",
+            note: Some(format!(
+                "the recording stopped early: a frame could not be written to the server's work directory ({error}); the file holds what was recorded until then"
+            )),
+        }
+    }
+
+    /// Names `publisher`'s tracks waiting for a name `name`: their spools are made and
+    /// the frames they held written.
+    async fn name_tracks(
         &self,
-        names: &mut HashMap<ParticipantId, String>,
+        tracks: &mut HashMap<(ParticipantId, u8), TrackState>,
         publisher: ParticipantId,
-    ) -> String {
-        if let Some(name) = names.get(&publisher) {
-            return name.clone();
-        }
-        match self
-            .inner
-            .repo
-            .participants(self.recording.meeting_id)
-            .await
-        {
-            Ok(sessions) => {
-                for session in sessions {
-                    names.insert(session.participant_id, session.display_name);
-                }
+        name: &str,
+    ) -> std::io::Result<()> {
+        for ((owner, _), track) in tracks.iter_mut() {
+            if *owner == publisher {
+                self.open_track(track, name).await?;
             }
-            Err(error) => tracing::warn!(%error, "could not read the participants' names"),
         }
-        names
-            .get(&publisher)
-            .cloned()
-            .unwrap_or_else(|| format!("Participant {}", &publisher.to_string()[..8]))
+        Ok(())
+    }
+
+    /// Makes the spool of `track` waiting for a name, named after publisher `name`, and
+    /// writes the frames it held; nothing for a track that has its spool.
+    async fn open_track(&self, track: &mut TrackState, name: &str) -> std::io::Result<()> {
+        let Some(Naming {
+            number,
+            kind,
+            what,
+            held,
+            ..
+        }) = track.naming.take()
+        else {
+            return Ok(());
+        };
+        let spool_path = self.dir.join(format!("{number}.spool"));
+        let meta = TrackMeta {
+            number,
+            name: format!("{name} ({what})"),
+            kind,
+        };
+        let mut spool = SpoolWriter::create(&spool_path, &meta).await?;
+        for (at, key, payload) in held {
+            spool.append(at, key, &payload).await?;
+        }
+        track.spool = Some(spool);
+        Ok(())
     }
 
     /// Records one received frame (or says why not).
     async fn take(
         &self,
         tracks: &mut HashMap<(ParticipantId, u8), TrackState>,
-        names: &mut HashMap<ParticipantId, String>,
+        names: &HashMap<ParticipantId, String>,
         frame: ReceivedFrame,
         arrived_us: u64,
     ) -> std::io::Result<Taken> {
@@ -1175,10 +1332,17 @@ impl Task {
                 .anchor_us
                 .saturating_add(header.timestamp.saturating_sub(track.first_ts))
                 .max(track.last_us);
+            track.last_us = at;
+            if let Some(naming) = track.naming.as_mut() {
+                naming.held.push((at, header.is_key(), payload));
+                if naming.held.len() >= HELD_AT_MOST {
+                    self.open_track(track, &unnamed(publisher)).await?;
+                }
+                return Ok(Taken::Kept);
+            }
             if let Some(spool) = track.spool.as_mut() {
                 spool.append(at, header.is_key(), &payload).await?;
             }
-            track.last_us = at;
             return Ok(Taken::Kept);
         }
 
@@ -1206,23 +1370,32 @@ impl Task {
             TRACK_SCREEN => "screen",
             _ => "microphone",
         };
-        let name = format!("{} ({what})", self.name_of(names, publisher).await);
         let number = u64::try_from(tracks.len()).unwrap_or(u64::MAX) + 1;
-        let spool_path = self.dir.join(format!("{number}.spool"));
-        let meta = TrackMeta { number, name, kind };
-        let mut spool = SpoolWriter::create(&spool_path, &meta).await?;
-        spool.append(arrived_us, header.is_key(), &payload).await?;
-        tracks.insert(
-            key,
-            TrackState {
-                admission: Admission::new(&header, arrived_us),
-                first_ts: header.timestamp,
-                anchor_us: arrived_us,
-                last_us: arrived_us,
-                spool: Some(spool),
-            },
-        );
-        Ok(Taken::Kept)
+        let mut track = TrackState {
+            admission: Admission::new(&header, arrived_us),
+            first_ts: header.timestamp,
+            anchor_us: arrived_us,
+            last_us: arrived_us,
+            spool: None,
+            naming: Some(Naming {
+                number,
+                kind,
+                what,
+                held: vec![(arrived_us, header.is_key(), payload)],
+                since: Instant::now(),
+            }),
+        };
+        // Named at once when its publisher's name is known; else the frames are held
+        // while the name is read.
+        let taken = match names.get(&publisher) {
+            Some(name) => {
+                self.open_track(&mut track, name).await?;
+                Taken::Kept
+            }
+            None => Taken::Unnamed(publisher),
+        };
+        tracks.insert(key, track);
+        Ok(taken)
     }
 }
 
