@@ -267,6 +267,9 @@ pub struct RotationReport {
 /// The keys in memory: every stored key's identity, the published ones opened.
 #[derive(Debug)]
 struct Ring {
+    /// The ordinal of the read that made it, taken when that read began
+    /// ([`Inner::reads_begun`]).
+    read: u64,
     loaded_at: DateTime<Utc>,
     infos: Vec<KeyInfo>,
     keys: Vec<LoadedKey>,
@@ -289,6 +292,9 @@ struct Inner {
     /// Held while the keys are read again for an unknown `kid` or a stale cache (one
     /// read at a time; the others wait for it), with when the last read began.
     reading: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// How many reads of the keys have begun: a read takes the next ordinal as it
+    /// begins, so a ring tells whether its read began after a given moment.
+    reads_begun: AtomicU64,
     /// The blacklist's recent "not revoked" answers.
     unrevoked: Arc<Unrevoked>,
     /// Stops the task hearing revocations ([`Auth::hear_revocations`]) when the last
@@ -360,6 +366,7 @@ impl Auth {
                 config,
                 ring: RwLock::new(None),
                 reading: tokio::sync::Mutex::new(None),
+                reads_begun: AtomicU64::new(0),
                 unrevoked: Arc::new(Unrevoked::default()),
                 listener: std::sync::OnceLock::new(),
                 warned_foreign: std::sync::Mutex::default(),
@@ -422,6 +429,7 @@ impl Auth {
     /// process): tokens it signed no longer verify, and the next rotation check makes a
     /// new key.
     async fn load(&self) -> Result<Arc<Ring>, AuthError> {
+        let read = self.inner.reads_begun.fetch_add(1, Ordering::AcqRel) + 1;
         let now = self.now();
         let (opened, _) = self.open_stored().await?;
         let infos: Vec<KeyInfo> = opened.iter().map(|k| k.info.clone()).collect();
@@ -431,11 +439,16 @@ impl Auth {
             .filter(|k| rotation.published(&infos, &k.info, now))
             .collect();
         let ring = Arc::new(Ring {
+            read,
             loaded_at: now,
             infos,
             keys,
         });
-        if let Ok(mut slot) = self.inner.ring.write() {
+        // A read that began earlier and ended later (a rotation's beside a refresh)
+        // does not replace what a later one found.
+        if let Ok(mut slot) = self.inner.ring.write()
+            && slot.as_ref().is_none_or(|kept| kept.read < read)
+        {
             *slot = Some(ring.clone());
         }
         Ok(ring)
@@ -499,13 +512,16 @@ impl Auth {
         self.load().await
     }
 
-    /// The keys read again for a token whose `kid` `seen` (the keys it was checked
-    /// against) does not have: at most once every [`UNKNOWN_KEY_READ_EVERY`], one read
-    /// at a time; a request waits for the next read and takes the keys it found, or
-    /// those another request read while it waited.
-    async fn ring_for_unknown_kid(&self, seen: &Arc<Ring>) -> Result<Arc<Ring>, AuthError> {
+    /// The keys read again for a token whose `kid` the keys it was checked against do
+    /// not have: at most once every [`UNKNOWN_KEY_READ_EVERY`], one read at a time; a
+    /// request waits for the next read and takes the keys it found, or those another
+    /// request read while it waited, but only from a read that began after this request
+    /// found the `kid` unknown: one begun earlier (a refresh under way) may predate a
+    /// key another replica has just made.
+    async fn ring_for_unknown_kid(&self) -> Result<Arc<Ring>, AuthError> {
+        let asked = self.inner.reads_begun.load(Ordering::Acquire);
         let mut reading = self.inner.reading.lock().await;
-        if let Some(ring) = self.cached().filter(|r| !Arc::ptr_eq(r, seen)) {
+        if let Some(ring) = self.cached().filter(|r| r.read > asked) {
             return Ok(ring);
         }
         if let Some(last) = *reading {
@@ -631,7 +647,7 @@ impl Auth {
         let unverified = jwt::split(token).map_err(AuthError::Token)?;
         let mut ring = self.ring().await?;
         if !ring.keys.iter().any(|k| k.info.kid == unverified.kid) {
-            ring = self.ring_for_unknown_kid(&ring).await?;
+            ring = self.ring_for_unknown_kid().await?;
         }
         let key = ring
             .keys
