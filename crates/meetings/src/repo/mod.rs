@@ -40,7 +40,8 @@ use store::{Postgres, Redis, StorageError, Writes};
 pub use self::audit::AuditEntry;
 pub use self::meetings::{CODE_ATTEMPTS, HostedStatus, Meeting, MeetingSettings, NewMeeting};
 pub use self::participants::{
-    Admitted, JoinRequest, JoinWith, Joined, ParticipantSession, PendingRow, Reaped,
+    Admitted, CONTROLLER_GONE_AFTER, JoinRequest, JoinWith, Joined, ParticipantSession, PendingRow,
+    Reaped,
 };
 pub use self::recordings::{FinishedRecording, NewRecording, Recording, RecordingRefusal};
 pub use self::registry::{
