@@ -1396,6 +1396,7 @@ async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_
     let mut w = World::new().await;
     let (guild, _) = installed_guild(&mut w).await;
     let sim = w.world.sim.clone();
+    let demo = w.world.demo.clone();
     let alerts = sim
         .create_channel(guild, "organisers", ChannelKind::Text)
         .unwrap();
@@ -1424,8 +1425,13 @@ async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_
             .filter(|t| t.contains(&channel.to_string()))
             .collect()
     };
+    let (guest, _) = w.store.channel_roles(closed).await.unwrap();
+    let guest = guest.unwrap();
 
-    for run in 1..=2 {
+    // Alice, then Bob, sign up while it is closed.
+    for (run, (name, user)) in [(1, ("Alice", demo.alice)), (2, ("Bob", demo.bob))] {
+        let player = w.linked(name, user).await;
+        w.rsvp(&first, &player);
         let discord = w.sync().await.discord.unwrap();
         assert!(
             discord.failed.is_empty(),
@@ -1453,9 +1459,14 @@ async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_
         let alerts = told(closed);
         assert_eq!(alerts.len(), 1, "run {run}: told once: {alerts:?}");
         assert!(alerts[0].contains("View Channel"), "{alerts:?}");
+        // They play already; their welcome waits for the channel.
+        let roles = sim.member(guild, user).unwrap().roles;
+        assert!(roles.iter().any(|r| r.get() == guest.get()), "run {run}");
+        assert!(sim.messages(closed.get()).is_empty(), "run {run}");
     }
 
-    // The admin gives the channel back: the next run puts the game's permissions back.
+    // The admin gives the channel back: the next run puts the game's permissions back
+    // and welcomes both, pinging exactly them.
     sim.set_channel_overwrites(closed.get(), vec![]).unwrap();
     let discord = w.sync().await.discord.unwrap();
     assert!(discord.failed.is_empty(), "{:?}", discord.failed);
@@ -1475,6 +1486,23 @@ async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_
         "{:?}",
         discord.changed
     );
+    let messages = sim.messages(closed.get());
+    assert_eq!(messages.len(), 1, "one welcome: {messages:?}");
+    for user in [demo.alice, demo.bob] {
+        assert!(
+            messages[0].content.contains(&format!("<@{user}>")),
+            "{messages:?}"
+        );
+    }
+    let mut pinged = messages[0].pings.users.clone();
+    pinged.sort();
+    let mut expected = vec![demo.alice, demo.bob];
+    expected.sort();
+    assert_eq!(pinged, expected);
+    // Welcomed once: nothing is owed any more.
+    sim.clear_requests();
+    w.sync().await;
+    assert_eq!(w.role_and_post_writes(), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -101,14 +101,20 @@
 //!   to it with 403 Missing Access, or Missing Permissions) is not a failure of the
 //!   run: the series' line goes to [`DiscordReport::skipped`] every run with what to
 //!   give back, the run's other writes for the series (role grants) go on, its
-//!   announcement waits, and the organisers are alerted once, with a WARN in the log
-//!   (Tavern's own key `schema::CLOSED_CHANNELS`; a write that succeeds again clears
-//!   it, so closing it again is told again). So `failed` counts what Tavern or
-//!   Discord got wrong, not what an admin chose; `tavern check` reports it too.
+//!   announcement waits (see "Announcements"), and the organisers are alerted once,
+//!   with a WARN in the log (Tavern's own key `schema::CLOSED_CHANNELS`; a write that
+//!   succeeds again clears it, so closing it again is told again). So `failed` counts
+//!   what Tavern or Discord got wrong, not what an admin chose; `tavern check` reports
+//!   it too.
 //! - **Announcements**: one message per run and series naming the players and hosts
 //!   who just got a role, pinging exactly them (allowed mentions name those users). A
 //!   grant Discord refused leaves its user out of the message (the next run, granting
-//!   again, announces them then).
+//!   again, announces them then). An announcement Discord refused (the channel closed
+//!   to Tavern, or any other failure) is owed: its newcomers already hold their role,
+//!   so no later plan counts them new, and Tavern keeps them in its own key
+//!   `schema::unannounced` (read for every game channel in one round trip a run, kept
+//!   30 days after the last addition) until an announcement gets through, which names
+//!   them with that run's newcomers; one who lost the role meanwhile is left out.
 //! - **Free spots**: upcoming tracked events whose Meetup RSVP limit (`maxTickets`)
 //!   and RSVPs this run's step 1 read, with the limit not reached, soonest first. The
 //!   seats taken count each YES RSVP's guests too, as Meetup's limit does. Step 1
@@ -131,6 +137,7 @@ use discord::{Discord, RestError};
 use crate::config::DiscordSettings;
 use crate::domain::{EventSeriesId, MeetupEventId, MeetupUserId, SeriesType, session_counts};
 use crate::lifecycle::alert_organisers;
+use crate::repo::managed::Unannounced;
 use crate::repo::{
     DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
 };
@@ -1010,9 +1017,11 @@ pub async fn sync_discord_until(
     for what in &view.unreadable {
         tracing::warn!(%what, "unreadable campaign data left out of the Discord sync (see `tavern check`)");
     }
+    let channels: Vec<ChannelId> = view.series.iter().filter_map(|s| s.channel).collect();
+    let mut owed = repo.unannounced(&channels).await?;
     let mut state = discord_state(discord, settings.guild).await?;
     let mut report = DiscordReport {
-        redis_round_trips: view.round_trips,
+        redis_round_trips: view.round_trips + usize::from(!channels.is_empty()),
         ..DiscordReport::default()
     };
     if stop.is_stopped() {
@@ -1099,6 +1108,10 @@ pub async fn sync_discord_until(
                     break;
                 }
                 Step::Update(changes) => {
+                    let owed = current
+                        .channel
+                        .and_then(|c| owed.remove(&c))
+                        .unwrap_or_default();
                     update(
                         repo,
                         discord,
@@ -1106,6 +1119,7 @@ pub async fn sync_discord_until(
                         &mut state,
                         &current,
                         changes,
+                        owed,
                         &mut report,
                     )
                     .await;
@@ -1461,6 +1475,9 @@ fn guild_channel(id: ChannelId, spec: &ChannelSpec) -> GuildChannel {
 }
 
 /// Applies a series' [`Changes`], keeping `state` in line for the next series.
+/// `owed`: the newcomers an earlier run gave their role but could not announce
+/// ([`Repo::unannounced`]); the announcement names them too while they still hold it.
+#[allow(clippy::too_many_arguments)]
 async fn update(
     repo: &Repo,
     discord: &Discord,
@@ -1468,6 +1485,7 @@ async fn update(
     state: &mut DiscordState,
     series: &SeriesState,
     changes: Changes,
+    owed: Unannounced,
     report: &mut DiscordReport,
 ) {
     let id = &series.id;
@@ -1546,32 +1564,71 @@ async fn update(
             "series {id}: recording who got the guest role: {e}"
         ));
     }
-    if let (Some(planned), Some(channel)) = (changes.announce, series.channel)
-        && !closed.contains(&channel)
-    {
-        // Only those who really got their role are announced: named and pinged.
-        let got = |role: Option<RoleId>| -> Vec<UserId> {
-            let mut seen = BTreeSet::new();
-            planned
-                .mentions
-                .users
-                .iter()
-                .copied()
-                .filter(|u| role.is_some_and(|r| granted.contains(&(*u, r))) && seen.insert(*u))
-                .collect()
-        };
-        let (players, hosts) = (got(guest), got(series.host_role));
-        if let Some(reply) = announcement(&players, &hosts) {
-            match discord.send(channel, &reply).await {
-                Ok(_) => report
-                    .changed
-                    .push(format!("series {id}: announced newcomers in {channel}")),
-                Err(e) if e.is_missing_permission() => {
+    let Some(channel) = series.channel else {
+        return;
+    };
+    // Those who really got their role now, and those an earlier announcement never
+    // reached who still hold theirs: named and pinged.
+    let holds = |user: &UserId, role: Option<RoleId>| {
+        role.is_some_and(|r| {
+            state
+                .members
+                .get(user)
+                .is_some_and(|roles| roles.contains(&r))
+        })
+    };
+    let planned: Vec<UserId> = changes
+        .announce
+        .map(|reply| reply.mentions.users)
+        .unwrap_or_default();
+    let newcomers = |role: Option<RoleId>, earlier: &BTreeSet<UserId>| -> BTreeSet<UserId> {
+        planned
+            .iter()
+            .filter(|u| role.is_some_and(|r| granted.contains(&(**u, r))))
+            .chain(earlier.iter().filter(|u| holds(u, role)))
+            .copied()
+            .collect()
+    };
+    let due = Unannounced {
+        players: newcomers(guest, &owed.players),
+        hosts: newcomers(series.host_role, &owed.hosts),
+    };
+    let players: Vec<UserId> = due.players.iter().copied().collect();
+    let hosts: Vec<UserId> = due.hosts.iter().copied().collect();
+    let Some(reply) = announcement(&players, &hosts) else {
+        return;
+    };
+    let sent = if closed.contains(&channel) {
+        Err(None)
+    } else {
+        discord.send(channel, &reply).await.map_err(Some)
+    };
+    match sent {
+        Ok(_) => {
+            report
+                .changed
+                .push(format!("series {id}: announced newcomers in {channel}"));
+            if let Err(e) = repo.announced(channel).await {
+                tracing::warn!(%channel, error = %e, "could not record that a game channel's newcomers were announced");
+            }
+        }
+        Err(error) => {
+            match error {
+                // Its edit was refused already and the organisers told.
+                None => {}
+                Some(e) if e.is_missing_permission() => {
                     tell_closed(repo, discord, settings, id, channel, &e, report).await;
                 }
-                Err(e) => report
+                Some(e) => report
                     .failed
                     .push(format!("series {id}: announcing newcomers: {e}")),
+            }
+            // The next announcement that gets through names them.
+            if let Err(e) = repo.remember_unannounced(channel, &due).await {
+                tracing::warn!(%channel, error = %e, "could not remember the newcomers whose announcement Discord refused");
+                report.failed.push(format!(
+                    "series {id}: remembering the newcomers to announce: {e}"
+                ));
             }
         }
     }

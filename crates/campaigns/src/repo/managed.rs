@@ -1,13 +1,32 @@
 //! The bot's channels outside the games: `managed_discord_channels`, and the time the
 //! shared user-topic voice channel's topic was last set
-//! (`user_topic_voice_channel_topic_time`, for its rate limit).
+//! (`user_topic_voice_channel_topic_time`, for its rate limit), and the sync's records
+//! of game channels closed to Tavern and of the newcomers whose announcement waits.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use discord::model::ChannelId;
+use discord::model::{ChannelId, UserId};
 use store::Writes;
 
 use super::{Repo, RepoError, rfc3339, time};
-use crate::schema;
+use crate::{domain, schema};
+
+/// Newcomers of a game channel who got their role but whose announcement Discord
+/// refused ([`schema::unannounced`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unannounced {
+    /// Given the guest role.
+    pub players: BTreeSet<UserId>,
+    /// Given the host role.
+    pub hosts: BTreeSet<UserId>,
+}
+
+impl Unannounced {
+    pub fn is_empty(&self) -> bool {
+        self.players.is_empty() && self.hosts.is_empty()
+    }
+}
 
 impl Repo {
     /// Marks a (non-game) channel as managed by the bot, or not.
@@ -98,5 +117,75 @@ impl Repo {
     pub async fn topic_time(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
         let key = schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME;
         time(key, self.read(key).await?)
+    }
+
+    /// The newcomers of each of `channels` whose announcement is still owed
+    /// ([`schema::unannounced`]), read in one round trip; channels owing none are left
+    /// out. A member that is not `player:{id}` or `host:{id}` is left out with a warning.
+    pub async fn unannounced(
+        &self,
+        channels: &[ChannelId],
+    ) -> Result<BTreeMap<ChannelId, Unannounced>, RepoError> {
+        if channels.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for channel in channels {
+            pipe.cmd("SMEMBERS").arg(schema::unannounced(*channel));
+        }
+        let all: Vec<Vec<String>> = pipe.query_async(&mut self.redis.conn()).await?;
+        let mut out = BTreeMap::new();
+        for (channel, members) in channels.iter().zip(all) {
+            let mut owed = Unannounced::default();
+            for member in members {
+                let parsed = member.split_once(':').and_then(|(kind, id)| {
+                    let user: UserId = domain::parse_snowflake("Discord user id", id).ok()?;
+                    match kind {
+                        "player" => Some(owed.players.insert(user)),
+                        "host" => Some(owed.hosts.insert(user)),
+                        _ => None,
+                    }
+                });
+                if parsed.is_none() {
+                    tracing::warn!(%channel, %member, "unreadable unannounced newcomer left out");
+                }
+            }
+            if !owed.is_empty() {
+                out.insert(*channel, owed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers newcomers of a game channel whose announcement Discord refused, for
+    /// the next announcement that gets through ([`schema::unannounced`], kept
+    /// [`schema::UNANNOUNCED_TTL_SECS`] after the last addition).
+    pub async fn remember_unannounced(
+        &self,
+        channel: ChannelId,
+        owed: &Unannounced,
+    ) -> Result<(), RepoError> {
+        if owed.is_empty() {
+            return Ok(());
+        }
+        let key = schema::unannounced(channel);
+        let members: Vec<String> = owed
+            .players
+            .iter()
+            .map(|u| format!("player:{u}"))
+            .chain(owed.hosts.iter().map(|u| format!("host:{u}")))
+            .collect();
+        let mut writes = Writes::new();
+        writes.command("SADD").arg(&key).arg(members);
+        writes.expire(&key, schema::UNANNOUNCED_TTL_SECS);
+        self.apply(&writes).await
+    }
+
+    /// A game channel's announcement got through: no newcomer is owed one any more
+    /// ([`schema::unannounced`]).
+    pub async fn announced(&self, channel: ChannelId) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(&schema::unannounced(channel));
+        self.apply(&writes).await
     }
 }
