@@ -1391,6 +1391,76 @@ async fn the_check_reports_a_game_channel_an_admin_closed_to_tavern_instead_of_f
 }
 
 #[tokio::test]
+async fn a_game_channel_reopened_exactly_as_it_was_then_closed_again_is_told_again() {
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    let sim = w.world.sim.clone();
+    let demo = w.world.demo.clone();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, _, _) = w.series_objects(&first).await;
+    let as_it_was = sim.channel(channel.get()).unwrap().permission_overwrites;
+    // An admin takes Tavern's own overwrite away and denies it the channel.
+    let close = || {
+        sim.set_channel_overwrites(
+            channel.get(),
+            vec![discord_sim::PermissionOverwrite {
+                id: sim.bot_user_id(),
+                kind: discord_sim::OverwriteKind::Member,
+                allow: 0,
+                deny: discord::model::permissions::VIEW_CHANNEL,
+            }],
+        )
+        .unwrap();
+    };
+    let told = || {
+        sim.messages(alerts)
+            .into_iter()
+            .filter(|m| m.content.contains(&channel.to_string()))
+            .count()
+    };
+    close();
+    w.sync().await;
+    assert_eq!(told(), 1);
+
+    // The admin puts back exactly what Tavern had set, so the sync has nothing to edit
+    // there; Alice's welcome is the next write to the channel, and it goes through.
+    sim.set_channel_overwrites(channel.get(), as_it_was)
+        .unwrap();
+    let alice = w.linked("Alice", demo.alice).await;
+    w.rsvp(&first, &alice);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(
+        !discord
+            .changed
+            .iter()
+            .any(|c| c.contains(&format!("channel {channel} ("))),
+        "no edit: {:?}",
+        discord.changed
+    );
+    assert_eq!(sim.messages(channel.get()).len(), 1, "Alice's welcome");
+
+    // Closed again later: the organisers are told again.
+    close();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(
+        discord
+            .skipped
+            .iter()
+            .any(|s| s.contains(&format!("channel {channel} skipped"))),
+        "{:?}",
+        discord.skipped
+    );
+    assert_eq!(told(), 2);
+}
+
+#[tokio::test]
 async fn a_game_channel_an_admin_closed_to_tavern_is_a_skip_with_the_reason_and_the_organisers_are_told_once()
  {
     let mut w = World::new().await;

@@ -102,10 +102,10 @@
 //!   run: the series' line goes to [`DiscordReport::skipped`] every run with what to
 //!   give back, the run's other writes for the series (role grants) go on, its
 //!   announcement waits (see "Announcements"), and the organisers are alerted once,
-//!   with a WARN in the log (Tavern's own key `schema::CLOSED_CHANNELS`; a write that
-//!   succeeds again clears it, so closing it again is told again). So `failed` counts
-//!   what Tavern or Discord got wrong, not what an admin chose; `tavern check` reports
-//!   it too.
+//!   with a WARN in the log (Tavern's own key `schema::CLOSED_CHANNELS`; any write to
+//!   the channel that succeeds again, an edit or an announcement, clears it, so
+//!   closing it again is told again). So `failed` counts what Tavern or Discord got
+//!   wrong, not what an admin chose; `tavern check` reports it too.
 //! - **Announcements**: one message per run and series naming the players and hosts
 //!   who just got a role, pinging exactly them (allowed mentions name those users). A
 //!   grant Discord refused leaves its user out of the message (the next run, granting

@@ -181,11 +181,14 @@ impl Repo {
         self.apply(&writes).await
     }
 
-    /// A game channel's announcement got through: no newcomer is owed one any more
-    /// ([`schema::unannounced`]).
+    /// A game channel's announcement got through: no newcomer is owed one any more,
+    /// and the channel is open to Tavern again ([`schema::unannounced`],
+    /// [`schema::CLOSED_CHANNELS`]), in one step.
     pub async fn announced(&self, channel: ChannelId) -> Result<(), RepoError> {
         let mut writes = Writes::new();
-        writes.del(&schema::unannounced(channel));
+        writes
+            .del(&schema::unannounced(channel))
+            .srem(schema::CLOSED_CHANNELS, channel.get());
         self.apply(&writes).await
     }
 }
