@@ -266,7 +266,11 @@ async fn a_reused_wrong_meeting_or_signalling_token_is_refused() {
 
     let signalling = h
         .repo
-        .issue_connection_token(m, participant, ConnectionType::Signaling)
+        .issue_participant_token(
+            m,
+            participant,
+            meetings::domain::ParticipantConnection::Signaling,
+        )
         .await
         .unwrap();
     let typed = h.open("media", m, signalling.expose()).await;
@@ -364,7 +368,11 @@ async fn a_recorder_token_is_refused_by_the_meeting_controller() {
     let grant = c.grant(m, "Guest").await;
     let recorder = c
         .repo
-        .issue_connection_token(m, grant.participant_id, ConnectionType::Recorder)
+        .issue_service_token(
+            m,
+            grant.participant_id,
+            meetings::domain::ServiceConnection::Recorder,
+        )
         .await
         .unwrap();
     let refused = Client::connect(

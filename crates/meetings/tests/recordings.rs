@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use meetings::auth::MeetingsSecretKey;
 use meetings::controller::MediaDirectory;
-use meetings::domain::{
-    ConnectionType, DisplayName, HandlerId, Liveness, MeetingId, ParticipantId, Region,
-};
+use meetings::domain::{DisplayName, HandlerId, Liveness, MeetingId, ParticipantId, Region};
 use meetings::media::client::MediaClient;
 use meetings::media::proto::{FLAG_E2E, FLAG_KEY, TRACK_AUDIO, TRACK_CAMERA, TRACK_SCREEN};
 use meetings::media::{HandlerConfig, Load, MediaHandler};
@@ -261,7 +259,11 @@ impl Site {
     async fn media_session(&self, meeting: MeetingId, participant: ParticipantId) -> MediaClient {
         let token = self
             .repo
-            .issue_connection_token(meeting, participant, ConnectionType::Media)
+            .issue_participant_token(
+                meeting,
+                participant,
+                meetings::domain::ParticipantConnection::Media,
+            )
             .await
             .unwrap();
         MediaClient::connect(

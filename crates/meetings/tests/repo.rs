@@ -877,10 +877,10 @@ async fn two_connections_racing_with_one_token_get_exactly_one_grant() {
     let repo = repo(&env);
     for _ in 0..20 {
         let token = repo
-            .issue_connection_token(
+            .issue_participant_token(
                 MeetingId::random(),
                 ParticipantId::random(),
-                ConnectionType::Signaling,
+                meetings::domain::ParticipantConnection::Signaling,
             )
             .await
             .unwrap();

@@ -88,17 +88,6 @@ impl Repo {
         self.issue(meeting, id, kind.into()).await
     }
 
-    /// A connection token of any kind: [`Repo::issue_participant_token`] or
-    /// [`Repo::issue_service_token`] by `connection_type`, for the server's own tools.
-    pub async fn issue_connection_token(
-        &self,
-        meeting: MeetingId,
-        participant: ParticipantId,
-        connection_type: ConnectionType,
-    ) -> Result<WtToken, MeetingsError> {
-        self.issue(meeting, participant, connection_type).await
-    }
-
     async fn issue(
         &self,
         meeting: MeetingId,

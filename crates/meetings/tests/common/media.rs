@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use meetings::Repo;
-use meetings::domain::{ConnectionType, DisplayName, HandlerId, MeetingId, ParticipantId};
+use meetings::domain::{
+    ConnectionType, DisplayName, HandlerId, MeetingId, ParticipantConnection, ParticipantId,
+    ServiceConnection,
+};
 use meetings::media::client::{MediaClient, MediaClientError, ReceivedFrame};
 use meetings::media::{HandlerConfig, Load, MediaError, MediaHandler};
 use meetings::repo::JoinRequest;
@@ -72,12 +75,29 @@ impl Handler {
         who: ParticipantId,
         kind: ConnectionType,
     ) -> String {
-        self.repo
-            .issue_connection_token(meeting, who, kind)
-            .await
-            .unwrap()
-            .expose()
-            .to_owned()
+        let token = match kind {
+            ConnectionType::Signaling => {
+                self.repo
+                    .issue_participant_token(meeting, who, ParticipantConnection::Signaling)
+                    .await
+            }
+            ConnectionType::Media => {
+                self.repo
+                    .issue_participant_token(meeting, who, ParticipantConnection::Media)
+                    .await
+            }
+            ConnectionType::Recorder => {
+                self.repo
+                    .issue_service_token(meeting, who, ServiceConnection::Recorder)
+                    .await
+            }
+            ConnectionType::Relay => {
+                self.repo
+                    .issue_service_token(meeting, who, ServiceConnection::Relay)
+                    .await
+            }
+        };
+        token.unwrap().expose().to_owned()
     }
 
     pub async fn open(

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use meetings::domain::{ConnectionType, HandlerId, MeetingId, ParticipantId};
+use meetings::domain::{HandlerId, MeetingId, ParticipantId, ServiceConnection};
 use meetings::media::client::MediaClient;
 use meetings::media::proto::{
     FLAG_KEY, FRAME_HEADER_LEN, PUBLISHER_LEN, TRACK_AUDIO, TRACK_CAMERA,
@@ -173,7 +173,11 @@ impl Run<'_> {
         for _ in 0..n {
             let token = self
                 .repo
-                .issue_connection_token(meeting, ParticipantId::random(), ConnectionType::Recorder)
+                .issue_service_token(
+                    meeting,
+                    ParticipantId::random(),
+                    ServiceConnection::Recorder,
+                )
                 .await
                 .context("issuing a media token")?;
             tokens.push(token.expose().to_owned());
