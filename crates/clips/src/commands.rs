@@ -203,7 +203,8 @@ pub fn spec() -> CommandSpec {
 /// Adds `/clips` to `feature`, over the context's PostgreSQL, Discord and clock.
 pub fn add(feature: Feature, ctx: &feature::Context) -> Feature {
     let repo = Repo::new(&ctx.postgres);
-    let scanner = Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone());
+    let scanner = Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone())
+        .with_sight_cache(ctx.redis.clone());
     let commands = Commands { repo, scanner };
     feature.command(spec(), handler(&commands, run))
 }

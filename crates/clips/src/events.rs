@@ -24,6 +24,10 @@
 //!   of the new session moves `last_message_id`, so its window starts where the index
 //!   stopped.
 //!
+//! - Tavern's own permissions: the events that may change them (a channel created,
+//!   changed or deleted, a guild changed or available again) drop what the scanner
+//!   kept of them for the guild (see [`crate::scan::Scanner::forget_bot_sight`]).
+//!
 //! The bot hands this handler its events one at a time, in the order the gateway sent
 //! them, so an edit never overtakes its message's creation and a channel's creation
 //! never overtakes its guild's arrival.
@@ -82,6 +86,9 @@ impl ClipsEvents {
 
     /// Applies one event.
     pub async fn apply(&self, event: Event) -> Result<(), EventError> {
+        if let Some(guild) = moves_permissions(&event) {
+            self.scanner.forget_bot_sight(guild).await;
+        }
         match event {
             Event::MessageCreate {
                 guild_id: Some(_),
@@ -290,6 +297,20 @@ impl ClipsEvents {
                 tracing::warn!(channel = %channel.info.id, %error, "catch-up scan not requested");
             }
         }
+    }
+}
+
+/// The guild whose channels may now give Tavern other permissions than Tavern kept
+/// ([`Scanner::forget_bot_sight`]): a channel created, changed (its overwrites) or
+/// deleted, a guild changed (its owner) or back after an outage.
+fn moves_permissions(event: &Event) -> Option<GuildId> {
+    match event {
+        Event::ChannelCreate(info) | Event::ChannelUpdate(info) | Event::ChannelDelete(info) => {
+            info.guild_id
+        }
+        Event::GuildUpdate(info) => Some(info.id),
+        Event::GuildAvailable { guild_id, .. } => Some(*guild_id),
+        _ => None,
     }
 }
 

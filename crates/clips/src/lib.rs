@@ -183,7 +183,12 @@
 //!   a scan after the grant reads what the failed one could not (a failed run moves no
 //!   index position). The
 //!   managers' guild page marks every channel Tavern cannot read. Discord failing to
-//!   answer the check refuses nothing: the history request decides then.
+//!   answer the check refuses nothing: the history request decides then. The check's
+//!   five requests are made once a minute per guild at most: the answer is kept in
+//!   `tavern:clips:bot_sight:{guild}` (an addition, like the visible channels); a
+//!   manager's action (`/clips enable`, `/clips scan`, the page's buttons) and the
+//!   gateway's channel and guild events drop it, and a scan run takes only a "may
+//!   read" from it, asking again before refusing (`scan`'s docs).
 //! - **Threads on the web** are shown to a member only when they see the parent
 //!   channel and hold Manage Threads there, and to managers. The `discord` crate
 //!   cannot tell a public thread from a private one nor list a thread's members, so
@@ -191,6 +196,7 @@
 //!   private ones included, and anyone else might not. A member who may see a public
 //!   thread but lacks Manage Threads does not find its clips on the web.
 
+mod cache;
 pub mod commands;
 pub mod domain;
 pub mod events;
@@ -244,7 +250,8 @@ impl Default for ClipsConfig {
 pub fn feature(ctx: &feature::Context, config: ClipsConfig) -> feature::Feature {
     let repo = Repo::new(&ctx.postgres);
     let scanner = scan::Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone())
-        .with_parts(config.scan_parts);
+        .with_parts(config.scan_parts)
+        .with_sight_cache(ctx.redis.clone());
     commands::add(feature::Feature::new("clips"), ctx)
         .bot_permissions(web::install::BOT_PERMISSIONS)
         .web(web::routes_for(ctx))

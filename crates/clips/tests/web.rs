@@ -1485,3 +1485,248 @@ async fn the_guild_page_marks_a_channel_tavern_cannot_read_and_will_not_read_it(
     assert_eq!(read.status(), 303);
     assert!(site.is_reading(channel_id(open)).await);
 }
+
+/// A server that added Tavern through its link (Tavern neither owns it nor is an
+/// Administrator) with `#open` and `#closed`, where an admin denied Tavern's role Read
+/// Message History, both stored: the server, its guild id and the two channels.
+async fn players_guild(
+    site: &Site,
+) -> (discord_sim::InstalledGuild, GuildId, Snowflake, Snowflake) {
+    use discord_sim::model::permissions::{READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL};
+    let sim = &site.world.sim;
+    let installed = sim
+        .create_guild_with_bot_role(
+            "Players' Guild",
+            VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
+        )
+        .unwrap();
+    let open = sim
+        .create_channel(installed.guild, "open", ChannelKind::Text)
+        .unwrap();
+    let closed = sim
+        .create_channel(installed.guild, "closed", ChannelKind::Text)
+        .unwrap();
+    deny_tavern(site, &installed, closed, READ_MESSAGE_HISTORY);
+    let guild = guild_id(installed.guild);
+    site.repo
+        .upsert_guild(&GuildInfo {
+            id: guild,
+            name: "Players' Guild".into(),
+            icon: None,
+            owner: None,
+        })
+        .await
+        .unwrap();
+    for (id, name) in [(open, "open"), (closed, "closed")] {
+        site.repo
+            .upsert_channel(&ChannelInfo {
+                id: channel_id(id),
+                guild,
+                name: Some(name.into()),
+                kind: Some("text".into()),
+                is_nsfw: false,
+            })
+            .await
+            .unwrap();
+    }
+    (installed, guild, open, closed)
+}
+
+/// An admin denies (or, with `deny` 0, stops denying) Tavern's role `deny` in `channel`.
+fn deny_tavern(
+    site: &Site,
+    installed: &discord_sim::InstalledGuild,
+    channel: Snowflake,
+    deny: u64,
+) {
+    let overwrites = if deny == 0 {
+        vec![]
+    } else {
+        vec![discord_sim::PermissionOverwrite {
+            id: installed.bot_role.expect("the install made a role"),
+            kind: discord_sim::OverwriteKind::Role,
+            allow: 0,
+            deny,
+        }]
+    };
+    site.world
+        .sim
+        .set_channel_overwrites(channel, overwrites)
+        .unwrap();
+}
+
+/// The requests the bot made about `guild`, and who it is, since the last clear.
+fn bot_sight_requests(site: &Site, guild: GuildId) -> Vec<String> {
+    site.world
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains(&format!("/guilds/{guild}")) || r.path.ends_with("/users/@me"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_second_guild_page_load_does_not_ask_discord_again_what_tavern_may_read() {
+    let site = site().await;
+    let (installed, guild, open, closed) = players_guild(&site).await;
+    let owner = site.sign_in(installed.owner).await;
+    let path = format!("/clips/guilds/{guild}");
+
+    let page = site.page(&path, &owner).await;
+    assert!(channel_row(&page, closed).contains("Tavern cannot read it"));
+    assert!(
+        !bot_sight_requests(&site, guild).is_empty(),
+        "the first load asks"
+    );
+
+    site.world.sim.clear_requests();
+    let page = site.page(&path, &owner).await;
+    assert!(channel_row(&page, closed).contains("Tavern cannot read it"));
+    assert!(!channel_row(&page, open).contains("cannot read"));
+    assert_eq!(
+        bot_sight_requests(&site, guild),
+        Vec::<String>::new(),
+        "the second load uses what the first learnt"
+    );
+
+    // The admin gives #closed back: a manager reading it is not refused on the kept
+    // answer, and the page it leads back to no longer marks it.
+    deny_tavern(&site, &installed, closed, 0);
+    let read = site
+        .post(
+            &format!("/clips/channels/{closed}/reading"),
+            &owner,
+            &[("reading", "1")],
+        )
+        .await;
+    assert_eq!(read.status(), 303);
+    assert!(site.is_reading(channel_id(closed)).await);
+    let page = site.page(&path, &owner).await;
+    assert!(
+        !channel_row(&page, closed).contains("cannot read"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_scan_asked_for_right_after_a_permission_change_sees_it_though_the_page_kept_the_old_one()
+{
+    use clips::repo::ScanRun;
+    use discord_sim::model::permissions::READ_MESSAGE_HISTORY;
+    let site = site().await;
+    let (installed, guild, open, _) = players_guild(&site).await;
+    let owner = site.sign_in(installed.owner).await;
+    site.world
+        .sim
+        .post_user_message(
+            open,
+            installed.owner,
+            "the ambush",
+            vec![AttachmentSpec::new("ambush.mp4", "video/mp4", vec![1; 32])],
+        )
+        .unwrap();
+    let reading = site
+        .post(
+            &format!("/clips/channels/{open}/reading"),
+            &owner,
+            &[("reading", "1")],
+        )
+        .await;
+    assert_eq!(reading.status(), 303);
+    // The page keeps "Tavern reads #open".
+    let page = site.page(&format!("/clips/guilds/{guild}"), &owner).await;
+    assert!(!channel_row(&page, open).contains("cannot read"));
+    // The scan worker's engine, with the same kept answers.
+    let scanner = Scanner::new(
+        site.repo.clone(),
+        site.ctx.discord.clone(),
+        site.ctx.clock.clone(),
+    )
+    .with_sight_cache(site.ctx.redis.clone());
+    let run_latest = || async {
+        let run = scanner
+            .latest(channel_id(open))
+            .await
+            .unwrap()
+            .expect("a run was queued");
+        scanner
+            .run(
+                run.id,
+                &|_: &ScanRun| {},
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+    };
+
+    // An admin closes its history to Tavern; the manager asks for a scan at once.
+    deny_tavern(&site, &installed, open, READ_MESSAGE_HISTORY);
+    let queued = site
+        .post(
+            &format!("/clips/channels/{open}/scans"),
+            &owner,
+            &[("deep", "1")],
+        )
+        .await;
+    assert_eq!(queued.status(), 303);
+    let run = run_latest().await;
+    assert_eq!(run.status, ScanStatus::Failed, "{run:?}");
+    let reason = run.error_message.clone().unwrap_or_default();
+    assert!(reason.contains("Read Message History"), "{reason}");
+
+    // Given back, a run nobody asked for (a catch-up) is not refused on the kept
+    // "cannot read" either: it reads the video.
+    deny_tavern(&site, &installed, open, 0);
+    scanner
+        .request(channel_id(open), clips::scan::ScanMode::CatchUp)
+        .await
+        .unwrap();
+    let run = run_latest().await;
+    assert_eq!(run.status, ScanStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        site.repo.clips_in_channel(channel_id(open)).await.unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_channel_changed_on_discord_drops_what_tavern_kept_of_its_permissions() {
+    let site = site().await;
+    let (installed, guild, open, _) = players_guild(&site).await;
+    let owner = site.sign_in(installed.owner).await;
+    let key = clips::schema::library::bot_sight_key(guild);
+    let kept = || async {
+        let value: Option<String> = store::redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut site.ctx.redis.conn())
+            .await
+            .unwrap();
+        value
+    };
+    site.page(&format!("/clips/guilds/{guild}"), &owner).await;
+    assert!(kept().await.is_some(), "the page keeps what it asked");
+
+    let scanner = Scanner::new(
+        site.repo.clone(),
+        site.ctx.discord.clone(),
+        site.ctx.clock.clone(),
+    )
+    .with_sight_cache(site.ctx.redis.clone());
+    let events =
+        clips::events::ClipsEvents::new(site.repo.clone(), site.ctx.discord.clone(), scanner);
+    events
+        .apply(discord::model::Event::ChannelUpdate(
+            discord::model::ChannelInfo {
+                id: channel_id(open),
+                guild_id: Some(guild),
+                name: "open".into(),
+                kind: discord::model::ChannelType::Text,
+                nsfw: false,
+                parent_id: None,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(kept().await, None, "the next question asks Discord");
+}

@@ -6,19 +6,57 @@
 //! uses for a member ([`Viewer`]): its roles' guild-level permissions (`@everyone`
 //! included), the channel's overwrites, the owner and Administrator holding everything.
 //! A thread, which Discord's channel list does not hold, takes its parent's.
+//!
+//! # Kept a minute
+//! Computing them takes five requests (who the bot is, the guild's owner, its roles,
+//! the bot's roles, the channels), so the result, the bot's permissions in each listed
+//! channel, is kept per guild for [`BOT_SIGHT_TTL_SECS`] in Redis
+//! ([`bot_sight_key`]; the same mechanism as the web's visible channels) when the
+//! scanner has Redis ([`Scanner::with_sight_cache`]). How each user of it stays right
+//! after an admin changes a permission:
+//! - **The managers' guild page** ([`Scanner::unreadable_channels`]) takes the kept
+//!   answer: a change shows within a minute, or at once after a manager's action below.
+//! - **A manager's action** (`/clips enable`, `/clips scan`, the page's "Read this
+//!   channel" and scan buttons: [`Scanner::set_reading`],
+//!   [`Scanner::request_if_reading`]) drops the guild's kept answer first, so the check
+//!   it makes, the run it queues and the page it leads back to ask Discord again.
+//! - **A scan run** ([`Scanner::bot_lacks`]) trusts the kept answer only to say the
+//!   channel may be read; a channel it says may not be read, or does not list (a new
+//!   channel, a thread), is asked of Discord again, so no refusal rests on an old
+//!   answer. A permission taken away in the minute before a run nobody asked for (a
+//!   catch-up after an outage) is found by the history request instead: Discord's 403,
+//!   or an empty page.
+//! - **The gateway** (the [`crate::events`] handler): a channel created, changed or
+//!   deleted, and a guild changed or available again, drop the guild's kept answer
+//!   ([`Scanner::forget_bot_sight`]); a changed role comes in no event the features
+//!   get, hence the minute.
 
 use std::collections::BTreeMap;
 
 use discord::RestError;
-use discord::model::{GuildChannel, RoleId};
+use discord::model::RoleId;
+use serde::{Deserialize, Serialize};
 
 use super::Scanner;
+use crate::cache;
 use crate::domain::{ChannelId, GuildId, ReadPermission, Viewer, missing_to_read};
+use crate::schema::library::{BOT_SIGHT_TTL_SECS, bot_sight_key};
 
-/// The bot as the channel rule sees it in one guild, with the guild's channels.
+/// What Tavern's cached permissions are called in the log.
+const WHAT: &str = "Tavern's permissions";
+
+/// The bot's permissions in each channel Discord lists for one guild.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub(crate) struct BotSight {
-    viewer: Viewer,
-    channels: Vec<GuildChannel>,
+    channels: Vec<(ChannelId, u64)>,
+}
+
+/// Where a [`BotSight`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Kept,
+    Discord,
 }
 
 impl BotSight {
@@ -27,15 +65,16 @@ impl BotSight {
     fn lacks_listed(&self, channel: ChannelId) -> Option<Vec<ReadPermission>> {
         self.channels
             .iter()
-            .find(|c| c.id == channel)
-            .map(|c| missing_to_read(self.viewer.permissions_in(&c.overwrites)))
+            .find(|(id, _)| *id == channel)
+            .map(|(_, bits)| missing_to_read(*bits))
     }
 }
 
 impl Scanner {
     /// Asks Discord who the bot is in `guild`: its id, the owner, the roles with their
-    /// permissions, the bot's roles, and the channels with their overwrites.
-    pub(crate) async fn bot_sight(&self, guild: GuildId) -> Result<BotSight, RestError> {
+    /// permissions, the bot's roles, and the channels with their overwrites; keeps the
+    /// result (see the module's docs).
+    async fn ask_bot_sight(&self, guild: GuildId) -> Result<BotSight, RestError> {
         let bot = self.discord.current_user_id().await?;
         let owner = self.discord.guild(guild).await?.and_then(|g| g.owner_id);
         let roles = self.discord.guild_roles(guild).await?;
@@ -50,28 +89,70 @@ impl Scanner {
             .iter()
             .filter(|r| r.id == everyone || mine.contains(&r.id))
             .fold(0, |bits, r| bits | r.permissions);
-        let channels = self.discord.guild_channels(guild).await?;
-        Ok(BotSight {
-            viewer: Viewer {
-                guild,
-                user: bot,
-                owner: owner == Some(bot),
-                base,
-                roles: mine,
-            },
-            channels,
-        })
+        let viewer = Viewer {
+            guild,
+            user: bot,
+            owner: owner == Some(bot),
+            base,
+            roles: mine,
+        };
+        let sight = BotSight {
+            channels: self
+                .discord
+                .guild_channels(guild)
+                .await?
+                .iter()
+                .map(|c| (c.id, viewer.permissions_in(&c.overwrites)))
+                .collect(),
+        };
+        if let Some(redis) = &self.sight_cache {
+            cache::set(
+                redis,
+                &bot_sight_key(guild),
+                &sight,
+                BOT_SIGHT_TTL_SECS,
+                WHAT,
+            )
+            .await;
+        }
+        Ok(sight)
+    }
+
+    /// The kept answer for `guild` when there is one, else Discord's.
+    async fn bot_sight(&self, guild: GuildId) -> Result<(BotSight, Source), RestError> {
+        if let Some(redis) = &self.sight_cache
+            && let Some(sight) = cache::get(redis, &bot_sight_key(guild), WHAT).await
+        {
+            return Ok((sight, Source::Kept));
+        }
+        Ok((self.ask_bot_sight(guild).await?, Source::Discord))
+    }
+
+    /// Drops the kept answer for `guild`: the next question asks Discord (see the
+    /// module's docs for who calls it).
+    pub async fn forget_bot_sight(&self, guild: GuildId) {
+        if let Some(redis) = &self.sight_cache {
+            cache::forget(redis, &bot_sight_key(guild), WHAT).await;
+        }
     }
 
     /// What Tavern lacks to read `channel`'s history in `guild` (empty: it reads it). A
     /// channel Discord does not list is taken as a thread and judged by its parent; one
     /// whose parent is unknown too is taken as readable (the history request decides).
+    /// A kept answer is used only when it says the channel may be read.
     pub async fn bot_lacks(
         &self,
         guild: GuildId,
         channel: ChannelId,
     ) -> Result<Vec<ReadPermission>, RestError> {
-        let sight = self.bot_sight(guild).await?;
+        let (sight, source) = self.bot_sight(guild).await?;
+        let sight = match source {
+            Source::Kept if sight.lacks_listed(channel).is_some_and(|m| m.is_empty()) => {
+                return Ok(Vec::new());
+            }
+            Source::Kept => self.ask_bot_sight(guild).await?,
+            Source::Discord => sight,
+        };
         if let Some(missing) = sight.lacks_listed(channel) {
             return Ok(missing);
         }
@@ -89,18 +170,18 @@ impl Scanner {
     }
 
     /// The listed channels of `guild` whose history Tavern cannot read, with what it
-    /// lacks in each (threads are not listed, so never here).
+    /// lacks in each (threads are not listed, so never here); a kept answer is used.
     pub async fn unreadable_channels(
         &self,
         guild: GuildId,
     ) -> Result<BTreeMap<ChannelId, Vec<ReadPermission>>, RestError> {
-        let sight = self.bot_sight(guild).await?;
+        let (sight, _) = self.bot_sight(guild).await?;
         Ok(sight
             .channels
             .iter()
-            .filter_map(|c| {
-                let missing = missing_to_read(sight.viewer.permissions_in(&c.overwrites));
-                (!missing.is_empty()).then_some((c.id, missing))
+            .filter_map(|(id, bits)| {
+                let missing = missing_to_read(*bits);
+                (!missing.is_empty()).then_some((*id, missing))
             })
             .collect())
     }

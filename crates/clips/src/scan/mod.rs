@@ -33,7 +33,9 @@
 //!   with a reason naming what to grant ([`crate::domain::cannot_read_reason`])
 //!   instead of recording an empty, complete scan. Starting to read such a channel is
 //!   refused the same way ([`ScanError::Unreadable`]). Discord failing to answer that
-//!   question does not stop the scan: the history request decides then.
+//!   question does not stop the scan: the history request decides then. The answer
+//!   is kept a minute per guild ([`Scanner::with_sight_cache`]); a manager's action
+//!   drops it, and a run trusts it only to say "may read" (`access`'s docs).
 //! - **Failures**: Discord refusing the channel (401, 403, 404, or its circuit breaker
 //!   open after those) fails the run at once; other errors (5xx and timeouts the
 //!   `discord` crate already retried, 429s beyond its retries) are tried again a few
@@ -69,6 +71,7 @@ use base::Clock;
 use discord::Discord;
 use discord::RestError;
 use discord::model::{ChannelType, HistoryMessage};
+use store::Redis;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -172,6 +175,9 @@ pub struct Scanner {
     clock: Arc<dyn Clock>,
     /// Parts a deep scan is split into after its first page (1: not split).
     parts: usize,
+    /// Where Tavern's own permissions in a guild are kept a minute (`access`); `None`:
+    /// asked of Discord each time.
+    sight_cache: Option<Redis>,
 }
 
 /// Where a lane of a scan records its pages.
@@ -222,7 +228,16 @@ impl Scanner {
             discord,
             clock,
             parts: 1,
+            sight_cache: None,
         }
+    }
+
+    /// Keeps what Tavern itself may do in a guild's channels in `redis` for a minute,
+    /// instead of asking Discord five questions at every check (see `access` in the
+    /// module's docs).
+    pub fn with_sight_cache(mut self, redis: Redis) -> Scanner {
+        self.sight_cache = Some(redis);
+        self
     }
 
     /// Splits each deep scan, after its first page, into `parts` parts of equal time
@@ -310,6 +325,8 @@ impl Scanner {
     ) -> Result<Option<ScanRun>, ScanError> {
         if reading {
             if let Some(stored) = self.repo.channel(channel).await? {
+                // A manager's action: what an admin just changed counts.
+                self.forget_bot_sight(stored.info.guild).await;
                 let missing = self.lacks_or_none(stored.info.guild, channel).await;
                 if !missing.is_empty() {
                     return Err(ScanError::Unreadable { channel, missing });
@@ -356,6 +373,10 @@ impl Scanner {
                 channel,
                 kind: kind.as_str(),
             });
+        }
+        if needs_reading {
+            // A manager's action: the run asks Discord what Tavern may do now.
+            self.forget_bot_sight(stored.info.guild).await;
         }
         let requested = if needs_reading {
             self.repo.request_scan_if_reading(channel, mode).await

@@ -2,8 +2,8 @@
 //! with filters and search, the authors of a guild, the refreshed CDN URLs, the purges of
 //! the danger zone, the guild page's clip counts and latest runs per channel (one
 //! statement each, whatever the number of channels), and which of a user's guilds
-//! Tavern is in. Also the two Redis keys the web side adds ([`USER_GUILDS_KEY_PREFIX`],
-//! [`VISIBLE_CHANNELS_KEY_PREFIX`]).
+//! Tavern is in. Also the Redis keys Tavern adds for the web and the scans
+//! ([`USER_GUILDS_KEY_PREFIX`], [`VISIBLE_CHANNELS_KEY_PREFIX`], [`BOT_SIGHT_KEY_PREFIX`]).
 //!
 //! # Paging that stays fast
 //! A page is `ORDER BY posted_at DESC, attachment_id DESC LIMIT n+1` after the cursor
@@ -38,6 +38,25 @@ pub const VISIBLE_CHANNELS_TTL_SECS: u64 = 60;
 /// The key of the channels `user` may see in `guild`.
 pub fn visible_channels_key(guild: crate::domain::GuildId, user: crate::domain::UserId) -> String {
     format!("{VISIBLE_CHANNELS_KEY_PREFIX}{guild}:{user}")
+}
+
+/// Redis key prefix of what Tavern itself may do in a guild's channels, cached for the
+/// managers' guild page and the scans: `tavern:clips:bot_sight:{guild id}`, a JSON
+/// array of `[channel id, permission bits]`, the bot's permissions in each channel
+/// Discord lists (its roles' and `@everyone`'s guild permissions through the channel's
+/// overwrites), for [`BOT_SIGHT_TTL_SECS`]. Tavern's addition (the seed has no Redis
+/// keys): without it every page view and every scan run would ask Discord five
+/// questions (who the bot is, the guild's owner, its roles, the bot's roles, the
+/// channels). Only a "may read" is taken from it for a scan; anything else is asked
+/// again ([`crate::scan::Scanner::bot_lacks`]).
+pub const BOT_SIGHT_KEY_PREFIX: &str = "tavern:clips:bot_sight:";
+/// How long Tavern's cached permissions in a guild are used (seconds): a changed role
+/// shows on the guild page within this time, or at once after a manager's action.
+pub const BOT_SIGHT_TTL_SECS: u64 = 60;
+
+/// The key of Tavern's cached permissions in `guild`'s channels.
+pub fn bot_sight_key(guild: crate::domain::GuildId) -> String {
+    format!("{BOT_SIGHT_KEY_PREFIX}{guild}")
 }
 
 /// Redis key prefix of a user's Discord guild list, cached by the web pages:

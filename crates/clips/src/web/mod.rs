@@ -59,7 +59,6 @@ use discord::oauth::{OAuthApp, OAuthError, UserGuild};
 use feature::access::{Access, Routes};
 use serde::{Deserialize, Serialize};
 use store::Redis;
-use store::redis;
 use web::access::Denied;
 pub(crate) use web::page::see_other;
 use web::page::{Page, Problem};
@@ -146,7 +145,8 @@ impl WebState {
 /// their own (the scan worker picks up what they queue).
 pub fn routes_for(ctx: &feature::Context) -> Routes {
     let repo = Repo::new(&ctx.postgres);
-    let scanner = Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone());
+    let scanner = Scanner::new(repo.clone(), ctx.discord.clone(), ctx.clock.clone())
+        .with_sight_cache(ctx.redis.clone());
     routes(ctx, WebState::new(ctx, repo, scanner))
 }
 
@@ -290,24 +290,7 @@ pub(crate) async fn cached<T: serde::de::DeserializeOwned>(
     key: &str,
     what: &'static str,
 ) -> Option<T> {
-    let read: Result<Option<String>, _> = redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut state.redis.conn())
-        .await;
-    match read {
-        Ok(Some(json)) => match serde_json::from_str(&json) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                tracing::warn!(%error, what, "a cached answer does not parse; asking Discord");
-                None
-            }
-        },
-        Ok(None) => None,
-        Err(error) => {
-            tracing::warn!(%error, what, "the cache is unavailable; asking Discord");
-            None
-        }
-    }
+    crate::cache::get(&state.redis, key, what).await
 }
 
 /// Keeps `value` at `key` as JSON for `ttl_secs` (a failure is logged: the next request
@@ -319,19 +302,7 @@ pub(crate) async fn cache<T: serde::Serialize>(
     ttl_secs: u64,
     what: &'static str,
 ) {
-    let Ok(json) = serde_json::to_string(value) else {
-        return;
-    };
-    let stored: Result<(), _> = redis::cmd("SET")
-        .arg(key)
-        .arg(json)
-        .arg("EX")
-        .arg(ttl_secs)
-        .query_async(&mut state.redis.conn())
-        .await;
-    if let Err(error) = stored {
-        tracing::warn!(%error, what, "could not cache an answer of Discord");
-    }
+    crate::cache::set(&state.redis, key, value, ttl_secs, what).await;
 }
 
 /// The user's standing in `guild`; 403 for a guild they are not in.
