@@ -15,7 +15,8 @@
 //! - Types: the seed's global sets are sets.
 //! - Values that are not ids at all.
 //! - With a Discord bot token ([`check_discord`]): game text and voice channels that
-//!   Discord no longer has (deleted by hand).
+//!   Discord no longer has (deleted by hand) or that an admin closed to Tavern, or, when
+//!   Tavern was removed from the community's server, that one finding instead.
 //!
 //! The check reads with `SCAN`, so it does not block the server; it is not a snapshot,
 //! so a change made while it runs can show up as a finding that a second run no longer
@@ -24,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use discord::Discord;
-use discord::model::ChannelId;
+use discord::model::{ChannelId, GuildId};
 use feature::Finding;
 use store::{Redis, RedisConn, StorageError};
 
@@ -45,16 +46,21 @@ pub fn campaigns_check(redis: Redis) -> feature::Check {
 }
 
 /// The campaigns' consistency check, for [`crate::feature`]: Redis ([`check`]) and,
-/// when `discord` has a bot token, the game channels Discord no longer has
-/// ([`check_discord`]).
-pub fn campaigns_check_with(redis: Redis, discord: Discord) -> feature::Check {
+/// when `discord` has a bot token, the game channels Discord no longer has or Tavern
+/// may not see ([`check_discord`]; `guild`: the community's server,
+/// `campaigns_guild_id`, when configured).
+pub fn campaigns_check_with(
+    redis: Redis,
+    discord: Discord,
+    guild: Option<GuildId>,
+) -> feature::Check {
     feature::Check::new(NAME, move || {
         let (redis, discord) = (redis.clone(), discord.clone());
         async move {
             let mut findings = check(&redis).await.map_err(CheckError::Storage)?;
             if discord.has_token() {
                 let repo = Repo::new(redis);
-                findings.extend(check_discord(&repo, &discord).await?);
+                findings.extend(check_discord(&repo, &discord, guild).await?);
                 findings.sort_by(|a, b| (&a.subject, &a.problem).cmp(&(&b.subject, &b.problem)));
             }
             Ok::<_, CheckError>(findings)
@@ -75,15 +81,37 @@ pub enum CheckError {
         #[source]
         source: discord::RestError,
     },
+    #[error("asking Discord about the server {guild}: {source}")]
+    Guild {
+        guild: GuildId,
+        #[source]
+        source: discord::RestError,
+    },
 }
+
+/// The subject of the finding that Tavern is not in the community's server: the
+/// setting naming that server.
+pub const GUILD_SETTING: &str = "campaigns_guild_id";
 
 /// Every game text channel and voice channel (`discord_channels`,
 /// `discord_voice_channels`) that Discord says no longer exists (404) or that the bot
 /// may no longer see (403 Missing Access: an admin closed it to Tavern), one request
 /// per channel. The subject is the channel's `event_series` key, the relation that
 /// points at nothing (or at a channel Tavern cannot reach).
-pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding>, CheckError> {
+///
+/// Discord answers 403 Missing Access for every channel of a server the bot is no
+/// longer in too, where "give Tavern's role View Channel" would be wrong advice: at
+/// the first 403 the check asks once whether Tavern is still in `guild` (the
+/// community's server), and if it is not, the only finding is that (subject
+/// [`GUILD_SETTING`]) and how to add it again.
+pub async fn check_discord(
+    repo: &Repo,
+    discord: &Discord,
+    guild: Option<GuildId>,
+) -> Result<Vec<Finding>, CheckError> {
     let mut findings = Vec::new();
+    // Asked at the first 403 only: whether Tavern is still in `guild`.
+    let mut member: Option<bool> = None;
     let text = repo.game_channels().await?;
     let voice = repo.voice_channels().await?;
     for (channel, is_voice) in text
@@ -110,8 +138,26 @@ pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding
                     format!("the {what} {channel} no longer exists on Discord"),
                 ));
             }
-            // Discord's 403 Missing Access: the channel is there, closed to the bot.
+            // Discord's 403 Missing Access: the channel is there, closed to the bot, or
+            // the bot is not in its server any more.
             Err(e) if e.is_missing_permission() => {
+                if let Some(guild) = guild
+                    && member.is_none()
+                {
+                    let is_member = in_guild(discord, guild).await?;
+                    member = Some(is_member);
+                    if !is_member {
+                        return Ok(vec![finding(
+                            GUILD_SETTING,
+                            format!(
+                                "Tavern is not in the server {guild} (Discord answers 403 \
+                                 Missing Access for it and its channels): a server admin can \
+                                 add it again through its install link (\"Add Tavern\" on \
+                                 /clips); the game channels cannot be checked until then"
+                            ),
+                        )]);
+                    }
+                }
                 findings.push(finding(
                     subject,
                     format!(
@@ -124,6 +170,16 @@ pub async fn check_discord(repo: &Repo, discord: &Discord) -> Result<Vec<Finding
         }
     }
     Ok(findings)
+}
+
+/// Whether the bot is still a member of `guild`: Discord answers a guild lookup with
+/// 403 Missing Access (or 404) once the bot was removed.
+async fn in_guild(discord: &Discord, guild: GuildId) -> Result<bool, CheckError> {
+    match discord.guild(guild).await {
+        Ok(found) => Ok(found.is_some()),
+        Err(e) if e.is_missing_permission() => Ok(false),
+        Err(source) => Err(CheckError::Guild { guild, source }),
+    }
 }
 
 fn finding(subject: impl Into<String>, problem: impl Into<String>) -> Finding {

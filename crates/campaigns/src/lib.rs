@@ -295,6 +295,10 @@ pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> featu
     let mut feature = feature::Feature::new("campaigns").check(check::campaigns_check_with(
         ctx.redis.clone(),
         ctx.discord.clone(),
+        config
+            .as_ref()
+            .and_then(|c| c.discord.as_ref())
+            .map(|s| s.guild),
     ));
     // The Discord side: the commands, the lifecycle and the topic channel's reset.
     if let Some((config, settings)) = config

@@ -693,9 +693,13 @@ async fn a_failed_role_creation_leaves_an_orphan_that_the_next_run_deletes() {
     let (channel, _, _) = w.series_objects(&first).await;
     assert_ne!(channel, *orphan);
     assert_eq!(w.check().await, Vec::new());
-    let with_discord = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
-        .await
-        .unwrap();
+    let with_discord = campaigns::check::check_discord(
+        &w.store,
+        &w.world.ctx.discord,
+        w.config.discord.as_ref().map(|s| s.guild),
+    )
+    .await
+    .unwrap();
     assert_eq!(with_discord, Vec::new());
 }
 
@@ -1051,9 +1055,13 @@ async fn the_check_reports_a_game_channel_deleted_on_discord_and_the_sync_leaves
     w.sync().await;
     let (channel, _, _) = w.series_objects(&first).await;
     w.world.ctx.discord.delete_channel(channel).await.unwrap();
-    let findings = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
-        .await
-        .unwrap();
+    let findings = campaigns::check::check_discord(
+        &w.store,
+        &w.world.ctx.discord,
+        w.config.discord.as_ref().map(|s| s.guild),
+    )
+    .await
+    .unwrap();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(
         findings[0].subject,
@@ -1371,9 +1379,13 @@ async fn the_check_reports_a_game_channel_an_admin_closed_to_tavern_instead_of_f
         )
         .unwrap();
 
-    let findings = campaigns::check::check_discord(&w.store, &w.world.ctx.discord)
-        .await
-        .expect("the check runs to the end");
+    let findings = campaigns::check::check_discord(
+        &w.store,
+        &w.world.ctx.discord,
+        w.config.discord.as_ref().map(|s| s.guild),
+    )
+    .await
+    .expect("the check runs to the end");
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(
         findings[0].subject,
@@ -1387,6 +1399,37 @@ async fn the_check_reports_a_game_channel_an_admin_closed_to_tavern_instead_of_f
         !findings
             .iter()
             .any(|f| f.subject == schema::discord_channel_event_series(open))
+    );
+}
+
+#[tokio::test]
+async fn the_check_says_once_that_tavern_was_removed_from_the_server_instead_of_advice_per_channel()
+{
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    w.event("Tomb of Horrors", 3, "[new adventure] [online]", &[]);
+    w.event("Curse of Strahd", 4, "[new adventure]", &[]);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert_eq!(w.store.game_channels().await.unwrap().len(), 2);
+    // An admin kicks Tavern: Discord answers 403 Missing Access for every channel.
+    w.world.sim.remove_bot_from_guild(guild).unwrap();
+
+    let findings = campaigns::check::check_discord(
+        &w.store,
+        &w.world.ctx.discord,
+        w.config.discord.as_ref().map(|s| s.guild),
+    )
+    .await
+    .expect("the check runs to the end");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].subject, campaigns::check::GUILD_SETTING);
+    let problem = &findings[0].problem;
+    assert!(
+        problem.contains(&format!("Tavern is not in the server {guild}"))
+            && problem.contains("install link")
+            && !problem.contains("View Channel"),
+        "{problem}"
     );
 }
 

@@ -1360,8 +1360,8 @@ impl Discord {
     }
 
     /// The guild `channel` belongs to: `None` for a direct message or group DM;
-    /// [`RestError::Status`] 404 for a channel that does not exist (or of a guild the
-    /// bot is not in) and 403 Missing Access for one the bot may not see
+    /// [`RestError::Status`] 404 for a channel that does not exist and 403 Missing Access
+    /// for one the bot may not see or of a guild the bot is not in
     /// ([`RestError::is_missing_permission`]).
     pub async fn channel_guild(&self, channel: ChannelId) -> Result<Option<GuildId>, RestError> {
         let http = &self.inner.factory;
