@@ -25,6 +25,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo doc (no broken or private links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 export TAVERN_PG_BINDIR="${TAVERN_PG_BINDIR:-$(pg_bindir)}"
 echo "==> tests"

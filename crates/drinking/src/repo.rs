@@ -40,7 +40,7 @@ use crate::domain::{
 use crate::schema::{self, ACTIVE_GAMES, FIELD_ASSIGNED, FIELD_RECEIVED};
 
 /// Attempts of one round trip that fails with a transient error (connection refused or
-/// dropped, timeout) before the error is returned: [`store::transient`]'s.
+/// dropped, timeout) before the error is returned: [`store::transient()`]'s.
 pub const RETRIES: u32 = store::transient::ATTEMPTS;
 
 /// Why a repository call failed.

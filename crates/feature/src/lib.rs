@@ -13,7 +13,7 @@
 //! - ids that become parts of Redis keys: [`key_id!`]; secrets: [`Secret`]; time:
 //!   [`Clock`] (all from `base`); Discord snowflakes: `discord::model` ids;
 //! - the optimistic-concurrency loop, the conditional writes and the one error
-//!   vocabulary of repositories: [`store::optimistic`], [`store::Condition`],
+//!   vocabulary of repositories: [`store::optimistic()`], [`store::Condition`],
 //!   [`StorageError`];
 //! - the mapping of a [`StorageError`] to what a user sees, on Discord
 //!   ([`reply::handler_error`]) and over HTTP ([`reply::http_error`]);
