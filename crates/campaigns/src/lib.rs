@@ -37,7 +37,8 @@
 //!   and roles, lifecycle, removals, orphans, managed channels). Every change to more
 //!   than one key is one atomic step (see the module docs).
 //! - [`check`]: the consistency check run by `tavern check`: every broken inverse
-//!   relation of the seed.
+//!   relation of the seed; with a bot token, game channels Discord no longer has or
+//!   Tavern may not see, or that Tavern is not in the server.
 //! - [`sync`]: the Meetup sync, step 1 (Meetup → Redis): [`sync::plan`] decides
 //!   without I/O what to store, delete and skip; [`sync_once`] gathers, plans and
 //!   writes through [`Repo`], refreshing the organiser token once if Meetup refuses
@@ -131,8 +132,9 @@
 //!   docs. Its additions to the seed are Tavern's own keys, in [`schema`]:
 //!   `tavern:campaigns:free_spots_message` (the free-spots message, edited in
 //!   place), `tavern:campaigns:synced_guests:{channel}` (who got the guest role from
-//!   an RSVP) and `tavern:campaigns:refused_shortcodes` (refused shortcodes the
-//!   organisers were told about). `[channel]`, `[role]` and Meetup's RSVP limit are
+//!   an RSVP), `tavern:campaigns:refused_shortcodes` (refused shortcodes the
+//!   organisers were told about) and `tavern:campaigns:unannounced:{channel}`
+//!   (newcomers whose announcement is owed). `[channel]`, `[role]` and Meetup's RSVP limit are
 //!   not stored (the seed has no key for them): step 1 hands them to step 2
 //!   ([`SyncReport::extras`]), so step 2 runs only after a step 1 that ran. Listing
 //!   the guild's members needs the bot's Server Members intent.

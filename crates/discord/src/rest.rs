@@ -1529,7 +1529,8 @@ impl Discord {
         }
     }
 
-    /// A guild the bot is in (`None` on 404: unknown, or the bot is not a member).
+    /// A guild the bot is in (`None` on 404: unknown). For a guild the bot is not in,
+    /// Discord answers 403 Missing Access (an error here).
     pub async fn guild(&self, guild: GuildId) -> Result<Option<GuildInfo>, RestError> {
         let http = &self.inner.factory;
         let found: Option<twilight_model::guild::PartialGuild> = self
