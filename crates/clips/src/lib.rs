@@ -183,12 +183,14 @@
 //!   a scan after the grant reads what the failed one could not (a failed run moves no
 //!   index position). The
 //!   managers' guild page marks every channel Tavern cannot read. Discord failing to
-//!   answer the check refuses nothing: the history request decides then. The check's
-//!   five requests are made once a minute per guild at most: the answer is kept in
-//!   `tavern:clips:bot_sight:{guild}` (an addition, like the visible channels); a
-//!   manager's action (`/clips enable`, `/clips scan`, the page's buttons) and the
-//!   gateway's channel and guild events drop it, and a scan run takes only a "may
-//!   read" from it, asking again before refusing (`scan`'s docs).
+//!   answer the check refuses nothing: the history request decides then. For the
+//!   guild page the check's five requests are made once a minute per guild at most:
+//!   the answer is kept in `tavern:clips:bot_sight:{guild}` (an addition, like the
+//!   visible channels); a manager's action (`/clips enable`, `/clips scan`, the page's
+//!   buttons) and the gateway's channel and guild events drop it. A scan run and an
+//!   enable always ask Discord: a kept "may read" from before an admin took Read
+//!   Message History away (no gateway event tells of a role's change) would let a deep
+//!   scan take Discord's empty answer for the whole history (`scan`'s docs).
 //! - **Threads on the web** are shown to a member only when they see the parent
 //!   channel and hold Manage Threads there, and to managers. The `discord` crate
 //!   cannot tell a public thread from a private one nor list a thread's members, so

@@ -1608,8 +1608,17 @@ async fn update(
             report
                 .changed
                 .push(format!("series {id}: announced newcomers in {channel}"));
-            if let Err(e) = repo.announced(channel).await {
+            // Not recorded, those owed a welcome would be named and pinged again by the
+            // next announcement: tried once more, then a failure of the run.
+            let recorded = match repo.announced(channel).await {
+                Ok(()) => Ok(()),
+                Err(_) => repo.announced(channel).await,
+            };
+            if let Err(e) = recorded {
                 tracing::warn!(%channel, error = %e, "could not record that a game channel's newcomers were announced");
+                report.failed.push(format!(
+                    "series {id}: recording that the newcomers in {channel} were announced: {e} (the next announcement may name them again)"
+                ));
             }
         }
         Err(error) => {

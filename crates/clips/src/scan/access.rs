@@ -20,12 +20,11 @@
 //!   channel" and scan buttons: [`Scanner::set_reading`],
 //!   [`Scanner::request_if_reading`]) drops the guild's kept answer first, so the check
 //!   it makes, the run it queues and the page it leads back to ask Discord again.
-//! - **A scan run** ([`Scanner::bot_lacks`]) trusts the kept answer only to say the
-//!   channel may be read; a channel it says may not be read, or does not list (a new
-//!   channel, a thread), is asked of Discord again, so no refusal rests on an old
-//!   answer. A permission taken away in the minute before a run nobody asked for (a
-//!   catch-up after an outage) is found by the history request instead: Discord's 403,
-//!   or an empty page.
+//! - **A scan run and a manager's enable** ([`Scanner::bot_lacks`]) never take the
+//!   kept answer: they ask Discord (and keep what it says for the page). Five requests
+//!   are nothing beside reading a history, and a kept "may read" from before an admin
+//!   took Read Message History away would let a deep scan read Discord's empty answer
+//!   as the whole history, done.
 //! - **The gateway** (the [`crate::events`] handler): a channel created, changed or
 //!   deleted, and a guild changed or available again, drop the guild's kept answer
 //!   ([`Scanner::forget_bot_sight`]); a changed role comes in no event the features
@@ -50,13 +49,6 @@ const WHAT: &str = "Tavern's permissions";
 #[serde(transparent)]
 pub(crate) struct BotSight {
     channels: Vec<(ChannelId, u64)>,
-}
-
-/// Where a [`BotSight`] came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Kept,
-    Discord,
 }
 
 impl BotSight {
@@ -119,13 +111,13 @@ impl Scanner {
     }
 
     /// The kept answer for `guild` when there is one, else Discord's.
-    async fn bot_sight(&self, guild: GuildId) -> Result<(BotSight, Source), RestError> {
+    async fn bot_sight(&self, guild: GuildId) -> Result<BotSight, RestError> {
         if let Some(redis) = &self.sight_cache
             && let Some(sight) = cache::get(redis, &bot_sight_key(guild), WHAT).await
         {
-            return Ok((sight, Source::Kept));
+            return Ok(sight);
         }
-        Ok((self.ask_bot_sight(guild).await?, Source::Discord))
+        self.ask_bot_sight(guild).await
     }
 
     /// Drops the kept answer for `guild`: the next question asks Discord (see the
@@ -139,20 +131,13 @@ impl Scanner {
     /// What Tavern lacks to read `channel`'s history in `guild` (empty: it reads it). A
     /// channel Discord does not list is taken as a thread and judged by its parent; one
     /// whose parent is unknown too is taken as readable (the history request decides).
-    /// A kept answer is used only when it says the channel may be read.
+    /// Always Discord's answer, never a kept one (see the module's docs).
     pub async fn bot_lacks(
         &self,
         guild: GuildId,
         channel: ChannelId,
     ) -> Result<Vec<ReadPermission>, RestError> {
-        let (sight, source) = self.bot_sight(guild).await?;
-        let sight = match source {
-            Source::Kept if sight.lacks_listed(channel).is_some_and(|m| m.is_empty()) => {
-                return Ok(Vec::new());
-            }
-            Source::Kept => self.ask_bot_sight(guild).await?,
-            Source::Discord => sight,
-        };
+        let sight = self.ask_bot_sight(guild).await?;
         if let Some(missing) = sight.lacks_listed(channel) {
             return Ok(missing);
         }
@@ -175,7 +160,7 @@ impl Scanner {
         &self,
         guild: GuildId,
     ) -> Result<BTreeMap<ChannelId, Vec<ReadPermission>>, RestError> {
-        let (sight, _) = self.bot_sight(guild).await?;
+        let sight = self.bot_sight(guild).await?;
         Ok(sight
             .channels
             .iter()
