@@ -1404,55 +1404,8 @@ fn channel_row(html: &str, channel: Snowflake) -> &str {
 
 #[tokio::test]
 async fn the_guild_page_marks_a_channel_tavern_cannot_read_and_will_not_read_it() {
-    use discord_sim::model::permissions::{READ_MESSAGE_HISTORY, SEND_MESSAGES, VIEW_CHANNEL};
     let site = site().await;
-    let sim = &site.world.sim;
-    // A server that added Tavern through its link: Tavern neither owns it nor is an
-    // Administrator, and an admin denied its role Read Message History in #closed.
-    let installed = sim
-        .create_guild_with_bot_role(
-            "Players' Guild",
-            VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY,
-        )
-        .unwrap();
-    let open = sim
-        .create_channel(installed.guild, "open", ChannelKind::Text)
-        .unwrap();
-    let closed = sim
-        .create_channel_with(
-            installed.guild,
-            discord_sim::ChannelSpec::new("closed", ChannelKind::Text).overwrite(
-                discord_sim::PermissionOverwrite {
-                    id: installed.bot_role.expect("the install made a role"),
-                    kind: discord_sim::OverwriteKind::Role,
-                    allow: 0,
-                    deny: READ_MESSAGE_HISTORY,
-                },
-            ),
-        )
-        .unwrap();
-    let guild = guild_id(installed.guild);
-    site.repo
-        .upsert_guild(&GuildInfo {
-            id: guild,
-            name: "Players' Guild".into(),
-            icon: None,
-            owner: None,
-        })
-        .await
-        .unwrap();
-    for (id, name) in [(open, "open"), (closed, "closed")] {
-        site.repo
-            .upsert_channel(&ChannelInfo {
-                id: channel_id(id),
-                guild,
-                name: Some(name.into()),
-                kind: Some("text".into()),
-                is_nsfw: false,
-            })
-            .await
-            .unwrap();
-    }
+    let (installed, guild, open, closed) = players_guild(&site).await;
     let owner = site.sign_in(installed.owner).await;
 
     let page = site.page(&format!("/clips/guilds/{guild}"), &owner).await;
