@@ -73,6 +73,14 @@ impl World {
         self.config.discord.as_mut().unwrap()
     }
 
+    /// One run of the channel lifecycle at `now`, with the current settings.
+    async fn lifecycle(&self, now: DateTime<Utc>) -> campaigns::lifecycle::LifecycleReport {
+        let settings = self.config.discord.as_ref().unwrap();
+        campaigns::lifecycle::run_lifecycle(&self.store, &self.world.ctx.discord, settings, now)
+            .await
+            .unwrap()
+    }
+
     async fn sync(&self) -> FullReport {
         sync_all(
             &self.store,
@@ -1098,6 +1106,41 @@ const INSTALL_CALLBACK: &str = "http://127.0.0.1:9/clips/install/callback";
 /// feature declares (`Catalogue::bot_permissions`). The bot is an ordinary member
 /// there: its managed role holds those permissions and sits just above `@everyone`,
 /// below "Organisers". The world's Discord settings now point at it.
+/// Alice's one-shot "Tomb of Horrors", synced: its text channel, guest and host roles,
+/// series and voice channel.
+struct AlicesGame {
+    channel: ChannelId,
+    guest: RoleId,
+    host: RoleId,
+    series: campaigns::EventSeriesId,
+    voice: ChannelId,
+}
+
+/// Links Alice, makes her game and syncs it (no failure).
+async fn alices_game(w: &mut World) -> AlicesGame {
+    let demo = w.world.demo.clone();
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event("Tomb of Horrors", 1, "[new adventure] [online]", &[]);
+    w.rsvp(&first, &alice);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, guest, host) = w.series_objects(&first).await;
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let voice = w
+        .store
+        .series_voice_channel(&series)
+        .await
+        .unwrap()
+        .expect("a voice channel");
+    AlicesGame {
+        channel,
+        guest,
+        host,
+        series,
+        voice,
+    }
+}
+
 async fn installed_guild(w: &mut World) -> (Snowflake, Snowflake) {
     let sim = w.world.sim.clone();
     let demo = w.world.demo.clone();
@@ -1306,39 +1349,23 @@ async fn in_a_guild_that_added_tavern_through_the_install_link_an_ended_game_is_
  {
     let mut w = World::new().await;
     let (guild, _) = installed_guild(&mut w).await;
-    let demo = w.world.demo.clone();
-    let alice = w.linked("Alice", demo.alice).await;
-    let first = w.event("Tomb of Horrors", 1, "[new adventure] [online]", &[]);
-    w.rsvp(&first, &alice);
-    let discord = w.sync().await.discord.unwrap();
-    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
-    let (channel, guest, host) = w.series_objects(&first).await;
-    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
-    let voice = w
-        .store
-        .series_voice_channel(&series)
-        .await
-        .unwrap()
-        .expect("a voice channel");
-    let settings = w.config.discord.clone().unwrap();
-    let lifecycle = |now: DateTime<Utc>| {
-        let (store, discord, settings) = (&w.store, &w.world.ctx.discord, &settings);
-        async move {
-            campaigns::lifecycle::run_lifecycle(store, discord, settings, now)
-                .await
-                .unwrap()
-        }
-    };
+    let AlicesGame {
+        channel,
+        guest,
+        host,
+        series,
+        voice,
+    } = alices_game(&mut w).await;
 
     // A day after the session, the adventure is reminded that nothing is planned.
-    let report = lifecycle(w.now + TimeDelta::days(3)).await;
+    let report = w.lifecycle(w.now + TimeDelta::days(3)).await;
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(report.reminded, vec![channel]);
 
     // Ended, it is deleted with its roles eight hours later.
     let ended = w.now + TimeDelta::days(3);
     w.store.end_adventure(channel, ended).await.unwrap();
-    let report = lifecycle(ended + TimeDelta::hours(8)).await;
+    let report = w.lifecycle(ended + TimeDelta::hours(8)).await;
     assert_eq!(report.failed, 0, "{report:?}");
     assert!(report.orphaned.is_empty(), "{report:?}");
     assert_eq!(report.deleted, vec![series]);
@@ -1623,34 +1650,18 @@ async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_hel
  {
     let mut w = World::new().await;
     let (guild, _) = installed_guild(&mut w).await;
-    let demo = w.world.demo.clone();
     let sim = w.world.sim.clone();
     let alerts = sim
         .create_channel(guild, "organisers", ChannelKind::Text)
         .unwrap();
     w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
-    let alice = w.linked("Alice", demo.alice).await;
-    let first = w.event("Tomb of Horrors", 1, "[new adventure] [online]", &[]);
-    w.rsvp(&first, &alice);
-    let discord = w.sync().await.discord.unwrap();
-    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
-    let (channel, guest, host) = w.series_objects(&first).await;
-    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
-    let voice = w
-        .store
-        .series_voice_channel(&series)
-        .await
-        .unwrap()
-        .expect("a voice channel");
-    let settings = w.config.discord.clone().unwrap();
-    let lifecycle = |now: DateTime<Utc>| {
-        let (store, discord, settings) = (&w.store, &w.world.ctx.discord, &settings);
-        async move {
-            campaigns::lifecycle::run_lifecycle(store, discord, settings, now)
-                .await
-                .unwrap()
-        }
-    };
+    let AlicesGame {
+        channel,
+        guest,
+        host,
+        series,
+        voice,
+    } = alices_game(&mut w).await;
     let told = |what: &str| -> Vec<String> {
         sim.messages(alerts)
             .into_iter()
@@ -1677,7 +1688,7 @@ async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_hel
     // organisers are told once.
     let due = w.now + TimeDelta::days(3);
     for run in 0..2 {
-        let report = lifecycle(due + TimeDelta::minutes(15 * run)).await;
+        let report = w.lifecycle(due + TimeDelta::minutes(15 * run)).await;
         assert_eq!(report.failed, 0, "run {run}: {report:?}");
         assert!(report.reminded.is_empty(), "{report:?}");
         assert_eq!(report.skipped.len(), 1, "run {run}: {report:?}");
@@ -1695,7 +1706,7 @@ async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_hel
 
     // The admin gives it back: the next run reminds the hosts.
     sim.set_channel_overwrites(channel.get(), vec![]).unwrap();
-    let report = lifecycle(due + TimeDelta::minutes(30)).await;
+    let report = w.lifecycle(due + TimeDelta::minutes(30)).await;
     assert_eq!(report.failed, 0, "{report:?}");
     assert!(report.skipped.is_empty(), "{report:?}");
     assert_eq!(report.reminded, vec![channel]);
@@ -1706,7 +1717,9 @@ async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_hel
     w.store.end_adventure(channel, ended).await.unwrap();
     close();
     for run in 0..2 {
-        let report = lifecycle(ended + TimeDelta::hours(8) + TimeDelta::minutes(15 * run)).await;
+        let report = w
+            .lifecycle(ended + TimeDelta::hours(8) + TimeDelta::minutes(15 * run))
+            .await;
         assert_eq!(report.failed, 0, "run {run}: {report:?}");
         assert!(report.deleted.is_empty(), "run {run}: {report:?}");
         assert!(report.orphaned.is_empty(), "run {run}: {report:?}");
@@ -1736,7 +1749,7 @@ async fn an_ended_game_in_a_channel_an_admin_closed_to_tavern_is_skipped_and_hel
 
     // The admin gives Tavern the channel back: the next run finishes the deletion.
     sim.set_channel_overwrites(channel.get(), vec![]).unwrap();
-    let report = lifecycle(ended + TimeDelta::hours(9)).await;
+    let report = w.lifecycle(ended + TimeDelta::hours(9)).await;
     assert_eq!(report.failed, 0, "{report:?}");
     assert!(report.skipped.is_empty(), "{report:?}");
     assert_eq!(report.deleted, vec![series]);
