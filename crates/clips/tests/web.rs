@@ -1417,26 +1417,24 @@ async fn the_guild_page_marks_a_channel_tavern_cannot_read_and_will_not_read_it(
     assert!(!row.contains("cannot read"), "{row}");
 
     // "Read this channel" is refused with what to grant; the readable one is read.
-    let refused = site
-        .post(
-            &format!("/clips/channels/{closed}/reading"),
-            &owner,
-            &[("reading", "1")],
-        )
-        .await;
+    let refused = start_reading(&site, &owner, closed).await;
     assert_eq!(refused.status(), 409);
     let text = refused.text().await.unwrap();
     assert!(text.contains("Read Message History"), "{text}");
     assert!(!site.is_reading(channel_id(closed)).await);
-    let read = site
-        .post(
-            &format!("/clips/channels/{open}/reading"),
-            &owner,
-            &[("reading", "1")],
-        )
-        .await;
+    let read = start_reading(&site, &owner, open).await;
     assert_eq!(read.status(), 303);
     assert!(site.is_reading(channel_id(open)).await);
+}
+
+/// `who` asks, on the guild page, that Tavern read `channel` ("Read this channel").
+async fn start_reading(site: &Site, who: &Browser, channel: Snowflake) -> reqwest::Response {
+    site.post(
+        &format!("/clips/channels/{channel}/reading"),
+        who,
+        &[("reading", "1")],
+    )
+    .await
 }
 
 /// A server that added Tavern through its link (Tavern neither owns it nor is an
@@ -1546,13 +1544,7 @@ async fn a_second_guild_page_load_does_not_ask_discord_again_what_tavern_may_rea
     // The admin gives #closed back: a manager reading it is not refused on the kept
     // answer, and the page it leads back to no longer marks it.
     deny_tavern(&site, &installed, closed, 0);
-    let read = site
-        .post(
-            &format!("/clips/channels/{closed}/reading"),
-            &owner,
-            &[("reading", "1")],
-        )
-        .await;
+    let read = start_reading(&site, &owner, closed).await;
     assert_eq!(read.status(), 303);
     assert!(site.is_reading(channel_id(closed)).await);
     let page = site.page(&path, &owner).await;
@@ -1579,13 +1571,7 @@ async fn a_scan_asked_for_right_after_a_permission_change_sees_it_though_the_pag
             vec![AttachmentSpec::new("ambush.mp4", "video/mp4", vec![1; 32])],
         )
         .unwrap();
-    let reading = site
-        .post(
-            &format!("/clips/channels/{open}/reading"),
-            &owner,
-            &[("reading", "1")],
-        )
-        .await;
+    let reading = start_reading(&site, &owner, open).await;
     assert_eq!(reading.status(), 303);
     // The page keeps "Tavern reads #open".
     let page = site.page(&format!("/clips/guilds/{guild}"), &owner).await;
