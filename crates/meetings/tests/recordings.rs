@@ -279,6 +279,11 @@ impl Site {
     /// recording of it started (the recorder connected).
     async fn recording_alice(&self) -> Recording {
         let host = self.account("host@example.com", "Host").await;
+        self.recording_alice_hosted_by(host).await
+    }
+
+    /// [`Site::recording_alice`] in a meeting of `host`'s (an access token).
+    async fn recording_alice_hosted_by(&self, host: String) -> Recording {
         let meeting = self
             .meeting(
                 &host,
@@ -838,18 +843,9 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
     assert!(site.recordings(plain, &host).await.is_empty());
 
     // A recording of a meeting that ends is finished with it.
-    let meeting = site
-        .meeting(
-            &host,
-            json!({"allow_recording": true, "enable_e2e_encryption": false}),
-        )
-        .await;
-    let (_, alice) = site.participant(meeting, "Alice").await;
-    site.connected(1).await;
-    let (status, started) = site.start_recording(meeting, &host).await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["recording_id"].as_str().unwrap().to_owned();
-    site.connected(2).await;
+    let Recording {
+        meeting, alice, id, ..
+    } = site.recording_alice_hosted_by(host.clone()).await;
     let sent = publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
     eventually("the recorder has every frame", || async {
         let rows = site.recordings(meeting, &host).await;
