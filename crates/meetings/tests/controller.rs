@@ -2083,6 +2083,79 @@ async fn a_visitor_nobody_lets_in_within_the_waiting_limit_is_turned_away() {
     c.stop().await;
 }
 
+/// `c`'s clock moved on by `by`, then a guest's grant called `name` (made once the
+/// controller has heartbeaten since: the registry does not count it alive until then).
+async fn grant_later(
+    c: &Controller,
+    m: meetings::domain::MeetingId,
+    name: &str,
+    by: Duration,
+) -> meetings::grant::JoinGrant {
+    c.world.clock.advance(by);
+    eventually(
+        "a grant once the controller heartbeats on the moved clock",
+        || async {
+            let row = c.repo.meeting(m).await.unwrap();
+            meetings::grant::grant(
+                &c.repo,
+                &c.auth,
+                &row,
+                &meetings::grant::Joiner {
+                    user_id: None,
+                    display_name: meetings::domain::DisplayName::parse(name).unwrap(),
+                },
+                &Region::local(),
+                &Liveness::default(),
+                &mut StdRng::seed_from_u64(13),
+            )
+            .await
+            .ok()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_visitor_waiting_again_has_only_what_is_left_of_its_waiting_limit() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let first_grant = c.grant(m, "Vera").await;
+    let (mut first, said) = ask_to_join(&c, &first_grant, "").await;
+    let token = match said {
+        S::Waiting(w) => {
+            assert_eq!(w.wait_seconds, 30 * 60);
+            w.admission
+        }
+        other => panic!("expected Waiting, got {other:?}"),
+    };
+
+    // Twenty minutes on, her connection is lost and she joins anew, at her place: she
+    // may wait ten minutes more, not thirty.
+    let second_grant = grant_later(&c, m, "Vera", Duration::from_secs(20 * 60)).await;
+    let (mut second, said) = ask_to_join(&c, &second_grant, &token).await;
+    match said {
+        S::Waiting(w) => assert_eq!(w.wait_seconds, 10 * 60, "what is left of her limit"),
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let (told, _) = closed(&mut first).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_ELSEWHERE);
+
+    // Past the limit she began with, a new connection is turned away at once.
+    let third_grant = grant_later(&c, m, "Vera", Duration::from_secs(10 * 60)).await;
+    let (mut third, said) = ask_to_join(&c, &third_grant, &token).await;
+    match said {
+        S::Waiting(w) => assert_eq!(w.wait_seconds, 0),
+        other => panic!("expected Waiting, got {other:?}"),
+    }
+    let (told, how) = closed(&mut third).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_TIMEOUT);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
+    let (told, _) = closed(&mut second).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_ELSEWHERE);
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn a_participant_whose_row_outlived_the_meetings_end_leaves_with_meeting_ended() {
     let c = controller().await;

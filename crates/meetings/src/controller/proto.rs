@@ -159,7 +159,9 @@
 //! connection (a lost connection is noticed only once it has been silent for a while),
 //! the new one takes that place in the list, under its new participant id, and the
 //! earlier one is told `Error` [`WAITING_ELSEWHERE`] and closed ([`CLOSE_JOIN_REFUSED`]);
-//! otherwise the visitor waits at the end of the list. (A signed-in visitor waiting
+//! otherwise the visitor waits at the end of the list. The waiting limit runs from when
+//! the visitor began waiting, not from each new connection: the one that took the
+//! place is told (`Waiting.wait_seconds`) and given only what is left of it. (A signed-in visitor waiting
 //! from two windows thus waits from the newer one.) A guest let in keeps the token
 //! `Waiting` gave it: its `JoinResponse` names the same one.
 //!
@@ -402,7 +404,9 @@ pub struct Admission {
 pub struct Waiting {
     #[prost(string, tag = "1")]
     pub meeting_display_name: String,
-    /// How long it may wait at most before it is turned away, in seconds.
+    /// How much longer it may wait at most before it is turned away, in seconds: the
+    /// waiting limit less what the visitor has waited already from earlier connections
+    /// whose place this one took.
     #[prost(uint64, tag = "2")]
     pub wait_seconds: u64,
     /// A guest's admission token, given while it waits ([`proto`](self), "The waiting

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use store::StorageError;
@@ -269,6 +270,10 @@ struct Waiter {
     participant: ParticipantId,
     who: Visitor,
     display_name: String,
+    /// When the visitor began waiting for this meeting, on the repository's clock: its
+    /// first connection's wait, kept by the connections that take its place, so that
+    /// the waiting limit runs from then however often it joins again.
+    since: DateTime<Utc>,
     decide: oneshot::Sender<Decision>,
 }
 
@@ -277,8 +282,9 @@ struct Waiter {
 enum Placed {
     /// At the end of the list.
     Last,
-    /// At the place of its earlier connection, which is told [`Decision::Replaced`].
-    Kept,
+    /// At the place of its earlier connection, which is told [`Decision::Replaced`];
+    /// it has waited since that one's `since`.
+    Kept { since: DateTime<Utc> },
     /// Nowhere: [`proto::MAX_WAITING`] wait already.
     Full,
 }
@@ -323,16 +329,18 @@ impl Rooms {
 
     /// Puts a visitor in `meeting`'s waiting room and tells the host: at the place of
     /// the same visitor's earlier connection while it is listed (that one is told it
-    /// was replaced), else at the end; nowhere (nothing changed) when
-    /// [`proto::MAX_WAITING`] wait already.
-    fn wait(&self, meeting: MeetingId, waiter: Waiter) -> Placed {
+    /// was replaced; the visitor keeps the time it began waiting), else at the end;
+    /// nowhere (nothing changed) when [`proto::MAX_WAITING`] wait already.
+    fn wait(&self, meeting: MeetingId, mut waiter: Waiter) -> Placed {
         let mut lobbies = self.lock_lobbies();
         let lobby = lobbies.entry(meeting).or_default();
         let placed = if let Some(earlier) = lobby.iter_mut().find(|w| w.who == waiter.who) {
+            waiter.since = earlier.since;
+            let since = waiter.since;
             let earlier = std::mem::replace(earlier, waiter);
             // An earlier connection gone meanwhile is simply not there to hear it.
             let _ = earlier.decide.send(Decision::Replaced);
-            Placed::Kept
+            Placed::Kept { since }
         } else if lobby.len() >= proto::MAX_WAITING {
             return Placed::Full;
         } else {
@@ -1238,10 +1246,12 @@ impl Session {
     ) -> Result<(), JoinEnd> {
         let shared = self.shared.clone();
         let (decide, mut decided) = oneshot::channel();
+        let now = shared.repo.now();
         let waiter = Waiter {
             participant: self.participant,
             who,
             display_name: name.to_string(),
+            since: now,
             decide,
         };
         let placed = shared.rooms.wait(self.meeting, waiter);
@@ -1256,17 +1266,30 @@ impl Session {
             .into());
         }
         let limit = shared.config.waiting_limit;
-        if placed == Placed::Kept {
-            tracing::info!("waiting for the host at the place of its earlier connection");
-        } else {
-            tracing::info!("waiting for the host");
-        }
+        // The limit runs from when the visitor began waiting, over all its connections.
+        let left = match placed {
+            Placed::Kept { since } => {
+                let waited = now
+                    .signed_duration_since(since)
+                    .to_std()
+                    .unwrap_or_default();
+                tracing::info!(
+                    waited_seconds = waited.as_secs(),
+                    "waiting for the host at the place of its earlier connection"
+                );
+                limit.saturating_sub(waited)
+            }
+            _ => {
+                tracing::info!("waiting for the host");
+                limit
+            }
+        };
         let told = self.reply(Out::Waiting(proto::Waiting {
             meeting_display_name: meeting.display_name.clone(),
-            wait_seconds: limit.as_secs(),
+            wait_seconds: left.as_secs(),
             admission: token.map(|t| t.token.clone()).unwrap_or_default(),
         }));
-        let deadline = tokio::time::sleep(limit);
+        let deadline = tokio::time::sleep(left);
         tokio::pin!(deadline);
         let end: JoinEnd = match told {
             Some(close) => JoinEnd::Closed(close),

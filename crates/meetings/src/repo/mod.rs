@@ -88,6 +88,11 @@ impl Repo {
         &self.pg
     }
 
+    /// Now, on the repository's clock (the one tests move).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Now, in Unix seconds, as the seed's hashes store times.
     fn now_secs(&self) -> i64 {
         self.clock.now().timestamp()
