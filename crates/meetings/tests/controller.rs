@@ -2083,6 +2083,91 @@ async fn a_visitor_nobody_lets_in_within_the_waiting_limit_is_turned_away() {
     c.stop().await;
 }
 
+/// A guest called `name` waiting from a new session: the session and its admission
+/// token.
+async fn waits_with_token(
+    c: &Controller,
+    m: meetings::domain::MeetingId,
+    name: &str,
+    admission: &str,
+) -> (Client, meetings::grant::JoinGrant, String) {
+    let grant = c.grant(m, name).await;
+    let (client, first) = ask_to_join(c, &grant, admission).await;
+    match first {
+        S::Waiting(w) => (client, grant, w.admission),
+        other => panic!("{name}: expected Waiting, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_hosts_decision_as_a_visitor_joins_again_is_the_new_waiting_connections() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+
+    // Vera joins anew while the host lets her in from the list that still named her
+    // first connection: her new connection is let in.
+    let (mut vera, vera_grant, token) = waits_with_token(&c, m, "Vera", "").await;
+    assert_eq!(waiting_list(&mut host).await, ["Vera"]);
+    let (mut vera_again, again_grant, same) = waits_with_token(&c, m, "Vera", &token).await;
+    assert_eq!(same, token);
+    admit(&mut host, &vera_grant, true).await;
+    match next(&mut vera_again).await {
+        S::JoinResponse(r) => {
+            assert_eq!(r.participant_id, again_grant.participant_id.to_string());
+            assert_eq!(r.admission, token);
+        }
+        other => panic!("expected JoinResponse, got {other:?}"),
+    }
+    let (told, _) = closed(&mut vera).await;
+    assert_eq!(error_of(&told).code, proto::WAITING_ELSEWHERE);
+    assert_eq!(
+        waiting_ids(&mut host).await,
+        [(again_grant.participant_id.to_string(), "Vera".to_owned())]
+    );
+    assert!(waiting_list(&mut host).await.is_empty());
+    match next_event(&mut host).await {
+        S::ParticipantJoined(j) => assert_eq!(j.participant.unwrap().display_name, "Vera"),
+        other => panic!("expected ParticipantJoined, got {other:?}"),
+    }
+
+    // Dan likewise, turned away: his new connection is turned away.
+    let (_dan, dan_grant, token) = waits_with_token(&c, m, "Dan", "").await;
+    assert_eq!(waiting_list(&mut host).await, ["Dan"]);
+    let (mut dan_again, _, _) = waits_with_token(&c, m, "Dan", &token).await;
+    assert_eq!(waiting_list(&mut host).await, ["Dan"]);
+    admit(&mut host, &dan_grant, false).await;
+    let (told, how) = closed(&mut dan_again).await;
+    assert_eq!(error_of(&told).code, proto::ADMISSION_DENIED);
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_JOIN_REFUSED)));
+    assert!(waiting_list(&mut host).await.is_empty());
+
+    // The host turns Wes away while his connection is still listed (as a lost one is
+    // until noticed): his new connection is turned away at once, not listed again.
+    let (_wes, wes_grant, token) = waits_with_token(&c, m, "Wes", "").await;
+    assert_eq!(waiting_list(&mut host).await, ["Wes"]);
+    admit(&mut host, &wes_grant, false).await;
+    assert!(waiting_list(&mut host).await.is_empty());
+    let wes_again = c.grant(m, "Wes").await;
+    let (mut wes_again, first) = ask_to_join(&c, &wes_again, &token).await;
+    match first {
+        S::Error(e) => assert_eq!(e.code, proto::ADMISSION_DENIED),
+        other => panic!("expected the host's refusal, got {other:?}"),
+    }
+    closed(&mut wes_again).await;
+    // The decision was his new connection's: asking once more, he waits again.
+    let (_wes, _, _) = waits_with_token(&c, m, "Wes", &token).await;
+    assert_eq!(waiting_list(&mut host).await, ["Wes"]);
+    assert!(
+        heartbeat(&mut host).await.is_empty(),
+        "no decision went astray"
+    );
+    c.stop().await;
+}
+
 /// `c`'s clock moved on by `by`, then a guest's grant called `name` (made once the
 /// controller has heartbeaten since: the registry does not count it alive until then).
 async fn grant_later(

@@ -161,7 +161,14 @@
 //! earlier one is told `Error` [`WAITING_ELSEWHERE`] and closed ([`CLOSE_JOIN_REFUSED`]);
 //! otherwise the visitor waits at the end of the list. The waiting limit runs from when
 //! the visitor began waiting, not from each new connection: the one that took the
-//! place is told (`Waiting.wait_seconds`) and given only what is left of it. (A signed-in visitor waiting
+//! place is told (`Waiting.wait_seconds`) and given only what is left of it. The host's
+//! decision and a new connection of the visitor are one step, so the decision wins
+//! whichever comes first: an `Admission` naming the earlier connection (the list the
+//! host saw) decides for the one that took its place; and a new connection of a visitor
+//! the host has decided on since it began waiting (its earlier connection, perhaps
+//! lost, may not have heard it) is let in at once (`JoinResponse`) or turned away
+//! ([`ADMISSION_DENIED`]) instead of waiting again. That decision is kept for the
+//! visitor's next connection only, and no longer than its waiting limit. (A signed-in visitor waiting
 //! from two windows thus waits from the newer one.) A guest let in keeps the token
 //! `Waiting` gave it: its `JoinResponse` names the same one.
 //!

@@ -238,10 +238,35 @@ impl Bucket {
 #[derive(Default)]
 pub(crate) struct Rooms {
     inner: Mutex<HashMap<MeetingId, HashMap<ParticipantId, Member>>>,
-    /// The visitors waiting for each meeting's host, longest waiting first. Locked
-    /// before `inner` when both are (never the other way round).
-    lobbies: Mutex<HashMap<MeetingId, Vec<Waiter>>>,
+    /// Each meeting's waiting room. Locked before `inner` when both are (never the
+    /// other way round).
+    lobbies: Mutex<HashMap<MeetingId, Lobby>>,
     seq: AtomicU64,
+}
+
+/// One meeting's waiting room.
+#[derive(Default)]
+struct Lobby {
+    /// The visitors waiting for the host, longest waiting first.
+    waiting: Vec<Waiter>,
+    /// The host's decisions on visitors, each kept until the visitor's waiting limit
+    /// has passed or a new connection of it has taken it: a connection lost as the host
+    /// decided may not have heard it, and its visitor's new connection gets it rather
+    /// than waiting again ([`Rooms::wait`]).
+    decided: Vec<Decided>,
+}
+
+impl Lobby {
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.decided.is_empty()
+    }
+}
+
+/// What the host decided for a visitor who waited since `since`.
+struct Decided {
+    who: Visitor,
+    since: DateTime<Utc>,
+    admitted: bool,
 }
 
 /// What the host decided for a visitor, or why nobody will.
@@ -265,6 +290,10 @@ enum Visitor {
     Guest(TokenHash),
 }
 
+/// The participant ids of a visitor's earlier connections kept for a host's decision
+/// that names one of them ([`Waiter::earlier`]).
+const EARLIER_KEPT: usize = 8;
+
 /// A visitor waiting for the host ([`Rooms::wait`]).
 struct Waiter {
     participant: ParticipantId,
@@ -274,6 +303,10 @@ struct Waiter {
     /// first connection's wait, kept by the connections that take its place, so that
     /// the waiting limit runs from then however often it joins again.
     since: DateTime<Utc>,
+    /// The participant ids of the visitor's earlier connections whose place this one
+    /// took (the last [`EARLIER_KEPT`]): a host who decided on the list it saw before
+    /// names one of them, and the decision is this connection's.
+    earlier: Vec<ParticipantId>,
     decide: oneshot::Sender<Decision>,
 }
 
@@ -287,6 +320,16 @@ enum Placed {
     Kept { since: DateTime<Utc> },
     /// Nowhere: [`proto::MAX_WAITING`] wait already.
     Full,
+    /// Nowhere: the host has decided on this visitor (let in: `true`) while an earlier
+    /// connection of it waited.
+    Decided { admitted: bool },
+}
+
+/// Whether a visitor who began waiting at `since` is past the waiting `limit` at `now`.
+fn past(since: DateTime<Utc>, limit: Duration, now: DateTime<Utc>) -> bool {
+    now.signed_duration_since(since)
+        .to_std()
+        .is_ok_and(|waited| waited >= limit)
 }
 
 impl Rooms {
@@ -294,13 +337,23 @@ impl Rooms {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_lobbies(&self) -> MutexGuard<'_, HashMap<MeetingId, Vec<Waiter>>> {
+    fn lock_lobbies(&self) -> MutexGuard<'_, HashMap<MeetingId, Lobby>> {
         self.lobbies.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The meetings somebody waits for.
-    fn lobby_meetings(&self) -> Vec<MeetingId> {
-        self.lock_lobbies().keys().copied().collect()
+    /// The meetings somebody waits for; forgets the decisions on visitors whose waiting
+    /// `limit` has passed at `now`.
+    fn lobby_meetings(&self, now: DateTime<Utc>, limit: Duration) -> Vec<MeetingId> {
+        let mut lobbies = self.lock_lobbies();
+        for lobby in lobbies.values_mut() {
+            lobby.decided.retain(|d| !past(d.since, limit, now));
+        }
+        lobbies.retain(|_, lobby| !lobby.is_empty());
+        lobbies
+            .iter()
+            .filter(|(_, lobby)| !lobby.waiting.is_empty())
+            .map(|(meeting, _)| *meeting)
+            .collect()
     }
 
     /// `WaitingRoom` listing `waiting`.
@@ -327,35 +380,64 @@ impl Rooms {
         }
     }
 
-    /// Puts a visitor in `meeting`'s waiting room and tells the host: at the place of
-    /// the same visitor's earlier connection while it is listed (that one is told it
-    /// was replaced; the visitor keeps the time it began waiting), else at the end;
-    /// nowhere (nothing changed) when [`proto::MAX_WAITING`] wait already.
-    fn wait(&self, meeting: MeetingId, mut waiter: Waiter) -> Placed {
+    /// Puts a visitor in `meeting`'s waiting room and tells the host, in one step with
+    /// the host's decisions ([`Rooms::decide`]): at the place of the same visitor's
+    /// earlier connection while it is listed (that one is told it was replaced; the
+    /// visitor keeps the time it began waiting, and a decision naming the earlier
+    /// connection is this one's); nowhere when the host has decided on the visitor
+    /// already and its waiting `limit` has not passed at `now` (the decision is this
+    /// connection's, and forgotten); else at the end; nowhere (nothing changed) when
+    /// [`proto::MAX_WAITING`] wait already.
+    fn wait(
+        &self,
+        meeting: MeetingId,
+        mut waiter: Waiter,
+        now: DateTime<Utc>,
+        limit: Duration,
+    ) -> Placed {
         let mut lobbies = self.lock_lobbies();
         let lobby = lobbies.entry(meeting).or_default();
-        let placed = if let Some(earlier) = lobby.iter_mut().find(|w| w.who == waiter.who) {
+        lobby.decided.retain(|d| !past(d.since, limit, now));
+        let placed = if let Some(earlier) = lobby.waiting.iter_mut().find(|w| w.who == waiter.who) {
             waiter.since = earlier.since;
+            waiter.earlier = std::mem::take(&mut earlier.earlier);
+            waiter.earlier.push(earlier.participant);
+            if waiter.earlier.len() > EARLIER_KEPT {
+                waiter.earlier.remove(0);
+            }
             let since = waiter.since;
             let earlier = std::mem::replace(earlier, waiter);
             // An earlier connection gone meanwhile is simply not there to hear it.
             let _ = earlier.decide.send(Decision::Replaced);
             Placed::Kept { since }
-        } else if lobby.len() >= proto::MAX_WAITING {
+        } else if let Some(at) = lobby.decided.iter().position(|d| d.who == waiter.who) {
+            let decided = lobby.decided.remove(at);
+            if lobby.is_empty() {
+                lobbies.remove(&meeting);
+            }
+            return Placed::Decided {
+                admitted: decided.admitted,
+            };
+        } else if lobby.waiting.len() >= proto::MAX_WAITING {
+            if lobby.is_empty() {
+                lobbies.remove(&meeting);
+            }
             return Placed::Full;
         } else {
-            lobby.push(waiter);
+            lobby.waiting.push(waiter);
             Placed::Last
         };
-        self.show_waiting(meeting, lobby);
+        self.show_waiting(meeting, &lobby.waiting);
         placed
     }
 
-    /// Whether `who` waits for `meeting` (from some connection).
-    fn waits(&self, meeting: MeetingId, who: &Visitor) -> bool {
-        self.lock_lobbies()
-            .get(&meeting)
-            .is_some_and(|lobby| lobby.iter().any(|w| &w.who == who))
+    /// Whether `who` waits for `meeting` (from some connection), or the host decided on
+    /// it and that decision is kept for its new connection.
+    fn holds(&self, meeting: MeetingId, who: &Visitor) -> bool {
+        self.lock_lobbies().get(&meeting).is_some_and(|lobby| {
+            lobby.waiting.iter().any(|w| &w.who == who)
+                || lobby.decided.iter().any(|d| &d.who == who)
+        })
     }
 
     /// Takes visitor `participant` out of `meeting`'s waiting room (it left or gave up)
@@ -363,21 +445,47 @@ impl Rooms {
     fn unwait(&self, meeting: MeetingId, participant: ParticipantId) -> Option<Waiter> {
         let mut lobbies = self.lock_lobbies();
         let lobby = lobbies.get_mut(&meeting)?;
-        let at = lobby.iter().position(|w| w.participant == participant)?;
-        let waiter = lobby.remove(at);
-        self.show_waiting(meeting, lobby);
+        let at = lobby
+            .waiting
+            .iter()
+            .position(|w| w.participant == participant)?;
+        let waiter = lobby.waiting.remove(at);
+        self.show_waiting(meeting, &lobby.waiting);
         if lobby.is_empty() {
             lobbies.remove(&meeting);
         }
         Some(waiter)
     }
 
-    /// The host's decision for visitor `participant` of `meeting`; `false` when nobody
-    /// by that id waits (it left, or another of the host's sessions decided).
+    /// The host's decision for visitor `participant` of `meeting` (the connection
+    /// listed, or an earlier one of the same visitor whose place it took), in one step
+    /// with the visitor's new connections ([`Rooms::wait`]): its connection is told,
+    /// and the decision is kept for a new connection of the visitor (the one told may
+    /// have been lost). `false` when nobody by that id waits (it left, or another of
+    /// the host's sessions decided).
     fn decide(&self, meeting: MeetingId, participant: ParticipantId, admit: bool) -> bool {
-        let Some(waiter) = self.unwait(meeting, participant) else {
+        let mut lobbies = self.lock_lobbies();
+        let Some(lobby) = lobbies.get_mut(&meeting) else {
             return false;
         };
+        let Some(at) = lobby
+            .waiting
+            .iter()
+            .position(|w| w.participant == participant || w.earlier.contains(&participant))
+        else {
+            return false;
+        };
+        let waiter = lobby.waiting.remove(at);
+        self.show_waiting(meeting, &lobby.waiting);
+        lobby.decided.retain(|d| d.who != waiter.who);
+        if lobby.decided.len() >= proto::MAX_WAITING {
+            lobby.decided.remove(0);
+        }
+        lobby.decided.push(Decided {
+            who: waiter.who,
+            since: waiter.since,
+            admitted: admit,
+        });
         let decision = if admit {
             Decision::Admitted
         } else {
@@ -391,15 +499,15 @@ impl Rooms {
     /// Sends `out` (a host's session just joined) who waits for `meeting`, if anybody.
     fn tell_host(&self, meeting: MeetingId, out: &mpsc::Sender<ServerMessage>) {
         let lobbies = self.lock_lobbies();
-        if let Some(waiting) = lobbies.get(&meeting).filter(|w| !w.is_empty()) {
-            let _ = out.try_send(Rooms::waiting_room(waiting));
+        if let Some(lobby) = lobbies.get(&meeting).filter(|l| !l.waiting.is_empty()) {
+            let _ = out.try_send(Rooms::waiting_room(&lobby.waiting));
         }
     }
 
     /// Empties `meeting`'s waiting room, telling each visitor `why`.
     fn close_lobby(&self, meeting: MeetingId, why: Decision) {
-        let waiting = self.lock_lobbies().remove(&meeting).unwrap_or_default();
-        for waiter in waiting {
+        let lobby = self.lock_lobbies().remove(&meeting).unwrap_or_default();
+        for waiter in lobby.waiting {
             let _ = waiter.decide.send(why);
         }
     }
@@ -1083,7 +1191,7 @@ impl Session {
                             .filter(|p| {
                                 shared
                                     .rooms
-                                    .waits(self.meeting, &Visitor::Guest(p.hash.clone()))
+                                    .holds(self.meeting, &Visitor::Guest(p.hash.clone()))
                             })
                             .or_else(AdmissionToken::new)
                             .ok_or_else(|| {
@@ -1235,7 +1343,9 @@ impl Session {
     /// to wait (a guest given its admission `token`), listed to the host (at the place
     /// of `who`'s earlier connection while that one is listed), until the host decides
     /// (`Ok`: let in), it leaves, the meeting ends or moves, a newer connection of
-    /// `who` takes its place, or the waiting limit passes.
+    /// `who` takes its place, or the waiting limit (from when `who` began waiting)
+    /// passes. A host's decision on `who` while an earlier connection of it waited is
+    /// this one's at once, without waiting.
     async fn wait_for_host(
         &mut self,
         inbound: &mut mpsc::Receiver<Result<In, FrameError>>,
@@ -1252,9 +1362,25 @@ impl Session {
             who,
             display_name: name.to_string(),
             since: now,
+            earlier: Vec::new(),
             decide,
         };
-        let placed = shared.rooms.wait(self.meeting, waiter);
+        let limit = shared.config.waiting_limit;
+        let placed = match shared.rooms.wait(self.meeting, waiter, now, limit) {
+            Placed::Decided { admitted: true } => {
+                tracing::info!(
+                    "let in by the host as an earlier connection of this visitor waited"
+                );
+                return Ok(());
+            }
+            Placed::Decided { admitted: false } => {
+                tracing::info!(
+                    "turned away by the host as an earlier connection of this visitor waited"
+                );
+                return Err(denied().into());
+            }
+            placed => placed,
+        };
         if placed == Placed::Full {
             return Err(Refusal::new(
                 proto::WAITING_ROOM_FULL,
@@ -1265,7 +1391,6 @@ impl Session {
             )
             .into());
         }
-        let limit = shared.config.waiting_limit;
         // The limit runs from when the visitor began waiting, over all its connections.
         let left = match placed {
             Placed::Kept { since } => {
@@ -1302,11 +1427,7 @@ impl Session {
                                 tracing::info!("let in by the host");
                                 Ok(())
                             }
-                            Ok(Decision::Denied) => Err(Refusal::new(
-                                proto::ADMISSION_DENIED,
-                                "the host did not let you in",
-                            )
-                            .into()),
+                            Ok(Decision::Denied) => Err(denied().into()),
                             Ok(Decision::Replaced) => Err(Refusal::new(
                                 proto::WAITING_ELSEWHERE,
                                 "you wait for the host from a newer connection, which took this one's place",
@@ -1381,7 +1502,8 @@ impl Session {
             .unwait(self.meeting, self.participant)
             .is_none()
         {
-            // Decided at the same moment: what it decided is not heard any more.
+            // Decided at the same moment: this connection does not hear it, a new
+            // connection of the visitor does.
             tracing::debug!("the visitor's waiting ended as the host decided");
         }
         tracing::info!("stopped waiting for the host");
@@ -1918,6 +2040,11 @@ fn refusal(error: MeetingsError) -> Refusal {
     }
 }
 
+/// The refusal of a visitor the host turned away.
+fn denied() -> Refusal {
+    Refusal::new(proto::ADMISSION_DENIED, "the host did not let you in")
+}
+
 fn internal() -> Out {
     Out::Error(proto::Error::new(
         "internal",
@@ -1953,7 +2080,11 @@ pub(super) async fn sweeps(shared: Arc<Shared>) {
             .collect();
         // Meetings only visitors wait for are checked too: one that ended or moved
         // turns them away.
-        for meeting in shared.rooms.lobby_meetings() {
+        let now = shared.repo.now();
+        for meeting in shared
+            .rooms
+            .lobby_meetings(now, shared.config.waiting_limit)
+        {
             if !hosted.iter().any(|(m, _)| *m == meeting) {
                 hosted.push((meeting, Vec::new()));
             }
@@ -2150,6 +2281,95 @@ mod tests {
         assert_eq!(rooms.load(), (1, 2));
         assert!(rooms.remove(meeting, slow) && rooms.remove(meeting, fast));
         assert_eq!(rooms.load(), (0, 0));
+    }
+
+    fn guest(n: u8) -> Visitor {
+        Visitor::Guest(TokenHash::parse(&format!("{n:02x}").repeat(32)).unwrap())
+    }
+
+    fn waiter(who: &Visitor, since: DateTime<Utc>) -> (Waiter, oneshot::Receiver<Decision>) {
+        let (decide, decided) = oneshot::channel();
+        let waiter = Waiter {
+            participant: ParticipantId::random(),
+            who: who.clone(),
+            display_name: "Vera".to_owned(),
+            since,
+            earlier: Vec::new(),
+            decide,
+        };
+        (waiter, decided)
+    }
+
+    const LIMIT: Duration = Duration::from_secs(30 * 60);
+
+    #[test]
+    fn a_decision_on_a_visitor_is_its_new_connections_whichever_comes_first() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let now = Utc::now();
+
+        // The host decides while the first connection is listed (it may have been
+        // lost); the visitor's new connection gets the decision instead of waiting.
+        let vera = guest(1);
+        let (first, mut heard) = waiter(&vera, now);
+        let first_id = first.participant;
+        assert_eq!(rooms.wait(meeting, first, now, LIMIT), Placed::Last);
+        assert!(rooms.decide(meeting, first_id, true));
+        assert_eq!(heard.try_recv(), Ok(Decision::Admitted));
+        let (again, _) = waiter(&vera, now);
+        assert_eq!(
+            rooms.wait(meeting, again, now, LIMIT),
+            Placed::Decided { admitted: true }
+        );
+        // Taken once: a later connection waits.
+        let (later, _) = waiter(&vera, now);
+        assert_eq!(rooms.wait(meeting, later, now, LIMIT), Placed::Last);
+
+        // The new connection takes the place first; the host's decision names the
+        // earlier one (the list it saw) and is the new one's.
+        let dan = guest(2);
+        let (first, mut replaced) = waiter(&dan, now);
+        let first_id = first.participant;
+        assert_eq!(rooms.wait(meeting, first, now, LIMIT), Placed::Last);
+        let (again, mut heard) = waiter(&dan, now);
+        assert_eq!(
+            rooms.wait(meeting, again, now, LIMIT),
+            Placed::Kept { since: now }
+        );
+        assert_eq!(replaced.try_recv(), Ok(Decision::Replaced));
+        assert!(rooms.decide(meeting, first_id, false));
+        assert_eq!(heard.try_recv(), Ok(Decision::Denied));
+        let (third, _) = waiter(&dan, now);
+        assert_eq!(
+            rooms.wait(meeting, third, now, LIMIT),
+            Placed::Decided { admitted: false }
+        );
+    }
+
+    #[test]
+    fn a_decision_is_kept_no_longer_than_the_visitors_waiting_limit() {
+        let rooms = Rooms::default();
+        let meeting = MeetingId::random();
+        let began = Utc::now();
+        let vera = guest(3);
+        let (first, _) = waiter(&vera, began);
+        let first_id = first.participant;
+        assert_eq!(rooms.wait(meeting, first, began, LIMIT), Placed::Last);
+        assert!(rooms.decide(meeting, first_id, false));
+        let later = began + chrono::Duration::minutes(30);
+        let (again, _) = waiter(&vera, later);
+        assert_eq!(rooms.wait(meeting, again, later, LIMIT), Placed::Last);
+        // The sweep forgets them too.
+        let other = guest(4);
+        let (first, _) = waiter(&other, began);
+        let first_id = first.participant;
+        assert_eq!(rooms.wait(meeting, first, began, LIMIT), Placed::Last);
+        assert!(rooms.decide(meeting, first_id, true));
+        assert_eq!(rooms.lobby_meetings(began, LIMIT), vec![meeting]);
+        assert!(rooms.holds(meeting, &other), "kept within the limit");
+        assert_eq!(rooms.lobby_meetings(later, LIMIT), vec![meeting]);
+        assert!(!rooms.holds(meeting, &other));
+        assert!(rooms.holds(meeting, &vera), "still waiting");
     }
 
     #[test]
