@@ -29,6 +29,16 @@
 //!   deletion as always (and clears the record, so a later refusal is told again).
 //!   Recording it as an orphan instead would forget the series while the channel
 //!   stays, and fail the sync's orphan deletion at every run.
+//! - **A role** (the game's guest or host role) Discord refuses to delete (403
+//!   Missing Permissions: an admin moved it above Tavern's own role, or took Manage
+//!   Roles from Tavern) holds the end of the game the same way, after what could be
+//!   deleted is gone (the channels go at the time promised, the other role too): every
+//!   key of the series stays, the deletion stays scheduled, nothing becomes an orphan,
+//!   the run's report has a skipped line, and the organisers are alerted once
+//!   (Tavern's own key `schema::UNDELETABLE_ROLES`) that an admin must delete the role
+//!   or drag Tavern's role above it. The next run tries every deletion again (what is
+//!   gone answers 404, which counts as done, as does a role deleted by hand) and
+//!   finishes once the role is gone.
 //!
 //! The rules are [`crate::domain`]'s ([`ChannelLifecycle`], [`expiration_time`]); this
 //! module reads what they need, acts on Discord and stores the outcome through
@@ -311,6 +321,7 @@ async fn delete_series(
     targets.extend(guest.map(Orphan::Role));
     targets.extend(host.map(Orphan::Role));
     let mut orphaned = Vec::new();
+    let mut refused_roles = Vec::new();
     for target in targets {
         let result = match target {
             Orphan::Channel(c) | Orphan::VoiceChannel(c) => discord.delete_channel(c).await,
@@ -318,8 +329,8 @@ async fn delete_series(
         };
         match result {
             Ok(()) => {}
-            Err(error) if error.is_missing_permission() => {
-                if let Orphan::Channel(closed) | Orphan::VoiceChannel(closed) = target {
+            Err(error) if error.is_missing_permission() => match target {
+                Orphan::Channel(closed) | Orphan::VoiceChannel(closed) => {
                     hold_deletion(
                         repo, discord, settings, series, channel, closed, &error, report,
                     )
@@ -328,10 +339,9 @@ async fn delete_series(
                     report.orphaned.extend(orphaned);
                     return Ok(());
                 }
-                tracing::warn!(?target, %error, "could not delete; recorded as an orphan");
-                repo.add_orphan(target).await?;
-                orphaned.push(target);
-            }
+                // The other role is still deleted; the series is held below.
+                Orphan::Role(role) => refused_roles.push((role, error)),
+            },
             // Already gone (deleted by hand): nothing left to retry.
             Err(RestError::Status { status: 404, .. }) => {}
             Err(error) => {
@@ -340,6 +350,17 @@ async fn delete_series(
                 orphaned.push(target);
             }
         }
+    }
+    if !refused_roles.is_empty() {
+        for (role, error) in &refused_roles {
+            hold_role_deletion(
+                repo, discord, settings, series, channel, *role, error, report,
+            )
+            .await;
+        }
+        // Whatever went to the orphans stays there for the sync.
+        report.orphaned.extend(orphaned);
+        return Ok(());
     }
     if kept {
         give_back(discord, settings, channel, [guest, host]).await;
@@ -414,6 +435,56 @@ async fn hold_deletion(
         }
         Err(e) => {
             tracing::warn!(%series, %closed, %error, error_recording = %e, "game channel closed to Tavern: deletion held (could not record that the organisers were told)");
+        }
+    }
+}
+
+/// Holds the end of a series because Discord refused to delete `role` (its guest or
+/// host role): an admin moved it above Tavern's own role, or took Manage Roles from
+/// Tavern. What could be deleted is gone (a game's channels go at the time promised);
+/// every key of the series stays, so the next run tries the deletion again, finds
+/// what is gone already (404, done) and finishes. A skipped line at every run, and the
+/// organisers told once what an admin must do; see the module's docs.
+#[allow(clippy::too_many_arguments)]
+async fn hold_role_deletion(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    series: &EventSeriesId,
+    channel: ChannelId,
+    role: RoleId,
+    error: &RestError,
+    report: &mut LifecycleReport,
+) {
+    let said = refusal(error);
+    let what = "an admin must delete the role by hand, or drag Tavern's role above it in \
+                Server Settings → Roles (and leave Tavern Manage Roles)";
+    report.skipped.push(format!(
+        "series {series}: deletion of role {role} held: Discord refused it (403 {said}): it \
+         is above Tavern's own role, or Tavern may not manage roles; {what}, and the next \
+         run finishes ending the game"
+    ));
+    match repo.note_undeletable_role(role).await {
+        Ok(true) => {
+            tracing::warn!(%series, %channel, %role, %error, "game role above Tavern's: deletion held");
+            alert_organisers(
+                discord,
+                settings,
+                &format!(
+                    "The game in <#{channel}> (series `{series}`) ended, but Tavern cannot \
+                     delete its role <@&{role}> (Discord answered 403 {said}): the role is \
+                     above Tavern's own role in the server's list, or Tavern may not manage \
+                     roles. To finish, {what}; the next run (within 15 minutes) then ends \
+                     the game. Until then Tavern keeps the game's record."
+                ),
+            )
+            .await;
+        }
+        Ok(false) => {
+            tracing::debug!(%series, %role, "game role still above Tavern's: deletion held");
+        }
+        Err(e) => {
+            tracing::warn!(%series, %role, %error, error_recording = %e, "game role above Tavern's: deletion held (could not record that the organisers were told)");
         }
     }
 }

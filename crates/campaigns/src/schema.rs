@@ -370,6 +370,15 @@ pub const CLOSED_CHANNELS: &str = "tavern:campaigns:closed_channels";
 /// deletion. Tavern's own key: the seed has none.
 pub const UNDELETABLE_CHANNELS: &str = "tavern:campaigns:undeletable_channels";
 
+/// Set of u64 (Discord role ids): the guest and host roles of ended games whose
+/// deletion Discord refused (403 Missing Permissions: an admin moved the role above
+/// Tavern's own role, or took Manage Roles from Tavern), so the organisers are told
+/// once that an admin must delete the role or drag Tavern's role above it, not at every
+/// lifecycle run. A role leaves it with its series (the deletion went through, or the
+/// role was deleted by hand) or when a new session cancels the deletion. Tavern's own
+/// key: the seed has none.
+pub const UNDELETABLE_ROLES: &str = "tavern:campaigns:undeletable_roles";
+
 /// String, for a day: a session the schedule form is creating (`creating`), created
 /// (its Meetup link) or sent without a clear answer from Meetup (`unknown`, for an
 /// hour) for a series at a start time (Unix seconds), so the same form sent twice

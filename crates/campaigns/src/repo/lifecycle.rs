@@ -7,7 +7,8 @@ use discord::model::ChannelId;
 use store::{RedisConn, StoreError, Writes};
 
 use super::{
-    Repo, RepoError, channel_id, corrupt, get, refuse, rfc3339, series_id, time, watch_more,
+    Repo, RepoError, channel_id, corrupt, get, refuse, rfc3339, role_id, series_id, time,
+    watch_more,
 };
 use crate::domain::{self, ChannelLifecycle, SeriesType};
 use crate::schema;
@@ -87,6 +88,14 @@ impl Repo {
                     writes
                         .del(&schema::discord_voice_channel_deletion_time(voice))
                         .srem(schema::UNDELETABLE_CHANNELS, voice.get());
+                }
+                for role_key in [
+                    schema::discord_channel_discord_role(channel),
+                    schema::discord_channel_discord_host_role(channel),
+                ] {
+                    if let Ok(Some(role)) = role_id(&role_key, get(&mut conn, &role_key).await?) {
+                        writes.srem(schema::UNDELETABLE_ROLES, role.get());
+                    }
                 }
                 Ok((writes, Ok(true)))
             })

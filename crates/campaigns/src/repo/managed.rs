@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use discord::model::{ChannelId, UserId};
+use discord::model::{ChannelId, RoleId, UserId};
 use store::Writes;
 
 use super::{Repo, RepoError, rfc3339, time};
@@ -101,6 +101,19 @@ impl Repo {
         let added: i64 = redis::cmd("SADD")
             .arg(schema::UNDELETABLE_CHANNELS)
             .arg(channel.get())
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Records that Discord refused the lifecycle's deletion of an ended game's role
+    /// (it sits above Tavern's own role, or Tavern lost Manage Roles); `true` the first
+    /// time, so the organisers are told once ([`schema::UNDELETABLE_ROLES`]; removing
+    /// the series or a new session's cancelling the deletion takes it out).
+    pub async fn note_undeletable_role(&self, role: RoleId) -> Result<bool, RepoError> {
+        let added: i64 = redis::cmd("SADD")
+            .arg(schema::UNDELETABLE_ROLES)
+            .arg(role.get())
             .query_async(&mut self.redis.conn())
             .await?;
         Ok(added == 1)

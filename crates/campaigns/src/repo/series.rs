@@ -141,6 +141,12 @@ impl Repo {
                         writes
                             .srem(schema::CLOSED_CHANNELS, channel.get())
                             .srem(schema::UNDELETABLE_CHANNELS, channel.get());
+                        for role in [removed.guest_role, removed.host_role]
+                            .into_iter()
+                            .flatten()
+                        {
+                            writes.srem(schema::UNDELETABLE_ROLES, role.get());
+                        }
                     }
                 }
                 let voice = channel_id(voice_key, get(&mut conn, voice_key).await?);
