@@ -352,7 +352,9 @@ pub const UNANNOUNCED_TTL_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// Set of string: the `[role]` and `[channel]` shortcodes the sync refused, one member
 /// per event and shortcode (`{event}:role:{id}`, `{event}:channel:{id}`), so the
-/// organisers are told once, not at every run. Tavern's own key: the seed has none.
+/// organisers are told once, not at every run. The sync takes out the members that no
+/// longer apply (accepted now, gone from the event, the event started or untracked).
+/// Tavern's own key: the seed has none.
 pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
 
 /// Set of u64 (Discord channel ids): the game channels Discord refused the sync's

@@ -1891,3 +1891,63 @@ async fn an_ended_game_whose_role_above_tavern_s_an_admin_deletes_by_hand_is_fin
     assert_eq!(report.deleted, vec![game.series.clone()]);
     assert_eq!(w.store.series_channel(&game.series).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_refused_role_shortcode_that_is_accepted_later_is_forgotten_and_told_again_if_refused_again()
+ {
+    let mut w = World::new().await;
+    let (guild, bot_role) = installed_guild(&mut w).await;
+    let demo = w.world.demo.clone();
+    let sim = w.world.sim.clone();
+    // The owner's "Veterans", above Tavern's role.
+    let veterans = sim
+        .create_role(guild, discord_sim::RoleSpec::new("Veterans", 0))
+        .unwrap();
+    sim.set_role_position(guild, veterans, 3).unwrap();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let alice = w.linked("Alice", demo.alice).await;
+    let first = w.event(
+        "Tomb of Horrors",
+        3,
+        &format!("[new adventure] [role {veterans}]"),
+        &[],
+    );
+    w.rsvp(&first, &alice);
+    let told = || {
+        sim.messages(alerts)
+            .into_iter()
+            .filter(|m| m.content.contains(&format!("[role {veterans}]")))
+            .count()
+    };
+    w.sync().await;
+    assert_eq!(told(), 1);
+    assert_eq!(refused_records(&w).await.len(), 1);
+
+    // An admin drags Tavern's role to the top: the shortcode is accepted and its record
+    // goes.
+    let top = i64::try_from(sim.roles(guild).len()).unwrap();
+    sim.set_role_position(guild, bot_role, top).unwrap();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert_eq!(refused_records(&w).await, Vec::<String>::new());
+
+    // Veterans is dragged above Tavern's role again: refused, and told again.
+    let top = i64::try_from(sim.roles(guild).len()).unwrap();
+    sim.set_role_position(guild, veterans, top).unwrap();
+    w.sync().await;
+    assert_eq!(told(), 2);
+    assert_eq!(refused_records(&w).await.len(), 1);
+}
+
+/// What `tavern:campaigns:refused_shortcodes` holds.
+async fn refused_records(w: &World) -> Vec<String> {
+    w.world
+        .redis
+        .conn()
+        .smembers(schema::REFUSED_SHORTCODES)
+        .await
+        .unwrap()
+}

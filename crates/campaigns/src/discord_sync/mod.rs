@@ -96,7 +96,10 @@
 //!   has Tavern's role at the bottom of its list until an admin drags it up, and the
 //!   alert says so. A refused shortcode is a line in the run's report
 //!   ([`DiscordReport::skipped`]) every run, and a WARN in the log and an alert to the
-//!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`).
+//!   organisers once (Tavern's own key `schema::REFUSED_SHORTCODES`). A run forgets
+//!   the records that no longer apply ([`stale_refusals`]: accepted now, gone from
+//!   the event, or the event started or is no longer tracked), so the record does not
+//!   grow without end and a shortcode refused again later is told again.
 //! - **A game channel an admin closed to Tavern** (Discord answers the sync's writes
 //!   to it with 403 Missing Access, or Missing Permissions) is not a failure of the
 //!   run: the series' line goes to [`DiscordReport::skipped`] every run with what to
@@ -1035,8 +1038,12 @@ pub async fn sync_discord_until(
         free_spots: stored_free_spots,
         managed_channels,
         mut game_roles,
+        refused_shortcodes: told_refused,
+        series_left_out,
         ..
     } = view;
+    // Every shortcode this run refuses, to forget those told before that no longer apply.
+    let mut refused_now: BTreeSet<String> = BTreeSet::new();
     game_roles.extend(
         series
             .iter()
@@ -1067,6 +1074,7 @@ pub async fn sync_discord_until(
                 report.series += 1;
                 let refused = refused_shortcodes(&current, input);
                 tell_refused(repo, discord, settings, &refused, &mut report).await;
+                refused_now.extend(refused.iter().map(RefusedShortcode::record));
             }
             match step {
                 Step::Skip(why) => {
@@ -1133,6 +1141,24 @@ pub async fn sync_discord_until(
     if stop.is_stopped() {
         return stopped(&mut report);
     }
+    let stale = stale_refusals(
+        &told_refused,
+        &refused_now,
+        &synced,
+        extras,
+        series_left_out == 0,
+        now,
+    );
+    if !stale.is_empty() {
+        match repo.forget_refused_shortcodes(&stale).await {
+            Ok(()) => {
+                tracing::info!(forgotten = ?stale, "refused shortcodes that no longer apply forgotten");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not forget the refused shortcodes that no longer apply; the next run tries again");
+            }
+        }
+    }
     if let Some(channel) = settings.free_spots_channel {
         let content = free_spots(&synced, extras, now);
         if let Err(why) = refresh_free_spots(
@@ -1159,6 +1185,43 @@ pub async fn sync_discord_until(
         "Discord sync done"
     );
     Ok(report)
+}
+
+/// The records of `told` (refused shortcodes the organisers were told about,
+/// `schema::REFUSED_SHORTCODES`) that no longer apply, as the run that refused
+/// `refused_now` sees it: the shortcode is accepted now or no longer in its event
+/// (Meetup described the event this run, in `extras`), its event has started (Meetup
+/// no longer lists it, nothing is given for it any more) or is no longer tracked. A
+/// record whose event has not started but which Meetup did not describe this run (its
+/// group failed) stays, and so does one of an event the run did not see while a
+/// series was left out unread (`every_series_read` false): either may still apply.
+pub fn stale_refusals(
+    told: &BTreeSet<String>,
+    refused_now: &BTreeSet<String>,
+    series: &[SeriesState],
+    extras: &BTreeMap<MeetupEventId, EventExtras>,
+    every_series_read: bool,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let events: BTreeMap<&str, DateTime<Utc>> = series
+        .iter()
+        .flat_map(|s| &s.events)
+        .map(|e| (e.id.as_str(), e.time))
+        .collect();
+    told.iter()
+        .filter(|record| !refused_now.contains(*record))
+        .filter(|record| {
+            let event = record.split_once(':').map_or(record.as_str(), |(e, _)| e);
+            match events.get(event) {
+                Some(time) => {
+                    *time < now
+                        || MeetupEventId::parse(event).is_ok_and(|e| extras.contains_key(&e))
+                }
+                None => every_series_read,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// Reports refused shortcodes: each in the run's report; the first time one is seen

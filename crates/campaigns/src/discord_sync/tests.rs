@@ -867,3 +867,39 @@ fn a_role_shortcode_not_below_the_bots_own_role_is_refused_unless_the_bot_owns_t
     owned.roles.insert(RoleId::new(50), role(50, 3));
     assert_eq!(refused(&owned, 50), None);
 }
+
+#[test]
+fn refused_shortcodes_that_no_longer_apply_are_forgotten_and_those_that_may_are_kept() {
+    let now = t(NOW);
+    let series = [series(vec![
+        // Started: Meetup no longer lists it.
+        event("started", "2026-01-01T10:00:00Z", &[], &[]),
+        // Upcoming, described by Meetup this run.
+        event("described", "2026-01-05T18:00:00Z", &[], &[]),
+        // Upcoming, but its group failed: Meetup did not describe it.
+        event("unread", "2026-01-06T18:00:00Z", &[], &[]),
+    ])];
+    let extras = BTreeMap::from([(
+        MeetupEventId::parse("described").unwrap(),
+        EventExtras::default(),
+    )]);
+    let told: BTreeSet<String> = [
+        "started:role:5",
+        "described:role:5",
+        "described:role:6",
+        "unread:role:5",
+        "untracked:role:5",
+    ]
+    .map(str::to_owned)
+    .into();
+    let refused_now = BTreeSet::from(["described:role:6".to_owned()]);
+
+    let stale = stale_refusals(&told, &refused_now, &series, &extras, true, now);
+    assert_eq!(
+        stale,
+        ["described:role:5", "started:role:5", "untracked:role:5"]
+    );
+    // A series left out unread may own the untracked event: its record stays.
+    let stale = stale_refusals(&told, &refused_now, &series, &extras, false, now);
+    assert_eq!(stale, ["described:role:5", "started:role:5"]);
+}

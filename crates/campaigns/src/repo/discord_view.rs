@@ -93,8 +93,13 @@ pub struct DiscordView {
     /// Every game's guest and host role (`discord_roles`, `discord_host_roles`), which
     /// a `[role]` shortcode may not hand out.
     pub game_roles: BTreeSet<RoleId>,
+    /// The refused shortcodes the organisers were told about
+    /// ([`schema::REFUSED_SHORTCODES`]), so a run forgets those that no longer apply.
+    pub refused_shortcodes: BTreeSet<String>,
     /// What could not be read and was left out, for the log.
     pub unreadable: Vec<String>,
+    /// How many series (or ids in `event_series`) could not be read and were left out.
+    pub series_left_out: usize,
     /// Redis round trips the read took (for `tavern bench campaigns`).
     pub round_trips: usize,
 }
@@ -143,6 +148,7 @@ impl Repo {
             schema::ORPHANED_DISCORD_CHANNELS,
             schema::ORPHANED_DISCORD_VOICE_CHANNELS,
             schema::ORPHANED_DISCORD_ROLES,
+            schema::REFUSED_SHORTCODES,
         ]
         .map(str::to_owned);
         let mut sets = smembers_many(&mut conn, &globals).await?.into_iter();
@@ -171,6 +177,7 @@ impl Repo {
                 Err(_) => view.unreadable.push(format!("orphan role `{id}`")),
             }
         }
+        view.refused_shortcodes = sets.next().unwrap_or_default().into_iter().collect();
 
         // Links.
         let users: Vec<MeetupUserId> = users_raw
@@ -199,6 +206,7 @@ impl Repo {
             .filter_map(|raw| match EventSeriesId::parse(raw) {
                 Ok(id) => Some(id),
                 Err(_) => {
+                    view.series_left_out += 1;
                     view.unreadable.push(format!("series `{raw}`"));
                     None
                 }
@@ -286,10 +294,12 @@ impl Repo {
                 channel_id(&series_keys[4 * i + 3], value(3)),
             );
             let (Ok(series_type), Ok(channel), Ok(voice_channel)) = parsed else {
+                view.series_left_out += 1;
                 view.unreadable.push(format!("series `{s}`"));
                 continue;
             };
             let Some(Ok(ids)) = series_events.get(i) else {
+                view.series_left_out += 1;
                 view.unreadable.push(format!("events of series `{s}`"));
                 continue;
             };
@@ -302,6 +312,7 @@ impl Repo {
                 }
             }
             if !readable {
+                view.series_left_out += 1;
                 view.unreadable.push(format!("an event of series `{s}`"));
                 continue;
             }
@@ -351,6 +362,7 @@ impl Repo {
             let (Ok(guest), Ok(host), Ok(users), Ok(hosts), Ok(synced)) =
                 (guest, host, users, hosts, synced)
             else {
+                view.series_left_out += 1;
                 view.unreadable
                     .push(format!("roles or removals of series `{}`", state.id));
                 continue;

@@ -71,6 +71,20 @@ impl Repo {
         Ok(added == 1)
     }
 
+    /// Forgets refused shortcodes that no longer apply
+    /// ([`schema::REFUSED_SHORTCODES`]), so one refused again later is told again.
+    pub async fn forget_refused_shortcodes(&self, records: &[String]) -> Result<(), RepoError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut writes = Writes::new();
+        writes
+            .command("SREM")
+            .arg(schema::REFUSED_SHORTCODES)
+            .arg(records);
+        self.apply(&writes).await
+    }
+
     /// Records that Discord refused the sync's writes to a game channel closed to
     /// Tavern; `true` the first time since it was last reachable, so the organisers are
     /// told once ([`schema::CLOSED_CHANNELS`]).
