@@ -360,7 +360,8 @@ pub const REFUSED_SHORTCODES: &str = "tavern:campaigns:refused_shortcodes";
 /// Set of u64 (Discord channel ids): the game channels Discord refused the sync's
 /// writes to because an admin closed them to Tavern (403 Missing Access or Missing
 /// Permissions), so the organisers are told once, not at every run; a write to the
-/// channel that succeeds again takes it out, so closing it again is told again.
+/// channel that succeeds again takes it out, and so does a sync that finds the
+/// channel's overwrites exactly as Tavern sets them, so closing it again is told again.
 /// Tavern's own key: the seed has none.
 pub const CLOSED_CHANNELS: &str = "tavern:campaigns:closed_channels";
 

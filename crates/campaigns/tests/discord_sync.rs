@@ -1893,6 +1893,80 @@ async fn an_ended_game_whose_role_above_tavern_s_an_admin_deletes_by_hand_is_fin
 }
 
 #[tokio::test]
+async fn a_game_channel_reopened_exactly_as_it_was_with_nothing_written_since_then_closed_again_is_told_again()
+ {
+    let mut w = World::new().await;
+    let (guild, _) = installed_guild(&mut w).await;
+    let sim = w.world.sim.clone();
+    let alerts = sim
+        .create_channel(guild, "organisers", ChannelKind::Text)
+        .unwrap();
+    w.settings().alerts_channel = Some(ChannelId::new(alerts.get()));
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[]);
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    let (channel, _, _) = w.series_objects(&first).await;
+    let as_it_was = sim.channel(channel.get()).unwrap().permission_overwrites;
+    // An admin takes Tavern's own overwrite away and denies it the channel.
+    let close = || {
+        sim.set_channel_overwrites(
+            channel.get(),
+            vec![discord_sim::PermissionOverwrite {
+                id: sim.bot_user_id(),
+                kind: discord_sim::OverwriteKind::Member,
+                allow: 0,
+                deny: discord::model::permissions::VIEW_CHANNEL,
+            }],
+        )
+        .unwrap();
+    };
+    let told = || {
+        sim.messages(alerts)
+            .into_iter()
+            .filter(|m| m.content.contains(&channel.to_string()))
+            .count()
+    };
+    close();
+    w.sync().await;
+    assert_eq!(told(), 1);
+
+    // The admin puts back exactly what Tavern had set: the next sync has nothing to
+    // write there, and writes nothing.
+    sim.set_channel_overwrites(channel.get(), as_it_was)
+        .unwrap();
+    sim.clear_requests();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(
+        !discord
+            .skipped
+            .iter()
+            .any(|s| s.contains(&channel.to_string())),
+        "{:?}",
+        discord.skipped
+    );
+    assert!(
+        !w.writes().iter().any(|r| r.contains(&channel.to_string())),
+        "nothing written to the channel: {:?}",
+        w.writes()
+    );
+    assert!(sim.messages(channel.get()).is_empty());
+
+    // Closed again later: the organisers are told again.
+    close();
+    let discord = w.sync().await.discord.unwrap();
+    assert!(
+        discord
+            .skipped
+            .iter()
+            .any(|s| s.contains(&format!("channel {channel} skipped"))),
+        "{:?}",
+        discord.skipped
+    );
+    assert_eq!(told(), 2);
+}
+
+#[tokio::test]
 async fn a_refused_role_shortcode_that_is_accepted_later_is_forgotten_and_told_again_if_refused_again()
  {
     let mut w = World::new().await;

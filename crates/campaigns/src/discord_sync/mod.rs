@@ -106,7 +106,9 @@
 //!   give back, the run's other writes for the series (role grants) go on, its
 //!   announcement waits (see "Announcements"), and the organisers are alerted once,
 //!   with a WARN in the log (Tavern's own key `schema::CLOSED_CHANNELS`; any write to
-//!   the channel that succeeds again, an edit or an announcement, clears it, so
+//!   the channel that succeeds again, an edit or an announcement, clears it, and so
+//!   does a run that finds the channel's overwrites exactly as Tavern sets them, which
+//!   let Tavern in (an admin gave it back as it was, with nothing to write since), so
 //!   closing it again is told again). So `failed` counts what Tavern or Discord got
 //!   wrong, not what an admin chose; `tavern check` reports it too.
 //! - **Announcements**: one message per run and series naming the players and hosts
@@ -275,6 +277,10 @@ pub struct Changes {
     pub revokes: Vec<(UserId, RoleId)>,
     /// The announcement to post in the text channel.
     pub announce: Option<Reply>,
+    /// The series' channels whose overwrites are already exactly what Tavern sets: its
+    /// own overwrite lets it see, write in and manage them, so one recorded as closed
+    /// to Tavern is open again (no request needed to know it).
+    pub open: Vec<ChannelId>,
 }
 
 impl Changes {
@@ -764,7 +770,9 @@ pub fn plan_series(
     if parent != text.parent_id {
         edit.parent_id = Some(parent);
     }
-    if overwrite_key(&text.overwrites) != overwrite_key(&wanted) {
+    if overwrite_key(&text.overwrites) == overwrite_key(&wanted) {
+        changes.open.push(text.id);
+    } else {
         edit.overwrites = Some(wanted);
     }
     if !edit.is_empty() {
@@ -791,7 +799,9 @@ pub fn plan_series(
             categories.release(voice.parent_id);
             edit.parent_id = Some(Some(chosen));
         }
-        if overwrite_key(&voice.overwrites) != overwrite_key(&wanted) {
+        if overwrite_key(&voice.overwrites) == overwrite_key(&wanted) {
+            changes.open.push(voice.id);
+        } else {
             edit.overwrites = Some(wanted);
         }
         if !edit.is_empty() {
@@ -1038,6 +1048,7 @@ pub async fn sync_discord_until(
         free_spots: stored_free_spots,
         managed_channels,
         mut game_roles,
+        closed_channels,
         refused_shortcodes: told_refused,
         series_left_out,
         ..
@@ -1128,6 +1139,7 @@ pub async fn sync_discord_until(
                         &current,
                         changes,
                         owed,
+                        &closed_channels,
                         &mut report,
                     )
                     .await;
@@ -1540,6 +1552,8 @@ fn guild_channel(id: ChannelId, spec: &ChannelSpec) -> GuildChannel {
 /// Applies a series' [`Changes`], keeping `state` in line for the next series.
 /// `owed`: the newcomers an earlier run gave their role but could not announce
 /// ([`Repo::unannounced`]); the announcement names them too while they still hold it.
+/// `recorded_closed`: the channels recorded as closed to Tavern when the run began; one
+/// the plan found open again is forgotten.
 #[allow(clippy::too_many_arguments)]
 async fn update(
     repo: &Repo,
@@ -1549,6 +1563,7 @@ async fn update(
     series: &SeriesState,
     changes: Changes,
     owed: Unannounced,
+    recorded_closed: &BTreeSet<ChannelId>,
     report: &mut DiscordReport,
 ) {
     let id = &series.id;
@@ -1582,6 +1597,22 @@ async fn update(
             Err(e) => report
                 .failed
                 .push(format!("series {id}: editing channel {channel}: {e}")),
+        }
+    }
+    // Reopened exactly as Tavern had set it (nothing to edit, maybe nothing written
+    // since): open to Tavern again, so closing it again later is told again.
+    for channel in changes
+        .open
+        .iter()
+        .filter(|c| recorded_closed.contains(c) && !closed.contains(c))
+    {
+        match repo.forget_closed_channel(*channel).await {
+            Ok(()) => {
+                tracing::info!(series = %id, %channel, "game channel open to Tavern again");
+            }
+            Err(e) => {
+                tracing::warn!(%channel, error = %e, "could not forget that a game channel was closed to Tavern");
+            }
         }
     }
     let guest = series.guest_role;

@@ -93,6 +93,9 @@ pub struct DiscordView {
     /// Every game's guest and host role (`discord_roles`, `discord_host_roles`), which
     /// a `[role]` shortcode may not hand out.
     pub game_roles: BTreeSet<RoleId>,
+    /// The game channels recorded as closed to Tavern ([`schema::CLOSED_CHANNELS`]),
+    /// so a run that finds one open again forgets it without asking Redis per series.
+    pub closed_channels: BTreeSet<ChannelId>,
     /// The refused shortcodes the organisers were told about
     /// ([`schema::REFUSED_SHORTCODES`]), so a run forgets those that no longer apply.
     pub refused_shortcodes: BTreeSet<String>,
@@ -148,6 +151,7 @@ impl Repo {
             schema::ORPHANED_DISCORD_CHANNELS,
             schema::ORPHANED_DISCORD_VOICE_CHANNELS,
             schema::ORPHANED_DISCORD_ROLES,
+            schema::CLOSED_CHANNELS,
             schema::REFUSED_SHORTCODES,
         ]
         .map(str::to_owned);
@@ -177,6 +181,13 @@ impl Repo {
                 Err(_) => view.unreadable.push(format!("orphan role `{id}`")),
             }
         }
+        // A member that is no channel id is left as it is (`tavern check` reports it).
+        view.closed_channels = sets
+            .next()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| domain::parse_snowflake("channel id", id).ok())
+            .collect();
         view.refused_shortcodes = sets.next().unwrap_or_default().into_iter().collect();
 
         // Links.
