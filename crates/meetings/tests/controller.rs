@@ -2168,6 +2168,75 @@ async fn a_hosts_decision_as_a_visitor_joins_again_is_the_new_waiting_connection
     c.stop().await;
 }
 
+#[tokio::test]
+async fn a_waiting_visitor_whose_heartbeats_stop_is_dropped_and_the_host_told() {
+    let c = controller_with(|config| config.presence_timeout = Duration::from_secs(2)).await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+
+    // Hattie waits with the client `tavern meetings join` uses, which heartbeats while
+    // it waits (here as often as the short presence timeout wants); then Silas, whose
+    // connection sends nothing more.
+    let hattie_grant = c.grant(m, "Hattie").await;
+    let mut hattie = c.connect(&hattie_grant).await;
+    hattie.set_heartbeat_every(Duration::from_millis(500));
+    let token = hattie_grant.token.expose_str().to_owned();
+    let hattie_joins = tokio::spawn(async move {
+        let joined = hattie.join(&token).await;
+        (hattie, joined)
+    });
+    assert_eq!(waiting_list(&mut host).await, ["Hattie"]);
+    let (mut silas, _) = visitor(&c, m, "Silas").await;
+    assert_eq!(waiting_list(&mut host).await, ["Hattie", "Silas"]);
+
+    // The host, heartbeating, is told once Silas has been silent for the timeout.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let list = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the host was never told"
+        );
+        host.send(C::Heartbeat(Heartbeat {})).await.unwrap();
+        // One heartbeat every 500 ms; whatever arrives meanwhile is read.
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        let mut told = None;
+        while let Ok(message) = tokio::time::timeout_at(until, host.next()).await {
+            match message.unwrap().unwrap().payload.unwrap() {
+                S::WaitingRoom(room) => {
+                    told = Some(
+                        room.waiting
+                            .into_iter()
+                            .map(|v| v.display_name)
+                            .collect::<Vec<_>>(),
+                    );
+                    break;
+                }
+                S::HeartbeatAck(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if let Some(list) = told {
+            break list;
+        }
+    };
+    assert_eq!(list, ["Hattie"], "the heartbeating visitor still waits");
+    let (_, how) = closed(&mut silas).await;
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+    assert!(how.reason.contains("no heartbeat"), "{how:?}");
+
+    admit(&mut host, &hattie_grant, true).await;
+    let (_hattie, joined) = tokio::time::timeout(DEADLINE, hattie_joins)
+        .await
+        .expect("Hattie's join ends in time")
+        .unwrap();
+    let joined = joined.expect("Hattie is let in");
+    assert_eq!(joined.participants[0].display_name, "Host");
+    c.stop().await;
+}
+
 /// `c`'s clock moved on by `by`, then a guest's grant called `name` (made once the
 /// controller has heartbeaten since: the registry does not count it alive until then).
 async fn grant_later(

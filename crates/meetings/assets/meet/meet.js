@@ -604,7 +604,14 @@
           break;
         }
         first = body && decodeServer(body);
+        if (waited && first && first.kind === 'heartbeat-ack') continue;
         if (!first || first.kind !== 'waiting') break;
+        if (!waited) {
+          // Heartbeats while waiting, as in the call: the server drops a visitor that
+          // sends nothing for its presence timeout (a dead connection) from the host's list.
+          clearInterval(state.heartbeat);
+          state.heartbeat = setInterval(() => { send(heartbeat()).catch(() => {}); }, HEARTBEAT_MS);
+        }
         waited = true;
         if (first.admission) state.admission = first.admission;
         root.dataset.waiting = '1';
@@ -614,6 +621,8 @@
       first = { kind: 'error', code: 'invalid_message', message: e.message };
     }
     delete root.dataset.waiting;
+    clearInterval(state.heartbeat);
+    state.heartbeat = null;
     if (first && first.kind === 'error' && first.code === 'meeting_moved') {
       // The meeting moved while this page waited (or joined): it joins again there,
       // and waits there if it must.

@@ -21,6 +21,10 @@ use crate::domain::WT_TOKEN_PARAM;
 /// How long [`Client::leave`] waits for the controller to close the session.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
+/// How often a client sends `Heartbeat`, in the meeting and while it waits for the
+/// host: a third of the controller's presence timeout (30 s), as the browser client.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
 /// How long each of [`open_session`]'s connections but the last may take to open its
 /// session before it is given up for one more with a new grant. Setting a session up
 /// takes two round trips (the QUIC handshake, then the session request), and QUIC
@@ -243,6 +247,7 @@ impl Connector {
             recv,
             buffer: Vec::new(),
             finished: false,
+            heartbeat_every: HEARTBEAT_EVERY,
         })
     }
 }
@@ -257,6 +262,8 @@ pub struct Client {
     /// Bytes read but not yet a whole frame.
     buffer: Vec<u8>,
     finished: bool,
+    /// How often [`Client::join`] heartbeats while it waits for the host.
+    heartbeat_every: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -311,10 +318,19 @@ impl Client {
         async move { Client::connect(&url, &wt_token, hash.as_deref()).await }
     }
 
+    /// How often [`Client::join`] sends `Heartbeat` while it waits for the host
+    /// ([`HEARTBEAT_EVERY`] unless set here: a test's controller may have a shorter
+    /// presence timeout).
+    pub fn set_heartbeat_every(&mut self, every: Duration) {
+        self.heartbeat_every = every;
+    }
+
     /// Joins with the join grant's meeting token: the `JoinResponse`, or the
     /// controller's `Error` as [`ClientError::Refused`]. In a meeting with a waiting
-    /// room this waits (after `Waiting`) until the host lets it in or turns it away. A
-    /// list that came in more than one frame is returned whole.
+    /// room this waits (after `Waiting`) until the host lets it in or turns it away,
+    /// heartbeating meanwhile as a participant does (the controller drops a silent
+    /// visitor from the host's list). A list that came in more than one frame is
+    /// returned whole.
     pub async fn join(&mut self, meeting_token: &str) -> Result<JoinResponse, ClientError> {
         self.join_admitted(meeting_token, "").await
     }
@@ -333,8 +349,22 @@ impl Client {
             admission: admission.to_owned(),
         }))
         .await?;
+        // Heartbeats begin once the controller says to wait.
+        let mut heartbeats: Option<tokio::time::Interval> = None;
         loop {
-            match self.next().await? {
+            let next = match heartbeats.as_mut() {
+                None => self.next().await?,
+                // `next` is cancel-safe: a heartbeat due loses nothing read.
+                Some(every) => tokio::select! {
+                    next = self.next() => next?,
+                    _ = every.tick() => {
+                        self.send(client_message::Payload::Heartbeat(proto::Heartbeat {}))
+                            .await?;
+                        continue;
+                    }
+                },
+            };
+            match next {
                 Some(message) => match message.payload {
                     Some(server_message::Payload::JoinResponse(response)) => {
                         return self.rest_of(response).await;
@@ -347,7 +377,18 @@ impl Client {
                     }
                     Some(server_message::Payload::Waiting(_)) => {
                         tracing::info!("waiting for the host to let this participant in");
+                        if heartbeats.is_none() {
+                            let every = self.heartbeat_every;
+                            let mut interval = tokio::time::interval_at(
+                                tokio::time::Instant::now() + every,
+                                every,
+                            );
+                            interval
+                                .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                            heartbeats = Some(interval);
+                        }
                     }
+                    Some(server_message::Payload::HeartbeatAck(_)) if heartbeats.is_some() => {}
                     other => return Err(ClientError::Unexpected(format!("{other:?}"))),
                 },
                 None => return Err(ClientError::Closed),

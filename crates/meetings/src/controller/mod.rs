@@ -18,7 +18,10 @@
 //!   who are told `ParticipantJoined`.
 //! - In a meeting with a waiting room, everybody but its creator (the host) waits after
 //!   `JoinRequest` until a host's session lets them in or turns them away ([`proto`],
-//!   "The waiting room"); waiting, they are nobody's participant yet. Those let in are
+//!   "The waiting room"); waiting, they are nobody's participant yet, but heartbeat as
+//!   participants do (one silent for the presence timeout is taken off the host's
+//!   list), and the waiting limit runs from when they began waiting over all their
+//!   connections. Those let in are
 //!   remembered for the meeting in Redis (a user by account, a guest by the admission
 //!   token its `JoinResponse` gave it), so that they join again, here or on the
 //!   controller the meeting moves to, without waiting.

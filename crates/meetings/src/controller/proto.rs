@@ -128,8 +128,12 @@
 //! [`ADMISSION_DENIED`] and its session closes ([`CLOSE_JOIN_REFUSED`], "the host did not
 //! let you in"). Visitors wait while the host is away, until they leave (a `Leave`, or
 //! their connection closes) or for at most the controller's waiting limit (30 minutes by
-//! default: `Error` [`WAITING_TIMEOUT`], closed the same way). While waiting a client may
-//! send `Heartbeat` (answered) and `Leave`; anything else is a protocol error. A
+//! default: `Error` [`WAITING_TIMEOUT`], closed the same way). While waiting a client
+//! sends `Heartbeat` (answered) as a participant does, and may send `Leave`; anything
+//! else is a protocol error. Presence applies as to participants: a visitor that sends
+//! nothing for the presence timeout (30 s; its connection is dead, or its heartbeats
+//! stopped) is taken out of the list, the host told, and its session closed
+//! ([`CLOSE_BY_CONTROLLER`], "no heartbeat within the presence timeout ..."). A
 //! meeting without a creator has no host: its visitors wait until the limit. At most
 //! [`MAX_WAITING`] wait at once (more: `Error` [`WAITING_ROOM_FULL`]). An `Admission`
 //! from anybody but the host is answered `Error` `not_host`, and one naming nobody

@@ -1416,6 +1416,9 @@ impl Session {
         }));
         let deadline = tokio::time::sleep(left);
         tokio::pin!(deadline);
+        // Presence as for participants: a visitor silent for the presence timeout (its
+        // heartbeats stopped) is dropped from the list, and the host told.
+        let mut last_seen = Instant::now();
         let end: JoinEnd = match told {
             Some(close) => JoinEnd::Closed(close),
             None => loop {
@@ -1451,6 +1454,13 @@ impl Session {
                             .try_send(ServerMessage::error(proto::MEETING_MOVED, MOVED_MESSAGE));
                         break JoinEnd::Closed(Close::moved());
                     }
+                    () = tokio::time::sleep_until(last_seen + shared.config.presence_timeout) => {
+                        break JoinEnd::Closed(Close::new(
+                            proto::CLOSE_BY_CONTROLLER,
+                            "no heartbeat within the presence timeout while waiting for the host",
+                            Departure::Leave(LeaveReason::ConnectionLost),
+                        ));
+                    }
                     () = &mut deadline => {
                         break Refusal::new(
                             proto::WAITING_TIMEOUT,
@@ -1476,7 +1486,8 @@ impl Session {
                             ));
                         }
                         Some(Ok(payload @ In::Heartbeat(_))) => {
-                            match self.within_budget(&payload, Instant::now()) {
+                            last_seen = Instant::now();
+                            match self.within_budget(&payload, last_seen) {
                                 Ok(false) => {}
                                 Ok(true) => {
                                     let ack = Out::HeartbeatAck(proto::HeartbeatAck {});
