@@ -100,8 +100,9 @@ pub struct CampaignsConfig {
     /// The Discord side (channels, roles, commands); `None`: Meetup -> Redis only.
     pub discord: Option<DiscordSettings>,
     /// The organiser page's address (`{public url}/campaigns/organiser`), for the
-    /// alert that asks the organisers to authorise Tavern again; [`crate::feature`]
-    /// fills it in from the context. `None`: the alert names the path.
+    /// alert that asks the organisers to authorise Tavern again;
+    /// [`CampaignsConfig::at_site`] fills it in from the public URL. `None`: the alert
+    /// names the path.
     pub organiser_page: Option<url::Url>,
 }
 
@@ -132,6 +133,17 @@ impl CampaignsConfig {
             discord: None,
             organiser_page: None,
         }
+    }
+
+    /// This configuration for a site reached at `public_url`: the organiser page (named
+    /// in the alert asking the organisers to authorise Tavern again) is the one under
+    /// it, unless one is set already. [`crate::feature`] and `tavern campaigns sync
+    /// --once` both use it, so the alert is a link whoever runs the sync.
+    pub fn at_site(mut self, public_url: &url::Url) -> CampaignsConfig {
+        if self.organiser_page.is_none() {
+            self.organiser_page = public_url.join(crate::web::ORGANISER_PATH).ok();
+        }
+        self
     }
 
     /// Whether there is anything to sync.
@@ -173,5 +185,22 @@ mod tests {
         assert_eq!(c.sync_every, Duration::from_secs(900));
         assert!(c.has_groups());
         assert!(!config(&[]).has_groups());
+    }
+
+    #[test]
+    fn the_organiser_page_is_under_the_public_url_unless_one_is_set() {
+        let site = url::Url::parse("https://tavern.example/").unwrap();
+        let page = config(&["dragons"]).at_site(&site).organiser_page;
+        assert_eq!(
+            page.map(String::from).as_deref(),
+            Some("https://tavern.example/campaigns/organiser")
+        );
+        let mut set = config(&["dragons"]);
+        set.organiser_page = Some(url::Url::parse("https://elsewhere.example/o").unwrap());
+        let page = set.at_site(&site).organiser_page;
+        assert_eq!(
+            page.map(String::from).as_deref(),
+            Some("https://elsewhere.example/o")
+        );
     }
 }

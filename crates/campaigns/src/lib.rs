@@ -288,12 +288,7 @@ pub use sync::{EventExtras, SyncError, SyncReport, sync_once};
 /// ([`commands`]), the [`lifecycle::lifecycle_job`] and, with a topic voice
 /// channel, the [`topic::reset_job`].
 pub fn feature(ctx: &feature::Context, config: Option<CampaignsConfig>) -> feature::Feature {
-    let config = config.map(|mut config| {
-        if config.organiser_page.is_none() {
-            config.organiser_page = ctx.public_url.join(web::ORGANISER_PATH).ok();
-        }
-        config
-    });
+    let config = config.map(|config| config.at_site(&ctx.public_url));
     let mut feature = feature::Feature::new("campaigns").check(check::campaigns_check_with(
         ctx.redis.clone(),
         ctx.discord.clone(),
