@@ -1981,3 +1981,100 @@ async fn a_visitor_whose_connection_is_lost_while_waiting_waits_again_and_is_let
     vera.quit().await;
     stop.cancel();
 }
+
+/// A page waiting for the host heartbeats as it does in the call: it outlasts the
+/// presence timeout from its first connection, while a visitor that sends nothing after
+/// it asked to join (a dead connection) is taken off the host's list, and the host told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_page_heartbeats_and_stays_listed_while_a_silent_visitor_is_dropped() {
+    use meetings::controller::proto::{
+        Heartbeat, JoinRequest, client_message::Payload as C, server_message::Payload as S,
+    };
+    let (app, ctx, settings) = separate_world().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    // A presence timeout half as long again as the page's heartbeat period (10 s).
+    start_controller(
+        &ctx,
+        &settings,
+        "mc-presence",
+        |config| config.presence_timeout = Duration::from_secs(15),
+        &stop,
+    )
+    .await;
+    let (code, token) = create_meeting(
+        &app,
+        json!({ "display_name": "Behind the door", "waiting_room_enabled": true }),
+    )
+    .await;
+    let mut host = host_over_api(&app, &token, &code).await;
+
+    let vera = Browser::start().await;
+    vera.open(&app.url(&format!("/meet/{code}?name=Vera&autojoin=1")))
+        .await;
+    vera.text_when("Vera waits", LIMIT, WAITING_STATUS, |s| !s.is_empty())
+        .await;
+    let vera_id = sees_waiting(&mut host, "Vera").await;
+
+    // Silas asks to join after her, from a program that sends nothing more.
+    let grant: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/guest-token")))
+        .json(&json!({ "display_name": "Silas" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut silas = meetings::controller::client::Client::connect(
+        grant["webtransport_url"].as_str().unwrap(),
+        grant["wt_token"].as_str().unwrap(),
+        grant["certificate_hash"].as_str(),
+    )
+    .await
+    .unwrap();
+    silas
+        .send(C::JoinRequest(JoinRequest {
+            token: grant["token"].as_str().unwrap().to_owned(),
+            client_version: "test".into(),
+            admission: String::new(),
+        }))
+        .await
+        .unwrap();
+    sees_waiting(&mut host, "Silas").await;
+
+    // The host (heartbeating) is told Silas is gone; Vera, who waited longer, still
+    // waits from her first connection.
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut beat = tokio::time::interval(Duration::from_secs(5));
+    let list = loop {
+        tokio::select! {
+            _ = beat.tick() => host.send(C::Heartbeat(Heartbeat {})).await.unwrap(),
+            message = tokio::time::timeout_at(deadline, host.next()) => {
+                let message = message
+                    .expect("the host is told Silas is gone in time")
+                    .unwrap()
+                    .expect("the host's session goes on");
+                if let Some(S::WaitingRoom(room)) = message.payload
+                    && !room.waiting.iter().any(|v| v.display_name == "Silas")
+                {
+                    break room
+                        .waiting
+                        .into_iter()
+                        .map(|v| (v.participant_id, v.display_name))
+                        .collect::<Vec<_>>();
+                }
+            }
+        }
+    };
+    assert_eq!(list, [(vera_id, "Vera".to_owned())]);
+    assert_eq!(vera.script(ERROR).await, "", "Vera is shown no error");
+    assert_eq!(
+        vera.script("return document.getElementById('meet').dataset.rejoins || ''")
+            .await,
+        "",
+        "Vera's page never had to join again"
+    );
+    vera.quit().await;
+    stop.cancel();
+}
