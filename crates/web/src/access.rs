@@ -35,7 +35,8 @@
 //!   [`crate::session::Sessions::protect`] does.
 //! - **Nobody**: 401 JSON (`{"error": .., "login": "/login/discord"}`) for the API; a
 //!   page (`GET` of an HTML page outside `/api/`) on an [`Access::User`] route sends the
-//!   browser to the login instead.
+//!   browser to the login instead, and a browser's form post (signed out in another
+//!   tab) gets the page saying it is signed out and nothing was sent.
 //! - [`Access::Public`] routes run for anyone; the session is still loaded, so a page
 //!   shows who is signed in. [`Access::Bearer`] and [`Access::Credentials`] routes
 //!   also pass the guard: they check the feature's own bearer credentials, or the

@@ -682,7 +682,7 @@ impl Sessions {
         request: Request,
     ) -> Result<Request, Response> {
         // A browser's form post is refused with a page it can show, the API with JSON.
-        let form_page = is_form(request.headers()) && accepts_html(request.headers());
+        let form_page = browser_form(request.headers());
         let refuse = |reason: &str, title: &str, sentence: &str, link: (&str, &str)| {
             if form_page {
                 crate::page::Problem::new(StatusCode::FORBIDDEN, title, sentence)
@@ -701,12 +701,10 @@ impl Sessions {
             ));
         }
         let Some(session) = session else {
-            return Err(refuse(
-                "no session: log in and send the CSRF token",
-                "You are signed out",
-                "Your sign-in has ended, so the form was not sent. Log in, then send it again.",
-                ("Log in", "/login/discord"),
-            ));
+            if form_page {
+                return Err(signed_out_page());
+            }
+            return Err(forbidden("no session: log in and send the CSRF token"));
         };
         let stale = |reason: &str| {
             refuse(
@@ -769,6 +767,34 @@ fn accepts_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
+/// Whether the request is a browser submitting a form, whose answer it shows as a
+/// page: a form body, sent by a browser navigating (it takes HTML, or says it
+/// navigates). A script's `fetch` of a form body sends neither.
+pub(crate) fn browser_form(headers: &HeaderMap) -> bool {
+    let navigating = headers
+        .get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
+    let form = is_form(headers)
+        || headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"));
+    form && (accepts_html(headers) || navigating)
+}
+
+/// The page a browser's form gets when no one is signed in (the sign-in ended, perhaps
+/// in another tab): nothing was done, log in and send it again.
+fn signed_out_page() -> Response {
+    crate::page::Problem::new(
+        StatusCode::FORBIDDEN,
+        "You are signed out",
+        "Your sign-in has ended, so the form was not sent. Log in, then send it again.",
+    )
+    .link("Log in", "/login/discord")
+    .into_response()
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -783,6 +809,9 @@ pub enum AuthRejection {
     Unauthorized,
     /// Not logged in, on a page: 303 to the login with `next` = this page.
     LoginFirst { next: String },
+    /// Not logged in, a browser's form post: 403 with the page saying so (the form was
+    /// not sent; log in and send it again).
+    SignedOut,
     /// The route was not wrapped with [`Sessions::protect`] (a bug): 500.
     MissingLayer,
 }
@@ -805,6 +834,7 @@ impl IntoResponse for AuthRejection {
                     Err(_) => AuthRejection::Unauthorized.into_response(),
                 }
             }
+            AuthRejection::SignedOut => signed_out_page(),
             AuthRejection::MissingLayer => {
                 tracing::error!("a session extractor ran on a route without Sessions::protect");
                 (
@@ -827,7 +857,9 @@ pub(crate) fn not_logged_in(parts: &Parts) -> AuthRejection {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-    if uri.path().starts_with("/api/") || wants_json || parts.method != Method::GET {
+    if parts.method != Method::GET && browser_form(&parts.headers) {
+        AuthRejection::SignedOut
+    } else if uri.path().starts_with("/api/") || wants_json || parts.method != Method::GET {
         AuthRejection::Unauthorized
     } else {
         let next = uri

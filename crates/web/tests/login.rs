@@ -496,6 +496,77 @@ async fn a_browser_form_refused_for_its_session_gets_a_page_saying_what_to_do() 
 }
 
 #[tokio::test]
+async fn a_form_from_a_tab_signed_out_elsewhere_gets_the_signed_out_page() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.alice, "/").await;
+    let token = app.me(&cookie).await.json()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Another tab logs out.
+    let hop = app
+        .send(
+            app.http
+                .post(app.url("/logout"))
+                .header("x-csrf-token", &token),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(hop.status, 303);
+    // The stale tab's "Log out" form, as a browser sends it.
+    let stale = app
+        .send(
+            app.http
+                .post(app.url("/logout"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+                .header("sec-fetch-mode", "navigate")
+                .body(format!("csrf_token={token}")),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(stale.status, 403, "{}", stale.body);
+    assert!(
+        stale.body.contains("<h1>You are signed out</h1>"),
+        "{}",
+        stale.body
+    );
+    assert!(
+        stale.body.contains("href=\"/login/discord\""),
+        "{}",
+        stale.body
+    );
+    // A browser that says it navigates, without naming HTML, is shown the page too.
+    let navigating = app
+        .send(
+            app.http
+                .post(app.url("/logout"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-mode", "navigate")
+                .body(format!("csrf_token={token}")),
+            Some(&cookie),
+        )
+        .await;
+    assert!(
+        navigating.body.contains("<h1>You are signed out</h1>"),
+        "{}",
+        navigating.body
+    );
+    // A script's call is still answered in JSON.
+    let api = app
+        .send(
+            app.http
+                .post(app.url("/logout"))
+                .header("x-csrf-token", &token),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(api.status, 401);
+    assert_eq!(api.json()["error"], "not logged in");
+    assert_eq!(api.json()["login"], "/login/discord");
+}
+
+#[tokio::test]
 async fn logout_ends_the_session() {
     let app = spawn().await;
     let (cookie, _) = app.log_in(app.demo.carol, "/").await;
