@@ -45,6 +45,9 @@ pub async fn run(config: &Config, command: CampaignsCommand) -> anyhow::Result<E
         );
         return Ok(ExitCode::from(2));
     }
+    // The alert asking the organisers to authorise Tavern again links the organiser
+    // page under the public URL, as `tavern serve` does.
+    let campaigns = campaigns.at_site(&tavern::app::public_url(config, config.http_addr)?);
     discord::install_crypto_provider();
     let redis = store::Redis::connect(config.redis_url.expose())
         .await

@@ -63,9 +63,15 @@ async fn setup(authorised: bool) -> Setup {
 }
 
 fn sync_once(s: &Setup) -> (Option<i32>, String, String) {
+    sync_once_with(s, &[])
+}
+
+/// [`sync_once`] with more settings (`TAVERN_*` variables and their values).
+fn sync_once_with(s: &Setup, more: &[(&str, String)]) -> (Option<i32>, String, String) {
     let endpoints = s.fake.endpoints();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"))
         .args(["campaigns", "sync", "--once"])
+        .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
         .env("TAVERN_REDIS_URL", &s.redis_url)
         .env("TAVERN_LOG", "error")
         .env("TAVERN_DISCORD_TOKEN", s.world.sim.token())
@@ -128,6 +134,53 @@ async fn without_an_organiser_token_it_fails_and_says_why() {
             .sim
             .channel_by_name(s.world.demo.guild, "tomb-of-horrors")
             .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_authorisation_is_told_to_the_organisers_with_a_link_to_the_organiser_page() {
+    let s = setup(false).await;
+    // Meetup knows neither token: the refresh is refused.
+    campaigns::Repo::new(s.world.redis.clone())
+        .set_organizer_tokens(
+            &Tokens {
+                access: "dead-access".into(),
+                refresh: "dead-refresh".into(),
+            },
+            feature::SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    let alerts = s
+        .world
+        .sim
+        .create_channel(
+            s.world.demo.guild,
+            "organisers",
+            discord_sim::ChannelKind::Text,
+        )
+        .unwrap();
+
+    let (code, stdout, stderr) = sync_once_with(
+        &s,
+        &[
+            ("TAVERN_PUBLIC_URL", "https://tavern.example".to_owned()),
+            ("TAVERN_CAMPAIGNS_ALERTS_CHANNEL", alerts.to_string()),
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let told: Vec<String> = s
+        .world
+        .sim
+        .messages(alerts)
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("Meetup refused Tavern's authorisation")
+            && told[0].contains("https://tavern.example/campaigns/organiser"),
+        "{told:?}"
     );
 }
 
