@@ -485,4 +485,34 @@ pub(crate) struct RollSpec {
     pub label: Option<String>,
     pub comment: Option<String>,
     pub repeat: u32,
+    /// Where the source no longer says what is rolled: a term a word of the
+    /// roll rewrote (`adv 1d20` rolls `2d20kh1`), with the text it is shown
+    /// as. Texts cut from the source (the odds' labels) apply these.
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// Source text shown differently: `span` of the source reads as `text`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rewrite {
+    pub span: Span,
+    pub text: Arc<str>,
+}
+
+impl RollSpec {
+    /// The source text of `span` as it is rolled: with this roll's
+    /// [`Rewrite`]s inside `span` applied, trimmed.
+    pub(crate) fn shown(&self, src: &str, span: Span) -> String {
+        let mut out = String::new();
+        let mut at = span.start;
+        for rw in &self.rewrites {
+            if rw.span.start < at || rw.span.end > span.end {
+                continue;
+            }
+            out.push_str(src.get(at..rw.span.start).unwrap_or(""));
+            out.push_str(&rw.text);
+            at = rw.span.end;
+        }
+        out.push_str(src.get(at..span.end).unwrap_or(""));
+        out.trim().to_owned()
+    }
 }

@@ -87,7 +87,9 @@ pub struct Percentiles {
 /// passes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckOdds {
-    /// The check as written, e.g. `1d20+5 >= 15`.
+    /// The check as rolled, e.g. `1d20+5 >= 15`: as written, except that a
+    /// term a word of the roll rewrote shows what it rolls (`adv 1d20+5 >=
+    /// 15` reads `2d20kh1+5 >= 15`).
     pub description: String,
     /// Between 0 and 1.
     pub probability: f64,
@@ -108,7 +110,7 @@ pub struct Odds {
     /// The input.
     pub expression: String,
     /// What the statistics describe: the whole roll, or the left side of a
-    /// comparison.
+    /// comparison, as rolled (like [`CheckOdds::description`]).
     pub subject: String,
     /// Exact or simulated.
     pub method: Method,
@@ -1116,12 +1118,8 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
             at,
         ));
     }
-    let text = |e: &Expr| {
-        src.get(e.span.start..e.span.end)
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    };
+    // As rolled: `adv 1d20+5` is labelled `2d20kh1+5`, not `1d20+5`.
+    let text = |e: &Expr| spec.shown(src, e.span);
     let mut notes = Vec::new();
     if spec.repeat > 1 {
         notes.push(format!(

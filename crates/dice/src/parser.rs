@@ -16,8 +16,8 @@
 
 use crate::ast::{
     BinaryOp, CompareOp, Cond, Count, DiceSpec, Explode, ExplodeMode, Expr, ExprKind, Flags, Func,
-    GroupSpec, Mods, Reroll, RerollMode, RollSpec, SelectStep, Selector, SetSpec, SidesSpec,
-    SortOrder, Span, System, UnaryOp,
+    GroupSpec, Mods, Reroll, RerollMode, Rewrite, RollSpec, SelectStep, Selector, SetSpec,
+    SidesSpec, SortOrder, Span, System, UnaryOp,
 };
 use crate::error::{DiceError, ErrorKind};
 use crate::limits::{MAX_DEPTH, MAX_DICE, MAX_INPUT_LEN, MAX_PARTS, MAX_REPEAT, MAX_SIDES};
@@ -495,22 +495,26 @@ impl<'a> Parser<'a> {
             return Err(self.unexpected("an operator like `+`, or a space before a comment"));
         }
 
-        if let Some((high, at)) = adv
-            && !apply_advantage(&mut expr, high)
-        {
-            return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
+        let mut rewrites = Vec::new();
+        if let Some((high, at)) = adv {
+            let Some(done) = apply_advantage(&mut expr, high) else {
+                return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
+            };
+            rewrites.extend(done.in_source(self.src));
         }
-        if let Some(at) = wng
-            && !apply_wrath(&mut expr)
-        {
-            return Err(self.error(
-                ErrorKind::AliasNeedsDice {
-                    alias: "wng",
-                    needs: "a pool of d6, like `wng 4d6`",
-                },
-                at,
-            ));
+        if let Some(at) = wng {
+            let Some(done) = apply_wrath(&mut expr) else {
+                return Err(self.error(
+                    ErrorKind::AliasNeedsDice {
+                        alias: "wng",
+                        needs: "a pool of d6, like `wng 4d6`",
+                    },
+                    at,
+                ));
+            };
+            rewrites.extend(done.in_source(self.src));
         }
+        rewrites.sort_by_key(|r: &Rewrite| r.span.start);
         let repeat = match repeat {
             None => 1,
             Some((n, at)) => {
@@ -533,6 +537,7 @@ impl<'a> Parser<'a> {
             label,
             comment,
             repeat,
+            rewrites,
         })
     }
 
@@ -1970,11 +1975,12 @@ fn savage_worlds(n: i64, span: Span) -> Expr {
 }
 
 /// Rewrites the leftmost single d20 (`1d20` / `d20` without keep/drop) into
-/// `2d20kh1` or `2d20kl1`. Returns false if there is none.
-fn apply_advantage(expr: &mut Expr, high: bool) -> bool {
-    let mut done = false;
-    visit_dice_mut(expr, &mut |spec| {
-        if done {
+/// `2d20kh1` or `2d20kl1`. Returns what it rewrote, or `None` if there is
+/// no such die.
+fn apply_advantage(expr: &mut Expr, high: bool) -> Option<Reworded> {
+    let mut done = None;
+    visit_dice_mut(expr, &mut |spec, span| {
+        if done.is_some() {
             return;
         }
         if matches!(spec.count, Count::Lit(1))
@@ -1989,39 +1995,73 @@ fn apply_advantage(expr: &mut Expr, high: bool) -> bool {
                 .and_then(|i| spec.notation.get(i + 3..))
                 .unwrap_or("")
                 .to_owned();
-            spec.notation = Arc::from(format!("2d20{}{rest}", if high { "kh1" } else { "kl1" }));
-            done = true;
+            let was = std::mem::replace(
+                &mut spec.notation,
+                Arc::from(format!("2d20{}{rest}", if high { "kh1" } else { "kl1" })),
+            );
+            done = Some(Reworded::new(span, was, &spec.notation));
         }
     });
     done
 }
 
 /// `wng 4d6`: the first d6 pool counts icons (4+ is one, 6 is two) and its
-/// first die is the Wrath die.
-fn apply_wrath(expr: &mut Expr) -> bool {
-    let mut done = false;
-    visit_dice_mut(expr, &mut |spec| {
-        if done || !matches!(spec.sides, SidesSpec::Lit(6)) {
+/// first die is the Wrath die. Returns what it rewrote, or `None` if there
+/// is no d6 pool.
+fn apply_wrath(expr: &mut Expr) -> Option<Reworded> {
+    let mut done = None;
+    visit_dice_mut(expr, &mut |spec, span| {
+        if done.is_some() || !matches!(spec.sides, SidesSpec::Lit(6)) {
             return;
         }
         spec.mods.counting.success.push(Cond::Cmp(CompareOp::Ge, 4));
         spec.mods.counting.double.push(Cond::Cmp(CompareOp::Ge, 6));
-        spec.notation = Arc::from(format!("{}t4ds6", spec.notation));
+        let now = Arc::from(format!("{}t4ds6", spec.notation));
+        let was = std::mem::replace(&mut spec.notation, now);
         spec.wrath = true;
-        done = true;
+        done = Some(Reworded::new(span, was, &spec.notation));
     });
     done
 }
 
+/// A dice term a word of the roll rewrote: where it starts, its notation
+/// before and after.
+struct Reworded {
+    start: usize,
+    was: Arc<str>,
+    now: Arc<str>,
+}
+
+impl Reworded {
+    fn new(span: Span, was: Arc<str>, now: &Arc<str>) -> Self {
+        Reworded {
+            start: span.start,
+            was,
+            now: Arc::clone(now),
+        }
+    }
+
+    /// The rewrite of the source, when the term was written there as its old
+    /// notation (an alias such as `cs` is shown as written).
+    fn in_source(&self, src: &str) -> Option<Rewrite> {
+        let span = Span::new(self.start, self.start + self.was.len());
+        (src.get(span.start..span.end) == Some(&*self.was)).then(|| Rewrite {
+            span,
+            text: Arc::clone(&self.now),
+        })
+    }
+}
+
 /// Visits dice terms left to right.
-fn visit_dice_mut(expr: &mut Expr, f: &mut dyn FnMut(&mut DiceSpec)) {
+fn visit_dice_mut(expr: &mut Expr, f: &mut dyn FnMut(&mut DiceSpec, Span)) {
+    let span = expr.span;
     match &mut expr.kind {
         ExprKind::Num(_) => {}
         ExprKind::Dice(spec) => {
             if let Count::Expr(e) = &mut spec.count {
                 visit_dice_mut(e, f);
             }
-            f(spec);
+            f(spec, span);
         }
         ExprKind::Set(set) => {
             for item in &mut set.items {

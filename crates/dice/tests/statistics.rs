@@ -183,3 +183,24 @@ fn odds_render_for_people() {
         "{sim}"
     );
 }
+
+#[test]
+fn odds_labels_name_the_dice_that_advantage_and_wrath_roll() {
+    let first_lines = |e: &str| {
+        let text = dice::odds(e).unwrap().render_plain();
+        text.lines().take(2).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        first_lines("adv 1d20+5 >= 15"),
+        [
+            "2d20kh1+5 >= 15: 79.75%",
+            "2d20kh1+5: mean 18.82, sd 4.71, min 6, max 25"
+        ]
+    );
+    let dis = dice::odds("dis d20 + 2").unwrap();
+    assert_eq!(dis.subject, "2d20kl1 + 2");
+    assert!((dis.mean - 9.175).abs() < 1e-9);
+    let md = dice::odds("1d20[to hit] adv").unwrap().render_markdown();
+    assert!(md.starts_with("**2d20kh1[to hit]**: mean"), "{md}");
+    assert_eq!(dice::odds("wng 4d6").unwrap().subject, "4d6t4ds6");
+}
