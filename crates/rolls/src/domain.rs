@@ -324,9 +324,32 @@ pub fn join(tracker: &mut Tracker, entry: Entry) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What [`leave`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    /// The removed entry's name.
+    pub name: String,
+    /// Set when the entry left on its own turn (the last of its unit): its turn ended
+    /// as with Next, effects ticking, and the next unit is up (past the last, a new
+    /// round started).
+    pub turn: Option<combat::TurnReport>,
+}
+
 /// Removes `user`'s entry called `name` (any of theirs if `name` is `None`: the most
-/// recently sorted last). Returns the removed entry's name.
-pub fn leave(tracker: &mut Tracker, user: UserId, name: Option<&str>) -> Result<String, Refusal> {
+/// recently sorted last).
+///
+/// Whose turn it is stays with the same combatant when someone else leaves (the
+/// index shifts when an earlier one goes). A combatant leaving on its own turn ends
+/// that turn as Next would ([`combat::next`], effects ticking, `rerolls` used when the
+/// turn wraps with reroll on): the next one is up, and after the last in the order the
+/// next round starts at the top, so nobody acts twice in a round. A group member
+/// leaving keeps the turn with the rest of its group.
+pub fn leave(
+    tracker: &mut Tracker,
+    user: UserId,
+    name: Option<&str>,
+    rerolls: Option<&combat::Rerolls>,
+) -> Result<Left, Refusal> {
     let position = tracker.entries.iter().rposition(|e| {
         e.user == user && name.is_none_or(|n| e.name.eq_ignore_ascii_case(n.trim()))
     });
@@ -336,15 +359,32 @@ pub fn leave(tracker: &mut Tracker, user: UserId, name: Option<&str>) -> Result<
             None => "You are not in this channel's initiative.".to_owned(),
         });
     };
-    let removed = tracker.entries.remove(position);
-    if position < tracker.turn {
-        tracker.turn -= 1;
+    let leaving = (
+        tracker.entries[position].user,
+        tracker.entries[position].name.clone(),
+    );
+    let unit = combat::current_range(tracker);
+    let mut turn = None;
+    if unit.contains(&position) && unit.len() == 1 && tracker.entries.len() > 1 {
+        // Leaving on its own turn: the turn ends and passes on.
+        turn = Some(combat::next(tracker, rerolls)?);
     }
-    if tracker.turn >= tracker.entries.len() {
-        tracker.turn = 0;
-    }
-    tracker.turn = combat::unit_start(tracker, tracker.turn);
-    Ok(removed.name)
+    // Who is up once `leaving` is gone: the unit now up, by one of its other members.
+    let keep = combat::current(tracker)
+        .iter()
+        .find(|e| (e.user, &e.name) != (leaving.0, &leaving.1))
+        .map(|e| (e.user, e.name.clone()));
+    let at = tracker
+        .entries
+        .iter()
+        .position(|e| e.user == leaving.0 && e.name == leaving.1)
+        .unwrap_or(position);
+    let removed = tracker.entries.remove(at);
+    restore_turn(tracker, keep);
+    Ok(Left {
+        name: removed.name,
+        turn,
+    })
 }
 
 /// Moves to the next turn; wrapping starts a new round ([`combat::next`] without a
@@ -691,14 +731,110 @@ mod tests {
         join(&mut t, entry("a", 1, 1)).expect("room");
         assert_eq!(t.entries.len(), 3);
         assert_eq!(t.entries[2].initiative, 1);
-        assert_eq!(leave(&mut t, UserId::new(1), None).expect("leave"), "a");
-        assert!(leave(&mut t, UserId::new(1), None).is_err());
+        assert_eq!(
+            leave(&mut t, UserId::new(1), None, None)
+                .expect("leave")
+                .name,
+            "a"
+        );
+        assert!(leave(&mut t, UserId::new(1), None, None).is_err());
         let text = render_tracker(&t);
         assert!(text.starts_with("**Initiative** — round 2"), "{text}");
         assert!(text.contains("▶ ` 20` C"), "{text}");
         reset(&mut t);
         assert!(t.entries.is_empty());
         assert!(next_turn(&mut t).is_err());
+    }
+
+    fn abc() -> Tracker {
+        let mut t = Tracker::default();
+        join(&mut t, entry("A", 1, 15)).expect("room");
+        join(&mut t, entry("B", 2, 10)).expect("room");
+        join(&mut t, entry("C", 3, 5)).expect("room");
+        t
+    }
+
+    fn up(t: &Tracker) -> (&str, u32) {
+        (t.entries[t.turn].name.as_str(), t.round)
+    }
+
+    /// The last in the order leaving on their own turn ends the round: the top of the
+    /// next round is up (nobody acts twice in round 1), and the leaver's turn ends as
+    /// with Next, so the effects it keeps the clock of tick.
+    #[test]
+    fn the_last_leaving_on_their_turn_starts_the_next_round() {
+        let mut t = abc();
+        next_turn(&mut t).expect("next");
+        next_turn(&mut t).expect("next");
+        assert_eq!(up(&t), ("C", 1));
+        combat::add_effect(&mut t, UserId::new(3), 0, "Blessed", Some(1), None, false)
+            .expect("effect");
+        next_turn(&mut t).expect("next");
+        next_turn(&mut t).expect("next");
+        next_turn(&mut t).expect("next");
+        assert_eq!(up(&t), ("C", 2));
+        let left = leave(&mut t, UserId::new(3), None, None).expect("leave");
+        assert_eq!(left.name, "C");
+        let report = left.turn.expect("C's turn ended");
+        assert_eq!(report.ended, [("Blessed".to_owned(), "A".to_owned())]);
+        assert_eq!(up(&t), ("A", 3));
+        next_turn(&mut t).expect("next");
+        assert_eq!(up(&t), ("B", 3));
+    }
+
+    #[test]
+    fn leaving_in_the_middle_or_before_the_turn_keeps_the_order() {
+        // The current one in the middle: the next one is up, same round.
+        let mut t = abc();
+        next_turn(&mut t).expect("next");
+        let left = leave(&mut t, UserId::new(2), None, None).expect("leave");
+        assert!(left.turn.is_some());
+        assert_eq!(up(&t), ("C", 1));
+        // Someone before the current one: the same combatant keeps the turn.
+        let mut t = abc();
+        next_turn(&mut t).expect("next");
+        next_turn(&mut t).expect("next");
+        let left = leave(&mut t, UserId::new(1), None, None).expect("leave");
+        assert!(left.turn.is_none());
+        assert_eq!(up(&t), ("C", 1));
+        // Someone after: nothing moves.
+        let mut t = abc();
+        next_turn(&mut t).expect("next");
+        assert!(
+            leave(&mut t, UserId::new(3), None, None)
+                .expect("leave")
+                .turn
+                .is_none()
+        );
+        assert_eq!(up(&t), ("B", 1));
+        // The only one: nobody is up, the round stays.
+        let mut t = Tracker::default();
+        join(&mut t, entry("A", 1, 15)).expect("room");
+        next_turn(&mut t).expect("next");
+        assert!(
+            leave(&mut t, UserId::new(1), None, None)
+                .expect("leave")
+                .turn
+                .is_none()
+        );
+        assert_eq!((t.entries.len(), t.turn, t.round), (0, 0, 2));
+    }
+
+    /// A group member leaving on the group's turn leaves the turn with the rest.
+    #[test]
+    fn a_group_member_leaving_keeps_the_groups_turn() {
+        let mut t = abc();
+        for name in ["g1", "g2"] {
+            let mut e = entry(name, 9, 8);
+            e.combat.group = Some("goblins".into());
+            join(&mut t, e).expect("room");
+        }
+        next_turn(&mut t).expect("next");
+        next_turn(&mut t).expect("next");
+        assert_eq!(up(&t), ("g1", 1));
+        let left = leave(&mut t, UserId::new(9), Some("g1"), None).expect("leave");
+        assert!(left.turn.is_none());
+        assert_eq!(up(&t), ("g2", 1));
     }
 
     #[test]

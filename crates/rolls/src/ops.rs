@@ -704,8 +704,16 @@ impl Operation for InitOp {
             InitOp::Remove {
                 user, character, ..
             } => {
-                let name = domain::leave(&mut tracker, *user, character.as_deref())?;
-                format!("**{name}** left initiative.")
+                let rolled = combat::leave_rerolls(env, &tracker).await?;
+                let left =
+                    domain::leave(&mut tracker, *user, character.as_deref(), rolled.as_ref())?;
+                let mut message = format!("**{}** left initiative.", left.name);
+                if let Some(report) = &left.turn {
+                    said = combat::turn_said(&tracker, report);
+                    message.push('\n');
+                    message.push_str(&said.message);
+                }
+                message
             }
             // Read again after a lost compare-and-set too: a press that lost to
             // another does not advance a second time.

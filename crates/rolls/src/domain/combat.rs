@@ -189,6 +189,11 @@ pub(crate) fn unit_start(tracker: &Tracker, i: usize) -> usize {
     start
 }
 
+/// The indices of the unit whose turn it is.
+pub(crate) fn current_range(tracker: &Tracker) -> std::ops::Range<usize> {
+    unit_at(tracker, tracker.turn)
+}
+
 /// The combatants whose turn it is (a whole group, or one).
 pub fn current(tracker: &Tracker) -> &[Entry] {
     let range = unit_at(tracker, tracker.turn);
@@ -1442,7 +1447,7 @@ mod tests {
         )
         .expect("ok");
         add_effect(&mut t, UserId::new(GM), orc, "Prone", None, None, false).expect("ok");
-        super::super::leave(&mut t, UserId::new(1), Some("Wizard")).expect("left");
+        super::super::leave(&mut t, UserId::new(1), Some("Wizard"), None).expect("left");
         // Round 1: the orc's turn ends, but the last round is 2.
         assert!(next(&mut t, None).expect("next").ended.is_empty());
         let report = next(&mut t, None).expect("next");

@@ -150,7 +150,7 @@ async fn rerolls(dice: &DicePool, tracker: &Tracker) -> Result<Rerolls, RollsErr
 }
 
 /// "It is X's turn" for the unit now up, with whom to ping, and what ended.
-fn turn_said(tracker: &Tracker, report: &TurnReport) -> Said {
+pub(crate) fn turn_said(tracker: &Tracker, report: &TurnReport) -> Said {
     let shown = rules::public_view(tracker);
     let up = rules::current(&shown);
     let mut ping: Vec<UserId> = Vec::new();
@@ -203,6 +203,18 @@ pub async fn next(env: Env<'_>, tracker: &mut Tracker) -> Result<Said, RollsErro
     };
     let report = rules::next(tracker, rolled.as_ref())?;
     Ok(turn_said(tracker, &report))
+}
+
+/// New initiatives for a turn that may wrap while someone leaves (reroll on only).
+pub(crate) async fn leave_rerolls(
+    env: Env<'_>,
+    tracker: &Tracker,
+) -> Result<Option<Rerolls>, RollsError> {
+    if tracker.reroll && rules::next_wraps(tracker) {
+        Ok(Some(rerolls(env.dice, tracker).await?))
+    } else {
+        Ok(None)
+    }
 }
 
 fn hp_text(tracker: &Tracker, at: usize) -> String {
