@@ -32,6 +32,11 @@
 //! layout, one stylesheet, assets compiled in); [`markdown`] shows Discord's message
 //! text as a Discord client would; [`sandbox`] is the console of sandbox mode, built
 //! on both.
+//!
+//! Refusals: what axum itself refuses (a form without a field, a body that is not the
+//! JSON asked for, a query value of the wrong kind, a method a path does not take) is
+//! answered in the site's format, the status and the 405's `Allow` kept: JSON
+//! `{"error", "code"}` for the API and scripts, the problem page for a browser.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +57,7 @@ mod health;
 pub mod login;
 pub mod markdown;
 pub mod page;
+mod rejection;
 pub mod sandbox;
 pub mod session;
 pub mod tokens;
@@ -276,6 +282,9 @@ fn fixed_routes(state: AppState) -> Router {
 
 fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
+        // axum's own refusals (unreadable forms, JSON and queries; a method a path does
+        // not take) answered as the site answers, here where every route passes.
+        .layer(axum::middleware::from_fn(rejection::site_errors))
         .layer(axum::Extension(site))
         .layer(
             tower_http::trace::TraceLayer::new(health::Failures)
