@@ -35,6 +35,14 @@
 //!   by that name ([`find`]). Only its adder shows it again (`opt hidden:false`).
 //! - **Skip** (`/init skip [rounds]`, Avrae's `skipround`) goes to the top of the
 //!   round `rounds` later, every turn in between ending (effects tick as they would).
+//! - **Moving** (`/init move`): moving anyone else never changes whose turn it is.
+//!   Moving the combatant whose turn it is is a delay: the turn passes to the one that
+//!   came after it, in the same round, and it acts when its new place comes up (the
+//!   position the turn points at stays where it was, so nobody is skipped). Moved
+//!   ahead of its place, its turn ends (effects tick) and it acts at its new place
+//!   next round; moved within its place, it keeps the turn ([`move_to`]).
+//! - **Leaving** on one's own turn ends that turn as Next does; the last in the order
+//!   leaving starts the next round ([`super::leave`]).
 //! - **Rerolling** (`/init reroll on`): at the top of every new round each combatant
 //!   (each group once) with an initiative expression rolls it again and the order is
 //!   sorted anew; a fixed number stays.
@@ -900,23 +908,28 @@ pub fn next(tracker: &mut Tracker, rerolls: Option<&Rerolls>) -> Result<TurnRepo
     };
     let after = unit_at(tracker, tracker.turn).end;
     if after >= tracker.entries.len() {
-        tracker.round = tracker.round.saturating_add(1);
-        tracker.turn = 0;
-        if tracker.reroll
-            && let Some(rerolls) = rerolls
-        {
-            for e in &mut tracker.entries {
-                if let Some(v) = rerolls.get(&unit_key(e)) {
-                    e.initiative = *v;
-                }
-            }
-            sort(tracker);
-            report.rerolled = true;
-        }
+        report.rerolled = new_round(tracker, rerolls);
     } else {
         tracker.turn = after;
     }
     Ok(report)
+}
+
+/// Starts the next round at the top of the order, rolling initiative again with
+/// `rerolls` when reroll is on. Returns whether it rerolled.
+fn new_round(tracker: &mut Tracker, rerolls: Option<&Rerolls>) -> bool {
+    tracker.round = tracker.round.saturating_add(1);
+    tracker.turn = 0;
+    let Some(rerolls) = rerolls.filter(|_| tracker.reroll) else {
+        return false;
+    };
+    for e in &mut tracker.entries {
+        if let Some(v) = rerolls.get(&unit_key(e)) {
+            e.initiative = *v;
+        }
+    }
+    sort(tracker);
+    true
 }
 
 /// The previous turn (back across the top of a round, never before round 1). Effects
@@ -958,9 +971,32 @@ pub fn skip(
     Ok(report)
 }
 
-/// Gives the combatant at `at` (its whole group) a new initiative; the turn stays
-/// with whoever has it. With reroll on, the next round rolls its expression again.
-pub fn move_to(tracker: &mut Tracker, at: usize, initiative: i64) -> Result<String, Refusal> {
+/// What [`move_to`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The combatant moved, or its group.
+    pub name: String,
+    /// Set when the turn passed on because the combatant whose turn it was moved.
+    pub turn: Option<TurnReport>,
+}
+
+/// Gives the combatant at `at` (its whole group) a new initiative. With reroll on, the
+/// next round rolls its expression again.
+///
+/// Moving anyone else never changes whose turn it is. Moving the combatant whose turn
+/// it is (once the fight started) is a delay, as with Avrae's `init opt -p` on the
+/// current combatant followed by the turn passing on: the turn passes to the one that
+/// came after it in the order, in the same round, and the moved one acts when its new
+/// place comes up. Moved ahead of its old place (its new place has passed this round)
+/// its turn ends as with Next (effects tick), and it acts at its new place next round;
+/// when it was last in the order, that is the top of the next round. Moved to where
+/// it already was, it keeps its turn.
+pub fn move_to(
+    tracker: &mut Tracker,
+    at: usize,
+    initiative: i64,
+    rerolls: Option<&Rerolls>,
+) -> Result<Moved, Refusal> {
     let Some(entry) = tracker.entries.get(at) else {
         return refuse("That combatant left the fight.");
     };
@@ -970,6 +1006,19 @@ pub fn move_to(tracker: &mut Tracker, at: usize, initiative: i64) -> Result<Stri
     let unit = |e: &Entry| {
         (e.name == name && e.user == user) || (group.is_some() && e.combat.group == group)
     };
+    let is_started = started(tracker);
+    let acting = unit_at(tracker, tracker.turn);
+    let moving_current = is_started && acting.contains(&at);
+    // The one after the moving unit in the order as it was.
+    let successor = tracker
+        .entries
+        .get(acting.end)
+        .map(|e| (e.user, e.name.clone()));
+    let keep = if is_started {
+        current_key(tracker)
+    } else {
+        None
+    };
     for e in &mut tracker.entries {
         if unit(e) {
             // For this round: a reroll rolls the expression again.
@@ -977,11 +1026,6 @@ pub fn move_to(tracker: &mut Tracker, at: usize, initiative: i64) -> Result<Stri
         }
     }
     // The unit goes to the end of its new tie: it sorts after equal initiatives.
-    let keep = if started(tracker) {
-        current_key(tracker)
-    } else {
-        None
-    };
     let (moved, rest): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut tracker.entries)
         .into_iter()
         .partition(|e| unit(e));
@@ -989,7 +1033,30 @@ pub fn move_to(tracker: &mut Tracker, at: usize, initiative: i64) -> Result<Stri
     tracker.entries.extend(moved);
     sort(tracker);
     restore(tracker, keep);
-    Ok(group.unwrap_or(name))
+    let mut turn = None;
+    if moving_current {
+        let landed = tracker.turn;
+        if landed > acting.start {
+            // A delay: the next one in the old order is up.
+            restore(tracker, successor);
+            turn = Some(TurnReport::default());
+        } else if landed < acting.start {
+            // Its new place has passed this round: its turn ends.
+            let ended = end_turn(tracker);
+            let rerolled = match successor {
+                Some(next) => {
+                    restore(tracker, Some(next));
+                    false
+                }
+                None => new_round(tracker, rerolls),
+            };
+            turn = Some(TurnReport { ended, rerolled });
+        }
+    }
+    Ok(Moved {
+        name: group.unwrap_or(name),
+        turn,
+    })
 }
 
 /// The tracker with hidden combatants as the channel sees them: `???`, without hit
@@ -1368,10 +1435,61 @@ mod tests {
         next(&mut t, None).expect("next");
         assert_eq!(up(&t), "B");
         let at = find(&t, UserId::new(GM), "c").expect("c");
-        move_to(&mut t, at, 30).expect("moved");
+        move_to(&mut t, at, 30, None).expect("moved");
         assert_eq!(names(&t), ["C", "A", "B"]);
         assert_eq!(up(&t), "B", "the turn stays with B");
         assert_eq!(t.entries[0].initiative, 30);
+    }
+
+    /// Moving the combatant whose turn it is delays it: the next one in the order is
+    /// up in the same round, and nobody is skipped.
+    #[test]
+    fn moving_the_current_combatant_passes_the_turn_without_skipping_anyone() {
+        let mut t = fight(&[("A", 15), ("B", 10), ("C", 5)]);
+        next(&mut t, None).expect("next");
+        let b = find(&t, UserId::new(GM), "b").expect("b");
+        let moved = move_to(&mut t, b, 1, None).expect("moved");
+        assert_eq!(names(&t), ["A", "C", "B"]);
+        assert!(moved.turn.is_some(), "the turn passed on");
+        assert_eq!((up(&t), t.round), ("C", 1));
+        next(&mut t, None).expect("next");
+        assert_eq!((up(&t), t.round), ("B", 1));
+        next(&mut t, None).expect("next");
+        assert_eq!((up(&t), t.round), ("A", 2));
+
+        // Moved ahead of its place: its turn ends, the next one is up, it goes first
+        // next round.
+        let mut t = fight(&[("A", 15), ("B", 10), ("C", 5)]);
+        next(&mut t, None).expect("next");
+        let b = find(&t, UserId::new(GM), "b").expect("b");
+        move_to(&mut t, b, 20, None).expect("moved");
+        assert_eq!((up(&t), t.round), ("C", 1));
+        next(&mut t, None).expect("next");
+        assert_eq!((up(&t), t.round), ("B", 2));
+
+        // The last one moved to the top: the next round starts with it.
+        let mut t = fight(&[("A", 15), ("B", 10), ("C", 5)]);
+        next(&mut t, None).expect("next");
+        next(&mut t, None).expect("next");
+        let c = find(&t, UserId::new(GM), "c").expect("c");
+        move_to(&mut t, c, 20, None).expect("moved");
+        assert_eq!((up(&t), t.round), ("C", 2));
+
+        // Moved within its own place: still its turn.
+        let mut t = fight(&[("A", 15), ("B", 10), ("C", 5)]);
+        next(&mut t, None).expect("next");
+        let b = find(&t, UserId::new(GM), "b").expect("b");
+        assert!(move_to(&mut t, b, 9, None).expect("moved").turn.is_none());
+        assert_eq!((up(&t), t.round), ("B", 1));
+
+        // Moving anyone else never changes whose turn it is.
+        let mut t = fight(&[("A", 15), ("B", 10), ("C", 5)]);
+        next(&mut t, None).expect("next");
+        for (name, to) in [("a", 12), ("c", 30), ("c", 1), ("a", 20)] {
+            let at = find(&t, UserId::new(GM), name).expect("there");
+            assert!(move_to(&mut t, at, to, None).expect("moved").turn.is_none());
+            assert_eq!((up(&t), t.round), ("B", 1), "after moving {name} to {to}");
+        }
     }
 
     /// A player's combatant named like someone else's hidden one is its own: finding,
@@ -1391,7 +1509,7 @@ mod tests {
         assert!(t.entries[gms].combat.hidden);
         next(&mut t, None).expect("next");
         assert_eq!(t.entries[t.turn].initiative, 12, "the hidden one is up");
-        move_to(&mut t, theirs, 20).expect("moved");
+        move_to(&mut t, theirs, 20, None).expect("moved");
         let hidden = t.entries.iter().find(|e| e.combat.hidden).expect("hidden");
         assert_eq!(hidden.initiative, 12, "the hidden one stays where it was");
         assert!(t.entries[t.turn].combat.hidden, "and keeps the turn");

@@ -516,11 +516,22 @@ pub async fn apply(
         CombatAction::Move { name, initiative } => {
             let at = rules::find(tracker, user, name)?;
             let hidden = tracker.entries[at].combat.hidden;
-            let moved = rules::move_to(tracker, at, *initiative)?;
-            let shown = if hidden { "???".to_owned() } else { moved };
-            Ok(Said::public(format!(
-                "**{shown}** moved to initiative {initiative}."
-            )))
+            let rolled = if tracker.reroll {
+                Some(rerolls(env.dice, tracker).await?)
+            } else {
+                None
+            };
+            let moved = rules::move_to(tracker, at, *initiative, rolled.as_ref())?;
+            let shown = if hidden { "???".to_owned() } else { moved.name };
+            let message = format!("**{shown}** moved to initiative {initiative}.");
+            Ok(match &moved.turn {
+                Some(report) => {
+                    let mut said = turn_said(tracker, report);
+                    said.message = format!("{message}\n{}", said.message);
+                    said
+                }
+                None => Said::public(message),
+            })
         }
         CombatAction::Skip { rounds } => {
             let rolled = if tracker.reroll {
