@@ -1331,6 +1331,90 @@ async fn in_a_browser_the_host_records_and_stops_with_the_button_and_an_encrypte
     browser.quit().await;
 }
 
+/// The host's recordings as the page lists them, `status|link|shown` a line (`link`
+/// the download's path, `shown` whether no hidden element holds the item).
+const LISTED: &str = "return Array.from(document.querySelectorAll('#recordings li')).map((li) => { \
+     const a = li.querySelector('a'); \
+     return `${li.dataset.status}|${a ? new URL(a.href).pathname : ''}|${!li.closest('[hidden]')}`; \
+     }).join('\\n')";
+
+#[tokio::test]
+async fn the_host_finds_an_ended_meeting_s_recordings_with_their_download_links_on_its_page() {
+    let site = site().await;
+    let (cookie, _) = web_session(&site, 4242, "Mira").await;
+    let (cookie_name, cookie_value) = cookie.split_once('=').unwrap();
+    let meeting = site
+        .hosted_meeting(
+            4242,
+            meetings::repo::MeetingSettings {
+                allow_recording: true,
+                enable_e2e_encryption: false,
+                ..Default::default()
+            },
+        )
+        .await;
+    // A recording made and stored while the meeting ran, then the meeting ended.
+    let now = base::Clock::now(&*site.world.clock);
+    let made = site
+        .repo
+        .start_recording(&meetings::repo::NewRecording {
+            recording_id: meetings::domain::RecordingId::random(),
+            meeting_id: meeting.meeting_id,
+            started_by: meeting.created_by_user_id,
+            started_at: now,
+            storage_path: format!("{}/made.webm", meeting.meeting_id),
+            storage_bucket: "local".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    site.repo
+        .stop_recording(made.recording_id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    site.repo
+        .finish_recording(
+            made.recording_id,
+            &meetings::repo::FinishedRecording {
+                duration_seconds: 42,
+                file_size_bytes: 4096,
+                video_codec: Some("VP8".into()),
+                audio_codec: Some("Opus".into()),
+                resolution: Some("320x240".into()),
+                note: None,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    site.repo.end_meeting(meeting.meeting_id).await.unwrap();
+
+    let browser = testkit::browser::Browser::start().await;
+    let page = format!("{}/meet/{}", site.base, meeting.meeting_code.as_str());
+    browser.open(&page).await;
+    browser.add_cookie(cookie_name, cookie_value).await;
+    browser.open(&page).await;
+    let listed = browser
+        .text_when(
+            "the ended meeting's page lists the host's recording",
+            Duration::from_secs(30),
+            LISTED,
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert_eq!(
+        listed,
+        format!(
+            "ready|/api/v1/recordings/{}/download|true",
+            made.recording_id
+        ),
+        "a ready recording, its download link, shown"
+    );
+    assert_eq!(browser.script(RECORD_BUTTON).await, "", "nothing to record");
+    browser.quit().await;
+}
+
 /// A recordings store that refuses every write while `failing` (as an object store
 /// does through an outage), counting the writes it refused; reads and deletes pass.
 #[derive(Debug, Clone)]

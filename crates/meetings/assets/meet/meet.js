@@ -1866,10 +1866,12 @@
 
   // ---------------------------------------------------------------------------------
   // Recording. A signed-in visitor's page names data-recording-url: GET answers {host,
-  // offered, reason, recording}; the host of a meeting that may be recorded gets a
-  // Record / Stop button (POST there, or to .../stop, with the CSRF token). Where
+  // offered, reason, recording, recordings}; the host of a meeting that may be recorded
+  // gets a Record / Stop button (POST there, or to .../stop, with the CSRF token). Where
   // recording is not offered the page says why; an end-to-end encrypted meeting says so
-  // to every visitor (data-e2e is set on joining one).
+  // to every visitor (data-e2e is set on joining one). The host's recordings are listed
+  // whether or not the meeting may be recorded now (an ended meeting's too). The note
+  // and the list are outside the call, so they show before joining and after the end.
 
   (() => {
     const url = root.dataset.recordingUrl;
@@ -1877,11 +1879,15 @@
     note.id = 'recording-status';
     note.className = 'recording-status';
     note.setAttribute('role', 'status');
-    $('media-status').before(note);
+    if ($('call')) $('call').after(note);
+    else root.append(note);
     const E2E_REASON = 'Recordings are not offered for end-to-end encrypted meetings: the server never sees the media.';
     new MutationObserver(() => {
       if (root.dataset.e2e === '1') note.textContent = E2E_REASON;
-    }).observe(root, { attributes: true, attributeFilter: ['data-e2e'] });
+      // The meeting ended while this page was in it: the host's list is read again
+      // (a recording it stopped is processed, then ready).
+      if (root.dataset.ended === '1' && url) refresh();
+    }).observe(root, { attributes: true, attributeFilter: ['data-e2e', 'data-ended'] });
     // Every visitor (guests too, and before joining) is told while the meeting is
     // being recorded; the host's panel below says it from its own answer.
     let hostPanel = false;
@@ -1946,7 +1952,10 @@
     const render = (panel) => {
       running = Boolean(panel.recording && panel.recording.status === 'recording');
       // Only the host's panel knows the running recording (askNow tells the others).
-      if (panel.host) root.dataset.recording = running ? '1' : '0';
+      if (panel.host) {
+        root.dataset.recording = running ? '1' : '0';
+        renderList(panel.recordings || []);
+      }
       if (!panel.offered) {
         note.textContent = panel.reason ? sentence(panel.reason) : '';
         if (button) button.hidden = true;
@@ -1954,7 +1963,6 @@
       }
       if (!panel.host) return;
       hostPanel = true;
-      renderList(panel.recordings || []);
       if (!button) {
         button = document.createElement('button');
         button.id = 'record';

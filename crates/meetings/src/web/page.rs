@@ -49,7 +49,9 @@
 //! A signed-in visitor's page also carries `data-recording-url`
 //! (`/meet/{code}/recording`, [`super::recordings`]): when the visitor hosts a meeting
 //! with `allow_recording`, the script shows a Record / Stop button (posting there and to
-//! `.../stop` with the CSRF token); where recording is not offered it says why. In an
+//! `.../stop` with the CSRF token); where recording is not offered it says why. The
+//! host's page lists the meeting's recordings, the ready ones with their download links,
+//! before joining, in the call and once the meeting has ended. In an
 //! end-to-end encrypted meeting every visitor's page says why it is not recorded.
 //! Every visitor's page, guests' too, carries `data-recording-now-url`
 //! (`/meet/{code}/recording/now`): the script asks it at once and every
