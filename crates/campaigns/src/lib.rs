@@ -244,7 +244,10 @@
 //!   and the form sent twice creates one event (Tavern's key
 //!   `tavern:campaigns:scheduled_session:{series}:{start}`, kept a day, claims it
 //!   first; a creation Meetup gave no clear answer to, a timeout or a 5xx, keeps the
-//!   claim for an hour and tells the host to check Meetup before trying again). The latest event's fixed offset is used, so a session across a
+//!   claim for an hour and tells the host to check Meetup before trying again). A
+//!   session the form created counts at once, before the sync stores it (Tavern's
+//!   key `tavern:campaigns:created_sessions:{series}`, kept a day): the form then
+//!   offers the session after it and copies it. The latest event's fixed offset is used, so a session across a
 //!   daylight-saving change is read an hour off ([`web::schedule`]).
 //!
 //! # Redis Cluster

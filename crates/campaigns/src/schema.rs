@@ -390,6 +390,18 @@ pub fn scheduled_session(series: &EventSeriesId, start: i64) -> String {
     format!("tavern:campaigns:scheduled_session:{series}:{start}")
 }
 
+/// Hash of Meetup event id -> start (Unix seconds), kept a day after the last addition:
+/// the sessions the schedule form created for a series, so the form counts them and
+/// copies the newest before the sync has stored them in the series' events (it leaves
+/// out those the series already tracks). Tavern's own key: the seed has none.
+pub fn created_sessions(series: &EventSeriesId) -> String {
+    format!("tavern:campaigns:created_sessions:{series}")
+}
+
+/// How long [`created_sessions`] is kept after its last addition: far longer than the
+/// sync takes to store a new event (every 15 minutes).
+pub const CREATED_SESSIONS_TTL_SECS: u64 = 24 * 60 * 60;
+
 /// String: the holder of the sync guard while a whole sync runs (one at a time across
 /// replicas, whoever started it), with an expiry. Tavern's own key.
 pub const SYNC_RUNNING: &str = "tavern:campaigns:sync:running";

@@ -1102,6 +1102,98 @@ async fn a_second_submit_of_the_same_session_creates_nothing_more() {
 }
 
 #[tokio::test]
+async fn a_session_scheduled_through_the_form_counts_before_the_next_sync() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let day = |days: i64| {
+        (site.world.clock.now() + TimeDelta::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let submit = |date: String| {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date.as_str()),
+                ("time", "19:30"),
+            ])
+            .send()
+    };
+    let first = submit(day(10)).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let (second, _) = site.fake.events()[1].clone();
+    // A co-host added to the session just made on Meetup, so a copy of it shows.
+    let cohost = site.member("Carla", GroupRole::EventOrganizer);
+    site.fake
+        .set_event_hosts(&second, vec![host.clone(), cohost.clone()])
+        .unwrap();
+
+    // Before any sync, the form offers the session after the one just made.
+    let form = site.get(&path, Some(&session)).await;
+    assert_eq!(form.status(), 200);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 3"), "{html}");
+
+    // Another date makes Session 3, a copy of Session 2; sent twice, it is made once.
+    let again = submit(day(17)).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let twice = submit(day(17)).await.unwrap();
+    assert!(twice.text().await.unwrap().contains("already scheduled"));
+    let events = site.fake.events();
+    let titles: Vec<&str> = events.iter().map(|(_, e)| e.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Curse of Strahd - Session 1",
+            "Curse of Strahd - Session 2",
+            "Curse of Strahd - Session 3"
+        ]
+    );
+    assert!(events[2].1.hosts.contains(&cohost), "{:?}", events[2].1);
+    let announced: Vec<String> = site
+        .world
+        .sim
+        .messages(site.world.demo.campaigns)
+        .into_iter()
+        .map(|m| m.content)
+        .filter(|c| c.contains("next session is scheduled"))
+        .collect();
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert!(announced[1].contains("Session 3"), "{announced:?}");
+
+    // Once the sync has stored them, they are not counted twice.
+    for (id, event) in &events[1..] {
+        let id = MeetupEventId::parse(id.as_str()).unwrap();
+        site.repo
+            .upsert_event(&EventUpsert {
+                event: MeetupEvent {
+                    id: id.clone(),
+                    name: event.title.clone(),
+                    time: event.starts_at.to_utc(),
+                    link: format!("https://www.meetup.com/dragons/events/{id}/"),
+                    urlname: site.groups[0].to_string(),
+                    is_online: Some(true),
+                },
+                series: game.series.clone(),
+                series_type: Some(campaigns::SeriesType::Campaign),
+                series_online: true,
+                hosts: vec![MeetupUserId::parse(host.as_str()).unwrap()],
+                rsvps: Some(vec![]),
+            })
+            .await
+            .unwrap();
+    }
+    let html = site.get(&path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
+}
+
+#[tokio::test]
 async fn a_creation_meetup_gave_no_clear_answer_to_is_held_and_not_sent_again() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

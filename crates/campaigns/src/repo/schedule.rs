@@ -1,13 +1,17 @@
 //! Sessions the schedule form creates (Tavern's own key [`schema::scheduled_session`]):
 //! a claim taken before the Meetup event is created, so the same form sent twice (a
 //! double click, a reload) creates one event; the second sending is shown the first's
-//! link.
+//! link. The sessions it created are also kept per series
+//! ([`schema::created_sessions`]), so the form counts a session it made at once, not
+//! only after the next sync has stored it.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use store::Writes;
 
-use super::{Repo, RepoError};
-use crate::domain::EventSeriesId;
+use super::{Repo, RepoError, corrupt};
+use crate::domain::{EventSeriesId, MeetupEventId};
 use crate::schema;
 
 /// How long a claim is kept: long after the next sync has stored the event (the form
@@ -69,13 +73,17 @@ impl Repo {
         })
     }
 
-    /// Records the link of the session the caller's claim created.
+    /// Records the session the caller's claim created: its link on the claim, and the
+    /// event (`None`: an id Tavern cannot store) among the series' created sessions
+    /// ([`Repo::created_sessions`]), in one step.
     pub async fn scheduled_session_created(
         &self,
         series: &EventSeriesId,
         start: DateTime<Utc>,
+        event: Option<&MeetupEventId>,
         url: &str,
     ) -> Result<(), RepoError> {
+        let created = schema::created_sessions(series);
         let mut writes = Writes::new();
         writes
             .command("SET")
@@ -83,7 +91,37 @@ impl Repo {
             .arg(url)
             .arg("EX")
             .arg(KEPT_SECONDS);
+        if let Some(event) = event {
+            writes
+                .hset(&created, event.as_str(), start.timestamp())
+                .expire(&created, schema::CREATED_SESSIONS_TTL_SECS);
+        }
         self.apply(&writes).await
+    }
+
+    /// The sessions the schedule form created for `series` in the last day (since the
+    /// last one), each with its start, whether or not the sync has stored them yet.
+    pub async fn created_sessions(
+        &self,
+        series: &EventSeriesId,
+    ) -> Result<Vec<(MeetupEventId, DateTime<Utc>)>, RepoError> {
+        let key = schema::created_sessions(series);
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.redis.conn())
+            .await?;
+        fields
+            .into_iter()
+            .map(|(event, start)| {
+                let id = MeetupEventId::parse(&event).map_err(|e| corrupt(&key, &event, e))?;
+                let start = start
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|s| DateTime::from_timestamp(s, 0))
+                    .ok_or_else(|| corrupt(&key, &start, "not a time in Unix seconds"))?;
+                Ok((id, start))
+            })
+            .collect()
     }
 
     /// Keeps the caller's claim, for [`UNKNOWN_KEPT_SECONDS`], when Meetup gave no

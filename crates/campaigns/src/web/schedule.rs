@@ -14,6 +14,11 @@
 //! copied. Then the channel's snooze is cleared and the new session is announced in
 //! the channel. The sync picks the event up like any other.
 //!
+//! A session the form created counts at once: it is kept among the series' created
+//! sessions (`schema::created_sessions`, a day) until the sync stores it, so the form
+//! shown right after offers the session after it, and sending it copies the newest
+//! session, the one just made (one Meetup no longer has is left out).
+//!
 //! One session is created once: a start time at which the series already has a
 //! tracked event is refused (409), and the first sending of the form claims the
 //! session (Tavern's own key `schema::scheduled_session`, for a day) before asking
@@ -45,7 +50,7 @@ use meetup::{EventDraft, EventId, EventType, MeetupError};
 use web::page::{Page, Problem};
 
 use super::{WebState, meetup_problem, storage_problem};
-use crate::domain::EventSeriesId;
+use crate::domain::{EventSeriesId, MeetupEventId};
 use crate::repo::{MeetupEvent, ScheduleClaim, UNKNOWN_KEPT_SECONDS};
 use crate::standing;
 
@@ -54,6 +59,8 @@ struct Target {
     channel: ChannelId,
     series: EventSeriesId,
     latest: meetup::Event,
+    /// The series' tracked events and the sessions the form created that the sync
+    /// has not stored yet.
     events: usize,
     /// The start times of the series' tracked events.
     starts: Vec<DateTime<Utc>>,
@@ -199,8 +206,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         tracing::info!(%channel, %user, "schedule form refused: not a host or admin");
         return Err(forbidden());
     }
-    let mut latest: Option<MeetupEvent> = None;
-    let mut starts = Vec::with_capacity(events.len());
+    let mut tracked: Vec<MeetupEvent> = Vec::with_capacity(events.len());
     for id in &events {
         if let Some(event) = state
             .repo
@@ -208,21 +214,74 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
             .await
             .map_err(|e| storage_problem(&e))?
         {
-            starts.push(event.time);
-            if latest.as_ref().is_none_or(|l| event.time > l.time) {
-                latest = Some(event);
-            }
+            tracked.push(event);
         }
     }
-    let Some(latest) = latest else {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "No session to copy",
-            "This game has no session on Meetup any more, so there is nothing to copy. \
-             Create the next one on Meetup with the series shortcode instead.",
-        ));
+    let starts = tracked.iter().map(|e| e.time).collect();
+    // A session this form created counts at once, before the sync stores it: the next
+    // one is numbered after it and copies it when it is the newest.
+    let mut pending: Vec<(MeetupEventId, DateTime<Utc>)> = state
+        .repo
+        .created_sessions(&series)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .into_iter()
+        .filter(|(id, _)| !events.contains(id))
+        .collect();
+    let event = loop {
+        let newest_tracked = tracked.iter().max_by_key(|e| e.time);
+        let newest_pending = pending
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (_, start))| *start)
+            .filter(|(_, (_, start))| newest_tracked.is_none_or(|e| *start > e.time))
+            .map(|(at, (id, _))| (at, id.clone()));
+        if let Some((at, id)) = newest_pending {
+            match meetup_event(state, id.as_str()).await? {
+                Some(event) => break event,
+                None => {
+                    // Deleted on Meetup before the sync saw it: it does not count.
+                    pending.remove(at);
+                    continue;
+                }
+            }
+        }
+        let Some(latest) = newest_tracked else {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "No session to copy",
+                "This game has no session on Meetup any more, so there is nothing to copy. \
+                 Create the next one on Meetup with the series shortcode instead.",
+            ));
+        };
+        match meetup_event(state, latest.id.as_str()).await? {
+            Some(event) => break event,
+            None => {
+                return Err(Problem::new(
+                    StatusCode::CONFLICT,
+                    "The latest session is gone",
+                    format!(
+                        "Meetup no longer has the latest session ({}), so there is nothing \
+                         to copy.",
+                        latest.name
+                    ),
+                ));
+            }
+        }
     };
-    let id = EventId::parse(latest.id.as_str()).map_err(|e| {
+    Ok(Target {
+        channel,
+        series,
+        latest: event,
+        events: events.len() + pending.len(),
+        starts,
+    })
+}
+
+/// A Meetup event as Meetup has it now, read with the organiser's token (`None`: Meetup
+/// no longer has it).
+async fn meetup_event(state: &WebState, raw: &str) -> Result<Option<meetup::Event>, Problem> {
+    let id = EventId::parse(raw).map_err(|e| {
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
@@ -234,27 +293,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         async move { state.meetup.event(&token, id).await }
     })
     .await?;
-    let event = match event {
-        Ok(Some(event)) => event,
-        Ok(None) => {
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "The latest session is gone",
-                format!(
-                    "Meetup no longer has the latest session ({}), so there is nothing to copy.",
-                    latest.name
-                ),
-            ));
-        }
-        Err(e) => return Err(organiser_problem("Reading the latest session", &e)),
-    };
-    Ok(Target {
-        channel,
-        series,
-        latest: event,
-        events: events.len(),
-        starts,
-    })
+    event.map_err(|e| organiser_problem("Reading the latest session", &e))
 }
 
 /// Makes `call` to Meetup with the organiser's access token. A token Meetup refuses is
@@ -570,9 +609,17 @@ pub(crate) async fn submit(
             return page.problem(organiser_problem("Creating the session on Meetup", &e));
         }
     };
+    // Meetup's ids are the seed's event ids; one it sends that is not is not counted.
+    let event_id = match MeetupEventId::parse(created.id.as_str()) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::warn!(error = %e, event = %created.id, "Meetup gave the created session an id Tavern cannot store");
+            None
+        }
+    };
     if let Err(e) = state
         .repo
-        .scheduled_session_created(&target.series, start, &created.url)
+        .scheduled_session_created(&target.series, start, event_id.as_ref(), &created.url)
         .await
     {
         tracing::warn!(error = %e, series = %target.series, "could not record the created session's link");
@@ -663,7 +710,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::domain::MeetupEventId;
 
     #[test]
     fn the_session_number_goes_up_or_is_added() {
