@@ -285,8 +285,24 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
         }
     }
     let message = ctx.discord.send(channel, &reply).await?;
-    ctx.controller.set_tracker_message(channel, message).await
+    ctx.controller.set_tracker_message(channel, message).await?;
+    // The message it replaces keeps its text and loses its buttons: only the
+    // tracker's current message acts.
+    if let Some(old) = model
+        .tracker
+        .message_id
+        .filter(|old| repost && *old != message)
+    {
+        let retired = public(&format!("{}\n{MOVED_NOTE}", model.markdown));
+        if let Err(error) = ctx.discord.edit(channel, old, &retired).await {
+            tracing::warn!(%error, %channel, "could not take the buttons off the old tracker message");
+        }
+    }
+    Ok(())
 }
+
+/// Said under a tracker message that was reposted.
+const MOVED_NOTE: &str = "*This tracker moved: the latest one is below.*";
 
 /// A turn change's answer: it notifies whose turn it is (their mention, and only
 /// theirs, in `allowed_mentions`).
@@ -327,6 +343,27 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     let channel = channel_of(&inv);
     let next = next_button(custom_id);
     if custom_id == JOIN || next.is_some() {
+        let pressed = *message_id;
+        // Only the tracker's current message acts; an older one (reposted with
+        // `/init get`) answers where the tracker is now, changing nothing.
+        let current = ctx
+            .controller
+            .repo()
+            .tracker(channel)
+            .await?
+            .value
+            .message_id;
+        if let Some(current) = current.filter(|current| *current != pressed) {
+            let link = match inv.guild_id {
+                Some(guild) => format!(
+                    "the latest one: https://discord.com/channels/{guild}/{channel}/{current}"
+                ),
+                None => "the latest one below".to_owned(),
+            };
+            return Ok(Response::Message(Reply::private(format!(
+                "This tracker moved; its buttons no longer act. Use {link} (or `/init get` to post it again at the bottom)."
+            ))));
+        }
         let op = match next {
             Some(expected) => InitOp::Next { channel, expected },
             None => InitOp::Join {
@@ -345,8 +382,8 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
                 tracing::warn!(%error, %channel, "could not announce the turn");
             }
         }
-        let pressed = *message_id;
-        if model.tracker.message_id != Some(pressed) {
+        if model.tracker.message_id.is_none() {
+            // A tracker that never recorded its message takes the one pressed.
             ctx.controller.set_tracker_message(channel, pressed).await?;
         }
         // A press from a position the turn has left changes nothing: the tracker is

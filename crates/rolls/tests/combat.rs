@@ -915,3 +915,82 @@ async fn a_channel_where_discord_refuses_the_tracker_says_which_permission_is_mi
     assert_eq!(content(&refused), discord::MISSING_PERMISSION);
     assert!(refused.ephemeral, "{refused:?}");
 }
+
+/// `/init get` posts the tracker again at the bottom: the older message keeps its
+/// text but loses its buttons, and a press on an older message that still shows them
+/// (its edit failed) answers privately where the tracker is, changing nothing, so
+/// the reposted message stays the one kept up to date.
+#[tokio::test]
+async fn only_the_latest_tracker_messages_buttons_act() {
+    let (w, bot, _dir) = start().await;
+    let (alice, bob) = (w.demo.alice, w.demo.bob);
+    for (name, initiative) in [("A", "15"), ("B", "10"), ("C", "5")] {
+        init(
+            &w,
+            alice,
+            "add",
+            &[("name", json!(name)), ("initiative", json!(initiative))],
+        )
+        .await;
+    }
+    let first = trackers(&w)[0].id;
+
+    // A repost takes the buttons off the message it replaces.
+    init(&w, bob, "get", &[]).await;
+    let all = trackers(&w);
+    assert_eq!(all.len(), 2, "{all:?}");
+    let second = all
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != first)
+        .expect("new");
+    let retired = w.sim.message(w.demo.dice, first).expect("still there");
+    assert!(retired.component_summaries().is_empty(), "{retired:?}");
+    assert!(retired.content.contains("moved"), "{}", retired.content);
+
+    // A repost whose clean-up Discord refused leaves buttons on the old one.
+    let second_next = next_button(&w, second);
+    w.sim.inject_fault(
+        discord_sim::RouteMatch::new("PATCH", "/channels/"),
+        discord_sim::Fault::Status(404),
+        1,
+    );
+    init(&w, bob, "get", &[]).await;
+    w.sim.clear_faults();
+    let third = trackers(&w)
+        .iter()
+        .map(|m| m.id)
+        .find(|id| *id != first && *id != second)
+        .expect("newest");
+    let pressed = w
+        .sim
+        .click_button(alice, w.demo.dice, second, &second_next)
+        .expect("click")
+        .final_response(WAIT)
+        .await
+        .expect("reply");
+    assert!(pressed.ephemeral, "{pressed:?}");
+    assert!(content(&pressed).contains("tracker moved"), "{pressed:?}");
+    assert!(
+        content(&pressed).contains(&u64::from(third).to_string()),
+        "links the latest: {pressed:?}"
+    );
+    let kept = stored(&w).await;
+    assert_eq!(kept["message_id"], json!(u64::from(third).to_string()));
+    assert_eq!(kept["turn"], json!(0), "nothing moved");
+
+    // The latest tracker's Next acts and keeps that message up to date.
+    w.sim
+        .click_button(alice, w.demo.dice, third, &next_button(&w, third))
+        .expect("click")
+        .final_response(WAIT)
+        .await
+        .expect("reply");
+    assert_eq!(stored(&w).await["turn"], json!(1));
+    assert!(
+        tracker(&w, third).contains("▶ ` 10` B"),
+        "{}",
+        tracker(&w, third)
+    );
+    bot.stop().await;
+}
