@@ -65,7 +65,7 @@ use discord::model::UserId;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::page::Asset;
+use crate::page::{Asset, LoadedFor};
 use crate::session::{
     AuthRejection, CurrentUser, Loaded, SessionUser, Sessions, check_console_csrf, forbidden,
     is_state_changing, mark_private, not_logged_in,
@@ -366,6 +366,11 @@ where
         }
     }
 
+    /// The sessions these routes are checked against.
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
     /// What has been declared so far.
     pub fn manifest(&self) -> &[RouteSpec] {
         &self.manifest
@@ -564,14 +569,18 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
             if is_state_changing(request.method()) {
                 request = match guard.sessions.check_csrf(session.as_ref(), request).await {
                     Ok(request) => request,
-                    Err(response) => return response,
+                    Err(mut response) => {
+                        response.extensions_mut().insert(LoadedFor(session));
+                        return response;
+                    }
                 };
             }
         }
     }
-    request.extensions_mut().insert(Loaded(session));
+    request.extensions_mut().insert(Loaded(session.clone()));
     request.extensions_mut().insert(Guarded(caller));
     let mut response = next.run(request).await;
+    response.extensions_mut().insert(LoadedFor(session));
     mark_private(&mut response);
     response
 }

@@ -248,22 +248,26 @@ pub fn assemble(
         path,
         access: access::Access::Public,
     }));
+    // Every declared part checks the site's one session store: a problem page answered
+    // outside any route (an address nobody serves) finds its visitor there.
+    let sessions = extra.first().map(|routes| routes.sessions().clone());
     let mut app = fixed_routes(state);
     for routes in extra {
         let (routes, declared) = routes.into_router_and_manifest();
         app = app.merge(routes);
         manifest.absorb(declared);
     }
-    (finish(app, site, late), manifest)
+    (finish(app, site, sessions, late), manifest)
 }
 
 /// [`assemble`] with `extra` as bare routers, for a test composing a site of its own
-/// (no manifest: nothing says who may call those routes).
+/// (no manifest: nothing says who may call those routes; a problem page answered
+/// outside a route that loads the session shows the navigation but no user).
 pub fn router(state: AppState, site: page::Site, extra: Vec<Router>, late: LateRoutes) -> Router {
     let app = extra
         .into_iter()
         .fold(fixed_routes(state), |app, routes| app.merge(routes));
-    finish(app, site, late)
+    finish(app, site, None, late)
 }
 
 /// The paths [`fixed_routes`] answers (`GET`, anyone).
@@ -280,11 +284,22 @@ fn fixed_routes(state: AppState) -> Router {
         .merge(page::assets(&SITE_ASSETS))
 }
 
-fn finish(app: Router, site: page::Site, late: LateRoutes) -> Router {
+fn finish(
+    app: Router,
+    site: page::Site,
+    sessions: Option<session::Sessions>,
+    late: LateRoutes,
+) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
         // axum's own refusals (unreadable forms, JSON and queries; a method a path does
         // not take) answered as the site answers, here where every route passes.
         .layer(axum::middleware::from_fn(rejection::site_errors))
+        // Every problem page, wherever it was answered, with the navigation and the user.
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                page::dress_problems(sessions.clone(), request, next)
+            },
+        ))
         .layer(axum::Extension(site))
         .layer(
             tower_http::trace::TraceLayer::new(health::Failures)

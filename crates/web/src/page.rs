@@ -374,8 +374,9 @@ pub fn see_other(location: &str) -> Response {
 /// A page that says what went wrong, in words, with the right status; optionally a
 /// link onwards ("Log in again", "Back to the library").
 ///
-/// As a response on its own it is shown in the layout without the navigation and the
-/// account (it knows nothing of the request); [`Page::problem`] shows it with them.
+/// As a response on its own it knows nothing of the request, so the site shows it
+/// with the navigation and the account once it leaves the route (see
+/// [`crate::assemble`]); [`Page::problem`] shows it with them at once.
 #[derive(Debug, Clone)]
 pub struct Problem {
     pub status: StatusCode,
@@ -433,8 +434,80 @@ impl IntoResponse for Problem {
             scripts: &[],
             class: None,
         };
-        (self.status, layout(&chrome, self.body())).into_response()
+        let mut response = (self.status, layout(&chrome, self.body())).into_response();
+        response.extensions_mut().insert(Bare(self));
+        response
     }
+}
+
+/// A [`Problem`] answered on its own, without the navigation and the account, for
+/// [`dress_problems`] to show with them.
+#[derive(Debug, Clone)]
+struct Bare(Problem);
+
+/// The session a route loaded, handed back on its response so that [`dress_problems`]
+/// need not load it again.
+#[derive(Clone)]
+pub(crate) struct LoadedFor(pub(crate) Option<Session>);
+
+/// Shows every [`Problem`] answered on its own (the 404 of an address nobody serves,
+/// the refusals of sessions, CSRF and the login, the framework's refusals) like any
+/// other page: with the site's navigation and the signed-in user. The user is the one
+/// the route loaded; else, with `sessions`, the one the request's cookie names (one
+/// read of the store, only for such a page); with neither, the page offers the login.
+pub(crate) async fn dress_problems(
+    sessions: Option<Sessions>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let site = request.extensions().get::<Site>().cloned();
+    let uri = request.uri().clone();
+    let cookie = sessions
+        .as_ref()
+        .and_then(|sessions| sessions.cookie_of(request.headers()));
+    let mut response = next.run(request).await;
+    let Some(Bare(problem)) = response.extensions_mut().remove::<Bare>() else {
+        return response;
+    };
+    let Some(site) = site else {
+        return response;
+    };
+    let session = match response.extensions_mut().remove::<LoadedFor>() {
+        Some(LoadedFor(session)) => session,
+        None => match (&sessions, cookie) {
+            (Some(sessions), Some(id)) => match sessions.load(&id).await {
+                Ok(session) => session,
+                Err(error) => {
+                    tracing::debug!(%error, "a problem page is shown without its user");
+                    None
+                }
+            },
+            _ => None,
+        },
+    };
+    let signed_in = session.is_some();
+    let page = Page {
+        site,
+        session,
+        path: uri.path().to_owned(),
+        here: uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        scripts: Vec::new(),
+        class: None,
+    };
+    let (mut parts, _) = response.into_parts();
+    let (dressed, body) = page.problem(problem).into_parts();
+    parts.status = dressed.status;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &dressed.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    let mut response = Response::from_parts(parts, body);
+    if signed_in {
+        crate::session::mark_private(&mut response);
+    }
+    response
 }
 
 /// A file compiled into the binary and served at `/assets/{path}`.

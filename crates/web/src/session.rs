@@ -70,6 +70,8 @@ use store::Redis;
 use store::redis;
 use url::Url;
 
+use crate::page::LoadedFor;
+
 /// The session cookie's name on a site served over plain http.
 pub const COOKIE: &str = "tavern_session";
 /// The session cookie's name on a site served over https. Browsers accept a
@@ -627,19 +629,29 @@ async fn session_middleware(
     let request = if is_state_changing(request.method()) {
         match sessions.check_csrf(session.as_ref(), request).await {
             Ok(request) => request,
-            Err(response) => return response,
+            Err(mut response) => {
+                response.extensions_mut().insert(LoadedFor(session));
+                return response;
+            }
         }
     } else {
         request
     };
     let mut request = request;
-    request.extensions_mut().insert(Loaded(session));
+    request.extensions_mut().insert(Loaded(session.clone()));
     let mut response = next.run(request).await;
+    response.extensions_mut().insert(LoadedFor(session));
     mark_private(&mut response);
     response
 }
 
 impl Sessions {
+    /// The session id the request's cookie carries, if any (not checked against the
+    /// store).
+    pub(crate) fn cookie_of(&self, headers: &HeaderMap) -> Option<SessionId> {
+        cookie_session_id(headers, self.config.cookie_name())
+    }
+
     /// The session the request's cookie names (`None` without one, or for an unknown
     /// or expired id). When the store is down, the answer to send instead: a page for
     /// a browser, a JSON sentence for the API.

@@ -11,6 +11,7 @@ use discord_sim::{AttachmentSpec, ChannelKind, Demo, RoleSpec, Sim, SimConfig, S
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE};
 use store::harness::TestRedis;
 use url::Url;
+use web::access::{Access, Routes};
 use web::page::{NavLink, Site};
 use web::session::{COOKIE as SESSION_COOKIE, SessionConfig, SessionUser, Sessions};
 use web::{AppState, Component, LateRoutes, Readiness};
@@ -62,15 +63,21 @@ async fn spawn_with(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> T
         readiness: std::sync::Arc::new(AlwaysReady),
         metrics: None,
     };
-    let app = web::router(
+    // A feature's form, for the refusals of a signed-in user's stale form.
+    let late = LateRoutes::default();
+    let feature = Routes::new(&sessions).post("/things", Access::User, || async { "done" });
+    let (app, _) = web::assemble(
         state,
         site.clone(),
         vec![
-            web::sandbox::routes(sim.clone(), demo.clone(), &sessions),
-            web::page::home(&sessions),
+            web::page::home_routes(&sessions),
+            web::sandbox::console(sim.clone(), demo.clone(), &sessions, None),
+            feature,
         ],
-        LateRoutes::default(),
+        late.clone(),
     );
+    // The features' routes (none here) arrive once Tavern has started.
+    late.set(axum::Router::new());
     // The navigation arrives once the features exist, after the server listens.
     site.set_nav([
         web::sandbox::NAV,
@@ -363,6 +370,54 @@ async fn signed_in_pages_show_the_user_and_a_log_out_form() {
     assert!(
         home.contains("<li><a href=\"/clips\">Clips</a></li>"),
         "{home}"
+    );
+}
+
+#[tokio::test]
+async fn problem_pages_show_the_navigation_and_who_is_signed_in() {
+    let site = spawn().await;
+    let nav = "<li><a href=\"/clips\">Clips</a></li>";
+
+    // An address nobody serves, signed out: the navigation and the login back here.
+    let (status, _, page) = site.page("/meet/nowhere", None).await;
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("<h1>Not found</h1>"), "{page}");
+    assert!(page.contains(nav), "{page}");
+    assert!(
+        page.contains("href=\"/login/discord?next=%2Fmeet%2Fnowhere\""),
+        "{page}"
+    );
+
+    // The same, signed in: the user and the log-out form, kept out of shared caches.
+    let (cookie, csrf) = site.log_in(site.demo.alice, "alice").await;
+    let (status, headers, page) = site.page("/meet/nowhere", Some(&cookie)).await;
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains(nav), "{page}");
+    assert!(
+        page.contains("Signed in as <strong>alice</strong>"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("value=\"{csrf}\"")), "{page}");
+    assert_eq!(headers[CACHE_CONTROL], "private, no-cache");
+
+    // A signed-in user's form from a stale page: the CSRF refusal, in the same layout.
+    let response = site
+        .http
+        .post(site.url("/things"))
+        .header(COOKIE, format!("{SESSION_COOKIE}={cookie}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCEPT, "text/html")
+        .body("csrf_token=stale")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("<h1>This page is out of date</h1>"), "{page}");
+    assert!(page.contains(nav), "{page}");
+    assert!(
+        page.contains("Signed in as <strong>alice</strong>"),
+        "{page}"
     );
 }
 
