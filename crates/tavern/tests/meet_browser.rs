@@ -211,6 +211,11 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
         )
         .await;
     assert_eq!(browsers[2].script(ERROR).await, "");
+    assert_eq!(
+        browsers[2].script(END_SHOWN).await,
+        "|left",
+        "she left; the meeting did not end"
+    );
     let remaining = &people[..2];
     for (i, browser) in browsers[..2].iter().enumerate() {
         let expected = others(remaining, i);
@@ -229,6 +234,41 @@ async fn three_guests_join_by_link_see_each_other_and_see_one_leave() {
     for browser in browsers {
         browser.quit().await;
     }
+}
+
+/// What the page says of the end of its meeting: `#ended`'s text while it shows, then
+/// `|left` while "You left the meeting" shows, then `|join` while the join form shows.
+const END_SHOWN: &str = "const shown = (id) => !document.getElementById(id).hidden; \
+     return (shown('ended') ? document.getElementById('ended').textContent : '') \
+       + (shown('left') ? '|left' : '') + (shown('join-form') ? '|join' : '')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_whose_host_ends_the_meeting_is_told_so_and_offered_no_join_again() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(&app, json!({ "display_name": "One shot" })).await;
+    let (browser, _) = join_by_link(&app.url(""), &code, "Gil").await;
+    assert_eq!(browser.script(END_SHOWN).await, "", "in the call");
+
+    let end = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/end")))
+        .bearer_auth(&host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    let said = browser
+        .text_when("the end is said", LIMIT, END_SHOWN, |s| !s.is_empty())
+        .await;
+    assert_eq!(said, "The host ended this meeting. Back to the meetings");
+    assert_eq!(browser.script(ERROR).await, "", "not an error");
+    assert_eq!(
+        browser
+            .script("return document.getElementById('meet').dataset.ended || ''")
+            .await,
+        "1"
+    );
+    browser.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

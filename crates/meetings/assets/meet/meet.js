@@ -389,7 +389,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
-    keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [],
+    keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [], ended: false,
     // The admission token of this meeting, once the host let this page in (a guest).
     admission: '',
   };
@@ -676,8 +676,30 @@
     ui.status('');
     ui.error(message);
     $('join').disabled = false;
-    $('join-form').hidden = false;
+    // An ended meeting cannot be joined again: no form for it.
+    $('join-form').hidden = message === REFUSALS.meeting_ended;
     $('call').hidden = true;
+  }
+
+  /** What an ended meeting's page says once its host ended it during the call. */
+  const HOST_ENDED = 'The host ended this meeting.';
+  /** How the controller closes the sessions of a meeting that ended. */
+  const ENDED_CLOSE_REASON = 'the meeting has ended';
+
+  /**
+   * The meeting ended while this page was in it (its host ended it): out of the call,
+   * saying `why` (`#ended`), with no "Join again" and no join form, since an ended
+   * meeting cannot be joined; `data-ended` on `#meet`.
+   */
+  function meetingEnded(why) {
+    state.ended = true;
+    root.dataset.ended = '1';
+    ui.error('');
+    finish();
+    $('ended-text').textContent = why;
+    $('ended').hidden = false;
+    $('left').hidden = true;
+    $('join-form').hidden = true;
   }
 
   function joined(response, name, local) {
@@ -749,8 +771,7 @@
         break;
       }
       case 'ended':
-        ui.error(REFUSALS.meeting_ended);
-        finish();
+        meetingEnded(HOST_ENDED);
         break;
       case 'media-grant':
         if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });
@@ -827,6 +848,12 @@
 
   function closed(info) {
     if (!state.inCall) return;
+    // The controller closes a meeting that ended after saying so (MeetingEnded); its
+    // close alone says it too.
+    if (info && info.reason === ENDED_CLOSE_REASON && !state.leaving) {
+      meetingEnded(HOST_ENDED);
+      return;
+    }
     if (state.moved && !state.leaving) {
       state.moved = false;
       finish();
@@ -876,7 +903,7 @@
     $('tiles').replaceChildren();
     if ($('waiting-room')) $('waiting-room').remove();
     $('call').hidden = true;
-    $('left').hidden = false;
+    $('left').hidden = Boolean(state.ended);
     ui.status('');
     hangUp();
   }

@@ -36,6 +36,10 @@
 //!   written (`data-copied` on it: `1` once copied, `0` when the browser refused);
 //! - a refusal (the meeting admits signed-in users only, has ended, is full, has no
 //!   controller, ...) is said on the page, in words;
+//! - leaving shows "You left the meeting. Join again"; a meeting its host ends during
+//!   the call says so instead (`#ended`, `data-ended` on `#meet`), with no "Join again"
+//!   and no join form; a join refused because the meeting has ended shows no join
+//!   form either;
 //! - a meeting that moved (`meeting_moved`, also when its controller stops) is joined
 //!   again with a new grant, waiting up to about a minute for a controller; a
 //!   connection lost (the network, or the controller closing it) is joined again at
@@ -190,6 +194,10 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
                 p #media-status .media-status {}
             }
             p #left hidden { "You left the meeting. " a href="" { "Join again" } }
+            p #ended hidden {
+                span #ended-text { "This meeting has ended." } " "
+                a href=(super::lobby::LOBBY_PATH) { "Back to the meetings" }
+            }
             noscript { p { "The meeting needs JavaScript." } }
         }
     }
