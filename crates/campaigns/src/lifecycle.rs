@@ -39,6 +39,17 @@
 //!   or drag Tavern's role above it. The next run tries every deletion again (what is
 //!   gone answers 404, which counts as done, as does a role deleted by hand) and
 //!   finishes once the role is gone.
+//! - **A new session while the end is held**: a later session cancels the deletion as
+//!   always, but part of the game may be gone by then (the channels went before the
+//!   role that held the rest). The run that cancels a deletion already due first asks
+//!   Discord what is left: what Discord no longer has (or what waits among the
+//!   orphans) is forgotten ([`Repo::forget_gone_objects`]; the text channel takes its
+//!   lifecycle keys and both roles' relations with it), an old role still there is
+//!   deleted if Discord lets Tavern (else it is named to the organisers as no longer
+//!   the game's), the organisers are told, and the next sync gives the game a new
+//!   channel, roles or voice channel as for a new game
+//!   ([`LifecycleReport::resumed`]). Without this the sync would skip the series at
+//!   every run because its channel is gone.
 //!
 //! The rules are [`crate::domain`]'s ([`ChannelLifecycle`], [`expiration_time`]); this
 //! module reads what they need, acts on Discord and stores the outcome through
@@ -58,7 +69,7 @@ use feature::Job;
 
 use crate::config::DiscordSettings;
 use crate::domain::{ChannelLifecycle, EventSeriesId, SeriesType, expiration_time};
-use crate::repo::{Orphan, Repo, RepoError};
+use crate::repo::{GoneObjects, Orphan, Repo, RepoError};
 
 /// The job's name (and so its lock, `tavern:lock:job:campaigns-lifecycle`).
 pub const LIFECYCLE_JOB: &str = "campaigns-lifecycle";
@@ -88,6 +99,9 @@ pub struct LifecycleReport {
     pub reminded: Vec<ChannelId>,
     /// Series whose channels and keys were deleted.
     pub deleted: Vec<EventSeriesId>,
+    /// Series whose end had begun when a later session came: what was deleted of them
+    /// was forgotten, for the sync to make again.
+    pub resumed: Vec<EventSeriesId>,
     /// Discord objects that could not be deleted and went to the `orphaned_*` sets.
     pub orphaned: Vec<Orphan>,
     /// What Tavern could not do because an admin closed a channel to it: one line per
@@ -178,12 +192,29 @@ async fn one_channel(
         // Listed without its series relation: `tavern check` reports it; nothing to do.
         return Ok(());
     };
-    if refresh_expiration(repo, channel, &series, now).await? {
-        report.expirations_set += 1;
-    }
-    let Some(lifecycle) = repo.channel_lifecycle(channel).await? else {
+    let wanted = wanted_expiration(repo, channel, &series, now).await?;
+    let Some(before) = repo.channel_lifecycle(channel).await? else {
         return Ok(());
     };
+    // A later session came after the end of the game began: what was deleted of it
+    // is made again by the sync, as for a new game (see the module's docs).
+    if let Some(expiration) = wanted
+        && before.deletion.is_some_and(|d| d <= now)
+        && before.expiration.is_none_or(|e| expiration > e)
+        && resume(repo, discord, settings, &series, channel, report).await?
+    {
+        return Ok(());
+    }
+    let mut lifecycle = before;
+    if let Some(expiration) = wanted
+        && repo.set_expiration(channel, expiration).await?
+    {
+        report.expirations_set += 1;
+        let Some(now_stored) = repo.channel_lifecycle(channel).await? else {
+            return Ok(());
+        };
+        lifecycle = now_stored;
+    }
     if let Some(deletion) = lifecycle.deletion {
         if deletion <= now {
             delete_series(repo, discord, settings, &series, channel, report).await?;
@@ -247,6 +278,19 @@ pub(crate) async fn refresh_expiration(
     series: &EventSeriesId,
     now: DateTime<Utc>,
 ) -> Result<bool, RepoError> {
+    match wanted_expiration(repo, channel, series, now).await? {
+        Some(expiration) => repo.set_expiration(channel, expiration).await,
+        None => Ok(false),
+    }
+}
+
+/// The expiration [`refresh_expiration`] stores (`None`: the stored one stays).
+async fn wanted_expiration(
+    repo: &Repo,
+    channel: ChannelId,
+    series: &EventSeriesId,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, RepoError> {
     let mut last: Option<DateTime<Utc>> = None;
     for event in repo.series_events(series).await? {
         if let Some(event) = repo.event(&event).await? {
@@ -256,11 +300,99 @@ pub(crate) async fn refresh_expiration(
     if last.is_none() {
         let stored = repo.channel_lifecycle(channel).await?;
         if stored.and_then(|l| l.expiration).is_some() {
-            return Ok(false);
+            return Ok(None);
         }
     }
-    repo.set_expiration(channel, expiration_time(last, now))
-        .await
+    Ok(Some(expiration_time(last, now)))
+}
+
+/// A game whose end had begun (its deletion due, so tried, and held: some of it may be
+/// deleted) got a later session. What Discord no longer has (or what waits among the
+/// orphans to be deleted) is forgotten, so the next sync makes it again as for a new
+/// game; a role left on Discord is no longer the game's, and the organisers are told.
+/// Returns whether the text channel went (the game then has no channel until the
+/// sync makes one, and nothing more is done for this one). Nothing gone: `false`,
+/// and the caller cancels the deletion as always.
+async fn resume(
+    repo: &Repo,
+    discord: &Discord,
+    settings: &DiscordSettings,
+    series: &EventSeriesId,
+    channel: ChannelId,
+    report: &mut LifecycleReport,
+) -> Result<bool, ChannelError> {
+    let (guest, host) = repo.channel_roles(channel).await?;
+    let voice = repo.series_voice_channel(series).await?;
+    let channels: Vec<ChannelId> = discord
+        .guild_channels(settings.guild)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let roles: Vec<RoleId> = discord
+        .guild_roles(settings.guild)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let orphans = repo.orphans().await?;
+    let channel_gone = |c: ChannelId| {
+        !channels.contains(&c)
+            || orphans.contains(&Orphan::Channel(c))
+            || orphans.contains(&Orphan::VoiceChannel(c))
+    };
+    let role_gone = |r: RoleId| !roles.contains(&r) || orphans.contains(&Orphan::Role(r));
+    let gone = GoneObjects {
+        text: channel_gone(channel),
+        roles: [guest, host].into_iter().flatten().any(role_gone),
+        voice: voice.is_some_and(channel_gone),
+    };
+    if gone == GoneObjects::default() {
+        return Ok(false);
+    }
+    let forgotten = repo.forget_gone_objects(series, channel, gone).await?;
+    // An old role still on Discord is no longer the game's: it goes now if it can.
+    let mut left = Vec::new();
+    for role in forgotten.into_iter().filter(|r| !role_gone(*r)) {
+        match discord.delete_role(settings.guild, role).await {
+            Ok(()) | Err(RestError::Status { status: 404, .. }) => {}
+            Err(error) => {
+                tracing::warn!(%series, %role, %error, "could not delete the old role of a game that goes on");
+                left.push(role);
+            }
+        }
+    }
+    tracing::info!(%series, %channel, ?gone, ?left, "a new session came after the end of the game began; what was deleted is made again");
+    report.resumed.push(series.clone());
+    let mut what = Vec::new();
+    if gone.text {
+        what.push("a new channel");
+    }
+    if gone.text || gone.roles {
+        what.push("new roles");
+    }
+    if gone.voice {
+        what.push("a new voice channel");
+    }
+    let place = if gone.text {
+        format!("channel {channel}")
+    } else {
+        format!("<#{channel}>")
+    };
+    let mut alert = format!(
+        "A new session of the game in {place} (series `{series}`) was scheduled after          Tavern had begun deleting it, so the game goes on: the next sync (within 15          minutes) gives it {} and the players their roles again, as for a new game.",
+        what.join(" and ")
+    );
+    if !left.is_empty() {
+        let mentions: Vec<String> = left.iter().map(|r| format!("<@&{r}>")).collect();
+        alert.push_str(&format!(
+            " Its old role {} is no longer the game's, and Discord refused to delete it: \
+             an admin may delete it by hand.",
+            mentions.join(" and ")
+        ));
+    }
+    alert_organisers(discord, settings, &alert).await;
+    Ok(gone.text)
 }
 
 /// The reminder posted in an expired channel; it pings the channel's hosts (whom it

@@ -1893,6 +1893,80 @@ async fn an_ended_game_whose_role_above_tavern_s_an_admin_deletes_by_hand_is_fin
 }
 
 #[tokio::test]
+async fn a_new_session_of_an_ended_game_whose_channel_went_while_its_role_was_held_gets_a_new_channel()
+ {
+    let mut w = World::new().await;
+    let (guild, _, alerts, game, due) = ended_game_with_its_role_above_tavern_s(&mut w).await;
+    let sim = w.world.sim.clone();
+    let demo = w.world.demo.clone();
+    // The end is held on the guest role; the channels and the host role are gone.
+    let report = w.lifecycle(due).await;
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(sim.channel(game.channel.get()).is_none());
+
+    // Meanwhile Alice schedules the next session, and Bob takes a seat.
+    w.now = due + TimeDelta::minutes(5);
+    let bob = w.linked("Bob", demo.bob).await;
+    let next = w.event(
+        "Tomb of Horrors - Session 2",
+        2,
+        &format!("[campaign {}] [online]", game.series),
+        &[],
+    );
+    w.rsvp(&next, &bob);
+    w.sync().await;
+
+    // The next lifecycle run sees the game go on: what was deleted is forgotten, the
+    // old role Discord still refuses to delete is no longer the game's, and the
+    // organisers are told.
+    let report = w.lifecycle(w.now + TimeDelta::minutes(10)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.resumed, vec![game.series.clone()], "{report:?}");
+    assert!(report.deleted.is_empty(), "{report:?}");
+    let told: Vec<String> = sim
+        .messages(alerts)
+        .into_iter()
+        .map(|m| m.content)
+        .filter(|t| t.contains("goes on"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("a new channel") && told[0].contains(&format!("<@&{}>", game.guest)),
+        "{told:?}"
+    );
+
+    // The next sync gives the game a new channel, voice channel and roles, and Bob his.
+    let discord = w.sync().await.discord.unwrap();
+    assert!(discord.failed.is_empty(), "{:?}", discord.failed);
+    assert!(discord.skipped.is_empty(), "{:?}", discord.skipped);
+    let channel = w.store.series_channel(&game.series).await.unwrap().unwrap();
+    assert_ne!(channel, game.channel);
+    assert!(sim.channel(channel.get()).is_some());
+    let (guest, host) = w.store.channel_roles(channel).await.unwrap();
+    let guest = guest.unwrap();
+    assert!(host.is_some() && guest != game.guest);
+    let bobs: Vec<u64> = sim
+        .member(guild, demo.bob)
+        .map(|m| m.roles.iter().map(|r| r.get()).collect())
+        .unwrap_or_default();
+    assert!(has(&bobs, guest), "{discord:?}");
+    let voice = w.store.series_voice_channel(&game.series).await.unwrap();
+    assert!(voice.is_some_and(|v| v != game.voice && sim.channel(v.get()).is_some()));
+
+    // And the lifecycle keeps it like any other game: nothing held, nothing deleted.
+    let report = w.lifecycle(w.now + TimeDelta::minutes(30)).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(
+        report.skipped.is_empty() && report.deleted.is_empty() && report.resumed.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        w.store.series_channel(&game.series).await.unwrap(),
+        Some(channel)
+    );
+}
+
+#[tokio::test]
 async fn a_game_channel_reopened_exactly_as_it_was_with_nothing_written_since_then_closed_again_is_told_again()
  {
     let mut w = World::new().await;

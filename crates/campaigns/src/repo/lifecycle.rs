@@ -6,12 +6,26 @@ use chrono::{DateTime, Utc};
 use discord::model::ChannelId;
 use store::{RedisConn, StoreError, Writes};
 
+use super::channels::channel_delete_writes;
 use super::{
     Repo, RepoError, channel_id, corrupt, get, refuse, rfc3339, role_id, series_id, time,
     watch_more,
 };
-use crate::domain::{self, ChannelLifecycle, SeriesType};
+use crate::domain::{self, ChannelLifecycle, EventSeriesId, SeriesType};
 use crate::schema;
+
+/// What of a game's Discord objects is gone (Discord no longer has it, or it waits in
+/// the `orphaned_*` sets to be deleted), for [`Repo::forget_gone_objects`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GoneObjects {
+    /// The text channel: every key of the channel goes, and with them its roles'
+    /// relations (they hang on the channel), so the series has no channel or roles.
+    pub text: bool,
+    /// A guest or host role: both relations go, so the series has no roles.
+    pub roles: bool,
+    /// The voice channel: its relation goes.
+    pub voice: bool,
+}
 
 impl Repo {
     /// What is stored about a game channel's lifecycle; `None` when the channel is not a
@@ -183,6 +197,89 @@ impl Repo {
             .await?;
         tracing::info!(%channel, %deletion, "channel deletion scheduled");
         Ok(deletion)
+    }
+
+    /// Forgets what `gone` names of the game in `channel` (series `series`), in one
+    /// transaction, so the Discord sync makes them again as for a new game: the end of
+    /// the game had begun (some of it deleted, the rest held) when a new session came.
+    /// Returns the roles whose relations went (one may still be on Discord, no longer
+    /// the game's). Nothing is written when `channel` is no longer the series' channel.
+    pub async fn forget_gone_objects(
+        &self,
+        series: &EventSeriesId,
+        channel: ChannelId,
+        gone: GoneObjects,
+    ) -> Result<Vec<discord::model::RoleId>, RepoError> {
+        let channel_key = schema::event_series_discord_channel(series);
+        let back_key = schema::discord_channel_event_series(channel);
+        let guest_key = schema::discord_channel_discord_role(channel);
+        let host_key = schema::discord_channel_discord_host_role(channel);
+        let voice_key = schema::event_series_discord_voice_channel(series);
+        let keys = [
+            channel_key.clone(),
+            back_key.clone(),
+            guest_key.clone(),
+            host_key.clone(),
+            voice_key.clone(),
+        ];
+        let k = (&channel_key, &back_key, &guest_key, &host_key, &voice_key);
+        self.transact(&keys, move |mut conn| async move {
+            let (channel_key, back_key, guest_key, host_key, voice_key) = k;
+            let ours = get(&mut conn, channel_key).await?.as_deref()
+                == Some(channel.get().to_string().as_str())
+                && get(&mut conn, back_key).await?.as_deref() == Some(series.as_str());
+            if !ours {
+                return Ok((Writes::new(), Ok(Vec::new())));
+            }
+            let guest = role_id(guest_key, get(&mut conn, guest_key).await?)
+                .ok()
+                .flatten();
+            let host = role_id(host_key, get(&mut conn, host_key).await?)
+                .ok()
+                .flatten();
+            let mut writes = Writes::new();
+            let mut forgotten = Vec::new();
+            if gone.text || gone.roles {
+                forgotten.extend(guest.into_iter().chain(host));
+                for role in &forgotten {
+                    writes.srem(schema::UNDELETABLE_ROLES, role.get());
+                }
+            }
+            if gone.text {
+                channel_delete_writes(&mut writes, channel, guest, host);
+                writes
+                    .del(channel_key)
+                    .srem(schema::CLOSED_CHANNELS, channel.get())
+                    .srem(schema::UNDELETABLE_CHANNELS, channel.get());
+            } else if gone.roles {
+                writes.del(guest_key).del(host_key);
+                // Who the sync gave the old guest role: the new one starts afresh.
+                writes.del(&schema::synced_guests(channel));
+                if let Some(guest) = guest {
+                    writes
+                        .del(&schema::discord_role_discord_channel(guest))
+                        .srem(schema::DISCORD_ROLES, guest.get());
+                }
+                if let Some(host) = host {
+                    writes
+                        .del(&schema::discord_host_role_discord_channel(host))
+                        .srem(schema::DISCORD_HOST_ROLES, host.get());
+                }
+            }
+            if gone.voice
+                && let Ok(Some(voice)) = channel_id(voice_key, get(&mut conn, voice_key).await?)
+            {
+                writes
+                    .del(voice_key)
+                    .del(&schema::discord_voice_channel_event_series(voice))
+                    .del(&schema::discord_voice_channel_deletion_time(voice))
+                    .srem(schema::DISCORD_VOICE_CHANNELS, voice.get())
+                    .srem(schema::CLOSED_CHANNELS, voice.get())
+                    .srem(schema::UNDELETABLE_CHANNELS, voice.get());
+            }
+            Ok((writes, Ok(forgotten)))
+        })
+        .await
     }
 
     /// When a voice channel is to be deleted.

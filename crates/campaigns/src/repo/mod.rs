@@ -63,6 +63,7 @@ pub use channels::Registration;
 pub use directory::MeetupDirectory;
 pub use discord_view::{DiscordView, EventState, FreeSpotsMessage, SeriesState};
 pub use events::{EventDeletion, EventUpsert, MeetupEvent, SyncView, TrackedEvent, TrackedSeries};
+pub use lifecycle::GoneObjects;
 pub use linking::{CSRF_TTL_SECS, CsrfCheck, LINKING_ID_TTL_SECS, OPENED_LINKING_ID_TTL_SECS};
 pub use links::{LinkOutcome, UserTokens};
 pub use organiser::{
