@@ -54,6 +54,9 @@ pub const SIMULATION_MIN_SAMPLES: usize = 2_000;
 pub const SIMULATION_DICE_BUDGET: usize = 10_000_000;
 /// Exact distributions with at most this many outcomes are listed in full.
 pub const LISTED_OUTCOMES: usize = 1_000;
+/// Shown for outcomes whose chance is too small to compute (it underflows
+/// an `f64`): they count for min and max, and a note gives their range.
+const UNDERFLOW_BELOW: &str = "1e-300";
 
 /// How the figures were obtained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,9 +121,12 @@ pub struct Odds {
     pub mean: f64,
     /// Standard deviation.
     pub std_dev: f64,
-    /// Smallest possible (or observed) outcome.
+    /// Smallest possible (or observed) outcome. Exact odds give the true
+    /// minimum even when its chance is too small to compute (`1000d6`:
+    /// 1000); past explosion tails cut at [`TAIL_EPSILON`], the largest
+    /// outcome left.
     pub min: Num,
-    /// Largest possible (or observed) outcome.
+    /// Largest possible (or observed) outcome, as for [`Odds::min`].
     pub max: Num,
     /// p5 / p25 / p50 / p75 / p95.
     pub percentiles: Percentiles,
@@ -131,6 +137,9 @@ pub struct Odds {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_least_one_success: Option<f64>,
     /// Every outcome with its probability (exact method, small supports).
+    /// Outcomes whose chance is too small to compute (below 1e-300) are
+    /// left out, though [`Odds::min`] and [`Odds::max`] count them; a note
+    /// says which.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub distribution: Vec<Chance>,
     /// Remarks (e.g. that odds are for one repetition).
@@ -145,6 +154,22 @@ pub struct Odds {
 struct Dist {
     min: i64,
     p: Vec<f64>,
+    /// The smallest and largest outcome that can happen (`None`: no mass).
+    /// A chance too small for an `f64` (`1000d6` rolling 1000 is 6^-1000)
+    /// is 0 in `p`, yet its outcome is possible: these bounds follow the
+    /// outcomes, not the chances, so they stay exact.
+    support: Option<(i64, i64)>,
+}
+
+type Support = Option<(i64, i64)>;
+
+/// The smallest range holding both.
+fn join(a: Support, b: Support) -> Support {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// Why the exact engine stopped: not supported or too expensive. The caller
@@ -191,6 +216,7 @@ impl Dist {
         Dist {
             min: v,
             p: vec![1.0],
+            support: Some((v, v)),
         }
     }
 
@@ -199,7 +225,16 @@ impl Dist {
         Dist {
             min: 0,
             p: Vec::new(),
+            support: None,
         }
+    }
+
+    /// Chances from `min` on, possible where they are positive (only for
+    /// chances that cannot have underflowed: those of one die).
+    fn dense(min: i64, p: Vec<f64>) -> Dist {
+        let at = |i: Option<usize>| i.map(|i| min.saturating_add(idx(i)));
+        let support = at(p.iter().position(|p| *p > 0.0)).zip(at(p.iter().rposition(|p| *p > 0.0)));
+        Dist { min, p, support }
     }
 
     fn max(&self) -> i64 {
@@ -241,20 +276,35 @@ impl Dist {
                 *slot += q;
             }
         }
-        Ok(Dist { min: lo, p })
+        Ok(Dist {
+            min: lo,
+            p,
+            support: Some((lo, hi)),
+        })
     }
 
     fn scale(mut self, k: f64) -> Dist {
         for p in &mut self.p {
             *p *= k;
         }
+        if k <= 0.0 || k.is_nan() {
+            self.support = None;
+        }
         self
     }
 
     fn shift(&self, by: i64) -> Result<Dist, GiveUp> {
+        let support = match self.support {
+            Some((lo, hi)) => Some((
+                lo.checked_add(by).ok_or(GiveUp)?,
+                hi.checked_add(by).ok_or(GiveUp)?,
+            )),
+            None => None,
+        };
         Ok(Dist {
             min: self.min.checked_add(by).ok_or(GiveUp)?,
             p: self.p.clone(),
+            support,
         })
     }
 
@@ -262,7 +312,14 @@ impl Dist {
         let min = self.max().checked_neg().ok_or(GiveUp)?;
         let mut p = self.p.clone();
         p.reverse();
-        Ok(Dist { min, p })
+        let support = match self.support {
+            Some((lo, hi)) => Some((
+                hi.checked_neg().ok_or(GiveUp)?,
+                lo.checked_neg().ok_or(GiveUp)?,
+            )),
+            None => None,
+        };
+        Ok(Dist { min, p, support })
     }
 
     fn convolve(&self, other: &Dist, budget: &mut Budget) -> Result<Dist, GiveUp> {
@@ -270,6 +327,14 @@ impl Dist {
         let len = size_ok(as_u64(self.p.len() + other.p.len()).saturating_sub(1))?;
         let min = self.min.checked_add(other.min).ok_or(GiveUp)?;
         self.max().checked_add(other.max()).ok_or(GiveUp)?;
+        // Independent: the extremes of the sum are the sums of the extremes.
+        let support = match (self.support, other.support) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((
+                a0.checked_add(b0).ok_or(GiveUp)?,
+                a1.checked_add(b1).ok_or(GiveUp)?,
+            )),
+            _ => None,
+        };
         let mut p = vec![0.0; len];
         for (i, a) in self.p.iter().enumerate() {
             if *a == 0.0 {
@@ -281,19 +346,27 @@ impl Dist {
                 }
             }
         }
-        Ok(Dist { min, p })
+        Ok(Dist { min, p, support })
     }
 
     /// Adds `k * other` into `self`, widening as needed.
     fn add_scaled(&mut self, other: &Dist, k: f64, budget: &mut Budget) -> Result<(), GiveUp> {
         budget.spend(as_u64(other.p.len()))?;
+        let support = if k > 0.0 {
+            join(self.support, other.support)
+        } else {
+            self.support
+        };
         if other.p.is_empty() {
+            self.support = support;
             return Ok(());
         }
         if self.p.is_empty() {
             *self = other.clone().scale(k);
+            self.support = support;
             return Ok(());
         }
+        self.support = support;
         let lo = self.min.min(other.min);
         let hi = self.max().max(other.max());
         let len = size_ok(hi.abs_diff(lo).saturating_add(1))?;
@@ -319,9 +392,19 @@ impl Dist {
         Ok(())
     }
 
+    /// The distribution of `f` of the outcome. Its bounds take `f` of the
+    /// outcomes with a chance and of the extremes, exact for monotone `f`.
     fn map(&self, f: impl Fn(i64) -> i64) -> Result<Dist, GiveUp> {
         let pairs: Vec<(i64, f64)> = self.iter().map(|(v, p)| (f(v), p)).collect();
-        Dist::from_pairs(pairs.into_iter())
+        let mut out = Dist::from_pairs(pairs.into_iter())?;
+        if let Some((lo, hi)) = self.support {
+            let ends = [f(lo), f(hi)];
+            out.support = join(
+                out.support,
+                Some((ends[0].min(ends[1]), ends[0].max(ends[1]))),
+            );
+        }
+        Ok(out)
     }
 
     fn power(&self, n: i64, budget: &mut Budget) -> Result<Dist, GiveUp> {
@@ -337,7 +420,10 @@ impl Dist {
         let first = self.p.iter().position(|p| *p > 0.0).unwrap_or(0);
         let last = self.p.iter().rposition(|p| *p > 0.0).unwrap_or(0);
         if !self.p.iter().any(|p| *p > 0.0) {
-            return Dist::empty();
+            return Dist {
+                support: self.support,
+                ..Dist::empty()
+            };
         }
         if first > 0 || last + 1 < self.p.len() {
             self.p = self
@@ -350,7 +436,9 @@ impl Dist {
         self
     }
 
-    /// Cuts tails whose total mass is below [`TAIL_EPSILON`].
+    /// Cuts tails whose total mass is below [`TAIL_EPSILON`]: the outcomes
+    /// cut are taken as impossible (explosion chains are followed that far
+    /// only to be exact to the precision shown).
     fn trim_tails(mut self) -> Dist {
         let mut cut = 0.0;
         while self.p.len() > 1 {
@@ -361,7 +449,27 @@ impl Dist {
             cut += last;
             self.p.pop();
         }
+        let top = self.p.iter().rposition(|p| *p > 0.0);
+        self.support = match (self.support, top) {
+            (Some((lo, _)), Some(i)) => {
+                let top = self.min.saturating_add(idx(i));
+                Some((lo.min(top), top))
+            }
+            _ => None,
+        };
         self.trim_zeros()
+    }
+
+    /// The chance of a positive outcome (a `then` check passing): exactly 1
+    /// or 0 when every possible outcome is positive or none is, whatever
+    /// rounding left of the chances.
+    fn chance_positive(&self) -> f64 {
+        match self.support {
+            Some((lo, _)) if lo > 0 => 1.0,
+            Some((_, hi)) if hi <= 0 => 0.0,
+            None => 0.0,
+            _ => self.prob(|v| v > 0),
+        }
     }
 
     fn prob(&self, pred: impl Fn(i64) -> bool) -> f64 {
@@ -436,7 +544,7 @@ impl Engine<'_> {
                     (Ok(a), Ok(b)) => (a, b),
                     _ => return Ok(Err(GiveUp)),
                 };
-                let pass = cond.prob(|v| v > 0);
+                let pass = cond.chance_positive();
                 let mut out = Dist::point(0).scale(1.0 - pass);
                 match out.add_scaled(&effect, pass, &mut self.budget) {
                     Ok(()) => Ok(out.trim_zeros()),
@@ -488,7 +596,21 @@ impl Engine<'_> {
                 }
             }
         }
-        Ok(Dist::from_pairs(out.iter().map(|(v, p)| (*v, *p))))
+        let mut dist = match Dist::from_pairs(out.iter().map(|(v, p)| (*v, *p))) {
+            Ok(d) => d,
+            Err(g) => return Ok(Err(g)),
+        };
+        // The extremes of each side are possible, so `op` of them is too,
+        // even when its chance underflowed; for `*`, `/` and `//` they are
+        // also the extremes of the result.
+        if let (Some((a0, a1)), Some((b0, b1))) = (a.support, b.support) {
+            for (x, y) in [(a0, b0), (a0, b1), (a1, b0), (a1, b1)] {
+                if let Ok(Num::Int(v)) = apply_binary(op, Num::Int(x), Num::Int(y)) {
+                    dist.support = join(dist.support, Some((v, v)));
+                }
+            }
+        }
+        Ok(Ok(dist))
     }
 
     fn dice(&mut self, spec: &DiceSpec) -> Exact<Dist> {
@@ -723,10 +845,7 @@ fn chain_levels(
 }
 
 fn bernoulli(p: f64) -> Dist {
-    Dist {
-        min: 0,
-        p: vec![1.0 - p, p],
-    }
+    Dist::dense(0, vec![1.0 - p, p])
 }
 
 fn clamp_count(k: u64, n: i64) -> i64 {
@@ -755,6 +874,7 @@ fn uniform(faces: Faces) -> Result<Dist, GiveUp> {
     Ok(Dist {
         min: faces.min,
         p: vec![q; len],
+        support: Some((faces.min, faces.max)),
     })
 }
 
@@ -838,11 +958,7 @@ fn reroll_faces(mods: &Mods, faces: Faces, budget: &mut Budget) -> Result<Dist, 
             *f = to_used * q;
         }
     }
-    Ok(Dist {
-        min: faces.min,
-        p: done,
-    }
-    .trim_zeros())
+    Ok(Dist::dense(faces.min, done).trim_zeros())
 }
 
 /// Value distribution of a single die that adds no dice: rerolled face,
@@ -945,6 +1061,18 @@ fn keep_extreme(
     for (_, dist) in states {
         done.add_scaled(&dist, 1.0, budget)?;
     }
+    // Any `m` values can be the ones kept (the other dice showing the least
+    // preferred value), so the bounds are `m` times the extreme weights,
+    // whichever binomial terms underflowed.
+    let m = idx(m);
+    let weights = || values.iter().map(|(v, _)| w.of(v));
+    done.support = match (weights().min(), weights().max()) {
+        (Some(lo), Some(hi)) => Some((
+            lo.checked_mul(m).ok_or(GiveUp)?,
+            hi.checked_mul(m).ok_or(GiveUp)?,
+        )),
+        _ => None,
+    };
     Ok(done.trim_zeros())
 }
 
@@ -1009,8 +1137,7 @@ fn stats_of(d: &Dist) -> Stats {
         }
         Num::Int(d.max())
     };
-    let min = d.iter().next().map_or(d.min, |(v, _)| v);
-    let max = d.iter().last().map_or(d.min, |(v, _)| v);
+    let (min, max) = d.support.unwrap_or((d.min, d.min));
     Stats {
         mean,
         std_dev: var.max(0.0).sqrt(),
@@ -1177,6 +1304,9 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
                 Vec::new()
             };
             let at_least_one = counting.then(|| subject.prob(|v| v >= 1));
+            if let Some(note) = underflow_note(&subject) {
+                notes.push(note);
+            }
             (
                 Method::Exact,
                 stats_of(&subject),
@@ -1222,6 +1352,26 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
         distribution,
         notes,
     })
+}
+
+/// The note for outcomes that can happen but whose chance is too small for
+/// an `f64` (below about 1e-308, so surely below [`UNDERFLOW_BELOW`]): min
+/// and max count them, the distribution leaves them out.
+fn underflow_note(d: &Dist) -> Option<String> {
+    let (lo, hi) = d.support?;
+    let first = d.iter().next().map(|(v, _)| v);
+    let last = d.iter().last().map(|(v, _)| v);
+    let below = first.filter(|&v| lo < v);
+    let above = last.filter(|&v| v < hi);
+    let which = match (below, above) {
+        (Some(b), Some(a)) => format!("below {b} and above {a}"),
+        (Some(b), None) => format!("below {b}"),
+        (None, Some(a)) => format!("above {a}"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "outcomes {which} can happen, each with a chance below {UNDERFLOW_BELOW}"
+    ))
 }
 
 fn has_explosion(e: &Expr) -> bool {
@@ -1288,7 +1438,7 @@ fn exact_parts(engine: &mut Engine, shape: &Shape, subject: &Expr) -> Exact<(Dis
                 Ok(d) => d,
                 Err(g) => return Ok(Err(g)),
             };
-            Ok(Ok((whole, Some(cond.prob(|v| v > 0)))))
+            Ok(Ok((whole, Some(cond.chance_positive()))))
         }
     }
 }

@@ -204,3 +204,50 @@ fn odds_labels_name_the_dice_that_advantage_and_wrath_roll() {
     assert!(md.starts_with("**2d20kh1[to hit]**: mean"), "{md}");
     assert_eq!(dice::odds("wng 4d6").unwrap().subject, "4d6t4ds6");
 }
+
+#[test]
+fn exact_odds_of_huge_pools_keep_the_true_min_and_max() {
+    let o = |e: &str| dice::odds(e).unwrap();
+    let underflow_note = |odds: &dice::Odds| {
+        odds.notes
+            .iter()
+            .find(|n| n.contains("1e-300"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    for (expr, min, max) in [
+        ("1000d6", 1000, 6000),
+        ("2000d2", 2000, 4000),
+        ("-1000d6", -6000, -1000),
+        ("1000d6*2", 2000, 12000),
+        ("300d20kh1", 1, 20),
+        ("300d20kl1", 1, 20),
+    ] {
+        let odds = o(expr);
+        assert_eq!(odds.method, Method::Exact, "{expr}");
+        assert_eq!(
+            (odds.min, odds.max),
+            (Num::Int(min), Num::Int(max)),
+            "{expr}"
+        );
+        assert!(underflow_note(&odds).starts_with("outcomes "), "{expr}");
+    }
+    // The outcomes whose chance underflowed are named, not called impossible.
+    let odds = o("1000d6");
+    assert_eq!(
+        underflow_note(&odds),
+        "outcomes below 1597 and above 5403 can happen, each with a chance below 1e-300"
+    );
+    assert!(odds.render_plain().contains("min 1000, max 6000"));
+    // A listed distribution leaves out only those, and the note says so.
+    let odds = o("300d20kl1");
+    assert_eq!(odds.distribution.last().map(|c| c.value), Some(19));
+    assert_eq!(
+        underflow_note(&odds),
+        "outcomes above 19 can happen, each with a chance below 1e-300"
+    );
+    // A check that always passes never gives the 0 of a failed one.
+    assert_eq!(o("1000d6 then 1d6").min, Num::Int(1));
+    // Without underflow there is no such note.
+    assert_eq!(underflow_note(&o("100d6")), "");
+}
