@@ -458,15 +458,67 @@ pub fn render_characters(doc: &UserDoc) -> String {
 }
 
 /// `text` as one Discord message of at most `limit` characters: as it is when it
-/// fits; otherwise cut, at the last line break when there is one (else at the last
-/// space), marked with `…`, an unclosed code block closed, and `note` (which says
-/// it was cut and where the whole answer is) on a line of its own at the end.
+/// fits; otherwise its middle is cut, so the head (what was asked) and the tail (a
+/// roll's total, its critical or fumble line and its roll id) stay whole. The cut
+/// falls between lines, marked with `…` and `note` (which says it was cut and where
+/// the whole answer is) on lines of their own; a code block open at the cut is closed
+/// before it and opened again after it. Text with too few lines for that is cut at
+/// the end (at the last line break, else the last space) with `…` and the note.
 pub fn fit_message(text: &str, limit: usize, note: &str) -> String {
-    if text.chars().count() <= limit {
+    let count = |s: &str| s.chars().count();
+    if count(text) <= limit {
         return text.to_owned();
     }
-    // Room for "…", a possible "\n```", the line break and the note.
-    let room = limit.saturating_sub(note.chars().count() + 6);
+    // Room for "…", the note, their line breaks and a code fence on each side.
+    let room = limit.saturating_sub(count(note) + 12);
+    let lines: Vec<&str> = text.lines().collect();
+    // The tail: the last lines, up to a third of the room.
+    let mut tail_len = 0;
+    let mut tail_from = lines.len();
+    while tail_from > 1 {
+        let line = count(lines[tail_from - 1]) + 1;
+        if tail_len + line > room / 3 {
+            break;
+        }
+        tail_len += line;
+        tail_from -= 1;
+    }
+    // The head: the first lines that fit beside the tail.
+    let mut head_len = 0;
+    let mut head_to = 0;
+    while head_to < tail_from {
+        let line = count(lines[head_to]) + 1;
+        if head_len + line > room - tail_len {
+            break;
+        }
+        head_len += line;
+        head_to += 1;
+    }
+    if head_to == 0 || tail_from >= lines.len() {
+        return fit_end(text, room, note);
+    }
+    let head = lines[..head_to].join("\n");
+    let tail = lines[tail_from..].join("\n");
+    let mut out = head.trim_end().to_owned();
+    let open = out.matches("```").count() % 2 == 1;
+    if open {
+        out.push_str("\n```");
+    }
+    out.push_str("\n…\n");
+    out.push_str(note);
+    out.push('\n');
+    if open || tail.matches("```").count() % 2 == 1 {
+        out.push_str("```\n");
+    }
+    out.push_str(&tail);
+    if out.matches("```").count() % 2 == 1 {
+        out.push_str("\n```");
+    }
+    out
+}
+
+/// `text` cut at the end to `room` characters, with `…` and `note`.
+fn fit_end(text: &str, room: usize, note: &str) -> String {
     let end = text
         .char_indices()
         .nth(room)
@@ -889,11 +941,12 @@ mod tests {
         let lines: String = (0..500).map(|i| format!("line {i}\n")).collect();
         let cut = fit_message(&lines, 2000, note);
         assert!(cut.chars().count() <= 2000, "{}", cut.chars().count());
-        assert!(cut.ends_with("…\n*(cut)*"), "{cut}");
-        assert!(cut.starts_with("line 0\nline 1\n"));
-        // Cut at a line break: the last kept line is whole.
-        let last = cut.lines().rev().nth(1).expect("a kept line");
-        assert!(last.starts_with("line ") && last.ends_with('…'), "{last}");
+        // The middle is cut between whole lines; the head and the tail stay.
+        assert!(cut.starts_with("line 0\nline 1\n"), "{cut}");
+        assert!(cut.ends_with("line 498\nline 499"), "{cut}");
+        let (head, tail) = cut.split_once("\n…\n*(cut)*\n").expect("the cut marked");
+        assert!(head.lines().all(|l| l.starts_with("line ")), "{head}");
+        assert!(tail.lines().all(|l| l.starts_with("line ")), "{tail}");
         // One long line of multi-byte characters is cut at a character boundary.
         let wide = "é".repeat(5000);
         let cut = fit_message(&wide, 2000, note);
@@ -903,6 +956,13 @@ mod tests {
         let cut = fit_message(&code, 2000, note);
         assert_eq!(cut.matches("```").count(), 2, "{cut}");
         assert!(cut.chars().count() <= 2000);
+        // A code block across the cut is closed before it and opened after it.
+        let block: String = (0..400).map(|i| format!("row {i}\n")).collect();
+        let cut = fit_message(&format!("```\n{block}```\nTotal: 9"), 2000, note);
+        assert!(cut.chars().count() <= 2000);
+        assert!(cut.contains("```\n…\n*(cut)*\n```\n"), "{cut}");
+        assert!(cut.ends_with("```\nTotal: 9"), "{cut}");
+        assert_eq!(cut.matches("```").count(), 4, "{cut}");
     }
 
     #[test]

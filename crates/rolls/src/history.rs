@@ -512,6 +512,43 @@ mod tests {
         assert_ne!(new_id(&mut rng), new_id(&mut rng), "each draw is new");
     }
 
+    /// A roll too long for one message loses its middle rolls, never its total, its
+    /// critical or fumble line or its roll id (without which `/roll-check` cannot
+    /// find it).
+    #[test]
+    fn a_long_roll_keeps_its_total_and_roll_id_when_cut() {
+        let expression = "100 1d20+5";
+        let (seed, outcome) = (0..10_000)
+            .map(|seed| {
+                (
+                    seed,
+                    dice::roll(expression, &mut dice::Rng::seeded(seed)).unwrap(),
+                )
+            })
+            .find(|(_, o)| o.is_critical())
+            .expect("a seed with a critical");
+        let whole = RecordedRoll {
+            id: "ABCDEFGH".into(),
+            seed,
+            input: expression.into(),
+            aliases: Vec::new(),
+            mode: RollMode::Public,
+            roll: RollModel::new(expression, outcome),
+        }
+        .render();
+        assert!(whole.chars().count() > crate::domain::DISCORD_MESSAGE_MAX);
+        let tail: Vec<&str> = whole.lines().rev().take(3).collect();
+        let cut = crate::domain::fit_message(&whole, crate::domain::DISCORD_MESSAGE_MAX, "*(cut)*");
+        assert!(cut.chars().count() <= crate::domain::DISCORD_MESSAGE_MAX);
+        assert!(cut.contains("*(cut)*"), "{cut}");
+        for line in tail {
+            assert!(cut.contains(line), "{line:?} kept in {cut}");
+        }
+        assert!(cut.ends_with("-# roll id `ABCDEFGH`"), "{cut}");
+        assert!(cut.contains("**Critical!**"), "{cut}");
+        assert!(cut.contains("Total"), "{cut}");
+    }
+
     #[test]
     fn a_seed_replays_the_same_roll() {
         let seed = dice::Rng::from_random_state().next_u64();

@@ -400,8 +400,8 @@ async fn initiative_tracker_with_buttons() {
     bot.stop().await;
 }
 
-/// A roll longer than a Discord message is cut to 2,000 characters with a note that
-/// says so and where a whole roll can be had.
+/// A roll longer than a Discord message is cut to 2,000 characters in its middle, with
+/// a note that says so and where a whole roll can be had; its total and roll id stay.
 #[tokio::test]
 async fn a_roll_longer_than_a_message_is_cut_with_a_note() {
     let (w, bot, _dir) = start().await;
@@ -418,7 +418,11 @@ async fn a_roll_longer_than_a_message_is_cut_with_a_note() {
         "{} characters",
         text.chars().count()
     );
-    assert!(text.ends_with(rolls::commands::CUT_ROLL_NOTE), "{text}");
+    // The middle rolls go; the total and the roll id (for `/roll-check`) stay.
+    assert!(text.contains(rolls::commands::CUT_ROLL_NOTE), "{text}");
+    assert!(text.contains("Total"), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("-# roll id `"), "{text}");
     assert!(
         text.contains("Cut to fit Discord's 2,000 characters"),
         "{text}"
