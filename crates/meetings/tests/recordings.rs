@@ -873,6 +873,37 @@ async fn encrypted_and_unrecordable_meetings_are_refused_and_ending_a_meeting_st
     );
 }
 
+#[tokio::test]
+async fn recording_a_meeting_nobody_is_in_is_refused_as_its_state_not_a_server_fault() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    // A 409, not a 5xx: the kit logs no "response failed" warning for it.
+    let (status, body) = site.start_recording(meeting, &host).await;
+    assert_eq!(
+        (status, body["code"].as_str(), body["error"].as_str()),
+        (
+            409,
+            Some("no_media"),
+            Some("nobody is in the meeting yet: join it first, then record")
+        ),
+        "{body}"
+    );
+    assert!(
+        site.repo
+            .meeting_recordings(meeting)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing started"
+    );
+}
+
 /// A Tavern web session signed in as the Discord user `id`: its cookie and CSRF token.
 async fn web_session(site: &Site, id: u64, name: &str) -> (String, String) {
     let sessions = &site.ctx.sessions;

@@ -194,9 +194,7 @@ pub enum RecordingError {
     Refused(RecordingRefusal),
     #[error("recordings are not configured on this server")]
     NotConfigured,
-    #[error(
-        "nobody in this meeting has been granted media yet; start the recording once someone has joined"
-    )]
+    #[error("nobody is in the meeting yet: join it first, then record")]
     NoMedia,
     #[error("this meeting's media handler ({0}) cannot be reached from here")]
     HandlerUnknown(HandlerId),

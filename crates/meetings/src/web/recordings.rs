@@ -5,7 +5,7 @@
 //!
 //! | route | who | answer |
 //! |---|---|---|
-//! | `POST /api/v1/meetings/{id}/recordings` | `meetings:manage`, the creator | 201 the recording (`recording`); 403 `not_creator`; 404; 409 `recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`; 503 `recordings_not_configured`, `no_media`, `media_unreachable` |
+//! | `POST /api/v1/meetings/{id}/recordings` | `meetings:manage`, the creator | 201 the recording (`recording`); 403 `not_creator`; 404; 409 `recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, `no_media` (nobody is in the call yet); 503 `recordings_not_configured`, `media_unreachable` |
 //! | `POST /api/v1/meetings/{id}/recordings/{recording_id}/stop` | `meetings:manage`, the creator | 200 the recording (`processing`, or as it is when it had stopped) |
 //! | `GET /api/v1/meetings/{id}/recordings` | `meetings:read`, the creator | 200 `{recordings: [...]}`, oldest first, a ready one with `download_url` |
 //! | `GET /api/v1/recordings/{recording_id}/download?expires&signature` | the signed link | 200 the WebM (`video/webm`), streamed; 403 a bad or expired signature; 404; 409 `recording_not_ready` |
@@ -253,9 +253,8 @@ impl From<RecordingError> for ApiError {
                 "recordings_not_configured",
                 message,
             ),
-            RecordingError::NoMedia => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media", message)
-            }
+            // The meeting's state, not a fault of the server's: nobody to record yet.
+            RecordingError::NoMedia => ApiError::new(StatusCode::CONFLICT, "no_media", message),
             RecordingError::HandlerUnknown(_) | RecordingError::Connect(_) => {
                 tracing::warn!(error = %message, "a recording could not reach the media handler");
                 ApiError::new(
@@ -384,8 +383,8 @@ impl RecordingsState {
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
         (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
-        (status = 409, description = "`recording_not_allowed`, `e2e_encrypted`, `recording_running` or `meeting_ended`", body = ErrorBody),
-        (status = 503, description = "`recordings_not_configured`, `no_media` or `media_unreachable`", body = ErrorBody),
+        (status = 409, description = "`recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, or `no_media`: nobody is in the call yet", body = ErrorBody),
+        (status = 503, description = "`recordings_not_configured` or `media_unreachable`", body = ErrorBody),
     )
 )]
 pub(super) async fn start_recording(
