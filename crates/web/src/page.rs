@@ -356,6 +356,22 @@ fn login_link(next: &str) -> String {
     format!("/login/discord?next={next}")
 }
 
+/// The most of a visitor's value [`quoted`] shows back.
+pub const QUOTED_CHARS: usize = 40;
+
+/// What a visitor typed or put in the address, cut to [`QUOTED_CHARS`] characters
+/// (an ellipsis says it was cut), for quoting it back in a sentence: a page never
+/// echoes a value of any length whole.
+pub fn quoted(raw: &str) -> String {
+    let mut chars = raw.chars();
+    let shown: String = chars.by_ref().take(QUOTED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{shown}…")
+    } else {
+        shown
+    }
+}
+
 /// 303 See Other to `location` (after a form's POST, the page to show next); a
 /// location that is not a valid header value (it never comes from a user) is a
 /// [`Problem`] page rather than a panic.
@@ -728,6 +744,16 @@ mod tests {
             "{page}"
         );
         assert!(page.contains(&STYLESHEET.url()), "{page}");
+    }
+
+    #[test]
+    fn quoted_values_are_cut_and_say_so() {
+        assert_eq!(quoted("ABC-DEFG"), "ABC-DEFG");
+        assert_eq!(quoted(&"x".repeat(QUOTED_CHARS)), "x".repeat(QUOTED_CHARS));
+        assert_eq!(
+            quoted(&"é".repeat(300)),
+            format!("{}…", "é".repeat(QUOTED_CHARS))
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ async fn leave_for_discord(
                 "Check the form",
                 format!(
                     "`{}` is not a Discord server id.",
-                    form.guild_id.chars().take(40).collect::<String>()
+                    super::quoted(&form.guild_id)
                 ),
             )
         })?;

@@ -406,9 +406,9 @@ pub(crate) fn channel_name(channel: &StoredChannel) -> String {
         .unwrap_or_else(|| channel.info.id.to_string())
 }
 
-/// What was typed, cut to 40 characters, to quote it back in a problem.
+/// What was typed, cut short, to quote it back in a problem.
 pub(crate) fn quoted(raw: &str) -> String {
-    raw.chars().take(40).collect()
+    web::page::quoted(raw)
 }
 
 /// A handler's answer: what it built, or its problem as a page.

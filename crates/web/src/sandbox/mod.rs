@@ -158,7 +158,7 @@ fn parse_id(raw: &str, what: &str) -> Result<Snowflake, BadId> {
     raw.trim()
         .parse::<u64>()
         .map(Snowflake::new)
-        .map_err(|_| BadId(format!("`{raw}` is not a {what} id")))
+        .map_err(|_| BadId(format!("`{}` is not a {what} id", crate::page::quoted(raw))))
 }
 
 impl Console {

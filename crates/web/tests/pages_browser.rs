@@ -1,0 +1,106 @@
+//! The site's pages in headless Chromium (through ChromeDriver) at a phone's width:
+//! what a visitor gave never widens a page.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use discord_sim::{Demo, Sim, SimConfig};
+use store::harness::TestRedis;
+use testkit::browser::Browser;
+use url::Url;
+use web::page::Site;
+use web::sandbox::{DemoMeetingLink, DemoMeetings};
+use web::session::{SessionConfig, Sessions};
+use web::{AppState, Component, LateRoutes, Readiness};
+
+struct AlwaysReady;
+
+impl Readiness for AlwaysReady {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<Component>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+struct TestSite {
+    base: Url,
+    _sim: Sim,
+    _demo: Demo,
+    _redis: TestRedis,
+}
+
+/// The home page and the sandbox console (linking to two demo meetings), composed as
+/// Tavern composes its site.
+async fn spawn() -> TestSite {
+    discord::install_crypto_provider();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let demo = sim.seed_demo();
+    let redis = TestRedis::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let sessions = Sessions::new(redis.connect().await, SessionConfig::for_public_url(&base));
+    let meetings: DemoMeetingLink = Arc::new(|| {
+        Box::pin(async {
+            Some(DemoMeetings {
+                meeting: "/meet/ABC-DEFG-HJK".to_owned(),
+                recordable: Some("/meet/KLM-NPQR-STU".to_owned()),
+            })
+        })
+    });
+    let late = LateRoutes::default();
+    let (app, _) = web::assemble(
+        AppState {
+            readiness: Arc::new(AlwaysReady),
+            metrics: None,
+        },
+        Site::new([web::sandbox::NAV]),
+        vec![
+            web::page::home_routes(&sessions),
+            web::sandbox::console(sim.clone(), demo.clone(), &sessions, Some(meetings)),
+        ],
+        late.clone(),
+    );
+    late.set(axum::Router::new());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestSite {
+        base,
+        _sim: sim,
+        _demo: demo,
+        _redis: redis,
+    }
+}
+
+/// Whether the page is no wider than the window (nothing to scroll sideways).
+const FITS: &str = "return document.documentElement.scrollWidth <= window.innerWidth;";
+
+#[tokio::test]
+async fn on_a_phone_a_long_value_wraps_inside_the_page() {
+    let site = spawn().await;
+    let browser = Browser::start().await;
+
+    // A problem page quoting one very long word the visitor gave (as a feature's page
+    // quotes a mistyped meeting code) wraps it inside the page's width.
+    browser
+        .open(site.base.join("/no/such/page").unwrap().as_str())
+        .await;
+    browser.page_titled("Not found").await;
+    assert_eq!(browser.script(FITS).await, true, "the 404 page itself fits");
+    let fits = browser
+        .script(
+            "document.querySelector('.problem p').textContent = \
+             '“' + 'A'.repeat(300) + '” is not a meeting code.'; \
+             const p = document.createElement('p'); p.textContent = 'b'.repeat(300); \
+             document.querySelector('main').append(p);",
+        )
+        .await;
+    assert!(fits.is_null(), "{fits}");
+    assert_eq!(
+        browser.script(FITS).await,
+        true,
+        "width {} in a window of {}",
+        browser
+            .script("return document.documentElement.scrollWidth;")
+            .await,
+        browser.script("return window.innerWidth;").await
+    );
+    browser.quit().await;
+}
