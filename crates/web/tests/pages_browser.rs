@@ -1,5 +1,6 @@
 //! The site's pages in headless Chromium (through ChromeDriver) at a phone's width:
-//! what a visitor gave never widens a page.
+//! what a visitor gave never widens a page, and the sandbox console keeps its demo
+//! meeting links in reach.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -102,5 +103,27 @@ async fn on_a_phone_a_long_value_wraps_inside_the_page() {
             .await,
         browser.script("return window.innerWidth;").await
     );
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn on_a_phone_the_console_keeps_the_demo_meeting_links_in_reach() {
+    let site = spawn().await;
+    let browser = Browser::start().await;
+    // The console at a phone's width: both demo meeting links shown, inside the window.
+    browser
+        .open(site.base.join("/sandbox").unwrap().as_str())
+        .await;
+    browser.find("[data-demo-meeting]").await;
+    for link in ["[data-demo-meeting]", "[data-demo-recordable-meeting]"] {
+        let shown = browser
+            .script(&format!(
+                "const r = document.querySelector('{link}').getBoundingClientRect(); \
+                 return r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth;"
+            ))
+            .await;
+        assert_eq!(shown, true, "{link} is not in reach on a phone");
+    }
+    assert_eq!(browser.script(FITS).await, true, "the console fits");
     browser.quit().await;
 }

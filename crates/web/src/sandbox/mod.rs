@@ -294,7 +294,7 @@ async fn console_page(
                         }
                     }
                 }
-                p.hint { "A local fake Discord: type a slash command below, press the buttons on messages." }
+                p.hint.about { "A local fake Discord: type a slash command below, press the buttons on messages." }
                 @if let Some(meetings) = &meeting {
                     p.hint #demo-meeting {
                         a href=(meetings.meeting) target="_blank" data-demo-meeting { "Open the demo meeting" }
