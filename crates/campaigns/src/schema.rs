@@ -239,6 +239,14 @@ pub const ORPHANED_DISCORD_ROLES: &str = "orphaned_discord_roles";
 
 // ---- Linking -------------------------------------------------------------------------
 
+/// String, as long as a linking id lives before it is opened (a day): the name (display
+/// name, else username) a Discord user had in Discord when they asked `/link-meetup`
+/// for a linking link, so the linking page names the account it links rather than its
+/// id. Tavern's own key: the seed has none.
+pub fn linking_name(user: UserId) -> String {
+    format!("tavern:campaigns:linking_name:{user}")
+}
+
 /// u64 (Discord user id), short-lived: the Discord user a one-time linking id stands
 /// for (N:1: a user may hold several links).
 pub fn meetup_linking_discord_user(linking: &LinkingId) -> String {

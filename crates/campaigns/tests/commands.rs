@@ -229,6 +229,16 @@ async fn link_meetup_gives_a_private_one_time_link() {
             .await,
         Some(w.demo.carol.to_string())
     );
+    // Her name in Discord is kept for the linking page.
+    let name = g
+        .env
+        .get(&format!("tavern:campaigns:linking_name:{}", w.demo.carol))
+        .await;
+    assert!(
+        name.as_deref()
+            .is_some_and(|n| n.to_lowercase().contains("carol")),
+        "{name:?}"
+    );
 
     // Somebody already linked is told to unlink first.
     let reply = g

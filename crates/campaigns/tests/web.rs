@@ -416,6 +416,63 @@ async fn the_linking_callback_refuses_a_forged_or_missing_csrf_token_and_writes_
     assert_eq!(gone.status(), 404);
 }
 
+#[tokio::test]
+async fn the_linking_page_names_the_discord_account_and_warns_someone_signed_in_as_another() {
+    let site = site(&["dragons"]).await;
+    let carol = site.discord_user("Carol");
+    let bob = site.discord_user("Bob");
+    let id = site
+        .repo
+        .create_named_linking_id(carol, "carol")
+        .await
+        .unwrap();
+    let path = format!("/link-meetup/{}", id.expose());
+
+    // Opened signed out (as Carol would from Discord): her name, not her id, no warning.
+    let page = site.get(&path, None).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("This links the Discord account <strong>carol</strong>"),
+        "{html}"
+    );
+    assert!(!html.contains(&carol.to_string()), "{html}");
+    assert!(!html.contains("signed in as"), "{html}");
+
+    // Bob, signed in, opens Carol's link: told plainly it is not his.
+    let (session, _) = site.session(bob).await;
+    let page = site.get(&path, Some(&session)).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!(
+            "This link was made for carol's Discord account; you are signed in as user{bob}."
+        )),
+        "{html}"
+    );
+    assert!(html.contains("not yours"), "{html}");
+
+    // Carol signed in: no warning.
+    let (session, _) = site.session(carol).await;
+    let html = site.get(&path, Some(&session)).await.text().await.unwrap();
+    assert!(!html.contains("signed in as"), "{html}");
+
+    // A link whose name Tavern does not know names the account by its id.
+    let unnamed = site.repo.create_linking_id(bob).await.unwrap();
+    let html = site
+        .get(&format!("/link-meetup/{}", unnamed.expose()), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!(
+            "the Discord account with id <strong>{bob}</strong>"
+        )),
+        "{html}"
+    );
+}
+
 /// Stores `tokens` as the organiser's, next refreshed at `next`.
 async fn store_tokens(
     site: &Site,

@@ -47,7 +47,10 @@ async fn link_meetup(c: Commands, inv: Invocation) -> CommandResult {
              `/{UNLINK_MEETUP}` first to link another Meetup account."
         )));
     }
-    let id = c.repo().create_linking_id(user).await?;
+    let id = c
+        .repo()
+        .create_named_linking_id(user, &inv.actor.name)
+        .await?;
     let url = c.link(&format!("/link-meetup/{}", id.expose()));
     let hours = LINKING_ID_TTL_SECS / 3600;
     Ok(Response::Message(Reply::private(format!(

@@ -17,6 +17,8 @@ pub const LINKING_ID_TTL_SECS: u64 = 24 * 60 * 60;
 /// How long a linking id lives once its page has been opened (the behaviour doc's 10
 /// minutes: enough to log in on Meetup, short enough that a leaked URL soon dies).
 pub const OPENED_LINKING_ID_TTL_SECS: u64 = 10 * 60;
+/// The most of a Discord name kept for the linking page (Discord's own limit is 32).
+pub const LINKING_NAME_CHARS: usize = 100;
 /// How long a CSRF token lives (the behaviour doc's 1 hour).
 pub const CSRF_TTL_SECS: u64 = 60 * 60;
 
@@ -35,6 +37,25 @@ impl Repo {
     /// Mints a one-time linking id for a Discord user (the URL in the "link meetup" DM);
     /// it lives [`LINKING_ID_TTL_SECS`] until opened.
     pub async fn create_linking_id(&self, discord: UserId) -> Result<LinkingId, RepoError> {
+        self.create_linking(discord, None).await
+    }
+
+    /// [`Repo::create_linking_id`], keeping also the user's name in Discord (at most
+    /// [`LINKING_NAME_CHARS`] characters) as long, in the same step, for the linking
+    /// page to show ([`Repo::linking_name`]).
+    pub async fn create_named_linking_id(
+        &self,
+        discord: UserId,
+        name: &str,
+    ) -> Result<LinkingId, RepoError> {
+        self.create_linking(discord, Some(name)).await
+    }
+
+    async fn create_linking(
+        &self,
+        discord: UserId,
+        name: Option<&str>,
+    ) -> Result<LinkingId, RepoError> {
         let id = LinkingId::random();
         let mut writes = Writes::new();
         writes.set_ex(
@@ -42,8 +63,18 @@ impl Repo {
             discord.get(),
             LINKING_ID_TTL_SECS,
         );
+        if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+            let name: String = name.chars().take(LINKING_NAME_CHARS).collect();
+            writes.set_ex(&schema::linking_name(discord), name, LINKING_ID_TTL_SECS);
+        }
         self.apply(&writes).await?;
         Ok(id)
+    }
+
+    /// The name a Discord user had in Discord when they last asked for a linking link
+    /// (kept as long as the link lives unopened); `None` when unknown.
+    pub async fn linking_name(&self, discord: UserId) -> Result<Option<String>, RepoError> {
+        self.read(&schema::linking_name(discord)).await
     }
 
     /// The linking page was opened: the id now lives only

@@ -3,8 +3,13 @@
 //! and its end (called by the shared callback).
 //!
 //! 1. `GET /link-meetup/{id}` opens the id (it now lives 10 more minutes, `GETEX`) and
-//!    shows whom it links, with a button to Meetup. An unknown, expired or used id is
-//!    a 404 page saying to ask for a new link.
+//!    shows whom it links, with a button to Meetup: the Discord account by the name it
+//!    had when `/link-meetup` made the link (Tavern's own key
+//!    `schema::linking_name`), else by its id. The link is a bearer link (whoever
+//!    holds it may use it, signed in or not), so a visitor signed in as another
+//!    Discord account is not refused but warned plainly, before the button, that the
+//!    link is someone else's and what continuing would do. An unknown, expired or
+//!    used id is a 404 page saying to ask for a new link.
 //! 2. `GET /link-meetup/{id}/start` checks the id again and leaves for Meetup (see
 //!    [`super`]: CSRF token under `csrf:{}`, the flow cookie with the transient and the
 //!    linking id).
@@ -51,16 +56,56 @@ pub(crate) async fn page(
         Ok(linked) => linked,
         Err(e) => return page.problem(storage_problem(&e)),
     };
+    let viewer = page.user().map(|u| (u.id, display_name(u)));
+    // The name Discord showed when the link was asked for, else the signed-in
+    // user's own when the link is theirs; the id only when Tavern knows no name.
+    let name = match state.repo.linking_name(discord).await {
+        Ok(name) => name,
+        Err(error) => {
+            tracing::warn!(%error, user = %discord, "could not read the name of a linking link's Discord account");
+            None
+        }
+    }
+    .or_else(|| {
+        viewer
+            .as_ref()
+            .filter(|(id, _)| *id == discord)
+            .map(|(_, name)| name.clone())
+    });
+    let someone_else = viewer.as_ref().filter(|(id, _)| *id != discord);
     let start = format!("/link-meetup/{}/start", id.expose());
     page.render(
         "Link your Meetup account",
         html! {
             section.content {
                 h1 { "Link your Meetup account" }
+                @if let Some((_, you)) = someone_else {
+                    div.problem role="alert" {
+                        p {
+                            strong {
+                                @match &name {
+                                    Some(name) => { "This link was made for " (name) "'s Discord account; " }
+                                    None => { "This link was made for another Discord account (id " (discord.to_string()) "); " }
+                                }
+                                "you are signed in as " (you) "."
+                            }
+                        }
+                        p {
+                            "If you continue, the Meetup account you sign in with is linked to "
+                            "that Discord account, not yours. To link your own, type "
+                            "/link-meetup in Discord yourself."
+                        }
+                    }
+                }
                 p {
-                    "This links the Discord account " strong { (discord.to_string()) }
+                    "This links the Discord account "
+                    @match &name {
+                        Some(name) => strong { (name) },
+                        None => { "with id " strong { (discord.to_string()) } },
+                    }
                     " to the Meetup account you sign in with next. Once linked, Tavern gives "
-                    "you access to the game channels of the Meetup events you RSVP to."
+                    "that Discord account access to the game channels of the Meetup events "
+                    "the Meetup account RSVPs to."
                 }
                 @if let Some(meetup) = linked {
                     p.muted {
@@ -75,6 +120,13 @@ pub(crate) async fn page(
         },
     )
     .into_response()
+}
+
+/// What to call a signed-in user: the display name, else the username.
+fn display_name(user: &web::session::SessionUser) -> String {
+    user.global_name
+        .clone()
+        .unwrap_or_else(|| user.username.clone())
 }
 
 /// `GET /link-meetup/{linking id}/start`.
