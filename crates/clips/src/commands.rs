@@ -537,6 +537,11 @@ fn formats(raw: &str) -> Result<Value, CommandError> {
         .filter(|e| !e.is_empty())
         .map(str::to_owned)
         .collect();
+    // Tabs and line breaks separate entries like spaces; any other control character
+    // is in an entry.
+    if entries.iter().any(|e| e.chars().any(char::is_control)) {
+        return Err(control_character("formats"));
+    }
     if entries.is_empty() {
         return Err(CommandError::refused(
             "Nothing was saved: `formats` lists no format. Give extensions or MIME types \
@@ -565,7 +570,19 @@ fn pattern(option: &str, raw: &str) -> Result<Value, CommandError> {
             "Nothing was saved: `{option}` is longer than {MAX_PATTERN_LEN} characters."
         )));
     }
+    if trimmed.chars().any(char::is_control) {
+        return Err(control_character(option));
+    }
     Ok(Value::String(trimmed.to_owned()))
+}
+
+/// The refusal of a setting with a control character (a NUL, which PostgreSQL cannot
+/// store, a line break or a tab): no file name is matched by one.
+fn control_character(option: &str) -> CommandError {
+    CommandError::refused(format!(
+        "Nothing was saved: `{option}` has a character it cannot contain (a control \
+         character, such as NUL)."
+    ))
 }
 
 /// `/clips settings`.
@@ -735,6 +752,16 @@ mod tests {
         assert!(text.contains("include_pattern"), "{text}");
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
         assert!(refused(&[("exclude", OptionValue::String(long))]).contains("exclude"));
+        // PostgreSQL cannot store a NUL: refused here, named, never sent to it.
+        for (option, value) in [
+            ("include", "clip\0"),
+            ("exclude", "a\u{7}b"),
+            ("formats", "mp4, we\0bm"),
+        ] {
+            let text = refused(&[(option, OptionValue::String(value.into()))]);
+            assert!(text.contains(&format!("`{option}`")), "{text}");
+            assert!(text.contains("cannot contain"), "{text}");
+        }
     }
 
     #[test]

@@ -1017,6 +1017,23 @@ async fn the_library_pages_filters_and_searches() {
                 .contains(&format!("`{field}`"))
         );
     }
+    // A search with a character it cannot hold (PostgreSQL's text takes no NUL): 400
+    // saying so, never a storage error.
+    for query in ["q=%00", "q=boss%00fight", "q=a%07b"] {
+        let response = site
+            .get(
+                &format!("/clips/guilds/{guild}/library?{query}"),
+                Some(&member),
+            )
+            .await;
+        assert_eq!(response.status(), 400, "{query}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("<h1>Check the filters</h1>"), "{page}");
+        assert!(
+            page.contains("the search has a character it cannot contain"),
+            "{page}"
+        );
+    }
 }
 
 #[tokio::test]

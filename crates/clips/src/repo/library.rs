@@ -21,7 +21,8 @@ pub const MAX_PAGE: u32 = 200;
 pub const MAX_AUTHORS: u32 = 500;
 
 /// Words to search for in a clip's file name and its message's text: trimmed, not
-/// empty, at most 200 characters.
+/// empty, at most 200 characters, none of them a control character (PostgreSQL's text
+/// cannot hold a NUL, and no file name or message is searched for by the others).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchText(String);
 
@@ -31,6 +32,11 @@ pub enum BadSearch {
     Empty,
     #[error("the search is longer than 200 characters")]
     TooLong,
+    #[error(
+        "the search has a character it cannot contain (a control character such as NUL or a \
+         line break); search with words only"
+    )]
+    ControlCharacter,
 }
 
 impl SearchText {
@@ -40,6 +46,8 @@ impl SearchText {
             Err(BadSearch::Empty)
         } else if text.chars().count() > 200 {
             Err(BadSearch::TooLong)
+        } else if text.chars().any(char::is_control) {
+            Err(BadSearch::ControlCharacter)
         } else {
             Ok(SearchText(text.to_owned()))
         }
