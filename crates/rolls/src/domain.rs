@@ -242,6 +242,21 @@ pub fn find_character<'d>(doc: &'d UserDoc, name: &str) -> Option<(&'d str, &'d 
         .map(|(n, c)| (n.as_str(), c))
 }
 
+/// Said when `doc` has no character called `name`: which ones there are.
+pub fn no_such_character(doc: &UserDoc, name: &str) -> String {
+    let name = name.trim();
+    if doc.characters.is_empty() {
+        return format!(
+            "You have no character named `{name}`; you have no characters yet. Add one with `/character add` (or use `/init add` for a combatant you run)."
+        );
+    }
+    let names: Vec<String> = doc.characters.keys().map(|n| format!("`{n}`")).collect();
+    format!(
+        "You have no character named `{name}`. Yours: {}.",
+        names.join(", ")
+    )
+}
+
 /// Adds (or updates) a character. The first character becomes the active one.
 pub fn add_character(doc: &mut UserDoc, name: &str, modifier: i64) -> Result<String, Refusal> {
     let name = clean_name(name)?;
@@ -276,7 +291,7 @@ pub fn add_character(doc: &mut UserDoc, name: &str, modifier: i64) -> Result<Str
 /// Removes a character; the active one falls back to the first remaining.
 pub fn remove_character(doc: &mut UserDoc, name: &str) -> Result<String, Refusal> {
     let Some((key, _)) = find_character(doc, name) else {
-        return refuse(format!("You have no character called `{}`.", name.trim()));
+        return refuse(no_such_character(doc, name));
     };
     let key = key.to_owned();
     doc.characters.remove(&key);
@@ -289,7 +304,7 @@ pub fn remove_character(doc: &mut UserDoc, name: &str) -> Result<String, Refusal
 /// Makes `name` the active character.
 pub fn set_active(doc: &mut UserDoc, name: &str) -> Result<String, Refusal> {
     let Some((key, _)) = find_character(doc, name) else {
-        return refuse(format!("You have no character called `{}`.", name.trim()));
+        return refuse(no_such_character(doc, name));
     };
     let key = key.to_owned();
     doc.active_character = Some(key.clone());

@@ -24,6 +24,10 @@ pub enum RollsError {
     /// Any other request the user can fix.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// What the request names does not exist (a character, …): the user can fix it;
+    /// the REST API answers 404.
+    #[error("{0}")]
+    NotFound(String),
     /// Redis could not do what was asked: down, a document that does not parse, or
     /// too many concurrent changes of one document.
     #[error(transparent)]
@@ -67,7 +71,10 @@ impl RollsError {
     pub fn is_user(&self) -> bool {
         matches!(
             self,
-            RollsError::Dice { .. } | RollsError::Refused(_) | RollsError::Busy { .. }
+            RollsError::Dice { .. }
+                | RollsError::Refused(_)
+                | RollsError::NotFound(_)
+                | RollsError::Busy { .. }
         )
     }
 
@@ -99,7 +106,7 @@ impl RollsError {
     }
 
     /// The answer of the REST API: 400 `{"error"}` for the user's mistakes (dice
-    /// errors add `column` and `pointer`), storage failures in the kit's words and
+    /// errors add `column` and `pointer`; 404 for something named that does not exist), storage failures in the kit's words and
     /// status, anything else a logged 500.
     pub fn into_http(self) -> Response {
         match self {
@@ -113,6 +120,9 @@ impl RollsError {
             )
                 .into_response(),
             RollsError::Storage(error) => feature::reply::http_error(&error),
+            RollsError::NotFound(message) => {
+                (StatusCode::NOT_FOUND, axum::Json(json!({"error": message}))).into_response()
+            }
             RollsError::Busy { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(axum::http::header::RETRY_AFTER, "60")],

@@ -669,9 +669,13 @@ impl Operation for InitOp {
                 let (name, expression) = match character {
                     Some(wanted) => match domain::find_character(&doc, wanted) {
                         Some((n, c)) => (n.to_owned(), c.initiative_expression()),
-                        // Not a saved character: join under that name (e.g. a monster
-                        // the GM runs) with no modifier.
-                        None => (domain::clean_name(wanted)?, plain()),
+                        // A typo must not join a stranger with a bare d20: combatants
+                        // one runs are added with `/init add`.
+                        None => {
+                            return Err(RollsError::NotFound(domain::no_such_character(
+                                &doc, wanted,
+                            )));
+                        }
                     },
                     None => match domain::active(&doc) {
                         Some((n, c)) => (n.to_owned(), c.initiative_expression()),

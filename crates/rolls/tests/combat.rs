@@ -42,6 +42,17 @@ async fn init(
     run(w, user, "init", json!([{"name": sub, "options": options}])).await
 }
 
+/// `/character add name:{name}` for `user`.
+async fn character(w: &World, user: Snowflake, name: &str) -> InteractionReply {
+    run(
+        w,
+        user,
+        "character",
+        json!([{"name": "add", "options": [{"name": "name", "value": name}]}]),
+    )
+    .await
+}
+
 fn content(reply: &InteractionReply) -> &str {
     reply.content.as_deref().unwrap_or_default()
 }
@@ -119,6 +130,8 @@ async fn a_whole_fight_round_by_round() {
     let (alice, bob, carol) = (w.demo.alice, w.demo.bob, w.demo.carol);
 
     // ---- set up: two players, a hidden assassin, a group of goblins -----------------
+    character(&w, alice, "Cleric").await;
+    character(&w, bob, "Fighter").await;
     init(
         &w,
         alice,
@@ -822,6 +835,7 @@ async fn a_hidden_combatant_is_absent_for_everyone_but_its_adder() {
         assert!(content(&reply).contains(absent), "{sub}: {reply:?}");
     }
     // Nor may a player name it as the one who placed an effect.
+    character(&w, alice, "Cleric").await;
     init(
         &w,
         alice,
@@ -992,5 +1006,30 @@ async fn only_the_latest_tracker_messages_buttons_act() {
         "{}",
         tracker(&w, third)
     );
+    bot.stop().await;
+}
+
+/// `/init join character:` names one of the caller's saved characters: a typo is
+/// refused naming the ones they have, and nobody joins with a bare d20.
+#[tokio::test]
+async fn joining_as_a_character_one_does_not_have_is_refused() {
+    let (w, bot, _dir) = start().await;
+    let alice = w.demo.alice;
+    let none = init(&w, alice, "join", &[("character", json!("Vex"))]).await;
+    assert!(
+        content(&none).contains("You have no character named `Vex`")
+            && content(&none).contains("/character add"),
+        "{none:?}"
+    );
+    character(&w, alice, "Vex").await;
+    character(&w, alice, "Percy").await;
+    let typo = init(&w, alice, "join", &[("character", json!("Vexx"))]).await;
+    assert!(
+        content(&typo).contains("You have no character named `Vexx`. Yours: `Percy`, `Vex`."),
+        "{typo:?}"
+    );
+    assert!(trackers(&w).is_empty(), "nobody joined");
+    let joined = init(&w, alice, "join", &[("character", json!("vex"))]).await;
+    assert!(content(&joined).contains("**Vex** joined"), "{joined:?}");
     bot.stop().await;
 }

@@ -321,7 +321,14 @@ async fn initiative_tracker_with_buttons() {
         ]
     );
 
-    // Carol joins by command with a fixed roll; the same message is edited.
+    // Carol joins by command as her character with a fixed roll; the same message is
+    // edited.
+    w.run(
+        w.demo.carol,
+        "character",
+        json!([{"name": "add", "options": [{"name": "name", "value": "Goblin"}]}]),
+    )
+    .await;
     w.run(w.demo.carol, "init", json!([{"name": "join", "options": [{"name": "character", "value": "Goblin"}, {"name": "roll", "value": "-5"}]}]))
         .await;
     let edited = w.sim.message(w.demo.dice, tracker.id).expect("message");
@@ -623,6 +630,12 @@ async fn a_next_button_pressed_twice_moves_the_turn_once() {
         (w.demo.bob, "Pike", "15"),
         (w.demo.carol, "Grog", "10"),
     ] {
+        w.run(
+            user,
+            "character",
+            json!([{"name": "add", "options": [{"name": "name", "value": character}]}]),
+        )
+        .await;
         w.run(
             user,
             "init",

@@ -162,9 +162,9 @@ async fn the_tracker_lives_in_init_channel() {
             &InitOp::Join {
                 channel,
                 user: b,
-                character: Some("Goblin".into()),
+                character: None,
                 roll: Some("1d1+18".into()),
-                display_name: "bob".into(),
+                display_name: "Goblin".into(),
             },
         )
         .await

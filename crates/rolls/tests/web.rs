@@ -471,6 +471,18 @@ async fn characters_and_initiative() {
         )
         .await;
     assert_eq!(body["tracker"]["entries"][1]["name"], "Pike");
+    // A character the user does not have: 404, saying which ones they have.
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/join?user={vex}"),
+            json!({"character": "Nobody"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"],
+        "You have no character named `Nobody`. Yours: `Vax`, `Vex`."
+    );
     let (_, body) = api
         .post(
             &format!("/api/rolls/initiative/{table}/next?user={vex}"),

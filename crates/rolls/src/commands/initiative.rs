@@ -36,7 +36,7 @@ pub fn spec() -> CommandSpec {
             OptionSpec::subcommand("join", "Join initiative")
                 .option(OptionSpec::string(
                     "character",
-                    "Which character (default: your active one)",
+                    "Which of your saved characters (default: your active one)",
                 ))
                 .option(OptionSpec::string(
                     "roll",
