@@ -192,6 +192,12 @@ struct Parser<'a> {
     /// The target a Cypher difficulty (`cs4`) set for the current roll, and
     /// where the difficulty was written.
     cypher_target: Option<(i64, usize)>,
+    /// An `adv` / `dis` read between an operand and its operator (`1d20 dis
+    /// +5`): advantage or not, where the word is, and the text it takes up
+    /// with the space before it.
+    mode_word: Option<(bool, usize, Span)>,
+    /// The `1d20` that `adv + 4` rolls: the first operand of the roll.
+    implied: Option<Expr>,
 }
 
 fn is_ws(c: u8) -> bool {
@@ -214,6 +220,8 @@ impl<'a> Parser<'a> {
             depth: 0,
             expr_start: 0,
             cypher_target: None,
+            mode_word: None,
+            implied: None,
         }
     }
 
@@ -263,6 +271,58 @@ impl<'a> Parser<'a> {
     /// `word` at the cursor, not followed by another letter.
     fn word_ci(&self, word: &str) -> bool {
         self.starts_with_ci(word) && !self.is_letter_at(word.len())
+    }
+
+    /// `adv` / `advantage` (true) or `dis` / `disadvantage` (false) at the
+    /// cursor, with its length.
+    fn mode_word_at(&self) -> Option<(bool, usize)> {
+        match self.peek_lower(0) {
+            Some(b'a') => ["advantage", "adv"]
+                .into_iter()
+                .find(|w| self.word_ci(w))
+                .map(|w| (true, w.len())),
+            Some(b'd') => ["disadvantage", "dis"]
+                .into_iter()
+                .find(|w| self.word_ci(w))
+                .map(|w| (false, w.len())),
+            _ => None,
+        }
+    }
+
+    /// Whether a binary operator, a comparison or `then` is at the cursor.
+    fn starts_operator(&self) -> bool {
+        match self.peek() {
+            Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=') => true,
+            Some(b'!') => self.peek_at(1) == Some(b'='),
+            _ => {
+                self.word_ci("plus")
+                    || self.word_ci("minus")
+                    || self.word_ci("times")
+                    || self.then_op().is_some()
+            }
+        }
+    }
+
+    /// Skips whitespace before a possible operator, and with it an `adv` /
+    /// `dis` written between the operand and the operator (`1d20 dis +5`,
+    /// `1d20+5 adv >= 15`), outside brackets: the word applies to the whole
+    /// roll, and the expression goes on.
+    fn skip_ws_to_operator(&mut self) {
+        let before = self.pos;
+        if !self.skip_ws() || self.depth > 0 {
+            return;
+        }
+        let Some((high, len)) = self.mode_word_at() else {
+            return;
+        };
+        let at = self.pos;
+        self.pos += len;
+        self.skip_ws();
+        if self.starts_operator() {
+            self.mode_word = Some((high, at, Span::new(before, at + len)));
+        } else {
+            self.pos = at;
+        }
     }
 
     /// The run of ASCII letters at the cursor, lowercased.
@@ -420,7 +480,33 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         self.expr_start = self.pos;
         self.cypher_target = None;
+        self.mode_word = None;
         let mut expr = self.parse_then()?;
+        // `adv + 4`: after `adv` / `dis`, a roll that starts with a sign and
+        // has no d20 of its own is rolled on 1d20, as `adv 1d20 + 4`.
+        let expr_at = self.expr_start;
+        let mut implied_at = None;
+        if adv.is_some()
+            && matches!(self.b.get(expr_at), Some(b'+' | b'-'))
+            && apply_advantage(&mut expr.clone(), true).is_none()
+        {
+            self.pos = expr_at;
+            self.cypher_target = None;
+            self.mode_word = None;
+            let d20 = plain_dice(1, 20, "1d20");
+            let at = Span::new(expr_at, expr_at);
+            self.implied = Some(Expr::new(ExprKind::Dice(Box::new(d20)), at));
+            implied_at = Some(expr_at);
+            expr = self.parse_then()?;
+        }
+        let mut rewrites = Vec::new();
+        if let Some((high, at, span)) = self.mode_word.take() {
+            adv = Some((high, at));
+            rewrites.push(Rewrite {
+                span,
+                text: Arc::from(""),
+            });
+        }
         if let Some((target, at)) = self.cypher_target.take() {
             if matches!(expr.kind, ExprKind::Compare(..) | ExprKind::Then(..)) {
                 return Err(self.error(
@@ -467,11 +553,13 @@ impl<'a> Parser<'a> {
                 if boundary && matches!(word.as_str(), "adv" | "advantage") {
                     adv = Some((true, at));
                     self.pos += word.len();
+                    self.no_operator_after_word()?;
                     continue;
                 }
                 if boundary && matches!(word.as_str(), "dis" | "disadvantage") {
                     adv = Some((false, at));
                     self.pos += word.len();
+                    self.no_operator_after_word()?;
                     continue;
                 }
             }
@@ -495,12 +583,18 @@ impl<'a> Parser<'a> {
             return Err(self.unexpected("an operator like `+`, or a space before a comment"));
         }
 
-        let mut rewrites = Vec::new();
         if let Some((high, at)) = adv {
             let Some(done) = apply_advantage(&mut expr, high) else {
                 return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
             };
-            rewrites.extend(done.in_source(self.src));
+            if implied_at == Some(done.start) {
+                rewrites.push(Rewrite {
+                    span: Span::new(done.start, done.start),
+                    text: Arc::from(format!("{} ", done.now)),
+                });
+            } else {
+                rewrites.extend(done.in_source(self.src));
+            }
         }
         if let Some(at) = wng {
             let Some(done) = apply_wrath(&mut expr) else {
@@ -539,6 +633,22 @@ impl<'a> Parser<'a> {
             repeat,
             rewrites,
         })
+    }
+
+    /// After an `adv` / `dis` that follows the expression: an operator here
+    /// would have nothing to apply to (`1d20 > 5 then 1d6 adv + 2`), so it is
+    /// an error rather than the start of a comment that drops it.
+    fn no_operator_after_word(&mut self) -> PResult<()> {
+        let save = self.pos;
+        self.skip_ws();
+        if self.starts_operator() {
+            return Err(self.unexpected(
+                "the end of the roll or a comment after `adv` / `dis` here; \
+                 write the word first, like `adv 1d20+5`",
+            ));
+        }
+        self.pos = save;
+        Ok(())
     }
 
     /// Whether an expression can start at the cursor (used to recognise the
@@ -633,6 +743,8 @@ impl<'a> Parser<'a> {
             depth: self.depth,
             expr_start: open + 1,
             cypher_target: None,
+            mode_word: None,
+            implied: None,
         };
         let parses = sub.parse_then().is_ok() && {
             sub.skip_ws();
@@ -650,7 +762,7 @@ impl<'a> Parser<'a> {
     fn parse_then(&mut self) -> PResult<Expr> {
         let left = self.parse_cmp()?;
         let save = self.pos;
-        self.skip_ws();
+        self.skip_ws_to_operator();
         if let Some(len) = self.then_op() {
             let at = self.pos;
             self.enter()?;
@@ -704,7 +816,7 @@ impl<'a> Parser<'a> {
     fn parse_cmp(&mut self) -> PResult<Expr> {
         let left = self.parse_add()?;
         let save = self.pos;
-        self.skip_ws();
+        self.skip_ws_to_operator();
         let Some((op, len)) = self.compare_op() else {
             self.pos = save;
             return Ok(left);
@@ -730,7 +842,7 @@ impl<'a> Parser<'a> {
         let mut left = self.parse_mul()?;
         loop {
             let save = self.pos;
-            self.skip_ws();
+            self.skip_ws_to_operator();
             let (op, len) = match self.peek() {
                 Some(b'+') => (BinaryOp::Add, 1),
                 Some(b'-') => (BinaryOp::Sub, 1),
@@ -749,7 +861,7 @@ impl<'a> Parser<'a> {
         let mut left = self.parse_unary()?;
         loop {
             let save = self.pos;
-            self.skip_ws();
+            self.skip_ws_to_operator();
             let (op, len) = match (self.peek(), self.peek_at(1)) {
                 (Some(b'*'), Some(b'*')) => {
                     self.pos = save;
@@ -788,6 +900,9 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_unary(&mut self) -> PResult<Expr> {
+        if let Some(implied) = self.implied.take() {
+            return Ok(implied);
+        }
         self.skip_ws();
         let start = self.pos;
         let op = match self.peek() {

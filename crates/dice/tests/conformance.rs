@@ -406,6 +406,28 @@ fn rows() -> Vec<Row> {
         g("advantage 1d20", 1, "2d20kh1 (15, ~11~) = 15"),
         g("dis 1d20", 1, "2d20kl1 (~15~, 11) = 11"),
         g("1d20 dis", 1, "2d20kl1 (~15~, 11) = 11"),
+        // Between an operand and its operator the word applies to the roll and
+        // the expression goes on; after a sign-first roll, the sign is for 1d20.
+        g("1d20 dis +5", 1, "2d20kl1 (~15~, 11) + 5 = 16"),
+        g(
+            "1d20+5 adv >= 15",
+            1,
+            "2d20kh1 (15, ~11~) + 5 >= 15 -> 20 pass",
+        ),
+        g("1d20 adv + 1d20", 1, "2d20kh1 (15, ~11~) + 1d20 (12) = 27"),
+        g(
+            "1d20 ADV plus 2 fire",
+            1,
+            "2d20kh1 (15, ~11~) + 2 = 17 # fire",
+        ),
+        g("adv + 4", 1, "2d20kh1 (15, ~11~) + 4 = 19"),
+        g("dis -1", 1, "2d20kl1 (~15~, 11) - 1 = 10"),
+        g("adv + 1d4 + 5", 1, "2d20kh1 (15, ~11~) + 1d4 (3) + 5 = 23"),
+        g("adv +5 >= 15", 1, "2d20kh1 (15, ~11~) + 5 >= 15 -> 20 pass"),
+        g("adv -1d20", 1, "-2d20kh1 (15, ~11~) = -15"),
+        g("1d20 adv # attack", 1, "2d20kh1 (15, ~11~) = 15 # attack"),
+        g("1d20 adv to hit", 1, "2d20kh1 (15, ~11~) = 15 # to hit"),
+        g("1d20 disarm +2", 1, "1d20 (15) = 15 # disarm +2"),
         g(
             "1d20+5>15t2d6+4",
             1,
@@ -743,6 +765,12 @@ fn rows() -> Vec<Row> {
         e("4d6!!e", 6, kind!(K::InvalidModifier { .. })),
         e("adv 2d6", 1, kind!(K::NoD20ForAdvantage)),
         e("2d6 dis", 5, kind!(K::NoD20ForAdvantage)),
+        e("1d20 adv ** 2", 10, kind!(K::Unexpected { .. })),
+        e(
+            "1d20 >= 5 then 1d6 adv + 2",
+            24,
+            kind!(K::Unexpected { .. }),
+        ),
         e("wng 2d8", 1, kind!(K::AliasNeedsDice { alias: "wng", .. })),
         e("sw1", 3, kind!(K::AliasNeedsDice { alias: "sw", .. })),
     ]
@@ -952,4 +980,22 @@ fn critical_and_fumble_follow_the_leftmost_d20() {
     let r = o("1d8", 3);
     let face = r.deciding_die().map(|(face, _)| face);
     assert_eq!(face.map(dice::Num::Int), Some(r.total()));
+}
+
+#[test]
+fn adv_and_dis_before_an_operator_keep_the_rest_of_the_roll_in_the_odds() {
+    let odds = dice::odds("1d20+5 dis >= 15").unwrap();
+    let check = odds.check.as_ref().expect("the comparison is kept");
+    assert_eq!(check.description, "2d20kl1+5 >= 15");
+    assert!((check.probability - 0.3025).abs() < 1e-12);
+    assert_eq!(odds.subject, "2d20kl1+5");
+    let odds = dice::odds("adv + 4").unwrap();
+    assert_eq!(odds.subject, "2d20kh1 + 4");
+    assert!((odds.mean - 17.825).abs() < 1e-9);
+    let odds = dice::odds("1d20 adv + 1d20").unwrap();
+    assert_eq!(odds.subject, "2d20kh1 + 1d20");
+    assert!((odds.mean - 24.325).abs() < 1e-9);
+    // The comment is only what follows the roll.
+    let program = dice::parse("1d20 dis +5 sneaky").unwrap();
+    assert_eq!(program.comments().collect::<Vec<_>>(), [Some("sneaky")]);
 }
