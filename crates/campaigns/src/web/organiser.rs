@@ -144,8 +144,10 @@ pub(crate) async fn finish(
     for group in &state.config.groups {
         match state.meetup.group_role(&tokens.access_token, group).await {
             Ok(Some(role)) if role.organises() => {}
-            Ok(Some(role)) => not_organised.push(format!("{group} (you are {role})")),
-            Ok(None) => not_organised.push(format!("{group} (you are not a member)")),
+            Ok(Some(role)) => {
+                not_organised.push(format!("{group} ({name} {} there)", role_in_words(&role)));
+            }
+            Ok(None) => not_organised.push(format!("{group} ({name} is not a member)")),
             Err(MeetupError::GroupNotFound(_)) => {
                 not_organised.push(format!("{group} (Meetup has no such group)"));
             }
@@ -167,8 +169,10 @@ pub(crate) async fn finish(
             StatusCode::FORBIDDEN,
             "Not an organiser of every group",
             format!(
-                "The Meetup account {name} does not organise every group Tavern syncs: {}. \
-                 Nothing was stored; an organiser of all of them must authorise Tavern.",
+                "This page is for the organisers; you signed in to Meetup as {name}, who is \
+                 not an organiser of every group Tavern syncs: {}. Nothing was stored. An \
+                 organiser, co-organiser or assistant organiser of all of them must \
+                 authorise Tavern.",
                 not_organised.join(", ")
             ),
         ));
@@ -196,6 +200,24 @@ pub(crate) async fn finish(
         },
     )
     .into_response()
+}
+
+/// A Meetup role that does not organise the group, in words a member understands
+/// ("is a member"), for the refusal; never Meetup's wire name.
+fn role_in_words(role: &meetup::GroupRole) -> String {
+    use meetup::GroupRole;
+    match role {
+        GroupRole::Organizer => "is the organiser".to_owned(),
+        GroupRole::Coorganizer => "is a co-organiser".to_owned(),
+        GroupRole::AssistantOrganizer => "is an assistant organiser".to_owned(),
+        GroupRole::EventOrganizer => {
+            "is an event organiser, who may manage events but not the group".to_owned()
+        }
+        GroupRole::Member => "is a member, not an organiser,".to_owned(),
+        GroupRole::Other(other) => {
+            format!("has a role Tavern does not know (Meetup calls it `{other}`)")
+        }
+    }
 }
 
 /// What one run of the refresh did.
