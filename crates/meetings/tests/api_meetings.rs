@@ -1192,6 +1192,64 @@ async fn a_signed_in_web_session_gets_a_grant_named_by_its_account_also_where_au
 }
 
 #[tokio::test]
+async fn the_page_of_no_meeting_or_of_an_ended_one_says_so_and_offers_no_join_form() {
+    let site = site().await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let meeting = site.create(&alice, json!({ "display_name": "Open" })).await;
+    let (cookie, _) = web_session(&site, 4242, "Mira").await;
+    let page = |code: String, cookie: Option<String>| {
+        let mut request = site.http.get(format!("{}/meet/{code}", site.base));
+        if let Some(cookie) = cookie {
+            request = request.header(reqwest::header::COOKIE, cookie);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let offers_to_join =
+        |page: &str| page.contains("id=\"join-form\"") || page.contains("id=\"invite-link\"");
+
+    // An open meeting's page invites and offers the form.
+    let (status, open) = page(code_of(&meeting), None).await;
+    assert_eq!(status, 200, "{open}");
+    assert!(offers_to_join(&open), "{open}");
+
+    // A well-formed code that names no meeting.
+    let (status, none) = page("AAA-AAAA-AAA".into(), None).await;
+    assert_eq!(status, 404, "{none}");
+    assert!(none.contains("No meeting has this code"), "{none}");
+    assert!(!offers_to_join(&none), "{none}");
+
+    // An ended meeting: said, with no invitation or form; a signed-in visitor's page
+    // names the recordings control (the host's recordings are listed through it).
+    site.post(
+        &format!("/api/v1/meetings/{}/end", id_of(&meeting)),
+        json!({}),
+        Some(&alice),
+    )
+    .await
+    .ok(200);
+    let (status, ended) = page(code_of(&meeting), None).await;
+    assert_eq!(status, 410, "{ended}");
+    assert!(ended.contains("This meeting has ended."), "{ended}");
+    assert!(ended.contains("Open"), "its name: {ended}");
+    assert!(ended.contains("data-ended=\"1\""), "{ended}");
+    assert!(!offers_to_join(&ended), "{ended}");
+    assert!(!ended.contains("data-recording-url"), "{ended}");
+    let (status, signed_in) = page(code_of(&meeting), Some(cookie)).await;
+    assert_eq!(status, 410, "{signed_in}");
+    assert!(
+        signed_in.contains(&format!(
+            "data-recording-url=\"/meet/{}/recording\"",
+            code_of(&meeting)
+        )),
+        "{signed_in}"
+    );
+    assert!(!offers_to_join(&signed_in), "{signed_in}");
+}
+
+#[tokio::test]
 async fn a_link_from_another_site_does_not_join_at_once_but_a_bookmark_or_a_tavern_page_does() {
     let site = site().await;
     let (alice, _) = site.user("alice@example.org", "Alice").await;

@@ -38,6 +38,13 @@ const SAFETY_CODE: &str = "return document.getElementById('meet').dataset.safety
 const ERROR: &str =
     "const e = document.getElementById('error'); return e.hidden ? '' : e.textContent";
 
+/// The page's text.
+const PAGE_TEXT: &str = "return document.body.innerText";
+
+/// `none` when the page has no join form or invitation, else what it has.
+const NO_JOIN_FORM: &str = "return ['join-form', 'invite-link'] \
+     .filter((id) => document.getElementById(id)).join(',') || 'none'";
+
 /// A browser of its own that opens meeting `code`'s link (on the site at `base`) as
 /// `name` and joins by itself: it and the page's participant id.
 async fn join_by_link(base: &str, code: &str, name: &str) -> (Browser, String) {
@@ -302,13 +309,15 @@ async fn the_page_says_why_a_guest_cannot_join() {
         .await
         .unwrap();
     assert_eq!(end.status(), 200);
+    // The page says so at once (410), with no invitation and no form to join with.
     browser
         .open(&app.url(&format!("/meet/{ended}?name=Late&autojoin=1")))
         .await;
-    let error = browser
-        .text_when("the end is shown", LIMIT, ERROR, |e| !e.is_empty())
-        .await;
-    assert_eq!(error, "This meeting has ended.");
+    assert_eq!(browser.status().await, 410);
+    let text = browser.script(PAGE_TEXT).await.to_string();
+    assert!(text.contains("This meeting has ended."), "{text}");
+    assert_eq!(browser.script(NO_JOIN_FORM).await, "none", "{text}");
+    assert_eq!(browser.script(SELF_ID).await, "");
 
     // A full meeting: its one place is taken by a program; the controller refuses.
     let (full, _) = create_meeting(
@@ -329,18 +338,13 @@ async fn the_page_says_why_a_guest_cannot_join() {
     assert_eq!(browser.script(SELF_ID).await, "");
     duelist.leave().await.unwrap();
 
-    // A code that names no meeting, typed by hand: the form, then the refusal.
+    // A code that names no meeting, typed by hand: a page saying so, with 404 and no
+    // form to join with.
     browser.open(&app.url("/meet/zzz-zzzz-zzz")).await;
-    let name = browser.find("#name").await;
-    browser.type_into(&name, "Wanderer").await;
-    let join = browser.find("#join").await;
-    browser.click(&join).await;
-    let error = browser
-        .text_when("the unknown code is explained", LIMIT, ERROR, |e| {
-            !e.is_empty()
-        })
-        .await;
-    assert!(error.contains("no meeting with this code"), "{error}");
+    assert_eq!(browser.status().await, 404);
+    let text = browser.script(PAGE_TEXT).await.to_string();
+    assert!(text.contains("No meeting has this code"), "{text}");
+    assert_eq!(browser.script(NO_JOIN_FORM).await, "none", "{text}");
 
     // Something that cannot be a code is a page saying so, with 404.
     browser.open(&app.url("/meet/not-a-code!")).await;

@@ -1872,24 +1872,29 @@
   // ---------------------------------------------------------------------------------
   // Wiring.
 
-  $('join-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    sharedAudioContext();
-    const name = $('name').value.trim();
-    if (!name) { ui.error('Say what name the others should see.'); return; }
-    join(name);
-  });
-  $('mute-audio').addEventListener('click', () => toggleMute('audio'));
-  $('mute-video').addEventListener('click', () => toggleMute('video'));
-  $('leave').addEventListener('click', () => leave());
-  $('camera').addEventListener('change', () => switchDevices());
-  $('microphone').addEventListener('change', () => switchDevices());
-  document.addEventListener('click', () => sharedAudioContext(), { once: true });
-  window.addEventListener('pagehide', () => {
-    if (!state.inCall || !state.writer) return;
-    state.writer.write(framed(leaveMessage())).catch(() => {});
-    hangUp();
-  });
+  // An ended meeting's page (data-ended, rendered so by the server) has no join form
+  // and no call: only the host's recordings below.
+  const live = root.dataset.ended !== '1';
+  if (live) {
+    $('join-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      sharedAudioContext();
+      const name = $('name').value.trim();
+      if (!name) { ui.error('Say what name the others should see.'); return; }
+      join(name);
+    });
+    $('mute-audio').addEventListener('click', () => toggleMute('audio'));
+    $('mute-video').addEventListener('click', () => toggleMute('video'));
+    $('leave').addEventListener('click', () => leave());
+    $('camera').addEventListener('change', () => switchDevices());
+    $('microphone').addEventListener('change', () => switchDevices());
+    document.addEventListener('click', () => sharedAudioContext(), { once: true });
+    window.addEventListener('pagehide', () => {
+      if (!state.inCall || !state.writer) return;
+      state.writer.write(framed(leaveMessage())).catch(() => {});
+      hangUp();
+    });
+  }
 
   // ---------------------------------------------------------------------------------
   // Recording. A signed-in visitor's page names data-recording-url: GET answers {host,
@@ -2031,5 +2036,5 @@
     refresh();
   })();
 
-  if (root.dataset.autojoin === '1' && $('name').value.trim()) join($('name').value.trim());
+  if (live && root.dataset.autojoin === '1' && $('name').value.trim()) join($('name').value.trim());
 })();

@@ -21,7 +21,7 @@
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI document of every route here |
 //! | `POST /meet/{code}/grant` (no body) | a signed-in Tavern web session, with `X-CSRF-Token` | 200 the guest route's grant JSON, named by the session's Discord user's meetings account (made and linked the first time), also for `require_auth` meetings; 401 no session; 403 no or a wrong CSRF token; 404; 410 `meeting_ended` |
 //! | `GET /meet[?code]`, `POST /meet`, `POST /meet/{code}/end` | anyone; the `POST`s a signed-in web session with its CSRF field (ending: the creator) | the meetings page ([`lobby`]): join by code, start a meeting, the visitor's meetings, ending one |
-//! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); 404 page for a bad code |
+//! | `GET /meet/{code}?name&autojoin` | anyone | the browser client's page ([`page`]); a 404 page for a bad code or one naming no meeting; a 410 page for an ended meeting (its host's recordings, no join form) |
 //! | `GET /assets/meetings/meet.js` | anyone | the client's script (its styles are the site stylesheet's `.meet-page` rules) |
 //!
 //! Every refusal is `{"error": "...", "code": "..."}` ([`ApiError`]). The API carries

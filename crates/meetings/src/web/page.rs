@@ -68,17 +68,21 @@
 //! followed from anywhere else (a chat message, another site), the page waits for the
 //! visitor's Join, so a link cannot put someone's camera and account into a meeting
 //! without a click. A browser that sends no `Sec-Fetch-Site` waits too.
-//! A code that cannot be a meeting code is a 404 page;
-//! whether the meeting exists is learnt when joining, so the page itself reads nothing.
+//! The page reads the meeting its code names: a code that cannot be a meeting code, or
+//! that names no meeting, is a 404 page saying so; an ended meeting's page (410) says
+//! it has ended, with no invitation and no join form, and its host's recordings
+//! (`data-ended` on `#meet`; the script lists them as above).
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use web::page::{Asset, Page, Problem};
 
-use crate::domain::MeetingCode;
+use super::WebState;
+use crate::MeetingsError;
+use crate::domain::{MeetingCode, MeetingStatus};
 
 /// The page's path.
 pub const MEET_PATH: &str = "/meet/{code}";
@@ -112,6 +116,7 @@ impl MeetQuery {
 
 /// `GET /meet/{code}`: the meeting client.
 pub(super) async fn meet(
+    State(state): State<WebState>,
     page: Page,
     Path(code): Path<String>,
     Query(query): Query<MeetQuery>,
@@ -125,6 +130,40 @@ pub(super) async fn meet(
             .link("Back to the start", "/"),
         );
     };
+    match state.repo.meeting_by_code(&code).await {
+        Ok(meeting) if meeting.status == MeetingStatus::Ended => {
+            let recording = page
+                .user()
+                .map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code.as_str()));
+            let main = ended(code.as_str(), &meeting.display_name, recording.as_deref());
+            let page = page.script(&MEET_SCRIPT).class("meet-page");
+            return (StatusCode::GONE, page.render("Meeting ended", main)).into_response();
+        }
+        Ok(_) => {}
+        Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
+            return page.problem(
+                Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "No meeting has this code",
+                    format!(
+                        "No meeting has the code {code}: check the link or the code with whoever shared it."
+                    ),
+                )
+                .link("Back to the meetings", super::lobby::LOBBY_PATH),
+            );
+        }
+        Err(error) => {
+            tracing::error!(%error, %code, "could not look a meeting code up");
+            return page.problem(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Meetings are unavailable",
+                    "Meetings cannot be looked up right now; try again in a moment.",
+                )
+                .link("Back to the meetings", super::lobby::LOBBY_PATH),
+            );
+        }
+    }
     let name = query
         .name
         .clone()
@@ -151,6 +190,18 @@ fn not_from_another_site(headers: &HeaderMap) -> bool {
             .and_then(|value| value.to_str().ok()),
         Some("none" | "same-origin")
     )
+}
+
+/// An ended meeting's `main`: its name and code, that it has ended, and for a signed-in
+/// visitor the recordings control's URL, through which the script lists the host's
+/// recordings (nobody else's page lists any). No invitation, no join form, no call.
+fn ended(code: &str, name: &str, recording: Option<&str>) -> Markup {
+    html! {
+        section #meet data-code=(code) data-ended="1" data-recording-url=[recording] {
+            h1 #meeting-title { (name) " " span.code { (code) } }
+            p #ended { "This meeting has ended. " a href=(super::lobby::LOBBY_PATH) { "Back to the meetings" } }
+        }
+    }
 }
 
 /// The page's `main`: the join form and the (hidden until joined) call, a maud
