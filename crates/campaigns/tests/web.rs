@@ -1365,6 +1365,52 @@ async fn a_session_the_series_already_has_at_that_time_is_not_created_again() {
 }
 
 #[tokio::test]
+async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_characters() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let long = "7".repeat(3000);
+    let shown = format!("`{}…`", "7".repeat(40));
+
+    let page = site
+        .get(&format!("/campaigns/schedule/{long}"), Some(&session))
+        .await;
+    assert_eq!(page.status(), 404);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("{shown} is not a game channel")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&"7".repeat(41)),
+        "the value is not echoed whole"
+    );
+
+    let sent = site
+        .http
+        .post(site.url(&format!("/campaigns/schedule/{}", game.channel)))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", long.as_str()),
+            ("time", "19:30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 400);
+    let html = sent.text().await.unwrap();
+    assert!(html.contains(&format!("{shown} is not a date")), "{html}");
+    assert!(
+        !html.contains(&"7".repeat(41)),
+        "the value is not echoed whole"
+    );
+    assert_eq!(site.fake.events().len(), 1, "nothing created");
+}
+
+#[tokio::test]
 async fn a_non_host_is_refused_and_nothing_is_created_while_an_admin_may_schedule() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

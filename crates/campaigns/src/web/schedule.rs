@@ -47,7 +47,7 @@ use discord::model::{ChannelId, Reply, UserId};
 use feature::access::Caller;
 use maud::html;
 use meetup::{EventDraft, EventId, EventType, MeetupError};
-use web::page::{Page, Problem};
+use web::page::{Page, Problem, quoted};
 
 use super::{WebState, meetup_problem, storage_problem};
 use crate::domain::{EventSeriesId, MeetupEventId};
@@ -183,8 +183,9 @@ fn forbidden() -> Problem {
 async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, Problem> {
     let not_game = || {
         Problem::not_found(format!(
-            "`{raw}` is not a game channel Tavern manages: open this form from the link in \
-             the game's channel."
+            "`{}` is not a game channel Tavern manages: open this form from the link in \
+             the game's channel.",
+            quoted(raw)
         ))
     };
     let channel: ChannelId = discord::model::parse_id("channel id", raw).map_err(|_| not_game())?;
@@ -477,7 +478,7 @@ fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<Fixe
     let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").map_err(|_| {
         bad(format!(
             "`{}` is not a date; write it as YYYY-MM-DD.",
-            cut(&form.date, 40)
+            quoted(&form.date)
         ))
     })?;
     let time = NaiveTime::parse_from_str(form.time.trim(), "%H:%M")
@@ -485,7 +486,7 @@ fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<Fixe
         .map_err(|_| {
             bad(format!(
                 "`{}` is not a time of day; write it as HH:MM.",
-                cut(&form.time, 40)
+                quoted(&form.time)
             ))
         })?;
     NaiveDateTime::new(date, time)
