@@ -591,7 +591,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "init",
         "/init join | add | hp | damage | heal | effect | note | opt | next | prev | move | skip | reroll | view | get | remove | reset",
-        "A per-channel combat tracker, one message edited in place, with **Join** and **Next** buttons. Joining without a roll rolls your active character's initiative (1d20 plus its modifier, or its expression). `add goblin x3 group:goblins hp:7 ac:15` adds monsters (`hidden` shows them as ???; `view` shows them to you). `hp name 25|+5|-5`, `damage name 2d6+3` (temporary hit points first; a concentrating combatant gets a save of DC max(10, half the damage)), `heal name 1d8`. `effect add|remove|drop name effect [duration]`: an effect of N rounds ends at the end of its caster's turn N rounds later. `reroll on` rolls initiative again each round; `skip [rounds]` jumps to the top of a later round.",
+        "A per-channel combat tracker, one message edited in place, with **Join** and **Next** buttons. Joining without a roll rolls your active character's initiative (1d20 plus its modifier, or its expression). A `roll` or `initiative` of `15` is fixed; `+3` / `-1` add to 1d20; `adv+2` rolls 2d20kh1+2. `add goblin x3 group:goblins hp:7 ac:15` adds monsters (`hidden` shows them as ???; `view` shows them to you). `hp name 25|+5|-5`, `damage name 2d6+3` (temporary hit points first; a concentrating combatant gets a save of DC max(10, half the damage)), `heal name 1d8`. `effect add|remove|drop name effect [duration]`: an effect of N rounds ends at the end of its caster's turn N rounds later. `reroll on` rolls initiative again each round; `skip [rounds]` jumps to the top of a later round.",
     ),
     (
         "character",

@@ -613,7 +613,9 @@ impl InitOp {
 }
 
 /// Rolls (or reads) an initiative: `(value, how it was obtained, the expression
-/// rolled)`; `default` is rolled when `roll` is empty.
+/// rolled)`; `default` is rolled when `roll` is empty. `roll` is read by
+/// [`domain::combat::initiative_input`]: `15` is fixed, `+3` rolls `1d20+3`, `adv+2`
+/// rolls `2d20kh1+2`.
 async fn initiative(
     dice: &DicePool,
     log: &crate::history::RollLog,
@@ -621,12 +623,12 @@ async fn initiative(
     default: &str,
 ) -> Result<(i64, String, Option<String>), RollsError> {
     let expression = match roll.map(str::trim) {
-        Some(text) if !text.is_empty() => {
-            if let Ok(value) = text.parse::<i64>() {
+        Some(text) if !text.is_empty() => match domain::combat::initiative_input(text)? {
+            domain::combat::InitiativeInput::Fixed(value) => {
                 return Ok((value, value.to_string(), None));
             }
-            domain::combat::clean_expression(text)?
-        }
+            domain::combat::InitiativeInput::Roll(expression) => expression,
+        },
         _ => default.to_owned(),
     };
     let rolled = log.roll(dice, &expression).await?;

@@ -1033,3 +1033,54 @@ async fn joining_as_a_character_one_does_not_have_is_refused() {
     assert!(content(&joined).contains("**Vex** joined"), "{joined:?}");
     bot.stop().await;
 }
+
+/// A signed initiative is a modifier on the d20, as Avrae's users mean it; a bare
+/// number is the initiative itself; `adv+2` rolls two d20 and keeps the higher.
+#[tokio::test]
+async fn a_signed_initiative_rolls_the_d20_with_it() {
+    let (w, bot, _dir) = start().await;
+    let alice = w.demo.alice;
+    let added = init(
+        &w,
+        alice,
+        "add",
+        &[("name", json!("orc2")), ("initiative", json!("+3"))],
+    )
+    .await;
+    assert!(
+        content(&added).contains("1d20 (") && content(&added).contains("+ 3 ="),
+        "{added:?}"
+    );
+    let joined = init(&w, alice, "join", &[("roll", json!("adv+2"))]).await;
+    assert!(content(&joined).contains("2d20"), "{joined:?}");
+    let fixed = init(
+        &w,
+        alice,
+        "add",
+        &[("name", json!("orc3")), ("initiative", json!("3"))],
+    )
+    .await;
+    assert!(
+        content(&fixed).contains("joined initiative with 3: 3"),
+        "{fixed:?}"
+    );
+    let stored = stored(&w).await;
+    let orc2 = stored["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["name"] == "orc2")
+        .expect("orc2")
+        .clone();
+    assert_eq!(orc2["init_expr"], "1d20+3", "{orc2}");
+    assert!((4..=23).contains(&orc2["initiative"].as_i64().expect("int")));
+    let theirs = stored["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["name"] != "orc2" && e["name"] != "orc3")
+        .expect("alice")
+        .clone();
+    assert_eq!(theirs["init_expr"], "2d20kh1+2", "{theirs}");
+    bot.stop().await;
+}

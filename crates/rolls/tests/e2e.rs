@@ -329,7 +329,7 @@ async fn initiative_tracker_with_buttons() {
         json!([{"name": "add", "options": [{"name": "name", "value": "Goblin"}]}]),
     )
     .await;
-    w.run(w.demo.carol, "init", json!([{"name": "join", "options": [{"name": "character", "value": "Goblin"}, {"name": "roll", "value": "-5"}]}]))
+    w.run(w.demo.carol, "init", json!([{"name": "join", "options": [{"name": "character", "value": "Goblin"}, {"name": "roll", "value": "0"}]}]))
         .await;
     let edited = w.sim.message(w.demo.dice, tracker.id).expect("message");
     assert!(edited.content.contains("Goblin"), "{}", edited.content);

@@ -40,7 +40,7 @@ pub fn spec() -> CommandSpec {
                 ))
                 .option(OptionSpec::string(
                     "roll",
-                    "Your roll or an expression (default: your character's initiative)",
+                    "15 is your initiative; +2 / -1 add to 1d20; adv+2; or dice (default: your character's)",
                 )),
         )
         .option(OptionSpec::subcommand("get", "Show the tracker"))
@@ -61,7 +61,7 @@ pub fn spec() -> CommandSpec {
                 )
                 .option(OptionSpec::string(
                     "initiative",
-                    "A number or an expression (default 1d20)",
+                    "15 is the initiative; +3 / -1 add to 1d20; adv+2; or dice (default 1d20)",
                 ))
                 .option(OptionSpec::integer("hp", "Hit points").range(lo, hi))
                 .option(OptionSpec::integer("ac", "Armour class").range(0, combat::MAX_AC))

@@ -339,6 +339,69 @@ pub fn parse_add(text: &str) -> Result<AddSpec, Refusal> {
     Ok(spec)
 }
 
+/// What an initiative option asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitiativeInput {
+    /// A bare number (`15`): this initiative, as it is.
+    Fixed(i64),
+    /// An expression to roll.
+    Roll(String),
+}
+
+/// Reads an initiative option as Avrae's users mean it: a bare number is the
+/// initiative itself; a signed number is a modifier on the d20 (`+3` rolls `1d20+3`,
+/// `-1` rolls `1d20-1`); `adv` / `dis` (also `advantage`, `disadvantage`), with an
+/// optional modifier (`adv+2`, `dis -1`), roll two d20 and keep the higher / lower
+/// (`2d20kh1+2`); anything else is a dice expression.
+pub fn initiative_input(text: &str) -> Result<InitiativeInput, Refusal> {
+    let text = clean_expression(text)?;
+    let compact: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let modifier = |rest: &str| -> Option<i64> {
+        if rest.is_empty() {
+            return Some(0);
+        }
+        let digits = rest.strip_prefix(['+', '-'])?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        rest.parse::<i64>().ok()
+    };
+    let with = |dice: &str, m: i64| match m {
+        0 => dice.to_owned(),
+        m => format!("{dice}{m:+}"),
+    };
+    if compact.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(value) = compact.parse::<i64>()
+    {
+        return Ok(InitiativeInput::Fixed(value));
+    }
+    if compact.starts_with(['+', '-'])
+        && let Some(m) = modifier(&compact)
+    {
+        return Ok(InitiativeInput::Roll(with("1d20", m)));
+    }
+    for (word, dice) in [
+        ("advantage", "2d20kh1"),
+        ("adv", "2d20kh1"),
+        ("disadvantage", "2d20kl1"),
+        ("dis", "2d20kl1"),
+    ] {
+        if let Some(rest) = compact.strip_prefix(word) {
+            return match modifier(rest) {
+                Some(m) => Ok(InitiativeInput::Roll(with(dice, m))),
+                None => refuse(format!(
+                    "`{text}`: after `{word}` give only a modifier, e.g. `{word}+2`."
+                )),
+            };
+        }
+    }
+    Ok(InitiativeInput::Roll(text))
+}
+
 /// Checks an initiative expression's size (the dice crate checks the rest).
 pub fn clean_expression(text: &str) -> Result<String, Refusal> {
     let text = text.trim();
@@ -1399,6 +1462,24 @@ mod tests {
         let err = add(&mut t, UserId::new(GM), &spec("kobold x16"), 1, None).unwrap_err();
         assert!(err.0.contains("do not fit"), "{err}");
         assert_eq!(t.entries.len(), 5);
+    }
+
+    #[test]
+    fn a_signed_initiative_is_a_modifier_on_the_d20() {
+        let roll = |t: &str| InitiativeInput::Roll(t.to_owned());
+        assert_eq!(initiative_input("15"), Ok(InitiativeInput::Fixed(15)));
+        assert_eq!(initiative_input(" 0 "), Ok(InitiativeInput::Fixed(0)));
+        assert_eq!(initiative_input("+3"), Ok(roll("1d20+3")));
+        assert_eq!(initiative_input("-1"), Ok(roll("1d20-1")));
+        assert_eq!(initiative_input("+ 2"), Ok(roll("1d20+2")));
+        assert_eq!(initiative_input("adv"), Ok(roll("2d20kh1")));
+        assert_eq!(initiative_input("adv+2"), Ok(roll("2d20kh1+2")));
+        assert_eq!(initiative_input("Advantage -1"), Ok(roll("2d20kh1-1")));
+        assert_eq!(initiative_input("dis+2"), Ok(roll("2d20kl1+2")));
+        assert_eq!(initiative_input("1d20+5"), Ok(roll("1d20+5")));
+        assert_eq!(initiative_input("-d20"), Ok(roll("-d20")));
+        assert!(initiative_input("adv+x").unwrap_err().0.contains("`adv+2`"));
+        assert!(initiative_input("").is_err());
     }
 
     #[test]

@@ -299,17 +299,14 @@ pub async fn apply(
 ) -> Result<Said, RollsError> {
     match action {
         CombatAction::Add(spec) => {
-            let fixed = spec
+            let asked = spec
                 .initiative
                 .as_deref()
-                .and_then(|t| t.trim().parse::<i64>().ok());
-            let (value, how, expression) = match spec.initiative.as_deref() {
-                Some(_) if fixed.is_some() => {
-                    let value = fixed.unwrap_or_default();
-                    (value, value.to_string(), None)
-                }
-                Some(text) => {
-                    let expression = rules::clean_expression(text)?;
+                .map(rules::initiative_input)
+                .transpose()?;
+            let (value, how, expression) = match asked {
+                Some(rules::InitiativeInput::Fixed(value)) => (value, value.to_string(), None),
+                Some(rules::InitiativeInput::Roll(expression)) => {
                     let (value, how) = roll(env.dice, log, &expression).await?;
                     (value, how, Some(expression))
                 }
