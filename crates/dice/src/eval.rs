@@ -19,11 +19,27 @@ use crate::outcome::{
 };
 use crate::rng::Rng;
 use crate::systems;
+use std::sync::Arc;
 
 type EResult<T> = Result<T, DiceError>;
 
 const NOTE_EXPLOSION_CAP: &str = "explosions stopped at the cap of 100 per die";
 const NOTE_REROLL_CAP: &str = "rerolls stopped at the cap of 100 per die";
+
+/// How a decimal literal was written (`2.0`, `.50`). It is shown as written:
+/// the short form of its value (`2`) would read as an integer, and `7 / 2 =
+/// 3.5` would contradict the integer rule `7/2 = 3`.
+pub(crate) fn written_decimal<'s>(src: &'s str, expr: &Expr) -> Option<&'s str> {
+    if !matches!(expr.kind, ExprKind::Num(Num::Dec(_))) {
+        return None;
+    }
+    let text = src.get(expr.span.start..expr.span.end)?;
+    let len = text
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    text.get(..len).filter(|t| !t.is_empty())
+}
 
 pub(crate) struct Evaluator<'a> {
     src: &'a str,
@@ -44,6 +60,11 @@ pub(crate) struct Evaluator<'a> {
 }
 
 impl<'a> Evaluator<'a> {
+    /// The input being evaluated (spans are into it).
+    pub fn src(&self) -> &'a str {
+        self.src
+    }
+
     pub fn new(src: &'a str, rng: &'a mut Rng) -> Self {
         Evaluator {
             src,
@@ -156,6 +177,7 @@ impl<'a> Evaluator<'a> {
         match &expr.kind {
             ExprKind::Num(n) => Ok(Node::Number {
                 value: *n,
+                written: written_decimal(self.src, expr).map(Arc::from),
                 annotations: expr.annotations.clone(),
             }),
             ExprKind::Dice(spec) => Ok(Node::Dice(Box::new(self.roll_pool(spec, expr)?))),

@@ -1332,7 +1332,9 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
             )
         }
     };
-    if exploding {
+    // Only the exact engine cuts explosion tails; a simulation's max is the
+    // largest total it rolled, and says so by its method.
+    if exploding && method == Method::Exact {
         notes.push("exploding dice can exceed the max shown, with a chance below 1e-16".to_owned());
     }
     Ok(Odds {

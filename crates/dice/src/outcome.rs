@@ -231,6 +231,10 @@ pub enum Node {
     Number {
         /// The number.
         value: Num,
+        /// A decimal as written (`2.0`, `.50`), shown instead of the value's
+        /// short form (`2`) that would read as an integer.
+        #[serde(skip)]
+        written: Option<Arc<str>>,
         /// Annotations such as `[bonus]`.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         annotations: Vec<String>,

@@ -209,7 +209,23 @@ fn write_result(out: &mut String, r: &ExprResult, style: Style, dice: bool) {
     }
 }
 
-/// The condition of a `then`, with the total it compared.
+/// Whether a pool's rendering ends with its value: one die shown, whose value
+/// is the pool's (`1d20 (15)`), so a `then` does not repeat it.
+pub(crate) fn dice_show_value(d: &DiceRoll, show: bool) -> bool {
+    match d.dice.as_slice() {
+        [die] => {
+            show && !d.fate
+                && d.narrative.is_none()
+                && d.annotations.is_empty()
+                && d.tally.is_none()
+                && d.value == Num::Int(die.value)
+        }
+        _ => false,
+    }
+}
+
+/// The condition of a `then`, with the total it compared (unless the
+/// condition already shows it: `1d20 (4) -> pass`, not `1d20 (4) (4)`).
 fn write_check(out: &mut String, node: &Node, style: Style, dice: bool) {
     match node {
         Node::Compare {
@@ -226,9 +242,16 @@ fn write_check(out: &mut String, node: &Node, style: Style, dice: bool) {
         }
         other => {
             write_node(out, other, style, dice);
-            out.push_str(" (");
-            push_num(out, other.value());
-            out.push(')');
+            let shown = match other {
+                Node::Number { annotations, .. } => annotations.is_empty(),
+                Node::Dice(d) => dice_show_value(d, dice),
+                _ => false,
+            };
+            if !shown {
+                out.push_str(" (");
+                push_num(out, other.value());
+                out.push(')');
+            }
         }
     }
 }
@@ -290,8 +313,15 @@ pub(crate) fn write_annotations(out: &mut String, annotations: &[String], style:
 pub(crate) fn write_node(out: &mut String, node: &Node, style: Style, dice: bool) {
     let md = style == Style::Markdown;
     match node {
-        Node::Number { value, annotations } => {
-            push_num(out, *value);
+        Node::Number {
+            value,
+            written,
+            annotations,
+        } => {
+            match written {
+                Some(w) => out.push_str(w),
+                None => push_num(out, *value),
+            }
             write_annotations(out, annotations, style);
         }
         Node::Dice(d) => {

@@ -10,13 +10,13 @@
 //! whose rendering depends on later keep/drop decisions, are evaluated into
 //! a small tree and rendered from it.
 
-use crate::ast::{CompareOp, Expr, ExprKind, UnaryOp};
+use crate::ast::{CompareOp, DiceSpec, Expr, ExprKind, UnaryOp};
 use crate::error::DiceError;
-use crate::eval::{Evaluator, Scan, apply_binary, apply_func, apply_unary};
+use crate::eval::{Evaluator, Scan, apply_binary, apply_func, apply_unary, written_decimal};
 use crate::num::Num;
 use crate::render::{
-    Style, push_num, text, tick, verdict, write_annotations, write_dice, write_grand_total,
-    write_node, write_prefix, write_suffix, write_tally, write_total,
+    Style, dice_show_value, push_num, text, tick, verdict, write_annotations, write_dice,
+    write_grand_total, write_node, write_prefix, write_suffix, write_tally, write_total,
 };
 use crate::rng::Rng;
 use crate::{GrandTotal, Program};
@@ -206,10 +206,16 @@ impl Streamer<'_> {
                         passed
                     }
                     _ => {
-                        let v = self.node(c, out)?;
-                        out.push_str(" (");
-                        push_num(out, v);
-                        out.push(')');
+                        let (v, shown) = match &c.kind {
+                            ExprKind::Dice(spec) => self.dice(spec, c, out)?,
+                            ExprKind::Num(_) => (self.node(c, out)?, c.annotations.is_empty()),
+                            _ => (self.node(c, out)?, false),
+                        };
+                        if !shown {
+                            out.push_str(" (");
+                            push_num(out, v);
+                            out.push(')');
+                        }
                         v.is_positive()
                     }
                 };
@@ -254,23 +260,30 @@ impl Streamer<'_> {
         Ok((lv, rv, op.holds(lv.compare(rv))))
     }
 
+    /// One pool, as `render::write_node` lays it out; also whether the text
+    /// ends with its value (`render::dice_show_value`).
+    fn dice(&mut self, spec: &DiceSpec, expr: &Expr, out: &mut String) -> SResult<(Num, bool)> {
+        let roll = self.ev.roll_pool(spec, expr)?;
+        self.scan.dice(&roll);
+        write_dice(out, &roll, self.style, self.dice);
+        write_annotations(out, &roll.annotations, self.style);
+        Ok((roll.value, dice_show_value(&roll, self.dice)))
+    }
+
     /// One node, as `render::write_node` lays it out.
     fn node(&mut self, expr: &Expr, out: &mut String) -> SResult<Num> {
         let md = self.md();
         let style = self.style;
         Ok(match &expr.kind {
             ExprKind::Num(n) => {
-                push_num(out, *n);
+                match written_decimal(self.ev.src(), expr) {
+                    Some(w) => out.push_str(w),
+                    None => push_num(out, *n),
+                }
                 write_annotations(out, &expr.annotations, style);
                 *n
             }
-            ExprKind::Dice(spec) => {
-                let roll = self.ev.roll_pool(spec, expr)?;
-                self.scan.dice(&roll);
-                write_dice(out, &roll, style, self.dice);
-                write_annotations(out, &roll.annotations, style);
-                roll.value
-            }
+            ExprKind::Dice(spec) => self.dice(spec, expr, out)?.0,
             ExprKind::Set(_) | ExprKind::Group(_) => {
                 let node = self.ev.eval(expr)?;
                 self.scan.node(&node);

@@ -102,6 +102,10 @@ fn rows() -> Vec<Row> {
         t("7/-2", -4),
         t("7//2", 3),
         d("7/2.0", 3.5),
+        // A decimal operand is shown as written, so it does not read as an integer.
+        g("7/2.0", 1, "7 / 2.0 = 3.5"),
+        g("7 / .50 [half]", 1, "7 / .50 [half] = 14"),
+        m("1.0 + 1d6", 1, "1.0 + 1d6 (5) = `6`"),
         d("7.0//2", 3.0),
         t("7%3", 1),
         t("-1%6", 5),
@@ -444,6 +448,17 @@ fn rows() -> Vec<Row> {
             6,
             "1d20>15 (16) (1) -> pass => 2d6 (6, 6) = 12 (1 success)",
         ),
+        // A `then` shows the total it checked, once: a single die already shows it.
+        g("1d20 then 1d6", 1, "1d20 (15) -> pass => 1d6 (4) = 4"),
+        m("1d20 then 1d6", 1, "1d20 (15) → **pass** ⇒ 1d6 (4) = `4`"),
+        g("2d6 then 1d6", 1, "2d6 (5, 4) (9) -> pass => 1d6 (4) = 4"),
+        g(
+            "1d20+1 then 1d6",
+            1,
+            "1d20 (15) + 1 (16) -> pass => 1d6 (4) = 4",
+        ),
+        g("1 then 1d6", 1, "1 -> pass => 1d6 (5) = 5"),
+        g("s 1d20 then 1d6", 1, "1d20 (15) -> pass => 1d6 = 4"),
         g("1d20+5 >= 15", 1, "1d20 (15) + 5 >= 15 -> 20 pass"),
         g("1d20+5 >= 15", 2, "1d20 (3) + 5 >= 15 -> 8 fail"),
         g("1d20 >= 1d20", 1, "1d20 (15) >= 1d20 (11) -> 15 vs 11 pass"),

@@ -251,3 +251,23 @@ fn exact_odds_of_huge_pools_keep_the_true_min_and_max() {
     // Without underflow there is no such note.
     assert_eq!(underflow_note(&o("100d6")), "");
 }
+
+#[test]
+fn only_exact_odds_note_the_explosion_tails_they_cut() {
+    let note = |e: &str| {
+        dice::odds(e)
+            .unwrap()
+            .notes
+            .iter()
+            .any(|n| n.contains("exploding dice can exceed the max shown"))
+    };
+    // Exact: tails below 1e-16 are cut, so the max shown is not the cap.
+    assert_eq!(dice::odds("8d6!").unwrap().method, Method::Exact);
+    assert!(note("8d6!"));
+    // Simulated: the max is the largest total rolled; nothing was cut.
+    assert!(matches!(
+        dice::odds("4d6kh3!").unwrap().method,
+        Method::Simulated { .. }
+    ));
+    assert!(!note("4d6kh3!"));
+}
