@@ -472,8 +472,18 @@ impl Operation for CharacterOp {
                 format!("Imported {count}: {}.", names.join(", "))
             }
             CharacterOp::Remove { name, .. } => {
+                let was_active = domain::active(&doc).map(|(n, _)| n.to_owned());
                 let name = domain::remove_character(&mut doc, name)?;
-                format!("Removed **{name}**.")
+                // Removing the active character makes another one active: say which.
+                match (was_active == Some(name.clone()), domain::active(&doc)) {
+                    (false, _) => format!("Removed **{name}**."),
+                    (true, Some((now, _))) => format!(
+                        "Removed **{name}**. **{now}** is now your active character (pick another with `/character list`)."
+                    ),
+                    (true, None) => format!(
+                        "Removed **{name}**. You have no characters left; `/init join` uses your display name."
+                    ),
+                }
             }
             CharacterOp::Activate { name, .. } => {
                 let name = domain::set_active(&mut doc, name)?;

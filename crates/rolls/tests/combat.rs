@@ -1084,3 +1084,40 @@ async fn a_signed_initiative_rolls_the_d20_with_it() {
     assert_eq!(theirs["init_expr"], "2d20kh1+2", "{theirs}");
     bot.stop().await;
 }
+
+/// Removing the active character says which one is active now (the first remaining,
+/// by name), or that none is left.
+#[tokio::test]
+async fn removing_the_active_character_says_which_is_active_now() {
+    let (w, bot, _dir) = start().await;
+    let alice = w.demo.alice;
+    for name in ["Percy", "Vex", "Cassandra"] {
+        character(&w, alice, name).await;
+    }
+    let remove = |name: &'static str| {
+        let w = &w;
+        async move {
+            run(
+                w,
+                alice,
+                "character",
+                json!([{"name": "remove", "options": [{"name": "name", "value": name}]}]),
+            )
+            .await
+        }
+    };
+    let other = remove("Vex").await;
+    assert_eq!(content(&other), "Removed **Vex**.", "{other:?}");
+    let active = remove("percy").await;
+    assert!(
+        content(&active)
+            .starts_with("Removed **Percy**. **Cassandra** is now your active character"),
+        "{active:?}"
+    );
+    let last = remove("Cassandra").await;
+    assert!(
+        content(&last).starts_with("Removed **Cassandra**. You have no characters left"),
+        "{last:?}"
+    );
+    bot.stop().await;
+}
