@@ -1144,6 +1144,7 @@ async fn a_signed_in_web_session_gets_a_grant_named_by_its_account_also_where_au
             .await
             .unwrap();
         assert_eq!(ticket.display_name.as_str(), "Mira");
+        assert_eq!(body["display_name"], "Mira", "the name the others see");
         assert_eq!(ticket.meeting_id.to_string(), id_of(meeting));
         assert_eq!(
             ticket.participant_id.to_string(),

@@ -944,7 +944,28 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
         .await;
     assert!(error.contains("Reload the page"), "{error}");
     assert!(!error.contains("signed-in users only"), "{error}");
-    browser.open(&app.url(&format!("/meet/{code}"))).await;
+    // The name field is the account's, not to be edited; even a value forced into it
+    // changes nothing: the own tile shows the name the others see.
+    browser
+        .open(&app.url(&format!("/meet/{code}?name=Impostor")))
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('name').readOnly")
+            .await,
+        true,
+        "a signed-in visitor's name is their account's"
+    );
+    assert_ne!(
+        browser
+            .script("return document.getElementById('name').value")
+            .await,
+        "Impostor",
+        "a link does not rename the account"
+    );
+    browser
+        .script("document.getElementById('name').value = 'Impostor Alice'; return ''")
+        .await;
     let join = browser.find("#join").await;
     browser.click(&join).await;
     let id = browser
@@ -981,6 +1002,14 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
             .await
             .unwrap();
     assert_eq!(name, account_name, "named by the account");
+    assert_eq!(
+        browser
+            .script("return document.querySelector('.tile.self .name').textContent")
+            .await,
+        format!("{account_name} (you)"),
+        "the own tile shows the name the others see"
+    );
+    browser.quit().await;
 }
 
 /// On a page, the tile of participant `id`: its `data-layer`, the width of the video

@@ -548,6 +548,11 @@
         return fail(got.error);
       }
       const grant = got.grant;
+      // The name the others see (a signed-in visitor's account name): the own tile's.
+      if (grant.display_name) {
+        name = grant.display_name;
+        if ($('name').readOnly) $('name').value = name;
+      }
       if (!local) {
         if (grant.meeting && grant.meeting.display_name) {
           $('meeting-title').firstChild.textContent = `${grant.meeting.display_name} `;

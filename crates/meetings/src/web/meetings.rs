@@ -252,6 +252,9 @@ pub struct GuestToken {
     pub wt_token: Secret,
     pub webtransport_url: String,
     pub certificate_hash: Option<String>,
+    /// The name the participant joins under, as the others see it: the guest's, or a
+    /// signed-in user's account name.
+    pub display_name: String,
     pub meeting: MeetingJson,
 }
 
@@ -657,12 +660,15 @@ pub(super) async fn guest_token(
         display_name: name,
     };
     let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
-    Ok(no_store(StatusCode::OK, GuestToken::new(grant, &meeting)))
+    Ok(no_store(
+        StatusCode::OK,
+        GuestToken::new(grant, &meeting, &joiner),
+    ))
 }
 
 impl GuestToken {
     /// The answer carrying `grant` to `meeting`.
-    fn new(grant: JoinGrant, meeting: &Meeting) -> GuestToken {
+    fn new(grant: JoinGrant, meeting: &Meeting, joiner: &Joiner) -> GuestToken {
         GuestToken {
             participant_id: grant.participant_id.to_string(),
             token: grant.token,
@@ -671,6 +677,7 @@ impl GuestToken {
             wt_token: Secret::from(grant.wt_token.expose()),
             webtransport_url: grant.webtransport_url,
             certificate_hash: grant.certificate_hash,
+            display_name: joiner.display_name.as_str().to_owned(),
             meeting: MeetingJson::from(meeting),
         }
     }
@@ -718,7 +725,10 @@ pub(super) async fn session_grant(
     };
     let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
     tracing::info!(meeting = %meeting.meeting_id, user = %account, "join grant for a signed-in user");
-    Ok(no_store(StatusCode::OK, GuestToken::new(grant, &meeting)))
+    Ok(no_store(
+        StatusCode::OK,
+        GuestToken::new(grant, &meeting, &joiner),
+    ))
 }
 
 /// Change a meeting's name and settings.
@@ -855,6 +865,7 @@ mod tests {
             "wt_token": wt_token,
             "webtransport_url": "https://127.0.0.1:4433/meetings/x",
             "certificate_hash": null,
+            "display_name": "Ada",
             "meeting": {
                 "meeting_id": MeetingId::random().to_string(),
                 "meeting_code": "ABC-DEFG-HJK",

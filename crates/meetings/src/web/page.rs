@@ -48,7 +48,9 @@
 //! A signed-in visitor's page carries `data-grant-url` (`/meet/{code}/grant`): the
 //! script may ask that route for a grant named by the visitor's account (the session
 //! cookie, the layout's `<meta name="csrf-token">` as `X-CSRF-Token`), which also
-//! admits them to meetings with `require_auth`.
+//! admits them to meetings with `require_auth`. Their name field is read-only (the
+//! account's name; a `?name=` is not used), and every page labels its own tile with
+//! the grant's `display_name`, the name the others see.
 //!
 //! A signed-in visitor's page also carries `data-recording-url`
 //! (`/meet/{code}/recording`, [`super::recordings`]): when the visitor hosts a meeting
@@ -164,10 +166,11 @@ pub(super) async fn meet(
             );
         }
     }
-    let name = query
-        .name
-        .clone()
-        .or_else(|| page.user().map(|u| web::page::display_name(u).to_owned()))
+    // A signed-in visitor joins under their account's name, whatever the link says.
+    let name = page
+        .user()
+        .map(|u| web::page::display_name(u).to_owned())
+        .or_else(|| query.name.clone())
         .unwrap_or_default();
     let autojoin = query.autojoin() && !name.trim().is_empty() && not_from_another_site(&headers);
     if query.autojoin() && !autojoin {
@@ -226,8 +229,15 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
             p #error .meet-error role="alert" hidden {}
             form #join-form {
                 label for="name" { "Your name" }
-                input #name name="name" type="text" maxlength="255" required
-                    autocomplete="nickname" value=(name) placeholder="How the others see you";
+                @if grant.is_some() {
+                    // Signed in: the server names the participant by the account.
+                    input #name name="name" type="text" maxlength="255" required readonly
+                        value=(name) aria-describedby="name-hint";
+                    small #name-hint .muted { "You join under your account's name." }
+                } @else {
+                    input #name name="name" type="text" maxlength="255" required
+                        autocomplete="nickname" value=(name) placeholder="How the others see you";
+                }
                 button #join type="submit" { "Join" }
             }
             div #call hidden {
