@@ -395,6 +395,13 @@ fn pattern(
 /// Discord's epoch (2015-01-01T00:00:00Z) in Unix milliseconds: snowflakes count from it.
 pub const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
 
+/// The key names are listed by for people: case aside (a database with the C
+/// collation puts every capital first, `Table` before `campaigns`), then exactly, so
+/// names differing only in case keep one order.
+pub fn name_order(name: &str) -> (String, String) {
+    (name.to_lowercase(), name.to_owned())
+}
+
 /// The time a snowflake was made (its top 42 bits): a message's posting time.
 pub fn snowflake_time<T>(id: Id<T>) -> DateTime<Utc> {
     let ms = i64::try_from(id.get() >> 22).unwrap_or(0) + DISCORD_EPOCH_MS;

@@ -1235,6 +1235,77 @@ async fn a_guilds_channels_are_synced_to_discords_list() {
 }
 
 #[tokio::test]
+async fn channels_and_authors_are_listed_by_name_whatever_their_case() {
+    // The test database uses the C collation, which sorts every capital first.
+    let env = env().await;
+    env.with_channel().await;
+    let named = |n: u64, name: Option<&str>| ChannelInfo {
+        name: name.map(str::to_owned),
+        ..channel_info(n)
+    };
+    env.repo
+        .sync_guild_channels(
+            guild(GUILD),
+            &[
+                named(701, Some("Table")),
+                named(702, None),
+                named(703, Some("campaigns")),
+                named(704, Some("Starfinder-society")),
+                named(705, Some("dice")),
+                named(706, Some("table")),
+            ],
+        )
+        .await
+        .unwrap();
+    let names: Vec<Option<String>> = env
+        .repo
+        .guild_channels(guild(GUILD))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.info.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            Some("campaigns"),
+            Some("dice"),
+            Some("Starfinder-society"),
+            Some("Table"),
+            Some("table"),
+            None
+        ]
+        .map(|n| n.map(str::to_owned))
+    );
+
+    env.repo
+        .upsert_channel(&channel_info(CHANNEL))
+        .await
+        .unwrap();
+    env.repo.set_reading(channel(CHANNEL), true).await.unwrap();
+    for (n, name) in [(1, "Zed"), (2, "bob"), (3, "Alice"), (4, "carol")] {
+        let clip = clips::repo::NewClip {
+            author_id: user(n),
+            author_name: name.into(),
+            ..new_clip(800 + n, 800 + n)
+        };
+        env.repo
+            .index_live_message(channel(CHANNEL), mid(800 + n), at(800), &[clip])
+            .await
+            .unwrap();
+    }
+    let authors: Vec<String> = env
+        .repo
+        .guild_authors(guild(GUILD))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    assert_eq!(authors, ["Alice", "bob", "carol", "Zed"]);
+}
+
+#[tokio::test]
 async fn a_channels_scan_lock_is_held_by_one_connection_and_dies_with_it() {
     let env = env().await;
     let first = env

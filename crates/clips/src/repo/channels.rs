@@ -126,13 +126,26 @@ pub struct ReadingContext {
 }
 
 impl Repo {
-    /// Every channel of a guild, by name.
+    /// Every channel of a guild, by name (case aside, [`crate::domain::name_order`]),
+    /// those without one last.
     pub async fn guild_channels(&self, guild: GuildId) -> Result<Vec<StoredChannel>, RepoError> {
         let rows: Vec<ChannelRow> = sqlx::query_as(schema::SELECT_GUILD_CHANNELS)
             .bind(guild.to_string())
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        let mut channels = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<Vec<StoredChannel>, RepoError>>()?;
+        // Ordered here, not by the database: its collation decides where capitals go.
+        channels.sort_by_cached_key(|c| {
+            (
+                c.info.name.is_none(),
+                c.info.name.as_deref().map(crate::domain::name_order),
+                c.info.id,
+            )
+        });
+        Ok(channels)
     }
 
     /// Deletes a channel; its scan runs and its clips go with it. Returns whether it

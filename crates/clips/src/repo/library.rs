@@ -500,13 +500,18 @@ impl Repo {
 }
 
 /// The authors' rows as ids and names.
+/// The authors by name, case aside ([`crate::domain::name_order`]; the database's
+/// collation may put every capital first), then by id.
 fn authors(rows: Vec<(String, Option<String>)>) -> Result<Vec<(UserId, String)>, RepoError> {
-    rows.into_iter()
+    let mut authors = rows
+        .into_iter()
         .map(|(id, name)| {
             let id = parse_snowflake("user id", &id).map_err(|e| corrupt("clip", e))?;
             Ok((id, name.unwrap_or_default()))
         })
-        .collect()
+        .collect::<Result<Vec<(UserId, String)>, RepoError>>()?;
+    authors.sort_by_cached_key(|(id, name)| (crate::domain::name_order(name), *id));
+    Ok(authors)
 }
 
 fn shape(filter: &LibraryFilter, cursor: bool) -> LibraryShape {

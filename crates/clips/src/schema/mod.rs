@@ -334,12 +334,12 @@ SELECT channel_id, guild_id, name, type, is_nsfw, is_reading, last_message_id,
 FROM clips.bot_channels WHERE guild_id = $1 AND is_reading = true
 ORDER BY last_scanned_at NULLS FIRST, channel_id";
 
-/// `$1` guild_id: every channel of the guild, by name.
+/// `$1` guild_id: every channel of the guild (the repository lists them by name, case
+/// aside, which no collation of the database promises).
 pub(crate) const SELECT_GUILD_CHANNELS: &str = "\
 SELECT channel_id, guild_id, name, type, is_nsfw, is_reading, last_message_id,
        last_scanned_at, last_activity_at, message_count, settings, created_at, updated_at
-FROM clips.bot_channels WHERE guild_id = $1
-ORDER BY name NULLS LAST, channel_id";
+FROM clips.bot_channels WHERE guild_id = $1";
 
 /// `$1` channel_id. Its scan runs (and clips) go with it.
 pub(crate) const DELETE_CHANNEL: &str = "DELETE FROM clips.bot_channels WHERE channel_id = $1";
