@@ -218,17 +218,29 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, Refusal> {
 
 /// Trims and checks a character name.
 pub fn clean_name(name: &str) -> Result<String, Refusal> {
+    clean_named(name, "character")
+}
+
+/// Trims and checks the name of a `what` (`character`, `combatant`, `group`): the
+/// refusal names what it was.
+pub fn clean_named(name: &str, what: &str) -> Result<String, Refusal> {
     let name = name.trim();
+    let mut title = what.chars();
+    let title: String = title
+        .next()
+        .map(|c| c.to_uppercase().chain(title).collect())
+        .unwrap_or_default();
     if name.is_empty() {
-        return refuse("A character needs a name.");
+        return refuse(format!("A {what} needs a name."));
     }
     if name.chars().count() > MAX_NAME_LEN {
         return refuse(format!(
-            "Character names are at most {MAX_NAME_LEN} characters."
+            "{title} names are at most {MAX_NAME_LEN} characters; `{name}` has {}.",
+            name.chars().count()
         ));
     }
     if name.chars().any(char::is_control) {
-        return refuse("Character names cannot contain control characters.");
+        return refuse(format!("{title} names cannot contain control characters."));
     }
     Ok(name.to_owned())
 }
@@ -369,9 +381,20 @@ pub fn leave(
         e.user == user && name.is_none_or(|n| e.name.eq_ignore_ascii_case(n.trim()))
     });
     let Some(position) = position else {
-        return refuse(match name {
-            Some(n) => format!("`{}` is not in this channel's initiative.", n.trim()),
-            None => "You are not in this channel's initiative.".to_owned(),
+        // Someone else's (that the caller may see): say whose, and who may remove it.
+        let theirs = name.and_then(|n| {
+            tracker
+                .entries
+                .iter()
+                .find(|e| e.name.eq_ignore_ascii_case(n.trim()) && combat::visible_to(e, user))
+        });
+        return refuse(match (name, theirs) {
+            (_, Some(e)) => format!(
+                "`{}` is <@{}>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker).",
+                e.name, e.user
+            ),
+            (Some(n), None) => format!("`{}` is not in this channel's initiative.", n.trim()),
+            (None, None) => "You are not in this channel's initiative.".to_owned(),
         });
     };
     let leaving = (
@@ -885,6 +908,19 @@ mod tests {
                 .is_none()
         );
         assert_eq!((t.entries.len(), t.turn, t.round), (0, 0, 2));
+    }
+
+    #[test]
+    fn removing_someone_elses_entry_says_whose_it_is() {
+        let mut t = abc();
+        let err = leave(&mut t, UserId::new(2), Some("a"), None).expect_err("alice's");
+        assert_eq!(
+            err.0,
+            "`A` is <@1>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker)."
+        );
+        let err = leave(&mut t, UserId::new(2), Some("nobody"), None).expect_err("absent");
+        assert_eq!(err.0, "`nobody` is not in this channel's initiative.");
+        assert_eq!(t.entries.len(), 3);
     }
 
     /// A group member leaving on the group's turn leaves the turn with the rest.

@@ -274,13 +274,19 @@ async fn a_whole_fight_round_by_round() {
     );
 
     // With a save modifier the save is rolled: +30 always succeeds, -30 always fails.
-    init(
+    // The answer says what changed, and only that.
+    let opt = init(
         &w,
         alice,
         "opt",
         &[("name", json!("Cleric")), ("con-save", json!(30))],
     )
     .await;
+    assert_eq!(
+        content(&opt),
+        "**Cleric**: Constitution save modifier is now +30 (concentration saves are rolled).",
+        "{opt:?}"
+    );
     let hit = init(
         &w,
         carol,

@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DISCORD_MESSAGE_MAX, Entry, MAX_NAME_LEN, MAX_TRACKER_ENTRIES, Refusal, Tracker, UserId,
-    clean_name, fit_message, refuse,
+    clean_named, fit_message, refuse,
 };
 
 /// Most effects on one combatant.
@@ -464,7 +464,7 @@ pub fn clean_note(note: &str) -> Result<Option<String>, Refusal> {
 /// … (the first free numbers) for several. Only names `adder` can see are taken
 /// (`name_taken`).
 pub fn add_names(tracker: &Tracker, adder: UserId, spec: &AddSpec) -> Result<Vec<String>, Refusal> {
-    let base = clean_name(&spec.name)?;
+    let base = clean_named(&spec.name, "combatant")?;
     if spec.count == 1 {
         if name_taken(tracker, adder, &base) {
             return refuse(format!(
@@ -510,7 +510,7 @@ pub fn add(
     }
     let group = match spec.group.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(g) => Some(clean_name(g)?),
+        Some(g) => Some(clean_named(g, "group")?),
     };
     let hp = spec.hp.map(|v| check_hp("Hit points", v)).transpose()?;
     let ac = spec.ac.map(check_ac).transpose()?;
@@ -1480,6 +1480,27 @@ mod tests {
         assert_eq!(initiative_input("-d20"), Ok(roll("-d20")));
         assert!(initiative_input("adv+x").unwrap_err().0.contains("`adv+2`"));
         assert!(initiative_input("").is_err());
+    }
+
+    #[test]
+    fn a_long_combatant_name_is_refused_as_a_combatants() {
+        let long = "W".repeat(MAX_NAME_LEN + 1);
+        let mut t = Tracker::default();
+        let err = add(&mut t, UserId::new(GM), &spec(&long), 1, None).unwrap_err();
+        assert!(
+            err.0
+                .starts_with("Combatant names are at most 32 characters"),
+            "{err}"
+        );
+        let err = add(
+            &mut t,
+            UserId::new(GM),
+            &spec(&format!("orc group:{long}")),
+            1,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("Group names are at most 32"), "{err}");
     }
 
     #[test]

@@ -489,15 +489,22 @@ pub async fn apply(
             }
             rules::set_options(tracker, at, *ac, *con_save, *hidden)?;
             let e = &tracker.entries[at];
+            // What changed, and only that.
             let mut bits = Vec::new();
-            if let Some(ac) = e.combat.ac {
-                bits.push(format!("AC {ac}"));
+            if let Some(ac) = ac {
+                bits.push(format!("AC is now {ac}"));
             }
-            if let Some(save) = e.combat.con_save {
-                bits.push(format!("Constitution save {save:+}"));
+            if let Some(save) = con_save {
+                bits.push(format!(
+                    "Constitution save modifier is now {save:+} (concentration saves are rolled)"
+                ));
             }
-            bits.push(if e.combat.hidden { "hidden" } else { "shown" }.to_owned());
-            let text = format!("**{}**: {}.", e.name, bits.join(", "));
+            match hidden {
+                Some(true) => bits.push("now hidden: the channel sees `???`".to_owned()),
+                Some(false) => bits.push("now shown to the channel".to_owned()),
+                None => {}
+            }
+            let text = format!("**{}**: {}.", e.name, bits.join("; "));
             // Hiding or showing is the caller's business until the tracker shows it.
             let private = e.combat.hidden || hidden.is_some();
             Ok(Said {
