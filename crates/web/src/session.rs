@@ -668,13 +668,17 @@ impl Sessions {
             Err(error) => {
                 tracing::error!(%error, "could not load a session");
                 if crate::page::wants_page(method, headers) {
-                    return Err(crate::page::Problem::new(
+                    let mut page = crate::page::Problem::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "Tavern is unavailable",
                         "Tavern cannot reach its session store right now, so it cannot tell \
                          who you are. Try again in a moment.",
                     )
-                    .into_response());
+                    .into_response();
+                    // Shown with the navigation but nobody signed in: the store is not
+                    // asked again for this page.
+                    page.extensions_mut().insert(LoadedFor(None));
+                    return Err(page);
                 }
                 Err((
                     StatusCode::SERVICE_UNAVAILABLE,
