@@ -637,13 +637,14 @@ fn roll_reply(game: &Game, player: UserId, outcome: &RollOutcome, dice: &dyn Dic
     let event = if game.dice.is_crit(die) {
         if outcome.must_assign {
             let _ = write!(text, "💥 You rolled **{die}**! Pick who drinks:");
+            Event::Crit
         } else {
             let _ = write!(
                 text,
                 "💥 You rolled **{die}**, and you're alone, so you drink it yourself 🍺"
             );
+            Event::CritAlone
         }
-        Event::Crit
     } else if game.dice.is_fail(die) {
         let _ = write!(text, "💀 You rolled **{die}**: critical fail, drink up 🍺");
         Event::Fail
@@ -711,11 +712,19 @@ fn summarize(
         flavour(text, dice, Event::RollOff, &[("players", plain.as_str())]);
     }
     if !effects.lowest.is_empty() {
-        let _ = write!(
-            text,
-            "\n🍺 {} rolled lowest and drinks.",
-            names(game, &effects.lowest)
-        );
+        if game.is_solo() {
+            let _ = write!(
+                text,
+                "\n🍺 Playing alone, {} takes the lowest-roll drink.",
+                names(game, &effects.lowest)
+            );
+        } else {
+            let _ = write!(
+                text,
+                "\n🍺 {} rolled lowest and drinks.",
+                names(game, &effects.lowest)
+            );
+        }
     }
     if let Some(winner) = effects.winner {
         let _ = write!(text, "\n🏆 {} wins the round.", names(game, &[winner]));
@@ -769,6 +778,10 @@ fn render_roll_offs(out: &mut String, game: &Game, depth: usize) {
 /// Who took the `lowest_roll` drink, read from the tree: the single lowest roller of the
 /// game, or of its lowest roll-off, recursively.
 fn lowest_loser(game: &Game) -> Option<UserId> {
+    if game.solo_drank_for_roll() {
+        // Alone, a 6 or a 1 is the game's one drink: nobody drinks for the lowest roll.
+        return None;
+    }
     let low = game.participants.iter().filter_map(|p| p.roll).min()?;
     let lowest: Vec<UserId> = game
         .participants
@@ -1151,6 +1164,61 @@ mod tests {
         assert!(ComponentId::parse("other:roll:abc").is_err());
         assert!(ComponentId::parse("ronnied:roll:abc:extra").is_err());
         assert!(ComponentId::parse("ronnied:roll:").is_err());
+    }
+
+    /// Alone, a roll's reply and the game message tell one story: one drink, no
+    /// victim to choose, no lowest roll on top of a 6 or a 1, and no winner.
+    #[test]
+    fn a_solo_game_reads_as_one_drink_for_the_player() {
+        use crate::domain::{ChannelId, Rules, ScopeId, SessionId};
+        use crate::testing::ScriptedDice;
+        let alice = UserId::new(1);
+        let t0 = chrono::DateTime::from_timestamp(1_750_000_000, 0).expect("time");
+        for (face, says) in [
+            (6, "you're alone, so you drink it yourself"),
+            (1, "critical fail, drink up"),
+            (3, "Playing alone, **alice** takes the lowest-roll drink."),
+        ] {
+            let mut game = Game::new(
+                GameId::parse("g1").expect("id"),
+                ChannelId::new(10),
+                ScopeId::new(20).expect("id"),
+                SessionId::parse("s1").expect("id"),
+                alice,
+                "alice",
+                t0,
+            );
+            game.begin(alice, &Rules::default(), t0).expect("begin");
+            let dice = ScriptedDice::new(None);
+            dice.script(alice, &[face]);
+            let outcome = game.roll(alice, &dice, t0).expect("roll");
+            assert_eq!(outcome.effects.drinks.len(), 1, "a {face}");
+            let reply = roll_reply(&game, alice, &outcome, &dice).content;
+            assert!(reply.contains(says), "a {face}: {reply}");
+            let message = render_game(&game, None).content;
+            for (text, what) in [(&reply, "reply"), (&message, "message")] {
+                for contradiction in [
+                    "Pick who drinks",
+                    "rolled lowest and drinks",
+                    "wins",
+                    "Winner",
+                ] {
+                    assert!(!text.contains(contradiction), "a {face}, {what}: {text}");
+                }
+                for line in Event::Crit.lines().iter().chain(Event::GameOver.lines()) {
+                    let start = line.split('{').next().unwrap_or_default();
+                    assert!(
+                        start.len() < 8 || !text.contains(start),
+                        "a {face}, {what}: {text}"
+                    );
+                }
+            }
+            assert_eq!(
+                message.contains("Lowest roll: **alice** drinks."),
+                face == 3,
+                "a {face}: {message}"
+            );
+        }
     }
 
     #[test]

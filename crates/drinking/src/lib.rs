@@ -109,6 +109,10 @@
 //! - **Themed lines** are flavour under the facts of a reply, picked by
 //!   [`DiceSource::pick`] so seeded dice give the same lines; the game message's
 //!   game-over line is fixed by the game id so redrawing it does not change it.
+//! - **A game played alone** pours exactly one drink, for its player: a 6 with nobody
+//!   to hand it to is drunk by the roller (`critical_hit` from and to them), a 1 is the
+//!   usual `critical_fail`, any other face the `lowest_roll`; nobody wins. Replies and
+//!   the game message say just that (no victim to pick, no "Hail X! Pity X").
 //! - **Who may**: join only while waiting; begin: the creator, or any player after 5 min;
 //!   abandon: the creator, or anyone once the game has been idle for 5 min.
 //! - **Redis Cluster**: the seed's exact key names carry no hash tags, so the multi-key

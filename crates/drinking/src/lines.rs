@@ -16,6 +16,8 @@ pub enum Event {
     Roll,
     /// The crit value: a drink to hand out.
     Crit,
+    /// The crit value with nobody else in the game: the roller drinks it.
+    CritAlone,
     /// The fail value: a drink for the roller.
     Fail,
     /// A tie starts a roll-off.
@@ -27,9 +29,10 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 6] = [
+    pub const ALL: [Event; 7] = [
         Event::Roll,
         Event::Crit,
+        Event::CritAlone,
         Event::Fail,
         Event::RollOff,
         Event::Assigned,
@@ -52,6 +55,12 @@ impl Event {
                 "{player} rolls {die} and grins like a goblin with a key.",
                 "Critical hit! Choose your victim wisely, {player}.",
                 "The dice gods smile on {player}. Someone else will pay for it.",
+            ],
+            Event::CritAlone => &[
+                "Nobody else to pour for, {player}: this one is yours.",
+                "{player} rolls {die} to an empty table and toasts themselves.",
+                "A crit with nobody to share it. Cheers, {player}.",
+                "The tavern is quiet tonight; {player} drinks to their own {die}.",
             ],
             Event::Fail => &[
                 "Critical fail! {player} drinks, and the tavern cheers.",

@@ -495,11 +495,15 @@ async fn pay_leaderboard_and_new_session() {
 async fn concurrent_payments_never_pay_a_drink_twice() {
     let env = env().await;
     env.dice.script(player(1), &[1]);
-    let id = env.started_game(1, &[]).await;
+    env.dice.script(player(2), &[4]);
+    let id = env.started_game(1, &[2]).await;
     env.press(1, &custom_id(Press::Begin, &id))
         .await
         .expect("begin");
     env.press(1, &custom_id(Press::Roll, &id))
+        .await
+        .expect("roll");
+    env.press(2, &custom_id(Press::Roll, &id))
         .await
         .expect("roll");
     // alice owes two drinks (critical fail, lowest roll); five presses race for them.

@@ -11,9 +11,13 @@
 //! - The creator begins. Anyone else in the game may force-start once the game is
 //!   [`Rules::force_start_after`] old; the creator then owes a `delayed_start` drink.
 //! - The crit value (6 on the classic d6) is a critical hit: the roller picks who drinks
-//!   (`critical_hit`); alone in the game they drink it themselves. The fail value (1) is
-//!   a critical fail: an automatic `critical_fail` drink for the roller. Below, "a 6"
-//!   and "a 1" mean the crit and fail values of the game's die.
+//!   (`critical_hit`). The fail value (1) is a critical fail: an automatic
+//!   `critical_fail` drink for the roller. Below, "a 6" and "a 1" mean the crit and fail
+//!   values of the game's die.
+//! - **Alone** (a game begun with one player), the one roll pours exactly one drink, for
+//!   the player: a 6 is a critical hit with nobody else to hand it to, so they drink it
+//!   (`critical_hit`, from and to them); a 1 is the usual `critical_fail`; any other face
+//!   is the lowest roll (`lowest_roll`). There is nobody to beat, so nobody wins.
 //! - Once everyone has rolled and handed out their drinks, a single lowest roller takes a
 //!   `lowest_roll` drink and a single highest roller is the winner. A tie for lowest (or
 //!   for highest) starts a roll-off: a child game with only the tied players, played by
@@ -283,6 +287,22 @@ impl Game {
         self.status == GameStatus::Completed
     }
 
+    /// A top-level game with one player (see the module docs for its rule).
+    pub fn is_solo(&self) -> bool {
+        self.parent_id.is_none() && self.participants.len() == 1
+    }
+
+    /// In a solo game, whether the roll itself poured the player's drink (a 6 or a 1),
+    /// so there is no lowest-roll drink.
+    pub fn solo_drank_for_roll(&self) -> bool {
+        self.is_solo()
+            && self
+                .participants
+                .first()
+                .and_then(|p| p.roll)
+                .is_some_and(|d| self.dice.is_crit(d) || self.dice.is_fail(d))
+    }
+
     fn all_done(&self) -> bool {
         self.participants
             .iter()
@@ -461,7 +481,7 @@ impl Game {
                 waiting_on: names.join(", "),
             });
         };
-        let alone = self.participants.len() == 1;
+        let alone = self.is_solo();
         let rules = self.dice;
         let (id, session) = (self.id.clone(), self.session_id.clone());
         let mut pour = Pour {
@@ -651,7 +671,9 @@ impl Game {
         let everyone_tied = low == high;
         let roll_off_id = self.parent_id.as_ref().map(|_| self.id.clone());
         let (decide_lowest, decide_highest) = match self.roll_off_kind {
-            None => (true, !everyone_tied || rolls.len() == 1),
+            // Alone: one drink per game, and the roll already poured it on a 6 or a 1.
+            None if self.is_solo() => (!self.solo_drank_for_roll(), false),
+            None => (true, !everyone_tied),
             Some(RollOffKind::Lowest) => (true, false),
             Some(RollOffKind::Highest) => (false, true),
         };
@@ -1228,17 +1250,47 @@ mod tests {
         assert!(!a.must_assign);
         assert_eq!(
             reasons(&a.effects),
-            vec![
-                (Some(ALICE), ALICE, DrinkReason::CriticalHit),
-                (None, ALICE, DrinkReason::LowestRoll)
-            ]
+            vec![(Some(ALICE), ALICE, DrinkReason::CriticalHit)],
+            "one drink: the crit, not a lowest roll as well"
         );
         assert!(
             a.effects.drinks[0].assigned_by().is_none(),
             "a drink to yourself is not 'assigned'"
         );
+        assert!(a.effects.lowest.is_empty());
+        assert_eq!(a.effects.winner, None, "alone, nobody wins");
+        assert_eq!(game.winner, None);
         assert!(a.effects.completed);
         valid(&game);
+    }
+
+    #[test]
+    fn alone_in_the_game_every_roll_pours_exactly_one_drink() {
+        for (face, reason) in [
+            (1, DrinkReason::CriticalFail),
+            (2, DrinkReason::LowestRoll),
+            (5, DrinkReason::LowestRoll),
+            (6, DrinkReason::CriticalHit),
+        ] {
+            let dice = Scripted::new(&[(p(ALICE), &[face])]);
+            let mut game = begun(&[ALICE]);
+            let a = game.roll(p(ALICE), &dice, at(1)).expect("roll");
+            let drinks = reasons(&a.effects);
+            assert_eq!(drinks.len(), 1, "a {face}: {drinks:?}");
+            assert_eq!(drinks[0].1, ALICE);
+            assert_eq!(drinks[0].2, reason, "a {face}");
+            assert_eq!(a.effects.winner, None, "a {face}");
+            assert_eq!(
+                a.effects.lowest.is_empty(),
+                reason != DrinkReason::LowestRoll
+            );
+            assert!(a.effects.completed);
+            assert_eq!(
+                game.solo_drank_for_roll(),
+                reason != DrinkReason::LowestRoll
+            );
+            valid(&game);
+        }
     }
 
     #[test]
