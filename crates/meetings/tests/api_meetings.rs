@@ -1251,6 +1251,39 @@ async fn the_page_of_no_meeting_or_of_an_ended_one_says_so_and_offers_no_join_fo
 }
 
 #[tokio::test]
+async fn a_long_value_in_the_address_is_quoted_back_cut_to_forty_characters() {
+    let site = site().await;
+    let long = format!("{}{}", "x".repeat(40), "y".repeat(260));
+    let get = |path: String| {
+        let request = site.http.get(format!("{}{path}", site.base));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let cut = format!("“{}…”", "x".repeat(40));
+
+    // The meeting page of something that is no code.
+    let (status, page) = get(format!("/meet/{long}")).await;
+    assert_eq!(status, 404, "{page}");
+    // (The header's login link carries the whole address back; the page's text not.)
+    let main = page.split("<main").nth(1).unwrap_or_default();
+    assert!(main.contains(&cut), "{page}");
+    assert!(!main.contains("yy"), "{page}");
+
+    // The meetings page's code field, sent the same.
+    let (status, page) = get(format!("/meet?code={long}")).await;
+    assert_eq!(status, 400, "{page}");
+    let reason = page
+        .split("id=\"code-error\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("the reason is shown: {page}"));
+    assert!(reason.contains(&cut), "{reason}");
+    assert!(!reason.contains("yy"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_link_from_another_site_does_not_join_at_once_but_a_bookmark_or_a_tavern_page_does() {
     let site = site().await;
     let (alice, _) = site.user("alice@example.org", "Alice").await;

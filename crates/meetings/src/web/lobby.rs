@@ -138,7 +138,8 @@ async fn go_to(state: &WebState, typed: &str) -> Result<MeetingCode, (StatusCode
             StatusCode::BAD_REQUEST,
             format!(
                 "“{}” is not a meeting code: {}. A code looks like ABC-DEFG-HJK.",
-                e.value, e.reason
+                super::quoted(typed),
+                e.reason
             ),
         )
     })?;

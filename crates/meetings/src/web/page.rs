@@ -127,7 +127,8 @@ pub(super) async fn meet(
     let Ok(code) = MeetingCode::parse(&code) else {
         return page.problem(
             Problem::not_found(format!(
-                "“{code}” is not a meeting code: a code looks like ABC-DEFG-HJK."
+                "“{}” is not a meeting code: a code looks like ABC-DEFG-HJK.",
+                super::quoted(&code)
             ))
             .link("Back to the start", "/"),
         );
