@@ -380,7 +380,9 @@ async fn resume(
         format!("<#{channel}>")
     };
     let mut alert = format!(
-        "A new session of the game in {place} (series `{series}`) was scheduled after          Tavern had begun deleting it, so the game goes on: the next sync (within 15          minutes) gives it {} and the players their roles again, as for a new game.",
+        "A new session of the game in {place} (series `{series}`) was scheduled after \
+         Tavern had begun deleting it, so the game goes on: the next sync (within 15 \
+         minutes) gives it {} and the players their roles again, as for a new game.",
         what.join(" and ")
     );
     if !left.is_empty() {

@@ -1934,6 +1934,13 @@ async fn a_new_session_of_an_ended_game_whose_channel_went_while_its_role_was_he
         told[0].contains("a new channel") && told[0].contains(&format!("<@&{}>", game.guest)),
         "{told:?}"
     );
+    assert!(
+        told[0].contains(
+            "was scheduled after Tavern had begun deleting it, so the game goes on: \
+             the next sync (within 15 minutes) gives it"
+        ),
+        "{told:?}"
+    );
 
     // The next sync gives the game a new channel, voice channel and roles, and Bob his.
     let discord = w.sync().await.discord.unwrap();
