@@ -445,6 +445,12 @@ async fn the_linking_page_names_the_discord_account_and_warns_someone_signed_in_
     );
     assert!(!html.contains(&carol.to_string()), "{html}");
     assert!(!html.contains("signed in as"), "{html}");
+    // A display name is anyone's to copy: a visitor signed out is told whose link to
+    // trust.
+    assert!(
+        html.contains("Continue only if you asked for this link yourself"),
+        "{html}"
+    );
 
     // Bob, signed in, opens Carol's link: told plainly it is not his.
     let (session, _) = site.session(bob).await;
@@ -463,6 +469,7 @@ async fn the_linking_page_names_the_discord_account_and_warns_someone_signed_in_
     let (session, _) = site.session(carol).await;
     let html = site.get(&path, Some(&session)).await.text().await.unwrap();
     assert!(!html.contains("signed in as"), "{html}");
+    assert!(!html.contains("Continue only if"), "{html}");
 
     // A link whose name Tavern does not know names the account by its id.
     let unnamed = site.repo.create_linking_id(bob).await.unwrap();

@@ -8,7 +8,9 @@
 //!    `schema::linking_name`), else by its id. The link is a bearer link (whoever
 //!    holds it may use it, signed in or not), so a visitor signed in as another
 //!    Discord account is not refused but warned plainly, before the button, that the
-//!    link is someone else's and what continuing would do. An unknown, expired or
+//!    link is someone else's and what continuing would do; a visitor signed out is
+//!    told to continue only if they asked for the link themselves (a display name is
+//!    anyone's to copy). An unknown, expired or
 //!    used id is a 404 page saying to ask for a new link.
 //! 2. `GET /link-meetup/{id}/start` checks the id again and leaves for Meetup (see
 //!    [`super`]: CSRF token under `csrf:{}`, the flow cookie with the transient and the
@@ -106,6 +108,15 @@ pub(crate) async fn page(
                     " to the Meetup account you sign in with next. Once linked, Tavern gives "
                     "that Discord account access to the game channels of the Meetup events "
                     "the Meetup account RSVPs to."
+                }
+                @if viewer.is_none() {
+                    // A display name is anyone's to copy: whoever opens a link signed
+                    // out is told whose link to trust.
+                    p.muted {
+                        "Continue only if you asked for this link yourself by typing "
+                        "/link-meetup in Discord: whoever holds it links the Meetup account "
+                        "you sign in with to the Discord account that asked for it."
+                    }
                 }
                 @if let Some(meetup) = linked {
                     p.muted {
