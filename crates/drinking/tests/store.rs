@@ -591,7 +591,11 @@ async fn a_tie_is_rolled_off_through_the_buttons_and_counts_for_the_parent_game(
         .press(3, &roll)
         .await
         .expect_err("carol is not in the roll-off");
-    assert!(err.to_string().contains("Not your turn"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("You are not in this roll-off: only alice and bob roll in it."),
+        "{err}"
+    );
 
     // The roll-off ties again and nests; the second one breaks the tie.
     env.press(1, &roll).await.expect("roll-off 1");

@@ -154,6 +154,13 @@ pub enum GameError {
     AlreadyRolled,
     #[error("not your turn: waiting for {waiting_on} to roll")]
     NotYourTurn { waiting_on: String },
+    /// A player of the game pressed Roll while roll-offs they are not in are played.
+    #[error(
+        "you are not in {}: only {players} roll in {}",
+        if *several { "these roll-offs" } else { "this roll-off" },
+        if *several { "them" } else { "it" }
+    )]
+    NotInRollOff { players: String, several: bool },
     #[error("pick who drinks for your {crit} first")]
     MustAssignFirst { crit: u8 },
     #[error("you have no drink to hand out")]
@@ -166,6 +173,15 @@ pub enum GameError {
     NothingToPay,
     #[error("a game is already running in this channel")]
     GameAlreadyRunning,
+}
+
+/// `a`, `a and b`, `a, b and c`, for messages.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// `4 min 30 s`, for messages.
@@ -475,6 +491,30 @@ impl Game {
         let Some(path) = self.open_path(player) else {
             if self.status == GameStatus::Active {
                 return Err(GameError::AlreadyRolled);
+            }
+            let pending = self.pending_roll_offs();
+            if !pending.iter().any(|g| g.participant(player).is_some()) {
+                let players: Vec<String> = pending
+                    .iter()
+                    .map(|g| {
+                        let names: Vec<String> =
+                            g.participants.iter().map(|p| p.name.clone()).collect();
+                        match (pending.len(), g.roll_off_kind) {
+                            (1, _) | (_, None) => and_list(&names),
+                            (_, Some(kind)) => {
+                                let tie = match kind {
+                                    RollOffKind::Lowest => "lowest",
+                                    RollOffKind::Highest => "highest",
+                                };
+                                format!("{} (tied for {tie})", and_list(&names))
+                            }
+                        }
+                    })
+                    .collect();
+                return Err(GameError::NotInRollOff {
+                    players: players.join(", "),
+                    several: pending.len() > 1,
+                });
             }
             let names: Vec<String> = self.waiting_on().iter().map(|p| p.name.clone()).collect();
             return Err(GameError::NotYourTurn {
@@ -1294,6 +1334,37 @@ mod tests {
     }
 
     #[test]
+    fn a_player_outside_the_roll_offs_is_told_who_rolls_in_them() {
+        let dice = Scripted::new(&[
+            (p(ALICE), &[2]),
+            (p(BOB), &[2]),
+            (p(CAROL), &[5]),
+            (p(DAVE), &[5]),
+            (p(5), &[3]),
+        ]);
+        let mut game = begun(&[ALICE, BOB, CAROL, DAVE, 5]);
+        for player in [ALICE, BOB, CAROL, DAVE, 5] {
+            game.roll(p(player), &dice, at(1)).expect("roll");
+        }
+        assert_eq!(game.roll_offs.len(), 2);
+        let refused = game.roll(p(5), &dice, at(2)).map(|_| ()).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "you are not in these roll-offs: only p1 and p2 (tied for lowest), \
+             p3 and p4 (tied for highest) roll in them"
+        );
+        // A player in a roll-off who has rolled waits for the others in it.
+        game.roll(p(ALICE), &Scripted::new(&[(p(ALICE), &[4])]), at(3))
+            .expect("roll-off roll");
+        assert_eq!(
+            game.roll(p(ALICE), &dice, at(4)),
+            Err(GameError::NotYourTurn {
+                waiting_on: "p2, p3, p4".to_owned()
+            })
+        );
+    }
+
+    #[test]
     fn a_tie_for_lowest_starts_a_roll_off_with_only_the_tied_players() {
         let dice = Scripted::new(&[(p(ALICE), &[2, 5]), (p(BOB), &[2, 3]), (p(CAROL), &[4])]);
         let mut game = begun(&[ALICE, BOB, CAROL]);
@@ -1310,10 +1381,18 @@ mod tests {
         assert_eq!(game.status, GameStatus::RollOff);
         valid(&game);
 
-        assert!(matches!(
-            game.roll(p(CAROL), &dice, at(4)),
-            Err(GameError::NotYourTurn { .. })
-        ));
+        let refused = game.roll(p(CAROL), &dice, at(4));
+        assert_eq!(
+            refused,
+            Err(GameError::NotInRollOff {
+                players: "p1 and p2".to_owned(),
+                several: false
+            })
+        );
+        assert_eq!(
+            refused.map(|_| ()).unwrap_err().to_string(),
+            "you are not in this roll-off: only p1 and p2 roll in it"
+        );
         let a = game.roll(p(ALICE), &dice, at(5)).expect("roll-off roll");
         assert_eq!(a.roll_off, Some(RollOffKind::Lowest));
         let b = game.roll(p(BOB), &dice, at(6)).expect("roll-off roll");
