@@ -245,6 +245,24 @@ pub fn clean_named(name: &str, what: &str) -> Result<String, Refusal> {
     Ok(name.to_owned())
 }
 
+/// User-given text (a character's, combatant's, group's or effect's name, a note) as
+/// Discord shows it literally: Markdown (`**`, `_`, `~`, `` ` ``, `|`, `>`, `#`, links)
+/// and mentions (`<@…>`, `@everyone`) escaped with a backslash. Every message that
+/// shows such a name outside a code span goes through this one function.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '<' | '>' | '@' | '#' | '[' | ']' | ':'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The stored name matching `name`, ignoring case (users type names loosely).
 pub fn find_character<'d>(doc: &'d UserDoc, name: &str) -> Option<(&'d str, &'d Character)> {
     let wanted = name.trim().to_lowercase();
@@ -476,6 +494,7 @@ pub fn render_characters(doc: &UserDoc) -> String {
         doc.characters.len()
     );
     for (name, c) in &doc.characters {
+        let shown = escape(name);
         let marker = if Some(name) == active.as_ref() {
             "★"
         } else {
@@ -483,10 +502,11 @@ pub fn render_characters(doc: &UserDoc) -> String {
         };
         match &c.initiative {
             Some(expression) => {
-                out.push_str(&format!("{marker} {name} (initiative {expression})\n"));
+                let expression = escape(expression);
+                out.push_str(&format!("{marker} {shown} (initiative {expression})\n"));
             }
             None => out.push_str(&format!(
-                "{marker} {name} (initiative {:+})\n",
+                "{marker} {shown} (initiative {:+})\n",
                 c.initiative_modifier
             )),
         }
@@ -938,6 +958,26 @@ mod tests {
         let left = leave(&mut t, UserId::new(9), Some("g1"), None).expect("leave");
         assert!(left.turn.is_none());
         assert_eq!(up(&t), ("g2", 1));
+    }
+
+    /// A name is shown as typed: no mention, no bold, wherever the tracker or a
+    /// character list shows it.
+    #[test]
+    fn names_are_shown_literally() {
+        assert_eq!(escape("<@123>"), "\\<\\@123\\>");
+        assert_eq!(escape("**Bold**"), "\\*\\*Bold\\*\\*");
+        assert_eq!(escape("@everyone"), "\\@everyone");
+        assert_eq!(escape("Vex"), "Vex");
+        let mut t = Tracker::default();
+        join(&mut t, entry("<@123>", 1, 15)).expect("room");
+        join(&mut t, entry("**Bold**", 2, 10)).expect("room");
+        let text = render_tracker(&t);
+        assert!(!text.contains(" <@123>"), "{text}");
+        assert!(text.contains("\\<\\@123\\>"), "{text}");
+        assert!(text.contains("` 10` \\*\\*Bold\\*\\*"), "{text}");
+        let mut doc = UserDoc::default();
+        add_character(&mut doc, "_Vex_", 1).expect("added");
+        assert!(render_characters(&doc).contains("★ \\_Vex\\_ (initiative +1)"));
     }
 
     #[test]

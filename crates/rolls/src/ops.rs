@@ -446,7 +446,11 @@ impl Operation for CharacterOp {
                 if let Some(c) = doc.characters.get_mut(&name) {
                     c.initiative = Some(expression.clone());
                 }
-                format!("Saved **{name}** (initiative {expression}).")
+                format!(
+                    "Saved **{}** (initiative {}).",
+                    domain::escape(&name),
+                    domain::escape(&expression)
+                )
             }
             CharacterOp::Add {
                 name,
@@ -454,6 +458,7 @@ impl Operation for CharacterOp {
                 ..
             } => {
                 let name = domain::add_character(&mut doc, name, *initiative_modifier)?;
+                let name = domain::escape(&name);
                 format!("Saved **{name}** (initiative {initiative_modifier:+}).")
             }
             CharacterOp::Import { data, .. } => {
@@ -468,17 +473,22 @@ impl Operation for CharacterOp {
                     1 => "1 character".to_owned(),
                     n => format!("{n} characters"),
                 };
-                let names: Vec<String> = names.iter().map(|n| format!("**{n}**")).collect();
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| format!("**{}**", domain::escape(n)))
+                    .collect();
                 format!("Imported {count}: {}.", names.join(", "))
             }
             CharacterOp::Remove { name, .. } => {
                 let was_active = domain::active(&doc).map(|(n, _)| n.to_owned());
-                let name = domain::remove_character(&mut doc, name)?;
+                let removed = domain::remove_character(&mut doc, name)?;
+                let name = domain::escape(&removed);
                 // Removing the active character makes another one active: say which.
-                match (was_active == Some(name.clone()), domain::active(&doc)) {
+                match (was_active == Some(removed), domain::active(&doc)) {
                     (false, _) => format!("Removed **{name}**."),
                     (true, Some((now, _))) => format!(
-                        "Removed **{name}**. **{now}** is now your active character (pick another with `/character list`)."
+                        "Removed **{name}**. **{}** is now your active character (pick another with `/character list`).",
+                        domain::escape(now)
                     ),
                     (true, None) => format!(
                         "Removed **{name}**. You have no characters left; `/init join` uses your display name."
@@ -486,7 +496,7 @@ impl Operation for CharacterOp {
                 }
             }
             CharacterOp::Activate { name, .. } => {
-                let name = domain::set_active(&mut doc, name)?;
+                let name = domain::escape(&domain::set_active(&mut doc, name)?);
                 format!("**{name}** is now your active character.")
             }
         };
@@ -715,7 +725,10 @@ impl Operation for InitOp {
                         combat: kept,
                     },
                 )?;
-                format!("**{name}** joined initiative with {value}: {how}")
+                format!(
+                    "**{}** joined initiative with {value}: {how}",
+                    domain::escape(&name)
+                )
             }
             InitOp::Remove {
                 user, character, ..
@@ -723,7 +736,7 @@ impl Operation for InitOp {
                 let rolled = combat::leave_rerolls(env, &tracker).await?;
                 let left =
                     domain::leave(&mut tracker, *user, character.as_deref(), rolled.as_ref())?;
-                let mut message = format!("**{}** left initiative.", left.name);
+                let mut message = format!("**{}** left initiative.", domain::escape(&left.name));
                 if let Some(report) = &left.turn {
                     said = combat::turn_said(&tracker, report);
                     message.push('\n');
@@ -740,7 +753,7 @@ impl Operation for InitOp {
                 moved_on = true;
                 let up = domain::combat::current(&domain::combat::public_view(&tracker))
                     .first()
-                    .map(|e| e.combat.group.clone().unwrap_or_else(|| e.name.clone()));
+                    .map(|e| domain::escape(e.combat.group.as_ref().unwrap_or(&e.name)));
                 match up {
                     Some(who) => format!(
                         "The turn already moved on: it is **{who}**'s turn (round {}).",

@@ -1127,3 +1127,21 @@ async fn removing_the_active_character_says_which_is_active_now() {
     );
     bot.stop().await;
 }
+
+/// A name that looks like a mention or Markdown is shown as typed in the join line
+/// and the tracker: nobody is mentioned, nothing turns bold.
+#[tokio::test]
+async fn names_with_markdown_or_mentions_are_shown_as_typed() {
+    let (w, bot, _dir) = start().await;
+    let alice = w.demo.alice;
+    let added = init(&w, alice, "add", &[("name", json!("**Bold** init:12"))]).await;
+    assert!(
+        content(&added).starts_with("**\\*\\*Bold\\*\\*** joined initiative with 12"),
+        "{added:?}"
+    );
+    init(&w, alice, "add", &[("name", json!("<@123> init:5"))]).await;
+    let shown = tracker(&w, trackers(&w)[0].id);
+    assert!(shown.contains("`  5` \\<\\@123\\>"), "{shown}");
+    assert!(!shown.contains(" <@123>"), "{shown}");
+    bot.stop().await;
+}

@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DISCORD_MESSAGE_MAX, Entry, MAX_NAME_LEN, MAX_TRACKER_ENTRIES, Refusal, Tracker, UserId,
-    clean_named, fit_message, refuse,
+    clean_named, escape, fit_message, refuse,
 };
 
 /// Most effects on one combatant.
@@ -1186,7 +1186,7 @@ enum Detail {
 }
 
 fn effect_text(f: &Effect, round: u32, detail: Detail) -> String {
-    let mut out = f.name.clone();
+    let mut out = escape(&f.name);
     if detail == Detail::Full {
         let mut bits = Vec::new();
         if let Some(last) = f.ends_round {
@@ -1198,7 +1198,7 @@ fn effect_text(f: &Effect, round: u32, detail: Detail) -> String {
             });
         }
         if f.concentration {
-            bits.push(format!("conc. {}", f.by));
+            bits.push(format!("conc. {}", escape(&f.by)));
         }
         if !bits.is_empty() {
             out.push_str(&format!(" ({})", bits.join(", ")));
@@ -1229,9 +1229,9 @@ fn stats_text(c: &Combatant) -> String {
 
 fn entry_line(e: &Entry, round: u32, detail: Detail, in_group: bool) -> String {
     let mut line = if in_group {
-        format!("   ◦ {}", e.name)
+        format!("   ◦ {}", escape(&e.name))
     } else {
-        format!("`{:>3}` {}", e.initiative, e.name)
+        format!("`{:>3}` {}", e.initiative, escape(&e.name))
     };
     if !e.combat.hidden && !in_group {
         line.push_str(&format!(" (<@{}>)", e.user));
@@ -1258,7 +1258,7 @@ fn entry_line(e: &Entry, round: u32, detail: Detail, in_group: bool) -> String {
     if detail == Detail::Full
         && let Some(note) = &e.combat.note
     {
-        line.push_str(&format!("\n      📝 {note}"));
+        line.push_str(&format!("\n      📝 {}", escape(note)));
     }
     line
 }
@@ -1286,7 +1286,11 @@ fn render_with(tracker: &Tracker, detail: Detail) -> String {
                     .unwrap_or_default()
                     .iter()
                     .all(|e| e.combat.hidden);
-                out.push_str(&format!("{marker} `{:>3}` {group}", first.initiative));
+                out.push_str(&format!(
+                    "{marker} `{:>3}` {}",
+                    first.initiative,
+                    escape(group)
+                ));
                 if !all_hidden {
                     out.push_str(&format!(" (<@{}>)", first.user));
                 }
@@ -1350,7 +1354,7 @@ pub fn ended_text(tracker: &Tracker, ended: &[Ended]) -> String {
         .map(|(effect, bearer)| {
             let shown = shown_name(tracker, bearer);
             if shown == *bearer {
-                format!("{effect} on {bearer}")
+                format!("{} on {}", escape(effect), escape(bearer))
             } else {
                 format!("an effect on {shown}")
             }

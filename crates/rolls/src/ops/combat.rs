@@ -6,7 +6,7 @@
 
 use crate::RollsError;
 use crate::domain::combat::{self as rules, AddSpec, Rerolls, TurnReport};
-use crate::domain::{Tracker, UserId};
+use crate::domain::{Tracker, UserId, escape};
 use crate::history::RollLog;
 use crate::ops::Env;
 use crate::pool::DicePool;
@@ -160,11 +160,7 @@ pub(crate) fn turn_said(tracker: &Tracker, report: &TurnReport) -> Said {
         }
     }
     let who = match up.first() {
-        Some(first) => first
-            .combat
-            .group
-            .clone()
-            .unwrap_or_else(|| first.name.clone()),
+        Some(first) => escape(first.combat.group.as_ref().unwrap_or(&first.name)),
         None => return Said::default(),
     };
     let mentions: Vec<String> = ping.iter().map(|u| format!("<@{u}>")).collect();
@@ -244,7 +240,7 @@ async fn take_damage(
     how: &str,
 ) -> Result<Said, RollsError> {
     let report = rules::damage(tracker, at, amount)?;
-    let name = &report.name;
+    let name = &escape(&report.name);
     let mut message = format!("💥 **{name}** takes {} damage{how}", report.damage);
     if report.absorbed > 0 {
         message.push_str(&format!(
@@ -262,7 +258,7 @@ async fn take_damage(
     if let Some(check) = report.concentration {
         message.push_str(&format!(
             "\n🧠 **{name}** is concentrating on {}: Constitution save **DC {}**.",
-            check.effects.join(", "),
+            escape(&check.effects.join(", ")),
             check.dc
         ));
         match check.modifier {
@@ -274,7 +270,7 @@ async fn take_damage(
                         " Save: {shown} — **success**, concentration holds."
                     ));
                 } else {
-                    let ended = rules::end_concentration(tracker, name);
+                    let ended = rules::end_concentration(tracker, &report.name);
                     message.push_str(&format!(
                         " Save: {shown} — **failure**: {} ended.",
                         rules::ended_text(tracker, &ended)
@@ -282,7 +278,8 @@ async fn take_damage(
                 }
             }
             None => message.push_str(&format!(
-                " On a failure: `/init effect action:drop name:{name}`."
+                " On a failure: `/init effect action:drop name:{}`.",
+                report.name
             )),
         }
     }
@@ -320,7 +317,7 @@ pub async fn apply(
             let initiative = tracker.entries.get(at).map_or(value, |e| e.initiative);
             let joined = names
                 .iter()
-                .map(|n| format!("**{n}**"))
+                .map(|n| format!("**{}**", escape(n)))
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut message = format!("{joined} joined initiative with {initiative}");
@@ -330,7 +327,7 @@ pub async fn apply(
                 message.push_str(" (their group's)");
             }
             if let Some(group) = tracker.entries.get(at).and_then(|e| e.combat.group.clone()) {
-                message.push_str(&format!(" in group **{group}**"));
+                message.push_str(&format!(" in group **{}**", escape(&group)));
             }
             message.push('.');
             if spec.hidden {
@@ -360,7 +357,7 @@ pub async fn apply(
                 })
             };
             rules::set_hp(tracker, at, None, *max, *temp)?;
-            let name = tracker.entries[at].name.clone();
+            let name = escape(&tracker.entries[at].name);
             match value {
                 Some(v) if v.starts_with('-') => {
                     let amount = number(v.trim_start_matches('-'))?;
@@ -397,7 +394,7 @@ pub async fn apply(
             let at = rules::find(tracker, user, name)?;
             let (amount, shown) = roll(env.dice, log, expression).await?;
             rules::heal(tracker, at, amount)?;
-            let name = &tracker.entries[at].name;
+            let name = escape(&tracker.entries[at].name);
             let text = format!(
                 "💚 **{name}** heals {amount} ({shown}): {}.",
                 hp_text(tracker, at)
@@ -421,18 +418,22 @@ pub async fn apply(
                 by.as_deref(),
                 *concentration,
             )?;
-            let mut text = format!("✨ **{}** is now *{}*", added.bearer, added.effect.name);
+            let mut text = format!(
+                "✨ **{}** is now *{}*",
+                escape(&added.bearer),
+                escape(&added.effect.name)
+            );
             match added.effect.ends_round {
                 Some(last) => text.push_str(&format!(
                     " until the end of {}'s turn in round {last}",
-                    rules::shown_name(tracker, &added.effect.by)
+                    escape(&rules::shown_name(tracker, &added.effect.by))
                 )),
                 None => text.push_str(" until removed"),
             }
             if added.effect.concentration {
                 text.push_str(&format!(
                     " (concentration of {})",
-                    rules::shown_name(tracker, &added.effect.by)
+                    escape(&rules::shown_name(tracker, &added.effect.by))
                 ));
             }
             text.push('.');
@@ -447,7 +448,11 @@ pub async fn apply(
         CombatAction::EffectRemove { name, effect } => {
             let at = rules::find(tracker, user, name)?;
             let removed = rules::remove_effect(tracker, at, effect)?;
-            let text = format!("**{}** is no longer *{removed}*.", tracker.entries[at].name);
+            let text = format!(
+                "**{}** is no longer *{}*.",
+                escape(&tracker.entries[at].name),
+                escape(&removed)
+            );
             Ok(Said::about(tracker, at, text))
         }
         CombatAction::Drop { name } => {
@@ -460,7 +465,8 @@ pub async fn apply(
                 )));
             }
             let text = format!(
-                "🧠 **{caster}** stops concentrating: {} ended.",
+                "🧠 **{}** stops concentrating: {} ended.",
+                escape(&caster),
                 rules::ended_text(tracker, &ended)
             );
             Ok(Said::about(tracker, at, text))
@@ -468,9 +474,9 @@ pub async fn apply(
         CombatAction::Note { name, text } => {
             let at = rules::find(tracker, user, name)?;
             let note = rules::set_note(tracker, at, text)?;
-            let name = &tracker.entries[at].name;
+            let name = escape(&tracker.entries[at].name);
             let text = match note {
-                Some(note) => format!("📝 **{name}**: {note}"),
+                Some(note) => format!("📝 **{name}**: {}", escape(&note)),
                 None => format!("📝 **{name}**'s note was cleared."),
             };
             Ok(Said::about(tracker, at, text))
@@ -504,7 +510,7 @@ pub async fn apply(
                 Some(false) => bits.push("now shown to the channel".to_owned()),
                 None => {}
             }
-            let text = format!("**{}**: {}.", e.name, bits.join("; "));
+            let text = format!("**{}**: {}.", escape(&e.name), bits.join("; "));
             // Hiding or showing is the caller's business until the tracker shows it.
             let private = e.combat.hidden || hidden.is_some();
             Ok(Said {
@@ -527,7 +533,7 @@ pub async fn apply(
             };
             let moved = rules::move_to(tracker, at, *initiative, rolled.as_ref())?;
             let shown = if hidden { "???".to_owned() } else { moved.name };
-            let message = format!("**{shown}** moved to initiative {initiative}.");
+            let message = format!("**{}** moved to initiative {initiative}.", escape(&shown));
             Ok(match &moved.turn {
                 Some(report) => {
                     let mut said = turn_said(tracker, report);
