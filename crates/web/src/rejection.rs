@@ -72,8 +72,9 @@ fn code(status: StatusCode) -> String {
 /// other response passes as it is.
 pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let asker = asker(&method, &path, request.headers());
+    // A cheap handle (shared bytes): the path is read again only for a refusal.
+    let uri = request.uri().clone();
+    let asker = asker(&method, uri.path(), request.headers());
     let response = next.run(request).await;
     if !is_bare_refusal(&response) {
         return response;
@@ -91,7 +92,10 @@ pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
             .unwrap_or("other methods");
-        format!("{method} is not allowed on {path}; it takes {allowed}")
+        format!(
+            "{method} is not allowed on {}; it takes {allowed}",
+            crate::page::quoted(uri.path())
+        )
     } else if said.is_empty() {
         status
             .canonical_reason()
@@ -110,6 +114,11 @@ pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
     };
     if let Some(allow) = allow {
         answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    // The session the route loaded, so that the page is dressed without reading it
+    // again.
+    if let Some(loaded) = parts.extensions.get::<crate::page::LoadedFor>().cloned() {
+        answer.extensions_mut().insert(loaded);
     }
     answer
 }
