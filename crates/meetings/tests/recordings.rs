@@ -1369,6 +1369,50 @@ const LISTED: &str = "return Array.from(document.querySelectorAll('#recordings l
      return `${li.dataset.status}|${a ? new URL(a.href).pathname : ''}|${!li.closest('[hidden]')}`; \
      }).join('\\n')";
 
+impl Site {
+    /// A ready recording of `meeting` (made and stored, as far as its row says).
+    async fn ready_recording(
+        &self,
+        meeting: &meetings::repo::Meeting,
+    ) -> meetings::domain::RecordingId {
+        let now = base::Clock::now(&*self.world.clock);
+        let made = self
+            .repo
+            .start_recording(&meetings::repo::NewRecording {
+                recording_id: meetings::domain::RecordingId::random(),
+                meeting_id: meeting.meeting_id,
+                started_by: meeting.created_by_user_id,
+                started_at: now,
+                storage_path: format!("{}/made.webm", meeting.meeting_id),
+                storage_bucket: "local".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        self.repo
+            .stop_recording(made.recording_id, now)
+            .await
+            .unwrap()
+            .unwrap();
+        self.repo
+            .finish_recording(
+                made.recording_id,
+                &meetings::repo::FinishedRecording {
+                    duration_seconds: 42,
+                    file_size_bytes: 4096,
+                    video_codec: Some("VP8".into()),
+                    audio_codec: Some("Opus".into()),
+                    resolution: Some("320x240".into()),
+                    note: None,
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        made.recording_id
+    }
+}
+
 #[tokio::test]
 async fn the_host_finds_an_ended_meeting_s_recordings_with_their_download_links_on_its_page() {
     let site = site().await;
@@ -1385,40 +1429,7 @@ async fn the_host_finds_an_ended_meeting_s_recordings_with_their_download_links_
         )
         .await;
     // A recording made and stored while the meeting ran, then the meeting ended.
-    let now = base::Clock::now(&*site.world.clock);
-    let made = site
-        .repo
-        .start_recording(&meetings::repo::NewRecording {
-            recording_id: meetings::domain::RecordingId::random(),
-            meeting_id: meeting.meeting_id,
-            started_by: meeting.created_by_user_id,
-            started_at: now,
-            storage_path: format!("{}/made.webm", meeting.meeting_id),
-            storage_bucket: "local".into(),
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    site.repo
-        .stop_recording(made.recording_id, now)
-        .await
-        .unwrap()
-        .unwrap();
-    site.repo
-        .finish_recording(
-            made.recording_id,
-            &meetings::repo::FinishedRecording {
-                duration_seconds: 42,
-                file_size_bytes: 4096,
-                video_codec: Some("VP8".into()),
-                audio_codec: Some("Opus".into()),
-                resolution: Some("320x240".into()),
-                note: None,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let made = site.ready_recording(&meeting).await;
     site.repo.end_meeting(meeting.meeting_id).await.unwrap();
 
     let browser = testkit::browser::Browser::start().await;
@@ -1436,14 +1447,64 @@ async fn the_host_finds_an_ended_meeting_s_recordings_with_their_download_links_
         .await;
     assert_eq!(
         listed,
-        format!(
-            "ready|/api/v1/recordings/{}/download|true",
-            made.recording_id
-        ),
+        format!("ready|/api/v1/recordings/{made}/download|true"),
         "a ready recording, its download link, shown"
     );
     assert_eq!(browser.script(RECORD_BUTTON).await, "", "nothing to record");
     browser.quit().await;
+}
+
+#[tokio::test]
+async fn the_meetings_page_lists_the_host_s_ended_meetings_with_recordings() {
+    let site = site().await;
+    let (cookie, _) = web_session(&site, 4242, "Mira").await;
+    let settings = meetings::repo::MeetingSettings {
+        allow_recording: true,
+        enable_e2e_encryption: false,
+        ..Default::default()
+    };
+    let recorded = site.hosted_meeting(4242, settings).await;
+    site.ready_recording(&recorded).await;
+    site.repo.end_meeting(recorded.meeting_id).await.unwrap();
+    // Ended with no recording, and recorded but still open: not listed there.
+    let unrecorded = site.hosted_meeting(4242, settings).await;
+    site.repo.end_meeting(unrecorded.meeting_id).await.unwrap();
+    let open = site.hosted_meeting(4242, settings).await;
+    site.ready_recording(&open).await;
+    // Someone else's ended recorded meeting.
+    let theirs = site.hosted_meeting(777, settings).await;
+    site.ready_recording(&theirs).await;
+    site.repo.end_meeting(theirs.meeting_id).await.unwrap();
+
+    let page = site
+        .http
+        .get(format!("{}/meet", site.base))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list = page
+        .split("Recent meetings with recordings")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or_else(|| panic!("the list is shown: {page}"));
+    let code = recorded.meeting_code.as_str();
+    assert!(
+        list.contains(&format!(
+            "data-meeting-code=\"{code}\"><a href=\"/meet/{code}\">"
+        )),
+        "{list}"
+    );
+    for other in [&unrecorded, &open, &theirs] {
+        assert!(
+            !list.contains(other.meeting_code.as_str()),
+            "{} is not listed: {list}",
+            other.meeting_code.as_str()
+        );
+    }
 }
 
 /// A recordings store that refuses every write while `failing` (as an object store

@@ -425,6 +425,26 @@ impl Repo {
             .collect()
     }
 
+    /// The ended meetings created by the account linked to `provider_user_id` at
+    /// `provider` that have a ready recording, the last ended first, at most `limit`.
+    pub async fn ended_recorded_meetings_of_provider_user(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+        limit: u16,
+    ) -> Result<Vec<Meeting>, MeetingsError> {
+        let rows: Vec<MeetingRow> =
+            sqlx::query_as(schema::SELECT_ENDED_RECORDED_MEETINGS_OF_PROVIDER_USER)
+                .bind(provider)
+                .bind(provider_user_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.pg.pool())
+                .await?;
+        rows.into_iter()
+            .map(|row| Ok(Meeting::try_from(row)?))
+            .collect()
+    }
+
     /// The meeting `key` names; `NotFound` when there is none.
     pub async fn meeting_by_key(&self, key: &MeetingKey) -> Result<Meeting, MeetingsError> {
         match key {

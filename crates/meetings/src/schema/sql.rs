@@ -153,6 +153,22 @@ pub(crate) const SELECT_OPEN_MEETINGS_OF_PROVIDER_USER: &str = concat!(
      ORDER BY created_at DESC LIMIT $3"
 );
 
+/// `$1` provider, `$2` provider_user_id, `$3` limit: the ended meetings the linked
+/// account created that have a `ready` recording, the last ended first.
+pub(crate) const SELECT_ENDED_RECORDED_MEETINGS_OF_PROVIDER_USER: &str = concat!(
+    "SELECT ",
+    meeting_columns!(),
+    " FROM ",
+    table!(meetings),
+    " WHERE created_by_user_id = (SELECT user_id FROM ",
+    table!(oauth_providers),
+    " WHERE provider = $1 AND provider_user_id = $2) AND status = 'ended' \
+     AND EXISTS (SELECT 1 FROM ",
+    table!(recordings),
+    " r WHERE r.meeting_id = meetings.meeting_id AND r.status = 'ready') \
+     ORDER BY ended_at DESC NULLS LAST LIMIT $3"
+);
+
 /// `$1` meeting_id, `$2` display_name, `$3` max_participants, `$4`
 /// enable_e2e_encryption, `$5` require_auth, `$6` allow_recording, `$7`
 /// waiting_room_enabled, `$8` the `updated_at` the new values were computed from. A
@@ -804,6 +820,7 @@ mod tests {
             SELECT_MEETING,
             SELECT_MEETING_BY_CODE,
             SELECT_OPEN_MEETINGS_OF_PROVIDER_USER,
+            SELECT_ENDED_RECORDED_MEETINGS_OF_PROVIDER_USER,
             SELECT_MEETING_STATUSES,
             END_MEETING,
             CLOSE_SESSIONS,

@@ -3,7 +3,7 @@
 //!
 //! | route | who | answer |
 //! |---|---|---|
-//! | `GET /meet` | anyone | the page: "Join a meeting" (a code), and for a signed-in visitor "Start a meeting" and "Your meetings" (those they created that have not ended, newest first); signed out, a link to log in |
+//! | `GET /meet` | anyone | the page: "Join a meeting" (a code), and for a signed-in visitor "Start a meeting", "Your meetings" (those they created that have not ended, newest first) and "Recent meetings with recordings" (those they created that ended with a ready recording, the last ended first, each linking to its page, where the recordings are); signed out, a link to log in |
 //! | `GET /meet?code=CODE` | anyone | 303 to `/meet/{CODE}` (the code as people type it: any case, with or without hyphens); the page again with the reason beside the field when it is no code (400), names no meeting (404) or one that has ended (410) |
 //! | `POST /meet` (form: `display_name`, and the checkboxes `enable_e2e_encryption`, `require_auth`, `allow_recording`, `waiting_room_enabled`) | a signed-in web session, with the form's CSRF field | 303 to the new meeting's `/meet/{code}`; the form again with the reason (400); 429 with `Retry-After` past the creation limit |
 //! | `POST /meet/{code}/end` | a signed-in web session, with the form's CSRF field: the meeting's creator | ends the meeting (as the API's `POST /api/v1/meetings/{id}/end` does, its audit row naming them), then 303 back to `/meet`; 403 for anyone else; 404 for no such meeting |
@@ -36,6 +36,8 @@ pub const END_FROM_LOBBY_PATH: &str = "/meet/{code}/end";
 
 /// How many of their meetings a signed-in visitor sees.
 const YOUR_MEETINGS: u16 = 20;
+/// How many of their ended meetings with recordings a signed-in visitor sees.
+const RECORDED_MEETINGS: u16 = 10;
 
 /// The query of `GET /meet`.
 #[derive(Debug, Default, Deserialize)]
@@ -96,6 +98,9 @@ struct Lobby<'a> {
     mine: &'a [Meeting],
     /// The meetings could not be read (said, not fatal).
     mine_unread: bool,
+    /// Their ended meetings with a ready recording (none listed when unread: the
+    /// failure is logged, and "Your meetings" says the lists could not be read).
+    recorded: &'a [Meeting],
     login: String,
 }
 
@@ -293,20 +298,33 @@ async fn render(
     start: Option<(&StartForm, Option<String>)>,
 ) -> Response {
     let mut mine = Vec::new();
+    let mut recorded = Vec::new();
     let mut mine_unread = false;
     if let Some(user) = page.user() {
+        let provider_user = user.id.to_string();
         match state
             .repo
-            .open_meetings_of_provider_user(
-                crate::auth::DISCORD,
-                &user.id.to_string(),
-                YOUR_MEETINGS,
-            )
+            .open_meetings_of_provider_user(crate::auth::DISCORD, &provider_user, YOUR_MEETINGS)
             .await
         {
             Ok(meetings) => mine = meetings,
             Err(error) => {
                 tracing::warn!(%error, "could not read a visitor's meetings");
+                mine_unread = true;
+            }
+        }
+        match state
+            .repo
+            .ended_recorded_meetings_of_provider_user(
+                crate::auth::DISCORD,
+                &provider_user,
+                RECORDED_MEETINGS,
+            )
+            .await
+        {
+            Ok(meetings) => recorded = meetings,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a visitor's recorded meetings");
                 mine_unread = true;
             }
         }
@@ -316,6 +334,7 @@ async fn render(
         start: if page.user().is_some() { start } else { None },
         mine: &mine,
         mine_unread,
+        recorded: &recorded,
         login: page.login_link(),
     };
     (
@@ -421,6 +440,25 @@ fn body(lobby: &Lobby<'_>, csrf: &Markup) -> Markup {
                                             "End it for everyone"
                                         } @else { "End it" }
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !lobby.recorded.is_empty() {
+                    h2 { "Recent meetings with recordings" }
+                    ul.recorded-meetings {
+                        @for meeting in lobby.recorded {
+                            @let code = meeting.meeting_code.as_str();
+                            li data-meeting-code=(code) {
+                                a href=(super::page::MEET_PATH.replace("{code}", code)) {
+                                    (meeting.display_name)
+                                }
+                                " "
+                                span.code { (code) }
+                                @if let Some(ended) = meeting.ended_at {
+                                    " "
+                                    span.muted { "ended " (ended.format("%Y-%m-%d %H:%M UTC")) }
                                 }
                             }
                         }
