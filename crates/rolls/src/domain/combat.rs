@@ -1190,11 +1190,12 @@ fn effect_text(f: &Effect, round: u32, detail: Detail) -> String {
     if detail == Detail::Full {
         let mut bits = Vec::new();
         if let Some(last) = f.ends_round {
-            let left = last.saturating_sub(round) + 1;
-            bits.push(if left == 1 {
-                "ends this round".to_owned()
-            } else {
-                format!("{left} rounds")
+            // The rounds still to start before the one it ends in: a fresh effect of
+            // `N` rounds shows `N` (it lasts through its caster's turn `N` rounds on).
+            bits.push(match last.saturating_sub(round) {
+                0 => "ends this round".to_owned(),
+                1 => "1 round".to_owned(),
+                left => format!("{left} rounds"),
             });
         }
         if f.concentration {
@@ -1685,6 +1686,43 @@ mod tests {
         assert!(remove_effect(&mut t, at, "prone").is_err());
     }
 
+    /// A fresh effect shows the duration typed; the count goes down at the top of each
+    /// round, and the round it ends in says so.
+    #[test]
+    fn an_effect_shows_the_rounds_typed_and_counts_down() {
+        let mut t = fight(&[("Cleric", 20), ("Orc", 10)]);
+        let orc = find(&t, UserId::new(GM), "orc").expect("orc");
+        for (effect, rounds) in [("Blessed", 1), ("Slowed", 10)] {
+            add_effect(
+                &mut t,
+                UserId::new(GM),
+                orc,
+                effect,
+                Some(rounds),
+                Some("cleric"),
+                false,
+            )
+            .expect("ok");
+        }
+        assert!(render(&t).contains("Blessed (1 round)"), "{}", render(&t));
+        assert!(render(&t).contains("Slowed (10 rounds)"), "{}", render(&t));
+        next(&mut t, None).expect("next");
+        next(&mut t, None).expect("next");
+        assert_eq!(t.round, 2);
+        assert!(
+            render(&t).contains("Blessed (ends this round)"),
+            "{}",
+            render(&t)
+        );
+        assert!(render(&t).contains("Slowed (9 rounds)"), "{}", render(&t));
+        next(&mut t, None).expect("next");
+        assert!(
+            !render(&t).contains("Blessed"),
+            "ended with the cleric's turn: {}",
+            render(&t)
+        );
+    }
+
     #[test]
     fn effects_are_bounded() {
         let mut t = fight(&[("A", 1)]);
@@ -1961,7 +1999,7 @@ mod tests {
         set_note(&mut small, 0, "has the map").expect("note");
         let text = render(&small);
         assert!(text.contains("HP 20/25 +3 temp · AC 16"), "{text}");
-        assert!(text.contains("Blessed (4 rounds, conc. Vex)"), "{text}");
+        assert!(text.contains("Blessed (3 rounds, conc. Vex)"), "{text}");
         assert!(text.contains("📝 has the map"), "{text}");
     }
 
