@@ -29,7 +29,7 @@ use crate::domain::{
 };
 use crate::domain::{DiceRules, DrinkRecord, Standing};
 use crate::lines::{self, Event};
-use crate::repo::{Board, Repo, RepoError, Step, Tab};
+use crate::repo::{Board, OpenGame, Repo, RepoError, Step, Tab};
 
 /// The slash command and the component prefix.
 pub const COMMAND: &str = "ronnied";
@@ -566,11 +566,14 @@ impl Commands {
                 Ok(Response::Update(Reply::private(text)))
             }
             Press::Pay => {
-                let (drink, still_owed) = self
-                    .repo
-                    .pay(&id.game, player, now)
-                    .await
-                    .map_err(handler_error)?;
+                let paid = self.repo.pay(&id.game, player, now).await;
+                if let Err(RepoError::Rule(GameError::NothingToPay)) = paid {
+                    // Say where the debt is, when there is one elsewhere.
+                    let scope = ScopeId::of(invocation.guild_id, invocation.channel_id);
+                    let tab = self.repo.tab(scope, player).await.map_err(handler_error)?;
+                    return Err(HandlerError::user(nothing_to_pay_here(&tab, &id.game)));
+                }
+                let (drink, still_owed) = paid.map_err(handler_error)?;
                 self.publisher.refresh(&id.game);
                 let owed = match still_owed {
                     0 => "You're all square in this game 🎉".to_owned(),
@@ -1061,6 +1064,76 @@ pub fn render_leaderboard(board: &Board) -> Reply {
     Reply::text(text)
 }
 
+/// A link to a message in Discord: in a guild, or in a DM (whose scope is its channel).
+fn message_link(scope: ScopeId, channel: ChannelId, message: MessageId) -> String {
+    let place = if scope.get() == channel.get() {
+        "@me".to_owned()
+    } else {
+        scope.get().to_string()
+    };
+    format!("https://discord.com/channels/{place}/{channel}/{message}")
+}
+
+/// The games holding a tab's unpaid drinks, one line each, except `skip`.
+fn where_to_pay(tab: &Tab, skip: Option<&GameId>) -> String {
+    let current = tab.session.as_ref().map(|s| &s.id);
+    let mut out = String::new();
+    let shown: Vec<&OpenGame> = tab.open.iter().filter(|g| Some(&g.game) != skip).collect();
+    for game in shown.iter().take(10) {
+        let drinks = if game.owed == 1 {
+            "1 drink".to_owned()
+        } else {
+            format!("{} drinks", game.owed)
+        };
+        let when = if Some(&game.session) == current {
+            ""
+        } else {
+            ", earlier session"
+        };
+        match game.message {
+            Some((scope, channel, message)) => {
+                let _ = write!(
+                    out,
+                    "\n• [game of <t:{}:R>]({}) · {drinks}{when}",
+                    game.since.timestamp(),
+                    message_link(scope, channel, message)
+                );
+            }
+            None => {
+                let _ = write!(
+                    out,
+                    "\n• a game of <t:{}:R>, cleared away (press **Pay** on its message) · {drinks}{when}",
+                    game.since.timestamp()
+                );
+            }
+        }
+    }
+    if shown.len() > 10 {
+        let _ = write!(out, "\n…and {} more games.", shown.len() - 10);
+    }
+    out
+}
+
+/// The refusal of a Pay press on a game where the player owes nothing: where they do.
+fn nothing_to_pay_here(tab: &Tab, game: &GameId) -> String {
+    let elsewhere: usize = tab
+        .open
+        .iter()
+        .filter(|g| &g.game != game)
+        .map(|g| g.owed)
+        .sum();
+    let mut text = "You have no unpaid drinks in this game.".to_owned();
+    if elsewhere > 0 {
+        let drinks = if elsewhere == 1 { "drink" } else { "drinks" };
+        let _ = write!(
+            text,
+            " You owe **{elsewhere}** {drinks} in other games; press **Pay** on their messages:{}",
+            where_to_pay(tab, Some(game))
+        );
+    }
+    text
+}
+
 /// A player's tab, for them alone.
 pub fn render_tab(tab: &Tab, name: &str) -> String {
     let standing = tab.standing.clone().unwrap_or(Standing {
@@ -1074,7 +1147,7 @@ pub fn render_tab(tab: &Tab, name: &str) -> String {
         Some(session) => {
             let _ = write!(
                 text,
-                " · session since <t:{}:R>\nYou owe **{}** · you've drunk **{}** · you've handed out **{}**.",
+                " · this session, since <t:{}:R>\nYou owe **{}** · you've drunk **{}** · you've handed out **{}**.",
                 session.started_at.timestamp(),
                 standing.owed(),
                 standing.paid,
@@ -1082,6 +1155,14 @@ pub fn render_tab(tab: &Tab, name: &str) -> String {
             );
         }
         None => text.push_str("\nNo games yet. Start one with /ronnied start."),
+    }
+    if !tab.earlier.is_empty() {
+        let n = tab.earlier.len();
+        let _ = write!(
+            text,
+            "\nFrom earlier sessions you still owe **{n}** {}.",
+            if n == 1 { "drink" } else { "drinks" }
+        );
     }
     if !tab.unpaid.is_empty() {
         text.push_str("\n**Still to drink**");
@@ -1108,7 +1189,12 @@ pub fn render_tab(tab: &Tab, name: &str) -> String {
         if tab.unpaid.len() > 10 {
             let _ = write!(text, "\n…and {} more.", tab.unpaid.len() - 10);
         }
-        text.push_str("\nPress **Pay** on a game message once you've had one.");
+    }
+    if !tab.open.is_empty() {
+        text.push_str(
+            "\n**Where to pay** (press **Pay** on the game's message once you've had one)",
+        );
+        text.push_str(&where_to_pay(tab, None));
     }
     let _ = write!(
         text,

@@ -105,7 +105,15 @@
 //!   classic d6/6/1, so older documents keep their bytes) and keeps it when the
 //!   configuration changes.
 //! - **The tab** reads the ledgers of the session's games (what the player owes, has
-//!   drunk, i.e. paid, and has handed out) and the all-time `player_drinks` counters.
+//!   drunk, i.e. paid, and has handed out) and the all-time `player_drinks` counters. It
+//!   says which session it covers, and counts apart what the player still owes from
+//!   earlier sessions: the unpaid drinks in the ledgers of the other games
+//!   `player_games:{playerID}` names (so games that have not expired; a ledger outlives
+//!   its game, but nothing indexes a player's older ones). It links every game holding
+//!   an unpaid drink to its message (`https://discord.com/channels/…`, while the game's
+//!   document keeps its `message_id`), where **Pay** takes them, old sessions' included.
+//!   **Pay** on a game where the player owes nothing says how many they owe elsewhere
+//!   and links those games.
 //! - **Themed lines** are flavour under the facts of a reply, picked by
 //!   [`DiceSource::pick`] so seeded dice give the same lines; the game message's
 //!   game-over line is fixed by the game id so redrawing it does not change it.

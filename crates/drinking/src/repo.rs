@@ -103,7 +103,10 @@ pub struct Board {
 }
 
 /// A player's tab: what they owe, have drunk and have handed out this session (from the
-/// ledgers of the session's games) and ever (`player_drinks:{playerID}`).
+/// ledgers of the session's games), what they still owe from earlier sessions (the
+/// ledgers of the other games `player_games:{playerID}` names: games not yet expired),
+/// where each unpaid drink can be paid, and their all-time counters
+/// (`player_drinks:{playerID}`).
 #[derive(Debug, Default)]
 pub struct Tab {
     pub session: Option<SessionDoc>,
@@ -111,11 +114,30 @@ pub struct Tab {
     pub standing: Option<Standing>,
     /// Their unpaid drinks this session, oldest first.
     pub unpaid: Vec<DrinkRecord>,
+    /// Their unpaid drinks of earlier sessions, oldest first.
+    pub earlier: Vec<DrinkRecord>,
+    /// The games holding their unpaid drinks (this session's and earlier), oldest
+    /// first: where **Pay** takes them.
+    pub open: Vec<OpenGame>,
     /// `player_drinks:{playerID}`: drinks received and handed out, all sessions.
     pub received_ever: i64,
     pub assigned_ever: i64,
     /// Names of the players the unpaid drinks came from.
     pub names: HashMap<UserId, String>,
+}
+
+/// A game whose ledger holds unpaid drinks of one player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenGame {
+    pub game: GameId,
+    pub session: SessionId,
+    /// How many of the player's drinks are unpaid there.
+    pub owed: usize,
+    /// When its first unpaid drink was poured.
+    pub since: DateTime<Utc>,
+    /// Where its message is (scope, channel, message), while the game's document is
+    /// stored: **Pay** on that message pays them.
+    pub message: Option<(ScopeId, ChannelId, MessageId)>,
 }
 
 /// One decision of [`Repo::update_game`]: the game before and after the rule, and the
@@ -813,9 +835,12 @@ impl Repo {
         Ok(records)
     }
 
-    /// `player`'s tab in the guild's current session (four round trips).
+    /// `player`'s tab in the guild's current session, with what they still owe from
+    /// earlier sessions and where (up to seven round trips).
     pub async fn tab(&self, scope: ScopeId, player: UserId) -> Result<Tab, RepoError> {
         let board = self.leaderboard_with(scope, Some(player)).await?;
+        let earlier = self.earlier_unpaid(&board, player).await?;
+        let open = self.open_games(board.unpaid.iter().chain(&earlier)).await?;
         let counters: HashMap<String, i64> = self
             .trip("player counters", |mut conn| {
                 let key = schema::player_drinks_key(player);
@@ -832,10 +857,108 @@ impl Repo {
             session: board.session,
             standing,
             unpaid: board.unpaid,
+            earlier,
+            open,
             received_ever: counters.get(FIELD_RECEIVED).copied().unwrap_or(0),
             assigned_ever: counters.get(FIELD_ASSIGNED).copied().unwrap_or(0),
             names: board.names,
         })
+    }
+
+    /// `player`'s unpaid drinks in the games `player_games:{playerID}` names outside
+    /// the current session's, oldest first.
+    async fn earlier_unpaid(
+        &self,
+        board: &BoardAndUnpaid,
+        player: UserId,
+    ) -> Result<Vec<DrinkRecord>, RepoError> {
+        let key = schema::player_games_key(player);
+        let ids: Vec<String> = self
+            .trip("games of the player", |mut conn| {
+                let key = key.clone();
+                async move {
+                    Ok(redis::cmd("SMEMBERS")
+                        .arg(key)
+                        .query_async(&mut conn)
+                        .await?)
+                }
+            })
+            .await?;
+        let ids: Vec<GameId> = ids
+            .iter()
+            .filter_map(|s| GameId::parse(s).ok())
+            .filter(|id| !board.game_ids.contains(id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ledgers: Vec<Vec<String>> = self
+            .trip("ledgers of the player", |mut conn| {
+                let mut pipe = redis::pipe();
+                for id in &ids {
+                    pipe.cmd("ZRANGE")
+                        .arg(schema::drinks_key(id))
+                        .arg(0)
+                        .arg(-1);
+                }
+                async move { Ok(pipe.query_async(&mut conn).await?) }
+            })
+            .await?;
+        let current = board.session.as_ref().map(|s| &s.id);
+        let mut out: Vec<DrinkRecord> = ids
+            .iter()
+            .zip(ledgers)
+            .flat_map(|(id, members)| parse_ledger(id, members))
+            .map(|(r, _)| r)
+            .filter(|r| r.to == player && !r.paid && Some(&r.session_id) != current)
+            .collect();
+        out.sort_by_key(|r| (r.at, r.id.clone()));
+        Ok(out)
+    }
+
+    /// The games holding `unpaid`, oldest first, with their messages while their
+    /// documents are stored.
+    async fn open_games<'a>(
+        &self,
+        unpaid: impl Iterator<Item = &'a DrinkRecord>,
+    ) -> Result<Vec<OpenGame>, RepoError> {
+        let mut open: Vec<OpenGame> = Vec::new();
+        for drink in unpaid {
+            match open.iter_mut().find(|g| g.game == drink.game_id) {
+                Some(game) => {
+                    game.owed += 1;
+                    game.since = game.since.min(drink.at);
+                }
+                None => open.push(OpenGame {
+                    game: drink.game_id.clone(),
+                    session: drink.session_id.clone(),
+                    owed: 1,
+                    since: drink.at,
+                    message: None,
+                }),
+            }
+        }
+        if open.is_empty() {
+            return Ok(open);
+        }
+        let keys: Vec<String> = open.iter().map(|g| schema::game_key(&g.game)).collect();
+        let docs: Vec<Option<Vec<u8>>> = self
+            .trip("games of the tab", |mut conn| {
+                let keys = keys.clone();
+                async move { Ok(redis::cmd("MGET").arg(keys).query_async(&mut conn).await?) }
+            })
+            .await?;
+        for ((game, key), raw) in open.iter_mut().zip(&keys).zip(docs) {
+            let Some(raw) = raw else { continue };
+            match schema::decode::<Game>(key, &raw) {
+                Ok(doc) => {
+                    game.message = doc.message_id.map(|m| (doc.scope, doc.channel_id, m));
+                }
+                Err(error) => tracing::warn!(%error, "unreadable game document"),
+            }
+        }
+        open.sort_by_key(|g| g.since);
+        Ok(open)
     }
 
     /// The leaderboard of the guild's current session.
@@ -908,6 +1031,7 @@ impl Repo {
             names,
             games: ids.len(),
             unpaid,
+            game_ids: ids,
         })
     }
 
@@ -949,6 +1073,8 @@ struct BoardAndUnpaid {
     names: HashMap<UserId, String>,
     games: usize,
     unpaid: Vec<DrinkRecord>,
+    /// The session's games.
+    game_ids: Vec<GameId>,
 }
 
 impl BoardAndUnpaid {

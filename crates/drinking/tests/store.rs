@@ -491,6 +491,81 @@ async fn pay_leaderboard_and_new_session() {
     );
 }
 
+/// The tab counts what a player still owes from earlier sessions and links the games
+/// that hold it; Pay on a game where they owe nothing says where they do.
+#[tokio::test]
+async fn the_tab_and_pay_say_where_unpaid_drinks_are_across_sessions() {
+    let env = env().await;
+    env.dice.script(player(1), &[1, 4]);
+    env.dice.script(player(2), &[5, 2]);
+    let first = env.started_game(1, &[2]).await;
+    env.press(1, &custom_id(Press::Begin, &first))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &first))
+        .await
+        .expect("roll");
+    env.press(2, &custom_id(Press::Roll, &first))
+        .await
+        .expect("roll");
+    // alice owes two drinks in the first game (critical fail, lowest roll); bob then
+    // starts a new session, and a second game where bob rolls lowest.
+    env.command(2, "newsession").await.expect("new session");
+    env.clock.advance(Duration::from_secs(60));
+    let second = env.started_game(2, &[1]).await;
+    env.press(2, &custom_id(Press::Begin, &second))
+        .await
+        .expect("begin");
+    env.press(1, &custom_id(Press::Roll, &second))
+        .await
+        .expect("roll");
+    env.press(2, &custom_id(Press::Roll, &second))
+        .await
+        .expect("roll");
+
+    let link = format!("https://discord.com/channels/{GUILD}/{CHANNEL}/{MESSAGE}");
+    let err = env
+        .press(1, &custom_id(Press::Pay, &second))
+        .await
+        .expect_err("alice owes nothing in the second game");
+    let err = err.to_string();
+    assert!(
+        err.contains("You have no unpaid drinks in this game. You owe **2** drinks in other games"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&link) && err.contains("earlier session"),
+        "{err}"
+    );
+
+    let tab = reply_of(env.command(1, "tab").await.expect("tab")).content;
+    assert!(tab.contains("this session"), "{tab}");
+    assert!(tab.contains("You owe **0**"), "{tab}");
+    assert!(
+        tab.contains("From earlier sessions you still owe **2** drinks."),
+        "{tab}"
+    );
+    assert!(
+        tab.contains("**Where to pay**") && tab.contains(&link),
+        "{tab}"
+    );
+    assert!(tab.contains("2 drinks, earlier session"), "{tab}");
+
+    // The old message still takes the payment, and the tab follows.
+    env.press(1, &custom_id(Press::Pay, &first))
+        .await
+        .expect("pay on the first game");
+    let tab = reply_of(env.command(1, "tab").await.expect("tab")).content;
+    assert!(
+        tab.contains("From earlier sessions you still owe **1** drink."),
+        "{tab}"
+    );
+    // bob's drink is this session's, in the second game.
+    let tab = reply_of(env.command(2, "tab").await.expect("tab")).content;
+    assert!(tab.contains("You owe **1**"), "{tab}");
+    assert!(!tab.contains("earlier session"), "{tab}");
+}
+
 #[tokio::test]
 async fn concurrent_payments_never_pay_a_drink_twice() {
     let env = env().await;
