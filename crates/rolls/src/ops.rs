@@ -182,7 +182,12 @@ pub struct RollOp {
 #[derive(Debug, Clone, Serialize)]
 pub struct RollModel {
     pub expression: String,
+    /// The first result's total (the one result of most rolls).
     pub total: dice::Num,
+    /// The sum of every result's total when there are several (`3 1d20`,
+    /// `1d20; 2d6`): the `Total` line of `text`; absent for a single result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grand_total: Option<dice::Num>,
     /// Discord Markdown (dropped dice struck through, crits bold).
     pub markdown: String,
     pub text: String,
@@ -220,6 +225,7 @@ impl RollModel {
         RollModel {
             expression: expression.to_owned(),
             total: outcome.total(),
+            grand_total: outcome.grand_total(),
             markdown: outcome.render_markdown(),
             text: outcome.render_plain(),
             critical: outcome.is_critical(),
@@ -480,6 +486,9 @@ impl Operation for CharacterOp {
                 format!("Imported {count}: {}.", names.join(", "))
             }
             CharacterOp::Remove { name, .. } => {
+                if domain::find_character(&doc, name).is_none() {
+                    return Err(RollsError::NotFound(domain::no_such_character(&doc, name)));
+                }
                 let was_active = domain::active(&doc).map(|(n, _)| n.to_owned());
                 let removed = domain::remove_character(&mut doc, name)?;
                 let name = domain::escape(&removed);

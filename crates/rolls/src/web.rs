@@ -45,8 +45,13 @@
 //! | POST   | `/api/rolls/aliases?user=`                  | `{"name", "expression"}`    |
 //! | DELETE | `/api/rolls/aliases/{name}?user=`           |                             |
 //! | GET    | `/api/rolls/initiative/{channel}?user=`     |                             |
-//! | POST   | `/api/rolls/initiative/{channel}/join?user=`| `{"character"?, "roll"?, "name"?}` |
-//! | POST   | `/api/rolls/initiative/{channel}/remove?user=` | `{"character"?}`         |
+//! | POST   | `/api/rolls/initiative/{channel}/join?user=`| `{"character"?, "roll"?, "name"?}` or none |
+//! | POST   | `/api/rolls/initiative/{channel}/remove?user=` | `{"character"?}` or none |
+//!
+//! A roll's `total` is its first result's; with several results (`3 1d20`, `1d20;
+//! 2d6`) `grand_total` is their sum (the `Total` line of `text`). `join` and `remove`
+//! take no body as `{}` (every field is optional). A character that does not exist
+//! (`DELETE /characters/{name}`, `join` with `character`) is 404.
 //! | POST   | `/api/rolls/initiative/{channel}/next?user=[&round=&turn=]` |             |
 //! | POST   | `/api/rolls/initiative/{channel}/reset?user=`|                            |
 
@@ -58,6 +63,43 @@ use feature::access::{Access, Caller as WebCaller, Denied, JsonBody, Routes};
 use serde::Deserialize;
 
 mod table;
+
+/// A JSON body whose every field is optional: no body at all is taken as `{}`; a
+/// body is read as [`JsonBody`] reads one (415 unless JSON, 400 for a bad one).
+#[derive(Debug)]
+struct OptionalJson<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Default,
+{
+    type Rejection = Denied;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::Bytes::from_request(
+            axum::extract::Request::from_parts(parts.clone(), body),
+            state,
+        )
+        .await
+        .map_err(|e| {
+            Denied::new(
+                e.status(),
+                format!("could not read the body: {}", e.body_text()),
+            )
+        })?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(T::default()));
+        }
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let JsonBody(value) = JsonBody::<T>::from_request(request, state).await?;
+        Ok(OptionalJson(value))
+    }
+}
 
 use crate::RollsError;
 use crate::commands::Ctx;
@@ -405,7 +447,7 @@ async fn init_join(
     caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
-    JsonBody(b): JsonBody<JoinBody>,
+    OptionalJson(b): OptionalJson<JoinBody>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let user = who.user();
@@ -431,7 +473,7 @@ async fn init_remove(
     caller: WebCaller,
     Path(c): Path<String>,
     Query(p): Params,
-    JsonBody(b): JsonBody<RemoveBody>,
+    OptionalJson(b): OptionalJson<RemoveBody>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let user = who.user();

@@ -139,6 +139,16 @@ impl Api {
             .expect("send");
         (r.status().as_u16(), r.json().await.expect("json"))
     }
+    /// A POST without a body (no `Content-Type` either).
+    async fn post_empty(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("send");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    }
     async fn delete(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -522,7 +532,7 @@ async fn characters_and_initiative() {
     let (status, body) = api
         .delete(&format!("/api/rolls/characters/vex?user={vex}"))
         .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 404, "gone: {body}");
 }
 
 /// A browser is its signed-in user: authenticated, so added to `user_set`; it acts
@@ -789,4 +799,60 @@ async fn next_from_a_position_the_turn_has_left_is_a_conflict() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tracker"]["round"], 2, "{body}");
+}
+
+/// A repeated roll answers its grand total beside the first result's `total`; `join`
+/// and `remove`, whose fields are all optional, take no body; deleting a character
+/// that does not exist is 404.
+#[tokio::test]
+async fn rest_grand_totals_empty_bodies_and_unknown_characters() {
+    let api = start().await;
+    let (status, body) = api.get("/api/rolls/roll?user=5&expression=3%201d20").await;
+    assert_eq!(status, 200, "{body}");
+    let results: i64 = body["outcome"]["rolls"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["total"].as_i64().expect("int"))
+        .sum();
+    assert_eq!(body["grand_total"].as_i64(), Some(results), "{body}");
+    assert!(
+        body["text"]
+            .as_str()
+            .expect("text")
+            .contains(&format!("Total: {results}")),
+        "{body}"
+    );
+    let (_, single) = api.get("/api/rolls/roll?user=5&expression=1d20").await;
+    assert!(single.get("grand_total").is_none(), "{single}");
+
+    let table = api.table();
+    let vex = api.member("vex");
+    let (status, body) = api
+        .post_empty(&format!("/api/rolls/initiative/{table}/join?user={vex}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["entries"].as_array().expect("arr").len(), 1);
+    let (status, body) = api
+        .post_empty(&format!("/api/rolls/initiative/{table}/remove?user={vex}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["tracker"]["entries"]
+            .as_array()
+            .expect("arr")
+            .is_empty()
+    );
+
+    let (status, body) = api
+        .delete(&format!("/api/rolls/characters/Nobody?user={vex}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("You have no character named `Nobody`"),
+        "{body}"
+    );
 }
