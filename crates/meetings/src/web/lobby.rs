@@ -143,7 +143,7 @@ async fn go_to(state: &WebState, typed: &str) -> Result<MeetingCode, (StatusCode
             StatusCode::BAD_REQUEST,
             format!(
                 "“{}” is not a meeting code: {}. A code looks like ABC-DEFG-HJK.",
-                super::quoted(typed),
+                web::page::quoted(typed),
                 e.reason
             ),
         )

@@ -117,21 +117,6 @@ pub(crate) async fn hosted_by(
     }
 }
 
-/// How many characters of what a visitor typed (or put in a URL) a page quotes back.
-const QUOTED_CHARS: usize = 40;
-
-/// What a visitor typed, as a page quotes it back: its first [`QUOTED_CHARS`]
-/// characters, and an ellipsis when there was more, so that no value sent makes the
-/// page wider than the screen.
-pub(crate) fn quoted(raw: &str) -> String {
-    let mut chars = raw.chars();
-    let mut shown: String = chars.by_ref().take(QUOTED_CHARS).collect();
-    if chars.next().is_some() {
-        shown.push('…');
-    }
-    shown
-}
-
 /// Where Discord sends people back to after they approve.
 pub fn discord_callback_url(public_url: &url::Url) -> Result<url::Url, url::ParseError> {
     public_url.join(DISCORD_CALLBACK_PATH)

@@ -128,7 +128,7 @@ pub(super) async fn meet(
         return page.problem(
             Problem::not_found(format!(
                 "“{}” is not a meeting code: a code looks like ABC-DEFG-HJK.",
-                super::quoted(&code)
+                web::page::quoted(&code)
             ))
             .link("Back to the start", "/"),
         );
