@@ -58,9 +58,6 @@ pub enum MeetingsCommand {
     },
 }
 
-/// How often `join` tells the controller it is still there (its presence lasts 30 s).
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-
 /// The exit code of `tavern meetings join` stopped by Ctrl-C before it had joined (a
 /// shell's for SIGINT).
 const INTERRUPTED: u8 = 130;
@@ -392,7 +389,7 @@ async fn attend(
         return Ok(Attended::Over(ExitCode::SUCCESS));
     }
 
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut heartbeat = tokio::time::interval(meetings::controller::client::HEARTBEAT_EVERY);
     heartbeat.tick().await;
     loop {
         tokio::select! {
