@@ -125,7 +125,7 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
                     OptionSpec::subcommand("import", "Import characters from Feyre").option(
                         OptionSpec::string(
                             "data",
-                            "Feyre's user JSON, or lines like `Vex +3` / `Vax 1d20+4`",
+                            "Feyre's user JSON, or `Vex +3, Vax 1d20+4` (or your /character list)",
                         )
                         .required(),
                     ),

@@ -242,6 +242,11 @@ pub fn clean_named(name: &str, what: &str) -> Result<String, Refusal> {
     if name.chars().any(char::is_control) {
         return refuse(format!("{title} names cannot contain control characters."));
     }
+    if what == "character" && name.contains([',', ';']) {
+        return refuse(format!(
+            "Character names cannot contain `,` or `;` (`{name}`): they separate characters in `/character import`."
+        ));
+    }
     Ok(name.to_owned())
 }
 
@@ -511,9 +516,12 @@ pub fn render_characters(doc: &UserDoc) -> String {
             )),
         }
     }
-    out.push_str("Pick the active character with the buttons below.");
+    out.push_str(PICK_ACTIVE);
     out
 }
+
+/// The last line of [`render_characters`].
+pub const PICK_ACTIVE: &str = "Pick the active character with the buttons below.";
 
 /// `text` as one Discord message of at most `limit` characters: as it is when it
 /// fits; otherwise its middle is cut, so the head (what was asked) and the tail (a
@@ -639,7 +647,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "character",
         "/character add name [initiative-modifier] [initiative] | import data | remove name | list",
-        "Your characters (at most 9). `initiative` takes an expression such as `1d20+3` or `2d20kh1+3` (advantage). `import` takes Feyre's user JSON or lines like `Vex +3`. `list` shows buttons to pick the active character used by `/init join`.",
+        "Your characters (at most 9). `initiative` takes an expression such as `1d20+3` or `2d20kh1+3` (advantage). `import` takes Feyre's user JSON, or `Vex +3, Percy -1` (separated by commas, semicolons or lines; `/character list`'s answer pasted works too). `list` shows buttons to pick the active character used by `/init join`.",
     ),
     (
         "stats",

@@ -7,8 +7,11 @@
 //! - only its `characters` object: `{"Vex": {"initiative_modifier": 3}, "Vax": 4}`
 //!   (a bare number is a modifier, a bare string an expression; an object may carry
 //!   `"initiative": "2d20kh1+3"`);
-//! - the text `/character list` shows, one character a line: `★ Vex (initiative +3)`,
-//!   or simply `Vex +3`, `Vex: 1d20+3`, `Vax 2d20kh1+4`.
+//! - the text `/character list` shows: `★ Vex (initiative +3)`, or simply `Vex +3`,
+//!   `Vex: 1d20+3`, `Vax 2d20kh1+4`; one character a line, or separated by `,` or `;`
+//!   (a Discord text option is one line: `Vex +3, Percy -1`), and `/character list`'s
+//!   whole answer pasted as one line reads too (its `★` / `•` separate characters, its
+//!   heading and last line are skipped, its escaped names read as typed).
 //!
 //! An import is all or nothing: every character must be valid and the user must have
 //! room for the new ones ([`MAX_CHARACTERS`]); a character of the same name
@@ -17,7 +20,9 @@
 use serde_json::Value;
 
 use super::combat::clean_expression;
-use super::{Character, MAX_CHARACTERS, Refusal, UserDoc, clean_name, find_character, refuse};
+use super::{
+    Character, MAX_CHARACTERS, PICK_ACTIVE, Refusal, UserDoc, clean_name, find_character, refuse,
+};
 
 /// Longest import text.
 pub const MAX_IMPORT_LEN: usize = 20_000;
@@ -97,6 +102,10 @@ fn from_json(value: &Value) -> Result<Import, Refusal> {
 }
 
 fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
+    // `/character list`'s heading (`**Your characters** (2/9)`).
+    if line.trim().starts_with("**") {
+        return Ok(None);
+    }
     let line = line
         .trim()
         .trim_start_matches(['★', '•', '-', '*', '·'])
@@ -104,7 +113,7 @@ fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
     if line.is_empty() || line.starts_with("**") || line.starts_with("Pick the") {
         return Ok(None);
     }
-    let at = |what: String| Refusal(format!("Line {number} (`{line}`): {what}"));
+    let at = |what: String| Refusal(format!("Character {number} (`{line}`): {what}"));
     let (name, value) = if let Some((name, rest)) = line.split_once(" (initiative ") {
         (name, rest.trim_end_matches(')'))
     } else if let Some((name, value)) = line.rsplit_once(':') {
@@ -124,6 +133,19 @@ fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
     character_from(name, &character)
         .map(Some)
         .map_err(|e| at(e.0))
+}
+
+/// `text` with the backslashes [`super::escape`] put in front of Markdown taken out.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|n| n.is_ascii_punctuation()) {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads an import text (JSON or lines, see the module docs).
@@ -146,8 +168,12 @@ pub fn parse(text: &str) -> Result<Import, Refusal> {
         from_json(&value)?
     } else {
         let mut characters = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            if let Some(c) = from_line(line, i + 1)? {
+        let text = unescape(&text.replace(PICK_ACTIVE, "\n"));
+        let entries = text
+            .split(['\n', ',', ';', '★', '•'])
+            .filter(|e| !e.trim().is_empty());
+        for (i, entry) in entries.enumerate() {
+            if let Some(c) = from_line(entry, i + 1)? {
                 characters.push(c);
             }
         }
@@ -189,4 +215,55 @@ pub fn merge(doc: &mut UserDoc, import: &Import) -> Result<Vec<String>, Refusal>
     }
     *doc = next;
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(import: &Import) -> Vec<(&str, i64, Option<&str>)> {
+        import
+            .characters
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.character.initiative_modifier,
+                    c.character.initiative.as_deref(),
+                )
+            })
+            .collect()
+    }
+
+    /// A Discord text option is one line: `,` and `;` separate characters too.
+    #[test]
+    fn one_line_imports_split_at_commas_and_semicolons() {
+        let import = parse("Percy +4, Cassandra -1; Vex 2d20kh1+3").expect("reads");
+        assert_eq!(
+            names(&import),
+            [
+                ("Percy", 4, None),
+                ("Cassandra", -1, None),
+                ("Vex", 0, Some("2d20kh1+3"))
+            ]
+        );
+    }
+
+    /// `/character list`'s answer pasted into the one-line option reads back.
+    #[test]
+    fn the_character_list_pasted_as_one_line_reads_back() {
+        let mut doc = UserDoc::default();
+        super::super::add_character(&mut doc, "Vex", 3).expect("added");
+        super::super::add_character(&mut doc, "Percy_2", -1).expect("added");
+        let shown = super::super::render_characters(&doc).replace('\n', " ");
+        let import = parse(&shown).expect("reads");
+        assert_eq!(names(&import), [("Percy_2", -1, None), ("Vex", 3, None)]);
+    }
+
+    #[test]
+    fn a_character_name_cannot_hold_a_separator() {
+        let mut doc = UserDoc::default();
+        let err = super::super::add_character(&mut doc, "Percy, the gun", 1).unwrap_err();
+        assert!(err.0.contains("cannot contain `,` or `;`"), "{err}");
+    }
 }
