@@ -426,8 +426,13 @@ pub fn leave(
     );
     let unit = combat::current_range(tracker);
     let mut turn = None;
-    if unit.contains(&position) && unit.len() == 1 && tracker.entries.len() > 1 {
-        // Leaving on its own turn: the turn ends and passes on.
+    if combat::started(tracker)
+        && unit.contains(&position)
+        && unit.len() == 1
+        && tracker.entries.len() > 1
+    {
+        // Leaving on its own turn: the turn ends and passes on. (Before the fight has
+        // begun nobody's turn is running: the next at the top is simply up, unannounced.)
         turn = Some(combat::next(tracker, rerolls)?);
     }
     // Who is up once `leaving` is gone: the unit now up, by one of its other members.
@@ -936,6 +941,23 @@ mod tests {
                 .is_none()
         );
         assert_eq!((t.entries.len(), t.turn, t.round), (0, 0, 2));
+    }
+
+    #[test]
+    fn the_top_leaving_before_anyone_pressed_next_ends_no_turn() {
+        let mut t = abc();
+        combat::add_effect(&mut t, UserId::new(1), 1, "Blessed", Some(1), None, false)
+            .expect("effect");
+        let left = leave(&mut t, UserId::new(1), None, None).expect("leave");
+        assert!(left.turn.is_none(), "no turn was running: {left:?}");
+        assert_eq!(up(&t), ("B", 1));
+        assert!(
+            t.entries.iter().any(|e| !e.combat.effects.is_empty()),
+            "nothing ended"
+        );
+        // A late joiner still takes the top, as before the fight begins.
+        join(&mut t, entry("D", 4, 20)).expect("room");
+        assert_eq!(up(&t), ("D", 1));
     }
 
     #[test]

@@ -235,7 +235,9 @@ pub fn sort(tracker: &mut Tracker) {
     tracker.entries = keyed.into_iter().map(|(_, e)| e).collect();
 }
 
-fn started(tracker: &Tracker) -> bool {
+/// Whether the fight has begun: someone pressed Next (before that, round 1 with the top
+/// of the order up, joins and leaves only reorder the list).
+pub(crate) fn started(tracker: &Tracker) -> bool {
     tracker.round > 1 || tracker.turn > 0
 }
 
