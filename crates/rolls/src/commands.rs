@@ -293,7 +293,10 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
         .message_id
         .filter(|old| repost && *old != message)
     {
-        let retired = public(&format!("{}\n{MOVED_NOTE}", model.markdown));
+        // The note goes under a text cut to leave it room, so the edit always fits.
+        let room = domain::DISCORD_MESSAGE_MAX - MOVED_NOTE.chars().count() - 1;
+        let text = domain::fit_message(&model.markdown, room, CUT_NOTE);
+        let retired = public(&format!("{text}\n{MOVED_NOTE}"));
         if let Err(error) = ctx.discord.edit(channel, old, &retired).await {
             tracing::warn!(%error, %channel, "could not take the buttons off the old tracker message");
         }

@@ -101,14 +101,17 @@
 //!   channel, so the tracker message always fits one Discord message; the next join
 //!   is refused in words (re-rolling an entry that is there still works).
 //! - **`/init join` without a roll** rolls the active character's initiative
-//!   expression, or `1d20` plus its modifier;
-//!   a `character` that is not one of the user's joins under that name with no modifier
-//!   (a GM adding a monster). `roll` takes a number or a dice expression.
+//!   expression, or `1d20` plus its modifier; a `character` that is not one of the
+//!   user's is refused naming the ones they have (REST: 404; a GM adds a monster with
+//!   `/init add`). `roll` takes a fixed number (`15`), a modifier to the d20 (`+3`,
+//!   `-1`), `adv`/`dis` with an optional modifier (`adv+2`), or a dice expression.
 //! - **`/stats`** lists used commands; `/stats all` also lists unused ones. The numbers
 //!   are those before the request itself is counted.
 //! - **Turn order before the fight starts**: until someone presses Next, the highest
-//!   initiative is first up (late joiners can take the top); after that the current
-//!   turn stays with its combatant when someone joins or leaves.
+//!   initiative is first up (late joiners can take the top, and the top leaving ends
+//!   no turn); after that the current turn stays with its combatant when someone joins
+//!   or someone else leaves, and a combatant leaving on their own turn ends it like
+//!   Next (the last in the order leaving starts the next round).
 //! - **The tracker message**: commands edit the stored message in place (posting a new
 //!   one if it was deleted); `/init get` reposts it at the bottom of the channel; the
 //!   buttons answer with an in-place update. REST changes edit it best effort. Every
