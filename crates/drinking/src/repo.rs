@@ -256,6 +256,26 @@ impl Repo {
 
     /// Runs one round trip through [`store::transient()`], the store's one retry of
     /// transient failures (counting every attempt as a round trip).
+    /// The raw members of each game's `drinks:{gameID}` ledger, in `ids`' order, in one
+    /// round trip.
+    async fn ledgers(
+        &self,
+        what: &'static str,
+        ids: &[GameId],
+    ) -> Result<Vec<Vec<String>>, StorageError> {
+        self.trip(what, |mut conn| {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.cmd("ZRANGE")
+                    .arg(schema::drinks_key(id))
+                    .arg(0)
+                    .arg(-1);
+            }
+            async move { Ok(pipe.query_async(&mut conn).await?) }
+        })
+        .await
+    }
+
     async fn trip<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, StorageError>
     where
         F: FnMut(store::RedisConn) -> Fut,
@@ -892,18 +912,7 @@ impl Repo {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let ledgers: Vec<Vec<String>> = self
-            .trip("ledgers of the player", |mut conn| {
-                let mut pipe = redis::pipe();
-                for id in &ids {
-                    pipe.cmd("ZRANGE")
-                        .arg(schema::drinks_key(id))
-                        .arg(0)
-                        .arg(-1);
-                }
-                async move { Ok(pipe.query_async(&mut conn).await?) }
-            })
-            .await?;
+        let ledgers = self.ledgers("ledgers of the player", &ids).await?;
         let current = board.session.as_ref().map(|s| &s.id);
         let mut out: Vec<DrinkRecord> = ids
             .iter()
@@ -992,18 +1001,7 @@ impl Repo {
         let ids: Vec<GameId> = ids.iter().filter_map(|s| GameId::parse(s).ok()).collect();
         let mut records = Vec::new();
         if !ids.is_empty() {
-            let ledgers: Vec<Vec<String>> = self
-                .trip("ledgers", |mut conn| {
-                    let mut pipe = redis::pipe();
-                    for id in &ids {
-                        pipe.cmd("ZRANGE")
-                            .arg(schema::drinks_key(id))
-                            .arg(0)
-                            .arg(-1);
-                    }
-                    async move { Ok(pipe.query_async(&mut conn).await?) }
-                })
-                .await?;
+            let ledgers = self.ledgers("ledgers", &ids).await?;
             for (id, members) in ids.iter().zip(ledgers) {
                 records.extend(parse_ledger(id, members).into_iter().map(|(r, _)| r));
             }
