@@ -33,10 +33,11 @@
 //!   requests (POST, PUT, PATCH, DELETE) then pass the session's CSRF check (same
 //!   origin, the session's token in `X-CSRF-Token` or the form), exactly as
 //!   [`crate::session::Sessions::protect`] does.
-//! - **Nobody**: 401 JSON (`{"error": .., "login": "/login/discord"}`) for the API; a
-//!   page (`GET` of an HTML page outside `/api/`) on an [`Access::User`] route sends the
-//!   browser to the login instead, and a browser's form post (signed out in another
-//!   tab) gets the page saying it is signed out and nothing was sent.
+//! - **Nobody**: 401 JSON (`{"error": .., "code": "unauthorized", "login":
+//!   "/login/discord"}`) for the API; a page (`GET` of an HTML page outside `/api/`) on
+//!   an [`Access::User`] route sends the browser to the login instead, and a browser's
+//!   form post (signed out in another tab) gets the page saying it is signed out and
+//!   nothing was sent.
 //! - [`Access::Public`] routes run for anyone; the session is still loaded, so a page
 //!   shows who is signed in. [`Access::Bearer`] and [`Access::Credentials`] routes
 //!   also pass the guard: they check the feature's own bearer credentials, or the
@@ -47,7 +48,8 @@
 //! token for any user the request names with `?user=`. [`JsonBody`] reads a JSON body
 //! and refuses anything else with 415, so a body is never silently taken as empty.
 //!
-//! Every error here is JSON `{"error": "<sentence>"}` ([`Denied`]).
+//! Every error here is JSON `{"error": "<sentence>", "code": "<kind>"}` ([`Denied`]),
+//! the shape of the site's other refusals.
 
 use std::fmt;
 use std::sync::Arc;
@@ -394,7 +396,8 @@ where
     }
 }
 
-/// A refusal, as JSON `{"error": "<sentence>"}` with its status.
+/// A refusal, as JSON `{"error": "<sentence>", "code": "<kind>"}` with its status (the
+/// kind is the status's reason in snake case, as the site's other refusals say it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denied {
     pub status: StatusCode,
@@ -435,14 +438,23 @@ impl std::error::Error for Denied {}
 
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
+        let code = crate::rejection::code(self.status);
         let mut response = if self.status == StatusCode::UNAUTHORIZED {
             (
                 self.status,
-                Json(json!({ "error": self.message, "login": "/login/discord" })),
+                Json(json!({
+                    "error": self.message,
+                    "code": code,
+                    "login": "/login/discord",
+                })),
             )
                 .into_response()
         } else {
-            (self.status, Json(json!({ "error": self.message }))).into_response()
+            (
+                self.status,
+                Json(json!({ "error": self.message, "code": code })),
+            )
+                .into_response()
         };
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

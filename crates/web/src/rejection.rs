@@ -59,8 +59,9 @@ fn is_bare_refusal(response: &Response) -> bool {
     }
 }
 
-/// The machine-readable kind of a refusal: its status's reason in snake case.
-fn code(status: StatusCode) -> String {
+/// The machine-readable kind of a refusal: its status's reason in snake case. The
+/// site's refusals all say it this way ([`crate::access::Denied`] too).
+pub(crate) fn code(status: StatusCode) -> String {
     status
         .canonical_reason()
         .unwrap_or("error")

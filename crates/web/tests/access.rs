@@ -215,6 +215,54 @@ async fn anonymous_callers_get_401_in_json() {
 }
 
 #[tokio::test]
+async fn the_guards_refusals_say_their_kind_in_code_as_the_sites_other_refusals_do() {
+    let app = spawn().await;
+    let nobody = app.send(app.get("/api/things?user=5")).await;
+    assert_eq!(nobody.status, 401, "{}", nobody.body);
+    assert_eq!(nobody.body["code"], "unauthorized", "{}", nobody.body);
+    assert_eq!(nobody.body["error"], "not logged in");
+    assert_eq!(nobody.body["login"], "/login/discord");
+    assert!(nobody.headers.contains_key("www-authenticate"));
+
+    let reader = app.token("reader", "things:read").await;
+    let lacking = app
+        .send(
+            app.get("/api/admin")
+                .header("authorization", format!("Bearer {reader}")),
+        )
+        .await;
+    assert_eq!(lacking.status, 403, "{}", lacking.body);
+    assert_eq!(lacking.body["code"], "forbidden", "{}", lacking.body);
+    assert!(
+        lacking.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("things:admin")),
+        "{}",
+        lacking.body
+    );
+    assert!(lacking.body.get("login").is_none(), "{}", lacking.body);
+    assert!(!lacking.headers.contains_key("www-authenticate"));
+
+    // The body extractor's refusal says its kind too.
+    let (cookie, csrf) = app.session(7).await;
+    let unreadable = app
+        .send(
+            app.post("/api/things")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    assert_eq!(unreadable.status, 400, "{}", unreadable.body);
+    assert_eq!(
+        unreadable.body["code"], "bad_request",
+        "{}",
+        unreadable.body
+    );
+}
+
+#[tokio::test]
 async fn a_session_acts_for_its_own_user_and_changes_state_only_with_its_csrf_token() {
     let app = spawn().await;
     let (cookie, csrf) = app.session(7).await;
