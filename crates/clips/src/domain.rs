@@ -1,4 +1,5 @@
-//! The clip archive's rules, pure: ids, settings and what makes a message a clip, scan runs
+//! The clip archive's rules, pure: ids, the text kept from Discord ([`StoredText`]: no
+//! NUL), settings and what makes a message a clip, scan runs
 //! (their status machine and how a scan pages through a channel's history), the
 //! install intents of the OAuth flow, and which channels a member may see on the web
 //! ([`Viewer`], [`visible_channels`]: Discord's permission overwrites). No I/O; time and randomness come from the caller.
@@ -52,6 +53,79 @@ pub mod settings_keys {
     pub const VIDEO_FORMATS: &str = "video_formats";
     pub const INCLUDE_PATTERN: &str = "include_pattern";
     pub const EXCLUDE_PATTERN: &str = "exclude_pattern";
+}
+
+// ---------------------------------------------------------------------------------------
+// Text
+
+/// Text from Discord as the clip archive keeps it: without NUL, the one character
+/// PostgreSQL's `text` and `jsonb` cannot hold. Discord may hand over a message (its
+/// content, a file name, its author's name) holding one; stored as given, it would fail
+/// the statement that writes the whole page, and with it the channel's scan for good.
+/// So the NULs are dropped here, once, where Discord's message becomes what the archive
+/// stores; everything else about the text is kept as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StoredText(String);
+
+impl StoredText {
+    /// `text` without its NULs.
+    pub fn new(text: impl Into<String>) -> StoredText {
+        let mut text = text.into();
+        if text.contains('\0') {
+            text.retain(|c| c != '\0');
+        }
+        StoredText(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<&str> for StoredText {
+    fn from(text: &str) -> StoredText {
+        StoredText::new(text)
+    }
+}
+
+impl From<String> for StoredText {
+    fn from(text: String) -> StoredText {
+        StoredText::new(text)
+    }
+}
+
+impl From<StoredText> for String {
+    fn from(text: StoredText) -> String {
+        text.0
+    }
+}
+
+impl AsRef<str> for StoredText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for StoredText {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for StoredText {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for StoredText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use discord::model::{ChannelInfo as DiscordChannel, Event, EventKind, GuildId};
 use discord::{BoxFuture, Discord, EventHandler};
 
-use crate::domain::{ChannelId, ClipMatcher};
+use crate::domain::{ChannelId, ClipMatcher, StoredText};
 use crate::repo::{ChannelInfo, GuildInfo, Repo, RepoError};
 use crate::scan::ingest::{clips_of, message_time};
 use crate::scan::{ScanError, ScanMode, Scanner};
@@ -162,9 +162,10 @@ impl ClipsEvents {
                         &attachments,
                     );
                 }
+                let text = content.as_deref().map(StoredText::new);
                 let (removed, added) = self
                     .repo
-                    .replace_message_clips(channel_id, message_id, content.as_deref(), &ids, &clips)
+                    .replace_message_clips(channel_id, message_id, text.as_ref(), &ids, &clips)
                     .await?;
                 if removed + added > 0 {
                     tracing::info!(channel = %channel_id, message = %message_id, removed, added, "clips of an edited message updated");

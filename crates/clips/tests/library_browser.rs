@@ -162,10 +162,10 @@ fn clip(n: u64, filename: &str) -> NewClip {
         width: Some(1280),
         height: Some(720),
         duration_secs: Some(31.0),
-        url: format!("https://cdn.example/{n}/{filename}"),
+        url: format!("https://cdn.example/{n}/{filename}").into(),
         proxy_url: None,
         url_expires_at: None,
-        message_text: format!("clip number {n}"),
+        message_text: format!("clip number {n}").into(),
     }
 }
 

@@ -171,6 +171,43 @@ async fn an_edit_that_adds_or_removes_a_video_updates_the_index() {
 }
 
 #[tokio::test]
+async fn a_message_and_an_edit_holding_nul_are_indexed_without_it() {
+    let env = env().await;
+    let channel = env.reading_channel("clips").await;
+    let texts = || async {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT filename, message_text FROM clips.clips ORDER BY attachment_id::numeric",
+        )
+        .fetch_all(env.world.postgres.pool())
+        .await
+        .unwrap();
+        rows
+    };
+
+    // PostgreSQL's text cannot hold a NUL; a message's text and file names can.
+    let message = env.post(channel, "gg\0", vec![video("ace\0.mp4")]);
+    env.clips_become("the clip is indexed", channel, message, 1)
+        .await;
+    assert_eq!(texts().await, [("ace.mp4".to_owned(), "gg".to_owned())]);
+
+    env.edit(
+        channel,
+        message,
+        Some("well\0 played"),
+        vec![video("ace\0.mp4"), video("b\0.mp4")],
+    );
+    env.clips_become("the added video joins the index", channel, message, 2)
+        .await;
+    assert_eq!(
+        texts().await,
+        [
+            ("ace.mp4".to_owned(), "well played".to_owned()),
+            ("b.mp4".to_owned(), "well played".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn deleted_and_bulk_deleted_messages_take_their_clips_with_them() {
     let env = env().await;
     let channel = env.reading_channel("clips").await;

@@ -961,16 +961,16 @@ fn new_clip(attachment: u64, message: u64) -> clips::repo::NewClip {
         author_id: user(9),
         author_name: "alice".into(),
         posted_at: at(message as i64),
-        filename: format!("{attachment}.mp4"),
+        filename: format!("{attachment}.mp4").into(),
         content_type: Some("video/mp4".into()),
         size_bytes: 1_000,
         width: Some(1920),
         height: Some(1080),
         duration_secs: Some(12.5),
-        url: format!("https://cdn.example/{attachment}.mp4?ex=6841f3c0"),
+        url: format!("https://cdn.example/{attachment}.mp4?ex=6841f3c0").into(),
         proxy_url: None,
         url_expires_at: Some(at(100)),
-        message_text: format!("message {message}"),
+        message_text: format!("message {message}").into(),
     }
 }
 
@@ -1174,7 +1174,7 @@ async fn live_messages_edits_and_deletes_keep_the_index_current() {
         .replace_message_clips(
             ch,
             mid(70),
-            Some("edited"),
+            Some(&"edited".into()),
             &[7, 9, 99],
             &[new_clip(7, 70), new_clip(9, 70)],
         )

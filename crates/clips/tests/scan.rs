@@ -834,6 +834,53 @@ impl Env {
 }
 
 #[tokio::test]
+async fn a_message_holding_nul_is_indexed_without_it_and_the_scan_goes_on() {
+    let env = env().await;
+    // PostgreSQL's text cannot hold a NUL; Discord's message text and file names can.
+    let messages = vec![
+        SeedMessage::new(env.author, "gg\0 wp").attachment(AttachmentSpec::sized(
+            "ace\0.mp4",
+            "video/mp4",
+            1_000,
+        )),
+        SeedMessage::new(env.author, "after").attachment(AttachmentSpec::sized(
+            "next.mp4",
+            "video/mp4",
+            1_000,
+        )),
+    ];
+    env.sim
+        .seed_history(env.channel.get(), messages)
+        .expect("seed history");
+
+    let run = env.run_to_end(&env.request(ScanMode::Deep).await).await;
+
+    env.assert_indexed(
+        &run,
+        Expected {
+            messages: 2,
+            matched: 2,
+            clips: 2,
+        },
+    )
+    .await;
+    let pg = env.server.connect().await;
+    let stored: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT filename, message_text, url FROM clips.clips ORDER BY attachment_id::numeric",
+    )
+    .fetch_all(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored[0].0, "ace.mp4");
+    assert_eq!(stored[0].1, "gg wp");
+    assert!(!stored[0].2.contains('\0'), "{:?}", stored[0].2);
+    assert_eq!(
+        (stored[1].0.as_str(), stored[1].1.as_str()),
+        ("next.mp4", "after")
+    );
+}
+
+#[tokio::test]
 async fn a_deep_scan_split_into_parts_indexes_exactly_the_same() {
     let mut env = env().await;
     env.scanner = env.scanner.clone().with_parts(4);

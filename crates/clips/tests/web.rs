@@ -245,7 +245,7 @@ fn clip(id: u64, author: u64, at: DateTime<Utc>, filename: &str, text: &str) -> 
         attachment_id: id,
         message_id: MessageId::new(id + 1_000_000),
         author_id: UserId::new(author),
-        author_name: format!("author{author}"),
+        author_name: format!("author{author}").into(),
         posted_at: at,
         filename: filename.into(),
         content_type: Some("video/mp4".into()),
@@ -253,7 +253,7 @@ fn clip(id: u64, author: u64, at: DateTime<Utc>, filename: &str, text: &str) -> 
         width: Some(1280),
         height: Some(720),
         duration_secs: Some(12.5),
-        url: format!("https://cdn.example/{id}/{filename}"),
+        url: format!("https://cdn.example/{id}/{filename}").into(),
         proxy_url: None,
         url_expires_at: None,
         message_text: text.into(),
@@ -1065,7 +1065,7 @@ async fn expired_cdn_urls_are_refreshed_before_the_page_shows_them() {
         "look",
     );
     c.message_id = MessageId::new(u64::from(message));
-    c.url = old_url.clone();
+    c.url = old_url.clone().into();
     // Tavern believes it expired an hour ago; Discord agrees once its URLs are expired.
     c.url_expires_at = Some(site.world.clock.now() - TimeDelta::hours(1));
     index(&site.repo, general, &c).await;

@@ -7,32 +7,33 @@
 use chrono::{DateTime, Utc};
 
 use super::{Repo, RepoError};
-use crate::domain::{ChannelId, MessageId, ScanRunId, UserId};
+use crate::domain::{ChannelId, MessageId, ScanRunId, StoredText, UserId};
 use crate::repo::scan_runs::{Progress, ScanRun};
 use crate::schema::{ScanRunRow, index};
 
-/// One video attachment to index.
+/// One video attachment to index. Its text is [`StoredText`] (no NUL), so no clip
+/// Discord can describe fails the statement that writes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewClip {
     /// Discord's attachment id: the clip's identity.
     pub attachment_id: u64,
     pub message_id: MessageId,
     pub author_id: UserId,
-    pub author_name: String,
+    pub author_name: StoredText,
     /// The message's time.
     pub posted_at: DateTime<Utc>,
-    pub filename: String,
-    pub content_type: Option<String>,
+    pub filename: StoredText,
+    pub content_type: Option<StoredText>,
     pub size_bytes: u64,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_secs: Option<f64>,
-    pub url: String,
-    pub proxy_url: Option<String>,
+    pub url: StoredText,
+    pub proxy_url: Option<StoredText>,
     /// When `url` stops working (its `ex` parameter), if it says.
     pub url_expires_at: Option<DateTime<Utc>>,
     /// The message's text.
-    pub message_text: String,
+    pub message_text: StoredText,
 }
 
 /// Clips as the parallel arrays the statements unnest, in the order of [`index`]'s
@@ -68,20 +69,22 @@ impl Columns {
             c.attachment_id.push(clip.attachment_id.to_string());
             c.message_id.push(clip.message_id.to_string());
             c.author_id.push(clip.author_id.to_string());
-            c.author_name.push(clip.author_name.clone());
+            c.author_name.push(clip.author_name.to_string());
             c.posted_at.push(clip.posted_at);
-            c.filename.push(clip.filename.clone());
-            c.content_type.push(clip.content_type.clone());
+            c.filename.push(clip.filename.to_string());
+            c.content_type
+                .push(clip.content_type.as_ref().map(ToString::to_string));
             c.size_bytes
                 .push(i64::try_from(clip.size_bytes).unwrap_or(i64::MAX));
             c.width.push(int4(clip.width));
             c.height.push(int4(clip.height));
             c.duration_secs
                 .push(clip.duration_secs.filter(|d| d.is_finite()));
-            c.url.push(clip.url.clone());
-            c.proxy_url.push(clip.proxy_url.clone());
+            c.url.push(clip.url.to_string());
+            c.proxy_url
+                .push(clip.proxy_url.as_ref().map(ToString::to_string));
             c.url_expires_at.push(clip.url_expires_at);
-            c.message_text.push(clip.message_text.clone());
+            c.message_text.push(clip.message_text.to_string());
         }
         c
     }
@@ -231,14 +234,14 @@ impl Repo {
     }
 
     /// An edited message: `attachments` are the ids of every attachment it holds now,
-    /// `clips` the clips among them. Indexed clips whose attachment is gone are
+    /// `clips` the clips among them, `text` its text after the edit. Indexed clips whose attachment is gone are
     /// deleted, the others get the new `text` (when given), new ones are indexed if the
     /// channel is being read; one statement. Returns (removed, added).
     pub async fn replace_message_clips(
         &self,
         channel: ChannelId,
         message: MessageId,
-        text: Option<&str>,
+        text: Option<&StoredText>,
         attachments: &[u64],
         clips: &[NewClip],
     ) -> Result<(u64, u64), RepoError> {
@@ -249,7 +252,7 @@ impl Repo {
             ))
             .bind(channel.to_string())
             .bind(message.to_string())
-            .bind(text)
+            .bind(text.map(StoredText::as_str))
             .bind(all)
             .fetch_one(&self.pool)
             .await?;

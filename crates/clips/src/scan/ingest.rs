@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use discord::model::{Actor, Attachment as DiscordAttachment, HistoryMessage};
 
 use crate::domain::{
-    Attachment, ClipMatcher, MessageId, ScanWindow, cdn_url_expiry, snowflake_time,
+    Attachment, ClipMatcher, MessageId, ScanWindow, StoredText, cdn_url_expiry, snowflake_time,
 };
 use crate::repo::{NewClip, Page, Progress};
 
@@ -21,6 +21,10 @@ pub(crate) fn message_time(id: MessageId, timestamp_ms: Option<i64>) -> DateTime
 
 /// The clips among a message's attachments, in a channel whose NSFW flag is
 /// `channel_is_nsfw` (none at all in an NSFW channel the settings do not scan).
+///
+/// This is where a Discord message becomes what the archive stores: its text, file
+/// names and author's name become [`StoredText`] (NULs dropped) before the matcher
+/// sees them, so what is matched is what is kept.
 pub(crate) fn clips_of(
     matcher: &ClipMatcher,
     channel_is_nsfw: bool,
@@ -35,28 +39,32 @@ pub(crate) fn clips_of(
     }
     attachments
         .iter()
-        .filter(|a| {
-            matcher.matches(&Attachment {
-                filename: &a.filename,
-                content_type: a.content_type.as_deref(),
+        .filter_map(|a| {
+            let filename = StoredText::new(a.filename.as_str());
+            let content_type = a.content_type.as_deref().map(StoredText::new);
+            let is_clip = matcher.matches(&Attachment {
+                filename: filename.as_str(),
+                content_type: content_type.as_ref().map(StoredText::as_str),
+            });
+            is_clip.then(|| NewClip {
+                attachment_id: a.id,
+                message_id: message,
+                author_id: author.id,
+                author_name: StoredText::new(author.name.as_str()),
+                posted_at,
+                filename,
+                content_type,
+                size_bytes: a.size,
+                width: a.width,
+                height: a.height,
+                duration_secs: a.duration_secs,
+                url: StoredText::new(a.url.as_str()),
+                proxy_url: Some(a.proxy_url.as_str())
+                    .filter(|u| !u.is_empty())
+                    .map(StoredText::new),
+                url_expires_at: cdn_url_expiry(&a.url),
+                message_text: StoredText::new(content),
             })
-        })
-        .map(|a| NewClip {
-            attachment_id: a.id,
-            message_id: message,
-            author_id: author.id,
-            author_name: author.name.clone(),
-            posted_at,
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            size_bytes: a.size,
-            width: a.width,
-            height: a.height,
-            duration_secs: a.duration_secs,
-            url: a.url.clone(),
-            proxy_url: Some(a.proxy_url.clone()).filter(|u| !u.is_empty()),
-            url_expires_at: cdn_url_expiry(&a.url),
-            message_text: content.to_owned(),
         })
         .collect()
 }
@@ -180,6 +188,31 @@ mod tests {
             first.posted_at,
             DateTime::from_timestamp_millis(1_750_000_000_005).unwrap()
         );
+    }
+
+    #[test]
+    fn a_message_holding_nul_becomes_a_clip_without_it() {
+        let matcher = ClipMatcher::from_settings(&Settings::empty()).unwrap();
+        let author = Actor {
+            id: UserId::new(7),
+            name: "al\0ice".to_owned(),
+        };
+        let found = clips_of(
+            &matcher,
+            false,
+            MessageId::new(5),
+            &author,
+            DateTime::UNIX_EPOCH,
+            "g\0g",
+            &[attachment(51, "ace\0.mp4", Some("video/mp4\0"))],
+        );
+        assert_eq!(found.len(), 1, "the NUL does not hide the clip");
+        let clip = &found[0];
+        assert_eq!(clip.author_name, "alice");
+        assert_eq!(clip.message_text, "gg");
+        assert_eq!(clip.filename, "ace.mp4");
+        assert_eq!(clip.content_type.as_ref().unwrap(), "video/mp4");
+        assert!(!clip.url.as_str().contains('\0'), "{}", clip.url);
     }
 
     #[test]
