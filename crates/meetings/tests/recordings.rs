@@ -904,6 +904,83 @@ async fn recording_a_meeting_nobody_is_in_is_refused_as_its_state_not_a_server_f
     );
 }
 
+#[tokio::test]
+async fn recording_a_meeting_whose_people_no_media_handler_took_is_a_server_capacity_problem() {
+    let site = site().await;
+    let host = site.account("host@example.com", "Host").await;
+    let meeting = site
+        .meeting(
+            &host,
+            json!({"allow_recording": true, "enable_e2e_encryption": false}),
+        )
+        .await;
+    // Alice joins, and no media handler can take the meeting (none in the controller's
+    // region): she is in the call without media, as the controller lets her.
+    site.repo
+        .join(&JoinRequest {
+            meeting_id: meeting,
+            user_id: None,
+            display_name: DisplayName::parse("Alice").unwrap(),
+            ip_address: None,
+            user_agent: None,
+            client_version: None,
+        })
+        .await
+        .unwrap();
+    let nowhere = Region::parse("nowhere").unwrap();
+    let assigned = site
+        .repo
+        .assign_media_handler(
+            meeting,
+            &nowhere,
+            &Liveness::default(),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(assigned, None);
+
+    let logs = testkit::Logs::default();
+    let capture = logs.capture();
+    let (status, body) = site.start_recording(meeting, &host).await;
+    drop(capture);
+    assert_eq!(
+        (status, body["code"].as_str(), body["error"].as_str()),
+        (
+            503,
+            Some("no_media_handler"),
+            Some("no media server can take this meeting right now; try again shortly")
+        ),
+        "{body}"
+    );
+    let said = logs.warnings("no media handler could take it");
+    assert_eq!(said.len(), 1, "{}", logs.text());
+    assert!(said[0].contains(&meeting.to_string()), "{}", logs.text());
+    assert!(
+        site.repo
+            .meeting_recordings(meeting)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing started"
+    );
+
+    // Once a media handler takes the meeting, the same start records.
+    let assigned = site
+        .repo
+        .assign_media_handler(
+            meeting,
+            &Region::local(),
+            &Liveness::default(),
+            &mut StdRng::seed_from_u64(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(assigned.as_ref(), Some(&site.handler));
+    let (status, body) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// A Tavern web session signed in as the Discord user `id`: its cookie and CSRF token.
 async fn web_session(site: &Site, id: u64, name: &str) -> (String, String) {
     let sessions = &site.ctx.sessions;

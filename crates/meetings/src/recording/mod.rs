@@ -194,8 +194,18 @@ pub enum RecordingError {
     Refused(RecordingRefusal),
     #[error("recordings are not configured on this server")]
     NotConfigured,
+    /// The meeting has no media handler because nobody is in its call: its state, not a
+    /// fault of the server's.
     #[error("nobody is in the meeting yet: join it first, then record")]
     NoMedia,
+    /// The meeting has participants but no media handler: none could take it when they
+    /// joined (every one full, stopped or unreachable), a capacity problem of the
+    /// server's. `participants` is how many are in the call.
+    #[error("no media server can take this meeting right now; try again shortly")]
+    NoMediaHandler {
+        meeting: MeetingId,
+        participants: usize,
+    },
     #[error("this meeting's media handler ({0}) cannot be reached from here")]
     HandlerUnknown(HandlerId),
     #[error("could not open a media session for the recording: {0}")]
@@ -461,11 +471,9 @@ impl Recorder {
             }
             Err(why) => return Err(RecordingError::Store(why.clone())),
         };
-        let handler = inner
-            .repo
-            .meeting_media_handler(meeting.meeting_id)
-            .await?
-            .ok_or(RecordingError::NoMedia)?;
+        let Some(handler) = inner.repo.meeting_media_handler(meeting.meeting_id).await? else {
+            return Err(self.without_media_handler(meeting.meeting_id).await);
+        };
         let (endpoint, certificate_hash) = match inner.directory.address(&handler) {
             Some(address) => (address.endpoint, address.certificate_hash),
             // A handler of another process: where it registered.
@@ -551,6 +559,20 @@ impl Recorder {
         };
         inner.tasks.spawn(task.run(client));
         Ok(recording)
+    }
+
+    /// Why `meeting`, which has no media handler, cannot be recorded: nobody is in its
+    /// call ([`RecordingError::NoMedia`]), or people are but no media handler could take
+    /// the meeting ([`RecordingError::NoMediaHandler`]).
+    async fn without_media_handler(&self, meeting: MeetingId) -> RecordingError {
+        match self.inner.repo.participants(meeting).await {
+            Ok(present) if present.is_empty() => RecordingError::NoMedia,
+            Ok(present) => RecordingError::NoMediaHandler {
+                meeting,
+                participants: present.len(),
+            },
+            Err(error) => error.into(),
+        }
     }
 
     /// Fails `meeting`'s recordings whose replica stopped before finishing them

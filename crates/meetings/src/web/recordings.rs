@@ -5,7 +5,7 @@
 //!
 //! | route | who | answer |
 //! |---|---|---|
-//! | `POST /api/v1/meetings/{id}/recordings` | `meetings:manage`, the creator | 201 the recording (`recording`); 403 `not_creator`; 404; 409 `recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, `no_media` (nobody is in the call yet); 503 `recordings_not_configured`, `media_unreachable` |
+//! | `POST /api/v1/meetings/{id}/recordings` | `meetings:manage`, the creator | 201 the recording (`recording`); 403 `not_creator`; 404; 409 `recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, `no_media` (nobody is in the call yet); 503 `recordings_not_configured`, `no_media_handler` (people are in the call but no media handler can take the meeting; try again shortly), `media_unreachable` |
 //! | `POST /api/v1/meetings/{id}/recordings/{recording_id}/stop` | `meetings:manage`, the creator | 200 the recording (`processing`, or as it is when it had stopped) |
 //! | `GET /api/v1/meetings/{id}/recordings` | `meetings:read`, the creator | 200 `{recordings: [...]}`, oldest first, a ready one with `download_url` |
 //! | `GET /api/v1/recordings/{recording_id}/download?expires&signature` | the signed link | 200 the WebM (`video/webm`), streamed; 403 a bad or expired signature; 404; 409 `recording_not_ready` |
@@ -255,6 +255,16 @@ impl From<RecordingError> for ApiError {
             ),
             // The meeting's state, not a fault of the server's: nobody to record yet.
             RecordingError::NoMedia => ApiError::new(StatusCode::CONFLICT, "no_media", message),
+            // People are in the call but no media handler took the meeting: the server's
+            // capacity, logged here and nowhere else.
+            RecordingError::NoMediaHandler {
+                meeting,
+                participants,
+            } => {
+                tracing::warn!(%meeting, participants,
+                    "a recording could not start: the meeting has participants but no media handler could take it");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_media_handler", message)
+            }
             RecordingError::HandlerUnknown(_) | RecordingError::Connect(_) => {
                 tracing::warn!(error = %message, "a recording could not reach the media handler");
                 ApiError::new(
@@ -384,7 +394,7 @@ impl RecordingsState {
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
         (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
         (status = 409, description = "`recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, or `no_media`: nobody is in the call yet", body = ErrorBody),
-        (status = 503, description = "`recordings_not_configured` or `media_unreachable`", body = ErrorBody),
+        (status = 503, description = "`recordings_not_configured`; `no_media_handler`: people are in the call but no media handler can take the meeting right now (try again shortly); or `media_unreachable`", body = ErrorBody),
     )
 )]
 pub(super) async fn start_recording(
