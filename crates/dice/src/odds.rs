@@ -31,7 +31,7 @@ use crate::outcome::Node;
 use crate::render::escape_into;
 use crate::rng::Rng;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 /// Most steps the exact engine may spend: multiply-adds, copies and
@@ -1001,7 +1001,9 @@ fn die_values(
 /// dice remain and all of them are at most (or at least) the current value
 /// `v`, the number showing exactly `v` is binomial with the conditional
 /// probability `P(v) / P(remaining values)`; the first `min(k, slots)` of
-/// them are kept. States are (dice left, slots left).
+/// them are kept. States are (dice left, slots left), visited in their order:
+/// floating-point sums depend on the order of their terms, so a map visited
+/// in hash order would give other last digits on every run.
 fn keep_extreme(
     values: &Dist,
     n: i64,
@@ -1018,7 +1020,7 @@ fn keep_extreme(
     }
     let ln_fact = ln_factorials(n);
     let mut remaining: f64 = order.iter().map(|(_, p)| p).sum();
-    let mut states: HashMap<(usize, usize), Dist> = HashMap::new();
+    let mut states: BTreeMap<(usize, usize), Dist> = BTreeMap::new();
     states.insert((n, m), Dist::point(0));
     let mut done = Dist::empty();
     for (j, (v, pv)) in order.iter().enumerate() {
@@ -1030,7 +1032,7 @@ fn keep_extreme(
         };
         remaining -= pv;
         let wv = w.of(*v);
-        let mut next: HashMap<(usize, usize), Dist> = HashMap::new();
+        let mut next: BTreeMap<(usize, usize), Dist> = BTreeMap::new();
         for ((r, c), dist) in states {
             if r == 0 || c == 0 {
                 done.add_scaled(&dist, 1.0, budget)?;

@@ -271,3 +271,26 @@ fn only_exact_odds_note_the_explosion_tails_they_cut() {
     ));
     assert!(!note("4d6kh3!"));
 }
+
+#[test]
+fn exact_keep_highest_and_lowest_odds_are_the_same_bits_every_time() {
+    // Each computation is fresh, so a map with a per-map hasher seed would be
+    // visited in another order each time; the sums must not depend on it.
+    for expr in ["4d6kh3", "12d20kh5", "10d10kl4", "8d12dl3+1d4"] {
+        let bits = || {
+            let odds = dice::odds(expr).unwrap();
+            assert_eq!(odds.method, Method::Exact, "{expr}");
+            let mut bits = vec![odds.mean.to_bits(), odds.std_dev.to_bits()];
+            bits.extend(odds.distribution.iter().map(|c| c.probability.to_bits()));
+            bits
+        };
+        let first = bits();
+        for _ in 0..20 {
+            assert_eq!(
+                bits(),
+                first,
+                "{expr}: odds differ between two computations"
+            );
+        }
+    }
+}
