@@ -667,6 +667,22 @@ async fn manage_channel_marks_and_unmarks_a_channel() {
     g.stop().await;
 }
 
+/// A game channel Tavern created is not marked managed: marked, it would be kept when
+/// its game ends, and it could not be unmarked while the game runs.
+#[tokio::test]
+async fn manage_channel_refuses_a_game_channel_tavern_created() {
+    let g = game().await;
+    let w = g.w();
+    let reply = g.run(w.demo.demo_player, "manage-channel", json!([])).await;
+    refused(&reply, "is a game's channel that Tavern created");
+    assert!(
+        text(&reply).contains("deletes it when the game ends"),
+        "{reply:?}"
+    );
+    assert!(g.env.members("managed_discord_channels").await.is_empty());
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_links_looks_up_and_unlinks_by_hand() {
     let g = game().await;

@@ -105,13 +105,21 @@ async fn snooze(c: Commands, inv: Invocation) -> CommandResult {
 /// `/manage-channel [managed]`: adds this channel to `managed_discord_channels` or
 /// takes it out. A managed channel may be taken over by a game (`[channel <id>]`) and
 /// is never deleted with it, so one a game is using stays managed until the game ends.
+/// A channel Tavern created for a game is never marked: marked, it would outlive its
+/// game, and it could not be unmarked while the game runs.
 async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
     c.require_admin(&inv, MANAGE_CHANNEL).await?;
     let managed = inv.options().bool("managed").unwrap_or(true);
-    if !managed
-        && c.repo().is_managed_channel(inv.channel_id).await?
-        && c.repo().channel_series(inv.channel_id).await?.is_some()
-    {
+    let is_managed = c.repo().is_managed_channel(inv.channel_id).await?;
+    let in_a_game = c.repo().channel_series(inv.channel_id).await?.is_some();
+    if managed && in_a_game && !is_managed {
+        return Err(CommandError::refused(format!(
+            "<#{}> is a game's channel that Tavern created: Tavern already manages it and \
+             deletes it when the game ends, so it cannot be marked with `/{MANAGE_CHANNEL}`.",
+            inv.channel_id
+        )));
+    }
+    if !managed && is_managed && in_a_game {
         return Err(CommandError::refused(format!(
             "<#{}> stays managed while the game that took it over runs: unmarked, it would \
              be deleted when the game ends. Once the game has ended, try again.",
