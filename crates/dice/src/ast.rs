@@ -496,16 +496,21 @@ pub(crate) struct RollSpec {
 pub(crate) struct Rewrite {
     pub span: Span,
     pub text: Arc<str>,
+    /// Shown only in the text of the check: a target the source does not
+    /// write as one (`adv cs3`'s `>= 9`), which the checked side's own text
+    /// leaves out.
+    pub check_only: bool,
 }
 
 impl RollSpec {
     /// The source text of `span` as it is rolled: with this roll's
-    /// [`Rewrite`]s inside `span` applied, trimmed.
-    pub(crate) fn shown(&self, src: &str, span: Span) -> String {
+    /// [`Rewrite`]s inside `span` applied (those only for a check when
+    /// `span` is the check's), trimmed.
+    pub(crate) fn shown(&self, src: &str, span: Span, check: bool) -> String {
         let mut out = String::new();
         let mut at = span.start;
         for rw in &self.rewrites {
-            if rw.span.start < at || rw.span.end > span.end {
+            if rw.span.start < at || rw.span.end > span.end || (rw.check_only && !check) {
                 continue;
             }
             out.push_str(src.get(at..rw.span.start).unwrap_or(""));

@@ -1248,7 +1248,7 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
         ));
     }
     // As rolled: `adv 1d20+5` is labelled `2d20kh1+5`, not `1d20+5`.
-    let text = |e: &Expr| spec.shown(src, e.span);
+    let text = |e: &Expr, check: bool| spec.shown(src, e.span, check);
     let mut notes = Vec::new();
     if spec.repeat > 1 {
         notes.push(format!(
@@ -1341,7 +1341,7 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
     }
     Ok(Odds {
         expression: src.to_owned(),
-        subject: text(subject_expr),
+        subject: text(subject_expr, false),
         method,
         mean: stats.mean,
         std_dev: stats.std_dev,
@@ -1349,7 +1349,7 @@ pub(crate) fn compute(program: &Program) -> Result<Odds, DiceError> {
         max: stats.max,
         percentiles: stats.percentiles,
         check: check_expr.zip(check_p).map(|(e, probability)| CheckOdds {
-            description: text(e),
+            description: text(e, true),
             probability,
         }),
         at_least_one_success: at_least_one,

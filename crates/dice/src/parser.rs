@@ -191,7 +191,7 @@ struct Parser<'a> {
     expr_start: usize,
     /// The target a Cypher difficulty (`cs4`) set for the current roll, and
     /// where the difficulty was written.
-    cypher_target: Option<(i64, usize)>,
+    cypher_target: Option<(i64, Span)>,
     /// An `adv` / `dis` read between an operand and its operator (`1d20 dis
     /// +5`): advantage or not, where the word is, and the text it takes up
     /// with the space before it.
@@ -505,9 +505,13 @@ impl<'a> Parser<'a> {
             rewrites.push(Rewrite {
                 span,
                 text: Arc::from(""),
+                check_only: false,
             });
         }
-        if let Some((target, at)) = self.cypher_target.take() {
+        // A Cypher difficulty: its digits, the target and where the check ends.
+        let mut cypher = None;
+        if let Some((target, digits)) = self.cypher_target.take() {
+            let at = digits.start;
             if matches!(expr.kind, ExprKind::Compare(..) | ExprKind::Then(..)) {
                 return Err(self.error(
                     ErrorKind::AliasNeedsDice {
@@ -518,6 +522,7 @@ impl<'a> Parser<'a> {
                 ));
             }
             let span = Span::new(expr.span.start, expr.span.end.max(self.pos));
+            cypher = Some((target, digits, span.end));
             let target = Expr::new(ExprKind::Num(Num::Int(target)), Span::new(at, at));
             expr = Expr::new(
                 ExprKind::Compare(CompareOp::Ge, at, Box::new(expr), Box::new(target)),
@@ -591,9 +596,31 @@ impl<'a> Parser<'a> {
                 rewrites.push(Rewrite {
                     span: Span::new(done.start, done.start),
                     text: Arc::from(format!("{} ", done.now)),
+                    check_only: false,
                 });
+            } else if let Some(rewrite) = done.in_source(self.src) {
+                rewrites.push(rewrite);
             } else {
-                rewrites.extend(done.in_source(self.src));
+                // An alias (`cs`): its word reads as the dice; a difficulty's
+                // digits become the check's target (`adv cs3` reads
+                // `2d20kh1 >= 9`, its statistics `2d20kh1`).
+                rewrites.push(Rewrite {
+                    span: done.span,
+                    text: Arc::clone(&done.now),
+                    check_only: false,
+                });
+                if let Some((target, digits, end)) = cypher {
+                    rewrites.push(Rewrite {
+                        span: digits,
+                        text: Arc::from(""),
+                        check_only: false,
+                    });
+                    rewrites.push(Rewrite {
+                        span: Span::new(end, end),
+                        text: Arc::from(format!(" >= {target}")),
+                        check_only: true,
+                    });
+                }
             }
         }
         if let Some(at) = wng {
@@ -1312,7 +1339,7 @@ impl<'a> Parser<'a> {
         if self.cypher_target.is_some() {
             return Err(self.unexpected("one Cypher difficulty per roll"));
         }
-        self.cypher_target = Some((level * 3, n_at));
+        self.cypher_target = Some((level * 3, Span::new(n_at, self.pos)));
         Ok(die)
     }
 
@@ -2143,6 +2170,8 @@ fn apply_wrath(expr: &mut Expr) -> Option<Reworded> {
 /// before and after.
 struct Reworded {
     start: usize,
+    /// The term's whole span in the source.
+    span: Span,
     was: Arc<str>,
     now: Arc<str>,
 }
@@ -2151,18 +2180,20 @@ impl Reworded {
     fn new(span: Span, was: Arc<str>, now: &Arc<str>) -> Self {
         Reworded {
             start: span.start,
+            span,
             was,
             now: Arc::clone(now),
         }
     }
 
     /// The rewrite of the source, when the term was written there as its old
-    /// notation (an alias such as `cs` is shown as written).
+    /// notation; `None` for an alias such as `cs`, written as a word.
     fn in_source(&self, src: &str) -> Option<Rewrite> {
         let span = Span::new(self.start, self.start + self.was.len());
         (src.get(span.start..span.end) == Some(&*self.was)).then(|| Rewrite {
             span,
             text: Arc::clone(&self.now),
+            check_only: false,
         })
     }
 }

@@ -294,3 +294,24 @@ fn exact_keep_highest_and_lowest_odds_are_the_same_bits_every_time() {
         }
     }
 }
+
+#[test]
+fn odds_labels_name_the_dice_that_advantage_rolls_for_a_cypher_alias() {
+    let labels = |e: &str| {
+        let odds = dice::odds(e).unwrap();
+        (odds.subject, odds.check.map(|c| c.description))
+    };
+    // The check's target, which `cs3` writes as its difficulty, reads as one.
+    assert_eq!(
+        labels("adv cs3"),
+        ("2d20kh1".to_owned(), Some("2d20kh1 >= 9".to_owned()))
+    );
+    assert_eq!(
+        labels("dis cypher3+1"),
+        ("2d20kl1+1".to_owned(), Some("2d20kl1+1 >= 9".to_owned()))
+    );
+    assert_eq!(labels("cs3 adv"), labels("adv cs3"));
+    assert_eq!(labels("adv cs"), ("2d20kh1".to_owned(), None));
+    // Without a word that rewrites it, the alias is shown as written.
+    assert_eq!(labels("cs3"), ("cs".to_owned(), Some("cs3".to_owned())));
+}
