@@ -234,8 +234,9 @@
 //! - **Scheduling the next session** is for a signed-in user whose linked Meetup
 //!   account hosts one of the series' events, or who holds the admin role (Discord is
 //!   asked at each request). It copies the series' latest event as Meetup has it
-//!   (hosts, duration, seats, online), as "Session N+1" (the number after "Session" in
-//!   the title, else the number of tracked events plus one), with `[campaign
+//!   (hosts, duration, seats, online), as "Session N+1" (N the highest number after
+//!   "Session" in the titles of the series' sessions, tracked or just created, whatever
+//!   their dates; else the number of those sessions), with `[campaign
 //!   <series>]` replacing the series shortcode and without `[channel]`; the date and
 //!   time are read in the latest event's offset. The event is created published,
 //!   without an RSVP of the organiser, and sent once (no retry after a server error,

@@ -1264,6 +1264,57 @@ async fn a_session_scheduled_through_the_form_counts_before_the_next_sync() {
     assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
 }
 
+/// Sessions scheduled out of date order are numbered by their session numbers: after
+/// Session 2 in ten days and Session 3 in five, one in twenty days is Session 4.
+#[tokio::test]
+async fn the_next_session_number_follows_the_highest_not_the_latest_date() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let day = |days: i64| {
+        (site.world.clock.now() + TimeDelta::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let submit = |date: String| {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date.as_str()),
+                ("time", "19:30"),
+            ])
+            .send()
+    };
+    for days in [10, 5] {
+        let sent = submit(day(days)).await.unwrap();
+        assert_eq!(sent.status(), 200);
+    }
+    let html = site.get(&path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
+    let sent = submit(day(20)).await.unwrap();
+    assert_eq!(sent.status(), 200);
+    let titles: Vec<String> = site
+        .fake
+        .events()
+        .into_iter()
+        .map(|(_, e)| e.title)
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Curse of Strahd - Session 1",
+            "Curse of Strahd - Session 2",
+            "Curse of Strahd - Session 3",
+            "Curse of Strahd - Session 4"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_creation_meetup_gave_no_clear_answer_to_is_held_and_not_sent_again() {
     let site = site(&["dragons"]).await;

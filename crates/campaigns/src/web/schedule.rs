@@ -8,7 +8,8 @@
 //! The form shows the next session's title and asks for its date and time, in the
 //! time zone of the series' latest event (as Meetup gives it). Sending it, with the
 //! session's CSRF token, clones that latest event on Meetup with the organiser's token:
-//! the title becomes "Session N+1" ([`next_session_title`]), the description carries
+//! the title becomes "Session N+1", N the highest session number among the series'
+//! sessions whatever their dates ([`next_session_title`]), the description carries
 //! the series shortcode `[campaign <series>]` instead of the one it had
 //! ([`next_session_description`]), and hosts, duration, RSVP limit and online-ness are
 //! copied. Then the channel's snooze is cleared and the new session is announced in
@@ -59,39 +60,44 @@ struct Target {
     channel: ChannelId,
     series: EventSeriesId,
     latest: meetup::Event,
-    /// The series' tracked events and the sessions the form created that the sync
-    /// has not stored yet.
-    events: usize,
+    /// The next session's number: one more than the highest "Session N" among the
+    /// series' tracked events and the sessions the form created that the sync has not
+    /// stored yet, whatever their dates; without any, one more than how many they are.
+    number: u64,
     /// The start times of the series' tracked events.
     starts: Vec<DateTime<Utc>>,
 }
 
-/// The next session's title: "Session N" in the latest title becomes "Session N+1";
-/// a title without a session number gets " - Session {events + 1}". At most 80
-/// characters (Meetup's limit), cut before the session part if need be.
-pub fn next_session_title(latest: &str, events: usize) -> String {
-    let lower = latest.to_ascii_lowercase();
-    if let Some(at) = lower.rfind("session") {
-        let after = &latest[at + "session".len()..];
-        let spaces = after.len() - after.trim_start().len();
-        let digits: String = after
-            .trim_start()
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        if let (false, Ok(n)) = (digits.is_empty(), digits.parse::<u64>()) {
-            let end = at + "session".len() + spaces + digits.len();
-            let title = format!(
-                "{}{}{}{}",
-                &latest[..at + "session".len()],
-                &after[..spaces],
-                n.saturating_add(1),
-                &latest[end..]
-            );
-            return cut(&title, 80);
-        }
+/// Where a title's last "Session N" is: the end of "Session" plus its spaces, the end
+/// of the number, and the number.
+fn session_part(title: &str) -> Option<(usize, usize, u64)> {
+    let at = title.to_ascii_lowercase().rfind("session")? + "session".len();
+    let after = &title[at..];
+    let spaces = after.len() - after.trim_start().len();
+    let digits: String = after
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let n = digits.parse::<u64>().ok()?;
+    Some((at + spaces, at + spaces + digits.len(), n))
+}
+
+/// The session number in a title ("Curse of Strahd - Session 3": 3), if it has one.
+pub fn session_number(title: &str) -> Option<u64> {
+    session_part(title).map(|(_, _, n)| n)
+}
+
+/// The next session's title, numbered `number`: "Session N" in the latest title
+/// becomes "Session {number}"; a title without a session number gets
+/// " - Session {number}". At most 80 characters (Meetup's limit), cut before the
+/// session part if need be.
+pub fn next_session_title(latest: &str, number: u64) -> String {
+    if let Some((start, end, _)) = session_part(latest) {
+        let title = format!("{}{number}{}", &latest[..start], &latest[end..]);
+        return cut(&title, 80);
     }
-    let suffix = format!(" - Session {}", events.saturating_add(1));
+    let suffix = format!(" - Session {number}");
     let keep = 80usize.saturating_sub(suffix.chars().count());
     format!("{}{suffix}", cut(latest.trim_end(), keep))
 }
@@ -220,33 +226,39 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
     }
     let starts = tracked.iter().map(|e| e.time).collect();
     // A session this form created counts at once, before the sync stores it: the next
-    // one is numbered after it and copies it when it is the newest.
-    let mut pending: Vec<(MeetupEventId, DateTime<Utc>)> = state
+    // one is numbered after it and copies it when it is the newest. Its title is read
+    // from Meetup; one deleted there before the sync saw it does not count.
+    let created = state
         .repo
         .created_sessions(&series)
         .await
-        .map_err(|e| storage_problem(&e))?
-        .into_iter()
-        .filter(|(id, _)| !events.contains(id))
-        .collect();
-    let event = loop {
-        let newest_tracked = tracked.iter().max_by_key(|e| e.time);
-        let newest_pending = pending
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, (_, start))| *start)
-            .filter(|(_, (_, start))| newest_tracked.is_none_or(|e| *start > e.time))
-            .map(|(at, (id, _))| (at, id.clone()));
-        if let Some((at, id)) = newest_pending {
-            match meetup_event(state, id.as_str()).await? {
-                Some(event) => break event,
-                None => {
-                    // Deleted on Meetup before the sync saw it: it does not count.
-                    pending.remove(at);
-                    continue;
-                }
-            }
+        .map_err(|e| storage_problem(&e))?;
+    let mut pending: Vec<(DateTime<Utc>, meetup::Event)> = Vec::new();
+    for (id, start) in created {
+        if events.contains(&id) {
+            continue;
         }
+        if let Some(event) = meetup_event(state, id.as_str()).await? {
+            pending.push((start, event));
+        }
+    }
+    let count = u64::try_from(events.len() + pending.len()).unwrap_or(u64::MAX);
+    let number = tracked
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(pending.iter().map(|(_, e)| e.title.as_str()))
+        .filter_map(session_number)
+        .max()
+        .unwrap_or(count)
+        .saturating_add(1);
+    let newest_tracked = tracked.iter().max_by_key(|e| e.time);
+    let newest_pending = pending
+        .into_iter()
+        .max_by_key(|(start, _)| *start)
+        .filter(|(start, _)| newest_tracked.is_none_or(|e| *start > e.time));
+    let event = if let Some((_, event)) = newest_pending {
+        event
+    } else {
         let Some(latest) = newest_tracked else {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
@@ -256,7 +268,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
             ));
         };
         match meetup_event(state, latest.id.as_str()).await? {
-            Some(event) => break event,
+            Some(event) => event,
             None => {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -274,7 +286,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         channel,
         series,
         latest: event,
-        events: events.len() + pending.len(),
+        number,
         starts,
     })
 }
@@ -426,7 +438,7 @@ pub(crate) async fn form(
         Ok(target) => target,
         Err(problem) => return page.problem(problem),
     };
-    let title = next_session_title(&target.latest.title, target.events);
+    let title = next_session_title(&target.latest.title, target.number);
     let offset = offset_of(&target.latest);
     let suggested = target
         .latest
@@ -536,7 +548,7 @@ pub(crate) async fn submit(
             ),
         ));
     }
-    let title = next_session_title(&target.latest.title, target.events);
+    let title = next_session_title(&target.latest.title, target.number);
     let draft = EventDraft {
         group,
         title: title.clone(),
@@ -713,27 +725,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_number_goes_up_or_is_added() {
+    fn the_session_number_is_set_or_added() {
         assert_eq!(
-            next_session_title("Curse of Strahd - Session 3", 3),
+            next_session_title("Curse of Strahd - Session 3", 4),
             "Curse of Strahd - Session 4"
         );
         assert_eq!(
-            next_session_title("Session 9: the crypt", 1),
+            next_session_title("Session 9: the crypt", 10),
             "Session 10: the crypt"
         );
         assert_eq!(
-            next_session_title("The Sunless Citadel", 1),
+            next_session_title("The Sunless Citadel", 2),
             "The Sunless Citadel - Session 2"
         );
         assert_eq!(
-            next_session_title("A session to remember", 2),
+            next_session_title("A session to remember", 3),
             "A session to remember - Session 3"
         );
         let long = "x".repeat(90);
-        let title = next_session_title(&long, 1);
+        let title = next_session_title(&long, 2);
         assert_eq!(title.chars().count(), 80);
         assert!(title.ends_with(" - Session 2"));
+        assert_eq!(session_number("Curse of Strahd - Session 12"), Some(12));
+        assert_eq!(session_number("Session 9: the crypt"), Some(9));
+        assert_eq!(session_number("A session to remember"), None);
     }
 
     #[test]
