@@ -1,17 +1,21 @@
+use std::error::Error;
 use std::time::Duration;
 
 /// Errors from the storage layer. Feature crates wrap these in their own error types.
+///
+/// Each variant's message already says the whole cause (the client's error and what it
+/// says caused it), so a variant names no `source`: a report that prints the chain
+/// (`{:#}`) then says each cause once instead of two or three times.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("postgres: {0}")]
-    Postgres(#[from] sqlx::Error),
-    #[error("postgres migration of schema `{schema}`: {source}")]
+    #[error("redis: {}", with_causes(.0))]
+    Redis(redis::RedisError),
+    #[error("postgres: {}", with_causes(.0))]
+    Postgres(sqlx::Error),
+    #[error("postgres migration of schema `{schema}`: {}", with_causes(.cause))]
     Migrate {
         schema: String,
-        #[source]
-        source: sqlx::migrate::MigrateError,
+        cause: sqlx::migrate::MigrateError,
     },
     #[error("invalid {what} url: {reason}")]
     BadUrl { what: &'static str, reason: String },
@@ -21,6 +25,35 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("redis answered with something unexpected: {0}")]
     UnexpectedReply(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(error: redis::RedisError) -> StoreError {
+        StoreError::Redis(error)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        StoreError::Postgres(error)
+    }
+}
+
+/// `error`'s message followed by those of its causes, joined with `: `; a cause whose
+/// text the message so far already holds is left out (sqlx and redis put their cause
+/// in their own message and also name it as the source).
+pub fn with_causes(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
 }
 
 impl StoreError {
@@ -63,6 +96,44 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::StoreError;
+    use crate::StorageError;
+
+    /// What a report of `error` with its chain says: the message, then each source's,
+    /// joined with `: `, as anyhow's `{:#}` prints it.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = error.to_string();
+        let mut next = error.source();
+        while let Some(cause) = next {
+            text.push_str(&format!(": {cause}"));
+            next = cause.source();
+        }
+        text
+    }
+
+    fn refused() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )
+    }
+
+    #[test]
+    fn a_report_of_a_store_error_with_its_causes_says_each_cause_once() {
+        let redis = StoreError::from(redis::RedisError::from(refused()));
+        let postgres = StoreError::from(sqlx::Error::Io(refused()));
+        let migrate = StoreError::Migrate {
+            schema: "clips".into(),
+            cause: sqlx::migrate::MigrateError::Execute(sqlx::Error::Io(refused())),
+        };
+        for error in [redis, postgres, migrate] {
+            let unavailable = StorageError::Unavailable(error);
+            let report = chain(&unavailable);
+            assert_eq!(report.matches("Connection refused").count(), 1, "{report}");
+            assert!(report.starts_with("storage is unavailable: "), "{report}");
+        }
+        let report = chain(&StoreError::from(redis::RedisError::from(refused())));
+        assert_eq!(report, "redis: Connection refused (os error 111)");
+    }
 
     fn server(code: &str) -> StoreError {
         StoreError::Redis(redis::make_extension_error(code.into(), Some("...".into())))

@@ -130,7 +130,7 @@ impl Postgres {
         if !migrations.schema_is_plain_identifier() {
             return Err(StoreError::Migrate {
                 schema: schema.to_owned(),
-                source: sqlx::migrate::MigrateError::Source(
+                cause: sqlx::migrate::MigrateError::Source(
                     format!("schema name `{schema}` is not a plain lowercase identifier").into(),
                 ),
             });
@@ -216,9 +216,9 @@ impl Postgres {
         sqlx::raw_sql("RESET search_path")
             .execute(&mut *conn)
             .await?;
-        result.map_err(|source| StoreError::Migrate {
+        result.map_err(|cause| StoreError::Migrate {
             schema: schema.to_owned(),
-            source,
+            cause,
         })?;
         // The run made the history table.
         let after = Self::recorded_steps(conn, schema).await?;

@@ -27,9 +27,10 @@ pub enum StorageError {
     /// The stored value is not what the schema says (a hand edit, a bug, an old format).
     #[error("{what} holds data Tavern cannot read: {reason}")]
     Corrupt { what: String, reason: String },
-    /// The store is down or answered with an error; nothing was decided.
+    /// The store is down or answered with an error; nothing was decided. The message
+    /// says the store's error, so it is not named again as the source.
     #[error("storage is unavailable: {0}")]
-    Unavailable(#[source] StoreError),
+    Unavailable(StoreError),
 }
 
 impl StorageError {

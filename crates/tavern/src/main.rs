@@ -365,7 +365,6 @@ async fn check(config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("tavern: the check could not run: {error:#}");
             Ok(ExitCode::from(2))
         }

@@ -80,4 +80,8 @@ fn a_check_that_cannot_reach_its_stores_exits_2_not_1() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+    // The cause is said once: not repeated by each error that wraps it, nor by a log
+    // line beside the printed message.
+    let said = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(said.matches("Connection refused").count(), 1, "{said}");
 }
