@@ -423,17 +423,26 @@ async fn status(c: &Commands, channel: &StoredChannel) -> CommandResult {
         text.push_str(&format!(" Last scanned {}.", when(at)));
     }
     match latest {
-        None => text.push_str("\nNo scan yet: `/clips scan` reads its whole history."),
+        None if channel.is_reading => {
+            text.push_str("\nNo scan yet: `/clips scan` reads its whole history.")
+        }
+        None => text.push_str("\nNo scan yet."),
         Some(run) => {
             text.push('\n');
             text.push_str(&describe_run(&run));
-            if run.status.is_final() && !c.history_read(id).await? {
+            if channel.is_reading && run.status.is_final() && !c.history_read(id).await? {
                 text.push_str(
                     "\nIts history has not been read to its start yet: the next \
                      `/clips scan` reads all of it.",
                 );
             }
         }
+    }
+    if !channel.is_reading {
+        text.push_str(
+            "\n`/clips enable` it first: then new videos posted there are added as they \
+             come, and `/clips scan` reads its history.",
+        );
     }
     private(text)
 }

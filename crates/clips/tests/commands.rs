@@ -281,6 +281,11 @@ async fn status_shows_the_finished_run_and_the_clips_in_the_channel() {
     let s = setup().await;
     let text = s.admin_says("status", json!([]), "not indexed").await;
     assert!(text.contains("No scan yet"), "{text}");
+    // `/clips scan` is refused until the channel is enabled: status says so.
+    assert!(text.contains("`/clips enable` it first"), "{text}");
+    assert!(!text.contains("reads its whole history"), "{text}");
+    s.admin_says("scan", json!([]), "`/clips enable` it first")
+        .await;
 
     s.admin("enable", json!([])).await;
     s.admin("scan", json!([])).await;
