@@ -69,6 +69,28 @@ impl Health {
     }
 }
 
+/// Looks every [`crate::instance::KEEP_MARKED_EVERY`] that Redis still holds the mark
+/// of `mode`, writing it again where it was lost, until `shutdown`.
+async fn keep_redis_marked(redis: Redis, mode: crate::instance::Mode, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(crate::instance::KEEP_MARKED_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match crate::instance::keep_redis_marked(&redis, mode).await {
+            Ok(true) => tracing::info!(
+                key = crate::instance::MODE_KEY,
+                "Redis had lost its data and Tavern's mark; the mark is written again"
+            ),
+            Ok(false) => {}
+            // An outage is reported by /readyz; the next tick tries again.
+            Err(error) => tracing::debug!(%error, "could not look at Redis's mark"),
+        }
+    }
+}
+
 struct HealthProbe(Arc<Health>);
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -892,9 +914,15 @@ async fn run(
     if !foreign.is_empty() {
         let found: Vec<String> = foreign.iter().map(ToString::to_string).collect();
         tracing::warn!(
-            "sandbox mode on data it did not write: {}; its demo data (the demo Meetup's tokens and links, the demo meeting) is not written there: point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at stores of their own",
-            found.join("; ")
+            "sandbox mode on data it did not write: {}. The data has no mark (the key {} in Redis, the table tavern.instance in PostgreSQL) saying it is the sandbox's: it is someone else's, or older than the marks. Its demo data (the demo Meetup's tokens and links, the demo meeting) is not written there: point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at stores of their own, or, if the data is a sandbox's you no longer need, empty those stores (FLUSHDB; drop the database) and start again",
+            found.join("; "),
+            crate::instance::MODE_KEY
         );
+    }
+    if !foreign_redis {
+        // Redis is this Tavern's own: if it loses its data while Tavern runs (a restart
+        // without persistence), the mark is written again with what Tavern writes next.
+        tokio::spawn(keep_redis_marked(redis.clone(), mode, shutdown.clone()));
     }
     if let (Some(meetup), Some(demo), false) =
         (&web.sandbox_meetup, &web.sandbox_demo, foreign_redis)

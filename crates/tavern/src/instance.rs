@@ -10,6 +10,10 @@
 //! it runs but writes none of its demo data there, saying so in one warning line. In PostgreSQL "data" means a row in
 //! any table of any schema but Tavern's own bookkeeping; in Redis, any key outside
 //! `tavern:` (sessions, logins, locks) the sandbox itself may have written first.
+//!
+//! While it runs, a Tavern whose start-up found Redis its own writes the mark again if
+//! Redis loses it (a restart without persistence), never over another mark; so the
+//! next start finds the data written since then to be its own.
 
 use std::fmt;
 
@@ -124,6 +128,29 @@ pub async fn mark_redis(redis: &Redis, mode: Mode) -> Result<Option<Foreign>, St
         .query_async::<()>(&mut conn)
         .await?;
     Ok(None)
+}
+
+/// How often a running Tavern whose start-up made Redis its own looks that the mark is
+/// still there ([`keep_redis_marked`]).
+pub const KEEP_MARKED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes `mode`'s mark into Redis again if Redis lost it (it restarted without
+/// persistence, or was flushed) while this Tavern runs on it, so its next start finds
+/// its own data marked instead of taking it for someone else's. Never writes over a
+/// mark that is there (`SET NX`), so another Tavern's mark stays; only for a Tavern
+/// whose start-up found Redis its own. True when the mark was missing and is written.
+pub async fn keep_redis_marked(redis: &Redis, mode: Mode) -> Result<bool, StoreError> {
+    let value = match mode {
+        Mode::Sandbox => "sandbox",
+        Mode::Discord => "discord",
+    };
+    let written: Option<String> = redis::cmd("SET")
+        .arg(MODE_KEY)
+        .arg(value)
+        .arg("NX")
+        .query_async(&mut redis.conn())
+        .await?;
+    Ok(written.is_some())
 }
 
 /// Marks PostgreSQL (migrated, so `tavern.instance` exists) with `mode`; in sandbox

@@ -271,6 +271,46 @@ async fn a_first_sandbox_start_on_empty_stores_makes_them_its_own() {
     app.running.wait().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_sandbox_whose_redis_lost_its_data_marks_it_again() {
+    // Redis restarted without persistence under a running sandbox: its next start must
+    // still find its own data, not someone else's.
+    let app = common::spawn_app().await;
+    app.wait_ready().await;
+    let redis = app.redis.connect().await;
+    store::redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut redis.conn())
+        .await
+        .unwrap();
+    testkit::eventually_within(
+        instance::KEEP_MARKED_EVERY * 4,
+        "the running sandbox marks Redis again",
+        || {
+            let redis = redis.clone();
+            async move {
+                let mark: Option<String> = store::redis::cmd("GET")
+                    .arg(instance::MODE_KEY)
+                    .query_async(&mut redis.conn())
+                    .await
+                    .unwrap();
+                (mark.as_deref() == Some("sandbox")).then_some(())
+            }
+        },
+    )
+    .await;
+    // What the sandbox writes next is then its own to the next start.
+    store::redis::cmd("SET")
+        .arg("drinking:game:1")
+        .arg("{}")
+        .query_async::<()>(&mut redis.conn())
+        .await
+        .unwrap();
+    let pg = app.postgres.connect().await;
+    assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
+    app.running.shutdown();
+    app.running.wait().await.unwrap();
+}
+
 /// The sandbox on 127.0.0.1 is the same site whether the browser calls it `127.0.0.1`,
 /// `localhost` or `[::1]`: the console's actions are taken from any of them.
 #[tokio::test]
