@@ -436,6 +436,66 @@ async fn a_host_role_holder_adds_and_removes_hosts() {
     g.stop().await;
 }
 
+/// Adding someone who already holds the role, or removing someone who does not, is
+/// answered privately: nothing is posted, nobody is pinged, nothing is recorded.
+#[tokio::test]
+async fn adding_twice_or_removing_who_is_not_there_is_answered_privately() {
+    let g = game().await;
+    let w = g.w();
+    let (alice, bob, carol) = (w.demo.alice, w.demo.bob, w.demo.carol);
+    w.sim.add_member_role(w.demo.guild, bob, g.guest).unwrap();
+    w.sim.add_member_role(w.demo.guild, alice, g.host).unwrap();
+    // What everyone sees: messages not flagged ephemeral (64).
+    let posted = || {
+        w.sim
+            .messages(g.channel)
+            .into_iter()
+            .filter(|m| m.flags & 64 == 0)
+            .count()
+    };
+    let before = posted();
+    for (name, sub, user, words) in [
+        ("players", "add", bob, "already plays in this game"),
+        ("players", "remove", carol, "does not play in this game"),
+        (
+            "players",
+            "remove",
+            alice,
+            "stay in it through the host role",
+        ),
+        ("hosts", "add", alice, "already hosts this game"),
+        ("hosts", "remove", carol, "is not a host of this game"),
+    ] {
+        let options = json!([{"name": sub, "options": [user_option(user)]}]);
+        let reply = g.run(alice, name, options).await;
+        assert!(reply.ephemeral, "/{name} {sub}: {reply:?}");
+        assert!(
+            text(&reply).contains(&format!("<@{user}> ")) && text(&reply).contains(words),
+            "/{name} {sub}: {reply:?}"
+        );
+        assert!(reply.pings.users.is_empty(), "/{name} {sub}: {reply:?}");
+    }
+    assert!(
+        text(
+            &g.run(
+                alice,
+                "players",
+                json!([{"name": "remove", "options": [user_option(alice)]}])
+            )
+            .await
+        )
+        .contains("/hosts remove")
+    );
+    assert_eq!(posted(), before, "nothing is posted in the channel");
+    assert!(g.roles_of(bob).contains(&g.guest));
+    assert!(g.roles_of(alice).contains(&g.host));
+    for kind in ["removed_users", "removed_hosts"] {
+        let key = format!("discord_channel:{}:{kind}", g.channel);
+        assert!(g.env.members(&key).await.is_empty(), "{kind}");
+    }
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn host_commands_refuse_players_and_work_only_in_game_channels() {
     let g = game().await;

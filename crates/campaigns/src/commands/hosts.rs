@@ -4,7 +4,9 @@
 //! Adding someone by hand forgets an earlier manual removal (and, for a player, that
 //! the sync gave them the guest role, so the sync never takes a role a host gave);
 //! removing someone records it (`removed_users` / `removed_hosts`), so the sync does not
-//! undo it.
+//! undo it. Adding someone who already holds the role, or removing someone who neither
+//! holds it nor has it from Meetup, is answered privately and changes nothing; a host
+//! is not removed as a player (the host role keeps them in).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
         Some("add") => {
             let user = target(&inv)?;
             let role = guest_role(&game)?;
+            if c.roles_of(user).await?.contains(&role) {
+                return Ok(private(format!("<@{user}> already plays in this game.")));
+            }
             // Redis first: a role given while the sync still counts it as its own
             // would be taken by the next sync.
             c.repo().add_player_by_hand(game.channel, user).await?;
@@ -94,6 +99,16 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
         Some("remove") => {
             let user = target(&inv)?;
             let role = guest_role(&game)?;
+            let roles = c.roles_of(user).await?;
+            if game.host.is_some_and(|host| roles.contains(&host)) {
+                return Ok(private(format!(
+                    "<@{user}> hosts this game, so they stay in it through the host role: \
+                     remove them as host with `/{HOSTS} remove` first."
+                )));
+            }
+            if !roles.contains(&role) && !rsvpd(&c, &game, user).await? {
+                return Ok(private(format!("<@{user}> does not play in this game.")));
+            }
             c.repo()
                 .mark_removed(game.channel, Removal::User, user)
                 .await?;
@@ -121,6 +136,9 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
     match options.sub() {
         Some("add") => {
             let user = target(&inv)?;
+            if c.roles_of(user).await?.contains(&role) {
+                return Ok(private(format!("<@{user}> already hosts this game.")));
+            }
             c.set_role(user, role, true).await?;
             c.repo()
                 .unmark_removed(game.channel, Removal::Host, user)
@@ -136,6 +154,9 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
         }
         Some("remove") => {
             let user = target(&inv)?;
+            if !c.roles_of(user).await?.contains(&role) && !meetup_host(&c, &game, user).await? {
+                return Ok(private(format!("<@{user}> is not a host of this game.")));
+            }
             c.repo()
                 .mark_removed(game.channel, Removal::Host, user)
                 .await?;
@@ -149,6 +170,47 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
             "Use `/hosts add` or `/hosts remove`.",
         )),
     }
+}
+
+/// A private answer that changes nothing and posts nothing in the channel.
+fn private(text: String) -> Response {
+    Response::Message(Reply::private(text))
+}
+
+/// Whether `user`'s linked Meetup account RSVP'd to one of the game's events and no
+/// host removed them: the sync gives them the player role, so removing them counts.
+async fn rsvpd(c: &Commands, game: &GameChannel, user: UserId) -> Result<bool, CommandError> {
+    let repo = c.repo();
+    let Some(meetup) = repo.meetup_user_of(user).await? else {
+        return Ok(false);
+    };
+    if repo
+        .removed(game.channel, Removal::User)
+        .await?
+        .contains(&user)
+    {
+        return Ok(false);
+    }
+    for event in repo.series_events(&game.series).await? {
+        if repo.event_users(&event).await?.contains(&meetup) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `user`'s linked Meetup account hosts one of the game's events and no host
+/// removed them: they run the game without the host role ([`crate::standing`]).
+async fn meetup_host(c: &Commands, game: &GameChannel, user: UserId) -> Result<bool, CommandError> {
+    let repo = c.repo();
+    let Some(meetup) = repo.meetup_user_of(user).await? else {
+        return Ok(false);
+    };
+    Ok(c.series_hosts(&game.series).await?.contains(&meetup)
+        && !repo
+            .removed(game.channel, Removal::Host)
+            .await?
+            .contains(&user))
 }
 
 fn guest_role(game: &GameChannel) -> Result<discord::RoleId, CommandError> {
