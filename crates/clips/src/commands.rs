@@ -653,16 +653,7 @@ async fn show_settings(c: &Commands, channel: &StoredChannel) -> CommandResult {
     let id = channel.info.id;
     let guild = c.repo.guild_settings(channel.info.guild).await?;
     let effective = c.repo.effective_settings(id).await?;
-    let own = if channel
-        .settings
-        .to_json()
-        .as_object()
-        .is_some_and(|m| m.is_empty())
-    {
-        "none".to_owned()
-    } else {
-        summary(&channel.settings)
-    };
+    let own = overrides(&channel.settings);
     private(format!(
         "Server: {}\n<#{id}>'s own overrides: {own}\nIn <#{id}>: {}",
         summary(&guild),
@@ -672,7 +663,42 @@ async fn show_settings(c: &Commands, channel: &StoredChannel) -> CommandResult {
 
 /// The settings that decide what a clip is, in words; defaults where absent.
 fn summary(settings: &Settings) -> String {
-    let formats = match settings.get(settings_keys::VIDEO_FORMATS) {
+    let formats = formats_words(settings.get(settings_keys::VIDEO_FORMATS));
+    let nsfw = nsfw_words(settings.get(settings_keys::SCAN_NSFW));
+    let include = pattern_words(settings.get(settings_keys::INCLUDE_PATTERN));
+    let exclude = pattern_words(settings.get(settings_keys::EXCLUDE_PATTERN));
+    format!("formats {formats}; NSFW channels {nsfw}; include {include}; exclude {exclude}.")
+}
+
+/// Only the settings given (a channel's overrides), in words; "none" if none is.
+fn overrides(settings: &Settings) -> String {
+    let parts: Vec<String> = [
+        settings
+            .get(settings_keys::VIDEO_FORMATS)
+            .map(|v| format!("formats {}", formats_words(Some(v)))),
+        settings
+            .get(settings_keys::SCAN_NSFW)
+            .map(|v| format!("NSFW channels {}", nsfw_words(Some(v)))),
+        settings
+            .get(settings_keys::INCLUDE_PATTERN)
+            .map(|v| format!("include {}", pattern_words(Some(v)))),
+        settings
+            .get(settings_keys::EXCLUDE_PATTERN)
+            .map(|v| format!("exclude {}", pattern_words(Some(v)))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("{}.", parts.join("; "))
+    }
+}
+
+/// `video_formats` in words; the defaults when absent.
+fn formats_words(value: Option<&Value>) -> String {
+    match value {
         Some(Value::Array(entries)) if entries.is_empty() => "none".to_owned(),
         Some(Value::Array(entries)) => entries
             .iter()
@@ -684,22 +710,25 @@ fn summary(settings: &Settings) -> String {
             .join(", "),
         Some(other) => format!("(unusable: {other})"),
         None => format!("{} (default)", DEFAULT_VIDEO_FORMATS.join(", ")),
-    };
-    let nsfw = match settings.get(settings_keys::SCAN_NSFW) {
+    }
+}
+
+/// `scan_nsfw` in words; "no" when absent.
+fn nsfw_words(value: Option<&Value>) -> &'static str {
+    match value {
         Some(Value::Bool(true)) => "yes",
         Some(Value::Bool(false)) | None => "no",
         Some(_) => "(unusable)",
-    };
-    let pattern = |key: &str| match settings.get(key) {
+    }
+}
+
+/// An include or exclude pattern in words; "none" when absent or empty.
+fn pattern_words(value: Option<&Value>) -> String {
+    match value {
         Some(Value::String(s)) if !s.is_empty() => format!("`{}`", s.replace('`', "'")),
         Some(Value::String(_)) | None => "none".to_owned(),
         Some(other) => format!("(unusable: {other})"),
-    };
-    format!(
-        "formats {formats}; NSFW channels {nsfw}; include {}; exclude {}.",
-        pattern(settings_keys::INCLUDE_PATTERN),
-        pattern(settings_keys::EXCLUDE_PATTERN)
-    )
+    }
 }
 
 #[cfg(test)]

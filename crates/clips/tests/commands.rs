@@ -534,6 +534,39 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
     s.admin_says("settings", json!([]), "overrides: none").await;
 }
 
+#[tokio::test]
+async fn settings_list_only_what_the_channel_overrides() {
+    let s = setup().await;
+    s.admin_says(
+        "settings",
+        json!([{"name": "formats", "value": "mov"}, {"name": "scope", "value": "channel"}]),
+        "own clip settings",
+    )
+    .await;
+    s.admin_says(
+        "settings",
+        json!([{"name": "nsfw", "value": true}, {"name": "scope", "value": "guild"}]),
+        "Saved the server's",
+    )
+    .await;
+    let text = s
+        .admin_says("settings", json!([]), "NSFW channels yes")
+        .await;
+    let own = text
+        .lines()
+        .find(|l| l.contains("own overrides"))
+        .unwrap_or_default();
+    assert!(own.ends_with("own overrides: formats mov."), "{text}");
+    let applies = text
+        .lines()
+        .find(|l| l.starts_with("In "))
+        .unwrap_or_default();
+    assert!(
+        applies.contains("formats mov; NSFW channels yes; include none; exclude none."),
+        "{text}"
+    );
+}
+
 /// A server that added Tavern through its install link (Tavern an ordinary member
 /// whose only role is the install's, at the bottom), with a manager and a
 /// `#highlights` channel holding two videos. The bot has recorded both from the
