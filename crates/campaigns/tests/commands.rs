@@ -554,7 +554,15 @@ async fn end_adventure_schedules_the_deletion_and_alerts_the_organisers() {
     );
     w.clock.set(common::at("2026-03-01T12:00:00Z"));
     let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
-    refused(&reply, "has not ended yet");
+    let last = common::at("2026-03-01T18:00:00Z").timestamp();
+    refused(
+        &reply,
+        &format!("This game's last session is on <t:{last}:F> (<t:{last}:R>)."),
+    );
+    assert!(
+        text(&reply).contains("`/end-adventure` works once it has started."),
+        "{reply:?}"
+    );
 
     w.clock.set(common::at("2026-03-01T22:00:00Z"));
     let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
@@ -1260,6 +1268,19 @@ async fn the_commands_exist_only_with_the_discord_settings() {
             "unlink-meetup",
             "whois"
         ]
+    );
+    // What `/help` shows says when `/end-adventure` works.
+    let end = feature
+        .commands
+        .iter()
+        .find(|(c, _)| c.name == "end-adventure")
+        .unwrap();
+    assert!(
+        end.0
+            .description
+            .contains("once its last session has begun"),
+        "{:?}",
+        end.0.description
     );
 }
 

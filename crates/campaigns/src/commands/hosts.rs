@@ -14,8 +14,9 @@ use std::sync::Arc;
 use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response, UserId};
 
 use super::{CommandError, CommandResult, Commands, GameChannel, handler, when};
+use crate::domain::EndAdventureError;
 use crate::lifecycle::{alert_organisers, refresh_expiration};
-use crate::repo::Removal;
+use crate::repo::{Removal, RepoError};
 
 pub const PLAYERS: &str = "players";
 pub const HOSTS: &str = "hosts";
@@ -46,7 +47,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             )),
         CommandSpec::new(
             END_ADVENTURE,
-            "End this game: its channels are deleted 8 hours later (hosts only)",
+            "End this game once its last session has begun; channels are deleted 8 hours later (hosts only)",
         ),
         CommandSpec::new(
             SCHEDULE_SESSION,
@@ -269,7 +270,11 @@ async fn end_adventure(c: Commands, inv: Invocation) -> CommandResult {
     let game = c.require_host(&inv, END_ADVENTURE).await?;
     let now = c.now();
     refresh_expiration(c.repo(), game.channel, &game.series, now).await?;
-    let at = c.repo().end_adventure(game.channel, now).await?;
+    let at = c
+        .repo()
+        .end_adventure(game.channel, now)
+        .await
+        .map_err(end_adventure_refusal)?;
     let voice = c.repo().series_voice_channel(&game.series).await?;
     let what = if voice.is_some() {
         "This channel and its voice channel"
@@ -293,6 +298,30 @@ async fn end_adventure(c: Commands, inv: Invocation) -> CommandResult {
         when(at),
         at.timestamp()
     ))))
+}
+
+/// `/end-adventure`'s refusals in words, with the times as Discord shows them.
+fn end_adventure_refusal(error: RepoError) -> CommandError {
+    let RepoError::EndAdventure(refusal) = error else {
+        return error.into();
+    };
+    CommandError::refused(match refusal {
+        EndAdventureError::NotExpired { expiration } => format!(
+            "This game's last session is on <t:{0}:F> (<t:{0}:R>). `/{END_ADVENTURE}` works \
+             once it has started.",
+            expiration.timestamp()
+        ),
+        EndAdventureError::NoExpiration => format!(
+            "This game has no end time yet: the next sync sets it. Try `/{END_ADVENTURE}` \
+             again after it."
+        ),
+        EndAdventureError::AlreadyScheduled { deletion } => format!(
+            "This game has already ended: its channels are already scheduled for deletion \
+             on {} (<t:{}:R>).",
+            when(deletion),
+            deletion.timestamp()
+        ),
+    })
 }
 
 /// `/schedule-session`: a private link to the form that schedules the next session.
