@@ -16,11 +16,19 @@ pub enum HandlerError {
     /// apology that names the id so an operator can find the log line.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Something the handler needs (its storage) is down: the message is shown to the
+    /// user privately as is, like [`HandlerError::User`], but the interaction counts as
+    /// `outcome="unavailable"` in `tavern_interactions_total`, not as answered well.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HandlerError {
     pub fn user(message: impl Into<String>) -> HandlerError {
         HandlerError::User(message.into())
+    }
+    pub fn unavailable(message: impl Into<String>) -> HandlerError {
+        HandlerError::Unavailable(message.into())
     }
     pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
         HandlerError::Internal(Box::new(error))

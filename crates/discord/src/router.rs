@@ -226,6 +226,8 @@ impl Router {
             || matches!(&invocation.action, Action::Command { name, .. } if self.private.contains(name));
         let id = invocation.id;
 
+        // Set when the handler answered that what it needs is down.
+        let unavailable = std::sync::atomic::AtomicBool::new(false);
         let outcome = match self.handler_for(&invocation) {
             None => {
                 tracing::warn!("no handler for interaction");
@@ -266,7 +268,13 @@ impl Router {
                 self.answer(id, &token, Ok(choices)).await
             }
             Some(handler) => {
-                let work = unwinding(handler, invocation);
+                let work = async {
+                    let result = unwinding(handler, invocation).await;
+                    if matches!(result, Err(HandlerError::Unavailable(_))) {
+                        unavailable.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    result
+                };
                 tokio::pin!(work);
                 tokio::select! {
                     result = &mut work => self.answer(id, &token, result).await,
@@ -286,7 +294,11 @@ impl Router {
             }
         };
         let elapsed = received.elapsed();
-        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        let label = match &outcome {
+            Err(_) => "failed",
+            Ok(()) if unavailable.load(std::sync::atomic::Ordering::Relaxed) => "unavailable",
+            Ok(()) => "ok",
+        };
         metrics::counter!("tavern_interactions_total", "kind" => kind, "outcome" => label)
             .increment(1);
         metrics::histogram!("tavern_interaction_seconds", "kind" => kind)
@@ -301,7 +313,7 @@ impl Router {
 
     fn error_reply(id: crate::InteractionId, error: HandlerError) -> Response {
         match error {
-            HandlerError::User(message) => {
+            HandlerError::User(message) | HandlerError::Unavailable(message) => {
                 Response::Message(Reply::private(format!("⚠️ {message}")))
             }
             HandlerError::Internal(source) if refused_permission(source.as_ref()) => {

@@ -58,6 +58,8 @@ pub fn handler_error(error: &StorageError) -> HandlerError {
         StorageError::Corrupt { what, reason } => {
             HandlerError::internal(StorageError::corrupt(what, reason))
         }
+        // Answered like a refusal, but counted as an outage, not as a good answer.
+        StorageError::Unavailable(_) => HandlerError::unavailable(user_message(error)),
         other => HandlerError::user(user_message(other)),
     }
 }
@@ -110,6 +112,6 @@ mod tests {
             5,
         )));
         assert_eq!(status(&down), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(matches!(handler_error(&down), HandlerError::User(_)));
+        assert!(matches!(handler_error(&down), HandlerError::Unavailable(_)));
     }
 }
