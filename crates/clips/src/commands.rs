@@ -38,8 +38,8 @@ use serde_json::{Map, Value};
 
 use crate::ScanStatus;
 use crate::domain::{
-    ClipMatcher, DEFAULT_VIDEO_FORMATS, ReadPermission, ScanDirection, Settings, permission_names,
-    settings_keys,
+    ClipMatcher, DEFAULT_VIDEO_FORMATS, ReadPermission, ScanDirection, Settings,
+    check_new_video_format, permission_names, settings_keys,
 };
 use crate::repo::{Repo, RepoError, ScanRun, StoredChannel};
 use crate::scan::{Requested, ScanError, ScanMode, Scanner};
@@ -173,7 +173,7 @@ pub fn spec() -> CommandSpec {
         )
         .option(OptionSpec::string(
             "formats",
-            "Extensions or MIME types, comma-separated (mp4, webm, video/x-flv); `default` or `none` resets",
+            "Video extensions or types, comma-separated (mp4, webm, video/*); `default` resets",
         ))
         .option(OptionSpec::boolean(
             "nsfw",
@@ -530,8 +530,9 @@ fn settings_patch(options: &Options) -> Result<Option<Settings>, CommandError> {
     Ok(Some(patch))
 }
 
-/// `formats:` as the `video_formats` array; `default` (or `none`) removes the key, so
-/// the default formats apply (an empty list, which indexes nothing, is not offered).
+/// `formats:` as the `video_formats` array; `default` removes the key, so the default
+/// formats apply (`none` is taken as `default`: an empty list, which indexes nothing, is
+/// not offered). Each entry must be a video extension or MIME type.
 fn formats(raw: &str) -> Result<Value, CommandError> {
     let trimmed = raw.trim();
     if ["default", "none"]
@@ -553,9 +554,14 @@ fn formats(raw: &str) -> Result<Value, CommandError> {
     }
     if entries.is_empty() {
         return Err(CommandError::refused(
-            "Nothing was saved: `formats` lists no format. Give extensions or MIME types \
-             (`mp4, webm, video/x-flv`), or `default` (or `none`) for the default formats.",
+            "Nothing was saved: `formats` lists no format. Give video extensions or MIME \
+             types (`mp4, webm, video/x-flv`, `video/*` for every video type), or `default` \
+             for the default formats.",
         ));
+    }
+    for entry in &entries {
+        check_new_video_format(entry)
+            .map_err(|e| CommandError::refused(format!("Nothing was saved: {e}.")))?;
     }
     if entries.len() > MAX_FORMATS {
         return Err(CommandError::refused(format!(

@@ -144,6 +144,12 @@ pub enum SettingsError {
     },
     #[error("setting `video_formats` has an unusable entry `{entry}`: {reason}")]
     BadFormat { entry: String, reason: &'static str },
+    #[error(
+        "`{entry}` is not a video format: give video extensions ({}) or video MIME types \
+         (`video/x-flv`, or `{ANY_VIDEO_MIME}` for every video type)",
+        KNOWN_VIDEO_EXTENSIONS.join(", ")
+    )]
+    NotVideo { entry: String },
     #[error("setting `{setting}` is not a valid regular expression: {reason}")]
     BadPattern {
         setting: &'static str,
@@ -245,6 +251,38 @@ fn merge_object(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
 /// iTunes' M4V.
 pub const DEFAULT_VIDEO_FORMATS: [&str; 5] = ["mp4", "webm", "mov", "mkv", "m4v"];
 
+/// The extensions a manager may name in `/clips settings formats:`: the defaults, those
+/// with a MIME type of their own, and other common video containers. Anything else
+/// (`gif`, `exe`) is not a video and would match nothing, so it is refused when typed.
+pub const KNOWN_VIDEO_EXTENSIONS: [&str; 12] = [
+    "mp4", "webm", "mov", "mkv", "m4v", "avi", "wmv", "flv", "mpg", "mpeg", "3gp", "ogv",
+];
+
+/// The `video_formats` entry that means every video MIME type.
+pub const ANY_VIDEO_MIME: &str = "video/*";
+
+/// Checks one `video_formats` entry as a manager types it: a known video extension
+/// ([`KNOWN_VIDEO_EXTENSIONS`]) or a video MIME type (`video/x-flv`, [`ANY_VIDEO_MIME`]).
+/// Stored settings are read more leniently ([`ClipMatcher::from_settings`]), so a list
+/// saved before this check keeps working.
+pub fn check_new_video_format(entry: &str) -> Result<(), SettingsError> {
+    let format = VideoFormat::parse(entry)?;
+    let is_video = match &format.extension {
+        Some(ext) => KNOWN_VIDEO_EXTENSIONS.contains(&ext.as_str()),
+        None => format.mimes.iter().all(|m| {
+            m.strip_prefix("video/")
+                .is_some_and(|sub| !sub.is_empty() && (sub == "*" || !sub.contains('*')))
+        }),
+    };
+    if is_video {
+        Ok(())
+    } else {
+        Err(SettingsError::NotVideo {
+            entry: entry.trim().to_owned(),
+        })
+    }
+}
+
 /// MIME types of the formats whose MIME subtype is not their extension.
 const MIME_ALIASES: [(&str, &str); 5] = [
     ("mov", "video/quicktime"),
@@ -331,8 +369,9 @@ pub struct Attachment<'a> {
 /// - `video_formats` (array of strings, default [`DEFAULT_VIDEO_FORMATS`]): an entry is an
 ///   extension (`mp4`, `.MP4`; matched case-insensitively against the file name's last
 ///   extension, and as the MIME type `video/mp4`, plus the usual MIME type where it
-///   differs, e.g. `mov` = `video/quicktime`) or a full MIME type (`video/x-flv`). An
-///   empty array allows nothing.
+///   differs, e.g. `mov` = `video/quicktime`) or a full MIME type (`video/x-flv`;
+///   `video/*` is every video type, judged by the attachment's MIME type). An empty
+///   array allows nothing.
 /// - `include_pattern` (string, default none): when set, the attachment's file name must
 ///   match this regular expression.
 /// - `exclude_pattern` (string, default none): when set, an attachment whose file name
@@ -428,7 +467,7 @@ impl ClipMatcher {
             (format.extension.is_some() && format.extension == extension)
                 || mime
                     .as_ref()
-                    .is_some_and(|m| format.mimes.iter().any(|f| f == m))
+                    .is_some_and(|m| format.mimes.iter().any(|f| f == m || f == ANY_VIDEO_MIME))
         })
     }
 
@@ -1468,6 +1507,42 @@ mod tests {
         assert!(matches(&wide, clip("a.avi", None)));
         assert!(matches(&wide, clip("a.bin", Some("video/x-msvideo"))));
         assert!(matches(&wide, clip("stream", Some("video/x-flv"))));
+    }
+
+    #[test]
+    fn video_star_matches_every_video_type_and_nothing_else() {
+        let any =
+            ClipMatcher::from_settings(&settings(json!({"video_formats": ["video/*"]}))).unwrap();
+        assert!(matches(&any, clip("a.mp4", Some("video/mp4"))));
+        assert!(matches(&any, clip("stream", Some("video/x-flv"))));
+        assert!(!matches(&any, clip("a.png", Some("image/png"))));
+        assert!(!matches(&any, clip("a.mp4", Some("image/png"))));
+    }
+
+    #[test]
+    fn a_typed_format_must_be_a_video_extension_or_type() {
+        for ok in ["mp4", ".MOV", "avi", "video/x-flv", "video/*", "VIDEO/*"] {
+            assert_eq!(check_new_video_format(ok), Ok(()), "{ok}");
+        }
+        for bad in ["exe", "gif", "image/gif", "video/", "*/*", "video/x*"] {
+            let err = check_new_video_format(bad).unwrap_err();
+            assert_eq!(
+                err,
+                SettingsError::NotVideo {
+                    entry: bad.to_owned()
+                },
+                "{bad}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("mp4, webm") && text.contains("video/*"),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            check_new_video_format("my.video"),
+            Err(SettingsError::BadFormat { .. })
+        ));
     }
 
     #[test]

@@ -535,6 +535,38 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
 }
 
 #[tokio::test]
+async fn settings_take_video_star_and_refuse_formats_that_are_not_video() {
+    let s = setup().await;
+    let guild = GuildId::new(id(s.world.demo.guild));
+    for typed in ["exe", "mp4, gif", "image/gif"] {
+        let text = s
+            .admin_says(
+                "settings",
+                json!([{"name": "formats", "value": typed}]),
+                "Nothing was saved",
+            )
+            .await;
+        assert!(text.contains("is not a video format"), "{text}");
+        assert!(text.contains("mp4, webm, mov"), "{text}");
+        assert!(text.contains("video/*"), "{text}");
+    }
+    assert_eq!(
+        s.repo.guild_settings(guild).await.unwrap().to_json(),
+        json!({})
+    );
+    s.admin_says(
+        "settings",
+        json!([{"name": "formats", "value": "video/*"}]),
+        "formats video/*",
+    )
+    .await;
+    assert_eq!(
+        s.repo.guild_settings(guild).await.unwrap().to_json(),
+        json!({"video_formats": ["video/*"]})
+    );
+}
+
+#[tokio::test]
 async fn settings_list_only_what_the_channel_overrides() {
     let s = setup().await;
     s.admin_says(
