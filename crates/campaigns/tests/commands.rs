@@ -818,7 +818,31 @@ async fn an_admin_links_looks_up_and_unlinks_by_hand() {
             json!([user_option(carol), {"name": "meetup-id", "value": "2"}]),
         )
         .await;
-    refused(&reply, "already linked");
+    // Meetup member 2 is bob's: he is named (not pinged), and the way out is given.
+    let bob = w.demo.bob;
+    refused(
+        &reply,
+        &format!(
+            "Meetup member 2 is already linked to <@{bob}>. To link it to <@{carol}>, `/unlink` <@{bob}> first."
+        ),
+    );
+    assert!(reply.pings.users.is_empty(), "{reply:?}");
+    // Carol herself is linked to member 9.
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(carol), {"name": "meetup-id", "value": "7"}]),
+        )
+        .await;
+    refused(
+        &reply,
+        &format!(
+            "<@{carol}> is already linked to Meetup member 9. To link another Meetup account, `/unlink` <@{carol}> first."
+        ),
+    );
+    assert!(reply.pings.users.is_empty(), "{reply:?}");
 
     let reply = g
         .run_in(admin, w.demo.general, "unlink", json!([user_option(carol)]))

@@ -8,7 +8,7 @@ use discord::{Choice, CommandSpec, Handler, Invocation, OptionSpec, Reply, Respo
 
 use super::{CommandError, CommandResult, Commands, handler, when};
 use crate::domain::{MeetupUserId, SnoozeDays};
-use crate::repo::LinkOutcome;
+use crate::repo::{LinkOutcome, RepoError};
 
 pub const SNOOZE: &str = "snooze";
 pub const MANAGE_CHANNEL: &str = "manage-channel";
@@ -197,7 +197,18 @@ async fn link(c: Commands, inv: Invocation) -> CommandResult {
     let meetup = meetup_id(&inv)?.ok_or_else(|| {
         CommandError::refused("Say which Meetup account: the `meetup-id` option is missing.")
     })?;
-    let text = match c.repo().link(meetup, user, None).await? {
+    let outcome = c.repo().link(meetup, user, None).await.map_err(|e| match e {
+        RepoError::MeetupUserLinkedElsewhere { meetup, discord } => CommandError::refused(format!(
+            "Meetup member {meetup} is already linked to <@{discord}>. To link it to <@{user}>, \
+             `/{UNLINK}` <@{discord}> first."
+        )),
+        RepoError::DiscordUserLinkedElsewhere { discord, meetup } => CommandError::refused(format!(
+            "<@{discord}> is already linked to Meetup member {meetup}. To link another Meetup \
+             account, `/{UNLINK}` <@{discord}> first."
+        )),
+        other => other.into(),
+    })?;
+    let text = match outcome {
         LinkOutcome::Linked => format!("<@{user}> is now linked to Meetup member {meetup}."),
         LinkOutcome::AlreadyLinked => {
             format!("<@{user}> was already linked to Meetup member {meetup}.")
