@@ -381,6 +381,28 @@ pub struct DemoMeeting {
     repo: OnceLock<meetings::Repo>,
     /// One look-up (and so at most one new meeting) at a time.
     busy: tokio::sync::Mutex<()>,
+    /// Whether finding or making each meeting fails, so an outage is logged once and
+    /// not at every drawing of the console.
+    failing: feature::FailureStreak,
+    failing_recordable: feature::FailureStreak,
+}
+
+/// Logs `result` (the look-up of the demo meeting called `what`) once per change: its
+/// first failure as a warning, the next ones at debug, and its first success after them.
+fn logged<T>(
+    result: anyhow::Result<T>,
+    streak: &feature::FailureStreak,
+    what: &str,
+) -> anyhow::Result<T> {
+    match &result {
+        Err(error) if streak.failed() => {
+            tracing::warn!(error = format!("{error:#}"), "sandbox: no {what}")
+        }
+        Err(error) => tracing::debug!(error = format!("{error:#}"), "sandbox: still no {what}"),
+        Ok(_) if streak.succeeded() => tracing::info!("sandbox: the {what} is back"),
+        Ok(_) => {}
+    }
+    result
 }
 
 impl DemoMeeting {
@@ -392,6 +414,8 @@ impl DemoMeeting {
             host_account: OnceLock::new(),
             repo: OnceLock::new(),
             busy: tokio::sync::Mutex::new(()),
+            failing: feature::FailureStreak::new(),
+            failing_recordable: feature::FailureStreak::new(),
         }
     }
 
@@ -415,9 +439,8 @@ impl DemoMeeting {
             return Ok(None);
         };
         let _busy = self.busy.lock().await;
-        demo_meeting(repo, &self.data_dir, Kind::Encrypted, None)
-            .await
-            .map(Some)
+        let made = demo_meeting(repo, &self.data_dir, Kind::Encrypted, None).await;
+        logged(made, &self.failing, "demo meeting").map(Some)
     }
 
     /// The recordable meeting's code, made now when there is no joinable one; `None`
@@ -439,9 +462,8 @@ impl DemoMeeting {
                 *self.host_account.get_or_init(|| host)
             }
         };
-        demo_meeting(repo, &self.data_dir, Kind::Recordable, Some(host))
-            .await
-            .map(Some)
+        let made = demo_meeting(repo, &self.data_dir, Kind::Recordable, Some(host)).await;
+        logged(made, &self.failing_recordable, "recordable demo meeting").map(Some)
     }
 
     /// The console's links to the meetings (`/meet/{code}`); a failure is logged and
@@ -451,23 +473,9 @@ impl DemoMeeting {
         Arc::new(move || {
             let meeting = Arc::clone(&meeting);
             Box::pin(async move {
-                let code = match meeting.code().await {
-                    Ok(code) => code?,
-                    Err(error) => {
-                        tracing::warn!(error = format!("{error:#}"), "sandbox: no demo meeting");
-                        return None;
-                    }
-                };
-                let recordable = match meeting.recordable_code().await {
-                    Ok(code) => code,
-                    Err(error) => {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "sandbox: no recordable demo meeting"
-                        );
-                        None
-                    }
-                };
+                // A failure is logged where it happens, once per outage.
+                let code = meeting.code().await.ok()??;
+                let recordable = meeting.recordable_code().await.ok().flatten();
                 Some(web::sandbox::DemoMeetings {
                     meeting: format!("/meet/{code}"),
                     recordable: recordable.map(|code| format!("/meet/{code}")),

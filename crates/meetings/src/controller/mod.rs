@@ -225,6 +225,8 @@ pub(crate) struct Shared {
     media_assigned: tokio::sync::Mutex<HashMap<MeetingId, (HandlerId, tokio::time::Instant)>>,
     /// Cancelled when the controller shuts down: every session closes.
     stop: CancellationToken,
+    /// Whether heartbeats are failing, so an outage is logged once.
+    heartbeats: feature::FailureStreak,
 }
 
 /// A bound meeting controller; [`MeetingController::run`] serves it.
@@ -272,6 +274,7 @@ impl MeetingController {
                 rooms: Rooms::default(),
                 media_assigned: tokio::sync::Mutex::new(HashMap::new()),
                 stop: CancellationToken::new(),
+                heartbeats: feature::FailureStreak::new(),
             }),
             certificate_hash,
             local_addr,
@@ -410,9 +413,19 @@ async fn report(shared: &Shared, health: HealthStatus) -> Result<(), MeetingsErr
         health,
     };
     let result = shared.repo.heartbeat_controller(&beat).await;
-    if let Err(error) = &result {
-        tracing::warn!(controller = %shared.config.controller_id, %error,
-            "meeting controller heartbeat failed");
+    let controller = &shared.config.controller_id;
+    // An outage is told once, not at every heartbeat.
+    match &result {
+        Err(error) if shared.heartbeats.failed() => {
+            tracing::warn!(%controller, %error, "meeting controller heartbeat failed")
+        }
+        Err(error) => {
+            tracing::debug!(%controller, %error, "meeting controller heartbeat failed again")
+        }
+        Ok(()) if shared.heartbeats.succeeded() => {
+            tracing::info!(%controller, "meeting controller heartbeats work again")
+        }
+        Ok(()) => {}
     }
     result
 }

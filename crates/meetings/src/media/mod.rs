@@ -206,6 +206,8 @@ pub(crate) struct Shared {
     stop: CancellationToken,
     /// Woken when a participant comes or goes: the relays may have to change.
     relay_wake: tokio::sync::Notify,
+    /// Whether heartbeats are failing, so an outage is logged once.
+    heartbeats: feature::FailureStreak,
 }
 
 impl Shared {
@@ -292,6 +294,7 @@ impl MediaHandler {
                 bytes: AtomicU64::new(0),
                 stop: CancellationToken::new(),
                 relay_wake: tokio::sync::Notify::new(),
+                heartbeats: feature::FailureStreak::new(),
             }),
             certificate_hash,
             local_addr,
@@ -441,9 +444,17 @@ async fn report(
     };
     *since = now;
     let result = shared.repo.heartbeat_handler(&beat).await;
-    if let Err(error) = &result {
-        tracing::warn!(handler = %shared.config.handler_id, %error,
-            "media handler heartbeat failed");
+    let handler = &shared.config.handler_id;
+    // An outage is told once, not at every heartbeat.
+    match &result {
+        Err(error) if shared.heartbeats.failed() => {
+            tracing::warn!(%handler, %error, "media handler heartbeat failed")
+        }
+        Err(error) => tracing::debug!(%handler, %error, "media handler heartbeat failed again"),
+        Ok(()) if shared.heartbeats.succeeded() => {
+            tracing::info!(%handler, "media handler heartbeats work again")
+        }
+        Ok(()) => {}
     }
     result
 }
