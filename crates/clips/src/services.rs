@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::ChannelId;
+use crate::repo::RepoError;
 use crate::scan::{ScanError, Scanner, WAKE};
 
 /// The service's name (on `/readyz`).
@@ -62,6 +63,8 @@ pub async fn work(scanner: Scanner, config: WorkerConfig, shutdown: Cancellation
     // Channels this process is scanning now: never started twice from here.
     let active: Arc<Mutex<HashSet<ChannelId>>> = Arc::default();
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Whether reading the pending runs fails (PostgreSQL down): told once per outage.
+    let reads = FailureStreak::new();
     tracing::info!(
         concurrency,
         poll_ms = config.poll_every.as_millis() as u64,
@@ -71,23 +74,25 @@ pub async fn work(scanner: Scanner, config: WorkerConfig, shutdown: Cancellation
         while tasks.try_join_next().is_some() {}
         if tasks.len() < concurrency {
             let limit = u32::try_from(concurrency * 4 + tasks.len()).unwrap_or(u32::MAX);
-            match scanner.repo().pending_runs(limit).await {
-                Ok(pending) => {
-                    for run in pending {
-                        if tasks.len() >= concurrency {
-                            break;
+            let pending = scanner.repo().pending_runs(limit).await;
+            note_pending_read(&reads, &pending);
+            // A failure is logged by note_pending_read, once per outage.
+            if let Ok(pending) = pending {
+                for run in pending {
+                    if tasks.len() >= concurrency {
+                        break;
+                    }
+                    let channel = run.channel;
+                    {
+                        let mut active = lock(&active);
+                        if !active.insert(channel) {
+                            continue;
                         }
-                        let channel = run.channel;
-                        {
-                            let mut active = lock(&active);
-                            if !active.insert(channel) {
-                                continue;
-                            }
-                        }
-                        let scanner = scanner.clone();
-                        let active = active.clone();
-                        let stop = shutdown.child_token();
-                        tasks.spawn(async move {
+                    }
+                    let scanner = scanner.clone();
+                    let active = active.clone();
+                    let stop = shutdown.child_token();
+                    tasks.spawn(async move {
                             match scanner.run(run.id, &|_| {}, stop).await {
                                 Ok(_) | Err(ScanError::Busy) => {}
                                 Err(error) => {
@@ -96,9 +101,7 @@ pub async fn work(scanner: Scanner, config: WorkerConfig, shutdown: Cancellation
                             }
                             lock(&active).remove(&channel);
                         });
-                    }
                 }
-                Err(error) => tracing::warn!(%error, "scan worker: cannot read pending runs"),
             }
         }
         tokio::select! {
@@ -113,8 +116,83 @@ pub async fn work(scanner: Scanner, config: WorkerConfig, shutdown: Cancellation
     tracing::info!("scan worker stopped");
 }
 
+/// Whether a repeated read is failing, so an outage is told once when it starts and once
+/// when it ends, not once per poll.
+#[derive(Debug, Default)]
+struct FailureStreak {
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FailureStreak {
+    fn new() -> FailureStreak {
+        FailureStreak::default()
+    }
+
+    /// Records a failure; true for the first since the last success (or ever).
+    fn failed(&self) -> bool {
+        !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a success; true when it ends a run of failures.
+    fn succeeded(&self) -> bool {
+        self.failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Logs a read of the pending runs: the first failure of an outage at WARN, the
+/// repeats (one per poll) at DEBUG, and one INFO when they are read again.
+fn note_pending_read<T>(reads: &FailureStreak, result: &Result<T, RepoError>) {
+    match result {
+        Err(error) if reads.failed() => tracing::warn!(
+            %error,
+            "scan worker: cannot read pending runs; retrying quietly until it can"
+        ),
+        Err(error) => tracing::debug!(%error, "scan worker: still cannot read pending runs"),
+        Ok(_) if reads.succeeded() => tracing::info!("scan worker: reads pending runs again"),
+        Ok(_) => {}
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_outage_is_warned_once_and_its_end_told_once() {
+        let logs = testkit::logged(async {
+            let reads = FailureStreak::new();
+            let down =
+                || -> Result<(), RepoError> { Err(RepoError::UnknownChannel(ChannelId::new(1))) };
+            note_pending_read(&reads, &Ok::<(), RepoError>(()));
+            for _ in 0..3 {
+                note_pending_read(&reads, &down());
+            }
+            note_pending_read(&reads, &Ok::<(), RepoError>(()));
+            note_pending_read(&reads, &Ok::<(), RepoError>(()));
+            note_pending_read(&reads, &down());
+        })
+        .await;
+        let lines = |level: &str, needle: &str| {
+            logs.lines()
+                .filter(|l| l.contains(level) && l.contains(needle))
+                .count()
+        };
+        // Two outages: each warned once, its repeats at DEBUG, its end told once.
+        assert_eq!(lines(" WARN ", "cannot read pending runs"), 2, "{logs}");
+        assert_eq!(
+            lines(" DEBUG ", "still cannot read pending runs"),
+            2,
+            "{logs}"
+        );
+        assert_eq!(lines(" INFO ", "reads pending runs again"), 1, "{logs}");
+    }
 }
