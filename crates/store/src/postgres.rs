@@ -88,6 +88,33 @@ fn pool_options() -> PgPoolOptions {
         })
 }
 
+/// How long [`why_no_connection`] waits for its one direct connection.
+const DIAGNOSE_WITHIN: Duration = Duration::from_secs(3);
+
+/// `error`, or, when it is only the pool timing out while it waits for a connection
+/// (which says nothing of why), the error of one direct connection with `options`: the
+/// server refusing, an unknown host, a bad password, a missing database. The pool's
+/// error stays when that connection works (every connection is in use) or gets no
+/// answer either.
+async fn why_no_connection(options: &PgConnectOptions, error: sqlx::Error) -> StoreError {
+    if !matches!(error, sqlx::Error::PoolTimedOut) {
+        return StoreError::Postgres(error);
+    }
+    let direct = tokio::time::timeout(
+        DIAGNOSE_WITHIN,
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(options),
+    )
+    .await;
+    match direct {
+        Ok(Err(cause)) => StoreError::Postgres(cause),
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+            StoreError::Postgres(error)
+        }
+        Err(_) => StoreError::Postgres(error),
+    }
+}
+
 /// The advisory lock every Tavern process takes while it migrates (any number that no
 /// other program on the database uses; these are the bytes of "tavernmg").
 const MIGRATION_LOCK: i64 = 0x7461_7665_726e_6d67;
@@ -102,8 +129,11 @@ impl Postgres {
     /// Connects and checks the server answers. Fails fast so the caller can report an
     /// unreachable database and retry with backoff.
     pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let pool = pool_options().connect_with(connect_options(url)?).await?;
-        Ok(Postgres { pool })
+        let options = connect_options(url)?;
+        match pool_options().connect_with(options.clone()).await {
+            Ok(pool) => Ok(Postgres { pool }),
+            Err(error) => Err(why_no_connection(&options, error).await),
+        }
     }
 
     /// A pool that connects on first use: for commands and tests that may never touch
@@ -119,8 +149,10 @@ impl Postgres {
 
     /// `SELECT 1`, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        match sqlx::query("SELECT 1").execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(why_no_connection(&self.pool.connect_options(), error).await),
+        }
     }
 
     /// Applies `migrations` in their schema; already-applied steps are skipped. How many

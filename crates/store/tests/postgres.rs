@@ -122,3 +122,19 @@ async fn connections_skip_notices_unless_the_url_asks_for_them() {
     let pg = store::Postgres::connect(&asked).await.expect("pool");
     assert_eq!(level(pg).await, "notice");
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_with_why_it_could_not_be_reached() {
+    // Nothing listens on port 9: the pool only times out, the reason is the refusal.
+    let error = store::Postgres::connect("postgres://nobody@127.0.0.1:9/none")
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(error.is_transient(), "{text}");
+
+    // The same from a pool made before the server went away.
+    let lazy = store::Postgres::lazy("postgres://nobody@127.0.0.1:9/none").unwrap();
+    let text = lazy.ping().await.unwrap_err().to_string();
+    assert!(text.contains("Connection refused"), "{text}");
+}
