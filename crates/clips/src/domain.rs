@@ -63,7 +63,8 @@ pub mod settings_keys {
 /// content, a file name, its author's name) holding one; stored as given, it would fail
 /// the statement that writes the whole page, and with it the channel's scan for good.
 /// So the NULs are dropped here, once, where Discord's message becomes what the archive
-/// stores; everything else about the text is kept as it is.
+/// stores; everything else about the text is kept as it is. Guild, channel and user
+/// names go through it too, where the repository writes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct StoredText(String);
 

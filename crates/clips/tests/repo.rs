@@ -195,6 +195,58 @@ async fn upserting_a_user_refreshes_the_profile_and_keeps_the_row() {
 }
 
 #[tokio::test]
+async fn names_from_discord_holding_a_nul_are_stored_without_it() {
+    let env = env().await;
+    let stored_user = env
+        .repo
+        .upsert_user(&profile(1, "a\0nn"))
+        .await
+        .expect("a user name with a NUL is stored");
+    assert_eq!(stored_user.profile.username.as_deref(), Some("ann"));
+    assert_eq!(stored_user.profile.global_name.as_deref(), Some("ANN"));
+
+    let mut info = guild_info(None);
+    info.name = "The\0 Tavern".into();
+    env.repo
+        .upsert_guild(&info)
+        .await
+        .expect("a guild name with a NUL is stored");
+    let stored = env.repo.guild(guild(GUILD)).await.unwrap().unwrap();
+    assert_eq!(stored.info.name, "The Tavern");
+    env.repo
+        .claim_guild(guild(GUILD + 1), "Ot\0her", user(1))
+        .await
+        .expect("a claimed guild's name with a NUL is stored");
+    let other = env.repo.guild(guild(GUILD + 1)).await.unwrap().unwrap();
+    assert_eq!(other.info.name, "Other");
+
+    let mut one = channel_info(1);
+    one.name = Some("cl\0ips".into());
+    env.repo
+        .upsert_channel(&one)
+        .await
+        .expect("a channel name with a NUL is stored");
+    let mut two = channel_info(2);
+    two.name = Some("hi\0ghlights".into());
+    env.repo
+        .sync_guild_channels(guild(GUILD), &[one, two])
+        .await
+        .expect("a guild's channel list with a NUL in a name is stored");
+    let names: Vec<Option<String>> = env
+        .repo
+        .guild_channels(guild(GUILD))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.info.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![Some("clips".to_owned()), Some("highlights".to_owned())]
+    );
+}
+
+#[tokio::test]
 async fn a_guild_is_recorded_with_its_owner_who_gets_a_bare_user_row() {
     let env = env().await;
 

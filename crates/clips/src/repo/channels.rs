@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use discord::model::ChannelType;
 
 use super::{Repo, RepoError, corrupt, unless_violates};
-use crate::domain::{ChannelId, GuildId, MessageId, Settings, parse_snowflake};
+use crate::domain::{ChannelId, GuildId, MessageId, Settings, StoredText, parse_snowflake};
 use crate::schema::{self, ChannelRow};
 
 /// What Discord tells us about a channel.
@@ -63,13 +63,21 @@ impl TryFrom<ChannelRow> for StoredChannel {
     }
 }
 
+/// A channel's name as clips stores it: without NULs ([`StoredText`]).
+fn stored_name(channel: &ChannelInfo) -> Option<String> {
+    channel
+        .name
+        .as_deref()
+        .map(|name| StoredText::new(name).into_string())
+}
+
 impl Repo {
     /// Creates or refreshes a channel; its guild must be known.
     pub async fn upsert_channel(&self, channel: &ChannelInfo) -> Result<(), RepoError> {
         sqlx::query(schema::UPSERT_CHANNEL)
             .bind(channel.id.to_string())
             .bind(channel.guild.to_string())
-            .bind(&channel.name)
+            .bind(stored_name(channel))
             .bind(&channel.kind)
             .bind(channel.is_nsfw)
             .execute(&self.pool)
@@ -179,7 +187,7 @@ impl Repo {
             sqlx::query(schema::UPSERT_CHANNEL)
                 .bind(channel.id.to_string())
                 .bind(guild.to_string())
-                .bind(&channel.name)
+                .bind(stored_name(channel))
                 .bind(&channel.kind)
                 .bind(channel.is_nsfw)
                 .execute(&mut *tx)

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Repo, RepoError, corrupt, unless_violates};
-use crate::domain::{GuildId, UserId, parse_snowflake};
+use crate::domain::{GuildId, StoredText, UserId, parse_snowflake};
 use crate::schema::{self, GuildRow};
 
 /// What Discord tells us about a guild.
@@ -69,7 +69,7 @@ impl Repo {
         }
         sqlx::query(schema::UPSERT_GUILD)
             .bind(guild.id.to_string())
-            .bind(&guild.name)
+            .bind(StoredText::new(guild.name.as_str()).into_string())
             .bind(&guild.icon)
             .bind(guild.owner.map(|o| o.to_string()))
             .execute(&mut *tx)
@@ -90,7 +90,7 @@ impl Repo {
     ) -> Result<Option<UserId>, RepoError> {
         let after: Option<String> = sqlx::query_scalar(schema::CLAIM_GUILD)
             .bind(guild.to_string())
-            .bind(name)
+            .bind(StoredText::new(name).into_string())
             .bind(owner.to_string())
             .fetch_one(&self.pool)
             .await

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Repo, RepoError, corrupt};
-use crate::domain::{InternalUserId, UserId, parse_snowflake};
+use crate::domain::{InternalUserId, StoredText, UserId, parse_snowflake};
 use crate::schema::{self, UserRow};
 
 /// What Discord tells us about a user.
@@ -45,8 +45,18 @@ impl Repo {
     pub async fn upsert_user(&self, profile: &UserProfile) -> Result<StoredUser, RepoError> {
         let row: UserRow = sqlx::query_as(schema::UPSERT_USER)
             .bind(profile.id.to_string())
-            .bind(&profile.username)
-            .bind(&profile.global_name)
+            .bind(
+                profile
+                    .username
+                    .as_deref()
+                    .map(|n| StoredText::new(n).into_string()),
+            )
+            .bind(
+                profile
+                    .global_name
+                    .as_deref()
+                    .map(|n| StoredText::new(n).into_string()),
+            )
             .bind(&profile.avatar)
             .fetch_one(&self.pool)
             .await?;
