@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use feature::Service;
+use feature::{FailureStreak, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -114,32 +114,6 @@ pub async fn work(scanner: Scanner, config: WorkerConfig, shutdown: Cancellation
     // The scans stop after their page in hand (their tokens are children of shutdown).
     while tasks.join_next().await.is_some() {}
     tracing::info!("scan worker stopped");
-}
-
-/// Whether a repeated read is failing, so an outage is told once when it starts and once
-/// when it ends, not once per poll.
-#[derive(Debug, Default)]
-struct FailureStreak {
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl FailureStreak {
-    fn new() -> FailureStreak {
-        FailureStreak::default()
-    }
-
-    /// Records a failure; true for the first since the last success (or ever).
-    fn failed(&self) -> bool {
-        !self
-            .failing
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Records a success; true when it ends a run of failures.
-    fn succeeded(&self) -> bool {
-        self.failing
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-    }
 }
 
 /// Logs a read of the pending runs: the first failure of an outage at WARN, the
