@@ -256,6 +256,20 @@ impl Repo {
 
     /// Runs one round trip through [`store::transient()`], the store's one retry of
     /// transient failures (counting every attempt as a round trip).
+    /// The members of the set at `key`.
+    async fn members(&self, what: &'static str, key: &str) -> Result<Vec<String>, StorageError> {
+        self.trip(what, |mut conn| {
+            let key = key.to_owned();
+            async move {
+                Ok(redis::cmd("SMEMBERS")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await?)
+            }
+        })
+        .await
+    }
+
     /// The raw members of each game's `drinks:{gameID}` ledger, in `ids`' order, in one
     /// round trip.
     async fn ledgers(
@@ -893,17 +907,7 @@ impl Repo {
         player: UserId,
     ) -> Result<Vec<DrinkRecord>, RepoError> {
         let key = schema::player_games_key(player);
-        let ids: Vec<String> = self
-            .trip("games of the player", |mut conn| {
-                let key = key.clone();
-                async move {
-                    Ok(redis::cmd("SMEMBERS")
-                        .arg(key)
-                        .query_async(&mut conn)
-                        .await?)
-                }
-            })
-            .await?;
+        let ids = self.members("games of the player", &key).await?;
         let ids: Vec<GameId> = ids
             .iter()
             .filter_map(|s| GameId::parse(s).ok())
@@ -987,17 +991,7 @@ impl Repo {
         };
         let session: SessionDoc = schema::decode(&session_key, &raw)?;
         let games_key = schema::session_games_key(&session.id);
-        let ids: Vec<String> = self
-            .trip("games of the session", |mut conn| {
-                let key = games_key.clone();
-                async move {
-                    Ok(redis::cmd("SMEMBERS")
-                        .arg(key)
-                        .query_async(&mut conn)
-                        .await?)
-                }
-            })
-            .await?;
+        let ids = self.members("games of the session", &games_key).await?;
         let ids: Vec<GameId> = ids.iter().filter_map(|s| GameId::parse(s).ok()).collect();
         let mut records = Vec::new();
         if !ids.is_empty() {

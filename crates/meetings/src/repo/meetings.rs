@@ -414,15 +414,13 @@ impl Repo {
         provider_user_id: &str,
         limit: u16,
     ) -> Result<Vec<Meeting>, MeetingsError> {
-        let rows: Vec<MeetingRow> = sqlx::query_as(schema::SELECT_OPEN_MEETINGS_OF_PROVIDER_USER)
-            .bind(provider)
-            .bind(provider_user_id)
-            .bind(i64::from(limit))
-            .fetch_all(self.pg.pool())
-            .await?;
-        rows.into_iter()
-            .map(|row| Ok(Meeting::try_from(row)?))
-            .collect()
+        self.meetings_of_provider_user(
+            schema::SELECT_OPEN_MEETINGS_OF_PROVIDER_USER,
+            provider,
+            provider_user_id,
+            limit,
+        )
+        .await
     }
 
     /// The ended meetings created by the account linked to `provider_user_id` at
@@ -433,13 +431,30 @@ impl Repo {
         provider_user_id: &str,
         limit: u16,
     ) -> Result<Vec<Meeting>, MeetingsError> {
-        let rows: Vec<MeetingRow> =
-            sqlx::query_as(schema::SELECT_ENDED_RECORDED_MEETINGS_OF_PROVIDER_USER)
-                .bind(provider)
-                .bind(provider_user_id)
-                .bind(i64::from(limit))
-                .fetch_all(self.pg.pool())
-                .await?;
+        self.meetings_of_provider_user(
+            schema::SELECT_ENDED_RECORDED_MEETINGS_OF_PROVIDER_USER,
+            provider,
+            provider_user_id,
+            limit,
+        )
+        .await
+    }
+
+    /// The meetings `sql` selects for the account linked to `provider_user_id` at
+    /// `provider`, at most `limit` (`$1` provider, `$2` its user id, `$3` the limit).
+    async fn meetings_of_provider_user(
+        &self,
+        sql: &'static str,
+        provider: &str,
+        provider_user_id: &str,
+        limit: u16,
+    ) -> Result<Vec<Meeting>, MeetingsError> {
+        let rows: Vec<MeetingRow> = sqlx::query_as(sql)
+            .bind(provider)
+            .bind(provider_user_id)
+            .bind(i64::from(limit))
+            .fetch_all(self.pg.pool())
+            .await?;
         rows.into_iter()
             .map(|row| Ok(Meeting::try_from(row)?))
             .collect()
