@@ -1466,6 +1466,24 @@ async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_cha
         "the value is not echoed whole"
     );
     assert_eq!(site.fake.events().len(), 1, "nothing created");
+
+    // A date years away is a typo of the year, refused before Meetup is asked.
+    let sent = site
+        .http
+        .post(site.url(&format!("/campaigns/schedule/{}", game.channel)))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", "9999-12-31"),
+            ("time", "19:30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 400);
+    let html = sent.text().await.unwrap();
+    assert!(html.contains("must start within 2 years"), "{html}");
+    assert_eq!(site.fake.events().len(), 1, "nothing created");
 }
 
 #[tokio::test]

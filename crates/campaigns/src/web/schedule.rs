@@ -485,6 +485,10 @@ pub(crate) struct ScheduleForm {
     time: String,
 }
 
+/// How far ahead the form schedules a session at most: a later date is a typo (the
+/// year), refused before Meetup is asked.
+const MAX_DAYS_AHEAD: i64 = 2 * 365;
+
 fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<FixedOffset>, Problem> {
     let bad = |sentence: String| Problem::new(StatusCode::BAD_REQUEST, "Check the date", sentence);
     let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").map_err(|_| {
@@ -528,6 +532,16 @@ pub(crate) async fn submit(
             StatusCode::BAD_REQUEST,
             "Check the date",
             "The next session must start in the future.",
+        ));
+    }
+    if starts_at.to_utc() > state.clock.now() + TimeDelta::days(MAX_DAYS_AHEAD) {
+        return page.problem(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Check the date",
+            format!(
+                "The next session must start within {} years; check the year.",
+                MAX_DAYS_AHEAD / 365
+            ),
         ));
     }
     let Some(group) = target.latest.group.clone() else {
