@@ -142,7 +142,13 @@ fn drinking_settings(raw: &Raw) -> Result<DrinkingSettings, ConfigError> {
                 .trim()
                 .parse::<u8>()
                 .map(|n| (n, src.to_owned()))
-                .map_err(|_| err(src, format!("`{v}` is not a whole number from 1 to 100"))),
+                .map_err(|_| {
+                    let least = if key == "drinking_die" { 2 } else { 1 };
+                    err(
+                        src,
+                        format!("`{v}` is not a whole number from {least} to 100"),
+                    )
+                }),
         }
     };
     let (sides, sides_src) = face("drinking_die", defaults.die.sides)?;
@@ -1588,7 +1594,8 @@ mod tests {
     fn a_bad_drinking_value_names_its_key() {
         for (key, value, says) in [
             ("TAVERN_DRINKING_DIE", "1", "2 to 100 sides"),
-            ("TAVERN_DRINKING_DIE", "d20", "whole number"),
+            ("TAVERN_DRINKING_DIE", "d20", "whole number from 2 to 100"),
+            ("TAVERN_DRINKING_CRIT", "six", "whole number from 1 to 100"),
             ("TAVERN_DRINKING_CRIT", "7", "not a face of a d6"),
             ("TAVERN_DRINKING_FAIL", "0", "not a face of a d6"),
             ("TAVERN_DRINKING_FAIL", "6", "must differ"),
