@@ -308,6 +308,52 @@ async fn a_new_campaign_gets_its_channel_roles_members_and_an_announcement() {
 }
 
 #[tokio::test]
+async fn a_newly_linked_host_is_told_they_host_the_game_with_the_other_hosts_as_co_hosts() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let carol = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    // Bob hosts too, but links his Meetup account only after the first sync. Like a
+    // host on Meetup, he also RSVP'd yes.
+    let bob = w.fake.add_member("Bob Host");
+    let first = w.event("Curse of Strahd", 3, "[new campaign]", &[&carol, &bob]);
+    w.rsvp(&first, &alice);
+    w.rsvp(&first, &bob);
+    w.sync().await;
+    let (channel, guest, host_role) = w.series_objects(&first).await;
+    assert!(has(&w.roles_of(demo.carol), host_role));
+    assert_eq!(w.world.sim.messages(channel.get()).len(), 1);
+
+    w.store
+        .link(
+            MeetupUserId::parse(bob.as_str()).unwrap(),
+            snowflake_user(demo.bob),
+            None,
+        )
+        .await
+        .unwrap();
+    w.sync().await;
+
+    assert!(has(&w.roles_of(demo.bob), host_role));
+    assert!(has(&w.roles_of(demo.bob), guest));
+    let messages = w.world.sim.messages(channel.get());
+    assert_eq!(messages.len(), 2, "one welcome for Bob");
+    let welcome = &messages[1];
+    assert_eq!(
+        welcome.content,
+        format!(
+            "<@{}>, you host this game. Your co-host: <@{}>.",
+            demo.bob, demo.carol
+        )
+    );
+    assert_eq!(
+        welcome.pings.users,
+        vec![demo.bob],
+        "only the newcomer is pinged"
+    );
+}
+
+#[tokio::test]
 async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
     let w = World::new().await;
     let demo = w.world.demo.clone();

@@ -113,7 +113,10 @@
 //!   closing it again is told again). So `failed` counts what Tavern or Discord got
 //!   wrong, not what an admin chose; `tavern check` reports it too.
 //! - **Announcements**: one message per run and series naming the players and hosts
-//!   who just got a role, pinging exactly them (allowed mentions name those users). A
+//!   who just got a role, pinging exactly them (allowed mentions name those users):
+//!   players are welcomed to the table, a new host is told they host the game and
+//!   given the hosts already there as co-hosts (named, not pinged); a host who also
+//!   RSVP'd is welcomed as a host only. A
 //!   grant Discord refused leaves its user out of the message (the next run, granting
 //!   again, announces them then). An announcement Discord refused (the channel closed
 //!   to Tavern, or any other failure) is owed: its newcomers already hold their role,
@@ -868,28 +871,52 @@ pub fn plan_series(
             }
         }
     }
-    changes.announce = announcement(&new_players, &new_hosts);
+    let co_hosts: Vec<UserId> = discord
+        .members
+        .iter()
+        .filter(|(u, roles)| roles.contains(&host) && !new_hosts.contains(u))
+        .map(|(u, _)| *u)
+        .collect();
+    changes.announce = announcement(&new_players, &new_hosts, &co_hosts);
     Some(Step::Update(changes))
 }
 
 /// The announcement of newly added players and hosts, pinging exactly them.
-pub fn announcement(players: &[UserId], hosts: &[UserId]) -> Option<Reply> {
+///
+/// Players are welcomed to the table; a new host is told they host the game, with
+/// `co_hosts` (those who already hold the host role) named as co-hosts without a
+/// ping. A new host who also RSVP'd (and so got the guest role too) is welcomed as a
+/// host only.
+pub fn announcement(players: &[UserId], hosts: &[UserId], co_hosts: &[UserId]) -> Option<Reply> {
     if players.is_empty() && hosts.is_empty() {
         return None;
     }
-    let list = |users: &[UserId]| {
+    let list = |users: &[&UserId]| {
         users
             .iter()
             .map(|u| format!("<@{u}>"))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let welcomed: Vec<&UserId> = players.iter().filter(|u| !hosts.contains(u)).collect();
+    let hosts_named: Vec<&UserId> = hosts.iter().collect();
+    let co_hosts: Vec<&UserId> = co_hosts.iter().filter(|u| !hosts.contains(u)).collect();
     let mut lines = Vec::new();
-    if !players.is_empty() {
-        lines.push(format!("Welcome to the table, {}!", list(players)));
+    if !welcomed.is_empty() {
+        lines.push(format!("Welcome to the table, {}!", list(&welcomed)));
     }
-    if !hosts.is_empty() {
-        lines.push(format!("Your hosts: {}.", list(hosts)));
+    if !hosts_named.is_empty() {
+        let mut line = if hosts_named.len() == 1 {
+            format!("{}, you host this game.", list(&hosts_named))
+        } else {
+            format!("{}, you host this game together.", list(&hosts_named))
+        };
+        match co_hosts.len() {
+            0 => {}
+            1 => line.push_str(&format!(" Your co-host: {}.", list(&co_hosts))),
+            _ => line.push_str(&format!(" Your co-hosts: {}.", list(&co_hosts))),
+        }
+        lines.push(line);
     }
     let mut reply = Reply::text(lines.join("\n"));
     for user in players.iter().chain(hosts) {
@@ -1690,7 +1717,18 @@ async fn update(
     };
     let players: Vec<UserId> = due.players.iter().copied().collect();
     let hosts: Vec<UserId> = due.hosts.iter().copied().collect();
-    let Some(reply) = announcement(&players, &hosts) else {
+    let co_hosts: Vec<UserId> = series
+        .host_role
+        .map(|r| {
+            state
+                .members
+                .iter()
+                .filter(|(u, roles)| roles.contains(&r) && !due.hosts.contains(u))
+                .map(|(u, _)| *u)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(reply) = announcement(&players, &hosts, &co_hosts) else {
         return;
     };
     let sent = if closed.contains(&channel) {

@@ -333,6 +333,36 @@ fn removed_hosts_get_no_host_role_and_no_announcement() {
 }
 
 #[test]
+fn a_new_host_is_told_they_host_and_players_are_welcomed_as_before() {
+    let u = UserId::new;
+    // Only players: the welcome players always had.
+    let players = announcement(&[u(1), u(2)], &[], &[u(9)]).unwrap();
+    assert_eq!(players.content, "Welcome to the table, <@1>, <@2>!");
+    assert_eq!(players.mentions.users, vec![u(1), u(2)]);
+    // A new host alone, with no one else hosting.
+    let alone = announcement(&[], &[u(4)], &[]).unwrap();
+    assert_eq!(alone.content, "<@4>, you host this game.");
+    // A new host who also RSVP'd, beside a player, with two hosts already there.
+    let both = announcement(&[u(1), u(4)], &[u(4)], &[u(7), u(8)]).unwrap();
+    assert_eq!(
+        both.content,
+        "Welcome to the table, <@1>!\n<@4>, you host this game. Your co-hosts: <@7>, <@8>."
+    );
+    assert_eq!(
+        both.mentions.users,
+        vec![u(1), u(4)],
+        "co-hosts are not pinged"
+    );
+    // Two new hosts together.
+    let two = announcement(&[], &[u(4), u(5)], &[u(7)]).unwrap();
+    assert_eq!(
+        two.content,
+        "<@4>, <@5>, you host this game together. Your co-host: <@7>."
+    );
+    assert!(announcement(&[], &[], &[u(7)]).is_none());
+}
+
+#[test]
 fn an_unchanged_series_plans_nothing() {
     let settings = settings();
     let mut d = discord();
