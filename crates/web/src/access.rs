@@ -542,7 +542,11 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
 
     let session = match guard
         .sessions
-        .session_of(request.method(), request.headers())
+        .session_of(
+            request.method(),
+            crate::session::original_path(&request),
+            request.headers(),
+        )
         .await
     {
         Ok(session) => session,

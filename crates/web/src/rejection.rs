@@ -69,6 +69,13 @@ pub(crate) fn code(status: StatusCode) -> String {
         .replace([' ', '-'], "_")
 }
 
+/// Whether a refusal of this request is answered with the site's problem page (a
+/// browser opening a page or sending a form, outside `/api/`) rather than JSON. The
+/// site's other refusals (a session store that is down, ...) choose the same way.
+pub(crate) fn asks_for_page(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    asker(method, path, headers) == Asker::Browser
+}
+
 /// Answers axum's bare refusals in the site's format (see the module docs); every
 /// other response passes as it is.
 pub(crate) async fn site_errors(request: Request, next: Next) -> Response {

@@ -45,9 +45,11 @@
 //! once per request (one Redis `GET`; none for a browser without our cookie) and
 //! enforces CSRF; the extractors [`Session`], `Option<Session>`, [`CurrentUser`] and
 //! [`crate::page::Page`] read what it loaded. Using them on a route that is not
-//! protected is a programming error, answered 500. When the session store is down, a
-//! page request gets a page saying so (503), an API request a JSON sentence; an HTML
-//! answer made for a session is marked `Cache-Control: private, no-cache`.
+//! protected is a programming error, answered 500. When the session store is down, the
+//! answer is 503 with `Retry-After`, in the kit's words for an outage ([`UNAVAILABLE`]),
+//! chosen as the site's other refusals are: the problem page for a browser (a page it
+//! opens, a form it sends), JSON `{"error", "code"}` under `/api/` and for scripts; an
+//! HTML answer made for a session is marked `Cache-Control: private, no-cache`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -620,7 +622,11 @@ async fn session_middleware(
     next: Next,
 ) -> Response {
     let session = match sessions
-        .session_of(request.method(), request.headers())
+        .session_of(
+            request.method(),
+            crate::session::original_path(&request),
+            request.headers(),
+        )
         .await
     {
         Ok(session) => session,
@@ -653,11 +659,13 @@ impl Sessions {
     }
 
     /// The session the request's cookie names (`None` without one, or for an unknown
-    /// or expired id). When the store is down, the answer to send instead: a page for
-    /// a browser, a JSON sentence for the API.
+    /// or expired id). When the store is down, the answer to send instead: the
+    /// problem page for a browser, JSON for the API and scripts (see
+    /// [`unavailable`]).
     pub(crate) async fn session_of(
         &self,
         method: &Method,
+        path: &str,
         headers: &HeaderMap,
     ) -> Result<Option<Session>, Response> {
         let Some(id) = cookie_session_id(headers, self.config.cookie_name()) else {
@@ -667,24 +675,12 @@ impl Sessions {
             Ok(session) => Ok(session),
             Err(error) => {
                 tracing::error!(%error, "could not load a session");
-                if crate::page::wants_page(method, headers) {
-                    let mut page = crate::page::Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Tavern is unavailable",
-                        "Tavern cannot reach its session store right now, so it cannot tell \
-                         who you are. Try again in a moment.",
-                    )
-                    .into_response();
-                    // Shown with the navigation but nobody signed in: the store is not
-                    // asked again for this page.
-                    page.extensions_mut().insert(LoadedFor(None));
-                    return Err(page);
-                }
-                Err((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(json!({"error": "sessions are unavailable; try again shortly"})),
-                )
-                    .into_response())
+                let mut answer =
+                    unavailable(crate::rejection::asks_for_page(method, path, headers));
+                // Shown with the navigation but nobody signed in: the store is not
+                // asked again for this page.
+                answer.extensions_mut().insert(LoadedFor(None));
+                Err(answer)
             }
         }
     }
@@ -758,6 +754,45 @@ impl Sessions {
             None => Err(stale("CSRF token missing: send the X-CSRF-Token header")),
         }
     }
+}
+
+/// The path the client asked for, before any nesting stripped a prefix.
+pub(crate) fn original_path(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or(request.uri().path(), |original| original.0.path())
+}
+
+/// What a visitor is told while the session store cannot be reached, in the kit's words
+/// for an outage (the ones Discord users get too).
+pub const UNAVAILABLE: &str =
+    "Tavern can't reach its storage right now; please try again in a minute.";
+
+/// How long a client is asked to wait (`Retry-After`, seconds) while the session store
+/// cannot be reached: the minute [`UNAVAILABLE`] speaks of.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 60;
+
+/// The 503 answered while the session store cannot be reached: the site's problem page
+/// for a browser (`page`), else JSON `{"error", "code": "service_unavailable"}`; both
+/// with `Retry-After`.
+pub(crate) fn unavailable(page: bool) -> Response {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut answer = if page {
+        crate::page::Problem::new(status, "Tavern can't reach its storage", UNAVAILABLE)
+            .into_response()
+    } else {
+        (
+            status,
+            axum::Json(json!({"error": UNAVAILABLE, "code": crate::rejection::code(status)})),
+        )
+            .into_response()
+    };
+    answer.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    answer
 }
 
 /// A page rendered for a session (its user, its CSRF token) is for this browser only.

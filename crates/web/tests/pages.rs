@@ -8,7 +8,7 @@ use std::time::Duration;
 use discord::model::UserId;
 use discord::oauth::{AccessToken, TokenGrant};
 use discord_sim::{AttachmentSpec, ChannelKind, Demo, RoleSpec, Sim, SimConfig, Snowflake};
-use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, COOKIE, RETRY_AFTER};
 use store::harness::TestRedis;
 use url::Url;
 use web::access::{Access, Routes};
@@ -65,7 +65,9 @@ async fn spawn_with(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> T
     };
     // A feature's form, for the refusals of a signed-in user's stale form.
     let late = LateRoutes::default();
-    let feature = Routes::new(&sessions).post("/things", Access::User, || async { "done" });
+    let feature = Routes::new(&sessions)
+        .post("/things", Access::User, || async { "done" })
+        .get("/api/things", Access::User, || async { "[]" });
     let (app, _) = web::assemble(
         state,
         site.clone(),
@@ -584,13 +586,59 @@ async fn console_commands_explain_their_mistakes() {
     );
 }
 
+/// While the session store is down a signed-in visitor gets 503 with `Retry-After` in
+/// the kit's words for an outage: the site's problem page when a browser opens a page
+/// or sends a form, JSON under `/api/` (even asked for HTML) and for a script.
 #[tokio::test]
-async fn pages_say_in_words_when_sessions_are_down() {
+async fn a_session_store_outage_is_a_page_for_browsers_and_json_for_the_api_and_scripts() {
     let mut site = spawn().await;
-    let (cookie, _) = site.log_in(site.demo.bob, "bob").await;
+    let (cookie, token) = site.log_in(site.demo.bob, "bob").await;
     site.redis.kill();
-    let (status, _, page) = site.page("/sandbox", Some(&cookie)).await;
+    let session = format!("{SESSION_COOKIE}={cookie}");
+
+    let (status, headers, page) = site.page("/sandbox", Some(&cookie)).await;
     assert_eq!(status, 503, "{page}");
-    assert!(page.contains("cannot reach its session store"), "{page}");
     assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("reach its storage right now"), "{page}");
+    assert_eq!(headers[RETRY_AFTER], "60");
+
+    let form = site
+        .http
+        .post(site.url("/things"))
+        .header(COOKIE, &session)
+        .header(ACCEPT, "text/html")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 503);
+    assert_eq!(form.headers()[RETRY_AFTER], "60");
+    let page = form.text().await.unwrap();
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("reach its storage right now"),
+        "{page}"
+    );
+
+    for (path, accept) in [("/api/things", "text/html"), ("/sandbox", "*/*")] {
+        let response = site
+            .http
+            .get(site.url(path))
+            .header(COOKIE, &session)
+            .header(ACCEPT, accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503, "{path}");
+        assert_eq!(response.headers()[RETRY_AFTER], "60", "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "service_unavailable", "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("can't reach its storage right now"),
+            "{path}: {body}"
+        );
+    }
 }
