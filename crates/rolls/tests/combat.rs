@@ -1145,3 +1145,67 @@ async fn names_with_markdown_or_mentions_are_shown_as_typed() {
     assert!(!shown.contains(" <@123>"), "{shown}");
     bot.stop().await;
 }
+
+/// Alice and Bob both joined as `Goblin`: Carol's bare `/init damage name:Goblin` is
+/// refused naming both, nothing changes, and `Goblin (@Bob)` hits Bob's only.
+#[tokio::test]
+async fn a_name_two_players_share_is_refused_until_it_says_whose() {
+    let (w, _bot, _dir) = start().await;
+    let (alice, bob, carol) = (w.demo.alice, w.demo.bob, w.demo.carol);
+    for (user, roll) in [(alice, "15"), (bob, "10")] {
+        character(&w, user, "Goblin").await;
+        init(
+            &w,
+            user,
+            "join",
+            &[("character", json!("Goblin")), ("roll", json!(roll))],
+        )
+        .await;
+        init(
+            &w,
+            user,
+            "hp",
+            &[("name", json!("Goblin")), ("value", json!("10"))],
+        )
+        .await;
+    }
+    let hps = |t: &Value| -> Vec<i64> {
+        t["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["hp"].as_i64().expect("hp"))
+            .collect()
+    };
+    assert_eq!(hps(&stored(&w).await), vec![10, 10]);
+
+    let bare = init(
+        &w,
+        carol,
+        "damage",
+        &[("name", json!("Goblin")), ("amount", json!("3"))],
+    )
+    .await;
+    assert!(
+        content(&bare).contains(&format!(
+            "Two combatants are named `Goblin` (<@{}>'s and <@{}>'s); say whose: `Goblin (@player)`",
+            u64::from(alice),
+            u64::from(bob)
+        )),
+        "{bare:?}"
+    );
+    assert_eq!(hps(&stored(&w).await), vec![10, 10], "nothing hit");
+
+    let named = init(
+        &w,
+        carol,
+        "damage",
+        &[
+            ("name", json!(format!("Goblin (<@{}>)", u64::from(bob)))),
+            ("amount", json!("3")),
+        ],
+    )
+    .await;
+    assert!(!content(&named).contains("say whose"), "{named:?}");
+    assert_eq!(hps(&stored(&w).await), vec![10, 7], "Bob's, not Alice's");
+}

@@ -33,6 +33,13 @@
 //!   not taken: a player who adds a combatant of the same name gets one of their own
 //!   (as two players may join under one name), and each of the two means their own
 //!   by that name ([`find`]). Only its adder shows it again (`opt hidden:false`).
+//! - **Names shared by two players.** Two players may each have a combatant of one
+//!   name (both joined as `Goblin`, or one was hidden when the other was added). A
+//!   name means the caller's own first; else the one combatant of that name they may
+//!   see; when several other players have one, a bare name is refused, saying whose
+//!   they are, and `Goblin (@Alice)` (the player picked from Discord's @ list, which
+//!   arrives as `Goblin (<@id>)`) names one ([`find`]). `/init add` still refuses a
+//!   name the adder can see taken, as Avrae does.
 //! - **Skip** (`/init skip [rounds]`, Avrae's `skipround`) goes to the top of the
 //!   round `rounds` later, every turn in between ending (effects tick as they would).
 //! - **Moving** (`/init move`): moving anyone else never changes whose turn it is.
@@ -140,23 +147,88 @@ pub fn visible_to(entry: &Entry, viewer: UserId) -> bool {
 }
 
 /// The index of the combatant called `name` (any case) that `viewer` may see
-/// ([`visible_to`]); of two with that name, `viewer`'s own.
+/// ([`visible_to`]). Of several with that name, `viewer`'s own; else, when they are
+/// other players', `name` must say whose, as `Goblin (@Alice)` (Discord sends the
+/// mention as `<@id>`): a bare name shared by two others' combatants is refused,
+/// naming their owners, rather than reaching the first.
 pub fn find(tracker: &Tracker, viewer: UserId, name: &str) -> Result<usize, Refusal> {
     let wanted = name.trim();
-    let called = |e: &Entry| e.name.eq_ignore_ascii_case(wanted) && visible_to(e, viewer);
-    tracker
+    let called = |e: &Entry, name: &str| e.name.eq_ignore_ascii_case(name) && visible_to(e, viewer);
+    if let Some((name, owner)) = split_owner(wanted)
+        && !tracker.entries.iter().any(|e| called(e, wanted))
+    {
+        return tracker
+            .entries
+            .iter()
+            .position(|e| called(e, name) && e.user == owner)
+            .map_or_else(
+                || {
+                    refuse(format!(
+                        "<@{owner}> has no combatant `{name}` in this channel's initiative."
+                    ))
+                },
+                Ok,
+            );
+    }
+    if let Some(own) = tracker
         .entries
         .iter()
-        .position(|e| called(e) && e.user == viewer)
-        .or_else(|| tracker.entries.iter().position(called))
-        .map_or_else(
-            || {
-                refuse(format!(
-                    "There is no combatant `{wanted}` in this channel's initiative."
-                ))
-            },
-            Ok,
-        )
+        .position(|e| called(e, wanted) && e.user == viewer)
+    {
+        return Ok(own);
+    }
+    let matching: Vec<usize> = (0..tracker.entries.len())
+        .filter(|&i| called(&tracker.entries[i], wanted))
+        .collect();
+    match matching.as_slice() {
+        [] => refuse(format!(
+            "There is no combatant `{wanted}` in this channel's initiative."
+        )),
+        [one] => Ok(*one),
+        several => {
+            let shown = &tracker.entries[several[0]].name;
+            let owners: Vec<String> = several
+                .iter()
+                .map(|&i| format!("<@{}>'s", tracker.entries[i].user))
+                .collect();
+            let owners = match owners.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            refuse(format!(
+                "{} combatants are named `{shown}` ({owners}); say whose: `{shown} (@player)`, picking the player from Discord's @ list.",
+                count_word(several.len())
+            ))
+        }
+    }
+}
+
+/// `Goblin (<@123>)` or `Goblin <@123>` (also `<@!123>`, Discord's nickname mention)
+/// as the name and the user the mention names.
+fn split_owner(text: &str) -> Option<(&str, UserId)> {
+    let text = text.trim_end();
+    let (text, closed) = match text.strip_suffix(')') {
+        Some(inner) => (inner.trim_end(), true),
+        None => (text, false),
+    };
+    let text = text.strip_suffix('>')?;
+    let at = text.rfind("<@")?;
+    let id = text[at + 2..].trim_start_matches('!');
+    let owner: UserId = discord::model::parse_id("user", id).ok()?;
+    let mut name = text[..at].trim_end();
+    if closed {
+        name = name.strip_suffix('(')?.trim_end();
+    }
+    (!name.is_empty()).then_some((name, owner))
+}
+
+fn count_word(n: usize) -> String {
+    match n {
+        2 => "Two".to_owned(),
+        3 => "Three".to_owned(),
+        n => n.to_string(),
+    }
 }
 
 /// Whether `name` is taken among the combatants `adder` may see: a hidden
@@ -1623,6 +1695,67 @@ mod tests {
         assert_eq!(hidden.initiative, 12, "the hidden one stays where it was");
         assert!(t.entries[t.turn].combat.hidden, "and keeps the turn");
         assert_eq!(t.entries[0].user, player);
+    }
+
+    /// Two players' combatants of one name: a third player's bare name is refused,
+    /// naming both owners, and `Name (<@id>)` reaches the one they mean; an owner's
+    /// bare name still means their own.
+    #[test]
+    fn a_name_two_other_players_share_must_say_whose() {
+        let (alice, bob, gm) = (UserId::new(1), UserId::new(2), UserId::new(GM));
+        let mut t = Tracker::default();
+        crate::domain::join(&mut t, entry_for(alice, "Goblin", 15)).expect("room");
+        crate::domain::join(&mut t, entry_for(bob, "Goblin", 10)).expect("room");
+        let refused = find(&t, gm, "goblin").expect_err("ambiguous");
+        assert_eq!(
+            refused.0,
+            "Two combatants are named `Goblin` (<@1>'s and <@2>'s); say whose: `Goblin (@player)`, picking the player from Discord's @ list."
+        );
+        for (text, owner) in [
+            ("Goblin (<@2>)", bob),
+            ("goblin <@!1>", alice),
+            (" Goblin ( <@2> ) ", bob),
+        ] {
+            let at = find(&t, gm, text).expect(text);
+            assert_eq!(t.entries[at].user, owner, "{text}");
+        }
+        assert_eq!(
+            find(&t, gm, "Goblin (<@3>)").expect_err("not theirs").0,
+            "<@3> has no combatant `Goblin` in this channel's initiative."
+        );
+        assert_eq!(t.entries[find(&t, bob, "goblin").expect("own")].user, bob);
+        assert_eq!(
+            t.entries[find(&t, alice, "goblin").expect("own")].user,
+            alice
+        );
+        // Damage through the disambiguated name hits only the one named.
+        let at = find(&t, gm, "Goblin (<@2>)").expect("bob's");
+        t.entries[at].combat.hp = Some(7);
+        assert_eq!(
+            t.entries
+                .iter()
+                .map(|e| (e.user, e.combat.hp))
+                .collect::<Vec<_>>(),
+            vec![(alice, None), (bob, Some(7))]
+        );
+    }
+
+    /// A combatant whose own name looks like a mention is still found by it.
+    #[test]
+    fn a_name_that_looks_like_a_mention_is_found_as_written() {
+        let mut t = Tracker::default();
+        crate::domain::join(&mut t, entry_for(UserId::new(1), "Imp (<@5>)", 15)).expect("room");
+        let at = find(&t, UserId::new(GM), "imp (<@5>)").expect("as written");
+        assert_eq!(t.entries[at].name, "Imp (<@5>)");
+    }
+
+    fn entry_for(user: UserId, name: &str, initiative: i64) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            user,
+            initiative,
+            combat: Combatant::default(),
+        }
     }
 
     #[test]
