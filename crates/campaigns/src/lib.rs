@@ -133,8 +133,10 @@
 //!   `tavern:campaigns:free_spots_message` (the free-spots message, edited in
 //!   place), `tavern:campaigns:synced_guests:{channel}` (who got the guest role from
 //!   an RSVP), `tavern:campaigns:refused_shortcodes` (refused shortcodes the
-//!   organisers were told about) and `tavern:campaigns:unannounced:{channel}`
-//!   (newcomers whose announcement is owed). `[channel]`, `[role]` and Meetup's RSVP limit are
+//!   organisers were told about), `tavern:campaigns:unannounced:{channel}`
+//!   (newcomers whose announcement is owed) and `tavern:campaigns:welcomed:{channel}`
+//!   (who was welcomed, so a player who unlinks and links again is not welcomed
+//!   twice). `[channel]`, `[role]` and Meetup's RSVP limit are
 //!   not stored (the seed has no key for them): step 1 hands them to step 2
 //!   ([`SyncReport::extras`]), so step 2 runs only after a step 1 that ran. Listing
 //!   the guild's members needs the bot's Server Members intent.

@@ -355,6 +355,15 @@ pub fn unannounced(channel: ChannelId) -> String {
     format!("tavern:campaigns:unannounced:{channel}")
 }
 
+/// Set of string: who an announcement in this game channel already welcomed, as a
+/// player (`player:{user}`) or a host (`host:{user}`), so that someone who comes back
+/// (unlinked and linked again, or a withdrawn RSVP given again) gets the role again
+/// without a second welcome. Owned by the game channel: deleted with its other keys.
+/// Tavern's own key: the seed has none for it.
+pub fn welcomed(channel: ChannelId) -> String {
+    format!("tavern:campaigns:welcomed:{channel}")
+}
+
 /// How long [`unannounced`] keeps newcomers no announcement got through for: 30 days.
 pub const UNANNOUNCED_TTL_SECS: u64 = 30 * 24 * 60 * 60;
 

@@ -354,6 +354,62 @@ async fn a_newly_linked_host_is_told_they_host_the_game_with_the_other_hosts_as_
 }
 
 #[tokio::test]
+async fn a_player_who_unlinks_and_links_again_gets_the_role_back_without_a_second_welcome() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let carol = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let first = w.event("Curse of Strahd", 3, "[new campaign]", &[&carol]);
+    for m in [&alice, &bob] {
+        w.rsvp(&first, m);
+    }
+    w.sync().await;
+    let (channel, guest, _) = w.series_objects(&first).await;
+    assert_eq!(
+        w.world.sim.messages(channel.get()).len(),
+        1,
+        "the first welcome"
+    );
+
+    // Alice unlinks: the sync takes the role it gave her.
+    w.store
+        .unlink_discord_user(snowflake_user(demo.alice))
+        .await
+        .unwrap();
+    w.sync().await;
+    assert!(!has(&w.roles_of(demo.alice), guest));
+
+    // She links again: the role comes back, and no second welcome is posted.
+    w.store
+        .link(
+            MeetupUserId::parse(alice.as_str()).unwrap(),
+            snowflake_user(demo.alice),
+            None,
+        )
+        .await
+        .unwrap();
+    w.sync().await;
+    assert!(has(&w.roles_of(demo.alice), guest));
+    assert_eq!(
+        w.world.sim.messages(channel.get()).len(),
+        1,
+        "no second welcome"
+    );
+
+    // Someone new is still welcomed the first time.
+    let dora = w.linked("Dora", demo.demo_player).await;
+    w.rsvp(&first, &dora);
+    w.sync().await;
+    let messages = w.world.sim.messages(channel.get());
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1].content,
+        format!("Welcome to the table, <@{}>!", demo.demo_player)
+    );
+}
+
+#[tokio::test]
 async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
     let w = World::new().await;
     let demo = w.world.demo.clone();

@@ -124,6 +124,10 @@
 //!   `schema::unannounced` (read for every game channel in one round trip a run, kept
 //!   30 days after the last addition) until an announcement gets through, which names
 //!   them with that run's newcomers; one who lost the role meanwhile is left out.
+//!   Who an announcement that got through welcomed is kept in Tavern's own key
+//!   `schema::welcomed` (deleted with the channel): someone who comes back to the
+//!   game (unlinked and linked again, or gave a withdrawn RSVP again) gets the role
+//!   again without a second welcome, as a player or as a host.
 //! - **Free spots**: upcoming tracked events whose Meetup RSVP limit (`maxTickets`)
 //!   and RSVPs this run's step 1 read, with the limit not reached, soonest first. The
 //!   seats taken count each YES RSVP's guests too, as Meetup's limit does. Step 1
@@ -877,7 +881,20 @@ pub fn plan_series(
         .filter(|(u, roles)| roles.contains(&host) && !new_hosts.contains(u))
         .map(|(u, _)| *u)
         .collect();
-    changes.announce = announcement(&new_players, &new_hosts, &co_hosts);
+    // Someone welcomed before (who unlinked and linked again, or gave a withdrawn RSVP
+    // again) gets the role back without a second welcome.
+    let unwelcomed = |users: &[UserId], welcomed: &BTreeSet<UserId>| -> Vec<UserId> {
+        users
+            .iter()
+            .filter(|u| !welcomed.contains(u))
+            .copied()
+            .collect()
+    };
+    changes.announce = announcement(
+        &unwelcomed(&new_players, &series.welcomed.players),
+        &unwelcomed(&new_hosts, &series.welcomed.hosts),
+        &co_hosts,
+    );
     Some(Step::Update(changes))
 }
 
@@ -885,12 +902,9 @@ pub fn plan_series(
 ///
 /// Players are welcomed to the table; a new host is told they host the game, with
 /// `co_hosts` (those who already hold the host role) named as co-hosts without a
-/// ping. A new host who also RSVP'd (and so got the guest role too) is welcomed as a
-/// host only.
+/// ping. A host who also RSVP'd (and so got the guest role too) is not welcomed as a
+/// player: a new host is welcomed as a host, a co-host not at all.
 pub fn announcement(players: &[UserId], hosts: &[UserId], co_hosts: &[UserId]) -> Option<Reply> {
-    if players.is_empty() && hosts.is_empty() {
-        return None;
-    }
     let list = |users: &[&UserId]| {
         users
             .iter()
@@ -898,8 +912,14 @@ pub fn announcement(players: &[UserId], hosts: &[UserId], co_hosts: &[UserId]) -
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let welcomed: Vec<&UserId> = players.iter().filter(|u| !hosts.contains(u)).collect();
+    let welcomed: Vec<&UserId> = players
+        .iter()
+        .filter(|u| !hosts.contains(u) && !co_hosts.contains(u))
+        .collect();
     let hosts_named: Vec<&UserId> = hosts.iter().collect();
+    if welcomed.is_empty() && hosts_named.is_empty() {
+        return None;
+    }
     let co_hosts: Vec<&UserId> = co_hosts.iter().filter(|u| !hosts.contains(u)).collect();
     let mut lines = Vec::new();
     if !welcomed.is_empty() {
@@ -919,7 +939,7 @@ pub fn announcement(players: &[UserId], hosts: &[UserId], co_hosts: &[UserId]) -
         lines.push(line);
     }
     let mut reply = Reply::text(lines.join("\n"));
-    for user in players.iter().chain(hosts) {
+    for user in welcomed.into_iter().chain(hosts_named) {
         reply = reply.ping(*user);
     }
     Some(reply)
@@ -1712,8 +1732,8 @@ async fn update(
             .collect()
     };
     let due = Unannounced {
-        players: newcomers(guest, &owed.players),
-        hosts: newcomers(series.host_role, &owed.hosts),
+        players: &newcomers(guest, &owed.players) - &series.welcomed.players,
+        hosts: &newcomers(series.host_role, &owed.hosts) - &series.welcomed.hosts,
     };
     let players: Vec<UserId> = due.players.iter().copied().collect();
     let hosts: Vec<UserId> = due.hosts.iter().copied().collect();
@@ -1743,9 +1763,9 @@ async fn update(
                 .push(format!("series {id}: announced newcomers in {channel}"));
             // Not recorded, those owed a welcome would be named and pinged again by the
             // next announcement: tried once more, then a failure of the run.
-            let recorded = match repo.announced(channel).await {
+            let recorded = match repo.announced(channel, &due).await {
                 Ok(()) => Ok(()),
-                Err(_) => repo.announced(channel).await,
+                Err(_) => repo.announced(channel, &due).await,
             };
             if let Err(e) = recorded {
                 tracing::warn!(%channel, error = %e, "could not record that a game channel's newcomers were announced");

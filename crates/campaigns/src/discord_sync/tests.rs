@@ -363,6 +363,44 @@ fn a_new_host_is_told_they_host_and_players_are_welcomed_as_before() {
 }
 
 #[test]
+fn someone_welcomed_before_gets_the_role_back_without_a_second_welcome() {
+    let settings = settings();
+    let mut d = discord();
+    // 101 was welcomed as a player and lost the role (unlinked), 104 was welcomed as
+    // a host; both are linked again. 102 is new.
+    let l = links(&[(1, 101), (2, 102), (4, 104)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1, 2], &[4])]);
+    set_up(&mut s, &mut d, &settings);
+    s.welcomed.players.insert(UserId::new(101));
+    s.welcomed.hosts.insert(UserId::new(104));
+    for u in [101, 102, 104] {
+        d.members.insert(UserId::new(u), BTreeSet::new());
+    }
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(
+        changes.grants,
+        vec![
+            (UserId::new(101), RoleId::new(20)),
+            (UserId::new(102), RoleId::new(20)),
+            (UserId::new(104), RoleId::new(21))
+        ]
+    );
+    let announce = changes.announce.unwrap();
+    assert_eq!(announce.content, "Welcome to the table, <@102>!");
+    assert_eq!(announce.mentions.users, vec![UserId::new(102)]);
+
+    // Without 102, nothing is announced at all.
+    s.removed_users.insert(UserId::new(102));
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.grants.len(), 2);
+    assert_eq!(changes.announce, None);
+}
+
+#[test]
 fn an_unchanged_series_plans_nothing() {
     let settings = settings();
     let mut d = discord();

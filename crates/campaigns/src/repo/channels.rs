@@ -282,6 +282,7 @@ pub(super) fn channel_delete_writes(
         .del(&schema::discord_channel_snooze_until(channel))
         .del(&schema::discord_channel_deletion_time(channel))
         .del(&schema::synced_guests(channel))
+        .del(&schema::welcomed(channel))
         .srem(schema::DISCORD_CHANNELS, channel.get());
     if let Some(guest) = guest {
         writes

@@ -17,6 +17,7 @@ use store::Writes;
 use super::{Repo, RepoError, channel_id, role_id, time, user_id};
 use crate::domain::{self, EventSeriesId, MeetupEventId, MeetupUserId, SeriesType};
 use crate::repo::Orphan;
+use crate::repo::managed::Unannounced;
 use crate::schema;
 
 /// A stored event as the Discord step sees it.
@@ -47,6 +48,8 @@ pub struct SeriesState {
     pub removed_hosts: BTreeSet<UserId>,
     /// Who the sync gave the guest role ([`schema::synced_guests`]).
     pub synced_guests: BTreeSet<UserId>,
+    /// Who an announcement in the channel already welcomed ([`schema::welcomed`]).
+    pub welcomed: Unannounced,
 }
 
 #[cfg(test)]
@@ -66,6 +69,7 @@ impl SeriesState {
             removed_users: BTreeSet::new(),
             removed_hosts: BTreeSet::new(),
             synced_guests: BTreeSet::new(),
+            welcomed: Unannounced::default(),
         }
     }
 }
@@ -340,17 +344,19 @@ impl Repo {
                 removed_users: BTreeSet::new(),
                 removed_hosts: BTreeSet::new(),
                 synced_guests: BTreeSet::new(),
+                welcomed: Unannounced::default(),
             });
         }
         let channels: Vec<ChannelId> = states.iter().filter_map(|s| s.channel).collect();
         let mut role_keys = Vec::with_capacity(channels.len() * 2);
-        let mut removal_keys = Vec::with_capacity(channels.len() * 3);
+        let mut removal_keys = Vec::with_capacity(channels.len() * 4);
         for c in &channels {
             role_keys.push(schema::discord_channel_discord_role(*c));
             role_keys.push(schema::discord_channel_discord_host_role(*c));
             removal_keys.push(schema::discord_channel_removed_users(*c));
             removal_keys.push(schema::discord_channel_removed_hosts(*c));
             removal_keys.push(schema::synced_guests(*c));
+            removal_keys.push(schema::welcomed(*c));
         }
         let roles = get_many(&mut conn, &role_keys).await?;
         let removals = smembers_many(&mut conn, &removal_keys).await?;
@@ -367,9 +373,16 @@ impl Repo {
                 &role_keys[2 * i + 1],
                 roles.get(2 * i + 1).cloned().flatten(),
             );
-            let users = snowflakes(removals.get(3 * i).map_or(&[][..], Vec::as_slice));
-            let hosts = snowflakes(removals.get(3 * i + 1).map_or(&[][..], Vec::as_slice));
-            let synced = snowflakes(removals.get(3 * i + 2).map_or(&[][..], Vec::as_slice));
+            let users = snowflakes(removals.get(4 * i).map_or(&[][..], Vec::as_slice));
+            let hosts = snowflakes(removals.get(4 * i + 1).map_or(&[][..], Vec::as_slice));
+            let synced = snowflakes(removals.get(4 * i + 2).map_or(&[][..], Vec::as_slice));
+            let (welcomed, unreadable) =
+                Unannounced::read(removals.get(4 * i + 3).cloned().unwrap_or_default());
+            if let Some(channel) = state.channel {
+                for member in unreadable {
+                    tracing::warn!(%channel, %member, "unreadable welcomed member left out");
+                }
+            }
             let (Ok(guest), Ok(host), Ok(users), Ok(hosts), Ok(synced)) =
                 (guest, host, users, hosts, synced)
             else {
@@ -384,6 +397,7 @@ impl Repo {
                 removed_users: users,
                 removed_hosts: hosts,
                 synced_guests: synced,
+                welcomed,
                 ..state
             });
         }

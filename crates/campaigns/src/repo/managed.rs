@@ -26,6 +26,36 @@ impl Unannounced {
     pub fn is_empty(&self) -> bool {
         self.players.is_empty() && self.hosts.is_empty()
     }
+
+    /// Reads the members of [`schema::unannounced`] or [`schema::welcomed`]
+    /// (`player:{id}`, `host:{id}`); the members that do not read are handed back.
+    pub(super) fn read(members: Vec<String>) -> (Unannounced, Vec<String>) {
+        let mut out = Unannounced::default();
+        let mut unreadable = Vec::new();
+        for member in members {
+            let parsed = member.split_once(':').and_then(|(kind, id)| {
+                let user: UserId = domain::parse_snowflake("Discord user id", id).ok()?;
+                match kind {
+                    "player" => Some(out.players.insert(user)),
+                    "host" => Some(out.hosts.insert(user)),
+                    _ => None,
+                }
+            });
+            if parsed.is_none() {
+                unreadable.push(member);
+            }
+        }
+        (out, unreadable)
+    }
+
+    /// The members of [`schema::unannounced`] or [`schema::welcomed`] naming them.
+    fn members(&self) -> Vec<String> {
+        self.players
+            .iter()
+            .map(|u| format!("player:{u}"))
+            .chain(self.hosts.iter().map(|u| format!("host:{u}")))
+            .collect()
+    }
 }
 
 impl Repo {
@@ -163,19 +193,9 @@ impl Repo {
         let all: Vec<Vec<String>> = pipe.query_async(&mut self.redis.conn()).await?;
         let mut out = BTreeMap::new();
         for (channel, members) in channels.iter().zip(all) {
-            let mut owed = Unannounced::default();
-            for member in members {
-                let parsed = member.split_once(':').and_then(|(kind, id)| {
-                    let user: UserId = domain::parse_snowflake("Discord user id", id).ok()?;
-                    match kind {
-                        "player" => Some(owed.players.insert(user)),
-                        "host" => Some(owed.hosts.insert(user)),
-                        _ => None,
-                    }
-                });
-                if parsed.is_none() {
-                    tracing::warn!(%channel, %member, "unreadable unannounced newcomer left out");
-                }
+            let (owed, unreadable) = Unannounced::read(members);
+            for member in unreadable {
+                tracing::warn!(%channel, %member, "unreadable unannounced newcomer left out");
             }
             if !owed.is_empty() {
                 out.insert(*channel, owed);
@@ -196,23 +216,29 @@ impl Repo {
             return Ok(());
         }
         let key = schema::unannounced(channel);
-        let members: Vec<String> = owed
-            .players
-            .iter()
-            .map(|u| format!("player:{u}"))
-            .chain(owed.hosts.iter().map(|u| format!("host:{u}")))
-            .collect();
+        let members = owed.members();
         let mut writes = Writes::new();
         writes.command("SADD").arg(&key).arg(members);
         writes.expire(&key, schema::UNANNOUNCED_TTL_SECS);
         self.apply(&writes).await
     }
 
-    /// A game channel's announcement got through: no newcomer is owed one any more,
-    /// and the channel is open to Tavern again ([`schema::unannounced`],
+    /// A game channel's announcement welcoming `welcomed` got through: they are
+    /// welcomed for good, no newcomer is owed one any more, and the channel is open to
+    /// Tavern again ([`schema::welcomed`], [`schema::unannounced`],
     /// [`schema::CLOSED_CHANNELS`]), in one step.
-    pub async fn announced(&self, channel: ChannelId) -> Result<(), RepoError> {
+    pub async fn announced(
+        &self,
+        channel: ChannelId,
+        welcomed: &Unannounced,
+    ) -> Result<(), RepoError> {
         let mut writes = Writes::new();
+        if !welcomed.is_empty() {
+            writes
+                .command("SADD")
+                .arg(schema::welcomed(channel))
+                .arg(welcomed.members());
+        }
         writes
             .del(&schema::unannounced(channel))
             .srem(schema::CLOSED_CHANNELS, channel.get());
