@@ -175,6 +175,12 @@ pub struct Tracker {
     /// Initiative is rolled again at the top of every round (`/init reroll on`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reroll: bool,
+    /// Someone pressed Next (or skipped): the fight has begun, even when `prev` or a
+    /// move brought the turn back to the top of round 1. Absent in trackers stored
+    /// before it was kept; [`combat::started`] then infers it as it did (past round
+    /// 1 or past the top), which a tracker that has not begun always is not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started: bool,
 }
 
 fn first_round() -> u32 {
@@ -189,6 +195,7 @@ impl Default for Tracker {
             round: 1,
             message_id: None,
             reroll: false,
+            started: false,
         }
     }
 }
@@ -364,8 +371,11 @@ pub fn join(tracker: &mut Tracker, entry: Entry) -> Result<(), Refusal> {
             "This channel's initiative already has {MAX_TRACKER_ENTRIES} entries, the most it can show. Remove one with `/init remove` or start over with `/init reset`."
         ));
     }
-    let started = tracker.round > 1 || tracker.turn > 0;
-    let current = if started { current_key(tracker) } else { None };
+    let current = if combat::started(tracker) {
+        current_key(tracker)
+    } else {
+        None
+    };
     tracker.entries.retain(|e| !replaces(e));
     tracker.entries.push(entry);
     // Stable: ties keep join order (and groups stay together).
@@ -879,6 +889,46 @@ mod tests {
 
     fn up(t: &Tracker) -> (&str, u32) {
         (t.entries[t.turn].name.as_str(), t.round)
+    }
+
+    /// Back at the top of round 1 with `prev`, the fight has still begun: a later
+    /// join with a higher initiative keeps the turn on A instead of putting the
+    /// newcomer first up as before the fight. The flag is stored and read back.
+    #[test]
+    fn a_fight_back_at_the_top_of_round_one_stays_begun() {
+        let mut t = abc();
+        next_turn(&mut t).expect("next");
+        combat::prev(&mut t).expect("prev");
+        assert_eq!(up(&t), ("A", 1));
+        let mut t: Tracker =
+            serde_json::from_str(&serde_json::to_string(&t).expect("json")).expect("read");
+        assert!(t.started);
+        join(&mut t, entry("D", 4, 20)).expect("room");
+        assert_eq!(up(&t), ("A", 1), "A keeps the turn");
+        assert_eq!(t.entries[0].name, "D");
+    }
+
+    /// A tracker stored before the flag reads as it did: at the top of round 1 it has
+    /// not begun (a join of a higher initiative is first up); past it, it has.
+    #[test]
+    fn a_tracker_stored_without_the_flag_infers_it() {
+        let fresh = r#"{"entries":[{"name":"A","user":"1","initiative":15}],"turn":0,"round":1}"#;
+        let mut t: Tracker = serde_json::from_str(fresh).expect("old");
+        assert!(!combat::started(&t));
+        assert_eq!(serde_json::to_string(&t).expect("json"), fresh);
+        join(&mut t, entry("D", 4, 20)).expect("room");
+        assert_eq!(
+            up(&t),
+            ("D", 1),
+            "the newcomer is first up before the fight"
+        );
+
+        let begun = r#"{"entries":[{"name":"A","user":"1","initiative":15},{"name":"B","user":"2","initiative":10}],"turn":1,"round":1}"#;
+        let mut t: Tracker = serde_json::from_str(begun).expect("old");
+        assert!(combat::started(&t));
+        assert_eq!(serde_json::to_string(&t).expect("json"), begun);
+        join(&mut t, entry("D", 4, 20)).expect("room");
+        assert_eq!(up(&t), ("B", 1), "B keeps the turn");
     }
 
     /// The last in the order leaving on their own turn ends the round: the top of the

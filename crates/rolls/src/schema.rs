@@ -217,6 +217,7 @@ mod tests {
             round: 1,
             message_id: Some(MessageId::new(1180000000000000000)),
             reroll: false,
+            started: false,
         };
         let json = serde_json::to_string(&tracker).expect("serialise");
         assert_eq!(

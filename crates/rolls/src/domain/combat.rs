@@ -307,10 +307,11 @@ pub fn sort(tracker: &mut Tracker) {
     tracker.entries = keyed.into_iter().map(|(_, e)| e).collect();
 }
 
-/// Whether the fight has begun: someone pressed Next (before that, round 1 with the top
-/// of the order up, joins and leaves only reorder the list).
+/// Whether the fight has begun: someone pressed Next or skipped ([`Tracker::started`];
+/// before that, joins and leaves only reorder the list). A tracker stored without the
+/// flag has begun when it is past round 1 or past the top of the order.
 pub(crate) fn started(tracker: &Tracker) -> bool {
-    tracker.round > 1 || tracker.turn > 0
+    tracker.started || tracker.round > 1 || tracker.turn > 0
 }
 
 fn current_name(tracker: &Tracker) -> Option<String> {
@@ -1043,6 +1044,7 @@ pub fn next(tracker: &mut Tracker, rerolls: Option<&Rerolls>) -> Result<TurnRepo
         ended: end_turn(tracker),
         rerolled: false,
     };
+    tracker.started = true;
     let after = unit_at(tracker, tracker.turn).end;
     if after >= tracker.entries.len() {
         report.rerolled = new_round(tracker, rerolls);
