@@ -293,10 +293,7 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
         .message_id
         .filter(|old| repost && *old != message)
     {
-        // The note goes under a text cut to leave it room, so the edit always fits.
-        let room = domain::DISCORD_MESSAGE_MAX - MOVED_NOTE.chars().count() - 1;
-        let text = domain::fit_message(&model.markdown, room, CUT_NOTE);
-        let retired = public(&format!("{text}\n{MOVED_NOTE}"));
+        let retired = public(&retired_tracker(&model.markdown));
         if let Err(error) = ctx.discord.edit(channel, old, &retired).await {
             tracing::warn!(%error, %channel, "could not take the buttons off the old tracker message");
         }
@@ -306,6 +303,15 @@ async fn show_tracker(ctx: &Ctx, model: &TrackerModel, repost: bool) -> Result<(
 
 /// Said under a tracker message that was reposted.
 const MOVED_NOTE: &str = "*This tracker moved: the latest one is below.*";
+
+/// A reposted tracker's old message: its text with [`MOVED_NOTE`] under it, the text
+/// cut to leave the note room so the edit (which takes its buttons off) always fits
+/// one Discord message and the note is never the part cut.
+fn retired_tracker(markdown: &str) -> String {
+    let room = domain::DISCORD_MESSAGE_MAX - MOVED_NOTE.chars().count() - 1;
+    let text = domain::fit_message(markdown, room, CUT_NOTE);
+    format!("{text}\n{MOVED_NOTE}")
+}
 
 /// A turn change's answer: it notifies whose turn it is (their mention, and only
 /// theirs, in `allowed_mentions`).
@@ -417,4 +423,48 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         )
         .await?;
     Ok(Response::Update(characters_reply(&model)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracker that fills a whole message keeps the "moved" note when it is
+    /// retired: the text is cut to make room, and the edit fits Discord's limit
+    /// without being cut again.
+    #[test]
+    fn a_full_trackers_retired_message_fits_with_its_moved_note() {
+        let line = "• ` 15` Goblin (<@107624977066381312>) — HP 7/7 · AC 15\n";
+        let mut markdown = String::from("**Initiative** — round 3\n");
+        while markdown.chars().count() + line.chars().count() <= domain::DISCORD_MESSAGE_MAX {
+            markdown.push_str(line);
+        }
+        let fill = domain::DISCORD_MESSAGE_MAX - markdown.chars().count();
+        markdown.push_str(&"W".repeat(fill));
+        assert_eq!(markdown.chars().count(), domain::DISCORD_MESSAGE_MAX);
+
+        let retired = retired_tracker(&markdown);
+        assert!(
+            retired.chars().count() <= domain::DISCORD_MESSAGE_MAX,
+            "{} characters",
+            retired.chars().count()
+        );
+        assert!(retired.ends_with(&format!("\n{MOVED_NOTE}")), "{retired}");
+        assert!(
+            retired.starts_with("**Initiative** — round 3\n"),
+            "{retired}"
+        );
+        assert!(retired.contains(CUT_NOTE), "says it was cut: {retired}");
+        assert_eq!(fit(&retired, CUT_NOTE), retired, "not cut a second time");
+    }
+
+    /// A short tracker is retired whole, the note under it.
+    #[test]
+    fn a_short_trackers_retired_message_is_whole() {
+        let markdown = "**Initiative** — round 1\n▶ ` 15` Goblin (<@1>)";
+        assert_eq!(
+            retired_tracker(markdown),
+            format!("{markdown}\n{MOVED_NOTE}")
+        );
+    }
 }
