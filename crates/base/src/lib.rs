@@ -11,16 +11,20 @@
 //!   snowflakes are not made here: they are `discord::model` ids.
 //! - [`Clock`]: what "now" is, so tests can move time ([`ManualClock`]).
 //! - [`RecentLimit`]: at most so many of something in any span of time, in memory.
+//! - [`FailureStreak`]: a repeated failure (an outage) told once when it begins and
+//!   once when it ends.
 
 mod clock;
 pub mod id;
 mod limit;
 mod secret;
+mod streak;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::InvalidId;
 pub use limit::RecentLimit;
 pub use secret::Secret;
+pub use streak::FailureStreak;
 
 #[doc(hidden)]
 pub mod __private {

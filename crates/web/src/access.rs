@@ -72,7 +72,7 @@ use crate::session::{
     AuthRejection, CurrentUser, Loaded, SessionUser, Sessions, check_console_csrf, forbidden,
     is_state_changing, mark_private, not_logged_in,
 };
-use crate::tokens::{ApiTokens, TokenInfo};
+use crate::tokens::{ApiTokens, TokenError, TokenInfo};
 
 pub use crate::tokens::Scope;
 
@@ -505,18 +505,30 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
                 )
                 .into_response();
             };
-            let token = match guard.tokens.verify(presented).await {
+            let verified = guard.tokens.verify(presented).await;
+            if verified.is_ok() {
+                guard.sessions.store_worked();
+            }
+            let token = match verified {
                 Ok(Some(token)) => token,
                 Ok(None) => {
                     return Denied::unauthorized("unknown or revoked API token").into_response();
                 }
                 Err(error) => {
-                    tracing::error!(%error, "could not check an API token");
-                    return Denied::new(
+                    let mut response = Denied::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "API tokens cannot be checked right now; try again shortly",
                     )
                     .into_response();
+                    if let TokenError::Corrupt { .. } = error {
+                        tracing::error!(%error, "could not check an API token");
+                    } else {
+                        guard
+                            .sessions
+                            .store_unreachable(&error, "checking an API token");
+                        crate::Outage::mark(&mut response);
+                    }
+                    return response;
                 }
             };
             if !token.allows(scope) {

@@ -1,9 +1,15 @@
-//! What the operator reads about readiness: each component's changes, once.
+//! What the operator reads about readiness and outages: each change, once.
 //!
 //! A load balancer or an orchestrator polls `/readyz` every few seconds. While a store
 //! is down each poll is a 503, which is no failure of the request: the trace layer
 //! does not log it ([`Failures`]), and [`LoggedReadiness`] logs the component going
 //! down (WARN, with why) and coming back (INFO), once each.
+//!
+//! Requests answered 503 because a store is down are no failures of theirs either:
+//! whoever saw the outage says when it begins and ends (once each, through a
+//! [`base::FailureStreak`]) and marks its answer with [`Outage`], which the trace layer
+//! then logs at debug like any answer, not as a failed request. Any other 5xx stays a
+//! WARN.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -65,8 +71,28 @@ impl<R: Readiness> Readiness for LoggedReadiness<R> {
     }
 }
 
+/// Marks a 503 answered because a store cannot be reached (a response extension), so
+/// that the trace layer logs it at debug rather than as a failed request: the outage
+/// is told once, when it begins, by whoever saw it (see the module docs). Code that
+/// answers such a 503 says so with [`Outage::mark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage;
+
+impl Outage {
+    /// Marks `response` as a known outage's answer.
+    pub fn mark<B>(response: &mut axum::http::Response<B>) {
+        response.extensions_mut().insert(Outage);
+    }
+
+    /// Whether `response` is a 503 marked as a known outage's answer.
+    pub fn marks<B>(response: &axum::http::Response<B>) -> bool {
+        response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE
+            && response.extensions().get::<Outage>().is_some()
+    }
+}
+
 /// The trace layer's failures: a 5xx answer, except `/readyz`'s (a store being down
-/// is said by [`LoggedReadiness`], once).
+/// is said by [`LoggedReadiness`], once) and a known outage's ([`Outage`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Failures;
 
@@ -96,7 +122,7 @@ impl ClassifyResponse for Classify {
         self,
         response: &Response<B>,
     ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
-        if self.readiness {
+        if self.readiness || Outage::marks(response) {
             ClassifiedResponse::Ready(Ok(()))
         } else {
             ServerErrorsAsFailures::new().classify_response(response)

@@ -49,7 +49,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-pub use health::LoggedReadiness;
+pub use health::{LoggedReadiness, Outage};
 
 pub mod access;
 pub mod client;
@@ -306,7 +306,8 @@ fn finish(
                 .make_span_with(request_span)
                 // A 5xx answer is logged as a warning inside its request's span (so it
                 // names the route): the handler that failed has said why. `/readyz`'s
-                // 503 while a store is down is none ([`LoggedReadiness`] says so once).
+                // 503 while a store is down is none ([`LoggedReadiness`] says so once),
+                // nor is an [`Outage`]'s (told once when it begins).
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
 }

@@ -210,14 +210,24 @@ fn page(status: StatusCode, title: &str, sentence: &str, retry: Option<&str>) ->
     }
 }
 
-fn unavailable(error: &SessionError) -> Response {
-    tracing::error!(%error, "login: session store failed");
-    page(
+/// The login's answer while the session store fails: a page in the kit's words for an
+/// outage, with `Retry-After`, marked as an [`crate::Outage`]'s when it is one.
+fn unavailable(login: &Login, error: &SessionError) -> Response {
+    let outage = login.sessions.store_failed(error, "logging in");
+    let mut response = page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Login unavailable",
-        "Tavern could not reach its session store. Try again in a moment.",
+        crate::session::UNAVAILABLE,
         None,
-    )
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::session::UNAVAILABLE_RETRY_AFTER_SECS),
+    );
+    if outage {
+        crate::Outage::mark(&mut response);
+    }
+    response
 }
 
 fn redirect(location: &str, cookie: Option<HeaderValue>) -> Response {
@@ -252,7 +262,7 @@ async fn start(
             }
             return response;
         }
-        Err(error) => return unavailable(&error.into()),
+        Err(error) => return unavailable(&login, &error.into()),
     }
     let next = safe_next(query.next.as_deref());
     let (session, cookie) = match session {
@@ -262,7 +272,7 @@ async fn start(
                 let cookie = login.sessions.cookie(&session);
                 (session, Some(cookie))
             }
-            Err(error) => return unavailable(&error),
+            Err(error) => return unavailable(&login, &error),
         },
     };
     let state = LoginState::random();
@@ -283,7 +293,7 @@ async fn start(
     }
     .await;
     if let Err(error) = stored {
-        return unavailable(&error);
+        return unavailable(&login, &error);
     }
     let url = login
         .app
@@ -326,7 +336,7 @@ async fn callback(
     let pending = match taken {
         Ok(Some(raw)) => serde_json::from_str::<PendingLogin>(&raw).ok(),
         Ok(None) => None,
-        Err(error) => return unavailable(&error.into()),
+        Err(error) => return unavailable(&login, &error.into()),
     };
     let Some(pending) = pending else {
         return page(StatusCode::BAD_REQUEST, "Login failed", EXPIRED, Some("/"));
@@ -385,7 +395,7 @@ async fn callback(
     tracing::info!(user = %user.id, "logged in with Discord");
     match login.sessions.log_in(Some(&session), user, &grant).await {
         Ok(new) => redirect(&pending.next, Some(login.sessions.cookie(&new))),
-        Err(error) => unavailable(&error),
+        Err(error) => unavailable(&login, &error),
     }
 }
 
@@ -434,7 +444,7 @@ async fn logout(State(login): State<Login>, session: Option<Session>) -> Respons
     if let Some(session) = session
         && let Err(error) = login.sessions.destroy(&session).await
     {
-        return unavailable(&error);
+        return unavailable(&login, &error);
     }
     redirect("/", Some(login.sessions.clear_cookie()))
 }

@@ -387,6 +387,9 @@ impl Session {
 pub struct Sessions {
     redis: Redis,
     config: Arc<SessionConfig>,
+    /// Whether the store is failing: an outage is logged when it begins and ends, not
+    /// at every request it fails.
+    outage: Arc<base::FailureStreak>,
 }
 
 impl fmt::Debug for Sessions {
@@ -402,6 +405,7 @@ impl Sessions {
         Sessions {
             redis,
             config: Arc::new(config),
+            outage: Arc::default(),
         }
     }
 
@@ -672,16 +676,60 @@ impl Sessions {
             return Ok(None);
         };
         match self.load(&id).await {
-            Ok(session) => Ok(session),
+            Ok(session) => {
+                self.store_worked();
+                Ok(session)
+            }
             Err(error) => {
-                tracing::error!(%error, "could not load a session");
+                let outage = self.store_failed(&error, "loading a session");
                 let mut answer =
                     unavailable(crate::rejection::asks_for_page(method, path, headers));
+                if outage {
+                    crate::Outage::mark(&mut answer);
+                }
                 // Shown with the navigation but nobody signed in: the store is not
                 // asked again for this page.
                 answer.extensions_mut().insert(LoadedFor(None));
                 Err(answer)
             }
+        }
+    }
+
+    /// Logs that the session store failed while `doing` something: the first failure
+    /// of an outage at WARN, naming its cause, the next ones at debug until the store
+    /// works again ([`Sessions::store_worked`]). A record that is not valid JSON is no
+    /// outage: an ERROR each time. True for an outage, whose answer is then marked
+    /// [`crate::Outage`].
+    pub(crate) fn store_failed(&self, error: &SessionError, doing: &str) -> bool {
+        if let SessionError::Corrupt(_) = error {
+            tracing::error!(%error, doing, "a session record cannot be read");
+            return false;
+        }
+        self.store_unreachable(error, doing);
+        true
+    }
+
+    /// Logs that the store of sessions (and of logins and API tokens) could not be
+    /// reached while `doing` something: the first failure of an outage at WARN, the
+    /// next ones at debug (see [`Sessions::store_failed`]).
+    pub(crate) fn store_unreachable(&self, error: &dyn fmt::Display, doing: &str) {
+        if self.outage.failed() {
+            tracing::warn!(
+                %error,
+                doing,
+                "the session store cannot be reached: requests that need a session are \
+                 answered 503 until it is back (their failures are logged at debug)"
+            );
+        } else {
+            tracing::debug!(%error, doing, "the session store is still unreachable");
+        }
+    }
+
+    /// Records that the session store answered; logs once that it is back after an
+    /// outage.
+    pub(crate) fn store_worked(&self) {
+        if self.outage.succeeded() {
+            tracing::info!("the session store can be reached again");
         }
     }
 

@@ -642,3 +642,56 @@ async fn a_session_store_outage_is_a_page_for_browsers_and_json_for_the_api_and_
         );
     }
 }
+
+/// An outage of the session store is told once when it begins (WARN, with its cause)
+/// and once when it ends (INFO); the requests in between are logged at debug, neither
+/// as an ERROR of their own nor as a failed request.
+#[tokio::test]
+async fn a_session_store_outage_is_logged_once_when_it_begins_and_once_when_it_ends() {
+    let logs = testkit::Logs::default();
+    let _guard = logs.capture();
+    let mut site = spawn().await;
+    let (cookie, _) = site.log_in(site.demo.bob, "bob").await;
+    let port = site.redis.port();
+    site.redis.kill();
+    for _ in 0..3 {
+        let (status, _, page) = site.page("/sandbox", Some(&cookie)).await;
+        assert_eq!(status, 503, "{page}");
+        let api = site
+            .http
+            .get(site.url("/api/things"))
+            .header(COOKIE, format!("{SESSION_COOKIE}={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 503);
+    }
+
+    site.redis = TestRedis::start_on(port).await;
+    // The new server holds no session: once it answers, the visitor is signed out.
+    testkit::eventually("the session store answers again", || async {
+        let (status, _, _) = site.page("/sandbox", Some(&cookie)).await;
+        (status == 200).then_some(())
+    })
+    .await;
+    site.page("/sandbox", Some(&cookie)).await;
+
+    let loud: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert_eq!(loud.len(), 1, "{loud:#?}");
+    assert!(
+        loud[0].contains(" WARN ")
+            && loud[0].contains("session store cannot be reached")
+            && loud[0].contains("error=session store:"),
+        "{loud:#?}"
+    );
+    assert_eq!(
+        logs.count("session store can be reached again"),
+        1,
+        "{}",
+        logs.text()
+    );
+}
