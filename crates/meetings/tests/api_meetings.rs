@@ -862,24 +862,43 @@ async fn guests_get_a_grant_for_open_meetings_only() {
     )
     .await
     .refused(404, "meeting_not_found");
+    // By id too, as every other meeting route.
+    let by_id = site
+        .post(
+            &format!("/api/v1/meetings/{}/guest-token", id_of(&open)),
+            json!({ "display_name": "M" }),
+            None,
+        )
+        .await;
+    assert_eq!(by_id.ok(200)["meeting"], open);
     site.post(
-        &format!("/api/v1/meetings/{}/guest-token", id_of(&open)),
+        "/api/v1/meetings/0b8f6f7e-1c0e-4e55-9f59-6f6f1c3f7a10/guest-token",
         json!({ "display_name": "M" }),
         None,
     )
     .await
     .refused(404, "meeting_not_found");
 
-    site.post(
-        &format!("/api/v1/meetings/{}/end", id_of(&open)),
-        json!({}),
-        Some(&alice),
-    )
-    .await
-    .ok(200);
+    for meeting in [&open, &closed] {
+        site.post(
+            &format!("/api/v1/meetings/{}/end", id_of(meeting)),
+            json!({}),
+            Some(&alice),
+        )
+        .await
+        .ok(200);
+    }
     site.post(&guest_path(&open), json!({ "display_name": "Mira" }), None)
         .await
         .refused(410, "meeting_ended");
+    // An ended meeting is ended, whoever it admitted.
+    site.post(
+        &guest_path(&closed),
+        json!({ "display_name": "Mira" }),
+        None,
+    )
+    .await
+    .refused(410, "meeting_ended");
 
     // Limited per client address.
     let ask = |ip: &'static str| {

@@ -111,7 +111,7 @@ async fn the_document_lists_every_route_served_with_its_method_and_security() {
     for route in [
         ("post", "/api/v1/meetings"),
         ("get", "/api/v1/meetings/{meeting}"),
-        ("post", "/api/v1/meetings/{code}/guest-token"),
+        ("post", "/api/v1/meetings/{meeting}/guest-token"),
         ("patch", "/api/v1/meetings/{id}/settings"),
         ("post", "/api/v1/meetings/{id}/end"),
         ("get", "/api/v1/openapi.json"),

@@ -38,8 +38,8 @@ use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 pub const MEETINGS_PATH: &str = "/api/v1/meetings";
 /// `GET`: a meeting by id or code, with a join grant.
 pub const MEETING_PATH: &str = "/api/v1/meetings/{meeting}";
-/// `POST`: a guest's join grant for the meeting with this code.
-pub const GUEST_TOKEN_PATH: &str = "/api/v1/meetings/{code}/guest-token";
+/// `POST`: a guest's join grant for the meeting with this id or code.
+pub const GUEST_TOKEN_PATH: &str = "/api/v1/meetings/{meeting}/guest-token";
 /// `POST`: a signed-in Tavern user's join grant for the meeting with this code (the
 /// browser client's, on the web session: cookie and `X-CSRF-Token`).
 pub const SESSION_GRANT_PATH: &str = "/meet/{code}/grant";
@@ -107,7 +107,7 @@ pub struct UpdateSettingsRequest {
     pub waiting_room_enabled: Option<bool>,
 }
 
-/// `POST /api/v1/meetings/{code}/guest-token`.
+/// `POST /api/v1/meetings/{meeting}/guest-token`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuestTokenRequest {
@@ -235,7 +235,7 @@ pub struct MeetingWithGrant {
     pub join_grant: Option<JoinGrantJson>,
 }
 
-/// `POST /api/v1/meetings/{code}/guest-token`: a guest's join grant.
+/// `POST /api/v1/meetings/{meeting}/guest-token`: a guest's join grant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GuestToken {
     #[schema(format = Uuid)]
@@ -601,13 +601,13 @@ pub(super) async fn get_meeting(
 
 /// A guest's join grant.
 ///
-/// Anyone holding the meeting's code may join a meeting without `require_auth` under a
-/// name of their choosing. Limited per client address (30 a minute by default).
+/// Anyone holding the meeting's code (or id) may join a meeting without `require_auth`
+/// under a name of their choosing. Limited per client address (30 a minute by default).
 #[utoipa::path(
     post,
-    path = "/api/v1/meetings/{code}/guest-token",
+    path = "/api/v1/meetings/{meeting}/guest-token",
     tag = "meetings",
-    params(("code" = String, Path, description = "The meeting's code")),
+    params(("meeting" = String, Path, description = "The meeting's id (UUID) or code")),
     request_body = GuestTokenRequest,
     responses(
         (status = 200, description = "The guest's join grant", body = GuestToken),
@@ -624,7 +624,7 @@ pub(super) async fn get_meeting(
 pub(super) async fn guest_token(
     State(state): State<WebState>,
     client: ClientInfo,
-    Path(code): Path<String>,
+    Path(key): Path<String>,
     Body(body): Body<GuestTokenRequest>,
 ) -> Result<Response, ApiError> {
     let auth = &state.auth;
@@ -642,18 +642,20 @@ pub(super) async fn guest_token(
             return Err(AuthError::RateLimited(retry).into());
         }
     }
-    let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
+    let key = meeting_key(&key)?;
     let name = display_name("display_name", &body.display_name)?;
-    let meeting = state.meeting(&MeetingKey::Code(code)).await?;
+    let meeting = state.meeting(&key).await?;
+    // An ended meeting is ended for everyone: a guest learns that before being told
+    // the meeting wanted a signed-in user.
+    if !meeting.status.is_joinable() {
+        return Err(meeting_ended(StatusCode::GONE));
+    }
     if meeting.settings.require_auth {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "auth_required",
             "this meeting admits signed-in users only",
         ));
-    }
-    if !meeting.status.is_joinable() {
-        return Err(meeting_ended(StatusCode::GONE));
     }
     let joiner = Joiner {
         user_id: None,

@@ -8,7 +8,7 @@
 //! first paint is the script's (`assets/meet/meet.js`, plain JavaScript, no build
 //! step):
 //!
-//! - it asks for a guest's grant (`POST /api/v1/meetings/{code}/guest-token`), opens
+//! - it asks for a guest's grant (`POST /api/v1/meetings/{meeting}/guest-token`, by code), opens
 //!   the controller's WebTransport session (pinning `certificate_hash` with
 //!   `serverCertificateHashes` when there is one) and speaks the signalling of
 //!   [`crate::controller::proto`] with a small hand-written protobuf codec: the
