@@ -181,12 +181,13 @@ pub enum OAuthError {
         status: u16,
         message: String,
     },
-    /// Discord could not be reached or the connection failed.
-    #[error("discord oauth2 {endpoint}: {source}")]
+    /// Discord could not be reached or the connection failed. The message says the
+    /// client's error with its causes and names no `source`, so a report of the chain
+    /// (`{:#}`) says each cause once.
+    #[error("discord oauth2 {endpoint}: {}", crate::rest::with_causes(.cause))]
     Transport {
         endpoint: &'static str,
-        #[source]
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
     /// Discord answered 2xx with a body we cannot read.
     #[error("discord oauth2 {endpoint}: bad response body: {message}")]
@@ -350,17 +351,17 @@ impl OAuthApp {
             .form(&fields)
             .send()
             .await
-            .map_err(|source| OAuthError::Transport {
+            .map_err(|cause| OAuthError::Transport {
                 endpoint: ENDPOINT,
-                source,
+                cause,
             })?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| OAuthError::Transport {
+            .map_err(|cause| OAuthError::Transport {
                 endpoint: ENDPOINT,
-                source,
+                cause,
             })?;
         if !(200..300).contains(&status) {
             let error = serde_json::from_slice::<OAuthErrorBody>(&bytes).ok();
@@ -439,12 +440,12 @@ impl OAuthApp {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|source| OAuthError::Transport { endpoint, source })?;
+            .map_err(|cause| OAuthError::Transport { endpoint, cause })?;
         let status = response.status().as_u16();
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| OAuthError::Transport { endpoint, source })?;
+            .map_err(|cause| OAuthError::Transport { endpoint, cause })?;
         match status {
             200..=299 => serde_json::from_slice(&bytes).map_err(|error| OAuthError::Decode {
                 endpoint,

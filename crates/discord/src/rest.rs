@@ -95,6 +95,24 @@ impl DiscordConfig {
     }
 }
 
+/// `error`'s message followed by those of its causes, joined with `: `; a cause whose
+/// text the message so far already holds is left out. reqwest says only
+/// `error sending request`; why (`tcp connect error: Connection refused`) is in its
+/// causes.
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// A failed REST call.
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
@@ -108,11 +126,14 @@ pub enum RestError {
     },
     #[error("discord {route}: still rate limited after {attempts} attempts")]
     RateLimited { route: &'static str, attempts: u32 },
-    #[error("discord {route}: {source}")]
+    /// Discord could not be reached or the connection failed. The message says the
+    /// client's error with its causes (`connection refused`, ...) and names no
+    /// `source`: a report of the chain (`{:#}`) says each cause once, and a log of
+    /// the message alone still says why.
+    #[error("discord {route}: {}", with_causes(.cause))]
     Transport {
         route: &'static str,
-        #[source]
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
     /// No answer came (a timeout, a connection lost after sending, a 5xx) to a request
     /// that creates something, so it may have taken effect: it is not sent again blindly.
@@ -671,7 +692,7 @@ impl Discord {
                             reason: if timeout {
                                 "timed out".to_owned()
                             } else {
-                                error.to_string()
+                                with_causes(&error)
                             },
                         });
                     }
@@ -679,7 +700,7 @@ impl Discord {
                     if !spec.retries || failures > self.inner.max_retries {
                         return Err(RestError::Transport {
                             route,
-                            source: error,
+                            cause: error,
                         });
                     }
                     let wait = self.inner.base_backoff * 2u32.pow(failures - 1);

@@ -2,6 +2,8 @@
 //! sim accepts, and every call decodes what the sim (shaped like Discord) answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use discord::model::GuildId;
 use discord::oauth::{
     AccessToken, AuthorizationCode, BotInstall, ClientSecret, OAuthApp, OAuthEndpoints, OAuthError,
@@ -152,4 +154,30 @@ async fn bot_install_url_adds_the_bot_to_the_preselected_guild() {
     assert_eq!(param(&back, "guild_id"), Some(guild.to_string()));
     assert_eq!(param(&back, "permissions").as_deref(), Some("68608"));
     assert!(sim.member(guild, sim.bot_user_id()).is_some());
+}
+
+/// A refused connection reported with its chain says the endpoint, the request's
+/// failure and the refusal, each once.
+#[tokio::test]
+async fn an_unreachable_discords_oauth_error_says_each_cause_once() {
+    discord::install_crypto_provider();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let nowhere = OAuthApp::new(
+        "1",
+        ClientSecret::from("x"),
+        Url::parse(CALLBACK).unwrap(),
+        OAuthEndpoints::at(&format!("http://{addr}")).unwrap(),
+    );
+    let code = AuthorizationCode::from("code".to_owned());
+    let error = nowhere.exchange_code(&code).await.unwrap_err();
+    assert!(matches!(error, OAuthError::Transport { .. }), "{error:?}");
+    let report = common::chain(&error);
+    assert!(report.starts_with("discord oauth2 token: "), "{report}");
+    assert!(
+        report.to_lowercase().contains("connection refused"),
+        "{report}"
+    );
+    common::says_each_part_once(&report);
 }

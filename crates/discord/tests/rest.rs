@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Logs, bot_config, config, id, registered, requests, sim, start_bot};
+use common::{
+    Logs, bot_config, config, id, registered, requests, says_each_part_once, sim, start_bot,
+};
 use discord::{
     BreakerConfig, ChannelKind, ChannelSpec, CommandSpec, Discord, DiscordConfig, GlobalLimiter,
     Id, Invocation, Reply, Response, RestError, Router,
@@ -584,4 +586,25 @@ async fn a_guilds_roles_come_with_the_permissions_they_grant() {
     assert!(!of(players).managed);
     // `@everyone` shares the guild's id and carries its default permissions.
     assert_eq!(of(demo.guild).permissions, permissions::EVERYONE_DEFAULT);
+}
+
+/// A refused connection reported with its chain says the route, the request's
+/// failure and the refusal, each once.
+#[tokio::test]
+async fn an_unreachable_discords_error_says_each_cause_once() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let mut config = DiscordConfig::new("bot-token", Some(addr));
+    config.base_backoff = Duration::from_millis(1);
+    config.max_retries = 0;
+    let discord = Discord::new(&config);
+    let error = discord.probe().await.unwrap_err();
+    assert!(matches!(error, RestError::Transport { .. }), "{error:?}");
+    let report = common::chain(&error);
+    assert!(
+        report.to_lowercase().contains("connection refused"),
+        "{report}"
+    );
+    says_each_part_once(&report);
 }

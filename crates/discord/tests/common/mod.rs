@@ -99,3 +99,28 @@ pub async fn registered(sim: &Sim, names: &[&str]) {
 
 #[allow(unused_imports)]
 pub use testkit::Logs;
+
+/// What a report of `error` with its chain says: the message, then each source's,
+/// joined with `: `, as anyhow's `{:#}` (the log's form) prints it.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    text
+}
+
+/// No part of `report` (split at `: `) is said twice.
+pub fn says_each_part_once(report: &str) {
+    let parts: Vec<&str> = report.split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..]
+                .iter()
+                .any(|later| later.contains(part) || part.contains(later)),
+            "`{part}` is said again in: {report}"
+        );
+    }
+}
