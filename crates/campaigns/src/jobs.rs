@@ -74,6 +74,169 @@ pub struct FullReport {
     pub discord: Option<DiscordReport>,
 }
 
+impl FullReport {
+    /// What the run did, in a sentence or two for an admin (`/sync`'s answer): what
+    /// changed on Discord and in the tracked sessions, or that nothing needed
+    /// changing; then what needs a look and where (Tavern's log, the alerts,
+    /// `tavern check`).
+    pub fn summary(&self) -> String {
+        let m = &self.meetup;
+        let tally = self.discord.as_ref().map(|d| d.tally).unwrap_or_default();
+        let mut done: Vec<String> = Vec::new();
+        if tally.channels_set_up > 0 {
+            done.push(format!(
+                "set up {} with {} roles",
+                count(
+                    tally.channels_set_up,
+                    "new game channel",
+                    "new game channels"
+                ),
+                if tally.channels_set_up == 1 {
+                    "its"
+                } else {
+                    "their"
+                }
+            ));
+        }
+        if tally.voice_channels_made > 0 {
+            done.push(format!(
+                "made {}",
+                count(tally.voice_channels_made, "voice channel", "voice channels")
+            ));
+        }
+        if tally.roles_given > 0 {
+            done.push(format!(
+                "gave {} to players and hosts",
+                count(tally.roles_given, "role", "roles")
+            ));
+        }
+        if tally.roles_taken > 0 {
+            done.push(format!(
+                "took {} back (withdrawn RSVPs)",
+                count(tally.roles_taken, "player role", "player roles")
+            ));
+        }
+        if tally.welcomes > 0 {
+            done.push(format!(
+                "welcomed newcomers in {}",
+                count(tally.welcomes, "channel", "channels")
+            ));
+        }
+        if tally.channels_updated > 0 {
+            done.push(format!(
+                "corrected the topic, category or permissions of {}",
+                count(tally.channels_updated, "channel", "channels")
+            ));
+        }
+        if tally.leftovers_deleted > 0 {
+            done.push(format!(
+                "deleted {} an earlier run could not",
+                count(
+                    tally.leftovers_deleted,
+                    "leftover channel or role",
+                    "leftover channels or roles"
+                )
+            ));
+        }
+        if tally.free_spots_updated {
+            done.push("refreshed the free-spots message".to_owned());
+        }
+        if m.deleted > 0 {
+            let mut removed = format!(
+                "removed {} Meetup no longer lists",
+                count(m.deleted, "session", "sessions")
+            );
+            if m.series_removed > 0 {
+                removed.push_str(&format!(
+                    ", ending {} with no session left",
+                    count(m.series_removed, "game", "games")
+                ));
+            }
+            done.push(removed);
+        }
+        let mut text = if done.is_empty() {
+            let checked = match &self.discord {
+                Some(d) => count(
+                    d.series,
+                    "game with a coming session",
+                    "games with a coming session",
+                ),
+                None => count(m.stored, "session", "sessions"),
+            };
+            format!("The sync is done: nothing needed changing ({checked} checked).")
+        } else {
+            format!("The sync is done: it {}.", join(&done))
+        };
+        let mut look: Vec<String> = Vec::new();
+        if !m.failed_groups.is_empty() {
+            let groups: Vec<String> = m
+                .failed_groups
+                .iter()
+                .map(|f| format!("`{}`", f.group))
+                .collect();
+            look.push(format!(
+                "Meetup did not answer for {}, so {} games were left as they were",
+                join(&groups),
+                if groups.len() == 1 { "its" } else { "their" }
+            ));
+        }
+        if m.skipped > 0 {
+            look.push(format!(
+                "{} skipped (Tavern's log says why)",
+                count(m.skipped, "Meetup event was", "Meetup events were")
+            ));
+        }
+        if m.held > 0 {
+            look.push(format!(
+                "{} Meetup no longer lists {} kept until the next sync confirms {} gone",
+                count(m.held, "session", "sessions"),
+                if m.held == 1 { "is" } else { "are" },
+                if m.held == 1 { "it is" } else { "they are" }
+            ));
+        }
+        if let Some(d) = &self.discord {
+            if !d.skipped.is_empty() {
+                look.push(format!(
+                    "{} left alone (the alerts channel and `tavern check` say why)",
+                    count(
+                        d.skipped.len(),
+                        "game or shortcode was",
+                        "games or shortcodes were"
+                    )
+                ));
+            }
+            if let Some(first) = d.failed.first() {
+                let mut first = first.clone();
+                if first.chars().count() > 300 {
+                    first = first.chars().take(300).collect::<String>() + "…";
+                }
+                look.push(format!(
+                    "{} on Discord failed and the next sync tries again (Tavern's log has each; the first: {first})",
+                    count(d.failed.len(), "change", "changes")
+                ));
+            }
+        }
+        if !look.is_empty() {
+            text.push_str(&format!(" To look at: {}.", look.join("; ")));
+        }
+        text
+    }
+}
+
+/// `n` and the noun, singular for one.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "a", "a and b", "a, b and c".
+fn join(parts: &[String]) -> String {
+    match parts {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// One whole sync: Meetup → Redis, then (with Discord settings) Redis → Discord. The
 /// Discord step runs only after a Meetup step that ran (it needs what Meetup said
 /// about `[channel]` shortcodes; a run without it could make a channel a shortcode
@@ -239,6 +402,12 @@ impl Syncer {
     /// organiser token it is `Err(FullSyncError::Meetup(SyncError::NoOrganizerToken))`
     /// (the job ignores that, `/sync` explains it).
     pub async fn run(&self) -> Result<(), FullSyncError> {
+        failures(self.run_report().await?)
+    }
+
+    /// [`Syncer::run`] that hands back what the run did ([`FullReport::summary`]),
+    /// failed groups and failed Discord changes included, for `/sync` to tell.
+    pub async fn run_report(&self) -> Result<FullReport, FullSyncError> {
         run_sync(
             &self.repo,
             self.discord.as_ref(),
@@ -290,21 +459,31 @@ pub fn meetup_sync(repo: Repo, config: CampaignsConfig, clock: Arc<dyn Clock>) -
     Syncer::new(repo, config, clock, None).job()
 }
 
+/// Failed groups fail a whole sync, after the other groups were synced, and so do
+/// Discord objects that could not be made or changed (the next run tries again).
+fn failures(report: FullReport) -> Result<(), FullSyncError> {
+    if !report.meetup.failed_groups.is_empty() {
+        return Err(SyncError::GroupsFailed(report.meetup.failed_groups).into());
+    }
+    match report.discord {
+        Some(d) if !d.failed.is_empty() => Err(FullSyncError::DiscordFailures(d.failed)),
+        _ => Ok(()),
+    }
+}
+
 /// One whole sync, for the job and `/sync`. A client is built per run: it is cheap
 /// next to a 15-minute period, and building it here keeps [`crate::feature`]
-/// infallible. Failed groups fail it, after the other groups were synced, and so do
-/// Discord objects that could not be made or changed (the next run tries again). No
-/// organiser token is [`SyncError::NoOrganizerToken`]: `/sync` says so, the job
-/// treats it as waiting for an organiser, not as a failure.
+/// infallible. No organiser token is [`SyncError::NoOrganizerToken`]: `/sync` says
+/// so, the job treats it as waiting for an organiser, not as a failure.
 async fn run_sync(
     repo: &Repo,
     discord: Option<&Discord>,
     config: &CampaignsConfig,
     now: DateTime<Utc>,
-) -> Result<(), FullSyncError> {
+) -> Result<FullReport, FullSyncError> {
     let client = MeetupClient::new(config.endpoints.clone())
         .map_err(|e| FullSyncError::Meetup(SyncError::Client(e)))?;
-    let outcome = match discord {
+    match discord {
         Some(discord) => sync_all(repo, &client, discord, config, now).await,
         None => {
             with_guard(repo, config.sync_guard_ttl, &StopSignal::default(), async {
@@ -318,17 +497,96 @@ async fn run_sync(
             })
             .await
         }
-    };
-    match outcome {
-        Ok(report) => {
-            if !report.meetup.failed_groups.is_empty() {
-                return Err(SyncError::GroupsFailed(report.meetup.failed_groups).into());
-            }
-            match report.discord {
-                Some(d) if !d.failed.is_empty() => Err(FullSyncError::DiscordFailures(d.failed)),
-                _ => Ok(()),
-            }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::discord_sync::DiscordTally;
+    use crate::sync::GroupFailure;
+
+    fn report(tally: DiscordTally) -> FullReport {
+        FullReport {
+            meetup: SyncReport {
+                stored: 4,
+                ..SyncReport::default()
+            },
+            discord: Some(DiscordReport {
+                series: 3,
+                tally,
+                ..DiscordReport::default()
+            }),
         }
-        Err(e) => Err(e),
+    }
+
+    #[test]
+    fn a_run_that_changed_nothing_says_so() {
+        assert_eq!(
+            report(DiscordTally::default()).summary(),
+            "The sync is done: nothing needed changing (3 games with a coming session checked)."
+        );
+        let meetup_only = FullReport {
+            discord: None,
+            ..report(DiscordTally::default())
+        };
+        assert_eq!(
+            meetup_only.summary(),
+            "The sync is done: nothing needed changing (4 sessions checked)."
+        );
+    }
+
+    #[test]
+    fn a_run_says_what_it_changed() {
+        let mut r = report(DiscordTally {
+            channels_set_up: 2,
+            voice_channels_made: 1,
+            roles_given: 5,
+            roles_taken: 1,
+            welcomes: 2,
+            leftovers_deleted: 1,
+            ..DiscordTally::default()
+        });
+        r.meetup.deleted = 2;
+        r.meetup.series_removed = 1;
+        assert_eq!(
+            r.summary(),
+            "The sync is done: it set up 2 new game channels with their roles, made 1 voice \
+             channel, gave 5 roles to players and hosts, took 1 player role back (withdrawn \
+             RSVPs), welcomed newcomers in 2 channels, deleted 1 leftover channel or role an \
+             earlier run could not and removed 2 sessions Meetup no longer lists, ending 1 \
+             game with no session left."
+        );
+    }
+
+    #[test]
+    fn a_run_says_what_needs_a_look_and_where() {
+        let mut r = report(DiscordTally {
+            roles_given: 1,
+            ..DiscordTally::default()
+        });
+        r.meetup.failed_groups = vec![GroupFailure {
+            group: meetup::GroupUrlname::parse("dragons").unwrap(),
+            error: "Meetup answered 502".into(),
+        }];
+        r.meetup.skipped = 1;
+        r.meetup.held = 2;
+        let d = r.discord.as_mut().unwrap();
+        d.skipped = vec!["series s1: its channel was deleted by hand".into()];
+        d.failed = vec![
+            "series s2: giving role 5 to user 6: Missing Permissions".into(),
+            "free-spots message: Missing Access".into(),
+        ];
+        assert_eq!(
+            r.summary(),
+            "The sync is done: it gave 1 role to players and hosts. To look at: Meetup did not \
+             answer for `dragons`, so its games were left as they were; 1 Meetup event was \
+             skipped (Tavern's log says why); 2 sessions Meetup no longer lists are kept until \
+             the next sync confirms they are gone; 1 game or shortcode was left alone (the \
+             alerts channel and `tavern check` say why); 2 changes on Discord failed and the next sync tries \
+             again (Tavern's log has each; the first: series s2: giving role 5 to user 6: \
+             Missing Permissions)."
+        );
     }
 }

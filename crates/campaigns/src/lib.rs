@@ -176,7 +176,10 @@
 //!   (nothing deleted, nothing forgotten, tried again each run) with one alert that
 //!   an admin must delete the channel or give Tavern Manage Channels back
 //!   (`tavern:campaigns:undeletable_channels`); see [`lifecycle`].
-//! - **`/sync`** runs the whole sync at once, without the job's lock but under the
+//! - **`/sync`** runs the whole sync at once and answers what it did in a sentence
+//!   or two ([`jobs::FullReport::summary`]: channels set up, roles given or taken,
+//!   welcomes, sessions gone from Meetup, or that nothing needed changing; then what
+//!   failed or was left alone and where to look), without the job's lock but under the
 //!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync
 //!   takes, the scheduled job's and `tavern campaigns sync --once` too: while another
 //!   sync runs, `/sync` says so and does nothing. A running sync renews the guard
@@ -276,7 +279,7 @@ pub mod topic;
 pub mod web;
 
 pub use config::CampaignsConfig;
-pub use discord_sync::{DiscordReport, DiscordSyncError, StopSignal, sync_discord};
+pub use discord_sync::{DiscordReport, DiscordSyncError, DiscordTally, StopSignal, sync_discord};
 pub use domain::{
     ChannelLifecycle, EndAdventureError, EventSeriesId, EventShortcodes, LinkingId, MeetupEventId,
     MeetupUserId, SeriesShortcode, SeriesType, ShortcodeError, SnoozeDays, SnoozeError, TopicError,

@@ -909,7 +909,14 @@ async fn sync_runs_the_campaigns_sync_now() {
         .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
         .await;
     assert!(reply.ephemeral);
-    assert!(text(&reply).contains("The sync is done"), "{reply:?}");
+    // What it did, as the run's report counts it (#dragon-hunt gets its players and
+    // topic; Dragon Night a channel of its own).
+    assert_eq!(
+        text(&reply),
+        "The sync is done: it set up 1 new game channel with its roles, gave 2 roles to \
+         players and hosts, welcomed newcomers in 1 channel and corrected the topic, \
+         category or permissions of 1 channel.",
+    );
     assert!(
         g.env
             .members("meetup_events")
@@ -920,6 +927,13 @@ async fn sync_runs_the_campaigns_sync_now() {
         g.env.get("tavern:campaigns:sync:running").await,
         None,
         "the guard is given back"
+    );
+    let again = g
+        .run_in(w.demo.demo_player, w.demo.general, "sync", json!([]))
+        .await;
+    assert_eq!(
+        text(&again),
+        "The sync is done: nothing needed changing (2 games with a coming session checked)."
     );
     g.stop().await;
 }

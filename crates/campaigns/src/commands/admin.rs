@@ -261,7 +261,8 @@ fn profile(meetup: MeetupUserId) -> String {
     format!("{}{meetup}/", crate::config::MEETUP_PROFILE_BASE)
 }
 
-/// `/sync`: runs the campaigns' sync now and says how it went.
+/// `/sync`: runs the campaigns' sync now and says what it did
+/// ([`crate::jobs::FullReport::summary`]).
 async fn sync(c: Commands, inv: Invocation) -> CommandResult {
     c.require_admin(&inv, SYNC).await?;
     let Some(syncer) = c.syncer() else {
@@ -270,8 +271,8 @@ async fn sync(c: Commands, inv: Invocation) -> CommandResult {
         ));
     };
     tracing::info!(by = %inv.actor.id, "sync asked for by hand");
-    match syncer.run().await {
-        Ok(()) => Ok(Response::Message(Reply::private("The sync is done."))),
+    match syncer.run_report().await {
+        Ok(report) => Ok(Response::Message(Reply::private(report.summary()))),
         Err(crate::jobs::FullSyncError::Meetup(crate::SyncError::NoOrganizerToken)) => {
             Ok(Response::Message(Reply::private(format!(
                 "No organiser has authorised Tavern with Meetup yet, so there is nothing to \

@@ -188,6 +188,36 @@ pub struct DiscordReport {
     pub series: usize,
     /// Redis round trips of the read.
     pub redis_round_trips: usize,
+    /// What the lines above did, counted by kind (for `/sync`'s answer).
+    pub tally: DiscordTally,
+}
+
+/// What one run changed on Discord, counted by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscordTally {
+    /// Game text channels set up for a series (made, or a managed channel taken over).
+    pub channels_set_up: usize,
+    /// Voice channels made for online series.
+    pub voice_channels_made: usize,
+    /// Roles given to members (guest, host and `[role]` roles).
+    pub roles_given: usize,
+    /// Guest roles taken back (a withdrawn RSVP).
+    pub roles_taken: usize,
+    /// Game channels whose topic, category or permissions were corrected.
+    pub channels_updated: usize,
+    /// Announcements of newcomers posted.
+    pub welcomes: usize,
+    /// Leftover channels and roles (`orphaned_*`) deleted.
+    pub leftovers_deleted: usize,
+    /// Whether the free-spots message was posted or edited.
+    pub free_spots_updated: bool,
+}
+
+impl DiscordTally {
+    /// Whether the run changed nothing on Discord.
+    pub fn is_empty(&self) -> bool {
+        *self == DiscordTally::default()
+    }
 }
 
 /// Discord as one run sees it.
@@ -1179,6 +1209,7 @@ pub async fn sync_discord_until(
                         .channel
                         .and_then(|c| owed.remove(&c))
                         .unwrap_or_default();
+                    let corrected = report.tally.channels_updated;
                     update(
                         repo,
                         discord,
@@ -1191,6 +1222,11 @@ pub async fn sync_discord_until(
                         &mut report,
                     )
                     .await;
+                    if created_once {
+                        // Channels made this run get their topic and overwrites now:
+                        // set up, not corrected.
+                        report.tally.channels_updated = corrected;
+                    }
                     break;
                 }
             }
@@ -1389,7 +1425,10 @@ async fn delete_orphans(
             Orphan::Role(r) => discord.delete_role(guild, *r).await,
         };
         match deleted {
-            Ok(()) => report.deleted.push(format!("orphan {orphan:?}")),
+            Ok(()) => {
+                report.tally.leftovers_deleted += 1;
+                report.deleted.push(format!("orphan {orphan:?}"));
+            }
             Err(e) if already_gone(&e) => {}
             Err(e) => {
                 tracing::warn!(?orphan, error = %e, "could not delete an orphan; the next run tries again");
@@ -1518,6 +1557,7 @@ async fn create(
         match repo.register_channel(&series.id, channel).await {
             Ok(_) => {
                 series.channel = Some(channel);
+                report.tally.channels_set_up += 1;
                 report
                     .created
                     .push(format!("series {}: channel {channel}", series.id));
@@ -1552,6 +1592,7 @@ async fn create(
         match repo.register_voice_channel(&series.id, voice).await {
             Ok(_) => {
                 series.voice_channel = Some(voice);
+                report.tally.voice_channels_made += 1;
                 report
                     .created
                     .push(format!("series {}: voice channel {voice}", series.id));
@@ -1626,6 +1667,7 @@ async fn update(
                 if let Err(e) = repo.forget_closed_channel(channel).await {
                     tracing::warn!(%channel, error = %e, "could not forget that a game channel was closed to Tavern");
                 }
+                report.tally.channels_updated += 1;
                 report.changed.push(format!(
                     "series {id}: channel {channel} ({})",
                     describe(&edit)
@@ -1674,6 +1716,7 @@ async fn update(
                     synced.push(user);
                 }
                 state.members.entry(user).or_default().insert(role);
+                report.tally.roles_given += 1;
                 report
                     .changed
                     .push(format!("series {id}: role {role} to user {user}"));
@@ -1690,6 +1733,7 @@ async fn update(
                     roles.remove(&role);
                 }
                 unsynced.push(user);
+                report.tally.roles_taken += 1;
                 report
                     .changed
                     .push(format!("series {id}: role {role} taken from user {user}"));
@@ -1758,6 +1802,7 @@ async fn update(
     };
     match sent {
         Ok(_) => {
+            report.tally.welcomes += 1;
             report
                 .changed
                 .push(format!("series {id}: announced newcomers in {channel}"));
@@ -1830,6 +1875,7 @@ async fn refresh_free_spots(
         match discord.edit(channel, stored.message, &reply).await {
             Ok(()) => {
                 message = Some(stored.message);
+                report.tally.free_spots_updated = true;
                 report
                     .changed
                     .push(format!("free-spots message {}", stored.message));
@@ -1845,6 +1891,7 @@ async fn refresh_free_spots(
                 .send(channel, &reply)
                 .await
                 .map_err(|e| e.to_string())?;
+            report.tally.free_spots_updated = true;
             report
                 .created
                 .push(format!("free-spots message {m} in {channel}"));
