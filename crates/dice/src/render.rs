@@ -542,6 +542,12 @@ fn write_die(out: &mut String, die: &Die, fate: bool, md: bool) {
 }
 
 /// Escapes Discord Markdown control characters in player-written text.
+///
+/// Names in the features go through `discord::markdown::escape`; this crate keeps its own
+/// because it is pure (no I/O, no dependency but serde) and must not depend on the
+/// Discord adapter. It escapes fewer characters on purpose: it also runs over dice
+/// notation and narrative faces, whose `>`, `<`, `#`, `[ ]` and `:` must read as
+/// written in every roll; a `<@id>` in a comment shows, but replies ping nobody.
 pub(crate) fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|') {

@@ -23,6 +23,7 @@
 mod breaker;
 mod gateway;
 mod handler;
+pub mod markdown;
 pub mod model;
 pub mod oauth;
 mod rest;

@@ -258,22 +258,9 @@ pub fn clean_named(name: &str, what: &str) -> Result<String, Refusal> {
 }
 
 /// User-given text (a character's, combatant's, group's or effect's name, a note) as
-/// Discord shows it literally: Markdown (`**`, `_`, `~`, `` ` ``, `|`, `>`, `#`, links)
-/// and mentions (`<@…>`, `@everyone`) escaped with a backslash. Every message that
-/// shows such a name outside a code span goes through this one function.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '*' | '_' | '~' | '`' | '|' | '<' | '>' | '@' | '#' | '[' | ']' | ':'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
+/// Discord shows it literally (Markdown and mentions escaped). Every message that shows
+/// such a name outside a code span goes through this one function.
+pub use discord::markdown::escape;
 
 /// The stored name matching `name`, ignoring case (users type names loosely).
 pub fn find_character<'d>(doc: &'d UserDoc, name: &str) -> Option<(&'d str, &'d Character)> {
