@@ -72,25 +72,40 @@ impl Region {
 }
 
 /// A person's or a meeting's display name (`VARCHAR(255)`): trimmed, 1 to 255
-/// characters, no control characters (it is shown to everyone in the meeting).
+/// characters, none that would hide or disguise it (see [`shown_name_problem`]): it is
+/// shown to everyone in the meeting.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub const MAX_CHARS: usize = 255;
 
+    /// A name a user gives (a meeting's, a guest's, an account's).
     pub fn parse(s: &str) -> Result<DisplayName, InvalidId> {
-        const WHAT: &str = "display name";
+        match shown_name_problem(s.trim()) {
+            Some(problem) => Err(InvalidId::new(DISPLAY_NAME, s, problem)),
+            None => DisplayName::stored(s),
+        }
+    }
+
+    /// A name read back from a row or a token that Tavern wrote: trimmed, bounded and
+    /// without control characters, but not held to [`shown_name_problem`], so that a
+    /// name saved before that rule stays readable.
+    pub fn stored(s: &str) -> Result<DisplayName, InvalidId> {
         let trimmed = s.trim();
         if trimmed.is_empty() {
-            return Err(InvalidId::new(WHAT, s, "empty"));
+            return Err(InvalidId::new(DISPLAY_NAME, s, "empty"));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidId::new(WHAT, s, "longer than 255 characters"));
+            return Err(InvalidId::new(
+                DISPLAY_NAME,
+                s,
+                "longer than 255 characters",
+            ));
         }
         if trimmed.chars().any(char::is_control) {
             return Err(InvalidId::new(
-                WHAT,
+                DISPLAY_NAME,
                 s,
                 "control characters are not allowed",
             ));
@@ -101,6 +116,84 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+const DISPLAY_NAME: &str = "display name";
+
+/// Why `name`, a name users give that others see (a display name, an API key's name),
+/// cannot be shown as typed: its first control character, direction override or
+/// isolate (U+202A to U+202E, U+2066 to U+2069), or other invisible format character
+/// (Unicode's general category Cf: U+200B to U+200F, U+2060, U+FEFF, ...), named as
+/// `U+202E`. `None` when it can.
+///
+/// Two format characters are kept where emoji need them, and only there: U+200D (zero
+/// width joiner) between two non-ASCII characters that are not themselves format
+/// characters (family, profession and flag emoji, and the scripts that join letters
+/// with it), and the tag characters U+E0020 to U+E007F right after U+1F3F4 or another
+/// tag (the flags of England, Scotland and Wales).
+pub fn shown_name_problem(name: &str) -> Option<String> {
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let after = chars.get(i + 1).copied();
+        let kept = (c == '\u{200D}' && joins_symbols(before, after))
+            || (is_tag(c) && before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)));
+        let kind = if c.is_control() {
+            "a control character"
+        } else if is_direction_control(c) {
+            "a text direction override"
+        } else if is_format(c) && !kept {
+            "an invisible formatting character"
+        } else {
+            continue;
+        };
+        return Some(format!("U+{:04X} ({kind}) is not allowed", u32::from(c)));
+    }
+    None
+}
+
+/// U+200D joins `before` and `after` when both are non-ASCII and visible.
+fn joins_symbols(before: Option<char>, after: Option<char>) -> bool {
+    let visible =
+        |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && !is_format(c) && !c.is_control());
+    visible(before) && visible(after)
+}
+
+/// The bidirectional embeddings, overrides and isolates.
+fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn is_tag(c: char) -> bool {
+    matches!(c, '\u{E0020}'..='\u{E007F}')
+}
+
+/// Unicode's general category Cf (format), as of Unicode 15.1.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 impl FromStr for DisplayName {
@@ -1046,6 +1139,41 @@ mod tests {
         for bad in ["", "   ", "a\u{7}b"] {
             assert!(DisplayName::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn display_names_refuse_invisible_and_direction_characters_naming_them() {
+        let problem = |name: &str| DisplayName::parse(name).map(|_| ()).map_err(|e| e.reason);
+        for (name, named) in [
+            ("a\u{200B}b\u{202E}", "U+200B"),
+            ("\u{202E}evil", "U+202E"),
+            ("x\u{2066}y", "U+2066"),
+            ("\u{FEFF}Mira", "U+FEFF"),
+            ("Mi\u{00AD}ra", "U+00AD"),
+            ("Mi\u{200F}ra", "U+200F"),
+            ("a\u{200D}b", "U+200D"),
+            ("\u{200D}\u{1F469}", "U+200D"),
+            ("\u{1F469}\u{200D}", "U+200D"),
+            ("flag\u{E0067}", "U+E0067"),
+            ("a\u{7}b", "U+0007"),
+        ] {
+            let reason = problem(name).expect_err(name);
+            assert!(reason.starts_with(named), "{name:?}: {reason}");
+        }
+        for good in [
+            "Zoë Ångström",
+            "山田 太郎",
+            "Mira 🐉",
+            // Family (ZWJ sequence), a rainbow flag, England's flag (tags).
+            "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+        ] {
+            assert_eq!(problem(good), Ok(()), "{good:?}");
+        }
+        // Names saved before the rule stay readable.
+        assert!(DisplayName::stored("a\u{200B}b").is_ok());
+        assert!(DisplayName::stored("a\u{7}b").is_err());
     }
 
     #[test]

@@ -1440,3 +1440,66 @@ async fn a_meeting_to_start_now_gets_its_controller_at_creation_and_a_scheduled_
         "chosen at the first grant"
     );
 }
+
+#[tokio::test]
+async fn names_that_hide_or_reverse_text_are_refused_naming_the_character() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let refused = |answer: Answer, named: &str| {
+        answer.refused(400, "bad_display_name");
+        assert_eq!(answer.body["field"], "display_name", "{}", answer.body);
+        let message = answer.body["error"].as_str().unwrap();
+        assert!(
+            message.contains("display_name") && message.contains(named),
+            "{message}"
+        );
+    };
+
+    refused(
+        site.post(
+            "/api/v1/meetings",
+            json!({ "display_name": "a\u{200B}b\u{202E}" }),
+            Some(&alice),
+        )
+        .await,
+        "U+200B",
+    );
+    let meeting = site
+        .create(&alice, json!({ "display_name": "Zoë's 山 night 🐉" }))
+        .await;
+    assert_eq!(meeting["display_name"], "Zoë's 山 night 🐉");
+    refused(
+        site.patch(
+            &format!("/api/v1/meetings/{}/settings", id_of(&meeting)),
+            json!({ "display_name": "x\u{2066}y" }),
+            Some(&alice),
+        )
+        .await,
+        "U+2066",
+    );
+    let guest = format!("/api/v1/meetings/{}/guest-token", code_of(&meeting));
+    refused(
+        site.post(&guest, json!({ "display_name": "\u{202E}evil" }), None)
+            .await,
+        "U+202E",
+    );
+    refused(
+        site.post(&guest, json!({ "display_name": "Mi\u{FEFF}ra" }), None)
+            .await,
+        "U+FEFF",
+    );
+    // A family emoji is joined by U+200D, and stays one.
+    let family = "Mira \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    let answer = site
+        .post(&guest, json!({ "display_name": family }), None)
+        .await;
+    assert_eq!(answer.ok(200)["display_name"], family);
+    let unchanged = site
+        .get(
+            &format!("/api/v1/meetings/{}", id_of(&meeting)),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(unchanged.ok(200)["display_name"], "Zoë's 山 night 🐉");
+}

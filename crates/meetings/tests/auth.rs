@@ -318,6 +318,11 @@ async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_i
             "bad_request",
             "password",
         ),
+        (
+            json!({ "email": "bob@example.org", "password": PASSWORD, "display_name": "\u{202E}boB" }),
+            "bad_display_name",
+            "U+202E",
+        ),
     ] {
         let (status, answer, _) = site
             .post("/api/v1/auth/register", body, None, "198.51.100.1")
@@ -723,6 +728,15 @@ async fn api_keys_work_like_tokens_limited_to_their_scopes_until_revoked() {
         .await;
     assert!(body["error"].as_str().unwrap().contains("meetings:rread"));
     assert_refused((status, body), 400, "bad_scopes");
+    let (status, body) = site
+        .create_key(
+            json!({ "name": "ci\u{200B}", "scopes": ["meetings:read"] }),
+            &token,
+            "198.51.100.5",
+        )
+        .await;
+    assert!(body["error"].as_str().unwrap().contains("U+200B"), "{body}");
+    assert_refused((status, body), 400, "bad_name");
 
     // Revoked: refused; revoking again is 404, as is someone else's key.
     let delete = |id: String, bearer: String| {

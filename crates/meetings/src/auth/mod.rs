@@ -766,7 +766,7 @@ impl Auth {
                 GUEST_SUBJECT => None,
                 sub => Some(UserId::parse(sub).map_err(|_| malformed())?),
             },
-            display_name: DisplayName::parse(name).map_err(|_| malformed())?,
+            display_name: DisplayName::stored(name).map_err(|_| malformed())?,
         };
         Ok((ticket, token_hash))
     }
@@ -1047,11 +1047,14 @@ impl Auth {
     ) -> Result<CreatedApiKey, AuthError> {
         who.require_user_token()?;
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 255 {
             return Err(AuthError::invalid(
                 "bad_name",
-                "the key's name must be 1 to 255 printable characters",
+                "name: the key's name must be 1 to 255 characters",
             ));
+        }
+        if let Some(problem) = crate::domain::shown_name_problem(name) {
+            return Err(AuthError::invalid("bad_name", format!("name: {problem}")));
         }
         let scopes = Scopes::parse_list(scopes.iter().map(String::as_str))
             .map_err(|e| AuthError::invalid("bad_scopes", e))?;

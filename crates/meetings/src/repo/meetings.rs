@@ -89,7 +89,7 @@ fn with_user_name(
     let name = row
         .user_display_name
         .as_deref()
-        .map(DisplayName::parse)
+        .map(DisplayName::stored)
         .transpose()
         .map_err(corrupt)?;
     Ok((meeting, name))

@@ -61,7 +61,9 @@ const NO_CONTROLLER_RETRY_AFTER: u64 = 5;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeetingRequest {
-    /// 1 to 255 characters, no control characters.
+    /// 1 to 255 characters, shown as typed: no control characters, text direction
+    /// overrides or invisible formatting characters (a zero width joiner only inside an
+    /// emoji).
     #[schema(example = "Friday night: the Sunless Citadel")]
     pub display_name: String,
     /// 1 to 1000; 100 when not given.
@@ -90,7 +92,9 @@ pub struct CreateMeetingRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSettingsRequest {
-    /// 1 to 255 characters, no control characters.
+    /// 1 to 255 characters, shown as typed: no control characters, text direction
+    /// overrides or invisible formatting characters (a zero width joiner only inside an
+    /// emoji).
     #[serde(default)]
     pub display_name: Option<String>,
     /// 1 to 1000.
@@ -111,7 +115,9 @@ pub struct UpdateSettingsRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuestTokenRequest {
-    /// The name the other participants see: 1 to 255 characters.
+    /// The name the other participants see: 1 to 255 characters, shown as typed: no
+    /// control characters, text direction overrides or invisible formatting characters
+    /// (a zero width joiner only inside an emoji).
     #[schema(example = "Mira (guest)")]
     pub display_name: String,
 }
@@ -359,7 +365,7 @@ impl SettingsChange {
         let s = meeting.settings;
         let name = match &self.display_name {
             Some(name) => name.clone(),
-            None => DisplayName::parse(&meeting.display_name).map_err(|e| {
+            None => DisplayName::stored(&meeting.display_name).map_err(|e| {
                 ApiError::from(MeetingsError::Storage(store::StorageError::corrupt(
                     format!("the name of meeting {}", meeting.meeting_id),
                     e,

@@ -184,6 +184,9 @@ pub struct RegisterRequest {
     pub email: String,
     #[schema(value_type = String)]
     pub password: Secret,
+    /// 1 to 255 characters, shown as typed: no control characters, text direction
+    /// overrides or invisible formatting characters (a zero width joiner only inside an
+    /// emoji).
     pub display_name: String,
 }
 
@@ -213,6 +216,9 @@ pub struct TokenResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateApiKeyRequest {
+    /// 1 to 255 characters, shown as typed: no control characters, text direction
+    /// overrides or invisible formatting characters (a zero width joiner only inside an
+    /// emoji).
     pub name: String,
     pub scopes: Vec<String>,
     #[serde(default)]
