@@ -819,23 +819,35 @@ async fn run(
     (late, manifest_slot): (web::LateRoutes, Arc<OnceLock<web::access::Manifest>>),
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Each store is handed to `/readyz` as soon as it is connected, so that while the
+    // other is still unreachable it reports its own state, not "connecting".
     let redis_url = config.redis_url.clone();
-    let redis = connect_with_backoff("redis", redis_url.to_string(), &health, &shutdown, || {
-        let url = redis_url.expose().to_owned();
-        async move { Redis::connect(&url).await }
-    });
+    let redis = async {
+        let redis =
+            connect_with_backoff("redis", redis_url.to_string(), &health, &shutdown, || {
+                let url = redis_url.expose().to_owned();
+                async move { Redis::connect(&url).await }
+            })
+            .await?;
+        let _ = health.redis.set(redis.clone());
+        Some(redis)
+    };
     let pg_url = config.database_url.clone();
-    let postgres = connect_with_backoff("postgres", pg_url.to_string(), &health, &shutdown, || {
-        let url = pg_url.expose().to_owned();
-        async move { Postgres::connect(&url).await }
-    });
+    let postgres = async {
+        let postgres =
+            connect_with_backoff("postgres", pg_url.to_string(), &health, &shutdown, || {
+                let url = pg_url.expose().to_owned();
+                async move { Postgres::connect(&url).await }
+            })
+            .await?;
+        let _ = health.postgres.set(postgres.clone());
+        Some(postgres)
+    };
     let (redis, postgres) = tokio::join!(redis, postgres);
     let (Some(redis), Some(postgres)) = (redis, postgres) else {
         tracing::info!("shut down before the stores were reachable");
         return Ok(());
     };
-    let _ = health.redis.set(redis.clone());
-    let _ = health.postgres.set(postgres.clone());
 
     // Every process of the bot takes its turn in Discord's global request limit
     // through this Redis, so N processes together stay within it.

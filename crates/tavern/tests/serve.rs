@@ -136,6 +136,48 @@ async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear(
     running.wait().await.expect("clean stop");
 }
 
+/// Started with Redis up and PostgreSQL unreachable, `/readyz` reports each store's own
+/// state: Redis ready as soon as it is connected, PostgreSQL not, with why.
+#[tokio::test]
+async fn readyz_reports_a_connected_store_as_ready_while_the_other_is_unreachable() {
+    discord::install_crypto_provider();
+    let redis = TestRedis::start().await;
+    let config = config(&[
+        ("TAVERN_REDIS_URL", redis.url()),
+        (
+            "TAVERN_DATABASE_URL",
+            format!("postgres://tavern@127.0.0.1:{}/tavern", free_port()),
+        ),
+    ]);
+    let running = tavern::start(config).await.expect("starts");
+    let http = reqwest::Client::new();
+    let readyz = format!("http://{}/readyz", running.http_addr);
+    wait_store_failed(&http, &readyz, "postgres").await;
+
+    let components = testkit::eventually("redis is ready on /readyz", || {
+        let (http, readyz) = (&http, &readyz);
+        async move {
+            let body: serde_json::Value = http.get(readyz).send().await.ok()?.json().await.ok()?;
+            let components = body["components"].as_array()?.clone();
+            components
+                .iter()
+                .any(|c| c["name"] == "redis" && c["ready"] == json!(true))
+                .then_some(components)
+        }
+    })
+    .await;
+    let postgres = components
+        .iter()
+        .find(|c| c["name"] == "postgres")
+        .expect("postgres");
+    assert_eq!(postgres["ready"], json!(false), "{postgres}");
+    let detail = postgres["detail"].as_str().unwrap_or_default();
+    assert!(!detail.is_empty() && detail != "connecting", "{postgres}");
+
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn shutdown_before_the_stores_appear_is_clean() {
     discord::install_crypto_provider();
