@@ -319,13 +319,23 @@ impl Running {
 /// The features Tavern runs, built from one [`Context`]. One line per feature; `serve`,
 /// `migrate` and `check` all read this list.
 pub fn features(ctx: &Context, config: &Config, gateway: &GatewayStatus) -> Vec<Feature> {
+    features_with(ctx, config, gateway, meetings_config(config))
+}
+
+/// [`features`], the meetings feature built with `meetings`.
+fn features_with(
+    ctx: &Context,
+    config: &Config,
+    gateway: &GatewayStatus,
+    meetings: meetings::MeetingsConfig,
+) -> Vec<Feature> {
     let features = vec![
         crate::core::feature(ctx, gateway.clone()),
         rolls::feature(ctx, rolls_config(config)),
         drinking::feature(ctx, drinking_config(config)),
         campaigns::feature(ctx, config.meetup.clone()),
         clips::feature(ctx, clips::ClipsConfig::default()),
-        meetings::feature(ctx, meetings_config(config)),
+        meetings::feature(ctx, meetings),
     ];
     // `/help` lists every command of every feature.
     ctx.catalogue.fill(&features);
@@ -349,11 +359,18 @@ const SANDBOX_MEETINGS_KEY: &str = "meetings-secret-key";
 
 /// The meetings feature's settings: the configured secret key, or in sandbox mode the
 /// one `serve` made once in `{data_dir}/meetings-secret-key` (so the sandbox's meeting
-/// tokens survive a restart; `migrate`, `check` and `tokens` read it but never make
-/// it). A key file that cannot be read is logged, and the feature then uses a key of
-/// this process only.
+/// tokens survive a restart). A key file that cannot be read is logged, and the
+/// feature then uses a key of this process only. For the commands that use the key
+/// (`serve`, `tavern meetings ...`, `tavern meeting-controller`); the one-shot commands
+/// that only read the feature list (`migrate`, `check`, `tokens`) seal nothing, and
+/// neither read nor ask for it ([`command_features`]).
 pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
-    let secret_key = match &config.meetings_secret_key {
+    meetings_settings(config, meetings_key(config))
+}
+
+/// The meetings key `serve` and the meetings commands use (see [`meetings_config`]).
+fn meetings_key(config: &Config) -> Option<meetings::auth::MeetingsSecretKey> {
+    match &config.meetings_secret_key {
         Some(key) => Some(key.clone()),
         None if config.sandbox() => {
             let path = config.data_dir.join(SANDBOX_MEETINGS_KEY);
@@ -366,7 +383,14 @@ pub fn meetings_config(config: &Config) -> meetings::MeetingsConfig {
             }
         }
         None => None,
-    };
+    }
+}
+
+/// The meetings feature's settings, with `secret_key`.
+fn meetings_settings(
+    config: &Config,
+    secret_key: Option<meetings::auth::MeetingsSecretKey>,
+) -> meetings::MeetingsConfig {
     meetings::MeetingsConfig {
         secret_key,
         region: config.meetings.region.clone(),
@@ -583,7 +607,10 @@ pub fn command_discord(config: &Config) -> discord::Discord {
     }
 }
 
-/// The features as a one-shot command sees them, built from the given stores.
+/// The features as a one-shot command sees them (`migrate`, `check`, `tokens`), built
+/// from the given stores. Such a command seals and signs nothing, so the meetings
+/// feature gets a key of this process only: whether a meetings secret key is
+/// configured is said by the commands that use it, not by these.
 pub fn command_features(
     config: &Config,
     redis: Redis,
@@ -593,7 +620,14 @@ pub fn command_features(
     discord::install_crypto_provider();
     let public_url = public_url(config, config.http_addr)?;
     let ctx = context(redis, postgres, command_discord(config), public_url);
-    Ok(features(&ctx, config, &GatewayStatus::default()))
+    let unused_key = meetings::auth::MeetingsSecretKey::random(&mut rand::rng());
+    let meetings = meetings_settings(config, Some(unused_key));
+    Ok(features_with(
+        &ctx,
+        config,
+        &GatewayStatus::default(),
+        meetings,
+    ))
 }
 
 /// Starts Tavern: binds its listeners at once and brings up the rest in the background.

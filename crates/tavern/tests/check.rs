@@ -1,6 +1,8 @@
 //! `tavern check` as an operator runs it, against real Redis and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use store::harness::{TestPostgres, TestRedis};
 use store::redis::AsyncCommands;
 
@@ -84,4 +86,43 @@ fn a_check_that_cannot_reach_its_stores_exits_2_not_1() {
     // line beside the printed message.
     let said = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(said.matches("Connection refused").count(), 1, "{said}");
+}
+
+/// `migrate` and `check` seal and sign nothing, so they say nothing of the meetings
+/// secret key (none is configured here), whether in sandbox mode or with a bot token.
+#[tokio::test]
+async fn migrate_and_check_say_nothing_of_the_meetings_secret_key_they_do_not_use() {
+    let redis = TestRedis::start().await;
+    let postgres = TestPostgres::start().await;
+    let run = |command: &str, token: Option<&str>| {
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_tavern"));
+        run.arg(command)
+            .env("TAVERN_REDIS_URL", redis.url())
+            .env("TAVERN_DATABASE_URL", postgres.url())
+            .env("TAVERN_DATA_DIR", common::scratch_dir())
+            .env("TAVERN_LOG", "warn")
+            .env_remove("TAVERN_MEETINGS_SECRET_KEY");
+        if let Some(token) = token {
+            run.env("TAVERN_DISCORD_TOKEN", token);
+        }
+        run.output().expect("run tavern")
+    };
+    for (command, token) in [
+        ("migrate", None),
+        ("migrate", Some("a-bot-token")),
+        ("check", None),
+    ] {
+        let out = run(command, token);
+        // The log goes to standard output, what the command prints too.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{command}: {said}");
+        assert!(
+            !said.to_lowercase().contains("secret key"),
+            "{command} (token: {token:?}): {said}"
+        );
+    }
 }
