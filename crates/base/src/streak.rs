@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether a repeated piece of work is failing, so its caller logs the first failure of
-/// a run loudly, the rest at `debug`, and once when it works again:
+/// a run loudly (`warn`), the rest at `debug`, and once (`info`) when it works again:
 ///
 /// ```
 /// let streak = base::FailureStreak::new();

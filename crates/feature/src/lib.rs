@@ -35,17 +35,15 @@ mod contract;
 pub mod discord_limit;
 pub mod reply;
 mod runner;
-mod streak;
 mod tasks;
 
-pub use base::{Clock, InvalidId, ManualClock, Secret, SystemClock, key_id};
+pub use base::{Clock, FailureStreak, InvalidId, ManualClock, Secret, SystemClock, key_id};
 pub use catalogue::{Catalogue, CommandEntry, FeatureCommands};
 pub use context::Context;
 pub use contract::{Access, Feature, Manifest, NavLink, RouteSpec, Routes, bot, manifest, route};
 pub use discord::{BoxFuture, CommandSpec, Discord, EventHandler, Handler, HandlerError};
 pub use runner::{JobRunner, ServiceRunner, ServiceState, forget_job_runs, lock_key};
 pub use store::{FeatureMigrations, Postgres, Redis, StorageError, StoreError};
-pub use streak::FailureStreak;
 pub use tasks::{Check, Finding, Job, Service, Startup, TaskError};
 /// Declaring routes with who may call them, and learning who did: `Routes`, `Access`,
 /// the `Caller` extractor, `JsonBody`, `Denied` (see `web::access`).
