@@ -27,7 +27,7 @@ use crate::domain::{
     self, DiceSource, DrinkReason, Effects, Game, GameError, GameId, GameStatus, Participant,
     ParticipantStatus, RollOffKind, RollOutcome, ScopeId, StickyDice,
 };
-use crate::domain::{DiceRules, DrinkRecord, Standing};
+use crate::domain::{DiceRules, DrinkRecord, SessionDoc, Standing};
 use crate::lines::{self, Event};
 use crate::repo::{Board, OpenGame, Repo, RepoError, Step, Tab};
 
@@ -356,12 +356,20 @@ impl Commands {
                 Ok(Response::Message(render_leaderboard(&board)))
             }
             Some("newsession") => {
-                self.repo
+                let done = self
+                    .repo
                     .new_session(scope, player, now)
                     .await
                     .map_err(handler_error)?;
-                Ok(Response::Message(Reply::text(format!(
-                    "🆕 **New session** started by **{name}**. The leaderboard starts from zero."
+                let whose = if invocation.guild_id.is_some() {
+                    "this server's"
+                } else {
+                    "this channel's"
+                };
+                Ok(Response::Message(Reply::text(new_session_text(
+                    player,
+                    done.ended.as_ref(),
+                    whose,
                 ))))
             }
             Some("abandon") => {
@@ -1023,6 +1031,26 @@ pub fn render_game(game: &Game, table: Option<&Table>) -> Reply {
         ],
     };
     Reply::text(text).row(row)
+}
+
+/// The public answer to `/ronnied newsession`: who started it, as a mention (shown,
+/// never pinging), whose leaderboard restarts (`whose`: this server's, or this
+/// channel's in a DM), and the session it ended, whose drinks are still owed. Any
+/// member may start one, as in the original; the answer says who did.
+fn new_session_text(by: UserId, ended: Option<&SessionDoc>, whose: &str) -> String {
+    let mut text =
+        format!("🆕 **New session** started by <@{by}>: {whose} leaderboard starts from zero.");
+    if let Some(ended) = ended {
+        text.push_str(&format!(
+            " The session since <t:{}:R>",
+            ended.started_at.timestamp()
+        ));
+        if let Some(starter) = ended.started_by {
+            text.push_str(&format!(" (started by <@{starter}>)"));
+        }
+        text.push_str(" ended; its unpaid drinks are still owed (`/ronnied tab`).");
+    }
+    text
 }
 
 /// The public leaderboard message.

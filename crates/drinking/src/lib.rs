@@ -68,7 +68,9 @@
 //!   `session:{scopeID}` (JSON: id, start time, who started it); the games started in a
 //!   session are indexed in `session_games:{sessionID}` (a set). Every game and every
 //!   drink record carries its `session_id`. `/ronnied newsession` replaces the session
-//!   document; old ledgers stay. A game counts for the session it started in, even if
+//!   document; old ledgers stay. Any member may start one, as in the original (it
+//!   only starts a new leaderboard period); the public answer names who did, as a
+//!   mention that pings nobody, and the session it ended. A game counts for the session it started in, even if
 //!   a new session begins while it runs. The seed names no key for sessions, and
 //!   neither addition reuses a seed key's pattern.
 //! - **Roll-offs** are child games (own id, participants, status, `parent_id`,
@@ -139,7 +141,7 @@ use std::time::Duration;
 
 pub use commands::{ComponentId, Press, command_spec, custom_id};
 pub use domain::{DiceRules, DiceRulesError, DiceSource, GameError, RandomDice, Rules};
-pub use repo::{Repo, RepoError};
+pub use repo::{NewSession, Repo, RepoError};
 
 /// What the game needs of the bot in a guild: see the channel (or thread) and post the
 /// game's messages (their buttons are edited through the interactions).

@@ -220,6 +220,14 @@ fn ttl_secs(ttl: Duration) -> u64 {
     ttl.as_secs().max(1)
 }
 
+/// What [`Repo::new_session`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub started: SessionDoc,
+    /// The session it replaced (none for a guild's first).
+    pub ended: Option<SessionDoc>,
+}
+
 impl Repo {
     pub fn new(redis: Redis, rules: Rules, completed_ttl: Duration) -> Repo {
         Repo {
@@ -409,13 +417,19 @@ impl Repo {
         }
     }
 
-    /// Starts a new session (leaderboard period) for the guild.
+    /// Starts a new session (leaderboard period) for the guild. Returns it with the
+    /// session it ended, if there was one (read just before, for the reply).
     pub async fn new_session(
         &self,
         scope: ScopeId,
         by: UserId,
         now: DateTime<Utc>,
-    ) -> Result<SessionDoc, RepoError> {
+    ) -> Result<NewSession, RepoError> {
+        let key = schema::session_key(scope);
+        let ended = match self.get_bytes(&key).await? {
+            Some(raw) => Some(schema::decode::<SessionDoc>(&key, &raw)?),
+            None => None,
+        };
         let doc = SessionDoc {
             id: SessionId::random(),
             scope,
@@ -429,7 +443,10 @@ impl Repo {
         );
         self.trip("new_session", |_| self.redis.apply(&writes))
             .await?;
-        Ok(doc)
+        Ok(NewSession {
+            started: doc,
+            ended,
+        })
     }
 
     /// Creates a game in `channel`, refusing while another one runs there. A channel

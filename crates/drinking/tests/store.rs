@@ -491,6 +491,36 @@ async fn pay_leaderboard_and_new_session() {
     );
 }
 
+/// Any member may start a new session, as in the original; the channel is told who
+/// did (a mention that pings nobody), whose leaderboard restarts and which session
+/// ended, its drinks still owed.
+#[tokio::test]
+async fn a_new_session_says_in_the_channel_who_started_it_and_what_ended() {
+    let env = env().await;
+    let first = reply_of(env.command(2, "newsession").await.expect("new session"));
+    assert!(!first.ephemeral, "said in the channel");
+    assert_eq!(
+        first.content,
+        "🆕 **New session** started by <@2>: this server's leaderboard starts from zero."
+    );
+    let started = base::Clock::now(env.clock.as_ref()).timestamp();
+    env.clock.advance(Duration::from_secs(60));
+    // Carol is in no game and started no session: she may, and is named.
+    let second = reply_of(env.command(3, "newsession").await.expect("new session"));
+    assert!(!second.ephemeral, "said in the channel");
+    assert_eq!(
+        second.content,
+        format!(
+            "🆕 **New session** started by <@3>: this server's leaderboard starts from zero. The session since <t:{started}:R> (started by <@2>) ended; its unpaid drinks are still owed (`/ronnied tab`)."
+        )
+    );
+    assert_eq!(
+        second.mentions,
+        discord::Mentions::default(),
+        "pings nobody"
+    );
+}
+
 /// The tab counts what a player still owes from earlier sessions and links the games
 /// that hold it; Pay on a game where they owe nothing says where they do.
 #[tokio::test]
