@@ -222,3 +222,152 @@ async fn the_schemas_carry_the_meeting_the_join_grant_and_the_served_jwks() {
     assert_eq!(properties(&doc, "JsonWebKey"), served);
     assert_eq!(properties(&doc, "JsonWebKeySet"), set(&["keys"]));
 }
+
+/// Every `description` and `summary` in `value`, with where it is.
+fn descriptions(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let here = format!("{at}/{key}");
+                match (key.as_str(), inner) {
+                    ("description" | "summary", Value::String(text)) => {
+                        out.push((here, text.clone()))
+                    }
+                    _ => descriptions(inner, &here, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                descriptions(inner, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn descriptions_are_written_for_api_users_not_in_rust_names() {
+    let doc = serde_json::to_value(meetings::web::openapi::document()).unwrap();
+    let mut all = Vec::new();
+    descriptions(&doc, "", &mut all);
+    assert!(all.len() > 50, "{}", all.len());
+    let leaks: Vec<_> = all
+        .iter()
+        .filter(|(_, text)| ["::", "[`", "crate::"].iter().any(|r| text.contains(r)))
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+/// One request: its status.
+async fn status_of(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<(&str, String)>,
+    bearer: Option<&str>,
+) -> u16 {
+    let mut request = http.request(method, url);
+    if let Some((content_type, body)) = body {
+        request = request.header("content-type", content_type).body(body);
+    }
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn every_status_a_route_is_seen_answering_is_documented() {
+    let (_world, base, _) = start().await;
+    let (_, doc) = get(&format!("{base}/api/v1/openapi.json")).await;
+    let http = reqwest::Client::new();
+    let json = |v: Value| Some(("application/json", v.to_string()));
+    let text = || Some(("text/plain", "hello".to_owned()));
+    let url = |path: &str| format!("{base}{path}");
+    let mut seen: Vec<(&str, &str, u16)> = Vec::new();
+    use reqwest::Method as M;
+
+    let register = "/api/v1/auth/register";
+    let registered = http
+        .post(url(register))
+        .json(&serde_json::json!({
+            "email": "alice@example.org", "password": "correct horse 7", "display_name": "Alice"
+        }))
+        .send()
+        .await
+        .unwrap();
+    seen.push(("post", register, registered.status().as_u16()));
+    let registered: Value = registered.json().await.unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    let bearer = Some(token.as_str());
+
+    let missing_password =
+        json(serde_json::json!({ "email": "b@example.org", "display_name": "B" }));
+    for (method, path, body, auth) in [
+        ("post", register, missing_password, None),
+        ("post", register, text(), None),
+        (
+            "post",
+            "/api/v1/auth/user/token",
+            json(serde_json::json!({ "email": "a@example.org" })),
+            None,
+        ),
+        ("post", "/api/v1/auth/user/token", text(), None),
+        ("post", "/api/v1/api-keys", text(), bearer),
+        ("post", "/api/v1/meetings", text(), bearer),
+        (
+            "post",
+            "/api/v1/meetings/{meeting}/guest-token",
+            text(),
+            None,
+        ),
+        ("patch", "/api/v1/meetings/{id}/settings", text(), bearer),
+    ] {
+        let concrete = path
+            .replace("{meeting}", "ABC-DEFG-HJK")
+            .replace("{id}", "0b8f6f7e-1c0e-4e55-9f59-6f6f1c3f7a10");
+        let m = M::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        seen.push((
+            method,
+            path,
+            status_of(&http, m, url(&concrete), body, auth).await,
+        ));
+    }
+    // Registrations from one address: 10 a minute, then 429.
+    let mut last = 0;
+    for i in 0..20 {
+        let body = json(serde_json::json!({
+            "email": format!("u{i}@example.org"), "password": "correct horse 7", "display_name": "U"
+        }));
+        last = status_of(&http, M::POST, url(register), body, None).await;
+        if last == 429 {
+            break;
+        }
+    }
+    seen.push(("post", register, last));
+
+    let expected = [
+        ("post", register, 201),
+        ("post", register, 400),
+        ("post", register, 415),
+        ("post", register, 429),
+        ("post", "/api/v1/auth/user/token", 400),
+        ("post", "/api/v1/auth/user/token", 415),
+        ("post", "/api/v1/api-keys", 415),
+        ("post", "/api/v1/meetings", 415),
+        ("post", "/api/v1/meetings/{meeting}/guest-token", 415),
+        ("patch", "/api/v1/meetings/{id}/settings", 415),
+    ];
+    assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    for want in expected {
+        assert!(seen.contains(&want), "{want:?} not seen: {seen:?}");
+    }
+    let undocumented: Vec<_> = seen
+        .iter()
+        .filter(|(method, path, status)| {
+            doc["paths"][*path][*method]["responses"][status.to_string()].is_null()
+        })
+        .collect();
+    assert!(undocumented.is_empty(), "{undocumented:?}");
+}

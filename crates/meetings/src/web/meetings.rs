@@ -246,14 +246,14 @@ pub struct MeetingWithGrant {
 pub struct GuestToken {
     #[schema(format = Uuid)]
     pub participant_id: String,
-    /// The meeting token for the `JoinRequest` (a bearer [`Secret`]: written bare on
-    /// the wire, redacted in `Debug`).
+    // A `Secret`: written bare on the wire, redacted in `Debug`.
+    /// The meeting token for the `JoinRequest` (a bearer secret).
     #[schema(value_type = String)]
     pub token: Secret,
     /// `Bearer`.
     pub token_type: String,
     pub expires_in: u64,
-    /// The one-time connection token (a bearer [`Secret`], like `token`).
+    /// The one-time connection token (a bearer secret, like `token`).
     #[schema(value_type = String)]
     pub wt_token: Secret,
     pub webtransport_url: String,
@@ -520,7 +520,7 @@ impl WebState {
         (status = 400, description = "A bad field (`field` names it)", body = ErrorBody),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "The credential lacks `meetings:create`", body = ErrorBody),
-        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "Too many meetings created this minute",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
     )
@@ -556,7 +556,7 @@ pub(super) async fn create_meeting(
         (status = 200, description = "The meeting (and a join grant)", body = MeetingWithGrant),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "The credential lacks `meetings:read`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 503, description = "`no_controller`: no meeting controller can take it now",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
     )
@@ -620,8 +620,9 @@ pub(super) async fn get_meeting(
         (status = 400, description = "A bad display name", body = ErrorBody),
         (status = 403, description = "`auth_required`: the meeting admits signed-in users only",
             body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 410, description = "`meeting_ended`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "Too many guest tokens from this address",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
         (status = 503, description = "`no_controller`", body = ErrorBody),
@@ -754,8 +755,9 @@ pub(super) async fn session_grant(
         (status = 400, description = "A bad field (`field` names it)", body = ErrorBody),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 409, description = "`meeting_ended`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
     )
 )]
 pub(super) async fn update_settings(
@@ -818,7 +820,7 @@ pub(super) async fn update_settings(
         (status = 200, description = "The ended meeting", body = MeetingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
     )
 )]
 pub(super) async fn end_meeting(

@@ -118,8 +118,9 @@ pub(super) async fn serve() -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// The published signing keys (`GET /.well-known/jwks.json`), as documented: the shape
-/// [`crate::auth::Jwks`] serialises to (the OpenAPI test holds the two together).
+// The shape `crate::auth::Jwks` serialises to; the OpenAPI test holds the two together.
+/// The published signing keys (`GET /.well-known/jwks.json`): the public keys that
+/// verify the access and meeting tokens, found by the `kid` of a token's header.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JsonWebKeySet {
     pub keys: Vec<JsonWebKey>,

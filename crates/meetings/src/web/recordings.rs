@@ -392,7 +392,7 @@ impl RecordingsState {
         (status = 201, description = "Recording", body = RecordingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 409, description = "`recording_not_allowed`, `e2e_encrypted`, `recording_running`, `meeting_ended`, or `no_media`: nobody is in the call yet", body = ErrorBody),
         (status = 503, description = "`recordings_not_configured`; `no_media_handler`: people are in the call but no media handler can take the meeting right now (try again shortly); or `media_unreachable`", body = ErrorBody),
     )
@@ -426,7 +426,7 @@ pub(super) async fn start_recording(
         (status = 200, description = "The recording", body = RecordingJson),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`, `recording_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found` or `recording_not_found`", body = ErrorBody),
     )
 )]
 pub(super) async fn stop_recording(
@@ -456,7 +456,7 @@ pub(super) async fn stop_recording(
         (status = 200, description = "The recordings", body = RecordingList),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:read`, or `not_creator`", body = ErrorBody),
-        (status = 404, description = "`ApiError::meeting_not_found`", body = ErrorBody),
+        (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
     )
 )]
 pub(super) async fn list_recordings(
