@@ -111,7 +111,10 @@
 //!   initiative is first up (late joiners can take the top, and the top leaving ends
 //!   no turn); after that the current turn stays with its combatant when someone joins
 //!   or someone else leaves, and a combatant leaving on their own turn ends it like
-//!   Next (the last in the order leaving starts the next round).
+//!   Next (the last in the order leaving starts the next round). The tracker stores
+//!   that the fight began (`started`), so `prev` or a move back to the top of round 1
+//!   does not undo it; a tracker stored without the flag infers it (past round 1 or
+//!   past the top), as before.
 //! - **The tracker message**: commands edit the stored message in place (posting a new
 //!   one if it was deleted); `/init get` reposts it at the bottom of the channel; the
 //!   buttons answer with an in-place update. REST changes edit it best effort. Every
