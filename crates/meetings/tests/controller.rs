@@ -2444,3 +2444,95 @@ async fn a_participant_publishes_at_most_eight_streams_at_once() {
     ));
     c.stop().await;
 }
+
+/// The last one in who leaves is told that their leave ended the meeting, and a visitor
+/// waiting for the host hears that everyone in it left (not only that it ended).
+#[tokio::test]
+async fn the_last_leave_is_told_it_ended_the_meeting_and_waiting_visitors_hear_everyone_left() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = waiting_room_meeting(&c, host_id).await;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+    let (mut vera, _) = visitor(&c, m, "Vera").await;
+    assert_eq!(waiting_list(&mut host).await, vec!["Vera"]);
+
+    host.send(C::Leave(proto::Leave {})).await.unwrap();
+    let (told, _) = closed(&mut host).await;
+    let ended = told
+        .iter()
+        .find_map(|p| match p {
+            S::MeetingEnded(e) => Some(e.reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("expected MeetingEnded among {told:?}"));
+    assert_eq!(
+        ended,
+        "you left; the meeting ended because nobody was left in it"
+    );
+    let (told, _) = closed(&mut vera).await;
+    let refused = error_of(&told);
+    assert_eq!(
+        (refused.code.as_str(), refused.message.as_str()),
+        ("meeting_ended", "the meeting ended: everyone in it left")
+    );
+    assert_eq!(
+        c.repo.meeting(m).await.unwrap().status,
+        MeetingStatus::Ended
+    );
+    c.stop().await;
+}
+
+/// A lost connection (a reload, a closed tab) of the last one in is not a leave: the
+/// meeting stays, and the participant joins it again.
+#[tokio::test]
+async fn the_last_ones_lost_connection_keeps_the_meeting_for_them_to_join_again() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Reloaded").await;
+    let (alice, _, alice_grant) = c.join(m, "Alice").await;
+
+    alice.abort();
+    eventually_left_once_recorded(&c, alice_grant.participant_id, "connection_lost").await;
+    let (mut again, response, _) = c.join(m, "Alice").await;
+    assert!(response.participants.is_empty());
+    assert!(heartbeat(&mut again).await.is_empty());
+    assert_eq!(
+        c.repo.meeting(m).await.unwrap().status,
+        MeetingStatus::Active
+    );
+    c.stop().await;
+}
+
+/// A meeting emptied by a lost connection that nobody joins again within the presence
+/// timeout ends, as the presence job ends one whose last participant went silent.
+#[tokio::test]
+async fn a_meeting_emptied_by_a_lost_connection_ends_when_nobody_joins_again_in_time() {
+    let c = controller_with(|config| config.presence_timeout = Duration::from_millis(300)).await;
+    let m = meeting(&c.repo, "Abandoned").await;
+    let (alice, _, alice_grant) = c.join(m, "Alice").await;
+
+    alice.abort();
+    eventually_left_once_recorded(&c, alice_grant.participant_id, "connection_lost").await;
+    eventually("the abandoned meeting ends", || async {
+        (c.repo.meeting(m).await.unwrap().status == MeetingStatus::Ended).then_some(())
+    })
+    .await;
+    c.stop().await;
+}
+
+/// [`eventually_left`] for a participant whose row may not be written yet (it left
+/// right after joining).
+async fn eventually_left_once_recorded(c: &Controller, participant: ParticipantId, reason: &str) {
+    eventually("the participant's row records its leave", || async move {
+        let left: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT leave_reason FROM meet.meeting_participants WHERE participant_id = $1",
+        )
+        .bind(participant.as_uuid())
+        .fetch_optional(c.repo.postgres().pool())
+        .await
+        .unwrap();
+        (left.flatten().as_deref() == Some(reason)).then_some(())
+    })
+    .await;
+}

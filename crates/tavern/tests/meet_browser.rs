@@ -2152,3 +2152,68 @@ async fn a_waiting_page_heartbeats_and_stays_listed_while_a_silent_visitor_is_dr
     vera.quit().await;
     stop.cancel();
 }
+
+/// The page's participant id once it has joined, else `error: ...` once it shows an
+/// error (empty before either).
+const JOINED_OR_ERROR: &str = "const e = document.getElementById('error'); \
+     return document.getElementById('meet').dataset.participant \
+       || (e.hidden ? '' : 'error: ' + e.textContent)";
+
+/// The meeting's status as its creator reads it over the API.
+async fn meeting_status(app: &common::TestApp, token: &str, code: &str) -> String {
+    let got: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/meetings/{code}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    got["status"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a status in {got}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_the_page_as_the_last_one_in_finds_the_meeting_still_going() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(&app, json!({ "display_name": "Reloaded" })).await;
+    let (browser, first) = join_by_link(&app.url(""), &code, "Gil").await;
+
+    // The same link again, as a reload does (the page goes, its connection with it).
+    browser
+        .open(&format!("{}/meet/{code}?name=Gil&autojoin=1", app.url("")))
+        .await;
+    let again = browser
+        .text_when("Gil's reloaded page joins", LIMIT, JOINED_OR_ERROR, |s| {
+            !s.is_empty() && s != first
+        })
+        .await;
+    assert!(!again.starts_with("error"), "{again}");
+    assert_eq!(browser.script(END_SHOWN).await, "", "in the call");
+    assert_eq!(meeting_status(&app, &host, &code).await, "active");
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_as_the_last_one_in_says_the_meeting_ended_and_offers_no_join_again() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(&app, json!({ "display_name": "Last out" })).await;
+    let (browser, _) = join_by_link(&app.url(""), &code, "Gil").await;
+
+    let leave = browser.find("#leave").await;
+    browser.click(&leave).await;
+    let said = browser
+        .text_when("the end is said", LIMIT, END_SHOWN, |s| !s.is_empty())
+        .await;
+    assert_eq!(
+        said,
+        "You left; the meeting ended because nobody was left in it. Back to the meetings"
+    );
+    assert_eq!(browser.script(ERROR).await, "", "not an error");
+    assert_eq!(meeting_status(&app, &host, &code).await, "ended");
+    browser.quit().await;
+}

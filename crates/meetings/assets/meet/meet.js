@@ -390,6 +390,8 @@
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
     keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [], ended: false,
+    // The call's read loop (a promise that settles when the stream ends).
+    reading: null,
     // The admission token of this meeting, once the host let this page in (a guest).
     admission: '',
   };
@@ -653,11 +655,16 @@
       stopLocalMedia();
       hangUp();
       if (!first) return fail('The meeting server closed the connection before answering.');
+      // A visitor waiting for the host whose meeting ended as everyone in it left is
+      // told so, not only that it ended.
+      if (first.kind === 'error' && first.code === 'meeting_ended' && first.message === EMPTIED_REASON) {
+        return fail(EMPTIED, true);
+      }
       return fail(first.kind === 'error' ? (REFUSALS[first.code] || first.message || first.code)
         : 'The meeting server answered out of turn.');
     }
     joined(first, name, local);
-    readLoop(frames);
+    state.reading = readLoop(frames);
   }
 
   /**
@@ -677,12 +684,13 @@
     return (code === undefined || code === CLOSE_BY_CONTROLLER) && !reason.startsWith('rate_limited');
   }
 
-  function fail(message) {
+  /** Out of the meeting saying `message`; `ended`: the meeting has ended. */
+  function fail(message, ended) {
     ui.status('');
     ui.error(message);
     $('join').disabled = false;
     // An ended meeting cannot be joined again: no form for it.
-    $('join-form').hidden = message === REFUSALS.meeting_ended;
+    $('join-form').hidden = Boolean(ended) || message === REFUSALS.meeting_ended;
     $('call').hidden = true;
   }
 
@@ -690,6 +698,15 @@
   const HOST_ENDED = 'The host ended this meeting.';
   /** How the controller closes the sessions of a meeting that ended. */
   const ENDED_CLOSE_REASON = 'the meeting has ended';
+  /**
+   * What the controller tells the participant whose Leave emptied the meeting (which
+   * ended), and what this page then says.
+   */
+  const LEFT_LAST_REASON = 'you left; the meeting ended because nobody was left in it';
+  const LEFT_LAST = 'You left; the meeting ended because nobody was left in it.';
+  /** What a visitor waiting for the host hears when everyone in the meeting left. */
+  const EMPTIED_REASON = 'the meeting ended: everyone in it left';
+  const EMPTIED = 'The meeting ended: everyone in it left.';
 
   /**
    * The meeting ended while this page was in it (its host ended it): out of the call,
@@ -776,7 +793,7 @@
         break;
       }
       case 'ended':
-        meetingEnded(HOST_ENDED);
+        meetingEnded(message.reason === LEFT_LAST_REASON ? LEFT_LAST : HOST_ENDED);
         break;
       case 'media-grant':
         if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });
@@ -926,11 +943,16 @@
     $('leave').disabled = true;
     ui.status('Leaving…');
     const wt = state.wt;
+    const reading = state.reading;
     try {
       await send(leaveMessage());
       await state.writer.close();
-      // The controller closes the session once it has the Leave; do not wait forever.
-      await Promise.race([wt.closed.catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+      // The controller closes the session once it has the Leave, after saying whether
+      // the meeting ended with it (read to the end); do not wait forever.
+      await Promise.race([
+        Promise.all([wt.closed.catch(() => {}), reading]),
+        new Promise((r) => setTimeout(r, 3000)),
+      ]);
     } catch (_) { /* already closed */ }
     finish();
     state.leaving = false;
@@ -1894,10 +1916,11 @@
     $('camera').addEventListener('change', () => switchDevices());
     $('microphone').addEventListener('change', () => switchDevices());
     document.addEventListener('click', () => sharedAudioContext(), { once: true });
+    // A reload or a closed tab is a lost connection, not a Leave: the meeting stays for
+    // the controller's presence timeout, so that a reload finds it (only the Leave
+    // button leaves for good, which ends the meeting for the last one in).
     window.addEventListener('pagehide', () => {
-      if (!state.inCall || !state.writer) return;
-      state.writer.write(framed(leaveMessage())).catch(() => {});
-      hangUp();
+      if (state.inCall) hangUp();
     });
   }
 

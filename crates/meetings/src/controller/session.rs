@@ -124,6 +124,13 @@ const AUTH_REQUIRED_MESSAGE: &str =
 const AUTH_REQUIRED_NOW: &str =
     "the host now requires participants to sign in; sign in and join again";
 
+/// What a visitor waiting for the host is told when the meeting ended because the
+/// last participant in it left.
+const EMPTIED_MESSAGE: &str = "the meeting ended: everyone in it left";
+
+/// What a participant who left last is told: its leave ended the meeting.
+const LEFT_LAST_MESSAGE: &str = "you left; the meeting ended because nobody was left in it";
+
 /// What a session whose meeting moved is told ([`proto::MEETING_MOVED`]).
 const MOVED_MESSAGE: &str =
     "this meeting moved to another meeting controller; ask for a new join grant and join again";
@@ -276,6 +283,8 @@ enum Decision {
     Denied,
     /// The meeting ended while it waited.
     Ended,
+    /// The meeting ended while it waited because everyone in it left.
+    Emptied,
     /// The meeting moved to another controller while it waited.
     Moved,
     /// The same visitor waits from a newer connection, which took this one's place.
@@ -1443,6 +1452,9 @@ impl Session {
                                 ));
                                 Err(JoinEnd::Closed(Close::moved()))
                             }
+                            Ok(Decision::Emptied) => {
+                                Err(Refusal::new("meeting_ended", EMPTIED_MESSAGE).into())
+                            }
                             Ok(Decision::Ended) | Err(_) => {
                                 Err(Refusal::new("meeting_ended", "the meeting has ended").into())
                             }
@@ -1959,11 +1971,28 @@ impl Session {
             Departure::Leave(reason) if !recorded => reason,
             Departure::Leave(reason) => {
                 match shared.repo.leave(meeting, me, reason).await {
+                    // A lost connection (a reload, a closed tab, the network) is not a
+                    // decision to leave: the meeting stays for the presence timeout, so
+                    // that the participant can join again, and ends then if nobody did.
+                    Ok(0) if reason == LeaveReason::ConnectionLost => {
+                        tracing::info!(
+                            "the last participant's connection was lost; the meeting waits for them to join again"
+                        );
+                        tokio::spawn(end_if_still_empty(shared.clone(), meeting).in_current_span());
+                    }
                     Ok(0) => {
                         if let Err(error) = shared.repo.end_meeting(meeting).await {
                             tracing::warn!(%error, "the emptied meeting could not be ended");
                         } else {
                             tracing::info!("the last participant left; meeting ended");
+                            shared.rooms.close_lobby(meeting, Decision::Emptied);
+                            if reason == LeaveReason::Voluntary {
+                                let _ = self.out.try_send(ServerMessage::new(Out::MeetingEnded(
+                                    MeetingEnded {
+                                        reason: LEFT_LAST_MESSAGE.to_owned(),
+                                    },
+                                )));
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -1980,6 +2009,35 @@ impl Session {
             shared.rooms.broadcast(meeting, None, &left);
         }
         tracing::info!(reason = reason.as_str(), "participant left");
+    }
+}
+
+/// Ends `meeting`, emptied by a lost connection, when nobody has joined it again within
+/// the presence timeout (as the presence job ends a meeting whose last participant
+/// stopped sending heartbeats). A stopping controller leaves it to the participants to
+/// join again elsewhere, and to the vacated-meetings rule.
+async fn end_if_still_empty(shared: Arc<Shared>, meeting: MeetingId) {
+    tokio::select! {
+        () = shared.stop.cancelled() => return,
+        () = tokio::time::sleep(shared.config.presence_timeout) => {}
+    }
+    if shared.rooms.hosts(meeting) {
+        return;
+    }
+    match shared.repo.participants(meeting).await {
+        Ok(present) if present.is_empty() => {}
+        Ok(_) => return,
+        Err(error) => {
+            tracing::warn!(%meeting, %error, "could not read whether the emptied meeting was joined again");
+            return;
+        }
+    }
+    match shared.repo.end_meeting(meeting).await {
+        Ok(_) => {
+            tracing::info!(%meeting, "nobody joined the emptied meeting again; meeting ended");
+            shared.rooms.close_lobby(meeting, Decision::Emptied);
+        }
+        Err(error) => tracing::warn!(%meeting, %error, "the emptied meeting could not be ended"),
     }
 }
 
