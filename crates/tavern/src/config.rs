@@ -844,7 +844,49 @@ fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, 
             ),
         ));
     }
+    if let Err(problem) = check_ports(value) {
+        let shown = ServiceUrl(value.to_owned()).redacted();
+        return Err(err(source, format!("`{shown}`: {problem}")));
+    }
     Ok(ServiceUrl(value.to_owned()))
+}
+
+/// The ports a service URL names (one per host: `h1:6379,h2:6380` for several), each a
+/// number from 1 to 65535 when given; otherwise what is wrong with the first that is
+/// not, saying nothing but a port number (the user info may hold a password).
+fn check_ports(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    for host in hosts.split(',') {
+        let port = match host.strip_prefix('[') {
+            // An IPv6 address: its port follows the bracket.
+            Some(v6) => v6
+                .split_once(']')
+                .and_then(|(_, after)| after.strip_prefix(':')),
+            None => host.rsplit_once(':').map(|(_, port)| port),
+        };
+        let Some(port) = port else { continue };
+        if port.is_empty() {
+            return Err("a host has a `:` but no port after it".to_owned());
+        }
+        // Not shown: what is not a number may be part of a password written with a
+        // `/`, `?`, `#` or `@` of its own.
+        if !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(
+                "a port is not a number (a password holding `/`, `?`, `#` or `@` \
+                        must be percent-encoded)"
+                    .to_owned(),
+            );
+        }
+        match port.parse::<u32>() {
+            Ok(1..=65535) => {}
+            _ => return Err(format!("port {port} is out of range 1-65535")),
+        }
+    }
+    Ok(())
 }
 
 fn parse_host_port(source: &str, value: &str) -> Result<String, ConfigError> {
@@ -1223,6 +1265,66 @@ mod tests {
         assert_eq!(e.key, "TAVERN_REDIS_URL");
         assert!(e.problem.contains("no master name"), "{e}");
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn a_store_url_with_a_port_out_of_range_names_the_setting_and_the_port_not_the_password() {
+        for (var, url) in [
+            ("TAVERN_REDIS_URL", "redis://:hunter2@127.0.0.1:99999/0"),
+            (
+                "TAVERN_DATABASE_URL",
+                "postgres://tavern:hunter2@db:70000/tavern",
+            ),
+            (
+                "TAVERN_REDIS_URL",
+                "redis+sentinel://:hunter2@s1:26379,s2:0/tavern",
+            ),
+            (
+                "TAVERN_DATABASE_URL",
+                "postgres://tavern:hunter2@[::1]:65536/tavern",
+            ),
+        ] {
+            let e = Config::from_sources(None, None, &env(&[(var, url)])).expect_err(url);
+            assert_eq!(e.key, var, "{e}");
+            assert!(e.problem.contains("is out of range 1-65535"), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_REDIS_URL", "redis://:hunter2@127.0.0.1:99999/0")]),
+        )
+        .expect_err("out of range");
+        assert!(
+            e.problem.contains("port 99999 is out of range 1-65535"),
+            "{e}"
+        );
+        let e = Config::from_sources(
+            Some("database_url = \"postgres://db:x1/t\""),
+            None,
+            &env(&[]),
+        )
+        .expect_err("not a number");
+        assert_eq!(e.key, "tavern.toml: database_url");
+        assert!(e.problem.contains("not a number"), "{e}");
+
+        for good in [
+            "redis://127.0.0.1:6379/0",
+            "redis://localhost/",
+            "redis+cluster://:pw@h1:7000,h2:7001/",
+            "redis+sentinel://:pw@s1:26379,s2:26379/tavern/1",
+        ] {
+            let c = Config::from_sources(None, None, &env(&[("TAVERN_REDIS_URL", good)]));
+            assert!(c.is_ok(), "{good}: {c:?}");
+        }
+        for good in [
+            "postgres://u:p@[::1]:5432/t",
+            "postgresql://db/t?sslmode=require",
+            "postgres:///t?host=/run/postgresql",
+        ] {
+            let c = Config::from_sources(None, None, &env(&[("TAVERN_DATABASE_URL", good)]));
+            assert!(c.is_ok(), "{good}: {c:?}");
+        }
     }
 
     #[test]

@@ -55,3 +55,29 @@ fn a_variable_that_is_not_utf8_is_named_if_it_is_taverns_and_ignored_otherwise()
         "{stderr}"
     );
 }
+
+#[test]
+fn a_store_url_with_a_port_out_of_range_exits_2_naming_the_setting_and_the_port() {
+    for (var, url) in [
+        ("TAVERN_REDIS_URL", "redis://:hunter2@127.0.0.1:99999/0"),
+        (
+            "TAVERN_DATABASE_URL",
+            "postgres://tavern:hunter2@127.0.0.1:99999/tavern",
+        ),
+    ] {
+        let out = tavern_check()
+            .env("TAVERN_LOG", "error")
+            .env(var, url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("configuration error: {var}"))
+                && stderr.contains("port 99999 is out of range 1-65535"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
