@@ -405,6 +405,21 @@ impl Syncer {
         failures(self.run_report().await?)
     }
 
+    /// `member` as Meetup knows them ([`crate::sync::find_member`]): for `/link`, which
+    /// links only a member id Meetup has.
+    pub async fn find_member(
+        &self,
+        member: crate::MeetupUserId,
+    ) -> Result<Option<meetup::Member>, SyncError> {
+        let client = MeetupClient::new(self.config.endpoints.clone()).map_err(SyncError::Client)?;
+        crate::sync::find_member(&self.repo, &client, &self.config, member, self.clock.now()).await
+    }
+
+    /// The configured Meetup groups.
+    pub fn groups(&self) -> &[meetup::GroupUrlname] {
+        &self.config.groups
+    }
+
     /// [`Syncer::run`] that hands back what the run did ([`FullReport::summary`]),
     /// failed groups and failed Discord changes included, for `/sync` to tell.
     pub async fn run_report(&self) -> Result<FullReport, FullSyncError> {

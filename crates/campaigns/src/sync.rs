@@ -1045,6 +1045,90 @@ async fn refresh_locked(
 /// Logs a refresh Meetup refused because Tavern's own client id or secret is wrong:
 /// a configuration error for an admin, not a refused authorisation (nothing is
 /// recorded, no organiser is asked to authorise again).
+/// `member` as Meetup knows them: a member of one of the configured groups, asked of
+/// each group in turn ([`MeetupClient::group_member`]; Meetup's API has no look-up of
+/// a member by id outside a group) with the organiser's token, refreshed once when
+/// Meetup refuses it, as the sync does ("Token" above). `Ok(None)`: every group
+/// answered and none has that member. A group Meetup could not answer for (an
+/// outage, a group it no longer has) makes it [`SyncError::GroupsFailed`] unless
+/// another group has the member: no answer is not a "no". Reads only.
+pub async fn find_member(
+    repo: &Repo,
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    member: MeetupUserId,
+    now: DateTime<Utc>,
+) -> Result<Option<meetup::Member>, SyncError> {
+    if !config.has_groups() {
+        return Err(SyncError::NoGroups);
+    }
+    let Some(stored) = repo.organizer_tokens().await? else {
+        return Err(SyncError::NoOrganizerToken);
+    };
+    let Ok(id) = meetup::MemberId::parse(&member.to_string()) else {
+        return Ok(None);
+    };
+    let found = match ask_groups(client, config, &stored.tokens.access, &id).await {
+        Err(Asked::Unauthorized(error)) => {
+            tracing::info!(%error, "Meetup refused the organiser token; refreshing it");
+            let access = refresh(repo, client, config, &stored.tokens, now).await?;
+            match ask_groups(client, config, &access, &id).await {
+                Err(Asked::Unauthorized(e)) => {
+                    note_refused_again(repo, &access, now).await?;
+                    return Err(SyncError::StillUnauthorized(e));
+                }
+                other => other,
+            }
+        }
+        other => other,
+    };
+    match found {
+        Ok(found) => {
+            // Meetup answered with the organiser's token: the authorisation works.
+            if let Err(error) = repo.authorisation_works().await {
+                tracing::warn!(%error, "could not clear Meetup's recorded refusal of the organiser's authorisation");
+            }
+            Ok(found)
+        }
+        Err(Asked::Unauthorized(e)) => Err(SyncError::StillUnauthorized(e)),
+        Err(Asked::Failed(failures)) => Err(SyncError::GroupsFailed(failures)),
+    }
+}
+
+/// Why [`ask_groups`] has no answer.
+enum Asked {
+    Unauthorized(MeetupError),
+    Failed(Vec<GroupFailure>),
+}
+
+async fn ask_groups(
+    client: &MeetupClient,
+    config: &CampaignsConfig,
+    access: &AccessToken,
+    member: &meetup::MemberId,
+) -> Result<Option<meetup::Member>, Asked> {
+    let mut failures = Vec::new();
+    for group in &config.groups {
+        match client.group_member(access, group, member).await {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            Err(e) if e.is_unauthorized() => return Err(Asked::Unauthorized(e)),
+            Err(e) => {
+                tracing::warn!(%group, %member, error = %e, "could not ask Meetup about a member of the group");
+                failures.push(GroupFailure {
+                    group: group.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(None)
+    } else {
+        Err(Asked::Failed(failures))
+    }
+}
+
 pub(crate) fn log_client_rejected(error: &MeetupError) {
     tracing::error!(
         %error,

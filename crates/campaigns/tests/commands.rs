@@ -108,6 +108,35 @@ async fn game_with(adjust: impl FnOnce(CampaignsConfig) -> CampaignsConfig) -> G
     }
 }
 
+/// [`game`] with a fake Meetup as the community's: its group `dragons`, and an
+/// organiser whose tokens Tavern holds.
+async fn game_with_meetup() -> (Game, meetup::fake::FakeMeetup, meetup::GroupUrlname) {
+    let fake = meetup::fake::FakeMeetup::start().await.unwrap();
+    let group = meetup::GroupUrlname::parse("dragons").unwrap();
+    fake.add_group(&group, "Dragons and Dice").unwrap();
+    let organiser = fake.add_member("Olivia Organiser");
+    let endpoints = fake.endpoints();
+    let g = game_with(|mut c| {
+        c.groups = vec![group.clone()];
+        c.endpoints = endpoints;
+        c
+    })
+    .await;
+    let tokens = fake.issue_tokens(&organiser).unwrap();
+    g.env
+        .store
+        .set_organizer_tokens(
+            &campaigns::repo::Tokens {
+                access: tokens.access_token.clone(),
+                refresh: tokens.refresh_token.clone(),
+            },
+            testkit::epoch() + TimeDelta::days(2),
+        )
+        .await
+        .unwrap();
+    (g, fake, group)
+}
+
 impl Game {
     fn w(&self) -> &World {
         self.env.world()
@@ -753,37 +782,45 @@ async fn manage_channel_refuses_a_game_channel_tavern_created() {
 
 #[tokio::test]
 async fn an_admin_links_looks_up_and_unlinks_by_hand() {
-    let g = game().await;
+    let (g, fake, group) = game_with_meetup().await;
     let w = g.w();
     let (admin, carol) = (w.demo.demo_player, w.demo.carol);
+    // Carol's Meetup account, a member of the community's group.
+    let nine = fake.add_member("Carol on Meetup");
+    fake.set_role(&group, &nine, meetup::GroupRole::Member)
+        .unwrap();
+    let nine = nine.as_str();
     let reply = g
         .run_in(
             admin,
             w.demo.general,
             "link",
-            json!([user_option(carol), {"name": "meetup-id", "value": "9"}]),
+            json!([user_option(carol), {"name": "meetup-id", "value": nine}]),
         )
         .await;
     assert!(
-        reply.ephemeral && text(&reply).contains("is now linked to Meetup member 9"),
+        reply.ephemeral && text(&reply).contains(&format!("is now linked to Meetup member {nine}")),
         "{reply:?}"
     );
     assert!(reply.pings.users.is_empty());
     assert_eq!(
-        g.env.get("meetup_user:9:discord_user").await,
+        g.env.get(&format!("meetup_user:{nine}:discord_user")).await,
         Some(carol.to_string())
     );
     assert_eq!(
         g.env
             .get(&format!("discord_user:{carol}:meetup_user"))
             .await,
-        Some("9".into())
+        Some(nine.into())
     );
 
     let reply = g
         .run_in(admin, w.demo.general, "whois", json!([user_option(carol)]))
         .await;
-    assert!(text(&reply).contains("is Meetup member 9"), "{reply:?}");
+    assert!(
+        text(&reply).contains(&format!("is Meetup member {nine}")),
+        "{reply:?}"
+    );
     let reply = g
         .run_in(
             admin,
@@ -827,7 +864,7 @@ async fn an_admin_links_looks_up_and_unlinks_by_hand() {
         ),
     );
     assert!(reply.pings.users.is_empty(), "{reply:?}");
-    // Carol herself is linked to member 9.
+    // Carol herself is linked to her Meetup account.
     let reply = g
         .run_in(
             admin,
@@ -839,7 +876,7 @@ async fn an_admin_links_looks_up_and_unlinks_by_hand() {
     refused(
         &reply,
         &format!(
-            "<@{carol}> is already linked to Meetup member 9. To link another Meetup account, `/unlink` <@{carol}> first."
+            "<@{carol}> is already linked to Meetup member {nine}. To link another Meetup account, `/unlink` <@{carol}> first."
         ),
     );
     assert!(reply.pings.users.is_empty(), "{reply:?}");
@@ -848,10 +885,70 @@ async fn an_admin_links_looks_up_and_unlinks_by_hand() {
         .run_in(admin, w.demo.general, "unlink", json!([user_option(carol)]))
         .await;
     assert!(
-        text(&reply).contains("no longer linked to Meetup member 9"),
+        text(&reply).contains(&format!("no longer linked to Meetup member {nine}")),
         "{reply:?}"
     );
-    assert_eq!(g.env.get("meetup_user:9:discord_user").await, None);
+    assert_eq!(
+        g.env.get(&format!("meetup_user:{nine}:discord_user")).await,
+        None
+    );
+    g.stop().await;
+}
+
+#[tokio::test]
+async fn link_refuses_a_meetup_id_meetup_does_not_know_or_cannot_be_asked_about() {
+    let (g, fake, _) = game_with_meetup().await;
+    let w = g.w();
+    let (admin, carol) = (w.demo.demo_player, w.demo.carol);
+    let nothing_stored = || async {
+        assert_eq!(g.env.get("meetup_user:123456:discord_user").await, None);
+        assert_eq!(
+            g.env
+                .get(&format!("discord_user:{carol}:meetup_user"))
+                .await,
+            None
+        );
+        assert!(
+            !g.env
+                .members("meetup_users")
+                .await
+                .contains(&"123456".to_owned())
+        );
+        assert!(
+            !g.env
+                .members("discord_users")
+                .await
+                .contains(&carol.to_string())
+        );
+    };
+    let link = || {
+        g.run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(carol), {"name": "meetup-id", "value": "123456"}]),
+        )
+    };
+
+    let reply = link().await;
+    refused(
+        &reply,
+        "Meetup has no member 123456 in the community's Meetup group (`dragons`).",
+    );
+    assert!(
+        fake.graphql_requests()
+            .iter()
+            .any(|r| r.operation_name.as_deref() == Some("GroupMember")),
+        "Meetup was asked"
+    );
+    nothing_stored().await;
+
+    // Meetup is down (every try answers 503): said so, nothing stored.
+    fake.fail_next(4, meetup::fake::FakeFault::Status(503));
+    let reply = link().await;
+    refused(&reply, "Meetup could not be reached to check member 123456");
+    refused(&reply, "Nothing was linked");
+    nothing_stored().await;
     g.stop().await;
 }
 

@@ -308,6 +308,43 @@ impl MeetupClient {
             .transpose()
     }
 
+    /// `member` as a member of `group`: `None` when the group has no such member,
+    /// which is also Meetup's answer for an id no member has (an empty list, no
+    /// error). Meetup filters memberships by 32-bit integer ids; an id that is no such
+    /// number belongs to no member, and Meetup is not asked. [`MeetupError::GroupNotFound`]
+    /// when Meetup has no such group.
+    pub async fn group_member(
+        &self,
+        token: &AccessToken,
+        group: &GroupUrlname,
+        member: &MemberId,
+    ) -> Result<Option<Member>, MeetupError> {
+        let Ok(number) = member.as_str().parse::<i32>() else {
+            return Ok(None);
+        };
+        let op = "GroupMember";
+        let data = self
+            .graphql(
+                token,
+                op,
+                queries::GROUP_MEMBER,
+                json!({ "urlname": group.as_str(), "memberIds": [number] }),
+            )
+            .await?;
+        let Some(group_node) = At::root(&data, op).get("groupByUrlname").non_null() else {
+            return Err(MeetupError::GroupNotFound(group.clone()));
+        };
+        // Only the member asked about counts, whatever else an answer holds.
+        for edge in group_node.get("memberships").get("edges").items()? {
+            if let Some(found) = edge.get("node").optional(decode_member)?
+                && &found.id == member
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates and publishes `draft` as a new event (the token owner must be allowed
     /// to create events in the group) and returns it as Meetup stored it. Sent once:
     /// only a 429 (not processed) is retried, since a retry after a 5xx or a lost

@@ -91,6 +91,18 @@ pub const GROUP_ROLE: &str = "query GroupRole($urlname: String!) {
 }
 ";
 
+/// A member of a group, by member id: the group's memberships narrowed to that id
+/// (no edge: the group has no such member, or Meetup none at all).
+pub const GROUP_MEMBER: &str = "query GroupMember($urlname: String!, $memberIds: [Int!]) {
+  groupByUrlname(urlname: $urlname) {
+    urlname
+    memberships(first: 1, filter: { memberIds: $memberIds }) {
+      edges { node { id name } }
+    }
+  }
+}
+";
+
 /// Creates (and publishes) an event; Meetup answers the event or payload errors.
 pub const CREATE_EVENT: &str = concat!(
     "mutation CreateEvent($input: CreateEventInput!) {
@@ -104,11 +116,12 @@ pub const CREATE_EVENT: &str = concat!(
 );
 
 /// Every document the client sends, with its operation name (checked by `build.rs`).
-pub const ALL: [(&str, &str); 6] = [
+pub const ALL: [(&str, &str); 7] = [
     ("GroupEvents", GROUP_EVENTS),
     ("Event", EVENT),
     ("EventRsvps", EVENT_RSVPS),
     ("SelfMember", SELF_MEMBER),
     ("GroupRole", GROUP_ROLE),
+    ("GroupMember", GROUP_MEMBER),
     ("CreateEvent", CREATE_EVENT),
 ];

@@ -58,6 +58,69 @@ async fn the_role_in_a_group_is_the_token_owners_and_none_for_a_non_member() {
 }
 
 #[tokio::test]
+async fn a_group_member_is_found_by_id_and_an_id_meetup_does_not_know_is_nobody() {
+    let world = common::world().await;
+    let token = &world.tokens.access_token;
+    // Members of the group: one with a role, one who hosts, one who RSVP'd.
+    let rita = world.fake.add_member("Rita Role");
+    world
+        .fake
+        .set_role(&world.group, &rita, GroupRole::Member)
+        .unwrap();
+    let hank = world.fake.add_member("Hank Host");
+    let petra = world.fake.add_member("Petra Player");
+    let mut e = common::event(&world, "One-shot", common::day(3));
+    e.hosts = vec![hank.clone()];
+    let event = world.fake.add_event(e).unwrap();
+    world
+        .fake
+        .add_rsvp(&event, &petra, meetup::RsvpStatus::Yes, 0)
+        .unwrap();
+    // On Meetup, but not in this group.
+    let stranger = world.fake.add_member("Sam Stranger");
+
+    for (member, name) in [
+        (&rita, "Rita Role"),
+        (&hank, "Hank Host"),
+        (&petra, "Petra Player"),
+    ] {
+        let found = world
+            .client
+            .group_member(token, &world.group, member)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} is a member"));
+        assert_eq!(&found.id, member);
+        assert_eq!(found.name.as_deref(), Some(name));
+    }
+    assert_eq!(
+        world
+            .client
+            .group_member(token, &world.group, &stranger)
+            .await
+            .unwrap(),
+        None
+    );
+    // An id nobody has: no member, no error, as Meetup answers.
+    let unknown = meetup::MemberId::parse("123456").unwrap();
+    assert_eq!(
+        world
+            .client
+            .group_member(token, &world.group, &unknown)
+            .await
+            .unwrap(),
+        None
+    );
+    let missing = GroupUrlname::parse("nobody-here").unwrap();
+    let error = world
+        .client
+        .group_member(token, &missing, &rita)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, MeetupError::GroupNotFound(_)), "{error}");
+}
+
+#[tokio::test]
 async fn create_event_copies_every_field_and_the_fake_stores_the_event() {
     let world = common::world().await;
     world

@@ -9,6 +9,7 @@ use discord::{Choice, CommandSpec, Handler, Invocation, OptionSpec, Reply, Respo
 use super::{CommandError, CommandResult, Commands, handler, when};
 use crate::domain::{MeetupUserId, SnoozeDays};
 use crate::repo::{LinkOutcome, RepoError};
+use crate::sync::SyncError;
 
 pub const SNOOZE: &str = "snooze";
 pub const MANAGE_CHANNEL: &str = "manage-channel";
@@ -48,7 +49,9 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             OptionSpec::string("meetup-id", "Their Meetup member id")
                 .required()
                 .autocomplete(),
-        ),
+        )
+        // It asks Meetup first: the wait, too, stays between the admin and Tavern.
+        .private(),
         CommandSpec::new(UNLINK, "Unlink a member's Meetup account (admins only)")
             .option(OptionSpec::user("user", "The Discord member").required()),
         CommandSpec::new(
@@ -184,7 +187,9 @@ async fn meetup_id_choices(
     Ok(Response::Choices(choices))
 }
 
-/// `/link user meetup-id`.
+/// `/link user meetup-id`: links only a Meetup member id Meetup has (a member of one
+/// of the configured groups, [`known_to_meetup`]); what Tavern refuses by itself (either
+/// side linked elsewhere) is said first, without asking Meetup.
 async fn link(c: Commands, inv: Invocation) -> CommandResult {
     if let Some((_, typed)) = inv.autocompleting() {
         return meetup_id_choices(&c, &inv, typed, false).await;
@@ -197,17 +202,43 @@ async fn link(c: Commands, inv: Invocation) -> CommandResult {
     let meetup = meetup_id(&inv)?.ok_or_else(|| {
         CommandError::refused("Say which Meetup account: the `meetup-id` option is missing.")
     })?;
-    let outcome = c.repo().link(meetup, user, None).await.map_err(|e| match e {
+    let conflict = |e: RepoError| match e {
         RepoError::MeetupUserLinkedElsewhere { meetup, discord } => CommandError::refused(format!(
             "Meetup member {meetup} is already linked to <@{discord}>. To link it to <@{user}>, \
              `/{UNLINK}` <@{discord}> first."
         )),
-        RepoError::DiscordUserLinkedElsewhere { discord, meetup } => CommandError::refused(format!(
-            "<@{discord}> is already linked to Meetup member {meetup}. To link another Meetup \
-             account, `/{UNLINK}` <@{discord}> first."
-        )),
+        RepoError::DiscordUserLinkedElsewhere { discord, meetup } => {
+            CommandError::refused(format!(
+                "<@{discord}> is already linked to Meetup member {meetup}. To link another \
+                 Meetup account, `/{UNLINK}` <@{discord}> first."
+            ))
+        }
         other => other.into(),
-    })?;
+    };
+    // What Tavern itself refuses is said without asking Meetup (the link checks it
+    // again, in one step with the writes).
+    let holder = c.repo().discord_user_of(meetup).await?;
+    if let Some(discord) = holder.filter(|d| *d != user) {
+        return Err(conflict(RepoError::MeetupUserLinkedElsewhere {
+            meetup,
+            discord,
+        }));
+    }
+    if let Some(other) = c
+        .repo()
+        .meetup_user_of(user)
+        .await?
+        .filter(|m| *m != meetup)
+    {
+        return Err(conflict(RepoError::DiscordUserLinkedElsewhere {
+            discord: user,
+            meetup: other,
+        }));
+    }
+    if holder != Some(user) {
+        known_to_meetup(&c, meetup).await?;
+    }
+    let outcome = c.repo().link(meetup, user, None).await.map_err(conflict)?;
     let text = match outcome {
         LinkOutcome::Linked => format!("<@{user}> is now linked to Meetup member {meetup}."),
         LinkOutcome::AlreadyLinked => {
@@ -215,6 +246,66 @@ async fn link(c: Commands, inv: Invocation) -> CommandResult {
         }
     };
     Ok(Response::Message(Reply::private(text)))
+}
+
+/// Refuses a Meetup member id Meetup does not know (asked of the configured groups,
+/// [`crate::jobs::Syncer::find_member`]), or when Meetup cannot be asked or did not
+/// answer: `/link` stores only a link to a member Meetup has.
+async fn known_to_meetup(c: &Commands, meetup: MeetupUserId) -> Result<(), CommandError> {
+    let Some(syncer) = c.syncer() else {
+        return Err(CommandError::refused(format!(
+            "No Meetup group is configured, so Tavern cannot check Meetup member {meetup} \
+             with Meetup. Nothing was linked."
+        )));
+    };
+    let groups = syncer
+        .groups()
+        .iter()
+        .map(|g| format!("`{g}`"))
+        .collect::<Vec<_>>();
+    let groups = format!(
+        "{} ({})",
+        if groups.len() == 1 { "group" } else { "groups" },
+        groups.join(", ")
+    );
+    match syncer.find_member(meetup).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(CommandError::refused(format!(
+            "Meetup has no member {meetup} in the community's Meetup {groups}. Check \
+             the id: it is the number in the address of their Meetup profile. Nothing was \
+             linked."
+        ))),
+        Err(SyncError::Repo(e)) => Err(e.into()),
+        Err(SyncError::NoOrganizerToken) => Err(CommandError::refused(format!(
+            "Tavern cannot check Meetup member {meetup} with Meetup before an organiser \
+             authorises it: {}. Nothing was linked.",
+            c.link(crate::web::ORGANISER_PATH)
+        ))),
+        Err(e) if e.needs_authorisation() => Err(CommandError::refused(format!(
+            "Meetup no longer accepts the organiser's authorisation, so Tavern cannot check \
+             Meetup member {meetup}; an organiser can authorise Tavern again: {}. Nothing \
+             was linked.",
+            c.link(crate::web::ORGANISER_PATH)
+        ))),
+        Err(SyncError::GroupsFailed(failures)) => {
+            let why = failures
+                .first()
+                .map(|f| f.error.clone())
+                .unwrap_or_default();
+            tracing::warn!(%meetup, %why, "could not check a Meetup member id for /link");
+            Err(CommandError::refused(format!(
+                "Meetup could not be reached to check member {meetup} ({why}). Nothing was \
+                 linked; try again in a moment."
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(%meetup, error = %e, "could not check a Meetup member id for /link");
+            Err(CommandError::refused(format!(
+                "Tavern could not check Meetup member {meetup} with Meetup: {e}. Nothing was \
+                 linked."
+            )))
+        }
+    }
 }
 
 /// `/unlink user`.

@@ -349,6 +349,8 @@ enum Node<'s> {
     EventEdge(String, &'s EventRecord),
     RsvpConnection(Page<&'s RsvpRecord>, RsvpCounts),
     RsvpEdge(String, &'s RsvpRecord),
+    MemberConnection(Page<&'s MemberRecord>),
+    MemberEdge(String, &'s MemberRecord),
     PageInfo(PageInfo),
 }
 
@@ -622,6 +624,7 @@ impl<'s, 'd> Executor<'s, 'd> {
                 "link" => Ok(leaf(&format!("https://www.meetup.com/{}/", group.urlname))),
                 "isPrivate" => Ok(Out::Leaf(Value::Bool(false))),
                 "events" => self.group_events(group, args).map(Out::Node),
+                "memberships" => self.group_memberships(group, args).map(Out::Node),
                 "membershipMetadata" => Ok(state
                     .roles
                     .get(&(group.urlname.clone(), self.viewer.clone()))
@@ -735,6 +738,22 @@ impl<'s, 'd> Executor<'s, 'd> {
                 "node" => Ok(Out::Node(Node::Rsvp(rsvp))),
                 _ => Err(Missing::NoData),
             },
+            Node::MemberConnection(page) => match field {
+                "edges" => Ok(Out::List(
+                    page.items
+                        .iter()
+                        .map(|(cursor, m)| Out::Node(Node::MemberEdge(cursor.clone(), m)))
+                        .collect(),
+                )),
+                "pageInfo" => Ok(Out::Node(Node::PageInfo(page.info.clone()))),
+                "totalCount" => Ok(Out::Leaf(Value::from(page.total))),
+                _ => Err(Missing::NoData),
+            },
+            Node::MemberEdge(cursor, member) => match field {
+                "cursor" => Ok(leaf(cursor)),
+                "node" => Ok(Out::Node(Node::Member(member))),
+                _ => Err(Missing::NoData),
+            },
             Node::PageInfo(info) => match field {
                 "startCursor" => Ok(info.start.as_deref().map_or(Out::Null, leaf)),
                 "endCursor" => Ok(info.end.as_deref().map_or(Out::Null, leaf)),
@@ -803,6 +822,59 @@ impl<'s, 'd> Executor<'s, 'd> {
             "rsvpQuestions" => Ok(Out::List(Vec::new())),
             _ => Err(Missing::NoData),
         }
+    }
+
+    /// `Group.memberships(first, after, filter)`: the group's members (a role in it,
+    /// a hosted event or an RSVP to one of its events: Meetup lets only members host
+    /// and RSVP), ordered by id; `filter.memberIds`, `excludeMemberIds` and `name` (a
+    /// part of the name, any case) narrow it. An id Meetup does not know matches
+    /// nobody: an empty list, not an error.
+    fn group_memberships(
+        &self,
+        group: &'s GroupRecord,
+        args: &Map<String, Value>,
+    ) -> Result<Node<'s>, Missing> {
+        let filter = args.get("filter").and_then(Value::as_object);
+        let ids = |name: &str| -> Option<Vec<String>> {
+            match filter.and_then(|f| f.get(name)) {
+                Some(Value::Array(items)) => Some(items.iter().map(Value::to_string).collect()),
+                _ => None,
+            }
+        };
+        let only = ids("memberIds");
+        let except = ids("excludeMemberIds").unwrap_or_default();
+        let name = filter
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let state = self.state;
+        let of_group = |e: &EventRecord| e.group == group.urlname;
+        let members: Vec<&MemberRecord> = state
+            .members
+            .values()
+            .filter(|m| {
+                state
+                    .roles
+                    .contains_key(&(group.urlname.clone(), m.id.clone()))
+                    || state
+                        .events
+                        .iter()
+                        .any(|e| of_group(e) && e.hosts.contains(&m.id))
+                    || state.rsvps.iter().any(|r| {
+                        r.member == m.id && state.event(r.event.as_str()).is_some_and(of_group)
+                    })
+            })
+            .filter(|m| {
+                only.as_ref()
+                    .is_none_or(|ids| ids.iter().any(|id| id == m.id.as_str()))
+            })
+            .filter(|m| !except.iter().any(|id| id == m.id.as_str()))
+            .filter(|m| {
+                name.as_deref()
+                    .is_none_or(|n| m.name.to_lowercase().contains(n))
+            })
+            .collect();
+        paginate(members, args).map(Node::MemberConnection)
     }
 
     /// `Group.events(first, after, filter, sort, status)`.

@@ -169,7 +169,10 @@ impl Shared {
 /// aliases, fragments, `@skip`/`@include`, `__typename`, variables with defaults.
 ///
 /// On `Group`, `membershipMetadata { role status }` is the viewer's role as
-/// [`FakeMeetup::set_role`] gave it (null for a non-member).
+/// [`FakeMeetup::set_role`] gave it (null for a non-member), and `memberships(first
+/// after filter)` lists the group's members (a role there, a hosted event or an RSVP
+/// to one of its events) with `filter.memberIds`, `excludeMemberIds` and `name`; as on
+/// Meetup, a member id nobody has matches nobody (an empty list, no error).
 ///
 /// Mutations: `createEvent` (one per document) creates an event when the viewer holds
 /// a role that may (organiser, co-organiser, assistant or event organiser) and answers
