@@ -297,30 +297,42 @@ async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_i
         .await;
     assert_refused((status, taken), 409, "email_taken");
 
-    for (body, code, words) in [
+    let huge = "correct horse 7 ".repeat(32 * 1024);
+    for (body, code, field, words) in [
         (
             json!({ "email": "bob@example.org", "password": "short", "display_name": "Bob" }),
             "weak_password",
+            "password",
             "at least 10 characters",
+        ),
+        (
+            json!({ "email": "bob@example.org", "password": huge, "display_name": "Bob" }),
+            "password_too_long",
+            "password",
+            "the password is too long: at most 1024 bytes",
         ),
         (
             json!({ "email": "bob", "password": PASSWORD, "display_name": "Bob" }),
             "bad_email",
+            "email",
             "no `@`",
         ),
         (
             json!({ "email": "bob@example.org", "password": PASSWORD, "display_name": " " }),
             "bad_display_name",
+            "display_name",
             "display name",
         ),
         (
             json!({ "email": "bob@example.org", "display_name": "Bob" }),
             "bad_request",
             "password",
+            "password",
         ),
         (
             json!({ "email": "bob@example.org", "password": PASSWORD, "display_name": "\u{202E}boB" }),
             "bad_display_name",
+            "display_name",
             "U+202E",
         ),
     ] {
@@ -329,10 +341,24 @@ async fn registration_answers_a_token_refuses_a_taken_email_and_says_why_input_i
             .await;
         assert_eq!(status, 400, "{answer}");
         assert_eq!(answer["code"], code, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(words),
             "{answer}"
         );
+    }
+    // Logging in without a field says which.
+    for (body, field) in [
+        (json!({ "email": "alice@example.org" }), "password"),
+        (json!({ "password": PASSWORD }), "email"),
+        (json!({ "email": 5, "password": PASSWORD }), "email"),
+    ] {
+        let (status, answer, _) = site
+            .post("/api/v1/auth/user/token", body, None, "198.51.100.1")
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["code"], "bad_request", "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
     }
     let rows = site.audit_rows("user_registered").await;
     assert_eq!(rows.len(), 2, "{rows:?}");

@@ -126,9 +126,14 @@ impl AuthConfig {
 /// `crate::web`.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// The request is wrong; `code` names what (`bad_email`, `weak_password`, ...).
+    /// The request is wrong; `code` names what (`bad_email`, `weak_password`, ...), and
+    /// `field` the request field it is about, when it is about one.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        field: Option<&'static str>,
+        message: String,
+    },
     #[error("an account with this email already exists")]
     EmailTaken,
     /// Wrong email or wrong password: never which.
@@ -164,6 +169,16 @@ impl AuthError {
     fn invalid(code: &'static str, message: impl Into<String>) -> AuthError {
         AuthError::Invalid {
             code,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A wrong value of the request's `field`.
+    fn bad_field(field: &'static str, code: &'static str, message: impl Into<String>) -> AuthError {
+        AuthError::Invalid {
+            code,
+            field: Some(field),
             message: message.into(),
         }
     }
@@ -837,18 +852,25 @@ impl Auth {
             "registration",
         )
         .await?;
-        let email =
-            Email::parse(email).map_err(|e| AuthError::invalid("bad_email", e.to_string()))?;
+        let email = Email::parse(email)
+            .map_err(|e| AuthError::bad_field("email", "bad_email", e.to_string()))?;
         if oauth::is_stand_in(&email) {
-            return Err(AuthError::invalid(
+            return Err(AuthError::bad_field(
+                "email",
                 "bad_email",
                 "bad email: the .invalid domain is reserved",
             ));
         }
-        let password = Password::new_for(password, &email)
-            .map_err(|e| AuthError::invalid("weak_password", e.to_string()))?;
+        let password = Password::new_for(password, &email).map_err(|e| {
+            let code = match e {
+                CredentialError::PasswordTooLong => "password_too_long",
+                _ => "weak_password",
+            };
+            AuthError::bad_field("password", code, e.to_string())
+        })?;
         let display_name = DisplayName::parse(display_name).map_err(|e| {
-            AuthError::invalid(
+            AuthError::bad_field(
+                "display_name",
                 "bad_display_name",
                 format!("bad display name: {}", e.reason),
             )
@@ -1048,20 +1070,26 @@ impl Auth {
         who.require_user_token()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 255 {
-            return Err(AuthError::invalid(
+            return Err(AuthError::bad_field(
+                "name",
                 "bad_name",
                 "name: the key's name must be 1 to 255 characters",
             ));
         }
         if let Some(problem) = crate::domain::shown_name_problem(name) {
-            return Err(AuthError::invalid("bad_name", format!("name: {problem}")));
+            return Err(AuthError::bad_field(
+                "name",
+                "bad_name",
+                format!("name: {problem}"),
+            ));
         }
         let scopes = Scopes::parse_list(scopes.iter().map(String::as_str))
-            .map_err(|e| AuthError::invalid("bad_scopes", e))?;
+            .map_err(|e| AuthError::bad_field("scopes", "bad_scopes", e))?;
         if let Some(at) = expires_at
             && at <= self.now()
         {
-            return Err(AuthError::invalid(
+            return Err(AuthError::bad_field(
+                "expires_at",
                 "bad_expiry",
                 "expires_at must be in the future",
             ));

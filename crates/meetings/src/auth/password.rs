@@ -17,6 +17,9 @@ pub enum CredentialError {
     Email(&'static str),
     #[error("weak password: {0}")]
     WeakPassword(&'static str),
+    /// Longer than [`Password::MAX_BYTES`]: refused before any rule or hashing.
+    #[error("the password is too long: at most 1024 bytes")]
+    PasswordTooLong,
 }
 
 /// `users.email` (`VARCHAR(255)`, unique): trimmed and lowercased, so `Alice@Example.org`
@@ -81,14 +84,12 @@ impl Password {
     /// not all one kind of character (only digits, only letters), not the email or its
     /// part before the `@`.
     pub fn new_for(s: &str, email: &Email) -> Result<Password, CredentialError> {
+        if s.len() > Self::MAX_BYTES {
+            return Err(CredentialError::PasswordTooLong);
+        }
         if s.chars().count() < Self::MIN_CHARS {
             return Err(CredentialError::WeakPassword(
                 "it must be at least 10 characters long",
-            ));
-        }
-        if s.len() > Self::MAX_BYTES {
-            return Err(CredentialError::WeakPassword(
-                "it must be at most 1024 bytes long",
             ));
         }
         if s.chars().all(|c| c.is_numeric()) {

@@ -2,6 +2,8 @@
 //! ([`ErrorBody`], with the `field` a validation error is about) with its status (401
 //! with `WWW-Authenticate`, 429 and 503 with `Retry-After`).
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +24,7 @@ pub struct ApiError {
     /// Seconds, for `Retry-After` (429, 503).
     pub retry_after: Option<u64>,
     /// The request field a validation error is about (`display_name`, ...).
-    pub field: Option<&'static str>,
+    pub field: Option<Cow<'static, str>>,
 }
 
 /// The body of every refusal.
@@ -58,7 +60,7 @@ impl ApiError {
         message: impl Into<String>,
     ) -> ApiError {
         ApiError {
-            field: Some(field),
+            field: Some(Cow::Borrowed(field)),
             ..ApiError::bad_request(code, message)
         }
     }
@@ -115,7 +117,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: self.message,
             code: self.code.to_owned(),
-            field: self.field.map(str::to_owned),
+            field: self.field.map(Cow::into_owned),
         };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -180,7 +182,16 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
         let message = e.to_string();
         match e {
-            AuthError::Invalid { code, message } => ApiError::bad_request(code, message),
+            AuthError::Invalid {
+                code,
+                field: Some(field),
+                message,
+            } => ApiError::bad_field(field, code, message),
+            AuthError::Invalid {
+                code,
+                field: None,
+                message,
+            } => ApiError::bad_request(code, message),
             AuthError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email_taken", message),
             AuthError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", message)

@@ -2,6 +2,8 @@
 //! key), [`ClientInfo`] (address and user agent, for rate limits and audit rows) and
 //! [`Body`] (a JSON body whose refusals keep the API's error shape).
 
+use std::borrow::Cow;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
@@ -96,10 +98,74 @@ where
                 "bad_request",
                 format!("could not read the body: {}", e.body_text()),
             )),
+            Err(JsonRejection::JsonDataError(e)) => {
+                let text = e.body_text();
+                Err(ApiError {
+                    field: field_of(&text).map(Cow::Owned),
+                    ..ApiError::bad_request("bad_request", format!("bad JSON body: {text}"))
+                })
+            }
             Err(e) => Err(ApiError::bad_request(
                 "bad_request",
                 format!("bad JSON body: {}", e.body_text()),
             )),
         }
+    }
+}
+
+/// The field a body's shape error is about, from its text: `missing field `password``,
+/// `unknown field `x``, or the path before `: ` (`display_name: invalid type: ...`),
+/// joined as `meeting.display_name` when nested.
+fn field_of(text: &str) -> Option<String> {
+    let detail = text.rsplit_once("target type: ").map_or(text, |(_, d)| d);
+    let (path, rest) = match detail.split_once(": ") {
+        Some((path, rest)) if !path.is_empty() && !path.contains(' ') => (Some(path), rest),
+        _ => (None, detail),
+    };
+    let named = ["missing field `", "unknown field `"].iter().find_map(|m| {
+        rest.strip_prefix(m)
+            .and_then(|after| after.split_once('`'))
+            .map(|(name, _)| name)
+    });
+    match (path, named) {
+        (Some(path), Some(name)) if !path.ends_with(name) => Some(format!("{path}.{name}")),
+        (Some(path), _) => Some(path.to_owned()),
+        (None, Some(name)) => Some(name.to_owned()),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn a_shape_error_names_its_field() {
+        let of = |detail: &str| {
+            field_of(&format!(
+                "Failed to deserialize the JSON body into the target type: {detail}"
+            ))
+        };
+        assert_eq!(
+            of("missing field `password` at line 1 column 40").as_deref(),
+            Some("password")
+        );
+        assert_eq!(
+            of("unknown field `colour`, expected one of `a`, `b` at line 1 column 9").as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            of("display_name: invalid type: integer `5`, expected a string at line 1 column 18")
+                .as_deref(),
+            Some("display_name")
+        );
+        assert_eq!(
+            of("b[0]: missing field `y` at line 1 column 23").as_deref(),
+            Some("b[0].y")
+        );
+        assert_eq!(
+            of("invalid type: integer `5`, expected struct X").as_deref(),
+            None
+        );
     }
 }

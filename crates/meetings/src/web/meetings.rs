@@ -912,7 +912,7 @@ mod tests {
         assert_eq!(max_participants(1000).unwrap(), 1000);
         for bad in [0, -1, 1001, i64::MAX] {
             let e = max_participants(bad).unwrap_err();
-            assert_eq!(e.field, Some("max_participants"), "{bad}");
+            assert_eq!(e.field.as_deref(), Some("max_participants"), "{bad}");
         }
     }
 }
