@@ -449,6 +449,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// The log filter when `TAVERN_LOG` is unset: `info`, with sqlx and tower_http at
+/// `warn` (a statement slower than sqlx's 1 s threshold is a warning, under the target
+/// `sqlx::query`). sqlx's pool says nothing below `error`: during a PostgreSQL outage
+/// it warns of every connection its on-release test or a ping finds broken, and of
+/// slow acquires, while Tavern tells the outage itself (`/readyz`, the services that
+/// lose the store), once.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,sqlx=warn,sqlx::pool=error,sqlx_core::pool=error,tower_http=warn";
+
 /// A configuration value that could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{key}: {problem}")]

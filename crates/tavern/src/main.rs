@@ -221,13 +221,13 @@ fn positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// The log filter: `TAVERN_LOG`, or `info` (with sqlx and tower_http at `warn`) when it
-/// is unset. A `TAVERN_LOG` that does not parse is an error naming the directive, not a
+/// The log filter: `TAVERN_LOG`, or [`tavern::config::DEFAULT_LOG_FILTER`] when it is
+/// unset. A `TAVERN_LOG` that does not parse is an error naming the directive, not a
 /// silent fall-back to the default.
 fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
     let Some(value) = std::env::var_os("TAVERN_LOG") else {
         return Ok(tracing_subscriber::EnvFilter::new(
-            "info,sqlx=warn,tower_http=warn",
+            tavern::config::DEFAULT_LOG_FILTER,
         ));
     };
     let Some(text) = value.to_str() else {
