@@ -438,9 +438,29 @@ async fn init_get(
 struct JoinBody {
     character: Option<String>,
     roll: Option<String>,
-    /// Shown when the user has no character (default: `user {id}`).
+    /// Shown when the user has no character (default: [`join_name`]).
     name: Option<String>,
 }
+
+/// The name a user without characters joins under when the request gives none, as
+/// `/init join` would show them: a signed-in user's Discord display name (else their
+/// username), the name Discord's OAuth2 gave the session. A token's `?user=` carries
+/// no name and the Discord client answers no member's name, so such a user joins as
+/// [`UNNAMED_PLAYER`]; the tracker shows their mention beside it.
+fn join_name(caller: &WebCaller, user: crate::domain::UserId) -> String {
+    match caller.user() {
+        Some(signed_in) if signed_in.id == user => signed_in
+            .global_name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| signed_in.username.clone()),
+        _ => UNNAMED_PLAYER.to_owned(),
+    }
+}
+
+/// The name of a player who joins over REST with no character, no `name` and no
+/// Discord name Tavern knows.
+pub const UNNAMED_PLAYER: &str = "Player";
 
 async fn init_join(
     State(ctx): State<Ctx>,
@@ -457,7 +477,7 @@ async fn init_join(
         user,
         character: b.character,
         roll: b.roll,
-        display_name: b.name.unwrap_or_else(|| format!("user {user}")),
+        display_name: b.name.unwrap_or_else(|| join_name(&caller, user)),
     };
     init_change(&ctx, who, op).await
 }

@@ -72,14 +72,24 @@ impl Api {
 
     /// A signed-in session of `user`: its cookie header and CSRF token.
     async fn session(&self, user: u64) -> (String, String) {
+        self.session_named(user, &format!("user{user}"), None).await
+    }
+
+    /// A signed-in session of `user` with this Discord username and display name.
+    async fn session_named(
+        &self,
+        user: u64,
+        username: &str,
+        global_name: Option<&str>,
+    ) -> (String, String) {
         let sessions = &self.world.ctx.sessions;
         let session = sessions
             .log_in(
                 None,
                 web::session::SessionUser {
                     id: discord::model::UserId::new(user),
-                    username: format!("user{user}"),
-                    global_name: None,
+                    username: username.to_owned(),
+                    global_name: global_name.map(str::to_owned),
                     avatar: None,
                 },
                 &discord::oauth::TokenGrant {
@@ -855,4 +865,56 @@ async fn rest_grand_totals_empty_bodies_and_unknown_characters() {
             .starts_with("You have no character named `Nobody`"),
         "{body}"
     );
+}
+
+/// Joining with no character and no `name` shows the user as `/init join` would: a
+/// signed-in user by their Discord display name (else username); a token's `?user=`,
+/// whose name Tavern cannot learn, as a plain "Player" beside their mention. Never
+/// as `user <id>`.
+#[tokio::test]
+async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
+    let api = start().await;
+    let table = api.table();
+    let (carol, dave, erin) = (api.member("carol"), api.member("dave"), api.member("erin"));
+    let join = format!("/api/rolls/initiative/{table}/join");
+
+    let (cookie, csrf) = api
+        .session_named(carol, "carol", Some("Carol the Bold"))
+        .await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::POST,
+            &join,
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(json!({"roll": "15"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["tracker"]["entries"][0]["name"], "Carol the Bold",
+        "{body}"
+    );
+
+    let (cookie, csrf) = api.session_named(dave, "dave", None).await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::POST,
+            &join,
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(json!({"roll": "10"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["entries"][1]["name"], "dave", "{body}");
+
+    let (status, body) = api
+        .post(&format!("{join}?user={erin}"), json!({"roll": "5"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["entries"][2]["name"], "Player", "{body}");
+    let shown = body["markdown"].as_str().expect("markdown");
+    assert!(shown.contains(&format!("Player (<@{erin}>)")), "{shown}");
+    for id in [carol, dave, erin] {
+        assert!(!shown.contains(&format!("user {id}")), "{shown}");
+    }
 }
