@@ -11,7 +11,7 @@ use crate::domain::MeetingId;
 pub enum MeetingsError {
     #[error("meeting {0} has ended")]
     MeetingEnded(MeetingId),
-    #[error("meeting {meeting} is full ({max_participants} participants)")]
+    #[error("meeting {meeting} is full ({})", participants(*.max_participants))]
     MeetingFull {
         meeting: MeetingId,
         max_participants: i32,
@@ -43,6 +43,14 @@ impl From<redis::RedisError> for MeetingsError {
     }
 }
 
+/// `1 participant`, `8 participants`.
+fn participants(n: i32) -> String {
+    match n {
+        1 => "1 participant".to_owned(),
+        n => format!("{n} participants"),
+    }
+}
+
 impl MeetingsError {
     /// The sentence a person sees (the meeting page, a Discord reply). The storage part
     /// is worded by [`feature::reply::user_message`], as for every feature.
@@ -51,7 +59,10 @@ impl MeetingsError {
             MeetingsError::MeetingEnded(_) => "This meeting has ended.".to_owned(),
             MeetingsError::MeetingFull {
                 max_participants, ..
-            } => format!("This meeting is full ({max_participants} participants)."),
+            } => format!(
+                "This meeting is full ({}).",
+                participants(*max_participants)
+            ),
             MeetingsError::CodesExhausted(_) => {
                 "No meeting code is free right now; please try again.".to_owned()
             }
@@ -85,6 +96,15 @@ mod tests {
         assert_eq!(
             full.user_message(),
             "This meeting is full (2 participants)."
+        );
+        let one = MeetingsError::MeetingFull {
+            meeting: MeetingId::random(),
+            max_participants: 1,
+        };
+        assert_eq!(one.user_message(), "This meeting is full (1 participant).");
+        assert!(
+            one.to_string().ends_with("is full (1 participant)"),
+            "{one}"
         );
         let missing = MeetingsError::from(StorageError::not_found("meeting m1"));
         assert_eq!(
