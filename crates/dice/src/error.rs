@@ -234,7 +234,7 @@ fn describe(kind: &ErrorKind) -> String {
         K::Empty => "there is nothing to roll".to_owned(),
         K::NumberTooLarge => "this number is too large".to_owned(),
         K::TooManyDice { count, max } => {
-            format!("too many dice ({count}); at most {max} dice per roll")
+            format!("too many dice ({count}); at most {max} dice in one term")
         }
         K::NegativeDiceCount { count } => {
             format!("cannot roll a negative number of dice ({count})")

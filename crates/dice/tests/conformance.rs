@@ -900,6 +900,10 @@ fn error_messages_read_well() {
         "the roll ends too early at column 7: expected a number, dice like `1d20`, or `(`"
     );
     assert_eq!(
+        msg("20000d6"),
+        "too many dice (20000); at most 10000 dice in one term at column 1"
+    );
+    assert_eq!(
         msg("10000d6e1"),
         "this roll needs more than 20000 dice (rerolls and explosions count), the budget of one roll; try fewer dice at column 1"
     );
