@@ -159,7 +159,9 @@
 //!   private and read from Redis (RSVPs, Meetup hosts, manual removals): Discord
 //!   cannot list a role's members without the privileged member intent.
 //! - **Mentions**: refusals and look-ups are private; a public answer notifies only
-//!   the person it adds, a reminder only the game's host role, an alert nobody.
+//!   the person it adds, a reminder only the game's host role, `/end-adventure` and
+//!   the schedule form's announcement of a new session only the game's player
+//!   (guest) role ([`lifecycle::players_notified`]), an alert nobody.
 //! - **The lifecycle job** (every 15 minutes, so `/end-adventure`'s deletion time
 //!   holds to the quarter hour, and once at start-up; a reminder is due only its
 //!   interval after the last, however often the job runs) keeps each channel's

@@ -397,6 +397,16 @@ async fn resume(
     Ok(gone.text)
 }
 
+/// `text` addressed to the game's players: it starts with a mention of the guest role,
+/// the one mention allowed, so players get a notification and nobody else does (as
+/// [`reminder`] pings the host role). Without a guest role it is `text` alone.
+pub fn players_notified(text: String, guest: Option<RoleId>) -> Reply {
+    match guest {
+        Some(role) => Reply::text(format!("<@&{role}> {text}")).ping_role(role),
+        None => Reply::text(text),
+    }
+}
+
 /// The reminder posted in an expired channel; it pings the channel's hosts (whom it
 /// addresses) and nobody else.
 pub fn reminder(lifecycle: &ChannelLifecycle, host_role: Option<RoleId>) -> Reply {

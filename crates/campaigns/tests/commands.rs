@@ -597,7 +597,17 @@ async fn end_adventure_schedules_the_deletion_and_alerts_the_organisers() {
     let reply = g.run(w.demo.alice, "end-adventure", json!([])).await;
     assert!(!reply.ephemeral, "{reply:?}");
     assert!(text(&reply).contains("will be deleted"), "{reply:?}");
-    assert!(reply.pings.users.is_empty() && reply.pings.roles.is_empty());
+    // The players get a notification: the game's player role is mentioned and pinged,
+    // nobody else.
+    assert!(
+        text(&reply).starts_with(&format!("<@&{}> This game is over.", g.guest)),
+        "{reply:?}"
+    );
+    assert_eq!(reply.pings.roles, vec![g.guest], "{reply:?}");
+    assert!(
+        reply.pings.users.is_empty() && !reply.pings.everyone,
+        "{reply:?}"
+    );
     let deletion = g
         .env
         .get(&format!("discord_channel:{}:deletion_time", g.channel))

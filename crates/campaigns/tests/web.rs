@@ -1062,6 +1062,71 @@ async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_
 }
 
 #[tokio::test]
+async fn the_announcement_of_a_new_session_pings_the_game_s_players_and_nobody_else() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let guild = site.world.demo.guild;
+    let guest = site
+        .world
+        .sim
+        .create_role(guild, discord_sim::RoleSpec::new("Curse of Strahd", 0))
+        .unwrap();
+    let host_role = site
+        .world
+        .sim
+        .create_role(
+            guild,
+            discord_sim::RoleSpec::new("Curse of Strahd (host)", 0),
+        )
+        .unwrap();
+    site.repo
+        .register_roles(
+            game.channel,
+            RoleId::new(u64::from(guest)),
+            RoleId::new(u64::from(host_role)),
+        )
+        .await
+        .unwrap();
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let date = (site.world.clock.now() + TimeDelta::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    let done = site
+        .http
+        .post(site.url(&path))
+        .header(COOKIE, &session)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("date", date.as_str()),
+            ("time", "19:30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+
+    let messages = site.world.sim.messages(site.world.demo.campaigns);
+    let announcement = messages
+        .iter()
+        .find(|m| m.content.contains("next session is scheduled"))
+        .expect("the announcement");
+    assert!(
+        announcement
+            .content
+            .starts_with(&format!("<@&{guest}> 📅 The next session is scheduled")),
+        "{announcement:?}"
+    );
+    assert_eq!(announcement.pings.roles, vec![guest], "{announcement:?}");
+    assert!(
+        announcement.pings.users.is_empty() && !announcement.pings.everyone,
+        "{announcement:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_expired_organiser_token_is_refreshed_once_by_the_schedule_form() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

@@ -15,7 +15,7 @@ use discord::{CommandSpec, Handler, Invocation, OptionSpec, Reply, Response, Use
 
 use super::{CommandError, CommandResult, Commands, GameChannel, handler, when};
 use crate::domain::EndAdventureError;
-use crate::lifecycle::{alert_organisers, refresh_expiration};
+use crate::lifecycle::{alert_organisers, players_notified, refresh_expiration};
 use crate::repo::{Removal, RepoError};
 
 pub const PLAYERS: &str = "players";
@@ -292,12 +292,15 @@ async fn end_adventure(c: Commands, inv: Invocation) -> CommandResult {
         ),
     )
     .await;
-    Ok(Response::Message(Reply::text(format!(
-        "This game is over. {what} will be deleted at {} (<t:{}:R>): save what you want to \
-         keep. Thanks for playing!",
-        when(at),
-        at.timestamp()
-    ))))
+    Ok(Response::Message(players_notified(
+        format!(
+            "This game is over. {what} will be deleted at {} (<t:{}:R>): save what you want \
+             to keep. Thanks for playing!",
+            when(at),
+            at.timestamp()
+        ),
+        game.guest,
+    )))
 }
 
 /// `/end-adventure`'s refusals in words, with the times as Discord shows them.

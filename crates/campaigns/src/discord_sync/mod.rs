@@ -1025,8 +1025,8 @@ pub fn free_spots(
 /// What the campaigns need of the bot in the community's guild: make, move and delete
 /// the game channels and roles, give the roles, grant what [`overwrites`] grants (the
 /// channels' messages, the voice channel, Manage Messages for hosts), and ping the
-/// hosts' role in reminders (Mention Everyone: Tavern's roles are not mentionable by
-/// anyone). The roles it gives must sit below the bot's own role in the server's list.
+/// hosts' role in reminders and the players' role when a game ends or a session is
+/// scheduled (Mention Everyone: Tavern's roles are not mentionable by anyone). The roles it gives must sit below the bot's own role in the server's list.
 pub const BOT_PERMISSIONS: u64 = permissions::VIEW_CHANNEL
     | permissions::SEND_MESSAGES
     | permissions::READ_MESSAGE_HISTORY

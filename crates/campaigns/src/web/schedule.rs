@@ -44,7 +44,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{
     DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeDelta, Utc,
 };
-use discord::model::{ChannelId, Reply, UserId};
+use discord::model::{ChannelId, UserId};
 use feature::access::Caller;
 use maud::html;
 use meetup::{EventDraft, EventId, EventType, MeetupError};
@@ -662,11 +662,22 @@ pub(crate) async fn submit(
         tracing::warn!(error = %e, channel = %target.channel, "could not clear the snooze");
         notes.push("The channel's snooze could not be cleared; an admin can do it with /snooze 0.");
     }
-    let announcement = Reply::text(format!(
-        "📅 The next session is scheduled: **{title}**, {when} (UTC{offset}). RSVP on Meetup to keep your seat: {url}",
-        offset = starts_at.offset(),
-        url = created.url
-    ));
+    // The players get a notification: the game's guest role is mentioned, nobody else.
+    let guest = match state.repo.channel_roles(target.channel).await {
+        Ok((guest, _)) => guest,
+        Err(e) => {
+            tracing::warn!(error = %e, channel = %target.channel, "could not read the game's player role; announcing the session without pinging it");
+            None
+        }
+    };
+    let announcement = crate::lifecycle::players_notified(
+        format!(
+            "📅 The next session is scheduled: **{title}**, {when} (UTC{offset}). RSVP on Meetup to keep your seat: {url}",
+            offset = starts_at.offset(),
+            url = created.url
+        ),
+        guest,
+    );
     if let Err(e) = state.discord.send(target.channel, &announcement).await {
         tracing::warn!(error = %e, channel = %target.channel, "could not announce the new session");
         notes.push("The announcement in the channel failed; please tell your players yourself.");
