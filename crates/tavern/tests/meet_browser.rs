@@ -2217,3 +2217,74 @@ async fn leaving_as_the_last_one_in_says_the_meeting_ended_and_offers_no_join_ag
     assert_eq!(meeting_status(&app, &host, &code).await, "ended");
     browser.quit().await;
 }
+
+/// `PATCH /api/v1/meetings/{code}/settings` with `body` by the creator: the status and
+/// the answer.
+async fn patch_settings(
+    app: &common::TestApp,
+    token: &str,
+    code: &str,
+    body: Value,
+) -> (u16, Value) {
+    let answer = app
+        .http
+        .patch(app.url(&format!("/api/v1/meetings/{code}/settings")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_encryption_cannot_be_changed_under_the_people_in_the_meeting() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(
+        &app,
+        json!({ "display_name": "Sealed", "enable_e2e_encryption": false }),
+    )
+    .await;
+    let inside = host_over_api(&app, &host, &code).await;
+
+    let (status, refused) = patch_settings(
+        &app,
+        &host,
+        &code,
+        json!({ "display_name": "Renamed", "enable_e2e_encryption": true }),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("meeting_in_progress")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["error"],
+        "end-to-end encryption can only be changed while nobody is in the meeting"
+    );
+    let meeting: Value = app
+        .http
+        .get(app.url(&format!("/api/v1/meetings/{code}")))
+        .bearer_auth(&host)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meeting["display_name"], "Sealed",
+        "nothing changed: {meeting}"
+    );
+    assert_eq!(meeting["enable_e2e_encryption"], false, "{meeting}");
+    // Other settings still change while people are in.
+    let (status, renamed) =
+        patch_settings(&app, &host, &code, json!({ "display_name": "Renamed" })).await;
+    assert_eq!(
+        (status, renamed["display_name"].as_str()),
+        (200, Some("Renamed"))
+    );
+    drop(inside);
+}

@@ -756,7 +756,7 @@ pub(super) async fn session_grant(
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
         (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
-        (status = 409, description = "`meeting_ended`", body = ErrorBody),
+        (status = 409, description = "`meeting_ended`; or `meeting_in_progress`: `enable_e2e_encryption` changes only while nobody is in the meeting (the other settings stay as they were)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
     )
 )]
@@ -788,6 +788,21 @@ pub(super) async fn update_settings(
             let (name, settings) = change.applied_to(&meeting)?;
             if name.as_str() == meeting.display_name && settings == meeting.settings {
                 return Ok(Attempt::Done(meeting));
+            }
+            // The participants' end-to-end encryption is fixed when they join: changed
+            // under them, the call would break without a word.
+            if settings.enable_e2e_encryption != meeting.settings.enable_e2e_encryption
+                && !state
+                    .repo
+                    .participants(meeting.meeting_id)
+                    .await?
+                    .is_empty()
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "meeting_in_progress",
+                    "end-to-end encryption can only be changed while nobody is in the meeting",
+                ));
             }
             // `None`: the meeting changed since it was read; read it again.
             Ok(
