@@ -170,7 +170,8 @@ pub fn metrics_router(state: AppState) -> Router {
 
 /// Routes that exist only once Tavern has started (the features' routes): the server
 /// listens before the stores are reachable, so until [`LateRoutes::set`] is called those
-/// paths answer 503 with a JSON error instead of 404.
+/// paths answer 503 instead of 404: the problem page for a browser, JSON for the API and
+/// scripts (marked an [`Outage`]'s: not a failed request each).
 #[derive(Clone, Default)]
 pub struct LateRoutes(Arc<std::sync::OnceLock<Router>>);
 
@@ -196,12 +197,43 @@ impl LateRoutes {
                 Ok(response) => response,
                 Err(never) => match never {},
             },
-            None => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"error": "Tavern is starting; try again shortly"})),
-            )
-                .into_response(),
+            None => {
+                let page = rejection::asks_for_page(
+                    request.method(),
+                    session::original_path(&request),
+                    request.headers(),
+                );
+                let mut answer = starting(page);
+                // Waiting for the stores is told once, by whoever connects them.
+                Outage::mark(&mut answer);
+                answer
+            }
         }
+    }
+}
+
+/// What a feature's path answers before the features exist: 503, the problem page for
+/// a browser, JSON `{"error", "code"}` for the API and scripts.
+fn starting(page: bool) -> Response {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    if page {
+        page::Problem::new(
+            status,
+            "Tavern is starting",
+            "Tavern is starting and cannot show this page yet (it may be waiting for its \
+             storage); please try again in a minute.",
+        )
+        .link("Go to the home page", "/")
+        .into_response()
+    } else {
+        (
+            status,
+            axum::Json(serde_json::json!({
+                "error": "Tavern is starting; try again shortly",
+                "code": rejection::code(status),
+            })),
+        )
+            .into_response()
     }
 }
 

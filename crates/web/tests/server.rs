@@ -498,3 +498,49 @@ async fn readiness_changes_are_logged_once_each_and_a_503_from_readyz_is_no_fail
     get("/broken", 500).await;
     assert_eq!(logs.warnings("/broken").len(), 1, "{}", logs.text());
 }
+
+/// Before the features' routes exist (Tavern starting, perhaps waiting for its stores),
+/// a browser opening one of their pages gets the site's problem page, the API and
+/// scripts JSON; none is logged as a failed request.
+#[tokio::test]
+async fn before_the_features_exist_their_paths_are_a_page_for_a_browser_and_json_otherwise() {
+    let logs = testkit::Logs::default();
+    let _guard = logs.capture();
+    let addr = spawn(ServerConfig::default()).await;
+    let http = reqwest::Client::new();
+    let get = |path: &'static str, accept: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!("http://{addr}{path}"))
+                .header(reqwest::header::ACCEPT, accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 503, "{path}");
+            let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (content_type, response.text().await.unwrap())
+        }
+    };
+
+    let (content_type, page) = get("/clips", "text/html").await;
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("Tavern is starting"),
+        "{page}"
+    );
+    for (path, accept) in [("/api/clips", "text/html"), ("/clips", "*/*")] {
+        let (content_type, body) = get(path, accept).await;
+        assert!(content_type.starts_with("application/json"), "{path}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "service_unavailable", "{path}: {body}");
+    }
+    assert!(
+        logs.warnings("response failed").is_empty(),
+        "{}",
+        logs.text()
+    );
+}
