@@ -50,7 +50,9 @@
 //!   `c_character`, `c_stats`, `c_help`); buttons count as their command and REST
 //!   requests count like the command they mirror. Only requests that succeed are
 //!   counted, because the count is committed in the same atomic step as the
-//!   operation's own writes.
+//!   operation's own writes; a Next turned down because the turn moved on (REST's
+//!   409, a Next button's second press) changed nothing and is not counted either
+//!   ([`ops::Operation::counts`]).
 //! - **`user_set` members** are decimal strings (what the original stored); the ids in
 //!   the JSON documents are decimal strings too (numbers are read as well).
 //! - **Who is added to `user_set`**: only an authenticated caller

@@ -9,7 +9,8 @@
 //! document name it as a guard, so the commit is a compare-and-set
 //! ([`store::Redis::apply_if`]) planned again on a lost race ([`store::optimistic()`],
 //! which gives up with [`store::StorageError::Conflict`]); read-only operations commit
-//! the bookkeeping with a plain `MULTI/EXEC`. A failed operation writes nothing, so only
+//! the bookkeeping with a plain `MULTI/EXEC`. A failed operation writes nothing, and
+//! one turned down without a change ([`Operation::counts`]) is not counted, so only
 //! requests that did something are counted.
 //!
 //! Models are plain `Serialize` structs: the REST API returns them as JSON and the
@@ -70,6 +71,13 @@ pub trait Operation: Send + Sync {
         env: Env<'_>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Plan<Self::Model>, RollsError>> + Send;
+
+    /// Whether the request this answers counts as a use (`c_{COMMAND}`, `user_set`):
+    /// every one that succeeded, except one that was turned down and changed nothing
+    /// (a Next from a position the turn has left: [`TrackerModel::moved_on`]).
+    fn counts(_model: &Self::Model) -> bool {
+        true
+    }
 }
 
 /// The controller: the one way requests reach Redis.
@@ -94,9 +102,9 @@ impl Controller {
         &self.dice
     }
 
-    /// Runs `op` for `caller`: plan, add bookkeeping, commit atomically, return the
-    /// model. Only an [`Authenticated`](crate::domain::Authenticated) caller is added
-    /// to `user_set`.
+    /// Runs `op` for `caller`: plan, add bookkeeping (unless [`Operation::counts`] says
+    /// the request changed nothing), commit atomically, return the model. Only an
+    /// [`Authenticated`](crate::domain::Authenticated) caller is added to `user_set`.
     /// A guarded commit that loses a race is planned again ([`store::optimistic()`]);
     /// running out of attempts is a [`store::StorageError::Conflict`] named after the command.
     pub async fn run<O: Operation>(
@@ -113,8 +121,13 @@ impl Controller {
             let at = self.clock.now();
             let plan = op.plan(env, at).await?;
             let mut writes = Writes::new();
-            bookkeeping(&mut writes, caller.authenticated(), O::COMMAND, at);
+            if O::counts(&plan.model) {
+                bookkeeping(&mut writes, caller.authenticated(), O::COMMAND, at);
+            }
             writes.extend(plan.writes);
+            if writes.is_empty() && plan.guard.is_none() {
+                return Ok::<_, RollsError>(Attempt::Done(plan.model));
+            }
             let committed = match &plan.guard {
                 None => {
                     self.repo.redis().apply(&writes).await?;
@@ -671,6 +684,11 @@ async fn initiative(
 impl Operation for InitOp {
     type Model = TrackerModel;
     const COMMAND: &'static str = "init";
+
+    /// A Next turned down because the turn moved on changed nothing: not a use.
+    fn counts(model: &TrackerModel) -> bool {
+        !model.moved_on
+    }
 
     async fn plan(
         &self,

@@ -97,6 +97,13 @@ fn next_id(message: &discord_sim::Message) -> String {
 }
 
 /// The stored tracker's `(round, turn)`.
+/// `c_init`: how many `/init` uses were counted.
+async fn init_uses(w: &World) -> i64 {
+    let mut conn = w.redis.conn();
+    let count: Option<i64> = conn.get("c_init").await.expect("c_init");
+    count.unwrap_or(0)
+}
+
 async fn position(w: &World) -> (u64, u64) {
     let mut conn = w.redis.conn();
     let raw: String = conn
@@ -647,6 +654,7 @@ async fn a_next_button_pressed_twice_moves_the_turn_once() {
     let id = next_id(&tracker);
     assert_eq!(id, "rolls:init:next:1:0");
     assert_eq!(position(&w).await, (1, 0));
+    let uses = init_uses(&w).await;
 
     // Both presses reach the bot before it redraws the tracker.
     let first = w
@@ -660,6 +668,11 @@ async fn a_next_button_pressed_twice_moves_the_turn_once() {
     let first = first.final_response(WAIT).await.expect("reply");
     let second = second.final_response(WAIT).await.expect("reply");
     assert_eq!(position(&w).await, (1, 1), "one turn on, not two");
+    assert_eq!(
+        init_uses(&w).await,
+        uses + 1,
+        "the press that changed nothing is not counted"
+    );
     for pressed in [&first, &second] {
         assert_eq!(pressed.callback_type, 7, "{pressed:?}");
         assert!(content(pressed).contains("▶ ` 15` Pike"), "{pressed:?}");

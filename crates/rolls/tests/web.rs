@@ -918,3 +918,51 @@ async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
         assert!(!shown.contains(&format!("user {id}")), "{shown}");
     }
 }
+
+/// A `next` turned down with 409 changed nothing and is not a use: `/stats` shows the
+/// same `init` count as before it (as it does for the Next button's second press).
+#[tokio::test]
+async fn a_refused_next_is_not_counted() {
+    let api = start().await;
+    let table = api.table();
+    let (vex, pike) = (api.member("vex"), api.member("pike"));
+    for (user, roll) in [(vex, "20"), (pike, "10")] {
+        let (status, body) = api
+            .post(
+                &format!("/api/rolls/initiative/{table}/join?user={user}"),
+                json!({"roll": roll}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, before) = api
+        .get(&format!("/api/rolls/stats?user={vex}&all=true"))
+        .await;
+    assert_eq!(before["counters"]["init"], 2, "{before}");
+
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}&round=99&turn=0"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (_, after) = api
+        .get(&format!("/api/rolls/stats?user={vex}&all=true"))
+        .await;
+    assert_eq!(after["counters"]["init"], 2, "{after}");
+    let mut conn = api.world.redis.conn();
+    let init: i64 = conn.get("c_init").await.expect("c_init");
+    assert_eq!(init, 2);
+
+    // A `next` that moves the turn still counts.
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}&round=1&turn=0"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let init: i64 = conn.get("c_init").await.expect("c_init");
+    assert_eq!(init, 3);
+}
