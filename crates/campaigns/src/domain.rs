@@ -429,6 +429,83 @@ pub fn session_counts(start: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     now < add(start, SESSION_GRACE)
 }
 
+// ---------------------------------------------------------------------------------------
+// Series names
+// ---------------------------------------------------------------------------------------
+
+/// The name of a series from the title of one of its events: the title without a
+/// trailing session marker, so the channel and roles a new series gets carry the
+/// game's name, not its first session's number.
+///
+/// Conservative: only a marker at the very end of the title, with a number in digits,
+/// is taken away, with what separates it from the name (spaces, `-`, `–`, `—`, `:`,
+/// `,`, `|`, `/`): "Session N", "Part N" (either also with `#N`), "#N", or one of
+/// them in parentheses ("(Session 2)"); the words in any case, as whole words. A
+/// title that would be left without a letter or digit ("Session 1") is kept whole,
+/// and so is anything else: "Session 1: Into the Mists", "Apollo 13", "Counterpart
+/// 2", "Part One".
+pub fn series_name(title: &str) -> &str {
+    let trimmed = title.trim_end();
+    let Some(cut) = session_marker_start(trimmed) else {
+        return title;
+    };
+    let name = trimmed[..cut]
+        .trim_end_matches(|c: char| c.is_whitespace() || NAME_SEPARATORS.contains(&c));
+    if name.chars().any(char::is_alphanumeric) {
+        name
+    } else {
+        title
+    }
+}
+
+/// What may separate a name from its session marker.
+const NAME_SEPARATORS: [char; 7] = ['-', '–', '—', ':', ',', '|', '/'];
+
+/// Where the session marker `title` ends with starts, if it ends with one (see
+/// [`series_name`]).
+fn session_marker_start(title: &str) -> Option<usize> {
+    if let Some(inner) = title.strip_suffix(')') {
+        let open = inner.rfind('(')?;
+        let marker = inner[open + 1..].trim();
+        return (marker_start(marker) == Some(0)).then_some(open);
+    }
+    let start = marker_start(title)?;
+    // A marker is a word of its own: "Part 2", not "Counterpart 2".
+    let whole = title[..start]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !c.is_alphanumeric());
+    whole.then_some(start)
+}
+
+/// Where a marker at the end of `text` starts: "Session N", "Part N", "Session #N",
+/// "Part #N" or "#N".
+fn marker_start(text: &str) -> Option<usize> {
+    let before_digits = text.trim_end_matches(|c: char| c.is_ascii_digit());
+    if before_digits.len() == text.len() {
+        return None;
+    }
+    let (before, hash) = match before_digits.strip_suffix('#') {
+        Some(before) => (before, Some(before.len())),
+        None => (before_digits, None),
+    };
+    let word_end = before.trim_end();
+    let spaced = word_end.len() < before.len();
+    for word in ["session", "part"] {
+        let Some(start) = word_end.len().checked_sub(word.len()) else {
+            continue;
+        };
+        if (spaced || hash.is_some())
+            && word_end.is_char_boundary(start)
+            && word_end[start..].eq_ignore_ascii_case(word)
+        {
+            return Some(start);
+        }
+    }
+    // A bare "#N".
+    hash
+}
+
 /// How long after `end adventure` the channels are deleted: time for the players to say
 /// goodbye and save what they want.
 pub const END_ADVENTURE_DELAY: TimeDelta = TimeDelta::hours(8);
@@ -558,6 +635,49 @@ impl FromStr for VoiceChannelTopic {
     type Err = TopicError;
     fn from_str(s: &str) -> Result<VoiceChannelTopic, TopicError> {
         VoiceChannelTopic::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod series_name_tests {
+    use super::series_name;
+
+    #[test]
+    fn a_trailing_session_marker_is_left_out_of_the_series_name() {
+        for (title, name) in [
+            ("Curse of Strahd - Session 1", "Curse of Strahd"),
+            ("Curse of Strahd: Session 12", "Curse of Strahd"),
+            ("Curse of Strahd session 2 ", "Curse of Strahd"),
+            ("Curse of Strahd – SESSION #4", "Curse of Strahd"),
+            ("Curse of Strahd #3", "Curse of Strahd"),
+            ("Curse of Strahd, Part 2", "Curse of Strahd"),
+            ("Curse of Strahd (Session 2)", "Curse of Strahd"),
+            ("Curse of Strahd | part #2", "Curse of Strahd"),
+            ("Curse of Strahd - (#5)", "Curse of Strahd"),
+        ] {
+            assert_eq!(series_name(title), name, "{title}");
+        }
+    }
+
+    #[test]
+    fn anything_else_keeps_its_whole_title() {
+        for title in [
+            "Curse of Strahd",
+            "Session 1",
+            "#1",
+            "Curse of Strahd - Session 1: Into the Mists",
+            "Apollo 13",
+            "Counterpart 2",
+            "Warhammer 40000",
+            "Curse of Strahd Part One",
+            "Game#3",
+            "Sessions 2",
+            "Curse of Strahd (Director's Cut)",
+            "Tomb (2)",
+            "",
+        ] {
+            assert_eq!(series_name(title), title, "{title:?}");
+        }
     }
 }
 

@@ -410,6 +410,49 @@ async fn a_player_who_unlinks_and_links_again_gets_the_role_back_without_a_secon
 }
 
 #[tokio::test]
+async fn a_series_channel_roles_and_voice_channel_are_named_without_the_first_session_s_number() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let first = w.event(
+        "Curse of Strahd - Session 1",
+        3,
+        "[new campaign] [online]",
+        &[&host],
+    );
+    let report = w.sync().await;
+    assert!(report.discord.unwrap().failed.is_empty());
+
+    let (channel, guest, host_role) = w.series_objects(&first).await;
+    assert_eq!(
+        w.world.sim.channel(channel.get()).unwrap().name,
+        "curse-of-strahd"
+    );
+    let role_name = |id: RoleId| {
+        w.world
+            .sim
+            .roles(demo.guild)
+            .into_iter()
+            .find(|r| r.id.get() == id.get())
+            .map(|r| r.name)
+            .unwrap()
+    };
+    assert_eq!(role_name(guest), "Curse of Strahd");
+    assert_eq!(role_name(host_role), "Curse of Strahd (host)");
+    let series = campaigns::EventSeriesId::parse(first.as_str()).unwrap();
+    let voice = w
+        .store
+        .series_voice_channel(&series)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        w.world.sim.channel(voice.get()).unwrap().name,
+        "Curse of Strahd"
+    );
+}
+
+#[tokio::test]
 async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
     let w = World::new().await;
     let demo = w.world.demo.clone();

@@ -41,9 +41,12 @@
 //!   session is already on Meetup. A series whose events are all over is left to the
 //!   lifecycle (expiration, reminders, deletion). "Upcoming" below means this: not over.
 //! - **Names**: the channel is named after the title of the series' next event when
-//!   it is made (lower case, letters, digits and dashes, at most 100 characters), the
-//!   guest role is that title, the host role the title and "(host)". Names are never
-//!   changed afterwards (organisers may rename). The seed keeps no host names, so the
+//!   it is made, without a trailing session marker ("Curse of Strahd - Session 1"
+//!   makes `curse-of-strahd`; [`crate::domain::series_name`] says which markers), in
+//!   lower case, letters, digits and dashes, at most 100 characters; the guest role
+//!   (and the voice channel) is that name, the host role the name and "(host)". Names
+//!   are never changed afterwards (organisers may rename; channels made before keep
+//!   theirs). The seed keeps no host names, so the
 //!   original's `[Host names] Series` role name is not rebuilt.
 //! - **Who gets what**: the guest role goes to the linked members who RSVP'd yes to any
 //!   upcoming event of the series, minus `removed_users`; the host role to linked hosts
@@ -148,7 +151,9 @@ use discord::model::{
 use discord::{Discord, RestError};
 
 use crate::config::DiscordSettings;
-use crate::domain::{EventSeriesId, MeetupEventId, MeetupUserId, SeriesType, session_counts};
+use crate::domain::{
+    EventSeriesId, MeetupEventId, MeetupUserId, SeriesType, series_name, session_counts,
+};
 use crate::lifecycle::alert_organisers;
 use crate::repo::managed::Unannounced;
 use crate::repo::{
@@ -717,7 +722,8 @@ pub fn plan_series(
         None => None,
     };
 
-    // What is missing.
+    // What is missing, named after the series (the title without "Session N").
+    let name = series_name(&next.name);
     let mut creation = Creation::default();
     let text_parent = match text {
         Some(text) => text.parent_id,
@@ -744,7 +750,7 @@ pub fn plan_series(
                 None => {
                     let parent = categories.take(wanted_categories);
                     creation.text = Some(NewChannel {
-                        name: channel_name(&next.name, &format!("game-{}", series.id)),
+                        name: channel_name(name, &format!("game-{}", series.id)),
                         parent,
                     });
                     parent
@@ -758,14 +764,11 @@ pub fn plan_series(
                 "its channel has only one of its two roles".to_owned(),
             ));
         }
-        creation.roles = Some((
-            cut(&next.name, 100),
-            cut(&format!("{} (host)", next.name), 100),
-        ));
+        creation.roles = Some((cut(name, 100), cut(&format!("{name} (host)"), 100)));
     }
     if series.is_online && voice.is_none() {
         creation.voice = Some(NewChannel {
-            name: cut(&next.name, 100),
+            name: cut(name, 100),
             parent: categories.take_beside(text_parent, wanted_categories),
         });
     }
