@@ -2288,3 +2288,86 @@ async fn end_to_end_encryption_cannot_be_changed_under_the_people_in_the_meeting
     );
     drop(inside);
 }
+
+/// The page's recording note (empty when none).
+const RECORDING_NOTE: &str = "const n = document.getElementById('recording-status'); \
+     return n ? n.textContent : ''";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_said_the_meeting_was_recorded_stops_saying_so_when_it_ends() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(
+        &app,
+        json!({ "display_name": "On tape", "allow_recording": true, "enable_e2e_encryption": false }),
+    )
+    .await;
+    // A recording runs (as the host's Record starts one).
+    let pool = sqlx::PgPool::connect(&app.postgres.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO meet.recordings (meeting_id, started_at, storage_path, storage_bucket) \
+         SELECT meeting_id, NOW(), 'tape', 'bucket' FROM meet.meetings WHERE meeting_code = $1",
+    )
+    .bind(&code)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (browser, _) = join_by_link(&app.url(""), &code, "Gil").await;
+    browser
+        .text_when("the recording is said", LIMIT, RECORDING_NOTE, |n| {
+            n == "This meeting is being recorded."
+        })
+        .await;
+
+    let end = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/end")))
+        .bearer_auth(&host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    browser
+        .text_when("the end is said", LIMIT, END_SHOWN, |s| !s.is_empty())
+        .await;
+    assert_eq!(browser.script(RECORDING_NOTE).await, "");
+    assert_eq!(
+        browser
+            .script("return document.getElementById('meet').dataset.recording || ''")
+            .await,
+        "0"
+    );
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_meetings_page_says_it_ended_once() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(&app, json!({ "display_name": "Over" })).await;
+    let end = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/end")))
+        .bearer_auth(&host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 200);
+    let browser = Browser::start().await;
+    // Signed in (the sandbox's fake Discord), the page reads its recording panel too.
+    browser
+        .open(&app.url(&format!("/login/discord?next=/meet/{code}")))
+        .await;
+    browser
+        .text_when(
+            "the recording panel is read",
+            LIMIT,
+            "const m = document.getElementById('meet'); \
+             return m && (m.dataset.recordingPanel \
+               || document.getElementById('recording-status').textContent) || ''",
+            |s| !s.is_empty(),
+        )
+        .await;
+    let text = browser.script(PAGE_TEXT).await;
+    let text = text.as_str().unwrap();
+    assert_eq!(text.matches("This meeting has ended.").count(), 1, "{text}");
+    browser.quit().await;
+}

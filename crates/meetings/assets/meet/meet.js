@@ -1942,31 +1942,51 @@
     if ($('call')) $('call').after(note);
     else root.append(note);
     const E2E_REASON = 'Recordings are not offered for end-to-end encrypted meetings: the server never sees the media.';
+    const RECORDED = 'This meeting is being recorded.';
+    const ended = () => root.dataset.ended === '1';
+    let asking = null;
+    // An ended meeting is recorded no more: the note stops saying so (the host's list
+    // below gives the recording's state and link), and nobody asks again.
+    const over = () => {
+      root.dataset.recording = '0';
+      if (note.textContent === RECORDED) note.textContent = '';
+      if (asking) clearInterval(asking);
+      asking = null;
+    };
     new MutationObserver(() => {
       if (root.dataset.e2e === '1') note.textContent = E2E_REASON;
-      // The meeting ended while this page was in it: the host's list is read again
-      // (a recording it stopped is processed, then ready).
-      if (root.dataset.ended === '1' && url) refresh();
+      if (ended()) {
+        over();
+        // The meeting ended while this page was in it: the host's list is read again
+        // (a recording it stopped is processed, then ready).
+        if (url) refresh();
+      }
     }).observe(root, { attributes: true, attributeFilter: ['data-e2e', 'data-ended'] });
     // Every visitor (guests too, and before joining) is told while the meeting is
-    // being recorded; the host's panel below says it from its own answer.
+    // being recorded; the host's panel below says it from its own answer, read again
+    // when the recording started or stopped elsewhere (or after the host left).
     let hostPanel = false;
-    const RECORDED = 'This meeting is being recorded.';
     const nowUrl = root.dataset.recordingNowUrl;
     const askNow = async () => {
-      if (hostPanel || root.dataset.e2e === '1') return;
+      if (root.dataset.e2e === '1') return;
+      if (ended()) { over(); return; }
       try {
         const response = await fetch(nowUrl, { headers: { accept: 'application/json' } });
         if (!response.ok) return;
         const now = await response.json();
+        if (ended()) return;
+        if (hostPanel) {
+          if ((root.dataset.recording === '1') !== Boolean(now.recording)) refresh();
+          return;
+        }
         root.dataset.recording = now.recording ? '1' : '0';
         if (now.recording) note.textContent = RECORDED;
         else if (note.textContent === RECORDED) note.textContent = '';
       } catch (_) { /* asked again at the next tick */ }
     };
-    if (nowUrl) {
+    if (nowUrl && !ended()) {
       askNow();
-      setInterval(askNow, RECORDING_NOW_EVERY_MS);
+      asking = setInterval(askNow, RECORDING_NOW_EVERY_MS);
     }
     if (!url) return;
     const sentence = (s) => `${s.charAt(0).toUpperCase()}${s.slice(1)}.`;
@@ -2010,6 +2030,17 @@
       }
     };
     const render = (panel) => {
+      root.dataset.recordingPanel = '1';
+      if (ended()) {
+        // What an ended meeting's page shows: the host's recordings, their state and
+        // links; no control, and no second "has ended" (#ended says it).
+        running = false;
+        if (panel.host) renderList(panel.recordings || []);
+        if (button) button.hidden = true;
+        over();
+        if (note.textContent !== E2E_REASON) note.textContent = '';
+        return;
+      }
       running = Boolean(panel.recording && panel.recording.status === 'recording');
       // Only the host's panel knows the running recording (askNow tells the others).
       if (panel.host) {
