@@ -1503,3 +1503,63 @@ async fn names_that_hide_or_reverse_text_are_refused_naming_the_character() {
         .await;
     assert_eq!(unchanged.ok(200)["display_name"], "Zoë's 山 night 🐉");
 }
+
+/// Sends `body` to `path` in HTTP/1.1 chunks (no `Content-Length`, so only reading it
+/// finds its size) and reads the answer: its status and JSON body.
+async fn chunked_post(base: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    // The server may answer and close before it has read everything: writing then
+    // fails, which is no concern of the test.
+    let writer = tokio::spawn(async move {
+        write.write_all(head.as_bytes()).await?;
+        for chunk in body.chunks(64 * 1024) {
+            write
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            write.write_all(chunk).await?;
+            write.write_all(b"\r\n").await?;
+        }
+        write.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    while let Ok(n) = read.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let _ = writer.await;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("an answer to {path}: {text:?}"));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_as_too_large_naming_the_limit() {
+    let site = site().await;
+    let mut body = br#"{"display_name":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', 1024 * 1024 + 1));
+    body.extend(br#""}"#);
+    let (status, answer) = chunked_post(
+        &site.base,
+        "/api/v1/meetings/ZZZ-ZZZZ-ZZZ/guest-token",
+        body,
+    )
+    .await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(
+        answer,
+        json!({ "error": "the body is larger than 1 MiB", "code": "payload_too_large" })
+    );
+}

@@ -93,11 +93,9 @@ where
                 "unsupported_media_type",
                 "send the body as JSON, with `Content-Type: application/json`",
             )),
-            Err(JsonRejection::BytesRejection(e)) => Err(ApiError::new(
-                e.status(),
-                "bad_request",
-                format!("could not read the body: {}", e.body_text()),
-            )),
+            Err(JsonRejection::BytesRejection(e)) => {
+                Err(unreadable_body(e.status(), &e.body_text()))
+            }
             Err(JsonRejection::JsonDataError(e)) => {
                 let text = e.body_text();
                 Err(ApiError {
@@ -110,6 +108,49 @@ where
                 format!("bad JSON body: {}", e.body_text()),
             )),
         }
+    }
+}
+
+/// A body that could not be read, refused with `status`: its code follows the status
+/// (`payload_too_large` for 413), and a body over the server's limit is told the limit.
+fn unreadable_body(status: StatusCode, detail: &str) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = web::ServerConfig::default().max_body_bytes;
+        return ApiError::new(
+            status,
+            "payload_too_large",
+            format!("the body is larger than {}", in_words(limit)),
+        );
+    }
+    ApiError::new(
+        status,
+        code_of_status(status),
+        format!("could not read the body: {detail}"),
+    )
+}
+
+/// The `code` of a refusal that has nothing more to say than its status.
+fn code_of_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// `1 MiB`, `64 KiB`, `1500 bytes`.
+fn in_words(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -137,7 +178,30 @@ fn field_of(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::field_of;
+    use super::*;
+
+    #[test]
+    fn an_unreadable_body_is_refused_with_the_code_of_its_status() {
+        let big = unreadable_body(StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded");
+        assert_eq!(
+            (big.status, big.code, big.message.as_str()),
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 1 MiB"
+            )
+        );
+        for (status, code) in [
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ] {
+            let e = unreadable_body(status, "broken");
+            assert_eq!((e.status, e.code), (status, code));
+        }
+        assert_eq!(in_words(64 * 1024), "64 KiB");
+        assert_eq!(in_words(1500), "1500 bytes");
+    }
 
     #[test]
     fn a_shape_error_names_its_field() {

@@ -520,6 +520,7 @@ impl WebState {
         (status = 400, description = "A bad field (`field` names it)", body = ErrorBody),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "The credential lacks `meetings:create`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "Too many meetings created this minute",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
@@ -622,6 +623,7 @@ pub(super) async fn get_meeting(
             body = ErrorBody),
         (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 410, description = "`meeting_ended`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "Too many guest tokens from this address",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
@@ -757,6 +759,7 @@ pub(super) async fn session_grant(
         (status = 403, description = "Lacks `meetings:manage`, or `not_creator`", body = ErrorBody),
         (status = 404, description = "`meeting_not_found`: no meeting has this id or code", body = ErrorBody),
         (status = 409, description = "`meeting_ended`; or `meeting_in_progress`: `enable_e2e_encryption` changes only while nobody is in the meeting (the other settings stay as they were)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
     )
 )]

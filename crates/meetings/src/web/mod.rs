@@ -249,6 +249,7 @@ const BEARER: &str = "Bearer";
         (status = 201, description = "Registered", body = RegisterResponse),
         (status = 400, description = "A bad email, a weak password or a bad display name, or a missing field (`field` names it)", body = ErrorBody),
         (status = 409, description = "`email_taken`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many accounts registered from this address (10 a minute by default)",
             body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds"))),
@@ -288,6 +289,7 @@ async fn register(
         (status = 200, description = "An access token", body = TokenResponse),
         (status = 400, description = "`bad_request`: a missing field or a body that is not JSON (`field` names it)", body = ErrorBody),
         (status = 401, description = "`invalid_credentials` (never which part)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
         (status = 429, description = "Too many failed logins", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds"))),
@@ -354,6 +356,7 @@ async fn jwks(State(auth): State<Auth>) -> Result<Json<Jwks>, ApiError> {
         (status = 400, description = "A bad name, scope or expiry", body = ErrorBody),
         (status = 401, description = "No or a bad credential", body = ErrorBody),
         (status = 403, description = "`user_token_required`: an API key", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than 1 MiB", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body is not sent as JSON (`Content-Type: application/json`)", body = ErrorBody),
     )
 )]
