@@ -166,6 +166,7 @@ pub fn metrics_router(state: AppState) -> Router {
         .route("/readyz", get(readyz_details))
         .route("/healthz", get(healthz))
         .with_state(state)
+        .layer(axum::middleware::from_fn(rejection::limit_body))
 }
 
 /// Routes that exist only once Tavern has started (the features' routes): the server
@@ -323,6 +324,9 @@ fn finish(
     late: LateRoutes,
 ) -> Router {
     app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
+        // The body limit inside the refusals' translation, so that a body too large is
+        // refused in the site's words too.
+        .layer(axum::middleware::from_fn(rejection::limit_body))
         // axum's own refusals (unreadable forms, JSON and queries; a method a path does
         // not take) answered as the site answers, here where every route passes.
         .layer(axum::middleware::from_fn(rejection::site_errors))
@@ -619,10 +623,10 @@ pub async fn serve_with(
         .keep_alive_interval(Some(config.header_read_timeout))
         .keep_alive_timeout(config.header_read_timeout);
     let builder = Arc::new(builder);
+    // The body limit itself is the site's (its routes answer a body too large in the
+    // site's format): each request carries it.
+    let limit = rejection::BodyLimit(config.max_body_bytes);
     let app = tower::ServiceBuilder::new()
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            config.max_body_bytes,
-        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
@@ -668,6 +672,7 @@ pub async fn serve_with(
                 counted.arrived();
                 let client = client::ClientAddr::resolve(peer, request.headers(), &trusted);
                 request.extensions_mut().insert(client);
+                request.extensions_mut().insert(limit);
                 request
             },
         );

@@ -76,10 +76,63 @@ pub(crate) fn asks_for_page(method: &Method, path: &str, headers: &HeaderMap) ->
     asker(method, path, headers) == Asker::Browser
 }
 
+/// The largest request body the server takes, as [`crate::serve_with`] tells each
+/// request it serves (its [`crate::ServerConfig::max_body_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyLimit(pub(crate) usize);
+
+impl BodyLimit {
+    /// The limit `request` was served with: the default one when no server said.
+    fn of(request: &Request) -> BodyLimit {
+        request
+            .extensions()
+            .get::<BodyLimit>()
+            .copied()
+            .unwrap_or(BodyLimit(crate::ServerConfig::default().max_body_bytes))
+    }
+
+    /// The limit in words ("1 MiB", "64 KiB", "1000 bytes").
+    fn shown(self) -> String {
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * 1024;
+        match self.0 {
+            0 => "0 bytes".to_owned(),
+            n if n % MIB == 0 => format!("{} MiB", n / MIB),
+            n if n % KIB == 0 => format!("{} KiB", n / KIB),
+            n => format!("{n} bytes"),
+        }
+    }
+}
+
+/// Holds a request's body to its [`BodyLimit`]: one that says it is longer is refused
+/// at once (413), and one that turns out longer while a handler reads it fails there
+/// (413 too). Both refusals are bare, so [`site_errors`], outside this, answers them in
+/// the site's format.
+pub(crate) async fn limit_body(request: Request, next: Next) -> Response {
+    use tower::ServiceExt as _;
+    let limit = BodyLimit::of(&request);
+    let limited = tower_http::limit::RequestBodyLimit::new(
+        tower::service_fn(move |request: axum::http::Request<_>| {
+            let next = next.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    next.run(request.map(axum::body::Body::new)).await,
+                )
+            }
+        }),
+        limit.0,
+    );
+    match limited.oneshot(request).await {
+        Ok(response) => response.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
+}
+
 /// Answers axum's bare refusals in the site's format (see the module docs); every
 /// other response passes as it is.
 pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let limit = BodyLimit::of(&request);
     // A cheap handle (shared bytes): the path is read again only for a refusal.
     let uri = request.uri().clone();
     let asker = asker(&method, uri.path(), request.headers());
@@ -104,6 +157,9 @@ pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
             "{method} is not allowed on {}; it takes {allowed}",
             crate::page::quoted(uri.path())
         )
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // What the body limit says ("length limit exceeded") names no limit.
+        format!("the body is larger than {}", limit.shown())
     } else if said.is_empty() {
         status
             .canonical_reason()
@@ -179,6 +235,13 @@ mod tests {
         assert!(!is_bare_refusal(&json));
         let empty_405 = StatusCode::METHOD_NOT_ALLOWED.into_response();
         assert!(is_bare_refusal(&empty_405));
+    }
+
+    #[test]
+    fn limits_are_shown_in_the_largest_whole_unit() {
+        assert_eq!(BodyLimit(1024 * 1024).shown(), "1 MiB");
+        assert_eq!(BodyLimit(64 * 1024).shown(), "64 KiB");
+        assert_eq!(BodyLimit(1000).shown(), "1000 bytes");
     }
 
     #[test]

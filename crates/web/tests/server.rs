@@ -292,6 +292,86 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     assert_eq!(big.status().as_u16(), 413);
 }
 
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_in_the_sites_format() {
+    let addr = spawn(ServerConfig::default()).await;
+    let http = reqwest::Client::new();
+    let over = "x".repeat(1024 * 1024 + 1);
+
+    // A program (the API, a script): JSON with a code, the status kept.
+    let answer = http
+        .post(format!("http://{addr}/echo"))
+        .header("content-type", "application/json")
+        .body(over.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 413);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "error": "the body is larger than 1 MiB",
+            "code": "payload_too_large",
+        })
+    );
+
+    // A browser sending a form: the problem page, saying what was wrong.
+    let answer = http
+        .post(format!("http://{addr}/echo"))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(over)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 413);
+    let content_type = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = answer.text().await.unwrap();
+    assert!(page.contains("the body is larger than 1 MiB"), "{page}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_in_the_sites_format() {
+    let addr = spawn(ServerConfig {
+        max_body_bytes: 64 * 1024,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "x".repeat(16 * 1024));
+    for _ in 0..8 {
+        // The server may answer (and stop reading) before the body ends.
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let answer = read_to_close(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "error": "the body is larger than 64 KiB",
+            "code": "payload_too_large",
+        })
+    );
+}
+
 /// A server of `config` with a cap of two connections, both taken by connections that
 /// were answered 200: its address and the two.
 async fn at_its_cap_of_two(config: ServerConfig) -> (SocketAddr, TcpStream, TcpStream) {
