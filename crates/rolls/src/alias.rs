@@ -70,7 +70,7 @@ pub const MAX_ARGS: usize = 9;
 pub type AliasBook = BTreeMap<String, String>;
 
 fn refuse<T>(message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal(message.into()))
+    Err(Refusal::new(message))
 }
 
 /// Checks a name: a letter, then letters, digits or `_`, at most [`MAX_NAME_LEN`]; not
@@ -414,7 +414,9 @@ fn change(
         AliasAction::Remove { name } => {
             let key = name.trim().to_lowercase();
             if book.remove(&key).is_none() {
-                return refuse(format!("There is no `{key}` among the {what}."));
+                return Err(Refusal::missing(format!(
+                    "There is no `{key}` among the {what}."
+                )));
             }
             Ok(format!("Removed `{key}`."))
         }
@@ -634,13 +636,15 @@ mod tests {
                 .expression,
             "4d6kh3 + floor(2)"
         );
-        let missing = expand("hit 5", &user, &guild).unwrap_err().0;
+        let missing = expand("hit 5", &user, &guild).unwrap_err().into_message();
         assert!(
             missing.contains("takes 2 arguments, and got 1"),
             "{missing}"
         );
         assert!(missing.contains("`hit 1 2`"), "{missing}");
-        let missing = expand("dmg; 1d4", &user, &guild).unwrap_err().0;
+        let missing = expand("dmg; 1d4", &user, &guild)
+            .unwrap_err()
+            .into_message();
         assert!(missing.contains("got 0"), "{missing}");
     }
 
@@ -685,7 +689,7 @@ mod tests {
             "1d4+1+1"
         );
         let looped = book(&[("a", "b"), ("b", "a")]);
-        let error = expand("a", &looped, &book(&[])).unwrap_err().0;
+        let error = expand("a", &looped, &book(&[])).unwrap_err().into_message();
         assert!(error.contains("more than 5 levels"), "{error}");
         let bomb = book(&[("x", "x x x x")]);
         assert!(expand("x", &bomb, &book(&[])).is_err());

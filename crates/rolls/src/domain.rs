@@ -214,13 +214,56 @@ pub struct Entry {
 /// Longest character name; keeps button labels and custom ids within Discord's limits.
 pub const MAX_NAME_LEN: usize = 32;
 
-/// A request the user can fix: shown to them as is.
+/// A request the user can fix: shown to them as is. A refusal because something the
+/// request names is not there ([`Refusal::missing`]: a roll id, an alias, a command,
+/// an entry of the tracker) is a 404 over REST, any other a 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[error("{message}")]
+pub struct Refusal {
+    message: String,
+    missing: bool,
+}
+
+impl Refusal {
+    /// The request cannot be done as asked, for the reason `message` gives.
+    pub fn new(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            missing: false,
+        }
+    }
+
+    /// Something the request names is not there, as `message` says.
+    pub fn missing(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            missing: true,
+        }
+    }
+
+    /// Whether it names something that is not there.
+    pub fn is_missing(&self) -> bool {
+        self.missing
+    }
+
+    /// The sentence shown to the user.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The sentence, taken.
+    pub fn into_message(self) -> String {
+        self.message
+    }
+}
 
 fn refuse<T>(message: impl Into<String>) -> Result<T, Refusal> {
-    Err(Refusal(message.into()))
+    Err(Refusal::new(message))
+}
+
+/// Refuses because what the request names is not there ([`Refusal::missing`]).
+fn missing<T>(message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal::missing(message))
 }
 
 /// Trims and checks a character name.
@@ -408,14 +451,17 @@ pub fn leave(
                 .iter()
                 .find(|e| e.name.eq_ignore_ascii_case(n.trim()) && combat::visible_to(e, user))
         });
-        return refuse(match (name, theirs) {
-            (_, Some(e)) => format!(
+        return match (name, theirs) {
+            (_, Some(e)) => refuse(format!(
                 "`{}` is <@{}>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker).",
                 e.name, e.user
-            ),
-            (Some(n), None) => format!("`{}` is not in this channel's initiative.", n.trim()),
-            (None, None) => "You are not in this channel's initiative.".to_owned(),
-        });
+            )),
+            (Some(n), None) => missing(format!(
+                "`{}` is not in this channel's initiative.",
+                n.trim()
+            )),
+            (None, None) => missing("You are not in this channel's initiative."),
+        };
     };
     let leaving = (
         tracker.entries[position].user,
@@ -774,7 +820,7 @@ pub fn help_all(
                             known.push(&entry.name);
                         }
                     }
-                    refuse(format!(
+                    missing(format!(
                         "There is no command `{name}`. Try one of: {}.",
                         known.join(", ")
                     ))
@@ -823,7 +869,7 @@ mod tests {
         }
         assert_eq!(doc.active_character.as_deref(), Some("c0"));
         let err = add_character(&mut doc, "tenth", 0).expect_err("full");
-        assert!(err.0.contains("9 characters"), "{err}");
+        assert!(err.message().contains("9 characters"), "{err}");
         // Updating an existing one is still allowed.
         add_character(&mut doc, "C3", 5).expect("update");
         assert_eq!(doc.characters["c3"].initiative_modifier, 5);
@@ -1002,11 +1048,14 @@ mod tests {
         let mut t = abc();
         let err = leave(&mut t, UserId::new(2), Some("a"), None).expect_err("alice's");
         assert_eq!(
-            err.0,
+            err.message(),
             "`A` is <@1>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker)."
         );
         let err = leave(&mut t, UserId::new(2), Some("nobody"), None).expect_err("absent");
-        assert_eq!(err.0, "`nobody` is not in this channel's initiative.");
+        assert_eq!(
+            err.message(),
+            "`nobody` is not in this channel's initiative."
+        );
         assert_eq!(t.entries.len(), 3);
     }
 
@@ -1054,8 +1103,8 @@ mod tests {
             join(&mut t, entry(&format!("c{i}"), 1, i as i64)).expect("room");
         }
         let err = join(&mut t, entry("one too many", 2, 30)).expect_err("full");
-        assert!(err.0.contains("already has 20 entries"), "{err}");
-        assert!(err.0.contains("/init remove"), "{err}");
+        assert!(err.message().contains("already has 20 entries"), "{err}");
+        assert!(err.message().contains("/init remove"), "{err}");
         assert_eq!(t.entries.len(), MAX_TRACKER_ENTRIES);
         // Re-rolling an entry that is already there still works.
         join(&mut t, entry("C3", 1, 99)).expect("replaces");
@@ -1174,9 +1223,9 @@ mod tests {
         assert!(one.contains("`/ronnied tab` Your tab"), "{one}");
         let refused = help_all(Some("dance"), &features).expect_err("unknown");
         assert!(
-            refused.0.contains("ronnied") && refused.0.contains("link-meetup"),
+            refused.message().contains("ronnied") && refused.message().contains("link-meetup"),
             "{}",
-            refused.0
+            refused.message()
         );
         assert!(
             help_all(Some("character"), &features)

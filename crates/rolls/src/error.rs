@@ -23,9 +23,10 @@ pub enum RollsError {
     },
     /// Any other request the user can fix.
     #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// What the request names does not exist (a character, …): the user can fix it;
-    /// the REST API answers 404.
+    Refused(Refusal),
+    /// What the request names does not exist (a character, a roll id, an alias, …):
+    /// the user can fix it; the REST API answers 404. A [`Refusal::missing`] becomes
+    /// this one.
     #[error("{0}")]
     NotFound(String),
     /// Redis could not do what was asked: down, a document that does not parse, or
@@ -52,6 +53,16 @@ pub enum RollsError {
         "the dice are busy right now ({waiting} requests are waiting for their turn); try again in a minute"
     )]
     Busy { waiting: usize },
+}
+
+impl From<Refusal> for RollsError {
+    fn from(refusal: Refusal) -> RollsError {
+        if refusal.is_missing() {
+            RollsError::NotFound(refusal.into_message())
+        } else {
+            RollsError::Refused(refusal)
+        }
+    }
 }
 
 impl From<store::StoreError> for RollsError {
@@ -106,8 +117,9 @@ impl RollsError {
     }
 
     /// The answer of the REST API: 400 `{"error"}` for the user's mistakes (dice
-    /// errors add `column` and `pointer`; 404 for something named that does not exist), storage failures in the kit's words and
-    /// status, anything else a logged 500.
+    /// errors add `column` and `pointer`; 404 for something named that does not exist:
+    /// [`RollsError::NotFound`], a [`Refusal::missing`]), storage failures in the kit's
+    /// words and status, anything else a logged 500.
     pub fn into_http(self) -> Response {
         match self {
             RollsError::Dice {
@@ -154,6 +166,6 @@ impl RollsError {
     }
 
     pub(crate) fn refused(message: impl Into<String>) -> RollsError {
-        RollsError::Refused(Refusal(message.into()))
+        RollsError::Refused(Refusal::new(message))
     }
 }

@@ -431,7 +431,7 @@ impl Operation for RollCheckOp {
             )));
         };
         let Some(mut record) = env.repo.roll_record(&id).await? else {
-            return Err(RollsError::refused(format!(
+            return Err(RollsError::NotFound(format!(
                 "No roll `{id}` in the last 30 days (rolls are kept that long)."
             )));
         };

@@ -50,8 +50,11 @@
 //!
 //! A roll's `total` is its first result's; with several results (`3 1d20`, `1d20;
 //! 2d6`) `grand_total` is their sum (the `Total` line of `text`). `join` and `remove`
-//! take no body as `{}` (every field is optional). A character that does not exist
-//! (`DELETE /characters/{name}`, `join` with `character`) is 404.
+//! take no body as `{}` (every field is optional). What a request names that is not
+//! there is 404 with the sentence Discord's answer uses: a character (`DELETE
+//! /characters/{name}`, `join` with `character`), a roll id (one that is not an id at
+//! all is 400), an alias, a command of `help`, the caller's entry in the tracker
+//! (`remove`).
 //! | POST   | `/api/rolls/initiative/{channel}/next?user=[&round=&turn=]` |             |
 //! | POST   | `/api/rolls/initiative/{channel}/reset?user=`|                            |
 

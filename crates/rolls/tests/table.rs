@@ -567,7 +567,7 @@ async fn every_roll_has_an_id_that_replays_exactly() {
     let (status, missing) = t
         .get_json(&format!("/api/rolls/rolls/ZZZZZZZZ?user={alice}"))
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 404, "an id no roll has: {missing}");
     assert!(
         missing["error"].as_str().unwrap().contains("30 days"),
         "{missing}"

@@ -966,3 +966,62 @@ async fn a_refused_next_is_not_counted() {
     let init: i64 = conn.get("c_init").await.expect("c_init");
     assert_eq!(init, 3);
 }
+
+/// Whatever a request names that is not there is 404 with the same sentence as
+/// Discord's: a roll id, an alias, a command of `help`, the caller in the tracker; a
+/// malformed roll id stays 400.
+#[tokio::test]
+async fn what_is_not_there_is_a_404() {
+    let api = start().await;
+    let (status, body) = api.get("/api/rolls/rolls/ZZZZZZZZ?user=5").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"],
+        "No roll `ZZZZZZZZ` in the last 30 days (rolls are kept that long).",
+    );
+    let (status, body) = api.get("/api/rolls/rolls/not-an-id?user=5").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .contains("is not a roll id"),
+        "{body}"
+    );
+
+    let (status, body) = api.delete("/api/rolls/aliases/nope?user=5").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"],
+        "There is no `nope` among the aliases of yours."
+    );
+
+    let (status, body) = api.get("/api/rolls/help?user=5&command=nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("There is no command `nope`."),
+        "{body}"
+    );
+
+    let table = api.table();
+    let vex = api.member("vex");
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/remove?user={vex}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "You are not in this channel's initiative.");
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/remove?user={vex}"),
+            json!({"character": "Vex"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "`Vex` is not in this channel's initiative.");
+}

@@ -377,7 +377,7 @@ pub fn parse_add(text: &str) -> Result<AddSpec, Refusal> {
                 .ok()
                 .filter(|n| (1..=MAX_COUNT).contains(n))
                 .ok_or_else(|| {
-                    Refusal(format!(
+                    Refusal::new(format!(
                         "`{word}`: add between 1 and {MAX_COUNT} combatants at once."
                     ))
                 })?;
@@ -388,7 +388,7 @@ pub fn parse_add(text: &str) -> Result<AddSpec, Refusal> {
                 value
                     .trim_start_matches('+')
                     .parse::<i64>()
-                    .map_err(|_| Refusal(format!("`{word}`: {what} must be a whole number.")))
+                    .map_err(|_| Refusal::new(format!("`{word}`: {what} must be a whole number.")))
             };
             match key.to_ascii_lowercase().as_str() {
                 "group" => spec.group = Some(value.to_owned()),
@@ -1508,19 +1508,19 @@ mod tests {
         assert!(
             parse_add("orc x0")
                 .unwrap_err()
-                .0
+                .into_message()
                 .contains("between 1 and 20")
         );
         assert!(
             parse_add("orc colour:red")
                 .unwrap_err()
-                .0
+                .into_message()
                 .contains("unknown setting")
         );
         assert!(
             parse_add("orc hp:lots")
                 .unwrap_err()
-                .0
+                .into_message()
                 .contains("whole number")
         );
 
@@ -1541,7 +1541,7 @@ mod tests {
         assert!(add(&mut t, UserId::new(GM), &spec("goblin 1"), 1, None).is_err());
         // All or nothing at the cap.
         let err = add(&mut t, UserId::new(GM), &spec("kobold x16"), 1, None).unwrap_err();
-        assert!(err.0.contains("do not fit"), "{err}");
+        assert!(err.message().contains("do not fit"), "{err}");
         assert_eq!(t.entries.len(), 5);
     }
 
@@ -1559,7 +1559,12 @@ mod tests {
         assert_eq!(initiative_input("dis+2"), Ok(roll("2d20kl1+2")));
         assert_eq!(initiative_input("1d20+5"), Ok(roll("1d20+5")));
         assert_eq!(initiative_input("-d20"), Ok(roll("-d20")));
-        assert!(initiative_input("adv+x").unwrap_err().0.contains("`adv+2`"));
+        assert!(
+            initiative_input("adv+x")
+                .unwrap_err()
+                .into_message()
+                .contains("`adv+2`")
+        );
         assert!(initiative_input("").is_err());
     }
 
@@ -1569,7 +1574,7 @@ mod tests {
         let mut t = Tracker::default();
         let err = add(&mut t, UserId::new(GM), &spec(&long), 1, None).unwrap_err();
         assert!(
-            err.0
+            err.message()
                 .starts_with("Combatant names are at most 32 characters"),
             "{err}"
         );
@@ -1581,7 +1586,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.0.starts_with("Group names are at most 32"), "{err}");
+        assert!(
+            err.message().starts_with("Group names are at most 32"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1614,7 +1622,12 @@ mod tests {
     #[test]
     fn prev_stops_at_the_first_turn_and_move_keeps_the_turn() {
         let mut t = fight(&[("A", 20), ("B", 10), ("C", 5)]);
-        assert!(prev(&mut t).unwrap_err().0.contains("first turn"));
+        assert!(
+            prev(&mut t)
+                .unwrap_err()
+                .into_message()
+                .contains("first turn")
+        );
         next(&mut t, None).expect("next");
         assert_eq!(up(&t), "B");
         let at = find(&t, UserId::new(GM), "c").expect("c");
@@ -1710,7 +1723,7 @@ mod tests {
         crate::domain::join(&mut t, entry_for(bob, "Goblin", 10)).expect("room");
         let refused = find(&t, gm, "goblin").expect_err("ambiguous");
         assert_eq!(
-            refused.0,
+            refused.message(),
             "Two combatants are named `Goblin` (<@1>'s and <@2>'s); say whose: `Goblin (@player)`, picking the player from Discord's @ list."
         );
         for (text, owner) in [
@@ -1722,7 +1735,9 @@ mod tests {
             assert_eq!(t.entries[at].user, owner, "{text}");
         }
         assert_eq!(
-            find(&t, gm, "Goblin (<@3>)").expect_err("not theirs").0,
+            find(&t, gm, "Goblin (<@3>)")
+                .expect_err("not theirs")
+                .into_message(),
             "<@3> has no combatant `Goblin` in this channel's initiative."
         );
         assert_eq!(t.entries[find(&t, bob, "goblin").expect("own")].user, bob);
@@ -1878,7 +1893,7 @@ mod tests {
         assert!(
             add_effect(&mut t, UserId::new(GM), 0, "one more", None, None, false)
                 .unwrap_err()
-                .0
+                .into_message()
                 .contains("8 effects")
         );
         // The same effect again replaces it.
@@ -1978,7 +1993,7 @@ mod tests {
         assert!(
             heal(&mut t, fighter, 5)
                 .unwrap_err()
-                .0
+                .into_message()
                 .contains("no hit points")
         );
         assert!(damage(&mut t, cleric, MAX_HP + 1).is_err());

@@ -45,7 +45,7 @@ pub struct Import {
 fn character_from(name: &str, value: &Value) -> Result<Imported, Refusal> {
     let name = clean_name(name)?;
     let bad = || {
-        Refusal(format!(
+        Refusal::new(format!(
             "Character `{name}`: expected an object with `initiative_modifier` (a whole number) or `initiative` (an expression), a number or an expression."
         ))
     };
@@ -113,7 +113,7 @@ fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
     if line.is_empty() || line.starts_with("**") || line.starts_with("Pick the") {
         return Ok(None);
     }
-    let at = |what: String| Refusal(format!("Character {number} (`{line}`): {what}"));
+    let at = |what: String| Refusal::new(format!("Character {number} (`{line}`): {what}"));
     let (name, value) = if let Some((name, rest)) = line.split_once(" (initiative ") {
         (name, rest.trim_end_matches(')'))
     } else if let Some((name, value)) = line.rsplit_once(':') {
@@ -132,7 +132,7 @@ fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
     };
     character_from(name, &character)
         .map(Some)
-        .map_err(|e| at(e.0))
+        .map_err(|e| at(e.into_message()))
 }
 
 /// `text` with the backslashes [`super::escape`] put in front of Markdown taken out.
@@ -159,7 +159,7 @@ pub fn parse(text: &str) -> Result<Import, Refusal> {
     }
     let import = if text.starts_with('{') {
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            Refusal(format!(
+            Refusal::new(format!(
                 "That is not valid JSON (line {}, column {}): {e}",
                 e.line(),
                 e.column()
@@ -264,6 +264,6 @@ mod tests {
     fn a_character_name_cannot_hold_a_separator() {
         let mut doc = UserDoc::default();
         let err = super::super::add_character(&mut doc, "Percy, the gun", 1).unwrap_err();
-        assert!(err.0.contains("cannot contain `,` or `;`"), "{err}");
+        assert!(err.message().contains("cannot contain `,` or `;`"), "{err}");
     }
 }
