@@ -156,8 +156,11 @@
 //!   removal and that the sync gave it (one step, so the sync does not take it
 //!   back), `remove` records the removal (`removed_users`) and takes the role;
 //!   `/hosts` the same with the host role and `removed_hosts`. `/players list` is
-//!   private and read from Redis (RSVPs, Meetup hosts, manual removals): Discord
-//!   cannot list a role's members without the privileged member intent.
+//!   private: RSVPs, Meetup hosts and manual removals from Redis, and who holds the
+//!   player role without an RSVP or hosting on Meetup (added by hand) from the
+//!   guild's member list (Discord has no list of a role's members: one request per
+//!   1,000 members, with the Server Members intent the sync needs anyway; without
+//!   it, the reply says the members with the role are the ones added by hand).
 //! - **Mentions**: refusals and look-ups are private; a public answer notifies only
 //!   the person it adds, a reminder only the game's host role, `/end-adventure` and
 //!   the schedule form's announcement of a new session only the game's player

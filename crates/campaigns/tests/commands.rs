@@ -359,6 +359,13 @@ async fn a_meetup_host_adds_lists_and_removes_players() {
         list.contains(&format!("**Hosts on Meetup**: <@{}>", w.demo.alice)),
         "{list}"
     );
+    // Carol holds the player role without an RSVP: the host added her by hand.
+    assert!(
+        list.ends_with(&format!(
+            "\n**Added by hand** (the player role without an RSVP): <@{carol}>"
+        )),
+        "{list}"
+    );
 
     let reply = g
         .run(

@@ -220,8 +220,10 @@ fn guest_role(game: &GameChannel) -> Result<discord::RoleId, CommandError> {
     })
 }
 
-/// `/players list`: a private summary from what the sync stored (RSVPs, hosts) and
-/// the manual removals. It mentions people without notifying them.
+/// `/players list`: a private summary from what the sync stored (RSVPs, hosts), the
+/// members holding the player role without an RSVP (added by hand: the guild's member
+/// list, one Discord request per 1,000 members, which the sync reads too) and the
+/// manual removals. It mentions people without notifying them.
 async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
     let repo = c.repo();
     let mut rsvps = Vec::new();
@@ -234,6 +236,8 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
     }
     let hosts = c.series_hosts(&game.series).await?;
     let mut text = String::new();
+    // Discord users already named as an RSVP or a Meetup host.
+    let mut named: Vec<UserId> = Vec::new();
     for (title, people) in [
         ("Players (RSVP'd yes)", &rsvps),
         ("Hosts on Meetup", &hosts),
@@ -241,7 +245,10 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
         let mut names = Vec::new();
         for meetup in people {
             names.push(match repo.discord_user_of(*meetup).await? {
-                Some(user) => format!("<@{user}>"),
+                Some(user) => {
+                    named.push(user);
+                    format!("<@{user}>")
+                }
                 None => format!("Meetup member {meetup} (not linked)"),
             });
         }
@@ -251,6 +258,33 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
             names.join(", ")
         };
         let _ = writeln!(text, "**{title}**: {names}");
+    }
+    if let Some(guest) = game.guest {
+        let by_hand = match c.discord().guild_members(c.guild()).await {
+            Ok(members) => {
+                let names: Vec<String> = members
+                    .iter()
+                    .filter(|m| m.roles.contains(&guest) && !named.contains(&m.user))
+                    .map(|m| format!("<@{}>", m.user))
+                    .collect();
+                if names.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, channel = %game.channel, "could not list the guild's members for /players list");
+                format!(
+                    "Discord would not list the server's members ({e}); they are the members \
+                     with the <@&{guest}> role"
+                )
+            }
+        };
+        let _ = writeln!(
+            text,
+            "**Added by hand** (the player role without an RSVP): {by_hand}"
+        );
     }
     for (title, kind) in [
         ("Removed as players", Removal::User),
