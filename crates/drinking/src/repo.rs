@@ -426,8 +426,16 @@ impl Repo {
         now: DateTime<Utc>,
     ) -> Result<NewSession, RepoError> {
         let key = schema::session_key(scope);
+        // The session it ends is read only for the reply: one that does not decode is
+        // replaced all the same (a new session is how a broken one is repaired).
         let ended = match self.get_bytes(&key).await? {
-            Some(raw) => Some(schema::decode::<SessionDoc>(&key, &raw)?),
+            Some(raw) => match schema::decode::<SessionDoc>(&key, &raw) {
+                Ok(doc) => Some(doc),
+                Err(error) => {
+                    tracing::warn!(%error, "the session a new one replaces does not decode; replacing it");
+                    None
+                }
+            },
             None => None,
         };
         let doc = SessionDoc {

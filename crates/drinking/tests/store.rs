@@ -521,6 +521,28 @@ async fn a_new_session_says_in_the_channel_who_started_it_and_what_ended() {
     );
 }
 
+/// A session document that does not decode does not stop a new session (starting one
+/// is how it is repaired): the new one replaces it, and the reply names no ended one.
+#[tokio::test]
+async fn a_new_session_replaces_one_that_does_not_decode() {
+    let env = env().await;
+    let mut conn = env.redis.conn();
+    let _: () = conn
+        .set(format!("session:{GUILD}"), "not json")
+        .await
+        .expect("set");
+    let reply = reply_of(env.command(3, "newsession").await.expect("new session"));
+    assert_eq!(
+        reply.content,
+        "🆕 **New session** started by <@3>: this server's leaderboard starts from zero."
+    );
+    let stored: String = conn.get(format!("session:{GUILD}")).await.expect("get");
+    let stored: SessionDoc = serde_json::from_str(&stored).expect("a session again");
+    assert_eq!(stored.started_by, Some(player(3)));
+    let board = reply_of(env.command(3, "leaderboard").await.expect("leaderboard"));
+    assert!(board.content.contains("No drinks yet"), "{}", board.content);
+}
+
 /// The tab counts what a player still owes from earlier sessions and links the games
 /// that hold it; Pay on a game where they owe nothing says where they do.
 #[tokio::test]
