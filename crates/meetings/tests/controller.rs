@@ -2536,3 +2536,46 @@ async fn eventually_left_once_recorded(c: &Controller, participant: ParticipantI
     })
     .await;
 }
+
+/// The reason of the `MeetingEnded` among `said`.
+fn ended_reason(said: &[S]) -> String {
+    said.iter()
+        .find_map(|p| match p {
+            S::MeetingEnded(e) => Some(e.reason.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("expected MeetingEnded among {said:?}"))
+}
+
+/// The host, who ended the meeting, is told they did; the others that it ended.
+#[tokio::test]
+async fn the_host_is_told_they_ended_the_meeting_and_the_others_that_it_ended() {
+    let c = controller().await;
+    let host_id = account(&c, "Host").await;
+    let m = c
+        .repo
+        .create_meeting(&meetings::repo::NewMeeting {
+            display_name: meetings::domain::DisplayName::parse("Hosted").unwrap(),
+            created_by: Some(host_id),
+            settings: meetings::repo::MeetingSettings::default(),
+            scheduled_start_time: None,
+        })
+        .await
+        .unwrap()
+        .meeting_id;
+    let host_grant = user_grant(&c, m, host_id, "Host").await;
+    let mut host = c.connect(&host_grant).await;
+    join_in_time(&mut host, &host_grant).await;
+    let (mut guest, _, _) = c.join(m, "Guest").await;
+    assert!(matches!(
+        next_event(&mut host).await,
+        S::ParticipantJoined(_)
+    ));
+
+    c.repo.end_meeting_by(m, host_id).await.unwrap();
+    let (said, _) = closed(&mut host).await;
+    assert_eq!(ended_reason(&said), "you ended this meeting");
+    let (said, _) = closed(&mut guest).await;
+    assert_eq!(ended_reason(&said), "the meeting has ended");
+    c.stop().await;
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use meetings::controller::client::{Client, NotOpened, Opened, open_session};
+use meetings::controller::client::{Client, ClientError, NotOpened, Opened, open_session};
 use meetings::controller::proto::{self, server_message};
 use meetings::domain::{DisplayName, MeetingKey};
 use meetings::grant::{self, GrantError, Joiner};
@@ -362,6 +362,10 @@ async fn attend(
     };
     let joined = match joined {
         Ok(r) => r,
+        Err(ClientError::Refused { code, .. }) if code == proto::AUTH_REQUIRED => {
+            eprintln!("tavern: {}", members_only(meeting));
+            return Ok(Attended::Over(ExitCode::FAILURE));
+        }
         Err(e) => {
             eprintln!("tavern: the meeting controller refused the join: {e}");
             return Ok(Attended::Over(ExitCode::FAILURE));
@@ -439,9 +443,23 @@ async fn attend(
                             .unwrap_or_else(|| left.participant_id.clone());
                         println!("- {name} left ({})", left.reason);
                     }
+                    // The reason says it (`the meeting has ended`, `you ended this
+                    // meeting`, ...).
                     Some(server_message::Payload::MeetingEnded(ended)) => {
-                        println!("the meeting has ended ({})", ended.reason);
+                        if ended.reason.is_empty() {
+                            println!("the meeting has ended");
+                        } else {
+                            println!("{}", ended.reason);
+                        }
                         return Ok(Attended::Over(ExitCode::SUCCESS));
+                    }
+                    // The host required sign-in since: the controller closes this
+                    // session, and joining again would be refused.
+                    Some(server_message::Payload::Error(error))
+                        if error.code == proto::AUTH_REQUIRED =>
+                    {
+                        eprintln!("tavern: {}", members_only(meeting));
+                        return Ok(Attended::Over(ExitCode::FAILURE));
                     }
                     Some(server_message::Payload::Error(error))
                         if error.code == proto::MEETING_MOVED =>
@@ -453,6 +471,16 @@ async fn attend(
             }
         }
     }
+}
+
+/// What the command line is told of a meeting that admits signed-in users only: it
+/// joins as a guest, so such a meeting is joined from the browser.
+fn members_only(meeting: &Meeting) -> String {
+    format!(
+        "meeting {} admits signed-in users only, and the command line joins as a guest: \
+         join it from the browser, signed in (its page is /meet/{})",
+        meeting.meeting_code, meeting.meeting_code
+    )
 }
 
 /// How long a session whose stream ended may take to say how it closed.

@@ -2371,3 +2371,19 @@ async fn an_ended_meetings_page_says_it_ended_once() {
     assert_eq!(text.matches("This meeting has ended.").count(), 1, "{text}");
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_too_long_is_said_in_words() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Long names" })).await;
+    let browser = Browser::start().await;
+    let name = "n".repeat(300);
+    browser
+        .open(&app.url(&format!("/meet/{code}?name={name}&autojoin=1")))
+        .await;
+    let error = browser
+        .text_when("the refusal is said", LIMIT, ERROR, |e| !e.is_empty())
+        .await;
+    assert_eq!(error, "Your name is too long: at most 255 characters.");
+    browser.quit().await;
+}

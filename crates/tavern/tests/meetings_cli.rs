@@ -857,3 +857,35 @@ async fn a_participant_whose_connection_is_lost_joins_again_by_itself() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_is_told_the_end_once_and_what_to_do_with_a_members_only_meeting() {
+    let stores = stores().await;
+    let _running = stores.serve(&[]).await;
+    let code = stores.create("Short game").await;
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+
+    let mut alice = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Alice"]));
+    alice.until("Alice (you)").await;
+    sqlx::query(
+        "UPDATE meet.meetings SET status = 'ended', ended_at = NOW() WHERE meeting_code = $1",
+    )
+    .bind(&code)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(alice.until("ended").await, "the meeting has ended");
+
+    let members = stores.create("Members only").await;
+    sqlx::query("UPDATE meet.meetings SET require_auth = true WHERE meeting_code = $1")
+        .bind(&members)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (exit, _, err) = stores
+        .run(&["meetings", "join", &members, "--as", "Bob", "--once"])
+        .await;
+    assert_eq!(exit, 1, "{err}");
+    assert!(err.contains("join it from the browser, signed in"), "{err}");
+    assert!(!err.contains("sign in and join again"), "{err}");
+}

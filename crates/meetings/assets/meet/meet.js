@@ -367,6 +367,10 @@
       return `Too many joins from here. Try again in ${retryAfter || 'a few'} seconds.`;
     }
     if (REFUSALS[code]) return REFUSALS[code];
+    if (status === 400 && body && body.field === 'display_name'
+      && /longer than 255/.test(body.error || '')) {
+      return 'Your name is too long: at most 255 characters.';
+    }
     if (status === 403 && !code) return STALE_SESSION;
     if (status === 404) return REFUSALS.meeting_not_found;
     if (status === 410) return REFUSALS.meeting_ended;
@@ -696,6 +700,9 @@
 
   /** What an ended meeting's page says once its host ended it during the call. */
   const HOST_ENDED = 'The host ended this meeting.';
+  /** What the controller tells the host whose meeting ended (they ended it). */
+  const YOU_ENDED_REASON = 'you ended this meeting';
+  const YOU_ENDED = 'You ended this meeting.';
   /** How the controller closes the sessions of a meeting that ended. */
   const ENDED_CLOSE_REASON = 'the meeting has ended';
   /**
@@ -793,7 +800,8 @@
         break;
       }
       case 'ended':
-        meetingEnded(message.reason === LEFT_LAST_REASON ? LEFT_LAST : HOST_ENDED);
+        meetingEnded(message.reason === LEFT_LAST_REASON ? LEFT_LAST
+          : message.reason === YOU_ENDED_REASON ? YOU_ENDED : HOST_ENDED);
         break;
       case 'media-grant':
         if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });

@@ -131,6 +131,9 @@ const EMPTIED_MESSAGE: &str = "the meeting ended: everyone in it left";
 /// What a participant who left last is told: its leave ended the meeting.
 const LEFT_LAST_MESSAGE: &str = "you left; the meeting ended because nobody was left in it";
 
+/// What the host is told when their meeting ends while they are in it (they ended it).
+const HOST_ENDED_MESSAGE: &str = "you ended this meeting";
+
 /// What a session whose meeting moved is told ([`proto::MEETING_MOVED`]).
 const MOVED_MESSAGE: &str =
     "this meeting moved to another meeting controller; ask for a new join grant and join again";
@@ -669,15 +672,23 @@ impl Rooms {
     }
 
     /// The meeting ended: everybody gets `MeetingEnded` and is closed, and its visitors
-    /// are turned away.
+    /// are turned away. Only its creator ends a meeting that has people in it, so the
+    /// host is told that they ended it.
     fn end(&self, meeting: MeetingId) {
         self.close_lobby(meeting, Decision::Ended);
         if let Some(room) = self.lock().get(&meeting) {
             let ended = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
                 reason: "the meeting has ended".to_owned(),
             }));
+            let by_you = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
+                reason: HOST_ENDED_MESSAGE.to_owned(),
+            }));
             for member in room.values() {
-                member.deliver(ended.clone());
+                member.deliver(if member.host {
+                    by_you.clone()
+                } else {
+                    ended.clone()
+                });
                 member.closer.close(Close::new(
                     proto::CLOSE_NORMAL,
                     "the meeting has ended",
