@@ -599,12 +599,9 @@ pub(crate) fn is_state_changing(method: &Method) -> bool {
     )
 }
 
+/// A 403 for `reason`, as the access guard answers its own: JSON `{"error", "code"}`.
 pub(crate) fn forbidden(reason: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(json!({ "error": reason })),
-    )
-        .into_response()
+    crate::access::Denied::forbidden(reason).into_response()
 }
 
 /// Refuses state-changing requests from another site (when the browser says so).
@@ -918,11 +915,9 @@ pub enum AuthRejection {
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self {
-            AuthRejection::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({"error": "not logged in", "login": "/login/discord"})),
-            )
-                .into_response(),
+            AuthRejection::Unauthorized => {
+                crate::access::Denied::unauthorized("not logged in").into_response()
+            }
             AuthRejection::LoginFirst { next } => {
                 let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
                 let target = format!("/login/discord?next={next}");
@@ -936,11 +931,11 @@ impl IntoResponse for AuthRejection {
             AuthRejection::SignedOut => signed_out_page(),
             AuthRejection::MissingLayer => {
                 tracing::error!("a session extractor ran on a route without Sessions::protect");
-                (
+                crate::access::Denied::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    axum::Json(json!({"error": "sessions are not set up for this route"})),
+                    "sessions are not set up for this route",
                 )
-                    .into_response()
+                .into_response()
             }
         }
     }

@@ -329,6 +329,53 @@ async fn a_session_acts_for_its_own_user_and_changes_state_only_with_its_csrf_to
 }
 
 #[tokio::test]
+async fn csrf_and_cross_origin_refusals_say_their_kind_in_code() {
+    let app = spawn().await;
+    let (cookie, csrf) = app.session(7).await;
+
+    let no_csrf = app
+        .send(
+            app.post("/api/things")
+                .header("cookie", &cookie)
+                .json(&json!({"name": "sword"})),
+        )
+        .await;
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    assert_eq!(
+        no_csrf.body,
+        json!({
+            "error": "CSRF token missing: send the X-CSRF-Token header",
+            "code": "forbidden",
+        })
+    );
+
+    let wrong_csrf = app
+        .send(
+            app.post("/api/profile")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", "0".repeat(64)),
+        )
+        .await;
+    assert_eq!(wrong_csrf.status, 403, "{}", wrong_csrf.body);
+    assert_eq!(wrong_csrf.body["code"], "forbidden", "{}", wrong_csrf.body);
+    assert!(wrong_csrf.body["error"].is_string(), "{}", wrong_csrf.body);
+
+    let cross_origin = app
+        .send(
+            app.post("/api/profile")
+                .header("cookie", &cookie)
+                .header("x-csrf-token", &csrf)
+                .header("origin", "http://evil.example"),
+        )
+        .await;
+    assert_eq!(cross_origin.status, 403, "{}", cross_origin.body);
+    assert_eq!(
+        cross_origin.body,
+        json!({"error": "cross-origin request refused", "code": "forbidden"})
+    );
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_json_is_415_never_an_empty_document() {
     let app = spawn().await;
     let (cookie, csrf) = app.session(7).await;

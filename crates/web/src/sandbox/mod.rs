@@ -138,11 +138,7 @@ pub fn console(
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "error": message.into() })),
-    )
-        .into_response()
+    crate::access::Denied::bad_request(message).into_response()
 }
 
 /// A malformed id in a request: answered 400 with what was wrong.
@@ -377,10 +373,7 @@ async fn channel_fragment(
         Err(r) => return r.into_response(),
     };
     let Some(channel) = console.channel(channel) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such channel"})),
-        )
+        return crate::access::Denied::new(StatusCode::NOT_FOUND, "no such channel")
             .into_response();
     };
     fragment(view::channel(
@@ -428,11 +421,11 @@ async fn attachment(
         .flat_map(|m| m.attachments)
         .find(|a| a.id == attachment);
     let (Some(found), Some(data)) = (found, console.sim.attachment_data(attachment)) else {
-        return (
+        return crate::access::Denied::new(
             StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such attachment, or it has no content"})),
+            "no such attachment, or it has no content",
         )
-            .into_response();
+        .into_response();
     };
     let shown = view::media(found.content_type.as_deref(), &found.filename) != view::Media::File;
     let content_type = found
