@@ -16,7 +16,7 @@ pub enum TokensCommand {
     Create {
         /// What to call it (to revoke it by): letters, digits, `.`, `_`, `-`.
         name: String,
-        /// Comma-separated scopes, each one a route asks for (e.g. rolls:read).
+        /// Comma-separated scopes, each one a route takes API tokens for (e.g. rolls:read).
         #[arg(long)]
         scopes: String,
     },
@@ -44,12 +44,21 @@ pub async fn run(config: &Config, command: TokensCommand) -> anyhow::Result<Exit
                 Ok(scopes) => scopes,
                 Err(e) => return usage_error(e),
             };
-            let known = known_scopes(config)?;
+            let manifest = routes(config)?;
+            let known = manifest.scopes();
             if let Some(unknown) = scopes.iter().find(|s| !known.contains(s)) {
-                let known: Vec<&str> = known.iter().map(Scope::as_str).collect();
+                let shown: Vec<&str> = known.iter().map(Scope::as_str).collect();
+                let shown = shown.join(", ");
+                if manifest.bearer_scopes().contains(unknown) {
+                    return usage_error(format!(
+                        "`{unknown}` is not a scope of Tavern's API tokens: the routes asking \
+                         for it take their own credentials (the meetings API its own keys, \
+                         from POST {}); the scopes an API token can have are: {shown}",
+                        meetings::web::API_KEYS_PATH
+                    ));
+                }
                 return usage_error(format!(
-                    "no route asks for the scope `{unknown}` (the scopes there are: {})",
-                    known.join(", ")
+                    "no route asks for the scope `{unknown}` (the scopes there are: {shown})"
                 ));
             }
             let tokens = tokens(config).await?;
@@ -120,13 +129,13 @@ async fn tokens(config: &Config) -> anyhow::Result<ApiTokens> {
     Ok(ApiTokens::new(redis))
 }
 
-/// The scopes the routes of the features ask for (built as `serve` builds them, with
-/// stores that are never touched).
-fn known_scopes(config: &Config) -> anyhow::Result<Vec<Scope>> {
+/// The routes of the features, for the scopes they ask for (built as `serve` builds
+/// them, with stores that are never touched).
+fn routes(config: &Config) -> anyhow::Result<web::access::Manifest> {
     let redis = store::Redis::lazy(config.redis_url.expose())
         .with_context(|| format!("the Redis URL {}", config.redis_url))?;
     let postgres = store::Postgres::lazy(config.database_url.expose())
         .with_context(|| format!("the PostgreSQL URL {}", config.database_url))?;
     let features = tavern::app::command_features(config, redis, postgres)?;
-    Ok(feature::manifest(&features).scopes())
+    Ok(feature::manifest(&features))
 }

@@ -139,7 +139,7 @@ async fn no_state_changing_route_is_reachable_without_a_session_and_csrf_or_a_sc
         );
     }
     for route in &manifest.routes {
-        if let Some(scope) = route.access.scope() {
+        if let Some(scope) = route.access.scope().or(route.access.bearer_scope()) {
             assert!(Scope::parse(scope.as_str()).is_ok(), "{route}: bad scope");
         }
     }
@@ -373,6 +373,28 @@ async fn an_admin_issues_a_token_on_the_command_line_and_revokes_it() {
         "{typo}"
     );
     assert_eq!(typo.trim().lines().count(), 1, "{typo}");
+    // The meetings API takes its own keys, never an API token: none is issued for it.
+    let meetings = tokens_cli(
+        &app.redis,
+        &[
+            "create",
+            "meet-bot",
+            "--scopes",
+            "meetings:create,meetings:read",
+        ],
+    );
+    assert_eq!(meetings.status.code(), Some(2));
+    let meetings = String::from_utf8_lossy(&meetings.stderr).into_owned();
+    assert!(
+        meetings.contains("`meetings:create` is not a scope of Tavern's API tokens")
+            && meetings.contains("POST /api/v1/api-keys")
+            && meetings.contains("rolls:read"),
+        "{meetings}"
+    );
+    assert_eq!(meetings.trim().lines().count(), 1, "{meetings}");
+    let listed = tokens_cli(&app.redis, &["list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(!listed.contains("meet-bot"), "{listed}");
 
     let revoked = tokens_cli(&app.redis, &["revoke", "dice-bot"]);
     assert!(revoked.status.success());

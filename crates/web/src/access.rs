@@ -123,17 +123,25 @@ impl Access {
         Access::Bearer(Some(declared(scope)))
     }
 
-    /// The scope a token needs here, if tokens are accepted.
+    /// The scope an API token (`tavern tokens create`) needs here, if API tokens are
+    /// accepted. A feature's own bearer credentials' scope ([`Access::Bearer`]) is
+    /// not one: no API token is taken there ([`Access::bearer_scope`]).
     pub fn scope(&self) -> Option<&Scope> {
         match self {
-            Access::Token(scope) | Access::UserOrToken(scope) | Access::Bearer(Some(scope)) => {
-                Some(scope)
-            }
+            Access::Token(scope) | Access::UserOrToken(scope) => Some(scope),
             Access::Public
             | Access::User
-            | Access::Bearer(None)
+            | Access::Bearer(_)
             | Access::Credentials
             | Access::Sandbox => None,
+        }
+    }
+
+    /// The scope the feature's own bearer credentials need here ([`Access::Bearer`]).
+    pub fn bearer_scope(&self) -> Option<&Scope> {
+        match self {
+            Access::Bearer(scope) => scope.as_ref(),
+            _ => None,
         }
     }
 
@@ -214,12 +222,23 @@ impl Manifest {
         self.undeclared.extend(other.undeclared);
     }
 
-    /// Every scope some route asks tokens for, sorted, once each.
+    /// Every scope some route asks API tokens for, sorted, once each: the scopes a
+    /// token can use.
     pub fn scopes(&self) -> Vec<Scope> {
+        self.collect_scopes(Access::scope)
+    }
+
+    /// Every scope some route asks a feature's own bearer credentials for (the
+    /// meetings' JWTs and API keys), sorted, once each: no API token is taken there.
+    pub fn bearer_scopes(&self) -> Vec<Scope> {
+        self.collect_scopes(Access::bearer_scope)
+    }
+
+    fn collect_scopes(&self, of: impl Fn(&Access) -> Option<&Scope>) -> Vec<Scope> {
         let mut scopes: Vec<Scope> = self
             .routes
             .iter()
-            .filter_map(|r| r.access.scope().cloned())
+            .filter_map(|r| of(&r.access).cloned())
             .collect();
         scopes.sort();
         scopes.dedup();
