@@ -2387,3 +2387,47 @@ async fn a_name_too_long_is_said_in_words() {
     assert_eq!(error, "Your name is too long: at most 255 characters.");
     browser.quit().await;
 }
+
+/// What the tile of participant `id` shows: `placeholder:TEXT` while its camera-off
+/// placeholder shows (and the picture does not), `picture` while the picture shows.
+fn tile_shows(id: &str) -> String {
+    format!(
+        "const t = document.querySelector('.tile[data-participant=\"{id}\"]'); \
+         if (!t) return ''; \
+         const p = t.querySelector('.placeholder'); \
+         const v = t.querySelector('video, canvas'); \
+         if (p && !p.hidden && v.hidden) return 'placeholder:' + p.textContent; \
+         return !v.hidden && (!p || p.hidden) ? 'picture' : 'both'"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_turned_off_shows_the_persons_initial_instead_of_a_frozen_frame() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Cameras" })).await;
+    let (ada, ada_id) = join_by_link(&app.url(""), &code, "ada").await;
+    let (bob, _) = join_by_link(&app.url(""), &code, "Bob").await;
+    bob.text_when("Bob sees Ada's picture", LIMIT, &tile_shows(&ada_id), |s| {
+        s == "picture"
+    })
+    .await;
+
+    let camera = ada.find("#mute-video").await;
+    ada.click(&camera).await;
+    bob.text_when("Bob sees Ada's initial", LIMIT, &tile_shows(&ada_id), |s| {
+        s == "placeholder:A"
+    })
+    .await;
+    assert_eq!(ada.script(&tile_shows(&ada_id)).await, "placeholder:A");
+
+    ada.click(&camera).await;
+    bob.text_when(
+        "Bob sees Ada's picture again",
+        LIMIT,
+        &tile_shows(&ada_id),
+        |s| s == "picture",
+    )
+    .await;
+    ada.quit().await;
+    bob.quit().await;
+}

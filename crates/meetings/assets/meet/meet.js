@@ -418,8 +418,23 @@
     const cam = document.createElement('span');
     cam.className = 'badge camera-off'; cam.textContent = 'camera off'; cam.hidden = true;
     caption.append(label, mic, cam);
-    tile.append(view, caption);
+    // Shown instead of the picture while the camera is off: the last frame would
+    // otherwise stay, frozen, as if the person were still on camera.
+    const placeholder = document.createElement('div');
+    placeholder.className = 'placeholder';
+    placeholder.hidden = true;
+    placeholder.setAttribute('aria-hidden', 'true');
+    placeholder.style.cssText = 'position:absolute;inset:0;display:flex;align-items:center;'
+      + 'justify-content:center;background:#3a3a44;color:#fff;font-size:3rem;font-weight:600;';
+    placeholder.textContent = initialOf(name);
+    tile.append(view, placeholder, caption);
     return tile;
+  }
+
+  /** A name's first letter (or symbol), upper-cased: a camera-off tile shows it. */
+  function initialOf(name) {
+    const first = Array.from((name || '').trim())[0];
+    return first ? first.toUpperCase() : '?';
   }
 
   function showMute(tile, audioMuted, videoMuted) {
@@ -427,6 +442,8 @@
     tile.dataset.videoMuted = String(videoMuted);
     tile.querySelector('.mic-off').hidden = !audioMuted;
     tile.querySelector('.camera-off').hidden = !videoMuted;
+    tile.querySelector('.placeholder').hidden = !videoMuted;
+    tile.querySelector('video, canvas').hidden = videoMuted;
   }
 
   function addParticipant(info) {
