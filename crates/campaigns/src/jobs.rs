@@ -76,9 +76,9 @@ pub struct FullReport {
 
 impl FullReport {
     /// What the run did, in a sentence or two for an admin (`/sync`'s answer): what
-    /// changed on Discord and in the tracked sessions, or that nothing needed
-    /// changing; then what needs a look and where (Tavern's log, the alerts,
-    /// `tavern check`).
+    /// changed on Discord and in the tracked sessions; that nothing needed changing
+    /// only when nothing needs a look either, and otherwise that it changed nothing;
+    /// then what needs a look and where (Tavern's log, the alerts, `tavern check`).
     pub fn summary(&self) -> String {
         let m = &self.meetup;
         let tally = self.discord.as_ref().map(|d| d.tally).unwrap_or_default();
@@ -154,19 +154,6 @@ impl FullReport {
             }
             done.push(removed);
         }
-        let mut text = if done.is_empty() {
-            let checked = match &self.discord {
-                Some(d) => count(
-                    d.series,
-                    "game with a coming session",
-                    "games with a coming session",
-                ),
-                None => count(m.stored, "session", "sessions"),
-            };
-            format!("The sync is done: nothing needed changing ({checked} checked).")
-        } else {
-            format!("The sync is done: it {}.", join(&done))
-        };
         let mut look: Vec<String> = Vec::new();
         if !m.failed_groups.is_empty() {
             let groups: Vec<String> = m
@@ -216,6 +203,24 @@ impl FullReport {
                 ));
             }
         }
+        // "Nothing needed changing" only when nothing needs a look either: a change
+        // that failed, a group Meetup did not answer for or a session held back means
+        // something may still need changing.
+        let mut text = if !done.is_empty() {
+            format!("The sync is done: it {}.", join(&done))
+        } else if look.is_empty() {
+            let checked = match &self.discord {
+                Some(d) => count(
+                    d.series,
+                    "game with a coming session",
+                    "games with a coming session",
+                ),
+                None => count(m.stored, "session", "sessions"),
+            };
+            format!("The sync is done: nothing needed changing ({checked} checked).")
+        } else {
+            "The sync is done but changed nothing.".to_owned()
+        };
         if !look.is_empty() {
             text.push_str(&format!(" To look at: {}.", look.join("; ")));
         }
@@ -572,6 +577,41 @@ mod tests {
              RSVPs), welcomed newcomers in 2 channels, deleted 1 leftover channel or role an \
              earlier run could not and removed 2 sessions Meetup no longer lists, ending 1 \
              game with no session left."
+        );
+    }
+
+    #[test]
+    fn a_run_whose_only_changes_failed_says_it_changed_nothing() {
+        let mut r = report(DiscordTally::default());
+        r.discord.as_mut().unwrap().failed = vec![
+            "series s2: giving role 5 to user 6: Missing Permissions".into(),
+            "free-spots message: Missing Access".into(),
+        ];
+        assert_eq!(
+            r.summary(),
+            "The sync is done but changed nothing. To look at: 2 changes on Discord failed and \
+             the next sync tries again (Tavern's log has each; the first: series s2: giving \
+             role 5 to user 6: Missing Permissions)."
+        );
+    }
+
+    #[test]
+    fn a_run_with_a_group_meetup_did_not_answer_for_does_not_say_nothing_needed_changing() {
+        let mut r = report(DiscordTally::default());
+        r.meetup.failed_groups = vec![GroupFailure {
+            group: meetup::GroupUrlname::parse("dragons").unwrap(),
+            error: "Meetup answered 502".into(),
+        }];
+        assert_eq!(
+            r.summary(),
+            "The sync is done but changed nothing. To look at: Meetup did not answer for \
+             `dragons`, so its games were left as they were."
+        );
+        let meetup_only = FullReport { discord: None, ..r };
+        assert_eq!(
+            meetup_only.summary(),
+            "The sync is done but changed nothing. To look at: Meetup did not answer for \
+             `dragons`, so its games were left as they were."
         );
     }
 

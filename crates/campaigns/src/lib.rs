@@ -183,7 +183,8 @@
 //!   (`tavern:campaigns:undeletable_channels`); see [`lifecycle`].
 //! - **`/sync`** runs the whole sync at once and answers what it did in a sentence
 //!   or two ([`jobs::FullReport::summary`]: channels set up, roles given or taken,
-//!   welcomes, sessions gone from Meetup, or that nothing needed changing; then what
+//!   welcomes, sessions gone from Meetup; that nothing needed changing only when
+//!   nothing failed or was left alone, else that it changed nothing; then what
 //!   failed or was left alone and where to look), without the job's lock but under the
 //!   sync guard (Tavern's key `tavern:campaigns:sync:running`) that every whole sync
 //!   takes, the scheduled job's and `tavern campaigns sync --once` too: while another
