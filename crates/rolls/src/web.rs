@@ -5,7 +5,9 @@
 //! acts only for itself; a program sends an API token (`tavern tokens create NAME
 //! --scopes rolls:read,rolls:write`) and acts for the user `?user=ID` names (the seed:
 //! "All REST requests will have user=? in the query parameters"). Reading takes
-//! `rolls:read`, changing `rolls:write`; a body must be JSON (415 otherwise).
+//! `rolls:read`, changing `rolls:write`; a body must be JSON (415 otherwise); one over
+//! the site's limit, with or without a `Content-Length`, is refused by the site (413,
+//! `payload_too_large`, naming the limit).
 //! Anonymous requests get 401, another user's data 403.
 //!
 //! A signed-in user is authenticated (Discord's OAuth2 proved who they are) and is
@@ -68,38 +70,80 @@ use serde::Deserialize;
 mod table;
 
 /// A JSON body whose every field is optional: no body at all is taken as `{}`; a
-/// body is read as [`JsonBody`] reads one (415 unless JSON, 400 for a bad one).
+/// body is read as [`Json`] reads one.
 #[derive(Debug)]
 struct OptionalJson<T>(T);
+
+/// A JSON body, read as [`JsonBody`] reads one (415 unless JSON, 400 for a bad one),
+/// except that a body over the server's limit is left to the site to refuse (see
+/// [`read_body`]).
+#[derive(Debug)]
+struct Json<T>(T);
+
+/// The request's body and the request without it. A body larger than the server
+/// takes is refused with axum's own 413, which the site answers in its format:
+/// `payload_too_large`, with a sentence naming the limit it set (only the site
+/// knows it). Any other body that cannot be read is a 400 saying why.
+async fn read_body<S: Send + Sync>(
+    request: axum::extract::Request,
+    state: &S,
+) -> Result<(axum::http::request::Parts, axum::body::Bytes), Response> {
+    use axum::extract::FromRequest as _;
+    use axum::extract::rejection::BytesRejection;
+    let (parts, body) = request.into_parts();
+    let request = axum::extract::Request::from_parts(parts.clone(), body);
+    match axum::body::Bytes::from_request(request, state).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(rejection @ BytesRejection::FailedToBufferBody(_))
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            Err(rejection.into_response())
+        }
+        Err(rejection) => Err(Denied::new(
+            rejection.status(),
+            format!("could not read the body: {}", rejection.body_text()),
+        )
+        .into_response()),
+    }
+}
+
+impl<S, T> axum::extract::FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let (parts, bytes) = read_body(request, state).await?;
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let JsonBody(value) = JsonBody::<T>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Json(value))
+    }
+}
 
 impl<S, T> axum::extract::FromRequest<S> for OptionalJson<T>
 where
     S: Send + Sync,
     T: serde::de::DeserializeOwned + Default,
 {
-    type Rejection = Denied;
+    type Rejection = Response;
 
     async fn from_request(
         request: axum::extract::Request,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let bytes = axum::body::Bytes::from_request(
-            axum::extract::Request::from_parts(parts.clone(), body),
-            state,
-        )
-        .await
-        .map_err(|e| {
-            Denied::new(
-                e.status(),
-                format!("could not read the body: {}", e.body_text()),
-            )
-        })?;
+        let (parts, bytes) = read_body(request, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
-        let JsonBody(value) = JsonBody::<T>::from_request(request, state).await?;
+        let Json(value) = Json::<T>::from_request(request, state).await?;
         Ok(OptionalJson(value))
     }
 }
@@ -320,7 +364,7 @@ async fn characters_add(
     State(ctx): State<Ctx>,
     caller: WebCaller,
     Query(p): Params,
-    JsonBody(b): JsonBody<AddCharacter>,
+    Json(b): Json<AddCharacter>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let user = who.user();

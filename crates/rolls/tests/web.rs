@@ -10,11 +10,34 @@ use testkit::World;
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// The `Authorization` header `http` sends.
+    authorization: String,
     world: World,
     _dir: tempfile::TempDir,
 }
 
 async fn start() -> Api {
+    start_as(Served::Alone).await
+}
+
+/// How the feature's routes are served.
+enum Served {
+    /// On their own.
+    Alone,
+    /// In the site `tavern serve` assembles, by its server (body limit included).
+    InTheSite,
+}
+
+/// Always ready, for the assembled site's `/readyz`.
+struct Ready;
+
+impl web::Readiness for Ready {
+    fn check(&self) -> discord::BoxFuture<'static, Vec<web::Component>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+async fn start_as(served: Served) -> Api {
     let world = World::new().await;
     let dir = tempfile::tempdir().expect("dir");
     // The world's discord-sim answers who is a member of which guild.
@@ -24,9 +47,32 @@ async fn start() -> Api {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    match served {
+        Served::Alone => {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+        }
+        Served::InTheSite => {
+            let late = web::LateRoutes::default();
+            late.set(router);
+            let (site, _) = web::assemble(
+                web::AppState {
+                    readiness: std::sync::Arc::new(Ready),
+                    metrics: None,
+                },
+                web::page::Site::default(),
+                Vec::new(),
+                late,
+            );
+            tokio::spawn(web::serve_with(
+                listener,
+                site,
+                web::ServerConfig::default(),
+                std::future::pending(),
+            ));
+        }
+    }
     // A program's API token, acting for whoever `?user=` names.
     let token = web::tokens::ApiTokens::new(world.redis.clone())
         .create(
@@ -36,12 +82,11 @@ async fn start() -> Api {
         )
         .await
         .expect("token");
+    let authorization = format!("Bearer {}", token.token.expose_str());
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", token.token.expose_str())
-            .parse()
-            .unwrap(),
+        authorization.parse().unwrap(),
     );
     Api {
         base: format!("http://{addr}"),
@@ -49,6 +94,7 @@ async fn start() -> Api {
             .default_headers(headers)
             .build()
             .unwrap(),
+        authorization,
         world,
         _dir: dir,
     }
@@ -1024,4 +1070,86 @@ async fn what_is_not_there_is_a_404() {
         .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "`Vex` is not in this channel's initiative.");
+}
+
+/// A body sent in chunks (no `Content-Length`) that grows past the site's limit (1
+/// MiB) is 413 with `"code": "payload_too_large"` and a sentence naming the limit,
+/// both where the body may be left out (`join`) and where it is required
+/// (`characters`, `aliases`).
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_payload_too_large() {
+    let api = start_as(Served::InTheSite).await;
+    let table = api.table();
+    let vex = api.member("vex");
+    for path in [
+        format!("/api/rolls/initiative/{table}/join?user={vex}"),
+        format!("/api/rolls/characters?user={vex}"),
+        format!("/api/rolls/aliases?user={vex}"),
+    ] {
+        let (status, body) =
+            chunked_post(&api.base, &path, &api.authorization, 3 * 1024 * 1024).await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert_eq!(body["code"], "payload_too_large", "{path}: {body}");
+        let error = body["error"].as_str().expect("error");
+        assert_eq!(error, "the body is larger than 1 MiB", "{path}");
+    }
+}
+
+/// POSTs `size` bytes of a JSON string as a chunked body, over a plain connection
+/// (the client here sends only bodies of a known length): the status and JSON answer.
+async fn chunked_post(base: &str, path: &str, authorization: &str, size: usize) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: {authorization}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < size {
+        let frame = format!("{:x}\r\n", chunk.len());
+        // The server may answer and close before the whole body is sent.
+        if stream.write_all(frame.as_bytes()).await.is_err()
+            || stream.write_all(&chunk).await.is_err()
+            || stream.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an answer");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, serde_json::from_str(&body).expect("json"))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
 }

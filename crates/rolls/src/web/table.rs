@@ -3,10 +3,10 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use feature::access::{Caller as WebCaller, JsonBody};
+use feature::access::Caller as WebCaller;
 use serde::Deserialize;
 
-use super::{ApiError, Params, Use, bad, channel, member_of, required, run, user};
+use super::{ApiError, Json, Params, Use, bad, channel, member_of, required, run, user};
 use crate::alias::{AliasAction, AliasOp, Scope};
 use crate::chart::ChartedOddsOp;
 use crate::commands::Ctx;
@@ -113,7 +113,7 @@ pub(super) async fn aliases_add(
     State(ctx): State<Ctx>,
     caller: WebCaller,
     Query(p): Params,
-    JsonBody(b): JsonBody<AddAlias>,
+    Json(b): Json<AddAlias>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let scope = Scope::User(who.user());
