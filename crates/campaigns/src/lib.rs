@@ -196,7 +196,7 @@
 //! - **`/link`** (an admin's link by hand) asks Meetup first whether the member id is a
 //!   member of one of the configured groups (Meetup's API looks members up only
 //!   within a group, [`sync::find_member`]); an id Meetup does not know, or a Meetup
-//!   that cannot be asked (down, no organiser authorisation), is refused and nothing
+//!   that cannot be asked (down, no organiser authorisation), is refused and no link
 //!   is stored. The fake Meetup answers an unknown id as Meetup does: no member.
 //! - **`/link-meetup`** is refused for a user already linked (unlink first), matching
 //!   the repository's refusal to move a link silently.

@@ -1042,16 +1042,19 @@ async fn refresh_locked(
     }
 }
 
-/// Logs a refresh Meetup refused because Tavern's own client id or secret is wrong:
-/// a configuration error for an admin, not a refused authorisation (nothing is
-/// recorded, no organiser is asked to authorise again).
 /// `member` as Meetup knows them: a member of one of the configured groups, asked of
 /// each group in turn ([`MeetupClient::group_member`]; Meetup's API has no look-up of
 /// a member by id outside a group) with the organiser's token, refreshed once when
-/// Meetup refuses it, as the sync does ("Token" above). `Ok(None)`: every group
-/// answered and none has that member. A group Meetup could not answer for (an
-/// outage, a group it no longer has) makes it [`SyncError::GroupsFailed`] unless
-/// another group has the member: no answer is not a "no". Reads only.
+/// Meetup refuses it, as the sync does ("Token" in the module docs). `Ok(None)`:
+/// every group answered and none has that member. A group Meetup could not answer
+/// for (an outage, a group it no longer has) makes it [`SyncError::GroupsFailed`]
+/// unless another group has the member: no answer is not a "no".
+///
+/// It stores nothing about the member, the games or Discord. It writes only the
+/// organiser's authorisation, as the sync would: the refreshed token pair, a refresh
+/// Meetup refused or a fresh token it refused again (recorded for the organiser
+/// page and the organisers' alert), and the clearing of a recorded refusal once Meetup
+/// answers with the token ([`Repo::authorisation_works`]).
 pub async fn find_member(
     repo: &Repo,
     client: &MeetupClient,
@@ -1129,6 +1132,9 @@ async fn ask_groups(
     }
 }
 
+/// Logs a refresh Meetup refused because Tavern's own client id or secret is wrong:
+/// a configuration error for an admin, not a refused authorisation (nothing is
+/// recorded, no organiser is asked to authorise again).
 pub(crate) fn log_client_rejected(error: &MeetupError) {
     tracing::error!(
         %error,
