@@ -79,7 +79,11 @@ async fn keep_redis_marked(redis: Redis, mode: crate::instance::Mode, shutdown: 
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        match crate::instance::keep_redis_marked(&redis, mode).await {
+        let kept = crate::instance::keep_redis_marked(&redis, mode).await;
+        if kept.is_ok() {
+            feature::reply::store_reachable(feature::reply::Store::Redis);
+        }
+        match kept {
             Ok(true) => tracing::info!(
                 key = crate::instance::MODE_KEY,
                 "Redis had lost its data and Tavern's mark; the mark is written again"
@@ -101,11 +105,14 @@ impl Readiness for HealthProbe {
         Box::pin(async move {
             let redis = match health.redis.get() {
                 Some(redis) => match tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
-                    Ok(Ok(())) => Component {
-                        name: "redis",
-                        ready: true,
-                        detail: None,
-                    },
+                    Ok(Ok(())) => {
+                        feature::reply::store_reachable(feature::reply::Store::Redis);
+                        Component {
+                            name: "redis",
+                            ready: true,
+                            detail: None,
+                        }
+                    }
                     Ok(Err(e)) => Component {
                         name: "redis",
                         ready: false,
@@ -129,11 +136,14 @@ impl Readiness for HealthProbe {
             };
             let postgres = match health.postgres.get() {
                 Some(pg) => match tokio::time::timeout(PROBE_TIMEOUT, pg.ping()).await {
-                    Ok(Ok(())) => Component {
-                        name: "postgres",
-                        ready: true,
-                        detail: None,
-                    },
+                    Ok(Ok(())) => {
+                        feature::reply::store_reachable(feature::reply::Store::Postgres);
+                        Component {
+                            name: "postgres",
+                            ready: true,
+                            detail: None,
+                        }
+                    }
                     Ok(Err(e)) => Component {
                         name: "postgres",
                         ready: false,
