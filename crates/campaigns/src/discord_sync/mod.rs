@@ -155,7 +155,7 @@ use crate::domain::{
     EventSeriesId, MeetupEventId, MeetupUserId, SeriesType, series_name, session_counts,
 };
 use crate::lifecycle::alert_organisers;
-use crate::repo::managed::Unannounced;
+use crate::repo::managed::Newcomers;
 use crate::repo::{
     DiscordView, FreeSpotsMessage, Orphan, Registration, Repo, RepoError, SeriesState,
 };
@@ -1654,7 +1654,7 @@ async fn update(
     state: &mut DiscordState,
     series: &SeriesState,
     changes: Changes,
-    owed: Unannounced,
+    owed: Newcomers,
     recorded_closed: &BTreeSet<ChannelId>,
     report: &mut DiscordReport,
 ) {
@@ -1778,7 +1778,7 @@ async fn update(
             .copied()
             .collect()
     };
-    let due = Unannounced {
+    let due = Newcomers {
         players: &newcomers(guest, &owed.players) - &series.welcomed.players,
         hosts: &newcomers(series.host_role, &owed.hosts) - &series.welcomed.hosts,
     };

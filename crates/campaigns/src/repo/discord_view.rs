@@ -17,7 +17,7 @@ use store::Writes;
 use super::{Repo, RepoError, channel_id, role_id, time, user_id};
 use crate::domain::{self, EventSeriesId, MeetupEventId, MeetupUserId, SeriesType};
 use crate::repo::Orphan;
-use crate::repo::managed::Unannounced;
+use crate::repo::managed::Newcomers;
 use crate::schema;
 
 /// A stored event as the Discord step sees it.
@@ -49,7 +49,7 @@ pub struct SeriesState {
     /// Who the sync gave the guest role ([`schema::synced_guests`]).
     pub synced_guests: BTreeSet<UserId>,
     /// Who an announcement in the channel already welcomed ([`schema::welcomed`]).
-    pub welcomed: Unannounced,
+    pub welcomed: Newcomers,
 }
 
 #[cfg(test)]
@@ -69,7 +69,7 @@ impl SeriesState {
             removed_users: BTreeSet::new(),
             removed_hosts: BTreeSet::new(),
             synced_guests: BTreeSet::new(),
-            welcomed: Unannounced::default(),
+            welcomed: Newcomers::default(),
         }
     }
 }
@@ -344,7 +344,7 @@ impl Repo {
                 removed_users: BTreeSet::new(),
                 removed_hosts: BTreeSet::new(),
                 synced_guests: BTreeSet::new(),
-                welcomed: Unannounced::default(),
+                welcomed: Newcomers::default(),
             });
         }
         let channels: Vec<ChannelId> = states.iter().filter_map(|s| s.channel).collect();
@@ -377,7 +377,7 @@ impl Repo {
             let hosts = snowflakes(removals.get(4 * i + 1).map_or(&[][..], Vec::as_slice));
             let synced = snowflakes(removals.get(4 * i + 2).map_or(&[][..], Vec::as_slice));
             let (welcomed, unreadable) =
-                Unannounced::read(removals.get(4 * i + 3).cloned().unwrap_or_default());
+                Newcomers::read(removals.get(4 * i + 3).cloned().unwrap_or_default());
             if let Some(channel) = state.channel {
                 for member in unreadable {
                     tracing::warn!(%channel, %member, "unreadable welcomed member left out");

@@ -12,25 +12,27 @@ use store::Writes;
 use super::{Repo, RepoError, rfc3339, time};
 use crate::{domain, schema};
 
-/// Newcomers of a game channel who got their role but whose announcement Discord
-/// refused ([`schema::unannounced`]).
+/// Members of a game channel by the role the sync gave them, as its two records of
+/// newcomers keep them: those who got their role but whose announcement Discord
+/// refused ([`schema::unannounced`]), and those an announcement already welcomed
+/// ([`schema::welcomed`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unannounced {
+pub struct Newcomers {
     /// Given the guest role.
     pub players: BTreeSet<UserId>,
     /// Given the host role.
     pub hosts: BTreeSet<UserId>,
 }
 
-impl Unannounced {
+impl Newcomers {
     pub fn is_empty(&self) -> bool {
         self.players.is_empty() && self.hosts.is_empty()
     }
 
     /// Reads the members of [`schema::unannounced`] or [`schema::welcomed`]
     /// (`player:{id}`, `host:{id}`); the members that do not read are handed back.
-    pub(super) fn read(members: Vec<String>) -> (Unannounced, Vec<String>) {
-        let mut out = Unannounced::default();
+    pub(super) fn read(members: Vec<String>) -> (Newcomers, Vec<String>) {
+        let mut out = Newcomers::default();
         let mut unreadable = Vec::new();
         for member in members {
             let parsed = member.split_once(':').and_then(|(kind, id)| {
@@ -182,7 +184,7 @@ impl Repo {
     pub async fn unannounced(
         &self,
         channels: &[ChannelId],
-    ) -> Result<BTreeMap<ChannelId, Unannounced>, RepoError> {
+    ) -> Result<BTreeMap<ChannelId, Newcomers>, RepoError> {
         if channels.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -193,7 +195,7 @@ impl Repo {
         let all: Vec<Vec<String>> = pipe.query_async(&mut self.redis.conn()).await?;
         let mut out = BTreeMap::new();
         for (channel, members) in channels.iter().zip(all) {
-            let (owed, unreadable) = Unannounced::read(members);
+            let (owed, unreadable) = Newcomers::read(members);
             for member in unreadable {
                 tracing::warn!(%channel, %member, "unreadable unannounced newcomer left out");
             }
@@ -210,7 +212,7 @@ impl Repo {
     pub async fn remember_unannounced(
         &self,
         channel: ChannelId,
-        owed: &Unannounced,
+        owed: &Newcomers,
     ) -> Result<(), RepoError> {
         if owed.is_empty() {
             return Ok(());
@@ -230,7 +232,7 @@ impl Repo {
     pub async fn announced(
         &self,
         channel: ChannelId,
-        welcomed: &Unannounced,
+        welcomed: &Newcomers,
     ) -> Result<(), RepoError> {
         let mut writes = Writes::new();
         if !welcomed.is_empty() {
