@@ -2431,3 +2431,33 @@ async fn a_camera_turned_off_shows_the_persons_initial_instead_of_a_frozen_frame
     ada.quit().await;
     bob.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_without_a_key_is_marked_and_the_safety_code_is_shown_without_it() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(
+        &app,
+        json!({ "display_name": "Sealed", "enable_e2e_encryption": true }),
+    )
+    .await;
+    let (ada, _) = join_by_link(&app.url(""), &code, "Ada").await;
+    let (bob, _) = join_by_link(&app.url(""), &code, "Bob").await;
+    let two = same_safety_code(&[&ada, &bob]).await;
+    // A program (as the command line joins) says no key.
+    let program = host_over_api(&app, &host, &code).await;
+
+    let mark = "return Array.from(document.querySelectorAll('.tile.remote[data-no-key] .no-key')) \
+         .filter((m) => !m.hidden).map((m) => m.textContent).join('\\n')";
+    for browser in [&ada, &bob] {
+        browser
+            .text_when("the keyless participant is marked", LIMIT, mark, |m| {
+                m == "no encryption key: cannot see or hear this call"
+            })
+            .await;
+    }
+    let shown = same_safety_code(&[&ada, &bob]).await;
+    assert_eq!(shown, two, "the code over the two with keys");
+    drop(program);
+    ada.quit().await;
+    bob.quit().await;
+}

@@ -1654,6 +1654,13 @@
    * key; then the page gives up until it is told of another drop.
    */
   const HELLO_RETRY_MS = [1000, 2000, 4000];
+  /**
+   * How long a participant seen in the call may take to say its key (hello) before the
+   * safety code is worked out without it and its tile says it has none (a command-line
+   * participant, or a browser that cannot encrypt: it gets no keys either).
+   */
+  const KEY_WAIT_MS = 5000;
+  const NO_KEY = 'no encryption key: cannot see or hear this call';
 
   const canEncrypt = () => Boolean(window.crypto && crypto.subtle && window.isSecureContext);
   const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
@@ -1681,6 +1688,19 @@
       $('media-status').before(panel);
     }
     $('safety-code').textContent = 'working it out\u2026';
+  }
+
+  /** Marks `tile` as a participant with no key (or no longer). */
+  function markKeyless(tile, keyless) {
+    let mark = tile.querySelector('.no-key');
+    if (!mark && keyless) {
+      mark = document.createElement('span');
+      mark.className = 'badge no-key';
+      mark.textContent = NO_KEY;
+      tile.querySelector('figcaption').append(mark);
+    }
+    if (mark) mark.hidden = !keyless;
+    if (keyless) tile.dataset.noKey = '1'; else delete tile.dataset.noKey;
   }
 
   class KeyRing {
@@ -1722,7 +1742,7 @@
       if (!p) {
         p = {
           publicRaw: null, fingerprint: null, wrap: null, helloSent: false, keys: new Map(),
-          missed: false, answered: false, retrying: false, tries: 0,
+          missed: false, answered: false, retrying: false, tries: 0, seenAt: performance.now(),
         };
         this.peers.set(id, p);
       }
@@ -1743,7 +1763,14 @@
       send(keyExchange(id, concat([Uint8Array.of(E2E_HELLO), this.publicRaw]))).catch(() => {});
     }
 
-    peerJoined(id) { this.run(async () => { this.sendHello(id); this.showSafetyCode(); }); }
+    peerJoined(id) {
+      this.run(async () => {
+        this.sendHello(id);
+        this.showSafetyCode();
+        // Asked again once it may be taken for keyless.
+        setTimeout(() => { if (!this.closed) this.showSafetyCode(); }, KEY_WAIT_MS + 50);
+      });
+    }
 
     /**
      * A key exchange for `id` was dropped (recipient_busy): which one is not known, so
@@ -1895,13 +1922,20 @@
       }
     }
 
-    /** The safety code over everybody in the call, once every public key is known. */
+    /**
+     * The safety code over everybody in the call with a key, once every public key is
+     * known but those of participants who said none within KEY_WAIT_MS (their tiles say
+     * so: nothing is encrypted for them, so they neither see nor hear the call).
+     */
     async showSafetyCode() {
       const run = ++this.safetyRun;
       const prints = [this.fingerprint];
-      for (const id of state.participants.keys()) {
+      const now = performance.now();
+      for (const [id, info] of state.participants) {
         const p = this.peers.get(id);
-        prints.push(p && p.fingerprint);
+        const keyless = Boolean(p) && !p.fingerprint && now - p.seenAt >= KEY_WAIT_MS;
+        markKeyless(info.tile, keyless);
+        if (!keyless) prints.push(p && p.fingerprint);
       }
       const code = $('safety-code');
       if (prints.some((f) => !f)) {
