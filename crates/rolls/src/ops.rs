@@ -728,7 +728,9 @@ impl Operation for InitOp {
                     },
                     None => match domain::active(&doc) {
                         Some((n, c)) => (n.to_owned(), c.initiative_expression()),
-                        None => (domain::clean_name(display_name)?, plain()),
+                        // Joining under one's Discord name: a combatant's name, which
+                        // (unlike a character's) may hold `,` and `;`.
+                        None => (domain::clean_named(display_name, "combatant")?, plain()),
                     },
                 };
                 let (value, how, rolled) = {

@@ -96,7 +96,6 @@ fn next_id(message: &discord_sim::Message) -> String {
         .expect("a Next button")
 }
 
-/// The stored tracker's `(round, turn)`.
 /// `c_init`: how many `/init` uses were counted.
 async fn init_uses(w: &World) -> i64 {
     let mut conn = w.redis.conn();
@@ -104,6 +103,7 @@ async fn init_uses(w: &World) -> i64 {
     count.unwrap_or(0)
 }
 
+/// The stored tracker's `(round, turn)`.
 async fn position(w: &World) -> (u64, u64) {
     let mut conn = w.redis.conn();
     let raw: String = conn

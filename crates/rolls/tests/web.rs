@@ -963,6 +963,26 @@ async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
     for id in [carol, dave, erin] {
         assert!(!shown.contains(&format!("user {id}")), "{shown}");
     }
+
+    // A display name is a combatant's name, not a character's: `,` and `;` (which
+    // separate characters in an import) are no reason to turn the player away.
+    let frank = api.member("frank");
+    let (cookie, csrf) = api
+        .session_named(frank, "frank", Some("Smith, Frank; Esq."))
+        .await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::POST,
+            &join,
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(json!({"roll": "3"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["tracker"]["entries"][3]["name"], "Smith, Frank; Esq.",
+        "{body}"
+    );
 }
 
 /// A `next` turned down with 409 changed nothing and is not a use: `/stats` shows the
