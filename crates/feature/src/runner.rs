@@ -10,7 +10,7 @@ use store::{Redis, Writes};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::{Job, Service};
+use crate::{FailureStreak, Job, Service};
 
 /// The Redis key held while job `name` runs somewhere: taken before a run, renewed while
 /// it goes on, deleted when it ends. Tavern's own key, not a seed's.
@@ -98,6 +98,22 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 pub struct JobRunner {
     redis: Redis,
     instance: String,
+    /// Whether Redis refuses the job locks: an outage is told once for all the jobs
+    /// (WARN), each refusal after it at debug, and its end once (INFO).
+    locks: FailureStreak,
+}
+
+/// How a try at a job lock was logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockTold {
+    /// The first refusal of an outage.
+    Warn,
+    /// A refusal during an outage already told.
+    Debug,
+    /// The first lock taken (or found held) after an outage.
+    Info,
+    /// Redis answered, as it does.
+    Nothing,
 }
 
 /// Whether [`JobRunner::attempt`] ran the job.
@@ -115,7 +131,41 @@ enum Attempt {
 impl JobRunner {
     /// `instance` names this process in the lock values (for operators reading Redis).
     pub fn new(redis: Redis, instance: String) -> JobRunner {
-        JobRunner { redis, instance }
+        JobRunner {
+            redis,
+            instance,
+            locks: FailureStreak::new(),
+        }
+    }
+
+    /// Logs what Redis said to a try at a job lock, then `instead` (what the job does
+    /// for want of it): a Redis outage once for all the jobs, not once per job and
+    /// period.
+    fn told<T>(
+        &self,
+        answer: &Result<T, store::redis::RedisError>,
+        instead: &'static str,
+    ) -> LockTold {
+        match answer {
+            Ok(_) if self.locks.succeeded() => {
+                tracing::info!("job locks can be taken again; the jobs run again");
+                LockTold::Info
+            }
+            Ok(_) => LockTold::Nothing,
+            Err(error) if self.locks.failed() => {
+                tracing::warn!(
+                    %error,
+                    instead,
+                    "could not take the job lock; the next refusals are logged at debug \
+                     until Redis answers again"
+                );
+                LockTold::Warn
+            }
+            Err(error) => {
+                tracing::debug!(%error, instead, "could not take the job lock");
+                LockTold::Debug
+            }
+        }
     }
 
     /// `SET key instance NX PX ttl`: whether this process took `key`.
@@ -168,28 +218,29 @@ impl JobRunner {
 
     /// Runs `job` for period `slot` unless it runs elsewhere or the period was taken.
     async fn attempt(&self, job: &Job, slot: u64, said: &mut Said) -> Attempt {
-        match self.take(&lock_key(job.name()), RUNNING_TTL).await {
+        let running = self.take(&lock_key(job.name()), RUNNING_TTL).await;
+        self.told(&running, "skipping this period");
+        match running {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("the job still runs elsewhere; skipping this period");
                 return Attempt::Running;
             }
-            Err(error) => {
-                tracing::warn!(%error, "could not take the job lock; skipping this period");
-                return Attempt::Unknown;
-            }
+            Err(_) => return Attempt::Unknown,
         }
         let ttl = job.period().saturating_mul(2);
-        let outcome = match self.take(&slot_key(job.name(), slot), ttl).await {
+        let period = self.take(&slot_key(job.name(), slot), ttl).await;
+        self.told(
+            &period,
+            "skipping this period (its period could not be taken)",
+        );
+        let outcome = match period {
             Ok(true) => {
                 self.run_locked(job, said).await;
                 Attempt::Ran
             }
             Ok(false) => Attempt::Taken,
-            Err(error) => {
-                tracing::warn!(%error, "could not take the job's period; skipping this period");
-                Attempt::Unknown
-            }
+            Err(_) => Attempt::Unknown,
         };
         self.release(job).await;
         outcome
@@ -213,17 +264,16 @@ impl JobRunner {
     /// for a run elsewhere to end), since its work is this process's own.
     async fn shutdown_run(&self, job: &Job, said: &mut Said) {
         for _ in 0..SHUTDOWN_TRIES {
-            match self.take(&lock_key(job.name()), RUNNING_TTL).await {
+            let running = self.take(&lock_key(job.name()), RUNNING_TTL).await;
+            self.told(&running, "running it anyway");
+            match running {
                 Ok(true) => {
                     self.run_locked(job, said).await;
                     self.release(job).await;
                     return;
                 }
                 Ok(false) => tokio::time::sleep(SHUTDOWN_RETRY).await,
-                Err(error) => {
-                    tracing::warn!(%error, "could not take the job lock; running it anyway");
-                    break;
-                }
+                Err(_) => break,
             }
         }
         Self::run_once(job, said).await;
@@ -430,6 +480,29 @@ impl ServiceRunner {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn refused() -> Result<bool, store::redis::RedisError> {
+        Err(store::redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_redis_outage_is_told_once_for_all_the_jobs_and_its_end_once() {
+        let redis = store::Redis::lazy("redis://127.0.0.1:1").unwrap();
+        let runner = JobRunner::new(redis, "test".into());
+        assert_eq!(runner.told(&Ok(true), "x"), LockTold::Nothing);
+        assert_eq!(runner.told(&refused(), "x"), LockTold::Warn);
+        // Every job, every period after it: quietly.
+        for _ in 0..4 {
+            assert_eq!(runner.told(&refused(), "x"), LockTold::Debug);
+        }
+        // Redis answers again (a lock held elsewhere is an answer too).
+        assert_eq!(runner.told(&Ok(false), "x"), LockTold::Info);
+        assert_eq!(runner.told(&Ok(true), "x"), LockTold::Nothing);
+        assert_eq!(runner.told(&refused(), "x"), LockTold::Warn, "a new outage");
+    }
 
     #[tokio::test]
     async fn a_failing_service_is_restarted_and_reported_then_stops_on_shutdown() {
