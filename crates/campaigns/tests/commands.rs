@@ -960,8 +960,11 @@ async fn link_refuses_a_meetup_id_meetup_does_not_know_or_cannot_be_asked_about(
     );
     nothing_stored().await;
 
-    // Meetup is down (every try answers 503): said so, nothing stored.
-    fake.fail_next(4, meetup::fake::FakeFault::Status(503));
+    // Meetup is down: every try of the look-up answers 503 (the fake has no fault that
+    // lasts, so as many as the client makes: its first and each retry), said so,
+    // nothing stored. Only the look-up fails, whatever else asks Meetup meanwhile.
+    let tries = meetup::RetryPolicy::default().max_retries as usize + 1;
+    fake.fail_next_of("GroupMember", tries, meetup::fake::FakeFault::Status(503));
     let reply = link().await;
     refused(&reply, "Meetup could not be reached to check member 123456");
     refused(&reply, "Nothing was linked");
