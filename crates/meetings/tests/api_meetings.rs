@@ -1516,17 +1516,22 @@ async fn chunked_post(base: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     // The server may answer and close before it has read everything: writing then
-    // fails, which is no concern of the test.
+    // fails, which is no concern of the test. The write half is kept until the answer
+    // is read (dropped, it would end the request early).
     let writer = tokio::spawn(async move {
-        write.write_all(head.as_bytes()).await?;
-        for chunk in body.chunks(64 * 1024) {
-            write
-                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                .await?;
-            write.write_all(chunk).await?;
-            write.write_all(b"\r\n").await?;
+        let sent = async {
+            write.write_all(head.as_bytes()).await?;
+            for chunk in body.chunks(64 * 1024) {
+                write
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await?;
+                write.write_all(chunk).await?;
+                write.write_all(b"\r\n").await?;
+            }
+            write.write_all(b"0\r\n\r\n").await
         }
-        write.write_all(b"0\r\n\r\n").await
+        .await;
+        (write, sent)
     });
     let mut answer = Vec::new();
     let mut buf = vec![0; 16 * 1024];
@@ -1549,7 +1554,9 @@ async fn chunked_post(base: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
 async fn a_chunked_body_over_the_limit_is_refused_as_too_large_naming_the_limit() {
     let site = site().await;
     let mut body = br#"{"display_name":""#.to_vec();
-    body.extend(std::iter::repeat_n(b'x', 1024 * 1024 + 1));
+    // Over the server's 1 MiB and over axum's own 2 MiB for JSON bodies: this router
+    // is served without the site's layers, which hold bodies to the server's limit.
+    body.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024 + 1));
     body.extend(br#""}"#);
     let (status, answer) = chunked_post(
         &site.base,
