@@ -2461,3 +2461,46 @@ async fn a_participant_without_a_key_is_marked_and_the_safety_code_is_shown_with
     ada.quit().await;
     bob.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_let_in_who_reloads_keeps_their_name_and_joins_without_waiting_again() {
+    use meetings::controller::proto::{Admission, client_message::Payload as C};
+    let app = common::spawn_app().await;
+    let (code, token) = create_meeting(
+        &app,
+        json!({ "display_name": "Behind the door", "waiting_room_enabled": true }),
+    )
+    .await;
+    let mut host = host_over_api(&app, &token, &code).await;
+    let vic = Browser::start().await;
+    vic.open(&app.url(&format!("/meet/{code}?name=Vic&autojoin=1")))
+        .await;
+    let waiting = sees_waiting(&mut host, "Vic").await;
+    host.send(C::Admission(Admission {
+        participant_id: waiting,
+        admit: true,
+    }))
+    .await
+    .unwrap();
+    let first = vic
+        .text_when("Vic is let in", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+
+    // A reload, without the name in the link: the name is kept, and the host's
+    // decision too (nobody lets Vic in again).
+    vic.open(&app.url(&format!("/meet/{code}"))).await;
+    assert_eq!(
+        vic.script("return document.getElementById('name').value")
+            .await,
+        "Vic"
+    );
+    let join = vic.find("#join").await;
+    vic.click(&join).await;
+    let again = vic
+        .text_when("Vic joins again", LIMIT, JOINED_OR_ERROR, |s| {
+            !s.is_empty() && s != first
+        })
+        .await;
+    assert!(!again.starts_with("error"), "{again}");
+    vic.quit().await;
+}

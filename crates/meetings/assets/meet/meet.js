@@ -390,6 +390,26 @@
     },
   };
 
+  // What this tab keeps of the meeting across a reload (sessionStorage): the name it
+  // joined as, and the admission token the host's decision is kept under, so that a
+  // guest let in joins again without waiting (the controller keeps the decision for
+  // the waiting limit).
+  const KEPT = `tavern.meet.${code}`;
+  const kept = (() => {
+    try {
+      const value = JSON.parse(sessionStorage.getItem(KEPT) || 'null');
+      return value && typeof value === 'object' ? value : {};
+    } catch (_) {
+      return {};
+    }
+  })();
+  /** Keeps the name (and the admission token, once there is one) for a reload. */
+  function remember(name) {
+    try {
+      sessionStorage.setItem(KEPT, JSON.stringify({ name, admission: state.admission || '' }));
+    } catch (_) { /* storage refused: a reload asks again */ }
+  }
+
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
@@ -397,7 +417,7 @@
     // The call's read loop (a promise that settles when the stream ends).
     reading: null,
     // The admission token of this meeting, once the host let this page in (a guest).
-    admission: '',
+    admission: typeof kept.admission === 'string' ? kept.admission : '',
   };
 
   function makeTile(id, name, self) {
@@ -641,7 +661,7 @@
           state.heartbeat = setInterval(() => { send(heartbeat()).catch(() => {}); }, HEARTBEAT_MS);
         }
         waited = true;
-        if (first.admission) state.admission = first.admission;
+        if (first.admission) { state.admission = first.admission; remember(name); }
         root.dataset.waiting = '1';
         ui.status('Waiting for the host to let you in…');
       }
@@ -752,6 +772,7 @@
     state.inCall = true;
     if (response.admission) state.admission = response.admission;
     state.name = name;
+    remember(name);
     state.selfId = response.participantId;
     root.dataset.participant = response.participantId;
     root.dataset.meeting = response.meetingId;
@@ -2154,5 +2175,11 @@
     refresh();
   })();
 
+  // A reload of this tab keeps the name it joined as (unless the link names one, or
+  // the name is the signed-in account's).
+  if (live && typeof kept.name === 'string' && kept.name && !$('name').value.trim()
+    && !$('name').readOnly) {
+    $('name').value = kept.name;
+  }
   if (live && root.dataset.autojoin === '1' && $('name').value.trim()) join($('name').value.trim());
 })();
