@@ -156,6 +156,20 @@ fn drinking_settings(raw: &Raw) -> Result<DrinkingSettings, ConfigError> {
     let (crit, crit_src) = face("drinking_crit", sides)?;
     let (fail, fail_src) = face("drinking_fail", defaults.die.fail)?;
     let die = drinking::DiceRules::new(sides, crit, fail).map_err(|e| {
+        // Only the crit was set: it is the crit that meets the fail's default face.
+        if let drinking::DiceRulesError::Same(face) = e
+            && raw.get("drinking_crit").is_some()
+            && raw.get("drinking_fail").is_none()
+        {
+            return err(
+                &crit_src,
+                format!(
+                    "{face} is also the fail face (drinking_fail, {} by default); crit and \
+                     fail must differ",
+                    defaults.die.fail
+                ),
+            );
+        }
         let src = match e.setting() {
             "drinking_die" => &sides_src,
             "drinking_crit" => &crit_src,
@@ -370,12 +384,11 @@ fn meetings_settings(raw: &Raw) -> Result<MeetingsSettings, ConfigError> {
 }
 
 /// Checks a place to keep files (`meetings_recordings_url`): a folder, `file:///path`,
-/// `s3://bucket/prefix` or `az://container/prefix`, as the rolls sync reads it (no
-/// credentials in it: they come from the environment). A path that looks like a URL
-/// with a mistyped `://` (`s3//bucket`, `s3:/bucket`) is refused rather than taken for
-/// a local folder. The error never repeats a password.
+/// `s3://bucket/prefix`, `az://container/prefix` or an https:// S3 or Blob URL, as the
+/// rolls sync reads it (no credentials in it: they come from the environment). A path
+/// that looks like a URL with a mistyped `://` (`s3//bucket`, `s3:/bucket`) is refused
+/// rather than taken for a local folder. The error never repeats a password.
 fn storage_location(source: &str, value: &str) -> Result<(), ConfigError> {
-    const FORMS: &str = "a folder, file:///path, s3://bucket/prefix or az://container/prefix";
     let value = value.trim();
     if !value.contains("://") {
         let schemes = [
@@ -398,7 +411,27 @@ fn storage_location(source: &str, value: &str) -> Result<(), ConfigError> {
     }
     rolls::SyncTarget::parse(value)
         .map(drop)
-        .map_err(|e| err(source, format!("{e} ({FORMS})")))
+        .map_err(|e| err(source, sync_target_problem(e)))
+}
+
+/// Every form of a place to keep files (`rolls_sync_url`, `meetings_recordings_url`).
+const FORMS: &str = "a folder, file:///path, s3://bucket/prefix, az://container/prefix, or an \
+                     https:// S3 or Blob Storage URL (https://s3.<region>.amazonaws.com/bucket, \
+                     https://<account>.blob.core.windows.net/container)";
+
+/// What was wrong with a place to keep files, naming every accepted form once where the
+/// problem is the form itself (the sync target's own list leaves out the https:// ones).
+fn sync_target_problem(e: rolls::BadSyncTarget) -> String {
+    let url = &e.url;
+    if e.problem.starts_with("is not supported") {
+        format!("`{url}` is not supported: use {FORMS}")
+    } else if e.problem.starts_with("is empty") {
+        format!("`{url}` is empty: give {FORMS}")
+    } else if e.problem.starts_with("is not a URL") {
+        format!("`{url}` {}: give {FORMS}", e.problem)
+    } else {
+        e.to_string()
+    }
 }
 
 /// A rate limit under `key`: a whole number of requests a minute, at least 1.
@@ -1094,12 +1127,7 @@ impl Config {
         let rolls_sync_url = raw
             .get("rolls_sync_url")
             .map(|(src, v)| {
-                rolls::SyncTarget::parse(v).map_err(|e| {
-                    err(
-                        src,
-                        format!("{e} (a folder, file:///path, s3://bucket/prefix or az://container/prefix)"),
-                    )
-                })
+                rolls::SyncTarget::parse(v).map_err(|e| err(src, sync_target_problem(e)))
             })
             .transpose()?;
         let rolls_sync_keep = whole_number(
@@ -1533,6 +1561,49 @@ mod tests {
                     .expect(url);
             assert_eq!(c.meetings.recordings_url.as_deref(), Some(url));
         }
+    }
+
+    #[test]
+    fn a_place_for_files_in_no_form_taken_names_every_form_once() {
+        for key in ["TAVERN_ROLLS_SYNC_URL", "TAVERN_MEETINGS_RECORDINGS_URL"] {
+            let e = Config::from_sources(None, None, &env(&[(key, "http://x/y")])).expect_err(key);
+            assert_eq!(e.key, key);
+            assert_eq!(
+                e.problem.matches("az://container/prefix").count(),
+                1,
+                "{key}: {e}"
+            );
+            assert!(
+                e.problem.contains("`http://x/y` is not supported")
+                    && e.problem
+                        .contains("https://s3.<region>.amazonaws.com/bucket")
+                    && e.problem
+                        .contains("https://<account>.blob.core.windows.net/container"),
+                "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_crit_on_the_fail_face_blames_the_setting_that_was_set() {
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DRINKING_CRIT", "1")]))
+            .expect_err("crit on the default fail face");
+        assert_eq!(e.key, "TAVERN_DRINKING_CRIT", "{e}");
+        assert_eq!(
+            e.problem,
+            "1 is also the fail face (drinking_fail, 1 by default); crit and fail must differ"
+        );
+        let e = Config::from_sources(None, None, &env(&[("TAVERN_DRINKING_FAIL", "6")]))
+            .expect_err("fail on the default crit face");
+        assert_eq!(e.key, "TAVERN_DRINKING_FAIL", "{e}");
+        assert!(e.problem.contains("also the crit value"), "{e}");
+        let e = Config::from_sources(
+            None,
+            None,
+            &env(&[("TAVERN_DRINKING_CRIT", "3"), ("TAVERN_DRINKING_FAIL", "3")]),
+        )
+        .expect_err("both on one face");
+        assert_eq!(e.key, "TAVERN_DRINKING_FAIL", "{e}");
     }
 
     #[test]
