@@ -13,13 +13,16 @@
 //! - [`RecentLimit`]: at most so many of something in any span of time, in memory.
 //! - [`FailureStreak`]: a repeated failure (an outage) told once when it begins and
 //!   once when it ends.
+//! - [`with_causes`]: an error's message with each of its causes said once.
 
+mod causes;
 mod clock;
 pub mod id;
 mod limit;
 mod secret;
 mod streak;
 
+pub use causes::with_causes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use id::InvalidId;
 pub use limit::RecentLimit;

@@ -95,23 +95,9 @@ impl DiscordConfig {
     }
 }
 
-/// `error`'s message followed by those of its causes, joined with `: `; a cause whose
-/// text the message so far already holds is left out. reqwest says only
-/// `error sending request`; why (`tcp connect error: Connection refused`) is in its
-/// causes.
-pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        let said = cause.to_string();
-        if !said.is_empty() && !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        next = cause.source();
-    }
-    text
-}
+// reqwest says only `error sending request`; why (`tcp connect error: Connection
+// refused`) is in its causes, which `base::with_causes` adds.
+pub(crate) use base::with_causes;
 
 /// A failed REST call.
 #[derive(Debug, thiserror::Error)]
