@@ -2504,3 +2504,51 @@ async fn a_guest_let_in_who_reloads_keeps_their_name_and_joins_without_waiting_a
     assert!(!again.starts_with("error"), "{again}");
     vic.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_creator_ends_the_meeting_for_everyone_from_its_page() {
+    let app = common::spawn_app().await;
+    let host = Browser::start().await;
+    host.open(&app.url("/login/discord?next=/meet")).await;
+    host.text_when(
+        "the lobby's start form",
+        LIMIT,
+        "return document.getElementById('start') ? 'ready' : ''",
+        |s| s == "ready",
+    )
+    .await;
+    host.script(
+        "const f = document.getElementById('start');\
+         f.querySelector('[name=display_name]').value = 'Short one';\
+         f.querySelector('[name=enable_e2e_encryption]').checked = false;\
+         f.submit(); return ''",
+    )
+    .await;
+    let path = host
+        .text_when(
+            "the new meeting's page",
+            LIMIT,
+            "return document.getElementById('meet') ? location.pathname : ''",
+            |p| p.starts_with("/meet/") && p.len() > "/meet/".len(),
+        )
+        .await;
+    let code = path.trim_start_matches("/meet/").to_owned();
+    let join = host.find("#join").await;
+    host.click(&join).await;
+    host.text_when("the host joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    let (guest, _) = join_by_link(&app.url(""), &code, "Gil").await;
+
+    let end = host.find("#end-for-everyone").await;
+    host.click(&end).await;
+    let said = host
+        .text_when("the host is told", LIMIT, END_SHOWN, |s| !s.is_empty())
+        .await;
+    assert_eq!(said, "You ended this meeting. Back to the meetings");
+    let said = guest
+        .text_when("the guest is told", LIMIT, END_SHOWN, |s| !s.is_empty())
+        .await;
+    assert_eq!(said, "The host ended this meeting. Back to the meetings");
+    host.quit().await;
+    guest.quit().await;
+}

@@ -2122,6 +2122,7 @@
         return;
       }
       running = Boolean(panel.recording && panel.recording.status === 'recording');
+      if (panel.host) offerEnd();
       // Only the host's panel knows the running recording (askNow tells the others).
       if (panel.host) {
         root.dataset.recording = running ? '1' : '0';
@@ -2145,6 +2146,34 @@
       button.textContent = running ? 'Stop recording' : 'Record';
       button.setAttribute('aria-pressed', running ? 'true' : 'false');
       note.textContent = running ? RECORDED : '';
+    };
+    // The meeting's creator ends it for everyone from its page, as from /meet (the
+    // same route, with the page's CSRF token).
+    let endButton = null;
+    const offerEnd = () => {
+      if (endButton || !root.dataset.code) return;
+      endButton = document.createElement('button');
+      endButton.id = 'end-for-everyone';
+      endButton.type = 'button';
+      endButton.className = 'danger';
+      endButton.textContent = 'End for everyone';
+      endButton.addEventListener('click', async () => {
+        const csrf = document.querySelector('meta[name="csrf-token"]');
+        endButton.disabled = true;
+        try {
+          const response = await fetch(`/meet/${encodeURIComponent(root.dataset.code)}/end`, {
+            method: 'POST',
+            headers: { 'x-csrf-token': csrf ? csrf.content : '' },
+            credentials: 'same-origin',
+          });
+          if (!response.ok) ui.error('The meeting could not be ended. Reload the page and try again.');
+        } catch (_) {
+          ui.error('The meeting could not be ended: the server did not answer.');
+        } finally {
+          endButton.disabled = false;
+        }
+      });
+      $('leave').after(endButton);
     };
     const refresh = async () => {
       try {
