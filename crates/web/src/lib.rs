@@ -323,7 +323,12 @@ fn finish(
     sessions: Option<session::Sessions>,
     late: LateRoutes,
 ) -> Router {
-    app.fallback(move |request: axum::extract::Request| late.clone().serve(request))
+    let app = app.fallback(move |request: axum::extract::Request| late.clone().serve(request));
+    // The site's routes as one service under the layers below: a route answers whole
+    // (axum adds a 405's `Allow` where a route is called from its router), so the
+    // refusals' translation sees the methods a path takes.
+    Router::new()
+        .fallback_service(app)
         // The body limit inside the refusals' translation, so that a body too large is
         // refused in the site's words too.
         .layer(axum::middleware::from_fn(rejection::limit_body))

@@ -256,3 +256,23 @@ async fn framework_refusals_are_answered_in_the_sites_format() {
     let ok = site.send(site.get("/api/v1/download?expires=5")).await;
     assert_eq!((ok.status, ok.body.as_str()), (200, "5"));
 }
+
+#[tokio::test]
+async fn a_method_the_sites_own_routes_do_not_take_names_those_they_do() {
+    let site = spawn().await;
+    for path in ["/api/rolls/roll", "/healthz", "/readyz", "/metrics"] {
+        let answer = site.send(site.post(path)).await;
+        assert_eq!(answer.status, 405, "{path}: {}", answer.body);
+        let allow = answer.allow.clone().unwrap_or_default();
+        assert!(allow.contains("GET"), "{path}: Allow {allow:?}");
+        let json = answer.json();
+        let said = json["error"].as_str().unwrap();
+        assert_eq!(
+            said,
+            format!("POST is not allowed on {path}; it takes {allow}"),
+            "{path}"
+        );
+        assert!(!said.contains("other methods"), "{path}: {said}");
+        assert_eq!(json["code"], "method_not_allowed");
+    }
+}
