@@ -108,8 +108,9 @@ enum Told {
 }
 
 /// Whether `error` is a store that cannot be reached for now (down, a dropped
-/// connection, a timeout, a failover): an outage, which passes.
-fn is_outage(error: &StorageError) -> bool {
+/// connection, a timeout, a failover): an outage, which passes, told once. A feature
+/// answering it with a page says so with [`web::page::Problem::outage`].
+pub fn is_outage(error: &StorageError) -> bool {
     matches!(error, StorageError::Unavailable(cause) if cause.is_transient())
 }
 

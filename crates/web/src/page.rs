@@ -308,7 +308,9 @@ impl Page {
     /// `problem` inside the layout, with its status.
     pub fn problem(&self, problem: Problem) -> Response {
         let body = problem.body();
-        (problem.status, self.render(&problem.title, body)).into_response()
+        let mut response = (problem.status, self.render(&problem.title, body)).into_response();
+        problem.mark(&mut response);
+        response
     }
 
     /// Loads `script` (an [`Asset`] the page's routes also serve, see [`assets`]) after
@@ -399,6 +401,8 @@ pub struct Problem {
     pub title: String,
     pub sentence: String,
     pub link: Option<(String, String)>,
+    /// Answered because a store cannot be reached for now ([`Problem::outage`]).
+    outage: bool,
 }
 
 impl Problem {
@@ -412,6 +416,26 @@ impl Problem {
             title: title.into(),
             sentence: sentence.into(),
             link: None,
+            outage: false,
+        }
+    }
+
+    /// Says that this 503 is answered because a store cannot be reached for now (an
+    /// outage, told once where it was seen): its answer is marked [`crate::Outage`],
+    /// so that it is not logged as a failed request each time, and carries
+    /// `Retry-After`. A problem of another status is answered as it is.
+    pub fn outage(mut self) -> Problem {
+        self.outage = true;
+        self
+    }
+
+    fn mark(&self, response: &mut Response) {
+        if self.outage && self.status == StatusCode::SERVICE_UNAVAILABLE {
+            crate::Outage::mark(response);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::session::UNAVAILABLE_RETRY_AFTER_SECS),
+            );
         }
     }
 
@@ -451,6 +475,7 @@ impl IntoResponse for Problem {
             class: None,
         };
         let mut response = (self.status, layout(&chrome, self.body())).into_response();
+        self.mark(&mut response);
         response.extensions_mut().insert(Bare(self));
         response
     }
@@ -692,6 +717,21 @@ pub(crate) fn wants_page(method: &axum::http::Method, headers: &HeaderMap) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outages_problem_is_marked_and_asks_to_retry_and_no_other_is() {
+        let down = || Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Down", "Try later.");
+        let answer = down().outage().into_response();
+        assert!(crate::Outage::marks(&answer));
+        assert_eq!(answer.headers()[header::RETRY_AFTER], "60");
+        let answer = down().into_response();
+        assert!(!crate::Outage::marks(&answer), "not said to be an outage");
+        let answer = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Broken", "Bug.")
+            .outage()
+            .into_response();
+        assert!(!crate::Outage::marks(&answer), "a 500 is no outage");
+        assert!(!answer.headers().contains_key(header::RETRY_AFTER));
+    }
 
     #[test]
     fn current_link_matches_its_subpages_only() {
