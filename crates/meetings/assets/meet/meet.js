@@ -356,8 +356,9 @@
     waiting_room_full: 'Too many people are waiting for the host right now. Try again later.',
     waiting_elsewhere: 'You are waiting for the host in another window now.',
   };
-  // A 403 with no code is the site's own check of the signed-in session (its CSRF
-  // token: signed out, or signed in again in another tab), not the meeting's answer.
+  // A 403 with no code, or the site's own `forbidden`, is the site's check of the
+  // signed-in session (its CSRF token: signed out, or signed in again in another tab),
+  // not the meeting's answer.
   const STALE_SESSION =
     'Your sign-in on this page is out of date (you signed out or in again elsewhere). Reload the page and join again.';
 
@@ -371,7 +372,7 @@
       && /longer than 255/.test(body.error || '')) {
       return 'Your name is too long: at most 255 characters.';
     }
-    if (status === 403 && !code) return STALE_SESSION;
+    if (status === 403 && (!code || code === 'forbidden')) return STALE_SESSION;
     if (status === 404) return REFUSALS.meeting_not_found;
     if (status === 410) return REFUSALS.meeting_ended;
     if (status === 503) return REFUSALS.no_controller;
