@@ -95,6 +95,35 @@ async fn keep_redis_marked(redis: Redis, mode: crate::instance::Mode, shutdown: 
     }
 }
 
+/// How often [`tell_stores_back`] looks at the stores.
+const STORES_LOOKED_AT_EVERY: Duration = Duration::from_secs(15);
+
+/// Pings both stores now and then until `shutdown`, telling the features' answers
+/// when one answers (`feature::reply::store_reachable`): an outage they told ends
+/// with one INFO, and the next is told again, even where nothing polls `/readyz`.
+async fn tell_stores_back(redis: Redis, postgres: Postgres, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(STORES_LOOKED_AT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await,
+            Ok(Ok(()))
+        ) {
+            feature::reply::store_reachable(feature::reply::Store::Redis);
+        }
+        if matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, postgres.ping()).await,
+            Ok(Ok(()))
+        ) {
+            feature::reply::store_reachable(feature::reply::Store::Postgres);
+        }
+    }
+}
+
 struct HealthProbe(Arc<Health>);
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -892,6 +921,11 @@ async fn run(
         tracing::info!("shut down before the stores were reachable");
         return Ok(());
     };
+    tokio::spawn(tell_stores_back(
+        redis.clone(),
+        postgres.clone(),
+        shutdown.clone(),
+    ));
 
     // Every process of the bot takes its turn in Discord's global request limit
     // through this Redis, so N processes together stay within it.
