@@ -252,6 +252,9 @@ pub(crate) struct Rooms {
     /// other way round).
     lobbies: Mutex<HashMap<MeetingId, Lobby>>,
     seq: AtomicU64,
+    /// The meetings emptied by a lost connection and waiting for their participants to
+    /// join again, each with the mark of its newest emptying ([`Rooms::emptied`]).
+    emptied: Mutex<HashMap<MeetingId, u64>>,
 }
 
 /// One meeting's waiting room.
@@ -534,6 +537,31 @@ impl Rooms {
         self.lock().contains_key(&meeting)
     }
 
+    fn lock_emptied(&self) -> MutexGuard<'_, HashMap<MeetingId, u64>> {
+        self.emptied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes that a lost connection emptied `meeting`: the mark returned is this
+    /// emptying's, and replaces any earlier one's.
+    fn emptied(&self, meeting: MeetingId) -> u64 {
+        let mark = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.lock_emptied().insert(meeting, mark);
+        mark
+    }
+
+    /// Whether the emptying marked `mark` is `meeting`'s newest and nobody has joined
+    /// it here since (forgotten then): an earlier emptying's wait gives way to the
+    /// newer one's, which waits its own full time.
+    fn still_emptied(&self, meeting: MeetingId, mark: u64) -> bool {
+        let mut emptied = self.lock_emptied();
+        if emptied.get(&meeting) == Some(&mark) {
+            emptied.remove(&meeting);
+            true
+        } else {
+            false
+        }
+    }
+
     fn meetings(&self) -> Vec<MeetingId> {
         self.lock().keys().copied().collect()
     }
@@ -566,6 +594,7 @@ impl Rooms {
         stored: &[ParticipantSession],
     ) {
         member.seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.lock_emptied().remove(&meeting);
         let mut rooms = self.lock();
         let room = rooms.entry(meeting).or_default();
         let mut here: Vec<&Member> = room.values().collect();
@@ -1989,7 +2018,10 @@ impl Session {
                         tracing::info!(
                             "the last participant's connection was lost; the meeting waits for them to join again"
                         );
-                        tokio::spawn(end_if_still_empty(shared.clone(), meeting).in_current_span());
+                        let mark = shared.rooms.emptied(meeting);
+                        tokio::spawn(
+                            end_if_still_empty(shared.clone(), meeting, mark).in_current_span(),
+                        );
                     }
                     Ok(0) => {
                         if let Err(error) = shared.repo.end_meeting(meeting).await {
@@ -2025,14 +2057,16 @@ impl Session {
 
 /// Ends `meeting`, emptied by a lost connection, when nobody has joined it again within
 /// the presence timeout (as the presence job ends a meeting whose last participant
-/// stopped sending heartbeats). A stopping controller leaves it to the participants to
-/// join again elsewhere, and to the vacated-meetings rule.
-async fn end_if_still_empty(shared: Arc<Shared>, meeting: MeetingId) {
+/// stopped sending heartbeats). Only the newest emptying (`mark`, [`Rooms::emptied`])
+/// ends it: one of a participant who joined again and lost the connection again waits
+/// its own full time. A stopping controller leaves it to the participants to join again
+/// elsewhere, and to the vacated-meetings rule.
+async fn end_if_still_empty(shared: Arc<Shared>, meeting: MeetingId, mark: u64) {
     tokio::select! {
         () = shared.stop.cancelled() => return,
         () = tokio::time::sleep(shared.config.presence_timeout) => {}
     }
-    if shared.rooms.hosts(meeting) {
+    if !shared.rooms.still_emptied(meeting, mark) || shared.rooms.hosts(meeting) {
         return;
     }
     match shared.repo.participants(meeting).await {
@@ -2361,6 +2395,36 @@ mod tests {
         assert_eq!(rooms.load(), (1, 2));
         assert!(rooms.remove(meeting, slow) && rooms.remove(meeting, fast));
         assert_eq!(rooms.load(), (0, 0));
+    }
+
+    /// A reload at 0 s, a join again at 3 s and another reload at 29 s: the wait begun
+    /// at 0 s gives way to the one begun at 29 s, which alone may end the meeting.
+    #[test]
+    fn only_the_newest_emptying_of_a_meeting_may_end_it() {
+        let rooms = Rooms::default();
+        let (meeting, other) = (MeetingId::random(), MeetingId::random());
+        let first = rooms.emptied(meeting);
+        let elsewhere = rooms.emptied(other);
+        let again = ParticipantId::random();
+        rooms.enter(meeting, again, member(4).0, response(), &[]);
+        assert!(rooms.remove(meeting, again));
+        let newest = rooms.emptied(meeting);
+
+        assert!(
+            !rooms.still_emptied(meeting, first),
+            "the first wait ended it"
+        );
+        assert!(rooms.still_emptied(meeting, newest));
+        assert!(!rooms.still_emptied(meeting, newest), "ended twice");
+        assert!(
+            rooms.still_emptied(other, elsewhere),
+            "another meeting's join counted"
+        );
+
+        // Nobody left again after joining: no wait may end it.
+        let before = rooms.emptied(meeting);
+        rooms.enter(meeting, again, member(4).0, response(), &[]);
+        assert!(!rooms.still_emptied(meeting, before));
     }
 
     fn guest(n: u8) -> Visitor {
