@@ -1,4 +1,3 @@
-use std::error::Error;
 use std::time::Duration;
 
 /// Errors from the storage layer. Feature crates wrap these in their own error types.
@@ -39,22 +38,8 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// `error`'s message followed by those of its causes, joined with `: `; a cause whose
-/// text the message so far already holds is left out (sqlx and redis put their cause
-/// in their own message and also name it as the source).
-pub fn with_causes(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(cause) = next {
-        let said = cause.to_string();
-        if !said.is_empty() && !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        next = cause.source();
-    }
-    text
-}
+/// `error`'s message with each cause said once (the one function for it, in `base`).
+pub use base::with_causes;
 
 impl StoreError {
     /// True when retrying the same operation later can succeed (the server was
