@@ -16,6 +16,10 @@ pub enum MeetingsError {
         meeting: MeetingId,
         max_participants: i32,
     },
+    /// A change that must wait until nobody is in the meeting (its end-to-end
+    /// encryption).
+    #[error("meeting {0} has participants in it")]
+    MeetingInProgress(MeetingId),
     #[error("no free meeting code after {0} attempts")]
     CodesExhausted(usize),
     /// The meeting token a join presented is on the blacklist (a logout put it there).
@@ -63,6 +67,10 @@ impl MeetingsError {
                 "This meeting is full ({}).",
                 participants(*max_participants)
             ),
+            MeetingsError::MeetingInProgress(_) => {
+                "End-to-end encryption can only be changed while nobody is in the meeting."
+                    .to_owned()
+            }
             MeetingsError::CodesExhausted(_) => {
                 "No meeting code is free right now; please try again.".to_owned()
             }

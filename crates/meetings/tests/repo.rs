@@ -1368,3 +1368,68 @@ async fn a_join_racing_the_meetings_end_is_refused_and_leaves_no_open_row() {
     assert!(!exists(&env, &format!("participant:{racer}")).await);
     let _ = (first, stays);
 }
+
+/// The settings' `UPDATE` itself refuses to change end-to-end encryption while a
+/// participant's row is open (so a join recorded between the caller's look at who is in
+/// and the `UPDATE` cannot slip through; that interleaving cannot be forced here), and
+/// changes it once they have left. Other settings change with people in the meeting.
+#[tokio::test]
+async fn the_settings_update_refuses_to_change_encryption_while_a_participant_row_is_open() {
+    let env = env().await;
+    let repo = repo(&env);
+    let host: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO meet.users (email, display_name) VALUES ('host@example.org', 'Host') RETURNING user_id",
+    )
+    .fetch_one(env.pg.pool())
+    .await
+    .unwrap();
+    let host = UserId::from_uuid(host);
+    let m = repo
+        .create_meeting(&new_meeting("Encrypted"))
+        .await
+        .unwrap()
+        .meeting_id;
+    let name = DisplayName::parse("Encrypted").unwrap();
+    let alice = joined(&repo, m, "Alice").await;
+    let read = repo.meeting(m).await.unwrap();
+    let encrypted = MeetingSettings {
+        enable_e2e_encryption: !read.settings.enable_e2e_encryption,
+        ..read.settings
+    };
+
+    let refused = repo
+        .update_meeting_settings(&read, host, &name, &encrypted)
+        .await;
+    assert!(
+        matches!(refused, Err(MeetingsError::MeetingInProgress(id)) if id == m),
+        "{refused:?}"
+    );
+    assert_eq!(repo.meeting(m).await.unwrap(), read, "nothing changed");
+
+    let bigger = MeetingSettings {
+        max_participants: read.settings.max_participants + 1,
+        ..read.settings
+    };
+    let bigger = repo
+        .update_meeting_settings(&read, host, &name, &bigger)
+        .await
+        .unwrap()
+        .expect("another setting changes with people in the meeting");
+    assert_eq!(
+        bigger.settings.max_participants,
+        read.settings.max_participants + 1
+    );
+
+    repo.leave(m, alice, LeaveReason::Voluntary).await.unwrap();
+    let read = repo.meeting(m).await.unwrap();
+    let encrypted = MeetingSettings {
+        enable_e2e_encryption: !read.settings.enable_e2e_encryption,
+        ..read.settings
+    };
+    let changed = repo
+        .update_meeting_settings(&read, host, &name, &encrypted)
+        .await
+        .unwrap()
+        .expect("changed once nobody is in");
+    assert_eq!(changed.settings, encrypted);
+}

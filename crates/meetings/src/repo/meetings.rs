@@ -506,7 +506,10 @@ impl Repo {
     /// compare-and-set) with its `meeting_settings_changed` audit row (the changed
     /// fields, old and new) in the same transaction. `None`, and nothing written, when
     /// the meeting has ended or changed since it was read: read it again and decide
-    /// anew. A new name also goes to `meeting:{meeting_id}` while that hash exists (a
+    /// anew. A change of `enable_e2e_encryption` is refused with
+    /// [`MeetingsError::MeetingInProgress`], nothing written, while anybody's participant
+    /// row has not left (checked by the same `UPDATE`, so no join recorded before it
+    /// slips through). A new name also goes to `meeting:{meeting_id}` while that hash exists (a
     /// running meeting).
     pub async fn update_meeting_settings(
         &self,
@@ -529,7 +532,16 @@ impl Repo {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
+            let in_progress = settings.enable_e2e_encryption
+                != current.settings.enable_e2e_encryption
+                && sqlx::query_scalar::<_, bool>(schema::ANYONE_IN_MEETING)
+                    .bind(current.meeting_id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
             tx.rollback().await?;
+            if in_progress {
+                return Err(MeetingsError::MeetingInProgress(current.meeting_id));
+            }
             return Ok(None);
         };
         let updated = Meeting::try_from(row)?;

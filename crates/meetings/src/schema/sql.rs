@@ -179,8 +179,18 @@ pub(crate) const UPDATE_MEETING_SETTINGS: &str = concat!(
     table!(meetings),
     " SET display_name = $2, max_participants = $3, enable_e2e_encryption = $4, \
        require_auth = $5, allow_recording = $6, waiting_room_enabled = $7 \
-     WHERE meeting_id = $1 AND status <> 'ended' AND updated_at = $8 RETURNING ",
+     WHERE meeting_id = $1 AND status <> 'ended' AND updated_at = $8 \
+       AND (enable_e2e_encryption = $4 OR NOT EXISTS (SELECT 1 FROM ",
+    table!(meeting_participants),
+    " WHERE meeting_id = $1 AND left_at IS NULL)) RETURNING ",
     meeting_columns!()
+);
+
+/// `$1` meeting_id. Whether anybody is in the meeting (a participant's row not left).
+pub(crate) const ANYONE_IN_MEETING: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM ",
+    table!(meeting_participants),
+    " WHERE meeting_id = $1 AND left_at IS NULL)"
 );
 
 /// `$1` meeting_id. Ends a meeting that has not ended; returns its `ended_at`, or no row

@@ -163,6 +163,11 @@ impl From<MeetingsError> for ApiError {
             MeetingsError::MeetingFull { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "meeting_full", e.user_message())
             }
+            MeetingsError::MeetingInProgress(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "meeting_in_progress",
+                "end-to-end encryption can only be changed while nobody is in the meeting",
+            ),
             MeetingsError::CodesExhausted(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
