@@ -2460,22 +2460,19 @@ async fn the_last_leave_is_told_it_ended_the_meeting_and_waiting_visitors_hear_e
 
     host.send(C::Leave(proto::Leave {})).await.unwrap();
     let (told, _) = closed(&mut host).await;
-    let ended = told
-        .iter()
-        .find_map(|p| match p {
-            S::MeetingEnded(e) => Some(e.reason.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("expected MeetingEnded among {told:?}"));
     assert_eq!(
-        ended,
+        ended_reason(&told),
         "you left; the meeting ended because nobody was left in it"
     );
+    assert_eq!(ended_code(&told), proto::LEFT_LAST);
     let (told, _) = closed(&mut vera).await;
     let refused = error_of(&told);
     assert_eq!(
         (refused.code.as_str(), refused.message.as_str()),
-        ("meeting_ended", "the meeting ended: everyone in it left")
+        (
+            proto::MEETING_EMPTIED,
+            "the meeting ended: everyone in it left"
+        )
     );
     assert_eq!(
         c.repo.meeting(m).await.unwrap().status,
@@ -2547,6 +2544,16 @@ fn ended_reason(said: &[S]) -> String {
         .unwrap_or_else(|| panic!("expected MeetingEnded among {said:?}"))
 }
 
+/// The code of the `MeetingEnded` among `said`.
+fn ended_code(said: &[S]) -> String {
+    said.iter()
+        .find_map(|p| match p {
+            S::MeetingEnded(e) => Some(e.code.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("expected MeetingEnded among {said:?}"))
+}
+
 /// The host, who ended the meeting, is told they did; the others that it ended.
 #[tokio::test]
 async fn the_host_is_told_they_ended_the_meeting_and_the_others_that_it_ended() {
@@ -2575,7 +2582,9 @@ async fn the_host_is_told_they_ended_the_meeting_and_the_others_that_it_ended() 
     c.repo.end_meeting_by(m, host_id).await.unwrap();
     let (said, _) = closed(&mut host).await;
     assert_eq!(ended_reason(&said), "you ended this meeting");
+    assert_eq!(ended_code(&said), proto::ENDED_BY_YOU);
     let (said, _) = closed(&mut guest).await;
     assert_eq!(ended_reason(&said), "the meeting has ended");
+    assert_eq!(ended_code(&said), proto::ENDED);
     c.stop().await;
 }

@@ -201,7 +201,7 @@
     if ((p = msg(f, 3))) { const info = msg(p, 1); return info ? { kind: 'participant-joined', participant: participantInfo(info) } : { kind: 'ignored' }; }
     if ((p = msg(f, 4))) return { kind: 'participant-left', id: str(p, 1), reason: str(p, 2) };
     if ((p = msg(f, 5))) return { kind: 'mute', id: str(p, 1), audioMuted: bool(p, 2), videoMuted: bool(p, 3) };
-    if ((p = msg(f, 8))) return { kind: 'ended', reason: str(p, 1) };
+    if ((p = msg(f, 8))) return { kind: 'ended', reason: str(p, 1), code: str(p, 2) };
     if ((p = msg(f, 9))) return { kind: 'heartbeat-ack' };
     // Error { string code = 1; string message = 2; optional string participant_id = 3;
     //   optional string answers = 4; }: `participant_id` names the recipient of a key
@@ -699,7 +699,7 @@
       if (!first) return fail('The meeting server closed the connection before answering.');
       // A visitor waiting for the host whose meeting ended as everyone in it left is
       // told so, not only that it ended.
-      if (first.kind === 'error' && first.code === 'meeting_ended' && first.message === EMPTIED_REASON) {
+      if (first.kind === 'error' && first.code === 'meeting_emptied') {
         return fail(EMPTIED, true);
       }
       return fail(first.kind === 'error' ? (REFUSALS[first.code] || first.message || first.code)
@@ -738,19 +738,16 @@
 
   /** What an ended meeting's page says once its host ended it during the call. */
   const HOST_ENDED = 'The host ended this meeting.';
-  /** What the controller tells the host whose meeting ended (they ended it). */
-  const YOU_ENDED_REASON = 'you ended this meeting';
+  /** What the page says to the host whose meeting ended (they ended it). */
   const YOU_ENDED = 'You ended this meeting.';
   /** How the controller closes the sessions of a meeting that ended. */
   const ENDED_CLOSE_REASON = 'the meeting has ended';
-  /**
-   * What the controller tells the participant whose Leave emptied the meeting (which
-   * ended), and what this page then says.
-   */
-  const LEFT_LAST_REASON = 'you left; the meeting ended because nobody was left in it';
+  /** What the page says to the participant whose Leave emptied the meeting (which ended). */
   const LEFT_LAST = 'You left; the meeting ended because nobody was left in it.';
-  /** What a visitor waiting for the host hears when everyone in the meeting left. */
-  const EMPTIED_REASON = 'the meeting ended: everyone in it left';
+  /**
+   * What the page says to a visitor waiting for the host when everyone in the meeting
+   * left (refused with meeting_emptied).
+   */
   const EMPTIED = 'The meeting ended: everyone in it left.';
 
   /**
@@ -839,8 +836,9 @@
         break;
       }
       case 'ended':
-        meetingEnded(message.reason === LEFT_LAST_REASON ? LEFT_LAST
-          : message.reason === YOU_ENDED_REASON ? YOU_ENDED : HOST_ENDED);
+        // MeetingEnded.code (proto.rs): left_last, ended_by_you, or meeting_ended.
+        meetingEnded(message.code === 'left_last' ? LEFT_LAST
+          : message.code === 'ended_by_you' ? YOU_ENDED : HOST_ENDED);
         break;
       case 'media-grant':
         if (state.mediaGrantWaiter) state.mediaGrantWaiter({ grant: message.media });

@@ -79,7 +79,7 @@
 //! message MuteChanged { string participant_id = 1; bool audio_muted = 2; bool video_muted = 3; }
 //! message StreamPublished { StreamInfo stream = 1; }
 //! message StreamUnpublished { string stream_id = 1; string participant_id = 2; }
-//! message MeetingEnded { string reason = 1; }
+//! message MeetingEnded { string reason = 1; string code = 2; }
 //! message HeartbeatAck {}
 //! message Error { string code = 1; string message = 2; optional string participant_id = 3;
 //!   optional string answers = 4; }
@@ -292,6 +292,21 @@ pub const RATE_LIMITED: &str = "rate_limited";
 /// The `Error` code of a key exchange dropped because its recipient has too much
 /// waiting for it already; `participant_id` names the recipient.
 pub const RECIPIENT_BUSY: &str = "recipient_busy";
+
+/// `MeetingEnded.code` of a meeting that ended (by its host, elsewhere).
+pub const ENDED: &str = "meeting_ended";
+
+/// `MeetingEnded.code` told the host whose meeting ended while they were in it (they
+/// ended it).
+pub const ENDED_BY_YOU: &str = "ended_by_you";
+
+/// `MeetingEnded.code` told the participant whose Leave emptied the meeting, which
+/// ended.
+pub const LEFT_LAST: &str = "left_last";
+
+/// The `Error` code of a visitor waiting for the host whose meeting ended because
+/// everyone in it left.
+pub const MEETING_EMPTIED: &str = "meeting_emptied";
 
 /// `Error.answers` of an error answering `RequestMediaGrant`.
 pub const ANSWERS_MEDIA_GRANT: &str = "request_media_grant";
@@ -763,6 +778,10 @@ pub struct StreamUnpublished {
 pub struct MeetingEnded {
     #[prost(string, tag = "1")]
     pub reason: String,
+    /// Why, for a program: [`ENDED`], [`ENDED_BY_YOU`] or [`LEFT_LAST`]; empty from a
+    /// server older than the field (read it as [`ENDED`]).
+    #[prost(string, tag = "2")]
+    pub code: String,
 }
 
 /// The answer to a `Heartbeat`.
@@ -1080,6 +1099,7 @@ mod tests {
             })),
             ServerMessage::new(S::MeetingEnded(MeetingEnded {
                 reason: "ended".into(),
+                code: LEFT_LAST.into(),
             })),
             ServerMessage::new(S::HeartbeatAck(HeartbeatAck {})),
             ServerMessage::new(S::E2eKey(KeyExchange {

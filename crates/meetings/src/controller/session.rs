@@ -124,8 +124,8 @@ const AUTH_REQUIRED_MESSAGE: &str =
 const AUTH_REQUIRED_NOW: &str =
     "the host now requires participants to sign in; sign in and join again";
 
-/// What a visitor waiting for the host is told when the meeting ended because the
-/// last participant in it left.
+/// What a visitor waiting for the host is told ([`proto::MEETING_EMPTIED`]) when the
+/// meeting ended because the last participant in it left.
 const EMPTIED_MESSAGE: &str = "the meeting ended: everyone in it left";
 
 /// What a participant who left last is told: its leave ended the meeting.
@@ -708,9 +708,11 @@ impl Rooms {
         if let Some(room) = self.lock().get(&meeting) {
             let ended = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
                 reason: "the meeting has ended".to_owned(),
+                code: proto::ENDED.to_owned(),
             }));
             let by_you = ServerMessage::new(Out::MeetingEnded(MeetingEnded {
                 reason: HOST_ENDED_MESSAGE.to_owned(),
+                code: proto::ENDED_BY_YOU.to_owned(),
             }));
             for member in room.values() {
                 member.deliver(if member.host {
@@ -1122,6 +1124,7 @@ impl Session {
                             let _ = self.out.try_send(ServerMessage::new(Out::MeetingEnded(
                                 MeetingEnded {
                                     reason: "the meeting has ended".to_owned(),
+                                    code: proto::ENDED.to_owned(),
                                 },
                             )));
                             return Close::new(
@@ -1493,7 +1496,7 @@ impl Session {
                                 Err(JoinEnd::Closed(Close::moved()))
                             }
                             Ok(Decision::Emptied) => {
-                                Err(Refusal::new("meeting_ended", EMPTIED_MESSAGE).into())
+                                Err(Refusal::new(proto::MEETING_EMPTIED, EMPTIED_MESSAGE).into())
                             }
                             Ok(Decision::Ended) | Err(_) => {
                                 Err(Refusal::new("meeting_ended", "the meeting has ended").into())
@@ -2033,6 +2036,7 @@ impl Session {
                                 let _ = self.out.try_send(ServerMessage::new(Out::MeetingEnded(
                                     MeetingEnded {
                                         reason: LEFT_LAST_MESSAGE.to_owned(),
+                                        code: proto::LEFT_LAST.to_owned(),
                                     },
                                 )));
                             }
