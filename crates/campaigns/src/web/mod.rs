@@ -301,14 +301,19 @@ fn set_cookie(state: &WebState, response: &mut Response, flow: Option<&Flow>) {
     }
 }
 
-/// A storage failure as a page, in the kit's words.
+/// A storage failure as a page, in the kit's words: `feature::reply` logs it (an outage
+/// once, when it begins; broken data every time), and an outage's page is marked as one
+/// (`Retry-After`, not a failed request each).
 fn storage_problem(error: &RepoError) -> Problem {
-    tracing::error!(%error, "campaigns web flow: storage failed");
-    let status = match error {
-        RepoError::Storage(storage) => feature::reply::status(storage),
-        _ => StatusCode::CONFLICT,
+    let (status, outage) = match error {
+        RepoError::Storage(storage) => (
+            feature::reply::status(storage),
+            feature::reply::is_outage(storage),
+        ),
+        _ => (StatusCode::CONFLICT, false),
     };
-    Problem::new(status, "Something went wrong", error.user_message())
+    let problem = Problem::new(status, "Something went wrong", error.user_message());
+    if outage { problem.outage() } else { problem }
 }
 
 /// A Meetup failure as a page (502: Meetup, not the visitor, failed).
@@ -436,6 +441,26 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn a_storage_outage_is_an_outage_s_page_and_broken_data_is_not() {
+        use axum::response::IntoResponse as _;
+        let down = RepoError::Storage(feature::StorageError::from(store::StoreError::Timeout(
+            std::time::Duration::from_secs(5),
+        )));
+        let response = storage_problem(&down).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            web::Outage::marks(&response),
+            "not a failed request each time"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let broken = RepoError::Storage(feature::StorageError::corrupt("x", "not JSON"));
+        let response = storage_problem(&broken).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!web::Outage::marks(&response));
+        assert!(!response.headers().contains_key("retry-after"));
+    }
 
     #[test]
     fn flow_cookie_round_trips_and_refuses_garbage() {

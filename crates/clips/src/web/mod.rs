@@ -425,23 +425,36 @@ pub(crate) fn parse_guild(raw: &str) -> Result<GuildId, Problem> {
         .map_err(|_| Problem::not_found(format!("`{}` is not a Discord server id.", quoted(raw))))
 }
 
-/// A repository failure as a page.
+/// A repository failure as a page: a storage failure in the kit's words, logged by
+/// `feature::reply` (an outage once, when it begins; broken data every time), an
+/// outage's page marked as one (`Retry-After`, not a failed request each).
 pub(crate) fn storage_problem(error: &RepoError) -> Problem {
-    let status = match error {
+    match error {
         RepoError::Storage(storage) => {
-            tracing::error!(%error, "clips web: storage failed");
-            feature::reply::status(storage)
+            let problem = Problem::new(
+                feature::reply::status(storage),
+                "Something went wrong",
+                feature::reply::user_message(storage),
+            );
+            if feature::reply::is_outage(storage) {
+                problem.outage()
+            } else {
+                problem
+            }
         }
         RepoError::UnknownChannel(_) | RepoError::UnknownGuild(_) | RepoError::UnknownRun(_) => {
-            StatusCode::NOT_FOUND
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "Something went wrong",
+                error.to_string(),
+            )
         }
-        _ => StatusCode::CONFLICT,
-    };
-    let sentence = match error {
-        RepoError::Storage(storage) => feature::reply::user_message(storage),
-        refusal => refusal.to_string(),
-    };
-    Problem::new(status, "Something went wrong", sentence)
+        refusal => Problem::new(
+            StatusCode::CONFLICT,
+            "Something went wrong",
+            refusal.to_string(),
+        ),
+    }
 }
 
 /// A scan engine failure as a page.
@@ -520,6 +533,26 @@ pub fn human_duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_outage_is_an_outage_s_page_and_broken_data_is_not() {
+        use axum::response::IntoResponse as _;
+        let down = RepoError::Storage(feature::StorageError::from(store::StoreError::Timeout(
+            std::time::Duration::from_secs(5),
+        )));
+        let response = storage_problem(&down).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            web::Outage::marks(&response),
+            "not a failed request each time"
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let broken = RepoError::Storage(feature::StorageError::corrupt("x", "not JSON"));
+        let response = storage_problem(&broken).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!web::Outage::marks(&response));
+        assert!(!response.headers().contains_key("retry-after"));
+    }
 
     #[test]
     fn sizes_and_durations_read_like_people_write_them() {
