@@ -126,17 +126,20 @@ const DISPLAY_NAME: &str = "display name";
 /// (Unicode's general category Cf: U+200B to U+200F, U+2060, U+FEFF, ...), named as
 /// `U+202E`. `None` when it can.
 ///
-/// Two format characters are kept where emoji need them, and only there: U+200D (zero
-/// width joiner) between two non-ASCII characters that are not themselves format
-/// characters (family, profession and flag emoji, and the scripts that join letters
-/// with it), and the tag characters U+E0020 to U+E007F right after U+1F3F4 or another
-/// tag (the flags of England, Scotland and Wales).
+/// Three format characters are kept where emoji and scripts need them, and only there:
+/// U+200D (zero width joiner) between two non-ASCII characters that are not themselves
+/// format characters (family, profession and flag emoji, and the scripts that join
+/// letters with it), U+200C (zero width non-joiner) between two non-ASCII letters
+/// (Persian and other scripts keep letters of one word apart with it), and the tag
+/// characters U+E0020 to U+E007F right after U+1F3F4 or another tag (the flags of
+/// England, Scotland and Wales).
 pub fn shown_name_problem(name: &str) -> Option<String> {
     let chars: Vec<char> = name.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
         let after = chars.get(i + 1).copied();
         let kept = (c == '\u{200D}' && joins_symbols(before, after))
+            || (c == '\u{200C}' && parts_letters(before, after))
             || (is_tag(c) && before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)));
         let kind = if c.is_control() {
             "a control character"
@@ -157,6 +160,12 @@ fn joins_symbols(before: Option<char>, after: Option<char>) -> bool {
     let visible =
         |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && !is_format(c) && !c.is_control());
     visible(before) && visible(after)
+}
+
+/// U+200C keeps `before` and `after` apart in a word when both are non-ASCII letters.
+fn parts_letters(before: Option<char>, after: Option<char>) -> bool {
+    let letter = |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && c.is_alphabetic());
+    letter(before) && letter(after)
 }
 
 /// The bidirectional embeddings, overrides and isolates.
@@ -1154,6 +1163,11 @@ mod tests {
             ("a\u{200D}b", "U+200D"),
             ("\u{200D}\u{1F469}", "U+200D"),
             ("\u{1F469}\u{200D}", "U+200D"),
+            ("\u{200C}", "U+200C"),
+            ("\u{200C}\u{0645}\u{06CC}", "U+200C"),
+            ("\u{0645}\u{06CC}\u{200C}", "U+200C"),
+            ("a\u{200C}b", "U+200C"),
+            ("\u{0645}\u{200C}\u{200C}\u{0645}", "U+200C"),
             ("flag\u{E0067}", "U+E0067"),
             ("a\u{7}b", "U+0007"),
         ] {
@@ -1168,6 +1182,8 @@ mod tests {
             "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
             "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",
             "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+            // Persian "می‌خواهم", its two parts kept apart by U+200C.
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
         ] {
             assert_eq!(problem(good), Ok(()), "{good:?}");
         }
