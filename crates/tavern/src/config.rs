@@ -873,7 +873,7 @@ fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, 
         .iter()
         .any(|s| value.starts_with(&format!("{s}://")));
     if !scheme_ok {
-        let shown = ServiceUrl(value.to_owned()).redacted();
+        let shown = quoted_url(value);
         return Err(err(
             source,
             format!(
@@ -887,10 +887,24 @@ fn parse_url(source: &str, value: &str, schemes: &[&str]) -> Result<ServiceUrl, 
         ));
     }
     if let Err(problem) = check_ports(value) {
-        let shown = ServiceUrl(value.to_owned()).redacted();
+        let shown = quoted_url(value);
         return Err(err(source, format!("`{shown}`: {problem}")));
     }
     Ok(ServiceUrl(value.to_owned()))
+}
+
+/// A service URL a configuration error quotes: everything up to its last `@` (the user
+/// info, whose password may hold an unencoded `/`, `?`, `#` or `@` that would hide where
+/// it ends) as `***`, and credentials in its query hidden.
+fn quoted_url(value: &str) -> String {
+    let hidden = match value.rsplit_once('@') {
+        Some((before, hosts)) => {
+            let scheme = before.split_once("://").map_or("", |(scheme, _)| scheme);
+            format!("{scheme}://***@{hosts}")
+        }
+        None => value.to_owned(),
+    };
+    ServiceUrl(hidden).redacted()
 }
 
 /// The ports a service URL names (one per host: `h1:6379,h2:6380` for several), each a
@@ -1325,6 +1339,21 @@ mod tests {
             assert_eq!(e.key, var, "{e}");
             assert!(e.problem.contains("is out of range 1-65535"), "{e}");
             assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        // A password written with an unencoded `/`, `?`, `#` or `@` hides where the user
+        // info ends: the error still quotes none of it.
+        for url in [
+            "redis://:hun/ter2@127.0.0.1:6379/0",
+            "redis://:hun?ter2@127.0.0.1:6379/0",
+            "redis://:hun#ter2@127.0.0.1:6379/0",
+            "postgres://tavern:hun/ter2@db:99999/tavern",
+            "rediss://:hun/ter2@127.0.0.1:6379/0",
+            "mysql://tavern:hun/ter2@db/tavern",
+        ] {
+            let e = Config::from_sources(None, None, &env(&[("TAVERN_REDIS_URL", url)]))
+                .expect_err(url);
+            let said = e.to_string();
+            assert!(!said.contains("hun") && !said.contains("ter2"), "{said}");
         }
         let e = Config::from_sources(
             None,
