@@ -1235,6 +1235,17 @@ async fn the_page_of_no_meeting_or_of_an_ended_one_says_so_and_offers_no_join_fo
     assert_eq!(status, 200, "{open}");
     assert!(offers_to_join(&open), "{open}");
 
+    // Its title is the meeting's name, escaped as the page escapes names.
+    let named = site
+        .create(&alice, json!({ "display_name": "Friday <table> & co" }))
+        .await;
+    let (status, friday) = page(code_of(&named), None).await;
+    assert_eq!(status, 200, "{friday}");
+    assert!(
+        friday.contains("<title>Friday &lt;table&gt; &amp; co · Tavern</title>"),
+        "{friday}"
+    );
+
     // A well-formed code that names no meeting.
     let (status, none) = page("AAA-AAAA-AAA".into(), None).await;
     assert_eq!(status, 404, "{none}");

@@ -133,7 +133,7 @@ pub(super) async fn meet(
             .link("Back to the start", "/"),
         );
     };
-    match state.repo.meeting_by_code(&code).await {
+    let meeting = match state.repo.meeting_by_code(&code).await {
         Ok(meeting) if meeting.status == MeetingStatus::Ended => {
             let recording = page
                 .user()
@@ -142,7 +142,7 @@ pub(super) async fn meet(
             let page = page.script(&MEET_SCRIPT).class("meet-page");
             return (StatusCode::GONE, page.render("Meeting ended", main)).into_response();
         }
-        Ok(_) => {}
+        Ok(meeting) => meeting,
         Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
             return page.problem(
                 Problem::new(
@@ -166,7 +166,7 @@ pub(super) async fn meet(
                 .link("Back to the meetings", super::lobby::LOBBY_PATH),
             );
         }
-    }
+    };
     // A signed-in visitor joins under their account's name, whatever the link says.
     let name = page
         .user()
@@ -180,9 +180,15 @@ pub(super) async fn meet(
     let grant = page
         .user()
         .map(|_| MEET_GRANT_PATH_TEMPLATE.replace("{code}", code.as_str()));
-    let main = body(code.as_str(), &name, autojoin, grant.as_deref());
+    let main = body(
+        code.as_str(),
+        &meeting.display_name,
+        &name,
+        autojoin,
+        grant.as_deref(),
+    );
     let page = page.script(&MEET_SCRIPT).class("meet-page");
-    (StatusCode::OK, page.render("Meeting", main)).into_response()
+    (StatusCode::OK, page.render(&meeting.display_name, main)).into_response()
 }
 
 /// Whether the browser says this navigation was not started by another site: typed,
@@ -208,10 +214,11 @@ fn ended(code: &str, name: &str, recording: Option<&str>) -> Markup {
     }
 }
 
-/// The page's `main`: the join form and the (hidden until joined) call, a maud
-/// template like every page of the kit (interpolated values are escaped by it). Its
-/// styles are the site's one stylesheet's `.meet-page` rules (the page's class).
-fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
+/// The page's `main`: the meeting's name and code, the join form (`name`: the
+/// visitor's) and the (hidden until joined) call, a maud template like every page of
+/// the kit (interpolated values are escaped by it). Its styles are the site's one
+/// stylesheet's `.meet-page` rules (the page's class).
+fn body(code: &str, meeting_name: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
     // The host's Record / Stop control (see `super::recordings`).
     let recording = grant.map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code));
     let recording_now = super::recordings::PAGE_RECORDING_NOW_PATH.replace("{code}", code);
@@ -219,7 +226,7 @@ fn body(code: &str, name: &str, autojoin: bool, grant: Option<&str>) -> Markup {
         section #meet data-code=(code) data-autojoin=[autojoin.then_some("1")]
             data-grant-url=[grant] data-recording-url=[recording]
             data-recording-now-url=(recording_now) {
-            h1 #meeting-title { "Meeting " span.code { (code) } }
+            h1 #meeting-title { (meeting_name) " " span.code { (code) } }
             @let link = MEET_PATH.replace("{code}", code);
             p.invite {
                 "Invite others with the code or this link: "
@@ -271,8 +278,22 @@ mod tests {
 
     #[test]
     fn interpolated_text_cannot_break_out_of_the_markup() {
-        let page = body("ABC-DEFG-HJK", "\"><script>x</script>", true, None).into_string();
+        let page = body(
+            "ABC-DEFG-HJK",
+            "<b>Friday</b> & co",
+            "\"><script>x</script>",
+            true,
+            None,
+        )
+        .into_string();
         assert!(!page.contains("<script>x"), "{page}");
+        // The meeting's name and code head the page before anyone joins.
+        assert!(
+            page.contains(
+                "<h1 id=\"meeting-title\">&lt;b&gt;Friday&lt;/b&gt; &amp; co <span class=\"code\">ABC-DEFG-HJK</span></h1>"
+            ),
+            "{page}"
+        );
         assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""));
         assert!(page.contains("data-autojoin=\"1\""));
         // The invitation: the page's own link (the script makes it absolute and shows
@@ -289,6 +310,7 @@ mod tests {
         assert!(page.contains(" data-recording-now-url=\"/meet/ABC-DEFG-HJK/recording/now\""));
         let signed_in = body(
             "ABC-DEFG-HJK",
+            "Friday",
             "Alice",
             false,
             Some("/meet/ABC-DEFG-HJK/grant"),
@@ -297,7 +319,7 @@ mod tests {
         assert!(signed_in.contains(" data-grant-url=\"/meet/ABC-DEFG-HJK/grant\""));
         assert!(signed_in.contains(" data-recording-url=\"/meet/ABC-DEFG-HJK/recording\""));
         assert!(
-            !body("ABC-DEFG-HJK", "Alice", false, None)
+            !body("ABC-DEFG-HJK", "Friday", "Alice", false, None)
                 .into_string()
                 .contains("data-recording-url")
         );
