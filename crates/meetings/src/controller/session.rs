@@ -1119,7 +1119,8 @@ impl Session {
                     let departure = match written {
                         Ok(Ok(())) => continue,
                         // The meeting ended after the join's Redis step (which the write
-                        // undid).
+                        // undid). It departs as at the end: the others, told that the
+                        // meeting ended, are not told that it left.
                         Ok(Err(MeetingsError::MeetingEnded(_))) => {
                             let _ = self.out.try_send(ServerMessage::new(Out::MeetingEnded(
                                 MeetingEnded {
@@ -1130,7 +1131,7 @@ impl Session {
                             return Close::new(
                                 proto::CLOSE_NORMAL,
                                 "the meeting has ended",
-                                Departure::Gone,
+                                Departure::Ended,
                             );
                         }
                         // The write undid the Redis session.
