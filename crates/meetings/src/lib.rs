@@ -174,7 +174,10 @@
 //!   keep the meeting open. The same job ends the
 //!   `active` meetings nobody has been in for 10 minutes ([`jobs::VACATED_GRACE`]):
 //!   those whose controller stopped or moved them and whose participants did not join
-//!   again ([`Repo::end_vacated_meetings`]).
+//!   again ([`Repo::end_vacated_meetings`]). The last participant's Leave ends the
+//!   meeting at once. A lost connection of the last one in (a reload, a closed tab, the
+//!   network) leaves at once with `connection_lost`, but the meeting stays for the
+//!   presence timeout (30 s) so they can join again; it ends then if nobody has.
 //! - **Heartbeat** refreshes the session (5 min), its subscriptions set and presence
 //!   (30 s) only while the session exists: a late heartbeat never resurrects half a hash.
 //! - **Registration**: a controller or media handler that registers again (after a
