@@ -177,7 +177,7 @@ pub struct Tracker {
     pub reroll: bool,
     /// Someone pressed Next (or skipped): the fight has begun, even when `prev` or a
     /// move brought the turn back to the top of round 1. Absent in trackers stored
-    /// before it was kept; [`combat::started`] then infers it as it did (past round
+    /// before it was kept; `combat::started` then infers it as it did (past round
     /// 1 or past the top), which a tracker that has not begun always is not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub started: bool,
