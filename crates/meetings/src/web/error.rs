@@ -25,6 +25,10 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The request field a validation error is about (`display_name`, ...).
     pub field: Option<Cow<'static, str>>,
+    /// Answered because a store cannot be reached for now: told once in the log by
+    /// `feature::reply`, so the answer is marked [`web::Outage`] (not a failed request
+    /// each time).
+    pub outage: bool,
 }
 
 /// The body of every refusal.
@@ -50,6 +54,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             field: None,
+            outage: false,
         }
     }
 
@@ -131,6 +136,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.outage {
+            web::Outage::mark(&mut response);
+        }
         response
     }
 }
@@ -144,18 +152,26 @@ impl From<store::StorageError> for ApiError {
 impl From<MeetingsError> for ApiError {
     fn from(e: MeetingsError) -> ApiError {
         match &e {
+            // `feature::reply::user_message` logs it: an outage once, when it begins (then
+            // at debug until it ends), broken data and a store refusing for good every time.
             MeetingsError::Storage(storage) => {
                 let status = feature::reply::status(storage);
-                if status.is_server_error() {
-                    tracing::error!(error = %e, "a meetings request failed");
-                }
                 let code = match status {
                     StatusCode::NOT_FOUND => "not_found",
                     StatusCode::CONFLICT => "conflict",
                     StatusCode::SERVICE_UNAVAILABLE => "unavailable",
                     _ => "internal",
                 };
-                ApiError::new(status, code, feature::reply::user_message(storage))
+                let error = ApiError::new(status, code, feature::reply::user_message(storage));
+                if feature::reply::is_outage(storage) {
+                    ApiError {
+                        retry_after: Some(u64::from(web::session::UNAVAILABLE_RETRY_AFTER_SECS)),
+                        outage: true,
+                        ..error
+                    }
+                } else {
+                    error
+                }
             }
             MeetingsError::MeetingEnded(_) => {
                 ApiError::new(StatusCode::GONE, "meeting_ended", e.user_message())
@@ -243,5 +259,26 @@ impl From<AuthError> for ApiError {
             }
             AuthError::Meetings(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_outage_is_an_outage_s_answer_and_broken_data_is_not() {
+        let down = ApiError::from(store::StorageError::from(store::StoreError::Timeout(
+            std::time::Duration::from_secs(5),
+        )))
+        .into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(web::Outage::marks(&down), "not a failed request each time");
+        assert!(down.headers().contains_key(header::RETRY_AFTER));
+        let broken =
+            ApiError::from(store::StorageError::corrupt("meeting", "not JSON")).into_response();
+        assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!web::Outage::marks(&broken));
+        assert!(!broken.headers().contains_key(header::RETRY_AFTER));
     }
 }
