@@ -2067,49 +2067,54 @@ async fn spools_left_by_a_crash_are_finished_or_removed_at_start() {
 }
 
 #[tokio::test]
-async fn disallowing_recording_or_enabling_e2e_stops_the_running_recording() {
-    for (change, why) in [
-        (
-            json!({"allow_recording": false}),
-            "this meeting does not allow recording",
-        ),
-        (
-            json!({"enable_e2e_encryption": true}),
-            "recordings are not offered for end-to-end encrypted meetings: the server never sees the media",
-        ),
-    ] {
-        let site = site().await;
-        let Recording {
-            host,
-            meeting,
-            alice,
-            id,
-            ..
-        } = site.recording_alice().await;
-        publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
+async fn disallowing_recording_stops_the_running_recording_and_encrypting_under_it_is_refused() {
+    let site = site().await;
+    let Recording {
+        host,
+        meeting,
+        alice,
+        id,
+        ..
+    } = site.recording_alice().await;
+    publish(&site, (meeting, &host, &id), &[(&alice, 0)]).await;
 
-        let (status, body) = site
-            .call(
-                reqwest::Method::PATCH,
-                &format!("/api/v1/meetings/{meeting}/settings"),
-                Some(change.clone()),
-                Some(&host),
-            )
-            .await;
-        assert_eq!(status, 200, "{change}: {body}");
-        // It stops (what was recorded until then is kept) and says why.
-        let ready = site.recording_in(meeting, &host, &id, "ready").await;
-        assert_eq!(ready["duration_seconds"], 2, "{ready}");
-        assert_eq!(
-            ready["error_message"],
-            format!("the recording stopped because {why}"),
-            "{ready}"
-        );
-        // And a new one is refused.
-        let (status, _) = site.start_recording(meeting, &host).await;
-        assert_eq!(status, 409);
-        drop(alice);
-    }
+    // End-to-end encryption cannot be turned on under the people in the call (their
+    // keys and frames depend on it): refused, and the recording goes on.
+    let settings = format!("/api/v1/meetings/{meeting}/settings");
+    let (status, body) = site
+        .call(
+            reqwest::Method::PATCH,
+            &settings,
+            Some(json!({"enable_e2e_encryption": true})),
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "meeting_in_progress", "{body}");
+    let listed = site.recordings(meeting, &host).await;
+    assert_eq!(listed[0]["status"], "recording", "{listed:?}");
+
+    let (status, body) = site
+        .call(
+            reqwest::Method::PATCH,
+            &settings,
+            Some(json!({"allow_recording": false})),
+            Some(&host),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // It stops (what was recorded until then is kept) and says why.
+    let ready = site.recording_in(meeting, &host, &id, "ready").await;
+    assert_eq!(ready["duration_seconds"], 2, "{ready}");
+    assert_eq!(
+        ready["error_message"],
+        "the recording stopped because this meeting does not allow recording",
+        "{ready}"
+    );
+    // And a new one is refused.
+    let (status, _) = site.start_recording(meeting, &host).await;
+    assert_eq!(status, 409);
+    drop(alice);
 }
 
 #[tokio::test]
