@@ -60,6 +60,45 @@ async fn join_by_link(base: &str, code: &str, name: &str) -> (Browser, String) {
     (browser, id)
 }
 
+/// A signed-in host starts a meeting named `name` on the lobby's form (end-to-end
+/// encryption off; `more` sets other fields of `f`, the form) and presses Join on its
+/// page: the host's browser and the meeting's code.
+async fn host_starts_from_the_lobby(
+    app: &common::TestApp,
+    name: &str,
+    more: &str,
+) -> (Browser, String) {
+    let host = Browser::start().await;
+    host.open(&app.url("/login/discord?next=/meet")).await;
+    host.text_when(
+        "the lobby's start form",
+        LIMIT,
+        "return document.getElementById('start') ? 'ready' : ''",
+        |s| s == "ready",
+    )
+    .await;
+    host.script(&format!(
+        "const f = document.getElementById('start');\
+         f.querySelector('[name=display_name]').value = {name};\
+         f.querySelector('[name=enable_e2e_encryption]').checked = false;\
+         {more} f.submit(); return ''",
+        name = Value::from(name),
+    ))
+    .await;
+    let path = host
+        .text_when(
+            "the new meeting's page",
+            LIMIT,
+            "return document.getElementById('meet') ? location.pathname : ''",
+            |p| p.starts_with("/meet/") && p.len() > "/meet/".len(),
+        )
+        .await;
+    let code = path.trim_start_matches("/meet/").to_owned();
+    let join = host.find("#join").await;
+    host.click(&join).await;
+    (host, code)
+}
+
 /// Registers an account and creates a meeting with `settings`: its code, and the
 /// host's access token.
 async fn create_meeting(app: &common::TestApp, settings: Value) -> (String, String) {
@@ -1568,34 +1607,12 @@ const WAITING_STATUS: &str = "const m = document.getElementById('meet');\
 async fn a_host_lets_one_visitor_in_from_the_waiting_room_and_turns_another_away() {
     let app = common::spawn_app().await;
     // The host signs in and starts a meeting with a waiting room from the lobby.
-    let host = Browser::start().await;
-    host.open(&app.url("/login/discord?next=/meet")).await;
-    host.text_when(
-        "the lobby's start form",
-        LIMIT,
-        "return document.getElementById('start') ? 'ready' : ''",
-        |s| s == "ready",
+    let (host, code) = host_starts_from_the_lobby(
+        &app,
+        "Behind the door",
+        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
     )
     .await;
-    host.script(
-        "const f = document.getElementById('start');\
-         f.querySelector('[name=display_name]').value = 'Behind the door';\
-         f.querySelector('[name=enable_e2e_encryption]').checked = false;\
-         f.querySelector('[name=waiting_room_enabled]').checked = true;\
-         f.submit(); return ''",
-    )
-    .await;
-    let path = host
-        .text_when(
-            "the new meeting's page",
-            LIMIT,
-            "return document.getElementById('meet') ? location.pathname : ''",
-            |p| p.starts_with("/meet/") && p.len() > "/meet/".len(),
-        )
-        .await;
-    let code = path.trim_start_matches("/meet/").to_owned();
-    let join = host.find("#join").await;
-    host.click(&join).await;
     let host_id = host
         .text_when("the host joins at once", LIMIT, SELF_ID, |id| {
             !id.is_empty()
@@ -2508,33 +2525,7 @@ async fn a_guest_let_in_who_reloads_keeps_their_name_and_joins_without_waiting_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_creator_ends_the_meeting_for_everyone_from_its_page() {
     let app = common::spawn_app().await;
-    let host = Browser::start().await;
-    host.open(&app.url("/login/discord?next=/meet")).await;
-    host.text_when(
-        "the lobby's start form",
-        LIMIT,
-        "return document.getElementById('start') ? 'ready' : ''",
-        |s| s == "ready",
-    )
-    .await;
-    host.script(
-        "const f = document.getElementById('start');\
-         f.querySelector('[name=display_name]').value = 'Short one';\
-         f.querySelector('[name=enable_e2e_encryption]').checked = false;\
-         f.submit(); return ''",
-    )
-    .await;
-    let path = host
-        .text_when(
-            "the new meeting's page",
-            LIMIT,
-            "return document.getElementById('meet') ? location.pathname : ''",
-            |p| p.starts_with("/meet/") && p.len() > "/meet/".len(),
-        )
-        .await;
-    let code = path.trim_start_matches("/meet/").to_owned();
-    let join = host.find("#join").await;
-    host.click(&join).await;
+    let (host, code) = host_starts_from_the_lobby(&app, "Short one", "").await;
     host.text_when("the host joins", LIMIT, SELF_ID, |id| !id.is_empty())
         .await;
     let (guest, _) = join_by_link(&app.url(""), &code, "Gil").await;
