@@ -389,7 +389,10 @@ async fn attend(
         println!("  {name}");
     }
     if once {
-        client.leave().await.context("leaving")?;
+        // Leaving an emptied meeting ends it: say so.
+        if let Some(ended) = client.leave().await.context("leaving")? {
+            println!("{}", ended.reason);
+        }
         return Ok(Attended::Over(ExitCode::SUCCESS));
     }
 
@@ -398,8 +401,10 @@ async fn attend(
     loop {
         tokio::select! {
             () = stop.cancelled() => {
-                client.leave().await.context("leaving")?;
-                println!("left");
+                match client.leave().await.context("leaving")? {
+                    Some(ended) => println!("{}", ended.reason),
+                    None => println!("left"),
+                }
                 return Ok(Attended::Over(ExitCode::SUCCESS));
             }
             _ = heartbeat.tick() => {

@@ -289,6 +289,8 @@
   const FIRST_TRY_WAIT_MS = 3000;
   /** Connections made to join at most, each with a new grant (client.rs, CONNECTIONS). */
   const CONNECTIONS = 3;
+  /** How long Leave waits for the meeting server's last word before closing anyway. */
+  const LEAVE_WAIT_MS = 3000;
   // How often a page asks whether the meeting is being recorded.
   const RECORDING_NOW_EVERY_MS = 10000;
   const delay = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
@@ -415,6 +417,8 @@
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
     keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [], ended: false,
+    // Whether this page's End for everyone was answered (the meeting ended by its host).
+    endedByYou: false,
     // The call's read loop (a promise that settles when the stream ends).
     reading: null,
     // The admission token of this meeting, once the host let this page in (a guest).
@@ -918,7 +922,7 @@
     // The controller closes a meeting that ended after saying so (MeetingEnded); its
     // close alone says it too.
     if (info && info.reason === ENDED_CLOSE_REASON && !state.leaving) {
-      meetingEnded(HOST_ENDED);
+      meetingEnded(state.endedByYou ? YOU_ENDED : HOST_ENDED);
       return;
     }
     if (state.moved && !state.leaving) {
@@ -987,18 +991,18 @@
     state.leaving = true;
     $('leave').disabled = true;
     ui.status('Leaving…');
-    const wt = state.wt;
     const reading = state.reading;
     try {
       await send(leaveMessage());
-      await state.writer.close();
-      // The controller closes the session once it has the Leave, after saying whether
-      // the meeting ended with it (read to the end); do not wait forever.
-      await Promise.race([
-        Promise.all([wt.closed.catch(() => {}), reading]),
-        new Promise((r) => setTimeout(r, 3000)),
-      ]);
+      // Nothing more to say. The controller stops reading once it has the Leave: its
+      // STOP_SENDING may fail this close, which is no reason not to read on.
+      state.writer.close().catch(() => {});
     } catch (_) { /* already closed */ }
+    // The controller ends its stream once the leave is done, after saying whether the
+    // meeting ended with it: read to the end, then close the connection (finish()).
+    // The controller waits for that close, since closing the connection itself could
+    // drop what this page had received and not yet read. Do not wait forever.
+    await Promise.race([reading, delay(LEAVE_WAIT_MS)]);
     finish();
     state.leaving = false;
     $('leave').disabled = false;
@@ -2165,7 +2169,8 @@
             headers: { 'x-csrf-token': csrf ? csrf.content : '' },
             credentials: 'same-origin',
           });
-          if (!response.ok) ui.error('The meeting could not be ended. Reload the page and try again.');
+          if (response.ok) state.endedByYou = true;
+          else ui.error('The meeting could not be ended. Reload the page and try again.');
         } catch (_) {
           ui.error('The meeting could not be ended: the server did not answer.');
         } finally {

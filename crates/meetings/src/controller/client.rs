@@ -18,7 +18,7 @@ use super::proto::{
 };
 use crate::domain::WT_TOKEN_PARAM;
 
-/// How long [`Client::leave`] waits for the controller to close the session.
+/// How long [`Client::leave`] waits for the controller to end its stream.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// How often a client sends `Heartbeat`, in the meeting and while it waits for the
@@ -470,12 +470,25 @@ impl Client {
         }
     }
 
-    /// Leaves the meeting and waits (briefly) for the controller to close the session.
-    pub async fn leave(mut self) -> Result<(), ClientError> {
+    /// Leaves the meeting: reads what the controller still says, to the end of its
+    /// stream (it ends the stream once the leave is done), then closes the connection,
+    /// which the controller waits for. Waits [`LEAVE_WAIT`] at most. The meeting's end
+    /// when this leave ended it (the last one in left), as the controller said it.
+    pub async fn leave(mut self) -> Result<Option<proto::MeetingEnded>, ClientError> {
         self.send(client_message::Payload::Leave(proto::Leave {}))
             .await?;
-        let _ = tokio::time::timeout(LEAVE_WAIT, self.conn.closed()).await;
-        Ok(())
+        let mut ended = None;
+        let _ = tokio::time::timeout(LEAVE_WAIT, async {
+            while let Ok(Some(message)) = self.next().await {
+                if let Some(server_message::Payload::MeetingEnded(end)) = message.payload {
+                    ended = Some(end);
+                }
+            }
+        })
+        .await;
+        self.conn
+            .close(wtransport::VarInt::from_u32(proto::CLOSE_NORMAL), b"left");
+        Ok(ended)
     }
 
     /// Closes the session at once, without leaving (the controller sees a lost

@@ -46,6 +46,9 @@ use crate::repo::{
 
 /// How long a closing session may take to flush what it still has to say.
 const FLUSH: Duration = Duration::from_secs(2);
+/// How long a participant who left is given to read the end of the stream and close
+/// the connection itself (see [`closed_by_peer`]).
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Frames decoded ahead of the session's handling.
 const INBOUND_QUEUE: usize = 16;
 /// The longest codec name accepted in `PublishStream`.
@@ -982,10 +985,28 @@ async fn run_session(
     let ending = session.run(&mut inbound, peer, user_agent).await;
     reader.abort();
     session.depart(&ending).await;
+    let stop = session.shared.stop.clone();
     drop(session);
     flush(writer).await;
+    if ending.departure == Departure::Leave(LeaveReason::Voluntary) {
+        closed_by_peer(&conn, &stop).await;
+    }
     tracing::info!(code = ending.code, reason = %ending.reason, "session closed");
     close(&conn, &ending);
+}
+
+/// Waits (a little) for a participant who left to close the connection once it has
+/// read what was said last (such as `MeetingEnded` when it was the last one in).
+/// Closing it from here at once could lose that: a browser drops what it has received
+/// but not yet read from a stream when the connection closes under it.
+async fn closed_by_peer(conn: &Connection, stop: &CancellationToken) {
+    tokio::select! {
+        _ = conn.closed() => {}
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(PEER_CLOSE_WAIT) => {
+            tracing::debug!("the participant who left did not close the connection; closing it");
+        }
+    }
 }
 
 fn close(conn: &Connection, why: &Close) {

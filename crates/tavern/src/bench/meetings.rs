@@ -500,7 +500,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     for present in clients {
         tasks.spawn(async move {
             match present.await {
-                Ok(Ok(client)) => client.leave().await.map_err(anyhow::Error::from),
+                Ok(Ok(client)) => client.leave().await.map(drop).map_err(anyhow::Error::from),
                 Ok(Err(e)) => Err(anyhow::Error::from(e).context("staying in the meeting")),
                 Err(e) => Err(anyhow::Error::from(e)),
             }
