@@ -6,8 +6,8 @@
 //! --scopes rolls:read,rolls:write`) and acts for the user `?user=ID` names (the seed:
 //! "All REST requests will have user=? in the query parameters"). Reading takes
 //! `rolls:read`, changing `rolls:write`; a body must be JSON (415 otherwise); one over
-//! the site's limit, with or without a `Content-Length`, is refused by the site (413,
-//! `payload_too_large`, naming the limit).
+//! the site's limit, with or without a `Content-Length`, is 413 (`payload_too_large`,
+//! naming the limit).
 //! Anonymous requests get 401, another user's data 403.
 //!
 //! A signed-in user is authenticated (Discord's OAuth2 proved who they are) and is
@@ -64,86 +64,39 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use feature::access::{Access, Caller as WebCaller, Denied, JsonBody, Routes};
+use feature::access::{Access, BodyLimit, Caller as WebCaller, Denied, JsonBody, Routes};
 use serde::Deserialize;
 
 mod table;
 
 /// A JSON body whose every field is optional: no body at all is taken as `{}`; a
-/// body is read as [`Json`] reads one.
+/// body is read as [`JsonBody`] reads one (415 unless JSON, 400 for a bad one, 413
+/// naming the server's limit).
 #[derive(Debug)]
 struct OptionalJson<T>(T);
-
-/// A JSON body, read as [`JsonBody`] reads one (415 unless JSON, 400 for a bad one),
-/// except that a body over the server's limit is left to the site to refuse (see
-/// [`read_body`]).
-#[derive(Debug)]
-struct Json<T>(T);
-
-/// The request's body and the request without it. A body larger than the server
-/// takes is refused with axum's own 413, which the site answers in its format:
-/// `payload_too_large`, with a sentence naming the limit it set (only the site
-/// knows it). Any other body that cannot be read is a 400 saying why.
-async fn read_body<S: Send + Sync>(
-    request: axum::extract::Request,
-    state: &S,
-) -> Result<(axum::http::request::Parts, axum::body::Bytes), Response> {
-    use axum::extract::FromRequest as _;
-    use axum::extract::rejection::BytesRejection;
-    let (parts, body) = request.into_parts();
-    let request = axum::extract::Request::from_parts(parts.clone(), body);
-    match axum::body::Bytes::from_request(request, state).await {
-        Ok(bytes) => Ok((parts, bytes)),
-        Err(rejection @ BytesRejection::FailedToBufferBody(_))
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            Err(rejection.into_response())
-        }
-        Err(rejection) => Err(Denied::new(
-            rejection.status(),
-            format!("could not read the body: {}", rejection.body_text()),
-        )
-        .into_response()),
-    }
-}
-
-impl<S, T> axum::extract::FromRequest<S> for Json<T>
-where
-    S: Send + Sync,
-    T: serde::de::DeserializeOwned,
-{
-    type Rejection = Response;
-
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let (parts, bytes) = read_body(request, state).await?;
-        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
-        let JsonBody(value) = JsonBody::<T>::from_request(request, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        Ok(Json(value))
-    }
-}
 
 impl<S, T> axum::extract::FromRequest<S> for OptionalJson<T>
 where
     S: Send + Sync,
     T: serde::de::DeserializeOwned + Default,
 {
-    type Rejection = Response;
+    type Rejection = Denied;
 
     async fn from_request(
         request: axum::extract::Request,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let (parts, bytes) = read_body(request, state).await?;
+        let limit = BodyLimit::of(&request);
+        let (parts, body) = request.into_parts();
+        let request = axum::extract::Request::from_parts(parts.clone(), body);
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| Denied::unreadable_body(&rejection, limit))?;
         if bytes.is_empty() {
             return Ok(OptionalJson(T::default()));
         }
         let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
-        let Json(value) = Json::<T>::from_request(request, state).await?;
+        let JsonBody(value) = JsonBody::<T>::from_request(request, state).await?;
         Ok(OptionalJson(value))
     }
 }
@@ -364,7 +317,7 @@ async fn characters_add(
     State(ctx): State<Ctx>,
     caller: WebCaller,
     Query(p): Params,
-    Json(b): Json<AddCharacter>,
+    JsonBody(b): JsonBody<AddCharacter>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let user = who.user();

@@ -54,7 +54,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
@@ -67,6 +67,7 @@ use discord::model::UserId;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+pub use crate::BodyLimit;
 use crate::page::{Asset, LoadedFor};
 use crate::session::{
     AuthRejection, CurrentUser, Loaded, SessionUser, Sessions, check_console_csrf, forbidden,
@@ -445,6 +446,20 @@ impl Denied {
     pub fn bad_request(message: impl Into<String>) -> Denied {
         Denied::new(StatusCode::BAD_REQUEST, message)
     }
+
+    /// A request body that could not be read (`rejection`): 413 naming the server's
+    /// `limit` for one over it, else the rejection's status saying why.
+    pub fn unreadable_body(rejection: &BytesRejection, limit: BodyLimit) -> Denied {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Denied::new(status, limit.exceeded())
+        } else {
+            Denied::new(
+                status,
+                format!("could not read the body: {}", rejection.body_text()),
+            )
+        }
+    }
 }
 
 impl fmt::Display for Denied {
@@ -728,16 +743,14 @@ where
     type Rejection = Denied;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = BodyLimit::of(&request);
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(Denied::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as JSON, with `Content-Type: application/json`",
             )),
-            Err(JsonRejection::BytesRejection(e)) => Err(Denied::new(
-                e.status(),
-                format!("could not read the body: {}", e.body_text()),
-            )),
+            Err(JsonRejection::BytesRejection(e)) => Err(Denied::unreadable_body(&e, limit)),
             // Malformed JSON and JSON of the wrong shape alike: the request is wrong.
             Err(e) => Err(Denied::bad_request(format!(
                 "bad JSON body: {}",

@@ -50,6 +50,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
 pub use health::{LoggedReadiness, Outage};
+pub use rejection::BodyLimit;
 
 pub mod access;
 pub mod client;

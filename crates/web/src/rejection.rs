@@ -79,16 +79,25 @@ pub(crate) fn asks_for_page(method: &Method, path: &str, headers: &HeaderMap) ->
 /// The largest request body the server takes, as [`crate::serve_with`] tells each
 /// request it serves (its [`crate::ServerConfig::max_body_bytes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BodyLimit(pub(crate) usize);
+pub struct BodyLimit(pub(crate) usize);
 
 impl BodyLimit {
     /// The limit `request` was served with: the default one when no server said.
-    fn of(request: &Request) -> BodyLimit {
-        request
-            .extensions()
+    pub fn of(request: &Request) -> BodyLimit {
+        BodyLimit::in_extensions(request.extensions())
+    }
+
+    /// The limit of the request whose extensions these are (see [`BodyLimit::of`]).
+    pub fn in_extensions(extensions: &axum::http::Extensions) -> BodyLimit {
+        extensions
             .get::<BodyLimit>()
             .copied()
             .unwrap_or(BodyLimit(crate::ServerConfig::default().max_body_bytes))
+    }
+
+    /// What a body over the limit is told: "the body is larger than 1 MiB".
+    pub fn exceeded(self) -> String {
+        format!("the body is larger than {}", self.shown())
     }
 
     /// The limit in words ("1 MiB", "64 KiB", "1000 bytes").
@@ -159,7 +168,7 @@ pub(crate) async fn site_errors(request: Request, next: Next) -> Response {
         )
     } else if status == StatusCode::PAYLOAD_TOO_LARGE {
         // What the body limit says ("length limit exceeded") names no limit.
-        format!("the body is larger than {}", limit.shown())
+        limit.exceeded()
     } else if said.is_empty() {
         status
             .canonical_reason()

@@ -86,6 +86,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = web::BodyLimit::of(&request);
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Body(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
@@ -94,7 +95,12 @@ where
                 "send the body as JSON, with `Content-Type: application/json`",
             )),
             Err(JsonRejection::BytesRejection(e)) => {
-                Err(unreadable_body(e.status(), &e.body_text()))
+                let denied = web::access::Denied::unreadable_body(&e, limit);
+                Err(ApiError::new(
+                    denied.status,
+                    code_of_status(denied.status),
+                    denied.message,
+                ))
             }
             Err(JsonRejection::JsonDataError(e)) => {
                 let text = e.body_text();
@@ -111,24 +117,6 @@ where
     }
 }
 
-/// A body that could not be read, refused with `status`: its code follows the status
-/// (`payload_too_large` for 413), and a body over the server's limit is told the limit.
-fn unreadable_body(status: StatusCode, detail: &str) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        let limit = web::ServerConfig::default().max_body_bytes;
-        return ApiError::new(
-            status,
-            "payload_too_large",
-            format!("the body is larger than {}", in_words(limit)),
-        );
-    }
-    ApiError::new(
-        status,
-        code_of_status(status),
-        format!("could not read the body: {detail}"),
-    )
-}
-
 /// The `code` of a refusal that has nothing more to say than its status.
 fn code_of_status(status: StatusCode) -> &'static str {
     match status {
@@ -140,17 +128,6 @@ fn code_of_status(status: StatusCode) -> &'static str {
         StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         s if s.is_server_error() => "internal",
         _ => "bad_request",
-    }
-}
-
-/// `1 MiB`, `64 KiB`, `1500 bytes`.
-fn in_words(bytes: usize) -> String {
-    const KIB: usize = 1024;
-    const MIB: usize = 1024 * KIB;
-    match bytes {
-        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
-        b => format!("{b} bytes"),
     }
 }
 
@@ -179,29 +156,6 @@ fn field_of(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_unreadable_body_is_refused_with_the_code_of_its_status() {
-        let big = unreadable_body(StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded");
-        assert_eq!(
-            (big.status, big.code, big.message.as_str()),
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the body is larger than 1 MiB"
-            )
-        );
-        for (status, code) in [
-            (StatusCode::BAD_REQUEST, "bad_request"),
-            (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        ] {
-            let e = unreadable_body(status, "broken");
-            assert_eq!((e.status, e.code), (status, code));
-        }
-        assert_eq!(in_words(64 * 1024), "64 KiB");
-        assert_eq!(in_words(1500), "1500 bytes");
-    }
 
     #[test]
     fn a_shape_error_names_its_field() {

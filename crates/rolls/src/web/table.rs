@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use feature::access::Caller as WebCaller;
 use serde::Deserialize;
 
-use super::{ApiError, Json, Params, Use, bad, channel, member_of, required, run, user};
+use super::{ApiError, JsonBody, Params, Use, bad, channel, member_of, required, run, user};
 use crate::alias::{AliasAction, AliasOp, Scope};
 use crate::chart::ChartedOddsOp;
 use crate::commands::Ctx;
@@ -113,7 +113,7 @@ pub(super) async fn aliases_add(
     State(ctx): State<Ctx>,
     caller: WebCaller,
     Query(p): Params,
-    Json(b): Json<AddAlias>,
+    JsonBody(b): JsonBody<AddAlias>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
     let scope = Scope::User(who.user());
