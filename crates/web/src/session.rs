@@ -103,7 +103,7 @@ pub enum SessionError {
     Store(#[from] store::StoreError),
     #[error("session store: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("session record is not valid JSON: {0}")]
+    #[error("session record cannot be written as JSON: {0}")]
     Corrupt(#[from] serde_json::Error),
 }
 
@@ -418,18 +418,32 @@ impl Sessions {
         &self.redis
     }
 
-    /// The session `id` names, if it exists and has not expired.
+    /// The session `id` names, if it exists and has not expired. A record that cannot
+    /// be read (damaged, or written by a version that stored another shape) is a
+    /// session that is over: it is deleted and logged, and the visitor signs in again,
+    /// rather than being refused every page until the record expires.
     pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, SessionError> {
+        let mut conn = self.redis.conn();
         let raw: Option<String> = redis::cmd("GET")
             .arg(id.key())
-            .query_async(&mut self.redis.conn())
+            .query_async(&mut conn)
             .await?;
-        match raw {
-            None => Ok(None),
-            Some(raw) => Ok(Some(Session {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        match serde_json::from_str(&raw) {
+            Ok(record) => Ok(Some(Session {
                 id: id.clone(),
-                record: serde_json::from_str(&raw)?,
+                record,
             })),
+            Err(error) => {
+                tracing::warn!(%error, "a session record could not be read; the session is ended and its visitor signs in again");
+                redis::cmd("DEL")
+                    .arg(id.key())
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(None)
+            }
         }
     }
 
@@ -694,12 +708,12 @@ impl Sessions {
 
     /// Logs that the session store failed while `doing` something: the first failure
     /// of an outage at WARN, naming its cause, the next ones at debug until the store
-    /// works again ([`Sessions::store_worked`]). A record that is not valid JSON is no
-    /// outage: an ERROR each time. True for an outage, whose answer is then marked
-    /// [`crate::Outage`].
+    /// works again ([`Sessions::store_worked`]). A record that cannot be written as
+    /// JSON is no outage: an ERROR each time. True for an outage, whose answer is then
+    /// marked [`crate::Outage`].
     pub(crate) fn store_failed(&self, error: &SessionError, doing: &str) -> bool {
         if let SessionError::Corrupt(_) = error {
-            tracing::error!(%error, doing, "a session record cannot be read");
+            tracing::error!(%error, doing, "a session record cannot be written");
             return false;
         }
         self.store_unreachable(error, doing);

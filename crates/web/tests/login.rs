@@ -252,6 +252,35 @@ async fn sessions_expire_after_seven_days_and_pre_login_ones_after_ten_minutes()
     assert_eq!(app.me(&cookie).await.status, 401);
 }
 
+/// A session record that cannot be read (damaged, or of another shape) ends that
+/// session: the visitor is signed out and can sign in again, never refused every page
+/// until the record expires, and the record is gone.
+#[tokio::test]
+async fn an_unreadable_session_record_signs_its_visitor_out_and_is_removed() {
+    let app = spawn().await;
+    let (cookie, _) = app.log_in(app.demo.bob, "/").await;
+    let key = format!("{KEY_PREFIX}{cookie}");
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("{\"csrf\": 7")
+        .query_async::<()>(&mut app.redis.conn())
+        .await
+        .unwrap();
+
+    assert_eq!(app.me(&cookie).await.status, 401);
+    let page = app.get(app.url("/library"), Some(&cookie)).await;
+    assert_eq!(page.status, 303, "sent to sign in, not 503: {}", page.body);
+    assert!(page.location().starts_with("/login"), "{}", page.location());
+    let left: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut app.redis.conn())
+        .await
+        .unwrap();
+    assert_eq!(left, None);
+    let (again, _) = app.log_in(app.demo.bob, "/").await;
+    assert_eq!(app.me(&again).await.status, 200);
+}
+
 #[tokio::test]
 async fn forged_reused_and_foreign_states_are_refused() {
     let app = spawn().await;
