@@ -19,7 +19,11 @@
 //!
 //! A GM or blind roll ([`RollMode`]) is recorded with who may see its result (the
 //! roller of a GM roll, and the GM); anyone else checking its id sees who rolled and
-//! when, not what.
+//! when, not what. A private roll (`/roll … private:true`, or an expression with
+//! the `p` flag) is recorded the same way with `"mode": "private"`: its roller alone
+//! sees its result, and a check of it is answered to them only. The seed says nothing
+//! of `roll_{id}` (an addition), so the mode is one more value of the record's
+//! existing `mode` field, not a field of its own.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use discord::model::GuildId;
@@ -95,6 +99,8 @@ pub enum RollMode {
     Gm,
     /// The GM only; the roller and the channel see that a roll happened.
     Blind,
+    /// The roller only (`/roll … private:true` or the `p` flag).
+    Private,
 }
 
 impl RollMode {
@@ -104,8 +110,9 @@ impl RollMode {
             "" | "public" => Ok(RollMode::Public),
             "gm" => Ok(RollMode::Gm),
             "blind" => Ok(RollMode::Blind),
+            "private" => Ok(RollMode::Private),
             other => Err(RollsError::refused(format!(
-                "`{other}` is not a roll mode: use `public`, `gm` or `blind`."
+                "`{other}` is not a roll mode: use `public`, `gm`, `blind` or `private`."
             ))),
         }
     }
@@ -138,7 +145,7 @@ pub struct RollRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<bool>,
     /// Who may see the result of a GM or blind roll besides the roller (the GM);
-    /// empty for a public roll.
+    /// empty for a public or private roll.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gm: Vec<UserId>,
 }
@@ -171,6 +178,7 @@ impl RollRecord {
             RollMode::Public => true,
             RollMode::Gm => viewer == self.user || self.gm.contains(&viewer),
             RollMode::Blind => self.gm.contains(&viewer),
+            RollMode::Private => viewer == self.user,
         }
     }
 }
@@ -257,14 +265,37 @@ impl RollLog {
         expression: &str,
     ) -> Result<RollModel, RollsError> {
         let (roll, _, _) = self
-            .roll_as(pool, expression, expression, RollMode::Public, Vec::new())
+            .record(pool, expression, expression, RollMode::Public, Vec::new())
             .await?;
         Ok(roll)
     }
 
     /// Rolls `expression` (what `input` became) on the dice pool with a fresh seed and
     /// records it in `mode`, its result visible to `gm` too: the roll, its id and seed.
+    /// A public roll whose expression asks for a private reply (the `p` flag) is
+    /// recorded as [`RollMode::Private`].
     pub async fn roll_as(
+        &self,
+        pool: &crate::pool::DicePool,
+        input: &str,
+        expression: &str,
+        mode: RollMode,
+        gm: Vec<UserId>,
+    ) -> Result<(RollModel, String, u64), RollsError> {
+        let (roll, id, seed) = self.record(pool, input, expression, mode, gm).await?;
+        if mode == RollMode::Public
+            && roll.private
+            && let Ok(mut records) = self.records.lock()
+            && let Some(record) = records.iter_mut().find(|r| r.id == id)
+        {
+            record.mode = RollMode::Private;
+        }
+        Ok((roll, id, seed))
+    }
+
+    /// Rolls and records as [`RollLog::roll_as`] does, in `mode` whatever the
+    /// expression's flags (the tracker shows its rolls to the channel).
+    async fn record(
         &self,
         pool: &crate::pool::DicePool,
         input: &str,
@@ -367,10 +398,9 @@ impl Operation for RecordedRollOp {
         let (mine, server) = books(env, self.user, self.guild).await?;
         let expansion = alias::expand(&self.input, &mine, &server)?;
         let log = RollLog::new(self.user, self.channel, at);
-        let gm = if self.mode == RollMode::Public {
-            Vec::new()
-        } else {
-            self.gm.clone()
+        let gm = match self.mode {
+            RollMode::Public | RollMode::Private => Vec::new(),
+            RollMode::Gm | RollMode::Blind => self.gm.clone(),
         };
         let (roll, id, seed) = log
             .roll_as(env.dice, &self.input, &expansion.expression, self.mode, gm)
@@ -385,7 +415,11 @@ impl Operation for RecordedRollOp {
                 seed,
                 input: self.input.clone(),
                 aliases: expansion.used,
-                mode: self.mode,
+                mode: if self.mode == RollMode::Public && roll.private {
+                    RollMode::Private
+                } else {
+                    self.mode
+                },
                 roll,
             },
         })
@@ -397,7 +431,8 @@ impl Operation for RecordedRollOp {
 pub struct RollCheckOp {
     /// As typed.
     pub id: String,
-    /// Who asks (a GM or blind roll's result is shown only to those who saw it).
+    /// Who asks (a GM, blind or private roll's result is shown only to those who saw
+    /// it).
     pub viewer: UserId,
 }
 
@@ -407,7 +442,8 @@ pub struct RollCheckOp {
 pub struct RollCheckModel {
     #[serde(flatten)]
     pub record: RollRecord,
-    /// The result is hidden from the viewer (a GM or blind roll of someone else).
+    /// The result is hidden from the viewer (a GM, blind or private roll of someone
+    /// else).
     pub hidden: bool,
     /// The replay's result equals the recorded one (`None` when hidden).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -458,13 +494,18 @@ impl Operation for RollCheckOp {
             RollMode::Public => "",
             RollMode::Gm => " (GM roll)",
             RollMode::Blind => " (blind roll)",
+            RollMode::Private => " (private roll)",
         };
         let mut markdown = format!(
             "**Roll `{}`**{mode} by <@{}> at {}\n",
             record.id, record.user, record.time
         );
         if hidden {
-            markdown.push_str("Its result is only for the GM.");
+            markdown.push_str(if record.mode == RollMode::Private {
+                "Its result is only for whoever rolled it."
+            } else {
+                "Its result is only for the GM."
+            });
             record.input = String::new();
             record.expression = String::new();
             record.result = String::new();

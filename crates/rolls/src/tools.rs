@@ -102,6 +102,16 @@ pub async fn roll(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     roll_input(&ctx, &inv, input, mode).await
 }
 
+/// The mode a roll is made in: `mode`, or [`RollMode::Private`] when a public roll
+/// was asked for with `private:true`.
+fn effective_mode(inv: &Invocation, mode: RollMode) -> RollMode {
+    if mode == RollMode::Public && inv.wants_private() {
+        RollMode::Private
+    } else {
+        mode
+    }
+}
+
 /// Rolls `input` for the invocation's user in `mode`, and delivers it.
 async fn roll_input(
     ctx: &Ctx,
@@ -110,8 +120,9 @@ async fn roll_input(
     mode: RollMode,
 ) -> Result<Response, RollsError> {
     let (user, channel) = (inv.actor.id, inv.channel_id);
+    let mode = effective_mode(inv, mode);
     let gms = match mode {
-        RollMode::Public => Vec::new(),
+        RollMode::Public | RollMode::Private => Vec::new(),
         RollMode::Gm | RollMode::Blind => {
             gm::recipients(ctx.controller.repo(), &ctx.discord, channel, inv.guild_id).await?
         }
@@ -126,8 +137,8 @@ async fn roll_input(
     };
     let model = ctx.controller.run(caller(inv), &op).await?;
     let text = model.render();
-    if mode == RollMode::Public {
-        let reply = if inv.wants_private() || model.roll.private {
+    if matches!(model.mode, RollMode::Public | RollMode::Private) {
+        let reply = if model.mode == RollMode::Private {
             Reply::private(fit(&text, CUT_ROLL_NOTE))
         } else {
             Reply::text(fit(&format!("<@{user}> {text}"), CUT_ROLL_NOTE))

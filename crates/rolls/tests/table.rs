@@ -579,6 +579,74 @@ async fn every_roll_has_an_id_that_replays_exactly() {
     t.bot.stop().await;
 }
 
+/// A private roll is its roller's alone: recorded as private, hidden from anyone else
+/// who checks its id (in Discord and over REST), and checked by its roller only to them.
+#[tokio::test]
+async fn a_private_roll_is_checked_by_its_roller_alone() {
+    let t = start().await;
+    let (bob, carol) = (t.w.demo.bob, t.w.demo.carol);
+    let mine = t
+        .run(
+            carol,
+            "roll",
+            json!([{"name": "expression", "value": "1d1+18"}, {"name": "private", "value": true}]),
+        )
+        .await;
+    assert!(
+        mine.ephemeral && content(&mine).contains("`19`"),
+        "{mine:?}"
+    );
+    let id = roll_id(content(&mine));
+    let flagged = t.roll(carol, "p 1d1+30").await;
+    assert!(flagged.ephemeral, "{flagged:?}");
+    let flagged_id = roll_id(content(&flagged));
+
+    let before = t.w.sim.messages(t.w.demo.dice).len();
+    for id in [&id, &flagged_id] {
+        let peek = t
+            .run(bob, "roll-check", json!([{"name": "id", "value": id}]))
+            .await;
+        assert!(peek.ephemeral, "{peek:?}");
+        assert!(
+            content(&peek).contains("only for whoever rolled it")
+                && !content(&peek).contains("`19`")
+                && !content(&peek).contains("1d1+"),
+            "{peek:?}"
+        );
+        let (status, body) = t
+            .get_json(&format!("/api/rolls/rolls/{id}?user={bob}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["mode"], "private", "{body}");
+        assert_eq!(body["hidden"], true, "{body}");
+        assert_eq!(body["total"], Value::Null, "{body}");
+        assert_eq!(body["expression"], "", "{body}");
+    }
+
+    let own = t
+        .run(carol, "roll-check", json!([{"name": "id", "value": id}]))
+        .await;
+    assert!(own.ephemeral, "only to its roller: {own:?}");
+    assert!(content(&own).contains("1d1+18"), "{own:?}");
+    let (_, body) = t
+        .get_json(&format!("/api/rolls/rolls/{id}?user={carol}"))
+        .await;
+    assert_eq!(
+        (body["hidden"].clone(), body["total"].clone()),
+        (json!(false), json!(19))
+    );
+    let public: Vec<_> = t.w.sim.messages(t.w.demo.dice)[before..]
+        .iter()
+        .filter(|m| m.flags & 64 == 0)
+        .cloned()
+        .collect();
+    assert!(
+        public.is_empty(),
+        "nothing posted in the channel: {public:?}"
+    );
+    t.bot.stop().await;
+}
+
 // ---- the odds chart -----------------------------------------------------------------
 
 /// The bars of a chart: the colours of the runs of bar pixels just above the x axis.
