@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 
 use crate::ScanStatus;
 use crate::domain::{
-    ClipMatcher, DEFAULT_VIDEO_FORMATS, ReadPermission, ScanDirection, Settings,
+    ClipMatcher, DEFAULT_VIDEO_FORMATS, ReadPermission, ScanDirection, Settings, SettingsError,
     check_new_video_format, permission_names, settings_keys,
 };
 use crate::repo::{Repo, RepoError, ScanRun, StoredChannel};
@@ -305,18 +305,19 @@ impl Commands {
 /// `/clips enable`.
 async fn enable(c: &Commands, inv: &Invocation, channel: &StoredChannel) -> CommandResult {
     let id = channel.info.id;
-    if channel.is_reading {
-        return private(format!(
-            "<#{id}> is already indexed. `/clips scan` reads what is new in its history."
-        ));
-    }
-    c.scanner.set_reading(id, true).await?;
-    tracing::info!(channel = %id, by = %inv.actor.id, "clips: channel enabled");
     let next = if c.history_read(id).await? {
         "`/clips scan` reads what was posted since its last scan."
     } else {
         "`/clips scan` reads its whole history."
     };
+    if channel.is_reading {
+        return private(format!(
+            "<#{id}> is already indexed: new videos posted there are added as they come. \
+             {next}"
+        ));
+    }
+    c.scanner.set_reading(id, true).await?;
+    tracing::info!(channel = %id, by = %inv.actor.id, "clips: channel enabled");
     let mut text =
         format!("<#{id}> is now indexed: new videos posted there are added as they come. {next}");
     let settings = c.repo.effective_settings(id).await?;
@@ -525,8 +526,21 @@ fn settings_patch(options: &Options) -> Result<Option<Settings>, CommandError> {
     let patch = Settings::from_json(Value::Object(patch)).map_err(RepoError::from)?;
     // Every entry and pattern must make a matcher on its own, so a mistake is named
     // now rather than when a scan reads it.
-    ClipMatcher::from_settings(&patch)
-        .map_err(|e| CommandError::refused(format!("Nothing was saved: {e}.")))?;
+    ClipMatcher::from_settings(&patch).map_err(|e| {
+        let said = match &e {
+            // Named by the option it was given in, not the stored setting's key.
+            SettingsError::BadPattern { setting, reason } => {
+                let option = if *setting == settings_keys::INCLUDE_PATTERN {
+                    "include"
+                } else {
+                    "exclude"
+                };
+                format!("`{option}` is not a valid regular expression: {reason}")
+            }
+            other => other.to_string(),
+        };
+        CommandError::refused(format!("Nothing was saved: {said}."))
+    })?;
     Ok(Some(patch))
 }
 
@@ -792,8 +806,12 @@ mod tests {
             refused(&[("formats", OptionValue::String("mp4 my.video".into()))])
                 .contains("my.video")
         );
-        let text = refused(&[("include", OptionValue::String("(unclosed".into()))]);
-        assert!(text.contains("include_pattern"), "{text}");
+        let text = refused(&[("include", OptionValue::String("[".into()))]);
+        assert_eq!(
+            text,
+            "Nothing was saved: `include` is not a valid regular expression: unclosed \
+             character class (at character 1)."
+        );
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
         assert!(refused(&[("exclude", OptionValue::String(long))]).contains("exclude"));
         // PostgreSQL cannot store a NUL: refused here, named, never sent to it.

@@ -483,6 +483,36 @@ impl ClipMatcher {
     }
 }
 
+/// What is wrong with a pattern, on one line: the regex crate's own words ("unclosed
+/// character class") and the character where it noticed (its message draws the pattern
+/// over several lines, with a caret under that character).
+fn pattern_error(error: &regex::Error) -> String {
+    match error {
+        regex::Error::Syntax(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            let what = lines
+                .iter()
+                .rev()
+                .find_map(|line| line.trim().strip_prefix("error: "))
+                .unwrap_or("it cannot be read");
+            // The first caret line under the pattern, indented as the pattern is.
+            let column = lines.windows(2).find_map(|pair| {
+                let (pattern, caret) = (pair[0], pair[1]);
+                let at = caret.find('^')?;
+                let indent = pattern.len() - pattern.trim_start().len();
+                (caret.trim().chars().all(|c| c == '^') && at >= indent)
+                    .then(|| caret.get(indent..at).map_or(0, |gap| gap.chars().count()) + 1)
+            });
+            match column {
+                Some(column) => format!("{what} (at character {column})"),
+                None => what.to_owned(),
+            }
+        }
+        regex::Error::CompiledTooBig(_) => "it is too large to use".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 fn pattern(
     settings: &Settings,
     setting: &'static str,
@@ -496,7 +526,7 @@ fn pattern(
             .map(Some)
             .map_err(|e| SettingsError::BadPattern {
                 setting,
-                reason: e.to_string(),
+                reason: pattern_error(&e),
             }),
         Some(other) => Err(SettingsError::WrongType {
             setting,
@@ -1636,6 +1666,17 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("include_pattern"));
+        assert_eq!(
+            err.to_string(),
+            "setting `include_pattern` is not a valid regular expression: unclosed group (at character 1)"
+        );
+        let err =
+            ClipMatcher::from_settings(&settings(json!({"include_pattern": "ab["}))).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("expression: unclosed character class (at character 3)"),
+            "{err}"
+        );
         let err = ClipMatcher::from_settings(&settings(json!({"exclude_pattern": 3}))).unwrap_err();
         assert_eq!(
             err,

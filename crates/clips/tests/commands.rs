@@ -177,8 +177,13 @@ async fn enable_registers_the_channel_and_its_guild_from_discord_and_disable_sto
         .expect("the guild was registered from Discord");
     assert_eq!(guild.info.name, "Tavern Demo");
 
+    // Enabled again before any scan: what a scan would read is its whole history.
     let again = s.admin("enable", json!([])).await;
     assert!(again.contains("already indexed"), "{again}");
+    assert!(
+        again.ends_with("`/clips scan` reads its whole history."),
+        "{again}"
+    );
 
     // Disabling also cancels the channel's unfinished scan.
     s.admin("scan", json!([])).await;
@@ -459,7 +464,7 @@ async fn settings_are_shown_checked_and_stored_for_the_server_or_the_channel() {
     s.admin_says(
         "settings",
         json!([{"name": "include", "value": "(unclosed"}]),
-        "include_pattern",
+        "`include` is not a valid regular expression: unclosed group (at character 1).",
     )
     .await;
     assert!(

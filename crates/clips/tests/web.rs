@@ -996,11 +996,11 @@ async fn the_library_pages_filters_and_searches() {
     assert!(!on_day.is_empty());
     assert_eq!(tiles(&html), on_day);
 
-    // Bad filters: 400 naming the field.
+    // Bad filters: 400 naming the field as the form labels it, with a way back.
     for (query, field) in [
-        ("from=yesterday", "from"),
-        ("channel=abc", "channel"),
-        ("before=12", "before"),
+        ("from=yesterday", "“From”"),
+        ("channel=abc", "“Channel”"),
+        ("before=12", "page link"),
     ] {
         let response = site
             .get(
@@ -1009,12 +1009,14 @@ async fn the_library_pages_filters_and_searches() {
             )
             .await;
         assert_eq!(response.status(), 400, "{query}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(field), "{page}");
+        assert!(!page.contains('`'), "no Markdown on a page: {page}");
         assert!(
-            response
-                .text()
-                .await
-                .unwrap()
-                .contains(&format!("`{field}`"))
+            page.contains(&format!(
+                "<a href=\"/clips/guilds/{guild}/library\">Show the whole library</a>"
+            )),
+            "{page}"
         );
     }
     // A search with a character it cannot hold (PostgreSQL's text takes no NUL): 400

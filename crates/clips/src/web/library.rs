@@ -75,7 +75,7 @@ fn bad(sentence: String) -> Problem {
 fn day(field: &str, raw: &str) -> Result<NaiveDate, Problem> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
         bad(format!(
-            "`{field}` must be a day written YYYY-MM-DD, not `{}`.",
+            "“{field}” must be a day written YYYY-MM-DD, not “{}”.",
             quoted(raw)
         ))
     })
@@ -95,7 +95,7 @@ fn id_filter<T>(
     present(raw)
         .map(|raw| {
             discord::model::parse_id::<T>(field, raw)
-                .map_err(|_| bad(format!("`{field}` must be {what}, not `{}`.", quoted(raw))))
+                .map_err(|_| bad(format!("“{field}” must be {what}, not “{}”.", quoted(raw))))
         })
         .transpose()
 }
@@ -106,28 +106,33 @@ pub(crate) fn parse_query(
     query: &LibraryQuery,
 ) -> Result<(LibraryFilter, Option<LibraryCursor>), Problem> {
     let mut filter = LibraryFilter::guild(guild);
-    filter.channel = id_filter(&query.channel, "channel", "a channel id")?;
-    filter.author = id_filter(&query.author, "author", "a user id")?;
+    filter.channel = id_filter(&query.channel, "Channel", "a channel id")?;
+    filter.author = id_filter(&query.author, "Author", "a user id")?;
     let from = present(&query.from)
-        .map(|raw| day("from", raw))
+        .map(|raw| day("From", raw))
         .transpose()?;
-    let to = present(&query.to).map(|raw| day("to", raw)).transpose()?;
+    let to = present(&query.to).map(|raw| day("To", raw)).transpose()?;
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
         return Err(bad(format!(
-            "`from` ({from}) is after `to` ({to}): nothing can be in between."
+            "“From” ({from}) is after “To” ({to}): nothing can be in between."
         )));
     }
     filter.from = from.map(midnight);
     filter.to = to.and_then(|d| d.succ_opt()).map(midnight);
     if let Some(raw) = present(&query.q) {
-        filter.search = Some(SearchText::parse(raw).map_err(|e| bad(format!("`q`: {e}.")))?);
+        filter.search = Some(SearchText::parse(raw).map_err(|e| bad(format!("“Search”: {e}.")))?);
     }
     let cursor = present(&query.before)
         .map(|raw| raw.parse::<LibraryCursor>())
         .transpose()
-        .map_err(|e| bad(format!("`before`: {e}.")))?;
+        .map_err(|_| {
+            bad(
+                "The page link is not one this library made; start again from the first page."
+                    .to_owned(),
+            )
+        })?;
     Ok((filter, cursor))
 }
 
@@ -150,7 +155,8 @@ async fn library(
     query: &LibraryQuery,
 ) -> Result<Markup, Problem> {
     let guild = parse_guild(raw)?;
-    let (mut filter, cursor) = parse_query(guild, query)?;
+    let (mut filter, cursor) = parse_query(guild, query)
+        .map_err(|problem| problem.link("Show the whole library", super::library_path(guild)))?;
     let (standing, mine) = standing(state, current, guild).await?;
     let stored = stored_guild(state, guild, || {
         Problem::not_found("Tavern is not in this server, so it has no library here.")
@@ -429,11 +435,23 @@ mod tests {
         assert_eq!(filter.search.unwrap().as_str(), "boss");
         assert!(cursor.is_none());
         for (pairs, field) in [
-            (vec![("channel", "x")], "`channel`"),
-            (vec![("author", "-1")], "`author`"),
-            (vec![("from", "1 June")], "`from`"),
+            (
+                vec![("channel", "x")],
+                "“Channel” must be a channel id, not “x”.",
+            ),
+            (
+                vec![("author", "-1")],
+                "“Author” must be a user id, not “-1”.",
+            ),
+            (
+                vec![("from", "1 June")],
+                "“From” must be a day written YYYY-MM-DD, not “1 June”.",
+            ),
             (vec![("from", "2025-06-02"), ("to", "2025-06-01")], "after"),
-            (vec![("before", "nope")], "`before`"),
+            (
+                vec![("before", "nope")],
+                "The page link is not one this library made",
+            ),
         ] {
             let problem = parse_query(guild, &query(&pairs)).unwrap_err();
             assert_eq!(problem.status, StatusCode::BAD_REQUEST);
