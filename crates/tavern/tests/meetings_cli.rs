@@ -272,6 +272,11 @@ async fn a_separate_meeting_controller_process_serves_the_joins() {
         .await;
     assert_eq!(exit, 0, "{out}{err}");
     assert!(out.contains("Dana (you)"), "{out}");
+    // Alone in it, her leave ended the meeting, and she is told so.
+    assert!(
+        out.ends_with("you left; the meeting ended because nobody was left in it\n"),
+        "{out}"
+    );
     assert_eq!(controller.interrupt().await, 0);
     running.shutdown();
     running.wait().await.unwrap();
