@@ -241,12 +241,43 @@ fn redirect(location: &str, cookie: Option<HeaderValue>) -> Response {
     response
 }
 
+/// Where a login started at `host` (the request's `Host`) must start instead: the
+/// same path on the site's origin when both name this machine by different names
+/// (`localhost` and `127.0.0.1`). Discord sends the visitor back to the origin, where
+/// the cookie of a login started under the other name is not, and the login would be
+/// refused as started in another browser. Only loopback names are compared: behind a
+/// proxy the `Host` a server sees may differ from its origin for good.
+fn login_elsewhere(origin: &str, host: Option<&str>, query: Option<&str>) -> Option<String> {
+    let origin = Url::parse(origin).ok()?;
+    let asked = Url::parse(&format!("{}://{}", origin.scheme(), host?)).ok()?;
+    let loopback = |url: &Url| match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let same = asked.host() == origin.host()
+        && asked.port_or_known_default() == origin.port_or_known_default();
+    if same || !loopback(&origin) || !loopback(&asked) {
+        return None;
+    }
+    let mut there = origin.join("/login/discord").ok()?;
+    there.set_query(query);
+    Some(there.into())
+}
+
 async fn start(
     State(login): State<Login>,
     client: Option<Extension<ClientAddr>>,
     session: Option<Session>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     Query(query): Query<StartQuery>,
 ) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    if let Some(there) = login_elsewhere(&login.sessions.config().origin, host, uri.query()) {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, there)]).into_response();
+    }
     match over_limit(&login, client.as_deref()).await {
         Ok(None) => {}
         Ok(Some(wait)) => {
@@ -467,6 +498,30 @@ async fn me(current: CurrentUser) -> Response {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_login_started_under_another_name_of_this_machine_starts_at_the_origin() {
+        let origin = "http://127.0.0.1:8080";
+        assert_eq!(
+            login_elsewhere(origin, Some("localhost:8080"), Some("next=%2Fmeet")).as_deref(),
+            Some("http://127.0.0.1:8080/login/discord?next=%2Fmeet")
+        );
+        assert_eq!(
+            login_elsewhere(origin, Some("[::1]:8080"), None).as_deref(),
+            Some("http://127.0.0.1:8080/login/discord")
+        );
+        // The origin itself, a name that is not this machine's, or a proxy's origin: as
+        // it is.
+        assert_eq!(login_elsewhere(origin, Some("127.0.0.1:8080"), None), None);
+        assert_eq!(login_elsewhere(origin, Some("tavern.example"), None), None);
+        assert_eq!(
+            login_elsewhere("https://tavern.example", Some("127.0.0.1:8080"), None),
+            None
+        );
+        assert_eq!(login_elsewhere(origin, None, None), None);
+        assert_eq!(login_elsewhere(origin, Some("bad host/x"), None), None);
+    }
+
     use super::*;
 
     #[test]
