@@ -1,13 +1,22 @@
-//! Who may change a channel's initiative tracker from outside Discord: members of the
-//! guild the channel belongs to, as Discord says.
+//! Who may read and change a channel's initiative tracker from outside Discord: the
+//! members of the channel's guild who see the channel, as Discord decides it.
 //!
 //! A Discord interaction needs no such check (Discord only delivers a command from a
 //! channel its user can see); a REST request names any channel id, so
-//! [`Membership::check`] asks Discord which guild the channel is in and whether the
-//! user is a member of it. Answers are remembered for a while (the channel's guild
-//! never changes; a membership for [`MEMBER_FOR`], a refusal for [`NOT_MEMBER_FOR`],
-//! so someone who just joined waits at most that long) so that a busy tracker costs
-//! Discord two requests per user every few minutes, not two per click.
+//! [`Membership::check`] asks Discord which guild the channel is in, whether the user
+//! is a member of it, and then, from the member's roles, the guild's roles and owner
+//! and the channel's permission overwrites, whether they hold View Channel there
+//! ([`crate::domain::sight`]). A thread is seen by whoever sees its parent and holds
+//! Manage Threads there: Discord does not tell a private thread from a public one, so
+//! only those who see it either way are let in.
+//!
+//! Answers are remembered for a while so that a busy tracker costs Discord a few
+//! requests per user every few minutes, not a few per click: the channel's guild (it
+//! never changes), and the whole verdict for a user and a channel, computed from
+//! Discord's answers of that moment, for [`MEMBER_FOR`] when they see it (so someone
+//! who lost sight of it, or left the server, keeps it at most that long) and for
+//! [`NOT_MEMBER_FOR`] otherwise (so someone who was just let in waits at most that
+//! long).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,23 +25,28 @@ use std::time::{Duration, Instant};
 use discord::model::GuildId;
 use discord::{Discord, RestError};
 
+use crate::domain::sight::Member;
 use crate::domain::{ChannelId, UserId};
 
-/// How long a "member" answer is trusted.
+/// How long a "sees the channel" answer is trusted.
 pub const MEMBER_FOR: Duration = Duration::from_secs(5 * 60);
-/// How long a "not a member" answer is trusted.
+/// How long a "not a member" or "does not see the channel" answer is trusted.
 pub const NOT_MEMBER_FOR: Duration = Duration::from_secs(30);
 /// How long a channel's guild is remembered (it never changes; this only bounds memory).
 const CHANNEL_FOR: Duration = Duration::from_secs(60 * 60);
 /// Most remembered answers of each kind before expired ones are dropped.
 const MAX_REMEMBERED: usize = 10_000;
 
-/// Whether a user may change a channel's tracker.
+/// Whether a user may read and change a channel's tracker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    Member,
+    /// A member of the channel's guild who sees the channel.
+    Sees,
     /// The user is not a member of the channel's guild.
     NotMember,
+    /// A member of the channel's guild who does not see the channel (its permission
+    /// overwrites keep them out).
+    Hidden,
     /// Discord knows no such channel, or the bot cannot see it.
     UnknownChannel,
     /// A direct message: it has no guild whose members could be asked.
@@ -54,7 +68,7 @@ pub struct Membership {
 #[derive(Default)]
 struct Memory {
     channels: Mutex<HashMap<ChannelId, (Option<GuildId>, Instant)>>,
-    members: Mutex<HashMap<(GuildId, UserId), (bool, Instant)>>,
+    verdicts: Mutex<HashMap<(ChannelId, UserId), (Verdict, Instant)>>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -71,7 +85,7 @@ impl Membership {
         }
     }
 
-    /// Whether `user` may change `channel`'s tracker.
+    /// Whether `user` may read and change `channel`'s tracker.
     pub async fn check(
         &self,
         channel: ChannelId,
@@ -98,21 +112,61 @@ impl Membership {
         let Some(guild) = guild else {
             return Ok(Verdict::NoGuild);
         };
-        let member = match recall(&self.memory.members, &(guild, user)) {
-            Some(member) => member,
+        if let Some(verdict) = recall(&self.memory.verdicts, &(channel, user)) {
+            return Ok(verdict);
+        }
+        let verdict = self.ask(guild, channel, user).await?;
+        let keep = if verdict == Verdict::Sees {
+            MEMBER_FOR
+        } else {
+            NOT_MEMBER_FOR
+        };
+        remember(&self.memory.verdicts, (channel, user), verdict, keep);
+        Ok(verdict)
+    }
+
+    /// The verdict from Discord's answers now: the member's roles (Discord's 404, not
+    /// a member, is an answer), the guild's channels, roles and owner, and for a
+    /// channel the guild does not list (a thread) its parent.
+    async fn ask(
+        &self,
+        guild: GuildId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<Verdict, MembershipError> {
+        let Some(roles) = self.discord.member_roles(guild, user).await? else {
+            return Ok(Verdict::NotMember);
+        };
+        let listed = self.discord.guild_channels(guild).await?;
+        let guild_roles = self.discord.guild_roles(guild).await?;
+        let owner = self.discord.guild(guild).await?.and_then(|g| g.owner_id);
+        let member = Member {
+            guild,
+            user,
+            owner,
+            guild_roles: &guild_roles,
+            roles: &roles,
+        };
+        let overwrites_of = |id: ChannelId| {
+            listed
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.overwrites.as_slice())
+        };
+        let sees = match overwrites_of(channel) {
+            Some(overwrites) => member.sees(overwrites),
             None => {
-                // Discord's 404 (not a member) is an answer, not a refusal.
-                let member = self.discord.member_roles(guild, user).await?.is_some();
-                let keep = if member { MEMBER_FOR } else { NOT_MEMBER_FOR };
-                remember(&self.memory.members, (guild, user), member, keep);
-                member
+                let parent = self
+                    .discord
+                    .channel(channel)
+                    .await?
+                    .and_then(|c| c.parent_id);
+                parent
+                    .and_then(overwrites_of)
+                    .is_some_and(|overwrites| member.sees_every_thread(overwrites))
             }
         };
-        Ok(if member {
-            Verdict::Member
-        } else {
-            Verdict::NotMember
-        })
+        Ok(if sees { Verdict::Sees } else { Verdict::Hidden })
     }
 }
 

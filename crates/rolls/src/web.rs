@@ -16,8 +16,10 @@
 //! not add the id to `user_set`.
 //!
 //! A channel's initiative tracker is read and changed only for members of the
-//! channel's guild (Discord is asked and its answer remembered:
-//! [`crate::membership`]); someone else gets 403, an unknown channel 404, a direct
+//! channel's guild who see the channel (View Channel, from its permission overwrites;
+//! Discord is asked and its answer remembered: [`crate::membership`]); someone who is
+//! not a member gets 403, a member who does not see the channel 404 as for a channel
+//! that does not exist (a 403 would tell them it is there), an unknown channel 404, a direct
 //! message's tracker 403 (it is read and changed from Discord only). Bad input answers 400 with
 //! `{"error": "..."}` (plus `column` and `pointer` for dice errors); storage failures
 //! answer in the kit's words and status (`feature::reply`); our other failures answer
@@ -373,7 +375,8 @@ impl Use {
     }
 }
 
-/// Refuses someone who is not a member of the channel's guild.
+/// Refuses someone who is not a member of the channel's guild or does not see the
+/// channel.
 async fn member_of(
     membership: &Membership,
     channel: ChannelId,
@@ -388,12 +391,14 @@ async fn member_of(
         ))
     })?;
     match verdict {
-        Verdict::Member => Ok(()),
+        Verdict::Sees => Ok(()),
         Verdict::NotMember => Err(ApiError::Denied(Denied::forbidden(to.refusal()))),
         Verdict::NoGuild => Err(ApiError::Denied(Denied::forbidden(to.direct_message()))),
-        Verdict::UnknownChannel => Err(ApiError::Denied(Denied::new(
+        // A member kept out of the channel is answered as if it did not exist, as
+        // the clips library does: a 403 would tell them it is there.
+        Verdict::UnknownChannel | Verdict::Hidden => Err(ApiError::Denied(Denied::new(
             axum::http::StatusCode::NOT_FOUND,
-            format!("no channel {channel} that Tavern can see"),
+            format!("no channel {channel} that both you and Tavern can see"),
         ))),
     }
 }

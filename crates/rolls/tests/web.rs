@@ -721,6 +721,95 @@ async fn only_members_of_the_channels_guild_change_its_tracker() {
     assert_eq!(status, 404, "{body}");
 }
 
+/// A member of the channel's guild whom its permission overwrites keep out of it
+/// neither reads nor changes its tracker, by a token acting for them or signed in
+/// (with their CSRF token): 404, as for a channel that does not exist.
+#[tokio::test]
+async fn a_member_who_cannot_see_the_channel_neither_reads_nor_changes_its_tracker() {
+    let api = start().await;
+    let guild = api.world.demo.guild;
+    let player = api.member("player");
+    let bob = api.member("bob");
+    let view = discord::permissions::VIEW_CHANNEL;
+    let overwrite = |id: u64, kind, allow, deny| discord_sim::PermissionOverwrite {
+        id: discord_sim::Snowflake::new(id),
+        kind,
+        allow,
+        deny,
+    };
+    let mut spec = discord_sim::ChannelSpec::new("curse-of-strahd", discord_sim::ChannelKind::Text);
+    spec.permission_overwrites = vec![
+        overwrite(guild.get(), discord_sim::OverwriteKind::Role, 0, view),
+        overwrite(player, discord_sim::OverwriteKind::Member, view, 0),
+    ];
+    let strahd = api
+        .world
+        .sim
+        .create_channel_with(guild, spec)
+        .expect("channel");
+
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{strahd}/join?user={player}"),
+            json!({"roll": "12", "name": "Grog"}),
+        )
+        .await;
+    assert_eq!(status, 200, "the player sees it: {body}");
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{strahd}?user={player}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = body["tracker"].clone();
+
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{strahd}?user={bob}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.to_string().contains("Grog"), "{body}");
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{strahd}/next?user={bob}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    let (cookie, csrf) = api.session(bob).await;
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::GET,
+            &format!("/api/rolls/initiative/{strahd}"),
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = api
+        .as_browser(
+            reqwest::Method::POST,
+            &format!("/api/rolls/initiative/{strahd}/next"),
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    // The same words as for a channel that does not exist.
+    let (_, unknown) = api
+        .get(&format!("/api/rolls/initiative/424242?user={bob}"))
+        .await;
+    assert_eq!(
+        body["error"]
+            .as_str()
+            .map(|e| e.replace(&strahd.to_string(), "")),
+        unknown["error"].as_str().map(|e| e.replace("424242", "")),
+    );
+
+    let (_, body) = api
+        .get(&format!("/api/rolls/initiative/{strahd}?user={player}"))
+        .await;
+    assert_eq!(body["tracker"], before, "nothing moved");
+}
+
 /// Reading a tracker takes what changing it takes: a member of the channel's guild
 /// reads it (its names, hit points, armour classes and notes); anyone else, through
 /// a session or a token acting for them, gets the same 403 a change would.
