@@ -100,6 +100,11 @@ pub async fn start_meetup(
     settings.alerts_channel = Some(ChannelId::new(u64::from(alerts)));
     settings.free_spots_channel = Some(ChannelId::new(u64::from(demo.campaigns)));
     settings.topic_voice_channel = Some(ChannelId::new(u64::from(demo.voice)));
+    // The voice channel's own name is its name when nobody set a topic: otherwise the
+    // topic job would take "Table" for a topic someone set and rename it once it aged.
+    if let Some(voice) = sim.channel(demo.voice) {
+        settings.topic_default_name = voice.name;
+    }
 
     let mut config = CampaignsConfig::new(
         seeded.client_id.clone(),
@@ -566,4 +571,27 @@ async fn demo_meeting(
     std::fs::rename(&partial, &path).context("keeping a demo meeting's file")?;
     tracing::info!(%code, name, "sandbox: made a demo meeting");
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The topic voice channel keeps its own name while nobody sets a topic: the topic
+    /// job, which renames a channel whose topic has aged back to the default name,
+    /// would otherwise take "Table" for a topic and rename it "Topic of your choice".
+    #[tokio::test]
+    async fn the_topic_voice_channels_own_name_is_its_default() {
+        let sim = discord_sim::Sim::start(discord_sim::SimConfig::default()).unwrap();
+        let demo = sim.seed_demo();
+        let url = url::Url::parse("http://127.0.0.1:8080").unwrap();
+        let (_meetup, config) = start_meetup(&sim, &demo, &url).await.unwrap();
+        let settings = config.discord.expect("the demo guild's settings");
+        assert_eq!(
+            settings.topic_voice_channel,
+            Some(ChannelId::new(u64::from(demo.voice)))
+        );
+        assert_eq!(settings.topic_default_name, "Table");
+        assert_eq!(sim.channel(demo.voice).unwrap().name, "Table");
+    }
 }
