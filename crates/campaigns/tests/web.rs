@@ -1329,8 +1329,88 @@ async fn a_session_scheduled_through_the_form_counts_before_the_next_sync() {
     assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
 }
 
-/// Sessions scheduled out of date order are numbered by their session numbers: after
-/// Session 2 in ten days and Session 3 in five, one in twenty days is Session 4.
+/// A date at or before the latest session's is refused on the form, naming that
+/// session's date; nothing is created on Meetup and nothing announced.
+#[tokio::test]
+async fn a_date_before_the_latest_session_is_refused_naming_its_date() {
+    let site = site(&["dragons"]).await;
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+    let offset = chrono::FixedOffset::east_opt(3600).unwrap();
+    let at = |days: i64| (site.world.clock.now() + TimeDelta::days(days)).with_timezone(&offset);
+    let submit = |date: String, time: &'static str| {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date.as_str()),
+                ("time", time),
+            ])
+            .send()
+    };
+    let day = |days: i64| at(days).format("%Y-%m-%d").to_string();
+    let announcements = || {
+        site.world
+            .sim
+            .messages(site.world.demo.campaigns)
+            .into_iter()
+            .filter(|m| m.content.contains("next session is scheduled"))
+            .count()
+    };
+
+    // Session 1 (tracked) is in three days: tomorrow is in the future, yet before it.
+    let first = site
+        .repo
+        .event(&MeetupEventId::parse(game.first.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .time
+        .with_timezone(&offset);
+    let refused = submit(day(1), "19:30").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let html = refused.text().await.unwrap();
+    let expected = format!(
+        "Session 1 is on {} at {} (UTC+01:00); the next session must come after it.",
+        first.format("%A %-d %B %Y"),
+        first.format("%H:%M")
+    );
+    assert!(html.contains(&expected), "{html}");
+    assert_eq!(site.fake.events().len(), 1);
+
+    // Session 2, made by the form in ten days, is the latest before any sync: a date
+    // between the two sessions, and an earlier time on its own day, are refused.
+    let made = submit(day(10), "19:30").await.unwrap();
+    assert_eq!(made.status(), 200);
+    for (date, time) in [(day(5), "19:30"), (day(10), "18:00")] {
+        let refused = submit(date, time).await.unwrap();
+        assert_eq!(refused.status(), 400);
+        let html = refused.text().await.unwrap();
+        let expected = format!(
+            "Session 2 is on {} at 19:30 (UTC+01:00); the next session must come after it.",
+            at(10).format("%A %-d %B %Y")
+        );
+        assert!(html.contains(&expected), "{html}");
+        assert!(html.contains(&format!("href=\"{path}\"")), "{html}");
+    }
+    assert_eq!(site.fake.events().len(), 2, "nothing more on Meetup");
+    assert_eq!(announcements(), 1, "only Session 2 was announced");
+
+    // The form still offers Session 3, a copy of Session 2; after it, it is made.
+    let html = site.get(&path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("Curse of Strahd - Session 3"), "{html}");
+    let later = submit(day(10), "20:00").await.unwrap();
+    assert_eq!(later.status(), 200);
+    assert_eq!(site.fake.events()[2].1.title, "Curse of Strahd - Session 3");
+}
+
+/// Sessions made on Meetup out of date order are numbered by their session numbers:
+/// after Session 2 in ten days (from the form) and Session 3 in five (made on Meetup
+/// and stored by the sync), one in twenty days is Session 4.
 #[tokio::test]
 async fn the_next_session_number_follows_the_highest_not_the_latest_date() {
     let site = site(&["dragons"]).await;
@@ -1355,10 +1435,33 @@ async fn the_next_session_number_follows_the_highest_not_the_latest_date() {
             ])
             .send()
     };
-    for days in [10, 5] {
-        let sent = submit(day(days)).await.unwrap();
-        assert_eq!(sent.status(), 200);
-    }
+    let sent = submit(day(10)).await.unwrap();
+    assert_eq!(sent.status(), 200);
+    let starts = (site.world.clock.now() + TimeDelta::days(5))
+        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap());
+    let mut third = NewEvent::new(&site.groups[0], "Curse of Strahd - Session 3", starts);
+    third.description = format!("[campaign {}]", game.series);
+    third.hosts = vec![host.clone()];
+    let third = site.fake.add_event(third).unwrap();
+    let third = MeetupEventId::parse(third.as_str()).unwrap();
+    site.repo
+        .upsert_event(&EventUpsert {
+            event: MeetupEvent {
+                id: third.clone(),
+                name: "Curse of Strahd - Session 3".into(),
+                time: starts.to_utc(),
+                link: format!("https://www.meetup.com/dragons/events/{third}/"),
+                urlname: site.groups[0].to_string(),
+                is_online: Some(true),
+            },
+            series: game.series.clone(),
+            series_type: Some(campaigns::SeriesType::Campaign),
+            series_online: true,
+            hosts: vec![MeetupUserId::parse(host.as_str()).unwrap()],
+            rsvps: Some(vec![]),
+        })
+        .await
+        .unwrap();
     let html = site.get(&path, Some(&session)).await.text().await.unwrap();
     assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
     let sent = submit(day(20)).await.unwrap();

@@ -13,7 +13,9 @@
 //! the series shortcode `[campaign <series>]` instead of the one it had
 //! ([`next_session_description`]), and hosts, duration, RSVP limit and online-ness are
 //! copied. Then the channel's snooze is cleared and the new session is announced in
-//! the channel. The sync picks the event up like any other.
+//! the channel. The sync picks the event up like any other. The new session must
+//! start after the latest one (the one it copies): numbered after it, it cannot come
+//! before it, so an earlier date is refused with the latest session's date.
 //!
 //! A session the form created counts at once: it is kept among the series' created
 //! sessions (`schema::created_sessions`, a day) until the sync stores it, so the form
@@ -66,6 +68,12 @@ struct Target {
     number: u64,
     /// The start times of the series' tracked events.
     starts: Vec<DateTime<Utc>>,
+    /// The start times of the sessions the form created that the sync has not stored
+    /// yet (and Meetup still has).
+    created: Vec<DateTime<Utc>>,
+    /// When the latest session (the one copied) starts, as Tavern knows it: the next
+    /// session must come after it.
+    latest_start: DateTime<Utc>,
 }
 
 /// Where a title's last "Session N" is: the end of "Session" plus its spaces, the end
@@ -251,13 +259,14 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         .max()
         .unwrap_or(count)
         .saturating_add(1);
+    let created: Vec<DateTime<Utc>> = pending.iter().map(|(start, _)| *start).collect();
     let newest_tracked = tracked.iter().max_by_key(|e| e.time);
     let newest_pending = pending
         .into_iter()
         .max_by_key(|(start, _)| *start)
         .filter(|(start, _)| newest_tracked.is_none_or(|e| *start > e.time));
-    let event = if let Some((_, event)) = newest_pending {
-        event
+    let (event, latest_start) = if let Some((start, event)) = newest_pending {
+        (event, start)
     } else {
         let Some(latest) = newest_tracked else {
             return Err(Problem::new(
@@ -268,7 +277,7 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
             ));
         };
         match meetup_event(state, latest.id.as_str()).await? {
-            Some(event) => event,
+            Some(event) => (event, latest.time),
             None => {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -288,6 +297,8 @@ async fn target(state: &WebState, caller: &Caller, raw: &str) -> Result<Target, 
         latest: event,
         number,
         starts,
+        created,
+        latest_start,
     })
 }
 
@@ -562,6 +573,12 @@ pub(crate) async fn submit(
             ),
         ));
     }
+    // The same start as a session the form just made goes on to the claim, which
+    // answers a second sending with the first one's link.
+    let start = starts_at.to_utc();
+    if start <= target.latest_start && !target.created.contains(&start) {
+        return page.problem(not_after_latest(&target));
+    }
     let title = next_session_title(&target.latest.title, target.number);
     let draft = EventDraft {
         group,
@@ -580,7 +597,6 @@ pub(crate) async fn submit(
     };
     // One Meetup event per session however often the form is sent (a double click, a
     // reload): the first request claims it, the others are shown its link.
-    let start = starts_at.to_utc();
     let when = starts_at.format("%A %-d %B %Y, %H:%M").to_string();
     match state
         .repo
@@ -697,6 +713,32 @@ pub(crate) async fn submit(
         },
     )
     .into_response()
+}
+
+/// The refusal of a start at or before the latest session's: the form numbers the
+/// session it makes after the latest one, so it must come after it too.
+fn not_after_latest(target: &Target) -> Problem {
+    let latest = target
+        .latest_start
+        .with_timezone(&offset_of(&target.latest));
+    let name = match session_number(&target.latest.title) {
+        Some(n) => format!("Session {n}"),
+        None => format!("The latest session ({})", target.latest.title),
+    };
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "Check the date",
+        format!(
+            "{name} is on {} at {} (UTC{}); the next session must come after it.",
+            latest.format("%A %-d %B %Y"),
+            latest.format("%H:%M"),
+            latest.offset()
+        ),
+    )
+    .link(
+        "Back to the form",
+        format!("/campaigns/schedule/{}", target.channel),
+    )
 }
 
 /// The answer when Meetup may or may not have created the session (`error`: this
