@@ -1209,3 +1209,71 @@ async fn a_name_two_players_share_is_refused_until_it_says_whose() {
     assert!(!content(&named).contains("say whose"), "{named:?}");
     assert_eq!(hps(&stored(&w).await), vec![10, 7], "Bob's, not Alice's");
 }
+
+/// Only whoever added a combatant hides it, shows it or changes its options; anyone
+/// else is told whose it is and nothing changes.
+#[tokio::test]
+async fn only_the_adder_changes_a_combatants_options() {
+    let (w, _bot, _dir) = start().await;
+    let (alice, bob) = (w.demo.alice, w.demo.bob);
+    init(
+        &w,
+        alice,
+        "add",
+        &[("name", json!("Grog")), ("initiative", json!("12"))],
+    )
+    .await;
+    let grog = |t: &Value| -> Value {
+        t["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["name"] == "Grog")
+            .cloned()
+            .expect("Grog")
+    };
+    let before = grog(&stored(&w).await);
+    let trackers_before = trackers(&w)
+        .iter()
+        .map(|m| m.content.clone())
+        .collect::<Vec<_>>();
+
+    let refused = init(
+        &w,
+        bob,
+        "opt",
+        &[
+            ("name", json!("Grog")),
+            ("hidden", json!(true)),
+            ("ac", json!(3)),
+        ],
+    )
+    .await;
+    assert!(refused.ephemeral, "{refused:?}");
+    assert!(
+        content(&refused).contains(&format!(
+            "`Grog` is <@{}>'s: only whoever added a combatant changes its options.",
+            u64::from(alice)
+        )),
+        "{refused:?}"
+    );
+    assert_eq!(grog(&stored(&w).await), before, "nothing changed");
+    let trackers_after = trackers(&w)
+        .iter()
+        .map(|m| m.content.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        trackers_after, trackers_before,
+        "the channel still sees Grog"
+    );
+
+    let mine = init(
+        &w,
+        alice,
+        "opt",
+        &[("name", json!("Grog")), ("hidden", json!(true))],
+    )
+    .await;
+    assert!(content(&mine).contains("now hidden"), "{mine:?}");
+    assert_eq!(grog(&stored(&w).await)["hidden"], true);
+}

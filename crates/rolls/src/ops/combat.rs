@@ -488,6 +488,13 @@ pub async fn apply(
             hidden,
         } => {
             let at = rules::find(tracker, user, name)?;
+            let owner = tracker.entries[at].user;
+            if owner != user {
+                return Err(RollsError::refused(format!(
+                    "`{}` is <@{owner}>'s: only whoever added a combatant changes its options.",
+                    tracker.entries[at].name
+                )));
+            }
             if ac.is_none() && con_save.is_none() && hidden.is_none() {
                 return Err(RollsError::refused(
                     "Give at least one of `ac`, `con-save` or `hidden`.",
