@@ -133,7 +133,8 @@ pub struct OpenGame {
     pub session: SessionId,
     /// How many of the player's drinks are unpaid there.
     pub owed: usize,
-    /// When its first unpaid drink was poured.
+    /// When the game was started, while its document is stored; else when its first
+    /// unpaid drink was poured.
     pub since: DateTime<Utc>,
     /// Where its message is (scope, channel, message), while the game's document is
     /// stored: **Pay** on that message pays them.
@@ -991,6 +992,7 @@ impl Repo {
             match schema::decode::<Game>(key, &raw) {
                 Ok(doc) => {
                     game.message = doc.message_id.map(|m| (doc.scope, doc.channel_id, m));
+                    game.since = doc.created_at;
                 }
                 Err(error) => tracing::warn!(%error, "unreadable game document"),
             }

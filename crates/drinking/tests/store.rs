@@ -550,7 +550,11 @@ async fn the_tab_and_pay_say_where_unpaid_drinks_are_across_sessions() {
     let env = env().await;
     env.dice.script(player(1), &[1, 4]);
     env.dice.script(player(2), &[5, 2]);
+    let started = base::Clock::now(env.clock.as_ref()).timestamp();
     let first = env.started_game(1, &[2]).await;
+    // The drinks are poured well after the game was posted: the tab names the game by
+    // when it was posted.
+    env.clock.advance(Duration::from_secs(600));
     env.press(1, &custom_id(Press::Begin, &first))
         .await
         .expect("begin");
@@ -602,6 +606,10 @@ async fn the_tab_and_pay_say_where_unpaid_drinks_are_across_sessions() {
         "{tab}"
     );
     assert!(tab.contains("2 drinks, earlier session"), "{tab}");
+    assert!(
+        tab.contains(&format!("[game of <t:{started}:R>]({link})")),
+        "{tab}"
+    );
 
     // The old message still takes the payment, and the tab follows.
     env.press(1, &custom_id(Press::Pay, &first))

@@ -152,8 +152,8 @@ pub enum GameError {
     OnlyCreatorMayAbandonYet { remaining: Duration },
     #[error("you have already rolled")]
     AlreadyRolled,
-    #[error("not your turn: waiting for {waiting_on} to roll")]
-    NotYourTurn { waiting_on: String },
+    #[error("you have rolled in this roll-off: waiting for {waiting_on} to roll")]
+    WaitingForOthers { waiting_on: String },
     /// A player of the game pressed Roll while roll-offs they are not in are played.
     #[error(
         "you are not in {}: only {players} roll in {}",
@@ -517,7 +517,7 @@ impl Game {
                 });
             }
             let names: Vec<String> = self.waiting_on().iter().map(|p| p.name.clone()).collect();
-            return Err(GameError::NotYourTurn {
+            return Err(GameError::WaitingForOthers {
                 waiting_on: names.join(", "),
             });
         };
@@ -1358,9 +1358,16 @@ mod tests {
             .expect("roll-off roll");
         assert_eq!(
             game.roll(p(ALICE), &dice, at(4)),
-            Err(GameError::NotYourTurn {
+            Err(GameError::WaitingForOthers {
                 waiting_on: "p2, p3, p4".to_owned()
             })
+        );
+        assert_eq!(
+            game.roll(p(ALICE), &dice, at(4))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "you have rolled in this roll-off: waiting for p2, p3, p4 to roll"
         );
     }
 
