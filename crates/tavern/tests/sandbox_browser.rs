@@ -48,8 +48,8 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
         .text_when(
             "the status shows the error",
             Duration::from_secs(10),
-            "return document.getElementById('status').innerText",
-            |status| status.contains("unknown command `/nope`"),
+            "return document.getElementById('status').innerHTML",
+            |status| status.contains("unknown command <code>/nope</code>"),
         )
         .await;
     driver.quit().await;

@@ -12,7 +12,20 @@
   var history = [], back = 0;
 
   function user() { return $('user').value; }
-  function status(text) { $('status').textContent = text || ''; }
+  // What went wrong, with its `code` spans shown as code (as Discord shows them).
+  function status(text) {
+    var box = $('status');
+    box.replaceChildren();
+    String(text || '').split('`').forEach(function (part, i) {
+      if (i % 2 === 1) {
+        var code = document.createElement('code');
+        code.textContent = part;
+        box.append(code);
+      } else if (part) {
+        box.append(part);
+      }
+    });
+  }
 
   function failure(response) {
     return response.json().catch(function () { return {}; }).then(function (body) {

@@ -305,12 +305,17 @@ pub fn parse_command_line(
             .as_deref()
             .and_then(|t| subs.iter().find(|o| option_name(o) == t))
         else {
-            return Err(format!(
-                "`/{name} {}` needs one of: {}",
-                path.join(" "),
-                names.join(", ")
-            )
-            .replace("  ", " "));
+            let so_far = std::iter::once(format!("/{name}"))
+                .chain(path.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(match next {
+                Some(unknown) => format!(
+                    "`{so_far}` has no `{unknown}`; it takes one of: {}",
+                    names.join(", ")
+                ),
+                None => format!("`{so_far}` needs one of: {}", names.join(", ")),
+            });
         };
         path.push(option_name(sub).to_owned());
         options = sub["options"].as_array().cloned().unwrap_or_default();
@@ -516,6 +521,18 @@ mod tests {
                 {"name": "character", "type": 3, "value": "Sir Bob"},
                 {"name": "roll", "type": 4, "value": 15}
             ]}])
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unknown_subcommand_says_which_it_takes() {
+        assert_eq!(
+            parse("/init").unwrap_err(),
+            "`/init` needs one of: join, next"
+        );
+        assert_eq!(
+            parse("/init jion").unwrap_err(),
+            "`/init` has no `jion`; it takes one of: join, next"
         );
     }
 
