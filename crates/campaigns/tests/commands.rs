@@ -797,6 +797,67 @@ async fn manage_channel_refuses_a_game_channel_tavern_created() {
     g.stop().await;
 }
 
+/// The voice channel Tavern created for a game is refused like its text channel, and
+/// any other channel but a text one too (a game's channel is a text channel, so the
+/// sync would take over nothing else); an already marked one can still be unmarked.
+#[tokio::test]
+async fn manage_channel_refuses_a_game_s_voice_channel_and_any_channel_but_a_text_one() {
+    let g = game().await;
+    let w = g.w();
+    let admin = w.demo.demo_player;
+    let game_voice = w
+        .sim
+        .create_channel(w.demo.guild, "Dragon Hunt", ChannelKind::Voice)
+        .unwrap();
+    g.env
+        .store
+        .register_voice_channel(&series_id("s1"), ChannelId::new(id(game_voice)))
+        .await
+        .unwrap();
+    let reply = g
+        .run_in(admin, game_voice, "manage-channel", json!([]))
+        .await;
+    refused(&reply, "is a game's voice channel that Tavern created");
+    assert!(
+        text(&reply).contains("deletes it when the game ends"),
+        "{reply:?}"
+    );
+
+    // Another voice channel (the topic's) cannot be a game's channel either.
+    let reply = g
+        .run_in(admin, w.demo.voice, "manage-channel", json!([]))
+        .await;
+    refused(&reply, "is a voice channel");
+    assert!(
+        text(&reply).contains("only a text channel can be marked"),
+        "{reply:?}"
+    );
+    assert!(g.env.members("managed_discord_channels").await.is_empty());
+
+    // One marked before this was checked is refused again with how to unmark it, and
+    // unmarking it works.
+    g.env
+        .store
+        .set_managed_channel(ChannelId::new(id(w.demo.voice)), true)
+        .await
+        .unwrap();
+    let reply = g
+        .run_in(admin, w.demo.voice, "manage-channel", json!([]))
+        .await;
+    refused(&reply, "`/manage-channel managed:false` unmarks it");
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.voice,
+            "manage-channel",
+            json!([{"name": "managed", "value": false}]),
+        )
+        .await;
+    assert!(text(&reply).contains("no longer managed"), "{reply:?}");
+    assert!(g.env.members("managed_discord_channels").await.is_empty());
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_links_looks_up_and_unlinks_by_hand() {
     let (g, fake, group) = game_with_meetup().await;

@@ -108,8 +108,12 @@ async fn snooze(c: Commands, inv: Invocation) -> CommandResult {
 /// `/manage-channel [managed]`: adds this channel to `managed_discord_channels` or
 /// takes it out. A managed channel may be taken over by a game (`[channel <id>]`) and
 /// is never deleted with it, so one a game is using stays managed until the game ends.
-/// A channel Tavern created for a game is never marked: marked, it would outlive its
-/// game, and it could not be unmarked while the game runs.
+/// A channel Tavern created for a game, text or voice, is never marked: marked, it
+/// would outlive its game, and it could not be unmarked while the game runs. Only a
+/// text channel is marked: a game's channel carries its announcements, welcomes and
+/// topic, and the sync takes over nothing else (a game whose `[channel]` names a voice
+/// channel would be skipped), so what is marked is what is kept when its game ends.
+/// Unmarking works on any channel.
 async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
     c.require_admin(&inv, MANAGE_CHANNEL).await?;
     let managed = inv.options().bool("managed").unwrap_or(true);
@@ -121,6 +125,21 @@ async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
              deletes it when the game ends, so it cannot be marked with `/{MANAGE_CHANNEL}`.",
             inv.channel_id
         )));
+    }
+    if managed {
+        if c.repo()
+            .voice_channel_series(inv.channel_id)
+            .await?
+            .is_some()
+        {
+            return Err(CommandError::refused(format!(
+                "<#{}> is a game's voice channel that Tavern created: Tavern already manages \
+                 it and deletes it when the game ends, so it cannot be marked with \
+                 `/{MANAGE_CHANNEL}`.",
+                inv.channel_id
+            )));
+        }
+        text_channel(&c, inv.channel_id, is_managed).await?;
     }
     if !managed && is_managed && in_a_game {
         return Err(CommandError::refused(format!(
@@ -148,6 +167,50 @@ async fn manage_channel(c: Commands, inv: Invocation) -> CommandResult {
         )
     };
     Ok(Response::Message(Reply::private(text)))
+}
+
+/// Refuses to mark `channel` unless Discord says it is a text channel: a Meetup
+/// event's `[channel <id>]` makes the channel its game's text channel, and the sync
+/// takes over no other kind. `marked`: it is in `managed_discord_channels` already
+/// (from before this was checked), so the refusal says how to unmark it.
+async fn text_channel(
+    c: &Commands,
+    channel: discord::ChannelId,
+    marked: bool,
+) -> Result<(), CommandError> {
+    use discord::model::ChannelType;
+    let kind = match c.discord().channel(channel).await? {
+        Some(info) => info.kind,
+        None => {
+            return Err(CommandError::refused(format!(
+                "Discord says channel {channel} does not exist, so it cannot be marked."
+            )));
+        }
+    };
+    if kind == ChannelType::Text {
+        return Ok(());
+    }
+    let what = match kind {
+        ChannelType::Voice => "a voice channel",
+        ChannelType::Stage => "a stage channel",
+        ChannelType::Announcement => "an announcement channel",
+        ChannelType::Forum => "a forum",
+        ChannelType::Media => "a media channel",
+        ChannelType::Thread => "a thread",
+        ChannelType::Category => "a category",
+        ChannelType::Text | ChannelType::Other(_) => "not a text channel",
+    };
+    let unmark = if marked {
+        format!(" It was marked before; `/{MANAGE_CHANNEL} managed:false` unmarks it.")
+    } else {
+        String::new()
+    };
+    Err(CommandError::refused(format!(
+        "<#{channel}> is {what}. A Meetup event's `[channel {channel}]` makes a channel its \
+         game's text channel (announcements, welcomes, the next session in its topic), and \
+         only a text channel can be that, so only a text channel can be marked with \
+         `/{MANAGE_CHANNEL}`.{unmark}"
+    )))
 }
 
 /// Most suggestions Discord shows.

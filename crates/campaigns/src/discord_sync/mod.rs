@@ -87,8 +87,9 @@
 //!   and when the game ends the lifecycle gives it back: it is kept, the game's roles
 //!   and voice channel are deleted and the bot's overwrite is removed, so it is as the
 //!   organisers left it. While a game uses it, `/manage-channel managed:false` is
-//!   refused (unmarked, it would be deleted with the game), and a channel the sync
-//!   created for a game cannot be marked (marked, it would outlive its game). A managed channel that
+//!   refused (unmarked, it would be deleted with the game), a channel the sync
+//!   created for a game, text or voice, cannot be marked (marked, it would outlive its
+//!   game), and only a text channel can be marked at all. A managed channel that
 //!   does not exist is a skip. `[role <id>]` is refused for the campaigns' admin role,
 //!   the organisers' role, `@everyone` and every game's guest and host role
 //!   (`discord_roles`, `discord_host_roles`), for a role granting any moderator's
