@@ -324,7 +324,7 @@ async fn the_console_links_a_meeting_the_demo_player_hosts_and_may_record() {
     assert_eq!(status, 200, "{page}");
     let link = href_of(&page, "data-demo-recordable-meeting")
         .expect("the console links the recordable meeting");
-    assert!(page.contains("host a meeting you can record"), "{page}");
+    assert!(page.contains("Host a meeting you can record</a> (its host is the demo player: Log in signs you in as them)."), "{page}");
     let code = code_of(&link);
     assert_ne!(
         Some(link.clone()),

@@ -298,9 +298,8 @@ async fn console_page(
                     }
                     @if let Some(recordable) = &meetings.recordable {
                         p.hint #demo-recordable-meeting {
-                            "Signed in as the demo player, "
-                            a href=(recordable) target="_blank" data-demo-recordable-meeting { "host a meeting you can record" }
-                            "."
+                            a href=(recordable) target="_blank" data-demo-recordable-meeting { "Host a meeting you can record" }
+                            " (its host is the demo player: Log in signs you in as them)."
                         }
                     }
                 }
