@@ -1265,6 +1265,10 @@ async fn the_page_of_no_meeting_or_of_an_ended_one_says_so_and_offers_no_join_fo
     assert_eq!(status, 410, "{ended}");
     assert!(ended.contains("This meeting has ended."), "{ended}");
     assert!(ended.contains("Open"), "its name: {ended}");
+    assert!(
+        ended.contains("<title>Open (ended) · Tavern</title>"),
+        "its title names it: {ended}"
+    );
     assert!(ended.contains("data-ended=\"1\""), "{ended}");
     assert!(!offers_to_join(&ended), "{ended}");
     assert!(!ended.contains("data-recording-url"), "{ended}");

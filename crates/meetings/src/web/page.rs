@@ -140,7 +140,8 @@ pub(super) async fn meet(
                 .map(|_| super::recordings::PAGE_RECORDING_PATH.replace("{code}", code.as_str()));
             let main = ended(code.as_str(), &meeting.display_name, recording.as_deref());
             let page = page.script(&MEET_SCRIPT).class("meet-page");
-            return (StatusCode::GONE, page.render("Meeting ended", main)).into_response();
+            let title = format!("{} (ended)", meeting.display_name);
+            return (StatusCode::GONE, page.render(&title, main)).into_response();
         }
         Ok(meeting) => meeting,
         Err(MeetingsError::Storage(store::StorageError::NotFound { .. })) => {
