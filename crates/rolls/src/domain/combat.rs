@@ -356,17 +356,78 @@ pub struct AddSpec {
     pub note: Option<String>,
 }
 
+/// One word of `/init add`'s text, or a quoted run of words (quotes taken off), with
+/// where the rest of the line after it begins.
+struct Word<'a> {
+    text: &'a str,
+    quoted: bool,
+    rest: usize,
+}
+
+/// The words of `text`: split at whitespace, except that a run in straight (`"…"`) or
+/// curly (`“…”`) double quotes is one word, taken as written.
+fn add_words(text: &str) -> Result<Vec<Word<'_>>, Refusal> {
+    let is_open = |c: char| c == '"' || c == '\u{201C}';
+    let is_close = |c: char| c == '"' || c == '\u{201D}';
+    let mut words = Vec::new();
+    let mut at = 0;
+    while let Some(start) = text[at..]
+        .find(|c: char| !c.is_whitespace())
+        .map(|i| at + i)
+    {
+        let first = text[start..].chars().next().unwrap_or(' ');
+        if is_open(first) {
+            let inner = start + first.len_utf8();
+            let Some(end) = text[inner..].find(is_close).map(|i| inner + i) else {
+                return refuse(format!(
+                    "`{}`: a quoted name needs its closing quote.",
+                    text[start..].trim()
+                ));
+            };
+            let close = text[end..].chars().next().map_or(1, char::len_utf8);
+            words.push(Word {
+                text: text[inner..end].trim(),
+                quoted: true,
+                rest: end + close,
+            });
+            at = end + close;
+        } else {
+            let end = text[start..]
+                .find(char::is_whitespace)
+                .map_or(text.len(), |i| start + i);
+            words.push(Word {
+                text: &text[start..end],
+                quoted: false,
+                rest: end,
+            });
+            at = end;
+        }
+    }
+    Ok(words)
+}
+
 /// Reads `/init add`'s text: a name, then optionally `xN` (how many), `group:NAME`,
 /// `init:EXPR`, `hp:N`, `ac:N`, `save:N` (Constitution save), `note:TEXT` (the rest
-/// of the line) and `hidden`, e.g. `goblin x3 group:goblins hp:7 ac:15`.
+/// of the line) and `hidden`, e.g. `goblin x3 group:goblins hp:7 ac:15`. A name in
+/// double quotes (`"Hidden Ogre"`) is taken whole, settings and all.
 pub fn parse_add(text: &str) -> Result<AddSpec, Refusal> {
     let mut spec = AddSpec {
         count: 1,
         ..AddSpec::default()
     };
     let mut name = Vec::new();
-    let mut words = text.split_whitespace();
-    while let Some(word) = words.next() {
+    for &Word {
+        text: word,
+        quoted,
+        rest,
+    } in &add_words(text)?
+    {
+        if quoted {
+            if !word.is_empty() {
+                name.push(word);
+            }
+            continue;
+        }
         let lower = word.to_ascii_lowercase();
         if let Some(n) = lower
             .strip_prefix('x')
@@ -397,8 +458,9 @@ pub fn parse_add(text: &str) -> Result<AddSpec, Refusal> {
                 "ac" => spec.ac = Some(number("armour class")?),
                 "save" | "con" => spec.con_save = Some(number("a save modifier")?),
                 "note" => {
-                    let rest: Vec<&str> = std::iter::once(value).chain(words.by_ref()).collect();
-                    spec.note = Some(rest.join(" "));
+                    let words = std::iter::once(value).chain(text[rest..].split_whitespace());
+                    spec.note = Some(words.collect::<Vec<_>>().join(" "));
+                    break;
                 }
                 _ => {
                     return refuse(format!(
@@ -1494,6 +1556,30 @@ mod tests {
             .iter()
             .map(|f| f.name.clone())
             .collect()
+    }
+
+    /// A quoted name is a name, whatever words it holds: `"Hidden Ogre"` is not a
+    /// hidden `Ogre`, nor `"Ogre x2"` two ogres; settings outside the quotes still count.
+    #[test]
+    fn a_quoted_name_stays_whole() {
+        let s = spec("\"Hidden Ogre\"");
+        assert_eq!(
+            (s.name.as_str(), s.hidden, s.count),
+            ("Hidden Ogre", false, 1)
+        );
+        let s = spec("“Ogre x2” hidden x3 hp:9");
+        assert_eq!((s.name.as_str(), s.hidden, s.count), ("Ogre x2", true, 3));
+        assert_eq!(s.hp, Some(9));
+        let s = spec("Big \"hp:3\" note:left   \"flank\"");
+        assert_eq!(s.name, "Big hp:3");
+        assert_eq!(s.hp, None);
+        assert_eq!(s.note.as_deref(), Some("left \"flank\""));
+        assert!(
+            parse_add("\"Hidden Ogre")
+                .unwrap_err()
+                .into_message()
+                .contains("closing quote")
+        );
     }
 
     #[test]
