@@ -858,6 +858,60 @@ async fn manage_channel_refuses_a_game_s_voice_channel_and_any_channel_but_a_tex
     g.stop().await;
 }
 
+/// Tavern's own account is not a person: it is not linked to a Meetup member, nor
+/// added as a player or a host, and nothing is stored or given.
+#[tokio::test]
+async fn tavern_itself_is_not_linked_or_added_as_a_player_or_host() {
+    let g = game().await;
+    let w = g.w();
+    let admin = w.demo.demo_player;
+    let bot = w.sim.bot_user_id();
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(bot), {"name": "meetup-id", "value": "6"}]),
+        )
+        .await;
+    refused(&reply, "is Tavern itself, a bot, not a person");
+    assert!(
+        text(&reply).contains("only a person can be linked to a Meetup account"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        g.env
+            .store
+            .meetup_user_of(UserId::new(id(bot)))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let reply = g
+        .run(
+            w.demo.alice,
+            "players",
+            json!([{"name": "add", "options": [user_option(bot)]}]),
+        )
+        .await;
+    refused(&reply, "only a person can play in a game");
+    let reply = g
+        .run(
+            w.demo.alice,
+            "hosts",
+            json!([{"name": "add", "options": [user_option(bot)]}]),
+        )
+        .await;
+    refused(&reply, "only a person can host a game");
+    let roles = g.roles_of(bot);
+    assert!(
+        !roles.contains(&g.guest) && !roles.contains(&g.host),
+        "{roles:?}"
+    );
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn an_admin_links_looks_up_and_unlinks_by_hand() {
     let (g, fake, group) = game_with_meetup().await;

@@ -6,7 +6,8 @@
 //! removing someone records it (`removed_users` / `removed_hosts`), so the sync does not
 //! undo it. Adding someone who already holds the role, or removing someone who neither
 //! holds it nor has it from Meetup, is answered privately and changes nothing; a host
-//! is not removed as a player (the host role keeps them in).
+//! is not removed as a player (the host role keeps them in). Tavern's own account is
+//! not added as a player or a host ([`Commands::require_person`]).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
     match options.sub() {
         Some("add") => {
             let user = target(&inv)?;
+            c.require_person(user, "play in a game").await?;
             let role = guest_role(&game)?;
             if c.roles_of(user).await?.contains(&role) {
                 return Ok(private(format!("<@{user}> already plays in this game.")));
@@ -137,6 +139,7 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
     match options.sub() {
         Some("add") => {
             let user = target(&inv)?;
+            c.require_person(user, "host a game").await?;
             if c.roles_of(user).await?.contains(&role) {
                 return Ok(private(format!("<@{user}> already hosts this game.")));
             }

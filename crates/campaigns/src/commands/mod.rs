@@ -101,6 +101,8 @@ struct Inner {
     sync: Option<Syncer>,
     /// Who is in the topic voice channel, for `/topic`.
     occupancy: Arc<dyn VoiceOccupancy>,
+    /// Tavern's own account, asked of Discord once ([`Commands::require_person`]).
+    own_user: tokio::sync::OnceCell<UserId>,
 }
 
 impl Commands {
@@ -119,6 +121,7 @@ impl Commands {
                 public_url: ctx.public_url.as_str().trim_end_matches('/').to_owned(),
                 sync,
                 occupancy: Arc::new(GatewayVoice::new(Repo::new(ctx.redis.clone()))),
+                own_user: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -191,6 +194,32 @@ impl Commands {
             Some(role) => format!("`/{command}` is for admins: members with the <@&{role}> role."),
             None => format!("`/{command}` is for admins, and no admin role is configured."),
         }))
+    }
+
+    /// Refuses Tavern's own account where a person is meant (`/link`, `/players add`,
+    /// `/hosts add`): a bot has no Meetup account, does not play and does not host, and
+    /// linked or given a game's role it would be welcomed as a player. `only` says what
+    /// only a person can be, e.g. "be linked to a Meetup account".
+    ///
+    /// Other bots are not recognised: the interaction's resolved user says whether it
+    /// is a bot, but [`discord::Options`] keeps only its id.
+    pub(crate) async fn require_person(
+        &self,
+        user: UserId,
+        only: &str,
+    ) -> Result<(), CommandError> {
+        let own = self
+            .inner
+            .own_user
+            .get_or_try_init(|| self.discord().current_user_id())
+            .await?;
+        if user == *own {
+            return Err(CommandError::refused(format!(
+                "<@{user}> is Tavern itself, a bot, not a person: only a person can {only}. \
+                 Nothing was changed."
+            )));
+        }
+        Ok(())
     }
 
     /// The game channel the command was used in; refused anywhere else.
