@@ -544,7 +544,8 @@ pub fn render_characters(doc: &UserDoc) -> String {
     }
     let active = active(doc).map(|(n, _)| n.to_owned());
     let mut out = format!(
-        "**Your characters** ({}/{MAX_CHARACTERS})\n",
+        "**{}** ({}/{MAX_CHARACTERS})\n",
+        import::HEADING,
         doc.characters.len()
     );
     for (name, c) in &doc.characters {

@@ -11,7 +11,8 @@
 //!   `Vex: 1d20+3`, `Vax 2d20kh1+4`; one character a line, or separated by `,` or `;`
 //!   (a Discord text option is one line: `Vex +3, Percy -1`), and `/character list`'s
 //!   whole answer pasted as one line reads too (its `★` / `•` separate characters, its
-//!   heading and last line are skipped, its escaped names read as typed).
+//!   heading, with its `**` or without them as copied from Discord, and its last line
+//!   are skipped, its escaped names read as typed).
 //!
 //! An import is all or nothing: every character must be valid and the user must have
 //! room for the new ones ([`MAX_CHARACTERS`]); a character of the same name
@@ -101,9 +102,34 @@ fn from_json(value: &Value) -> Result<Import, Refusal> {
     Ok(Import { characters, active })
 }
 
+/// Whether `line` is `/character list`'s heading, as sent (`**Your characters**
+/// (2/9)`) or as Discord shows it and a copy takes it (`Your characters (2/9)`).
+fn is_heading(line: &str) -> bool {
+    let line = line.trim();
+    if line.starts_with("**") {
+        return true;
+    }
+    let Some(rest) = line.strip_prefix(HEADING) else {
+        return false;
+    };
+    let rest = rest.trim();
+    rest.is_empty()
+        || rest
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(have, most)| {
+                [have, most]
+                    .iter()
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+}
+
+/// The words of `/character list`'s heading.
+pub const HEADING: &str = "Your characters";
+
 fn from_line(line: &str, number: usize) -> Result<Option<Imported>, Refusal> {
-    // `/character list`'s heading (`**Your characters** (2/9)`).
-    if line.trim().starts_with("**") {
+    if is_heading(line) {
         return Ok(None);
     }
     let line = line
@@ -258,6 +284,23 @@ mod tests {
         let shown = super::super::render_characters(&doc).replace('\n', " ");
         let import = parse(&shown).expect("reads");
         assert_eq!(names(&import), [("Percy_2", -1, None), ("Vex", 3, None)]);
+    }
+
+    /// Copied from Discord, the list has lost its Markdown: its heading is still not
+    /// a character, on one line or on lines of their own.
+    #[test]
+    fn the_character_list_copied_as_shown_skips_its_heading() {
+        let shown = "Your characters (7/9) ★ Grog (initiative 2d20kh1+3) • Keyleth (initiative +2) Pick the active character with the buttons below.";
+        let import = parse(shown).expect("reads");
+        assert_eq!(
+            names(&import),
+            [("Grog", 0, Some("2d20kh1+3")), ("Keyleth", 2, None)]
+        );
+        let lines = "Your characters (2/9)\n★ Grog (initiative +1)\n• Vex (initiative +3)";
+        let import = parse(lines).expect("reads");
+        assert_eq!(names(&import), [("Grog", 1, None), ("Vex", 3, None)]);
+        assert!(is_heading("**Your characters** (2/9)"));
+        assert!(!is_heading("Your characters 2d20"), "a character so named");
     }
 
     #[test]
