@@ -1010,14 +1010,12 @@ pub fn purge_cutoff(now: DateTime<Utc>, grace: TimeDelta) -> DateTime<Utc> {
 // ---------------------------------------------------------------------------------------
 // Who sees which channel
 
-/// The Discord permission bits the web's channel rule reads: those of
-/// [`discord::model::permissions`], plus Manage Threads, which that list lacks.
+/// The Discord permission bits the web's channel rule reads (Manage Threads: who
+/// holds it in a channel sees its private threads too).
 pub mod permission_bits {
-    pub use discord::model::permissions::{ADMINISTRATOR, READ_MESSAGE_HISTORY, VIEW_CHANNEL};
-    /// Manage Threads: who holds it in a channel sees its private threads too.
-    pub const MANAGE_THREADS: u64 = 1 << 34;
-    /// Every bit: what the owner and an administrator hold in every channel.
-    pub const ALL: u64 = u64::MAX;
+    pub use discord::model::permissions::{
+        ADMINISTRATOR, ALL, MANAGE_THREADS, READ_MESSAGE_HISTORY, VIEW_CHANNEL,
+    };
 }
 
 pub use discord::model::{Overwrite, OverwriteTarget, RoleId};
@@ -1036,41 +1034,17 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// The viewer's permissions in a channel with these overwrites, in Discord's
-    /// order: the owner and Administrator hold everything; otherwise the guild-level
-    /// permissions, then the `@everyone` overwrite (the role whose id is the guild's),
-    /// then the viewer's roles' overwrites together (every deny, then every allow),
-    /// then the viewer's own overwrite.
+    /// The viewer's permissions in a channel with these overwrites, as Discord
+    /// computes them ([`discord::model::permissions::Member::in_channel`]).
     pub fn permissions_in(&self, overwrites: &[Overwrite]) -> u64 {
-        if self.owner || self.base & permission_bits::ADMINISTRATOR != 0 {
-            return permission_bits::ALL;
+        discord::model::permissions::Member {
+            guild: self.guild,
+            user: self.user,
+            owner: self.owner,
+            base: self.base,
+            roles: &self.roles,
         }
-        let everyone = RoleId::new(self.guild.get());
-        let mut bits = self.base;
-        if let Some(o) = overwrites
-            .iter()
-            .find(|o| o.target == OverwriteTarget::Role(everyone))
-        {
-            bits = (bits & !o.deny) | o.allow;
-        }
-        let (mut allow, mut deny) = (0, 0);
-        for o in overwrites {
-            if let OverwriteTarget::Role(role) = o.target
-                && role != everyone
-                && self.roles.contains(&role)
-            {
-                allow |= o.allow;
-                deny |= o.deny;
-            }
-        }
-        bits = (bits & !deny) | allow;
-        if let Some(o) = overwrites
-            .iter()
-            .find(|o| o.target == OverwriteTarget::Member(self.user))
-        {
-            bits = (bits & !o.deny) | o.allow;
-        }
-        bits
+        .in_channel(overwrites)
     }
 
     /// Whether the viewer reads a channel's history there: View Channel and Read

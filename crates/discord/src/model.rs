@@ -800,4 +800,130 @@ pub mod permissions {
     pub const MANAGE_NICKNAMES: u64 = 1 << 27;
     pub const MANAGE_EVENTS: u64 = 1 << 33;
     pub const SEND_MESSAGES_IN_THREADS: u64 = 1 << 38;
+    /// Every bit: what a guild's owner and an Administrator hold in every channel.
+    pub const ALL: u64 = u64::MAX;
+
+    use super::{GuildId, GuildRole, Overwrite, OverwriteTarget, RoleId, UserId};
+
+    /// A member's permissions across `guild` before any channel's overwrites:
+    /// `@everyone`'s (the role whose id is the guild's) and those of `roles` (the
+    /// member's, without `@everyone`) together, from the guild's roles.
+    pub fn base(guild: GuildId, guild_roles: &[GuildRole], roles: &[RoleId]) -> u64 {
+        let everyone = RoleId::new(guild.get());
+        guild_roles
+            .iter()
+            .filter(|r| r.id == everyone || roles.contains(&r.id))
+            .fold(0, |bits, r| bits | r.permissions)
+    }
+
+    /// A member of a guild as a channel's permissions need them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Member<'a> {
+        pub guild: GuildId,
+        pub user: UserId,
+        /// Whether they own the guild.
+        pub owner: bool,
+        /// Their permissions across the guild ([`base`]).
+        pub base: u64,
+        /// Their roles, without `@everyone`.
+        pub roles: &'a [RoleId],
+    }
+
+    impl Member<'_> {
+        /// Their permissions in a channel with these overwrites, in Discord's order:
+        /// the owner and an Administrator hold [`ALL`]; anyone else starts from their
+        /// guild permissions, then the `@everyone` overwrite, then their roles'
+        /// overwrites together (every deny before every allow), then their own.
+        pub fn in_channel(&self, overwrites: &[Overwrite]) -> u64 {
+            if self.owner || self.base & ADMINISTRATOR != 0 {
+                return ALL;
+            }
+            let everyone = RoleId::new(self.guild.get());
+            let mut bits = self.base;
+            if let Some(o) = overwrites
+                .iter()
+                .find(|o| o.target == OverwriteTarget::Role(everyone))
+            {
+                bits = (bits & !o.deny) | o.allow;
+            }
+            let (allow, deny) = overwrites
+                .iter()
+                .filter(|o| {
+                    matches!(o.target, OverwriteTarget::Role(role)
+                        if role != everyone && self.roles.contains(&role))
+                })
+                .fold((0, 0), |(allow, deny), o| (allow | o.allow, deny | o.deny));
+            bits = (bits & !deny) | allow;
+            if let Some(o) = overwrites
+                .iter()
+                .find(|o| o.target == OverwriteTarget::Member(self.user))
+            {
+                bits = (bits & !o.deny) | o.allow;
+            }
+            bits
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn role(id: u64, permissions: u64) -> GuildRole {
+            GuildRole {
+                id: RoleId::new(id),
+                permissions,
+                managed: false,
+                position: 0,
+            }
+        }
+
+        fn overwrite(target: OverwriteTarget, allow: u64, deny: u64) -> Overwrite {
+            Overwrite {
+                target,
+                allow,
+                deny,
+            }
+        }
+
+        #[test]
+        fn overwrites_apply_in_discords_order_and_the_owner_and_admins_hold_everything() {
+            let guild = GuildId::new(1);
+            let (players, gm) = (RoleId::new(2), RoleId::new(3));
+            let roles = [
+                role(1, VIEW_CHANNEL | SEND_MESSAGES),
+                role(2, 0),
+                role(3, 0),
+            ];
+            let base = base(guild, &roles, &[players, gm]);
+            assert_eq!(base, VIEW_CHANNEL | SEND_MESSAGES);
+            let member = Member {
+                guild,
+                user: UserId::new(9),
+                owner: false,
+                base,
+                roles: &[players, gm],
+            };
+            let everyone_out = overwrite(OverwriteTarget::Role(RoleId::new(1)), 0, VIEW_CHANNEL);
+            assert_eq!(member.in_channel(&[everyone_out.clone()]) & VIEW_CHANNEL, 0);
+            // A role's allow beats another role's deny; a member's own deny beats both.
+            let players_in = overwrite(OverwriteTarget::Role(players), VIEW_CHANNEL, 0);
+            let gm_out = overwrite(OverwriteTarget::Role(gm), 0, VIEW_CHANNEL);
+            let rule = [everyone_out.clone(), players_in, gm_out];
+            assert_ne!(member.in_channel(&rule) & VIEW_CHANNEL, 0);
+            let me_out = overwrite(OverwriteTarget::Member(UserId::new(9)), 0, VIEW_CHANNEL);
+            let with_me = [rule.as_slice(), &[me_out]].concat();
+            assert_eq!(member.in_channel(&with_me) & VIEW_CHANNEL, 0);
+            // The owner and an Administrator hold every bit whatever the overwrites.
+            let owner = Member {
+                owner: true,
+                ..member
+            };
+            assert_eq!(owner.in_channel(&with_me), ALL);
+            let admin = Member {
+                base: base | ADMINISTRATOR,
+                ..member
+            };
+            assert_eq!(admin.in_channel(&with_me), ALL);
+        }
+    }
 }
