@@ -111,8 +111,18 @@ impl FullReport {
             ));
         }
         if tally.roles_taken > 0 {
+            let unlinked = tally.roles_taken_unlinked.min(tally.roles_taken);
+            let no_rsvp = tally.roles_taken - unlinked;
+            let why = match (no_rsvp, unlinked) {
+                (_, 0) => "no RSVP to a session still to come".to_owned(),
+                (0, _) => "Meetup account unlinked".to_owned(),
+                (no_rsvp, unlinked) => format!(
+                    "{no_rsvp} with no RSVP to a session still to come, {unlinked} whose \
+                     Meetup account was unlinked"
+                ),
+            };
             done.push(format!(
-                "took {} back (withdrawn RSVPs)",
+                "took {} back ({why})",
                 count(tally.roles_taken, "player role", "player roles")
             ));
         }
@@ -573,10 +583,40 @@ mod tests {
         assert_eq!(
             r.summary(),
             "The sync is done: it set up 2 new game channels with their roles, made 1 voice \
-             channel, gave 5 roles to players and hosts, took 1 player role back (withdrawn \
-             RSVPs), welcomed newcomers in 2 channels, deleted 1 leftover channel or role an \
+             channel, gave 5 roles to players and hosts, took 1 player role back (no RSVP to \
+             a session still to come), welcomed newcomers in 2 channels, deleted 1 leftover channel or role an \
              earlier run could not and removed 2 sessions Meetup no longer lists, ending 1 \
              game with no session left."
+        );
+    }
+
+    #[test]
+    fn player_roles_taken_back_say_why_each_was_taken() {
+        let taken = |roles_taken, roles_taken_unlinked| {
+            report(DiscordTally {
+                roles_taken,
+                roles_taken_unlinked,
+                ..DiscordTally::default()
+            })
+            .summary()
+        };
+        assert!(
+            taken(1, 1).contains("took 1 player role back (Meetup account unlinked)"),
+            "{}",
+            taken(1, 1)
+        );
+        assert!(
+            taken(2, 0).contains("took 2 player roles back (no RSVP to a session still to come)"),
+            "{}",
+            taken(2, 0)
+        );
+        assert!(
+            taken(3, 1).contains(
+                "took 3 player roles back (2 with no RSVP to a session still to come, 1 whose \
+                 Meetup account was unlinked)"
+            ),
+            "{}",
+            taken(3, 1)
         );
     }
 

@@ -500,6 +500,53 @@ async fn a_withdrawn_rsvp_loses_the_guest_role_while_hosts_keep_theirs() {
     );
 }
 
+/// A player whose Meetup account an admin unlinked loses the guest role like one who
+/// withdrew, and `/sync`'s summary tells the two causes apart.
+#[tokio::test]
+async fn an_unlinked_player_loses_the_guest_role_and_the_summary_says_why() {
+    let w = World::new().await;
+    let demo = w.world.demo.clone();
+    let host = w.linked("Carol Host", demo.carol).await;
+    let alice = w.linked("Alice", demo.alice).await;
+    let bob = w.linked("Bob", demo.bob).await;
+    let dora = w.linked("Dora", demo.demo_player).await;
+    let first = w.event("Tomb of Horrors", 3, "[new adventure]", &[&host]);
+    for player in [&alice, &bob, &dora] {
+        w.rsvp(&first, player);
+    }
+    w.sync().await;
+    let (_, guest, _) = w.series_objects(&first).await;
+    assert!(has(&w.roles_of(demo.bob), guest));
+
+    // An admin unlinks Bob (`/unlink`); only that: the sync takes his role back.
+    w.store
+        .unlink_discord_user(snowflake_user(demo.bob))
+        .await
+        .unwrap();
+    let unlinked = w.sync().await;
+    assert!(
+        !has(&w.roles_of(demo.bob), guest),
+        "the unlinked one lost it"
+    );
+    let summary = unlinked.summary();
+    assert!(
+        summary.contains("took 1 player role back (Meetup account unlinked)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("RSVP"), "{summary}");
+
+    // Alice withdraws on Meetup: that one is told as a missing RSVP.
+    w.fake.change_rsvp(&first, &alice, RsvpStatus::No).unwrap();
+    let withdrawn = w.sync().await;
+    assert!(!has(&w.roles_of(demo.alice), guest));
+    let summary = withdrawn.summary();
+    assert!(
+        summary.contains("took 1 player role back (no RSVP to a session still to come)"),
+        "{summary}"
+    );
+    assert!(has(&w.roles_of(demo.demo_player), guest), "Dora plays on");
+}
+
 #[tokio::test]
 async fn a_short_or_emptied_rsvp_list_takes_no_guest_role_away() {
     let w = World::new().await;

@@ -52,7 +52,8 @@
 //!   upcoming event of the series, minus `removed_users`; the host role to linked hosts
 //!   of those events, minus `removed_hosts`. People who are not members of the guild are
 //!   skipped. The guest role is revoked from a member who holds it without such an RSVP
-//!   and is not a host only when the sync gave it (a withdrawn RSVP): Tavern keeps who
+//!   and is not a host only when the sync gave it (a withdrawn RSVP, or a Meetup
+//!   account unlinked; `/sync` counts the two apart): Tavern keeps who
 //!   it gave the role in its own key `schema::synced_guests`, so people a host added by
 //!   hand (`/players add`) keep it. The host role is
 //!   never revoked by the sync (hosts keep theirs; `/hosts remove` does it). `[role
@@ -207,8 +208,11 @@ pub struct DiscordTally {
     pub voice_channels_made: usize,
     /// Roles given to members (guest, host and `[role]` roles).
     pub roles_given: usize,
-    /// Guest roles taken back (a withdrawn RSVP).
+    /// Guest roles taken back: the member has no yes RSVP to a session still to come
+    /// (withdrawn, or only to sessions that are over) or no Meetup account linked.
     pub roles_taken: usize,
+    /// Of `roles_taken`, those whose member has no Meetup account linked any more.
+    pub roles_taken_unlinked: usize,
     /// Game channels whose topic, category or permissions were corrected.
     pub channels_updated: usize,
     /// Announcements of newcomers posted.
@@ -319,6 +323,9 @@ pub struct Changes {
     pub edits: Vec<(ChannelId, ChannelEdit)>,
     pub grants: Vec<(UserId, RoleId)>,
     pub revokes: Vec<(UserId, RoleId)>,
+    /// Of `revokes`, the members with no Meetup account linked (unlinked since the
+    /// sync gave them the role); the others have no yes RSVP to a session to come.
+    pub unlinked: BTreeSet<UserId>,
     /// The announcement to post in the text channel.
     pub announce: Option<Reply>,
     /// The series' channels whose overwrites are already exactly what Tavern sets: its
@@ -889,6 +896,9 @@ pub fn plan_series(
             && !hosts.contains(user)
         {
             changes.revokes.push((*user, guest));
+            if !links.values().any(|linked| linked == user) {
+                changes.unlinked.insert(*user);
+            }
         }
     }
     for event in &upcoming {
@@ -1738,6 +1748,9 @@ async fn update(
                 }
                 unsynced.push(user);
                 report.tally.roles_taken += 1;
+                if changes.unlinked.contains(&user) {
+                    report.tally.roles_taken_unlinked += 1;
+                }
                 report
                     .changed
                     .push(format!("series {id}: role {role} taken from user {user}"));
