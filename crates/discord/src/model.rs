@@ -904,11 +904,14 @@ pub mod permissions {
                 roles: &[players, gm],
             };
             let everyone_out = overwrite(OverwriteTarget::Role(RoleId::new(1)), 0, VIEW_CHANNEL);
-            assert_eq!(member.in_channel(&[everyone_out.clone()]) & VIEW_CHANNEL, 0);
+            assert_eq!(
+                member.in_channel(std::slice::from_ref(&everyone_out)) & VIEW_CHANNEL,
+                0
+            );
             // A role's allow beats another role's deny; a member's own deny beats both.
             let players_in = overwrite(OverwriteTarget::Role(players), VIEW_CHANNEL, 0);
             let gm_out = overwrite(OverwriteTarget::Role(gm), 0, VIEW_CHANNEL);
-            let rule = [everyone_out.clone(), players_in, gm_out];
+            let rule = [everyone_out, players_in, gm_out];
             assert_ne!(member.in_channel(&rule) & VIEW_CHANNEL, 0);
             let me_out = overwrite(OverwriteTarget::Member(UserId::new(9)), 0, VIEW_CHANNEL);
             let with_me = [rule.as_slice(), &[me_out]].concat();
