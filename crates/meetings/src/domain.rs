@@ -121,8 +121,9 @@ impl DisplayName {
 const DISPLAY_NAME: &str = "display name";
 
 /// Why `name`, a name users give that others see (a display name, an API key's name),
-/// cannot be shown as typed: its first control character, direction override or
-/// isolate (U+202A to U+202E, U+2066 to U+2069), or other invisible format character
+/// cannot be shown as typed: its first control character, line or paragraph separator
+/// (U+2028, U+2029: a name is one line), direction override or isolate (U+202A to
+/// U+202E, U+2066 to U+2069), or other invisible format character
 /// (Unicode's general category Cf: U+200B to U+200F, U+2060, U+FEFF, ...), named as
 /// `U+202E`. `None` when it can.
 ///
@@ -143,6 +144,8 @@ pub fn shown_name_problem(name: &str) -> Option<String> {
             || (is_tag(c) && before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)));
         let kind = if c.is_control() {
             "a control character"
+        } else if matches!(c, '\u{2028}' | '\u{2029}') {
+            "a line break"
         } else if is_direction_control(c) {
             "a text direction override"
         } else if is_format(c) && !kept {
@@ -1170,6 +1173,8 @@ mod tests {
             ("\u{0645}\u{200C}\u{200C}\u{0645}", "U+200C"),
             ("flag\u{E0067}", "U+E0067"),
             ("a\u{7}b", "U+0007"),
+            ("two\u{2028}lines", "U+2028 (a line break)"),
+            ("two\u{2029}paragraphs", "U+2029 (a line break)"),
         ] {
             let reason = problem(name).expect_err(name);
             assert!(reason.starts_with(named), "{name:?}: {reason}");
