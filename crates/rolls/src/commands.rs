@@ -381,6 +381,8 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
                 character: None,
                 roll: None,
                 display_name: inv.actor.name.clone(),
+                // A second press says so rather than rolling again.
+                once: true,
             },
         };
         let model = ctx.controller.run(caller(&inv), &op).await?;
@@ -389,6 +391,12 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             // beside it so the one whose turn it is gets notified.
             if let Err(error) = ctx.discord.send(channel, &turn_reply(&model)).await {
                 tracing::warn!(%error, %channel, "could not announce the turn");
+            }
+        }
+        if next.is_none() {
+            // The roll is shown beside the tracker, as `/init join` shows it.
+            if let Err(error) = ctx.discord.send(channel, &public(&model.message)).await {
+                tracing::warn!(%error, %channel, "could not show a Join button's roll");
             }
         }
         if model.tracker.message_id.is_none() {

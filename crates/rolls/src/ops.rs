@@ -579,6 +579,9 @@ pub enum InitOp {
         /// A number or a dice expression; default: 1d20 + the character's modifier.
         roll: Option<String>,
         display_name: String,
+        /// Refuse, changing nothing, when the user is already in under that name (the
+        /// tracker's Join button), instead of rolling again (`/init join`, REST).
+        once: bool,
     },
     Remove {
         channel: ChannelId,
@@ -711,6 +714,7 @@ impl Operation for InitOp {
                 character,
                 roll,
                 display_name,
+                once,
                 ..
             } => {
                 let doc = repo.user(*user).await?.value;
@@ -733,6 +737,18 @@ impl Operation for InitOp {
                         None => (domain::clean_named(display_name, "combatant")?, plain()),
                     },
                 };
+                if *once
+                    && let Some(e) = tracker
+                        .entries
+                        .iter()
+                        .find(|e| e.user == *user && e.name.eq_ignore_ascii_case(&name))
+                {
+                    return Err(RollsError::refused(format!(
+                        "You are already in initiative as **{}** ({}). `/init join` rolls again; `/init remove` leaves.",
+                        domain::escape(&e.name),
+                        e.initiative
+                    )));
+                }
                 let (value, how, rolled) = {
                     let log = rolls.insert(crate::history::RollLog::new(*user, Some(channel), at));
                     initiative(env.dice, log, roll.as_deref(), &expression).await?

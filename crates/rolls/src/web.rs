@@ -483,6 +483,7 @@ async fn init_join(
         character: b.character,
         roll: b.roll,
         display_name: b.name.unwrap_or_else(|| join_name(&caller, user)),
+        once: false,
     };
     init_change(&ctx, who, op).await
 }

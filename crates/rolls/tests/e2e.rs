@@ -706,3 +706,61 @@ async fn a_next_button_pressed_twice_moves_the_turn_once() {
     assert_eq!(next_id(&shown), "rolls:init:next:2:0");
     bot.stop().await;
 }
+
+/// The tracker's Join button shows the roll in the channel, as `/init join` does, and
+/// a second press says the presser is already in, rolling nothing again.
+#[tokio::test]
+async fn the_join_button_shows_its_roll_and_a_second_press_rolls_nothing() {
+    let (w, bot, _dir) = start().await;
+    let carol = w.demo.carol;
+    w.run(
+        carol,
+        "character",
+        json!([{"name": "add", "options": [{"name": "name", "value": "Keyleth"}, {"name": "initiative", "value": "1d1+18"}]}]),
+    )
+    .await;
+    w.run(w.demo.alice, "init", json!([{"name": "get"}])).await;
+    let tracker = w.tracker();
+    let stored = || async {
+        let mut conn = w.redis.conn();
+        let raw: String = conn
+            .get(format!("init_{}", u64::from(w.demo.dice)))
+            .await
+            .expect("init");
+        serde_json::from_str::<Value>(&raw).expect("json")
+    };
+
+    let pressed = w.click(carol, tracker.id, "rolls:init:join").await;
+    assert_eq!(
+        pressed.callback_type, 7,
+        "the tracker is updated: {pressed:?}"
+    );
+    assert!(content(&pressed).contains("Keyleth"), "{pressed:?}");
+    let shown = testkit::eventually("the join's roll in the channel", || async {
+        w.sim
+            .messages(w.demo.dice)
+            .into_iter()
+            .find(|m| m.content.contains("**Keyleth** joined initiative with 19"))
+    })
+    .await;
+    assert!(shown.content.contains("roll id"), "{}", shown.content);
+    let before = stored().await;
+    let public = || {
+        w.sim
+            .messages(w.demo.dice)
+            .into_iter()
+            .filter(|m| m.flags & 64 == 0)
+            .count()
+    };
+    let messages = public();
+
+    let again = w.click(carol, tracker.id, "rolls:init:join").await;
+    assert!(again.ephemeral, "{again:?}");
+    assert!(
+        content(&again).contains("already in initiative as **Keyleth** (19)"),
+        "{again:?}"
+    );
+    assert_eq!(stored().await, before, "nothing rolled again");
+    assert_eq!(public(), messages, "nothing posted");
+    bot.stop().await;
+}

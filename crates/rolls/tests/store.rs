@@ -152,6 +152,7 @@ async fn the_tracker_lives_in_init_channel() {
                 character: None,
                 roll: Some("12".into()),
                 display_name: "alice".into(),
+                once: false,
             },
         )
         .await
@@ -165,6 +166,7 @@ async fn the_tracker_lives_in_init_channel() {
                 character: None,
                 roll: Some("1d1+18".into()),
                 display_name: "Goblin".into(),
+                once: false,
             },
         )
         .await
@@ -223,6 +225,7 @@ async fn concurrent_joins_are_not_lost() {
                     character: None,
                     roll: Some(i.to_string()),
                     display_name: format!("p{i}"),
+                    once: false,
                 },
             )
             .await

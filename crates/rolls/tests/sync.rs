@@ -54,6 +54,7 @@ async fn seed(world: &World) {
             character: None,
             roll: Some("5".into()),
             display_name: "x".into(),
+            once: false,
         },
     )
     .await

@@ -176,6 +176,7 @@ pub fn op(inv: &Invocation) -> Result<InitOp, RollsError> {
                 character,
                 roll: options.str("roll").map(str::to_owned),
                 display_name: inv.actor.name.clone(),
+                once: false,
             });
         }
         Some("remove") => {
