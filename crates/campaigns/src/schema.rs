@@ -247,6 +247,18 @@ pub fn linking_name(user: UserId) -> String {
     format!("tavern:campaigns:linking_name:{user}")
 }
 
+/// String, [`MEETUP_NAME_TTL_SECS`] from the last sync that saw it: the display name
+/// Meetup gave a member in an RSVP list or as a host, so `/players list` names a member
+/// who has not linked a Discord account rather than showing only a number. Tavern's
+/// own key: the seed keeps no names.
+pub fn meetup_name(user: MeetupUserId) -> String {
+    format!("tavern:campaigns:meetup_name:{user}")
+}
+
+/// How long a Meetup member's name is kept after the last sync that saw it: a member
+/// who no longer RSVPs or hosts is forgotten.
+pub const MEETUP_NAME_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
 /// u64 (Discord user id), short-lived: the Discord user a one-time linking id stands
 /// for (N:1: a user may hold several links).
 pub fn meetup_linking_discord_user(linking: &LinkingId) -> String {

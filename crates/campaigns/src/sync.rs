@@ -20,6 +20,8 @@
 //!    next run are recorded ([`Repo::set_pending_deletions`]; "Mass deletions" below),
 //!    and so are the RSVP removals held back ([`Repo::set_pending_rsvp_removals`];
 //!    "Short RSVP lists" below).
+//!    The names Meetup gave the hosts and players listed are kept too (Tavern's own
+//!    `schema::meetup_name`, for `/players list`).
 //! 4. One `info` line with the counts ([`SyncReport`]).
 //!
 //! # Choices
@@ -709,6 +711,8 @@ struct Gathered {
     /// RSVP removals held back for the next run (see "Short RSVP lists").
     held_rsvps: Vec<(MeetupEventId, MeetupUserId)>,
     incomplete_rsvps: Vec<MeetupEventId>,
+    /// The names Meetup gave the members listed (hosts of stored events, players).
+    names: Vec<(MeetupUserId, String)>,
     groups: usize,
     failed_groups: Vec<GroupFailure>,
 }
@@ -817,6 +821,9 @@ async fn gather(
         tracing::warn!(%what, "unreadable campaign data left out of the Meetup sync (see `tavern check`)");
     }
     let plan = plan(&answers, &view, window);
+    // The names Meetup gives the hosts of tracked events and the players it lists, for
+    // `/players list` to name members who have not linked a Discord account.
+    let mut names: Vec<(MeetupUserId, String)> = host_names(&answers, &plan);
     let mut fetched: BTreeMap<MeetupEventId, (Vec<MeetupUserId>, bool)> = BTreeMap::new();
     let mut incomplete_rsvps = Vec::new();
     let mut extras = extras_of(&answers);
@@ -853,7 +860,12 @@ async fn gather(
                 let mut users: Vec<MeetupUserId> = Vec::with_capacity(answer.len());
                 for rsvp in answer {
                     match MeetupUserId::parse(rsvp.member.id.as_str()) {
-                        Ok(user) if !users.contains(&user) => users.push(user),
+                        Ok(user) if !users.contains(&user) => {
+                            if let Some(name) = rsvp.member.name {
+                                names.push((user, name));
+                            }
+                            users.push(user);
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             tracing::warn!(%event, error = %e, "left an RSVP out: its member id is not usable");
@@ -916,9 +928,28 @@ async fn gather(
         rsvps,
         held_rsvps,
         incomplete_rsvps,
+        names,
         groups: answers.len(),
         failed_groups,
     })
+}
+
+/// The names of the hosts of the events `plan` stores, as Meetup gives them (the
+/// member's name, else the host's display name).
+fn host_names(answers: &[GroupEvents], plan: &SyncPlan) -> Vec<(MeetupUserId, String)> {
+    let stored: BTreeSet<&str> = plan.upserts.iter().map(|u| u.event.id.as_str()).collect();
+    answers
+        .iter()
+        .flat_map(|g| g.events.iter())
+        .filter(|e| stored.contains(e.id.as_str()))
+        .flat_map(|e| e.hosts.iter())
+        .filter_map(|host| {
+            let member = host.member.as_ref()?;
+            let user = MeetupUserId::parse(member.id.as_str()).ok()?;
+            let name = member.name.clone().or_else(|| host.name.clone())?;
+            Some((user, name))
+        })
+        .collect()
 }
 
 /// Records that Meetup refused `access`, a token just refreshed, against the pair it
@@ -1151,9 +1182,14 @@ async fn apply(repo: &Repo, gathered: Gathered) -> Result<SyncReport, SyncError>
         mut rsvps,
         held_rsvps,
         incomplete_rsvps,
+        names,
         groups,
         failed_groups,
     } = gathered;
+    // Only for `/players list`: a failure is told and the run goes on.
+    if let Err(error) = repo.remember_meetup_names(&names).await {
+        tracing::warn!(%error, "could not keep the Meetup members' names; /players list shows their ids");
+    }
     let mut report = SyncReport {
         groups,
         failed_groups,

@@ -356,13 +356,13 @@ async fn a_meetup_host_adds_lists_and_removes_players() {
     assert!(list.contains(&format!("<@{}>", w.demo.bob)), "{list}");
     assert!(list.contains("Meetup member 3 (not linked)"), "{list}");
     assert!(
-        list.contains(&format!("**Hosts on Meetup**: <@{}>", w.demo.alice)),
+        list.contains(&format!("**Hosts**: <@{}> (on Meetup)", w.demo.alice)),
         "{list}"
     );
     // Carol holds the player role without an RSVP: the host added her by hand.
     assert!(
-        list.ends_with(&format!(
-            "\n**Added by hand** (the player role without an RSVP): <@{carol}>"
+        list.contains(&format!(
+            "\n**Added by hand** (the player role without an RSVP): <@{carol}>\n"
         )),
         "{list}"
     );
@@ -378,6 +378,59 @@ async fn a_meetup_host_adds_lists_and_removes_players() {
     assert!(reply.pings.users.is_empty());
     assert!(!g.roles_of(carol).contains(&g.guest));
     assert_eq!(g.env.members(&removed_key).await, vec![carol.to_string()]);
+    g.stop().await;
+}
+
+/// `/players list` lists a removed player only as removed, every host (the Meetup
+/// ones and those added by hand, marked), and an unlinked member by the name Meetup
+/// gave them.
+#[tokio::test]
+async fn players_list_shows_the_removed_once_every_host_and_meetup_names() {
+    let g = game().await;
+    let w = g.w();
+    let (alice, bob, carol) = (w.demo.alice, w.demo.bob, w.demo.carol);
+    // Bob RSVP'd and holds the player role, as the sync gives it.
+    w.sim.add_member_role(w.demo.guild, bob, g.guest).unwrap();
+    g.env
+        .store
+        .remember_meetup_names(&[(meetup(3), "Dora Dice".to_owned())])
+        .await
+        .unwrap();
+    let reply = g
+        .run(
+            alice,
+            "players",
+            json!([{"name": "remove", "options": [user_option(bob)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("was removed"), "{reply:?}");
+    let reply = g
+        .run(
+            alice,
+            "hosts",
+            json!([{"name": "add", "options": [user_option(carol)]}]),
+        )
+        .await;
+    assert!(text(&reply).contains("is now a host"), "{reply:?}");
+
+    let reply = g.run(alice, "players", json!([{"name": "list"}])).await;
+    let list = text(&reply);
+    assert!(
+        list.contains("**Players (RSVP'd yes)**: Dora Dice (Meetup member 3, not linked)\n"),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "**Hosts**: <@{alice}> (on Meetup), <@{carol}> (added by hand)"
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!("**Removed as players**: <@{bob}>")),
+        "{list}"
+    );
+    assert_eq!(list.matches(&format!("<@{bob}>")).count(), 1, "{list}");
+    assert!(reply.pings.users.is_empty());
     g.stop().await;
 }
 

@@ -224,8 +224,48 @@ async fn one_sync_stores_the_tracked_events_as_the_seed_lays_them_out() {
     expected_keys.push(format!("meetup_event:{a}:meetup_users"));
     expected_keys.push(format!("meetup_event:{s1}:meetup_users"));
     expected_keys.extend(TOKEN_KEYS.iter().map(|k| (*k).to_owned()));
+    // Tavern's own: the names of the hosts of tracked events and of the players listed
+    // (not Nora's NO, not Lena's RSVP to a session whose list was not read).
+    let named: Vec<&String> = c
+        .hosts
+        .iter()
+        .chain([&c.gm])
+        .chain(&c.players)
+        .chain(&c.campaign_players)
+        .collect();
+    expected_keys.extend(
+        named
+            .iter()
+            .map(|m| format!("tavern:campaigns:meetup_name:{m}")),
+    );
     expected_keys.sort();
     assert_eq!(w.env.keys().await, expected_keys);
+    let names = w
+        .env
+        .store
+        .meetup_names(
+            &named
+                .iter()
+                .map(|m| meetup(m.parse().unwrap()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let mut names: Vec<String> = names.into_values().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Cara",
+            "Carl",
+            "Gabriel GM",
+            "Hana Host",
+            "Hugo Host",
+            "Pam",
+            "Paul",
+            "Pia"
+        ]
+    );
 
     // Types, per the seed.
     for key in &expected_keys {

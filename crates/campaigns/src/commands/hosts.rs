@@ -223,10 +223,11 @@ fn guest_role(game: &GameChannel) -> Result<discord::RoleId, CommandError> {
     })
 }
 
-/// `/players list`: a private summary from what the sync stored (RSVPs, hosts), the
-/// members holding the player role without an RSVP (added by hand: the guild's member
-/// list, one Discord request per 1,000 members, which the sync reads too) and the
-/// manual removals. It mentions people without notifying them.
+/// `/players list`: a private summary from what the sync stored (RSVPs, hosts, the
+/// names Meetup gave), the members holding the player or host role Tavern did not give
+/// (added by hand: the guild's member list, one Discord request per 1,000 members,
+/// which the sync reads too) and the manual removals. Someone removed is listed only
+/// as removed. It mentions people without notifying them.
 async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
     let repo = c.repo();
     let mut rsvps = Vec::new();
@@ -237,63 +238,107 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
             }
         }
     }
-    let hosts = c.series_hosts(&game.series).await?;
-    let mut text = String::new();
-    // Discord users already named as an RSVP or a Meetup host.
-    let mut named: Vec<UserId> = Vec::new();
-    for (title, people) in [
-        ("Players (RSVP'd yes)", &rsvps),
-        ("Hosts on Meetup", &hosts),
-    ] {
-        let mut names = Vec::new();
-        for meetup in people {
-            names.push(match repo.discord_user_of(*meetup).await? {
-                Some(user) => {
-                    named.push(user);
-                    format!("<@{user}>")
-                }
-                None => format!("Meetup member {meetup} (not linked)"),
-            });
+    let meetup_hosts = c.series_hosts(&game.series).await?;
+    let removed_players = repo.removed(game.channel, Removal::User).await?;
+    let removed_hosts = repo.removed(game.channel, Removal::Host).await?;
+    let everyone: Vec<_> = rsvps.iter().chain(&meetup_hosts).copied().collect();
+    let names = repo.meetup_names(&everyone).await?;
+    let unlinked = |meetup: crate::domain::MeetupUserId| match names.get(&meetup) {
+        Some(name) => format!("{name} (Meetup member {meetup}, not linked)"),
+        None => format!("Meetup member {meetup} (not linked)"),
+    };
+    let members = match (game.guest, game.host) {
+        (None, None) => None,
+        _ => Some(c.discord().guild_members(c.guild()).await.inspect_err(|e| {
+            tracing::warn!(error = %e, channel = %game.channel, "could not list the guild's members for /players list");
+        })),
+    };
+    let holders = |role: discord::RoleId| -> Result<Vec<UserId>, String> {
+        match &members {
+            Some(Ok(members)) => Ok(members
+                .iter()
+                .filter(|m| m.roles.contains(&role))
+                .map(|m| m.user)
+                .collect()),
+            Some(Err(e)) => Err(format!(
+                "Discord would not list the server's members ({e}); they are the members \
+                 with the <@&{role}> role"
+            )),
+            None => Ok(Vec::new()),
         }
-        let names = if names.is_empty() {
+    };
+    let joined = |names: Vec<String>| {
+        if names.is_empty() {
             "nobody".to_owned()
         } else {
             names.join(", ")
-        };
-        let _ = writeln!(text, "**{title}**: {names}");
-    }
-    if let Some(guest) = game.guest {
-        let by_hand = match c.discord().guild_members(c.guild()).await {
-            Ok(members) => {
-                let names: Vec<String> = members
-                    .iter()
-                    .filter(|m| m.roles.contains(&guest) && !named.contains(&m.user))
-                    .map(|m| format!("<@{}>", m.user))
-                    .collect();
-                if names.is_empty() {
-                    "nobody".to_owned()
-                } else {
-                    names.join(", ")
+        }
+    };
+    let mut text = String::new();
+
+    // Players: who RSVP'd yes, then who holds the role without an RSVP.
+    let mut named: Vec<UserId> = Vec::new();
+    let mut players = Vec::new();
+    for meetup in &rsvps {
+        match repo.discord_user_of(*meetup).await? {
+            Some(user) => {
+                named.push(user);
+                if !removed_players.contains(&user) {
+                    players.push(format!("<@{user}>"));
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, channel = %game.channel, "could not list the guild's members for /players list");
-                format!(
-                    "Discord would not list the server's members ({e}); they are the members \
-                     with the <@&{guest}> role"
-                )
+            None => players.push(unlinked(*meetup)),
+        }
+    }
+    let _ = writeln!(text, "**Players (RSVP'd yes)**: {}", joined(players));
+
+    // Hosts: the Meetup hosts not removed, then who holds the role otherwise.
+    let mut hosts = Vec::new();
+    let mut meetup_linked: Vec<UserId> = Vec::new();
+    for meetup in &meetup_hosts {
+        match repo.discord_user_of(*meetup).await? {
+            Some(user) => {
+                named.push(user);
+                meetup_linked.push(user);
+                if !removed_hosts.contains(&user) {
+                    hosts.push(format!("<@{user}> (on Meetup)"));
+                }
             }
+            None => hosts.push(unlinked(*meetup)),
+        }
+    }
+    if let Some(guest) = game.guest {
+        let by_hand = match holders(guest) {
+            Ok(users) => joined(
+                users
+                    .into_iter()
+                    .filter(|u| !named.contains(u))
+                    .map(|u| format!("<@{u}>"))
+                    .collect(),
+            ),
+            Err(why) => why,
         };
         let _ = writeln!(
             text,
             "**Added by hand** (the player role without an RSVP): {by_hand}"
         );
     }
-    for (title, kind) in [
-        ("Removed as players", Removal::User),
-        ("Removed as hosts", Removal::Host),
+    if let Some(host) = game.host {
+        match holders(host) {
+            Ok(users) => hosts.extend(
+                users
+                    .into_iter()
+                    .filter(|u| !meetup_linked.contains(u))
+                    .map(|u| format!("<@{u}> (added by hand)")),
+            ),
+            Err(why) => hosts.push(format!("and those added by hand: {why}")),
+        }
+    }
+    let _ = writeln!(text, "**Hosts**: {}", joined(hosts));
+    for (title, removed) in [
+        ("Removed as players", &removed_players),
+        ("Removed as hosts", &removed_hosts),
     ] {
-        let removed = repo.removed(game.channel, kind).await?;
         if !removed.is_empty() {
             let names: Vec<String> = removed.iter().map(|u| format!("<@{u}>")).collect();
             let _ = writeln!(text, "**{title}**: {}", names.join(", "));

@@ -14,6 +14,8 @@
 //!   free-spots message's record;
 //! - [`topic`]: claiming the user-topic voice channel (its topic time, compared and
 //!   set in one step);
+//! - [`names`]: the Meetup members' names the sync saw (Tavern's own, for
+//!   `/players list`);
 //! - [`schedule`]: the schedule form's claim on a session it creates (one Meetup event
 //!   per session, however often the form is sent);
 //! - [`removals`], [`orphans`], [`managed`]: the small sets and strings (manual
@@ -41,6 +43,7 @@ pub mod lifecycle;
 pub mod linking;
 pub mod links;
 pub mod managed;
+pub mod names;
 pub mod organiser;
 pub mod orphans;
 pub mod removals;
