@@ -570,6 +570,21 @@ pub fn render_characters(doc: &UserDoc) -> String {
     out
 }
 
+/// `text` as a Discord inline code span that shows it as written, backticks and all:
+/// fenced by one backtick more than its longest run of them, with a space inside the
+/// fence when it begins or ends with one (Discord takes one such space off).
+pub fn code_span(text: &str) -> String {
+    let text = text.replace('\n', " ");
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 /// The last line of [`render_characters`].
 pub const PICK_ACTIVE: &str = "Pick the active character with the buttons below.";
 
@@ -835,6 +850,14 @@ pub fn help_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_span_shows_backticks_as_written() {
+        assert_eq!(code_span("1d20+5"), "`1d20+5`");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("``x"), "``` ``x ```");
+        assert_eq!(code_span("a\nb"), "`a b`");
+    }
 
     /// A field this version does not know keeps its number bit for bit through a read
     /// and a write (found by the snapshot fuzz target: a float read back one unit in

@@ -15,7 +15,9 @@
 //! 30 days of rolls cannot fill Redis. `/roll-check ID` and `GET
 //! /api/rolls/rolls/{id}` show it and roll the expression again with its seed, saying
 //! whether the replay gives the same result (it does while the dice crate rolls the
-//! same way).
+//! same way). `/roll-check` shows what was typed in code spans its backticks cannot
+//! end and a result the replay matches as `/roll` showed it (labels escaped, dropped
+//! dice struck through); one it does not match, as recorded, escaped.
 //!
 //! A GM or blind roll ([`RollMode`]) is recorded with who may see its result (the
 //! roller of a GM roll, and the GM); anyone else checking its id sees who rolled and
@@ -32,7 +34,7 @@ use store::Writes;
 
 use crate::RollsError;
 use crate::alias::{self, AliasBook};
-use crate::domain::{ChannelId, UserId};
+use crate::domain::{ChannelId, UserId, code_span, escape};
 use crate::ops::{Env, Operation, Plan, RollModel};
 use crate::schema;
 
@@ -472,6 +474,7 @@ impl Operation for RollCheckOp {
             )));
         };
         let hidden = !record.visible_to(self.viewer);
+        let mut shown = String::new();
         let replay_matches = if hidden {
             None
         } else {
@@ -480,15 +483,25 @@ impl Operation for RollCheckOp {
                 .dice
                 .roll(move || {
                     dice::roll(&expression, &mut dice::Rng::seeded(seed))
-                        .map(|o| (total_json(o.total()), o.render_plain()))
+                        .map(|o| {
+                            let model = RollModel::new(&expression, o);
+                            (total_json(model.total), model.text.clone(), model.render())
+                        })
                         .ok()
                 })
                 .await?;
             // A record made before results were cut holds the whole text.
-            Some(replay.is_some_and(|(total, text)| {
-                total == record.total
-                    && (record.result == recorded_result(&text) || record.result == text)
-            }))
+            let matches = replay.as_ref().is_some_and(|(total, text, _)| {
+                *total == record.total
+                    && (record.result == recorded_result(text) || record.result == *text)
+            });
+            // The same roll is shown as `/roll` showed it (its Markdown, the labels
+            // escaped, dropped dice struck through); a different one, only as recorded.
+            shown = match replay {
+                Some((_, _, markdown)) if matches => markdown,
+                _ => escape(&record.result),
+            };
+            Some(matches)
         };
         let mode = match record.mode {
             RollMode::Public => "",
@@ -514,11 +527,12 @@ impl Operation for RollCheckOp {
             record.seed = 0;
         } else {
             if record.input != record.expression {
-                markdown.push_str(&format!("Typed: `{}`\n", record.input));
+                markdown.push_str(&format!("Typed: {}\n", code_span(&record.input)));
             }
             markdown.push_str(&format!(
-                "Expression: `{}`\nSeed: `{}`\nResult: {}\n",
-                record.expression, record.seed, record.result
+                "Expression: {}\nSeed: `{}`\nResult: {shown}\n",
+                code_span(&record.expression),
+                record.seed
             ));
             markdown.push_str(if replay_matches == Some(true) {
                 "Replayed with its seed: the same result."

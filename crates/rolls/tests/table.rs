@@ -647,6 +647,39 @@ async fn a_private_roll_is_checked_by_its_roller_alone() {
     t.bot.stop().await;
 }
 
+/// `/roll-check` shows what the user typed as written: the expression in a code span
+/// its backticks cannot end, the label escaped, dropped dice struck through as `/roll`
+/// shows them (not a literal `~1~`).
+#[tokio::test]
+async fn a_roll_check_shows_the_users_text_as_written() {
+    let t = start().await;
+    let expression = "(Sneak __x__ ||y||) 2d1kh1 + 1d1 # a`b";
+    let roll = t.roll(t.w.demo.alice, expression).await;
+    assert!(content(&roll).contains("roll id"), "{roll:?}");
+    let id = roll_id(content(&roll));
+    let check = t
+        .run(
+            t.w.demo.bob,
+            "roll-check",
+            json!([{"name": "id", "value": id}]),
+        )
+        .await;
+    let text = content(&check);
+    assert!(
+        text.contains("Expression: ``(Sneak __x__ ||y||) 2d1kh1 + 1d1 # a`b``\n"),
+        "{check:?}"
+    );
+    assert!(
+        text.contains("Sneak \\_\\_x\\_\\_ \\|\\|y\\|\\|"),
+        "{check:?}"
+    );
+    assert!(!text.contains("Sneak __x__ ||y||**"), "{check:?}");
+    assert!(text.contains("(**1**, ~~**1**~~)"), "{check:?}");
+    assert!(!text.contains("~1~"), "{check:?}");
+    assert!(text.contains("the same result"), "{check:?}");
+    t.bot.stop().await;
+}
+
 // ---- the odds chart -----------------------------------------------------------------
 
 /// The bars of a chart: the colours of the runs of bar pixels just above the x axis.
