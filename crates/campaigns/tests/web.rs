@@ -487,6 +487,82 @@ async fn the_linking_page_names_the_discord_account_and_warns_someone_signed_in_
     );
 }
 
+/// Linking a Meetup account already linked to another Discord member, or a Discord
+/// account already linked to another Meetup account, is refused naming the accounts
+/// (no raw Discord ids) with advice the visitor can follow.
+#[tokio::test]
+async fn a_link_to_an_account_linked_elsewhere_names_it_and_says_what_to_do() {
+    let site = site(&["dragons"]).await;
+    let dora = site.member("Dora Player", GroupRole::Member);
+    let dora_discord = site.discord_user("Dora");
+    site.repo
+        .link(
+            MeetupUserId::parse(dora.as_str()).unwrap(),
+            dora_discord,
+            None,
+        )
+        .await
+        .unwrap();
+    let bob = site.discord_user("Bob");
+    // Bob asks for a link, and Meetup signs him in as Dora.
+    let round_trip = |linking: campaigns::LinkingId, member: MemberId| {
+        let site = &site;
+        async move {
+            site.fake.sign_in(&member).unwrap();
+            let started = site
+                .get(&format!("/link-meetup/{}/start", linking.expose()), None)
+                .await;
+            assert_eq!(started.status(), 303);
+            let flow = flow_cookie(&started);
+            let callback = site.meetup_approves(&location(&started)).await;
+            site.callback(&callback, &flow).await
+        }
+    };
+    let linking = site.repo.create_named_linking_id(bob, "bob").await.unwrap();
+    let refused = round_trip(linking, dora.clone()).await;
+    assert_eq!(refused.status(), 409);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains(
+            "The Meetup account you signed in with (Dora Player) is already linked to \
+             another Discord member, so nothing was changed. If that Discord account is \
+             yours too, sign in to Discord with it and type /unlink-meetup"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("ask an admin of the community's Discord server to unlink it with /unlink"),
+        "{html}"
+    );
+    assert!(!html.contains(&dora_discord.to_string()), "{html}");
+    assert_eq!(site.repo.meetup_user_of(bob).await.unwrap(), None);
+
+    // Bob, already linked to his old Meetup account (named by the sync), signs in with
+    // a new one.
+    let old = site.member("Bob Old", GroupRole::Member);
+    let old_id = MeetupUserId::parse(old.as_str()).unwrap();
+    site.repo.link(old_id, bob, None).await.unwrap();
+    site.repo
+        .remember_meetup_names(&[(old_id, "Bob Old".to_owned())])
+        .await
+        .unwrap();
+    let new = site.member("Bob New", GroupRole::Member);
+    let linking = site.repo.create_named_linking_id(bob, "bob").await.unwrap();
+    let refused = round_trip(linking, new).await;
+    assert_eq!(refused.status(), 409);
+    let html = refused.text().await.unwrap();
+    assert!(
+        html.contains(&format!(
+            "The Discord account bob is already linked to another Meetup account, Bob Old \
+             (Meetup member {old_id}), so the one you signed in with (Bob New) was not linked \
+             and nothing was changed. To link it instead, type /unlink-meetup in Discord"
+        )),
+        "{html}"
+    );
+    assert!(!html.contains(&bob.to_string()), "{html}");
+    assert_eq!(site.repo.meetup_user_of(bob).await.unwrap(), Some(old_id));
+}
+
 /// Stores `tokens` as the organiser's, next refreshed at `next`.
 async fn store_tokens(
     site: &Site,

@@ -18,7 +18,10 @@
 //! 3. The callback, once its CSRF check passed and Meetup said who signed in, consumes
 //!    the linking id (`GETDEL`: one link per id) and links the two accounts in one
 //!    transaction ([`crate::Repo::link`]). A Meetup or Discord account linked to somebody else
-//!    is refused in words (409), as the repository decides.
+//!    is refused in words (409), as the repository decides: the accounts by their names
+//!    where Tavern knows them (the Meetup name from the sign-in or the sync, the Discord
+//!    name from `/link-meetup`; the other Discord member only as "another Discord
+//!    member", a page cannot mention one), and what the visitor can do about it.
 //!
 //! The user's own Meetup tokens are not kept: linking needs only who they are.
 
@@ -160,6 +163,77 @@ pub(crate) async fn start(
     }
 }
 
+/// The Meetup account the visitor signed in with: its name, else its id.
+fn signed_in_meetup(member: &meetup::Member, id: &MeetupUserId) -> String {
+    match member
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => name.to_owned(),
+        None => format!("Meetup member {id}"),
+    }
+}
+
+/// The Meetup account is linked to another Discord member. Who that is stays unsaid:
+/// a web page cannot mention a Discord member, and their id would mean nothing to the
+/// reader; the advice is what the reader can do.
+fn meetup_account_taken(member: &meetup::Member, id: &MeetupUserId) -> Problem {
+    let account = signed_in_meetup(member, id);
+    Problem::new(
+        StatusCode::CONFLICT,
+        "Already linked to another member",
+        format!(
+            "The Meetup account you signed in with ({account}) is already linked to another \
+             Discord member, so nothing was changed. If that Discord account is yours too, \
+             sign in to Discord with it and type /unlink-meetup, then type /link-meetup with \
+             the account you want linked for a new link. If it is not yours, ask an admin of \
+             the community's Discord server to unlink it with /unlink."
+        ),
+    )
+}
+
+/// The Discord account that asked for the link is linked to another Meetup account
+/// (`other`), named as Meetup named it to the sync, else by its id.
+async fn discord_account_taken(
+    state: &WebState,
+    discord: discord::model::UserId,
+    member: &meetup::Member,
+    signed_in: &MeetupUserId,
+    other: MeetupUserId,
+) -> Problem {
+    let account = match state.repo.linking_name(discord).await {
+        Ok(Some(name)) => format!("The Discord account {name}"),
+        Ok(None) => "The Discord account that asked for this link".to_owned(),
+        Err(error) => {
+            tracing::warn!(%error, user = %discord, "could not read the name of a linking link's Discord account");
+            "The Discord account that asked for this link".to_owned()
+        }
+    };
+    let other = match state.repo.meetup_names(&[other]).await {
+        Ok(names) => match names.get(&other) {
+            Some(name) => format!("{name} (Meetup member {other})"),
+            None => format!("Meetup member {other}"),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "could not read a Meetup member's name for the linking page");
+            format!("Meetup member {other}")
+        }
+    };
+    let signed_in = signed_in_meetup(member, signed_in);
+    Problem::new(
+        StatusCode::CONFLICT,
+        "Already linked to another Meetup account",
+        format!(
+            "{account} is already linked to another Meetup account, {other}, so the one you \
+             signed in with ({signed_in}) was not linked and nothing was changed. To link it \
+             instead, type /unlink-meetup in Discord with that account, then /link-meetup \
+             for a new link."
+        ),
+    )
+}
+
 /// The end of the linking round trip (after the callback's checks).
 pub(crate) async fn finish(
     state: &WebState,
@@ -211,18 +285,12 @@ pub(crate) async fn finish(
                 },
             )
             .into_response(),
-        Err(
-            error @ (RepoError::MeetupUserLinkedElsewhere { .. }
-            | RepoError::DiscordUserLinkedElsewhere { .. }),
-        ) => page.problem(Problem::new(
-            StatusCode::CONFLICT,
-            "Already linked to someone else",
-            format!(
-                "{}. Nothing was changed. Unlink it first (/unlink-meetup in Discord, or \
-                 ask an admin), then ask for a new link.",
-                error.user_message()
-            ),
-        )),
+        Err(RepoError::MeetupUserLinkedElsewhere { .. }) => {
+            page.problem(meetup_account_taken(&member, &meetup_user))
+        }
+        Err(RepoError::DiscordUserLinkedElsewhere { meetup, .. }) => {
+            page.problem(discord_account_taken(state, discord, &member, &meetup_user, meetup).await)
+        }
         Err(e) => page.problem(storage_problem(&e)),
     }
 }
