@@ -11,10 +11,42 @@ use store::StorageError;
 
 use crate::domain::Refusal;
 
+/// Most characters of an expression a dice error quotes: a longer one (up to the
+/// thousands a Discord option takes) is quoted around the problem with `…` where it
+/// is cut, so the error and its caret always fit one message.
+pub const POINTER_WIDTH: usize = 60;
+
+/// `source` on one line with a caret under `column` (1-based, in characters): whole
+/// when it is at most [`POINTER_WIDTH`] characters, otherwise that many around the
+/// column, `…` marking what was left out.
+fn pointer(source: &str, column: usize) -> String {
+    let mut line: Vec<char> = source
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect();
+    while line.last() == Some(&' ') {
+        line.pop();
+    }
+    let at = column.saturating_sub(1);
+    let start = if line.len() <= POINTER_WIDTH {
+        0
+    } else {
+        at.saturating_sub(POINTER_WIDTH / 2)
+            .min(line.len() - POINTER_WIDTH)
+    };
+    let end = (start + POINTER_WIDTH).min(line.len());
+    let before = if start > 0 { "…" } else { "" };
+    let after = if end < line.len() { "…" } else { "" };
+    let shown: String = line.get(start..end).unwrap_or_default().iter().collect();
+    let pad = " ".repeat(at.saturating_sub(start) + before.chars().count());
+    format!("{before}{shown}{after}\n{pad}^")
+}
+
 /// Everything that can go wrong in this feature.
 #[derive(Debug, thiserror::Error)]
 pub enum RollsError {
-    /// A bad dice expression; `pointer` is the input with a caret under the problem.
+    /// A bad dice expression; `pointer` is the input (at most [`POINTER_WIDTH`]
+    /// characters of it around the problem) with a caret under the problem.
     #[error("{message} (column {column})")]
     Dice {
         message: String,
@@ -161,11 +193,39 @@ impl RollsError {
         RollsError::Dice {
             message: error.message(),
             column: error.column(),
-            pointer: error.pointer(source),
+            pointer: pointer(source, error.column()),
         }
     }
 
     pub(crate) fn refused(message: impl Into<String>) -> RollsError {
         RollsError::Refused(Refusal::new(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_expression_is_quoted_around_its_problem() {
+        assert_eq!(pointer("1d20 + x", 8), "1d20 + x\n       ^");
+        let long = format!("{}+x", "1d20+".repeat(500));
+        let start = pointer(&long, 1);
+        assert_eq!(
+            start.lines().next().map(|l| l.chars().count()),
+            Some(POINTER_WIDTH + 1)
+        );
+        assert!(
+            start.starts_with("1d20+1d20") && start.contains("…\n^"),
+            "{start}"
+        );
+        let end = pointer(&long, long.chars().count());
+        let (quoted, caret) = end.split_once('\n').expect("two lines");
+        assert!(quoted.starts_with('…') && quoted.ends_with("+x"), "{end}");
+        assert_eq!(
+            caret.chars().count(),
+            quoted.chars().count(),
+            "under the x: {end}"
+        );
     }
 }

@@ -764,3 +764,35 @@ async fn the_join_button_shows_its_roll_and_a_second_press_rolls_nothing() {
     assert_eq!(public(), messages, "nothing posted");
     bot.stop().await;
 }
+
+/// A roll too long to read is refused quoting only a piece of it, around where the
+/// limit falls, with `…` for the rest, so the refusal fits one message whole: no
+/// empty code block, nothing cut.
+#[tokio::test]
+async fn a_too_long_rolls_refusal_quotes_a_piece_of_it_and_fits() {
+    let (w, bot, _dir) = start().await;
+    let expression = format!("{}1", "1d6+".repeat(600));
+    assert!(expression.chars().count() > 2_000);
+    let reply = w
+        .run(
+            w.demo.alice,
+            "roll",
+            json!([{"name": "expression", "value": expression}]),
+        )
+        .await;
+    let text = content(&reply);
+    assert!(text.contains("the roll is too long"), "{reply:?}");
+    let quoted = text
+        .split("```\n")
+        .nth(1)
+        .and_then(|q| q.lines().next())
+        .expect("a quoted line");
+    assert!(
+        quoted.starts_with('…') && quoted.ends_with('…') && quoted.contains("1d6+1d6+"),
+        "{reply:?}"
+    );
+    assert!(quoted.chars().count() <= 62, "{reply:?}");
+    assert!(!text.contains("Cut to fit"), "{reply:?}");
+    assert!(!text.contains("```\n```"), "{reply:?}");
+    bot.stop().await;
+}
