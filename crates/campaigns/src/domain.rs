@@ -599,12 +599,21 @@ pub struct VoiceChannelTopic(String);
 /// Why a topic is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
-    #[error("the topic has {0} characters; it needs at least 2")]
+    #[error("the topic has {}; it needs at least 2", characters(*.0))]
     TooShort(usize),
-    #[error("the topic has {0} characters; at most 100 are allowed")]
+    #[error("the topic has {}; at most 100 are allowed", characters(*.0))]
     TooLong(usize),
     #[error("the topic may not contain line breaks or other control characters")]
     ControlCharacter,
+}
+
+/// "no characters", "1 character", "5 characters".
+fn characters(n: usize) -> String {
+    match n {
+        0 => "no characters".to_owned(),
+        1 => "1 character".to_owned(),
+        n => format!("{n} characters"),
+    }
 }
 
 impl VoiceChannelTopic {
@@ -1073,6 +1082,19 @@ mod tests {
             Err(TopicError::TooShort(1))
         );
         assert_eq!(VoiceChannelTopic::parse(""), Err(TopicError::TooShort(0)));
+        // Said as a person would write it.
+        assert_eq!(
+            TopicError::TooShort(1).to_string(),
+            "the topic has 1 character; it needs at least 2"
+        );
+        assert_eq!(
+            TopicError::TooShort(0).to_string(),
+            "the topic has no characters; it needs at least 2"
+        );
+        assert_eq!(
+            TopicError::TooLong(101).to_string(),
+            "the topic has 101 characters; at most 100 are allowed"
+        );
         let hundred = "é".repeat(100);
         assert!(VoiceChannelTopic::parse(&hundred).is_ok());
         assert_eq!(

@@ -374,7 +374,10 @@ async fn a_meetup_host_adds_lists_and_removes_players() {
             json!([{"name": "remove", "options": [user_option(carol)]}]),
         )
         .await;
-    assert!(text(&reply).contains("will not add them back"), "{reply:?}");
+    assert!(
+        text(&reply).contains("They have no RSVP on Meetup; should they RSVP later"),
+        "{reply:?}"
+    );
     assert!(reply.pings.users.is_empty());
     assert!(!g.roles_of(carol).contains(&g.guest));
     assert_eq!(g.env.members(&removed_key).await, vec![carol.to_string()]);
@@ -521,6 +524,52 @@ async fn a_host_role_holder_adds_and_removes_hosts() {
             .members(&format!("discord_channel:{}:removed_hosts", g.channel))
             .await,
         vec![bob.to_string()]
+    );
+    g.stop().await;
+}
+
+/// A removal says what is true of the one removed: the sync would have made a Meetup
+/// host or an RSVP'd player one again and now will not; one added by hand was never
+/// the sync's, and will not be made one should they host or RSVP later.
+#[tokio::test]
+async fn a_removal_says_what_the_sync_will_not_do_for_each_case() {
+    let g = game().await;
+    let w = g.w();
+    let (alice, bob, carol) = (w.demo.alice, w.demo.bob, w.demo.carol);
+    let admin = w.demo.demo_player;
+    let remove = |command: &'static str, user| {
+        g.run(
+            admin,
+            command,
+            json!([{"name": "remove", "options": [user_option(user)]}]),
+        )
+    };
+    // Carol is a host by hand only; Alice hosts on Meetup.
+    w.sim.add_member_role(w.demo.guild, carol, g.host).unwrap();
+    let reply = remove("hosts", carol).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "<@{carol}> is no longer a host of this game. They do not host it on Meetup; \
+             should they host a session there later, the sync will not make them a host."
+        )
+    );
+    let reply = remove("hosts", alice).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "<@{alice}> is no longer a host of this game; they host it on Meetup, but the \
+             sync will not make them a host again."
+        )
+    );
+    // Bob RSVP'd on Meetup.
+    let reply = remove("players", bob).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "<@{bob}> was removed from this game; they RSVP'd on Meetup, but the sync will \
+             not add them back."
+        )
     );
     g.stop().await;
 }

@@ -109,7 +109,8 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
                      remove them as host with `/{HOSTS} remove` first."
                 )));
             }
-            if !roles.contains(&role) && !rsvpd(&c, &game, user).await? {
+            let rsvp = rsvpd(&c, &game, user).await?;
+            if !roles.contains(&role) && !rsvp {
                 return Ok(private(format!("<@{user}> does not play in this game.")));
             }
             c.repo()
@@ -117,9 +118,19 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
                 .await?;
             c.set_role(user, role, false).await?;
             tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "player removed by hand");
-            Ok(Response::Message(Reply::text(format!(
-                "<@{user}> was removed from this game; the sync will not add them back."
-            ))))
+            // What the removal keeps from the sync depends on why they played.
+            let text = if rsvp {
+                format!(
+                    "<@{user}> was removed from this game; they RSVP'd on Meetup, but the \
+                     sync will not add them back."
+                )
+            } else {
+                format!(
+                    "<@{user}> was removed from this game. They have no RSVP on Meetup; \
+                     should they RSVP later, the sync will not add them."
+                )
+            };
+            Ok(Response::Message(Reply::text(text)))
         }
         Some("list") => list(&c, &game).await,
         _ => Err(CommandError::refused(
@@ -158,7 +169,8 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
         }
         Some("remove") => {
             let user = target(&inv)?;
-            if !c.roles_of(user).await?.contains(&role) && !meetup_host(&c, &game, user).await? {
+            let on_meetup = meetup_host(&c, &game, user).await?;
+            if !c.roles_of(user).await?.contains(&role) && !on_meetup {
                 return Ok(private(format!("<@{user}> is not a host of this game.")));
             }
             c.repo()
@@ -166,9 +178,20 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
                 .await?;
             c.set_role(user, role, false).await?;
             tracing::info!(channel = %game.channel, %user, by = %inv.actor.id, "host removed by hand");
-            Ok(Response::Message(Reply::text(format!(
-                "<@{user}> is no longer a host of this game; the sync will not make them one again."
-            ))))
+            // What the removal keeps from the sync depends on why they hosted.
+            let text = if on_meetup {
+                format!(
+                    "<@{user}> is no longer a host of this game; they host it on Meetup, but \
+                     the sync will not make them a host again."
+                )
+            } else {
+                format!(
+                    "<@{user}> is no longer a host of this game. They do not host it on \
+                     Meetup; should they host a session there later, the sync will not make \
+                     them a host."
+                )
+            };
+            Ok(Response::Message(Reply::text(text)))
         }
         _ => Err(CommandError::refused(
             "Use `/hosts add` or `/hosts remove`.",
