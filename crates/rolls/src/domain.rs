@@ -458,8 +458,9 @@ pub fn leave(
                 e.name, e.user
             )),
             (Some(n), None) => missing(format!(
-                "`{}` is not in this channel's initiative.",
-                n.trim()
+                "`{}` is not in this channel's initiative.{}",
+                n.trim(),
+                combat::group_hint(tracker, user, n)
             )),
             (None, None) => missing("You are not in this channel's initiative."),
         };

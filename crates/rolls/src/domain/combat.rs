@@ -182,7 +182,8 @@ pub fn find(tracker: &Tracker, viewer: UserId, name: &str) -> Result<usize, Refu
         .collect();
     match matching.as_slice() {
         [] => refuse(format!(
-            "There is no combatant `{wanted}` in this channel's initiative."
+            "There is no combatant `{wanted}` in this channel's initiative.{}",
+            group_hint(tracker, viewer, wanted)
         )),
         [one] => Ok(*one),
         several => {
@@ -202,6 +203,33 @@ pub fn find(tracker: &Tracker, viewer: UserId, name: &str) -> Result<usize, Refu
             ))
         }
     }
+}
+
+/// When `name` is a group's (as the tracker shows `orcs (@alice)`) rather than a
+/// combatant's: a sentence saying how to name one of its combatants; else nothing.
+pub fn group_hint(tracker: &Tracker, viewer: UserId, name: &str) -> String {
+    let name = name.trim();
+    let members: Vec<&str> = tracker
+        .entries
+        .iter()
+        .filter(|e| {
+            visible_to(e, viewer)
+                && e.combat
+                    .group
+                    .as_deref()
+                    .is_some_and(|g| g.eq_ignore_ascii_case(name))
+        })
+        .map(|e| e.name.as_str())
+        .collect();
+    let Some(first) = members.first() else {
+        return String::new();
+    };
+    let shown: Vec<String> = members.iter().take(3).map(|m| format!("`{m}`")).collect();
+    let more = if members.len() > 3 { ", …" } else { "" };
+    format!(
+        " `{name}` is a group ({}{more}): name one of its combatants, e.g. `{first}`.",
+        shown.join(", ")
+    )
 }
 
 /// `Goblin (<@123>)` or `Goblin <@123>` (also `<@!123>`, Discord's nickname mention)
@@ -1556,6 +1584,38 @@ mod tests {
             .iter()
             .map(|f| f.name.clone())
             .collect()
+    }
+
+    /// A group's name, as the tracker shows it, is not a combatant's: the refusal says
+    /// how to name one of its combatants.
+    #[test]
+    fn a_groups_name_says_how_to_name_one_of_its_combatants() {
+        let mut t = Tracker::default();
+        add(
+            &mut t,
+            UserId::new(GM),
+            &spec("orc x2 group:orcs"),
+            12,
+            None,
+        )
+        .expect("room");
+        let said = find(&t, UserId::new(5), "Orcs").unwrap_err().into_message();
+        assert!(
+            said.contains(
+                "`Orcs` is a group (`orc 1`, `orc 2`): name one of its combatants, e.g. `orc 1`."
+            ),
+            "{said}"
+        );
+        let said = crate::domain::leave(&mut t, UserId::new(GM), Some("orcs"), None)
+            .unwrap_err()
+            .into_message();
+        assert!(said.contains("is a group"), "{said}");
+        assert!(
+            !find(&t, UserId::new(5), "trolls")
+                .unwrap_err()
+                .into_message()
+                .contains("group"),
+        );
     }
 
     /// A quoted name is a name, whatever words it holds: `"Hidden Ogre"` is not a
