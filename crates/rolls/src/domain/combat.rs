@@ -590,6 +590,16 @@ fn check_hp(what: &str, value: i64) -> Result<i64, Refusal> {
     Ok(value)
 }
 
+/// A damage or healing amount, which cannot be negative: 0 to [`MAX_HP`].
+fn check_amount(what: &str, value: i64) -> Result<i64, Refusal> {
+    if !(0..=MAX_HP).contains(&value) {
+        return refuse(format!(
+            "{what} must be between 0 and {MAX_HP}, not {value}."
+        ));
+    }
+    Ok(value)
+}
+
 fn check_ac(value: i64) -> Result<i64, Refusal> {
     if !(0..=MAX_AC).contains(&value) {
         return refuse(format!(
@@ -797,12 +807,12 @@ pub fn end_concentration(tracker: &mut Tracker, caster: &str) -> Vec<Ended> {
 /// `damage` to the combatant at `at`: temporary hit points first, then hit points
 /// (never below 0). A concentrating combatant gets a [`ConcentrationCheck`].
 pub fn damage(tracker: &mut Tracker, at: usize, damage: i64) -> Result<DamageReport, Refusal> {
-    let damage = check_hp("Damage", damage)?;
     if damage < 0 {
         return refuse(format!(
             "Damage cannot be negative ({damage}); use `/init heal` to heal."
         ));
     }
+    let damage = check_amount("Damage", damage)?;
     let Some(entry) = tracker.entries.get_mut(at) else {
         return refuse("That combatant left the fight.");
     };
@@ -841,12 +851,12 @@ pub fn damage(tracker: &mut Tracker, at: usize, damage: i64) -> Result<DamageRep
 
 /// Heals the combatant at `at` by `amount` (up to its maximum). Returns its hit points.
 pub fn heal(tracker: &mut Tracker, at: usize, amount: i64) -> Result<i64, Refusal> {
-    let amount = check_hp("Healing", amount)?;
     if amount < 0 {
         return refuse(format!(
             "Healing cannot be negative ({amount}); use `/init damage` for damage."
         ));
     }
+    let amount = check_amount("Healing", amount)?;
     let Some(entry) = tracker.entries.get_mut(at) else {
         return refuse("That combatant left the fight.");
     };
@@ -1584,6 +1594,29 @@ mod tests {
             .iter()
             .map(|f| f.name.clone())
             .collect()
+    }
+
+    /// Damage and healing, which cannot be negative, are bounded from 0.
+    #[test]
+    fn too_much_damage_or_healing_names_the_range_from_zero() {
+        let mut t = fight(&[("orc", 10)]);
+        for said in [
+            damage(&mut t, 0, 99_999_999_999)
+                .unwrap_err()
+                .into_message(),
+            heal(&mut t, 0, 99_999_999_999).unwrap_err().into_message(),
+        ] {
+            assert!(
+                said.contains(&format!("must be between 0 and {MAX_HP}, not 99999999999.")),
+                "{said}"
+            );
+        }
+        assert!(
+            damage(&mut t, 0, -3)
+                .unwrap_err()
+                .into_message()
+                .contains("cannot be negative")
+        );
     }
 
     /// A group's name, as the tracker shows it, is not a combatant's: the refusal says
