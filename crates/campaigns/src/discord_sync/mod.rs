@@ -51,7 +51,8 @@
 //! - **Who gets what**: the guest role goes to the linked members who RSVP'd yes to any
 //!   upcoming event of the series, minus `removed_users`; the host role to linked hosts
 //!   of those events, minus `removed_hosts`. People who are not members of the guild are
-//!   skipped. The guest role is revoked from a member who holds it without such an RSVP
+//!   skipped, and so is Tavern's own account (linked to a Meetup member before `/link`
+//!   refused it). The guest role is revoked from a member who holds it without such an RSVP
 //!   and is not a host only when the sync gave it (a withdrawn RSVP, or a Meetup
 //!   account unlinked; `/sync` counts the two apart): Tavern keeps who
 //!   it gave the role in its own key `schema::synced_guests`, so people a host added by
@@ -860,7 +861,9 @@ pub fn plan_series(
 
     // Roles.
     let linked = |u: &MeetupUserId| links.get(u).copied();
-    let is_member = |u: &UserId| discord.members.contains_key(u);
+    // Tavern itself never plays or hosts, even linked to a Meetup member (`/link`
+    // refuses it; a link made before is left alone).
+    let is_member = |u: &UserId| *u != discord.bot && discord.members.contains_key(u);
     let holds = |u: &UserId, r: RoleId| {
         discord
             .members

@@ -332,6 +332,26 @@ fn removed_hosts_get_no_host_role_and_no_announcement() {
     assert!(!announce.content.contains("<@109>"), "{}", announce.content);
 }
 
+/// Tavern's own account linked to a Meetup member (before `/link` refused it) that
+/// RSVPs and hosts gets no role and no welcome.
+#[test]
+fn the_bot_linked_to_a_meetup_member_gets_no_role_and_no_welcome() {
+    let settings = settings();
+    let mut d = discord();
+    let l = links(&[(1, 101), (9, 99)]);
+    let mut s = series(vec![event("e1", "2026-01-05T18:00:00Z", &[1, 9], &[9])]);
+    set_up(&mut s, &mut d, &settings);
+    for u in [101, 99] {
+        d.members.insert(UserId::new(u), BTreeSet::new());
+    }
+    let Some(Step::Update(changes)) = plan(&s, &settings, &d, &l, &BTreeMap::new()) else {
+        panic!("expected an update");
+    };
+    assert_eq!(changes.grants, vec![(UserId::new(101), RoleId::new(20))]);
+    let announce = changes.announce.unwrap();
+    assert_eq!(announce.mentions.users, vec![UserId::new(101)]);
+}
+
 #[test]
 fn a_new_host_is_told_they_host_and_players_are_welcomed_as_before() {
     let u = UserId::new;
