@@ -642,6 +642,14 @@ impl TurnAt {
             turn: tracker.turn,
         }
     }
+
+    /// Whether `tracker` has been at this position or is there now: not a later
+    /// round or a later turn of its round, nor a turn past its last combatant.
+    pub fn reached(&self, tracker: &Tracker) -> bool {
+        let now = TurnAt::of(tracker);
+        let in_range = self.turn < tracker.entries.len().max(1);
+        in_range && (self.round, self.turn) <= (now.round, now.turn)
+    }
 }
 
 impl InitOp {
@@ -788,6 +796,17 @@ impl Operation for InitOp {
                     message.push_str(&said.message);
                 }
                 message
+            }
+            // A position the tracker has not reached (a later round or turn, or a
+            // turn past its last combatant) is no turn at all, not one it left.
+            InitOp::Next {
+                expected: Some(expected),
+                ..
+            } if !expected.reached(&tracker) => {
+                return Err(RollsError::refused(format!(
+                    "Round {}, turn {} is not a turn of this tracker; nothing changed. It is at round {}, turn {}.",
+                    expected.round, expected.turn, tracker.round, tracker.turn
+                )));
             }
             // Read again after a lost compare-and-set too: a press that lost to
             // another does not advance a second time.

@@ -918,6 +918,22 @@ async fn next_from_a_position_the_turn_has_left_is_a_conflict() {
             .contains("round 1, turn 1"),
         "{body}"
     );
+    // A position the tracker never reached is no turn at all, not one it left.
+    for (round, turn) in [(1, 5), (7, 0), (1, 2)] {
+        let (status, body) = api
+            .post(
+                &format!("/api/rolls/initiative/{table}/next?user={vex}&round={round}&turn={turn}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["error"],
+            format!(
+                "Round {round}, turn {turn} is not a turn of this tracker; nothing changed. It is at round 1, turn 1."
+            ),
+        );
+    }
     let (_, body) = api
         .get(&format!("/api/rolls/initiative/{table}?user={vex}"))
         .await;
@@ -1101,7 +1117,7 @@ async fn a_refused_next_is_not_counted() {
             json!({}),
         )
         .await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(status, 400, "a round never reached: {body}");
     let (_, after) = api
         .get(&format!("/api/rolls/stats?user={vex}&all=true"))
         .await;
@@ -1118,6 +1134,17 @@ async fn a_refused_next_is_not_counted() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    let init: i64 = conn.get("c_init").await.expect("c_init");
+    assert_eq!(init, 3);
+
+    // A `next` from the position the turn just left is 409 and not counted either.
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/next?user={vex}&round=1&turn=0"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
     let init: i64 = conn.get("c_init").await.expect("c_init");
     assert_eq!(init, 3);
 }
