@@ -135,6 +135,7 @@ pub async fn start_meetup(
 ///   (those users cannot come back);
 /// - a web session of such a user is ended (the Log in link signs the demo player in
 ///   again);
+/// - what was kept about the topic voice channel (when a topic was set) is forgotten;
 /// - every tracked series with a channel is forgotten, its events with it (nothing of
 ///   this start has been made yet). The fake Meetup still has them: when anything was
 ///   forgotten the sync's job lock is released, so the first sync runs at once, stores
@@ -177,6 +178,9 @@ pub async fn forget_an_earlier_fake_discord(
             "sandbox: ended the web sessions of an earlier start's fake Discord users; log in again"
         );
     }
+    // The topic voice channel is new too: a topic set on the earlier one must not hold
+    // `/topic` back for ten minutes.
+    repo.forget_topic().await?;
     let mut forgotten = 0;
     for series in repo.tracked_series().await? {
         let channel = repo.series_channel(&series).await?;

@@ -188,6 +188,9 @@ async fn after_a_restart_on_the_same_redis_what_pointed_at_the_earlier_fake_disc
         }
     };
     assert_eq!(me(first.url("/api/me"), cookie.clone()).await, 200);
+    // A topic set on the first start's topic voice channel a moment ago.
+    let claim = repo.read_topic_claim().await.unwrap();
+    assert!(repo.claim_topic(&claim, chrono::Utc::now()).await.unwrap());
 
     let common::TestApp {
         running,
@@ -218,6 +221,8 @@ async fn after_a_restart_on_the_same_redis_what_pointed_at_the_earlier_fake_disc
     );
     assert_eq!(repo.meetup_user_of(earlier_alice).await.unwrap(), None);
     assert_eq!(repo.meetup_user_of(earlier_player).await.unwrap(), None);
+    // The new topic voice channel is not held back by the earlier one's topic.
+    assert_eq!(repo.read_topic_claim().await.unwrap().set_at, None);
     // The earlier demo player's web session is over: the Log in link signs in this one.
     assert_eq!(me(second.url("/api/me"), cookie).await, 401);
     let cookie = second.log_in(&web).await;

@@ -70,6 +70,17 @@ impl Repo {
         Ok(())
     }
 
+    /// Forgets everything kept about the topic voice channel (when a topic was set, who
+    /// is connected, since when it is empty), in one step: for a channel that is not
+    /// the one these were kept for (the sandbox's fake Discord is new at every start).
+    pub async fn forget_topic(&self) -> Result<(), RepoError> {
+        let mut writes = Writes::new();
+        writes.del(schema::USER_TOPIC_VOICE_CHANNEL_TOPIC_TIME);
+        writes.del(schema::TOPIC_VOICE_CONNECTED);
+        writes.del(schema::TOPIC_VOICE_EMPTY_SINCE);
+        self.apply(&writes).await
+    }
+
     /// Records that `user` is connected to the topic voice channel (`true`) or not, at
     /// `now`: a join forgets since when the channel was empty, a leave that empties it
     /// records `now` (see the module docs).
