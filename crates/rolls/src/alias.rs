@@ -36,7 +36,7 @@
 //! `saved_rolls` of the user document (the seed's "saved rolls") are whole expressions
 //! rolled by name with `/saved use name`: `/saved add|remove|list|use`. At most
 //! [`MAX_SAVED_ROLLS`]; each is checked when saved (it must parse, after the user's
-//! and the server's aliases).
+//! and the server's aliases). So is an alias, its placeholders filled with `1`.
 
 use std::collections::BTreeMap;
 
@@ -155,6 +155,17 @@ pub fn clean_template(template: &str) -> Result<String, Refusal> {
     }
     arity(template)?;
     Ok(template.to_owned())
+}
+
+/// Refuses a template that does not roll, as `/saved add` refuses a saved roll: its
+/// placeholders filled with `1` and the aliases it uses expanded (`user`'s, then
+/// `guild`'s), it must parse as a dice expression.
+fn check_rolls(template: &str, user: &AliasBook, guild: &AliasBook) -> Result<(), RollsError> {
+    let template = clean_template(template)?;
+    let args = vec!["1"; arity(&template)?];
+    let expanded = expand(&fill(&template, &args), user, guild)?;
+    dice::parse(&expanded.expression).map_err(|e| RollsError::dice(&expanded.expression, &e))?;
+    Ok(())
 }
 
 /// `template` with its placeholders filled from `args` (which has enough of them).
@@ -365,6 +376,8 @@ pub enum AliasAction {
 pub struct AliasOp {
     pub scope: Scope,
     pub action: AliasAction,
+    /// The server whose aliases a new user alias may use (where it was added).
+    pub guild: Option<GuildId>,
 }
 
 /// Aliases after a change (or as they are).
@@ -436,6 +449,13 @@ impl Operation for AliasOp {
             Scope::User(user) => {
                 let read = env.repo.user(user).await?;
                 let mut doc = read.value;
+                if let AliasAction::Add { template, .. } = &self.action {
+                    let server = match self.guild {
+                        Some(guild) => env.repo.guild_aliases(guild).await?.value,
+                        None => AliasBook::new(),
+                    };
+                    check_rolls(template, &doc.aliases, &server)?;
+                }
                 let message = change(
                     &mut doc.aliases,
                     &self.action,
@@ -467,6 +487,9 @@ impl Operation for AliasOp {
             Scope::Guild(guild) => {
                 let read = env.repo.guild_aliases(guild).await?;
                 let mut book = read.value;
+                if let AliasAction::Add { template, .. } = &self.action {
+                    check_rolls(template, &AliasBook::new(), &book)?;
+                }
                 let message = change(&mut book, &self.action, MAX_GUILD_ALIASES, "server aliases")?;
                 let model = AliasesModel {
                     scope: "server",

@@ -266,7 +266,14 @@ async fn alias(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     };
     let model = ctx
         .controller
-        .run(caller(&inv), &AliasOp { scope, action })
+        .run(
+            caller(&inv),
+            &AliasOp {
+                scope,
+                action,
+                guild: inv.guild_id,
+            },
+        )
         .await?;
     Ok(Response::Message(reply_with(&model)))
 }

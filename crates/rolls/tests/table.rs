@@ -647,6 +647,37 @@ async fn a_private_roll_is_checked_by_its_roller_alone() {
     t.bot.stop().await;
 }
 
+/// An alias that does not roll is refused when added, as a saved roll is, in the
+/// same words; one with placeholders or other aliases is checked filled in.
+#[tokio::test]
+async fn an_alias_that_does_not_roll_is_refused_like_a_saved_roll() {
+    let t = start().await;
+    let alice = t.w.demo.alice;
+    let add = |cmd: &'static str, name: &'static str, expression: &'static str| {
+        t.run(
+            alice,
+            cmd,
+            json!([{"name": "add", "options": [{"name": "name", "value": name}, {"name": "expression", "value": expression}]}]),
+        )
+    };
+    let saved = add("saved", "bad", "1d20+").await;
+    let alias = add("alias", "bad", "1d20+").await;
+    assert!(alias.ephemeral, "{alias:?}");
+    assert_eq!(content(&alias), content(&saved), "the same refusal");
+    assert!(content(&alias).contains("ends too early"), "{alias:?}");
+    let stored: Option<String> = t.w.redis.conn().get(format!("user_{alice}")).await.unwrap();
+    assert!(
+        !stored.unwrap_or_default().contains("1d20+\""),
+        "nothing saved"
+    );
+
+    let hit = add("alias", "hit", "1d20+{} >= {}").await;
+    assert!(content(&hit).contains("Saved `hit`"), "{hit:?}");
+    let uses = add("alias", "strong", "hit 5 15").await;
+    assert!(content(&uses).contains("Saved `strong`"), "{uses:?}");
+    t.bot.stop().await;
+}
+
 /// `/roll-check` shows what the user typed as written: the expression in a code span
 /// its backticks cannot end, the label escaped, dropped dice struck through as `/roll`
 /// shows them (not a literal `~1~`).

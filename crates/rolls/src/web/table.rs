@@ -96,7 +96,17 @@ pub(super) async fn aliases_list(
     let who = user(&caller, &p)?;
     let scope = Scope::User(who.user());
     let action = AliasAction::List;
-    run(&ctx, who, AliasOp { scope, action }).await
+    let guild = None;
+    run(
+        &ctx,
+        who,
+        AliasOp {
+            scope,
+            action,
+            guild,
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,7 +131,17 @@ pub(super) async fn aliases_add(
         name: b.name,
         template: b.expression,
     };
-    run(&ctx, who, AliasOp { scope, action }).await
+    let guild = None;
+    run(
+        &ctx,
+        who,
+        AliasOp {
+            scope,
+            action,
+            guild,
+        },
+    )
+    .await
 }
 
 /// `DELETE /api/rolls/aliases/{name}?user=`.
@@ -134,5 +154,15 @@ pub(super) async fn aliases_remove(
     let who = user(&caller, &p)?;
     let scope = Scope::User(who.user());
     let action = AliasAction::Remove { name };
-    run(&ctx, who, AliasOp { scope, action }).await
+    let guild = None;
+    run(
+        &ctx,
+        who,
+        AliasOp {
+            scope,
+            action,
+            guild,
+        },
+    )
+    .await
 }
