@@ -300,10 +300,25 @@ impl OddsModel {
     pub fn of(expression: &str) -> Result<OddsModel, RollsError> {
         let odds = dice::odds(expression).map_err(|e| RollsError::dice(expression, &e))?;
         Ok(OddsModel {
-            markdown: odds.render_markdown(),
+            markdown: seen_not_limits(&odds, odds.render_markdown()),
             odds,
         })
     }
+}
+
+/// `markdown` (the odds as the dice crate words them) with a simulation's `min` and
+/// `max` said for what they are: the lowest and highest totals its rolls happened to
+/// give, not the limits of the roll. Exact odds are left as they are.
+fn seen_not_limits(odds: &dice::Odds, markdown: String) -> String {
+    let dice::Method::Simulated { samples, .. } = odds.method else {
+        return markdown;
+    };
+    let (min, max) = (odds.min.to_string(), odds.max.to_string());
+    markdown.replacen(
+        &format!(", min `{min}`, max `{max}`"),
+        &format!(", lowest `{min}` and highest `{max}` seen in {samples} simulated rolls"),
+        1,
+    )
 }
 
 // ---- stats / help -------------------------------------------------------------------
@@ -881,6 +896,33 @@ impl Operation for InitOp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A simulation's extremes are the totals it happened to see, and say so; exact
+    /// odds keep their true range.
+    #[test]
+    fn simulated_odds_say_their_extremes_were_seen_not_limits() {
+        let simulated = OddsModel::of("100d100").unwrap();
+        assert!(
+            matches!(simulated.odds.method, dice::Method::Simulated { .. }),
+            "{:?}",
+            simulated.odds.method
+        );
+        let said = &simulated.markdown;
+        assert!(!said.contains(", min `"), "{said}");
+        assert!(
+            said.contains(&format!(
+                ", lowest `{}` and highest `{}` seen in",
+                simulated.odds.min, simulated.odds.max
+            )) && said.contains("simulated rolls"),
+            "{said}"
+        );
+        let exact = OddsModel::of("2d6").unwrap();
+        assert!(
+            exact.markdown.contains(", min `2`, max `12`"),
+            "{}",
+            exact.markdown
+        );
+    }
 
     fn first_seed(expression: &str, wanted: impl Fn(&dice::Outcome) -> bool) -> RollModel {
         (0..10_000)
