@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 pub mod combat;
 pub mod import;
-pub mod sight;
 
 /// Discord snowflakes, typed. They serialise as decimal strings (so JavaScript clients
 /// do not lose precision) and read numbers too.

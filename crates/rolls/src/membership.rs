@@ -6,9 +6,10 @@
 //! [`Membership::check`] asks Discord which guild the channel is in, whether the user
 //! is a member of it, and then, from the member's roles, the guild's roles and owner
 //! and the channel's permission overwrites, whether they hold View Channel there
-//! ([`crate::domain::sight`]). A thread is seen by whoever sees its parent and holds
-//! Manage Threads there: Discord does not tell a private thread from a public one, so
-//! only those who see it either way are let in.
+//! (`discord::model::permissions`, the one home of Discord's overwrite order). A
+//! thread is seen by whoever sees its parent and holds Manage Threads there: Discord
+//! does not tell a private thread from a public one, so only those who see it either
+//! way are let in.
 //!
 //! Answers are remembered for a while so that a busy tracker costs Discord a few
 //! requests per user every few minutes, not a few per click: the channel's guild (it
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 use discord::model::GuildId;
 use discord::{Discord, RestError};
 
-use crate::domain::sight::Member;
+use discord::model::permissions::{self, MANAGE_THREADS, VIEW_CHANNEL};
+
 use crate::domain::{ChannelId, UserId};
 
 /// How long a "sees the channel" answer is trusted.
@@ -140,12 +142,16 @@ impl Membership {
         let listed = self.discord.guild_channels(guild).await?;
         let guild_roles = self.discord.guild_roles(guild).await?;
         let owner = self.discord.guild(guild).await?.and_then(|g| g.owner_id);
-        let member = Member {
+        let member = permissions::Member {
             guild,
             user,
-            owner,
-            guild_roles: &guild_roles,
+            owner: owner == Some(user),
+            base: permissions::base(guild, &guild_roles, &roles),
             roles: &roles,
+        };
+        // View Channel; for a thread, its parent's, with Manage Threads there.
+        let holds = |overwrites: &[discord::model::Overwrite], needed: u64| {
+            member.in_channel(overwrites) & needed == needed
         };
         let overwrites_of = |id: ChannelId| {
             listed
@@ -154,7 +160,7 @@ impl Membership {
                 .map(|c| c.overwrites.as_slice())
         };
         let sees = match overwrites_of(channel) {
-            Some(overwrites) => member.sees(overwrites),
+            Some(overwrites) => holds(overwrites, VIEW_CHANNEL),
             None => {
                 let parent = self
                     .discord
@@ -163,7 +169,7 @@ impl Membership {
                     .and_then(|c| c.parent_id);
                 parent
                     .and_then(overwrites_of)
-                    .is_some_and(|overwrites| member.sees_every_thread(overwrites))
+                    .is_some_and(|overwrites| holds(overwrites, VIEW_CHANNEL | MANAGE_THREADS))
             }
         };
         Ok(if sees { Verdict::Sees } else { Verdict::Hidden })
