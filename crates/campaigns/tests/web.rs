@@ -1008,6 +1008,35 @@ struct Game {
     first: meetup::EventId,
 }
 
+/// Stores online session `id` of campaign `series` as the sync would, hosted by `host`.
+async fn store_session(
+    site: &Site,
+    series: &EventSeriesId,
+    id: &MeetupEventId,
+    name: &str,
+    time: chrono::DateTime<chrono::Utc>,
+    host: MeetupUserId,
+) {
+    site.repo
+        .upsert_event(&EventUpsert {
+            event: MeetupEvent {
+                id: id.clone(),
+                name: name.to_owned(),
+                time,
+                link: format!("https://www.meetup.com/dragons/events/{id}/"),
+                urlname: site.groups[0].to_string(),
+                is_online: Some(true),
+            },
+            series: series.clone(),
+            series_type: Some(campaigns::SeriesType::Campaign),
+            series_online: true,
+            hosts: vec![host],
+            rsvps: Some(vec![]),
+        })
+        .await
+        .unwrap();
+}
+
 async fn game(site: &Site, host: &MemberId, host_discord: UserId) -> Game {
     let organiser = site.member("Olivia", GroupRole::Organizer);
     let tokens = site.fake.issue_tokens(&organiser).unwrap();
@@ -1029,24 +1058,15 @@ async fn game(site: &Site, host: &MemberId, host_discord: UserId) -> Game {
     let id = MeetupEventId::parse(first.as_str()).unwrap();
     let series = EventSeriesId::started_by(&id);
     let host_id = MeetupUserId::parse(host.as_str()).unwrap();
-    site.repo
-        .upsert_event(&EventUpsert {
-            event: MeetupEvent {
-                id: id.clone(),
-                name: "Curse of Strahd - Session 1".into(),
-                time: starts.to_utc(),
-                link: format!("https://www.meetup.com/dragons/events/{first}/"),
-                urlname: site.groups[0].to_string(),
-                is_online: Some(true),
-            },
-            series: series.clone(),
-            series_type: Some(campaigns::SeriesType::Campaign),
-            series_online: true,
-            hosts: vec![host_id],
-            rsvps: Some(vec![]),
-        })
-        .await
-        .unwrap();
+    store_session(
+        site,
+        &series,
+        &id,
+        "Curse of Strahd - Session 1",
+        starts.to_utc(),
+        host_id,
+    )
+    .await;
     let channel = ChannelId::new(u64::from(site.world.demo.campaigns));
     site.repo.register_channel(&series, channel).await.unwrap();
     site.repo.link(host_id, host_discord, None).await.unwrap();
@@ -1382,24 +1402,16 @@ async fn a_session_scheduled_through_the_form_counts_before_the_next_sync() {
     // Once the sync has stored them, they are not counted twice.
     for (id, event) in &events[1..] {
         let id = MeetupEventId::parse(id.as_str()).unwrap();
-        site.repo
-            .upsert_event(&EventUpsert {
-                event: MeetupEvent {
-                    id: id.clone(),
-                    name: event.title.clone(),
-                    time: event.starts_at.to_utc(),
-                    link: format!("https://www.meetup.com/dragons/events/{id}/"),
-                    urlname: site.groups[0].to_string(),
-                    is_online: Some(true),
-                },
-                series: game.series.clone(),
-                series_type: Some(campaigns::SeriesType::Campaign),
-                series_online: true,
-                hosts: vec![MeetupUserId::parse(host.as_str()).unwrap()],
-                rsvps: Some(vec![]),
-            })
-            .await
-            .unwrap();
+        let host_id = MeetupUserId::parse(host.as_str()).unwrap();
+        store_session(
+            &site,
+            &game.series,
+            &id,
+            &event.title,
+            event.starts_at.to_utc(),
+            host_id,
+        )
+        .await;
     }
     let html = site.get(&path, Some(&session)).await.text().await.unwrap();
     assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
@@ -1520,24 +1532,15 @@ async fn the_next_session_number_follows_the_highest_not_the_latest_date() {
     third.hosts = vec![host.clone()];
     let third = site.fake.add_event(third).unwrap();
     let third = MeetupEventId::parse(third.as_str()).unwrap();
-    site.repo
-        .upsert_event(&EventUpsert {
-            event: MeetupEvent {
-                id: third.clone(),
-                name: "Curse of Strahd - Session 3".into(),
-                time: starts.to_utc(),
-                link: format!("https://www.meetup.com/dragons/events/{third}/"),
-                urlname: site.groups[0].to_string(),
-                is_online: Some(true),
-            },
-            series: game.series.clone(),
-            series_type: Some(campaigns::SeriesType::Campaign),
-            series_online: true,
-            hosts: vec![MeetupUserId::parse(host.as_str()).unwrap()],
-            rsvps: Some(vec![]),
-        })
-        .await
-        .unwrap();
+    store_session(
+        &site,
+        &game.series,
+        &third,
+        "Curse of Strahd - Session 3",
+        starts.to_utc(),
+        MeetupUserId::parse(host.as_str()).unwrap(),
+    )
+    .await;
     let html = site.get(&path, Some(&session)).await.text().await.unwrap();
     assert!(html.contains("Curse of Strahd - Session 4"), "{html}");
     let sent = submit(day(20)).await.unwrap();
