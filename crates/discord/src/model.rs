@@ -823,7 +823,7 @@ pub mod permissions {
         pub user: UserId,
         /// Whether they own the guild.
         pub owner: bool,
-        /// Their permissions across the guild ([`base`]).
+        /// Their permissions across the guild ([`base()`]).
         pub base: u64,
         /// Their roles, without `@everyone`.
         pub roles: &'a [RoleId],

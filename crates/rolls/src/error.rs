@@ -45,7 +45,7 @@ fn pointer(source: &str, column: usize) -> String {
 /// Everything that can go wrong in this feature.
 #[derive(Debug, thiserror::Error)]
 pub enum RollsError {
-    /// A bad dice expression; `pointer` is the input (at most [`POINTER_WIDTH`]
+    /// A bad dice expression; `pointer` is the input (at most `POINTER_WIDTH` (60)
     /// characters of it around the problem) with a caret under the problem.
     #[error("{message} (column {column})")]
     Dice {

@@ -472,7 +472,7 @@ impl Client {
 
     /// Leaves the meeting: reads what the controller still says, to the end of its
     /// stream (it ends the stream once the leave is done), then closes the connection,
-    /// which the controller waits for. Waits [`LEAVE_WAIT`] at most. The meeting's end
+    /// which the controller waits for. Waits `LEAVE_WAIT` (2 s) at most. The meeting's end
     /// when this leave ended it (the last one in left), as the controller said it.
     pub async fn leave(mut self) -> Result<Option<proto::MeetingEnded>, ClientError> {
         self.send(client_message::Payload::Leave(proto::Leave {}))
