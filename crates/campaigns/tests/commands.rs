@@ -1011,6 +1011,41 @@ async fn tavern_itself_is_not_linked_or_added_as_a_player_or_host() {
         !roles.contains(&g.guest) && !roles.contains(&g.host),
         "{roles:?}"
     );
+
+    // Another application's bot in the server: refused alike, as Discord says it is
+    // a bot.
+    let dice_bot = w.sim.create_bot_user("DiceBot");
+    w.sim.add_member(w.demo.guild, dice_bot).unwrap();
+    let reply = g
+        .run_in(
+            admin,
+            w.demo.general,
+            "link",
+            json!([user_option(dice_bot), {"name": "meetup-id", "value": "6"}]),
+        )
+        .await;
+    refused(
+        &reply,
+        "is a bot, not a person: only a person can be linked",
+    );
+    for (command, only) in [("players", "play in a game"), ("hosts", "host a game")] {
+        let reply = g
+            .run(
+                w.demo.alice,
+                command,
+                json!([{"name": "add", "options": [user_option(dice_bot)]}]),
+            )
+            .await;
+        refused(
+            &reply,
+            &format!("is a bot, not a person: only a person can {only}"),
+        );
+    }
+    let roles = g.roles_of(dice_bot);
+    assert!(
+        !roles.contains(&g.guest) && !roles.contains(&g.host),
+        "{roles:?}"
+    );
     g.stop().await;
 }
 

@@ -763,6 +763,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            bots: Default::default(),
         }
     }
 

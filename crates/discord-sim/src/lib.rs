@@ -468,6 +468,12 @@ impl Sim {
         self.shared.with(|s, _, ids| s.create_user(ids, name))
     }
 
+    /// Creates another application's bot account, not yet a member of any guild.
+    pub fn create_bot_user(&self, name: &str) -> Snowflake {
+        self.shared
+            .with(|s, _, ids| s.create_account(ids, name, true))
+    }
+
     /// Creates a channel (dispatches CHANNEL_CREATE).
     pub fn create_channel(
         &self,

@@ -307,6 +307,12 @@ impl State {
     // ---- users and guilds ------------------------------------------------------
 
     pub fn create_user(&mut self, ids: &SnowflakeGen, name: &str) -> Snowflake {
+        self.create_account(ids, name, false)
+    }
+
+    /// Creates a user, a bot account when `bot` (another application's bot, not the
+    /// one the sim serves).
+    pub fn create_account(&mut self, ids: &SnowflakeGen, name: &str, bot: bool) -> Snowflake {
         let id = ids.next();
         self.users.insert(
             id,
@@ -314,7 +320,7 @@ impl State {
                 id,
                 name: name.to_owned(),
                 global_name: Some(name.to_owned()),
-                bot: false,
+                bot,
             },
         );
         id

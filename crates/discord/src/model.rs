@@ -2,7 +2,7 @@
 //! it receives and answers. Features never see the wire format; the crate's private
 //! `wire` module converts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use twilight_model::id::Id;
 pub use twilight_model::id::marker::{
@@ -167,14 +167,21 @@ pub enum OptionValue {
 }
 
 /// The options of an invoked command, flattened: `subcommand` is the path of nested
-/// subcommand names (`["join"]` for `/init join`), `values` the leaf options by name.
+/// subcommand names (`["join"]` for `/init join`), `values` the leaf options by name,
+/// `bots` the users the options name that are bot accounts (as Discord resolved them).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     pub subcommand: Vec<String>,
     pub values: BTreeMap<String, OptionValue>,
+    pub bots: BTreeSet<UserId>,
 }
 
 impl Options {
+    /// Whether `user`, named by a user option, is a bot account.
+    pub fn is_bot(&self, user: UserId) -> bool {
+        self.bots.contains(&user)
+    }
+
     /// The first subcommand name, if any.
     pub fn sub(&self) -> Option<&str> {
         self.subcommand.first().map(String::as_str)

@@ -289,6 +289,14 @@ pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
         InteractionData::ApplicationCommand(data) => {
             let mut options = Options::default();
             flatten_options(&data.options, &mut options);
+            if let Some(resolved) = &data.resolved {
+                options.bots = resolved
+                    .users
+                    .values()
+                    .filter(|user| user.bot)
+                    .map(|user| user.id)
+                    .collect();
+            }
             Action::Command {
                 name: data.name.clone(),
                 options,

@@ -928,6 +928,7 @@ async fn a_lowered_player_limit_leaves_running_games_writable() {
                 options: discord::Options {
                     subcommand: vec!["abandon".into()],
                     values: Default::default(),
+                    bots: Default::default(),
                 },
             },
             actor: discord::Actor {

@@ -265,7 +265,7 @@ async fn link(c: Commands, inv: Invocation) -> CommandResult {
     let meetup = meetup_id(&inv)?.ok_or_else(|| {
         CommandError::refused("Say which Meetup account: the `meetup-id` option is missing.")
     })?;
-    c.require_person(user, "be linked to a Meetup account")
+    c.require_person(&inv, user, "be linked to a Meetup account")
         .await?;
     let conflict = |e: RepoError| match e {
         RepoError::MeetupUserLinkedElsewhere { meetup, discord } => CommandError::refused(format!(

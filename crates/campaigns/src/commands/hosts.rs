@@ -81,7 +81,7 @@ async fn players(c: Commands, inv: Invocation) -> CommandResult {
     match options.sub() {
         Some("add") => {
             let user = target(&inv)?;
-            c.require_person(user, "play in a game").await?;
+            c.require_person(&inv, user, "play in a game").await?;
             let role = guest_role(&game)?;
             if c.roles_of(user).await?.contains(&role) {
                 return Ok(private(format!("<@{user}> already plays in this game.")));
@@ -150,7 +150,7 @@ async fn hosts(c: Commands, inv: Invocation) -> CommandResult {
     match options.sub() {
         Some("add") => {
             let user = target(&inv)?;
-            c.require_person(user, "host a game").await?;
+            c.require_person(&inv, user, "host a game").await?;
             if c.roles_of(user).await?.contains(&role) {
                 return Ok(private(format!("<@{user}> already hosts this game.")));
             }

@@ -196,15 +196,15 @@ impl Commands {
         }))
     }
 
-    /// Refuses Tavern's own account where a person is meant (`/link`, `/players add`,
-    /// `/hosts add`): a bot has no Meetup account, does not play and does not host, and
-    /// linked or given a game's role it would be welcomed as a player. `only` says what
-    /// only a person can be, e.g. "be linked to a Meetup account".
-    ///
-    /// Other bots are not recognised: the interaction's resolved user says whether it
-    /// is a bot, but [`discord::Options`] keeps only its id.
+    /// Refuses a bot where a person is meant (`/link`, `/players add`, `/hosts add`):
+    /// a bot has no Meetup account, does not play and does not host, and linked or
+    /// given a game's role it would be welcomed as a player. Any bot the command's
+    /// options name (Discord resolves them, [`discord::Options::is_bot`]), and Tavern's
+    /// own account however it is named. `only` says what only a person can be, e.g. "be
+    /// linked to a Meetup account".
     pub(crate) async fn require_person(
         &self,
+        inv: &Invocation,
         user: UserId,
         only: &str,
     ) -> Result<(), CommandError> {
@@ -217,6 +217,12 @@ impl Commands {
             return Err(CommandError::refused(format!(
                 "<@{user}> is Tavern itself, a bot, not a person: only a person can {only}. \
                  Nothing was changed."
+            )));
+        }
+        if inv.options().is_bot(user) {
+            return Err(CommandError::refused(format!(
+                "<@{user}> is a bot, not a person: only a person can {only}. Nothing was \
+                 changed."
             )));
         }
         Ok(())

@@ -99,6 +99,7 @@ impl Env {
             options: Options {
                 subcommand: vec![sub.into()],
                 values: BTreeMap::new(),
+                bots: Default::default(),
             },
         };
         self.game
