@@ -220,7 +220,11 @@ impl RecordedRoll {
     pub fn render(&self) -> String {
         let mut text = self.roll.render();
         if !self.aliases.is_empty() {
-            text = format!("`{}` → `{}`\n{text}", self.input, self.roll.expression);
+            text = format!(
+                "{} → {}\n{text}",
+                code_span(&self.input),
+                code_span(&self.roll.expression)
+            );
         }
         format!("{text}\n-# roll id `{}`", self.id)
     }
@@ -602,6 +606,22 @@ mod tests {
         assert!(cut.ends_with("-# roll id `ABCDEFGH`"), "{cut}");
         assert!(cut.contains("**Critical!**"), "{cut}");
         assert!(cut.contains("Total"), "{cut}");
+    }
+
+    #[test]
+    fn what_aliases_became_is_shown_as_typed_backticks_and_all() {
+        let expression = "1d20+5";
+        let outcome = dice::roll(expression, &mut dice::Rng::seeded(7)).unwrap();
+        let shown = RecordedRoll {
+            id: "ABCDEFGH".into(),
+            seed: 7,
+            input: "hit `x`".into(),
+            aliases: vec!["hit".into()],
+            mode: RollMode::Public,
+            roll: RollModel::new(expression, outcome),
+        }
+        .render();
+        assert!(shown.starts_with("`` hit `x` `` → `1d20+5`\n"), "{shown}");
     }
 
     #[test]
