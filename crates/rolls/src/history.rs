@@ -264,22 +264,30 @@ impl RollLog {
     }
 
     /// Rolls `expression` on the dice pool with a fresh seed and records it (a
-    /// public roll, typed as it is rolled).
+    /// public roll, typed as it is rolled, whatever the expression's flags: the
+    /// tracker shows its rolls to the channel).
     pub async fn roll(
         &self,
         pool: &crate::pool::DicePool,
         expression: &str,
     ) -> Result<RollModel, RollsError> {
-        let (roll, _, _) = self
-            .record(pool, expression, expression, RollMode::Public, Vec::new())
+        let (roll, ..) = self
+            .record(
+                pool,
+                expression,
+                expression,
+                RollMode::Public,
+                Vec::new(),
+                false,
+            )
             .await?;
         Ok(roll)
     }
 
     /// Rolls `expression` (what `input` became) on the dice pool with a fresh seed and
-    /// records it in `mode`, its result visible to `gm` too: the roll, its id and seed.
-    /// A public roll whose expression asks for a private reply (the `p` flag) is
-    /// recorded as [`RollMode::Private`].
+    /// records it in `mode`, its result visible to `gm` too: the roll, its id, seed and
+    /// the mode it was recorded in. A public roll whose expression asks for a private
+    /// reply (the `p` flag) is recorded as [`RollMode::Private`].
     pub async fn roll_as(
         &self,
         pool: &crate::pool::DicePool,
@@ -287,20 +295,12 @@ impl RollLog {
         expression: &str,
         mode: RollMode,
         gm: Vec<UserId>,
-    ) -> Result<(RollModel, String, u64), RollsError> {
-        let (roll, id, seed) = self.record(pool, input, expression, mode, gm).await?;
-        if mode == RollMode::Public
-            && roll.private
-            && let Ok(mut records) = self.records.lock()
-            && let Some(record) = records.iter_mut().find(|r| r.id == id)
-        {
-            record.mode = RollMode::Private;
-        }
-        Ok((roll, id, seed))
+    ) -> Result<(RollModel, String, u64, RollMode), RollsError> {
+        self.record(pool, input, expression, mode, gm, true).await
     }
 
-    /// Rolls and records as [`RollLog::roll_as`] does, in `mode` whatever the
-    /// expression's flags (the tracker shows its rolls to the channel).
+    /// Rolls and records `expression`; in [`RollMode::Private`] instead of public when
+    /// `flags` are followed and the expression asks for a private reply.
     async fn record(
         &self,
         pool: &crate::pool::DicePool,
@@ -308,7 +308,8 @@ impl RollLog {
         expression: &str,
         mode: RollMode,
         gm: Vec<UserId>,
-    ) -> Result<(RollModel, String, u64), RollsError> {
+        flags: bool,
+    ) -> Result<(RollModel, String, u64, RollMode), RollsError> {
         let mut fresh = dice::Rng::from_random_state();
         let seed = fresh.next_u64();
         let id = new_id(&mut fresh);
@@ -320,6 +321,11 @@ impl RollLog {
                 Ok::<_, RollsError>(RollModel::new(&owned, outcome))
             })
             .await??;
+        let mode = if flags && mode == RollMode::Public && roll.private {
+            RollMode::Private
+        } else {
+            mode
+        };
         let record = RollRecord {
             id: id.clone(),
             input: input.to_owned(),
@@ -337,7 +343,7 @@ impl RollLog {
         if let Ok(mut records) = self.records.lock() {
             records.push(record);
         }
-        Ok((roll, id, seed))
+        Ok((roll, id, seed, mode))
     }
 
     /// The ids of the rolls so far, in order.
@@ -408,7 +414,7 @@ impl Operation for RecordedRollOp {
             RollMode::Public | RollMode::Private => Vec::new(),
             RollMode::Gm | RollMode::Blind => self.gm.clone(),
         };
-        let (roll, id, seed) = log
+        let (roll, id, seed, mode) = log
             .roll_as(env.dice, &self.input, &expansion.expression, self.mode, gm)
             .await?;
         let mut writes = Writes::new();
@@ -421,11 +427,7 @@ impl Operation for RecordedRollOp {
                 seed,
                 input: self.input.clone(),
                 aliases: expansion.used,
-                mode: if self.mode == RollMode::Public && roll.private {
-                    RollMode::Private
-                } else {
-                    self.mode
-                },
+                mode,
                 roll,
             },
         })
