@@ -139,9 +139,13 @@ impl Membership {
         let Some(roles) = self.discord.member_roles(guild, user).await? else {
             return Ok(Verdict::NotMember);
         };
-        let listed = self.discord.guild_channels(guild).await?;
-        let guild_roles = self.discord.guild_roles(guild).await?;
-        let owner = self.discord.guild(guild).await?.and_then(|g| g.owner_id);
+        // Three independent answers, asked for at once.
+        let (listed, guild_roles, about) = tokio::try_join!(
+            self.discord.guild_channels(guild),
+            self.discord.guild_roles(guild),
+            self.discord.guild(guild),
+        )?;
+        let owner = about.and_then(|g| g.owner_id);
         let member = permissions::Member {
             guild,
             user,
