@@ -216,12 +216,24 @@ pub const MAX_NAME_LEN: usize = 32;
 
 /// A request the user can fix: shown to them as is. A refusal because something the
 /// request names is not there ([`Refusal::missing`]: a roll id, an alias, a command,
-/// an entry of the tracker) is a 404 over REST, any other a 400.
+/// an entry of the tracker) is a 404 over REST, one because it belongs to someone else
+/// ([`Refusal::not_yours`]: another player's combatant) a 403, any other a 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
     message: String,
-    missing: bool,
+    kind: RefusalKind,
+}
+
+/// Why a [`Refusal`] refuses, for the REST status it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The request cannot be done as asked (400).
+    Cannot,
+    /// Something it names is not there (404).
+    Missing,
+    /// What it names is someone else's to change (403).
+    NotYours,
 }
 
 impl Refusal {
@@ -229,7 +241,7 @@ impl Refusal {
     pub fn new(message: impl Into<String>) -> Refusal {
         Refusal {
             message: message.into(),
-            missing: false,
+            kind: RefusalKind::Cannot,
         }
     }
 
@@ -237,13 +249,26 @@ impl Refusal {
     pub fn missing(message: impl Into<String>) -> Refusal {
         Refusal {
             message: message.into(),
-            missing: true,
+            kind: RefusalKind::Missing,
         }
+    }
+
+    /// What the request names is someone else's to change, as `message` says.
+    pub fn not_yours(message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            kind: RefusalKind::NotYours,
+        }
+    }
+
+    /// Why it refuses.
+    pub fn kind(&self) -> RefusalKind {
+        self.kind
     }
 
     /// Whether it names something that is not there.
     pub fn is_missing(&self) -> bool {
-        self.missing
+        self.kind == RefusalKind::Missing
     }
 
     /// The sentence shown to the user.
@@ -452,10 +477,10 @@ pub fn leave(
                 .find(|e| e.name.eq_ignore_ascii_case(n.trim()) && combat::visible_to(e, user))
         });
         return match (name, theirs) {
-            (_, Some(e)) => refuse(format!(
+            (_, Some(e)) => Err(Refusal::not_yours(format!(
                 "`{}` is <@{}>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker).",
                 e.name, e.user
-            )),
+            ))),
             (Some(n), None) => missing(format!(
                 "`{}` is not in this channel's initiative.{}",
                 n.trim(),

@@ -9,7 +9,7 @@ use discord::HandlerError;
 use serde_json::json;
 use store::StorageError;
 
-use crate::domain::Refusal;
+use crate::domain::{Refusal, RefusalKind};
 
 /// Most characters of an expression a dice error quotes: a longer one (up to the
 /// thousands a Discord option takes) is quoted around the problem with `…` where it
@@ -61,6 +61,10 @@ pub enum RollsError {
     /// this one.
     #[error("{0}")]
     NotFound(String),
+    /// What the request names is someone else's to change (another player's
+    /// combatant): the REST API answers 403. A [`Refusal::not_yours`] becomes this one.
+    #[error("{0}")]
+    NotYours(String),
     /// Redis could not do what was asked: down, a document that does not parse, or
     /// too many concurrent changes of one document.
     #[error(transparent)]
@@ -89,10 +93,10 @@ pub enum RollsError {
 
 impl From<Refusal> for RollsError {
     fn from(refusal: Refusal) -> RollsError {
-        if refusal.is_missing() {
-            RollsError::NotFound(refusal.into_message())
-        } else {
-            RollsError::Refused(refusal)
+        match refusal.kind() {
+            RefusalKind::Missing => RollsError::NotFound(refusal.into_message()),
+            RefusalKind::NotYours => RollsError::NotYours(refusal.into_message()),
+            RefusalKind::Cannot => RollsError::Refused(refusal),
         }
     }
 }
@@ -117,6 +121,7 @@ impl RollsError {
             RollsError::Dice { .. }
                 | RollsError::Refused(_)
                 | RollsError::NotFound(_)
+                | RollsError::NotYours(_)
                 | RollsError::Busy { .. }
         )
     }
@@ -150,7 +155,8 @@ impl RollsError {
 
     /// The answer of the REST API: 400 `{"error"}` for the user's mistakes (dice
     /// errors add `column` and `pointer`; 404 for something named that does not exist:
-    /// [`RollsError::NotFound`], a [`Refusal::missing`]), storage failures in the kit's
+    /// [`RollsError::NotFound`], a [`Refusal::missing`]; 403 for someone else's:
+    /// [`RollsError::NotYours`], a [`Refusal::not_yours`]), storage failures in the kit's
     /// words and status, anything else a logged 500.
     pub fn into_http(self) -> Response {
         match self {
@@ -166,6 +172,9 @@ impl RollsError {
             RollsError::Storage(error) => feature::reply::http_error(&error),
             RollsError::NotFound(message) => {
                 (StatusCode::NOT_FOUND, axum::Json(json!({"error": message}))).into_response()
+            }
+            RollsError::NotYours(message) => {
+                (StatusCode::FORBIDDEN, axum::Json(json!({"error": message}))).into_response()
             }
             RollsError::Busy { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -566,6 +566,24 @@ async fn characters_and_initiative() {
             .contains("▶ `  3` Pike"),
         "{body}"
     );
+    // Someone else's combatant is theirs to remove: 403, saying whose, nothing removed.
+    let (status, body) = api
+        .post(
+            &format!("/api/rolls/initiative/{table}/remove?user={vex}"),
+            json!({"character": "Pike"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"],
+        format!(
+            "`Pike` is <@{pike}>'s: only whoever added a combatant removes it (or `/init reset` clears the whole tracker)."
+        )
+    );
+    let (_, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={pike}"))
+        .await;
+    assert_eq!(body["tracker"]["entries"].as_array().expect("arr").len(), 2);
     let (_, body) = api
         .post(
             &format!("/api/rolls/initiative/{table}/remove?user={pike}"),

@@ -34,7 +34,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             .option(user_sub("add", "Give someone access to this game"))
             .option(user_sub(
                 "remove",
-                "Take someone's access to this game; the sync will not add them back",
+                "Take someone's access to this game, even if they RSVP on Meetup",
             ))
             .option(OptionSpec::subcommand(
                 "list",
@@ -44,7 +44,7 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             .option(user_sub("add", "Make someone a host of this game"))
             .option(user_sub(
                 "remove",
-                "Take someone's host role; the sync will not give it back",
+                "Take someone's host role, even if they host on Meetup",
             )),
         CommandSpec::new(
             END_ADVENTURE,

@@ -490,10 +490,11 @@ pub async fn apply(
             let at = rules::find(tracker, user, name)?;
             let owner = tracker.entries[at].user;
             if owner != user {
-                return Err(RollsError::refused(format!(
+                return Err(crate::domain::Refusal::not_yours(format!(
                     "`{}` is <@{owner}>'s: only whoever added a combatant changes its options.",
                     tracker.entries[at].name
-                )));
+                ))
+                .into());
             }
             if ac.is_none() && con_save.is_none() && hidden.is_none() {
                 return Err(RollsError::refused(
