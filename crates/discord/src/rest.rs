@@ -1393,6 +1393,17 @@ impl Discord {
         Ok(member.map(|m| m.roles))
     }
 
+    /// `user` as a member of `guild`, named as a command of theirs names them (their
+    /// display name, else their username: [`Invocation::actor`]); `None` when they are
+    /// not a member.
+    pub async fn member(&self, guild: GuildId, user: UserId) -> Result<Option<Actor>, RestError> {
+        let http = &self.inner.factory;
+        let member: Option<twilight_model::guild::Member> = self
+            .get_unless_absent("guild.member.get", || http.guild_member(guild, user))
+            .await?;
+        Ok(member.map(|m| wire::actor(&m.user)))
+    }
+
     /// Sends a direct message, opening the DM channel first (opening it twice gives
     /// the same channel).
     pub async fn dm(&self, user: UserId, reply: &Reply) -> Result<MessageId, RestError> {

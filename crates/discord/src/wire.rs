@@ -266,13 +266,7 @@ pub(crate) fn invocation(interaction: &Interaction) -> Option<Invocation> {
         .as_ref()
         .and_then(|m| m.user.as_ref())
         .or(interaction.user.as_ref())?;
-    let actor = Actor {
-        id: user.id,
-        name: user
-            .global_name
-            .clone()
-            .unwrap_or_else(|| user.name.clone()),
-    };
+    let actor = actor(user);
     let channel_id = interaction.channel.as_ref().map(|c| c.id)?;
     let action = match interaction.data.as_ref()? {
         InteractionData::ApplicationCommand(data)
@@ -339,7 +333,7 @@ fn attachments(list: &[twilight_model::channel::Attachment]) -> Vec<Attachment> 
         .collect()
 }
 
-fn actor(user: &twilight_model::user::User) -> Actor {
+pub(crate) fn actor(user: &twilight_model::user::User) -> Actor {
     Actor {
         id: user.id,
         name: user
@@ -474,14 +468,7 @@ pub(crate) fn event(event: &twilight_gateway::Event) -> Option<Event> {
         },
         E::MemberAdd(m) => Event::MemberAdd {
             guild_id: m.guild_id,
-            user: Actor {
-                id: m.user.id,
-                name: m
-                    .user
-                    .global_name
-                    .clone()
-                    .unwrap_or_else(|| m.user.name.clone()),
-            },
+            user: actor(&m.user),
         },
         _ => return None,
     })

@@ -55,6 +55,15 @@ pub enum Verdict {
     NoGuild,
 }
 
+/// Where a channel is, for Tavern.
+enum Place {
+    Guild(GuildId),
+    /// A direct message.
+    Direct,
+    /// Discord knows no such channel, or the bot cannot see it.
+    Unknown,
+}
+
 /// Why no verdict could be reached.
 #[derive(Debug, thiserror::Error)]
 #[error("could not ask Discord who may change this tracker: {0}")]
@@ -93,6 +102,40 @@ impl Membership {
         channel: ChannelId,
         user: UserId,
     ) -> Result<Verdict, MembershipError> {
+        let guild = match self.place(channel).await? {
+            Place::Guild(guild) => guild,
+            Place::Direct => return Ok(Verdict::NoGuild),
+            Place::Unknown => return Ok(Verdict::UnknownChannel),
+        };
+        if let Some(verdict) = recall(&self.memory.verdicts, &(channel, user)) {
+            return Ok(verdict);
+        }
+        let verdict = self.ask(guild, channel, user).await?;
+        let keep = if verdict == Verdict::Sees {
+            MEMBER_FOR
+        } else {
+            NOT_MEMBER_FOR
+        };
+        remember(&self.memory.verdicts, (channel, user), verdict, keep);
+        Ok(verdict)
+    }
+
+    /// The name `user` goes by in `channel`'s guild, as a command of theirs shows it
+    /// (their display name, else their username); `None` when Tavern cannot tell (not a
+    /// member, a direct message, a channel it cannot see). Asked of Discord each time.
+    pub async fn name(
+        &self,
+        channel: ChannelId,
+        user: UserId,
+    ) -> Result<Option<String>, MembershipError> {
+        let Place::Guild(guild) = self.place(channel).await? else {
+            return Ok(None);
+        };
+        Ok(self.discord.member(guild, user).await?.map(|m| m.name))
+    }
+
+    /// Where `channel` is: its guild is remembered once Discord said it.
+    async fn place(&self, channel: ChannelId) -> Result<Place, MembershipError> {
         let guild = match recall(&self.memory.channels, &channel) {
             Some(guild) => guild,
             None => match self.discord.channel_guild(channel).await {
@@ -106,25 +149,12 @@ impl Membership {
                     if matches!(error, RestError::Status { status: 404, .. })
                         || error.is_missing_permission() =>
                 {
-                    return Ok(Verdict::UnknownChannel);
+                    return Ok(Place::Unknown);
                 }
                 Err(error) => return Err(error.into()),
             },
         };
-        let Some(guild) = guild else {
-            return Ok(Verdict::NoGuild);
-        };
-        if let Some(verdict) = recall(&self.memory.verdicts, &(channel, user)) {
-            return Ok(verdict);
-        }
-        let verdict = self.ask(guild, channel, user).await?;
-        let keep = if verdict == Verdict::Sees {
-            MEMBER_FOR
-        } else {
-            NOT_MEMBER_FOR
-        };
-        remember(&self.memory.verdicts, (channel, user), verdict, keep);
-        Ok(verdict)
+        Ok(guild.map_or(Place::Direct, Place::Guild))
     }
 
     /// The verdict from Discord's answers now: the member's roles (Discord's 404, not

@@ -105,7 +105,7 @@ where
 
 use crate::RollsError;
 use crate::commands::Ctx;
-use crate::domain::{Authenticated, Caller, ChannelId};
+use crate::domain::{Authenticated, Caller, ChannelId, UserId};
 use crate::membership::{Membership, Verdict};
 use crate::ops::{CharacterOp, HelpOp, InitOp, Operation, StatsOp, TrackerModel, TurnAt};
 
@@ -448,23 +448,31 @@ struct JoinBody {
 }
 
 /// The name a user without characters joins under when the request gives none, as
-/// `/init join` would show them: a signed-in user's Discord display name (else their
-/// username), the name Discord's OAuth2 gave the session. A token's `?user=` carries
-/// no name and the Discord client answers no member's name, so such a user joins as
-/// [`UNNAMED_PLAYER`]; the tracker shows their mention beside it.
-fn join_name(caller: &WebCaller, user: crate::domain::UserId) -> String {
-    match caller.user() {
-        Some(signed_in) if signed_in.id == user => signed_in
+/// `/init join` would show them: their Discord display name, else their username. A
+/// signed-in user's comes with their session (from Discord's OAuth2); a token's
+/// `?user=` is asked of Discord as a member of the channel's server, and when Discord
+/// cannot say (it is down, or they are not a member) they join as [`UNNAMED_PLAYER`],
+/// the tracker showing their mention beside it.
+async fn join_name(ctx: &Ctx, caller: &WebCaller, channel: ChannelId, user: UserId) -> String {
+    if let Some(signed_in) = caller.user().filter(|signed_in| signed_in.id == user) {
+        return signed_in
             .global_name
             .clone()
             .filter(|name| !name.trim().is_empty())
-            .unwrap_or_else(|| signed_in.username.clone()),
-        _ => UNNAMED_PLAYER.to_owned(),
+            .unwrap_or_else(|| signed_in.username.clone());
+    }
+    match ctx.membership.name(channel, user).await {
+        Ok(Some(name)) if !name.trim().is_empty() => name,
+        Ok(_) => UNNAMED_PLAYER.to_owned(),
+        Err(error) => {
+            tracing::warn!(%error, %channel, %user, "could not ask Discord a joining player's name");
+            UNNAMED_PLAYER.to_owned()
+        }
     }
 }
 
 /// The name of a player who joins over REST with no character, no `name` and no
-/// Discord name Tavern knows.
+/// Discord name Tavern could learn.
 pub const UNNAMED_PLAYER: &str = "Player";
 
 async fn init_join(
@@ -477,12 +485,21 @@ async fn init_join(
     let who = user(&caller, &p)?;
     let user = who.user();
     let channel = channel(&c)?;
+    let display_name = match b.name {
+        Some(name) => name,
+        None => {
+            // Only a member who sees the channel is asked about (the change below
+            // checks again, from what this check remembered).
+            member_of(&ctx.membership, channel, who, Use::Change).await?;
+            join_name(&ctx, &caller, channel, user).await
+        }
+    };
     let op = InitOp::Join {
         channel,
         user,
         character: b.character,
         roll: b.roll,
-        display_name: b.name.unwrap_or_else(|| join_name(&caller, user)),
+        display_name,
         once: false,
     };
     init_change(&ctx, who, op).await

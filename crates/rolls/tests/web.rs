@@ -1037,9 +1037,10 @@ async fn rest_grand_totals_empty_bodies_and_unknown_characters() {
 }
 
 /// Joining with no character and no `name` shows the user as `/init join` would: a
-/// signed-in user by their Discord display name (else username); a token's `?user=`,
-/// whose name Tavern cannot learn, as a plain "Player" beside their mention. Never
-/// as `user <id>`.
+/// signed-in user by their Discord display name (else username), from their session;
+/// a token's `?user=` by the name Discord gives that member of the channel's server,
+/// and, when Discord cannot say, as a plain "Player" beside their mention. Never as
+/// `user <id>`.
 #[tokio::test]
 async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
     let api = start().await;
@@ -1080,12 +1081,35 @@ async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
         .post(&format!("{join}?user={erin}"), json!({"roll": "5"}))
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["tracker"]["entries"][2]["name"], "Player", "{body}");
+    assert_eq!(body["tracker"]["entries"][2]["name"], "erin", "{body}");
     let shown = body["markdown"].as_str().expect("markdown");
-    assert!(shown.contains(&format!("Player (<@{erin}>)")), "{shown}");
     for id in [carol, dave, erin] {
         assert!(!shown.contains(&format!("user {id}")), "{shown}");
     }
+
+    // Discord cannot say who a member is (their membership was checked before):
+    // "Player" beside their mention.
+    let gus = api.member("gus");
+    let (status, body) = api
+        .get(&format!("/api/rolls/initiative/{table}?user={gus}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    api.world.sim.inject_fault(
+        discord_sim::RouteMatch::new(
+            "GET",
+            format!("/guilds/{}/members/{gus}", api.world.demo.guild),
+        ),
+        discord_sim::Fault::Status(500),
+        10,
+    );
+    let (status, body) = api
+        .post(&format!("{join}?user={gus}"), json!({"roll": "4"}))
+        .await;
+    api.world.sim.clear_faults();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracker"]["entries"][3]["name"], "Player", "{body}");
+    let shown = body["markdown"].as_str().expect("markdown");
+    assert!(shown.contains(&format!("Player (<@{gus}>)")), "{shown}");
 
     // A display name is a combatant's name, not a character's: `,` and `;` (which
     // separate characters in an import) are no reason to turn the player away.
@@ -1103,7 +1127,7 @@ async fn joining_without_a_character_shows_the_discord_name_never_the_id() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        body["tracker"]["entries"][3]["name"], "Smith, Frank; Esq.",
+        body["tracker"]["entries"][4]["name"], "Smith, Frank; Esq.",
         "{body}"
     );
 }
