@@ -237,7 +237,7 @@ pub fn feature(ctx: &feature::Context, config: RollsConfig) -> Feature {
             ctx.clock.clone(),
         ),
         discord: ctx.discord.clone(),
-        membership: membership::Membership::new(ctx.discord.clone()),
+        membership: membership::Membership::new(ctx.discord.clone(), ctx.clock.clone()),
         catalogue: ctx.catalogue.clone(),
     };
     let config = Arc::new(config);

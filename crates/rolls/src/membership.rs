@@ -17,11 +17,14 @@
 //! Discord's answers of that moment, for [`MEMBER_FOR`] when they see it (so someone
 //! who lost sight of it, or left the server, keeps it at most that long) and for
 //! [`NOT_MEMBER_FOR`] otherwise (so someone who was just let in waits at most that
-//! long).
+//! long). Those windows run on the kit's clock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use base::Clock;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use discord::model::GuildId;
 use discord::{Discord, RestError};
@@ -69,17 +72,22 @@ enum Place {
 #[error("could not ask Discord who may change this tracker: {0}")]
 pub struct MembershipError(#[from] RestError);
 
-/// Asks Discord, remembering its answers; cheap to clone.
+/// Asks Discord, remembering its answers (for how long, by the kit's clock); cheap to
+/// clone.
 #[derive(Clone)]
 pub struct Membership {
     discord: Discord,
+    clock: Arc<dyn Clock>,
     memory: Arc<Memory>,
 }
 
+/// Answers by key, each with when it stops being trusted.
+type Remembered<K, V> = Mutex<HashMap<K, (V, DateTime<Utc>)>>;
+
 #[derive(Default)]
 struct Memory {
-    channels: Mutex<HashMap<ChannelId, (Option<GuildId>, Instant)>>,
-    verdicts: Mutex<HashMap<(ChannelId, UserId), (Verdict, Instant)>>,
+    channels: Remembered<ChannelId, Option<GuildId>>,
+    verdicts: Remembered<(ChannelId, UserId), Verdict>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -89,9 +97,10 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    pub fn new(discord: Discord) -> Membership {
+    pub fn new(discord: Discord, clock: Arc<dyn Clock>) -> Membership {
         Membership {
             discord,
+            clock,
             memory: Arc::default(),
         }
     }
@@ -107,7 +116,7 @@ impl Membership {
             Place::Direct => return Ok(Verdict::NoGuild),
             Place::Unknown => return Ok(Verdict::UnknownChannel),
         };
-        if let Some(verdict) = recall(&self.memory.verdicts, &(channel, user)) {
+        if let Some(verdict) = recall(&self.memory.verdicts, &(channel, user), self.clock.now()) {
             return Ok(verdict);
         }
         let verdict = self.ask(guild, channel, user).await?;
@@ -116,7 +125,13 @@ impl Membership {
         } else {
             NOT_MEMBER_FOR
         };
-        remember(&self.memory.verdicts, (channel, user), verdict, keep);
+        remember(
+            &self.memory.verdicts,
+            (channel, user),
+            verdict,
+            self.clock.now(),
+            keep,
+        );
         Ok(verdict)
     }
 
@@ -136,11 +151,17 @@ impl Membership {
 
     /// Where `channel` is: its guild is remembered once Discord said it.
     async fn place(&self, channel: ChannelId) -> Result<Place, MembershipError> {
-        let guild = match recall(&self.memory.channels, &channel) {
+        let guild = match recall(&self.memory.channels, &channel, self.clock.now()) {
             Some(guild) => guild,
             None => match self.discord.channel_guild(channel).await {
                 Ok(guild) => {
-                    remember(&self.memory.channels, channel, guild, CHANNEL_FOR);
+                    remember(
+                        &self.memory.channels,
+                        channel,
+                        guild,
+                        self.clock.now(),
+                        CHANNEL_FOR,
+                    );
                     guild
                 }
                 // Discord answers 404 for a channel it does not know and 403 for one
@@ -211,31 +232,38 @@ impl Membership {
 }
 
 fn recall<K: Eq + std::hash::Hash, V: Copy>(
-    memory: &Mutex<HashMap<K, (V, Instant)>>,
+    memory: &Remembered<K, V>,
     key: &K,
+    now: DateTime<Utc>,
 ) -> Option<V> {
     let memory = memory.lock().ok()?;
     memory
         .get(key)
-        .filter(|(_, until)| *until > Instant::now())
+        .filter(|(_, until)| *until > now)
         .map(|(value, _)| *value)
 }
 
+/// Remembers `value` for `key` for `keep` from `now`, first dropping what expired
+/// when the memory is full (everything, when nothing had).
 fn remember<K: Eq + std::hash::Hash, V>(
-    memory: &Mutex<HashMap<K, (V, Instant)>>,
+    memory: &Remembered<K, V>,
     key: K,
     value: V,
+    now: DateTime<Utc>,
     keep: Duration,
 ) {
     let Ok(mut memory) = memory.lock() else {
         return;
     };
-    let now = Instant::now();
     if memory.len() >= MAX_REMEMBERED {
         memory.retain(|_, (_, until)| *until > now);
         if memory.len() >= MAX_REMEMBERED {
             memory.clear();
         }
     }
-    memory.insert(key, (value, now + keep));
+    let until = TimeDelta::from_std(keep)
+        .ok()
+        .and_then(|keep| now.checked_add_signed(keep))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    memory.insert(key, (value, until));
 }

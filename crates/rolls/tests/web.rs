@@ -828,6 +828,68 @@ async fn a_member_who_cannot_see_the_channel_neither_reads_nor_changes_its_track
     assert_eq!(body["tracker"], before, "nothing moved");
 }
 
+/// Who sees a channel is remembered for a while, by the kit's clock, not asked of
+/// Discord at every click: someone an admin just shut out of the channel still reads
+/// its tracker for up to 5 minutes and then gets 404; someone just let in waits up to
+/// 30 s.
+#[tokio::test]
+async fn who_sees_a_channel_is_asked_again_once_the_remembered_answer_expires() {
+    let api = start().await;
+    let guild = api.world.demo.guild;
+    let (player, bob) = (api.member("player"), api.member("bob"));
+    let view = discord::permissions::VIEW_CHANNEL;
+    let only = |allowed: u64| {
+        vec![
+            discord_sim::PermissionOverwrite {
+                id: discord_sim::Snowflake::new(guild.get()),
+                kind: discord_sim::OverwriteKind::Role,
+                allow: 0,
+                deny: view,
+            },
+            discord_sim::PermissionOverwrite {
+                id: discord_sim::Snowflake::new(allowed),
+                kind: discord_sim::OverwriteKind::Member,
+                allow: view,
+                deny: 0,
+            },
+        ]
+    };
+    let mut spec = discord_sim::ChannelSpec::new("tomb-of-horrors", discord_sim::ChannelKind::Text);
+    spec.permission_overwrites = only(player);
+    let tomb = api
+        .world
+        .sim
+        .create_channel_with(guild, spec)
+        .expect("channel");
+    let status_of = |user: u64| {
+        let api = &api;
+        async move {
+            api.get(&format!("/api/rolls/initiative/{tomb}?user={user}"))
+                .await
+                .0
+        }
+    };
+    assert_eq!(status_of(player).await, 200);
+    assert_eq!(status_of(bob).await, 404);
+
+    // The admin turns the channel over to Bob.
+    api.world
+        .sim
+        .set_channel_overwrites(tomb, only(bob))
+        .expect("overwrites");
+    assert_eq!(status_of(player).await, 200, "remembered: still sees it");
+    assert_eq!(status_of(bob).await, 404, "remembered: still kept out");
+
+    api.world.clock.advance(rolls::membership::NOT_MEMBER_FOR);
+    assert_eq!(status_of(bob).await, 200, "asked again after 30 s");
+    assert_eq!(status_of(player).await, 200, "remembered for 5 minutes");
+
+    api.world
+        .clock
+        .advance(rolls::membership::MEMBER_FOR - rolls::membership::NOT_MEMBER_FOR);
+    assert_eq!(status_of(player).await, 404, "asked again after 5 minutes");
+}
+
 /// Reading a tracker takes what changing it takes: a member of the channel's guild
 /// reads it (its names, hit points, armour classes and notes); anyone else, through
 /// a session or a token acting for them, gets the same 403 a change would.
