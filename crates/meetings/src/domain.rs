@@ -128,10 +128,10 @@ const DISPLAY_NAME: &str = "display name";
 /// `U+202E`. `None` when it can.
 ///
 /// Three format characters are kept where emoji and scripts need them, and only there:
-/// U+200D (zero width joiner) between two non-ASCII characters that are not themselves
-/// format characters (family, profession and flag emoji, and the scripts that join
-/// letters with it), U+200C (zero width non-joiner) between two non-ASCII letters
-/// (Persian and other scripts keep letters of one word apart with it), and the tag
+/// U+200D (zero width joiner) and U+200C (zero width non-joiner) between two non-ASCII
+/// characters that are not themselves format or control characters (family,
+/// profession and flag emoji; Persian keeps the letters of one word apart with U+200C,
+/// and Indic scripts write it after a virama, a combining mark), and the tag
 /// characters U+E0020 to U+E007F right after U+1F3F4 or another tag (the flags of
 /// England, Scotland and Wales).
 pub fn shown_name_problem(name: &str) -> Option<String> {
@@ -139,8 +139,7 @@ pub fn shown_name_problem(name: &str) -> Option<String> {
     for (i, &c) in chars.iter().enumerate() {
         let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
         let after = chars.get(i + 1).copied();
-        let kept = (c == '\u{200D}' && joins_symbols(before, after))
-            || (c == '\u{200C}' && parts_letters(before, after))
+        let kept = (matches!(c, '\u{200C}' | '\u{200D}') && joins_symbols(before, after))
             || (is_tag(c) && before.is_some_and(|b| b == '\u{1F3F4}' || is_tag(b)));
         let kind = if c.is_control() {
             "a control character"
@@ -158,17 +157,12 @@ pub fn shown_name_problem(name: &str) -> Option<String> {
     None
 }
 
-/// U+200D joins `before` and `after` when both are non-ASCII and visible.
+/// U+200D or U+200C may stand between `before` and `after` when both are non-ASCII and
+/// visible.
 fn joins_symbols(before: Option<char>, after: Option<char>) -> bool {
     let visible =
         |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && !is_format(c) && !c.is_control());
     visible(before) && visible(after)
-}
-
-/// U+200C keeps `before` and `after` apart in a word when both are non-ASCII letters.
-fn parts_letters(before: Option<char>, after: Option<char>) -> bool {
-    let letter = |c: Option<char>| c.is_some_and(|c| !c.is_ascii() && c.is_alphabetic());
-    letter(before) && letter(after)
 }
 
 /// The bidirectional embeddings, overrides and isolates.
@@ -1189,6 +1183,8 @@ mod tests {
             "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
             // Persian "می‌خواهم", its two parts kept apart by U+200C.
             "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+            // Devanagari "क्‌ष": U+200C right after the virama (a combining mark).
+            "\u{0915}\u{094D}\u{200C}\u{0937}",
         ] {
             assert_eq!(problem(good), Ok(()), "{good:?}");
         }
