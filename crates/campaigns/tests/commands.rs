@@ -437,6 +437,47 @@ async fn players_list_shows_the_removed_once_every_host_and_meetup_names() {
     g.stop().await;
 }
 
+/// When Discord will not list the server's members, `/players list` still lists what
+/// Tavern knows (the RSVPs, the Meetup hosts), names those who hold a role by hand by
+/// their role, and says once, last, why and what lets it name them.
+#[tokio::test]
+async fn players_list_without_the_member_list_says_why_and_names_the_roles() {
+    let g = game().await;
+    let w = g.w();
+    let alice = w.demo.alice;
+    w.sim.inject_fault(
+        discord_sim::RouteMatch::exact("GET", format!("/guilds/{}/members", w.demo.guild)),
+        discord_sim::Fault::Status(403),
+        1,
+    );
+    let reply = g.run(alice, "players", json!([{"name": "list"}])).await;
+    let list = text(&reply);
+    assert!(list.contains("**Players (RSVP'd yes)**: "), "{list}");
+    assert!(
+        list.contains(&format!(
+            "**Added by hand** (the player role without an RSVP): the members with the <@&{}> role\n",
+            g.guest
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains(&format!(
+            "**Hosts**: <@{alice}> (on Meetup), and the members with the <@&{}> role (added by hand)\n",
+            g.host
+        )),
+        "{list}"
+    );
+    assert!(
+        list.ends_with("turning on the Server Members intent of Tavern's bot in the Discord Developer Portal lets it name them._"),
+        "{list}"
+    );
+    assert!(
+        reply.pings.users.is_empty() && reply.pings.roles.is_empty(),
+        "{reply:?}"
+    );
+    g.stop().await;
+}
+
 #[tokio::test]
 async fn a_player_added_by_hand_keeps_the_role_through_the_next_sync() {
     let g = game().await;

@@ -20,6 +20,8 @@ pub struct RouteMatch {
     /// Path prefix, with or without the leading `/api/v10`, e.g. `/channels/` or
     /// `/interactions/`. Empty matches every path.
     pub path_prefix: String,
+    /// Whether the path must be `path_prefix` itself, not only start with it.
+    pub exact: bool,
 }
 
 impl RouteMatch {
@@ -28,6 +30,16 @@ impl RouteMatch {
         Self {
             method: Some(method.to_ascii_uppercase()),
             path_prefix: path_prefix.into(),
+            exact: false,
+        }
+    }
+
+    /// Requests with this method to exactly `path` (its query aside): `/guilds/1/members`
+    /// and not `/guilds/1/members/2`.
+    pub fn exact(method: &str, path: impl Into<String>) -> Self {
+        Self {
+            exact: true,
+            ..Self::new(method, path)
         }
     }
 
@@ -36,6 +48,7 @@ impl RouteMatch {
         Self {
             method: None,
             path_prefix: path_prefix.into(),
+            exact: false,
         }
     }
 
@@ -51,7 +64,11 @@ impl RouteMatch {
         {
             return false;
         }
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
         let relative = path.strip_prefix(crate::rest::API_PREFIX).unwrap_or(path);
+        if self.exact {
+            return path == self.path_prefix || relative == self.path_prefix;
+        }
         path.starts_with(&self.path_prefix) || relative.starts_with(&self.path_prefix)
     }
 }
@@ -251,6 +268,15 @@ mod tests {
         assert!(RouteMatch::prefix("/api/v10/channels").matches("GET", "/api/v10/channels/1"));
         assert!(!RouteMatch::new("GET", "/channels/").matches("POST", "/api/v10/channels/1"));
         assert!(RouteMatch::any().matches("DELETE", "/api/v10/guilds/1"));
+    }
+
+    #[test]
+    fn an_exact_route_matches_its_path_alone() {
+        let members = RouteMatch::exact("GET", "/guilds/1/members");
+        assert!(members.matches("GET", "/api/v10/guilds/1/members"));
+        assert!(members.matches("GET", "/api/v10/guilds/1/members?limit=1000"));
+        assert!(!members.matches("GET", "/api/v10/guilds/1/members/2"));
+        assert!(!members.matches("PUT", "/api/v10/guilds/1/members"));
     }
 
     #[test]

@@ -276,6 +276,8 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
             tracing::warn!(error = %e, channel = %game.channel, "could not list the guild's members for /players list");
         })),
     };
+    // Without the member list, those holding a role by hand are named by their role,
+    // and a last line says why.
     let holders = |role: discord::RoleId| -> Result<Vec<UserId>, String> {
         match &members {
             Some(Ok(members)) => Ok(members
@@ -283,10 +285,7 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
                 .filter(|m| m.roles.contains(&role))
                 .map(|m| m.user)
                 .collect()),
-            Some(Err(e)) => Err(format!(
-                "Discord would not list the server's members ({e}); they are the members \
-                 with the <@&{role}> role"
-            )),
+            Some(Err(_)) => Err(format!("the members with the <@&{role}> role")),
             None => Ok(Vec::new()),
         }
     };
@@ -339,7 +338,7 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
                     .map(|u| format!("<@{u}>"))
                     .collect(),
             ),
-            Err(why) => why,
+            Err(unlisted) => unlisted,
         };
         let _ = writeln!(
             text,
@@ -354,7 +353,7 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
                     .filter(|u| !meetup_linked.contains(u))
                     .map(|u| format!("<@{u}> (added by hand)")),
             ),
-            Err(why) => hosts.push(format!("and those added by hand: {why}")),
+            Err(unlisted) => hosts.push(format!("and {unlisted} (added by hand)")),
         }
     }
     let _ = writeln!(text, "**Hosts**: {}", joined(hosts));
@@ -366,6 +365,16 @@ async fn list(c: &Commands, game: &GameChannel) -> CommandResult {
             let names: Vec<String> = removed.iter().map(|u| format!("<@{u}>")).collect();
             let _ = writeln!(text, "**{title}**: {}", names.join(", "));
         }
+    }
+    if let Some(Err(error)) = &members {
+        let why = if error.is_missing_permission() {
+            "Discord would not list this server's members to Tavern: turning on the Server \
+             Members intent of Tavern's bot in the Discord Developer Portal lets it name them."
+        } else {
+            "Discord would not list this server's members just now; try again shortly to see \
+             them by name."
+        };
+        let _ = writeln!(text, "_{why}_");
     }
     Ok(Response::Message(Reply::private(text.trim_end())))
 }
