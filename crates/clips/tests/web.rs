@@ -1381,6 +1381,104 @@ async fn a_member_sees_only_the_channels_discord_shows_them() {
     }
 }
 
+/// Each clip has a page of its own, linked from its tile: the video, its details and
+/// whole message, links to the message, its channel's clips and the library. A member
+/// who does not see the clip's channel, a clip the guild does not have and an id that
+/// is not one get the same 404, naming nothing of the hidden clip; a stranger gets 403
+/// and nobody signed in is sent to log in.
+#[tokio::test]
+async fn each_clip_has_a_page_for_those_who_see_its_channel() {
+    let site = site().await;
+    let sim = &site.world.sim;
+    let demo = &site.world.demo;
+    let (guild, general) = site.known_demo_guild().await;
+    let mut spec = discord_sim::ChannelSpec::new("mod-room", ChannelKind::Text);
+    spec.permission_overwrites = vec![discord_sim::PermissionOverwrite {
+        id: demo.guild,
+        kind: discord_sim::OverwriteKind::Role,
+        allow: 0,
+        deny: VIEW_CHANNEL,
+    }];
+    let mod_room_id = sim.create_channel_with(demo.guild, spec).unwrap();
+    let mod_room = site.add_channel(guild, mod_room_id, "mod-room").await;
+    let at = testkit::epoch() - TimeDelta::days(1);
+    let mut open = clip(1, 5, at, "open_play.mp4", "the DRAGON falls\nsecond line");
+    open.duration_secs = Some(75.0);
+    index(&site.repo, general, &open).await;
+    index(
+        &site.repo,
+        mod_room,
+        &clip(2, 77, at, "secret_plan.mp4", "the mods only plan"),
+    )
+    .await;
+    let member = site.demo_browser("Member", false).await;
+    let manager = site.demo_browser("Manager", true).await;
+
+    // The tile links to the page.
+    let page_of = |id: &str| format!("/clips/guilds/{guild}/clips/{id}");
+    let library = site
+        .page(&format!("/clips/guilds/{guild}/library"), &member)
+        .await;
+    assert!(
+        library.contains(&format!("href=\"{}\"", page_of("1"))),
+        "{library}"
+    );
+
+    let html = site.page(&page_of("1"), &member).await;
+    assert!(html.contains("<title>open_play.mp4"), "{html}");
+    assert!(html.contains("data-attachment-id=\"1\""), "{html}");
+    assert!(html.contains("<video"), "{html}");
+    assert!(html.contains("the DRAGON falls\nsecond line"), "{html}");
+    assert!(html.contains("1:15"), "{html}");
+    assert!(html.contains("in #general"), "{html}");
+    assert!(
+        html.contains(&format!("https://discord.com/channels/{guild}/{general}/")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"/clips/guilds/{guild}/library?channel={general}\""
+        )),
+        "{html}"
+    );
+
+    // Hidden, absent and malformed: the same 404, nothing of the hidden clip.
+    let mut sentences = Vec::new();
+    for id in ["2", "999", "not-a-clip"] {
+        let response = site.get(&page_of(id), Some(&member)).await;
+        assert_eq!(response.status(), 404, "{id}");
+        let body = response.text().await.unwrap();
+        for hidden in ["secret_plan", "mod-room", "the mods only plan", "author77"] {
+            assert!(!body.contains(hidden), "{id}: {body}");
+        }
+        assert!(body.contains("that you can see"), "{id}: {body}");
+        let problem = body
+            .split("<section class=\"problem\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .unwrap_or_default()
+            .replace(&format!("“{id}”"), "“…”");
+        sentences.push(problem);
+    }
+    assert_eq!(
+        sentences[0], sentences[1],
+        "a hidden clip reads as an absent one"
+    );
+    // A manager sees every channel's clips.
+    let html = site.page(&page_of("2"), &manager).await;
+    assert!(
+        html.contains("secret_plan.mp4") && html.contains("in #mod-room"),
+        "{html}"
+    );
+
+    // A stranger: 403; nobody signed in: the login.
+    let stranger = site.sign_in(sim.create_user("Stranger")).await;
+    assert_eq!(site.get(&page_of("1"), Some(&stranger)).await.status(), 403);
+    let anonymous = site.get(&page_of("1"), None).await;
+    assert_eq!(anonymous.status(), 303);
+    assert!(location(&anonymous).starts_with("/login/discord?next="));
+}
+
 #[tokio::test]
 async fn a_member_sees_no_channel_while_discord_cannot_say_which() {
     let site = site().await;

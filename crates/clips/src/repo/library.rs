@@ -318,6 +318,22 @@ impl Repo {
         Ok(LibraryPage { clips, next })
     }
 
+    /// The clip of `guild` whose attachment id is `attachment`, for its own page;
+    /// `None` when the guild has none.
+    pub async fn library_clip(
+        &self,
+        guild: GuildId,
+        attachment: u64,
+    ) -> Result<Option<LibraryClip>, RepoError> {
+        let statement = sqlx::AssertSqlSafe(sql::library_clip());
+        let row = sqlx::query_as::<_, LibraryClipRow>(statement)
+            .bind(guild.to_string())
+            .bind(attachment.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(LibraryClip::try_from).transpose()
+    }
+
     /// PostgreSQL's plan for [`Repo::library_page`] with these filters (`EXPLAIN`
     /// text), to check which index serves it.
     pub async fn explain_library_page(

@@ -162,6 +162,12 @@ pub(crate) fn library_page(shape: LibraryShape) -> String {
     sql
 }
 
+/// `$1` guild_id, `$2` attachment_id: one clip of a guild, for its page (the primary
+/// key finds it).
+pub(crate) fn library_clip() -> String {
+    format!("{LIBRARY_COLUMNS}\n  AND attachment_id = $2")
+}
+
 /// [`library_page`] under `EXPLAIN`, for the test (and the operator) that checks which
 /// index serves a page.
 pub(crate) fn explain_library_page(shape: LibraryShape) -> String {

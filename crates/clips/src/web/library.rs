@@ -18,6 +18,12 @@
 //!   new ones stored. If Discord does not answer, the page shows the old URLs (those
 //!   tiles may not play) and says so.
 //!
+//! Each clip also has a page of its own, `GET /clips/guilds/{guild}/clips/{attachment}`
+//! (the tile's file name links to it), a link members can share: the video at full
+//! width, its details, the message's whole text, and links to the message in Discord,
+//! the clips of its channel and the library. A clip the guild does not have, and one
+//! in a channel the member does not see, are the same 404.
+//!
 //! Any member of the guild (per their Discord guild list) may see it, with the clips,
 //! channels and authors of the channels Discord shows them ([`super::sight`]; a
 //! manager sees every channel). `channel=` naming a channel Tavern does not know in
@@ -37,14 +43,12 @@ use web::session::CurrentUser;
 
 use super::sight::sight;
 use super::{
-    WebState, channel_name, guild_path, human_duration, human_size, parse_guild, quoted, respond,
-    standing, storage_problem, stored_guild,
+    WebState, channel_name, clip_path, guild_path, human_duration, human_size, library_path,
+    parse_guild, quoted, respond, standing, storage_problem, stored_guild,
 };
 use crate::domain::cdn_url_expiry;
 use crate::repo::StoredChannel;
-use crate::repo::library::{
-    LibraryClip, LibraryCursor, LibraryFilter, LibraryPage, RefreshedUrl, SearchText,
-};
+use crate::repo::library::{LibraryClip, LibraryCursor, LibraryFilter, RefreshedUrl, SearchText};
 
 /// Clips on a page.
 pub const PAGE_SIZE: u32 = 24;
@@ -185,7 +189,7 @@ async fn library(
         .library_page(&filter, cursor, PAGE_SIZE)
         .await
         .map_err(|e| storage_problem(&e))?;
-    let stale_links = refresh_urls(state, &mut found).await;
+    let stale_links = refresh_urls(state, &mut found.clips).await;
     let authors = match &filter.channels {
         None => state.repo.guild_authors(guild).await,
         Some(seen) => state.repo.guild_authors_in(guild, seen).await,
@@ -229,6 +233,105 @@ async fn library(
                     }
                     @if let Some(next) = found.next {
                         a.button rel="next" data-next-page href=(page_link(guild, query, Some(next))) { "Older clips" }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// `GET /clips/guilds/{guild}/clips/{attachment}`.
+pub(crate) async fn clip_page(
+    State(state): State<WebState>,
+    Path((raw_guild, raw_clip)): Path<(String, String)>,
+    current: CurrentUser,
+    page: Page,
+) -> Response {
+    respond(
+        &page,
+        one_clip(&state, &raw_guild, &raw_clip, &current, &page).await,
+    )
+}
+
+async fn one_clip(
+    state: &WebState,
+    raw_guild: &str,
+    raw_clip: &str,
+    current: &CurrentUser,
+    page: &Page,
+) -> Result<Markup, Problem> {
+    let guild = parse_guild(raw_guild)?;
+    // An id that is not one, a clip the guild does not have and one in a channel the
+    // member does not see all answer the same.
+    let missing = || {
+        Problem::not_found(format!(
+            "This library has no clip “{}” that you can see.",
+            quoted(raw_clip.trim())
+        ))
+        .link("Show the whole library", library_path(guild))
+    };
+    let attachment: u64 = raw_clip.trim().parse().map_err(|_| missing())?;
+    let (standing, mine) = standing(state, current, guild).await?;
+    let stored = stored_guild(state, guild, || {
+        Problem::not_found("Tavern is not in this server, so it has no library here.")
+    })
+    .await?;
+    let sight = sight(state, current, standing, &mine).await?;
+    let clip = state
+        .repo
+        .library_clip(guild, attachment)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .filter(|clip| sight.sees(clip.channel))
+        .ok_or_else(missing)?;
+    let mut clips = [clip];
+    let stale_link = refresh_urls(state, &mut clips).await;
+    let [clip] = clips;
+    let channel = state
+        .repo
+        .guild_channels(guild)
+        .await
+        .map_err(|e| storage_problem(&e))?
+        .iter()
+        .find(|c| c.info.id == clip.channel)
+        .map_or_else(|| clip.channel.to_string(), channel_name);
+    let author = if clip.author_name.is_empty() {
+        clip.author.to_string()
+    } else {
+        clip.author_name.clone()
+    };
+    let in_channel = format!("{}?channel={}", library_path(guild), clip.channel);
+    Ok(page.render(
+        &format!("{} · {}", clip.filename, stored.info.name),
+        html! {
+            section.clip-page data-attachment-id=(clip.attachment) {
+                p { a href=(library_path(guild)) { "Clips of " (stored.info.name) } }
+                h1.clip-name { (clip.filename) }
+                @if stale_link {
+                    p.muted.notice { "Discord did not refresh this video's link; it may not play. Reload in a moment." }
+                }
+                video controls preload="metadata" playsinline src=(format!("{}#t=0.1", clip.url))
+                    width=[clip.width] height=[clip.height]
+                    aria-label=(format!("{} by {}", clip.filename, author)) {
+                    a href=(clip.url) { "Download " (clip.filename) }
+                }
+                div.clip-meta {
+                    span.clip-facts {
+                        @if let Some(secs) = clip.duration_secs { (human_duration(secs)) " · " }
+                        (human_size(clip.size_bytes))
+                        @if let (Some(w), Some(h)) = (clip.width, clip.height) { " · " (w) "×" (h) }
+                    }
+                    span.clip-where {
+                        "Posted by " (author) " in #" (channel) " on "
+                        time datetime=(clip.posted_at.to_rfc3339()) { (clip.posted_at.format("%-d %B %Y at %H:%M UTC")) }
+                    }
+                    @if !clip.message_text.is_empty() {
+                        p.clip-text { (clip.message_text) }
+                    }
+                    p.clip-links {
+                        a.clip-link href=(clip.message_link()) { "Open in Discord" }
+                        " · "
+                        a href=(in_channel) { "More clips of #" (channel) }
                     }
                 }
             }
@@ -324,7 +427,7 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
                 a href=(clip.url) { "Download " (clip.filename) }
             }
             div.clip-meta {
-                strong.clip-name { (clip.filename) }
+                a.clip-name href=(clip_path(clip.guild, clip.attachment)) { (clip.filename) }
                 span.clip-facts {
                     @if let Some(secs) = clip.duration_secs { (human_duration(secs)) " · " }
                     (human_size(clip.size_bytes))
@@ -344,10 +447,9 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
 
 /// Refreshes the page's CDN URLs that expired or expire soon, stores them, and puts
 /// them in the page. True when some could not be refreshed.
-async fn refresh_urls(state: &WebState, page: &mut LibraryPage) -> bool {
+async fn refresh_urls(state: &WebState, clips: &mut [LibraryClip]) -> bool {
     let soon = state.clock.now() + REFRESH_MARGIN;
-    let stale: Vec<String> = page
-        .clips
+    let stale: Vec<String> = clips
         .iter()
         .filter(|c| c.url_expires_at.is_some_and(|t| t <= soon))
         .map(|c| c.url.clone())
@@ -367,7 +469,7 @@ async fn refresh_urls(state: &WebState, page: &mut LibraryPage) -> bool {
         }
     }
     let mut updates = Vec::new();
-    for clip in &mut page.clips {
+    for clip in clips.iter_mut() {
         if let Some(url) = fresh.get(&clip.url) {
             let expires_at = cdn_url_expiry(url);
             clip.url = url.clone();

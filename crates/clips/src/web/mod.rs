@@ -9,7 +9,8 @@
 //!   the callback that records the guild and its owner.
 //! - [`library`]: a guild's clips: a grid of posters that play inline, filters by
 //!   channel, author and date, search by file name and message text, keyset paging,
-//!   links back to the messages; expired CDN URLs are refreshed before the page shows.
+//!   links back to the messages; each clip's own page, a link to share; expired CDN
+//!   URLs are refreshed before a page shows them.
 //!
 //! | method | path | who |
 //! |--------|------|-----|
@@ -18,6 +19,7 @@
 //! | GET  | `/clips/install/callback` | the user who started the install |
 //! | GET  | `/clips/guilds/{guild}` | a member of the guild (read-only, the channels they see) or a manager |
 //! | GET  | `/clips/guilds/{guild}/library` | a member of the guild (the channels they see) |
+//! | GET  | `/clips/guilds/{guild}/clips/{attachment}` | a member of the guild who sees the clip's channel |
 //! | POST | `/clips/guilds/{guild}/purge` | a manager (+ CSRF, the guild's name typed) |
 //! | POST | `/clips/channels/{channel}/reading` | a manager (+ CSRF) |
 //! | POST | `/clips/channels/{channel}/scans` | a manager (+ CSRF; `deep=1` for a deep scan; the channel read) |
@@ -84,6 +86,11 @@ pub fn guild_path(guild: GuildId) -> String {
 /// A guild's library.
 pub fn library_path(guild: GuildId) -> String {
     format!("/clips/guilds/{guild}/library")
+}
+
+/// One clip's page in a guild's library, by its attachment id.
+pub fn clip_path(guild: GuildId, attachment: u64) -> String {
+    format!("/clips/guilds/{guild}/clips/{attachment}")
 }
 
 /// The install callback URL for a site at `public_url`.
@@ -158,6 +165,11 @@ pub fn routes(ctx: &feature::Context, state: WebState) -> Routes {
         .get(INSTALL_CALLBACK_PATH, Access::User, install::callback)
         .get("/clips/guilds/{guild}", Access::User, guilds::page)
         .get("/clips/guilds/{guild}/library", Access::User, library::page)
+        .get(
+            "/clips/guilds/{guild}/clips/{clip}",
+            Access::User,
+            library::clip_page,
+        )
         .post(
             "/clips/guilds/{guild}/purge",
             Access::User,
