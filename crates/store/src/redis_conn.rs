@@ -336,6 +336,24 @@ impl Redis {
         self.conn.clone()
     }
 
+    /// Runs `cmd`, and once more when the connection turned out to be dropped: a
+    /// connection nothing used while Redis restarted learns that its socket is dead only
+    /// from the next command, which fails while the connection is made again. For
+    /// commands that may run twice (a read, a `SET`, a `DEL`), so that the first visitor
+    /// after an outage is served rather than refused.
+    pub async fn query_retrying<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, redis::RedisError> {
+        match cmd.query_async(&mut self.conn()).await {
+            Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                tracing::debug!(%error, "the Redis connection was dropped; trying once more");
+                cmd.query_async(&mut self.conn()).await
+            }
+            answer => answer,
+        }
+    }
+
     /// The URL with any password removed, for logs.
     pub fn redacted_url(&self) -> &str {
         &self.url_for_logs

@@ -124,7 +124,8 @@ async fn over_limit(
     let who = client.map_or_else(|| "unknown".to_owned(), |c| c.ip.to_string());
     let key = format!("{RATE_KEY_PREFIX}{who}");
     let window = login.limit.window.as_secs().max(1);
-    let (count, ttl): (u64, i64) = redis::pipe()
+    let mut count_one = redis::pipe();
+    count_one
         .atomic()
         .cmd("SET")
         .arg(&key)
@@ -136,9 +137,21 @@ async fn over_limit(
         .cmd("INCR")
         .arg(&key)
         .cmd("TTL")
-        .arg(&key)
+        .arg(&key);
+    // Once more on a connection found dropped (as `Redis::query_retrying`): at worst a
+    // login attempt is counted twice.
+    let counted: Result<(u64, i64), redis::RedisError> = match count_one
         .query_async(&mut login.sessions.redis().conn())
-        .await?;
+        .await
+    {
+        Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+            count_one
+                .query_async(&mut login.sessions.redis().conn())
+                .await
+        }
+        answer => answer,
+    };
+    let (count, ttl) = counted?;
     if count > u64::from(login.limit.max) {
         Ok(Some(u64::try_from(ttl).unwrap_or(window).max(1)))
     } else {
@@ -313,12 +326,16 @@ async fn start(
     };
     let stored: Result<(), SessionError> = async {
         let json = serde_json::to_string(&pending)?;
-        redis::cmd("SET")
-            .arg(state.key())
-            .arg(json)
-            .arg("EX")
-            .arg(STATE_TTL_SECS)
-            .query_async::<()>(&mut login.sessions.redis().conn())
+        login
+            .sessions
+            .redis()
+            .query_retrying::<()>(
+                redis::cmd("SET")
+                    .arg(state.key())
+                    .arg(json)
+                    .arg("EX")
+                    .arg(STATE_TTL_SECS),
+            )
             .await?;
         Ok(())
     }

@@ -423,10 +423,9 @@ impl Sessions {
     /// session that is over: it is deleted and logged, and the visitor signs in again,
     /// rather than being refused every page until the record expires.
     pub async fn load(&self, id: &SessionId) -> Result<Option<Session>, SessionError> {
-        let mut conn = self.redis.conn();
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(id.key())
-            .query_async(&mut conn)
+        let raw: Option<String> = self
+            .redis
+            .query_retrying(redis::cmd("GET").arg(id.key()))
             .await?;
         let Some(raw) = raw else {
             return Ok(None);
@@ -438,9 +437,8 @@ impl Sessions {
             })),
             Err(error) => {
                 tracing::warn!(%error, "a session record could not be read; the session is ended and its visitor signs in again");
-                redis::cmd("DEL")
-                    .arg(id.key())
-                    .query_async::<()>(&mut conn)
+                self.redis
+                    .query_retrying::<()>(redis::cmd("DEL").arg(id.key()))
                     .await?;
                 Ok(None)
             }
@@ -537,21 +535,22 @@ impl Sessions {
 
     /// Ends a session (logout): its key is deleted, so its cookie is worthless.
     pub async fn destroy(&self, session: &Session) -> Result<(), SessionError> {
-        redis::cmd("DEL")
-            .arg(session.id.key())
-            .query_async::<()>(&mut self.redis.conn())
+        self.redis
+            .query_retrying::<()>(redis::cmd("DEL").arg(session.id.key()))
             .await?;
         Ok(())
     }
 
     async fn save(&self, session: &Session, ttl: Duration) -> Result<(), SessionError> {
         let json = serde_json::to_string(&session.record)?;
-        redis::cmd("SET")
-            .arg(session.id.key())
-            .arg(json)
-            .arg("EX")
-            .arg(ttl.as_secs().max(1))
-            .query_async::<()>(&mut self.redis.conn())
+        self.redis
+            .query_retrying::<()>(
+                redis::cmd("SET")
+                    .arg(session.id.key())
+                    .arg(json)
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1)),
+            )
             .await?;
         Ok(())
     }

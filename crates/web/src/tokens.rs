@@ -316,10 +316,9 @@ impl ApiTokens {
         if !well_formed(presented) {
             return Ok(None);
         }
-        let record: Option<String> = redis::cmd("HGET")
-            .arg(BY_HASH_KEY)
-            .arg(digest(presented))
-            .query_async(&mut self.redis.conn())
+        let record: Option<String> = self
+            .redis
+            .query_retrying(redis::cmd("HGET").arg(BY_HASH_KEY).arg(digest(presented)))
             .await?;
         record
             .map(|raw| {

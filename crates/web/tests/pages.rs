@@ -643,6 +643,21 @@ async fn a_session_store_outage_is_a_page_for_browsers_and_json_for_the_api_and_
     }
 }
 
+/// A Redis that restarted while nobody visited: the session store's connection learns
+/// it is dead only from the next visit, which is served all the same (the command is
+/// tried once more on the new connection) rather than answered 503.
+#[tokio::test]
+async fn the_first_visit_after_the_session_store_restarted_is_served() {
+    let mut site = spawn().await;
+    let (cookie, _) = site.log_in(site.demo.bob, "bob").await;
+    let port = site.redis.port();
+    site.redis.kill();
+    site.redis = TestRedis::start_on(port).await;
+    // The new server holds no session: the visitor is served, signed out.
+    let (status, _, page) = site.page("/sandbox", Some(&cookie)).await;
+    assert_eq!(status, 200, "{page}");
+}
+
 /// An outage of the session store is told once when it begins (WARN, with its cause)
 /// and once when it ends (INFO); the requests in between are logged at debug, neither
 /// as an ERROR of their own nor as a failed request.
