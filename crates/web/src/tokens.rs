@@ -206,8 +206,9 @@ fn digest(token: &str) -> String {
         .collect()
 }
 
-/// `raw` has the shape of a token Tavern issues.
-fn well_formed(raw: &str) -> bool {
+/// `raw` has the shape of a token Tavern issues (one that is not is refused without
+/// asking Redis).
+pub(crate) fn well_formed(raw: &str) -> bool {
     raw.strip_prefix(TOKEN_PREFIX).is_some_and(|hex| {
         hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })

@@ -67,7 +67,12 @@ async fn spawn_with(configure: impl FnOnce(SessionConfig) -> SessionConfig) -> T
     let late = LateRoutes::default();
     let feature = Routes::new(&sessions)
         .post("/things", Access::User, || async { "done" })
-        .get("/api/things", Access::User, || async { "[]" });
+        .get("/api/things", Access::User, || async { "[]" })
+        .get(
+            "/api/tokened",
+            Access::user_or_token("things:read"),
+            || async { "[]" },
+        );
     let (app, _) = web::assemble(
         state,
         site.clone(),
@@ -680,6 +685,17 @@ async fn a_session_store_outage_is_logged_once_when_it_begins_and_once_when_it_e
             .await
             .unwrap();
         assert_eq!(api.status(), 503);
+        // A token of another shape is refused without asking the store: no sign of
+        // the store being back.
+        let tokened = site
+            .http
+            .get(site.url("/api/tokened"))
+            .header("authorization", "Bearer tavern_SEKRIT10")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tokened.status(), 401);
+        assert_eq!(logs.count("session store can be reached again"), 0);
     }
 
     site.redis = TestRedis::start_on(port).await;
