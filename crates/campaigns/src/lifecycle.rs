@@ -362,7 +362,16 @@ async fn resume(
             }
         }
     }
-    tracing::info!(%series, %channel, ?gone, ?left, "a new session came after the end of the game began; what was deleted is made again");
+    let left: Vec<String> = left.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        %series,
+        %channel,
+        text_gone = gone.text,
+        roles_gone = gone.roles,
+        voice_gone = gone.voice,
+        roles_left = %left.join(", "),
+        "a new session came after the end of the game began; what was deleted is made again"
+    );
     report.resumed.push(series.clone());
     let mut what = Vec::new();
     if gone.text {
@@ -510,7 +519,7 @@ async fn delete_series(
         give_back(discord, settings, channel, [guest, host]).await;
     }
     let removed = repo.remove_series(series).await?;
-    tracing::info!(%series, %channel, ?removed, kept, "game channel deleted");
+    tracing::info!(%series, %channel, %removed, kept, "game channel deleted");
     let mut alert = if kept {
         format!(
             "The game in {name} (series `{series}`) ended; {name} is a managed channel, so \

@@ -394,7 +394,12 @@ impl Repo {
                 ))
             })
             .await?;
-        tracing::info!(event = %id, ?deletion, "event deleted");
+        tracing::info!(
+            event = %id,
+            series = deletion.series.as_ref().map(tracing::field::display),
+            series_removed = deletion.series_removed,
+            "event deleted"
+        );
         Ok(deletion)
     }
 }

@@ -120,7 +120,7 @@ impl Repo {
                 ))
             })
             .await?;
-        tracing::info!(%discord, meetup = ?unlinked, "unlinked Discord user");
+        tracing::info!(%discord, meetup = unlinked.map(tracing::field::display), "unlinked Discord user");
         Ok(unlinked)
     }
 
@@ -155,7 +155,7 @@ impl Repo {
                 ))
             })
             .await?;
-        tracing::info!(%meetup, discord = ?unlinked, "unlinked Meetup user");
+        tracing::info!(%meetup, discord = unlinked.map(tracing::field::display), "unlinked Meetup user");
         Ok(unlinked)
     }
 

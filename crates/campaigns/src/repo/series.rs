@@ -20,6 +20,35 @@ pub struct RemovedSeries {
     pub host_role: Option<RoleId>,
 }
 
+/// For logs: `events 12, 13; channel 4; voice channel none; roles 5, 6`.
+impl std::fmt::Display for RemovedSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let one = |id: Option<String>| id.unwrap_or_else(|| "none".to_owned());
+        let events: Vec<String> = self.events.iter().map(ToString::to_string).collect();
+        let roles: Vec<String> = [self.guest_role, self.host_role]
+            .into_iter()
+            .flatten()
+            .map(|r| r.to_string())
+            .collect();
+        write!(
+            f,
+            "events {}; channel {}; voice channel {}; roles {}",
+            if events.is_empty() {
+                "none".to_owned()
+            } else {
+                events.join(", ")
+            },
+            one(self.channel.map(|c| c.to_string())),
+            one(self.voice_channel.map(|c| c.to_string())),
+            if roles.is_empty() {
+                "none".to_owned()
+            } else {
+                roles.join(", ")
+            },
+        )
+    }
+}
+
 impl Repo {
     /// Every tracked series.
     pub async fn tracked_series(&self) -> Result<Vec<EventSeriesId>, RepoError> {
@@ -166,7 +195,34 @@ impl Repo {
                 Ok((writes, Ok(removed)))
             })
             .await?;
-        tracing::info!(%series, ?removed, "series removed");
+        tracing::info!(%series, %removed, "series removed");
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_series_reads_as_ids_in_logs() {
+        let removed = RemovedSeries {
+            events: vec![
+                MeetupEventId::parse("abc12").expect("id"),
+                MeetupEventId::parse("def34").expect("id"),
+            ],
+            channel: Some(ChannelId::new(4)),
+            voice_channel: None,
+            guest_role: Some(RoleId::new(5)),
+            host_role: Some(RoleId::new(6)),
+        };
+        assert_eq!(
+            removed.to_string(),
+            "events abc12, def34; channel 4; voice channel none; roles 5, 6"
+        );
+        assert_eq!(
+            RemovedSeries::default().to_string(),
+            "events none; channel none; voice channel none; roles none"
+        );
     }
 }

@@ -322,7 +322,7 @@ impl Repo {
         }
         tx.commit().await?;
         let canceled: Option<ScanRun> = canceled.map(TryInto::try_into).transpose()?;
-        tracing::info!(%channel, canceled = ?canceled.as_ref().map(|r| r.id), "channel reading stopped");
+        tracing::info!(%channel, canceled = canceled.as_ref().map(|r| tracing::field::display(r.id)), "channel reading stopped");
         Ok(canceled)
     }
 

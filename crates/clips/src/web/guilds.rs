@@ -381,7 +381,7 @@ pub(crate) async fn reading(
             .set_reading(channel.info.id, reading)
             .await
             .map_err(|e| scan_problem(&e))?;
-        tracing::info!(channel = %channel.info.id, reading, canceled = ?canceled.map(|r| r.id), user = %current.user.id, "reading toggled on the web");
+        tracing::info!(channel = %channel.info.id, reading, canceled = canceled.map(|r| tracing::field::display(r.id)), user = %current.user.id, "reading toggled on the web");
         Ok(back_to(&channel))
     }
     .await;

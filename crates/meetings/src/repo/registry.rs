@@ -517,7 +517,7 @@ impl Repo {
                 self.counted_assignment(&region, &chosen.controller_id)
                     .await?;
                 tracing::info!(meeting = %id, %region, controller = %chosen.controller_id,
-                    previous = ?current.assigned_controller_id, "meeting controller assigned");
+                    previous = current.assigned_controller_id.as_ref().map(tracing::field::display), "meeting controller assigned");
                 let registered = live
                     .into_iter()
                     .find(|(c, _)| c.controller_id == chosen.controller_id)
