@@ -236,7 +236,7 @@ impl JobRunner {
         );
         let outcome = match period {
             Ok(true) => {
-                self.run_locked(job, said).await;
+                self.run_locked(job, said, Run::Periodic).await;
                 Attempt::Ran
             }
             Ok(false) => Attempt::Taken,
@@ -247,8 +247,8 @@ impl JobRunner {
     }
 
     /// Runs `job` once while renewing its running lock.
-    async fn run_locked(&self, job: &Job, said: &mut Said) {
-        let run = Self::run_once(job, said);
+    async fn run_locked(&self, job: &Job, said: &mut Said, kind: Run) {
+        let run = Self::run_once(job, said, kind);
         tokio::pin!(run);
         let mut renewals =
             tokio::time::interval_at(tokio::time::Instant::now() + RENEW_EVERY, RENEW_EVERY);
@@ -268,7 +268,7 @@ impl JobRunner {
             self.told(&running, "running it anyway");
             match running {
                 Ok(true) => {
-                    self.run_locked(job, said).await;
+                    self.run_locked(job, said, Run::Shutdown).await;
                     self.release(job).await;
                     return;
                 }
@@ -276,11 +276,11 @@ impl JobRunner {
                 Err(_) => break,
             }
         }
-        Self::run_once(job, said).await;
+        Self::run_once(job, said, Run::Shutdown).await;
     }
 
     /// Runs `job` once; a panic in it counts as a failed run.
-    async fn run_once(job: &Job, said: &mut Said) {
+    async fn run_once(job: &Job, said: &mut Said, kind: Run) {
         let started = Instant::now();
         let run = job.runner();
         let result = match tokio::spawn(async move { run().await }).await {
@@ -304,7 +304,7 @@ impl JobRunner {
             }
             Err(error) => {
                 said.failure();
-                tracing::error!(%error, "job failed; it runs again next period");
+                tracing::error!(%error, "{}", kind.failed());
             }
         }
     }
@@ -346,6 +346,28 @@ impl JobRunner {
         while let Some(joined) = tasks.join_next().await {
             if let Err(error) = joined {
                 tracing::error!(%error, "a job's scheduler stopped");
+            }
+        }
+    }
+}
+
+/// Which run of a job this is, for what its failure says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// A run of its period: another comes.
+    Periodic,
+    /// The run at shutdown: none comes from this process.
+    Shutdown,
+}
+
+impl Run {
+    /// What the log says of a failed run: what comes of its work.
+    fn failed(self) -> &'static str {
+        match self {
+            Run::Periodic => "job failed; it runs again next period",
+            Run::Shutdown => {
+                "job failed at shutdown; this process stops without its work done (the next \
+                 start, or another process, runs it again)"
             }
         }
     }
@@ -594,6 +616,17 @@ mod tests {
 mod job_tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn only_a_periodic_run_promises_another_after_failing() {
+        assert!(Run::Periodic.failed().contains("runs again next period"));
+        let shutdown = Run::Shutdown.failed();
+        assert!(!shutdown.contains("next period"), "{shutdown}");
+        assert!(
+            shutdown.contains("stops without its work done"),
+            "{shutdown}"
+        );
+    }
 
     #[test]
     fn a_job_s_first_success_and_the_first_after_a_failure_are_told_at_info() {
