@@ -41,8 +41,14 @@ mod writes;
 pub use error::StoreError;
 pub use lua::{Condition, Conditional};
 pub use optimistic::{Attempt, optimistic};
-pub use postgres::{FeatureMigrations, Postgres};
-pub use redis_conn::{Guarded, Redis, RedisConn, Subscription, round_trips as redis_round_trips};
+pub use postgres::{
+    FeatureMigrations, Postgres, check_url as check_postgres_url,
+    unread_parameters as unread_postgres_parameters,
+};
+pub use redis_conn::{
+    Guarded, Redis, RedisConn, Subscription, check_url as check_redis_url,
+    round_trips as redis_round_trips,
+};
 pub use sentinel::{FAILOVER_WAIT, SentinelConn, SentinelUrl};
 pub use transient::transient;
 pub use vocabulary::StorageError;

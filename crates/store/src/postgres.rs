@@ -51,13 +51,93 @@ impl FeatureMigrations {
     }
 }
 
+/// The query parameters the PostgreSQL driver reads (`options[...]` too). It ignores
+/// any other with a WARN that carries the parameter's value, which may be a secret
+/// (`sslpassword`): Tavern leaves such parameters out before the driver sees the URL,
+/// and its configuration check names them, without their values
+/// ([`unread_parameters`]).
+const READ_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+fn is_read(key: &str) -> bool {
+    READ_PARAMETERS.contains(&key) || key.starts_with("options[")
+}
+
+/// The keys of `url`'s query parameters the driver does not read, in order.
+pub fn unread_parameters(url: &str) -> Vec<String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+        .filter(|key| !is_read(key))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `url` without the query parameters the driver does not read.
+fn read_parameters_only(url: &str) -> Cow<'_, str> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Cow::Borrowed(url);
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| is_read(pair.split_once('=').map_or(pair, |(key, _)| key)))
+        .collect();
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `url` is one [`Postgres::connect`] can use (its form, `sslmode` and the
+/// other parameters the driver reads), without connecting: for configuration checks,
+/// which name the setting.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    connect_options(url).map(drop)
+}
+
 /// The URL's options, and unless it sets `client_min_messages` itself, no notices:
 /// PostgreSQL's NOTICE lines ("schema … already exists, skipping" at every start's
 /// migrations) would be logged as Tavern's own; warnings and errors still come.
 fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let url = read_parameters_only(url);
     let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
         what: "postgres",
-        reason: e.to_string(),
+        // The driver says "error with configuration: " once for each layer.
+        reason: e.to_string().replace("error with configuration: ", ""),
     })?;
     Ok(if url.contains("client_min_messages") {
         options
@@ -255,5 +335,49 @@ impl Postgres {
         // The run made the history table.
         let after = Self::recorded_steps(conn, schema).await?;
         Ok(after.saturating_sub(before))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_the_driver_does_not_read_are_left_out_and_named() {
+        let url =
+            "postgres://u:p@db/t?sslmode=require&sslpassword=Sup3rSecret&options[search_path]=x#f";
+        assert_eq!(unread_parameters(url), ["sslpassword"]);
+        assert_eq!(
+            read_parameters_only(url),
+            "postgres://u:p@db/t?sslmode=require&options[search_path]=x#f"
+        );
+        assert_eq!(
+            read_parameters_only("postgres://db/t?sslpassword=s"),
+            "postgres://db/t"
+        );
+        assert!(unread_parameters("postgres://db/t").is_empty());
+        assert_eq!(read_parameters_only("postgres://db/t"), "postgres://db/t");
+    }
+
+    #[test]
+    fn a_malformed_url_or_sslmode_is_refused_without_connecting() {
+        assert!(check_url("postgres://u@127.0.0.1:5432/t?sslmode=require").is_ok());
+        for bad in [
+            "postgres://u@127.0.0.1:5432/t?sslmode=bogus",
+            "postgres://u@[::1:55432/t",
+            "postgres://u@127.0.0.1:5432/t?port=abc",
+        ] {
+            let error = check_url(bad).expect_err(bad);
+            assert!(
+                matches!(
+                    error,
+                    StoreError::BadUrl {
+                        what: "postgres",
+                        ..
+                    }
+                ),
+                "{bad}: {error}"
+            );
+        }
     }
 }

@@ -161,6 +161,26 @@ fn needs_new_connection(error: &RedisError) -> bool {
         || error.is_connection_dropped()
 }
 
+/// Whether `url` is one [`Redis::connect`] can use (its scheme, host, port, database
+/// number and options, each node of a cluster's list, a Sentinel URL's parts), without
+/// connecting: for configuration checks, which name the setting. A database number
+/// the server does not have is found only when it answers.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    if url.trim_start().starts_with(crate::sentinel::SCHEME) {
+        return SentinelUrl::parse(url).map(drop);
+    }
+    for node in url.split(',') {
+        let node = node.trim().replacen("redis+cluster://", "redis://", 1);
+        // A cluster's later nodes may be written `host:port`, as the first one's scheme.
+        if node.contains("://") {
+            single_client(&node)?;
+        } else {
+            single_client(&format!("redis://{node}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn single_client(url: &str) -> Result<redis::Client, StoreError> {
     redis::Client::open(url).map_err(|e| StoreError::BadUrl {
         what: "redis",
@@ -681,5 +701,30 @@ impl From<StoreError> for WatchStop {
 impl From<crate::StorageError> for WatchStop {
     fn from(_: crate::StorageError) -> WatchStop {
         WatchStop::GaveUp
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_url_is_refused_without_connecting() {
+        for good in [
+            "redis://127.0.0.1:6379/3",
+            "redis://a:1,redis://b:2",
+            "redis+cluster://a:1",
+            "redis+cluster://:pw@h1:7000,h2:7001/",
+            "redis+sentinel://s1:26379/mymaster/0",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "redis://127.0.0.1:6379/abc",
+            "redis://127.0.0.1:6379/0?protocol=resp9",
+            "redis://a:1,redis://b:x",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
     }
 }

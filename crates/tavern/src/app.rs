@@ -255,13 +255,16 @@ where
 {
     let (value, attempts) = feature::backoff::retry(shutdown, connect, |attempt, error: &store::StoreError| {
         health.set_connecting(name, Some(error.to_string()));
-        if attempt == 1 {
-            tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
+        // A PostgreSQL error may be a server still starting; other lasting ones (a
+        // database number the server does not have, a refused password) are not the
+        // server being away.
+        let lasting = !error.is_transient() && !matches!(error, store::StoreError::Postgres(_));
+        if attempt > 1 {
+            tracing::debug!(store = name, attempt, %error, "still not connected");
+        } else if lasting {
+            tracing::error!(store = name, url = %shown_url, %error, "{name} answered, but refused what the configuration asks: this will not go away by retrying, fix the configuration; /readyz reports not ready; retrying with backoff (up to every 30 s)");
         } else {
-            tracing::debug!(store = name, attempt, %error, "still unreachable");
-        }
-        if !error.is_transient() && !matches!(error, store::StoreError::Postgres(_)) {
-            tracing::error!(store = name, %error, "this error will not go away by retrying; fix the configuration");
+            tracing::error!(store = name, url = %shown_url, %error, "{name} is unreachable; /readyz reports not ready; retrying with backoff (up to every 30 s)");
         }
     })
     .await?;

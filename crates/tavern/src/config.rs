@@ -1093,15 +1093,17 @@ impl Config {
                     v,
                     &["redis", "rediss", "redis+cluster", "redis+sentinel"],
                 )?;
-                if url.expose().starts_with("redis+sentinel://") {
-                    store::SentinelUrl::parse(url.expose()).map_err(|e| err(src, e.to_string()))?;
-                }
+                store::check_redis_url(url.expose()).map_err(|e| err(src, e.to_string()))?;
                 url
             }
             None => ServiceUrl("redis://127.0.0.1:6379/".into()),
         };
         let database_url = match raw.get("database_url") {
-            Some((src, v)) => parse_url(src, v, &["postgres", "postgresql"])?,
+            Some((src, v)) => {
+                let url = parse_url(src, v, &["postgres", "postgresql"])?;
+                store::check_postgres_url(url.expose()).map_err(|e| err(src, e.to_string()))?;
+                url
+            }
             None => ServiceUrl("postgres://tavern@127.0.0.1:5432/tavern".into()),
         };
         // Set but empty is a mistake (an unset variable in a deployment template, say),
@@ -1316,6 +1318,32 @@ mod tests {
         assert_eq!(e.key, "TAVERN_REDIS_URL");
         assert!(e.problem.contains("no master name"), "{e}");
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn a_store_url_the_stores_cannot_use_names_the_setting_before_anything_starts() {
+        for (var, url, said) in [
+            (
+                "TAVERN_REDIS_URL",
+                "redis://:hunter2@127.0.0.1:6379/abc",
+                "database number",
+            ),
+            (
+                "TAVERN_REDIS_URL",
+                "redis://:hunter2@127.0.0.1:6379/0?protocol=resp9",
+                "protocol",
+            ),
+            (
+                "TAVERN_DATABASE_URL",
+                "postgres://tavern:hunter2@db:5432/tavern?sslmode=bogus",
+                "unknown value \"bogus\" for `ssl_mode`",
+            ),
+        ] {
+            let e = Config::from_sources(None, None, &env(&[(var, url)])).expect_err(url);
+            assert_eq!(e.key, var, "{e}");
+            assert!(e.problem.to_lowercase().contains(said), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

@@ -456,6 +456,13 @@ fn main() -> ExitCode {
         config.log_format,
         matches!(cli.command, Command::Clips(_) | Command::Meetings(_)),
     );
+    let unread = store::unread_postgres_parameters(config.database_url.expose());
+    if !unread.is_empty() {
+        tracing::warn!(
+            parameters = %unread.join(", "),
+            "database_url: these connection parameters are not read by Tavern's PostgreSQL driver and are left out (their values are not logged)"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
