@@ -112,6 +112,22 @@ fn effective_mode(inv: &Invocation, mode: RollMode) -> RollMode {
     }
 }
 
+/// Refuses a public roll whose last word names a way to roll out of sight (`4d6kh3
+/// private`): it would be the roll's label, and the roll public.
+fn refuse_mode_as_label(input: &str) -> Result<(), RollsError> {
+    let last = input.split_whitespace().last().unwrap_or_default();
+    let option = match last.to_ascii_lowercase().as_str() {
+        "private" => "set the `private` option instead (`private:True`)",
+        "gm" => "set the `mode` option instead (`mode:gm`)",
+        "blind" => "set the `mode` option instead (`mode:blind`)",
+        _ => return Ok(()),
+    };
+    Err(RollsError::refused(format!(
+        "`{last}` at the end of the expression would be this roll's label, and the roll public: \
+         nothing was rolled. To roll out of everyone else's sight, {option}."
+    )))
+}
+
 /// Rolls `input` for the invocation's user in `mode`, and delivers it.
 async fn roll_input(
     ctx: &Ctx,
@@ -121,6 +137,9 @@ async fn roll_input(
 ) -> Result<Response, RollsError> {
     let (user, channel) = (inv.actor.id, inv.channel_id);
     let mode = effective_mode(inv, mode);
+    if mode == RollMode::Public {
+        refuse_mode_as_label(&input)?;
+    }
     let gms = match mode {
         RollMode::Public | RollMode::Private => Vec::new(),
         RollMode::Gm | RollMode::Blind => {

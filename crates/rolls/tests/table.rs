@@ -579,6 +579,51 @@ async fn every_roll_has_an_id_that_replays_exactly() {
     t.bot.stop().await;
 }
 
+/// `private`, `gm` or `blind` typed as the last word of a public roll would be its
+/// label, the roll shown to all: it is refused, saying which option rolls out of sight,
+/// and nothing is posted.
+#[tokio::test]
+async fn a_mode_typed_as_the_label_of_a_public_roll_is_refused() {
+    let t = start().await;
+    let carol = t.w.demo.carol;
+    let public = |t: &Table| {
+        t.w.sim
+            .messages(t.w.demo.dice)
+            .iter()
+            .filter(|m| m.flags & 64 == 0)
+            .count()
+    };
+    let before = public(&t);
+    for (typed, option) in [
+        ("4d6kh3 private", "`private:True`"),
+        ("1d20+5 GM", "`mode:gm`"),
+        ("1d20 blind", "`mode:blind`"),
+    ] {
+        let reply = t.roll(carol, typed).await;
+        assert!(reply.ephemeral, "{reply:?}");
+        let said = content(&reply);
+        assert!(
+            said.contains("would be this roll's label, and the roll public: nothing was rolled")
+                && said.contains(option),
+            "{typed}: {said}"
+        );
+    }
+    assert_eq!(public(&t), before, "nothing posted");
+    // With the option, the same words roll out of sight as asked.
+    let mine = t
+        .run(
+            carol,
+            "roll",
+            json!([{"name": "expression", "value": "4d6kh3 private"}, {"name": "private", "value": true}]),
+        )
+        .await;
+    assert!(
+        mine.ephemeral && content(&mine).contains("private"),
+        "{mine:?}"
+    );
+    t.bot.stop().await;
+}
+
 /// A private roll is its roller's alone: recorded as private, hidden from anyone else
 /// who checks its id (in Discord and over REST), and checked by its roller only to them.
 #[tokio::test]
