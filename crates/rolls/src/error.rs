@@ -75,6 +75,9 @@ pub enum RollsError {
     ObjectStore(#[from] object_store::Error),
     #[error("snapshot `{path}` is not valid: {reason}")]
     BadSnapshot { path: String, reason: String },
+    /// The local folder of the rolls sync could not be made.
+    #[error("the rolls sync folder `{path}` cannot be made: {reason}")]
+    SyncFolder { path: String, reason: String },
     #[error("object store setting `{key}`: {reason}")]
     BadStoreOption { key: String, reason: String },
     /// The dice pool could not run the work (it panicked, or the runtime is

@@ -126,7 +126,7 @@ impl SyncTarget {
                         reason: "a local folder takes no options".into(),
                     });
                 }
-                std::fs::create_dir_all(dir).map_err(|e| RollsError::BadSnapshot {
+                std::fs::create_dir_all(dir).map_err(|e| RollsError::SyncFolder {
                     path: dir.display().to_string(),
                     reason: e.to_string(),
                 })?;

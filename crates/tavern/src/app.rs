@@ -675,6 +675,7 @@ pub fn command_features(
 /// Starts Tavern: binds its listeners at once and brings up the rest in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     config.check_serve()?;
+    config.check_files()?;
     let shutdown = CancellationToken::new();
     let server = web::ServerConfig {
         trusted_proxies: config.trusted_proxies.clone(),

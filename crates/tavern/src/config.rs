@@ -282,6 +282,31 @@ fn pem_pair(raw: &Raw, cert: &str, key: &str) -> Result<Option<(PathBuf, PathBuf
     }
 }
 
+/// `path`, set by `setting`, can be read and holds a PEM block whose label ends with
+/// `label` (`CERTIFICATE`; `PRIVATE KEY`, which `RSA PRIVATE KEY` and `EC PRIVATE KEY`
+/// end with too).
+fn pem_file(path: &Path, setting: &str, label: &str, what: &str) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(setting, format!("`{}` cannot be read: {e}", path.display())))?;
+    let holds = text.lines().any(|line| {
+        line.trim()
+            .strip_prefix("-----BEGIN ")
+            .and_then(|rest| rest.strip_suffix("-----"))
+            .is_some_and(|found| found.ends_with(label))
+    });
+    if holds {
+        Ok(())
+    } else {
+        Err(err(
+            setting,
+            format!(
+                "`{}` holds no PEM {what} (a `-----BEGIN …{label}-----` block)",
+                path.display()
+            ),
+        ))
+    }
+}
+
 /// The `media_handler_*` settings of `raw`.
 fn media_handler_settings(raw: &Raw) -> Result<MediaHandlerSettings, ConfigError> {
     let addr = raw
@@ -1155,7 +1180,22 @@ impl Config {
         )?;
         let public_url = raw
             .get("public_url")
-            .map(|(src, v)| web_url(src, v))
+            .map(|(src, v)| {
+                let url = web_url(src, v)?;
+                // Tavern's pages, callbacks and links are at the root of its site.
+                if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+                    return Err(err(
+                        src,
+                        format!(
+                            "`{}` has a path, query or fragment; give the site's origin only \
+                             (scheme, host and port, e.g. https://tavern.example.org): Tavern \
+                             serves its pages at the root of its own host",
+                            v.trim()
+                        ),
+                    ));
+                }
+                Ok(url)
+            })
             .transpose()?;
         let discord_login = discord_login(&raw)?;
         let mut meetup = meetup_config(&raw)?;
@@ -1253,6 +1293,53 @@ impl Config {
         Ok(())
     }
 
+    /// The files serving reads, checked before anything starts: [`Config::check_data_dir`]
+    /// and the meeting controller's and media handler's PEM certificates and keys, when
+    /// set (readable, each holding what it should), so that a wrong path is a
+    /// configuration error naming its setting, not a service that fails again and again.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.check_data_dir()?;
+        for (pair, cert, key) in [
+            (
+                &self.meetings.controller_certificate,
+                "TAVERN_MEETING_CONTROLLER_CERT",
+                "TAVERN_MEETING_CONTROLLER_KEY",
+            ),
+            (
+                &self.meetings.media_handler.certificate,
+                "TAVERN_MEDIA_HANDLER_CERT",
+                "TAVERN_MEDIA_HANDLER_KEY",
+            ),
+        ] {
+            if let Some((chain, private)) = pair {
+                pem_file(chain, cert, "CERTIFICATE", "certificate")?;
+                pem_file(private, key, "PRIVATE KEY", "private key")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `data_dir` is a folder Tavern can write in (made when missing): the rolls sync's
+    /// snapshots, the sandbox's data and recordings live there, and finding out only
+    /// when the first of them is written leaves a server that never gets ready.
+    pub fn check_data_dir(&self) -> Result<(), ConfigError> {
+        let dir = &self.data_dir;
+        let refuse = |e: std::io::Error| {
+            err(
+                "TAVERN_DATA_DIR",
+                format!(
+                    "`{}` is not a folder Tavern can write in: {e}",
+                    dir.display()
+                ),
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(refuse)?;
+        let probe = dir.join(".tavern-write-check");
+        std::fs::write(&probe, b"").map_err(refuse)?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+
     /// Sandbox mode: no Discord token was given.
     pub fn sandbox(&self) -> bool {
         self.discord_token.is_none()
@@ -1318,6 +1405,91 @@ mod tests {
         assert_eq!(e.key, "TAVERN_REDIS_URL");
         assert!(e.problem.contains("no master name"), "{e}");
         assert!(!e.to_string().contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn serving_needs_a_data_dir_it_can_write_in() {
+        let scratch = std::env::temp_dir().join(format!("tavern-data-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let made = scratch.join("made/on/demand");
+        let mut c = Config::from_sources(None, None, &env(&[])).expect("config");
+        c.data_dir = made.clone();
+        c.check_data_dir().expect("a missing folder is made");
+        assert!(made.is_dir());
+        let file = scratch.join("a-file");
+        std::fs::write(&file, b"x").expect("file");
+        c.data_dir = file.clone();
+        let e = c.check_data_dir().expect_err("a file is no folder");
+        assert_eq!(e.key, "TAVERN_DATA_DIR");
+        assert!(
+            e.problem.contains("is not a folder Tavern can write in"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+
+    #[test]
+    fn certificate_files_are_checked_before_serving_naming_their_setting() {
+        let scratch = std::env::temp_dir().join(format!("tavern-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).expect("scratch");
+        let cert = scratch.join("cert.pem");
+        let key = scratch.join("key.pem");
+        let other = scratch.join("hostname");
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("cert");
+        std::fs::write(
+            &key,
+            "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+        )
+        .expect("key");
+        std::fs::write(&other, "tavern-host\n").expect("other");
+        let path = |p: &std::path::Path| p.display().to_string();
+        let with = |c: &str, k: &str| {
+            let mut config = Config::from_sources(
+                None,
+                None,
+                &env(&[
+                    ("TAVERN_MEETING_CONTROLLER_CERT", c),
+                    ("TAVERN_MEETING_CONTROLLER_KEY", k),
+                ]),
+            )
+            .expect("config");
+            config.data_dir = scratch.join("data");
+            config.check_files()
+        };
+        with(&path(&cert), &path(&key)).expect("a certificate and its key");
+        let e = with("/nonexistent.pem", &path(&key)).expect_err("missing");
+        assert_eq!(e.key, "TAVERN_MEETING_CONTROLLER_CERT");
+        assert!(e.problem.contains("cannot be read"), "{e}");
+        let e = with(&path(&other), &path(&key)).expect_err("not a certificate");
+        assert_eq!(e.key, "TAVERN_MEETING_CONTROLLER_CERT");
+        assert!(e.problem.contains("holds no PEM certificate"), "{e}");
+        let e = with(&path(&cert), &path(&cert)).expect_err("a certificate for a key");
+        assert_eq!(e.key, "TAVERN_MEETING_CONTROLLER_KEY");
+        assert!(e.problem.contains("holds no PEM private key"), "{e}");
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+
+    #[test]
+    fn a_public_url_is_an_origin_without_a_path() {
+        for good in ["https://tavern.example.org", "http://tavern.lan:8080/"] {
+            let c =
+                Config::from_sources(None, None, &env(&[("TAVERN_PUBLIC_URL", good)])).expect(good);
+            assert!(c.public_url.is_some(), "{good}");
+        }
+        for bad in [
+            "http://example.org/path",
+            "http://example.org/?x=1",
+            "http://example.org/#top",
+        ] {
+            let e = Config::from_sources(None, None, &env(&[("TAVERN_PUBLIC_URL", bad)]))
+                .expect_err(bad);
+            assert_eq!(e.key, "TAVERN_PUBLIC_URL");
+            assert!(e.problem.contains("give the site's origin only"), "{e}");
+        }
     }
 
     #[test]

@@ -439,7 +439,7 @@ fn main() -> ExitCode {
     };
     if let Command::Serve { sandbox_public } = &cli.command {
         config.sandbox_public = *sandbox_public;
-        if let Err(e) = config.check_serve() {
+        if let Err(e) = config.check_serve().and_then(|()| config.check_files()) {
             eprintln!("tavern: configuration error: {e}");
             return ExitCode::from(2);
         }
