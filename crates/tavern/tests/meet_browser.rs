@@ -1667,6 +1667,75 @@ async fn a_host_lets_one_visitor_in_from_the_waiting_room_and_turns_another_away
     assert_eq!(host.script(TILES).await, format!("{vera_id}=Vera"));
 }
 
+/// What the host's page says in its live regions besides its status, error and
+/// recording lines, `|`-separated (empty when nothing).
+const ANNOUNCED: &str = "return Array.from(document.querySelectorAll(\
+     '#meet [aria-live], #meet [role=status], #meet [role=alert], #meet [role=log]'))\
+     .filter(e => !['status', 'error', 'recording-status'].includes(e.id))\
+     .map(e => e.textContent).filter(Boolean).join('|')";
+
+/// A visitor that asks to join meeting `code` as guest `name` over the API and waits
+/// for the host (the wait runs on until the task is aborted).
+async fn waits_over_api(
+    app: &common::TestApp,
+    code: &str,
+    name: &str,
+) -> tokio::task::JoinHandle<()> {
+    let grant: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/meetings/{code}/guest-token")))
+        .json(&json!({ "display_name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = join_with(&grant).await;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_hears_each_arrival_in_the_waiting_room_once() {
+    let app = common::spawn_app().await;
+    let (host, code) = host_starts_from_the_lobby(
+        &app,
+        "Behind the door",
+        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
+    )
+    .await;
+    host.text_when("the host joins at once", LIMIT, SELF_ID, |id| {
+        !id.is_empty()
+    })
+    .await;
+    assert_eq!(host.script(ANNOUNCED).await, "", "nobody waits yet");
+
+    let ana = waits_over_api(&app, &code, "Ana").await;
+    host.text_when("Ana's arrival is said", LIMIT, ANNOUNCED, |s| !s.is_empty())
+        .await;
+    assert_eq!(host.script(ANNOUNCED).await, "Ana is waiting to join.");
+    // The list itself is no live region: it would be read out whole on each change.
+    assert_eq!(
+        host.script(
+            "return document.getElementById('waiting-list').closest('[aria-live], [role=status], [role=alert], [role=log]') ? 'live' : 'quiet'"
+        )
+        .await,
+        "quiet"
+    );
+
+    let bo = waits_over_api(&app, &code, "Bo").await;
+    host.text_when("Bo waits too", LIMIT, WAITING, |s| s == "Ana,Bo")
+        .await;
+    assert_eq!(
+        host.script(ANNOUNCED).await,
+        "Bo is waiting to join (2 waiting)."
+    );
+    ana.abort();
+    bo.abort();
+    host.quit().await;
+}
+
 /// A program joined as the host of meeting `code` (`GET /api/v1/meetings/{code}` with
 /// the host's `token` makes its grant), at the controller the grant names.
 async fn host_over_api(

@@ -423,6 +423,8 @@
     reading: null,
     // The admission token of this meeting, once the host let this page in (a guest).
     admission: typeof kept.admission === 'string' ? kept.admission : '',
+    // The visitors of the host's waiting room already announced (their ids).
+    waitingSeen: new Set(),
   };
 
   function makeTile(id, name, self) {
@@ -915,6 +917,24 @@
     }
     room.hidden = waiting.length === 0;
     root.dataset.waitingCount = String(waiting.length);
+    announceArrivals(waiting);
+  }
+
+  /**
+   * Says who has started waiting since the last list (`#waiting-news`, a polite live
+   * region): "Ana is waiting to join", with how many wait when others already did.
+   * Those already announced are not announced again.
+   */
+  function announceArrivals(waiting) {
+    const arrived = waiting.filter((v) => !state.waitingSeen.has(v.id));
+    state.waitingSeen = new Set(waiting.map((v) => v.id));
+    const news = $('waiting-news');
+    if (!news || arrived.length === 0) return;
+    const names = arrived.map((v) => v.name || 'Someone');
+    const who = names.length === 1 ? names[0]
+      : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+    const all = waiting.length > arrived.length ? ` (${waiting.length} waiting)` : '';
+    news.textContent = `${who} ${names.length === 1 ? 'is' : 'are'} waiting to join${all}.`;
   }
 
   function closed(info) {
@@ -973,6 +993,7 @@
     for (const id of [...state.participants.keys()]) removeParticipant(id);
     $('tiles').replaceChildren();
     if ($('waiting-room')) $('waiting-room').remove();
+    if ($('waiting-news')) $('waiting-news').textContent = '';
     $('call').hidden = true;
     $('left').hidden = Boolean(state.ended);
     ui.status('');

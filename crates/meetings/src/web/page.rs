@@ -250,6 +250,9 @@ fn body(code: &str, meeting_name: &str, name: &str, autojoin: bool, grant: Optio
                 button #join type="submit" { "Join" }
             }
             div #call hidden {
+                // The host hears who arrives in the waiting room here, once each (the
+                // list itself is not read out again on every change).
+                p #waiting-news .visually-hidden role="status" aria-live="polite" {}
                 div #tiles .tiles {}
                 div .controls {
                     button #mute-audio type="button" aria-pressed="false" { "Mute microphone" }
