@@ -134,3 +134,123 @@ async fn the_console_shows_what_discord_would() {
     assert_eq!(messages, 0);
     driver.quit().await;
 }
+
+/// The ids of the messages the console shows, in order.
+const SHOWN_IDS: &str = "return Array.from(document.querySelectorAll('#messages article.message'))\
+     .map(m => m.dataset.id).join(',')";
+
+#[tokio::test]
+async fn the_console_updates_the_channel_message_by_message() {
+    let app = common::spawn_app().await;
+    let (sim, demo) = (app.sim(), app.demo());
+    let first = sim
+        .post_user_message(demo.general, demo.alice, "the first message", vec![])
+        .expect("alice posts");
+    let second = sim
+        .post_user_message(demo.general, demo.bob, "the second message", vec![])
+        .expect("bob posts");
+    let third = sim
+        .post_user_message(demo.general, demo.carol, "the third message", vec![])
+        .expect("carol posts");
+    let driver = Browser::start().await;
+
+    driver
+        .open(&app.url(&format!("/sandbox?channel={}", demo.general)))
+        .await;
+    driver
+        .text_when(
+            "#general's messages are shown",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| text.contains("the third message"),
+        )
+        .await;
+    // Every element added to or removed from the list from now on, by message id.
+    let watching = driver
+        .script(&format!(
+            "window.firstShown = document.querySelector('#messages article[data-id=\"{first}\"]'); \
+             window.added = []; window.removed = []; \
+             new MutationObserver(records => records.forEach(r => {{ \
+               r.addedNodes.forEach(n => window.added.push(n.dataset ? n.dataset.id : '?')); \
+               r.removedNodes.forEach(n => window.removed.push(n.dataset ? n.dataset.id : '?')); \
+             }})).observe(document.getElementById('messages'), {{ childList: true }}); \
+             return window.firstShown !== null;"
+        ))
+        .await;
+    assert_eq!(watching, true);
+
+    // A new message, an edit and a deletion.
+    let fourth = sim
+        .post_user_message(demo.general, demo.alice, "the fourth message", vec![])
+        .expect("alice posts again");
+    sim.edit_user_message(demo.general, second, "the second message, edited")
+        .expect("bob edits");
+    sim.delete_user_message(demo.general, third)
+        .expect("carol deletes");
+    driver
+        .text_when(
+            "the new, edited and deleted messages are shown so",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| {
+                text.contains("the fourth message")
+                    && text.contains("the second message, edited")
+                    && !text.contains("the third message")
+            },
+        )
+        .await;
+
+    assert_eq!(
+        driver.script(SHOWN_IDS).await,
+        serde_json::json!(
+            sim.messages(demo.general)
+                .iter()
+                .map(|m| m.id.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        "the list is the channel's, in order"
+    );
+    let kept = driver
+        .script(&format!(
+            "return window.firstShown.isConnected && window.firstShown === \
+             document.querySelector('#messages article[data-id=\"{first}\"]');"
+        ))
+        .await;
+    assert_eq!(kept, true, "the unchanged message keeps its element");
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    let ids = |value: serde_json::Value| {
+        sorted(
+            value
+                .as_str()
+                .unwrap()
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+        )
+    };
+    let added = ids(driver.script("return window.added.join(',');").await);
+    let removed = ids(driver.script("return window.removed.join(',');").await);
+    assert_eq!(
+        added,
+        sorted(vec![second.to_string(), fourth.to_string()]),
+        "only the new and the edited message are drawn"
+    );
+    assert_eq!(
+        removed,
+        sorted(vec![second.to_string(), third.to_string()]),
+        "only the edited message's old version and the deleted one go"
+    );
+    let last = driver
+        .script("return document.querySelector('#messages').lastElementChild.dataset.id")
+        .await;
+    assert_eq!(
+        last,
+        serde_json::json!(fourth.to_string()),
+        "appended at the end"
+    );
+    driver.quit().await;
+}

@@ -51,16 +51,76 @@
     window.history.replaceState(null, '', url);
   }
 
+  // The list is updated message by message (each keyed by the id the server renders),
+  // never replaced whole: a screen reader then announces only what is new or edited,
+  // and what did not change (a revealed spoiler, a playing video, the focused button)
+  // stays as it is. `rendered` holds the HTML each shown element was last drawn from.
+  var rendered = new Map();
+
+  function keyOf(el) {
+    return el.dataset.id ? 'message ' + el.dataset.id : el.tagName + '.' + el.className;
+  }
+
+  function remembered() {
+    rendered.clear();
+    Array.prototype.forEach.call(messages.children, function (el) {
+      rendered.set(keyOf(el), el.outerHTML);
+    });
+  }
+
+  function update(html) {
+    var fresh = document.createElement('template');
+    fresh.innerHTML = html;
+    var shown = new Map();
+    Array.prototype.forEach.call(messages.children, function (el) { shown.set(keyOf(el), el); });
+    var next = new Map();
+    var at = messages.firstElementChild;
+    Array.prototype.slice.call(fresh.content.children).forEach(function (el) {
+      var key = keyOf(el), drawn = el.outerHTML, old = shown.get(key);
+      next.set(key, drawn);
+      if (old && rendered.get(key) === drawn) {
+        if (old !== at) messages.insertBefore(old, at);
+        else at = at.nextElementSibling;
+        shown.delete(key);
+        return;
+      }
+      if (old) {
+        // Edited: this one message is drawn again.
+        if (old === at) at = at.nextElementSibling;
+        old.replaceWith(el);
+        if (el.nextElementSibling !== at) messages.insertBefore(el, at);
+        shown.delete(key);
+        return;
+      }
+      messages.insertBefore(el, at);
+    });
+    // Deleted messages (and, after a channel switch, the other channel's).
+    shown.forEach(function (old) { old.remove(); });
+    rendered = next;
+  }
+
   function refresh() {
     if (loading) return Promise.resolve();
     loading = true;
     var asked = channel;
     return fragment('channels/' + encodeURIComponent(asked) + '?user=' + encodeURIComponent(user()))
       .then(function (html) {
-        if (asked !== channel || html === lastView) return;
+        if (asked !== channel) return;
+        var switching = messages.getAttribute('aria-busy') === 'true';
+        if (html === lastView) {
+          // The list a channel switch drew has been shown since: it is live again.
+          if (switching) messages.removeAttribute('aria-busy');
+          return;
+        }
         var atBottom = lastView === null ||
           messages.scrollHeight - messages.scrollTop - messages.clientHeight < 60;
-        messages.innerHTML = html;
+        if (switching) {
+          // Another channel: its messages are not news to announce one by one.
+          messages.innerHTML = html;
+          remembered();
+        } else {
+          update(html);
+        }
         lastView = html;
         if (atBottom) messages.scrollTop = messages.scrollHeight;
       })
@@ -77,8 +137,12 @@
   }
 
   function pick(id) {
+    if (id === channel) return;
     channel = id;
     lastView = null;
+    // Busy until the next round finds the new channel's list unchanged, so a screen
+    // reader does not read the whole channel out as if it had just been posted.
+    messages.setAttribute('aria-busy', 'true');
     sidebar.querySelectorAll('button.channel').forEach(function (b) {
       b.classList.toggle('active', b.dataset.id === id);
     });
@@ -137,6 +201,7 @@
     ev.preventDefault();
   });
 
+  remembered();
   messages.scrollTop = messages.scrollHeight;
   refresh();
   setInterval(function () { if (!document.hidden) refresh(); }, 700);
