@@ -9,7 +9,7 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("redis: {}", with_causes(.0))]
     Redis(redis::RedisError),
-    #[error("postgres: {}", with_causes(.0))]
+    #[error("postgres: {}", postgres_said(.0))]
     Postgres(sqlx::Error),
     #[error("postgres migration of schema `{schema}`: {}", with_causes(.cause))]
     Migrate {
@@ -40,6 +40,19 @@ impl From<sqlx::Error> for StoreError {
 
 /// `error`'s message with each cause said once (the one function for it, in `base`).
 pub use base::with_causes;
+
+/// What PostgreSQL said, for an operator: its message and SQLSTATE code, without the
+/// driver's " at line N" (a line of PostgreSQL's own source, which means nothing to
+/// them); any other error with its causes.
+fn postgres_said(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => with_causes(other),
+    }
+}
 
 impl StoreError {
     /// True when retrying the same operation later can succeed (the server was

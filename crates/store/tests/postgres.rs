@@ -138,3 +138,21 @@ async fn an_unreachable_server_is_reported_with_why_it_could_not_be_reached() {
     let text = lazy.ping().await.unwrap_err().to_string();
     assert!(text.contains("Connection refused"), "{text}");
 }
+
+/// What PostgreSQL refuses is said as it says it, with its SQLSTATE code, not with the
+/// line of PostgreSQL's own source the driver adds.
+#[tokio::test]
+async fn a_refused_connection_says_what_postgresql_said_and_its_code() {
+    let server = TestPostgres::start().await;
+    let url = server.url();
+    let (base, _) = url.rsplit_once('/').expect("a database in the url");
+    let error = store::Postgres::connect(&format!("{base}/no_such_database"))
+        .await
+        .expect_err("no such database");
+    let said = error.to_string();
+    assert!(
+        said.contains("database \"no_such_database\" does not exist (SQLSTATE 3D000)"),
+        "{said}"
+    );
+    assert!(!said.contains(" at line "), "{said}");
+}
