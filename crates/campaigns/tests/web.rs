@@ -1709,6 +1709,13 @@ async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_cha
     let html = sent.text().await.unwrap();
     assert!(html.contains(&format!("{shown} is not a date")), "{html}");
     assert!(
+        html.contains(&format!(
+            "href=\"/campaigns/schedule/{}\">Back to the form",
+            game.channel
+        )),
+        "a way back to the form: {html}"
+    );
+    assert!(
         !html.contains(&"7".repeat(41)),
         "the value is not echoed whole"
     );
@@ -1730,6 +1737,7 @@ async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_cha
     assert_eq!(sent.status(), 400);
     let html = sent.text().await.unwrap();
     assert!(html.contains("must start within 2 years"), "{html}");
+    assert!(html.contains(">Back to the form</a>"), "{html}");
     assert_eq!(site.fake.events().len(), 1, "nothing created");
 }
 
@@ -1845,6 +1853,8 @@ async fn the_games_page_lists_the_games_and_marks_the_visitor_s_part() {
     let page = page.text().await.unwrap();
     let hosted = card(&page);
     assert!(hosted.contains("Curse of Strahd - Session 1"), "{hosted}");
+    // Each game's name is a heading right under the page's.
+    assert!(hosted.contains("<h2><a href="), "{hosted}");
     assert!(
         hosted.contains(&format!(
             "href=\"https://www.meetup.com/dragons/events/{}/\"",

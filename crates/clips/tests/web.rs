@@ -791,7 +791,14 @@ async fn purges_need_the_name_typed_and_reset_the_scan_position() {
         .purge(&format!("/clips/channels/{general}"), &manager, "General")
         .await;
     assert_eq!(wrong.status(), 400);
-    assert!(wrong.text().await.unwrap().contains("Nothing was purged"));
+    let said = wrong.text().await.unwrap();
+    assert!(said.contains("Nothing was purged"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "href=\"/clips/guilds/{guild}\">Back to the server"
+        )),
+        "a way back to the form: {said}"
+    );
     assert_eq!(site.clips_in(general).await, 3);
 
     let purged = site
@@ -1414,7 +1421,8 @@ async fn each_clip_has_a_page_for_those_who_see_its_channel() {
     let member = site.demo_browser("Member", false).await;
     let manager = site.demo_browser("Manager", true).await;
 
-    // The tile links to the page.
+    // The tile links to the page; its Discord link is named for the clip; one page of
+    // clips has no pager.
     let page_of = |id: &str| format!("/clips/guilds/{guild}/clips/{id}");
     let library = site
         .page(&format!("/clips/guilds/{guild}/library"), &member)
@@ -1423,6 +1431,11 @@ async fn each_clip_has_a_page_for_those_who_see_its_channel() {
         library.contains(&format!("href=\"{}\"", page_of("1"))),
         "{library}"
     );
+    assert!(
+        library.contains("aria-label=\"Open open_play.mp4 in Discord\""),
+        "{library}"
+    );
+    assert!(!library.contains("class=\"pager\""), "{library}");
 
     let html = site.page(&page_of("1"), &member).await;
     assert!(html.contains("<title>open_play.mp4"), "{html}");

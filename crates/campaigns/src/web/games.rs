@@ -152,7 +152,7 @@ fn card(game: &Game<'_>) -> Markup {
     html! {
         li.game data-series=(series.id.to_string()) {
             @if let Some(shown) = game.shown() {
-                h3 { a href=(shown.link) { (shown.name) } }
+                h2 { a href=(shown.link) { (shown.name) } }
             }
             p.tags {
                 span.badge { (kind(series)) }

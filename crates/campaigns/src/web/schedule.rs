@@ -534,19 +534,26 @@ pub(crate) async fn submit(
         Ok(target) => target,
         Err(problem) => return page.problem(problem),
     };
+    // A date the form cannot take sends its visitor back to the form.
+    let back = |problem: Problem| {
+        page.problem(problem.link(
+            "Back to the form",
+            format!("/campaigns/schedule/{}", target.channel),
+        ))
+    };
     let starts_at = match parse_start(&form, offset_of(&target.latest)) {
         Ok(t) => t,
-        Err(problem) => return page.problem(problem),
+        Err(problem) => return back(problem),
     };
     if starts_at <= state.clock.now() {
-        return page.problem(Problem::new(
+        return back(Problem::new(
             StatusCode::BAD_REQUEST,
             "Check the date",
             "The next session must start in the future.",
         ));
     }
     if starts_at.to_utc() > state.clock.now() + TimeDelta::days(MAX_DAYS_AHEAD) {
-        return page.problem(Problem::new(
+        return back(Problem::new(
             StatusCode::BAD_REQUEST,
             "Check the date",
             format!(

@@ -589,7 +589,7 @@ fn purged_page(page: &Page, guild: GuildId, what: Markup) -> Markup {
 }
 
 /// 400 unless `typed` confirms the `kind`'s (channel's or server's) `name`.
-fn must_confirm(typed: &str, kind: &str, name: &str) -> Result<(), Problem> {
+fn must_confirm(typed: &str, kind: &str, name: &str, guild: GuildId) -> Result<(), Problem> {
     if confirms(typed, name) {
         Ok(())
     } else {
@@ -597,7 +597,8 @@ fn must_confirm(typed: &str, kind: &str, name: &str) -> Result<(), Problem> {
             StatusCode::BAD_REQUEST,
             "Not confirmed",
             format!("Type the {kind}'s name, {name}, exactly to confirm. Nothing was purged."),
-        ))
+        )
+        .link("Back to the server", guild_path(guild)))
     }
 }
 
@@ -609,7 +610,7 @@ async fn purge_one_channel(
 ) -> Result<(StoredChannel, crate::repo::library::Purged), Problem> {
     let channel = managed_channel(state, current, raw).await?;
     let name = channel_name(&channel);
-    must_confirm(&form.confirm, "channel", &name)?;
+    must_confirm(&form.confirm, "channel", &name, channel.info.guild)?;
     no_unfinished_scan(state, &channel).await?;
     let purged = state
         .repo
@@ -635,7 +636,7 @@ pub(crate) async fn purge_guild(
         let stored =
             stored_guild(&state, guild, || Problem::not_found("Tavern is not in this server."))
                 .await?;
-        must_confirm(&form.confirm, "server", &stored.info.name)?;
+        must_confirm(&form.confirm, "server", &stored.info.name, guild)?;
         let channels = state
             .repo
             .guild_channels(guild)

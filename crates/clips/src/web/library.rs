@@ -226,13 +226,15 @@ async fn library(
                         (tile(clip, &names))
                     }
                 }
-                nav.pager aria-label="Pages" {
-                    @if cursor.is_some() {
-                        a.button.secondary href=(page_link(guild, query, None)) { "Newest clips" }
-                        " "
-                    }
-                    @if let Some(next) = found.next {
-                        a.button rel="next" data-next-page href=(page_link(guild, query, Some(next))) { "Older clips" }
+                @if cursor.is_some() || found.next.is_some() {
+                    nav.pager aria-label="Library pages" {
+                        @if cursor.is_some() {
+                            a.button.secondary href=(page_link(guild, query, None)) { "Newest clips" }
+                            " "
+                        }
+                        @if let Some(next) = found.next {
+                            a.button rel="next" data-next-page href=(page_link(guild, query, Some(next))) { "Older clips" }
+                        }
                     }
                 }
             }
@@ -439,7 +441,8 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
                 @if !clip.message_text.is_empty() {
                     p.clip-text { (clip.message_text.chars().take(280).collect::<String>()) }
                 }
-                a.clip-link href=(clip.message_link()) { "Open in Discord" }
+                a.clip-link href=(clip.message_link())
+                    aria-label=(format!("Open {} in Discord", clip.filename)) { "Open in Discord" }
             }
         }
     }
