@@ -254,3 +254,72 @@ async fn the_console_updates_the_channel_message_by_message() {
     );
     driver.quit().await;
 }
+
+#[tokio::test]
+async fn a_button_pressed_with_the_keyboard_keeps_the_focus_when_its_message_is_edited() {
+    let app = common::spawn_app().await;
+    let demo = app.demo();
+    let driver = Browser::start().await;
+
+    driver
+        .open(&app.url(&format!("/sandbox?channel={}", demo.dice)))
+        .await;
+    let input = driver.find("#command").await;
+    driver.type_into(&input, "/init add goblin").await;
+    let send = driver.find("#send").await;
+    driver.click(&send).await;
+    const JOIN: &str = "Array.from(document.querySelectorAll('#messages button[data-custom]'))\
+                        .find(b => b.textContent === 'Join')";
+    let tracker = driver
+        .text_when(
+            "the tracker is shown with its Join button",
+            Duration::from_secs(15),
+            &format!("const b = {JOIN}; return b ? b.closest('article').dataset.id : '';"),
+            |id| !id.is_empty(),
+        )
+        .await;
+    driver
+        .script(&format!(
+            "window.trackerShown = document.querySelector('#messages article[data-id=\"{tracker}\"]');"
+        ))
+        .await;
+
+    // Join, with the keyboard: Enter on the focused button.
+    let join = driver
+        .find(&format!(
+            "#messages article[data-id=\"{tracker}\"] button[data-custom]"
+        ))
+        .await;
+    let has_focus = driver
+        .script(&format!(
+            "const b = {JOIN}; b.focus(); return document.activeElement === b;"
+        ))
+        .await;
+    assert_eq!(has_focus, true, "the Join button has the focus");
+    driver.type_into(&join, "\u{E007}").await;
+    driver
+        .text_when(
+            "the tracker is edited",
+            Duration::from_secs(15),
+            &format!(
+                "const m = document.querySelector('#messages article[data-id=\"{tracker}\"]'); \
+                 return m && m !== window.trackerShown ? 'edited' : '';"
+            ),
+            |edited| edited == "edited",
+        )
+        .await;
+
+    let focused = driver
+        .script(
+            "const f = document.activeElement; \
+             return f.tagName + ' ' + (f.tagName === 'BUTTON' ? f.textContent : '') + ' in ' + \
+             (f.closest('article') ? f.closest('article').dataset.id : 'no message');",
+        )
+        .await;
+    assert_eq!(
+        focused,
+        serde_json::json!(format!("BUTTON Join in {tracker}")),
+        "the focus is on the edited tracker's Join button"
+    );
+    driver.quit().await;
+}

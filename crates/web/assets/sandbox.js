@@ -86,17 +86,45 @@
       }
       if (old) {
         // Edited: this one message is drawn again.
+        var focused = old.contains(document.activeElement) ? document.activeElement : null;
         if (old === at) at = at.nextElementSibling;
         old.replaceWith(el);
         if (el.nextElementSibling !== at) messages.insertBefore(el, at);
         shown.delete(key);
+        if (focused) refocus(focused, el);
         return;
       }
       messages.insertBefore(el, at);
     });
     // Deleted messages (and, after a channel switch, the other channel's).
-    shown.forEach(function (old) { old.remove(); });
+    shown.forEach(function (old) {
+      var focused = old.contains(document.activeElement);
+      old.remove();
+      if (focused) focusOn(messages);
+    });
     rendered = next;
+  }
+
+  function focusOn(el) {
+    if (!el.hasAttribute('tabindex')) el.setAttribute('tabindex', '-1');
+    el.focus({ preventScroll: true });
+  }
+
+  // Focus that was in a message drawn again goes to the same control in its new
+  // version (the button or menu with the same custom id, else the same label), or to
+  // the message: pressing a button with the keyboard does not drop focus to the page.
+  function refocus(was, message) {
+    var same = Array.prototype.filter.call(
+      message.querySelectorAll(was.tagName),
+      function (c) { return !c.disabled; });
+    var custom = was.getAttribute('data-custom');
+    var target = same.filter(function (c) {
+      return custom !== null && c.getAttribute('data-custom') === custom;
+    })[0] || same.filter(function (c) {
+      return c.textContent === was.textContent;
+    })[0];
+    if (target) target.focus({ preventScroll: true });
+    else focusOn(message);
   }
 
   function refresh() {
