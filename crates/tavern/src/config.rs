@@ -1161,6 +1161,23 @@ impl Config {
             .get("metrics_addr")
             .map(|(s, v)| parse_addr(s, v))
             .transpose()?;
+        // The same port (or one address taking every interface's) cannot be bound twice;
+        // port 0 is any free one, each its own.
+        if let (Some(metrics), Some((src, _))) = (metrics_addr, raw.get("metrics_addr"))
+            && metrics.port() != 0
+            && metrics.port() == http_addr.port()
+            && (metrics.ip() == http_addr.ip()
+                || metrics.ip().is_unspecified()
+                || http_addr.ip().is_unspecified())
+        {
+            return Err(err(
+                src,
+                format!(
+                    "{metrics} is the web server's address ({http_addr}) too; leave it out \
+                     (the web server serves /metrics as well) or give it a port of its own"
+                ),
+            ));
+        }
         let data_dir = raw
             .get("data_dir")
             .map(|(_, v)| PathBuf::from(v.trim()))
@@ -1471,6 +1488,34 @@ mod tests {
         assert_eq!(e.key, "TAVERN_MEETING_CONTROLLER_KEY");
         assert!(e.problem.contains("holds no PEM private key"), "{e}");
         let _ = std::fs::remove_dir_all(&scratch);
+    }
+
+    #[test]
+    fn the_metrics_address_must_not_be_the_web_servers() {
+        for (http, metrics) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "0.0.0.0:8080"),
+        ] {
+            let e = Config::from_sources(
+                None,
+                None,
+                &env(&[("TAVERN_HTTP_ADDR", http), ("TAVERN_METRICS_ADDR", metrics)]),
+            )
+            .expect_err(metrics);
+            assert_eq!(e.key, "TAVERN_METRICS_ADDR");
+            assert!(e.problem.contains("port of its own"), "{e}");
+        }
+        let c = Config::from_sources(
+            None,
+            None,
+            &env(&[
+                ("TAVERN_HTTP_ADDR", "127.0.0.1:8080"),
+                ("TAVERN_METRICS_ADDR", "127.0.0.1:9090"),
+            ]),
+        )
+        .expect("ports of their own");
+        assert_eq!(c.metrics_addr.map(|a| a.port()), Some(9090));
     }
 
     #[test]
