@@ -249,9 +249,10 @@ fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
         })
 }
 
-/// Logs go to standard output, except for commands whose standard output is their
-/// result (`to_stderr`: `tavern clips scan`, whose last line is its figures and whose
-/// progress bar a log line would tear).
+/// `tavern serve` logs to standard output; every other command's standard output is
+/// its result (`migrate`'s summary, `sync`'s figures, `clips scan`'s last line, a
+/// roll), so its logs go to standard error (`to_stderr`) and are not read as results
+/// or said twice.
 fn init_tracing(filter: tracing_subscriber::EnvFilter, format: LogFormat, to_stderr: bool) {
     // wtransport logs each session request's path at debug level, and a meeting
     // controller's paths carry one-time connection tokens: never below info.
@@ -454,7 +455,7 @@ fn main() -> ExitCode {
     init_tracing(
         filter,
         config.log_format,
-        matches!(cli.command, Command::Clips(_) | Command::Meetings(_)),
+        !matches!(cli.command, Command::Serve { .. }),
     );
     let unread = store::unread_postgres_parameters(config.database_url.expose());
     if !unread.is_empty() {
