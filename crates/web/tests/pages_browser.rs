@@ -127,3 +127,38 @@ async fn on_a_phone_the_console_keeps_the_demo_meeting_links_in_reach() {
     assert_eq!(browser.script(FITS).await, true, "the console fits");
     browser.quit().await;
 }
+
+/// The window at a phone's size (an iPhone 14's 390 x 844 CSS pixels).
+async fn phone(browser: &Browser) {
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/window/rect",
+            serde_json::json!({ "width": 390, "height": 844 }),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn at_390_pixels_the_console_does_not_scroll_sideways() {
+    let site = spawn().await;
+    let browser = Browser::start().await;
+    phone(&browser).await;
+    browser
+        .open(site.base.join("/sandbox").unwrap().as_str())
+        .await;
+    browser.find("button.channel.voice").await;
+    let width = browser
+        .script(
+            "const d = document.documentElement; \
+             return [window.innerWidth, d.clientWidth, d.scrollWidth];",
+        )
+        .await;
+    let [inner, client, scroll] = [0, 1, 2].map(|i| width[i].as_u64().unwrap());
+    assert!(inner <= 390, "the window is a phone's: {width}");
+    assert!(
+        scroll <= client,
+        "the page is {scroll} px wide in a window of {client}"
+    );
+    browser.quit().await;
+}
