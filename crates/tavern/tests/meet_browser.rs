@@ -1736,6 +1736,62 @@ async fn the_host_hears_each_arrival_in_the_waiting_room_once() {
     host.quit().await;
 }
 
+/// Where the page's keyboard focus is: `body`, else the focused element's id, else its
+/// accessible name (`aria-label`), else its tag.
+const FOCUS: &str = "const a = document.activeElement; \
+     return !a || a === document.body ? 'body' \
+     : (a.id || a.getAttribute('aria-label') || a.tagName)";
+
+/// The WebDriver key Enter.
+const ENTER: &str = "\u{E007}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_focus_follows_the_host_into_the_call_and_down_the_waiting_list() {
+    let app = common::spawn_app().await;
+    // The host presses Join: the form goes, and the focus moves into the call.
+    let (host, code) = host_starts_from_the_lobby(
+        &app,
+        "Behind the door",
+        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
+    )
+    .await;
+    host.text_when("the host joins at once", LIMIT, SELF_ID, |id| {
+        !id.is_empty()
+    })
+    .await;
+    assert_eq!(host.script(FOCUS).await, "call-title");
+
+    let ana = waits_over_api(&app, &code, "Ana").await;
+    host.text_when("Ana waits", LIMIT, WAITING, |s| s == "Ana")
+        .await;
+    let bo = waits_over_api(&app, &code, "Bo").await;
+    host.text_when("Bo waits too", LIMIT, WAITING, |s| s == "Ana,Bo")
+        .await;
+
+    // Enter on Ana's Admit: the focus goes on to Bo's Admit once Ana is gone from the list.
+    let admit = host.find("#waiting-list li:first-child button.admit").await;
+    host.type_into(&admit, ENTER).await;
+    host.text_when("Ana is let in", LIMIT, WAITING, |s| s == "Bo")
+        .await;
+    host.text_when("the focus is on Bo's Admit", LIMIT, FOCUS, |f| {
+        f == "Admit Bo"
+    })
+    .await;
+
+    // Enter on Bo's Deny, the last one waiting: the focus goes to the call's heading.
+    let deny = host.find("#waiting-list li:first-child button.deny").await;
+    host.type_into(&deny, ENTER).await;
+    host.text_when("nobody waits", LIMIT, WAITING, str::is_empty)
+        .await;
+    host.text_when("the focus is on the call", LIMIT, FOCUS, |f| {
+        f == "call-title"
+    })
+    .await;
+    ana.abort();
+    bo.abort();
+    host.quit().await;
+}
+
 /// A program joined as the host of meeting `code` (`GET /api/v1/meetings/{code}` with
 /// the host's `token` makes its grant), at the controller the grant names.
 async fn host_over_api(

@@ -425,6 +425,9 @@
     admission: typeof kept.admission === 'string' ? kept.admission : '',
     // The visitors of the host's waiting room already announced (their ids).
     waitingSeen: new Set(),
+    // The visitor of the waiting room the host last let in or turned away, and where
+    // in the list it was ({ id, index }), until a list comes without it.
+    waitingDecision: null,
   };
 
   function makeTile(id, name, self) {
@@ -783,8 +786,13 @@
     if (response.meetingName) {
       $('meeting-title').firstChild.textContent = `${response.meetingName} `;
     }
+    // The focus was on Join (or nowhere, joining by itself): it moves into the call,
+    // to its heading, rather than staying on the hidden form.
+    const active = document.activeElement;
+    const moveFocus = !active || active === document.body || $('join-form').contains(active);
     $('join-form').hidden = true;
     $('call').hidden = false;
+    if (moveFocus) $('call-title').focus();
     const self = makeTile(response.participantId, name, true);
     showMute(self, state.audioMuted, state.videoMuted);
     $('tiles').prepend(self);
@@ -878,7 +886,10 @@
 
   /**
    * The host's list of those waiting to be let in, each with Admit and Deny; hidden
-   * while nobody waits. Each list replaces the one before.
+   * while nobody waits. Each list replaces the one before, and the keyboard focus
+   * stays where it was in it: on the same visitor's button, or, once the visitor the
+   * host decided on is gone from the list, on the next one's Admit (else the one
+   * before's), else on the call's heading.
    */
   function showWaitingRoom(waiting) {
     let room = $('waiting-room');
@@ -894,8 +905,14 @@
       $('tiles').before(room);
     }
     const list = $('waiting-list');
+    const active = document.activeElement;
+    const focusLost = !active || active === document.body;
+    const focused = list.contains(active) && active.closest('li')
+      ? { id: active.closest('li').dataset.visitor, className: active.className }
+      : null;
+    const decided = state.waitingDecision;
     list.replaceChildren();
-    for (const visitor of waiting) {
+    waiting.forEach((visitor, index) => {
       const item = document.createElement('li');
       item.dataset.visitor = visitor.id;
       const name = document.createElement('span');
@@ -906,7 +923,10 @@
         button.type = 'button';
         button.className = admit ? 'admit' : 'deny';
         button.textContent = admit ? 'Admit' : 'Deny';
+        button.setAttribute('aria-label', `${admit ? 'Admit' : 'Deny'} ${visitor.name}`);
+        button.disabled = Boolean(decided && decided.id === visitor.id);
         button.addEventListener('click', () => {
+          state.waitingDecision = { id: visitor.id, index };
           item.querySelectorAll('button').forEach((b) => { b.disabled = true; });
           send(admission(visitor.id, admit)).catch(() => {});
         });
@@ -914,8 +934,22 @@
       };
       item.append(name, ' ', decide(true), ' ', decide(false));
       list.append(item);
+    });
+    const button = (id, className) => {
+      const item = Array.from(list.children).find((li) => li.dataset.visitor === id);
+      const found = item && item.querySelector(`button.${className}`);
+      return found && !found.disabled ? found : null;
+    };
+    let target = focused ? button(focused.id, focused.className) : null;
+    if (decided && !waiting.some((v) => v.id === decided.id)) {
+      state.waitingDecision = null;
+      if (!target && (focusLost || focused)) {
+        const next = waiting[decided.index] || waiting[decided.index - 1];
+        target = (next && button(next.id, 'admit')) || $('call-title');
+      }
     }
     room.hidden = waiting.length === 0;
+    if (target) target.focus();
     root.dataset.waitingCount = String(waiting.length);
     announceArrivals(waiting);
   }
@@ -994,6 +1028,7 @@
     $('tiles').replaceChildren();
     if ($('waiting-room')) $('waiting-room').remove();
     if ($('waiting-news')) $('waiting-news').textContent = '';
+    state.waitingDecision = null;
     $('call').hidden = true;
     $('left').hidden = Boolean(state.ended);
     ui.status('');
