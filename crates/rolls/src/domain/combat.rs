@@ -1487,6 +1487,16 @@ fn render_with(tracker: &Tracker, detail: Detail) -> String {
         i = range.end.max(i + 1);
     }
     out.truncate(out.trim_end().len());
+    // Before anyone pressed Next, the ▶ is on the first to act: Next ends their turn.
+    if !started(tracker)
+        && let Some(first) = tracker.entries.first()
+    {
+        let who = first.combat.group.as_deref().unwrap_or(&first.name);
+        out.push_str(&format!(
+            "\n_The fight begins with **{}**: when their turn is done, press **Next**._",
+            escape(who)
+        ));
+    }
     out
 }
 
@@ -1796,6 +1806,26 @@ mod tests {
         add(&mut t, UserId::new(GM), &spec("ogre"), 12, None).expect("room");
         assert_eq!(names(&t), ["Vex", "Pike", "goblin 1", "goblin 2", "ogre"]);
         assert_eq!(up(&t), "goblin 1");
+    }
+
+    /// Before anyone pressed Next the tracker says who the fight begins with (the ▶)
+    /// and that Next ends their turn; once it began, it says nothing of it.
+    #[test]
+    fn the_tracker_says_who_the_fight_begins_with_until_it_began() {
+        let mut t = fight(&[("Zed", 15), ("Yan", 12)]);
+        add(&mut t, UserId::new(GM), &spec("Xu"), 20, None).expect("room");
+        assert_eq!(up(&t), "Xu");
+        let shown = render(&t);
+        assert!(shown.contains("▶ ` 20` Xu"), "{shown}");
+        assert!(
+            shown.ends_with(
+                "_The fight begins with **Xu**: when their turn is done, press **Next**._"
+            ),
+            "{shown}"
+        );
+        next(&mut t, None).expect("next");
+        assert_eq!(up(&t), "Zed");
+        assert!(!render(&t).contains("The fight begins"), "{}", render(&t));
     }
 
     #[test]
