@@ -323,3 +323,32 @@ async fn a_button_pressed_with_the_keyboard_keeps_the_focus_when_its_message_is_
     );
     driver.quit().await;
 }
+
+#[tokio::test]
+async fn the_open_channel_is_marked_current_for_screen_readers() {
+    let app = common::spawn_app().await;
+    let demo = app.demo();
+    let driver = Browser::start().await;
+    const CURRENT: &str = "return Array.from(document.querySelectorAll('button.channel'))\
+                           .filter(b => b.getAttribute('aria-current') === 'true')\
+                           .map(b => b.dataset.id).join(',')";
+
+    driver.open(&app.url("/sandbox")).await;
+    driver.find("button.channel.active").await;
+    assert_eq!(
+        driver.script(CURRENT).await,
+        serde_json::json!(demo.dice.to_string()),
+        "the console opens on #dice, marked as the current channel"
+    );
+
+    let general = driver
+        .find(&format!("button.channel[data-id=\"{}\"]", demo.general))
+        .await;
+    driver.click(&general).await;
+    assert_eq!(
+        driver.script(CURRENT).await,
+        serde_json::json!(demo.general.to_string()),
+        "switching marks the new channel, and only it"
+    );
+    driver.quit().await;
+}

@@ -172,7 +172,10 @@
     // reader does not read the whole channel out as if it had just been posted.
     messages.setAttribute('aria-busy', 'true');
     sidebar.querySelectorAll('button.channel').forEach(function (b) {
-      b.classList.toggle('active', b.dataset.id === id);
+      var open = b.dataset.id === id;
+      b.classList.toggle('active', open);
+      if (open) b.setAttribute('aria-current', 'true');
+      else b.removeAttribute('aria-current');
     });
     remember();
     loading = false;

@@ -103,6 +103,7 @@ pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake) -> Markup 
                             li {
                                 button.channel.voice[is_voice(channel.kind)].active[channel.id == active]
                                     type="button" data-id=(channel.id.get())
+                                    aria-current=[(channel.id == active).then_some("true")]
                                     title=[is_voice(channel.kind).then_some("Voice channel")] {
                                     span.sigil aria-hidden="true" { (sigil_icon(channel)) }
                                     span.name { (channel.name) }
