@@ -2534,6 +2534,43 @@ async fn a_name_too_long_is_said_in_words() {
     browser.quit().await;
 }
 
+/// The name field's `aria-invalid`, then the text of what its `aria-describedby`
+/// names, `|`-separated.
+const NAME_FIELD: &str = "const n = document.getElementById('name'); \
+     const described = (n.getAttribute('aria-describedby') || '').split(/\\s+/) \
+     .filter(Boolean).map((id) => document.getElementById(id)) \
+     .filter((e) => e && !e.hidden).map((e) => e.textContent); \
+     return [n.getAttribute('aria-invalid') || ''].concat(described).join('|')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_name_refused_is_said_as_the_forms_field_and_marks_it() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Names" })).await;
+    let browser = Browser::start().await;
+    browser
+        .open(&app.url(&format!("/meet/{code}?name=Bad%E2%80%AEname&autojoin=1")))
+        .await;
+    let error = browser
+        .text_when("the refusal is said", LIMIT, ERROR, |e| !e.is_empty())
+        .await;
+    let said = "Your name: U+202E (a text direction override) is not allowed.";
+    assert_eq!(error, said);
+    assert_eq!(browser.script(NAME_FIELD).await, format!("true|{said}"));
+    assert_eq!(browser.script(FOCUS).await, "name");
+
+    // A name that can be shown joins, and the field is no longer marked.
+    browser
+        .script("document.getElementById('name').value = 'Good name'; return ''")
+        .await;
+    let join = browser.find("#join").await;
+    browser.click(&join).await;
+    browser
+        .text_when("the guest joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    assert_eq!(browser.script(NAME_FIELD).await, "");
+    browser.quit().await;
+}
+
 /// What the tile of participant `id` shows: `placeholder:TEXT` while its camera-off
 /// placeholder shows (and the picture does not), `picture` while the picture shows.
 fn tile_shows(id: &str) -> String {

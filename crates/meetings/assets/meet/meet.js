@@ -364,6 +364,12 @@
   const STALE_SESSION =
     'Your sign-in on this page is out of date (you signed out or in again elsewhere). Reload the page and join again.';
 
+  /**
+   * The join form's field each field of the API's errors is about: its id and what its
+   * label says, which the error names instead of the API's field.
+   */
+  const FIELDS = { display_name: { id: 'name', label: 'Your name' } };
+
   function refusalText(status, body, retryAfter) {
     const code = body && body.code;
     if (code === 'rate_limited' || status === 429) {
@@ -378,8 +384,35 @@
     if (status === 404) return REFUSALS.meeting_not_found;
     if (status === 410) return REFUSALS.meeting_ended;
     if (status === 503) return REFUSALS.no_controller;
+    const field = body && FIELDS[body.field];
+    if (field && body.error) {
+      const reason = body.error.startsWith(`${body.field}: `)
+        ? body.error.slice(body.field.length + 2) : body.error;
+      return `${field.label}: ${reason}${/[.!?]$/.test(reason) ? '' : '.'}`;
+    }
     if (body && body.error) return `Cannot join: ${body.error}`;
     return `Cannot join (the server answered ${status}).`;
+  }
+
+  /**
+   * Marks the join form's field `id` as the one the error is about (`aria-invalid`,
+   * described by `#error`), or, with `null`, none of them.
+   */
+  function markInvalid(id) {
+    for (const field of Object.values(FIELDS)) {
+      const input = $(field.id);
+      if (!input) continue;
+      const described = (input.getAttribute('aria-describedby') || '').split(/\s+/)
+        .filter((d) => d && d !== 'error');
+      if (field.id === id) {
+        input.setAttribute('aria-invalid', 'true');
+        described.push('error');
+      } else {
+        input.removeAttribute('aria-invalid');
+      }
+      if (described.length > 0) input.setAttribute('aria-describedby', described.join(' '));
+      else input.removeAttribute('aria-describedby');
+    }
   }
 
   const ui = {
@@ -558,6 +591,8 @@
       if (!response.ok) {
         return {
           error: refusalText(response.status, body, response.headers.get('retry-after')),
+          // The form's field the refusal is about (a guest's name), if any.
+          field: body && FIELDS[body.field] ? FIELDS[body.field].id : null,
           // No meeting server yet: one is starting (a restart), or will be assigned.
           retryable: response.status === 503,
         };
@@ -578,6 +613,7 @@
    */
   async function join(name, again) {
     ui.error('');
+    markInvalid(null);
     $('join').disabled = true;
     ui.status(again || 'Joining…');
     let local = null;
@@ -598,7 +634,7 @@
       waits = [];
       if (got.error) {
         stopLocalMedia();
-        return fail(got.error);
+        return fail(got.error, false, got.field);
       }
       const grant = got.grant;
       // The name the others see (a signed-in visitor's account name): the own tile's.
@@ -735,14 +771,23 @@
     return (code === undefined || code === CLOSE_BY_CONTROLLER) && !reason.startsWith('rate_limited');
   }
 
-  /** Out of the meeting saying `message`; `ended`: the meeting has ended. */
-  function fail(message, ended) {
+  /**
+   * Out of the meeting saying `message`; `ended`: the meeting has ended; `field`: the
+   * id of the join form's field the message is about, marked so and given the focus
+   * (when the focus was lost with the form's Join).
+   */
+  function fail(message, ended, field) {
     ui.status('');
     ui.error(message);
     $('join').disabled = false;
     // An ended meeting cannot be joined again: no form for it.
     $('join-form').hidden = Boolean(ended) || message === REFUSALS.meeting_ended;
     $('call').hidden = true;
+    if (field && !$('join-form').hidden) {
+      markInvalid(field);
+      const active = document.activeElement;
+      if (!active || active === document.body || active === $('join')) $(field).focus();
+    }
   }
 
   /** What an ended meeting's page says once its host ended it during the call. */
