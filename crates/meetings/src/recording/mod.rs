@@ -556,6 +556,7 @@ impl Recorder {
             dir,
             lock,
             running,
+            track_names: std::sync::Mutex::default(),
         };
         inner.tasks.spawn(task.run(client));
         Ok(recording)
@@ -1014,6 +1015,18 @@ struct TrackState {
     naming: Option<Naming>,
 }
 
+/// `name (what)`, numbered from 2 while `taken` has it; then taken.
+fn unique_name(taken: &mut std::collections::HashSet<String>, name: &str, what: &str) -> String {
+    let mut candidate = format!("{name} ({what})");
+    let mut number = 2u32;
+    while taken.contains(&candidate) {
+        candidate = format!("{name} ({what} {number})");
+        number = number.saturating_add(1);
+    }
+    taken.insert(candidate.clone());
+    candidate
+}
+
 /// A new track waiting for its publisher's name ([`TrackState::naming`]).
 struct Naming {
     number: u64,
@@ -1079,6 +1092,9 @@ struct Task {
     /// The work directory's lock, held while this process uses it.
     lock: std::fs::File,
     running: Running,
+    /// The names its tracks were given: a name already taken (a host who reloaded the
+    /// page publishes anew, as a new participant of the same name) gets a number.
+    track_names: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// What a received frame did.
@@ -1292,6 +1308,16 @@ impl Task {
         Ok(())
     }
 
+    /// `name (what)`, or `name (what 2)`, `(what 3)`, … when a track of this recording
+    /// already has it; the name returned is taken.
+    fn unique_track_name(&self, name: &str, what: &str) -> String {
+        let mut taken = self
+            .track_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unique_name(&mut taken, name, what)
+    }
+
     /// Makes the spool of `track` waiting for a name, named after publisher `name`, and
     /// writes the frames it held; nothing for a track that has its spool.
     async fn open_track(&self, track: &mut TrackState, name: &str) -> std::io::Result<()> {
@@ -1308,7 +1334,7 @@ impl Task {
         let spool_path = self.dir.join(format!("{number}.spool"));
         let meta = TrackMeta {
             number,
-            name: format!("{name} ({what})"),
+            name: self.unique_track_name(name, what),
             kind,
         };
         let mut spool = SpoolWriter::create(&spool_path, &meta).await?;
@@ -1811,6 +1837,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A host who reloads publishes anew under the same name: the recording's tracks
+    /// keep names of their own.
+    #[test]
+    fn a_track_name_already_taken_gets_a_number() {
+        let mut taken = std::collections::HashSet::new();
+        assert_eq!(unique_name(&mut taken, "Ana", "camera"), "Ana (camera)");
+        assert_eq!(
+            unique_name(&mut taken, "Ana", "microphone"),
+            "Ana (microphone)"
+        );
+        assert_eq!(unique_name(&mut taken, "Ana", "camera"), "Ana (camera 2)");
+        assert_eq!(unique_name(&mut taken, "Ana", "camera"), "Ana (camera 3)");
+        assert_eq!(unique_name(&mut taken, "Bo", "camera"), "Bo (camera)");
+    }
 
     fn header(key: bool, layer: u8, seq: u32) -> FrameHeader {
         FrameHeader {
