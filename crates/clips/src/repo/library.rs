@@ -186,6 +186,15 @@ impl LibraryClip {
         }
     }
 
+    /// Who posted it, as a page shows them: their name, else their id.
+    pub fn author_shown(&self) -> String {
+        if self.author_name.is_empty() {
+            self.author.to_string()
+        } else {
+            self.author_name.clone()
+        }
+    }
+
     /// The message in Discord's client.
     pub fn message_link(&self) -> String {
         format!(

@@ -297,11 +297,7 @@ async fn one_clip(
         .iter()
         .find(|c| c.info.id == clip.channel)
         .map_or_else(|| clip.channel.to_string(), channel_name);
-    let author = if clip.author_name.is_empty() {
-        clip.author.to_string()
-    } else {
-        clip.author_name.clone()
-    };
+    let author = clip.author_shown();
     let in_channel = format!("{}?channel={}", library_path(guild), clip.channel);
     Ok(page.render(
         &format!("{} · {}", clip.filename, stored.info.name),
@@ -414,11 +410,7 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
         .get(&clip.channel)
         .cloned()
         .unwrap_or_else(|| clip.channel.to_string());
-    let author = if clip.author_name.is_empty() {
-        clip.author.to_string()
-    } else {
-        clip.author_name.clone()
-    };
+    let author = clip.author_shown();
     // `#t=0.1`: the first frame, drawn as the poster once the metadata is in.
     let src = format!("{}#t=0.1", clip.url);
     html! {
