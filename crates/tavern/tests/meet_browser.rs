@@ -2571,6 +2571,44 @@ async fn a_guest_name_refused_is_said_as_the_forms_field_and_marks_it() {
     browser.quit().await;
 }
 
+/// The call's toggles as `id=label`, with ` pressed=...` where one has `aria-pressed`,
+/// `|`-separated.
+const TOGGLES: &str = "return ['mute-audio', 'mute-video', 'record'].map((id) => { \
+     const b = document.getElementById(id); if (!b) return id + ' missing'; \
+     return id + '=' + b.textContent \
+     + (b.hasAttribute('aria-pressed') ? ' pressed=' + b.getAttribute('aria-pressed') : ''); \
+     }).join('|')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mute_and_record_buttons_say_what_they_do_and_are_not_also_pressed() {
+    let app = common::spawn_app().await;
+    let (host, _) = host_starts_from_the_lobby(
+        &app,
+        "Toggles",
+        "f.querySelector('[name=allow_recording]').checked = true;",
+    )
+    .await;
+    host.text_when("the host joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    host.text_when("Record is offered", LIMIT, TOGGLES, |t| {
+        !t.contains("missing")
+    })
+    .await;
+    assert_eq!(
+        host.script(TOGGLES).await,
+        "mute-audio=Mute microphone|mute-video=Turn camera off|record=Record"
+    );
+    let microphone = host.find("#mute-audio").await;
+    host.click(&microphone).await;
+    let camera = host.find("#mute-video").await;
+    host.click(&camera).await;
+    assert_eq!(
+        host.script(TOGGLES).await,
+        "mute-audio=Unmute microphone|mute-video=Turn camera on|record=Record"
+    );
+    host.quit().await;
+}
+
 /// What the tile of participant `id` shows: `placeholder:TEXT` while its camera-off
 /// placeholder shows (and the picture does not), `picture` while the picture shows.
 fn tile_shows(id: &str) -> String {

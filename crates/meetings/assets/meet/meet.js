@@ -1112,10 +1112,12 @@
   function toggleMute(kind) {
     if (kind === 'audio') state.audioMuted = !state.audioMuted;
     else state.videoMuted = !state.videoMuted;
+    // The label says what the button does now; no aria-pressed besides (a screen
+    // reader would say "Unmute microphone, pressed"). data-state styles it.
     const audio = $('mute-audio'), video = $('mute-video');
-    audio.setAttribute('aria-pressed', String(state.audioMuted));
+    audio.dataset.state = state.audioMuted ? 'off' : 'on';
     audio.textContent = state.audioMuted ? 'Unmute microphone' : 'Mute microphone';
-    video.setAttribute('aria-pressed', String(state.videoMuted));
+    video.dataset.state = state.videoMuted ? 'off' : 'on';
     video.textContent = state.videoMuted ? 'Turn camera on' : 'Turn camera off';
     if (state.local) {
       for (const t of state.local.getAudioTracks()) t.enabled = !state.audioMuted;
@@ -2247,8 +2249,9 @@
         $('leave').before(button);
       }
       button.hidden = false;
+      // The label says what it does (no aria-pressed besides); data-state styles it.
       button.textContent = running ? 'Stop recording' : 'Record';
-      button.setAttribute('aria-pressed', running ? 'true' : 'false');
+      button.dataset.state = running ? 'recording' : 'stopped';
       note.textContent = running ? RECORDED : '';
     };
     // The meeting's creator ends it for everyone from its page, as from /meet (the

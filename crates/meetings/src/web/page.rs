@@ -257,8 +257,8 @@ fn body(code: &str, meeting_name: &str, name: &str, autojoin: bool, grant: Optio
                 p #waiting-news .visually-hidden role="status" aria-live="polite" {}
                 div #tiles .tiles {}
                 div .controls {
-                    button #mute-audio type="button" aria-pressed="false" { "Mute microphone" }
-                    button #mute-video type="button" aria-pressed="false" { "Turn camera off" }
+                    button #mute-audio type="button" data-state="on" { "Mute microphone" }
+                    button #mute-video type="button" data-state="on" { "Turn camera off" }
                     details .devices {
                         summary { "Devices" }
                         label for="camera" { "Camera" } " " select #camera {}
