@@ -352,3 +352,44 @@ async fn the_open_channel_is_marked_current_for_screen_readers() {
     );
     driver.quit().await;
 }
+
+#[tokio::test]
+async fn on_a_phone_the_signed_in_header_shows_every_page_in_reach() {
+    let app = common::spawn_app().await;
+    let cookie = app.log_in(&common::no_redirects()).await;
+    let (name, value) = cookie.split_once('=').unwrap();
+    let driver = Browser::start().await;
+    // An iPhone 14's window, 390 x 844 CSS pixels.
+    driver
+        .call(
+            reqwest::Method::POST,
+            "/window/rect",
+            serde_json::json!({ "width": 390, "height": 844 }),
+        )
+        .await;
+    driver.open(&app.url("/")).await;
+    driver.add_cookie(name, value).await;
+    driver.open(&app.url("/sandbox")).await;
+    driver.find("form.logout").await;
+
+    let nav = driver
+        .script(
+            "const ul = document.querySelector('.site-nav ul'); \
+             const links = Array.from(ul.querySelectorAll('a')); \
+             return { overflow: ul.scrollWidth - ul.clientWidth, \
+                      outside: links.filter(a => { const r = a.getBoundingClientRect(); \
+                        return r.left < 0 || r.right > window.innerWidth; }).map(a => a.textContent), \
+                      short: links.filter(a => a.getBoundingClientRect().height < 44).map(a => a.textContent), \
+                      count: links.length };",
+        )
+        .await;
+    assert!(nav["count"].as_u64().unwrap() >= 4, "{nav}");
+    assert_eq!(nav["overflow"], 0, "the navigation does not scroll: {nav}");
+    assert_eq!(nav["outside"], serde_json::json!([]), "{nav}");
+    assert_eq!(
+        nav["short"],
+        serde_json::json!([]),
+        "every link is 44 px tall: {nav}"
+    );
+    driver.quit().await;
+}
