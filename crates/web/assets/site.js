@@ -46,6 +46,34 @@
   // second. Each [data-field] inside shows the field of that name, the element's
   // data-status takes `status`, and [data-live-only] / [data-idle-only] show while
   // `live` is true / false. Polling stops once `live` is false.
+  //
+  // A screen reader is told when the state changes (`status` or `live`), not at every
+  // tick of the counts: a hidden polite status line inside the element is set then to
+  // the text of the line showing the status (or of the element).
+  function announcer(el) {
+    var box = el.querySelector('[data-live-announce]');
+    if (!box) {
+      box = document.createElement('p');
+      box.className = 'visually-hidden';
+      box.setAttribute('role', 'status');
+      box.setAttribute('data-live-announce', '');
+      el.append(box);
+    }
+    return box;
+  }
+
+  function stateOf(el) {
+    return el.getAttribute('data-status') + ' ' + el.getAttribute('data-live-active');
+  }
+
+  function announce(el) {
+    var status = el.querySelector('[data-field="status"]');
+    var line = status ? (status.closest('p') || status) : el;
+    var copy = line.cloneNode(true);
+    copy.querySelectorAll('[data-live-announce], [hidden]').forEach(function (x) { x.remove(); });
+    announcer(el).textContent = copy.textContent.replace(/\s+/g, ' ').trim();
+  }
+
   function refreshLive(el) {
     fetch(el.getAttribute('data-live'), {
       credentials: 'same-origin',
@@ -53,6 +81,7 @@
     }).then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) { setTimeout(function () { refreshLive(el); }, 3000); return; }
+        var before = stateOf(el);
         el.querySelectorAll('[data-field]').forEach(function (field) {
           var value = data[field.getAttribute('data-field')];
           if (value !== undefined) field.textContent = value === null ? '' : String(value);
@@ -61,12 +90,15 @@
         el.querySelectorAll('[data-live-only]').forEach(function (x) { x.hidden = !data.live; });
         el.querySelectorAll('[data-idle-only]').forEach(function (x) { x.hidden = !!data.live; });
         el.setAttribute('data-live-active', data.live ? 'true' : 'false');
+        if (stateOf(el) !== before) announce(el);
         if (data.live) setTimeout(function () { refreshLive(el); }, 1000);
       }, function () { setTimeout(function () { refreshLive(el); }, 3000); });
   }
 
   document.addEventListener('DOMContentLoaded', function () {
     document.querySelectorAll('[data-live][data-live-active="true"]').forEach(function (el) {
+      // In the page before anything is said in it, as screen readers need.
+      announcer(el);
       setTimeout(function () { refreshLive(el); }, 1000);
     });
   });

@@ -3,13 +3,14 @@
 //! meeting links in reach.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use discord_sim::{Demo, Sim, SimConfig};
 use store::harness::TestRedis;
 use testkit::browser::Browser;
 use url::Url;
-use web::page::Site;
+use web::page::{Page, Site, html};
 use web::sandbox::{DemoMeetingLink, DemoMeetings};
 use web::session::{SessionConfig, Sessions};
 use web::{AppState, Component, LateRoutes, Readiness};
@@ -24,6 +25,8 @@ impl Readiness for AlwaysReady {
 
 struct TestSite {
     base: Url,
+    /// What `/test/live/state` answers, for a page's live part.
+    live: Arc<Mutex<serde_json::Value>>,
     _sim: Sim,
     _demo: Demo,
     _redis: TestRedis,
@@ -47,6 +50,32 @@ async fn spawn() -> TestSite {
             })
         })
     });
+    // A page with a live part (as the clips' scan progress is), polling a state the
+    // test sets.
+    let live = Arc::new(Mutex::new(
+        serde_json::json!({ "status": "running", "live": true, "messages_scanned": 0 }),
+    ));
+    let state = live.clone();
+    let live_routes = web::access::Routes::new(&sessions)
+        .get("/test/live", web::access::Access::Public, |page: Page| async move {
+            page.render(
+                "Scan",
+                html! {
+                    h1 { "Scan" }
+                    div #scan data-live="/test/live/state" data-live-active="true" data-status="running" {
+                        p {
+                            "Latest scan: " strong data-field="status" { "running" }
+                            " · " span data-field="messages_scanned" { "0" } " messages read"
+                        }
+                    }
+                },
+            )
+        })
+        .get(
+            "/test/live/state",
+            web::access::Access::Public,
+            move || async move { axum::Json(state.lock().unwrap().clone()) },
+        );
     let late = LateRoutes::default();
     let (app, _) = web::assemble(
         AppState {
@@ -57,6 +86,7 @@ async fn spawn() -> TestSite {
         vec![
             web::page::home_routes(&sessions),
             web::sandbox::console(sim.clone(), demo.clone(), &sessions, Some(meetings)),
+            live_routes,
         ],
         late.clone(),
     );
@@ -64,6 +94,7 @@ async fn spawn() -> TestSite {
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestSite {
         base,
+        live,
         _sim: sim,
         _demo: demo,
         _redis: redis,
@@ -160,5 +191,53 @@ async fn at_390_pixels_the_console_does_not_scroll_sideways() {
         scroll <= client,
         "the page is {scroll} px wide in a window of {client}"
     );
+    browser.quit().await;
+}
+
+/// What the page's hidden status line says to a screen reader.
+const SAID: &str = "const s = document.querySelector('#scan [role=status]'); \
+                    return s ? s.textContent : 'no status line';";
+
+#[tokio::test]
+async fn a_live_scan_tells_screen_readers_when_its_state_changes_not_every_count() {
+    let site = spawn().await;
+    let browser = Browser::start().await;
+    browser
+        .open(site.base.join("/test/live").unwrap().as_str())
+        .await;
+    browser.page_titled("Scan").await;
+    let counted = |n: u64| move |text: &str| text == n.to_string();
+    const COUNT: &str =
+        "return document.querySelector('[data-field=messages_scanned]').textContent";
+
+    // The counts tick: shown, not said.
+    *site.live.lock().unwrap() =
+        serde_json::json!({ "status": "running", "live": true, "messages_scanned": 120 });
+    browser
+        .text_when(
+            "the count is shown",
+            Duration::from_secs(10),
+            COUNT,
+            counted(120),
+        )
+        .await;
+    assert_eq!(
+        browser.script(SAID).await,
+        "",
+        "a tick of the count is not said"
+    );
+
+    // The scan ends: said once, with what it read.
+    *site.live.lock().unwrap() =
+        serde_json::json!({ "status": "done", "live": false, "messages_scanned": 250 });
+    let said = browser
+        .text_when(
+            "the end of the scan is said",
+            Duration::from_secs(10),
+            SAID,
+            |text| !text.is_empty(),
+        )
+        .await;
+    assert_eq!(said, "Latest scan: done · 250 messages read");
     browser.quit().await;
 }
