@@ -2683,6 +2683,53 @@ async fn a_participant_without_a_key_is_marked_and_the_safety_code_is_shown_with
     bob.quit().await;
 }
 
+/// Makes `browser`'s window `width` CSS pixels wide (844 high, a phone's).
+async fn window_width(browser: &Browser, width: u32) {
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": 844 }),
+        )
+        .await;
+}
+
+/// The keyless participant's tile: `shown` when its name shows in full beside or above
+/// the no-key mark, else the widths of the name (shown / needed) and of the tile.
+const KEYLESS_NAME: &str = "const t = document.querySelector('.tile.remote[data-no-key]'); \
+     if (!t) return 'no tile'; \
+     const n = t.querySelector('.name'); \
+     const mark = t.querySelector('.no-key'); \
+     if (!mark || mark.hidden) return 'no mark'; \
+     const r = n.getBoundingClientRect(), f = t.getBoundingClientRect(); \
+     return n.scrollWidth <= n.clientWidth && r.right <= f.right ? 'shown' \
+     : `name ${n.clientWidth} of ${n.scrollWidth} px in a tile of ${f.width} px`";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_participants_name_is_not_cut_short_by_the_no_key_mark() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Sealed", "enable_e2e_encryption": true }),
+    )
+    .await;
+    let (ada, _) = join_by_link(&app.url(""), &code, "Ada").await;
+    // A program (as the command line joins) has no key.
+    let program = guest_over_api(&app, &code, "Alexandra Quist").await;
+    for width in [390, 1280] {
+        window_width(&ada, width).await;
+        ada.text_when(
+            &format!("the name shows in full at {width} px"),
+            LIMIT,
+            KEYLESS_NAME,
+            |s| s == "shown",
+        )
+        .await;
+    }
+    drop(program);
+    ada.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_let_in_who_reloads_keeps_their_name_and_joins_without_waiting_again() {
     use meetings::controller::proto::{Admission, client_message::Payload as C};
