@@ -2730,6 +2730,42 @@ async fn a_keyless_participants_name_is_not_cut_short_by_the_no_key_mark() {
     ada.quit().await;
 }
 
+/// The controls in `scope` (buttons, selects, summaries, text fields) shown less than
+/// 44 CSS pixels tall, as `what=height` lines (empty when none).
+fn short_targets(scope: &str) -> String {
+    format!(
+        "return Array.from(document.querySelectorAll( \
+         '{scope} button, {scope} select, {scope} summary, {scope} input[type=text]')) \
+         .filter((e) => e.getClientRects().length > 0) \
+         .map((e) => [e.id || e.textContent.trim(), e.getBoundingClientRect().height]) \
+         .filter(([, h]) => h < 44).map(([w, h]) => `${{w}}=${{h}}`).join('\\n')"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_every_control_of_the_meeting_pages_is_a_finger_tall() {
+    let app = common::spawn_app().await;
+    let (host, code) = host_starts_from_the_lobby(&app, "Tap tap", "").await;
+    window_width(&host, 390).await;
+    host.text_when("the host joins", LIMIT, SELF_ID, |id| !id.is_empty())
+        .await;
+    host.find("#copy-link").await;
+    host.script("document.querySelector('.devices').open = true; return ''")
+        .await;
+    assert_eq!(host.script(&short_targets("#meet")).await, "");
+
+    // The meetings page lists the host's meeting with its "End it".
+    host.open(&app.url("/meet")).await;
+    host.find(".meet-lobby form.end button").await;
+    assert_eq!(host.script(&short_targets(".meet-lobby")).await, "");
+
+    // The meeting's page before joining: its name field and Join.
+    host.open(&app.url(&format!("/meet/{code}"))).await;
+    host.find("#join-form #join").await;
+    assert_eq!(host.script(&short_targets("#meet")).await, "");
+    host.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_let_in_who_reloads_keeps_their_name_and_joins_without_waiting_again() {
     use meetings::controller::proto::{Admission, client_message::Payload as C};
