@@ -60,6 +60,23 @@ async fn join_by_link(base: &str, code: &str, name: &str) -> (Browser, String) {
     (browser, id)
 }
 
+/// A host who starts a meeting "Behind the door" with a waiting room from the lobby and
+/// is in it: the host's browser, the meeting's code and the host's participant id.
+async fn host_behind_a_waiting_room(app: &common::TestApp) -> (Browser, String, String) {
+    let (host, code) = host_starts_from_the_lobby(
+        app,
+        "Behind the door",
+        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
+    )
+    .await;
+    let id = host
+        .text_when("the host joins at once", LIMIT, SELF_ID, |id| {
+            !id.is_empty()
+        })
+        .await;
+    (host, code, id)
+}
+
 /// A signed-in host starts a meeting named `name` on the lobby's form (end-to-end
 /// encryption off; `more` sets other fields of `f`, the form) and presses Join on its
 /// page: the host's browser and the meeting's code.
@@ -1607,17 +1624,7 @@ const WAITING_STATUS: &str = "const m = document.getElementById('meet');\
 async fn a_host_lets_one_visitor_in_from_the_waiting_room_and_turns_another_away() {
     let app = common::spawn_app().await;
     // The host signs in and starts a meeting with a waiting room from the lobby.
-    let (host, code) = host_starts_from_the_lobby(
-        &app,
-        "Behind the door",
-        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
-    )
-    .await;
-    let host_id = host
-        .text_when("the host joins at once", LIMIT, SELF_ID, |id| {
-            !id.is_empty()
-        })
-        .await;
+    let (host, code, host_id) = host_behind_a_waiting_room(&app).await;
 
     // Vera waits, told so, and the host sees her with Admit and Deny.
     let vera = Browser::start().await;
@@ -1699,16 +1706,7 @@ async fn waits_over_api(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_hears_each_arrival_in_the_waiting_room_once() {
     let app = common::spawn_app().await;
-    let (host, code) = host_starts_from_the_lobby(
-        &app,
-        "Behind the door",
-        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
-    )
-    .await;
-    host.text_when("the host joins at once", LIMIT, SELF_ID, |id| {
-        !id.is_empty()
-    })
-    .await;
+    let (host, code, _) = host_behind_a_waiting_room(&app).await;
     assert_eq!(host.script(ANNOUNCED).await, "", "nobody waits yet");
 
     let ana = waits_over_api(&app, &code, "Ana").await;
@@ -1749,16 +1747,7 @@ const ENTER: &str = "\u{E007}";
 async fn the_focus_follows_the_host_into_the_call_and_down_the_waiting_list() {
     let app = common::spawn_app().await;
     // The host presses Join: the form goes, and the focus moves into the call.
-    let (host, code) = host_starts_from_the_lobby(
-        &app,
-        "Behind the door",
-        "f.querySelector('[name=waiting_room_enabled]').checked = true;",
-    )
-    .await;
-    host.text_when("the host joins at once", LIMIT, SELF_ID, |id| {
-        !id.is_empty()
-    })
-    .await;
+    let (host, code, _) = host_behind_a_waiting_room(&app).await;
     assert_eq!(host.script(FOCUS).await, "call-title");
 
     let ana = waits_over_api(&app, &code, "Ana").await;
