@@ -1688,16 +1688,7 @@ async fn waits_over_api(
     code: &str,
     name: &str,
 ) -> tokio::task::JoinHandle<()> {
-    let grant: Value = app
-        .http
-        .post(app.url(&format!("/api/v1/meetings/{code}/guest-token")))
-        .json(&json!({ "display_name": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let grant = guest_grant(app, code, name).await;
     tokio::spawn(async move {
         let _ = join_with(&grant).await;
     })
@@ -1900,14 +1891,9 @@ async fn a_moved_meeting_takes_back_those_let_in_and_its_visitors_wait_there() {
     stop.cancel();
 }
 
-/// A program joined as guest `name` to meeting `code` over the API.
-async fn guest_over_api(
-    app: &common::TestApp,
-    code: &str,
-    name: &str,
-) -> (meetings::controller::client::Client, String) {
-    let grant: Value = app
-        .http
+/// A guest token for `name` to meeting `code`, as the API grants it.
+async fn guest_grant(app: &common::TestApp, code: &str, name: &str) -> Value {
+    app.http
         .post(app.url(&format!("/api/v1/meetings/{code}/guest-token")))
         .json(&json!({ "display_name": name }))
         .send()
@@ -1915,7 +1901,16 @@ async fn guest_over_api(
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A program joined as guest `name` to meeting `code` over the API.
+async fn guest_over_api(
+    app: &common::TestApp,
+    code: &str,
+    name: &str,
+) -> (meetings::controller::client::Client, String) {
+    let grant = guest_grant(app, code, name).await;
     join_with(&grant).await
 }
 
