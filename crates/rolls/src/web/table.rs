@@ -10,6 +10,7 @@ use super::{ApiError, JsonBody, Params, Use, bad, channel, member_of, required, 
 use crate::alias::{AliasAction, AliasOp, Scope};
 use crate::chart::ChartedOddsOp;
 use crate::commands::Ctx;
+use crate::domain::Caller;
 use crate::history::{RecordedRollOp, RollCheckOp, RollMode};
 use crate::ops::OddsOp;
 
@@ -94,19 +95,17 @@ pub(super) async fn aliases_list(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
-    let scope = Scope::User(who.user());
-    let action = AliasAction::List;
-    let guild = None;
-    run(
-        &ctx,
-        who,
-        AliasOp {
-            scope,
-            action,
-            guild,
-        },
-    )
-    .await
+    own_aliases(&ctx, who, AliasAction::List).await
+}
+
+/// Runs `action` on the caller's own aliases (the REST API changes no server's).
+async fn own_aliases(ctx: &Ctx, who: Caller, action: AliasAction) -> Result<Response, ApiError> {
+    let op = AliasOp {
+        scope: Scope::User(who.user()),
+        action,
+        guild: None,
+    };
+    run(ctx, who, op).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,22 +125,11 @@ pub(super) async fn aliases_add(
     JsonBody(b): JsonBody<AddAlias>,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
-    let scope = Scope::User(who.user());
     let action = AliasAction::Add {
         name: b.name,
         template: b.expression,
     };
-    let guild = None;
-    run(
-        &ctx,
-        who,
-        AliasOp {
-            scope,
-            action,
-            guild,
-        },
-    )
-    .await
+    own_aliases(&ctx, who, action).await
 }
 
 /// `DELETE /api/rolls/aliases/{name}?user=`.
@@ -152,17 +140,5 @@ pub(super) async fn aliases_remove(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let who = user(&caller, &p)?;
-    let scope = Scope::User(who.user());
-    let action = AliasAction::Remove { name };
-    let guild = None;
-    run(
-        &ctx,
-        who,
-        AliasOp {
-            scope,
-            action,
-            guild,
-        },
-    )
-    .await
+    own_aliases(&ctx, who, AliasAction::Remove { name }).await
 }
