@@ -291,12 +291,10 @@ async fn one_clip(
     let [clip] = clips;
     let channel = state
         .repo
-        .guild_channels(guild)
+        .channel(clip.channel)
         .await
         .map_err(|e| storage_problem(&e))?
-        .iter()
-        .find(|c| c.info.id == clip.channel)
-        .map_or_else(|| clip.channel.to_string(), channel_name);
+        .map_or_else(|| clip.channel.to_string(), |c| channel_name(&c));
     let author = clip.author_shown();
     let in_channel = format!("{}?channel={}", library_path(guild), clip.channel);
     Ok(page.render(
