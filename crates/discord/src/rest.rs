@@ -1386,22 +1386,28 @@ impl Discord {
         guild: GuildId,
         user: UserId,
     ) -> Result<Option<Vec<RoleId>>, RestError> {
+        Ok(self.guild_member(guild, user).await?.map(|m| m.roles))
+    }
+
+    /// `GET /guilds/{guild}/members/{user}`; `None` when they are not a member.
+    async fn guild_member(
+        &self,
+        guild: GuildId,
+        user: UserId,
+    ) -> Result<Option<twilight_model::guild::Member>, RestError> {
         let http = &self.inner.factory;
-        let member: Option<twilight_model::guild::Member> = self
-            .get_unless_absent("guild.member.get", || http.guild_member(guild, user))
-            .await?;
-        Ok(member.map(|m| m.roles))
+        self.get_unless_absent("guild.member.get", || http.guild_member(guild, user))
+            .await
     }
 
     /// `user` as a member of `guild`, named as a command of theirs names them (their
     /// display name, else their username: [`Invocation::actor`]); `None` when they are
     /// not a member.
     pub async fn member(&self, guild: GuildId, user: UserId) -> Result<Option<Actor>, RestError> {
-        let http = &self.inner.factory;
-        let member: Option<twilight_model::guild::Member> = self
-            .get_unless_absent("guild.member.get", || http.guild_member(guild, user))
-            .await?;
-        Ok(member.map(|m| wire::actor(&m.user)))
+        Ok(self
+            .guild_member(guild, user)
+            .await?
+            .map(|m| wire::actor(&m.user)))
     }
 
     /// Sends a direct message, opening the DM channel first (opening it twice gives
