@@ -365,10 +365,20 @@ impl Redis {
         &self,
         cmd: &redis::Cmd,
     ) -> Result<T, redis::RedisError> {
-        match cmd.query_async(&mut self.conn()).await {
+        self.retrying(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
+    }
+
+    /// [`Redis::query_retrying`] for a pipeline (or anything run on a connection).
+    pub async fn retrying<T, F, Fut>(&self, run: F) -> Result<T, redis::RedisError>
+    where
+        F: Fn(RedisConn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
+        match run(self.conn()).await {
             Err(error) if error.is_connection_dropped() || error.is_io_error() => {
                 tracing::debug!(%error, "the Redis connection was dropped; trying once more");
-                cmd.query_async(&mut self.conn()).await
+                run(self.conn()).await
             }
             answer => answer,
         }

@@ -138,19 +138,15 @@ async fn over_limit(
         .arg(&key)
         .cmd("TTL")
         .arg(&key);
-    // Once more on a connection found dropped (as `Redis::query_retrying`): at worst a
-    // login attempt is counted twice.
-    let counted: Result<(u64, i64), redis::RedisError> = match count_one
-        .query_async(&mut login.sessions.redis().conn())
-        .await
-    {
-        Err(error) if error.is_connection_dropped() || error.is_io_error() => {
-            count_one
-                .query_async(&mut login.sessions.redis().conn())
-                .await
-        }
-        answer => answer,
-    };
+    // Once more on a connection found dropped: at worst a login attempt is counted twice.
+    let counted: Result<(u64, i64), redis::RedisError> = login
+        .sessions
+        .redis()
+        .retrying(|mut conn| {
+            let count_one = &count_one;
+            async move { count_one.query_async(&mut conn).await }
+        })
+        .await;
     let (count, ttl) = counted?;
     if count > u64::from(login.limit.max) {
         Ok(Some(u64::try_from(ttl).unwrap_or(window).max(1)))
