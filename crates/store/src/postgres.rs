@@ -81,16 +81,30 @@ fn is_read(key: &str) -> bool {
     READ_PARAMETERS.contains(&key) || key.starts_with("options[")
 }
 
+/// `url` split at its query: before it, its `&`-separated parameters, and its
+/// fragment; `None` without a query.
+fn query_parts(url: &str) -> Option<(&str, Vec<&str>, Option<&str>)> {
+    let (base, query) = url.split_once('?')?;
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let pairs = query.split('&').filter(|pair| !pair.is_empty()).collect();
+    Some((base, pairs, fragment))
+}
+
+fn key_of(pair: &str) -> &str {
+    pair.split_once('=').map_or(pair, |(key, _)| key)
+}
+
 /// The keys of `url`'s query parameters the driver does not read, in order.
 pub fn unread_parameters(url: &str) -> Vec<String> {
-    let Some((_, query)) = url.split_once('?') else {
+    let Some((_, pairs, _)) = query_parts(url) else {
         return Vec::new();
     };
-    let query = query.split_once('#').map_or(query, |(query, _)| query);
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+    pairs
+        .into_iter()
+        .map(key_of)
         .filter(|key| !is_read(key))
         .map(str::to_owned)
         .collect()
@@ -98,17 +112,12 @@ pub fn unread_parameters(url: &str) -> Vec<String> {
 
 /// `url` without the query parameters the driver does not read.
 fn read_parameters_only(url: &str) -> Cow<'_, str> {
-    let Some((base, query)) = url.split_once('?') else {
+    let Some((base, pairs, fragment)) = query_parts(url) else {
         return Cow::Borrowed(url);
     };
-    let (query, fragment) = match query.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (query, None),
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| is_read(pair.split_once('=').map_or(pair, |(key, _)| key)))
+    let kept: Vec<&str> = pairs
+        .into_iter()
+        .filter(|pair| is_read(key_of(pair)))
         .collect();
     let mut out = base.to_owned();
     if !kept.is_empty() {
