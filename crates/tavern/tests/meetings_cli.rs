@@ -829,15 +829,19 @@ async fn a_participant_whose_connection_is_lost_joins_again_by_itself() {
     gus.until("Gus (you)").await;
     erin.until("+ Gus joined").await;
 
-    // As if her heartbeats had stopped: the presence job removes her.
+    // As if her heartbeats had stopped: the presence job removes her. Her row is
+    // written while her join's answer goes out: wait for it.
     let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
-    let (erin_id, meeting): (String, String) = sqlx::query_as(
-        "SELECT p.participant_id::text, p.meeting_id::text FROM meet.meeting_participants p \
-         WHERE p.display_name = 'Erin' AND p.left_at IS NULL",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (erin_id, meeting): (String, String) = testkit::eventually("Erin's row", || async {
+        sqlx::query_as(
+            "SELECT p.participant_id::text, p.meeting_id::text FROM meet.meeting_participants p \
+             WHERE p.display_name = 'Erin' AND p.left_at IS NULL",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    })
+    .await;
     let repo = meetings::Repo::new(
         store::Redis::connect(&stores.redis.url()).await.unwrap(),
         store::Postgres::connect(&stores.postgres.url())
