@@ -1731,6 +1731,10 @@ const FOCUS: &str = "const a = document.activeElement; \
      return !a || a === document.body ? 'body' \
      : (a.id || a.getAttribute('aria-label') || a.tagName)";
 
+/// Whether the focused element is drawn where it can be seen: `seen`, else its size.
+const FOCUS_SEEN: &str = "const r = document.activeElement.getBoundingClientRect(); \
+     return r.width > 8 && r.height > 8 ? 'seen' : (r.width + 'x' + r.height)";
+
 /// The WebDriver key Enter.
 const ENTER: &str = "\u{E007}";
 
@@ -1740,6 +1744,8 @@ async fn the_focus_follows_the_host_into_the_call_and_down_the_waiting_list() {
     // The host presses Join: the form goes, and the focus moves into the call.
     let (host, code, _) = host_behind_a_waiting_room(&app).await;
     assert_eq!(host.script(FOCUS).await, "call-title");
+    // The heading is on screen, so the focus ring around it is seen.
+    assert_eq!(host.script(FOCUS_SEEN).await, "seen");
 
     let ana = waits_over_api(&app, &code, "Ana").await;
     host.text_when("Ana waits", LIMIT, WAITING, |s| s == "Ana")
@@ -1767,6 +1773,7 @@ async fn the_focus_follows_the_host_into_the_call_and_down_the_waiting_list() {
         f == "call-title"
     })
     .await;
+    assert_eq!(host.script(FOCUS_SEEN).await, "seen");
     ana.abort();
     bo.abort();
     host.quit().await;

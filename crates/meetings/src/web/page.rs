@@ -250,8 +250,9 @@ fn body(code: &str, meeting_name: &str, name: &str, autojoin: bool, grant: Optio
                 button #join type="submit" { "Join" }
             }
             div #call hidden {
-                // Where the focus goes once the page has joined (the form is gone).
-                h2 #call-title .visually-hidden tabindex="-1" { "In the call" }
+                // Where the focus goes once the page has joined (the form is gone): a
+                // visible heading, so a keyboard user sees where the focus went.
+                h2 #call-title tabindex="-1" { "In the call" }
                 // The host hears who arrives in the waiting room here, once each (the
                 // list itself is not read out again on every change).
                 p #waiting-news .visually-hidden role="status" aria-live="polite" {}
