@@ -354,6 +354,52 @@ async fn the_open_channel_is_marked_current_for_screen_readers() {
 }
 
 #[tokio::test]
+async fn a_focused_channel_keeps_the_focus_when_the_channel_list_is_redrawn() {
+    let app = common::spawn_app().await;
+    let (sim, demo) = (app.sim(), app.demo());
+    let driver = Browser::start().await;
+
+    driver.open(&app.url("/sandbox")).await;
+    driver.find("button.channel.active").await;
+    let general = format!("button.channel[data-id=\"{}\"]", demo.general);
+    driver.find(&general).await;
+    let focused = driver
+        .script(&format!(
+            "const b = document.querySelector('{general}'); b.focus(); \
+             return document.activeElement === b;"
+        ))
+        .await;
+    assert_eq!(focused, true, "#general's button has the focus");
+
+    // A new channel: the list is redrawn with it (the console asks every 15 s).
+    let tables = sim
+        .create_channel(demo.guild, "tables", ChannelKind::Text)
+        .expect("a new channel");
+    driver
+        .text_when(
+            "the list shows the new channel",
+            Duration::from_secs(40),
+            &format!(
+                "return document.querySelector('button.channel[data-id=\"{tables}\"]') ? 'listed' : ''"
+            ),
+            |listed| listed == "listed",
+        )
+        .await;
+    let focus = driver
+        .script(
+            "const f = document.activeElement; \
+             return f.matches('button.channel') ? f.dataset.id : f.tagName;",
+        )
+        .await;
+    assert_eq!(
+        focus,
+        serde_json::json!(demo.general.to_string()),
+        "the focus is on #general's button again"
+    );
+    driver.quit().await;
+}
+
+#[tokio::test]
 async fn on_a_phone_the_signed_in_header_shows_every_page_in_reach() {
     let app = common::spawn_app().await;
     let cookie = app.log_in(&common::no_redirects()).await;

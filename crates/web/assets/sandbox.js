@@ -159,7 +159,16 @@
   function refreshSidebar() {
     return fragment('sidebar?channel=' + encodeURIComponent(channel))
       .then(function (html) {
-        if (html !== lastSidebar) { sidebar.innerHTML = html; lastSidebar = html; }
+        if (html === lastSidebar) return;
+        // Redrawn whole: a channel button that had the focus has it again.
+        var focused = document.activeElement;
+        var had = sidebar.contains(focused) && focused.dataset ? focused.dataset.id : null;
+        sidebar.innerHTML = html;
+        lastSidebar = html;
+        if (had) {
+          var again = sidebar.querySelector('button.channel[data-id="' + CSS.escape(had) + '"]');
+          if (again) again.focus();
+        }
       })
       .catch(function () { /* the next round tries again */ });
   }
