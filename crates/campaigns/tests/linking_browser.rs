@@ -107,6 +107,15 @@ async fn a_person_links_their_meetup_account_in_the_browser_and_a_forged_token_i
         .await;
     let text = browser.page_titled("Link your Meetup account").await;
     assert!(text.contains(&pat.to_string()), "{text}");
+    // The page's section is laid out as a page, not as Discord text (kept line breaks).
+    assert_eq!(
+        browser
+            .script(
+                "return getComputedStyle(document.querySelector('main section.content')).whiteSpace"
+            )
+            .await,
+        "normal"
+    );
     let button = browser.find("main a.button").await;
     browser.click(&button).await;
     let text = browser.page_titled("Linked").await;
