@@ -1001,6 +1001,17 @@ async fn run(
         )
         .into());
     }
+    // Connected to Discord, a sandbox's stores are taken over, demo data and all.
+    let (taken_over, foreign): (Vec<_>, Vec<_>) = foreign
+        .into_iter()
+        .partition(|f| matches!(f, crate::instance::Foreign::Sandbox(_)));
+    if !taken_over.is_empty() {
+        let found: Vec<String> = taken_over.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            "connected to Discord on stores a sandbox used: {}. They are marked as this Tavern's now, and the sandbox's data stays in them (its demo server's records, demo users and the demo Meetup's tokens). To start clean, stop Tavern, point TAVERN_REDIS_URL and TAVERN_DATABASE_URL at empty stores (or empty these: FLUSHDB; drop the database) and start again",
+            found.join("; ")
+        );
+    }
     // Data without a mark may be anyone's: the sandbox runs, but writes none of its
     // demo data there.
     let foreign_redis = foreign.iter().any(|f| f.store() == "Redis");

@@ -7,7 +7,9 @@
 //! writes `sandbox` only into stores that are empty or already its own; it refuses to
 //! start (exit 2, before writing any demo data) when a store holds `discord`, and when
 //! a store holds data but no mark (written before marks existed, or by something else)
-//! it runs but writes none of its demo data there, saying so in one warning line. In PostgreSQL "data" means a row in
+//! it runs but writes none of its demo data there, saying so in one warning line. A
+//! Tavern connected to Discord takes over stores a sandbox marked (the mark becomes
+//! `discord`) and says so in one warning line: the demo data stays. In PostgreSQL "data" means a row in
 //! any table of any schema but Tavern's own bookkeeping; in Redis, any key outside
 //! `tavern:` (sessions, logins, locks) the sandbox itself may have written first.
 //!
@@ -39,8 +41,12 @@ pub const MIGRATIONS: store::FeatureMigrations = store::FeatureMigrations {
 const READ_MODE: &str = "SELECT mode FROM tavern.instance";
 const MARK_SANDBOX: &str =
     "INSERT INTO tavern.instance (mode) VALUES ('sandbox') ON CONFLICT (id) DO NOTHING";
-const MARK_DISCORD: &str = "INSERT INTO tavern.instance (mode) VALUES ('discord') \
-     ON CONFLICT (id) DO UPDATE SET mode = 'discord', marked_at = now()";
+/// Marks `discord`, answering the mark it found (no row when there was none): the
+/// data-modifying CTE runs on the snapshot the `SELECT` reads.
+const MARK_DISCORD: &str = "WITH found AS (SELECT mode FROM tavern.instance), \
+     marked AS (INSERT INTO tavern.instance (mode) VALUES ('discord') \
+     ON CONFLICT (id) DO UPDATE SET mode = 'discord', marked_at = now()) \
+     SELECT mode FROM found";
 const DATA_TABLES: &str = "SELECT schemaname, tablename FROM pg_catalog.pg_tables \
      WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'tavern') \
      AND tablename <> '_sqlx_migrations'";
@@ -54,20 +60,23 @@ pub enum Mode {
     Discord,
 }
 
-/// A store that holds data sandbox mode did not write.
+/// A store that holds data this mode did not write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Foreign {
-    /// Marked by a Tavern connected to Discord.
+    /// Marked by a Tavern connected to Discord (found by the sandbox).
     Discord(&'static str),
-    /// Not marked, but not empty either.
+    /// Not marked, but not empty either (found by the sandbox).
     Unmarked(&'static str),
+    /// Marked by the sandbox (found by a Tavern connected to Discord, which takes the
+    /// store over).
+    Sandbox(&'static str),
 }
 
 impl Foreign {
     /// The store holding the data: "Redis" or "PostgreSQL".
     pub fn store(&self) -> &'static str {
         match self {
-            Foreign::Discord(store) | Foreign::Unmarked(store) => store,
+            Foreign::Discord(store) | Foreign::Unmarked(store) | Foreign::Sandbox(store) => store,
         }
     }
 }
@@ -79,21 +88,23 @@ impl fmt::Display for Foreign {
                 write!(f, "{store} holds data of a Tavern connected to Discord")
             }
             Foreign::Unmarked(store) => write!(f, "{store} holds data sandbox mode did not write"),
+            Foreign::Sandbox(store) => write!(f, "{store} holds a sandbox's data"),
         }
     }
 }
 
-/// Marks Redis with `mode`; in sandbox mode, reports Redis if its data is not the
-/// sandbox's own.
+/// Marks Redis with `mode`; reports Redis if its data is not the mode's own (in
+/// sandbox mode), or was a sandbox's (connected to Discord).
 pub async fn mark_redis(redis: &Redis, mode: Mode) -> Result<Option<Foreign>, StoreError> {
     let mut conn = redis.conn();
     if mode == Mode::Discord {
-        redis::cmd("SET")
+        let found: Option<String> = redis::cmd("SET")
             .arg(MODE_KEY)
             .arg("discord")
-            .query_async::<()>(&mut conn)
+            .arg("GET")
+            .query_async(&mut conn)
             .await?;
-        return Ok(None);
+        return Ok((found.as_deref() == Some("sandbox")).then_some(Foreign::Sandbox("Redis")));
     }
     let mark: Option<String> = redis::cmd("GET")
         .arg(MODE_KEY)
@@ -153,13 +164,16 @@ pub async fn keep_redis_marked(redis: &Redis, mode: Mode) -> Result<bool, StoreE
     Ok(written.is_some())
 }
 
-/// Marks PostgreSQL (migrated, so `tavern.instance` exists) with `mode`; in sandbox
-/// mode, reports PostgreSQL if its data is not the sandbox's own.
+/// Marks PostgreSQL (migrated, so `tavern.instance` exists) with `mode`; reports
+/// PostgreSQL if its data is not the mode's own (in sandbox mode), or was a sandbox's
+/// (connected to Discord).
 pub async fn mark_postgres(pg: &Postgres, mode: Mode) -> Result<Option<Foreign>, StoreError> {
     let pool = pg.pool();
     if mode == Mode::Discord {
-        sqlx::query(MARK_DISCORD).execute(pool).await?;
-        return Ok(None);
+        let found: Option<String> = sqlx::query_scalar(MARK_DISCORD)
+            .fetch_optional(pool)
+            .await?;
+        return Ok((found.as_deref() == Some("sandbox")).then_some(Foreign::Sandbox("PostgreSQL")));
     }
     let mark: Option<String> = sqlx::query_scalar(READ_MODE).fetch_optional(pool).await?;
     match mark.as_deref() {
@@ -219,9 +233,10 @@ impl RefusedStores {
     }
 }
 
-/// Marks both stores and, in sandbox mode, returns those holding data the sandbox did
-/// not write (the sandbox then refuses to start on a [`Foreign::Discord`] one:
-/// [`RefusedStores`]). A store that
+/// Marks both stores and returns those holding data this mode did not write: in
+/// sandbox mode, another's (the sandbox then refuses to start on a [`Foreign::Discord`]
+/// one: [`RefusedStores`]); connected to Discord, a sandbox's ([`Foreign::Sandbox`],
+/// taken over). A store that
 /// cannot be read is logged, not fatal: the mark is a safety net, not a reason to stay
 /// down.
 pub async fn mark(redis: &Redis, pg: &Postgres, mode: Mode) -> Vec<Foreign> {

@@ -132,6 +132,18 @@ async fn the_sandbox_tells_stores_of_a_real_community_from_its_own() {
         .unwrap();
     assert!(instance::mark(&redis, &pg, Mode::Sandbox).await.is_empty());
 
+    // A Tavern connected to Discord takes the sandbox's stores over, saying so once:
+    // on its next start they are its own.
+    assert_eq!(
+        instance::mark(&redis, &pg, Mode::Discord).await,
+        [Foreign::Sandbox("Redis"), Foreign::Sandbox("PostgreSQL")]
+    );
+    assert!(instance::mark(&redis, &pg, Mode::Discord).await.is_empty());
+    assert_eq!(
+        instance::mark(&redis, &pg, Mode::Sandbox).await,
+        [Foreign::Discord("Redis"), Foreign::Discord("PostgreSQL")]
+    );
+
     // Data without a mark (older than the marks, or someone else's) is not the sandbox's.
     let (redis_server, pg_server) = (TestRedis::start().await, TestPostgres::start().await);
     let (redis, pg) = (redis_server.connect().await, pg_server.connect().await);
