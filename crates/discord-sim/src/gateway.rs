@@ -114,6 +114,8 @@ pub(crate) struct GatewayState {
     pub accepting: bool,
     sessions: HashMap<String, Session>,
     connections: HashMap<u64, Connection>,
+    /// Gateway WebSockets opened since the sim started.
+    opened: usize,
     buffer_capacity: usize,
     /// Guilds the bot is not a member of (made with `Sim::create_user_guild` and not
     /// yet joined through the OAuth2 bot-install flow). Discord sends a bot nothing
@@ -127,6 +129,7 @@ impl GatewayState {
             accepting: true,
             sessions: HashMap::new(),
             connections: HashMap::new(),
+            opened: 0,
             buffer_capacity: buffer_capacity.max(1),
             bot_absent: HashSet::new(),
         }
@@ -244,6 +247,10 @@ impl GatewayState {
         self.connections.len()
     }
 
+    pub fn opened_count(&self) -> usize {
+        self.opened
+    }
+
     fn detach(&mut self, conn: u64) {
         if let Some(connection) = self.connections.remove(&conn)
             && let Some(session) = connection.session.and_then(|s| self.sessions.get_mut(&s))
@@ -273,11 +280,14 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, socket: WebSocket) {
         shared.ctx.config.heartbeat_interval.as_millis()
     );
     let _ = tx.send(Outbound::Frame(Utf8Bytes::from(hello)));
-    shared
-        .lock()
-        .gateway
-        .connections
-        .insert(conn, Connection { tx, session: None });
+    {
+        let mut state = shared.lock();
+        state.gateway.opened += 1;
+        state
+            .gateway
+            .connections
+            .insert(conn, Connection { tx, session: None });
+    }
     tracing::debug!(conn, "gateway connection opened");
 
     let mut shutdown = shared.shutdown.subscribe();
@@ -334,7 +344,14 @@ pub(crate) async fn serve_connection(shared: Arc<Shared>, socket: WebSocket) {
                     shared.lock().gateway.send(conn, Outbound::Close(close::DECODE_ERROR, "Error while decoding payload."));
                 }
                 Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                // The client closes: the WebSocket layer has queued the close frame
+                // that answers it; it goes out before the socket does, as Discord's
+                // does, so the client sees the close handshake complete.
+                Some(Ok(WsMessage::Close(_))) => {
+                    let _ = sink.flush().await;
+                    break;
+                }
+                Some(Err(_)) | None => break,
             },
         }
     }

@@ -997,6 +997,11 @@ impl Sim {
         self.shared.lock().gateway.connection_count()
     }
 
+    /// Gateway WebSockets opened since the sim started (closed ones too).
+    pub fn gateway_connections_opened(&self) -> usize {
+        self.shared.lock().gateway.opened_count()
+    }
+
     // ---- acting as a user --------------------------------------------------------
 
     /// `user` runs slash command `name` in `channel`. `options` uses Discord's shape

@@ -179,6 +179,24 @@ async fn unknown_session_gets_invalid_session_and_bad_input_gets_close_codes() {
 }
 
 #[tokio::test]
+async fn a_client_that_closes_is_answered_with_a_close_frame() {
+    // As Discord does: the close handshake completes, so a stopping shard knows its
+    // connection is done instead of finding it dropped (and connecting again).
+    let sim = common::start();
+    let mut gateway = RawGateway::connect(&sim).await;
+    gateway.identify(&sim, 1, [0, 1]).await;
+    gateway.close(1000).await;
+    let mut answer = None;
+    while let Some(frame) = gateway.next().await {
+        if frame.get("close").is_some() {
+            answer = Some(frame);
+            break;
+        }
+    }
+    assert_eq!(answer, Some(json!({"close": 1000})));
+}
+
+#[tokio::test]
 async fn events_go_to_the_shard_of_their_guild() {
     let sim = common::start_with(SimConfig {
         shard_count: 2,

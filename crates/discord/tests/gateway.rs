@@ -65,6 +65,18 @@ async fn readiness_is_false_as_soon_as_one_shard_is_down() {
 }
 
 #[tokio::test]
+async fn a_stopping_bot_closes_its_shard_once_without_connecting_again() {
+    let (sim, _demo) = sim();
+    let bot = start_bot(bot_config(&sim, config(&sim)), router(&sim, "bot")).await;
+    assert_eq!(sim.gateway_connections_opened(), 1);
+    // The close is answered with a close frame (as Discord does): the shard is done,
+    // rather than finding its connection dropped and connecting again until the
+    // close's grace runs out.
+    bot.stop().await.unwrap();
+    assert_eq!(sim.gateway_connections_opened(), 1);
+}
+
+#[tokio::test]
 async fn readiness_waits_until_the_slash_commands_are_registered_and_a_failure_is_retried() {
     let (sim, _demo) = sim();
     // Refused twice: the bot is connected but cannot be used until the commands exist.

@@ -118,6 +118,19 @@ impl RawGateway {
         self.dispatch("READY").await
     }
 
+    /// Sends a close frame with `code` (as a shard that stops does).
+    pub async fn close(&mut self, code: u16) {
+        self.ws
+            .send(Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: code.into(),
+                    reason: "closing".into(),
+                },
+            )))
+            .await
+            .expect("send close frame");
+    }
+
     /// Closes the TCP connection without a close frame.
     pub fn abandon(self) {
         drop(self.ws);
