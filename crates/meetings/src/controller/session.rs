@@ -2332,11 +2332,7 @@ async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Clos
     };
     let mut removed: Vec<(MeetingId, Vec<(ParticipantId, Closer)>)> = Vec::new();
     for (meeting, connected) in open {
-        let here = present.get(&meeting);
-        let gone: Vec<_> = connected
-            .into_iter()
-            .filter(|(participant, _)| !here.is_some_and(|p| p.contains(participant)))
-            .collect();
+        let gone = removed_elsewhere(connected, &shared.rooms.ids(meeting), present.get(&meeting));
         if !gone.is_empty() {
             removed.push((meeting, gone));
         }
@@ -2375,9 +2371,46 @@ async fn sweep(shared: &Shared, hosted: Vec<(MeetingId, Vec<(ParticipantId, Clos
     }
 }
 
+/// Of the participants `connected` to a meeting here when the sweep began, those
+/// removed from it elsewhere: still connected here now (`still_here`, read after the
+/// stores) but not in its Redis set (`present`). One that left on its own meanwhile is
+/// not among them: its session takes it out of the room before its leave reaches Redis.
+fn removed_elsewhere<C>(
+    connected: Vec<(ParticipantId, C)>,
+    still_here: &HashSet<ParticipantId>,
+    present: Option<&HashSet<ParticipantId>>,
+) -> Vec<(ParticipantId, C)> {
+    connected
+        .into_iter()
+        .filter(|(participant, _)| {
+            still_here.contains(participant) && !present.is_some_and(|p| p.contains(participant))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sweep_removes_only_those_still_here_and_gone_from_the_meeting() {
+        let [stays, removed, left, both] = [(); 4].map(|()| ParticipantId::random());
+        let connected = vec![(stays, 'a'), (removed, 'b'), (left, 'c'), (both, 'd')];
+        // `left` left on its own while the stores were read: out of the room first, then
+        // out of Redis. `both` is gone from both too. Only `removed` was taken out of
+        // the meeting by somebody else.
+        let still_here = HashSet::from([stays, removed]);
+        let present = HashSet::from([stays]);
+        assert_eq!(
+            removed_elsewhere(connected.clone(), &still_here, Some(&present)),
+            vec![(removed, 'b')]
+        );
+        // A meeting whose set is gone entirely: everybody still here was removed.
+        assert_eq!(
+            removed_elsewhere(connected, &still_here, None),
+            vec![(stays, 'a'), (removed, 'b')]
+        );
+    }
 
     fn member(capacity: usize) -> (Member, mpsc::Receiver<ServerMessage>) {
         let (out, rx) = mpsc::channel(capacity);
