@@ -2674,17 +2674,6 @@ async fn a_participant_without_a_key_is_marked_and_the_safety_code_is_shown_with
     bob.quit().await;
 }
 
-/// Makes `browser`'s window `width` CSS pixels wide (844 high, a phone's).
-async fn window_width(browser: &Browser, width: u32) {
-    browser
-        .call(
-            reqwest::Method::POST,
-            "/window/rect",
-            json!({ "width": width, "height": 844 }),
-        )
-        .await;
-}
-
 /// The keyless participant's tile: `shown` when its name shows in full beside or above
 /// the no-key mark, else the widths of the name (shown / needed) and of the tile.
 const KEYLESS_NAME: &str = "const t = document.querySelector('.tile.remote[data-no-key]'); \
@@ -2708,7 +2697,7 @@ async fn a_keyless_participants_name_is_not_cut_short_by_the_no_key_mark() {
     // A program (as the command line joins) has no key.
     let program = guest_over_api(&app, &code, "Alexandra Quist").await;
     for width in [390, 1280] {
-        window_width(&ada, width).await;
+        ada.window_size(width, 844).await;
         ada.text_when(
             &format!("the name shows in full at {width} px"),
             LIMIT,
@@ -2737,7 +2726,7 @@ fn short_targets(scope: &str) -> String {
 async fn on_a_phone_every_control_of_the_meeting_pages_is_a_finger_tall() {
     let app = common::spawn_app().await;
     let (host, code) = host_starts_from_the_lobby(&app, "Tap tap", "").await;
-    window_width(&host, 390).await;
+    host.window_size(390, 844).await;
     host.text_when("the host joins", LIMIT, SELF_ID, |id| !id.is_empty())
         .await;
     host.find("#copy-link").await;

@@ -406,13 +406,7 @@ async fn on_a_phone_the_signed_in_header_shows_every_page_in_reach() {
     let (name, value) = cookie.split_once('=').unwrap();
     let driver = Browser::start().await;
     // An iPhone 14's window, 390 x 844 CSS pixels.
-    driver
-        .call(
-            reqwest::Method::POST,
-            "/window/rect",
-            serde_json::json!({ "width": 390, "height": 844 }),
-        )
-        .await;
+    driver.window_size(390, 844).await;
     driver.open(&app.url("/")).await;
     driver.add_cookie(name, value).await;
     driver.open(&app.url("/sandbox")).await;

@@ -228,6 +228,17 @@ impl Browser {
         .await;
     }
 
+    /// Sizes the window to `width` x `height` CSS pixels (a phone's: 390 x 844, an
+    /// iPhone 14's).
+    pub async fn window_size(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     pub async fn delete_cookies(&self) {
         self.call(reqwest::Method::DELETE, "/cookie", json!({}))
             .await;

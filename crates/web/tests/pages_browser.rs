@@ -159,22 +159,12 @@ async fn on_a_phone_the_console_keeps_the_demo_meeting_links_in_reach() {
     browser.quit().await;
 }
 
-/// The window at a phone's size (an iPhone 14's 390 x 844 CSS pixels).
-async fn phone(browser: &Browser) {
-    browser
-        .call(
-            reqwest::Method::POST,
-            "/window/rect",
-            serde_json::json!({ "width": 390, "height": 844 }),
-        )
-        .await;
-}
-
 #[tokio::test]
 async fn at_390_pixels_the_console_does_not_scroll_sideways() {
     let site = spawn().await;
     let browser = Browser::start().await;
-    phone(&browser).await;
+    // An iPhone 14's window, 390 x 844 CSS pixels.
+    browser.window_size(390, 844).await;
     browser
         .open(site.base.join("/sandbox").unwrap().as_str())
         .await;
