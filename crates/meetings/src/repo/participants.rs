@@ -27,6 +27,18 @@ pub const CONTROLLER_GONE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(
 /// under it (a first join writing it meanwhile).
 const JOIN_TRIES: usize = 3;
 
+/// The `status` a join's Redis step expects of the meeting's hash, in the order tried:
+/// none yet first while the meeting's row (`read`) says nobody has joined it, else
+/// `active` first. Either order joins; the likelier first saves a first join a round
+/// trip.
+fn redis_status_order(read: MeetingStatus) -> [Option<&'static str>; 2] {
+    let active = Some(MeetingStatus::Active.as_str());
+    match read {
+        MeetingStatus::Scheduled => [None, active],
+        MeetingStatus::Active | MeetingStatus::Ended => [active, None],
+    }
+}
+
 /// Someone joining a meeting (the seed's Data Flow Example 1, step 2).
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -275,13 +287,14 @@ impl Repo {
         conditions.push(Condition::absent(&participant_key));
         // Not into a meeting whose end has reached Redis (the meeting read before may be
         // older than its end): `status` is `active`, or not there yet (the first join).
-        // The store has no "not equal", so each of the two is tried; a status that is
-        // neither is read back.
+        // The store has no "not equal", so each of the two is tried, the likelier first:
+        // no status yet while the row says nobody has joined (`scheduled`), else
+        // `active`. A status that is neither is read back.
         let ended = MeetingStatus::Ended.as_str();
-        let active = MeetingStatus::Active.as_str();
+        let statuses = redis_status_order(meeting.status);
         let mut joined = None;
         'tries: for _ in 0..JOIN_TRIES {
-            for status in [Some(active), None] {
+            for status in statuses {
                 conditions.truncate(running);
                 conditions.push(Condition::hash_field(
                     &meeting_key,
@@ -987,4 +1000,21 @@ fn session_from_hash(h: &HashMap<String, String>) -> Result<ParticipantSession, 
         last_heartbeat: parse_seconds(f::LAST_HEARTBEAT, get(f::LAST_HEARTBEAT)?)?,
         streams: get(f::STREAMS)?.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_expects_no_status_first_only_of_a_meeting_nobody_has_joined() {
+        assert_eq!(
+            redis_status_order(MeetingStatus::Scheduled),
+            [None, Some("active")]
+        );
+        assert_eq!(
+            redis_status_order(MeetingStatus::Active),
+            [Some("active"), None]
+        );
+    }
 }
