@@ -55,7 +55,14 @@ pub struct DiscordConfig {
     pub breaker: BreakerConfig,
     /// The global limit shared with the bot's other processes, if any.
     pub global_limiter: Option<Arc<dyn GlobalLimiter>>,
+    /// The web client that opens links to messages ([`Discord::message_url`]):
+    /// `None` for Discord's own (`https://discord.com`); a stand-in names its own (the
+    /// sandbox's console), since Discord does not know the stand-in's guilds.
+    pub app: Option<url::Url>,
 }
+
+/// Discord's own web client, where message links lead by default.
+const DISCORD_APP: &str = "https://discord.com";
 
 /// The longest wait after Cloudflare's 429s in a row.
 pub const MAX_BAN_BACKOFF: Duration = Duration::from_secs(600);
@@ -75,6 +82,7 @@ impl std::fmt::Debug for DiscordConfig {
             .field("ban_backoff", &self.ban_backoff)
             .field("breaker", &self.breaker)
             .field("global_limiter", &self.global_limiter.is_some())
+            .field("app", &self.app.as_ref().map(url::Url::as_str))
             .finish()
     }
 }
@@ -91,6 +99,7 @@ impl DiscordConfig {
             ban_backoff: Duration::from_secs(2),
             breaker: BreakerConfig::default(),
             global_limiter: None,
+            app: None,
         }
     }
 }
@@ -314,6 +323,8 @@ struct Inner {
     ban_backoff: Duration,
     /// False for [`Discord::without_token`]: every call fails at once.
     has_token: bool,
+    /// Where message links lead, without a trailing `/` ([`DiscordConfig::app`]).
+    app: String,
 }
 
 /// Discord's REST API, as features use it. Cheap to clone.
@@ -462,6 +473,12 @@ impl Discord {
                 base_backoff: config.base_backoff,
                 ban_backoff: config.ban_backoff,
                 has_token,
+                app: config
+                    .app
+                    .as_ref()
+                    .map_or(DISCORD_APP, url::Url::as_str)
+                    .trim_end_matches('/')
+                    .to_owned(),
             }),
         }
     }
@@ -477,6 +494,19 @@ impl Discord {
     /// False for a handle made by [`Discord::without_token`].
     pub fn has_token(&self) -> bool {
         self.inner.has_token
+    }
+
+    /// A link that opens `message` of `channel` in the web client
+    /// ([`DiscordConfig::app`]): `{app}/channels/{guild}/{channel}/{message}`, with
+    /// `@me` in place of the guild for a direct message (`guild` `None`).
+    pub fn message_url(
+        &self,
+        guild: Option<GuildId>,
+        channel: ChannelId,
+        message: MessageId,
+    ) -> String {
+        let place = guild.map_or_else(|| "@me".to_owned(), |g| g.get().to_string());
+        format!("{}/channels/{place}/{channel}/{message}", self.inner.app)
     }
 
     /// Records the application id (from READY); interactions need it.
@@ -1663,6 +1693,27 @@ mod tests {
         assert_eq!(outcome(404), "4xx");
         assert_eq!(outcome(429), "429");
         assert_eq!(outcome(502), "5xx");
+    }
+
+    // A handle's rate limiter runs on the runtime.
+    #[tokio::test]
+    async fn message_links_open_in_discord_or_in_the_configured_client() {
+        let (guild, channel, message) = (Id::new(1), Id::new(2), Id::new(3));
+        let discord = Discord::without_token();
+        assert_eq!(
+            discord.message_url(Some(guild), channel, message),
+            "https://discord.com/channels/1/2/3"
+        );
+        assert_eq!(
+            discord.message_url(None, channel, message),
+            "https://discord.com/channels/@me/2/3"
+        );
+        let mut config = DiscordConfig::new("token", Some("127.0.0.1:9".to_owned()));
+        config.app = Some(url::Url::parse("http://127.0.0.1:8080/sandbox/").expect("a URL"));
+        assert_eq!(
+            Discord::new(&config).message_url(Some(guild), channel, message),
+            "http://127.0.0.1:8080/sandbox/channels/1/2/3"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 
 use base::{Clock, InvalidId};
 use discord::{
-    Action, ButtonStyle, ChannelId, CommandSpec, Component, Discord, Handler, HandlerError,
-    Invocation, MessageId, OptionSpec, Reply, Response, SelectOption, UserId,
+    Action, ButtonStyle, ChannelId, CommandSpec, Component, Discord, GuildId, Handler,
+    HandlerError, Invocation, MessageId, OptionSpec, Reply, Response, SelectOption, UserId,
 };
 use store::StorageError;
 
@@ -428,7 +428,11 @@ impl Commands {
         name: &str,
     ) -> Result<Response, HandlerError> {
         let tab = self.repo.tab(scope, player).await.map_err(handler_error)?;
-        Ok(Response::Message(Reply::private(render_tab(&tab, name))))
+        Ok(Response::Message(Reply::private(render_tab(
+            &tab,
+            name,
+            &self.publisher.discord,
+        ))))
     }
 
     /// The "Who drinks?" menu again, for `player` who rolled the crit value `crit`
@@ -579,7 +583,11 @@ impl Commands {
                     // Say where the debt is, when there is one elsewhere.
                     let scope = ScopeId::of(invocation.guild_id, invocation.channel_id);
                     let tab = self.repo.tab(scope, player).await.map_err(handler_error)?;
-                    return Err(HandlerError::user(nothing_to_pay_here(&tab, &id.game)));
+                    return Err(HandlerError::user(nothing_to_pay_here(
+                        &tab,
+                        &id.game,
+                        &self.publisher.discord,
+                    )));
                 }
                 let (drink, still_owed) = paid.map_err(handler_error)?;
                 self.publisher.refresh(&id.game);
@@ -1092,18 +1100,22 @@ pub fn render_leaderboard(board: &Board) -> Reply {
     Reply::text(text)
 }
 
-/// A link to a message in Discord: in a guild, or in a DM (whose scope is its channel).
-fn message_link(scope: ScopeId, channel: ChannelId, message: MessageId) -> String {
-    let place = if scope.get() == channel.get() {
-        "@me".to_owned()
-    } else {
-        scope.get().to_string()
-    };
-    format!("https://discord.com/channels/{place}/{channel}/{message}")
+/// A link to a message in Discord's client: in a guild, or in a DM (whose scope is its
+/// channel).
+fn message_link(
+    discord: &Discord,
+    scope: ScopeId,
+    channel: ChannelId,
+    message: MessageId,
+) -> String {
+    let guild = Some(scope.get())
+        .filter(|scope| *scope != channel.get())
+        .and_then(GuildId::new_checked);
+    discord.message_url(guild, channel, message)
 }
 
 /// The games holding a tab's unpaid drinks, one line each, except `skip`.
-fn where_to_pay(tab: &Tab, skip: Option<&GameId>) -> String {
+fn where_to_pay(tab: &Tab, skip: Option<&GameId>, discord: &Discord) -> String {
     let current = tab.session.as_ref().map(|s| &s.id);
     let mut out = String::new();
     let shown: Vec<&OpenGame> = tab.open.iter().filter(|g| Some(&g.game) != skip).collect();
@@ -1124,7 +1136,7 @@ fn where_to_pay(tab: &Tab, skip: Option<&GameId>) -> String {
                     out,
                     "\n• [game of <t:{}:R>]({}) · {drinks}{when}",
                     game.since.timestamp(),
-                    message_link(scope, channel, message)
+                    message_link(discord, scope, channel, message)
                 );
             }
             None => {
@@ -1143,7 +1155,7 @@ fn where_to_pay(tab: &Tab, skip: Option<&GameId>) -> String {
 }
 
 /// The refusal of a Pay press on a game where the player owes nothing: where they do.
-fn nothing_to_pay_here(tab: &Tab, game: &GameId) -> String {
+fn nothing_to_pay_here(tab: &Tab, game: &GameId, discord: &Discord) -> String {
     let elsewhere: usize = tab
         .open
         .iter()
@@ -1156,14 +1168,14 @@ fn nothing_to_pay_here(tab: &Tab, game: &GameId) -> String {
         let _ = write!(
             text,
             " You owe **{elsewhere}** {drinks} in other games; press **Pay** on their messages:{}",
-            where_to_pay(tab, Some(game))
+            where_to_pay(tab, Some(game), discord)
         );
     }
     text
 }
 
 /// A player's tab, for them alone.
-pub fn render_tab(tab: &Tab, name: &str) -> String {
+pub fn render_tab(tab: &Tab, name: &str, discord: &Discord) -> String {
     let standing = tab.standing.clone().unwrap_or(Standing {
         player: UserId::new(1),
         received: 0,
@@ -1222,7 +1234,7 @@ pub fn render_tab(tab: &Tab, name: &str) -> String {
         text.push_str(
             "\n**Where to pay** (press **Pay** on the game's message once you've had one)",
         );
-        text.push_str(&where_to_pay(tab, None));
+        text.push_str(&where_to_pay(tab, None, discord));
     }
     let _ = write!(
         text,

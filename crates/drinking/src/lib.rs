@@ -112,7 +112,7 @@
 //!   earlier sessions: the unpaid drinks in the ledgers of the other games
 //!   `player_games:{playerID}` names (so games that have not expired; a ledger outlives
 //!   its game, but nothing indexes a player's older ones). It links every game holding
-//!   an unpaid drink to its message (`https://discord.com/channels/…`, while the game's
+//!   an unpaid drink to its message (`Discord::message_url`, while the game's
 //!   document keeps its `message_id`), where **Pay** takes them, old sessions' included.
 //!   **Pay** on a game where the player owes nothing says how many they owe elsewhere
 //!   and links those games.

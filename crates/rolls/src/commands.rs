@@ -365,7 +365,8 @@ async fn component(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
         if let Some(current) = current.filter(|current| *current != pressed) {
             let link = match inv.guild_id {
                 Some(guild) => format!(
-                    "the latest one: https://discord.com/channels/{guild}/{channel}/{current}"
+                    "the latest one: {}",
+                    ctx.discord.message_url(Some(guild), channel, current)
                 ),
                 None => "the latest one below".to_owned(),
             };

@@ -745,6 +745,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         _ => None,
     };
     let public_url = public_url(&config, http_addr)?;
+    // Sandbox mode: links to messages open in the console (Discord does not know the
+    // fake's guild).
+    let mut bot_config = bot_config;
+    if sim.is_some() {
+        bot_config.rest.app = Some(
+            public_url
+                .join("sandbox/")
+                .context("the sandbox console's URL")?,
+        );
+    }
     // Sandbox mode: the campaigns sync a fake Meetup too (unless Meetup is configured).
     let mut config = config;
     let sandbox_meetup = match (&sim, &demo) {

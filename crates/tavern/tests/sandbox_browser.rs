@@ -396,6 +396,71 @@ async fn a_focused_channel_keeps_the_focus_when_the_channel_list_is_redrawn() {
         serde_json::json!(demo.general.to_string()),
         "the focus is on #general's button again"
     );
+
+    driver.quit().await;
+}
+
+#[tokio::test]
+async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
+    let app = common::spawn_app().await;
+    let (sim, demo) = (app.sim(), app.demo());
+    let clips = sim
+        .channel_by_name(demo.guild, "clips")
+        .expect("the demo guild has #clips")
+        .id;
+    // The oldest of a few hundred messages: far above where the list opens.
+    let oldest = sim.messages(clips)[0].id;
+    // Where the sandbox's links to messages lead (`sandbox_clips` follows one from the
+    // clip library).
+    let link = app.url(&format!(
+        "/sandbox/channels/{}/{clips}/{oldest}",
+        demo.guild
+    ));
+    let driver = Browser::start().await;
+    driver.open(&link).await;
+    let linked = format!("#messages article.message[data-id=\"{oldest}\"]");
+    // Focused, marked and in view (its top inside the list's box); the list's bottom is
+    // not.
+    const IN_VIEW: &str = "const box = document.getElementById('messages').getBoundingClientRect(); \
+        const r = el.getBoundingClientRect(); \
+        return { focused: document.activeElement === el, marked: el.classList.contains('linked'), \
+                 inView: r.top >= box.top - 1 && r.top < box.bottom, \
+                 atBottom: m.scrollHeight - m.scrollTop - m.clientHeight < 60 };";
+    let state = |linked: &str| {
+        format!(
+            "const el = document.querySelector('{linked}'); const m = document.getElementById('messages'); {IN_VIEW}"
+        )
+    };
+    let shown = driver.script(&state(&linked)).await;
+    assert_eq!(
+        shown,
+        serde_json::json!({"focused": true, "marked": true, "inView": true, "atBottom": false}),
+        "the linked message is focused, marked and in view"
+    );
+    let at = driver.script("return location.search").await;
+    assert_eq!(
+        at,
+        serde_json::json!(format!("?channel={clips}&message={oldest}")),
+        "redirected to the console at the message"
+    );
+
+    // A new message arrives: the list is drawn again, and stays at the linked message.
+    sim.post_user_message(clips, demo.alice, "a message after the link", vec![])
+        .expect("alice posts");
+    driver
+        .text_when(
+            "the new message is shown",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| text.contains("a message after the link"),
+        )
+        .await;
+    let kept = driver.script(&state(&linked)).await;
+    assert_eq!(
+        kept["inView"], true,
+        "the linked message stays in view: {kept}"
+    );
+    assert_eq!(kept["atBottom"], false, "{kept}");
     driver.quit().await;
 }
 

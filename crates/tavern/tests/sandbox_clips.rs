@@ -111,4 +111,90 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
         "a tile per video on the first page: {page}"
     );
     assert!(page.contains("<video"), "videos play inline: {page}");
+
+    // "Open in Discord" opens the clip's message in the console (Discord does not know
+    // the sandbox's guild).
+    let open = page
+        .split("<a class=\"clip-link\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a tile links to its message");
+    let prefix = app.url(&format!("/sandbox/channels/{}/{}/", demo.guild, channel.id));
+    let message = open
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{open} is in the console, under {prefix}"));
+    assert!(
+        history
+            .iter()
+            .any(|m| m.id.to_string() == message && !m.attachments.is_empty()),
+        "{open} names a message of #clips with a video"
+    );
+    let response = http.get(open).send().await.unwrap();
+    assert_eq!(response.status(), 303, "GET {open}");
+    let to = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        to,
+        format!("/sandbox?channel={}&message={message}", channel.id)
+    );
+    let console = http.get(app.url(&to)).send().await.unwrap();
+    assert_eq!(console.status(), 200, "GET {to}");
+    let console = console.text().await.unwrap();
+    assert!(
+        console.contains(&format!("data-message=\"{message}\"")),
+        "the console marks the message: {console}"
+    );
+
+    // Links the console cannot follow say so.
+    for (path, says) in [
+        (
+            format!("/sandbox/channels/@me/{}/{message}", channel.id),
+            "direct message",
+        ),
+        (
+            format!("/sandbox/channels/1/{}/{message}", channel.id),
+            "its own guild only",
+        ),
+    ] {
+        let response = http
+            .get(app.url(&path))
+            .header(ACCEPT, "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "GET {path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(says), "GET {path}: {text}");
+    }
+    let response = http
+        .get(app.url(&format!("/sandbox?channel={}&message=12x", channel.id)))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "a malformed message id");
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("is not a message id")
+    );
+    let deleted = history.last().expect("#clips has messages").id;
+    sim.delete_user_message(channel.id, deleted)
+        .expect("the message is deleted");
+    let gone = http
+        .get(app.url(&format!(
+            "/sandbox?channel={}&message={deleted}",
+            channel.id
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        gone.contains("The linked message is no longer in #clips."),
+        "{gone}"
+    );
 }

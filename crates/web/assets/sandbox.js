@@ -9,6 +9,11 @@
   var messages = $('messages'), sidebar = $('sidebar'), input = $('command');
   var channel = app.dataset.channel;
   var lastView = null, lastSidebar = null, loading = false;
+  // The message a followed link names (`?message=`): scrolled to, marked and focused,
+  // and the list kept where it is, until another channel is picked.
+  var linked = app.dataset.message
+    ? messages.querySelector('article.message[data-id="' + CSS.escape(app.dataset.message) + '"]')
+    : null;
   var history = [], back = 0;
 
   function user() { return $('user').value; }
@@ -140,7 +145,7 @@
           if (switching) messages.removeAttribute('aria-busy');
           return;
         }
-        var atBottom = lastView === null ||
+        var atBottom = (lastView === null && !linked) ||
           messages.scrollHeight - messages.scrollTop - messages.clientHeight < 60;
         if (switching) {
           // Another channel: its messages are not news to announce one by one.
@@ -177,6 +182,7 @@
     if (id === channel) return;
     channel = id;
     lastView = null;
+    linked = null;
     // Busy until the next round finds the new channel's list unchanged, so a screen
     // reader does not read the whole channel out as if it had just been posted.
     messages.setAttribute('aria-busy', 'true');
@@ -242,7 +248,13 @@
   });
 
   remembered();
-  messages.scrollTop = messages.scrollHeight;
+  if (linked) {
+    linked.classList.add('linked');
+    linked.scrollIntoView({ block: 'center' });
+    focusOn(linked);
+  } else {
+    messages.scrollTop = messages.scrollHeight;
+  }
   refresh();
   setInterval(function () { if (!document.hidden) refresh(); }, 700);
   setInterval(function () { if (!document.hidden) refreshSidebar(); }, 15000);

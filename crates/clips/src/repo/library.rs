@@ -194,14 +194,6 @@ impl LibraryClip {
             self.author_name.clone()
         }
     }
-
-    /// The message in Discord's client.
-    pub fn message_link(&self) -> String {
-        format!(
-            "https://discord.com/channels/{}/{}/{}",
-            self.guild, self.channel, self.message
-        )
-    }
 }
 
 impl TryFrom<LibraryClipRow> for LibraryClip {

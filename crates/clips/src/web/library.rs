@@ -35,6 +35,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use discord::Discord;
 use discord::model::{ChannelId, GuildId, UserId};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -223,7 +224,7 @@ async fn library(
                 }
                 ul.clip-grid {
                     @for clip in &found.clips {
-                        (tile(clip, &names))
+                        (tile(clip, &names, &state.discord))
                     }
                 }
                 @if cursor.is_some() || found.next.is_some() {
@@ -325,7 +326,7 @@ async fn one_clip(
                         p.clip-text { (clip.message_text) }
                     }
                     p.clip-links {
-                        a.clip-link href=(clip.message_link()) { "Open in Discord" }
+                        a.clip-link href=(message_url(&state.discord, &clip)) { "Open in Discord" }
                         " · "
                         a href=(in_channel) { "More clips of #" (channel) }
                     }
@@ -403,7 +404,7 @@ fn filters(
     }
 }
 
-fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
+fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>, discord: &Discord) -> Markup {
     let channel = channels
         .get(&clip.channel)
         .cloned()
@@ -431,7 +432,7 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
                 @if !clip.message_text.is_empty() {
                     p.clip-text { (clip.message_text.chars().take(280).collect::<String>()) }
                 }
-                a.clip-link href=(clip.message_link())
+                a.clip-link href=(message_url(discord, clip))
                     aria-label=(format!("Open {} in Discord", clip.filename)) { "Open in Discord" }
             }
         }
@@ -440,6 +441,11 @@ fn tile(clip: &LibraryClip, channels: &HashMap<ChannelId, String>) -> Markup {
 
 /// Refreshes the page's CDN URLs that expired or expire soon, stores them, and puts
 /// them in the page. True when some could not be refreshed.
+/// The clip's message in Discord's client (the sandbox's console in the sandbox).
+fn message_url(discord: &Discord, clip: &LibraryClip) -> String {
+    discord.message_url(Some(clip.guild), clip.channel, clip.message)
+}
+
 async fn refresh_urls(state: &WebState, clips: &mut [LibraryClip]) -> bool {
     let soon = state.clock.now() + REFRESH_MARGIN;
     let stale: Vec<String> = clips

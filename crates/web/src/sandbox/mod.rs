@@ -9,7 +9,11 @@
 //! are the messages (the `view` module: mentions as names, Discord's markdown,
 //! attachments, embeds), and the console's script ([`SCRIPT`]) only fetches fragments,
 //! sends what the person does and shows the answer. The routes:
-//! - `GET /sandbox?channel=&user=`: the console (session-aware: it shows who is signed in);
+//! - `GET /sandbox?channel=&user=&message=`: the console (session-aware: it shows who is
+//!   signed in), with `message` scrolled to and marked;
+//! - `GET /sandbox/channels/{guild}/{channel}/{message}`: where the sandbox's links to
+//!   messages lead (`discord::Discord::message_url`, as Discord's client opens
+//!   `discord.com/channels/…`): redirected to the console at that message;
 //! - `GET /sandbox/api/channels/{channel}?user=`: that channel's messages, as HTML;
 //! - `GET /sandbox/api/sidebar?channel=`: the channels and commands, as HTML;
 //! - `GET /sandbox/attachments/{channel}/{attachment}/{filename}`: an attachment's bytes;
@@ -120,6 +124,11 @@ pub fn console(
     Routes::new(sessions)
         .get("/sandbox", Access::Public, console_page)
         .get(
+            "/sandbox/channels/{guild}/{channel}/{message}",
+            Access::Public,
+            message_link,
+        )
+        .get(
             "/sandbox/api/channels/{channel}",
             Access::Public,
             channel_fragment,
@@ -229,6 +238,49 @@ impl Console {
 struct ConsoleQuery {
     channel: Option<String>,
     user: Option<String>,
+    /// A message of the channel to scroll to and mark (a link to it was followed).
+    message: Option<String>,
+}
+
+/// A link to a message, as the sandbox's `Discord::message_url` makes them: the
+/// console at that message. One to a direct message or to another guild says that the
+/// console cannot show it.
+async fn message_link(
+    State(console): State<Console>,
+    page: Page,
+    Path((guild, channel, message)): Path<(String, String, String)>,
+) -> Response {
+    let problem = |title: &str, sentence: String| {
+        page.problem(
+            Problem::new(StatusCode::NOT_FOUND, title, sentence)
+                .link("Open the console", "/sandbox"),
+        )
+    };
+    if guild == "@me" {
+        return problem(
+            "A direct message",
+            "This links to a direct message; the sandbox's console shows its guild's channels only."
+                .to_owned(),
+        );
+    }
+    let (guild, channel, message) = match (
+        parse_id(&guild, "guild"),
+        parse_id(&channel, "channel"),
+        parse_id(&message, "message"),
+    ) {
+        (Ok(g), Ok(c), Ok(m)) => (g, c, m),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
+    };
+    if guild != console.demo.guild {
+        return problem(
+            "Another server",
+            format!(
+                "This links to server {guild}; the sandbox's console shows its own guild only."
+            ),
+        );
+    }
+    axum::response::Redirect::to(&format!("/sandbox?channel={channel}&message={message}"))
+        .into_response()
 }
 
 async fn console_page(
@@ -238,21 +290,27 @@ async fn console_page(
     Query(query): Query<ConsoleQuery>,
 ) -> Response {
     let token = ConsoleToken::of(&headers, &console.sessions);
-    let problem = |sentence: String| {
+    let problem = |title: &str, sentence: String| {
         page.problem(
-            Problem::new(StatusCode::BAD_REQUEST, "No such channel", sentence)
+            Problem::new(StatusCode::BAD_REQUEST, title, sentence)
                 .link("Open the console", "/sandbox"),
         )
     };
     let channel = match query.channel.as_deref().map(|c| parse_id(c, "channel")) {
         None => console.demo.dice,
         Some(Ok(id)) => id,
-        Some(Err(BadId(why))) => return problem(why),
+        Some(Err(BadId(why))) => return problem("No such channel", why),
+    };
+    let linked = match query.message.as_deref().map(|m| parse_id(m, "message")) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(BadId(why))) => return problem("No such message", why),
     };
     let Some(channel) = console.channel(channel) else {
-        return problem(format!(
-            "The sandbox's guild has no channel {channel}: it may have been deleted."
-        ));
+        return problem(
+            "No such channel",
+            format!("The sandbox's guild has no channel {channel}: it may have been deleted."),
+        );
     };
     let people = console.people();
     // Act as the signed-in person when they are one of the guild's members.
@@ -273,13 +331,22 @@ async fn console_page(
         .guild(console.demo.guild)
         .map(|g| g.name)
         .unwrap_or_default();
+    // The linked message, when it is still there for this viewer to see.
+    let shown = linked.filter(|id| {
+        console
+            .sim
+            .messages(channel.id)
+            .iter()
+            .any(|m| m.id == *id && m.visible_to.is_none_or(|v| v == viewer))
+    });
     let commands = console.sim.registered_commands();
     let meeting = match &console.meeting {
         Some(link) => link().await,
         None => None,
     };
     let main = html! {
-        div.console-app data-console data-channel=(channel.id.get()) data-csrf=(token.expose()) {
+        div.console-app data-console data-channel=(channel.id.get()) data-csrf=(token.expose())
+            data-message=[shown.map(|m| m.get())] {
             div.console-bar {
                 h1 { "Sandbox " span.guild #guild { (guild) } }
                 label {
@@ -291,6 +358,11 @@ async fn console_page(
                     }
                 }
                 p.hint.about { "A local fake Discord: type a slash command below, press the buttons on messages." }
+                @if linked.is_some() && shown.is_none() {
+                    p.hint #linked-gone {
+                        "The linked message is no longer in " (view::sigil(&channel)) (channel.name) "."
+                    }
+                }
                 @if let Some(meetings) = &meeting {
                     p.hint #demo-meeting {
                         a href=(meetings.meeting) target="_blank" data-demo-meeting { "Open the demo meeting" }

@@ -56,7 +56,7 @@ fn is_voice(kind: ChannelKind) -> bool {
 }
 
 /// How a channel is marked: `#`, or a speaker for voice channels.
-fn sigil(channel: &Channel) -> &'static str {
+pub(super) fn sigil(channel: &Channel) -> &'static str {
     if is_voice(channel.kind) { "🔊" } else { "#" }
 }
 
