@@ -397,6 +397,37 @@ async fn a_focused_channel_keeps_the_focus_when_the_channel_list_is_redrawn() {
         "the focus is on #general's button again"
     );
 
+    // The focused channel is deleted: the focus goes to the open channel's button, not
+    // to the page.
+    let focused = driver
+        .script(&format!(
+            "const b = document.querySelector('button.channel[data-id=\"{tables}\"]'); b.focus(); \
+             return document.activeElement === b;"
+        ))
+        .await;
+    assert_eq!(focused, true, "#tables's button has the focus");
+    sim.delete_channel(tables).expect("#tables is deleted");
+    driver
+        .text_when(
+            "the list no longer shows the deleted channel",
+            Duration::from_secs(40),
+            &format!(
+                "return document.querySelector('button.channel[data-id=\"{tables}\"]') ? 'listed' : 'gone'"
+            ),
+            |listed| listed == "gone",
+        )
+        .await;
+    let focus = driver
+        .script(
+            "const f = document.activeElement; \
+             return f.matches('button.channel') ? f.dataset.id : f.tagName;",
+        )
+        .await;
+    assert_eq!(
+        focus,
+        serde_json::json!(demo.dice.to_string()),
+        "the focus is on the open channel's button (#dice)"
+    );
     driver.quit().await;
 }
 

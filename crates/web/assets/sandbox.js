@@ -165,13 +165,16 @@
     return fragment('sidebar?channel=' + encodeURIComponent(channel))
       .then(function (html) {
         if (html === lastSidebar) return;
-        // Redrawn whole: a channel button that had the focus has it again.
+        // Redrawn whole: a channel button that had the focus has it again, or, when its
+        // channel is gone, the open channel's (else the first).
         var focused = document.activeElement;
         var had = sidebar.contains(focused) && focused.dataset ? focused.dataset.id : null;
         sidebar.innerHTML = html;
         lastSidebar = html;
         if (had) {
-          var again = sidebar.querySelector('button.channel[data-id="' + CSS.escape(had) + '"]');
+          var again = sidebar.querySelector('button.channel[data-id="' + CSS.escape(had) + '"]') ||
+            sidebar.querySelector('button.channel.active') ||
+            sidebar.querySelector('button.channel');
           if (again) again.focus();
         }
       })
