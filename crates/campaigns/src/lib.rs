@@ -254,7 +254,8 @@
 //!   "Session" in the titles of the series' sessions, tracked or just created, whatever
 //!   their dates; else the number of those sessions), with `[campaign
 //!   <series>]` replacing the series shortcode and without `[channel]`; the date and
-//!   time are read in the latest event's offset. The event is created published,
+//!   time are read in the Meetup group's time zone, that day's offset (a time the clocks
+//!   skip is refused), else in the latest event's offset. The event is created published,
 //!   without an RSVP of the organiser, and sent once (no retry after a server error,
 //!   which could create it twice); the next sync stores it like any other. A session
 //!   is created once: a start at which the series already has an event is refused,
@@ -264,8 +265,7 @@
 //!   claim for an hour and tells the host to check Meetup before trying again). A
 //!   session the form created counts at once, before the sync stores it (Tavern's
 //!   key `tavern:campaigns:created_sessions:{series}`, kept a day): the form then
-//!   offers the session after it and copies it. The latest event's fixed offset is used, so a session across a
-//!   daylight-saving change is read an hour off ([`web::schedule`]).
+//!   offers the session after it and copies it ([`web::schedule`]).
 //!
 //! # Redis Cluster
 //! The seed's key names carry no hash tags, so the keys of one relation (say

@@ -1294,6 +1294,7 @@ mod tests {
             event_type: EventType::Physical,
             max_tickets: None,
             group: Some(group()),
+            group_timezone: None,
             hosts: hosts
                 .iter()
                 .map(|h| EventHost {

@@ -1158,6 +1158,61 @@ async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_
 }
 
 #[tokio::test]
+async fn the_form_reads_the_date_in_the_group_s_time_zone_with_that_day_s_offset() {
+    let site = site(&["dragons"]).await;
+    site.fake
+        .set_group_timezone(&site.groups[0], "Europe/Zurich")
+        .unwrap();
+    let host = site.member("Gabriel", GroupRole::EventOrganizer);
+    let host_discord = site.discord_user("Gabriel");
+    let game = game(&site, &host, host_discord).await;
+    let (session, csrf) = site.session(host_discord).await;
+    let path = format!("/campaigns/schedule/{}", game.channel);
+
+    let html = site.get(&path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("Time (Europe/Zurich)"), "{html}");
+    let post = |date: &'static str, time: &'static str| {
+        site.http
+            .post(site.url(&path))
+            .header(COOKIE, &session)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("date", date),
+                ("time", time),
+            ])
+            .send()
+    };
+
+    // 02:30 on the day the clocks go forward: refused, nothing made.
+    let skipped = post("2026-03-29", "02:30").await.unwrap();
+    assert_eq!(skipped.status(), 400);
+    let text = skipped.text().await.unwrap();
+    assert!(
+        text.contains("02:30 on 29 March 2026 does not exist in Europe/Zurich"),
+        "{text}"
+    );
+    assert_eq!(site.fake.events().len(), 1, "nothing is created");
+
+    // Each date in its own offset: a summer evening at +02:00, though Meetup gave the
+    // latest session's start at +01:00, and a winter one at +01:00.
+    let summer = post("2025-07-10", "19:30").await.unwrap();
+    assert_eq!(summer.status(), 200);
+    let winter = post("2025-12-04", "19:30").await.unwrap();
+    assert_eq!(winter.status(), 200);
+    let starts: Vec<String> = site
+        .fake
+        .events()
+        .iter()
+        .skip(1)
+        .map(|(_, e)| e.starts_at.to_rfc3339())
+        .collect();
+    assert_eq!(
+        starts,
+        ["2025-07-10T19:30:00+02:00", "2025-12-04T19:30:00+01:00"]
+    );
+}
+
+#[tokio::test]
 async fn the_announcement_of_a_new_session_pings_the_game_s_players_and_nobody_else() {
     let site = site(&["dragons"]).await;
     let host = site.member("Gabriel", GroupRole::EventOrganizer);

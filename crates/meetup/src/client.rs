@@ -821,6 +821,10 @@ fn decode_event(node: &At<'_>) -> Result<Event, MeetupError> {
         group: node
             .get("group")
             .optional(|g| g.get("urlname").parse(GroupUrlname::parse))?,
+        group_timezone: node
+            .get("group")
+            .optional(|g| g.get("timezone").optional(At::string))?
+            .flatten(),
         hosts: match node.get("eventHosts").non_null() {
             None => Vec::new(),
             Some(hosts) => hosts

@@ -318,6 +318,9 @@ pub struct Event {
     pub max_tickets: Option<u32>,
     /// The group's urlname.
     pub group: Option<GroupUrlname>,
+    /// The group's time zone, an IANA name such as `Europe/Zurich`, when Meetup gives
+    /// one.
+    pub group_timezone: Option<String>,
     /// Hosts in Meetup's order.
     pub hosts: Vec<EventHost>,
 }

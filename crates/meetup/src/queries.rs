@@ -22,7 +22,7 @@ fragment EventFields on Event {
   status
   eventType
   maxTickets
-  group { urlname }
+  group { urlname timezone }
   eventHosts { member { id name } name }
 }
 "

@@ -35,16 +35,18 @@
 //! refreshed once and the request made again, as the sync does, so the host is sent
 //! to an organiser only when Meetup refuses the authorisation itself.
 //!
-//! The date and time are read in the fixed UTC offset of the latest event's start, as
-//! Meetup gives it: a session across a daylight-saving change from the latest one is
-//! read an hour off (the form names the offset it uses). Meetup's group time zone
-//! would fix it, but reading it needs a time-zone database Tavern does not carry.
+//! The date and time are read in the Meetup group's time zone (`Group.timezone`, an IANA
+//! name), so a session across a daylight-saving change from the latest one keeps its
+//! local time; a time the clocks skip that day is refused, and one they pass twice is
+//! the first of the two. A group without a time zone Tavern knows is read in the fixed
+//! UTC offset of the latest session's start. The form names the zone it reads in.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{
-    DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeDelta, Utc,
+    DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset as _,
+    TimeDelta, TimeZone as _, Utc,
 };
 use discord::model::{ChannelId, UserId};
 use feature::access::Caller;
@@ -430,12 +432,59 @@ fn organiser_problem(what: &str, error: &MeetupError) -> Problem {
     meetup_problem(what, error)
 }
 
-/// The offset of the latest event's start (UTC when Meetup gave no start).
-fn offset_of(event: &meetup::Event) -> FixedOffset {
-    event
-        .starts_at
-        .map(|t| *t.offset())
-        .unwrap_or_else(|| chrono::Utc.fix())
+/// The time zone the form reads a date and time in (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zone {
+    /// The Meetup group's.
+    Named(chrono_tz::Tz),
+    /// The latest session's start's offset (UTC when Meetup gave no start).
+    Fixed(FixedOffset),
+}
+
+impl Zone {
+    /// The zone of `event`'s group, else the offset of its start.
+    fn of(event: &meetup::Event) -> Zone {
+        if let Some(name) = event.group_timezone.as_deref() {
+            match name.parse::<chrono_tz::Tz>() {
+                Ok(tz) => return Zone::Named(tz),
+                Err(_) => tracing::warn!(
+                    timezone = %quoted(name),
+                    "Meetup names a time zone Tavern does not know; the schedule form reads the latest session's offset"
+                ),
+            }
+        }
+        Zone::Fixed(
+            event
+                .starts_at
+                .map(|t| *t.offset())
+                .unwrap_or_else(|| Utc.fix()),
+        )
+    }
+
+    /// How the form names it: `Europe/Zurich`, or `UTC+01:00`.
+    fn label(self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_owned(),
+            Zone::Fixed(offset) => format!("UTC{offset}"),
+        }
+    }
+
+    /// `at` as a clock in this zone shows it, with that day's offset.
+    fn at(self, at: DateTime<Utc>) -> DateTime<FixedOffset> {
+        match self {
+            Zone::Named(tz) => at.with_timezone(&tz).fixed_offset(),
+            Zone::Fixed(offset) => at.with_timezone(&offset),
+        }
+    }
+
+    /// The instants a clock in this zone shows `local` at: none when the clocks skip
+    /// it, two when they pass it twice.
+    fn local(self, local: NaiveDateTime) -> LocalResult<DateTime<FixedOffset>> {
+        match self {
+            Zone::Named(tz) => tz.from_local_datetime(&local).map(|t| t.fixed_offset()),
+            Zone::Fixed(offset) => offset.from_local_datetime(&local),
+        }
+    }
 }
 
 /// `GET /campaigns/schedule/{channel}`.
@@ -450,12 +499,12 @@ pub(crate) async fn form(
         Err(problem) => return page.problem(problem),
     };
     let title = next_session_title(&target.latest.title, target.number);
-    let offset = offset_of(&target.latest);
-    let suggested = target
-        .latest
-        .starts_at
-        .map(|t| t + TimeDelta::days(7))
-        .unwrap_or_else(|| state.clock.now().with_timezone(&offset) + TimeDelta::days(7));
+    let zone = Zone::of(&target.latest);
+    // A week after the latest session at the same time of day on the zone's clock.
+    let suggested = target.latest.starts_at.map_or_else(
+        || zone.at(state.clock.now()).naive_local(),
+        |t| zone.at(t.to_utc()).naive_local(),
+    ) + TimeDelta::days(7);
     let action = format!("/campaigns/schedule/{}", target.channel);
     let csrf = page.csrf_field();
     page.render(
@@ -477,7 +526,7 @@ pub(crate) async fn form(
                             value=(suggested.format("%Y-%m-%d").to_string());
                     }
                     p {
-                        label for="time" { "Time (UTC" (offset.to_string()) ")" } br;
+                        label for="time" { "Time (" (zone.label()) ")" } br;
                         input #time type="time" name="time" required
                             value=(suggested.format("%H:%M").to_string());
                     }
@@ -500,7 +549,7 @@ pub(crate) struct ScheduleForm {
 /// year), refused before Meetup is asked.
 const MAX_DAYS_AHEAD: i64 = 2 * 365;
 
-fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<FixedOffset>, Problem> {
+fn parse_start(form: &ScheduleForm, zone: Zone) -> Result<DateTime<FixedOffset>, Problem> {
     let bad = |sentence: String| Problem::new(StatusCode::BAD_REQUEST, "Check the date", sentence);
     let date = NaiveDate::parse_from_str(form.date.trim(), "%Y-%m-%d").map_err(|_| {
         bad(format!(
@@ -516,10 +565,17 @@ fn parse_start(form: &ScheduleForm, offset: FixedOffset) -> Result<DateTime<Fixe
                 quoted(&form.time)
             ))
         })?;
-    NaiveDateTime::new(date, time)
-        .and_local_timezone(offset)
-        .single()
-        .ok_or_else(|| bad("That date and time do not exist in this time zone.".to_owned()))
+    match zone.local(NaiveDateTime::new(date, time)) {
+        LocalResult::Single(t) => Ok(t),
+        // The first time the clocks show it, as Meetup's own form has it.
+        LocalResult::Ambiguous(first, _) => Ok(first),
+        LocalResult::None => Err(bad(format!(
+            "{} on {} does not exist in {}: the clocks skip it that day. Pick another time.",
+            time.format("%H:%M"),
+            date.format("%-d %B %Y"),
+            zone.label()
+        ))),
+    }
 }
 
 /// `POST /campaigns/schedule/{channel}`.
@@ -541,7 +597,7 @@ pub(crate) async fn submit(
             format!("/campaigns/schedule/{}", target.channel),
         ))
     };
-    let starts_at = match parse_start(&form, offset_of(&target.latest)) {
+    let starts_at = match parse_start(&form, Zone::of(&target.latest)) {
         Ok(t) => t,
         Err(problem) => return back(problem),
     };
@@ -725,9 +781,7 @@ pub(crate) async fn submit(
 /// The refusal of a start at or before the latest session's: the form numbers the
 /// session it makes after the latest one, so it must come after it too.
 fn not_after_latest(target: &Target) -> Problem {
-    let latest = target
-        .latest_start
-        .with_timezone(&offset_of(&target.latest));
+    let latest = Zone::of(&target.latest).at(target.latest_start);
     let name = match session_number(&target.latest.title) {
         Some(n) => format!("Session {n}"),
         None => format!("The latest session ({})", target.latest.title),
@@ -857,7 +911,7 @@ mod tests {
 
     #[test]
     fn the_form_reads_date_and_time_in_the_series_offset() {
-        let offset = FixedOffset::east_opt(3600).unwrap();
+        let offset = Zone::Fixed(FixedOffset::east_opt(3600).unwrap());
         let form = ScheduleForm {
             date: "2026-03-01".into(),
             time: "19:30".into(),
@@ -874,5 +928,61 @@ mod tests {
                 .sentence
                 .contains("YYYY-MM-DD")
         );
+    }
+
+    fn at(date: &str, time: &str) -> ScheduleForm {
+        ScheduleForm {
+            date: date.into(),
+            time: time.into(),
+        }
+    }
+
+    #[test]
+    fn the_group_s_zone_keeps_the_local_time_across_a_clock_change_and_refuses_a_skipped_one() {
+        let zurich = Zone::Named(chrono_tz::Europe::Zurich);
+        assert_eq!(zurich.label(), "Europe/Zurich");
+        // 19:30 is 19:30 on both sides of the change of 29 March 2026.
+        let winter = parse_start(&at("2026-03-26", "19:30"), zurich).unwrap();
+        let summer = parse_start(&at("2026-04-02", "19:30"), zurich).unwrap();
+        assert_eq!(winter.to_rfc3339(), "2026-03-26T19:30:00+01:00");
+        assert_eq!(summer.to_rfc3339(), "2026-04-02T19:30:00+02:00");
+        // 02:30 never shows on that day's clocks.
+        let skipped = parse_start(&at("2026-03-29", "02:30"), zurich).unwrap_err();
+        assert!(
+            skipped
+                .sentence
+                .contains("02:30 on 29 March 2026 does not exist in Europe/Zurich"),
+            "{}",
+            skipped.sentence
+        );
+        // 02:30 shows twice on 25 October 2026: the first of the two.
+        let twice = parse_start(&at("2026-10-25", "02:30"), zurich).unwrap();
+        assert_eq!(twice.to_rfc3339(), "2026-10-25T02:30:00+02:00");
+    }
+
+    #[test]
+    fn a_group_without_a_known_zone_is_read_in_the_latest_session_s_offset() {
+        let mut event = meetup::Event {
+            id: EventId::parse("1").unwrap(),
+            title: "Session 1".into(),
+            description: String::new(),
+            url: String::new(),
+            starts_at: Some(DateTime::parse_from_rfc3339("2026-01-08T19:00:00+01:00").unwrap()),
+            ends_at: None,
+            duration: None,
+            status: meetup::EventStatus::Active,
+            event_type: EventType::Physical,
+            max_tickets: None,
+            group: None,
+            group_timezone: None,
+            hosts: Vec::new(),
+        };
+        let plus_one = Zone::Fixed(FixedOffset::east_opt(3600).unwrap());
+        assert_eq!(Zone::of(&event), plus_one);
+        assert_eq!(plus_one.label(), "UTC+01:00");
+        event.group_timezone = Some("Mars/Olympus_Mons".into());
+        assert_eq!(Zone::of(&event), plus_one);
+        event.group_timezone = Some("America/New_York".into());
+        assert_eq!(Zone::of(&event), Zone::Named(chrono_tz::America::New_York));
     }
 }

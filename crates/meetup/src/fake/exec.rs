@@ -623,6 +623,7 @@ impl<'s, 'd> Executor<'s, 'd> {
                 "name" => Ok(leaf(&group.name)),
                 "link" => Ok(leaf(&format!("https://www.meetup.com/{}/", group.urlname))),
                 "isPrivate" => Ok(Out::Leaf(Value::Bool(false))),
+                "timezone" => Ok(group.timezone.as_deref().map_or(Out::Null, leaf)),
                 "events" => self.group_events(group, args).map(Out::Node),
                 "memberships" => self.group_memberships(group, args).map(Out::Node),
                 "membershipMetadata" => Ok(state

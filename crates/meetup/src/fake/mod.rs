@@ -156,7 +156,8 @@ impl Shared {
 /// A running fake Meetup. Dropping it stops the server.
 ///
 /// Supported: `Query.groupByUrlname`, `Query.group`, `Query.event`, `Query.self`;
-/// on `Group`: `id urlname name link isPrivate events(first after filter sort status)`
+/// on `Group`: `id urlname name link isPrivate timezone events(first after filter sort
+/// status)`
 /// (filter: `status`, `afterDateTime` (inclusive), `beforeDateTime` (exclusive),
 /// `hostId`, `title`); on `Event`: `id token title description eventUrl dateTime
 /// endTime duration status eventType maxTickets group eventHosts rsvps rsvp isAttending
@@ -280,9 +281,26 @@ impl FakeMeetup {
                 id: id.clone(),
                 urlname: urlname.clone(),
                 name: name.to_owned(),
+                timezone: None,
             },
         );
         Ok(id)
+    }
+
+    /// Sets a group's time zone (an IANA name, such as `Europe/Zurich`), which
+    /// `Group.timezone` answers.
+    pub fn set_group_timezone(
+        &self,
+        urlname: &GroupUrlname,
+        timezone: &str,
+    ) -> Result<(), FakeError> {
+        let mut state = self.shared.lock();
+        let group = state
+            .groups
+            .get_mut(urlname)
+            .ok_or_else(|| FakeError::UnknownGroup(urlname.clone()))?;
+        group.timezone = Some(timezone.to_owned());
+        Ok(())
     }
 
     /// Adds a member; its id is generated.

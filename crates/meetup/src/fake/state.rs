@@ -16,6 +16,8 @@ pub(crate) struct GroupRecord {
     pub id: GroupId,
     pub urlname: GroupUrlname,
     pub name: String,
+    /// IANA name; `None` answers null, as for a group that never set one.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone)]
