@@ -353,6 +353,41 @@ async fn the_open_channel_is_marked_current_for_screen_readers() {
     driver.quit().await;
 }
 
+/// Gives channel `id`'s button the focus.
+async fn focus_channel(driver: &Browser, id: impl std::fmt::Display) {
+    let focused = driver
+        .script(&format!(
+            "const b = document.querySelector('button.channel[data-id=\"{id}\"]'); b.focus(); \
+             return document.activeElement === b;"
+        ))
+        .await;
+    assert_eq!(focused, true, "channel {id}'s button has the focus");
+}
+
+/// Waits until the channel list, redrawn every 15 s, lists channel `id` (or, not
+/// `listed`, no longer lists it); then the id of the channel whose button has the
+/// focus, or the tag of whatever has it.
+async fn focus_once_redrawn(driver: &Browser, id: impl std::fmt::Display, listed: bool) -> String {
+    let want = if listed { "listed" } else { "gone" };
+    driver
+        .text_when(
+            &format!("the list shows channel {id} {want}"),
+            Duration::from_secs(40),
+            &format!(
+                "return document.querySelector('button.channel[data-id=\"{id}\"]') ? 'listed' : 'gone'"
+            ),
+            |state| state == want,
+        )
+        .await;
+    let focus = driver
+        .script(
+            "const f = document.activeElement; \
+             return f.matches('button.channel') ? f.dataset.id : f.tagName;",
+        )
+        .await;
+    focus.as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn a_focused_channel_keeps_the_focus_when_the_channel_list_is_redrawn() {
     let app = common::spawn_app().await;
@@ -361,71 +396,28 @@ async fn a_focused_channel_keeps_the_focus_when_the_channel_list_is_redrawn() {
 
     driver.open(&app.url("/sandbox")).await;
     driver.find("button.channel.active").await;
-    let general = format!("button.channel[data-id=\"{}\"]", demo.general);
-    driver.find(&general).await;
-    let focused = driver
-        .script(&format!(
-            "const b = document.querySelector('{general}'); b.focus(); \
-             return document.activeElement === b;"
-        ))
+    driver
+        .find(&format!("button.channel[data-id=\"{}\"]", demo.general))
         .await;
-    assert_eq!(focused, true, "#general's button has the focus");
+    focus_channel(&driver, demo.general).await;
 
     // A new channel: the list is redrawn with it (the console asks every 15 s).
     let tables = sim
         .create_channel(demo.guild, "tables", ChannelKind::Text)
         .expect("a new channel");
-    driver
-        .text_when(
-            "the list shows the new channel",
-            Duration::from_secs(40),
-            &format!(
-                "return document.querySelector('button.channel[data-id=\"{tables}\"]') ? 'listed' : ''"
-            ),
-            |listed| listed == "listed",
-        )
-        .await;
-    let focus = driver
-        .script(
-            "const f = document.activeElement; \
-             return f.matches('button.channel') ? f.dataset.id : f.tagName;",
-        )
-        .await;
     assert_eq!(
-        focus,
-        serde_json::json!(demo.general.to_string()),
+        focus_once_redrawn(&driver, tables, true).await,
+        demo.general.to_string(),
         "the focus is on #general's button again"
     );
 
     // The focused channel is deleted: the focus goes to the open channel's button, not
     // to the page.
-    let focused = driver
-        .script(&format!(
-            "const b = document.querySelector('button.channel[data-id=\"{tables}\"]'); b.focus(); \
-             return document.activeElement === b;"
-        ))
-        .await;
-    assert_eq!(focused, true, "#tables's button has the focus");
+    focus_channel(&driver, tables).await;
     sim.delete_channel(tables).expect("#tables is deleted");
-    driver
-        .text_when(
-            "the list no longer shows the deleted channel",
-            Duration::from_secs(40),
-            &format!(
-                "return document.querySelector('button.channel[data-id=\"{tables}\"]') ? 'listed' : 'gone'"
-            ),
-            |listed| listed == "gone",
-        )
-        .await;
-    let focus = driver
-        .script(
-            "const f = document.activeElement; \
-             return f.matches('button.channel') ? f.dataset.id : f.tagName;",
-        )
-        .await;
     assert_eq!(
-        focus,
-        serde_json::json!(demo.dice.to_string()),
+        focus_once_redrawn(&driver, tables, false).await,
+        demo.dice.to_string(),
         "the focus is on the open channel's button (#dice)"
     );
     driver.quit().await;

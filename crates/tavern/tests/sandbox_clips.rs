@@ -136,65 +136,50 @@ async fn the_demo_clips_channel_is_enabled_scanned_and_its_videos_indexed() {
         to,
         format!("/sandbox?channel={}&message={message}", channel.id)
     );
-    let console = http.get(app.url(&to)).send().await.unwrap();
-    assert_eq!(console.status(), 200, "GET {to}");
-    let console = console.text().await.unwrap();
+    // A page of the console: its status and HTML.
+    let html = |path: String| {
+        let request = http.get(app.url(&path)).header(ACCEPT, "text/html");
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (status, console) = html(to.clone()).await;
+    assert_eq!(status, 200, "GET {to}");
     assert!(
         console.contains(&format!("data-message=\"{message}\"")),
         "the console marks the message: {console}"
     );
 
-    // Links the console cannot follow say so.
-    for (path, says) in [
+    // What the console cannot show is said: a link to a direct message or to another
+    // server, a malformed message id, a message deleted since.
+    let deleted = history.last().expect("#clips has messages").id;
+    sim.delete_user_message(channel.id, deleted)
+        .expect("the message is deleted");
+    for (path, expected, says) in [
         (
             format!("/sandbox/channels/@me/{}/{message}", channel.id),
+            404,
             "direct message",
         ),
         (
             format!("/sandbox/channels/1/{}/{message}", channel.id),
+            404,
             "its own guild only",
         ),
+        (
+            format!("/sandbox?channel={}&message=12x", channel.id),
+            400,
+            "is not a message id",
+        ),
+        (
+            format!("/sandbox?channel={}&message={deleted}", channel.id),
+            200,
+            "The linked message is no longer in #clips.",
+        ),
     ] {
-        let response = http
-            .get(app.url(&path))
-            .header(ACCEPT, "text/html")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "GET {path}");
-        let text = response.text().await.unwrap();
+        let (status, text) = html(path.clone()).await;
+        assert_eq!(status, expected, "GET {path}");
         assert!(text.contains(says), "GET {path}: {text}");
     }
-    let response = http
-        .get(app.url(&format!("/sandbox?channel={}&message=12x", channel.id)))
-        .header(ACCEPT, "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400, "a malformed message id");
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("is not a message id")
-    );
-    let deleted = history.last().expect("#clips has messages").id;
-    sim.delete_user_message(channel.id, deleted)
-        .expect("the message is deleted");
-    let gone = http
-        .get(app.url(&format!(
-            "/sandbox?channel={}&message={deleted}",
-            channel.id
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        gone.contains("The linked message is no longer in #clips."),
-        "{gone}"
-    );
 }

@@ -567,7 +567,7 @@ fn parse_start(form: &ScheduleForm, zone: Zone) -> Result<DateTime<FixedOffset>,
         })?;
     match zone.local(NaiveDateTime::new(date, time)) {
         LocalResult::Single(t) => Ok(t),
-        // The first time the clocks show it, as Meetup's own form has it.
+        // The first of the two (the earlier instant).
         LocalResult::Ambiguous(first, _) => Ok(first),
         LocalResult::None => Err(bad(format!(
             "{} on {} does not exist in {}: the clocks skip it that day. Pick another time.",
