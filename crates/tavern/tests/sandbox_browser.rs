@@ -444,17 +444,14 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
     let linked = format!("#messages article.message[data-id=\"{oldest}\"]");
     // Focused, marked and in view (its top inside the list's box); the list's bottom is
     // not.
-    const IN_VIEW: &str = "const box = document.getElementById('messages').getBoundingClientRect(); \
-        const r = el.getBoundingClientRect(); \
-        return { focused: document.activeElement === el, marked: el.classList.contains('linked'), \
-                 inView: r.top >= box.top - 1 && r.top < box.bottom, \
-                 atBottom: m.scrollHeight - m.scrollTop - m.clientHeight < 60 };";
-    let state = |linked: &str| {
-        format!(
-            "const el = document.querySelector('{linked}'); const m = document.getElementById('messages'); {IN_VIEW}"
-        )
-    };
-    let shown = driver.script(&state(&linked)).await;
+    let state = format!(
+        "const el = document.querySelector('{linked}'); const m = document.getElementById('messages'); \
+         const box = m.getBoundingClientRect(); const r = el.getBoundingClientRect(); \
+         return {{ focused: document.activeElement === el, marked: el.classList.contains('linked'), \
+                   inView: r.top >= box.top - 1 && r.top < box.bottom, \
+                   atBottom: m.scrollHeight - m.scrollTop - m.clientHeight < 60 }};"
+    );
+    let shown = driver.script(&state).await;
     assert_eq!(
         shown,
         serde_json::json!({"focused": true, "marked": true, "inView": true, "atBottom": false}),
@@ -478,7 +475,7 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
             |text| text.contains("a message after the link"),
         )
         .await;
-    let kept = driver.script(&state(&linked)).await;
+    let kept = driver.script(&state).await;
     assert_eq!(
         kept["inView"], true,
         "the linked message stays in view: {kept}"

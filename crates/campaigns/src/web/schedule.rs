@@ -597,7 +597,9 @@ pub(crate) async fn submit(
             format!("/campaigns/schedule/{}", target.channel),
         ))
     };
-    let starts_at = match parse_start(&form, Zone::of(&target.latest)) {
+    // Read once: a zone Tavern does not know is warned of once a request.
+    let zone = Zone::of(&target.latest);
+    let starts_at = match parse_start(&form, zone) {
         Ok(t) => t,
         Err(problem) => return back(problem),
     };
@@ -640,7 +642,7 @@ pub(crate) async fn submit(
     // answers a second sending with the first one's link.
     let start = starts_at.to_utc();
     if start <= target.latest_start && !target.created.contains(&start) {
-        return page.problem(not_after_latest(&target));
+        return page.problem(not_after_latest(&target, zone));
     }
     let title = next_session_title(&target.latest.title, target.number);
     let draft = EventDraft {
@@ -780,8 +782,8 @@ pub(crate) async fn submit(
 
 /// The refusal of a start at or before the latest session's: the form numbers the
 /// session it makes after the latest one, so it must come after it too.
-fn not_after_latest(target: &Target) -> Problem {
-    let latest = Zone::of(&target.latest).at(target.latest_start);
+fn not_after_latest(target: &Target, zone: Zone) -> Problem {
+    let latest = zone.at(target.latest_start);
     let name = match session_number(&target.latest.title) {
         Some(n) => format!("Session {n}"),
         None => format!("The latest session ({})", target.latest.title),
