@@ -6,7 +6,7 @@
 
 mod common;
 
-use chrono::TimeDelta;
+use chrono::{Offset as _, TimeDelta, Timelike as _};
 use meetup::fake::{FakeFault, demo};
 use meetup::{EventDraft, EventStatus, EventType, GroupRole, GroupUrlname, MeetupError};
 
@@ -231,4 +231,28 @@ async fn the_demo_group_has_a_campaign_a_one_shot_an_online_series_and_an_organi
         .await
         .unwrap();
     assert!(rsvps.iter().any(|r| r.member.id == seeded.player));
+
+    // The group has a time zone, and its events start at their evening hour there with
+    // that day's offset (a campaign session a week after a clock change keeps its hour).
+    let first = client
+        .event(&seeded.organiser_tokens.access_token, &seeded.campaign[0])
+        .await
+        .unwrap()
+        .expect("the campaign's first session");
+    assert_eq!(first.group_timezone.as_deref(), Some("Europe/Zurich"));
+    for (id, hour) in [
+        (&seeded.campaign[0], 18),
+        (&seeded.campaign[1], 18),
+        (&seeded.one_shot, 14),
+        (&seeded.online, 19),
+    ] {
+        let (_, event) = events.iter().find(|(e, _)| e == id).unwrap();
+        let local = event.starts_at.with_timezone(&demo::TIMEZONE);
+        assert_eq!((local.hour(), local.minute()), (hour, 0), "{id}");
+        assert_eq!(
+            event.starts_at.offset().local_minus_utc(),
+            local.offset().fix().local_minus_utc(),
+            "{id} starts with the zone's offset of that day"
+        );
+    }
 }

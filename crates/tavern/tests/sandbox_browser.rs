@@ -481,6 +481,24 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
         "the linked message stays in view: {kept}"
     );
     assert_eq!(kept["atBottom"], false, "{kept}");
+
+    // The linked message is edited: drawn again, it keeps its mark and the focus.
+    sim.edit_user_message(clips, oldest, "edited after the link")
+        .expect("the message is edited");
+    driver
+        .text_when(
+            "the edit is shown",
+            Duration::from_secs(10),
+            MESSAGES,
+            |text| text.contains("edited after the link"),
+        )
+        .await;
+    let edited = driver.script(&state).await;
+    assert_eq!(
+        edited,
+        serde_json::json!({"focused": true, "marked": true, "inView": true, "atBottom": false}),
+        "the edited linked message is still focused, marked and in view"
+    );
     driver.quit().await;
 }
 

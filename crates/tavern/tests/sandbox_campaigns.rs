@@ -144,6 +144,40 @@ async fn the_sandbox_syncs_a_demo_meetup_and_links_the_demo_player_on_the_web() 
         repo.meetup_user_of(player).await.unwrap(),
         Some(MeetupUserId::parse(demo.player.as_str()).unwrap())
     );
+
+    // The demo group has a time zone: the campaign's schedule form reads the date and
+    // time there, and suggests the latest session's hour a week later.
+    let channel = repo
+        .series_channel(&campaign)
+        .await
+        .unwrap()
+        .expect("the campaign's channel");
+    let session = app.log_in(&http).await;
+    let form = http
+        .get(app.url(&format!("/campaigns/schedule/{channel}")))
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    let latest = meetup
+        .fake
+        .events()
+        .into_iter()
+        .find(|(id, _)| *id == demo.campaign[1])
+        .map(|(_, event)| event.starts_at)
+        .unwrap();
+    let suggested = latest
+        .with_timezone(&meetup::fake::demo::TIMEZONE)
+        .naive_local()
+        + chrono::TimeDelta::days(7);
+    assert!(form.contains("Time (Europe/Zurich)"), "{form}");
+    assert!(
+        form.contains(&format!(r#"value="{}""#, suggested.format("%Y-%m-%d"))),
+        "{form}"
+    );
+    assert!(form.contains(r#"value="18:00""#), "{form}");
 }
 
 fn expected_first(demo: &meetup::fake::demo::Demo) -> MeetupEventId {

@@ -96,6 +96,11 @@
         old.replaceWith(el);
         if (el.nextElementSibling !== at) messages.insertBefore(el, at);
         shown.delete(key);
+        // The linked message keeps its mark in its new version.
+        if (old === linked) {
+          linked = el;
+          el.classList.add('linked');
+        }
         if (focused) refocus(focused, el);
         return;
       }

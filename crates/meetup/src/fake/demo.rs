@@ -4,9 +4,11 @@
 //!
 //! `tavern serve` without a Discord token seeds a [`super::FakeMeetup`] with
 //! [`seed`], so a newcomer sees game channels appear after a sync without any account
-//! anywhere. The events start a few days after `now`, inside any sync window.
+//! anywhere. The events start a few days after `now`, inside any sync window, at
+//! evening hours in the group's time zone ([`TIMEZONE`]) with that day's offset, as
+//! Meetup gives them.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, TimeZone as _, Utc};
 use url::Url;
 
 use super::{FakeError, FakeMeetup, NewEvent};
@@ -17,6 +19,9 @@ use crate::oauth::{ClientId, ClientSecret, Tokens};
 pub const GROUP: &str = "tavern-demo";
 /// The demo OAuth client's id at the fake.
 pub const CLIENT_ID: &str = "tavern-sandbox";
+/// The demo group's time zone (`Group.timezone`), in which its events start at their
+/// hour and the campaigns' schedule form reads a date and time.
+pub const TIMEZONE: chrono_tz::Tz = chrono_tz::Europe::Zurich;
 
 /// What [`seed`] made.
 #[derive(Debug, Clone)]
@@ -42,6 +47,25 @@ pub struct Demo {
     pub client_secret: ClientSecret,
 }
 
+/// `hour` o'clock of `at`'s day in [`TIMEZONE`], with that day's offset (a time the
+/// clocks skip is the hour after; the demo's evening hours never are one).
+fn local_hour(at: DateTime<Utc>, hour: u32) -> DateTime<FixedOffset> {
+    let date = at.with_timezone(&TIMEZONE).date_naive();
+    let wall = date.and_time(NaiveTime::from_hms_opt(hour, 0, 0).unwrap_or(NaiveTime::MIN));
+    TIMEZONE
+        .from_local_datetime(&wall)
+        .earliest()
+        .or_else(|| {
+            TIMEZONE
+                .from_local_datetime(&(wall + TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or_else(
+            || wall.and_utc().fixed_offset(),
+            |local| local.fixed_offset(),
+        )
+}
+
 /// Seeds `fake` with the demo group, relative to `now`, and registers the OAuth client
 /// `CLIENT_ID` with `redirect_uri` (Tavern's Meetup callback).
 pub fn seed(fake: &FakeMeetup, now: DateTime<Utc>, redirect_uri: &Url) -> Result<Demo, FakeError> {
@@ -61,13 +85,8 @@ pub fn seed(fake: &FakeMeetup, now: DateTime<Utc>, redirect_uri: &Url) -> Result
         fake.set_role(&group, member, GroupRole::Member)?;
     }
 
-    let day = |days: i64, hour: u32| {
-        let date = (now + TimeDelta::days(days)).date_naive();
-        let time = date
-            .and_hms_opt(hour, 0, 0)
-            .unwrap_or_else(|| date.and_time(chrono::NaiveTime::MIN));
-        time.and_utc().fixed_offset()
-    };
+    fake.set_group_timezone(&group, TIMEZONE.name())?;
+    let day = |days: i64, hour: u32| local_hour(now + TimeDelta::days(days), hour);
 
     let mut first = NewEvent::new(&group, "Curse of Strahd - Session 1", day(3, 18));
     first.description = "[new campaign] A gothic horror campaign in Barovia.".into();
