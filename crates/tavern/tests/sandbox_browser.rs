@@ -536,3 +536,71 @@ async fn on_a_phone_the_signed_in_header_shows_every_page_in_reach() {
     );
     driver.quit().await;
 }
+
+#[tokio::test]
+async fn at_twice_the_text_size_on_a_phone_no_page_scrolls_sideways_and_the_console_fills_the_screen()
+ {
+    let app = common::spawn_app().await;
+    // The reader's text at 32 px, twice the default, in an iPhone 14's window.
+    let driver = Browser::start_with_text_size(32).await;
+    driver.window_size(390, 844).await;
+    driver.open(&app.url("/sandbox")).await;
+    driver.find("#command").await;
+
+    // The page follows the reader's text size, and opens scrolled past the site's
+    // header to the console, whose messages and composer fill the screen.
+    let console = "const m = document.getElementById('messages').getBoundingClientRect(); \
+         const c = document.getElementById('command').getBoundingClientRect(); \
+         return { text: getComputedStyle(document.body).fontSize, scrolled: window.scrollY > 0, \
+                  composerInView: c.top >= 0 && c.bottom <= window.innerHeight, \
+                  messagesInView: m.top >= 0 && m.bottom <= window.innerHeight, \
+                  messagesShare: Math.round(100 * m.height / window.innerHeight) };";
+    let shown = driver.script(console).await;
+    assert_eq!(shown["text"], "32px", "{shown}");
+    assert_eq!(shown["scrolled"], true, "{shown}");
+    assert_eq!(shown["composerInView"], true, "{shown}");
+    assert_eq!(shown["messagesInView"], true, "{shown}");
+    assert!(
+        shown["messagesShare"].as_u64().unwrap() >= 40,
+        "the messages take at least 40% of the screen: {shown}"
+    );
+    // The site's navigation is up the page.
+    let nav = driver
+        .script(
+            "window.scrollTo(0, 0); \
+             const a = document.querySelector('.site-nav a').getBoundingClientRect(); \
+             return a.top >= 0 && a.bottom <= window.innerHeight;",
+        )
+        .await;
+    assert_eq!(
+        nav, true,
+        "the navigation is in view at the top of the page"
+    );
+
+    // No page is wider than the phone: the sandbox's (its channel strip scrolls on its
+    // own), the home page, the features' pages, and a meeting's.
+    let meeting = driver
+        .script("return document.querySelector('a[href^=\"/meet/\"]').getAttribute('href')")
+        .await;
+    let meeting = meeting.as_str().expect("the sandbox links a demo meeting");
+    let sideways =
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;";
+    for page in [
+        "/sandbox",
+        "/",
+        "/campaigns",
+        "/clips",
+        "/meetings",
+        "/meet",
+        meeting,
+    ] {
+        driver.open(&app.url(page)).await;
+        driver.find("main").await;
+        assert_eq!(
+            driver.script(sideways).await,
+            0,
+            "{page} does not scroll sideways at twice the text size"
+        );
+    }
+    driver.quit().await;
+}

@@ -54,6 +54,12 @@ impl Drop for Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Browser::start_with_text_size(16).await
+    }
+
+    /// A browser whose reader set their text size to `pixels` (16 is the default; 32
+    /// is twice the size, as a phone's largest text settings give).
+    pub async fn start_with_text_size(pixels: u32) -> Browser {
         let port = store::harness::free_port();
         let binary =
             std::env::var("TAVERN_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
@@ -86,7 +92,8 @@ impl Browser {
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                          "--disable-background-networking", "--disable-component-update",
                          "--disable-sync", "--disable-dev-shm-usage", "--window-size=420,800",
-                         format!("--user-data-dir={}", profile.path().display())]
+                         format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"webkit": {"webprefs": {"default_font_size": pixels}}}
             }
         }}});
         let created: Value = http

@@ -263,6 +263,11 @@
   } else {
     messages.scrollTop = messages.scrollHeight;
   }
+  // On a screen short for its text the page scrolls (site.css): it opens scrolled past
+  // the header to the channels, the messages and the composer, which fill the screen.
+  if (window.matchMedia('(max-height: 36rem)').matches) {
+    document.querySelector('.console-body').scrollIntoView({ block: 'start' });
+  }
   refresh();
   setInterval(function () { if (!document.hidden) refresh(); }, 700);
   setInterval(function () { if (!document.hidden) refreshSidebar(); }, 15000);
