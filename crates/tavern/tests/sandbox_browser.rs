@@ -538,8 +538,7 @@ async fn on_a_phone_the_signed_in_header_shows_every_page_in_reach() {
 }
 
 #[tokio::test]
-async fn at_twice_the_text_size_on_a_phone_no_page_scrolls_sideways_and_the_console_fills_the_screen()
- {
+async fn at_twice_the_text_size_on_a_phone_pages_fit_its_width_and_the_console_fills_the_screen() {
     let app = common::spawn_app().await;
     // The reader's text at 32 px, twice the default, in an iPhone 14's window.
     let driver = Browser::start_with_text_size(32).await;
@@ -585,21 +584,23 @@ async fn at_twice_the_text_size_on_a_phone_no_page_scrolls_sideways_and_the_cons
     let meeting = meeting.as_str().expect("the sandbox links a demo meeting");
     let sideways =
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth;";
-    for page in [
-        "/sandbox",
-        "/",
-        "/campaigns",
-        "/clips",
-        "/meetings",
-        "/meet",
-        meeting,
-    ] {
+    // The headings a word of which would not fit unbroken.
+    let broken_headings = "return Array.from(document.querySelectorAll('main h1, main h2')) \
+         .filter(h => { h.style.overflowWrap = 'normal'; const over = h.scrollWidth > h.clientWidth; \
+                        h.style.overflowWrap = ''; return over; }) \
+         .map(h => h.textContent);";
+    for page in ["/sandbox", "/", "/campaigns", "/clips", "/meet", meeting] {
         driver.open(&app.url(page)).await;
         driver.find("main").await;
         assert_eq!(
             driver.script(sideways).await,
             0,
             "{page} does not scroll sideways at twice the text size"
+        );
+        assert_eq!(
+            driver.script(broken_headings).await,
+            serde_json::json!([]),
+            "every word of {page}'s headings fits the phone's width whole"
         );
     }
     driver.quit().await;
