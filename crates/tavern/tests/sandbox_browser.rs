@@ -10,6 +10,16 @@ use testkit::browser::Browser;
 
 const MESSAGES: &str = "return document.getElementById('messages').innerText";
 
+/// Waits until the open channel's messages read `needle` (`what` names the wait); the
+/// messages' text.
+async fn messages_shown(driver: &Browser, what: &str, needle: &str) -> String {
+    driver
+        .text_when(what, Duration::from_secs(15), MESSAGES, |text| {
+            text.contains(needle)
+        })
+        .await
+}
+
 #[tokio::test]
 async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     let app = common::spawn_app().await;
@@ -23,14 +33,7 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     let send = driver.find("#send").await;
     driver.click(&send).await;
 
-    let text = driver
-        .text_when(
-            "the reply to /ping is shown",
-            Duration::from_secs(15),
-            MESSAGES,
-            |text| text.contains("Pong"),
-        )
-        .await;
+    let text = messages_shown(&driver, "the reply to /ping is shown", "Pong").await;
     assert!(
         text.contains("Gateway:") && text.contains("REST:"),
         "{text}"
@@ -93,14 +96,12 @@ async fn the_console_shows_what_discord_would() {
         .find(&format!("button.channel[data-id=\"{}\"]", demo.general))
         .await;
     driver.click(&general).await;
-    let text = driver
-        .text_when(
-            "#general's messages are shown",
-            Duration::from_secs(10),
-            MESSAGES,
-            |text| text.contains("the innkeeper did it"),
-        )
-        .await;
+    let text = messages_shown(
+        &driver,
+        "#general's messages are shown",
+        "the innkeeper did it",
+    )
+    .await;
     assert!(text.contains("@bob"), "{text}");
     assert!(text.contains("#dice"), "{text}");
     assert!(!text.contains("<@"), "{text}");
@@ -119,14 +120,12 @@ async fn the_console_shows_what_discord_would() {
     driver
         .open(&app.url(&format!("/sandbox?channel={quiet}")))
         .await;
-    let text = driver
-        .text_when(
-            "#quiet's welcome is shown",
-            Duration::from_secs(10),
-            MESSAGES,
-            |text| text.contains("This is the beginning of #quiet"),
-        )
-        .await;
+    let text = messages_shown(
+        &driver,
+        "#quiet's welcome is shown",
+        "This is the beginning of #quiet",
+    )
+    .await;
     assert!(text.contains("Welcome to #quiet!"), "{text}");
     let messages = driver
         .script("return document.querySelectorAll('#messages .message').length")
@@ -157,14 +156,12 @@ async fn the_console_updates_the_channel_message_by_message() {
     driver
         .open(&app.url(&format!("/sandbox?channel={}", demo.general)))
         .await;
-    driver
-        .text_when(
-            "#general's messages are shown",
-            Duration::from_secs(10),
-            MESSAGES,
-            |text| text.contains("the third message"),
-        )
-        .await;
+    messages_shown(
+        &driver,
+        "#general's messages are shown",
+        "the third message",
+    )
+    .await;
     // Every element added to or removed from the list from now on, by message id.
     let watching = driver
         .script(&format!(
@@ -467,14 +464,12 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
     // A new message arrives: the list is drawn again, and stays at the linked message.
     sim.post_user_message(clips, demo.alice, "a message after the link", vec![])
         .expect("alice posts");
-    driver
-        .text_when(
-            "the new message is shown",
-            Duration::from_secs(10),
-            MESSAGES,
-            |text| text.contains("a message after the link"),
-        )
-        .await;
+    messages_shown(
+        &driver,
+        "the new message is shown",
+        "a message after the link",
+    )
+    .await;
     let kept = driver.script(&state).await;
     assert_eq!(
         kept["inView"], true,
@@ -485,14 +480,7 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
     // The linked message is edited: drawn again, it keeps its mark and the focus.
     sim.edit_user_message(clips, oldest, "edited after the link")
         .expect("the message is edited");
-    driver
-        .text_when(
-            "the edit is shown",
-            Duration::from_secs(10),
-            MESSAGES,
-            |text| text.contains("edited after the link"),
-        )
-        .await;
+    messages_shown(&driver, "the edit is shown", "edited after the link").await;
     let edited = driver.script(&state).await;
     assert_eq!(
         edited,
