@@ -214,6 +214,22 @@ impl Site {
         )
     }
 
+    /// The schedule form at `path` sent by `session` (its cookie and CSRF token) with
+    /// `date` and `time`.
+    fn schedule(
+        &self,
+        path: &str,
+        (session, csrf): (&str, &str),
+        date: &str,
+        time: &str,
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+        self.http
+            .post(self.url(path))
+            .header(COOKIE, session)
+            .form(&[("csrf_token", csrf), ("date", date), ("time", time)])
+            .send()
+    }
+
     async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
         let mut request = self.http.get(self.url(path));
         if let Some(cookie) = cookie {
@@ -1103,15 +1119,7 @@ async fn a_host_schedules_the_next_session_which_is_created_on_meetup_unsnoozed_
         .format("%Y-%m-%d")
         .to_string();
     let done = site
-        .http
-        .post(site.url(&path))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", date.as_str()),
-            ("time", "19:30"),
-        ])
-        .send()
+        .schedule(&path, (&session, &csrf), date.as_str(), "19:30")
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
@@ -1172,15 +1180,7 @@ async fn the_form_reads_the_date_in_the_group_s_time_zone_with_that_day_s_offset
     let html = site.get(&path, Some(&session)).await.text().await.unwrap();
     assert!(html.contains("Time (Europe/Zurich)"), "{html}");
     let post = |date: &'static str, time: &'static str| {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date),
-                ("time", time),
-            ])
-            .send()
+        site.schedule(&path, (&session, &csrf), date, time)
     };
 
     // 02:30 on the day the clocks go forward: refused, nothing made.
@@ -1246,15 +1246,7 @@ async fn the_announcement_of_a_new_session_pings_the_game_s_players_and_nobody_e
         .format("%Y-%m-%d")
         .to_string();
     let done = site
-        .http
-        .post(site.url(&path))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", date.as_str()),
-            ("time", "19:30"),
-        ])
-        .send()
+        .schedule(&path, (&session, &csrf), date.as_str(), "19:30")
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
@@ -1303,15 +1295,7 @@ async fn an_expired_organiser_token_is_refreshed_once_by_the_schedule_form() {
         .format("%Y-%m-%d")
         .to_string();
     let done = site
-        .http
-        .post(site.url(&path))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", date.as_str()),
-            ("time", "19:30"),
-        ])
-        .send()
+        .schedule(&path, (&session, &csrf), date.as_str(), "19:30")
         .await
         .unwrap();
     assert_eq!(done.status(), 200);
@@ -1344,17 +1328,7 @@ async fn a_second_submit_of_the_same_session_creates_nothing_more() {
     let date = (site.world.clock.now() + TimeDelta::days(10))
         .format("%Y-%m-%d")
         .to_string();
-    let submit = || {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date.as_str()),
-                ("time", "19:30"),
-            ])
-            .send()
-    };
+    let submit = || site.schedule(&path, (&session, &csrf), date.as_str(), "19:30");
     let first = submit().await.unwrap();
     assert_eq!(first.status(), 200);
     assert!(first.text().await.unwrap().contains("Scheduled"));
@@ -1373,15 +1347,7 @@ async fn a_second_submit_of_the_same_session_creates_nothing_more() {
 
     // Another time is another session.
     let other = site
-        .http
-        .post(site.url(&path))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", date.as_str()),
-            ("time", "20:00"),
-        ])
-        .send()
+        .schedule(&path, (&session, &csrf), date.as_str(), "20:00")
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
@@ -1401,17 +1367,7 @@ async fn a_session_scheduled_through_the_form_counts_before_the_next_sync() {
             .format("%Y-%m-%d")
             .to_string()
     };
-    let submit = |date: String| {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date.as_str()),
-                ("time", "19:30"),
-            ])
-            .send()
-    };
+    let submit = |date: String| site.schedule(&path, (&session, &csrf), date.as_str(), "19:30");
     let first = submit(day(10)).await.unwrap();
     assert_eq!(first.status(), 200);
     let (second, _) = site.fake.events()[1].clone();
@@ -1485,15 +1441,7 @@ async fn a_date_before_the_latest_session_is_refused_naming_its_date() {
     let offset = chrono::FixedOffset::east_opt(3600).unwrap();
     let at = |days: i64| (site.world.clock.now() + TimeDelta::days(days)).with_timezone(&offset);
     let submit = |date: String, time: &'static str| {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date.as_str()),
-                ("time", time),
-            ])
-            .send()
+        site.schedule(&path, (&session, &csrf), date.as_str(), time)
     };
     let day = |days: i64| at(days).format("%Y-%m-%d").to_string();
     let announcements = || {
@@ -1567,17 +1515,7 @@ async fn the_next_session_number_follows_the_highest_not_the_latest_date() {
             .format("%Y-%m-%d")
             .to_string()
     };
-    let submit = |date: String| {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date.as_str()),
-                ("time", "19:30"),
-            ])
-            .send()
-    };
+    let submit = |date: String| site.schedule(&path, (&session, &csrf), date.as_str(), "19:30");
     let sent = submit(day(10)).await.unwrap();
     assert_eq!(sent.status(), 200);
     let starts = (site.world.clock.now() + TimeDelta::days(5))
@@ -1628,17 +1566,7 @@ async fn a_creation_meetup_gave_no_clear_answer_to_is_held_and_not_sent_again() 
     let date = (site.world.clock.now() + TimeDelta::days(10))
         .format("%Y-%m-%d")
         .to_string();
-    let submit = |time: &'static str| {
-        site.http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", date.as_str()),
-                ("time", time),
-            ])
-            .send()
-    };
+    let submit = |time: &'static str| site.schedule(&path, (&session, &csrf), date.as_str(), time);
     let creations = || {
         site.fake
             .graphql_requests()
@@ -1707,15 +1635,7 @@ async fn a_session_the_series_already_has_at_that_time_is_not_created_again() {
     let date = first.format("%Y-%m-%d").to_string();
     let time = first.format("%H:%M:%S").to_string();
     let answer = site
-        .http
-        .post(site.url(&path))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", date.as_str()),
-            ("time", time.as_str()),
-        ])
-        .send()
+        .schedule(&path, (&session, &csrf), date.as_str(), time.as_str())
         .await
         .unwrap();
     assert_eq!(answer.status(), 409);
@@ -1749,15 +1669,12 @@ async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_cha
     );
 
     let sent = site
-        .http
-        .post(site.url(&format!("/campaigns/schedule/{}", game.channel)))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", long.as_str()),
-            ("time", "19:30"),
-        ])
-        .send()
+        .schedule(
+            &format!("/campaigns/schedule/{}", game.channel),
+            (&session, &csrf),
+            long.as_str(),
+            "19:30",
+        )
         .await
         .unwrap();
     assert_eq!(sent.status(), 400);
@@ -1778,15 +1695,12 @@ async fn a_long_value_in_the_schedule_address_or_form_is_quoted_cut_to_forty_cha
 
     // A date years away is a typo of the year, refused before Meetup is asked.
     let sent = site
-        .http
-        .post(site.url(&format!("/campaigns/schedule/{}", game.channel)))
-        .header(COOKIE, &session)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("date", "9999-12-31"),
-            ("time", "19:30"),
-        ])
-        .send()
+        .schedule(
+            &format!("/campaigns/schedule/{}", game.channel),
+            (&session, &csrf),
+            "9999-12-31",
+            "19:30",
+        )
         .await
         .unwrap();
     assert_eq!(sent.status(), 400);
@@ -1826,15 +1740,7 @@ async fn a_non_host_is_refused_and_nothing_is_created_while_an_admin_may_schedul
         assert_eq!(form.status(), 403);
         assert!(form.text().await.unwrap().contains("Only a host"));
         let post = site
-            .http
-            .post(site.url(&path))
-            .header(COOKIE, &session)
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("date", "2030-01-01"),
-                ("time", "19:00"),
-            ])
-            .send()
+            .schedule(&path, (&session, &csrf), "2030-01-01", "19:00")
             .await
             .unwrap();
         assert_eq!(post.status(), 403);
