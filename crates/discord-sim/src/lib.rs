@@ -506,6 +506,11 @@ impl Sim {
         })
     }
 
+    /// The bot's DM channel with `user` when one is open (nothing is created).
+    pub fn dm_channel_of(&self, user: impl Into<Snowflake>) -> Option<Snowflake> {
+        self.shared.lock().dms.get(&user.into()).copied()
+    }
+
     /// Creates a role (dispatches GUILD_ROLE_CREATE).
     pub fn create_role(
         &self,

@@ -20,6 +20,34 @@ async fn messages_shown(driver: &Browser, what: &str, needle: &str) -> String {
         .await
 }
 
+/// Sends `text` from the console's composer as whoever it acts as.
+async fn send_command(driver: &Browser, text: &str) {
+    let input = driver.find("#command").await;
+    driver.type_into(&input, text).await;
+    let send = driver.find("#send").await;
+    driver.click(&send).await;
+}
+
+/// Acts as `user` from now on (the "Acting as" menu).
+async fn act_as(driver: &Browser, user: impl std::fmt::Display) {
+    driver
+        .script(&format!(
+            "const s = document.getElementById('user'); s.value = '{user}'; \
+             s.dispatchEvent(new Event('change')); return s.value;"
+        ))
+        .await;
+}
+
+/// Opens channel `id` from the sidebar and waits until its messages read `needle`;
+/// their text.
+async fn open_channel(driver: &Browser, id: impl std::fmt::Display, needle: &str) -> String {
+    let button = driver
+        .find(&format!("button.channel[data-id=\"{id}\"]"))
+        .await;
+    driver.click(&button).await;
+    messages_shown(driver, &format!("channel {id} shows {needle:?}"), needle).await
+}
+
 #[tokio::test]
 async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     let app = common::spawn_app().await;
@@ -28,10 +56,7 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     driver.open(&app.url("/sandbox")).await;
     // The console lists the demo guild's channels once it has loaded.
     driver.find("button.channel.active").await;
-    let input = driver.find("#command").await;
-    driver.type_into(&input, "/ping").await;
-    let send = driver.find("#send").await;
-    driver.click(&send).await;
+    send_command(&driver, "/ping").await;
 
     let text = messages_shown(&driver, "the reply to /ping is shown", "Pong").await;
     assert!(
@@ -44,9 +69,7 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
     );
 
     // A mistake is explained on the page, not swallowed.
-    let input = driver.find("#command").await;
-    driver.type_into(&input, "/nope").await;
-    driver.click(&send).await;
+    send_command(&driver, "/nope").await;
     driver
         .text_when(
             "the status shows the error",
@@ -92,16 +115,7 @@ async fn the_console_shows_what_discord_would() {
     );
 
     // Mentions show as names, and the spoiler stays hidden until clicked.
-    let general = driver
-        .find(&format!("button.channel[data-id=\"{}\"]", demo.general))
-        .await;
-    driver.click(&general).await;
-    let text = messages_shown(
-        &driver,
-        "#general's messages are shown",
-        "the innkeeper did it",
-    )
-    .await;
+    let text = open_channel(&driver, demo.general, "the innkeeper did it").await;
     assert!(text.contains("@bob"), "{text}");
     assert!(text.contains("#dice"), "{text}");
     assert!(!text.contains("<@"), "{text}");
@@ -261,10 +275,7 @@ async fn a_button_pressed_with_the_keyboard_keeps_the_focus_when_its_message_is_
     driver
         .open(&app.url(&format!("/sandbox?channel={}", demo.dice)))
         .await;
-    let input = driver.find("#command").await;
-    driver.type_into(&input, "/init add goblin").await;
-    let send = driver.find("#send").await;
-    driver.click(&send).await;
+    send_command(&driver, "/init add goblin").await;
     const JOIN: &str = "Array.from(document.querySelectorAll('#messages button[data-custom]'))\
                         .find(b => b.textContent === 'Join')";
     let tracker = driver
@@ -486,6 +497,129 @@ async fn a_link_to_a_message_opens_the_console_at_it_and_keeps_it_in_view() {
         edited,
         serde_json::json!({"focused": true, "marked": true, "inView": true, "atBottom": false}),
         "the edited linked message is still focused, marked and in view"
+    );
+    driver.quit().await;
+}
+
+#[tokio::test]
+async fn a_roll_for_the_gm_is_read_in_the_gm_s_direct_messages_in_the_console() {
+    let app = common::spawn_app().await;
+    let (sim, demo) = (app.sim(), app.demo());
+    let driver = Browser::start().await;
+    driver.open(&app.url("/sandbox")).await;
+    // Nobody has direct messages with the bot yet: the sidebar says where they will be.
+    driver.find(".dm-none").await;
+    let says = driver
+        .script("return document.querySelector('.dm-none').textContent")
+        .await;
+    assert!(
+        says.as_str().unwrap().contains("None yet"),
+        "the sidebar says there are none yet: {says}"
+    );
+
+    // The demo player becomes #dice's GM; Alice rolls for the GM.
+    send_command(&driver, "/gm set").await;
+    messages_shown(&driver, "the GM is set", "is now this channel's GM").await;
+    act_as(&driver, demo.alice).await;
+    send_command(&driver, "/roll 1d20+3 mode:gm").await;
+    messages_shown(
+        &driver,
+        "the channel is told of the roll",
+        "made a GM roll;",
+    )
+    .await;
+    let dm = sim
+        .dm_channel_of(demo.demo_player)
+        .expect("the bot opened the GM's direct messages");
+    assert_eq!(
+        sim.dm_channel_of(demo.alice),
+        None,
+        "the roller got no direct message"
+    );
+    // Alice's sidebar lists no direct messages of hers.
+    assert_eq!(
+        driver
+            .script("return document.querySelectorAll('button.channel[data-dm]').length")
+            .await,
+        0
+    );
+
+    // Back as the demo player, their direct messages are listed; opened, they show the
+    // roll, and the address names them and the person they are with.
+    act_as(&driver, demo.demo_player).await;
+    driver
+        .find(&format!("button.channel[data-dm][data-id=\"{dm}\"]"))
+        .await;
+    let text = open_channel(&driver, dm, "made a GM roll in").await;
+    assert!(text.contains("@alice made a GM roll in #dice"), "{text}");
+    assert!(text.contains("1d20"), "{text}");
+    assert!(text.contains("direct messages with"), "the welcome: {text}");
+    assert_eq!(
+        driver.script("return location.search").await,
+        serde_json::json!(format!("?channel={dm}&user={}", demo.demo_player))
+    );
+    let current = driver
+        .script("return document.querySelector('button.channel[aria-current]').dataset.id")
+        .await;
+    assert_eq!(current, serde_json::json!(dm.to_string()));
+
+    // Acting as Alice, whose they are not: the console opens her first channel.
+    act_as(&driver, demo.alice).await;
+    driver
+        .text_when(
+            "the console leaves the demo player's direct messages",
+            Duration::from_secs(15),
+            "return location.search",
+            |search| search == format!("?channel={}&user={}", demo.dice, demo.alice),
+        )
+        .await;
+    let text = messages_shown(&driver, "#dice is shown again", "Welcome to #dice!").await;
+    assert!(!text.contains("made a GM roll in"), "{text}");
+    // Nor are they hers to read by asking for them.
+    let http = reqwest::Client::new();
+    let asked = http
+        .get(app.url(&format!("/sandbox/api/channels/{dm}?user={}", demo.alice)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 404);
+
+    // A link to the direct message (Discord's `@me` in place of a guild) opens the
+    // console at it, acting as the person they are with.
+    let message = sim.messages(dm)[0].id;
+    driver
+        .open(&app.url(&format!("/sandbox/channels/@me/{dm}/{message}")))
+        .await;
+    driver
+        .find(&format!(
+            "#messages article.message.linked[data-id=\"{message}\"]"
+        ))
+        .await;
+    assert_eq!(
+        driver
+            .script("return document.getElementById('user').value")
+            .await,
+        serde_json::json!(demo.demo_player.to_string())
+    );
+    // On a phone, where the channels are a strip scrolling sideways after the guild's,
+    // the open direct messages are in view in it (to the pixel: the strip's last
+    // button may end a fraction past it).
+    driver.window_size(390, 844).await;
+    driver
+        .open(&app.url(&format!("/sandbox?channel={dm}")))
+        .await;
+    let strip = driver
+        .script(
+            "const side = document.getElementById('sidebar').getBoundingClientRect(); \
+             const b = document.querySelector('button.channel.active').getBoundingClientRect(); \
+             return { strip: document.getElementById('sidebar').scrollWidth > side.width, \
+                      inView: b.left >= side.left - 1 && b.right <= side.right + 1 };",
+        )
+        .await;
+    assert_eq!(
+        strip,
+        serde_json::json!({"strip": true, "inView": true}),
+        "the open direct messages are in view in the phone's channel strip"
     );
     driver.quit().await;
 }

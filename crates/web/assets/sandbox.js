@@ -1,6 +1,7 @@
 // The sandbox console: shows the open channel as the server renders it (polling),
 // sends slash commands, button clicks and menu picks as the chosen user, and says
-// on the page what went wrong.
+// on the page what went wrong. The chosen user's direct messages with the bot are a
+// channel of their own, listed in the sidebar once the bot has sent one.
 (function () {
   'use strict';
   var app = document.querySelector('[data-console]');
@@ -8,6 +9,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var messages = $('messages'), sidebar = $('sidebar'), input = $('command');
   var channel = app.dataset.channel;
+  // Whether the open channel is the chosen user's direct messages (theirs alone).
+  var dm = app.hasAttribute('data-dm');
   var lastView = null, lastSidebar = null, loading = false;
   // The message a followed link names (`?message=`): scrolled to, marked and focused,
   // and the list kept where it is, until another channel is picked.
@@ -167,7 +170,7 @@
   }
 
   function refreshSidebar() {
-    return fragment('sidebar?channel=' + encodeURIComponent(channel))
+    return fragment('sidebar?channel=' + encodeURIComponent(channel) + '&user=' + encodeURIComponent(user()))
       .then(function (html) {
         if (html === lastSidebar) return;
         // Redrawn whole: a channel button that had the focus has it again, or, when its
@@ -186,9 +189,10 @@
       .catch(function () { /* the next round tries again */ });
   }
 
-  function pick(id) {
+  function pick(id, isDm) {
     if (id === channel) return;
     channel = id;
+    dm = Boolean(isDm);
     lastView = null;
     linked = null;
     // Busy until the next round finds the new channel's list unchanged, so a screen
@@ -205,17 +209,24 @@
     refresh();
   }
 
+  // After an action: the channel, and the sidebar, where it may have added a channel
+  // or the user's direct messages.
+  function answered() {
+    refreshSidebar();
+    return refresh();
+  }
+
   function act(kind, message, customId, values) {
     status('…');
     return post(kind, { channel: channel, user: user(), message: message, custom_id: customId, values: values })
       .then(function (r) { status(r.ok ? '' : r.error); })
       .catch(function (e) { status(e.message); })
-      .then(refresh);
+      .then(answered);
   }
 
   sidebar.addEventListener('click', function (ev) {
     var button = ev.target.closest('button.channel');
-    if (button) pick(button.dataset.id);
+    if (button) pick(button.dataset.id, button.hasAttribute('data-dm'));
   });
 
   messages.addEventListener('click', function (ev) {
@@ -228,7 +239,21 @@
     if (select && select.value) act('select', select.dataset.message, select.dataset.custom, [select.value]);
   });
 
-  $('user').addEventListener('change', function () { lastView = null; remember(); refresh(); });
+  // Another user: their direct messages are listed. Open ones were the last user's:
+  // the new user's open instead (or, when they have none, the first channel).
+  $('user').addEventListener('change', function () {
+    lastView = null;
+    if (!dm) {
+      remember();
+      refresh();
+      refreshSidebar();
+      return;
+    }
+    refreshSidebar().then(function () {
+      var theirs = sidebar.querySelector('button.channel[data-dm]');
+      pick(theirs ? theirs.dataset.id : app.dataset.home, Boolean(theirs));
+    });
+  });
 
   $('composer').addEventListener('submit', function (ev) {
     ev.preventDefault();
@@ -243,7 +268,7 @@
         status(r.ok ? '' : r.error);
       })
       .catch(function (e) { status(e.message); })
-      .then(refresh);
+      .then(answered);
   });
 
   // Up and down walk through the commands sent before.
@@ -255,6 +280,11 @@
     ev.preventDefault();
   });
 
+  // On a phone the channels are a strip that scrolls sideways: the open one is in it.
+  var open = sidebar.querySelector('button.channel.active');
+  if (open && sidebar.scrollWidth > sidebar.clientWidth) {
+    sidebar.scrollLeft = open.offsetLeft - (sidebar.clientWidth - open.offsetWidth) / 2;
+  }
   remembered();
   if (linked) {
     linked.classList.add('linked');

@@ -2,8 +2,9 @@
 //!
 //! It talks to the in-process fake Discord (discord-sim) as a user would talk to
 //! Discord: pick a channel, read its messages, type a slash command as one of the demo
-//! users, press the buttons and pick from the menus on messages. The bot on the other
-//! side is the production bot, unchanged.
+//! users, press the buttons and pick from the menus on messages, and read what the bot
+//! sent that user alone (their direct messages with it, such as a roll for their GM).
+//! The bot on the other side is the production bot, unchanged.
 //!
 //! The page is rendered on the server inside the site's layout ([`crate::page`]); so
 //! are the messages (the `view` module: mentions as names, Discord's markdown,
@@ -13,9 +14,12 @@
 //!   signed in), with `message` scrolled to and marked;
 //! - `GET /sandbox/channels/{guild}/{channel}/{message}`: where the sandbox's links to
 //!   messages lead (`discord::Discord::message_url`, as Discord's client opens
-//!   `discord.com/channels/…`): redirected to the console at that message;
-//! - `GET /sandbox/api/channels/{channel}?user=`: that channel's messages, as HTML;
-//! - `GET /sandbox/api/sidebar?channel=`: the channels and commands, as HTML;
+//!   `discord.com/channels/…`; `@me` for the guild of a direct message): redirected to
+//!   the console at that message (acting as the person a direct message is to);
+//! - `GET /sandbox/api/channels/{channel}?user=`: that channel's messages, as HTML (a
+//!   direct message channel only for the person it is with);
+//! - `GET /sandbox/api/sidebar?channel=&user=`: the channels, the user's direct
+//!   messages and the commands, as HTML;
 //! - `GET /sandbox/attachments/{channel}/{attachment}/{filename}`: an attachment's bytes;
 //! - `POST /sandbox/api/{command,click,select}` (JSON): act as a user.
 //!
@@ -41,7 +45,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use discord_sim::{Channel, Demo, Sim, Snowflake};
+use discord_sim::{Channel, ChannelKind, Demo, Sim, Snowflake};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -194,11 +198,32 @@ impl Console {
         people
     }
 
-    /// A channel of the demo guild the console lists.
+    /// A channel the console opens: one the demo guild lists, or a person's direct
+    /// messages with the bot.
     fn channel(&self, id: Snowflake) -> Option<Channel> {
-        self.sim
-            .channel(id)
-            .filter(|c| c.guild_id == Some(self.demo.guild) && view::listed(c.kind))
+        self.sim.channel(id).filter(|c| {
+            (c.guild_id == Some(self.demo.guild) && view::listed(c.kind))
+                || self.dm_with(c).is_some()
+        })
+    }
+
+    /// The person whose direct messages with the bot `channel` is, if it is one.
+    fn dm_with(&self, channel: &Channel) -> Option<Snowflake> {
+        if channel.kind != ChannelKind::Dm {
+            return None;
+        }
+        let people = self.people();
+        channel
+            .recipients
+            .iter()
+            .copied()
+            .find(|r| people.iter().any(|(p, _)| p == r))
+    }
+
+    /// `user` when the console can act as them, else the demo player.
+    fn person(&self, user: Option<Snowflake>) -> Snowflake {
+        user.filter(|u| self.people().iter().any(|(p, _)| p == u))
+            .unwrap_or(self.demo.demo_player)
     }
 
     fn directory(&self) -> Directory {
@@ -243,8 +268,9 @@ struct ConsoleQuery {
 }
 
 /// A link to a message, as the sandbox's `Discord::message_url` makes them: the
-/// console at that message. One to a direct message or to another guild says that the
-/// console cannot show it.
+/// console at that message, acting as the person a direct message is to. One to
+/// another guild, or to a direct message the sandbox has not got, says that the console
+/// cannot show it.
 async fn message_link(
     State(console): State<Console>,
     page: Page,
@@ -256,20 +282,35 @@ async fn message_link(
                 .link("Open the console", "/sandbox"),
         )
     };
-    if guild == "@me" {
-        return problem(
-            "A direct message",
-            "This links to a direct message; the sandbox's console shows its guild's channels only."
-                .to_owned(),
-        );
-    }
-    let (guild, channel, message) = match (
-        parse_id(&guild, "guild"),
-        parse_id(&channel, "channel"),
-        parse_id(&message, "message"),
-    ) {
-        (Ok(g), Ok(c), Ok(m)) => (g, c, m),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
+    let guild = if guild == "@me" {
+        None
+    } else {
+        match parse_id(&guild, "guild") {
+            Ok(g) => Some(g),
+            Err(r) => return r.into_response(),
+        }
+    };
+    let (channel, message) = match (parse_id(&channel, "channel"), parse_id(&message, "message")) {
+        (Ok(c), Ok(m)) => (c, m),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let Some(guild) = guild else {
+        let with = console
+            .sim
+            .channel(channel)
+            .and_then(|c| console.dm_with(&c));
+        let Some(person) = with else {
+            return problem(
+                "No such direct message",
+                format!(
+                    "This links to direct messages ({channel}) that none of the sandbox's people has with the bot."
+                ),
+            );
+        };
+        return axum::response::Redirect::to(&format!(
+            "/sandbox?channel={channel}&user={person}&message={message}"
+        ))
+        .into_response();
     };
     if guild != console.demo.guild {
         return problem(
@@ -313,19 +354,28 @@ async fn console_page(
         );
     };
     let people = console.people();
-    // Act as the signed-in person when they are one of the guild's members.
+    // Act as the person a direct message is with; else as asked, else as the
+    // signed-in person when they are one of the guild's members.
     let signed_in = page
         .user()
         .map(|u| Snowflake::new(u.id.get()))
         .filter(|id| people.iter().any(|(p, _)| p == id));
-    let viewer = query
-        .user
-        .as_deref()
-        .and_then(|u| u.parse::<u64>().ok())
-        .map(Snowflake::new)
-        .filter(|id| people.iter().any(|(p, _)| p == id))
+    let viewer = console
+        .dm_with(&channel)
+        .or_else(|| {
+            query
+                .user
+                .as_deref()
+                .and_then(|u| u.parse::<u64>().ok())
+                .map(Snowflake::new)
+                .filter(|id| people.iter().any(|(p, _)| p == id))
+        })
         .or(signed_in)
         .unwrap_or(console.demo.demo_player);
+    let names = view::SimNames {
+        sim: &console.sim,
+        guild: console.demo.guild,
+    };
     let guild = console
         .sim
         .guild(console.demo.guild)
@@ -346,6 +396,7 @@ async fn console_page(
     };
     let main = html! {
         div.console-app data-console data-channel=(channel.id.get()) data-csrf=(token.expose())
+            data-home=(console.demo.dice.get()) data-dm[channel.kind == ChannelKind::Dm]
             data-message=[shown.map(|m| m.get())] {
             div.console-bar {
                 h1 { "Sandbox " span.guild #guild { (guild) } }
@@ -360,7 +411,8 @@ async fn console_page(
                 p.hint.about { "A local fake Discord: type a slash command below, press the buttons on messages." }
                 @if linked.is_some() && shown.is_none() {
                     p.hint #linked-gone {
-                        "The linked message is no longer in " (view::sigil(&channel)) (channel.name) "."
+                        "The linked message is no longer in " (view::sigil(&channel))
+                        (view::title(&console.sim, &names, &channel)) "."
                     }
                 }
                 @if let Some(meetings) = &meeting {
@@ -378,7 +430,7 @@ async fn console_page(
             }
             div.console-body {
                 aside.console-side #sidebar {
-                    (view::sidebar(&console.sim, console.demo.guild, channel.id))
+                    (view::sidebar(&console.sim, console.demo.guild, channel.id, viewer))
                 }
                 section.console-chat aria-label="Messages" {
                     div #messages aria-live="polite" {
@@ -443,9 +495,15 @@ async fn channel_fragment(
         Ok(v) => v.unwrap_or(console.demo.demo_player),
         Err(r) => return r.into_response(),
     };
-    let Some(channel) = console.channel(channel) else {
-        return crate::access::Denied::new(StatusCode::NOT_FOUND, "no such channel")
-            .into_response();
+    let Some(channel) = console
+        .channel(channel)
+        .filter(|c| console.dm_with(c).is_none_or(|with| with == viewer))
+    else {
+        return crate::access::Denied::new(
+            StatusCode::NOT_FOUND,
+            "no such channel, or direct messages of another person",
+        )
+        .into_response();
     };
     fragment(view::channel(
         &console.sim,
@@ -458,6 +516,7 @@ async fn channel_fragment(
 #[derive(Deserialize)]
 struct SidebarQuery {
     channel: Option<String>,
+    user: Option<String>,
 }
 
 async fn sidebar_fragment(
@@ -469,7 +528,17 @@ async fn sidebar_fragment(
         Some(Ok(id)) => id,
         Some(Err(r)) => return r.into_response(),
     };
-    fragment(view::sidebar(&console.sim, console.demo.guild, active))
+    let viewer = match query.user.as_deref().map(|u| parse_id(u, "user")) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(r)) => return r.into_response(),
+    };
+    fragment(view::sidebar(
+        &console.sim,
+        console.demo.guild,
+        active,
+        console.person(viewer),
+    ))
 }
 
 /// An attachment's bytes. Only images, video and audio are shown as what they are;

@@ -55,15 +55,33 @@ fn is_voice(kind: ChannelKind) -> bool {
     matches!(kind, ChannelKind::Voice | ChannelKind::Stage)
 }
 
-/// How a channel is marked: `#`, or a speaker for voice channels.
+/// How a channel is marked: `#`, a speaker for voice channels, `@` for direct messages.
 pub(super) fn sigil(channel: &Channel) -> &'static str {
-    if is_voice(channel.kind) { "🔊" } else { "#" }
+    match channel.kind {
+        ChannelKind::Dm => "@",
+        kind if is_voice(kind) => "🔊",
+        _ => "#",
+    }
+}
+
+/// What a channel is called: its name, or for direct messages the bot's (whom they
+/// are with, as Discord names a DM by the other person).
+pub(super) fn title(sim: &Sim, names: &SimNames<'_>, channel: &Channel) -> String {
+    if channel.kind == ChannelKind::Dm {
+        names
+            .display(sim.bot_user_id())
+            .unwrap_or_else(|| "the bot".to_owned())
+    } else {
+        channel.name.clone()
+    }
 }
 
 /// The channel's mark as drawn in the list and the welcome: a speaker icon (not an
 /// emoji, which not every system can draw) for voice channels.
 fn sigil_icon(channel: &Channel) -> Markup {
-    if is_voice(channel.kind) {
+    if channel.kind == ChannelKind::Dm {
+        html! { "@" }
+    } else if is_voice(channel.kind) {
         html! {
             svg.icon viewBox="0 0 24 24" aria-hidden="true" {
                 path d="M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z" {}
@@ -74,9 +92,11 @@ fn sigil_icon(channel: &Channel) -> Markup {
     }
 }
 
-/// The console's side panel: the channels, grouped under their categories, and the
-/// registered commands.
-pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake) -> Markup {
+/// The console's side panel: the channels, grouped under their categories, `viewer`'s
+/// direct messages with the bot, and the registered commands.
+pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake, viewer: Snowflake) -> Markup {
+    let names = SimNames { sim, guild };
+    let dm = sim.dm_channel_of(viewer).and_then(|id| sim.channel(id));
     let channels = sim.channels(guild);
     let categories: Vec<&Channel> = channels
         .iter()
@@ -114,6 +134,25 @@ pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake) -> Markup 
                     }
                 }
             }
+            h2.category { "Direct messages" }
+            @if let Some(dm) = &dm {
+                ul {
+                    li {
+                        button.channel.dm.active[dm.id == active] type="button"
+                            data-id=(dm.id.get()) data-dm
+                            aria-current=[(dm.id == active).then_some("true")] {
+                            span.sigil aria-hidden="true" { (sigil_icon(dm)) }
+                            span.name { (title(sim, &names, dm)) }
+                            span.visually-hidden { " (direct messages)" }
+                        }
+                    }
+                }
+            } @else {
+                p.muted.dm-none {
+                    "None yet for " (names.display(viewer).unwrap_or_default())
+                    ": what the bot sends them alone shows here (a roll for their GM, for one)."
+                }
+            }
         }
         div #commands {
             h2 { "Commands" }
@@ -143,15 +182,23 @@ pub(super) fn channel(sim: &Sim, guild: Snowflake, channel: &Channel, viewer: Sn
         .into_iter()
         .filter(|m| m.visible_to.is_none_or(|v| v == viewer))
         .collect();
-    let sigil = sigil(channel);
+    let (sigil, title) = (sigil(channel), title(sim, &names, channel));
     html! {
         div.welcome {
             div.welcome-sigil aria-hidden="true" { (sigil_icon(channel)) }
-            h2 { "Welcome to " (sigil) (channel.name) "!" }
-            p {
-                "This is the beginning of " (sigil) (channel.name) "."
-                @if let Some(topic) = channel.topic.as_deref().filter(|t| !t.is_empty()) {
-                    " " (topic)
+            @if channel.kind == ChannelKind::Dm {
+                h2 { (title) }
+                p {
+                    "This is the beginning of " (names.display(viewer).unwrap_or_default())
+                    "'s direct messages with " strong { (title) } "."
+                }
+            } @else {
+                h2 { "Welcome to " (sigil) (title) "!" }
+                p {
+                    "This is the beginning of " (sigil) (title) "."
+                    @if let Some(topic) = channel.topic.as_deref().filter(|t| !t.is_empty()) {
+                        " " (topic)
+                    }
                 }
             }
         }
