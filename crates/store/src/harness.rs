@@ -385,12 +385,24 @@ impl TestPostgres {
             let (uid, gid) = postgres_ids();
             chown_tree(dir.path(), uid, gid);
         }
-        let mut child = as_server_user(&mut Command::new(pg_bindir().join("postgres")))
+        let mut child = Self::spawn_server(dir.path(), port);
+        if wait_for_port(port, &mut child, "postgres") {
+            Some(TestPostgres { child, port, dir })
+        } else {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+    }
+
+    /// `postgres` over the data in `dir`, listening on `port`.
+    fn spawn_server(dir: &Path, port: u16) -> std::process::Child {
+        as_server_user(&mut Command::new(pg_bindir().join("postgres")))
             .arg("-D")
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-k")
-            .arg(dir.path())
+            .arg(dir)
             .args([
                 "-c",
                 "fsync=off",
@@ -403,14 +415,20 @@ impl TestPostgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("run postgres");
-        if wait_for_port(port, &mut child, "postgres") {
-            Some(TestPostgres { child, port, dir })
-        } else {
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        }
+            .expect("run postgres")
+    }
+
+    /// Starts the server again after [`TestPostgres::kill`], over the same data and on
+    /// the same port (it recovers as after a crash): the end of an outage.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut child = Self::spawn_server(self.dir.path(), self.port);
+        assert!(
+            wait_for_port(self.port, &mut child, "postgres"),
+            "PostgreSQL could not listen on {} again",
+            self.port
+        );
+        self.child = child;
     }
 
     pub fn port(&self) -> u16 {

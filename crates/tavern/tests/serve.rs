@@ -136,6 +136,60 @@ async fn unreachable_stores_make_readyz_wait_then_become_ready_when_they_appear(
     running.wait().await.expect("clean stop");
 }
 
+/// A PostgreSQL outage that an answer told (one WARN) ends with one INFO once the
+/// store answers again, though nothing asks `/readyz`: Tavern looks at its stores every
+/// 15 s.
+#[tokio::test]
+async fn the_end_of_a_postgres_outage_an_answer_told_is_logged_though_nothing_asks_readyz() {
+    let logs = testkit::Logs::default();
+    let _capture = logs.capture();
+    let mut app = spawn_app().await;
+    let demo = app.demo().clone();
+    let clips = app
+        .sim()
+        .channel_by_name(demo.guild, "clips")
+        .expect("the demo guild has #clips")
+        .id;
+    app.postgres.kill();
+
+    let status = json!([{"name": "status", "options": []}]);
+    let answer = app
+        .sim()
+        .run_command(demo.demo_player, clips, "clips", status)
+        .expect("dispatch /clips status")
+        .final_response(Duration::from_secs(15))
+        .await
+        .expect("answered");
+    let content = answer.content.unwrap_or_default();
+    assert!(content.contains("can't reach its storage"), "{content}");
+    const TOLD: &str = "answers are refused until it can be reached again";
+    const ENDED: &str = "storage can be reached again";
+    testkit::eventually("the outage is told", || async {
+        (logs.warnings(TOLD).len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(logs.count(ENDED), 0, "{}", logs.text());
+
+    app.postgres.restart();
+    testkit::eventually_within(
+        Duration::from_secs(60),
+        "the outage's end is told",
+        || async { logs.text().contains(ENDED).then_some(()) },
+    )
+    .await;
+    let ended: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(ENDED))
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(
+        ended[0].contains(" INFO ") && ended[0].contains("Postgres"),
+        "{ended:?}"
+    );
+    assert_eq!(logs.warnings(TOLD).len(), 1, "{}", logs.text());
+}
+
 /// Started with Redis up and PostgreSQL unreachable, `/readyz` reports each store's own
 /// state: Redis ready as soon as it is connected, PostgreSQL not, with why.
 #[tokio::test]
