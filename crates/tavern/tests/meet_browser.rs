@@ -305,6 +305,58 @@ const END_SHOWN: &str = "const shown = (id) => !document.getElementById(id).hidd
      return (shown('ended') ? document.getElementById('ended').textContent : '') \
        + (shown('left') ? '|left' : '') + (shown('join-form') ? '|join' : '')";
 
+/// For each tile, scrolled to the middle of the screen: whether what shows at its
+/// centre is the tile (not something over it); then the same for the Mute button; and
+/// in how many columns the tiles are.
+const UNCOVERED: &str = "const shown = (el) => { el.scrollIntoView({ block: 'center' }); \
+     const r = el.getBoundingClientRect(); \
+     const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); \
+     return Boolean(at && el.contains(at)); }; \
+     const all = Array.from(document.querySelectorAll('.tile')); \
+     const tiles = all.map(shown); \
+     const columns = new Set(all.map((t) => Math.round(t.getBoundingClientRect().left))).size; \
+     return { tiles, columns, mute: shown(document.getElementById('mute-audio')), \
+              sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth, \
+              controls: getComputedStyle(document.querySelector('.controls')).position };";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_at_twice_the_text_size_the_tiles_fill_the_width_and_the_controls_cover_none() {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Large print" })).await;
+    let (first, _) = join_by_link(&app.url(""), &code, "Ada").await;
+    // The reader's text at 32 px, twice the default, in an iPhone 14's window.
+    let phone = Browser::start_with_text_size(32).await;
+    phone.window_size(390, 844).await;
+    phone
+        .open(&app.url(&format!("/meet/{code}?name=Bea&autojoin=1")))
+        .await;
+    phone
+        .text_when("Bea joins and sees Ada", LIMIT, TILES, |tiles| {
+            tiles.ends_with("=Ada")
+        })
+        .await;
+    let shown = phone.script(UNCOVERED).await;
+    assert_eq!(
+        shown,
+        json!({"tiles": [true, true], "columns": 1, "mute": true, "sideways": 0, "controls": "static"}),
+        "at twice the text size the tiles are one under the other and the controls follow them"
+    );
+    // At the default size they stay at the bottom of the screen, over nothing.
+    first
+        .text_when("Ada sees Bea", LIMIT, TILES, |tiles| {
+            tiles.ends_with("=Bea")
+        })
+        .await;
+    let shown = first.script(UNCOVERED).await;
+    assert_eq!(
+        shown,
+        json!({"tiles": [true, true], "columns": 2, "mute": true, "sideways": 0, "controls": "sticky"}),
+        "at the default size the controls stay at hand"
+    );
+    phone.quit().await;
+    first.quit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_whose_host_ends_the_meeting_is_told_so_and_offered_no_join_again() {
     let app = common::spawn_app().await;
