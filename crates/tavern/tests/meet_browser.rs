@@ -1120,6 +1120,114 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
     browser.quit().await;
 }
 
+/// On a page, whether participant `id`'s remote tile shows the camera off (`true`,
+/// `false`, or empty while there is no such tile).
+fn camera_off_on_tile(id: &str) -> String {
+    format!(
+        "const t = document.querySelector('.tile.remote[data-participant=\"{id}\"]'); \
+         return t ? t.dataset.videoMuted : ''"
+    )
+}
+
+/// The page's own camera: its track's state, the camera button's label, whether its own
+/// tile shows the camera off, and what the page says of its media, as
+/// `state|label|off|status`.
+const OWN_CAMERA: &str = "const v = document.querySelector('.tile.self video'); \
+     const t = v && v.srcObject ? v.srcObject.getVideoTracks()[0] : null; \
+     return (t ? t.readyState : 'none') + '|' + document.getElementById('mute-video').textContent \
+       + '|' + document.querySelector('.tile.self').dataset.videoMuted \
+       + '|' + document.getElementById('media-status').textContent;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_stops_in_a_call_is_turned_off_for_everyone_and_asked_for_again_when_turned_on()
+ {
+    let app = common::spawn_app().await;
+    let (code, _) = create_meeting(&app, json!({ "display_name": "Unplugged" })).await;
+    let (cy, cy_id) = join_with_devices(&app, &code, "Cy").await;
+    let (di, _) = join_by_link(&app.url(""), &code, "Di").await;
+    di.text_when(
+        "Di sees Cy's camera on",
+        LIMIT,
+        &camera_off_on_tile(&cy_id),
+        |off| off == "false",
+    )
+    .await;
+    let before = cy.script(OWN_CAMERA).await;
+    assert!(
+        before
+            .as_str()
+            .unwrap()
+            .starts_with("live|Turn camera off|false|"),
+        "{before}"
+    );
+
+    // The camera stops as when it is unplugged: its track ends (the browser says so
+    // with `ended`).
+    let ended = cy
+        .script(
+            "const t = document.querySelector('.tile.self video').srcObject.getVideoTracks()[0]; \
+             t.stop(); t.dispatchEvent(new Event('ended')); return t.readyState;",
+        )
+        .await;
+    assert_eq!(ended, "ended");
+    let after = cy.script(OWN_CAMERA).await;
+    assert_eq!(
+        after,
+        "ended|Turn camera on|true|Your camera stopped (unplugged, or taken by another app): \
+         turn it on to try again, or pick another under Devices.",
+        "Cy's page turns the camera off and says why"
+    );
+    di.text_when(
+        "Di sees Cy's camera off",
+        LIMIT,
+        &camera_off_on_tile(&cy_id),
+        |off| off == "true",
+    )
+    .await;
+
+    // Turned on again, the camera is asked for again: a new track, and everyone sees it.
+    let button = cy.find("#mute-video").await;
+    cy.click(&button).await;
+    cy.text_when("Cy's camera is live again", LIMIT, OWN_CAMERA, |own| {
+        own.starts_with("live|Turn camera off|false|")
+    })
+    .await;
+    di.text_when(
+        "Di sees Cy's camera on again",
+        LIMIT,
+        &camera_off_on_tile(&cy_id),
+        |off| off == "false",
+    )
+    .await;
+
+    // The microphone alike: it stops, it is muted for everyone, and the page says so.
+    let ended = cy
+        .script(
+            "const t = document.querySelector('.tile.self video').srcObject.getAudioTracks()[0]; \
+             t.stop(); t.dispatchEvent(new Event('ended')); \
+             return document.getElementById('mute-audio').textContent + '|' \
+               + document.getElementById('media-status').textContent;",
+        )
+        .await;
+    assert_eq!(
+        ended,
+        "Unmute microphone|Your microphone stopped (unplugged, or taken by another app): \
+         unmute it to try again, or pick another under Devices."
+    );
+    di.text_when(
+        "Di sees Cy's microphone muted",
+        LIMIT,
+        &format!(
+            "const t = document.querySelector('.tile.remote[data-participant=\"{cy_id}\"]'); \
+             return t ? t.dataset.audioMuted : ''"
+        ),
+        |muted| muted == "true",
+    )
+    .await;
+    cy.quit().await;
+    di.quit().await;
+}
+
 /// On a page, the tile of participant `id`: its `data-layer`, the width of the video
 /// drawn in it and its `data-frames-decoded`, as `layer/width/frames`.
 fn tile_state(id: &str) -> String {

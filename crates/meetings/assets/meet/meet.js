@@ -1127,6 +1127,28 @@
     if (self) showMute(self, state.audioMuted, state.videoMuted);
     if (kind === 'video' && !state.videoMuted && state.media) state.media.forceKeyframe(TRACK_VIDEO);
     send(setMute(state.audioMuted, state.videoMuted)).catch(() => {});
+    // Turned on again after its device stopped (deviceStopped): the devices are asked
+    // for again.
+    const tracks = state.local
+      ? (kind === 'video' ? state.local.getVideoTracks() : state.local.getAudioTracks()) : [];
+    const on = kind === 'video' ? !state.videoMuted : !state.audioMuted;
+    if (on && tracks.length > 0 && tracks.every((t) => t.readyState === 'ended')) switchDevices();
+  }
+
+  /**
+   * A device of `stream` stopped while in use (unplugged, taken by another app, its
+   * permission withdrawn: its track ended). It is turned off as if its button had
+   * been pressed, so the others see the camera-off tile (or the muted microphone)
+   * rather than a frozen picture, and the page says what happened.
+   */
+  function deviceStopped(stream, kind) {
+    if (state.local !== stream) return;
+    const camera = kind === 'video';
+    if (camera ? !state.videoMuted : !state.audioMuted) toggleMute(kind);
+    ui.mediaStatus(camera
+      ? 'Your camera stopped (unplugged, or taken by another app): turn it on to try again, or pick another under Devices.'
+      : 'Your microphone stopped (unplugged, or taken by another app): unmute it to try again, or pick another under Devices.');
+    listDevices();
   }
 
   // ---------------------------------------------------------------------------------
@@ -1154,6 +1176,7 @@
     }
     for (const t of stream.getAudioTracks()) t.enabled = !state.audioMuted;
     for (const t of stream.getVideoTracks()) t.enabled = !state.videoMuted;
+    for (const t of stream.getTracks()) t.addEventListener('ended', () => deviceStopped(stream, t.kind));
     state.local = stream;
     return stream;
   }
@@ -1187,6 +1210,9 @@
     stopLocalMedia();
     const stream = await startLocalMedia($('camera').value, $('microphone').value);
     if (!stream || !state.inCall) return;
+    // Asked for again and not found: off, as the others are told.
+    if (!state.videoMuted && stream.getVideoTracks().length === 0) toggleMute('video');
+    if (!state.audioMuted && stream.getAudioTracks().length === 0) toggleMute('audio');
     const self = document.querySelector('.tile.self video');
     if (self) self.srcObject = stream;
     if (state.media) state.media.publish(stream);
