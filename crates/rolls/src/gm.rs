@@ -5,7 +5,8 @@
 //! whose members are the GMs of every channel that has no GM of its own (the first
 //! [`MAX_ROLE_GMS`] of them). `/gm set` takes the channel over only from nobody, from
 //! oneself or, for a member with Manage Server, from anyone; `/gm clear` is for the GM
-//! or Manage Server.
+//! or Manage Server. `/gm` works in a server only: in a direct message with the bot
+//! there is nobody to roll for a GM, and every `/gm` there is refused.
 //!
 //! `/roll expression mode:gm` shows the result privately to the roller (an ephemeral
 //! reply) and sends it to the GM by direct message; `mode:blind` sends it only to the

@@ -333,6 +333,13 @@ async fn gm_command(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
     let options = inv.options();
     let (channel, user) = (inv.channel_id, inv.actor.id);
     let can_manage = inv.can_manage_guild();
+    // A GM runs the table of a server's channel; in a direct message there is nobody
+    // to roll for them.
+    if inv.guild_id.is_none() {
+        return Err(RollsError::refused(
+            "`/gm` works only in a server: a GM is chosen for one of its channels.",
+        ));
+    }
     let op = match options.sub() {
         Some("set") => GmOp::Set {
             channel,

@@ -496,6 +496,27 @@ async fn gm_and_blind_rolls_reach_the_gm_only() {
     let carol_dms = t.dms(carol);
     assert_eq!(carol_dms.len(), 1, "{carol_dms:?}");
     assert_eq!(t.dms(alice).len(), 2, "alice is no longer the GM");
+
+    // In a direct message with the bot nobody is made GM, nor told to become one:
+    // there is nobody to roll for them.
+    let dm = t.w.sim.dm_channel(carol).expect("carol's direct messages");
+    for options in [
+        json!([{"name": "set", "options": []}]),
+        json!([{"name": "clear", "options": []}]),
+        json!([]),
+    ] {
+        let refused =
+            t.w.sim
+                .run_command(carol, dm, "gm", options.clone())
+                .expect("run")
+                .final_response(WAIT)
+                .await
+                .expect("reply");
+        assert!(
+            refused.ephemeral && content(&refused).contains("`/gm` works only in a server"),
+            "/gm {options} in a DM: {refused:?}"
+        );
+    }
     t.bot.stop().await;
 }
 
