@@ -319,6 +319,17 @@ const UNCOVERED: &str = "const shown = (el) => { el.scrollIntoView({ block: 'cen
               sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth, \
               controls: getComputedStyle(document.querySelector('.controls')).position };";
 
+/// [`UNCOVERED`] on `browser` once it shows `other`'s tile.
+async fn uncovered_seeing(browser: &Browser, other: &str) -> Value {
+    let tile = format!("={other}");
+    browser
+        .text_when(&format!("{other}'s tile shows"), LIMIT, TILES, |tiles| {
+            tiles.contains(&tile)
+        })
+        .await;
+    browser.script(UNCOVERED).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_phone_at_twice_the_text_size_the_tiles_fill_the_width_and_the_controls_cover_none() {
     let app = common::spawn_app().await;
@@ -330,26 +341,14 @@ async fn on_a_phone_at_twice_the_text_size_the_tiles_fill_the_width_and_the_cont
     phone
         .open(&app.url(&format!("/meet/{code}?name=Bea&autojoin=1")))
         .await;
-    phone
-        .text_when("Bea joins and sees Ada", LIMIT, TILES, |tiles| {
-            tiles.ends_with("=Ada")
-        })
-        .await;
-    let shown = phone.script(UNCOVERED).await;
     assert_eq!(
-        shown,
+        uncovered_seeing(&phone, "Ada").await,
         json!({"tiles": [true, true], "columns": 1, "mute": true, "sideways": 0, "controls": "static"}),
         "at twice the text size the tiles are one under the other and the controls follow them"
     );
     // At the default size they stay at the bottom of the screen, over nothing.
-    first
-        .text_when("Ada sees Bea", LIMIT, TILES, |tiles| {
-            tiles.ends_with("=Bea")
-        })
-        .await;
-    let shown = first.script(UNCOVERED).await;
     assert_eq!(
-        shown,
+        uncovered_seeing(&first, "Bea").await,
         json!({"tiles": [true, true], "columns": 2, "mute": true, "sideways": 0, "controls": "sticky"}),
         "at the default size the controls stay at hand"
     );
@@ -1120,23 +1119,53 @@ async fn a_signed_in_visitor_joins_a_members_only_meeting_under_their_account() 
     browser.quit().await;
 }
 
-/// On a page, whether participant `id`'s remote tile shows the camera off (`true`,
-/// `false`, or empty while there is no such tile).
-fn camera_off_on_tile(id: &str) -> String {
-    format!(
-        "const t = document.querySelector('.tile.remote[data-participant=\"{id}\"]'); \
-         return t ? t.dataset.videoMuted : ''"
-    )
+/// Waits until `browser` shows participant `id`'s remote tile with its camera
+/// (`kind` `video`) or microphone (`audio`) marked muted or not (`muted`).
+async fn sees_muted(browser: &Browser, id: &str, kind: &str, muted: bool) {
+    let field = if kind == "video" {
+        "videoMuted"
+    } else {
+        "audioMuted"
+    };
+    browser
+        .text_when(
+            &format!("{id}'s {kind} shown muted: {muted}"),
+            LIMIT,
+            &format!(
+                "const t = document.querySelector('.tile.remote[data-participant=\"{id}\"]'); \
+                 return t ? t.dataset.{field} : ''"
+            ),
+            |shown| shown == muted.to_string(),
+        )
+        .await;
 }
 
-/// The page's own camera: its track's state, the camera button's label, whether its own
-/// tile shows the camera off, and what the page says of its media, as
-/// `state|label|off|status`.
+/// Ends the page's own `kind` (`video` or `audio`) track as a device that stops does
+/// (unplugged, taken by another app: the browser ends it and says so with `ended`);
+/// the camera and microphone buttons' labels and the page's media status, as
+/// `camera|microphone|status`.
+async fn device_stops(browser: &Browser, kind: &str) -> Value {
+    let tracks = if kind == "video" {
+        "getVideoTracks"
+    } else {
+        "getAudioTracks"
+    };
+    browser
+        .script(&format!(
+            "const t = document.querySelector('.tile.self video').srcObject.{tracks}()[0]; \
+             t.stop(); t.dispatchEvent(new Event('ended')); \
+             return document.getElementById('mute-video').textContent + '|' \
+               + document.getElementById('mute-audio').textContent + '|' \
+               + document.getElementById('media-status').textContent;"
+        ))
+        .await
+}
+
+/// The page's own camera: its track's state and whether its own tile shows the camera
+/// off, as `state|off`.
 const OWN_CAMERA: &str = "const v = document.querySelector('.tile.self video'); \
      const t = v && v.srcObject ? v.srcObject.getVideoTracks()[0] : null; \
-     return (t ? t.readyState : 'none') + '|' + document.getElementById('mute-video').textContent \
-       + '|' + document.querySelector('.tile.self').dataset.videoMuted \
-       + '|' + document.getElementById('media-status').textContent;";
+     return (t ? t.readyState : 'none') + '|' + document.querySelector('.tile.self').dataset.videoMuted;";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_that_stops_in_a_call_is_turned_off_for_everyone_and_asked_for_again_when_turned_on()
@@ -1145,85 +1174,34 @@ async fn a_device_that_stops_in_a_call_is_turned_off_for_everyone_and_asked_for_
     let (code, _) = create_meeting(&app, json!({ "display_name": "Unplugged" })).await;
     let (cy, cy_id) = join_with_devices(&app, &code, "Cy").await;
     let (di, _) = join_by_link(&app.url(""), &code, "Di").await;
-    di.text_when(
-        "Di sees Cy's camera on",
-        LIMIT,
-        &camera_off_on_tile(&cy_id),
-        |off| off == "false",
-    )
-    .await;
-    let before = cy.script(OWN_CAMERA).await;
-    assert!(
-        before
-            .as_str()
-            .unwrap()
-            .starts_with("live|Turn camera off|false|"),
-        "{before}"
-    );
+    sees_muted(&di, &cy_id, "video", false).await;
+    assert_eq!(cy.script(OWN_CAMERA).await, "live|false");
 
-    // The camera stops as when it is unplugged: its track ends (the browser says so
-    // with `ended`).
-    let ended = cy
-        .script(
-            "const t = document.querySelector('.tile.self video').srcObject.getVideoTracks()[0]; \
-             t.stop(); t.dispatchEvent(new Event('ended')); return t.readyState;",
-        )
-        .await;
-    assert_eq!(ended, "ended");
-    let after = cy.script(OWN_CAMERA).await;
+    // The camera stops: Cy's page turns it off, says why, and Di sees it off.
     assert_eq!(
-        after,
-        "ended|Turn camera on|true|Your camera stopped (unplugged, or taken by another app): \
-         turn it on to try again, or pick another under Devices.",
-        "Cy's page turns the camera off and says why"
+        device_stops(&cy, "video").await,
+        "Turn camera on|Mute microphone|Your camera stopped (unplugged, or taken by another \
+         app): turn it on to try again, or pick another under Devices."
     );
-    di.text_when(
-        "Di sees Cy's camera off",
-        LIMIT,
-        &camera_off_on_tile(&cy_id),
-        |off| off == "true",
-    )
-    .await;
+    assert_eq!(cy.script(OWN_CAMERA).await, "ended|true");
+    sees_muted(&di, &cy_id, "video", true).await;
 
     // Turned on again, the camera is asked for again: a new track, and everyone sees it.
     let button = cy.find("#mute-video").await;
     cy.click(&button).await;
     cy.text_when("Cy's camera is live again", LIMIT, OWN_CAMERA, |own| {
-        own.starts_with("live|Turn camera off|false|")
+        own == "live|false"
     })
     .await;
-    di.text_when(
-        "Di sees Cy's camera on again",
-        LIMIT,
-        &camera_off_on_tile(&cy_id),
-        |off| off == "false",
-    )
-    .await;
+    sees_muted(&di, &cy_id, "video", false).await;
 
     // The microphone alike: it stops, it is muted for everyone, and the page says so.
-    let ended = cy
-        .script(
-            "const t = document.querySelector('.tile.self video').srcObject.getAudioTracks()[0]; \
-             t.stop(); t.dispatchEvent(new Event('ended')); \
-             return document.getElementById('mute-audio').textContent + '|' \
-               + document.getElementById('media-status').textContent;",
-        )
-        .await;
     assert_eq!(
-        ended,
-        "Unmute microphone|Your microphone stopped (unplugged, or taken by another app): \
-         unmute it to try again, or pick another under Devices."
+        device_stops(&cy, "audio").await,
+        "Turn camera off|Unmute microphone|Your microphone stopped (unplugged, or taken by \
+         another app): unmute it to try again, or pick another under Devices."
     );
-    di.text_when(
-        "Di sees Cy's microphone muted",
-        LIMIT,
-        &format!(
-            "const t = document.querySelector('.tile.remote[data-participant=\"{cy_id}\"]'); \
-             return t ? t.dataset.audioMuted : ''"
-        ),
-        |muted| muted == "true",
-    )
-    .await;
+    sees_muted(&di, &cy_id, "audio", true).await;
     cy.quit().await;
     di.quit().await;
 }
