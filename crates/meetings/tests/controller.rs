@@ -779,6 +779,60 @@ async fn participants_removed_by_the_presence_job_are_closed_and_the_others_told
     assert!(heartbeat(&mut stays).await.is_empty());
 }
 
+/// The presence job removes a participant whose row is still being written (its join
+/// was just answered, and the row goes in as the answer goes out): the removal's
+/// update does not see the row, so the session closes it as it goes. The record never
+/// shows a participant still in who is gone.
+#[tokio::test]
+async fn a_participant_removed_while_its_row_is_written_has_its_row_closed_all_the_same() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Quick").await;
+    let (mut stays, _, _) = c.join(m, "Stays").await;
+    // From now on each participant row takes a second to go in.
+    sqlx::raw_sql(
+        "CREATE FUNCTION meet.slow_row() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_row BEFORE INSERT ON meet.meeting_participants \
+           FOR EACH ROW EXECUTE FUNCTION meet.slow_row();",
+    )
+    .execute(c.repo.postgres().pool())
+    .await
+    .unwrap();
+    let (mut gone, _, gone_grant) = c.join(m, "Gone").await;
+    let gone_id = gone_grant.participant_id;
+    assert!(matches!(
+        next_event(&mut stays).await,
+        S::ParticipantJoined(_)
+    ));
+
+    // Its presence expires at once and the presence job runs while its row is written.
+    let _: i64 = c
+        .world
+        .redis
+        .conn()
+        .del(schema::presence_key(gone_id))
+        .await
+        .unwrap();
+    let reaped = c.repo.reap_absent(m).await.unwrap();
+    assert_eq!(reaped.left, vec![gone_id]);
+    let (_, how) = closed(&mut gone).await;
+    assert_eq!(how.code, Some(u64::from(proto::CLOSE_BY_CONTROLLER)));
+
+    let row = eventually("the removed participant's row is closed", || async {
+        let row: Option<(Option<String>, bool)> = sqlx::query_as(
+            "SELECT leave_reason, left_at IS NOT NULL FROM meet.meeting_participants \
+             WHERE participant_id = $1",
+        )
+        .bind(gone_id.as_uuid())
+        .fetch_optional(c.repo.postgres().pool())
+        .await
+        .unwrap();
+        row.filter(|(reason, _)| reason.is_some())
+    })
+    .await;
+    assert_eq!(row, (Some("connection_lost".to_owned()), true));
+}
+
 #[tokio::test]
 async fn a_meeting_ended_elsewhere_tells_everybody_and_closes_their_sessions() {
     let c = controller().await;

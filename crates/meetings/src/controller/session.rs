@@ -2024,7 +2024,18 @@ impl Session {
                 }
                 return;
             }
-            Departure::Gone => LeaveReason::ConnectionLost,
+            // Removed elsewhere (the presence job, an expired session): that removal
+            // closes its row, unless the row was not yet committed then. The row's
+            // half of a leave is written here too: it closes a row the removal missed
+            // and leaves a closed one as it is (Redis is the removal's to change).
+            Departure::Gone => {
+                let reason = LeaveReason::ConnectionLost;
+                if recorded && let Err(error) = shared.repo.record_leave(meeting, me, reason).await
+                {
+                    tracing::warn!(%error, "the leave was not recorded");
+                }
+                reason
+            }
             Departure::Moved if !recorded => LeaveReason::ConnectionLost,
             Departure::Moved => {
                 let reason = LeaveReason::ConnectionLost;

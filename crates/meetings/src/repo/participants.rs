@@ -677,6 +677,20 @@ impl Repo {
         reason: LeaveReason,
     ) -> Result<i64, MeetingsError> {
         let remaining = self.depart(meeting, participant).await?;
+        self.record_leave(meeting, participant, reason).await?;
+        Ok(remaining)
+    }
+
+    /// The PostgreSQL half of [`Repo::leave`]: closes the participant's row with
+    /// `reason`, and writes the audit row, when the row is still open; a closed row
+    /// (or none) is left as it is. For a session whose participant was removed from
+    /// Redis elsewhere while its row was still being written.
+    pub async fn record_leave(
+        &self,
+        meeting: MeetingId,
+        participant: ParticipantId,
+        reason: LeaveReason,
+    ) -> Result<(), MeetingsError> {
         let mut tx = self.pg.pool().begin().await?;
         let left: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(schema::LEAVE_PARTICIPANT)
             .bind(meeting.as_uuid())
@@ -710,7 +724,7 @@ impl Repo {
             audit::append(&mut *tx, &entry).await?;
         }
         tx.commit().await?;
-        Ok(remaining)
+        Ok(())
     }
 
     /// The Redis half of a leave, an absence or a meeting's end: one atomic step that
