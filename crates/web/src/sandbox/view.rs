@@ -77,7 +77,7 @@ pub(super) fn title(sim: &Sim, names: &SimNames<'_>, channel: &Channel) -> Strin
 }
 
 /// The channel's mark as drawn in the list and the welcome: a speaker icon (not an
-/// emoji, which not every system can draw) for voice channels.
+/// emoji, which not every system can draw) for voice channels, `@` for direct messages.
 fn sigil_icon(channel: &Channel) -> Markup {
     if channel.kind == ChannelKind::Dm {
         html! { "@" }
