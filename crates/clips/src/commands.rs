@@ -198,6 +198,8 @@ pub fn spec() -> CommandSpec {
         .option(channel()),
     )
     .private()
+    // An archive is a server's.
+    .guild_only()
 }
 
 /// Adds `/clips` to `feature`, over the context's PostgreSQL, Discord and clock.

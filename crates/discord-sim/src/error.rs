@@ -21,6 +21,14 @@ pub enum SimError {
     NotAMember { guild: Snowflake, user: Snowflake },
     #[error("no command named {0:?} is registered for this channel")]
     UnknownCommand(String),
+    /// The command's registration leaves this kind of channel out (its `contexts`, or
+    /// a global command's `dm_permission: false`): Discord does not offer it here.
+    #[error("`/{command}` is not offered in {place}: the bot offers it in {offered} only")]
+    NotOfferedHere {
+        command: String,
+        place: &'static str,
+        offered: &'static str,
+    },
     #[error("invalid command options: {0}")]
     InvalidOptions(String),
     #[error("message {message} has no {kind} with custom_id {custom_id:?}")]

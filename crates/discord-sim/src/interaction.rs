@@ -498,6 +498,17 @@ impl State {
                     .find(|c| c.name == name && c.kind == 1 && c.guild_id.is_none())
             })
             .ok_or_else(|| SimError::UnknownCommand(name.to_owned()))?;
+        let (offered, place, other) = match guild {
+            Some(_) => (command.offered_in_guilds(), "servers", "direct messages"),
+            None => (command.offered_in_dms(), "direct messages", "servers"),
+        };
+        if !offered {
+            return Err(SimError::NotOfferedHere {
+                command: command.name.clone(),
+                place,
+                offered: other,
+            });
+        }
         let given = match options {
             Value::Null => Vec::new(),
             Value::Array(items) => items,

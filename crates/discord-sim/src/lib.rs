@@ -1013,7 +1013,9 @@ impl Sim {
     /// (`[{"name": "expression", "value": "1d20"}]`, subcommands nested under
     /// `options`); each option's `type` may be omitted and is taken from the
     /// registered command. Fails if no such command is registered for the channel's
-    /// guild or globally.
+    /// guild or globally, or if Discord would not offer it in this kind of channel
+    /// ([`SimError::NotOfferedHere`]: its `contexts`, or `dm_permission: false`, leave
+    /// it out).
     pub fn run_command(
         &self,
         user: impl Into<Snowflake>,

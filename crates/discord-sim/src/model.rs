@@ -459,6 +459,39 @@ pub struct Command {
     pub raw: Value,
 }
 
+impl Command {
+    /// Whether Discord offers the command in a direct message with the bot. Its
+    /// `contexts` decide when registered with them (1 is the bot's direct messages;
+    /// `dm_permission` is then ignored); without them a global command is offered there
+    /// unless `dm_permission` is false, and a guild command never is.
+    pub fn offered_in_dms(&self) -> bool {
+        match self.contexts() {
+            Some(contexts) => contexts.contains(&1),
+            None => {
+                self.guild_id.is_none()
+                    && self.raw.get("dm_permission").and_then(Value::as_bool) != Some(false)
+            }
+        }
+    }
+
+    /// Whether Discord offers the command in a server's channels: its `contexts` (0 is a
+    /// server) when registered with them, else always.
+    pub fn offered_in_guilds(&self) -> bool {
+        self.contexts().is_none_or(|contexts| contexts.contains(&0))
+    }
+
+    /// The registered `contexts`, when given (a guild command's are not used).
+    fn contexts(&self) -> Option<Vec<u64>> {
+        if self.guild_id.is_some() {
+            return None;
+        }
+        self.raw
+            .get("contexts")
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_u64).collect())
+    }
+}
+
 /// One REST request the sim served.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RequestRecord {

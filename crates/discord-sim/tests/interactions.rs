@@ -588,6 +588,77 @@ async fn buttons_selects_and_modals() {
 }
 
 #[tokio::test]
+async fn a_command_is_offered_only_where_its_contexts_say() {
+    let sim = common::start();
+    let demo = sim.seed_demo();
+    let rest = Rest::new(&sim);
+    let global = format!("/applications/{}/commands", sim.application_id());
+    let command = |name: &str, extra: Value| {
+        let mut c = json!({"name": name, "description": "A command"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let (status, body) = rest
+        .put(
+            &global,
+            Some(json!([
+                command("everywhere", json!({"contexts": [0, 1]})),
+                command("servers", json!({"contexts": [0]})),
+                command("dms", json!({"contexts": [1]})),
+                // Without contexts: offered in both, unless dm_permission says no
+                // (which contexts, when given, override).
+                command("unsaid", json!({})),
+                command("no-dms", json!({"dm_permission": false})),
+                command(
+                    "overridden",
+                    json!({"dm_permission": false, "contexts": [0, 1]})
+                ),
+            ])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let dm = sim.dm_channel(demo.alice).unwrap();
+    let offered = |name: &str, channel| match sim.run_command(demo.alice, channel, name, json!([]))
+    {
+        Ok(interaction) => {
+            assert_eq!(interaction.payload()["data"]["name"], name);
+            Ok(())
+        }
+        Err(SimError::NotOfferedHere { place, offered, .. }) => Err((place, offered)),
+        Err(other) => panic!("/{name}: {other}"),
+    };
+    for (name, in_servers, in_dms) in [
+        ("everywhere", true, true),
+        ("servers", true, false),
+        ("dms", false, true),
+        ("unsaid", true, true),
+        ("no-dms", true, false),
+        ("overridden", true, true),
+    ] {
+        assert_eq!(
+            offered(name, demo.dice).is_ok(),
+            in_servers,
+            "/{name} in #dice"
+        );
+        assert_eq!(offered(name, dm).is_ok(), in_dms, "/{name} in a DM");
+    }
+    assert_eq!(
+        offered("servers", dm),
+        Err(("direct messages", "servers")),
+        "the refusal says where it is offered"
+    );
+    let refused = sim
+        .run_command(demo.alice, dm, "servers", json!([]))
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "`/servers` is not offered in direct messages: the bot offers it in servers only"
+    );
+}
+
+#[tokio::test]
 async fn command_interactions_reject_component_callback_types() {
     let sim = common::start();
     let demo = sim.seed_demo();

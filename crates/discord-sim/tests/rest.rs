@@ -637,6 +637,10 @@ async fn command_bulk_overwrite_validates_and_keeps_ids() {
         json!([{"name": "roll", "description": "one"}, {"name": "roll", "description": "two"}]),
         json!([{"name": "roll", "description": "with space", "type": 1, "options": [], "extra": 1}, {"name": "has space", "description": "x"}]),
         json!({"name": "not-a-list", "description": "x"}),
+        json!([{"name": "roll", "description": "no such context", "contexts": [0, 3]}]),
+        json!([{"name": "roll", "description": "contexts by name", "contexts": ["GUILD"]}]),
+        json!([{"name": "roll", "description": "not a list", "contexts": 0}]),
+        json!([{"name": "roll", "description": "no such install", "integration_types": [2]}]),
     ];
     for body in invalid {
         let (status, response) = rest.put(&global, Some(body.clone())).await;

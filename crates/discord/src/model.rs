@@ -35,6 +35,9 @@ pub struct CommandSpec {
     /// Its answers are for the caller alone: a slow handler is deferred privately
     /// (see [`CommandSpec::private`]).
     pub private: bool,
+    /// Offered in servers only, not in a direct message with the bot (see
+    /// [`CommandSpec::guild_only`]).
+    pub guild_only: bool,
 }
 
 impl CommandSpec {
@@ -44,6 +47,7 @@ impl CommandSpec {
             description: description.to_owned(),
             options: Vec::new(),
             private: false,
+            guild_only: false,
         }
     }
 
@@ -52,6 +56,16 @@ impl CommandSpec {
     /// commands defer privately only when called with `private: true`.
     pub fn private(mut self) -> CommandSpec {
         self.private = true;
+        self
+    }
+
+    /// Offers this command in servers only: Discord registers it with the guild
+    /// context alone, so its users are not offered it in a direct message with the bot,
+    /// where it could do nothing (a channel's GM, a server's games). Others are offered
+    /// in both. The handler still refuses an invocation outside a server (a registration
+    /// made by an older version may stand for a while).
+    pub fn guild_only(mut self) -> CommandSpec {
+        self.guild_only = true;
         self
     }
 

@@ -63,14 +63,27 @@ fn option_json(option: &OptionSpec) -> Value {
     value
 }
 
-/// The Discord JSON of a command, as sent in a bulk overwrite.
+/// Discord's interaction context types: a server, and a direct message with the bot.
+const CONTEXT_GUILD: u8 = 0;
+const CONTEXT_BOT_DM: u8 = 1;
+
+/// The Discord JSON of a command, as sent in a bulk overwrite: installed to servers
+/// (integration type 0), offered in servers and, unless it is guild-only, in a direct
+/// message with the bot.
 pub(crate) fn command_json(spec: &CommandSpec) -> Value {
+    let contexts: &[u8] = if spec.guild_only {
+        &[CONTEXT_GUILD]
+    } else {
+        &[CONTEXT_GUILD, CONTEXT_BOT_DM]
+    };
     json!({
         "type": 1,
         "name": spec.name,
         "description": spec.description,
         "default_member_permissions": null,
         "options": spec.options.iter().map(option_json).collect::<Vec<_>>(),
+        "integration_types": [0],
+        "contexts": contexts,
         "version": "1",
     })
 }
@@ -501,6 +514,19 @@ mod tests {
             back["options"][1]["options"][0]["choices"][0]["value"],
             json!("fast")
         );
+    }
+
+    #[test]
+    fn a_guild_only_command_is_offered_in_servers_alone_and_others_in_the_bot_s_dms_too() {
+        use twilight_model::application::interaction::InteractionContextType as Context;
+        use twilight_model::oauth::ApplicationIntegrationType as Install;
+        let roll = command(&CommandSpec::new("roll", "Roll dice")).expect("valid command");
+        assert_eq!(roll.contexts, Some(vec![Context::Guild, Context::BotDm]));
+        assert_eq!(roll.integration_types, Some(vec![Install::GuildInstall]));
+        let gm = command(&CommandSpec::new("gm", "This channel's GM").guild_only())
+            .expect("valid command");
+        assert_eq!(gm.contexts, Some(vec![Context::Guild]));
+        assert_eq!(gm.integration_types, Some(vec![Install::GuildInstall]));
     }
 
     #[test]

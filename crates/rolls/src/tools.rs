@@ -76,6 +76,7 @@ pub fn commands(ctx: &Ctx) -> Vec<(CommandSpec, Arc<dyn Handler>)> {
         ),
         (
             CommandSpec::new("gm", "This channel's GM, who receives GM and blind rolls")
+                .guild_only()
                 .option(OptionSpec::subcommand("set", "Become this channel's GM"))
                 .option(OptionSpec::subcommand(
                     "clear",

@@ -498,8 +498,37 @@ async fn gm_and_blind_rolls_reach_the_gm_only() {
     assert_eq!(t.dms(alice).len(), 2, "alice is no longer the GM");
 
     // In a direct message with the bot nobody is made GM, nor told to become one:
-    // there is nobody to roll for them.
+    // there is nobody to roll for them. Discord does not offer `/gm` there (it is
+    // registered for servers only), while `/roll` is offered in both.
     let dm = t.w.sim.dm_channel(carol).expect("carol's direct messages");
+    let registered = t.w.sim.registered_commands();
+    let offered = |name: &str| {
+        let c = registered.iter().find(|c| c.name == name).expect(name);
+        (c.offered_in_guilds(), c.offered_in_dms())
+    };
+    assert_eq!(offered("gm"), (true, false));
+    assert_eq!(offered("roll"), (true, true));
+    assert!(matches!(
+        t.w.sim
+            .run_command(carol, dm, "gm", json!([{"name": "set", "options": []}])),
+        Err(discord_sim::SimError::NotOfferedHere { .. })
+    ));
+    // A registration that offers it there (an older version's, still standing) reaches
+    // Tavern, which refuses it.
+    let everywhere: Vec<discord::CommandSpec> =
+        rolls::feature(&t.w.ctx, rolls::RollsConfig::new(t._dir.path()))
+            .commands
+            .into_iter()
+            .map(|(spec, _)| discord::CommandSpec {
+                guild_only: false,
+                ..spec
+            })
+            .collect();
+    t.w.ctx
+        .discord
+        .register_commands(&everywhere)
+        .await
+        .expect("registered without contexts");
     for options in [
         json!([{"name": "set", "options": []}]),
         json!([{"name": "clear", "options": []}]),

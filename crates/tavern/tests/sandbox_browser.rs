@@ -563,6 +563,61 @@ async fn a_roll_for_the_gm_is_read_in_the_gm_s_direct_messages_in_the_console() 
         .await;
     assert_eq!(current, serde_json::json!(dm.to_string()));
 
+    // In direct messages the commands Tavern registers for servers only (`/gm`, `/clips`,
+    // the campaigns' hosts' and admins' commands) are neither suggested nor listed, and
+    // one typed anyway is not offered there, as in Discord.
+    const OFFERED: &str = "return { suggested: Array.from(document.querySelectorAll(\
+         '#command-list option:not([disabled])')).map(o => o.value), \
+         listed: document.getElementById('commands').innerText }";
+    let offered = driver
+        .text_when(
+            "the sidebar lists the commands offered in direct messages",
+            Duration::from_secs(15),
+            "return document.getElementById('commands').innerText",
+            |listed| listed.contains("Commands in direct messages"),
+        )
+        .await;
+    assert!(offered.contains("/roll"), "{offered}");
+    let commands = driver.script(OFFERED).await;
+    let suggested: Vec<&str> = commands["suggested"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let listed = commands["listed"].as_str().unwrap();
+    for servers_only in ["/gm", "/clips", "/players", "/sync", "/topic"] {
+        assert!(
+            !suggested.contains(&servers_only),
+            "{servers_only}: {suggested:?}"
+        );
+        assert!(
+            !listed
+                .lines()
+                .any(|l| l == servers_only || l.starts_with(&format!("{servers_only} "))),
+            "{servers_only}: {listed}"
+        );
+    }
+    for everywhere in ["/roll", "/odds", "/init", "/link-meetup", "/ronnied"] {
+        assert!(
+            suggested.contains(&everywhere),
+            "{everywhere}: {suggested:?}"
+        );
+    }
+    send_command(&driver, "/gm set").await;
+    driver
+        .text_when(
+            "the status says /gm is not offered in direct messages",
+            Duration::from_secs(10),
+            "return document.getElementById('status').innerHTML",
+            |status| {
+                status.contains(
+                    "<code>/gm</code> is not offered in direct messages: the bot offers it in servers only",
+                )
+            },
+        )
+        .await;
+
     // Acting as Alice, whose they are not: the console opens her first channel.
     act_as(&driver, demo.alice).await;
     driver
@@ -575,6 +630,15 @@ async fn a_roll_for_the_gm_is_read_in_the_gm_s_direct_messages_in_the_console() 
         .await;
     let text = messages_shown(&driver, "#dice is shown again", "Welcome to #dice!").await;
     assert!(!text.contains("made a GM roll in"), "{text}");
+    // In a server's channel every command is suggested again.
+    let suggested = driver.script(OFFERED).await["suggested"].clone();
+    assert!(
+        suggested
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("/gm")),
+        "{suggested}"
+    );
     // Nor are they hers to read by asking for them.
     let http = reqwest::Client::new();
     let asked = http

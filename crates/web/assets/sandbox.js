@@ -189,10 +189,19 @@
       .catch(function () { /* the next round tries again */ });
   }
 
+  // The commands suggested as one types: in direct messages, not those Discord offers
+  // in servers only.
+  function offerCommands() {
+    document.querySelectorAll('#command-list option[data-guild-only]').forEach(function (o) {
+      o.disabled = dm;
+    });
+  }
+
   function pick(id, isDm) {
     if (id === channel) return;
     channel = id;
     dm = Boolean(isDm);
+    offerCommands();
     lastView = null;
     linked = null;
     // Busy until the next round finds the new channel's list unchanged, so a screen
@@ -207,6 +216,8 @@
     remember();
     loading = false;
     refresh();
+    // Its commands: direct messages are offered fewer.
+    refreshSidebar();
   }
 
   // After an action: the channel, and the sidebar, where it may have added a channel

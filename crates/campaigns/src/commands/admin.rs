@@ -64,6 +64,10 @@ pub(super) fn specs() -> Vec<CommandSpec> {
         .private(),
         CommandSpec::new(SYNC, "Sync Meetup events now (admins only)"),
     ]
+    .into_iter()
+    // Admins are a role of the community's server.
+    .map(CommandSpec::guild_only)
+    .collect()
 }
 
 pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {

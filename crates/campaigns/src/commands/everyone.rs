@@ -24,7 +24,9 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             TOPIC,
             "Rename the topic voice channel to what you want to talk about",
         )
-        .option(OptionSpec::string("topic", "The new name: 2 to 100 characters").required()),
+        .option(OptionSpec::string("topic", "The new name: 2 to 100 characters").required())
+        // The topic channel is a voice channel of the community's server.
+        .guild_only(),
     ]
 }
 

@@ -55,6 +55,10 @@ pub(super) fn specs() -> Vec<CommandSpec> {
             "Schedule the next session of this game on Meetup (hosts only)",
         ),
     ]
+    .into_iter()
+    // A game channel is in the community's server.
+    .map(CommandSpec::guild_only)
+    .collect()
 }
 
 pub(super) fn handlers(c: &Commands) -> Vec<(CommandSpec, Arc<dyn Handler>)> {

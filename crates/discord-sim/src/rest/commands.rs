@@ -238,6 +238,40 @@ fn check_description(description: &str, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An optional list of enum values (`contexts`, `integration_types`): null, or an
+/// array of `allowed` numbers.
+fn check_choice_list(
+    body: &Map<String, Value>,
+    field: &str,
+    allowed: &[u64],
+    path: &str,
+) -> Result<(), ApiError> {
+    let items = match body.get(field) {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(invalid(
+                path,
+                field,
+                "LIST_TYPE_CONVERT",
+                "Only iterables may be used in a ListType",
+            ));
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        if !item.as_u64().is_some_and(|v| allowed.contains(&v)) {
+            let listed: Vec<String> = allowed.iter().map(u64::to_string).collect();
+            return Err(invalid(
+                path,
+                &format!("{field}.{i}"),
+                "BASE_TYPE_CHOICES",
+                &format!("Value must be one of {{{}}}.", listed.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_command(item: &Value, path: &str) -> Result<Validated, ApiError> {
     let Some(body) = item.as_object() else {
         return Err(invalid(
@@ -267,6 +301,8 @@ fn validate_command(item: &Value, path: &str) -> Result<Validated, ApiError> {
         .and_then(Value::as_str)
         .ok_or_else(|| invalid(path, "name", "BASE_TYPE_REQUIRED", "This field is required"))?
         .to_owned();
+    check_choice_list(body, "contexts", &[0, 1, 2], path)?;
+    check_choice_list(body, "integration_types", &[0, 1], path)?;
     let description = body
         .get("description")
         .and_then(Value::as_str)

@@ -441,8 +441,14 @@ async fn console_page(
                         input #command list="command-list" placeholder="/roll 2d6 + 3"
                             aria-label="Slash command" enterkeyhint="send";
                         datalist #command-list {
+                            // Those Discord offers in servers only are left out in
+                            // direct messages (the script turns them off there).
                             @for command in &commands {
-                                option value=(format!("/{}", command.name)) { (command.description) }
+                                option value=(format!("/{}", command.name))
+                                    data-guild-only[!command.offered_in_dms()]
+                                    disabled[channel.kind == ChannelKind::Dm && !command.offered_in_dms()] {
+                                    (command.description)
+                                }
                             }
                         }
                         button #send type="submit" { "Send" }

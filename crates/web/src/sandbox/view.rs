@@ -93,7 +93,8 @@ fn sigil_icon(channel: &Channel) -> Markup {
 }
 
 /// The console's side panel: the channels, grouped under their categories, `viewer`'s
-/// direct messages with the bot, and the registered commands.
+/// direct messages with the bot, and the commands offered in the open channel (in
+/// direct messages, those registered for them too, as Discord offers them).
 pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake, viewer: Snowflake) -> Markup {
     let names = SimNames { sim, guild };
     let dm = sim.dm_channel_of(viewer).and_then(|id| sim.channel(id));
@@ -112,7 +113,18 @@ pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake, viewer: Sn
     for category in categories {
         groups.push((Some(&category.name), in_group(Some(category.id))));
     }
-    let commands = sim.registered_commands();
+    let in_dm = dm.as_ref().is_some_and(|dm| dm.id == active);
+    let commands: Vec<_> = sim
+        .registered_commands()
+        .into_iter()
+        .filter(|c| {
+            if in_dm {
+                c.offered_in_dms()
+            } else {
+                c.offered_in_guilds()
+            }
+        })
+        .collect();
     html! {
         nav #channels aria-label="Channels" {
             @for (title, members) in &groups {
@@ -155,7 +167,7 @@ pub(super) fn sidebar(sim: &Sim, guild: Snowflake, active: Snowflake, viewer: Sn
             }
         }
         div #commands {
-            h2 { "Commands" }
+            h2 { @if in_dm { "Commands in direct messages" } @else { "Commands" } }
             @if commands.is_empty() {
                 p.muted { "None registered yet." }
             }
