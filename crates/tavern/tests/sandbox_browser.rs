@@ -761,6 +761,45 @@ async fn at_twice_the_text_size_on_a_phone_pages_fit_its_width_and_the_console_f
         nav, true,
         "the navigation is in view at the top of the page"
     );
+    // The header keeps to half the screen at most (it took four fifths): the name
+    // beside the logo and "with Discord" after "Log in" go, still the links' names,
+    // and links and buttons share rows, every link in sight and 44 px tall.
+    let header = driver
+        .script(
+            "window.scrollTo(0, 0); \
+             const h = document.querySelector('.site-header').getBoundingClientRect(); \
+             const ul = document.querySelector('.site-nav ul'); \
+             const links = Array.from(ul.querySelectorAll('a')); \
+             return { share: Math.round(100 * h.height / window.innerHeight), \
+                      brand: document.querySelector('a.brand').textContent.trim(), \
+                      login: document.querySelector('.account a.button').textContent, \
+                      overflow: ul.scrollWidth - ul.clientWidth, \
+                      outside: links.filter(a => { const r = a.getBoundingClientRect(); \
+                        return r.left < 0 || r.right > window.innerWidth; }).length, \
+                      short: links.filter(a => a.getBoundingClientRect().height < 44).length };",
+        )
+        .await;
+    assert!(
+        header["share"].as_u64().unwrap() <= 50,
+        "the header's share of the screen: {header}"
+    );
+    assert_eq!(
+        (
+            &header["brand"],
+            &header["login"],
+            &header["overflow"],
+            &header["outside"],
+            &header["short"]
+        ),
+        (
+            &serde_json::json!("Tavern"),
+            &serde_json::json!("Log in with Discord"),
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{header}"
+    );
 
     // No page is wider than the phone: the sandbox's (its channel strip scrolls on its
     // own), the home page, the features' pages, and a meeting's.

@@ -237,7 +237,7 @@ fn layout(chrome: &Chrome<'_>, main: Markup) -> Markup {
                 header.site-header {
                     a.brand href="/" {
                         img src=(ICON.url()) alt="" width="24" height="24";
-                        "Tavern"
+                        span.brand-name { "Tavern" }
                     }
                     @if !chrome.nav.is_empty() {
                         nav.site-nav aria-label="Pages" {
@@ -263,7 +263,7 @@ fn layout(chrome: &Chrome<'_>, main: Markup) -> Markup {
                                 }
                             }
                             Account::SignedOut { login } => {
-                                a.button href=(login) { "Log in with Discord" }
+                                a.button href=(login) { "Log in" span.login-with { " with Discord" } }
                             }
                             Account::Hidden => {}
                         }

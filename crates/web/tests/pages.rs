@@ -191,7 +191,10 @@ async fn the_console_is_a_page_of_the_site() {
     assert!(page.contains("<a href=\"/clips\">Clips</a>"), "{page}");
     // Nobody is signed in: the header offers the login, coming back here.
     assert!(
-        page.contains("href=\"/login/discord?next=%2Fsandbox\">Log in with Discord</a>"),
+        page.contains(
+            "href=\"/login/discord?next=%2Fsandbox\">Log in\
+             <span class=\"login-with\"> with Discord</span></a>"
+        ),
         "{page}"
     );
     // The channels, the voice one marked as such, #dice open and its welcome.
@@ -359,7 +362,7 @@ async fn signed_in_pages_show_the_user_and_a_log_out_form() {
         "{page}"
     );
     assert!(page.contains(&format!("<meta name=\"csrf-token\" content=\"{csrf}\">")));
-    assert!(!page.contains("Log in with Discord"), "{page}");
+    assert!(!page.contains("/login/discord"), "{page}");
     // The console acts as the signed-in member.
     assert!(
         page.contains(&format!(
