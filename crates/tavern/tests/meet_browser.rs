@@ -932,6 +932,18 @@ async fn in_an_encrypted_meeting_the_handler_forwards_ciphertext_and_keys_change
             .script("return document.querySelector('#e2e .e2e-badge').textContent")
             .await;
         assert_eq!(shown.as_str(), Some("End-to-end encrypted"));
+        // Its padlock is drawn (a mask over the badge's colour), not an emoji that a
+        // system without an emoji font shows as an empty box.
+        let padlock = browser
+            .script(
+                "const s = getComputedStyle(document.querySelector('#e2e .e2e-badge'), '::before'); \
+                 return { content: s.content, drawn: s.maskImage.startsWith('url(\"data:image/svg+xml'), \
+                          width: parseFloat(s.width) };",
+            )
+            .await;
+        assert_eq!(padlock["content"], "\"\"", "{padlock}");
+        assert_eq!(padlock["drawn"], true, "{padlock}");
+        assert!(padlock["width"].as_f64().unwrap() > 8.0, "{padlock}");
     }
 
     // Every page decrypts and decodes both others' video and audio, and all show one
