@@ -21,6 +21,9 @@ pub struct CommandEntry {
     pub subcommands: Vec<(String, String)>,
     /// `(name, description, required)` of each option of the command itself.
     pub options: Vec<(String, String, bool)>,
+    /// Offered in servers only, not in a direct message with the bot
+    /// ([`CommandSpec::guild_only`]).
+    pub guild_only: bool,
 }
 
 impl CommandEntry {
@@ -41,6 +44,7 @@ impl CommandEntry {
                 .into_iter()
                 .map(|o| (o.name.clone(), o.description.clone(), o.required))
                 .collect(),
+            guild_only: spec.guild_only,
         }
     }
 }

@@ -191,6 +191,11 @@ async fn help(ctx: Ctx, inv: Invocation) -> Result<Response, RollsError> {
             caller(&inv),
             &HelpOp {
                 command,
+                place: if inv.guild_id.is_some() {
+                    domain::HelpPlace::Server
+                } else {
+                    domain::HelpPlace::DirectMessage
+                },
                 catalogue: ctx.catalogue.clone(),
             },
         )

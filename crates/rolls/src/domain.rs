@@ -747,10 +747,19 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("help", "/help [command]", "This help."),
 ];
 
+/// Where `/help` was asked: what Discord offers there is what it lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpPlace {
+    /// A server's channel (and the REST API): every command.
+    Server,
+    /// A direct message with the bot: not the commands offered in servers only.
+    DirectMessage,
+}
+
 /// `/help` or `/help command` over this feature's commands alone (what `/help` says
 /// when the catalogue of every feature is empty).
 pub fn help(command: Option<&str>) -> Result<String, Refusal> {
-    help_all(command, &[])
+    help_all(command, &[], HelpPlace::Server)
 }
 
 /// The heading of a feature's commands in `/help`.
@@ -793,8 +802,44 @@ fn usage_of(entry: &feature::CommandEntry) -> String {
 pub fn help_all(
     command: Option<&str>,
     features: &[feature::FeatureCommands],
+    place: HelpPlace,
 ) -> Result<String, Refusal> {
     let own = |name: &str| HELP.iter().find(|(n, _, _)| *n == name);
+    // In a direct message, the commands Discord offers there (the others are named
+    // after them, as a server's).
+    let in_dm = place == HelpPlace::DirectMessage;
+    let servers_only: Vec<String> = features
+        .iter()
+        .flat_map(|f| f.commands.iter())
+        .filter(|c| c.guild_only)
+        .map(|c| format!("`/{}`", c.name))
+        .collect();
+    let all_features = features;
+    let filtered: Vec<feature::FeatureCommands>;
+    let features = if in_dm {
+        filtered = features
+            .iter()
+            .map(|f| feature::FeatureCommands {
+                feature: f.feature.clone(),
+                commands: f
+                    .commands
+                    .iter()
+                    .filter(|c| !c.guild_only)
+                    .cloned()
+                    .collect(),
+            })
+            .filter(|f| !f.commands.is_empty())
+            .collect();
+        &filtered[..]
+    } else {
+        features
+    };
+    let in_servers = (in_dm && !servers_only.is_empty()).then(|| {
+        format!(
+            "\nIn a server's channels there are also {}.",
+            servers_only.join(", ")
+        )
+    });
     match command.map(|c| c.trim().trim_start_matches('/').to_lowercase()) {
         None => {
             let mut out = String::new();
@@ -816,6 +861,9 @@ pub fn help_all(
                 }
             }
             out.push_str("Use `/help command` for details.");
+            if let Some(more) = &in_servers {
+                out.push_str(more);
+            }
             if out.chars().count() > DISCORD_MESSAGE_MAX && !features.is_empty() {
                 // Too long for one message: every command by name, a line per feature.
                 out.clear();
@@ -832,14 +880,23 @@ pub fn help_all(
                     ));
                 }
                 out.push_str("Use `/help command` for details.");
+                if let Some(more) = &in_servers {
+                    out.push_str(more);
+                }
             }
             Ok(out)
         }
         Some(name) => {
+            // Asked in a direct message of one offered in servers only: said so.
+            let elsewhere = if in_dm && servers_only.contains(&format!("`/{name}`")) {
+                "\nOffered in a server's channels only, not in direct messages."
+            } else {
+                ""
+            };
             if let Some((_, usage, text)) = own(&name) {
-                return Ok(format!("`{usage}`\n{text}"));
+                return Ok(format!("`{usage}`\n{text}{elsewhere}"));
             }
-            let found = features
+            let found = all_features
                 .iter()
                 .flat_map(|f| f.commands.iter())
                 .find(|c| c.name == name);
@@ -853,11 +910,12 @@ pub fn help_all(
                         let optional = if *required { "" } else { " (optional)" };
                         out.push_str(&format!("\n`{option}`{optional}: {description}"));
                     }
+                    out.push_str(elsewhere);
                     Ok(out)
                 }
                 None => {
                     let mut known: Vec<&str> = HELP.iter().map(|(n, _, _)| *n).collect();
-                    for entry in features.iter().flat_map(|f| f.commands.iter()) {
+                    for entry in all_features.iter().flat_map(|f| f.commands.iter()) {
                         if !known.contains(&entry.name.as_str()) {
                             known.push(&entry.name);
                         }
@@ -1232,6 +1290,7 @@ mod tests {
                     description: "Roll dice".into(),
                     subcommands: vec![],
                     options: vec![("expression".into(), "What".into(), true)],
+                    guild_only: false,
                 }],
             },
             feature::FeatureCommands {
@@ -1244,6 +1303,7 @@ mod tests {
                         ("tab".into(), "Your tab".into()),
                     ],
                     options: vec![],
+                    guild_only: false,
                 }],
             },
             feature::FeatureCommands {
@@ -1253,10 +1313,11 @@ mod tests {
                     description: "Link an event".into(),
                     subcommands: vec![],
                     options: vec![("url".into(), "The event".into(), false)],
+                    guild_only: false,
                 }],
             },
         ];
-        let all = help_all(None, &features).expect("help");
+        let all = help_all(None, &features, HelpPlace::Server).expect("help");
         assert!(
             all.contains("**Dice and initiative**\n`/roll expression [private] [mode]`"),
             "{all}"
@@ -1269,16 +1330,16 @@ mod tests {
             all.contains("**Campaigns**\n`/link-meetup [url]` Link an event"),
             "{all}"
         );
-        let one = help_all(Some("/ronnied"), &features).expect("one");
+        let one = help_all(Some("/ronnied"), &features, HelpPlace::Server).expect("one");
         assert!(one.contains("`/ronnied tab` Your tab"), "{one}");
-        let refused = help_all(Some("dance"), &features).expect_err("unknown");
+        let refused = help_all(Some("dance"), &features, HelpPlace::Server).expect_err("unknown");
         assert!(
             refused.message().contains("ronnied") && refused.message().contains("link-meetup"),
             "{}",
             refused.message()
         );
         assert!(
-            help_all(Some("character"), &features)
+            help_all(Some("character"), &features, HelpPlace::Server)
                 .expect("own")
                 .contains("at most 9")
         );
@@ -1292,16 +1353,69 @@ mod tests {
                     description: "A command with a long description, ".repeat(3),
                     subcommands: vec![],
                     options: vec![],
+                    guild_only: false,
                 })
                 .collect(),
         }];
-        let compact = help_all(None, &many).expect("help");
+        let compact = help_all(None, &many, HelpPlace::Server).expect("help");
         assert!(
             compact.chars().count() <= DISCORD_MESSAGE_MAX,
             "{}",
             compact.len()
         );
         assert!(compact.contains("`/command-0`") && compact.contains("`/command-59`"));
+    }
+
+    #[test]
+    fn help_in_a_direct_message_lists_what_is_offered_there_and_names_the_rest() {
+        let entry = |name: &str, guild_only| feature::CommandEntry {
+            name: name.into(),
+            description: format!("The {name} command"),
+            subcommands: vec![],
+            options: vec![],
+            guild_only,
+        };
+        let features = vec![
+            feature::FeatureCommands {
+                feature: "rolls".into(),
+                commands: vec![entry("roll", false), entry("gm", true)],
+            },
+            feature::FeatureCommands {
+                feature: "clips".into(),
+                commands: vec![entry("clips", true)],
+            },
+        ];
+        let server = help_all(None, &features, HelpPlace::Server).expect("help");
+        assert!(server.contains("`/gm set | clear"), "{server}");
+        assert!(
+            server.contains("**Clips**\n`/clips` The clips command"),
+            "{server}"
+        );
+        assert!(!server.contains("In a server's channels"), "{server}");
+
+        let dm = help_all(None, &features, HelpPlace::DirectMessage).expect("help");
+        assert!(dm.contains("`/roll expression"), "{dm}");
+        assert!(!dm.contains("`/gm set"), "{dm}");
+        assert!(
+            !dm.contains("**Clips**"),
+            "a feature with nothing offered here: {dm}"
+        );
+        assert!(
+            dm.ends_with("\nIn a server's channels there are also `/gm`, `/clips`."),
+            "{dm}"
+        );
+
+        for name in ["gm", "/clips"] {
+            let one = help_all(Some(name), &features, HelpPlace::DirectMessage).expect(name);
+            assert!(
+                one.ends_with("\nOffered in a server's channels only, not in direct messages."),
+                "{one}"
+            );
+            let there = help_all(Some(name), &features, HelpPlace::Server).expect(name);
+            assert!(!there.contains("Offered in"), "{there}");
+        }
+        let roll = help_all(Some("roll"), &features, HelpPlace::DirectMessage).expect("roll");
+        assert!(!roll.contains("Offered in"), "{roll}");
     }
 
     #[test]

@@ -385,6 +385,9 @@ impl Operation for StatsOp {
 #[derive(Debug, Clone)]
 pub struct HelpOp {
     pub command: Option<String>,
+    /// Where it was asked: in a direct message, the commands offered in servers only
+    /// are named apart.
+    pub place: domain::HelpPlace,
     /// Every feature's commands (the kit's catalogue): `/help` lists them all.
     pub catalogue: feature::Catalogue,
 }
@@ -399,7 +402,11 @@ impl Operation for HelpOp {
     const COMMAND: &'static str = "help";
 
     async fn plan(&self, _: Env<'_>, _: DateTime<Utc>) -> Result<Plan<HelpModel>, RollsError> {
-        let text = domain::help_all(self.command.as_deref(), &self.catalogue.features())?;
+        let text = domain::help_all(
+            self.command.as_deref(),
+            &self.catalogue.features(),
+            self.place,
+        )?;
         Ok(Plan::read_only(HelpModel { text }))
     }
 }

@@ -105,7 +105,7 @@ where
 
 use crate::RollsError;
 use crate::commands::Ctx;
-use crate::domain::{Authenticated, Caller, ChannelId, UserId};
+use crate::domain::{self, Authenticated, Caller, ChannelId, UserId};
 use crate::membership::{Membership, Verdict};
 use crate::ops::{CharacterOp, HelpOp, InitOp, Operation, StatsOp, TrackerModel, TurnAt};
 
@@ -290,7 +290,16 @@ async fn help(
     let who = user(&caller, &p)?;
     let command = p.get("command").cloned();
     let catalogue = ctx.catalogue.clone();
-    run(&ctx, who, HelpOp { command, catalogue }).await
+    run(
+        &ctx,
+        who,
+        HelpOp {
+            command,
+            place: domain::HelpPlace::Server,
+            catalogue,
+        },
+    )
+    .await
 }
 
 async fn characters_list(

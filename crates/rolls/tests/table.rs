@@ -513,6 +513,21 @@ async fn gm_and_blind_rolls_reach_the_gm_only() {
             .run_command(carol, dm, "gm", json!([{"name": "set", "options": []}])),
         Err(discord_sim::SimError::NotOfferedHere { .. })
     ));
+    // `/help` there lists what is offered there and names `/gm` apart.
+    let help =
+        t.w.sim
+            .run_command(carol, dm, "help", json!([]))
+            .expect("run")
+            .final_response(WAIT)
+            .await
+            .expect("reply");
+    let help = content(&help);
+    assert!(!help.contains("`/gm set"), "{help}");
+    assert!(help.contains("`/roll expression"), "{help}");
+    assert!(
+        help.contains("In a server's channels there are also `/gm`"),
+        "{help}"
+    );
     // A registration that offers it there (an older version's, still standing) reaches
     // Tavern, which refuses it.
     let everywhere: Vec<discord::CommandSpec> =
