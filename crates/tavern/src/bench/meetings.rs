@@ -26,7 +26,8 @@
 //! 3. the participants join, spread evenly over the meetings, `concurrency` at a time,
 //!    or with `rate` each when it arrives (a Poisson process of `rate` a second,
 //!    whatever else is in flight; how late the timer started each is printed apart):
-//!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95),
+//!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95;
+//!    under one of the hosts' accounts, whose token's "not revoked" the server reuses),
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
 //!    apart the session's and the answer's share); each participant's QUIC endpoint is
