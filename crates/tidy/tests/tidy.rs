@@ -4,8 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+/// The tree being checked: the package's directory as the test runner gives it now
+/// (cargo and nextest both set it), so that a test binary built from another checkout
+/// of the same tree (a shared target directory reuses it) checks this one; else the
+/// directory it was built from.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../..")
         .canonicalize()
         .expect("the workspace root")
