@@ -172,6 +172,11 @@ enum Bench {
         /// heartbeat each 10 s) and print what holding them costs the server's CPU.
         #[arg(long, default_value_t = 0)]
         hold: u64,
+        /// Every participant joins under an account of its own, so that each one's GET
+        /// is its token's first use (the blacklist asked in Redis), instead of under the
+        /// hosts' accounts (one per 25 meetings).
+        #[arg(long)]
+        own_accounts: bool,
     },
     /// One publisher at 2.5 Mbit/s forwarded by the media handler to N subscribers over
     /// loopback (against TAVERN_REDIS_URL and TAVERN_DATABASE_URL): frames and bytes out
@@ -527,6 +532,7 @@ fn main() -> ExitCode {
                 client_threads,
                 media,
                 hold,
+                own_accounts,
             }) => tavern::bench::meetings::run(
                 &config,
                 tavern::bench::meetings::MeetingsLoad {
@@ -538,6 +544,7 @@ fn main() -> ExitCode {
                     client_threads,
                     media,
                     hold: std::time::Duration::from_secs(hold),
+                    own_accounts,
                 },
             )
             .await

@@ -27,7 +27,8 @@
 //!    or with `rate` each when it arrives (a Poisson process of `rate` a second,
 //!    whatever else is in flight; how late the timer started each is printed apart):
 //!    each `GET /api/v1/meetings/{code}` (the meeting and its join grant: get p50 / p95;
-//!    under one of the hosts' accounts, whose token's "not revoked" the server reuses),
+//!    under one of the hosts' accounts, whose token's "not revoked" the server reuses,
+//!    or with `own_accounts` under an account of its own, its token's first use),
 //!    then the WebTransport session to the assigned controller, `JoinRequest` and its
 //!    `JoinResponse` (join p50 / p95 / p99, from the GET's start to the response, and
 //!    apart the session's and the answer's share); each participant's QUIC endpoint is
@@ -73,6 +74,10 @@ pub struct MeetingsLoad {
     /// How long every session is kept open once all have joined, with what that costs
     /// the server measured (nothing when zero).
     pub hold: Duration,
+    /// Every participant joins under an account of its own (made straight in the
+    /// database, with a token of its own), so that each GET is its token's first use
+    /// and asks Redis's blacklist; else under the hosts' accounts.
+    pub own_accounts: bool,
 }
 
 /// When each participant arrives, from the first: a Poisson process of `rate` a
@@ -127,6 +132,7 @@ const WARM_UP_JOINS: usize = 2 * WARM_UP;
 struct Server {
     base: String,
     auth: meetings::auth::Auth,
+    repo: meetings::Repo,
     redis: store::Redis,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: tokio::task::JoinSet<anyhow::Result<()>>,
@@ -224,6 +230,7 @@ async fn start(config: &Config, media: bool) -> anyhow::Result<Server> {
     Ok(Server {
         base: format!("http://{addr}"),
         auth,
+        repo: meetings::Repo::from_context(&ctx),
         redis,
         shutdown,
         tasks,
@@ -282,6 +289,7 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
     let target = Target {
         base: server.base.clone(),
         auth: server.auth.clone(),
+        repo: server.repo.clone(),
         redis: server.redis.clone(),
         runtime: tokio::runtime::Handle::current(),
     };
@@ -301,6 +309,8 @@ pub async fn run(config: &Config, load: MeetingsLoad) -> anyhow::Result<()> {
 struct Target {
     base: String,
     auth: meetings::auth::Auth,
+    /// The server's stores, for the participants' own accounts (`own_accounts`).
+    repo: meetings::Repo,
     /// The Redis the server uses, for its CPU time.
     redis: store::Redis,
     /// The server's runtime, for the work timed as the server's own.
@@ -323,8 +333,13 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     } else {
         ""
     };
+    let accounts = if load.own_accounts {
+        "each under an account of its own"
+    } else {
+        "under the hosts' accounts"
+    };
     println!(
-        "meetings: {} participants joining {} meetings ({arriving}), the meetings API on {base} and a meeting controller{handler}, in this process",
+        "meetings: {} participants joining {} meetings ({arriving}; {accounts}), the meetings API on {base} and a meeting controller{handler}, in this process",
         load.participants, load.meetings
     );
 
@@ -376,7 +391,15 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         })
         .collect();
     let (_, scheduled) = create_all(&http, &base, later, load.concurrency).await?;
-    let tokens = Arc::new(tokens);
+    // Whose token each participant joins with: its own account's, or a host's.
+    let joining = if load.own_accounts {
+        participant_accounts(&server, &run_tag, load.participants).await?
+    } else {
+        (0..load.participants)
+            .map(|p| tokens[p % tokens.len()].clone())
+            .collect()
+    };
+    let joining = Arc::new(joining);
     let codes = Arc::new(codes);
 
     // 2. Validation, in a quiet process, on the server's runtime (it is the server's
@@ -408,11 +431,11 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
     let leave = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     for p in 0..load.participants {
-        let (http, endpoints, base, tokens, codes, gate, arrivals, in_flight, leave) = (
+        let (http, endpoints, base, joining, codes, gate, arrivals, in_flight, leave) = (
             http.clone(),
             endpoints.clone(),
             base.clone(),
-            tokens.clone(),
+            joining.clone(),
             codes.clone(),
             gate.clone(),
             arrivals.clone(),
@@ -421,7 +444,7 @@ async fn measure(server: Target, load: MeetingsLoad) -> anyhow::Result<()> {
         );
         tasks.spawn(async move {
             let code = &codes[p % codes.len()];
-            let token = &tokens[p % tokens.len()];
+            let token = &joining[p];
             // An arriving participant's QUIC endpoint is made just before its arrival
             // time (see `Endpoints`). Its join is timed from when its task wakes: the
             // timer's tick is a millisecond, which is the bench's own delay. How late
@@ -860,6 +883,46 @@ struct JoinTimes {
     connections: u32,
     /// Whether the `JoinResponse` carried a media grant.
     media: bool,
+}
+
+/// `count` participants' own accounts, made straight in the database (untimed: the
+/// API's registration hashes each password and allows 10 a minute from one address),
+/// 50 at a time, each with an access token of its own, never used yet.
+async fn participant_accounts(
+    server: &Target,
+    run_tag: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let gate = Arc::new(Semaphore::new(50));
+    let mut making = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let (repo, auth, gate) = (server.repo.clone(), server.auth.clone(), gate.clone());
+        let email =
+            meetings::auth::Email::parse(&format!("bench-participant-{i}-{run_tag}@example.org"))
+                .context("a participant's email")?;
+        let name = meetings::domain::DisplayName::parse(&format!("Participant {i}"))
+            .context("a participant's name")?;
+        making.spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            // Nobody logs in to these accounts: the hash matches no password.
+            let user = repo
+                .create_user(&email, &name, "bench account: no password")
+                .await
+                .context("making a participant's account")?
+                .context("a participant's email was taken")?;
+            let token = auth
+                .issue(user, &meetings::auth::Scopes::all())
+                .await
+                .context("a participant's token")?;
+            anyhow::Ok((i, token.token.expose_str().to_owned()))
+        });
+    }
+    let mut tokens = vec![String::new(); count];
+    while let Some(made) = making.join_next().await {
+        let (i, token) = made.context("making a participant's account")??;
+        tokens[i] = token;
+    }
+    Ok(tokens)
 }
 
 /// What a join uses of the GET's `join_grant` (bearer secrets: no `Debug`).
