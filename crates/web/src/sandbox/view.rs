@@ -55,12 +55,14 @@ fn is_voice(kind: ChannelKind) -> bool {
     matches!(kind, ChannelKind::Voice | ChannelKind::Stage)
 }
 
-/// How a channel is marked: `#`, a speaker for voice channels, `@` for direct messages.
-pub(super) fn sigil(channel: &Channel) -> &'static str {
-    match channel.kind {
-        ChannelKind::Dm => "@",
-        kind if is_voice(kind) => "🔊",
-        _ => "#",
+/// How a channel is marked before its name in a sentence: `#`, `@` for direct
+/// messages, and for a voice channel the speaker icon (drawn, not an emoji: see
+/// `sigil_icon`) with "voice channel" for screen readers.
+pub(super) fn sigil(channel: &Channel) -> Markup {
+    if is_voice(channel.kind) {
+        html! { (sigil_icon(channel)) span.visually-hidden { "voice channel " } }
+    } else {
+        sigil_icon(channel)
     }
 }
 
