@@ -20,6 +20,19 @@ async fn messages_shown(driver: &Browser, what: &str, needle: &str) -> String {
         .await
 }
 
+/// Waits until the console's status line (its HTML: code spans as `<code>`) reads
+/// `needle`.
+async fn status_shown(driver: &Browser, what: &str, needle: &str) {
+    driver
+        .text_when(
+            what,
+            Duration::from_secs(10),
+            "return document.getElementById('status').innerHTML",
+            |status| status.contains(needle),
+        )
+        .await;
+}
+
 /// Sends `text` from the console's composer as whoever it acts as.
 async fn send_command(driver: &Browser, text: &str) {
     let input = driver.find("#command").await;
@@ -70,14 +83,12 @@ async fn a_person_types_ping_in_the_sandbox_console_and_sees_the_reply() {
 
     // A mistake is explained on the page, not swallowed.
     send_command(&driver, "/nope").await;
-    driver
-        .text_when(
-            "the status shows the error",
-            Duration::from_secs(10),
-            "return document.getElementById('status').innerHTML",
-            |status| status.contains("unknown command <code>/nope</code>"),
-        )
-        .await;
+    status_shown(
+        &driver,
+        "the status shows the error",
+        "unknown command <code>/nope</code>",
+    )
+    .await;
     driver.quit().await;
 }
 
@@ -605,18 +616,12 @@ async fn a_roll_for_the_gm_is_read_in_the_gm_s_direct_messages_in_the_console() 
         );
     }
     send_command(&driver, "/gm set").await;
-    driver
-        .text_when(
-            "the status says /gm is not offered in direct messages",
-            Duration::from_secs(10),
-            "return document.getElementById('status').innerHTML",
-            |status| {
-                status.contains(
-                    "<code>/gm</code> is not offered in direct messages: the bot offers it in servers only",
-                )
-            },
-        )
-        .await;
+    status_shown(
+        &driver,
+        "the status says /gm is not offered in direct messages",
+        "<code>/gm</code> is not offered in direct messages: the bot offers it in servers only",
+    )
+    .await;
 
     // Acting as Alice, whose they are not: the console opens her first channel.
     act_as(&driver, demo.alice).await;
