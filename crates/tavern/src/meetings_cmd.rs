@@ -521,16 +521,36 @@ pub async fn controller(config: &Config, shutdown: CancellationToken) -> anyhow:
     let controller = meetings::controller::MeetingController::bind(repo, auth, settings)
         .await
         .context("starting the meeting controller")?;
-    println!(
+    let line = format!(
         "meeting controller listening at {} (certificate sha-256 {})",
         controller.endpoint(),
         controller.certificate_hash()
     );
-    controller
-        .run(shutdown)
+    let serving = controller.serving();
+    say_when_serving(controller.run(shutdown), serving, &line)
         .await
         .context("running the meeting controller")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a controller's or a handler's `run`, and prints `line` once `serving` says it
+/// is registered in the region: from then on join grants may name it, so whoever
+/// waits for the line (an operator, a script) can send people to it. `run`'s result.
+async fn say_when_serving<E>(
+    run: impl std::future::Future<Output = Result<(), E>>,
+    mut serving: tokio::sync::watch::Receiver<bool>,
+    line: &str,
+) -> Result<(), E> {
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => return result,
+        registered = serving.wait_for(|serving| *serving) => {
+            if registered.is_ok() {
+                println!("{line}");
+            }
+        }
+    }
+    run.await
 }
 
 /// `tavern media-handler`: this process is one media handler of the region, registered
@@ -544,13 +564,13 @@ pub async fn media_handler(
     let handler = meetings::media::MediaHandler::bind(repo, settings)
         .await
         .context("starting the media handler")?;
-    println!(
+    let line = format!(
         "media handler listening at {} (certificate sha-256 {})",
         handler.endpoint(),
         handler.certificate_hash()
     );
-    handler
-        .run(shutdown)
+    let serving = handler.serving();
+    say_when_serving(handler.run(shutdown), serving, &line)
         .await
         .context("running the media handler")?;
     Ok(ExitCode::SUCCESS)

@@ -339,6 +339,73 @@ async fn in_again(stores: &Stores, pool: &sqlx::PgPool, code: &str, erin: &mut W
     assert_eq!(status_of(stores, code).await, "active");
 }
 
+/// A separate controller or media handler says it listens only once it is registered
+/// in the region, so that whoever waits for the line can send people to it at once
+/// (a join right after it was refused "no controller" while its registration was still
+/// on its way). Registering is made slow here, so that a line printed before it would
+/// be seen a second early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_controller_or_media_handler_says_it_listens_once_it_is_registered() {
+    let stores = stores().await;
+    let running = stores
+        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+        .await;
+    let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION meet.slow_registration() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_registration BEFORE INSERT ON meet.meeting_controllers \
+           FOR EACH ROW EXECUTE FUNCTION meet.slow_registration(); \
+         CREATE TRIGGER slow_registration BEFORE INSERT ON meet.media_handlers \
+           FOR EACH ROW EXECUTE FUNCTION meet.slow_registration();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Whether the registry holds the row `sql` counts.
+    let registered = |sql: &'static str, id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    let controller = separate_controller(&stores, "mc-slow").await;
+    assert_eq!(
+        registered(
+            "SELECT count(*) FROM meet.meeting_controllers WHERE controller_id = $1",
+            "mc-slow"
+        )
+        .await,
+        1,
+        "registered when it says it listens: {:?}",
+        controller.seen
+    );
+    let mut command = stores.tavern(&["media-handler"]);
+    command.env("TAVERN_MEDIA_HANDLER_ID", "mh-slow");
+    let mut handler = Watched::spawn(command);
+    handler.until("media handler listening at").await;
+    assert_eq!(
+        registered(
+            "SELECT count(*) FROM meet.media_handlers WHERE handler_id = $1",
+            "mh-slow"
+        )
+        .await,
+        1,
+        "registered when it says it listens: {:?}",
+        handler.seen
+    );
+
+    assert_eq!(handler.interrupt().await, 0);
+    assert_eq!(controller.interrupt().await, 0);
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_whose_meeting_moves_to_another_controller_joins_it_there() {
     let stores = stores().await;

@@ -235,6 +235,8 @@ pub struct MeetingController {
     shared: Arc<Shared>,
     certificate_hash: String,
     local_addr: SocketAddr,
+    /// Whether it is registered in the region and serving ([`MeetingController::serving`]).
+    serving: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for MeetingController {
@@ -278,7 +280,14 @@ impl MeetingController {
             }),
             certificate_hash,
             local_addr,
+            serving: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Turns true once [`MeetingController::run`] has registered it in the region, so that join
+    /// grants may name it: what a process waits for before it says it serves.
+    pub fn serving(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.serving.subscribe()
     }
 
     /// The UDP address it listens on.
@@ -321,6 +330,7 @@ impl MeetingController {
             .register_controller(&registration)
             .await
             .map_err(ControllerError::Register)?;
+        self.serving.send_replace(true);
         tracing::info!(controller = %config.controller_id, endpoint = %registration.endpoint,
             "meeting controller serving");
 

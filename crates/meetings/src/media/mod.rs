@@ -257,6 +257,8 @@ pub struct MediaHandler {
     books: tokio::sync::mpsc::Receiver<bookkeeping::Book>,
     certificate_hash: String,
     local_addr: SocketAddr,
+    /// Whether it is registered in the region and serving ([`MediaHandler::serving`]).
+    serving: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for MediaHandler {
@@ -298,7 +300,14 @@ impl MediaHandler {
             }),
             certificate_hash,
             local_addr,
+            serving: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Turns true once [`MediaHandler::run`] has registered it in the region, so that join
+    /// grants may name it: what a process waits for before it says it serves.
+    pub fn serving(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.serving.subscribe()
     }
 
     /// The UDP address it listens on.
@@ -353,6 +362,7 @@ impl MediaHandler {
             .register_handler(&registration)
             .await
             .map_err(MediaError::Register)?;
+        self.serving.send_replace(true);
         tracing::info!(handler = %config.handler_id, endpoint = %registration.endpoint,
             "media handler serving");
 
