@@ -102,21 +102,39 @@ struct Watched {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
+    /// Its standard error so far, for a failure's message.
+    errors: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Watched {
     fn spawn(mut command: Command) -> Watched {
         let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let kept = errors.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
         Watched {
             child,
             lines,
             seen: Vec::new(),
+            errors,
         }
+    }
+
+    /// What it wrote to standard error so far.
+    fn errors(&self) -> String {
+        self.errors.lock().unwrap().clone()
     }
 
     /// Reads lines until one contains `text` (within 30 s).
@@ -130,14 +148,22 @@ impl Watched {
                             return line;
                         }
                     }
-                    None => panic!("output ended before `{text}`: {:?}", self.seen),
+                    None => panic!(
+                        "output ended before `{text}`: {:?}; standard error: {}",
+                        self.seen,
+                        self.errors()
+                    ),
                 }
             }
         })
         .await;
         match found {
             Ok(line) => line,
-            Err(_) => panic!("no `{text}` within 30 s: {:?}", self.seen),
+            Err(_) => panic!(
+                "no `{text}` within 30 s: {:?}; standard error: {}",
+                self.seen,
+                self.errors()
+            ),
         }
     }
 
