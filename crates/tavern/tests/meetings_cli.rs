@@ -49,6 +49,13 @@ impl Stores {
         serve_with(&pairs).await
     }
 
+    /// Tavern in this process with `meeting_controller = "separate"`: meetings are
+    /// served by controller processes started apart.
+    async fn serve_separate(&self) -> tavern::Running {
+        self.serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
+            .await
+    }
+
     fn tavern(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tavern"));
         command
@@ -276,9 +283,7 @@ async fn a_sandbox_meeting_is_created_and_joined_from_the_command_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_meeting_controller_process_serves_the_joins() {
     let stores = stores().await;
-    let running = stores
-        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
-        .await;
+    let running = stores.serve_separate().await;
     let code = stores.create("Separate tables").await;
 
     // No controller yet: the grant is refused, clearly.
@@ -332,9 +337,7 @@ struct Erin {
 /// `tavern serve` with `meeting_controller = "separate"`, a meeting called `name`, a
 /// controller process `controller`, and Erin joined to the meeting.
 async fn erin_at_a_separate_controller(stores: &Stores, name: &str, controller: &str) -> Erin {
-    let running = stores
-        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
-        .await;
+    let running = stores.serve_separate().await;
     let code = stores.create(name).await;
     let controller = separate_controller(stores, controller).await;
     let mut erin = Watched::spawn(stores.tavern(&["meetings", "join", &code, "--as", "Erin"]));
@@ -373,9 +376,7 @@ async fn in_again(stores: &Stores, pool: &sqlx::PgPool, code: &str, erin: &mut W
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_controller_or_media_handler_says_it_listens_once_it_is_registered() {
     let stores = stores().await;
-    let running = stores
-        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
-        .await;
+    let running = stores.serve_separate().await;
     let pool = sqlx::PgPool::connect(&stores.postgres.url()).await.unwrap();
     sqlx::raw_sql(
         "CREATE FUNCTION meet.slow_registration() RETURNS trigger LANGUAGE plpgsql AS \
@@ -617,9 +618,7 @@ async fn a_separate_media_handler_process_is_granted_by_a_separate_controller() 
     use meetings::media::proto::{FLAG_KEY, TRACK_AUDIO};
 
     let stores = stores().await;
-    let running = stores
-        .serve(&[("TAVERN_MEETING_CONTROLLER", "separate".to_owned())])
-        .await;
+    let running = stores.serve_separate().await;
     let mut controller = Watched::spawn(stores.tavern(&["meeting-controller"]));
     controller.until("meeting controller listening at").await;
     let mut handler = Watched::spawn(stores.tavern(&["media-handler"]));
