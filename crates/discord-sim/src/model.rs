@@ -465,8 +465,8 @@ impl Command {
     /// `dm_permission` is then ignored); without them a global command is offered there
     /// unless `dm_permission` is false, and a guild command never is.
     pub fn offered_in_dms(&self) -> bool {
-        match self.contexts() {
-            Some(contexts) => contexts.contains(&1),
+        match self.lists_context(1) {
+            Some(listed) => listed,
             None => {
                 self.guild_id.is_none()
                     && self.raw.get("dm_permission").and_then(Value::as_bool) != Some(false)
@@ -477,18 +477,19 @@ impl Command {
     /// Whether Discord offers the command in a server's channels: its `contexts` (0 is a
     /// server) when registered with them, else always.
     pub fn offered_in_guilds(&self) -> bool {
-        self.contexts().is_none_or(|contexts| contexts.contains(&0))
+        self.lists_context(0).unwrap_or(true)
     }
 
-    /// The registered `contexts`, when given (a guild command's are not used).
-    fn contexts(&self) -> Option<Vec<u64>> {
+    /// Whether the registered `contexts` list `context`; `None` when none were given
+    /// (a guild command's are not used).
+    fn lists_context(&self, context: u64) -> Option<bool> {
         if self.guild_id.is_some() {
             return None;
         }
         self.raw
             .get("contexts")
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(Value::as_u64).collect())
+            .map(|items| items.iter().any(|item| item.as_u64() == Some(context)))
     }
 }
 
