@@ -305,6 +305,7 @@ pub mod media;
 pub mod recording;
 pub mod repo;
 pub mod schema;
+mod server;
 pub mod web;
 mod wt;
 

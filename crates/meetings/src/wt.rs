@@ -138,7 +138,7 @@ pub const CERTIFICATE_RENEW_EVERY: std::time::Duration =
 
 /// Serves a fresh self-signed certificate on `endpoint` from its next connection on
 /// (connections open keep theirs); the new certificate's hash.
-fn renew_self_signed(
+pub(crate) fn renew_self_signed(
     endpoint: &Endpoint<Server>,
     public_host: &str,
 ) -> Result<String, ListenError> {
@@ -158,30 +158,6 @@ fn renew_self_signed(
             source,
         })?;
     Ok(certificate_hash)
-}
-
-/// [`renew_self_signed`], with the new hash written into the registration under
-/// `registration` (through `hash_of`): the new hash and a copy of the registration to
-/// record, or `None` (logged against `server`) when no new certificate is served.
-pub(crate) fn renew_into<R: Clone>(
-    endpoint: &Endpoint<Server>,
-    public_host: &str,
-    server: &dyn std::fmt::Display,
-    registration: &std::sync::Mutex<R>,
-    hash_of: impl FnOnce(&mut R) -> &mut Option<String>,
-) -> Option<(String, R)> {
-    let hash = match renew_self_signed(endpoint, public_host) {
-        Ok(hash) => hash,
-        Err(error) => {
-            tracing::warn!(%server, %error, "could not renew the self-signed certificate");
-            return None;
-        }
-    };
-    let mut registration = registration
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    *hash_of(&mut registration) = Some(hash.clone());
-    Some((hash, registration.clone()))
 }
 
 /// Binds `listen` (UDP) with `certificate` (a PEM chain and key), or a fresh

@@ -1321,3 +1321,57 @@ async fn frames_never_finished_are_dropped_in_time_and_bounded_per_session() {
     assert!(reason.starts_with("too_much_unfinished"), "{reason}");
     h.stop().await;
 }
+
+/// A meeting controller and a media handler whose registry rows are lost (their
+/// database restored from an older backup, say) register again at their next
+/// heartbeat, with the endpoint and certificate hash they serve, and keep doing so.
+#[tokio::test]
+async fn servers_whose_registration_is_lost_register_again_at_their_next_heartbeat() {
+    let c = common::wt::controller().await;
+    let h = common::media::start(&c.repo, "mh-lost").await;
+    let handler_id = HandlerId::parse("mh-lost").unwrap();
+    let pool = c.repo.postgres().pool();
+    for round in 1..=2 {
+        for (table, delete, id) in [
+            (
+                "meeting_controllers",
+                "DELETE FROM meet.meeting_controllers WHERE controller_id = $1",
+                c.id.as_str(),
+            ),
+            (
+                "media_handlers",
+                "DELETE FROM meet.media_handlers WHERE handler_id = $1",
+                handler_id.as_str(),
+            ),
+        ] {
+            let gone = sqlx::query(delete).bind(id).execute(pool).await.unwrap();
+            assert_eq!(gone.rows_affected(), 1, "round {round}: {table}");
+        }
+        let controller = eventually("the controller registers again", || async {
+            c.repo.controller(&c.id).await.ok()
+        })
+        .await;
+        assert_eq!(controller.endpoint, c.endpoint, "round {round}");
+        assert_eq!(
+            controller.certificate_hash.as_deref(),
+            Some(c.certificate_hash.as_str()),
+            "round {round}"
+        );
+        let handler = eventually("the media handler registers again", || async {
+            c.repo.media_handler(&handler_id).await.ok()
+        })
+        .await;
+        assert_eq!(handler.endpoint, h.endpoint, "round {round}");
+        assert_eq!(
+            handler.certificate_hash.as_deref(),
+            Some(h.certificate_hash.as_str()),
+            "round {round}"
+        );
+    }
+    // And the controller takes joins as before.
+    let m = meeting(&c.repo, "Restored").await;
+    let (_client, response, _) = c.join(m, "Ann").await;
+    assert!(response.participants.is_empty(), "{response:?}");
+    h.stop().await;
+    c.stop().await;
+}

@@ -63,15 +63,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::StorageError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wtransport::Endpoint;
-use wtransport::endpoint::endpoint_side::Server;
 
 use crate::auth::Auth;
 use crate::domain::{ControllerId, HandlerId, HealthStatus, Liveness, MeetingId, Region};
 use crate::repo::{ControllerHeartbeat, ControllerRegistration};
+use crate::server::{self, Listener, Registrant};
 use crate::{MeetingsError, Repo};
 
 use self::session::Rooms;
@@ -231,20 +229,15 @@ pub(crate) struct Shared {
 
 /// A bound meeting controller; [`MeetingController::run`] serves it.
 pub struct MeetingController {
-    endpoint: Endpoint<Server>,
+    listener: Listener,
     shared: Arc<Shared>,
-    certificate_hash: String,
-    local_addr: SocketAddr,
-    /// Whether it is registered in the region and serving ([`MeetingController::serving`]).
-    serving: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for MeetingController {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeetingController")
             .field("controller_id", &self.shared.config.controller_id)
-            .field("local_addr", &self.local_addr)
-            .field("certificate_hash", &self.certificate_hash)
+            .field("listener", &self.listener)
             .finish_non_exhaustive()
     }
 }
@@ -257,18 +250,14 @@ impl MeetingController {
         auth: Auth,
         config: ControllerConfig,
     ) -> Result<MeetingController, ControllerError> {
-        let crate::wt::Bound {
-            endpoint,
-            certificate_hash,
-            local_addr,
-        } = crate::wt::bind(
+        let listener = Listener::bind(
             config.listen,
             config.certificate.as_ref(),
             &config.public_host,
         )
         .await?;
         Ok(MeetingController {
-            endpoint,
+            listener,
             shared: Arc::new(Shared {
                 repo,
                 auth,
@@ -278,32 +267,29 @@ impl MeetingController {
                 stop: CancellationToken::new(),
                 heartbeats: feature::FailureStreak::new(),
             }),
-            certificate_hash,
-            local_addr,
-            serving: tokio::sync::watch::channel(false).0,
         })
     }
 
     /// Turns true once [`MeetingController::run`] has registered it in the region, so that join
     /// grants may name it: what a process waits for before it says it serves.
     pub fn serving(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.serving.subscribe()
+        self.listener.serving()
     }
 
     /// The UDP address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listener.local_addr()
     }
 
     /// `https://{public_host}:{port}`, what it registers (join grants add
     /// `/meetings/{meeting_id}`).
     pub fn endpoint(&self) -> String {
-        crate::wt::endpoint_url(&self.shared.config.public_host, self.local_addr.port())
+        self.listener.url()
     }
 
     /// SHA-256 (lowercase hex) of the DER of the certificate it serves.
     pub fn certificate_hash(&self) -> &str {
-        &self.certificate_hash
+        self.listener.certificate_hash()
     }
 
     /// Registers in the registry, then serves sessions and heartbeats its load until
@@ -323,40 +309,33 @@ impl MeetingController {
             max_meetings: config.max_meetings,
             max_participants: config.max_participants,
             version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-            certificate_hash: Some(self.certificate_hash.clone()),
+            certificate_hash: Some(self.certificate_hash().to_owned()),
         };
-        shared
-            .repo
-            .register_controller(&registration)
+        self.listener
+            .register(&*shared, &registration)
             .await
             .map_err(ControllerError::Register)?;
-        self.serving.send_replace(true);
         tracing::info!(controller = %config.controller_id, endpoint = %registration.endpoint,
             "meeting controller serving");
 
         let registration = Arc::new(std::sync::Mutex::new(registration));
         let tasks = TaskTracker::new();
-        tasks.spawn(heartbeats(shared.clone(), registration.clone()));
+        tasks.spawn(server::heartbeats(shared.clone(), registration.clone()));
         tasks.spawn(session::sweeps(shared.clone()));
-        let mut renew = tokio::time::interval_at(
-            tokio::time::Instant::now() + config.certificate_renew_every,
-            config.certificate_renew_every,
-        );
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                incoming = self.endpoint.accept() => {
+        self.listener
+            .accept(
+                &*shared,
+                &registration,
+                config.certificate_renew_every,
+                &shutdown,
+                |incoming| {
                     tasks.spawn(session::serve(shared.clone(), incoming));
-                }
-                _ = renew.tick(), if config.certificate.is_none() => {
-                    renew_certificate(&shared, &self.endpoint, &registration).await;
-                }
-            }
-        }
+                },
+            )
+            .await;
 
         tracing::info!(controller = %config.controller_id, "meeting controller draining");
-        let _ = report(&shared, HealthStatus::Draining).await;
+        let _ = server::report(&*shared, HealthStatus::Draining).await;
         // Handed on before anybody is told to join again, so that the new grants name
         // a live controller.
         match shared.repo.release_meetings(&config.controller_id).await {
@@ -373,104 +352,53 @@ impl MeetingController {
             tracing::warn!(controller = %config.controller_id,
                 "sessions still closing at shutdown; stopping anyway");
         }
-        let _ = report(&shared, HealthStatus::Draining).await;
+        let _ = server::report(&*shared, HealthStatus::Draining).await;
         // And any a grant gave it meanwhile from an older read of the registry.
         if let Err(error) = shared.repo.release_meetings(&config.controller_id).await {
             tracing::warn!(%error, "could not hand this controller's meetings on");
         }
-        self.endpoint.close(
-            wtransport::VarInt::from_u32(proto::CLOSE_BY_CONTROLLER),
-            b"shutdown",
-        );
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.listener.close(proto::CLOSE_BY_CONTROLLER).await;
         Ok(())
     }
 }
 
-/// Serves a fresh self-signed certificate and registers its hash, so that the grants
-/// made from now on pin it; sessions open keep the old one. A failure is logged, and
-/// the old certificate served until the next try.
-async fn renew_certificate(
-    shared: &Shared,
-    endpoint: &Endpoint<Server>,
-    registration: &std::sync::Mutex<ControllerRegistration>,
-) {
-    let controller = &shared.config.controller_id;
-    let Some((hash, updated)) = crate::wt::renew_into(
-        endpoint,
-        &shared.config.public_host,
-        controller,
-        registration,
-        |r| &mut r.certificate_hash,
-    ) else {
-        return;
-    };
-    match shared.repo.register_controller(&updated).await {
-        Ok(()) => tracing::info!(%controller, certificate_hash = %hash,
-            "meeting controller serves a renewed self-signed certificate"),
-        Err(error) => tracing::warn!(%controller, %error,
-            "the renewed certificate's hash is not registered yet; the next heartbeat that finds the registration lost registers it"),
-    }
-}
+impl Registrant for Shared {
+    type Registration = ControllerRegistration;
+    const KIND: &'static str = "meeting controller";
 
-/// Reports the controller's load with `health`; `NotFound` when the registry lost it.
-async fn report(shared: &Shared, health: HealthStatus) -> Result<(), MeetingsError> {
-    let (meetings, participants) = shared.rooms.load();
-    let beat = ControllerHeartbeat {
-        controller_id: shared.config.controller_id.clone(),
-        current_meetings: i32::try_from(meetings).unwrap_or(i32::MAX),
-        current_participants: i32::try_from(participants).unwrap_or(i32::MAX),
-        health,
-    };
-    let result = shared.repo.heartbeat_controller(&beat).await;
-    let controller = &shared.config.controller_id;
-    // An outage is told once, not at every heartbeat.
-    match &result {
-        Err(error) if shared.heartbeats.failed() => {
-            tracing::warn!(%controller, %error, "meeting controller heartbeat failed")
-        }
-        Err(error) => {
-            tracing::debug!(%controller, %error, "meeting controller heartbeat failed again")
-        }
-        Ok(()) if shared.heartbeats.succeeded() => {
-            tracing::info!(%controller, "meeting controller heartbeats work again")
-        }
-        Ok(()) => {}
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("registry", controller = %self.config.controller_id)
     }
-    result
-}
 
-/// Heartbeats every `heartbeat_every` until the controller stops; registers again when
-/// the registry lost it.
-async fn heartbeats(
-    shared: Arc<Shared>,
-    registration: Arc<std::sync::Mutex<ControllerRegistration>>,
-) {
-    let mut every = tokio::time::interval(shared.config.heartbeat_every);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        tokio::select! {
-            () = shared.stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
-            report(&shared, HealthStatus::Healthy).await
-        {
-            let registration = registration
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            match shared.repo.register_controller(&registration).await {
-                Ok(()) => {
-                    let _ = report(&shared, HealthStatus::Healthy).await;
-                }
-                Err(error) => {
-                    tracing::warn!(controller = %registration.controller_id, %error,
-                        "meeting controller could not register again");
-                }
-            }
-        }
+    fn heartbeat_every(&self) -> Duration {
+        self.config.heartbeat_every
+    }
+
+    fn stopped(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    fn heartbeats(&self) -> &feature::FailureStreak {
+        &self.heartbeats
+    }
+
+    async fn register(&self, registration: &ControllerRegistration) -> Result<(), MeetingsError> {
+        self.repo.register_controller(registration).await
+    }
+
+    async fn beat(&self, health: HealthStatus) -> Result<(), MeetingsError> {
+        let (meetings, participants) = self.rooms.load();
+        let beat = ControllerHeartbeat {
+            controller_id: self.config.controller_id.clone(),
+            current_meetings: i32::try_from(meetings).unwrap_or(i32::MAX),
+            current_participants: i32::try_from(participants).unwrap_or(i32::MAX),
+            health,
+        };
+        self.repo.heartbeat_controller(&beat).await
+    }
+
+    fn certificate_hash(registration: &mut ControllerRegistration) -> &mut Option<String> {
+        &mut registration.certificate_hash
     }
 }
 

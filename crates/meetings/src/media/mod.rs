@@ -83,18 +83,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use store::StorageError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use wtransport::Endpoint;
-use wtransport::endpoint::endpoint_side::Server;
 
 #[cfg(doc)]
 use crate::controller::MediaHandlers;
 use crate::controller::{MediaDirectory, MediaHandlerAddress};
 use crate::domain::{HandlerId, HealthStatus, Region};
 use crate::repo::{HandlerHeartbeat, HandlerRegistration};
+use crate::server::{self, Listener, Registrant};
 use crate::{MeetingsError, Repo};
 
 pub use self::bookkeeping::track_stream_id;
@@ -202,6 +200,8 @@ pub(crate) struct Shared {
     rooms: Rooms,
     /// Media bytes received and sent since the last heartbeat.
     bytes: AtomicU64,
+    /// When the last heartbeat counted them.
+    last_beat: std::sync::Mutex<Instant>,
     /// Cancelled when the handler shuts down: every session closes.
     stop: CancellationToken,
     /// Woken when a participant comes or goes: the relays may have to change.
@@ -251,22 +251,17 @@ impl Load {
 
 /// A bound media handler; [`MediaHandler::run`] serves it.
 pub struct MediaHandler {
-    endpoint: Endpoint<Server>,
+    listener: Listener,
     shared: Arc<Shared>,
     /// The bookkeeping queue [`bookkeeping::keep`] writes out.
     books: tokio::sync::mpsc::Receiver<bookkeeping::Book>,
-    certificate_hash: String,
-    local_addr: SocketAddr,
-    /// Whether it is registered in the region and serving ([`MediaHandler::serving`]).
-    serving: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for MediaHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MediaHandler")
             .field("handler_id", &self.shared.config.handler_id)
-            .field("local_addr", &self.local_addr)
-            .field("certificate_hash", &self.certificate_hash)
+            .field("listener", &self.listener)
             .finish_non_exhaustive()
     }
 }
@@ -275,11 +270,7 @@ impl MediaHandler {
     /// Binds `config.listen` (UDP) with the configured certificate, or a fresh
     /// self-signed one for `localhost`, `127.0.0.1` and `public_host`.
     pub async fn bind(repo: Repo, config: HandlerConfig) -> Result<MediaHandler, MediaError> {
-        let crate::wt::Bound {
-            endpoint,
-            certificate_hash,
-            local_addr,
-        } = crate::wt::bind(
+        let listener = Listener::bind(
             config.listen,
             config.certificate.as_ref(),
             &config.public_host,
@@ -287,43 +278,41 @@ impl MediaHandler {
         .await?;
         let (books_tx, books) = tokio::sync::mpsc::channel(bookkeeping::QUEUE);
         Ok(MediaHandler {
-            endpoint,
+            listener,
             books,
             shared: Arc::new(Shared {
                 repo,
                 config,
                 rooms: Rooms::with_books(books_tx),
                 bytes: AtomicU64::new(0),
+                last_beat: std::sync::Mutex::new(Instant::now()),
                 stop: CancellationToken::new(),
                 relay_wake: tokio::sync::Notify::new(),
                 heartbeats: feature::FailureStreak::new(),
             }),
-            certificate_hash,
-            local_addr,
-            serving: tokio::sync::watch::channel(false).0,
         })
     }
 
     /// Turns true once [`MediaHandler::run`] has registered it in the region, so that join
     /// grants may name it: what a process waits for before it says it serves.
     pub fn serving(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.serving.subscribe()
+        self.listener.serving()
     }
 
     /// The UDP address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listener.local_addr()
     }
 
     /// `https://{public_host}:{port}`, what it registers (media grants add
     /// `/media/{meeting_id}`).
     pub fn endpoint(&self) -> String {
-        crate::wt::endpoint_url(&self.shared.config.public_host, self.local_addr.port())
+        self.listener.url()
     }
 
     /// SHA-256 (lowercase hex) of the DER of the certificate it serves.
     pub fn certificate_hash(&self) -> &str {
-        &self.certificate_hash
+        self.listener.certificate_hash()
     }
 
     /// What it serves right now; stays valid while and after it runs.
@@ -347,22 +336,14 @@ impl MediaHandler {
             supports_transcoding: false,
             supports_mixing: false,
             supported_codecs: vec!["VP8".to_owned(), "VP9".to_owned(), "Opus".to_owned()],
-            certificate_hash: Some(self.certificate_hash.clone()),
+            certificate_hash: Some(self.certificate_hash().to_owned()),
         };
         // Announced first: nobody assigns it before it is registered.
-        if let Some(directory) = &config.directory {
-            directory.announce(MediaHandlerAddress {
-                handler_id: config.handler_id.clone(),
-                endpoint: registration.endpoint.clone(),
-                certificate_hash: Some(self.certificate_hash.clone()),
-            });
-        }
-        shared
-            .repo
-            .register_handler(&registration)
+        shared.announce(&registration.endpoint, self.certificate_hash());
+        self.listener
+            .register(&*shared, &registration)
             .await
             .map_err(MediaError::Register)?;
-        self.serving.send_replace(true);
         tracing::info!(handler = %config.handler_id, endpoint = %registration.endpoint,
             "media handler serving");
 
@@ -374,29 +355,23 @@ impl MediaHandler {
         ));
         let registration = Arc::new(std::sync::Mutex::new(registration));
         let tasks = TaskTracker::new();
-        tasks.spawn(heartbeats(shared.clone(), registration.clone()));
+        tasks.spawn(server::heartbeats(shared.clone(), registration.clone()));
         tasks.spawn(relay::manage(shared.clone()));
         tasks.spawn(session::watch_presence(shared.clone()));
-        let mut renew = tokio::time::interval_at(
-            tokio::time::Instant::now() + config.certificate_renew_every,
-            config.certificate_renew_every,
-        );
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                incoming = self.endpoint.accept() => {
+        self.listener
+            .accept(
+                &*shared,
+                &registration,
+                config.certificate_renew_every,
+                &shutdown,
+                |incoming| {
                     tasks.spawn(session::serve(shared.clone(), incoming));
-                }
-                _ = renew.tick(), if config.certificate.is_none() => {
-                    renew_certificate(&shared, &self.endpoint, &registration).await;
-                }
-            }
-        }
+                },
+            )
+            .await;
 
         tracing::info!(handler = %config.handler_id, "media handler draining");
-        let mut since = Instant::now();
-        let _ = report(&shared, HealthStatus::Draining, &mut since).await;
+        let _ = server::report(&*shared, HealthStatus::Draining).await;
         shared.stop.cancel();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
@@ -415,12 +390,21 @@ impl MediaHandler {
             tracing::warn!(handler = %config.handler_id,
                 "streams and subscriptions still being written at shutdown; stopping anyway");
         }
-        self.endpoint.close(
-            wtransport::VarInt::from_u32(proto::CLOSE_BY_HANDLER),
-            b"shutdown",
-        );
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.listener.close(proto::CLOSE_BY_HANDLER).await;
         Ok(())
+    }
+}
+
+impl Shared {
+    /// Tells the configured directory where the handler is reached now.
+    fn announce(&self, endpoint: &str, certificate_hash: &str) {
+        if let Some(directory) = &self.config.directory {
+            directory.announce(MediaHandlerAddress {
+                handler_id: self.config.handler_id.clone(),
+                endpoint: endpoint.to_owned(),
+                certificate_hash: Some(certificate_hash.to_owned()),
+            });
+        }
     }
 }
 
@@ -436,101 +420,58 @@ fn mbps(bytes: u64, elapsed: Duration) -> i32 {
     }
 }
 
-/// Reports the handler's load with `health` (the bitrate since `since`, which moves to
-/// now); `NotFound` when the registry lost it.
-async fn report(
-    shared: &Shared,
-    health: HealthStatus,
-    since: &mut Instant,
-) -> Result<(), MeetingsError> {
-    let (_, streams) = shared.rooms.load();
-    let bytes = shared.bytes.swap(0, Ordering::Relaxed);
-    let now = Instant::now();
-    let beat = HandlerHeartbeat {
-        handler_id: shared.config.handler_id.clone(),
-        current_streams: i32::try_from(streams).unwrap_or(i32::MAX),
-        current_bitrate_mbps: mbps(bytes, now.duration_since(*since)),
-        health,
-    };
-    *since = now;
-    let result = shared.repo.heartbeat_handler(&beat).await;
-    let handler = &shared.config.handler_id;
-    // An outage is told once, not at every heartbeat.
-    match &result {
-        Err(error) if shared.heartbeats.failed() => {
-            tracing::warn!(%handler, %error, "media handler heartbeat failed")
-        }
-        Err(error) => tracing::debug!(%handler, %error, "media handler heartbeat failed again"),
-        Ok(()) if shared.heartbeats.succeeded() => {
-            tracing::info!(%handler, "media handler heartbeats work again")
-        }
-        Ok(()) => {}
-    }
-    result
-}
+impl Registrant for Shared {
+    type Registration = HandlerRegistration;
+    const KIND: &'static str = "media handler";
 
-/// Serves a fresh self-signed certificate, announces and registers its hash, so that the
-/// grants and relays made from now on pin it; sessions open keep the old one. A failure
-/// is logged, and the old certificate served until the next try.
-async fn renew_certificate(
-    shared: &Shared,
-    endpoint: &wtransport::Endpoint<wtransport::endpoint::endpoint_side::Server>,
-    registration: &std::sync::Mutex<HandlerRegistration>,
-) {
-    let handler = &shared.config.handler_id;
-    let Some((hash, updated)) = crate::wt::renew_into(
-        endpoint,
-        &shared.config.public_host,
-        handler,
-        registration,
-        |r| &mut r.certificate_hash,
-    ) else {
-        return;
-    };
-    if let Some(directory) = &shared.config.directory {
-        directory.announce(MediaHandlerAddress {
-            handler_id: handler.clone(),
-            endpoint: updated.endpoint.clone(),
-            certificate_hash: Some(hash.clone()),
-        });
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("registry", handler = %self.config.handler_id)
     }
-    match shared.repo.register_handler(&updated).await {
-        Ok(()) => tracing::info!(%handler, certificate_hash = %hash,
-            "media handler serves a renewed self-signed certificate"),
-        Err(error) => tracing::warn!(%handler, %error,
-            "the renewed certificate's hash is not registered yet; the next heartbeat that finds the registration lost registers it"),
-    }
-}
 
-/// Heartbeats every `heartbeat_every` until the handler stops; registers again when the
-/// registry lost it.
-async fn heartbeats(shared: Arc<Shared>, registration: Arc<std::sync::Mutex<HandlerRegistration>>) {
-    let mut every = tokio::time::interval(shared.config.heartbeat_every);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    let mut since = Instant::now();
-    loop {
-        tokio::select! {
-            () = shared.stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
-        if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =
-            report(&shared, HealthStatus::Healthy, &mut since).await
-        {
-            let registration = registration
+    fn heartbeat_every(&self) -> Duration {
+        self.config.heartbeat_every
+    }
+
+    fn stopped(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    fn heartbeats(&self) -> &feature::FailureStreak {
+        &self.heartbeats
+    }
+
+    async fn register(&self, registration: &HandlerRegistration) -> Result<(), MeetingsError> {
+        self.repo.register_handler(registration).await
+    }
+
+    /// The load: the tracks published, and the bitrate since the last heartbeat.
+    async fn beat(&self, health: HealthStatus) -> Result<(), MeetingsError> {
+        let (_, streams) = self.rooms.load();
+        let bytes = self.bytes.swap(0, Ordering::Relaxed);
+        let now = Instant::now();
+        let since = std::mem::replace(
+            &mut *self
+                .last_beat
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            match shared.repo.register_handler(&registration).await {
-                Ok(()) => {
-                    let _ = report(&shared, HealthStatus::Healthy, &mut since).await;
-                }
-                Err(error) => {
-                    tracing::warn!(handler = %registration.handler_id, %error,
-                        "media handler could not register again");
-                }
-            }
-        }
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            now,
+        );
+        let beat = HandlerHeartbeat {
+            handler_id: self.config.handler_id.clone(),
+            current_streams: i32::try_from(streams).unwrap_or(i32::MAX),
+            current_bitrate_mbps: mbps(bytes, now.duration_since(since)),
+            health,
+        };
+        self.repo.heartbeat_handler(&beat).await
+    }
+
+    fn certificate_hash(registration: &mut HandlerRegistration) -> &mut Option<String> {
+        &mut registration.certificate_hash
+    }
+
+    /// Announced too, so that the in-process controller grants the new hash.
+    fn renewed(&self, registration: &HandlerRegistration, hash: &str) {
+        self.announce(&registration.endpoint, hash);
     }
 }
 
