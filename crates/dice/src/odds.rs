@@ -1561,7 +1561,8 @@ fn subject_of(node: &Node) -> (Num, Option<bool>) {
 
 impl Odds {
     /// Plain text: the chance first (when there is a check), then the
-    /// statistics and how they were obtained.
+    /// statistics and how they were obtained. A simulation's `min` and `max` are said
+    /// as the lowest and highest totals its rolls gave, not as the roll's limits.
     pub fn render_plain(&self) -> String {
         self.render(false)
     }
@@ -1607,10 +1608,23 @@ impl Odds {
         t(&mut out, &format!("{:.2}", self.mean));
         out.push_str(", sd ");
         t(&mut out, &format!("{:.2}", self.std_dev));
-        out.push_str(", min ");
-        t(&mut out, &self.min.to_string());
-        out.push_str(", max ");
-        t(&mut out, &self.max.to_string());
+        match &self.method {
+            // A simulation's extremes are the totals its rolls happened to give, not
+            // the limits of the roll.
+            Method::Simulated { samples, .. } => {
+                out.push_str(", lowest ");
+                t(&mut out, &self.min.to_string());
+                out.push_str(" and highest ");
+                t(&mut out, &self.max.to_string());
+                let _ = write!(out, " seen in {samples} simulated rolls");
+            }
+            Method::Exact => {
+                out.push_str(", min ");
+                t(&mut out, &self.min.to_string());
+                out.push_str(", max ");
+                t(&mut out, &self.max.to_string());
+            }
+        }
         out.push('\n');
         let p = &self.percentiles;
         for (i, (label, v)) in [

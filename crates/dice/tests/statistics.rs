@@ -182,6 +182,28 @@ fn odds_render_for_people() {
         sim.contains("simulated: 100000 rolls, seed 0xdd55eed"),
         "{sim}"
     );
+    // A simulation's extremes are the totals its rolls gave, not the roll's limits.
+    let odds = dice::odds("1.5 * 1d6").unwrap();
+    assert_eq!(
+        sim.lines().next(),
+        Some(
+            format!(
+                "1.5 * 1d6: mean {:.2}, sd {:.2}, lowest {} and highest {} seen in 100000 simulated rolls",
+                odds.mean, odds.std_dev, odds.min, odds.max
+            )
+            .as_str()
+        ),
+        "{sim}"
+    );
+    let md = odds.render_markdown();
+    assert!(!md.contains("min `") && !md.contains("max `"), "{md}");
+    assert!(
+        md.contains(&format!(
+            ", lowest `{}` and highest `{}` seen in 100000 simulated rolls\n",
+            odds.min, odds.max
+        )),
+        "{md}"
+    );
 }
 
 #[test]

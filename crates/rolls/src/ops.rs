@@ -300,25 +300,10 @@ impl OddsModel {
     pub fn of(expression: &str) -> Result<OddsModel, RollsError> {
         let odds = dice::odds(expression).map_err(|e| RollsError::dice(expression, &e))?;
         Ok(OddsModel {
-            markdown: seen_not_limits(&odds, odds.render_markdown()),
+            markdown: odds.render_markdown(),
             odds,
         })
     }
-}
-
-/// `markdown` (the odds as the dice crate words them) with a simulation's `min` and
-/// `max` said for what they are: the lowest and highest totals its rolls happened to
-/// give, not the limits of the roll. Exact odds are left as they are.
-fn seen_not_limits(odds: &dice::Odds, markdown: String) -> String {
-    let dice::Method::Simulated { samples, .. } = odds.method else {
-        return markdown;
-    };
-    let (min, max) = (odds.min.to_string(), odds.max.to_string());
-    markdown.replacen(
-        &format!(", min `{min}`, max `{max}`"),
-        &format!(", lowest `{min}` and highest `{max}` seen in {samples} simulated rolls"),
-        1,
-    )
 }
 
 // ---- stats / help -------------------------------------------------------------------
