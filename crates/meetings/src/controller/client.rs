@@ -177,13 +177,32 @@ impl From<ConnectingError> for ClientError {
     }
 }
 
-/// How the controller closed the session: its application error code and reason.
+/// How the server (the controller, or a media handler for [`MediaClient`]) closed the
+/// session: its application error code and reason.
+///
+/// [`MediaClient`]: crate::media::client::MediaClient
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
     /// `None` when the session did not end with an application close (a timeout, a
     /// transport error, a local close).
     pub code: Option<u64>,
     pub reason: String,
+}
+
+impl Closed {
+    /// How `conn` was closed, once it is.
+    pub(crate) async fn of(conn: &Connection) -> Closed {
+        match conn.closed().await {
+            ConnectionError::ApplicationClosed(close) => Closed {
+                code: Some(close.code().into_inner()),
+                reason: String::from_utf8_lossy(close.reason()).into_owned(),
+            },
+            other => Closed {
+                code: None,
+                reason: other.to_string(),
+            },
+        }
+    }
 }
 
 /// A client QUIC endpoint (a UDP socket, its receive buffers and its driver) made ahead
@@ -458,16 +477,7 @@ impl Client {
 
     /// Waits until the session is closed, and says how.
     pub async fn closed(&self) -> Closed {
-        match self.conn.closed().await {
-            ConnectionError::ApplicationClosed(close) => Closed {
-                code: Some(close.code().into_inner()),
-                reason: String::from_utf8_lossy(close.reason()).into_owned(),
-            },
-            other => Closed {
-                code: None,
-                reason: other.to_string(),
-            },
-        }
+        Closed::of(&self.conn).await
     }
 
     /// Leaves the meeting: reads what the controller still says, to the end of its

@@ -21,6 +21,7 @@ use super::proto::{
     self, FRAME_HEADER_LEN, FrameError, FrameHeader, MediaClientMessage, MediaFrameError,
     RequestKeyframe, SetLayer, media_client_message, media_server_message,
 };
+use crate::controller::client::Closed;
 use crate::domain::{ParticipantId, WT_TOKEN_PARAM};
 
 /// Received frames read ahead of [`MediaClient::next_frame`].
@@ -77,14 +78,6 @@ pub struct ReceivedFrame {
     pub payload: Vec<u8>,
     /// When its last byte was read, before it waited in this client's queue.
     pub received_at: std::time::Instant,
-}
-
-/// How the handler closed the session: its application error code and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaClosed {
-    /// `None` when the session did not end with an application close.
-    pub code: Option<u64>,
-    pub reason: String,
 }
 
 /// A connected media session.
@@ -325,17 +318,8 @@ impl MediaClient {
     }
 
     /// Waits until the session is closed, and says how.
-    pub async fn closed(&self) -> MediaClosed {
-        match self.conn.closed().await {
-            ConnectionError::ApplicationClosed(close) => MediaClosed {
-                code: Some(close.code().into_inner()),
-                reason: String::from_utf8_lossy(close.reason()).into_owned(),
-            },
-            other => MediaClosed {
-                code: None,
-                reason: other.to_string(),
-            },
-        }
+    pub async fn closed(&self) -> Closed {
+        Closed::of(&self.conn).await
     }
 
     /// Closes the session.
