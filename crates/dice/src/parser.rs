@@ -460,7 +460,7 @@ impl<'a> Parser<'a> {
         let label = self.try_label()?;
 
         // Leading words: `adv`, `dis`, `wng`.
-        let mut adv: Option<(bool, usize)> = None;
+        let mut modes = Modes::default();
         let mut wng: Option<usize> = None;
         loop {
             self.skip_ws();
@@ -469,8 +469,8 @@ impl<'a> Parser<'a> {
                 break;
             }
             match word.as_str() {
-                "adv" | "advantage" => adv = Some((true, self.pos)),
-                "dis" | "disadvantage" => adv = Some((false, self.pos)),
+                "adv" | "advantage" => modes.add(true, self.pos),
+                "dis" | "disadvantage" => modes.add(false, self.pos),
                 "wng" => wng = Some(self.pos),
                 _ => break,
             }
@@ -486,7 +486,7 @@ impl<'a> Parser<'a> {
         // has no d20 of its own is rolled on 1d20, as `adv 1d20 + 4`.
         let expr_at = self.expr_start;
         let mut implied_at = None;
-        if adv.is_some()
+        if modes.any()
             && matches!(self.b.get(expr_at), Some(b'+' | b'-'))
             && apply_advantage(&mut expr.clone(), true).is_none()
         {
@@ -501,7 +501,7 @@ impl<'a> Parser<'a> {
         }
         let mut rewrites = Vec::new();
         if let Some((high, at, span)) = self.mode_word.take() {
-            adv = Some((high, at));
+            modes.add(high, at);
             rewrites.push(Rewrite {
                 span,
                 text: Arc::from(""),
@@ -556,13 +556,13 @@ impl<'a> Parser<'a> {
                 let word = self.letters();
                 let boundary = !self.is_letter_at(word.len());
                 if boundary && matches!(word.as_str(), "adv" | "advantage") {
-                    adv = Some((true, at));
+                    modes.add(true, at);
                     self.pos += word.len();
                     self.no_operator_after_word()?;
                     continue;
                 }
                 if boundary && matches!(word.as_str(), "dis" | "disadvantage") {
-                    adv = Some((false, at));
+                    modes.add(false, at);
                     self.pos += word.len();
                     self.no_operator_after_word()?;
                     continue;
@@ -588,7 +588,20 @@ impl<'a> Parser<'a> {
             return Err(self.unexpected("an operator like `+`, or a space before a comment"));
         }
 
-        if let Some((high, at)) = adv {
+        if let Some(at) = modes.cancelled() {
+            // Both: they cancel out (as the game's rules and Avrae have it), and the
+            // d20 is rolled once; the roll must still have one.
+            if apply_advantage(&mut expr.clone(), true).is_none() {
+                return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
+            }
+            if let Some(at) = implied_at {
+                rewrites.push(Rewrite {
+                    span: Span::new(at, at),
+                    text: Arc::from("1d20 "),
+                    check_only: false,
+                });
+            }
+        } else if let Some((high, at)) = modes.one() {
             let Some(done) = apply_advantage(&mut expr, high) else {
                 return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
             };
@@ -2114,6 +2127,40 @@ fn savage_worlds(n: i64, span: Span) -> Expr {
         })),
         span,
     )
+}
+
+/// The `adv` / `dis` words of one roll, wherever they stand: where the first of
+/// each is.
+#[derive(Debug, Default, Clone, Copy)]
+struct Modes {
+    adv: Option<usize>,
+    dis: Option<usize>,
+}
+
+impl Modes {
+    fn add(&mut self, high: bool, at: usize) {
+        let slot = if high { &mut self.adv } else { &mut self.dis };
+        slot.get_or_insert(at);
+    }
+
+    fn any(self) -> bool {
+        self.adv.is_some() || self.dis.is_some()
+    }
+
+    /// Advantage (true) or disadvantage (false) and where its word is, when the roll
+    /// has one and not the other.
+    fn one(self) -> Option<(bool, usize)> {
+        match (self.adv, self.dis) {
+            (Some(at), None) => Some((true, at)),
+            (None, Some(at)) => Some((false, at)),
+            _ => None,
+        }
+    }
+
+    /// Where the first of the words is, when the roll has both: they cancel out.
+    fn cancelled(self) -> Option<usize> {
+        Some(self.adv?.min(self.dis?))
+    }
 }
 
 /// Rewrites the leftmost single d20 (`1d20` / `d20` without keep/drop) into

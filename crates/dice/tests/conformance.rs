@@ -1018,3 +1018,41 @@ fn adv_and_dis_before_an_operator_keep_the_rest_of_the_roll_in_the_odds() {
     let program = dice::parse("1d20 dis +5 sneaky").unwrap();
     assert_eq!(program.comments().collect::<Vec<_>>(), [Some("sneaky")]);
 }
+
+/// Advantage and disadvantage on one roll cancel out, as the game's rules (and Avrae)
+/// have it: the d20 is rolled once, wherever the words stand and in whichever order.
+#[test]
+fn advantage_and_disadvantage_on_one_roll_cancel_out() {
+    for input in [
+        "1d20+5 adv dis",
+        "dis 1d20+5 adv",
+        "adv dis 1d20+5",
+        "1d20 dis +5 adv",
+        "adv 1d20 dis +5",
+        "adv dis +5",
+    ] {
+        let odds = dice::odds(input).unwrap();
+        // (Where a word stood between the d20 and `+5`, its space stays.)
+        assert_eq!(odds.subject.replace(' ', ""), "1d20+5", "{input}");
+        assert!((odds.mean - 15.5).abs() < 1e-9, "{input}: {}", odds.mean);
+        let outcome = dice::roll(input, &mut Rng::seeded(7)).unwrap();
+        let text = outcome.render_plain();
+        assert!(text.starts_with("1d20"), "{input}: {text}");
+        assert!(!text.contains("2d20"), "{input}: {text}");
+    }
+    // With a comparison, on the odds of a check too.
+    let odds = dice::odds("adv 1d20+5 >= 15 dis").unwrap();
+    let check = odds.check.as_ref().expect("the comparison is kept");
+    assert_eq!(check.description, "1d20+5 >= 15");
+    assert!((check.probability - 0.55).abs() < 1e-12);
+    // One word twice is still that one.
+    assert_eq!(dice::odds("adv adv 1d20").unwrap().subject, "2d20kh1");
+    assert_eq!(dice::odds("1d20 dis dis").unwrap().subject, "2d20kl1");
+    // Both still need a d20 to apply to, and the error points at the first word.
+    let error = dice::parse("3d6 adv dis").unwrap_err();
+    assert!(
+        matches!(error.kind(), ErrorKind::NoD20ForAdvantage),
+        "{error:?}"
+    );
+    assert_eq!(error.column(), 5, "{error:?}");
+}
