@@ -192,10 +192,10 @@ struct Parser<'a> {
     /// The target a Cypher difficulty (`cs4`) set for the current roll, and
     /// where the difficulty was written.
     cypher_target: Option<(i64, Span)>,
-    /// An `adv` / `dis` read between an operand and its operator (`1d20 dis
-    /// +5`): advantage or not, where the word is, and the text it takes up
-    /// with the space before it.
-    mode_word: Option<(bool, usize, Span)>,
+    /// An `adv` / `dis` / `eadv` read between an operand and its operator
+    /// (`1d20 dis +5`): which, where the word is, and the text it takes up with
+    /// the space before it.
+    mode_word: Option<(Mode, usize, Span)>,
     /// The `1d20` that `adv + 4` rolls: the first operand of the roll.
     implied: Option<Expr>,
 }
@@ -273,20 +273,13 @@ impl<'a> Parser<'a> {
         self.starts_with_ci(word) && !self.is_letter_at(word.len())
     }
 
-    /// `adv` / `advantage` (true) or `dis` / `disadvantage` (false) at the
-    /// cursor, with its length.
-    fn mode_word_at(&self) -> Option<(bool, usize)> {
-        match self.peek_lower(0) {
-            Some(b'a') => ["advantage", "adv"]
-                .into_iter()
-                .find(|w| self.word_ci(w))
-                .map(|w| (true, w.len())),
-            Some(b'd') => ["disadvantage", "dis"]
-                .into_iter()
-                .find(|w| self.word_ci(w))
-                .map(|w| (false, w.len())),
-            _ => None,
-        }
+    /// `adv` / `advantage`, `dis` / `disadvantage` or `eadv` at the cursor,
+    /// with its length.
+    fn mode_word_at(&self) -> Option<(Mode, usize)> {
+        ["advantage", "adv", "disadvantage", "dis", "eadv"]
+            .into_iter()
+            .find(|w| self.word_ci(w))
+            .and_then(|w| Some((Mode::of_word(w)?, w.len())))
     }
 
     /// Whether a binary operator, a comparison or `then` is at the cursor.
@@ -312,14 +305,14 @@ impl<'a> Parser<'a> {
         if !self.skip_ws() || self.depth > 0 {
             return;
         }
-        let Some((high, len)) = self.mode_word_at() else {
+        let Some((mode, len)) = self.mode_word_at() else {
             return;
         };
         let at = self.pos;
         self.pos += len;
         self.skip_ws();
         if self.starts_operator() {
-            self.mode_word = Some((high, at, Span::new(before, at + len)));
+            self.mode_word = Some((mode, at, Span::new(before, at + len)));
         } else {
             self.pos = at;
         }
@@ -459,7 +452,7 @@ impl<'a> Parser<'a> {
 
         let label = self.try_label()?;
 
-        // Leading words: `adv`, `dis`, `wng`.
+        // Leading words: `adv`, `dis`, `eadv`, `wng`.
         let mut modes = Modes::default();
         let mut wng: Option<usize> = None;
         loop {
@@ -468,11 +461,10 @@ impl<'a> Parser<'a> {
             if !self.peek_at(word.len()).is_some_and(is_ws) {
                 break;
             }
-            match word.as_str() {
-                "adv" | "advantage" => modes.add(true, self.pos),
-                "dis" | "disadvantage" => modes.add(false, self.pos),
-                "wng" => wng = Some(self.pos),
-                _ => break,
+            match Mode::of_word(&word) {
+                Some(mode) => modes.add(mode, self.pos),
+                None if word == "wng" => wng = Some(self.pos),
+                None => break,
             }
             self.pos += word.len();
         }
@@ -488,7 +480,7 @@ impl<'a> Parser<'a> {
         let mut implied_at = None;
         if modes.any()
             && matches!(self.b.get(expr_at), Some(b'+' | b'-'))
-            && apply_advantage(&mut expr.clone(), true).is_none()
+            && apply_advantage(&mut expr.clone(), 2, true).is_none()
         {
             self.pos = expr_at;
             self.cypher_target = None;
@@ -500,8 +492,8 @@ impl<'a> Parser<'a> {
             expr = self.parse_then()?;
         }
         let mut rewrites = Vec::new();
-        if let Some((high, at, span)) = self.mode_word.take() {
-            modes.add(high, at);
+        if let Some((mode, at, span)) = self.mode_word.take() {
+            modes.add(mode, at);
             rewrites.push(Rewrite {
                 span,
                 text: Arc::from(""),
@@ -555,14 +547,8 @@ impl<'a> Parser<'a> {
             if had_ws {
                 let word = self.letters();
                 let boundary = !self.is_letter_at(word.len());
-                if boundary && matches!(word.as_str(), "adv" | "advantage") {
-                    modes.add(true, at);
-                    self.pos += word.len();
-                    self.no_operator_after_word()?;
-                    continue;
-                }
-                if boundary && matches!(word.as_str(), "dis" | "disadvantage") {
-                    modes.add(false, at);
+                if boundary && let Some(mode) = Mode::of_word(&word) {
+                    modes.add(mode, at);
                     self.pos += word.len();
                     self.no_operator_after_word()?;
                     continue;
@@ -591,7 +577,7 @@ impl<'a> Parser<'a> {
         if let Some(at) = modes.cancelled() {
             // Both: they cancel out (as the game's rules and Avrae have it), and the
             // d20 is rolled once; the roll must still have one.
-            if apply_advantage(&mut expr.clone(), true).is_none() {
+            if apply_advantage(&mut expr.clone(), 2, true).is_none() {
                 return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
             }
             if let Some(at) = implied_at {
@@ -601,8 +587,8 @@ impl<'a> Parser<'a> {
                     check_only: false,
                 });
             }
-        } else if let Some((high, at)) = modes.one() {
-            let Some(done) = apply_advantage(&mut expr, high) else {
+        } else if let Some((count, high, at)) = modes.one() {
+            let Some(done) = apply_advantage(&mut expr, count, high) else {
                 return Err(self.error(ErrorKind::NoD20ForAdvantage, at));
             };
             if implied_at == Some(done.start) {
@@ -720,6 +706,7 @@ impl<'a> Parser<'a> {
                         | "advantage"
                         | "dis"
                         | "disadvantage"
+                        | "eadv"
                         | "wng"
                 ) || (matches!(w.as_str(), "ex" | "fitd" | "sw" | "sr")
                     && self.is_digit_at(w.len()))
@@ -2129,44 +2116,77 @@ fn savage_worlds(n: i64, span: Span) -> Expr {
     )
 }
 
-/// The `adv` / `dis` words of one roll, wherever they stand: where the first of
-/// each is.
+/// A word that rolls the d20 more than once and keeps one: `adv` / `advantage`
+/// (two, the higher), `dis` / `disadvantage` (two, the lower), `eadv` (Elven
+/// Accuracy: three, the highest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Adv,
+    Dis,
+    Elven,
+}
+
+impl Mode {
+    fn of_word(word: &str) -> Option<Mode> {
+        match word.to_ascii_lowercase().as_str() {
+            "adv" | "advantage" => Some(Mode::Adv),
+            "dis" | "disadvantage" => Some(Mode::Dis),
+            "eadv" => Some(Mode::Elven),
+            _ => None,
+        }
+    }
+}
+
+/// The `adv` / `dis` / `eadv` words of one roll, wherever they stand: where the
+/// first of each is.
 #[derive(Debug, Default, Clone, Copy)]
 struct Modes {
     adv: Option<usize>,
     dis: Option<usize>,
+    elven: Option<usize>,
 }
 
 impl Modes {
-    fn add(&mut self, high: bool, at: usize) {
-        let slot = if high { &mut self.adv } else { &mut self.dis };
+    fn add(&mut self, mode: Mode, at: usize) {
+        let slot = match mode {
+            Mode::Adv => &mut self.adv,
+            Mode::Dis => &mut self.dis,
+            Mode::Elven => &mut self.elven,
+        };
         slot.get_or_insert(at);
     }
 
     fn any(self) -> bool {
-        self.adv.is_some() || self.dis.is_some()
+        self.adv.is_some() || self.dis.is_some() || self.elven.is_some()
     }
 
-    /// Advantage (true) or disadvantage (false) and where its word is, when the roll
-    /// has one and not the other.
-    fn one(self) -> Option<(bool, usize)> {
-        match (self.adv, self.dis) {
-            (Some(at), None) => Some((true, at)),
-            (None, Some(at)) => Some((false, at)),
+    /// The d20s to roll, whether the highest is kept, and where the word is, when
+    /// the roll has an advantage (`eadv` over `adv`) or disadvantage, not both.
+    fn one(self) -> Option<(i64, bool, usize)> {
+        match (self.elven, self.adv, self.dis) {
+            (Some(at), _, None) => Some((3, true, at)),
+            (None, Some(at), None) => Some((2, true, at)),
+            (None, None, Some(at)) => Some((2, false, at)),
             _ => None,
         }
     }
 
-    /// Where the first of the words is, when the roll has both: they cancel out.
+    /// Where the first of the words is, when the roll has an advantage and a
+    /// disadvantage: they cancel out.
     fn cancelled(self) -> Option<usize> {
-        Some(self.adv?.min(self.dis?))
+        let dis = self.dis?;
+        let adv = match (self.adv, self.elven) {
+            (Some(a), Some(e)) => a.min(e),
+            (a, e) => a.or(e)?,
+        };
+        Some(adv.min(dis))
     }
 }
 
 /// Rewrites the leftmost single d20 (`1d20` / `d20` without keep/drop) into
-/// `2d20kh1` or `2d20kl1`. Returns what it rewrote, or `None` if there is
-/// no such die.
-fn apply_advantage(expr: &mut Expr, high: bool) -> Option<Reworded> {
+/// `{count}d20kh1` or `{count}d20kl1`. Returns what it rewrote, or `None` if
+/// there is no such die.
+fn apply_advantage(expr: &mut Expr, count: i64, high: bool) -> Option<Reworded> {
     let mut done = None;
     visit_dice_mut(expr, &mut |spec, span| {
         if done.is_some() {
@@ -2176,7 +2196,7 @@ fn apply_advantage(expr: &mut Expr, high: bool) -> Option<Reworded> {
             && matches!(spec.sides, SidesSpec::Lit(20))
             && spec.mods.select.is_empty()
         {
-            spec.count = Count::Lit(2);
+            spec.count = Count::Lit(count);
             keep_one(spec, high);
             let lower = spec.notation.to_ascii_lowercase();
             let rest = lower
@@ -2186,7 +2206,10 @@ fn apply_advantage(expr: &mut Expr, high: bool) -> Option<Reworded> {
                 .to_owned();
             let was = std::mem::replace(
                 &mut spec.notation,
-                Arc::from(format!("2d20{}{rest}", if high { "kh1" } else { "kl1" })),
+                Arc::from(format!(
+                    "{count}d20{}{rest}",
+                    if high { "kh1" } else { "kl1" }
+                )),
             );
             done = Some(Reworded::new(span, was, &spec.notation));
         }

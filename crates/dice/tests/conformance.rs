@@ -1021,6 +1021,7 @@ fn adv_and_dis_before_an_operator_keep_the_rest_of_the_roll_in_the_odds() {
 
 /// Advantage and disadvantage on one roll cancel out, as the game's rules (and Avrae)
 /// have it: the d20 is rolled once, wherever the words stand and in whichever order.
+/// `eadv` (Elven Accuracy) keeps the highest of three.
 #[test]
 fn advantage_and_disadvantage_on_one_roll_cancel_out() {
     for input in [
@@ -1048,6 +1049,32 @@ fn advantage_and_disadvantage_on_one_roll_cancel_out() {
     // One word twice is still that one.
     assert_eq!(dice::odds("adv adv 1d20").unwrap().subject, "2d20kh1");
     assert_eq!(dice::odds("1d20 dis dis").unwrap().subject, "2d20kl1");
+    // Elven Accuracy (`eadv`) is advantage on three d20s, over a plain `adv`, and
+    // cancels out with disadvantage too.
+    for input in [
+        "eadv 1d20+5",
+        "1d20+5 eadv",
+        "1d20 eadv +5",
+        "adv 1d20+5 eadv",
+    ] {
+        let odds = dice::odds(input).unwrap();
+        assert_eq!(odds.subject.replace(' ', ""), "3d20kh1+5", "{input}");
+        // The highest of three d20s averages 20 - (19 * 20 / 2)^2 / 20^3 = 15.4875.
+        assert!((odds.mean - 20.4875).abs() < 1e-9, "{input}: {}", odds.mean);
+        let text = dice::roll(input, &mut Rng::seeded(7))
+            .unwrap()
+            .render_plain();
+        assert!(text.starts_with("3d20kh1 ("), "{input}: {text}");
+        assert_eq!(text.matches(", ").count(), 2, "three dice shown: {text}");
+    }
+    assert_eq!(dice::odds("eadv + 2").unwrap().subject, "3d20kh1 + 2");
+    assert_eq!(
+        dice::odds("eadv 1d20+5 dis")
+            .unwrap()
+            .subject
+            .replace(' ', ""),
+        "1d20+5"
+    );
     // Both still need a d20 to apply to, and the error points at the first word.
     let error = dice::parse("3d6 adv dis").unwrap_err();
     assert!(

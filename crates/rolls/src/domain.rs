@@ -702,7 +702,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     (
         "roll",
         "/roll expression [private] [mode]",
-        "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4`, or your aliases (`attack`, `hit 5 15`). The `private` option (`private:True`) shows the result only to you. The `mode` option: `mode:gm` shows it to you and the GM, `mode:blind` to the GM only. A natural 20 on a d20 is a critical, a natural 1 a fumble; a roll without a d20 notes the highest face or the 1 of a single die the same way, naming it (`8 on the d8`). Every roll has a roll id for `/roll-check`.",
+        "Roll dice, e.g. `4d6kh3`, `1d20+5 >= 15 then 2d6+3`, `adv + 4` (also `dis`, or `eadv` for Elven Accuracy; advantage and disadvantage together cancel out), or your aliases (`attack`, `hit 5 15`). The `private` option (`private:True`) shows the result only to you. The `mode` option: `mode:gm` shows it to you and the GM, `mode:blind` to the GM only. A natural 20 on a d20 is a critical, a natural 1 a fumble; a roll without a d20 notes the highest face or the 1 of a single die the same way, naming it (`8 on the d8`). Every roll has a roll id for `/roll-check`.",
     ),
     (
         "odds",

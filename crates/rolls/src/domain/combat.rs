@@ -517,7 +517,8 @@ pub enum InitiativeInput {
 /// initiative itself; a signed number is a modifier on the d20 (`+3` rolls `1d20+3`,
 /// `-1` rolls `1d20-1`); `adv` / `dis` (also `advantage`, `disadvantage`), with an
 /// optional modifier (`adv+2`, `dis -1`), roll two d20 and keep the higher / lower
-/// (`2d20kh1+2`); anything else is a dice expression.
+/// (`2d20kh1+2`), and `eadv` (Elven Accuracy) three, keeping the highest; anything
+/// else is a dice expression.
 pub fn initiative_input(text: &str) -> Result<InitiativeInput, Refusal> {
     let text = clean_expression(text)?;
     let compact: String = text
@@ -552,6 +553,7 @@ pub fn initiative_input(text: &str) -> Result<InitiativeInput, Refusal> {
     for (word, dice) in [
         ("advantage", "2d20kh1"),
         ("adv", "2d20kh1"),
+        ("eadv", "3d20kh1"),
         ("disadvantage", "2d20kl1"),
         ("dis", "2d20kl1"),
     ] {
@@ -1746,6 +1748,7 @@ mod tests {
         assert_eq!(initiative_input("adv+2"), Ok(roll("2d20kh1+2")));
         assert_eq!(initiative_input("Advantage -1"), Ok(roll("2d20kh1-1")));
         assert_eq!(initiative_input("dis+2"), Ok(roll("2d20kl1+2")));
+        assert_eq!(initiative_input("eadv+1"), Ok(roll("3d20kh1+1")));
         assert_eq!(initiative_input("1d20+5"), Ok(roll("1d20+5")));
         assert_eq!(initiative_input("-d20"), Ok(roll("-d20")));
         assert!(
