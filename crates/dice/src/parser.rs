@@ -192,10 +192,10 @@ struct Parser<'a> {
     /// The target a Cypher difficulty (`cs4`) set for the current roll, and
     /// where the difficulty was written.
     cypher_target: Option<(i64, Span)>,
-    /// An `adv` / `dis` / `eadv` read between an operand and its operator
+    /// The `adv` / `dis` / `eadv` words read between an operand and its operator
     /// (`1d20 dis +5`): which, where the word is, and the text it takes up with
     /// the space before it.
-    mode_word: Option<(Mode, usize, Span)>,
+    mode_words: Vec<(Mode, usize, Span)>,
     /// The `1d20` that `adv + 4` rolls: the first operand of the roll.
     implied: Option<Expr>,
 }
@@ -220,7 +220,7 @@ impl<'a> Parser<'a> {
             depth: 0,
             expr_start: 0,
             cypher_target: None,
-            mode_word: None,
+            mode_words: Vec::new(),
             implied: None,
         }
     }
@@ -312,7 +312,11 @@ impl<'a> Parser<'a> {
         self.pos += len;
         self.skip_ws();
         if self.starts_operator() {
-            self.mode_word = Some((mode, at, Span::new(before, at + len)));
+            // Once, should this stretch be read again.
+            if !self.mode_words.iter().any(|&(_, seen, _)| seen == at) {
+                self.mode_words
+                    .push((mode, at, Span::new(before, at + len)));
+            }
         } else {
             self.pos = at;
         }
@@ -472,7 +476,7 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         self.expr_start = self.pos;
         self.cypher_target = None;
-        self.mode_word = None;
+        self.mode_words.clear();
         let mut expr = self.parse_then()?;
         // `adv + 4`: after `adv` / `dis`, a roll that starts with a sign and
         // has no d20 of its own is rolled on 1d20, as `adv 1d20 + 4`.
@@ -484,7 +488,7 @@ impl<'a> Parser<'a> {
         {
             self.pos = expr_at;
             self.cypher_target = None;
-            self.mode_word = None;
+            self.mode_words.clear();
             let d20 = plain_dice(1, 20, "1d20");
             let at = Span::new(expr_at, expr_at);
             self.implied = Some(Expr::new(ExprKind::Dice(Box::new(d20)), at));
@@ -492,7 +496,7 @@ impl<'a> Parser<'a> {
             expr = self.parse_then()?;
         }
         let mut rewrites = Vec::new();
-        if let Some((mode, at, span)) = self.mode_word.take() {
+        for (mode, at, span) in std::mem::take(&mut self.mode_words) {
             modes.add(mode, at);
             rewrites.push(Rewrite {
                 span,
@@ -770,7 +774,7 @@ impl<'a> Parser<'a> {
             depth: self.depth,
             expr_start: open + 1,
             cypher_target: None,
-            mode_word: None,
+            mode_words: Vec::new(),
             implied: None,
         };
         let parses = sub.parse_then().is_ok() && {

@@ -1031,6 +1031,7 @@ fn advantage_and_disadvantage_on_one_roll_cancel_out() {
         "1d20 dis +5 adv",
         "adv 1d20 dis +5",
         "adv dis +5",
+        "1d20 adv +5 dis",
     ] {
         let odds = dice::odds(input).unwrap();
         // (Where a word stood between the d20 and `+5`, its space stays.)
@@ -1041,6 +1042,9 @@ fn advantage_and_disadvantage_on_one_roll_cancel_out() {
         assert!(text.starts_with("1d20"), "{input}: {text}");
         assert!(!text.contains("2d20"), "{input}: {text}");
     }
+    // Two words between operands and operators count, both.
+    let odds = dice::odds("1d20 adv + 2 dis + 3").unwrap();
+    assert_eq!(odds.subject.replace(' ', ""), "1d20+2+3");
     // With a comparison, on the odds of a check too.
     let odds = dice::odds("adv 1d20+5 >= 15 dis").unwrap();
     let check = odds.check.as_ref().expect("the comparison is kept");
