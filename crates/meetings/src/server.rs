@@ -31,12 +31,8 @@ pub(crate) trait Registrant: Send + Sync + 'static {
     const KIND: &'static str;
     /// The span its registry work is logged in, naming it.
     fn span(&self) -> tracing::Span;
-    /// How often it heartbeats.
-    fn heartbeat_every(&self) -> Duration;
-    /// Cancelled when it shuts down.
-    fn stopped(&self) -> &CancellationToken;
-    /// Whether its heartbeats are failing, so that an outage is logged once.
-    fn heartbeats(&self) -> &feature::FailureStreak;
+    /// How it heartbeats.
+    fn beating(&self) -> Beating<'_>;
     /// Writes `registration` into the registry (again).
     fn register(
         &self,
@@ -50,6 +46,16 @@ pub(crate) trait Registrant: Send + Sync + 'static {
     /// Told the hash of a renewed self-signed certificate, served from now on, before it
     /// is registered.
     fn renewed(&self, _registration: &Self::Registration, _hash: &str) {}
+}
+
+/// How a [`Registrant`] heartbeats.
+pub(crate) struct Beating<'a> {
+    /// How often.
+    pub every: Duration,
+    /// Cancelled when it shuts down: the heartbeats stop.
+    pub stop: &'a CancellationToken,
+    /// Whether its heartbeats are failing, so that an outage is logged once.
+    pub streak: &'a feature::FailureStreak,
 }
 
 /// A bound endpoint of a server of the region.
@@ -191,7 +197,7 @@ pub(crate) async fn report<R: Registrant>(
     health: HealthStatus,
 ) -> Result<(), MeetingsError> {
     let result = server.beat(health).await;
-    let streak = server.heartbeats();
+    let streak = server.beating().streak;
     let kind = R::KIND;
     let _span = server.span().entered();
     match &result {
@@ -203,18 +209,18 @@ pub(crate) async fn report<R: Registrant>(
     result
 }
 
-/// Heartbeats every [`Registrant::heartbeat_every`] until `server` stops; registers
+/// Heartbeats every [`Beating::every`] until `server` stops; registers
 /// again when the registry lost it.
 pub(crate) async fn heartbeats<R: Registrant>(
     server: Arc<R>,
     registration: Arc<Mutex<R::Registration>>,
 ) {
-    let mut every = tokio::time::interval(server.heartbeat_every());
+    let mut every = tokio::time::interval(server.beating().every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
         tokio::select! {
-            () = server.stopped().cancelled() => return,
+            () = server.beating().stop.cancelled() => return,
             _ = every.tick() => {}
         }
         if let Err(MeetingsError::Storage(StorageError::NotFound { .. })) =

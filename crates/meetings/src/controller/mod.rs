@@ -69,7 +69,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::domain::{ControllerId, HandlerId, HealthStatus, Liveness, MeetingId, Region};
 use crate::repo::{ControllerHeartbeat, ControllerRegistration};
-use crate::server::{self, Listener, Registrant};
+use crate::server::{self, Beating, Listener, Registrant};
 use crate::{MeetingsError, Repo};
 
 use self::session::Rooms;
@@ -370,16 +370,12 @@ impl Registrant for Shared {
         tracing::info_span!("registry", controller = %self.config.controller_id)
     }
 
-    fn heartbeat_every(&self) -> Duration {
-        self.config.heartbeat_every
-    }
-
-    fn stopped(&self) -> &CancellationToken {
-        &self.stop
-    }
-
-    fn heartbeats(&self) -> &feature::FailureStreak {
-        &self.heartbeats
+    fn beating(&self) -> Beating<'_> {
+        Beating {
+            every: self.config.heartbeat_every,
+            stop: &self.stop,
+            streak: &self.heartbeats,
+        }
     }
 
     async fn register(&self, registration: &ControllerRegistration) -> Result<(), MeetingsError> {

@@ -92,7 +92,7 @@ use crate::controller::MediaHandlers;
 use crate::controller::{MediaDirectory, MediaHandlerAddress};
 use crate::domain::{HandlerId, HealthStatus, Region};
 use crate::repo::{HandlerHeartbeat, HandlerRegistration};
-use crate::server::{self, Listener, Registrant};
+use crate::server::{self, Beating, Listener, Registrant};
 use crate::{MeetingsError, Repo};
 
 pub use self::bookkeeping::track_stream_id;
@@ -428,16 +428,12 @@ impl Registrant for Shared {
         tracing::info_span!("registry", handler = %self.config.handler_id)
     }
 
-    fn heartbeat_every(&self) -> Duration {
-        self.config.heartbeat_every
-    }
-
-    fn stopped(&self) -> &CancellationToken {
-        &self.stop
-    }
-
-    fn heartbeats(&self) -> &feature::FailureStreak {
-        &self.heartbeats
+    fn beating(&self) -> Beating<'_> {
+        Beating {
+            every: self.config.heartbeat_every,
+            stop: &self.stop,
+            streak: &self.heartbeats,
+        }
     }
 
     async fn register(&self, registration: &HandlerRegistration) -> Result<(), MeetingsError> {
