@@ -306,8 +306,10 @@ const END_SHOWN: &str = "const shown = (id) => !document.getElementById(id).hidd
        + (shown('left') ? '|left' : '') + (shown('join-form') ? '|join' : '')";
 
 /// For each tile, scrolled to the middle of the screen: whether what shows at its
-/// centre is the tile (not something over it); then the same for the Mute button; and
-/// in how many columns the tiles are.
+/// centre is the tile (not something over it); in how many columns the tiles are; for
+/// each tile, whether its caption lies `over` its picture (the video, or the initial
+/// shown while the camera is off) or `under` it; whether the Mute button shows; how far
+/// the page scrolls sideways; and the controls' `position`.
 const UNCOVERED: &str = "const shown = (el) => { el.scrollIntoView({ block: 'center' }); \
      const r = el.getBoundingClientRect(); \
      const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2); \
@@ -315,7 +317,13 @@ const UNCOVERED: &str = "const shown = (el) => { el.scrollIntoView({ block: 'cen
      const all = Array.from(document.querySelectorAll('.tile')); \
      const tiles = all.map(shown); \
      const columns = new Set(all.map((t) => Math.round(t.getBoundingClientRect().left))).size; \
-     return { tiles, columns, mute: shown(document.getElementById('mute-audio')), \
+     const captions = all.map((t) => { \
+       const picture = Array.from(t.querySelectorAll('video, canvas, .placeholder')) \
+         .find((p) => p.getClientRects().length > 0); \
+       if (!picture) return 'no picture'; \
+       const caption = t.querySelector('figcaption').getBoundingClientRect(); \
+       return caption.top >= picture.getBoundingClientRect().bottom - 0.5 ? 'under' : 'over'; }); \
+     return { tiles, columns, captions, mute: shown(document.getElementById('mute-audio')), \
               sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth, \
               controls: getComputedStyle(document.querySelector('.controls')).position };";
 
@@ -334,23 +342,52 @@ async fn uncovered_seeing(browser: &Browser, other: &str) -> Value {
 async fn on_a_phone_at_twice_the_text_size_the_tiles_fill_the_width_and_the_controls_cover_none() {
     let app = common::spawn_app().await;
     let (code, _) = create_meeting(&app, json!({ "display_name": "Large print" })).await;
-    let (first, _) = join_by_link(&app.url(""), &code, "Ada").await;
+    let (first, ada) = join_by_link(&app.url(""), &code, "Ada").await;
     // The reader's text at 32 px, twice the default, in an iPhone 14's window.
     let phone = Browser::start_with_text_size(32).await;
     phone.window_size(390, 844).await;
     phone
         .open(&app.url(&format!("/meet/{code}?name=Bea&autojoin=1")))
         .await;
+    // The captions, lines of large text here, go under the pictures, not over them.
     assert_eq!(
         uncovered_seeing(&phone, "Ada").await,
-        json!({"tiles": [true, true], "columns": 1, "mute": true, "sideways": 0, "controls": "static"}),
+        json!({"tiles": [true, true], "columns": 1, "captions": ["under", "under"], "mute": true, "sideways": 0, "controls": "static"}),
         "at twice the text size the tiles are one under the other and the controls follow them"
     );
-    // At the default size they stay at the bottom of the screen, over nothing.
+    // At the default size they stay at the bottom of the screen, over nothing, and the
+    // names are written over the pictures.
     assert_eq!(
         uncovered_seeing(&first, "Bea").await,
-        json!({"tiles": [true, true], "columns": 2, "mute": true, "sideways": 0, "controls": "sticky"}),
+        json!({"tiles": [true, true], "columns": 2, "captions": ["over", "over"], "mute": true, "sideways": 0, "controls": "sticky"}),
         "at the default size the controls stay at hand"
+    );
+    // Ada turns her camera off: on the phone her initial takes the picture's place, as
+    // large as the picture was, and her caption stays under it.
+    let picture = |id: &str| {
+        format!(
+            "const t = document.querySelector('.tile.remote[data-participant=\"{id}\"]'); \
+             const p = Array.from(t.querySelectorAll('canvas, .placeholder')) \
+               .find((p) => p.getClientRects().length > 0); \
+             const r = p.getBoundingClientRect(); \
+             return p.className + ' ' + Math.round(r.width) + 'x' + Math.round(r.height)"
+        )
+    };
+    let shown = |value: Value| value.as_str().unwrap_or_default().to_owned();
+    let before = shown(phone.script(&picture(&ada)).await);
+    let camera = first.find("#mute-video").await;
+    first.click(&camera).await;
+    sees_muted(&phone, &ada, "video", true).await;
+    let after = shown(phone.script(&picture(&ada)).await);
+    assert!(before.starts_with(" "), "the canvas first: {before}");
+    assert_eq!(
+        after,
+        format!("placeholder{before}"),
+        "the initial is shown as large as the picture was"
+    );
+    assert_eq!(
+        uncovered_seeing(&phone, "Ada").await["captions"],
+        json!(["under", "under"])
     );
     phone.quit().await;
     first.quit().await;

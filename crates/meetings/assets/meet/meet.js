@@ -487,8 +487,6 @@
     placeholder.className = 'placeholder';
     placeholder.hidden = true;
     placeholder.setAttribute('aria-hidden', 'true');
-    placeholder.style.cssText = 'position:absolute;inset:0;display:flex;align-items:center;'
-      + 'justify-content:center;background:#3a3a44;color:#fff;font-size:3rem;font-weight:600;';
     placeholder.textContent = initialOf(name);
     tile.append(view, placeholder, caption);
     return tile;
