@@ -145,7 +145,7 @@ pub(super) async fn write_media(
         // A subscriber may stop a stream (it gave up on those frames): the lane's next
         // frame opens another.
         if stream.write_all(bytes).await.is_ok() {
-            shared.count_bytes(frame.len() - proto::FORWARD_PREFIX);
+            shared.meter.count(frame.len() - proto::FORWARD_PREFIX);
             lanes.put(key, stream, now);
         }
     }

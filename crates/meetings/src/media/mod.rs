@@ -199,9 +199,7 @@ pub(crate) struct Shared {
     config: HandlerConfig,
     rooms: Rooms,
     /// Media bytes received and sent since the last heartbeat.
-    bytes: AtomicU64,
-    /// When the last heartbeat counted them.
-    last_beat: std::sync::Mutex<Instant>,
+    meter: Meter,
     /// Cancelled when the handler shuts down: every session closes.
     stop: CancellationToken,
     /// Woken when a participant comes or goes: the relays may have to change.
@@ -210,10 +208,39 @@ pub(crate) struct Shared {
     heartbeats: feature::FailureStreak,
 }
 
-impl Shared {
-    fn count_bytes(&self, n: usize) {
+/// The media bytes a handler receives and sends, read as a bitrate at each heartbeat:
+/// over the time since the reading before (or since the meter was made), whichever
+/// heartbeat reads it.
+struct Meter {
+    bytes: AtomicU64,
+    since: std::sync::Mutex<Instant>,
+}
+
+impl Meter {
+    fn new(now: Instant) -> Meter {
+        Meter {
+            bytes: AtomicU64::new(0),
+            since: std::sync::Mutex::new(now),
+        }
+    }
+
+    fn count(&self, n: usize) {
         self.bytes
             .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Mbit/s of the bytes counted since the last reading, over the time since then;
+    /// the next reading starts at `now`.
+    fn read(&self, now: Instant) -> i32 {
+        let since = std::mem::replace(
+            &mut *self
+                .since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            now,
+        );
+        let bytes = self.bytes.swap(0, Ordering::Relaxed);
+        mbps(bytes, now.saturating_duration_since(since))
     }
 }
 
@@ -284,8 +311,7 @@ impl MediaHandler {
                 repo,
                 config,
                 rooms: Rooms::with_books(books_tx),
-                bytes: AtomicU64::new(0),
-                last_beat: std::sync::Mutex::new(Instant::now()),
+                meter: Meter::new(Instant::now()),
                 stop: CancellationToken::new(),
                 relay_wake: tokio::sync::Notify::new(),
                 heartbeats: feature::FailureStreak::new(),
@@ -443,19 +469,10 @@ impl Registrant for Shared {
     /// The load: the tracks published, and the bitrate since the last heartbeat.
     async fn beat(&self, health: HealthStatus) -> Result<(), MeetingsError> {
         let (_, streams) = self.rooms.load();
-        let bytes = self.bytes.swap(0, Ordering::Relaxed);
-        let now = Instant::now();
-        let since = std::mem::replace(
-            &mut *self
-                .last_beat
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            now,
-        );
         let beat = HandlerHeartbeat {
             handler_id: self.config.handler_id.clone(),
             current_streams: i32::try_from(streams).unwrap_or(i32::MAX),
-            current_bitrate_mbps: mbps(bytes, now.duration_since(since)),
+            current_bitrate_mbps: self.meter.read(Instant::now()),
             health,
         };
         self.repo.heartbeat_handler(&beat).await
@@ -490,5 +507,25 @@ mod tests {
         assert_eq!(mbps(1, Duration::from_secs(1)), 1);
         assert_eq!(mbps(2_500_000 / 8 * 10, Duration::from_secs(10)), 3);
         assert_eq!(mbps(u64::MAX, Duration::from_millis(1)), i32::MAX);
+    }
+
+    /// Each heartbeat's bitrate is over the time since the heartbeat before, the
+    /// draining one sent at shutdown included.
+    #[test]
+    fn the_bitrate_is_over_the_time_since_the_last_reading() {
+        let t0 = Instant::now();
+        let meter = Meter::new(t0);
+        // 10 Mbit in the first 2 s, read then: 5 Mbit/s.
+        meter.count(1_250_000);
+        assert_eq!(meter.read(t0 + Duration::from_secs(2)), 5);
+        // 10 Mbit more in the next second: 10 Mbit/s.
+        meter.count(625_000);
+        meter.count(625_000);
+        assert_eq!(meter.read(t0 + Duration::from_secs(3)), 10);
+        // 2 Mbit over the 2 s to a draining reading: 1 Mbit/s.
+        meter.count(250_000);
+        assert_eq!(meter.read(t0 + Duration::from_secs(5)), 1);
+        // Nothing counted: nothing read.
+        assert_eq!(meter.read(t0 + Duration::from_secs(6)), 0);
     }
 }

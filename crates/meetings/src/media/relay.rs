@@ -379,7 +379,7 @@ async fn relayed(
             Ok(None) | Err(ForwardedError::Stream(_)) => return Ok(()),
             Err(ForwardedError::Frame(error)) => return Err(bad(error)),
         };
-        shared.count_bytes(frame.len() - proto::FORWARD_PREFIX);
+        shared.meter.count(frame.len() - proto::FORWARD_PREFIX);
         let frame = forwarded::seal(publisher, frame);
         if shared
             .rooms

@@ -1401,7 +1401,7 @@ async fn publish(
             return;
         }
     };
-    shared.count_bytes(frame.len() - proto::FORWARD_PREFIX);
+    shared.meter.count(frame.len() - proto::FORWARD_PREFIX);
     let frame = forwarded::seal(publisher, frame);
     let done = shared.rooms.forward(meeting, publisher, &header, &frame);
     if done.skipped > 0 {
