@@ -668,6 +668,7 @@ async fn expired_revoked_forged_and_tampered_tokens_are_refused() {
         "missing_credentials"
     );
 
+    // Accepted, so its signature is not checked again here; it still expires.
     assert_eq!(site.probe(&token).await.0, 200);
     site.world.clock.advance(Duration::from_secs(3600));
     assert_refused(site.probe(&token).await, 401, "token_expired");
@@ -1053,6 +1054,38 @@ async fn tokens_naming_unknown_keys_read_the_keys_once_and_a_key_made_elsewhere_
     let fresh = fresh.token.expose_str();
     assert_ne!(kid_of(fresh), kid_of(&token));
     assert_eq!(here.verify_token(fresh).await.unwrap().user_id, alice);
+}
+
+/// A token whose signature this process checked before is taken without checking it
+/// again (the expiry still counts: `expired_revoked_forged_and_tampered_tokens_are_refused`),
+/// but not once the key that signed it is withdrawn from the store (an operator removing
+/// a leaked key): after the keys are read again it is refused as signed by an unknown
+/// key, as a token never seen here would be.
+#[tokio::test]
+async fn a_token_checked_before_is_refused_once_its_key_is_withdrawn() {
+    use meetings::auth::{AuthError, TokenError};
+    let site = site().await;
+    let token = token_of(&site.register("alice@example.org").await);
+    let here = meetings::auth(&site.world.ctx, &site.config);
+    let alice = here.verify_token(&token).await.unwrap().user_id;
+    assert_eq!(here.verify_token(&token).await.unwrap().user_id, alice);
+
+    let mut conn = site.world.redis.conn();
+    let removed: u64 = conn
+        .hdel("tavern:meetings:signing_keys", kid_of(&token))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    // Within the keys' cache time the withdrawal is not known here yet.
+    assert_eq!(here.verify_token(&token).await.unwrap().user_id, alice);
+    site.world
+        .clock
+        .advance(meetings::auth::KEY_CACHE_FOR + Duration::from_secs(1));
+    let refused = here.verify_token(&token).await;
+    assert!(
+        matches!(refused, Err(AuthError::Token(TokenError::UnknownKey))),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! - `password`: [`Email`], [`Password`] (the strength rules), argon2id hashes;
 //! - `jwt`: the compact JWS encoder and verifier, [`Claims`], [`Jwks`];
 //! - `keys`: the rotation rules ([`Rotation`]) and key material;
-//! - `scopes`, `api_keys`, `rate_limit`.
+//! - `scopes`, `api_keys`, `rate_limit`;
+//! - `verified`: the access tokens whose signature this process has checked.
 //!
 //! Every secret here (the secret key, passwords, API keys, access tokens, the Discord
 //! login's `state`) is held in a [`base::Secret`], so its `Debug` is redacted.
@@ -21,6 +22,7 @@ mod oauth;
 mod password;
 mod rate_limit;
 mod scopes;
+mod verified;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -312,6 +314,8 @@ struct Inner {
     reads_begun: AtomicU64,
     /// The blacklist's recent "not revoked" answers.
     unrevoked: Arc<Unrevoked>,
+    /// The access tokens whose signature was checked here.
+    verified: verified::Verified,
     /// Stops the task hearing revocations ([`Auth::hear_revocations`]) when the last
     /// clone of this `Auth` goes.
     listener: std::sync::OnceLock<tokio_util::sync::DropGuard>,
@@ -383,6 +387,7 @@ impl Auth {
                 reading: tokio::sync::Mutex::new(None),
                 reads_begun: AtomicU64::new(0),
                 unrevoked: Arc::new(Unrevoked::default()),
+                verified: verified::Verified::default(),
                 listener: std::sync::OnceLock::new(),
                 warned_foreign: std::sync::Mutex::default(),
             }),
@@ -655,11 +660,13 @@ impl Auth {
         })
     }
 
-    /// The claims of a token a key we publish signed, unexpired. An unknown `kid` makes
-    /// the keys be read again (another replica may have rotated), at most once every
-    /// [`UNKNOWN_KEY_READ_EVERY`] ([`Auth::ring_for_unknown_kid`]).
-    async fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
-        let unverified = jwt::split(token).map_err(AuthError::Token)?;
+    /// The claims of a token a key we publish signed, unexpired, and that key. An
+    /// unknown `kid` makes the keys be read again (another replica may have rotated), at
+    /// most once every [`UNKNOWN_KEY_READ_EVERY`] ([`Auth::ring_for_unknown_kid`]).
+    async fn verified_claims(
+        &self,
+        unverified: jwt::Unverified<'_>,
+    ) -> Result<verified::Signed, AuthError> {
         let mut ring = self.ring().await?;
         if !ring.keys.iter().any(|k| k.info.kid == unverified.kid) {
             ring = self.ring_for_unknown_kid().await?;
@@ -669,22 +676,54 @@ impl Auth {
             .iter()
             .find(|k| k.info.kid == unverified.kid)
             .ok_or(AuthError::Token(TokenError::UnknownKey))?;
-        unverified
+        let kid = unverified.kid.clone();
+        let claims = unverified
             .verify(&key.public, self.now().timestamp())
-            .map_err(AuthError::Token)
+            .map_err(AuthError::Token)?;
+        Ok(verified::Signed { kid, claims })
+    }
+
+    /// The claims of an access token as [`Auth::verified_claims`] says them, its
+    /// signature checked once per process: a token checked here before is answered from
+    /// what it said while the key that signed it is published here (else it is checked
+    /// afresh, and refused) and it has not expired.
+    async fn access_claims(
+        &self,
+        unverified: jwt::Unverified<'_>,
+        hash: &TokenHash,
+    ) -> Result<Claims, AuthError> {
+        let checked = &self.inner.verified;
+        if let Some(signed) = checked.get(hash) {
+            let ring = self.ring().await?;
+            if ring.keys.iter().any(|k| k.info.kid == signed.kid) {
+                if signed.claims.exp <= self.now().timestamp() {
+                    checked.forget(hash);
+                    return Err(AuthError::Token(TokenError::Expired));
+                }
+                return Ok(signed.claims);
+            }
+            checked.forget(hash);
+        }
+        let signed = self.verified_claims(unverified).await?;
+        let claims = signed.claims.clone();
+        if claims.mid.is_none() {
+            checked.keep(hash.clone(), signed, self.now().timestamp());
+        }
+        Ok(claims)
     }
 
     /// Verifies an access token: a key we publish signed it, it has not expired, it is
     /// not blacklisted, and it is an access token (a meeting token is not).
     pub async fn verify_token(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let claims = self.verified_claims(token).await?;
+        let unverified = jwt::split(token).map_err(AuthError::Token)?;
+        let token_hash = TokenHash::parse(&sha256_hex(token.as_bytes()))
+            .map_err(|_| AuthError::Token(TokenError::Malformed))?;
+        let claims = self.access_claims(unverified, &token_hash).await?;
         if claims.mid.is_some() {
             return Err(AuthError::Token(TokenError::NotAnAccessToken));
         }
         let user_id =
             UserId::parse(&claims.sub).map_err(|_| AuthError::Token(TokenError::Malformed))?;
-        let token_hash = TokenHash::parse(&sha256_hex(token.as_bytes()))
-            .map_err(|_| AuthError::Token(TokenError::Malformed))?;
         if self.revoked(&token_hash).await? {
             return Err(AuthError::Token(TokenError::Revoked));
         }
@@ -764,7 +803,8 @@ impl Auth {
         &self,
         token: &str,
     ) -> Result<(MeetingTicket, TokenHash), AuthError> {
-        let claims = self.verified_claims(token).await?;
+        let unverified = jwt::split(token).map_err(AuthError::Token)?;
+        let claims = self.verified_claims(unverified).await?.claims;
         let malformed = || AuthError::Token(TokenError::Malformed);
         let (Some(mid), Some(pid), Some(name)) = (&claims.mid, &claims.pid, &claims.name) else {
             return Err(AuthError::Token(TokenError::NotAMeetingToken));
