@@ -274,8 +274,9 @@
 //!   (within a second should a publication be lost). A process checks an access
 //!   token's signature once: the same token again is answered from what it said (by its
 //!   SHA-256, at most 10,000 tokens), its expiry and its key still checked, so a key
-//!   withdrawn from the store refuses its tokens once the keys are read again. API keys are `tmk_` + 43 base64url
-//!   characters, kept as SHA-256 with their first 12 characters as the prefix;
+//!   withdrawn from the store refuses its tokens once the keys are read again. API keys
+//!   are `tmk_` + 43 base64url characters, kept as SHA-256 with their first 12
+//!   characters as the prefix;
 //!   `last_used_at` moves at most once a minute; only a user's JWT creates or revokes
 //!   them. Failed logins are limited per email and per client address (10 a minute each,
 //!   by SHA-256 of the identifier, checked before any password work), registrations per
