@@ -1091,6 +1091,121 @@ async fn a_configured_certificate_is_served_and_its_hash_registered() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The length of each TLS secret a client derived, by its key-log label: 32 bytes under
+/// a SHA-256 suite, 48 under SHA-384.
+#[derive(Debug, Default)]
+struct SecretLengths(std::sync::Mutex<Vec<(String, usize)>>);
+
+impl rustls::KeyLog for SecretLengths {
+    fn log(&self, label: &str, _client_random: &[u8], secret: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((label.to_owned(), secret.len()));
+    }
+
+    fn will_log(&self, _label: &str) -> bool {
+        true
+    }
+}
+
+/// A client that puts AES-256-GCM with SHA-384 first, as rustls's defaults do, is served
+/// AES-128-GCM with SHA-256, the suite browsers prefer (`wt::tls`): its traffic secrets
+/// are SHA-256's 32 bytes, not SHA-384's 48. The session is served as any other.
+#[tokio::test]
+async fn the_controller_chooses_aes_128_gcm_with_sha_256_whatever_the_client_prefers() {
+    let c = controller().await;
+    let m = meeting(&c.repo, "Suites").await;
+    let grant = c.grant(m, "Alice").await;
+
+    let provider = rustls::crypto::ring::default_provider();
+    assert_eq!(
+        provider.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "this client prefers another suite"
+    );
+    let hash = grant.certificate_hash.as_deref().unwrap();
+    let digest: [u8; 32] = (0..32)
+        .map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    tls.dangerous()
+        .set_certificate_verifier(std::sync::Arc::new(
+            wtransport::tls::client::ServerHashVerification::new([
+                wtransport::tls::Sha256Digest::new(digest),
+            ]),
+        ));
+    tls.alpn_protocols = vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()];
+    let secrets = std::sync::Arc::new(SecretLengths::default());
+    tls.key_log = secrets.clone();
+    let config = wtransport::ClientConfig::builder()
+        .with_bind_default()
+        .with_custom_tls(tls)
+        .build();
+    let endpoint = wtransport::Endpoint::client(config).unwrap();
+    let url = format!(
+        "{}?wt_token={}",
+        grant.webtransport_url,
+        grant.wt_token.expose()
+    );
+    let session = tokio::time::timeout(DEADLINE, endpoint.connect(&url))
+        .await
+        .expect("the session opens in time");
+    assert!(session.is_ok(), "the session is served: {session:?}");
+
+    let logged = secrets.0.lock().unwrap().clone();
+    let traffic: Vec<usize> = logged
+        .iter()
+        .filter(|(label, _)| label.ends_with("TRAFFIC_SECRET_0"))
+        .map(|(_, len)| *len)
+        .collect();
+    assert_eq!(traffic, vec![32, 32], "secrets logged: {logged:?}");
+}
+
+/// A configured key that is not the certificate's is refused when the controller starts,
+/// saying so, rather than served (or panicking).
+#[tokio::test]
+async fn a_configured_key_that_is_not_the_certificate_s_stops_the_controller_saying_so() {
+    let dir = std::env::temp_dir().join(format!("tavern-mc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let served = wtransport::Identity::self_signed(["localhost"]).unwrap();
+    let other = wtransport::Identity::self_signed(["localhost"]).unwrap();
+    served
+        .certificate_chain()
+        .store_pemfile(&chain)
+        .await
+        .unwrap();
+    other
+        .private_key()
+        .store_secret_pemfile(&key)
+        .await
+        .unwrap();
+
+    let (world, repo) = common::world().await;
+    let auth = meetings::auth(&world.ctx, &meetings::MeetingsConfig::default());
+    let mut config =
+        meetings::controller::ControllerConfig::new(ControllerId::parse("mc-mismatched").unwrap());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.certificate = Some((chain, key));
+    let refused = meetings::controller::MeetingController::bind(repo, auth, config).await;
+    let Err(error) = refused else {
+        panic!("the controller started with a key that is not its certificate's");
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("cannot serve TLS 1.3") && error.contains("key"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn sessions_are_logged_with_their_meeting_and_participant_but_never_a_token() {
     let mut secrets = Vec::new();
