@@ -250,35 +250,40 @@ pub(crate) fn target(path: &str, prefix: &str) -> Option<(MeetingId, Option<Stri
 /// its connection token: the request back with its grant and the peer's address, or
 /// refused (404 for another path, 403 for a missing, unknown, used or expired token or
 /// one for another meeting or another `kind` of connection, 429 while `stop` is
-/// cancelled or when the token cannot be read).
-pub(crate) async fn admit(
+/// cancelled or when the token cannot be read). `early` is called with the meeting the
+/// path names once the request has a well-formed token, before the token is redeemed
+/// (work for the session started meanwhile); what it returns comes back with the grant.
+pub(crate) async fn admit<T>(
     repo: &Repo,
     stop: &CancellationToken,
     incoming: IncomingSession,
     handshake_timeout: Duration,
     prefix: &str,
     kind: ConnectionType,
-) -> Option<(SessionRequest, ConnectionGrant, SocketAddr)> {
+    early: impl FnOnce(MeetingId) -> T,
+) -> Option<(SessionRequest, ConnectionGrant, SocketAddr, T)> {
     admit_routes(
         repo,
         stop,
         incoming,
         handshake_timeout,
         &[(prefix, &[kind])],
+        early,
     )
     .await
-    .map(|(request, grant, peer, _)| (request, grant, peer))
+    .map(|(request, grant, peer, _, early)| (request, grant, peer, early))
 }
 
 /// [`admit`] with several routes, each a path prefix and the connection types one of
 /// which its tokens must grant; also returns the index of the route taken.
-pub(crate) async fn admit_routes(
+pub(crate) async fn admit_routes<T>(
     repo: &Repo,
     stop: &CancellationToken,
     incoming: IncomingSession,
     handshake_timeout: Duration,
     routes: &[(&str, &[ConnectionType])],
-) -> Option<(SessionRequest, ConnectionGrant, SocketAddr, usize)> {
+    early: impl FnOnce(MeetingId) -> T,
+) -> Option<(SessionRequest, ConnectionGrant, SocketAddr, usize, T)> {
     let peer = incoming.remote_address();
     let request = tokio::select! {
         () = stop.cancelled() => return None,
@@ -313,11 +318,13 @@ pub(crate) async fn admit_routes(
         request.forbidden().await;
         return None;
     };
+    // Started on the path's word, while the token is redeemed; dropped if it is refused.
+    let early = early(meeting);
     match repo.redeem_connection_token(&token).await {
         Ok(Some(grant))
             if grant.meeting_id == meeting && kinds.contains(&grant.connection_type) =>
         {
-            Some((request, grant, peer, route))
+            Some((request, grant, peer, route, early))
         }
         Ok(Some(grant)) => {
             tracing::info!(%peer, %meeting, granted = %grant.meeting_id,

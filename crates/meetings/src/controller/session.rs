@@ -784,13 +784,24 @@ fn info_of_session(session: &ParticipantSession) -> ParticipantInfo {
 
 /// Serves one incoming connection: admission by its connection token, then the session.
 pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
-    let Some((request, grant, peer)) = crate::wt::admit(
+    // The path names the meeting: it is read while the connection token is redeemed,
+    // the client opens its stream and sends its JoinRequest, rather than after. A
+    // request refused leaves its read to finish unused.
+    let prefetch = |meeting| {
+        let repo = shared.repo.clone();
+        tokio::spawn(async move {
+            let read = repo.meeting(meeting).await;
+            (read, Instant::now())
+        })
+    };
+    let Some((request, grant, peer, prefetched)) = crate::wt::admit(
         &shared.repo,
         &shared.stop,
         incoming,
         shared.config.join_timeout,
         "/meetings/",
         ConnectionType::Signaling,
+        prefetch,
     )
     .await
     else {
@@ -798,10 +809,13 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
     };
     let span = tracing::info_span!("meeting_session", meeting = %grant.meeting_id,
         participant = %grant.participant_id, %peer);
-    run_session(shared, request, grant, peer)
+    run_session(shared, request, grant, peer, prefetched)
         .instrument(span)
         .await;
 }
+
+/// The meeting's read, started when its session was asked for, and when it ended.
+type Prefetched = JoinHandle<(Result<Meeting, MeetingsError>, Instant)>;
 
 /// Why a join did not happen: refused (answered `Error`, closed as a refused join), or
 /// the session closed for another reason while it waited for the host.
@@ -873,7 +887,7 @@ impl AdmissionToken {
     }
 }
 
-/// How old the meeting read at a session's admission may be when its JoinRequest
+/// How old the meeting read when the session was asked for may be when its JoinRequest
 /// arrives; a later JoinRequest reads the meeting again, so that a meeting ended in the
 /// meantime is not joined on an old read.
 const PREFETCH_FRESH: Duration = Duration::from_millis(250);
@@ -886,8 +900,8 @@ struct Session {
     out: mpsc::Sender<ServerMessage>,
     closer: Closer,
     joined: bool,
-    /// The meeting, read since the session was admitted, and when (taken by the join).
-    prefetched: Option<JoinHandle<(Result<Meeting, MeetingsError>, Instant)>>,
+    /// The meeting, read since the session was asked for, and when (taken by the join).
+    prefetched: Option<Prefetched>,
     /// The participant's row being written after the join's answer.
     row: Option<JoinHandle<Result<(), MeetingsError>>>,
     /// The new media grants it asked for in the last minute.
@@ -919,20 +933,9 @@ async fn run_session(
     request: SessionRequest,
     grant: ConnectionGrant,
     peer: SocketAddr,
+    prefetched: Prefetched,
 ) {
     let user_agent = request.user_agent().map(str::to_owned);
-    // The grant names the meeting: it is read while the client opens its stream and
-    // sends its JoinRequest rather than after.
-    let prefetched = {
-        let (repo, meeting) = (shared.repo.clone(), grant.meeting_id);
-        tokio::spawn(
-            async move {
-                let read = repo.meeting(meeting).await;
-                (read, Instant::now())
-            }
-            .in_current_span(),
-        )
-    };
     let (conn, send, recv) =
         match crate::wt::open(request, &shared.stop, shared.config.join_timeout).await {
             Ok(opened) => opened,
@@ -1208,8 +1211,8 @@ impl Session {
         user_agent: Option<String>,
     ) -> Result<(), JoinEnd> {
         let shared = self.shared.clone();
-        // The token is verified while the meeting (the connection grant named it) is
-        // still being read; the meeting is used only once the token verified, and read
+        // The token is verified while the meeting (the session's path and its
+        // connection grant named it) is still being read; the meeting is used only once the token verified, and read
         // again when it was read more than PREFETCH_FRESH ago.
         let (prefetched, id) = (self.prefetched.take(), self.meeting);
         let meeting = async {

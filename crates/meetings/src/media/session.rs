@@ -1119,12 +1119,13 @@ pub(super) async fn serve(shared: Arc<Shared>, incoming: IncomingSession) {
         ),
         ("/relay/", &[ConnectionType::Relay]),
     ];
-    let Some((request, grant, peer, route)) = crate::wt::admit_routes(
+    let Some((request, grant, peer, route, ())) = crate::wt::admit_routes(
         &shared.repo,
         &shared.stop,
         incoming,
         shared.config.open_timeout,
         &routes,
+        |_| (),
     )
     .await
     else {
