@@ -31,6 +31,8 @@ pub enum ListenError {
     Pem(#[from] wtransport::tls::error::PemLoadError),
     #[error("the certificate file holds no certificate")]
     NoCertificate,
+    #[error("the private key is in none of PKCS#8, SEC1 or PKCS#1: {0}")]
+    Key(&'static str),
     #[error("the certificate and key cannot serve TLS 1.3: {0}")]
     Tls(#[from] rustls::Error),
     #[error("could not listen on {addr}: {source}")]
@@ -147,7 +149,7 @@ fn tls(identity: &Identity) -> Result<rustls::ServerConfig, ListenError> {
         .map(|certificate| CertificateDer::from(certificate.der().to_vec()))
         .collect();
     let key = PrivateKeyDer::try_from(identity.private_key().secret_der().to_vec())
-        .map_err(|e| ListenError::Certificate(format!("the private key: {e}")))?;
+        .map_err(ListenError::Key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
@@ -318,7 +320,8 @@ pub(crate) async fn admit_routes<T>(
         request.forbidden().await;
         return None;
     };
-    // Started on the path's word, while the token is redeemed; dropped if it is refused.
+    // Started from what the path says, while the token is redeemed; dropped unused if
+    // the token is refused.
     let early = early(meeting);
     match repo.redeem_connection_token(&token).await {
         Ok(Some(grant))

@@ -1212,8 +1212,9 @@ impl Session {
     ) -> Result<(), JoinEnd> {
         let shared = self.shared.clone();
         // The token is verified while the meeting (the session's path and its
-        // connection grant named it) is still being read; the meeting is used only once the token verified, and read
-        // again when it was read more than PREFETCH_FRESH ago.
+        // connection grant named it) is still being read; the meeting is used only once
+        // the token verified, and read again when it was read more than PREFETCH_FRESH
+        // ago.
         let (prefetched, id) = (self.prefetched.take(), self.meeting);
         let meeting = async {
             if let Some(task) = prefetched
