@@ -38,11 +38,18 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port on 127.0.0.1")
 }
 
-pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str) -> bool {
+/// Waits until `child` listens on `port`: the port answers and, when given, `own`
+/// exists, a file only `child` makes once it has bound the port (its Unix socket, which
+/// PostgreSQL and Redis open after their TCP one). Two tests may be handed the same
+/// free port; the server of the one that bound it first answers the other's connection
+/// too, and without `own` would pass for the other's, which is exiting.
+pub(crate) fn wait_for_port(port: u16, child: &mut Child, what: &str, own: Option<&Path>) -> bool {
     let deadline = Instant::now() + START_TIMEOUT;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+        if own.is_none_or(Path::exists)
+            && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+        {
             return true;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -99,6 +106,8 @@ impl TestRedis {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(dir)
+            .arg("--unixsocket")
+            .arg(Self::socket(dir))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -108,11 +117,17 @@ impl TestRedis {
             })
     }
 
+    /// The Unix socket the server in `dir` opens once it has bound its port.
+    fn socket(dir: &Path) -> PathBuf {
+        dir.join("redis.sock")
+    }
+
     fn try_start_on(port: u16, extra: &[&str]) -> Option<TestRedis> {
         let dir = tempfile::tempdir().expect("temp dir for redis");
         let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         let mut child = Self::spawn_server(port, dir.path(), &extra);
-        if wait_for_port(port, &mut child, "redis-server") {
+        let own = Self::socket(dir.path());
+        if wait_for_port(port, &mut child, "redis-server", Some(&own)) {
             Some(TestRedis {
                 child,
                 port,
@@ -198,9 +213,11 @@ impl TestRedis {
         self.kill();
         let mut extra = self.extra.clone();
         extra.extend(["--appendonly", "yes", "--appendfsync", "always"].map(String::from));
+        let own = Self::socket(self._dir.path());
+        let _ = std::fs::remove_file(&own);
         let mut child = Self::spawn_server(self.port, self._dir.path(), &extra);
         assert!(
-            wait_for_port(self.port, &mut child, "redis-server"),
+            wait_for_port(self.port, &mut child, "redis-server", Some(&own)),
             "redis-server could not listen on {} again",
             self.port
         );
@@ -386,13 +403,19 @@ impl TestPostgres {
             chown_tree(dir.path(), uid, gid);
         }
         let mut child = Self::spawn_server(dir.path(), port);
-        if wait_for_port(port, &mut child, "postgres") {
+        let own = Self::socket(dir.path(), port);
+        if wait_for_port(port, &mut child, "postgres", Some(&own)) {
             Some(TestPostgres { child, port, dir })
         } else {
             let _ = child.kill();
             let _ = child.wait();
             None
         }
+    }
+
+    /// The Unix socket the server in `dir` opens once it has bound `port` (`-k dir`).
+    fn socket(dir: &Path, port: u16) -> PathBuf {
+        dir.join(format!(".s.PGSQL.{port}"))
     }
 
     /// `postgres` over the data in `dir`, listening on `port`.
@@ -422,9 +445,11 @@ impl TestPostgres {
     /// the same port (it recovers as after a crash): the end of an outage.
     pub fn restart(&mut self) {
         self.kill();
+        let own = Self::socket(self.dir.path(), self.port);
+        let _ = std::fs::remove_file(&own);
         let mut child = Self::spawn_server(self.dir.path(), self.port);
         assert!(
-            wait_for_port(self.port, &mut child, "postgres"),
+            wait_for_port(self.port, &mut child, "postgres", Some(&own)),
             "PostgreSQL could not listen on {} again",
             self.port
         );

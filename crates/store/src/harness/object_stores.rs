@@ -74,7 +74,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        if wait_for_port(port, &mut child, what) {
+        if wait_for_port(port, &mut child, what, None) {
             return Some(Server {
                 child,
                 port,

@@ -39,7 +39,7 @@ impl SentinelProcess {
                     "cannot run `{binary} --sentinel` ({e}); install Debian's redis-server package"
                 )
             });
-        if wait_for_port(port, &mut child, "redis sentinel") {
+        if wait_for_port(port, &mut child, "redis sentinel", None) {
             Some(SentinelProcess {
                 child,
                 port,
