@@ -325,6 +325,7 @@ pub use crate::domain::Retention;
 pub use crate::error::MeetingsError;
 pub use crate::repo::Repo;
 pub use crate::schema::MIGRATIONS;
+pub use crate::wt::certificate_digest;
 
 /// Settings of the meetings feature.
 #[derive(Debug, Clone)]

@@ -159,6 +159,20 @@ fn tls(identity: &Identity) -> Result<rustls::ServerConfig, ListenError> {
     Ok(config)
 }
 
+/// The certificate hash a join grant hands out (a SHA-256 in lowercase or uppercase
+/// hex, as `leaf_hash` writes it) as the digest a client pins; `None` if it is not one.
+pub fn certificate_digest(hex: &str) -> Option<wtransport::tls::Sha256Digest> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(wtransport::tls::Sha256Digest::new(bytes))
+}
+
 /// SHA-256 (lowercase hex) of the DER of `identity`'s leaf certificate.
 fn leaf_hash(identity: &Identity) -> Result<String, ListenError> {
     let leaf = identity

@@ -1124,12 +1124,7 @@ async fn the_controller_chooses_aes_128_gcm_with_sha_256_whatever_the_client_pre
         rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
         "this client prefers another suite"
     );
-    let hash = grant.certificate_hash.as_deref().unwrap();
-    let digest: [u8; 32] = (0..32)
-        .map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
+    let digest = meetings::certificate_digest(grant.certificate_hash.as_deref().unwrap()).unwrap();
     let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -1137,9 +1132,7 @@ async fn the_controller_chooses_aes_128_gcm_with_sha_256_whatever_the_client_pre
         .with_no_client_auth();
     tls.dangerous()
         .set_certificate_verifier(std::sync::Arc::new(
-            wtransport::tls::client::ServerHashVerification::new([
-                wtransport::tls::Sha256Digest::new(digest),
-            ]),
+            wtransport::tls::client::ServerHashVerification::new([digest]),
         ));
     tls.alpn_protocols = vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()];
     let secrets = std::sync::Arc::new(SecretLengths::default());

@@ -295,18 +295,7 @@ impl std::fmt::Debug for Client {
 
 /// Parses a lowercase or uppercase hex SHA-256.
 fn digest(hex: &str) -> Result<Sha256Digest, ClientError> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(ClientError::InvalidCertificateHash);
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        let pair = hex
-            .get(2 * i..2 * i + 2)
-            .ok_or(ClientError::InvalidCertificateHash)?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| ClientError::InvalidCertificateHash)?;
-    }
-    Ok(Sha256Digest::new(bytes))
+    crate::wt::certificate_digest(hex).ok_or(ClientError::InvalidCertificateHash)
 }
 
 impl Client {

@@ -111,19 +111,7 @@ impl Drop for MediaClient {
 
 /// Parses a lowercase or uppercase hex SHA-256.
 pub(crate) fn digest(hex: &str) -> Result<Sha256Digest, MediaClientError> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(MediaClientError::InvalidCertificateHash);
-    }
-    let mut bytes = [0u8; 32];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        let pair = hex
-            .get(2 * i..2 * i + 2)
-            .ok_or(MediaClientError::InvalidCertificateHash)?;
-        *byte =
-            u8::from_str_radix(pair, 16).map_err(|_| MediaClientError::InvalidCertificateHash)?;
-    }
-    Ok(Sha256Digest::new(bytes))
+    crate::wt::certificate_digest(hex).ok_or(MediaClientError::InvalidCertificateHash)
 }
 
 impl MediaClient {
