@@ -503,6 +503,80 @@ async fn the_page_says_why_a_guest_cannot_join() {
     browser.quit().await;
 }
 
+/// A page slow to read what the controller says still learns why its join was refused:
+/// the controller waits for the page to close the connection, having read it. Closed
+/// from the controller's side at once, the connection took the unread refusal with it
+/// (a browser drops what it has not read), and the page could only say that the meeting
+/// server closed the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_slow_to_read_its_refusal_still_reads_it() {
+    let app = common::spawn_app().await;
+    let (full, _) = create_meeting(
+        &app,
+        json!({ "display_name": "Duel", "max_participants": 1 }),
+    )
+    .await;
+    let (duelist, _) = guest_over_api(&app, &full, "Duelist").await;
+    let browser = Browser::start().await;
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                   "params": {"source": LATE_READER}}),
+        )
+        .await;
+    browser
+        .open(&app.url(&format!("/meet/{full}?name=Second&autojoin=1")))
+        .await;
+    let error = browser
+        .text_when("the full meeting is explained", LIMIT, ERROR, |e| {
+            !e.is_empty()
+        })
+        .await;
+    assert_eq!(error, "The meeting is full.");
+    assert_eq!(browser.script(SELF_ID).await, "");
+    assert_eq!(
+        browser.script(LATE_STREAMS).await,
+        "1",
+        "the page's signalling stream was read late"
+    );
+    duelist.leave().await.unwrap();
+    browser.quit().await;
+}
+
+/// Installed before any page script: the page reads the first of what the meeting
+/// server sends on a bidirectional stream only once the connection has closed, or
+/// after half a second (a page busy elsewhere); the controller waits 2 s for a close.
+const LATE_READER: &str = r"(() => {
+  const create = WebTransport.prototype.createBidirectionalStream;
+  window.lateStreams = 0;
+  WebTransport.prototype.createBidirectionalStream = async function (...args) {
+    const stream = await create.apply(this, args);
+    window.lateStreams += 1;
+    const late = Promise.race([
+      this.closed.then(() => {}, () => {}),
+      new Promise((resolve) => { setTimeout(resolve, 500); }),
+    ]);
+    const reader = stream.readable.getReader();
+    const readable = new ReadableStream({
+      async pull(controller) {
+        await late;
+        try {
+          const { value, done } = await reader.read();
+          if (done) controller.close(); else controller.enqueue(value);
+        } catch (e) {
+          controller.error(e);
+        }
+      },
+    });
+    return { readable, writable: stream.writable };
+  };
+})();";
+
+/// How many bidirectional streams the page opened under [`LATE_READER`].
+const LATE_STREAMS: &str = "return String(window.lateStreams)";
+
 /// A fixed meetings key, so Tavern and the controller of the test sign and check alike.
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 

@@ -18,7 +18,12 @@
 //! client sends [`ClientMessage`]s, the server [`ServerMessage`]s; both carry `version`
 //! (field 1, always [`VERSION`]) and exactly one payload (a protobuf `oneof`). The first
 //! client message must be a `JoinRequest` (within the join timeout); the server answers
-//! `JoinResponse` or `Error`. A protocol error (bad length, undecodable bytes, another
+//! `JoinResponse` or `Error`. After an `Error` that ends the session for a reason the
+//! client must know (its join refused, say) the controller waits up to 2 s for the
+//! client to close the connection, having read it, before closing it itself: a browser
+//! drops what it has not yet read when the connection closes, and is not shown the
+//! close's code and reason either (wtransport closes the QUIC connection, which a
+//! browser reports as lost). A protocol error (bad length, undecodable bytes, another
 //! version, no payload, a message out of turn) is answered with `Error` and the
 //! session is closed with application error code [`CLOSE_PROTOCOL_ERROR`] and the reason.
 //!

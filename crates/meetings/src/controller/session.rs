@@ -109,6 +109,18 @@ impl Close {
         )
     }
 
+    /// Whether the participant was told why in a last message, which it must have
+    /// the time to read: a leave it asked for, a join refused (or a stay: the host
+    /// required sign-in since), the meeting's end, its move to another controller. Not
+    /// a lost connection, a protocol error, a client too slow or silent, a shutdown.
+    fn told(&self) -> bool {
+        self.code == proto::CLOSE_JOIN_REFUSED
+            || matches!(
+                self.departure,
+                Departure::Leave(LeaveReason::Voluntary) | Departure::Ended | Departure::Moved
+            )
+    }
+
     fn connection_lost(what: &str) -> Close {
         Close::new(
             proto::CLOSE_NORMAL,
@@ -991,17 +1003,19 @@ async fn run_session(
     let stop = session.shared.stop.clone();
     drop(session);
     flush(writer).await;
-    if ending.departure == Departure::Leave(LeaveReason::Voluntary) {
+    if ending.told() {
         closed_by_peer(&conn, &stop).await;
     }
     tracing::info!(code = ending.code, reason = %ending.reason, "session closed");
     close(&conn, &ending);
 }
 
-/// Waits (a little) for a participant who left to close the connection once it has
-/// read what was said last (such as `MeetingEnded` when it was the last one in).
-/// Closing it from here at once could lose that: a browser drops what it has received
-/// but not yet read from a stream when the connection closes under it.
+/// Waits (a little) for a participant to close the connection once it has read what
+/// was said last (`MeetingEnded` when it was the last one in, why its join was
+/// refused, ...: [`Close::told`]). Closing it from here at once could lose that: a
+/// browser drops what it has received but not yet read from a stream when the
+/// connection closes under it, and gets no close reason either (the QUIC close is
+/// "connection lost" to it).
 async fn closed_by_peer(conn: &Connection, stop: &CancellationToken) {
     tokio::select! {
         _ = conn.closed() => {}
