@@ -1453,8 +1453,59 @@ async fn a_page_whose_meeting_moves_to_another_controller_joins_it_there() {
         .unwrap();
 
     joined_again(&browser, &pool, &code, &first).await;
+    // Told that the meeting moved, the page joined again by itself: no lost connection.
+    assert_eq!(browser.script(REJOINS).await, "");
     browser.quit().await;
     stop.cancel();
+}
+
+/// The page's automatic rejoins after lost connections (`data-rejoins`; empty: none).
+const REJOINS: &str = "return document.getElementById('meet').dataset.rejoins || ''";
+
+/// A guest in the call when the host requires sign-in is told why it is out at once,
+/// and does not try to join again as if its connection were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_in_the_call_when_the_host_requires_sign_in_is_told_why_it_is_out() {
+    let app = common::spawn_app().await;
+    let (code, host) = create_meeting(&app, json!({ "display_name": "Open table" })).await;
+    let mut inside = host_over_api(&app, &host, &code).await;
+    let (browser, guest) = join_by_link(&app.url(""), &code, "Gil").await;
+
+    let (status, changed) =
+        patch_settings(&app, &host, &code, json!({ "require_auth": true })).await;
+    assert_eq!(status, 200, "{changed}");
+    let error = browser
+        .text_when("the guest is told why", LIMIT, ERROR, |e| !e.is_empty())
+        .await;
+    assert_eq!(
+        error,
+        "This meeting admits signed-in users only, so it cannot be joined as a guest."
+    );
+    assert_eq!(browser.script(REJOINS).await, "");
+    assert_eq!(
+        browser
+            .script("return String(document.getElementById('call').hidden)")
+            .await,
+        "true"
+    );
+    // The host sees the guest go, removed.
+    use meetings::controller::proto::server_message::Payload as S;
+    let left = tokio::time::timeout(LIMIT, async {
+        loop {
+            match inside.next().await.unwrap().and_then(|m| m.payload) {
+                Some(S::ParticipantLeft(left)) => break left,
+                Some(_) => {}
+                None => panic!("the host's session closed"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (left.participant_id.as_str(), left.reason.as_str()),
+        (guest.as_str(), "kicked")
+    );
+    browser.quit().await;
 }
 
 /// A connection the meeting server closes while the page sets it up (README, "Known

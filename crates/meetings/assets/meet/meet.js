@@ -449,7 +449,7 @@
   const state = {
     wt: null, writer: null, selfId: null, heartbeat: null, inCall: false, leaving: false,
     audioMuted: false, videoMuted: false, participants: new Map(), media: null, local: null,
-    keys: null, name: null, moved: false, mediaGrantWaiter: null, rejoins: [], ended: false,
+    keys: null, name: null, mediaGrantWaiter: null, rejoins: [], ended: false,
     // Whether this page's End for everyone was answered (the meeting ended by its host).
     endedByYou: false,
     // The call's read loop (a promise that settles when the stream ends).
@@ -872,7 +872,19 @@
       for (;;) {
         const body = await frames.next();
         if (!body) break;
-        handle(decodeServer(body));
+        const message = decodeServer(body);
+        // An Error that ends the session: the controller waits for this page to close
+        // the connection, having read it (proto.rs), so the page acts on it at once.
+        if (message.kind === 'error' && message.code === 'meeting_moved') {
+          movedAway();
+          return;
+        }
+        if (message.kind === 'error' && message.code === 'auth_required') {
+          finish();
+          fail(REFUSALS.auth_required);
+          return;
+        }
+        handle(message);
       }
     } catch (e) {
       if (state.inCall && !state.leaving) ui.error(`The connection to the meeting broke (${e.message}).`);
@@ -902,9 +914,6 @@
         break;
       case 'waiting-room': showWaitingRoom(message.waiting); break;
       case 'error':
-        // The meeting moved to another meeting server: this session closes, and the
-        // page joins again there with a new grant (see closed()).
-        if (message.code === 'meeting_moved') { state.moved = true; break; }
         // A key exchange dropped because its recipient does not keep up: the page says
         // hello to that one again after a while (KeyRing.busy), nothing for the person
         // to do.
@@ -1014,19 +1023,24 @@
     news.textContent = `${who} ${names.length === 1 ? 'is' : 'are'} waiting to join${all}.`;
   }
 
+  /**
+   * The meeting moved to another meeting server: the page leaves this one's session
+   * and joins again there with a new grant (not counted as a lost connection).
+   */
+  function movedAway() {
+    finish();
+    $('left').hidden = true;
+    join(state.name, 'The meeting moved to another server; joining again…');
+  }
+
   function closed(info) {
     if (!state.inCall) return;
-    // The controller closes a meeting that ended after saying so (MeetingEnded); its
-    // close alone says it too.
+    // The controller closes a meeting that ended after saying so (MeetingEnded), and
+    // waits for the page to close first (proto.rs); its close's reason says it too,
+    // where a browser is shown it (not from this controller: its QUIC close reaches
+    // the page as a lost connection).
     if (info && info.reason === ENDED_CLOSE_REASON && !state.leaving) {
       meetingEnded(state.endedByYou ? YOU_ENDED : HOST_ENDED);
-      return;
-    }
-    if (state.moved && !state.leaving) {
-      state.moved = false;
-      finish();
-      $('left').hidden = true;
-      join(state.name, 'The meeting moved to another server; joining again…');
       return;
     }
     // A connection lost (the network, or the meeting server closing it: silence, too
