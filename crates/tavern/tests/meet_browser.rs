@@ -464,23 +464,7 @@ async fn the_page_says_why_a_guest_cannot_join() {
     assert_eq!(browser.script(SELF_ID).await, "");
 
     // A full meeting: its one place is taken by a program; the controller refuses.
-    let (full, _) = create_meeting(
-        &app,
-        json!({ "display_name": "Duel", "max_participants": 1 }),
-    )
-    .await;
-    let (duelist, _) = guest_over_api(&app, &full, "Duelist").await;
-    browser
-        .open(&app.url(&format!("/meet/{full}?name=Second&autojoin=1")))
-        .await;
-    let error = browser
-        .text_when("the full meeting is explained", LIMIT, ERROR, |e| {
-            !e.is_empty()
-        })
-        .await;
-    assert_eq!(error, "The meeting is full.");
-    assert_eq!(browser.script(SELF_ID).await, "");
-    duelist.leave().await.unwrap();
+    told_the_meeting_is_full(&app, &browser).await;
 
     // A code that names no meeting, typed by hand: a page saying so, with 404 and no
     // form to join with.
@@ -511,21 +495,26 @@ async fn the_page_says_why_a_guest_cannot_join() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_slow_to_read_its_refusal_still_reads_it() {
     let app = common::spawn_app().await;
+    let browser = Browser::start().await;
+    before_the_page(&browser, LATE_READER).await;
+    told_the_meeting_is_full(&app, &browser).await;
+    assert_eq!(
+        browser.script(LATE_STREAMS).await,
+        "1",
+        "the page's signalling stream was read late"
+    );
+    browser.quit().await;
+}
+
+/// `browser` joins, by link, a meeting whose one place a program holds: the page says
+/// that the meeting is full, and is not in it.
+async fn told_the_meeting_is_full(app: &common::TestApp, browser: &Browser) {
     let (full, _) = create_meeting(
-        &app,
+        app,
         json!({ "display_name": "Duel", "max_participants": 1 }),
     )
     .await;
-    let (duelist, _) = guest_over_api(&app, &full, "Duelist").await;
-    let browser = Browser::start().await;
-    browser
-        .call(
-            reqwest::Method::POST,
-            "/goog/cdp/execute",
-            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
-                   "params": {"source": LATE_READER}}),
-        )
-        .await;
+    let (duelist, _) = guest_over_api(app, &full, "Duelist").await;
     browser
         .open(&app.url(&format!("/meet/{full}?name=Second&autojoin=1")))
         .await;
@@ -536,13 +525,20 @@ async fn a_page_slow_to_read_its_refusal_still_reads_it() {
         .await;
     assert_eq!(error, "The meeting is full.");
     assert_eq!(browser.script(SELF_ID).await, "");
-    assert_eq!(
-        browser.script(LATE_STREAMS).await,
-        "1",
-        "the page's signalling stream was read late"
-    );
     duelist.leave().await.unwrap();
-    browser.quit().await;
+}
+
+/// Has `browser` run `source` in every page it opens from now on, before the page's
+/// own scripts.
+async fn before_the_page(browser: &Browser, source: &str) {
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
+                   "params": {"source": source}}),
+        )
+        .await;
 }
 
 /// Installed before any page script: the page reads the first of what the meeting
@@ -751,14 +747,7 @@ const NAMES: [&str; 3] = ["Ada", "Brom", "Cyra"];
 /// page's participant id.
 async fn join_with_devices(app: &common::TestApp, code: &str, name: &str) -> (Browser, String) {
     let browser = Browser::start().await;
-    browser
-        .call(
-            reqwest::Method::POST,
-            "/goog/cdp/execute",
-            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument",
-                   "params": {"source": SYNTHETIC_DEVICES}}),
-        )
-        .await;
+    before_the_page(&browser, SYNTHETIC_DEVICES).await;
     // The controller may still be registering: join again until it takes the join.
     let id = testkit::eventually_within(LIMIT, &format!("{name} joins"), || {
         let (browser, url) = (
