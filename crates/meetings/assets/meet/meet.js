@@ -874,12 +874,16 @@
         if (!body) break;
         const message = decodeServer(body);
         // An Error that ends the session: the controller waits for this page to close
-        // the connection, having read it (proto.rs), so the page acts on it at once.
-        if (message.kind === 'error' && message.code === 'meeting_moved') {
+        // the connection, having read it (proto.rs), so the page acts on it at once
+        // (unless it is leaving anyway: Leave reads on to the end, then closes).
+        const ends = message.kind === 'error'
+          && (message.code === 'meeting_moved' || message.code === 'auth_required');
+        if (ends && state.leaving) continue;
+        if (ends && message.code === 'meeting_moved') {
           movedAway();
           return;
         }
-        if (message.kind === 'error' && message.code === 'auth_required') {
+        if (ends) {
           finish();
           fail(REFUSALS.auth_required);
           return;
