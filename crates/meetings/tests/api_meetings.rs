@@ -741,6 +741,108 @@ async fn reading_a_meeting_grants_a_join_to_its_live_controller() {
     assert!(body.get("join_grant").is_none(), "{body}");
 }
 
+/// The connection tokens in Redis (`wt:token:*`) once they are `count` in number: a
+/// token written ahead of a grant then refused is deleted in the background.
+async fn connection_tokens(site: &Site, count: usize) -> Vec<String> {
+    testkit::eventually(&format!("{count} connection tokens in Redis"), || async {
+        let mut conn = site.world.redis.conn();
+        let keys: Vec<String> = conn.keys("wt:token:*").await.unwrap();
+        (keys.len() == count).then_some(keys)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_grant_s_token_is_for_the_meeting_the_read_found_and_none_is_left_by_a_refusal() {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    // The server created `first` under its code, so it takes the code for that meeting
+    // and writes a grant's token for it while reading. Then retention deletes `first`
+    // and `second` draws its code.
+    let first = site
+        .create(&alice, json!({ "display_name": "First" }))
+        .await;
+    let second = site
+        .create(&alice, json!({ "display_name": "Second" }))
+        .await;
+    let code = code_of(&first);
+    let pool = site.world.postgres.pool();
+    sqlx::query("DELETE FROM meet.meetings WHERE meeting_id = $1::uuid")
+        .bind(id_of(&first))
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE meet.meetings SET meeting_code = $1 WHERE meeting_id = $2::uuid")
+        .bind(&code)
+        .bind(id_of(&second))
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // The grant is for the meeting the code names now, and its token is the only one
+    // left: the one written for the first meeting is gone.
+    let answer = site
+        .get(&format!("/api/v1/meetings/{code}"), Some(&alice))
+        .await;
+    let body = answer.ok(200);
+    assert_eq!(body["meeting_id"], id_of(&second).as_str());
+    let grant = &body["join_grant"];
+    let wt = WtToken::parse(grant["wt_token"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        connection_tokens(&site, 1).await,
+        [format!("wt:token:{}", wt.expose())]
+    );
+    let redeemed = site
+        .repo
+        .redeem_connection_token(&wt)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(redeemed.meeting_id.to_string(), id_of(&second));
+    assert_eq!(
+        redeemed.participant_id.to_string(),
+        grant["participant_id"].as_str().unwrap()
+    );
+    connection_tokens(&site, 0).await;
+
+    // No token outlives a read that grants nothing: no such meeting, an ended one, a
+    // guest at a meeting for signed-in users only.
+    site.get(
+        &format!("/api/v1/meetings/{}", uuid::Uuid::new_v4()),
+        Some(&alice),
+    )
+    .await
+    .refused(404, "meeting_not_found");
+    connection_tokens(&site, 0).await;
+    site.post(
+        &format!("/api/v1/meetings/{}/end", id_of(&second)),
+        json!({}),
+        Some(&alice),
+    )
+    .await
+    .ok(200);
+    let ended = site
+        .get(&format!("/api/v1/meetings/{code}"), Some(&alice))
+        .await;
+    assert!(ended.ok(200).get("join_grant").is_none(), "{}", ended.body);
+    connection_tokens(&site, 0).await;
+    let members = site
+        .create(
+            &alice,
+            json!({ "display_name": "Members", "require_auth": true }),
+        )
+        .await;
+    site.post(
+        &format!("/api/v1/meetings/{}/guest-token", code_of(&members)),
+        json!({ "display_name": "Guest" }),
+        None,
+    )
+    .await
+    .refused(403, "auth_required");
+    connection_tokens(&site, 0).await;
+}
+
 #[tokio::test]
 async fn without_a_live_controller_reading_a_meeting_is_503_and_stopped_heartbeats_get_nothing_new()
 {

@@ -876,6 +876,7 @@ impl common::wt::Controller {
             &Region::local(),
             &Liveness::default(),
             &mut StdRng::seed_from_u64(1),
+            None,
         )
         .await
         .ok()
@@ -1793,6 +1794,7 @@ async fn user_grant(
         &Region::local(),
         &Liveness::default(),
         &mut StdRng::seed_from_u64(11),
+        None,
     )
     .await
     .unwrap()
@@ -2424,6 +2426,7 @@ async fn grant_later(
                 &Region::local(),
                 &Liveness::default(),
                 &mut StdRng::seed_from_u64(13),
+                None,
             )
             .await
             .ok()

@@ -311,6 +311,7 @@ async fn connect(
                 &settings.region,
                 &settings.liveness,
                 &mut rand::rngs::StdRng::from_os_rng(),
+                None,
             )
             .await
         },

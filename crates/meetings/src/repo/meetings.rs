@@ -250,6 +250,50 @@ impl TryFrom<MeetingRow> for Meeting {
     }
 }
 
+/// How many codes [`KnownCodes`] holds before it forgets them all.
+const KNOWN_CODES: usize = 10_000;
+
+/// The meetings this process has created or read by code, by code: what lets a join
+/// grant's connection token be written while the meeting named by its code is still
+/// being read ([`crate::grant::EarlyToken`]). A meeting's code never changes; a code
+/// retention freed and a new meeting drew again is caught by the read, which names
+/// the other meeting. Forgotten wholesale when full (a guess missed costs only the
+/// overlap).
+#[derive(Debug, Default)]
+pub(super) struct KnownCodes(std::sync::Mutex<HashMap<MeetingCode, MeetingId>>);
+
+impl KnownCodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<MeetingCode, MeetingId>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, meeting: &Meeting) {
+        let mut codes = self.lock();
+        if codes.len() >= KNOWN_CODES && !codes.contains_key(&meeting.meeting_code) {
+            codes.clear();
+        }
+        codes.insert(meeting.meeting_code.clone(), meeting.meeting_id);
+    }
+
+    fn get(&self, code: &MeetingCode) -> Option<MeetingId> {
+        self.lock().get(code).copied()
+    }
+}
+
+impl Repo {
+    /// The meeting `key` names as far as this process knows without a read: its id, or
+    /// the meeting it last created or read under that code. A guess: only a read says
+    /// which meeting a code names now.
+    pub fn known_meeting_id(&self, key: &MeetingKey) -> Option<MeetingId> {
+        match key {
+            MeetingKey::Id(id) => Some(*id),
+            MeetingKey::Code(code) => self.known_codes.get(code),
+        }
+    }
+}
+
 impl Repo {
     /// Creates a meeting under a fresh random code.
     pub async fn create_meeting(&self, new: &NewMeeting) -> Result<Meeting, MeetingsError> {
@@ -341,6 +385,7 @@ impl Repo {
                 Some(row) => {
                     let meeting = Meeting::try_from(row)?;
                     tracing::info!(meeting = %meeting.meeting_id, code = %meeting.meeting_code, "meeting created");
+                    self.known_codes.remember(&meeting);
                     return Ok(meeting);
                 }
                 None => {
@@ -402,7 +447,9 @@ impl Repo {
             .fetch_optional(self.pg.pool())
             .await?
             .ok_or_else(|| StorageError::not_found(format!("meeting code {code}")))?;
-        Ok(Meeting::try_from(row)?)
+        let meeting = Meeting::try_from(row)?;
+        self.known_codes.remember(&meeting);
+        Ok(meeting)
     }
 
     /// The meetings not ended that the account linked to `provider`'s user
@@ -485,6 +532,18 @@ impl Repo {
         with_user_name(row)
     }
 
+    /// [`Repo::meeting_with_user_name`] for the meeting `key` names.
+    pub async fn meeting_by_key_with_user_name(
+        &self,
+        key: &MeetingKey,
+        user: Option<UserId>,
+    ) -> Result<(Meeting, Option<DisplayName>), MeetingsError> {
+        match key {
+            MeetingKey::Id(id) => self.meeting_with_user_name(*id, user).await,
+            MeetingKey::Code(code) => self.meeting_by_code_with_user_name(code, user).await,
+        }
+    }
+
     /// [`Repo::meeting_with_user_name`] for the meeting with `code`.
     pub async fn meeting_by_code_with_user_name(
         &self,
@@ -498,7 +557,9 @@ impl Repo {
                 .fetch_optional(self.pg.pool())
                 .await?
                 .ok_or_else(|| StorageError::not_found(format!("meeting code {code}")))?;
-        with_user_name(row)
+        let read = with_user_name(row)?;
+        self.known_codes.remember(&read.0);
+        Ok(read)
     }
 
     /// Changes the name and settings of `current` (as read) to `display_name` and

@@ -60,6 +60,8 @@ pub struct Repo {
     clock: Arc<dyn Clock>,
     /// Shared by the clones of this repository.
     recent_controllers: Arc<registry::RecentControllers>,
+    /// Shared by the clones of this repository.
+    known_codes: Arc<meetings::KnownCodes>,
 }
 
 impl Repo {
@@ -72,6 +74,7 @@ impl Repo {
             pg,
             clock,
             recent_controllers: Arc::default(),
+            known_codes: Arc::default(),
         }
     }
 

@@ -106,6 +106,15 @@ impl Repo {
         Ok(token)
     }
 
+    /// Deletes a connection token nobody was given (`wt:token:{token}`): one written
+    /// ahead of a read that then refused the grant.
+    pub async fn discard_connection_token(&self, token: &WtToken) -> Result<(), MeetingsError> {
+        let mut writes = Writes::new();
+        writes.del(&schema::wt_token_key(token));
+        self.redis.apply(&writes).await?;
+        Ok(())
+    }
+
     /// A new one-time connection token for a participant, its `wt:token:{token}` hash
     /// (5 minutes) added to `writes`: a step that issues one among other writes (a
     /// join's media token).

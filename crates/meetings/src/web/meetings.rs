@@ -31,7 +31,7 @@ use super::{ApiError, BEARER, Body, ErrorBody, WebState};
 use crate::MeetingsError;
 use crate::auth::{AuthError, Authenticated, ClientInfo, Scope, discord_display_name, identifier};
 use crate::domain::{DisplayName, MeetingCode, MeetingKey, MeetingStatus, RateLimitPart, UserId};
-use crate::grant::{self, GrantError, JoinGrant, Joiner};
+use crate::grant::{self, EarlyToken, GrantError, JoinGrant, Joiner};
 use crate::repo::{Meeting, MeetingSettings, NewMeeting};
 
 /// `POST`: create a meeting.
@@ -447,6 +447,26 @@ impl WebState {
         self.repo.meeting_by_key(key).await.map_err(lookup_error)
     }
 
+    /// `read`, the read of the meeting `key` names, and, when a join grant may follow
+    /// (`granting`) and the meeting's id is known beforehand ([`Repo::known_meeting_id`]),
+    /// the grant's connection token, written meanwhile ([`EarlyToken`]).
+    ///
+    /// [`Repo::known_meeting_id`]: crate::Repo::known_meeting_id
+    async fn read_for_grant<T>(
+        &self,
+        key: &MeetingKey,
+        granting: bool,
+        read: impl Future<Output = Result<T, MeetingsError>>,
+    ) -> (Result<T, MeetingsError>, Option<EarlyToken>) {
+        match self.repo.known_meeting_id(key).filter(|_| granting) {
+            Some(id) => {
+                let (read, early) = tokio::join!(read, EarlyToken::issue(&self.repo, id));
+                (read, Some(early))
+            }
+            None => (read.await, None),
+        }
+    }
+
     /// The meetings account linked to the session's Discord user, made and linked the
     /// first time (as the API's Discord login does, with the same stand-in email).
     /// The web session holds no provider token for the meetings, so the link stores
@@ -487,7 +507,12 @@ impl WebState {
             .await?)
     }
 
-    async fn grant(&self, meeting: &Meeting, joiner: &Joiner) -> Result<JoinGrant, GrantError> {
+    async fn grant(
+        &self,
+        meeting: &Meeting,
+        joiner: &Joiner,
+        early: Option<EarlyToken>,
+    ) -> Result<JoinGrant, GrantError> {
         let mut rng = StdRng::from_rng(&mut rand::rng());
         grant::grant(
             &self.repo,
@@ -497,6 +522,7 @@ impl WebState {
             &self.region,
             &self.liveness,
             &mut rng,
+            early,
         )
         .await
     }
@@ -573,23 +599,16 @@ pub(super) async fn get_meeting(
         .scopes
         .contains(Scope::MeetingsJoin)
         .then_some(who.user_id);
-    let (meeting, name) = match &key {
-        MeetingKey::Id(id) => state.repo.meeting_with_user_name(*id, joiner).await,
-        MeetingKey::Code(code) => {
-            state
-                .repo
-                .meeting_by_code_with_user_name(code, joiner)
-                .await
-        }
-    }
-    .map_err(lookup_error)?;
+    let read = state.repo.meeting_by_key_with_user_name(&key, joiner);
+    let (read, early) = state.read_for_grant(&key, joiner.is_some(), read).await;
+    let (meeting, name) = read.map_err(lookup_error)?;
     let join_grant = match (joiner, name) {
         (Some(user), Some(display_name)) if meeting.status.is_joinable() => {
             let joiner = Joiner {
                 user_id: Some(user),
                 display_name,
             };
-            match state.grant(&meeting, &joiner).await {
+            match state.grant(&meeting, &joiner, early).await {
                 Ok(grant) => Some(grant.into()),
                 Err(GrantError::Ended) => None,
                 Err(e) => return Err(grant_error(e)),
@@ -653,7 +672,10 @@ pub(super) async fn guest_token(
     }
     let key = meeting_key(&key)?;
     let name = display_name("display_name", &body.display_name)?;
-    let meeting = state.meeting(&key).await?;
+    let (read, early) = state
+        .read_for_grant(&key, true, state.repo.meeting_by_key(&key))
+        .await;
+    let meeting = read.map_err(lookup_error)?;
     // An ended meeting is ended for everyone: a guest learns that before being told
     // the meeting wanted a signed-in user.
     if !meeting.status.is_joinable() {
@@ -670,7 +692,10 @@ pub(super) async fn guest_token(
         user_id: None,
         display_name: name,
     };
-    let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
+    let grant = state
+        .grant(&meeting, &joiner, early)
+        .await
+        .map_err(grant_error)?;
     Ok(no_store(
         StatusCode::OK,
         GuestToken::new(grant, &meeting, &joiner),
@@ -715,11 +740,12 @@ pub(super) async fn session_grant(
     };
     let code = MeetingCode::parse(&code).map_err(|_| ApiError::meeting_not_found())?;
     let account = state.session_account(user).await?;
-    let (meeting, name) = state
+    let key = MeetingKey::Code(code);
+    let read = state
         .repo
-        .meeting_by_code_with_user_name(&code, Some(account))
-        .await
-        .map_err(lookup_error)?;
+        .meeting_by_key_with_user_name(&key, Some(account));
+    let (read, early) = state.read_for_grant(&key, true, read).await;
+    let (meeting, name) = read.map_err(lookup_error)?;
     let Some(display_name) = name else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -734,7 +760,10 @@ pub(super) async fn session_grant(
         user_id: Some(account),
         display_name,
     };
-    let grant = state.grant(&meeting, &joiner).await.map_err(grant_error)?;
+    let grant = state
+        .grant(&meeting, &joiner, early)
+        .await
+        .map_err(grant_error)?;
     tracing::info!(meeting = %meeting.meeting_id, user = %account, "join grant for a signed-in user");
     Ok(no_store(
         StatusCode::OK,

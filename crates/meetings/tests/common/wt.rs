@@ -144,6 +144,7 @@ pub async fn guest_grant(repo: &Repo, auth: &Auth, meeting: MeetingId, name: &st
         &Region::local(),
         &Liveness::default(),
         &mut StdRng::seed_from_u64(7),
+        None,
     )
     .await
     .unwrap()
