@@ -106,6 +106,14 @@ async fn site() -> Site {
     site_with(|_| {}).await
 }
 
+/// A site with a live controller, `mc-1`, and a user, Alice: her token and her id.
+async fn site_with_alice() -> (Site, String, String) {
+    let site = site().await;
+    site.live_controller("mc-1").await;
+    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+    (site, alice, alice_id)
+}
+
 /// The test's meeting controller: `https://{name}.test:4433`, in the default region.
 fn controller(name: &str) -> ControllerRegistration {
     ControllerRegistration {
@@ -233,6 +241,43 @@ impl Site {
         .unwrap()
     }
 
+    /// Redeems the connection token of `grant` (a join grant's JSON), which must open a
+    /// signalling session to `meeting` for the grant's participant; the token.
+    async fn redeems_for(&self, grant: &Value, meeting: &str) -> WtToken {
+        let wt = WtToken::parse(grant["wt_token"].as_str().unwrap()).unwrap();
+        let redeemed = self
+            .repo
+            .redeem_connection_token(&wt)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(redeemed.meeting_id.to_string(), meeting);
+        assert_eq!(
+            redeemed.participant_id.to_string(),
+            grant["participant_id"].as_str().unwrap()
+        );
+        assert_eq!(redeemed.connection_type, ConnectionType::Signaling);
+        wt
+    }
+
+    /// Ends the meeting `id` as the user of `token`, then reads it by `key` (its id or
+    /// code): ended, and no grant.
+    async fn end_and_read_no_grant(&self, token: &str, id: &str, key: &str) {
+        self.post(
+            &format!("/api/v1/meetings/{id}/end"),
+            json!({}),
+            Some(token),
+        )
+        .await
+        .ok(200);
+        let answer = self
+            .get(&format!("/api/v1/meetings/{key}"), Some(token))
+            .await;
+        let body = answer.ok(200);
+        assert_eq!(body["status"], "ended");
+        assert!(body.get("join_grant").is_none(), "{body}");
+    }
+
     async fn meeting_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM meet.meetings")
             .fetch_one(self.world.postgres.pool())
@@ -275,9 +320,7 @@ const MEETING_FIELDS: [&str; 14] = [
 
 #[tokio::test]
 async fn a_created_meeting_has_a_code_its_creator_and_an_audit_row_and_reads_by_id_or_code() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, alice_id) = site_with_alice().await;
 
     let answer = site
         .post(
@@ -480,9 +523,7 @@ async fn meetings_get_the_seed_defaults_and_bad_input_is_refused_with_the_field_
 
 #[tokio::test]
 async fn anonymous_callers_are_401_and_credentials_without_the_scope_403() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let meeting = site.create(&alice, json!({ "display_name": "M" })).await;
     let id = id_of(&meeting);
     let read_only = site.key(&alice, &["meetings:read"]).await;
@@ -669,16 +710,7 @@ async fn reading_a_meeting_grants_a_join_to_its_live_controller() {
 
     // The connection token opens one session: the first redemption wins, the second
     // finds nothing.
-    let wt = WtToken::parse(grant["wt_token"].as_str().unwrap()).unwrap();
-    let redeemed = site
-        .repo
-        .redeem_connection_token(&wt)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(redeemed.meeting_id.to_string(), id);
-    assert_eq!(redeemed.participant_id.to_string(), participant);
-    assert_eq!(redeemed.connection_type, ConnectionType::Signaling);
+    let wt = site.redeems_for(grant, &id).await;
     assert!(
         site.repo
             .redeem_connection_token(&wt)
@@ -726,19 +758,7 @@ async fn reading_a_meeting_grants_a_join_to_its_live_controller() {
     );
 
     // An ended meeting: no grant.
-    site.post(
-        &format!("/api/v1/meetings/{id}/end"),
-        json!({}),
-        Some(&alice),
-    )
-    .await
-    .ok(200);
-    let answer = site
-        .get(&format!("/api/v1/meetings/{id}"), Some(&alice))
-        .await;
-    let body = answer.ok(200);
-    assert_eq!(body["status"], "ended");
-    assert!(body.get("join_grant").is_none(), "{body}");
+    site.end_and_read_no_grant(&alice, &id, &id).await;
 }
 
 /// The connection tokens in Redis (`wt:token:*`) once they are `count` in number: a
@@ -754,9 +774,7 @@ async fn connection_tokens(site: &Site, count: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_grant_s_token_is_for_the_meeting_the_read_found_and_none_is_left_by_a_refusal() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     // The server created `first` under its code, so it takes the code for that meeting
     // and writes a grant's token for it while reading. Then retention deletes `first`
     // and `second` draws its code.
@@ -793,17 +811,7 @@ async fn a_grant_s_token_is_for_the_meeting_the_read_found_and_none_is_left_by_a
         connection_tokens(&site, 1).await,
         [format!("wt:token:{}", wt.expose())]
     );
-    let redeemed = site
-        .repo
-        .redeem_connection_token(&wt)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(redeemed.meeting_id.to_string(), id_of(&second));
-    assert_eq!(
-        redeemed.participant_id.to_string(),
-        grant["participant_id"].as_str().unwrap()
-    );
+    site.redeems_for(grant, &id_of(&second)).await;
     connection_tokens(&site, 0).await;
 
     // No token outlives a read that grants nothing: no such meeting, an ended one, a
@@ -815,17 +823,8 @@ async fn a_grant_s_token_is_for_the_meeting_the_read_found_and_none_is_left_by_a
     .await
     .refused(404, "meeting_not_found");
     connection_tokens(&site, 0).await;
-    site.post(
-        &format!("/api/v1/meetings/{}/end", id_of(&second)),
-        json!({}),
-        Some(&alice),
-    )
-    .await
-    .ok(200);
-    let ended = site
-        .get(&format!("/api/v1/meetings/{code}"), Some(&alice))
+    site.end_and_read_no_grant(&alice, &id_of(&second), &code)
         .await;
-    assert!(ended.ok(200).get("join_grant").is_none(), "{}", ended.body);
     connection_tokens(&site, 0).await;
     let members = site
         .create(
@@ -890,9 +889,7 @@ async fn without_a_live_controller_reading_a_meeting_is_503_and_stopped_heartbea
 
 #[tokio::test]
 async fn guests_get_a_grant_for_open_meetings_only() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let open = site.create(&alice, json!({ "display_name": "Open" })).await;
     let closed = site
         .create(
@@ -1023,9 +1020,7 @@ async fn guests_get_a_grant_for_open_meetings_only() {
 
 #[tokio::test]
 async fn only_the_creator_changes_settings_or_ends_a_meeting() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, alice_id) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, alice_id) = site_with_alice().await;
     let (bob, _) = site.user("bob@example.org", "Bob").await;
     let meeting = site
         .create(&alice, json!({ "display_name": "Before" }))
@@ -1213,9 +1208,7 @@ impl Site {
 
 #[tokio::test]
 async fn a_signed_in_web_session_gets_a_grant_named_by_its_account_also_where_auth_is_required() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let open = site.create(&alice, json!({ "display_name": "Open" })).await;
     let members = site
         .create(
@@ -1453,9 +1446,7 @@ async fn a_link_from_another_site_does_not_join_at_once_but_a_bookmark_or_a_tave
 
 #[tokio::test]
 async fn the_session_grant_refuses_callers_without_a_session_or_without_its_csrf_token() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let code = code_of(&site.create(&alice, json!({ "display_name": "Open" })).await);
     let (cookie, csrf) = web_session(&site, 4242, "Mira").await;
 
@@ -1491,9 +1482,7 @@ async fn the_session_grant_refuses_callers_without_a_session_or_without_its_csrf
 #[tokio::test]
 async fn a_meeting_to_start_now_gets_its_controller_at_creation_and_a_scheduled_one_at_its_first_grant()
  {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let assigned = |id: String| {
         let pool = site.world.postgres.pool().clone();
         async move {
@@ -1560,9 +1549,7 @@ async fn a_meeting_to_start_now_gets_its_controller_at_creation_and_a_scheduled_
 
 #[tokio::test]
 async fn names_that_hide_or_reverse_text_are_refused_naming_the_character() {
-    let site = site().await;
-    site.live_controller("mc-1").await;
-    let (alice, _) = site.user("alice@example.org", "Alice").await;
+    let (site, alice, _) = site_with_alice().await;
     let refused = |answer: Answer, named: &str| {
         answer.refused(400, "bad_display_name");
         assert_eq!(answer.body["field"], "display_name", "{}", answer.body);
