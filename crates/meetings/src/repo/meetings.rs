@@ -253,9 +253,9 @@ impl TryFrom<MeetingRow> for Meeting {
 /// How many codes [`KnownCodes`] holds before it forgets them all.
 const KNOWN_CODES: usize = 10_000;
 
-/// The meetings this process has created or read by code, by code: what lets a join
-/// grant's connection token be written while the meeting named by its code is still
-/// being read ([`crate::grant::EarlyToken`]). A meeting's code never changes; a code
+/// Which meeting each code names, for the meetings this process has created or read by
+/// code: what lets a join grant's connection token be written while the meeting named
+/// by its code is still being read ([`crate::grant::EarlyToken`]). A meeting's code never changes; a code
 /// retention freed and a new meeting drew again is caught by the read, which names
 /// the other meeting. Forgotten wholesale when full (a guess missed costs only the
 /// overlap).
@@ -270,11 +270,15 @@ impl KnownCodes {
     }
 
     fn remember(&self, meeting: &Meeting) {
+        self.remember_code(&meeting.meeting_code, meeting.meeting_id);
+    }
+
+    fn remember_code(&self, code: &MeetingCode, meeting: MeetingId) {
         let mut codes = self.lock();
-        if codes.len() >= KNOWN_CODES && !codes.contains_key(&meeting.meeting_code) {
+        if codes.len() >= KNOWN_CODES && !codes.contains_key(code) {
             codes.clear();
         }
-        codes.insert(meeting.meeting_code.clone(), meeting.meeting_id);
+        codes.insert(code.clone(), meeting);
     }
 
     fn get(&self, code: &MeetingCode) -> Option<MeetingId> {
@@ -292,9 +296,7 @@ impl Repo {
             MeetingKey::Code(code) => self.known_codes.get(code),
         }
     }
-}
 
-impl Repo {
     /// Creates a meeting under a fresh random code.
     pub async fn create_meeting(&self, new: &NewMeeting) -> Result<Meeting, MeetingsError> {
         self.create_meeting_with_codes(new, || MeetingCode::generate(&mut rand::rng()))
@@ -728,6 +730,39 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn known_codes_are_forgotten_all_at_once_when_full_and_a_code_seen_again_forgets_nothing() {
+        let known = KnownCodes::default();
+        let meeting = || MeetingId::from_uuid(uuid::Uuid::new_v4());
+        let mut rng = rand::rng();
+        let mut first = None;
+        while known.lock().len() < KNOWN_CODES {
+            let code = MeetingCode::generate(&mut rng);
+            let id = meeting();
+            known.remember_code(&code, id);
+            first.get_or_insert((code, id));
+        }
+        let (first, first_id) = first.unwrap();
+        assert_eq!(known.get(&first), Some(first_id));
+
+        // A code already known, now naming another meeting: replaced, nothing forgotten.
+        let moved = meeting();
+        known.remember_code(&first, moved);
+        assert_eq!(known.lock().len(), KNOWN_CODES);
+        assert_eq!(known.get(&first), Some(moved));
+
+        // One code more: all the others are forgotten.
+        let mut new = MeetingCode::generate(&mut rng);
+        while known.get(&new).is_some() {
+            new = MeetingCode::generate(&mut rng);
+        }
+        let new_id = meeting();
+        known.remember_code(&new, new_id);
+        assert_eq!(known.lock().len(), 1);
+        assert_eq!(known.get(&new), Some(new_id));
+        assert_eq!(known.get(&first), None);
+    }
 
     #[test]
     fn only_a_meeting_scheduled_for_later_waits_for_the_disk() {
