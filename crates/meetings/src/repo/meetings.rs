@@ -275,6 +275,10 @@ impl KnownCodes {
 
     fn remember_code(&self, code: &MeetingCode, meeting: MeetingId) {
         let mut codes = self.lock();
+        // Known already (every grant by code after the first): nothing to copy.
+        if codes.get(code) == Some(&meeting) {
+            return;
+        }
         if codes.len() >= KNOWN_CODES && !codes.contains_key(code) {
             codes.clear();
         }
